@@ -1,0 +1,10 @@
+"""geodino: the DINOv3 recipe for Earth observation.
+
+Importing the package is cheap: heavy libraries (torchgeo, lightning, transformers, rasterio) are imported
+lazily by the modules that need them.
+"""
+
+from geodino.errors import CheckpointError, ConfigError, GeoDinoError, InputError
+
+__version__ = "0.1.0"
+__all__ = ["CheckpointError", "ConfigError", "GeoDinoError", "InputError", "__version__"]

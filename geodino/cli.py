@@ -1,0 +1,79 @@
+"""The `geodino` command. Each sub-command is a thin call of a public function.
+
+Sub-commands are registered by small `commands.py` modules next to the code they call (so the CLI of each
+part lives with that part); this file only assembles them and turns `GeoDinoError` into one line on stderr
+with exit code 2 (`--debug` shows the traceback instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from geodino.errors import GeoDinoError
+
+# Modules exposing `register(subparsers) -> None`; imported only to build the parser (they import lightly).
+COMMAND_MODULES = (
+    "geodino.train.commands",  # pretrain, distill, export
+    "geodino.eval.commands",  # probe
+    "geodino.embed.commands",  # embed (+ pca, cluster, similar, zonal)
+    "geodino.models.commands",  # convert, info
+    "geodino.data.commands",  # data stats, data ...
+    "geodino.demo",  # demo
+)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, schema: type | None = None) -> None:
+    """Add `--config FILE.yaml` and free `key=value` overrides; list the schema's keys in `--help`."""
+    parser.add_argument("--config", "-c", default=None, help="YAML config file (keys below; _base_ to extend one)")
+    parser.add_argument("overrides", nargs="*", default=[], help="dotted overrides, e.g. train.max_steps=100")
+    if schema is not None:
+        from geodino.config import describe
+
+        parser.epilog = "config keys (defaults):\n" + describe(schema)
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every registered sub-command."""
+    from geodino import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="geodino", description="DINOv3 for Earth observation: pretrain, distill, probe, embed, convert."
+    )
+    parser.add_argument("--version", action="version", version=f"geodino {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 0 if args.command is None else 2
+        result: Any = args.func(args)
+        return int(result) if isinstance(result, int) else 0
+    except GeoDinoError as exc:
+        if debug:
+            raise
+        print(f"geodino: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("geodino: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

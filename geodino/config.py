@@ -1,0 +1,166 @@
+"""Typed configs: dataclass schemas filled from YAML files and dotted `key=value` overrides.
+
+OmegaConf's structured configs do the typing and merging; this module adds what users need around it:
+an unknown key names the closest valid keys, a YAML file can extend another one (`_base_: other.yaml`), and
+`describe()` lists every key with its default for `--help`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from pathlib import Path
+from typing import Any, TypeVar
+
+from geodino.errors import ConfigError
+
+T = TypeVar("T")
+
+BASE_KEY = "_base_"
+
+
+def _flat_keys(schema: Any, prefix: str = "") -> list[str]:
+    """All dotted keys of a dataclass schema (recursing into nested dataclasses)."""
+    keys: list[str] = []
+    for f in dataclasses.fields(schema):
+        name = f"{prefix}{f.name}"
+        keys.append(name)
+        sub = f.type if isinstance(f.type, type) else None
+        default = _field_default(f)
+        if dataclasses.is_dataclass(default):
+            keys.extend(_flat_keys(default, name + "."))
+        elif sub is not None and dataclasses.is_dataclass(sub):
+            keys.extend(_flat_keys(sub, name + "."))
+    return keys
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
+def _unknown_key_message(key: str, schema: type, where: str) -> str:
+    valid = _flat_keys(schema)
+    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "; run with --help to list the keys"
+    return f"unknown config key {key!r} in {where}{hint}"
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a YAML file, resolving `_base_` (a path relative to the file, or a list of them) first."""
+    from omegaconf import OmegaConf
+
+    path = path.expanduser()
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found; pass an existing YAML file to --config")
+    if path.resolve() in seen:
+        raise ConfigError(f"config file {path} includes itself through {BASE_KEY}")
+    try:
+        raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
+    except Exception as exc:  # yaml errors have many classes; all mean the same to the user
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"config file {path} is not valid YAML: {first}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys, not {type(raw).__name__}")
+    bases = raw.pop(BASE_KEY, None)
+    if bases is None:
+        return raw
+    merged = OmegaConf.create({})
+    for base in [bases] if isinstance(bases, str) else list(bases):
+        merged = OmegaConf.merge(merged, _read_yaml(path.parent / base, (*seen, path.resolve())))
+    return OmegaConf.to_container(OmegaConf.merge(merged, raw), resolve=False)  # type: ignore[return-value]
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    from omegaconf import OmegaConf
+
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like key=value (for example train.max_steps=100)")
+    key, value = item.split("=", 1)
+    parsed = OmegaConf.create(f"v: {value}" if value != "" else "v: ''")["v"] if value else ""
+    if hasattr(parsed, "_content") or isinstance(parsed, (list, dict)):
+        parsed = OmegaConf.to_container(parsed)  # type: ignore[arg-type]
+    return key.strip(), parsed
+
+
+def load_config(schema: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
+    """Build a `schema` instance from defaults, an optional YAML file and dotted overrides.
+
+    Raises ConfigError naming the file and key for unknown keys, wrong types and bad YAML.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+    cfg = OmegaConf.structured(schema)
+    sources: list[tuple[str, dict[str, Any]]] = []
+    if path is not None:
+        sources.append((str(path), _read_yaml(Path(path))))
+    for item in overrides or []:
+        key, value = _parse_override(item)
+        sources.append((f"override {item!r}", _nest(key, value)))
+    for where, data in sources:
+        try:
+            cfg = OmegaConf.merge(cfg, data)
+        except ConfigKeyError as exc:
+            key = getattr(exc, "full_key", None) or str(exc).split("'")[1]
+            raise ConfigError(_unknown_key_message(str(key), schema, where)) from exc
+        except ValidationError as exc:
+            key = getattr(exc, "full_key", "?")
+            msg = str(exc).strip().splitlines()[0]
+            raise ConfigError(f"config key {key!r} in {where} has a bad value: {msg}") from exc
+        except OmegaConfBaseException as exc:
+            msg = str(exc).strip().splitlines()[0]
+            raise ConfigError(f"config in {where} cannot be used: {msg}") from exc
+    try:
+        obj = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", "?")
+        raise ConfigError(f"config key {key!r} is missing or invalid: {str(exc).splitlines()[0]}") from exc
+    post = getattr(obj, "validate", None)
+    if callable(post):
+        post()
+    return obj  # type: ignore[return-value]
+
+
+def _nest(key: str, value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    cur = out
+    parts = key.split(".")
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+    cur[parts[-1]] = value
+    return out
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A plain nested dict of a config dataclass (for saving next to outputs and in checkpoints)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    """Write a config dataclass as YAML, so a run records exactly what it used."""
+    from omegaconf import OmegaConf
+
+    Path(path).write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+
+
+def describe(schema: type) -> str:
+    """Every dotted key of a schema with its default, one per line (the body of `--help`)."""
+    from omegaconf import OmegaConf
+
+    flat: list[str] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        for k, v in node.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                flat.append(f"  {prefix}{k}={v!r}")
+
+    walk(OmegaConf.to_container(OmegaConf.structured(schema), resolve=False), "")
+    return "\n".join(flat)

@@ -1,0 +1,64 @@
+"""Config loading: defaults, YAML, _base_ inheritance, overrides and the errors users see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from geodino.config import describe, load_config, save_config
+from geodino.errors import ConfigError
+
+
+@dataclass
+class Optim:
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+
+
+@dataclass
+class Schema:
+    name: str = "run"
+    max_steps: int = 10
+    optim: Optim = field(default_factory=Optim)
+
+
+def test_defaults_yaml_and_overrides(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text("max_steps: 50\noptim:\n  lr: 0.01\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("_base_: base.yaml\nname: child\n")
+    cfg = load_config(Schema, child, ["optim.lr=0.5", "optim.betas=[0.8,0.9]"])
+    assert isinstance(cfg, Schema) and isinstance(cfg.optim, Optim)
+    assert (cfg.name, cfg.max_steps, cfg.optim.lr, cfg.optim.betas) == ("child", 50, 0.5, [0.8, 0.9])
+
+
+def test_unknown_key_names_close_match(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("optim:\n  lrr: 0.1\n")
+    with pytest.raises(ConfigError, match=r"unknown config key 'optim.lrr' in .*c.yaml; did you mean 'optim.lr'"):
+        load_config(Schema, p)
+    with pytest.raises(ConfigError, match=r"unknown config key 'max_step' in override.*did you mean 'max_steps'"):
+        load_config(Schema, None, ["max_step=3"])
+
+
+def test_bad_type_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match=r"'max_steps'.*bad value"):
+        load_config(Schema, None, ["max_steps=abc"])
+    with pytest.raises(ConfigError, match=r"nope.yaml not found"):
+        load_config(Schema, tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml is not valid YAML"):
+        load_config(Schema, bad)
+    with pytest.raises(ConfigError, match=r"must look like key=value"):
+        load_config(Schema, None, ["max_steps"])
+
+
+def test_describe_and_save_round_trip(tmp_path):
+    text = describe(Schema)
+    assert "optim.lr=0.001" in text and "max_steps=10" in text
+    cfg = load_config(Schema, None, ["name=x"])
+    out = tmp_path / "saved.yaml"
+    save_config(cfg, out)
+    assert load_config(Schema, out) == cfg

@@ -1,0 +1,44 @@
+"""Atomic outputs: nothing appears under the final name unless the write completed."""
+
+from __future__ import annotations
+
+import pytest
+
+from geodino.errors import InputError
+from geodino.io import atomic_path, check_writable, temp_name
+
+
+def test_file_appears_only_on_success(tmp_path):
+    target = tmp_path / "out.tif"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            assert tmp != target and tmp.parent == target.parent
+            raise RuntimeError("killed")
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    with atomic_path(target) as tmp:
+        tmp.write_text("whole")
+    assert target.read_text() == "whole" and list(tmp_path.iterdir()) == [target]
+
+
+def test_folder_replaced_atomically(tmp_path):
+    target = tmp_path / "store.zarr"
+    target.mkdir()
+    (target / "old").write_text("1")
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "new").write_text("2")
+    assert sorted(p.name for p in target.iterdir()) == ["new"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store.zarr"]
+
+
+def test_refusals(tmp_path):
+    target = tmp_path / "a.tif"
+    target.write_text("x")
+    with pytest.raises(InputError, match=r"a.tif already exists; pass --overwrite"):
+        check_writable(target)
+    assert check_writable(target, overwrite=True) == target
+    with pytest.raises(InputError, match="already exists"):
+        with atomic_path(target, overwrite=False):
+            pass
+    assert temp_name(tmp_path / "x.tar.gz").name.endswith(".tar.gz")
