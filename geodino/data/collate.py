@@ -1,0 +1,70 @@
+"""SSL batch collation: crop-major stacking of multi-crop samples plus iBOT masks in index form.
+
+Output keys (CONTRIBUTING.md, "SSL batches"): `global_crops` [n_global·B,C,H,W] crop-major (all images' crop 0,
+then all images' crop 1, as official), `local_crops`, optional `gram_crops`, `masks`, `mask_indices`,
+`masks_weight`, `n_masked_patches`, `upperbound`, `step` and `source`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from geodino.data.masking import collate_masks, sample_masks
+
+__all__ = ["collate_ssl", "mask_rng", "stack_crop_major"]
+
+# Distinct stream ids keep the mask randomness independent of the pixel/crop randomness for the same (seed, step).
+_MASK_STREAM = 0x6D61736B
+
+
+def mask_rng(seed: int, step: int, rank: int) -> np.random.Generator:
+    """The generator for the masks of one batch: a pure function of (seed, step, rank)."""
+    return np.random.default_rng([int(seed), int(step), int(rank), _MASK_STREAM])
+
+
+def stack_crop_major(samples: Sequence[dict[str, Any]], key: str) -> torch.Tensor:
+    """Stack `samples[b][key][i]` into [n·B, ...] with crop index i outer and image index b inner."""
+    n = len(samples[0][key])
+    return torch.stack([s[key][i] for i in range(n) for s in samples])
+
+
+def collate_ssl(
+    samples: Sequence[dict[str, Any]],
+    *,
+    step: int,
+    source: str,
+    seed: int,
+    rank: int = 0,
+    patch_size: int = 16,
+    mask_ratio: tuple[float, float] = (0.1, 0.5),
+    mask_probability: float = 0.5,
+    max_block_fraction: float = 0.5,
+) -> dict[str, Any]:
+    """Collate multi-crop samples (dicts with `global_crops`, `local_crops`, optional `gram_crops` lists)."""
+    global_crops = stack_crop_major(samples, "global_crops")
+    out: dict[str, Any] = {"global_crops": global_crops}
+    if samples[0].get("local_crops"):
+        out["local_crops"] = stack_crop_major(samples, "local_crops")
+    else:
+        c = global_crops.shape[1]
+        out["local_crops"] = global_crops.new_zeros((0, c, 0, 0))
+    if samples[0].get("gram_crops"):
+        out["gram_crops"] = stack_crop_major(samples, "gram_crops")
+    hg, wg = global_crops.shape[-2:]
+    grid = (hg // patch_size, wg // patch_size)
+    masks, upperbound = sample_masks(
+        global_crops.shape[0],
+        grid,
+        mask_rng(seed, step, rank),
+        mask_ratio=tuple(mask_ratio),  # type: ignore[arg-type]
+        mask_probability=mask_probability,
+        max_block_fraction=max_block_fraction,
+    )
+    out.update(collate_masks(masks, upperbound))
+    out["step"] = int(step)
+    out["source"] = source
+    return out

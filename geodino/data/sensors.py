@@ -1,0 +1,475 @@
+"""Sensors: band names, DN-to-reflectance scale and per-band statistics for known sensors and user YAML files.
+
+The data's sensor decides the scale (DN -> physical units); the backbone's sensor decides the mean/std used to
+standardise. Shipping explicit per-band statistics with each sensor avoids the silent /255 fallbacks users hit
+elsewhere (torchgeo #2175, #4051, #4061, #4089).
+
+A user sensor is a YAML file::
+
+    name: my_s2
+    bands: [B02, B03, B04, B08]
+    scale: 0.0001          # one value, or one per band
+    offset: 0.0            # reflectance = DN * scale + offset
+    mean: [0.08, 0.10, 0.11, 0.25]   # in reflectance units (after scale and offset)
+    std: [0.13, 0.13, 0.14, 0.14]
+    rgb_like: false
+    nodata: 0
+    rgb_bands: [B04, B03, B02]       # optional, used for previews
+    aliases: {blue: B02, green: B03, red: B04, nir: B08}   # optional
+
+`geodino data stats PATH --out my_sensor.yaml` computes mean/std over an archive and writes such a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geodino.errors import ConfigError, InputError
+
+__all__ = ["SENSORS", "Sensor", "get_sensor", "list_sensors", "load_sensor_yaml", "save_sensor_yaml"]
+
+
+def _floats(values: Any, n: int | None = None) -> tuple[float, ...]:
+    if isinstance(values, (int, float, np.floating, np.integer)):
+        return (float(values),) if n is None else (float(values),) * n
+    return tuple(float(v) for v in values)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sensor:
+    """A sensor: band names, scale (DN -> reflectance), per-band mean/std (in reflectance units).
+
+    `scale` and `offset` are floats or one value per band; `mean`/`std` have one value per band.
+    """
+
+    name: str
+    bands: tuple[str, ...]
+    scale: float | tuple[float, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    rgb_like: bool
+    nodata: float | None = None
+    offset: float | tuple[float, ...] = 0.0
+    rgb_bands: tuple[str, ...] | None = None
+    aliases: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bands", tuple(str(b) for b in self.bands))
+        object.__setattr__(self, "mean", _floats(self.mean))
+        object.__setattr__(self, "std", _floats(self.std))
+        if not isinstance(self.scale, (int, float)):
+            object.__setattr__(self, "scale", _floats(self.scale))
+        if not isinstance(self.offset, (int, float)):
+            object.__setattr__(self, "offset", _floats(self.offset))
+        if self.rgb_bands is not None:
+            object.__setattr__(self, "rgb_bands", tuple(self.rgb_bands))
+        object.__setattr__(self, "aliases", dict(self.aliases or {}))
+        n = len(self.bands)
+        where = f"sensor {self.name!r}" + (f" ({self.source})" if self.source else "")
+        if n == 0:
+            raise ConfigError(f"{where} has no bands; list the band names under 'bands'")
+        if len(set(self.bands)) != n:
+            raise ConfigError(f"{where} lists a band twice in {list(self.bands)}; band names must be unique")
+        for key in ("mean", "std"):
+            got = len(getattr(self, key))
+            if got != n:
+                raise ConfigError(
+                    f"{where}: '{key}' has {got} values but 'bands' has {n} ({', '.join(self.bands)}); "
+                    f"give one {key} per band (run `geodino data stats` to compute them)"
+                )
+        for key in ("scale", "offset"):
+            val = getattr(self, key)
+            if isinstance(val, tuple) and len(val) != n:
+                raise ConfigError(f"{where}: '{key}' has {len(val)} values but there are {n} bands; give 1 or {n}")
+        if any(s <= 0 for s in self.std):
+            raise ConfigError(f"{where}: every 'std' must be > 0, got {list(self.std)}")
+        if self.rgb_bands is not None:
+            missing = [b for b in self.rgb_bands if self.resolve_band(b, strict=False) is None]
+            if missing:
+                raise ConfigError(f"{where}: rgb_bands {missing} are not among bands {list(self.bands)}")
+
+    # -- bands -------------------------------------------------------------------------------------------------
+    @property
+    def n_bands(self) -> int:
+        return len(self.bands)
+
+    def resolve_band(self, name: str, *, strict: bool = True) -> str | None:
+        """The canonical band name for `name` (exact, alias, or case-insensitive match)."""
+        if name in self.bands:
+            return name
+        if name in self.aliases:
+            return self.aliases[name]
+        low = {b.lower(): b for b in self.bands}
+        low.update({a.lower(): b for a, b in self.aliases.items()})
+        if name.lower() in low:
+            return low[name.lower()]
+        if strict:
+            close = difflib.get_close_matches(name, [*self.bands, *self.aliases], n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise InputError(
+                f"band {name!r} is not a band of sensor {self.name!r} (bands: {', '.join(self.bands)}){hint}"
+            )
+        return None
+
+    def band_indices(self, band_names: Sequence[str]) -> list[int]:
+        """Zero-based indices of `band_names` in this sensor's band order."""
+        return [self.bands.index(self.resolve_band(b)) for b in band_names]  # type: ignore[arg-type]
+
+    def select(self, band_names: Sequence[str]) -> Sensor:
+        """A sensor restricted to `band_names` (in that order), with matching scale/mean/std."""
+        idx = self.band_indices(list(band_names))
+
+        def pick(v: Any) -> Any:
+            return tuple(v[i] for i in idx) if isinstance(v, tuple) else v
+
+        bands = tuple(self.bands[i] for i in idx)
+        rgb = self.rgb_bands if self.rgb_bands and all(b in bands for b in self.rgb_bands) else None
+        return dataclasses.replace(
+            self,
+            bands=bands,
+            scale=pick(self.scale),
+            offset=pick(self.offset),
+            mean=pick(self.mean),
+            std=pick(self.std),
+            rgb_bands=rgb,
+            aliases={a: b for a, b in self.aliases.items() if b in bands},
+        )
+
+    # -- arithmetic --------------------------------------------------------------------------------------------
+    @staticmethod
+    def _per_band(values: float | tuple[float, ...], x: Any) -> Any:
+        """`values` shaped to broadcast over channel-first `x` ([C,H,W], [B,C,H,W], [C] ...)."""
+        if isinstance(values, (int, float)):
+            return float(values)
+        arr = np.asarray(values, dtype=np.float32)
+        if x.ndim >= 3:
+            arr = arr.reshape(-1, *([1] * 2))
+        if _is_torch(x):
+            import torch
+
+            return torch.as_tensor(arr, device=x.device, dtype=x.dtype if x.dtype.is_floating_point else None)
+        return arr
+
+    def _check_channels(self, x: Any) -> None:
+        c = x.shape[-3] if x.ndim >= 3 else x.shape[0]
+        if c != self.n_bands:
+            raise InputError(
+                f"sensor {self.name!r} has {self.n_bands} bands ({', '.join(self.bands)}) but the image has {c} "
+                "channels; select the matching bands (sensor.select([...]) or `bands:` in the config)"
+            )
+
+    def to_reflectance(self, x: Any) -> Any:
+        """DN -> physical units: `x * scale + offset` (float32; numpy arrays or torch tensors, channel-first)."""
+        self._check_channels(x)
+        x = _as_float(x)
+        out = x * self._per_band(self.scale, x)
+        if self.offset != 0.0 and self.offset != ():
+            out = out + self._per_band(self.offset, x)
+        return out
+
+    def standardize(self, x: Any) -> Any:
+        """`(x - mean) / std` per band on reflectance-scaled input."""
+        self._check_channels(x)
+        x = _as_float(x)
+        return (x - self._per_band(self.mean, x)) / self._per_band(self.std, x)
+
+    def destandardize(self, x: Any) -> Any:
+        """Inverse of `standardize` (for previews)."""
+        x = _as_float(x)
+        return x * self._per_band(self.std, x) + self._per_band(self.mean, x)
+
+    def normalize(self, x: Any) -> Any:
+        """DN -> standardised model input: `to_reflectance` then `standardize`."""
+        return self.standardize(self.to_reflectance(x))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (the YAML layout)."""
+        d: dict[str, Any] = {
+            "name": self.name,
+            "bands": list(self.bands),
+            "scale": list(self.scale) if isinstance(self.scale, tuple) else self.scale,
+            "offset": list(self.offset) if isinstance(self.offset, tuple) else self.offset,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "rgb_like": self.rgb_like,
+            "nodata": self.nodata,
+        }
+        if self.rgb_bands:
+            d["rgb_bands"] = list(self.rgb_bands)
+        if self.aliases:
+            d["aliases"] = dict(self.aliases)
+        return d
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def _as_float(x: Any) -> Any:
+    if _is_torch(x):
+        return x if x.dtype.is_floating_point else x.float()
+    x = np.asarray(x)
+    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Built-in sensors. Statistics are in reflectance units (after scale/offset).
+# ---------------------------------------------------------------------------------------------------------------
+
+_S2_L1C_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
+_S2_ALIASES = {
+    "coastal": "B01",
+    "blue": "B02",
+    "green": "B03",
+    "red": "B04",
+    "rededge1": "B05",
+    "rededge2": "B06",
+    "rededge3": "B07",
+    "nir": "B08",
+    "nir08": "B8A",
+    "nir09": "B09",
+    "cirrus": "B10",
+    "swir16": "B11",
+    "swir22": "B12",
+    **{f"B{i}": f"B{i:02d}" for i in range(1, 13)},
+}
+# SSL4EO-S12 v1 statistics (Wang et al. 2022), computed on 50k patches, in DN (/10000 here):
+# zhu-xlab/SSL4EO-S12, src/benchmark/pretrain_ssl/datasets/SSL4EO/ssl4eo_dataset.py (S2C_* = L1C, S2A_* = L2A);
+# torchgeo ships the same L1C values rounded in torchgeo/models/resnet.py (_mean_s2/_std_s2).
+_S2_L1C_MEAN_DN = (1605.58, 1390.78, 1314.87, 1363.52, 1549.44, 2091.75, 2371.72, 2299.90, 2560.30, 830.07, 22.10,
+                   2177.07, 1524.07)  # fmt: skip
+_S2_L1C_STD_DN = (786.79, 850.35, 875.06, 1138.85, 1122.18, 1161.59, 1274.39, 1248.43, 1345.53, 577.32, 51.15,
+                  1336.10, 1136.54)  # fmt: skip
+_S2_L2A_BANDS = tuple(b for b in _S2_L1C_BANDS if b != "B10")
+_S2_L2A_MEAN_DN = (752.40, 884.30, 1144.16, 1297.47, 1624.91, 2194.64, 2422.21, 2517.76, 2581.65, 2645.52, 2368.51,
+                   1805.07)  # fmt: skip
+_S2_L2A_STD_DN = (1108.03, 1155.15, 1183.63, 1368.11, 1370.27, 1355.55, 1416.51, 1474.79, 1439.31, 1582.28, 1455.52,
+                  1343.48)  # fmt: skip
+
+# Landsat 8/9 OLI Collection-2 Level-2 surface reflectance: reflectance = DN * 2.75e-5 - 0.2 (USGS C2 L2 guide).
+# Statistics: HLS v2 surface reflectance over CONUS as used to pretrain Prithvi-EO (ibm-nasa-geospatial
+# Prithvi-EO-1.0-100M config: bands B02..B07 = blue, green, red, NIR narrow, SWIR1, SWIR2), DN/10000 here.
+_OLI_BANDS = ("SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B6", "SR_B7")
+_OLI_ALIASES = {
+    "blue": "SR_B2",
+    "green": "SR_B3",
+    "red": "SR_B4",
+    "nir": "SR_B5",
+    "nir08": "SR_B5",
+    "swir16": "SR_B6",
+    "swir22": "SR_B7",
+    **{f"B{i}": f"SR_B{i}" for i in range(2, 8)},
+}
+_OLI_MEAN_DN = (775.23, 1080.99, 1228.59, 2497.20, 2204.21, 1610.83)
+_OLI_STD_DN = (1281.53, 1270.03, 1399.48, 1368.34, 1291.68, 1154.51)
+
+# NAIP 8-bit RGBN, statistics of the 2017 Maryland NAIP tiles in microsoft/landcover (Robinson et al., CVPR 2019,
+# "Large scale high-resolution land cover mapping with multi-resolution data"), /255 here. NAIP varies by state
+# and year: run `geodino data stats` on your archive for best results.
+_NAIP_MEAN_DN = (72.84, 86.83, 76.78, 130.82)
+_NAIP_STD_DN = (41.78, 34.66, 28.76, 58.95)
+
+_RGB_ALIASES = {"red": "R", "green": "G", "blue": "B"}
+
+
+def _div(values: Sequence[float], d: float) -> tuple[float, ...]:
+    return tuple(round(v / d, 6) for v in values)
+
+
+SENSORS: dict[str, Sensor] = {
+    # DINOv3 SAT-493M (Maxar 0.6 m RGB) normalisation, from the official repo (dinov3 #117: the sat models do not
+    # use ImageNet statistics).
+    "sat493m": Sensor(
+        "sat493m",
+        ("R", "G", "B"),
+        1 / 255,
+        (0.430, 0.411, 0.296),
+        (0.213, 0.156, 0.143),
+        True,
+        None,
+        rgb_bands=("R", "G", "B"),
+        aliases=_RGB_ALIASES,
+        source="DINOv3 SAT-493M",
+    ),
+    "imagenet": Sensor(
+        "imagenet",
+        ("R", "G", "B"),
+        1 / 255,
+        (0.485, 0.456, 0.406),
+        (0.229, 0.224, 0.225),
+        True,
+        None,
+        rgb_bands=("R", "G", "B"),
+        aliases=_RGB_ALIASES,
+        source="ImageNet (web RGB, torchvision)",
+    ),
+    # Maxar/WorldView 8-bit RGB products: the imagery SAT-493M was built from, so the SAT-493M statistics.
+    "maxar": Sensor(
+        "maxar",
+        ("R", "G", "B"),
+        1 / 255,
+        (0.430, 0.411, 0.296),
+        (0.213, 0.156, 0.143),
+        True,
+        0,
+        rgb_bands=("R", "G", "B"),
+        aliases=_RGB_ALIASES,
+        source="Maxar/WorldView RGB (SAT-493M statistics)",
+    ),
+    "naip": Sensor(
+        "naip",
+        ("R", "G", "B", "N"),
+        1 / 255,
+        _div(_NAIP_MEAN_DN, 255),
+        _div(_NAIP_STD_DN, 255),
+        True,
+        None,
+        rgb_bands=("R", "G", "B"),
+        aliases={**_RGB_ALIASES, "nir": "N", "NIR": "N"},
+        source="NAIP RGBN (microsoft/landcover 2017 statistics)",
+    ),
+    "sentinel2_l1c": Sensor(
+        "sentinel2_l1c",
+        _S2_L1C_BANDS,
+        1e-4,
+        _div(_S2_L1C_MEAN_DN, 1e4),
+        _div(_S2_L1C_STD_DN, 1e4),
+        False,
+        0,
+        rgb_bands=("B04", "B03", "B02"),
+        aliases=_S2_ALIASES,
+        source="Sentinel-2 L1C TOA (SSL4EO-S12 statistics)",
+    ),
+    "sentinel2_l2a": Sensor(
+        "sentinel2_l2a",
+        _S2_L2A_BANDS,
+        1e-4,
+        _div(_S2_L2A_MEAN_DN, 1e4),
+        _div(_S2_L2A_STD_DN, 1e4),
+        False,
+        0,
+        rgb_bands=("B04", "B03", "B02"),
+        aliases={k: v for k, v in _S2_ALIASES.items() if v != "B10"},
+        source="Sentinel-2 L2A BOA (SSL4EO-S12 statistics)",
+    ),
+    "landsat8": Sensor(
+        "landsat8",
+        _OLI_BANDS,
+        2.75e-5,
+        _div(_OLI_MEAN_DN, 1e4),
+        _div(_OLI_STD_DN, 1e4),
+        False,
+        0,
+        offset=-0.2,
+        rgb_bands=("SR_B4", "SR_B3", "SR_B2"),
+        aliases=_OLI_ALIASES,
+        source="Landsat 8 OLI C2 L2 surface reflectance (HLS/Prithvi statistics)",
+    ),
+    "landsat9": Sensor(
+        "landsat9",
+        _OLI_BANDS,
+        2.75e-5,
+        _div(_OLI_MEAN_DN, 1e4),
+        _div(_OLI_STD_DN, 1e4),
+        False,
+        0,
+        offset=-0.2,
+        rgb_bands=("SR_B4", "SR_B3", "SR_B2"),
+        aliases=_OLI_ALIASES,
+        source="Landsat 9 OLI-2 C2 L2 surface reflectance (HLS/Prithvi statistics)",
+    ),
+}
+_ALIASES = {"s2": "sentinel2_l2a", "s2_l2a": "sentinel2_l2a", "s2_l1c": "sentinel2_l1c", "sat": "sat493m",
+            "worldview": "maxar", "rgb": "imagenet", "web": "imagenet", "l8": "landsat8", "l9": "landsat9"}  # fmt: skip
+
+
+def list_sensors() -> list[str]:
+    """Names of the built-in sensors."""
+    return sorted(SENSORS)
+
+
+def get_sensor(name_or_yaml: str | Path | Sensor) -> Sensor:
+    """A built-in sensor by name (case-insensitive; '-' or '_'), or a user sensor from a YAML file."""
+    if isinstance(name_or_yaml, Sensor):
+        return name_or_yaml
+    text = str(name_or_yaml)
+    if text.endswith((".yaml", ".yml")) or Path(text).expanduser().is_file():
+        return load_sensor_yaml(text)
+    key = text.strip().lower().replace("-", "_")
+    key = _ALIASES.get(key, key)
+    if key in SENSORS:
+        return SENSORS[key]
+    close = difflib.get_close_matches(key, [*SENSORS, *_ALIASES], n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise ConfigError(
+        f"unknown sensor {text!r}{hint} (built-in: {', '.join(list_sensors())}; or pass a sensor YAML file, "
+        "see `geodino data stats`)"
+    )
+
+
+_REQUIRED = ("name", "bands", "scale", "mean", "std")
+_OPTIONAL = ("rgb_like", "nodata", "offset", "rgb_bands", "aliases")
+
+
+def load_sensor_yaml(path: str | Path) -> Sensor:
+    """Read a user sensor YAML (the layout in this module's docstring); errors name the file and key."""
+    import yaml
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"sensor file {path} not found; pass a built-in name ({', '.join(list_sensors())}) or a YAML")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ConfigError(f"sensor file {path} is not valid YAML: {first}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"sensor file {path} must hold a mapping (name, bands, scale, mean, std)")
+    raw.setdefault("name", path.stem)
+    missing = [k for k in _REQUIRED if k not in raw]
+    if missing:
+        raise ConfigError(
+            f"sensor file {path} is missing {', '.join(missing)}; it needs {', '.join(_REQUIRED)} "
+            "(`geodino data stats` writes a complete one)"
+        )
+    unknown = sorted(set(raw) - set(_REQUIRED) - set(_OPTIONAL) - {"source", "description", "stats"})
+    if unknown:
+        raise ConfigError(f"sensor file {path} has unknown key(s) {unknown}; valid: {[*_REQUIRED, *_OPTIONAL]}")
+    try:
+        return Sensor(
+            name=str(raw["name"]),
+            bands=tuple(raw["bands"]),
+            scale=raw["scale"] if isinstance(raw["scale"], (int, float)) else tuple(raw["scale"]),
+            mean=tuple(raw["mean"]),
+            std=tuple(raw["std"]),
+            rgb_like=bool(raw.get("rgb_like", False)),
+            nodata=raw.get("nodata"),
+            offset=raw.get("offset", 0.0) if isinstance(raw.get("offset", 0.0), (int, float)) else tuple(raw["offset"]),
+            rgb_bands=tuple(raw["rgb_bands"]) if raw.get("rgb_bands") else None,
+            aliases=raw.get("aliases") or {},
+            source=str(path),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"sensor file {path} has a bad value: {exc}") from exc
+
+
+def save_sensor_yaml(sensor: Sensor, path: str | Path, *, extra: Mapping[str, Any] | None = None) -> Path:
+    """Write `sensor` as YAML atomically (plus optional `extra` keys such as the stats provenance)."""
+    import yaml
+
+    from geodino.io import atomic_path
+
+    data = sensor.to_dict()
+    if extra:
+        data.update(extra)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120))
+    return path
