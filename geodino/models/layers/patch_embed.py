@@ -1,0 +1,50 @@
+"""Patch embedding: a conv with kernel = stride = patch size, any number of input bands, output [B, H, W, D]."""
+
+from __future__ import annotations
+
+import math
+
+from torch import Tensor, nn
+
+from geodino.errors import InputError
+
+
+class PatchEmbed(nn.Module):
+    """Conv patchifier (official key `patch_embed.proj`). Unlike the official one, refuses inputs whose height
+    or width is not a multiple of the patch size instead of silently dropping the border pixels."""
+
+    def __init__(self, patch_size: int = 16, in_chans: int = 3, embed_dim: int = 768) -> None:
+        super().__init__()
+        self.patch_size = (patch_size, patch_size)
+        self.in_chans = in_chans
+        self.embed_dim = embed_dim
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+
+    def reset_parameters(self) -> None:
+        """Official init: weight and bias uniform in ±sqrt(1 / (C·p²))."""
+        bound = math.sqrt(1.0 / (self.in_chans * self.patch_size[0] * self.patch_size[1]))
+        nn.init.uniform_(self.proj.weight, -bound, bound)
+        if self.proj.bias is not None:
+            nn.init.uniform_(self.proj.bias, -bound, bound)
+
+    def check_input(self, x: Tensor) -> None:
+        """Raise `InputError` naming the size, the band count and the patch size when `x` does not fit."""
+        if x.ndim != 4:
+            raise InputError(f"expected an image batch [B, C, H, W], got a tensor of shape {tuple(x.shape)}")
+        _, c, h, w = x.shape
+        p = self.patch_size[0]
+        if c != self.in_chans:
+            raise InputError(
+                f"input has {c} bands but the backbone expects {self.in_chans}; select matching bands or adapt "
+                f"the patch embedding (geodino.models.checkpoints.adapt_patch_embed / load_backbone(bands=...))"
+            )
+        if h % p or w % p:
+            raise InputError(
+                f"image size {h}x{w} is not a multiple of the patch size {p}; crop or pad to "
+                f"{(h // p) * p or p}x{(w // p) * p or p} (or {-(-h // p) * p}x{-(-w // p) * p})"
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.check_input(x)
+        x = self.proj(x)  # [B, D, H, W]
+        return x.permute(0, 2, 3, 1)  # [B, H, W, D] (a view; flattened by the caller)
