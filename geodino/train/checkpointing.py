@@ -1,0 +1,373 @@
+"""Training checkpoints: reading them, exporting the teacher, and initialising a new stage from an old one.
+
+A geodino training checkpoint is a Lightning checkpoint (so `Trainer.fit(ckpt_path=...)` restores the loops,
+the optimizer and the global step) with one extra entry, `geodino`, that says what it holds:
+
+    {"state_dict": {"arch.student.backbone.*", "arch.student.dino_head.*", "arch.student.ibot_head.*",
+                    "arch.teacher.backbone.*", "arch.teacher.dino_head.*", "arch.teacher.ibot_head.*",
+                    "arch.gram_teacher.*" (when Gram anchoring is on)},
+     "optimizer_states": [...], "loops": {...}, "global_step": s,
+     "geodino": {"format": "geodino-ssl", "version": 1, "step": s, "config": {...}, "backbone": {build kwargs},
+                 "data": {"seed": ..., "next_step": s, "global_batch_size": ..., "samples_seen": ...}}}
+
+The schedules are pure functions of the iteration and the data is a pure function of (seed, sample index),
+so the global step is the whole "schedule position" and "data position". Files are written by
+`CheckpointCallback` under a temporary name and renamed when complete, so a killed run never leaves a
+half-written checkpoint under a final name.
+
+`export()` writes the teacher backbone as a plain state_dict in the official DINOv3 layout (`.pth` and
+`.safetensors`, loadable with `weights_only=True` and `strict=True`) and the heads in a separate file, so that
+SSL or distillation can continue from them (the official releases ship no heads).
+
+`read_init_source()` + `apply_init()` implement stage chaining (`init_from=`): the next stage's student,
+teacher and Gram teacher start from the previous stage's teacher (as the official high-resolution stage
+does with `student.resume_from_teacher_chkpt` and `gram.ckpt`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from geodino.errors import CheckpointError, InputError
+from geodino.io import atomic_path
+
+FORMAT = "geodino-ssl"
+VERSION = 1
+PREFIX = "arch."  # the LightningModule keeps the SSL meta-architecture in `self.arch`
+HEAD_NAMES = ("dino_head", "ibot_head")
+HEADS_SUFFIX = ".heads.pth"
+CKPT_PATTERN = re.compile(r"^step_(\d+)\.ckpt$")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------------------------------------------
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """Load a `.pth`/`.ckpt`/`.safetensors` file (or a Lightning sharded checkpoint folder) as a dict.
+
+    Only tensors and plain containers are accepted (`weights_only=True`): a checkpoint never runs code.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} not found; pass an existing .ckpt, .pth or .safetensors file")
+    if path.is_dir():
+        return _load_sharded(path)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file as st_load
+
+        try:
+            return dict(st_load(str(path)))
+        except Exception as exc:
+            raise CheckpointError(f"checkpoint {path} is not a readable safetensors file: {exc}") from exc
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"checkpoint {path} cannot be read ({first}); is it a torch checkpoint?") from exc
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, not a dict of tensors")
+    return obj
+
+
+def _load_sharded(path: Path) -> dict[str, Any]:
+    """Gather a Lightning/DCP sharded checkpoint folder into one full dict on CPU (for export and init)."""
+    meta = path / "meta.pt"
+    if not meta.is_file():
+        raise CheckpointError(f"checkpoint folder {path} has no meta.pt; pass a checkpoint file or a sharded folder")
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    tmp = path.parent / f".{path.name}.full-{os.getpid()}.pt"
+    try:
+        dcp_to_torch_save(str(path), str(tmp))
+        full = torch.load(tmp, map_location="cpu", weights_only=True)
+    finally:
+        tmp.unlink(missing_ok=True)
+    full.update(torch.load(meta, map_location="cpu", weights_only=True))
+    return full
+
+
+def is_training_checkpoint(obj: dict[str, Any]) -> bool:
+    """True for a checkpoint written by `geodino pretrain`."""
+    return isinstance(obj.get("geodino"), dict) and obj["geodino"].get("format") == FORMAT
+
+
+def sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries of `state` under `prefix` (e.g. "arch.teacher.backbone."), with the prefix removed."""
+    n = len(prefix)
+    return {k[n:]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def find_checkpoints(folder: str | Path) -> list[Path]:
+    """`step_*.ckpt` files in a run's checkpoint folder, oldest first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := CKPT_PATTERN.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(folder: str | Path) -> Path | None:
+    """The newest complete checkpoint of a run (temporary files are never matched)."""
+    found = find_checkpoints(folder)
+    return found[-1] if found else None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# initialisation sources (stage chaining, continuing from official weights)
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class InitSource:
+    """Weights to start a stage from: a teacher backbone, maybe heads and a student, and where they came from."""
+
+    path: Path
+    kind: str  # "training" | "export" | "official-teacher" | "backbone"
+    teacher: dict[str, torch.Tensor]
+    heads: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    student: dict[str, torch.Tensor] | None = None
+    student_heads: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    backbone_config: dict[str, Any] | None = None
+
+    @property
+    def has_heads(self) -> bool:
+        return all(h in self.heads for h in HEAD_NAMES)
+
+
+def read_init_source(path: str | Path) -> InitSource:
+    """Read what `init_from` points to.
+
+    Accepted: a geodino training checkpoint; a geodino export (`X.pth`/`X.safetensors`, heads taken from
+    `X.heads.pth` when present); an official backbone release (backbone only); an official eval dump
+    `{"teacher": {"backbone.*", "dino_head.*", "ibot_head.*"}}`.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise CheckpointError(
+            f"init_from file {path} not found; pass a checkpoint of the previous stage (runs/NAME/checkpoints/"
+            "last.ckpt), an export (.pth/.safetensors) or an official backbone file"
+        )
+    obj = load_file(path)
+    if is_training_checkpoint(obj):
+        state = obj["state_dict"]
+        heads = {h: sub_state(state, f"{PREFIX}teacher.{h}.") for h in HEAD_NAMES}
+        sheads = {h: sub_state(state, f"{PREFIX}student.{h}.") for h in HEAD_NAMES}
+        return InitSource(
+            path=path,
+            kind="training",
+            teacher=sub_state(state, f"{PREFIX}teacher.backbone."),
+            heads={k: v for k, v in heads.items() if v},
+            student=sub_state(state, f"{PREFIX}student.backbone."),
+            student_heads={k: v for k, v in sheads.items() if v},
+            backbone_config=obj["geodino"].get("backbone"),
+        )
+    if isinstance(obj.get("teacher"), dict):  # official eval dump, or a student/teacher dict
+        t = obj["teacher"]
+        return InitSource(
+            path=path,
+            kind="official-teacher",
+            teacher=sub_state(t, "backbone.") or {k: v for k, v in t.items() if not k.startswith(HEAD_NAMES)},
+            heads={h: s for h in HEAD_NAMES if (s := sub_state(t, f"{h}."))},
+        )
+    if "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        raise CheckpointError(
+            f"checkpoint {path} is a Lightning checkpoint not written by geodino pretrain; export its backbone "
+            "as a plain state_dict and pass that to init_from"
+        )
+    state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not state:
+        raise CheckpointError(
+            f"checkpoint {path} holds no tensors; pass a backbone state_dict or a training checkpoint"
+        )
+    heads_file = _heads_path(path)
+    heads: dict[str, dict[str, torch.Tensor]] = {}
+    config = None
+    if heads_file.is_file():
+        h = load_file(heads_file)
+        heads = {k: h[k] for k in HEAD_NAMES if isinstance(h.get(k), dict)}
+        config = h.get("backbone")
+    return InitSource(
+        path=path, kind="export" if heads else "backbone", teacher=state, heads=heads, backbone_config=config
+    )
+
+
+def _heads_path(backbone_file: Path) -> Path:
+    stem = backbone_file.name[: -len(backbone_file.suffix)] if backbone_file.suffix else backbone_file.name
+    return backbone_file.with_name(stem + HEADS_SUFFIX)
+
+
+def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str, source: Path) -> None:
+    """`load_state_dict(strict=True)` with one clear line when the architecture differs."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [
+        (k, tuple(state[k].shape), tuple(v.shape))
+        for k, v in own.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            k, got, want = shapes[0]
+            parts.append(f"{len(shapes)} shape mismatch(es), e.g. {k} is {list(got)} in the file but {list(want)} here")
+        if missing:
+            parts.append(f"{len(missing)} missing key(s), e.g. {missing[0]}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[0]}")
+        raise CheckpointError(
+            f"checkpoint {source} does not fit the {what} ({'; '.join(parts)}); it was trained with another "
+            "architecture: set model.* (arch, patch_size, in_chans, heads) to match it or choose another file"
+        )
+    with torch.no_grad():
+        for k, v in own.items():
+            _copy_into(v, state[k])
+
+
+def _copy_into(dst: torch.Tensor, src: torch.Tensor) -> None:
+    """Copy a full tensor into a possibly sharded (DTensor) destination."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    if isinstance(dst, DTensor):
+        dst.copy_(distribute_tensor(src.to(dst.dtype), dst.device_mesh, dst.placements))
+    else:
+        dst.copy_(src.to(dtype=dst.dtype, device=dst.device))
+
+
+def apply_init(
+    arch: nn.Module, src: InitSource, *, student_from: str = "teacher", gram: InitSource | None = None
+) -> list[str]:
+    """Initialise `arch` (an SSLMetaArch) from a previous stage; return one line per module set, for the log.
+
+    - student backbone and heads <- the source's teacher (`student_from="teacher"`, official high-res stage) or
+      its student (`"student"`, continuing a run under a new config);
+    - teacher <- the source's teacher;
+    - Gram teacher (when `arch` has one) <- `gram` if given, else the source's teacher.
+    Heads are copied only when the source has them; otherwise the fresh heads stay (see the head warm-up).
+    """
+    done: list[str] = []
+    if student_from not in ("teacher", "student"):
+        raise InputError(f"init_student_from={student_from!r} must be 'teacher' or 'student'")
+    if student_from == "student" and not src.student:
+        raise CheckpointError(
+            f"init_from file {src.path} has no student weights (it is a {src.kind} file); use init_student_from=teacher"
+        )
+    s_backbone = src.student if student_from == "student" else src.teacher
+    s_heads = src.student_heads if student_from == "student" else src.heads
+    student, teacher = arch.student, arch.teacher
+    _load_strict(student["backbone"], s_backbone, "student backbone", src.path)
+    _load_strict(teacher["backbone"], src.teacher, "teacher backbone", src.path)
+    done.append(f"student backbone <- {student_from} of {src.path}; teacher backbone <- teacher of {src.path}")
+    for h in HEAD_NAMES:
+        if h in s_heads and h in student:
+            _load_strict(student[h], s_heads[h], f"student {h}", src.path)
+        if h in src.heads and h in teacher:
+            _load_strict(teacher[h], src.heads[h], f"teacher {h}", src.path)
+    if src.has_heads:
+        done.append(f"dino_head, ibot_head <- {src.path}")
+    else:
+        done.append(f"{src.path} has no heads: dino_head and ibot_head start fresh (see train.head_warmup_steps)")
+    gram_module = getattr(arch, "gram_teacher", None)
+    if gram_module is not None:
+        g = gram or src
+        g_module = gram_module["backbone"] if isinstance(gram_module, nn.ModuleDict) else gram_module
+        _load_strict(g_module, g.teacher, "Gram teacher backbone", g.path)
+        done.append(f"Gram teacher <- teacher of {g.path}")
+    return done
+
+
+def check_resume_fits(ckpt: dict[str, Any], path: Path, backbone_config: dict[str, Any]) -> None:
+    """Fail with one line when a resume checkpoint was written for another backbone."""
+    saved = (ckpt.get("geodino") or {}).get("backbone")
+    if not saved:
+        return
+    keys = ("arch", "embed_dim", "depth", "patch_size", "in_chans", "n_storage_tokens", "num_heads")
+    diff = [
+        (k, saved.get(k), backbone_config.get(k))
+        for k in keys
+        if k in saved and k in backbone_config and saved.get(k) != backbone_config.get(k)
+    ]
+    if diff:
+        k, a, b = diff[0]
+        raise CheckpointError(
+            f"checkpoint {path} was trained with {k}={a!r} but this config builds {k}={b!r}; resume with the "
+            "config it was written with (saved in the run folder as config.yaml) or start a new output_dir"
+        )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# export
+# --------------------------------------------------------------------------------------------------------------
+
+
+def export(ckpt: str | Path, out: str | Path, *, which: str = "teacher", overwrite: bool = False) -> list[Path]:
+    """Write a training checkpoint's backbone in the official layout, plus its heads in a separate file.
+
+    `out` names the backbone file: `X.pth` (or `X` / `X.safetensors`) gives `X.pth`, `X.safetensors` (both plain
+    official-layout state_dicts; the safetensors metadata holds the build kwargs) and `X.heads.pth`
+    (`{"dino_head": ..., "ibot_head": ..., "backbone": build kwargs}`). `which` is "teacher" (the EMA teacher,
+    what DINOv3 releases) or "student". Returns the written paths.
+    """
+    if which not in ("teacher", "student"):
+        raise InputError(f"export which={which!r} must be 'teacher' or 'student'")
+    ckpt = Path(ckpt).expanduser()
+    obj = load_file(ckpt)
+    if not is_training_checkpoint(obj):
+        raise CheckpointError(
+            f"checkpoint {ckpt} was not written by geodino pretrain (no 'geodino' entry); export needs a training "
+            "checkpoint such as runs/NAME/checkpoints/last.ckpt"
+        )
+    state = obj["state_dict"]
+    backbone = {k: v.detach().contiguous() for k, v in sub_state(state, f"{PREFIX}{which}.backbone.").items()}
+    if not backbone:
+        raise CheckpointError(f"checkpoint {ckpt} holds no {which} backbone weights")
+    heads = {h: sub_state(state, f"{PREFIX}{which}.{h}.") for h in HEAD_NAMES}
+    config = dict(obj["geodino"].get("backbone") or {})
+
+    out = Path(out).expanduser()
+    stem = out.with_suffix("") if out.suffix in (".pth", ".safetensors", ".pt") else out
+    pth, st, hp = (
+        stem.with_name(stem.name + ".pth"),
+        stem.with_name(stem.name + ".safetensors"),
+        _heads_path(stem.with_name(stem.name + ".pth")),
+    )
+    from geodino.io import check_writable
+
+    for p in (pth, st, hp):
+        check_writable(p, overwrite=overwrite)
+    _save_backbone(backbone, config, pth, st)
+    with atomic_path(hp) as tmp:
+        torch.save(
+            {**{h: s for h, s in heads.items() if s}, "backbone": config, "step": obj["geodino"].get("step")}, tmp
+        )
+    return [pth, st, hp]
+
+
+def _save_backbone(state: dict[str, torch.Tensor], config: dict[str, Any], pth: Path, st: Path) -> None:
+    """Write the backbone as `.pth` and `.safetensors`, through the models part's writers when it has them."""
+    try:  # the backbone part owns the official-layout writers; use them when present
+        from geodino.models import checkpoints as mc
+    except ImportError:  # pragma: no cover - only while the parts are assembled
+        mc = None
+    save_pth = getattr(mc, "save_pth", None) if mc else None
+    save_st = getattr(mc, "save_safetensors", None) if mc else None
+    if callable(save_pth) and callable(save_st):
+        save_pth(state, pth, config=config)
+        save_st(state, st, config=config)
+        return
+    from safetensors.torch import save_file
+
+    with atomic_path(pth) as tmp:
+        torch.save(state, tmp)
+    with atomic_path(st) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt", "geodino_config": json.dumps(config)})

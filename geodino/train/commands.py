@@ -1,0 +1,107 @@
+"""CLI of the training part: `geodino pretrain`, `geodino distill`, `geodino export`.
+
+Handlers are thin calls of `geodino.train.pretrain.pretrain`, `geodino.train.distill.distill` and
+`geodino.train.checkpointing.export`; heavy modules are imported inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add the pretrain, distill and export sub-commands."""
+    from geodino.cli import add_config_arguments
+    from geodino.train.pretrain import PretrainConfig
+
+    p = subparsers.add_parser(
+        "pretrain",
+        help="DINOv3 self-supervised pretraining (DINO + iBOT + KoLeo, Gram anchoring, high-res stages)",
+        description="Train a ViT with the DINOv3 recipe. Example: geodino pretrain --config "
+        "configs/pretrain/demo.yaml trainer.max_steps=50",
+    )
+    add_config_arguments(p, PretrainConfig)
+    p.set_defaults(func=_pretrain)
+
+    d = subparsers.add_parser(
+        "distill",
+        help="distill a frozen teacher (official or your own) into one or more smaller ViTs",
+        description="Distillation with DINO + iBOT patch distillation + KoLeo. Example: geodino distill --config "
+        "configs/distill/NAME.yaml",
+    )
+    add_config_arguments(d, None)
+    d.set_defaults(func=_distill)
+
+    e = subparsers.add_parser(
+        "export",
+        help="write a training checkpoint's teacher backbone in the official layout (.pth, .safetensors) + heads",
+        description="Export CKPT (runs/NAME/checkpoints/last.ckpt) to OUT.pth, OUT.safetensors and OUT.heads.pth.",
+    )
+    e.add_argument("ckpt", help="a checkpoint written by geodino pretrain")
+    e.add_argument("out", help="output backbone path, e.g. exports/sat_vits16.pth")
+    e.add_argument(
+        "--which", choices=("teacher", "student"), default="teacher", help="EMA teacher (default) or student"
+    )
+    e.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    e.set_defaults(func=_export)
+
+
+def _exit_distributed_worker(code: int) -> int:
+    """After a multi-process run: barrier, destroy the process group and leave with os._exit.
+
+    gloo's worker threads can abort the interpreter at exit (SIGABRT after all work is done, see the install
+    notes); leaving through os._exit after a barrier avoids it. Single-process runs return normally.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return code
+    try:
+        dist.barrier()
+        dist.destroy_process_group()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code  # pragma: no cover
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from geodino.config import load_config
+    from geodino.train.pretrain import PretrainConfig, pretrain
+
+    cfg = load_config(PretrainConfig, args.config, args.overrides)
+    out = pretrain(cfg)
+    if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0) == 0:
+        print(f"geodino: pretraining done: {out}")
+    return _exit_distributed_worker(0)
+
+
+def _distill(args: argparse.Namespace) -> int:
+    from geodino.config import load_config
+    from geodino.errors import ConfigError
+
+    try:
+        from geodino.train import distill as distill_mod
+    except ImportError as exc:  # the distillation part is a separate module
+        raise ConfigError(f"distillation is not available in this installation ({exc})") from exc
+    schema = getattr(distill_mod, "DistillConfig", None)
+    if schema is None:
+        raise ConfigError("geodino.train.distill has no DistillConfig; cannot read the distillation config")
+    cfg = load_config(schema, args.config, args.overrides)
+    out = distill_mod.distill(cfg)
+    if int(os.environ.get("RANK", "0") or 0) == 0:
+        print(f"geodino: distillation done: {out}")
+    return _exit_distributed_worker(0)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from geodino.train.checkpointing import export
+
+    paths = export(args.ckpt, args.out, which=args.which, overwrite=args.overwrite)
+    for p in paths:
+        print(p)
+    return 0

@@ -1,0 +1,448 @@
+"""The LightningModule around the SSL meta-architecture, and the Trainer built from the config.
+
+Why manual optimisation: every DINOv3 hyper-parameter is a schedule indexed by the iteration (lr, weight
+decay, EMA momentum, teacher temperature, last-layer freeze, Gram weight), the EMA update must follow each
+optimizer step, gradients are clipped per student sub-module (as official), and a NaN loss must stop the run
+before it reaches the weights. One explicit `training_step` does all of that in the official order:
+
+    seed(step) -> set lr/wd for this step -> forward (losses) -> NaN guard (all ranks) -> backward
+    -> [head warm-up: drop backbone grads] -> clip per sub-module -> AdamW step -> EMA teacher -> Gram refresh
+
+Randomness inside the step (drop path, RoPE jitter) is re-seeded from (seed, step, rank), and the data is a
+pure function of (seed, sample index): so a run resumed from a checkpoint at step s computes exactly what
+the uninterrupted run computed (tests/train/test_resume.py).
+
+Strategies (`trainer.strategy`): `auto`/`single`, `ddp`, `ddp_spawn`, `fsdp2`. FSDP2 uses Lightning's
+ModelParallelStrategy with our `configure_model`: `fully_shard` per transformer block, then per head and per
+backbone root, for student, teacher and Gram teacher, with `MixedPrecisionPolicy(bf16 params, fp32 reduce)`
+as the official recipe. SLURM: Lightning's SLURMEnvironment is used when the job runs under `srun` (auto
+requeue on SIGUSR1, resumed from the newest checkpoint).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from geodino.errors import ConfigError, TrainingError
+from geodino.io import temp_name
+from geodino.train import checkpointing as ckpt_lib
+
+log = logging.getLogger("geodino.train")
+
+STRATEGIES = ("auto", "single", "ddp", "ddp_spawn", "fsdp2")
+PRECISIONS = ("32-true", "bf16-mixed", "bf16-true", "16-mixed")
+
+
+@dataclass
+class TrainerConfig:
+    """How to run: devices, strategy, precision, logging (the recipe itself is in `ssl`)."""
+
+    max_steps: int = 1000  # total optimizer steps of this stage (schedules are indexed 0 .. max_steps-1)
+    accelerator: str = "auto"  # auto | cpu | gpu
+    devices: int = 1  # devices per node (-1: all visible)
+    num_nodes: int = 1  # >1 on SLURM: srun --ntasks-per-node=devices
+    strategy: str = "auto"  # auto (single device or ddp) | single | ddp | ddp_spawn | fsdp2
+    precision: str = "bf16-mixed"  # 32-true | bf16-mixed (autocast) | bf16-true; fsdp2 uses its own policy
+    fsdp_param_dtype: str = "bfloat16"  # FSDP2 MixedPrecisionPolicy: compute/parameter dtype
+    fsdp_reduce_dtype: str = "float32"  # FSDP2 gradient reduction dtype (official: fp32)
+    fsdp_reshard_after_forward: bool = True  # free gathered weights after forward (ZeRO-3); False = ZeRO-2
+    find_unused_parameters: bool = False  # DDP: set True if some student parameter gets no gradient
+    compile: bool = False  # torch.compile each transformer block (GPU)
+    clip_grad: float = 3.0  # max grad norm, applied per student sub-module (backbone, each head); 0 = off
+    log_every_n_steps: int = 10
+    progress_bar: bool = True
+    loggers: list[str] = field(default_factory=lambda: ["csv", "tensorboard"])  # csv | tensorboard
+    float32_matmul_precision: str = "high"  # TF32 on Ampere+ GPUs
+    slurm_auto_requeue: bool = True  # on SLURM, save and requeue on SIGUSR1 (sbatch --signal=SIGUSR1@120)
+
+    def validate(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"trainer.strategy={self.strategy!r} is not one of {', '.join(STRATEGIES)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"trainer.precision={self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.max_steps < 1:
+            raise ConfigError(f"trainer.max_steps={self.max_steps} must be >= 1")
+        for lg in self.loggers:
+            if lg not in ("csv", "tensorboard"):
+                raise ConfigError(f"trainer.loggers has {lg!r}; use csv and/or tensorboard")
+
+
+@dataclass
+class CheckpointConfig:
+    """When and how checkpoints are written, and what to resume from."""
+
+    every_n_steps: int = 1000  # write runs/NAME/checkpoints/step_XXXXXXXX.ckpt every N steps (and at the end)
+    keep_last: int = 3  # older step checkpoints are deleted (0 keeps all)
+    sharded: bool = False  # fsdp2: each rank writes its shard (a folder); False gathers one file on rank 0
+    resume: str = "auto"  # auto (newest checkpoint of output_dir, if any) | never | PATH of a checkpoint
+    export_at_end: bool = True  # write runs/NAME/export/teacher.{pth,safetensors,heads.pth} when done
+
+    def validate(self) -> None:
+        if self.every_n_steps < 1:
+            raise ConfigError(f"checkpoint.every_n_steps={self.every_n_steps} must be >= 1")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the LightningModule
+# --------------------------------------------------------------------------------------------------------------
+
+
+class SSLModule(L.LightningModule):
+    """Student + EMA teacher (+ Gram teacher) trained with DINO + iBOT + KoLeo (+ Gram), one step per batch.
+
+    `arch` follows `geodino.train.ssl.SSLMetaArch`: `student`/`teacher` ModuleDicts (backbone, dino_head,
+    ibot_head), optional `gram_teacher`, `forward(batch, iteration) -> (loss, logs)`, `update_teacher(m)`,
+    `maybe_refresh_gram(iteration)`, `param_groups()`.
+    """
+
+    def __init__(
+        self,
+        arch: nn.Module,
+        schedules: Callable[[int], dict[str, float]],
+        *,
+        loader_factory: Callable[..., Any] | None = None,
+        seed: int = 0,
+        clip_grad: float = 3.0,
+        betas: tuple[float, float] = (0.9, 0.999),
+        head_warmup_steps: int = 0,
+        fsdp: dict[str, Any] | None = None,
+        checkpoint_meta: Callable[[int], dict[str, Any]] | None = None,
+        checkpoint_dir: Path | None = None,
+        compile_blocks: bool = False,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.arch = arch
+        self.schedules = schedules
+        self.loader_factory = loader_factory
+        self.seed = seed
+        self.clip_grad = clip_grad
+        self.betas = tuple(betas)
+        self.head_warmup_steps = head_warmup_steps
+        self.fsdp = fsdp
+        self.checkpoint_meta = checkpoint_meta
+        self.checkpoint_dir = checkpoint_dir
+        self.compile_blocks = compile_blocks
+        self.strict_loading = True
+
+    # ---- setup ------------------------------------------------------------------------------------------------
+    def configure_model(self) -> None:
+        """FSDP2: shard every transformer block, then each head and backbone root (student, teacher, Gram)."""
+        if self.compile_blocks:
+            for part in self._parts():
+                for module in part.values():
+                    for i, blk in enumerate(getattr(module, "blocks", [])):
+                        module.blocks[i] = torch.compile(blk)
+        if self.fsdp is None:
+            return
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
+
+        if getattr(self, "_sharded", False):
+            return
+        mesh = self.device_mesh["data_parallel"]
+        mp = MixedPrecisionPolicy(
+            param_dtype=getattr(torch, self.fsdp["param_dtype"]), reduce_dtype=getattr(torch, self.fsdp["reduce_dtype"])
+        )
+        kw = {"mesh": mesh, "mp_policy": mp, "reshard_after_forward": self.fsdp["reshard_after_forward"]}
+        for part in self._parts():
+            for module in part.values():
+                for blk in getattr(module, "blocks", []):
+                    fully_shard(blk, **kw)
+                fully_shard(module, **kw)
+                for method in ("forward_features", "get_intermediate_layers"):
+                    if hasattr(module, method):
+                        register_fsdp_forward_method(module, method)
+        self._sharded = True
+
+    def _parts(self) -> list[nn.ModuleDict]:
+        parts = [self.arch.student, self.arch.teacher]
+        gram = getattr(self.arch, "gram_teacher", None)
+        if gram is not None:
+            parts.append(gram if isinstance(gram, nn.ModuleDict) else nn.ModuleDict({"backbone": gram}))
+        return parts
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        groups = self.arch.param_groups()
+        fused = self.device.type == "cuda" and self.fsdp is None
+        return torch.optim.AdamW(groups, betas=self.betas, fused=fused or None)
+
+    def train_dataloader(self) -> Any:
+        if self.loader_factory is None:
+            raise TrainingError("no data: SSLModule needs a loader_factory (pretrain() builds it from cfg.data)")
+        t = self.trainer
+        # the data position is the global step: a resumed run reads exactly what the uninterrupted one would
+        return self.loader_factory(start_step=t.global_step, rank=t.global_rank, world_size=t.world_size)
+
+    # ---- the step ---------------------------------------------------------------------------------------------
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        it = self.trainer.global_step
+        if isinstance(batch, dict) and "step" in batch and int(batch["step"]) != it:
+            raise TrainingError(
+                f"data loader yielded the batch of step {int(batch['step'])} at step {it}; the loader must start "
+                "at the checkpoint's step (start_step) so a resumed run reads the same data"
+            )
+        # drop path, RoPE jitter and any other in-step randomness: a pure function of (seed, step, rank)
+        torch.manual_seed((self.seed * 1_000_003 + it * 7919 + self.global_rank) % (2**63 - 1))
+        opt = self.optimizers()
+        sched = self.schedules(it)
+        self._apply_schedules(opt.optimizer, sched, it)
+
+        loss, logs = self.arch(batch, it)
+        finite = bool(torch.isfinite(loss.detach()).all())
+        if not self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+            self._raise_nan(loss, logs, it)
+
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if it < self.head_warmup_steps:  # fresh heads on a pretrained backbone: train the heads only
+            for p in self.arch.student["backbone"].parameters():
+                p.grad = None
+        norms = self._clip()
+        opt.step()
+        self.arch.update_teacher(float(sched["momentum"]))
+        refresh = getattr(self.arch, "maybe_refresh_gram", None)
+        if callable(refresh):
+            refresh(it)
+
+        self._log_step(loss, logs, sched, norms)
+        return loss.detach()
+
+    def _apply_schedules(self, opt: torch.optim.Optimizer, sched: dict[str, float], it: int) -> None:
+        """Set each group's lr and wd for this iteration (multipliers from the param groups, as official)."""
+        for g in opt.param_groups:
+            lr = sched["lr"] * g.get("lr_multiplier", 1.0)
+            if g.get("is_last_layer", False):
+                lr = sched.get("last_layer_lr", sched["lr"]) * g.get("lr_multiplier", 1.0)
+            g["lr"] = lr
+            g["weight_decay"] = sched["weight_decay"] * g.get("wd_multiplier", 1.0)
+
+    def _clip(self) -> dict[str, float]:
+        """Clip the gradient norm of each student sub-module separately (official `clip_grad` semantics)."""
+        if not self.clip_grad:
+            return {}
+        out: dict[str, float] = {}
+        for name, module in self.arch.student.items():
+            params = [p for p in module.parameters() if p.grad is not None]
+            if params:
+                n = torch.nn.utils.clip_grad_norm_(params, self.clip_grad)
+                out[name] = float(n.full_tensor() if hasattr(n, "full_tensor") else n)
+        return out
+
+    def _raise_nan(self, loss: torch.Tensor, logs: dict[str, Any], it: int) -> None:
+        terms = ", ".join(f"{k}={float(v):.4g}" for k, v in logs.items() if _is_number(v))
+        last = ckpt_lib.latest_checkpoint(self.checkpoint_dir) if self.checkpoint_dir else None
+        where = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
+        raise TrainingError(
+            f"loss is {float(loss.detach().float().mean())} at step {it} ({terms or 'no terms logged'}); training "
+            f"stopped and {where}; lower ssl.optim.lr or raise trainer.clip_grad, then resume from it"
+        )
+
+    def _log_step(self, loss: torch.Tensor, logs: dict[str, Any], sched: dict[str, float], norms: dict) -> None:
+        bar = {"loss": loss.detach().float()}
+        rest: dict[str, Any] = {}
+        for k, v in logs.items():
+            if not _is_number(v):
+                continue
+            v = v.detach().float() if isinstance(v, torch.Tensor) else float(v)
+            (bar if k.endswith("_loss") or k in ("dino_local", "dino_global", "ibot", "koleo", "gram") else rest)[k] = v
+        rest.update({f"sched/{k}": float(v) for k, v in sched.items()})
+        rest.update({f"grad_norm/{k}": v for k, v in norms.items()})
+        self.log_dict(bar, prog_bar=True, on_step=True, on_epoch=False, batch_size=1)
+        self.log_dict(rest, prog_bar=False, on_step=True, on_epoch=False, batch_size=1)
+
+    # ---- checkpoints ------------------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        step = self.trainer.global_step
+        meta = {"format": ckpt_lib.FORMAT, "version": ckpt_lib.VERSION, "step": step}
+        if self.checkpoint_meta is not None:
+            meta.update(self.checkpoint_meta(step))
+        checkpoint["geodino"] = meta
+
+
+def _is_number(v: Any) -> bool:
+    """A scalar worth logging: a one-element tensor or a plain int/float."""
+    if isinstance(v, torch.Tensor):
+        return v.numel() == 1
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# checkpoint callback (atomic, every N steps and at the end)
+# --------------------------------------------------------------------------------------------------------------
+
+
+class CheckpointCallback(L.Callback):
+    """Write `step_XXXXXXXX.ckpt` every N steps and at the end, atomically, and point `last.ckpt` at it.
+
+    Every rank takes part (FSDP2 gathers or writes shards); the file is written under a temporary name and
+    renamed by rank 0 after a barrier, so a killed run never leaves a half-written checkpoint under a final
+    name, and a NaN-stopped run keeps its previous checkpoint untouched.
+    """
+
+    def __init__(self, folder: Path, every_n_steps: int, keep_last: int = 3) -> None:
+        self.folder = Path(folder)
+        self.every = every_n_steps
+        self.keep_last = keep_last
+        self.last_saved_step = -1
+        self.last_path: Path | None = None
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        step = trainer.global_step
+        if step > 0 and step % self.every == 0:
+            self.save(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.global_step != self.last_saved_step and trainer.global_step > 0:
+            self.save(trainer)
+
+    def save(self, trainer: L.Trainer) -> Path:
+        step = trainer.global_step
+        final = self.folder / f"step_{step:08d}.ckpt"
+        # the same temporary name on every rank (temp_name uses the pid, so take rank 0's)
+        tmp = Path(trainer.strategy.broadcast(str(temp_name(final))))
+        if trainer.is_global_zero:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        trainer.strategy.barrier("geodino_ckpt_mkdir")
+        trainer.save_checkpoint(tmp)
+        trainer.strategy.barrier("geodino_ckpt_written")
+        if trainer.is_global_zero:
+            if final.is_dir():
+                import shutil
+
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            _point_last(self.folder / "last.ckpt", final.name)
+            if self.keep_last > 0:
+                for old in ckpt_lib.find_checkpoints(self.folder)[: -self.keep_last]:
+                    _remove(old)
+        trainer.strategy.barrier("geodino_ckpt_renamed")
+        self.last_saved_step, self.last_path = step, final
+        return final
+
+
+def _point_last(link: Path, target_name: str) -> None:
+    """Atomically make `last.ckpt` a relative symlink to the newest step checkpoint."""
+    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    os.symlink(target_name, tmp)
+    os.replace(tmp, link)
+
+
+def _remove(p: Path) -> None:
+    import shutil
+
+    if p.is_dir():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        p.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the Trainer
+# --------------------------------------------------------------------------------------------------------------
+
+
+def build_trainer(cfg: TrainerConfig, ckpt: CheckpointConfig, out_dir: Path) -> tuple[L.Trainer, CheckpointCallback]:
+    """A Lightning Trainer for `cfg` writing logs and checkpoints under `out_dir`."""
+    from lightning.pytorch.callbacks import LearningRateMonitor, TQDMProgressBar
+
+    cfg.validate()
+    ckpt.validate()
+    torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
+    strategy, precision, plugins = _strategy(cfg, ckpt)
+    ckpt_cb = CheckpointCallback(out_dir / "checkpoints", ckpt.every_n_steps, ckpt.keep_last)
+    callbacks: list[L.Callback] = [ckpt_cb]
+    if cfg.progress_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=1))
+    loggers: list[Any] = []
+    if "csv" in cfg.loggers:
+        from lightning.pytorch.loggers import CSVLogger
+
+        loggers.append(CSVLogger(save_dir=str(out_dir), name="logs", version=""))
+    if "tensorboard" in cfg.loggers:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(
+            TensorBoardLogger(save_dir=str(out_dir), name="tensorboard", version="", default_hp_metric=False)
+        )
+    del LearningRateMonitor  # lr is logged by the module as sched/lr (it is set by hand each step)
+    trainer = L.Trainer(
+        accelerator=cfg.accelerator,
+        devices=cfg.devices,
+        num_nodes=cfg.num_nodes,
+        strategy=strategy,
+        precision=precision,
+        plugins=plugins or None,
+        max_steps=cfg.max_steps,
+        max_epochs=-1,
+        callbacks=callbacks,
+        logger=loggers or False,
+        log_every_n_steps=cfg.log_every_n_steps,
+        enable_checkpointing=False,  # our CheckpointCallback writes atomically; Lightning's would not
+        enable_progress_bar=cfg.progress_bar,
+        enable_model_summary=False,
+        use_distributed_sampler=False,  # the SSL loader shards by rank itself (rank r reads its own indices)
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        default_root_dir=str(out_dir),
+        benchmark=None,
+    )
+    return trainer, ckpt_cb
+
+
+def _strategy(cfg: TrainerConfig, ckpt: CheckpointConfig) -> tuple[Any, str, list[Any]]:
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    plugins: list[Any] = []
+    if SLURMEnvironment.detect():
+        import signal
+
+        plugins.append(SLURMEnvironment(auto_requeue=cfg.slurm_auto_requeue, requeue_signal=signal.SIGUSR1))
+    precision = cfg.precision
+    if cfg.strategy in ("auto", "single"):
+        return "auto", precision, plugins
+    if cfg.strategy in ("ddp", "ddp_spawn"):
+        from lightning.pytorch.strategies import DDPStrategy
+
+        start = "spawn" if cfg.strategy == "ddp_spawn" else "popen"
+        return (
+            DDPStrategy(
+                start_method=start, find_unused_parameters=cfg.find_unused_parameters, gradient_as_bucket_view=True
+            ),
+            precision,
+            plugins,
+        )
+    from lightning.pytorch.strategies import ModelParallelStrategy
+
+    # FSDP2 keeps fp32 master weights and computes in fsdp_param_dtype through MixedPrecisionPolicy (as
+    # official), so Lightning's own precision plugin stays at 32-true (no autocast on top)
+    return (
+        ModelParallelStrategy(
+            data_parallel_size="auto", tensor_parallel_size=1, save_distributed_checkpoint=ckpt.sharded
+        ),
+        "32-true",
+        plugins,
+    )
+
+
+def fsdp_settings(cfg: TrainerConfig) -> dict[str, Any] | None:
+    """The FSDP2 options the module needs in `configure_model` (None when not using FSDP2)."""
+    if cfg.strategy != "fsdp2":
+        return None
+    for key in ("fsdp_param_dtype", "fsdp_reduce_dtype"):
+        if not isinstance(getattr(torch, getattr(cfg, key), None), torch.dtype):
+            raise ConfigError(f"trainer.{key}={getattr(cfg, key)!r} is not a torch dtype (bfloat16, float32, ...)")
+    return {
+        "param_dtype": cfg.fsdp_param_dtype,
+        "reduce_dtype": cfg.fsdp_reduce_dtype,
+        "reshard_after_forward": cfg.fsdp_reshard_after_forward,
+    }
