@@ -1,0 +1,252 @@
+"""`pretrain(cfg)`: one DINOv3 SSL stage (pretrain, Gram anchoring or high-res adaptation) from a config.
+
+A run folder (`output_dir`) holds `config.yaml` (exactly what ran), `checkpoints/step_*.ckpt` + `last.ckpt`,
+`logs/metrics.csv`, `tensorboard/` and, at the end, `export/teacher.{pth,safetensors,heads.pth}`.
+Running the same command again resumes from the newest checkpoint (`checkpoint.resume=auto`), which is also
+what a SLURM requeue does.
+
+Stages chain through `init_from`: the Gram stage starts from the pretrain stage's checkpoint and the high-res
+stage from the Gram stage's; student, teacher and Gram teacher start from the previous stage's teacher (as the
+official high-res stage does). `init_from` may also be an official backbone release: its heads are not public,
+so fresh heads are trained first for `head_warmup_steps` iterations with the backbone frozen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from geodino.errors import CheckpointError, ConfigError, InputError
+from geodino.train.recipe import SSLConfig
+
+try:  # the data part defines these; keep the CLI importable while the parts are assembled
+    from geodino.data.crops import CropsConfig
+    from geodino.data.loaders import DataConfig
+except ImportError:  # pragma: no cover
+
+    @dataclass
+    class DataConfig:  # type: ignore[no-redef]
+        """Placeholder until geodino.data.loaders is installed."""
+
+    @dataclass
+    class CropsConfig:  # type: ignore[no-redef]
+        """Placeholder until geodino.data.crops is installed."""
+
+
+from geodino.train.module import CheckpointConfig, TrainerConfig
+
+log = logging.getLogger("geodino.train")
+
+
+@dataclass
+class PretrainConfig:
+    """A pretraining stage: the recipe (`ssl`), the data and crops, how to run it and where to write it."""
+
+    name: str = "pretrain"
+    output_dir: str = "runs/pretrain"  # run folder: config.yaml, checkpoints/, logs/, tensorboard/, export/
+    seed: int = 0
+    batch_size: int = 64  # per device; the global batch is batch_size x devices x nodes
+    num_workers: int = 4  # data-loading processes per device
+    init_from: str | None = None  # previous stage's checkpoint/export, or an official backbone (.pth/.safetensors)
+    init_student_from: str = "teacher"  # teacher (official high-res stage) | student (continue the same student)
+    head_warmup_steps: int = 0  # heads-only iterations (backbone frozen); use ~1000 when init_from has no heads
+    ssl: SSLConfig = field(default_factory=SSLConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    crops: CropsConfig = field(default_factory=CropsConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+
+    def validate(self) -> None:
+        """Cross-section checks, each naming its key."""
+        for sec in (self.ssl, self.data, self.crops, self.trainer, self.checkpoint):
+            v = getattr(sec, "validate", None)
+            if callable(v):
+                v()
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size={self.batch_size} must be >= 1")
+        if self.num_workers < 0:
+            raise ConfigError(f"num_workers={self.num_workers} must be >= 0")
+        if self.init_student_from not in ("teacher", "student"):
+            raise ConfigError(f"init_student_from={self.init_student_from!r} must be 'teacher' or 'student'")
+        if self.head_warmup_steps < 0 or self.head_warmup_steps >= self.trainer.max_steps:
+            raise ConfigError(
+                f"head_warmup_steps={self.head_warmup_steps} must be >= 0 and below trainer.max_steps="
+                f"{self.trainer.max_steps}"
+            )
+        if not self.output_dir:
+            raise ConfigError("output_dir is empty; set output_dir=runs/NAME")
+
+
+def world_size(cfg: PretrainConfig) -> int:
+    """Processes in the run (devices x nodes), used for the global batch and the lr scaling rule."""
+    devices = cfg.trainer.devices
+    if devices == -1:
+        import torch
+
+        devices = max(torch.cuda.device_count(), 1)
+    return max(int(devices), 1) * max(int(cfg.trainer.num_nodes), 1)
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", os.environ.get("LOCAL_RANK", "0"))) or 0)
+
+
+def _prepare_output(cfg: PretrainConfig) -> tuple[Path, Path | None]:
+    """Check the run folder is writable; return it and the checkpoint to resume from (or None)."""
+    from geodino.train.checkpointing import latest_checkpoint
+
+    out = Path(cfg.output_dir).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create output_dir {out}: {exc.strerror}; choose a writable location") from exc
+    if not os.access(out, os.W_OK):
+        raise InputError(f"output_dir {out} is not writable; choose a writable location (output_dir=...)")
+    resume = cfg.checkpoint.resume
+    existing = latest_checkpoint(out / "checkpoints")
+    if resume == "never":
+        if existing is not None:
+            raise InputError(
+                f"output_dir {out} already holds checkpoints ({existing.name}); resume with checkpoint.resume=auto "
+                "or choose another output_dir"
+            )
+        return out, None
+    if resume == "auto":
+        return out, existing
+    path = Path(resume).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"checkpoint.resume={resume} not found; pass an existing checkpoint, auto or never")
+    return out, path
+
+
+def _build_arch(cfg: PretrainConfig) -> Any:
+    from geodino.train.ssl import SSLMetaArch
+
+    return SSLMetaArch(cfg.ssl)
+
+
+def _loader_factory(cfg: PretrainConfig) -> Any:
+    from geodino.data.loaders import build_ssl_loader
+
+    return partial(
+        build_ssl_loader,
+        cfg.data,
+        cfg.crops,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+        seed=cfg.seed,
+        patch_size=cfg.ssl.student.patch_size,
+    )
+
+
+def check_data_fits(cfg: PretrainConfig, batch: dict[str, Any]) -> None:
+    """The data's band count must equal the model's `in_chans` (one clear line otherwise)."""
+    c = int(batch["global_crops"].shape[1])
+    want = cfg.ssl.student.in_chans
+    if c != want:
+        raise InputError(
+            f"the data has {c} band(s) per image but ssl.student.in_chans={want}; set ssl.student.in_chans={c} "
+            "or select bands in data.* so they match"
+        )
+
+
+def pretrain(cfg: PretrainConfig) -> Path:
+    """Run one SSL stage as configured; return the run folder (`output_dir`).
+
+    Resumes from the newest checkpoint in `output_dir` when there is one (`checkpoint.resume=auto`), so a killed
+    or requeued run continues where it stopped and ends with the same weights as an uninterrupted one.
+    """
+    import torch
+
+    from geodino.config import save_config
+    from geodino.io import atomic_path
+    from geodino.train import checkpointing as ck
+    from geodino.train.module import SSLModule, build_trainer, fsdp_settings
+    from geodino.train.schedules import Schedules
+
+    cfg.validate()
+    out, resume = _prepare_output(cfg)
+    torch.manual_seed(cfg.seed)
+    arch = _build_arch(cfg)
+    backbone = arch.student["backbone"]
+    backbone_config = dict(getattr(backbone, "config", {}) or {})
+
+    factory = _loader_factory(cfg)
+    probe = next(iter(factory(start_step=0, rank=0, world_size=world_size(cfg))))
+    check_data_fits(cfg, probe)
+    del probe
+
+    init_lines: list[str] = []
+    if resume is not None:
+        ck.check_resume_fits(ck.load_file(resume), resume, backbone_config)
+    elif cfg.init_from:
+        src = ck.read_init_source(cfg.init_from)
+        init_lines = ck.apply_init(arch, src, student_from=cfg.init_student_from, gram=_gram_source(cfg, arch))
+        if not src.has_heads and cfg.head_warmup_steps == 0:
+            log.warning(
+                "init_from %s has no heads: fresh DINO/iBOT heads will train together with the pretrained backbone; "
+                "set head_warmup_steps (e.g. 1000) to train the heads alone first",
+                src.path,
+            )
+
+    gbs = cfg.batch_size * world_size(cfg)
+    schedules = Schedules.build(cfg.ssl, cfg.trainer.max_steps, gbs)
+    from geodino.config import to_dict
+
+    cfg_dict = to_dict(cfg)
+
+    def meta(step: int) -> dict[str, Any]:
+        return {
+            "config": cfg_dict,
+            "backbone": backbone_config,
+            "data": {"seed": cfg.seed, "next_step": step, "global_batch_size": gbs, "samples_seen": step * gbs},
+            "init_from": cfg.init_from,
+        }
+
+    module = SSLModule(
+        arch,
+        schedules.at,
+        loader_factory=factory,
+        seed=cfg.seed,
+        clip_grad=cfg.ssl.optim.clip_grad,
+        betas=(cfg.ssl.optim.adamw_beta1, cfg.ssl.optim.adamw_beta2),
+        head_warmup_steps=cfg.head_warmup_steps,
+        fsdp=fsdp_settings(cfg.trainer),
+        checkpoint_meta=meta,
+        checkpoint_dir=out / "checkpoints",
+        compile_blocks=cfg.trainer.compile,
+    )
+    trainer, ckpt_cb = build_trainer(cfg.trainer, cfg.checkpoint, out)
+    if trainer.is_global_zero:
+        with atomic_path(out / "config.yaml") as tmp:
+            save_config(cfg, tmp)
+        for line in init_lines:
+            log.info(line)
+        if resume is not None:
+            log.info("resuming from %s", resume)
+    trainer.fit(module, ckpt_path=str(resume) if resume is not None else None)
+
+    final = ckpt_cb.last_path or ck.latest_checkpoint(out / "checkpoints")
+    if cfg.checkpoint.export_at_end and final is not None and trainer.is_global_zero:
+        ck.export(final, out / "export" / "teacher.pth", overwrite=True)
+    trainer.strategy.barrier("geodino_pretrain_done")
+    return out
+
+
+def _gram_source(cfg: PretrainConfig, arch: Any) -> Any:
+    """The Gram teacher's init source: `ssl.gram.ckpt` when set, else the `init_from` teacher (None)."""
+    from geodino.train import checkpointing as ck
+
+    if getattr(arch, "gram_teacher", None) is None or not cfg.ssl.gram.ckpt:
+        return None
+    return ck.read_init_source(cfg.ssl.gram.ckpt)
+
+
+def replace(cfg: PretrainConfig, **changes: Any) -> PretrainConfig:
+    """A copy of `cfg` with top-level fields changed (handy in notebooks and tests)."""
+    return dataclasses.replace(cfg, **changes)
