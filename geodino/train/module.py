@@ -312,7 +312,12 @@ class CheckpointCallback(L.Callback):
         if trainer.is_global_zero:
             self.folder.mkdir(parents=True, exist_ok=True)
         trainer.strategy.barrier("geodino_ckpt_mkdir")
-        trainer.save_checkpoint(tmp)
+        try:
+            trainer.save_checkpoint(tmp)
+        except BaseException:
+            if trainer.is_global_zero:
+                _remove(tmp)
+            raise
         trainer.strategy.barrier("geodino_ckpt_written")
         if trainer.is_global_zero:
             if final.is_dir():
