@@ -1,0 +1,229 @@
+"""Teacher heads for distillation: read them from a file, or train fresh ones on a frozen backbone (warm-up).
+
+Distillation needs the teacher's DINO and iBOT heads: the students learn to match the teacher's prototype
+assignments. The official releases ship backbones only (dinov3 issues #289, #203, #84), so a released
+model cannot be distilled as is. geodino then trains fresh heads first, in a short *heads-only warm-up*:
+
+- the teacher backbone stays frozen (eval mode, no gradients); only a pair of heads learns;
+- it is the SSL recipe with the backbone taken out of the loop: a "student" pair of heads reads the frozen
+  backbone's CLS tokens of global and local crops and the patch tokens of *masked* global crops (the backbone
+  keeps its trained mask token); an EMA copy of the heads reads the unmasked global crops and gives
+  Sinkhorn-Knopp targets; losses are DINO (cross-view globals + locals, 2/18 and 16/18) and iBOT;
+  KoLeo is left out since it acts on the frozen CLS token and has no gradient here;
+- the EMA heads are the result: they are frozen and saved next to the run as `teacher.heads.pth`
+  (the format `geodino.train.checkpointing` uses for exports), so a second distillation reuses them with
+  `teacher.heads=...` and skips the warm-up.
+
+Because the backbone is fixed, the heads only learn a clustering of an existing feature space; a few hundred
+steps suffice where a full SSL run needs hundreds of thousands. The same losses as pretraining are used, so
+the prototypes mean what a pretraining run's heads would mean.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from geodino.errors import CheckpointError
+from geodino.losses.dino import DINOLoss
+from geodino.losses.ibot import IBOTPatchLoss
+from geodino.models.heads import DINOHead
+
+HEAD_NAMES = ("dino_head", "ibot_head")
+
+
+def head_from_state(state: dict[str, Tensor], source: str, what: str) -> DINOHead:
+    """Build a DINOHead whose sizes are read from its state_dict (`mlp.*`, `last_layer.weight`), then load it."""
+    if "last_layer.weight" not in state:
+        raise CheckpointError(f"{what} in {source} has no last_layer.weight; it is not a DINO/iBOT head state_dict")
+    mlp = sorted(
+        (int(k.split(".")[1]), v)
+        for k, v in state.items()
+        if k.startswith("mlp.") and k.endswith(".weight") and k.split(".")[1].isdigit()
+    )
+    if "mlp.weight" in state:  # nlayers == 1: the MLP is one Linear
+        w = state["mlp.weight"]
+        head = DINOHead(w.shape[1], state["last_layer.weight"].shape[0], w.shape[0], w.shape[0], 1, "mlp.bias" in state)
+    elif mlp:
+        first, last = mlp[0][1], mlp[-1][1]
+        head = DINOHead(
+            in_dim=first.shape[1],
+            out_dim=state["last_layer.weight"].shape[0],
+            hidden_dim=first.shape[0],
+            bottleneck_dim=last.shape[0],
+            nlayers=len(mlp),
+            mlp_bias=f"mlp.{mlp[0][0]}.bias" in state,
+        )
+    else:
+        raise CheckpointError(f"{what} in {source} has no mlp weights; it is not a DINO/iBOT head state_dict")
+    missing, unexpected = head.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{what} in {source} does not fit a DINO head (missing {missing}, unexpected {unexpected})"
+        )
+    return head
+
+
+def load_heads_file(path: str | Path, embed_dim: int | None = None) -> tuple[DINOHead, DINOHead]:
+    """The teacher's (DINO, iBOT) heads from a file: a geodino `*.heads.pth`, a geodino training checkpoint, an
+    official eval dump (`{"teacher": {"dino_head.*", "ibot_head.*"}}`) or a flat dict with `dino_head.*` keys.
+
+    `embed_dim` (the teacher backbone's) is checked against the heads' input size.
+    """
+    from geodino.train.checkpointing import load_file, read_init_source
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise CheckpointError(
+            f"teacher.heads file {path} not found; pass a *.heads.pth file or leave it empty to warm up"
+        )
+    obj = load_file(path)
+    heads: dict[str, dict[str, Tensor]] = {h: obj[h] for h in HEAD_NAMES if isinstance(obj.get(h), dict)}
+    if len(heads) < 2:
+        flat = {h: {k[len(h) + 1 :]: v for k, v in obj.items() if k.startswith(h + ".")} for h in HEAD_NAMES}
+        heads = {h: s for h, s in flat.items() if s}
+    if len(heads) < 2:
+        heads = read_init_source(path).heads
+    if len(heads) < 2:
+        raise CheckpointError(
+            f"{path} holds no dino_head and ibot_head weights; pass a heads file (*.heads.pth) or leave teacher.heads "
+            "empty so that fresh heads are warmed up on the frozen teacher"
+        )
+    dino, ibot = (head_from_state(heads[h], str(path), h) for h in HEAD_NAMES)
+    if embed_dim is not None:
+        for name, h in (("dino_head", dino), ("ibot_head", ibot)):
+            if h.in_dim != embed_dim:
+                raise CheckpointError(
+                    f"{name} in {path} expects {h.in_dim}-d features but the teacher backbone has embed_dim "
+                    f"{embed_dim}; pass the heads saved with this teacher"
+                )
+    return dino, ibot
+
+
+def save_heads_file(path: str | Path, dino: DINOHead, ibot: DINOHead, meta: dict[str, Any] | None = None) -> Path:
+    """Write heads as `{"dino_head": sd, "ibot_head": sd, **meta}` atomically (the checkpointing heads format)."""
+    from geodino.io import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(
+            {
+                "dino_head": {k: v.detach().cpu() for k, v in dino.state_dict().items()},
+                "ibot_head": {k: v.detach().cpu() for k, v in ibot.state_dict().items()},
+                **(meta or {}),
+            },
+            tmp,
+        )
+    return path
+
+
+def _cosine(step: int, total: int, start: float, end: float, warmup: int = 0, warmup_from: float = 0.0) -> float:
+    """Linear warm-up then cosine from `start` to `end` (the official schedule shape), for the short warm-up."""
+    if step < warmup:
+        return warmup_from + (start - warmup_from) * step / max(warmup, 1)
+    t = (step - warmup) / max(total - warmup, 1)
+    return end + 0.5 * (start - end) * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def warmup_heads(
+    backbone: nn.Module,
+    batches: Iterator[dict[str, Any]],
+    *,
+    steps: int,
+    dino: DINOHead,
+    ibot: DINOHead,
+    lr: float = 1e-3,
+    weight_decay: float = 0.04,
+    momentum: tuple[float, float] = (0.994, 1.0),
+    teacher_temp: float = 0.07,
+    clip_grad: float = 3.0,
+    n_global_crops: int = 2,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> tuple[DINOHead, DINOHead, list[dict[str, float]]]:
+    """Train `dino` and `ibot` heads on a frozen `backbone` for `steps` batches; return the frozen EMA heads and the
+    per-step log. See the module docstring for the recipe."""
+    model = getattr(backbone, "model", backbone)
+    model.eval().requires_grad_(False)
+    heads = nn.ModuleDict({"dino_head": dino, "ibot_head": ibot}).to(device).train()
+    ema = copy.deepcopy(heads).eval().requires_grad_(False)
+    dino_loss = DINOLoss(dino.out_dim)
+    ibot_loss = IBOTPatchLoss(ibot.out_dim)
+    decay, no_decay = [], []
+    for n, p in heads.named_parameters():
+        (no_decay if n.endswith("bias") else decay).append(p)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr,
+        betas=(0.9, 0.999),
+    )
+    warm = max(steps // 10, 1)
+    log: list[dict[str, float]] = []
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(steps), desc="teacher-head warm-up", disable=not progress, leave=False)
+    for step in bar:
+        batch = next(batches)
+        g = batch["global_crops"].to(device)
+        loc = batch["local_crops"].to(device)
+        masks = batch["masks"].to(device)
+        idx = batch["mask_indices"].to(device)
+        weight = batch["masks_weight"].to(device)
+        n_masked = batch["n_masked_patches"]
+        b = g.shape[0] // n_global_crops
+        with torch.no_grad():  # the frozen backbone: three views, no graph
+            clean = model.forward_features(g)
+            views = (
+                model.forward_features([g, loc], masks=[masks, None])
+                if loc.numel()
+                else [model.forward_features(g, masks=masks)]
+            )
+            t_cls = ema["dino_head"](clean["x_norm_clstoken"])
+            t_patch = ema["ibot_head"](torch.index_select(clean["x_norm_patchtokens"].flatten(0, 1), 0, idx))
+            t_cls = dino_loss.teacher_targets(t_cls, teacher_temp).unflatten(0, (n_global_crops, b))
+            t_patch = ibot_loss.teacher_targets(t_patch, teacher_temp, n_masked)
+        for group in opt.param_groups:
+            group["lr"] = _cosine(step, steps, lr, lr * 1e-2, warm)
+        s_g = heads["dino_head"](views[0]["x_norm_clstoken"]).unflatten(0, (n_global_crops, b))
+        g_terms = n_global_crops * (n_global_crops - 1)
+        l_terms = 0
+        loss_local = s_g.new_zeros(())
+        if len(views) > 1:
+            s_l = heads["dino_head"](views[1]["x_norm_clstoken"])
+            n_l = s_l.shape[0] // b
+            l_terms = n_global_crops * n_l
+            loss_local = dino_loss(s_l.unflatten(0, (n_l, b)), t_cls)
+        loss_global = dino_loss(s_g, t_cls, ignore_diagonal=True)
+        s_patch = heads["ibot_head"](torch.index_select(views[0]["x_norm_patchtokens"].flatten(0, 1), 0, idx))
+        loss_ibot = ibot_loss(s_patch, t_patch, masks, weight)
+        total_terms = g_terms + l_terms
+        loss = (g_terms / total_terms) * loss_global + (l_terms / total_terms) * loss_local + loss_ibot
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip_grad:
+            for h in heads.values():
+                nn.utils.clip_grad_norm_(h.parameters(), clip_grad)
+        opt.step()
+        m = _cosine(step, steps, momentum[0], momentum[1])
+        with torch.no_grad():
+            e, s = list(ema.parameters()), [p.detach() for p in heads.parameters()]
+            torch._foreach_mul_(e, m)
+            torch._foreach_add_(e, s, alpha=1 - m)
+        rec = {
+            "step": float(step),
+            "loss": float(loss.detach()),
+            "dino": float(loss_global.detach()),
+            "ibot": float(loss_ibot.detach()),
+        }
+        log.append(rec)
+        if on_step is not None:
+            on_step(step, rec)
+        bar.set_postfix(loss=f"{rec['loss']:.3f}")
+    return ema["dino_head"], ema["ibot_head"], log
