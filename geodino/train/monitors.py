@@ -1,0 +1,157 @@
+"""Collapse diagnostics for DINO-style training, and the NaN/Inf guard.
+
+The two classic DINO collapses (Caron et al. 2021, section 5.3) have clear signatures:
+- *dominant-prototype* collapse: every image goes to the same prototype, so each teacher distribution is one-hot
+  (entropy ~ 0) and the batch's prototype usage is one-hot too;
+- *uniform* collapse: every teacher distribution is flat (entropy ~ log K) and carries no information;
+both drive the student-teacher KL to ~0. A collapsed backbone also shows per-dimension std of the L2-normalised
+features ~ 0 (all images map to one point; ~1/sqrt(D) when healthy), and CLS-patch cosine similarity rising
+towards 1 (dense features losing locality, what Gram anchoring counters).
+`CollapseMonitor` turns these statistics into a logged warning after `patience` consecutive bad checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from geodino.errors import TrainingError
+
+__all__ = [
+    "CollapseMonitor",
+    "CollapseWarning",
+    "check_finite",
+    "cls_patch_cosine",
+    "feature_std",
+    "student_teacher_kl",
+    "teacher_entropy",
+    "usage_entropy",
+]
+
+log = logging.getLogger("geodino.train")
+
+
+class CollapseWarning(UserWarning):
+    """The teacher or the features look collapsed."""
+
+
+@torch.no_grad()
+def teacher_entropy(probs: Tensor) -> float:
+    """Mean entropy (nats) of the per-sample distributions [N, K]."""
+    p = probs.float().reshape(-1, probs.shape[-1])
+    return float(-(p * torch.log(p.clamp_min(1e-12))).sum(-1).mean())
+
+
+@torch.no_grad()
+def usage_entropy(probs: Tensor) -> float:
+    """Entropy (nats) of the batch-mean distribution: how many prototypes the batch uses (log K = all evenly)."""
+    m = probs.float().reshape(-1, probs.shape[-1]).mean(0)
+    m = m / m.sum().clamp_min(1e-12)
+    return float(-(m * torch.log(m.clamp_min(1e-12))).sum())
+
+
+@torch.no_grad()
+def student_teacher_kl(student_logits: Tensor, teacher_probs: Tensor, student_temp: float = 0.1) -> float:
+    """Mean KL(teacher || student) over matching rows: H(t, s) - H(t)."""
+    log_s = F.log_softmax(student_logits.float().reshape(-1, student_logits.shape[-1]) / student_temp, dim=-1)
+    t = teacher_probs.float().reshape(-1, teacher_probs.shape[-1])
+    return float((t * (torch.log(t.clamp_min(1e-12)) - log_s)).sum(-1).mean())
+
+
+@torch.no_grad()
+def feature_std(x: Tensor) -> float:
+    """Mean over dimensions of the batch std of L2-normalised features [N, D] (~1/sqrt(D) healthy, 0 collapsed)."""
+    z = F.normalize(x.float().reshape(-1, x.shape[-1]), dim=-1)
+    if z.shape[0] < 2:
+        return float("nan")
+    return float(z.std(dim=0).mean())
+
+
+@torch.no_grad()
+def cls_patch_cosine(cls: Tensor, patches: Tensor) -> float:
+    """Mean cosine similarity between each image's CLS token [B, D] and its patch tokens [B, N, D]."""
+    return float(F.cosine_similarity(cls.float().unsqueeze(1), patches.float(), dim=-1).mean())
+
+
+@dataclass
+class CollapseMonitor:
+    """Flags a collapsed teacher from logged statistics; warns once per episode (after `patience` bad checks).
+
+    `update(stats)` reads `teacher_entropy`, `teacher_usage_entropy`, `n_prototypes` and `teacher_feature_std`
+    (+ `feature_dim`) from a dict of logged values and returns the list of reasons (empty when healthy).
+    """
+
+    entropy_tol: float = 0.05  # fraction of log K counted as "near 0" / "near log K"
+    std_tol: float = 0.1  # fraction of the healthy 1/sqrt(D) counted as "near 0"
+    patience: int = 3
+    bad_checks: int = 0
+    warned: bool = False
+    history: list[list[str]] = field(default_factory=list)
+
+    def reasons(self, stats: Mapping[str, Any]) -> list[str]:
+        out: list[str] = []
+        k = float(stats.get("n_prototypes", 0) or 0)
+        h = stats.get("teacher_entropy")
+        usage = stats.get("teacher_usage_entropy")
+        if k > 1 and h is not None:
+            log_k = math.log(k)
+            one_hot_usage = usage is not None and usage <= self.entropy_tol * log_k
+            if h <= self.entropy_tol * log_k and (usage is None or one_hot_usage):
+                out.append(f"teacher outputs are one-hot on one prototype (entropy {h:.3g} nats)")
+            elif h >= (1 - self.entropy_tol) * log_k:
+                out.append(f"teacher outputs are uniform (entropy {h:.3g} of max {log_k:.3g} nats)")
+        std, dim = stats.get("teacher_feature_std"), stats.get("feature_dim")
+        if std is not None and dim and not math.isnan(std) and std <= self.std_tol / math.sqrt(float(dim)):
+            out.append(f"teacher CLS features have per-dimension std {std:.3g} (all images at one point)")
+        return out
+
+    def update(self, stats: Mapping[str, Any], step: int | None = None) -> list[str]:
+        why = self.reasons(stats)
+        self.history.append(why)
+        if not why:
+            self.bad_checks, self.warned = 0, False
+            return why
+        self.bad_checks += 1
+        if self.bad_checks >= self.patience and not self.warned:
+            where = f" at step {step}" if step is not None else ""
+            msg = (
+                f"the teacher looks collapsed{where}: {'; '.join(why)}. Check the teacher temperature schedule "
+                "(schedules.teacher_temp), the centering (dino.centering) and the lr; see docs/recipe.md#monitors"
+            )
+            log.warning(msg)
+            warnings.warn(msg, CollapseWarning, stacklevel=2)
+            self.warned = True
+        return why
+
+    @property
+    def collapsed(self) -> bool:
+        """True once `patience` consecutive checks were bad."""
+        return self.bad_checks >= self.patience
+
+
+def check_finite(loss: Tensor | float, logs: Mapping[str, Any] | None = None, step: int | None = None) -> None:
+    """Raise TrainingError naming the non-finite terms when the loss is NaN or Inf."""
+    value = float(loss.detach().float().sum()) if isinstance(loss, Tensor) else float(loss)
+    if math.isfinite(value):
+        return
+    bad, good = [], []
+    for k, v in (logs or {}).items():
+        try:
+            f = float(v.detach().float().sum()) if isinstance(v, Tensor) else float(v)
+        except (TypeError, ValueError):
+            continue
+        (good if math.isfinite(f) else bad).append(f"{k}={f:.4g}")
+    where = f" at step {step}" if step is not None else ""
+    terms = f" (non-finite: {', '.join(bad)})" if bad else ""
+    raise TrainingError(
+        f"the training loss is {value}{where}{terms}; stop and resume from the last good checkpoint with a lower "
+        "lr (schedules.lr.peak) or gradient clipping (optim.clip_grad)"
+    )

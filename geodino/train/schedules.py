@@ -1,0 +1,227 @@
+"""Training schedules as numpy arrays indexed by iteration (as the official code does).
+
+Two shapes, mirroring `dinov3/train/cosine_lr_scheduler.py`:
+- `cosine_schedule` (v1, DINOv2 `CosineScheduler`): optional zeros, linear warmup start->peak (endpoint included),
+  then a cosine peak->end over the remaining iterations; indexing past the end returns `end`.
+- `linear_warmup_cosine_decay` (v2, DINOv3 `schedules:` block): linear warmup (endpoint excluded), a cosine over
+  `cosine_iters` (default: the rest), then a constant tail at `end`; constant after warmup when peak == end.
+`Schedules.build(cfg, total_iters, global_batch_size)` builds lr, last-layer lr, weight decay, teacher momentum,
+teacher temperature, the local-DINO weight and the Gram weight from an `SSLConfig`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from geodino.errors import ConfigError
+
+if TYPE_CHECKING:
+    from geodino.train.recipe import ScheduleConfig, SSLConfig
+
+__all__ = ["Schedule", "Schedules", "cosine_schedule", "linear_warmup_cosine_decay", "lr_scale", "ramp_schedule"]
+
+
+def cosine_schedule(
+    base_value: float,
+    final_value: float,
+    total_iters: int,
+    warmup_iters: int = 0,
+    start_warmup_value: float = 0.0,
+    freeze_iters: int = 0,
+    trunc_extra: float = 0.0,
+) -> np.ndarray:
+    """v1 schedule (DINOv2/DINOv3 `CosineScheduler.schedule`), float64 array of length `total_iters`."""
+    freeze = np.zeros(freeze_iters)
+    warmup = np.linspace(start_warmup_value, base_value, warmup_iters)
+    n = total_iters - warmup_iters - freeze_iters
+    if n < 0:
+        raise ValueError(f"warmup ({warmup_iters}) + freeze ({freeze_iters}) iterations exceed total {total_iters}")
+    if trunc_extra == 0.0:
+        iters = np.arange(n)
+        cos = final_value + 0.5 * (base_value - final_value) * (1 + np.cos(np.pi * iters / max(n, 1)))
+    else:
+        t = np.linspace(0, np.pi, int((1 + trunc_extra) * n))[:n]
+        c = (np.cos(t) + 1) / 2
+        c = (c - c[-1]) / (1 - c[-1])
+        cos = c * (base_value - final_value) + final_value
+    return np.concatenate((freeze, warmup, cos)).astype(np.float64)
+
+
+def linear_warmup_cosine_decay(
+    start: float,
+    peak: float,
+    end: float,
+    warmup_iterations: int,
+    total_iterations: int,
+    cosine_iterations: int | None = None,
+) -> np.ndarray:
+    """v2 schedule (DINOv3 `linear_warmup_cosine_decay`): warmup, cosine, constant tail at `end`."""
+    linear = np.linspace(start, peak, warmup_iterations, endpoint=False)
+    if cosine_iterations is None:
+        cosine_iterations = total_iterations - warmup_iterations
+    cosine = (np.cos(np.linspace(0, np.pi, cosine_iterations)) + 1) / 2
+    cosine = (peak - end) * cosine + end
+    remaining = total_iterations - cosine_iterations - warmup_iterations
+    if remaining < 0 or cosine_iterations < 0:
+        raise ValueError(
+            f"warmup ({warmup_iterations}) + cosine ({cosine_iterations}) iterations exceed total {total_iterations}"
+        )
+    return np.concatenate([linear, cosine, np.full((remaining,), fill_value=end)]).astype(np.float64)
+
+
+def ramp_schedule(initial: float, final: float, start_iter: int, ramp_iters: int, total_iters: int) -> np.ndarray:
+    """`initial` until `start_iter`, then a cosine to `final` over `ramp_iters`, then `final`.
+
+    This is how the official Gram stage sets its weights (`start=peak=0, end=2, warmup=1M, cosine=1k`), i.e.
+    `linear_warmup_cosine_decay(initial, initial, final, start_iter, total, ramp_iters)`.
+    """
+    start_iter = min(max(int(start_iter), 0), total_iters)
+    ramp_iters = min(max(int(ramp_iters), 0), total_iters - start_iter)
+    return linear_warmup_cosine_decay(initial, initial, final, start_iter, total_iters, ramp_iters)
+
+
+class Schedule:
+    """A numpy schedule that returns its last value past the end (like `CosineScheduler.__getitem__`)."""
+
+    def __init__(self, values: np.ndarray, final: float | None = None) -> None:
+        self.values = np.asarray(values, dtype=np.float64)
+        self.final = float(final if final is not None else (self.values[-1] if len(self.values) else 0.0))
+
+    def __getitem__(self, it: int) -> float:
+        it = int(it)
+        if it < 0:
+            raise IndexError(f"negative iteration {it}")
+        return float(self.values[it]) if it < len(self.values) else self.final
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def lr_scale(rule: str, global_batch_size: int) -> float:
+    """Official lr scaling rules: `sqrt_wrt_1024` (4·sqrt(B/1024)), `linear_wrt_256` (B/256), `none` (1)."""
+    if rule == "sqrt_wrt_1024":
+        return 4.0 * math.sqrt(global_batch_size / 1024.0)
+    if rule == "linear_wrt_256":
+        return global_batch_size / 256.0
+    if rule in ("none", "", None):
+        return 1.0
+    raise ConfigError(f"optim.scaling_rule={rule!r} is not one of 'sqrt_wrt_1024', 'linear_wrt_256', 'none'")
+
+
+def _from_config(
+    kind: str, sc: ScheduleConfig, total: int, key: str, scale: float = 1.0, truncate: bool = False
+) -> Schedule:
+    used = sc.warmup_iters + (sc.cosine_iters or 0) + sc.freeze_iters
+    if sc.warmup_iters < 0 or (sc.cosine_iters or 0) < 0 or sc.freeze_iters < 0:
+        raise ConfigError(f"schedules.{key}: iteration counts must be >= 0")
+    if used > total and truncate:
+        # the run ends inside the warmup: compute the full schedule and keep its first `total` values
+        full = _from_config(kind, sc, used, key, scale)
+        return Schedule(full.values[:total], final=full.final)
+    if used > total:
+        raise ConfigError(
+            f"schedules.{key}: warmup_iters + cosine_iters + freeze_iters = {used} exceeds the run's {total} "
+            "iterations; lower them or train longer"
+        )
+    peak, end = sc.peak * scale, sc.end * scale
+    if kind == "v1":
+        values = cosine_schedule(peak, end, total, sc.warmup_iters, sc.start * scale, sc.freeze_iters, sc.trunc_extra)
+        return Schedule(values, final=end)
+    if kind == "v2":
+        values = linear_warmup_cosine_decay(sc.start * scale, peak, end, sc.warmup_iters, total, sc.cosine_iters)
+        if sc.freeze_iters:
+            values[: sc.freeze_iters] = 0.0
+        return Schedule(values, final=end)
+    raise ConfigError(f"schedules.kind={kind!r} is not 'v1' (cosine over the run) or 'v2' (warmup, cosine, constant)")
+
+
+@dataclass
+class Schedules:
+    """Every per-iteration value of a run; `at(it)` gives them as a dict (logged, and applied to the optimizer)."""
+
+    lr: Schedule
+    last_layer_lr: Schedule
+    weight_decay: Schedule
+    momentum: Schedule
+    teacher_temp: Schedule
+    dino_local_weight: Schedule
+    gram_weight: Schedule
+    total_iters: int
+
+    @classmethod
+    def build(cls, cfg: SSLConfig, total_iters: int, global_batch_size: int = 1024) -> Schedules:
+        """Schedules for `total_iters` iterations; the lr is scaled by `cfg.optim.scaling_rule` (global batch)."""
+        if total_iters <= 0:
+            raise ConfigError(f"total iterations must be > 0, got {total_iters}")
+        s = cfg.schedules
+        kind = s.kind
+        scale = lr_scale(cfg.optim.scaling_rule, global_batch_size)
+        lr = _from_config(kind, s.lr, total_iters, "lr", scale)
+        freeze = int(cfg.optim.freeze_last_layer_iters)
+        if freeze > total_iters:
+            raise ConfigError(f"optim.freeze_last_layer_iters={freeze} exceeds the run's {total_iters} iterations")
+        last = lr.values.copy()
+        last[:freeze] = 0.0
+        dino = cfg.dino
+        gram = cfg.gram
+        return cls(
+            lr=lr,
+            last_layer_lr=Schedule(last, final=lr.final),
+            weight_decay=_from_config(kind, s.weight_decay, total_iters, "weight_decay"),
+            momentum=_from_config(kind, s.momentum, total_iters, "momentum"),
+            # official v1 teacher temperature is its own warmup-long schedule: a shorter run just stops inside it
+            teacher_temp=_from_config(kind, s.teacher_temp, total_iters, "teacher_temp", truncate=True),
+            dino_local_weight=Schedule(
+                ramp_schedule(
+                    dino.local_loss_weight_initial,
+                    dino.local_loss_weight,
+                    dino.local_loss_weight_start_iter,
+                    dino.local_loss_weight_ramp_iters,
+                    total_iters,
+                ),
+                final=dino.local_loss_weight,
+            ),
+            gram_weight=Schedule(
+                ramp_schedule(0.0, gram.loss_weight, gram.weight_start_iter, gram.weight_ramp_iters, total_iters)
+                if gram.use_loss
+                else np.zeros(total_iters),
+                final=gram.loss_weight if gram.use_loss else 0.0,
+            ),
+            total_iters=int(total_iters),
+        )
+
+    def at(self, it: int) -> dict[str, float]:
+        """All scheduled values at iteration `it`."""
+        return {
+            "lr": self.lr[it],
+            "last_layer_lr": self.last_layer_lr[it],
+            "weight_decay": self.weight_decay[it],
+            "momentum": self.momentum[it],
+            "teacher_temp": self.teacher_temp[it],
+            "dino_local_weight": self.dino_local_weight[it],
+            "gram_weight": self.gram_weight[it],
+        }
+
+    def plot(self, path: str) -> None:
+        """Save a figure of every schedule over the run (a quick check of a config before launching it)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from geodino.io import atomic_path
+
+        names = ["lr", "last_layer_lr", "weight_decay", "momentum", "teacher_temp", "dino_local_weight", "gram_weight"]
+        fig, axes = plt.subplots(len(names), 1, figsize=(7, 1.6 * len(names)), sharex=True)
+        for ax, name in zip(axes, names):
+            ax.plot(getattr(self, name).values)
+            ax.set_ylabel(name, fontsize=8)
+        axes[-1].set_xlabel("iteration")
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1])
+        plt.close(fig)

@@ -1,0 +1,508 @@
+"""The DINOv3 SSL meta-architecture: student, EMA teacher, Gram teacher, heads and the loss bookkeeping.
+
+Pure torch (no Lightning); `geodino.train.module.SSLModule` drives it. API:
+
+    arch = SSLMetaArch(cfg: SSLConfig, total_iters=N, global_batch_size=B)  # builds models, losses, schedules
+    loss, logs = arch(batch, iteration)        # teacher targets, student forward, every loss term, the total
+    loss.backward(); optimizer.step()          # optimizer = build_optimizer(arch.param_groups(), ...)
+    arch.update_teacher(momentum)              # EMA of student -> teacher (backbone and both heads), foreach
+    arch.maybe_refresh_gram(iteration)         # after the step: copy the EMA teacher into the Gram teacher
+                                               # every K iterations from I, at most M times -> bool
+    arch.param_groups()                        # AdamW groups with lr/wd multipliers and the last-layer flag
+    arch.schedules.at(iteration)               # lr, last_layer_lr, weight_decay, momentum, teacher_temp, ...
+    arch.init_from_teacher_state(state_dict)   # continue from a teacher (`backbone.*`, optional heads)
+    arch.load_gram_teacher(path_or_state)      # Gram teacher from a checkpoint (or `gram.ckpt` at build time)
+    arch.snapshot_gram_from_teacher()          # Gram teacher <- EMA teacher (done automatically at
+                                               # `gram.it_load_ema_teacher` when there is no `gram.ckpt`)
+
+Modules: `student` and `teacher` are `nn.ModuleDict(backbone, dino_head, ibot_head)`; `gram_teacher` is
+`nn.ModuleDict(backbone)` when Gram anchoring uses a separate teacher (else None). Teachers are frozen
+(`requires_grad=False`) and stay in eval mode (no drop path, no RoPE augmentation) whatever `train()` is called
+with. The batch is the SSL batch dict of CONTRIBUTING.md (`global_crops`, `local_crops`, `masks`, `mask_indices`,
+`masks_weight`, `n_masked_patches`, optional `gram_crops`; `n_global_crops` defaults to 2).
+
+Distributed use: wrap with DDP (teachers have no trainable parameters), or shard each backbone block and each
+module of `student`/`teacher`/`gram_teacher` with FSDP2 `fully_shard` (identically for student and teacher, so the
+EMA's foreach runs on matching local shards). Backbones are always called through `module(...)` (with
+`is_training=True`) so FSDP's root hooks run; parameters are matched by name at every EMA/Gram update (nothing
+is cached across sharding). Sinkhorn-Knopp and KoLeo reduce over `process_group` (default: the whole world).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from geodino.errors import CheckpointError, ConfigError, InputError
+from geodino.losses import DINOLoss, GramLoss, IBOTPatchLoss, KoLeoLoss, KoLeoLossDistributed
+from geodino.models.heads import DINOHead
+from geodino.train import monitors as mon
+from geodino.train.optim import param_groups as build_param_groups
+from geodino.train.recipe import SSLConfig
+from geodino.train.schedules import Schedules
+
+__all__ = ["SSLMetaArch", "extract_backbone_state", "gram_updates_before", "resize_patch_tokens"]
+
+log = logging.getLogger("geodino.train")
+
+_ALIASES = {  # official collate names -> geodino names
+    "collated_global_crops": "global_crops",
+    "collated_local_crops": "local_crops",
+    "collated_masks": "masks",
+    "mask_indices_list": "mask_indices",
+    "collated_gram_teacher_crops": "gram_crops",
+}
+
+
+def resize_patch_tokens(
+    tokens: Tensor, src_hw: tuple[int, int], dst_hw: tuple[int, int], mode: str = "bicubic", antialias: bool = False
+) -> Tensor:
+    """Resize patch tokens [B, h·w, D] from grid `src_hw` to `dst_hw` (identity when equal), as the Gram teacher's
+    high-resolution maps are brought to the student grid (official: bicubic, antialias off)."""
+    if tuple(src_hw) == tuple(dst_hw):
+        return tokens
+    b, n, d = tokens.shape
+    if n != src_hw[0] * src_hw[1]:
+        raise ValueError(f"{n} tokens do not form a {src_hw[0]}x{src_hw[1]} grid")
+    maps = tokens.transpose(1, 2).reshape(b, d, *src_hw)
+    kwargs: dict[str, Any] = {"size": tuple(dst_hw), "mode": mode}
+    if mode in ("bilinear", "bicubic"):
+        kwargs.update(align_corners=False, antialias=antialias)
+    maps = F.interpolate(maps.float() if maps.dtype == torch.bfloat16 else maps, **kwargs).to(tokens.dtype)
+    return maps.flatten(2).transpose(1, 2)
+
+
+def gram_updates_before(iteration: int, first: int, every: int) -> int:
+    """How many Gram refreshes happened after iterations < `iteration` (refresh after it when (it+1) % every == 0
+    and it+1 >= first). A pure function of the iteration, so a resumed run keeps the count without state."""
+    lo = max(first, 1)
+    hi = iteration  # refreshes after iterations 0..iteration-1 happen at counts n = it+1 in [1, iteration]
+    if hi < lo:
+        return 0
+    return hi // every - (lo - 1) // every
+
+
+def extract_backbone_state(state: Mapping[str, Any], source: str = "state_dict") -> dict[str, Tensor]:
+    """Backbone weights from a backbone, teacher (`{"teacher": ...}`), Lightning or geodino checkpoint dict."""
+    for key in ("teacher", "state_dict", "model"):
+        inner = state.get(key)
+        if isinstance(inner, Mapping) and any(isinstance(v, Tensor) or isinstance(v, Mapping) for v in inner.values()):
+            state = inner
+            break
+    tensors = {k: v for k, v in state.items() if isinstance(v, Tensor)}
+    for prefix in ("arch.teacher.backbone.", "teacher.backbone.", "model.teacher.backbone.", "backbone."):
+        sub = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        if sub:
+            return sub
+    if any(k.startswith(("cls_token", "patch_embed.")) for k in tensors):
+        return tensors
+    raise CheckpointError(f"{source} holds no backbone weights (no cls_token/patch_embed/backbone.* keys)")
+
+
+def _read_state(path: str | Path) -> dict[str, Any]:
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} not found; fix gram.ckpt (or init_from) to an existing file")
+    try:  # the checkpointing module reads every supported layout (Lightning, DCP folders, safetensors)
+        from geodino.train.checkpointing import load_file
+
+        return load_file(path)
+    except ImportError:  # pragma: no cover - only while that module is absent
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file as st_load
+
+            return dict(st_load(str(path)))
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _load_strict(module: nn.Module, state: Mapping[str, Tensor], what: str, source: str) -> None:
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+        raise CheckpointError(
+            f"{source} does not fit the {what} ({detail}{' ...' if len(missing) + len(unexpected) > 3 else ''}); "
+            "it was trained with another architecture: use a checkpoint of the same student.arch/patch_size/in_chans"
+        )
+    for k, v in state.items():
+        if tuple(own[k].shape) != tuple(v.shape):
+            raise CheckpointError(
+                f"{source} does not fit the {what}: {k} has shape {tuple(v.shape)} but the model has "
+                f"{tuple(own[k].shape)}; use a checkpoint of the same architecture"
+            )
+    with torch.no_grad():
+        for k, v in module.state_dict(keep_vars=True).items():
+            v.copy_(state[k].to(dtype=v.dtype, device=v.device))
+
+
+def _named_tensors(module: nn.Module) -> dict[str, Tensor]:
+    return dict(module.named_parameters())
+
+
+def _call_backbone(backbone: nn.Module, x: Tensor | list[Tensor], masks: Any = None) -> Any:
+    """Through `__call__` (FSDP/DDP hooks run) with the official `is_training=True` (dict outputs)."""
+    return backbone(x, masks=masks, is_training=True)
+
+
+class SSLMetaArch(nn.Module):
+    """Student + EMA teacher (+ Gram teacher) with DINO, iBOT, KoLeo and Gram losses (see the module docstring)."""
+
+    def __init__(
+        self,
+        cfg: SSLConfig,
+        *,
+        total_iters: int | None = None,
+        global_batch_size: int = 1024,
+        process_group: dist.ProcessGroup | None = None,
+    ) -> None:
+        super().__init__()
+        from geodino.models import build_model
+
+        cfg.validate()
+        self.cfg = cfg
+        self.process_group = process_group
+        s = cfg.student
+        kwargs: dict[str, Any] = dict(s.overrides)
+        kwargs.setdefault("drop_path_rate", s.drop_path_rate)
+        student_backbone = build_model(s.arch, patch_size=s.patch_size, in_chans=s.in_chans, **kwargs)
+        teacher_backbone = build_model(s.arch, patch_size=s.patch_size, in_chans=s.in_chans, **kwargs)
+        self.embed_dim = int(student_backbone.embed_dim)
+        self.patch_size = int(s.patch_size)
+
+        def dino_head() -> DINOHead:
+            d = cfg.dino
+            return DINOHead(
+                self.embed_dim, d.head_n_prototypes, d.head_hidden_dim, d.head_bottleneck_dim, d.head_nlayers
+            )
+
+        def ibot_head() -> DINOHead:
+            i = cfg.ibot
+            return DINOHead(
+                self.embed_dim, i.head_n_prototypes, i.head_hidden_dim, i.head_bottleneck_dim, i.head_nlayers
+            )
+
+        self.student = nn.ModuleDict({"backbone": student_backbone, "dino_head": dino_head(), "ibot_head": ibot_head()})
+        self.teacher = nn.ModuleDict({"backbone": teacher_backbone, "dino_head": dino_head(), "ibot_head": ibot_head()})
+        self.teacher.load_state_dict(self.student.state_dict())
+        self.teacher.requires_grad_(False)
+
+        d, i, k, g = cfg.dino, cfg.ibot, cfg.koleo, cfg.gram
+        self.dino_loss = DINOLoss(
+            d.head_n_prototypes, d.student_temp, d.centering, d.center_momentum, d.sinkhorn_iterations, process_group
+        )
+        self.ibot_loss = IBOTPatchLoss(
+            i.head_n_prototypes, i.student_temp, i.centering, i.center_momentum, i.sinkhorn_iterations, process_group
+        )
+        self.koleo_loss: nn.Module = (
+            KoLeoLossDistributed(topk=k.topk, group_size=k.group_size, group=process_group)
+            if k.distributed
+            else KoLeoLoss()
+        )
+        if not k.distributed and k.topk != 1:
+            raise ConfigError("koleo.topk > 1 needs koleo.distributed=true (as official)")
+
+        self.gram_teacher: nn.ModuleDict | None = None
+        self.gram_loss: GramLoss | None = None
+        self.register_buffer("gram_initialized", torch.zeros((), dtype=torch.bool), persistent=True)
+        if g.use_loss:
+            self.gram_loss = GramLoss(g.normalized, g.img_level, g.remove_neg, g.remove_only_teacher_neg)
+            if not g.ema_teacher:
+                gram_backbone = build_model(s.arch, patch_size=s.patch_size, in_chans=s.in_chans, **kwargs)
+                gram_backbone.load_state_dict(student_backbone.state_dict())
+                self.gram_teacher = nn.ModuleDict({"backbone": gram_backbone})
+                self.gram_teacher.requires_grad_(False)
+                if g.ckpt:
+                    self.load_gram_teacher(g.ckpt)
+        self.collapse_monitor = mon.CollapseMonitor(cfg.monitor.entropy_tol, cfg.monitor.std_tol, cfg.monitor.patience)
+        self.schedules: Schedules | None = None
+        if total_iters is not None:
+            self.set_schedules(total_iters, global_batch_size)
+        self.train(True)
+
+    # ------------------------------------------------------------------ set-up
+    def set_schedules(self, total_iters: int, global_batch_size: int = 1024) -> Schedules:
+        """(Re)build the per-iteration schedules for a run of `total_iters` iterations."""
+        self.schedules = Schedules.build(self.cfg, total_iters, global_batch_size)
+        return self.schedules
+
+    def train(self, mode: bool = True) -> SSLMetaArch:
+        """Student follows `mode`; the teachers always stay in eval mode (official)."""
+        super().train(mode)
+        self.teacher.eval()
+        if self.gram_teacher is not None:
+            self.gram_teacher.eval()
+        return self
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """AdamW groups of the student (see `geodino.train.optim.param_groups`)."""
+        o = self.cfg.optim
+        return build_param_groups(
+            self.student,
+            layerwise_decay=o.layerwise_decay,
+            patch_embed_lr_mult=o.patch_embed_lr_mult,
+            dino_head_wd_multiplier=o.dino_head_wd_multiplier,
+        )
+
+    # ------------------------------------------------------------------ teachers
+    @torch.no_grad()
+    def update_teacher(self, momentum: float) -> None:
+        """teacher <- m·teacher + (1-m)·student for backbone and heads, with foreach kernels."""
+        t_list: list[Tensor] = []
+        s_list: list[Tensor] = []
+        for key, s_mod in self.student.items():
+            t_params = _named_tensors(self.teacher[key])
+            for name, p in s_mod.named_parameters():
+                t_list.append(t_params[name])
+                s_list.append(p.detach())
+        local = [_local(t) for t in t_list], [_local(s) for s in s_list]
+        torch._foreach_mul_(local[0], float(momentum))
+        torch._foreach_add_(local[0], local[1], alpha=1.0 - float(momentum))
+
+    @torch.no_grad()
+    def snapshot_gram_from_teacher(self) -> None:
+        """Gram teacher backbone <- EMA teacher backbone (parameters and buffers); marks it initialised."""
+        if self.gram_teacher is None:
+            return
+        src = dict(self.teacher["backbone"].named_parameters())
+        src.update(dict(self.teacher["backbone"].named_buffers()))
+        dst_items = list(self.gram_teacher["backbone"].named_parameters()) + list(
+            self.gram_teacher["backbone"].named_buffers()
+        )
+        torch._foreach_copy_([_local(v) for _, v in dst_items], [_local(src[n]) for n, _ in dst_items])
+        self.gram_initialized.fill_(True)
+
+    def load_gram_teacher(self, source: str | Path | Mapping[str, Any]) -> None:
+        """Gram teacher backbone from a checkpoint path or state dict (backbone, teacher or training checkpoint)."""
+        if self.gram_teacher is None:
+            raise ConfigError("gram.ckpt is set but no separate Gram teacher is used; set gram.use_loss=true")
+        where = f"Gram checkpoint {source}" if isinstance(source, (str, Path)) else "Gram teacher state_dict"
+        state = _read_state(source) if isinstance(source, (str, Path)) else source
+        _load_strict(self.gram_teacher["backbone"], extract_backbone_state(state, where), "Gram teacher", where)
+        self.gram_initialized.fill_(True)
+
+    def mark_gram_initialized(self) -> None:
+        """Call after writing the Gram teacher's weights by other means (e.g. stage initialisation)."""
+        self.gram_initialized.fill_(True)
+
+    def maybe_refresh_gram(self, iteration: int) -> bool:
+        """After the optimizer step of `iteration`: refresh the Gram teacher from the EMA teacher when due."""
+        g = self.cfg.gram
+        if self.gram_teacher is None or not g.rep_update:
+            return False
+        n = iteration + 1
+        if n < g.it_first_update or n % g.update_frequency != 0:
+            return False
+        if g.max_updates is not None and gram_updates_before(iteration, g.it_first_update, g.update_frequency) >= (
+            g.max_updates
+        ):
+            return False
+        self.snapshot_gram_from_teacher()
+        log.info("Gram teacher refreshed from the EMA teacher after iteration %d", iteration)
+        return True
+
+    def init_from_teacher_state(self, state: Mapping[str, Any], *, heads: bool = True, source: str = "") -> list[str]:
+        """Student, teacher (and Gram teacher) from a teacher state dict: `backbone.*` (+ `dino_head.*`,
+        `ibot_head.*`) or a bare backbone state dict. Heads missing from `state` stay freshly initialised."""
+        where = source or "teacher state_dict"
+        backbone = extract_backbone_state(state, where)
+        _load_strict(self.student["backbone"], backbone, "student backbone", where)
+        _load_strict(self.teacher["backbone"], backbone, "teacher backbone", where)
+        done = ["backbone"]
+        inner = state.get("teacher", state) if isinstance(state.get("teacher"), Mapping) else state
+        for name in ("dino_head", "ibot_head"):
+            sub = {k[len(name) + 1 :]: v for k, v in inner.items() if k.startswith(name + ".")}
+            if heads and sub:
+                _load_strict(self.student[name], sub, f"student {name}", where)
+                _load_strict(self.teacher[name], sub, f"teacher {name}", where)
+                done.append(name)
+        if self.gram_teacher is not None and not self.cfg.gram.ckpt:
+            self.snapshot_gram_from_teacher()
+            done.append("gram_teacher")
+        return done
+
+    # ------------------------------------------------------------------ forward
+    def _schedule_values(self, iteration: int, overrides: Mapping[str, float] | None) -> dict[str, float]:
+        vals = dict(self.schedules.at(iteration)) if self.schedules is not None else {}
+        vals.update(overrides or {})
+        for key in ("teacher_temp",):
+            if key not in vals:
+                raise ConfigError(
+                    "SSLMetaArch has no schedules: build it with total_iters=... (or call set_schedules) "
+                    "or pass sched={'teacher_temp': ...}"
+                )
+        vals.setdefault("dino_local_weight", self.cfg.dino.local_loss_weight)
+        vals.setdefault("gram_weight", self.cfg.gram.loss_weight if self.cfg.gram.use_loss else 0.0)
+        return vals
+
+    @staticmethod
+    def _batch(batch: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(batch)
+        for old, new in _ALIASES.items():
+            if old in out and new not in out:
+                out[new] = out[old]
+        if "global_crops" not in out:
+            raise InputError("SSL batch has no 'global_crops'; the loader must yield the SSL batch dict")
+        return out
+
+    def forward(
+        self, batch: Mapping[str, Any], iteration: int = 0, sched: Mapping[str, float] | None = None
+    ) -> tuple[Tensor, dict[str, Any]]:
+        """One SSL step's losses: returns (total loss, logs). Logs hold detached 0-dim tensors and floats."""
+        b = self._batch(batch)
+        vals = self._schedule_values(iteration, sched)
+        cfg = self.cfg
+        global_crops: Tensor = b["global_crops"]
+        n_global = int(b.get("n_global_crops", 2))
+        if global_crops.shape[0] % n_global:
+            raise InputError(f"global_crops has {global_crops.shape[0]} rows, not a multiple of {n_global} crops")
+        B = global_crops.shape[0] // n_global
+        local_crops: Tensor | None = b.get("local_crops")
+        if local_crops is not None and local_crops.shape[0] == 0:
+            local_crops = None
+        n_local = 0 if local_crops is None else local_crops.shape[0] // B
+        masks: Tensor | None = b.get("masks")
+        grid = (global_crops.shape[-2] // self.patch_size, global_crops.shape[-1] // self.patch_size)
+        if masks is None:
+            masks = torch.zeros(global_crops.shape[0], grid[0] * grid[1], dtype=torch.bool, device=global_crops.device)
+        masks = masks.reshape(global_crops.shape[0], -1).bool()
+        mask_indices = b.get("mask_indices")
+        if mask_indices is None:
+            mask_indices = masks.flatten().nonzero().flatten()
+        masks_weight = b.get("masks_weight")
+        n_masked = b.get("n_masked_patches")
+        if n_masked is None:
+            n_masked = torch.tensor([mask_indices.shape[0]], device=global_crops.device)
+
+        # Gram teacher snapshot from the EMA teacher (official `it_load_ema_teacher`; also after a resume).
+        use_gram = self.gram_loss is not None and vals["gram_weight"] != 0.0
+        if (
+            self.gram_teacher is not None
+            and not bool(self.gram_initialized)
+            and not cfg.gram.ckpt
+            and iteration >= cfg.gram.it_load_ema_teacher
+        ):
+            self.snapshot_gram_from_teacher()
+
+        # ---- teacher (global crops only, no masks, eval mode) ----
+        with torch.no_grad():
+            t_out = _call_backbone(self.teacher["backbone"], global_crops)
+            t_cls = t_out["x_norm_clstoken"]
+            t_patch = t_out["x_norm_patchtokens"]
+            t_cls_logits = self.teacher["dino_head"](t_cls)
+            t_cls_probs = self.dino_loss.teacher_targets(t_cls_logits, vals["teacher_temp"])
+            t_cls_probs = t_cls_probs.unflatten(0, (n_global, B))
+            t_masked = torch.index_select(t_patch.flatten(0, 1), 0, mask_indices)
+            t_masked_probs = self.ibot_loss.teacher_targets(
+                self.teacher["ibot_head"](t_masked), vals["teacher_temp"], n_masked
+            )
+
+        # ---- student (global crops masked, local crops) ----
+        crops = [global_crops] + ([local_crops] if local_crops is not None else [])
+        outs = _call_backbone(self.student["backbone"], crops, masks=[masks] + ([None] if n_local else []))
+        g_out = outs[0]
+        g_cls, g_patch = g_out["x_norm_clstoken"], g_out["x_norm_patchtokens"]
+        cls_all = [g_cls] + ([outs[1]["x_norm_clstoken"]] if n_local else [])
+        sizes = [c.shape[0] for c in cls_all]
+        s_cls_logits = torch.split(self.student["dino_head"](torch.cat(cls_all)), sizes)
+        s_masked = torch.index_select(g_patch.flatten(0, 1), 0, mask_indices)
+        s_masked_logits = self.student["ibot_head"](s_masked)
+
+        # ---- losses, with the official term scales ----
+        logs: dict[str, Any] = {}
+        g_terms = n_global * (n_global - 1) if cfg.dino.global_ignore_diagonal else n_global**2
+        l_terms = n_global * n_local
+        total_terms = g_terms + l_terms
+        s_global = s_cls_logits[0].unflatten(0, (n_global, B))
+        total = global_crops.new_zeros((), dtype=torch.float32)
+        if n_local:
+            s_local = s_cls_logits[1].unflatten(0, (n_local, B))
+            dino_local = self.dino_loss(s_local, t_cls_probs)
+            total = total + cfg.dino.loss_weight * (l_terms / total_terms) * vals["dino_local_weight"] * dino_local
+            logs["dino_local_loss"] = dino_local.detach()
+        if g_terms:
+            dino_global = self.dino_loss(s_global, t_cls_probs, ignore_diagonal=cfg.dino.global_ignore_diagonal)
+            total = total + cfg.dino.loss_weight * (g_terms / total_terms) * dino_global
+            logs["dino_global_loss"] = dino_global.detach()
+        g_cls_crops = g_cls.unflatten(0, (n_global, B))
+        koleo = sum(self.koleo_loss(g_cls_crops[c]) for c in range(n_global)) / n_global
+        total = total + cfg.koleo.loss_weight * n_global * koleo
+        logs["koleo_loss"] = koleo.detach()  # type: ignore[union-attr]
+        ibot = self.ibot_loss(s_masked_logits, t_masked_probs, masks, masks_weight, mask_indices.shape[0])
+        total = total + cfg.ibot.loss_weight * ibot
+        logs["ibot_loss"] = ibot.detach()
+        if self.gram_loss is not None:
+            logs["gram_weight"] = float(vals["gram_weight"])
+            if use_gram:
+                gram = self._gram_term(b, g_patch, t_patch, masks, grid)
+                total = total + vals["gram_weight"] * gram
+                logs["gram_loss"] = gram.detach()
+        logs["dino_local_weight"] = float(vals["dino_local_weight"])
+        logs["teacher_temp"] = float(vals["teacher_temp"])
+
+        every = cfg.monitor.every
+        if every and iteration % every == 0:
+            logs.update(self._monitor(t_cls, t_cls_probs, s_global, g_cls, g_patch, iteration))
+        return total, logs
+
+    def _gram_term(
+        self, b: Mapping[str, Any], s_patch: Tensor, t_patch: Tensor, masks: Tensor, grid: tuple[int, int]
+    ) -> Tensor:
+        g = self.cfg.gram
+        assert self.gram_loss is not None
+        if self.gram_teacher is None:  # gram.ema_teacher: the EMA teacher's own patches
+            target = t_patch
+        else:
+            if not bool(self.gram_initialized):
+                raise ConfigError(
+                    "the Gram teacher has no weights yet: set gram.ckpt, or gram.it_load_ema_teacher <= the current "
+                    "iteration, or initialise the stage from a checkpoint (init_from)"
+                )
+            crops = b.get("gram_crops")
+            if crops is None:
+                crops = b["global_crops"]
+            with torch.no_grad():
+                target = _call_backbone(self.gram_teacher["backbone"], crops)["x_norm_patchtokens"]
+            src = (crops.shape[-2] // self.patch_size, crops.shape[-1] // self.patch_size)
+            target = resize_patch_tokens(target, src, grid, g.resize_method, g.resize_antialias)
+        if g.tokens_used == "masked":
+            return self.gram_loss(s_patch[masks], target[masks], img_level=False)
+        if g.tokens_used == "unmasked":
+            return self.gram_loss(s_patch[~masks], target[~masks], img_level=False)
+        return self.gram_loss(s_patch, target)
+
+    @torch.no_grad()
+    def _monitor(
+        self, t_cls: Tensor, t_probs: Tensor, s_global: Tensor, g_cls: Tensor, g_patch: Tensor, iteration: int
+    ) -> dict[str, float]:
+        stats = {
+            "teacher_entropy": mon.teacher_entropy(t_probs),
+            "teacher_usage_entropy": mon.usage_entropy(t_probs),
+            "student_teacher_kl": mon.student_teacher_kl(s_global, t_probs, self.cfg.dino.student_temp),
+            "teacher_feature_std": mon.feature_std(t_cls),
+            "student_feature_std": mon.feature_std(g_cls),
+            "cls_patch_cosine": mon.cls_patch_cosine(g_cls, g_patch),
+        }
+        if iteration < self.cfg.monitor.warmup_iters:  # at init all images look alike by construction
+            self.collapse_monitor.bad_checks = 0
+        else:
+            self.collapse_monitor.update(
+                {**stats, "n_prototypes": self.cfg.dino.head_n_prototypes, "feature_dim": self.embed_dim}, iteration
+            )
+        out = {f"monitor/{k}": v for k, v in stats.items()}
+        out["monitor/collapsed"] = float(self.collapse_monitor.collapsed)
+        out["monitor/max_entropy"] = math.log(self.cfg.dino.head_n_prototypes)
+        return out
+
+
+def _local(t: Tensor) -> Tensor:
+    """The local shard of an FSDP2 DTensor (foreach kernels run on plain tensors), else the tensor itself."""
+    return t.to_local() if hasattr(t, "to_local") else t
