@@ -1,0 +1,309 @@
+"""DINOv3 multi-crop for overhead imagery: global/local crops, a clean Gram-teacher crop, multi-resolution sets.
+
+Differences from the official `DataAugmentationDINO` (dinov3/data/augmentations.py), all deliberate:
+- Overhead imagery has no "up": every crop gets horizontal and vertical flips and a random 90° rotation.
+- Colour jitter, grayscale and solarize only for RGB-like 3-band sensors; multispectral crops get a shared
+  brightness/contrast change times a small per-band one, so spectra stay plausible.
+- Gaussian blur uses the intended probabilities (global 1: 1.0, global 2: 0.1, local: 0.5) by default;
+  `official_blur_bug=True` reproduces the released models' inverted ones (0.0, 0.9, 0.5; dinov3 #286).
+- The Gram crop is the same box as its global crop, resized to `gram_size` from the source pixels (not from the
+  already-resized crop), with the same flips/rotation and no photometric change (`gram_teacher_no_distortions`).
+- Crop boxes avoid nodata: a box whose valid fraction is below `min_valid_fraction` is redrawn; nodata pixels
+  are filled with the normalisation mean (0 after standardising).
+All randomness comes from a numpy Generator passed in, so a sample's crops are a pure function of its seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from geodino.data.sensors import Sensor
+from geodino.errors import ConfigError
+
+__all__ = ["CropSet", "CropsConfig", "MultiCropTransform", "choose_crop_set", "crop_sets"]
+
+
+@dataclass
+class CropSet:
+    """One resolution setting of multi-resolution training (official high-res adaptation uses several)."""
+
+    global_size: int = 224
+    local_size: int = 96
+    gram_size: int | None = None
+    probability: float = 1.0
+
+
+@dataclass
+class CropsConfig:
+    """Multi-crop settings (defaults: the official 2 x 224 global, 8 x 96 local) and iBOT mask settings."""
+
+    n_global: int = 2
+    n_local: int = 8
+    global_size: int = 224
+    local_size: int = 96
+    global_scale: list[float] = field(default_factory=lambda: [0.32, 1.0])
+    local_scale: list[float] = field(default_factory=lambda: [0.05, 0.32])
+    ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
+    gram: bool = False  # produce Gram-teacher crops
+    gram_size: int | None = None  # default 2 x global_size
+    crop_sets: list[CropSet] = field(default_factory=list)  # multi-resolution; overrides the sizes when set
+    flips: bool = True
+    rot90: bool = True
+    jitter_prob: float = 0.8
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.2
+    hue: float = 0.1
+    band_jitter: float = 0.1  # multispectral: extra per-band brightness/contrast spread
+    grayscale_prob: float = 0.2
+    solarize_prob: float = 0.2
+    blur_probs: list[float] = field(default_factory=lambda: [1.0, 0.1, 0.5])  # global 1, global 2, local
+    official_blur_bug: bool = False
+    blur_sigma: list[float] = field(default_factory=lambda: [0.1, 2.0])
+    blur_kernel: int = 9
+    min_valid_fraction: float = 0.5
+    mask_ratio: list[float] = field(default_factory=lambda: [0.1, 0.5])
+    mask_probability: float = 0.5
+    mask_max_block_fraction: float = 0.5
+
+    def validate(self) -> None:
+        if self.n_global < 1:
+            raise ConfigError(f"crops.n_global must be >= 1, got {self.n_global}")
+        for key in ("global_scale", "local_scale", "mask_ratio", "blur_sigma", "ratio"):
+            v = getattr(self, key)
+            if len(v) != 2 or v[0] > v[1] or v[0] < 0:
+                raise ConfigError(f"crops.{key} must be [low, high] with 0 <= low <= high, got {list(v)}")
+        if len(self.blur_probs) != 3:
+            raise ConfigError(f"crops.blur_probs needs 3 values (global 1, global 2, local), got {self.blur_probs}")
+        if self.crop_sets and abs(sum(c.probability for c in self.crop_sets) - 1.0) > 1e-6:
+            raise ConfigError(
+                f"crops.crop_sets probabilities sum to {sum(c.probability for c in self.crop_sets)}; they must sum to 1"
+            )
+
+
+def crop_sets(cfg: CropsConfig) -> list[CropSet]:
+    """The resolution settings: `cfg.crop_sets`, or one set from the plain sizes (Gram size filled in)."""
+    sets = list(cfg.crop_sets) or [CropSet(cfg.global_size, cfg.local_size, cfg.gram_size, 1.0)]
+    out = []
+    for s in sets:
+        gram = s.gram_size if s.gram_size else (2 * s.global_size if cfg.gram else None)
+        out.append(dataclasses.replace(s, gram_size=gram if (cfg.gram or s.gram_size) else None))
+    return out
+
+
+def choose_crop_set(cfg: CropsConfig, seed: int, step: int) -> int:
+    """The crop set used at `step`: a function of (seed, step) only, hence the same on every rank."""
+    sets = crop_sets(cfg)
+    if len(sets) == 1:
+        return 0
+    p = np.asarray([s.probability for s in sets], dtype=np.float64)
+    u = np.random.default_rng([int(seed), int(step), 0x63726F70]).random()
+    return int(min(np.searchsorted(np.cumsum(p / p.sum()), u, side="right"), len(sets) - 1))
+
+
+def _rrc_box(
+    rng: np.random.Generator,
+    h: int,
+    w: int,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    integral: np.ndarray | None,
+    min_valid: float,
+) -> tuple[int, int, int, int]:
+    """RandomResizedCrop box (top, left, height, width) as torchvision draws it, redrawn while mostly nodata."""
+    area = h * w
+    log_r = (math.log(ratio[0]), math.log(ratio[1]))
+    best: tuple[int, int, int, int] | None = None
+    best_valid = -1.0
+    for _ in range(10):
+        target = area * rng.uniform(scale[0], scale[1])
+        ar = math.exp(rng.uniform(*log_r))
+        cw = round(math.sqrt(target * ar))
+        ch = round(math.sqrt(target / ar))
+        if 0 < cw <= w and 0 < ch <= h:
+            top = int(rng.integers(0, h - ch + 1))
+            left = int(rng.integers(0, w - cw + 1))
+            if integral is None:
+                return top, left, ch, cw
+            n = (
+                integral[top + ch, left + cw]
+                - integral[top, left + cw]
+                - integral[top + ch, left]
+                + integral[top, left]
+            )
+            frac = n / (ch * cw)
+            if frac >= min_valid:
+                return top, left, ch, cw
+            if frac > best_valid:
+                best, best_valid = (top, left, ch, cw), frac
+    if best is not None:
+        return best
+    # fallback: centre crop with the ratio clamped (torchvision's rule)
+    in_ratio = w / h
+    if in_ratio < ratio[0]:
+        cw, ch = w, round(w / ratio[0])
+    elif in_ratio > ratio[1]:
+        ch, cw = h, round(h * ratio[1])
+    else:
+        cw, ch = w, h
+    return (h - ch) // 2, (w - cw) // 2, ch, cw
+
+
+def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    if x.shape[-2:] == (size, size):
+        return x.clone()
+    return F.interpolate(x[None], size=(size, size), mode="bicubic", antialias=True, align_corners=False)[0]
+
+
+def _geometric(x: torch.Tensor, hflip: bool, vflip: bool, k: int) -> torch.Tensor:
+    if hflip:
+        x = x.flip(-1)
+    if vflip:
+        x = x.flip(-2)
+    if k:
+        x = torch.rot90(x, k, dims=(-2, -1))
+    return x
+
+
+class MultiCropTransform:
+    """Turn one sample (reflectance `image` [C,H,W], optional `valid` [H,W]) into DINOv3 crops.
+
+    Args:
+        cfg: crop settings.
+        data_sensor: the data's sensor (decides RGB-like augmentations; band count).
+        norm_sensor: whose mean/std standardise the crops (default: data_sensor). A SAT-493M backbone wants
+            `sat493m`, a web backbone `imagenet`.
+    """
+
+    def __init__(self, cfg: CropsConfig, data_sensor: Sensor, norm_sensor: Sensor | None = None) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        self.sensor = data_sensor
+        norm = norm_sensor or data_sensor
+        if norm.n_bands != data_sensor.n_bands:
+            raise ConfigError(
+                f"normalisation sensor {norm.name!r} has {norm.n_bands} bands but the data has {data_sensor.n_bands} "
+                f"({', '.join(data_sensor.bands)}); pick a norm sensor with the same bands"
+            )
+        self.mean = torch.tensor(norm.mean, dtype=torch.float32).view(-1, 1, 1)
+        self.std = torch.tensor(norm.std, dtype=torch.float32).view(-1, 1, 1)
+        self.rgb = data_sensor.rgb_like and data_sensor.n_bands == 3
+        p = list(cfg.blur_probs)
+        if cfg.official_blur_bug:  # the released code passes 1 - p to RandomApply
+            p = [1.0 - v for v in p]
+        self.blur_probs = p
+        self.sets = crop_sets(cfg)
+
+    # -- photometric ---------------------------------------------------------------------------------------------
+    def _color(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """ColorJitter(brightness, contrast, saturation, hue) in random order with p=jitter_prob, then grayscale."""
+        from geodino.data.augment import adjust_hue_yiq, grayscale
+
+        c = self.cfg
+        x = x.clamp(0, 1)
+        if rng.random() < c.jitter_prob:
+            ops = rng.permutation(4)
+            b = rng.uniform(max(0.0, 1 - c.brightness), 1 + c.brightness)
+            ct = rng.uniform(max(0.0, 1 - c.contrast), 1 + c.contrast)
+            s = rng.uniform(max(0.0, 1 - c.saturation), 1 + c.saturation)
+            h = rng.uniform(-c.hue, c.hue)
+            for op in ops:
+                if op == 0 and c.brightness > 0:
+                    x = (x * float(b)).clamp_(0, 1)
+                elif op == 1 and c.contrast > 0:
+                    m = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]).mean()
+                    x = ((x - m) * float(ct) + m).clamp_(0, 1)
+                elif op == 2 and c.saturation > 0:
+                    g = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]).unsqueeze(0)
+                    x = ((x - g) * float(s) + g).clamp_(0, 1)
+                elif op == 3 and c.hue > 0:
+                    x = adjust_hue_yiq(x, float(h))
+        if rng.random() < c.grayscale_prob:
+            x = grayscale(x)
+        return x
+
+    def _bands(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """Multispectral jitter: shared brightness/contrast times a small per-band factor (p=jitter_prob)."""
+        c = self.cfg
+        if rng.random() >= c.jitter_prob:
+            return x
+        n = x.shape[0]
+        bj = c.band_jitter
+        b = rng.uniform(1 - c.brightness, 1 + c.brightness) * rng.uniform(1 - bj, 1 + bj, size=n)
+        ct = rng.uniform(1 - c.contrast, 1 + c.contrast) * rng.uniform(1 - bj, 1 + bj, size=n)
+        b_t = torch.as_tensor(b, dtype=x.dtype).view(-1, 1, 1)
+        c_t = torch.as_tensor(ct, dtype=x.dtype).view(-1, 1, 1)
+        m = x.mean(dim=(-2, -1), keepdim=True)
+        return ((x - m) * c_t + m) * b_t
+
+    def _blur(self, x: torch.Tensor, p: float, rng: np.random.Generator) -> torch.Tensor:
+        from geodino.data.augment import gaussian_blur
+
+        if p <= 0 or rng.random() >= p:
+            return x
+        sigma = float(rng.uniform(*self.cfg.blur_sigma))
+        return gaussian_blur(x, sigma, self.cfg.blur_kernel)
+
+    def _photometric(self, x: torch.Tensor, rng: np.random.Generator, blur_p: float, solarize: bool) -> torch.Tensor:
+        x = self._color(x, rng) if self.rgb else self._bands(x, rng)
+        x = self._blur(x, blur_p, rng)
+        if solarize and self.rgb and rng.random() < self.cfg.solarize_prob:
+            x = torch.where(x >= 0.5, 1.0 - x, x)
+        return x
+
+    def _standardize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    # -- main ----------------------------------------------------------------------------------------------------
+    def _flip_params(self, rng: np.random.Generator) -> tuple[bool, bool, int]:
+        c = self.cfg
+        h = bool(c.flips and rng.random() < 0.5)
+        v = bool(c.flips and rng.random() < 0.5)
+        k = int(rng.integers(0, 4)) if c.rot90 else 0
+        return h, v, k
+
+    def __call__(self, sample: dict[str, Any], rng: np.random.Generator, crop_set: int = 0) -> dict[str, Any]:
+        """Crops of one sample: lists `global_crops`, `local_crops`, `gram_crops` (if on) and their boxes."""
+        cs = self.sets[crop_set]
+        image = sample["image"]
+        image = torch.from_numpy(np.ascontiguousarray(image)) if isinstance(image, np.ndarray) else image
+        image = image.to(torch.float32)
+        valid = sample.get("valid")
+        integral = None
+        if valid is not None:
+            valid_np = valid.numpy() if isinstance(valid, torch.Tensor) else np.asarray(valid)
+            if not valid_np.all():
+                image = torch.where(torch.from_numpy(valid_np)[None], image, self.mean)
+                integral = np.pad(valid_np.astype(np.int32).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+        _, h, w = image.shape
+        c = self.cfg
+        ratio = (float(c.ratio[0]), float(c.ratio[1]))
+        out: dict[str, Any] = {"global_crops": [], "local_crops": [], "global_boxes": [], "local_boxes": []}
+        if cs.gram_size:
+            out["gram_crops"] = []
+        for i in range(c.n_global):
+            top, left, ch, cw = _rrc_box(rng, h, w, tuple(c.global_scale), ratio, integral, c.min_valid_fraction)
+            region = image[:, top : top + ch, left : left + cw]
+            flips = self._flip_params(rng)
+            crop = _geometric(_resize(region, cs.global_size), *flips)
+            if cs.gram_size:
+                out["gram_crops"].append(self._standardize(_geometric(_resize(region, cs.gram_size), *flips)))
+            blur_p = self.blur_probs[0] if i == 0 else self.blur_probs[1]
+            crop = self._photometric(crop, rng, blur_p, solarize=i == 1)
+            out["global_crops"].append(self._standardize(crop))
+            out["global_boxes"].append((left, top, left + cw, top + ch))
+        for _ in range(c.n_local):
+            top, left, ch, cw = _rrc_box(rng, h, w, tuple(c.local_scale), ratio, integral, c.min_valid_fraction)
+            region = image[:, top : top + ch, left : left + cw]
+            crop = _geometric(_resize(region, cs.local_size), *self._flip_params(rng))
+            crop = self._photometric(crop, rng, self.blur_probs[2], solarize=False)
+            out["local_crops"].append(self._standardize(crop))
+            out["local_boxes"].append((left, top, left + cw, top + ch))
+        return out

@@ -1,0 +1,355 @@
+"""Datacubes: xarray-readable stores (Zarr v2 and v3, NetCDF) with (band, y, x) or (time, band, y, x) arrays.
+
+Each store is a "scene": its CRS and affine come from rioxarray (the `spatial_ref`/grid-mapping variable, CF
+attributes) or from `crs`/`transform` attributes (GeoZarr-style); tiles come from the same `TileSampler` as
+raster archives. Arrays are opened without dask (`chunks=None`), so a tile read touches only the chunks it
+covers; with `align_to_chunks` random tile origins snap to the chunk grid (one chunk read per chunk-sized tile).
+Values are kept raw (`mask_and_scale=False`): nodata comes from `_FillValue`/`nodata` or the config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geodino.data.sensors import Sensor, get_sensor
+from geodino.errors import InputError
+
+__all__ = ["CubeSource", "open_cube"]
+
+_BAND_DIMS = ("band", "bands", "channel", "channels", "spectral", "wavelength")
+_Y_DIMS = ("y", "lat", "latitude", "northing")
+_X_DIMS = ("x", "lon", "longitude", "easting")
+
+
+@dataclasses.dataclass
+class CubeScene:
+    """One opened store: the array (dims ordered time?, band, y, x), its grid and metadata."""
+
+    path: str
+    array: Any  # xarray.DataArray (lazy, no dask)
+    crs: str
+    transform: tuple[float, ...]
+    width: int
+    height: int
+    band_names: tuple[str, ...]
+    time_dim: str | None
+    times: list[str]
+    nodata: float | None
+    chunks: tuple[int, int] | None  # (y, x) chunk shape
+
+    @property
+    def affine(self) -> Any:
+        from affine import Affine
+
+        return Affine(*self.transform[:6])
+
+    @property
+    def res(self) -> tuple[float, float]:
+        a, b, _, d, e, _ = self.transform[:6]
+        return (float(np.hypot(a, d)), float(np.hypot(b, e)))
+
+
+def _open_dataset(path: str) -> Any:
+    import xarray as xr
+
+    p = Path(path)
+    try:
+        if p.suffix.lower() in (".nc", ".nc4", ".h5", ".netcdf"):
+            return xr.open_dataset(path, chunks=None, mask_and_scale=False, decode_coords="all")
+        return xr.open_zarr(path, chunks=None, mask_and_scale=False, decode_coords="all", consolidated=None)
+    except Exception as exc:
+        raise InputError(
+            f"datacube {path} cannot be opened ({type(exc).__name__}: {exc}); give a Zarr/NetCDF store"
+        ) from exc
+
+
+def _find_dim(dims: Sequence[str], names: Sequence[str]) -> str | None:
+    low = {d.lower(): d for d in dims}
+    return next((low[n] for n in names if n in low), None)
+
+
+def open_cube(
+    path: str,
+    *,
+    variable: str | None = None,
+    bands: Sequence[str] | None = None,
+    band_dim: str | None = None,
+    time_dim: str = "time",
+    nodata: float | None = None,
+    require_crs: bool = True,
+    sensor: Sensor | None = None,
+) -> CubeScene:
+    """Open one store and describe it (array, grid, bands, times); errors name the store and what is missing."""
+    import rioxarray  # noqa: F401 - registers the .rio accessor
+
+    ds = _open_dataset(path)
+    if variable is None and bands and all(b in ds.data_vars for b in bands):
+        da = ds[list(bands)].to_dataarray(dim="band")  # one variable per band
+        band_dim = "band"
+    else:
+        if variable is None:
+            cands = [v for v in ds.data_vars if ds[v].ndim >= 2 and v != "spatial_ref"]
+            if not cands:
+                raise InputError(f"datacube {path} has no 2-D or larger data variable; set `variable:`")
+            variable = max(cands, key=lambda v: ds[v].ndim)
+        if variable not in ds.data_vars:
+            raise InputError(
+                f"datacube {path} has no variable {variable!r} (variables: {', '.join(map(str, ds.data_vars))})"
+            )
+        da = ds[variable]
+    dims = list(map(str, da.dims))
+    ydim, xdim = _find_dim(dims, _Y_DIMS), _find_dim(dims, _X_DIMS)
+    if ydim is None or xdim is None:
+        raise InputError(f"datacube {path}: variable dims {dims} have no y/x (or lat/lon) dimension")
+    tdim = time_dim if time_dim in dims else None
+    bdim = band_dim or _find_dim([d for d in dims if d not in (ydim, xdim, tdim)], _BAND_DIMS)
+    rest = [d for d in dims if d not in (ydim, xdim, tdim, bdim)]
+    if bdim is None and len(rest) == 1:
+        bdim = rest[0]
+        rest = []
+    if rest:
+        raise InputError(f"datacube {path}: cannot tell what dims {rest} are; set band_dim/time_dim")
+    if bdim is None:
+        da = da.expand_dims("band")
+        bdim = "band"
+    da = da.transpose(*([tdim] if tdim else []), bdim, ydim, xdim)
+    if bdim in da.coords and da[bdim].dtype.kind in "USO":
+        names = tuple(str(v) for v in da[bdim].values)
+    elif sensor is not None and sensor.n_bands == da.sizes[bdim]:
+        names = sensor.bands
+    else:
+        names = tuple(f"b{i}" for i in range(1, da.sizes[bdim] + 1))
+    if bands and not (variable is None and all(b in ds.data_vars for b in bands)):
+        idx = []
+        lookup = {n.lower(): i for i, n in enumerate(names)}
+        for b in bands:
+            canon = sensor.resolve_band(b, strict=False) if sensor else None
+            hit = next((lookup[c.lower()] for c in (b, canon) if c and c.lower() in lookup), None)
+            if hit is None:
+                raise InputError(f"datacube {path} has no band {b!r} (its bands: {', '.join(names)}); fix `bands:`")
+            idx.append(hit)
+        da = da.isel({bdim: idx})
+        names = tuple(names[i] for i in idx)
+    crs = None
+    try:
+        crs = da.rio.crs or ds.rio.crs
+    except Exception:  # rioxarray raises on malformed grid mappings; fall through to attributes
+        crs = None
+    if crs is None:
+        for key in ("crs", "crs_wkt", "spatial_ref", "proj:epsg", "proj:wkt2"):
+            val = da.attrs.get(key, ds.attrs.get(key))
+            if val is not None:
+                from rasterio.crs import CRS
+
+                crs = CRS.from_user_input(f"EPSG:{val}" if isinstance(val, (int, np.integer)) else val)
+                break
+    if crs is None and require_crs:
+        raise InputError(
+            f"datacube {path} has no CRS (no spatial_ref/grid_mapping or crs attribute); write one with rioxarray"
+        )
+    tr = da.attrs.get("transform", ds.attrs.get("transform"))
+    if tr is not None and len(tr) >= 6:
+        transform = tuple(float(v) for v in tr[:6])
+    else:
+        try:
+            transform = tuple(da.rio.set_spatial_dims(x_dim=xdim, y_dim=ydim).rio.transform(recalc=True))[:6]
+        except Exception as exc:
+            raise InputError(f"datacube {path} has no usable x/y coordinates or transform attribute ({exc})") from exc
+    fill = nodata
+    if fill is None:
+        for src in (da.attrs, da.encoding):
+            for key in ("_FillValue", "nodata", "missing_value"):
+                if src.get(key) is not None:
+                    fill = float(np.asarray(src[key]).ravel()[0])
+                    break
+            if fill is not None:
+                break
+    if fill is None and sensor is not None:
+        fill = sensor.nodata
+    chunks = da.encoding.get("preferred_chunks") or {}
+    enc = da.encoding.get("chunks")
+    ychunk = chunks.get(ydim) or (enc[-2] if enc else None)
+    xchunk = chunks.get(xdim) or (enc[-1] if enc else None)
+    times = [str(v) for v in da[tdim].values] if tdim and tdim in da.coords else []
+    if tdim and not times:
+        times = [str(i) for i in range(da.sizes[tdim])]
+    return CubeScene(
+        path=path,
+        array=da,
+        crs=crs.to_wkt() if crs is not None else "",
+        transform=transform,
+        width=int(da.sizes[xdim]),
+        height=int(da.sizes[ydim]),
+        band_names=names,
+        time_dim=tdim,
+        times=times,
+        nodata=fill,
+        chunks=(int(ychunk), int(xchunk)) if ychunk and xchunk else None,
+    )
+
+
+class CubeSource:
+    """Tiles of one or more datacubes as a pure function of (seed, index), like `RasterSource`.
+
+    time_sampling: "random" (one time step per sample; grid mode enumerates every (tile, time) pair),
+    "first", "last", or "stack" (all times, `image` [T,C,H,W]; for plain loaders, not multi-crop).
+    """
+
+    def __init__(
+        self,
+        paths: str | Sequence[str],
+        *,
+        sensor: str | Sensor | None = None,
+        variable: str | None = None,
+        bands: Sequence[str] | None = None,
+        band_dim: str | None = None,
+        time_dim: str = "time",
+        time_sampling: str = "random",
+        nodata: float | None = None,
+        tile_size: float | Sequence[float] = 256,
+        units: str = "px",
+        sampling: str = "random",
+        stride: float | Sequence[float] | None = None,
+        roi: Any = None,
+        roi_crs: str = "EPSG:4326",
+        max_nodata_fraction: float = 0.5,
+        max_tries: int = 10,
+        align_to_chunks: bool = True,
+        shuffle: bool = True,
+        require_crs: bool = True,
+        name: str = "cube",
+    ) -> None:
+        from geodino.data.rasters import stream_id
+        from geodino.data.tiling import TileSampler
+
+        if time_sampling not in ("random", "first", "last", "stack"):
+            raise InputError(f"time_sampling must be random, first, last or stack; got {time_sampling!r}")
+        items = [paths] if isinstance(paths, (str, Path)) else list(paths)
+        if not items:
+            raise InputError("no datacube paths given; set `paths:` to Zarr stores or NetCDF files")
+        sensor_obj = get_sensor(sensor) if sensor is not None else None
+        self.scenes = [
+            open_cube(
+                str(p),
+                variable=variable,
+                bands=bands,
+                band_dim=band_dim,
+                time_dim=time_dim,
+                nodata=nodata,
+                require_crs=require_crs,
+                sensor=sensor_obj,
+            )
+            for p in items
+        ]
+        first = self.scenes[0]
+        for s in self.scenes[1:]:
+            if len(s.band_names) != len(first.band_names):
+                raise InputError(
+                    f"datacube {s.path} has {len(s.band_names)} bands but {first.path} has {len(first.band_names)}"
+                )
+        self.band_names = list(first.band_names)
+        if sensor_obj is None:
+            raise InputError(f"datacube {first.path} needs a sensor: set `sensor:` (built-in name or YAML)")
+        if sensor_obj.n_bands != len(self.band_names):
+            try:
+                sensor_obj = sensor_obj.select(self.band_names)
+            except InputError as exc:
+                raise InputError(
+                    f"datacube {first.path} gives {len(self.band_names)} bands ({', '.join(self.band_names)}) "
+                    f"but sensor {sensor_obj.name!r} has {sensor_obj.n_bands}; select bands or use a matching sensor"
+                ) from exc
+        self.sensor = sensor_obj
+        self.time_sampling = time_sampling
+        self.max_nodata_fraction = float(max_nodata_fraction)
+        self.max_tries = max(1, int(max_tries))
+        self.align_to_chunks = align_to_chunks
+        self.shuffle = shuffle
+        self.name = name
+        self.stream = stream_id(name)
+        self.tiles = TileSampler(
+            self.scenes, tile_size, units=units, stride=stride, sampling=sampling, roi=roi, roi_crs=roi_crs
+        )
+        self._n_times = max(1, len(first.times)) if time_sampling == "random" and first.time_dim else 1
+        self._perm_epoch = -1
+        self._perm: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.tiles) * (self._n_times if self.tiles.sampling == "grid" else 1)
+
+    def _time_index(self, scene: CubeScene, rng: np.random.Generator) -> int | None:
+        if scene.time_dim is None or self.time_sampling == "stack":
+            return None
+        n = scene.array.sizes[scene.time_dim]
+        return {"first": 0, "last": n - 1}.get(self.time_sampling, int(rng.integers(0, n)))
+
+    def read(self, scene_i: int, col: int, row: int, width: int, height: int, t: int | None) -> dict[str, Any]:
+        """A sample of scene `scene_i`: reflectance `image`, `valid`, `crs`, `transform`, `bands`, `time`."""
+        from rasterio.windows import Window
+        from rasterio.windows import transform as window_transform
+
+        s = self.scenes[scene_i]
+        da = s.array
+        sel: dict[str, Any] = {da.dims[-2]: slice(row, row + height), da.dims[-1]: slice(col, col + width)}
+        if t is not None:
+            sel[s.time_dim] = t  # type: ignore[index]
+        try:
+            data = np.asarray(da.isel(sel).values)
+        except Exception as exc:
+            raise InputError(f"datacube {s.path}: tile read failed ({type(exc).__name__}: {exc})") from exc
+        band_axis = -3
+        valid = np.ones(data.shape[-2:], dtype=bool)
+        if s.nodata is not None and not np.isnan(s.nodata):
+            valid &= ~(data == np.asarray(s.nodata, dtype=data.dtype)).all(axis=band_axis)
+        if data.dtype.kind == "f":
+            valid &= ~np.isnan(data).all(axis=band_axis)
+        if data.ndim == 4:  # stacked times: a pixel is valid when valid at every time
+            valid = valid.all(axis=0)
+        image = self.sensor.to_reflectance(data).astype(np.float32, copy=False)
+        out = {
+            "image": image,
+            "valid": valid,
+            "crs": s.crs,
+            "transform": window_transform(Window(col, row, width, height), s.affine),
+            "bands": list(self.band_names),
+            "path": s.path,
+        }
+        if t is not None and s.times:
+            out["time"] = s.times[t]
+        return out
+
+    def get(self, index: int, seed: int) -> dict[str, Any]:
+        rng = np.random.default_rng([int(seed), self.stream, int(index)])
+        if self.tiles.sampling == "grid":
+            n = len(self)
+            epoch, pos = divmod(int(index), n)
+            if self.shuffle:
+                if epoch != self._perm_epoch:
+                    self._perm = np.random.default_rng([int(seed), self.stream, epoch, 0x67726964]).permutation(n)
+                    self._perm_epoch = epoch
+                pos = int(self._perm[pos])  # type: ignore[index]
+            k, t_pos = divmod(pos, self._n_times)
+            sid, col, row, w, h = self.tiles.grid_tile(k)
+            s = self.scenes[sid]
+            t = t_pos if (self.time_sampling == "random" and s.time_dim) else self._time_index(s, rng)
+            return self.read(sid, col, row, w, h, t)
+        best, best_frac = None, 2.0
+        for _ in range(self.max_tries):
+            sid, col, row, w, h = self.tiles.random_tile(rng)
+            s = self.scenes[sid]
+            if self.align_to_chunks and s.chunks:
+                ch, cw = s.chunks
+                col, row = col - col % cw, row - row % ch
+            sample = self.read(sid, col, row, w, h, self._time_index(s, rng))
+            frac = 1.0 - float(sample["valid"].mean())
+            if frac < best_frac:
+                best, best_frac = sample, frac
+            if frac <= self.max_nodata_fraction:
+                break
+        assert best is not None
+        best["nodata_fraction"] = best_frac
+        return best

@@ -1,0 +1,218 @@
+"""Web images: image folders (recursive; jpg, png, webp, tif) and webdataset-style tar shards.
+
+Both are indexed once (file list, or member offsets inside uncompressed tars, so a sample is one seek + read)
+and read as a pure function of (seed, index): index i of epoch e is image perm_e[i mod N]. A corrupt image is
+skipped (a deterministic replacement is read instead) and counted in a warning; `on_error="stop"` raises
+instead, naming the file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geodino.data.paths import IMAGE_EXTS, resolve_paths
+from geodino.data.sensors import Sensor, get_sensor
+from geodino.errors import InputError
+
+__all__ = ["ImageFolderSource", "TarShardSource", "decode_image"]
+
+_skipped_count = 0
+
+
+def decode_image(data: bytes, name: str, n_bands: int = 3) -> np.ndarray:
+    """Decode image bytes to uint8/uint16 [C,H,W]; TIFFs keep their bands, others become RGB."""
+    suffix = Path(name).suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        from rasterio.io import MemoryFile
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # NotGeoreferencedWarning: web TIFFs have no CRS, as expected
+            with MemoryFile(data) as mem, mem.open() as src:
+                arr = src.read()
+        if arr.shape[0] == 1 and n_bands == 3:
+            arr = np.repeat(arr, 3, axis=0)
+        return arr
+    try:
+        import torch
+        from torchvision.io import ImageReadMode
+        from torchvision.io import decode_image as tv_decode
+
+        t = tv_decode(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+        return t.numpy()
+    except Exception:  # formats torchvision cannot decode (bmp, odd pngs): fall back to Pillow
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as im:
+            return np.asarray(im.convert("RGB")).transpose(2, 0, 1).copy()
+
+
+class _ImageSourceBase:
+    """Shared sampling/corruption logic; subclasses provide `_n` and `_read(k) -> (bytes, name)`."""
+
+    name: str
+    sensor: Sensor
+
+    def __init__(self, *, sensor: str | Sensor, name: str, on_error: str, shuffle: bool, max_tries: int) -> None:
+        from geodino.data.rasters import stream_id
+
+        if on_error not in ("stop", "skip"):
+            raise InputError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
+        self.sensor = get_sensor(sensor)
+        self.band_names = list(self.sensor.bands)
+        self.name = name
+        self.on_error = on_error
+        self.shuffle = shuffle
+        self.max_tries = max_tries
+        self.stream = stream_id(name)
+        self._perm_epoch = -1
+        self._perm: np.ndarray | None = None
+        self.skipped = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _position(self, index: int, seed: int) -> int:
+        epoch, pos = divmod(int(index), self._n)
+        if not self.shuffle:
+            return pos
+        if epoch != self._perm_epoch:
+            self._perm = np.random.default_rng([int(seed), self.stream, epoch, 0x696D67]).permutation(self._n)
+            self._perm_epoch = epoch
+        return int(self._perm[pos])  # type: ignore[index]
+
+    def _read(self, k: int) -> tuple[bytes, str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def get(self, index: int, seed: int) -> dict[str, Any]:
+        """Sample `index`: reflectance `image` float32 [C,H,W] (sensor scale applied), `valid`, `path`."""
+        global _skipped_count
+        k = self._position(index, seed)
+        rng = None
+        for _ in range(self.max_tries):
+            name = f"#{k}"
+            try:
+                data, name = self._read(k)
+                arr = decode_image(data, name, self.sensor.n_bands)
+                if arr.shape[0] != self.sensor.n_bands:
+                    raise InputError(
+                        f"image {name} has {arr.shape[0]} bands but sensor {self.sensor.name!r} has "
+                        f"{self.sensor.n_bands}; use a matching sensor"
+                    )
+                image = self.sensor.to_reflectance(arr).astype(np.float32, copy=False)
+                return {
+                    "image": image,
+                    "valid": np.ones(image.shape[-2:], dtype=bool),
+                    "bands": self.band_names,
+                    "path": name,
+                }
+            except InputError:
+                raise
+            except Exception as exc:
+                if self.on_error == "stop":
+                    raise InputError(
+                        f"image {name} cannot be decoded ({type(exc).__name__}); remove it or set on_error: skip"
+                    ) from exc
+                self.skipped += 1
+                _skipped_count += 1
+                warnings.warn(
+                    f"skipped corrupt image {name} ({type(exc).__name__}); {_skipped_count} skipped so far "
+                    f"in process {os.getpid()}",
+                    stacklevel=2,
+                )
+                rng = rng or np.random.default_rng([int(seed), self.stream, int(index), 0x736B6970])
+                k = int(rng.integers(0, self._n))
+        raise InputError(f"{self.max_tries} images in a row failed to decode in source {self.name!r}; check the data")
+
+
+class ImageFolderSource(_ImageSourceBase):
+    """Images under folders (recursive), globs or `.txt` lists."""
+
+    def __init__(
+        self,
+        paths: str | Path | Sequence[str | Path],
+        *,
+        sensor: str | Sensor = "imagenet",
+        name: str = "images",
+        on_error: str = "skip",
+        recursive: bool = True,
+        shuffle: bool = True,
+        max_tries: int = 10,
+    ) -> None:
+        super().__init__(sensor=sensor, name=name, on_error=on_error, shuffle=shuffle, max_tries=max_tries)
+        self.files = resolve_paths(paths, IMAGE_EXTS, recursive=recursive, what="image")
+        self._n = len(self.files)
+
+    def _read(self, k: int) -> tuple[bytes, str]:
+        path = self.files[k]
+        with open(path, "rb") as fh:
+            return fh.read(), path
+
+
+class TarShardSource(_ImageSourceBase):
+    """webdataset-style shards: uncompressed tars whose members `key.ext` group per sample; the first image
+    member of each key is used. Members are indexed by byte offset so reads need no tar parsing."""
+
+    def __init__(
+        self,
+        paths: str | Path | Sequence[str | Path],
+        *,
+        sensor: str | Sensor = "imagenet",
+        name: str = "tar",
+        on_error: str = "skip",
+        shuffle: bool = True,
+        max_tries: int = 10,
+    ) -> None:
+        super().__init__(sensor=sensor, name=name, on_error=on_error, shuffle=shuffle, max_tries=max_tries)
+        self.shards = resolve_paths(paths, (".tar",), what="tar shard")
+        shard_ids: list[int] = []
+        offsets: list[int] = []
+        sizes: list[int] = []
+        names: list[str] = []
+        for s, path in enumerate(self.shards):
+            try:
+                with tarfile.open(path, "r:") as tf:
+                    seen: set[str] = set()
+                    for m in tf:
+                        if not m.isfile() or not m.name.lower().endswith(IMAGE_EXTS):
+                            continue
+                        key = m.name.split("/")[-1].split(".")[0]
+                        key = "/".join([*m.name.split("/")[:-1], key])
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                        shard_ids.append(s)
+                        offsets.append(m.offset_data)
+                        sizes.append(m.size)
+                        names.append(m.name)
+            except tarfile.ReadError as exc:
+                msg = f"tar shard {path} cannot be read ({exc}); shards must be uncompressed .tar files"
+                if on_error == "stop":
+                    raise InputError(msg) from exc
+                warnings.warn(f"skipping {msg}", stacklevel=2)
+        if not offsets:
+            raise InputError(f"no images found in {len(self.shards)} tar shard(s) such as {self.shards[0]}")
+        self.shard_ids = np.asarray(shard_ids, dtype=np.int32)
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.sizes = np.asarray(sizes, dtype=np.int64)
+        self.names = names
+        self._n = len(offsets)
+        self._fh: dict[int, Any] = {}
+        self._pid = -1
+
+    def _read(self, k: int) -> tuple[bytes, str]:
+        if self._pid != os.getpid():  # per-process file handles
+            self._fh, self._pid = {}, os.getpid()
+        s = int(self.shard_ids[k])
+        fh = self._fh.get(s)
+        if fh is None:
+            fh = self._fh[s] = open(self.shards[s], "rb")
+        fh.seek(int(self.offsets[k]))
+        return fh.read(int(self.sizes[k])), f"{self.shards[s]}:{self.names[k]}"

@@ -1,0 +1,444 @@
+"""Data configs, sources and DataLoaders: the SSL multi-crop loader and a plain sample loader.
+
+Determinism contract (CONTRIBUTING.md): rank r of w at step s reads global sample indices
+`s·B·w + r·B + [0, B)` from the source chosen for step s; every sample (tile, crops) is a function of
+(seed, index), and masks of (seed, step, rank). So a run resumed at `start_step` reads exactly what the
+uninterrupted run would have read, whatever the number of DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from geodino.data.collate import collate_ssl
+from geodino.data.crops import CropsConfig, MultiCropTransform, choose_crop_set
+from geodino.data.mixing import SourceMixer
+from geodino.data.sensors import get_sensor
+from geodino.errors import ConfigError, InputError
+
+__all__ = [
+    "DataConfig",
+    "SourceConfig",
+    "build_sample_loader",
+    "build_source",
+    "build_sources",
+    "build_ssl_loader",
+]
+
+_CROP_STREAM = 0x63726F70
+
+
+@dataclass
+class SourceConfig:
+    """One data source. `type`: raster (GeoTIFF/COG/VRT), cube (Zarr/NetCDF), images (folders), tar (shards)."""
+
+    name: str = ""  # defaults to source<i>
+    type: str = "raster"
+    paths: list[str] = field(default_factory=list)  # folders, globs, files, .txt lists (cube: stores)
+    weight: float = 1.0  # share of steps whose batch comes from this source
+    sensor: str | None = None  # data sensor (built-in name or YAML): scale, band names, default nodata
+    bands: list[str] | None = None  # band names to read (None: all)
+    band_names: list[str] | None = None  # names of the files' bands when they carry no descriptions
+    nodata: float | None = None  # override the files' nodata value
+    tile_size: float = 256  # tile edge, in tile_units
+    tile_units: str = "px"  # px | m
+    sampling: str = "random"  # random | grid
+    stride: float | None = None  # grid stride (default tile_size)
+    max_nodata_fraction: float = 0.5  # redraw (random) / drop (grid) tiles with more nodata than this
+    max_tries: int = 10
+    roi: str | None = None  # WKT polygon or vector file
+    roi_crs: str = "EPSG:4326"
+    crs: str | None = None  # reproject every scene to this CRS (default: native CRS per scene)
+    res: float | None = None  # target resolution with crs
+    resampling: str = "bilinear"
+    on_error: str = "stop"  # stop | skip: unreadable files, files without CRS, corrupt images
+    recursive: bool = True
+    variable: str | None = None  # cube: data variable
+    band_dim: str | None = None  # cube: band dimension name (auto: band/bands/channel/...)
+    time_dim: str = "time"
+    time_sampling: str = "random"  # cube: random | first | last | stack
+    align_to_chunks: bool = True  # cube: snap random tiles to the chunk grid
+
+
+@dataclass
+class DataConfig:
+    """Sources (mixed per batch by weight) and the normalisation statistics."""
+
+    sources: list[SourceConfig] = field(default_factory=list)
+    norm_sensor: str | None = None  # mean/std used to standardise (default: each source's own sensor)
+    shuffle: bool = True
+
+    def validate(self) -> None:
+        if not self.sources:
+            raise ConfigError(
+                "data.sources is empty; add a source, e.g. data.sources=[{type: raster, paths: [scenes/]}]"
+            )
+        names = set()
+        for i, s in enumerate(self.sources):
+            if s.type not in ("raster", "cube", "images", "tar"):
+                raise ConfigError(f"data.sources[{i}].type={s.type!r}; use raster, cube, images or tar")
+            if not s.paths:
+                raise ConfigError(f"data.sources[{i}].paths is empty; list folders, globs or files")
+            name = s.name or f"source{i}"
+            if name in names:
+                raise ConfigError(f"data.sources[{i}].name={name!r} is used twice; names must be unique")
+            names.add(name)
+
+
+def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, progress: bool = True) -> Any:
+    """The source object of one `SourceConfig` (RasterSource, CubeSource, ImageFolderSource, TarShardSource)."""
+    name = cfg.name or f"source{index}"
+    if cfg.type == "raster":
+        from geodino.data.rasters import RasterArchive, RasterSource
+
+        archive = RasterArchive(
+            cfg.paths,
+            bands=cfg.bands,
+            sensor=cfg.sensor,
+            band_names=cfg.band_names,
+            nodata=cfg.nodata,
+            crs=cfg.crs,
+            res=cfg.res,
+            resampling=cfg.resampling,
+            on_error=cfg.on_error,
+            recursive=cfg.recursive,
+            progress=progress,
+        )
+        return RasterSource(
+            archive,
+            tile_size=cfg.tile_size,
+            units=cfg.tile_units,
+            sampling=cfg.sampling,
+            stride=cfg.stride,
+            roi=cfg.roi,
+            roi_crs=cfg.roi_crs,
+            max_nodata_fraction=cfg.max_nodata_fraction,
+            max_tries=cfg.max_tries,
+            shuffle=shuffle,
+            name=name,
+        )
+    if cfg.type == "cube":
+        from geodino.data.cubes import CubeSource
+
+        return CubeSource(
+            cfg.paths,
+            sensor=cfg.sensor,
+            variable=cfg.variable,
+            bands=cfg.bands,
+            band_dim=cfg.band_dim,
+            time_dim=cfg.time_dim,
+            time_sampling=cfg.time_sampling,
+            nodata=cfg.nodata,
+            tile_size=cfg.tile_size,
+            units=cfg.tile_units,
+            sampling=cfg.sampling,
+            stride=cfg.stride,
+            roi=cfg.roi,
+            roi_crs=cfg.roi_crs,
+            max_nodata_fraction=cfg.max_nodata_fraction,
+            max_tries=cfg.max_tries,
+            align_to_chunks=cfg.align_to_chunks,
+            shuffle=shuffle,
+            name=name,
+        )
+    from geodino.data.images import ImageFolderSource, TarShardSource
+
+    cls = ImageFolderSource if cfg.type == "images" else TarShardSource
+    kwargs: dict[str, Any] = {"recursive": cfg.recursive} if cfg.type == "images" else {}
+    on_error = cfg.on_error if cfg.on_error in ("stop", "skip") else "skip"
+    source = cls(cfg.paths, sensor=cfg.sensor or "imagenet", name=name, on_error=on_error, shuffle=shuffle, **kwargs)
+    if cfg.bands and list(cfg.bands) != list(source.sensor.bands):
+        raise InputError(f"source {name!r}: web images give bands {source.sensor.bands}; `bands:` cannot select others")
+    return source
+
+
+def build_sources(cfg: DataConfig, *, progress: bool = True) -> list[Any]:
+    """All sources of a config; they must give the same number of bands (one model input)."""
+    cfg.validate()
+    sources = [build_source(s, index=i, shuffle=cfg.shuffle, progress=progress) for i, s in enumerate(cfg.sources)]
+    n = {len(s.band_names) for s in sources}
+    if len(n) > 1:
+        desc = ", ".join(f"{s.name}: {len(s.band_names)}" for s in sources)
+        raise ConfigError(f"data sources give different band counts ({desc}); select the same bands in each")
+    return sources
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# SSL loader
+# ------------------------------------------------------------------------------------------------------------------
+class _SSLDataset(torch.utils.data.Dataset):
+    """Maps a key (step, global index, source, crop set) to that sample's crops."""
+
+    def __init__(self, sources: Sequence[Any], transforms: Sequence[MultiCropTransform], seed: int) -> None:
+        self.sources = list(sources)
+        self.transforms = list(transforms)
+        self.seed = int(seed)
+
+    def __len__(self) -> int:  # nominal; the batch sampler drives iteration
+        return sum(len(s) for s in self.sources)
+
+    def __getitem__(self, key: tuple[int, int, int, int]) -> dict[str, Any]:
+        step, index, src, crop_set = key
+        source = self.sources[src]
+        sample = source.get(index, self.seed)
+        rng = np.random.default_rng([self.seed, source.stream, int(index), _CROP_STREAM])
+        out = self.transforms[src](sample, rng, crop_set)
+        out["_step"] = step
+        out["_source"] = source.name
+        return out
+
+
+class _SSLBatches(torch.utils.data.Sampler):
+    """Yields, per step from `start_step`, the B keys of this rank: indices s·B·w + r·B + [0, B)."""
+
+    def __init__(
+        self,
+        mixer: SourceMixer,
+        crops_cfg: CropsConfig,
+        *,
+        batch_size: int,
+        seed: int,
+        rank: int,
+        world_size: int,
+        start_step: int,
+        max_steps: int | None,
+    ) -> None:
+        self.mixer, self.crops_cfg = mixer, crops_cfg
+        self.batch_size, self.seed = batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.start_step, self.max_steps = start_step, max_steps
+
+    def __len__(self) -> int:
+        if self.max_steps is None:
+            raise TypeError("the SSL loader is infinite (max_steps=None)")
+        return max(0, self.max_steps - self.start_step)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int, int, int]]]:
+        steps = itertools.count(self.start_step) if self.max_steps is None else range(self.start_step, self.max_steps)
+        b, w, r = self.batch_size, self.world_size, self.rank
+        for step in steps:
+            src = self.mixer.source_for_step(step)
+            cs = choose_crop_set(self.crops_cfg, self.seed, step)
+            base = step * b * w + r * b
+            yield [(step, base + j, src, cs) for j in range(b)]
+
+
+class _SSLCollate:
+    def __init__(self, seed: int, rank: int, patch_size: int, crops_cfg: CropsConfig) -> None:
+        self.seed, self.rank, self.patch_size = seed, rank, patch_size
+        self.mask_ratio = tuple(crops_cfg.mask_ratio)
+        self.mask_probability = crops_cfg.mask_probability
+        self.max_block_fraction = crops_cfg.mask_max_block_fraction
+
+    def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
+        return collate_ssl(
+            samples,
+            step=samples[0]["_step"],
+            source=samples[0]["_source"],
+            seed=self.seed,
+            rank=self.rank,
+            patch_size=self.patch_size,
+            mask_ratio=self.mask_ratio,  # type: ignore[arg-type]
+            mask_probability=self.mask_probability,
+            max_block_fraction=self.max_block_fraction,
+        )
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # workers each decode/crop one batch; intra-op threads would oversubscribe
+
+
+def _legacy_configs(sources: Any, kw: dict[str, Any]) -> tuple[DataConfig, CropsConfig]:
+    """Build configs from the keyword form `build_ssl_loader(paths, kind=..., sensor=..., ...)`."""
+    kind = kw.pop("kind", "auto")
+    paths = [sources] if isinstance(sources, str) else list(sources)
+    if kind == "auto":
+        p = str(paths[0]).lower().rstrip("/")
+        kind = "cube" if p.endswith((".zarr", ".nc")) else "tar" if p.endswith(".tar") else "raster"
+        if kind == "raster":
+            from geodino.data.paths import RASTER_EXTS, resolve_paths
+
+            try:
+                resolve_paths(paths, RASTER_EXTS, what="raster")
+            except InputError:
+                kind = "images"
+    kind = {"image": "images", "zarr": "cube"}.get(kind, kind)
+    sensor = kw.pop("sensor", None)
+    sensor = {"rgb": "imagenet"}.get(sensor, sensor)
+    src = SourceConfig(type=kind, paths=[str(p) for p in paths], sensor=sensor, bands=kw.pop("bands", None))
+    crops = CropsConfig()
+    mapping = {
+        "global_crops_size": "global_size",
+        "local_crops_size": "local_size",
+        "local_crops_number": "n_local",
+        "global_crops_scale": "global_scale",
+        "local_crops_scale": "local_scale",
+    }
+    for old, new in mapping.items():
+        if old in kw:
+            val = kw.pop(old)
+            setattr(crops, new, list(val) if isinstance(val, tuple) else val)
+    if "horizontal_flips" in kw:
+        crops.flips = bool(kw.pop("horizontal_flips"))
+    for key in list(kw):
+        if hasattr(src, key):
+            setattr(src, key, kw.pop(key))
+    if kw:
+        raise ConfigError(f"build_ssl_loader got unknown option(s) {sorted(kw)}")
+    return DataConfig(sources=[src]), crops
+
+
+def build_ssl_loader(
+    data_cfg: DataConfig | Sequence[str] | str,
+    crops_cfg: CropsConfig | None = None,
+    *,
+    batch_size: int,
+    num_workers: int = 2,
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    start_step: int = 0,
+    patch_size: int = 16,
+    max_steps: int | None = None,
+    mask_ratio: Sequence[float] | None = None,
+    mask_probability: float | None = None,
+    prefetch_factor: int = 2,
+    progress: bool = True,
+    **legacy: Any,
+) -> torch.utils.data.DataLoader:
+    """The DataLoader of SSL batches (dicts as in CONTRIBUTING.md "SSL batches") for this rank.
+
+    Infinite unless `max_steps` is given (then steps `start_step .. max_steps-1`). `mask_ratio` and
+    `mask_probability` override `crops_cfg.mask_*` (the iBOT config of the training recipe). A list of paths
+    with keywords (`kind`, `sensor`, `bands`, `global_crops_size`, ...) is accepted for a one-source loader.
+    """
+    import dataclasses
+
+    if not isinstance(data_cfg, DataConfig):
+        data_cfg, default_crops = _legacy_configs(data_cfg, dict(legacy))
+        crops_cfg = crops_cfg or default_crops
+    elif legacy:
+        raise ConfigError(f"build_ssl_loader got unknown option(s) {sorted(legacy)}")
+    crops_cfg = dataclasses.replace(crops_cfg) if crops_cfg is not None else CropsConfig()
+    if mask_ratio is not None:
+        crops_cfg.mask_ratio = [float(v) for v in mask_ratio]
+    if mask_probability is not None:
+        crops_cfg.mask_probability = float(mask_probability)
+    crops_cfg.validate()
+    if not 0 <= rank < world_size:
+        raise ConfigError(f"rank {rank} must be in [0, world_size={world_size})")
+    for cs in crops_cfg.crop_sets or [crops_cfg]:
+        size = cs.global_size
+        if size % patch_size:
+            raise ConfigError(f"global crop size {size} is not a multiple of the patch size {patch_size}")
+    sources = build_sources(data_cfg, progress=progress and rank == 0)
+    norm = get_sensor(data_cfg.norm_sensor) if data_cfg.norm_sensor else None
+    transforms = [MultiCropTransform(crops_cfg, s.sensor, norm) for s in sources]
+    mixer = SourceMixer([s.name for s in sources], [c.weight for c in data_cfg.sources], seed)
+    dataset = _SSLDataset(sources, transforms, seed)
+    batches = _SSLBatches(
+        mixer,
+        crops_cfg,
+        batch_size=batch_size,
+        seed=seed,
+        rank=rank,
+        world_size=world_size,
+        start_step=start_step,
+        max_steps=max_steps,
+    )
+    kwargs: dict[str, Any] = {}
+    if num_workers > 0:
+        kwargs = {"prefetch_factor": prefetch_factor, "persistent_workers": True, "worker_init_fn": _worker_init}
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=batches,
+        num_workers=num_workers,
+        collate_fn=_SSLCollate(seed, rank, patch_size, crops_cfg),
+        **kwargs,
+    )
+    loader.sources = sources  # type: ignore[attr-defined]
+    loader.mixer = mixer  # type: ignore[attr-defined]
+    return loader
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Plain samples (stats, probes, previews)
+# ------------------------------------------------------------------------------------------------------------------
+class SampleDataset(torch.utils.data.Dataset):
+    """Samples of one source by index: `image` normalised (or reflectance with `standardize=False`), `valid`."""
+
+    def __init__(self, source: Any, *, seed: int = 0, standardize: bool = True, norm_sensor: Any = None) -> None:
+        self.source = source
+        self.seed = seed
+        self.standardize = standardize
+        self.norm = get_sensor(norm_sensor) if norm_sensor else source.sensor
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        s = self.source.get(int(index), self.seed)
+        image = torch.from_numpy(np.ascontiguousarray(s["image"]))
+        valid = torch.from_numpy(np.ascontiguousarray(s["valid"]))
+        if self.standardize:
+            image = self.norm.standardize(image)
+            image = torch.where(valid, image, torch.zeros((), dtype=image.dtype))
+        out = {"image": image, "valid": valid, "index": int(index)}
+        for key in ("crs", "transform", "bands", "path", "time"):
+            if key in s:
+                out[key] = s[key]
+        return out
+
+
+def _collate_samples(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in samples[0]:
+        vals = [s[key] for s in samples]
+        if isinstance(vals[0], torch.Tensor) and all(v.shape == vals[0].shape for v in vals):
+            out[key] = torch.stack(vals)
+        elif key == "index":
+            out[key] = torch.tensor(vals)
+        else:
+            out[key] = vals
+    return out
+
+
+def build_sample_loader(
+    data_cfg: DataConfig,
+    *,
+    batch_size: int = 16,
+    num_workers: int = 0,
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    source: int | str = 0,
+    standardize: bool = True,
+    length: int | None = None,
+) -> torch.utils.data.DataLoader:
+    """A finite loader over one source: indices rank, rank + w, ... < `length` (default: the source's length).
+
+    Grid sources visit every tile once across ranks and workers (no duplicates); random sources give
+    `length` deterministic tiles. Non-tensor fields (`crs`, `transform`, `bands`) are collated as lists.
+    """
+    cfg = DataConfig(sources=list(data_cfg.sources), norm_sensor=data_cfg.norm_sensor, shuffle=data_cfg.shuffle)
+    cfg.validate()
+    idx = source if isinstance(source, int) else [s.name for s in cfg.sources].index(source)
+    src = build_source(cfg.sources[idx], index=idx, shuffle=cfg.shuffle)
+    dataset = SampleDataset(src, seed=seed, standardize=standardize, norm_sensor=cfg.norm_sensor)
+    n = len(src) if length is None else int(length)
+    indices = list(range(rank, n, world_size))
+    kwargs: dict[str, Any] = {"worker_init_fn": _worker_init} if num_workers > 0 else {}
+    return torch.utils.data.DataLoader(
+        torch.utils.data.Subset(dataset, indices),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=_collate_samples,
+        **kwargs,
+    )

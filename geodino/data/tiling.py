@@ -1,0 +1,259 @@
+"""Tile geometry over a set of scenes: random and grid windows, sizes in pixels or metres, optional ROI polygon.
+
+A tile is (scene, col, row, width, height) in the scene's read grid. Random tiles are drawn from an explicit
+numpy Generator (so a tile is a pure function of the seed and sample index); grid tiles are enumerated once into
+compact numpy arrays so that tile k is O(1) and rank/worker sharding is plain index arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from geodino.errors import InputError
+
+__all__ = ["TileSampler", "load_roi"]
+
+
+class _Scene(Protocol):
+    path: str
+    crs: str
+    width: int
+    height: int
+
+    @property
+    def res(self) -> tuple[float, float]: ...
+
+    @property
+    def affine(self) -> Any: ...
+
+
+def load_roi(roi: Any) -> Any:
+    """A shapely geometry from a geometry, WKT text, GeoJSON-like dict or a vector file (union of its shapes).
+
+    Returns (geometry, crs or None): a vector file's own CRS wins over `roi_crs`.
+    """
+    import shapely
+
+    if roi is None:
+        return None, None
+    if hasattr(roi, "geom_type"):
+        return roi, None
+    if isinstance(roi, dict):
+        return shapely.geometry.shape(roi), None
+    text = str(roi).strip()
+    if Path(text).expanduser().exists():
+        import geopandas as gpd
+
+        try:
+            gdf = gpd.read_file(Path(text).expanduser())
+        except Exception as exc:
+            raise InputError(f"ROI file {text} cannot be read: {exc}") from exc
+        if gdf.empty:
+            raise InputError(f"ROI file {text} holds no geometry")
+        return shapely.union_all(gdf.geometry.values), (gdf.crs.to_wkt() if gdf.crs else None)
+    try:
+        return shapely.from_wkt(text), None
+    except Exception as exc:
+        raise InputError(f"ROI {text[:60]!r} is neither an existing vector file nor WKT") from exc
+
+
+def _metres_per_unit(scene: _Scene) -> tuple[float, float]:
+    """Metres per CRS unit along x and y (projected CRS: its linear unit; geographic: at the scene centre)."""
+    from rasterio.crs import CRS
+
+    if not scene.crs:
+        return (1.0, 1.0)
+    crs = CRS.from_user_input(scene.crs)
+    if crs.is_geographic:
+        t = scene.affine
+        _, lat = t * (scene.width / 2, scene.height / 2)
+        return (111_320.0 * math.cos(math.radians(lat)), 110_574.0)
+    factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
+    return (factor, factor)
+
+
+class TileSampler:
+    """Random or grid windows over scenes.
+
+    Args:
+        scenes: objects with `width`, `height`, `crs`, `affine`, `res`, `path`.
+        size: tile size (one number or (height, width)), in pixels (`units="px"`) or metres (`units="m"`).
+        stride: grid stride in the same units (default: size).
+        sampling: "random" or "grid".
+        roi: polygon (shapely, WKT or vector file) in `roi_crs`; random tiles have their centre inside it, grid
+            tiles intersect it.
+    """
+
+    def __init__(
+        self,
+        scenes: Sequence[_Scene],
+        size: float | Sequence[float],
+        *,
+        units: str = "px",
+        stride: float | Sequence[float] | None = None,
+        sampling: str = "random",
+        roi: Any = None,
+        roi_crs: str = "EPSG:4326",
+    ) -> None:
+        if units not in ("px", "m"):
+            raise InputError(f"tile units must be 'px' or 'm', got {units!r}")
+        if sampling not in ("random", "grid"):
+            raise InputError(f"sampling must be 'random' or 'grid', got {sampling!r}")
+        self.sampling = sampling
+        sh, sw = (float(size), float(size)) if np.isscalar(size) else map(float, size)  # type: ignore[misc]
+        if stride is None:
+            th, tw = sh, sw
+        else:
+            th, tw = (float(stride), float(stride)) if np.isscalar(stride) else map(float, stride)  # type: ignore[misc]
+        if min(sh, sw, th, tw) <= 0:
+            raise InputError(f"tile size and stride must be > 0, got size={size} stride={stride}")
+        roi_geom, file_crs = load_roi(roi)
+        roi_crs = file_crs or roi_crs
+        self.scene_ids: list[int] = []
+        self.tile_px: list[tuple[int, int]] = []  # (h, w) per kept scene
+        self.stride_px: list[tuple[int, int]] = []
+        self.roi_px: list[Any] = []
+        self.areas: list[float] = []
+        self._hw: list[tuple[int, int]] = []
+        too_small: list[str] = []
+        largest = (0, 0, "")
+        for i, s in enumerate(scenes):
+            if units == "m":
+                mx, my = _metres_per_unit(s)
+                rx, ry = s.res
+                hpx, wpx = round(sh / (ry * my)), round(sw / (rx * mx))
+                shpx, swpx = max(1, round(th / (ry * my))), max(1, round(tw / (rx * mx)))
+            else:
+                hpx, wpx, shpx, swpx = round(sh), round(sw), max(1, round(th)), max(1, round(tw))
+            if s.width * s.height > largest[0] * largest[1]:
+                largest = (s.height, s.width, s.path)
+            if hpx > s.height or wpx > s.width:
+                too_small.append(f"{s.path} ({s.width}x{s.height} px < tile {wpx}x{hpx} px)")
+                continue
+            region = None
+            area = float((s.height - hpx + 1) * (s.width - wpx + 1))
+            if roi_geom is not None:
+                region = self._roi_in_pixels(roi_geom, roi_crs, s)
+                if region is None or region.is_empty:
+                    continue
+                area = float(region.area)
+                if area <= 0:
+                    continue
+            self.scene_ids.append(i)
+            self.tile_px.append((hpx, wpx))
+            self.stride_px.append((shpx, swpx))
+            self.roi_px.append(region)
+            self.areas.append(area)
+            self._hw.append((s.height, s.width))
+        if not self.scene_ids:
+            if too_small and len(too_small) == len(scenes):
+                h, w, p = largest
+                raise InputError(
+                    f"tile size {size} {units} is larger than every raster (largest: {p}, {w}x{h} px); "
+                    "use a smaller tile_size"
+                )
+            if roi_geom is not None:
+                raise InputError(
+                    f"the ROI does not intersect any of the {len(scenes)} raster(s); check roi and roi_crs"
+                )
+            raise InputError("no scene can hold a tile; check tile_size and the rasters")
+        if too_small:
+            warnings.warn(
+                f"{len(too_small)} raster(s) smaller than the tile are left out, e.g. {too_small[0]}", stacklevel=2
+            )
+        weights = np.asarray(self.areas, dtype=np.float64)
+        self.weights = weights / weights.sum()
+        self._cum = np.cumsum(self.weights)
+        if sampling == "grid":
+            self._build_grid()
+
+    @staticmethod
+    def _roi_in_pixels(roi: Any, roi_crs: str, scene: _Scene) -> Any:
+        import shapely
+        from rasterio.warp import transform_geom
+
+        geom = roi
+        if scene.crs and roi_crs:
+            geom = shapely.geometry.shape(transform_geom(roi_crs, scene.crs, shapely.geometry.mapping(roi)))
+        inv = ~scene.affine
+        px = shapely.affinity.affine_transform(geom, [inv.a, inv.b, inv.d, inv.e, inv.c, inv.f])
+        return px.intersection(shapely.box(0, 0, scene.width, scene.height))
+
+    # -- grid ----------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _starts(n: int, tile: int, stride: int) -> np.ndarray:
+        """Tile origins along one axis: every `stride`, plus a last one flush with the edge (no padding)."""
+        starts = np.arange(0, n - tile + 1, stride, dtype=np.int64)
+        if starts.size == 0 or starts[-1] != n - tile:
+            starts = np.append(starts, n - tile)
+        return starts
+
+    def _build_grid(self) -> None:
+        import shapely
+
+        scene_col: list[np.ndarray] = []
+        cols: list[np.ndarray] = []
+        rows: list[np.ndarray] = []
+        for k in range(len(self.scene_ids)):
+            hpx, wpx = self.tile_px[k]
+            shpx, swpx = self.stride_px[k]
+            h, w = self._hw[k]
+            ys = self._starts(h, hpx, shpx)
+            xs = self._starts(w, wpx, swpx)
+            yy, xx = np.meshgrid(ys, xs, indexing="ij")
+            yy, xx = yy.ravel(), xx.ravel()
+            if self.roi_px[k] is not None:
+                boxes = shapely.box(xx, yy, xx + wpx, yy + hpx)
+                keep = shapely.intersects(boxes, self.roi_px[k])
+                yy, xx = yy[keep], xx[keep]
+            scene_col.append(np.full(yy.shape, k, dtype=np.int32))
+            cols.append(xx.astype(np.int64))
+            rows.append(yy.astype(np.int64))
+        self.grid_scene = np.concatenate(scene_col)
+        self.grid_col = np.concatenate(cols)
+        self.grid_row = np.concatenate(rows)
+
+    def __len__(self) -> int:
+        """Number of grid tiles, or for random sampling the tiles of one nominal pass (area / tile area)."""
+        if self.sampling == "grid":
+            return int(self.grid_scene.size)
+        return int(sum(a / (h * w) for a, (h, w) in zip(self.areas, self.tile_px)) + 0.5) or 1
+
+    def grid_tile(self, k: int) -> tuple[int, int, int, int, int]:
+        """Grid tile `k` as (scene index, col, row, width, height)."""
+        j = int(self.grid_scene[k])
+        h, w = self.tile_px[j]
+        return self.scene_ids[j], int(self.grid_col[k]), int(self.grid_row[k]), w, h
+
+    def keep_grid(self, keep: np.ndarray) -> None:
+        """Restrict the grid to tiles where `keep` is True (e.g. after a nodata pre-scan)."""
+        self.grid_scene, self.grid_col, self.grid_row = self.grid_scene[keep], self.grid_col[keep], self.grid_row[keep]
+        if self.grid_scene.size == 0:
+            raise InputError("every grid tile is mostly nodata; raise max_nodata_fraction or check the nodata value")
+
+    # -- random --------------------------------------------------------------------------------------------------
+    def random_tile(self, rng: np.random.Generator) -> tuple[int, int, int, int, int]:
+        """A random tile (scene chosen by area, origin uniform; centre inside the ROI when one is set)."""
+        import shapely
+
+        k = int(np.searchsorted(self._cum, rng.random() * self._cum[-1], side="right"))
+        k = min(k, len(self.scene_ids) - 1)
+        hpx, wpx = self.tile_px[k]
+        h, w = self._hw[k]
+        region = self.roi_px[k]
+        if region is None:
+            return self.scene_ids[k], int(rng.integers(0, w - wpx + 1)), int(rng.integers(0, h - hpx + 1)), wpx, hpx
+        x0, y0, x1, y1 = region.bounds
+        for _ in range(100):  # rejection sampling of the tile centre inside the ROI
+            cx, cy = rng.uniform(x0, x1), rng.uniform(y0, y1)
+            if shapely.contains_xy(region, cx, cy):
+                break
+        col = int(np.clip(round(cx - wpx / 2), 0, w - wpx))
+        row = int(np.clip(round(cy - hpx / 2), 0, h - hpx))
+        return self.scene_ids[k], col, row, wpx, hpx
