@@ -1,0 +1,94 @@
+"""What the feature-raster pipeline needs from a backbone, and how a spec string becomes one.
+
+The pipeline is written against the small `Backbone` protocol below (the shape of
+`geodino.backbones.FrozenBackbone`), so any object with these attributes works: a loaded checkpoint, a timm
+baseline, or a toy model in tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+from geodino.errors import ConfigError
+
+
+@runtime_checkable
+class Backbone(Protocol):
+    """A frozen feature extractor: patch maps from normalised images."""
+
+    patch_size: int
+    embed_dim: int
+    in_chans: int
+    n_blocks: int
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardise reflectance-scaled input [B,C,H,W] with the backbone's mean/std."""
+        ...
+
+    def features(self, x: torch.Tensor, layers: Any = "last", norm: bool = True) -> tuple[list, list]:
+        """(patch maps [B,D,H/p,W/p] per requested layer, class tokens [B,D] per layer)."""
+        ...
+
+
+def parse_layers(layers: Any) -> Any:
+    """`"last"`, `"four_last"`, `"four_even"`, an int, a list of ints, or a string like `"4,8,11"`."""
+    if isinstance(layers, str):
+        s = layers.strip()
+        if s in ("last", "four_last", "four_even"):
+            return s
+        try:
+            return [int(v) for v in s.replace(" ", "").split(",") if v != ""]
+        except ValueError as exc:
+            raise ConfigError(
+                f"layers={layers!r} is not valid; use last, four_last, four_even or block indices like 4,8,11"
+            ) from exc
+    if isinstance(layers, int):
+        return [layers]
+    return [int(v) for v in layers]
+
+
+def layer_indices(layers: Any, n_blocks: int) -> list[int]:
+    """The block indices a layer choice names (for band names and metadata)."""
+    layers = parse_layers(layers)
+    if layers == "last":
+        return [n_blocks - 1]
+    if layers == "four_last":
+        return list(range(n_blocks - 4, n_blocks))
+    if layers == "four_even":
+        step = max(1, n_blocks // 4)
+        return [step * (i + 1) - 1 for i in range(4)]
+    return [i if i >= 0 else n_blocks + i for i in layers]
+
+
+def resolve_backbone(backbone: Any, *, sensor: str | None = None, device: str = "cpu") -> Any:
+    """A backbone object from a spec string (through `geodino.backbones.load_backbone`) or the object itself."""
+    if not isinstance(backbone, str):
+        missing = [
+            a for a in ("patch_size", "embed_dim", "in_chans", "normalize", "features") if not hasattr(backbone, a)
+        ]
+        if missing:
+            raise ConfigError(
+                f"backbone object {type(backbone).__name__} lacks {missing}; pass a spec or a FrozenBackbone"
+            )
+        return backbone
+    if not backbone:
+        raise ConfigError("no backbone given; pass --backbone SPEC (a checkpoint, arch:vit_small, timm:NAME ...)")
+    from geodino.backbones import load_backbone
+
+    kwargs: dict[str, Any] = {"device": device}
+    if sensor:
+        kwargs["sensor"] = sensor
+    return load_backbone(backbone, **kwargs)
+
+
+def describe_backbone(bb: Any) -> dict[str, Any]:
+    """Spec and fingerprint for metadata (objects without them are named by their class)."""
+    return {
+        "model_spec": str(getattr(bb, "spec", type(bb).__name__)),
+        "model_fingerprint": str(getattr(bb, "fingerprint", "")),
+        "patch_size": int(bb.patch_size),
+        "embed_dim": int(bb.embed_dim),
+        "n_blocks": int(getattr(bb, "n_blocks", 0)),
+    }
