@@ -1,0 +1,254 @@
+"""Frozen feature extraction for probes, with an on-disk cache.
+
+A probe that trains a head on features (kNN, linear, logistic regression) runs the backbone once per image:
+`extract_features` returns, for each chosen block, the CLS token and the average of the patch tokens, and stores
+them under a key made of the backbone fingerprint, the dataset identity, the input transform and the layers. A
+second run (another head, another lr sweep, another seed) reads the cache instead of the backbone; any change to
+weights, data, resize or layers changes the key, so a stale cache is never read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from geodino.errors import ConfigError, InputError
+from geodino.io import atomic_path
+
+CACHE_VERSION = 1  # bump when the stored layout or the extraction maths change
+
+
+@dataclass
+class FeatureConfig:
+    """How images become features: which blocks, at which input size, how fast, and whether to cache."""
+
+    layers: Any = "four_last"  # "last", "four_last", "four_even" or a list of block indices
+    image_size: int = 0  # square resize before the backbone; 0 = native size (rounded up to the patch size)
+    batch_size: int = 64
+    num_workers: int = 0
+    cache: bool = True
+    cache_dir: str = ""  # "" = the runner's OUT/feature_cache (or ~/.cache/geodino/features from Python)
+
+
+@dataclass
+class FeatureSet:
+    """Per-image features of one dataset split: `cls` and `patch_mean` are [N, L, D] (L = chosen layers, in order),
+    `targets` is [N] long (single-label) or [N, K] float (multi-label)."""
+
+    cls: torch.Tensor
+    patch_mean: torch.Tensor
+    targets: torch.Tensor
+    layers: list[int] | str
+    key: str = ""
+    from_cache: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return self.cls.shape[0]
+
+    def linear_input(self, n_last_blocks: int = 1, avgpool: bool = False) -> torch.Tensor:
+        """DINOv2/v3 linear-probe input: CLS of the last n chosen blocks, concatenated with the average-pooled
+        patch tokens of the last block when `avgpool`."""
+        n = min(n_last_blocks, self.cls.shape[1])
+        parts = [self.cls[:, -n:].flatten(1)]
+        if avgpool:
+            parts.append(self.patch_mean[:, -1])
+        return torch.cat(parts, dim=1).float()
+
+
+def resolve_image_size(image_size: int, native: tuple[int, int], patch_size: int) -> tuple[int, int]:
+    """The (H, W) fed to the backbone: `image_size` squared, or the native size rounded up to a patch multiple."""
+    if image_size < 0:
+        raise ConfigError(f"features.image_size={image_size} must be >= 0 (0 = native size)")
+    if image_size:
+        if image_size % patch_size:
+            raise ConfigError(
+                f"features.image_size={image_size} is not a multiple of the patch size {patch_size}; "
+                f"use {((image_size + patch_size - 1) // patch_size) * patch_size}"
+            )
+        return image_size, image_size
+    h, w = native
+    return -(-h // patch_size) * patch_size, -(-w // patch_size) * patch_size
+
+
+def band_mismatch_message(backbone: Any, n_data: int, data_bands: list[str], dataset: str) -> str:
+    """The one-line error for a backbone whose input band count differs from the data's."""
+    spec = getattr(backbone, "spec", "the backbone")
+    return (
+        f"backbone {spec} takes {backbone.in_chans} bands but {dataset} has {n_data} "
+        f"({', '.join(data_bands[:6])}{', ...' if len(data_bands) > 6 else ''}): adapt the backbone's patch "
+        f"embedding to the data's bands (the probe does this when the backbone spec allows it, e.g. "
+        f"'arch:vit_small?bands={n_data}' or a checkpoint loaded with load_backbone(spec, bands=[...])), or select "
+        f"{backbone.in_chans} bands with dataset.bands (e.g. dataset.bands=[rgb])"
+    )
+
+
+class _Resized(Dataset):
+    """Wraps a probe dataset: resizes `image` to a fixed size (bilinear, antialiased) and keeps the target."""
+
+    def __init__(self, ds: Dataset, size: tuple[int, int], target_key: str, native: tuple[int, int] | None) -> None:
+        self.ds, self.size, self.target_key, self.native = ds, size, target_key, native
+
+    def __len__(self) -> int:
+        return len(self.ds)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        s = self.ds[i]
+        img = s["image"].float()
+        if self.native is not None and tuple(img.shape[-2:]) != self.native:
+            raise InputError(
+                f"images of {getattr(self.ds, 'name', 'the dataset')} have different sizes ({self.native} and "
+                f"{tuple(img.shape[-2:])}); set features.image_size (e.g. 224) to resize them"
+            )
+        if tuple(img.shape[-2:]) != self.size:
+            img = F.interpolate(img[None], size=self.size, mode="bilinear", antialias=True, align_corners=False)[0]
+        return img, torch.as_tensor(s[self.target_key])
+
+
+def cache_key(backbone: Any, dataset_key: str, transform: str, layers: Any) -> str:
+    """sha256 over everything that determines the features (weights, data, transform, layers, code version)."""
+    payload = json.dumps(
+        {
+            "fingerprint": str(getattr(backbone, "fingerprint", "")),
+            "spec": str(getattr(backbone, "spec", "")),
+            "dataset": dataset_key,
+            "transform": transform,
+            "layers": layers if isinstance(layers, str) else [int(i) for i in layers],
+            "version": CACHE_VERSION,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def default_cache_dir() -> Path:
+    return Path("~/.cache/geodino/features").expanduser()
+
+
+def _device_of(backbone: torch.nn.Module) -> torch.device:
+    p = next(backbone.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+@torch.inference_mode()
+def extract_features(
+    backbone: Any,
+    dataset: Any,
+    cfg: FeatureConfig | None = None,
+    *,
+    target_key: str = "label",
+    cache_dir: str | Path | None = None,
+    desc: str = "features",
+    progress: bool = True,
+) -> FeatureSet:
+    """CLS and average-pooled patch tokens of every image of `dataset` at the chosen layers, cached on disk.
+
+    `dataset` yields probe samples (reflectance-scaled `image` [C,H,W] and `target_key`); `backbone` is a
+    `geodino.backbones.FrozenBackbone` (anything with `features`, `normalize`, `patch_size`, `in_chans`,
+    `fingerprint`). Raises InputError when the band count differs or image sizes vary at native size.
+    """
+    from tqdm.auto import tqdm
+
+    cfg = cfg or FeatureConfig()
+    if len(dataset) == 0:
+        raise InputError(f"dataset {getattr(dataset, 'name', '?')} ({getattr(dataset, 'split', '?')}) has no images")
+    first = dataset[0]
+    c, h, w = first["image"].shape
+    bands = list(getattr(dataset, "bands", []) or [f"b{i + 1}" for i in range(c)])
+    if c != backbone.in_chans:
+        raise InputError(band_mismatch_message(backbone, c, bands, getattr(dataset, "name", "the data")))
+    size = resolve_image_size(cfg.image_size, (h, w), backbone.patch_size)
+    transform = f"resize={size[0]}x{size[1]},bilinear,antialias;normalize=backbone"
+    layers = cfg.layers if isinstance(cfg.layers, str) else [int(i) for i in cfg.layers]
+    ds_key = getattr(dataset, "key", "")
+    key = cache_key(backbone, ds_key, transform, layers)
+    use_cache = cfg.cache and bool(ds_key)
+    path = Path(cache_dir or cfg.cache_dir or default_cache_dir()).expanduser() / f"{key}.safetensors"
+    if use_cache and path.is_file():
+        loaded = _load(path, key)
+        if loaded is not None:
+            return loaded
+
+    loader = DataLoader(
+        _Resized(dataset, size, target_key, None if cfg.image_size else (h, w)),
+        batch_size=cfg.batch_size,
+        shuffle=False,
+        num_workers=cfg.num_workers,
+        persistent_workers=False,
+    )
+    device = _device_of(backbone)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _null()
+    cls_out: list[torch.Tensor] = []
+    mean_out: list[torch.Tensor] = []
+    targets: list[torch.Tensor] = []
+    bar = tqdm(total=len(dataset), desc=desc, unit="img", disable=not progress, leave=False)
+    try:
+        for x, y in loader:
+            x = backbone.normalize(x.to(device, non_blocking=True))
+            with autocast:
+                maps, cls_tokens = backbone.features(x, layers=layers)
+            cls_out.append(torch.stack([t.float() for t in cls_tokens], dim=1).cpu())
+            mean_out.append(torch.stack([m.float().mean(dim=(-2, -1)) for m in maps], dim=1).cpu())
+            targets.append(y)
+            bar.update(len(x))
+    finally:
+        bar.close()
+    fs = FeatureSet(
+        cls=torch.cat(cls_out),
+        patch_mean=torch.cat(mean_out),
+        targets=torch.cat(targets),
+        layers=layers,
+        key=key,
+        meta={"dataset": ds_key, "transform": transform, "fingerprint": str(getattr(backbone, "fingerprint", ""))},
+    )
+    if use_cache:
+        _save(path, fs)
+    return fs
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *a: object) -> None:
+        return None
+
+
+def _save(path: Path, fs: FeatureSet) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"key": fs.key, "layers": json.dumps(fs.layers), "meta": json.dumps(fs.meta), "version": str(CACHE_VERSION)}
+    tensors = {"cls": fs.cls.contiguous(), "patch_mean": fs.patch_mean.contiguous(), "targets": fs.targets.contiguous()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def _load(path: Path, key: str) -> FeatureSet | None:
+    """Read a cached FeatureSet; None (recompute) when the file is unreadable or of another version/key."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("key") != key or meta.get("version") != str(CACHE_VERSION):
+                return None
+            t = {k: f.get_tensor(k) for k in ("cls", "patch_mean", "targets")}
+    except Exception:  # a truncated or foreign file is simply recomputed
+        return None
+    return FeatureSet(
+        cls=t["cls"],
+        patch_mean=t["patch_mean"],
+        targets=t["targets"],
+        layers=json.loads(meta["layers"]),
+        key=key,
+        from_cache=True,
+        meta=json.loads(meta.get("meta", "{}")),
+    )

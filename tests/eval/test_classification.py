@@ -1,0 +1,204 @@
+"""Classification probes: DINO kNN voting, the batched SGD against torch.optim, metrics by hand, end to end."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from geodino.errors import ConfigError, InputError
+from geodino.eval.classification import (
+    ClassificationConfig,
+    LinearConfig,
+    _train_heads,
+    knn_scores,
+    linear_probe,
+    multilabel_metrics,
+    run_classification,
+    single_label_metrics,
+)
+from geodino.eval.datasets import DatasetConfig
+from geodino.eval.features import FeatureConfig, FeatureSet
+
+
+class TinyBackbone(nn.Module):
+    """The FrozenBackbone interface: patch conv + residual token MLPs (CLS = token mean)."""
+
+    def __init__(self, in_chans: int = 3, dim: int = 8, patch: int = 8, blocks: int = 4) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Conv2d(in_chans, dim, patch, patch)
+        self.blocks = nn.ModuleList(nn.Linear(dim, dim) for _ in range(blocks))
+        self.patch_size, self.embed_dim, self.in_chans, self.n_blocks = patch, dim, in_chans, blocks
+        self.spec = "tiny"
+        self.fingerprint = hashlib.sha256(b"tiny").hexdigest()
+        self.eval().requires_grad_(False)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - 0.5) / 0.25
+
+    def features(self, x, layers="last", norm=True):
+        t = self.embed(x)
+        b, d, h, w = t.shape
+        t = t.flatten(2).transpose(1, 2)
+        outs = []
+        for blk in self.blocks:
+            t = t + torch.tanh(blk(t))
+            outs.append(t)
+        idx = [self.n_blocks - 1] if layers == "last" else list(range(self.n_blocks - 4, self.n_blocks))
+        return [outs[i].transpose(1, 2).reshape(b, d, h, w) for i in idx], [outs[i].mean(1) for i in idx]
+
+
+def test_knn_votes_are_exp_sim_over_t_weighted():
+    train = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+    labels = torch.tensor([0, 1, 1])
+    test = torch.tensor([[2.0, 0.0]])  # not unit length: kNN normalises
+    v = knn_scores(train, labels, test, [2, 3], num_classes=2, temperature=0.07)
+    e = lambda s: math.exp(s / 0.07)
+    assert torch.allclose(v[2][0], torch.tensor([e(1.0), e(0.8)]), rtol=1e-5)
+    assert torch.allclose(v[3][0], torch.tensor([e(1.0), e(0.8) + e(0.0)]), rtol=1e-5)
+    # one very close neighbour outvotes two far ones (plain majority would pick class 1)
+    train2 = torch.tensor([[1.0, 0.05], [0.5, 0.866], [0.5, -0.866]])
+    v2 = knn_scores(train2, torch.tensor([0, 1, 1]), torch.tensor([[1.0, 0.0]]), [3], num_classes=2)
+    assert int(v2[3].argmax()) == 0
+    # multi-label: the weighted mean of the neighbours' label vectors
+    ml = knn_scores(train, torch.tensor([[1.0, 0], [1, 1], [0, 1]]), test, [2], num_classes=2)
+    w1, w2 = e(1.0), e(0.8)
+    assert torch.allclose(ml[2][0], torch.tensor([1.0, w2 / (w1 + w2)]), rtol=1e-5)
+
+
+def test_batched_sgd_equals_torch_optim_sgd_with_cosine():
+    torch.manual_seed(0)
+    x, y = torch.randn(40, 6), torch.randint(0, 3, (40,))
+    cfg = LinearConfig(epochs=3, min_iterations=1, batch_size=16, momentum=0.9, scale_lr_with_batch=False)
+    lr, wd = 0.3, 0.01
+    w, b = _train_heads(x, y, torch.tensor([lr]), torch.tensor([wd]), 3, cfg, torch.Generator().manual_seed(7))
+    g = torch.Generator().manual_seed(7)
+    lin = nn.Linear(6, 3)
+    with torch.no_grad():
+        lin.weight.copy_((torch.randn(1, 6, 3, generator=g) * 0.01)[0].T)
+        lin.bias.zero_()
+    opt = torch.optim.SGD([{"params": [lin.weight], "weight_decay": wd}, {"params": [lin.bias], "weight_decay": 0.0}],
+                          lr=lr, momentum=0.9)  # fmt: skip
+    total, step = 9, 0
+    for _ in range(3):
+        perm = torch.randperm(40, generator=g)
+        for s in range(3):
+            for group in opt.param_groups:
+                group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total))
+            idx = perm[s * 16 : (s + 1) * 16]
+            opt.zero_grad()
+            F.cross_entropy(lin(x[idx]), y[idx]).backward()
+            opt.step()
+            step += 1
+    assert torch.allclose(w[0], lin.weight.detach().T, atol=1e-6)
+    assert torch.allclose(b[0], lin.bias.detach(), atol=1e-6)
+
+
+def _clusters(n: int, seed: int) -> FeatureSet:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 3
+    centers = torch.eye(3, 16) * 3
+    cls = centers[y][:, None].expand(n, 4, 16) + torch.randn(n, 4, 16, generator=g)
+    return FeatureSet(cls=cls, patch_mean=torch.randn(n, 4, 16, generator=g), targets=y, layers="four_last")
+
+
+def test_linear_sweep_picks_the_best_head_on_val_and_generalises():
+    train, val, test = _clusters(90, 0), _clusters(30, 1), _clusters(60, 2)
+    cfg = LinearConfig(lrs=[1e-5, 1e-2, 0.1], weight_decays=[0.0], epochs=20, min_iterations=1, batch_size=32)
+    head, rows = linear_probe(train, val, 3, cfg, seed=0, progress=False)
+    assert len(rows) == 3 * 2 * 2  # lrs x {1,4} blocks x {no avgpool, avgpool}
+    assert head.val_score == max(r["val"] for r in rows) and head.lr > 1e-5
+    acc = float((head.logits(test).argmax(1) == test.targets).float().mean())
+    assert acc > 0.9
+    again, _ = linear_probe(train, val, 3, cfg, seed=0, progress=False)
+    assert torch.equal(again.weight, head.weight)  # deterministic for a seed
+
+
+def test_single_label_metrics_by_hand():
+    scores = F.one_hot(torch.tensor([0, 1, 1, 2]), 3).float()
+    m = single_label_metrics(scores, torch.tensor([0, 0, 1, 2]), 3)
+    assert m["top1"] == pytest.approx(0.75)
+    assert m["per_class_acc"] == [0.5, 1.0, 1.0]
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
+    assert m["balanced_acc"] == pytest.approx(2.5 / 3)
+    assert m["confusion"] == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
+
+
+def test_multilabel_map_and_f1_by_hand():
+    scores = torch.tensor([[0.9, 0.2], [0.8, 0.6], [0.3, 0.7]])
+    y = torch.tensor([[1, 0], [0, 1], [1, 0]])
+    m = multilabel_metrics(scores, y)
+    # class 0: ranks pos, neg, pos -> AP = (1 + 2/3) / 2; class 1: neg, pos -> AP = 1/2
+    assert m["per_class_ap"] == pytest.approx([5 / 6, 0.5])
+    assert m["mAP"] == pytest.approx((5 / 6 + 0.5) / 2)
+    assert m["f1_micro"] == pytest.approx(4 / 7)  # TP 2, FP 2, FN 1
+
+
+def _folder(root, classes=("dark", "bright"), n=8, size=16):
+    rng = np.random.default_rng(0)
+    for ci, c in enumerate(classes):
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            base = 40 + 170 * ci
+            arr = np.clip(base + rng.integers(-30, 30, (size, size, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(arr).save(root / c / f"{i}.png")
+
+
+def test_run_classification_end_to_end_on_a_class_folder(tmp_path):
+    _folder(tmp_path / "data")
+    cfg = ClassificationConfig(
+        data=DatasetConfig(name="image_folder", root=str(tmp_path / "data"), val_fraction=0.25, test_fraction=0.25),
+        features=FeatureConfig(cache_dir=str(tmp_path / "cache"), batch_size=8),
+        linear=LinearConfig(lrs=[0.01, 0.1], weight_decays=[0.0], epochs=10, min_iterations=1),
+        progress=False,
+    )
+    cfg.logreg.enabled = True
+    cfg.logreg.cs = [0.1, 1.0]
+    cfg.knn.ks = [1, 3]
+    m = run_classification(TinyBackbone(), cfg, tmp_path / "out")
+    assert m["knn_top1@k1"] == 1.0 and m["linear_top1"] == 1.0 and m["logreg_top1"] == 1.0
+    assert {"knn_top1@k3", "knn_macro_f1", "linear_macro_f1", "linear_balanced_acc"} <= set(m)
+    details = json.loads((tmp_path / "out" / "classification.json").read_text())
+    assert details["classes"] == ["bright", "dark"] and details["n_eval"] == 4
+    assert details["linear"]["lr"] in (0.01, 0.1) and len(details["linear"]["sweep"]) == 2 * 2 * 2
+    assert (tmp_path / "out" / "confusion_linear.png").stat().st_size > 1000
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 3
+
+
+def test_run_classification_multilabel_bigearthnet_layout(tmp_path):
+    from test_datasets import make_bigearthnet
+
+    make_bigearthnet(tmp_path / "ben")
+    cfg = ClassificationConfig(
+        data=DatasetConfig(name="bigearthnet", root=str(tmp_path / "ben")),
+        features=FeatureConfig(cache=False, image_size=32),
+        linear=LinearConfig(lrs=[0.1], weight_decays=[0.0], n_last_blocks=[1], avgpool=[False], min_iterations=5),
+        progress=False,
+    )
+    cfg.knn.ks = [2]
+    m = run_classification(TinyBackbone(in_chans=12), cfg, tmp_path / "out")
+    assert set(m) >= {"knn_mAP@k2", "knn_mAP", "linear_mAP", "linear_f1_micro", "linear_mAP_micro"}
+    assert all(0.0 <= v <= 1.0 for v in m.values())
+
+
+def test_class_and_count_mismatches_are_one_line(tmp_path):
+    _folder(tmp_path / "d" / "train")
+    _folder(tmp_path / "d" / "val", classes=("dark", "cloud"), n=2)
+    cfg = ClassificationConfig(data=DatasetConfig(name="image_folder", root=str(tmp_path / "d")), progress=False)
+    with pytest.raises(InputError, match=r"class 'cloud' in .*val has no training images"):
+        run_classification(TinyBackbone(), cfg, tmp_path / "out")
+    _folder(tmp_path / "e")
+    cfg = ClassificationConfig(data=DatasetConfig(name="image_folder", root=str(tmp_path / "e"), num_classes=10))
+    with pytest.raises(ConfigError, match=r"num_classes=10 but image_folder in .* has 2 classes"):
+        run_classification(TinyBackbone(), cfg, tmp_path / "out")
+    with pytest.raises(InputError, match="backbone tiny takes 4 bands but image_folder has 3"):
+        run_classification(TinyBackbone(in_chans=4), ClassificationConfig(data=DatasetConfig(
+            name="image_folder", root=str(tmp_path / "e")), progress=False), tmp_path / "out")  # fmt: skip

@@ -1,0 +1,121 @@
+"""Frozen feature extraction: shapes, the on-disk cache (hits, keys, corrupt files) and bad input."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import torch
+from torch import nn
+
+from geodino.errors import ConfigError, InputError
+from geodino.eval.datasets import ProbeDataset
+from geodino.eval.features import FeatureConfig, cache_key, extract_features, resolve_image_size
+
+
+class TinyBackbone(nn.Module):
+    """The FrozenBackbone interface in a few lines: patch conv + residual token MLPs (CLS = token mean)."""
+
+    def __init__(self, in_chans: int = 3, dim: int = 8, patch: int = 8, blocks: int = 4, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.embed = nn.Conv2d(in_chans, dim, patch, patch)
+        self.blocks = nn.ModuleList(nn.Linear(dim, dim) for _ in range(blocks))
+        self.patch_size, self.embed_dim, self.in_chans, self.n_blocks = patch, dim, in_chans, blocks
+        self.spec = f"tiny:{seed}"
+        self.fingerprint = hashlib.sha256(self.spec.encode()).hexdigest()
+        self.calls = 0
+        self.eval().requires_grad_(False)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - 0.5) / 0.25
+
+    def features(self, x, layers="last", norm=True):
+        self.calls += 1
+        t = self.embed(x)
+        b, d, h, w = t.shape
+        t = t.flatten(2).transpose(1, 2)
+        outs = []
+        for blk in self.blocks:
+            t = t + torch.tanh(blk(t))
+            outs.append(t)
+        idx = {"last": [self.n_blocks - 1], "four_last": list(range(self.n_blocks - 4, self.n_blocks))}[layers] \
+            if isinstance(layers, str) else list(layers)  # fmt: skip
+        return [outs[i].transpose(1, 2).reshape(b, d, h, w) for i in idx], [outs[i].mean(1) for i in idx]
+
+
+def make_ds(n: int = 6, size: int = 16, chans: int = 3, split: str = "train", sizes=None) -> ProbeDataset:
+    g = torch.Generator().manual_seed(1)
+    imgs = [torch.rand(chans, *(sizes[i] if sizes else (size, size)), generator=g) for i in range(n)]
+    return ProbeDataset(
+        name="toy", root="/toy", split=split, classes=["a", "b"], bands=[f"b{i}" for i in range(chans)],
+        length=n, getter=lambda i: {"image": imgs[i], "label": torch.tensor(i % 2)},
+    )  # fmt: skip
+
+
+def test_features_shapes_and_values_match_a_direct_forward(tmp_path):
+    bb, ds = TinyBackbone(), make_ds()
+    fs = extract_features(bb, ds, FeatureConfig(layers="four_last", batch_size=4, cache=False), progress=False)
+    assert fs.cls.shape == (6, 4, 8) and fs.patch_mean.shape == (6, 4, 8)
+    assert fs.targets.tolist() == [0, 1, 0, 1, 0, 1]
+    x = bb.normalize(torch.stack([ds[i]["image"] for i in range(6)]))
+    maps, cls = bb.features(x, layers="four_last")
+    assert torch.allclose(fs.cls[:, 2], cls[2], atol=1e-6)
+    assert torch.allclose(fs.patch_mean[:, 3], maps[3].mean((2, 3)), atol=1e-6)
+    assert fs.linear_input(1, False).shape == (6, 8)
+    assert fs.linear_input(4, True).shape == (6, 40)
+    assert torch.equal(fs.linear_input(4, True)[:, 32:], fs.patch_mean[:, -1])
+
+
+def test_cache_hit_skips_the_backbone_and_returns_the_same_features(tmp_path):
+    bb, ds = TinyBackbone(), make_ds()
+    cfg = FeatureConfig(layers="four_last", batch_size=4, cache_dir=str(tmp_path))
+    first = extract_features(bb, ds, cfg, progress=False)
+    calls = bb.calls
+    assert calls == 2 and not first.from_cache and len(list(tmp_path.glob("*.safetensors"))) == 1
+    second = extract_features(bb, ds, cfg, progress=False)
+    assert bb.calls == calls and second.from_cache
+    assert torch.equal(first.cls, second.cls) and torch.equal(first.targets, second.targets)
+    assert second.layers == "four_last"
+    # a truncated cache file is recomputed, not trusted
+    path = next(tmp_path.glob("*.safetensors"))
+    path.write_bytes(path.read_bytes()[:50])
+    third = extract_features(bb, ds, cfg, progress=False)
+    assert not third.from_cache and torch.equal(third.cls, first.cls) and bb.calls == calls + 2
+
+
+def test_cache_key_changes_with_weights_data_transform_and_layers():
+    a, b = TinyBackbone(seed=0), TinyBackbone(seed=1)
+    base = cache_key(a, "ds|train", "resize=16x16", "last")
+    assert base == cache_key(a, "ds|train", "resize=16x16", "last")
+    others = [
+        cache_key(b, "ds|train", "resize=16x16", "last"),
+        cache_key(a, "ds|val", "resize=16x16", "last"),
+        cache_key(a, "ds|train", "resize=32x32", "last"),
+        cache_key(a, "ds|train", "resize=16x16", [1, 3]),
+    ]
+    assert len({base, *others}) == 5
+
+
+def test_resize_rounds_native_size_to_the_patch_grid():
+    assert resolve_image_size(0, (20, 17), 8) == (24, 24)
+    assert resolve_image_size(32, (20, 17), 8) == (32, 32)
+    with pytest.raises(ConfigError, match="image_size=30 is not a multiple of the patch size 8; use 32"):
+        resolve_image_size(30, (20, 20), 8)
+    bb = TinyBackbone()
+    fs = extract_features(bb, make_ds(size=20), FeatureConfig(layers="last", cache=False), progress=False)
+    assert fs.cls.shape == (6, 1, 8)
+
+
+def test_band_mismatch_suggests_band_adaptation():
+    with pytest.raises(InputError, match=r"backbone tiny:0 takes 3 bands but toy has 13 .*adapt the backbone's patch "
+                       r"embedding to the data's bands.*dataset.bands"):  # fmt: skip
+        extract_features(TinyBackbone(), make_ds(chans=13), FeatureConfig(cache=False), progress=False)
+
+
+def test_images_of_different_sizes_need_image_size():
+    ds = make_ds(n=2, sizes=[(16, 16), (24, 24)])
+    with pytest.raises(InputError, match=r"different sizes \(\(16, 16\) and \(24, 24\)\); set features.image_size"):
+        extract_features(TinyBackbone(), ds, FeatureConfig(cache=False, batch_size=2), progress=False)
+    fs = extract_features(TinyBackbone(), ds, FeatureConfig(cache=False, batch_size=2, image_size=16), progress=False)
+    assert fs.cls.shape[0] == 2
