@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from geodino.models.archs import ARCHS, arch_kwargs
+from geodino.models.archs import ARCHS, COMMON, arch_kwargs
 from geodino.models.vit import DinoVisionTransformer
 
 __all__ = ["ARCHS", "DinoVisionTransformer", "build_model", "count_parameters"]
@@ -16,7 +16,7 @@ _VALID_KEYS = tuple(p for p in inspect.signature(DinoVisionTransformer.__init__)
 
 
 def build_model(
-    arch: str = "vit_small",
+    arch: str | None = "vit_small",
     *,
     patch_size: int = 16,
     in_chans: int = 3,
@@ -32,9 +32,15 @@ def build_model(
     """
     from geodino.errors import ConfigError
 
-    if arch is None:
-        raise ConfigError(f"no architecture given; valid: {', '.join(ARCHS)}")
-    kwargs = arch_kwargs(arch)
+    if arch is None:  # a custom size: every dimension comes from the overrides (e.g. an inferred config)
+        needed = [k for k in ("embed_dim", "depth", "num_heads") if k not in overrides]
+        if needed:
+            raise ConfigError(
+                f"no architecture given and no {', '.join(needed)}; valid architectures: {', '.join(ARCHS)}"
+            )
+        kwargs = dict(COMMON)
+    else:
+        kwargs = arch_kwargs(arch)
     unknown = sorted(set(overrides) - set(_VALID_KEYS))
     if unknown:
         import difflib

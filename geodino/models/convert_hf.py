@@ -1,0 +1,294 @@
+"""Conversion between the official DINOv3 layout and Hugging Face transformers `DINOv3ViTModel`.
+
+HF splits the fused qkv into `q_proj`/`k_proj`/`v_proj` (no key bias: the official key bias is masked to zero),
+names the storage tokens `embeddings.register_tokens`, LayerScale `layer_scale{1,2}.lambda1` and the FFN
+`mlp.{up,down,gate}_proj` (SwiGLU: gate = w1, up = w2, down = w3; MLP: up = fc1, down = fc2). The RoPE periods
+are not stored (HF recomputes `inv_freq = 1 / periods` from `rope_theta`). Files on the hub use `layer.{i}`;
+transformers >= 5 keeps them under `model.layer.{i}` and renames on load: both are read, `layer.{i}` is written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from geodino.errors import CheckpointError
+
+HF_CONFIG_FILE = "config.json"
+
+
+def _layer_prefix(state: Mapping[str, Tensor]) -> str:
+    return "model.layer." if any(k.startswith("model.layer.") for k in state) else "layer."
+
+
+def _default_heads(dim: int) -> int:
+    from geodino.models.archs import ARCHS
+
+    table = [a["num_heads"] for a in ARCHS.values() if a["embed_dim"] == dim]
+    return table[0] if table else max(1, dim // 64)
+
+
+def rope_periods(head_dim: int, base: float = 100.0) -> Tensor:
+    """Official periods `base^(2j / (D_head/2))`, j < D_head/4, in float32."""
+    return base ** (2 * torch.arange(head_dim // 4, dtype=torch.float32) / (head_dim // 2))
+
+
+def hf_to_official(
+    state: Mapping[str, Tensor], *, num_heads: int | None = None, rope_theta: float = 100.0
+) -> dict[str, Tensor]:
+    """HF `DINOv3ViTModel` state_dict -> official layout (heads default to the arch table for the width)."""
+    s = dict(state)
+    dim = int(s["embeddings.cls_token"].shape[-1])
+    heads = num_heads or _default_heads(dim)
+    out: dict[str, Tensor] = {
+        "cls_token": s["embeddings.cls_token"],
+        "mask_token": s.get("embeddings.mask_token", torch.zeros(1, dim)).reshape(1, dim),
+        "patch_embed.proj.weight": s["embeddings.patch_embeddings.weight"],
+        "rope_embed.periods": rope_periods(dim // heads, rope_theta),
+        "norm.weight": s["norm.weight"],
+        "norm.bias": s["norm.bias"],
+    }
+    if "embeddings.patch_embeddings.bias" in s:
+        out["patch_embed.proj.bias"] = s["embeddings.patch_embeddings.bias"]
+    reg = s.get("embeddings.register_tokens")
+    if reg is not None and reg.numel() > 0:
+        out["storage_tokens"] = reg
+    lp = _layer_prefix(s)
+    i = 0
+    while f"{lp}{i}.norm1.weight" in s:
+        a, b = f"{lp}{i}.", f"blocks.{i}."
+        for n in ("norm1", "norm2"):
+            out[f"{b}{n}.weight"] = s[f"{a}{n}.weight"]
+            if f"{a}{n}.bias" in s:
+                out[f"{b}{n}.bias"] = s[f"{a}{n}.bias"]
+        q, k, v = (s[f"{a}attention.{n}_proj.weight"] for n in "qkv")
+        out[f"{b}attn.qkv.weight"] = torch.cat([q, k, v])
+        qb, kb, vb = (s.get(f"{a}attention.{n}_proj.bias") for n in "qkv")
+        if qb is not None or vb is not None or kb is not None:
+            zeros = q.new_zeros(dim)
+            out[f"{b}attn.qkv.bias"] = torch.cat([t if t is not None else zeros for t in (qb, kb, vb)])
+            if kb is None or not kb.any():  # the official masked key bias
+                mask = torch.ones(3 * dim, dtype=out[f"{b}attn.qkv.bias"].dtype)
+                mask[dim : 2 * dim] = 0
+                out[f"{b}attn.qkv.bias_mask"] = mask
+        out[f"{b}attn.proj.weight"] = s[f"{a}attention.o_proj.weight"]
+        if f"{a}attention.o_proj.bias" in s:
+            out[f"{b}attn.proj.bias"] = s[f"{a}attention.o_proj.bias"]
+        out[f"{b}ls1.gamma"] = s[f"{a}layer_scale1.lambda1"]
+        out[f"{b}ls2.gamma"] = s[f"{a}layer_scale2.lambda1"]
+        names = {"gate_proj": "w1", "up_proj": "w2", "down_proj": "w3"}
+        if f"{a}mlp.gate_proj.weight" not in s:
+            names = {"up_proj": "fc1", "down_proj": "fc2"}
+        for hf, off in names.items():
+            for p in ("weight", "bias"):
+                if f"{a}mlp.{hf}.{p}" in s:
+                    out[f"{b}mlp.{off}.{p}"] = s[f"{a}mlp.{hf}.{p}"]
+        i += 1
+    if i == 0:
+        raise CheckpointError("HF state_dict has no layers (layer.0.norm1.weight missing)")
+    return out
+
+
+def official_to_hf(state: Mapping[str, Tensor], *, layer_prefix: str = "layer.") -> dict[str, Tensor]:
+    """Official layout -> HF `DINOv3ViTModel` state_dict. `local_cls_norm` (training only) is dropped;
+    an untied `cls_norm` cannot be expressed in HF and is refused."""
+    s = dict(state)
+    if "cls_norm.weight" in s:
+        raise CheckpointError(
+            "this backbone has an untied cls_norm, which HF DINOv3ViTModel cannot express; keep the official layout"
+        )
+    dim = int(s["cls_token"].shape[-1])
+    out: dict[str, Tensor] = {
+        "embeddings.cls_token": s["cls_token"],
+        "embeddings.mask_token": s["mask_token"].reshape(1, 1, dim),
+        "embeddings.register_tokens": s.get("storage_tokens", s["cls_token"].new_zeros(1, 0, dim)),
+        "embeddings.patch_embeddings.weight": s["patch_embed.proj.weight"],
+        "norm.weight": s["norm.weight"],
+        "norm.bias": s["norm.bias"],
+    }
+    if "patch_embed.proj.bias" in s:
+        out["embeddings.patch_embeddings.bias"] = s["patch_embed.proj.bias"]
+    i = 0
+    while f"blocks.{i}.norm1.weight" in s:
+        a, b = f"blocks.{i}.", f"{layer_prefix}{i}."
+        for n in ("norm1", "norm2"):
+            out[f"{b}{n}.weight"] = s[f"{a}{n}.weight"]
+            out[f"{b}{n}.bias"] = s[f"{a}{n}.bias"]
+        q, k, v = s[f"{a}attn.qkv.weight"].chunk(3)
+        out[f"{b}attention.q_proj.weight"] = q
+        out[f"{b}attention.k_proj.weight"] = k
+        out[f"{b}attention.v_proj.weight"] = v
+        if f"{a}attn.qkv.bias" in s:
+            bias = s[f"{a}attn.qkv.bias"]
+            if f"{a}attn.qkv.bias_mask" in s:
+                bias = bias * s[f"{a}attn.qkv.bias_mask"].to(bias.dtype)
+            qb, kb, vb = bias.chunk(3)
+            out[f"{b}attention.q_proj.bias"] = qb
+            out[f"{b}attention.v_proj.bias"] = vb
+            if kb.any():
+                out[f"{b}attention.k_proj.bias"] = kb
+        out[f"{b}attention.o_proj.weight"] = s[f"{a}attn.proj.weight"]
+        if f"{a}attn.proj.bias" in s:
+            out[f"{b}attention.o_proj.bias"] = s[f"{a}attn.proj.bias"]
+        out[f"{b}layer_scale1.lambda1"] = s.get(f"{a}ls1.gamma", torch.ones(dim))
+        out[f"{b}layer_scale2.lambda1"] = s.get(f"{a}ls2.gamma", torch.ones(dim))
+        names = {"w1": "gate_proj", "w2": "up_proj", "w3": "down_proj"}
+        if f"{a}mlp.w1.weight" not in s:
+            names = {"fc1": "up_proj", "fc2": "down_proj"}
+        for off, hf in names.items():
+            for p in ("weight", "bias"):
+                if f"{a}mlp.{off}.{p}" in s:
+                    out[f"{b}mlp.{hf}.{p}"] = s[f"{a}mlp.{off}.{p}"]
+        i += 1
+    return out
+
+
+def hf_config_from_official(config: Mapping[str, Any], state: Mapping[str, Tensor]) -> dict[str, Any]:
+    """`config.json` content of the HF `DINOv3ViTModel` equivalent to a geodino/official backbone."""
+    if config.get("norm_layer") == "rmsnorm":
+        raise CheckpointError("an RMSNorm backbone cannot be expressed in HF DINOv3ViTModel (LayerNorm only)")
+    if config.get("pos_embed_rope_base") is None:
+        raise CheckpointError("a min/max-period RoPE cannot be expressed in HF DINOv3ViTModel (rope_theta only)")
+    swiglu = str(config["ffn_layer"]).startswith("swiglu")
+    b0 = "blocks.0.attn.qkv."
+    bias = state.get(b0 + "bias")
+    k_bias = False
+    if bias is not None:
+        masked = bias * state[b0 + "bias_mask"] if b0 + "bias_mask" in state else bias
+        k_bias = bool(masked.chunk(3)[1].any())
+    return {
+        "architectures": ["DINOv3ViTModel"],
+        "model_type": "dinov3_vit",
+        "patch_size": int(config["patch_size"]),
+        "hidden_size": int(config["embed_dim"]),
+        "intermediate_size": int(config["ffn_hidden_dim"]),
+        "num_hidden_layers": int(config["depth"]),
+        "num_attention_heads": int(config["num_heads"]),
+        "hidden_act": "silu" if swiglu else "gelu",
+        "attention_dropout": 0.0,
+        "initializer_range": 0.02,
+        "layer_norm_eps": 1e-6 if config.get("norm_layer") == "layernorm" else 1e-5,
+        "rope_theta": float(config["pos_embed_rope_base"]),
+        "image_size": 224,
+        "num_channels": int(config["in_chans"]),
+        "query_bias": bias is not None,
+        "key_bias": k_bias,
+        "value_bias": bias is not None,
+        "proj_bias": bool(config.get("proj_bias", True)),
+        "mlp_bias": bool(config.get("ffn_bias", True)),
+        "layerscale_value": float(config.get("layerscale_init") or 1.0),
+        "drop_path_rate": 0.0,
+        "use_gated_mlp": swiglu,
+        "num_register_tokens": int(config.get("n_storage_tokens", 0)),
+        "pos_embed_shift": config.get("pos_embed_rope_shift_coords"),
+        "pos_embed_jitter": config.get("pos_embed_rope_jitter_coords"),
+        "pos_embed_rescale": config.get("pos_embed_rope_rescale_coords"),
+    }
+
+
+def geodino_config_from_hf(hf: Mapping[str, Any]) -> dict[str, Any]:
+    """Build kwargs of the geodino backbone equivalent to an HF `DINOv3ViTConfig` dict."""
+    gated = bool(hf.get("use_gated_mlp", False))
+    act = hf.get("hidden_act", "silu" if gated else "gelu")
+    if (gated and act != "silu") or (not gated and act != "gelu"):
+        raise CheckpointError(
+            f"HF config hidden_act={act!r} with use_gated_mlp={gated} has no DINOv3 equivalent (SwiGLU uses silu, "
+            "the MLP exact gelu)"
+        )
+    patch = hf.get("patch_size", 16)
+    patch = int(patch[0] if isinstance(patch, list | tuple) else patch)
+    dim = int(hf.get("hidden_size", 384))
+    eps = float(hf.get("layer_norm_eps", 1e-5))
+    return {
+        "patch_size": patch,
+        "in_chans": int(hf.get("num_channels", 3)),
+        "embed_dim": dim,
+        "depth": int(hf.get("num_hidden_layers", 12)),
+        "num_heads": int(hf.get("num_attention_heads", 6)),
+        "ffn_layer": "swiglu" if gated else "mlp",
+        "ffn_hidden_dim": int(hf.get("intermediate_size", 4 * dim)),
+        "ffn_ratio": int(hf.get("intermediate_size", 4 * dim)) / dim,
+        "qkv_bias": bool(hf.get("query_bias", True) or hf.get("value_bias", True) or hf.get("key_bias", False)),
+        "mask_k_bias": not bool(hf.get("key_bias", False)),
+        "proj_bias": bool(hf.get("proj_bias", True)),
+        "ffn_bias": bool(hf.get("mlp_bias", True)),
+        "layerscale_init": float(hf.get("layerscale_value", 1e-5)),
+        "norm_layer": "layernorm" if abs(eps - 1e-6) < 1e-9 else "layernormbf16",
+        "n_storage_tokens": int(hf.get("num_register_tokens", 0)),
+        "pos_embed_rope_base": float(hf.get("rope_theta", 100.0)),
+        "pos_embed_rope_shift_coords": hf.get("pos_embed_shift"),
+        "pos_embed_rope_jitter_coords": hf.get("pos_embed_jitter"),
+        "pos_embed_rope_rescale_coords": hf.get("pos_embed_rescale", 2.0),
+    }
+
+
+def read_hf_folder(path: str | Path):
+    """An HF model folder (config.json + model.safetensors / pytorch_model.bin, sharded or not) as
+    `BackboneWeights` in the official layout."""
+    from geodino.models.checkpoints import BackboneWeights, read_file
+
+    path = Path(path)
+    cfg_file = path / HF_CONFIG_FILE
+    if not cfg_file.is_file():
+        raise CheckpointError(
+            f"checkpoint folder {path} has no config.json; pass an HF DINOv3ViTModel folder or a file"
+        )
+    try:
+        hf = json.loads(cfg_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{cfg_file} is not valid JSON ({exc}); re-download the model folder") from exc
+    if hf.get("model_type") != "dinov3_vit":
+        raise CheckpointError(
+            f"{cfg_file} describes model_type={hf.get('model_type')!r}, not 'dinov3_vit'; pass a DINOv3 ViT folder"
+        )
+    files: list[Path] = []
+    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        if (path / index).is_file():
+            shards = sorted(set(json.loads((path / index).read_text())["weight_map"].values()))
+            files = [path / s for s in shards]
+            break
+    if not files:
+        for name in ("model.safetensors", "pytorch_model.bin"):
+            if (path / name).is_file():
+                files = [path / name]
+                break
+    if not files:
+        raise CheckpointError(f"checkpoint folder {path} has no model.safetensors or pytorch_model.bin")
+    state: dict[str, Tensor] = {}
+    for f in files:
+        obj, _ = read_file(f)
+        state.update({k: v for k, v in obj.items() if isinstance(v, Tensor)})
+    # HF backbone wrappers may prefix the keys (e.g. "dinov3." / "backbone.")
+    anchor = [k[: -len("embeddings.cls_token")] for k in state if k.endswith("embeddings.cls_token")]
+    if not anchor:
+        raise CheckpointError(f"checkpoint folder {path}: no embeddings.cls_token among the weights")
+    prefix = min(anchor, key=len)
+    state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    config = geodino_config_from_hf(hf)
+    official = hf_to_official(state, num_heads=config["num_heads"], rope_theta=config["pos_embed_rope_base"])
+    return BackboneWeights(state=official, source=path, layout="hf", kind="hf-folder", config=config)
+
+
+def write_hf_folder(state: Mapping[str, Tensor], path: str | Path, *, config: Mapping[str, Any] | None = None) -> Path:
+    """Write an HF `DINOv3ViTModel` folder (config.json + model.safetensors) atomically."""
+    from safetensors.torch import save_file
+
+    from geodino.io import atomic_path
+    from geodino.models.checkpoints import infer_config
+
+    cfg = dict(infer_config(state, path))
+    if config:
+        cfg.update({k: v for k, v in config.items() if k in cfg and k not in ("ffn_hidden_dim", "depth", "embed_dim")})
+    hf_cfg = hf_config_from_official(cfg, state)
+    hf_state = {k: v.detach().cpu().contiguous().clone() for k, v in official_to_hf(state).items()}
+    path = Path(path).expanduser()
+    with atomic_path(path) as tmp:
+        tmp.mkdir(parents=True)
+        (tmp / HF_CONFIG_FILE).write_text(json.dumps(hf_cfg, indent=2) + "\n")
+        save_file(hf_state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    return path

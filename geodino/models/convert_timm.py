@@ -1,0 +1,199 @@
+"""Conversion between the official DINOv3 layout and timm's `vit_*_patch16_dinov3` (class `timm.models.eva.Eva`).
+
+timm names the storage tokens `reg_token`, LayerScale `gamma_1`/`gamma_2`, splits the qkv bias into `q_bias` and
+`v_bias` (the key bias is a fixed zero buffer, as the official masked key bias) and the SwiGLU input projections
+into `fc1_g` (= w1, gated by SiLU) and `fc1_x` (= w2), with `fc2` = w3. It stores no mask token, RoPE periods or
+`local_cls_norm`. The distilled S/B/L releases have all-zero qkv biases, so timm also has variants without them
+(`*_dinov3`) beside the `*_dinov3_qkvb` ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from geodino.errors import CheckpointError
+
+# geodino arch -> timm model name (without the _qkvb suffix); vit_large_plus has no timm entry.
+TIMM_NAMES = {
+    "vit_tiny": "vit_tiny_patch16_dinov3",
+    "vit_small": "vit_small_patch16_dinov3",
+    "vit_small_plus": "vit_small_plus_patch16_dinov3",
+    "vit_base": "vit_base_patch16_dinov3",
+    "vit_large": "vit_large_patch16_dinov3",
+    "vit_huge_plus": "vit_huge_plus_patch16_dinov3",
+    "vit_7b": "vit_7b_patch16_dinov3",
+}
+
+
+def _arch_for(dim: int, depth: int) -> dict[str, Any] | None:
+    from geodino.models.archs import ARCHS, arch_kwargs
+
+    for name, a in ARCHS.items():
+        if a["embed_dim"] == dim and a["depth"] == depth:
+            return arch_kwargs(name)
+    return None
+
+
+def timm_to_official(
+    state: Mapping[str, Tensor],
+    *,
+    num_heads: int | None = None,
+    rope_base: float = 100.0,
+    qkv_bias: bool | None = None,
+) -> dict[str, Tensor]:
+    """timm Eva (DINOv3) state_dict -> official layout.
+
+    `qkv_bias=None` writes a (zero) qkv bias when the file has none but the matching official release has one,
+    so the result loads strictly into the official model; the output is unchanged since that bias is zero.
+    """
+    from geodino.models.convert_hf import _default_heads, rope_periods
+
+    s = dict(state)
+    dim = int(s["cls_token"].shape[-1])
+    depth = 0
+    while f"blocks.{depth}.norm1.weight" in s:
+        depth += 1
+    if depth == 0:
+        raise CheckpointError("timm state_dict has no blocks (blocks.0.norm1.weight missing)")
+    heads = num_heads or _default_heads(dim)
+    ref = _arch_for(dim, depth)
+    has_qv = "blocks.0.attn.q_bias" in s
+    if qkv_bias is None:
+        qkv_bias = has_qv or bool(ref and ref["qkv_bias"])
+    out: dict[str, Tensor] = {
+        "cls_token": s["cls_token"],
+        "mask_token": torch.zeros(1, dim, dtype=s["cls_token"].dtype),
+        "patch_embed.proj.weight": s["patch_embed.proj.weight"],
+        "rope_embed.periods": rope_periods(dim // heads, rope_base),
+        "norm.weight": s["norm.weight"],
+        "norm.bias": s["norm.bias"],
+    }
+    if "patch_embed.proj.bias" in s:
+        out["patch_embed.proj.bias"] = s["patch_embed.proj.bias"]
+    if "reg_token" in s and s["reg_token"].numel() > 0:
+        out["storage_tokens"] = s["reg_token"]
+    for i in range(depth):
+        b = f"blocks.{i}."
+        for n in ("norm1", "norm2"):
+            out[f"{b}{n}.weight"] = s[f"{b}{n}.weight"]
+            out[f"{b}{n}.bias"] = s[f"{b}{n}.bias"]
+        w = s[f"{b}attn.qkv.weight"]
+        out[f"{b}attn.qkv.weight"] = w
+        if qkv_bias:
+            zeros = w.new_zeros(dim)
+            q = s.get(f"{b}attn.q_bias", zeros)
+            v = s.get(f"{b}attn.v_bias", zeros)
+            k = s.get(f"{b}attn.k_bias", zeros)
+            out[f"{b}attn.qkv.bias"] = torch.cat([q, k, v])
+            mask = torch.ones(3 * dim, dtype=w.dtype)
+            mask[dim : 2 * dim] = 0
+            out[f"{b}attn.qkv.bias_mask"] = mask
+        out[f"{b}attn.proj.weight"] = s[f"{b}attn.proj.weight"]
+        if f"{b}attn.proj.bias" in s:
+            out[f"{b}attn.proj.bias"] = s[f"{b}attn.proj.bias"]
+        if f"{b}gamma_1" in s:
+            out[f"{b}ls1.gamma"] = s[f"{b}gamma_1"]
+            out[f"{b}ls2.gamma"] = s[f"{b}gamma_2"]
+        names = {"fc1_g": "w1", "fc1_x": "w2", "fc2": "w3"}
+        if f"{b}mlp.fc1_g.weight" not in s:
+            names = {"fc1": "fc1", "fc2": "fc2"}
+        for t, o in names.items():
+            for p in ("weight", "bias"):
+                if f"{b}mlp.{t}.{p}" in s:
+                    out[f"{b}mlp.{o}.{p}"] = s[f"{b}mlp.{t}.{p}"]
+    return out
+
+
+def official_to_timm(state: Mapping[str, Tensor], *, qkv_bias: bool | None = None) -> dict[str, Tensor]:
+    """Official layout -> timm Eva state_dict. `qkv_bias=None` writes `q_bias`/`v_bias` only when they are
+    non-zero (matching timm's `*_dinov3` vs `*_dinov3_qkvb` variants); True/False force it."""
+    s = dict(state)
+    if "cls_norm.weight" in s:
+        raise CheckpointError("this backbone has an untied cls_norm, which timm Eva cannot express")
+    dim = int(s["cls_token"].shape[-1])
+    out: dict[str, Tensor] = {
+        "cls_token": s["cls_token"],
+        "patch_embed.proj.weight": s["patch_embed.proj.weight"],
+        "norm.weight": s["norm.weight"],
+        "norm.bias": s["norm.bias"],
+    }
+    if "patch_embed.proj.bias" in s:
+        out["patch_embed.proj.bias"] = s["patch_embed.proj.bias"]
+    if "storage_tokens" in s:
+        out["reg_token"] = s["storage_tokens"]
+    biases = {}
+    i = 0
+    while f"blocks.{i}.norm1.weight" in s:
+        b = f"blocks.{i}."
+        if f"{b}attn.qkv.bias" in s:
+            bias = s[f"{b}attn.qkv.bias"]
+            if f"{b}attn.qkv.bias_mask" in s:
+                bias = bias * s[f"{b}attn.qkv.bias_mask"].to(bias.dtype)
+            biases[i] = bias.chunk(3)
+            if biases[i][1].any():
+                raise CheckpointError("this backbone has a non-zero key bias, which timm Eva cannot express")
+        i += 1
+    write_bias = qkv_bias if qkv_bias is not None else any(q.any() or v.any() for q, _, v in biases.values())
+    for j in range(i):
+        b = f"blocks.{j}."
+        for n in ("norm1", "norm2"):
+            out[f"{b}{n}.weight"] = s[f"{b}{n}.weight"]
+            out[f"{b}{n}.bias"] = s[f"{b}{n}.bias"]
+        out[f"{b}attn.qkv.weight"] = s[f"{b}attn.qkv.weight"]
+        if write_bias:
+            q, _, v = biases.get(j, (torch.zeros(dim),) * 3)
+            out[f"{b}attn.q_bias"] = q
+            out[f"{b}attn.v_bias"] = v
+        out[f"{b}attn.proj.weight"] = s[f"{b}attn.proj.weight"]
+        if f"{b}attn.proj.bias" in s:
+            out[f"{b}attn.proj.bias"] = s[f"{b}attn.proj.bias"]
+        if f"{b}ls1.gamma" in s:
+            out[f"{b}gamma_1"] = s[f"{b}ls1.gamma"]
+            out[f"{b}gamma_2"] = s[f"{b}ls2.gamma"]
+        names = {"w1": "fc1_g", "w2": "fc1_x", "w3": "fc2"}
+        if f"{b}mlp.w1.weight" not in s:
+            names = {"fc1": "fc1", "fc2": "fc2"}
+        for o, t in names.items():
+            for p in ("weight", "bias"):
+                if f"{b}mlp.{o}.{p}" in s:
+                    out[f"{b}mlp.{t}.{p}"] = s[f"{b}mlp.{o}.{p}"]
+    return out
+
+
+def timm_model_for(config: Mapping[str, Any], *, qkv_bias: bool = True, **kwargs: Any):
+    """A randomly initialised timm Eva with the architecture of a geodino config (for parity and benchmarks).
+
+    Built from timm's DINOv3 S (MLP) or S+ (SwiGLU) definition with every size overridden, so any geodino
+    architecture (including ones timm does not list, e.g. vit_large_plus) has its timm twin.
+    """
+    import timm
+
+    swiglu = str(config["ffn_layer"]).startswith("swiglu")
+    name = "vit_small_plus_patch16_dinov3" if swiglu else "vit_small_patch16_dinov3"
+    if qkv_bias:
+        name += "_qkvb"
+    dim = int(config["embed_dim"])
+    args: dict[str, Any] = {
+        "pretrained": False,
+        "num_classes": 0,
+        "in_chans": int(config["in_chans"]),
+        "patch_size": int(config["patch_size"]),
+        "embed_dim": dim,
+        "depth": int(config["depth"]),
+        "num_heads": int(config["num_heads"]),
+        "num_reg_tokens": int(config.get("n_storage_tokens", 4)),
+        "mlp_ratio": int(config["ffn_hidden_dim"]) / dim,
+        "img_size": 224,
+    }
+    if swiglu:
+        args["swiglu_align_to"] = 8
+    args.update(kwargs)
+    model = timm.create_model(name, **args)
+    got = model.blocks[0].mlp.fc2.in_features
+    if got != int(config["ffn_hidden_dim"]):
+        raise CheckpointError(f"timm built an FFN of width {got} instead of {config['ffn_hidden_dim']}")
+    return model
