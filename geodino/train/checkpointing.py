@@ -245,15 +245,21 @@ def _copy_into(dst: torch.Tensor, src: torch.Tensor) -> None:
 
 
 def apply_init(
-    arch: nn.Module, src: InitSource, *, student_from: str = "teacher", gram: InitSource | None = None
+    arch: nn.Module,
+    src: InitSource,
+    *,
+    student_from: str = "teacher",
+    gram: InitSource | None = None,
+    load_gram: bool = True,
 ) -> list[str]:
     """Initialise `arch` (an SSLMetaArch) from a previous stage; return one line per module set, for the log.
 
     - student backbone and heads <- the source's teacher (`student_from="teacher"`, official high-res stage) or
-      its student (`"student"`, continuing a run under a new config);
-    - teacher <- the source's teacher;
-    - Gram teacher (when `arch` has one) <- `gram` if given, else the source's teacher.
-    Heads are copied only when the source has them; otherwise the fresh heads stay (see the head warm-up).
+      its student (`"student"`, continuing the same student under a new config, e.g. the Gram stage);
+    - teacher backbone and heads <- the source's teacher;
+    - Gram teacher (when `arch` has one and `load_gram`) <- `gram` if given, else the source's teacher (official:
+      the high-res stage's `gram.ckpt` is the Gram stage's teacher).
+    Heads are copied only when the source has them; otherwise the fresh heads stay (see `head_warmup_steps`).
     """
     done: list[str] = []
     if student_from not in ("teacher", "student"):
@@ -276,12 +282,15 @@ def apply_init(
     if src.has_heads:
         done.append(f"dino_head, ibot_head <- {src.path}")
     else:
-        done.append(f"{src.path} has no heads: dino_head and ibot_head start fresh (see train.head_warmup_steps)")
+        done.append(f"{src.path} has no heads: dino_head and ibot_head start fresh (see head_warmup_steps)")
     gram_module = getattr(arch, "gram_teacher", None)
-    if gram_module is not None:
+    if gram_module is not None and load_gram:
         g = gram or src
         g_module = gram_module["backbone"] if isinstance(gram_module, nn.ModuleDict) else gram_module
         _load_strict(g_module, g.teacher, "Gram teacher backbone", g.path)
+        mark = getattr(arch, "mark_gram_initialized", None)
+        if callable(mark):
+            mark()
         done.append(f"Gram teacher <- teacher of {g.path}")
     return done
 

@@ -118,6 +118,7 @@ class SSLModule(L.LightningModule):
         checkpoint_meta: Callable[[int], dict[str, Any]] | None = None,
         checkpoint_dir: Path | None = None,
         compile_blocks: bool = False,
+        fused: bool | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -132,6 +133,7 @@ class SSLModule(L.LightningModule):
         self.checkpoint_meta = checkpoint_meta
         self.checkpoint_dir = checkpoint_dir
         self.compile_blocks = compile_blocks
+        self.fused = fused
         self.strict_loading = True
 
     # ---- setup ------------------------------------------------------------------------------------------------
@@ -171,9 +173,10 @@ class SSLModule(L.LightningModule):
         return parts
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        groups = self.arch.param_groups()
-        fused = self.device.type == "cuda" and self.fsdp is None
-        return torch.optim.AdamW(groups, betas=self.betas, fused=fused or None)
+        from geodino.train.optim import build_optimizer
+
+        # lr and wd are set by hand every step from the schedules (groups carry the multipliers)
+        return build_optimizer(self.arch.param_groups(), betas=self.betas, fused=self.fused)
 
     def train_dataloader(self) -> Any:
         if self.loader_factory is None:
@@ -218,24 +221,15 @@ class SSLModule(L.LightningModule):
 
     def _apply_schedules(self, opt: torch.optim.Optimizer, sched: dict[str, float], it: int) -> None:
         """Set each group's lr and wd for this iteration (multipliers from the param groups, as official)."""
-        for g in opt.param_groups:
-            lr = sched["lr"] * g.get("lr_multiplier", 1.0)
-            if g.get("is_last_layer", False):
-                lr = sched.get("last_layer_lr", sched["lr"]) * g.get("lr_multiplier", 1.0)
-            g["lr"] = lr
-            g["weight_decay"] = sched["weight_decay"] * g.get("wd_multiplier", 1.0)
+        from geodino.train.optim import apply_optim_schedule
+
+        apply_optim_schedule(opt, sched["lr"], sched["weight_decay"], sched.get("last_layer_lr", sched["lr"]))
 
     def _clip(self) -> dict[str, float]:
         """Clip the gradient norm of each student sub-module separately (official `clip_grad` semantics)."""
-        if not self.clip_grad:
-            return {}
-        out: dict[str, float] = {}
-        for name, module in self.arch.student.items():
-            params = [p for p in module.parameters() if p.grad is not None]
-            if params:
-                n = torch.nn.utils.clip_grad_norm_(params, self.clip_grad)
-                out[name] = float(n.full_tensor() if hasattr(n, "full_tensor") else n)
-        return out
+        from geodino.train.optim import clip_grad_per_module
+
+        return clip_grad_per_module(self.arch.student, self.clip_grad)
 
     def _raise_nan(self, loss: torch.Tensor, logs: dict[str, Any], it: int) -> None:
         terms = ", ".join(f"{k}={float(v):.4g}" for k, v in logs.items() if _is_number(v))

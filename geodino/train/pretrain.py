@@ -127,21 +127,25 @@ def _prepare_output(cfg: PretrainConfig) -> tuple[Path, Path | None]:
 def _build_arch(cfg: PretrainConfig) -> Any:
     from geodino.train.ssl import SSLMetaArch
 
-    return SSLMetaArch(cfg.ssl)
+    return SSLMetaArch(cfg.ssl, total_iters=cfg.trainer.max_steps, global_batch_size=cfg.batch_size * world_size(cfg))
 
 
-def _loader_factory(cfg: PretrainConfig) -> Any:
+def _loader_factory(cfg: PretrainConfig, **over: Any) -> Any:
+    """`factory(start_step=, rank=, world_size=)` -> this rank's SSL DataLoader from `start_step` to the end."""
     from geodino.data.loaders import build_ssl_loader
 
-    return partial(
-        build_ssl_loader,
-        cfg.data,
-        cfg.crops,
+    kw: dict[str, Any] = dict(
         batch_size=cfg.batch_size,
         num_workers=cfg.num_workers,
         seed=cfg.seed,
         patch_size=cfg.ssl.student.patch_size,
+        max_steps=cfg.trainer.max_steps,
+        # the recipe's iBOT settings decide the masks (one source of truth for the loss and the loader)
+        mask_ratio=list(cfg.ssl.ibot.mask_ratio_min_max),
+        mask_probability=cfg.ssl.ibot.mask_sample_probability,
     )
+    kw.update(over)
+    return partial(build_ssl_loader, cfg.data, cfg.crops, **kw)
 
 
 def check_data_fits(cfg: PretrainConfig, batch: dict[str, Any]) -> None:
@@ -167,7 +171,6 @@ def pretrain(cfg: PretrainConfig) -> Path:
     from geodino.io import atomic_path
     from geodino.train import checkpointing as ck
     from geodino.train.module import SSLModule, build_trainer, fsdp_settings
-    from geodino.train.schedules import Schedules
 
     cfg.validate()
     out, resume = _prepare_output(cfg)
@@ -177,16 +180,17 @@ def pretrain(cfg: PretrainConfig) -> Path:
     backbone_config = dict(getattr(backbone, "config", {}) or {})
 
     factory = _loader_factory(cfg)
-    probe = next(iter(factory(start_step=0, rank=0, world_size=world_size(cfg))))
-    check_data_fits(cfg, probe)
-    del probe
+    # one batch in this process first: unreadable data or a band count that does not fit fails here, in one line
+    probe_loader = _loader_factory(cfg, num_workers=0, max_steps=1, progress=False)
+    check_data_fits(cfg, next(iter(probe_loader(start_step=0, rank=0, world_size=1))))
 
     init_lines: list[str] = []
     if resume is not None:
         ck.check_resume_fits(ck.load_file(resume), resume, backbone_config)
     elif cfg.init_from:
         src = ck.read_init_source(cfg.init_from)
-        init_lines = ck.apply_init(arch, src, student_from=cfg.init_student_from, gram=_gram_source(cfg, arch))
+        # a Gram teacher named by ssl.gram.ckpt was loaded when the arch was built; else it is init_from's teacher
+        init_lines = ck.apply_init(arch, src, student_from=cfg.init_student_from, load_gram=not cfg.ssl.gram.ckpt)
         if not src.has_heads and cfg.head_warmup_steps == 0:
             log.warning(
                 "init_from %s has no heads: fresh DINO/iBOT heads will train together with the pretrained backbone; "
@@ -195,7 +199,6 @@ def pretrain(cfg: PretrainConfig) -> Path:
             )
 
     gbs = cfg.batch_size * world_size(cfg)
-    schedules = Schedules.build(cfg.ssl, cfg.trainer.max_steps, gbs)
     from geodino.config import to_dict
 
     cfg_dict = to_dict(cfg)
@@ -210,7 +213,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
 
     module = SSLModule(
         arch,
-        schedules.at,
+        arch.schedules.at,
         loader_factory=factory,
         seed=cfg.seed,
         clip_grad=cfg.ssl.optim.clip_grad,
@@ -220,6 +223,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         checkpoint_meta=meta,
         checkpoint_dir=out / "checkpoints",
         compile_blocks=cfg.trainer.compile,
+        fused=cfg.ssl.optim.fused,
     )
     trainer, ckpt_cb = build_trainer(cfg.trainer, cfg.checkpoint, out)
     if trainer.is_global_zero:
@@ -236,15 +240,6 @@ def pretrain(cfg: PretrainConfig) -> Path:
         ck.export(final, out / "export" / "teacher.pth", overwrite=True)
     trainer.strategy.barrier("geodino_pretrain_done")
     return out
-
-
-def _gram_source(cfg: PretrainConfig, arch: Any) -> Any:
-    """The Gram teacher's init source: `ssl.gram.ckpt` when set, else the `init_from` teacher (None)."""
-    from geodino.train import checkpointing as ck
-
-    if getattr(arch, "gram_teacher", None) is None or not cfg.ssl.gram.ckpt:
-        return None
-    return ck.read_init_source(cfg.ssl.gram.ckpt)
 
 
 def replace(cfg: PretrainConfig, **changes: Any) -> PretrainConfig:

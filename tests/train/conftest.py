@@ -1,0 +1,78 @@
+"""Fixtures of the pretraining tests: tiny GeoTIFFs, a tiny-ViT config, and one short real run shared by tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+TINY_CONFIG = """\
+name: tiny
+output_dir: {out}
+seed: 0
+batch_size: 4
+num_workers: 0
+ssl:
+  student: {{arch: vit_tiny, patch_size: 8, in_chans: 3, drop_path_rate: 0.1, overrides: {{depth: 2}}}}
+  dino: {{head_n_prototypes: 64, head_hidden_dim: 32, head_bottleneck_dim: 16}}
+  ibot: {{head_n_prototypes: 64, head_hidden_dim: 32, head_bottleneck_dim: 16}}
+  koleo: {{loss_weight: 0.1}}
+  optim: {{freeze_last_layer_iters: 1, clip_grad: 3.0}}
+  monitor: {{every: 1, warmup_iters: 0}}
+  schedules:
+    lr: {{start: 0, peak: 1.0e-3, end: 1.0e-4, warmup_iters: 1}}
+    teacher_temp: {{start: 0.04, peak: 0.07, end: 0.07, warmup_iters: 1}}
+data:
+  sources: [{{type: raster, paths: [{data}], tile_size: 48, sensor: imagenet}}]
+crops: {{global_size: 32, local_size: 16, n_local: 2}}
+trainer:
+  {{max_steps: 2, accelerator: cpu, precision: 32-true, loggers: [csv], log_every_n_steps: 1, progress_bar: false}}
+checkpoint: {{every_n_steps: 1, keep_last: 2}}
+"""
+
+
+def write_rasters(folder: Path, n: int = 2, bands: int = 3, size: int = 64) -> Path:
+    """Small random uint8 GeoTIFFs (UTM, 10 m) in `folder`."""
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        # smooth-ish fields so crops differ in content, not only in noise
+        base = rng.random((bands, size // 8, size // 8))
+        arr = (np.kron(base, np.ones((8, 8))) * 200 + rng.random((bands, size, size)) * 55).astype("uint8")
+        profile = dict(
+            driver="GTiff",
+            width=size,
+            height=size,
+            count=bands,
+            dtype="uint8",
+            crs="EPSG:32618",
+            transform=from_origin(500000 + 1000 * i, 4000000, 10, 10),
+        )
+        with rasterio.open(folder / f"scene{i}.tif", "w", **profile) as dst:
+            dst.write(arr)
+    return folder
+
+
+def write_config(path: Path, out: Path, data: Path, extra: str = "") -> Path:
+    path.write_text(TINY_CONFIG.format(out=out, data=data) + extra)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    return write_rasters(tmp_path_factory.mktemp("rasters"))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_data) -> Path:
+    """A 2-step pretraining run of a tiny ViT through `geodino.train.pretrain` (shared by several tests)."""
+    from geodino.config import load_config
+    from geodino.train.pretrain import PretrainConfig, pretrain
+
+    root = tmp_path_factory.mktemp("run")
+    cfg_path = write_config(root / "tiny.yaml", root / "run", tiny_data)
+    return pretrain(load_config(PretrainConfig, cfg_path))

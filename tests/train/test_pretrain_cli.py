@@ -1,0 +1,116 @@
+"""`geodino pretrain` and `geodino export` end to end, and every bad-input path as one line with exit code 2."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from geodino.cli import main
+from geodino.config import load_config
+from geodino.errors import CheckpointError, ConfigError, InputError
+from geodino.models import build_model
+from geodino.train.pretrain import PretrainConfig, pretrain
+from tests.train.conftest import write_config
+
+
+def test_run_folder_contents(tiny_run):
+    assert sorted(p.name for p in (tiny_run / "checkpoints").iterdir()) == [
+        "last.ckpt",
+        "step_00000001.ckpt",
+        "step_00000002.ckpt",
+    ]
+    assert (tiny_run / "config.yaml").read_text().startswith("name: tiny")
+    rows = list(csv.DictReader(open(tiny_run / "logs" / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [0, 1]
+    for key in (
+        "loss",
+        "dino_local_loss",
+        "dino_global_loss",
+        "ibot_loss",
+        "koleo_loss",
+        "sched/lr",
+        "monitor/teacher_entropy",
+        "grad_norm/backbone",
+    ):
+        assert rows[-1][key] != "", key
+    assert float(rows[0]["sched/lr"]) == 0.0 and float(rows[1]["sched/lr"]) == pytest.approx(1e-3)
+    for name in ("teacher.pth", "teacher.safetensors", "teacher.heads.pth"):
+        assert (tiny_run / "export" / name).is_file()
+
+
+def test_cli_export_loads_strict(tiny_run, tmp_path, capsys):
+    out = tmp_path / "vit.pth"
+    assert main(["export", str(tiny_run / "checkpoints" / "last.ckpt"), str(out)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed == [str(out), str(tmp_path / "vit.safetensors"), str(tmp_path / "vit.heads.pth")]
+    cfg = torch.load(tmp_path / "vit.heads.pth", weights_only=True)["backbone"]
+    model = build_model(**cfg)
+    model.load_state_dict(torch.load(out, weights_only=True), strict=True)
+    assert (model.embed_dim, model.n_blocks, model.patch_size) == (192, 2, 8)
+    # exporting twice refuses to overwrite
+    assert main(["export", str(tiny_run / "checkpoints" / "last.ckpt"), str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def _err(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("geodino: error: "), err
+    return err
+
+
+def test_bad_config_key_names_close_match(tmp_path, tiny_data, capsys):
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)
+    assert main(["pretrain", "--config", str(cfg), "ssl.dino.head_n_prototype=8"]) == 2
+    assert "unknown config key 'ssl.dino.head_n_prototype'" in _err(capsys)
+    assert main(["pretrain", "--config", str(cfg), "trainer.strategy=fsdp3"]) == 2
+    assert "trainer.strategy='fsdp3' is not one of" in _err(capsys)
+    with pytest.raises(ConfigError, match=r"did you mean 'ssl.dino.head_n_prototypes'"):
+        load_config(PretrainConfig, cfg, ["ssl.dino.head_n_prototype=8"])
+
+
+def test_bands_not_fitting_the_model(tmp_path, tiny_data, capsys):
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)
+    assert main(["pretrain", "--config", str(cfg), "ssl.student.in_chans=4"]) == 2
+    assert "the data has 3 band(s) per image but ssl.student.in_chans=4" in _err(capsys)
+
+
+def test_output_folder_not_writable(tmp_path, tiny_data, capsys):
+    (tmp_path / "afile").write_text("x")
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "afile" / "run", tiny_data)
+    assert main(["pretrain", "--config", str(cfg)]) == 2
+    assert f"cannot create output_dir {tmp_path / 'afile' / 'run'}" in _err(capsys)
+
+
+def test_checkpoint_of_another_architecture(tmp_path, tiny_data, capsys):
+    other = build_model("vit_tiny", patch_size=8, depth=2, embed_dim=96, num_heads=3)
+    torch.save(other.state_dict(), tmp_path / "other.pth")
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)
+    assert main(["pretrain", "--config", str(cfg), f"init_from={tmp_path / 'other.pth'}"]) == 2
+    err = _err(capsys)
+    assert f"checkpoint {tmp_path / 'other.pth'} does not fit the student backbone" in err and "shape mismatch" in err
+    assert not (tmp_path / "run" / "checkpoints").exists()  # nothing trained
+
+
+def test_missing_init_from(tmp_path, tiny_data, capsys):
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)
+    assert main(["pretrain", "--config", str(cfg), f"init_from={tmp_path / 'nope.ckpt'}"]) == 2
+    assert f"init_from file {tmp_path / 'nope.ckpt'} not found" in _err(capsys)
+
+
+def test_resume_with_another_architecture(tmp_path, tiny_data, tiny_run):
+    cfg = load_config(
+        PretrainConfig,
+        write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data),
+        [f"checkpoint.resume={tiny_run / 'checkpoints' / 'last.ckpt'}", "ssl.student.overrides.depth=3"],
+    )
+    with pytest.raises(CheckpointError, match=r"was trained with depth=2 but this config builds depth=3"):
+        pretrain(cfg)
+
+
+def test_resume_never_refuses_a_used_folder(tmp_path, tiny_data, tiny_run):
+    path = write_config(tmp_path / "c.yaml", tiny_run, tiny_data)
+    cfg = load_config(PretrainConfig, path, ["checkpoint.resume=never"])
+    with pytest.raises(InputError, match=r"already holds checkpoints \(step_00000002.ckpt\)"):
+        pretrain(cfg)
