@@ -64,7 +64,7 @@ class SceneInfo:
     def bounds(self) -> tuple[float, float, float, float]:
         """(left, bottom, right, top) in `crs`."""
         t = self.affine
-        xs, ys = zip(*[t * (c, r) for c, r in [(0, 0), (self.width, 0), (0, self.height), (self.width, self.height)]])
+        xs, ys = zip(*[t @ (c, r) for c, r in [(0, 0), (self.width, 0), (0, self.height), (self.width, self.height)]])
         return (min(xs), min(ys), max(xs), max(ys))
 
 
@@ -249,6 +249,7 @@ class RasterArchive:
         recursive: bool = True,
         require_crs: bool = True,
         progress: bool = True,
+        uniform: bool = True,
     ) -> None:
         if on_error not in ("stop", "skip"):
             raise InputError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
@@ -271,6 +272,9 @@ class RasterArchive:
             raise InputError(f"no readable raster among {len(self.files)} file(s) ({detail})")
         first = self.scenes[0]
         self.band_names: tuple[str, ...] = first.band_names
+        if not uniform:  # inspection only (`geodino data index`): mixed band counts, no sensor needed
+            self.sensor = get_sensor(sensor) if sensor is not None else None  # type: ignore[assignment]
+            return
         for s in self.scenes[1:]:
             if len(s.band_names) != len(first.band_names):
                 raise InputError(

@@ -72,7 +72,7 @@ def _metres_per_unit(scene: _Scene) -> tuple[float, float]:
     crs = CRS.from_user_input(scene.crs)
     if crs.is_geographic:
         t = scene.affine
-        _, lat = t * (scene.width / 2, scene.height / 2)
+        _, lat = t @ (scene.width / 2, scene.height / 2)
         return (111_320.0 * math.cos(math.radians(lat)), 110_574.0)
     factor = crs.linear_units_factor[1] if crs.linear_units_factor else 1.0
     return (factor, factor)

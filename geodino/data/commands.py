@@ -1,0 +1,141 @@
+"""`geodino data ...`: stats (sensor YAML from an archive), sensors (built-in table), index (archive summary),
+preview (a PNG of tiles and their multi-crops)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the `data` command and its sub-commands."""
+    p = subparsers.add_parser("data", help="data tools: per-band stats, sensors, archive index, crop previews")
+    sub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+
+    s = sub.add_parser(
+        "stats",
+        help="per-band mean/std over an archive -> sensor YAML",
+        description="Stream random tiles of an archive and write per-band mean/std (valid pixels only) as a "
+        "sensor YAML usable as `sensor: file.yaml`.",
+    )
+    s.add_argument("paths", nargs="+", help="folders, globs, files or .txt lists (cube: Zarr stores)")
+    s.add_argument("--out", "-o", required=True, help="sensor YAML to write")
+    s.add_argument("--type", default="raster", choices=["raster", "cube", "images", "tar"])
+    s.add_argument("--sensor", default=None, help="start from a built-in sensor (its scale and band names)")
+    s.add_argument("--bands", nargs="+", default=None, help="band names to keep")
+    s.add_argument("--band-names", nargs="+", default=None, help="names of the files' bands, in order")
+    s.add_argument("--scale", type=float, default=None, help="DN -> reflectance factor (default: 1/255 for uint8)")
+    s.add_argument("--offset", type=float, default=0.0, help="added after scaling")
+    s.add_argument("--nodata", type=float, default=None, help="override the files' nodata value")
+    s.add_argument("--samples", type=int, default=256, help="number of random tiles (default 256)")
+    s.add_argument("--tile-size", type=int, default=256, help="tile edge in pixels (default 256)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--name", default=None, help="sensor name in the YAML (default: from the file name)")
+    s.add_argument("--on-error", default="skip", choices=["skip", "stop"], help="unreadable files: skip or stop")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    s.set_defaults(func=_stats)
+
+    l = sub.add_parser("sensors", help="list the built-in sensors (bands, scale, statistics source)")  # noqa: E741
+    l.set_defaults(func=_sensors)
+
+    i = sub.add_parser("index", help="index an archive once and print a summary (scenes, CRSs, bands, size)")
+    i.add_argument("paths", nargs="+")
+    i.add_argument("--sensor", default=None)
+    i.add_argument("--on-error", default="skip", choices=["skip", "stop"])
+    i.add_argument("--out", default=None, help="also write the footprints as GeoParquet/GeoJSON (by extension)")
+    i.set_defaults(func=_index)
+
+    v = sub.add_parser("preview", help="PNG of sample tiles and their multi-crops for a data config")
+    from geodino.cli import add_config_arguments
+    from geodino.data.loaders import DataConfig
+
+    v.add_argument("--out", "-o", default="data_preview.png")
+    v.add_argument("--samples", type=int, default=4)
+    v.add_argument("--seed", type=int, default=0)
+    add_config_arguments(v, DataConfig)
+    v.set_defaults(func=_preview)
+    p.set_defaults(func=lambda args: p.print_help() or 0)
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from geodino.data.stats import write_stats
+    from geodino.io import check_writable
+
+    out = check_writable(args.out, overwrite=args.overwrite)
+    path = write_stats(
+        args.paths,
+        out,
+        type=args.type,
+        sensor=args.sensor,
+        bands=args.bands,
+        band_names=args.band_names,
+        scale=args.scale,
+        offset=args.offset,
+        nodata=args.nodata,
+        samples=args.samples,
+        tile_size=args.tile_size,
+        seed=args.seed,
+        on_error=args.on_error,
+        name=args.name or Path(args.out).stem,
+    )
+    print(Path(path).read_text().rstrip())
+    print(f"wrote {path}")
+    return 0
+
+
+def _sensors(args: argparse.Namespace) -> int:
+    from geodino.data.sensors import get_sensor, list_sensors
+
+    for name in list_sensors():
+        s = get_sensor(name)
+        scale = s.scale if isinstance(s.scale, float) else list(s.scale)
+        print(f"{name:15s} {s.n_bands:2d} bands  scale={scale:.6g}  rgb_like={s.rgb_like}  ({s.source})")
+        print(f"{'':15s} {', '.join(s.bands)}")
+    return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from geodino.data.rasters import RasterArchive
+
+    archive = RasterArchive(args.paths, sensor=args.sensor, on_error=args.on_error, require_crs=False, uniform=False)
+    crs = Counter()
+    for s in archive.scenes:
+        from rasterio.crs import CRS
+
+        crs[CRS.from_wkt(s.crs).to_string() if s.crs else "none"] += 1
+    px = sum(s.width * s.height for s in archive.scenes)
+    print(f"{len(archive.scenes)} scene(s), {len(archive.skipped)} skipped, {px / 1e6:.1f} Mpx")
+    bands = Counter(f"{len(s.band_names)} x {s.dtype}" for s in archive.scenes)
+    print("bands: " + ", ".join(f"{k} ({n} scene(s))" for k, n in bands.most_common()))
+    for k, n in crs.most_common():
+        print(f"  {k}: {n} scene(s)")
+    for path, why in archive.skipped:
+        print(f"  skipped {path}: {why}")
+    if args.out:
+        from geodino.io import atomic_path
+
+        gdf = archive.to_geodataframe()
+        with atomic_path(args.out) as tmp:
+            if str(args.out).endswith(".parquet"):
+                gdf.to_parquet(tmp)
+            else:
+                gdf.to_file(tmp, driver="GeoJSON")
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _preview(args: argparse.Namespace) -> int:
+    from geodino.config import load_config
+    from geodino.data.loaders import DataConfig
+    from geodino.data.preview import write_preview
+
+    cfg = load_config(DataConfig, args.config, args.overrides)
+    path = write_preview(cfg, args.out, samples=args.samples, seed=args.seed)
+    print(f"wrote {path}")
+    return 0

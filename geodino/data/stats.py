@@ -1,0 +1,171 @@
+"""Per-band statistics of an archive, written as a sensor YAML (`geodino data stats`).
+
+Streaming and nodata-aware: random tiles (a pure function of the seed) are read one at a time and merged with
+Chan's parallel mean/variance update in float64 over the valid pixels only, so memory stays constant whatever
+the archive size and nodata borders do not bias the statistics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geodino.data.sensors import Sensor, get_sensor, save_sensor_yaml
+from geodino.errors import InputError
+
+__all__ = ["RunningStats", "compute_stats", "write_stats"]
+
+
+class RunningStats:
+    """Per-band count, mean and M2 merged tile by tile (Chan et al.), float64."""
+
+    def __init__(self, n_bands: int) -> None:
+        self.count = np.zeros(n_bands, dtype=np.float64)
+        self.mean = np.zeros(n_bands, dtype=np.float64)
+        self.m2 = np.zeros(n_bands, dtype=np.float64)
+
+    def update(self, image: np.ndarray, valid: np.ndarray) -> None:
+        """Add the valid pixels of `image` [C,H,W] (NaNs ignored per band)."""
+        x = image.reshape(image.shape[0], -1)[:, valid.reshape(-1)].astype(np.float64)
+        if x.size == 0:
+            return
+        finite = np.isfinite(x)
+        n_b = finite.sum(axis=1).astype(np.float64)
+        x = np.where(finite, x, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_b = np.where(n_b > 0, x.sum(axis=1) / np.maximum(n_b, 1), 0.0)
+            m2_b = (np.where(finite, x - mean_b[:, None], 0.0) ** 2).sum(axis=1)
+        n = self.count + n_b
+        delta = mean_b - self.mean
+        safe = np.maximum(n, 1)
+        self.mean = self.mean + delta * n_b / safe
+        self.m2 = self.m2 + m2_b + delta**2 * self.count * n_b / safe
+        self.count = n
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(self.m2 / np.maximum(self.count - 1, 1))
+
+
+def _first_bands(paths: Any) -> tuple[int, tuple[str, ...] | None, str]:
+    import rasterio
+
+    from geodino.data.paths import RASTER_EXTS, resolve_paths
+
+    files = resolve_paths(paths, RASTER_EXTS, what="raster")
+    try:
+        with rasterio.open(files[0]) as src:
+            desc = tuple(d for d in (src.descriptions or ()) if d)
+            return src.count, (desc if len(desc) == src.count else None), src.dtypes[0]
+    except Exception as exc:
+        raise InputError(f"raster {files[0]} cannot be read ({type(exc).__name__}: {exc})") from exc
+
+
+def compute_stats(
+    paths: str | Sequence[str],
+    *,
+    type: str = "raster",
+    sensor: str | None = None,
+    bands: Sequence[str] | None = None,
+    band_names: Sequence[str] | None = None,
+    scale: float | None = None,
+    offset: float = 0.0,
+    nodata: float | None = None,
+    samples: int = 256,
+    tile_size: int = 256,
+    seed: int = 0,
+    on_error: str = "skip",
+    name: str | None = None,
+    progress: bool = True,
+) -> tuple[Sensor, dict[str, Any]]:
+    """Per-band mean/std (reflectance units) over `samples` random tiles; returns (sensor, provenance)."""
+    from tqdm import tqdm
+
+    from geodino.data.loaders import SourceConfig, build_source
+
+    if samples <= 0:
+        raise InputError(f"samples must be > 0, got {samples}")
+    base: Sensor | None = get_sensor(sensor) if sensor else None
+    if base is None:
+        if type == "raster":
+            count, desc, dtype = _first_bands(paths)
+            names = tuple(band_names) if band_names else desc or tuple(f"b{i}" for i in range(1, count + 1))
+            if band_names and len(band_names) != count:
+                raise InputError(f"band_names lists {len(band_names)} names but the rasters have {count} bands")
+        else:
+            count, names, dtype = 3, ("R", "G", "B"), "uint8"
+        if scale is None:
+            scale = 1 / 255 if dtype == "uint8" else 1.0
+        base = Sensor(
+            name or "custom", names, scale, (0.0,) * count, (1.0,) * count, count == 3, nodata=nodata, offset=offset
+        )
+    elif scale is not None:
+        base = dataclasses.replace(base, scale=scale, offset=offset)
+    cfg = SourceConfig(
+        name="stats",
+        type=type,
+        paths=[str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)],
+        sensor=None,
+        bands=list(bands) if bands else None,
+        band_names=list(band_names) if band_names else (list(base.bands) if sensor is None else None),
+        nodata=nodata,
+        tile_size=tile_size,
+        max_nodata_fraction=1.0,
+        on_error=on_error,
+    )
+    cfg_sensor = base
+    source = _build_with_sensor(cfg, cfg_sensor, build_source)
+    stats = RunningStats(len(source.band_names))
+    for i in tqdm(range(samples), desc="band statistics", unit="tile", disable=not progress):
+        s = source.get(i, seed)
+        stats.update(np.asarray(s["image"]), np.asarray(s["valid"]))
+    if (stats.count == 0).any():
+        empty = [b for b, c in zip(source.band_names, stats.count) if c == 0]
+        raise InputError(f"no valid pixels for band(s) {empty} in {samples} tiles; check nodata and the paths")
+    sel = source.sensor
+    out = Sensor(
+        name=name or (f"{sel.name}_custom" if sensor else sel.name),
+        bands=tuple(source.band_names),
+        scale=sel.scale,
+        mean=tuple(round(float(v), 6) for v in stats.mean),
+        std=tuple(round(max(float(v), 1e-6), 6) for v in stats.std),
+        rgb_like=sel.rgb_like,
+        nodata=sel.nodata if nodata is None else nodata,
+        offset=sel.offset,
+        rgb_bands=sel.rgb_bands,
+        aliases=sel.aliases,
+    )
+    prov = {"tiles": samples, "tile_size": tile_size, "seed": seed, "pixels": [int(c) for c in stats.count]}
+    return out, prov
+
+
+def _build_with_sensor(cfg: Any, sensor: Sensor, build_source: Any) -> Any:
+    """build_source with a Sensor object (SourceConfig only holds names/paths)."""
+    from geodino.data import loaders
+
+    if cfg.type == "raster":
+        from geodino.data.rasters import RasterArchive, RasterSource
+
+        archive = RasterArchive(
+            cfg.paths,
+            bands=cfg.bands,
+            sensor=sensor,
+            band_names=cfg.band_names,
+            nodata=cfg.nodata,
+            on_error=cfg.on_error,
+        )
+        return RasterSource(archive, tile_size=cfg.tile_size, max_nodata_fraction=1.0, name="stats")
+    cfg = dataclasses.replace(cfg, sensor=None)
+    src = loaders.build_source(cfg)
+    src.sensor = sensor if sensor.n_bands == len(src.band_names) else src.sensor
+    return src
+
+
+def write_stats(paths: str | Sequence[str], out: str | Path, **kwargs: Any) -> Path:
+    """Compute statistics and write them as a sensor YAML (atomically); returns the path."""
+    sensor, prov = compute_stats(paths, **kwargs)
+    return save_sensor_yaml(sensor, out, extra={"stats": prov})

@@ -1,0 +1,79 @@
+"""Small generated fixtures: GeoTIFFs/COGs in several CRSs with nodata, Zarr stores, image folders, tar shards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def write_tif(
+    path: Path,
+    data: np.ndarray,
+    *,
+    crs: str | None = "EPSG:32633",
+    origin: tuple[float, float] = (500000.0, 4650000.0),
+    res: float = 10.0,
+    nodata: float | None = 0,
+    cog: bool = False,
+    descriptions: list[str] | None = None,
+) -> Path:
+    """Write [C,H,W] `data` as a GeoTIFF (or a COG with overviews) and return its path."""
+    import rasterio
+    from affine import Affine
+
+    c, h, w = data.shape
+    profile = {
+        "driver": "COG" if cog else "GTiff",
+        "width": w,
+        "height": h,
+        "count": c,
+        "dtype": data.dtype.name,
+        "transform": Affine(res, 0.0, origin[0], 0.0, -res, origin[1]),
+        "nodata": nodata,
+    }
+    if crs is not None:
+        profile["crs"] = crs
+    if cog:
+        import rasterio.shutil
+
+        with rasterio.MemoryFile() as mem:
+            gt = dict(profile, driver="GTiff")
+            with mem.open(**gt) as tmp:
+                tmp.write(data)
+                if descriptions:
+                    tmp.descriptions = tuple(descriptions)
+            with mem.open() as src:
+                rasterio.shutil.copy(src, path, driver="COG", blocksize=64)
+        return path
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+        if descriptions:
+            dst.descriptions = tuple(descriptions)
+    return path
+
+
+def ramp(c: int, h: int, w: int, dtype: str = "uint16", seed: int = 0) -> np.ndarray:
+    """Distinct values per pixel and band (never 0), so window mix-ups show."""
+    rng = np.random.default_rng(seed)
+    base = (np.arange(h * w).reshape(h, w) % 1000 + 1).astype(np.float64)
+    data = np.stack([base + 1000 * b for b in range(c)]) + rng.integers(0, 3, size=(c, h, w))
+    return data.astype(dtype)
+
+
+@pytest.fixture
+def scenes(tmp_path: Path) -> dict[str, Path]:
+    """Three 4-band scenes: UTM 33N (nodata corner), UTM 32N COG, WGS84 geographic; plus a 13-band one."""
+    import rasterio  # noqa: F401
+
+    d = tmp_path / "scenes"
+    d.mkdir()
+    a = ramp(4, 120, 160, seed=1)
+    a[:, :60, :80] = 0  # nodata quarter
+    out = {"utm33": write_tif(d / "a_utm33.tif", a, crs="EPSG:32633")}
+    out["utm32_cog"] = write_tif(d / "b_utm32.tif", ramp(4, 100, 100, seed=2), crs="EPSG:32632", cog=True)
+    out["wgs84"] = write_tif(
+        d / "c_wgs84.tif", ramp(4, 90, 110, seed=3), crs="EPSG:4326", origin=(12.0, 45.0), res=0.0001
+    )
+    return out
