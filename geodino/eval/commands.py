@@ -1,0 +1,39 @@
+"""`geodino probe`: run a frozen-probe suite on one backbone and write a results table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from geodino.cli import add_config_arguments
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `probe` sub-command."""
+    from geodino.eval.runner import SuiteConfig
+
+    p = subparsers.add_parser(
+        "probe",
+        help="frozen-backbone probes (kNN/linear, segmentation, canopy height, detection) -> results table",
+        description=(
+            "Run the probe tasks of a suite YAML (configs/eval/*.yaml) on a frozen backbone and write "
+            "OUT/results.json, OUT/results.md and per-task plots. Data paths are config keys, e.g. "
+            "tasks.eurosat_knn_linear.data.root=/data/eurosat."
+        ),
+    )
+    p.add_argument("--backbone", "-b", default=None, help="backbone spec: checkpoint path, arch:vit_small, timm:<name>")
+    p.add_argument("--out", "-o", default="probe_out", help="output folder (default: probe_out)")
+    add_config_arguments(p, SuiteConfig)
+    p.set_defaults(func=_probe)
+
+
+def _probe(args: argparse.Namespace) -> int:
+    from geodino.config import load_config
+    from geodino.eval.runner import SuiteConfig, run_suite
+
+    cfg = load_config(SuiteConfig, args.config, args.overrides)
+    rows = run_suite(cfg, args.backbone, args.out)
+    print(Path(args.out) / "results.md")
+    for r in rows:
+        print(f"{r['task']:<24} {r['metric']:<22} {r['value']:.4f}")
+    return 0

@@ -1,0 +1,320 @@
+"""A probe suite: one or many probe tasks on one frozen backbone, ending in a results table.
+
+`run_suite(cfg, backbone_spec, out_dir)` runs each task of `cfg.tasks` (classification, segmentation, canopy
+height, detection) by calling its module's `run_<task>(backbone, task_cfg, task_dir) -> dict[str, float]`, then
+writes `out_dir/results.json` and `out_dir/results.md` (task, dataset, metric, value, backbone, config hash) next
+to each task's own plots. Every task is seeded from the suite seed, so a rerun gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import importlib
+import inspect
+import json
+import random
+import time
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from geodino.errors import ConfigError, InputError
+from geodino.io import atomic_path
+
+TASK_TYPES: dict[str, tuple[str, str]] = {
+    "classification": ("geodino.eval.classification", "run_classification"),
+    "segmentation": ("geodino.eval.segmentation", "run_segmentation"),
+    "canopy": ("geodino.eval.canopy", "run_canopy"),
+    "detection": ("geodino.eval.detection", "run_detection"),
+}
+"""Task type -> (module, entry point). Each entry point is `run_<task>(backbone, cfg, out_dir) -> dict[str, float]`
+and its `cfg` annotation names the task's config dataclass."""
+
+
+@dataclass
+class SuiteConfig:
+    """A probe suite: shared settings plus `tasks`, a mapping of task name -> {type: ..., <task config keys>}.
+
+    Task keys are those of the task's config dataclass (`geodino probe --help` lists the suite keys; each task
+    type's keys are in docs/probing.md). Override any of them from the command line with dotted keys, e.g.
+    `tasks.eurosat_knn_linear.data.root=/data/eurosat`.
+    """
+
+    name: str = "probe"
+    backbone: str = ""  # backbone spec; the --backbone option overrides it
+    backbone_bands: list[str] = field(default_factory=list)  # bands to adapt the backbone to ([] = as it is)
+    backbone_sensor: str = ""  # sensor whose mean/std the backbone expects ("" = the backbone's own)
+    seed: int = 0
+    device: str = "cpu"
+    cache_dir: str = ""  # feature cache; "" = OUT/feature_cache
+    only: list[str] = field(default_factory=list)  # run only these task names ([] = all)
+    progress: bool = True
+    deterministic: bool = True  # torch.use_deterministic_algorithms (warn only) for reproducible heads
+    tasks: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if not self.tasks:
+            raise ConfigError("the probe suite has no tasks: add a 'tasks:' mapping (see configs/eval/*.yaml)")
+        for name, t in self.tasks.items():
+            if not isinstance(t, dict) or "type" not in t:
+                raise ConfigError(f"task {name!r} needs a 'type' key: one of {', '.join(TASK_TYPES)}")
+            if t["type"] not in TASK_TYPES:
+                raise ConfigError(f"task {name!r} has type {t['type']!r}; choose one of {', '.join(TASK_TYPES)}")
+        unknown = [n for n in self.only if n not in self.tasks]
+        if unknown:
+            raise ConfigError(f"only={unknown[0]!r} is not a task of this suite; tasks: {', '.join(self.tasks)}")
+
+
+def task_entry(task_type: str) -> tuple[Any, type]:
+    """The entry point and config dataclass of a task type (imported lazily)."""
+    module_name, func_name = TASK_TYPES[task_type]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"task type {task_type!r} is not available in this install ({exc})") from exc
+    fn = getattr(module, func_name)
+    hints = typing.get_type_hints(fn)
+    schema = hints.get("cfg")
+    if schema is None or not dataclasses.is_dataclass(schema):
+        raise RuntimeError(f"{module_name}.{func_name} must annotate cfg with its config dataclass")
+    return fn, schema
+
+
+def task_config(schema: type, data: dict[str, Any], where: str) -> Any:
+    """Fill a task's config dataclass from the suite's mapping, with the same errors as `geodino.config`."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+    from geodino.config import _unknown_key_message
+
+    body = {k: v for k, v in data.items() if k != "type"}
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(schema), body)
+        obj = OmegaConf.to_object(cfg)
+    except ConfigKeyError as exc:
+        key = getattr(exc, "full_key", None) or str(exc).split("'")[1]
+        raise ConfigError(_unknown_key_message(str(key), schema, where)) from exc
+    except ValidationError as exc:
+        key = getattr(exc, "full_key", "?")
+        raise ConfigError(f"config key {key!r} in {where} has a bad value: {str(exc).splitlines()[0]}") from exc
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"config in {where} cannot be used: {str(exc).splitlines()[0]}") from exc
+    post = getattr(obj, "validate", None)
+    if callable(post):
+        post()
+    return obj
+
+
+NOT_HASHED = {"cache_dir", "progress", "plots", "num_workers", "cache_features"}
+"""Config keys that change where or how visibly a task runs, not its numbers: left out of the config hash."""
+
+
+def config_hash(obj: Any) -> str:
+    """Short sha256 of a config (dataclass or mapping), stable across runs: identifies a row's settings."""
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.to_container(OmegaConf.structured(obj)) if dataclasses.is_dataclass(obj) else obj
+
+    def strip(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if k not in NOT_HASHED}
+        return [strip(v) for v in x] if isinstance(x, list) else x
+
+    return hashlib.sha256(json.dumps(strip(data), sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _set_if_present(cfg: Any, path: str, value: Any, only_if_empty: bool = False) -> None:
+    *parents, last = path.split(".")
+    obj = cfg
+    for p in parents:
+        obj = getattr(obj, p, None)
+        if obj is None:
+            return
+    if hasattr(obj, last) and (not only_if_empty or not getattr(obj, last)):
+        setattr(obj, last, value)
+
+
+def _dataset_name(cfg: Any, data: Any = None) -> str:
+    """A short dataset label for the table: the adapter name, else the folder of the training images."""
+    sub = data if data is not None else getattr(cfg, "data", None)
+    if sub is not None and getattr(sub, "name", ""):
+        return str(sub.name)
+    for attr in ("train_images", "images", "root"):
+        value = getattr(cfg, attr, None)
+        value = value[0] if isinstance(value, list) and value else value
+        if isinstance(value, str) and value:
+            p = Path(value)
+            return p.parent.name if p.suffix else p.name
+    return "?"
+
+
+def _precheck_data(data: Any) -> None:
+    """Open a task's named dataset before any backbone is loaded, so a missing folder fails at once."""
+    if data is None or not getattr(data, "name", ""):
+        return
+    from geodino.eval.datasets import build_dataset
+
+    build_dataset(data, "train")
+
+
+def _call_task(fn: Any, backbone: Any, tcfg: Any, out: Path, data: Any) -> dict[str, float]:
+    """Call an entry point; when the suite gave a `data` adapter that its config has no key for, build the
+    train/val datasets here and pass them as `train_data`/`val_data`/`class_names` (the entry points accept
+    probe samples that way)."""
+    if data is None:
+        return fn(backbone, tcfg, out)
+    from geodino.eval.datasets import build_dataset
+
+    params = inspect.signature(fn).parameters
+    if "train_data" not in params:
+        raise ConfigError(f"task config has a 'data' key but {fn.__name__} takes no dataset; use its own keys")
+    train, val = build_dataset(data, "train"), build_dataset(data, "val")
+    kwargs: dict[str, Any] = {"train_data": train, "val_data": val}
+    if "class_names" in params:
+        kwargs["class_names"] = list(train.classes)
+    return fn(backbone, tcfg, out, **kwargs)
+
+
+def load_probe_backbone(spec: str, bands: list[str] | None, sensor: str | None, device: str) -> Any:
+    """A frozen backbone for probing (`geodino.backbones.load_backbone`)."""
+    from geodino.backbones import load_backbone
+
+    return load_backbone(spec, bands=bands or None, sensor=sensor or None, device=device)
+
+
+def parse_tasks(cfg: SuiteConfig, out: Path, names: list[str] | None = None) -> dict[str, tuple[Any, Any, str, Any]]:
+    """name -> (entry point, task config, task type, adapter DatasetConfig or None) for the suite's tasks."""
+    from geodino.eval.datasets import DatasetConfig
+
+    parsed: dict[str, tuple[Any, Any, str, Any]] = {}
+    for name in names if names is not None else list(cfg.tasks):
+        raw = dict(cfg.tasks[name])
+        fn, schema = task_entry(raw["type"])
+        data = None
+        if "data" in raw and "data" not in {f.name for f in dataclasses.fields(schema)}:
+            data = task_config(DatasetConfig, raw.pop("data"), f"tasks.{name}.data")
+        tcfg = task_config(schema, raw, f"tasks.{name}")
+        _set_if_present(tcfg, "seed", cfg.seed)
+        _set_if_present(tcfg, "progress", cfg.progress)
+        _set_if_present(tcfg, "features.cache_dir", cfg.cache_dir or str(out / "feature_cache"), only_if_empty=True)
+        parsed[name] = (fn, tcfg, raw["type"], data)
+    return parsed
+
+
+def run_suite(cfg: SuiteConfig, backbone_spec: str | None = None, out_dir: str | Path = "probe_out") -> list[dict]:
+    """Run every task of the suite on one backbone; write results.json and results.md; return the rows."""
+
+    spec = backbone_spec or cfg.backbone
+    if not spec:
+        raise ConfigError("no backbone: pass --backbone SPEC (a checkpoint, arch:vit_small, timm:<name>, ...)")
+    cfg.validate()
+    out = Path(out_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    names = [n for n in cfg.tasks if not cfg.only or n in cfg.only]
+    # Parse every task config and open every named dataset before loading the backbone: a typo or a missing
+    # folder fails in a second, not after an hour.
+    parsed = parse_tasks(cfg, out, names)
+    for _, tcfg, _, data in parsed.values():
+        _precheck_data(data if data is not None else getattr(tcfg, "data", None))
+    backbone = load_probe_backbone(spec, cfg.backbone_bands, cfg.backbone_sensor, cfg.device)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        return _run_tasks(cfg, spec, backbone, out, names, parsed)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
+
+
+def _run_tasks(cfg: SuiteConfig, spec: str, backbone: Any, out: Path, names: list[str], parsed: dict) -> list[dict]:
+    from tqdm.auto import tqdm
+
+    from geodino.config import to_dict
+
+    fingerprint = str(getattr(backbone, "fingerprint", ""))
+    rows: list[dict[str, Any]] = []
+    started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    bar = tqdm(names, desc=f"probe {cfg.name}", unit="task", disable=not cfg.progress)
+    for name in bar:
+        fn, tcfg, ttype, data = parsed[name]
+        bar.set_postfix_str(name)
+        seed_everything(cfg.seed, cfg.deterministic)
+        t0 = time.perf_counter()
+        metrics = _call_task(fn, backbone, tcfg, out / name, data)
+        elapsed = time.perf_counter() - t0
+        h = config_hash({"task": to_dict(tcfg), "data": to_dict(data) if data is not None else None})
+        for metric, value in metrics.items():
+            rows.append(
+                {
+                    "task": name,
+                    "type": ttype,
+                    "dataset": _dataset_name(tcfg, data),
+                    "metric": metric,
+                    "value": float(value),
+                    "backbone": spec,
+                    "fingerprint": fingerprint,
+                    "config_hash": h,
+                    "seed": cfg.seed,
+                    "seconds": round(elapsed, 2),
+                }
+            )
+        _write_results(out, cfg, spec, fingerprint, rows, started, parsed)
+    return rows
+
+
+def _write_results(
+    out: Path, cfg: SuiteConfig, spec: str, fingerprint: str, rows: list[dict], started: str, parsed: dict
+) -> None:
+    """results.json (rows + the configs that made them) and results.md (one table), both atomic."""
+    from geodino.config import to_dict
+
+    payload = {
+        "suite": cfg.name,
+        "backbone": spec,
+        "fingerprint": fingerprint,
+        "seed": cfg.seed,
+        "started": started,
+        "rows": rows,
+        "configs": {
+            n: {"type": t, **to_dict(c), **({"data": to_dict(d)} if d is not None else {})}
+            for n, (_, c, t, d) in parsed.items()
+        },
+    }
+    with atomic_path(out / "results.json") as tmp:
+        tmp.write_text(json.dumps(payload, indent=1, default=str))
+    lines = [
+        f"# Probe results: {cfg.name}",
+        "",
+        f"Backbone `{spec}` (fingerprint `{fingerprint[:16]}`), seed {cfg.seed}, started {started}.",
+        "",
+        "| task | dataset | metric | value | backbone | config |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['task']} | {r['dataset']} | {r['metric']} | {r['value']:.4f} | `{r['backbone']}` | "
+            f"`{r['config_hash']}` |"
+        )
+    with atomic_path(out / "results.md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+def read_results(out_dir: str | Path) -> dict[str, Any]:
+    """The results.json of a finished suite."""
+    path = Path(out_dir) / "results.json"
+    if not path.is_file():
+        raise InputError(f"{path} not found; run `geodino probe` with --out {out_dir} first")
+    return json.loads(path.read_text())

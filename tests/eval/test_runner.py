@@ -1,0 +1,188 @@
+"""The probe runner: a suite YAML -> results.json / results.md, determinism, the CLI and its one-line errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+import geodino.cli
+from geodino.config import load_config
+from geodino.errors import ConfigError
+from geodino.eval import runner
+from geodino.eval.runner import SuiteConfig, read_results, run_suite
+
+
+class TinyBackbone(nn.Module):
+    """The FrozenBackbone interface: patch conv + residual token MLPs (CLS = token mean)."""
+
+    def __init__(self, in_chans: int = 3, dim: int = 8, patch: int = 8, blocks: int = 4) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Conv2d(in_chans, dim, patch, patch)
+        self.blocks = nn.ModuleList(nn.Linear(dim, dim) for _ in range(blocks))
+        self.patch_size, self.embed_dim, self.in_chans, self.n_blocks = patch, dim, in_chans, blocks
+        self.spec = "tiny"
+        self.fingerprint = hashlib.sha256(b"tiny").hexdigest()
+        self.eval().requires_grad_(False)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - 0.5) / 0.25
+
+    def features(self, x, layers="last", norm=True):
+        t = self.embed(x)
+        b, d, h, w = t.shape
+        t = t.flatten(2).transpose(1, 2)
+        outs = []
+        for blk in self.blocks:
+            t = t + torch.tanh(blk(t))
+            outs.append(t)
+        idx = [self.n_blocks - 1] if layers == "last" else list(range(self.n_blocks - 4, self.n_blocks))
+        return [outs[i].transpose(1, 2).reshape(b, d, h, w) for i in idx], [outs[i].mean(1) for i in idx]
+
+
+def _folder(root, n=8, size=16):
+    rng = np.random.default_rng(0)
+    for ci, c in enumerate(("dark", "bright")):
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            arr = np.clip(40 + 170 * ci + rng.integers(-30, 30, (size, size, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(arr).save(root / c / f"{i}.png")
+
+
+SUITE = """
+name: tiny_suite
+tasks:
+  folder_knn_linear:
+    type: classification
+    data: {{name: image_folder, root: {root}, val_fraction: 0.25, test_fraction: 0.25}}
+    features: {{batch_size: 8, layers: four_last}}
+    knn: {{ks: [1, 3]}}
+    linear: {{lrs: [0.01, 0.1], weight_decays: [0.0], epochs: 5, min_iterations: 20}}
+"""
+
+
+@pytest.fixture
+def tiny_backbone(monkeypatch):
+    loaded = []
+
+    def fake_load(spec, bands, sensor, device):
+        loaded.append((spec, bands, sensor, device))
+        return TinyBackbone()
+
+    monkeypatch.setattr(runner, "load_probe_backbone", fake_load)
+    return loaded
+
+
+def _suite(tmp_path):
+    _folder(tmp_path / "imgs")
+    path = tmp_path / "suite.yaml"
+    path.write_text(SUITE.format(root=tmp_path / "imgs"))
+    return path
+
+
+def test_run_suite_writes_results_table_and_is_deterministic(tmp_path, tiny_backbone):
+    cfg = load_config(SuiteConfig, _suite(tmp_path), ["progress=false"])
+    rows = run_suite(cfg, "tiny", tmp_path / "out")
+    assert tiny_backbone == [("tiny", [], "", "cpu")]
+    metrics = {r["metric"]: r["value"] for r in rows}
+    assert metrics["knn_top1@k1"] == 1.0 and metrics["linear_top1"] == 1.0
+    assert {r["task"] for r in rows} == {"folder_knn_linear"} and {r["dataset"] for r in rows} == {"image_folder"}
+    res = read_results(tmp_path / "out")
+    assert res["backbone"] == "tiny" and res["rows"] == json.loads(json.dumps(rows))
+    assert res["configs"]["folder_knn_linear"]["type"] == "classification"
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "| task | dataset | metric | value | backbone | config |" in md
+    h = rows[0]["config_hash"]
+    assert f"| folder_knn_linear | image_folder | linear_top1 | 1.0000 | `tiny` | `{h}` |" in md
+    assert (tmp_path / "out" / "folder_knn_linear" / "confusion_linear.png").is_file()
+    assert list((tmp_path / "out" / "feature_cache").glob("*.safetensors"))
+    # same seed, fresh output (and fresh cache): identical numbers and hash
+    cfg2 = load_config(SuiteConfig, _suite(tmp_path), ["progress=false", f"cache_dir={tmp_path / 'c2'}"])
+    rows2 = run_suite(cfg2, "tiny", tmp_path / "out2")
+    assert [(r["metric"], r["value"], r["config_hash"]) for r in rows2] == [
+        (r["metric"], r["value"], r["config_hash"]) for r in rows
+    ]
+
+
+def test_cli_probe_runs_and_bad_input_exits_2(tmp_path, tiny_backbone, monkeypatch, capsys):
+    monkeypatch.setattr(geodino.cli, "COMMAND_MODULES", ("geodino.eval.commands",))
+    suite = _suite(tmp_path)
+    out = tmp_path / "cli_out"
+    code = geodino.cli.main(["probe", "--config", str(suite), "--backbone", "tiny", "--out", str(out), "progress=0"])
+    assert code == 0 and (out / "results.md").is_file()
+    assert "linear_top1" in capsys.readouterr().out
+    # missing dataset folder: one line naming it and datasets/README.md, exit 2
+    missing = tmp_path / "no_such_folder"
+    code = geodino.cli.main(["probe", "-c", str(suite), "-b", "tiny", "--out", str(tmp_path / "o2"),
+                             f"tasks.folder_knn_linear.data.root={missing}", "progress=0"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"geodino: error: dataset folder {missing} for 'image_folder' not found")
+    assert "datasets/README.md" in err
+    # config num_classes disagrees with the data
+    code = geodino.cli.main(["probe", "-c", str(suite), "-b", "tiny", "--out", str(tmp_path / "o3"),
+                             "tasks.folder_knn_linear.data.num_classes=5", "progress=0"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "num_classes=5 but image_folder" in err and len(err.splitlines()) == 1
+    # a typo in a task key names the closest valid key
+    code = geodino.cli.main(["probe", "-c", str(suite), "-b", "tiny", "--out", str(tmp_path / "o4"),
+                             "tasks.folder_knn_linear.linear.epoch=3"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "unknown config key 'linear.epoch' in tasks.folder_knn_linear" in err
+    assert "did you mean 'linear.epochs'" in err
+
+
+def test_suite_errors(tmp_path, tiny_backbone):
+    with pytest.raises(ConfigError, match="no backbone: pass --backbone SPEC"):
+        run_suite(SuiteConfig(tasks={"a": {"type": "classification"}}), None, tmp_path)
+    with pytest.raises(ConfigError, match="the probe suite has no tasks"):
+        run_suite(SuiteConfig(), "tiny", tmp_path)
+    with pytest.raises(ConfigError, match="task 'a' has type 'segmentaton'; choose one of classification"):
+        run_suite(SuiteConfig(tasks={"a": {"type": "segmentaton"}}), "tiny", tmp_path)
+    with pytest.raises(ConfigError, match="only='b' is not a task of this suite"):
+        run_suite(SuiteConfig(tasks={"a": {"type": "classification"}}, only=["b"]), "tiny", tmp_path)
+
+
+def test_shipped_suite_configs_parse_into_their_task_schemas():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "configs" / "eval"
+    cfg = load_config(SuiteConfig, root / "all.yaml")
+    assert list(cfg.tasks) == ["eurosat_knn_linear", "loveda_linear", "loveda_upernet", "canopy_neon_dpt",
+                               "vhr10_fasterrcnn"]  # fmt: skip
+    parsed = runner.parse_tasks(cfg, Path("out"))
+    types = {n: (type(c).__name__, t, d.name if d is not None else None) for n, (_, c, t, d) in parsed.items()}
+    assert types["eurosat_knn_linear"] == ("ClassificationConfig", "classification", None)
+    assert types["loveda_upernet"][1] == "segmentation" and parsed["loveda_upernet"][1].head == "upernet"
+    assert types["vhr10_fasterrcnn"][1:] == ("detection", "vhr10")
+    assert types["canopy_neon_dpt"][1] == "canopy"
+
+
+def test_adapter_data_is_passed_to_entry_points_without_a_data_key(tmp_path):
+    from test_datasets import make_vhr10
+
+    from geodino.eval.datasets import DatasetConfig
+
+    make_vhr10(tmp_path / "vhr")
+    seen = {}
+
+    def run_fake(backbone, cfg, out_dir, *, train_data=None, val_data=None, class_names=None):
+        seen.update(n_train=len(train_data), n_val=len(val_data), classes=class_names, box=train_data[0]["boxes"])
+        return {"mAP": 0.5}
+
+    data = DatasetConfig(name="vhr10", root=str(tmp_path / "vhr"))
+    assert runner._call_task(run_fake, None, None, tmp_path, data) == {"mAP": 0.5}
+    assert (seen["n_train"], seen["n_val"]) == (3, 1) and seen["classes"][0] == "airplane"
+    assert seen["box"].shape == (1, 4)
+    with pytest.raises(ConfigError, match="has a 'data' key but run_plain takes no dataset"):
+
+        def run_plain(backbone, cfg, out_dir):
+            return {}
+
+        runner._call_task(run_plain, None, None, tmp_path, data)
