@@ -1,0 +1,158 @@
+"""geodino.backbones: specs, frozen features, normalisation, band adaptation, fingerprints, timm baselines."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from geodino.backbones import layer_indices, load_backbone, parse_spec
+from geodino.errors import CheckpointError, ConfigError, InputError
+from geodino.models import build_model
+from geodino.models.checkpoints import save_backbone
+
+
+def trained_like(in_chans: int = 3, depth: int = 2):
+    torch.manual_seed(0)
+    m = build_model("vit_tiny", depth=depth, in_chans=in_chans).eval()
+    with torch.no_grad():
+        for blk in m.blocks:
+            blk.ls1.gamma.normal_(0, 0.5)
+            blk.ls2.gamma.normal_(0, 0.5)
+    return m
+
+
+def test_parse_spec():
+    assert parse_spec("arch:vit_small?seed=0&bands=12&patch_size=16") == (
+        "arch",
+        "vit_small",
+        {"seed": "0", "bands": "12", "patch_size": "16"},
+    )
+    assert parse_spec("timm:resnet18") == ("timm", "resnet18", {})
+    assert parse_spec("/x/y.pth?bands=B02,B03") == ("path", "/x/y.pth", {"bands": "B02,B03"})
+    with pytest.raises(ConfigError, match="not key=value"):
+        parse_spec("arch:vit_small?seed")
+
+
+def test_layer_sets():
+    assert layer_indices("last", 12) == [11]
+    assert layer_indices("four_last", 12) == [8, 9, 10, 11]
+    assert layer_indices("four_even", 12) == [2, 5, 8, 11]
+    assert layer_indices("four_even", 24) == [5, 11, 17, 23]
+    assert layer_indices("four_even_official", 24) == [4, 11, 17, 23]
+    assert layer_indices("four_even", 40) == [9, 19, 29, 39]
+    assert layer_indices([0, -1], 12) == [0, 11]
+    with pytest.raises(ConfigError, match="out of range"):
+        layer_indices([12], 12)
+    with pytest.raises(ConfigError, match="unknown layers 'middle'"):
+        layer_indices("middle", 12)
+
+
+def test_arch_spec_is_seeded_frozen_and_gives_features():
+    fb = load_backbone("arch:vit_tiny?seed=0&bands=5&depth=4")
+    again = load_backbone("arch:vit_tiny?seed=0&bands=5&depth=4")
+    other = load_backbone("arch:vit_tiny?seed=1&bands=5&depth=4")
+    assert (fb.in_chans, fb.n_blocks, fb.embed_dim, fb.patch_size) == (5, 4, 192, 16)
+    assert fb.fingerprint == again.fingerprint != other.fingerprint
+    torch.testing.assert_close(fb.model.cls_token, again.model.cls_token)
+    assert not any(p.requires_grad for p in fb.parameters())
+    fb.train()
+    assert not fb.training and not fb.model.training
+    x = torch.randn(2, 5, 32, 48)
+    maps, cls = fb.features(x, layers="four_last")
+    assert len(maps) == 4 and maps[0].shape == (2, 192, 2, 3) and cls[0].shape == (2, 192)
+    ref = fb.model.get_intermediate_layers(x, n=[1, 3], reshape=True, return_class_token=True)
+    maps2, cls2 = fb.features(x, layers=[1, 3])
+    torch.testing.assert_close(maps2[1], ref[1][0])
+    torch.testing.assert_close(cls2[0], ref[0][1])
+    torch.testing.assert_close(fb(x), cls[-1])
+    assert fb.normalize(x).equal(x)  # 5 unnamed bands without a sensor: identity statistics
+
+
+def test_sensor_normalisation_selects_bands():
+    from geodino.data.sensors import get_sensor
+
+    s2 = get_sensor("sentinel2_l2a")
+    fb = load_backbone("arch:vit_tiny?depth=1&bands=B02,B03,B04,B08&sensor=sentinel2_l2a")
+    sel = s2.select(["B02", "B03", "B04", "B08"])
+    x = torch.rand(1, 4, 16, 16)
+    expected = (x - torch.tensor(sel.mean).view(-1, 1, 1)) / torch.tensor(sel.std).view(-1, 1, 1)
+    torch.testing.assert_close(fb.normalize(x), expected)
+    assert fb.bands == ["B02", "B03", "B04", "B08"]
+    rgb = load_backbone("arch:vit_tiny?depth=1")
+    torch.testing.assert_close(rgb.mean.flatten(), torch.tensor([0.485, 0.456, 0.406]))
+
+
+def test_checkpoint_spec_band_adaptation_through_sensor_names(tmp_path):
+    rgb = trained_like()
+    path = tmp_path / "dinov3_vitt16_pretrain_sat493m-test.pth"
+    save_backbone(rgb, path)
+    fb_rgb = load_backbone(str(path))
+    torch.testing.assert_close(fb_rgb.mean.flatten(), torch.tensor([0.430, 0.411, 0.296]))  # SAT stats from name
+    fb = load_backbone(path, bands=["B02", "B03", "B04", "B08"], sensor="sentinel2_l2a", fill="zeros")
+    assert fb.in_chans == 4 and fb.bands == ["B02", "B03", "B04", "B08"]
+    x = torch.randn(1, 3, 32, 32)
+    x4 = torch.randn(1, 4, 32, 32)
+    x4[:, 2], x4[:, 1], x4[:, 0] = x[:, 0], x[:, 1], x[:, 2]  # B04 = red, B03 = green, B02 = blue
+    torch.testing.assert_close(fb(x4), fb_rgb(x), atol=1e-5, rtol=1e-5)
+    assert fb.fingerprint != fb_rgb.fingerprint
+    with pytest.raises(CheckpointError, match=r"has 3 input bands but bands=12 was requested; name the bands"):
+        load_backbone(f"{path}?bands=12")
+
+
+def test_fingerprint_is_the_file_hash(tmp_path):
+    import hashlib
+    import json
+
+    path = tmp_path / "a.safetensors"
+    save_backbone(trained_like(), path)
+    fb = load_backbone(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    expected = hashlib.sha256(json.dumps({"file": digest, "which": "teacher"}, sort_keys=True).encode()).hexdigest()
+    assert fb.fingerprint == expected
+
+
+def test_hf_folder_spec(tmp_path):
+    m = trained_like(in_chans=4)
+    folder = save_backbone(m, tmp_path / "hf", layout="hf")
+    fb = load_backbone(folder)
+    x = torch.randn(1, 4, 32, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(fb(x), m(x), atol=1e-5, rtol=1e-5)
+
+
+def test_timm_baselines():
+    vit = load_backbone("timm:vit_tiny_patch16_224?seed=0")
+    assert (vit.kind, vit.in_chans, vit.patch_size, vit.n_blocks, vit.embed_dim) == ("timm", 3, 16, 12, 192)
+    maps, cls = vit.features(torch.randn(2, 3, 32, 48), layers="four_even")
+    assert len(maps) == 4 and maps[0].shape == (2, 192, 2, 3) and cls[0].shape == (2, 192)
+    cnn = load_backbone("timm:resnet18?bands=4")
+    assert cnn.in_chans == 4 and cnn.patch_size == 32
+    maps, cls = cnn.features(torch.randn(1, 4, 64, 64), layers="last")
+    assert maps[0].shape == (1, 512, 2, 2)
+    torch.testing.assert_close(cls[0], maps[0].mean(dim=(2, 3)))
+    with pytest.raises(ConfigError, match="unknown timm model 'vit_tiny_patch16_2244'"):
+        load_backbone("timm:vit_tiny_patch16_2244")
+
+
+def test_bad_inputs(tmp_path):
+    fb = load_backbone("arch:vit_tiny?depth=1")
+    with pytest.raises(InputError, match=r"image size 30x32 is not a multiple of the patch size 16"):
+        fb.features(torch.randn(1, 3, 30, 32))
+    with pytest.raises(InputError, match=r"input has 4 bands but backbone arch:vit_tiny\?depth=1 takes 3"):
+        fb.features(torch.randn(1, 4, 32, 32))
+    with pytest.raises(CheckpointError, match="not found"):
+        load_backbone(tmp_path / "missing.pth")
+    with pytest.raises(ConfigError, match="unknown architecture 'vit_giant'"):
+        load_backbone("arch:vit_giant")
+    path = tmp_path / "m.pth"
+    save_backbone(trained_like(), path)
+    with pytest.raises(ConfigError, match="unknown option"):
+        load_backbone(f"{path}?depth=3")
+
+
+def test_wraps_an_in_memory_model():
+    m = trained_like()
+    fb = load_backbone(m)
+    assert fb.spec == "<module>" and len(fb.fingerprint) == 64
+    x = torch.randn(1, 3, 32, 32)
+    torch.testing.assert_close(fb(x), m(x))
