@@ -1,0 +1,533 @@
+"""Canopy-height probe: a DPT head on four frozen layers with CLS readout, binned or direct regression.
+
+As DINOv3's canopy-height evaluation (CHMv2): the head predicts 256 bin weights and the height is their
+weighted sum over `mixlog` bins (log-to-linear mix over [0.001, 96] m, CHMv2's normalisation) or uniform bins
+(AdaBins/HighResCanopyHeight: ReLU + 0.1, normalised); `direct` regresses one channel. Loss L1 or SiLog on
+valid pixels. Metrics: MAE, RMSE, R2, bias, block R2 (HighResCanopyHeight), nMAE and tree-cover IoU at 2 m
+(Open-Canopy).
+
+Training pairs are an image raster and a CHM raster on different grids, co-registered by their bounds: the CHM
+is resampled onto the image's grid with `rasterio.warp.reproject` (any CRS, any offset; CHM nodata and pixels
+outside its footprint become invalid). Predictions are written as GeoTIFFs on the input's grid.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from geodino.errors import ConfigError, InputError
+from geodino.eval import dense
+from geodino.eval.metrics import RegressionMeter
+
+OUTPUTS = ("mixlog", "uniform", "direct")
+CHM_SUFFIXES = ("_CHM", "_chm", "-chm", "_height", "_heights", "")
+
+
+@dataclass
+class CanopyProbeConfig:
+    """Keys of a canopy-height probe (`geodino probe` task `canopy`)."""
+
+    train_images: list[str] = field(default_factory=list)  # image rasters (files, folders or globs)
+    train_chms: list[str] = field(default_factory=list)  # CHM rasters (metres), paired by name (a.tif: a_CHM.tif)
+    val_images: list[str] = field(default_factory=list)  # held-out pairs; empty: val_fraction of training tiles
+    val_chms: list[str] = field(default_factory=list)
+    val_fraction: float = 0.25  # tiles held out (non-overlapping, seeded) when no val rasters are given
+    predict_images: list[str] = field(default_factory=list)  # rasters written as height GeoTIFFs; empty: val (or train)
+    head: str = "dpt"  # dpt (four layers, CLS readout) | linear (BN + 1x1 conv, patch resolution)
+    layers: Any = "four_even"  # four_even | four_last | [i, i, i, i]
+    output: str = "mixlog"  # mixlog (CHMv2 bins) | uniform (bins) | direct (one channel)
+    n_bins: int = 256
+    min_height: float = 0.001
+    max_height: float = 96.0
+    loss: str = "l1"  # l1 | silog
+    silog_lambda: float = 0.85
+    silog_eps: float = 0.1  # metres added before the log (CHMs hold many zeros)
+    crop_size: int = 256  # training tile and sliding-window size in pixels
+    stride: int = 0  # evaluation/prediction stride; 0: 2/3 of crop_size
+    resampling: str = "bilinear"  # CHM -> image grid: nearest | bilinear | cubic | average
+    clip_negative: bool = True  # negative CHM values -> 0 m (as HighResCanopyHeight)
+    bands: list[int] = field(default_factory=list)
+    data_scale: float = 0.0
+    epochs: int = 30
+    batch_size: int = 4
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    block_size: int = 50  # block R2: block side in pixels, after dropping block_border pixels per tile side
+    block_border: int = 3
+    tree_threshold: float = 2.0  # metres; tree-cover IoU threshold (Open-Canopy)
+    cache_features: str = "memory"  # memory | disk | none
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.output not in OUTPUTS:
+            raise ConfigError(f"canopy output={self.output!r} must be one of {', '.join(OUTPUTS)}")
+        if self.loss not in ("l1", "silog"):
+            raise ConfigError(f"canopy loss={self.loss!r} must be l1 or silog")
+        if self.head not in ("dpt", "linear"):
+            raise ConfigError(f"canopy head={self.head!r} must be dpt or linear")
+        if not 0 < self.min_height < self.max_height:
+            raise ConfigError(f"min_height={self.min_height} and max_height={self.max_height} need 0 < min < max")
+        if self.output != "direct" and self.n_bins < 2:
+            raise ConfigError(f"n_bins={self.n_bins} must be >= 2 for binned output (or output=direct)")
+
+
+# ----------------------------------------------------------------------------------------------- heights
+
+
+def height_bins(kind: str, n: int, lo: float, hi: float) -> Tensor:
+    """Bin centres in metres: uniform over [lo, hi], or CHMv2 mixlog (log-to-linear mix over [lo, hi/8], x8)."""
+    if kind == "uniform":
+        return torch.linspace(lo, hi, n)
+    if kind == "mixlog":
+        top = hi / 8.0  # CHMv2 works on height/8 internally and multiplies by 8 at the end
+        linear = torch.linspace(lo, top, n)
+        log = torch.exp(torch.linspace(math.log(lo), math.log(top), n))
+        t = torch.linspace(1.0, 0.0, n)
+        return 8.0 * (t * log + (1.0 - t) * linear)
+    raise ConfigError(f"bins {kind!r} must be uniform or mixlog")
+
+
+class HeightDecoder(nn.Module):
+    """Logits [B,K,H,W] -> heights [B,H,W] in metres (bin-weighted sum, or ReLU + min for K=1)."""
+
+    def __init__(self, output: str, n_bins: int, lo: float, hi: float):
+        super().__init__()
+        self.output, self.lo = output, lo
+        bins = height_bins(output, n_bins, lo, hi) if output != "direct" else torch.zeros(1)
+        self.register_buffer("bins", bins, persistent=False)
+
+    def forward(self, logits: Tensor) -> Tensor:
+        if self.output == "direct":
+            return torch.relu(logits[:, 0]) + self.lo
+        y = torch.relu(logits)
+        if self.output == "uniform":  # AdaBins 'linear' normalisation
+            w = y + 0.1
+        else:  # CHMv2 mixlog normalisation: a tiny positive shift keeps weights defined when all are zero
+            shift = (-y.amin(dim=1, keepdim=True)).clamp(0.0, 1e-4) + 1e-8
+            w = y + shift
+        w = w / w.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        return torch.einsum("bkhw,k->bhw", w, self.bins)
+
+
+def height_loss(pred: Tensor, target: Tensor, valid: Tensor, kind: str, lam: float = 0.85, eps: float = 0.1) -> Tensor:
+    """L1, or the scale-invariant log loss sqrt(mean d^2 - lam (mean d)^2) with d = log(pred+eps) - log(y+eps)."""
+    if not valid.any():
+        return pred.sum() * 0.0
+    p, t = pred[valid], target[valid]
+    if kind == "l1":
+        return (p - t).abs().mean()
+    d = torch.log(p.clamp_min(0) + eps) - torch.log(t.clamp_min(0) + eps)
+    return torch.sqrt((d.pow(2).mean() - lam * d.mean().pow(2)).clamp_min(1e-12))
+
+
+class CanopyModel(nn.Module):
+    """Head + height decoder: frozen-backbone features -> heights [B,H,W] (size set by the caller)."""
+
+    def __init__(self, head: nn.Module, decoder: HeightDecoder):
+        super().__init__()
+        self.head, self.decoder = head, decoder
+
+    def forward(self, maps: list[Tensor], cls: list[Tensor]) -> Tensor:
+        return self.head(maps, cls)
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+
+def pair_chms(images: list[Path], chms: list[Path]) -> list[tuple[Path, Path]]:
+    """Pair images with CHMs by name (a.tif with a_CHM.tif, a_chm.tif or a.tif in another folder), else by order."""
+    by_stem = {c.stem: c for c in chms}
+    pairs = []
+    for img in images:
+        m = next(
+            (by_stem[img.stem + s] for s in CHM_SUFFIXES if img.stem + s in by_stem and by_stem[img.stem + s] != img),
+            None,
+        )
+        pairs.append((img, m))
+    if all(m is not None for _, m in pairs):
+        return pairs  # type: ignore[return-value]
+    if len(images) == len(chms):
+        return list(zip(images, chms))
+    missing = [i.name for i, m in pairs if m is None]
+    raise InputError(
+        f"no CHM for image(s) {', '.join(missing[:3])}; name CHMs like their image (a.tif -> a_CHM.tif) "
+        "or list as many CHMs as images in the same order"
+    )
+
+
+def load_chm_pair(image: str | Path, chm: str | Path, cfg: CanopyProbeConfig) -> dict[str, Any]:
+    """Co-register a CHM onto an image's grid by bounds: sample with `image`, `target` (m), `valid`, georef."""
+    import rasterio
+    from rasterio.warp import Resampling, reproject, transform_bounds
+
+    r = dense.read_raster(image)
+    if not r.georeferenced:
+        raise InputError(f"image {image} has no CRS/geotransform; canopy pairs are co-registered by map bounds")
+    chm = Path(chm).expanduser()
+    if not chm.is_file():
+        raise InputError(f"CHM {chm} not found; check train_chms/val_chms in the config")
+    try:
+        src = rasterio.open(chm)
+    except rasterio.errors.RasterioIOError as exc:
+        raise InputError(f"cannot read CHM {chm}: {exc}") from exc
+    with src:
+        if src.crs is None:
+            raise InputError(f"CHM {chm} has no CRS; it must be georeferenced to be co-registered with {image}")
+        h, w = r.data.shape[1:]
+        left, top = r.transform * (0, 0)
+        right, bottom = r.transform * (w, h)
+        ib = (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
+        cb = transform_bounds(src.crs, r.crs, *src.bounds)
+        if cb[0] >= ib[2] or cb[2] <= ib[0] or cb[1] >= ib[3] or cb[3] <= ib[1]:
+            raise InputError(f"CHM {chm} does not overlap image {image} (bounds {cb} vs {ib}); pair the right files")
+        try:
+            resampling = Resampling[cfg.resampling]
+        except KeyError as exc:
+            raise ConfigError(
+                f"resampling={cfg.resampling!r} is not a rasterio resampling name (nearest, bilinear ...)"
+            ) from exc
+        target = np.full((h, w), np.nan, dtype=np.float32)
+        source = src.read(1).astype(np.float32)
+        nodata = src.nodata
+        if nodata is not None and not np.isnan(nodata):
+            source[np.isclose(source, np.float32(nodata))] = np.nan
+        source[~np.isfinite(source)] = np.nan
+        reproject(
+            source,
+            target,
+            src_transform=src.transform,
+            src_crs=src.crs,
+            src_nodata=np.nan,
+            dst_transform=r.transform,
+            dst_crs=r.crs,
+            dst_nodata=np.nan,
+            resampling=resampling,
+        )
+    valid = np.isfinite(target) & r.valid
+    if not valid.any():
+        raise InputError(
+            f"CHM {chm} has no valid height on the grid of image {image} (all nodata where they overlap); "
+            "drop this pair or fix the CHM's nodata value"
+        )
+    if cfg.clip_negative:
+        target = np.where(np.isfinite(target), np.maximum(target, 0.0), target)
+    return {
+        "image": dense.to_image_tensor(r, cfg.data_scale, cfg.bands),
+        "target": torch.from_numpy(np.nan_to_num(target, nan=0.0)),
+        "valid": torch.from_numpy(valid),
+        "crs": r.crs,
+        "transform": r.transform,
+        "path": r.path,
+        "name": Path(image).name,
+    }
+
+
+def load_pairs(images: Sequence[str], chms: Sequence[str], cfg: CanopyProbeConfig) -> list[dict[str, Any]]:
+    imgs = dense.list_files(list(images), dense.RASTER_SUFFIXES, "image")
+    chm_files = dense.list_files(list(chms), dense.RASTER_SUFFIXES, "CHM")
+    return [load_chm_pair(i, c, cfg) for i, c in pair_chms(imgs, chm_files)]
+
+
+def make_tiles(samples: Sequence[dict[str, Any]], crop: int, overlap_free: bool) -> dict[str, Tensor]:
+    """Tiles of image/target/valid (padding invalid); `overlap_free` pads instead of shifting the last tile."""
+    imgs, tgts, vals = [], [], []
+    for s in samples:
+        h, w = s["image"].shape[-2:]
+        if overlap_free:
+            grid = [(r, c) for r in range(0, h, crop) for c in range(0, w, crop)]
+        else:
+            grid = dense.tile_grid(h, w, crop)
+        for r, c in grid:
+            v = dense.crop_pad(s["valid"].float(), r, c, crop, 0.0) > 0.5
+            if not v.any():
+                continue
+            imgs.append(dense.crop_pad(s["image"], r, c, crop, 0.0))
+            tgts.append(dense.crop_pad(s["target"], r, c, crop, 0.0))
+            vals.append(v)
+    if not imgs:
+        raise InputError("no canopy tile holds a valid CHM pixel; check the CHM rasters and their nodata")
+    return {"image": torch.stack(imgs), "target": torch.stack(tgts), "valid": torch.stack(vals)}
+
+
+# ----------------------------------------------------------------------------------------------- run
+
+
+def build_model(cfg: CanopyProbeConfig, embed_dim: int, n_layers: int) -> CanopyModel:
+    from geodino.eval.heads import DPTHead, LinearHead
+
+    n_out = 1 if cfg.output == "direct" else cfg.n_bins
+    head: nn.Module
+    if cfg.head == "dpt":
+        head = DPTHead(embed_dim, n_out, readout="project", hidden=128 if n_out > 1 else 32)
+    else:
+        head = LinearHead([embed_dim] * n_layers, n_out)
+    return CanopyModel(head, HeightDecoder(cfg.output, cfg.n_bins, cfg.min_height, cfg.max_height))
+
+
+def height_predictor(backbone: Any, model: CanopyModel, layers: Any):
+    """[B,C,H,W] reflectance -> [B,1,H,W] metres (logits upsampled bilinearly before decoding)."""
+    logits_of = dense.head_predict(backbone, model.head, layers)
+
+    @torch.no_grad()
+    def predict(x: Tensor) -> Tensor:
+        return model.decoder(logits_of(x))[:, None]
+
+    return predict
+
+
+def run_canopy(
+    backbone: Any,
+    cfg: CanopyProbeConfig,
+    out_dir: str | Path,
+    *,
+    train_data: Sequence[dict[str, Any]] | None = None,
+    val_data: Sequence[dict[str, Any]] | None = None,
+) -> dict[str, float]:
+    """Train the canopy-height head on the frozen `backbone`, evaluate, write GeoTIFF predictions and plots.
+
+    Returns MAE, RMSE, R2, bias, block_R2, nMAE, tree_IoU (metres); writes `canopy_metrics.json`,
+    `canopy_head.pt`, `<image>_height.tif` per predicted raster, `canopy_scatter.png` and `canopy_maps.png`.
+    """
+    cfg.validate()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dense.assert_frozen(backbone)
+    layers = dense.resolve_layers(cfg.layers, backbone.n_blocks, cfg.head == "dpt")
+    if train_data is None:
+        if not cfg.train_images or not cfg.train_chms:
+            raise ConfigError("canopy needs train_images and train_chms (image rasters and CHM rasters)")
+        train_data = load_pairs(cfg.train_images, cfg.train_chms, cfg)
+    train_data = list(train_data)
+    if val_data is None and cfg.val_images:
+        val_data = load_pairs(cfg.val_images, cfg.val_chms or [], cfg)
+    for s in [*train_data, *(val_data or [])]:
+        dense.check_bands(s["image"].shape[0], backbone, f"image {s.get('name', '')}")
+
+    p = backbone.patch_size
+    crop = max(p, cfg.crop_size // p * p)
+    stride = cfg.stride or max(p, round(crop * 2 / 3))
+    val_tiles: dict[str, Tensor] | None = None
+    tile_split: list[int] = []
+    if val_data is None:  # hold out whole non-overlapping tiles: no pixel is both trained and scored
+        tiles = make_tiles(train_data, crop, overlap_free=True)
+        n = tiles["image"].shape[0]
+        if n < 2:
+            raise InputError(
+                f"only {n} canopy tile of {crop} px; give val_images/val_chms or lower crop_size to hold tiles out"
+            )
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed)).tolist()
+        n_val = min(n - 1, max(1, round(cfg.val_fraction * n)))
+        tile_split = sorted(order[:n_val])
+        keep = sorted(order[n_val:])
+        val_tiles = {k: v[tile_split] for k, v in tiles.items()}
+        tiles = {k: v[keep] for k, v in tiles.items()}
+    else:
+        tiles = make_tiles(train_data, crop, overlap_free=False)
+
+    store = dense.FeatureStore.from_tiles(
+        backbone,
+        tiles["image"],
+        layers,
+        cfg.cache_features,
+        out_dir / "feature_cache",
+        cfg.batch_size,
+        "canopy features",
+    )
+    maps0, _ = dense.extract(backbone, tiles["image"][:1], layers)
+    model = build_model(cfg, maps0[0].shape[1], len(maps0))
+
+    def loss_fn(m: nn.Module, maps: list[Tensor], cls: list[Tensor], idx: list[int]) -> Tensor:
+        heights = model.decoder(dense.upsample_to(m(maps, cls), (crop, crop)))
+        return height_loss(
+            heights, tiles["target"][idx], tiles["valid"][idx], cfg.loss, cfg.silog_lambda, cfg.silog_eps
+        )
+
+    history = dense.train_head(
+        model,
+        store,
+        loss_fn,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        seed=cfg.seed,
+        desc=f"canopy {cfg.head}/{cfg.output}",
+    )
+    predict = height_predictor(backbone, model, layers)
+    meter = RegressionMeter(cfg.block_size, cfg.block_border, cfg.tree_threshold)
+    scatter: list[tuple[np.ndarray, np.ndarray]] = []
+    if val_tiles is not None:
+        for i in range(val_tiles["image"].shape[0]):
+            pred = predict(val_tiles["image"][i : i + 1])[0, 0]
+            meter.update(pred, val_tiles["target"][i], val_tiles["valid"][i])
+            v = val_tiles["valid"][i]
+            scatter.append((val_tiles["target"][i][v].numpy(), pred[v].numpy()))
+    else:
+        for s in val_data or []:
+            pred = dense.sliding_window(predict, s["image"], crop, stride, cfg.batch_size)[0]
+            meter.update(pred, s["target"], s["valid"])
+            scatter.append((s["target"][s["valid"]].numpy(), pred[s["valid"]].numpy()))
+    metrics = meter.compute()
+    metrics["train_loss"] = history[-1] if history else math.nan
+    metrics["val_tiles"] = float(len(tile_split)) if val_tiles is not None else math.nan
+
+    from geodino.io import atomic_path
+
+    with atomic_path(out_dir / "canopy_head.pt") as tmp:
+        torch.save(
+            {
+                "config": {k: getattr(cfg, k) for k in ("head", "output", "n_bins", "min_height", "max_height")},
+                "layers": layers,
+                "state_dict": model.state_dict(),
+            },
+            tmp,
+        )
+    with atomic_path(out_dir / "canopy_metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2))
+
+    # full-raster predictions as GeoTIFFs on the input grid
+    if cfg.predict_images:
+        to_predict = [
+            {"path": f, "name": f.name} for f in dense.list_files(cfg.predict_images, dense.RASTER_SUFFIXES, "image")
+        ]
+    else:
+        to_predict = list(val_data) if val_data else list(train_data)
+    first_map = None
+    for s in to_predict:
+        r = dense.read_raster(s["path"])
+        image = dense.to_image_tensor(r, cfg.data_scale, cfg.bands)
+        dense.check_bands(image.shape[0], backbone, f"image {r.path}")
+        heights = dense.sliding_window(predict, image, crop, stride, cfg.batch_size)[0]
+        write_height_geotiff(heights.numpy(), r, out_dir / f"{Path(r.path).stem}_height.tif")
+        if first_map is None:
+            first_map = (image, s.get("target"), s.get("valid"), heights)
+    plot_scatter(scatter, out_dir / "canopy_scatter.png", metrics)
+    if first_map is not None:
+        plot_maps(
+            *first_map,
+            out_dir / "canopy_maps.png",
+            tiles=[] if val_data is not None else _val_tile_boxes(train_data, crop, tile_split),
+            crop=crop,
+        )
+    return metrics
+
+
+def _val_tile_boxes(samples: Sequence[dict[str, Any]], crop: int, split: list[int]) -> list[tuple[int, int]]:
+    """(row, col) of held-out tiles on the first raster (for outlining them on the map plot)."""
+    if not samples:
+        return []
+    h, w = samples[0]["image"].shape[-2:]
+    grid = [(r, c) for r in range(0, h, crop) for c in range(0, w, crop)]
+    valid = samples[0]["valid"]
+    grid = [(r, c) for r, c in grid if valid[r : r + crop, c : c + crop].any()]
+    return [grid[i] for i in split if i < len(grid)]
+
+
+def write_height_geotiff(heights: np.ndarray, ref: dense.Raster, path: Path, nodata: float = -9999.0) -> None:
+    """Float32 heights on the reference raster's grid (CRS, transform); invalid input pixels get `nodata`."""
+    import rasterio
+
+    from geodino.io import atomic_path
+
+    data = np.where(ref.valid, heights, nodata).astype(np.float32)
+    h, w = data.shape
+    profile = {
+        "driver": "GTiff",
+        "height": h,
+        "width": w,
+        "count": 1,
+        "dtype": "float32",
+        "crs": ref.crs,
+        "transform": ref.transform,
+        "nodata": nodata,
+        "compress": "deflate",
+        "predictor": 3,
+    }
+    if h >= 256 and w >= 256:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(data, 1)
+        dst.set_band_description(1, "canopy height (m)")
+        dst.update_tags(units="m", source="geodino canopy probe")
+
+
+def plot_scatter(pairs: list[tuple[np.ndarray, np.ndarray]], path: Path, metrics: dict[str, float]) -> None:
+    """Predicted vs reference height (hexbin density, 1:1 line, metrics in the title)."""
+    if not pairs:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from geodino.io import atomic_path
+
+    y = np.concatenate([a for a, _ in pairs])
+    p = np.concatenate([b for _, b in pairs])
+    top = float(max(np.percentile(y, 99.5) if y.size else 1, np.percentile(p, 99.5) if p.size else 1, 1.0))
+    fig, ax = plt.subplots(figsize=(5, 5))
+    hb = ax.hexbin(y, p, gridsize=40, extent=(0, top, 0, top), mincnt=1, bins="log", cmap="viridis")
+    ax.plot([0, top], [0, top], "r--", lw=1)
+    ax.set_xlabel("reference CHM (m)")
+    ax.set_ylabel("predicted height (m)")
+    ax.set_title(f"MAE {metrics['MAE']:.2f} m  RMSE {metrics['RMSE']:.2f} m  R2 {metrics['R2']:.2f}", fontsize=9)
+    fig.colorbar(hb, ax=ax, label="pixels")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def plot_maps(
+    image: Tensor,
+    target: Tensor | None,
+    valid: Tensor | None,
+    pred: Tensor,
+    path: Path,
+    tiles: list[tuple[int, int]] | None = None,
+    crop: int = 0,
+) -> None:
+    """Image, reference CHM, prediction and error side by side (held-out tiles outlined)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from geodino.io import atomic_path
+
+    panels: list[tuple[str, Any, dict]] = [("image", dense.rgb_preview(image), {})]
+    vmax = float(np.nanpercentile(pred.numpy(), 99.5)) or 1.0
+    if target is not None:
+        t = np.where(valid.numpy(), target.numpy(), np.nan) if valid is not None else target.numpy()
+        vmax = max(vmax, float(np.nanpercentile(t, 99.5)) if np.isfinite(t).any() else 0.0)
+        panels.append(("reference CHM (m)", t, {"cmap": "viridis", "vmin": 0, "vmax": vmax}))
+    panels.append(("prediction (m)", pred.numpy(), {"cmap": "viridis", "vmin": 0, "vmax": vmax}))
+    if target is not None:
+        err = pred.numpy() - t
+        lim = float(np.nanpercentile(np.abs(err), 99)) if np.isfinite(err).any() else 1.0
+        panels.append(("prediction - reference (m)", err, {"cmap": "RdBu_r", "vmin": -lim, "vmax": lim}))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
+    size = crop or 0
+    for ax, (title, arr, kw) in zip(axes[0], panels):
+        im = ax.imshow(arr, interpolation="nearest", **kw)
+        if kw:
+            fig.colorbar(im, ax=ax, fraction=0.046)
+        for r, c in tiles or []:
+            side = size or max(1, image.shape[-1] // 4)
+            ax.add_patch(Rectangle((c - 0.5, r - 0.5), side, side, fill=False, ec="white", lw=1, ls="--"))
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,464 @@
+"""What the dense probes (segmentation, canopy height, detection) share.
+
+Reading images and rasters as reflectance-scaled tensors, checking bands against the backbone, cutting
+tiles, extracting frozen features (padded to the patch grid, optionally cached in memory or on disk),
+sliding-window inference, and the head training loop (AdamW, PANGAEA's step decay at 60 % and 90 %).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from geodino.errors import ConfigError, InputError
+
+RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", *RASTER_SUFFIXES)
+
+
+class Backbone(Protocol):
+    """What the probes use of `geodino.backbones.FrozenBackbone`."""
+
+    patch_size: int
+    embed_dim: int
+    n_blocks: int
+
+    def normalize(self, x: Tensor) -> Tensor: ...
+
+    def features(self, x: Tensor, layers: Any = "last", norm: bool = True) -> tuple[list[Tensor], list[Tensor]]: ...
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+
+@dataclass
+class Raster:
+    """An image as a tensor plus what is needed to write predictions back onto its grid."""
+
+    data: np.ndarray  # [C,H,W] as stored
+    valid: np.ndarray  # [H,W] bool
+    path: Path
+    crs: Any = None
+    transform: Any = None
+    nodata: float | None = None
+
+    @property
+    def georeferenced(self) -> bool:
+        return self.crs is not None and self.transform is not None and not self.transform.is_identity
+
+
+def read_raster(path: str | Path) -> Raster:
+    """Read an image (GeoTIFF/COG/VRT via rasterio, PNG/JPEG via Pillow) as [C,H,W] with a validity mask.
+
+    A pixel is invalid when every band equals the nodata value (a bright pixel in one band stays valid).
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InputError(f"image {path} not found; check the path in the config")
+    if path.suffix.lower() in RASTER_SUFFIXES:
+        import rasterio
+        from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+        try:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.open(path) as src:
+                    data = src.read()
+                    nodata = src.nodata
+                    crs, transform = src.crs, src.transform
+        except RasterioIOError as exc:
+            raise InputError(f"cannot read raster {path}: {exc}; check that it is a valid GeoTIFF") from exc
+        valid = np.ones(data.shape[1:], dtype=bool)
+        if nodata is not None:
+            nd = np.isnan(data) if np.isnan(nodata) else data == np.asarray(nodata, dtype=data.dtype)
+            valid &= ~nd.all(axis=0)
+        if np.issubdtype(data.dtype, np.floating):
+            valid &= np.isfinite(data).all(axis=0)
+        return Raster(data, valid, path, crs, transform, nodata)
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"cannot read image {path}: {exc}; use PNG, JPEG or GeoTIFF") from exc
+    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return Raster(np.ascontiguousarray(arr), np.ones(arr.shape[1:], dtype=bool), path)
+
+
+def data_scale(dtype: np.dtype, scale: float) -> float:
+    """The factor to reflectance: `scale` when set (> 0), else 1/255 for 8-bit, 1/10000 for 16-bit, 1 for floats."""
+    if scale > 0:
+        return scale
+    if dtype == np.uint8:
+        return 1 / 255
+    if dtype in (np.uint16, np.int16):
+        return 1 / 10000
+    return 1.0
+
+
+def to_image_tensor(r: Raster, scale: float = 0.0, bands: Sequence[int] | None = None) -> Tensor:
+    """[C,H,W] float32 reflectance (the data sensor's scale applied, not standardised); `bands` are 0-based."""
+    data = r.data
+    if bands:
+        if max(bands) >= data.shape[0] or min(bands) < 0:
+            raise ConfigError(f"bands={list(bands)} but {r.path} has {data.shape[0]} bands (0-based indices)")
+        data = data[list(bands)]
+    x = torch.from_numpy(np.ascontiguousarray(data).astype(np.float32)) * data_scale(r.data.dtype, scale)
+    return torch.nan_to_num(x)
+
+
+def check_bands(n_bands: int, backbone: Any, where: str) -> None:
+    """Refuse a band-count mismatch with a line saying how to adapt the backbone or select bands."""
+    want = getattr(backbone, "in_chans", None)
+    if want is not None and int(want) != int(n_bands):
+        spec = getattr(backbone, "spec", "the backbone")
+        raise InputError(
+            f"{where} has {n_bands} bands but backbone {spec} expects {want}; select {want} bands with the "
+            f"config key bands=[...] or adapt the patch embedding to {n_bands} bands "
+            f"(load_backbone(spec, bands={n_bands}), or '?bands={n_bands}' in an arch: spec)"
+        )
+
+
+def list_files(spec: str | Path | Sequence[str | Path], suffixes: Sequence[str], what: str) -> list[Path]:
+    """Files from a file, a folder (its files with `suffixes`), a glob, or a list of those; sorted, non-empty."""
+    items = [spec] if isinstance(spec, (str, Path)) else list(spec)
+    out: list[Path] = []
+    for item in items:
+        p = Path(str(item)).expanduser()
+        if any(ch in str(item) for ch in "*?["):
+            out.extend(sorted(Path(p.anchor or ".").glob(str(p.relative_to(p.anchor)) if p.anchor else str(p))))
+        elif p.is_dir():
+            out.extend(sorted(f for f in p.iterdir() if f.suffix.lower() in suffixes and not f.name.startswith(".")))
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InputError(f"{what} {p} not found; point the config at an existing file or folder")
+    if not out:
+        raise InputError(f"no {what} files found in {spec} (looked for {', '.join(suffixes)})")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- tiles
+
+
+def window_starts(size: int, crop: int, stride: int) -> list[int]:
+    """Start offsets covering [0, size) with windows of `crop`: evenly spread (PANGAEA's linspace), the last
+    window flush with the edge, overlap only as much as needed. One window when size <= crop."""
+    if size <= crop:
+        return [0]
+    n = math.ceil((size - crop) / stride) + 1
+    return sorted({round(v) for v in np.linspace(0, size - crop, n)})
+
+
+def tile_grid(h: int, w: int, crop: int, stride: int | None = None) -> list[tuple[int, int]]:
+    """(row, col) starts of the windows covering an h x w image."""
+    stride = stride or crop
+    return [(r, c) for r in window_starts(h, crop, stride) for c in window_starts(w, crop, stride)]
+
+
+def crop_pad(x: Tensor, r: int, c: int, size: int, fill: float = 0.0) -> Tensor:
+    """The [..., size, size] window at (r, c), padded with `fill` where it runs past the edge."""
+    win = x[..., r : r + size, c : c + size]
+    ph, pw = size - win.shape[-2], size - win.shape[-1]
+    if ph or pw:
+        win = F.pad(win, (0, pw, 0, ph), value=fill)
+    return win
+
+
+# ----------------------------------------------------------------------------------------------- features
+
+
+def resolve_layers(layers: str | Sequence[int], n_blocks: int, need_four: bool) -> str | list[int]:
+    """Validate a layer choice; dense multi-level heads need exactly four layers."""
+    if isinstance(layers, str):
+        if layers not in ("last", "four_last", "four_even"):
+            raise ConfigError(f"layers={layers!r} must be last, four_last, four_even or a list of block indices")
+        if need_four and layers == "last":
+            raise ConfigError("layers='last' gives one map but this head needs four; use four_even or four_last")
+        return layers
+    idx = [int(i) for i in layers]
+    if any(i < 0 or i >= n_blocks for i in idx):
+        raise ConfigError(f"layers={idx} outside the backbone's blocks 0..{n_blocks - 1}")
+    if need_four and len(idx) != 4:
+        raise ConfigError(f"layers={idx} must list four blocks for this head (e.g. four_even)")
+    return idx
+
+
+@torch.no_grad()
+def extract(backbone: Backbone, images: Tensor, layers: str | list[int]) -> tuple[list[Tensor], list[Tensor]]:
+    """Frozen features of reflectance images [B,C,H,W]: normalised, padded to the patch grid (zeros after
+    normalisation, i.e. the mean), no gradients. Maps cover ceil(H/p) x ceil(W/p) patches."""
+    p = backbone.patch_size
+    x = backbone.normalize(images)
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % p, (-w) % p
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph))
+    maps, cls = backbone.features(x, layers=layers)
+    return [m.float() for m in maps], [c.float() for c in cls]
+
+
+class FeatureStore:
+    """Frozen features of equal-size tiles, filled batch by batch (`add`), read back by tile index (`get`).
+
+    `memory` keeps float16 tensors; `disk` writes float16 `.npy` chunks under `folder` and memory-maps them, so
+    tile sets larger than RAM train heads without re-running the backbone each epoch; `none` keeps the tiles
+    (float16) and re-extracts features every batch (least memory for features, slowest).
+    """
+
+    def __init__(
+        self, backbone: Backbone, layers: str | list[int], mode: str = "memory", folder: str | Path | None = None
+    ):
+        if mode not in ("memory", "disk", "none"):
+            raise ConfigError(f"cache_features={mode!r} must be memory, disk or none")
+        if mode == "disk" and folder is None:
+            raise ConfigError("cache_features=disk needs a cache folder")
+        self.backbone, self.layers, self.mode = backbone, layers, mode
+        self.folder = Path(folder) if folder is not None else None
+        self._chunks: list[tuple[list[Any], list[Any]]] = []  # per chunk: (maps per layer, cls per layer)
+        self._index: list[tuple[int, int]] = []  # tile -> (chunk, row)
+
+    @classmethod
+    def from_tiles(
+        cls,
+        backbone: Backbone,
+        tiles: Tensor,
+        layers: str | list[int],
+        mode: str = "memory",
+        folder: str | Path | None = None,
+        batch_size: int = 8,
+        desc: str = "features",
+    ) -> FeatureStore:
+        """A store of all `tiles` [N,C,H,W] (progress bar over batches)."""
+        from tqdm.auto import tqdm
+
+        store = cls(backbone, layers, mode, folder)
+        n = tiles.shape[0]
+        for start in tqdm(range(0, n, batch_size), desc=desc, leave=False, disable=n <= batch_size):
+            store.add(tiles[start : start + batch_size])
+        return store
+
+    def add(self, tiles: Tensor) -> None:
+        """Append a batch of tiles [B,C,H,W] (reflectance): their features, or the tiles themselves for `none`."""
+        c = len(self._chunks)
+        if self.mode == "none":
+            self._chunks.append(([tiles.half()], []))
+        else:
+            maps, cls = extract(self.backbone, tiles, self.layers)
+            if self.mode == "memory":
+                self._chunks.append(([m.half() for m in maps], [t.half() for t in cls]))
+            else:
+                assert self.folder is not None
+                self.folder.mkdir(parents=True, exist_ok=True)
+                arrays: tuple[list[Any], list[Any]] = ([], [])
+                for kind, group in (("map", maps), ("cls", cls)):
+                    for i, t in enumerate(group):
+                        f = self.folder / f"{kind}{i}_{c:06d}.npy"
+                        np.save(f, t.half().numpy())
+                        arrays[0 if kind == "map" else 1].append(np.load(f, mmap_mode="r"))
+                self._chunks.append(arrays)
+        self._index.extend((c, r) for r in range(tiles.shape[0]))
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def _gather(self, group: int, layer: int, idx: Sequence[int]) -> Tensor:
+        rows = []
+        for i in idx:
+            c, r = self._index[i]
+            x = self._chunks[c][group][layer][r]
+            rows.append(x if isinstance(x, Tensor) else torch.from_numpy(np.asarray(x)))
+        return torch.stack(rows).float()
+
+    def get(self, idx: Sequence[int]) -> tuple[list[Tensor], list[Tensor]]:
+        """Features (float32) of the tiles `idx`: (maps per layer [B,D,h,w], CLS per layer [B,D])."""
+        idx = list(idx)
+        if self.mode == "none":
+            return extract(self.backbone, self._gather(0, 0, idx), self.layers)
+        n_maps, n_cls = len(self._chunks[0][0]), len(self._chunks[0][1])
+        return [self._gather(0, i, idx) for i in range(n_maps)], [self._gather(1, i, idx) for i in range(n_cls)]
+
+
+# ----------------------------------------------------------------------------------------------- training
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def assert_frozen(backbone: nn.Module | Any) -> None:
+    """Freeze the backbone (eval mode, no grads) so a head's optimiser can never touch it."""
+    if isinstance(backbone, nn.Module):
+        backbone.eval()
+        for p in backbone.parameters():
+            p.requires_grad_(False)
+
+
+def train_head(
+    head: nn.Module,
+    store: FeatureStore,
+    loss_fn: Callable[[nn.Module, list[Tensor], list[Tensor], list[int]], Tensor],
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    seed: int,
+    desc: str = "train head",
+) -> list[float]:
+    """Train `head` on cached frozen features; `loss_fn(head, maps, cls, idx)` returns the batch loss.
+
+    AdamW with PANGAEA's step decay (x0.1 at 60 % and 90 % of the steps). Returns the mean loss per epoch.
+    Raises TrainingError on a non-finite loss.
+    """
+    from tqdm.auto import tqdm
+
+    from geodino.errors import TrainingError
+
+    gen = seed_everything(seed)
+    params = [p for p in head.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    n = len(store)
+    steps_per_epoch = max(1, math.ceil(n / batch_size))
+    total = epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(0.6 * total), int(0.9 * total)], gamma=0.1)
+    history: list[float] = []
+    bar = tqdm(range(epochs), desc=desc, leave=False)
+    for epoch in bar:
+        head.train()
+        perm = torch.randperm(n, generator=gen).tolist()
+        losses = []
+        for s in range(0, n, batch_size):
+            idx = perm[s : s + batch_size]
+            if len(idx) == 1 and n > 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in head.modules()):
+                idx = idx + perm[:1]  # BatchNorm cannot train on a single sample
+            maps, cls = store.get(idx)
+            loss = loss_fn(head, maps, cls, idx)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"non-finite loss {float(loss)} at epoch {epoch}; lower lr (now {lr})")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+        history.append(float(np.mean(losses)))
+        bar.set_postfix(loss=f"{history[-1]:.4f}")
+    head.eval()
+    return history
+
+
+# ----------------------------------------------------------------------------------------------- inference
+
+
+@torch.no_grad()
+def sliding_window(
+    predict: Callable[[Tensor], Tensor], image: Tensor, crop: int, stride: int, batch_size: int = 4
+) -> Tensor:
+    """Predict [K,H,W] for a [C,H,W] image with windows of `crop` and `stride` (outputs averaged by count).
+
+    An image that fits in one window is predicted whole, so the result equals whole-image inference there.
+    `predict` maps [B,C,h,w] to [B,K,h,w] at the input size.
+    """
+    h, w = image.shape[-2:]
+    if h <= crop and w <= crop:
+        return predict(image[None])[0]
+    ch, cw = min(crop, h), min(crop, w)
+    starts = [(r, q) for r in window_starts(h, ch, stride) for q in window_starts(w, cw, stride)]
+    out: Tensor | None = None
+    count = torch.zeros(1, h, w)
+    for b in range(0, len(starts), batch_size):
+        chunk = starts[b : b + batch_size]
+        batch = torch.stack([image[:, r : r + ch, q : q + cw] for r, q in chunk])
+        pred = predict(batch)
+        if out is None:
+            out = torch.zeros(pred.shape[1], h, w)
+        for (r, q), p in zip(chunk, pred):
+            out[:, r : r + ch, q : q + cw] += p
+            count[:, r : r + ch, q : q + cw] += 1
+    assert out is not None
+    return out / count
+
+
+def upsample_to(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear resize of [B,K,h,w] logits/values to `size` (no-op when equal)."""
+    return (
+        x if tuple(x.shape[-2:]) == tuple(size) else F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    )
+
+
+def head_predict(backbone: Backbone, head: nn.Module, layers: str | list[int]) -> Callable[[Tensor], Tensor]:
+    """A [B,C,H,W] reflectance -> [B,K,H,W] predictor through the frozen backbone and a trained head."""
+    p = backbone.patch_size
+
+    @torch.no_grad()
+    def predict(x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        maps, cls = extract(backbone, x, layers)
+        out = head(maps, cls)
+        hp, wp = math.ceil(h / p) * p, math.ceil(w / p) * p
+        return upsample_to(out, (hp, wp))[..., :h, :w]
+
+    return predict
+
+
+def rgb_preview(image: Tensor) -> np.ndarray:
+    """[H,W,3] in [0,1] for plots: first three bands (or the single band), 2-98 % stretched per band."""
+    x = image.detach().float()
+    x = x[:3] if x.shape[0] >= 3 else x[:1].expand(3, -1, -1)
+    arr = x.permute(1, 2, 0).numpy().astype(np.float64)
+    lo, hi = np.percentile(arr, 2, axis=(0, 1)), np.percentile(arr, 98, axis=(0, 1))
+    return np.clip((arr - lo) / np.maximum(hi - lo, 1e-6), 0, 1)
+
+
+class LazySamples:
+    """A sequence of probe samples loaded on access (folders of files need not fit in memory)."""
+
+    def __init__(self, items: Sequence[Any], load: Callable[[Any], dict[str, Any]]):
+        self.items, self.load = list(items), load
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.load(self.items[i])
+
+
+class Subset:
+    """Positions `indices` of a sequence of samples (a lazy view)."""
+
+    def __init__(self, data: Any, indices: Sequence[int]):
+        self.data, self.indices = data, list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.data[self.indices[i]]
+
+
+def split_samples(data: Any, fraction: float, seed: int, what: str) -> tuple[Subset, Subset]:
+    """A seeded (train, val) split of whole samples, holding out `fraction` of them (at least one)."""
+    n = len(data)
+    if n < 2:
+        raise InputError(
+            f"{what} needs validation data: set the val_* keys, or give at least two training images so that "
+            "val_fraction of them can be held out"
+        )
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val = min(n - 1, max(1, round(fraction * n)))
+    return Subset(data, sorted(order[n_val:])), Subset(data, sorted(order[:n_val]))

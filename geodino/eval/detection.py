@@ -1,0 +1,642 @@
+"""Object-detection probe: frozen ViT -> simple feature pyramid (ViTDet) -> torchvision detector heads.
+
+torchgeo's detection trainer takes ResNet backbones only; here any frozen geodino/DINOv3 backbone feeds
+torchvision's Faster R-CNN (default), RetinaNet or FCOS through a ViTDet-style simple feature pyramid built
+from one layer (the last, as ViTDet) or several layers concatenated. Only the pyramid and the detector heads
+train. Boxes are read from Pascal VOC xml, COCO json or CSV (`xmin,ymin,xmax,ymax,label`, with an optional
+`image_path` column as DeepForest writes); mAP and mAP50 come from torchmetrics (pycocotools backend).
+Predictions of georeferenced images are exported as GeoJSON polygons in the image's map coordinates.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from geodino.errors import ConfigError, InputError
+from geodino.eval import dense
+from geodino.eval.datasets import DatasetConfig
+from geodino.eval.metrics import DetectionMeter
+
+DETECTORS = ("faster_rcnn", "retinanet", "fcos")
+BOX_SUFFIXES = (".xml", ".json", ".csv")
+
+
+@dataclass
+class DetectionProbeConfig:
+    """Keys of a detection probe (`geodino probe` task `detection`)."""
+
+    data: DatasetConfig = field(default_factory=lambda: DatasetConfig(name=""))  # a named dataset (vhr10, dior)
+    train_images: list[str] = field(default_factory=list)  # images (files, folders or globs); when data.name is ""
+    train_boxes: list[str] = field(default_factory=list)  # VOC .xml per image, COCO .json, or .csv files/folders
+    val_images: list[str] = field(default_factory=list)  # empty: val_fraction of the training tiles held out
+    val_boxes: list[str] = field(default_factory=list)
+    val_fraction: float = 0.25
+    predict_images: list[str] = field(default_factory=list)  # exported as GeoJSON; empty: val (or train) images
+    class_names: list[str] = field(default_factory=list)  # empty: the sorted labels found in the training boxes
+    detector: str = "faster_rcnn"  # faster_rcnn | retinanet | fcos
+    layers: Any = "last"  # last (ViTDet) | four_last | four_even | [i, ...] (maps concatenated on channels)
+    pyramid_channels: int = 256
+    anchor_sizes: list[int] = field(default_factory=lambda: [16, 32, 64, 128, 256])  # pixels, one per level
+    tile_size: int = 512  # training tile and inference window (pixels; images are not rescaled)
+    tile_overlap: int = 64  # overlap of inference windows on images larger than tile_size
+    min_visible: float = 0.5  # a box cut by a tile edge is kept when this fraction of it is inside
+    flips: bool = True  # random horizontal/vertical flips of training tiles
+    bands: list[int] = field(default_factory=list)
+    data_scale: float = 0.0
+    epochs: int = 12
+    batch_size: int = 2
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    score_threshold: float = 0.05  # detections kept for mAP
+    export_threshold: float = 0.3  # detections written to GeoJSON and drawn
+    max_detections: int = 300
+    nms_iou: float = 0.5  # merging windows of large images
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.detector not in DETECTORS:
+            raise ConfigError(f"detector={self.detector!r} must be one of {', '.join(DETECTORS)}")
+        if len(self.anchor_sizes) != 5:
+            raise ConfigError(f"anchor_sizes={list(self.anchor_sizes)} must give 5 sizes (p2..p5 and p6)")
+        if not 0 <= self.tile_overlap < self.tile_size:
+            raise ConfigError(f"tile_overlap={self.tile_overlap} must be in [0, tile_size={self.tile_size})")
+
+
+# ----------------------------------------------------------------------------------------------- box readers
+
+
+@dataclass
+class Boxes:
+    """Boxes of one image: xyxy pixels [N,4] and label names."""
+
+    boxes: np.ndarray
+    labels: list[str]
+    source: str = ""
+
+
+def read_voc(path: Path) -> dict[str, Boxes]:
+    """Pascal VOC xml: one image (`<filename>`), `<object><name>` and `<bndbox>` in pixels."""
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise InputError(f"cannot parse Pascal VOC file {path}: {exc}") from exc
+    name = (root.findtext("filename") or path.stem).strip()
+    boxes, labels = [], []
+    for obj in root.iter("object"):
+        bb = obj.find("bndbox")
+        if bb is None:
+            raise InputError(f"{path}: an <object> has no <bndbox>; fix the annotation")
+        try:
+            boxes.append([float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")])  # type: ignore[arg-type]
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{path}: a <bndbox> lacks numeric xmin/ymin/xmax/ymax") from exc
+        labels.append((obj.findtext("name") or "object").strip())
+    return {name: Boxes(np.asarray(boxes, dtype=np.float32).reshape(-1, 4), labels, str(path))}
+
+
+def read_coco(path: Path) -> dict[str, Boxes]:
+    """COCO json: `images` (file_name), `annotations` (bbox = x, y, width, height), `categories` (name)."""
+    try:
+        data = json.loads(path.read_text())
+        images = {im["id"]: im["file_name"] for im in data["images"]}
+        cats = {c["id"]: c["name"] for c in data.get("categories", [])}
+        out: dict[str, Boxes] = {
+            Path(n).name: Boxes(np.zeros((0, 4), np.float32), [], str(path)) for n in images.values()
+        }
+        per: dict[str, list] = {Path(n).name: [] for n in images.values()}
+        for a in data.get("annotations", []):
+            x, y, w, h = (float(v) for v in a["bbox"])
+            per[Path(images[a["image_id"]]).name].append(
+                ([x, y, x + w, y + h], cats.get(a["category_id"], str(a["category_id"])))
+            )
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise InputError(
+            f"{path} is not a COCO detection json ({type(exc).__name__}: {exc}); need images/annotations"
+        ) from exc
+    for name, items in per.items():
+        if items:
+            out[name] = Boxes(np.asarray([b for b, _ in items], np.float32), [lab for _, lab in items], str(path))
+    return out
+
+
+def read_csv_boxes(path: Path, default_image: str | None = None) -> dict[str, Boxes]:
+    """CSV with xmin,ymin,xmax,ymax,label (+ optional image_path); without image_path the rows belong to the
+    image of the same stem as the CSV (or `default_image`)."""
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    need = {"xmin", "ymin", "xmax", "ymax"}
+    if rows and not need <= set(rows[0]):
+        raise InputError(f"{path} must have columns xmin,ymin,xmax,ymax,label (has {', '.join(rows[0])})")
+    per: dict[str, tuple[list, list]] = {}
+    for i, row in enumerate(rows):
+        name = Path(row.get("image_path") or default_image or path.stem).name
+        try:
+            box = [float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax")]
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{path} row {i + 2}: box coordinates must be numbers") from exc
+        per.setdefault(name, ([], []))
+        per[name][0].append(box)
+        per[name][1].append((row.get("label") or "object").strip())
+    return {k: Boxes(np.asarray(b, np.float32).reshape(-1, 4), lab, str(path)) for k, (b, lab) in per.items()}
+
+
+def read_boxes(paths: Sequence[str | Path]) -> dict[str, Boxes]:
+    """Boxes per image file name from VOC/COCO/CSV files (or folders of them)."""
+    out: dict[str, Boxes] = {}
+    for p in dense.list_files(list(paths), BOX_SUFFIXES, "box annotation"):
+        suffix = p.suffix.lower()
+        found = read_voc(p) if suffix == ".xml" else read_coco(p) if suffix == ".json" else read_csv_boxes(p)
+        for name, b in found.items():
+            if name in out:  # the same image in two files: concatenate
+                prev = out[name]
+                out[name] = Boxes(np.concatenate([prev.boxes, b.boxes]), prev.labels + b.labels, prev.source)
+            else:
+                out[name] = b
+    return out
+
+
+def match_boxes(image: Path, table: dict[str, Boxes]) -> Boxes | None:
+    """The boxes of an image: by file name, else by stem (a.tif with a.xml / a.csv rows of a.png)."""
+    if image.name in table:
+        return table[image.name]
+    stems = {Path(k).stem: v for k, v in table.items()}
+    return stems.get(image.stem)
+
+
+def check_boxes(b: Boxes, width: int, height: int, where: str, tol: float = 1.0) -> np.ndarray:
+    """Refuse degenerate boxes and boxes outside the image (beyond `tol` px); clip the small overshoots."""
+    if len(b.boxes) == 0:
+        return b.boxes
+    x0, y0, x1, y1 = b.boxes.T
+    bad = (x1 <= x0) | (y1 <= y0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InputError(
+            f"{where}: box {i} {b.boxes[i].tolist()} has xmax <= xmin or ymax <= ymin; boxes are xmin,ymin,xmax,ymax"
+        )
+    out = (x0 < -tol) | (y0 < -tol) | (x1 > width + tol) | (y1 > height + tol)
+    if out.any():
+        i = int(np.argmax(out))
+        raise InputError(
+            f"{where}: box {i} {b.boxes[i].tolist()} lies outside the {width}x{height} px image; boxes must be "
+            "pixel coordinates of this image (convert map coordinates first)"
+        )
+    return np.clip(b.boxes, 0, [width, height, width, height]).astype(np.float32)
+
+
+def load_detection_set(
+    images: Sequence[str], boxes: Sequence[str], cfg: DetectionProbeConfig, class_names: list[str] | None
+) -> tuple[dense.LazySamples, list[str]]:
+    """Probe samples (image reflectance, boxes, labels, georef) of the images that have annotations, read when
+    accessed; the class names are the given ones or the sorted labels found in the annotations."""
+    table = read_boxes(boxes)
+    files = dense.list_files(list(images), dense.IMAGE_SUFFIXES, "image")
+    pairs = [(f, b) for f in files if (b := match_boxes(f, table)) is not None]
+    if not pairs:
+        raise InputError(
+            f"none of the images in {list(images)} has boxes in {list(boxes)}; annotation file names must match images"
+        )
+    names = list(class_names) if class_names else sorted({lab for _, b in pairs for lab in b.labels})
+    lookup = {n: i for i, n in enumerate(names)}
+    for f, b in pairs:
+        unknown = sorted(set(b.labels) - set(lookup))
+        if unknown:
+            raise InputError(
+                f"boxes of {f.name} in {b.source} use label(s) {', '.join(unknown)} not in class_names {names}; "
+                "add them to class_names or relabel"
+            )
+
+    def load(pair: tuple[Path, Boxes]) -> dict[str, Any]:
+        f, b = pair
+        r = dense.read_raster(f)
+        h, w = r.data.shape[1:]
+        xyxy = check_boxes(b, w, h, f"boxes of {f.name} in {b.source}")
+        return {
+            "image": dense.to_image_tensor(r, cfg.data_scale, cfg.bands),
+            "boxes": torch.from_numpy(xyxy),
+            "labels": torch.tensor([lookup[n] for n in b.labels], dtype=torch.long),
+            "raster": r,
+            "name": f.name,
+            "path": f,
+        }
+
+    return dense.LazySamples(pairs, load), names
+
+
+# ----------------------------------------------------------------------------------------------- tiles
+
+
+def tile_sample(s: dict[str, Any], r: int, c: int, size: int, min_visible: float) -> dict[str, Any]:
+    """A tile of a sample with the boxes cut to it (kept when >= min_visible of their area is inside)."""
+    img = dense.crop_pad(s["image"], r, c, size, 0.0)
+    b = s["boxes"].clone()
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    b[:, [0, 2]] = (b[:, [0, 2]] - c).clamp(0, size)
+    b[:, [1, 3]] = (b[:, [1, 3]] - r).clamp(0, size)
+    h, w = s["image"].shape[-2:]
+    b[:, [0, 2]] = b[:, [0, 2]].clamp(max=w - c)
+    b[:, [1, 3]] = b[:, [1, 3]].clamp(max=h - r)
+    inside = ((b[:, 2] - b[:, 0]).clamp_min(0) * (b[:, 3] - b[:, 1]).clamp_min(0)) / area.clamp_min(1e-6)
+    keep = (inside >= min_visible) & (b[:, 2] > b[:, 0] + 1) & (b[:, 3] > b[:, 1] + 1)
+    return {"image": img, "boxes": b[keep], "labels": s["labels"][keep], "origin": (r, c), "name": s["name"]}
+
+
+def tiles_of(s: dict[str, Any], size: int, min_visible: float) -> list[dict[str, Any]]:
+    """Non-overlapping tiles of a sample (the last padded), so a held-out tile shares no pixel with a training
+    tile; a sample that fits in one tile is returned as it is (no padding)."""
+    h, w = s["image"].shape[-2:]
+    if h <= size and w <= size:
+        return [s]
+    return [tile_sample(s, r, c, size, min_visible) for r in range(0, h, size) for c in range(0, w, size)]
+
+
+# ----------------------------------------------------------------------------------------------- model
+
+
+class FrozenPyramidBackbone(nn.Module):
+    """The detector's backbone: frozen ViT features (no grad) -> trainable simple feature pyramid."""
+
+    def __init__(self, backbone: Any, layers: Any, pyramid: nn.Module):
+        super().__init__()
+        self._frozen = [backbone]  # a list, so the frozen weights stay out of the detector's state_dict
+        self.layers = layers
+        self.pyramid = pyramid
+        self.out_channels = pyramid.out_channels
+
+    @property
+    def backbone(self) -> Any:
+        return self._frozen[0]
+
+    def forward(self, x: Tensor):
+        maps, _ = dense.extract(self.backbone, x, self.layers)  # normalises, pads to the patch grid, no grad
+        return self.pyramid(maps)
+
+
+def build_detector(backbone: Any, cfg: DetectionProbeConfig, num_classes: int, in_chans: int) -> nn.Module:
+    """A torchvision detector on the frozen backbone; images keep their size (no resizing in the transform)."""
+    from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.ops import MultiScaleRoIAlign
+
+    from geodino.eval.heads import SimpleFeaturePyramid
+
+    layers = dense.resolve_layers(cfg.layers, backbone.n_blocks, need_four=False)
+    probe = torch.zeros(1, in_chans, backbone.patch_size, backbone.patch_size)
+    maps, _ = dense.extract(backbone, probe, layers)
+    pyramid = SimpleFeaturePyramid(maps[0].shape[1], len(maps), cfg.pyramid_channels)
+    body = FrozenPyramidBackbone(backbone, layers, pyramid)
+    sizes = tuple((int(s),) for s in cfg.anchor_sizes)
+    common = dict(
+        min_size=cfg.tile_size, max_size=cfg.tile_size, image_mean=[0.0] * in_chans, image_std=[1.0] * in_chans
+    )
+    if cfg.detector == "faster_rcnn":
+        anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
+        model: nn.Module = FasterRCNN(
+            body,
+            num_classes=num_classes + 1,
+            rpn_anchor_generator=anchors,
+            box_roi_pool=MultiScaleRoIAlign(["p2", "p3", "p4", "p5"], 7, 2),
+            box_score_thresh=cfg.score_threshold,
+            box_detections_per_img=cfg.max_detections,
+            **common,
+        )
+    elif cfg.detector == "retinanet":
+        anchors = AnchorGenerator(
+            tuple((s, int(s * 1.26), int(s * 1.59)) for (s,) in sizes), ((0.5, 1.0, 2.0),) * len(sizes)
+        )
+        model = RetinaNet(
+            body,
+            num_classes=num_classes,
+            anchor_generator=anchors,
+            score_thresh=cfg.score_threshold,
+            detections_per_img=cfg.max_detections,
+            **common,
+        )
+    else:
+        anchors = AnchorGenerator(tuple((s // 2,) for (s,) in sizes), ((1.0,),) * len(sizes))
+        model = FCOS(
+            body,
+            num_classes=num_classes,
+            anchor_generator=anchors,
+            score_thresh=cfg.score_threshold,
+            detections_per_img=cfg.max_detections,
+            **common,
+        )
+    model.transform = NativeSizeTransform(
+        cfg.tile_size,
+        cfg.tile_size,
+        [0.0] * in_chans,
+        [1.0] * in_chans,
+        size_divisible=max(32, 2 * backbone.patch_size),
+    )
+    return model
+
+
+def _native_transform_class() -> type:
+    from torchvision.models.detection.transform import GeneralizedRCNNTransform
+
+    class _NativeSize(GeneralizedRCNNTransform):
+        """torchvision's batching/padding without its resize: in EO the ground sampling distance matters, so
+        images keep their native size (padding goes to a multiple of the coarsest pyramid stride)."""
+
+        def resize(self, image, target=None):  # type: ignore[override]
+            return image, target
+
+    return _NativeSize
+
+
+def NativeSizeTransform(*args: Any, **kwargs: Any) -> nn.Module:
+    """A GeneralizedRCNNTransform that pads but never rescales (torchvision imported lazily)."""
+    return _native_transform_class()(*args, **kwargs)
+
+
+def _trainable(model: nn.Module) -> list[nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def _flip(t: dict[str, Any], gen: torch.Generator) -> dict[str, Any]:
+    img, boxes = t["image"], t["boxes"].clone()
+    size_h, size_w = img.shape[-2:]
+    if torch.rand(1, generator=gen) < 0.5:
+        img = img.flip(-1)
+        boxes[:, [0, 2]] = size_w - boxes[:, [2, 0]]
+    if torch.rand(1, generator=gen) < 0.5:
+        img = img.flip(-2)
+        boxes[:, [1, 3]] = size_h - boxes[:, [3, 1]]
+    return {**t, "image": img, "boxes": boxes}
+
+
+def train_detector(model: nn.Module, data: Any, cfg: DetectionProbeConfig) -> list[float]:
+    """Train the pyramid and detector heads on the tiles of `data` (samples read lazily, shuffled per epoch);
+    the ViT stays frozen and in eval mode. AdamW, x0.1 at 60 % and 90 % of the epochs."""
+    from tqdm.auto import tqdm
+
+    from geodino.errors import TrainingError
+
+    gen = dense.seed_everything(cfg.seed)
+    opt = torch.optim.AdamW(_trainable(model), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(0.6 * cfg.epochs), int(0.9 * cfg.epochs)], gamma=0.1)
+    shift = 1 if cfg.detector == "faster_rcnn" else 0  # Faster R-CNN reserves class 0 for background
+    history = []
+
+    def step(batch: list[dict[str, Any]], epoch: int) -> float:
+        if cfg.flips:
+            batch = [_flip(t, gen) for t in batch]
+        targets = [{"boxes": t["boxes"], "labels": t["labels"] + shift} for t in batch]
+        loss_dict = model([t["image"] for t in batch], targets)
+        loss = sum(loss_dict.values())
+        if not torch.isfinite(loss):
+            raise TrainingError(f"non-finite detection loss at epoch {epoch}; lower lr (now {cfg.lr})")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    for epoch in (bar := tqdm(range(cfg.epochs), desc=f"detection {cfg.detector}", leave=False)):
+        model.train()
+        losses, batch = [], []
+        for i in torch.randperm(len(data), generator=gen).tolist():
+            for t in tiles_of(data[i], cfg.tile_size, cfg.min_visible):
+                batch.append(t)
+                if len(batch) == cfg.batch_size:
+                    losses.append(step(batch, epoch))
+                    batch = []
+        if batch:
+            losses.append(step(batch, epoch))
+        sched.step()
+        history.append(float(np.mean(losses)))
+        bar.set_postfix(loss=f"{history[-1]:.3f}")
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def predict_image(model: nn.Module, image: Tensor, cfg: DetectionProbeConfig) -> dict[str, Tensor]:
+    """Detections on a [C,H,W] image: one pass when it fits in a tile, else overlapping windows merged by NMS."""
+    from torchvision.ops import batched_nms
+
+    model.eval()
+    h, w = image.shape[-2:]
+    shift = 1 if cfg.detector == "faster_rcnn" else 0
+    if h <= cfg.tile_size and w <= cfg.tile_size:
+        out = model([image])[0]
+        return {"boxes": out["boxes"], "scores": out["scores"], "labels": out["labels"] - shift}
+    stride = cfg.tile_size - cfg.tile_overlap
+    boxes, scores, labels = [], [], []
+    for r, c in dense.tile_grid(h, w, cfg.tile_size, stride):
+        win = image[:, r : r + cfg.tile_size, c : c + cfg.tile_size]
+        out = model([win])[0]
+        boxes.append(out["boxes"] + torch.tensor([c, r, c, r], dtype=out["boxes"].dtype))
+        scores.append(out["scores"])
+        labels.append(out["labels"] - shift)
+    b, s, lab = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
+    keep = batched_nms(b, s, lab, cfg.nms_iou)[: cfg.max_detections]
+    return {"boxes": b[keep], "scores": s[keep], "labels": lab[keep]}
+
+
+# ----------------------------------------------------------------------------------------------- export
+
+
+def boxes_to_geojson(pred: dict[str, Tensor], raster: dense.Raster, class_names: list[str], threshold: float) -> dict:
+    """A GeoJSON FeatureCollection of box polygons in the raster's map coordinates (its CRS named in `crs`)."""
+    from shapely.geometry import Polygon, mapping
+    from shapely.geometry.polygon import orient
+
+    t = raster.transform
+    features = []
+    for box, score, label in zip(pred["boxes"].tolist(), pred["scores"].tolist(), pred["labels"].tolist()):
+        if score < threshold:
+            continue
+        x0, y0, x1, y1 = box
+        ring = [t * (x0, y0), t * (x1, y0), t * (x1, y1), t * (x0, y1)]
+        poly = orient(Polygon(ring), sign=1.0)  # RFC 7946: exterior rings counter-clockwise
+        name = class_names[label] if 0 <= label < len(class_names) else str(label)
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": mapping(poly),
+                "properties": {
+                    "label": name,
+                    "score": round(float(score), 4),
+                    "xmin": x0,
+                    "ymin": y0,
+                    "xmax": x1,
+                    "ymax": y1,
+                },
+            }
+        )
+    fc: dict[str, Any] = {"type": "FeatureCollection", "features": features}
+    epsg = raster.crs.to_epsg() if raster.crs is not None else None
+    if epsg is not None:
+        fc["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{epsg}"}}
+    elif raster.crs is not None:
+        fc["crs_wkt"] = raster.crs.to_wkt()
+    return fc
+
+
+def write_predictions(
+    pred: dict[str, Tensor], raster: dense.Raster, class_names: list[str], threshold: float, out_dir: Path
+) -> Path:
+    """GeoJSON in map coordinates for georeferenced images, else a COCO-style results json in pixels."""
+    from geodino.io import atomic_path
+
+    stem = Path(raster.path).stem
+    if raster.georeferenced:
+        path, payload = out_dir / f"{stem}_boxes.geojson", boxes_to_geojson(pred, raster, class_names, threshold)
+    else:
+        path = out_dir / f"{stem}_boxes.json"
+        payload = [
+            {
+                "image": Path(raster.path).name,
+                "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                "score": float(s),
+                "label": class_names[lab] if 0 <= lab < len(class_names) else str(lab),
+            }
+            for b, s, lab in zip(pred["boxes"].tolist(), pred["scores"].tolist(), pred["labels"].tolist())
+            if s >= threshold
+        ]
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload))
+    return path
+
+
+def plot_boxes(image: Tensor, truth: Tensor | None, pred: dict[str, Tensor], threshold: float, path: Path) -> None:
+    """The image with reference boxes (green) and predictions above `threshold` (red, with scores)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from geodino.io import atomic_path
+
+    fig, ax = plt.subplots(figsize=(7, 7))
+    ax.imshow(dense.rgb_preview(image))
+    for b in truth.tolist() if truth is not None else []:
+        ax.add_patch(Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False, ec="lime", lw=1.2))
+    for b, s in zip(pred["boxes"].tolist(), pred["scores"].tolist()):
+        if s >= threshold:
+            ax.add_patch(Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False, ec="red", lw=1.0, ls="--"))
+            ax.text(b[0], b[1], f"{s:.2f}", color="red", fontsize=6, va="bottom")
+    ax.set_title(f"reference (green) and predictions >= {threshold} (red)", fontsize=9)
+    ax.axis("off")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------------------------- run
+
+
+def run_detection(
+    backbone: Any,
+    cfg: DetectionProbeConfig,
+    out_dir: str | Path,
+    *,
+    train_data: Sequence[dict[str, Any]] | None = None,
+    val_data: Sequence[dict[str, Any]] | None = None,
+    class_names: list[str] | None = None,
+) -> dict[str, float]:
+    """Train detector heads on the frozen `backbone`; report mAP, mAP50, mAP75, mAR100; export predictions.
+
+    `train_data`/`val_data` are probe samples (`image`, `boxes` xyxy px, `labels` 0-based) from an adapter
+    (then give `class_names`). Writes `detection_metrics.json`, `detection_head.pt`, `<image>_boxes.geojson`
+    (map coordinates) or `<image>_boxes.json` (pixels), and `detection_boxes.png`.
+    """
+    cfg.validate()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dense.assert_frozen(backbone)
+    names = list(class_names or cfg.class_names)
+    if train_data is None and cfg.data.name:
+        from geodino.eval.datasets import build_dataset
+
+        train_data = build_dataset(cfg.data, "train")
+        val_data = val_data if val_data is not None else build_dataset(cfg.data, "val")
+        names = names or list(train_data.classes)
+    if train_data is None:
+        if not cfg.train_images or not cfg.train_boxes:
+            raise ConfigError("detection needs train_images and train_boxes (images and VOC/COCO/CSV boxes)")
+        train_data, names = load_detection_set(cfg.train_images, cfg.train_boxes, cfg, names or None)
+    if val_data is None and cfg.val_images:
+        val_data, _ = load_detection_set(cfg.val_images, cfg.val_boxes or cfg.train_boxes, cfg, names)
+    if not names:
+        raise ConfigError("detection needs class_names when samples come without them (one name per label)")
+
+    def check(s: dict[str, Any], where: str) -> dict[str, Any]:
+        dense.check_bands(s["image"].shape[0], backbone, f"image {s.get('name', where)}")
+        if len(s["labels"]) and (int(s["labels"].max()) >= len(names) or int(s["labels"].min()) < 0):
+            raise InputError(
+                f"{s.get('name', where)} has box label {int(s['labels'].max())} but {len(names)} classes "
+                f"({', '.join(names[:5])}); labels are 0-based class indices"
+            )
+        return s
+
+    first = check(train_data[0], "train sample 0")
+    val_tiles: list[dict[str, Any]] | None = None
+    if val_data is None:  # hold out whole tiles of the training images (small generic sets)
+        tiles = [
+            t
+            for i in range(len(train_data))
+            for t in tiles_of(check(train_data[i], f"train sample {i}"), cfg.tile_size, cfg.min_visible)
+        ]
+        if len(tiles) < 2:
+            raise InputError(
+                f"only {len(tiles)} detection tile of {cfg.tile_size} px; give val_images/val_boxes or lower tile_size"
+            )
+        order = torch.randperm(len(tiles), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
+        n_val = min(len(tiles) - 1, max(1, round(cfg.val_fraction * len(tiles))))
+        val_tiles = [tiles[i] for i in sorted(order[:n_val])]
+        train_units: Any = [tiles[i] for i in sorted(order[n_val:])]
+    else:
+        train_units = train_data
+    model = build_detector(backbone, cfg, len(names), first["image"].shape[0])
+    history = train_detector(model, train_units, cfg)
+
+    meter = DetectionMeter(names, class_metrics=len(names) > 1)
+    evaluated = val_tiles if val_tiles is not None else val_data
+    for i in range(len(evaluated)):
+        s = check(evaluated[i], f"val sample {i}")
+        pred = predict_image(model, s["image"], cfg)
+        meter.update([pred], [{"boxes": s["boxes"], "labels": s["labels"]}])
+    metrics = meter.compute()
+    metrics["train_loss"] = history[-1] if history else math.nan
+    metrics["val_images"] = float(len(evaluated))
+
+    from geodino.io import atomic_path
+
+    with atomic_path(out_dir / "detection_head.pt") as tmp:
+        torch.save({"detector": cfg.detector, "class_names": names, "state_dict": model.state_dict()}, tmp)
+    with atomic_path(out_dir / "detection_metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2))
+
+    # whole-image predictions: GeoJSON in map coordinates (pixels json otherwise) and a box overlay
+    if cfg.predict_images:
+        files = dense.list_files(cfg.predict_images, dense.IMAGE_SUFFIXES, "image")
+        sources: Any = dense.LazySamples(files, lambda f: {"raster": dense.read_raster(f), "path": f})
+    else:
+        sources = val_data if val_data is not None else train_data
+    plotted = False
+    for i in range(len(sources)):
+        s = sources[i]
+        r = s.get("raster")
+        image = s["image"] if "image" in s else dense.to_image_tensor(r, cfg.data_scale, cfg.bands)
+        pred = predict_image(model, image, cfg)
+        if r is not None:
+            write_predictions(pred, r, names, cfg.export_threshold, out_dir)
+        if not plotted:
+            plot_boxes(image, s.get("boxes"), pred, cfg.export_threshold, out_dir / "detection_boxes.png")
+            plotted = True
+    return metrics

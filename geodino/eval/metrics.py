@@ -1,0 +1,227 @@
+"""Metrics of the dense probes: segmentation, canopy height and detection.
+
+torchmetrics does the counting where it has the metric (confusion matrix, MAE/MSE/R2, COCO mAP through
+pycocotools); the EO-specific definitions it lacks are written here from their papers:
+
+- mIoU as mmseg/PANGAEA: IoU per class from the confusion matrix, NaN for classes absent from both
+  prediction and target, mean over the others.
+- block R2 as HighResCanopyHeight (`inference.py`): drop a 3-pixel border of each tile, average 50x50-pixel
+  blocks, R2 between the block means.
+- nMAE = mean(|pred - y| / (1 + |y|)) and tree-cover IoU at 2 m, as Open-Canopy (`compute_metrics.py`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from geodino.errors import InputError
+
+# ----------------------------------------------------------------------------------------------- segmentation
+
+
+def check_labels(mask: Tensor, num_classes: int, ignore_index: int | None, where: str) -> None:
+    """Refuse masks holding class ids outside [0, num_classes) other than the ignore index (one clear line)."""
+    values = torch.unique(mask)
+    if ignore_index is not None:
+        values = values[values != ignore_index]
+    bad = values[(values < 0) | (values >= num_classes)]
+    if bad.numel():
+        shown = ", ".join(str(int(v)) for v in bad[:5])
+        raise InputError(
+            f"{where} holds label value(s) {shown} but num_classes={num_classes} (labels 0..{num_classes - 1}, "
+            f"ignore_index={ignore_index}); set num_classes to cover every label or map them to the ignore index"
+        )
+
+
+class SegmentationMeter:
+    """Streams predictions and masks into a confusion matrix; reports mIoU, per-class IoU, pixel accuracy."""
+
+    def __init__(self, num_classes: int, ignore_index: int | None = 255, class_names: Sequence[str] | None = None):
+        from torchmetrics.classification import MulticlassConfusionMatrix
+
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
+        self._cm = MulticlassConfusionMatrix(num_classes, ignore_index=ignore_index, validate_args=False)
+
+    def update(self, pred: Tensor, target: Tensor) -> None:
+        """Add a batch: `pred` class ids (or logits [B,K,H,W]) and `target` ids of the same spatial size."""
+        if pred.dim() == target.dim() + 1:
+            pred = pred.argmax(1)
+        if pred.shape != target.shape:
+            raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ in size")
+        self._cm.update(pred.reshape(-1).long(), target.reshape(-1).long())
+
+    @property
+    def confusion(self) -> Tensor:
+        """[K,K] counts, rows = target, columns = prediction."""
+        return self._cm.compute().to(torch.float64)
+
+    def compute(self) -> dict[str, float]:
+        """`mIoU`, `pixel_acc`, `mAcc` and `IoU/<class>` (NaN for classes absent from target and prediction)."""
+        return segmentation_scores(self.confusion, self.class_names)
+
+
+def segmentation_scores(cm: Tensor, class_names: Sequence[str] | None = None) -> dict[str, float]:
+    """Scores from a confusion matrix (rows target, columns prediction)."""
+    cm = cm.to(torch.float64)
+    tp = cm.diag()
+    union = cm.sum(0) + cm.sum(1) - tp
+    iou = torch.where(union > 0, tp / union.clamp_min(1), torch.full_like(tp, math.nan))
+    support = cm.sum(1)
+    acc = torch.where(support > 0, tp / support.clamp_min(1), torch.full_like(tp, math.nan))
+    total = cm.sum()
+    names = list(class_names) if class_names else [str(i) for i in range(cm.shape[0])]
+    out = {
+        "mIoU": float(torch.nanmean(iou)) if torch.isfinite(iou).any() else math.nan,
+        "pixel_acc": float(tp.sum() / total) if total > 0 else math.nan,
+        "mAcc": float(torch.nanmean(acc)) if torch.isfinite(acc).any() else math.nan,
+    }
+    for name, v in zip(names, iou.tolist()):
+        out[f"IoU/{name}"] = v
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- regression
+
+
+def _flat_valid(pred: Tensor, target: Tensor, valid: Tensor | None) -> tuple[Tensor, Tensor]:
+    pred = pred.detach().to(torch.float64).reshape(-1)
+    target = target.detach().to(torch.float64).reshape(-1)
+    keep = torch.isfinite(target) & torch.isfinite(pred)
+    if valid is not None:
+        keep &= valid.reshape(-1).bool()
+    return pred[keep], target[keep]
+
+
+def r2_score(pred: Tensor, target: Tensor) -> float:
+    """Coefficient of determination 1 - SS_res/SS_tot (torchmetrics); NaN with fewer than 2 values."""
+    from torchmetrics.functional import r2_score as tm_r2
+
+    if pred.numel() < 2 or float(target.var()) == 0.0:
+        return math.nan
+    return float(tm_r2(pred, target))
+
+
+def block_means(x: Tensor, valid: Tensor | None, block: int = 50, border: int = 3) -> tuple[Tensor, Tensor]:
+    """Means of `block`x`block` blocks of a [H,W] or [B,H,W] map after dropping `border` pixels on each side.
+
+    Returns (means [N], fully_valid [N]); HighResCanopyHeight pools with `AvgPool2d(50)` (floor), so partial
+    blocks at the right/bottom edge are dropped. A block counts only when all its pixels are valid.
+    """
+    x = x.to(torch.float64)
+    if x.dim() == 2:
+        x = x[None]
+    v = torch.ones_like(x, dtype=torch.bool) if valid is None else valid.reshape(x.shape).bool()
+    if border:
+        x = x[:, border:-border, border:-border]
+        v = v[:, border:-border, border:-border]
+    if x.shape[-1] < block or x.shape[-2] < block:
+        return x.new_zeros(0), torch.zeros(0, dtype=torch.bool)
+    x = torch.where(v, x, torch.zeros_like(x))
+    pool = torch.nn.functional.avg_pool2d
+    means = pool(x[:, None], block).reshape(-1)
+    frac = pool(v[:, None].to(torch.float64), block).reshape(-1)
+    return means, frac >= 1.0
+
+
+class RegressionMeter:
+    """Streams canopy-height predictions; reports MAE, RMSE, R2, bias, block R2, nMAE, tree-cover IoU.
+
+    Pixel metrics use every valid pixel of every tile. Block R2 pools each added map (a tile) separately, as
+    HighResCanopyHeight does with its 256x256 crops; tiles smaller than block + 2*border add no block.
+    """
+
+    def __init__(self, block: int = 50, border: int = 3, tree_threshold: float = 2.0):
+        self.block, self.border, self.tree_threshold = block, border, tree_threshold
+        self._pred: list[Tensor] = []
+        self._target: list[Tensor] = []
+        self._bp: list[Tensor] = []
+        self._bt: list[Tensor] = []
+
+    def update(self, pred: Tensor, target: Tensor, valid: Tensor | None = None) -> None:
+        """Add maps [H,W] or [B,H,W] (metres) with an optional validity mask of the same shape."""
+        if pred.shape != target.shape:
+            raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ in size")
+        if valid is None:
+            valid = torch.isfinite(target)
+        valid = valid.reshape(target.shape).bool() & torch.isfinite(target)
+        p, t = _flat_valid(pred, target, valid)
+        self._pred.append(p.float())
+        self._target.append(t.float())
+        pm, ok = block_means(pred.detach().cpu(), valid.cpu(), self.block, self.border)
+        tm, _ = block_means(torch.nan_to_num(target.detach().cpu()), valid.cpu(), self.block, self.border)
+        self._bp.append(pm[ok])
+        self._bt.append(tm[ok])
+
+    def compute(self) -> dict[str, float]:
+        pred = torch.cat(self._pred).double() if self._pred else torch.zeros(0, dtype=torch.float64)
+        target = torch.cat(self._target).double() if self._target else torch.zeros(0, dtype=torch.float64)
+        bp = torch.cat(self._bp) if self._bp else torch.zeros(0, dtype=torch.float64)
+        bt = torch.cat(self._bt) if self._bt else torch.zeros(0, dtype=torch.float64)
+        return regression_scores(pred, target, bp, bt, self.tree_threshold)
+
+
+def regression_scores(
+    pred: Tensor,
+    target: Tensor,
+    block_pred: Tensor | None = None,
+    block_target: Tensor | None = None,
+    tree_threshold: float = 2.0,
+) -> dict[str, float]:
+    """Scores of flat valid pixels (metres). Block means are optional (block R2 is NaN without them)."""
+    from torchmetrics.functional import mean_absolute_error, mean_squared_error
+
+    if pred.numel() == 0:
+        nan = math.nan
+        return {k: nan for k in ("MAE", "RMSE", "R2", "bias", "block_R2", "nMAE", "tree_IoU", "n_pixels")}
+    err = pred - target
+    tree_p, tree_t = pred >= tree_threshold, target >= tree_threshold
+    union = (tree_p | tree_t).sum()
+    out = {
+        "MAE": float(mean_absolute_error(pred, target)),
+        "RMSE": float(mean_squared_error(pred, target, squared=False)),
+        "R2": r2_score(pred, target),
+        "bias": float(err.mean()),
+        "block_R2": r2_score(block_pred, block_target) if block_pred is not None and block_pred.numel() else math.nan,
+        "nMAE": float((err.abs() / (1.0 + target.abs())).mean()),
+        "tree_IoU": float((tree_p & tree_t).sum() / union) if union > 0 else math.nan,
+        "n_pixels": float(pred.numel()),
+    }
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- detection
+
+
+class DetectionMeter:
+    """COCO-style mAP (IoU 0.50:0.95), mAP50 and mAP75 through torchmetrics' `MeanAveragePrecision`."""
+
+    def __init__(self, class_names: Sequence[str] | None = None, class_metrics: bool = False):
+        from torchmetrics.detection import MeanAveragePrecision
+
+        self.class_names = list(class_names) if class_names else None
+        self._map = MeanAveragePrecision(
+            box_format="xyxy", iou_type="bbox", class_metrics=class_metrics, backend="pycocotools"
+        )
+
+    def update(self, preds: list[dict[str, Tensor]], targets: list[dict[str, Tensor]]) -> None:
+        """`preds`: dicts of boxes [N,4] xyxy, scores [N], labels [N]; `targets`: boxes and labels."""
+        self._map.update(
+            [{k: v.detach().cpu() for k, v in p.items() if k in ("boxes", "scores", "labels")} for p in preds],
+            [{k: v.detach().cpu() for k, v in t.items() if k in ("boxes", "labels")} for t in targets],
+        )
+
+    def compute(self) -> dict[str, float]:
+        res = self._map.compute()
+        out = {"mAP": float(res["map"]), "mAP50": float(res["map_50"]), "mAP75": float(res["map_75"])}
+        out["mAR100"] = float(res["mar_100"])
+        if "map_per_class" in res and res["map_per_class"].numel() > 1 and "classes" in res:
+            for c, v in zip(res["classes"].tolist(), res["map_per_class"].tolist()):
+                name = self.class_names[c] if self.class_names and 0 <= c < len(self.class_names) else str(c)
+                out[f"AP/{name}"] = float(v)
+        return {k: (math.nan if v == -1.0 else v) for k, v in out.items()}

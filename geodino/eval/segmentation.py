@@ -1,0 +1,312 @@
+"""Semantic segmentation probe on a frozen backbone: linear, UPerNet or DPT head; mIoU with an ignore index.
+
+Protocols: the linear head is the official DINOv3 one (BN + 1x1 conv on the last layer's patch tokens); UPerNet
+on four layers with a Feature2Pyramid neck is PANGAEA's frozen-encoder protocol (AdamW 1e-4, step decay at
+60/90 %); DPT on four layers with CLS readout as DINOv3's dense heads. Training uses fixed tiles of
+`crop_size` (features cached once); evaluation slides `crop_size` windows over whole images.
+
+Data: folders of images and masks paired by file name (`a.tif` with `a.png`, `a_mask.png`, `a_label.tif` ...),
+or any sequence of probe samples (`image` reflectance [C,H,W], `mask` long [H,W]) from a dataset adapter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from geodino.errors import ConfigError, InputError
+from geodino.eval import dense
+from geodino.eval.datasets import DatasetConfig
+from geodino.eval.metrics import SegmentationMeter, check_labels
+
+HEADS = ("linear", "upernet", "dpt")
+MASK_SUFFIXES = ("", "_mask", "_masks", "_label", "_labels", "_gt", "_seg")
+
+
+@dataclass
+class SegmentationProbeConfig:
+    """Keys of a segmentation probe (`geodino probe` task `segmentation`)."""
+
+    data: DatasetConfig = field(default_factory=lambda: DatasetConfig(name=""))  # a named dataset (loveda ...)
+    train_images: str = ""  # folder, file or glob of images (GeoTIFF, PNG, JPEG); used when data.name is ""
+    train_masks: str = ""  # folder of masks with the same names (optionally _mask/_label suffix)
+    val_images: str = ""  # held-out images; empty: val_fraction of the training images
+    val_masks: str = ""
+    val_fraction: float = 0.2
+    num_classes: int = 0  # required: labels are 0..num_classes-1
+    class_names: list[str] = field(default_factory=list)
+    ignore_index: int = 255  # unlabelled pixels (and nodata pixels) are ignored by the loss and metrics
+    head: str = "linear"  # linear | upernet | dpt
+    layers: Any = "auto"  # auto (linear: last; upernet/dpt: four_even) | last | four_last | four_even | [i, ...]
+    crop_size: int = 256  # training tile and sliding-window size, pixels (multiple of the patch size)
+    stride: int = 0  # sliding-window stride at evaluation; 0: 2/3 of crop_size (as DINOv3's 512/341)
+    bands: list[int] = field(default_factory=list)  # 0-based band indices to keep; empty: all
+    data_scale: float = 0.0  # DN -> reflectance factor; 0: 1/255 for 8-bit, 1/10000 for 16-bit, 1 for floats
+    epochs: int = 20
+    batch_size: int = 8
+    lr: float = 0.0  # 0: 1e-3 for linear, 1e-4 for upernet/dpt
+    weight_decay: float = 1e-3
+    channels: int = 512  # UPerNet channels (PANGAEA: 512); DPT fusion uses channels/2 (256, as DPT)
+    dropout: float = 0.1
+    cache_features: str = "memory"  # memory | disk | none
+    seed: int = 0
+    plots: int = 4  # number of validation images drawn as image / truth / prediction panels
+
+    def validate(self) -> None:
+        if self.head not in HEADS:
+            raise ConfigError(f"segmentation head={self.head!r} must be one of {', '.join(HEADS)}")
+        if self.num_classes < 2 and not self.data.name:
+            raise ConfigError(f"segmentation num_classes={self.num_classes} must be set (>= 2)")
+        if self.class_names and self.num_classes and len(self.class_names) != self.num_classes:
+            raise ConfigError(
+                f"class_names has {len(self.class_names)} names but num_classes={self.num_classes}; "
+                "give one name per class"
+            )
+        if self.crop_size < 16:
+            raise ConfigError(f"crop_size={self.crop_size} is too small; use at least the patch size")
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+
+def pair_masks(images: list[Path], masks: list[Path]) -> list[tuple[Path, Path]]:
+    """Pair each image with the mask of the same stem (or stem + _mask/_label/...); name every image left over."""
+    by_stem = {m.stem: m for m in masks}
+    pairs, missing = [], []
+    for img in images:
+        match = next((by_stem[img.stem + s] for s in MASK_SUFFIXES if img.stem + s in by_stem), None)
+        if match is None or match == img:
+            missing.append(img.name)
+        else:
+            pairs.append((img, match))
+    if missing:
+        raise InputError(
+            f"no mask for image(s) {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}; name each mask like "
+            f"its image (a.tif -> a.png or a_mask.png) in the mask folder"
+        )
+    return pairs
+
+
+def load_pair(image: Path, mask: Path, cfg: SegmentationProbeConfig) -> dict[str, Tensor]:
+    """One probe sample from files; nodata pixels of the image become the ignore index."""
+    r = dense.read_raster(image)
+    m = dense.read_raster(mask)
+    if m.data.shape[0] != 1:
+        raise InputError(f"mask {mask} has {m.data.shape[0]} bands; a mask is one band of class ids")
+    if m.data.shape[1:] != r.data.shape[1:]:
+        raise InputError(
+            f"mask {mask} is {m.data.shape[2]}x{m.data.shape[1]} px but image {image} is "
+            f"{r.data.shape[2]}x{r.data.shape[1]} px; masks must match their image's size"
+        )
+    target = torch.from_numpy(m.data[0].astype(np.int64))
+    target[~torch.from_numpy(r.valid)] = cfg.ignore_index
+    return {"image": dense.to_image_tensor(r, cfg.data_scale, cfg.bands), "mask": target, "name": image.name}
+
+
+def load_folder(images: str, masks: str, cfg: SegmentationProbeConfig) -> dense.LazySamples:
+    """Image/mask pairs of two folders (or globs), read when accessed."""
+    imgs = dense.list_files(images, dense.IMAGE_SUFFIXES, "image")
+    msks = dense.list_files(masks, dense.IMAGE_SUFFIXES, "mask")
+    return dense.LazySamples(pair_masks(imgs, msks), lambda pair: load_pair(pair[0], pair[1], cfg))
+
+
+def check_sample(s: dict[str, Any], cfg: SegmentationProbeConfig, backbone: Any, where: str) -> None:
+    img, mask = s["image"], s["mask"]
+    if tuple(img.shape[-2:]) != tuple(mask.shape[-2:]):
+        raise InputError(
+            f"{where}: mask is {mask.shape[-1]}x{mask.shape[-2]} px but image is {img.shape[-1]}x{img.shape[-2]} px; "
+            "masks must match their image's size"
+        )
+    check_labels(mask, cfg.num_classes, cfg.ignore_index, f"mask of {where}")
+    dense.check_bands(img.shape[0], backbone, f"image {where}")
+
+
+# ----------------------------------------------------------------------------------------------- model
+
+
+def default_layers(cfg_layers: Any, head: str) -> Any:
+    if cfg_layers in (None, "auto"):
+        return "last" if head == "linear" else "four_even"
+    return list(cfg_layers) if not isinstance(cfg_layers, str) else cfg_layers
+
+
+def build_head(
+    kind: str, embed_dim: int, n_layers: int, n_out: int, channels: int = 512, dropout: float = 0.1
+) -> nn.Module:
+    """A segmentation head over `n_layers` maps of `embed_dim` channels giving `n_out` logits."""
+    from geodino.eval.heads import DPTHead, LinearHead, UPerNetHead
+
+    if kind == "linear":
+        return LinearHead([embed_dim] * n_layers, n_out, dropout=dropout)
+    if kind == "upernet":
+        return UPerNetHead(embed_dim, n_out, channels=channels, dropout=dropout)
+    if kind == "dpt":
+        return DPTHead(embed_dim, n_out, channels=max(channels // 2, 8), readout="project")
+    raise ConfigError(f"head={kind!r} must be one of {', '.join(HEADS)}")
+
+
+def cache_tiles(
+    data: Any, store: dense.FeatureStore, crop: int, cfg: SegmentationProbeConfig, backbone: Any, batch_size: int
+) -> Tensor:
+    """One pass over the training samples: check each, cut it into a grid of `crop` tiles (the last flush with
+    the edge, padding ignored), add the tiles' features to `store`; returns the tile masks [N,crop,crop]."""
+    from tqdm.auto import tqdm
+
+    masks: list[Tensor] = []
+    buf: list[Tensor] = []
+    small = cfg.num_classes < 255 and 0 <= cfg.ignore_index <= 255
+    for i in tqdm(range(len(data)), desc="segmentation features", leave=False, disable=len(data) < 4):
+        s = data[i]
+        check_sample(s, cfg, backbone, f"train sample {s.get('name', i)}")
+        h, w = s["image"].shape[-2:]
+        for r, c in dense.tile_grid(h, w, crop):
+            buf.append(dense.crop_pad(s["image"], r, c, crop, 0.0))
+            m = dense.crop_pad(s["mask"].long(), r, c, crop, cfg.ignore_index)
+            masks.append(m.to(torch.uint8) if small else m)
+            if len(buf) == batch_size:
+                store.add(torch.stack(buf))
+                buf = []
+    if buf:
+        store.add(torch.stack(buf))
+    if not masks:
+        raise InputError("segmentation has no training samples; check train_images/train_masks")
+    return torch.stack(masks)
+
+
+# ----------------------------------------------------------------------------------------------- run
+
+
+def run_segmentation(
+    backbone: Any,
+    cfg: SegmentationProbeConfig,
+    out_dir: str | Path,
+    *,
+    train_data: Sequence[dict[str, Any]] | None = None,
+    val_data: Sequence[dict[str, Any]] | None = None,
+) -> dict[str, float]:
+    """Train a segmentation head on the frozen `backbone`, evaluate by sliding window, write plots.
+
+    `train_data`/`val_data` (sequences of probe samples) replace the folder keys when given, so the torchgeo
+    adapters plug in. Returns mIoU, pixel accuracy, mAcc and IoU per class; writes
+    `segmentation_metrics.json`, `segmentation_head.pt` and `segmentation_examples.png` into `out_dir`.
+    """
+    cfg.validate()
+    cfg = dataclasses.replace(cfg)  # filled from the dataset below without touching the caller's config
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dense.assert_frozen(backbone)
+    layers = dense.resolve_layers(default_layers(cfg.layers, cfg.head), backbone.n_blocks, cfg.head != "linear")
+    if train_data is None and cfg.data.name:
+        from geodino.eval.datasets import build_dataset
+
+        train_data = build_dataset(cfg.data, "train")
+        val_data = val_data if val_data is not None else build_dataset(cfg.data, "val")
+        cfg.num_classes = cfg.num_classes or len(train_data.classes)
+        cfg.class_names = cfg.class_names or list(train_data.classes)
+        cfg.ignore_index = getattr(train_data, "ignore_index", cfg.ignore_index)
+        if cfg.num_classes != len(train_data.classes):
+            raise ConfigError(
+                f"num_classes={cfg.num_classes} but dataset {cfg.data.name} has {len(train_data.classes)} classes; "
+                "set num_classes=0 to take it from the data"
+            )
+    if train_data is None:
+        if not cfg.train_images or not cfg.train_masks:
+            raise ConfigError("segmentation needs train_images and train_masks (folders of images and masks)")
+        train_data = load_folder(cfg.train_images, cfg.train_masks, cfg)
+    if val_data is None:
+        if cfg.val_images:
+            if not cfg.val_masks:
+                raise ConfigError("val_images is set but val_masks is empty; give the validation mask folder")
+            val_data = load_folder(cfg.val_images, cfg.val_masks, cfg)
+        else:
+            train_data, val_data = dense.split_samples(train_data, cfg.val_fraction, cfg.seed, "segmentation")
+    if cfg.num_classes < 2:
+        raise ConfigError(f"segmentation num_classes={cfg.num_classes} must be >= 2")
+
+    p = backbone.patch_size
+    crop = max(p, cfg.crop_size // p * p)
+    stride = cfg.stride or max(p, round(crop * 2 / 3))
+    store = dense.FeatureStore(backbone, layers, cfg.cache_features, out_dir / "feature_cache")
+    tile_masks = cache_tiles(train_data, store, crop, cfg, backbone, cfg.batch_size)
+    probe_maps, _ = store.get([0])
+    head = build_head(cfg.head, probe_maps[0].shape[1], len(probe_maps), cfg.num_classes, cfg.channels, cfg.dropout)
+
+    def loss_fn(h: nn.Module, maps: list[Tensor], cls: list[Tensor], idx: list[int]) -> Tensor:
+        logits = dense.upsample_to(h(maps, cls), (crop, crop))
+        target = tile_masks[idx].long()
+        if not (target != cfg.ignore_index).any():
+            return logits.sum() * 0.0
+        return F.cross_entropy(logits, target, ignore_index=cfg.ignore_index)
+
+    lr = cfg.lr or (1e-3 if cfg.head == "linear" else 1e-4)
+    history = dense.train_head(
+        head,
+        store,
+        loss_fn,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=lr,
+        weight_decay=cfg.weight_decay,
+        seed=cfg.seed,
+        desc=f"segmentation {cfg.head}",
+    )
+    predict = dense.head_predict(backbone, head, layers)
+    meter = SegmentationMeter(cfg.num_classes, cfg.ignore_index, cfg.class_names or None)
+    shown = []
+    for i in range(len(val_data)):
+        s = val_data[i]
+        check_sample(s, cfg, backbone, f"val sample {s.get('name', i)}")
+        logits = dense.sliding_window(predict, s["image"], crop, stride, cfg.batch_size)
+        pred = logits.argmax(0)
+        meter.update(pred, s["mask"])
+        if len(shown) < cfg.plots:
+            shown.append((s["image"], s["mask"], pred))
+    metrics = meter.compute()
+    metrics["train_loss"] = history[-1] if history else math.nan
+
+    from geodino.io import atomic_path
+
+    with atomic_path(out_dir / "segmentation_head.pt") as tmp:
+        torch.save(
+            {"head": cfg.head, "layers": layers, "num_classes": cfg.num_classes, "state_dict": head.state_dict()}, tmp
+        )
+    with atomic_path(out_dir / "segmentation_metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2))
+    if shown:
+        plot_examples(shown, cfg.num_classes, cfg.ignore_index, out_dir / "segmentation_examples.png")
+    return metrics
+
+
+def plot_examples(items: list[tuple[Tensor, Tensor, Tensor]], k: int, ignore: int, path: Path) -> None:
+    """Image / ground truth / prediction panels (ignored pixels in white)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from geodino.io import atomic_path
+
+    cmap = plt.get_cmap("tab20", max(k, 2))
+    fig, axes = plt.subplots(len(items), 3, figsize=(9, 3 * len(items)), squeeze=False)
+    for row, (img, mask, pred) in zip(axes, items):
+        row[0].imshow(dense.rgb_preview(img))
+        m = np.ma.masked_equal(mask.numpy(), ignore)
+        row[1].imshow(m, cmap=cmap, vmin=0, vmax=max(k - 1, 1), interpolation="nearest")
+        row[2].imshow(pred.numpy(), cmap=cmap, vmin=0, vmax=max(k - 1, 1), interpolation="nearest")
+        for ax, title in zip(row, ("image", "truth", "prediction")):
+            ax.set_title(title)
+            ax.axis("off")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)

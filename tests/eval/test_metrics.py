@@ -1,0 +1,112 @@
+"""Dense-probe metrics against hand computations."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from geodino.errors import InputError
+from geodino.eval.metrics import (
+    DetectionMeter,
+    RegressionMeter,
+    SegmentationMeter,
+    block_means,
+    check_labels,
+    regression_scores,
+)
+
+
+def test_miou_with_ignore_index_by_hand():
+    target = torch.tensor([[0, 0, 1, 1], [2, 2, 255, 255]])
+    pred = torch.tensor([[0, 1, 1, 1], [2, 0, 0, 2]])
+    m = SegmentationMeter(3, ignore_index=255, class_names=["a", "b", "c"])
+    m.update(pred, target)
+    s = m.compute()
+    # class 0: tp 1, fp 1 (pixel 5), fn 1 -> 1/3 ; class 1: tp 2, fp 1 -> 2/3 ; class 2: tp 1, fn 1 -> 1/2
+    assert s["IoU/a"] == pytest.approx(1 / 3)
+    assert s["IoU/b"] == pytest.approx(2 / 3)
+    assert s["IoU/c"] == pytest.approx(1 / 2)
+    assert s["mIoU"] == pytest.approx((1 / 3 + 2 / 3 + 1 / 2) / 3)
+    assert s["pixel_acc"] == pytest.approx(4 / 6)  # the two ignored pixels do not count
+
+
+def test_miou_skips_classes_absent_everywhere():
+    m = SegmentationMeter(4, ignore_index=None)
+    m.update(torch.tensor([0, 1, 1]), torch.tensor([0, 1, 1]))
+    s = m.compute()
+    assert s["mIoU"] == pytest.approx(1.0)
+    assert math.isnan(s["IoU/2"]) and math.isnan(s["IoU/3"])
+
+
+def test_label_outside_classes_is_refused():
+    with pytest.raises(InputError, match=r"label value\(s\) 5 but num_classes=3"):
+        check_labels(torch.tensor([0, 1, 5, 255]), 3, 255, "mask x.png")
+    check_labels(torch.tensor([0, 2, 255]), 3, 255, "ok")
+
+
+def test_block_r2_on_a_constructed_case():
+    # a 106x106 tile: after the 3-px border it is 100x100 = four 50x50 blocks with constant values
+    target = torch.zeros(106, 106)
+    pred = torch.zeros(106, 106)
+    vals_t = [[1.0, 2.0], [3.0, 4.0]]
+    vals_p = [[1.5, 2.0], [3.0, 3.5]]
+    for i in range(2):
+        for j in range(2):
+            target[3 + 50 * i : 53 + 50 * i, 3 + 50 * j : 53 + 50 * j] = vals_t[i][j]
+            pred[3 + 50 * i : 53 + 50 * i, 3 + 50 * j : 53 + 50 * j] = vals_p[i][j]
+    target[:3] = 100.0  # the border is dropped: it must not affect block means
+    means, ok = block_means(target, None)
+    assert ok.all() and means.tolist() == [1.0, 2.0, 3.0, 4.0]
+    meter = RegressionMeter()
+    meter.update(pred, target)
+    s = meter.compute()
+    # R2 = 1 - (0.25 + 0 + 0 + 0.25) / sum((y - 2.5)^2) = 1 - 0.5 / 5
+    assert s["block_R2"] == pytest.approx(0.9)
+
+
+def test_block_with_invalid_pixel_is_dropped():
+    x = torch.ones(56, 106)
+    valid = torch.ones(56, 106, dtype=torch.bool)
+    valid[10, 10] = False
+    _means, ok = block_means(x, valid)
+    assert ok.tolist() == [False, True]
+
+
+def test_regression_scores_by_hand():
+    pred = torch.tensor([1.0, 3.0, 0.0, 5.0], dtype=torch.float64)
+    y = torch.tensor([2.0, 3.0, 1.0, 3.0], dtype=torch.float64)
+    s = regression_scores(pred, y)
+    assert s["MAE"] == pytest.approx(1.0)
+    assert s["RMSE"] == pytest.approx(math.sqrt((1 + 0 + 1 + 4) / 4))
+    assert s["bias"] == pytest.approx(0.0)
+    assert s["R2"] == pytest.approx(1 - 6 / 2.75)
+    assert s["nMAE"] == pytest.approx((1 / 3 + 0 + 1 / 2 + 2 / 4) / 4)
+    # trees >= 2 m: pred {1? no, 3, 5} -> idx 1, 3 ; y -> idx 0, 1, 3 -> IoU 2/3
+    assert s["tree_IoU"] == pytest.approx(2 / 3)
+
+
+def test_regression_meter_ignores_invalid_pixels():
+    meter = RegressionMeter()
+    meter.update(torch.tensor([[1.0, 100.0]]), torch.tensor([[2.0, 0.0]]), torch.tensor([[True, False]]))
+    assert meter.compute()["MAE"] == pytest.approx(1.0)
+
+
+def test_map_on_a_hand_made_case():
+    # two reference boxes; one exact detection (score 0.9) and one false positive (0.8): recall tops at 0.5 with
+    # precision 1, so COCO's 101-point AP is 51/101 at every IoU threshold
+    meter = DetectionMeter(["tree"])
+    meter.update(
+        [
+            {
+                "boxes": torch.tensor([[0.0, 0, 10, 10], [50, 50, 60, 60]]),
+                "scores": torch.tensor([0.9, 0.8]),
+                "labels": torch.tensor([0, 0]),
+            }
+        ],
+        [{"boxes": torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30]]), "labels": torch.tensor([0, 0])}],
+    )
+    s = meter.compute()
+    assert s["mAP"] == pytest.approx(51 / 101, abs=1e-4)
+    assert s["mAP50"] == pytest.approx(51 / 101, abs=1e-4)
