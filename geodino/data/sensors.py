@@ -243,15 +243,65 @@ _S2_ALIASES = {
 # SSL4EO-S12 v1 statistics (Wang et al. 2022), computed on 50k patches, in DN (/10000 here):
 # zhu-xlab/SSL4EO-S12, src/benchmark/pretrain_ssl/datasets/SSL4EO/ssl4eo_dataset.py (S2C_* = L1C, S2A_* = L2A);
 # torchgeo ships the same L1C values rounded in torchgeo/models/resnet.py (_mean_s2/_std_s2).
-_S2_L1C_MEAN_DN = (1605.58, 1390.78, 1314.87, 1363.52, 1549.44, 2091.75, 2371.72, 2299.90, 2560.30, 830.07, 22.10,
-                   2177.07, 1524.07)  # fmt: skip
-_S2_L1C_STD_DN = (786.79, 850.35, 875.06, 1138.85, 1122.18, 1161.59, 1274.39, 1248.43, 1345.53, 577.32, 51.15,
-                  1336.10, 1136.54)  # fmt: skip
+_S2_L1C_MEAN_DN = (
+    1605.58,
+    1390.78,
+    1314.87,
+    1363.52,
+    1549.44,
+    2091.75,
+    2371.72,
+    2299.90,
+    2560.30,
+    830.07,
+    22.10,
+    2177.07,
+    1524.07,
+)
+_S2_L1C_STD_DN = (
+    786.79,
+    850.35,
+    875.06,
+    1138.85,
+    1122.18,
+    1161.59,
+    1274.39,
+    1248.43,
+    1345.53,
+    577.32,
+    51.15,
+    1336.10,
+    1136.54,
+)
 _S2_L2A_BANDS = tuple(b for b in _S2_L1C_BANDS if b != "B10")
-_S2_L2A_MEAN_DN = (752.40, 884.30, 1144.16, 1297.47, 1624.91, 2194.64, 2422.21, 2517.76, 2581.65, 2645.52, 2368.51,
-                   1805.07)  # fmt: skip
-_S2_L2A_STD_DN = (1108.03, 1155.15, 1183.63, 1368.11, 1370.27, 1355.55, 1416.51, 1474.79, 1439.31, 1582.28, 1455.52,
-                  1343.48)  # fmt: skip
+_S2_L2A_MEAN_DN = (
+    752.40,
+    884.30,
+    1144.16,
+    1297.47,
+    1624.91,
+    2194.64,
+    2422.21,
+    2517.76,
+    2581.65,
+    2645.52,
+    2368.51,
+    1805.07,
+)
+_S2_L2A_STD_DN = (
+    1108.03,
+    1155.15,
+    1183.63,
+    1368.11,
+    1370.27,
+    1355.55,
+    1416.51,
+    1474.79,
+    1439.31,
+    1582.28,
+    1455.52,
+    1343.48,
+)
 
 # Landsat 8/9 OLI Collection-2 Level-2 surface reflectance: reflectance = DN * 2.75e-5 - 0.2 (USGS C2 L2 guide).
 # Statistics: HLS v2 surface reflectance over CONUS as used to pretrain Prithvi-EO (ibm-nasa-geospatial
@@ -386,8 +436,17 @@ SENSORS: dict[str, Sensor] = {
         source="Landsat 9 OLI-2 C2 L2 surface reflectance (HLS/Prithvi statistics)",
     ),
 }
-_ALIASES = {"s2": "sentinel2_l2a", "s2_l2a": "sentinel2_l2a", "s2_l1c": "sentinel2_l1c", "sat": "sat493m",
-            "worldview": "maxar", "rgb": "imagenet", "web": "imagenet", "l8": "landsat8", "l9": "landsat9"}  # fmt: skip
+_ALIASES = {
+    "s2": "sentinel2_l2a",
+    "s2_l2a": "sentinel2_l2a",
+    "s2_l1c": "sentinel2_l1c",
+    "sat": "sat493m",
+    "worldview": "maxar",
+    "rgb": "imagenet",
+    "web": "imagenet",
+    "l8": "landsat8",
+    "l9": "landsat9",
+}
 
 
 def list_sensors() -> list[str]:

@@ -77,3 +77,14 @@ def scenes(tmp_path: Path) -> dict[str, Path]:
         d / "c_wgs84.tif", ramp(4, 90, 110, seed=3), crs="EPSG:4326", origin=(12.0, 45.0), res=0.0001
     )
     return out
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: intra-op threads only add overhead on the shared 2-core CI machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
