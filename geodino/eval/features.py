@@ -81,12 +81,12 @@ def resolve_image_size(image_size: int, native: tuple[int, int], patch_size: int
 def band_mismatch_message(backbone: Any, n_data: int, data_bands: list[str], dataset: str) -> str:
     """The one-line error for a backbone whose input band count differs from the data's."""
     spec = getattr(backbone, "spec", "the backbone")
+    names = ",".join(data_bands[:13])
     return (
-        f"backbone {spec} takes {backbone.in_chans} bands but {dataset} has {n_data} "
-        f"({', '.join(data_bands[:6])}{', ...' if len(data_bands) > 6 else ''}): adapt the backbone's patch "
-        f"embedding to the data's bands (the probe does this when the backbone spec allows it, e.g. "
-        f"'arch:vit_small?bands={n_data}' or a checkpoint loaded with load_backbone(spec, bands=[...])), or select "
-        f"{backbone.in_chans} bands with dataset.bands (e.g. dataset.bands=[rgb])"
+        f"backbone {spec} takes {backbone.in_chans} bands but {dataset} has {n_data} ({', '.join(data_bands[:6])}"
+        f"{', ...' if len(data_bands) > 6 else ''}): adapt the backbone's patch embedding to the data's bands "
+        f"(suite key backbone_bands=[{names}], i.e. load_backbone(spec, bands=[...]); '?bands={n_data}' for an "
+        f"arch: spec), or select {backbone.in_chans} bands of the data with dataset.bands (e.g. [rgb])"
     )
 
 

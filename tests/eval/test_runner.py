@@ -160,7 +160,8 @@ def test_shipped_suite_configs_parse_into_their_task_schemas():
     types = {n: (type(c).__name__, t, d.name if d is not None else None) for n, (_, c, t, d) in parsed.items()}
     assert types["eurosat_knn_linear"] == ("ClassificationConfig", "classification", None)
     assert types["loveda_upernet"][1] == "segmentation" and parsed["loveda_upernet"][1].head == "upernet"
-    assert types["vhr10_fasterrcnn"][1:] == ("detection", "vhr10")
+    _, det_cfg, det_type, det_data = parsed["vhr10_fasterrcnn"]
+    assert det_type == "detection" and (det_data or det_cfg.data).name == "vhr10"
     assert types["canopy_neon_dpt"][1] == "canopy"
 
 
@@ -186,3 +187,36 @@ def test_adapter_data_is_passed_to_entry_points_without_a_data_key(tmp_path):
             return {}
 
         runner._call_task(run_plain, None, None, tmp_path, data)
+
+
+def test_real_vit_tiny_backbone_through_the_cli(tmp_path, monkeypatch, capsys):
+    """No stand-in: `arch:vit_tiny` from geodino.backbones, frozen, through `geodino probe`."""
+    monkeypatch.setattr(geodino.cli, "COMMAND_MODULES", ("geodino.eval.commands",))
+    suite = _suite(tmp_path)
+    out = tmp_path / "vit"
+    spec = "arch:vit_tiny?patch_size=8&seed=0"
+    code = geodino.cli.main(["probe", "-c", str(suite), "-b", spec, "--out", str(out), "progress=0"])
+    assert code == 0
+    res = read_results(out)
+    assert res["backbone"] == spec and len(res["fingerprint"]) == 64
+    metrics = {r["metric"]: r["value"] for r in res["rows"]}
+    assert {"knn_top1@k1", "knn_top1@k3", "linear_top1", "linear_macro_f1"} <= set(metrics)
+    assert all(0.0 <= v <= 1.0 for v in metrics.values())
+    assert len(list((out / "feature_cache").glob("*.safetensors"))) == 3
+    # the same backbone on 4-band data: one line that suggests band adaptation
+    for i, c in enumerate(("dark", "bright")):
+        for j in range(4):
+            import rasterio
+
+            (tmp_path / "ms" / c).mkdir(parents=True, exist_ok=True)
+            arr = np.full((4, 16, 16), 1000 + 3000 * i + j, dtype=np.uint16)
+            with rasterio.open(tmp_path / "ms" / c / f"{j}.tif", "w", driver="GTiff", width=16, height=16, count=4,
+                               dtype="uint16") as dst:  # fmt: skip
+                dst.write(arr)
+    capsys.readouterr()
+    code = geodino.cli.main(["probe", "-c", str(suite), "-b", spec, "--out", str(tmp_path / "ms_out"), "progress=0",
+                             f"tasks.folder_knn_linear.data.root={tmp_path / 'ms'}"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert f"backbone {spec} takes 3 bands but image_folder has 4" in err
+    assert "adapt the backbone's patch embedding to the data's bands (suite key backbone_bands=[b1,b2,b3,b4]" in err
