@@ -47,8 +47,9 @@ def timm_to_official(
 ) -> dict[str, Tensor]:
     """timm Eva (DINOv3) state_dict -> official layout.
 
-    `qkv_bias=None` writes a (zero) qkv bias when the file has none but the matching official release has one,
-    so the result loads strictly into the official model; the output is unchanged since that bias is zero.
+    `qkv_bias=None` writes a (zero) qkv bias when the file has none, unless the size is one whose official
+    release has no qkv bias (the 7B), so the result loads strictly into the official model; the output is
+    unchanged since that bias is zero.
     """
     from geodino.models.convert_hf import _default_heads, rope_periods
 
@@ -63,7 +64,7 @@ def timm_to_official(
     ref = _arch_for(dim, depth)
     has_qv = "blocks.0.attn.q_bias" in s
     if qkv_bias is None:
-        qkv_bias = has_qv or bool(ref and ref["qkv_bias"])
+        qkv_bias = has_qv or ref is None or bool(ref["qkv_bias"])
     out: dict[str, Tensor] = {
         "cls_token": s["cls_token"],
         "mask_token": torch.zeros(1, dim, dtype=s["cls_token"].dtype),

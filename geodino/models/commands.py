@@ -1,0 +1,84 @@
+"""`geodino convert` (checkpoint layouts, band adaptation) and `geodino info` (architectures, a spec's summary)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the `convert` and `info` commands."""
+    c = subparsers.add_parser(
+        "convert",
+        help="convert a backbone between the official, HF transformers and timm layouts",
+        description="Convert a DINOv3 backbone file or HF folder between layouts (official .pth/.safetensors, HF "
+        "DINOv3ViTModel folder, timm vit_*_patch16_dinov3 state_dict), optionally adapting its patch embedding "
+        "to other bands. The input layout is detected; --from checks it.",
+    )
+    c.add_argument("input", help="checkpoint file (.pth/.safetensors/.ckpt) or HF folder")
+    c.add_argument("output", help="output file (.pth or .safetensors) or, for --to hf, a folder")
+    c.add_argument("--from", dest="src_layout", default="auto", choices=["auto", "official", "hf", "timm"])
+    c.add_argument("--to", dest="dst_layout", default="official", choices=["official", "hf", "timm"])
+    c.add_argument("--bands", nargs="+", default=None, help="adapt the patch embedding to these band names")
+    c.add_argument("--src-bands", nargs="+", default=None, help="band names of the input (default R G B)")
+    c.add_argument("--fill", default="mean", choices=["mean", "zeros"], help="kernel of unmatched bands")
+    c.add_argument("--which", default="teacher", help="backbone inside a training checkpoint (teacher/student)")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    c.add_argument("--expect-arch", default=None, help="fail unless the weights fit this architecture (e.g. vit_large)")
+    c.add_argument("--expect-bands", type=int, default=None, help="fail unless the weights take this many bands")
+    c.set_defaults(func=_convert)
+
+    i = subparsers.add_parser(
+        "info",
+        help="list the architectures, or describe a backbone spec (arch, params, bands, patch size, keys)",
+        description="Without SPEC: the architecture table with parameter counts. With SPEC (a checkpoint file, HF "
+        "folder, arch:NAME or timm:NAME): its architecture, parameter count, bands, patch size and key count.",
+    )
+    i.add_argument("spec", nargs="?", default=None, help="backbone spec (optional)")
+    i.add_argument(
+        "--image-size", nargs="+", type=int, default=None, metavar="PX", help="also show the token grid for H [W]"
+    )
+    i.set_defaults(func=_info)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from geodino.models.checkpoints import convert_checkpoint
+
+    out = convert_checkpoint(
+        args.input,
+        args.output,
+        src_layout=args.src_layout,
+        dst_layout=args.dst_layout,
+        bands=args.bands,
+        src_bands=args.src_bands,
+        fill=args.fill,
+        which=args.which,
+        overwrite=args.overwrite,
+        expect_arch=args.expect_arch,
+        expect_bands=args.expect_bands,
+    )
+    print(f"wrote {out} ({args.dst_layout} layout)")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from geodino.models.info import arch_table, describe, format_params
+
+    if args.spec is None:
+        rows = arch_table()
+        head = f"{'arch':15s} {'dim':>5s} {'depth':>5s} {'heads':>5s} {'ffn':>9s} {'hidden':>6s} {'reg':>3s} "
+        head += f"{'params':>11s} {'keys':>5s}  released weights"
+        print(head)
+        for r in rows:
+            print(
+                f"{r['arch']:15s} {r['embed_dim']:5d} {r['depth']:5d} {r['heads']:5d} {r['ffn']:>9s} "
+                f"{r['ffn_hidden']:6d} {r['storage']:3d} {format_params(r['params']):>11s} {r['keys']:5d}  "
+                f"{r['released'] or '-'}"
+            )
+        return 0
+    info = describe(args.spec, image_size=args.image_size)
+    for k, v in info.items():
+        print(f"{k:15s} {format_params(v) if k == 'params' else v}")
+    return 0

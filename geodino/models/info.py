@@ -1,0 +1,143 @@
+"""What `geodino info` prints: the architecture table, and the description of a backbone spec or file.
+
+A file is described from its weights alone (no model is built), so even a 7B checkpoint is cheap to inspect.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from geodino.models.archs import ARCHS, RELEASED, arch_kwargs
+
+
+def arch_table() -> list[dict[str, Any]]:
+    """One row per architecture: sizes, FFN, storage tokens and parameter count (built on the meta device)."""
+    from geodino.models import build_model, count_parameters
+
+    rows = []
+    for name in ARCHS:
+        kw = arch_kwargs(name)
+        model = build_model(name, device="meta")
+        rows.append(
+            {
+                "arch": name,
+                "embed_dim": kw["embed_dim"],
+                "depth": kw["depth"],
+                "heads": kw["num_heads"],
+                "ffn": kw["ffn_layer"],
+                "ffn_hidden": model.config["ffn_hidden_dim"],
+                "storage": kw["n_storage_tokens"],
+                "params": count_parameters(model),
+                "keys": len(model.state_dict()),
+                "released": RELEASED.get(name, ""),
+            }
+        )
+    return rows
+
+
+def describe(spec: str | Path, image_size: list[int] | None = None) -> dict[str, Any]:
+    """Architecture, parameter count, bands, patch size and key count of a spec (file, HF folder, arch:, timm:);
+    with `image_size` ([H] or [H, W]) also the patch grid, token count and feature-map shape for that input."""
+    info = _describe(spec)
+    if image_size:
+        info.update(token_grid(image_size, int(info["patch_size"]), int(info["embed_dim"]), info.get("n_prefix")))
+    info.pop("n_prefix", None)
+    return info
+
+
+def token_grid(image_size: list[int], patch: int, dim: int, n_prefix: int | None = None) -> dict[str, Any]:
+    """Patch grid, token count and feature-map shape for an H×W input; InputError when H or W is not a
+    multiple of the patch size."""
+    from geodino.errors import InputError
+
+    if len(image_size) not in (1, 2) or min(image_size) <= 0:
+        raise InputError(f"--image-size takes H or H W in pixels, got {image_size}")
+    h, w = (image_size[0], image_size[0]) if len(image_size) == 1 else image_size
+    if h % patch or w % patch:
+        lo = f"{max(patch, h // patch * patch)}x{max(patch, w // patch * patch)}"
+        hi = f"{-(-h // patch) * patch}x{-(-w // patch) * patch}"
+        raise InputError(
+            f"image size {h}x{w} is not a multiple of the patch size {patch}; crop or pad to {lo} (or {hi})"
+        )
+    out: dict[str, Any] = {
+        "grid": f"{h // patch}x{w // patch} patches",
+        "feature_map": f"[{dim}, {h // patch}, {w // patch}]",
+    }
+    if n_prefix is not None:
+        out["tokens"] = f"{h // patch * (w // patch) + n_prefix} ({n_prefix} prefix + patches)"
+    return out
+
+
+def _describe(spec: str | Path) -> dict[str, Any]:
+    from geodino.backbones import parse_spec
+
+    kind, target, options = parse_spec(spec)
+    if kind == "path":
+        from geodino.models.checkpoints import infer_config, read_backbone_weights
+
+        weights = read_backbone_weights(Path(target).expanduser(), which=options.get("which", "teacher"))
+        cfg = infer_config(weights.state, weights.source)
+        params = sum(v.numel() for k, v in weights.state.items() if not k.endswith(("periods", "bias_mask")))
+        return {
+            "spec": str(spec),
+            "layout": weights.layout,
+            "kind": weights.kind,
+            "arch": cfg["arch"] or "custom",
+            "params": params,
+            "bands": cfg["in_chans"],
+            "patch_size": cfg["patch_size"],
+            "embed_dim": cfg["embed_dim"],
+            "depth": cfg["depth"],
+            "heads": cfg["num_heads"],
+            "ffn": f"{cfg['ffn_layer']} ({cfg['ffn_hidden_dim']})",
+            "storage_tokens": cfg["n_storage_tokens"],
+            "local_cls_norm": cfg["untie_global_and_local_cls_norm"],
+            "n_prefix": 1 + cfg["n_storage_tokens"],
+            "keys": len(weights.state),
+            "dtype": str(next(iter(weights.state.values())).dtype).replace("torch.", ""),
+        }
+    if kind == "arch":
+        from geodino.backbones import _parse_value
+        from geodino.models import build_model, count_parameters
+
+        overrides = {k: _parse_value(v) for k, v in options.items() if k not in ("seed", "sensor", "fill")}
+        bands = overrides.pop("bands", 3)
+        in_chans = int(overrides.pop("in_chans", bands if isinstance(bands, int) else len(str(bands).split(","))))
+        model = build_model(target, in_chans=in_chans, device="meta", **overrides)
+        cfg = model.config
+        return {
+            "spec": str(spec),
+            "arch": target,
+            "params": count_parameters(model),
+            "bands": cfg["in_chans"],
+            "patch_size": cfg["patch_size"],
+            "embed_dim": cfg["embed_dim"],
+            "depth": cfg["depth"],
+            "heads": cfg["num_heads"],
+            "ffn": f"{cfg['ffn_layer']} ({cfg['ffn_hidden_dim']})",
+            "storage_tokens": cfg["n_storage_tokens"],
+            "keys": len(model.state_dict()),
+            "n_prefix": 1 + cfg["n_storage_tokens"],
+        }
+    from geodino.backbones import _build_timm, _timm_geometry
+
+    with torch.device("meta"):
+        model = _build_timm(target, {k: v for k, v in options.items() if k != "pretrained"}, None, None)
+    patch, dim, in_chans, n = _timm_geometry(model)
+    return {
+        "spec": str(spec),
+        "arch": f"timm {type(model).__name__}",
+        "params": sum(p.numel() for p in model.parameters()),
+        "bands": in_chans,
+        "patch_size": patch,
+        "embed_dim": dim,
+        "depth": n,
+        "keys": len(model.state_dict()),
+    }
+
+
+def format_params(n: int) -> str:
+    return f"{n / 1e9:.3f} B" if n >= 1e9 else f"{n / 1e6:.2f} M"
