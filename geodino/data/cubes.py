@@ -140,6 +140,15 @@ def open_cube(
         crs = da.rio.crs or ds.rio.crs
     except Exception:  # rioxarray raises on malformed grid mappings; fall through to attributes
         crs = None
+    if crs is None:  # a grid-mapping variable not linked from the data variable (encoding lost on write)
+        for gm in ("spatial_ref", "crs"):
+            if gm in ds.variables:
+                wkt = ds[gm].attrs.get("crs_wkt") or ds[gm].attrs.get("spatial_ref")
+                if wkt:
+                    from rasterio.crs import CRS
+
+                    crs = CRS.from_wkt(wkt)
+                    break
     if crs is None:
         for key in ("crs", "crs_wkt", "spatial_ref", "proj:epsg", "proj:wkt2"):
             val = da.attrs.get(key, ds.attrs.get(key))
@@ -301,12 +310,11 @@ class CubeSource:
             data = np.asarray(da.isel(sel).values)
         except Exception as exc:
             raise InputError(f"datacube {s.path}: tile read failed ({type(exc).__name__}: {exc})") from exc
-        band_axis = -3
-        valid = np.ones(data.shape[-2:], dtype=bool)
+        valid = np.ones(data.shape[:-3] + data.shape[-2:], dtype=bool)
         if s.nodata is not None and not np.isnan(s.nodata):
-            valid &= ~(data == np.asarray(s.nodata, dtype=data.dtype)).all(axis=band_axis)
+            valid &= ~(data == np.asarray(s.nodata, dtype=data.dtype)).all(axis=-3)
         if data.dtype.kind == "f":
-            valid &= ~np.isnan(data).all(axis=band_axis)
+            valid &= ~np.isnan(data).all(axis=-3)
         if data.ndim == 4:  # stacked times: a pixel is valid when valid at every time
             valid = valid.all(axis=0)
         image = self.sensor.to_reflectance(data).astype(np.float32, copy=False)

@@ -127,6 +127,10 @@ def compute_stats(
         empty = [b for b, c in zip(source.band_names, stats.count) if c == 0]
         raise InputError(f"no valid pixels for band(s) {empty} in {samples} tiles; check nodata and the paths")
     sel = source.sensor
+    if nodata is None:  # carry the files' own nodata value into the sensor (used when a file declares none)
+        scenes = getattr(getattr(source, "archive", None), "scenes", None) or getattr(source, "scenes", [])
+        values = {sc.nodata for sc in scenes}
+        nodata = values.pop() if len(values) == 1 else sel.nodata
     out = Sensor(
         name=name or (f"{sel.name}_custom" if sensor else sel.name),
         bands=tuple(source.band_names),

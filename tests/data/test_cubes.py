@@ -1,0 +1,97 @@
+"""Datacubes: Zarr v2 and v3, (band,y,x) and (time,band,y,x); pixels/georeference equal the GeoTIFF of the same
+array read by rasterio; chunk-aligned tiles; time sampling; missing CRS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
+
+from geodino.data.cubes import CubeSource
+from geodino.data.sensors import Sensor
+from geodino.errors import InputError
+
+from .conftest import ramp, write_tif
+
+S3 = Sensor("s3", ("B1", "B2", "B3"), 1e-4, (0.1,) * 3, (0.05,) * 3, False)
+T = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4650000.0)
+
+
+def _cube(data: np.ndarray, times: int | None = None, crs: str | None = "EPSG:32633"):
+    import rioxarray  # noqa: F401
+    import xarray as xr
+
+    c, h, w = data.shape[-3:]
+    x = T.c + (np.arange(w) + 0.5) * T.a
+    y = T.f + (np.arange(h) + 0.5) * T.e
+    dims = ("band", "y", "x")
+    coords = {"band": ["B1", "B2", "B3"][:c], "y": y, "x": x}
+    if times:
+        dims = ("time", *dims)
+        coords["time"] = np.array(["2024-01-01", "2024-02-01", "2024-03-01"][:times], dtype="datetime64[ns]")
+    da = xr.DataArray(data, dims=dims, coords=coords, name="reflectance")
+    da.attrs["_FillValue"] = 0
+    if crs:
+        da = da.rio.write_crs(crs)
+    return da
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_zarr_pixels_and_georeference_equal_geotiff(tmp_path, zarr_format):
+    data = ramp(3, 64, 80)
+    data[:, :10, :10] = 0
+    tif = write_tif(tmp_path / "same.tif", data, crs="EPSG:32633")
+    store = tmp_path / f"cube_v{zarr_format}.zarr"
+    _cube(data).to_dataset().to_zarr(store, zarr_format=zarr_format, encoding={"reflectance": {"chunks": (3, 16, 16)}})
+    src = CubeSource(str(store), sensor=S3, tile_size=32, max_nodata_fraction=1.0, name="c")
+    assert src.band_names == ["B1", "B2", "B3"] and src.scenes[0].chunks == (16, 16)
+    with rasterio.open(tif) as ref:
+        for i in range(8):
+            s = src.get(i, 0)
+            t = s["transform"]
+            col, row = round((t.c - T.c) / 10), round((T.f - t.f) / 10)
+            assert col % 16 == 0 and row % 16 == 0  # chunk-aligned origins
+            raw = ref.read(window=Window(col, row, 32, 32))
+            np.testing.assert_allclose(s["image"], raw * 1e-4, rtol=1e-6)
+            assert t == window_transform(Window(col, row, 32, 32), ref.transform)
+            assert rasterio.crs.CRS.from_wkt(s["crs"]) == ref.crs
+            assert s["valid"].tolist() == (~(raw == 0).all(0)).tolist()
+
+
+def test_time_cube_sampling_and_grid(tmp_path):
+    data = np.stack([ramp(3, 40, 40, seed=k) + 5000 * k for k in range(3)]).astype("uint16")
+    store = tmp_path / "ts.zarr"
+    _cube(data, times=3).to_dataset().to_zarr(store, zarr_format=3)
+    rnd = CubeSource(str(store), sensor=S3, tile_size=20, name="t")
+    seen_times = {rnd.get(i, 0)["time"][:10] for i in range(30)}
+    assert seen_times == {"2024-01-01", "2024-02-01", "2024-03-01"}
+    s = rnd.get(0, 0)
+    k = ["2024-01-01", "2024-02-01", "2024-03-01"].index(s["time"][:10])
+    col, row = round((s["transform"].c - T.c) / 10), round((T.f - s["transform"].f) / 10)
+    np.testing.assert_allclose(s["image"], data[k, :, row : row + 20, col : col + 20] * 1e-4, rtol=1e-6)
+    grid = CubeSource(str(store), sensor=S3, tile_size=20, sampling="grid", max_nodata_fraction=1.0, name="g")
+    assert len(grid) == 4 * 3
+    pairs = {(grid.get(i, 0)["time"], grid.get(i, 0)["transform"].c, grid.get(i, 0)["transform"].f) for i in range(12)}
+    assert len(pairs) == 12  # every (tile, time) once per epoch
+    stack = CubeSource(str(store), sensor=S3, tile_size=20, time_sampling="stack", name="s")
+    assert stack.get(0, 0)["image"].shape == (3, 3, 20, 20)
+
+
+def test_band_selection_and_errors(tmp_path):
+    store = tmp_path / "c.zarr"
+    _cube(ramp(3, 32, 32)).to_dataset().to_zarr(store, zarr_format=2)
+    src = CubeSource(str(store), sensor=S3, bands=["B3", "B1"], tile_size=16)
+    assert src.band_names == ["B3", "B1"] and src.get(0, 0)["image"].shape == (2, 16, 16)
+    with pytest.raises(InputError, match=r"datacube .*c.zarr has no band 'B7' \(its bands: B1, B2, B3\)"):
+        CubeSource(str(store), sensor=S3, bands=["B7"], tile_size=16)
+    nocrs = tmp_path / "nocrs.zarr"
+    _cube(ramp(3, 32, 32), crs=None).to_dataset().to_zarr(nocrs, zarr_format=3)
+    with pytest.raises(InputError, match=r"datacube .*nocrs.zarr has no CRS"):
+        CubeSource(str(nocrs), sensor=S3, tile_size=16)
+    with pytest.raises(InputError, match=r"datacube .*missing.zarr cannot be opened"):
+        CubeSource(str(tmp_path / "missing.zarr"), sensor=S3)
+    with pytest.raises(InputError, match="tile size 64 px is larger than every raster"):
+        CubeSource(str(store), sensor=S3, tile_size=64)
