@@ -260,6 +260,8 @@ def _default_scale_desc(dtype: str) -> str:
 def _init_work_dir(work: Path, prep: dict[str, Any], *, join: bool) -> None:
     """Create (or check, when resuming/joining) the work folder: plan record, empty store, progress folder."""
     plan_file = work / PLAN_FILE
+    if not join and work.exists():
+        raise InputError(f"partial output {work} exists; pass --resume to finish it or --overwrite to start again")
     if plan_file.exists():
         old = json.loads(plan_file.read_text())
         diff = sorted(k for k in set(old) | set(prep["ident"]) if old.get(k) != _jsonable(prep["ident"]).get(k))
@@ -269,8 +271,6 @@ def _init_work_dir(work: Path, prep: dict[str, Any], *, join: bool) -> None:
                 f"rerun with the same settings or pass --overwrite to start again"
             )
         return
-    if not join and work.exists():
-        raise InputError(f"partial output {work} exists; pass --resume to finish it or --overwrite to start again")
     work.mkdir(parents=True, exist_ok=True)
     plan: Plan = prep["plan"]
     info = prep["source"].info

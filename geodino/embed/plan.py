@@ -165,7 +165,7 @@ def make_plan(
         block_rows=block_rows,
         max_block_cols=max_block_cols,
         transform=transform,
-        out_transform=transform * Affine.scale(patch),
+        out_transform=transform @ Affine.scale(patch),
         out_height=out_h,
         out_width=out_w,
         tile_cells=tc,

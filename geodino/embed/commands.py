@@ -1,0 +1,167 @@
+"""`geodino embed INPUT --backbone SPEC --out OUT.tif|OUT.zarr` and `geodino embed pca|cluster|similar|zonal`.
+
+One parser serves both forms (argparse cannot mix a positional INPUT with sub-commands): when the first
+positional is a product name the product runs on the feature raster given next. Every handler is a thin call
+of the public function (`embed_raster`, `pca_map`, `cluster_map`, `similarity_map`, `zonal_embeddings`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from geodino.errors import ConfigError
+
+PRODUCTS = ("pca", "cluster", "similar", "zonal")
+
+USAGE = """geodino embed INPUT --backbone SPEC --out OUT.tif|OUT.zarr [options] [key=value ...]
+       geodino embed pca FEATURES --out PCA.tif [--png PCA.png]
+       geodino embed cluster FEATURES --out CLASSES.tif --k 8 [--png CLASSES.png]
+       geodino embed similar FEATURES --out SIM.tif (--point X,Y [--point-crs EPSG:4326] | --polygon FILE)
+       geodino embed zonal FEATURES POLYGONS --out ZONES.parquet [--layer NAME] [--all-touched]"""
+
+
+def _bool(v: str) -> bool:
+    if v.lower() in ("1", "true", "yes", "on"):
+        return True
+    if v.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{v!r} is not a boolean (true/false)")
+
+
+def _ints(v: str) -> list[int]:
+    try:
+        return [int(x) for x in v.split(",") if x.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{v!r} is not a comma-separated list of band numbers") from exc
+
+
+class _IntermixedParser(argparse.ArgumentParser):
+    """Allows `key=value` overrides after options (`embed IN --out X tile=256`): plain argparse stops taking
+    positionals once the first group is consumed."""
+
+    _inside = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if self._inside:
+            return super().parse_known_args(args, namespace)
+        self._inside = True
+        try:
+            return super().parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inside = False
+
+
+def register(subparsers: Any) -> None:
+    """Add the `embed` command (feature rasters and their products)."""
+    from geodino.cli import add_config_arguments
+    from geodino.embed.pipeline import EmbedConfig
+
+    p = subparsers.add_parser(
+        "embed",
+        usage=USAGE,
+        help="feature rasters (COG/GeoZarr) and their products: pca, cluster, similar, zonal",
+        description="Write a backbone's patch features of a raster as a georeferenced COG or GeoZarr "
+        "(streaming, seam-free, resumable, parallel), or make a product from such a feature raster.",
+    )
+    p.__class__ = _IntermixedParser
+    p.add_argument("input", help="raster/VRT/Zarr to embed, or a product name: " + "|".join(PRODUCTS))
+    add_config_arguments(p, EmbedConfig)
+    g = p.add_argument_group("embedding")
+    g.add_argument("--backbone", "-b", help="backbone spec: checkpoint, arch:vit_small?bands=4, timm:NAME")
+    g.add_argument("--out", "-o", help="output .tif (COG) or .zarr (GeoZarr v2); products: their output")
+    g.add_argument("--tile", type=int, help="tile size in input pixels (default 512)")
+    g.add_argument("--overlap", type=int, help="tile overlap in input pixels (default 128)")
+    g.add_argument("--blend", choices=("cosine", "hann", "center"), help="blending of overlaps (default cosine)")
+    g.add_argument("--margin", type=int, help="pixels at inner tile borders with weight 0 (default overlap/4)")
+    g.add_argument("--batch-size", type=int, dest="batch_size")
+    g.add_argument("--layers", help="last | four_last | four_even | block indices like 4,8,11")
+    g.add_argument("--layer-mode", choices=("concat", "mean"), dest="layer_mode")
+    g.add_argument("--l2", type=_bool, dest="l2_normalize", help="unit-length vectors (default: on for int8)")
+    g.add_argument("--dtype", choices=("float32", "float16", "int8"))
+    g.add_argument("--chunk", type=int, help="storage chunk in output cells (default: auto)")
+    g.add_argument("--upsample", action="store_true", default=None, help="write at the input resolution")
+    g.add_argument("--sensor", help="the data's sensor (its DN scale), e.g. sentinel2_l2a")
+    g.add_argument("--scale", type=float, help="DN -> reflectance factor (default from dtype: uint8 /255, ints /1e4)")
+    g.add_argument("--bands", type=_ints, help="1-based input bands to use, e.g. 4,3,2")
+    g.add_argument("--nodata", type=float, help="override the input's nodata value")
+    g.add_argument("--variable", help="variable of a Zarr/NetCDF cube")
+    g.add_argument("--allow-no-crs", action="store_true", default=None, dest="allow_no_crs")
+    g.add_argument("--overwrite", action="store_true", default=None)
+    g.add_argument("--resume", action="store_true", default=None, help="finish an interrupted run")
+    g.add_argument("--bf16", action="store_true", default=None, dest="amp", help="bf16 autocast inference")
+    g.add_argument("--device")
+    g.add_argument("--workers", type=int, help="spawn N processes on disjoint blocks of one store")
+    g.add_argument("--world-size", type=int, dest="world_size", help="ranks launched outside (e.g. SLURM)")
+    g.add_argument("--rank", type=int)
+    g.add_argument("--threads", type=int, help="torch threads per process")
+    g.add_argument("--no-progress", action="store_false", default=None, dest="progress")
+    q = p.add_argument_group("products (pca | cluster | similar | zonal)")
+    q.add_argument("--png", help="PNG quick-look next to the COG (pca, cluster)")
+    q.add_argument("--k", type=int, default=8, help="number of clusters (cluster)")
+    q.add_argument("--sample", type=int, default=50000, help="pixels sampled to fit PCA / k-means")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--point", help="query point X,Y (similar)")
+    q.add_argument("--point-crs", dest="point_crs", help="CRS of --point (default: the raster's)")
+    q.add_argument("--polygon", help="query polygon file (similar)")
+    q.add_argument("--layer", help="layer of a multi-layer GeoPackage (zonal)")
+    q.add_argument("--all-touched", action="store_true", dest="all_touched", help="count every touched cell (zonal)")
+    p.set_defaults(func=run)
+
+
+EMBED_FLAGS = (
+    "backbone out tile overlap blend margin batch_size layers layer_mode l2_normalize dtype chunk upsample sensor "
+    "scale bands nodata variable allow_no_crs overwrite resume amp device workers world_size rank threads progress"
+).split()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to the embedding or to a product."""
+    if args.input in PRODUCTS:
+        return _product(args)
+    from geodino.config import load_config
+    from geodino.embed.pipeline import EmbedConfig, embed_raster
+
+    cfg = load_config(EmbedConfig, args.config, list(args.overrides))
+    for name in EMBED_FLAGS:
+        value = getattr(args, name, None)
+        if value is not None:
+            setattr(cfg, name, value)
+    cfg.validate()
+    embed_raster(args.input, config=cfg)
+    return 0
+
+
+def _product(args: argparse.Namespace) -> int:
+    from geodino.embed import products
+
+    rest = list(args.overrides)
+    if not rest:
+        raise ConfigError(f"geodino embed {args.input} needs a feature raster: geodino embed {args.input} FEATURES ...")
+    if not args.out:
+        raise ConfigError(f"geodino embed {args.input} needs --out")
+    feats, overwrite = rest[0], bool(args.overwrite)
+    if args.input == "pca":
+        products.pca_map(feats, args.out, png=args.png, sample=args.sample, seed=args.seed, overwrite=overwrite)
+    elif args.input == "cluster":
+        products.cluster_map(
+            feats, args.out, k=args.k, png=args.png, sample=args.sample, seed=args.seed, overwrite=overwrite
+        )
+    elif args.input == "similar":
+        point = None
+        if args.point:
+            try:
+                x, y = (float(v) for v in args.point.split(","))
+            except ValueError as exc:
+                raise ConfigError(f"--point {args.point!r} must be X,Y (two numbers)") from exc
+            point = (x, y)
+        products.similarity_map(
+            feats, args.out, point=point, point_crs=args.point_crs, polygon=args.polygon, overwrite=overwrite
+        )
+    else:
+        if len(rest) < 2:
+            raise ConfigError("geodino embed zonal needs FEATURES and POLYGONS: geodino embed zonal F.tif P.gpkg --out")
+        products.zonal_embeddings(
+            feats, rest[1], args.out, layer=args.layer, all_touched=args.all_touched, overwrite=overwrite
+        )
+    return 0

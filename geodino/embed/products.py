@@ -1,0 +1,354 @@
+"""What GIS users look at on a feature raster: PCA colour maps, cluster maps, similarity maps, zonal embeddings.
+
+All products read the feature raster (COG, GeoTIFF or GeoZarr; int8 files are dequantised) in row blocks, so
+they stream like the embedding itself; models (PCA, k-means) are fitted on a spread-out sample of valid pixels.
+Outputs are COGs in the feature raster's grid and CRS (written under a temporary name, renamed when complete),
+plus a PNG quick-look, and GeoParquet for zonal statistics.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geodino.embed.writers import EmbeddingReader
+from geodino.errors import InputError
+from geodino.io import atomic_path, check_writable
+
+
+def _write_cog(out: Path, data: Any, profile: dict[str, Any], *, colormap: dict | None = None, **tags: Any) -> None:
+    """Write blocks (an iterator of (window, array)) to a tiled GTiff, then copy it to a COG under `out`."""
+    import rasterio
+    import rasterio.shutil
+
+    with atomic_path(out, overwrite=True) as tmp:
+        staging = tmp.with_name(tmp.name + ".staging.tif")
+        try:
+            with rasterio.open(
+                staging, "w", driver="GTiff", tiled=True, blockxsize=256, blockysize=256, **profile
+            ) as d:
+                for window, arr in data:
+                    d.write(arr, window=window)
+                if colormap:
+                    d.write_colormap(1, colormap)
+                d.update_tags(**{k: str(v) for k, v in tags.items()})
+            resampling = "nearest" if profile["dtype"] in ("uint8", "uint16") else "average"
+            rasterio.shutil.copy(
+                staging, tmp, driver="COG", compress="deflate", overviews="auto", resampling=resampling, blocksize=256
+            )
+        finally:
+            staging.unlink(missing_ok=True)
+
+
+def _profile(rd: EmbeddingReader, count: int, dtype: str, nodata: Any) -> dict[str, Any]:
+    return {
+        "height": rd.height,
+        "width": rd.width,
+        "count": count,
+        "dtype": dtype,
+        "crs": rd.crs,
+        "transform": rd.transform,
+        "nodata": nodata,
+    }
+
+
+def _png(out_png: Path, rgb: np.ndarray) -> None:
+    from PIL import Image
+
+    with atomic_path(out_png, overwrite=True) as tmp:
+        Image.fromarray(np.ascontiguousarray(np.moveaxis(rgb, 0, -1))).save(tmp, format="PNG")
+
+
+def _quicklook(cog: Path, png: Path, max_side: int = 2048) -> None:
+    """A PNG of a (colour-table or 3-band) COG, decimated to at most `max_side` pixels."""
+    import rasterio
+
+    with rasterio.open(cog) as src:
+        f = max(1.0, max(src.height, src.width) / max_side)
+        shape = (max(1, int(src.height / f)), max(1, int(src.width / f)))
+        arr = src.read(out_shape=(src.count, *shape), resampling=rasterio.enums.Resampling.nearest)
+        if src.count == 1:
+            cmap = src.colormap(1)
+            lut = np.zeros((max(cmap) + 1 if cmap else 256, 3), np.uint8)
+            for k, v in cmap.items():
+                lut[k] = v[:3]
+            rgb = np.moveaxis(lut[arr[0]], -1, 0)
+        else:
+            rgb = arr[:3]
+    _png(png, rgb)
+
+
+def pca_map(
+    features: str | Path,
+    out: str | Path,
+    *,
+    png: str | Path | None = None,
+    sample: int = 50000,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> Path:
+    """3-band uint8 COG of the first three principal components (0 = nodata; values stretched 2-98 %)."""
+    from sklearn.decomposition import PCA
+
+    out = check_writable(out, overwrite=overwrite)
+    with EmbeddingReader(features) as rd:
+        x = rd.sample(sample, seed)
+        if len(x) < 3:
+            raise InputError(f"feature raster {features} has fewer than 3 valid pixels; nothing to map")
+        pca = PCA(n_components=3, random_state=seed).fit(x)
+        proj = pca.transform(x)
+        lo, hi = np.percentile(proj, 2, axis=0), np.percentile(proj, 98, axis=0)
+        span = np.where(hi > lo, hi - lo, 1.0)
+
+        def blocks():
+            for win in rd.blocks():
+                f, valid = rd.read(win)
+                d, h, w = f.shape
+                y = pca.transform(f.reshape(d, -1).T)
+                y = np.clip((y - lo) / span, 0, 1) * 254 + 1  # 1..255, 0 is nodata
+                rgb = y.T.reshape(3, h, w).round().astype(np.uint8)
+                rgb[:, ~valid] = 0
+                yield win, rgb
+
+        ratio = ",".join(f"{v:.4f}" for v in pca.explained_variance_ratio_)
+        _write_cog(out, blocks(), _profile(rd, 3, "uint8", 0), GEODINO_PCA_EXPLAINED_VARIANCE=ratio)
+    if png is not None:
+        _quicklook(out, Path(png))
+    return out
+
+
+def _palette(k: int, seed: int = 0) -> dict[int, tuple[int, int, int, int]]:
+    """Distinct colours: matplotlib's tab20 (then random) so neighbouring classes differ."""
+    import matplotlib
+
+    base = matplotlib.colormaps["tab20"].colors
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i in range(k):
+        c = base[i] if i < len(base) else rng.random(3)
+        out[i] = (int(c[0] * 255), int(c[1] * 255), int(c[2] * 255), 255)
+    return out
+
+
+def cluster_map(
+    features: str | Path,
+    out: str | Path,
+    *,
+    k: int = 8,
+    png: str | Path | None = None,
+    sample: int = 50000,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> Path:
+    """k-means class COG (uint8 with a colour table; 255 = nodata), fitted on a pixel sample (cosine k-means
+    when the features are unit-length: they are L2-normalised before fitting and assigning)."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    if not 2 <= k <= 254:
+        raise InputError(f"k={k} clusters: choose between 2 and 254")
+    out = check_writable(out, overwrite=overwrite)
+    with EmbeddingReader(features) as rd:
+        x = _unit(rd.sample(sample, seed))
+        if len(x) < k:
+            raise InputError(f"feature raster {features} has {len(x)} valid pixels, fewer than k={k}")
+        km = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=4096).fit(x)
+
+        def blocks():
+            for win in rd.blocks():
+                f, valid = rd.read(win)
+                d, h, w = f.shape
+                lab = km.predict(_unit(f.reshape(d, -1).T)).reshape(h, w).astype(np.uint8)
+                lab[~valid] = 255
+                yield win, lab[None]
+
+        cmap = _palette(k, seed)
+        cmap[255] = (0, 0, 0, 0)
+        _write_cog(out, blocks(), _profile(rd, 1, "uint8", 255), colormap=cmap, GEODINO_KMEANS_K=k)
+    if png is not None:
+        _quicklook(out, Path(png))
+    return out
+
+
+def _unit(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    n = np.sqrt(np.sum(x * x, axis=axis, keepdims=True))
+    return (x / np.maximum(n, 1e-12)).astype(np.float32)
+
+
+def _read_polygons(path: str | Path, layer: str | None = None) -> Any:
+    import geopandas as gpd
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"polygon file {path} does not exist")
+    try:
+        if path.suffix.lower() in (".parquet", ".geoparquet"):
+            gdf = gpd.read_parquet(path)
+        else:
+            gdf = gpd.read_file(path, layer=layer) if layer else gpd.read_file(path)
+    except Exception as exc:
+        raise InputError(f"cannot read polygons from {path}: {str(exc).splitlines()[0]}") from exc
+    if gdf.crs is None:
+        raise InputError(f"polygons in {path} have no CRS; set one (e.g. with geopandas .set_crs) and retry")
+    if len(gdf) == 0:
+        raise InputError(f"polygon file {path} has no features")
+    return gdf
+
+
+def _query_vector(rd: EmbeddingReader, point: tuple[float, float] | None, point_crs: Any, polygon: Any) -> np.ndarray:
+    from rasterio.windows import Window
+
+    if point is not None:
+        x, y = point
+        if point_crs is not None and rd.crs is not None:
+            from pyproj import Transformer
+
+            x, y = Transformer.from_crs(point_crs, rd.crs, always_xy=True).transform(x, y)
+        r, c = rd.src.index(x, y)
+        if not (0 <= r < rd.height and 0 <= c < rd.width):
+            raise InputError(f"query point {point} lies outside the feature raster {rd.path}")
+        f, valid = rd.read(Window(c, r, 1, 1))
+        if not valid[0, 0]:
+            raise InputError(f"query point {point} falls on a nodata cell of {rd.path}; pick another point")
+        return f[:, 0, 0]
+    gdf = _read_polygons(polygon).to_crs(rd.crs)
+    sums, counts, _ = _zonal_sums(rd, list(gdf.geometry), all_touched=True)
+    if counts.sum() == 0:
+        raise InputError(f"query polygons in {polygon} cover no valid cell of {rd.path}")
+    return sums.sum(0) / counts.sum()
+
+
+def similarity_map(
+    features: str | Path,
+    out: str | Path,
+    *,
+    point: tuple[float, float] | None = None,
+    point_crs: str | None = None,
+    polygon: str | Path | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Cosine similarity of every cell to a query (a point's vector or a polygon's mean vector); float32 COG."""
+    if (point is None) == (polygon is None):
+        raise InputError("give exactly one query: a point (--point X,Y) or a polygon file (--polygon FILE)")
+    out = check_writable(out, overwrite=overwrite)
+    with EmbeddingReader(features) as rd:
+        q = _unit(_query_vector(rd, point, point_crs, polygon))
+
+        def blocks():
+            for win in rd.blocks():
+                f, valid = rd.read(win)
+                s = np.einsum("d,dhw->hw", q, _unit(f, axis=0)).astype(np.float32)
+                s[~valid] = np.nan
+                yield win, s[None]
+
+        _write_cog(out, blocks(), _profile(rd, 1, "float32", float("nan")), GEODINO_QUERY=str(point or polygon))
+    return out
+
+
+def _zonal_sums(rd: EmbeddingReader, geoms: list, *, all_touched: bool, max_cells: int = 1 << 20):
+    """Per-geometry sum of valid feature vectors and valid-cell count (window reads, tiled for big polygons)."""
+    from rasterio.features import geometry_mask
+    from rasterio.windows import Window, from_bounds
+
+    sums = np.zeros((len(geoms), rd.count), np.float64)
+    counts = np.zeros(len(geoms), np.int64)
+    outside = np.zeros(len(geoms), bool)
+    full = Window(0, 0, rd.width, rd.height)
+    step = int(np.sqrt(max_cells))
+    for g, geom in enumerate(geoms):
+        if geom is None or geom.is_empty:
+            outside[g] = True
+            continue
+        try:
+            win = from_bounds(*geom.bounds, transform=rd.transform).round_offsets().round_lengths()
+            win = Window(win.col_off - 1, win.row_off - 1, win.width + 2, win.height + 2).intersection(full)
+        except Exception:  # rasterio raises WindowError when the bounds miss the raster
+            outside[g] = True
+            continue
+        r0, c0, h, w = int(win.row_off), int(win.col_off), int(win.height), int(win.width)
+        for rr in range(r0, r0 + h, step):
+            for cc in range(c0, c0 + w, step):
+                sub = Window(cc, rr, min(step, c0 + w - cc), min(step, r0 + h - rr))
+                tr = rd.src.window_transform(sub)
+                inside = geometry_mask(
+                    [geom],
+                    out_shape=(int(sub.height), int(sub.width)),
+                    transform=tr,
+                    invert=True,
+                    all_touched=all_touched,
+                )
+                if not inside.any():
+                    continue
+                f, valid = rd.read(sub)
+                m = inside & valid
+                sums[g] += f[:, m].sum(axis=1)
+                counts[g] += int(m.sum())
+    return sums, counts, outside
+
+
+def zonal_embeddings(
+    features: str | Path,
+    polygons: str | Path,
+    out: str | Path,
+    *,
+    layer: str | None = None,
+    all_touched: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Mean embedding per polygon (cells whose centre is inside; `all_touched` for any touched cell) as GeoParquet.
+
+    Polygons are reprojected to the raster's CRS for the statistics and written back with their own geometry
+    and attributes plus `n_cells`, `status` (`ok`, `outside`: beyond the raster, `nodata`: only nodata cells,
+    `too_small`: no cell centre inside; try all_touched) and `embedding` (float32 list; null when not ok).
+    Polygons that are not `ok` are reported on stderr, never silently dropped.
+    """
+    out = check_writable(out, overwrite=overwrite)
+    gdf = _read_polygons(polygons, layer)
+    with EmbeddingReader(features) as rd:
+        if rd.crs is None:
+            raise InputError(f"feature raster {features} has no CRS; polygons cannot be placed on it")
+        geoms = list(gdf.to_crs(rd.crs).geometry)
+        sums, counts, outside = _zonal_sums(rd, geoms, all_touched=all_touched)
+        # polygons touching the raster but missing every cell centre, and those only on nodata
+        status = np.where(outside, "outside", "ok").astype(object)
+        probe_c = None
+        if not all_touched and (counts == 0).any():
+            probe_c = _zonal_sums(rd, geoms, all_touched=True)[1]
+        for g in range(len(geoms)):
+            if status[g] == "ok" and counts[g] == 0:
+                if not all_touched and probe_c is not None and probe_c[g] > 0:
+                    status[g] = "too_small"
+                else:
+                    status[g] = "nodata" if _touches(rd, geoms[g]) else "outside"
+    means = [(sums[g] / counts[g]).astype(np.float32) if counts[g] else None for g in range(len(geoms))]
+    res = gdf.copy()
+    res["n_cells"] = counts
+    res["status"] = status.astype(str)
+    res["embedding"] = means
+    res.attrs = {}
+    bad = res.index[res["status"] != "ok"]
+    if len(bad):
+        kinds = res.loc[bad, "status"].value_counts().to_dict()
+        ids = ", ".join(str(i) for i in list(bad[:10]))
+        print(
+            f"geodino: warning: {len(bad)} of {len(res)} polygons have no embedding ({kinds}); "
+            f"first ids: {ids}{' ...' if len(bad) > 10 else ''}",
+            file=sys.stderr,
+        )
+    if (res["status"] == "outside").all():
+        raise InputError(
+            f"all {len(res)} polygons in {polygons} lie outside the feature raster {features} "
+            f"(raster CRS {rd.crs}); check that they cover the same area"
+        )
+    with atomic_path(out, overwrite=True) as tmp:
+        res.to_parquet(tmp)
+    return out
+
+
+def _touches(rd: EmbeddingReader, geom: Any) -> bool:
+    from shapely.geometry import box
+
+    b = rd.src.bounds
+    return bool(geom.intersects(box(b.left, b.bottom, b.right, b.top)))

@@ -1,0 +1,321 @@
+"""embed_raster end to end: geometry, seams, blending, nodata, writers, resume, parallel ranks, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import random_image, read_all, whole_image_features, write_tif
+from rasterio.transform import from_origin
+from toy_backbones import ConstantBackbone, ConvBackbone
+
+from geodino.embed import embed_raster
+from geodino.embed.pipeline import work_dir_for
+from geodino.embed.writers import INT8_NODATA, dequantize_int8, int8_error_bound, quantize_int8
+from geodino.errors import ConfigError, InputError
+
+FAST = {"progress": False}
+
+
+@pytest.mark.parametrize(
+    ("crs", "patch", "res"),
+    [("EPSG:32633", 4, 10.0), ("EPSG:4326", 8, 0.0001), ("EPSG:3857", 16, 30.0), ("EPSG:2154", 8, 0.5)],
+)
+def test_output_grid_matches_input(tmp_path, crs, patch, res):
+    import rasterio
+
+    t = from_origin(1234.5, 98765.0, res, res)
+    src = write_tif(tmp_path / "in.tif", random_image(70, 90), crs=crs, transform=t)
+    bb = ConstantBackbone(patch=patch)
+    for out in (tmp_path / "o.tif", tmp_path / "o.zarr"):
+        embed_raster(src, bb, out, tile=4 * patch, overlap=patch, **FAST)
+        with rasterio.open(out) as ds:
+            assert ds.crs == rasterio.crs.CRS.from_user_input(crs)
+            assert ds.transform.almost_equals(t @ t.scale(patch), precision=1e-9)
+            assert (ds.height, ds.width) == (-(-70 // patch), -(-90 // patch))
+            assert ds.count == 4
+
+
+def test_constant_model_gives_constant_raster(tmp_path, const_bb):
+    src = write_tif(tmp_path / "in.tif", random_image(130, 170))
+    for blend in ("cosine", "hann", "center"):
+        out = embed_raster(src, const_bb, tmp_path / f"{blend}.zarr", tile=48, overlap=16, blend=blend, **FAST)
+        feats = read_all(out)[0]
+        expect = const_bb.value.numpy()[:, None, None]
+        np.testing.assert_allclose(feats, np.broadcast_to(expect, feats.shape), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("blend", ["cosine", "hann", "center"])
+def test_no_seams_translation_equivariant_backbone(tmp_path, conv_bb, blend):
+    """Blended tiles equal whole-image inference (the conv reaches 2 cells; margin and overlap hide tile borders)."""
+    data = random_image(152, 188)
+    src = write_tif(tmp_path / "in.tif", data)
+    out = embed_raster(src, conv_bb, tmp_path / "o.zarr", tile=64, overlap=32, margin=8, blend=blend, chunk=8, **FAST)
+    feats = read_all(out)[0]
+    whole = whole_image_features(conv_bb, data)
+    assert feats.shape == whole.shape
+    np.testing.assert_allclose(feats, whole, atol=2e-5)
+
+
+def test_seams_without_margin_differ(tmp_path, conv_bb):
+    """Control: with no overlap, tile borders show (so the test above can fail)."""
+    data = random_image(152, 188)
+    src = write_tif(tmp_path / "in.tif", data)
+    feats = read_all(embed_raster(src, conv_bb, tmp_path / "o.zarr", tile=64, overlap=0, **FAST))[0]
+    assert np.abs(feats - whole_image_features(conv_bb, data)).max() > 0.05
+
+
+def test_nodata_propagation_and_skipped_tiles(tmp_path, conv_bb):
+    import rasterio
+
+    data = random_image(128, 160)
+    data[:, :64, :] = 0  # top half of the first tile rows: nodata (all bands 0)
+    data[:, 100:, 120:] = 0
+    src = write_tif(tmp_path / "in.tif", data, nodata=0)
+    out = embed_raster(src, conv_bb, tmp_path / "o.tif", tile=64, overlap=16, margin=0, **FAST)
+    feats, _, _, _, _, nod = read_all(out)
+    assert np.isnan(nod)
+    invalid = np.isnan(feats).all(axis=0)
+    expect = np.zeros((32, 40), bool)
+    expect[:16, :] = True
+    expect[25:, 30:] = True
+    np.testing.assert_array_equal(invalid, expect)
+    assert not np.isnan(feats[:, ~expect]).any()
+    with rasterio.open(out) as ds:  # a cell with a single valid pixel is valid
+        assert ds.nodata != ds.nodata
+
+
+def test_partial_cell_validity_and_user_nodata(tmp_path, conv_bb):
+    data = random_image(64, 64)
+    data[:, :8, :] = 7
+    data[:, 4:8, 0:1] = 9  # one valid column of pixels in cells (1, 0)
+    src = write_tif(tmp_path / "in.tif", data)
+    feats = read_all(embed_raster(src, conv_bb, tmp_path / "o.zarr", tile=32, overlap=8, nodata=7, **FAST))[0]
+    invalid = np.isnan(feats).all(0)
+    assert invalid[0].all() and invalid[1, 1:].all() and not invalid[1, 0] and not invalid[2:].any()
+
+
+def test_raster_smaller_than_tile_is_padded(tmp_path, conv_bb):
+    data = random_image(21, 30)  # not even a multiple of the patch
+    src = write_tif(tmp_path / "in.tif", data)
+    feats = read_all(embed_raster(src, conv_bb, tmp_path / "o.zarr", tile=128, overlap=32, **FAST))[0]
+    assert feats.shape == (8, 6, 8)
+    pad = np.zeros((3, 24, 32), np.uint8)
+    pad[:, :21, :30] = data
+    whole = whole_image_features(conv_bb, pad)
+    np.testing.assert_allclose(feats[:, :3, :5], whole[:, :3, :5], atol=1e-5)  # 2 cells from the padded edge
+
+
+def test_int8_roundtrip_within_bound():
+    rng = np.random.default_rng(0)
+    v = rng.normal(size=(64, 5000)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=0, keepdims=True)
+    v[:, :3] = 0
+    v[0, 0], v[1, 1], v[2, 2] = 1.0, -1.0, 0.999
+    q = quantize_int8(v)
+    assert q.dtype == np.int8 and q.min() >= -127
+    back = dequantize_int8(q)
+    err = np.abs(back - v)
+    assert (err <= int8_error_bound(v)).all()
+    assert err.max() <= 0.0079
+    assert np.isnan(dequantize_int8(np.full((2, 1), INT8_NODATA, np.int8))).all()
+
+
+def test_int8_and_float16_outputs(tmp_path, conv_bb):
+    data = random_image(64, 96)
+    src = write_tif(tmp_path / "in.tif", data)
+    ref = read_all(embed_raster(src, conv_bb, tmp_path / "ref.zarr", tile=32, overlap=8, l2_normalize=True, **FAST))[0]
+    for out in (tmp_path / "q.tif", tmp_path / "q.zarr"):
+        embed_raster(src, conv_bb, out, tile=32, overlap=8, dtype="int8", **FAST)
+        q, _, _, _, tags, nod = read_all(out)
+        assert q.dtype == np.int8 and nod == INT8_NODATA
+        if out.suffix == ".tif":
+            assert "abs(q) / 127.5" in tags["GEODINO_DEQUANTIZATION"]
+        assert (np.abs(dequantize_int8(q) - ref) <= int8_error_bound(ref)).all()
+    h, *_ = read_all(embed_raster(src, conv_bb, tmp_path / "h.tif", tile=32, overlap=8, dtype="float16", **FAST))
+    unnorm = read_all(embed_raster(src, conv_bb, tmp_path / "u.zarr", tile=32, overlap=8, **FAST))[0]
+    np.testing.assert_allclose(h, unnorm, rtol=1e-3, atol=1e-3)
+
+
+def test_metadata_and_band_descriptions(tmp_path, conv_bb):
+    src = write_tif(tmp_path / "in.tif", random_image(64, 64))
+    out = embed_raster(src, conv_bb, tmp_path / "o.tif", tile=32, overlap=8, layers="0,1", **FAST)
+    feats, _, _, desc, tags, _ = read_all(out)
+    assert feats.shape[0] == 16
+    assert desc[0] == "L0_E000" and desc[8] == "L1_E000"
+    assert tags["GEODINO_MODEL_SPEC"] == "toy:conv8p4" and tags["GEODINO_MODEL_FINGERPRINT"] == "toyconv"
+    assert tags["GEODINO_LAYERS"] == "[0, 1]" and tags["GEODINO_INPUT_SCALE"].startswith("x/255")
+    mean = read_all(
+        embed_raster(src, conv_bb, tmp_path / "m.zarr", tile=32, overlap=8, layers="0,1", layer_mode="mean", **FAST)
+    )[0]
+    np.testing.assert_allclose(mean, (feats[:8] + feats[8:]) / 2, atol=1e-5)
+
+
+def test_gdal_opens_zarr_with_crs_and_transform(tmp_path, conv_bb):
+    import rasterio
+    import rioxarray  # noqa: F401
+    import xarray as xr
+
+    src = write_tif(tmp_path / "in.tif", random_image(64, 80))
+    out = embed_raster(src, conv_bb, tmp_path / "o.zarr", tile=32, overlap=8, **FAST)
+    with rasterio.open(out) as ds:
+        assert ds.driver == "Zarr" and ds.crs.to_epsg() == 32633 and ds.count == 8
+        assert ds.transform == from_origin(500000.0, 4000000.0, 40.0, 40.0)
+        a = ds.read()
+    z = xr.open_zarr(out, decode_coords="all")
+    assert z.rio.crs.to_epsg() == 32633
+    np.testing.assert_array_equal(z["embedding"].values, a)
+    assert not any(p.name.startswith(".o.zarr") for p in tmp_path.iterdir())
+
+
+def test_upsample_to_input_resolution(tmp_path, const_bb, conv_bb):
+    import rasterio
+
+    data = random_image(50, 70)
+    data[:, :, :9] = 0
+    src = write_tif(tmp_path / "in.tif", data, nodata=0)
+    out = embed_raster(src, const_bb, tmp_path / "c.tif", tile=32, overlap=8, upsample=True, **FAST)
+    with rasterio.open(out) as ds:
+        assert ds.shape == (50, 70) and ds.transform == from_origin(500000.0, 4000000.0, 10.0, 10.0)
+        a = ds.read()
+    assert np.isnan(a[:, :, :8]).all()  # the first cell column (8 px) is all nodata
+    expect = np.broadcast_to(const_bb.value.numpy()[:, None, None], a[:, :, 8:].shape)
+    np.testing.assert_allclose(a[:, :, 8:], expect, rtol=1e-6)
+    # bilinear on a conv backbone: pixel centres on cell centres reproduce the cell values
+    src2 = write_tif(tmp_path / "in2.tif", random_image(32, 32))
+    cells = read_all(embed_raster(src2, conv_bb, tmp_path / "cells.zarr", tile=32, overlap=0, **FAST))[0]
+    up = read_all(embed_raster(src2, conv_bb, tmp_path / "up.zarr", tile=32, overlap=0, upsample=True, **FAST))[0]
+    assert up.shape == (8, 32, 32)
+    mid = (up[:, 3:-4:4, 3:-4:4] + up[:, 4:-3:4, 4:-3:4] + up[:, 3:-4:4, 4:-3:4] + up[:, 4:-3:4, 3:-4:4]) / 4
+    np.testing.assert_allclose(
+        mid, (cells[:, :-1, :-1] + cells[:, 1:, 1:] + cells[:, 1:, :-1] + cells[:, :-1, 1:]) / 4, atol=1e-5
+    )
+
+
+def test_xarray_cube_input(tmp_path, conv_bb):
+    import rioxarray  # noqa: F401
+    import xarray as xr
+
+    data = random_image(64, 64)
+    src = write_tif(tmp_path / "in.tif", data)
+    cube = xr.DataArray(
+        data,
+        dims=("band", "y", "x"),
+        coords={
+            "band": [1, 2, 3],
+            "y": 4000000.0 - 10 * (np.arange(64) + 0.5),
+            "x": 500000.0 + 10 * (np.arange(64) + 0.5),
+        },
+    ).rio.write_crs("EPSG:32633")
+    a = read_all(embed_raster(cube, conv_bb, tmp_path / "a.zarr", tile=32, overlap=8, **FAST))
+    b = read_all(embed_raster(src, conv_bb, tmp_path / "b.zarr", tile=32, overlap=8, **FAST))
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[2] == b[2] and a[1] == b[1]
+    cube.to_dataset(name="refl").to_zarr(tmp_path / "cube.zarr", zarr_format=2)
+    c = read_all(embed_raster(tmp_path / "cube.zarr", conv_bb, tmp_path / "c.zarr", tile=32, overlap=8, **FAST))
+    np.testing.assert_array_equal(c[0], b[0])
+
+
+def test_uint16_scale_warns_and_sensor_option(tmp_path):
+    data = random_image(32, 32, dtype="uint16")
+    src = write_tif(tmp_path / "in.tif", data)
+    bb = ConvBackbone()
+    with pytest.warns(UserWarning, match="assuming reflectance = DN / 10000"):
+        a = read_all(embed_raster(src, bb, tmp_path / "a.zarr", tile=32, overlap=0, **FAST))[0]
+    b = read_all(embed_raster(src, bb, tmp_path / "b.zarr", tile=32, overlap=0, scale=1e-4, **FAST))[0]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_resume_after_kill_is_identical(tmp_path, conv_bb):
+    data = random_image(160, 96)
+    src = write_tif(tmp_path / "in.tif", data)
+    opts = dict(tile=32, overlap=8, chunk=8, **FAST)
+    ref = read_all(embed_raster(src, conv_bb, tmp_path / "ref.tif", **opts))[0]
+    out = tmp_path / "o.tif"
+    with pytest.raises(KeyboardInterrupt):
+        embed_raster(src, conv_bb, out, _fail_after_blocks=2, **opts)
+    assert not out.exists() and work_dir_for(out).exists()
+    with pytest.raises(InputError, match="pass --resume"):
+        embed_raster(src, conv_bb, out, **opts)
+    with pytest.raises(InputError, match="other settings"):
+        embed_raster(src, conv_bb, out, resume=True, **{**opts, "overlap": 16})
+    done_before = len(list((work_dir_for(out) / "done").glob("*.done")))
+    assert done_before >= 2
+    embed_raster(src, conv_bb, out, resume=True, **opts)
+    np.testing.assert_array_equal(read_all(out)[0], ref)
+    assert not work_dir_for(out).exists()
+
+
+def test_output_exists_refused(tmp_path, conv_bb):
+    src = write_tif(tmp_path / "in.tif", random_image(32, 32))
+    out = embed_raster(src, conv_bb, tmp_path / "o.zarr", tile=32, overlap=0, **FAST)
+    with pytest.raises(InputError, match="already exists; pass --overwrite"):
+        embed_raster(src, conv_bb, out, tile=32, overlap=0, **FAST)
+    assert embed_raster(src, conv_bb, out, tile=32, overlap=0, resume=True, **FAST) == out
+    embed_raster(src, conv_bb, out, tile=32, overlap=0, overwrite=True, **FAST)
+
+
+def test_no_crs_refused_unless_allowed(tmp_path, conv_bb):
+    src = write_tif(tmp_path / "in.tif", random_image(32, 32), crs=None)
+    with pytest.raises(InputError, match=r"has no CRS.*--allow-no-crs"):
+        embed_raster(src, conv_bb, tmp_path / "o.tif", **FAST)
+    out = embed_raster(src, conv_bb, tmp_path / "o.tif", tile=32, overlap=0, allow_no_crs=True, **FAST)
+    assert read_all(out)[1] is None
+
+
+def test_band_count_mismatch_suggests_adaptation(tmp_path, conv_bb):
+    src = write_tif(tmp_path / "in.tif", random_image(32, 32, c=4))
+    with pytest.raises(InputError, match=r"has 4 bands but backbone toy:conv8p4 takes 3.*--bands.*band adaptation"):
+        embed_raster(src, conv_bb, tmp_path / "o.tif", **FAST)
+    out = embed_raster(src, conv_bb, tmp_path / "o.zarr", tile=32, overlap=0, bands=[1, 2, 3], **FAST)
+    assert read_all(out)[0].shape[0] == 8
+
+
+def test_bad_options(tmp_path, conv_bb):
+    src = write_tif(tmp_path / "in.tif", random_image(32, 32))
+    with pytest.raises(ConfigError, match=r"must end in \.tif"):
+        embed_raster(src, conv_bb, tmp_path / "o.png", **FAST)
+    with pytest.raises(ConfigError, match=r"unknown embed option.*overlaps.*did you mean overlap"):
+        embed_raster(src, conv_bb, tmp_path / "o.tif", overlaps=32)
+    with pytest.raises(ConfigError, match="multiple of the backbone's patch size 4"):
+        embed_raster(src, conv_bb, tmp_path / "o.tif", tile=30, **FAST)
+    with pytest.raises(InputError, match="does not exist"):
+        embed_raster(tmp_path / "missing.tif", conv_bb, tmp_path / "o.tif", **FAST)
+
+
+def test_cli_errors_exit_2(tmp_path, monkeypatch, capsys):
+    from geodino import cli
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("geodino.embed.commands",))
+    src = write_tif(tmp_path / "in.tif", random_image(32, 32), crs=None)
+    code = cli.main(["embed", str(src), "--backbone", "arch:vit_tiny", "--out", str(tmp_path / "o.tif")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("geodino: error: ") and len(err.strip().splitlines()) == 1
+    code = cli.main(["embed", str(src), "--out", str(tmp_path / "o.png"), "tile=64"])
+    assert code == 2 and "must end in .tif" in capsys.readouterr().err
+    code = cli.main(["embed", "zonal", str(src), "--out", str(tmp_path / "z.parquet")])
+    assert code == 2 and "needs FEATURES and POLYGONS" in capsys.readouterr().err
+
+
+def test_two_ranks_write_disjoint_blocks_equal_one(tmp_path, conv_bb):
+    """Ranks of one store (as launched by SLURM): each writes its blocks; the last one to finish finalises."""
+    data = random_image(200, 120)
+    src = write_tif(tmp_path / "in.tif", data)
+    opts = dict(tile=32, overlap=8, chunk=8, **FAST)
+    ref = read_all(embed_raster(src, conv_bb, tmp_path / "ref.tif", **opts))[0]
+    out = tmp_path / "par.tif"
+    embed_raster(src, conv_bb, out, world_size=2, rank=0, **opts)
+    assert not out.exists()  # rank 1's blocks are missing: no output yet
+    done = {int(p.stem) for p in (work_dir_for(out) / "done").glob("*.done")}
+    assert done == {0, 1, 2}  # 7 stripes of 8 cells: rank 0 takes the first 3
+    embed_raster(src, conv_bb, out, world_size=2, rank=1, **opts)
+    np.testing.assert_array_equal(read_all(out)[0], ref)
+    assert not work_dir_for(out).exists()
+
+
+@pytest.mark.slow
+def test_spawned_workers_equal_one(tmp_path, conv_bb):
+    data = random_image(160, 120)
+    src = write_tif(tmp_path / "in.tif", data)
+    ref = read_all(embed_raster(src, conv_bb, tmp_path / "ref.zarr", tile=32, overlap=8, chunk=8, **FAST))[0]
+    out = embed_raster(src, conv_bb, tmp_path / "par.zarr", tile=32, overlap=8, chunk=8, workers=2, **FAST)
+    np.testing.assert_array_equal(read_all(out)[0], ref)

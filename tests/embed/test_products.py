@@ -1,0 +1,148 @@
+"""Products on feature rasters: PCA colour map, k-means classes, similarity, zonal embeddings in GeoParquet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rasterio.transform import from_origin
+
+from geodino.embed import cluster_map, pca_map, similarity_map, zonal_embeddings
+from geodino.errors import InputError
+
+T = from_origin(500000.0, 4000000.0, 40.0, 40.0)
+
+
+def feature_raster(path: Path, feats: np.ndarray, crs: str = "EPSG:32633") -> Path:
+    import rasterio
+
+    d, h, w = feats.shape
+    with rasterio.open(
+        path, "w", driver="GTiff", height=h, width=w, count=d, dtype="float32", crs=crs, transform=T, nodata=np.nan
+    ) as dst:
+        dst.write(feats.astype(np.float32))
+    return path
+
+
+@pytest.fixture
+def two_class(tmp_path) -> tuple[Path, np.ndarray]:
+    """Left half one vector, right half another (plus noise); a nodata corner."""
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=8), rng.normal(size=8)
+    f = np.empty((8, 20, 30), np.float32)
+    f[:, :, :15] = a[:, None, None]
+    f[:, :, 15:] = b[:, None, None]
+    f += rng.normal(scale=0.01, size=f.shape)
+    f[:, :3, :3] = np.nan
+    return feature_raster(tmp_path / "feat.tif", f), f
+
+
+def test_pca_map(tmp_path, two_class):
+    import rasterio
+
+    src, _ = two_class
+    out = pca_map(src, tmp_path / "pca.tif", png=tmp_path / "pca.png")
+    with rasterio.open(out) as ds:
+        assert ds.count == 3 and ds.dtypes[0] == "uint8" and ds.nodata == 0 and ds.transform == T
+        rgb = ds.read()
+    assert (rgb[:, :3, :3] == 0).all() and (rgb[:, 3:, :] > 0).all()
+    # the first component separates the halves
+    left, right = rgb[0, 5:, :15].astype(int), rgb[0, 5:, 15:].astype(int)
+    assert abs(left.mean() - right.mean()) > 150
+    assert (tmp_path / "pca.png").stat().st_size > 0
+
+
+def test_cluster_map(tmp_path, two_class):
+    import rasterio
+
+    src, _ = two_class
+    out = cluster_map(src, tmp_path / "k.tif", k=2, png=tmp_path / "k.png")
+    with rasterio.open(out) as ds:
+        lab = ds.read(1)
+        cmap = ds.colormap(1)
+        assert ds.nodata == 255
+    assert (lab[:3, :3] == 255).all()
+    assert len(np.unique(lab[5:, :15])) == 1 and len(np.unique(lab[:, 15:])) == 1 and lab[5, 0] != lab[5, 20]
+    assert cmap[0] != cmap[1]
+    with pytest.raises(InputError, match="k=1"):
+        cluster_map(src, tmp_path / "k1.tif", k=1)
+
+
+def test_similarity_map_point_and_polygon(tmp_path, two_class):
+    import geopandas as gpd
+    import rasterio
+    from shapely.geometry import box
+
+    src, _ = two_class
+    x, y = 500000.0 + 40 * 5.5, 4000000.0 - 40 * 10.5  # cell (10, 5): left half
+    out = similarity_map(src, tmp_path / "s.tif", point=(x, y))
+    with rasterio.open(out) as ds:
+        s = ds.read(1)
+    assert np.isnan(s[:3, :3]).all()
+    assert s[10, 5] == pytest.approx(1.0, abs=1e-5) and s[5:, :15].min() > 0.99 and s[:, 15:].max() < 0.9
+    poly = gpd.GeoDataFrame(geometry=[box(500000 + 40 * 20, 4000000 - 40 * 15, 500000 + 40 * 25, 4000000 - 40 * 5)])
+    poly.set_crs("EPSG:32633").to_file(tmp_path / "q.gpkg")
+    with rasterio.open(similarity_map(src, tmp_path / "s2.tif", polygon=tmp_path / "q.gpkg")) as ds:
+        s2 = ds.read(1)
+    assert s2[:, 15:].min() > 0.99
+    with pytest.raises(InputError, match="outside the feature raster"):
+        similarity_map(src, tmp_path / "s3.tif", point=(0.0, 0.0))
+    with pytest.raises(InputError, match="exactly one query"):
+        similarity_map(src, tmp_path / "s4.tif")
+
+
+def test_zonal_embeddings(tmp_path, two_class, capsys):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    src, f = two_class
+    cell = lambda r0, c0, r1, c1: box(500000 + 40 * c0, 4000000 - 40 * r1, 500000 + 40 * c1, 4000000 - 40 * r0)
+    polys = gpd.GeoDataFrame(
+        {"name": ["left", "both", "outside", "nodata", "tiny"]},
+        geometry=[
+            cell(5, 2, 10, 6),  # 5x4 cells, left half
+            cell(10, 13, 12, 17),  # 2x4 cells across the halves
+            cell(100, 100, 110, 110),
+            cell(0, 0, 2, 2),
+            cell(15.1, 15.1, 15.3, 15.3),  # inside one cell but no cell centre
+        ],
+        crs="EPSG:32633",
+    )
+    path = tmp_path / "polys.geojson"
+    polys.to_crs("EPSG:4326").to_file(path)  # another CRS: reprojected to the raster's
+    out = zonal_embeddings(src, path, tmp_path / "z.parquet")
+    res = gpd.read_parquet(out)
+    assert list(res["name"]) == ["left", "both", "outside", "nodata", "tiny"]
+    assert list(res["status"]) == ["ok", "ok", "outside", "nodata", "too_small"]
+    assert list(res["n_cells"]) == [20, 8, 0, 0, 0]
+    np.testing.assert_allclose(np.asarray(res["embedding"][0]), f[:, 5:10, 2:6].mean((1, 2)), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(res["embedding"][1]), f[:, 10:12, 13:17].mean((1, 2)), atol=1e-5)
+    assert res["embedding"][2] is None and res.crs.to_epsg() == 4326
+    err = capsys.readouterr().err
+    assert "3 of 5 polygons have no embedding" in err and "first ids: 2, 3, 4" in err
+    touched = gpd.read_parquet(zonal_embeddings(src, path, tmp_path / "t.parquet", all_touched=True))
+    assert touched["status"][4] == "ok" and touched["n_cells"][4] == 1
+    polys.iloc[[2]].to_file(tmp_path / "far.gpkg")
+    with pytest.raises(InputError, match=r"all 1 polygons .* lie outside the feature raster"):
+        zonal_embeddings(src, tmp_path / "far.gpkg", tmp_path / "far.parquet")
+
+
+def test_products_on_int8_zarr_and_cli(tmp_path, monkeypatch, capsys):
+    import rasterio
+
+    from geodino import cli
+    from geodino.embed import embed_raster
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("geodino.embed.commands",))
+    from conftest import random_image, write_tif
+    from toy_backbones import ConvBackbone
+
+    src = write_tif(tmp_path / "in.tif", random_image(64, 96))
+    feats = embed_raster(src, ConvBackbone(), tmp_path / "f.zarr", tile=32, overlap=8, dtype="int8", progress=False)
+    assert cli.main(["embed", "pca", str(feats), "--out", str(tmp_path / "p.tif")]) == 0
+    assert cli.main(["embed", "cluster", str(feats), "--out", str(tmp_path / "c.tif"), "--k", "3"]) == 0
+    with rasterio.open(tmp_path / "c.tif") as ds:
+        assert set(np.unique(ds.read(1))) <= {0, 1, 2} and ds.shape == (16, 24)
+    code = cli.main(["embed", "similar", str(feats), "--out", str(tmp_path / "s.tif"), "--point", "1,2,3"])
+    assert code == 2 and "must be X,Y" in capsys.readouterr().err
