@@ -1,0 +1,187 @@
+"""`distill(cfg)` end to end on tiny images: warm-up, two students, export in the official layout, resume, and
+the bad-input paths (one line each, exit code 2 through the CLI)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from geodino.config import load_config
+from geodino.errors import CheckpointError, ConfigError
+from geodino.train.distill import DistillConfig, distill
+
+TEACHER = "arch:vit_tiny?seed=0&patch_size=8&depth=2&n_storage_tokens=1"
+HEADS = "{head_n_prototypes: 64, head_hidden_dim: 32, head_bottleneck_dim: 16}"
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        arr = (rng.random((40, 40, 3)) * 255).astype(np.uint8)
+        arr[: 10 + i, :, 0] = 255  # some structure
+        Image.fromarray(arr).save(root / f"im{i}.png")
+    return root
+
+
+def _cfg(images: Path, out: Path, *extra: str) -> DistillConfig:
+    overrides = [
+        f"output_dir={out}",
+        f"teacher.spec={TEACHER}",
+        "teacher.head_warmup_steps=2",
+        f"dino={HEADS}",
+        f"ibot={HEADS}",
+        f"data.sources=[{{type: images, paths: [{images}], sensor: imagenet}}]",
+        "crops={global_size: 32, local_size: 16, n_local: 2, rot90: false}",
+        "students=[{name: tiny, arch: vit_tiny, drop_path_rate: 0.0, overrides: {depth: 1, n_storage_tokens: 1}},"
+        " {name: small, arch: vit_small, drop_path_rate: 0.0, overrides: {depth: 1}}]",
+        "schedules.lr={start: 0.0, peak: 0.0, end: 1.0e-3, warmup_iters: 0, cosine_iters: 1}",
+        "train.max_steps=2",
+        "train.global_batch_size=4",
+        "train.num_workers=0",
+        "train.device=cpu",
+        "train.log_every_n_steps=1",
+        "train.checkpoint_every_n_steps=1",
+        "train.progress_bar=false",
+        *extra,
+    ]
+    return load_config(DistillConfig, None, overrides)
+
+
+@pytest.fixture(scope="module")
+def run(images, tmp_path_factory) -> tuple[Path, dict[str, Path]]:
+    out = tmp_path_factory.mktemp("distill") / "run"
+    return out, distill(_cfg(images, out))
+
+
+def test_two_students_export_official_layout_and_load_strict(run) -> None:
+    from safetensors.torch import load_file
+
+    from geodino.backbones import load_backbone
+    from geodino.models import build_model
+
+    out, exports = run
+    assert set(exports) == {"tiny", "small"}
+    for name, pth in exports.items():
+        assert pth == out / name / f"{name}.pth" and pth.is_file()
+        state = torch.load(pth, map_location="cpu", weights_only=True)
+        heads = torch.load(out / name / f"{name}.heads.pth", map_location="cpu", weights_only=True)
+        model = build_model(**heads["backbone"])
+        model.load_state_dict(state, strict=True)  # official key layout, nothing missing or extra
+        assert "cls_token" in state and "blocks.0.attn.qkv.weight" in state and "storage_tokens" in state
+        st = load_file(str(out / name / f"{name}.safetensors"))
+        assert st.keys() == state.keys()
+        fb = load_backbone(str(pth))
+        assert fb.embed_dim == model.embed_dim and fb.patch_size == 8
+        assert heads["dino_head"]["last_layer.weight"].shape[0] == 64
+    assert (out / "teacher.heads.pth").is_file()  # the warm-up's heads, reusable with teacher.heads=
+    assert (out / "checkpoints" / "step_00000002.ckpt").is_file()
+    rows = list(csv.DictReader((out / "log.csv").open()))
+    assert [int(float(r["step"])) for r in rows] == [0, 1]
+    assert all(np.isfinite(float(r[f"{n}/loss"])) for r in rows for n in ("tiny", "small"))
+
+
+def test_export_is_the_ema_and_resume_continues(run, images) -> None:
+    out, exports = run
+    ck = torch.load(out / "checkpoints" / "step_00000002.ckpt", map_location="cpu", weights_only=True)
+    ema = {k[len("backbone.") :]: v for k, v in ck["students_ema"]["tiny"].items() if k.startswith("backbone.")}
+    raw = {k[len("backbone.") :]: v for k, v in ck["students"]["tiny"].items() if k.startswith("backbone.")}
+    exported = torch.load(exports["tiny"], map_location="cpu", weights_only=True)
+    assert all(torch.equal(exported[k], ema[k]) for k in exported)
+    assert any(not torch.equal(exported[k], raw[k]) for k in exported)
+    # running again with more steps resumes at step 2 (one new log row) and reuses the warmed-up heads
+    distill(_cfg(images, out, "train.max_steps=3"))
+    rows = list(csv.DictReader((out / "log.csv").open()))
+    assert [int(float(r["step"])) for r in rows] == [0, 1, 2]
+    assert (out / "checkpoints" / "step_00000003.ckpt").is_file()
+
+
+def test_teacher_heads_file_is_reused_and_prototype_mismatch_fails(run, images, tmp_path) -> None:
+    out, _ = run
+    cfg = _cfg(
+        images,
+        tmp_path / "r",
+        f"teacher.heads={out / 'teacher.heads.pth'}",
+        "students=[{name: a, arch: vit_tiny, dino_head_n_prototypes: 32}]",
+    )
+    with pytest.raises(ConfigError, match=r"students\[0\] \(a\).dino_head_n_prototypes=32 differs from the teacher"):
+        distill(cfg)
+    assert not (tmp_path / "r" / "teacher.heads.pth").exists()  # the given heads were used, no warm-up
+
+
+def test_patch_size_mismatch_fails_before_any_work(images, tmp_path) -> None:
+    cfg = _cfg(images, tmp_path / "r", "students=[{name: a, arch: vit_tiny, patch_size: 16}]")
+    with pytest.raises(ConfigError, match=r"students\[0\] \(a\).patch_size=16 differs from the teacher's patch size 8"):
+        distill(cfg)
+    assert not (tmp_path / "r" / "teacher.heads.pth").exists()
+
+
+def test_missing_files_fail_with_one_line(images, tmp_path) -> None:
+    cfg = _cfg(
+        images,
+        tmp_path / "r",
+        f"students=[{{name: a, arch: vit_tiny, init_from: {tmp_path / 'no.pth'}}}]",
+        "teacher.head_warmup_steps=1",
+    )
+    with pytest.raises(CheckpointError, match=r"students\[0\].init_from file .*no.pth not found") as err:
+        distill(cfg)
+    assert "\n" not in str(err.value)
+    with pytest.raises(CheckpointError, match=r"teacher.heads file .*gone.pth not found"):
+        distill(_cfg(images, tmp_path / "s", f"teacher.heads={tmp_path / 'gone.pth'}"))
+
+
+def test_student_init_from_another_architecture_fails(run, images, tmp_path) -> None:
+    out, exports = run
+    cfg = _cfg(
+        images,
+        tmp_path / "r",
+        f"teacher.heads={out / 'teacher.heads.pth'}",
+        f"students=[{{name: a, arch: vit_tiny, overrides: {{depth: 2}}, init_from: {exports['small']}}}]",
+    )
+    with pytest.raises(CheckpointError, match=r"does not fit the students\[0\] \(a\) backbone"):
+        distill(cfg)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("students=[{name: a, arch: vit_tiny}, {name: a, arch: vit_small}]", "duplicate names"),
+        ("students=[{name: a, arch: vit_smal}]", r"students\[0\].arch='vit_smal' is not a known architecture; did"),
+        ("students=[]", "students is empty"),
+        ("crops.gram=true", "distillation has no Gram term"),
+        ("train.export=last", "train.export='last' must be 'ema' or 'student'"),
+    ],
+)
+def test_config_errors(images, tmp_path, override, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _cfg(images, tmp_path, override)
+
+
+def test_cli_exit_code_2_with_one_line(images, tmp_path, capsys) -> None:
+    from geodino.cli import main
+
+    base = [
+        f"output_dir={tmp_path / 'r'}",
+        f"teacher.spec={TEACHER}",
+        f"data.sources=[{{type: images, paths: [{images}]}}]",
+    ]
+    code = main(["distill", *base, "students=[{name: a, arch: vit_tiny, patch_size: 16}]"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("geodino: error: students[0] (a).patch_size=16 differs") and "\n" not in err
+    code = main(
+        [
+            "distill",
+            *base,
+            f"students=[{{name: a, arch: vit_tiny, init_from: {tmp_path / 'x.pth'}}}]",
+            "teacher.heads=" + str(tmp_path / "none.pth"),
+        ]
+    )
+    assert code == 2 and "teacher.heads file" in capsys.readouterr().err
