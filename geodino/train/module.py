@@ -159,10 +159,10 @@ class SSLModule(L.LightningModule):
             for module in part.values():
                 for blk in getattr(module, "blocks", []):
                     fully_shard(blk, **kw)
-                fully_shard(module, **kw)
-                for method in ("forward_features", "get_intermediate_layers"):
-                    if hasattr(module, method):
-                        register_fsdp_forward_method(module, method)
+                    # the ViT runs its blocks through `forward_list` (list-of-crops), not __call__: hook it too
+                    if hasattr(blk, "forward_list"):
+                        register_fsdp_forward_method(blk, "forward_list")
+                fully_shard(module, **kw)  # root: patch embed, tokens, norms (SSLMetaArch calls it via __call__)
         self._sharded = True
 
     def _parts(self) -> list[nn.ModuleDict]:
@@ -424,9 +424,13 @@ def _strategy(cfg: TrainerConfig, ckpt: CheckpointConfig) -> tuple[Any, str, lis
 
     # FSDP2 keeps fp32 master weights and computes in fsdp_param_dtype through MixedPrecisionPolicy (as
     # official), so Lightning's own precision plugin stays at 32-true (no autocast on top)
+    devices = cfg.devices if cfg.devices > 0 else max(torch.cuda.device_count(), 1)
     return (
+        # pure data parallelism: one FSDP2 mesh dimension over every process of every node
         ModelParallelStrategy(
-            data_parallel_size="auto", tensor_parallel_size=1, save_distributed_checkpoint=ckpt.sharded
+            data_parallel_size=devices * cfg.num_nodes,
+            tensor_parallel_size=1,
+            save_distributed_checkpoint=ckpt.sharded,
         ),
         "32-true",
         plugins,

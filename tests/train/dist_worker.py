@@ -1,0 +1,144 @@
+"""Run a few SSL steps of the tiny ViT on 1 process or 2 (DDP / FSDP2, gloo on CPU) and save what came out.
+
+Used by tests/train/test_distributed.py as a subprocess: `python tests/train/dist_worker.py MODE DATA OUT`.
+Every mode trains on the same global batch of 4 images per step: one process reads it whole; with 2 processes
+rank r takes its half (crop-major rows r·2..r·2+1 of every crop, and its masks), so DDP/FSDP2 must reproduce
+the single-process run (Sinkhorn-Knopp sums and distributed KoLeo reduce over ranks).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from geodino.config import load_config
+from geodino.data.masking import collate_masks
+from geodino.train.module import CheckpointConfig, SSLModule, TrainerConfig, build_trainer, fsdp_settings
+from geodino.train.pretrain import PretrainConfig, _build_arch, _loader_factory
+from tests.train.conftest import write_config
+
+GLOBAL_BATCH, STEPS = 4, 3
+
+
+def take(batch: dict, rank: int, world: int) -> dict:
+    """Rank `rank`'s share of a crop-major global batch."""
+    b = GLOBAL_BATCH // world
+
+    def rows(t: torch.Tensor) -> torch.Tensor:
+        n = t.shape[0] // GLOBAL_BATCH
+        return torch.cat([t[c * GLOBAL_BATCH + rank * b : c * GLOBAL_BATCH + (rank + 1) * b] for c in range(n)])
+
+    out = {
+        "global_crops": rows(batch["global_crops"]),
+        "local_crops": rows(batch["local_crops"]),
+        "step": batch["step"],
+        "source": batch["source"],
+    }
+    out.update(collate_masks(rows(batch["masks"]), batch["upperbound"]))
+    return out
+
+
+class Sliced:
+    def __init__(self, full, rank, world):
+        self.full, self.rank, self.world = full, rank, world
+
+    def __iter__(self):
+        for batch in self.full:
+            yield take(batch, self.rank, self.world)
+
+
+def main(mode: str, data: str, out: str) -> None:
+    world = 1 if mode == "single" else 2
+    folder = Path(out).parent
+    cfg = load_config(
+        PretrainConfig,
+        write_config(folder / f"{mode}.yaml", folder / f"run_{mode}", Path(data)),
+        [
+            f"batch_size={GLOBAL_BATCH}",
+            f"trainer.max_steps={STEPS}",
+            "ssl.student.drop_path_rate=0.0",
+            "ssl.student.overrides.pos_embed_rope_rescale_coords=null",
+            "ssl.koleo.distributed=true",
+            "ssl.koleo.group_size=2",
+            "ssl.monitor.every=0",
+            "trainer.loggers=[]",
+            "checkpoint.every_n_steps=100",
+        ],
+    )
+    torch.manual_seed(0)
+    arch = _build_arch(cfg)
+    full = _loader_factory(cfg)
+
+    def factory(start_step: int, rank: int, world_size: int):
+        return Sliced(full(start_step=start_step, rank=0, world_size=1), rank, world_size)
+
+    losses: list[float] = []
+
+    class Spy(SSLModule):
+        def training_step(self, batch, batch_idx):
+            loss = super().training_step(batch, batch_idx)
+            losses.append(float(loss))
+            return loss
+
+    strategy = {"single": "auto", "ddp": "ddp", "fsdp2": "fsdp2"}[mode]
+    tcfg = TrainerConfig(
+        max_steps=STEPS,
+        accelerator="cpu",
+        devices=world,
+        strategy=strategy,
+        precision="32-true",
+        loggers=[],
+        progress_bar=False,
+        fsdp_param_dtype=os.environ.get("FSDP_DTYPE", "float32"),
+    )
+    module = Spy(
+        arch,
+        arch.schedules.at,
+        loader_factory=factory,
+        seed=0,
+        clip_grad=cfg.ssl.optim.clip_grad,
+        fsdp=fsdp_settings(tcfg),
+        checkpoint_dir=Path(cfg.output_dir) / "checkpoints",
+        checkpoint_meta=lambda s: {"backbone": dict(arch.student["backbone"].config)},
+    )
+    trainer, cb = build_trainer(tcfg, CheckpointConfig(every_n_steps=100), Path(cfg.output_dir))
+    trainer.fit(module)
+    sharded = any(type(p).__name__ == "DTensor" for p in arch.student.parameters())
+    if mode == "fsdp2":
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        state = get_model_state_dict(arch, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    else:
+        state = arch.state_dict()
+    # every rank's losses, so the test can average them
+    import torch.distributed as dist
+
+    all_losses = [losses]
+    if dist.is_initialized():
+        all_losses = [None] * dist.get_world_size()
+        dist.all_gather_object(all_losses, losses)
+    if trainer.is_global_zero:
+        torch.save(
+            {
+                "state": {k: v.detach().cpu() for k, v in state.items()},
+                "losses": all_losses,
+                "sharded": sharded,
+                "world": trainer.world_size,
+                "ckpt": str(cb.last_path),
+            },
+            out,
+        )
+    if dist.is_initialized():  # gloo can abort at interpreter exit: barrier, destroy, leave at once
+        dist.barrier()
+        dist.destroy_process_group()
+        sys.stdout.flush()
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
