@@ -49,7 +49,13 @@ from geodino.train.optim import param_groups as build_param_groups
 from geodino.train.recipe import SSLConfig
 from geodino.train.schedules import Schedules
 
-__all__ = ["SSLMetaArch", "extract_backbone_state", "gram_updates_before", "resize_patch_tokens"]
+__all__ = [
+    "SSLMetaArch",
+    "extract_backbone_state",
+    "fully_shard_arch",
+    "gram_updates_before",
+    "resize_patch_tokens",
+]
 
 log = logging.getLogger("geodino.train")
 
@@ -256,6 +262,7 @@ class SSLMetaArch(nn.Module):
     @torch.no_grad()
     def update_teacher(self, momentum: float) -> None:
         """teacher <- m·teacher + (1-m)·student for backbone and heads, with foreach kernels."""
+        _reshard(self.student, self.teacher)
         t_list: list[Tensor] = []
         s_list: list[Tensor] = []
         for key, s_mod in self.student.items():
@@ -272,6 +279,7 @@ class SSLMetaArch(nn.Module):
         """Gram teacher backbone <- EMA teacher backbone (parameters and buffers); marks it initialised."""
         if self.gram_teacher is None:
             return
+        _reshard(self.teacher, self.gram_teacher)
         src = dict(self.teacher["backbone"].named_parameters())
         src.update(dict(self.teacher["backbone"].named_buffers()))
         dst_items = list(self.gram_teacher["backbone"].named_parameters()) + list(
@@ -404,6 +412,7 @@ class SSLMetaArch(nn.Module):
             t_masked_probs = self.ibot_loss.teacher_targets(
                 self.teacher["ibot_head"](t_masked), vals["teacher_temp"], n_masked
             )
+        _reshard(self.teacher)
 
         # ---- student (global crops masked, local crops) ----
         crops = [global_crops] + ([local_crops] if local_crops is not None else [])
@@ -471,6 +480,7 @@ class SSLMetaArch(nn.Module):
                 crops = b["global_crops"]
             with torch.no_grad():
                 target = _call_backbone(self.gram_teacher["backbone"], crops)["x_norm_patchtokens"]
+            _reshard(self.gram_teacher)
             src = (crops.shape[-2] // self.patch_size, crops.shape[-1] // self.patch_size)
             target = resize_patch_tokens(target, src, grid, g.resize_method, g.resize_antialias)
         if g.tokens_used == "masked":
@@ -501,6 +511,45 @@ class SSLMetaArch(nn.Module):
         out["monitor/collapsed"] = float(self.collapse_monitor.collapsed)
         out["monitor/max_entropy"] = math.log(self.cfg.dino.head_n_prototypes)
         return out
+
+
+def fully_shard_arch(arch: nn.Module, mesh: Any, **fsdp_kwargs: Any) -> None:
+    """FSDP2 as the official recipe: `fully_shard` every transformer block, then every module of `student`,
+    `teacher` and `gram_teacher` (identically, so EMA and Gram refreshes pair matching shards).
+
+    Methods other than `forward` that the recipe calls are registered with `register_fsdp_forward_method` so
+    their parameters are gathered: `forward_list` of blocks (the list-of-crops path), `forward_features` and
+    `get_intermediate_layers` of backbones. `fsdp_kwargs` go to `fully_shard` (`mp_policy`,
+    `reshard_after_forward`, ...).
+    """
+    from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
+
+    parts = [getattr(arch, "student", None), getattr(arch, "teacher", None), getattr(arch, "gram_teacher", None)]
+    for part in parts:
+        if part is None:
+            continue
+        for module in part.values():
+            for blk in getattr(module, "blocks", []):
+                fully_shard(blk, mesh=mesh, **fsdp_kwargs)
+                if hasattr(blk, "forward_list"):
+                    register_fsdp_forward_method(blk, "forward_list")
+            fully_shard(module, mesh=mesh, **fsdp_kwargs)
+            for method in ("forward_features", "get_intermediate_layers"):
+                if hasattr(module, method):
+                    register_fsdp_forward_method(module, method)
+
+
+def _reshard(*parts: nn.Module | None) -> None:
+    """Bring FSDP2-sharded modules back to their sharded state. An inference-only root (teacher, Gram teacher)
+    never runs backward, so FSDP keeps its gathered parameters after forward; EMA and refreshes must pair
+    sharded student and teacher parameters, and the memory is better released."""
+    for part in parts:
+        if part is None:
+            continue
+        for m in part.modules():
+            reshard = getattr(m, "reshard", None)
+            if callable(reshard) and type(m).__name__.startswith("FSDP"):
+                reshard()
 
 
 def _local(t: Tensor) -> Tensor:

@@ -31,8 +31,10 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
         loss = KoLeoLossDistributed(group_size=8)(x)
         (loss / world).backward()
         torch.save({"q": q, "qi": qi, "loss": loss.detach(), "grad": x.grad}, os.path.join(out_dir, f"{rank}.pt"))
+        dist.barrier()
     finally:
         dist.destroy_process_group()
+    os._exit(0)  # gloo worker threads can abort at interpreter exit (see the install notes)
 
 
 def _run(world: int) -> list[dict[str, torch.Tensor]]:

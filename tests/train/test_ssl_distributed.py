@@ -1,0 +1,88 @@
+"""SSLMetaArch under FSDP2 (`fully_shard` per block and per module, gloo, 2 CPU processes) equals one process
+on the global batch: losses, student gradients and the EMA teacher update on DTensor shards."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from tests.train.ssl_fixtures import ssl_batch, tiny_cfg
+
+CFG = (
+    "koleo.distributed=true",  # KoLeo over the global batch, as one process sees it
+    "monitor.every=0",
+    # LayerScale 1 instead of 1e-5: at the official init all CLS tokens are nearly equal, and KoLeo's tiny
+    # nearest-neighbour distances would turn fp32 summation-order noise into large gradient differences
+    "student.overrides={depth: 2, pos_embed_rope_rescale_coords: null, layerscale_init: 1.0}",
+)
+B = 4  # global images; 2 per rank
+
+
+def _rank_batch(batch: dict, rank: int, world: int) -> dict:
+    """The crop-major rows of this rank's images, with the mask indices rebuilt for its rows."""
+    from geodino.data.masking import collate_masks
+
+    per = B // world
+    rows = [c * B + i for c in range(2) for i in range(rank * per, (rank + 1) * per)]
+    lrows = [c * B + i for c in range(batch["local_crops"].shape[0] // B) for i in range(rank * per, (rank + 1) * per)]
+    masks = batch["masks"][rows]
+    out = {"global_crops": batch["global_crops"][rows], "local_crops": batch["local_crops"][lrows]}
+    out.update(collate_masks(masks, int(masks.sum())))
+    return out
+
+
+def _build():
+    from geodino.train.ssl import SSLMetaArch
+
+    torch.manual_seed(0)
+    return SSLMetaArch(tiny_cfg(*CFG), total_iters=4, global_batch_size=B)
+
+
+def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        from torch.distributed.device_mesh import init_device_mesh
+
+        from geodino.train.ssl import fully_shard_arch
+
+        arch = _build()
+        fully_shard_arch(arch, init_device_mesh("cpu", (world,)))
+        batch = _rank_batch(ssl_batch(B=B, seed=7), rank, world)
+        loss, logs = arch(batch, iteration=1)
+        loss.backward()
+        grads = {n: p.grad.full_tensor() for n, p in arch.student.named_parameters() if p.grad is not None}
+        arch.update_teacher(0.5)
+        teacher = {k: v.full_tensor() for k, v in arch.teacher.state_dict().items() if hasattr(v, "full_tensor")}
+        losses = torch.stack([loss.detach(), logs["dino_local_loss"], logs["ibot_loss"], logs["koleo_loss"]])
+        dist.all_reduce(losses)
+        if rank == 0:
+            torch.save({"losses": losses / world, "grads": grads, "teacher": teacher}, os.path.join(out_dir, "r0.pt"))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+    os._exit(0)  # gloo worker threads can abort at interpreter exit (see the install notes)
+
+
+@pytest.mark.slow
+def test_fsdp2_two_processes_equal_one_process() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        mp.spawn(_worker, args=(2, os.path.join(tmp, "init"), tmp), nprocs=2, join=True)
+        out = torch.load(os.path.join(tmp, "r0.pt"))
+    arch = _build()
+    loss, logs = arch(ssl_batch(B=B, seed=7), iteration=1)
+    loss.backward()
+    ref = torch.stack([loss.detach(), logs["dino_local_loss"], logs["ibot_loss"], logs["koleo_loss"]])
+    assert torch.allclose(out["losses"], ref, rtol=1e-4, atol=1e-6), (out["losses"], ref)
+    grads = {n: p.grad for n, p in arch.student.named_parameters()}
+    assert set(out["grads"]) == set(grads)
+    for n, g in out["grads"].items():
+        rel = float((g - grads[n]).norm() / grads[n].norm().clamp_min(1e-12))
+        assert rel < 1e-4, (n, rel)
+    arch.update_teacher(0.5)
+    for k, v in out["teacher"].items():
+        assert torch.allclose(v, arch.teacher.state_dict()[k], atol=1e-6), k
