@@ -46,6 +46,7 @@ class CanopyProbeConfig:
     layers: Any = "four_even"  # four_even | four_last | [i, i, i, i]
     output: str = "mixlog"  # mixlog (CHMv2 bins) | uniform (bins) | direct (one channel)
     n_bins: int = 256
+    dpt_channels: int = 256  # DPT fusion channels; reassembly uses (c/2, c, 2c, 4c) = (128, 256, 512, 1024) as DINOv3
     min_height: float = 0.001
     max_height: float = 96.0
     loss: str = "l1"  # l1 | silog
@@ -183,8 +184,8 @@ def load_chm_pair(image: str | Path, chm: str | Path, cfg: CanopyProbeConfig) ->
         if src.crs is None:
             raise InputError(f"CHM {chm} has no CRS; it must be georeferenced to be co-registered with {image}")
         h, w = r.data.shape[1:]
-        left, top = r.transform * (0, 0)
-        right, bottom = r.transform * (w, h)
+        left, top = r.transform @ (0, 0)
+        right, bottom = r.transform @ (w, h)
         ib = (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
         cb = transform_bounds(src.crs, r.crs, *src.bounds)
         if cb[0] >= ib[2] or cb[2] <= ib[0] or cb[1] >= ib[3] or cb[3] <= ib[1]:
@@ -267,7 +268,15 @@ def build_model(cfg: CanopyProbeConfig, embed_dim: int, n_layers: int) -> Canopy
     n_out = 1 if cfg.output == "direct" else cfg.n_bins
     head: nn.Module
     if cfg.head == "dpt":
-        head = DPTHead(embed_dim, n_out, readout="project", hidden=128 if n_out > 1 else 32)
+        c = cfg.dpt_channels
+        head = DPTHead(
+            embed_dim,
+            n_out,
+            post_channels=(c // 2, c, 2 * c, 4 * c),
+            channels=c,
+            readout="project",
+            hidden=128 if n_out > 1 else 32,
+        )
     else:
         head = LinearHead([embed_dim] * n_layers, n_out)
     return CanopyModel(head, HeightDecoder(cfg.output, cfg.n_bins, cfg.min_height, cfg.max_height))

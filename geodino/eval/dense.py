@@ -279,7 +279,7 @@ class FeatureStore:
         for i in idx:
             c, r = self._index[i]
             x = self._chunks[c][group][layer][r]
-            rows.append(x if isinstance(x, Tensor) else torch.from_numpy(np.asarray(x)))
+            rows.append(x if isinstance(x, Tensor) else torch.from_numpy(np.array(x)))
         return torch.stack(rows).float()
 
     def get(self, idx: Sequence[int]) -> tuple[list[Tensor], list[Tensor]]:

@@ -459,7 +459,7 @@ def boxes_to_geojson(pred: dict[str, Tensor], raster: dense.Raster, class_names:
         if score < threshold:
             continue
         x0, y0, x1, y1 = box
-        ring = [t * (x0, y0), t * (x1, y0), t * (x1, y1), t * (x0, y1)]
+        ring = [t @ (x0, y0), t @ (x1, y0), t @ (x1, y1), t @ (x0, y1)]
         poly = orient(Polygon(ring), sign=1.0)  # RFC 7946: exterior rings counter-clockwise
         name = class_names[label] if 0 <= label < len(class_names) else str(label)
         features.append(

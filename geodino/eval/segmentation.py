@@ -151,7 +151,8 @@ def build_head(
     if kind == "upernet":
         return UPerNetHead(embed_dim, n_out, channels=channels, dropout=dropout)
     if kind == "dpt":
-        return DPTHead(embed_dim, n_out, channels=max(channels // 2, 8), readout="project")
+        c = max(channels // 2, 8)  # 256 for the default 512: DPT's fusion width, reassembly (128, 256, 512, 1024)
+        return DPTHead(embed_dim, n_out, post_channels=(c // 2, c, 2 * c, 4 * c), channels=c, readout="project")
     raise ConfigError(f"head={kind!r} must be one of {', '.join(HEADS)}")
 
 

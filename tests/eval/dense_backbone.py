@@ -1,40 +1,30 @@
-"""A tiny frozen backbone for the dense-probe tests (stand-in with the FrozenBackbone interface)."""
+"""The frozen backbone shared by the dense-probe tests: a random `arch:vit_tiny` with 8-pixel patches."""
 
 from __future__ import annotations
 
+import functools
+
 import torch
-from torch import Tensor, nn
 
 
-class TinyBackbone(nn.Module):
-    """Patch-embed conv + pointwise blocks; `features` returns maps [B,D,h,w] and CLS (mean) per layer."""
+@functools.cache
+def tiny_backbone(bands: int = 3):
+    """`arch:vit_tiny?seed=0&patch_size=8` (loaded once per test session)."""
+    from geodino.backbones import load_backbone
 
-    def __init__(self, in_chans: int = 3, dim: int = 32, patch: int = 8, depth: int = 4, seed: int = 0):
-        super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        self.patch_size, self.embed_dim, self.n_blocks, self.in_chans = patch, dim, depth, in_chans
-        self.spec = f"tiny?bands={in_chans}"
-        self.embed = nn.Conv2d(in_chans, dim, patch, patch)
-        self.blocks = nn.ModuleList(nn.Conv2d(dim, dim, 1) for _ in range(depth))
-        for p in self.parameters():
-            p.data = torch.randn(p.shape, generator=g) * 0.2
-        self.eval().requires_grad_(False)
+    return load_backbone(f"arch:vit_tiny?seed=0&patch_size=8&bands={bands}")
 
-    def normalize(self, x: Tensor) -> Tensor:
-        return (x - 0.5) / 0.25
 
-    def features(self, x: Tensor, layers="last", norm: bool = True):
-        if layers == "last":
-            idx = [self.n_blocks - 1]
-        elif layers in ("four_last", "four_even"):
-            idx = list(range(self.n_blocks))[-4:]
-        else:
-            idx = list(layers)
-        h = self.embed(x)
-        maps, cls = [], []
-        for i, blk in enumerate(self.blocks):
-            h = h + torch.tanh(blk(h))
-            if i in idx:
-                maps.append(h)
-                cls.append(h.mean((2, 3)))
-        return maps, cls
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of a module's state, to prove that training a head left it unchanged."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def assert_unchanged(module: torch.nn.Module, before: dict[str, torch.Tensor]) -> None:
+    after = module.state_dict()
+    assert after.keys() == before.keys()
+    for k, v in before.items():
+        assert torch.equal(after[k], v), f"backbone weight {k} changed"
+    assert all(p.grad is None for p in module.parameters()), "a backbone parameter received a gradient"
+    assert not any(p.requires_grad for p in module.parameters())
+    assert not module.training

@@ -1,0 +1,151 @@
+"""Canopy-height probe: CHM co-registration on offset grids, nodata, training, GeoTIFF output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from dense_backbone import assert_unchanged, snapshot, tiny_backbone
+from rasterio.crs import CRS
+from rasterio.transform import from_origin
+
+from geodino.errors import InputError
+from geodino.eval.canopy import CanopyProbeConfig, load_chm_pair, run_canopy
+
+CRS_UTM = CRS.from_epsg(32611)
+X0, Y0 = 500000.0, 4100000.0
+
+
+def ramp(x, y):
+    """A canopy height that is linear in map coordinates (bilinear resampling reproduces it exactly)."""
+    return 0.05 * (x - X0) + 0.02 * (Y0 - y) + 1.0
+
+
+def write_image(path, size=64, res=0.5, seed=0, bands=3, nodata=None):
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 255, (bands, size, size), dtype=np.uint8)
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=size,
+        height=size,
+        count=bands,
+        dtype="uint8",
+        crs=CRS_UTM,
+        transform=from_origin(X0, Y0, res, res),
+        nodata=nodata,
+    ) as dst:
+        dst.write(data)
+    return data
+
+
+def write_chm(path, size=20, res=2.0, offset=0.4, nodata=-9999.0, fill=None):
+    """A CHM whose grid is offset by `offset` m from the image grid (as the NEON sample)."""
+    x0, y0 = X0 + offset, Y0 + offset
+    cols, rows = np.meshgrid(np.arange(size), np.arange(size))
+    h = ramp(x0 + (cols + 0.5) * res, y0 - (rows + 0.5) * res).astype(np.float32)
+    if fill is not None:
+        h[:] = fill
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=size,
+        height=size,
+        count=1,
+        dtype="float32",
+        crs=CRS_UTM,
+        transform=from_origin(x0, y0, res, res),
+        nodata=nodata,
+    ) as dst:
+        dst.write(h, 1)
+    return h
+
+
+def test_chm_is_resampled_onto_the_image_grid_by_bounds(tmp_path):
+    write_image(tmp_path / "a.tif")
+    write_chm(tmp_path / "a_CHM.tif")
+    s = load_chm_pair(tmp_path / "a.tif", tmp_path / "a_CHM.tif", CanopyProbeConfig())
+    assert s["target"].shape == (64, 64)
+    # image pixel (row 10, col 20) has its centre at x0 + 10.25 m, y0 - 5.25 m; the CHM ramp gives the height there
+    assert s["target"][10, 20].item() == pytest.approx(ramp(X0 + 10.25, Y0 - 5.25), abs=1e-3)
+    assert s["target"][40, 33].item() == pytest.approx(ramp(X0 + 16.75, Y0 - 20.25), abs=1e-3)
+    # the CHM grid starts 0.4 m east of the image: the first image column has no CHM value and is invalid
+    assert not s["valid"][:, 0].any()
+    assert s["valid"][5:60, 5:60].all()
+    assert s["crs"] == CRS_UTM and s["transform"] == from_origin(X0, Y0, 0.5, 0.5)
+
+
+def test_chm_nodata_becomes_invalid(tmp_path):
+    write_image(tmp_path / "a.tif")
+    h = write_chm(tmp_path / "a_CHM.tif")
+    with rasterio.open(tmp_path / "a_CHM.tif", "r+") as dst:
+        h[5:10, 5:10] = -9999.0
+        dst.write(h, 1)
+    s = load_chm_pair(tmp_path / "a.tif", tmp_path / "a_CHM.tif", CanopyProbeConfig(resampling="nearest"))
+    # CHM cells (5..9) cover image pixels of x in [10.4, 20.4) m, i.e. columns 21..40
+    assert not s["valid"][25, 25].item() and s["valid"][50, 50].item()
+
+
+def test_all_nodata_chm_is_refused(tmp_path):
+    write_image(tmp_path / "a.tif")
+    write_chm(tmp_path / "a_CHM.tif", fill=-9999.0)
+    with pytest.raises(InputError, match=r"CHM .*a_CHM.tif has no valid height on the grid of image .*a.tif"):
+        load_chm_pair(tmp_path / "a.tif", tmp_path / "a_CHM.tif", CanopyProbeConfig())
+
+
+def test_chm_outside_the_image_is_refused(tmp_path):
+    write_image(tmp_path / "a.tif")
+    with rasterio.open(
+        tmp_path / "far.tif",
+        "w",
+        driver="GTiff",
+        width=4,
+        height=4,
+        count=1,
+        dtype="float32",
+        crs=CRS_UTM,
+        transform=from_origin(X0 + 1000, Y0, 1, 1),
+    ) as dst:
+        dst.write(np.ones((1, 4, 4), np.float32))
+    with pytest.raises(InputError, match="does not overlap image"):
+        load_chm_pair(tmp_path / "a.tif", tmp_path / "far.tif", CanopyProbeConfig())
+
+
+def test_band_mismatch_suggests_band_adaptation(tmp_path):
+    write_image(tmp_path / "a.tif", bands=4)
+    write_chm(tmp_path / "a_CHM.tif")
+    cfg = CanopyProbeConfig(train_images=[str(tmp_path / "a.tif")], train_chms=[str(tmp_path / "a_CHM.tif")])
+    with pytest.raises(InputError, match=r"4 bands but backbone .* expects 3; .*bands=4"):
+        run_canopy(tiny_backbone(), cfg, tmp_path / "out")
+
+
+def test_dpt_canopy_probe_end_to_end(tmp_path):
+    bb = tiny_backbone()
+    before = snapshot(bb)
+    write_image(tmp_path / "a.tif", nodata=None)
+    write_chm(tmp_path / "a_CHM.tif")
+    cfg = CanopyProbeConfig(
+        train_images=[str(tmp_path / "a.tif")],
+        train_chms=[str(tmp_path)],  # a folder: paired by name
+        crop_size=32,
+        epochs=2,
+        batch_size=2,
+        layers="four_last",
+        block_size=10,
+        block_border=3,
+        output="mixlog",
+    )
+    metrics = run_canopy(bb, cfg, tmp_path / "out")
+    assert {"MAE", "RMSE", "R2", "bias", "block_R2", "nMAE", "tree_IoU"} <= metrics.keys()
+    assert np.isfinite(metrics["MAE"]) and np.isfinite(metrics["block_R2"])
+    assert metrics["val_tiles"] == 1.0  # 4 non-overlapping 32 px tiles, a quarter held out
+    with rasterio.open(tmp_path / "out" / "a_height.tif") as src, rasterio.open(tmp_path / "a.tif") as ref:
+        assert src.crs == ref.crs and src.transform == ref.transform and src.shape == ref.shape
+        heights = src.read(1)
+        assert src.dtypes[0] == "float32" and np.all(heights >= 0.0) and np.all(heights <= 96.0)
+    for name in ("canopy_scatter.png", "canopy_maps.png", "canopy_metrics.json", "canopy_head.pt"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+    assert not list((tmp_path / "out").glob(".*tmp*"))  # atomic writes left no temporary file
+    assert_unchanged(bb, before)
