@@ -171,11 +171,11 @@ def read_window(
     valid = np.zeros((height, width), dtype=bool)
     if inside:
         valid[r0 - row : r1 - row, c0 - col : c1 - col] = True
-    if nodata is not None:
-        if np.isnan(nodata):
-            valid &= ~np.isnan(data).all(axis=0)
+    if nodata is not None and not np.isnan(nodata):
+        if nodata == 0 and data.dtype.kind in "ub":  # the common case, one max-reduction and no C x H x W temp
+            valid &= data.max(axis=0) > 0
         else:
-            valid &= ~(data == np.asarray(nodata, dtype=data.dtype)).all(axis=0)
+            valid &= (data != np.asarray(nodata, dtype=data.dtype)).any(axis=0)
     if data.dtype.kind == "f":
         valid &= ~np.isnan(data).all(axis=0)
     if use_mask and inside and nodata is None:

@@ -168,9 +168,17 @@ class Sensor:
     def to_reflectance(self, x: Any) -> Any:
         """DN -> physical units: `x * scale + offset` (float32; numpy arrays or torch tensors, channel-first)."""
         self._check_channels(x)
+        has_offset = self.offset != 0.0 and self.offset != ()
+        if not _is_torch(x):  # one pass from any dtype to float32 (the reader's hot path)
+            x = np.asarray(x)
+            dtype = np.float64 if x.dtype == np.float64 else np.float32
+            out = np.multiply(x, np.asarray(self._per_band(self.scale, x), dtype=dtype), dtype=dtype)
+            if has_offset:
+                out += np.asarray(self._per_band(self.offset, x), dtype=dtype)
+            return out
         x = _as_float(x)
         out = x * self._per_band(self.scale, x)
-        if self.offset != 0.0 and self.offset != ():
+        if has_offset:
             out = out + self._per_band(self.offset, x)
         return out
 
