@@ -200,9 +200,10 @@ def main() -> None:
             sensor = str(save_sensor_yaml(s6, tmp / "l7.yaml"))
         r = bench_reader(paths, tile, n, sensor)
         tg = r.get("torchgeo", float("nan"))
+        raw = r["rasterio"]
         print(
-            f"| {name} | {tile} | {r['rasterio']:.0f} | {r['geodino']:.0f} | {r['geodino'] / r['rasterio']:.2f} "
-            f"| {tg:.0f} | {tg / r['rasterio']:.2f} |"
+            f"| {name} | {tile} | {raw:.0f} | {r['geodino']:.0f} | {r['geodino'] / raw:.2f} "
+            f"| {r['geodino_sample']:.0f} | {r['geodino_sample'] / raw:.2f} | {tg:.0f} | {tg / raw:.2f} |"
         )
 
     batch = 16
