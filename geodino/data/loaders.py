@@ -59,6 +59,7 @@ class SourceConfig:
     resampling: str = "bilinear"
     on_error: str = "stop"  # stop | skip: unreadable files, files without CRS, corrupt images
     recursive: bool = True
+    index_cache: str | None = None  # raster: JSON index reused while files and settings are unchanged
     variable: str | None = None  # cube: data variable
     band_dim: str | None = None  # cube: band dimension name (auto: band/bands/channel/...)
     time_dim: str = "time"
@@ -109,6 +110,7 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
             on_error=cfg.on_error,
             recursive=cfg.recursive,
             progress=progress,
+            index_cache=cfg.index_cache,
         )
         return RasterSource(
             archive,

@@ -232,6 +232,8 @@ class RasterArchive:
         nodata: overrides the files' nodata value (many S2 products declare none or the wrong one).
         crs, res: reproject every scene onto this CRS and resolution (WarpedVRT); default native grids.
         on_error: "stop" raises on an unreadable file or one without CRS; "skip" warns and leaves it out.
+        index_cache: a JSON file holding the index; reused while the files (size, mtime) and settings match,
+            so a large archive is indexed once.
     """
 
     def __init__(
@@ -250,6 +252,7 @@ class RasterArchive:
         require_crs: bool = True,
         progress: bool = True,
         uniform: bool = True,
+        index_cache: str | Path | None = None,
     ) -> None:
         if on_error not in ("stop", "skip"):
             raise InputError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
@@ -266,7 +269,8 @@ class RasterArchive:
         self.require_crs = require_crs
         self.skipped: list[tuple[str, str]] = []
         self._sensor_arg = sensor
-        self.scenes: list[SceneInfo] = self._index(progress)
+        self.index_cache = Path(index_cache).expanduser() if index_cache else None
+        self.scenes: list[SceneInfo] = self._cached_index(progress)
         if not self.scenes:
             detail = "; ".join(f"{p}: {why}" for p, why in self.skipped[:3])
             raise InputError(f"no readable raster among {len(self.files)} file(s) ({detail})")
@@ -289,6 +293,60 @@ class RasterArchive:
             raise InputError(f"raster {path}: {why} (set on_error: skip to leave such files out)")
         self.skipped.append((path, why))
         warnings.warn(f"skipping raster {path}: {why}", stacklevel=3)
+
+    def _index_key(self) -> dict[str, Any]:
+        """What the index depends on: the files (path, size, mtime) and the reading settings."""
+        files = []
+        for f in self.files:
+            try:
+                st = os.stat(f)
+                files.append([f, st.st_size, int(st.st_mtime_ns)])
+            except OSError:
+                files.append([f, -1, -1])
+        sensor = self._sensor_arg.name if isinstance(self._sensor_arg, Sensor) else self._sensor_arg
+        return {
+            "version": 1,
+            "files": files,
+            "bands": self.requested_bands,
+            "band_names": list(self.band_names_override or []),
+            "nodata": self.nodata_override,
+            "crs": self.crs,
+            "res": list(self.res) if self.res else None,
+            "sensor": str(sensor) if sensor is not None else None,
+        }
+
+    def _cached_index(self, progress: bool) -> list[SceneInfo]:
+        """`_index`, or the scenes stored in `index_cache` when files and settings are unchanged."""
+        import json
+
+        if self.index_cache is None:
+            return self._index(progress)
+        key = self._index_key()
+        if self.index_cache.is_file():
+            try:
+                stored = json.loads(self.index_cache.read_text())
+                if stored.get("key") == key:
+                    return [
+                        SceneInfo(
+                            **{
+                                **d,
+                                "transform": tuple(d["transform"]),
+                                "band_names": tuple(d["band_names"]),
+                                "band_indexes": tuple(d["band_indexes"]),
+                            }
+                        )
+                        for d in stored["scenes"]
+                    ]
+            except (ValueError, KeyError, TypeError):
+                pass  # unreadable or old cache: rebuild it
+        scenes = self._index(progress)
+        if not self.skipped:  # never cache an index that left files out: they may be fixed next time
+            from geodino.io import atomic_path
+
+            payload = {"key": key, "scenes": [dataclasses.asdict(sc) for sc in scenes]}
+            with atomic_path(self.index_cache) as tmp:
+                tmp.write_text(json.dumps(payload))
+        return scenes
 
     def _index(self, progress: bool) -> list[SceneInfo]:
         import rasterio

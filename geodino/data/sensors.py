@@ -150,7 +150,9 @@ class Sensor:
             return float(values)
         arr = np.asarray(values, dtype=np.float32)
         if x.ndim >= 3:
-            arr = arr.reshape(-1, *([1] * 2))
+            arr = arr.reshape(-1, 1, 1)
+        elif x.ndim == 2:  # [C, N] pixel lists
+            arr = arr.reshape(-1, 1)
         if _is_torch(x):
             import torch
 

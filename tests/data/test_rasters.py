@@ -245,3 +245,19 @@ def test_tile_larger_than_raster(scenes):
         src = RasterSource(two, tile_size=110, max_nodata_fraction=1.0)
     assert any("smaller than the tile" in str(x.message) for x in w)
     assert {src.tile(i, 0)[0] for i in range(10)} == {1}
+
+
+def test_index_cache_reused_until_files_change(scenes, tmp_path, monkeypatch):
+    cache = tmp_path / "index.json"
+    a = RasterArchive(sorted(scenes.values()), sensor=S4, index_cache=cache)
+    assert cache.is_file()
+    calls = []
+    monkeypatch.setattr(RasterArchive, "_index", lambda self, progress: calls.append(1) or [])
+    b = RasterArchive(sorted(scenes.values()), sensor=S4, index_cache=cache)
+    assert b.scenes == a.scenes and not calls  # served from the cache
+    import os
+
+    os.utime(scenes["utm33"], ns=(1, 1))  # a changed file invalidates the cache
+    with pytest.raises(InputError, match="no readable raster"):
+        RasterArchive(sorted(scenes.values()), sensor=S4, index_cache=cache)
+    assert calls
