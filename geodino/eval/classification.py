@@ -55,6 +55,7 @@ class LinearConfig:
     momentum: float = 0.9
     scale_lr_with_batch: bool = True  # lr * batch_size / 256, as official
     refit_on_trainval: bool = False  # retrain the chosen head on train + val before testing
+    standardize: bool = False  # z-score inputs with train statistics (off = official; on helps non-DINO baselines)
 
 
 @dataclass
@@ -136,9 +137,21 @@ class LinearHead:
     n_last_blocks: int
     avgpool: bool
     val_score: float = float("nan")
+    shift: torch.Tensor | None = None  # input standardisation (train mean, std) when linear.standardize
+    scale: torch.Tensor | None = None
+
+    def inputs(self, feats: FeatureSet) -> torch.Tensor:
+        x = feats.linear_input(self.n_last_blocks, self.avgpool)
+        return x if self.shift is None else (x - self.shift) / self.scale
 
     def logits(self, feats: FeatureSet) -> torch.Tensor:
-        return feats.linear_input(self.n_last_blocks, self.avgpool) @ self.weight + self.bias
+        return self.inputs(feats) @ self.weight + self.bias
+
+
+def _standardizer(x: torch.Tensor, on: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    if not on:
+        return None, None
+    return x.mean(0), x.std(0).clamp_min(1e-6)
 
 
 def _schedule(n: int, cfg: LinearConfig) -> tuple[int, int, int]:
@@ -264,14 +277,18 @@ def linear_probe(
     for gi, (n_blocks, avgpool) in enumerate(groups):
         g = torch.Generator().manual_seed(seed * 1000 + gi)
         x = train.linear_input(n_blocks, avgpool)
+        shift, scale = _standardizer(x, cfg.standardize)
+        if shift is not None:
+            x = (x - shift) / scale
         w, b = _train_heads(x, train.targets, lrs, wds, num_classes, cfg, g, bar)
-        xv = val.linear_input(n_blocks, avgpool)
+        probe = LinearHead(w[0], b[0], 0.0, 0.0, n_blocks, bool(avgpool), shift=shift, scale=scale)
+        xv = probe.inputs(val)
         logits = torch.einsum("nd,hdk->hnk", xv, w) + b[:, None]
         for hi, (lr, wd) in enumerate(grid):
             score = _selection_score(logits[hi], val.targets, multilabel)
             rows.append({"n_last_blocks": n_blocks, "avgpool": float(avgpool), "lr": lr, "wd": wd, "val": score})
             if best is None or score > best.val_score:
-                best = LinearHead(w[hi], b[hi], lr, wd, n_blocks, bool(avgpool), score)
+                best = LinearHead(w[hi], b[hi], lr, wd, n_blocks, bool(avgpool), score, shift, scale)
     bar.close()
     assert best is not None
     return best, rows
@@ -281,9 +298,14 @@ def refit_head(head: LinearHead, train: FeatureSet, num_classes: int, cfg: Linea
     """Retrain one grid point on new training features (train + val), keeping its hyper-parameters."""
     g = torch.Generator().manual_seed(seed * 1000 + 999)
     x = train.linear_input(head.n_last_blocks, head.avgpool)
+    shift, scale = _standardizer(x, cfg.standardize)
+    if shift is not None:
+        x = (x - shift) / scale
     one = torch.tensor([head.lr]), torch.tensor([head.weight_decay])
     w, b = _train_heads(x, train.targets, one[0], one[1], num_classes, cfg, g)
-    return LinearHead(w[0], b[0], head.lr, head.weight_decay, head.n_last_blocks, head.avgpool, head.val_score)
+    return LinearHead(
+        w[0], b[0], head.lr, head.weight_decay, head.n_last_blocks, head.avgpool, head.val_score, shift, scale
+    )
 
 
 def _selection_score(scores: torch.Tensor, targets: torch.Tensor, multilabel: bool) -> float:

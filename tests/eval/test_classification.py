@@ -120,6 +120,12 @@ def test_linear_sweep_picks_the_best_head_on_val_and_generalises():
     assert acc > 0.9
     again, _ = linear_probe(train, val, 3, cfg, seed=0, progress=False)
     assert torch.equal(again.weight, head.weight)  # deterministic for a seed
+    # standardised inputs: the head stores the train statistics and applies them at test time
+    cfg.standardize = True
+    std_head, _ = linear_probe(train, val, 3, cfg, seed=0, progress=False)
+    x = train.linear_input(std_head.n_last_blocks, std_head.avgpool)
+    assert torch.allclose(std_head.shift, x.mean(0)) and torch.allclose(std_head.scale, x.std(0))
+    assert float((std_head.logits(test).argmax(1) == test.targets).float().mean()) > 0.9
 
 
 def test_single_label_metrics_by_hand():
