@@ -93,7 +93,7 @@ def task_config(schema: type, data: dict[str, Any], where: str) -> Any:
 
     from geodino.config import _unknown_key_message
 
-    body = {k: v for k, v in data.items() if k != "type"}
+    body = {k: v for k, v in data.items() if k not in RUNNER_TASK_KEYS}
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(schema), body)
         obj = OmegaConf.to_object(cfg)
@@ -196,13 +196,31 @@ def load_probe_backbone(spec: str, bands: list[str] | None, sensor: str | None, 
     return load_backbone(spec, bands=bands or None, sensor=sensor or None, device=device)
 
 
-def parse_tasks(cfg: SuiteConfig, out: Path, names: list[str] | None = None) -> dict[str, tuple[Any, Any, str, Any]]:
-    """name -> (entry point, task config, task type, adapter DatasetConfig or None) for the suite's tasks."""
+@dataclass
+class ParsedTask:
+    """One task of a suite, ready to run: entry point, its config, and what the runner adds around it."""
+
+    fn: Any
+    cfg: Any
+    type: str
+    data: Any = None  # a DatasetConfig the runner builds and passes as train_data/val_data (see _call_task)
+    backbone_bands: list[str] = field(default_factory=list)  # per-task band adaptation ([] = the suite's)
+    backbone_sensor: str = ""
+
+
+RUNNER_TASK_KEYS = ("type", "backbone_bands", "backbone_sensor")
+"""Task keys read by the runner itself (not passed to the task's config)."""
+
+
+def parse_tasks(cfg: SuiteConfig, out: Path, names: list[str] | None = None) -> dict[str, ParsedTask]:
+    """name -> ParsedTask for the suite's tasks (all configs checked; nothing is run or loaded)."""
     from geodino.eval.datasets import DatasetConfig
 
-    parsed: dict[str, tuple[Any, Any, str, Any]] = {}
+    parsed: dict[str, ParsedTask] = {}
     for name in names if names is not None else list(cfg.tasks):
         raw = dict(cfg.tasks[name])
+        bands = [str(b) for b in (raw.pop("backbone_bands", None) or cfg.backbone_bands)]
+        sensor = str(raw.pop("backbone_sensor", None) or cfg.backbone_sensor)
         fn, schema = task_entry(raw["type"])
         data = None
         if "data" in raw and "data" not in {f.name for f in dataclasses.fields(schema)}:
@@ -211,7 +229,7 @@ def parse_tasks(cfg: SuiteConfig, out: Path, names: list[str] | None = None) -> 
         _set_if_present(tcfg, "seed", cfg.seed)
         _set_if_present(tcfg, "progress", cfg.progress)
         _set_if_present(tcfg, "features.cache_dir", cfg.cache_dir or str(out / "feature_cache"), only_if_empty=True)
-        parsed[name] = (fn, tcfg, raw["type"], data)
+        parsed[name] = ParsedTask(fn, tcfg, raw["type"], data, bands, sensor)
     return parsed
 
 
@@ -228,44 +246,58 @@ def run_suite(cfg: SuiteConfig, backbone_spec: str | None = None, out_dir: str |
     # Parse every task config and open every named dataset before loading the backbone: a typo or a missing
     # folder fails in a second, not after an hour.
     parsed = parse_tasks(cfg, out, names)
-    for _, tcfg, _, data in parsed.values():
-        _precheck_data(data if data is not None else getattr(tcfg, "data", None))
-    backbone = load_probe_backbone(spec, cfg.backbone_bands, cfg.backbone_sensor, cfg.device)
+    for t in parsed.values():
+        _precheck_data(t.data if t.data is not None else getattr(t.cfg, "data", None))
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     try:
-        return _run_tasks(cfg, spec, backbone, out, names, parsed)
+        return _run_tasks(cfg, spec, out, names, parsed)
     finally:
         torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
 
 
-def _run_tasks(cfg: SuiteConfig, spec: str, backbone: Any, out: Path, names: list[str], parsed: dict) -> list[dict]:
+def _run_tasks(cfg: SuiteConfig, spec: str, out: Path, names: list[str], parsed: dict[str, ParsedTask]) -> list[dict]:
     from tqdm.auto import tqdm
 
     from geodino.config import to_dict
 
-    fingerprint = str(getattr(backbone, "fingerprint", ""))
+    backbones: dict[tuple, Any] = {}  # one load per (bands, sensor): tasks sharing them share the backbone
+    fingerprint = ""
     rows: list[dict[str, Any]] = []
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     bar = tqdm(names, desc=f"probe {cfg.name}", unit="task", disable=not cfg.progress)
     for name in bar:
-        fn, tcfg, ttype, data = parsed[name]
+        task = parsed[name]
+        tcfg, data = task.cfg, task.data
+        key = (tuple(task.backbone_bands), task.backbone_sensor)
+        if key not in backbones:
+            backbones[key] = load_probe_backbone(spec, task.backbone_bands, task.backbone_sensor, cfg.device)
+        backbone = backbones[key]
+        task_fp = str(getattr(backbone, "fingerprint", ""))
+        fingerprint = fingerprint or task_fp
         bar.set_postfix_str(name)
         seed_everything(cfg.seed, cfg.deterministic)
         t0 = time.perf_counter()
-        metrics = _call_task(fn, backbone, tcfg, out / name, data)
+        metrics = _call_task(task.fn, backbone, tcfg, out / name, data)
         elapsed = time.perf_counter() - t0
-        h = config_hash({"task": to_dict(tcfg), "data": to_dict(data) if data is not None else None})
+        h = config_hash(
+            {
+                "task": to_dict(tcfg),
+                "data": to_dict(data) if data is not None else None,
+                "backbone_bands": task.backbone_bands,
+                "backbone_sensor": task.backbone_sensor,
+            }
+        )
         for metric, value in metrics.items():
             rows.append(
                 {
                     "task": name,
-                    "type": ttype,
+                    "type": task.type,
                     "dataset": _dataset_name(tcfg, data),
                     "metric": metric,
                     "value": float(value),
                     "backbone": spec,
-                    "fingerprint": fingerprint,
+                    "fingerprint": task_fp,
                     "config_hash": h,
                     "seed": cfg.seed,
                     "seconds": round(elapsed, 2),
@@ -289,8 +321,14 @@ def _write_results(
         "started": started,
         "rows": rows,
         "configs": {
-            n: {"type": t, **to_dict(c), **({"data": to_dict(d)} if d is not None else {})}
-            for n, (_, c, t, d) in parsed.items()
+            n: {
+                "type": t.type,
+                "backbone_bands": t.backbone_bands,
+                "backbone_sensor": t.backbone_sensor,
+                **to_dict(t.cfg),
+                **({"data": to_dict(t.data)} if t.data is not None else {}),
+            }
+            for n, t in parsed.items()
         },
     }
     with atomic_path(out / "results.json") as tmp:

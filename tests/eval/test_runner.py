@@ -157,11 +157,11 @@ def test_shipped_suite_configs_parse_into_their_task_schemas():
     assert list(cfg.tasks) == ["eurosat_knn_linear", "loveda_linear", "loveda_upernet", "canopy_neon_dpt",
                                "vhr10_fasterrcnn"]  # fmt: skip
     parsed = runner.parse_tasks(cfg, Path("out"))
-    types = {n: (type(c).__name__, t, d.name if d is not None else None) for n, (_, c, t, d) in parsed.items()}
+    types = {n: (type(t.cfg).__name__, t.type, t.data.name if t.data else None) for n, t in parsed.items()}
     assert types["eurosat_knn_linear"] == ("ClassificationConfig", "classification", None)
-    assert types["loveda_upernet"][1] == "segmentation" and parsed["loveda_upernet"][1].head == "upernet"
-    _, det_cfg, det_type, det_data = parsed["vhr10_fasterrcnn"]
-    assert det_type == "detection" and (det_data or det_cfg.data).name == "vhr10"
+    assert types["loveda_upernet"][1] == "segmentation" and parsed["loveda_upernet"].cfg.head == "upernet"
+    det = parsed["vhr10_fasterrcnn"]
+    assert det.type == "detection" and (det.data or det.cfg.data).name == "vhr10"
     assert types["canopy_neon_dpt"][1] == "canopy"
 
 
@@ -220,3 +220,19 @@ def test_real_vit_tiny_backbone_through_the_cli(tmp_path, monkeypatch, capsys):
     assert code == 2 and len(err.splitlines()) == 1
     assert f"backbone {spec} takes 3 bands but image_folder has 4" in err
     assert "adapt the backbone's patch embedding to the data's bands (suite key backbone_bands=[b1,b2,b3,b4]" in err
+
+
+def test_per_task_backbone_bands_load_one_backbone_per_band_set(tmp_path, tiny_backbone):
+    _folder(tmp_path / "imgs")
+    task = {"type": "classification", "data": {"name": "image_folder", "root": str(tmp_path / "imgs")},
+            "linear": {"enabled": False}, "knn": {"ks": [1]}}  # fmt: skip
+    cfg = SuiteConfig(
+        backbone_bands=["R", "G", "B"],
+        progress=False,
+        tasks={"a": dict(task), "b": {**task, "backbone_bands": ["B04", "B03", "B02"]}, "c": dict(task)},
+    )
+    rows = run_suite(cfg, "tiny", tmp_path / "out")
+    assert [call[1] for call in tiny_backbone] == [["R", "G", "B"], ["B04", "B03", "B02"]]
+    hashes = {r["task"]: r["config_hash"] for r in rows}
+    assert hashes["a"] == hashes["c"] != hashes["b"]  # same settings, same hash; band adaptation changes it
+    assert read_results(tmp_path / "out")["configs"]["b"]["backbone_bands"] == ["B04", "B03", "B02"]
