@@ -87,3 +87,20 @@ def test_per_block_vs_per_forward_sampling():
         m.forward_features(torch.randn(1, 3, 32, 32))
         calls.append(n)
     assert calls == [6, 1, 2, 1]  # per block: 3 blocks x 2 groups; eval: once per group
+
+
+def test_fused_rope_matches_differentiable_path_and_backprops():
+    from geodino.models.layers.rope import rope_qk
+
+    rope = RopePositionEmbedding(64, num_heads=2).eval()
+    s, c = rope_for_tokens(rope(H=2, W=3), 5)
+    qk = torch.randn(2, 11, 2, 2, 32)  # [B, N, q/k, heads, d]
+    ref = apply_rope_half(qk, s[:, None, None, :], c[:, None, None, :])
+    with torch.no_grad():
+        fused = rope_qk(qk, s[:, None, None, :], c[:, None, None, :])
+    torch.testing.assert_close(fused, ref, atol=1e-6, rtol=0)  # fused multiply-add rounding only
+    leaf = qk.clone().requires_grad_(True)
+    out = rope_qk(leaf, s[:, None, None, :], c[:, None, None, :])
+    torch.testing.assert_close(out, fused, atol=1e-6, rtol=0)
+    out.square().sum().backward()
+    assert leaf.grad is not None and leaf.grad.abs().sum() > 0

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from geodino.models.layers.rope import apply_rope_half
+from geodino.models.layers.rope import rope_qk
 
 
 class LinearKMaskedBias(nn.Linear):
@@ -54,18 +54,21 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(dim, dim, bias=proj_bias)
 
     def compute_attention(self, qkv: Tensor, rope: tuple[Tensor, Tensor] | None = None) -> Tensor:
-        """qkv [B, N, 3·D] -> attention output [B, N, D] (before `proj`)."""
+        """qkv [B, N, 3·D] -> attention output [B, N, D] (before `proj`).
+
+        q, k and v stay in the token-major layout [B, N, heads, d] and reach SDPA as transposed views: the CPU
+        and CUDA kernels then return the output token-major too, so the final reshape is free (no copy). RoPE
+        writes q and k into one buffer with two fused multiply-adds per half instead of a cat of products.
+        """
         B, N, _ = qkv.shape
-        qkv = qkv.view(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # [3, B, h, N, d]
+        qkv = qkv.view(B, N, 3, self.num_heads, self.head_dim)
         if rope is not None:
             sin, cos = rope  # [N, d/2]
-            qk = qkv[:2]
-            dtype = qk.dtype
-            qk = apply_rope_half(qk.to(sin.dtype), sin, cos).to(dtype)
-            q, k = qk[0], qk[1]
+            qk = rope_qk(qkv[:, :, :2], sin[:, None, None, :], cos[:, None, None, :])
+            q, k = qk[:, :, 0], qk[:, :, 1]
         else:
-            q, k = qkv[0], qkv[1]
-        x = F.scaled_dot_product_attention(q, k, qkv[2])  # [B, h, N, d]
+            q, k = qkv[:, :, 0], qkv[:, :, 1]
+        x = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), qkv[:, :, 2].transpose(1, 2))
         return x.transpose(1, 2).reshape(B, N, -1)
 
     def forward(self, x: Tensor, rope: tuple[Tensor, Tensor] | None = None) -> Tensor:

@@ -135,3 +135,22 @@ def apply_rope_half(x: Tensor, sin: Tensor, cos: Tensor) -> Tensor:
     """RoPE on x [..., N, (heads,) D] with half-width sin/cos broadcastable to [..., N, (heads,) D/2]."""
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
+
+
+def rope_qk(qk: Tensor, sin: Tensor, cos: Tensor) -> Tensor:
+    """`apply_rope_half` computed in the RoPE dtype (float32 for the released models) and cast back to the input
+    dtype, as official. Without autograd it writes into one preallocated buffer with fused multiply-adds (no
+    temporaries, no cat); with autograd it uses the differentiable form (equal up to multiply-add rounding)."""
+    dtype = torch.promote_types(qk.dtype, sin.dtype)
+    x1, x2 = qk.chunk(2, dim=-1)
+    if torch.is_grad_enabled() and (qk.requires_grad or sin.requires_grad):
+        x1, x2 = x1.to(dtype), x2.to(dtype)
+        out = torch.cat([torch.addcmul(x1 * cos, x2, sin, value=-1), torch.addcmul(x2 * cos, x1, sin)], dim=-1)
+        return out.to(qk.dtype)
+    out = torch.empty(qk.shape, dtype=dtype, device=qk.device)
+    o1, o2 = out.chunk(2, dim=-1)
+    torch.mul(x1, cos, out=o1)
+    o1.addcmul_(x2, sin, value=-1)
+    torch.mul(x2, cos, out=o2)
+    o2.addcmul_(x1, sin)
+    return out.to(qk.dtype)

@@ -1,0 +1,111 @@
+"""Backbone forward speed: geodino vs transformers DINOv3ViTModel vs timm Eva, on the same weights.
+
+For each architecture (vit_small, vit_base) one geodino model is built, its weights converted to the HF and timm
+layouts and loaded into `DINOv3ViTModel` and timm's `vit_*_patch16_dinov3_qkvb`; outputs are checked to agree,
+then the three forwards run interleaved (round-robin, so load on the machine hits all three alike) at batch 16,
+224 px, in float32 and under bfloat16 autocast, with a fixed thread count. Printed: images/s (median of the
+repeats) and the ratios geodino / transformers and geodino / timm (target >= 1.0, aim 1.1).
+
+    .venv/bin/python benchmarks/backbone.py [--archs vit_small vit_base] [--batch 16] [--size 224] [--repeats 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch
+
+
+def build_trio(arch: str):
+    """(geodino, HF, timm) models with identical weights, in eval mode."""
+    from transformers import DINOv3ViTConfig, DINOv3ViTModel
+
+    from geodino.models import build_model
+    from geodino.models.convert_hf import hf_config_from_official, official_to_hf
+    from geodino.models.convert_timm import official_to_timm, timm_model_for
+
+    torch.manual_seed(0)
+    geo = build_model(arch).eval()
+    with torch.no_grad():  # trained-like LayerScale and biases so that every branch matters
+        for name, p in geo.named_parameters():
+            if name.endswith(("gamma", "bias")):
+                p.normal_(0, 0.2)
+    state = geo.state_dict()
+    hf_cfg = hf_config_from_official(geo.config, state)
+    hf_cfg = {k: v for k, v in hf_cfg.items() if k not in ("architectures", "model_type")}
+    hf = DINOv3ViTModel(DINOv3ViTConfig(**hf_cfg)).eval()
+    hf_state = {("model." + k if k.startswith("layer.") else k): v for k, v in official_to_hf(state).items()}
+    hf.load_state_dict(hf_state, strict=True)
+    tm = timm_model_for(geo.config, qkv_bias=True, dynamic_img_size=True).eval()
+    tm.load_state_dict(official_to_timm(state, qkv_bias=True), strict=True)
+    return geo, hf, tm
+
+
+def check_agree(geo, hf, tm, x) -> float:
+    with torch.no_grad():
+        out = geo.forward_features(x)
+        g = torch.cat([out["x_norm_clstoken"][:, None], out["x_storage_tokens"], out["x_norm_patchtokens"]], 1)
+        h = hf(pixel_values=x).last_hidden_state
+        t = tm.forward_features(x)
+    return max((g - h).abs().max().item(), (g - t).abs().max().item())
+
+
+def bench(arch: str, batch: int, size: int, repeats: int, dtypes: list[str]) -> list[dict]:
+    geo, hf, tm = build_trio(arch)
+    x = torch.randn(batch, 3, size, size)
+    err = check_agree(geo, hf, tm, x[:2])
+    fns = {
+        "geodino": lambda: geo.forward_features(x),
+        "transformers": lambda: hf(pixel_values=x),
+        "timm": lambda: tm.forward_features(x),
+    }
+    rows = []
+    for dt in dtypes:
+        amp = dt == "bf16"
+        times: dict[str, list[float]] = {k: [] for k in fns}
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            for fn in fns.values():  # warm-up
+                fn()
+            for _ in range(repeats):
+                for name, fn in fns.items():
+                    t0 = time.perf_counter()
+                    fn()
+                    times[name].append(time.perf_counter() - t0)
+        ips = {k: batch / statistics.median(v) for k, v in times.items()}
+        rows.append({"arch": arch, "dtype": dt, "max_abs_diff": err, **ips})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--archs", nargs="+", default=["vit_small", "vit_base"])
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, {args.size} px")
+    rows = []
+    for arch in args.archs:
+        rows += bench(arch, args.batch, args.size, args.repeats, args.dtypes)
+    head = f"| {'arch':9s} | {'dtype':5s} | geodino img/s | transformers img/s | timm img/s | "
+    head += "geodino/transformers | geodino/timm |"
+    print(head)
+    print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
+    for r in rows:
+        print(
+            f"| {r['arch']:9s} | {r['dtype']:5s} | {r['geodino']:13.1f} | {r['transformers']:18.1f} | "
+            f"{r['timm']:10.1f} | {r['geodino'] / r['transformers']:20.2f} | {r['geodino'] / r['timm']:12.2f} |"
+        )
+    print(f"outputs agree within {max(r['max_abs_diff'] for r in rows):.1e} (float32)")
+
+
+if __name__ == "__main__":
+    main()
