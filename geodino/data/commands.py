@@ -1,5 +1,5 @@
 """`geodino data ...`: stats (sensor YAML from an archive), sensors (built-in table), index (archive summary),
-preview (a PNG of tiles and their multi-crops)."""
+stack (per-band files -> one VRT per scene), preview (a PNG of tiles and their multi-crops)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,16 @@ def register(subparsers: Any) -> None:
     i.add_argument("--out", default=None, help="also write the footprints as GeoParquet/GeoJSON (by extension)")
     i.set_defaults(func=_index)
 
+    k = sub.add_parser(
+        "stack",
+        help="one multi-band VRT per scene folder of one-file-per-band rasters (e.g. Sentinel-2 B02/B03/B11)",
+    )
+    k.add_argument("root", help="folder of scene folders (each holding one file per band)")
+    k.add_argument("--bands", nargs="+", required=True, help="band names as they appear in the file names, in order")
+    k.add_argument("--out", "-o", required=True, help="folder for the VRTs (use it as a raster source path)")
+    k.add_argument("--resampling", default="bilinear", help="for bands coarser than the finest (default bilinear)")
+    k.set_defaults(func=_stack)
+
     v = sub.add_parser("preview", help="PNG of sample tiles and their multi-crops for a data config")
     from geodino.cli import add_config_arguments
     from geodino.data.loaders import DataConfig
@@ -84,6 +94,14 @@ def _stats(args: argparse.Namespace) -> int:
     )
     print(Path(path).read_text().rstrip())
     print(f"wrote {path}")
+    return 0
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from geodino.data.vrt import stack_scenes
+
+    paths = stack_scenes(args.root, args.bands, args.out, resampling=args.resampling)
+    print(f"wrote {len(paths)} VRT(s) to {args.out}")
     return 0
 
 

@@ -1,0 +1,124 @@
+"""Stack one-file-per-band scenes (Sentinel-2 SAFE/COG layouts, Landsat `*_SR_B4.TIF`) into multi-band VRTs.
+
+Archives often store each band in its own file, at different resolutions (Sentinel-2: 10, 20 and 60 m). A VRT
+with one band per file, all placed on the finest grid (GDAL resamples the coarser sources on read), turns each
+scene into one multi-band raster that `RasterArchive` reads like any GeoTIFF, without copying pixels. Written
+by hand (a few lines of XML) because rasterio has no `gdalbuildvrt -separate` and the GDAL CLI is often absent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from geodino.errors import InputError
+
+__all__ = ["find_band_files", "stack_bands", "stack_scenes"]
+
+_GDAL_TYPES = {
+    "uint8": "Byte",
+    "int8": "Int8",
+    "uint16": "UInt16",
+    "int16": "Int16",
+    "uint32": "UInt32",
+    "int32": "Int32",
+    "float32": "Float32",
+    "float64": "Float64",
+}
+
+
+def _band_pattern(band: str) -> re.Pattern[str]:
+    # the band name as a whole token of the file stem: B02.tif, T33UUP_20240101_B02_10m.jp2, LC08_..._SR_B4.TIF
+    return re.compile(rf"(^|[_\-.]){re.escape(band)}($|[_\-.])", re.IGNORECASE)
+
+
+def find_band_files(folder: str | Path, bands: Sequence[str], exts: Sequence[str] = (".tif", ".tiff", ".jp2")) -> dict:
+    """{band: file} for one scene folder (recursive); each band must match exactly one file."""
+    folder = Path(folder)
+    files = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts]
+    out = {}
+    for band in bands:
+        pat = _band_pattern(band)
+        hits = sorted(p for p in files if pat.search(p.stem))
+        if len(hits) > 1:  # prefer the finest-resolution product when several exist (e.g. B02_10m and B02_20m)
+            tagged = [p for p in hits if re.search(r"_10m$", p.stem)]
+            hits = tagged or hits[:1]
+        if not hits:
+            raise InputError(f"scene folder {folder} has no file for band {band!r} (looked for *{band}* in {exts})")
+        out[band] = hits[0]
+    return out
+
+
+def stack_bands(band_files: dict[str, str | Path], out: str | Path, *, resampling: str = "bilinear") -> Path:
+    """Write a VRT stacking `band_files` (in order) on the finest of their grids; returns its path."""
+    import rasterio
+
+    infos = []
+    for band, path in band_files.items():
+        try:
+            with rasterio.open(path) as src:
+                if src.crs is None:
+                    raise InputError(f"band file {path} has no CRS; cannot stack it with the others")
+                infos.append(
+                    (band, Path(path), src.crs, src.transform, src.width, src.height, src.dtypes[0], src.nodata)
+                )
+        except rasterio.errors.RasterioIOError as exc:
+            raise InputError(f"band file {path} cannot be read ({exc})") from exc
+    crs = infos[0][2]
+    for band, path, c, *_ in infos[1:]:
+        if c != crs:
+            raise InputError(f"band file {path} ({band}) is in {c} but {infos[0][1]} is in {crs}; stack one CRS")
+    finest = min(infos, key=lambda i: abs(i[3].a))
+    t, width, height = finest[3], finest[4], finest[5]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
+        f"  <SRS>{escape(crs.to_wkt())}</SRS>",
+        f"  <GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}</GeoTransform>",
+    ]
+    for k, (band, path, _, bt, bw, bh, dtype, nodata) in enumerate(infos, start=1):
+        # destination window of this file on the finest grid
+        x_off = (bt.c - t.c) / t.a
+        y_off = (bt.f - t.f) / t.e
+        x_size = bw * bt.a / t.a
+        y_size = bh * bt.e / t.e
+        lines += [
+            f'  <VRTRasterBand dataType="{_GDAL_TYPES.get(dtype, "Float32")}" band="{k}">',
+            f"    <Description>{escape(band)}</Description>",
+            *([f"    <NoDataValue>{nodata!r}</NoDataValue>"] if nodata is not None else []),
+            f'    <ComplexSource resampling="{resampling}">',
+            f'      <SourceFilename relativeToVRT="0">{escape(str(path.resolve()))}</SourceFilename>',
+            "      <SourceBand>1</SourceBand>",
+            f'      <SrcRect xOff="0" yOff="0" xSize="{bw}" ySize="{bh}"/>',
+            f'      <DstRect xOff="{x_off!r}" yOff="{y_off!r}" xSize="{x_size!r}" ySize="{y_size!r}"/>',
+            *([f"      <NODATA>{nodata!r}</NODATA>"] if nodata is not None else []),
+            "    </ComplexSource>",
+            "  </VRTRasterBand>",
+        ]
+    lines.append("</VRTDataset>")
+    from geodino.io import atomic_path
+
+    with atomic_path(out) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def stack_scenes(
+    root: str | Path, bands: Sequence[str], out_dir: str | Path, *, resampling: str = "bilinear"
+) -> list[Path]:
+    """One VRT per scene folder under `root` (a folder holding a file for every band); returns the VRT paths."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root} is not a folder of scene folders")
+    pats = [_band_pattern(b) for b in bands]
+    scene_dirs = sorted({p.parent for p in root.rglob("*") if p.is_file() and any(pt.search(p.stem) for pt in pats)})
+    if not scene_dirs:
+        raise InputError(f"no files named after bands {list(bands)} under {root}")
+    written = []
+    for d in scene_dirs:
+        name = "_".join(d.relative_to(root).parts) or root.name
+        written.append(stack_bands(find_band_files(d, bands), Path(out_dir) / f"{name}.vrt", resampling=resampling))
+    return written
