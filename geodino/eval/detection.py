@@ -49,7 +49,7 @@ class DetectionProbeConfig:
     pyramid_channels: int = 256
     anchor_sizes: list[int] = field(default_factory=lambda: [16, 32, 64, 128, 256])  # pixels, one per level
     tile_size: int = 512  # training tile and inference window (pixels; images are not rescaled)
-    tile_overlap: int = 64  # overlap of inference windows on images larger than tile_size
+    tile_overlap: int = 64  # overlap of inference windows on images larger than tile_size (at most tile_size/2)
     min_visible: float = 0.5  # a box cut by a tile edge is kept when this fraction of it is inside
     flips: bool = True  # random horizontal/vertical flips of training tiles
     bands: list[int] = field(default_factory=list)
@@ -60,7 +60,7 @@ class DetectionProbeConfig:
     weight_decay: float = 1e-4
     score_threshold: float = 0.05  # detections kept for mAP
     export_threshold: float = 0.3  # detections written to GeoJSON and drawn
-    max_detections: int = 300
+    max_detections: int = 100  # per image, for the detector and mAP (COCO: 100; raise it for dense scenes)
     nms_iou: float = 0.5  # merging windows of large images
     seed: int = 0
 
@@ -69,8 +69,8 @@ class DetectionProbeConfig:
             raise ConfigError(f"detector={self.detector!r} must be one of {', '.join(DETECTORS)}")
         if len(self.anchor_sizes) != 5:
             raise ConfigError(f"anchor_sizes={list(self.anchor_sizes)} must give 5 sizes (p2..p5 and p6)")
-        if not 0 <= self.tile_overlap < self.tile_size:
-            raise ConfigError(f"tile_overlap={self.tile_overlap} must be in [0, tile_size={self.tile_size})")
+        if self.tile_overlap < 0:
+            raise ConfigError(f"tile_overlap={self.tile_overlap} must be >= 0 (pixels)")
 
 
 # ----------------------------------------------------------------------------------------------- box readers
@@ -432,7 +432,7 @@ def predict_image(model: nn.Module, image: Tensor, cfg: DetectionProbeConfig) ->
     if h <= cfg.tile_size and w <= cfg.tile_size:
         out = model([image])[0]
         return {"boxes": out["boxes"], "scores": out["scores"], "labels": out["labels"] - shift}
-    stride = cfg.tile_size - cfg.tile_overlap
+    stride = cfg.tile_size - min(cfg.tile_overlap, cfg.tile_size // 2)
     boxes, scores, labels = [], [], []
     for r, c in dense.tile_grid(h, w, cfg.tile_size, stride):
         win = image[:, r : r + cfg.tile_size, c : c + cfg.tile_size]
@@ -605,7 +605,7 @@ def run_detection(
     model = build_detector(backbone, cfg, len(names), first["image"].shape[0])
     history = train_detector(model, train_units, cfg)
 
-    meter = DetectionMeter(names, class_metrics=len(names) > 1)
+    meter = DetectionMeter(names, class_metrics=len(names) > 1, max_detections=cfg.max_detections)
     evaluated = val_tiles if val_tiles is not None else val_data
     for i in range(len(evaluated)):
         s = check(evaluated[i], f"val sample {i}")

@@ -199,15 +199,27 @@ def regression_scores(
 
 
 class DetectionMeter:
-    """COCO-style mAP (IoU 0.50:0.95), mAP50 and mAP75 through torchmetrics' `MeanAveragePrecision`."""
+    """COCO-style mAP (IoU 0.50:0.95), mAP50 and mAP75 through torchmetrics' `MeanAveragePrecision`.
 
-    def __init__(self, class_names: Sequence[str] | None = None, class_metrics: bool = False):
+    `max_detections` is COCO's per-image cap (100); dense EO scenes (tree crowns, cars, buildings) may hold more
+    objects, so the probe can raise it (the recall key follows it: `mAR<max_detections>`).
+    """
+
+    def __init__(
+        self, class_names: Sequence[str] | None = None, class_metrics: bool = False, max_detections: int = 100
+    ):
         from torchmetrics.detection import MeanAveragePrecision
 
         self.class_names = list(class_names) if class_names else None
+        self.max_detections = max_detections
         self._map = MeanAveragePrecision(
-            box_format="xyxy", iou_type="bbox", class_metrics=class_metrics, backend="pycocotools"
+            box_format="xyxy",
+            iou_type="bbox",
+            class_metrics=class_metrics,
+            backend="pycocotools",
+            max_detection_thresholds=[1, 10, max_detections],
         )
+        self._map.warn_on_many_detections = False
 
     def update(self, preds: list[dict[str, Tensor]], targets: list[dict[str, Tensor]]) -> None:
         """`preds`: dicts of boxes [N,4] xyxy, scores [N], labels [N]; `targets`: boxes and labels."""
@@ -219,7 +231,7 @@ class DetectionMeter:
     def compute(self) -> dict[str, float]:
         res = self._map.compute()
         out = {"mAP": float(res["map"]), "mAP50": float(res["map_50"]), "mAP75": float(res["map_75"])}
-        out["mAR100"] = float(res["mar_100"])
+        out[f"mAR{self.max_detections}"] = float(res[f"mar_{self.max_detections}"])
         if "map_per_class" in res and res["map_per_class"].numel() > 1 and "classes" in res:
             for c, v in zip(res["classes"].tolist(), res["map_per_class"].tolist()):
                 name = self.class_names[c] if self.class_names and 0 <= c < len(self.class_names) else str(c)
