@@ -1,17 +1,288 @@
-"""`geodino demo`: the path a user takes, on CPU, on a small scene the demo writes itself."""
+"""`geodino demo`: the path a user takes, on CPU, on a small scene the demo writes itself.
+
+Every step is the public CLI a user would type (each command is printed before it runs, and called through
+`geodino.cli.main`, so the demo is exactly those commands):
+
+1. write a 4-band scene with a land-cover map, and class chips cut from it (no download, nothing external);
+2. `geodino data stats`: per-band statistics of the scene, as a sensor YAML;
+3. `geodino pretrain`: a tiny ViT with the DINOv3 recipe (DINO + iBOT + KoLeo, EMA teacher), then a short
+   Gram-anchoring stage initialised from the first one;
+4. `geodino export`: the teacher backbone in the official layout;
+5. `geodino embed` and `geodino embed pca`: the feature raster (COG) and its PCA colour map (COG + PNG);
+6. `geodino probe`: kNN and linear probes on the chips, for the pretrained backbone and the same ViT at random
+   initialisation;
+7. a summary of where everything is and a results table.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from geodino.errors import ConfigError, GeoDinoError
+
+
+@dataclass
+class DemoSize:
+    """How big each step is: `default` fits in a few CPU minutes, `tiny` is what the tests run."""
+
+    scene: int = 512
+    chips_per_class: int = 40
+    pretrain_steps: int = 300
+    gram_steps: int = 60
+    batch_size: int = 16
+    workers: int = 1
+    chip: int = 32
+    overrides: tuple[str, ...] = ()  # extra pretrain overrides (the tiny size shortens warmups to fit its steps)
+
+
+SIZES = {
+    "default": DemoSize(),
+    "tiny": DemoSize(
+        scene=256,
+        chips_per_class=8,
+        pretrain_steps=4,
+        gram_steps=3,
+        batch_size=4,
+        workers=0,
+        chip=16,
+        overrides=(
+            "ssl.schedules.lr.warmup_iters=1",
+            "ssl.schedules.teacher_temp.warmup_iters=1",
+            "ssl.optim.freeze_last_layer_iters=1",
+            "checkpoint.every_n_steps=2",
+        ),
+    ),
+}
+
+
+def _configs_dir() -> Path:
+    """The repository's configs/ folder (the demo runs from a checkout, as `make demo` does)."""
+    here = Path(__file__).resolve().parents[1] / "configs"
+    if not (here / "pretrain" / "demo.yaml").is_file():
+        raise ConfigError(f"configs/pretrain/demo.yaml not found under {here.parent}; run the demo from a checkout")
+    return here
+
+
+def _run(argv: list[str], log: list[str]) -> None:
+    """Print and run one CLI command in this process; a failure stops the demo with its message."""
+    from geodino.cli import main
+
+    line = "geodino " + " ".join(shlex.quote(a) for a in argv)
+    print(f"\n$ {line}", flush=True)
+    log.append(line)
+    t0 = time.perf_counter()
+    code = main(argv)
+    if code != 0:
+        raise GeoDinoError(f"demo step failed (exit {code}): {line}")
+    print(f"  ({time.perf_counter() - t0:.1f} s)", flush=True)
+
+
+def run_demo(out: str | Path = "demo_out", *, size: str = "default", overwrite: bool = True) -> dict[str, Any]:
+    """Run every demo step into `out`; return the summary (paths and metrics) also written to summary.json."""
+    from geodino.demo_data import CLASSES, write_demo_scene, write_labelled_chips
+
+    if size not in SIZES:
+        raise ConfigError(f"demo size {size!r} is not one of {', '.join(SIZES)}")
+    s = SIZES[size]
+    out = Path(out).resolve()
+    cfgs = _configs_dir()
+    commands: list[str] = []
+    t_start = time.perf_counter()
+    data = out / "data"
+
+    print(f"[1/7] writing a {s.scene}x{s.scene} px 4-band scene (blue, green, red, NIR; 10 m; UTM 33N) and chips")
+    scene, landcover = write_demo_scene(data / "scene" / "scene.tif", size=s.scene)
+    # the land-cover map is not training data: keep it out of the folder that pretraining reads
+    labels_dir = data / "labels"
+    labels_dir.mkdir(parents=True, exist_ok=True)
+    landcover = landcover.replace(labels_dir / landcover.name)
+    chips = data / "chips"
+    counts = write_labelled_chips(scene, landcover, chips, chip=s.chip, per_class=s.chips_per_class)
+    print(f"  scene {scene}\n  land cover {landcover}\n  chips {chips} {counts}")
+
+    print("[2/7] per-band statistics of the scene -> a sensor YAML")
+    sensor = data / "sensor.yaml"
+    _run(
+        [
+            "data",
+            "stats",
+            str(scene),
+            "--out",
+            str(sensor),
+            "--scale",
+            "0.0001",
+            "--name",
+            "demo4",
+            "--band-names",
+            "blue",
+            "green",
+            "red",
+            "nir",
+            "--samples",
+            "32",
+            "--tile-size",
+            "64",
+            "--overwrite",
+        ],
+        commands,
+    )
+
+    print("[3/7] DINOv3 pretraining of a tiny ViT, then a Gram-anchoring stage")
+    source = f"[{{name: demo, type: raster, paths: [{scene.parent}], sensor: {sensor}, tile_size: 64}}]"
+    common = [
+        f"data.sources={source}",
+        "ssl.student.in_chans=4",
+        f"batch_size={s.batch_size}",
+        f"num_workers={s.workers}",
+        *s.overrides,
+    ]
+    stage1 = out / "pretrain"
+    _run(
+        [
+            "pretrain",
+            "--config",
+            str(cfgs / "pretrain" / "demo.yaml"),
+            f"output_dir={stage1}",
+            f"trainer.max_steps={s.pretrain_steps}",
+            *common,
+        ],
+        commands,
+    )
+    stage2 = out / "gram"
+    _run(
+        [
+            "pretrain",
+            "--config",
+            str(cfgs / "pretrain" / "demo_gram.yaml"),
+            f"output_dir={stage2}",
+            f"init_from={stage1 / 'checkpoints' / 'last.ckpt'}",
+            f"trainer.max_steps={s.gram_steps}",
+            *common,
+        ],
+        commands,
+    )
+
+    print("[4/7] exporting the teacher backbone (official DINOv3 layout)")
+    backbone = out / "export" / "backbone.pth"
+    _run(["export", str(stage2 / "checkpoints" / "last.ckpt"), str(backbone), "--overwrite"], commands)
+
+    print("[5/7] feature raster of the scene and its PCA colour map")
+    features = out / "features.tif"
+    pca = out / "features_pca.tif"
+    _run(
+        [
+            "embed",
+            str(scene),
+            "--backbone",
+            str(backbone),
+            "--out",
+            str(features),
+            "--tile",
+            "128",
+            "--overlap",
+            "32",
+            "--sensor",
+            str(sensor),
+            "--overwrite",
+            "--no-progress",
+        ],
+        commands,
+    )
+    _run(
+        ["embed", "pca", str(features), "--out", str(pca), "--png", str(out / "features_pca.png"), "--overwrite"],
+        commands,
+    )
+
+    print("[6/7] kNN and linear probes on the chips: pretrained vs the same ViT at random initialisation")
+    probe_cfg = cfgs / "eval" / "demo.yaml"
+    random_spec = "arch:vit_tiny?depth=4&patch_size=8&in_chans=4&seed=0"
+    results: dict[str, Any] = {}
+    for name, spec in (("pretrained", str(backbone)), ("random", random_spec)):
+        probe_out = out / f"probe_{name}"
+        _run(
+            [
+                "probe",
+                "--config",
+                str(probe_cfg),
+                "--backbone",
+                spec,
+                "--out",
+                str(probe_out),
+                f"tasks.demo_landcover.data.root={chips}",
+                f"backbone_sensor={sensor}",
+                "progress=false",
+            ],
+            commands,
+        )
+        results[name] = json.loads((probe_out / "results.json").read_text())
+
+    table = _results_table(results)
+    summary = {
+        "out": str(out),
+        "seconds": round(time.perf_counter() - t_start, 1),
+        "classes": list(CLASSES),
+        "paths": {
+            "scene": str(scene),
+            "landcover": str(landcover),
+            "chips": str(chips),
+            "sensor": str(sensor),
+            "pretrain_run": str(stage1),
+            "gram_run": str(stage2),
+            "backbone": str(backbone),
+            "features": str(features),
+            "pca_cog": str(pca),
+            "pca_png": str(out / "features_pca.png"),
+            "probe_pretrained": str(out / "probe_pretrained"),
+            "probe_random": str(out / "probe_random"),
+        },
+        "metrics": {f"{t}/{m}": v for (t, m), v in table.items()},
+        "commands": commands,
+    }
+    print("\n[7/7] done in", summary["seconds"], "s. Outputs:")
+    for k, v in summary["paths"].items():
+        print(f"  {k:<17} {v}")
+    print("\n| task | metric | pretrained | random init |\n|---|---|---|---|")
+    for (task, metric), vals in table.items():
+        pre, rnd = vals.get("pretrained"), vals.get("random")
+        print(f"| {task} | {metric} | {_fmt(pre)} | {_fmt(rnd)} |")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _results_table(results: dict[str, Any]) -> dict[tuple[str, str], dict[str, float]]:
+    """{(task, metric): {backbone name: value}} from the runners' results.json files (headline metrics only)."""
+    table: dict[tuple[str, str], dict[str, float]] = {}
+    for name, res in results.items():
+        for row in res.get("rows", []):
+            metric = str(row.get("metric", ""))
+            if metric not in ("knn_top1", "knn_macro_f1", "linear_top1", "linear_macro_f1"):
+                continue
+            table.setdefault((str(row.get("task")), metric), {})[name] = float(row["value"])
+    return table
 
 
 def register(subparsers: Any) -> None:
     """Add the `demo` sub-command."""
-    p = subparsers.add_parser("demo", help="run the whole path on CPU on a small synthetic scene")
-    p.add_argument("--out", default="demo_out", help="output folder")
+    p = subparsers.add_parser(
+        "demo",
+        help="run the whole path on CPU on a small scene it writes itself (pretrain, export, embed, probe)",
+        description=__doc__.split("\n\n")[1] if __doc__ else None,
+    )
+    p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
+    p.add_argument("--size", choices=sorted(SIZES), default="default", help="default (minutes) or tiny (seconds)")
     p.set_defaults(func=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    raise NotImplementedError("the demo is being written")
+    run_demo(args.out, size=args.size)
+    return 0

@@ -43,7 +43,7 @@ def landcover_map(size: int, seed: int = 0) -> np.ndarray:
     scores[0] -= 0.6  # water is rarer
     labels = scores.argmax(0).astype(np.uint8)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    river = np.abs(yy - (0.5 + 0.15 * np.sin(xx * 2 * np.pi * 1.3 + seed))) < 0.025
+    river = np.abs(yy - (0.5 + 0.15 * np.sin(xx * 2 * np.pi * 1.3 + seed))) < 0.035
     labels[river] = 0
     town = (xx - 0.72) ** 2 + (yy - 0.3) ** 2 < 0.018
     labels[town & ~river] = 3
@@ -94,9 +94,19 @@ def write_demo_scene(
     dn[:, corner] = NODATA
     transform = from_origin(500000.0, 4_500_000.0, res, res)
     profile = dict(
-        driver="GTiff", width=size, height=size, count=len(BANDS), dtype="uint16", crs=crs,
-        transform=transform, nodata=NODATA, tiled=True, blockxsize=256, blockysize=256, compress="deflate",
-    )  # fmt: skip
+        driver="GTiff",
+        width=size,
+        height=size,
+        count=len(BANDS),
+        dtype="uint16",
+        crs=crs,
+        transform=transform,
+        nodata=NODATA,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+    )
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(dn)
         dst.descriptions = BANDS
@@ -138,19 +148,27 @@ def write_labelled_chips(
             for ci, name in enumerate(CLASSES):
                 (root / split / name).mkdir(parents=True, exist_ok=True)
                 n = 0
-                for _ in range(4000):
+                for attempt in range(6000):
                     if n >= want:
                         break
+                    # relax the purity for rare classes rather than leave a class out of a split
+                    need = purity if attempt < 3000 else 0.5 * (1 + purity) - 0.2
                     r, c = int(rng.integers(0, h - chip)), int(rng.integers(x0, max(x0 + 1, x1)))
                     win = labels[r : r + chip, c : c + chip]
-                    if (win == ci).mean() < purity:
+                    if (win == ci).mean() < need or (win == 255).any():
                         continue
                     window = Window(c, r, chip, chip)
                     data = src.read(window=window)
                     profile = dict(
-                        driver="GTiff", width=chip, height=chip, count=src.count, dtype=src.dtypes[0],
-                        crs=src.crs, transform=src.window_transform(window), nodata=src.nodata,
-                    )  # fmt: skip
+                        driver="GTiff",
+                        width=chip,
+                        height=chip,
+                        count=src.count,
+                        dtype=src.dtypes[0],
+                        crs=src.crs,
+                        transform=src.window_transform(window),
+                        nodata=src.nodata,
+                    )
                     with rasterio.open(root / split / name / f"{name}_{r}_{c}.tif", "w", **profile) as dst:
                         dst.write(data)
                     n += 1
