@@ -156,3 +156,12 @@ def test_wraps_an_in_memory_model():
     assert fb.spec == "<module>" and len(fb.fingerprint) == 64
     x = torch.randn(1, 3, 32, 32)
     torch.testing.assert_close(fb(x), m(x))
+
+
+def test_full_cli_reports_bad_backbone_spec(capsys):
+    """Through the complete `geodino` parser (every part's commands registered)."""
+    import geodino.cli
+
+    assert geodino.cli.main(["info", "arch:vit_gigantic"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("geodino: error: unknown architecture 'vit_gigantic'") and "\n" not in err
