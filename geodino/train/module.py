@@ -139,11 +139,15 @@ class SSLModule(L.LightningModule):
     # ---- setup ------------------------------------------------------------------------------------------------
     def configure_model(self) -> None:
         """FSDP2: shard every transformer block, then each head and backbone root (student, teacher, Gram)."""
-        if self.compile_blocks:
+        if self.compile_blocks and not getattr(self, "_compiled", False):
+            # compile per block before sharding (official order); the ViT calls `blk.forward_list`, so that is
+            # the method compiled (an instance attribute, which FSDP2's method hook below then wraps)
             for part in self._parts():
                 for module in part.values():
-                    for i, blk in enumerate(getattr(module, "blocks", [])):
-                        module.blocks[i] = torch.compile(blk)
+                    for blk in getattr(module, "blocks", []):
+                        target = "forward_list" if hasattr(blk, "forward_list") else "forward"
+                        setattr(blk, target, torch.compile(getattr(blk, target)))
+            self._compiled = True
         if self.fsdp is None:
             return
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
