@@ -65,7 +65,7 @@ class SegmentationProbeConfig:
     def validate(self) -> None:
         if self.head not in HEADS:
             raise ConfigError(f"segmentation head={self.head!r} must be one of {', '.join(HEADS)}")
-        if self.num_classes < 2 and not self.data.name:
+        if self.num_classes < 2 and self.train_images and not self.data.name:  # adapters know their classes
             raise ConfigError(f"segmentation num_classes={self.num_classes} must be set (>= 2)")
         if self.class_names and self.num_classes and len(self.class_names) != self.num_classes:
             raise ConfigError(
@@ -212,13 +212,15 @@ def run_segmentation(
 
         train_data = build_dataset(cfg.data, "train")
         val_data = val_data if val_data is not None else build_dataset(cfg.data, "val")
-        cfg.num_classes = cfg.num_classes or len(train_data.classes)
-        cfg.class_names = cfg.class_names or list(train_data.classes)
+    classes = getattr(train_data, "classes", None)
+    if classes:  # a dataset adapter knows its classes and ignore index
+        cfg.num_classes = cfg.num_classes or len(classes)
+        cfg.class_names = cfg.class_names or list(classes)
         cfg.ignore_index = getattr(train_data, "ignore_index", cfg.ignore_index)
-        if cfg.num_classes != len(train_data.classes):
+        if cfg.num_classes != len(classes):
             raise ConfigError(
-                f"num_classes={cfg.num_classes} but dataset {cfg.data.name} has {len(train_data.classes)} classes; "
-                "set num_classes=0 to take it from the data"
+                f"num_classes={cfg.num_classes} but the dataset has {len(classes)} classes "
+                f"({', '.join(list(classes)[:5])}); set num_classes=0 to take it from the data"
             )
     if train_data is None:
         if not cfg.train_images or not cfg.train_masks:

@@ -152,3 +152,21 @@ def test_cli_reports_a_size_mismatch_with_exit_code_2(tmp_path, capsys, monkeypa
     )
     assert code == 2
     assert "must match their image's size" in capsys.readouterr().err
+
+
+class _Adapter(list):
+    """What a dataset adapter gives: a sequence of probe samples with `classes` and `ignore_index`."""
+
+    classes = ("background", "building", "road")
+    ignore_index = 255
+
+
+def test_samples_from_a_dataset_adapter_take_its_classes(tmp_path):
+    torch.manual_seed(0)
+    samples = _Adapter({"image": torch.rand(3, 32, 32), "mask": torch.randint(0, 3, (32, 32))} for _ in range(3))
+    samples[0]["mask"][:4] = 255
+    cfg = SegmentationProbeConfig(head="linear", crop_size=32, epochs=1, batch_size=2, plots=0)
+    train, val = _Adapter(samples[:2]), _Adapter(samples[2:])
+    metrics = run_segmentation(tiny_backbone(), cfg, tmp_path / "out", train_data=train, val_data=val)
+    assert {"IoU/background", "IoU/building", "IoU/road"} <= metrics.keys()
+    assert cfg.num_classes == 0  # the caller's config is not modified
