@@ -62,8 +62,13 @@ def layer_indices(layers: Any, n_blocks: int) -> list[int]:
     return [i if i >= 0 else n_blocks + i for i in layers]
 
 
-def resolve_backbone(backbone: Any, *, sensor: str | None = None, device: str = "cpu") -> Any:
-    """A backbone object from a spec string (through `geodino.backbones.load_backbone`) or the object itself."""
+def resolve_backbone(backbone: Any, *, device: str = "cpu", amp: bool = False) -> Any:
+    """A backbone object from a spec string (through `geodino.backbones.load_backbone`) or the object itself.
+
+    The data's sensor (`--sensor`) only sets the DN scale; the backbone's own normalisation comes with its spec
+    (e.g. `arch:vit_small?sensor=sentinel2_l2a`), as CONTRIBUTING prescribes. `amp` turns on the backbone's
+    bf16 autocast (FrozenBackbone otherwise autocasts on CUDA only).
+    """
     if not isinstance(backbone, str):
         missing = [
             a for a in ("patch_size", "embed_dim", "in_chans", "normalize", "features") if not hasattr(backbone, a)
@@ -77,10 +82,7 @@ def resolve_backbone(backbone: Any, *, sensor: str | None = None, device: str = 
         raise ConfigError("no backbone given; pass --backbone SPEC (a checkpoint, arch:vit_small, timm:NAME ...)")
     from geodino.backbones import load_backbone
 
-    kwargs: dict[str, Any] = {"device": device}
-    if sensor:
-        kwargs["sensor"] = sensor
-    return load_backbone(backbone, **kwargs)
+    return load_backbone(backbone, device=device, amp=True if amp else None)
 
 
 def describe_backbone(bb: Any) -> dict[str, Any]:

@@ -69,7 +69,9 @@ class EmbedConfig:
     block_rows: int = 0  # rows of a resume/parallel block (multiple of chunk); 0: one chunk
     max_block_cols: int = 512  # widest column block (cells): bounds the blending band's memory
     upsample: bool = False  # write at the input resolution (bilinear) instead of the patch grid
-    sensor: str | None = None  # the data's sensor (its DN scale); also passed to the backbone loader
+    sensor: str | None = (
+        None  # the data's sensor: its DN -> reflectance scale (the backbone's stats come with its spec)
+    )
     scale: float | None = None  # explicit DN -> reflectance factor (overrides the dtype default)
     bands: list[int] | None = None  # 1-based input bands to use (default: all)
     nodata: float | None = None  # override the input's declared nodata value
@@ -83,6 +85,7 @@ class EmbedConfig:
     world_size: int = 1  # or: this process is `rank` of `world_size` launched externally (e.g. SLURM)
     rank: int = 0
     threads: int = 0  # torch intra-op threads (0: default)
+    gdal_cache_mb: int = 64  # GDAL block cache while reading/converting (GDAL's default, 5% of RAM, grows with size)
     progress: bool = True
 
     def validate(self) -> None:
@@ -313,6 +316,16 @@ class _Failure:
         self.exc = exc
 
 
+def _put(q: queue.Queue, item: Any, stop: threading.Event) -> None:
+    """Put unless the consumer has stopped (so a failed run never leaves the reader blocked on a full queue)."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
 def _runs(blocks: Sequence[Block]) -> list[list[Block]]:
     """Group blocks into runs a single sweep can carry the blending band through (same column block, adjacent)."""
     runs: list[list[Block]] = []
@@ -342,7 +355,7 @@ class _Sweeper:
             src = self.prep["source"].open()
             try:
                 for run in runs:
-                    out_q.put(("run_start", None, run, 0))
+                    _put(out_q, ("run_start", None, run, 0), stop)
                     trows = plan.tiles_touching(plan.row_starts, run[0].r0, run[-1].r1)
                     tcols = plan.tiles_touching(plan.col_starts, run[0].c0, run[0].c1)
                     for i in trows:
@@ -361,15 +374,15 @@ class _Sweeper:
                             img[:, ~valid] = 0.0
                             batch.append((j, img, valid))
                             if len(batch) == self.cfg.batch_size:
-                                out_q.put(("batch", i, batch, skipped))
+                                _put(out_q, ("batch", i, batch, skipped), stop)
                                 batch, skipped = [], 0
-                        out_q.put(("batch", i, batch, skipped))
-                        out_q.put(("row_end", i, run, 0))
+                        _put(out_q, ("batch", i, batch, skipped), stop)
+                        _put(out_q, ("row_end", i, run, 0), stop)
             finally:
                 src.close()
-            out_q.put(("end", None, None, 0))
+            _put(out_q, ("end", None, None, 0), stop)
         except BaseException as exc:  # handed to the main thread, which re-raises it
-            out_q.put(("error", None, _Failure(exc), 0))
+            _put(out_q, ("error", None, _Failure(exc), 0), stop)
 
     # -- writer thread ------------------------------------------------------------------------------------------
     def _writer(self, in_q: queue.Queue, errors: list[BaseException]) -> None:
@@ -589,7 +602,7 @@ def _finalize(work: Path, out: Path, prep: dict[str, Any], cfg: EmbedConfig) -> 
         if _out_kind(out) == "zarr":
             os.replace(store, tmp)
         else:
-            store_to_cog(store, tmp)
+            store_to_cog(store, tmp, cache_mb=cfg.gdal_cache_mb)
     remove_tree(work)
 
 
@@ -645,7 +658,15 @@ def embed_raster(
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     t0 = time.perf_counter()
-    bb = resolve_backbone(cfg.backbone, sensor=cfg.sensor, device=cfg.device)
+    import rasterio
+
+    with rasterio.Env(GDAL_CACHEMAX=int(cfg.gdal_cache_mb) * 2**20):
+        return _embed(input, cfg, out_path, work, primary, t0, _fail_after_blocks, _finalize_here)
+
+
+def _embed(input, cfg, out_path, work, primary, t0, _fail_after_blocks, _finalize_here) -> Path:
+    """The body of `embed_raster` (inside a bounded GDAL cache)."""
+    bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
     prep = _prepare(input, cfg, bb)
     plan: Plan = prep["plan"]
     if cfg.workers > 1:
@@ -664,12 +685,11 @@ def embed_raster(
             return out_path
     if len(done_blocks(work)) < len(plan.blocks()):
         return out_path  # another rank is still working; the last one to finish finalises
-    lock = work / "finalize.lock"
-    try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        os.close(fd)
-    except FileExistsError:
-        return out_path  # another rank finalises
+    if cfg.world_size > 1:  # ranks launched outside: the first to grab the lock finalises
+        try:
+            os.close(os.open(work / "finalize.lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return out_path
     _finalize(work, out_path, prep, cfg)
     if cfg.progress:
         print(

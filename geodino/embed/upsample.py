@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from geodino.embed.plan import auto_chunk
 from geodino.embed.writers import (
     INT8_NODATA,
     VAR,
@@ -37,7 +38,7 @@ def upsample_store(src: Path, dst: Path, prep: dict[str, Any], *, progress: bool
     plan = prep["plan"]
     p, H, W = plan.patch, plan.height_px, plan.width_px
     dtype = info["dtype"]
-    chunk = max(64, plan.chunk * 2)
+    chunk = auto_chunk(len(info["band_names"]), {"int8": 1, "float16": 2}.get(dtype, 4))
     attrs = {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in info["attrs"].items()}
     create_store(
         dst,

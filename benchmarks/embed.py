@@ -1,0 +1,299 @@
+"""Feature-raster benchmarks: throughput, memory scaling and seams of `geodino embed`.
+
+1. Throughput: end-to-end `embed_raster` pixels/s against backbone-only pixels/s on the same tiles (the tiles
+   read into memory beforehand, the same batches, the same threads): target >= 0.85.
+2. Memory: peak RSS of `embed_raster` on a generated 16k x 16k raster against a 4k x 4k one, each in a fresh
+   subprocess (a 1-block ViT-tiny so the 16k run takes minutes): target <= 1.1.
+3. Seams: mean |f(c) - f(c')| of adjacent cells across tile borders divided by the same inside tiles
+   (1.0 = no visible seam), without overlap, with cosine blending, with Hann and with the centre crop.
+
+Run: `.venv/bin/python benchmarks/embed.py` (add `--quick` for a smaller run, `--skip-rss` to skip part 2).
+Uses ../shared/data/scenes/RGB.byte.tif as a real example when present. Ratios are measured side by side in one
+run: the machine is shared, absolute numbers are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+REAL = ROOT.parent / "shared" / "data" / "scenes" / "RGB.byte.tif"
+
+
+def make_raster(path: Path, size: int, *, block: int = 512, seed: int = 0) -> Path:
+    """A size x size 3-band uint8 GeoTIFF (tiled, deflate) with image-like structure, written by windows."""
+    import rasterio
+    from rasterio.transform import from_origin
+    from rasterio.windows import Window
+
+    rng = np.random.default_rng(seed)
+    prof = {
+        "driver": "GTiff",
+        "height": size,
+        "width": size,
+        "count": 3,
+        "dtype": "uint8",
+        "crs": "EPSG:32633",
+        "transform": from_origin(500000.0, 5000000.0, 10.0, 10.0),
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "compress": "deflate",
+    }
+    with rasterio.open(path, "w", **prof) as dst:
+        for r in range(0, size, block):
+            h = min(block, size - r)
+            yy, xx = np.mgrid[r : r + h, 0:size].astype(np.float32)
+            base = np.stack([np.sin(xx / (37 + 9 * k)) * np.cos(yy / (53 + 7 * k)) for k in range(3)])
+            img = 120 + 80 * base + rng.integers(0, 30, size=(3, h, size))
+            dst.write(np.clip(img, 0, 255).astype(np.uint8), window=Window(0, r, size, h))
+    return path
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 1. throughput
+
+
+def backbone_only_seconds(src_path: Path, bb, *, tile: int, overlap: int, batch: int) -> tuple[float, int]:
+    """Time of the backbone alone on the plan's tiles (pre-read, pre-normalised, batched per tile row)."""
+    import torch
+
+    from geodino.embed.plan import make_plan
+    from geodino.embed.sources import open_source
+
+    src = open_source(str(src_path)).open()
+    info = src.info
+    plan = make_plan(info.height, info.width, info.transform, patch=bb.patch_size, tile=tile, overlap=overlap)
+    p, tc = plan.patch, plan.tile_cells
+    rows = []
+    for y in plan.row_starts:
+        tiles = []
+        for x in plan.col_starts:
+            data, valid = src.read(y * p, (y + tc) * p, x * p, (x + tc) * p)
+            if valid.any():
+                tiles.append(torch.from_numpy(data / 255.0).float())
+        rows.append([torch.stack(tiles[i : i + batch]) for i in range(0, len(tiles), batch)])
+    src.close()
+    n = sum(len(b) for r in rows for b in r)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for r in rows:
+            for b in r:
+                bb.features(bb.normalize(b), layers="last")
+    return time.perf_counter() - t0, n
+
+
+def throughput(src_path: Path, spec: str, *, tile: int, overlap: int, batch: int, rounds: int, work: Path) -> dict:
+    from geodino.backbones import load_backbone
+    from geodino.embed import embed_raster
+
+    bb = load_backbone(spec)
+    backbone_only_seconds(src_path, bb, tile=tile, overlap=overlap, batch=batch)  # warm-up
+    t_bb, t_zarr, t_cog = [], [], []
+    n_tiles = 0
+    for r in range(rounds):
+        t, n_tiles = backbone_only_seconds(src_path, bb, tile=tile, overlap=overlap, batch=batch)
+        t_bb.append(t)
+        for out, acc in ((work / f"e{r}.zarr", t_zarr), (work / f"e{r}.tif", t_cog)):
+            t0 = time.perf_counter()
+            embed_raster(
+                src_path, bb, out, tile=tile, overlap=overlap, batch_size=batch, progress=False, overwrite=True
+            )
+            acc.append(time.perf_counter() - t0)
+    import rasterio
+
+    with rasterio.open(src_path) as ds:
+        px = ds.width * ds.height
+    best_bb, best_z, best_c = min(t_bb), min(t_zarr), min(t_cog)
+    return {
+        "raster": src_path.name,
+        "pixels": px,
+        "tiles": n_tiles,
+        "backbone_px_s": px / best_bb,
+        "e2e_zarr_px_s": px / best_z,
+        "e2e_cog_px_s": px / best_c,
+        "ratio_zarr": best_bb / best_z,
+        "ratio_cog": best_bb / best_c,
+    }
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 2. memory
+
+
+def rss_child(src: str, out: str, spec: str, tile: int, overlap: int) -> None:
+    """Run in a fresh process: embed, then print the peak RSS (MiB) and the wall time as JSON."""
+    import resource
+
+    from geodino.embed import embed_raster
+
+    t0 = time.perf_counter()
+    embed_raster(src, spec, out, tile=tile, overlap=overlap, dtype="float16", overwrite=True, progress=False)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"peak_rss_mib": peak, "seconds": time.perf_counter() - t0}))
+
+
+def rss(work: Path, sizes: tuple[int, int], spec: str, tile: int, overlap: int) -> list[dict]:
+    rows = []
+    for size in sizes:
+        src = make_raster(work / f"gen{size}.tif", size)
+        out = work / f"rss{size}.zarr"
+        cmd = [sys.executable, __file__, "--rss-child", str(src), str(out), spec, str(tile), str(overlap)]
+        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if res.returncode != 0:
+            raise RuntimeError(f"rss child for {size} failed:\n{res.stderr[-2000:]}")
+        row = json.loads(res.stdout.strip().splitlines()[-1])
+        row["size"] = size
+        rows.append(row)
+        src.unlink()
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 3. seams
+
+
+def seam_ratio(feats: np.ndarray, edges: set[int]) -> float:
+    """Mean adjacent-cell feature distance across positions in `edges` / elsewhere (both axes, valid cells)."""
+    valid = ~np.isnan(feats).any(0)
+    f = np.nan_to_num(feats)
+    across, inside = [], []
+    for axis in (1, 2):
+        d = np.linalg.norm(np.diff(f, axis=axis), axis=0)
+        ok = valid[1:, :] & valid[:-1, :] if axis == 1 else valid[:, 1:] & valid[:, :-1]
+        pos = np.arange(d.shape[axis - 1]) + 1  # boundary between cell i-1 and i
+        is_edge = np.isin(pos, sorted(edges))
+        m = is_edge[:, None] if axis == 1 else is_edge[None, :]
+        across.append(d[ok & m])
+        inside.append(d[ok & ~m])
+    a, i = np.concatenate(across), np.concatenate(inside)
+    return float(a.mean() / i.mean())
+
+
+def seams(src_path: Path, spec: str, work: Path, tile: int) -> list[dict]:
+    """Seam ratio and error against whole-image inference (cells at tile edges vs elsewhere) per tiling."""
+    import rasterio
+    import torch
+
+    from geodino.backbones import load_backbone
+    from geodino.embed import embed_raster
+    from geodino.embed.plan import make_plan
+
+    bb = load_backbone(spec)
+    p = bb.patch_size
+    with rasterio.open(src_path) as ds:
+        h, w, t = ds.height, ds.width, ds.transform
+        img = ds.read()[:, : h // p * p, : w // p * p]
+    with torch.inference_mode():
+        whole = bb.features(bb.normalize(torch.from_numpy(img[None] / 255.0).float()))[0][0][0].numpy()
+    cases = [
+        ("no overlap (tiles abut)", dict(overlap=0)),
+        ("overlap 1/4, cosine, margin overlap/4", dict(overlap=tile // 4, blend="cosine")),
+        ("overlap 1/4, cosine, no margin", dict(overlap=tile // 4, blend="cosine", margin=0)),
+        ("overlap 1/4, hann", dict(overlap=tile // 4, blend="hann")),
+        ("overlap 1/4, centre crop", dict(overlap=tile // 4, blend="center")),
+    ]
+    rows = []
+    for name, kw in cases:
+        out = embed_raster(src_path, bb, work / "seam.zarr", tile=tile, progress=False, overwrite=True, **kw)
+        with rasterio.open(out) as ds:
+            f = ds.read()[:, : whole.shape[1], : whole.shape[2]]
+        plan = make_plan(h, w, t, patch=p, tile=tile, overlap=kw["overlap"])
+        tc = plan.tile_cells
+        starts = plan.row_starts + plan.col_starts
+        edges = {s for s in starts if s > 0} | {s + tc for s in starts if s + tc < max(f.shape[1:])}
+        err = np.linalg.norm(f - whole, axis=0) / np.linalg.norm(whole, axis=0).mean()
+        near = np.zeros(err.shape, bool)
+        for e in edges:
+            near[max(0, e - 1) : e + 1, :] = True
+            near[:, max(0, e - 1) : e + 1] = True
+        rows.append(
+            {
+                "case": name,
+                "seam_ratio": seam_ratio(f, edges),
+                "whole_ratio": seam_ratio(whole, edges),
+                "err_edge": float(err[near].mean()),
+                "err_inside": float(err[~near].mean()),
+            }
+        )
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smaller rasters (1024 px throughput, 2k vs 8k memory)")
+    ap.add_argument("--skip-rss", action="store_true")
+    ap.add_argument("--only-rss", action="store_true", help="run only the memory benchmark")
+    ap.add_argument("--backbone", default="arch:vit_tiny?seed=0", help="backbone for throughput and seams")
+    ap.add_argument("--rss-backbone", default="arch:vit_tiny?seed=0&depth=1", help="fast backbone for the memory runs")
+    ap.add_argument("--rss-child", nargs=5, metavar=("SRC", "OUT", "SPEC", "TILE", "OVERLAP"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.rss_child:
+        src, out, spec, tile, overlap = args.rss_child
+        rss_child(src, out, spec, int(tile), int(overlap))
+        return
+    import torch
+
+    print(f"torch threads: {torch.get_num_threads()}, backbone: {args.backbone}")
+    with tempfile.TemporaryDirectory(prefix="geodino-embed-bench-") as tmp:
+        work = Path(tmp)
+        size = 1024 if args.quick else 1536
+        gen = make_raster(work / "thr.tif", size)
+        if args.only_rss:
+            srcs = []
+        else:
+            srcs = [gen] + ([REAL] if REAL.exists() else [])
+        print("\n## 1. throughput (tile 512, overlap 128, batch 4; best of 2 rounds)\n")
+        print("| raster | tiles | backbone-only px/s | e2e .zarr px/s | e2e .tif px/s | ratio .zarr | ratio .tif |")
+        print("|---|---|---|---|---|---|---|")
+        for src in srcs:
+            r = throughput(src, args.backbone, tile=512, overlap=128, batch=4, rounds=2, work=work)
+            print(
+                f"| {r['raster']} ({r['pixels'] / 1e6:.2f} Mpx) | {r['tiles']} | {r['backbone_px_s']:.0f} | "
+                f"{r['e2e_zarr_px_s']:.0f} | {r['e2e_cog_px_s']:.0f} | {r['ratio_zarr']:.2f} | {r['ratio_cog']:.2f} |",
+                flush=True,
+            )
+        print("\n## 3. seams\n")
+        print(
+            f"raster: {gen.name} ({size} px, no nodata), tile 128 px, backbone {args.backbone}. seam ratio = mean "
+            "adjacent-cell feature distance across tile edges / elsewhere (whole-image inference gives the "
+            "baseline in the last column); error = |tiled - whole-image| / mean |whole-image|, cells next to a "
+            "tile edge vs the rest.\n"
+        )
+        print("| tiling | seam ratio | error at tile edges | error elsewhere | seam ratio, whole image |")
+        print("|---|---|---|---|---|")
+        for row in [] if args.only_rss else seams(gen, args.backbone, work, tile=128):
+            print(
+                f"| {row['case']} | {row['seam_ratio']:.3f} | {row['err_edge']:.4f} | {row['err_inside']:.4f} | "
+                f"{row['whole_ratio']:.3f} |",
+                flush=True,
+            )
+        if not args.skip_rss:
+            sizes = (2048, 8192) if args.quick else (4096, 16384)
+            print(f"\n## 2. peak RSS ({args.rss_backbone}, tile 512, overlap 128, float16 GeoZarr output)\n")
+            rows = rss(work, sizes, args.rss_backbone, 512, 128)
+            print("| raster | peak RSS MiB | seconds |")
+            print("|---|---|---|")
+            for row in rows:
+                print(f"| {row['size']} x {row['size']} | {row['peak_rss_mib']:.0f} | {row['seconds']:.0f} |")
+            print(f"\nratio {sizes[1]} / {sizes[0]}: {rows[1]['peak_rss_mib'] / rows[0]['peak_rss_mib']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
