@@ -587,21 +587,46 @@ class RasterSource:
         rng = np.random.default_rng([int(seed), self.stream, int(index)])
         return self.tiles.random_tile(rng)
 
+    def _read(self, tile: tuple[int, int, int, int, int]) -> dict[str, Any] | None:
+        """The sample of `tile`, or None when its file fails mid-run and on_error is "skip" (warned)."""
+        try:
+            return self.archive.sample(*tile)
+        except InputError as exc:
+            if self.archive.on_error != "skip":
+                raise
+            warnings.warn(f"{exc}; drawing another tile (on_error: skip)", stacklevel=3)
+            return None
+
     def get(self, index: int, seed: int) -> dict[str, Any]:
         """Sample `index`: reflectance `image` float32 [C,H,W], `valid` [H,W], `crs`, `transform`, `bands`."""
         if self.tiles.sampling == "grid":
-            return self.archive.sample(*self.tiles.grid_tile(self._grid_index(index, seed)))
+            n = len(self.tiles)
+            for k in range(n):  # a tile whose file broke since indexing: the next one of the epoch order
+                sample = self._read(self.tiles.grid_tile(self._grid_index(index + k, seed)))
+                if sample is not None:
+                    return sample
+            raise InputError("every grid tile failed to read; check the archive")
         rng = np.random.default_rng([int(seed), self.stream, int(index)])
         best: dict[str, Any] | None = None
         best_frac = 2.0
-        for attempt in range(self.max_tries):
-            sample = self.archive.sample(*self.tiles.random_tile(rng))
+        failures = 0
+        attempt = 0
+        while attempt < self.max_tries:
+            sample = self._read(self.tiles.random_tile(rng))
+            if sample is None:
+                failures += 1
+                if failures > 10 * self.max_tries:
+                    raise InputError(
+                        f"{failures} tile reads failed in a row in source {self.name!r}; check the archive"
+                    )
+                continue
+            attempt += 1
             frac = 1.0 - float(sample["valid"].mean())
             if frac < best_frac:
                 best, best_frac = sample, frac
             if frac <= self.max_nodata_fraction:
                 break
-            if attempt + 1 < self.max_tries:
+            if attempt < self.max_tries:
                 self.redraws += 1
         assert best is not None
         best["nodata_fraction"] = best_frac

@@ -261,3 +261,19 @@ def test_index_cache_reused_until_files_change(scenes, tmp_path, monkeypatch):
     with pytest.raises(InputError, match="no readable raster"):
         RasterArchive(sorted(scenes.values()), sensor=S4, index_cache=cache)
     assert calls
+
+
+def test_file_breaking_mid_run_is_skipped_or_named(scenes):
+    paths = [scenes["utm33"], scenes["utm32_cog"]]
+    skip = RasterSource(RasterArchive(paths, sensor=S4, on_error="skip"), tile_size=16, max_nodata_fraction=1.0)
+    stop = RasterSource(RasterArchive(paths, sensor=S4), tile_size=16, max_nodata_fraction=1.0)
+    scenes["utm32_cog"].write_bytes(b"truncated")  # the COG breaks after indexing
+    from geodino.data import rasters
+
+    rasters._handles.clear()
+    with pytest.warns(UserWarning, match=r"raster .*b_utm32.tif: window read failed.*drawing another tile"):
+        got = {skip.get(i, 0)["path"] for i in range(12)}
+    assert got == {str(scenes["utm33"])}
+    with pytest.raises(InputError, match=r"raster .*b_utm32.tif: window read failed"):
+        for i in range(12):
+            stop.get(i, 0)
