@@ -46,7 +46,7 @@ ssl:
 data:
   sources: [{{type: images, paths: [{data}], sensor: imagenet}}]
 crops: {{global_size: 48, local_size: 24, n_local: 4}}
-trainer: {{max_steps: {steps}, accelerator: cpu, precision: bf16-mixed, loggers: [csv], log_every_n_steps: 10}}
+trainer: {{max_steps: {steps}, accelerator: cpu, precision: 32-true, loggers: [csv], log_every_n_steps: 10}}
 checkpoint: {{every_n_steps: 100, keep_last: 1}}
 """
 

@@ -39,7 +39,7 @@ from geodino.train import checkpointing as ckpt_lib
 log = logging.getLogger("geodino.train")
 
 STRATEGIES = ("auto", "single", "ddp", "ddp_spawn", "fsdp2")
-PRECISIONS = ("32-true", "bf16-mixed", "bf16-true", "16-mixed")
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "bf16-true", "16-mixed")
 
 
 @dataclass
@@ -51,7 +51,9 @@ class TrainerConfig:
     devices: int = 1  # devices per node (-1: all visible)
     num_nodes: int = 1  # >1 on SLURM: srun --ntasks-per-node=devices
     strategy: str = "auto"  # auto (single device or ddp) | single | ddp | ddp_spawn | fsdp2
-    precision: str = "bf16-mixed"  # 32-true | bf16-mixed (autocast) | bf16-true; fsdp2 uses its own policy
+    # auto = bf16-mixed on GPUs, 32-true on CPUs (bf16 autocast made a tiny-ViT step ~10x slower on a 2-core
+    # AVX-512 CPU: small bf16 matmuls take slow paths) | 32-true | bf16-mixed | bf16-true; fsdp2: its own policy
+    precision: str = "auto"
     fsdp_param_dtype: str = "bfloat16"  # FSDP2 MixedPrecisionPolicy: compute/parameter dtype
     fsdp_reduce_dtype: str = "float32"  # FSDP2 gradient reduction dtype (official: fp32)
     fsdp_reshard_after_forward: bool = True  # free gathered weights after forward (ZeRO-3); False = ZeRO-2
@@ -411,6 +413,9 @@ def _strategy(cfg: TrainerConfig, ckpt: CheckpointConfig) -> tuple[Any, str, lis
 
         plugins.append(SLURMEnvironment(auto_requeue=cfg.slurm_auto_requeue, requeue_signal=signal.SIGUSR1))
     precision = cfg.precision
+    if precision == "auto":
+        on_gpu = cfg.accelerator in ("gpu", "cuda") or (cfg.accelerator == "auto" and torch.cuda.is_available())
+        precision = "bf16-mixed" if on_gpu else "32-true"
     if cfg.strategy in ("auto", "single"):
         return "auto", precision, plugins
     if cfg.strategy in ("ddp", "ddp_spawn"):
