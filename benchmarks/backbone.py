@@ -92,18 +92,19 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, {args.size} px")
-    rows = []
-    for arch in args.archs:
-        rows += bench(arch, args.batch, args.size, args.repeats, args.dtypes)
     head = f"| {'arch':9s} | {'dtype':5s} | geodino img/s | transformers img/s | timm img/s | "
     head += "geodino/transformers | geodino/timm |"
     print(head)
-    print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|")
-    for r in rows:
-        print(
-            f"| {r['arch']:9s} | {r['dtype']:5s} | {r['geodino']:13.1f} | {r['transformers']:18.1f} | "
-            f"{r['timm']:10.1f} | {r['geodino'] / r['transformers']:20.2f} | {r['geodino'] / r['timm']:12.2f} |"
-        )
+    print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|", flush=True)
+    rows = []
+    for arch in args.archs:
+        for r in bench(arch, args.batch, args.size, args.repeats, args.dtypes):
+            rows.append(r)
+            print(
+                f"| {r['arch']:9s} | {r['dtype']:5s} | {r['geodino']:13.1f} | {r['transformers']:18.1f} | "
+                f"{r['timm']:10.1f} | {r['geodino'] / r['transformers']:20.2f} | {r['geodino'] / r['timm']:12.2f} |",
+                flush=True,
+            )
     print(f"outputs agree within {max(r['max_abs_diff'] for r in rows):.1e} (float32)")
 
 
