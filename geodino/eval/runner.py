@@ -152,7 +152,8 @@ def _dataset_name(cfg: Any, data: Any = None) -> str:
     """A short dataset label for the table: the adapter name, else the folder of the training images."""
     sub = data if data is not None else getattr(cfg, "data", None)
     if sub is not None and getattr(sub, "name", ""):
-        return str(sub.name)
+        root = str(getattr(sub, "root", "") or "")
+        return f"{sub.name}:{Path(root).name}" if sub.name == "image_folder" and root else str(sub.name)
     for attr in ("train_images", "images", "root"):
         value = getattr(cfg, attr, None)
         value = value[0] if isinstance(value, list) and value else value

@@ -92,14 +92,14 @@ def test_run_suite_writes_results_table_and_is_deterministic(tmp_path, tiny_back
     assert tiny_backbone == [("tiny", [], "", "cpu")]
     metrics = {r["metric"]: r["value"] for r in rows}
     assert metrics["knn_top1@k1"] == 1.0 and metrics["linear_top1"] == 1.0
-    assert {r["task"] for r in rows} == {"folder_knn_linear"} and {r["dataset"] for r in rows} == {"image_folder"}
+    assert {r["task"] for r in rows} == {"folder_knn_linear"} and {r["dataset"] for r in rows} == {"image_folder:imgs"}
     res = read_results(tmp_path / "out")
     assert res["backbone"] == "tiny" and res["rows"] == json.loads(json.dumps(rows))
     assert res["configs"]["folder_knn_linear"]["type"] == "classification"
     md = (tmp_path / "out" / "results.md").read_text()
     assert "| task | dataset | metric | value | backbone | config |" in md
     h = rows[0]["config_hash"]
-    assert f"| folder_knn_linear | image_folder | linear_top1 | 1.0000 | `tiny` | `{h}` |" in md
+    assert f"| folder_knn_linear | image_folder:imgs | linear_top1 | 1.0000 | `tiny` | `{h}` |" in md
     assert (tmp_path / "out" / "folder_knn_linear" / "confusion_linear.png").is_file()
     assert list((tmp_path / "out" / "feature_cache").glob("*.safetensors"))
     # same seed, fresh output (and fresh cache): identical numbers and hash
