@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import pytest
 import torch
@@ -114,3 +115,54 @@ def test_resume_never_refuses_a_used_folder(tmp_path, tiny_data, tiny_run):
     cfg = load_config(PretrainConfig, path, ["checkpoint.resume=never"])
     with pytest.raises(InputError, match=r"already holds checkpoints \(step_00000002.ckpt\)"):
         pretrain(cfg)
+
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs" / "pretrain").glob("*.yaml"))
+
+
+def test_every_pretrain_config_loads_and_stages_chain():
+    names = {p.stem for p in CONFIGS}
+    assert {"demo", "sat_vits16", "s2_vits16", "web_vits16", "vitl16", "vit7b16"} <= names
+    for size in ("vits16", "vitl16", "vit7b16"):
+        cfgs = {
+            s: load_config(PretrainConfig, CONFIGS[0].parent / f"{size}_{s}.yaml")
+            for s in ("pretrain", "gram", "highres")
+        }
+        assert cfgs["pretrain"].init_from is None and not cfgs["pretrain"].ssl.gram.use_loss
+        # each stage starts from the previous stage's last checkpoint
+        assert cfgs["gram"].init_from == f"{cfgs['pretrain'].output_dir}/checkpoints/last.ckpt"
+        assert cfgs["highres"].init_from == f"{cfgs['gram'].output_dir}/checkpoints/last.ckpt"
+        assert (cfgs["gram"].init_student_from, cfgs["highres"].init_student_from) == ("student", "teacher")
+        g, h = cfgs["gram"], cfgs["highres"]
+        assert g.ssl.gram.use_loss and g.ssl.gram.rep_update and g.crops.gram
+        assert h.ssl.gram.loss_weight == 1.5 and not h.ssl.gram.rep_update and h.ssl.koleo.distributed
+        assert sum(c.probability for c in h.crops.crop_sets) == pytest.approx(1.0) and len(h.crops.crop_sets) == 5
+    for p in CONFIGS:
+        load_config(PretrainConfig, p)
+
+
+def test_official_7b_values_and_meta_build():
+    from geodino.train.ssl import SSLMetaArch
+
+    cfg = load_config(PretrainConfig, CONFIGS[0].parent / "vit7b16_gram.yaml")
+    s = cfg.ssl
+    assert (s.student.arch, s.student.drop_path_rate, s.optim.clip_grad, s.optim.layerwise_decay) == (
+        "vit_7b",
+        0.4,
+        30.0,
+        0.98,
+    )
+    assert (s.optim.adamw_beta2, s.dino.head_n_prototypes, s.ibot.head_n_prototypes) == (0.99, 262144, 98304)
+    assert (s.gram.loss_weight, s.gram.update_frequency, s.gram.max_updates, s.gram.img_level) == (2.0, 10000, 3, True)
+    assert (s.schedules.lr.peak, s.schedules.momentum.peak, cfg.trainer.max_steps) == (3e-5, 0.999, 200000)
+    assert cfg.batch_size * cfg.trainer.devices * cfg.trainer.num_nodes == 4096
+    with torch.device("meta"):  # a config that names a 7B model builds a 7B model
+        arch = SSLMetaArch(s)
+    n = sum(p.numel() for p in arch.student["backbone"].parameters())
+    assert 6.7e9 < n < 6.8e9 and arch.gram_teacher is not None
+
+
+def test_distill_command_is_registered(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["distill", "--help"])
+    assert exc.value.code == 0 and "distill" in capsys.readouterr().out
