@@ -36,7 +36,8 @@ _CROP_STREAM = 0x63726F70
 
 @dataclass
 class SourceConfig:
-    """One data source. `type`: raster (GeoTIFF/COG/VRT), cube (Zarr/NetCDF), images (folders), tar (shards)."""
+    """One data source. `type`: raster (GeoTIFF/COG/VRT), cube (Zarr/NetCDF), images (folders), tar (shards),
+    torchgeo (any torchgeo GeoDataset class)."""
 
     name: str = ""  # defaults to source<i>
     type: str = "raster"
@@ -65,6 +66,8 @@ class SourceConfig:
     time_dim: str = "time"
     time_sampling: str = "random"  # cube: random | first | last | stack
     align_to_chunks: bool = True  # cube: snap random tiles to the chunk grid
+    dataset: str | None = None  # torchgeo: GeoDataset class, e.g. torchgeo.datasets.Sentinel2 (paths -> `paths=`)
+    dataset_kwargs: dict[str, Any] = field(default_factory=dict)  # torchgeo: further constructor arguments
 
 
 @dataclass
@@ -82,8 +85,8 @@ class DataConfig:
             )
         names = set()
         for i, s in enumerate(self.sources):
-            if s.type not in ("raster", "cube", "images", "tar"):
-                raise ConfigError(f"data.sources[{i}].type={s.type!r}; use raster, cube, images or tar")
+            if s.type not in ("raster", "cube", "images", "tar", "torchgeo"):
+                raise ConfigError(f"data.sources[{i}].type={s.type!r}; use raster, cube, images, tar or torchgeo")
             if not s.paths:
                 raise ConfigError(f"data.sources[{i}].paths is empty; list folders, globs or files")
             name = s.name or f"source{i}"
@@ -148,6 +151,21 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
             align_to_chunks=cfg.align_to_chunks,
             shuffle=shuffle,
             name=name,
+        )
+    if cfg.type == "torchgeo":
+        from geodino.data.torchgeo_source import TorchGeoSource
+
+        if not cfg.dataset or not cfg.sensor:
+            raise ConfigError(f"source {name!r} (type torchgeo) needs `dataset:` (a GeoDataset class) and `sensor:`")
+        kwargs = {"paths": list(cfg.paths), **dict(cfg.dataset_kwargs)}
+        return TorchGeoSource(
+            cfg.dataset,
+            kwargs=kwargs,
+            sensor=cfg.sensor,
+            tile_size=int(cfg.tile_size),
+            name=name,
+            max_nodata_fraction=cfg.max_nodata_fraction,
+            max_tries=cfg.max_tries,
         )
     from geodino.data.images import ImageFolderSource, TarShardSource
 

@@ -122,7 +122,7 @@ def test_config_errors(cfg):
     with pytest.raises(ConfigError, match="not a multiple of the patch size 16"):
         build_ssl_loader(cfg, CropsConfig(global_size=40), batch_size=1)
     cfg.sources[0].type = "hdf"
-    with pytest.raises(ConfigError, match=r"type='hdf'; use raster, cube, images or tar"):
+    with pytest.raises(ConfigError, match=r"type='hdf'; use raster, cube, images, tar or torchgeo"):
         build_ssl_loader(cfg, CROPS, batch_size=1)
 
 

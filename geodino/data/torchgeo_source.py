@@ -1,0 +1,121 @@
+"""Any torchgeo `GeoDataset` as a geodino source (`type: torchgeo`).
+
+For users whose archives already have a torchgeo dataset class (file-name regexes with dates, band-per-file
+layouts such as `torchgeo.datasets.Sentinel2`/`Landsat8`, unions and intersections of datasets): tiles are
+drawn from (seed, index) like every geodino source, inside the footprints of the dataset's GeoDataFrame index,
+aligned to its resolution, and read with `dataset[x0:x1, y0:y1]` in the dataset's single CRS. That read is
+torchgeo's (slow: `rasterio.merge` per query, see docs/data.md); prefer `type: raster` when files are plain
+multi-band GeoTIFFs/COGs/VRTs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from geodino.data.sensors import Sensor, get_sensor
+from geodino.errors import ConfigError, InputError
+
+__all__ = ["TorchGeoSource"]
+
+
+def _dataset_class(path: str) -> type:
+    module, _, name = path.rpartition(".")
+    if not module:
+        module, name = "torchgeo.datasets", path
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"torchgeo dataset class {path!r} not found (e.g. torchgeo.datasets.Sentinel2)") from exc
+
+
+class TorchGeoSource:
+    """Deterministic random tiles (pixel size `tile_size`) of a torchgeo GeoDataset."""
+
+    def __init__(
+        self,
+        dataset: Any,
+        *,
+        sensor: str | Sensor,
+        tile_size: int = 256,
+        kwargs: Mapping[str, Any] | None = None,
+        name: str = "torchgeo",
+        max_nodata_fraction: float = 0.5,
+        max_tries: int = 10,
+    ) -> None:
+        from geodino.data.rasters import stream_id
+
+        if isinstance(dataset, str):
+            try:
+                dataset = _dataset_class(dataset)(**dict(kwargs or {}))
+            except ConfigError:
+                raise
+            except Exception as exc:  # torchgeo raises DatasetNotFoundError and others for missing files
+                raise InputError(f"torchgeo dataset {dataset} could not be built: {exc}") from exc
+        self.dataset = dataset
+        self.sensor = get_sensor(sensor)
+        self.band_names = list(self.sensor.bands)
+        self.tile = int(tile_size)
+        self.name = name
+        self.stream = stream_id(name)
+        self.max_nodata_fraction = float(max_nodata_fraction)
+        self.max_tries = max(1, int(max_tries))
+        index = dataset.index
+        self.res = tuple(float(r) for r in dataset.res)
+        bounds = np.asarray(index.geometry.bounds.values, dtype=np.float64)  # minx, miny, maxx, maxy
+        span_x = bounds[:, 2] - bounds[:, 0] - self.tile * self.res[0]
+        span_y = bounds[:, 3] - bounds[:, 1] - self.tile * self.res[1]
+        keep = (span_x >= 0) & (span_y >= 0)
+        if not keep.any():
+            raise InputError(f"tile size {tile_size} px is larger than every file of the torchgeo dataset")
+        self.bounds = bounds[keep]
+        area = (span_x[keep] + self.res[0]) * (span_y[keep] + self.res[1])
+        self._cum = np.cumsum(area / area.sum())
+        self.crs = dataset.crs
+
+    def __len__(self) -> int:
+        w = (self.bounds[:, 2] - self.bounds[:, 0]) * (self.bounds[:, 3] - self.bounds[:, 1])
+        return max(1, int(w.sum() / (self.tile**2 * self.res[0] * self.res[1])))
+
+    def get(self, index: int, seed: int) -> dict[str, Any]:
+        from affine import Affine
+
+        rng = np.random.default_rng([int(seed), self.stream, int(index)])
+        best, best_frac = None, 2.0
+        for _ in range(self.max_tries):
+            k = min(int(np.searchsorted(self._cum, rng.random(), side="right")), len(self.bounds) - 1)
+            x0b, y0b, x1b, y1b = self.bounds[k]
+            rx, ry = self.res
+            nx = int((x1b - x0b) / rx) - self.tile
+            ny = int((y1b - y0b) / ry) - self.tile
+            x0 = x0b + int(rng.integers(0, max(nx, 0) + 1)) * rx
+            y1 = y1b - int(rng.integers(0, max(ny, 0) + 1)) * ry
+            x1, y0 = x0 + self.tile * rx, y1 - self.tile * ry
+            out = self.dataset[x0:x1, y0:y1]
+            raw = np.asarray(out["image"], dtype=np.float32)[: self.sensor.n_bands]
+            if raw.shape[0] != self.sensor.n_bands:
+                raise InputError(
+                    f"torchgeo dataset gives {raw.shape[0]} bands but sensor {self.sensor.name!r} has "
+                    f"{self.sensor.n_bands}; pass bands= in torchgeo kwargs or use a matching sensor"
+                )
+            nodata = self.sensor.nodata if self.sensor.nodata is not None else 0
+            valid = (raw != nodata).any(axis=0) & ~np.isnan(raw).all(axis=0)
+            sample = {
+                "image": self.sensor.to_reflectance(raw).astype(np.float32, copy=False),
+                "valid": valid,
+                "crs": self.crs.to_wkt() if hasattr(self.crs, "to_wkt") else str(self.crs),
+                "transform": Affine(rx, 0.0, x0, 0.0, -ry, y1),
+                "bands": self.band_names,
+                "path": f"torchgeo:{type(self.dataset).__name__}",
+            }
+            frac = 1.0 - float(valid.mean())
+            if frac < best_frac:
+                best, best_frac = sample, frac
+            if frac <= self.max_nodata_fraction:
+                break
+        assert best is not None
+        best["nodata_fraction"] = best_frac
+        return best
