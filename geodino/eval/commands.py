@@ -24,6 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--backbone", "-b", default=None, help="backbone spec: checkpoint path, arch:vit_small, timm:<name>")
     p.add_argument("--out", "-o", default="probe_out", help="output folder (default: probe_out)")
     add_config_arguments(p, SuiteConfig)
+    p.epilog += (
+        "\n  tasks.<name>.type=classification|segmentation|canopy|detection, plus that task type's keys"
+        "\n  (tasks.<name>.data.root=..., tasks.<name>.linear.lrs=[...], ...: see docs/probing.md)"
+    )
     p.set_defaults(func=_probe)
 
 

@@ -21,9 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 from geodino.errors import ConfigError, InputError
 from geodino.io import atomic_path
 
@@ -131,6 +128,9 @@ def config_hash(obj: Any) -> str:
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     random.seed(seed)
+    import numpy as np
+    import torch
+
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     if deterministic:
@@ -249,6 +249,8 @@ def run_suite(cfg: SuiteConfig, backbone_spec: str | None = None, out_dir: str |
     parsed = parse_tasks(cfg, out, names)
     for t in parsed.values():
         _precheck_data(t.data if t.data is not None else getattr(t.cfg, "data", None))
+    import torch
+
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     try:
