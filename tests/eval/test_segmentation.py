@@ -170,3 +170,19 @@ def test_samples_from_a_dataset_adapter_take_its_classes(tmp_path):
     metrics = run_segmentation(tiny_backbone(), cfg, tmp_path / "out", train_data=train, val_data=val)
     assert {"IoU/background", "IoU/building", "IoU/road"} <= metrics.keys()
     assert cfg.num_classes == 0  # the caller's config is not modified
+
+
+def test_feature_store_modes_agree(tmp_path):
+    bb = tiny_backbone()
+    tiles = torch.rand(5, 3, 16, 16)
+    stores = {
+        mode: dense.FeatureStore.from_tiles(bb, tiles, "four_last", mode, tmp_path / mode, batch_size=2)
+        for mode in ("memory", "disk", "none")
+    }
+    ref_maps, ref_cls = dense.extract(bb, tiles[[4, 1]], "four_last")
+    for mode, store in stores.items():
+        assert len(store) == 5
+        maps, cls = store.get([4, 1])
+        assert len(maps) == 4 and len(cls) == 4
+        for a, b in zip([*maps, *cls], [*ref_maps, *ref_cls]):  # float16 storage (features, or tiles for none)
+            assert torch.allclose(a, b, atol=1e-2 * max(1.0, float(b.abs().max()))), mode
