@@ -288,10 +288,11 @@ class EmbeddingReader:
         feats = np.where(valid[None], feats, 0.0).astype(np.float32)
         return feats, valid
 
-    def blocks(self, rows: int = 256) -> Any:
-        """Row windows covering the raster (bounded memory for streaming products)."""
+    def blocks(self, budget_bytes: int = 64 * 2**20) -> Any:
+        """Row windows covering the raster, each at most ~`budget_bytes` of float32 features (streaming products)."""
         from rasterio.windows import Window
 
+        rows = max(1, min(self.height, budget_bytes // max(1, self.width * self.count * 4)))
         for r in range(0, self.height, rows):
             yield Window(0, r, self.width, min(rows, self.height - r))
 

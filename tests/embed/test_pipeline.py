@@ -17,16 +17,21 @@ FAST = {"progress": False}
 
 
 @pytest.mark.parametrize(
-    ("crs", "patch", "res"),
-    [("EPSG:32633", 4, 10.0), ("EPSG:4326", 8, 0.0001), ("EPSG:3857", 16, 30.0), ("EPSG:2154", 8, 0.5)],
+    ("crs", "patch", "res", "ext"),
+    [
+        ("EPSG:32633", 4, 10.0, ".tif"),
+        ("EPSG:4326", 8, 0.0001, ".zarr"),
+        ("EPSG:3857", 16, 30.0, ".tif"),
+        ("EPSG:2154", 8, 0.5, ".zarr"),
+    ],
 )
-def test_output_grid_matches_input(tmp_path, crs, patch, res):
+def test_output_grid_matches_input(tmp_path, crs, patch, res, ext):
     import rasterio
 
     t = from_origin(1234.5, 98765.0, res, res)
     src = write_tif(tmp_path / "in.tif", random_image(70, 90), crs=crs, transform=t)
     bb = ConstantBackbone(patch=patch)
-    for out in (tmp_path / "o.tif", tmp_path / "o.zarr"):
+    for out in (tmp_path / f"o{ext}",):
         embed_raster(src, bb, out, tile=4 * patch, overlap=patch, **FAST)
         with rasterio.open(out) as ds:
             assert ds.crs == rasterio.crs.CRS.from_user_input(crs)
@@ -134,6 +139,14 @@ def test_int8_and_float16_outputs(tmp_path, conv_bb):
     h, *_ = read_all(embed_raster(src, conv_bb, tmp_path / "h.tif", tile=32, overlap=8, dtype="float16", **FAST))
     unnorm = read_all(embed_raster(src, conv_bb, tmp_path / "u.zarr", tile=32, overlap=8, **FAST))[0]
     np.testing.assert_allclose(h, unnorm, rtol=1e-3, atol=1e-3)
+
+
+def test_bf16_autocast_close_to_float32(tmp_path, conv_bb):
+    src = write_tif(tmp_path / "in.tif", random_image(32, 48))
+    a = read_all(embed_raster(src, conv_bb, tmp_path / "a.zarr", tile=32, overlap=8, **FAST))[0]
+    b = read_all(embed_raster(src, conv_bb, tmp_path / "b.zarr", tile=32, overlap=8, amp=True, **FAST))[0]
+    assert not np.array_equal(a, b)  # bf16 really ran
+    np.testing.assert_allclose(b, a, atol=0.1 * np.abs(a).max())
 
 
 def test_metadata_and_band_descriptions(tmp_path, conv_bb):
