@@ -35,6 +35,7 @@ def register(subparsers: Any) -> None:
     s.add_argument("--name", default=None, help="sensor name in the YAML (default: from the file name)")
     s.add_argument("--on-error", default="skip", choices=["skip", "stop"], help="unreadable files: skip or stop")
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    s.add_argument("--plot", default=None, help="also write per-band histograms to this PNG")
     s.set_defaults(func=_stats)
 
     l = sub.add_parser("sensors", help="list the built-in sensors (bands, scale, statistics source)")  # noqa: E741
@@ -91,9 +92,10 @@ def _stats(args: argparse.Namespace) -> int:
         seed=args.seed,
         on_error=args.on_error,
         name=args.name or Path(args.out).stem,
+        plot=args.plot,
     )
     print(Path(path).read_text().rstrip())
-    print(f"wrote {path}")
+    print(f"wrote {path}" + (f" and {args.plot}" if args.plot else ""))
     return 0
 
 

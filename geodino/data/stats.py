@@ -17,7 +17,7 @@ import numpy as np
 from geodino.data.sensors import Sensor, get_sensor, save_sensor_yaml
 from geodino.errors import InputError
 
-__all__ = ["RunningStats", "compute_stats", "write_stats"]
+__all__ = ["RunningStats", "compute_stats", "plot_stats", "write_stats"]
 
 
 class RunningStats:
@@ -120,9 +120,16 @@ def compute_stats(
     cfg_sensor = base
     source = _build_with_sensor(cfg, cfg_sensor, build_source)
     stats = RunningStats(len(source.band_names))
+    per_tile = max(1, -(-200_000 // samples))  # ~200k pixels kept for percentiles and histograms
+    keep_rng = np.random.default_rng([int(seed), 0x70637431])
+    kept: list[np.ndarray] = []
     for i in tqdm(range(samples), desc="band statistics", unit="tile", disable=not progress):
         s = source.get(i, seed)
-        stats.update(np.asarray(s["image"]), np.asarray(s["valid"]))
+        image, valid = np.asarray(s["image"]), np.asarray(s["valid"])
+        stats.update(image, valid)
+        pix = image.reshape(image.shape[0], -1)[:, valid.reshape(-1)]
+        if pix.shape[1]:
+            kept.append(pix[:, keep_rng.integers(0, pix.shape[1], size=min(per_tile, pix.shape[1]))])
     if (stats.count == 0).any():
         empty = [b for b, c in zip(source.band_names, stats.count) if c == 0]
         raise InputError(f"no valid pixels for band(s) {empty} in {samples} tiles; check nodata and the paths")
@@ -143,8 +150,55 @@ def compute_stats(
         rgb_bands=sel.rgb_bands,
         aliases=sel.aliases,
     )
-    prov = {"tiles": samples, "tile_size": tile_size, "seed": seed, "pixels": [int(c) for c in stats.count]}
+    prov: dict[str, Any] = {"tiles": samples, "tile_size": tile_size, "seed": seed}
+    prov["pixels"] = [int(c) for c in stats.count]
+    if kept:
+        pix = np.concatenate(kept, axis=1)
+        pct = np.nanpercentile(pix, [1, 2, 50, 98, 99], axis=1)
+        for q, row in zip((1, 2, 50, 98, 99), pct):
+            prov[f"p{q}"] = [round(float(v), 6) for v in row]
+        prov["_sample"] = pix  # for plot_stats; dropped before writing
     return out, prov
+
+
+def plot_stats(sensor: Sensor, prov: dict[str, Any], out: str | Path) -> Path:
+    """Per-band histograms of the kept pixels with mean, ±std and the 2-98 % range marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from geodino.io import atomic_path
+
+    pix = prov.get("_sample")
+    if pix is None:
+        raise InputError("no pixels to plot")
+    n = len(sensor.bands)
+    cols = min(n, 4)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    for b, name in enumerate(sensor.bands):
+        ax = axes[b // cols][b % cols]
+        v = pix[b][np.isfinite(pix[b])]
+        lo, hi = np.percentile(v, [0.5, 99.5]) if v.size else (0.0, 1.0)
+        ax.hist(v, bins=80, range=(lo, hi if hi > lo else lo + 1), color="0.4")
+        m, sd = sensor.mean[b], sensor.std[b]
+        ax.axvline(m, color="C3", label="mean")
+        ax.axvspan(m - sd, m + sd, color="C3", alpha=0.12, label="±std")
+        ax.axvline(prov["p2"][b], color="C0", ls="--", lw=0.8, label="p2/p98")
+        ax.axvline(prov["p98"][b], color="C0", ls="--", lw=0.8)
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=7)
+    for k in range(n, rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{sensor.name}: reflectance per band ({prov['tiles']} tiles, valid pixels only)", fontsize=9)
+    fig.tight_layout()
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    return out
 
 
 def _build_with_sensor(cfg: Any, sensor: Sensor, build_source: Any) -> Any:
@@ -169,7 +223,10 @@ def _build_with_sensor(cfg: Any, sensor: Sensor, build_source: Any) -> Any:
     return src
 
 
-def write_stats(paths: str | Sequence[str], out: str | Path, **kwargs: Any) -> Path:
-    """Compute statistics and write them as a sensor YAML (atomically); returns the path."""
+def write_stats(paths: str | Sequence[str], out: str | Path, *, plot: str | Path | None = None, **kwargs: Any) -> Path:
+    """Compute statistics and write them as a sensor YAML (atomically), plus histograms to `plot`."""
     sensor, prov = compute_stats(paths, **kwargs)
+    if plot:
+        plot_stats(sensor, prov, plot)
+    prov.pop("_sample", None)
     return save_sensor_yaml(sensor, out, extra={"stats": prov})

@@ -39,7 +39,21 @@ def test_stats_cli_writes_sensor_yaml(tmp_path, capsys):
     p = write_tif(tmp_path / "x.tif", data, nodata=0, descriptions=["red", "nir"])
     out = tmp_path / "mine.yaml"
     rc = cli.main(
-        ["data", "stats", str(p), "--out", str(out), "--scale", "0.0001", "--samples", "20", "--tile-size", "32"]
+        [
+            "data",
+            "stats",
+            str(p),
+            "--out",
+            str(out),
+            "--scale",
+            "0.0001",
+            "--samples",
+            "20",
+            "--tile-size",
+            "32",
+            "--plot",
+            str(tmp_path / "hist.png"),
+        ]
     )
     assert rc == 0
     y = yaml.safe_load(out.read_text())
@@ -47,6 +61,8 @@ def test_stats_cli_writes_sensor_yaml(tmp_path, capsys):
     s = get_sensor(str(out))
     assert s.mean[1] == pytest.approx(0.3) and s.std[1] == pytest.approx(1e-6, abs=1e-6)
     assert 0.1 < s.mean[0] < 0.2  # between 0.1 and 0.2 (mixture), nodata excluded
+    assert y["stats"]["p50"][1] == pytest.approx(0.3) and y["stats"]["p98"][0] == pytest.approx(0.2)
+    assert (tmp_path / "hist.png").stat().st_size > 1000
 
 
 def test_stats_cli_errors_exit_2(tmp_path, capsys):
