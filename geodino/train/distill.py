@@ -114,11 +114,12 @@ class DistillTrainConfig:
 
 
 def _distill_schedules() -> SchedulesConfig:
-    """Official ViT-L multi-distillation schedules (v2): lr 0 -> 5e-5 cosine over 10 % then constant, momentum
+    """Official ViT-L multi-distillation schedule shapes (v2): lr 0 -> 5e-5 as a cosine ramp (official: over the first
+    half of the run, then constant; here over the whole run unless `schedules.lr.cosine_iters` is set), momentum
     0.994 -> 1 (cosine), teacher temperature 0.07, weight decay 0.04."""
     return SchedulesConfig(
         kind="v2",
-        lr=ScheduleConfig(start=0.0, peak=0.0, end=5e-5, warmup_iters=0, cosine_iters=100),
+        lr=ScheduleConfig(start=0.0, peak=0.0, end=5e-5, warmup_iters=0, cosine_iters=None),
         weight_decay=ScheduleConfig(0.04, 0.04, 0.04),
         momentum=ScheduleConfig(0.994, 0.994, 1.0),
         teacher_temp=ScheduleConfig(0.07, 0.07, 0.07),
@@ -235,8 +236,11 @@ def load_teacher(spec: str, device: torch.device) -> tuple[nn.Module, Any]:
     return model, fb
 
 
-def teacher_heads(cfg: DistillConfig, teacher: nn.Module, fb: Any, out_dir: Path, batches_factory: Any) -> tuple:
-    """(dino_head, ibot_head, source): from `teacher.heads`, from the teacher file, or a fresh warm-up."""
+def teacher_heads(
+    cfg: DistillConfig, teacher: nn.Module, fb: Any, out_dir: Path, batches_factory: Any, write: bool = True
+) -> tuple:
+    """(dino_head, ibot_head, source): from `teacher.heads`, from the teacher file, or a fresh warm-up (run by
+    every rank together; `write` says whether this rank saves the result)."""
     from geodino.models.heads import DINOHead
     from geodino.train import teacher_heads as th
 
@@ -270,6 +274,7 @@ def teacher_heads(cfg: DistillConfig, teacher: nn.Module, fb: Any, out_dir: Path
             "teacher.heads=FILE or allow the heads-only warm-up (teacher.head_warmup_steps > 0)"
         )
     d, i = cfg.dino, cfg.ibot
+    torch.manual_seed(cfg.train.seed + 2)
     dino = DINOHead(embed_dim, d.head_n_prototypes, d.head_hidden_dim, d.head_bottleneck_dim, d.head_nlayers)
     ibot = DINOHead(embed_dim, i.head_n_prototypes, i.head_hidden_dim, i.head_bottleneck_dim, i.head_nlayers)
     log.info(
@@ -285,7 +290,7 @@ def teacher_heads(cfg: DistillConfig, teacher: nn.Module, fb: Any, out_dir: Path
         momentum=tuple(cfg.teacher.head_warmup_momentum),  # type: ignore[arg-type]
         teacher_temp=cfg.teacher.head_warmup_teacher_temp,
         device=next(teacher.parameters()).device,
-        progress=cfg.train.progress_bar,
+        progress=cfg.train.progress_bar and write,
     )
     meta = {
         "teacher_spec": cfg.teacher.spec,
@@ -293,7 +298,8 @@ def teacher_heads(cfg: DistillConfig, teacher: nn.Module, fb: Any, out_dir: Path
         "warmup_steps": cfg.teacher.head_warmup_steps,
         "warmup_final_loss": hist[-1]["loss"] if hist else float("nan"),
     }
-    th.save_heads_file(saved, dino, ibot, meta)
+    if write:
+        th.save_heads_file(saved, dino, ibot, meta)
     return dino, ibot, f"warm-up ({cfg.teacher.head_warmup_steps} steps) -> {saved}"
 
 
@@ -506,6 +512,7 @@ def distill(cfg: DistillConfig) -> dict[str, Path]:
 
     cfg.validate()
     check_files(cfg)
+    sched = _schedules(cfg)  # schedule errors (lengths) before any work
     device = _device(cfg)
     _init_distributed(device)
     distributed = dist.is_available() and dist.is_initialized()
@@ -528,13 +535,11 @@ def distill(cfg: DistillConfig) -> dict[str, Path]:
     for i, s in enumerate(cfg.students):  # fail on a patch-size mismatch before any warm-up work
         check_student_spec(s, i, patch)
 
-    def warmup_batches():
-        return _make_batches(cfg, patch, 0, 0, 1, max(cfg.train.global_batch_size // world, 2))
+    def warmup_batches():  # data-parallel warm-up: every rank reads its own shard
+        return _make_batches(cfg, patch, 0, rank, world, max(layout.data_batch, 2))
 
-    if distributed and rank != 0:
-        dist.barrier()  # rank 0 warms the heads up (or finds them) and saves them; the others read the file
-    t_dino, t_ibot, heads_src = teacher_heads(cfg, teacher, fb, out_dir, warmup_batches)
-    if distributed and rank == 0:
+    t_dino, t_ibot, heads_src = teacher_heads(cfg, teacher, fb, out_dir, warmup_batches, write=rank == 0)
+    if distributed:
         dist.barrier()
     t_dino, t_ibot = t_dino.to(device), t_ibot.to(device)
     log.info("teacher %s, heads from %s", cfg.teacher.spec, heads_src)
@@ -567,7 +572,6 @@ def distill(cfg: DistillConfig) -> dict[str, Path]:
             group["names"] = [f"{name}.{n}" for n in group["names"]]
         groups += g
     opt = build_optimizer(groups, betas=(cfg.optim.adamw_beta1, cfg.optim.adamw_beta2), fused=cfg.optim.fused)
-    sched = _schedules(cfg)
 
     names = list(arch.students.keys())
     writer = layout.subgroup_rank == 0 if not layout.colocated else rank == 0

@@ -147,15 +147,27 @@ def warmup_heads(
     device: str | torch.device = "cpu",
     progress: bool = True,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    group: Any = None,
 ) -> tuple[DINOHead, DINOHead, list[dict[str, float]]]:
     """Train `dino` and `ibot` heads on a frozen `backbone` for `steps` batches; return the frozen EMA heads and the
-    per-step log. See the module docstring for the recipe."""
+    per-step log. See the module docstring for the recipe.
+
+    Under torch.distributed every rank of `group` (default: the world) takes part, each on its own batches: the
+    heads start from rank 0's weights, Sinkhorn-Knopp normalises over the group's batch and the head gradients
+    are averaged, so all ranks end with the same heads (data-parallel warm-up)."""
+    import torch.distributed as dist
+
+    world = dist.get_world_size(group) if dist.is_available() and dist.is_initialized() else 1
     model = getattr(backbone, "model", backbone)
     model.eval().requires_grad_(False)
     heads = nn.ModuleDict({"dino_head": dino, "ibot_head": ibot}).to(device).train()
+    if world > 1:
+        with torch.no_grad():
+            for t in heads.state_dict().values():
+                dist.broadcast(t, src=dist.get_global_rank(group, 0) if group is not None else 0, group=group)
     ema = copy.deepcopy(heads).eval().requires_grad_(False)
-    dino_loss = DINOLoss(dino.out_dim)
-    ibot_loss = IBOTPatchLoss(ibot.out_dim)
+    dino_loss = DINOLoss(dino.out_dim, group=group)
+    ibot_loss = IBOTPatchLoss(ibot.out_dim, group=group)
     decay, no_decay = [], []
     for n, p in heads.named_parameters():
         (no_decay if n.endswith("bias") else decay).append(p)
@@ -189,8 +201,8 @@ def warmup_heads(
             t_patch = ema["ibot_head"](torch.index_select(clean["x_norm_patchtokens"].flatten(0, 1), 0, idx))
             t_cls = dino_loss.teacher_targets(t_cls, teacher_temp).unflatten(0, (n_global_crops, b))
             t_patch = ibot_loss.teacher_targets(t_patch, teacher_temp, n_masked)
-        for group in opt.param_groups:
-            group["lr"] = _cosine(step, steps, lr, lr * 1e-2, warm)
+        for pg in opt.param_groups:
+            pg["lr"] = _cosine(step, steps, lr, lr * 1e-2, warm)
         s_g = heads["dino_head"](views[0]["x_norm_clstoken"]).unflatten(0, (n_global_crops, b))
         g_terms = n_global_crops * (n_global_crops - 1)
         l_terms = 0
@@ -207,6 +219,11 @@ def warmup_heads(
         loss = (g_terms / total_terms) * loss_global + (l_terms / total_terms) * loss_local + loss_ibot
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if world > 1:  # data parallel: average the head gradients over the group
+            for p in heads.parameters():
+                if p.grad is not None:
+                    dist.all_reduce(p.grad, group=group)
+                    p.grad /= world
         if clip_grad:
             for h in heads.values():
                 nn.utils.clip_grad_norm_(h.parameters(), clip_grad)

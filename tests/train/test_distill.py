@@ -185,3 +185,55 @@ def test_cli_exit_code_2_with_one_line(images, tmp_path, capsys) -> None:
         ]
     )
     assert code == 2 and "teacher.heads file" in capsys.readouterr().err
+
+
+_DDP_SCRIPT = """
+import os, sys
+from geodino.config import load_config
+from geodino.train.distill import DistillConfig, distill
+images, out = sys.argv[1], sys.argv[2]
+H = "{head_n_prototypes: 64, head_hidden_dim: 32, head_bottleneck_dim: 16}"
+cfg = load_config(DistillConfig, None, [
+    f"output_dir={out}", "teacher.spec=arch:vit_tiny?seed=0&patch_size=8&depth=2&n_storage_tokens=1",
+    "teacher.head_warmup_steps=2", f"dino={H}", f"ibot={H}",
+    f"data.sources=[{{type: images, paths: [{images}], sensor: imagenet}}]",
+    "crops={global_size: 32, local_size: 16, n_local: 2, rot90: false}",
+    "students=[{name: tiny, arch: vit_tiny, ranks: [0, 1], overrides: {depth: 1}},"
+    " {name: small, arch: vit_small, ranks: [1, 3], overrides: {depth: 1}}]",
+    "train.max_steps=2", "train.global_batch_size=4", "train.num_workers=0", "train.device=cpu",
+    "train.log_every_n_steps=1", "train.progress_bar=false"])
+print("RESULT", os.environ["RANK"], sorted(distill(cfg)), flush=True)
+import torch.distributed as dist
+dist.barrier()
+dist.destroy_process_group()
+sys.stdout.flush()
+os._exit(0)  # gloo worker threads can abort the interpreter at exit (see geodino.train.commands)
+"""
+
+
+@pytest.mark.slow
+def test_three_processes_two_students_in_subgroups(images, tmp_path) -> None:
+    """torchrun, gloo: student `tiny` on rank 0, `small` on ranks 1-2 (DDP in its subgroup); shared heads warm-up."""
+    import os
+    import subprocess
+    import sys
+
+    from geodino.models import build_model
+
+    script = tmp_path / "run.py"
+    script.write_text(_DDP_SCRIPT)
+    out = tmp_path / "ddp"
+    # --standalone: torchrun picks a free port itself (no race with other processes for a pre-chosen port)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "3"]
+    cmd += [str(script), str(images), str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = sorted(line for line in proc.stdout.splitlines() if line.startswith("RESULT"))
+    assert results == ["RESULT 0 ['tiny']", "RESULT 1 ['small']", "RESULT 2 []"]  # subgroup rank 0 exports
+    for name in ("tiny", "small"):
+        heads = torch.load(out / name / f"{name}.heads.pth", weights_only=True)
+        build_model(**heads["backbone"]).load_state_dict(torch.load(out / name / f"{name}.pth", weights_only=True))
+        rows = list(csv.DictReader((out / name / "log.csv").open()))
+        assert [int(float(r["step"])) for r in rows] == [0, 1]
+        assert (out / name / "checkpoints" / "step_00000002.ckpt").is_file()
+    assert (out / "teacher.heads.pth").is_file()
