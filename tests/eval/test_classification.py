@@ -169,7 +169,11 @@ def test_run_classification_end_to_end_on_a_class_folder(tmp_path):
     cfg.logreg.enabled = True
     cfg.logreg.cs = [0.1, 1.0]
     cfg.knn.ks = [1, 3]
-    m = run_classification(TinyBackbone(), cfg, tmp_path / "out")
+    bb = TinyBackbone()
+    before = {k: v.clone() for k, v in bb.state_dict().items()}
+    m = run_classification(bb, cfg, tmp_path / "out")
+    assert all(torch.equal(before[k], v) for k, v in bb.state_dict().items())  # the backbone stays frozen
+    assert not bb.training
     assert m["knn_top1@k1"] == 1.0 and m["linear_top1"] == 1.0 and m["logreg_top1"] == 1.0
     assert {"knn_top1@k3", "knn_macro_f1", "linear_macro_f1", "linear_balanced_acc"} <= set(m)
     details = json.loads((tmp_path / "out" / "classification.json").read_text())
