@@ -180,3 +180,12 @@ def test_warmup_trains_heads_only_and_returns_frozen_ema_heads() -> None:
     assert all(p.grad is None for p in backbone.parameters())
     assert not any(p.requires_grad for p in list(d.parameters()) + list(i.parameters()))
     assert any(not torch.equal(v, init[k]) for k, v in d.state_dict().items())
+
+
+def test_bf16_autocast_step_is_finite() -> None:
+    """train.precision=bf16-mixed: the step runs under autocast; losses (fp32 inside) stay finite."""
+    arch = _arch({"a": _student("vit_tiny")})
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, metrics = arch.forward_backward(_batch(1), teacher_temp=0.07)
+    assert torch.isfinite(loss) and all(np.isfinite(v) for v in metrics.values())
+    assert all(p.grad is not None for p in arch.students["a"].backbone.blocks[0].parameters())
