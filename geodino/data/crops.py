@@ -259,7 +259,8 @@ class MultiCropTransform:
         return x
 
     def _standardize(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+        # in place: every caller passes a fresh tensor (resized crop), so no input is modified
+        return x.sub_(self.mean).div_(self.std)
 
     # -- main ----------------------------------------------------------------------------------------------------
     def _flip_params(self, rng: np.random.Generator) -> tuple[bool, bool, int]:
