@@ -37,7 +37,7 @@ _CROP_STREAM = 0x63726F70
 @dataclass
 class SourceConfig:
     """One data source. `type`: raster (GeoTIFF/COG/VRT), cube (Zarr/NetCDF), images (folders), tar (shards),
-    torchgeo (any torchgeo GeoDataset class)."""
+    torchgeo (any torchgeo GeoDataset class), synthetic (generated tiles for smoke tests and demos)."""
 
     name: str = ""  # defaults to source<i>
     type: str = "raster"
@@ -85,9 +85,11 @@ class DataConfig:
             )
         names = set()
         for i, s in enumerate(self.sources):
-            if s.type not in ("raster", "cube", "images", "tar", "torchgeo"):
-                raise ConfigError(f"data.sources[{i}].type={s.type!r}; use raster, cube, images, tar or torchgeo")
-            if not s.paths:
+            if s.type not in ("raster", "cube", "images", "tar", "torchgeo", "synthetic"):
+                raise ConfigError(
+                    f"data.sources[{i}].type={s.type!r}; use raster, cube, images, tar, torchgeo or synthetic"
+                )
+            if not s.paths and s.type != "synthetic":
                 raise ConfigError(f"data.sources[{i}].paths is empty; list folders, globs or files")
             name = s.name or f"source{i}"
             if name in names:
@@ -152,6 +154,10 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
             shuffle=shuffle,
             name=name,
         )
+    if cfg.type == "synthetic":
+        from geodino.data.synthetic import SyntheticSource
+
+        return SyntheticSource(sensor=cfg.sensor or "sat493m", tile_size=int(cfg.tile_size), name=name)
     if cfg.type == "torchgeo":
         from geodino.data.torchgeo_source import TorchGeoSource
 
