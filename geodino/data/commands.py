@@ -60,7 +60,7 @@ def register(subparsers: Any) -> None:
 
     v = sub.add_parser("preview", help="PNG of sample tiles and their multi-crops for a data config")
     from geodino.cli import add_config_arguments
-    from geodino.data.loaders import DataConfig
+    from geodino.data.config import DataConfig
 
     v.add_argument("--out", "-o", default="data_preview.png")
     v.add_argument("--samples", type=int, default=4)
@@ -152,7 +152,7 @@ def _index(args: argparse.Namespace) -> int:
 
 def _preview(args: argparse.Namespace) -> int:
     from geodino.config import load_config
-    from geodino.data.loaders import DataConfig
+    from geodino.data.config import DataConfig
     from geodino.data.preview import write_preview
 
     cfg = load_config(DataConfig, args.config, args.overrides)
