@@ -15,15 +15,19 @@ from typing import Any
 
 from geodino.errors import GeoDinoError
 
-# Modules exposing `register(subparsers) -> None`; imported only to build the parser (they import lightly).
-COMMAND_MODULES = (
-    "geodino.train.commands",  # pretrain, distill, export
-    "geodino.eval.commands",  # probe
-    "geodino.embed.commands",  # embed (+ pca, cluster, similar, zonal)
-    "geodino.models.commands",  # convert, info
-    "geodino.data.commands",  # data stats, data ...
-    "geodino.demo",  # demo
-)
+# Command name -> module exposing `register(subparsers) -> None` (which may add several commands).
+COMMANDS = {
+    "pretrain": "geodino.train.commands",
+    "distill": "geodino.train.commands",
+    "export": "geodino.train.commands",
+    "probe": "geodino.eval.commands",
+    "embed": "geodino.embed.commands",  # embed (+ pca, cluster, similar, zonal)
+    "convert": "geodino.models.commands",
+    "info": "geodino.models.commands",
+    "data": "geodino.data.commands",  # data stats, sensors, index, stack, preview
+    "demo": "geodino.demo",
+}
+COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, schema: type | None = None) -> None:
@@ -37,8 +41,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, schema: type | None = 
         parser.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser with every registered sub-command."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every sub-command, or only the module of command `only` (faster start-up)."""
     from geodino import __version__
 
     parser = argparse.ArgumentParser(
@@ -47,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"geodino {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in (COMMANDS[only],) if only in COMMANDS else COMMAND_MODULES:
         module = importlib.import_module(name)
         module.register(sub)
     return parser
@@ -58,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        parser = build_parser()
+        first = next((a for a in argv if not a.startswith("-")), None)
+        parser = build_parser(first)
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):
             parser.print_help()
