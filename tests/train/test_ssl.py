@@ -140,3 +140,15 @@ def test_bad_inputs_fail_clearly(arch: SSLMetaArch) -> None:
         no_sched(ssl_batch(), 0)
     loss, _ = no_sched(ssl_batch(), 0, sched={"teacher_temp": 0.05})
     assert torch.isfinite(loss)
+
+
+def test_cli_reports_bad_recipe_values(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
+    from geodino import cli
+
+    code = cli.main(["pretrain", "ssl.gram.tokens_used=some", f"output_dir={tmp_path / 'run'}"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "gram.tokens_used='some' must be 'all', 'masked' or 'unmasked'" in err
+    code = cli.main(["pretrain", "ssl.dino.centring=centering", f"output_dir={tmp_path / 'run'}"])
+    assert code == 2
+    assert "did you mean 'ssl.dino.centering'" in capsys.readouterr().err
