@@ -130,12 +130,15 @@ def test_dpt_canopy_probe_end_to_end(tmp_path):
         train_images=[str(tmp_path / "a.tif")],
         train_chms=[str(tmp_path)],  # a folder: paired by name
         crop_size=32,
-        epochs=2,
-        batch_size=2,
+        stride=32,
+        epochs=1,
+        batch_size=3,
         layers="four_last",
         block_size=10,
         block_border=3,
         output="mixlog",
+        n_bins=32,
+        dpt_channels=16,
     )
     metrics = run_canopy(bb, cfg, tmp_path / "out")
     assert {"MAE", "RMSE", "R2", "bias", "block_R2", "nMAE", "tree_IoU"} <= metrics.keys()
