@@ -372,7 +372,12 @@ def build_trainer(cfg: TrainerConfig, ckpt: CheckpointConfig, out_dir: Path) -> 
     if "csv" in cfg.loggers:
         from lightning.pytorch.loggers import CSVLogger
 
-        loggers.append(CSVLogger(save_dir=str(out_dir), name="logs", version=""))
+        # a resumed run writes logs/resumed_N/metrics.csv: Lightning would otherwise overwrite logs/metrics.csv
+        version, n = "", 1
+        while (out_dir / "logs" / version / "metrics.csv").exists():
+            n += 1
+            version = f"resumed_{n}"
+        loggers.append(CSVLogger(save_dir=str(out_dir), name="logs", version=version))
     if "tensorboard" in cfg.loggers:
         from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -382,7 +387,7 @@ def build_trainer(cfg: TrainerConfig, ckpt: CheckpointConfig, out_dir: Path) -> 
     del LearningRateMonitor  # lr is logged by the module as sched/lr (it is set by hand each step)
     trainer = L.Trainer(
         accelerator=cfg.accelerator,
-        devices=cfg.devices,
+        devices="auto" if cfg.devices == -1 else cfg.devices,  # auto: every GPU, or 1 CPU process
         num_nodes=cfg.num_nodes,
         strategy=strategy,
         precision=precision,
