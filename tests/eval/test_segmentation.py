@@ -136,10 +136,7 @@ def test_band_mismatch_suggests_band_adaptation(tmp_path):
         run_segmentation(tiny_backbone(), cfg, tmp_path / "out")
 
 
-def test_cli_reports_a_size_mismatch_with_exit_code_2(tmp_path, capsys, monkeypatch):
-    import geodino.cli
-
-    monkeypatch.setattr(geodino.cli, "COMMAND_MODULES", ("geodino.eval.commands",))  # only `probe` is needed
+def test_cli_reports_a_size_mismatch_with_exit_code_2(tmp_path, capsys):
     img, msk = make_folder(tmp_path, n=2, size=32)
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(msk / "s0_mask.png")
     suite = tmp_path / "suite.yaml"
