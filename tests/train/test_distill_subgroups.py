@@ -134,3 +134,25 @@ def test_gloo_three_ranks_two_students(tmp_path) -> None:
     assert outs[0] == "R0 students=(0,) sub=0/1 sum=1 got=[0, 1, 100, 101, 200, 201]"
     assert outs[1] == "R1 students=(1,) sub=0/2 sum=2 got=[0, 1, 100]"
     assert outs[2] == "R2 students=(1,) sub=1/2 sum=2 got=[101, 200, 201]"
+
+
+def test_official_multi_student_config_values() -> None:
+    """configs/distill/official_vitl16_sat_to_small.yaml keeps the official recipe's numbers."""
+    from pathlib import Path
+
+    from geodino.config import load_config
+    from geodino.train.distill import DistillConfig, _schedules
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "distill" / "official_vitl16_sat_to_small.yaml"
+    cfg = load_config(DistillConfig, path)
+    assert [s.arch for s in cfg.students] == ["vit_small", "vit_small_plus", "vit_base", "vit_large"]
+    plan = plan_subgroups([{"name": s.name, "ranks": s.ranks} for s in cfg.students], 296, cfg.train.global_batch_size)
+    assert [1920 // p.size for p in plan] == [40, 40, 24, 16]
+    assert cfg.optim.layerwise_decay == 0.99 and cfg.optim.patch_embed_lr_mult == 0.2 and cfg.optim.clip_grad == 3.0
+    s = _schedules(cfg)
+    peak = 5e-5 * 4 * (1920 / 1024) ** 0.5  # sqrt_wrt_1024 scaling of the official 5e-5
+    assert (
+        s.at(0)["lr"] == 0.0 and s.at(12_499)["lr"] == pytest.approx(peak) and s.at(24_999)["lr"] == pytest.approx(peak)
+    )
+    assert s.at(0)["momentum"] == pytest.approx(0.994) and s.at(24_999)["momentum"] == pytest.approx(1.0)
+    assert s.at(0)["teacher_temp"] == pytest.approx(0.07) and s.at(0)["weight_decay"] == pytest.approx(0.04)
