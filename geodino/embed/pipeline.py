@@ -233,10 +233,7 @@ def _prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> dict[str, Any]:
         "backbone": meta["model_spec"],
         "fingerprint": meta["model_fingerprint"],
         "dim": dim,
-        **{
-            k: getattr(cfg, k)
-            for k in ("blend", "layers", "layer_mode", "norm", "dtype", "bands", "nodata", "upsample")
-        },
+        **{k: getattr(cfg, k) for k in IDENT_KEYS},
         "scale": scale_desc,
         "l2": l2,
     }
@@ -350,8 +347,12 @@ class _Sweeper:
     # -- reader thread ------------------------------------------------------------------------------------------
     def _reader(self, runs: list[list[Block]], out_q: queue.Queue, stop: threading.Event) -> None:
         """Tiles in sweep order, batched per tile row (so batch composition never depends on where a sweep starts)."""
+        import rasterio
+
         plan, p, tc = self.plan, self.plan.patch, self.plan.tile_cells
         try:
+            env = rasterio.Env(GDAL_CACHEMAX=int(self.cfg.gdal_cache_mb) * 2**20)
+            env.__enter__()
             src = self.prep["source"].open()
             try:
                 for run in runs:
@@ -380,6 +381,7 @@ class _Sweeper:
                         _put(out_q, ("row_end", i, run, 0), stop)
             finally:
                 src.close()
+                env.__exit__(None, None, None)
             _put(out_q, ("end", None, None, 0), stop)
         except BaseException as exc:  # handed to the main thread, which re-raises it
             _put(out_q, ("error", None, _Failure(exc), 0), stop)
@@ -660,6 +662,10 @@ def embed_raster(
     t0 = time.perf_counter()
     import rasterio
 
+    # GDAL sizes its block cache once per process, from GDAL_CACHEMAX as seen by the first thread that reads a
+    # block (the reader thread here, where rasterio's thread-local Env is not visible): without this the cache
+    # defaults to 5% of RAM and fills with the input as a large raster streams through (found by the 16k bench).
+    os.environ.setdefault("GDAL_CACHEMAX", str(int(cfg.gdal_cache_mb)))
     with rasterio.Env(GDAL_CACHEMAX=int(cfg.gdal_cache_mb) * 2**20):
         return _embed(input, cfg, out_path, work, primary, t0, _fail_after_blocks, _finalize_here)
 
