@@ -38,9 +38,61 @@ except ImportError:  # pragma: no cover
         """Placeholder until geodino.data.crops is installed."""
 
 
-from geodino.train.module import CheckpointConfig, TrainerConfig
-
 log = logging.getLogger("geodino.train")
+
+STRATEGIES = ("auto", "single", "ddp", "ddp_spawn", "fsdp2")
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "bf16-true", "16-mixed")
+
+
+@dataclass
+class TrainerConfig:
+    """How to run: devices, strategy, precision, logging (the recipe itself is in `ssl`)."""
+
+    max_steps: int = 1000  # total optimizer steps of this stage (schedules are indexed 0 .. max_steps-1)
+    accelerator: str = "auto"  # auto | cpu | gpu
+    devices: int = 1  # devices per node (-1: all visible)
+    num_nodes: int = 1  # >1 on SLURM: srun --ntasks-per-node=devices
+    strategy: str = "auto"  # auto (single device or ddp) | single | ddp | ddp_spawn | fsdp2
+    # auto = bf16-mixed on GPUs, 32-true on CPUs (bf16 autocast made a tiny-ViT step ~10x slower on a 2-core
+    # AVX-512 CPU: small bf16 matmuls take slow paths) | 32-true | bf16-mixed | bf16-true; fsdp2: its own policy
+    precision: str = "auto"
+    fsdp_param_dtype: str = "bfloat16"  # FSDP2 MixedPrecisionPolicy: compute/parameter dtype
+    fsdp_reduce_dtype: str = "float32"  # FSDP2 gradient reduction dtype (official: fp32)
+    fsdp_reshard_after_forward: bool = True  # free gathered weights after forward (ZeRO-3); False = ZeRO-2
+    find_unused_parameters: bool = False  # DDP: set True if some student parameter gets no gradient
+    compile: bool = False  # torch.compile each transformer block (GPU)
+    clip_grad: float = 3.0  # max grad norm, applied per student sub-module (backbone, each head); 0 = off
+    log_every_n_steps: int = 10
+    progress_bar: bool = True
+    loggers: list[str] = field(default_factory=lambda: ["csv", "tensorboard"])  # csv | tensorboard
+    float32_matmul_precision: str = "high"  # TF32 on Ampere+ GPUs
+    slurm_auto_requeue: bool = True  # on SLURM, save and requeue on SIGUSR1 (sbatch --signal=SIGUSR1@120)
+
+    def validate(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"trainer.strategy={self.strategy!r} is not one of {', '.join(STRATEGIES)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"trainer.precision={self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.max_steps < 1:
+            raise ConfigError(f"trainer.max_steps={self.max_steps} must be >= 1")
+        for lg in self.loggers:
+            if lg not in ("csv", "tensorboard"):
+                raise ConfigError(f"trainer.loggers has {lg!r}; use csv and/or tensorboard")
+
+
+@dataclass
+class CheckpointConfig:
+    """When and how checkpoints are written, and what to resume from."""
+
+    every_n_steps: int = 1000  # write runs/NAME/checkpoints/step_XXXXXXXX.ckpt every N steps (and at the end)
+    keep_last: int = 3  # older step checkpoints are deleted (0 keeps all)
+    sharded: bool = False  # fsdp2: each rank writes its shard (a folder); False gathers one file on rank 0
+    resume: str = "auto"  # auto (newest checkpoint of output_dir, if any) | never | PATH of a checkpoint
+    export_at_end: bool = True  # write runs/NAME/export/teacher.{pth,safetensors,heads.pth} when done
+
+    def validate(self) -> None:
+        if self.every_n_steps < 1:
+            raise ConfigError(f"checkpoint.every_n_steps={self.every_n_steps} must be >= 1")
 
 
 @dataclass
