@@ -316,10 +316,14 @@ def _remove(p: Path) -> None:
 
 def build_trainer(cfg: TrainerConfig, ckpt: CheckpointConfig, out_dir: Path) -> tuple[L.Trainer, CheckpointCallback]:
     """A Lightning Trainer for `cfg` writing logs and checkpoints under `out_dir`."""
-    from lightning.pytorch.callbacks import LearningRateMonitor, TQDMProgressBar
+    import warnings
+
+    from lightning.pytorch.callbacks import TQDMProgressBar
 
     cfg.validate()
     ckpt.validate()
+    # the teachers stay in eval mode on purpose (no drop path, no RoPE augmentation): not worth a warning
+    warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
     strategy, precision, plugins = _strategy(cfg, ckpt)
     ckpt_cb = CheckpointCallback(out_dir / "checkpoints", ckpt.every_n_steps, ckpt.keep_last)
@@ -342,7 +346,6 @@ def build_trainer(cfg: TrainerConfig, ckpt: CheckpointConfig, out_dir: Path) -> 
         loggers.append(
             TensorBoardLogger(save_dir=str(out_dir), name="tensorboard", version="", default_hp_metric=False)
         )
-    del LearningRateMonitor  # lr is logged by the module as sched/lr (it is set by hand each step)
     trainer = L.Trainer(
         accelerator=cfg.accelerator,
         devices="auto" if cfg.devices == -1 else cfg.devices,  # auto: every GPU, or 1 CPU process
