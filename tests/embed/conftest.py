@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from toy_backbones import ConstantBackbone, ConvBackbone
+from tests.embed.toy_backbones import ConstantBackbone, ConvBackbone
 
 
 def write_tif(

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import random_image, read_all, whole_image_features, write_tif
 from rasterio.transform import from_origin
-from toy_backbones import ConstantBackbone, ConvBackbone
 
 from geodino.embed import embed_raster
 from geodino.embed.pipeline import work_dir_for
 from geodino.embed.writers import INT8_NODATA, dequantize_int8, int8_error_bound, quantize_int8
 from geodino.errors import ConfigError, InputError
+from tests.embed.conftest import random_image, read_all, whole_image_features, write_tif
+from tests.embed.toy_backbones import ConstantBackbone, ConvBackbone
 
 FAST = {"progress": False}
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
-from dense_backbone import assert_unchanged, snapshot, tiny_backbone
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
 from geodino.errors import InputError
 from geodino.eval.canopy import CanopyProbeConfig, load_chm_pair, run_canopy
+from tests.eval.dense_backbone import assert_unchanged, snapshot, tiny_backbone
 
 CRS_UTM = CRS.from_epsg(32611)
 X0, Y0 = 500000.0, 4100000.0

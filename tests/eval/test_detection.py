@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from dense_backbone import assert_unchanged, snapshot, tiny_backbone
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
@@ -22,6 +21,7 @@ from geodino.eval.detection import (
     read_boxes,
     run_detection,
 )
+from tests.eval.dense_backbone import assert_unchanged, snapshot, tiny_backbone
 
 BOXES = [[10.0, 12.0, 30.0, 40.0, "tree"], [40.0, 5.0, 60.0, 20.0, "snag"]]
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from dense_backbone import assert_unchanged, snapshot, tiny_backbone
 from PIL import Image
 
 from geodino.cli import main
@@ -17,6 +16,7 @@ from geodino.errors import InputError
 from geodino.eval import dense
 from geodino.eval.heads import LinearHead
 from geodino.eval.segmentation import SegmentationProbeConfig, run_segmentation
+from tests.eval.dense_backbone import assert_unchanged, snapshot, tiny_backbone
 
 
 def make_folder(root, n=4, size=48, patch=8, seed=0, classes=2):
