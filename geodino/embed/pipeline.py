@@ -608,6 +608,22 @@ def _finalize(work: Path, out: Path, prep: dict[str, Any], cfg: EmbedConfig) -> 
     remove_tree(work)
 
 
+def _bound_heap_growth() -> None:
+    """Ask glibc to mmap every allocation >= 1 MiB (tiles, batches, feature rows) so freed ones go back to the OS.
+
+    glibc raises its mmap threshold dynamically after such blocks are freed and then serves them from thread
+    arenas that fragment: measured RSS grew with the raster size (8k vs 2k: +50%) although live memory did not.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        pass
+
+
 def embed_raster(
     input: Any,
     backbone: Any = None,
@@ -666,6 +682,7 @@ def embed_raster(
     # block (the reader thread here, where rasterio's thread-local Env is not visible): without this the cache
     # defaults to 5% of RAM and fills with the input as a large raster streams through (found by the 16k bench).
     os.environ.setdefault("GDAL_CACHEMAX", str(int(cfg.gdal_cache_mb)))
+    _bound_heap_growth()
     with rasterio.Env(GDAL_CACHEMAX=int(cfg.gdal_cache_mb) * 2**20):
         return _embed(input, cfg, out_path, work, primary, t0, _fail_after_blocks, _finalize_here)
 
