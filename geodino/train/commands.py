@@ -32,7 +32,9 @@ def register(subparsers: Any) -> None:
         description="Distillation with DINO + iBOT patch distillation + KoLeo. Example: geodino distill --config "
         "configs/distill/NAME.yaml",
     )
-    add_config_arguments(d, None)
+    from geodino.train.distill import DistillConfig
+
+    add_config_arguments(d, DistillConfig)
     d.set_defaults(func=_distill)
 
     e = subparsers.add_parser(
