@@ -184,7 +184,7 @@ def test_run_classification_end_to_end_on_a_class_folder(tmp_path):
 
 
 def test_run_classification_multilabel_bigearthnet_layout(tmp_path):
-    from test_datasets import make_bigearthnet
+    from tests.eval.test_datasets import make_bigearthnet
 
     make_bigearthnet(tmp_path / "ben")
     cfg = ClassificationConfig(

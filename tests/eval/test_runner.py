@@ -166,7 +166,7 @@ def test_shipped_suite_configs_parse_into_their_task_schemas():
 
 
 def test_adapter_data_is_passed_to_entry_points_without_a_data_key(tmp_path):
-    from test_datasets import make_vhr10
+    from tests.eval.test_datasets import make_vhr10
 
     from geodino.eval.datasets import DatasetConfig
 
