@@ -166,9 +166,8 @@ def test_shipped_suite_configs_parse_into_their_task_schemas():
 
 
 def test_adapter_data_is_passed_to_entry_points_without_a_data_key(tmp_path):
-    from tests.eval.test_datasets import make_vhr10
-
     from geodino.eval.datasets import DatasetConfig
+    from tests.eval.test_datasets import make_vhr10
 
     make_vhr10(tmp_path / "vhr")
     seen = {}
