@@ -143,22 +143,28 @@ def rss_child(src: str, out: str, spec: str, tile: int, overlap: int) -> None:
     print(json.dumps({"peak_rss_mib": peak, "seconds": time.perf_counter() - t0}))
 
 
-def rss(work: Path, sizes: tuple[int, int], spec: str, tile: int, overlap: int) -> list[dict]:
+def rss(work: Path, sizes: tuple[int, int], spec: str, tile: int, overlap: int, formats: tuple[str, ...]) -> list[dict]:
+    """Peak RSS of one fresh process per (size, output format); rows are printed as they finish."""
+    import shutil
+
     rows = []
     for size in sizes:
         src = make_raster(work / f"gen{size}.tif", size)
-        out = work / f"rss{size}.zarr"
-        cmd = [sys.executable, __file__, "--rss-child", str(src), str(out), spec, str(tile), str(overlap)]
-        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if res.returncode != 0:
-            raise RuntimeError(f"rss child for {size} failed:\n{res.stderr[-2000:]}")
-        row = json.loads(res.stdout.strip().splitlines()[-1])
-        row["size"] = size
-        rows.append(row)
+        for fmt in formats:
+            out = work / f"rss{size}.{fmt}"
+            cmd = [sys.executable, __file__, "--rss-child", str(src), str(out), spec, str(tile), str(overlap)]
+            res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if res.returncode != 0:
+                raise RuntimeError(f"rss child for {size} .{fmt} failed:\n{res.stderr[-2000:]}")
+            row = json.loads(res.stdout.strip().splitlines()[-1])
+            row["size"], row["format"] = size, fmt
+            print(f"| {size} x {size} | .{fmt} | {row['peak_rss_mib']:.0f} | {row['seconds']:.0f} |", flush=True)
+            rows.append(row)
+            if out.is_dir():
+                shutil.rmtree(out, ignore_errors=True)
+            else:
+                out.unlink(missing_ok=True)
         src.unlink()
-        import shutil
-
-        shutil.rmtree(out, ignore_errors=True)
     return rows
 
 
@@ -248,6 +254,7 @@ def main() -> None:
         "is almost purely local, so it shows no seams at all)",
     )
     ap.add_argument("--rss-backbone", default="arch:vit_tiny?seed=0&depth=1", help="fast backbone for the memory runs")
+    ap.add_argument("--rss-formats", default="zarr,tif", help="outputs measured by the memory benchmark")
     ap.add_argument("--rss-child", nargs=5, metavar=("SRC", "OUT", "SPEC", "TILE", "OVERLAP"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.rss_child:
@@ -292,13 +299,15 @@ def main() -> None:
             )
         if not args.skip_rss:
             sizes = (2048, 8192) if args.quick else (4096, 16384)
-            print(f"\n## 2. peak RSS ({args.rss_backbone}, tile 512, overlap 128, float16 GeoZarr output)\n")
-            rows = rss(work, sizes, args.rss_backbone, 512, 128)
-            print("| raster | peak RSS MiB | seconds |")
-            print("|---|---|---|")
-            for row in rows:
-                print(f"| {row['size']} x {row['size']} | {row['peak_rss_mib']:.0f} | {row['seconds']:.0f} |")
-            print(f"\nratio {sizes[1]} / {sizes[0]}: {rows[1]['peak_rss_mib'] / rows[0]['peak_rss_mib']:.3f}")
+            formats = tuple(f.strip().lstrip(".") for f in args.rss_formats.split(",") if f.strip())
+            print(f"\n## 2. peak RSS ({args.rss_backbone}, tile 512, overlap 128, float16 output)\n")
+            print("| raster | output | peak RSS MiB | seconds |")
+            print("|---|---|---|---|", flush=True)
+            rows = rss(work, sizes, args.rss_backbone, 512, 128, formats)
+            print()
+            for fmt in formats:
+                small, big = (next(r for r in rows if r["size"] == s and r["format"] == fmt) for s in sizes)
+                print(f"ratio {sizes[1]} / {sizes[0]} (.{fmt}): {big['peak_rss_mib'] / small['peak_rss_mib']:.3f}")
 
 
 if __name__ == "__main__":
