@@ -26,7 +26,6 @@ does with `student.resume_from_teacher_chkpt` and `gram.ckpt`).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -363,20 +362,8 @@ def export(ckpt: str | Path, out: str | Path, *, which: str = "teacher", overwri
 
 
 def _save_backbone(state: dict[str, torch.Tensor], config: dict[str, Any], pth: Path, st: Path) -> None:
-    """Write the backbone as `.pth` and `.safetensors`, through the models part's writers when it has them."""
-    try:  # the backbone part owns the official-layout writers; use them when present
-        from geodino.models import checkpoints as mc
-    except ImportError:  # pragma: no cover - only while the parts are assembled
-        mc = None
-    save_pth = getattr(mc, "save_pth", None) if mc else None
-    save_st = getattr(mc, "save_safetensors", None) if mc else None
-    if callable(save_pth) and callable(save_st):
-        save_pth(state, pth, config=config)
-        save_st(state, st, config=config)
-        return
-    from safetensors.torch import save_file
+    """Write the backbone as `.pth` and `.safetensors` atomically, in the official layout (models/checkpoints)."""
+    from geodino.models import checkpoints as mc
 
-    with atomic_path(pth) as tmp:
-        torch.save(state, tmp)
-    with atomic_path(st) as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt", "geodino_config": json.dumps(config)})
+    mc.save_pth(state, pth, config=config)
+    mc.save_safetensors(state, st, config=config)

@@ -37,22 +37,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from geodino.data.crops import CropsConfig
+from geodino.data.loaders import DataConfig
 from geodino.errors import CheckpointError, ConfigError, TrainingError
 from geodino.train.recipe import DinoConfig, IbotConfig, KoLeoConfig, OptimConfig, ScheduleConfig, SchedulesConfig
-
-try:  # the data part defines these (shared with pretraining); keep the CLI importable while parts are assembled
-    from geodino.data.crops import CropsConfig
-    from geodino.data.loaders import DataConfig
-except ImportError:  # pragma: no cover
-
-    @dataclass
-    class DataConfig:  # type: ignore[no-redef]
-        """Placeholder until geodino.data.loaders is installed."""
-
-    @dataclass
-    class CropsConfig:  # type: ignore[no-redef]
-        """Placeholder until geodino.data.crops is installed."""
-
 
 log = logging.getLogger("geodino.distill")
 

@@ -21,22 +21,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from geodino.data.crops import CropsConfig
+from geodino.data.loaders import DataConfig
 from geodino.errors import CheckpointError, ConfigError, InputError
 from geodino.train.recipe import SSLConfig
-
-try:  # the data part defines these; keep the CLI importable while the parts are assembled
-    from geodino.data.crops import CropsConfig
-    from geodino.data.loaders import DataConfig
-except ImportError:  # pragma: no cover
-
-    @dataclass
-    class DataConfig:  # type: ignore[no-redef]
-        """Placeholder until geodino.data.loaders is installed."""
-
-    @dataclass
-    class CropsConfig:  # type: ignore[no-redef]
-        """Placeholder until geodino.data.crops is installed."""
-
 
 log = logging.getLogger("geodino.train")
 

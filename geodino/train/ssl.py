@@ -117,16 +117,9 @@ def _read_state(path: str | Path) -> dict[str, Any]:
     path = Path(path).expanduser()
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} not found; fix gram.ckpt (or init_from) to an existing file")
-    try:  # the checkpointing module reads every supported layout (Lightning, DCP folders, safetensors)
-        from geodino.train.checkpointing import load_file
+    from geodino.train.checkpointing import load_file  # every supported layout (Lightning, DCP, safetensors)
 
-        return load_file(path)
-    except ImportError:  # pragma: no cover - only while that module is absent
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file as st_load
-
-            return dict(st_load(str(path)))
-        return torch.load(path, map_location="cpu", weights_only=True)
+    return load_file(path)
 
 
 def _load_strict(module: nn.Module, state: Mapping[str, Tensor], what: str, source: str) -> None:
