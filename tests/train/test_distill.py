@@ -203,7 +203,7 @@ cfg = load_config(DistillConfig, None, [
     " {name: small, arch: vit_small, ranks: [1, 3], overrides: {depth: 1}}]",
     "train.max_steps=2", "train.global_batch_size=4", "train.num_workers=0", "train.device=cpu",
     "train.log_every_n_steps=1", "train.progress_bar=false"])
-sys.stdout.write(f"RESULT {os.environ['RANK']} {sorted(distill(cfg))}\n")  # one write per record
+sys.stdout.write(f"RESULT {os.environ['RANK']} {sorted(distill(cfg))}\\n")  # one write per record
 sys.stdout.flush()
 import torch.distributed as dist
 dist.barrier()
