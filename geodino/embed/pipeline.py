@@ -604,7 +604,7 @@ def _finalize(work: Path, out: Path, prep: dict[str, Any], cfg: EmbedConfig) -> 
         if _out_kind(out) == "zarr":
             os.replace(store, tmp)
         else:
-            store_to_cog(store, tmp, cache_mb=cfg.gdal_cache_mb)
+            store_to_cog(store, tmp, cache_mb=cfg.gdal_cache_mb, progress=cfg.progress)
     remove_tree(work)
 
 

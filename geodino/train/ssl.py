@@ -254,7 +254,7 @@ class SSLMetaArch(nn.Module):
     # ------------------------------------------------------------------ teachers
     @torch.no_grad()
     def update_teacher(self, momentum: float) -> None:
-        """teacher <- m·teacher + (1-m)·student for backbone and heads, with foreach kernels."""
+        """teacher <- m·teacher + (1-m)·student for backbone and heads, as one foreach lerp (one pass over memory)."""
         _reshard(self.student, self.teacher)
         t_list: list[Tensor] = []
         s_list: list[Tensor] = []
@@ -264,8 +264,7 @@ class SSLMetaArch(nn.Module):
                 t_list.append(t_params[name])
                 s_list.append(p.detach())
         local = [_local(t) for t in t_list], [_local(s) for s in s_list]
-        torch._foreach_mul_(local[0], float(momentum))
-        torch._foreach_add_(local[0], local[1], alpha=1.0 - float(momentum))
+        torch._foreach_lerp_(local[0], local[1], 1.0 - float(momentum))
 
     @torch.no_grad()
     def snapshot_gram_from_teacher(self) -> None:

@@ -60,7 +60,8 @@ def test_names_survive_wrappers() -> None:
 def test_optimizer_schedule_and_last_layer_freeze(student: nn.ModuleDict) -> None:
     groups = param_groups(student)
     opt = build_optimizer(groups, betas=(0.9, 0.99))
-    assert opt.defaults["foreach"] and not opt.defaults.get("fused")  # CPU: foreach, fused only on CUDA
+    assert opt.defaults["fused"] and not opt.defaults.get("foreach")  # CPU parameters: the fused kernel
+    assert build_optimizer(groups, fused=False).defaults["foreach"]
     apply_optim_schedule(opt, lr=1e-3, wd=0.04, last_layer_lr=0.0)
     for g in opt.param_groups:
         assert g["lr"] == pytest.approx(0.0 if g["is_last_layer"] else 1e-3 * g["lr_multiplier"])
