@@ -70,8 +70,6 @@ def main(mode: str, data: str, out: str) -> None:
             "checkpoint.every_n_steps=100",
         ],
     )
-    torch.manual_seed(0)
-    arch = _build_arch(cfg)
     full = _loader_factory(cfg)
 
     def factory(start_step: int, rank: int, world_size: int):
@@ -85,31 +83,49 @@ def main(mode: str, data: str, out: str) -> None:
             losses.append(float(loss))
             return loss
 
-    strategy = {"single": "auto", "ddp": "ddp", "fsdp2": "fsdp2"}[mode]
-    tcfg = TrainerConfig(
-        max_steps=STEPS,
-        accelerator="cpu",
-        devices=world,
-        strategy=strategy,
-        precision="32-true",
-        loggers=[],
-        progress_bar=False,
-        fsdp_param_dtype=os.environ.get("FSDP_DTYPE", "float32"),
-    )
-    module = Spy(
-        arch,
-        arch.schedules.at,
-        loader_factory=factory,
-        seed=0,
-        clip_grad=cfg.ssl.optim.clip_grad,
-        fsdp=fsdp_settings(tcfg),
-        checkpoint_dir=Path(cfg.output_dir) / "checkpoints",
-        checkpoint_meta=lambda s: {"backbone": dict(arch.student["backbone"].config)},
-    )
-    trainer, cb = build_trainer(tcfg, CheckpointConfig(every_n_steps=100), Path(cfg.output_dir))
-    trainer.fit(module)
+    strategy = "auto" if mode == "single" else ("ddp" if mode == "ddp" else "fsdp2")
+
+    def fit(max_steps: int, ckpt_path: str | None = None, sharded: bool = False):
+        """Build the arch from seed 0 and train to `max_steps` (resuming from `ckpt_path` when given)."""
+        torch.manual_seed(0)
+        arch = _build_arch(cfg)
+        tcfg = TrainerConfig(
+            max_steps=max_steps,
+            accelerator="cpu",
+            devices=world,
+            strategy=strategy,
+            precision="32-true",
+            loggers=[],
+            progress_bar=False,
+            fsdp_param_dtype=os.environ.get("FSDP_DTYPE", "float32"),
+        )
+        module = Spy(
+            arch,
+            arch.schedules.at,
+            loader_factory=factory,
+            seed=0,
+            clip_grad=cfg.ssl.optim.clip_grad,
+            fsdp=fsdp_settings(tcfg),
+            checkpoint_dir=Path(cfg.output_dir) / "checkpoints",
+            checkpoint_meta=lambda s: {"backbone": dict(arch.student["backbone"].config)},
+        )
+        ckpt = CheckpointConfig(every_n_steps=100, sharded=sharded)
+        trainer, cb = build_trainer(tcfg, ckpt, Path(cfg.output_dir))
+        trainer.fit(module, ckpt_path=ckpt_path)
+        return arch, trainer, cb
+
+    if mode.startswith("fsdp2_resume"):
+        # stop after 2 of the 3 steps (checkpoint at the end), then a fresh arch resumes to step 3: must equal the
+        # uninterrupted fsdp2 run (optimizer moments, schedule position and data position all restored)
+        sharded_ckpt = mode.endswith("sharded")
+        _, _, cb = fit(STEPS - 1, sharded=sharded_ckpt)
+        assert cb.last_path is not None and cb.last_path.is_dir() == sharded_ckpt, cb.last_path
+        losses.clear()
+        arch, trainer, cb = fit(STEPS, ckpt_path=str(cb.last_path), sharded=sharded_ckpt)
+    else:
+        arch, trainer, cb = fit(STEPS)
     sharded = any(type(p).__name__ == "DTensor" for p in arch.student.parameters())
-    if mode == "fsdp2":
+    if mode.startswith("fsdp2"):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
         state = get_model_state_dict(arch, options=StateDictOptions(full_state_dict=True, cpu_offload=True))

@@ -35,7 +35,7 @@ def runs(tmp_path_factory, tiny_data):
             stderr=subprocess.STDOUT,
             text=True,
         )
-        for mode in ("single", "ddp", "fsdp2")
+        for mode in ("single", "ddp", "fsdp2", "fsdp2_resume", "fsdp2_resume_sharded")
     }
     results = {}
     for mode, p in procs.items():
@@ -78,3 +78,16 @@ def test_fsdp2_equals_single_process(runs):
     torch.testing.assert_close(
         model.state_dict()["blocks.1.mlp.fc2.weight"], fsdp["state"]["teacher.backbone.blocks.1.mlp.fc2.weight"]
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["fsdp2_resume", "fsdp2_resume_sharded"])
+def test_fsdp2_resume_equals_uninterrupted(runs, mode):
+    """FSDP2 stopped after step 2 and resumed from its checkpoint (one gathered file, or a folder of shards)
+    ends with the weights of the uninterrupted FSDP2 run, and its step-3 loss is the uninterrupted one."""
+    full, resumed = runs["fsdp2"], runs[mode]
+    assert resumed["sharded"] and Path(resumed["ckpt"]).is_dir() == mode.endswith("sharded")
+    for rank in range(2):
+        assert len(resumed["losses"][rank]) == 1  # only step 3 ran after the resume
+        assert resumed["losses"][rank][0] == pytest.approx(full["losses"][rank][-1], rel=1e-6, abs=1e-6)
+    _compare(full["state"], resumed["state"], atol=1e-6)
