@@ -131,15 +131,31 @@ def throughput(src_path: Path, spec: str, *, tile: int, overlap: int, batch: int
 # 2. memory
 
 
-def rss_child(src: str, out: str, spec: str, tile: int, overlap: int) -> None:
-    """Run in a fresh process: embed, then print the peak RSS (MiB) and the wall time as JSON."""
+def peak_rss_mib() -> float:
+    """This process's own peak RSS: VmHWM of its address space.
+
+    Not `getrusage().ru_maxrss`: Linux carries the parent's peak across fork + exec into it, so a child started
+    by a parent that had just generated the 16k raster reported the parent's 1.4 GB (the 1.40 "ratio" of
+    session 1 was this artefact).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_child(src: str, out: str, spec: str, tile: int, overlap: int) -> None:
+    """Run in a fresh process: embed, then print the peak RSS (MiB) and the wall time as JSON."""
     from geodino.embed import embed_raster
 
     t0 = time.perf_counter()
     embed_raster(src, spec, out, tile=tile, overlap=overlap, dtype="float16", overwrite=True, progress=False)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mib()
     print(json.dumps({"peak_rss_mib": peak, "seconds": time.perf_counter() - t0}))
 
 
