@@ -122,9 +122,16 @@ def test_forward_outputs_and_config_rebuild():
     assert (m.embed_dim, m.patch_size, m.n_blocks, m.num_heads, m.n_storage_tokens, m.in_chans) == (192, 16, 2, 3, 4, 5)
 
 
-def test_list_of_crops_matches_separate_forwards():
+@pytest.mark.parametrize("concat", [True, False, None])
+def test_list_of_crops_matches_separate_forwards(concat, monkeypatch):
+    """The concatenated-token path (GPU default, forced here on CPU) and the per-group path (CPU default) both
+    equal separate forwards of each crop group."""
     torch.manual_seed(0)
     m = build_model("vit_tiny", depth=2).eval()
+    calls = []
+    for blk in m.blocks:
+        blk.concat_groups = concat
+        monkeypatch.setattr(blk.attn, "qkv", _Spy(blk.attn.qkv, calls))
     with torch.no_grad():
         for blk in m.blocks:  # make the residual branches matter
             blk.ls1.gamma.fill_(1.0)
@@ -134,11 +141,26 @@ def test_list_of_crops_matches_separate_forwards():
     masks[0, :5] = True
     with torch.no_grad():
         both = m.forward_features([g, loc], [masks, None])
+        n_rows = list(calls)
         sep = [m.forward_features(g, masks), m.forward_features(loc)]
+    tokens = (2 * (16 + 5), 3 * (6 + 5))  # batch x (patches + cls + 4 storage) of each group
+    assert n_rows == ([sum(tokens)] * 2 if concat else list(tokens) * 2)  # one qkv call per block (per group)
     for a, b in zip(both, sep):
         for k in ("x_norm_clstoken", "x_storage_tokens", "x_norm_patchtokens", "x_prenorm"):
             torch.testing.assert_close(a[k], b[k], atol=2e-5, rtol=1e-5)
     assert both[0]["masks"] is masks
+
+
+class _Spy(torch.nn.Module):
+    """Records the number of token rows each call of the wrapped layer sees."""
+
+    def __init__(self, inner: torch.nn.Module, calls: list) -> None:
+        super().__init__()
+        self.inner, self.calls = inner, calls
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append(x.shape[0])
+        return self.inner(x)
 
 
 def test_masks_replace_patches_with_mask_token():

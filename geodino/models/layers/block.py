@@ -75,6 +75,10 @@ class SelfAttentionBlock(nn.Module):
         self.ls2: nn.Module = LayerScale(dim, init_values) if init_values else nn.Identity()
         self.sample_drop_ratio = drop_path
 
+    # run a list of crop groups as one concatenated token matrix (True), one group at a time (False), or
+    # concatenated except on CPU (None); the results are the same up to float summation order
+    concat_groups: bool | None = None
+
     def forward(self, x: Tensor | list[Tensor], rope: Rope | list[Rope] = None) -> Tensor | list[Tensor]:
         if isinstance(x, Tensor):
             return self.forward_list([x], [rope])[0]
@@ -82,6 +86,12 @@ class SelfAttentionBlock(nn.Module):
         return self.forward_list(x, ropes)
 
     def forward_list(self, xs: list[Tensor], ropes: list[Rope]) -> list[Tensor]:
+        concat = self.concat_groups if self.concat_groups is not None else xs[0].device.type != "cpu"
+        if len(xs) > 1 and not concat:
+            # CPU: one pass per crop group. Concatenating the groups' tokens (the official path, fewer and larger
+            # GPU kernels) gains nothing on CPU, and its larger activations (> 32 MB at batch 8) are served by
+            # fresh mmaps that page-fault on every step: the SSL step measured ~7 % slower (benchmarks/train_step.py).
+            return [self.forward_list([x], [r])[0] for x, r in zip(xs, ropes)]
         if self.training and self.sample_drop_ratio > 0.0:
             return self._forward_list_drop_path(xs, ropes)
         shapes = [x.shape for x in xs]
