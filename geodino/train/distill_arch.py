@@ -257,5 +257,4 @@ class DistillMetaArch(nn.Module):
                 s_params.append(ps.detach())
                 e_params.append(pe)
         if e_params:
-            torch._foreach_mul_(e_params, momentum)
-            torch._foreach_add_(e_params, s_params, alpha=1.0 - momentum)
+            torch._foreach_lerp_(e_params, s_params, 1.0 - momentum)  # one pass over memory

@@ -231,8 +231,7 @@ def warmup_heads(
         m = _cosine(step, steps, momentum[0], momentum[1])
         with torch.no_grad():
             e, s = list(ema.parameters()), [p.detach() for p in heads.parameters()]
-            torch._foreach_mul_(e, m)
-            torch._foreach_add_(e, s, alpha=1 - m)
+            torch._foreach_lerp_(e, s, 1 - m)
         rec = {
             "step": float(step),
             "loss": float(loss.detach()),
