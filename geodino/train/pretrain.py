@@ -13,6 +13,7 @@ so fresh heads are trained first for `head_warmup_steps` iterations with the bac
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -47,6 +48,9 @@ class TrainerConfig:
     fsdp_param_dtype: str = "bfloat16"  # FSDP2 MixedPrecisionPolicy: compute/parameter dtype
     fsdp_reduce_dtype: str = "float32"  # FSDP2 gradient reduction dtype (official: fp32)
     fsdp_reshard_after_forward: bool = True  # free gathered weights after forward (ZeRO-3); False = ZeRO-2
+    # fsdp2: build student, teacher and Gram teacher on the meta device, shard, then allocate and initialise
+    # only each rank's shards (no full copy in host RAM: needed for 7B); init_from is applied after that
+    meta_init: bool = False
     find_unused_parameters: bool = False  # DDP: set True if some student parameter gets no gradient
     compile: bool = False  # torch.compile each transformer block (GPU)
     clip_grad: float = 3.0  # max grad norm, applied per student sub-module (backbone, each head); 0 = off
@@ -63,6 +67,8 @@ class TrainerConfig:
             raise ConfigError(f"trainer.precision={self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if self.max_steps < 1:
             raise ConfigError(f"trainer.max_steps={self.max_steps} must be >= 1")
+        if self.meta_init and self.strategy != "fsdp2":
+            raise ConfigError("trainer.meta_init=true needs trainer.strategy=fsdp2 (only FSDP2 shards before init)")
         for lg in self.loggers:
             if lg not in ("csv", "tensorboard"):
                 raise ConfigError(f"trainer.loggers has {lg!r}; use csv and/or tensorboard")
@@ -165,9 +171,17 @@ def _prepare_output(cfg: PretrainConfig) -> tuple[Path, Path | None]:
 
 
 def _build_arch(cfg: PretrainConfig) -> Any:
+    """The SSL meta-architecture; on the meta device (no storage) with `trainer.meta_init`."""
+    import torch
+
     from geodino.train.ssl import SSLMetaArch
 
-    return SSLMetaArch(cfg.ssl, total_iters=cfg.trainer.max_steps, global_batch_size=cfg.batch_size * world_size(cfg))
+    if cfg.trainer.meta_init and cfg.ssl.gram.ckpt:
+        raise ConfigError("trainer.meta_init=true cannot load ssl.gram.ckpt yet; pass the Gram teacher as init_from")
+    with torch.device("meta") if cfg.trainer.meta_init else contextlib.nullcontext():
+        return SSLMetaArch(
+            cfg.ssl, total_iters=cfg.trainer.max_steps, global_batch_size=cfg.batch_size * world_size(cfg)
+        )
 
 
 def _loader_factory(cfg: PretrainConfig, **over: Any) -> Any:
@@ -225,12 +239,17 @@ def pretrain(cfg: PretrainConfig) -> Path:
     check_data_fits(cfg, next(iter(probe_loader(start_step=0, rank=0, world_size=1))))
 
     init_lines: list[str] = []
+    post_init = None
     if resume is not None:
         ck.check_resume_fits(ck.load_file(resume), resume, backbone_config)
     elif cfg.init_from:
         src = ck.read_init_source(cfg.init_from)
         # a Gram teacher named by ssl.gram.ckpt was loaded when the arch was built; else it is init_from's teacher
-        init_lines = ck.apply_init(arch, src, student_from=cfg.init_student_from, load_gram=not cfg.ssl.gram.ckpt)
+        kw = {"student_from": cfg.init_student_from, "load_gram": not cfg.ssl.gram.ckpt}
+        if cfg.trainer.meta_init:  # applied into the shards once they exist (SSLModule.configure_model)
+            post_init = partial(ck.apply_init, src=src, **kw)
+        else:
+            init_lines = ck.apply_init(arch, src, **kw)
         if not src.has_heads and cfg.head_warmup_steps == 0:
             log.warning(
                 "init_from %s has no heads: fresh DINO/iBOT heads will train together with the pretrained backbone; "
@@ -264,6 +283,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         checkpoint_dir=out / "checkpoints",
         compile_blocks=cfg.trainer.compile,
         fused=cfg.ssl.optim.fused,
+        post_init=post_init,
     )
     trainer, ckpt_cb = build_trainer(cfg.trainer, cfg.checkpoint, out)
     if trainer.is_global_zero:

@@ -68,8 +68,10 @@ def main(mode: str, data: str, out: str) -> None:
             "ssl.monitor.every=0",
             "trainer.loggers=[]",
             "checkpoint.every_n_steps=100",
+            *(["trainer.strategy=fsdp2", "trainer.meta_init=true"] if mode == "fsdp2_meta" else []),
         ],
     )
+    init_state: dict = {}
     full = _loader_factory(cfg)
 
     def factory(start_step: int, rank: int, world_size: int):
@@ -78,6 +80,14 @@ def main(mode: str, data: str, out: str) -> None:
     losses: list[float] = []
 
     class Spy(SSLModule):
+        def configure_model(self):
+            super().configure_model()
+            if mode == "fsdp2_meta" and not init_state:  # the full initial weights, gathered from the shards
+                from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+                opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+                init_state.update(get_model_state_dict(self.arch, options=opts))
+
         def training_step(self, batch, batch_idx):
             loss = super().training_step(batch, batch_idx)
             losses.append(float(loss))
@@ -108,11 +118,26 @@ def main(mode: str, data: str, out: str) -> None:
             fsdp=fsdp_settings(tcfg),
             checkpoint_dir=Path(cfg.output_dir) / "checkpoints",
             checkpoint_meta=lambda s: {"backbone": dict(arch.student["backbone"].config)},
+            post_init=post_init,
         )
         ckpt = CheckpointConfig(every_n_steps=100, sharded=sharded)
         trainer, cb = build_trainer(tcfg, ckpt, Path(cfg.output_dir))
         trainer.fit(module, ckpt_path=ckpt_path)
         return arch, trainer, cb
+
+    post_init = None
+    init_file = Path(folder) / f"meta_init_from_{os.environ.get('LOCAL_RANK', '0')}.pth"
+    if mode == "fsdp2_meta":
+        # init_from under meta init: an official-layout backbone (seed 7, built in full), applied into the
+        # shards after they are initialised; the heads stay freshly initialised on the shards
+        from functools import partial
+
+        from geodino.train.checkpointing import apply_init, read_init_source
+
+        torch.manual_seed(7)
+        plain = _build_arch(load_config(PretrainConfig, Path(folder) / f"{mode}.yaml", []))
+        torch.save(plain.teacher["backbone"].state_dict(), init_file)
+        post_init = partial(apply_init, src=read_init_source(init_file))
 
     if mode.startswith("fsdp2_resume"):
         # stop after 2 of the 3 steps (checkpoint at the end), then a fresh arch resumes to step 3: must equal the
@@ -146,6 +171,8 @@ def main(mode: str, data: str, out: str) -> None:
                 "sharded": sharded,
                 "world": trainer.world_size,
                 "ckpt": str(cb.last_path),
+                "init_state": {k: v.detach().cpu().clone() for k, v in init_state.items()},
+                "init_from": str(init_file),
             },
             out,
         )

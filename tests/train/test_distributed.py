@@ -7,6 +7,7 @@ os._exit so gloo's teardown cannot abort it.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -35,7 +36,7 @@ def runs(tmp_path_factory, tiny_data):
             stderr=subprocess.STDOUT,
             text=True,
         )
-        for mode in ("single", "ddp", "fsdp2", "fsdp2_resume", "fsdp2_resume_sharded")
+        for mode in ("single", "ddp", "fsdp2", "fsdp2_resume", "fsdp2_resume_sharded", "fsdp2_meta")
     }
     results = {}
     for mode, p in procs.items():
@@ -91,3 +92,30 @@ def test_fsdp2_resume_equals_uninterrupted(runs, mode):
         assert len(resumed["losses"][rank]) == 1  # only step 3 ran after the resume
         assert resumed["losses"][rank][0] == pytest.approx(full["losses"][rank][-1], rel=1e-6, abs=1e-6)
     _compare(full["state"], resumed["state"], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_fsdp2_meta_init_initialises_shards_and_applies_init_from(runs):
+    """trainer.meta_init: built on meta, sharded, then each rank initialised its shards (official statistics,
+    distinct shards, teacher == student, deterministic buffers as in a full build) and init_from (a backbone)
+    was copied into the shards afterwards; the run trains."""
+    meta, full = runs["fsdp2_meta"], runs["single"]
+    init = meta["init_state"]
+    assert meta["sharded"] and init and init.keys() == full["state"].keys()
+    for k in init:
+        if k.startswith("student."):
+            torch.testing.assert_close(init[k], init["teacher." + k[len("student.") :]], rtol=0, atol=0)
+    # the backbone came from init_from, student and teacher alike
+    src = torch.load(meta["init_from"], weights_only=True)
+    for k, v in src.items():
+        torch.testing.assert_close(init["student.backbone." + k], v, rtol=0, atol=0)
+    # the heads were initialised on the shards: trunc-normal(0.02), and the two ranks' shards differ
+    w = init["student.dino_head.mlp.0.weight"]
+    assert abs(w.std().item() - 0.02) < 0.002 and abs(w.mean().item()) < 0.002
+    half = w.shape[0] // 2  # FSDP2 shards dim 0 over the 2 ranks
+    assert not torch.allclose(w[:half], w[half:])
+    assert init["student.ibot_head.last_layer.weight"].std().item() == pytest.approx(0.02, rel=0.1)
+    # deterministic buffers (RoPE periods, k-bias masks) equal those of a normally built model
+    for k in ("student.backbone.rope_embed.periods", "student.backbone.blocks.0.attn.qkv.bias_mask"):
+        torch.testing.assert_close(init[k], full["state"][k])
+    assert all(math.isfinite(v) for rank in meta["losses"] for v in rank) and len(meta["losses"][0]) == 3

@@ -69,6 +69,15 @@ def test_bad_config_key_names_close_match(tmp_path, tiny_data, capsys):
     assert "trainer.strategy='fsdp3' is not one of" in _err(capsys)
     with pytest.raises(ConfigError, match=r"did you mean 'ssl.dino.head_n_prototypes'"):
         load_config(PretrainConfig, cfg, ["ssl.dino.head_n_prototype=8"])
+    assert main(["pretrain", "--config", str(cfg), "trainer.meta_init=true"]) == 2
+    assert "trainer.meta_init=true needs trainer.strategy=fsdp2" in _err(capsys)
+    from geodino.train.pretrain import _build_arch
+
+    meta = ["trainer.strategy=fsdp2", "trainer.meta_init=true"]
+    with pytest.raises(ConfigError, match=r"cannot load ssl\.gram\.ckpt yet"):
+        _build_arch(load_config(PretrainConfig, cfg, [*meta, "ssl.gram.ckpt=teacher.pth"]))
+    arch = _build_arch(load_config(PretrainConfig, cfg, meta))  # no storage until FSDP2 has sharded it
+    assert all(p.is_meta for p in arch.parameters())
 
 
 def test_bands_not_fitting_the_model(tmp_path, tiny_data, capsys):
@@ -156,6 +165,7 @@ def test_official_7b_values_and_meta_build():
     assert (s.gram.loss_weight, s.gram.update_frequency, s.gram.max_updates, s.gram.img_level) == (2.0, 10000, 3, True)
     assert (s.schedules.lr.peak, s.schedules.momentum.peak, cfg.trainer.max_steps) == (3e-5, 0.999, 200000)
     assert cfg.batch_size * cfg.trainer.devices * cfg.trainer.num_nodes == 4096
+    assert cfg.trainer.meta_init and cfg.trainer.strategy == "fsdp2"  # 7B: shards are initialised in place
     with torch.device("meta"):  # a config that names a 7B model builds a 7B model
         arch = SSLMetaArch(s)
     n = sum(p.numel() for p in arch.student["backbone"].parameters())
