@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -117,8 +118,6 @@ def throughput(src_path: Path, spec: str, *, tile: int, overlap: int, batch: int
     best_bb, best_z, best_c = min(t_bb), min(t_zarr), min(t_cog)
     # this shared machine's speed drifts by +-20 % between runs of identical work: the ratio is the median of
     # the per-round ratios (each round times backbone-only, .zarr and .tif back to back)
-    import statistics
-
     return {
         "raster": src_path.name,
         "pixels": px,

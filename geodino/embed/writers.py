@@ -172,7 +172,7 @@ def overview_shapes(height: int, width: int, block: int) -> list[tuple[int, int]
 def downsample2(data: np.ndarray, nodata: float | int) -> np.ndarray:
     """One 2x overview step of a [D,h,w] block: NaN-aware 2x2 mean (float), or nearest for int8 codes.
 
-    Odd edges: a lone last row/column averages over the cells it has (as GDAL's `average` does).
+    Odd edges: a lone last row or column averages over the cells it has.
     """
     if data.dtype == np.int8:  # companded codes: the upper-left cell of each 2x2 (GDAL `nearest`)
         return np.ascontiguousarray(data[:, ::2, ::2])

@@ -111,6 +111,7 @@ class SSLModule(L.LightningModule):
                         setattr(blk, target, torch.compile(getattr(blk, target)))
             self._compiled = True
         if self.fsdp is None:
+            self._run_post_init()
             return
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
 
@@ -131,39 +132,17 @@ class SSLModule(L.LightningModule):
                 fully_shard(module, **kw)  # root: patch embed, tokens, norms (SSLMetaArch calls it via __call__)
         self._sharded = True
         if any(p.is_meta for p in self.arch.parameters()):
-            self._materialize()
-        elif self.post_init is not None:
+            # DTensor random ops on CPU meshes draw each shard from the local generator: seed per rank so the
+            # shards differ (on CUDA, DTensor's offset-based RNG tracker makes the init sharding-independent)
+            torch.manual_seed(self.seed * 100_003 + self.global_rank)
+            self.arch.materialize(self.device)
+        self._run_post_init()
+
+    def _run_post_init(self) -> None:
+        """Apply `post_init` (e.g. init_from under meta init) once, after the weights exist."""
+        if self.post_init is not None and not getattr(self, "_post_init_done", False):
             self.post_init(self.arch)
-
-    @torch.no_grad()
-    def _materialize(self) -> None:
-        """Meta-built arch (trainer.meta_init), now sharded: allocate each rank's shards and initialise them.
-
-        The student is initialised as official (backbone `init_weights`, heads trunc-normal) and copied into the
-        teacher and Gram teacher shard by shard, so the teacher starts equal to the student as in a full build.
-        On CPU meshes DTensor random ops draw each shard from the local generator, hence a per-rank seed; on
-        CUDA DTensor's offset-based RNG tracker makes the full tensor independent of the sharding.
-        """
-        arch = self.arch
-        arch.to_empty(device=self.device)
-        torch.manual_seed(self.seed * 100_003 + self.global_rank)
-        student = arch.student
-        for module in student.values():
-            module.init_weights()
-        for other in self._parts()[1:]:
-            for name, module in other.items():
-                if name not in student:
-                    continue
-                dst = dict(module.named_parameters())
-                dst.update(dict(module.named_buffers()))
-                src = list(student[name].named_parameters()) + list(student[name].named_buffers())
-                pairs = [(dst[n], t) for n, t in src]
-                torch._foreach_copy_([_local(d) for d, _ in pairs], [_local(t) for _, t in pairs])
-        for name, buf in arch.named_buffers():  # loss centers (v1 centering), the Gram flag: zeros, as when built
-            if not name.startswith(("student.", "teacher.", "gram_teacher.")):
-                _local(buf).zero_()
-        if self.post_init is not None:
-            self.post_init(arch)
+            self._post_init_done = True
 
     def _parts(self) -> list[nn.ModuleDict]:
         parts = [self.arch.student, self.arch.teacher]
@@ -260,11 +239,6 @@ class SSLModule(L.LightningModule):
         if self.checkpoint_meta is not None:
             meta.update(self.checkpoint_meta(step))
         checkpoint["geodino"] = meta
-
-
-def _local(t: torch.Tensor) -> torch.Tensor:
-    """The local shard of a DTensor, or the tensor itself."""
-    return t.to_local() if hasattr(t, "to_local") else t
 
 
 def _is_number(v: Any) -> bool:

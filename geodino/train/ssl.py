@@ -272,13 +272,27 @@ class SSLMetaArch(nn.Module):
         if self.gram_teacher is None:
             return
         _reshard(self.teacher, self.gram_teacher)
-        src = dict(self.teacher["backbone"].named_parameters())
-        src.update(dict(self.teacher["backbone"].named_buffers()))
-        dst_items = list(self.gram_teacher["backbone"].named_parameters()) + list(
-            self.gram_teacher["backbone"].named_buffers()
-        )
-        torch._foreach_copy_([_local(v) for _, v in dst_items], [_local(src[n]) for n, _ in dst_items])
+        _copy_tensors(self.teacher["backbone"], self.gram_teacher["backbone"])
         self.gram_initialized.fill_(True)
+
+    @torch.no_grad()
+    def materialize(self, device: torch.device | str) -> None:
+        """Allocate and initialise a meta-built arch (`trainer.meta_init`), normally after FSDP2 has sharded it.
+
+        The student gets the official init and is copied into the teacher and the Gram teacher, so they start
+        equal as in a full build; loss buffers and the Gram flag start at zero. Sharded parameters are allocated
+        and initialised shard by shard (random draws follow the caller's RNG seeding; see SSLModule).
+        """
+        self.to_empty(device=device)
+        for module in self.student.values():
+            module.init_weights()
+        for other in (self.teacher, self.gram_teacher):
+            for name, module in (other or {}).items():
+                _copy_tensors(self.student[name], module)
+        for loss in (self.dino_loss, self.ibot_loss, self.koleo_loss, self.gram_loss):
+            for buf in loss.buffers() if loss is not None else ():
+                _local(buf).zero_()
+        self.gram_initialized.zero_()
 
     def load_gram_teacher(self, source: str | Path | Mapping[str, Any]) -> None:
         """Gram teacher backbone from a checkpoint path or state dict (backbone, teacher or training checkpoint)."""
@@ -542,6 +556,14 @@ def _reshard(*parts: nn.Module | None) -> None:
             reshard = getattr(m, "reshard", None)
             if callable(reshard) and type(m).__name__.startswith("FSDP"):
                 reshard()
+
+
+def _copy_tensors(src: nn.Module, dst: nn.Module) -> None:
+    """dst's parameters and buffers <- src's of the same names (shard by shard when FSDP2-sharded alike)."""
+    from_src = dict(src.named_parameters())
+    from_src.update(dict(src.named_buffers()))
+    items = list(dst.named_parameters()) + list(dst.named_buffers())
+    torch._foreach_copy_([_local(v) for _, v in items], [_local(from_src[n]) for n, _ in items])
 
 
 def _local(t: Tensor) -> Tensor:

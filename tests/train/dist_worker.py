@@ -8,6 +8,7 @@ the single-process run (Sinkhorn-Knopp sums and distributed KoLeo reduce over ra
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -135,7 +136,7 @@ def main(mode: str, data: str, out: str) -> None:
         from geodino.train.checkpointing import apply_init, read_init_source
 
         torch.manual_seed(7)
-        plain = _build_arch(load_config(PretrainConfig, Path(folder) / f"{mode}.yaml", []))
+        plain = _build_arch(dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, meta_init=False)))
         torch.save(plain.teacher["backbone"].state_dict(), init_file)
         post_init = partial(apply_init, src=read_init_source(init_file))
 
