@@ -37,6 +37,11 @@ def all_reduce_(t: Tensor, group: dist.ProcessGroup | None = None, op: str = "su
     return t
 
 
+def _nonzero(s: Tensor) -> Tensor:
+    """`s` with exact zeros replaced by 1 (their rows are all 0, so 0 / 1 = 0); any other value is untouched."""
+    return torch.where(s == 0, torch.ones_like(s), s)
+
+
 @torch.no_grad()
 def sinkhorn_knopp(
     teacher_logits: Tensor,
@@ -54,7 +59,9 @@ def sinkhorn_knopp(
 
     One deliberate change: the global maximum score (all-reduced) is subtracted before `exp`. A global constant
     cancels exactly in the first normalisation, so the result is the official one, without fp32 overflow when
-    t / temp exceeds ~88.
+    t / temp exceeds ~88. Row and column sums that are exactly 0 (a prototype or sample whose mass underflowed)
+    are divided as 1, so they stay 0 where the official code gives NaN; every non-zero sum, subnormal ones
+    included, is divided exactly as official.
     """
     logits = teacher_logits.float() / teacher_temp
     if n_samples is None:
@@ -63,7 +70,6 @@ def sinkhorn_knopp(
         b = torch.as_tensor(n_samples, dtype=torch.float64, device=logits.device).reshape(1).clone()
         B = float(all_reduce_(b, group).item())
     K = logits.shape[1]
-    tiny = torch.finfo(logits.dtype).tiny
     shift = logits.max() if logits.numel() else logits.new_zeros(())
     shift = all_reduce_(shift.detach().clone(), group, op="max")
     Q = torch.exp(logits - shift).t()  # K x B_local
@@ -71,9 +77,9 @@ def sinkhorn_knopp(
     Q /= total
     for _ in range(n_iterations):
         rows = all_reduce_(Q.sum(dim=1, keepdim=True), group)
-        Q /= rows.clamp_min_(tiny)  # a prototype whose mass underflowed stays 0 instead of turning NaN
+        Q /= _nonzero(rows)  # a prototype whose mass underflowed to 0 stays 0 instead of turning NaN
         Q /= K
-        Q /= Q.sum(dim=0, keepdim=True).clamp_min_(tiny)
+        Q /= _nonzero(Q.sum(dim=0, keepdim=True))
         Q /= B
     Q *= B
     return Q.t()

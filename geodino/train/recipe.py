@@ -55,8 +55,8 @@ class DinoConfig:
     # local-term weight: `local_loss_weight_initial` until start_iter, then cosine to `local_loss_weight`
     local_loss_weight: float = 1.0
     local_loss_weight_initial: float = 1.0
-    local_loss_weight_start_iter: int = 0
-    local_loss_weight_ramp_iters: int = 0
+    local_loss_weight_start_iter: int | float = 0  # int: iterations; float in [0, 1]: fraction of the run
+    local_loss_weight_ramp_iters: int | float = 0
 
 
 @dataclass
@@ -92,8 +92,8 @@ class GramConfig:
 
     use_loss: bool = False
     loss_weight: float = 1.0  # final weight (official 7B gram stage: 2.0; high-res stage: 1.5)
-    weight_start_iter: int = 0  # weight is 0 before this iteration ...
-    weight_ramp_iters: int = 0  # ... then a cosine ramp to loss_weight over these iterations (0: a step)
+    weight_start_iter: int | float = 0  # weight is 0 before this iteration (float in [0, 1]: fraction of run) ...
+    weight_ramp_iters: int | float = 0  # ... then a cosine ramp to loss_weight over these iterations (0: a step)
     ckpt: str | None = None  # Gram teacher weights (a backbone or teacher state_dict); None: snapshot the EMA teacher
     ema_teacher: bool = False  # use the EMA teacher itself (no separate copy, no high-res crops)
     it_load_ema_teacher: int = 0  # without ckpt: copy the EMA teacher in before this iteration
@@ -120,21 +120,27 @@ class OptimConfig:
     layerwise_decay: float = 0.9
     patch_embed_lr_mult: float = 0.2
     dino_head_wd_multiplier: float = 1.0
-    freeze_last_layer_iters: int = 1250  # prototype layers get lr 0 this long (official: 1 epoch)
-    scaling_rule: str = "none"  # sqrt_wrt_1024 | linear_wrt_256 | none (official v1 schedules ignore it)
+    freeze_last_layer_iters: int | float = 1250  # prototype layers get lr 0 this long (official: 1 epoch)
+    # lr x 4*sqrt(B/1024) | x B/256 | x 1 (B: global batch); as official, v1 scales the peak lr only, v2 peak
+    # and end (the official default config uses sqrt_wrt_1024)
+    scaling_rule: str = "none"
     fused: bool | None = None  # fused AdamW: None = when all parameters are on CPU or CUDA
 
 
 @dataclass
 class ScheduleConfig:
-    """start -> peak linearly over warmup_iters, then cosine to end (v1: over the rest; v2: over cosine_iters)."""
+    """start -> peak linearly over warmup_iters, then cosine to end (v1: over the rest; v2: over cosine_iters).
+
+    Lengths: an int is iterations, a float in [0, 1] a fraction of the run (`0.1`: the first tenth); any other
+    float is an error.
+    """
 
     start: float = 0.0
     peak: float = 0.0
     end: float = 0.0
-    warmup_iters: int = 0
-    cosine_iters: int | None = None  # v2 only: None = the rest of the run; else a constant tail follows
-    freeze_iters: int = 0  # zeros at the start (v1 `freeze_iters`)
+    warmup_iters: int | float = 0
+    cosine_iters: int | float | None = None  # v2 only: None = the rest of the run; else a constant tail follows
+    freeze_iters: int | float = 0  # zeros at the start (v1 `freeze_iters`)
     trunc_extra: float = 0.0  # v1 only
 
 
@@ -143,6 +149,10 @@ class SchedulesConfig:
     """Per-iteration schedules; `kind` v1 = DINOv2 CosineScheduler, v2 = DINOv3 linear_warmup_cosine_decay."""
 
     kind: str = "v1"
+    # the run length the integer iteration counts were written for (official configs: 125 000 or 1M): set, every
+    # integer length of the schedules, optim.freeze_last_layer_iters and the dino/gram weight ramps is scaled by
+    # total_iters / reference_iters, so a short run follows the same shape; null: iterations as written
+    reference_iters: int | None = None
     lr: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(0.0, 1e-3, 1e-6, warmup_iters=12500))
     weight_decay: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(0.04, 0.04, 0.4))
     momentum: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(0.992, 0.992, 1.0))

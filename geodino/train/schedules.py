@@ -7,6 +7,13 @@ Two shapes, mirroring `dinov3/train/cosine_lr_scheduler.py`:
   `cosine_iters` (default: the rest), then a constant tail at `end`; constant after warmup when peak == end.
 `Schedules.build(cfg, total_iters, global_batch_size)` builds lr, last-layer lr, weight decay, teacher momentum,
 teacher temperature, the local-DINO weight and the Gram weight from an `SSLConfig`.
+
+Lengths (`resolve_iters`): an int is a number of iterations; a float in [0, 1] is a fraction of the run (rounded
+to the nearest iteration), so a short run follows the same shape as a long one; `schedules.reference_iters`
+rescales every integer length by `total_iters / reference_iters` (an official config written for 125 000
+iterations, run for 600). The lr scaling rule multiplies what the official code multiplies: v1 the peak only
+(`apply_scaling_rules_to_cfg` scales `optim.lr`; `min_lr` and the warmup start are not scaled), v2 peak and end
+(`build_schedulers_v2`; `start` is not scaled).
 """
 
 from __future__ import annotations
@@ -22,7 +29,15 @@ from geodino.errors import ConfigError
 if TYPE_CHECKING:
     from geodino.train.recipe import ScheduleConfig, SSLConfig
 
-__all__ = ["Schedule", "Schedules", "cosine_schedule", "linear_warmup_cosine_decay", "lr_scale", "ramp_schedule"]
+__all__ = [
+    "Schedule",
+    "Schedules",
+    "cosine_schedule",
+    "linear_warmup_cosine_decay",
+    "lr_scale",
+    "ramp_schedule",
+    "resolve_iters",
+]
 
 
 def cosine_schedule(
@@ -112,31 +127,98 @@ def lr_scale(rule: str, global_batch_size: int) -> float:
     raise ConfigError(f"optim.scaling_rule={rule!r} is not one of 'sqrt_wrt_1024', 'linear_wrt_256', 'none'")
 
 
+def resolve_iters(value: int | float, total: int, key: str, reference_iters: int | None = None) -> int:
+    """A schedule length in iterations: an int as given, a float in [0, 1] as a fraction of `total`.
+
+    An int is rescaled by `total / reference_iters` when `reference_iters` is set (rounded to the nearest
+    iteration, halves up); with `reference_iters == total` or unset it is returned unchanged. Any other value
+    (a float outside [0, 1] such as 12500.0 or 1.5, a bool, a string) is a ConfigError naming `key`.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key}={value!r} is not a length: write an integer for iterations or a fraction in [0, 1]")
+    if isinstance(value, float):
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(
+                f"{key}={value!r} is neither iterations nor a fraction of the run: "
+                "write an integer for iterations or a fraction in [0, 1]"
+            )
+        return math.floor(value * total + 0.5)
+    if value < 0:
+        raise ConfigError(f"{key}={value} must be >= 0: write an integer for iterations or a fraction in [0, 1]")
+    if reference_iters is None:
+        return int(value)
+    return (2 * int(value) * total + reference_iters) // (2 * reference_iters)  # exact, halves up
+
+
 def _from_config(
-    kind: str, sc: ScheduleConfig, total: int, key: str, scale: float = 1.0, truncate: bool = False
+    kind: str,
+    sc: ScheduleConfig,
+    total: int,
+    key: str,
+    scale: float = 1.0,
+    truncate: bool = False,
+    reference_iters: int | None = None,
 ) -> Schedule:
-    used = sc.warmup_iters + (sc.cosine_iters or 0) + sc.freeze_iters
-    if sc.warmup_iters < 0 or (sc.cosine_iters or 0) < 0 or sc.freeze_iters < 0:
-        raise ConfigError(f"schedules.{key}: iteration counts must be >= 0")
+    if kind not in ("v1", "v2"):
+        raise ConfigError(
+            f"schedules.kind={kind!r} is not 'v1' (cosine over the run) or 'v2' (warmup, cosine, constant)"
+        )
+    warmup = resolve_iters(sc.warmup_iters, total, f"schedules.{key}.warmup_iters", reference_iters)
+    cosine = (
+        None
+        if sc.cosine_iters is None
+        else resolve_iters(sc.cosine_iters, total, f"schedules.{key}.cosine_iters", reference_iters)
+    )
+    freeze = resolve_iters(sc.freeze_iters, total, f"schedules.{key}.freeze_iters", reference_iters)
+    used = warmup + (cosine or 0) + freeze
+    if used > total:
+        # fractions summing to <= 1 can overshoot by rounding each part: take the excess (at most one iteration
+        # per fraction) off the fractional parts, cosine first, never off a length given in iterations
+        fractional = [isinstance(v, float) for v in (sc.cosine_iters, sc.warmup_iters, sc.freeze_iters)]
+        exact = sum(
+            float(v) * total if f else n
+            for v, n, f in zip(
+                (sc.cosine_iters, sc.warmup_iters, sc.freeze_iters), (cosine or 0, warmup, freeze), fractional
+            )
+        )
+        if any(fractional) and exact <= total + 1e-6:
+            parts = [cosine or 0, warmup, freeze]
+            excess = used - total
+            for i, f in enumerate(fractional):
+                cut = min(excess, parts[i]) if f else 0
+                parts[i] -= cut
+                excess -= cut
+            cosine = parts[0] if cosine is not None else None
+            warmup, freeze = parts[1], parts[2]
+            used = warmup + (cosine or 0) + freeze
     if used > total and truncate:
-        # the run ends inside the warmup: compute the full schedule and keep its first `total` values
-        full = _from_config(kind, sc, used, key, scale)
+        # the run ends inside the warmup (official v1 teacher temperature): compute the full schedule and keep
+        # its first `total` values
+        full = _build(kind, sc, scale, used, warmup, cosine, freeze)
         return Schedule(full.values[:total], final=full.final)
     if used > total:
         raise ConfigError(
             f"schedules.{key}: warmup_iters + cosine_iters + freeze_iters = {used} exceeds the run's {total} "
-            "iterations; lower them or train longer"
+            "iterations; lower them, write them as fractions of the run (e.g. 0.1), set "
+            "schedules.reference_iters, or train longer"
         )
-    peak, end = sc.peak * scale, sc.end * scale
+    return _build(kind, sc, scale, total, warmup, cosine, freeze)
+
+
+def _build(
+    kind: str, sc: ScheduleConfig, scale: float, total: int, warmup: int, cosine: int | None, freeze: int
+) -> Schedule:
+    # the lr scaling rule as official: v1 scales the peak only (`optim.lr`; `min_lr` and the warmup start are
+    # not scaled), v2 the peak and the end (`build_schedulers_v2`; `start` is not scaled)
     if kind == "v1":
-        values = cosine_schedule(peak, end, total, sc.warmup_iters, sc.start * scale, sc.freeze_iters, sc.trunc_extra)
+        peak, end = sc.peak * scale, sc.end
+        values = cosine_schedule(peak, end, total, warmup, sc.start, freeze, sc.trunc_extra)
         return Schedule(values, final=end)
-    if kind == "v2":
-        values = linear_warmup_cosine_decay(sc.start * scale, peak, end, sc.warmup_iters, total, sc.cosine_iters)
-        if sc.freeze_iters:
-            values[: sc.freeze_iters] = 0.0
-        return Schedule(values, final=end)
-    raise ConfigError(f"schedules.kind={kind!r} is not 'v1' (cosine over the run) or 'v2' (warmup, cosine, constant)")
+    peak, end = sc.peak * scale, sc.end * scale
+    values = linear_warmup_cosine_decay(sc.start, peak, end, warmup, total, cosine)
+    if freeze:
+        values[:freeze] = 0.0
+    return Schedule(values, final=end)
 
 
 @dataclass
@@ -159,34 +241,52 @@ class Schedules:
             raise ConfigError(f"total iterations must be > 0, got {total_iters}")
         s = cfg.schedules
         kind = s.kind
+        ref = s.reference_iters
+        if ref is not None and (isinstance(ref, bool) or not isinstance(ref, int) or ref < 1):
+            raise ConfigError(
+                f"schedules.reference_iters={ref!r} must be a positive integer (the run length the iteration "
+                "counts were written for) or null"
+            )
         scale = lr_scale(cfg.optim.scaling_rule, global_batch_size)
-        lr = _from_config(kind, s.lr, total_iters, "lr", scale)
-        freeze = int(cfg.optim.freeze_last_layer_iters)
+        lr = _from_config(kind, s.lr, total_iters, "lr", scale, reference_iters=ref)
+        freeze = resolve_iters(cfg.optim.freeze_last_layer_iters, total_iters, "optim.freeze_last_layer_iters", ref)
         if freeze > total_iters:
             raise ConfigError(f"optim.freeze_last_layer_iters={freeze} exceeds the run's {total_iters} iterations")
         last = lr.values.copy()
         last[:freeze] = 0.0
         dino = cfg.dino
         gram = cfg.gram
+
+        def iters(value: int | float, key: str) -> int:
+            return resolve_iters(value, total_iters, key, ref)
+
         return cls(
             lr=lr,
             last_layer_lr=Schedule(last, final=lr.final),
-            weight_decay=_from_config(kind, s.weight_decay, total_iters, "weight_decay"),
-            momentum=_from_config(kind, s.momentum, total_iters, "momentum"),
+            weight_decay=_from_config(kind, s.weight_decay, total_iters, "weight_decay", reference_iters=ref),
+            momentum=_from_config(kind, s.momentum, total_iters, "momentum", reference_iters=ref),
             # official v1 teacher temperature is its own warmup-long schedule: a shorter run just stops inside it
-            teacher_temp=_from_config(kind, s.teacher_temp, total_iters, "teacher_temp", truncate=True),
+            teacher_temp=_from_config(
+                kind, s.teacher_temp, total_iters, "teacher_temp", truncate=True, reference_iters=ref
+            ),
             dino_local_weight=Schedule(
                 ramp_schedule(
                     dino.local_loss_weight_initial,
                     dino.local_loss_weight,
-                    dino.local_loss_weight_start_iter,
-                    dino.local_loss_weight_ramp_iters,
+                    iters(dino.local_loss_weight_start_iter, "dino.local_loss_weight_start_iter"),
+                    iters(dino.local_loss_weight_ramp_iters, "dino.local_loss_weight_ramp_iters"),
                     total_iters,
                 ),
                 final=dino.local_loss_weight,
             ),
             gram_weight=Schedule(
-                ramp_schedule(0.0, gram.loss_weight, gram.weight_start_iter, gram.weight_ramp_iters, total_iters)
+                ramp_schedule(
+                    0.0,
+                    gram.loss_weight,
+                    iters(gram.weight_start_iter, "gram.weight_start_iter"),
+                    iters(gram.weight_ramp_iters, "gram.weight_ramp_iters"),
+                    total_iters,
+                )
                 if gram.use_loss
                 else np.zeros(total_iters),
                 final=gram.loss_weight if gram.use_loss else 0.0,

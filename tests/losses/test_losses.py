@@ -189,3 +189,50 @@ def test_gram_gradient_to_student_only() -> None:
     GramLoss(img_level=True)(s, t).backward()
     assert s.grad is not None and t.grad is None
     assert GramLoss(img_level=True)(t.detach(), t.detach()).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def _sk_official_fp32(t: torch.Tensor, temp: float, iters: int = 3) -> torch.Tensor:
+    """The official `SinkhornKnoppTeacher` in float32, verbatim in its arithmetic: no shift, no clamp."""
+    Q = torch.exp(t.float() / temp).t()
+    B, K = Q.shape[1], Q.shape[0]
+    Q /= torch.sum(Q)
+    for _ in range(iters):
+        Q /= torch.sum(Q, dim=1, keepdim=True)
+        Q /= K
+        Q /= torch.sum(Q, dim=0, keepdim=True)
+        Q /= B
+    Q *= B
+    return Q.t()
+
+
+def test_sinkhorn_divides_subnormal_sums_exactly_as_official() -> None:
+    tiny = torch.finfo(torch.float32).tiny  # 1.18e-38, the smallest normal float32
+    # max logit 0 at temperature 1: the global-max shift is exactly 0, so exp() is bit-identical to the official
+    # one. exp(-92) = 1.1e-40 is subnormal: prototype 1's row sum stays below `tiny` but is not zero.
+    t = torch.tensor([[0.0, -92.0], [0.0, -92.0]])
+    q = sinkhorn_knopp(t, 1.0, n_iterations=1)
+    # hand-computed: Q^T = [[1, 1], [e, e]] / (2 + 2e); each row has two equal entries x, so x / (x + x) = 1/2
+    # exactly; every later step keeps every entry equal: the result is 1/2 everywhere
+    assert torch.equal(q, torch.full((2, 2), 0.5))
+    # a clamp at `tiny` (the old code) gave prototype 1 only e / tiny ~ 1 % of its share after this iteration
+    assert (torch.exp(torch.tensor(-92.0)) / 2 * 2 < tiny).item()
+    # unequal subnormal entries, and more samples: equal to the official float32 formula bit for bit
+    t2 = torch.tensor([[0.0, -91.0, -2.0], [-1.0, -93.5, 0.0], [-0.5, -95.0, -1.0], [-3.0, -90.5, -0.25]])
+    rows = torch.exp(t2).t().sum(1) / torch.exp(t2).sum()
+    assert 0 < rows[1] < tiny  # the second prototype's row sum is subnormal
+    for n in (1, 3):
+        assert torch.equal(sinkhorn_knopp(t2, 1.0, n), _sk_official_fp32(t2, 1.0, n))  # old clamp: up to 0.6 off
+
+
+def test_sinkhorn_zero_mass_rows_and_columns_stay_zero() -> None:
+    # exp(-200) underflows to exactly 0 in float32: prototype 1 has no mass at all (official: 0 / 0 = NaN)
+    q = sinkhorn_knopp(torch.tensor([[0.0, -200.0], [0.0, -200.0]]), 1.0)
+    # hand-computed: Q^T = [[1/2, 1/2], [0, 0]] -> rows [1, 0] -> [[1/4, 1/4], [0, 0]] -> columns 1/4 ->
+    # [[1/2, 1/2], [0, 0]] (each iteration the same), x B = 2: every sample puts all its mass on prototype 0
+    assert torch.isfinite(q).all() and torch.equal(q, torch.tensor([[1.0, 0.0], [1.0, 0.0]]))
+    assert torch.isnan(_sk_official_fp32(torch.tensor([[0.0, -200.0], [0.0, -200.0]]), 1.0)).any()
+    # a sample whose scores all underflow: its column sums to 0 and stays 0; the other sample is normalised
+    # as if alone: Q^T = [[1/2, 0], [1/2, 0]] -> rows 1/2 -> [[1/2, 0], [1/2, 0]] / K -> columns [1/2, 0] ->
+    # [[1/2, 0], [1/2, 0]] / B -> ... x B: sample 0 = [1/2, 1/2], sample 1 = [0, 0]
+    q2 = sinkhorn_knopp(torch.tensor([[0.0, 0.0], [-200.0, -200.0]]), 1.0)
+    assert torch.isfinite(q2).all() and torch.equal(q2, torch.tensor([[0.5, 0.5], [0.0, 0.0]]))
