@@ -85,6 +85,37 @@ def _as_int(value: str, key: str) -> int:
         raise ConfigError(f"backbone spec option {key}={value!r} must be an integer") from None
 
 
+_POSITIVE = ("patch_size", "in_chans", "embed_dim", "depth", "num_heads")
+
+
+def check_build_options(overrides: dict[str, Any], spec: str) -> None:
+    """One line naming the option when an `arch:` build option has the wrong type (e.g. `in_chans=abc`)."""
+    import typing
+
+    from geodino.models.vit import DinoVisionTransformer
+
+    hints = typing.get_type_hints(DinoVisionTransformer.__init__)
+    for key, value in overrides.items():
+        hint = hints.get(key)
+        if hint is None:
+            continue  # unknown keys are named by build_model
+        allowed = typing.get_args(hint) or (hint,)
+        if value is None and type(None) in allowed:
+            continue
+        ok = (
+            (int in allowed and isinstance(value, int) and not isinstance(value, bool))
+            or (float in allowed and isinstance(value, (int, float)) and not isinstance(value, bool))
+            or (bool in allowed and isinstance(value, bool))
+            or (str in allowed and isinstance(value, str))
+        )
+        if not ok:
+            names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+            want = " or ".join(names.get(t, t.__name__) for t in allowed if t is not type(None))
+            raise ConfigError(f"backbone spec {spec}: option {key}={value!r} must be {want}")
+        if key in _POSITIVE and value < 1:
+            raise ConfigError(f"backbone spec {spec}: option {key}={value!r} must be a positive integer")
+
+
 def _parse_value(value: str) -> Any:
     """A spec option value for an arch build override: int, float, bool, none or string."""
     low = value.lower()
@@ -460,10 +491,11 @@ def load_backbone(
         from geodino.models import build_model
 
         overrides = {k: _parse_value(v) for k, v in options.items()}
-        patch = int(overrides.pop("patch_size", 16))
-        in_chans = int(overrides.pop("in_chans", n_bands or 3))
+        patch = _as_int(str(overrides.pop("patch_size", 16)), "patch_size")
+        in_chans = _as_int(str(overrides.pop("in_chans", n_bands or 3)), "in_chans")
         if n_bands is not None and n_bands != in_chans:
             raise ConfigError(f"backbone spec {spec_text}: bands={n_bands} but in_chans={in_chans}")
+        check_build_options({"patch_size": patch, "in_chans": in_chans, **overrides}, spec_text)
         if seed is not None:
             torch.manual_seed(seed)
         model = build_model(target, patch_size=patch, in_chans=in_chans, **overrides)

@@ -61,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    from geodino.io import forget_created_dirs
+
+    forget_created_dirs()
     try:
         first = next((a for a in argv if not a.startswith("-")), None)
         parser = build_parser(first)
@@ -71,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: Any = args.func(args)
         return int(result) if isinstance(result, int) else 0
     except GeoDinoError as exc:
+        from geodino.io import remove_created_dirs
+
+        remove_created_dirs()  # a failed run leaves no empty output folder behind
         if debug:
             raise
         print(f"geodino: error: {exc}", file=sys.stderr)

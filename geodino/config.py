@@ -80,7 +80,14 @@ def _parse_override(item: str) -> tuple[str, Any]:
     if "=" not in item:
         raise ConfigError(f"override {item!r} must look like key=value (for example train.max_steps=100)")
     key, value = item.split("=", 1)
-    parsed = OmegaConf.create(f"v: {value}" if value != "" else "v: ''")["v"] if value else ""
+    try:
+        parsed = OmegaConf.create(f"v: {value}")["v"] if value else ""
+    except Exception as exc:  # yaml's parser and scanner errors, OmegaConf's grammar errors
+        problem = getattr(exc, "problem", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(
+            f"override {item!r}: value {value!r} is not valid YAML ({problem}); close its brackets and quotes, "
+            f'or wrap the value in quotes ({key.strip()}="...") to pass it as text'
+        ) from exc
     if hasattr(parsed, "_content") or isinstance(parsed, (list, dict)):
         parsed = OmegaConf.to_container(parsed)  # type: ignore[arg-type]
     return key.strip(), parsed

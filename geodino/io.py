@@ -23,18 +23,56 @@ def temp_name(path: str | Path) -> Path:
     return path.with_name(f".{stem}.tmp-{os.getpid()}{suffix}")
 
 
+# Folders created by `make_dirs` in this process, parents first: a command that fails with a user error removes
+# those still empty (`remove_created_dirs`, called by the CLI), so a failed run leaves no empty output folder.
+_CREATED_DIRS: list[Path] = []
+
+
+def make_dirs(folder: str | Path, *, what: str = "output folder") -> Path:
+    """`mkdir -p` for outputs: fail with one line naming the folder (a file in the way, no permission, read-only
+    disk) and record the folders it creates so that a failed command can remove them again."""
+    folder = Path(folder).expanduser()
+    if not str(folder):
+        return Path(".")
+    missing: list[Path] = []
+    p = folder
+    while not p.exists() and not p.is_symlink() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    if p.exists() and not p.is_dir():
+        raise InputError(f"cannot create {what} {folder}: {p} is a file, not a folder; choose another location")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise InputError(f"cannot create {what} {folder}: it exists as a file; choose another location") from exc
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise InputError(f"cannot create {what} {folder}: {reason}; choose a writable location") from exc
+    _CREATED_DIRS.extend(reversed(missing))
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"{what} {folder} is not writable; choose a writable location (or fix its permissions)")
+    return folder
+
+
+def forget_created_dirs() -> None:
+    """Start a new command: folders created before are no longer this command's to remove."""
+    _CREATED_DIRS.clear()
+
+
+def remove_created_dirs() -> None:
+    """Remove the folders `make_dirs` created that are still empty (deepest first); keep any with content."""
+    for p in reversed(_CREATED_DIRS):
+        with contextlib.suppress(OSError):
+            p.rmdir()
+    _CREATED_DIRS.clear()
+
+
 def check_writable(path: str | Path, *, overwrite: bool = False) -> Path:
     """Fail early, naming the path, when an output exists (and overwrite is off) or its folder is not writable."""
     path = Path(path).expanduser()
     if path.exists() and not overwrite:
         raise InputError(f"output {path} already exists; pass --overwrite to replace it (or choose another path)")
-    parent = path.parent if str(path.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create output folder {parent}: {exc.strerror}; choose a writable location") from exc
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"output folder {parent} is not writable; choose a writable location")
+    make_dirs(path.parent if str(path.parent) else Path("."))
     return path
 
 
@@ -55,7 +93,7 @@ def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
     path = Path(path)
     if path.exists() and not overwrite:
         raise InputError(f"output {path} already exists; pass --overwrite to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     tmp = temp_name(path)
     _remove(tmp)
     try:

@@ -483,6 +483,41 @@ def get_sensor(name_or_yaml: str | Path | Sensor) -> Sensor:
     )
 
 
+def rgb_names(bands: Sequence[str], sensor: str | Path | Sensor | None = None) -> list[str]:
+    """`bands` with the sensor's red, green and blue bands renamed R, G, B (how RGB checkpoints name theirs).
+
+    With `sensor=None` the names resolve through every built-in sensor in which all of them are bands or
+    aliases (Sentinel-2 B02/B03/B04 are blue/green/red, Landsat B2/B3/B4 too); when those sensors disagree on
+    what a name is, a ConfigError asks for the sensor. Names no sensor knows are kept (R/G/B, red/green/blue
+    still match an RGB checkpoint by name).
+    """
+    bands = [str(b) for b in bands]
+
+    def rename(s: Sensor) -> list[str]:
+        rgb = list(s.rgb_bands or [])
+        out = []
+        for b in bands:
+            canon = s.resolve_band(b, strict=False) or b
+            out.append("RGB"[rgb.index(canon)] if canon in rgb and len(rgb) == 3 else b)
+        return out
+
+    if sensor is not None:
+        s = get_sensor(sensor)
+        s.band_indices(bands)  # a name that is not a band of the sensor: one line naming it and the valid ones
+        return rename(s)
+    found: dict[tuple[str, ...], list[str]] = {}
+    for name, s in SENSORS.items():
+        if s.rgb_bands and all(s.resolve_band(b, strict=False) is not None for b in bands):
+            found.setdefault(tuple(rename(s)), []).append(name)
+    if len(found) > 1:
+        options = "; ".join(f"{', '.join(v)}: {', '.join(k)}" for k, v in found.items())
+        raise ConfigError(
+            f"bands {', '.join(bands)} mean different bands in different sensors ({options}); name the sensor "
+            f"(--sensor NAME, or sensor=NAME)"
+        )
+    return list(next(iter(found))) if found else bands
+
+
 _REQUIRED = ("name", "bands", "scale", "mean", "std")
 _OPTIONAL = ("rgb_like", "nodata", "offset", "rgb_bands", "aliases")
 

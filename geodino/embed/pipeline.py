@@ -41,7 +41,7 @@ from geodino.embed.blend import BLEND_MODES, tile_weights
 from geodino.embed.plan import Block, Plan, auto_chunk, make_plan
 from geodino.embed.sources import open_source
 from geodino.embed.writers import DEQUANT_RULE, DTYPES, ZarrBlockWriter, create_store, encode
-from geodino.errors import ConfigError, InputError
+from geodino.errors import ConfigError, GeoDinoError, InputError
 
 PLAN_FILE = "plan.json"
 IDENT_KEYS = ("blend", "margin", "layers", "layer_mode", "norm", "dtype", "bands", "nodata", "upsample")
@@ -97,6 +97,18 @@ class EmbedConfig:
             raise ConfigError(f"layer_mode={self.layer_mode!r} is not valid; choose concat or mean")
         if self.dtype == "int8" and self.l2_normalize is False:
             raise ConfigError("dtype=int8 stores unit-length vectors (AlphaEarth rule); drop l2_normalize=false")
+        if self.tile < 1:
+            raise ConfigError(f"tile={self.tile} must be positive; pass --tile 512 (a multiple of the patch size)")
+        if self.overlap < 0:
+            raise ConfigError(
+                f"overlap={self.overlap} must be >= 0; pass --overlap 0 or a positive multiple of the patch size "
+                f"(default {EmbedConfig.overlap})"
+            )
+        if self.margin is not None and (self.margin < 0 or 2 * self.margin > self.overlap):
+            raise ConfigError(
+                f"margin={self.margin} must be between 0 and overlap/2 ({self.overlap // 2}); pass a --margin in "
+                f"that range or leave it out (default overlap/4)"
+            )
         if self.batch_size < 1 or self.workers < 1 or self.world_size < 1:
             raise ConfigError("batch_size, workers and world_size must be >= 1")
         if not 0 <= self.rank < self.world_size:
@@ -179,10 +191,13 @@ def _prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> dict[str, Any]:
             f"or load_backbone(spec, bands=...))"
         )
     p = int(bb.patch_size)
-    if cfg.margin is None:
-        cfg.margin = (cfg.overlap // 4) // p * p
-    if cfg.margin % p or cfg.margin < 0 or 2 * cfg.margin > cfg.overlap:
-        raise ConfigError(f"margin={cfg.margin} must be a multiple of the patch size {p} and at most overlap/2")
+    if cfg.tile % p == 0 and cfg.overlap % p == 0 and 2 * cfg.overlap > cfg.tile:
+        src = " (the default)" if cfg.overlap == EmbedConfig.overlap else ""
+        raise ConfigError(
+            f"overlap={cfg.overlap}{src} must be at most half of tile={cfg.tile}; pass --overlap "
+            f"{cfg.tile // 2 // p * p} or less (a multiple of the patch size {p}), or a --tile of at least "
+            f"{2 * cfg.overlap}"
+        )
     layers = parse_layers(cfg.layers)
     dim, n_maps = _probe_dim(bb, layers, cfg.layer_mode, cfg.norm, cfg.device)
     itemsize = {"float32": 4, "float16": 2, "int8": 1}[cfg.dtype]
@@ -198,6 +213,14 @@ def _prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> dict[str, Any]:
         block_rows=cfg.block_rows or None,
         max_block_cols=cfg.max_block_cols,
     )
+    if cfg.margin is None:
+        cfg.margin = (cfg.overlap // 4) // p * p
+    if cfg.margin % p or cfg.margin < 0 or 2 * cfg.margin > cfg.overlap:
+        raise ConfigError(
+            f"margin={cfg.margin} must be a multiple of the patch size {p} and at most overlap/2 ({cfg.overlap // 2}); "
+            f"pass another --margin or leave it out (default overlap/4)"
+        )
+    check_memory(plan, cfg, info, dim, int(getattr(bb, "embed_dim", 0) or dim))
     idx = layer_indices(layers, int(getattr(bb, "n_blocks", 1) or 1))
     if len(idx) != n_maps:
         idx = list(range(n_maps))
@@ -246,6 +269,72 @@ def _prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> dict[str, Any]:
         "ident": ident,
         "l2": l2,
     }
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process can still get: MemAvailable, capped by a cgroup limit; None if unknown."""
+    avail: int | None = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            return None
+    try:  # cgroup v2 limit (containers, SLURM jobs)
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+            room = max(0, int(limit) - used)
+            avail = room if avail is None else min(avail, room)
+    except (OSError, ValueError):
+        pass
+    return avail
+
+
+def estimate_memory(plan: Plan, cfg: EmbedConfig, in_chans: int, dim: int, embed_dim: int) -> dict[str, int]:
+    """Bytes the biggest allocations of a sweep need: the blending band, a batch of input tiles (read, scaled,
+    normalised copies), its feature maps, and the backbone's activations (CPU inference)."""
+    tc = plan.tile_cells
+    width = 0
+    for c0, c1 in plan.col_blocks():
+        cols = plan.tiles_touching(plan.col_starts, c0, c1)
+        width = max(width, plan.col_starts[cols[-1]] + tc - plan.col_starts[cols[0]])
+    batch = max(1, min(int(cfg.batch_size), len(plan.col_starts)))
+    px = plan.tile_px * plan.tile_px
+    parts = {
+        "blending band": dim * tc * width * 4 + tc * width * 5,
+        "input tiles": batch * px * (in_chans * 4 * 4 + 2),
+        "feature maps": batch * dim * tc * tc * 4 * 2,
+    }
+    if torch.device(cfg.device).type == "cpu":
+        parts["activations"] = batch * (tc * tc + 5) * embed_dim * 4 * 12  # qkv, MLP hidden, residuals
+    return parts
+
+
+def check_memory(plan: Plan, cfg: EmbedConfig, info: Any, dim: int, embed_dim: int) -> None:
+    """Refuse, before anything is written, a tile/batch whose buffers cannot fit in the memory left."""
+    avail = available_memory()
+    if avail is None:
+        return
+    parts = estimate_memory(plan, cfg, info.count, dim, embed_dim)
+    need = sum(parts.values())
+    if need <= 0.8 * avail:
+        return
+    gib = 2**30
+    detail = ", ".join(f"{k} {v / gib:.1f}" for k, v in parts.items() if v >= 0.05 * need)
+    small = ""
+    if plan.tile_px > max(info.height, info.width):
+        small = f"; the raster is only {info.height}x{info.width} px, so a tile larger than it gains nothing"
+    raise ConfigError(
+        f"tile={cfg.tile} with batch_size={cfg.batch_size} needs about {need / gib:.1f} GiB of memory ({detail} GiB) "
+        f"but {avail / gib:.1f} GiB are available{small}; pass a smaller --tile (default {EmbedConfig.tile}) "
+        f"or --batch-size"
+    )
 
 
 def _default_scale_desc(dtype: str) -> str:
@@ -300,8 +389,20 @@ def done_blocks(work: Path) -> set[int]:
     return {int(p.stem) for p in d.glob("*.done")} if d.exists() else set()
 
 
-def _mark_done(work: Path, index: int) -> None:
-    (work / DONE / f"{index}.done").touch()
+def _mark_done(work: Path, index: int, n_valid: int | None = None) -> None:
+    """Record block `index` as written (its file holds the block's count of valid cells)."""
+    (work / DONE / f"{index}.done").write_text("" if n_valid is None else str(int(n_valid)))
+
+
+def valid_cells(work: Path) -> int | None:
+    """Valid (not nodata) cells over all finished blocks; None when a block did not record its count."""
+    total = 0
+    for f in (work / DONE).glob("*.done"):
+        text = f.read_text().strip()
+        if not text.isdigit():
+            return None
+        total += int(text)
+    return total
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -400,7 +501,7 @@ class _Sweeper:
                 if kind == "data":
                     writer.write(a[0], a[1], b)
                 elif kind == "done":  # after every write of the block (the queue is ordered)
-                    _mark_done(self.work, a)
+                    _mark_done(self.work, a, b)
             except BaseException as exc:
                 errors.append(exc)
 
@@ -500,6 +601,7 @@ class _Band:
         self.acc = np.zeros((dim, tc, width), np.float32)
         self.wsum = np.zeros((tc, width), np.float32)
         self.valid = np.zeros((tc, width), bool)
+        self.n_valid = dict.fromkeys((b.index for b in run), 0)  # valid cells written per block
 
     def add(self, i: int, batch: list, feats: np.ndarray, weights: Callable[[int, int], np.ndarray]) -> None:
         plan, tc, p = self.plan, self.plan.tile_cells, self.plan.patch
@@ -534,8 +636,11 @@ class _Band:
                 feats /= np.maximum(np.sqrt(np.sum(feats * feats, axis=0, keepdims=True)), 1e-12)
             out_q.put(("data", (lo, c0), encode(feats, valid, dtype)))
             for b in run:
+                r0, r1 = max(lo, b.r0), min(hi, b.r1)
+                if r1 > r0:
+                    self.n_valid[b.index] += int(valid[r0 - lo : r1 - lo].sum())
                 if lo < b.r1 <= hi:
-                    out_q.put(("done", b.index, None))
+                    out_q.put(("done", b.index, self.n_valid[b.index]))
                     completed += 1
         if not last:
             shift = nxt - self.base
@@ -594,6 +699,16 @@ def _finalize(work: Path, out: Path, prep: dict[str, Any], cfg: EmbedConfig) -> 
     from geodino.io import atomic_path
 
     store = work / STORE
+    n_valid = valid_cells(work)
+    if n_valid == 0:
+        remove_tree(work)
+        info = prep["source"].info
+        why = "NaN or masked" if info.nodata is None else f"nodata ({info.nodata:g}), NaN or masked"
+        raise InputError(
+            f"input {info.path} has no valid pixel (every one is {why}), so the feature raster would be empty; "
+            f"check the file, or pass --nodata to override a wrong declared nodata value"
+        )
+    prep["n_valid"] = n_valid
     if cfg.upsample:
         up = work / "upsampled.zarr"
         remove_tree(up)
@@ -672,7 +787,9 @@ def embed_raster(
         from geodino.embed.writers import remove_tree
 
         remove_tree(work)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    from geodino.io import make_dirs
+
+    make_dirs(out_path.parent)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     t0 = time.perf_counter()
@@ -695,6 +812,7 @@ def _embed(input, cfg, out_path, work, primary, t0, _fail_after_blocks, _finaliz
     if cfg.workers > 1:
         _spawn_workers(input, bb, cfg, work, prep)
     else:
+        fresh = primary and _finalize_here and cfg.world_size == 1 and not work.exists()
         if primary:
             _init_work_dir(work, prep, join=cfg.resume or cfg.world_size > 1 or not _finalize_here)
         else:
@@ -703,7 +821,16 @@ def _embed(input, cfg, out_path, work, primary, t0, _fail_after_blocks, _finaliz
         blocks = plan.blocks()
         done = done_blocks(work)
         todo = [b for b in rank_blocks(blocks, cfg.rank, cfg.world_size) if b.index not in done]
-        _Sweeper(prep, bb, cfg, work).run(todo, fail_after=_fail_after_blocks)
+        try:
+            _Sweeper(prep, bb, cfg, work).run(todo, fail_after=_fail_after_blocks)
+        except GeoDinoError:
+            # bad input (an unreadable block...): a resume cannot fix it, so a run that started the partial output
+            # removes it; kills and interrupts keep it for --resume
+            if fresh:
+                from geodino.embed.writers import remove_tree
+
+                remove_tree(work)
+            raise
         if not _finalize_here:
             return out_path
     if len(done_blocks(work)) < len(plan.blocks()):
@@ -717,10 +844,17 @@ def _embed(input, cfg, out_path, work, primary, t0, _fail_after_blocks, _finaliz
     if cfg.progress:
         print(
             f"geodino: wrote {out_path} ({prep['dim']} bands, {plan.out_height}x{plan.out_width} cells of "
-            f"{plan.patch} px, {time.perf_counter() - t0:.1f}s)",
+            f"{plan.patch} px{_valid_note(prep.get('n_valid'), plan)}, {time.perf_counter() - t0:.1f}s)",
             file=sys.stderr,
         )
     return out_path
+
+
+def _valid_note(n_valid: int | None, plan: Plan) -> str:
+    total = plan.out_height * plan.out_width
+    if n_valid is None or n_valid == total:
+        return ""
+    return f", {n_valid} valid ({100 * n_valid / total:.1f}%; the rest is nodata)"
 
 
 def _worker_main(input: Any, bb: Any, cfg: EmbedConfig) -> None:

@@ -99,11 +99,20 @@ class RasterSource:
             return data, valid
         src = self._src
         win = Window(rx0, ry0, rx1 - rx0, ry1 - ry0)
-        raw = src.read(self.bands, window=win)
-        if self.user_nodata is not None:
-            ok = ~np.all(raw == np.asarray(self.user_nodata, dtype=raw.dtype), axis=0)
-        else:
-            ok = src.dataset_mask(window=win) > 0
+        import rasterio.errors
+
+        try:
+            raw = src.read(self.bands, window=win)
+            if self.user_nodata is not None:
+                ok = ~np.all(raw == np.asarray(self.user_nodata, dtype=raw.dtype), axis=0)
+            else:
+                ok = src.dataset_mask(window=win) > 0
+        except rasterio.errors.RasterioError as exc:
+            raise InputError(
+                f"cannot read raster {self.path} at rows {ry0}..{ry1}, columns {rx0}..{rx1}: "
+                f"the file is truncated or corrupt; re-download or re-create it (`gdalinfo -checksum {self.path}` "
+                f"shows whether every block reads)"
+            ) from exc
         if raw.dtype.kind == "f":
             ok &= ~np.any(np.isnan(raw), axis=0)
         sl = (slice(ry0 - y0, ry1 - y0), slice(rx0 - x0, rx1 - x0))

@@ -241,8 +241,9 @@ def run_suite(cfg: SuiteConfig, backbone_spec: str | None = None, out_dir: str |
     if not spec:
         raise ConfigError("no backbone: pass --backbone SPEC (a checkpoint, arch:vit_small, timm:<name>, ...)")
     cfg.validate()
-    out = Path(out_dir).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
+    from geodino.io import make_dirs
+
+    out = make_dirs(Path(out_dir).expanduser())
     names = [n for n in cfg.tasks if not cfg.only or n in cfg.only]
     # Parse every task config and open every named dataset before loading the backbone: a typo or a missing
     # folder fails in a second, not after an hour.

@@ -60,8 +60,44 @@ _RGB_SYNONYMS = {"r": "R", "red": "R", "g": "G", "green": "G", "b": "B", "blue":
 # ----------------------------------------------------------------------------------------------------------------
 
 
+_FOREIGN_MAGIC = {
+    b"II*\x00": "a TIFF raster",
+    b"MM\x00*": "a TIFF raster",
+    b"II+\x00": "a BigTIFF raster",
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"\x89HDF": "an HDF5/NetCDF file",
+}
+
+
+def _foreign_file(path: Path) -> str | None:
+    """What `path` is when it is plainly not a weights file (a raster, an image, text); None otherwise."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return None
+    for magic, what in _FOREIGN_MAGIC.items():
+        if head.startswith(magic):
+            return what
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not head or all(c.isprintable() or c in "\t\r\n" for c in text):
+        first = text.strip().splitlines()[0][:40] if text.strip() else ""
+        return f"a text file: {first!r}" if first else "an empty file"
+    return None
+
+
 def _torch_load(path: Path) -> Any:
     """torch.load with weights_only=True; every failure becomes one CheckpointError line naming the file."""
+    what = _foreign_file(path)
+    if what is not None:
+        raise CheckpointError(
+            f"{path} is not a checkpoint ({what}); pass a backbone: a .pth/.pt or .safetensors weights file, "
+            "a Hugging Face model folder, arch:vit_small or timm:NAME"
+        )
     try:
         try:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -701,22 +737,33 @@ def convert_checkpoint(
     dst_layout: str = "official",
     bands: Sequence[str] | None = None,
     src_bands: Sequence[str] | None = None,
-    fill: str = "mean",
+    fill: str | None = "mean",
     which: str = "teacher",
     overwrite: bool = False,
     expect_arch: str | None = None,
     expect_bands: int | None = None,
+    sensor: str | None = None,
 ) -> Path:
     """Convert a backbone file or HF folder between the official, HF and timm layouts (optionally adapting its
     bands); `.safetensors` or `.pth` by the suffix of `dst`, a folder for `hf`. Returns the written path.
 
     `expect_arch` / `expect_bands` make the conversion fail (one line naming the mismatching keys and shapes)
-    unless the weights fit that architecture and band count."""
+    unless the weights fit that architecture and band count.
+
+    Band names resolve through the sensor registry (`sensor`, or the built-in sensors that know every name:
+    Sentinel-2 B04/B03/B02 are red/green/blue). `fill=None` refuses names that match no band of the file
+    instead of giving them the `mean` kernel."""
     from geodino.io import check_writable
 
     for name, value in (("--from", src_layout), ("--to", dst_layout)):
         if value not in (*LAYOUTS, "auto") or (name == "--to" and value == "auto"):
             raise ConfigError(f"{name} {value!r} is not a layout; use one of {', '.join(LAYOUTS)}")
+    suffix = Path(dst).suffix.lower()
+    if dst_layout != "hf" and suffix not in (".pth", ".pt", ".safetensors"):
+        raise ConfigError(
+            f"output {dst} must end in .safetensors, .pth or .pt (the format is chosen by the suffix); "
+            "or pass --to hf to write a Hugging Face folder"
+        )
     weights = read_backbone_weights(src, which=which)
     if src_layout != "auto" and src_layout != weights.layout:
         raise CheckpointError(
@@ -729,8 +776,20 @@ def convert_checkpoint(
         src_names = list(src_bands) if src_bands else (list(RGB) if c == 3 else None)
         if src_names is None:
             raise ConfigError(f"checkpoint {src} has {c} unnamed bands; pass --src-bands to adapt it to {list(bands)}")
-        if [_canon(b) for b in src_names] != [_canon(b) for b in bands]:
-            state = adapt_state_bands(state, bands, src_bands=src_names, fill=fill)
+        from geodino.data.sensors import rgb_names
+
+        resolved = rgb_names(bands, sensor)
+        src_names = rgb_names(src_names, sensor) if src_bands else src_names
+        matched = match_bands(src_names, resolved)
+        unmatched = [b for j, b in enumerate(bands) if j not in matched]
+        if unmatched and fill is None:
+            hint = "" if sensor or matched else "; or --sensor NAME so the names resolve (e.g. sentinel2_l2a)"
+            raise ConfigError(
+                f"band(s) {', '.join(unmatched)} of --bands match no band of checkpoint {src} "
+                f"({', '.join(src_names)}); pass --fill mean (the mean kernel) or --fill zeros for them{hint}"
+            )
+        if [_canon(b) for b in src_names] != [_canon(b) for b in resolved]:
+            state = adapt_state_bands(state, resolved, src_bands=src_names, fill=fill or "mean")
     config = dict(infer_config(state, src))
     if weights.config:
         config.update({k: v for k, v in weights.config.items() if k in config and k != "in_chans"})

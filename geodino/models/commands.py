@@ -23,7 +23,13 @@ def register(subparsers: Any) -> None:
     c.add_argument("--to", dest="dst_layout", default="official", choices=["official", "hf", "timm"])
     c.add_argument("--bands", nargs="+", default=None, help="adapt the patch embedding to these band names")
     c.add_argument("--src-bands", nargs="+", default=None, help="band names of the input (default R G B)")
-    c.add_argument("--fill", default="mean", choices=["mean", "zeros"], help="kernel of unmatched bands")
+    c.add_argument(
+        "--fill",
+        default=None,
+        choices=["mean", "zeros"],
+        help="kernel of bands matching none of the input's (default: such a band is an error)",
+    )
+    c.add_argument("--sensor", default=None, help="sensor whose band names --bands uses (e.g. sentinel2_l2a, landsat8)")
     c.add_argument("--which", default="teacher", help="backbone inside a training checkpoint (teacher/student)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing output")
     c.add_argument("--expect-arch", default=None, help="fail unless the weights fit this architecture (e.g. vit_large)")
@@ -58,6 +64,7 @@ def _convert(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         expect_arch=args.expect_arch,
         expect_bands=args.expect_bands,
+        sensor=args.sensor,
     )
     print(f"wrote {out} ({args.dst_layout} layout)")
     return 0

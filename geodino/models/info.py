@@ -100,12 +100,14 @@ def _describe(spec: str | Path) -> dict[str, Any]:
             "dtype": str(next(iter(weights.state.values())).dtype).replace("torch.", ""),
         }
     if kind == "arch":
-        from geodino.backbones import _parse_value
+        from geodino.backbones import _as_int, _parse_value, check_build_options
         from geodino.models import build_model, count_parameters
 
         overrides = {k: _parse_value(v) for k, v in options.items() if k not in ("seed", "sensor", "fill")}
         bands = overrides.pop("bands", 3)
-        in_chans = int(overrides.pop("in_chans", bands if isinstance(bands, int) else len(str(bands).split(","))))
+        default = bands if isinstance(bands, int) else len(str(bands).split(","))
+        in_chans = _as_int(str(overrides.pop("in_chans", default)), "in_chans")
+        check_build_options({"in_chans": in_chans, **overrides}, str(spec))
         model = build_model(target, in_chans=in_chans, device="meta", **overrides)
         cfg = model.config
         return {
