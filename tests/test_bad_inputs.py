@@ -277,3 +277,68 @@ def test_unwritable_output_folder_as_any_user(capsys, tmp_path, scene, monkeypat
         expect=(f"output folder {ro} is not writable", "choose a writable location"),
     )  # fmt: skip
     one_line_exit_2(capsys, tmp_path, "probe", "-c", EUROSAT, "-b", SPEC, "--out", ro, expect=(str(ro),))
+
+
+def _png_folder(root: Path, classes: tuple[str, ...], n: int = 4) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for ci, c in enumerate(classes):
+        (root / c).mkdir(parents=True)
+        for i in range(n):
+            arr = np.clip(40 + 170 * ci + rng.integers(-30, 30, (16, 16, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(arr).save(root / c / f"{i}.png")
+    return root
+
+
+def test_one_class_probe_is_refused(capsys, tmp_path):
+    root = _png_folder(tmp_path / "imgs", ("forest",))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        "name: one\ntasks:\n  knn:\n    type: classification\n"
+        f"    data: {{name: image_folder, root: {root}, val_fraction: 0.25, test_fraction: 0.25}}\n"
+    )
+    one_line_exit_2(
+        capsys, tmp_path, "probe", "-c", suite, "-b", SPEC, "--out", tmp_path / "out", "progress=0",
+        expect=("has one class ('forest')", "1.0 by construction", "at least two classes"),
+    )  # fmt: skip
+
+
+def _binary_masks(root: Path) -> Path:
+    """Image/mask pairs whose masks store the foreground as 255 (as many tools write binary masks)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (root / "img").mkdir(parents=True)
+    (root / "msk").mkdir()
+    for i in range(4):
+        m = (rng.integers(0, 2, (2, 2)) * 255).astype(np.uint8).repeat(16, 0).repeat(16, 1)
+        img = np.stack([m * 0.6 + 30, m * 0.4 + 60, 200 - m * 0.5], -1).astype(np.uint8)
+        Image.fromarray(img).save(root / "img" / f"s{i}.png")
+        Image.fromarray(m).save(root / "msk" / f"s{i}_mask.png")
+    suite = root / "suite.yaml"
+    suite.write_text(
+        f"name: seg\ntasks:\n  seg:\n    type: segmentation\n    train_images: {root / 'img'}\n"
+        f"    train_masks: {root / 'msk'}\n    num_classes: 2\n    epochs: 30\n    crop_size: 32\n"
+    )
+    return suite
+
+
+def test_binary_0_255_masks_need_a_label_map(capsys, tmp_path):
+    suite = _binary_masks(tmp_path / "data")
+    one_line_exit_2(
+        capsys, tmp_path, "probe", "-c", suite, "-b", SPEC, "--out", tmp_path / "out", "progress=0",
+        expect=("no pixel of class 1", "value 255 = ignore_index", "label_map={255: 1}"),
+    )  # fmt: skip
+    # a value beyond num_classes names label_map too
+    one_line_exit_2(
+        capsys, tmp_path, "probe", "-c", suite, "-b", SPEC, "--out", tmp_path / "out", "progress=0",
+        "tasks.seg.ignore_index=-1", expect=("label value(s) 255 but num_classes=2", "label_map={255: 1}"),
+    )  # fmt: skip
+    code = cli.main(["probe", "-c", str(suite), "-b", SPEC, "--out", str(tmp_path / "out"), "progress=0",
+                     "tasks.seg.label_map={255: 1}"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "ignored: 0 (0.0%) with value ignore_index=255, 0 (0.0%) as image nodata" in captured.err
+    iou1 = next(ln for ln in captured.out.splitlines() if "IoU/1" in ln)
+    assert float(iou1.split()[-1]) > 0.5  # the building class is learned and scored

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from geodino.errors import ConfigError, InputError
 from geodino.eval import dense
 from geodino.eval.metrics import RegressionMeter
+from geodino.io import make_dirs
 
 OUTPUTS = ("mixlog", "uniform", "direct")
 CHM_SUFFIXES = ("_CHM", "_chm", "-chm", "_height", "_heights", "")
@@ -308,7 +309,7 @@ def run_canopy(
     """
     cfg.validate()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(out_dir)
     dense.assert_frozen(backbone)
     layers = dense.resolve_layers(cfg.layers, backbone.n_blocks, cfg.head == "dpt")
     if train_data is None:

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from geodino.errors import ConfigError, InputError
 from geodino.eval.datasets import DatasetConfig, ProbeDataset, build_dataset, check_classes
 from geodino.eval.features import FeatureConfig, FeatureSet, extract_features
-from geodino.io import atomic_path
+from geodino.io import atomic_path, make_dirs
 
 OFFICIAL_LRS = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1]
 
@@ -484,7 +484,7 @@ def run_classification(backbone: Any, cfg: ClassificationConfig, out_dir: str | 
     if cfg.eval_split not in ("test", "val"):
         raise ConfigError(f"eval_split={cfg.eval_split!r} is not valid; use test or val")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)
     torch.manual_seed(cfg.seed)
     train_ds = build_dataset(cfg.data, "train")
     val_ds = build_dataset(cfg.data, "val")
@@ -503,6 +503,12 @@ def run_classification(backbone: Any, cfg: ClassificationConfig, out_dir: str | 
         return fs
 
     ftr, fva = feats(train_ds), feats(val_ds)
+    if not multilabel and ftr.targets.numel() and ftr.targets.unique().numel() < 2:
+        only = train_ds.classes[int(ftr.targets[0])] if train_ds.classes else int(ftr.targets[0])
+        raise InputError(
+            f"every training sample of {train_ds.name} in {train_ds.root} is class {only!r}: a probe trained on one "
+            "class scores 1.0 by construction; add samples of the other classes"
+        )
     fte = fva if test_ds is val_ds else feats(test_ds)
     metrics: dict[str, float] = {}
     details: dict[str, Any] = {

@@ -557,6 +557,11 @@ def build_dataset(cfg: DatasetConfig, split: str) -> ProbeDataset:
 
 def check_classes(train: ProbeDataset, other: ProbeDataset, num_classes: int = 0) -> None:
     """Fail with one line when splits disagree on classes or a configured class count does not match the data."""
+    if getattr(train, "task", "") != "multilabel" and 0 < train.num_classes < 2:
+        raise InputError(
+            f"{train.name} in {train.root} has one class ({train.classes[0]!r}): every score of a classification "
+            "probe would be 1.0 by construction; give it at least two classes (one folder per class)"
+        )
     if other.classes != train.classes:
         extra = [c for c in other.classes if c not in train.classes]
         what = f"class {extra[0]!r} is in the {other.split} split but not in train" if extra else "class lists differ"

@@ -27,6 +27,7 @@ from geodino.errors import ConfigError, InputError
 from geodino.eval import dense
 from geodino.eval.datasets import DatasetConfig
 from geodino.eval.metrics import DetectionMeter
+from geodino.io import make_dirs
 
 DETECTORS = ("faster_rcnn", "retinanet", "fcos")
 BOX_SUFFIXES = (".xml", ".json", ".csv")
@@ -557,7 +558,7 @@ def run_detection(
     """
     cfg.validate()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(out_dir)
     dense.assert_frozen(backbone)
     names = list(class_names or cfg.class_names)
     if train_data is None and cfg.data.name:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from geodino.errors import ConfigError, InputError
 from geodino.eval import dense
 from geodino.eval.datasets import DatasetConfig
 from geodino.eval.metrics import SegmentationMeter, check_labels
+from geodino.io import make_dirs
 
 HEADS = ("linear", "upernet", "dpt")
 MASK_SUFFIXES = ("", "_mask", "_masks", "_label", "_labels", "_gt", "_seg")
@@ -46,6 +48,7 @@ class SegmentationProbeConfig:
     num_classes: int = 0  # required: labels are 0..num_classes-1
     class_names: list[str] = field(default_factory=list)
     ignore_index: int = 255  # unlabelled pixels (and nodata pixels) are ignored by the loss and metrics
+    label_map: dict[int, int] = field(default_factory=dict)  # mask value -> class id, e.g. {255: 1} for 0/255 masks
     head: str = "linear"  # linear | upernet | dpt
     layers: Any = "auto"  # auto (linear: last; upernet/dpt: four_even) | last | four_last | four_even | [i, ...]
     crop_size: int = 256  # training tile and sliding-window size, pixels (multiple of the patch size)
@@ -71,6 +74,11 @@ class SegmentationProbeConfig:
             raise ConfigError(
                 f"class_names has {len(self.class_names)} names but num_classes={self.num_classes}; "
                 "give one name per class"
+            )
+        if self.label_map and self.data.name:
+            raise ConfigError(
+                f"label_map applies to mask files (train_masks/val_masks); the {self.data.name} adapter maps its own "
+                "labels: drop label_map"
             )
         if self.crop_size < 16:
             raise ConfigError(f"crop_size={self.crop_size} is too small; use at least the patch size")
@@ -108,9 +116,47 @@ def load_pair(image: Path, mask: Path, cfg: SegmentationProbeConfig) -> dict[str
             f"mask {mask} is {m.data.shape[2]}x{m.data.shape[1]} px but image {image} is "
             f"{r.data.shape[2]}x{r.data.shape[1]} px; masks must match their image's size"
         )
-    target = torch.from_numpy(m.data[0].astype(np.int64))
-    target[~torch.from_numpy(r.valid)] = cfg.ignore_index
-    return {"image": dense.to_image_tensor(r, cfg.data_scale, cfg.bands), "mask": target, "name": image.name}
+    target = map_labels(torch.from_numpy(m.data[0].astype(np.int64)), cfg.label_map)
+    nodata = ~torch.from_numpy(r.valid)
+    target[nodata] = cfg.ignore_index
+    return {
+        "image": dense.to_image_tensor(r, cfg.data_scale, cfg.bands),
+        "mask": target,
+        "name": image.name,
+        "nodata_px": int(nodata.sum()),
+    }
+
+
+def map_labels(mask: Tensor, label_map: dict[int, int]) -> Tensor:
+    """Mask values replaced by `label_map` (value -> class id), all at once (so {0: 1, 1: 0} swaps)."""
+    if not label_map:
+        return mask
+    out = mask.clone()
+    for src, dst in label_map.items():
+        out[mask == int(src)] = int(dst)
+    return out
+
+
+def check_label_counts(counts: Tensor, ignored_value: int, nodata: int, total: int, cfg: Any) -> str:
+    """Refuse training masks where a class has no pixel while the ignore value is present (a 0/255 mask read with
+    num_classes=2 loses its foreground that way); return a line saying how many pixels each rule ignores."""
+    pct = 100.0 / max(total, 1)
+    empty = [i for i in range(cfg.num_classes) if int(counts[i]) == 0]
+    if empty and ignored_value:
+        names = ", ".join(str(i) for i in empty)
+        raise InputError(
+            f"the training masks hold no pixel of class {names} (num_classes={cfg.num_classes}) while "
+            f"{ignored_value} pixels ({ignored_value * pct:.1f}%) carry the value {cfg.ignore_index} = ignore_index "
+            f"and are ignored; if {cfg.ignore_index} marks class {empty[-1]} (a 0/{cfg.ignore_index} mask), map it "
+            f"with label_map={{{cfg.ignore_index}: {empty[-1]}}}, otherwise set ignore_index to the unlabelled value"
+        )
+    line = (
+        f"segmentation: {total} training mask pixels; ignored: {ignored_value} ({ignored_value * pct:.1f}%) with "
+        f"value ignore_index={cfg.ignore_index}, {nodata} ({nodata * pct:.1f}%) as image nodata"
+    )
+    if empty:
+        line += f"; class(es) {', '.join(str(i) for i in empty)} have no training pixel"
+    return line
 
 
 def load_folder(images: str, masks: str, cfg: SegmentationProbeConfig) -> dense.LazySamples:
@@ -166,9 +212,18 @@ def cache_tiles(
     masks: list[Tensor] = []
     buf: list[Tensor] = []
     small = cfg.num_classes < 255 and 0 <= cfg.ignore_index <= 255
+    counts = torch.zeros(cfg.num_classes, dtype=torch.long)
+    ignored = nodata = total = 0
     for i in tqdm(range(len(data)), desc="segmentation features", leave=False, disable=len(data) < 4):
         s = data[i]
         check_sample(s, cfg, backbone, f"train sample {s.get('name', i)}")
+        flat = s["mask"].long().flatten()
+        keep = flat[(flat >= 0) & (flat < cfg.num_classes) & (flat != cfg.ignore_index)]
+        counts += torch.bincount(keep, minlength=cfg.num_classes)
+        n_nodata = int(s.get("nodata_px", 0))
+        ignored += int((flat == cfg.ignore_index).sum()) - n_nodata
+        nodata += n_nodata
+        total += flat.numel()
         h, w = s["image"].shape[-2:]
         for r, c in dense.tile_grid(h, w, crop):
             buf.append(dense.crop_pad(s["image"], r, c, crop, 0.0))
@@ -181,6 +236,8 @@ def cache_tiles(
         store.add(torch.stack(buf))
     if not masks:
         raise InputError("segmentation has no training samples; check train_images/train_masks")
+    summary = check_label_counts(counts, ignored, nodata, total, cfg)
+    print(summary, file=sys.stderr)
     return torch.stack(masks)
 
 
@@ -204,7 +261,7 @@ def run_segmentation(
     cfg.validate()
     cfg = dataclasses.replace(cfg)  # filled from the dataset below without touching the caller's config
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(out_dir)
     dense.assert_frozen(backbone)
     layers = dense.resolve_layers(default_layers(cfg.layers, cfg.head), backbone.n_blocks, cfg.head != "linear")
     if train_data is None and cfg.data.name:
