@@ -57,6 +57,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, line=None) -> str:
+    return f"geodino: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -64,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from geodino.io import forget_created_dirs
 
     forget_created_dirs()
+    if not debug:  # one line per warning, without the line of library source code Python shows by default
+        import warnings
+
+        warnings.formatwarning = _one_line_warning
     try:
         first = next((a for a in argv if not a.startswith("-")), None)
         parser = build_parser(first)

@@ -83,6 +83,19 @@ def _remove(p: Path) -> None:
         p.unlink(missing_ok=True)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def set_default_mode(path: Path) -> None:
+    """Give a finished file the mode a plain `open(path, "w")` would (0o666 minus the umask): some writers
+    (safetensors, tempfile) create 0o600 files, which other users of a shared model folder cannot read."""
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o666 & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path to write to; on success rename it to `path`, on error remove it.
@@ -103,6 +116,8 @@ def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
         raise
     if not tmp.exists():
         raise RuntimeError(f"nothing was written to {tmp} for {path}")
+    if tmp.is_file():
+        set_default_mode(tmp)
     if tmp.is_dir() and path.exists():
         old = path.with_name(f".{path.name}.old-{os.getpid()}")
         os.replace(path, old)

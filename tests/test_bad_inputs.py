@@ -4,6 +4,7 @@ traceback, and nothing left behind that was not there before (issue 13; the tabl
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from geodino import cli
 
 SPEC = "arch:vit_tiny?depth=1&seed=0"
+TQDM = re.compile(r"\d+%\|.*\| *\d+/\d+ \[")
 FAST = ["--tile", "64", "--overlap", "16", "--no-progress"]
 EUROSAT = Path(__file__).parents[1] / "configs" / "eval" / "eurosat_knn_linear.yaml"
 
@@ -64,7 +66,8 @@ def one_line_exit_2(capsys, root: Path, *argv: str, expect: tuple[str, ...] = ()
     before = tree(root)
     code = cli.main([str(a) for a in argv])
     err = capsys.readouterr().err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
+    # progress bars (tqdm, redrawn with \r on a terminal) are not messages
+    lines = [ln for ln in (x.split("\r")[-1] for x in err.splitlines()) if ln.strip() and not TQDM.search(ln)]
     assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith("geodino: error: "), err
     assert "Traceback" not in err
@@ -342,3 +345,52 @@ def test_binary_0_255_masks_need_a_label_map(capsys, tmp_path):
     assert "ignored: 0 (0.0%) with value ignore_index=255, 0 (0.0%) as image nodata" in captured.err
     iou1 = next(ln for ln in captured.out.splitlines() if "IoU/1" in ln)
     assert float(iou1.split()[-1]) > 0.5  # the building class is learned and scored
+
+
+def test_embed_of_a_folder_says_what_to_pass(capsys, tmp_path):
+    empty = tmp_path / "scenes"
+    empty.mkdir()
+    one_line_exit_2(
+        capsys, tmp_path, "embed", empty, "-b", SPEC, "--out", tmp_path / "f.tif",
+        expect=("scenes is a folder with no raster in it", "gdalbuildvrt"),
+    )  # fmt: skip
+    assert "not recognized as being in a supported file format" not in capsys.readouterr().err
+
+
+def test_data_stats_on_a_truncated_file_names_it(capsys, tmp_path, scene):
+    bad = tmp_path / "cut.tif"
+    bad.write_bytes(scene.read_bytes()[:4000])
+    one_line_exit_2(
+        capsys, tmp_path, "data", "stats", bad, "--out", tmp_path / "s.yaml", "--tile-size", "32",
+        expect=("tile reads failed", "cut.tif", "truncated or corrupt", "re-download"),
+    )  # fmt: skip
+
+
+def test_data_preview_accepts_a_pretraining_config(capsys, tmp_path, scene):
+    cfg = Path(__file__).parents[1] / "configs" / "pretrain" / "demo.yaml"
+    out = tmp_path / "preview.png"
+    code = cli.main(["data", "preview", "--config", str(cfg), "--out", str(out), "--samples", "1",
+                     f"data.sources=[{{type: raster, paths: [{scene}], tile_size: 64}}]"])  # fmt: skip
+    assert code == 0 and out.stat().st_size > 0, capsys.readouterr().err
+
+
+def test_safetensors_and_pth_get_the_same_file_mode(tmp_path):
+    src = _rgb_checkpoint(tmp_path)
+    for name in ("m.safetensors", "m.pth"):
+        assert cli.main(["convert", str(src), str(tmp_path / name)]) == 0
+    assert cli.main(["convert", str(src), str(tmp_path / "hf"), "--to", "hf"]) == 0
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "m.safetensors", tmp_path / "m.pth")}
+    modes["hf"] = (tmp_path / "hf" / "model.safetensors").stat().st_mode & 0o777
+    assert len(set(modes.values())) == 1 and modes["m.pth"] & 0o044, modes  # group/others may read, as .pth
+
+
+def test_warnings_are_one_line_without_source_code(tmp_path):
+    src = write_tif(tmp_path / "u16.tif", (np.random.default_rng(0).random((3, 64, 64)) * 9000).astype(np.uint16))
+    proc = subprocess.run(
+        [sys.executable, "-m", "geodino.cli", "embed", str(src), "-b", SPEC, "--out", str(tmp_path / "o.tif"), *FAST],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    warn = [ln for ln in proc.stderr.splitlines() if "warning" in ln.lower()]
+    assert warn and all(ln.startswith("geodino: warning: ") for ln in warn), proc.stderr
+    assert "warnings.warn" not in proc.stderr and ".py:" not in proc.stderr

@@ -58,7 +58,9 @@ def register(subparsers: Any) -> None:
     k.add_argument("--resampling", default="bilinear", help="for bands coarser than the finest (default bilinear)")
     k.set_defaults(func=_stack)
 
-    v = sub.add_parser("preview", help="PNG of sample tiles and their multi-crops for a data config")
+    v = sub.add_parser(
+        "preview", help="PNG of sample tiles and their multi-crops for a data config (or a pretraining config)"
+    )
     from geodino.cli import add_config_arguments
     from geodino.data.config import DataConfig
 
@@ -151,11 +153,18 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _preview(args: argparse.Namespace) -> int:
-    from geodino.config import load_config
+    from pathlib import Path
+
+    from geodino.config import _read_yaml, load_config
     from geodino.data.config import DataConfig
     from geodino.data.preview import write_preview
 
-    cfg = load_config(DataConfig, args.config, args.overrides)
+    if args.config and "data" in _read_yaml(Path(args.config)):  # a pretraining config: preview its `data` section
+        from geodino.train.pretrain import PretrainConfig
+
+        cfg = load_config(PretrainConfig, args.config, args.overrides).data
+    else:
+        cfg = load_config(DataConfig, args.config, args.overrides)
     path = write_preview(cfg, args.out, samples=args.samples, seed=args.seed)
     print(f"wrote {path}")
     return 0

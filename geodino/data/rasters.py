@@ -448,7 +448,10 @@ class RasterArchive:
                 self.dataset(i), s.band_indexes, col, row, width, height, nodata=s.nodata, use_mask=s.has_mask
             )
         except Exception as exc:
-            raise InputError(f"raster {s.path}: window read failed ({type(exc).__name__}: {exc})") from exc
+            detail = str(exc).replace(" See previous exception for details.", "").rstrip(".") or type(exc).__name__
+            raise InputError(
+                f"raster {s.path}: window read failed ({detail}; the file may be truncated or corrupt)"
+            ) from exc
 
     def sample(self, i: int, col: int, row: int, width: int, height: int) -> dict[str, Any]:
         """A sample dict with reflectance-scaled `image`, `valid`, `crs`, `transform` (of the window), `bands`."""
@@ -594,6 +597,7 @@ class RasterSource:
         except InputError as exc:
             if self.archive.on_error != "skip":
                 raise
+            self.last_error = exc
             warnings.warn(f"{exc}; drawing another tile (on_error: skip)", stacklevel=3)
             return None
 
@@ -605,7 +609,11 @@ class RasterSource:
                 sample = self._read(self.tiles.grid_tile(self._grid_index(index + k, seed)))
                 if sample is not None:
                     return sample
-            raise InputError("every grid tile failed to read; check the archive")
+            last = getattr(self, "last_error", None)
+            raise InputError(
+                f"every grid tile of source {self.name!r} failed to read, the last: {last}; re-download or remove "
+                "the broken file(s)"
+            )
         rng = np.random.default_rng([int(seed), self.stream, int(index)])
         best: dict[str, Any] | None = None
         best_frac = 2.0
@@ -616,8 +624,10 @@ class RasterSource:
             if sample is None:
                 failures += 1
                 if failures > 10 * self.max_tries:
+                    last = getattr(self, "last_error", None)
                     raise InputError(
-                        f"{failures} tile reads failed in a row in source {self.name!r}; check the archive"
+                        f"{failures} tile reads failed in a row in source {self.name!r}, the last: {last}; "
+                        "re-download or remove the broken file(s) (or fix the archive's paths)"
                     )
                 continue
             attempt += 1

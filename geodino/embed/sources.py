@@ -213,5 +213,12 @@ def open_source(
             raise InputError(f"input {path} does not exist; pass a raster file, a VRT or a Zarr store")
         if _is_cube_path(path) or Path(path).suffix.lower() in (".nc", ".nc4"):
             return CubeSource(path, variable=variable, bands=bands, nodata=nodata)
+        if Path(path).is_dir():
+            tifs = sorted(p.name for p in Path(path).iterdir() if p.suffix.lower() in (".tif", ".tiff", ".vrt", ".jp2"))
+            what = f"a folder of {len(tifs)} rasters ({', '.join(tifs[:2])}{', ...' if len(tifs) > 2 else ''})"
+            raise InputError(
+                f"input {path} is {what if tifs else 'a folder with no raster in it'}; embed one raster file, "
+                f"a Zarr store, or a VRT mosaic of the folder (gdalbuildvrt mosaic.vrt {path}/*.tif)"
+            )
         return RasterSource(path, bands=bands, nodata=nodata)
     return CubeSource(obj, variable=variable, bands=bands, nodata=nodata)

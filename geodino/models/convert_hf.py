@@ -278,7 +278,7 @@ def write_hf_folder(state: Mapping[str, Tensor], path: str | Path, *, config: Ma
     """Write an HF `DINOv3ViTModel` folder (config.json + model.safetensors) atomically."""
     from safetensors.torch import save_file
 
-    from geodino.io import atomic_path
+    from geodino.io import atomic_path, set_default_mode
     from geodino.models.checkpoints import infer_config
 
     cfg = dict(infer_config(state, path))
@@ -291,4 +291,5 @@ def write_hf_folder(state: Mapping[str, Tensor], path: str | Path, *, config: Ma
         tmp.mkdir(parents=True)
         (tmp / HF_CONFIG_FILE).write_text(json.dumps(hf_cfg, indent=2) + "\n")
         save_file(hf_state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        set_default_mode(tmp / "model.safetensors")  # safetensors writes 0600
     return path

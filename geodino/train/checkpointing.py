@@ -226,7 +226,9 @@ def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str, s
             parts.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[0]}")
         raise CheckpointError(
             f"checkpoint {source} does not fit the {what} ({'; '.join(parts)}); it was trained with another "
-            "architecture: set model.* (arch, patch_size, in_chans, heads) to match it or choose another file"
+            "architecture: set ssl.student.arch, ssl.student.patch_size, ssl.student.in_chans and the "
+            "ssl.dino/ssl.ibot head sizes (distill: students[i].arch) to match it (`geodino info FILE` shows its "
+            "architecture), or choose another file"
         )
     with torch.no_grad():
         for k, v in own.items():

@@ -100,6 +100,7 @@ def test_checkpoint_of_another_architecture(tmp_path, tiny_data, capsys):
     assert main(["pretrain", "--config", str(cfg), f"init_from={tmp_path / 'other.pth'}"]) == 2
     err = _err(capsys)
     assert f"checkpoint {tmp_path / 'other.pth'} does not fit the student backbone" in err and "shape mismatch" in err
+    assert "ssl.student.arch" in err and "model.*" not in err  # keys that exist (issue 13)
     assert not (tmp_path / "run" / "checkpoints").exists()  # nothing trained
 
 
