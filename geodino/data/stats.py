@@ -1,8 +1,14 @@
 """Per-band statistics of an archive, written as a sensor YAML (`geodino data stats`).
 
-Streaming and nodata-aware: random tiles (a pure function of the seed) are read one at a time and merged with
-Chan's parallel mean/variance update in float64 over the valid pixels only, so memory stays constant whatever
-the archive size and nodata borders do not bias the statistics.
+Streaming and nodata-aware: tiles are read one at a time and merged with Chan's parallel mean/variance update in
+float64 over the valid pixels only, so memory stays constant whatever the archive size and nodata borders do not
+bias the statistics.
+
+Unbiased for rasters: every scene is cut into a grid of non-overlapping windows (the last row/column clipped at
+the edge). When the grid has at most `samples` windows all are read and the statistics are exact over every valid
+pixel; otherwise `samples` windows are drawn uniformly without replacement, so every pixel has the same chance
+to be counted (random overlapping windows over-weight the centre of a small scene: 11-16 % off on a 349x352
+Landsat scene). Cubes, image folders and tar shards still use random tiles.
 """
 
 from __future__ import annotations
@@ -120,16 +126,24 @@ def compute_stats(
     cfg_sensor = base
     source = _build_with_sensor(cfg, cfg_sensor, build_source)
     stats = RunningStats(len(source.band_names))
-    per_tile = max(1, -(-200_000 // samples))  # ~200k pixels kept for percentiles and histograms
     keep_rng = np.random.default_rng([int(seed), 0x70637431])
     kept: list[np.ndarray] = []
-    for i in tqdm(range(samples), desc="band statistics", unit="tile", disable=not progress):
-        s = source.get(i, seed)
+    archive = getattr(source, "archive", None)
+    if archive is not None:  # rasters: non-overlapping grid windows, all of them or a uniform sample
+        windows, n_windows = grid_windows(archive.scenes, int(tile_size), samples, seed)
+        method = "exact: every pixel" if len(windows) == n_windows else f"uniform sample of {n_windows} grid windows"
+        keep_p = min(1.0, 200_000 / max(1, len(windows) * int(tile_size) ** 2))  # ~200k pixels for percentiles
+        tiles = _read_windows(archive, windows, on_error, progress)
+    else:
+        method = "random tiles"
+        keep_p = min(1.0, 200_000 / max(1, samples * int(tile_size) ** 2))
+        tiles = (source.get(i, seed) for i in tqdm(range(samples), desc="band statistics", disable=not progress))
+    for s in tiles:
         image, valid = np.asarray(s["image"]), np.asarray(s["valid"])
         stats.update(image, valid)
         pix = image.reshape(image.shape[0], -1)[:, valid.reshape(-1)]
         if pix.shape[1]:
-            kept.append(pix[:, keep_rng.integers(0, pix.shape[1], size=min(per_tile, pix.shape[1]))])
+            kept.append(pix[:, keep_rng.random(pix.shape[1]) < keep_p])
     if (stats.count == 0).any():
         empty = [b for b, c in zip(source.band_names, stats.count) if c == 0]
         raise InputError(f"no valid pixels for band(s) {empty} in {samples} tiles; check nodata and the paths")
@@ -150,7 +164,9 @@ def compute_stats(
         rgb_bands=sel.rgb_bands,
         aliases=sel.aliases,
     )
-    prov: dict[str, Any] = {"tiles": samples, "tile_size": tile_size, "seed": seed}
+    prov: dict[str, Any] = {"tiles": samples, "tile_size": tile_size, "seed": seed, "method": method}
+    if archive is not None:
+        prov["tiles"] = len(windows)
     prov["pixels"] = [int(c) for c in stats.count]
     if kept:
         pix = np.concatenate(kept, axis=1)
@@ -159,6 +175,60 @@ def compute_stats(
             prov[f"p{q}"] = [round(float(v), 6) for v in row]
         prov["_sample"] = pix  # for plot_stats; dropped before writing
     return out, prov
+
+
+def grid_windows(
+    scenes: Sequence[Any], tile: int, samples: int, seed: int
+) -> tuple[list[tuple[int, int, int, int, int]], int]:
+    """(windows to read, windows in the grid): every scene's non-overlapping `tile`-px windows (edge ones clipped),
+    all of them when there are at most `samples`, else `samples` drawn uniformly without replacement."""
+    if tile < 1:
+        raise InputError(f"tile_size={tile} must be a positive number of pixels")
+    rows = np.array([-(-int(sc.height) // tile) for sc in scenes], dtype=np.int64)
+    cols = np.array([-(-int(sc.width) // tile) for sc in scenes], dtype=np.int64)
+    per_scene = rows * cols
+    total = int(per_scene.sum())
+    if total <= samples:
+        picks = np.arange(total, dtype=np.int64)
+    else:
+        rng = np.random.default_rng([int(seed), 0x67726964])
+        picks = np.sort(rng.choice(total, size=samples, replace=False))
+    starts = np.concatenate([[0], np.cumsum(per_scene)])
+    out = []
+    for k in picks.tolist():
+        i = int(np.searchsorted(starts, k, side="right") - 1)
+        r, c = divmod(k - int(starts[i]), int(cols[i]))
+        sc = scenes[i]
+        x, y = c * tile, r * tile
+        out.append((i, x, y, min(tile, int(sc.width) - x), min(tile, int(sc.height) - y)))
+    return out, total
+
+
+def _read_windows(archive: Any, windows: Sequence[tuple[int, ...]], on_error: str, progress: bool) -> Any:
+    """Samples of `windows` in order; a failing read is skipped with a warning (on_error=skip) or raised."""
+    import warnings
+
+    from tqdm import tqdm
+
+    failed: list[InputError] = []
+    for w in tqdm(windows, desc="band statistics", unit="tile", disable=not progress):
+        try:
+            yield archive.sample(*w)
+        except InputError as exc:
+            if on_error != "skip":
+                raise
+            failed.append(exc)
+    if failed and len(failed) == len(windows):
+        raise InputError(
+            f"every one of {len(windows)} windows failed to read, the last: {failed[-1]}; re-download or remove "
+            "the broken file(s)"
+        )
+    if failed:
+        warnings.warn(
+            f"{len(failed)} of {len(windows)} windows failed to read and were skipped (on_error: skip), the last: "
+            f"{failed[-1]}; the statistics cover the other windows",
+            stacklevel=2,
+        )
 
 
 def plot_stats(sensor: Sensor, prov: dict[str, Any], out: str | Path) -> Path:
@@ -206,7 +276,9 @@ def _build_with_sensor(cfg: Any, sensor: Sensor, build_source: Any) -> Any:
     from geodino.data import loaders
 
     if cfg.type == "raster":
-        from geodino.data.rasters import RasterArchive, RasterSource
+        from types import SimpleNamespace
+
+        from geodino.data.rasters import RasterArchive
 
         archive = RasterArchive(
             cfg.paths,
@@ -216,7 +288,8 @@ def _build_with_sensor(cfg: Any, sensor: Sensor, build_source: Any) -> Any:
             nodata=cfg.nodata,
             on_error=cfg.on_error,
         )
-        return RasterSource(archive, tile_size=cfg.tile_size, max_nodata_fraction=1.0, name="stats")
+        # read by grid windows (clipped at the edges, so rasters smaller than a tile are fine): no tile sampler
+        return SimpleNamespace(archive=archive, sensor=archive.sensor, band_names=list(archive.band_names))
     cfg = dataclasses.replace(cfg, sensor=None)
     src = loaders.build_source(cfg)
     src.sensor = sensor if sensor.n_bands == len(src.band_names) else src.sensor
