@@ -14,7 +14,8 @@ How it runs (see docs/embed.md for the user view):
 - Everything goes into a Zarr v2 store inside a work folder next to the output (`.NAME.partial/`). When all
   blocks are recorded done, one process converts/renames it into the output: the final name appears only
   when the file is complete.
-- `resume=True` skips blocks recorded done. A block's values are a pure function of the plan and the inputs
+- `resume=True` skips blocks recorded done and restarts a block written part-way at its first unwritten row
+  (progress is recorded after every row range written, so a kill loses at most a tile row). A block's values are a pure function of the plan and the inputs
   (tiles are batched per tile row and column block, accumulators add tile rows in the same order however a
   sweep starts), so a resumed run, a run split over N processes and an uninterrupted run give identical bytes.
 """
@@ -394,6 +395,27 @@ def _mark_done(work: Path, index: int, n_valid: int | None = None) -> None:
     (work / DONE / f"{index}.done").write_text("" if n_valid is None else str(int(n_valid)))
 
 
+def _mark_rows(work: Path, index: int, rows_done: int, n_valid: int) -> None:
+    """Record that block `index` is written up to output row `rows_done` (exclusive), with `n_valid` valid cells
+    so far: a resume restarts the block there instead of at its top (atomic replace, after the data write)."""
+    path = work / DONE / f"{index}.rows"
+    tmp = path.with_name(f".{index}.rows.tmp{os.getpid()}")
+    tmp.write_text(f"{int(rows_done)} {int(n_valid)}")
+    os.replace(tmp, path)
+
+
+def partial_blocks(work: Path) -> dict[int, tuple[int, int]]:
+    """Blocks written part-way: index -> (first output row still to write, valid cells written so far)."""
+    out: dict[int, tuple[int, int]] = {}
+    for f in (work / DONE).glob("*.rows") if (work / DONE).exists() else ():
+        try:
+            rows, n_valid = (int(v) for v in f.read_text().split())
+        except ValueError:  # unreadable record: redo the whole block
+            continue
+        out[int(f.stem)] = (rows, n_valid)
+    return out
+
+
 def valid_cells(work: Path) -> int | None:
     """Valid (not nodata) cells over all finished blocks; None when a block did not record its count."""
     total = 0
@@ -444,6 +466,7 @@ class _Sweeper:
         self.scale, _ = input_scaler(prep["source"].info, cfg)
         self.layers = parse_layers(cfg.layers)
         self.weight_cache: dict[tuple, np.ndarray] = {}
+        self.start_counts: dict[int, int] = {}  # valid cells already written in blocks resumed part-way
 
     # -- reader thread ------------------------------------------------------------------------------------------
     def _reader(self, runs: list[list[Block]], out_q: queue.Queue, stop: threading.Event) -> None:
@@ -502,6 +525,9 @@ class _Sweeper:
                     writer.write(a[0], a[1], b)
                 elif kind == "done":  # after every write of the block (the queue is ordered)
                     _mark_done(self.work, a, b)
+                    (self.work / DONE / f"{a}.rows").unlink(missing_ok=True)
+                elif kind == "rows":  # a block written up to a row: finer-grained resume
+                    _mark_rows(self.work, a, b[0], b[1])
             except BaseException as exc:
                 errors.append(exc)
 
@@ -530,7 +556,7 @@ class _Sweeper:
         return self.weight_cache[(ry, rx)]
 
     # -- main loop ----------------------------------------------------------------------------------------------
-    def run(self, blocks: list[Block], *, fail_after: int | None = None) -> None:
+    def run(self, blocks: list[Block], *, fail_after: int | None = None, fail_after_rows: int | None = None) -> None:
         """Process `blocks` (skipping none: the caller removed finished ones); raise on any thread's error."""
         if not blocks:
             return
@@ -550,7 +576,7 @@ class _Sweeper:
         reader.start()
         writer.start()
         bar = _progress(n_tiles, cfg, desc=f"embed rank {cfg.rank}" if cfg.world_size > 1 else "embed")
-        n_done = 0
+        n_done = n_rows = 0
         band: _Band | None = None
         try:
             while True:
@@ -562,7 +588,7 @@ class _Sweeper:
                 if kind == "end":
                     break
                 if kind == "run_start":
-                    band = _Band(plan, payload, self.prep["dim"])
+                    band = _Band(plan, payload, self.prep["dim"], self.start_counts)
                 elif kind == "batch":
                     if payload:
                         feats = self._infer([b[1] for b in payload], [b[2] for b in payload])
@@ -570,8 +596,11 @@ class _Sweeper:
                     bar.update(len(payload) + skipped)
                 elif kind == "row_end":
                     n_done += band.flush_after(i, out_q, self.prep["l2"], self.prep["ident"]["dtype"])
+                    n_rows += 1
                     if fail_after is not None and n_done >= fail_after:
                         raise KeyboardInterrupt(f"simulated kill after {n_done} blocks")
+                    if fail_after_rows is not None and n_rows >= fail_after_rows:
+                        raise KeyboardInterrupt(f"simulated kill after {n_rows} tile rows")
         except BaseException:
             stop.set()
             _drain(in_q)
@@ -590,7 +619,7 @@ class _Sweeper:
 class _Band:
     """Blending accumulators one tile high over one column block: feature sum, weight sum and cell validity."""
 
-    def __init__(self, plan: Plan, run: list[Block], dim: int) -> None:
+    def __init__(self, plan: Plan, run: list[Block], dim: int, start_counts: dict[int, int] | None = None) -> None:
         self.plan, self.run = plan, run
         tc = plan.tile_cells
         self.trows = plan.tiles_touching(plan.row_starts, run[0].r0, run[-1].r1)
@@ -601,7 +630,7 @@ class _Band:
         self.acc = np.zeros((dim, tc, width), np.float32)
         self.wsum = np.zeros((tc, width), np.float32)
         self.valid = np.zeros((tc, width), bool)
-        self.n_valid = dict.fromkeys((b.index for b in run), 0)  # valid cells written per block
+        self.n_valid = {b.index: (start_counts or {}).get(b.index, 0) for b in run}  # valid cells written per block
 
     def add(self, i: int, batch: list, feats: np.ndarray, weights: Callable[[int, int], np.ndarray]) -> None:
         plan, tc, p = self.plan, self.plan.tile_cells, self.plan.patch
@@ -642,6 +671,8 @@ class _Band:
                 if lo < b.r1 <= hi:
                     out_q.put(("done", b.index, self.n_valid[b.index]))
                     completed += 1
+                elif b.r0 < hi < b.r1:  # written part-way: record the rows done
+                    out_q.put(("rows", b.index, (hi, self.n_valid[b.index])))
         if not last:
             shift = nxt - self.base
             for arr in (self.acc, self.wsum, self.valid):
@@ -746,6 +777,7 @@ def embed_raster(
     *,
     config: EmbedConfig | None = None,
     _fail_after_blocks: int | None = None,
+    _fail_after_rows: int | None = None,
     _finalize_here: bool = True,
     **options: Any,
 ) -> Path:
@@ -801,10 +833,10 @@ def embed_raster(
     os.environ.setdefault("GDAL_CACHEMAX", str(int(cfg.gdal_cache_mb)))
     _bound_heap_growth()
     with rasterio.Env(GDAL_CACHEMAX=int(cfg.gdal_cache_mb) * 2**20):
-        return _embed(input, cfg, out_path, work, primary, t0, _fail_after_blocks, _finalize_here)
+        return _embed(input, cfg, out_path, work, primary, t0, _fail_after_blocks, _finalize_here, _fail_after_rows)
 
 
-def _embed(input, cfg, out_path, work, primary, t0, _fail_after_blocks, _finalize_here) -> Path:
+def _embed(input, cfg, out_path, work, primary, t0, _fail_after_blocks, _finalize_here, _fail_after_rows=None) -> Path:
     """The body of `embed_raster` (inside a bounded GDAL cache)."""
     bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
     prep = _prepare(input, cfg, bb)
@@ -821,8 +853,15 @@ def _embed(input, cfg, out_path, work, primary, t0, _fail_after_blocks, _finaliz
         blocks = plan.blocks()
         done = done_blocks(work)
         todo = [b for b in rank_blocks(blocks, cfg.rank, cfg.world_size) if b.index not in done]
+        sweeper = _Sweeper(prep, bb, cfg, work)
+        partial = partial_blocks(work)
+        for k, b in enumerate(todo):  # a block written part-way restarts at the first row not written
+            rows, n_valid = partial.get(b.index, (b.r0, 0))
+            if b.r0 < rows < b.r1:
+                todo[k] = dataclasses.replace(b, r0=rows)
+                sweeper.start_counts[b.index] = n_valid
         try:
-            _Sweeper(prep, bb, cfg, work).run(todo, fail_after=_fail_after_blocks)
+            sweeper.run(todo, fail_after=_fail_after_blocks, fail_after_rows=_fail_after_rows)
         except GeoDinoError:
             # bad input (an unreadable block...): a resume cannot fix it, so a run that started the partial output
             # removes it; kills and interrupts keep it for --resume
