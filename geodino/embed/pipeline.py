@@ -15,9 +15,10 @@ How it runs (see docs/embed.md for the user view):
   blocks are recorded done, one process converts/renames it into the output: the final name appears only
   when the file is complete.
 - `resume=True` skips blocks recorded done and restarts a block written part-way at its first unwritten row
-  (progress is recorded after every row range written, so a kill loses at most a tile row). A block's values are a pure function of the plan and the inputs
-  (tiles are batched per tile row and column block, accumulators add tile rows in the same order however a
-  sweep starts), so a resumed run, a run split over N processes and an uninterrupted run give identical bytes.
+  (progress is recorded after every row range written, so a kill loses at most a tile row). A block's values
+  are a pure function of the plan and the inputs (tiles are batched per tile row and column block,
+  accumulators add tile rows in the same order however a sweep starts), so a resumed run, a run split over N
+  processes and an uninterrupted run give identical bytes.
 """
 
 from __future__ import annotations

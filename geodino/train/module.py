@@ -347,14 +347,10 @@ def build_trainer(cfg: TrainerConfig, ckpt: CheckpointConfig, out_dir: Path) -> 
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     loggers: list[Any] = []
     if "csv" in cfg.loggers:
-        from lightning.pytorch.loggers import CSVLogger
+        from geodino.train.csvlog import ContinuingCSVLogger
 
-        # a resumed run writes logs/resumed_N/metrics.csv: Lightning would otherwise overwrite logs/metrics.csv
-        version, n = "", 1
-        while (out_dir / "logs" / version / "metrics.csv").exists():
-            n += 1
-            version = f"resumed_{n}"
-        loggers.append(CSVLogger(save_dir=str(out_dir), name="logs", version=version))
+        # a resumed run continues logs/metrics.csv (Lightning's CSVLogger would delete it)
+        loggers.append(ContinuingCSVLogger(save_dir=str(out_dir), name="logs", version=""))
     if "tensorboard" in cfg.loggers:
         from lightning.pytorch.loggers import TensorBoardLogger
 

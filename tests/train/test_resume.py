@@ -87,11 +87,13 @@ def test_pretrain_killed_and_resumed_equals_uninterrupted(tmp_path, tiny_data, m
     assert a["state_dict"].keys() == b["state_dict"].keys()
     for k, v in a["state_dict"].items():
         assert torch.equal(v, b["state_dict"][k]), k
-    # the first launch's metrics are kept; the resumed launch logs next to them
+    # the first launch's metrics are kept and the resumed launch continues the same file (issue 13)
     import csv
 
-    first = list(csv.DictReader(open(tmp_path / "b" / "logs" / "metrics.csv")))
-    second = list(csv.DictReader(open(tmp_path / "b" / "logs" / "resumed_2" / "metrics.csv")))
-    assert [int(r["step"]) for r in first] == [0, 1] and [int(r["step"]) for r in second] == [2]
+    rows = list(csv.DictReader(open(tmp_path / "b" / "logs" / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [0, 1, 2]
+    assert not list((tmp_path / "b" / "logs").glob("resumed_*"))
+    ref = list(csv.DictReader(open(tmp_path / "a" / "logs" / "metrics.csv")))
+    assert rows[0].keys() == ref[0].keys() and [r["loss"] for r in rows] == [r["loss"] for r in ref]
     sa, sb = a["optimizer_states"][0]["state"], b["optimizer_states"][0]["state"]
     assert all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sa)
