@@ -394,3 +394,16 @@ def test_warnings_are_one_line_without_source_code(tmp_path):
     warn = [ln for ln in proc.stderr.splitlines() if "warning" in ln.lower()]
     assert warn and all(ln.startswith("geodino: warning: ") for ln in warn), proc.stderr
     assert "warnings.warn" not in proc.stderr and ".py:" not in proc.stderr
+
+
+def test_failed_pretrain_and_distill_leave_no_output_dir(capsys, tmp_path, scene):
+    demo = Path(__file__).parents[1] / "configs" / "pretrain" / "demo.yaml"
+    one_line_exit_2(
+        capsys, tmp_path, "pretrain", "-c", demo, f"output_dir={tmp_path / 'runs' / 'a'}",
+        f"data.sources=[{{type: raster, paths: [{scene}], tile_size: 64}}]", "ssl.student.in_chans=5",
+        expect=("ssl.student.in_chans=5",),
+    )  # fmt: skip
+    one_line_exit_2(
+        capsys, tmp_path, "distill", f"output_dir={tmp_path / 'runs' / 'd'}", f"teacher.spec={tmp_path / 'no.pth'}",
+        f"data.sources=[{{type: raster, paths: [{scene}], tile_size: 64}}]", expect=("no.pth",),
+    )  # fmt: skip

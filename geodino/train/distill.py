@@ -506,10 +506,9 @@ def distill(cfg: DistillConfig) -> dict[str, Path]:
     distributed = dist.is_available() and dist.is_initialized()
     rank = dist.get_rank() if distributed else 0
     world = dist.get_world_size() if distributed else 1
-    out_dir = Path(cfg.output_dir).expanduser()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if rank == 0:
-        save_config(cfg, out_dir / "config.yaml")
+    from geodino.io import make_dirs
+
+    out_dir = make_dirs(Path(cfg.output_dir).expanduser(), what="output_dir")
 
     students_cfg = [
         {"name": s.name, "ranks": list(s.ranks) if s.ranks else None, "share": s.share} for s in cfg.students
@@ -522,6 +521,8 @@ def distill(cfg: DistillConfig) -> dict[str, Path]:
     patch = int(teacher.patch_size)
     for i, s in enumerate(cfg.students):  # fail on a patch-size mismatch before any warm-up work
         check_student_spec(s, i, patch)
+    if rank == 0:  # after the teacher and students are checked: a failed start leaves no run folder
+        save_config(cfg, out_dir / "config.yaml")
 
     def warmup_batches():  # data-parallel warm-up: every rank reads its own shard
         return _make_batches(cfg, patch, 0, rank, world, max(layout.data_batch, 2))

@@ -144,15 +144,10 @@ def _rank() -> int:
 
 def _prepare_output(cfg: PretrainConfig) -> tuple[Path, Path | None]:
     """Check the run folder is writable; return it and the checkpoint to resume from (or None)."""
+    from geodino.io import make_dirs
     from geodino.train.checkpointing import latest_checkpoint
 
-    out = Path(cfg.output_dir).expanduser()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create output_dir {out}: {exc.strerror}; choose a writable location") from exc
-    if not os.access(out, os.W_OK):
-        raise InputError(f"output_dir {out} is not writable; choose a writable location (output_dir=...)")
+    out = make_dirs(Path(cfg.output_dir).expanduser(), what="output_dir")  # removed again if the run fails on input
     resume = cfg.checkpoint.resume
     existing = latest_checkpoint(out / "checkpoints")
     if resume == "never":
