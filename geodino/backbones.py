@@ -424,9 +424,12 @@ def _sensor_stats(
 
 
 def _rgb_names(bands: list[str], sensor: Any) -> list[str]:
-    """Band names with the sensor's red/green/blue bands renamed R/G/B (so RGB kernels can be matched)."""
+    """Band names with the sensor's red/green/blue bands renamed R/G/B (so RGB kernels can be matched); without a
+    sensor, through the built-in sensors that know every name (Sentinel-2 B04/B03/B02 are red/green/blue)."""
     if sensor is None:
-        return bands
+        from geodino.data.sensors import rgb_names
+
+        return rgb_names(bands)
     try:
         from geodino.data.sensors import get_sensor
 

@@ -407,3 +407,22 @@ def test_failed_pretrain_and_distill_leave_no_output_dir(capsys, tmp_path, scene
         capsys, tmp_path, "distill", f"output_dir={tmp_path / 'runs' / 'd'}", f"teacher.spec={tmp_path / 'no.pth'}",
         f"data.sources=[{{type: raster, paths: [{scene}], tile_size: 64}}]", expect=("no.pth",),
     )  # fmt: skip
+
+
+def test_backbone_spec_bands_resolve_through_the_sensor_registry(tmp_path):
+    """`FILE?bands=B02,B03,B04,B08` without a sensor: Sentinel-2 names keep their RGB kernels (not all mean)."""
+    import torch
+
+    from geodino.backbones import load_backbone
+
+    src = _rgb_checkpoint(tmp_path)
+    w = torch.load(src, weights_only=True)["patch_embed.proj.weight"]
+    fb = load_backbone(f"{src}?bands=B02,B03,B04,B08")
+    got = (
+        fb.model.patch_embed.proj.weight
+        if hasattr(fb, "model")
+        else next(p for n, p in fb.named_parameters() if n.endswith("patch_embed.proj.weight"))
+    )
+    scale = got[:, 0].norm() / w[:, 2].norm()
+    for j, i in enumerate((2, 1, 0)):
+        torch.testing.assert_close(got[:, j], w[:, i] * scale)

@@ -73,7 +73,9 @@ def stack_bands(band_files: dict[str, str | Path], out: str | Path, *, resamplin
     finest = min(infos, key=lambda i: abs(i[3].a))
     t, width, height = finest[3], finest[4], finest[5]
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    from geodino.io import make_dirs
+
+    make_dirs(out.parent)
     lines = [
         f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
         f"  <SRS>{escape(crs.to_wkt())}</SRS>",
