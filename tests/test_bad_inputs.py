@@ -426,3 +426,21 @@ def test_backbone_spec_bands_resolve_through_the_sensor_registry(tmp_path):
     scale = got[:, 0].norm() / w[:, 2].norm()
     for j, i in enumerate((2, 1, 0)):
         torch.testing.assert_close(got[:, j], w[:, i] * scale)
+
+
+@pytest.mark.parametrize("cut", [4000, 20000])
+def test_truncated_file_gives_one_stderr_line_in_a_subprocess(tmp_path, scene, cut):
+    """GDAL's own "ERROR 1: ..." lines (printed by C code, below pytest's capsys) must not reach the user either."""
+    bad = tmp_path / "cut.tif"
+    bad.write_bytes(scene.read_bytes()[:cut])
+    for argv in (
+        ["data", "stats", str(bad), "--out", str(tmp_path / "s.yaml")],
+        ["embed", str(bad), "-b", SPEC, "--out", str(tmp_path / "o.tif"), *FAST],
+    ):
+        proc = subprocess.run([sys.executable, "-m", "geodino.cli", *argv], capture_output=True, text=True, timeout=300)
+        lines = [
+            ln for ln in (x.split("\r")[-1] for x in proc.stderr.splitlines()) if ln.strip() and not TQDM.search(ln)
+        ]
+        assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+        assert "cut.tif" in lines[0] and "truncated or corrupt" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.tif", "scene.tif"]

@@ -208,16 +208,18 @@ def _read_windows(archive: Any, windows: Sequence[tuple[int, ...]], on_error: st
     """Samples of `windows` in order; a failing read is skipped with a warning (on_error=skip) or raised."""
     import warnings
 
+    import rasterio
     from tqdm import tqdm
 
     failed: list[InputError] = []
-    for w in tqdm(windows, desc="band statistics", unit="tile", disable=not progress):
-        try:
-            yield archive.sample(*w)
-        except InputError as exc:
-            if on_error != "skip":
-                raise
-            failed.append(exc)
+    with rasterio.Env():  # GDAL errors go to rasterio's exceptions and logging, not printed as "ERROR 1: ..."
+        for w in tqdm(windows, desc="band statistics", unit="tile", disable=not progress):
+            try:
+                yield archive.sample(*w)
+            except InputError as exc:
+                if on_error != "skip":
+                    raise
+                failed.append(exc)
     if failed and len(failed) == len(windows):
         raise InputError(
             f"every one of {len(windows)} windows failed to read, the last: {failed[-1]}; re-download or remove "
