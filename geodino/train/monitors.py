@@ -31,6 +31,10 @@ __all__ = [
     "check_finite",
     "cls_patch_cosine",
     "feature_std",
+    "image_spread",
+    "layerscale_gamma",
+    "logit_std",
+    "prototype_norm",
     "student_teacher_kl",
     "teacher_entropy",
     "usage_entropy",
@@ -79,6 +83,41 @@ def feature_std(x: Tensor) -> float:
 def cls_patch_cosine(cls: Tensor, patches: Tensor) -> float:
     """Mean cosine similarity between each image's CLS token [B, D] and its patch tokens [B, N, D]."""
     return float(F.cosine_similarity(cls.float().unsqueeze(1), patches.float(), dim=-1).mean())
+
+
+@torch.no_grad()
+def image_spread(x: Tensor) -> float:
+    """How much features differ across images relative to within one: mean over dims of the std across the batch,
+    divided by the mean over images of the std across dims [N, D]. ~0 when every image gives the same token (a
+    DINOv3 ViT at init: LayerScale 1e-5 leaves the CLS token nearly image-independent), ~1 for unrelated vectors."""
+    x = x.float().reshape(-1, x.shape[-1])
+    if x.shape[0] < 2:
+        return float("nan")
+    return float(x.std(dim=0).mean() / x.std(dim=1).mean().clamp_min(1e-12))
+
+
+@torch.no_grad()
+def logit_std(logits: Tensor) -> float:
+    """Std over prototypes of the head's logits, averaged over rows: the scale that the temperature divides.
+
+    With the DINOv3 prototype layer (std 0.02 on a unit bottleneck) it starts near 0.02, so at teacher temperature
+    0.04 the Sinkhorn-Knopp targets differ from uniform by ~exp(0.5) at most."""
+    return float(logits.float().reshape(-1, logits.shape[-1]).std(dim=-1).mean())
+
+
+@torch.no_grad()
+def layerscale_gamma(backbone: torch.nn.Module) -> float:
+    """Mean |gamma| of every LayerScale of a backbone (how much the residual branches contribute); nan without."""
+    values = [m.gamma.detach().float().abs().mean() for m in backbone.modules() if type(m).__name__ == "LayerScale"]
+    return float(torch.stack(values).mean()) if values else float("nan")
+
+
+@torch.no_grad()
+def prototype_norm(head: torch.nn.Module) -> float:
+    """Mean row norm of a head's effective prototype matrix (plain or weight-normalised last layer)."""
+    w = head.last_layer.weight
+    w = w.full_tensor() if hasattr(w, "full_tensor") else w
+    return float(w.detach().float().norm(dim=1).mean())
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """`pretrain(cfg)`: one DINOv3 SSL stage (pretrain, Gram anchoring or high-res adaptation) from a config.
 
 A run folder (`output_dir`) holds `config.yaml` (exactly what ran), `checkpoints/step_*.ckpt` + `last.ckpt`,
-`logs/metrics.csv`, `tensorboard/` and, at the end, `export/teacher.{pth,safetensors,heads.pth}`.
+`logs/metrics.csv`, `tensorboard/` and, at the end, `curves.png` (losses against ln K and the plateau diagnostics)
+and `export/teacher.{pth,safetensors,heads.pth}`.
 Running the same command again resumes from the newest checkpoint (`checkpoint.resume=auto`), which is also
 what a SLURM requeue does.
 
@@ -293,6 +294,12 @@ def pretrain(cfg: PretrainConfig) -> Path:
     final = ckpt_cb.last_path or ck.latest_checkpoint(out / "checkpoints")
     if cfg.checkpoint.export_at_end and final is not None and trainer.is_global_zero:
         ck.export(final, out / "export" / "teacher.pth", overwrite=True)
+    if trainer.is_global_zero:
+        from geodino.train.curves import plot_run
+
+        curves = plot_run(out, n_prototypes=cfg.ssl.dino.head_n_prototypes)
+        if curves is not None:
+            log.info("training curves: %s", curves)
     trainer.strategy.barrier("geodino_pretrain_done")
     return out
 

@@ -48,6 +48,8 @@ class DinoConfig:
     head_hidden_dim: int = 2048
     head_bottleneck_dim: int = 256
     head_nlayers: int = 3
+    # prototype layer: linear (DINOv3), weight_norm (DINOv2, g trained), normalized (DINO v1, unit prototypes)
+    head_last_layer: str = "linear"
     student_temp: float = 0.1
     centering: str = "sinkhorn_knopp"  # or "centering" (DINO v1 mean centering with momentum)
     center_momentum: float = 0.9  # only for centering="centering"
@@ -68,6 +70,7 @@ class IbotConfig:
     head_hidden_dim: int = 2048
     head_bottleneck_dim: int = 256
     head_nlayers: int = 3
+    head_last_layer: str = "linear"  # as dino.head_last_layer
     student_temp: float = 0.1
     centering: str = "sinkhorn_knopp"
     center_momentum: float = 0.9
@@ -188,6 +191,11 @@ class SSLConfig:
         for name, sec in (("dino", self.dino), ("ibot", self.ibot)):
             if sec.centering not in ("sinkhorn_knopp", "centering"):
                 raise ConfigError(f"{name}.centering={sec.centering!r} must be 'sinkhorn_knopp' or 'centering'")
+            if sec.head_last_layer not in ("linear", "weight_norm", "normalized"):
+                raise ConfigError(
+                    f"{name}.head_last_layer={sec.head_last_layer!r} must be 'linear' (DINOv3), 'weight_norm' "
+                    "(DINOv2) or 'normalized' (DINO v1, unit prototypes)"
+                )
             if sec.head_n_prototypes < 1 or sec.head_bottleneck_dim < 1 or sec.head_hidden_dim < 1:
                 raise ConfigError(f"{name}.head_* sizes must be positive")
         lo, hi = self.ibot.mask_ratio_min_max

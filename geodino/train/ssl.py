@@ -180,13 +180,23 @@ class SSLMetaArch(nn.Module):
         def dino_head() -> DINOHead:
             d = cfg.dino
             return DINOHead(
-                self.embed_dim, d.head_n_prototypes, d.head_hidden_dim, d.head_bottleneck_dim, d.head_nlayers
+                self.embed_dim,
+                d.head_n_prototypes,
+                d.head_hidden_dim,
+                d.head_bottleneck_dim,
+                d.head_nlayers,
+                last_layer=d.head_last_layer,
             )
 
         def ibot_head() -> DINOHead:
             i = cfg.ibot
             return DINOHead(
-                self.embed_dim, i.head_n_prototypes, i.head_hidden_dim, i.head_bottleneck_dim, i.head_nlayers
+                self.embed_dim,
+                i.head_n_prototypes,
+                i.head_hidden_dim,
+                i.head_bottleneck_dim,
+                i.head_nlayers,
+                last_layer=i.head_last_layer,
             )
 
         self.student = nn.ModuleDict({"backbone": student_backbone, "dino_head": dino_head(), "ibot_head": ibot_head()})
@@ -466,7 +476,26 @@ class SSLMetaArch(nn.Module):
         every = cfg.monitor.every
         if every and iteration % every == 0:
             logs.update(self._monitor(t_cls, t_cls_probs, s_global, g_cls, g_patch, iteration))
+            logs.update(self._plateau_stats(t_cls, t_cls_logits, s_cls_logits[0], t_masked_probs))
         return total, logs
+
+    @torch.no_grad()
+    def _plateau_stats(
+        self, t_cls: Tensor, t_logits: Tensor, s_logits: Tensor, t_masked_probs: Tensor
+    ) -> dict[str, float]:
+        """What holds a run at ln K (docs/recipe.md): image spread of the teacher CLS, logit scales, iBOT target
+        entropy, LayerScale size and prototype norms."""
+        out = {
+            "monitor/teacher_cls_spread": mon.image_spread(t_cls),
+            "monitor/teacher_logit_std": mon.logit_std(t_logits),
+            "monitor/student_logit_std": mon.logit_std(s_logits),
+            "monitor/layerscale_gamma": mon.layerscale_gamma(self.student["backbone"]),
+            "monitor/dino_prototype_norm": mon.prototype_norm(self.student["dino_head"]),
+            "monitor/ibot_prototype_norm": mon.prototype_norm(self.student["ibot_head"]),
+        }
+        if t_masked_probs.shape[0]:
+            out["monitor/ibot_teacher_entropy"] = mon.teacher_entropy(t_masked_probs)
+        return out
 
     def _gram_term(
         self, b: Mapping[str, Any], s_patch: Tensor, t_patch: Tensor, masks: Tensor, grid: tuple[int, int]

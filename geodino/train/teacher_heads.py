@@ -39,8 +39,15 @@ HEAD_NAMES = ("dino_head", "ibot_head")
 
 
 def head_from_state(state: dict[str, Tensor], source: str, what: str) -> DINOHead:
-    """Build a DINOHead whose sizes are read from its state_dict (`mlp.*`, `last_layer.weight`), then load it."""
-    if "last_layer.weight" not in state:
+    """Build a DINOHead whose sizes are read from its state_dict (`mlp.*`, `last_layer.weight`, or DINOv2's
+    weight-normalised `last_layer.weight_g`/`weight_v`), then load it."""
+    if "last_layer.weight_v" in state:  # DINOv2 / geodino weight_norm heads
+        n_out = state["last_layer.weight_v"].shape[0]
+        kind = "weight_norm"
+    elif "last_layer.weight" in state:
+        n_out = state["last_layer.weight"].shape[0]
+        kind = "linear"
+    else:
         raise CheckpointError(f"{what} in {source} has no last_layer.weight; it is not a DINO/iBOT head state_dict")
     mlp = sorted(
         (int(k.split(".")[1]), v)
@@ -49,16 +56,17 @@ def head_from_state(state: dict[str, Tensor], source: str, what: str) -> DINOHea
     )
     if "mlp.weight" in state:  # nlayers == 1: the MLP is one Linear
         w = state["mlp.weight"]
-        head = DINOHead(w.shape[1], state["last_layer.weight"].shape[0], w.shape[0], w.shape[0], 1, "mlp.bias" in state)
+        head = DINOHead(w.shape[1], n_out, w.shape[0], w.shape[0], 1, "mlp.bias" in state, last_layer=kind)
     elif mlp:
         first, last = mlp[0][1], mlp[-1][1]
         head = DINOHead(
             in_dim=first.shape[1],
-            out_dim=state["last_layer.weight"].shape[0],
+            out_dim=n_out,
             hidden_dim=first.shape[0],
             bottleneck_dim=last.shape[0],
             nlayers=len(mlp),
             mlp_bias=f"mlp.{mlp[0][0]}.bias" in state,
+            last_layer=kind,
         )
     else:
         raise CheckpointError(f"{what} in {source} has no mlp weights; it is not a DINO/iBOT head state_dict")

@@ -71,3 +71,77 @@ def test_nan_guard_names_terms() -> None:
         check_finite(torch.tensor(float("nan")), {"dino_loss": torch.tensor(2.0), "ibot_loss": float("nan")}, 7)
     with pytest.raises(TrainingError, match="loss is inf"):
         check_finite(float("inf"))
+
+
+def test_plateau_statistics_by_hand() -> None:
+    from geodino.models.heads import DINOHead
+    from geodino.train.monitors import image_spread, layerscale_gamma, logit_std, prototype_norm
+
+    same = torch.tensor([[1.0, -1.0, 2.0]]).repeat(4, 1)
+    assert image_spread(same) == pytest.approx(0.0, abs=1e-7)
+    x = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])  # std across images: [sqrt(2), 0]; across dims: sqrt(0.5) each
+    assert image_spread(x) == pytest.approx((math.sqrt(2) / 2) / math.sqrt(0.5), rel=1e-6)
+    logits = torch.tensor([[0.0, 2.0], [1.0, 1.0]])  # row stds sqrt(2) and 0
+    assert logit_std(logits) == pytest.approx(math.sqrt(2) / 2, rel=1e-6)
+    head = DINOHead(4, 3, hidden_dim=4, bottleneck_dim=2)
+    with torch.no_grad():
+        head.last_layer.weight.copy_(torch.tensor([[3.0, 4.0], [0.0, 1.0], [0.0, 2.0]]))
+    assert prototype_norm(head) == pytest.approx((5 + 1 + 2) / 3, rel=1e-6)
+    unit = DINOHead(4, 3, hidden_dim=4, bottleneck_dim=2, last_layer="normalized")
+    assert prototype_norm(unit) == pytest.approx(1.0, rel=1e-6)
+
+    from geodino.models import build_model
+
+    vit = build_model("vit_tiny", patch_size=8, depth=2, layerscale_init=1e-5)
+    assert layerscale_gamma(vit) == pytest.approx(1e-5, rel=1e-6)
+    assert math.isnan(layerscale_gamma(build_model("vit_tiny", patch_size=8, depth=2, layerscale_init=None)))
+
+
+def test_official_init_gives_an_image_independent_teacher_cls() -> None:
+    """The mechanism behind the ln K plateau, measured: at LayerScale 1e-5 the teacher CLS barely depends on the
+    image and the DINO targets are uniform to float precision; at LayerScale 1 they are neither."""
+    from geodino.train.ssl import SSLMetaArch
+    from tests.train.ssl_fixtures import ssl_batch, tiny_cfg
+
+    stats = {}
+    for ls in (1e-5, 1.0):
+        torch.manual_seed(0)
+        arch = SSLMetaArch(tiny_cfg(f"student.overrides.layerscale_init={ls}"), total_iters=4, global_batch_size=4)
+        _, logs = arch(ssl_batch(B=8), 0)
+        stats[ls] = logs
+    k = math.log(tiny_cfg().dino.head_n_prototypes)
+    assert stats[1e-5]["monitor/teacher_cls_spread"] < 1e-3
+    assert stats[1e-5]["monitor/teacher_entropy"] == pytest.approx(k, abs=1e-4)
+    assert stats[1.0]["monitor/teacher_cls_spread"] > 0.1
+    assert stats[1.0]["monitor/teacher_entropy"] < k - 1e-3
+    for key in ("teacher_logit_std", "student_logit_std", "layerscale_gamma", "dino_prototype_norm"):
+        assert f"monitor/{key}" in stats[1.0]
+    assert stats[1.0]["monitor/layerscale_gamma"] == pytest.approx(1.0, rel=1e-6)
+
+
+def test_curves_png_from_metrics_csv(tmp_path) -> None:
+    """plot_run merges every metrics.csv of a run (a resumed run may write two) and draws ln K from the log."""
+    from PIL import Image
+
+    from geodino.train.curves import find_metrics, plot_run, read_metrics
+
+    first = tmp_path / "logs" / "metrics.csv"
+    first.parent.mkdir(parents=True)
+    first.write_text(
+        "step,dino_global_loss,ibot_loss,monitor/max_entropy,monitor/teacher_entropy\n"
+        f"0,6.9,3.4,{math.log(64)},4.1\n1,6.5,3.3,,\n"
+    )
+    second = tmp_path / "logs" / "resumed_2" / "metrics.csv"
+    second.parent.mkdir(parents=True)
+    second.write_text("step,dino_global_loss,sched/lr\n1,6.4,0.001\n2,6.0,0.0009\n")
+    import os
+
+    os.utime(first, (1, 1))  # older
+    assert find_metrics(tmp_path) == [first, second]
+    m = read_metrics(find_metrics(tmp_path))
+    assert m["dino_global_loss"] == {0: 6.9, 1: 6.4, 2: 6.0}  # the later file wins for step 1
+    png = plot_run(tmp_path)
+    assert png == tmp_path / "curves.png"
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.size[0] > 300
+    assert plot_run(tmp_path / "nothing") is None

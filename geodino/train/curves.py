@@ -1,0 +1,107 @@
+"""Training curves of a pretraining run as one PNG: the loss terms against ln K, and the plateau diagnostics.
+
+A flat DINO loss at ln K means the DINO and iBOT terms taught nothing, whatever else moved; the figure puts the
+losses next to ln K and next to the quantities that explain a plateau (teacher target entropy, how much the
+teacher's CLS differs across images, logit scale, LayerScale size, lr), so a user sees at a glance whether a
+run learns. `pretrain()` writes `<run>/curves.png` at the end of every run; `plot_run(run_dir)` redraws it.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+__all__ = ["find_metrics", "plot_curves", "plot_run", "read_metrics"]
+
+_LOSSES = ("dino_global_loss", "dino_local_loss", "ibot_loss", "koleo_loss", "gram_loss")
+_PANELS = (
+    ("teacher target entropy (nats)", ("monitor/teacher_entropy", "monitor/ibot_teacher_entropy")),
+    ("teacher CLS spread across images", ("monitor/teacher_cls_spread",)),
+    ("head logit std", ("monitor/teacher_logit_std", "monitor/student_logit_std")),
+    ("LayerScale |gamma|", ("monitor/layerscale_gamma",)),
+    ("lr", ("sched/lr",)),
+)
+
+
+def find_metrics(run_dir: str | Path) -> list[Path]:
+    """Every `metrics.csv` under `<run>/logs` (a resumed run may have written more than one), oldest first."""
+    logs = Path(run_dir) / "logs"
+    return sorted(logs.rglob("metrics.csv"), key=lambda p: p.stat().st_mtime) if logs.is_dir() else []
+
+
+def read_metrics(paths: list[Path]) -> dict[str, dict[int, float]]:
+    """{column: {step: value}} merged over CSV files (a later file wins for a step both hold)."""
+    out: dict[str, dict[int, float]] = {}
+    for path in paths:
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                step = row.get("step")
+                if not step:
+                    continue
+                for key, val in row.items():
+                    if key == "step" or val in ("", None):
+                        continue
+                    try:
+                        out.setdefault(key, {})[int(float(step))] = float(val)
+                    except ValueError:
+                        continue
+    return out
+
+
+def plot_curves(metrics: dict[str, dict[int, float]], out_png: str | Path, n_prototypes: int | None = None) -> Path:
+    """Draw the losses (with ln K and ln K / 2, the iBOT plateau when half the images are masked) and the
+    diagnostics that are present; write `out_png` atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from geodino.io import atomic_path
+
+    panels = [(title, [k for k in keys if metrics.get(k)]) for title, keys in _PANELS]
+    panels = [(t, keys) for t, keys in panels if keys]
+    fig, axes = plt.subplots(1 + len(panels), 1, figsize=(7.5, 2.6 + 1.7 * len(panels)), sharex=True)
+    axes = list(axes) if len(panels) else [axes]
+    ax = axes[0]
+    for key in _LOSSES:
+        series = metrics.get(key)
+        if series:
+            steps = sorted(series)
+            ax.plot(steps, [series[s] for s in steps], label=key.removesuffix("_loss"), lw=1.2)
+    if n_prototypes and n_prototypes > 1:
+        ln_k = math.log(n_prototypes)
+        ax.axhline(ln_k, color="k", ls="--", lw=0.8, label=f"ln K = {ln_k:.2f}")
+        ax.axhline(ln_k / 2, color="grey", ls=":", lw=0.8, label="ln K / 2")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=7, ncol=3)
+    ax.set_title("pretraining losses (flat at ln K = nothing learned)", fontsize=9)
+    for ax, (title, keys) in zip(axes[1:], panels):
+        for key in keys:
+            series = metrics[key]
+            steps = sorted(series)
+            ax.plot(steps, [series[s] for s in steps], label=key.split("/")[-1], lw=1.2)
+        if title.startswith("teacher target entropy") and n_prototypes and n_prototypes > 1:
+            ax.axhline(math.log(n_prototypes), color="k", ls="--", lw=0.8)
+        ax.set_ylabel(title, fontsize=7)
+        if len(keys) > 1:
+            ax.legend(fontsize=7)
+    axes[-1].set_xlabel("step")
+    fig.tight_layout()
+    out_png = Path(out_png)
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return out_png
+
+
+def plot_run(run_dir: str | Path, out_png: str | Path | None = None, n_prototypes: int | None = None) -> Path | None:
+    """`<run>/curves.png` from the run's metrics CSVs; None when the run logged no CSV (trainer.loggers)."""
+    paths = find_metrics(run_dir)
+    if not paths:
+        return None
+    metrics = read_metrics(paths)
+    if n_prototypes is None:
+        k = metrics.get("monitor/max_entropy")
+        n_prototypes = round(math.exp(next(iter(k.values())))) if k else None
+    return plot_curves(metrics, out_png or Path(run_dir) / "curves.png", n_prototypes)
