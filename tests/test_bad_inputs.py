@@ -444,3 +444,20 @@ def test_truncated_file_gives_one_stderr_line_in_a_subprocess(tmp_path, scene, c
         assert proc.returncode == 2 and len(lines) == 1, proc.stderr
         assert "cut.tif" in lines[0] and "truncated or corrupt" in lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.tif", "scene.tif"]
+
+
+def test_out_of_memory_during_inference_is_one_line(capsys, tmp_path, scene, monkeypatch):
+    """A device that runs out of memory mid-run (other users, a wrong estimate) names the batch and what to pass."""
+    import torch
+
+    from geodino.backbones import FrozenBackbone
+
+    def oom(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(FrozenBackbone, "features", oom)
+    monkeypatch.setattr("geodino.embed.pipeline._probe_dim", lambda *a: (192, 1))
+    one_line_exit_2(
+        capsys, tmp_path, "embed", scene, "-b", SPEC, "--out", tmp_path / "f.tif", *FAST,
+        expect=("does not fit in cpu memory", "smaller --batch-size or --tile"),
+    )  # fmt: skip

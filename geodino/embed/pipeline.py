@@ -313,17 +313,25 @@ def estimate_memory(plan: Plan, cfg: EmbedConfig, in_chans: int, dim: int, embed
         "input tiles": batch * px * (in_chans * 4 * 4 + 2),
         "feature maps": batch * dim * tc * tc * 4 * 2,
     }
-    if torch.device(cfg.device).type == "cpu":
-        parts["activations"] = batch * (tc * tc + 5) * embed_dim * 4 * 12  # qkv, MLP hidden, residuals
+    parts["activations"] = batch * (tc * tc + 5) * embed_dim * 4 * 12  # qkv, MLP hidden, residuals
     return parts
 
 
 def check_memory(plan: Plan, cfg: EmbedConfig, info: Any, dim: int, embed_dim: int) -> None:
     """Refuse, before anything is written, a tile/batch whose buffers cannot fit in the memory left."""
+    parts = estimate_memory(plan, cfg, info.count, dim, embed_dim)
+    where = "memory"
     avail = available_memory()
+    if torch.device(cfg.device).type == "cuda" and torch.cuda.is_available():
+        # the device holds the batch, its activations and its features; the host the band and the tiles read
+        dev_parts = {k: parts[k] for k in ("input tiles", "feature maps", "activations")}
+        free = torch.cuda.mem_get_info(torch.device(cfg.device))[0]
+        if sum(dev_parts.values()) > 0.8 * free:
+            parts, avail, where = dev_parts, free, f"{cfg.device} memory"
+        else:
+            parts = {k: v for k, v in parts.items() if k != "activations"}
     if avail is None:
         return
-    parts = estimate_memory(plan, cfg, info.count, dim, embed_dim)
     need = sum(parts.values())
     if need <= 0.8 * avail:
         return
@@ -333,7 +341,7 @@ def check_memory(plan: Plan, cfg: EmbedConfig, info: Any, dim: int, embed_dim: i
     if plan.tile_px > max(info.height, info.width):
         small = f"; the raster is only {info.height}x{info.width} px, so a tile larger than it gains nothing"
     raise ConfigError(
-        f"tile={cfg.tile} with batch_size={cfg.batch_size} needs about {need / gib:.1f} GiB of memory ({detail} GiB) "
+        f"tile={cfg.tile} with batch_size={cfg.batch_size} needs about {need / gib:.1f} GiB of {where} ({detail} GiB) "
         f"but {avail / gib:.1f} GiB are available{small}; pass a smaller --tile (default {EmbedConfig.tile}) "
         f"or --batch-size"
     )
@@ -536,16 +544,22 @@ class _Sweeper:
     def _infer(self, imgs: list[np.ndarray], valids: list[np.ndarray]) -> np.ndarray:
         """Normalised, nodata pixels set to 0 (the backbone's mean), features of the requested layers [B,D,h,w]."""
         cfg, bb = self.cfg, self.bb
-        x = torch.from_numpy(np.stack(imgs)).to(cfg.device)
-        mask = torch.from_numpy(np.stack(valids))[:, None].to(cfg.device)
-        with torch.inference_mode():
-            x = bb.normalize(x) * mask
-            dev = torch.device(cfg.device).type
-            with torch.autocast(dev, dtype=torch.bfloat16, enabled=cfg.amp):
-                maps, _ = bb.features(x, layers=self.layers, norm=cfg.norm)
-            maps = [m.float() for m in maps]
-            f = torch.cat(maps, dim=1) if cfg.layer_mode == "concat" else torch.stack(maps).mean(0)
-        return f.cpu().numpy()
+        try:
+            x = torch.from_numpy(np.stack(imgs)).to(cfg.device)
+            mask = torch.from_numpy(np.stack(valids))[:, None].to(cfg.device)
+            with torch.inference_mode():
+                x = bb.normalize(x) * mask
+                dev = torch.device(cfg.device).type
+                with torch.autocast(dev, dtype=torch.bfloat16, enabled=cfg.amp):
+                    maps, _ = bb.features(x, layers=self.layers, norm=cfg.norm)
+                maps = [m.float() for m in maps]
+                f = torch.cat(maps, dim=1) if cfg.layer_mode == "concat" else torch.stack(maps).mean(0)
+            return f.cpu().numpy()
+        except torch.OutOfMemoryError as exc:  # the estimate before the run does not know the device's other users
+            raise InputError(
+                f"a batch of {len(imgs)} tiles of {self.plan.tile_px} px does not fit in {cfg.device} memory; pass a "
+                "smaller --batch-size or --tile"
+            ) from exc
 
     def _weights(self, i: int, j: int) -> np.ndarray:
         plan = self.plan
