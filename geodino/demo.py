@@ -38,7 +38,7 @@ class DemoSize:
     batch_size: int = 8
     workers: int = 1
     chip: int = 32
-    overrides: tuple[str, ...] = ()  # extra pretrain overrides (the tiny size shortens warmups to fit its steps)
+    overrides: tuple[str, ...] = ()  # extra pretrain overrides (schedule lengths are fractions: none needed)
 
 
 SIZES = {
@@ -51,12 +51,7 @@ SIZES = {
         batch_size=4,
         workers=0,
         chip=16,
-        overrides=(
-            "ssl.schedules.lr.warmup_iters=1",
-            "ssl.schedules.teacher_temp.warmup_iters=1",
-            "ssl.optim.freeze_last_layer_iters=1",
-            "checkpoint.every_n_steps=2",
-        ),
+        overrides=("checkpoint.every_n_steps=2",),
     ),
 }
 
@@ -222,6 +217,9 @@ def run_demo(out: str | Path = "demo_out", *, size: str = "default", overwrite: 
         )
         results[name] = json.loads((probe_out / "results.json").read_text())
 
+    from geodino.train.curves import loss_summary
+
+    loss = loss_summary(stage1)
     table = _results_table(results)
     summary = {
         "out": str(out),
@@ -233,6 +231,7 @@ def run_demo(out: str | Path = "demo_out", *, size: str = "default", overwrite: 
             "chips": str(chips),
             "sensor": str(sensor),
             "pretrain_run": str(stage1),
+            "loss_curves": str(stage1 / "curves.png"),
             "gram_run": str(stage2),
             "backbone": str(backbone),
             "features": str(features),
@@ -242,11 +241,18 @@ def run_demo(out: str | Path = "demo_out", *, size: str = "default", overwrite: 
             "probe_random": str(out / "probe_random"),
         },
         "metrics": {f"{t}/{m}": v for (t, m), v in table.items()},
+        "dino_loss": loss,
         "commands": commands,
     }
     print("\n[7/7] done in", summary["seconds"], "s. Outputs:")
     for k, v in summary["paths"].items():
         print(f"  {k:<17} {v}")
+    if loss:
+        where = f"0.1 below from step {loss['left_plateau_at']}" if loss["left_plateau_at"] >= 0 else "never 0.1 below"
+        print(
+            f"\nDINO loss of the pretraining stage: {loss['first']:.3f} at the start -> {loss['end']:.3f} at the end "
+            f"(ln K = {loss['ln_k']:.3f}; {where}); curves: {stage1 / 'curves.png'}"
+        )
     print("\n| task | metric | pretrained | random init |\n|---|---|---|---|")
     for (task, metric), vals in table.items():
         pre, rnd = vals.get("pretrained"), vals.get("random")

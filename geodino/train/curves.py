@@ -12,7 +12,7 @@ import csv
 import math
 from pathlib import Path
 
-__all__ = ["find_metrics", "plot_curves", "plot_run", "read_metrics"]
+__all__ = ["find_metrics", "loss_summary", "plot_curves", "plot_run", "read_metrics"]
 
 _LOSSES = ("dino_global_loss", "dino_local_loss", "ibot_loss", "koleo_loss", "gram_loss")
 _PANELS = (
@@ -105,3 +105,24 @@ def plot_run(run_dir: str | Path, out_png: str | Path | None = None, n_prototype
         k = metrics.get("monitor/max_entropy")
         n_prototypes = round(math.exp(next(iter(k.values())))) if k else None
     return plot_curves(metrics, out_png or Path(run_dir) / "curves.png", n_prototypes)
+
+
+def loss_summary(run_dir: str | Path, key: str = "dino_global_loss", margin: float = 0.1) -> dict[str, float]:
+    """Where a run's DINO loss went: ln K, the first logged value, the mean over the last 10 % of logged steps,
+    and the first step at which it was `margin` nats below ln K (-1: never). Empty when nothing was logged."""
+    m = read_metrics(find_metrics(run_dir))
+    loss = m.get(key, {})
+    k = m.get("monitor/max_entropy", {})
+    if not loss or not k:
+        return {}
+    steps = sorted(loss)
+    ln_k = next(iter(k.values()))
+    tail = [loss[s] for s in steps[int(0.9 * len(steps)) :]]
+    below = [s for s in steps if loss[s] < ln_k - margin]
+    return {
+        "ln_k": round(ln_k, 3),
+        "first": round(loss[steps[0]], 3),
+        "end": round(sum(tail) / len(tail), 3),
+        "left_plateau_at": below[0] if below else -1,
+        "last_step": steps[-1],
+    }

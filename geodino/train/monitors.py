@@ -165,6 +165,12 @@ class CollapseMonitor:
                 f"the teacher looks collapsed{where}: {'; '.join(why)}. Check the teacher temperature schedule "
                 "(schedules.teacher_temp), the centering (dino.centering) and the lr; see docs/recipe.md#monitors"
             )
+            if any("uniform" in w for w in why):
+                msg += (
+                    ". Uniform targets early in a short run are the ln K plateau of the official initialisation "
+                    "(LayerScale 1e-5, linear prototypes): the small-budget recipe "
+                    "configs/pretrain/small_vit_tiny.yaml leaves it; see docs/recipe.md#why-short-runs-sit-at-ln-k"
+                )
             log.warning(msg)
             warnings.warn(msg, CollapseWarning, stacklevel=2)
             self.warned = True

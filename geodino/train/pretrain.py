@@ -101,7 +101,8 @@ class PretrainConfig:
     num_workers: int = 4  # data-loading processes per device
     init_from: str | None = None  # previous stage's checkpoint/export, or an official backbone (.pth/.safetensors)
     init_student_from: str = "teacher"  # teacher (official high-res stage) | student (continue the same student)
-    head_warmup_steps: int = 0  # heads-only iterations (backbone frozen); use ~1000 when init_from has no heads
+    # heads-only iterations (backbone frozen), or a fraction of the run; use ~1000 (or 0.1) when init_from has no heads
+    head_warmup_steps: int | float = 0
     ssl: SSLConfig = field(default_factory=SSLConfig)
     data: DataConfig = field(default_factory=DataConfig)
     crops: CropsConfig = field(default_factory=CropsConfig)
@@ -120,7 +121,10 @@ class PretrainConfig:
             raise ConfigError(f"num_workers={self.num_workers} must be >= 0")
         if self.init_student_from not in ("teacher", "student"):
             raise ConfigError(f"init_student_from={self.init_student_from!r} must be 'teacher' or 'student'")
-        if self.head_warmup_steps < 0 or self.head_warmup_steps >= self.trainer.max_steps:
+        from geodino.train.schedules import resolve_iters
+
+        warm = resolve_iters(self.head_warmup_steps, self.trainer.max_steps, "head_warmup_steps")
+        if warm >= self.trainer.max_steps:
             raise ConfigError(
                 f"head_warmup_steps={self.head_warmup_steps} must be >= 0 and below trainer.max_steps="
                 f"{self.trainer.max_steps}"
@@ -223,6 +227,9 @@ def pretrain(cfg: PretrainConfig) -> Path:
     from geodino.train.module import SSLModule, build_trainer, fsdp_settings
 
     cfg.validate()
+    from geodino.train.schedules import resolve_iters
+
+    head_warmup = resolve_iters(cfg.head_warmup_steps, cfg.trainer.max_steps, "head_warmup_steps")
     out, resume = _prepare_output(cfg)
     torch.manual_seed(cfg.seed)
     arch = _build_arch(cfg)
@@ -246,7 +253,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
             post_init = partial(ck.apply_init, src=src, **kw)
         else:
             init_lines = ck.apply_init(arch, src, **kw)
-        if not src.has_heads and cfg.head_warmup_steps == 0:
+        if not src.has_heads and head_warmup == 0:
             log.warning(
                 "init_from %s has no heads: fresh DINO/iBOT heads will train together with the pretrained backbone; "
                 "set head_warmup_steps (e.g. 1000) to train the heads alone first",
@@ -273,7 +280,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         seed=cfg.seed,
         clip_grad=cfg.ssl.optim.clip_grad,
         betas=(cfg.ssl.optim.adamw_beta1, cfg.ssl.optim.adamw_beta2),
-        head_warmup_steps=cfg.head_warmup_steps,
+        head_warmup_steps=head_warmup,
         fsdp=fsdp_settings(cfg.trainer),
         checkpoint_meta=meta,
         checkpoint_dir=out / "checkpoints",

@@ -170,7 +170,8 @@ class MonitorConfig:
     entropy_tol: float = 0.05  # teacher entropy within this fraction of 0 or log K counts as collapsed
     std_tol: float = 0.1  # feature std below this fraction of the healthy 1/sqrt(D) counts as collapsed
     patience: int = 3  # consecutive collapsed checks before the warning
-    warmup_iters: int = 1000  # no warning before: with LayerScale 1e-5 all images look alike at initialisation
+    warmup_iters: int | float = 1000  # no warning before (iterations or a fraction of the run): with LayerScale
+    # 1e-5 all images look alike at initialisation
 
 
 @dataclass

@@ -536,7 +536,12 @@ class SSLMetaArch(nn.Module):
             "student_feature_std": mon.feature_std(g_cls),
             "cls_patch_cosine": mon.cls_patch_cosine(g_cls, g_patch),
         }
-        if iteration < self.cfg.monitor.warmup_iters:  # at init all images look alike by construction
+        warmup = self.cfg.monitor.warmup_iters
+        if self.schedules is not None:
+            from geodino.train.schedules import resolve_iters
+
+            warmup = resolve_iters(warmup, self.schedules.total_iters, "monitor.warmup_iters")
+        if iteration < warmup:  # at init all images look alike by construction
             self.collapse_monitor.bad_checks = 0
         else:
             self.collapse_monitor.update(

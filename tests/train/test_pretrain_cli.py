@@ -39,6 +39,9 @@ def test_run_folder_contents(tiny_run):
     assert float(rows[0]["sched/lr"]) == 0.0 and float(rows[1]["sched/lr"]) == pytest.approx(1e-3)
     for name in ("teacher.pth", "teacher.safetensors", "teacher.heads.pth"):
         assert (tiny_run / "export" / name).is_file()
+    assert (tiny_run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the run draws its curves
+    for key in ("monitor/teacher_cls_spread", "monitor/teacher_logit_std", "monitor/layerscale_gamma"):
+        assert rows[0][key] != "", key
 
 
 def test_cli_export_loads_strict(tiny_run, tmp_path, capsys):
@@ -177,3 +180,38 @@ def test_distill_command_is_registered(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["distill", "--help"])
     assert exc.value.code == 0 and "distill" in capsys.readouterr().out
+
+
+def test_small_recipe_switches_and_official_defaults_untouched():
+    """The small-budget recipe sets its four switches; every official config keeps the official behaviour."""
+    small = load_config(PretrainConfig, CONFIGS[0].parent / "small_vit_tiny.yaml")
+    demo = load_config(PretrainConfig, CONFIGS[0].parent / "demo.yaml")
+    for cfg in (small, demo):
+        s = cfg.ssl
+        assert s.student.overrides["layerscale_init"] == 1.0
+        assert (s.dino.head_last_layer, s.ibot.head_last_layer) == ("normalized", "normalized")
+        t = s.schedules.teacher_temp
+        assert (t.start, t.peak, t.end) == (0.04, 0.04, 0.04)
+        assert isinstance(s.schedules.lr.warmup_iters, float)  # a fraction of the run
+        assert cfg.crops.grayscale_prob == 0.0 and cfg.crops.solarize_prob == 0.0
+        assert (s.dino.centering, s.ibot.centering) == ("sinkhorn_knopp", "sinkhorn_knopp")  # the DINOv3 objective
+    official = [p for p in CONFIGS if not p.stem.startswith(("small_", "demo"))]
+    assert len(official) >= 10
+    for p in official:
+        cfg = load_config(PretrainConfig, p)
+        assert (cfg.ssl.dino.head_last_layer, cfg.ssl.ibot.head_last_layer) == ("linear", "linear"), p.name
+        assert cfg.ssl.student.overrides.get("layerscale_init", 1e-5) == 1e-5, p.name
+
+
+def test_head_warmup_steps_as_a_fraction(tmp_path, tiny_data):
+    cfg = load_config(PretrainConfig, write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data))
+    cfg.trainer.max_steps = 50
+    cfg.head_warmup_steps = 0.1
+    cfg.validate()
+    from geodino.train.schedules import resolve_iters
+
+    assert resolve_iters(cfg.head_warmup_steps, 50, "head_warmup_steps") == 5
+    for bad in (1.5, 50, -1):
+        cfg.head_warmup_steps = bad
+        with pytest.raises(ConfigError, match="head_warmup_steps"):
+            cfg.validate()
