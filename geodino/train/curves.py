@@ -50,8 +50,8 @@ def read_metrics(paths: list[Path]) -> dict[str, dict[int, float]]:
 
 
 def plot_curves(metrics: dict[str, dict[int, float]], out_png: str | Path, n_prototypes: int | None = None) -> Path:
-    """Draw the losses (with ln K and ln K / 2, the iBOT plateau when half the images are masked) and the
-    diagnostics that are present; write `out_png` atomically."""
+    """Draw each loss on its own axis (DINO against ln K, iBOT against ln K / 2: its plateau when half the images
+    are masked) and the diagnostics that are present; write `out_png` atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -61,22 +61,29 @@ def plot_curves(metrics: dict[str, dict[int, float]], out_png: str | Path, n_pro
 
     panels = [(title, [k for k in keys if metrics.get(k)]) for title, keys in _PANELS]
     panels = [(t, keys) for t, keys in panels if keys]
-    fig, axes = plt.subplots(1 + len(panels), 1, figsize=(7.5, 2.6 + 1.7 * len(panels)), sharex=True)
-    axes = list(axes) if len(panels) else [axes]
-    ax = axes[0]
-    for key in _LOSSES:
-        series = metrics.get(key)
-        if series:
+    loss_rows = [
+        ("DINO loss", ("dino_global_loss", "dino_local_loss"), 1.0),
+        ("iBOT loss", ("ibot_loss",), 0.5),
+        ("KoLeo, Gram", ("koleo_loss", "gram_loss"), 0.0),
+    ]
+    loss_rows = [(t, [k for k in keys if metrics.get(k)], f) for t, keys, f in loss_rows]
+    loss_rows = [r for r in loss_rows if r[1]]
+    n = len(loss_rows) + len(panels)
+    fig, axes = plt.subplots(max(n, 1), 1, figsize=(7.5, 1.2 + 1.7 * max(n, 1)), sharex=True, squeeze=False)
+    axes = list(axes[:, 0])
+    ln_k = math.log(n_prototypes) if n_prototypes and n_prototypes > 1 else None
+    for ax, (title, keys, frac) in zip(axes, loss_rows):
+        for key in keys:
+            series = metrics[key]
             steps = sorted(series)
             ax.plot(steps, [series[s] for s in steps], label=key.removesuffix("_loss"), lw=1.2)
-    if n_prototypes and n_prototypes > 1:
-        ln_k = math.log(n_prototypes)
-        ax.axhline(ln_k, color="k", ls="--", lw=0.8, label=f"ln K = {ln_k:.2f}")
-        ax.axhline(ln_k / 2, color="grey", ls=":", lw=0.8, label="ln K / 2")
-    ax.set_ylabel("loss")
-    ax.legend(fontsize=7, ncol=3)
-    ax.set_title("pretraining losses (flat at ln K = nothing learned)", fontsize=9)
-    for ax, (title, keys) in zip(axes[1:], panels):
+        if ln_k is not None and frac:
+            ax.axhline(frac * ln_k, color="k", ls="--", lw=0.8, label="ln K" if frac == 1 else "ln K / 2")
+        ax.set_ylabel(title, fontsize=8)
+        ax.legend(fontsize=7, ncol=3)
+    if loss_rows:
+        axes[0].set_title("losses: a flat DINO loss at ln K (iBOT at ln K / 2) means nothing was learned", fontsize=9)
+    for ax, (title, keys) in zip(axes[len(loss_rows) :], panels):
         for key in keys:
             series = metrics[key]
             steps = sorted(series)
