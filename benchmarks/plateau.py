@@ -101,7 +101,7 @@ def main() -> int:
 
     ln_k = math.log(load_config(PretrainConfig, RECIPE, []).ssl.dino.head_n_prototypes)
     marks = sorted({0, args.steps // 4, args.steps // 2, args.steps - args.steps % 5 - 5})
-    print(f"\nln K = {ln_k:.3f}; values at steps {marks} (monitor every 5 steps)")
+    print(f"\nln K = {ln_k:.3f}; values at the logged steps nearest to {marks}")
     print("| variant | " + " | ".join(label for _, label in KEYS) + " |")
     print("|---|" + "---|" * len(KEYS))
     for name, m in runs.items():
