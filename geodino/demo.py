@@ -33,9 +33,9 @@ class DemoSize:
 
     scene: int = 512
     chips_per_class: int = 40
-    pretrain_steps: int = 100
+    pretrain_steps: int = 400
     gram_steps: int = 30
-    batch_size: int = 8
+    batch_size: int = 16
     workers: int = 1
     chip: int = 32
     overrides: tuple[str, ...] = ()  # extra pretrain overrides (schedule lengths are fractions: none needed)
