@@ -426,22 +426,9 @@ def _sensor_stats(
 def _rgb_names(bands: list[str], sensor: Any) -> list[str]:
     """Band names with the sensor's red/green/blue bands renamed R/G/B (so RGB kernels can be matched); without a
     sensor, through the built-in sensors that know every name (Sentinel-2 B04/B03/B02 are red/green/blue)."""
-    if sensor is None:
-        from geodino.data.sensors import rgb_names
+    from geodino.data.sensors import rgb_names
 
-        return rgb_names(bands)
-    try:
-        from geodino.data.sensors import get_sensor
-
-        s = get_sensor(sensor)
-    except Exception:
-        return bands
-    rgb = list(s.rgb_bands or [])
-    out = []
-    for b in bands:
-        canon = s.resolve_band(b, strict=False) or b
-        out.append("RGB"[rgb.index(canon)] if canon in rgb and len(rgb) == 3 else b)
-    return out
+    return rgb_names(bands, sensor, check=False)
 
 
 def _sha256_path(path: Path) -> str:

@@ -13,34 +13,12 @@ import numpy as np
 import pytest
 
 from geodino import cli
+from tests.embed.conftest import write_tif
 
 SPEC = "arch:vit_tiny?depth=1&seed=0"
 TQDM = re.compile(r"\d+%\|.*\| *\d+/\d+ \[")
 FAST = ["--tile", "64", "--overlap", "16", "--no-progress"]
 EUROSAT = Path(__file__).parents[1] / "configs" / "eval" / "eurosat_knn_linear.yaml"
-
-
-def write_tif(path: Path, data: np.ndarray, *, nodata=None) -> Path:
-    import rasterio
-    from rasterio.transform import from_origin
-
-    profile = {
-        "driver": "GTiff",
-        "height": data.shape[1],
-        "width": data.shape[2],
-        "count": data.shape[0],
-        "dtype": data.dtype,
-        "crs": "EPSG:32633",
-        "transform": from_origin(500000.0, 4000000.0, 10.0, 10.0),
-        "tiled": True,
-        "blockxsize": 32,
-        "blockysize": 32,
-    }
-    if nodata is not None:
-        profile["nodata"] = nodata
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
-    return path
 
 
 @pytest.fixture

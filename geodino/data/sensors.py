@@ -483,13 +483,14 @@ def get_sensor(name_or_yaml: str | Path | Sensor) -> Sensor:
     )
 
 
-def rgb_names(bands: Sequence[str], sensor: str | Path | Sensor | None = None) -> list[str]:
+def rgb_names(bands: Sequence[str], sensor: str | Path | Sensor | None = None, *, check: bool = True) -> list[str]:
     """`bands` with the sensor's red, green and blue bands renamed R, G, B (how RGB checkpoints name theirs).
 
     With `sensor=None` the names resolve through every built-in sensor in which all of them are bands or
     aliases (Sentinel-2 B02/B03/B04 are blue/green/red, Landsat B2/B3/B4 too); when those sensors disagree on
     what a name is, a ConfigError asks for the sensor. Names no sensor knows are kept (R/G/B, red/green/blue
-    still match an RGB checkpoint by name).
+    still match an RGB checkpoint by name). `check=False` keeps names that are not bands of the given sensor
+    instead of refusing them (a checkpoint's own band names need not be the data sensor's).
     """
     bands = [str(b) for b in bands]
 
@@ -503,7 +504,8 @@ def rgb_names(bands: Sequence[str], sensor: str | Path | Sensor | None = None) -
 
     if sensor is not None:
         s = get_sensor(sensor)
-        s.band_indices(bands)  # a name that is not a band of the sensor: one line naming it and the valid ones
+        if check:
+            s.band_indices(bands)  # a name that is not a band of the sensor: one line naming it and the valid ones
         return rename(s)
     found: dict[tuple[str, ...], list[str]] = {}
     for name, s in SENSORS.items():
