@@ -12,13 +12,16 @@ from typing import Any
 
 from geodino.errors import ConfigError
 
-PRODUCTS = ("pca", "cluster", "similar", "zonal")
+PRODUCTS = ("pca", "cluster", "similar", "zonal", "classify", "change")
 
 USAGE = """geodino embed INPUT --backbone SPEC --out OUT.tif|OUT.zarr [options] [key=value ...]
        geodino embed pca FEATURES --out PCA.tif [--png PCA.png]
        geodino embed cluster FEATURES --out CLASSES.tif --k 8 [--png CLASSES.png]
        geodino embed similar FEATURES --out SIM.tif (--point X,Y [--point-crs EPSG:4326] | --polygon FILE)
-       geodino embed zonal FEATURES POLYGONS --out ZONES.parquet [--layer NAME] [--all-touched]"""
+       geodino embed zonal FEATURES POLYGONS --out ZONES.parquet [--layer NAME] [--all-touched]
+       geodino embed classify FEATURES LABELS --column NAME --out MAP.tif [--method logreg|knn] [--test FILE]
+       geodino embed classify FEATURES --model MAP.model.joblib --out MAP2.tif
+       geodino embed change A.tif B.tif --out CHANGE.tif [--threshold T|otsu] [--resample]"""
 
 
 def _bool(v: str) -> bool:
@@ -60,7 +63,7 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "embed",
         usage=USAGE,
-        help="feature rasters (COG/GeoZarr) and their products: pca, cluster, similar, zonal",
+        help="feature rasters (COG/GeoZarr) and their products: pca, cluster, similar, zonal, classify, change",
         description="Write a backbone's patch features of a raster as a georeferenced COG or GeoZarr "
         "(streaming, seam-free, resumable, parallel), or make a product from such a feature raster.",
     )
@@ -106,6 +109,18 @@ def register(subparsers: Any) -> None:
     q.add_argument("--polygon", help="query polygon file (similar)")
     q.add_argument("--layer", help="layer of a multi-layer GeoPackage (zonal)")
     q.add_argument("--all-touched", action="store_true", dest="all_touched", help="count every touched cell (zonal)")
+    c = p.add_argument_group("classify FEATURES LABELS --column NAME | change A B")
+    c.add_argument("--column", help="label column holding the class names (classify)")
+    c.add_argument("--model", help="apply a saved classifier instead of fitting one (classify)")
+    c.add_argument("--save-model", dest="save_model", help="where to save the fitted model (default MAP.model.joblib)")
+    c.add_argument("--test", help="independent test labels (same column): accuracy, F1, confusion matrix (classify)")
+    c.add_argument("--method", choices=("logreg", "knn"), default="logreg", help="classifier (default logreg)")
+    c.add_argument("--neighbors", type=int, default=5, help="k of the kNN classifier (default 5)")
+    c.add_argument("--folds", type=int, default=5, help="blocked cross-validation folds (default 5)")
+    c.add_argument("--max-cells", type=int, default=1000, dest="max_cells", help="cells sampled per label polygon")
+    c.add_argument("--threshold", help="change: a cosine distance in [0, 2] or 'otsu' -> binary change COG")
+    c.add_argument("--mask", help="change: path of the binary change COG (default CHANGE_mask.tif)")
+    c.add_argument("--resample", action="store_true", help="change: resample B onto A's grid when they differ")
     p.set_defaults(func=run)
 
 
@@ -141,6 +156,8 @@ def _product(args: argparse.Namespace) -> int:
     if not args.out:
         raise ConfigError(f"geodino embed {args.input} needs --out")
     feats, overwrite = rest[0], bool(args.overwrite)
+    if args.input in ("classify", "change"):
+        return _classify_or_change(args, rest, overwrite)
     if args.input == "pca":
         products.pca_map(feats, args.out, png=args.png, sample=args.sample, seed=args.seed, overwrite=overwrite)
     elif args.input == "cluster":
@@ -164,4 +181,59 @@ def _product(args: argparse.Namespace) -> int:
         products.zonal_embeddings(
             feats, rest[1], args.out, layer=args.layer, all_touched=args.all_touched, overwrite=overwrite
         )
+    return 0
+
+
+def _classify_or_change(args: argparse.Namespace, rest: list[str], overwrite: bool) -> int:
+    """`embed classify FEATURES [LABELS]` and `embed change A B`: print where the outputs went and the scores."""
+    if args.input == "change":
+        from geodino.embed.change import change_map
+
+        if len(rest) != 2:
+            raise ConfigError("geodino embed change needs two feature rasters: geodino embed change A B --out C.tif")
+        s = change_map(
+            rest[0],
+            rest[1],
+            args.out,
+            threshold=args.threshold,
+            mask=args.mask,
+            resample=args.resample,
+            png=args.png,
+            overwrite=overwrite,
+        )
+        line = f"change: {s['distance']} (cosine distance, p99 {s['p99']:.3f}), {s['png']}"
+        if "mask" in s:
+            line += f"; {s['mask']}: {s['changed_share']:.1%} of {s['valid_cells']} cells changed (threshold "
+            line += f"{s['threshold']:.3f}, {s['method']})"
+        print(line)
+        return 0
+    from geodino.embed.classify import classify_map
+
+    if len(rest) > 2:
+        raise ConfigError(f"geodino embed classify takes FEATURES and LABELS; unexpected {' '.join(rest[2:])}")
+    m = classify_map(
+        rest[0],
+        rest[1] if len(rest) > 1 else None,
+        args.out,
+        column=args.column,
+        layer=args.layer,
+        model=args.model,
+        test=args.test,
+        method=args.method,
+        neighbors=args.neighbors,
+        folds=args.folds,
+        max_cells=args.max_cells,
+        png=args.png,
+        save_model=args.save_model,
+        seed=args.seed,
+        overwrite=overwrite,
+    )
+    cv = m.get("cv") or {}
+    score = f"blocked CV accuracy {cv['accuracy']:.1%} ({cv['folds']} folds)" if "accuracy" in cv else "no CV"
+    if "test" in m:
+        score += f", test accuracy {m['test']['accuracy']:.1%} on {m['test']['n']} cells"
+    print(
+        f"classify: {m['map']} ({len(m['classes'])} classes: {', '.join(m['classes'])}); {score}; "
+        f"metrics {m['metrics']}" + (f"; model {m['model']}" if "model" in m else "")
+    )
     return 0

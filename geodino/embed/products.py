@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from geodino.embed import style
 from geodino.embed.writers import EmbeddingReader
 from geodino.errors import InputError
 from geodino.io import atomic_path, check_writable
@@ -115,6 +116,7 @@ def pca_map(
 
         ratio = ",".join(f"{v:.4f}" for v in pca.explained_variance_ratio_)
         _write_cog(out, blocks(), _profile(rd, 3, "uint8", 0), GEODINO_PCA_EXPLAINED_VARIANCE=ratio)
+    style.rgb_qml(out)
     if png is not None:
         _quicklook(out, Path(png))
     return out
@@ -167,6 +169,7 @@ def cluster_map(
         cmap = _palette(k, seed)
         cmap[255] = (0, 0, 0, 0)
         _write_cog(out, blocks(), _profile(rd, 1, "uint8", 255), colormap=cmap, GEODINO_KMEANS_K=k)
+    style.palette_qml(out, {i: (cmap[i], f"cluster {i}") for i in range(k)})
     if png is not None:
         _quicklook(out, Path(png))
     return out
@@ -244,6 +247,7 @@ def similarity_map(
                 yield win, s[None]
 
         _write_cog(out, blocks(), _profile(rd, 1, "float32", float("nan")), GEODINO_QUERY=str(point or polygon))
+    style.ramp_qml(out, vmin=style.data_limits(out)[0], vmax=1.0, ramp=style.RAMPS["similarity"])
     return out
 
 

@@ -1,0 +1,211 @@
+"""Change between two dates: per-cell cosine distance of two feature rasters (`geodino embed change`).
+
+`1 - cos(a, b)` (0 = same direction, 2 = opposite) for every cell valid in both rasters, NaN where either is
+nodata, as a float32 COG; then, with `threshold` (a number, or "otsu" for Otsu's threshold on the histogram of
+distances), a binary uint8 change COG (0 = no change, 1 = change, 255 = nodata). Both rasters must come from the
+same backbone (fingerprint, layers) and lie on the same grid; `resample=True` warps B onto A's grid (bilinear,
+nodata-aware; nearest for int8 codes) through a GDAL WarpedVRT.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geodino.embed import style
+from geodino.embed.compat import backbone_identity, check_same_backbone, grid_difference
+from geodino.embed.writers import EmbeddingReader
+from geodino.errors import InputError
+from geodino.io import check_writable
+
+NODATA = 255
+BINS = 2000  # histogram of distances over [0, 2]: 0.001 wide bins for Otsu
+CHANGE_COLOURS = {0: ((200, 200, 200, 0), "no change"), 1: ((220, 30, 30, 255), "change")}
+
+
+def otsu_threshold(hist: np.ndarray, edges: np.ndarray) -> float:
+    """Otsu's threshold from a histogram (maximum between-class variance).
+
+    Hand-written (a few lines) because the distances are accumulated block by block into a histogram so the
+    raster is never held in memory, and scikit-image (whose `threshold_otsu` takes a histogram) is not a
+    dependency.
+    """
+    centres = (edges[:-1] + edges[1:]) / 2
+    w = hist.astype(np.float64)
+    if w.sum() == 0:
+        raise InputError("no cell is valid in both feature rasters, so there is no distance to threshold")
+    w0 = np.cumsum(w)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(w * centres)
+    mu0 = m0 / np.maximum(w0, 1e-12)
+    mu1 = (m0[-1] - m0) / np.maximum(w1, 1e-12)
+    between = w0 * w1 * (mu0 - mu1) ** 2
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+class _Warped(EmbeddingReader):
+    """An EmbeddingReader whose dataset is B warped onto A's grid (same reads, same dequantisation)."""
+
+    def __init__(self, path: str | Path, onto: EmbeddingReader) -> None:
+        from rasterio.enums import Resampling
+        from rasterio.vrt import WarpedVRT
+
+        super().__init__(path)
+        if self.crs is None or onto.crs is None:
+            self.close()
+            raise InputError(
+                f"--resample needs a CRS on both feature rasters ({onto.path}: {onto.crs}, {self.path}: {self.crs})"
+            )
+        int8 = self.dtype == "int8" or self.src.dtypes[0] == "int8"
+        self._base = self.src
+        self.src = WarpedVRT(
+            self._base,
+            crs=onto.crs,
+            transform=onto.transform,
+            width=onto.width,
+            height=onto.height,
+            resampling=Resampling.nearest if int8 else Resampling.bilinear,
+            src_nodata=-128 if int8 else float("nan"),
+            nodata=-128 if int8 else float("nan"),
+        )
+        self.height, self.width, self.crs, self.transform = onto.height, onto.width, onto.crs, onto.transform
+
+    def close(self) -> None:
+        self.src.close()
+        if hasattr(self, "_base"):
+            self._base.close()
+
+
+def _unit(f: np.ndarray) -> np.ndarray:
+    return f / np.maximum(np.sqrt(np.sum(f * f, axis=0, keepdims=True)), 1e-12)
+
+
+def change_map(
+    a: str | Path,
+    b: str | Path,
+    out: str | Path,
+    *,
+    threshold: float | str | None = None,
+    mask: str | Path | None = None,
+    resample: bool = False,
+    png: str | Path | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Write the distance COG (and with `threshold` the binary change COG), their `.qml` styles and PNGs."""
+    from geodino.embed.products import _profile, _write_cog
+    from geodino.embed.quicklook import classes_png, ramp_png
+
+    if isinstance(threshold, str) and threshold.lower() != "otsu":
+        try:
+            threshold = float(threshold)
+        except ValueError as exc:
+            raise InputError(f"--threshold {threshold!r} must be a number in [0, 2] or 'otsu'") from exc
+    if isinstance(threshold, float) and not 0.0 <= threshold <= 2.0:
+        raise InputError(f"--threshold {threshold} must lie in [0, 2] (cosine distance) or be 'otsu'")
+    out = check_writable(out, overwrite=overwrite)
+    png = Path(png) if png else out.with_suffix(".png")
+    mask_out = Path(mask) if mask else out.with_name(out.stem + "_mask.tif")
+    for p in (png, *((mask_out, mask_out.with_suffix(".png")) if threshold is not None else ())):
+        check_writable(p, overwrite=overwrite)
+    hist = np.zeros(BINS, np.int64)
+    edges = np.linspace(0.0, 2.0, BINS + 1)
+    with EmbeddingReader(a) as ra:
+        with EmbeddingReader(b) as probe:
+            check_same_backbone(
+                backbone_identity(ra.metadata, ra.count),
+                f"feature raster {a}",
+                backbone_identity(probe.metadata, probe.count),
+                f"feature raster {b}",
+                hint="embed both dates with the same --backbone and --layers",
+            )
+            diff = grid_difference(ra, probe)
+        if diff and not resample:
+            raise InputError(
+                f"feature rasters {a} and {b} are on different grids ({diff}); pass --resample to resample B onto "
+                "A's grid, or embed both from inputs on the same grid"
+            )
+        rb = _Warped(b, ra) if diff else EmbeddingReader(b)
+        n_valid = 0
+        with rb:
+
+            def blocks():
+                nonlocal n_valid
+                for win in ra.blocks(budget_bytes=32 * 2**20):
+                    fa, va = ra.read(win)
+                    fb, vb = rb.read(win)
+                    ok = va & vb
+                    d = (1.0 - np.sum(_unit(fa) * _unit(fb), axis=0)).astype(np.float32)
+                    d = np.clip(d, 0.0, 2.0)
+                    d[~ok] = np.nan
+                    hist[:] += np.histogram(d[ok], bins=edges)[0]
+                    n_valid += int(ok.sum())
+                    yield win, d[None]
+
+            _write_cog(
+                out,
+                blocks(),
+                _profile(ra, 1, "float32", float("nan")),
+                GEODINO_CHANGE="1 - cosine(A, B)",
+                GEODINO_CHANGE_A=str(a),
+                GEODINO_CHANGE_B=str(b),
+                GEODINO_RESAMPLED_B=str(bool(diff)),
+            )
+    if n_valid == 0:
+        out.unlink(missing_ok=True)
+        raise InputError(f"no cell is valid in both {a} and {b}: they do not overlap (or one is all nodata)")
+    hi = float(edges[min(BINS, int(np.searchsorted(np.cumsum(hist), 0.99 * n_valid)) + 1)])
+    vmax = max(hi, 1e-3)
+    style.ramp_qml(out, vmin=0.0, vmax=vmax, ramp=style.RAMPS["change"])
+    ramp_png(out, png, vmin=0.0, vmax=vmax, ramp=style.RAMPS["change"], label="cosine distance", title=out.name)
+    summary: dict[str, Any] = {"distance": str(out), "png": str(png), "valid_cells": n_valid, "p99": hi}
+    if threshold is not None:
+        t = otsu_threshold(hist, edges) if threshold == "otsu" else float(threshold)
+        changed = _write_mask(out, mask_out, t, threshold == "otsu")
+        classes_png(
+            mask_out, mask_out.with_suffix(".png"), CHANGE_COLOURS, title=f"{mask_out.name}  (distance > {t:.3f})"
+        )
+        summary.update(
+            mask=str(mask_out),
+            threshold=t,
+            method="otsu" if threshold == "otsu" else "given",
+            changed_cells=changed,
+            changed_share=changed / n_valid,
+        )
+        if changed == 0:
+            print(f"geodino: warning: no cell has a distance above {t:.3f}; the change mask is empty", file=sys.stderr)
+    return summary
+
+
+def _write_mask(distance: Path, out: Path, t: float, otsu: bool) -> int:
+    """Binary change COG from the distance COG: 1 where distance > t, 0 where not, 255 on nodata."""
+    import rasterio
+
+    from geodino.embed.products import _write_cog
+
+    changed = 0
+    with rasterio.open(distance) as src:
+        profile = {k: src.profile[k] for k in ("height", "width", "crs", "transform")}
+        profile.update(count=1, dtype="uint8", nodata=NODATA)
+
+        def blocks():
+            nonlocal changed
+            for _, win in src.block_windows(1):
+                d = src.read(1, window=win)
+                m = np.where(np.isnan(d), NODATA, d > t).astype(np.uint8)
+                changed += int((m == 1).sum())
+                yield win, m[None]
+
+        cmap = {k: tuple(v[0]) for k, v in CHANGE_COLOURS.items()} | {NODATA: (0, 0, 0, 0)}
+        _write_cog(
+            out,
+            blocks(),
+            profile,
+            colormap=cmap,
+            GEODINO_CHANGE_THRESHOLD=f"{t:.6f}",
+            GEODINO_THRESHOLD_METHOD="otsu" if otsu else "given",
+        )
+    style.palette_qml(out, CHANGE_COLOURS)
+    return changed

@@ -1,0 +1,380 @@
+"""Few-shot maps from a feature raster: a handful of labelled points or polygons -> a class COG (`embed classify`).
+
+Labels (GeoPackage, GeoJSON, Shapefile, GeoParquet; points or polygons; any CRS) are reprojected to the
+raster's CRS. A point labels the cell it falls in; a polygon labels the valid cells whose centre is inside (or,
+for a polygon too small to hold a cell centre, every cell it touches), at most `max_cells` per polygon drawn at
+random so one large polygon does not drown the others. A scikit-learn classifier (logistic regression on
+standardised features, or cosine kNN) is fitted on those cells and applied to every valid cell.
+
+Accuracy is estimated by cross-validation blocked by label geometry (`StratifiedGroupKFold` with one group
+per label feature): cells of one polygon are never on both sides of a split, which would otherwise report the
+near-duplicate neighbouring cells as "unseen". A `--test` layer gives accuracy, per-class F1 and a confusion
+matrix on independent labels. Outputs: a 2-band uint8 COG (band 1 class with a colour table, 255 = nodata;
+band 2 confidence = the top class probability in %, 255 = nodata), a `.qml` style, a PNG with a legend, a
+metrics JSON and the fitted model (joblib) that `--model` applies to other feature rasters of the same backbone.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geodino.embed import style
+from geodino.embed.compat import backbone_identity, check_same_backbone
+from geodino.embed.writers import EmbeddingReader
+from geodino.errors import InputError
+from geodino.io import atomic_path, check_writable
+
+NODATA = 255
+METHODS = ("logreg", "knn")
+MODEL_KIND = "geodino.embed.classifier/1"
+
+
+def sidecars(out: str | Path) -> dict[str, Path]:
+    """Files written next to the class COG: metrics JSON, model, PNG quick-look, QGIS style."""
+    out = Path(out)
+    return {
+        "metrics": out.with_suffix(".metrics.json"),
+        "model": out.with_suffix(".model.joblib"),
+        "png": out.with_suffix(".png"),
+        "qml": style.qml_path(out),
+    }
+
+
+def read_labels(path: str | Path, column: str, *, layer: str | None = None, what: str = "labels") -> Any:
+    """Label features with a non-null `column`, as a GeoDataFrame (own CRS; reprojected by the caller)."""
+    import geopandas as gpd
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what} file {path} does not exist")
+    try:
+        if path.suffix.lower() in (".parquet", ".geoparquet"):
+            gdf = gpd.read_parquet(path)
+        else:
+            gdf = gpd.read_file(path, layer=layer) if layer else gpd.read_file(path)
+    except Exception as exc:  # fiona/pyogrio/pyarrow raise many kinds; the first line says what is wrong
+        raise InputError(f"cannot read {what} from {path}: {str(exc).splitlines()[0]}") from exc
+    if len(gdf) == 0:
+        raise InputError(f"{what} file {path} has no features; draw a few points or polygons per class")
+    if gdf.crs is None:
+        raise InputError(f"{what} in {path} have no CRS; set one (e.g. with geopandas .set_crs) and retry")
+    if column not in gdf.columns:
+        cols = [c for c in gdf.columns if c != gdf.geometry.name]
+        close = difflib.get_close_matches(column, cols, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise InputError(f"{what} in {path} have no column {column!r}; {hint}columns: {', '.join(map(str, cols))}")
+    kinds = set(gdf.geometry.dropna().geom_type)
+    bad = kinds - {"Point", "MultiPoint", "Polygon", "MultiPolygon"}
+    if bad:
+        raise InputError(f"{what} in {path} hold {', '.join(sorted(bad))} geometries; use points or polygons")
+    keep = gdf[column].notna() & gdf.geometry.notna() & ~gdf.geometry.is_empty
+    if (~keep).any():
+        print(
+            f"geodino: warning: {int((~keep).sum())} of {len(gdf)} {what} in {path} have no {column!r} value "
+            "or no geometry and are ignored",
+            file=sys.stderr,
+        )
+    return gdf[keep].reset_index(drop=True)
+
+
+def sample_labels(
+    rd: EmbeddingReader, gdf: Any, column: str, *, max_cells: int = 1000, seed: int = 0, name: str = "labels"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Feature vectors under the labels: (X [n,D], class values [n], group = label feature index [n])."""
+    from rasterio.features import geometry_mask
+    from rasterio.transform import rowcol
+    from rasterio.windows import Window, from_bounds
+
+    if rd.crs is None:
+        raise InputError(f"feature raster {rd.path} has no CRS; labels cannot be placed on it")
+    gdf = gdf.to_crs(rd.crs)
+    rng = np.random.default_rng(seed)
+    full = Window(0, 0, rd.width, rd.height)
+    xs, ys, gs = [], [], []
+    outside = nodata = 0
+    for g, (geom, value) in enumerate(zip(gdf.geometry, gdf[column], strict=True)):
+        if geom.geom_type in ("Point", "MultiPoint"):
+            pts = [geom] if geom.geom_type == "Point" else list(geom.geoms)
+            rows, cols = rowcol(rd.transform, [p.x for p in pts], [p.y for p in pts])
+            cells = {(int(r), int(c)) for r, c in zip(np.atleast_1d(rows), np.atleast_1d(cols), strict=True)}
+            cells = {(r, c) for r, c in cells if 0 <= r < rd.height and 0 <= c < rd.width}
+            if not cells:
+                outside += 1
+                continue
+            vecs = []
+            for r, c in sorted(cells):
+                f, v = rd.read(Window(c, r, 1, 1))
+                if v[0, 0]:
+                    vecs.append(f[:, 0, 0])
+            if not vecs:
+                nodata += 1
+                continue
+            found = np.stack(vecs)
+        else:
+            try:
+                win = from_bounds(*geom.bounds, transform=rd.transform).round_offsets().round_lengths()
+                win = Window(win.col_off - 1, win.row_off - 1, win.width + 2, win.height + 2).intersection(full)
+            except Exception:  # rasterio raises WindowError when the bounds miss the raster
+                outside += 1
+                continue
+            shape = (int(win.height), int(win.width))
+            tr = rd.src.window_transform(win)
+            inside = geometry_mask([geom], out_shape=shape, transform=tr, invert=True)
+            if not inside.any():  # too small to hold a cell centre: every cell it touches
+                inside = geometry_mask([geom], out_shape=shape, transform=tr, invert=True, all_touched=True)
+            if not inside.any():
+                outside += 1
+                continue
+            f, v = rd.read(win)
+            m = inside & v
+            if not m.any():
+                nodata += 1
+                continue
+            found = f[:, m].T
+            if len(found) > max_cells:
+                found = found[rng.choice(len(found), max_cells, replace=False)]
+        xs.append(found)
+        ys.append(np.full(len(found), value, dtype=object))
+        gs.append(np.full(len(found), g))
+    n = len(gdf)
+    if not xs:
+        raise InputError(
+            f"none of the {n} {name} cover a valid cell of {rd.path} ({outside} outside it, {nodata} on nodata; "
+            f"raster CRS {rd.crs}, bounds {tuple(round(b, 3) for b in rd.src.bounds)}); check that they cover "
+            "the same area"
+        )
+    if outside or nodata:
+        print(
+            f"geodino: warning: {outside + nodata} of {n} {name} are ignored ({outside} outside {rd.path}, "
+            f"{nodata} only on nodata cells)",
+            file=sys.stderr,
+        )
+    return np.concatenate(xs).astype(np.float32), np.concatenate(ys), np.concatenate(gs)
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (kNN on cosine); module-level so a saved model unpickles."""
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def build_classifier(method: str = "logreg", *, neighbors: int = 5, n_train: int | None = None, seed: int = 0) -> Any:
+    """Logistic regression on standardised features (balanced class weights), or distance-weighted cosine kNN."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    if method == "logreg":
+        return make_pipeline(
+            StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced", random_state=seed)
+        )
+    if method == "knn":
+        k = max(1, min(neighbors, n_train or neighbors))
+        return make_pipeline(
+            FunctionTransformer(_unit_rows), KNeighborsClassifier(n_neighbors=k, weights="distance", metric="cosine")
+        )
+    raise InputError(f"classifier method {method!r} is not one of {', '.join(METHODS)}")
+
+
+def scores(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """Accuracy, balanced accuracy, per-class F1 and the confusion matrix (rows: true, columns: predicted)."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
+
+    labels = classes + sorted(set(map(str, y_true)) - set(classes))  # test classes the model never saw
+    f1 = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    return {
+        "n": len(y_true),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+        "f1": {c: float(v) for c, v in zip(labels, f1, strict=True)},
+        "macro_f1": float(np.mean(f1)),
+        "confusion": {"labels": labels, "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist()},
+    }
+
+
+def blocked_cv(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, method: str, neighbors: int, folds: int, seed: int
+) -> dict[str, Any]:
+    """Out-of-fold predictions with folds blocked by label geometry; skipped (with the reason) when a class has
+    fewer than two label features, since then no fold could test it on a feature it was not trained on."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    classes = sorted(set(y))
+    per_class = {c: len(set(groups[y == c])) for c in classes}
+    n_splits = min(folds, min(per_class.values()))
+    if n_splits < 2:
+        few = [c for c, n in per_class.items() if n < 2]
+        return {"skipped": f"class(es) {', '.join(few)} have a single label feature; draw at least 2 per class"}
+    cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    pred = np.empty(len(y), dtype=object)
+    for train, test in cv.split(x, y, groups):
+        clf = build_classifier(method, neighbors=neighbors, n_train=len(train), seed=seed).fit(x[train], y[train])
+        pred[test] = clf.predict(x[test])
+    out = scores(y, pred, classes)
+    out.update(folds=n_splits, blocked_by="label feature", label_features=per_class)
+    return out
+
+
+def _identity(rd: EmbeddingReader) -> dict[str, Any]:
+    return backbone_identity(rd.metadata, rd.count)
+
+
+def load_model(path: str | Path) -> dict[str, Any]:
+    """A model saved by `classify_map` (joblib; only load files you trust, as with any pickle)."""
+    import joblib
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"model file {path} does not exist; fit one with `geodino embed classify FEATURES LABELS`")
+    try:
+        model = joblib.load(path)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"cannot read model {path}: {reason}") from exc
+    if not isinstance(model, dict) or model.get("kind") != MODEL_KIND:
+        raise InputError(f"{path} is not a classifier saved by geodino embed classify")
+    return model
+
+
+def classify_map(
+    features: str | Path,
+    labels: str | Path | None,
+    out: str | Path,
+    *,
+    column: str | None = None,
+    layer: str | None = None,
+    model: str | Path | None = None,
+    test: str | Path | None = None,
+    method: str = "logreg",
+    neighbors: int = 5,
+    folds: int = 5,
+    max_cells: int = 1000,
+    png: str | Path | None = None,
+    save_model: str | Path | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Fit on `labels[column]` (or load `model`), write the class COG and its side files; return the metrics."""
+    if (labels is None) == (model is None):
+        raise InputError("give either LABELS (a label file to fit on, with --column) or --model FILE, not both")
+    if labels is not None and not column:
+        raise InputError("classify needs --column NAME: the label file's column that holds the class names")
+    if method not in METHODS:
+        raise InputError(f"--method {method!r} is not one of {', '.join(METHODS)}")
+    side = sidecars(out)
+    out = check_writable(out, overwrite=overwrite)
+    png = Path(png) if png else side["png"]
+    model_out = Path(save_model) if save_model else side["model"]
+    for p in (side["metrics"], png) + ((model_out,) if model is None else ()):
+        check_writable(p, overwrite=overwrite)
+    metrics: dict[str, Any] = {"features": str(features), "map": str(out)}
+    with EmbeddingReader(features) as rd:
+        ident = _identity(rd)
+        if model is not None:
+            bundle = load_model(model)
+            check_same_backbone(
+                bundle["backbone"],
+                f"model {model}",
+                ident,
+                f"feature raster {features}",
+                hint="a model applies only to feature rasters of the backbone and layers it was fitted on",
+            )
+            clf, classes, column = bundle["classifier"], list(bundle["classes"]), column or bundle["column"]
+            metrics.update(model=str(model), fitted_on=bundle.get("fitted_on"), cv=bundle.get("cv"))
+        else:
+            gdf = read_labels(labels, column, layer=layer)  # type: ignore[arg-type]
+            x, y, groups = sample_labels(rd, gdf, column, max_cells=max_cells, seed=seed)
+            y = y.astype(str)
+            classes = sorted(set(y))
+            if len(classes) < 2:
+                raise InputError(
+                    f"labels in {labels} hold one class only ({classes[0]!r} in column {column!r}) on valid cells; "
+                    "a classifier needs at least two: label other classes too"
+                )
+            if len(classes) > 254:
+                raise InputError(f"column {column!r} of {labels} holds {len(classes)} classes; at most 254 fit a map")
+            cv = blocked_cv(x, y, groups, method=method, neighbors=neighbors, folds=folds, seed=seed)
+            if "skipped" in cv:
+                print(f"geodino: warning: no cross-validation: {cv['skipped']}", file=sys.stderr)
+            clf = build_classifier(method, neighbors=neighbors, n_train=len(y), seed=seed).fit(x, y)
+            counts = {c: {"cells": int((y == c).sum()), "label_features": len(set(groups[y == c]))} for c in classes}
+            metrics.update(labels=str(labels), column=column, method=method, train=counts, cv=cv)
+            bundle = {
+                "kind": MODEL_KIND,
+                "classifier": clf,
+                "classes": classes,
+                "column": column,
+                "method": method,
+                "backbone": ident,
+                "fitted_on": {"features": str(features), "labels": str(labels)},
+                "cv": cv,
+            }
+        if list(clf.classes_) != classes:
+            classes = [str(c) for c in clf.classes_]
+        index = {c: i for i, c in enumerate(classes)}
+        if test is not None:
+            tgdf = read_labels(test, column, layer=layer, what="test labels")
+            tx, ty, _ = sample_labels(rd, tgdf, column, max_cells=max_cells, seed=seed, name="test labels")
+            metrics["test"] = scores(ty.astype(str), clf.predict(tx).astype(str), classes)
+        _write_map(rd, clf, index, out, classes)
+    cmap = _class_colours(len(classes))
+    entries = {i: (cmap[i], c) for i, c in enumerate(classes)}
+    style.palette_qml(out, entries)
+    from geodino.embed.quicklook import classes_png
+
+    acc = (metrics.get("cv") or {}).get("accuracy")
+    title = f"{Path(out).name}" + (f"  (blocked CV accuracy {acc:.1%})" if acc is not None else "")
+    classes_png(out, png, entries, title=title)
+    metrics.update(classes=classes, png=str(png), qml=str(side["qml"]))
+    if model is None:
+        import joblib
+
+        with atomic_path(model_out, overwrite=True) as tmp:
+            joblib.dump(bundle, tmp)
+        metrics["model"] = str(model_out)
+    with atomic_path(side["metrics"], overwrite=True) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    metrics["metrics"] = str(side["metrics"])
+    return metrics
+
+
+def _class_colours(k: int) -> dict[int, tuple[int, int, int, int]]:
+    from geodino.embed.products import _palette
+
+    return _palette(k)
+
+
+def _write_map(rd: EmbeddingReader, clf: Any, index: dict[str, int], out: Path, classes: list[str]) -> None:
+    from geodino.embed.products import _profile, _write_cog
+
+    lut = np.array([index[str(c)] for c in clf.classes_], np.uint8)
+
+    def blocks():
+        for win in rd.blocks():
+            f, valid = rd.read(win)
+            _, h, w = f.shape
+            band = np.full((2, h, w), NODATA, np.uint8)
+            if valid.any():
+                proba = clf.predict_proba(f[:, valid].T)
+                band[0][valid] = lut[np.argmax(proba, axis=1)]
+                band[1][valid] = np.clip(np.rint(proba.max(axis=1) * 100), 0, 100).astype(np.uint8)
+            yield win, band
+
+    cmap = _class_colours(len(classes))
+    cmap[NODATA] = (0, 0, 0, 0)
+    _write_cog(
+        out,
+        blocks(),
+        _profile(rd, 2, "uint8", NODATA),
+        colormap=cmap,
+        GEODINO_CLASS_NAMES=json.dumps(classes),
+        GEODINO_BANDS="1: class (colour table; 255 = nodata), "
+        "2: confidence = top class probability in % (255 = nodata)",
+        GEODINO_MODEL_FINGERPRINT=rd.metadata.get("model_fingerprint", ""),
+    )

@@ -1,0 +1,66 @@
+"""Can two feature rasters (or a fitted model and a feature raster) be compared? Same backbone, same grid.
+
+The backbone identity is what `geodino embed` records in every feature raster's metadata (COG tags
+`GEODINO_*`, Zarr attributes; see `embed/pipeline.py`): the checkpoint fingerprint (sha256 of the weights, or
+of the spec for `arch:`), the layers and how they were combined. Vectors from different weights or layers live
+in different spaces, so a classifier or a distance across them would be meaningless without any error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from geodino.errors import InputError
+
+IDENTITY_KEYS = ("model_fingerprint", "layers", "layer_mode")
+
+
+def backbone_identity(metadata: dict[str, Any], n_bands: int) -> dict[str, Any]:
+    """The metadata that decides whether vectors are comparable, plus the vector length."""
+    ident: dict[str, Any] = {k: str(metadata[k]) for k in IDENTITY_KEYS if metadata.get(k) not in (None, "")}
+    ident["n_bands"] = int(n_bands)
+    ident["model_spec"] = str(metadata.get("model_spec", ""))
+    return ident
+
+
+def _short(v: Any) -> str:
+    s = str(v)
+    return s[:16] + "..." if len(s) > 19 else s
+
+
+def check_same_backbone(a: dict[str, Any], a_name: str, b: dict[str, Any], b_name: str, *, hint: str) -> None:
+    """Raise one line naming the first differing key (fingerprint first) of two identities.
+
+    A fingerprint known on one side only is refused as well: without it nothing says the vectors match.
+    """
+    fa, fb = a.get("model_fingerprint"), b.get("model_fingerprint")
+    if fa != fb:
+        if fa and fb:
+            what = f"backbone fingerprint {_short(fa)} ({a.get('model_spec') or '?'}) vs {_short(fb)} " + (
+                f"({b.get('model_spec') or '?'})"
+            )
+        else:
+            missing = a_name if not fa else b_name
+            what = f"{missing} records no backbone fingerprint (GEODINO_MODEL_FINGERPRINT), so it cannot be matched"
+        raise InputError(f"{a_name} and {b_name} come from different backbones: {what}; {hint}")
+    for key in ("layers", "layer_mode", "n_bands"):
+        if a.get(key) != b.get(key):
+            raise InputError(
+                f"{a_name} and {b_name} come from different backbone outputs: {key} {a.get(key)} vs {b.get(key)}; "
+                f"{hint}"
+            )
+
+
+def grid_difference(a: Any, b: Any) -> str | None:
+    """What differs between the grids of two readers (CRS, size, transform), or None when they are the same."""
+    if (a.crs is None) != (b.crs is None) or (a.crs is not None and a.crs != b.crs):
+        return f"CRS {a.crs} vs {b.crs}"
+    if (a.height, a.width) != (b.height, b.width):
+        return f"size {a.width}x{a.height} vs {b.width}x{b.height} cells"
+    ta, tb = a.transform, b.transform
+    if not ta.almost_equals(tb, precision=1e-6 * max(abs(ta.a), abs(ta.e), 1e-9)):
+        return (
+            f"transform (origin {ta.c:.6g},{ta.f:.6g}, cell {ta.a:.6g}x{-ta.e:.6g}) vs "
+            f"(origin {tb.c:.6g},{tb.f:.6g}, cell {tb.a:.6g}x{-tb.e:.6g})"
+        )
+    return None

@@ -1,0 +1,92 @@
+"""PNG quick-looks with a legend (class maps, change masks) or a colour bar (distance, confidence), by matplotlib.
+
+The COG is read decimated (at most `max_side` pixels a side), so the PNG is cheap for any raster size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from geodino.io import atomic_path
+
+
+def _read(cog: str | Path, band: int, max_side: int) -> np.ma.MaskedArray:
+    import rasterio
+    from rasterio.enums import Resampling
+
+    with rasterio.open(cog) as src:
+        f = max(1.0, max(src.height, src.width) / max_side)
+        shape = (max(1, int(src.height / f)), max(1, int(src.width / f)))
+        return src.read(band, out_shape=shape, masked=True, resampling=Resampling.nearest)
+
+
+def _save(fig, png: str | Path) -> Path:
+    png = Path(png)
+    with atomic_path(png, overwrite=True) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    return png
+
+
+def _figure(shape: tuple[int, int], extra_width: float):
+    """A stand-alone Figure (no pyplot: no global backend switch inside a user's notebook)."""
+    from matplotlib.figure import Figure
+
+    h, w = shape
+    scale = 6.0 / max(h, w)
+    fig = Figure(figsize=(max(2.0, w * scale) + extra_width, max(2.0, h * scale)))
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    return fig, ax
+
+
+def classes_png(
+    cog: str | Path,
+    png: str | Path,
+    entries: Mapping[int, tuple[Sequence[int], str]],
+    *,
+    title: str = "",
+    band: int = 1,
+    max_side: int = 1024,
+) -> Path:
+    """Class values painted with `entries[value] = (rgb 0-255, name)` (nodata white), legend on the right."""
+    from matplotlib.patches import Patch
+
+    arr = _read(cog, band, max_side)
+    rgb = np.full((*arr.shape, 3), 255, np.uint8)
+    data = np.asarray(arr.filled(0))
+    for value, (col, _) in entries.items():
+        rgb[(data == value) & ~np.ma.getmaskarray(arr)] = np.asarray(col[:3], np.uint8)
+    fig, ax = _figure(arr.shape, 2.0)
+    ax.imshow(rgb, interpolation="nearest")
+    items = sorted(entries.items())
+    handles = [Patch(facecolor=np.asarray(c[:3]) / 255, edgecolor="k", label=n) for _, (c, n) in items]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(fig, png)
+
+
+def ramp_png(
+    cog: str | Path,
+    png: str | Path,
+    *,
+    vmin: float,
+    vmax: float,
+    ramp: str,
+    label: str,
+    title: str = "",
+    band: int = 1,
+    max_side: int = 1024,
+) -> Path:
+    """A continuous band through a matplotlib colormap between `vmin` and `vmax`, with a colour bar."""
+    arr = _read(cog, band, max_side).astype(np.float32)
+    arr = np.ma.masked_invalid(arr)
+    fig, ax = _figure(arr.shape, 1.2)
+    im = ax.imshow(arr, cmap=ramp, vmin=vmin, vmax=vmax, interpolation="nearest")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label=label)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return _save(fig, png)

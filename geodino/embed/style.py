@@ -1,0 +1,124 @@
+"""QGIS layer styles (`.qml`) written next to every product COG, so a dragged-in file shows what its PNG shows.
+
+QGIS loads `NAME.qml` as the default style of `NAME.tif` when the layer is added. Three renderers cover the
+products: `multibandcolor` (PCA: bands 1-3 as RGB, stretched over the stored 1..255 range), `paletted`
+(clusters, classes, change masks: one entry per value with its colour and name) and `singlebandpseudocolor`
+(similarity, change distance, confidence: an interpolated colour ramp between fixed limits). The XML is built
+with `xml.etree` (escaping of class names included); QGIS does not publish a schema, the element names follow
+what QGIS 3 writes when saving a raster style.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from geodino.io import atomic_path
+
+QGIS_VERSION = "3.34.0"
+RAMPS = {"similarity": "viridis", "change": "magma", "confidence": "cividis"}
+
+
+def qml_path(cog: str | Path) -> Path:
+    """The style file QGIS picks up for `cog` (same folder and stem, `.qml`)."""
+    return Path(cog).with_suffix(".qml")
+
+
+def _hex(rgb: Sequence[float | int]) -> str:
+    vals = [round(v * 255) if isinstance(v, float) and v <= 1.0 else int(v) for v in rgb[:3]]
+    return "#" + "".join(f"{v:02x}" for v in vals)
+
+
+def _root(renderer: str, **attrs: str) -> tuple[ET.Element, ET.Element]:
+    root = ET.Element(
+        "qgis",
+        {"version": QGIS_VERSION, "styleCategories": "AllStyleCategories", "hasScaleBasedVisibilityFlag": "0"},
+    )
+    pipe = ET.SubElement(root, "pipe")
+    r = ET.SubElement(pipe, "rasterrenderer", {"type": renderer, "opacity": "1", "alphaBand": "-1", **attrs})
+    ET.SubElement(r, "rasterTransparency")
+    mm = ET.SubElement(r, "minMaxOrigin")
+    for tag, text in (("limits", "None"), ("extent", "WholeRaster"), ("statAccuracy", "Estimated")):
+        ET.SubElement(mm, tag).text = text
+    ET.SubElement(pipe, "brightnesscontrast", {"brightness": "0", "contrast": "0", "gamma": "1"})
+    ET.SubElement(pipe, "huesaturation", {"saturation": "0", "grayscaleMode": "0", "colorizeOn": "0"})
+    ET.SubElement(pipe, "rasterresampler", {"maxOversampling": "2"})
+    ET.SubElement(root, "blendMode").text = "0"
+    return root, r
+
+
+def _write(root: ET.Element, path: Path) -> Path:
+    ET.indent(root)
+    text = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n" + ET.tostring(root, encoding="unicode")
+    with atomic_path(path, overwrite=True) as tmp:
+        tmp.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+def rgb_qml(cog: str | Path, *, bands: tuple[int, int, int] = (1, 2, 3), vmin: float = 1, vmax: float = 255) -> Path:
+    """Three bands as red/green/blue, each stretched linearly from `vmin` to `vmax` (the PCA COG's 1..255)."""
+    root, r = _root("multibandcolor", redBand=str(bands[0]), greenBand=str(bands[1]), blueBand=str(bands[2]))
+    for colour in ("red", "green", "blue"):
+        ce = ET.SubElement(r, f"{colour}ContrastEnhancement")
+        ET.SubElement(ce, "minValue").text = repr(float(vmin))
+        ET.SubElement(ce, "maxValue").text = repr(float(vmax))
+        ET.SubElement(ce, "algorithm").text = "StretchToMinimumMaximum"
+    return _write(root, qml_path(cog))
+
+
+def palette_qml(cog: str | Path, entries: Mapping[int, tuple[Sequence[float | int], str]], *, band: int = 1) -> Path:
+    """A paletted style: `entries[value] = (rgb or rgba, label)`; values without an entry (nodata) stay empty."""
+    root, r = _root("paletted", band=str(band))
+    pal = ET.SubElement(r, "colorPalette")
+    for value, (rgb, label) in sorted(entries.items()):
+        alpha = int(rgb[3]) if len(rgb) > 3 and not isinstance(rgb[3], float) else 255
+        ET.SubElement(
+            pal, "paletteEntry", {"value": str(int(value)), "color": _hex(rgb), "alpha": str(alpha), "label": label}
+        )
+    return _write(root, qml_path(cog))
+
+
+def ramp_qml(
+    cog: str | Path, *, vmin: float, vmax: float, ramp: str = "viridis", band: int = 1, steps: int = 9
+) -> Path:
+    """An interpolated colour ramp (a matplotlib colormap sampled at `steps` stops) from `vmin` to `vmax`."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps[ramp]
+    lo, hi = float(vmin), float(vmax)
+    root, r = _root("singlebandpseudocolor", band=str(band), classificationMin=repr(lo), classificationMax=repr(hi))
+    shader = ET.SubElement(ET.SubElement(r, "rastershader"), "colorrampshader")
+    shader.attrib.update(
+        {
+            "colorRampType": "INTERPOLATED",
+            "classificationMode": "1",
+            "clip": "0",
+            "minimumValue": repr(lo),
+            "maximumValue": repr(hi),
+            "labelPrecision": "2",
+        }
+    )
+    for i in range(steps):
+        t = i / (steps - 1)
+        v = lo + t * (hi - lo)
+        ET.SubElement(shader, "item", {"value": repr(v), "color": _hex(cmap(t)), "alpha": "255", "label": f"{v:.2f}"})
+    return _write(root, qml_path(cog))
+
+
+def data_limits(cog: str | Path, *, band: int = 1, pct: tuple[float, float] = (2, 98), side: int = 1024) -> tuple:
+    """2-98 % limits of a band, read decimated to at most `side` pixels (NaN/nodata ignored); (0, 1) if empty."""
+    import numpy as np
+    import rasterio
+    from rasterio.enums import Resampling
+
+    with rasterio.open(cog) as src:
+        f = max(1.0, max(src.height, src.width) / side)
+        shape = (max(1, int(src.height / f)), max(1, int(src.width / f)))
+        arr = src.read(band, out_shape=shape, masked=True, resampling=Resampling.nearest).astype("float64")
+    vals = arr.compressed()
+    vals = vals[np.isfinite(vals)]
+    if not len(vals):
+        return 0.0, 1.0
+    lo, hi = (float(v) for v in np.percentile(vals, pct))
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
