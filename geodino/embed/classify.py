@@ -205,7 +205,7 @@ def blocked_cv(
     fewer than two label features, since then no fold could test it on a feature it was not trained on."""
     from sklearn.model_selection import StratifiedGroupKFold
 
-    classes = sorted(set(y))
+    classes = sorted(str(c) for c in set(y))
     per_class = {c: len(set(groups[y == c])) for c in classes}
     n_splits = min(folds, min(per_class.values()))
     if n_splits < 2:
@@ -291,7 +291,7 @@ def classify_map(
             gdf = read_labels(labels, column, layer=layer)  # type: ignore[arg-type]
             x, y, groups = sample_labels(rd, gdf, column, max_cells=max_cells, seed=seed)
             y = y.astype(str)
-            classes = sorted(set(y))
+            classes = sorted(str(c) for c in set(y))
             if len(classes) < 2:
                 raise InputError(
                     f"labels in {labels} hold one class only ({classes[0]!r} in column {column!r}) on valid cells; "

@@ -1,0 +1,201 @@
+"""`embed classify`: labels -> cells, blocked cross-validation, the class COG, its side files, model reuse."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rasterio.transform import from_origin
+
+from geodino.embed.classify import blocked_cv, classify_map, sample_labels, scores
+from geodino.embed.writers import EmbeddingReader
+from geodino.errors import InputError
+
+T = from_origin(500000.0, 4000000.0, 40.0, 40.0)
+TAGS = {"GEODINO_MODEL_FINGERPRINT": "abc123", "GEODINO_LAYERS": "[11]", "GEODINO_LAYER_MODE": "concat"}
+
+
+def feature_raster(path: Path, feats: np.ndarray, *, tags: dict | None = None, transform=T) -> Path:
+    """A float32 feature raster with the backbone metadata `geodino embed` records (COG tags GEODINO_*)."""
+    import rasterio
+
+    d, h, w = feats.shape
+    with rasterio.open(
+        path, "w", driver="GTiff", height=h, width=w, count=d, dtype="float32", crs="EPSG:32633",
+        transform=transform, nodata=np.nan,
+    ) as dst:  # fmt: skip
+        dst.write(feats.astype(np.float32))
+        dst.update_tags(**(TAGS if tags is None else tags))
+    return path
+
+
+def stripes(seed: int = 0, noise: float = 0.3) -> np.ndarray:
+    """Three vertical stripes of 15 columns, each around its own 8-d centre; a 3x3 nodata corner."""
+    rng = np.random.default_rng(seed)
+    centres = np.random.default_rng(0).normal(size=(3, 8))
+    f = np.empty((8, 30, 45), np.float32)
+    for k in range(3):
+        f[:, :, 15 * k : 15 * (k + 1)] = centres[k][:, None, None]
+    f += rng.normal(scale=noise, size=f.shape)
+    f[:, :3, :3] = np.nan
+    return f
+
+
+def cell_box(col: int, row: int, ncol: int = 4, nrow: int = 3):
+    from shapely.geometry import box
+
+    x0, y0 = T @ (col, row)
+    return box(x0, y0 - 40 * nrow, x0 + 40 * ncol, y0)
+
+
+def polygons(path: Path, crs: str = "EPSG:4326") -> Path:
+    """Two polygons per stripe (4x3 cells each), written in another CRS than the raster's."""
+    import geopandas as gpd
+
+    geoms = [cell_box(15 * k + 4, r) for k in range(3) for r in (5, 20)]
+    names = [f"class_{k}" for k in range(3) for _ in (5, 20)]
+    gpd.GeoDataFrame({"landcover": names}, geometry=geoms, crs="EPSG:32633").to_crs(crs).to_file(path)
+    return path
+
+
+def points(path: Path, cols_rows: list[tuple[int, int, str]]) -> Path:
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    geoms = [Point(*(T @ (c + 0.5, r + 0.5))) for c, r, _ in cols_rows]
+    gdf = gpd.GeoDataFrame({"landcover": [n for *_, n in cols_rows]}, geometry=geoms, crs="EPSG:32633")
+    if path.suffix == ".parquet":
+        gdf.to_parquet(path)
+    else:
+        gdf.to_file(path)
+    return path
+
+
+def test_polygon_labels_give_the_stripe_map_and_every_side_file(tmp_path):
+    import rasterio
+
+    feats = feature_raster(tmp_path / "f.tif", stripes())
+    m = classify_map(feats, polygons(tmp_path / "lab.geojson"), tmp_path / "map.tif", column="landcover")
+    assert m["classes"] == ["class_0", "class_1", "class_2"]
+    assert m["train"]["class_1"] == {"cells": 24, "label_features": 2}  # 2 polygons x 4x3 cell centres
+    with rasterio.open(tmp_path / "map.tif") as ds:
+        cls, conf = ds.read()
+        assert ds.count == 2 and ds.nodata == 255 and ds.transform == T and ds.crs == "EPSG:32633"
+        assert json.loads(ds.tags()["GEODINO_CLASS_NAMES"]) == m["classes"]
+        cmap = ds.colormap(1)
+    truth = np.repeat(np.arange(3), 15)[None].repeat(30, 0)
+    ok = np.ones((30, 45), bool)
+    ok[:3, :3] = False
+    assert (cls[~ok] == 255).all() and (conf[~ok] == 255).all()
+    assert (cls[ok] == truth[ok]).mean() > 0.98
+    assert conf[ok].min() >= 34 and conf[ok].max() <= 100  # top-of-3 probability in %
+    assert len({cmap[0], cmap[1], cmap[2]}) == 3
+    # side files: metrics, model, PNG, QGIS style naming the classes
+    metrics = json.loads((tmp_path / "map.metrics.json").read_text())
+    assert metrics["cv"]["folds"] == 2 and metrics["cv"]["accuracy"] > 0.95
+    assert np.asarray(metrics["cv"]["confusion"]["matrix"]).sum() == 72
+    assert (tmp_path / "map.model.joblib").stat().st_size > 0 and (tmp_path / "map.png").stat().st_size > 0
+    r = ET.parse(tmp_path / "map.qml").getroot().find("pipe/rasterrenderer")
+    assert r.get("type") == "paletted" and r.get("band") == "1"
+    labels = {e.get("value"): e.get("label") for e in r.iter("paletteEntry")}
+    assert labels == {"0": "class_0", "1": "class_1", "2": "class_2"}
+
+
+def test_points_in_a_geopackage_and_knn(tmp_path):
+    feats = feature_raster(tmp_path / "f.tif", stripes())
+    pts = [(c, r, f"class_{c // 15}") for c in (2, 8, 17, 25, 33, 40) for r in (6, 22)]
+    lab = points(tmp_path / "pts.gpkg", pts)
+    m = classify_map(feats, lab, tmp_path / "map.tif", column="landcover", method="knn", neighbors=3)
+    assert m["train"]["class_2"] == {"cells": 4, "label_features": 4}
+    assert m["cv"]["folds"] == 4 and m["cv"]["accuracy"] == 1.0
+
+
+def test_point_sampling_reads_the_cell_under_each_point(tmp_path):
+    import geopandas as gpd
+
+    f = np.arange(2 * 5 * 6, dtype=np.float32).reshape(2, 5, 6)
+    feats = feature_raster(tmp_path / "f.tif", f)
+    lab = points(tmp_path / "p.parquet", [(1, 2, "a"), (4, 0, "b")])
+    with EmbeddingReader(feats) as rd:
+        x, y, g = sample_labels(rd, gpd.read_parquet(lab), "landcover")
+    np.testing.assert_array_equal(x, [[f[0, 2, 1], f[1, 2, 1]], [f[0, 0, 4], f[1, 0, 4]]])
+    assert list(y) == ["a", "b"] and list(g) == [0, 1]
+
+
+def test_scores_against_hand_computed_values():
+    s = scores(np.array(["a", "a", "b", "b"]), np.array(["a", "b", "b", "b"]), ["a", "b"])
+    assert s["accuracy"] == 0.75
+    assert s["f1"]["a"] == pytest.approx(2 / 3) and s["f1"]["b"] == pytest.approx(0.8)
+    assert s["confusion"]["matrix"] == [[1, 1], [0, 2]]
+    # a test class the model never saw counts as an error, never silently dropped
+    s = scores(np.array(["a", "c"]), np.array(["a", "a"]), ["a", "b"])
+    assert s["accuracy"] == 0.5 and s["confusion"]["labels"] == ["a", "b", "c"]
+
+
+def test_cross_validation_is_blocked_by_label_feature():
+    """Each label feature is a tight clump at a random place with a random class: cells of one clump predict each
+    other perfectly, so an unblocked split scores ~100 %; blocked by feature it can only be near chance."""
+    from sklearn.model_selection import KFold, cross_val_score
+
+    from geodino.embed.classify import build_classifier
+
+    rng = np.random.default_rng(0)
+    n_groups, per = 20, 10
+    centres = rng.normal(size=(n_groups, 16))
+    x = np.repeat(centres, per, 0) + rng.normal(scale=0.01, size=(n_groups * per, 16))
+    y = np.repeat(np.array(["a", "b"] * (n_groups // 2)), per)
+    groups = np.repeat(np.arange(n_groups), per)
+    naive = cross_val_score(
+        build_classifier("knn", neighbors=3), x, y, cv=KFold(5, shuffle=True, random_state=0)
+    ).mean()
+    blocked = blocked_cv(x, y, groups, method="knn", neighbors=3, folds=5, seed=0)
+    assert naive > 0.95
+    assert blocked["accuracy"] < 0.75 and blocked["folds"] == 5
+    one = blocked_cv(x[:20], y[:20], groups[:20], method="knn", neighbors=3, folds=5, seed=0)
+    assert "skipped" in one and "single label feature" in one["skipped"]
+
+
+def test_model_reuse_and_test_layer(tmp_path):
+    import rasterio
+
+    lab = polygons(tmp_path / "lab.gpkg")
+    classify_map(feature_raster(tmp_path / "f.tif", stripes()), lab, tmp_path / "a.tif", column="landcover")
+    other = feature_raster(tmp_path / "g.tif", stripes(seed=1))  # same backbone, another "scene"
+    test = points(tmp_path / "t.geojson", [(c, 12, f"class_{c // 15}") for c in (5, 20, 35)])
+    m = classify_map(other, None, tmp_path / "b.tif", model=tmp_path / "a.model.joblib", test=test)
+    assert m["test"]["accuracy"] == 1.0 and m["test"]["confusion"]["matrix"] == [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
+    assert not (tmp_path / "b.model.joblib").exists()
+    with rasterio.open(tmp_path / "b.tif") as ds:
+        cls = ds.read(1)
+    assert (cls[5:, :15] == 0).mean() > 0.95 and (cls[:, 30:] == 2).mean() > 0.95
+    # another backbone's features: refused by fingerprint, before anything is written
+    tags = dict(TAGS, GEODINO_MODEL_FINGERPRINT="ffff00")
+    alien = feature_raster(tmp_path / "h.tif", stripes(), tags=tags)
+    with pytest.raises(InputError, match="different backbones: backbone fingerprint abc123"):
+        classify_map(alien, None, tmp_path / "c.tif", model=tmp_path / "a.model.joblib")
+    with pytest.raises(InputError, match="layers"):
+        bad = feature_raster(tmp_path / "i.tif", stripes(), tags=dict(TAGS, GEODINO_LAYERS="[5]"))
+        classify_map(bad, None, tmp_path / "d.tif", model=tmp_path / "a.model.joblib")
+    assert not (tmp_path / "c.tif").exists() and not (tmp_path / "d.tif").exists()
+
+
+def test_bad_label_files(tmp_path):
+    feats = feature_raster(tmp_path / "f.tif", stripes())
+    lab = polygons(tmp_path / "lab.geojson")
+    with pytest.raises(InputError, match="no column 'landcovr'; did you mean 'landcover'"):
+        classify_map(feats, lab, tmp_path / "m.tif", column="landcovr")
+    one = points(tmp_path / "one.gpkg", [(2, 5, "a"), (3, 9, "a")])
+    with pytest.raises(InputError, match="one class only \\('a'"):
+        classify_map(feats, one, tmp_path / "m.tif", column="landcover")
+    far = points(tmp_path / "far.gpkg", [(500, 5, "a"), (600, 9, "b")])
+    with pytest.raises(InputError, match="none of the 2 labels cover a valid cell"):
+        classify_map(feats, far, tmp_path / "m.tif", column="landcover")
+    with pytest.raises(InputError, match="not both"):
+        classify_map(feats, lab, tmp_path / "m.tif", column="landcover", model=tmp_path / "x.joblib")
+    (tmp_path / "x.joblib").write_text("not a model")
+    with pytest.raises(InputError, match="cannot read model"):
+        classify_map(feats, None, tmp_path / "m.tif", model=tmp_path / "x.joblib")
+    assert not list(tmp_path.glob("m.*"))
