@@ -439,3 +439,80 @@ def test_out_of_memory_during_inference_is_one_line(capsys, tmp_path, scene, mon
         capsys, tmp_path, "embed", scene, "-b", SPEC, "--out", tmp_path / "f.tif", *FAST,
         expect=("does not fit in cpu memory", "smaller --batch-size or --tile"),
     )  # fmt: skip
+
+
+# -- embed classify / change (issue 16) ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def feature_rasters(tmp_path) -> dict[str, Path]:
+    """Feature rasters written by the pipeline (so with its backbone metadata): two toy backbones, two grids."""
+    from geodino.embed import embed_raster
+    from tests.embed.conftest import random_image
+    from tests.embed.toy_backbones import ConstantBackbone, ConvBackbone
+
+    img = write_tif(tmp_path / "img.tif", random_image(64, 96))
+    small = write_tif(tmp_path / "small.tif", random_image(64, 64))
+    opts = {"tile": 32, "overlap": 8, "progress": False}
+    return {
+        "conv": embed_raster(img, ConvBackbone(), tmp_path / "conv.tif", **opts),
+        "const": embed_raster(img, ConstantBackbone(), tmp_path / "const.tif", **opts),
+        "small": embed_raster(small, ConvBackbone(), tmp_path / "small_f.tif", **opts),
+    }
+
+
+def label_points(path: Path, rows: list[tuple[float, float, str]], column: str = "class") -> Path:
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    gdf = gpd.GeoDataFrame({column: [r[2] for r in rows]}, geometry=[Point(x, y) for x, y, _ in rows])
+    gdf.set_crs("EPSG:32633").to_file(path)
+    return path
+
+
+def test_classify_bad_labels(capsys, tmp_path, feature_rasters):
+    f, out = feature_rasters["conv"], tmp_path / "map.tif"
+    inside = [(500100.0, 3999900.0, "a"), (500500.0, 3999700.0, "b")]  # the raster spans 960 x 640 m
+    ok = label_points(tmp_path / "ok.gpkg", inside)
+    outside = label_points(tmp_path / "far.gpkg", [(600000.0, 3000000.0, "a"), (600100.0, 3000000.0, "b")])
+    one = label_points(tmp_path / "one.geojson", [(500100.0, 3999900.0, "a"), (500300.0, 3999800.0, "a")])
+    one_line_exit_2(
+        capsys, tmp_path, "embed", "classify", f, outside, "--column", "class", "--out", out,
+        expect=("none of the 2 labels cover a valid cell", "2 outside it", "same area"),
+    )  # fmt: skip
+    one_line_exit_2(
+        capsys, tmp_path, "embed", "classify", f, one, "--column", "class", "--out", out,
+        expect=("one.geojson", "one class only ('a'", "at least two"),
+    )  # fmt: skip
+    one_line_exit_2(
+        capsys, tmp_path, "embed", "classify", f, ok, "--column", "klass", "--out", out,
+        expect=("ok.gpkg", "no column 'klass'", "did you mean 'class'", "columns: class"),
+    )  # fmt: skip
+    one_line_exit_2(
+        capsys, tmp_path, "embed", "classify", f, ok, "--out", out, expect=("needs --column NAME",)
+    )  # fmt: skip
+
+
+def test_classify_model_of_another_backbone_and_change_across_backbones_or_grids(capsys, tmp_path, feature_rasters):
+    f = feature_rasters
+    pts = [(500020.0 + 80 * i, 3999980.0 - 40 * j, "ab"[i % 2]) for i in range(6) for j in range(3)]
+    labels = label_points(tmp_path / "pts.gpkg", pts)
+    assert cli.main(["embed", "classify", str(f["conv"]), str(labels), "--column", "class", "--out",
+                     str(tmp_path / "m.tif")]) == 0  # fmt: skip
+    assert "blocked CV accuracy" in capsys.readouterr().out
+    one_line_exit_2(
+        capsys, tmp_path, "embed", "classify", f["const"], "--model", tmp_path / "m.model.joblib",
+        "--out", tmp_path / "m2.tif",
+        expect=("different backbones", "fingerprint toyconv", "vs const", "fitted on"),
+    )  # fmt: skip
+    one_line_exit_2(
+        capsys, tmp_path, "embed", "change", f["conv"], f["const"], "--out", tmp_path / "c.tif",
+        expect=("conv.tif and feature raster", "different backbones", "same --backbone"),
+    )  # fmt: skip
+    one_line_exit_2(
+        capsys, tmp_path, "embed", "change", f["conv"], f["small"], "--out", tmp_path / "c.tif",
+        expect=("different grids (size 24x16 vs 16x16 cells)", "--resample"),
+    )  # fmt: skip
+    assert cli.main(["embed", "change", str(f["conv"]), str(f["small"]), "--out", str(tmp_path / "c.tif"),
+                     "--resample", "--threshold", "otsu"]) == 0  # fmt: skip
+    assert "cells changed" in capsys.readouterr().out

@@ -99,9 +99,10 @@ def ramp_qml(
             "labelPrecision": "2",
         }
     )
-    for i in range(steps):
-        t = i / (steps - 1)
-        v = lo + t * (hi - lo)
+    import numpy as np
+
+    for t, v in zip(np.linspace(0.0, 1.0, steps), np.linspace(lo, hi, steps), strict=True):  # exact end values
+        v = float(v)
         ET.SubElement(shader, "item", {"value": repr(v), "color": _hex(cmap(t)), "alpha": "255", "label": f"{v:.2f}"})
     return _write(root, qml_path(cog))
 

@@ -87,7 +87,7 @@ def test_grid_and_backbone_checks_and_resample(tmp_path):
 
     shifted = from_origin(500000.0 + 2 * 40, 4000000.0, 40.0, 40.0)  # B two cells to the east
     fa, fb, a, b = pair(tmp_path, b_transform=shifted)
-    with pytest.raises(InputError, match="different grids \\(transform .*pass --resample"):
+    with pytest.raises(InputError, match=r"different grids \(transform .*pass --resample"):
         change_map(fa, fb, tmp_path / "c.tif")
     assert not (tmp_path / "c.tif").exists()
     change_map(fa, fb, tmp_path / "c.tif", resample=True)
