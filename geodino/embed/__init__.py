@@ -1,7 +1,8 @@
 """Feature rasters for GIS: streaming, seam-free, resumable COG/GeoZarr embeddings and the products on them.
 
 `embed_raster(input, backbone, out, **options)` is `geodino embed`; the products (`pca_map`, `cluster_map`,
-`similarity_map`, `zonal_embeddings`) are `geodino embed pca|cluster|similar|zonal`. Imports are lazy so
+`similarity_map`, `zonal_embeddings`, `classify_map`, `change_map`) are
+`geodino embed pca|cluster|similar|zonal|classify|change`. Imports are lazy so
 `import geodino.embed` stays cheap.
 """
 
@@ -9,7 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["EmbedConfig", "cluster_map", "embed_raster", "pca_map", "similarity_map", "zonal_embeddings"]
+__all__ = [
+    "EmbedConfig",
+    "change_map",
+    "classify_map",
+    "cluster_map",
+    "embed_raster",
+    "pca_map",
+    "similarity_map",
+    "zonal_embeddings",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,4 +31,12 @@ def __getattr__(name: str) -> Any:
         from geodino.embed import products
 
         return getattr(products, name)
+    if name == "classify_map":
+        from geodino.embed.classify import classify_map
+
+        return classify_map
+    if name == "change_map":
+        from geodino.embed.change import change_map
+
+        return change_map
     raise AttributeError(name)
