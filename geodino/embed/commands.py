@@ -100,7 +100,7 @@ def register(subparsers: Any) -> None:
     g.add_argument("--threads", type=int, help="torch threads per process")
     g.add_argument("--no-progress", action="store_false", default=None, dest="progress")
     q = p.add_argument_group("products (pca | cluster | similar | zonal)")
-    q.add_argument("--png", help="PNG quick-look next to the COG (pca, cluster)")
+    q.add_argument("--png", help="PNG quick-look (pca, cluster; classify and change write MAP.png unless given)")
     q.add_argument("--k", type=int, default=8, help="number of clusters (cluster)")
     q.add_argument("--sample", type=int, default=50000, help="pixels sampled to fit PCA / k-means")
     q.add_argument("--seed", type=int, default=0)

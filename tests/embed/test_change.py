@@ -110,3 +110,23 @@ def test_grid_and_backbone_checks_and_resample(tmp_path):
     narrow = feature_raster(tmp_path / "n.tif", b[:4])
     with pytest.raises(InputError, match="n_bands 8 vs 4"):
         change_map(fa, narrow, tmp_path / "d.tif")
+
+
+def test_pipeline_rasters_int8_zarr_against_float_cog(tmp_path):
+    """Feature rasters as `geodino embed` writes them: a float32 COG and an int8 GeoZarr of the same input and
+    backbone match (fingerprint and layers read from COG tags and Zarr attributes alike); distance ~ 0."""
+    import rasterio
+
+    from geodino.embed import embed_raster
+    from tests.embed.conftest import random_image, write_tif
+    from tests.embed.toy_backbones import ConvBackbone
+
+    img = write_tif(tmp_path / "img.tif", random_image(64, 96))
+    opts = {"tile": 32, "overlap": 8, "progress": False}
+    a = embed_raster(img, ConvBackbone(), tmp_path / "a.tif", **opts)
+    b = embed_raster(img, ConvBackbone(), tmp_path / "b.zarr", dtype="int8", **opts)
+    s = change_map(a, b, tmp_path / "c.tif", threshold=0.05)
+    with rasterio.open(tmp_path / "c.tif") as ds:
+        d = ds.read(1)
+    assert d.shape == (16, 24) and np.nanmax(d) < 1e-3  # int8 round trip only
+    assert s["changed_cells"] == 0
