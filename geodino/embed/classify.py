@@ -286,7 +286,8 @@ def classify_map(
                 hint="a model applies only to feature rasters of the backbone and layers it was fitted on",
             )
             clf, classes, column = bundle["classifier"], list(bundle["classes"]), column or bundle["column"]
-            metrics.update(model=str(model), fitted_on=bundle.get("fitted_on"), cv=bundle.get("cv"))
+            # the CV of the fit scored the labels of the raster it was fitted on, not this one: kept apart
+            metrics.update(model=str(model), fitted_on=bundle.get("fitted_on"), cv_at_fit=bundle.get("cv"))
         else:
             gdf = read_labels(labels, column, layer=layer)  # type: ignore[arg-type]
             x, y, groups = sample_labels(rd, gdf, column, max_cells=max_cells, seed=seed)
@@ -314,6 +315,7 @@ def classify_map(
                 "backbone": ident,
                 "fitted_on": {"features": str(features), "labels": str(labels)},
                 "cv": cv,
+                "sklearn_version": _sklearn_version(),
             }
         if list(clf.classes_) != classes:
             classes = [str(c) for c in clf.classes_]
@@ -342,6 +344,12 @@ def classify_map(
         tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     metrics["metrics"] = str(side["metrics"])
     return metrics
+
+
+def _sklearn_version() -> str:
+    import sklearn
+
+    return str(sklearn.__version__)
 
 
 def _class_colours(k: int) -> dict[int, tuple[int, int, int, int]]:

@@ -229,7 +229,10 @@ def _classify_or_change(args: argparse.Namespace, rest: list[str], overwrite: bo
         overwrite=overwrite,
     )
     cv = m.get("cv") or {}
-    score = f"blocked CV accuracy {cv['accuracy']:.1%} ({cv['folds']} folds)" if "accuracy" in cv else "no CV"
+    if "accuracy" in cv:
+        score = f"blocked CV accuracy {cv['accuracy']:.1%} ({cv['folds']} folds)"
+    else:
+        score = "model reused" if "cv_at_fit" in m else "no CV (a class has a single label feature)"
     if "test" in m:
         score += f", test accuracy {m['test']['accuracy']:.1%} on {m['test']['n']} cells"
     print(

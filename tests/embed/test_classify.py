@@ -168,6 +168,7 @@ def test_model_reuse_and_test_layer(tmp_path):
     m = classify_map(other, None, tmp_path / "b.tif", model=tmp_path / "a.model.joblib", test=test)
     assert m["test"]["accuracy"] == 1.0 and m["test"]["confusion"]["matrix"] == [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
     assert not (tmp_path / "b.model.joblib").exists()
+    assert "cv" not in m and m["cv_at_fit"]["folds"] == 2  # the fit's CV scored the other raster: kept apart
     with rasterio.open(tmp_path / "b.tif") as ds:
         cls = ds.read(1)
     assert (cls[5:, :15] == 0).mean() > 0.95 and (cls[:, 30:] == 2).mean() > 0.95
