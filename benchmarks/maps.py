@@ -29,7 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 LABELS = Path(__file__).resolve().parent / "labels"
-PRETRAINED = Path("/work/main/runs/bench_pretrain_quality/geodino/export/teacher.pth")
+PRETRAINED = ROOT / "runs" / "bench_pretrain_quality" / "geodino" / "export" / "teacher.pth"  # pretrain_quality.py
 RANDOM = "arch:vit_tiny?patch_size=8&depth=6&seed=0"
 
 # (column, row) pixel positions drawn by looking at each scene (2-98 % stretched quick-looks), per class
