@@ -439,3 +439,22 @@ def test_out_of_memory_during_inference_is_one_line(capsys, tmp_path, scene, mon
         capsys, tmp_path, "embed", scene, "-b", SPEC, "--out", tmp_path / "f.tif", *FAST,
         expect=("does not fit in cpu memory", "smaller --batch-size or --tile"),
     )  # fmt: skip
+
+
+# -- geodino viz attention ------------------------------------------------------------------------------------------
+
+
+def test_viz_attention_bad_inputs(capsys, tmp_path, scene):
+    """An image smaller than one patch, a backbone without reachable attention, a block or head that is not there."""
+    tiny = write_tif(tmp_path / "tiny.tif", np.full((3, 8, 12), 9, np.uint8))
+    out = tmp_path / "att"
+    one_line_exit_2(capsys, tmp_path, "viz", "attention", tiny, "-b", SPEC, "-o", out,
+                    expect=("12x8 px, smaller than one 16x16 patch",))  # fmt: skip
+    one_line_exit_2(capsys, tmp_path, "viz", "attention", scene, "-b", "timm:resnet18", "-o", out,
+                    expect=("timm:resnet18", "exposes no attention weights"))  # fmt: skip
+    one_line_exit_2(capsys, tmp_path, "viz", "attention", scene, "-b", SPEC, "-o", out, "--layer", "3",
+                    expect=("--layer 3", "1 blocks"))  # fmt: skip
+    one_line_exit_2(capsys, tmp_path, "viz", "attention", scene, "-b", SPEC, "-o", out, "--heads", "7",
+                    expect=("--heads [7]", "heads 0..2"))  # fmt: skip
+    one_line_exit_2(capsys, tmp_path, "viz", "attention", scene, "-b", SPEC, "-o", out, "--window", "90", "0", "32",
+                    "32", expect=("window 90 0 32 32", "96x96"))  # fmt: skip
