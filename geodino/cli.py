@@ -24,7 +24,8 @@ COMMANDS = {
     "embed": "geodino.embed.commands",  # embed (+ pca, cluster, similar, zonal)
     "convert": "geodino.models.commands",
     "info": "geodino.models.commands",
-    "data": "geodino.data.commands",  # data stats, sensors, index, stack, preview
+    "data": "geodino.data.commands",  # data stats, sensors, index, stack, preview, curate
+    "viz": "geodino.viz.commands",  # viz attention
     "demo": "geodino.demo",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))

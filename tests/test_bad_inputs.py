@@ -516,3 +516,22 @@ def test_classify_model_of_another_backbone_and_change_across_backbones_or_grids
     assert cli.main(["embed", "change", str(f["conv"]), str(f["small"]), "--out", str(tmp_path / "c.tif"),
                      "--resample", "--threshold", "otsu"]) == 0  # fmt: skip
     assert "cells changed" in capsys.readouterr().out
+
+
+# -- geodino viz attention ------------------------------------------------------------------------------------------
+
+
+def test_viz_attention_bad_inputs(capsys, tmp_path, scene):
+    """An image smaller than one patch, a backbone without reachable attention, a block or head that is not there."""
+    tiny = write_tif(tmp_path / "tiny.tif", np.full((3, 8, 12), 9, np.uint8))
+    out = tmp_path / "att"
+    one_line_exit_2(capsys, tmp_path, "viz", "attention", tiny, "-b", SPEC, "-o", out,
+                    expect=("12x8 px, smaller than one 16x16 patch",))  # fmt: skip
+    one_line_exit_2(capsys, tmp_path, "viz", "attention", scene, "-b", "timm:resnet18", "-o", out,
+                    expect=("timm:resnet18", "exposes no attention weights"))  # fmt: skip
+    one_line_exit_2(capsys, tmp_path, "viz", "attention", scene, "-b", SPEC, "-o", out, "--layer", "3",
+                    expect=("--layer 3", "1 blocks"))  # fmt: skip
+    one_line_exit_2(capsys, tmp_path, "viz", "attention", scene, "-b", SPEC, "-o", out, "--heads", "7",
+                    expect=("--heads [7]", "heads 0..2"))  # fmt: skip
+    one_line_exit_2(capsys, tmp_path, "viz", "attention", scene, "-b", SPEC, "-o", out, "--window", "90", "0", "32",
+                    "32", expect=("window 90 0 32 32", "96x96"))  # fmt: skip

@@ -1,5 +1,6 @@
 """`geodino data ...`: stats (sensor YAML from an archive), sensors (built-in table), index (archive summary),
-stack (per-band files -> one VRT per scene), preview (a PNG of tiles and their multi-crops)."""
+stack (per-band files -> one VRT per scene), preview (a PNG of tiles and their multi-crops), curate
+(DINOv2/v3-style curation of an archive into a tile list)."""
 
 from __future__ import annotations
 
@@ -69,7 +70,55 @@ def register(subparsers: Any) -> None:
     v.add_argument("--seed", type=int, default=0)
     add_config_arguments(v, DataConfig)
     v.set_defaults(func=_preview)
+
+    c = sub.add_parser(
+        "curate",
+        help="DINOv2/v3-style curation: embed tiles, drop nodata/cloud/near-duplicates, hierarchical k-means, "
+        "balanced sampling -> a tile list data.sources accepts",
+        description="Embed every tile of an archive (image files, or a raster grid of --tile-size px) with a frozen "
+        "backbone (streamed in chunks, resumable), drop tiles with more than --max-nodata nodata or --max-cloud "
+        "cloud-like pixels (every RGB band >= --cloud-threshold reflectance) and near-duplicates (cosine >= "
+        "--dedup to an earlier kept tile), cluster with hierarchical k-means (--clusters, finest level first) and "
+        "sample --size tiles balanced over the cluster tree. Writes curated.parquet (use it as a source's `paths`), "
+        "tiles.parquet, report.json/.md, exemplars.png and, for rasters, map.png.",
+    )
+    c.add_argument("paths", nargs="+", help="folders, globs, files or .txt lists")
+    c.add_argument("--backbone", "-b", required=True, help="backbone spec used to embed the tiles")
+    c.add_argument("--out", "-o", required=True, help="output folder (embeddings are cached there for resume)")
+    c.add_argument("--size", type=int, required=True, help="number of tiles to keep")
+    c.add_argument("--type", default="images", choices=["images", "raster"])
+    c.add_argument("--sensor", default=None, help="data sensor (scale, band names, RGB bands for the cloud rule)")
+    c.add_argument("--bands", nargs="+", default=None, help="band names to read (rasters)")
+    c.add_argument("--tile-size", type=int, default=256, help="raster tile edge in px (default 256)")
+    c.add_argument("--clusters", type=int, nargs="+", default=[64, 16, 4],
+                   help="clusters per k-means level, finest first (default 64 16 4)")  # fmt: skip
+    c.add_argument("--resamples", type=int, default=0, help="resampling steps per k-means level (default 0)")
+    c.add_argument("--resample-size", type=int, default=10, help="points per centroid in a resampling step")
+    c.add_argument("--strategy", default="random", choices=["random", "closest"], help="pick within a cluster")
+    c.add_argument("--dedup", type=float, default=0.95, help="cosine at/above which a tile is a near-duplicate")
+    c.add_argument("--max-nodata", type=float, default=0.5, help="drop tiles with a larger nodata share")
+    c.add_argument("--cloud-threshold", type=float, default=0.5, help="reflectance of a cloud-like pixel's RGB")
+    c.add_argument("--max-cloud", type=float, default=0.5, help="drop tiles with a larger cloud-like share")
+    c.add_argument("--chunk", type=int, default=512, help="tiles per cached embedding chunk")
+    c.add_argument("--batch-size", type=int, default=64)
+    c.add_argument("--workers", type=int, default=0, help="reader processes (default 0: in the main process)")
+    c.add_argument("--device", default="cpu")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--no-progress", dest="progress", action="store_false")
+    c.set_defaults(func=_curate)
     p.set_defaults(func=lambda args: p.print_help() or 0)
+
+
+def _curate(args: argparse.Namespace) -> int:
+    from geodino.data.curate import CurateConfig, curate
+
+    keys = CurateConfig.__dataclass_fields__
+    cfg = CurateConfig(**{k: v for k, v in vars(args).items() if k in keys})
+    r = curate(cfg, args.out, progress=args.progress)
+    rm = r["removed"]
+    print(f"{r['tiles']} tiles: {rm['nodata']} nodata, {rm['cloud']} cloud, {rm['duplicate']} near-duplicates removed; "
+          f"{r['kept']} kept over {r['levels'][-1]} top-level clusters -> {args.out}/curated.parquet")  # fmt: skip
+    return 0
 
 
 def _stats(args: argparse.Namespace) -> int:

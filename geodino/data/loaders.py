@@ -38,7 +38,10 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
     """The source object of one `SourceConfig` (RasterSource, CubeSource, ImageFolderSource, TarShardSource)."""
     name = cfg.name or f"source{index}"
     if cfg.type == "raster":
+        from geodino.data.curate import apply_windows, curated_windows
         from geodino.data.rasters import RasterArchive, RasterSource
+
+        windows = curated_windows(cfg.paths)  # a `geodino data curate` list fixes the tiles
 
         archive = RasterArchive(
             cfg.paths,
@@ -54,11 +57,11 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
             progress=progress,
             index_cache=cfg.index_cache,
         )
-        return RasterSource(
+        source = RasterSource(
             archive,
-            tile_size=cfg.tile_size,
-            units=cfg.tile_units,
-            sampling=cfg.sampling,
+            tile_size=cfg.tile_size if windows is None else (int(windows["height"][0]), int(windows["width"][0])),
+            units=cfg.tile_units if windows is None else "px",
+            sampling=cfg.sampling if windows is None else "grid",
             stride=cfg.stride,
             roi=cfg.roi,
             roi_crs=cfg.roi_crs,
@@ -66,7 +69,9 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
             max_tries=cfg.max_tries,
             shuffle=shuffle,
             name=name,
+            prescan=windows is None,
         )
+        return source if windows is None else apply_windows(source, windows)
     if cfg.type == "cube":
         from geodino.data.cubes import CubeSource
 

@@ -25,7 +25,8 @@ def resolve_paths(
     recursive: bool = True,
     what: str = "raster",
 ) -> list[str]:
-    """Expand folders (recursively), globs and `.txt` lists into the sorted, de-duplicated files with `exts`.
+    """Expand folders (recursively), globs, `.txt` lists and curated `.parquet` tile lists (`geodino data curate`)
+    into the sorted, de-duplicated files with `exts`.
 
     A name that does not exist, a folder or glob that matches nothing and an empty result each raise
     InputError naming the input and the extensions looked for.
@@ -62,6 +63,10 @@ def resolve_paths(
             if not listed:
                 raise InputError(f"file list {p} is empty; put one {what} path per line")
             found.extend(listed)
+        elif p.is_file() and p.suffix.lower() == ".parquet":  # a tile list written by `geodino data curate`
+            from geodino.data.curate import read_paths
+
+            found.extend(read_paths(p))
         elif p.is_file():
             found.append(str(p))
         else:

@@ -1,0 +1,78 @@
+"""`geodino viz attention`: CLS-to-patch attention maps, the attention-mass mask and a patch-similarity map."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the `viz` command and its `attention` sub-command."""
+    p = subparsers.add_parser("viz", help="look inside a backbone: attention and patch-similarity maps")
+    sub = p.add_subparsers(dest="viz_command", metavar="SUBCOMMAND")
+    a = sub.add_parser(
+        "attention",
+        help="per-head CLS-to-patch attention of a block, its mean, the 60 %% mass mask, as PNGs (+ COG)",
+        description="The CLS query's attention over the patch tokens of one block (storage tokens excluded), per "
+        "head and averaged, the mask of the patches holding --mass of the attention, and with --point the cosine "
+        "similarity of that patch to every patch. PNGs over the image (multispectral: the sensor's RGB bands); "
+        "for a georeferenced raster also a float32 COG on the patch grid.",
+    )
+    a.add_argument("input", help="an image (.jpg/.png) or a raster (.tif/.vrt)")
+    a.add_argument("--backbone", "-b", required=True, help="backbone spec (checkpoint, HF folder, arch:..., timm:...)")
+    a.add_argument("--out", "-o", required=True, help="output folder")
+    a.add_argument("--layer", type=int, default=-1, help="block index (default -1: the last block)")
+    a.add_argument("--heads", type=int, nargs="+", default=None, help="head indices to show (default: all)")
+    a.add_argument("--mass", type=float, default=0.6, help="share of attention mass the mask keeps (default 0.6)")
+    a.add_argument(
+        "--point",
+        type=float,
+        nargs=2,
+        metavar=("X", "Y"),
+        default=None,
+        help="similarity map for the patch at this point: pixel col row, or map x y with --point-crs",
+    )
+    a.add_argument("--point-crs", action="store_true", help="--point is in the raster's CRS, not in pixels")
+    a.add_argument("--sensor", default=None, help="data sensor of the input (scale, band names, RGB bands)")
+    a.add_argument("--bands", nargs="+", default=None, help="band names to read from the raster")
+    a.add_argument(
+        "--window",
+        type=int,
+        nargs=4,
+        metavar=("COL", "ROW", "W", "H"),
+        default=None,
+        help="read only this pixel window of the input",
+    )
+    a.add_argument("--device", default="cpu")
+    a.set_defaults(func=_attention)
+    p.set_defaults(func=lambda args: p.print_help() or 0)
+
+
+def _attention(args: argparse.Namespace) -> int:
+    from geodino.backbones import load_backbone
+    from geodino.errors import InputError
+    from geodino.viz.attention import attention_maps, read_input, write_attention
+
+    sample = read_input(args.input, sensor=args.sensor, bands=args.bands, window=args.window)
+    point = None
+    if args.point is not None:
+        x, y = args.point
+        if args.point_crs:
+            if sample.get("transform") is None:
+                raise InputError(f"--point-crs needs a georeferenced input; {args.input} has no CRS")
+            col, row = ~sample["transform"] @ (x, y)
+            point = (int(col), int(row))
+        else:
+            point = (int(x), int(y))
+    backbone = load_backbone(args.backbone, device=args.device)
+    maps = attention_maps(backbone, sample, layer=args.layer, heads=args.heads, mass=args.mass, point=point)
+    files = write_attention(maps, sample, args.out)
+    print(
+        f"block {maps.layer}, {len(maps.head_ids)} head(s), patch grid {maps.grid[0]}x{maps.grid[1]}: "
+        f"{maps.info['kept_share']:.0%} of patches hold {maps.mass:.0%} of the mean attention"
+    )
+    for name, path in files.items():
+        print(f"  {name:10s} {path}")
+    return 0
