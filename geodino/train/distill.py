@@ -346,15 +346,12 @@ def build_student(spec: StudentSpec, index: int, teacher: nn.Module, t_dino: nn.
     bottleneck_i = spec.head_bottleneck_dim or t_ibot.bottleneck_dim
     ibot = DINOHead(backbone.embed_dim, t_ibot.out_dim, hidden_i, bottleneck_i, t_ibot.nlayers)
     if spec.init_from:
-        from geodino.train.checkpointing import _load_strict, read_init_source
+        from geodino.models.checkpoints import load_strict
+        from geodino.train.checkpointing import FIT_HINT, read_init_source
 
         src = read_init_source(spec.init_from)
-        _load_strict(
-            backbone,
-            src.student if src.kind == "training" and src.student else src.teacher,
-            f"{where} backbone",
-            src.path,
-        )
+        state = src.student if src.kind == "training" and src.student else src.teacher
+        load_strict(backbone, state, f"{where} backbone", f"checkpoint {src.path}", FIT_HINT)
     return DistillStudent(backbone, dino, ibot)
 
 
@@ -448,7 +445,8 @@ def _save_checkpoint(
 
 
 def _load_checkpoint(path: Path, arch: nn.Module, opt: torch.optim.Optimizer) -> int:
-    from geodino.train.checkpointing import _load_strict, load_file
+    from geodino.models.checkpoints import load_file, load_strict
+    from geodino.train.checkpointing import FIT_HINT
 
     obj = load_file(path)
     if obj.get("format") != FORMAT:
@@ -461,8 +459,9 @@ def _load_checkpoint(path: Path, arch: nn.Module, opt: torch.optim.Optimizer) ->
                 f"checkpoint {path} has no student {name!r} (it has {sorted(obj['students'])}); use the config it was "
                 "written with or another output_dir"
             )
-        _load_strict(module, obj["students"][name], f"student {name}", path)
-        _load_strict(arch.students_ema[name], obj["students_ema"][name], f"student {name} EMA", path)
+        load_strict(module, obj["students"][name], f"student {name}", f"checkpoint {path}", FIT_HINT)
+        ema = arch.students_ema[name]
+        load_strict(ema, obj["students_ema"][name], f"student {name} EMA", f"checkpoint {path}", FIT_HINT)
     opt.load_state_dict(obj["optimizer"])
     return int(obj["step"])
 
@@ -470,18 +469,14 @@ def _load_checkpoint(path: Path, arch: nn.Module, opt: torch.optim.Optimizer) ->
 def export_student(arch: nn.Module, name: str, out_dir: Path, which: str = "ema") -> Path:
     """Write a student's backbone in the official layout (`<name>.pth`, `.safetensors`) and its heads
     (`<name>.heads.pth`) under `out_dir/<name>/`; return the `.pth` path."""
-    from geodino.train.checkpointing import _save_backbone
-    from geodino.train.teacher_heads import save_heads_file
+    from geodino.models.checkpoints import save_export
 
     module = (arch.students_ema if which == "ema" else arch.students)[name]
     folder = out_dir / name
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in module.backbone.state_dict().items()}
-    config = dict(module.backbone.config)
-    pth, st = folder / f"{name}.pth", folder / f"{name}.safetensors"
-    _save_backbone(state, config, pth, st)
-    save_heads_file(folder / f"{name}.heads.pth", module.dino_head, module.ibot_head, {"backbone": config})
-    return pth
+    heads = {"dino_head": module.dino_head, "ibot_head": module.ibot_head}
+    return save_export(folder / name, state, dict(module.backbone.config), heads)[0]
 
 
 # --------------------------------------------------------------------------------------------------------------

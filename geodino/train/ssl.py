@@ -51,7 +51,6 @@ from geodino.train.schedules import Schedules
 
 __all__ = [
     "SSLMetaArch",
-    "extract_backbone_state",
     "fully_shard_arch",
     "gram_updates_before",
     "resize_patch_tokens",
@@ -96,51 +95,18 @@ def gram_updates_before(iteration: int, first: int, every: int) -> int:
     return hi // every - (lo - 1) // every
 
 
-def extract_backbone_state(state: Mapping[str, Any], source: str = "state_dict") -> dict[str, Tensor]:
-    """Backbone weights from a backbone, teacher (`{"teacher": ...}`), Lightning or geodino checkpoint dict."""
-    for key in ("teacher", "state_dict", "model"):
-        inner = state.get(key)
-        if isinstance(inner, Mapping) and any(isinstance(v, Tensor) or isinstance(v, Mapping) for v in inner.values()):
-            state = inner
-            break
-    tensors = {k: v for k, v in state.items() if isinstance(v, Tensor)}
-    for prefix in ("arch.teacher.backbone.", "teacher.backbone.", "model.teacher.backbone.", "backbone."):
-        sub = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-        if sub:
-            return sub
-    if any(k.startswith(("cls_token", "patch_embed.")) for k in tensors):
-        return tensors
-    raise CheckpointError(f"{source} holds no backbone weights (no cls_token/patch_embed/backbone.* keys)")
+def _backbone(state: Mapping[str, Any], source: str) -> dict[str, Tensor]:
+    """Backbone weights (official layout) of a backbone, teacher, Lightning or geodino checkpoint dict."""
+    from geodino.models.checkpoints import backbone_state
 
-
-def _read_state(path: str | Path) -> dict[str, Any]:
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {path} not found; fix gram.ckpt (or init_from) to an existing file")
-    from geodino.train.checkpointing import load_file  # every supported layout (Lightning, DCP, safetensors)
-
-    return load_file(path)
+    return backbone_state(state, source).state
 
 
 def _load_strict(module: nn.Module, state: Mapping[str, Tensor], what: str, source: str) -> None:
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-        raise CheckpointError(
-            f"{source} does not fit the {what} ({detail}{' ...' if len(missing) + len(unexpected) > 3 else ''}); "
-            "it was trained with another architecture: use a checkpoint of the same student.arch/patch_size/in_chans"
-        )
-    for k, v in state.items():
-        if tuple(own[k].shape) != tuple(v.shape):
-            raise CheckpointError(
-                f"{source} does not fit the {what}: {k} has shape {tuple(v.shape)} but the model has "
-                f"{tuple(own[k].shape)}; use a checkpoint of the same architecture"
-            )
-    with torch.no_grad():
-        for k, v in module.state_dict(keep_vars=True).items():
-            v.copy_(state[k].to(dtype=v.dtype, device=v.device))
+    from geodino.models.checkpoints import load_strict
+    from geodino.train.checkpointing import FIT_HINT
+
+    load_strict(module, state, what, source, FIT_HINT)
 
 
 def _named_tensors(module: nn.Module) -> dict[str, Tensor]:
@@ -309,8 +275,16 @@ class SSLMetaArch(nn.Module):
         if self.gram_teacher is None:
             raise ConfigError("gram.ckpt is set but no separate Gram teacher is used; set gram.use_loss=true")
         where = f"Gram checkpoint {source}" if isinstance(source, (str, Path)) else "Gram teacher state_dict"
-        state = _read_state(source) if isinstance(source, (str, Path)) else source
-        _load_strict(self.gram_teacher["backbone"], extract_backbone_state(state, where), "Gram teacher", where)
+        if isinstance(source, (str, Path)):
+            from geodino.models.checkpoints import load_file
+
+            path = Path(source).expanduser()
+            if not path.exists():
+                raise CheckpointError(f"checkpoint {path} not found; fix gram.ckpt (or init_from) to an existing file")
+            state: Mapping[str, Any] = load_file(path)  # every supported layout (Lightning, DCP, safetensors)
+        else:
+            state = source
+        _load_strict(self.gram_teacher["backbone"], _backbone(state, str(source)), "Gram teacher", where)
         self.gram_initialized.fill_(True)
 
     def mark_gram_initialized(self) -> None:
@@ -337,7 +311,7 @@ class SSLMetaArch(nn.Module):
         """Student, teacher (and Gram teacher) from a teacher state dict: `backbone.*` (+ `dino_head.*`,
         `ibot_head.*`) or a bare backbone state dict. Heads missing from `state` stay freshly initialised."""
         where = source or "teacher state_dict"
-        backbone = extract_backbone_state(state, where)
+        backbone = _backbone(state, where)
         _load_strict(self.student["backbone"], backbone, "student backbone", where)
         _load_strict(self.teacher["backbone"], backbone, "teacher backbone", where)
         done = ["backbone"]

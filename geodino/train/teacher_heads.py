@@ -33,9 +33,8 @@ from torch import Tensor, nn
 from geodino.errors import CheckpointError
 from geodino.losses.dino import DINOLoss
 from geodino.losses.ibot import IBOTPatchLoss
+from geodino.models.checkpoints.files import HEAD_NAMES
 from geodino.models.heads import DINOHead
-
-HEAD_NAMES = ("dino_head", "ibot_head")
 
 
 def head_from_state(state: dict[str, Tensor], source: str, what: str) -> DINOHead:
@@ -84,18 +83,15 @@ def load_heads_file(path: str | Path, embed_dim: int | None = None) -> tuple[DIN
 
     `embed_dim` (the teacher backbone's) is checked against the heads' input size.
     """
-    from geodino.train.checkpointing import load_file, read_init_source
+    from geodino.models.checkpoints import read_heads
+    from geodino.train.checkpointing import read_init_source
 
     path = Path(path).expanduser()
     if not path.exists():
         raise CheckpointError(
             f"teacher.heads file {path} not found; pass a *.heads.pth file or leave it empty to warm up"
         )
-    obj = load_file(path)
-    heads: dict[str, dict[str, Tensor]] = {h: obj[h] for h in HEAD_NAMES if isinstance(obj.get(h), dict)}
-    if len(heads) < 2:
-        flat = {h: {k[len(h) + 1 :]: v for k, v in obj.items() if k.startswith(h + ".")} for h in HEAD_NAMES}
-        heads = {h: s for h, s in flat.items() if s}
+    heads, _ = read_heads(path)
     if len(heads) < 2:
         heads = read_init_source(path).heads
     if len(heads) < 2:
@@ -115,20 +111,10 @@ def load_heads_file(path: str | Path, embed_dim: int | None = None) -> tuple[DIN
 
 
 def save_heads_file(path: str | Path, dino: DINOHead, ibot: DINOHead, meta: dict[str, Any] | None = None) -> Path:
-    """Write heads as `{"dino_head": sd, "ibot_head": sd, **meta}` atomically (the checkpointing heads format)."""
-    from geodino.io import atomic_path
+    """Write heads as `{"dino_head": sd, "ibot_head": sd, **meta}` atomically (the export heads sidecar format)."""
+    from geodino.models.checkpoints import write_heads
 
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(
-            {
-                "dino_head": {k: v.detach().cpu() for k, v in dino.state_dict().items()},
-                "ibot_head": {k: v.detach().cpu() for k, v in ibot.state_dict().items()},
-                **(meta or {}),
-            },
-            tmp,
-        )
-    return path
+    return write_heads(path, {"dino_head": dino, "ibot_head": ibot}, **(meta or {}))
 
 
 def _cosine(step: int, total: int, start: float, end: float, warmup: int = 0, warmup_from: float = 0.0) -> float:
