@@ -354,9 +354,9 @@ def build_timm(name: str, options: dict[str, str], in_chans: int | None, seed: i
     import timm
 
     if not timm.list_models(name) and not timm.list_models(name.split(".")[0]):
-        import difflib
+        from geodino.errors import did_you_mean
 
-        close = difflib.get_close_matches(name, timm.list_models(), n=3)
+        close = did_you_mean(name, timm.list_models(), n=3)
         raise ConfigError(f"unknown timm model {name!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
     pretrained = _as_bool(options.get("pretrained", "false"), "pretrained")
     kwargs: dict[str, Any] = {"pretrained": pretrained, "num_classes": 0}

@@ -43,7 +43,7 @@ from geodino.embed.blend import BLEND_MODES, tile_weights
 from geodino.embed.plan import Block, Plan, auto_chunk, make_plan
 from geodino.embed.sources import open_source
 from geodino.embed.writers import DEQUANT_RULE, DTYPES, ZarrBlockWriter, create_store, encode
-from geodino.errors import ConfigError, GeoDinoError, InputError
+from geodino.errors import ConfigError, GeoDinoError, InputError, did_you_mean
 
 PLAN_FILE = "plan.json"
 IDENT_KEYS = ("blend", "margin", "layers", "layer_mode", "norm", "dtype", "bands", "nodata", "upsample")
@@ -806,9 +806,7 @@ def embed_raster(
     cfg = dataclasses.replace(config) if config is not None else EmbedConfig()
     unknown = sorted(set(options) - {f.name for f in dataclasses.fields(EmbedConfig)})
     if unknown:
-        import difflib
-
-        close = [difflib.get_close_matches(k, [f.name for f in dataclasses.fields(EmbedConfig)], n=1) for k in unknown]
+        close = [did_you_mean(k, [f.name for f in dataclasses.fields(EmbedConfig)]) for k in unknown]
         hint = "; ".join(f"{k}" + (f" (did you mean {c[0]}?)" if c else "") for k, c in zip(unknown, close))
         raise ConfigError(f"unknown embed option(s): {hint}")
     for k, v in options.items():
