@@ -26,8 +26,8 @@ def build_trio(arch: str):
     from transformers import DINOv3ViTConfig, DINOv3ViTModel
 
     from geodino.models import build_model
-    from geodino.models.convert_hf import hf_config_from_official, official_to_hf
-    from geodino.models.convert_timm import official_to_timm, timm_model_for
+    from geodino.models.checkpoints.hf import hf_config_from_official, official_to_hf
+    from geodino.models.checkpoints.timm import official_to_timm, timm_model_for
 
     torch.manual_seed(0)
     geo = build_model(arch).eval()

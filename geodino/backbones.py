@@ -78,7 +78,7 @@ def _as_bool(value: str, key: str) -> bool:
     raise ConfigError(f"backbone spec option {key}={value!r} must be true or false")
 
 
-def _as_int(value: str, key: str) -> int:
+def as_int(value: str, key: str) -> int:
     try:
         return int(value)
     except ValueError:
@@ -116,7 +116,7 @@ def check_build_options(overrides: dict[str, Any], spec: str) -> None:
             raise ConfigError(f"backbone spec {spec}: option {key}={value!r} must be a positive integer")
 
 
-def _parse_value(value: str) -> Any:
+def parse_value(value: str) -> Any:
     """A spec option value for an arch build override: int, float, bool, none or string."""
     low = value.lower()
     if low in ("none", "null"):
@@ -221,7 +221,7 @@ class FrozenBackbone(nn.Module):
             self.in_chans = int(model.in_chans)
             self.n_blocks = int(model.n_blocks)
         else:
-            self.patch_size, self.embed_dim, self.in_chans, self.n_blocks = _timm_geometry(model)
+            self.patch_size, self.embed_dim, self.in_chans, self.n_blocks = timm_geometry(model)
         if self.mean.numel() != self.in_chans:
             raise ConfigError(
                 f"normalisation has {self.mean.numel()} bands but backbone {spec} takes {self.in_chans}; pass a "
@@ -308,7 +308,7 @@ class FrozenBackbone(nn.Module):
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _timm_geometry(model: nn.Module) -> tuple[int, int, int, int]:
+def timm_geometry(model: nn.Module) -> tuple[int, int, int, int]:
     """(patch size / output stride, feature width, in_chans, number of selectable blocks) of a timm model."""
     pe = getattr(model, "patch_embed", None)
     if pe is not None and hasattr(pe, "patch_size"):
@@ -350,13 +350,13 @@ def _timm_features(model: nn.Module, x: Tensor, idx: list[int], norm: bool) -> t
     return maps, cls
 
 
-def _build_timm(name: str, options: dict[str, str], in_chans: int | None, seed: int | None) -> nn.Module:
+def build_timm(name: str, options: dict[str, str], in_chans: int | None, seed: int | None) -> nn.Module:
     import timm
 
     if not timm.list_models(name) and not timm.list_models(name.split(".")[0]):
-        import difflib
+        from geodino.errors import did_you_mean
 
-        close = difflib.get_close_matches(name, timm.list_models(), n=3)
+        close = did_you_mean(name, timm.list_models(), n=3)
         raise ConfigError(f"unknown timm model {name!r}" + (f"; did you mean {', '.join(close)}?" if close else ""))
     pretrained = _as_bool(options.get("pretrained", "false"), "pretrained")
     kwargs: dict[str, Any] = {"pretrained": pretrained, "num_classes": 0}
@@ -364,7 +364,7 @@ def _build_timm(name: str, options: dict[str, str], in_chans: int | None, seed: 
         kwargs["in_chans"] = in_chans
     for key in ("img_size",):
         if key in options:
-            kwargs[key] = _as_int(options[key], key)
+            kwargs[key] = as_int(options[key], key)
     if seed is not None:
         torch.manual_seed(seed)
     try:
@@ -423,14 +423,6 @@ def _sensor_stats(
     return s, list(s.mean), list(s.std), list(s.bands)
 
 
-def _rgb_names(bands: list[str], sensor: Any) -> list[str]:
-    """Band names with the sensor's red/green/blue bands renamed R/G/B (so RGB kernels can be matched); without a
-    sensor, through the built-in sensors that know every name (Sentinel-2 B04/B03/B02 are red/green/blue)."""
-    from geodino.data.sensors import rgb_names
-
-    return rgb_names(bands, sensor, check=False)
-
-
 def _sha256_path(path: Path) -> str:
     """sha256 of a file, or of the files of a folder (names and contents)."""
     h = hashlib.sha256()
@@ -474,15 +466,15 @@ def load_backbone(
         options.pop("sensor", None)
     fill = fill or options.pop("fill", "mean")
     options.pop("fill", None)
-    seed = _as_int(options.pop("seed"), "seed") if "seed" in options else None
+    seed = as_int(options.pop("seed"), "seed") if "seed" in options else None
     n_bands, names = _bands_option(bands)
 
     if kind == "arch":
         from geodino.models import build_model
 
-        overrides = {k: _parse_value(v) for k, v in options.items()}
-        patch = _as_int(str(overrides.pop("patch_size", 16)), "patch_size")
-        in_chans = _as_int(str(overrides.pop("in_chans", n_bands or 3)), "in_chans")
+        overrides = {k: parse_value(v) for k, v in options.items()}
+        patch = as_int(str(overrides.pop("patch_size", 16)), "patch_size")
+        in_chans = as_int(str(overrides.pop("in_chans", n_bands or 3)), "in_chans")
         if n_bands is not None and n_bands != in_chans:
             raise ConfigError(f"backbone spec {spec_text}: bands={n_bands} but in_chans={in_chans}")
         check_build_options({"patch_size": patch, "in_chans": in_chans, **overrides}, spec_text)
@@ -497,8 +489,8 @@ def load_backbone(
         return fb.to(device)
 
     if kind == "timm":
-        model = _build_timm(target, options, n_bands, seed)
-        in_chans = _timm_geometry(model)[2]
+        model = build_timm(target, options, n_bands, seed)
+        in_chans = timm_geometry(model)[2]
         default_mean = list(model.pretrained_cfg.get("mean", IMAGENET_MEAN))
         default_std = list(model.pretrained_cfg.get("std", IMAGENET_STD))
         if sensor is None and in_chans == len(default_mean):
@@ -530,7 +522,7 @@ def _from_path(
     device: str | torch.device,
     amp: bool | None,
 ) -> FrozenBackbone:
-    from geodino.models.checkpoints import adapt_state_bands, build_from_state, read_backbone_weights
+    from geodino.models.checkpoints import build_from_state, read_backbone_weights, resolve_bands
 
     if not path.exists():
         hint = " (arch:NAME for a random backbone, timm:NAME for a timm model)" if ":" not in str(path) else ""
@@ -560,11 +552,9 @@ def _from_path(
                 f"checkpoint {path} has {c} input bands but bands={n_bands} was requested; name the bands "
                 f"(bands=B02,B03,...) to adapt its patch embedding from {src_bands or f'{c} unnamed bands'}"
             )
-        if src_bands is None:
-            raise CheckpointError(
-                f"checkpoint {path} has {c} input bands without names; it cannot be adapted to {names}"
-            )
-        state = adapt_state_bands(state, _rgb_names(names, sensor), src_bands=src_bands, fill=fill)
+        state, _ = resolve_bands(
+            state, names, src_bands=src_bands, sensor=sensor, fill=fill, source=path, check_sensor=False
+        )
         adapted = True
     model = build_from_state(state, config, source=path)
     bands_for_stats = names if names is not None else (src_bands if not adapted else None)

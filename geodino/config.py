@@ -8,11 +8,10 @@ an unknown key names the closest valid keys, a YAML file can extend another one 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from pathlib import Path
 from typing import Any, TypeVar
 
-from geodino.errors import ConfigError
+from geodino.errors import ConfigError, did_you_mean
 
 T = TypeVar("T")
 
@@ -43,10 +42,14 @@ def _field_default(f: dataclasses.Field) -> Any:
 
 
 def _unknown_key_message(key: str, schema: type, where: str) -> str:
-    valid = _flat_keys(schema)
-    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.6)
+    close = did_you_mean(key, _flat_keys(schema), n=3)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "; run with --help to list the keys"
     return f"unknown config key {key!r} in {where}{hint}"
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping of a YAML config file, its `_base_` files merged in (one-line ConfigErrors)."""
+    return _read_yaml(Path(path))
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -99,7 +102,6 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: list
     Raises ConfigError naming the file and key for unknown keys, wrong types and bad YAML.
     """
     from omegaconf import OmegaConf
-    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
     cfg = OmegaConf.structured(schema)
     sources: list[tuple[str, dict[str, Any]]] = []
@@ -109,23 +111,47 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: list
         key, value = _parse_override(item)
         sources.append((f"override {item!r}", _nest(key, value)))
     for where, data in sources:
-        try:
-            cfg = OmegaConf.merge(cfg, data)
-        except ConfigKeyError as exc:
-            key = getattr(exc, "full_key", None) or str(exc).split("'")[1]
-            raise ConfigError(_unknown_key_message(str(key), schema, where)) from exc
-        except ValidationError as exc:
-            key = getattr(exc, "full_key", "?")
-            msg = str(exc).strip().splitlines()[0]
-            raise ConfigError(f"config key {key!r} in {where} has a bad value: {msg}") from exc
-        except OmegaConfBaseException as exc:
-            msg = str(exc).strip().splitlines()[0]
-            raise ConfigError(f"config in {where} cannot be used: {msg}") from exc
+        cfg = _merge(cfg, data, schema, where)
+    return _finish(cfg, schema, "")
+
+
+def from_mapping(schema: type[T], data: dict[str, Any], where: str) -> T:
+    """A `schema` instance from a plain mapping (e.g. one section of a larger YAML), with `load_config`'s errors."""
+    from omegaconf import OmegaConf
+
+    return _finish(_merge(OmegaConf.structured(schema), data, schema, where), schema, where)
+
+
+def _merge(cfg: Any, data: dict[str, Any], schema: type, where: str) -> Any:
+    """Merge `data` into the structured config, turning OmegaConf's errors into one line naming key and place."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+    try:
+        return OmegaConf.merge(cfg, data)
+    except ConfigKeyError as exc:
+        key = getattr(exc, "full_key", None) or str(exc).split("'")[1]
+        raise ConfigError(_unknown_key_message(str(key), schema, where)) from exc
+    except ValidationError as exc:
+        key = getattr(exc, "full_key", "?")
+        msg = str(exc).strip().splitlines()[0]
+        raise ConfigError(f"config key {key!r} in {where} has a bad value: {msg}") from exc
+    except OmegaConfBaseException as exc:
+        msg = str(exc).strip().splitlines()[0]
+        raise ConfigError(f"config in {where} cannot be used: {msg}") from exc
+
+
+def _finish(cfg: Any, schema: type[T], where: str) -> T:
+    """The dataclass object of a merged config, validated (its `validate()` method, when it has one)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
     try:
         obj = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", "?")
-        raise ConfigError(f"config key {key!r} is missing or invalid: {str(exc).splitlines()[0]}") from exc
+        place = f" in {where}" if where else ""
+        raise ConfigError(f"config key {key!r}{place} is missing or invalid: {str(exc).splitlines()[0]}") from exc
     post = getattr(obj, "validate", None)
     if callable(post):
         post()

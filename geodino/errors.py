@@ -6,6 +6,8 @@ names the file, key or value and says what to do. Anything else is a bug and kee
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class GeoDinoError(Exception):
     """Base class of user-facing errors: the message is the whole story, shown without a traceback."""
@@ -27,3 +29,11 @@ class CheckpointError(GeoDinoError):
 
 class TrainingError(GeoDinoError):
     """Training cannot continue (for example a NaN loss); the last good checkpoint is kept."""
+
+
+def did_you_mean(word: str, choices: Iterable[str], n: int = 1, cutoff: float = 0.6) -> list[str]:
+    """The up to `n` valid names closest to a misspelt `word` (difflib ratio >= `cutoff`), best first: the one
+    place that answers "did you mean ...?" for keys, architectures, sensors, bands, datasets and options."""
+    import difflib
+
+    return difflib.get_close_matches(str(word), list(choices), n=n, cutoff=cutoff)

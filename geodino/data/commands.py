@@ -202,14 +202,13 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _preview(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
-    from geodino.config import _read_yaml, load_config
+    from geodino.config import load_config, read_yaml
     from geodino.data.config import DataConfig
     from geodino.data.preview import write_preview
 
-    if args.config and "data" in _read_yaml(Path(args.config)):  # a pretraining config: preview its `data` section
-        from geodino.train.pretrain import PretrainConfig
+    if args.config and "data" in read_yaml(args.config):  # a pretraining config: preview its `data` section
+        from geodino.train.config import PretrainConfig
 
         cfg = load_config(PretrainConfig, args.config, args.overrides).data
     else:

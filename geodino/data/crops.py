@@ -17,75 +17,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from geodino.data.config import CropsConfig, CropSet
 from geodino.data.sensors import Sensor
 from geodino.errors import ConfigError
 
 __all__ = ["CropSet", "CropsConfig", "MultiCropTransform", "choose_crop_set", "crop_sets"]
-
-
-@dataclass
-class CropSet:
-    """One resolution setting of multi-resolution training (official high-res adaptation uses several)."""
-
-    global_size: int = 224
-    local_size: int = 96
-    gram_size: int | None = None
-    probability: float = 1.0
-
-
-@dataclass
-class CropsConfig:
-    """Multi-crop settings (defaults: the official 2 x 224 global, 8 x 96 local) and iBOT mask settings."""
-
-    n_global: int = 2
-    n_local: int = 8
-    global_size: int = 224
-    local_size: int = 96
-    global_scale: list[float] = field(default_factory=lambda: [0.32, 1.0])
-    local_scale: list[float] = field(default_factory=lambda: [0.05, 0.32])
-    ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
-    gram: bool = False  # produce Gram-teacher crops
-    gram_size: int | None = None  # default 2 x global_size
-    crop_sets: list[CropSet] = field(default_factory=list)  # multi-resolution; overrides the sizes when set
-    flips: bool = True
-    rot90: bool = True
-    jitter_prob: float = 0.8
-    brightness: float = 0.4
-    contrast: float = 0.4
-    saturation: float = 0.2
-    hue: float = 0.1
-    band_jitter: float = 0.1  # multispectral: extra per-band brightness/contrast spread
-    grayscale_prob: float = 0.2
-    solarize_prob: float = 0.2
-    blur_probs: list[float] = field(default_factory=lambda: [1.0, 0.1, 0.5])  # global 1, global 2, local
-    official_blur_bug: bool = False
-    blur_sigma: list[float] = field(default_factory=lambda: [0.1, 2.0])
-    blur_kernel: int = 9
-    min_valid_fraction: float = 0.5
-    mask_ratio: list[float] = field(default_factory=lambda: [0.1, 0.5])
-    mask_probability: float = 0.5
-    mask_max_block_fraction: float = 0.5
-
-    def validate(self) -> None:
-        if self.n_global < 1:
-            raise ConfigError(f"crops.n_global must be >= 1, got {self.n_global}")
-        for key in ("global_scale", "local_scale", "mask_ratio", "blur_sigma", "ratio"):
-            v = getattr(self, key)
-            if len(v) != 2 or v[0] > v[1] or v[0] < 0:
-                raise ConfigError(f"crops.{key} must be [low, high] with 0 <= low <= high, got {list(v)}")
-        if len(self.blur_probs) != 3:
-            raise ConfigError(f"crops.blur_probs needs 3 values (global 1, global 2, local), got {self.blur_probs}")
-        if self.crop_sets and abs(sum(c.probability for c in self.crop_sets) - 1.0) > 1e-6:
-            raise ConfigError(
-                f"crops.crop_sets probabilities sum to {sum(c.probability for c in self.crop_sets)}; they must sum to 1"
-            )
 
 
 def crop_sets(cfg: CropsConfig) -> list[CropSet]:

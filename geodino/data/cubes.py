@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from geodino.data.sensors import Sensor, get_sensor
+from geodino.data.validity import valid_pixels
 from geodino.errors import InputError
 
 __all__ = ["CubeSource", "open_cube"]
@@ -310,11 +311,7 @@ class CubeSource:
             data = np.asarray(da.isel(sel).values)
         except Exception as exc:
             raise InputError(f"datacube {s.path}: tile read failed ({type(exc).__name__}: {exc})") from exc
-        valid = np.ones(data.shape[:-3] + data.shape[-2:], dtype=bool)
-        if s.nodata is not None and not np.isnan(s.nodata):
-            valid &= ~(data == np.asarray(s.nodata, dtype=data.dtype)).all(axis=-3)
-        if data.dtype.kind == "f":
-            valid &= ~np.isnan(data).all(axis=-3)
+        valid = valid_pixels(data, s.nodata)
         if data.ndim == 4:  # stacked times: a pixel is valid when valid at every time
             valid = valid.all(axis=0)
         image = self.sensor.to_reflectance(data).astype(np.float32, copy=False)

@@ -25,6 +25,7 @@ import numpy as np
 
 from geodino.data.paths import RASTER_EXTS, resolve_paths
 from geodino.data.sensors import Sensor, get_sensor
+from geodino.data.validity import valid_pixels
 from geodino.errors import InputError
 
 __all__ = ["RasterArchive", "SceneInfo", "open_raster", "read_window"]
@@ -149,8 +150,8 @@ def read_window(
     """Read a window that may run past the raster edges (boundless), returning (data [C,h,w], valid [h,w]).
 
     Only the part inside the raster is read (one `read` call, no boundless VRT); the rest is filled with
-    `nodata` (or 0) and marked invalid. A pixel is invalid where every band equals `nodata` or is NaN
-    (GDAL's dataset-mask rule), or where the internal mask is 0 when `use_mask`.
+    `nodata` (or 0) and marked invalid. Validity is `geodino.data.validity.valid_pixels` (every band nodata, or
+    any band NaN), and the internal mask or alpha band when `use_mask` and no nodata value is set.
     """
     from rasterio.windows import Window
 
@@ -168,16 +169,12 @@ def read_window(
             data[:, r0 - row : r1 - row, c0 - col : c1 - col] = ds.read(
                 list(indexes), window=Window(c0, r0, c1 - c0, r1 - r0)
             )
-    valid = np.zeros((height, width), dtype=bool)
-    if inside:
-        valid[r0 - row : r1 - row, c0 - col : c1 - col] = True
-    if nodata is not None and not np.isnan(nodata):
-        if nodata == 0 and data.dtype.kind in "ub":  # the common case, one max-reduction and no C x H x W temp
-            valid &= data.max(axis=0) > 0
-        else:
-            valid &= (data != np.asarray(nodata, dtype=data.dtype)).any(axis=0)
-    if data.dtype.kind == "f":
-        valid &= ~np.isnan(data).all(axis=0)
+    valid = valid_pixels(data, nodata, band_axis=0)
+    if not full:
+        inside_mask = np.zeros((height, width), dtype=bool)
+        if inside:
+            inside_mask[r0 - row : r1 - row, c0 - col : c1 - col] = True
+        valid &= inside_mask
     if use_mask and inside and nodata is None:
         m = ds.read_masks(indexes[0], window=Window(c0, r0, c1 - c0, r1 - r0))
         valid[r0 - row : r1 - row, c0 - col : c1 - col] &= m > 0

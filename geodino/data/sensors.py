@@ -23,14 +23,13 @@ A user sensor is a YAML file::
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from geodino.errors import ConfigError, InputError
+from geodino.errors import ConfigError, InputError, did_you_mean
 
 __all__ = ["SENSORS", "Sensor", "get_sensor", "list_sensors", "load_sensor_yaml", "save_sensor_yaml"]
 
@@ -111,7 +110,7 @@ class Sensor:
         if name.lower() in low:
             return low[name.lower()]
         if strict:
-            close = difflib.get_close_matches(name, [*self.bands, *self.aliases], n=3, cutoff=0.5)
+            close = did_you_mean(name, [*self.bands, *self.aliases], n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise InputError(
                 f"band {name!r} is not a band of sensor {self.name!r} (bands: {', '.join(self.bands)}){hint}"
@@ -475,7 +474,7 @@ def get_sensor(name_or_yaml: str | Path | Sensor) -> Sensor:
     key = _ALIASES.get(key, key)
     if key in SENSORS:
         return SENSORS[key]
-    close = difflib.get_close_matches(key, [*SENSORS, *_ALIASES], n=3, cutoff=0.5)
+    close = did_you_mean(key, [*SENSORS, *_ALIASES], n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise ConfigError(
         f"unknown sensor {text!r}{hint} (built-in: {', '.join(list_sensors())}; or pass a sensor YAML file, "

@@ -7,11 +7,12 @@ baseline, or a toy model in tests.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
-
-import torch
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from geodino.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @runtime_checkable
@@ -49,17 +50,13 @@ def parse_layers(layers: Any) -> Any:
     return [int(v) for v in layers]
 
 
-def layer_indices(layers: Any, n_blocks: int) -> list[int]:
-    """The block indices a layer choice names (for band names and metadata)."""
-    layers = parse_layers(layers)
-    if layers == "last":
-        return [n_blocks - 1]
-    if layers == "four_last":
-        return list(range(n_blocks - 4, n_blocks))
-    if layers == "four_even":
-        step = max(1, n_blocks // 4)
-        return [step * (i + 1) - 1 for i in range(4)]
-    return [i if i >= 0 else n_blocks + i for i in layers]
+def __getattr__(name: str) -> Any:
+    """`layer_indices` lives in `geodino.backbones` (one definition, with bounds checks); kept importable here."""
+    if name == "layer_indices":
+        from geodino.backbones import layer_indices
+
+        return layer_indices
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def resolve_backbone(backbone: Any, *, device: str = "cpu", amp: bool = False) -> Any:

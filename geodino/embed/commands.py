@@ -58,7 +58,7 @@ class _IntermixedParser(argparse.ArgumentParser):
 def register(subparsers: Any) -> None:
     """Add the `embed` command (feature rasters and their products)."""
     from geodino.cli import add_config_arguments
-    from geodino.embed.pipeline import EmbedConfig
+    from geodino.embed.config import EmbedConfig
 
     p = subparsers.add_parser(
         "embed",

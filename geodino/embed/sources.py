@@ -2,20 +2,21 @@
 
 A source answers `read(y0, y1, x0, x1) -> (data [C,h,w] float32, valid [h,w] bool)` for any pixel window,
 also partly or fully outside the raster (outside is invalid and zero), so the tiler never special-cases edges.
-Validity combines the dataset mask (nodata value, alpha band or internal mask: a pixel is invalid when every
-band is nodata), NaN values, and an optional user nodata value that overrides a wrong declared one.
+Rasters are read through `geodino.data.rasters.read_window` (the training reader) and validity is the one rule
+of `geodino.data.validity` (every band nodata, or any band NaN; the internal mask or alpha band when no nodata
+value is declared); an optional user nodata value overrides a wrong declared one.
 Each thread opens its own handle (GDAL handles are not thread-safe): call `open()` in the thread that reads.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from geodino.data.validity import valid_pixels
 from geodino.errors import InputError
 
 
@@ -88,7 +89,9 @@ class RasterSource:
             self._src = None
 
     def read(self, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
-        from rasterio.windows import Window
+        import rasterio.errors
+
+        from geodino.data.rasters import read_window
 
         h, w = y1 - y0, x1 - x0
         data = np.zeros((len(self.bands), h, w), dtype=np.float32)
@@ -97,24 +100,16 @@ class RasterSource:
         rx0, rx1 = max(x0, 0), min(x1, self.info.width)
         if ry0 >= ry1 or rx0 >= rx1:
             return data, valid
-        src = self._src
-        win = Window(rx0, ry0, rx1 - rx0, ry1 - ry0)
-        import rasterio.errors
-
-        try:
-            raw = src.read(self.bands, window=win)
-            if self.user_nodata is not None:
-                ok = ~np.all(raw == np.asarray(self.user_nodata, dtype=raw.dtype), axis=0)
-            else:
-                ok = src.dataset_mask(window=win) > 0
+        try:  # the training reader on this thread's own handle: one read, the one validity rule
+            raw, ok = read_window(
+                self._src, self.bands, rx0, ry0, rx1 - rx0, ry1 - ry0, nodata=self.info.nodata, use_mask=True
+            )
         except rasterio.errors.RasterioError as exc:
             raise InputError(
                 f"cannot read raster {self.path} at rows {ry0}..{ry1}, columns {rx0}..{rx1}: "
                 f"the file is truncated or corrupt; re-download or re-create it (`gdalinfo -checksum {self.path}` "
                 f"shows whether every block reads)"
             ) from exc
-        if raw.dtype.kind == "f":
-            ok &= ~np.any(np.isnan(raw), axis=0)
         sl = (slice(ry0 - y0, ry1 - y0), slice(rx0 - x0, rx1 - x0))
         data[(slice(None), *sl)] = raw
         valid[sl] = ok
@@ -189,12 +184,7 @@ class CubeSource:
         if ry0 >= ry1 or rx0 >= rx1:
             return data, valid
         raw = np.asarray(self.da[:, ry0:ry1, rx0:rx1].values)
-        nod = self.info.nodata
-        ok = np.ones(raw.shape[1:], dtype=bool)
-        if nod is not None and not (isinstance(nod, float) and math.isnan(nod)):
-            ok = ~np.all(raw == np.asarray(nod, dtype=raw.dtype), axis=0)
-        if raw.dtype.kind == "f":
-            ok &= ~np.any(np.isnan(raw), axis=0)
+        ok = valid_pixels(raw, self.info.nodata)
         sl = (slice(ry0 - y0, ry1 - y0), slice(rx0 - x0, rx1 - x0))
         data[(slice(None), *sl)] = np.nan_to_num(raw, nan=0.0) if raw.dtype.kind == "f" else raw
         valid[sl] = ok

@@ -29,13 +29,12 @@ from geodino.embed.writers import (
 )
 
 
-def upsample_store(src: Path, dst: Path, prep: dict[str, Any], *, progress: bool = True, rows: int = 0) -> None:
-    """Write `dst` at the input resolution from the patch-grid store `src`."""
+def upsample_store(src: Path, dst: Path, plan: Any, *, l2: bool, progress: bool = True, rows: int = 0) -> None:
+    """Write `dst` at the input resolution from the patch-grid store `src` of `plan` (`l2`: unit-length vectors)."""
     import zarr
     from tqdm.auto import tqdm
 
     info = read_store_info(src)
-    plan = prep["plan"]
     p, H, W = plan.patch, plan.height_px, plan.width_px
     dtype = info["dtype"]
     chunk = auto_chunk(len(info["band_names"]), {"int8": 1, "float16": 2}.get(dtype, 4))
@@ -53,7 +52,7 @@ def upsample_store(src: Path, dst: Path, prep: dict[str, Any], *, progress: bool
     )
     cells = zarr.open_array(str(Path(src) / VAR), mode="r", zarr_format=2)
     writer = ZarrBlockWriter(dst)
-    l2 = bool(prep["l2"])
+    l2 = bool(l2)
     rows = rows or chunk
     col_step = max(chunk, (4096 // chunk) * chunk)
     n_steps = math.ceil(H / rows) * math.ceil(W / col_step)

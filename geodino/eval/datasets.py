@@ -542,9 +542,9 @@ def build_dataset(cfg: DatasetConfig, split: str) -> ProbeDataset:
         raise ConfigError(f"split {split!r} is not valid; use train, val or test")
     builder = DATASETS.get(cfg.name)
     if builder is None:
-        import difflib
+        from geodino.errors import did_you_mean
 
-        close = difflib.get_close_matches(cfg.name, list(DATASETS), n=1)
+        close = did_you_mean(cfg.name, DATASETS)
         hint = f"; did you mean {close[0]!r}?" if close else f"; choose one of {', '.join(sorted(DATASETS))}"
         raise ConfigError(f"dataset.name={cfg.name!r} is not a known dataset{hint}")
     if isinstance(builder, str):

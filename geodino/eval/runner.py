@@ -85,27 +85,9 @@ def task_entry(task_type: str) -> tuple[Any, type]:
 
 def task_config(schema: type, data: dict[str, Any], where: str) -> Any:
     """Fill a task's config dataclass from the suite's mapping, with the same errors as `geodino.config`."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+    from geodino.config import from_mapping
 
-    from geodino.config import _unknown_key_message
-
-    body = {k: v for k, v in data.items() if k not in RUNNER_TASK_KEYS}
-    try:
-        cfg = OmegaConf.merge(OmegaConf.structured(schema), body)
-        obj = OmegaConf.to_object(cfg)
-    except ConfigKeyError as exc:
-        key = getattr(exc, "full_key", None) or str(exc).split("'")[1]
-        raise ConfigError(_unknown_key_message(str(key), schema, where)) from exc
-    except ValidationError as exc:
-        key = getattr(exc, "full_key", "?")
-        raise ConfigError(f"config key {key!r} in {where} has a bad value: {str(exc).splitlines()[0]}") from exc
-    except OmegaConfBaseException as exc:
-        raise ConfigError(f"config in {where} cannot be used: {str(exc).splitlines()[0]}") from exc
-    post = getattr(obj, "validate", None)
-    if callable(post):
-        post()
-    return obj
+    return from_mapping(schema, {k: v for k, v in data.items() if k not in RUNNER_TASK_KEYS}, where)
 
 
 NOT_HASHED = {"cache_dir", "progress", "plots", "num_workers", "cache_features"}

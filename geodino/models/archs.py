@@ -79,9 +79,9 @@ def arch_kwargs(arch: str) -> dict[str, Any]:
     from geodino.errors import ConfigError
 
     if arch not in ARCHS:
-        import difflib
+        from geodino.errors import did_you_mean
 
-        close = difflib.get_close_matches(arch, ARCHS, n=1)
+        close = did_you_mean(arch, ARCHS)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ConfigError(f"unknown architecture {arch!r}{hint}; valid: {', '.join(ARCHS)}")
     return {**COMMON, **ARCHS[arch]}

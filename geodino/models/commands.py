@@ -50,7 +50,7 @@ def register(subparsers: Any) -> None:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from geodino.models.checkpoints import convert_checkpoint
+    from geodino.models.checkpoints.convert import convert_checkpoint
 
     out = convert_checkpoint(
         args.input,

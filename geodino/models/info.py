@@ -100,13 +100,13 @@ def _describe(spec: str | Path) -> dict[str, Any]:
             "dtype": str(next(iter(weights.state.values())).dtype).replace("torch.", ""),
         }
     if kind == "arch":
-        from geodino.backbones import _as_int, _parse_value, check_build_options
+        from geodino.backbones import as_int, check_build_options, parse_value
         from geodino.models import build_model, count_parameters
 
-        overrides = {k: _parse_value(v) for k, v in options.items() if k not in ("seed", "sensor", "fill")}
+        overrides = {k: parse_value(v) for k, v in options.items() if k not in ("seed", "sensor", "fill")}
         bands = overrides.pop("bands", 3)
         default = bands if isinstance(bands, int) else len(str(bands).split(","))
-        in_chans = _as_int(str(overrides.pop("in_chans", default)), "in_chans")
+        in_chans = as_int(str(overrides.pop("in_chans", default)), "in_chans")
         check_build_options({"in_chans": in_chans, **overrides}, str(spec))
         model = build_model(target, in_chans=in_chans, device="meta", **overrides)
         cfg = model.config
@@ -124,11 +124,11 @@ def _describe(spec: str | Path) -> dict[str, Any]:
             "keys": len(model.state_dict()),
             "n_prefix": 1 + cfg["n_storage_tokens"],
         }
-    from geodino.backbones import _build_timm, _timm_geometry
+    from geodino.backbones import build_timm, timm_geometry
 
     with torch.device("meta"):
-        model = _build_timm(target, {k: v for k, v in options.items() if k != "pretrained"}, None, None)
-    patch, dim, in_chans, n = _timm_geometry(model)
+        model = build_timm(target, {k: v for k, v in options.items() if k != "pretrained"}, None, None)
+    patch, dim, in_chans, n = timm_geometry(model)
     return {
         "spec": str(spec),
         "arch": f"timm {type(model).__name__}",

@@ -26,7 +26,6 @@ does with `student.resume_from_teacher_chkpt` and `gram.ckpt`).
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,63 +35,38 @@ import torch
 from torch import nn
 
 from geodino.errors import CheckpointError, InputError
-from geodino.io import atomic_path
+from geodino.models.checkpoints.files import HEAD_NAMES, heads_path, load_file, load_strict, read_heads
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "InitSource",
+    "apply_init",
+    "check_resume_fits",
+    "export",
+    "find_checkpoints",
+    "is_training_checkpoint",
+    "latest_checkpoint",
+    "load_file",
+    "read_init_source",
+    "sub_state",
+]
 
 FORMAT = "geodino-ssl"
 VERSION = 1
 PREFIX = "arch."  # the LightningModule keeps the SSL meta-architecture in `self.arch`
-HEAD_NAMES = ("dino_head", "ibot_head")
-HEADS_SUFFIX = ".heads.pth"
+# What to do when a file does not fit the module it initialises (the config keys that set the architecture).
+FIT_HINT = (
+    "it was trained with another architecture: set ssl.student.arch, ssl.student.patch_size, ssl.student.in_chans "
+    "and the ssl.dino/ssl.ibot head sizes (distill: students[i].arch) to match it (`geodino info FILE` shows its "
+    "architecture), or choose another file"
+)
 CKPT_PATTERN = re.compile(r"^step_(\d+)\.ckpt$")
 
 
 # --------------------------------------------------------------------------------------------------------------
 # reading
 # --------------------------------------------------------------------------------------------------------------
-
-
-def load_file(path: str | Path) -> dict[str, Any]:
-    """Load a `.pth`/`.ckpt`/`.safetensors` file (or a Lightning sharded checkpoint folder) as a dict.
-
-    Only tensors and plain containers are accepted (`weights_only=True`): a checkpoint never runs code.
-    """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {path} not found; pass an existing .ckpt, .pth or .safetensors file")
-    if path.is_dir():
-        return _load_sharded(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file as st_load
-
-        try:
-            return dict(st_load(str(path)))
-        except Exception as exc:
-            raise CheckpointError(f"checkpoint {path} is not a readable safetensors file: {exc}") from exc
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"checkpoint {path} cannot be read ({first}); is it a torch checkpoint?") from exc
-    if not isinstance(obj, dict):
-        raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, not a dict of tensors")
-    return obj
-
-
-def _load_sharded(path: Path) -> dict[str, Any]:
-    """Gather a Lightning/DCP sharded checkpoint folder into one full dict on CPU (for export and init)."""
-    meta = path / "meta.pt"
-    if not meta.is_file():
-        raise CheckpointError(f"checkpoint folder {path} has no meta.pt; pass a checkpoint file or a sharded folder")
-    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
-
-    tmp = path.parent / f".{path.name}.full-{os.getpid()}.pt"
-    try:
-        dcp_to_torch_save(str(path), str(tmp))
-        full = torch.load(tmp, map_location="cpu", weights_only=True)
-    finally:
-        tmp.unlink(missing_ok=True)
-    full.update(torch.load(meta, map_location="cpu", weights_only=True))
-    return full
 
 
 def is_training_checkpoint(obj: dict[str, Any]) -> bool:
@@ -188,61 +162,19 @@ def read_init_source(path: str | Path) -> InitSource:
         raise CheckpointError(
             f"checkpoint {path} holds no tensors; pass a backbone state_dict or a training checkpoint"
         )
-    heads_file = _heads_path(path)
+    heads_file = heads_path(path)
     heads: dict[str, dict[str, torch.Tensor]] = {}
     config = None
     if heads_file.is_file():
-        h = load_file(heads_file)
-        heads = {k: h[k] for k in HEAD_NAMES if isinstance(h.get(k), dict)}
-        config = h.get("backbone")
+        heads, rest = read_heads(heads_file)
+        config = rest.get("backbone")
     return InitSource(
         path=path, kind="export" if heads else "backbone", teacher=state, heads=heads, backbone_config=config
     )
 
 
-def _heads_path(backbone_file: Path) -> Path:
-    stem = backbone_file.name[: -len(backbone_file.suffix)] if backbone_file.suffix else backbone_file.name
-    return backbone_file.with_name(stem + HEADS_SUFFIX)
-
-
-def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str, source: Path) -> None:
-    """`load_state_dict(strict=True)` with one clear line when the architecture differs."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [
-        (k, tuple(state[k].shape), tuple(v.shape))
-        for k, v in own.items()
-        if k in state and tuple(state[k].shape) != tuple(v.shape)
-    ]
-    if missing or unexpected or shapes:
-        parts = []
-        if shapes:
-            k, got, want = shapes[0]
-            parts.append(f"{len(shapes)} shape mismatch(es), e.g. {k} is {list(got)} in the file but {list(want)} here")
-        if missing:
-            parts.append(f"{len(missing)} missing key(s), e.g. {missing[0]}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[0]}")
-        raise CheckpointError(
-            f"checkpoint {source} does not fit the {what} ({'; '.join(parts)}); it was trained with another "
-            "architecture: set ssl.student.arch, ssl.student.patch_size, ssl.student.in_chans and the "
-            "ssl.dino/ssl.ibot head sizes (distill: students[i].arch) to match it (`geodino info FILE` shows its "
-            "architecture), or choose another file"
-        )
-    with torch.no_grad():
-        for k, v in own.items():
-            _copy_into(v, state[k])
-
-
-def _copy_into(dst: torch.Tensor, src: torch.Tensor) -> None:
-    """Copy a full tensor into a possibly sharded (DTensor) destination."""
-    from torch.distributed.tensor import DTensor, distribute_tensor
-
-    if isinstance(dst, DTensor):
-        dst.copy_(distribute_tensor(src.to(dst.dtype), dst.device_mesh, dst.placements))
-    else:
-        dst.copy_(src.to(dtype=dst.dtype, device=dst.device))
+def _load(module: nn.Module, state: dict[str, torch.Tensor], what: str, source: Path) -> None:
+    load_strict(module, state, what, f"checkpoint {source}", FIT_HINT)
 
 
 def apply_init(
@@ -272,14 +204,14 @@ def apply_init(
     s_backbone = src.student if student_from == "student" else src.teacher
     s_heads = src.student_heads if student_from == "student" else src.heads
     student, teacher = arch.student, arch.teacher
-    _load_strict(student["backbone"], s_backbone, "student backbone", src.path)
-    _load_strict(teacher["backbone"], src.teacher, "teacher backbone", src.path)
+    _load(student["backbone"], s_backbone, "student backbone", src.path)
+    _load(teacher["backbone"], src.teacher, "teacher backbone", src.path)
     done.append(f"student backbone <- {student_from} of {src.path}; teacher backbone <- teacher of {src.path}")
     for h in HEAD_NAMES:
         if h in s_heads and h in student:
-            _load_strict(student[h], s_heads[h], f"student {h}", src.path)
+            _load(student[h], s_heads[h], f"student {h}", src.path)
         if h in src.heads and h in teacher:
-            _load_strict(teacher[h], src.heads[h], f"teacher {h}", src.path)
+            _load(teacher[h], src.heads[h], f"teacher {h}", src.path)
     if src.has_heads:
         done.append(f"dino_head, ibot_head <- {src.path}")
     else:
@@ -288,7 +220,7 @@ def apply_init(
     if gram_module is not None and load_gram:
         g = gram or src
         g_module = gram_module["backbone"] if isinstance(gram_module, nn.ModuleDict) else gram_module
-        _load_strict(g_module, g.teacher, "Gram teacher backbone", g.path)
+        _load(g_module, g.teacher, "Gram teacher backbone", g.path)
         mark = getattr(arch, "mark_gram_initialized", None)
         if callable(mark):
             mark()
@@ -344,28 +276,9 @@ def export(ckpt: str | Path, out: str | Path, *, which: str = "teacher", overwri
     heads = {h: sub_state(state, f"{PREFIX}{which}.{h}.") for h in HEAD_NAMES}
     config = dict(obj["geodino"].get("backbone") or {})
 
-    out = Path(out).expanduser()
-    stem = out.with_suffix("") if out.suffix in (".pth", ".safetensors", ".pt") else out
-    pth, st, hp = (
-        stem.with_name(stem.name + ".pth"),
-        stem.with_name(stem.name + ".safetensors"),
-        _heads_path(stem.with_name(stem.name + ".pth")),
-    )
     from geodino.io import check_writable
+    from geodino.models.checkpoints import export_paths, save_export
 
-    for p in (pth, st, hp):
+    for p in export_paths(out):
         check_writable(p, overwrite=overwrite)
-    _save_backbone(backbone, config, pth, st)
-    with atomic_path(hp) as tmp:
-        torch.save(
-            {**{h: s for h, s in heads.items() if s}, "backbone": config, "step": obj["geodino"].get("step")}, tmp
-        )
-    return [pth, st, hp]
-
-
-def _save_backbone(state: dict[str, torch.Tensor], config: dict[str, Any], pth: Path, st: Path) -> None:
-    """Write the backbone as `.pth` and `.safetensors` atomically, in the official layout (models/checkpoints)."""
-    from geodino.models import checkpoints as mc
-
-    mc.save_pth(state, pth, config=config)
-    mc.save_safetensors(state, st, config=config)
+    return save_export(out, backbone, config, heads, step=obj["geodino"].get("step"))

@@ -15,7 +15,7 @@ from typing import Any
 def register(subparsers: Any) -> None:
     """Add the pretrain, distill and export sub-commands."""
     from geodino.cli import add_config_arguments
-    from geodino.train.pretrain import PretrainConfig
+    from geodino.train.config import PretrainConfig
 
     p = subparsers.add_parser(
         "pretrain",
@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
         description="Distillation with DINO + iBOT patch distillation + KoLeo. Example: geodino distill --config "
         "configs/distill/NAME.yaml",
     )
-    from geodino.train.distill import DistillConfig
+    from geodino.train.distill.config import DistillConfig
 
     add_config_arguments(d, DistillConfig)
     d.set_defaults(func=_distill)
@@ -84,17 +84,9 @@ def _pretrain(args: argparse.Namespace) -> int:
 
 def _distill(args: argparse.Namespace) -> int:
     from geodino.config import load_config
-    from geodino.errors import ConfigError
+    from geodino.train.distill import DistillConfig, distill
 
-    try:
-        from geodino.train import distill as distill_mod
-    except ImportError as exc:  # the distillation part is a separate module
-        raise ConfigError(f"distillation is not available in this installation ({exc})") from exc
-    schema = getattr(distill_mod, "DistillConfig", None)
-    if schema is None:
-        raise ConfigError("geodino.train.distill has no DistillConfig; cannot read the distillation config")
-    cfg = load_config(schema, args.config, args.overrides)
-    out = distill_mod.distill(cfg)
+    out = distill(load_config(DistillConfig, args.config, args.overrides))
     if int(os.environ.get("RANK", "0") or 0) == 0:
         print(f"geodino: distillation done: {out}")
     return _exit_distributed_worker(0)

@@ -45,16 +45,6 @@ class DistillLossWeights:
     sinkhorn_iterations: int = 3
 
 
-def head_sizes(head: DINOHead) -> dict[str, int]:
-    """The build kwargs of a DINOHead (so students' heads can mirror the teacher's, and errors can name sizes)."""
-    return {
-        "out_dim": head.out_dim,
-        "hidden_dim": head.hidden_dim,
-        "bottleneck_dim": head.bottleneck_dim,
-        "nlayers": head.nlayers,
-    }
-
-
 def _forward_features(backbone: nn.Module, crops: list[Tensor]) -> list[dict[str, Tensor]]:
     """`forward_features` on a list of crops (one dict per crop set); accepts a FrozenBackbone wrapper too."""
     model = getattr(backbone, "model", backbone)

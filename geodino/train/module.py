@@ -36,7 +36,7 @@ from geodino.io import temp_name
 from geodino.train import checkpointing as ckpt_lib
 
 # the run configs live in the light `pretrain` module (the CLI reads them without importing Lightning)
-from geodino.train.pretrain import PRECISIONS, STRATEGIES, CheckpointConfig, TrainerConfig
+from geodino.train.config import PRECISIONS, STRATEGIES, CheckpointConfig, TrainerConfig
 
 __all__ = [
     "PRECISIONS",

@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,6 @@ from geodino.train.schedules import Schedules
 
 __all__ = [
     "SSLMetaArch",
-    "extract_backbone_state",
     "fully_shard_arch",
     "gram_updates_before",
     "resize_patch_tokens",
@@ -96,51 +96,35 @@ def gram_updates_before(iteration: int, first: int, every: int) -> int:
     return hi // every - (lo - 1) // every
 
 
-def extract_backbone_state(state: Mapping[str, Any], source: str = "state_dict") -> dict[str, Tensor]:
-    """Backbone weights from a backbone, teacher (`{"teacher": ...}`), Lightning or geodino checkpoint dict."""
-    for key in ("teacher", "state_dict", "model"):
-        inner = state.get(key)
-        if isinstance(inner, Mapping) and any(isinstance(v, Tensor) or isinstance(v, Mapping) for v in inner.values()):
-            state = inner
-            break
-    tensors = {k: v for k, v in state.items() if isinstance(v, Tensor)}
-    for prefix in ("arch.teacher.backbone.", "teacher.backbone.", "model.teacher.backbone.", "backbone."):
-        sub = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-        if sub:
-            return sub
-    if any(k.startswith(("cls_token", "patch_embed.")) for k in tensors):
-        return tensors
-    raise CheckpointError(f"{source} holds no backbone weights (no cls_token/patch_embed/backbone.* keys)")
+def _backbone(state: Mapping[str, Any], source: str) -> dict[str, Tensor]:
+    """Backbone weights (official layout) of a backbone, teacher, Lightning or geodino checkpoint dict."""
+    from geodino.models.checkpoints import backbone_state
 
-
-def _read_state(path: str | Path) -> dict[str, Any]:
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {path} not found; fix gram.ckpt (or init_from) to an existing file")
-    from geodino.train.checkpointing import load_file  # every supported layout (Lightning, DCP, safetensors)
-
-    return load_file(path)
+    return backbone_state(state, source).state
 
 
 def _load_strict(module: nn.Module, state: Mapping[str, Tensor], what: str, source: str) -> None:
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-        raise CheckpointError(
-            f"{source} does not fit the {what} ({detail}{' ...' if len(missing) + len(unexpected) > 3 else ''}); "
-            "it was trained with another architecture: use a checkpoint of the same student.arch/patch_size/in_chans"
-        )
-    for k, v in state.items():
-        if tuple(own[k].shape) != tuple(v.shape):
-            raise CheckpointError(
-                f"{source} does not fit the {what}: {k} has shape {tuple(v.shape)} but the model has "
-                f"{tuple(own[k].shape)}; use a checkpoint of the same architecture"
-            )
-    with torch.no_grad():
-        for k, v in module.state_dict(keep_vars=True).items():
-            v.copy_(state[k].to(dtype=v.dtype, device=v.device))
+    from geodino.models.checkpoints import load_strict
+    from geodino.train.checkpointing import FIT_HINT
+
+    load_strict(module, state, what, source, FIT_HINT)
+
+
+@dataclass
+class SSLInputs:
+    """One SSL batch, checked and completed by `SSLMetaArch._inputs` (CONTRIBUTING "SSL batches")."""
+
+    batch: dict[str, Any]
+    global_crops: Tensor  # [n_global * B, C, H, W], crop-major
+    local_crops: Tensor | None  # [n_local * B, C, h, w] or None
+    masks: Tensor  # bool [n_global * B, N]
+    mask_indices: Tensor  # long [M], into masks.flatten()
+    masks_weight: Tensor | None  # float [M]
+    n_masked: Tensor  # long [1]
+    n_global: int
+    n_local: int
+    batch_size: int  # B, images per crop
+    grid: tuple[int, int]  # patch grid of a global crop
 
 
 def _named_tensors(module: nn.Module) -> dict[str, Tensor]:
@@ -309,8 +293,16 @@ class SSLMetaArch(nn.Module):
         if self.gram_teacher is None:
             raise ConfigError("gram.ckpt is set but no separate Gram teacher is used; set gram.use_loss=true")
         where = f"Gram checkpoint {source}" if isinstance(source, (str, Path)) else "Gram teacher state_dict"
-        state = _read_state(source) if isinstance(source, (str, Path)) else source
-        _load_strict(self.gram_teacher["backbone"], extract_backbone_state(state, where), "Gram teacher", where)
+        if isinstance(source, (str, Path)):
+            from geodino.models.checkpoints import load_file
+
+            path = Path(source).expanduser()
+            if not path.exists():
+                raise CheckpointError(f"checkpoint {path} not found; fix gram.ckpt (or init_from) to an existing file")
+            state: Mapping[str, Any] = load_file(path)  # every supported layout (Lightning, DCP, safetensors)
+        else:
+            state = source
+        _load_strict(self.gram_teacher["backbone"], _backbone(state, str(source)), "Gram teacher", where)
         self.gram_initialized.fill_(True)
 
     def mark_gram_initialized(self) -> None:
@@ -337,7 +329,7 @@ class SSLMetaArch(nn.Module):
         """Student, teacher (and Gram teacher) from a teacher state dict: `backbone.*` (+ `dino_head.*`,
         `ibot_head.*`) or a bare backbone state dict. Heads missing from `state` stay freshly initialised."""
         where = source or "teacher state_dict"
-        backbone = extract_backbone_state(state, where)
+        backbone = _backbone(state, where)
         _load_strict(self.student["backbone"], backbone, "student backbone", where)
         _load_strict(self.teacher["backbone"], backbone, "teacher backbone", where)
         done = ["backbone"]
@@ -377,13 +369,9 @@ class SSLMetaArch(nn.Module):
             raise InputError("SSL batch has no 'global_crops'; the loader must yield the SSL batch dict")
         return out
 
-    def forward(
-        self, batch: Mapping[str, Any], iteration: int = 0, sched: Mapping[str, float] | None = None
-    ) -> tuple[Tensor, dict[str, Any]]:
-        """One SSL step's losses: returns (total loss, logs). Logs hold detached 0-dim tensors and floats."""
+    def _inputs(self, batch: Mapping[str, Any]) -> SSLInputs:
+        """The batch checked and completed (masks, indices and counts filled in when the loader gave none)."""
         b = self._batch(batch)
-        vals = self._schedule_values(iteration, sched)
-        cfg = self.cfg
         global_crops: Tensor = b["global_crops"]
         n_global = int(b.get("n_global_crops", 2))
         if global_crops.shape[0] % n_global:
@@ -401,82 +389,125 @@ class SSLMetaArch(nn.Module):
         mask_indices = b.get("mask_indices")
         if mask_indices is None:
             mask_indices = masks.flatten().nonzero().flatten()
-        masks_weight = b.get("masks_weight")
         n_masked = b.get("n_masked_patches")
         if n_masked is None:
             n_masked = torch.tensor([mask_indices.shape[0]], device=global_crops.device)
+        return SSLInputs(
+            batch=b,
+            global_crops=global_crops,
+            local_crops=local_crops,
+            masks=masks,
+            mask_indices=mask_indices,
+            masks_weight=b.get("masks_weight"),
+            n_masked=n_masked,
+            n_global=n_global,
+            n_local=n_local,
+            batch_size=B,
+            grid=grid,
+        )
 
-        # Gram teacher snapshot from the EMA teacher (official `it_load_ema_teacher`; also after a resume).
-        use_gram = self.gram_loss is not None and vals["gram_weight"] != 0.0
-        if (
-            self.gram_teacher is not None
-            and not bool(self.gram_initialized)
-            and not cfg.gram.ckpt
-            and iteration >= cfg.gram.it_load_ema_teacher
-        ):
-            self.snapshot_gram_from_teacher()
-
-        # ---- teacher (global crops only, no masks, eval mode) ----
-        with torch.no_grad():
-            t_out = _call_backbone(self.teacher["backbone"], global_crops)
-            t_cls = t_out["x_norm_clstoken"]
-            t_patch = t_out["x_norm_patchtokens"]
-            t_cls_logits = self.teacher["dino_head"](t_cls)
-            t_cls_probs = self.dino_loss.teacher_targets(t_cls_logits, vals["teacher_temp"])
-            t_cls_probs = t_cls_probs.unflatten(0, (n_global, B))
-            t_masked = torch.index_select(t_patch.flatten(0, 1), 0, mask_indices)
-            t_masked_probs = self.ibot_loss.teacher_targets(
-                self.teacher["ibot_head"](t_masked), vals["teacher_temp"], n_masked
-            )
+    @torch.no_grad()
+    def get_teacher_output(self, x: SSLInputs, teacher_temp: float) -> dict[str, Tensor]:
+        """The EMA teacher on the unmasked global crops: CLS and patch tokens, DINO logits and Sinkhorn-Knopp
+        targets [n_global, B, K], and iBOT targets of the masked patches (official `get_teacher_output`)."""
+        t_out = _call_backbone(self.teacher["backbone"], x.global_crops)
+        t_cls = t_out["x_norm_clstoken"]
+        t_patch = t_out["x_norm_patchtokens"]
+        t_cls_logits = self.teacher["dino_head"](t_cls)
+        t_cls_probs = self.dino_loss.teacher_targets(t_cls_logits, teacher_temp).unflatten(
+            0, (x.n_global, x.batch_size)
+        )
+        t_masked = torch.index_select(t_patch.flatten(0, 1), 0, x.mask_indices)
+        t_masked_probs = self.ibot_loss.teacher_targets(self.teacher["ibot_head"](t_masked), teacher_temp, x.n_masked)
         _reshard(self.teacher)
+        return {
+            "cls": t_cls,
+            "patch": t_patch,
+            "cls_logits": t_cls_logits,
+            "cls_probs": t_cls_probs,
+            "masked_probs": t_masked_probs,
+        }
 
-        # ---- student (global crops masked, local crops) ----
-        crops = [global_crops] + ([local_crops] if local_crops is not None else [])
-        outs = _call_backbone(self.student["backbone"], crops, masks=[masks] + ([None] if n_local else []))
-        g_out = outs[0]
-        g_cls, g_patch = g_out["x_norm_clstoken"], g_out["x_norm_patchtokens"]
-        cls_all = [g_cls] + ([outs[1]["x_norm_clstoken"]] if n_local else [])
+    def get_student_output(self, x: SSLInputs) -> dict[str, Any]:
+        """The student on the masked global crops and the local crops: CLS and patch tokens of the globals, DINO
+        logits per crop set and iBOT logits of the masked patches (official `get_student_output`)."""
+        crops = [x.global_crops] + ([x.local_crops] if x.local_crops is not None else [])
+        outs = _call_backbone(self.student["backbone"], crops, masks=[x.masks] + ([None] if x.n_local else []))
+        g_cls, g_patch = outs[0]["x_norm_clstoken"], outs[0]["x_norm_patchtokens"]
+        cls_all = [g_cls] + ([outs[1]["x_norm_clstoken"]] if x.n_local else [])
         sizes = [c.shape[0] for c in cls_all]
         s_cls_logits = torch.split(self.student["dino_head"](torch.cat(cls_all)), sizes)
-        s_masked = torch.index_select(g_patch.flatten(0, 1), 0, mask_indices)
-        s_masked_logits = self.student["ibot_head"](s_masked)
+        s_masked = torch.index_select(g_patch.flatten(0, 1), 0, x.mask_indices)
+        return {
+            "cls": g_cls,
+            "patch": g_patch,
+            "cls_logits": s_cls_logits,
+            "global_logits": s_cls_logits[0].unflatten(0, (x.n_global, x.batch_size)),
+            "masked_logits": self.student["ibot_head"](s_masked),
+        }
 
-        # ---- losses, with the official term scales ----
+    def compute_losses(
+        self, x: SSLInputs, teacher: Mapping[str, Tensor], student: Mapping[str, Any], vals: Mapping[str, float]
+    ) -> tuple[Tensor, dict[str, Any]]:
+        """DINO (local and global), KoLeo, iBOT and Gram losses with the official term scales (official
+        `compute_losses`); returns (total, logs)."""
+        cfg = self.cfg
+        n_global, n_local, B = x.n_global, x.n_local, x.batch_size
         logs: dict[str, Any] = {}
         g_terms = n_global * (n_global - 1) if cfg.dino.global_ignore_diagonal else n_global**2
         l_terms = n_global * n_local
         total_terms = g_terms + l_terms
-        s_global = s_cls_logits[0].unflatten(0, (n_global, B))
-        total = global_crops.new_zeros((), dtype=torch.float32)
+        t_cls_probs = teacher["cls_probs"]
+        total = x.global_crops.new_zeros((), dtype=torch.float32)
         if n_local:
-            s_local = s_cls_logits[1].unflatten(0, (n_local, B))
+            s_local = student["cls_logits"][1].unflatten(0, (n_local, B))
             dino_local = self.dino_loss(s_local, t_cls_probs)
             total = total + cfg.dino.loss_weight * (l_terms / total_terms) * vals["dino_local_weight"] * dino_local
             logs["dino_local_loss"] = dino_local.detach()
         if g_terms:
-            dino_global = self.dino_loss(s_global, t_cls_probs, ignore_diagonal=cfg.dino.global_ignore_diagonal)
+            ignore = cfg.dino.global_ignore_diagonal
+            dino_global = self.dino_loss(student["global_logits"], t_cls_probs, ignore_diagonal=ignore)
             total = total + cfg.dino.loss_weight * (g_terms / total_terms) * dino_global
             logs["dino_global_loss"] = dino_global.detach()
-        g_cls_crops = g_cls.unflatten(0, (n_global, B))
+        g_cls_crops = student["cls"].unflatten(0, (n_global, B))
         koleo = sum(self.koleo_loss(g_cls_crops[c]) for c in range(n_global)) / n_global
         total = total + cfg.koleo.loss_weight * n_global * koleo
         logs["koleo_loss"] = koleo.detach()  # type: ignore[union-attr]
-        ibot = self.ibot_loss(s_masked_logits, t_masked_probs, masks, masks_weight, mask_indices.shape[0])
+        masked = x.mask_indices.shape[0]
+        ibot = self.ibot_loss(student["masked_logits"], teacher["masked_probs"], x.masks, x.masks_weight, masked)
         total = total + cfg.ibot.loss_weight * ibot
         logs["ibot_loss"] = ibot.detach()
         if self.gram_loss is not None:
             logs["gram_weight"] = float(vals["gram_weight"])
-            if use_gram:
-                gram = self._gram_term(b, g_patch, t_patch, masks, grid)
+            if vals["gram_weight"] != 0.0:
+                gram = self._gram_term(x.batch, student["patch"], teacher["patch"], x.masks, x.grid)
                 total = total + vals["gram_weight"] * gram
                 logs["gram_loss"] = gram.detach()
         logs["dino_local_weight"] = float(vals["dino_local_weight"])
         logs["teacher_temp"] = float(vals["teacher_temp"])
+        return total, logs
 
-        every = cfg.monitor.every
+    def forward(
+        self, batch: Mapping[str, Any], iteration: int = 0, sched: Mapping[str, float] | None = None
+    ) -> tuple[Tensor, dict[str, Any]]:
+        """One SSL step's losses: returns (total loss, logs). Logs hold detached 0-dim tensors and floats."""
+        x = self._inputs(batch)
+        vals = self._schedule_values(iteration, sched)
+        g = self.cfg.gram
+        # Gram teacher snapshot from the EMA teacher (official `it_load_ema_teacher`; also after a resume).
+        if self.gram_teacher is not None and not bool(self.gram_initialized) and not g.ckpt:
+            if iteration >= g.it_load_ema_teacher:
+                self.snapshot_gram_from_teacher()
+        teacher = self.get_teacher_output(x, vals["teacher_temp"])
+        student = self.get_student_output(x)
+        total, logs = self.compute_losses(x, teacher, student, vals)
+        every = self.cfg.monitor.every
         if every and iteration % every == 0:
-            logs.update(self._monitor(t_cls, t_cls_probs, s_global, g_cls, g_patch, iteration))
-            logs.update(self._plateau_stats(t_cls, t_cls_logits, s_cls_logits[0], t_masked_probs))
+            t_cls, g_cls = teacher["cls"], student["cls"]
+            s_global = student["global_logits"]
+            logs.update(self._monitor(t_cls, teacher["cls_probs"], s_global, g_cls, student["patch"], iteration))
+            s_logits = student["cls_logits"][0]
+            logs.update(self._plateau_stats(t_cls, teacher["cls_logits"], s_logits, teacher["masked_probs"]))
         return total, logs
 
     @torch.no_grad()

@@ -22,7 +22,6 @@ the prototypes mean what a pretraining run's heads would mean.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,9 +32,8 @@ from torch import Tensor, nn
 from geodino.errors import CheckpointError
 from geodino.losses.dino import DINOLoss
 from geodino.losses.ibot import IBOTPatchLoss
+from geodino.models.checkpoints.files import HEAD_NAMES
 from geodino.models.heads import DINOHead
-
-HEAD_NAMES = ("dino_head", "ibot_head")
 
 
 def head_from_state(state: dict[str, Tensor], source: str, what: str) -> DINOHead:
@@ -84,18 +82,15 @@ def load_heads_file(path: str | Path, embed_dim: int | None = None) -> tuple[DIN
 
     `embed_dim` (the teacher backbone's) is checked against the heads' input size.
     """
-    from geodino.train.checkpointing import load_file, read_init_source
+    from geodino.models.checkpoints import read_heads
+    from geodino.train.checkpointing import read_init_source
 
     path = Path(path).expanduser()
     if not path.exists():
         raise CheckpointError(
             f"teacher.heads file {path} not found; pass a *.heads.pth file or leave it empty to warm up"
         )
-    obj = load_file(path)
-    heads: dict[str, dict[str, Tensor]] = {h: obj[h] for h in HEAD_NAMES if isinstance(obj.get(h), dict)}
-    if len(heads) < 2:
-        flat = {h: {k[len(h) + 1 :]: v for k, v in obj.items() if k.startswith(h + ".")} for h in HEAD_NAMES}
-        heads = {h: s for h, s in flat.items() if s}
+    heads, _ = read_heads(path)
     if len(heads) < 2:
         heads = read_init_source(path).heads
     if len(heads) < 2:
@@ -115,28 +110,10 @@ def load_heads_file(path: str | Path, embed_dim: int | None = None) -> tuple[DIN
 
 
 def save_heads_file(path: str | Path, dino: DINOHead, ibot: DINOHead, meta: dict[str, Any] | None = None) -> Path:
-    """Write heads as `{"dino_head": sd, "ibot_head": sd, **meta}` atomically (the checkpointing heads format)."""
-    from geodino.io import atomic_path
+    """Write heads as `{"dino_head": sd, "ibot_head": sd, **meta}` atomically (the export heads sidecar format)."""
+    from geodino.models.checkpoints import write_heads
 
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(
-            {
-                "dino_head": {k: v.detach().cpu() for k, v in dino.state_dict().items()},
-                "ibot_head": {k: v.detach().cpu() for k, v in ibot.state_dict().items()},
-                **(meta or {}),
-            },
-            tmp,
-        )
-    return path
-
-
-def _cosine(step: int, total: int, start: float, end: float, warmup: int = 0, warmup_from: float = 0.0) -> float:
-    """Linear warm-up then cosine from `start` to `end` (the official schedule shape), for the short warm-up."""
-    if step < warmup:
-        return warmup_from + (start - warmup_from) * step / max(warmup, 1)
-    t = (step - warmup) / max(total - warmup, 1)
-    return end + 0.5 * (start - end) * (1 + math.cos(math.pi * min(t, 1.0)))
+    return write_heads(path, {"dino_head": dino, "ibot_head": ibot}, **(meta or {}))
 
 
 def warmup_heads(
@@ -165,6 +142,9 @@ def warmup_heads(
     are averaged, so all ranks end with the same heads (data-parallel warm-up)."""
     import torch.distributed as dist
 
+    from geodino.train.optim import apply_optim_schedule, build_optimizer, clip_grad_per_module, param_groups
+    from geodino.train.schedules import cosine_schedule
+
     world = dist.get_world_size(group) if dist.is_available() and dist.is_initialized() else 1
     model = getattr(backbone, "model", backbone)
     model.eval().requires_grad_(False)
@@ -176,15 +156,10 @@ def warmup_heads(
     ema = copy.deepcopy(heads).eval().requires_grad_(False)
     dino_loss = DINOLoss(dino.out_dim, group=group)
     ibot_loss = IBOTPatchLoss(ibot.out_dim, group=group)
-    decay, no_decay = [], []
-    for n, p in heads.named_parameters():
-        (no_decay if n.endswith("bias") else decay).append(p)
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=lr,
-        betas=(0.9, 0.999),
-    )
-    warm = max(steps // 10, 1)
+    # the pretraining optimizer pieces: AdamW groups (no decay on biases), official schedule shapes, per-head clip
+    opt = build_optimizer(param_groups(heads, layerwise_decay=1.0, patch_embed_lr_mult=1.0), betas=(0.9, 0.999))
+    lrs = cosine_schedule(lr, lr * 1e-2, steps, warmup_iters=max(steps // 10, 1))  # 10 % linear warm-up
+    moms = cosine_schedule(momentum[0], momentum[1], steps)
     log: list[dict[str, float]] = []
     from tqdm.auto import tqdm
 
@@ -209,8 +184,7 @@ def warmup_heads(
             t_patch = ema["ibot_head"](torch.index_select(clean["x_norm_patchtokens"].flatten(0, 1), 0, idx))
             t_cls = dino_loss.teacher_targets(t_cls, teacher_temp).unflatten(0, (n_global_crops, b))
             t_patch = ibot_loss.teacher_targets(t_patch, teacher_temp, n_masked)
-        for pg in opt.param_groups:
-            pg["lr"] = _cosine(step, steps, lr, lr * 1e-2, warm)
+        apply_optim_schedule(opt, float(lrs[step]), weight_decay, float(lrs[step]))
         s_g = heads["dino_head"](views[0]["x_norm_clstoken"]).unflatten(0, (n_global_crops, b))
         g_terms = n_global_crops * (n_global_crops - 1)
         l_terms = 0
@@ -233,10 +207,9 @@ def warmup_heads(
                     dist.all_reduce(p.grad, group=group)
                     p.grad /= world
         if clip_grad:
-            for h in heads.values():
-                nn.utils.clip_grad_norm_(h.parameters(), clip_grad)
+            clip_grad_per_module(heads, clip_grad)
         opt.step()
-        m = _cosine(step, steps, momentum[0], momentum[1])
+        m = float(moms[step])
         with torch.no_grad():
             e, s = list(ema.parameters()), [p.detach() for p in heads.parameters()]
             torch._foreach_lerp_(e, s, 1 - m)

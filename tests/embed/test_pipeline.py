@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from rasterio.transform import from_origin
 
-from geodino.embed import embed_raster
+from geodino.embed import embed_raster, sweep
 from geodino.embed.pipeline import work_dir_for
 from geodino.embed.writers import INT8_NODATA, dequantize_int8, int8_error_bound, quantize_int8
 from geodino.errors import ConfigError, InputError
@@ -238,14 +238,21 @@ def test_uint16_scale_warns_and_sensor_option(tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
-def test_resume_after_kill_is_identical(tmp_path, conv_bb):
+def test_resume_after_kill_is_identical(tmp_path, conv_bb, monkeypatch):
     data = random_image(160, 96)
     src = write_tif(tmp_path / "in.tif", data)
     opts = dict(tile=32, overlap=8, chunk=8, **FAST)
     ref = read_all(embed_raster(src, conv_bb, tmp_path / "ref.tif", **opts))[0]
     out = tmp_path / "o.tif"
+
+    def kill(n_blocks: int, n_rows: int) -> None:  # the sweep's fault seam: a kill after two finished blocks
+        if n_blocks >= 2:
+            raise KeyboardInterrupt(f"simulated kill after {n_blocks} blocks")
+
+    monkeypatch.setattr(sweep, "_after_row", kill)
     with pytest.raises(KeyboardInterrupt):
-        embed_raster(src, conv_bb, out, _fail_after_blocks=2, **opts)
+        embed_raster(src, conv_bb, out, **opts)
+    monkeypatch.undo()
     assert not out.exists() and work_dir_for(out).exists()
     with pytest.raises(InputError, match="pass --resume"):
         embed_raster(src, conv_bb, out, **opts)

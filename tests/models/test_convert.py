@@ -14,8 +14,8 @@ import torch
 from geodino.errors import CheckpointError
 from geodino.models import build_model
 from geodino.models.checkpoints import build_from_state, load_model, read_backbone_weights, save_backbone, to_official
-from geodino.models.convert_hf import official_to_hf
-from geodino.models.convert_timm import official_to_timm, timm_model_for, timm_to_official
+from geodino.models.checkpoints.hf import official_to_hf
+from geodino.models.checkpoints.timm import official_to_timm, timm_model_for, timm_to_official
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 DIM, HEADS, DEPTH = 96, 4, 2

@@ -141,7 +141,8 @@ def test_official_multi_student_config_values() -> None:
     from pathlib import Path
 
     from geodino.config import load_config
-    from geodino.train.distill import DistillConfig, _schedules
+    from geodino.train.distill.build import build_schedules as _schedules
+    from geodino.train.distill.config import DistillConfig
 
     path = Path(__file__).resolve().parents[2] / "configs" / "distill" / "official_vitl16_sat_to_small.yaml"
     cfg = load_config(DistillConfig, path)

@@ -18,24 +18,21 @@ import torch
 from torch import Tensor
 
 from geodino.errors import CheckpointError
+from geodino.models.checkpoints.files import BackboneWeights, read_file
+from geodino.models.checkpoints.infer import default_heads, infer_config, rope_periods
+from geodino.models.checkpoints.keymap import count_blocks, invert, rename
 
 HF_CONFIG_FILE = "config.json"
+# official -> HF names inside a block (SwiGLU: gate = w1, up = w2, down = w3; MLP: up = fc1, down = fc2)
+_NORMS = {"norm1": "norm1", "norm2": "norm2"}
+_SWIGLU = {"mlp.w1": "mlp.gate_proj", "mlp.w2": "mlp.up_proj", "mlp.w3": "mlp.down_proj"}
+_MLP = {"mlp.fc1": "mlp.up_proj", "mlp.fc2": "mlp.down_proj"}
+_PROJ = {"attn.proj": "attention.o_proj"}
+_SCALES = {"ls1.gamma": "layer_scale1.lambda1", "ls2.gamma": "layer_scale2.lambda1"}
 
 
 def _layer_prefix(state: Mapping[str, Tensor]) -> str:
     return "model.layer." if any(k.startswith("model.layer.") for k in state) else "layer."
-
-
-def _default_heads(dim: int) -> int:
-    from geodino.models.archs import ARCHS
-
-    table = [a["num_heads"] for a in ARCHS.values() if a["embed_dim"] == dim]
-    return table[0] if table else max(1, dim // 64)
-
-
-def rope_periods(head_dim: int, base: float = 100.0) -> Tensor:
-    """Official periods `base^(2j / (D_head/2))`, j < D_head/4, in float32."""
-    return base ** (2 * torch.arange(head_dim // 4, dtype=torch.float32) / (head_dim // 2))
 
 
 def hf_to_official(
@@ -44,7 +41,7 @@ def hf_to_official(
     """HF `DINOv3ViTModel` state_dict -> official layout (heads default to the arch table for the width)."""
     s = dict(state)
     dim = int(s["embeddings.cls_token"].shape[-1])
-    heads = num_heads or _default_heads(dim)
+    heads = num_heads or default_heads(dim)
     out: dict[str, Tensor] = {
         "cls_token": s["embeddings.cls_token"],
         "mask_token": s.get("embeddings.mask_token", torch.zeros(1, dim)).reshape(1, dim),
@@ -59,16 +56,13 @@ def hf_to_official(
     if reg is not None and reg.numel() > 0:
         out["storage_tokens"] = reg
     lp = _layer_prefix(s)
-    i = 0
-    while f"{lp}{i}.norm1.weight" in s:
+    n = count_blocks(s, lp)
+    for i in range(n):
         a, b = f"{lp}{i}.", f"blocks.{i}."
-        for n in ("norm1", "norm2"):
-            out[f"{b}{n}.weight"] = s[f"{a}{n}.weight"]
-            if f"{a}{n}.bias" in s:
-                out[f"{b}{n}.bias"] = s[f"{a}{n}.bias"]
-        q, k, v = (s[f"{a}attention.{n}_proj.weight"] for n in "qkv")
+        rename(out, s, a, b, _NORMS)
+        q, k, v = (s[f"{a}attention.{x}_proj.weight"] for x in "qkv")
         out[f"{b}attn.qkv.weight"] = torch.cat([q, k, v])
-        qb, kb, vb = (s.get(f"{a}attention.{n}_proj.bias") for n in "qkv")
+        qb, kb, vb = (s.get(f"{a}attention.{x}_proj.bias") for x in "qkv")
         if qb is not None or vb is not None or kb is not None:
             zeros = q.new_zeros(dim)
             out[f"{b}attn.qkv.bias"] = torch.cat([t if t is not None else zeros for t in (qb, kb, vb)])
@@ -76,20 +70,10 @@ def hf_to_official(
                 mask = torch.ones(3 * dim, dtype=out[f"{b}attn.qkv.bias"].dtype)
                 mask[dim : 2 * dim] = 0
                 out[f"{b}attn.qkv.bias_mask"] = mask
-        out[f"{b}attn.proj.weight"] = s[f"{a}attention.o_proj.weight"]
-        if f"{a}attention.o_proj.bias" in s:
-            out[f"{b}attn.proj.bias"] = s[f"{a}attention.o_proj.bias"]
-        out[f"{b}ls1.gamma"] = s[f"{a}layer_scale1.lambda1"]
-        out[f"{b}ls2.gamma"] = s[f"{a}layer_scale2.lambda1"]
-        names = {"gate_proj": "w1", "up_proj": "w2", "down_proj": "w3"}
-        if f"{a}mlp.gate_proj.weight" not in s:
-            names = {"up_proj": "fc1", "down_proj": "fc2"}
-        for hf, off in names.items():
-            for p in ("weight", "bias"):
-                if f"{a}mlp.{hf}.{p}" in s:
-                    out[f"{b}mlp.{off}.{p}"] = s[f"{a}mlp.{hf}.{p}"]
-        i += 1
-    if i == 0:
+        ffn = _SWIGLU if f"{a}mlp.gate_proj.weight" in s else _MLP
+        rename(out, s, a, b, invert({**_PROJ, **ffn}))
+        rename(out, s, a, b, invert(_SCALES), params=("",))
+    if n == 0:
         raise CheckpointError("HF state_dict has no layers (layer.0.norm1.weight missing)")
     return out
 
@@ -113,12 +97,9 @@ def official_to_hf(state: Mapping[str, Tensor], *, layer_prefix: str = "layer.")
     }
     if "patch_embed.proj.bias" in s:
         out["embeddings.patch_embeddings.bias"] = s["patch_embed.proj.bias"]
-    i = 0
-    while f"blocks.{i}.norm1.weight" in s:
+    for i in range(count_blocks(s)):
         a, b = f"blocks.{i}.", f"{layer_prefix}{i}."
-        for n in ("norm1", "norm2"):
-            out[f"{b}{n}.weight"] = s[f"{a}{n}.weight"]
-            out[f"{b}{n}.bias"] = s[f"{a}{n}.bias"]
+        rename(out, s, a, b, _NORMS)
         q, k, v = s[f"{a}attn.qkv.weight"].chunk(3)
         out[f"{b}attention.q_proj.weight"] = q
         out[f"{b}attention.k_proj.weight"] = k
@@ -132,19 +113,9 @@ def official_to_hf(state: Mapping[str, Tensor], *, layer_prefix: str = "layer.")
             out[f"{b}attention.v_proj.bias"] = vb
             if kb.any():
                 out[f"{b}attention.k_proj.bias"] = kb
-        out[f"{b}attention.o_proj.weight"] = s[f"{a}attn.proj.weight"]
-        if f"{a}attn.proj.bias" in s:
-            out[f"{b}attention.o_proj.bias"] = s[f"{a}attn.proj.bias"]
         out[f"{b}layer_scale1.lambda1"] = s.get(f"{a}ls1.gamma", torch.ones(dim))
         out[f"{b}layer_scale2.lambda1"] = s.get(f"{a}ls2.gamma", torch.ones(dim))
-        names = {"w1": "gate_proj", "w2": "up_proj", "w3": "down_proj"}
-        if f"{a}mlp.w1.weight" not in s:
-            names = {"fc1": "up_proj", "fc2": "down_proj"}
-        for off, hf in names.items():
-            for p in ("weight", "bias"):
-                if f"{a}mlp.{off}.{p}" in s:
-                    out[f"{b}mlp.{hf}.{p}"] = s[f"{a}mlp.{off}.{p}"]
-        i += 1
+        rename(out, s, a, b, {**_PROJ, **(_SWIGLU if f"{a}mlp.w1.weight" in s else _MLP)})
     return out
 
 
@@ -230,8 +201,6 @@ def geodino_config_from_hf(hf: Mapping[str, Any]) -> dict[str, Any]:
 def read_hf_folder(path: str | Path):
     """An HF model folder (config.json + model.safetensors / pytorch_model.bin, sharded or not) as
     `BackboneWeights` in the official layout."""
-    from geodino.models.checkpoints import BackboneWeights, read_file
-
     path = Path(path)
     cfg_file = path / HF_CONFIG_FILE
     if not cfg_file.is_file():
@@ -279,7 +248,6 @@ def write_hf_folder(state: Mapping[str, Tensor], path: str | Path, *, config: Ma
     from safetensors.torch import save_file
 
     from geodino.io import atomic_path, set_default_mode
-    from geodino.models.checkpoints import infer_config
 
     cfg = dict(infer_config(state, path))
     if config:

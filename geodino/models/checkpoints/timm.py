@@ -16,6 +16,14 @@ import torch
 from torch import Tensor
 
 from geodino.errors import CheckpointError
+from geodino.models.checkpoints.infer import default_heads, rope_periods
+from geodino.models.checkpoints.keymap import count_blocks, invert, rename
+
+# official -> timm names inside a block (SwiGLU: fc1_g = w1 gated by SiLU, fc1_x = w2, fc2 = w3)
+_SAME = {"norm1": "norm1", "norm2": "norm2", "attn.proj": "attn.proj"}
+_SWIGLU = {"mlp.w1": "mlp.fc1_g", "mlp.w2": "mlp.fc1_x", "mlp.w3": "mlp.fc2"}
+_MLP = {"mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2"}
+_SCALES = {"ls1.gamma": "gamma_1", "ls2.gamma": "gamma_2"}
 
 # geodino arch -> timm model name (without the _qkvb suffix); vit_large_plus has no timm entry.
 TIMM_NAMES = {
@@ -51,16 +59,12 @@ def timm_to_official(
     release has no qkv bias (the 7B), so the result loads strictly into the official model; the output is
     unchanged since that bias is zero.
     """
-    from geodino.models.convert_hf import _default_heads, rope_periods
-
     s = dict(state)
     dim = int(s["cls_token"].shape[-1])
-    depth = 0
-    while f"blocks.{depth}.norm1.weight" in s:
-        depth += 1
+    depth = count_blocks(s)
     if depth == 0:
         raise CheckpointError("timm state_dict has no blocks (blocks.0.norm1.weight missing)")
-    heads = num_heads or _default_heads(dim)
+    heads = num_heads or default_heads(dim)
     ref = _arch_for(dim, depth)
     has_qv = "blocks.0.attn.q_bias" in s
     if qkv_bias is None:
@@ -79,9 +83,6 @@ def timm_to_official(
         out["storage_tokens"] = s["reg_token"]
     for i in range(depth):
         b = f"blocks.{i}."
-        for n in ("norm1", "norm2"):
-            out[f"{b}{n}.weight"] = s[f"{b}{n}.weight"]
-            out[f"{b}{n}.bias"] = s[f"{b}{n}.bias"]
         w = s[f"{b}attn.qkv.weight"]
         out[f"{b}attn.qkv.weight"] = w
         if qkv_bias:
@@ -93,19 +94,9 @@ def timm_to_official(
             mask = torch.ones(3 * dim, dtype=w.dtype)
             mask[dim : 2 * dim] = 0
             out[f"{b}attn.qkv.bias_mask"] = mask
-        out[f"{b}attn.proj.weight"] = s[f"{b}attn.proj.weight"]
-        if f"{b}attn.proj.bias" in s:
-            out[f"{b}attn.proj.bias"] = s[f"{b}attn.proj.bias"]
-        if f"{b}gamma_1" in s:
-            out[f"{b}ls1.gamma"] = s[f"{b}gamma_1"]
-            out[f"{b}ls2.gamma"] = s[f"{b}gamma_2"]
-        names = {"fc1_g": "w1", "fc1_x": "w2", "fc2": "w3"}
-        if f"{b}mlp.fc1_g.weight" not in s:
-            names = {"fc1": "fc1", "fc2": "fc2"}
-        for t, o in names.items():
-            for p in ("weight", "bias"):
-                if f"{b}mlp.{t}.{p}" in s:
-                    out[f"{b}mlp.{o}.{p}"] = s[f"{b}mlp.{t}.{p}"]
+        ffn = _SWIGLU if f"{b}mlp.fc1_g.weight" in s else _MLP
+        rename(out, s, b, b, invert({**_SAME, **ffn}))
+        rename(out, s, b, b, invert(_SCALES), params=("",))
     return out
 
 
@@ -127,8 +118,8 @@ def official_to_timm(state: Mapping[str, Tensor], *, qkv_bias: bool | None = Non
     if "storage_tokens" in s:
         out["reg_token"] = s["storage_tokens"]
     biases = {}
-    i = 0
-    while f"blocks.{i}.norm1.weight" in s:
+    n_blocks = count_blocks(s)
+    for i in range(n_blocks):
         b = f"blocks.{i}."
         if f"{b}attn.qkv.bias" in s:
             bias = s[f"{b}attn.qkv.bias"]
@@ -137,31 +128,16 @@ def official_to_timm(state: Mapping[str, Tensor], *, qkv_bias: bool | None = Non
             biases[i] = bias.chunk(3)
             if biases[i][1].any():
                 raise CheckpointError("this backbone has a non-zero key bias, which timm Eva cannot express")
-        i += 1
     write_bias = qkv_bias if qkv_bias is not None else any(q.any() or v.any() for q, _, v in biases.values())
-    for j in range(i):
+    for j in range(n_blocks):
         b = f"blocks.{j}."
-        for n in ("norm1", "norm2"):
-            out[f"{b}{n}.weight"] = s[f"{b}{n}.weight"]
-            out[f"{b}{n}.bias"] = s[f"{b}{n}.bias"]
         out[f"{b}attn.qkv.weight"] = s[f"{b}attn.qkv.weight"]
         if write_bias:
             q, _, v = biases.get(j, (torch.zeros(dim),) * 3)
             out[f"{b}attn.q_bias"] = q
             out[f"{b}attn.v_bias"] = v
-        out[f"{b}attn.proj.weight"] = s[f"{b}attn.proj.weight"]
-        if f"{b}attn.proj.bias" in s:
-            out[f"{b}attn.proj.bias"] = s[f"{b}attn.proj.bias"]
-        if f"{b}ls1.gamma" in s:
-            out[f"{b}gamma_1"] = s[f"{b}ls1.gamma"]
-            out[f"{b}gamma_2"] = s[f"{b}ls2.gamma"]
-        names = {"w1": "fc1_g", "w2": "fc1_x", "w3": "fc2"}
-        if f"{b}mlp.w1.weight" not in s:
-            names = {"fc1": "fc1", "fc2": "fc2"}
-        for o, t in names.items():
-            for p in ("weight", "bias"):
-                if f"{b}mlp.{o}.{p}" in s:
-                    out[f"{b}mlp.{t}.{p}"] = s[f"{b}mlp.{o}.{p}"]
+        rename(out, s, b, b, {**_SAME, **(_SWIGLU if f"{b}mlp.w1.weight" in s else _MLP)})
+        rename(out, s, b, b, _SCALES, params=("",))
     return out
 
 

@@ -1,0 +1,88 @@
+"""Options of `geodino embed` / `embed_raster` (`EmbedConfig`), torch-free so the CLI parser stays light."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from geodino.embed.backbone import parse_layers
+from geodino.embed.blend import BLEND_MODES
+from geodino.embed.writers import DTYPES
+from geodino.errors import ConfigError
+
+__all__ = ["IDENT_KEYS", "EmbedConfig"]
+
+# Settings a partial output records: a resume with other values would mix two rasters.
+IDENT_KEYS = ("blend", "margin", "layers", "layer_mode", "norm", "dtype", "bands", "nodata", "upsample")
+
+
+@dataclasses.dataclass
+class EmbedConfig:
+    """Options of `geodino embed` / `embed_raster` (YAML keys; CLI flags use the same names with dashes)."""
+
+    backbone: str = ""  # spec: checkpoint path, arch:vit_small?bands=4, timm:NAME ...
+    out: str = ""  # OUT.tif (COG) or OUT.zarr (GeoZarr v2)
+    tile: int = 512  # tile size in input pixels (multiple of the patch size)
+    overlap: int = 128  # overlap between tiles in input pixels (multiple of the patch size, <= tile/2)
+    blend: str = "cosine"  # cosine | hann | center
+    margin: int | None = None  # px at inner tile borders given weight 0 (cosine/hann); None: overlap/4
+    batch_size: int = 8
+    layers: str = "last"  # last | four_last | four_even | block indices "4,8,11"
+    layer_mode: str = "concat"  # concat | mean (of several layers)
+    norm: bool = True  # apply the backbone's final LayerNorm to the patch features
+    l2_normalize: bool | None = None  # unit-length vectors; None: on for int8, off otherwise
+    dtype: str = "float32"  # float32 | float16 | int8
+    chunk: int = 0  # storage chunk in output cells; 0: auto (whole pixel vectors, <= 16 MB)
+    block_rows: int = 0  # rows of a resume/parallel block (multiple of chunk); 0: one chunk
+    max_block_cols: int = 512  # widest column block (cells): bounds the blending band's memory
+    upsample: bool = False  # write at the input resolution (bilinear) instead of the patch grid
+    sensor: str | None = (
+        None  # the data's sensor: its DN -> reflectance scale (the backbone's stats come with its spec)
+    )
+    scale: float | None = None  # explicit DN -> reflectance factor (overrides the dtype default)
+    bands: list[int] | None = None  # 1-based input bands to use (default: all)
+    nodata: float | None = None  # override the input's declared nodata value
+    variable: str | None = None  # variable of a Zarr/NetCDF cube input
+    allow_no_crs: bool = False
+    overwrite: bool = False
+    resume: bool = False
+    amp: bool = False  # bf16 autocast for inference
+    device: str = "cpu"
+    workers: int = 1  # spawn this many processes on disjoint blocks
+    world_size: int = 1  # or: this process is `rank` of `world_size` launched externally (e.g. SLURM)
+    rank: int = 0
+    threads: int = 0  # torch intra-op threads (0: default)
+    gdal_cache_mb: int = 64  # GDAL block cache while reading/converting (GDAL's default, 5% of RAM, grows with size)
+    progress: bool = True
+
+    def validate(self) -> None:
+        if self.blend not in BLEND_MODES:
+            raise ConfigError(f"blend={self.blend!r} is not valid; choose one of {', '.join(BLEND_MODES)}")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype={self.dtype!r} is not valid; choose one of {', '.join(DTYPES)}")
+        if self.layer_mode not in ("concat", "mean"):
+            raise ConfigError(f"layer_mode={self.layer_mode!r} is not valid; choose concat or mean")
+        if self.dtype == "int8" and self.l2_normalize is False:
+            raise ConfigError("dtype=int8 stores unit-length vectors (AlphaEarth rule); drop l2_normalize=false")
+        if self.tile < 1:
+            raise ConfigError(f"tile={self.tile} must be positive; pass --tile 512 (a multiple of the patch size)")
+        if self.overlap < 0:
+            raise ConfigError(
+                f"overlap={self.overlap} must be >= 0; pass --overlap 0 or a positive multiple of the patch size "
+                f"(default {EmbedConfig.overlap})"
+            )
+        if self.margin is not None and (self.margin < 0 or 2 * self.margin > self.overlap):
+            raise ConfigError(
+                f"margin={self.margin} must be between 0 and overlap/2 ({self.overlap // 2}); pass a --margin in "
+                f"that range or leave it out (default overlap/4)"
+            )
+        if self.batch_size < 1 or self.workers < 1 or self.world_size < 1:
+            raise ConfigError("batch_size, workers and world_size must be >= 1")
+        if not 0 <= self.rank < self.world_size:
+            raise ConfigError(f"rank={self.rank} must be in 0..{self.world_size - 1} for world_size={self.world_size}")
+        if self.workers > 1 and self.world_size > 1:
+            raise ConfigError("use either workers=N (spawned here) or world_size/rank (launched outside), not both")
+        parse_layers(self.layers)
+
+    def effective_margin(self, patch: int) -> int:
+        """`margin`, or its default (overlap/4 rounded down to the patch size) when unset; the config is not changed."""
+        return (self.overlap // 4) // patch * patch if self.margin is None else int(self.margin)

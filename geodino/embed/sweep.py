@@ -1,0 +1,332 @@
+"""The sweep: one process reads, infers, blends and writes its blocks, in three overlapping threads.
+
+A reader thread (windowed reads, scaling, nodata masks, all-nodata tiles skipped), the main thread (batched
+inference, blending into a band of accumulators one tile high) and a writer thread (Zarr writes and progress
+records). See `geodino.embed.pipeline` for the whole run.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from geodino.embed.backbone import parse_layers
+from geodino.embed.blend import tile_weights
+from geodino.embed.config import EmbedConfig
+from geodino.embed.plan import Block, Plan
+from geodino.embed.workdir import DONE, STORE, mark_done, mark_rows
+from geodino.embed.writers import ZarrBlockWriter, encode
+from geodino.errors import InputError
+
+__all__ = ["Sweeper", "input_scaler"]
+
+
+def _after_row(n_blocks: int, n_rows: int) -> None:
+    """Called after every tile row with the blocks and tile rows finished so far: a seam for tests that simulate
+    a kill mid-run (they monkeypatch it to raise)."""
+
+
+def input_scaler(info: Any, cfg: EmbedConfig) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """DN -> reflectance for the input (the data's sensor decides), and a description for the metadata."""
+    if cfg.sensor:
+        from geodino.data.sensors import get_sensor
+
+        sensor = get_sensor(cfg.sensor)
+        if sensor.n_bands != info.count:
+            raise InputError(
+                f"sensor {sensor.name!r} has {sensor.n_bands} bands but input {info.path} has {info.count}; "
+                f"pick matching bands with --bands or another --sensor"
+            )
+        return (lambda x: np.asarray(sensor.to_reflectance(x), dtype=np.float32)), f"sensor:{sensor.name}"
+    if cfg.scale is not None:
+        s = float(cfg.scale)
+        return (lambda x: x * np.float32(s)), f"x*{s}"
+    dt = np.dtype(info.dtype)
+    if dt == np.uint8:
+        return (lambda x: x * np.float32(1 / 255)), "x/255 (uint8)"
+    if dt.kind in "iu":
+        warnings.warn(
+            f"input {info.path} is {dt.name}: assuming reflectance = DN / 10000 (Sentinel-2/Landsat L2 convention); "
+            f"pass --sensor NAME or --scale FACTOR if that is wrong",
+            stacklevel=3,
+        )
+        return (lambda x: x * np.float32(1e-4)), f"x/10000 ({dt.name}, assumed)"
+    return (lambda x: x), "x (float input used as reflectance)"
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _put(q: queue.Queue, item: Any, stop: threading.Event) -> None:
+    """Put unless the consumer has stopped (so a failed run never leaves the reader blocked on a full queue)."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+def _runs(blocks: Sequence[Block]) -> list[list[Block]]:
+    """Group blocks into runs a single sweep can carry the blending band through (same column block, adjacent)."""
+    runs: list[list[Block]] = []
+    for b in blocks:
+        if runs and runs[-1][-1].col_block == b.col_block and runs[-1][-1].r1 == b.r0:
+            runs[-1].append(b)
+        else:
+            runs.append([b])
+    return runs
+
+
+class Sweeper:
+    """Reads, infers, blends and writes the blocks given to this process."""
+
+    def __init__(self, prep: Any, bb: Any, cfg: EmbedConfig, work: Path) -> None:
+        """`prep` is the `PreparedRun` of `geodino.embed.pipeline`."""
+        self.prep, self.bb, self.cfg, self.work = prep, bb, cfg, work
+        self.plan: Plan = prep.plan
+        self.margin = cfg.effective_margin(self.plan.patch)
+        self.scale, _ = input_scaler(prep.source.info, cfg)
+        self.layers = parse_layers(cfg.layers)
+        self.weight_cache: dict[tuple, np.ndarray] = {}
+        self.start_counts: dict[int, int] = {}  # valid cells already written in blocks resumed part-way
+
+    # -- reader thread ------------------------------------------------------------------------------------------
+    def _reader(self, runs: list[list[Block]], out_q: queue.Queue, stop: threading.Event) -> None:
+        """Tiles in sweep order, batched per tile row (so batch composition never depends on where a sweep starts)."""
+        import rasterio
+
+        plan, p, tc = self.plan, self.plan.patch, self.plan.tile_cells
+        try:
+            env = rasterio.Env(GDAL_CACHEMAX=int(self.cfg.gdal_cache_mb) * 2**20)
+            env.__enter__()
+            src = self.prep.source.open()
+            try:
+                for run in runs:
+                    _put(out_q, ("run_start", None, run, 0), stop)
+                    trows = plan.tiles_touching(plan.row_starts, run[0].r0, run[-1].r1)
+                    tcols = plan.tiles_touching(plan.col_starts, run[0].c0, run[0].c1)
+                    for i in trows:
+                        y = plan.row_starts[i]
+                        batch: list[tuple[int, np.ndarray, np.ndarray]] = []
+                        skipped = 0
+                        for j in tcols:
+                            if stop.is_set():
+                                return
+                            x = plan.col_starts[j]
+                            data, valid = src.read(y * p, (y + tc) * p, x * p, (x + tc) * p)
+                            if not valid.any():  # all nodata: skipped, its cells stay nodata
+                                skipped += 1
+                                continue
+                            img = self.scale(data)
+                            img[:, ~valid] = 0.0
+                            batch.append((j, img, valid))
+                            if len(batch) == self.cfg.batch_size:
+                                _put(out_q, ("batch", i, batch, skipped), stop)
+                                batch, skipped = [], 0
+                        _put(out_q, ("batch", i, batch, skipped), stop)
+                        _put(out_q, ("row_end", i, run, 0), stop)
+            finally:
+                src.close()
+                env.__exit__(None, None, None)
+            _put(out_q, ("end", None, None, 0), stop)
+        except BaseException as exc:  # handed to the main thread, which re-raises it
+            _put(out_q, ("error", None, _Failure(exc), 0), stop)
+
+    # -- writer thread ------------------------------------------------------------------------------------------
+    def _writer(self, in_q: queue.Queue, errors: list[BaseException]) -> None:
+        writer = ZarrBlockWriter(self.work / STORE)
+        while True:
+            job = in_q.get()
+            if job is None:
+                return
+            if errors:
+                continue
+            try:
+                kind, a, b = job
+                if kind == "data":
+                    writer.write(a[0], a[1], b)
+                elif kind == "done":  # after every write of the block (the queue is ordered)
+                    mark_done(self.work, a, b)
+                    (self.work / DONE / f"{a}.rows").unlink(missing_ok=True)
+                elif kind == "rows":  # a block written up to a row: finer-grained resume
+                    mark_rows(self.work, a, b[0], b[1])
+            except BaseException as exc:
+                errors.append(exc)
+
+    # -- inference ----------------------------------------------------------------------------------------------
+    def _infer(self, imgs: list[np.ndarray], valids: list[np.ndarray]) -> np.ndarray:
+        """Normalised, nodata pixels set to 0 (the backbone's mean), features of the requested layers [B,D,h,w]."""
+        cfg, bb = self.cfg, self.bb
+        try:
+            x = torch.from_numpy(np.stack(imgs)).to(cfg.device)
+            mask = torch.from_numpy(np.stack(valids))[:, None].to(cfg.device)
+            with torch.inference_mode():
+                x = bb.normalize(x) * mask
+                dev = torch.device(cfg.device).type
+                with torch.autocast(dev, dtype=torch.bfloat16, enabled=cfg.amp):
+                    maps, _ = bb.features(x, layers=self.layers, norm=cfg.norm)
+                maps = [m.float() for m in maps]
+                f = torch.cat(maps, dim=1) if cfg.layer_mode == "concat" else torch.stack(maps).mean(0)
+            return f.cpu().numpy()
+        except torch.OutOfMemoryError as exc:  # the estimate before the run does not know the device's other users
+            raise InputError(
+                f"a batch of {len(imgs)} tiles of {self.plan.tile_px} px does not fit in {cfg.device} memory; pass a "
+                "smaller --batch-size or --tile"
+            ) from exc
+
+    def _weights(self, i: int, j: int) -> np.ndarray:
+        plan = self.plan
+        ry = plan.ramps(plan.row_starts, i, plan.out_height)
+        rx = plan.ramps(plan.col_starts, j, plan.out_width)
+        if (ry, rx) not in self.weight_cache:
+            margin = self.margin // plan.patch
+            self.weight_cache[(ry, rx)] = tile_weights(plan.tile_cells, ry, rx, self.cfg.blend, margin)
+        return self.weight_cache[(ry, rx)]
+
+    # -- main loop ----------------------------------------------------------------------------------------------
+    def run(self, blocks: list[Block]) -> None:
+        """Process `blocks` (skipping none: the caller removed finished ones); raise on any thread's error."""
+        if not blocks:
+            return
+        plan, cfg = self.plan, self.cfg
+        runs = _runs(blocks)
+        n_tiles = sum(
+            len(plan.tiles_touching(plan.row_starts, r[0].r0, r[-1].r1))
+            * len(plan.tiles_touching(plan.col_starts, r[0].c0, r[0].c1))
+            for r in runs
+        )
+        in_q: queue.Queue = queue.Queue(maxsize=3)
+        out_q: queue.Queue = queue.Queue(maxsize=3)
+        stop = threading.Event()
+        werrors: list[BaseException] = []
+        reader = threading.Thread(target=self._reader, args=(runs, in_q, stop), daemon=True, name="embed-reader")
+        writer = threading.Thread(target=self._writer, args=(out_q, werrors), daemon=True, name="embed-writer")
+        reader.start()
+        writer.start()
+        bar = _progress(n_tiles, cfg, desc=f"embed rank {cfg.rank}" if cfg.world_size > 1 else "embed")
+        n_done = n_rows = 0
+        band: _Band | None = None
+        try:
+            while True:
+                kind, i, payload, skipped = in_q.get()
+                if werrors:
+                    raise werrors[0]
+                if kind == "error":
+                    raise payload.exc
+                if kind == "end":
+                    break
+                if kind == "run_start":
+                    band = _Band(plan, payload, self.prep.dim, self.start_counts)
+                elif kind == "batch":
+                    if payload:
+                        feats = self._infer([b[1] for b in payload], [b[2] for b in payload])
+                        band.add(i, payload, feats, self._weights)
+                    bar.update(len(payload) + skipped)
+                elif kind == "row_end":
+                    n_done += band.flush_after(i, out_q, self.prep.l2, self.prep.ident["dtype"])
+                    n_rows += 1
+                    _after_row(n_done, n_rows)
+        except BaseException:
+            stop.set()
+            _drain(in_q)
+            raise
+        finally:
+            out_q.put(None)
+            writer.join()
+            bar.close()
+            stop.set()
+            _drain(in_q)
+            reader.join(timeout=30)
+        if werrors:
+            raise werrors[0]
+
+
+class _Band:
+    """Blending accumulators one tile high over one column block: feature sum, weight sum and cell validity."""
+
+    def __init__(self, plan: Plan, run: list[Block], dim: int, start_counts: dict[int, int] | None = None) -> None:
+        self.plan, self.run = plan, run
+        tc = plan.tile_cells
+        self.trows = plan.tiles_touching(plan.row_starts, run[0].r0, run[-1].r1)
+        tcols = plan.tiles_touching(plan.col_starts, run[0].c0, run[0].c1)
+        self.x_lo = plan.col_starts[tcols[0]]
+        width = plan.col_starts[tcols[-1]] + tc - self.x_lo
+        self.base = plan.row_starts[self.trows[0]]
+        self.acc = np.zeros((dim, tc, width), np.float32)
+        self.wsum = np.zeros((tc, width), np.float32)
+        self.valid = np.zeros((tc, width), bool)
+        self.n_valid = {b.index: (start_counts or {}).get(b.index, 0) for b in run}  # valid cells written per block
+
+    def add(self, i: int, batch: list, feats: np.ndarray, weights: Callable[[int, int], np.ndarray]) -> None:
+        plan, tc, p = self.plan, self.plan.tile_cells, self.plan.patch
+        if feats.shape[-2:] != (tc, tc):
+            raise InputError(
+                f"the backbone returned {tuple(feats.shape[-2:])} feature maps for {plan.tile_px}-px tiles; "
+                f"expected {tc}x{tc} (tile / patch size)"
+            )
+        assert plan.row_starts[i] == self.base
+        for (j, _, valid_px), f in zip(batch, feats):
+            x = plan.col_starts[j] - self.x_lo
+            w = weights(i, j)
+            self.acc[:, :, x : x + tc] += f * w
+            self.wsum[:, x : x + tc] += w
+            # a cell is valid when any of its input pixels is
+            self.valid[:, x : x + tc] |= valid_px.reshape(tc, p, tc, p).any(axis=(1, 3))
+
+    def flush_after(self, i: int, out_q: queue.Queue, l2: bool, dtype: str) -> int:
+        """Send the rows no later tile row touches to the writer, shift the band up; return blocks completed."""
+        plan, tc, run = self.plan, self.plan.tile_cells, self.run
+        last = i == self.trows[-1]
+        nxt = self.base + tc if last else plan.row_starts[i + 1]
+        lo, hi = max(self.base, run[0].r0), min(nxt, run[-1].r1, plan.out_height)
+        completed = 0
+        if hi > lo:
+            c0, c1 = run[0].c0, run[0].c1
+            xs, rs = slice(c0 - self.x_lo, c1 - self.x_lo), slice(lo - self.base, hi - self.base)
+            wsum = self.wsum[rs, xs]
+            valid = self.valid[rs, xs] & (wsum > 0)
+            feats = self.acc[:, rs, xs] / np.where(wsum > 0, wsum, 1.0)
+            if l2:
+                feats /= np.maximum(np.sqrt(np.sum(feats * feats, axis=0, keepdims=True)), 1e-12)
+            out_q.put(("data", (lo, c0), encode(feats, valid, dtype)))
+            for b in run:
+                r0, r1 = max(lo, b.r0), min(hi, b.r1)
+                if r1 > r0:
+                    self.n_valid[b.index] += int(valid[r0 - lo : r1 - lo].sum())
+                if lo < b.r1 <= hi:
+                    out_q.put(("done", b.index, self.n_valid[b.index]))
+                    completed += 1
+                elif b.r0 < hi < b.r1:  # written part-way: record the rows done
+                    out_q.put(("rows", b.index, (hi, self.n_valid[b.index])))
+        if not last:
+            shift = nxt - self.base
+            for arr in (self.acc, self.wsum, self.valid):
+                arr[..., : tc - shift, :] = arr[..., shift:, :]
+                arr[..., tc - shift :, :] = 0
+            self.base = nxt
+        return completed
+
+
+def _drain(q: queue.Queue) -> None:
+    try:
+        while True:
+            q.get_nowait()
+    except queue.Empty:
+        pass
+
+
+def _progress(total: int, cfg: EmbedConfig, desc: str) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="tile", disable=not cfg.progress, file=sys.stderr, dynamic_ncols=True)

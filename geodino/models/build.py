@@ -1,0 +1,70 @@
+"""`build_model`: a named (or custom) DinoVisionTransformer with official init; `count_parameters`."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+
+from geodino.models.archs import ARCHS, COMMON, arch_kwargs
+from geodino.models.vit import DinoVisionTransformer
+
+__all__ = ["DinoVisionTransformer", "build_model", "count_parameters"]
+
+_VALID_KEYS = tuple(p for p in inspect.signature(DinoVisionTransformer.__init__).parameters if p != "self")
+
+
+def build_model(
+    arch: str | None = "vit_small",
+    *,
+    patch_size: int = 16,
+    in_chans: int = 3,
+    device: str | torch.device | None = None,
+    **overrides: Any,
+) -> DinoVisionTransformer:
+    """Build a named architecture (`geodino.models.archs.ARCHS`) with official init.
+
+    `overrides` are any `DinoVisionTransformer` kwargs (e.g. `depth=2`, `drop_path_rate=0.1`,
+    `untie_global_and_local_cls_norm=True`); `model.config` holds the full kwargs, so
+    `build_model(**model.config)` rebuilds the same architecture. `device="meta"` builds without allocating
+    (then `model.to_empty(device=...)` and `model.init_weights()`).
+    """
+    from geodino.errors import ConfigError
+
+    if arch is None:  # a custom size: every dimension comes from the overrides (e.g. an inferred config)
+        needed = [k for k in ("embed_dim", "depth", "num_heads") if k not in overrides]
+        if needed:
+            raise ConfigError(
+                f"no architecture given and no {', '.join(needed)}; valid architectures: {', '.join(ARCHS)}"
+            )
+        kwargs = dict(COMMON)
+    else:
+        kwargs = arch_kwargs(arch)
+    unknown = sorted(set(overrides) - set(_VALID_KEYS))
+    if unknown:
+        from geodino.errors import did_you_mean
+
+        hints = []
+        for k in unknown:
+            close = did_you_mean(k, _VALID_KEYS)
+            hints.append(f"{k} (did you mean {close[0]}?)" if close else k)
+        raise ConfigError(f"unknown backbone option(s) {', '.join(hints)} for {arch}; valid: {', '.join(_VALID_KEYS)}")
+    overrides.pop("arch", None)
+    kwargs.update(overrides)
+    kwargs.update(patch_size=int(patch_size), in_chans=int(in_chans), arch=arch)
+    if kwargs["embed_dim"] % kwargs["num_heads"] or (kwargs["embed_dim"] // kwargs["num_heads"]) % 4:
+        raise ConfigError(
+            f"embed_dim {kwargs['embed_dim']} with num_heads {kwargs['num_heads']}: the head dim must be an integer "
+            f"multiple of 4 (RoPE)"
+        )
+    if device is None:
+        return DinoVisionTransformer(**kwargs)
+    with torch.device(device):
+        model = DinoVisionTransformer(**kwargs)
+    return model
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Number of parameters (works on the meta device)."""
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,460 @@
+"""Backbone checkpoints: reading any supported file into the official layout, building its model, band
+adaptation, saving and conversion between layouts. The public functions live here; the parts are:
+
+- `files`: the one safe reader (files and sharded folders), the one strict loader, the heads sidecar;
+- `infer`: the architecture of a state_dict from its shapes (RoPE periods, default heads);
+- `bands`: band adaptation of the patch embedding (`resolve_bands`);
+- `hf`, `timm`: the Hugging Face transformers and timm layouts (sharing `keymap`).
+
+Accepted inputs, all turned into the official DINOv3 state_dict layout:
+
+- official backbone releases `dinov3_*_pretrain_{lvd1689m,sat493m}-*.pth` (plain state_dict);
+- official eval dumps `{"teacher": {"backbone.*", "dino_head.*", "ibot_head.*"}}`;
+- geodino training checkpoints (`{"state_dict": {"arch.teacher.backbone.*", ...}, "geodino": {...}}`) and
+  exports (`X.pth` / `X.safetensors`, build kwargs in the safetensors metadata or the `X.heads.pth` sidecar);
+- `{"model": ...}` / `{"state_dict": ...}` wrappers with any key prefix;
+- Hugging Face transformers `DINOv3ViTModel` files or folders (`config.json` + `model.safetensors`) and timm
+  `vit_*_patch16_dinov3` (Eva) state_dicts.
+
+The architecture is inferred from the shapes (`infer_config`), so a file alone is enough to build its model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from geodino.errors import CheckpointError, ConfigError
+from geodino.models.checkpoints.bands import (
+    RGB,
+    adapt_patch_embed,
+    adapt_state_bands,
+    match_bands,
+    resolve_bands,
+    same_bands,
+)
+from geodino.models.checkpoints.files import (
+    HEAD_NAMES,
+    HEADS_SUFFIX,
+    BackboneWeights,
+    heads_path,
+    load_file,
+    load_strict,
+    read_file,
+    read_heads,
+    sidecar_config,
+    strict_mismatch,
+    write_heads,
+)
+from geodino.models.checkpoints.infer import default_heads, infer_config, rope_periods
+
+__all__ = [
+    "HEADS_SUFFIX",
+    "HEAD_NAMES",
+    "LAYOUTS",
+    "RGB",
+    "BackboneWeights",
+    "adapt_patch_embed",
+    "adapt_state_bands",
+    "backbone_state",
+    "build_from_state",
+    "check_architecture",
+    "check_fits",
+    "convert_checkpoint",
+    "default_heads",
+    "detect_layout",
+    "export_paths",
+    "heads_path",
+    "infer_config",
+    "load_file",
+    "load_model",
+    "load_strict",
+    "load_weights",
+    "match_bands",
+    "read_backbone_weights",
+    "read_file",
+    "read_heads",
+    "resolve_bands",
+    "rope_periods",
+    "same_bands",
+    "save_backbone",
+    "save_export",
+    "save_pth",
+    "save_safetensors",
+    "to_official",
+    "write_heads",
+]
+
+SAFETENSORS_CONFIG_KEY = "geodino_config"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# reading
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _tensors(obj: Mapping[str, Any]) -> dict[str, Tensor]:
+    return {k: v for k, v in obj.items() if isinstance(v, Tensor)}
+
+
+_ANCHORS = ("cls_token", "embeddings.cls_token")
+
+
+def _prefixes(state: Mapping[str, Any]) -> list[str]:
+    """Prefixes under which a backbone lives in `state` (found through its CLS-token key)."""
+    out = []
+    for k in state:
+        for a in _ANCHORS:
+            if k == a or k.endswith("." + a):
+                p = k[: len(k) - len(a)]
+                if a == "cls_token" and p.endswith("embeddings."):
+                    continue
+                out.append(p)
+    return sorted(set(out), key=len)
+
+
+def _pick_prefix(state: Mapping[str, Any], path: Path, which: str) -> str:
+    found = _prefixes(state)
+    if not found:
+        raise CheckpointError(
+            f"checkpoint {path} holds no ViT backbone (no cls_token key among {len(state)} entries); "
+            "pass a DINOv3 backbone, an HF DINOv3ViTModel or a timm *_dinov3 file"
+        )
+    if len(found) == 1:
+        return found[0]
+    pick = [p for p in found if which in p]
+    if len(pick) >= 1:
+        # prefer the backbone itself (e.g. "arch.teacher.backbone." over "arch.teacher.")
+        return min(pick, key=lambda p: (0 if p.endswith("backbone.") else 1, len(p)))
+    raise CheckpointError(
+        f"checkpoint {path} holds several backbones ({', '.join(p.rstrip('.') or '<root>' for p in found)}); "
+        f"choose one with which=<prefix> (e.g. which=teacher)"
+    )
+
+
+def _strip(state: Mapping[str, Any], prefix: str) -> dict[str, Tensor]:
+    n = len(prefix)
+    return {k[n:]: v for k, v in state.items() if k.startswith(prefix) and isinstance(v, Tensor)}
+
+
+def read_backbone_weights(path: str | Path, *, which: str = "teacher") -> BackboneWeights:
+    """Read any supported file or HF folder and return its backbone in the official layout.
+
+    `which` selects the backbone inside checkpoints holding several (teacher/student, or any key prefix).
+    """
+    path = Path(path).expanduser()
+    if path.is_dir():
+        from geodino.models.checkpoints.hf import read_hf_folder
+
+        return read_hf_folder(path)
+    obj, meta = read_file(path)
+    config: dict[str, Any] | None = None
+    if SAFETENSORS_CONFIG_KEY in meta:
+        try:
+            config = json.loads(meta[SAFETENSORS_CONFIG_KEY]) or None
+        except json.JSONDecodeError:
+            config = None
+    weights = backbone_state(obj, path, which=which)
+    if SAFETENSORS_CONFIG_KEY in meta:
+        weights.kind = "geodino-export" if weights.kind == "backbone" else weights.kind
+        weights.config = weights.config or config
+    if weights.config is None and weights.kind == "backbone":
+        weights.config = sidecar_config(path)
+        if weights.config is not None:
+            weights.kind = "geodino-export"
+    return weights
+
+
+def backbone_state(obj: Any, source: str | Path = "<state_dict>", *, which: str = "teacher") -> BackboneWeights:
+    """The backbone inside an in-memory checkpoint object (any layout and wrapper `read_backbone_weights`
+    accepts), in the official layout; `source` names it in errors."""
+    path = Path(source)
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(
+            f"checkpoint {path} holds a {type(obj).__name__}, not a state_dict; save model.state_dict() instead"
+        )
+    config: dict[str, Any] | None = None
+    kind = "backbone"
+    state: Mapping[str, Any] = obj
+    geo = obj.get("geodino") if isinstance(obj.get("geodino"), Mapping) else None
+    if geo is not None and isinstance(obj.get("state_dict"), Mapping):
+        kind = "geodino-ssl"
+        config = dict(geo.get("backbone") or {}) or None
+        state = obj["state_dict"]
+    elif isinstance(obj.get("teacher"), Mapping) and which == "teacher":
+        kind = "official-eval"
+        state = obj["teacher"]
+    elif isinstance(obj.get("student"), Mapping) and which == "student":
+        kind = "official-eval"
+        state = obj["student"]
+    else:
+        for key in ("model", "state_dict", "module", "backbone"):
+            if isinstance(obj.get(key), Mapping) and not _tensors(obj):
+                kind = "wrapped"
+                state = obj[key]
+                break
+    if any(isinstance(v, Mapping) for v in state.values()) and not _prefixes(state):
+        # one more level of nesting, e.g. {"model": {"backbone": {...}}}
+        for v in state.values():
+            if isinstance(v, Mapping) and _prefixes(v):
+                state = v
+                break
+    prefix = _pick_prefix(state, path, which)
+    raw = _strip(state, prefix)
+    layout = detect_layout(raw, path)
+    weights = BackboneWeights(state=to_official(raw, layout, path), source=path, layout=layout, kind=kind)
+    if config:
+        weights.config = config
+    if prefix:
+        weights.notes.append(f"backbone taken from keys under {prefix!r}")
+    return weights
+
+
+def detect_layout(state: Mapping[str, Tensor], path: str | Path = "<state_dict>") -> str:
+    """'official', 'hf' or 'timm' from the key names."""
+    keys = set(state)
+    if "embeddings.patch_embeddings.weight" in keys or any(k.startswith(("layer.0.", "model.layer.0.")) for k in keys):
+        return "hf"
+    if "reg_token" in keys or "blocks.0.gamma_1" in keys or "blocks.0.mlp.fc1_g.weight" in keys:
+        return "timm"
+    if "blocks.0.attn.q_bias" in keys:
+        return "timm"
+    if "patch_embed.proj.weight" in keys and "cls_token" in keys:
+        return "official"
+    raise CheckpointError(
+        f"checkpoint {path}: unknown key layout (e.g. {sorted(keys)[:3]}); expected the official DINOv3, HF "
+        "DINOv3ViTModel or timm *_dinov3 layout"
+    )
+
+
+def to_official(
+    state: Mapping[str, Tensor],
+    layout: str,
+    path: str | Path = "<state_dict>",
+    *,
+    num_heads: int | None = None,
+    rope_base: float = 100.0,
+) -> dict[str, Tensor]:
+    """Convert a state_dict from `layout` to the official layout (a shallow copy when already official).
+
+    HF and timm files store no RoPE periods, so the head count (which sets the periods' length) comes from
+    `num_heads`, else from the architecture table for the width (HF folders carry it in config.json).
+    """
+    if layout == "official":
+        return dict(state)
+    if layout == "hf":
+        from geodino.models.checkpoints.hf import hf_to_official
+
+        return hf_to_official(state, num_heads=num_heads, rope_theta=rope_base)
+    if layout == "timm":
+        from geodino.models.checkpoints.timm import timm_to_official
+
+        return timm_to_official(state, num_heads=num_heads, rope_base=rope_base)
+    raise CheckpointError(f"checkpoint {path}: unknown layout {layout!r}; use official, hf or timm")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# strict loading and building
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _fit_hint(model: nn.Module, state: Mapping[str, Tensor]) -> str:
+    """What to do when `state` does not fit `model`: adapt the bands when only the patch embedding differs."""
+    own = model.state_dict()
+    _, shapes = strict_mismatch(own, state)
+    if shapes and set(own) == set(state) and all(k == "patch_embed.proj.weight" for k, _, _ in shapes):
+        _, a, b = shapes[0]
+        return (
+            f"the file has {a.shape[1]} input bands and the model {b.shape[1]}: adapt the patch embedding to your "
+            "bands (load_backbone(spec, bands=[names]) or spec '?bands=B02,B03,...', "
+            "geodino.models.checkpoints.adapt_patch_embed)"
+        )
+    return "build the architecture of the file (geodino info FILE shows it) or choose another checkpoint"
+
+
+def check_fits(model: nn.Module, state: Mapping[str, Tensor], source: str | Path) -> None:
+    """Raise one CheckpointError line naming the mismatching keys and shapes (and suggesting band adaptation)."""
+    problem, _ = strict_mismatch(model.state_dict(), state)
+    if problem:
+        raise CheckpointError(f"checkpoint {source} does not fit the model ({problem}); {_fit_hint(model, state)}")
+
+
+def load_weights(model: nn.Module, state: Mapping[str, Tensor], source: str | Path = "<state_dict>") -> nn.Module:
+    """`load_strict` into a backbone, with the band-adaptation hint when only the bands differ."""
+    check_fits(model, state, source)
+    return load_strict(model, state, "model", f"checkpoint {source}")
+
+
+def build_from_state(
+    state: Mapping[str, Tensor],
+    config: Mapping[str, Any] | None = None,
+    *,
+    source: str | Path = "<state_dict>",
+    device: str | torch.device = "cpu",
+    **overrides: Any,
+):
+    """Build the model `state` belongs to (config from the file, else inferred) and load it strictly."""
+    from geodino.models import build_model
+
+    cfg = dict(infer_config(state, source))
+    if config:
+        # the file's own kwargs win for settings that leave no trace in the weights (RoPE augmentation ...)
+        cfg.update({k: v for k, v in config.items() if k in cfg})
+    # the weights decide what they decide
+    cfg["in_chans"] = int(state["patch_embed.proj.weight"].shape[1])
+    cfg.update(overrides)
+    arch = cfg.pop("arch", None)
+    model = build_model(arch, device="meta", **cfg)
+    load_weights(model, state, source)
+    if device is not None and str(device) != "cpu":
+        model = model.to(device)
+    model.config["arch"] = arch
+    return model
+
+
+def load_model(
+    path: str | Path,
+    *,
+    bands: Sequence[str] | None = None,
+    src_bands: Sequence[str] | None = None,
+    fill: str = "mean",
+    which: str = "teacher",
+    device: str | torch.device = "cpu",
+    **overrides: Any,
+):
+    """A DinoVisionTransformer from any supported file or HF folder, architecture inferred.
+
+    With `bands` (names), the patch embedding is adapted from the file's bands (`src_bands`, default R, G, B
+    for 3-band files) when they differ; see `adapt_patch_embed`.
+    """
+    weights = read_backbone_weights(path, which=which)
+    state = weights.state
+    if bands is not None:
+        state, _ = resolve_bands(state, bands, src_bands=src_bands, fill=fill, source=weights.source)
+    return build_from_state(state, weights.config, source=weights.source, device=device, **overrides)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# writing
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _state_of(obj: nn.Module | Mapping[str, Tensor]) -> dict[str, Tensor]:
+    state = obj.state_dict() if isinstance(obj, nn.Module) else dict(obj)
+    return {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+
+
+def _config_of(obj: Any, config: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if config is not None:
+        return dict(config)
+    cfg = getattr(obj, "config", None)
+    return dict(cfg) if isinstance(cfg, Mapping) else None
+
+
+def save_pth(obj: nn.Module | Mapping[str, Tensor], path: str | Path) -> Path:
+    """Write a plain state_dict (official layout) atomically; loadable with weights_only=True and strict=True
+    by the official code. The build kwargs are not stored in the .pth (it stays a pure official file): they go
+    into the `.safetensors` metadata and the heads sidecar (`save_export`)."""
+    from geodino.io import atomic_path
+
+    path = Path(path).expanduser()
+    with atomic_path(path) as tmp:
+        torch.save(_state_of(obj), tmp)
+    return path
+
+
+def save_safetensors(
+    obj: nn.Module | Mapping[str, Tensor], path: str | Path, *, config: Mapping[str, Any] | None = None
+) -> Path:
+    """Write a state_dict as .safetensors atomically; build kwargs go into the metadata (`geodino_config`)."""
+    from safetensors.torch import save_file
+
+    from geodino.io import atomic_path
+
+    path = Path(path).expanduser()
+    state = {k: v.clone() if v.data_ptr() in _shared(obj) else v for k, v in _state_of(obj).items()}
+    meta = {"format": "pt"}
+    cfg = _config_of(obj, config)
+    if cfg:
+        meta[SAFETENSORS_CONFIG_KEY] = json.dumps(cfg)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
+    return path
+
+
+def _shared(obj: Any) -> set[int]:
+    """Storage pointers used by more than one tensor (safetensors refuses shared tensors)."""
+    state = obj.state_dict() if isinstance(obj, nn.Module) else obj
+    seen: dict[int, int] = {}
+    for v in state.values():
+        if isinstance(v, Tensor) and not v.is_meta:
+            seen[v.data_ptr()] = seen.get(v.data_ptr(), 0) + 1
+    return {p for p, n in seen.items() if n > 1}
+
+
+def save_backbone(
+    obj: nn.Module | Mapping[str, Tensor],
+    path: str | Path,
+    *,
+    layout: str = "official",
+    config: Mapping[str, Any] | None = None,
+) -> Path:
+    """Save a backbone in `layout` (official | hf | timm): `.safetensors` or `.pth` by suffix; `hf` writes a
+    folder with config.json and model.safetensors (loadable by `DINOv3ViTModel.from_pretrained`)."""
+    cfg = _config_of(obj, config)
+    state = _state_of(obj)
+    path = Path(path).expanduser()
+    if layout == "official":
+        pass
+    elif layout == "hf":
+        from geodino.models.checkpoints.hf import write_hf_folder
+
+        return write_hf_folder(state, path, config=cfg)
+    elif layout == "timm":
+        from geodino.models.checkpoints.timm import official_to_timm
+
+        state = official_to_timm(state)
+    else:
+        raise ConfigError(f"unknown checkpoint layout {layout!r}; use official, hf or timm")
+    if path.suffix == ".safetensors":
+        return save_safetensors(state, path, config=cfg if layout == "official" else None)
+    return save_pth(state, path)
+
+
+def export_paths(out: str | Path) -> tuple[Path, Path, Path]:
+    """(`X.pth`, `X.safetensors`, `X.heads.pth`) for an export named `X`, `X.pth`, `X.pt` or `X.safetensors`."""
+    out = Path(out).expanduser()
+    stem = out.with_suffix("") if out.suffix in (".pth", ".safetensors", ".pt") else out
+    pth = stem.with_name(stem.name + ".pth")
+    return pth, stem.with_name(stem.name + ".safetensors"), heads_path(pth)
+
+
+def save_export(
+    out: str | Path,
+    state: nn.Module | Mapping[str, Tensor],
+    config: Mapping[str, Any] | None,
+    heads: Mapping[str, nn.Module | Mapping[str, Tensor]] | None = None,
+    **extra: Any,
+) -> list[Path]:
+    """Write an export: the backbone as `X.pth` and `X.safetensors` (official layout, build kwargs in the
+    safetensors metadata) and the sidecar `X.heads.pth` (`{"dino_head", "ibot_head", "backbone": kwargs, **extra}`);
+    each atomically. Returns the three paths."""
+    pth, st, hp = export_paths(out)
+    save_pth(state, pth)
+    save_safetensors(state, st, config=config)
+    write_heads(hp, heads or {}, backbone=dict(config or {}), **extra)
+    return [pth, st, hp]
+
+
+def __getattr__(name: str) -> Any:
+    """`convert_checkpoint`, `check_architecture` and `LAYOUTS` live in `convert.py` (the `geodino convert` job)."""
+    if name in ("convert_checkpoint", "check_architecture", "LAYOUTS"):
+        from geodino.models.checkpoints import convert
+
+        return getattr(convert, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,147 @@
+"""Band adaptation: a checkpoint's patch embedding for another band set, matched by band names.
+
+`resolve_bands` is the one entry point (used by `load_model`, `geodino convert` and `geodino.backbones`): it
+names the file's bands, resolves sensor names (Sentinel-2 B04/B03/B02 are red/green/blue) and adapts the
+kernel only when the names differ. The rule itself is `adapt_patch_embed` (documented in docs/backbone.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from geodino.errors import CheckpointError, ConfigError
+
+__all__ = ["RGB", "adapt_patch_embed", "adapt_state_bands", "match_bands", "resolve_bands", "same_bands"]
+
+RGB = ("R", "G", "B")
+# Names that mean red, green and blue in band lists (case-insensitive); sensor-specific names (B04, SR_B4, ...)
+# are resolved through the sensor's `rgb_bands` (`geodino.data.sensors.rgb_names`).
+_RGB_SYNONYMS = {"r": "R", "red": "R", "g": "G", "green": "G", "b": "B", "blue": "B"}
+
+
+def _canon(name: str) -> str:
+    return _RGB_SYNONYMS.get(name.strip().lower(), name.strip().upper())
+
+
+def match_bands(src_bands: Sequence[str], dst_bands: Sequence[str]) -> dict[int, int]:
+    """dst index -> src index for bands with the same name (case-insensitive; red/green/blue = R/G/B)."""
+    src = {_canon(b): i for i, b in enumerate(src_bands)}
+    return {j: src[_canon(b)] for j, b in enumerate(dst_bands) if _canon(b) in src}
+
+
+def adapt_patch_embed(
+    weight: Tensor,
+    src_bands: Sequence[str],
+    dst_bands: Sequence[str],
+    *,
+    fill: str = "mean",
+) -> Tensor:
+    """Patch-embedding kernel [D, C_src, p, p] -> [D, C_dst, p, p] for another band set, by band names.
+
+    Rule (documented in docs/backbone.md):
+    - a destination band whose name matches a source band (e.g. R/G/B, or red/green/blue) copies its kernel;
+    - every other band gets the mean source kernel (`fill="mean"`) or zeros (`fill="zeros"`);
+    - the result is scaled so activations keep their magnitude: by C_src / C_dst for `mean` (a uniform input,
+      all bands equal, then gives exactly the source model's response when all source bands are matched) and
+      by C_src / k for `zeros` with k matched bands (k = C_src: the source model, unchanged, on those bands).
+    The bias is unchanged.
+    """
+    if fill not in ("mean", "zeros"):
+        raise ConfigError(f"band fill {fill!r} must be 'mean' or 'zeros'")
+    c_src = weight.shape[1]
+    if len(src_bands) != c_src:
+        raise ConfigError(f"{len(src_bands)} source band names given for a patch embedding with {c_src} bands")
+    if len(dst_bands) == 0:
+        raise ConfigError("no destination bands given for the band adaptation")
+    matches = match_bands(src_bands, dst_bands)
+    if fill == "zeros" and not matches:
+        raise ConfigError(
+            f"none of the bands {list(dst_bands)} matches the checkpoint's bands {list(src_bands)}; "
+            "use fill='mean' or name the bands that correspond (e.g. R, G, B)"
+        )
+    mean = weight.mean(dim=1)
+    out = weight.new_zeros(weight.shape[0], len(dst_bands), *weight.shape[2:])
+    for j in range(len(dst_bands)):
+        if j in matches:
+            out[:, j] = weight[:, matches[j]]
+        elif fill == "mean":
+            out[:, j] = mean
+    scale = c_src / len(dst_bands) if fill == "mean" else c_src / len(matches)
+    return out * scale
+
+
+def adapt_state_bands(
+    state: Mapping[str, Tensor],
+    dst_bands: Sequence[str],
+    *,
+    src_bands: Sequence[str] | None = None,
+    fill: str = "mean",
+) -> dict[str, Tensor]:
+    """A copy of `state` whose `patch_embed.proj.weight` is adapted to `dst_bands` (see `adapt_patch_embed`).
+
+    `src_bands` defaults to R, G, B for a 3-band checkpoint; other band counts need their names.
+    """
+    w = state["patch_embed.proj.weight"]
+    if src_bands is None:
+        if w.shape[1] != 3:
+            raise ConfigError(
+                f"the checkpoint has {w.shape[1]} input bands; name them (src_bands=[...]) to adapt to "
+                f"{list(dst_bands)}"
+            )
+        src_bands = RGB
+    out = dict(state)
+    out["patch_embed.proj.weight"] = adapt_patch_embed(w.float(), src_bands, dst_bands, fill=fill).to(w.dtype)
+    return out
+
+
+def same_bands(a: Sequence[str], b: Sequence[str]) -> bool:
+    """True when two band lists name the same bands in the same order (case-insensitive, red = R ...)."""
+    return [_canon(x) for x in a] == [_canon(x) for x in b]
+
+
+def resolve_bands(
+    state: Mapping[str, Tensor],
+    bands: Sequence[str],
+    *,
+    src_bands: Sequence[str] | None = None,
+    sensor: Any = None,
+    fill: str | None = "mean",
+    source: str | Path = "<state_dict>",
+    check_sensor: bool = True,
+) -> tuple[dict[str, Tensor], list[str]]:
+    """`state` with its patch embedding adapted to `bands` (unchanged when they are the file's bands), and the
+    band names the result takes (`bands`, sensor names resolved to R/G/B where they are red/green/blue).
+
+    `src_bands` names the file's bands (default R, G, B for a 3-band file). `fill=None` refuses bands that
+    match none of the file's instead of giving them the mean kernel. `check_sensor=False` keeps names that are
+    not bands of `sensor` instead of refusing them (the data sensor need not name the checkpoint's bands).
+    """
+    from geodino.data.sensors import rgb_names
+
+    c = int(state["patch_embed.proj.weight"].shape[1])
+    src = list(src_bands) if src_bands else (list(RGB) if c == 3 else None)
+    if src is None:
+        if len(bands) == c:
+            return dict(state), list(bands)
+        raise CheckpointError(
+            f"checkpoint {source} has {c} input bands and {len(bands)} were requested; name the checkpoint's bands "
+            "(src_bands=[...], --src-bands) to adapt its patch embedding"
+        )
+    resolved = rgb_names(bands, sensor, check=check_sensor)
+    if src_bands:
+        src = rgb_names(src, sensor, check=False)
+    if same_bands(src, resolved):
+        return dict(state), resolved
+    matched = match_bands(src, resolved)
+    unmatched = [b for j, b in enumerate(bands) if j not in matched]
+    if unmatched and fill is None:
+        hint = "" if sensor or matched else "; or --sensor NAME so the names resolve (e.g. sentinel2_l2a)"
+        raise ConfigError(
+            f"band(s) {', '.join(unmatched)} of --bands match no band of checkpoint {source} "
+            f"({', '.join(src)}); pass --fill mean (the mean kernel) or --fill zeros for them{hint}"
+        )
+    return adapt_state_bands(state, resolved, src_bands=src, fill=fill or "mean"), resolved

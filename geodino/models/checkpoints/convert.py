@@ -1,0 +1,93 @@
+"""`geodino convert`: a backbone file or HF folder between the official, HF and timm layouts, optionally with its
+bands adapted, and the architecture check behind `--expect-arch` / `--expect-bands`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from geodino.errors import CheckpointError, ConfigError
+from geodino.models.checkpoints import check_fits, infer_config, read_backbone_weights, resolve_bands, save_backbone
+
+__all__ = ["LAYOUTS", "check_architecture", "convert_checkpoint"]
+
+LAYOUTS = ("official", "hf", "timm")
+
+
+def convert_checkpoint(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    src_layout: str = "auto",
+    dst_layout: str = "official",
+    bands: Sequence[str] | None = None,
+    src_bands: Sequence[str] | None = None,
+    fill: str | None = "mean",
+    which: str = "teacher",
+    overwrite: bool = False,
+    expect_arch: str | None = None,
+    expect_bands: int | None = None,
+    sensor: str | None = None,
+) -> Path:
+    """Convert a backbone file or HF folder between the official, HF and timm layouts (optionally adapting its
+    bands); `.safetensors` or `.pth` by the suffix of `dst`, a folder for `hf`. Returns the written path.
+
+    `expect_arch` / `expect_bands` make the conversion fail (one line naming the mismatching keys and shapes)
+    unless the weights fit that architecture and band count.
+
+    Band names resolve through the sensor registry (`sensor`, or the built-in sensors that know every name:
+    Sentinel-2 B04/B03/B02 are red/green/blue). `fill=None` refuses names that match no band of the file
+    instead of giving them the `mean` kernel."""
+    from geodino.io import check_writable
+
+    for name, value in (("--from", src_layout), ("--to", dst_layout)):
+        if value not in (*LAYOUTS, "auto") or (name == "--to" and value == "auto"):
+            raise ConfigError(f"{name} {value!r} is not a layout; use one of {', '.join(LAYOUTS)}")
+    suffix = Path(dst).suffix.lower()
+    if dst_layout != "hf" and suffix not in (".pth", ".pt", ".safetensors"):
+        raise ConfigError(
+            f"output {dst} must end in .safetensors, .pth or .pt (the format is chosen by the suffix); "
+            "or pass --to hf to write a Hugging Face folder"
+        )
+    weights = read_backbone_weights(src, which=which)
+    if src_layout != "auto" and src_layout != weights.layout:
+        raise CheckpointError(
+            f"checkpoint {src} is in the {weights.layout} layout, not {src_layout}; pass --from {weights.layout} "
+            "(or leave --from out to detect it)"
+        )
+    state = weights.state
+    if bands is not None:
+        state, _ = resolve_bands(state, bands, src_bands=src_bands, sensor=sensor, fill=fill, source=src)
+    config = dict(infer_config(state, src))
+    if weights.config:
+        config.update({k: v for k, v in weights.config.items() if k in config and k != "in_chans"})
+    if expect_arch is not None or expect_bands is not None:
+        check_architecture(state, expect_arch, expect_bands, config, src)
+    dst = check_writable(Path(dst).expanduser(), overwrite=overwrite)
+    return save_backbone(state, dst, layout=dst_layout, config=config)
+
+
+def check_architecture(
+    state: Mapping[str, Tensor],
+    arch: str | None,
+    bands: int | None,
+    inferred: Mapping[str, Any] | None = None,
+    source: str | Path = "<state_dict>",
+) -> None:
+    """Fail unless `state` fits `arch` (default: its own inferred architecture) with `bands` input bands
+    (default: its own); untied norms follow the file."""
+    from geodino.models import build_model
+
+    cfg = dict(inferred or infer_config(state, source))
+    if bands is not None:
+        cfg["in_chans"] = int(bands)
+    if arch is None:
+        name = cfg.pop("arch", None)
+        model = build_model(name, device="meta", **cfg)
+    else:
+        flags = {k: cfg[k] for k in ("untie_cls_and_patch_norms", "untie_global_and_local_cls_norm")}
+        model = build_model(arch, in_chans=cfg["in_chans"], patch_size=int(cfg["patch_size"]), device="meta", **flags)
+    check_fits(model, state, source)

@@ -1,0 +1,118 @@
+"""Config schemas of a pretraining stage (`PretrainConfig` and its `trainer` and `checkpoint` sections).
+
+Kept apart from `geodino.train.pretrain` (which runs a stage) and `geodino.train.module` (the Lightning module),
+so that reading or describing a config (the CLI's `--help`) imports no torch and neither runner imports the
+other. The recipe sections (`ssl.*`) are in `geodino.train.recipe`, the data sections in `geodino.data.config`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from geodino.data.config import CropsConfig, DataConfig
+from geodino.errors import ConfigError
+from geodino.train.recipe import SSLConfig
+
+__all__ = ["PRECISIONS", "STRATEGIES", "CheckpointConfig", "PretrainConfig", "TrainerConfig"]
+
+STRATEGIES = ("auto", "single", "ddp", "ddp_spawn", "fsdp2")
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "bf16-true", "16-mixed")
+
+
+@dataclass
+class TrainerConfig:
+    """How to run: devices, strategy, precision, logging (the recipe itself is in `ssl`)."""
+
+    max_steps: int = 1000  # total optimizer steps of this stage (schedules are indexed 0 .. max_steps-1)
+    accelerator: str = "auto"  # auto | cpu | gpu
+    devices: int = 1  # devices per node (-1: all visible)
+    num_nodes: int = 1  # >1 on SLURM: srun --ntasks-per-node=devices
+    strategy: str = "auto"  # auto (single device or ddp) | single | ddp | ddp_spawn | fsdp2
+    # auto = bf16-mixed on GPUs, 32-true on CPUs (bf16 autocast made a tiny-ViT step ~10x slower on a 2-core
+    # AVX-512 CPU: small bf16 matmuls take slow paths) | 32-true | bf16-mixed | bf16-true; fsdp2: its own policy
+    precision: str = "auto"
+    fsdp_param_dtype: str = "bfloat16"  # FSDP2 MixedPrecisionPolicy: compute/parameter dtype
+    fsdp_reduce_dtype: str = "float32"  # FSDP2 gradient reduction dtype (official: fp32)
+    fsdp_reshard_after_forward: bool = True  # free gathered weights after forward (ZeRO-3); False = ZeRO-2
+    # fsdp2: build student, teacher and Gram teacher on the meta device, shard, then allocate and initialise
+    # only each rank's shards (no full copy in host RAM: needed for 7B); init_from is applied after that
+    meta_init: bool = False
+    find_unused_parameters: bool = False  # DDP: set True if some student parameter gets no gradient
+    compile: bool = False  # torch.compile each transformer block (GPU)
+    clip_grad: float = 3.0  # max grad norm, applied per student sub-module (backbone, each head); 0 = off
+    log_every_n_steps: int = 10
+    progress_bar: bool = True
+    loggers: list[str] = field(default_factory=lambda: ["csv", "tensorboard"])  # csv | tensorboard
+    float32_matmul_precision: str = "high"  # TF32 on Ampere+ GPUs
+    slurm_auto_requeue: bool = True  # on SLURM, save and requeue on SIGUSR1 (sbatch --signal=SIGUSR1@120)
+
+    def validate(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"trainer.strategy={self.strategy!r} is not one of {', '.join(STRATEGIES)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"trainer.precision={self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.max_steps < 1:
+            raise ConfigError(f"trainer.max_steps={self.max_steps} must be >= 1")
+        if self.meta_init and self.strategy != "fsdp2":
+            raise ConfigError("trainer.meta_init=true needs trainer.strategy=fsdp2 (only FSDP2 shards before init)")
+        for lg in self.loggers:
+            if lg not in ("csv", "tensorboard"):
+                raise ConfigError(f"trainer.loggers has {lg!r}; use csv and/or tensorboard")
+
+
+@dataclass
+class CheckpointConfig:
+    """When and how checkpoints are written, and what to resume from."""
+
+    every_n_steps: int = 1000  # write runs/NAME/checkpoints/step_XXXXXXXX.ckpt every N steps (and at the end)
+    keep_last: int = 3  # older step checkpoints are deleted (0 keeps all)
+    sharded: bool = False  # fsdp2: each rank writes its shard (a folder); False gathers one file on rank 0
+    resume: str = "auto"  # auto (newest checkpoint of output_dir, if any) | never | PATH of a checkpoint
+    export_at_end: bool = True  # write runs/NAME/export/teacher.{pth,safetensors,heads.pth} when done
+
+    def validate(self) -> None:
+        if self.every_n_steps < 1:
+            raise ConfigError(f"checkpoint.every_n_steps={self.every_n_steps} must be >= 1")
+
+
+@dataclass
+class PretrainConfig:
+    """A pretraining stage: the recipe (`ssl`), the data and crops, how to run it and where to write it."""
+
+    name: str = "pretrain"
+    output_dir: str = "runs/pretrain"  # run folder: config.yaml, checkpoints/, logs/, tensorboard/, export/
+    seed: int = 0
+    batch_size: int = 64  # per device; the global batch is batch_size x devices x nodes
+    num_workers: int = 4  # data-loading processes per device
+    init_from: str | None = None  # previous stage's checkpoint/export, or an official backbone (.pth/.safetensors)
+    init_student_from: str = "teacher"  # teacher (official high-res stage) | student (continue the same student)
+    # heads-only iterations (backbone frozen), or a fraction of the run; use ~1000 (or 0.1) when init_from has no heads
+    head_warmup_steps: int | float = 0
+    ssl: SSLConfig = field(default_factory=SSLConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    crops: CropsConfig = field(default_factory=CropsConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+
+    def validate(self) -> None:
+        """Cross-section checks, each naming its key."""
+        for sec in (self.ssl, self.data, self.crops, self.trainer, self.checkpoint):
+            v = getattr(sec, "validate", None)
+            if callable(v):
+                v()
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size={self.batch_size} must be >= 1")
+        if self.num_workers < 0:
+            raise ConfigError(f"num_workers={self.num_workers} must be >= 0")
+        if self.init_student_from not in ("teacher", "student"):
+            raise ConfigError(f"init_student_from={self.init_student_from!r} must be 'teacher' or 'student'")
+        from geodino.train.schedules import resolve_iters
+
+        warm = resolve_iters(self.head_warmup_steps, self.trainer.max_steps, "head_warmup_steps")
+        if warm >= self.trainer.max_steps:
+            raise ConfigError(
+                f"head_warmup_steps={self.head_warmup_steps} must be >= 0 and below trainer.max_steps="
+                f"{self.trainer.max_steps}"
+            )
+        if not self.output_dir:
+            raise ConfigError("output_dir is empty; set output_dir=runs/NAME")

@@ -1,0 +1,271 @@
+"""Building a distillation run: device and process group, the frozen teacher and its heads, the students, the
+data, the schedules and the optimizer."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from geodino.errors import CheckpointError, ConfigError
+from geodino.train.distill.config import DistillConfig, StudentSpec
+
+log = logging.getLogger("geodino.distill")
+
+__all__ = [
+    "build_optimizer",
+    "build_schedules",
+    "build_student",
+    "check_files",
+    "check_student_spec",
+    "init_distributed",
+    "load_teacher",
+    "make_batches",
+    "pick_device",
+    "student_masks",
+    "teacher_heads",
+]
+
+
+def pick_device(cfg: DistillConfig) -> torch.device:
+    want = cfg.train.device
+    if want == "auto":
+        want = "cuda" if torch.cuda.is_available() else "cpu"
+    if want == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("train.device=cuda but no CUDA device is visible; use train.device=cpu")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def init_distributed(device: torch.device) -> None:
+    """Join the process group when launched by torchrun/srun with WORLD_SIZE > 1 (gloo on CPU, NCCL on GPU)."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or (dist.is_available() and dist.is_initialized()):
+        return
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def load_teacher(spec: str, device: torch.device) -> tuple[nn.Module, Any]:
+    """The frozen teacher backbone (a DinoVisionTransformer in eval mode) and its FrozenBackbone wrapper."""
+    from geodino.backbones import load_backbone
+
+    fb = load_backbone(spec, device=str(device))
+    model = getattr(fb, "model", fb)
+    if not hasattr(model, "forward_features"):
+        raise ConfigError(
+            f"teacher.spec={spec!r} is not a DINOv3 ViT (no forward_features); distillation needs a geodino/official "
+            "DINOv3 backbone, not a timm baseline"
+        )
+    model.eval().requires_grad_(False)
+    return model, fb
+
+
+def teacher_heads(
+    cfg: DistillConfig, teacher: nn.Module, fb: Any, out_dir: Path, batches_factory: Any, write: bool = True
+) -> tuple:
+    """(dino_head, ibot_head, source): from `teacher.heads`, from the teacher file, or a fresh warm-up (run by
+    every rank together; `write` says whether this rank saves the result)."""
+    from geodino.models.heads import DINOHead
+    from geodino.train import teacher_heads as th
+
+    embed_dim = int(teacher.embed_dim)
+    if cfg.teacher.heads:
+        dino, ibot = th.load_heads_file(cfg.teacher.heads, embed_dim)
+        return dino, ibot, cfg.teacher.heads
+    spec_path = Path(cfg.teacher.spec).expanduser()
+    if spec_path.is_file():
+        from geodino.train.checkpointing import read_init_source
+
+        try:
+            src = read_init_source(spec_path)
+        except CheckpointError:
+            src = None
+        if src is not None and src.has_heads:
+            dino, ibot = (th.head_from_state(src.heads[h], str(spec_path), h) for h in th.HEAD_NAMES)
+            for name, h in (("dino_head", dino), ("ibot_head", ibot)):
+                if h.in_dim != embed_dim:
+                    raise CheckpointError(
+                        f"{name} in {spec_path} expects {h.in_dim}-d features but the teacher has embed_dim {embed_dim}"
+                    )
+            return dino, ibot, str(spec_path)
+    saved = out_dir / "teacher.heads.pth"
+    if saved.is_file():  # a resumed run: the warm-up was done already
+        dino, ibot = th.load_heads_file(saved, embed_dim)
+        return dino, ibot, str(saved)
+    if cfg.teacher.head_warmup_steps == 0:
+        raise ConfigError(
+            f"teacher {cfg.teacher.spec} has no DINO/iBOT heads and teacher.head_warmup_steps=0; pass "
+            "teacher.heads=FILE or allow the heads-only warm-up (teacher.head_warmup_steps > 0)"
+        )
+    d, i = cfg.dino, cfg.ibot
+    torch.manual_seed(cfg.train.seed + 2)
+    dino = DINOHead(embed_dim, d.head_n_prototypes, d.head_hidden_dim, d.head_bottleneck_dim, d.head_nlayers)
+    ibot = DINOHead(embed_dim, i.head_n_prototypes, i.head_hidden_dim, i.head_bottleneck_dim, i.head_nlayers)
+    log.info(
+        "teacher %s has no heads: warming up fresh heads for %d steps", cfg.teacher.spec, cfg.teacher.head_warmup_steps
+    )
+    dino, ibot, hist = th.warmup_heads(
+        teacher,
+        batches_factory(),
+        steps=cfg.teacher.head_warmup_steps,
+        dino=dino,
+        ibot=ibot,
+        lr=cfg.teacher.head_warmup_lr,
+        momentum=tuple(cfg.teacher.head_warmup_momentum),  # type: ignore[arg-type]
+        teacher_temp=cfg.teacher.head_warmup_teacher_temp,
+        device=next(teacher.parameters()).device,
+        progress=cfg.train.progress_bar and write,
+    )
+    meta = {
+        "teacher_spec": cfg.teacher.spec,
+        "teacher_fingerprint": str(getattr(fb, "fingerprint", "")),
+        "warmup_steps": cfg.teacher.head_warmup_steps,
+        "warmup_final_loss": hist[-1]["loss"] if hist else float("nan"),
+    }
+    if write:
+        th.save_heads_file(saved, dino, ibot, meta)
+    return dino, ibot, f"warm-up ({cfg.teacher.head_warmup_steps} steps) -> {saved}"
+
+
+def check_files(cfg: DistillConfig) -> None:
+    """Fail before any work when a file the config names does not exist (one line naming the key)."""
+    if cfg.teacher.heads and not Path(cfg.teacher.heads).expanduser().exists():
+        raise CheckpointError(
+            f"teacher.heads file {cfg.teacher.heads} not found; pass a *.heads.pth file or leave it empty"
+        )
+    for i, s in enumerate(cfg.students):
+        if s.init_from and not Path(s.init_from).expanduser().exists():
+            raise CheckpointError(
+                f"students[{i}].init_from file {s.init_from} not found; pass an existing checkpoint, export or "
+                "official backbone file, or leave it empty to start from random weights"
+            )
+
+
+def check_student_spec(
+    spec: StudentSpec, index: int, teacher_patch: int, k_dino: int | None = None, k_ibot: int | None = None
+) -> None:
+    """One-line ConfigErrors when a student's patch size or prototype counts differ from the teacher's."""
+    where = f"students[{index}] ({spec.name})"
+    if spec.patch_size is not None and int(spec.patch_size) != teacher_patch:
+        raise ConfigError(
+            f"{where}.patch_size={spec.patch_size} differs from the teacher's patch size {teacher_patch}; distillation "
+            f"matches patch tokens one to one, so use patch_size={teacher_patch} (or leave it empty)"
+        )
+    for key, want in (("dino_head_n_prototypes", k_dino), ("ibot_head_n_prototypes", k_ibot)):
+        got = getattr(spec, key)
+        if want is not None and got is not None and int(got) != want:
+            raise ConfigError(
+                f"{where}.{key}={got} differs from the teacher head's {want} prototypes; the student learns the "
+                f"teacher's prototype assignments, so it needs {want} (or leave it empty)"
+            )
+
+
+def build_student(spec: StudentSpec, index: int, teacher: nn.Module, t_dino: nn.Module, t_ibot: nn.Module) -> nn.Module:
+    """A DistillStudent with the teacher's patch size, input bands and prototype counts (checked, one line each)."""
+    from geodino.models import build_model
+    from geodino.models.heads import DINOHead
+    from geodino.train.distill_arch import DistillStudent
+
+    t_patch, t_chans = int(teacher.patch_size), int(teacher.in_chans)
+    check_student_spec(spec, index, t_patch, int(t_dino.out_dim), int(t_ibot.out_dim))
+    where = f"students[{index}] ({spec.name})"
+    overrides = dict(spec.overrides)
+    for k in ("patch_size", "in_chans"):
+        overrides.pop(k, None)
+    backbone = build_model(
+        spec.arch, patch_size=t_patch, in_chans=t_chans, drop_path_rate=spec.drop_path_rate, **overrides
+    )
+    hidden = spec.head_hidden_dim or t_dino.hidden_dim
+    bottleneck = spec.head_bottleneck_dim or t_dino.bottleneck_dim
+    dino = DINOHead(backbone.embed_dim, t_dino.out_dim, hidden, bottleneck, t_dino.nlayers)
+    hidden_i = spec.head_hidden_dim or t_ibot.hidden_dim
+    bottleneck_i = spec.head_bottleneck_dim or t_ibot.bottleneck_dim
+    ibot = DINOHead(backbone.embed_dim, t_ibot.out_dim, hidden_i, bottleneck_i, t_ibot.nlayers)
+    if spec.init_from:
+        from geodino.models.checkpoints import load_strict
+        from geodino.train.checkpointing import FIT_HINT, read_init_source
+
+        src = read_init_source(spec.init_from)
+        state = src.student if src.kind == "training" and src.student else src.teacher
+        load_strict(backbone, state, f"{where} backbone", f"checkpoint {src.path}", FIT_HINT)
+    return DistillStudent(backbone, dino, ibot)
+
+
+def make_batches(cfg: DistillConfig, patch_size: int, start_step: int, rank: int, world: int, batch: int):
+    """An iterator of SSL batches (CONTRIBUTING "SSL batches") for this rank, starting at `start_step`."""
+    from geodino.data.loaders import build_ssl_loader
+
+    loader = build_ssl_loader(
+        cfg.data,
+        cfg.crops,
+        batch_size=batch,
+        num_workers=cfg.train.num_workers,
+        seed=cfg.train.seed,
+        patch_size=patch_size,
+        start_step=start_step,
+        rank=rank,
+        world_size=world,
+    )
+    return iter(loader)
+
+
+def student_masks(cfg: DistillConfig, batch: dict[str, Any], n_images: int, patch: int, step: int, rank: int) -> dict:
+    """iBOT positions for the student batch: the loader's when it matches, else drawn for (seed, step, rank)."""
+    if batch["masks"].shape[0] == 2 * n_images:
+        return {k: batch[k] for k in ("masks", "mask_indices", "masks_weight", "n_masked_patches")}
+    from geodino.data.collate import mask_rng
+    from geodino.data.masking import collate_masks, sample_masks
+
+    h, w = (s // patch for s in batch["global_crops"].shape[-2:])
+    masks, upper = sample_masks(
+        2 * n_images,
+        (h, w),
+        mask_rng(cfg.train.seed, step, rank),
+        mask_ratio=tuple(cfg.crops.mask_ratio),  # type: ignore[arg-type]
+        mask_probability=cfg.crops.mask_probability,
+        max_block_fraction=cfg.crops.mask_max_block_fraction,
+    )
+    out = collate_masks(masks, upper)
+    return {k: out[k] for k in ("masks", "mask_indices", "masks_weight", "n_masked_patches")}
+
+
+def build_schedules(cfg: DistillConfig) -> Any:
+    from geodino.train.recipe import GramConfig, SSLConfig
+    from geodino.train.schedules import Schedules
+
+    ssl = SSLConfig(
+        dino=cfg.dino,
+        ibot=cfg.ibot,
+        koleo=cfg.koleo,
+        gram=GramConfig(use_loss=False),
+        optim=cfg.optim,
+        schedules=cfg.schedules,
+    )
+    return Schedules.build(ssl, cfg.train.max_steps, cfg.train.global_batch_size)
+
+
+def build_optimizer(cfg: DistillConfig, arch: nn.Module) -> torch.optim.Optimizer:
+    """One AdamW over every student's backbone and heads (official parameter groups, names prefixed by student)."""
+    from geodino.train.optim import build_optimizer as adamw
+    from geodino.train.optim import param_groups
+
+    groups: list[dict[str, Any]] = []
+    for name, st in arch.students.items():
+        g = param_groups(
+            {"backbone": st.backbone, "dino_head": st.dino_head, "ibot_head": st.ibot_head},
+            layerwise_decay=cfg.optim.layerwise_decay,
+            patch_embed_lr_mult=cfg.optim.patch_embed_lr_mult,
+            dino_head_wd_multiplier=cfg.optim.dino_head_wd_multiplier,
+        )
+        for group in g:
+            group["names"] = [f"{name}.{n}" for n in group["names"]]
+        groups += g
+    return adamw(groups, betas=(cfg.optim.adamw_beta1, cfg.optim.adamw_beta2), fused=cfg.optim.fused)

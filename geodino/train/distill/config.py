@@ -1,0 +1,142 @@
+"""Config schema of `geodino distill` (`DistillConfig`): teacher, students, recipe sections, data, run settings.
+
+Torch-free, so reading or describing a distillation config (the CLI's `--help`) stays light.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from geodino.data.config import CropsConfig, DataConfig
+from geodino.errors import ConfigError, did_you_mean
+from geodino.train.recipe import DinoConfig, IbotConfig, KoLeoConfig, OptimConfig, ScheduleConfig, SchedulesConfig
+
+__all__ = ["DistillConfig", "DistillTrainConfig", "StudentSpec", "TeacherConfig"]
+
+
+@dataclass
+class TeacherConfig:
+    """The frozen teacher: a backbone spec and, optionally, its heads."""
+
+    spec: str = "arch:vit_small?seed=0"  # any load_backbone spec: .pth/.safetensors/export/checkpoint, arch:, HF dir
+    heads: str = ""  # a *.heads.pth / teacher_checkpoint.pth; empty: from the spec file if it has heads, else warm-up
+    head_warmup_steps: int = 300  # heads-only SSL steps on the frozen teacher when no heads exist
+    head_warmup_lr: float = 1e-3  # AdamW peak lr of the warm-up (cosine to 1 %, 10 % linear warm-up)
+    head_warmup_teacher_temp: float = 0.07
+    head_warmup_momentum: list[float] = field(default_factory=lambda: [0.994, 1.0])  # EMA heads: start -> end
+
+
+@dataclass
+class StudentSpec:
+    """One student. Prototype counts and patch size default to the teacher's and must equal them."""
+
+    name: str = "vits"
+    arch: str = "vit_small"  # geodino.models.archs.ARCHS name
+    patch_size: int | None = None  # None: the teacher's
+    drop_path_rate: float = 0.1
+    overrides: dict[str, Any] = field(default_factory=dict)  # extra build_model kwargs (ffn_layer, depth, ...)
+    ranks: list[int] | None = None  # [start, end): the ranks training this student (several processes)
+    share: float | None = None  # or a relative share of the ranks
+    init_from: str = ""  # optional backbone weights to start from (any checkpoint/export/official file)
+    dino_head_n_prototypes: int | None = None  # None: the teacher's
+    ibot_head_n_prototypes: int | None = None
+    head_hidden_dim: int | None = None  # None: the teacher head's
+    head_bottleneck_dim: int | None = None
+
+
+@dataclass
+class DistillTrainConfig:
+    """How long and where: steps, batch, device, precision, checkpoints, logs."""
+
+    max_steps: int = 1000
+    global_batch_size: int = 64  # images per step over all ranks (official ViT-L recipe: 1920)
+    num_workers: int = 2  # data-loading processes per rank
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "32-true"  # 32-true | bf16-mixed (autocast)
+    log_every_n_steps: int = 10
+    checkpoint_every_n_steps: int = 1000
+    keep_last: int = 2
+    resume: str = "auto"  # auto (newest checkpoint of output_dir) | never
+    export: str = "ema"  # ema (official: the student's EMA is dumped) | student
+    progress_bar: bool = True
+
+
+def _distill_schedules() -> SchedulesConfig:
+    """Official ViT-L multi-distillation schedule shapes (v2): lr 0 -> 5e-5 as a cosine ramp (official: over the first
+    half of the run, then constant; here over the whole run unless `schedules.lr.cosine_iters` is set), momentum
+    0.994 -> 1 (cosine), teacher temperature 0.07, weight decay 0.04."""
+    return SchedulesConfig(
+        kind="v2",
+        lr=ScheduleConfig(start=0.0, peak=0.0, end=5e-5, warmup_iters=0, cosine_iters=None),
+        weight_decay=ScheduleConfig(0.04, 0.04, 0.04),
+        momentum=ScheduleConfig(0.994, 0.994, 1.0),
+        teacher_temp=ScheduleConfig(0.07, 0.07, 0.07),
+    )
+
+
+@dataclass
+class DistillConfig:
+    """Everything `geodino distill` reads (YAML + dotted overrides)."""
+
+    output_dir: str = "runs/distill"
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    students: list[StudentSpec] = field(default_factory=lambda: [StudentSpec()])
+    dino: DinoConfig = field(default_factory=DinoConfig)  # loss weight, temperatures; head_* size warm-up heads
+    ibot: IbotConfig = field(default_factory=IbotConfig)  # loss weight; positions come from crops.mask_*
+    koleo: KoLeoConfig = field(default_factory=KoLeoConfig)
+    optim: OptimConfig = field(
+        default_factory=lambda: OptimConfig(layerwise_decay=0.99, freeze_last_layer_iters=0, clip_grad=3.0)
+    )
+    schedules: SchedulesConfig = field(default_factory=_distill_schedules)
+    data: DataConfig = field(default_factory=DataConfig)  # sources, sensor, bands (as pretraining)
+    crops: CropsConfig = field(default_factory=CropsConfig)  # crop sizes/augmentations; mask_* = iBOT positions
+    train: DistillTrainConfig = field(default_factory=DistillTrainConfig)
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the key for values that cannot work (called by load_config)."""
+        names = [s.name for s in self.students]
+        if not names:
+            raise ConfigError(
+                "students is empty; list at least one student, e.g. students=[{name: vits, arch: vit_small}]"
+            )
+        for i, n in enumerate(names):
+            if not n or not n.replace("_", "").replace("-", "").isalnum():
+                raise ConfigError(f"students[{i}].name={n!r} must be a non-empty name of letters, digits, - and _")
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ConfigError(f"students have duplicate names {dup}; give each student its own name")
+        from geodino.models.archs import ARCHS
+
+        for i, s in enumerate(self.students):
+            if s.arch not in ARCHS:
+                close = did_you_mean(s.arch, ARCHS)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; valid: {', '.join(ARCHS)}"
+                raise ConfigError(f"students[{i}].arch={s.arch!r} is not a known architecture{hint}")
+        if self.train.max_steps < 1:
+            raise ConfigError(f"train.max_steps={self.train.max_steps} must be >= 1")
+        if self.train.global_batch_size < 2:
+            raise ConfigError(
+                f"train.global_batch_size={self.train.global_batch_size} must be >= 2 (KoLeo needs pairs)"
+            )
+        if self.train.precision not in ("32-true", "bf16-mixed"):
+            raise ConfigError(f"train.precision={self.train.precision!r} must be 32-true or bf16-mixed")
+        if self.train.export not in ("ema", "student"):
+            raise ConfigError(f"train.export={self.train.export!r} must be 'ema' or 'student'")
+        if self.train.resume not in ("auto", "never"):
+            raise ConfigError(f"train.resume={self.train.resume!r} must be 'auto' or 'never'")
+        if self.train.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"train.device={self.train.device!r} must be auto, cpu or cuda")
+        if self.teacher.head_warmup_steps < 0:
+            raise ConfigError(f"teacher.head_warmup_steps={self.teacher.head_warmup_steps} must be >= 0")
+        if self.schedules.kind not in ("v1", "v2"):
+            raise ConfigError(f"schedules.kind={self.schedules.kind!r} must be 'v1' or 'v2'")
+        for sec in (self.data, self.crops):
+            v = getattr(sec, "validate", None)
+            if callable(v):
+                v()
+        if getattr(self.crops, "mask_probability", 1.0) <= 0:
+            raise ConfigError("crops.mask_probability must be > 0: the masks pick the patch-distillation positions")
+        if getattr(self.crops, "gram", False):
+            raise ConfigError("crops.gram=true: distillation has no Gram term; set crops.gram=false")

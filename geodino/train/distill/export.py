@@ -1,0 +1,83 @@
+"""The distillation checkpoint format (students, EMAs and optimizer; resumable) and the export of each student's
+EMA in the official layout (`OUTPUT/<name>/<name>.{pth,safetensors,heads.pth}`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from geodino.errors import CheckpointError
+from geodino.train.distill.config import DistillConfig
+
+__all__ = ["FORMAT", "VERSION", "checkpoint_dir", "export_student", "load_checkpoint", "save_checkpoint"]
+
+FORMAT = "geodino-distill"
+VERSION = 1
+
+
+def checkpoint_dir(out_dir: Path, names: list[str], colocated: bool) -> Path:
+    return out_dir / "checkpoints" if colocated else out_dir / names[0] / "checkpoints"
+
+
+def save_checkpoint(
+    path_dir: Path, arch: nn.Module, opt: torch.optim.Optimizer, step: int, cfg: DistillConfig, keep_last: int
+) -> Path:
+    from geodino.config import to_dict
+    from geodino.io import atomic_path
+    from geodino.train.checkpointing import find_checkpoints
+
+    path_dir.mkdir(parents=True, exist_ok=True)
+    final = path_dir / f"step_{step:08d}.ckpt"
+    state = {
+        "format": FORMAT,
+        "version": VERSION,
+        "step": step,
+        "students": {n: m.state_dict() for n, m in arch.students.items()},
+        "students_ema": {n: m.state_dict() for n, m in arch.students_ema.items()},
+        "backbones": {n: dict(m.backbone.config) for n, m in arch.students.items()},
+        "optimizer": opt.state_dict(),
+        "config": to_dict(cfg),
+    }
+    with atomic_path(final) as tmp:
+        torch.save(state, tmp)
+    if keep_last > 0:
+        for old in find_checkpoints(path_dir)[:-keep_last]:
+            old.unlink(missing_ok=True)
+    return final
+
+
+def load_checkpoint(path: Path, arch: nn.Module, opt: torch.optim.Optimizer) -> int:
+    from geodino.models.checkpoints import load_file, load_strict
+    from geodino.train.checkpointing import FIT_HINT
+
+    obj = load_file(path)
+    if obj.get("format") != FORMAT:
+        raise CheckpointError(
+            f"checkpoint {path} was not written by geodino distill; remove it or use another output_dir"
+        )
+    for name, module in arch.students.items():
+        if name not in obj["students"]:
+            raise CheckpointError(
+                f"checkpoint {path} has no student {name!r} (it has {sorted(obj['students'])}); use the config it was "
+                "written with or another output_dir"
+            )
+        load_strict(module, obj["students"][name], f"student {name}", f"checkpoint {path}", FIT_HINT)
+        ema = arch.students_ema[name]
+        load_strict(ema, obj["students_ema"][name], f"student {name} EMA", f"checkpoint {path}", FIT_HINT)
+    opt.load_state_dict(obj["optimizer"])
+    return int(obj["step"])
+
+
+def export_student(arch: nn.Module, name: str, out_dir: Path, which: str = "ema") -> Path:
+    """Write a student's backbone in the official layout (`<name>.pth`, `.safetensors`) and its heads
+    (`<name>.heads.pth`) under `out_dir/<name>/`; return the `.pth` path."""
+    from geodino.models.checkpoints import save_export
+
+    module = (arch.students_ema if which == "ema" else arch.students)[name]
+    folder = out_dir / name
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in module.backbone.state_dict().items()}
+    heads = {"dino_head": module.dino_head, "ibot_head": module.ibot_head}
+    return save_export(folder / name, state, dict(module.backbone.config), heads)[0]

@@ -1,0 +1,255 @@
+"""The distillation run: set up (teacher, heads, students, optimizer, resume), then one step per batch.
+
+Why a plain training loop and not the Lightning module of pretraining: a Lightning strategy wraps *one* model in
+*one* world-wide process group and writes checkpoints from global rank 0. Multi-student distillation needs a
+different model per rank range, DDP over that range's subgroup, teacher collectives over the whole world and one
+checkpoint writer per student, which Lightning's strategies do not offer. The loop reuses the pretraining
+pieces instead: the recipe config sections, schedules, parameter groups, per-module clipping, checkpoint
+readers and the official-layout writers.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from geodino.errors import CheckpointError, TrainingError
+from geodino.train.distill import build as b
+from geodino.train.distill.config import DistillConfig
+from geodino.train.distill.export import checkpoint_dir, export_student, load_checkpoint, save_checkpoint
+
+log = logging.getLogger("geodino.distill")
+
+__all__ = ["DistillRun", "distill", "setup"]
+
+
+@dataclass
+class DistillRun:
+    """Everything a step needs, built once by `setup`."""
+
+    cfg: DistillConfig
+    sched: Any  # Schedules
+    device: torch.device
+    rank: int
+    distributed: bool
+    out_dir: Path
+    layout: Any  # subgroups.SubgroupLayout
+    arch: nn.Module  # DistillMetaArch
+    opt: torch.optim.Optimizer
+    patch: int
+    start: int
+    writer: bool  # this rank writes the logs, checkpoints and exports of its students
+    ckpt_dir: Path
+    log_file: Path
+
+
+def setup(cfg: DistillConfig) -> DistillRun:
+    """Validate, join the process group, load the teacher and its heads, build the students and the optimizer,
+    and resume from the newest checkpoint of `output_dir` when there is one."""
+    import torch.distributed as dist
+
+    from geodino.config import save_config
+    from geodino.io import make_dirs
+    from geodino.train.distill_arch import DistillLossWeights, DistillMetaArch
+    from geodino.train.subgroups import init_subgroups, plan_subgroups
+
+    cfg.validate()
+    b.check_files(cfg)
+    sched = b.build_schedules(cfg)  # schedule errors (lengths) before any work
+    device = b.pick_device(cfg)
+    b.init_distributed(device)
+    distributed = dist.is_available() and dist.is_initialized()
+    rank = dist.get_rank() if distributed else 0
+    world = dist.get_world_size() if distributed else 1
+    out_dir = make_dirs(Path(cfg.output_dir).expanduser(), what="output_dir")
+
+    students_cfg = [
+        {"name": s.name, "ranks": list(s.ranks) if s.ranks else None, "share": s.share} for s in cfg.students
+    ]
+    plan = plan_subgroups(students_cfg, world, cfg.train.global_batch_size)
+    layout = init_subgroups(plan, cfg.train.global_batch_size, len(cfg.students))
+
+    torch.manual_seed(cfg.train.seed)
+    teacher, fb = b.load_teacher(cfg.teacher.spec, device)
+    patch = int(teacher.patch_size)
+    for i, s in enumerate(cfg.students):  # fail on a patch-size mismatch before any warm-up work
+        b.check_student_spec(s, i, patch)
+    if rank == 0:  # after the teacher and students are checked: a failed start leaves no run folder
+        save_config(cfg, out_dir / "config.yaml")
+
+    def warmup_batches():  # data-parallel warm-up: every rank reads its own shard
+        return b.make_batches(cfg, patch, 0, rank, world, max(layout.data_batch, 2))
+
+    t_dino, t_ibot, heads_src = b.teacher_heads(cfg, teacher, fb, out_dir, warmup_batches, write=rank == 0)
+    if distributed:
+        dist.barrier()
+    t_dino, t_ibot = t_dino.to(device), t_ibot.to(device)
+    log.info("teacher %s, heads from %s", cfg.teacher.spec, heads_src)
+
+    torch.manual_seed(cfg.train.seed + 1)
+    students = {
+        cfg.students[i].name: b.build_student(cfg.students[i], i, teacher, t_dino, t_ibot).to(device)
+        for i in layout.students
+    }
+    weights = DistillLossWeights(
+        dino=cfg.dino.loss_weight,
+        ibot=cfg.ibot.loss_weight,
+        koleo=cfg.koleo.loss_weight,
+        global_ignore_diagonal=cfg.dino.global_ignore_diagonal,
+        student_temp=cfg.dino.student_temp,
+        sinkhorn_iterations=cfg.dino.sinkhorn_iterations,
+    )
+    arch = DistillMetaArch(teacher, t_dino, t_ibot, students, weights, layout).to(device)
+    arch.train()
+    opt = b.build_optimizer(cfg, arch)
+
+    names = list(arch.students.keys())
+    writer = layout.subgroup_rank == 0 if not layout.colocated else rank == 0
+    ckpt_dir = checkpoint_dir(out_dir, names, layout.colocated)
+    start = _resume(cfg, arch, opt, ckpt_dir, device, distributed)
+    _wrap_ddp(arch, layout, device, distributed)
+    log_file = (out_dir / "log.csv") if writer and layout.colocated else (out_dir / names[0] / "log.csv")
+    return DistillRun(
+        cfg, sched, device, rank, distributed, out_dir, layout, arch, opt, patch, start, writer, ckpt_dir, log_file
+    )
+
+
+def _resume(
+    cfg: DistillConfig, arch: nn.Module, opt: torch.optim.Optimizer, ckpt_dir: Path, device: torch.device, dist_on: bool
+) -> int:
+    """The step to start from: 0, or the newest checkpoint step every student has (`train.resume=auto`)."""
+    if cfg.train.resume != "auto":
+        return 0
+    import torch.distributed as dist
+
+    from geodino.train.checkpointing import find_checkpoints
+
+    found = {int(p.name[5:13]): p for p in find_checkpoints(ckpt_dir)}
+    step_found = max(found) if found else 0
+    if dist_on:  # every subgroup resumes from the same step (the oldest newest checkpoint)
+        t = torch.tensor([step_found], device=device if device.type == "cuda" else "cpu")
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        step_found = int(t.item())
+    if step_found == 0:
+        return 0
+    if step_found not in found:
+        raise CheckpointError(
+            f"students disagree on the resume step ({step_found} is missing in {ckpt_dir}); "
+            "remove the newer checkpoints of the other students or start a new output_dir"
+        )
+    start = load_checkpoint(found[step_found], arch, opt)
+    log.info("resumed from %s at step %d", found[step_found], start)
+    return start
+
+
+def _wrap_ddp(arch: nn.Module, layout: Any, device: torch.device, distributed: bool) -> None:
+    """Students trained by several ranks are called through DDP over their subgroup."""
+    callers: dict[str, nn.Module] = dict(arch.students.items())
+    if distributed:
+        import torch.distributed as dist
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        for name, st in arch.students.items():
+            if dist.get_world_size(layout.group) > 1:
+                callers[name] = DDP(
+                    st, process_group=layout.group, device_ids=[device.index] if device.type == "cuda" else None
+                )
+    arch.callers = callers  # type: ignore[assignment]
+
+
+def train_step(run: DistillRun, step: int, batch: dict[str, Any]) -> dict[str, float]:
+    """One optimizer step of every student of this rank on `batch`; returns the log row."""
+    from geodino.train.optim import apply_optim_schedule, clip_grad_per_module
+
+    cfg, arch, device = run.cfg, run.arch, run.device
+    if "step" in batch and int(batch["step"]) != step:
+        raise TrainingError(f"data loader yielded the batch of step {int(batch['step'])} at step {step}")
+    torch.manual_seed((cfg.train.seed * 1_000_003 + step * 7919 + run.rank) % (2**63 - 1))
+    v = run.sched.at(step)
+    apply_optim_schedule(run.opt, v["lr"], v["weight_decay"], v["last_layer_lr"])
+    arch.weights.dino_local = float(v.get("dino_local_weight", 1.0))
+    inputs = {k: batch[k].to(device, non_blocking=True) for k in ("global_crops", "local_crops")}
+    masks = b.student_masks(cfg, batch, run.layout.student_batch, run.patch, step, run.rank)
+    inputs.update({k: (t.to(device) if torch.is_tensor(t) else t) for k, t in masks.items()})
+    amp = (
+        torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        if cfg.train.precision == "bf16-mixed"
+        else nullcontext()
+    )
+    with amp:
+        loss, metrics = arch.forward_backward(inputs, v["teacher_temp"], cfg.train.global_batch_size)
+    if not math.isfinite(float(loss)):
+        raise TrainingError(
+            f"loss is {float(loss)} at step {step} ({', '.join(f'{k}={x:.4g}' for k, x in metrics.items())}); "
+            f"lower schedules.lr.end or optim.clip_grad and resume from the last checkpoint in {run.ckpt_dir}"
+        )
+    norms = {}
+    for name, st in arch.students.items():
+        n = clip_grad_per_module(
+            {"backbone": st.backbone, "dino_head": st.dino_head, "ibot_head": st.ibot_head}, cfg.optim.clip_grad
+        )
+        norms.update({f"{name}/grad_norm/{k}": x for k, x in n.items()})
+    run.opt.step()
+    run.opt.zero_grad(set_to_none=True)
+    arch.update_ema(v["momentum"])
+    sched = {"lr": v["lr"], "momentum": v["momentum"], "teacher_temp": v["teacher_temp"]}
+    return {"step": float(step), **metrics, **norms, **sched}
+
+
+def distill(cfg: DistillConfig) -> dict[str, Path]:
+    """Run a distillation; return `{student name: exported .pth}` for the students this process trained."""
+    from tqdm.auto import tqdm
+
+    run = setup(cfg)
+    batches = b.make_batches(cfg, run.patch, run.start, run.rank, dist_world(), run.layout.data_batch)
+    last = cfg.train.max_steps - 1
+    bar = tqdm(
+        range(run.start, cfg.train.max_steps),
+        desc="distill",
+        initial=run.start,
+        total=cfg.train.max_steps,
+        disable=not (cfg.train.progress_bar and run.writer),
+    )
+    for step in bar:
+        row = train_step(run, step, next(batches))
+        if run.writer and (step % cfg.train.log_every_n_steps == 0 or step == last):
+            _append_csv(run.log_file, row)
+            bar.set_postfix(loss=f"{row['loss']:.3f}")
+        done = step + 1
+        if run.writer and (done % cfg.train.checkpoint_every_n_steps == 0 or done == cfg.train.max_steps):
+            save_checkpoint(run.ckpt_dir, run.arch, run.opt, done, cfg, cfg.train.keep_last)
+    exports: dict[str, Path] = {}
+    if run.writer:
+        for name in run.arch.students:
+            exports[name] = export_student(run.arch, name, run.out_dir, cfg.train.export)
+    if run.distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+    return exports
+
+
+def dist_world() -> int:
+    """Processes in the run (1 without torch.distributed)."""
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _append_csv(path: Path, row: dict[str, float]) -> None:
+    """Append one row to the run's log.csv (header on the first row)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row), extrasaction="ignore")
+        if new:
+            w.writeheader()
+        w.writerow(row)
