@@ -95,7 +95,7 @@ def change_map(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Write the distance COG (and with `threshold` the binary change COG), their `.qml` styles and PNGs."""
-    from geodino.embed.products import _profile, _write_cog
+    from geodino.embed.products import cog_profile, write_cog
     from geodino.embed.quicklook import classes_png, ramp_png
 
     if isinstance(threshold, str) and threshold.lower() != "otsu":
@@ -144,10 +144,10 @@ def change_map(
                     n_valid += int(ok.sum())
                     yield win, d[None]
 
-            _write_cog(
+            write_cog(
                 out,
                 blocks(),
-                _profile(ra, 1, "float32", float("nan")),
+                cog_profile(ra, 1, "float32", float("nan")),
                 GEODINO_CHANGE="1 - cosine(A, B)",
                 GEODINO_CHANGE_A=str(a),
                 GEODINO_CHANGE_B=str(b),
@@ -183,7 +183,7 @@ def _write_mask(distance: Path, out: Path, t: float, otsu: bool) -> int:
     """Binary change COG from the distance COG: 1 where distance > t, 0 where not, 255 on nodata."""
     import rasterio
 
-    from geodino.embed.products import _write_cog
+    from geodino.embed.products import write_cog
 
     changed = 0
     with rasterio.open(distance) as src:
@@ -199,7 +199,7 @@ def _write_mask(distance: Path, out: Path, t: float, otsu: bool) -> int:
                 yield win, m[None]
 
         cmap = {k: tuple(v[0]) for k, v in CHANGE_COLOURS.items()} | {NODATA: (0, 0, 0, 0)}
-        _write_cog(
+        write_cog(
             out,
             blocks(),
             profile,

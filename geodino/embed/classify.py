@@ -353,13 +353,13 @@ def _sklearn_version() -> str:
 
 
 def _class_colours(k: int) -> dict[int, tuple[int, int, int, int]]:
-    from geodino.embed.products import _palette
+    from geodino.embed.products import class_palette
 
-    return _palette(k)
+    return class_palette(k)
 
 
 def _write_map(rd: EmbeddingReader, clf: Any, index: dict[str, int], out: Path, classes: list[str]) -> None:
-    from geodino.embed.products import _profile, _write_cog
+    from geodino.embed.products import cog_profile, write_cog
 
     lut = np.array([index[str(c)] for c in clf.classes_], np.uint8)
 
@@ -376,10 +376,10 @@ def _write_map(rd: EmbeddingReader, clf: Any, index: dict[str, int], out: Path, 
 
     cmap = _class_colours(len(classes))
     cmap[NODATA] = (0, 0, 0, 0)
-    _write_cog(
+    write_cog(
         out,
         blocks(),
-        _profile(rd, 2, "uint8", NODATA),
+        cog_profile(rd, 2, "uint8", NODATA),
         colormap=cmap,
         GEODINO_CLASS_NAMES=json.dumps(classes),
         GEODINO_BANDS="1: class (colour table; 255 = nodata), "

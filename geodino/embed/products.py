@@ -20,7 +20,7 @@ from geodino.errors import InputError
 from geodino.io import atomic_path, check_writable
 
 
-def _write_cog(out: Path, data: Any, profile: dict[str, Any], *, colormap: dict | None = None, **tags: Any) -> None:
+def write_cog(out: Path, data: Any, profile: dict[str, Any], *, colormap: dict | None = None, **tags: Any) -> None:
     """Write blocks (an iterator of (window, array)) to a tiled GTiff, then copy it to a COG under `out`."""
     import rasterio
     import rasterio.shutil
@@ -44,7 +44,7 @@ def _write_cog(out: Path, data: Any, profile: dict[str, Any], *, colormap: dict 
             staging.unlink(missing_ok=True)
 
 
-def _profile(rd: EmbeddingReader, count: int, dtype: str, nodata: Any) -> dict[str, Any]:
+def cog_profile(rd: EmbeddingReader, count: int, dtype: str, nodata: Any) -> dict[str, Any]:
     return {
         "height": rd.height,
         "width": rd.width,
@@ -115,14 +115,14 @@ def pca_map(
                 yield win, rgb
 
         ratio = ",".join(f"{v:.4f}" for v in pca.explained_variance_ratio_)
-        _write_cog(out, blocks(), _profile(rd, 3, "uint8", 0), GEODINO_PCA_EXPLAINED_VARIANCE=ratio)
+        write_cog(out, blocks(), cog_profile(rd, 3, "uint8", 0), GEODINO_PCA_EXPLAINED_VARIANCE=ratio)
     style.rgb_qml(out)
     if png is not None:
         _quicklook(out, Path(png))
     return out
 
 
-def _palette(k: int, seed: int = 0) -> dict[int, tuple[int, int, int, int]]:
+def class_palette(k: int, seed: int = 0) -> dict[int, tuple[int, int, int, int]]:
     """Distinct colours: matplotlib's tab20 (then random) so neighbouring classes differ."""
     import matplotlib
 
@@ -166,9 +166,9 @@ def cluster_map(
                 lab[~valid] = 255
                 yield win, lab[None]
 
-        cmap = _palette(k, seed)
+        cmap = class_palette(k, seed)
         cmap[255] = (0, 0, 0, 0)
-        _write_cog(out, blocks(), _profile(rd, 1, "uint8", 255), colormap=cmap, GEODINO_KMEANS_K=k)
+        write_cog(out, blocks(), cog_profile(rd, 1, "uint8", 255), colormap=cmap, GEODINO_KMEANS_K=k)
     style.palette_qml(out, {i: (cmap[i], f"cluster {i}") for i in range(k)})
     if png is not None:
         _quicklook(out, Path(png))
@@ -246,7 +246,7 @@ def similarity_map(
                 s[~valid] = np.nan
                 yield win, s[None]
 
-        _write_cog(out, blocks(), _profile(rd, 1, "float32", float("nan")), GEODINO_QUERY=str(point or polygon))
+        write_cog(out, blocks(), cog_profile(rd, 1, "float32", float("nan")), GEODINO_QUERY=str(point or polygon))
     style.ramp_qml(out, vmin=style.data_limits(out)[0], vmax=1.0, ramp=style.RAMPS["similarity"])
     return out
 
