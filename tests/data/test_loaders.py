@@ -43,6 +43,27 @@ def test_batch_layout(cfg):
     assert b["step"] == 0 and b["source"] == "source0" and isinstance(b["upperbound"], int)
 
 
+def test_in_process_loading_runs_single_threaded_and_restores_threads(cfg, monkeypatch):
+    """num_workers 0: augmentation runs with 1 intra-op thread; the training process gets its threads back."""
+    from geodino.data import crops
+
+    seen = []
+    real = crops.MultiCropTransform.__call__
+
+    def spy(self, *a, **k):
+        seen.append(torch.get_num_threads())
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(crops.MultiCropTransform, "__call__", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        (b,) = _take(build_ssl_loader(cfg, CROPS, batch_size=2, num_workers=0, seed=0, patch_size=8), 1)
+        assert b["global_crops"].shape[0] == 4 and seen == [1, 1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_resume_reads_what_uninterrupted_run_read(cfg):
     full = _take(build_ssl_loader(cfg, CROPS, batch_size=2, num_workers=0, seed=4, patch_size=8), 5)
     resumed = _take(build_ssl_loader(cfg, CROPS, batch_size=2, num_workers=0, seed=4, patch_size=8, start_step=3), 2)

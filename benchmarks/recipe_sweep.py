@@ -1,0 +1,79 @@
+"""Which switch of the small recipe buys what? The same number of steps per variant, the same evaluation.
+
+Step counts, not wall-clock: the quality a step buys does not depend on how busy the machine is, so variants run
+on a shared machine still compare fairly (the wall-clock benchmark is `pretrain_quality.py`). Each variant is
+`configs/pretrain/small_vit_tiny.yaml` plus overrides, trained on `../shared/data/eurosat_3000`; its exported
+teacher is evaluated exactly as in `pretrain_quality.py` (kNN k=20 T=0.07 and logistic regression on CLS + mean
+patch, bank 2/3 / queries 1/3), next to the colour-statistics baseline.
+
+    .venv/bin/python benchmarks/recipe_sweep.py --steps 300 --variants base nojitter noblur
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pretrain_quality as pq
+
+VARIANTS: dict[str, list[str]] = {
+    "base": [],
+    "nojitter": ["crops.jitter_prob=0.0"],
+    "noblur": ["crops.blur_probs=[0.0,0.0,0.0]"],
+    "plain": ["crops.jitter_prob=0.0", "crops.blur_probs=[0.0,0.0,0.0]"],
+    "lr2e-3": ["ssl.schedules.lr.peak=2.0e-3"],
+    "k256": ["ssl.dino.head_n_prototypes=256", "ssl.ibot.head_n_prototypes=256"],
+    "crops64": ["crops.global_size=64", "crops.local_size=32"],
+    "local8": ["crops.n_local=8"],
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--variants", nargs="+", default=["base", "nojitter", "noblur", "plain"], choices=list(VARIANTS))
+    ap.add_argument("--out", default="runs/recipe_sweep")
+    ap.add_argument("--override", nargs="*", default=[], help="extra key=value applied to every variant")
+    args = ap.parse_args()
+    if not pq.CHIPS.exists():
+        print(f"skip: {pq.CHIPS} not found")
+        return 0
+    from geodino.train.curves import loss_summary
+    from geodino.train.pretrain import pretrain
+
+    out = Path(args.out)
+    x, y, _, _ = pq.load_chips(pq.CHIPS)
+    results = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
+    if "colour" not in results:
+        results["colour"] = pq.evaluate(pq.colour_stats(x), y)
+    print(f"colour statistics: {results['colour']}", flush=True)
+    for name in args.variants:
+        run_dir = out / name
+        shutil.rmtree(run_dir, ignore_errors=True)
+        extra = [*VARIANTS[name], *args.override, "checkpoint.every_n_steps=1000000"]
+        t0 = time.perf_counter()
+        run = pretrain(pq._load_cfg(run_dir, args.steps, pq._images_source(pq.CHIPS), extra))
+        wall = time.perf_counter() - t0
+        scores = pq.evaluate(pq.vit_features(pq.load_teacher(run), x), y)
+        loss = loss_summary(run)
+        results[name] = {**scores, "steps": args.steps, "wall_s": round(wall, 1), "loss": loss, "overrides": extra}
+        print(f"{name}: {scores} in {wall / 60:.1f} min; DINO {loss.get('first')} -> {loss.get('end')}", flush=True)
+        (out / "results.json").write_text(json.dumps(results, indent=2))
+    print("\n| variant | kNN % | logreg % | DINO loss first -> end | wall (min) |\n|---|---|---|---|---|")
+    c = results["colour"]
+    print(f"| colour statistics | {c['knn']} | {c['logreg']} | | |")
+    for name, r in results.items():
+        if name != "colour":
+            lo, wall = r["loss"], r["wall_s"] / 60
+            print(f"| {name} | {r['knn']} | {r['logreg']} | {lo.get('first')} -> {lo.get('end')} | {wall:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
