@@ -87,6 +87,7 @@ def sample_labels(
     rd: EmbeddingReader, gdf: Any, column: str, *, max_cells: int = 1000, seed: int = 0, name: str = "labels"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Feature vectors under the labels: (X [n,D], class values [n], group = label feature index [n])."""
+    from rasterio.errors import WindowError
     from rasterio.features import geometry_mask
     from rasterio.transform import rowcol
     from rasterio.windows import Window, from_bounds
@@ -120,7 +121,7 @@ def sample_labels(
             try:
                 win = from_bounds(*geom.bounds, transform=rd.transform).round_offsets().round_lengths()
                 win = Window(win.col_off - 1, win.row_off - 1, win.width + 2, win.height + 2).intersection(full)
-            except Exception:  # rasterio raises WindowError when the bounds miss the raster
+            except WindowError:  # the label's bounds miss the raster
                 outside += 1
                 continue
             shape = (int(win.height), int(win.width))
