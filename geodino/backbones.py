@@ -547,6 +547,8 @@ def _from_path(
     config = weights.config or {}
     c = int(state["patch_embed.proj.weight"].shape[1])
     src_bands = config.get("bands") if isinstance(config.get("bands"), list) else None
+    if src_bands is None and weights.normalization and weights.normalization.get("bands"):
+        src_bands = list(weights.normalization["bands"])  # the bands the export records
     if src_bands is None and c == 3:
         src_bands = ["R", "G", "B"]
     lower = path.name.lower()

@@ -76,6 +76,7 @@ def convert_checkpoint(
     state = weights.state
     norm = weights.normalization
     if bands is not None:
+        src_bands = src_bands or (norm or {}).get("bands")  # the bands the file records
         state, _ = resolve_bands(state, bands, src_bands=src_bands, sensor=sensor, fill=fill, source=src)
         norm = select_normalization(norm, bands) if norm and list(bands) != norm.get("bands") else norm
     config = dict(infer_config(state, src))
