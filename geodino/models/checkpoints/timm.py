@@ -201,6 +201,9 @@ def _pretrained_cfg(config: Mapping[str, Any], normalization: Mapping[str, Any] 
     if normalization:
         cfg["mean"] = list(normalization["mean"])
         cfg["std"] = list(normalization["std"])
+    elif int(config["in_chans"]) != 3:  # nothing recorded: identity, not timm's inherited ImageNet statistics
+        cfg["mean"] = [0.0] * int(config["in_chans"])
+        cfg["std"] = [1.0] * int(config["in_chans"])
     return cfg
 
 
