@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,8 @@ from torch import Tensor, nn
 from geodino.errors import CheckpointError, ConfigError, InputError
 
 __all__ = ["FrozenBackbone", "layer_indices", "load_backbone", "parse_spec"]
+
+log = logging.getLogger("geodino.backbones")
 
 LAYER_SETS = ("last", "four_last", "four_even", "four_even_official")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -212,6 +216,9 @@ class FrozenBackbone(nn.Module):
         self.sensor = sensor
         self.amp = amp
         self._fp_source = fingerprint_source or {"spec": spec}
+        # where mean/std came from (a recorded export, a passed sensor, a default) and the record itself
+        self.norm_source = f"sensor {getattr(sensor, 'name', sensor)}" if sensor is not None else "spec defaults"
+        self.normalization: dict[str, Any] | None = None
         self._fingerprint: str | None = None
         self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(-1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(-1, 1, 1), persistent=False)
@@ -523,6 +530,7 @@ def _from_path(
     amp: bool | None,
 ) -> FrozenBackbone:
     from geodino.models.checkpoints import build_from_state, read_backbone_weights, resolve_bands
+    from geodino.models.checkpoints.normalization import describe_normalization, select_normalization
 
     if not path.exists():
         hint = " (arch:NAME for a random backbone, timm:NAME for a timm model)" if ":" not in str(path) else ""
@@ -539,6 +547,8 @@ def _from_path(
     config = weights.config or {}
     c = int(state["patch_embed.proj.weight"].shape[1])
     src_bands = config.get("bands") if isinstance(config.get("bands"), list) else None
+    if src_bands is None and weights.normalization and weights.normalization.get("bands"):
+        src_bands = list(weights.normalization["bands"])  # the bands the export records
     if src_bands is None and c == 3:
         src_bands = ["R", "G", "B"]
     lower = path.name.lower()
@@ -557,17 +567,46 @@ def _from_path(
         )
         adapted = True
     model = build_from_state(state, config, source=path)
-    bands_for_stats = names if names is not None else (src_bands if not adapted else None)
-    s, mean, std, band_names = _sensor_stats(
-        sensor, bands_for_stats, model.in_chans, spec_text, None if adapted else default_sensor
-    )
-    fp = {"file": str(path), "which": which}
+    recorded = weights.normalization
+    if recorded is not None and adapted:
+        recorded = select_normalization(recorded, names or [])
+    fp: dict[str, Any] = {"file": str(path), "which": which}
     if adapted:
         fp.update(bands=names, fill=fill)
+    if sensor is None and recorded is not None and len(recorded["mean"]) == model.in_chans:
+        band_names = names if names is not None and not recorded.get("bands") else recorded.get("bands") or names
+        fb = FrozenBackbone(
+            model, spec=spec_text, kind="geodino", mean=recorded["mean"], std=recorded["std"], bands=band_names,
+            sensor=recorded.get("sensor") or None, amp=amp, fingerprint_source=fp,
+        )  # fmt: skip
+        fb.normalization = recorded
+        fb.norm_source = f"recorded in {weights.normalization_from}: {describe_normalization(recorded)}"
+        log.info("backbone %s: normalisation %s", spec_text, fb.norm_source)
+        return fb.to(device)
+    bands_for_stats = names if names is not None else (src_bands if not adapted else None)
+    default = None if adapted else default_sensor
+    s, mean, std, band_names = _sensor_stats(sensor, bands_for_stats, model.in_chans, spec_text, default)
     fb = FrozenBackbone(
         model, spec=spec_text, kind="geodino", mean=mean, std=std, bands=band_names, sensor=s, amp=amp,
         fingerprint_source=fp,
     )  # fmt: skip
+    if sensor is not None:
+        fb.norm_source = f"sensor {getattr(s, 'name', s)} (passed)"
+        if weights.normalization is not None:
+            fb.norm_source += f"; the file records {describe_normalization(weights.normalization)}"
+    elif default is not None:
+        fb.norm_source = f"sensor {getattr(s, 'name', s)} (the default for {path.name})"
+    else:
+        what = "ImageNet mean/std (the 3-band default)" if model.in_chans == 3 else "mean 0 / std 1"
+        fb.norm_source = f"none recorded: {what}"
+        why = "after band adaptation to bands the record lacks" if adapted and weights.normalization else ""
+        warnings.warn(
+            f"backbone {spec_text} records no input normalisation{' ' + why if why else ''}: using {what}; pass "
+            "the sensor it was trained with (load_backbone(..., sensor=NAME), the spec option ?sensor=NAME as in "
+            f"--backbone '{path}?sensor=sentinel2_l2a', or backbone_sensor=NAME for probes)",
+            stacklevel=3,
+        )
+    log.info("backbone %s: normalisation %s", spec_text, fb.norm_source)
     return fb.to(device)
 
 

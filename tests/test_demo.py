@@ -42,6 +42,12 @@ def test_demo_runs_every_step(tmp_path):
         assert feat.transform.a == pytest.approx(src.transform.a * 8)  # patch-grid output (patch 8)
         assert (feat.transform.c, feat.transform.f) == (src.transform.c, src.transform.f)
         assert feat.count == 192
+    # the demo's raster is the one of its backbone normalised with the sensor it was trained with
+    ref = out / "features_ref.tif"
+    argv = ["embed", paths["scene"], "--backbone", f"{paths['backbone']}?sensor={paths['sensor']}", "--out", str(ref)]
+    assert main([*argv, "--tile", "128", "--overlap", "32", "--sensor", paths["sensor"], "--no-progress"]) == 0
+    with rasterio.open(paths["features"]) as a, rasterio.open(ref) as b:
+        assert np.array_equal(a.read(), b.read(), equal_nan=True)
     with rasterio.open(paths["pca_cog"]) as pca:
         assert (pca.count, pca.dtypes[0]) == (3, "uint8")
     assert [c.split()[1] for c in summary["commands"]] == [
@@ -57,3 +63,48 @@ def test_demo_runs_every_step(tmp_path):
     metrics = summary["metrics"]
     assert 0.0 <= metrics["demo_landcover/knn_top1"]["pretrained"] <= 1.0
     assert set(metrics["demo_landcover/linear_top1"]) == {"pretrained", "random"}
+
+
+def test_demo_embed_step_uses_the_normalisation_the_export_records(tmp_path):
+    """The demo's export + embed commands (as `run_demo` types them) give the raster of a backbone normalised
+    with the sensor it was trained with; without the record they would not."""
+    import rasterio
+    import torch
+
+    from geodino.cli import main
+    from geodino.data.sensors import Sensor, save_sensor_yaml
+    from geodino.models import build_model
+    from geodino.train.checkpointing import FORMAT
+
+    scene, _ = write_demo_scene(tmp_path / "scene.tif", size=64)
+    sensor = Sensor(
+        "demo4", ("blue", "green", "red", "nir"), 1e-4, (0.05, 0.08, 0.07, 0.3), (0.02, 0.03, 0.04, 0.1), False
+    )
+    yaml = save_sensor_yaml(sensor, tmp_path / "sensor.yaml")
+    torch.manual_seed(0)
+    model = build_model("vit_tiny", patch_size=8, in_chans=4, depth=2)
+    data = {"sources": [{"name": "demo", "type": "raster", "paths": [str(tmp_path)], "sensor": str(yaml)}]}
+    ckpt = {
+        "state_dict": {f"arch.teacher.backbone.{k}": v for k, v in model.state_dict().items()},
+        "geodino": {"format": FORMAT, "config": {"data": data}, "backbone": model.config},
+    }
+    torch.save(ckpt, tmp_path / "last.ckpt")
+    backbone = tmp_path / "export" / "backbone.pth"
+    assert main(["export", str(tmp_path / "last.ckpt"), str(backbone), "--overwrite"]) == 0
+
+    def embed(spec: str, out: str) -> torch.Tensor:
+        argv = ["embed", str(scene), "--backbone", spec, "--out", str(tmp_path / out), "--tile", "64"]
+        argv += ["--overlap", "16", "--sensor", str(yaml), "--overwrite", "--no-progress"]
+        assert main(argv) == 0
+        with rasterio.open(tmp_path / out) as src:
+            return torch.from_numpy(src.read())
+
+    demo = embed(str(backbone), "demo.tif")
+    right = embed(f"{backbone}?sensor={yaml}", "right.tif")
+    assert torch.equal(torch.nan_to_num(demo, 9.0), torch.nan_to_num(right, 9.0))
+    plain = tmp_path / "plain" / "backbone.pth"  # the same weights without the sidecar: identity stats
+    plain.parent.mkdir()
+    plain.write_bytes(backbone.read_bytes())
+    with pytest.warns(UserWarning, match=r"\?sensor=NAME"):
+        wrong = embed(str(plain), "wrong.tif")
+    assert not torch.allclose(torch.nan_to_num(wrong), torch.nan_to_num(right), atol=1e-3)

@@ -62,9 +62,9 @@ def __getattr__(name: str) -> Any:
 def resolve_backbone(backbone: Any, *, device: str = "cpu", amp: bool = False) -> Any:
     """A backbone object from a spec string (through `geodino.backbones.load_backbone`) or the object itself.
 
-    The data's sensor (`--sensor`) only sets the DN scale; the backbone's own normalisation comes with its spec
-    (e.g. `arch:vit_small?sensor=sentinel2_l2a`), as CONTRIBUTING prescribes. `amp` turns on the backbone's
-    bf16 autocast (FrozenBackbone otherwise autocasts on CUDA only).
+    The data's sensor (`--sensor`) only sets the DN scale; the backbone's own normalisation is the one its export
+    records (or comes with its spec, e.g. `export.pth?sensor=sentinel2_l2a`), as CONTRIBUTING prescribes. `amp`
+    turns on the backbone's bf16 autocast (FrozenBackbone otherwise autocasts on CUDA only).
     """
     if not isinstance(backbone, str):
         missing = [
@@ -90,4 +90,5 @@ def describe_backbone(bb: Any) -> dict[str, Any]:
         "patch_size": int(bb.patch_size),
         "embed_dim": int(bb.embed_dim),
         "n_blocks": int(getattr(bb, "n_blocks", 0)),
+        "normalization": str(getattr(bb, "norm_source", "") or "the backbone object's own"),
     }

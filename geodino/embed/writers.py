@@ -105,9 +105,11 @@ def create_store(
     y = t.f + t.e * (np.arange(height) + 0.5)
     fill = nodata_of(dtype)
     data = da.full((n, height, width), fill, dtype=dtype, chunks=(n, chunk, chunk))
-    arr = xr.DataArray(data, dims=("band", "y", "x"), coords={"band": np.arange(1, n + 1), "y": y, "x": x}, name=VAR)
+    # the band coordinate holds the names: GDAL's Zarr driver shows them as each band's DIM_band_VALUE
+    names = np.asarray(list(band_names), dtype=str)
+    arr = xr.DataArray(data, dims=("band", "y", "x"), coords={"band": names, "y": y, "x": x}, name=VAR)
     ds = arr.to_dataset()
-    ds = ds.assign_coords(band_name=("band", np.asarray(list(band_names), dtype=str)))
+    ds = ds.assign_coords(band_name=("band", names))  # kept for readers of earlier stores
     if crs is not None:
         ds = ds.rio.write_crs(crs)
     ds = ds.rio.write_transform(transform)
@@ -121,6 +123,11 @@ def create_store(
         compressors=[numcodecs.Blosc(cname="zstd", clevel=3, shuffle=numcodecs.Blosc.SHUFFLE)],
         _FillValue=fill,
     )
+    if "spatial_ref" in ds.coords:
+        # CF/GeoZarr: the variable lists its grid-mapping variable among its coordinates, so plain
+        # `xr.open_zarr(...)` keeps `spatial_ref` (and `.rio.crs`); xarray lists only band_name by itself
+        # (rioxarray already puts grid_mapping=spatial_ref into the variable's encoding)
+        ds[VAR].encoding["coordinates"] = "band_name spatial_ref"
     ds.to_zarr(str(path), zarr_format=2, mode="w", compute=False, consolidated=True)
 
 

@@ -18,7 +18,9 @@ def register(subparsers: Any) -> None:
         "to other bands. The input layout is detected; --from checks it.",
     )
     c.add_argument("input", help="checkpoint file (.pth/.safetensors/.ckpt) or HF folder")
-    c.add_argument("output", help="output file (.pth or .safetensors) or, for --to hf, a folder")
+    c.add_argument(
+        "output", help="output file (.pth or .safetensors) or, for --to hf (and --to timm without a suffix), a folder"
+    )
     c.add_argument("--from", dest="src_layout", default="auto", choices=["auto", "official", "hf", "timm"])
     c.add_argument("--to", dest="dst_layout", default="official", choices=["official", "hf", "timm"])
     c.add_argument("--bands", nargs="+", default=None, help="adapt the patch embedding to these band names")

@@ -27,6 +27,7 @@ does with `student.resume_from_teacher_chkpt` and `gram.ckpt`).
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -277,8 +278,15 @@ def export(ckpt: str | Path, out: str | Path, *, which: str = "teacher", overwri
     config = dict(obj["geodino"].get("backbone") or {})
 
     from geodino.io import check_writable
-    from geodino.models.checkpoints import export_paths, save_export
+    from geodino.models.checkpoints import export_paths, normalization_of_training, save_export
 
     for p in export_paths(out):
         check_writable(p, overwrite=overwrite)
-    return save_export(out, backbone, config, heads, step=obj["geodino"].get("step"))
+    norm, why = normalization_of_training(obj["geodino"])
+    if norm is None:
+        warnings.warn(
+            f"export {out} records no input normalisation ({why}); whoever loads it must pass the sensor it was "
+            "trained with (load_backbone(..., sensor=NAME), or the backbone spec option ?sensor=NAME)",
+            stacklevel=2,
+        )
+    return save_export(out, backbone, config, heads, normalization=norm, step=obj["geodino"].get("step"))

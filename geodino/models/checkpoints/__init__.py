@@ -47,11 +47,18 @@ from geodino.models.checkpoints.files import (
     load_strict,
     read_file,
     read_heads,
-    sidecar_config,
+    read_sidecar,
     strict_mismatch,
     write_heads,
 )
 from geodino.models.checkpoints.infer import default_heads, infer_config, rope_periods
+from geodino.models.checkpoints.normalization import (
+    NORMALIZATION_KEY,
+    check_normalization,
+    from_json,
+    from_mean_std,
+    to_json,
+)
 
 __all__ = [
     "HEADS_SUFFIX",
@@ -76,6 +83,7 @@ __all__ = [
     "load_strict",
     "load_weights",
     "match_bands",
+    "normalization_of_training",
     "read_backbone_weights",
     "read_file",
     "read_heads",
@@ -149,6 +157,10 @@ def read_backbone_weights(path: str | Path, *, which: str = "teacher") -> Backbo
     """
     path = Path(path).expanduser()
     if path.is_dir():
+        from geodino.models.checkpoints.timm import is_timm_folder, read_timm_folder
+
+        if is_timm_folder(path):
+            return read_timm_folder(path)
         from geodino.models.checkpoints.hf import read_hf_folder
 
         return read_hf_folder(path)
@@ -163,11 +175,49 @@ def read_backbone_weights(path: str | Path, *, which: str = "teacher") -> Backbo
     if SAFETENSORS_CONFIG_KEY in meta:
         weights.kind = "geodino-export" if weights.kind == "backbone" else weights.kind
         weights.config = weights.config or config
+    side = read_sidecar(path) if weights.kind in ("backbone", "geodino-export") else {}
     if weights.config is None and weights.kind == "backbone":
-        weights.config = sidecar_config(path)
+        cfg = side.get("backbone")
+        weights.config = dict(cfg) if isinstance(cfg, Mapping) and cfg else None
         if weights.config is not None:
             weights.kind = "geodino-export"
+    if weights.normalization is None:
+        _file_normalization(weights, meta, side, path)
     return weights
+
+
+def _file_normalization(weights: BackboneWeights, meta: Mapping[str, str], side: Mapping[str, Any], path: Path) -> None:
+    """Fill `weights.normalization` from the safetensors metadata (geodino's record, else a timm
+    `pretrained_cfg`) or the `X.heads.pth` sidecar."""
+    if meta.get(NORMALIZATION_KEY):
+        weights.normalization = from_json(meta[NORMALIZATION_KEY], f"checkpoint {path}")
+        weights.normalization_from = f"{path.name} (safetensors metadata {NORMALIZATION_KEY})"
+    elif side.get("normalization"):
+        weights.normalization = check_normalization(side["normalization"], f"sidecar of {path}")
+        weights.normalization_from = f"{heads_path(path).name} (sidecar of {path.name})"
+    elif meta.get("pretrained_cfg"):
+        try:
+            cfg = json.loads(meta["pretrained_cfg"])
+        except json.JSONDecodeError:
+            return
+        if isinstance(cfg, Mapping) and cfg.get("mean") and cfg.get("std"):
+            weights.normalization = from_mean_std(cfg["mean"], cfg["std"], origin="timm pretrained_cfg")
+            weights.normalization_from = f"{path.name} (safetensors metadata pretrained_cfg)"
+
+
+def normalization_of_training(geo: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """(record, why not) of a training checkpoint's `geodino` entry: its recorded `normalization`, else the one
+    its data config standardises with (`geodino.data.normalization.data_normalization`)."""
+    if geo.get("normalization"):
+        return check_normalization(geo["normalization"], "training checkpoint"), ""
+    data = (geo.get("config") or {}).get("data") if isinstance(geo.get("config"), Mapping) else None
+    if not data:
+        return None, "the checkpoint holds no data config"
+    try:
+        from geodino.data.normalization import data_normalization
+    except ImportError:  # the data part is optional for pure-model use
+        return None, "geodino.data is not available"
+    return data_normalization(data)
 
 
 def backbone_state(obj: Any, source: str | Path = "<state_dict>", *, which: str = "teacher") -> BackboneWeights:
@@ -210,6 +260,11 @@ def backbone_state(obj: Any, source: str | Path = "<state_dict>", *, which: str 
     weights = BackboneWeights(state=to_official(raw, layout, path), source=path, layout=layout, kind=kind)
     if config:
         weights.config = config
+    if geo is not None and kind == "geodino-ssl":
+        weights.normalization, why = normalization_of_training(geo)
+        weights.normalization_from = f"{path.name} (training data config)" if weights.normalization else ""
+        if why:
+            weights.notes.append(f"no normalisation recorded: {why}")
     if prefix:
         weights.notes.append(f"backbone taken from keys under {prefix!r}")
     return weights
@@ -369,19 +424,27 @@ def save_pth(obj: nn.Module | Mapping[str, Tensor], path: str | Path) -> Path:
 
 
 def save_safetensors(
-    obj: nn.Module | Mapping[str, Tensor], path: str | Path, *, config: Mapping[str, Any] | None = None
+    obj: nn.Module | Mapping[str, Tensor],
+    path: str | Path,
+    *,
+    config: Mapping[str, Any] | None = None,
+    normalization: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write a state_dict as .safetensors atomically; build kwargs go into the metadata (`geodino_config`)."""
+    """Write a state_dict as .safetensors atomically; build kwargs go into the metadata (`geodino_config`), the
+    normalisation record into `geodino_normalization`, and `metadata` as given."""
     from safetensors.torch import save_file
 
     from geodino.io import atomic_path
 
     path = Path(path).expanduser()
     state = {k: v.clone() if v.data_ptr() in _shared(obj) else v for k, v in _state_of(obj).items()}
-    meta = {"format": "pt"}
+    meta = {"format": "pt", **dict(metadata or {})}
     cfg = _config_of(obj, config)
     if cfg:
         meta[SAFETENSORS_CONFIG_KEY] = json.dumps(cfg)
+    if normalization:
+        meta[NORMALIZATION_KEY] = to_json(check_normalization(normalization, str(path)))
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=meta)
     return path
@@ -403,27 +466,46 @@ def save_backbone(
     *,
     layout: str = "official",
     config: Mapping[str, Any] | None = None,
+    normalization: Mapping[str, Any] | None = None,
 ) -> Path:
     """Save a backbone in `layout` (official | hf | timm): `.safetensors` or `.pth` by suffix; `hf` writes a
-    folder with config.json and model.safetensors (loadable by `DINOv3ViTModel.from_pretrained`)."""
+    folder with config.json, model.safetensors and preprocessor_config.json (loadable by
+    `DINOv3ViTModel.from_pretrained` / `AutoImageProcessor`); `timm` with no suffix writes a timm folder
+    (`timm.create_model("local-dir:PATH", pretrained=True)`).
+
+    `normalization` (a record, see `checkpoints.normalization`) travels with every format: safetensors
+    metadata, the `X.heads.pth` sidecar of a `.pth`, the HF preprocessor config, the timm `pretrained_cfg`."""
     cfg = _config_of(obj, config)
     state = _state_of(obj)
     path = Path(path).expanduser()
+    norm = check_normalization(normalization, str(path))
     if layout == "official":
         pass
     elif layout == "hf":
         from geodino.models.checkpoints.hf import write_hf_folder
 
-        return write_hf_folder(state, path, config=cfg)
+        return write_hf_folder(state, path, config=cfg, normalization=norm)
     elif layout == "timm":
-        from geodino.models.checkpoints.timm import official_to_timm
+        from geodino.models.checkpoints.timm import official_to_timm, timm_metadata, write_timm_folder
 
+        if not path.suffix:
+            return write_timm_folder(state, path, config=cfg, normalization=norm)
+        meta = timm_metadata(state, cfg, norm)
         state = official_to_timm(state)
+        if path.suffix == ".safetensors":
+            return save_safetensors(state, path, normalization=norm, metadata=meta)
+        save_pth(state, path)
+        if norm:
+            write_heads(heads_path(path), {}, normalization=norm, pretrained_cfg=json.loads(meta["pretrained_cfg"]))
+        return path
     else:
         raise ConfigError(f"unknown checkpoint layout {layout!r}; use official, hf or timm")
     if path.suffix == ".safetensors":
-        return save_safetensors(state, path, config=cfg if layout == "official" else None)
-    return save_pth(state, path)
+        return save_safetensors(state, path, config=cfg, normalization=norm)
+    save_pth(state, path)
+    if norm:
+        write_heads(heads_path(path), {}, backbone=dict(cfg or {}), normalization=norm)
+    return path
 
 
 def export_paths(out: str | Path) -> tuple[Path, Path, Path]:
@@ -439,15 +521,19 @@ def save_export(
     state: nn.Module | Mapping[str, Tensor],
     config: Mapping[str, Any] | None,
     heads: Mapping[str, nn.Module | Mapping[str, Tensor]] | None = None,
+    *,
+    normalization: Mapping[str, Any] | None = None,
     **extra: Any,
 ) -> list[Path]:
-    """Write an export: the backbone as `X.pth` and `X.safetensors` (official layout, build kwargs in the
-    safetensors metadata) and the sidecar `X.heads.pth` (`{"dino_head", "ibot_head", "backbone": kwargs, **extra}`);
-    each atomically. Returns the three paths."""
+    """Write an export: the backbone as `X.pth` and `X.safetensors` (official layout, build kwargs and the
+    normalisation record in the safetensors metadata) and the sidecar `X.heads.pth`
+    (`{"dino_head", "ibot_head", "backbone": kwargs, "normalization": record, **extra}`); each atomically.
+    Returns the three paths."""
     pth, st, hp = export_paths(out)
+    norm = check_normalization(normalization, str(pth))
     save_pth(state, pth)
-    save_safetensors(state, st, config=config)
-    write_heads(hp, heads or {}, backbone=dict(config or {}), **extra)
+    save_safetensors(state, st, config=config, normalization=norm)
+    write_heads(hp, heads or {}, backbone=dict(config or {}), normalization=norm, **extra)
     return [pth, st, hp]
 
 

@@ -10,7 +10,15 @@ from typing import Any
 from torch import Tensor
 
 from geodino.errors import CheckpointError, ConfigError
-from geodino.models.checkpoints import check_fits, infer_config, read_backbone_weights, resolve_bands, save_backbone
+from geodino.models.checkpoints import (
+    check_fits,
+    heads_path,
+    infer_config,
+    read_backbone_weights,
+    resolve_bands,
+    save_backbone,
+)
+from geodino.models.checkpoints.normalization import select_normalization
 
 __all__ = ["LAYOUTS", "check_architecture", "convert_checkpoint"]
 
@@ -33,7 +41,9 @@ def convert_checkpoint(
     sensor: str | None = None,
 ) -> Path:
     """Convert a backbone file or HF folder between the official, HF and timm layouts (optionally adapting its
-    bands); `.safetensors` or `.pth` by the suffix of `dst`, a folder for `hf`. Returns the written path.
+    bands); `.safetensors` or `.pth` by the suffix of `dst`, a folder for `hf` (and for `timm` without a suffix).
+    The normalisation the source records travels along (restricted to `bands` when they are among its bands).
+    Returns the written path.
 
     `expect_arch` / `expect_bands` make the conversion fail (one line naming the mismatching keys and shapes)
     unless the weights fit that architecture and band count.
@@ -47,10 +57,15 @@ def convert_checkpoint(
         if value not in (*LAYOUTS, "auto") or (name == "--to" and value == "auto"):
             raise ConfigError(f"{name} {value!r} is not a layout; use one of {', '.join(LAYOUTS)}")
     suffix = Path(dst).suffix.lower()
-    if dst_layout != "hf" and suffix not in (".pth", ".pt", ".safetensors"):
+    if dst_layout == "official" and suffix not in (".pth", ".pt", ".safetensors"):
         raise ConfigError(
             f"output {dst} must end in .safetensors, .pth or .pt (the format is chosen by the suffix); "
-            "or pass --to hf to write a Hugging Face folder"
+            "or pass --to hf / --to timm to write a Hugging Face / timm folder"
+        )
+    if dst_layout == "timm" and suffix not in (".pth", ".pt", ".safetensors", ""):
+        raise ConfigError(
+            f"output {dst} must end in .safetensors, .pth or .pt, or have no suffix (a timm folder for "
+            "timm.create_model('local-dir:PATH'))"
         )
     weights = read_backbone_weights(src, which=which)
     if src_layout != "auto" and src_layout != weights.layout:
@@ -59,15 +74,20 @@ def convert_checkpoint(
             "(or leave --from out to detect it)"
         )
     state = weights.state
+    norm = weights.normalization
     if bands is not None:
+        src_bands = src_bands or (norm or {}).get("bands")  # the bands the file records
         state, _ = resolve_bands(state, bands, src_bands=src_bands, sensor=sensor, fill=fill, source=src)
+        norm = select_normalization(norm, bands) if norm and list(bands) != norm.get("bands") else norm
     config = dict(infer_config(state, src))
     if weights.config:
         config.update({k: v for k, v in weights.config.items() if k in config and k != "in_chans"})
     if expect_arch is not None or expect_bands is not None:
         check_architecture(state, expect_arch, expect_bands, config, src)
     dst = check_writable(Path(dst).expanduser(), overwrite=overwrite)
-    return save_backbone(state, dst, layout=dst_layout, config=config)
+    if norm and dst.suffix in (".pth", ".pt"):
+        check_writable(heads_path(dst), overwrite=overwrite)  # the sidecar that carries the normalisation
+    return save_backbone(state, dst, layout=dst_layout, config=config, normalization=norm)
 
 
 def check_architecture(

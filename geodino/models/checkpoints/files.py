@@ -30,6 +30,7 @@ __all__ = [
     "load_strict",
     "read_file",
     "read_heads",
+    "read_sidecar",
     "strict_mismatch",
     "write_heads",
 ]
@@ -57,6 +58,9 @@ class BackboneWeights:
     kind: str = "backbone"  # backbone | geodino-ssl | geodino-export | official-eval | wrapped | hf-folder
     config: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    # the input normalisation the file records (`checkpoints.normalization`), and which file/key it came from
+    normalization: dict[str, Any] | None = None
+    normalization_from: str = ""
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -232,16 +236,22 @@ def read_heads(path: str | Path) -> tuple[dict[str, dict[str, Tensor]], dict[str
     return heads, rest
 
 
-def sidecar_config(path: Path) -> dict[str, Any] | None:
-    """Build kwargs from the `X.heads.pth` file that `geodino export` writes next to `X.pth` (None when absent)."""
+def read_sidecar(path: Path) -> dict[str, Any]:
+    """The non-head entries of the `X.heads.pth` file next to `X.pth` (`{}` when absent or unreadable: the
+    sidecar only adds optional build kwargs and the normalisation record)."""
     side = heads_path(path)
     if not side.is_file():
-        return None
+        return {}
     try:
         obj = torch.load(side, map_location="cpu", weights_only=True)
-    except Exception:  # an unreadable sidecar only loses the optional build kwargs
-        return None
-    cfg = obj.get("backbone") if isinstance(obj, Mapping) else None
+    except Exception:  # an unreadable sidecar only loses the optional extras
+        return {}
+    return {k: v for k, v in obj.items() if k not in HEAD_NAMES} if isinstance(obj, Mapping) else {}
+
+
+def sidecar_config(path: Path) -> dict[str, Any] | None:
+    """Build kwargs from the `X.heads.pth` file that `geodino export` writes next to `X.pth` (None when absent)."""
+    cfg = read_sidecar(path).get("backbone")
     return dict(cfg) if isinstance(cfg, Mapping) and cfg else None
 
 

@@ -23,6 +23,7 @@ from geodino.models.checkpoints.infer import default_heads, infer_config, rope_p
 from geodino.models.checkpoints.keymap import count_blocks, invert, rename
 
 HF_CONFIG_FILE = "config.json"
+HF_PREPROCESSOR_FILE = "preprocessor_config.json"
 # official -> HF names inside a block (SwiGLU: gate = w1, up = w2, down = w3; MLP: up = fc1, down = fc2)
 _NORMS = {"norm1": "norm1", "norm2": "norm2"}
 _SWIGLU = {"mlp.w1": "mlp.gate_proj", "mlp.w2": "mlp.up_proj", "mlp.w3": "mlp.down_proj"}
@@ -240,11 +241,82 @@ def read_hf_folder(path: str | Path):
     state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     config = geodino_config_from_hf(hf)
     official = hf_to_official(state, num_heads=config["num_heads"], rope_theta=config["pos_embed_rope_base"])
-    return BackboneWeights(state=official, source=path, layout="hf", kind="hf-folder", config=config)
+    weights = BackboneWeights(state=official, source=path, layout="hf", kind="hf-folder", config=config)
+    weights.normalization = read_hf_normalization(path)
+    if weights.normalization is not None:
+        weights.normalization_from = f"{path.name}/{HF_PREPROCESSOR_FILE}"
+    return weights
 
 
-def write_hf_folder(state: Mapping[str, Tensor], path: str | Path, *, config: Mapping[str, Any] | None = None) -> Path:
-    """Write an HF `DINOv3ViTModel` folder (config.json + model.safetensors) atomically."""
+def hf_preprocessor_config(
+    normalization: Mapping[str, Any] | None, patch_size: int, in_chans: int = 3
+) -> dict[str, Any]:
+    """`preprocessor_config.json` for `AutoImageProcessor` (DINOv3ViTImageProcessor): rescale by the DN scale,
+    then standardise with the recorded mean/std; no resizing (any size that is a multiple of the patch works).
+    A per-band scale or an offset is folded into mean/std (HF rescales by one factor). Without a record the
+    processor gets ImageNet's statistics for 3 bands (as the RGB releases do) and no standardisation otherwise,
+    and `geodino_normalization: null` says that nothing was recorded."""
+    from geodino.models.checkpoints.normalization import NORMALIZATION_KEY, folded_mean_std
+
+    cfg: dict[str, Any] = {
+        "image_processor_type": "DINOv3ViTImageProcessor",
+        "do_resize": False,
+        "size": {"height": 224, "width": 224},
+        "resample": 2,
+        "do_center_crop": False,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "image_mean": [0.485, 0.456, 0.406],
+        "image_std": [0.229, 0.224, 0.225],
+        "patch_size": int(patch_size),
+        NORMALIZATION_KEY: None,
+    }
+    if not normalization and in_chans != 3:
+        cfg.update(do_normalize=False, image_mean=[0.0] * in_chans, image_std=[1.0] * in_chans)
+    if normalization:
+        scale, offset = normalization.get("scale", 1.0), normalization.get("offset", 0.0)
+        if isinstance(scale, int | float) and offset == 0.0:
+            cfg.update(rescale_factor=float(scale), image_mean=list(normalization["mean"]))
+            cfg["image_std"] = list(normalization["std"])
+            cfg["do_rescale"] = float(scale) != 1.0
+        else:
+            mean, std = folded_mean_std(normalization)
+            cfg.update(do_rescale=False, image_mean=mean, image_std=std)
+        cfg[NORMALIZATION_KEY] = dict(normalization)
+    return cfg
+
+
+def read_hf_normalization(path: Path) -> dict[str, Any] | None:
+    """The normalisation record of an HF folder's preprocessor_config.json (geodino's own record, else the
+    processor's rescale factor and mean/std); None when the folder has none."""
+    from geodino.models.checkpoints.normalization import NORMALIZATION_KEY, check_normalization
+
+    f = path / HF_PREPROCESSOR_FILE
+    if not f.is_file():
+        return None
+    try:
+        pp = json.loads(f.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{f} is not valid JSON ({exc}); re-export or re-download the model folder") from exc
+    if NORMALIZATION_KEY in pp:  # written by geodino: null when nothing was recorded
+        return check_normalization(pp[NORMALIZATION_KEY], str(f))
+    if not (pp.get("image_mean") and pp.get("image_std")):
+        return None
+    scale = float(pp.get("rescale_factor", 1 / 255)) if pp.get("do_rescale", True) else 1.0
+    rec = {"mean": pp["image_mean"], "std": pp["image_std"], "scale": scale, "origin": f"{f.name}"}
+    return check_normalization(rec, str(f))
+
+
+def write_hf_folder(
+    state: Mapping[str, Tensor],
+    path: str | Path,
+    *,
+    config: Mapping[str, Any] | None = None,
+    normalization: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write an HF `DINOv3ViTModel` folder (config.json, model.safetensors and preprocessor_config.json, the
+    latter with the recorded normalisation) atomically."""
     from safetensors.torch import save_file
 
     from geodino.io import atomic_path, set_default_mode
@@ -258,6 +330,8 @@ def write_hf_folder(state: Mapping[str, Tensor], path: str | Path, *, config: Ma
     with atomic_path(path) as tmp:
         tmp.mkdir(parents=True)
         (tmp / HF_CONFIG_FILE).write_text(json.dumps(hf_cfg, indent=2) + "\n")
+        pp = hf_preprocessor_config(normalization, int(cfg["patch_size"]), int(cfg["in_chans"]))
+        (tmp / HF_PREPROCESSOR_FILE).write_text(json.dumps(pp, indent=2) + "\n")
         save_file(hf_state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         set_default_mode(tmp / "model.safetensors")  # safetensors writes 0600
     return path

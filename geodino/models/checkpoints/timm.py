@@ -149,14 +149,28 @@ def timm_model_for(config: Mapping[str, Any], *, qkv_bias: bool = True, **kwargs
     """
     import timm
 
+    name = _timm_base_name(config, qkv_bias)
+    args: dict[str, Any] = {"pretrained": False, "num_classes": 0, **timm_model_args(config)}
+    args.pop("dynamic_img_size")
+    args.update(kwargs)
+    model = timm.create_model(name, **args)
+    got = model.blocks[0].mlp.fc2.in_features
+    if got != int(config["ffn_hidden_dim"]):
+        raise CheckpointError(f"timm built an FFN of width {got} instead of {config['ffn_hidden_dim']}")
+    return model
+
+
+def _timm_base_name(config: Mapping[str, Any], qkv_bias: bool) -> str:
+    """timm's DINOv3 S (MLP) or S+ (SwiGLU) entry, every size overridden by `timm_model_args`."""
     swiglu = str(config["ffn_layer"]).startswith("swiglu")
     name = "vit_small_plus_patch16_dinov3" if swiglu else "vit_small_patch16_dinov3"
-    if qkv_bias:
-        name += "_qkvb"
+    return name + ("_qkvb" if qkv_bias else "")
+
+
+def timm_model_args(config: Mapping[str, Any]) -> dict[str, Any]:
+    """`timm.create_model` kwargs that rebuild the architecture of a geodino config on timm's Eva."""
     dim = int(config["embed_dim"])
     args: dict[str, Any] = {
-        "pretrained": False,
-        "num_classes": 0,
         "in_chans": int(config["in_chans"]),
         "patch_size": int(config["patch_size"]),
         "embed_dim": dim,
@@ -165,12 +179,135 @@ def timm_model_for(config: Mapping[str, Any], *, qkv_bias: bool = True, **kwargs
         "num_reg_tokens": int(config.get("n_storage_tokens", 4)),
         "mlp_ratio": int(config["ffn_hidden_dim"]) / dim,
         "img_size": 224,
+        "dynamic_img_size": True,
     }
-    if swiglu:
+    if str(config["ffn_layer"]).startswith("swiglu"):
         args["swiglu_align_to"] = 8
-    args.update(kwargs)
-    model = timm.create_model(name, **args)
-    got = model.blocks[0].mlp.fc2.in_features
-    if got != int(config["ffn_hidden_dim"]):
-        raise CheckpointError(f"timm built an FFN of width {got} instead of {config['ffn_hidden_dim']}")
-    return model
+    return args
+
+
+def _pretrained_cfg(config: Mapping[str, Any], normalization: Mapping[str, Any] | None) -> dict[str, Any]:
+    """timm `pretrained_cfg`: mean/std in the units after the DN scale (as ImageNet's are after /255)."""
+    cfg: dict[str, Any] = {
+        "input_size": [int(config["in_chans"]), 224, 224],
+        "fixed_input_size": False,
+        "interpolation": "bicubic",
+        "crop_pct": 1.0,
+        "num_classes": 0,
+        "first_conv": "patch_embed.proj",
+        "classifier": "head",
+        "license": "see the backbone's source",
+    }
+    if normalization:
+        cfg["mean"] = list(normalization["mean"])
+        cfg["std"] = list(normalization["std"])
+    elif int(config["in_chans"]) != 3:  # nothing recorded: identity, not timm's inherited ImageNet statistics
+        cfg["mean"] = [0.0] * int(config["in_chans"])
+        cfg["std"] = [1.0] * int(config["in_chans"])
+    return cfg
+
+
+def _has_qkv_bias(timm_state: Mapping[str, Tensor]) -> bool:
+    return "blocks.0.attn.q_bias" in timm_state
+
+
+def timm_metadata(
+    state: Mapping[str, Tensor], config: Mapping[str, Any] | None, normalization: Mapping[str, Any] | None
+) -> dict[str, str]:
+    """safetensors metadata of a timm file: `pretrained_cfg` (JSON: mean/std, input size) and the timm
+    `architecture` + `model_args` that rebuild it."""
+    import json
+
+    from geodino.models.checkpoints.infer import infer_config
+
+    cfg = dict(infer_config(state))
+    if config:
+        cfg.update({k: v for k, v in config.items() if k in cfg and k not in ("ffn_hidden_dim", "depth", "embed_dim")})
+    qkvb = _has_qkv_bias(official_to_timm(state))
+    return {
+        "pretrained_cfg": json.dumps(_pretrained_cfg(cfg, normalization)),
+        "architecture": _timm_base_name(cfg, qkvb),
+        "model_args": json.dumps(timm_model_args(cfg)),
+    }
+
+
+def write_timm_folder(
+    state: Mapping[str, Tensor],
+    path: Any,
+    *,
+    config: Mapping[str, Any] | None = None,
+    normalization: Mapping[str, Any] | None = None,
+):
+    """A timm model folder (config.json with `architecture`, `model_args`, `pretrained_cfg` + model.safetensors),
+    loadable offline with `timm.create_model("local-dir:PATH", pretrained=True)`; the geodino normalisation
+    record is kept as an extra key of config.json."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    from geodino.io import atomic_path, set_default_mode
+    from geodino.models.checkpoints.normalization import NORMALIZATION_KEY
+
+    meta = timm_metadata(state, config, normalization)
+    timm_state = {k: v.detach().cpu().contiguous().clone() for k, v in official_to_timm(state).items()}
+    cfg_json = {
+        "architecture": meta["architecture"],
+        "num_classes": 0,
+        "num_features": int(state["cls_token"].shape[-1]),
+        "global_pool": "token",
+        "model_args": json.loads(meta["model_args"]),
+        "pretrained_cfg": json.loads(meta["pretrained_cfg"]),
+    }
+    if normalization:
+        cfg_json[NORMALIZATION_KEY] = dict(normalization)
+    path = Path(path).expanduser()
+    with atomic_path(path) as tmp:
+        tmp.mkdir(parents=True)
+        (tmp / "config.json").write_text(json.dumps(cfg_json, indent=2) + "\n")
+        save_file(timm_state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        set_default_mode(tmp / "model.safetensors")
+    return path
+
+
+def is_timm_folder(path: Any) -> bool:
+    """True for a timm model folder (config.json naming a timm `architecture`, no HF `model_type`)."""
+    import json
+    from pathlib import Path
+
+    f = Path(path) / "config.json"
+    try:
+        cfg = json.loads(f.read_text()) if f.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return isinstance(cfg, dict) and "architecture" in cfg and "model_type" not in cfg
+
+
+def read_timm_folder(path: Any):
+    """A timm folder written by `write_timm_folder` (or timm's own `save_for_hf`) as `BackboneWeights`."""
+    import json
+    from pathlib import Path
+
+    from geodino.models.checkpoints.files import BackboneWeights, read_file
+    from geodino.models.checkpoints.normalization import NORMALIZATION_KEY, check_normalization, from_mean_std
+
+    path = Path(path)
+    cfg = json.loads((path / "config.json").read_text())
+    weights_file = next((path / n for n in ("model.safetensors", "pytorch_model.bin") if (path / n).is_file()), None)
+    if weights_file is None:
+        raise CheckpointError(f"timm folder {path} has no model.safetensors or pytorch_model.bin")
+    obj, _ = read_file(weights_file)
+    state = {k: v for k, v in obj.items() if isinstance(v, Tensor)}
+    if "cls_token" not in state or "blocks.0.norm1.weight" not in state:
+        raise CheckpointError(f"timm folder {path}: {cfg.get('architecture')!r} is not a DINOv3 (Eva) ViT")
+    num_heads = (cfg.get("model_args") or {}).get("num_heads")
+    official = timm_to_official(state, num_heads=int(num_heads) if num_heads else None)
+    weights = BackboneWeights(state=official, source=path, layout="timm", kind="timm-folder")
+    pcfg = cfg.get("pretrained_cfg") or {}
+    if cfg.get(NORMALIZATION_KEY):
+        weights.normalization = check_normalization(cfg[NORMALIZATION_KEY], str(path / "config.json"))
+        weights.normalization_from = f"{path.name}/config.json ({NORMALIZATION_KEY})"
+    elif pcfg.get("mean") and pcfg.get("std"):
+        weights.normalization = from_mean_std(pcfg["mean"], pcfg["std"], origin="timm pretrained_cfg")
+        weights.normalization_from = f"{path.name}/config.json (pretrained_cfg)"
+    return weights

@@ -4,6 +4,7 @@ EMA in the official layout (`OUTPUT/<name>/<name>.{pth,safetensors,heads.pth}`).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -70,9 +71,12 @@ def load_checkpoint(path: Path, arch: nn.Module, opt: torch.optim.Optimizer) -> 
     return int(obj["step"])
 
 
-def export_student(arch: nn.Module, name: str, out_dir: Path, which: str = "ema") -> Path:
+def export_student(
+    arch: nn.Module, name: str, out_dir: Path, which: str = "ema", normalization: dict[str, Any] | None = None
+) -> Path:
     """Write a student's backbone in the official layout (`<name>.pth`, `.safetensors`) and its heads
-    (`<name>.heads.pth`) under `out_dir/<name>/`; return the `.pth` path."""
+    (`<name>.heads.pth`) under `out_dir/<name>/`, with the input normalisation record of the distillation data;
+    return the `.pth` path."""
     from geodino.models.checkpoints import save_export
 
     module = (arch.students_ema if which == "ema" else arch.students)[name]
@@ -80,4 +84,4 @@ def export_student(arch: nn.Module, name: str, out_dir: Path, which: str = "ema"
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in module.backbone.state_dict().items()}
     heads = {"dino_head": module.dino_head, "ibot_head": module.ibot_head}
-    return save_export(folder / name, state, dict(module.backbone.config), heads)[0]
+    return save_export(folder / name, state, dict(module.backbone.config), heads, normalization=normalization)[0]

@@ -228,8 +228,11 @@ def distill(cfg: DistillConfig) -> dict[str, Path]:
             save_checkpoint(run.ckpt_dir, run.arch, run.opt, done, cfg, cfg.train.keep_last)
     exports: dict[str, Path] = {}
     if run.writer:
+        from geodino.data.normalization import data_normalization
+
+        norm = data_normalization(cfg.data)[0]  # what the students' input was standardised with
         for name in run.arch.students:
-            exports[name] = export_student(run.arch, name, run.out_dir, cfg.train.export)
+            exports[name] = export_student(run.arch, name, run.out_dir, cfg.train.export, normalization=norm)
     if run.distributed:
         import torch.distributed as dist
 

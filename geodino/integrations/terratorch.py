@@ -1,0 +1,127 @@
+"""A geodino backbone for TerraTorch: `geodino_vit`, registered in TerraTorch's backbone registry.
+
+TerraTorch builds backbones by name from `terratorch.registry.BACKBONE_REGISTRY`; a library adds its own by
+decorating a constructor with `TERRATORCH_BACKBONE_REGISTRY.register` (the registry keys it by the function's
+`__name__`). Its encoder-decoder factory calls the constructor with the `backbone_*` options of the model
+config (`backbone_ckpt_path`, `backbone_bands`, ...), and expects a module with `out_channels` (one width per
+returned feature) whose `forward` returns a list of tensors; for ViTs those are token sequences [B, 1 + N, D]
+(class token first) that its `ReshapeTokensToImage` neck turns into maps.
+
+Importing this module registers `geodino_vit` when TerraTorch is installed (TerraTorch is optional: without it
+the constructor still works as a plain function, and nothing is registered). Make TerraTorch import it with
+`custom_modules_path` / a `custom_modules` package that does `import geodino.integrations.terratorch`.
+
+Any band count: `bands` names the input bands (TerraTorch's band enums or strings); when they differ from the
+bands the file records (or R, G, B for 3-band files), the patch embedding is adapted by name
+(`geodino.models.checkpoints.resolve_bands`: matching bands keep their kernel, others get the mean kernel).
+A plain count (`bands=6` or `in_chans=6`) works only when the file has that many bands or when `bands` names
+are given. `ckpt_path=None` gives a random `arch` (for tests and from-scratch training).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from geodino.errors import ConfigError
+
+__all__ = ["GeoDinoTerraTorchBackbone", "datamodule_stats", "geodino_vit", "register"]
+
+
+def _band_names(bands: Any) -> list[str] | None:
+    """Band names from TerraTorch band enums (their value or name), strings, or None."""
+    if bands is None or isinstance(bands, int):
+        return None
+    out = []
+    for b in bands:
+        value = getattr(b, "value", b)
+        out.append(str(value if isinstance(value, str) else getattr(b, "name", value)))
+    return out
+
+
+class GeoDinoTerraTorchBackbone(nn.Module):
+    """A trainable geodino ViT returning token sequences of chosen blocks, as TerraTorch's ViT backbones do."""
+
+    def __init__(self, model: nn.Module, out_indices: Sequence[int] | None, return_cls_token: bool) -> None:
+        super().__init__()
+        from geodino.backbones import layer_indices
+
+        self.model = model
+        n = int(model.n_blocks)
+        self.out_indices = layer_indices(list(out_indices), n) if out_indices is not None else list(range(n))
+        self.return_cls_token = return_cls_token
+        self.out_channels = [int(model.embed_dim)] * len(self.out_indices)
+        self.patch_size = int(model.patch_size)
+        self.in_chans = int(model.in_chans)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        """Tokens [B, (1 +) N, D] of each block in `out_indices` (final norm applied, storage tokens dropped)."""
+        outs = self.model.get_intermediate_layers(x, n=self.out_indices, return_class_token=self.return_cls_token)
+        if self.return_cls_token:
+            return [torch.cat([c.unsqueeze(1), p], dim=1) for p, c in outs]
+        return list(outs)
+
+
+def geodino_vit(
+    ckpt_path: str | None = None,
+    bands: Sequence[Any] | int | None = None,
+    out_indices: Sequence[int] | None = None,
+    return_cls_token: bool = True,
+    pretrained: bool = True,
+    arch: str = "vit_small",
+    patch_size: int = 16,
+    in_chans: int | None = None,
+    fill: str = "mean",
+    **kwargs: Any,
+) -> GeoDinoTerraTorchBackbone:
+    """TerraTorch backbone constructor: a geodino export, checkpoint, HF or timm folder (`ckpt_path`) with its
+    patch embedding adapted to `bands`, or a random `arch` when `ckpt_path` is None or `pretrained=False`.
+    Unknown TerraTorch options (e.g. `model_bands`, `num_frames`) are ignored."""
+    names = _band_names(bands)
+    count = len(names) if names else (bands if isinstance(bands, int) else in_chans)
+    if ckpt_path and pretrained:
+        from geodino.models.checkpoints import load_model, read_backbone_weights
+
+        weights = read_backbone_weights(ckpt_path)
+        c = int(weights.state["patch_embed.proj.weight"].shape[1])
+        if count is not None and count != c and not names:
+            raise ConfigError(
+                f"backbone {ckpt_path} has {c} input bands but {count} were requested; name them "
+                "(backbone_bands: [BLUE, GREEN, ...]) so the patch embedding can be adapted by name"
+            )
+        src = (weights.normalization or {}).get("bands") or (weights.config or {}).get("bands")
+        model = load_model(ckpt_path, bands=names, src_bands=src, fill=fill)
+    else:
+        from geodino.models import build_model
+
+        model = build_model(arch, patch_size=patch_size, in_chans=int(count or 3))
+    return GeoDinoTerraTorchBackbone(model.train(), out_indices, return_cls_token)
+
+
+def datamodule_stats(ckpt_path: str) -> tuple[list[float], list[float]] | None:
+    """(means, stds) in the data's DN units for a TerraTorch datamodule, from the normalisation the export
+    records (DN scale folded in); None when it records none."""
+    from geodino.models.checkpoints import read_backbone_weights
+    from geodino.models.checkpoints.normalization import folded_mean_std
+
+    rec = read_backbone_weights(ckpt_path).normalization
+    return folded_mean_std(rec) if rec else None
+
+
+def register(registry: Any | None = None) -> bool:
+    """Register `geodino_vit` in `registry` (default TerraTorch's `TERRATORCH_BACKBONE_REGISTRY`); False when
+    TerraTorch is not installed."""
+    if registry is None:
+        try:
+            from terratorch.registry import TERRATORCH_BACKBONE_REGISTRY as registry
+        except ImportError:
+            return False
+    if "geodino_vit" not in registry:
+        registry.register(geodino_vit)
+    return True
+
+
+register()

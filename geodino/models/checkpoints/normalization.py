@@ -1,0 +1,146 @@
+"""The input normalisation an exported backbone was trained with, as a plain record that every export carries.
+
+A record is a JSON-able dict::
+
+    {"sensor": "demo4", "bands": ["blue", "green", "red", "nir"], "scale": 0.0001, "offset": 0.0,
+     "mean": [...], "std": [...], "origin": "pretraining data (sensor demo4)"}
+
+`scale`/`offset` turn the data's DN into reflectance (`x * scale + offset`), `mean`/`std` then standardise it
+(per band, in reflectance units): the same arithmetic as `geodino.data.sensors.Sensor.normalize`. Exports
+store it in the `.heads.pth` sidecar (`"normalization"`), the `.safetensors` metadata (`geodino_normalization`),
+an HF folder's `preprocessor_config.json` and a timm file's `pretrained_cfg`; `read_backbone_weights` returns it
+and `geodino.backbones.load_backbone` uses it unless a sensor is passed.
+
+This module is plain Python (no torch, no data/ imports) so every checkpoint reader and writer can use it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from geodino.errors import CheckpointError
+
+__all__ = [
+    "NORMALIZATION_KEY",
+    "check_normalization",
+    "describe_normalization",
+    "folded_mean_std",
+    "from_json",
+    "from_mean_std",
+    "select_normalization",
+    "to_json",
+]
+
+NORMALIZATION_KEY = "geodino_normalization"  # safetensors metadata key / extra key in HF and timm configs
+
+
+def _floats(value: Any, n: int, key: str, where: str) -> float | list[float]:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        vals = [float(v) for v in value]
+        if len(vals) not in (1, n):
+            raise CheckpointError(f"{where}: normalisation '{key}' has {len(vals)} values for {n} bands")
+        return vals[0] if len(vals) == 1 else vals
+    raise CheckpointError(f"{where}: normalisation '{key}' is {value!r}, not a number or a list of numbers")
+
+
+def check_normalization(record: Any, where: str = "<record>") -> dict[str, Any] | None:
+    """A validated copy of a normalisation record (None for None or an empty dict); one line on bad content."""
+    if record is None or (isinstance(record, Mapping) and not record):
+        return None
+    if not isinstance(record, Mapping):
+        raise CheckpointError(f"{where}: normalisation record is a {type(record).__name__}, not a dict")
+    try:
+        mean = [float(v) for v in record["mean"]]
+        std = [float(v) for v in record["std"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: normalisation record lacks a numeric mean/std list ({exc})") from None
+    n = len(mean)
+    if n == 0 or len(std) != n:
+        raise CheckpointError(f"{where}: normalisation has {n} means and {len(std)} stds; they must match")
+    if any(s <= 0 for s in std):
+        raise CheckpointError(f"{where}: normalisation std {std} has a value <= 0")
+    bands = record.get("bands")
+    if bands is not None:
+        bands = [str(b) for b in bands]
+        if len(bands) != n:
+            raise CheckpointError(f"{where}: normalisation names {len(bands)} bands but has {n} means")
+    return {
+        "sensor": str(record.get("sensor") or ""),
+        "bands": bands,
+        "scale": _floats(record.get("scale", 1.0), n, "scale", where),
+        "offset": _floats(record.get("offset", 0.0), n, "offset", where),
+        "mean": mean,
+        "std": std,
+        "origin": str(record.get("origin") or ""),
+    }
+
+
+def from_mean_std(
+    mean: Sequence[float], std: Sequence[float], *, bands: Sequence[str] | None = None, origin: str = ""
+) -> dict[str, Any]:
+    """A record from bare mean/std (e.g. a timm `pretrained_cfg`), with no DN scale."""
+    rec = check_normalization({"mean": list(mean), "std": list(std), "bands": bands, "origin": origin})
+    assert rec is not None
+    return rec
+
+
+def to_json(record: Mapping[str, Any] | None) -> str:
+    """The record as compact JSON (for safetensors metadata, whose values are strings)."""
+    return json.dumps(dict(record or {}), separators=(",", ":"))
+
+
+def from_json(text: str | None, where: str = "<metadata>") -> dict[str, Any] | None:
+    """The record stored by `to_json` (None when absent or empty)."""
+    if not text:
+        return None
+    try:
+        return check_normalization(json.loads(text), where)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{where}: normalisation metadata is not valid JSON ({exc})") from None
+
+
+def folded_mean_std(record: Mapping[str, Any]) -> tuple[list[float], list[float]]:
+    """(mean, std) in DN units: `(x * scale + offset - mean) / std == (x - mean') / std'`, for tools that take
+    raw DN and apply one mean/std (HF image processors with per-band scales, timm `pretrained_cfg`)."""
+    n = len(record["mean"])
+
+    def per_band(v: Any) -> list[float]:
+        return [float(v)] * n if isinstance(v, int | float) else [float(x) for x in v]
+
+    scale, offset = per_band(record.get("scale", 1.0)), per_band(record.get("offset", 0.0))
+    mean = [(m - o) / s for m, o, s in zip(record["mean"], offset, scale, strict=True)]
+    std = [sd / s for sd, s in zip(record["std"], scale, strict=True)]
+    return mean, std
+
+
+def describe_normalization(record: Mapping[str, Any]) -> str:
+    """One short phrase: sensor, bands and where the record came from."""
+    sensor = record.get("sensor") or "unnamed sensor"
+    bands = record.get("bands")
+    what = f"{sensor} ({', '.join(bands)})" if bands else f"{sensor} ({len(record['mean'])} bands)"
+    origin = record.get("origin")
+    return what + (f", {origin}" if origin else "")
+
+
+def select_normalization(record: Mapping[str, Any] | None, bands: Sequence[str]) -> dict[str, Any] | None:
+    """The record restricted to `bands` (in that order, names matched case-insensitively), or None when the
+    record names no bands or lacks one of them (a band-adapted backbone then needs its sensor passed)."""
+    if not record or not record.get("bands"):
+        return None
+    index = {str(b).lower(): i for i, b in enumerate(record["bands"])}
+    try:
+        idx = [index[str(b).lower()] for b in bands]
+    except KeyError:
+        return None
+
+    def pick(v: Any) -> Any:
+        return [v[i] for i in idx] if isinstance(v, list) else v
+
+    out = dict(record)
+    out.update({k: pick(record[k]) for k in ("scale", "offset", "mean", "std")})
+    out["bands"] = [record["bands"][i] for i in idx]
+    return out
