@@ -1,4 +1,4 @@
-"""Experiment trackers of a run: Lightning's loggers (CSV, TensorBoard, Weights & Biases, MLflow), as Lightning offers them.
+"""Experiment trackers of a run: Lightning's loggers (CSV, TensorBoard, W&B, MLflow) as Lightning offers them.
 
 `trainer.loggers` (pretraining) and `train.loggers` (distillation) name them; `logger_options.<name>` passes
 keyword arguments through to the Lightning logger (e.g. `logger_options.wandb.project=geo`). W&B and MLflow are

@@ -21,9 +21,8 @@ HAS_MLFLOW = importlib.util.find_spec("mlflow") is not None
 
 
 def test_unknown_logger_names_the_key_and_close_match() -> None:
-    with pytest.raises(
-        ConfigError, match=r"trainer.loggers has 'wandbb'; use any of csv, tensorboard, wandb, mlflow; "
-    ):
+    msg = r"trainer.loggers has 'wandbb'; use any of csv, tensorboard, wandb, mlflow; did you mean 'wandb'"
+    with pytest.raises(ConfigError, match=msg):
         TrainerConfig(loggers=["csv", "wandbb"]).validate()
 
 
