@@ -58,6 +58,8 @@ def test_help_override_example_is_a_valid_override_of_each_command() -> None:
     assert override_example(PretrainConfig) == "trainer.max_steps=1000"  # not train.max_steps (distill's key)
     assert override_example(DistillConfig) == "train.max_steps=1000"
     source = "sources=[{type: raster, paths: [scenes/]}]"  # a data config needs one to validate
-    for schema in (PretrainConfig, DistillConfig, EmbedConfig, DataConfig, SuiteConfig):
-        extra = [source] if schema is DataConfig else []
+    assert override_example(SuiteConfig) == "name=probe" and hasattr(SuiteConfig(), "name")
+    for schema in (PretrainConfig, DistillConfig, EmbedConfig, DataConfig):
+        extra = {DataConfig: [source], PretrainConfig: ["data." + source], DistillConfig: ["data." + source]}
+        extra = extra.get(schema, [])
         load_config(schema, None, [override_example(schema), *extra])  # unknown keys would raise ConfigError
