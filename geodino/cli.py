@@ -34,12 +34,34 @@ COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 def add_config_arguments(parser: argparse.ArgumentParser, schema: type | None = None) -> None:
     """Add `--config FILE.yaml` and free `key=value` overrides; list the schema's keys in `--help`."""
     parser.add_argument("--config", "-c", default=None, help="YAML config file (keys below; _base_ to extend one)")
-    parser.add_argument("overrides", nargs="*", default=[], help="dotted overrides, e.g. train.max_steps=100")
+    example = f", e.g. {override_example(schema)}" if schema is not None else ""
+    parser.add_argument("overrides", nargs="*", default=[], help=f"dotted key=value overrides{example}")
     if schema is not None:
         from geodino.config import describe
 
         parser.epilog = "config keys (defaults):\n" + describe(schema)
         parser.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+def override_example(schema: type) -> str:
+    """A valid `key=value` override of `schema` for `--help`: its `max_steps` key when it has one (pretraining,
+    distillation), else its first number or string key (else a boolean one), with its default value."""
+    import dataclasses
+
+    def leaves(cls: type, prefix: str = ""):
+        for f in dataclasses.fields(cls):
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            if dataclasses.is_dataclass(default):
+                yield from leaves(type(default), f"{prefix}{f.name}.")
+            elif isinstance(default, (int, float, str)) and not isinstance(default, bool) and default != "":
+                yield f"{prefix}{f.name}", default
+            elif isinstance(default, bool):
+                yield f"{prefix}{f.name}", str(default).lower()
+
+    keys = list(leaves(schema))
+    plain = [(k, v) for k, v in keys if v not in ("true", "false")] or keys
+    key, value = next(((k, v) for k, v in keys if k.endswith("max_steps")), plain[0] if plain else ("key", "value"))
+    return f"{key}={value}"
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -44,3 +44,22 @@ def test_import_geodino_is_light():
     code = f"import sys, geodino; print([m for m in {heavy} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_help_override_example_is_a_valid_override_of_each_command() -> None:
+    from geodino.cli import override_example
+    from geodino.config import load_config
+    from geodino.data.config import DataConfig
+    from geodino.embed.config import EmbedConfig
+    from geodino.eval.runner import SuiteConfig
+    from geodino.train.config import PretrainConfig
+    from geodino.train.distill.config import DistillConfig
+
+    assert override_example(PretrainConfig) == "trainer.max_steps=1000"  # not train.max_steps (distill's key)
+    assert override_example(DistillConfig) == "train.max_steps=1000"
+    source = "sources=[{type: raster, paths: [scenes/]}]"  # a data config needs one to validate
+    assert override_example(SuiteConfig) == "name=probe" and hasattr(SuiteConfig(), "name")
+    for schema in (PretrainConfig, DistillConfig, EmbedConfig, DataConfig):
+        extra = {DataConfig: [source], PretrainConfig: ["data." + source], DistillConfig: ["data." + source]}
+        extra = extra.get(schema, [])
+        load_config(schema, None, [override_example(schema), *extra])  # unknown keys would raise ConfigError

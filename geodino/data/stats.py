@@ -109,8 +109,17 @@ def compute_stats(
         base = Sensor(
             name or "custom", names, scale, (0.0,) * count, (1.0,) * count, count == 3, nodata=nodata, offset=offset
         )
-    elif scale is not None:
-        base = dataclasses.replace(base, scale=scale, offset=offset)
+    else:
+        if type == "raster" and not band_names:  # a band-count mismatch fails now, not after reading every tile
+            count = _first_bands(paths)[0]
+            if count != base.n_bands:
+                raise InputError(
+                    f"the rasters have {count} bands but sensor {base.name!r} has {base.n_bands} "
+                    f"({' '.join(base.bands)}); name the files' bands in order with --band-names (e.g. "
+                    f"--band-names {' '.join(base.bands[:count])}), or leave out --sensor"
+                )
+        if scale is not None:
+            base = dataclasses.replace(base, scale=scale, offset=offset)
     cfg = SourceConfig(
         name="stats",
         type=type,

@@ -95,7 +95,7 @@ def change_map(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Write the distance COG (and with `threshold` the binary change COG), their `.qml` styles and PNGs."""
-    from geodino.embed.products import cog_profile, write_cog
+    from geodino.embed.products import cog_profile, n_blocks, write_cog
     from geodino.embed.quicklook import classes_png, ramp_png
 
     if isinstance(threshold, str) and threshold.lower() != "otsu":
@@ -148,6 +148,8 @@ def change_map(
                 out,
                 blocks(),
                 cog_profile(ra, 1, "float32", float("nan")),
+                desc="change",
+                total=n_blocks(ra, budget_bytes=32 * 2**20),
                 GEODINO_CHANGE="1 - cosine(A, B)",
                 GEODINO_CHANGE_A=str(a),
                 GEODINO_CHANGE_B=str(b),

@@ -360,7 +360,7 @@ def _class_colours(k: int) -> dict[int, tuple[int, int, int, int]]:
 
 
 def _write_map(rd: EmbeddingReader, clf: Any, index: dict[str, int], out: Path, classes: list[str]) -> None:
-    from geodino.embed.products import cog_profile, write_cog
+    from geodino.embed.products import cog_profile, n_blocks, write_cog
 
     lut = np.array([index[str(c)] for c in clf.classes_], np.uint8)
 
@@ -382,6 +382,8 @@ def _write_map(rd: EmbeddingReader, clf: Any, index: dict[str, int], out: Path, 
         blocks(),
         cog_profile(rd, 2, "uint8", NODATA),
         colormap=cmap,
+        desc="classify",
+        total=n_blocks(rd),
         GEODINO_CLASS_NAMES=json.dumps(classes),
         GEODINO_BANDS="1: class (colour table; 255 = nodata), "
         "2: confidence = top class probability in % (255 = nodata)",

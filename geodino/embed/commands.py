@@ -2,7 +2,8 @@
 
 One parser serves both forms (argparse cannot mix a positional INPUT with sub-commands): when the first
 positional is a product name the product runs on the feature raster given next. Every handler is a thin call
-of the public function (`embed_raster`, `pca_map`, `cluster_map`, `similarity_map`, `zonal_embeddings`).
+of the public function (`embed_raster`, `pca_map`, `cluster_map`, `similarity_map`, `zonal_embeddings`,
+`classify_map`, `change_map`) that prints one line naming what it wrote.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ PRODUCTS = ("pca", "cluster", "similar", "zonal", "classify", "change")
 USAGE = """geodino embed INPUT --backbone SPEC --out OUT.tif|OUT.zarr [options] [key=value ...]
        geodino embed pca FEATURES --out PCA.tif [--png PCA.png]
        geodino embed cluster FEATURES --out CLASSES.tif --k 8 [--png CLASSES.png]
-       geodino embed similar FEATURES --out SIM.tif (--point X,Y [--point-crs EPSG:4326] | --polygon FILE)
-       geodino embed zonal FEATURES POLYGONS --out ZONES.parquet [--layer NAME] [--all-touched]
+       geodino embed similar FEATURES --out SIM.tif (--point X,Y [--point-crs EPSG:4326] | --polygon FILE) [--png P]
+       geodino embed zonal FEATURES POLYGONS --out ZONES.parquet [--layer NAME] [--all-touched] [--png P]
        geodino embed classify FEATURES LABELS --column NAME --out MAP.tif [--method logreg|knn] [--test FILE]
        geodino embed classify FEATURES --model MAP.model.joblib --out MAP2.tif
        geodino embed change A.tif B.tif --out CHANGE.tif [--threshold T|otsu] [--resample]"""
@@ -100,7 +101,9 @@ def register(subparsers: Any) -> None:
     g.add_argument("--threads", type=int, help="torch threads per process")
     g.add_argument("--no-progress", action="store_false", default=None, dest="progress")
     q = p.add_argument_group("products (pca | cluster | similar | zonal)")
-    q.add_argument("--png", help="PNG quick-look (pca, cluster; classify and change write MAP.png unless given)")
+    q.add_argument(
+        "--png", help="PNG quick-look (pca, cluster; similar, zonal, classify, change write OUT.png unless given)"
+    )
     q.add_argument("--k", type=int, default=8, help="number of clusters (cluster)")
     q.add_argument("--sample", type=int, default=50000, help="pixels sampled to fit PCA / k-means")
     q.add_argument("--seed", type=int, default=0)
@@ -158,12 +161,17 @@ def _product(args: argparse.Namespace) -> int:
     feats, overwrite = rest[0], bool(args.overwrite)
     if args.input in ("classify", "change"):
         return _classify_or_change(args, rest, overwrite)
+    from geodino.embed.style import qml_path
+
+    png = args.png
     if args.input == "pca":
-        products.pca_map(feats, args.out, png=args.png, sample=args.sample, seed=args.seed, overwrite=overwrite)
+        out = products.pca_map(feats, args.out, png=png, sample=args.sample, seed=args.seed, overwrite=overwrite)
+        print(f"pca: {out} (3-band uint8 COG of the first principal components), {qml_path(out)}" + _also(png))
     elif args.input == "cluster":
-        products.cluster_map(
-            feats, args.out, k=args.k, png=args.png, sample=args.sample, seed=args.seed, overwrite=overwrite
+        out = products.cluster_map(
+            feats, args.out, k=args.k, png=png, sample=args.sample, seed=args.seed, overwrite=overwrite
         )
+        print(f"cluster: {out} ({args.k} k-means classes, colour table), {qml_path(out)}" + _also(png))
     elif args.input == "similar":
         point = None
         if args.point:
@@ -172,16 +180,28 @@ def _product(args: argparse.Namespace) -> int:
             except ValueError as exc:
                 raise ConfigError(f"--point {args.point!r} must be X,Y (two numbers)") from exc
             point = (x, y)
-        products.similarity_map(
-            feats, args.out, point=point, point_crs=args.point_crs, polygon=args.polygon, overwrite=overwrite
+        out = products.similarity_map(
+            feats, args.out, point=point, point_crs=args.point_crs, polygon=args.polygon, png=png, overwrite=overwrite
         )
+        query = f"the point {args.point}" if point else f"the polygons of {args.polygon}"
+        png = png or out.with_suffix(".png")
+        print(f"similar: {out} (cosine similarity to {query}), {qml_path(out)}, {png}")
     else:
         if len(rest) < 2:
             raise ConfigError("geodino embed zonal needs FEATURES and POLYGONS: geodino embed zonal F.tif P.gpkg --out")
-        products.zonal_embeddings(
-            feats, rest[1], args.out, layer=args.layer, all_touched=args.all_touched, overwrite=overwrite
+        out = products.zonal_embeddings(
+            feats, rest[1], args.out, layer=args.layer, all_touched=args.all_touched, png=png, overwrite=overwrite
         )
+        import pandas as pd
+
+        status = pd.read_parquet(out, columns=["status"])["status"]
+        png = png or out.with_suffix(".png")
+        print(f"zonal: {out} ({int((status == 'ok').sum())} of {len(status)} polygons with a mean embedding), {png}")
     return 0
+
+
+def _also(png: str | None) -> str:
+    return f", {png}" if png else ""
 
 
 def _classify_or_change(args: argparse.Namespace, rest: list[str], overwrite: bool) -> int:

@@ -3,7 +3,8 @@
 All products read the feature raster (COG, GeoTIFF or GeoZarr; int8 files are dequantised) in row blocks, so
 they stream like the embedding itself; models (PCA, k-means) are fitted on a spread-out sample of valid pixels.
 Outputs are COGs in the feature raster's grid and CRS (written under a temporary name, renamed when complete),
-plus a PNG quick-look, and GeoParquet for zonal statistics.
+plus a PNG quick-look, and GeoParquet for zonal statistics. Writing shows a progress bar (tqdm, on stderr) once a
+product takes more than a second.
 """
 
 from __future__ import annotations
@@ -20,10 +21,31 @@ from geodino.errors import InputError
 from geodino.io import atomic_path, check_writable
 
 
-def write_cog(out: Path, data: Any, profile: dict[str, Any], *, colormap: dict | None = None, **tags: Any) -> None:
-    """Write blocks (an iterator of (window, array)) to a tiled GTiff, then copy it to a COG under `out`."""
+def progress(items: Any, *, total: int | None, desc: str) -> Any:
+    """`items` with a tqdm bar on stderr that appears only when the loop takes more than a second."""
+    from tqdm.auto import tqdm
+
+    return tqdm(items, total=total, desc=desc, unit="block", delay=1.0, leave=False)
+
+
+def write_cog(
+    out: Path,
+    data: Any,
+    profile: dict[str, Any],
+    *,
+    colormap: dict | None = None,
+    desc: str | None = None,
+    total: int | None = None,
+    **tags: Any,
+) -> None:
+    """Write blocks (an iterator of (window, array)) to a tiled GTiff, then copy it to a COG under `out`.
+
+    With `desc`, a progress bar over the `total` blocks (see `progress`)."""
     import rasterio
     import rasterio.shutil
+
+    if desc:
+        data = progress(data, total=total, desc=desc)
 
     with atomic_path(out, overwrite=True) as tmp:
         staging = tmp.with_name(tmp.name + ".staging.tif")
@@ -42,6 +64,11 @@ def write_cog(out: Path, data: Any, profile: dict[str, Any], *, colormap: dict |
             )
         finally:
             staging.unlink(missing_ok=True)
+
+
+def n_blocks(rd: EmbeddingReader, **kw: Any) -> int:
+    """How many row windows `rd.blocks(**kw)` yields (for the progress bar's total)."""
+    return sum(1 for _ in rd.blocks(**kw))
 
 
 def cog_profile(rd: EmbeddingReader, count: int, dtype: str, nodata: Any) -> dict[str, Any]:
@@ -115,7 +142,14 @@ def pca_map(
                 yield win, rgb
 
         ratio = ",".join(f"{v:.4f}" for v in pca.explained_variance_ratio_)
-        write_cog(out, blocks(), cog_profile(rd, 3, "uint8", 0), GEODINO_PCA_EXPLAINED_VARIANCE=ratio)
+        write_cog(
+            out,
+            blocks(),
+            cog_profile(rd, 3, "uint8", 0),
+            desc="pca",
+            total=n_blocks(rd),
+            GEODINO_PCA_EXPLAINED_VARIANCE=ratio,
+        )
     style.rgb_qml(out)
     if png is not None:
         _quicklook(out, Path(png))
@@ -168,7 +202,15 @@ def cluster_map(
 
         cmap = class_palette(k, seed)
         cmap[255] = (0, 0, 0, 0)
-        write_cog(out, blocks(), cog_profile(rd, 1, "uint8", 255), colormap=cmap, GEODINO_KMEANS_K=k)
+        write_cog(
+            out,
+            blocks(),
+            cog_profile(rd, 1, "uint8", 255),
+            colormap=cmap,
+            desc="cluster",
+            total=n_blocks(rd),
+            GEODINO_KMEANS_K=k,
+        )
     style.palette_qml(out, {i: (cmap[i], f"cluster {i}") for i in range(k)})
     if png is not None:
         _quicklook(out, Path(png))
@@ -230,12 +272,17 @@ def similarity_map(
     point: tuple[float, float] | None = None,
     point_crs: str | None = None,
     polygon: str | Path | None = None,
+    png: str | Path | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Cosine similarity of every cell to a query (a point's vector or a polygon's mean vector); float32 COG."""
+    """Cosine similarity of every cell to a query (a point's vector or a polygon's mean vector); float32 COG, its
+    `.qml` style and a PNG quick-look with a colour bar (`png`, default OUT.png)."""
+    from geodino.embed.quicklook import ramp_png
+
     if (point is None) == (polygon is None):
         raise InputError("give exactly one query: a point (--point X,Y) or a polygon file (--polygon FILE)")
     out = check_writable(out, overwrite=overwrite)
+    png = check_writable(png or out.with_suffix(".png"), overwrite=overwrite)
     with EmbeddingReader(features) as rd:
         q = _unit(_query_vector(rd, point, point_crs, polygon))
 
@@ -246,13 +293,25 @@ def similarity_map(
                 s[~valid] = np.nan
                 yield win, s[None]
 
-        write_cog(out, blocks(), cog_profile(rd, 1, "float32", float("nan")), GEODINO_QUERY=str(point or polygon))
-    style.ramp_qml(out, vmin=style.data_limits(out)[0], vmax=1.0, ramp=style.RAMPS["similarity"])
+        write_cog(
+            out,
+            blocks(),
+            cog_profile(rd, 1, "float32", float("nan")),
+            desc="similar",
+            total=n_blocks(rd),
+            GEODINO_QUERY=str(point or polygon),
+        )
+    vmin = style.data_limits(out)[0]
+    style.ramp_qml(out, vmin=vmin, vmax=1.0, ramp=style.RAMPS["similarity"])
+    ramp_png(out, png, vmin=vmin, vmax=1.0, ramp=style.RAMPS["similarity"], label="cosine similarity", title=out.name)
     return out
 
 
-def _zonal_sums(rd: EmbeddingReader, geoms: list, *, all_touched: bool, max_cells: int = 1 << 20):
-    """Per-geometry sum of valid feature vectors and valid-cell count (window reads, tiled for big polygons)."""
+def _zonal_sums(
+    rd: EmbeddingReader, geoms: list, *, all_touched: bool, max_cells: int = 1 << 20, desc: str | None = None
+):
+    """Per-geometry sum of valid feature vectors and valid-cell count (window reads, tiled for big polygons);
+    with `desc`, a progress bar over the geometries."""
     from rasterio.features import geometry_mask
     from rasterio.windows import Window, from_bounds
 
@@ -261,7 +320,8 @@ def _zonal_sums(rd: EmbeddingReader, geoms: list, *, all_touched: bool, max_cell
     outside = np.zeros(len(geoms), bool)
     full = Window(0, 0, rd.width, rd.height)
     step = int(np.sqrt(max_cells))
-    for g, geom in enumerate(geoms):
+    items = enumerate(geoms)
+    for g, geom in progress(items, total=len(geoms), desc=desc) if desc else items:
         if geom is None or geom.is_empty:
             outside[g] = True
             continue
@@ -299,6 +359,7 @@ def zonal_embeddings(
     *,
     layer: str | None = None,
     all_touched: bool = False,
+    png: str | Path | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Mean embedding per polygon (cells whose centre is inside; `all_touched` for any touched cell) as GeoParquet.
@@ -306,15 +367,18 @@ def zonal_embeddings(
     Polygons are reprojected to the raster's CRS for the statistics and written back with their own geometry
     and attributes plus `n_cells`, `status` (`ok`, `outside`: beyond the raster, `nodata`: only nodata cells,
     `too_small`: no cell centre inside; try all_touched) and `embedding` (float32 list; null when not ok).
-    Polygons that are not `ok` are reported on stderr, never silently dropped.
+    Polygons that are not `ok` are reported on stderr, never silently dropped. A PNG quick-look (`png`, default
+    OUT.png) paints each polygon with the first three principal components of its embedding as RGB (similar
+    colours: similar embeddings), polygons without an embedding hatched grey.
     """
     out = check_writable(out, overwrite=overwrite)
+    png = check_writable(png or out.with_suffix(".png"), overwrite=overwrite)
     gdf = _read_polygons(polygons, layer)
     with EmbeddingReader(features) as rd:
         if rd.crs is None:
             raise InputError(f"feature raster {features} has no CRS; polygons cannot be placed on it")
         geoms = list(gdf.to_crs(rd.crs).geometry)
-        sums, counts, outside = _zonal_sums(rd, geoms, all_touched=all_touched)
+        sums, counts, outside = _zonal_sums(rd, geoms, all_touched=all_touched, desc="zonal")
         # polygons touching the raster but missing every cell centre, and those only on nodata
         status = np.where(outside, "outside", "ok").astype(object)
         probe_c = None
@@ -348,7 +412,40 @@ def zonal_embeddings(
         )
     with atomic_path(out, overwrite=True) as tmp:
         res.to_parquet(tmp)
+    zonal_png(res, png, title=out.name)
     return out
+
+
+def zonal_png(res: Any, png: str | Path, *, title: str = "") -> Path:
+    """Polygons of a zonal result painted by their embedding (PCA to RGB), those without one hatched grey."""
+    from matplotlib.figure import Figure  # no pyplot: no global backend switch inside a user's notebook
+    from matplotlib.patches import Patch
+
+    from geodino.embed.quicklook import save_png
+
+    ok = (res["status"] == "ok").to_numpy()
+    colours = np.tile(np.array([[0.25, 0.45, 0.75]]), (len(res), 1))
+    if ok.sum() >= 3:
+        from sklearn.decomposition import PCA
+
+        x = np.stack(res.loc[ok, "embedding"].to_list())
+        y = PCA(n_components=min(3, x.shape[1]), random_state=0).fit_transform(x)
+        y = (y - y.min(0)) / np.where(np.ptp(y, axis=0) > 0, np.ptp(y, axis=0), 1.0)
+        colours[ok, : y.shape[1]] = 0.15 + 0.7 * y
+    fig = Figure(figsize=(7.0, 6.0))
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    if ok.any():
+        res[ok].plot(ax=ax, color=colours[ok], edgecolor="k", linewidth=0.3)
+    if (~ok).any():
+        res[~ok].plot(ax=ax, facecolor="0.85", edgecolor="0.4", hatch="//", linewidth=0.3)
+    handles = [Patch(facecolor=(0.25, 0.45, 0.75), label=f"{int(ok.sum())} with an embedding (colour: PCA)")]
+    if (~ok).any():
+        handles.append(Patch(facecolor="0.85", hatch="//", edgecolor="0.4", label=f"{int((~ok).sum())} without"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return save_png(fig, png)
 
 
 def _touches(rd: EmbeddingReader, geom: Any) -> bool:

@@ -23,7 +23,8 @@ def _read(cog: str | Path, band: int, max_side: int) -> np.ma.MaskedArray:
         return src.read(band, out_shape=shape, masked=True, resampling=Resampling.nearest)
 
 
-def _save(fig, png: str | Path) -> Path:
+def save_png(fig, png: str | Path) -> Path:
+    """Write a matplotlib Figure as a PNG, atomically."""
     png = Path(png)
     with atomic_path(png, overwrite=True) as tmp:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
@@ -66,7 +67,7 @@ def classes_png(
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
     if title:
         ax.set_title(title, fontsize=10)
-    return _save(fig, png)
+    return save_png(fig, png)
 
 
 def ramp_png(
@@ -89,4 +90,4 @@ def ramp_png(
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label=label)
     if title:
         ax.set_title(title, fontsize=10)
-    return _save(fig, png)
+    return save_png(fig, png)

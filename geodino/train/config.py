@@ -8,6 +8,7 @@ other. The recipe sections (`ssl.*`) are in `geodino.train.recipe`, the data sec
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from geodino.data.config import CropsConfig, DataConfig
 from geodino.errors import ConfigError
@@ -42,7 +43,10 @@ class TrainerConfig:
     clip_grad: float = 3.0  # max grad norm, applied per student sub-module (backbone, each head); 0 = off
     log_every_n_steps: int = 10
     progress_bar: bool = True
-    loggers: list[str] = field(default_factory=lambda: ["csv", "tensorboard"])  # csv | tensorboard
+    # csv | tensorboard | wandb | mlflow (the last two: pip install 'geodino[tracking]'); see geodino.train.loggers
+    loggers: list[str] = field(default_factory=lambda: ["csv", "tensorboard"])
+    # keyword arguments of each Lightning logger, e.g. {wandb: {project: geo, offline: true}}
+    logger_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     float32_matmul_precision: str = "high"  # TF32 on Ampere+ GPUs
     slurm_auto_requeue: bool = True  # on SLURM, save and requeue on SIGUSR1 (sbatch --signal=SIGUSR1@120)
 
@@ -55,9 +59,9 @@ class TrainerConfig:
             raise ConfigError(f"trainer.max_steps={self.max_steps} must be >= 1")
         if self.meta_init and self.strategy != "fsdp2":
             raise ConfigError("trainer.meta_init=true needs trainer.strategy=fsdp2 (only FSDP2 shards before init)")
-        for lg in self.loggers:
-            if lg not in ("csv", "tensorboard"):
-                raise ConfigError(f"trainer.loggers has {lg!r}; use csv and/or tensorboard")
+        from geodino.train.loggers import check_loggers
+
+        check_loggers(self.loggers, self.logger_options, "trainer.loggers")
 
 
 @dataclass

@@ -4,6 +4,8 @@ A flat DINO loss at ln K means the DINO and iBOT terms taught nothing, whatever 
 losses next to ln K and next to the quantities that explain a plateau (teacher target entropy, how much the
 teacher's CLS differs across images, logit scale, LayerScale size, lr), so a user sees at a glance whether a
 run learns. `pretrain()` writes `<run>/curves.png` at the end of every run; `plot_run(run_dir)` redraws it.
+`distill()` writes its own `curves.png` from its `log.csv` (`plot_distill_log`): each student's loss terms and the
+schedules that drive them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import csv
 import math
 from pathlib import Path
 
-__all__ = ["find_metrics", "loss_summary", "plot_curves", "plot_run", "read_metrics"]
+__all__ = ["find_metrics", "loss_summary", "plot_curves", "plot_distill_log", "plot_run", "read_metrics"]
 
 _LOSSES = ("dino_global_loss", "dino_local_loss", "ibot_loss", "koleo_loss", "gram_loss")
 _PANELS = (
@@ -112,6 +114,51 @@ def plot_run(run_dir: str | Path, out_png: str | Path | None = None, n_prototype
         k = metrics.get("monitor/max_entropy")
         n_prototypes = round(math.exp(next(iter(k.values())))) if k else None
     return plot_curves(metrics, out_png or Path(run_dir) / "curves.png", n_prototypes)
+
+
+def plot_distill_log(log_csv: str | Path, out_png: str | Path | None = None) -> Path | None:
+    """`curves.png` beside a distillation `log.csv`: one panel per student with its loss terms (columns
+    `<student>/<term>`), then the total loss and the lr / momentum / teacher-temperature schedules. None when the
+    log has no rows yet."""
+    from matplotlib.figure import Figure  # no pyplot: no global backend switch inside a user's notebook
+
+    from geodino.io import atomic_path
+
+    log_csv = Path(log_csv)
+    metrics = read_metrics([log_csv]) if log_csv.is_file() else {}
+    if not metrics:
+        return None
+    students = sorted({k.split("/", 1)[0] for k in metrics if "/" in k and "/grad_norm/" not in k})
+    rows: list[tuple[str, list[str]]] = [
+        (f"{name} losses", [k for k in sorted(metrics) if k.startswith(f"{name}/") and "/grad_norm/" not in k])
+        for name in students
+    ]
+    rows += [(title, [k for k in keys if k in metrics]) for title, keys in _DISTILL_PANELS]
+    rows = [(t, keys) for t, keys in rows if keys]
+    fig = Figure(figsize=(7.5, 1.2 + 1.7 * len(rows)))
+    axes = fig.subplots(len(rows), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (title, keys) in zip(axes, rows):
+        for key in keys:
+            series = metrics[key]
+            steps = sorted(series)
+            ax.plot(steps, [series[s] for s in steps], label=key.split("/")[-1], lw=1.2)
+        ax.set_ylabel(title, fontsize=8)
+        if len(keys) > 1:
+            ax.legend(fontsize=7, ncol=3)
+    axes[-1].set_xlabel("step")
+    fig.tight_layout()
+    out_png = Path(out_png) if out_png else log_csv.with_name("curves.png")
+    with atomic_path(out_png, overwrite=True) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    return out_png
+
+
+_DISTILL_PANELS = (
+    ("total loss", ("loss",)),
+    ("lr", ("lr",)),
+    ("momentum", ("momentum",)),
+    ("teacher temperature", ("teacher_temp",)),
+)
 
 
 def loss_summary(run_dir: str | Path, key: str = "dino_global_loss", margin: float = 0.1) -> dict[str, float]:

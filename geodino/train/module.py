@@ -329,8 +329,10 @@ def _remove(p: Path) -> None:
 # --------------------------------------------------------------------------------------------------------------
 
 
-def build_trainer(cfg: TrainerConfig, ckpt: CheckpointConfig, out_dir: Path) -> tuple[L.Trainer, CheckpointCallback]:
-    """A Lightning Trainer for `cfg` writing logs and checkpoints under `out_dir`."""
+def build_trainer(
+    cfg: TrainerConfig, ckpt: CheckpointConfig, out_dir: Path, run_name: str | None = None
+) -> tuple[L.Trainer, CheckpointCallback]:
+    """A Lightning Trainer for `cfg` writing logs and checkpoints under `out_dir` (trackers name the run `run_name`)."""
     import warnings
 
     from lightning.pytorch.callbacks import TQDMProgressBar
@@ -345,18 +347,11 @@ def build_trainer(cfg: TrainerConfig, ckpt: CheckpointConfig, out_dir: Path) -> 
     callbacks: list[L.Callback] = [ckpt_cb]
     if cfg.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
-    loggers: list[Any] = []
-    if "csv" in cfg.loggers:
-        from geodino.train.csvlog import ContinuingCSVLogger
+    from geodino.train.loggers import build_loggers
 
-        # a resumed run continues logs/metrics.csv (Lightning's CSVLogger would delete it)
-        loggers.append(ContinuingCSVLogger(save_dir=str(out_dir), name="logs", version=""))
-    if "tensorboard" in cfg.loggers:
-        from lightning.pytorch.loggers import TensorBoardLogger
-
-        loggers.append(
-            TensorBoardLogger(save_dir=str(out_dir), name="tensorboard", version="", default_hp_metric=False)
-        )
+    loggers = build_loggers(
+        cfg.loggers, out_dir, run_name=run_name or out_dir.name, options=cfg.logger_options, key="trainer.loggers"
+    )
     trainer = L.Trainer(
         accelerator=cfg.accelerator,
         devices="auto" if cfg.devices == -1 else cfg.devices,  # auto: every GPU, or 1 CPU process

@@ -1,7 +1,8 @@
 """`pretrain(cfg)`: one DINOv3 SSL stage (pretrain, Gram anchoring or high-res adaptation) from a config.
 
 A run folder (`output_dir`) holds `config.yaml` (exactly what ran), `checkpoints/step_*.ckpt` + `last.ckpt`,
-`logs/metrics.csv`, `tensorboard/` and, at the end, `curves.png` (losses against ln K and the plateau diagnostics)
+`logs/metrics.csv`, `tensorboard/` (or the trackers in `trainer.loggers`), `schedules.png` (every schedule over
+the run, written at the start) and, at the end, `curves.png` (losses against ln K and the plateau diagnostics)
 and `export/teacher.{pth,safetensors,heads.pth}`.
 Running the same command again resumes from the newest checkpoint (`checkpoint.resume=auto`), which is also
 what a SLURM requeue does.
@@ -195,10 +196,11 @@ def pretrain(cfg: PretrainConfig) -> Path:
         fused=cfg.ssl.optim.fused,
         post_init=post_init,
     )
-    trainer, ckpt_cb = build_trainer(cfg.trainer, cfg.checkpoint, out)
+    trainer, ckpt_cb = build_trainer(cfg.trainer, cfg.checkpoint, out, run_name=cfg.name)
     if trainer.is_global_zero:
         with atomic_path(out / "config.yaml") as tmp:
             save_config(cfg, tmp)
+        log.info("schedules: %s", arch.schedules.plot(out / "schedules.png"))
         for line in init_lines:
             log.info(line)
         if resume is not None:

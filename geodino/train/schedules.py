@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -306,22 +307,23 @@ class Schedules:
             "gram_weight": self.gram_weight[it],
         }
 
-    def plot(self, path: str) -> None:
-        """Save a figure of every schedule over the run (a quick check of a config before launching it)."""
-        import matplotlib
+    def plot(self, path: str | Path) -> Path:
+        """Save a figure of every schedule over the run (a quick check of a config before launching it).
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        Pretraining and distillation write it as `<run>/schedules.png` when a run starts."""
+        from matplotlib.figure import Figure  # no pyplot: no global backend switch inside a user's notebook
 
         from geodino.io import atomic_path
 
         names = ["lr", "last_layer_lr", "weight_decay", "momentum", "teacher_temp", "dino_local_weight", "gram_weight"]
-        fig, axes = plt.subplots(len(names), 1, figsize=(7, 1.6 * len(names)), sharex=True)
+        fig = Figure(figsize=(7, 1.6 * len(names)))
+        axes = fig.subplots(len(names), 1, sharex=True)
         for ax, name in zip(axes, names):
             ax.plot(getattr(self, name).values)
             ax.set_ylabel(name, fontsize=8)
         axes[-1].set_xlabel("iteration")
         fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1])
-        plt.close(fig)
+        path = Path(path)
+        with atomic_path(path, overwrite=True) as tmp:
+            fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
+        return path

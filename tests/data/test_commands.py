@@ -75,6 +75,11 @@ def test_stats_cli_errors_exit_2(tmp_path, capsys):
     p = write_tif(tmp_path / "y.tif", np.ones((2, 16, 16), dtype="uint16"), nodata=None)
     rc = cli.main(["data", "stats", str(p), "--out", str(tmp_path / "o.yaml"), "--band-names", "a", "b", "c"])
     assert rc == 2 and "band_names lists 3 names but the rasters have 2 bands" in capsys.readouterr().err
+    # a built-in sensor with more bands than the files fails before reading any tile, naming the fix
+    rc = cli.main(["data", "stats", str(p), "--out", str(tmp_path / "o.yaml"), "--sensor", "sentinel2_l2a"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "the rasters have 2 bands but sensor 'sentinel2_l2a' has 12" in err
+    assert "--band-names B01 B02" in err and err.count("\n") == 1
 
 
 def test_sensor_yaml_missing_bands_via_cli_config(tmp_path, capsys):

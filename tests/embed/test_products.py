@@ -140,9 +140,63 @@ def test_products_on_int8_zarr_and_cli(tmp_path, monkeypatch, capsys):
 
     src = write_tif(tmp_path / "in.tif", random_image(64, 96))
     feats = embed_raster(src, ConvBackbone(), tmp_path / "f.zarr", tile=32, overlap=8, dtype="int8", progress=False)
+    capsys.readouterr()
     assert cli.main(["embed", "pca", str(feats), "--out", str(tmp_path / "p.tif")]) == 0
+    assert capsys.readouterr().out == (
+        f"pca: {tmp_path / 'p.tif'} (3-band uint8 COG of the first principal components), {tmp_path / 'p.qml'}\n"
+    )
     assert cli.main(["embed", "cluster", str(feats), "--out", str(tmp_path / "c.tif"), "--k", "3"]) == 0
+    assert capsys.readouterr().out.startswith(f"cluster: {tmp_path / 'c.tif'} (3 k-means classes, colour table)")
     with rasterio.open(tmp_path / "c.tif") as ds:
         assert set(np.unique(ds.read(1))) <= {0, 1, 2} and ds.shape == (16, 24)
     code = cli.main(["embed", "similar", str(feats), "--out", str(tmp_path / "s.tif"), "--point", "1,2,3"])
     assert code == 2 and "must be X,Y" in capsys.readouterr().err
+    with rasterio.open(tmp_path / "c.tif") as ds:  # the feature raster's grid
+        x, y = ds.xy(8, 12)
+    assert cli.main(["embed", "similar", str(feats), "--out", str(tmp_path / "s.tif"), "--point", f"{x},{y}"]) == 0
+    s = tmp_path / "s"
+    assert capsys.readouterr().out == f"similar: {s}.tif (cosine similarity to the point {x},{y}), {s}.qml, {s}.png\n"
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_similarity_and_zonal_write_a_png_quicklook(tmp_path, two_class, capsys):
+    import geopandas as gpd
+    from PIL import Image
+    from shapely.geometry import box
+
+    from geodino import cli
+
+    src, _ = two_class
+    similarity_map(src, tmp_path / "s.tif", point=(500000.0 + 40 * 5.5, 4000000.0 - 40 * 10.5), png=tmp_path / "q.png")
+    assert Image.open(tmp_path / "q.png").size[0] > 100  # a figure with a colour bar, not the 30x20 raster
+    cells = [box(500000 + 40 * c, 4000000 - 40 * 12, 500000 + 40 * (c + 3), 4000000 - 40 * 9) for c in (2, 8, 18, 24)]
+    gpd.GeoDataFrame({"id": range(4)}, geometry=cells, crs="EPSG:32633").to_file(tmp_path / "p.gpkg")
+    code = cli.main(["embed", "zonal", str(src), str(tmp_path / "p.gpkg"), "--out", str(tmp_path / "z.parquet")])
+    z = tmp_path / "z"
+    assert code == 0 and capsys.readouterr().out == (
+        f"zonal: {z}.parquet (4 of 4 polygons with a mean embedding), {z}.png\n"
+    )
+    img = np.asarray(Image.open(f"{z}.png").convert("RGB"))
+    # the two left polygons and the two right ones lie on different embeddings: two distinct PCA colours
+    colours = {tuple(c) for c in img.reshape(-1, 3) if len(set(c)) > 1 and max(c) < 250}
+    assert len(colours) >= 2
+
+
+def test_progress_bar_shows_when_writing_takes_more_than_a_second(tmp_path, two_class, capsys):
+    import time
+
+    from rasterio.windows import Window
+
+    from geodino.embed.products import write_cog
+
+    profile = {"height": 2, "width": 2, "count": 1, "dtype": "uint8", "crs": "EPSG:32633", "transform": T, "nodata": 0}
+
+    def slow_blocks():
+        for r in range(2):
+            time.sleep(0.6)
+            yield Window(0, r, 2, 1), np.ones((1, 1, 2), np.uint8)
+
+    write_cog(tmp_path / "fast.tif", iter([(Window(0, 0, 2, 2), np.ones((1, 2, 2), np.uint8))]), profile, desc="x")
+    assert "x:" not in capsys.readouterr().err  # a quick write prints no bar
+    write_cog(tmp_path / "slow.tif", slow_blocks(), profile, desc="slowproduct", total=2)
+    assert "slowproduct: 100%" in capsys.readouterr().err

@@ -59,7 +59,7 @@ def _cfg(images: Path, out: Path, *extra: str) -> DistillConfig:
 @pytest.fixture(scope="module")
 def run(images, tmp_path_factory) -> tuple[Path, dict[str, Path]]:
     out = tmp_path_factory.mktemp("distill") / "run"
-    return out, distill(_cfg(images, out))
+    return out, distill(_cfg(images, out, "train.loggers=[csv, tensorboard]"))
 
 
 def test_two_students_export_official_layout_and_load_strict(run) -> None:
@@ -87,6 +87,20 @@ def test_two_students_export_official_layout_and_load_strict(run) -> None:
     rows = list(csv.DictReader((out / "log.csv").open()))
     assert [int(float(r["step"])) for r in rows] == [0, 1]
     assert all(np.isfinite(float(r[f"{n}/loss"])) for r in rows for n in ("tiny", "small"))
+    png = b"\x89PNG\r\n\x1a\n"
+    assert (out / "curves.png").read_bytes()[:8] == png and (out / "schedules.png").read_bytes()[:8] == png
+    events = list((out / "tensorboard").glob("events.out.tfevents.*"))  # train.loggers=[csv, tensorboard]
+    assert len(events) == 1 and events[0].stat().st_size > 0
+
+
+def test_distill_curves_plot_every_student_and_the_schedules(tmp_path) -> None:
+    from geodino.train.curves import plot_distill_log
+
+    log = tmp_path / "log.csv"
+    assert plot_distill_log(log) is None  # no log yet: nothing drawn
+    log.write_text("step,loss,a/loss,a/dino_global,b/loss,a/grad_norm/backbone,lr\n0,2.0,1.0,0.5,1.0,3.0,0.1\n")
+    assert plot_distill_log(log) == tmp_path / "curves.png"
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_export_is_the_ema_and_resume_continues(run, images) -> None:

@@ -40,6 +40,7 @@ def test_run_folder_contents(tiny_run):
     for name in ("teacher.pth", "teacher.safetensors", "teacher.heads.pth"):
         assert (tiny_run / "export" / name).is_file()
     assert (tiny_run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the run draws its curves
+    assert (tiny_run / "schedules.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # and its schedules
     for key in ("monitor/teacher_cls_spread", "monitor/teacher_logit_std", "monitor/layerscale_gamma"):
         assert rows[0][key] != "", key
 

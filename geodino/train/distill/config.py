@@ -61,6 +61,10 @@ class DistillTrainConfig:
     resume: str = "auto"  # auto (newest checkpoint of output_dir) | never
     export: str = "ema"  # ema (official: the student's EMA is dumped) | student
     progress_bar: bool = True
+    # csv (the run's log.csv, always written) | tensorboard | wandb | mlflow (pip install 'geodino[tracking]')
+    loggers: list[str] = field(default_factory=lambda: ["csv"])
+    # keyword arguments of each Lightning logger, e.g. {wandb: {project: geo, offline: true}}
+    logger_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _distill_schedules() -> SchedulesConfig:
@@ -128,6 +132,9 @@ class DistillConfig:
             raise ConfigError(f"train.resume={self.train.resume!r} must be 'auto' or 'never'")
         if self.train.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"train.device={self.train.device!r} must be auto, cpu or cuda")
+        from geodino.train.loggers import check_loggers
+
+        check_loggers(self.train.loggers, self.train.logger_options, "train.loggers")
         if self.teacher.head_warmup_steps < 0:
             raise ConfigError(f"teacher.head_warmup_steps={self.teacher.head_warmup_steps} must be >= 0")
         if self.schedules.kind not in ("v1", "v2"):

@@ -6,6 +6,10 @@ different model per rank range, DDP over that range's subgroup, teacher collecti
 checkpoint writer per student, which Lightning's strategies do not offer. The loop reuses the pretraining
 pieces instead: the recipe config sections, schedules, parameter groups, per-module clipping, checkpoint
 readers and the official-layout writers.
+
+A run folder holds `config.yaml`, `schedules.png` (written at the start), `log.csv` (one per student folder when
+students train on separate ranks), the trackers of `train.loggers`, `checkpoints/`, and at the end the exports and
+`curves.png` (each student's loss terms and the schedules, from log.csv).
 """
 
 from __future__ import annotations
@@ -84,6 +88,7 @@ def setup(cfg: DistillConfig) -> DistillRun:
         b.check_student_spec(s, i, patch)
     if rank == 0:  # after the teacher and students are checked: a failed start leaves no run folder
         save_config(cfg, out_dir / "config.yaml")
+        log.info("schedules: %s", sched.plot(out_dir / "schedules.png"))
 
     def warmup_batches():  # data-parallel warm-up: every rank reads its own shard
         return b.make_batches(cfg, patch, 0, rank, world, max(layout.data_batch, 2))
@@ -218,10 +223,13 @@ def distill(cfg: DistillConfig) -> dict[str, Path]:
         total=cfg.train.max_steps,
         disable=not (cfg.train.progress_bar and run.writer),
     )
+    trackers = _trackers(run) if run.writer else []
     for step in bar:
         row = train_step(run, step, next(batches))
         if run.writer and (step % cfg.train.log_every_n_steps == 0 or step == last):
             _append_csv(run.log_file, row)
+            for tracker in trackers:
+                tracker.log_metrics({k: v for k, v in row.items() if k != "step"}, step=step)
             bar.set_postfix(loss=f"{row['loss']:.3f}")
         done = step + 1
         if run.writer and (done % cfg.train.checkpoint_every_n_steps == 0 or done == cfg.train.max_steps):
@@ -233,11 +241,35 @@ def distill(cfg: DistillConfig) -> dict[str, Path]:
         norm = data_normalization(cfg.data)[0]  # what the students' input was standardised with
         for name in run.arch.students:
             exports[name] = export_student(run.arch, name, run.out_dir, cfg.train.export, normalization=norm)
+        for tracker in trackers:
+            tracker.finalize("success")
+        from geodino.train.curves import plot_distill_log
+
+        curves = plot_distill_log(run.log_file)
+        if curves is not None:
+            log.info("training curves: %s", curves)
     if run.distributed:
         import torch.distributed as dist
 
         dist.barrier()
     return exports
+
+
+def _trackers(run: DistillRun) -> list[Any]:
+    """The Lightning loggers of `train.loggers` other than csv (log.csv is always written), in the log's folder."""
+    from geodino.config import to_dict
+    from geodino.train.loggers import build_loggers
+
+    names = [n for n in run.cfg.train.loggers if n != "csv"]
+    if not names:
+        return []
+    folder = run.log_file.parent
+    run_name = run.out_dir.name if folder == run.out_dir else f"{run.out_dir.name}-{folder.name}"
+    options = {k: v for k, v in run.cfg.train.logger_options.items() if k in names}
+    trackers = build_loggers(names, folder, run_name=run_name, options=options, key="train.loggers")
+    for tracker in trackers:
+        tracker.log_hyperparams(to_dict(run.cfg))
+    return trackers
 
 
 def dist_world() -> int:
