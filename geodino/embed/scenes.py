@@ -142,15 +142,15 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     folder, mosaic = scene_outputs(cfg.out)
     scenes = list_scenes(inputs, asset=cfg.asset, asset_bands=cfg.asset_bands)
     outs = {s.name: folder / f"{s.name}.tif" for s in scenes}
-    if not cfg.resume and not cfg.overwrite:
-        there = [p for p in outs.values() if p.exists() or work_dir_for(p).exists()]
-        if there:
-            raise InputError(
-                f"{len(there)} of {len(scenes)} scene outputs already exist in {folder} (e.g. {there[0].name}); "
-                f"pass --resume to finish the others or --overwrite to redo all"
-            )
     _check_band_counts(scenes)
     mine = scenes[cfg.rank :: cfg.world_size]
+    if not cfg.resume and not cfg.overwrite:  # only this rank's scenes: other ranks' outputs appear meanwhile
+        there = [outs[s.name] for s in mine if outs[s.name].exists() or work_dir_for(outs[s.name]).exists()]
+        if there:
+            raise InputError(
+                f"{len(there)} of {len(mine)} scene outputs already exist in {folder} (e.g. {there[0].name}); "
+                f"pass --resume to finish the others or --overwrite to redo all"
+            )
     bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
     from geodino.io import make_dirs
 
