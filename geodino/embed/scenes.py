@@ -50,7 +50,7 @@ def list_scenes(inputs: list[str], *, asset: str | None = None, asset_bands: lis
         return read_stac(str(inputs[0]), asset, asset_bands)
     if asset or asset_bands:
         raise ConfigError("--asset and --asset-bands apply to STAC input (a .json ItemCollection or catalog) only")
-    paths = resolve_paths(inputs, RASTER_EXTS, what="raster", hint="pass a folder, a glob or a list of rasters")
+    paths = resolve_paths(inputs, RASTER_EXTS, what="raster", hint="pass a folder, a glob or a .txt list of the scenes")
     stems = [Path(p).stem for p in paths]
     scenes = []
     for p, stem in zip(paths, stems):

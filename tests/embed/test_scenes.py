@@ -52,7 +52,23 @@ def test_folder_gives_one_raster_per_scene_and_a_mosaic(tmp_path, conv_bb):
     np.testing.assert_array_equal(m[:, 16:24, 8:24], c[:, 8:])
     np.testing.assert_array_equal(m[:, 8:16, 16:24], c[:, :8, 8:])
     np.testing.assert_array_equal(m[:, 8:16, 8:16], a[:, 8:16, 8:16])
+    from geodino.embed.writers import EmbeddingReader
+
+    with EmbeddingReader(mosaic) as r:  # the products read the mosaic like one feature raster
+        assert r.metadata["model_fingerprint"] == "toyconv" and r.metadata["input"] == "mosaic of 3 scenes"
+        feats, valid = r.read()
+        assert valid.sum() == np.isfinite(m[0]).sum() and np.allclose(feats[:, valid], m[:, valid])
     assert np.isnan(c[:, :8, :8]).all()
+
+
+def test_scenes_in_two_crs_get_one_mosaic_each(tmp_path, conv_bb):
+    (tmp_path / "s").mkdir()
+    write_tif(tmp_path / "s" / "north.tif", random_image(32, 32, seed=1), crs="EPSG:32633")
+    write_tif(tmp_path / "s" / "south.tif", random_image(32, 32, seed=2), crs="EPSG:32733")
+    written = embed_scenes(tmp_path / "s", backbone=conv_bb, out=tmp_path / "f", **OPTS)
+    assert [p.name for p in written] == ["mosaic_EPSG_32633.vrt", "mosaic_EPSG_32733.vrt"]
+    for p, name in zip(written, ("north", "south")):
+        np.testing.assert_array_equal(read_all(p)[0], read_all(tmp_path / "f" / f"{name}.tif")[0])
 
 
 def test_resume_redoes_only_unfinished_scenes(tmp_path, conv_bb, monkeypatch):
