@@ -71,24 +71,37 @@ def test_scenes_in_two_crs_get_one_mosaic_each(tmp_path, conv_bb):
         np.testing.assert_array_equal(read_all(p)[0], read_all(tmp_path / "f" / f"{name}.tif")[0])
 
 
-def test_resume_redoes_only_unfinished_scenes(tmp_path, conv_bb, monkeypatch):
-    three_scenes(tmp_path / "scenes")
-    out = tmp_path / "feats"
-    embed_scenes(str(tmp_path / "scenes" / "*.tif"), backbone=conv_bb, out=out, **OPTS)
-    before = {n: (out / f"{n}.tif").stat().st_mtime_ns for n in "ac"}
-    b_bytes = (out / "b.tif").read_bytes()
-    (out / "b.tif").unlink()  # as if the run had been killed before b finished
-    (out / "mosaic.vrt").unlink()
+def test_a_killed_run_redoes_only_unfinished_scenes(tmp_path, conv_bb, monkeypatch):
     import geodino.embed.pipeline as pipeline
+    from geodino.embed import sweep
+    from geodino.errors import InputError
 
-    calls = []
+    three_scenes(tmp_path / "scenes")
+    glob, out, opts = str(tmp_path / "scenes" / "*.tif"), tmp_path / "feats", {**OPTS, "chunk": 8}
+    embed_scenes(glob, backbone=conv_bb, out=tmp_path / "ref", **opts)  # the uninterrupted run
+    calls: list[str] = []
     real = pipeline.embed_raster
     spy = lambda inp, *a, **k: calls.append(Path(inp).name) or real(inp, *a, **k)
     monkeypatch.setattr(pipeline, "embed_raster", spy)
-    embed_scenes(str(tmp_path / "scenes" / "*.tif"), backbone=conv_bb, out=out, resume=True, **OPTS)
-    assert calls == ["b.tif"]
-    assert {n: (out / f"{n}.tif").stat().st_mtime_ns for n in "ac"} == before
-    assert (out / "b.tif").read_bytes() == b_bytes and (out / "mosaic.vrt").exists()
+
+    def kill(n_blocks: int, n_rows: int) -> None:  # the sweep's fault seam: killed in scene b after one block
+        if calls[-1] == "b.tif" and n_blocks >= 1:
+            raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(sweep, "_after_row", kill)
+    with pytest.raises(KeyboardInterrupt):
+        embed_scenes(glob, backbone=conv_bb, out=out, **opts)
+    monkeypatch.setattr(sweep, "_after_row", lambda *a: None)
+    assert sorted(p.name for p in out.iterdir()) == [".b.tif.partial", "a.tif"]
+    with pytest.raises(InputError, match=r"2 of 3 scene outputs already exist .*pass --resume"):
+        embed_scenes(glob, backbone=conv_bb, out=out, **opts)
+    a_time = (out / "a.tif").stat().st_mtime_ns
+    calls.clear()
+    embed_scenes(glob, backbone=conv_bb, out=out, resume=True, **opts)
+    assert calls == ["b.tif", "c.tif"] and (out / "a.tif").stat().st_mtime_ns == a_time
+    for name in ("a", "b", "c"):  # b resumed inside the scene, bytes as the uninterrupted run
+        np.testing.assert_array_equal(read_all(out / f"{name}.tif")[0], read_all(tmp_path / "ref" / f"{name}.tif")[0])
+    assert (out / "mosaic.vrt").exists() and not (out / ".b.tif.partial").exists()
 
 
 def test_ranks_split_scenes_and_the_last_writes_the_mosaic(tmp_path, conv_bb):
