@@ -44,13 +44,18 @@ def is_many(inputs: list[str]) -> bool:
     return Path(text).expanduser().is_dir() and not _is_cube_path(text)
 
 
-def list_scenes(inputs: list[str], *, asset: str | None = None, asset_bands: list[str] | None = None) -> list[Scene]:
-    """The scenes of a run, in a stable order, with unique output names."""
+def list_scenes(
+    inputs: list[str], *, asset: str | None = None, asset_bands: list[str] | None = None, exclude: Path | None = None
+) -> list[Scene]:
+    """The scenes of a run, in a stable order, with unique output names; files under `exclude` (the output folder:
+    `embed archive/ --out archive/feats/` must not take its own outputs for scenes on a rerun) are left out."""
     if len(inputs) == 1 and is_stac(inputs[0]):
         return read_stac(str(inputs[0]), asset, asset_bands)
     if asset or asset_bands:
         raise ConfigError("--asset and --asset-bands apply to STAC input (a .json ItemCollection or catalog) only")
     paths = resolve_paths(inputs, RASTER_EXTS, what="raster", hint="pass a folder, a glob or a .txt list of the scenes")
+    if exclude is not None:
+        paths = [p for p in paths if p.startswith("/vsi") or "://" in p or not _inside(p, exclude)]
     stems = [Path(p).stem for p in paths]
     scenes = []
     for p, stem in zip(paths, stems):
@@ -64,6 +69,10 @@ def list_scenes(inputs: list[str], *, asset: str | None = None, asset_bands: lis
     if dup:
         raise InputError(f"scenes {dup[0]!r} appear twice in the input list; list each raster once")
     return scenes
+
+
+def _inside(path: str, folder: Path) -> bool:
+    return Path(path).resolve().is_relative_to(folder.resolve())
 
 
 def scene_outputs(out: str | Path) -> tuple[Path, Path]:
@@ -140,7 +149,9 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     if not cfg.out:
         raise ConfigError("no output given; pass --out FOLDER for the per-scene feature rasters and their mosaic")
     folder, mosaic = scene_outputs(cfg.out)
-    scenes = list_scenes(inputs, asset=cfg.asset, asset_bands=cfg.asset_bands)
+    scenes = list_scenes(inputs, asset=cfg.asset, asset_bands=cfg.asset_bands, exclude=folder)
+    if not scenes:
+        raise InputError(f"{' '.join(inputs)} holds no raster outside the output folder {folder}; pass the scenes")
     outs = {s.name: folder / f"{s.name}.tif" for s in scenes}
     _check_band_counts(scenes)
     mine = scenes[cfg.rank :: cfg.world_size]

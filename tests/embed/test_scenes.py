@@ -203,3 +203,21 @@ def test_shell_expanded_glob_reaches_the_cli_as_many_inputs(tmp_path, monkeypatc
     files = sorted(str(p) for p in (tmp_path / "scenes").glob("*.tif"))
     assert cli.main(["embed", *files, "-b", "arch:vit_tiny", "--out", str(tmp_path / "f"), "tile=64"]) == 0
     assert seen["inputs"] == files and seen["cfg"].tile == 64
+
+
+def test_outputs_inside_the_input_folder_are_not_scenes_and_pystac_is_named(tmp_path, conv_bb, monkeypatch):
+    import sys
+
+    from geodino.errors import ConfigError
+
+    three_scenes(tmp_path / "scenes")
+    out = tmp_path / "scenes" / "feats"
+    embed_scenes(tmp_path / "scenes", backbone=conv_bb, out=out, **OPTS)
+    mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("*.tif")}
+    (mosaic,) = embed_scenes(tmp_path / "scenes", backbone=conv_bb, out=out, resume=True, **OPTS)
+    assert read_all(mosaic)[4]["GEODINO_INPUT"] == "mosaic of 3 scenes"  # not of its own outputs
+    assert sorted(mtimes) == ["a.tif", "b.tif", "c.tif"]
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.tif")} == mtimes
+    monkeypatch.setitem(sys.modules, "pystac", None)  # as if the [stac] extra were not installed
+    with pytest.raises(ConfigError, match=r"reading STAC needs pystac: pip install 'geodino\[stac\]'"):
+        read_stac(str(item_collection(tmp_path, [])), "image")
