@@ -18,7 +18,7 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	@# torch and torchvision first: on this machine they come from local disk (see reference install recipe).
 	$(PIP) install --quiet $(TORCH_SPEC)
-	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet -e '.[dev,stac]'
 	@touch $(STAMP)
 
 venv: $(STAMP)

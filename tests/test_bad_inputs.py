@@ -329,10 +329,15 @@ def test_embed_of_a_folder_says_what_to_pass(capsys, tmp_path):
     empty = tmp_path / "scenes"
     empty.mkdir()
     one_line_exit_2(
-        capsys, tmp_path, "embed", empty, "-b", SPEC, "--out", tmp_path / "f.tif",
-        expect=("scenes is a folder with no raster in it", "gdalbuildvrt"),
+        capsys, tmp_path, "embed", empty, "-b", SPEC, "--out", tmp_path / "feats",
+        expect=("folder", "scenes holds no raster files", "pass a folder, a glob or a .txt list of the scenes"),
     )  # fmt: skip
     assert "not recognized as being in a supported file format" not in capsys.readouterr().err
+    from geodino.embed import embed_raster
+    from geodino.errors import InputError
+
+    with pytest.raises(InputError, match=r"a folder with no raster in it; embed_raster takes one raster.*embed_scenes"):
+        embed_raster(empty, SPEC, tmp_path / "f.tif")
 
 
 def test_data_stats_on_a_truncated_file_names_it(capsys, tmp_path, scene):
@@ -535,3 +540,70 @@ def test_viz_attention_bad_inputs(capsys, tmp_path, scene):
                     expect=("--heads [7]", "heads 0..2"))  # fmt: skip
     one_line_exit_2(capsys, tmp_path, "viz", "attention", scene, "-b", SPEC, "-o", out, "--window", "90", "0", "32",
                     "32", expect=("window 90 0 32 32", "96x96"))  # fmt: skip
+
+
+# -- many scenes and STAC (geodino embed FOLDER|GLOB|LIST|STAC --out FOLDER) ----------------------------------------
+
+
+def test_many_scene_inputs_that_cannot_run(capsys, tmp_path, scene):
+    glob = str(tmp_path / "nothing" / "*.tif")
+    one_line_exit_2(capsys, tmp_path, "embed", glob, "-b", SPEC, "--out", tmp_path / "f",
+                    expect=("glob", "matched no raster files", "check the pattern"))  # fmt: skip
+    listing = tmp_path / "empty.txt"
+    listing.write_text("# nothing yet\n")
+    one_line_exit_2(capsys, tmp_path, "embed", listing, "-b", SPEC, "--out", tmp_path / "f",
+                    expect=(f"file list {listing} is empty",))  # fmt: skip
+    # one output file for many scenes
+    one_line_exit_2(capsys, tmp_path, "embed", tmp_path, "-b", SPEC, "--out", tmp_path / "f.tif",
+                    expect=("names one raster, but the input has many scenes", "--out feats/"))  # fmt: skip
+    # scenes of different band counts in one run
+    rng = np.random.default_rng(1)
+    four = write_tif(tmp_path / "four.tif", (rng.random((4, 32, 32)) * 255).astype(np.uint8))
+    one_line_exit_2(capsys, tmp_path, "embed", scene, four, "-b", SPEC, "--out", tmp_path / "f",
+                    expect=("different band counts", "scene.tif has 3 bands", "four.tif has 4",
+                            "separate runs"))  # fmt: skip
+
+
+def _items(tmp_path: Path, features: list[dict]) -> Path:
+    import json
+
+    path = tmp_path / "items.json"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return path
+
+
+def _item(href: str) -> dict:
+    bands = [{"name": n} for n in ("blue", "green", "red")]
+    return {
+        "type": "Feature", "stac_version": "1.0.0", "id": "S1", "geometry": None, "links": [],
+        "properties": {"datetime": "2024-01-01T00:00:00Z"},
+        "assets": {"visual": {"href": href, "eo:bands": bands}},
+    }  # fmt: skip
+
+
+def test_bad_stac_inputs(capsys, tmp_path, scene):
+    pytest.importorskip("pystac")
+    out = ("--out", tmp_path / "feats")
+    empty = _items(tmp_path, [])
+    one_line_exit_2(capsys, tmp_path, "embed", empty, "-b", SPEC, "--asset", "visual", *out,
+                    expect=(f"STAC {empty} holds no items", "empty ItemCollection"))  # fmt: skip
+    items = _items(tmp_path, [_item(scene.name)])
+    one_line_exit_2(capsys, tmp_path, "embed", items, "-b", SPEC, "--asset", "visul", *out,
+                    expect=("STAC item S1", "has no asset 'visul' (did you mean visual?)", "it has visual",
+                            "--asset"))  # fmt: skip
+    one_line_exit_2(capsys, tmp_path, "embed", items, "-b", SPEC, "--asset", "visual", "--asset-bands",
+                    "red,nir", *out, expect=("band 'nir' is not in asset 'visual' of STAC item S1",
+                                             "has bands blue, green, red"))  # fmt: skip
+    one_line_exit_2(capsys, tmp_path, "embed", items, "-b", SPEC, "--asset-bands", "5", "--asset", "visual", *out,
+                    expect=("band 5 is not in asset 'visual'", "bands 1..3"))  # fmt: skip
+    one_line_exit_2(capsys, tmp_path, "embed", items, "-b", SPEC, *out, expect=("needs --asset NAME",))
+    one_line_exit_2(capsys, tmp_path, "embed", tmp_path / "nope.json", "-b", SPEC, "--asset", "visual", *out,
+                    expect=("STAC file", "nope.json does not exist"))  # fmt: skip
+    (tmp_path / "sub").mkdir()
+    gone = _items(tmp_path / "sub", [_item("gone.tif")])
+    one_line_exit_2(capsys, tmp_path, "embed", gone, "-b", SPEC, "--asset", "visual", *out,
+                    expect=("cannot read scene", "gone.tif", "asset 'visual' of STAC item S1"))  # fmt: skip
+    broken = tmp_path / "sub" / "broken.json"
+    broken.write_text("{not json")
+    one_line_exit_2(capsys, tmp_path, "embed", broken, "-b", SPEC, "--asset", "visual", *out,
+                    expect=("cannot read STAC", "broken.json"))  # fmt: skip

@@ -24,16 +24,18 @@ def resolve_paths(
     *,
     recursive: bool = True,
     what: str = "raster",
+    hint: str | None = None,
 ) -> list[str]:
     """Expand folders (recursively), globs, `.txt` lists and curated `.parquet` tile lists (`geodino data curate`)
     into the sorted, de-duplicated files with `exts`.
 
     A name that does not exist, a folder or glob that matches nothing and an empty result each raise
-    InputError naming the input and the extensions looked for.
+    InputError naming the input and the extensions looked for,
+    ending with `hint` (what to do; by default it speaks of a config's `paths:`).
     """
     items = [paths] if isinstance(paths, (str, Path)) else list(paths)
     if not items:
-        raise InputError(f"no {what} paths given; set `paths:` to a folder, a glob or a list of files")
+        raise InputError(f"no {what} paths given; {hint or 'set `paths:` to a folder, a glob or a list of files'}")
     exts = tuple(e.lower() for e in exts)
     found: list[str] = []
     for item in items:
@@ -45,7 +47,10 @@ def resolve_paths(
         if _has_magic(text):
             hits = sorted(h for h in _glob.glob(text, recursive=True) if h.lower().endswith(exts))
             if not hits:
-                raise InputError(f"glob {text!r} matched no {what} files ({', '.join(exts)}); check the pattern")
+                raise InputError(
+                    f"glob {text!r} matched no {what} files ({', '.join(exts)}); check the pattern"
+                    + (f" or {hint}" if hint else "")
+                )
             found.extend(hits)
         elif p.is_dir():
             pattern = "**/*" if recursive else "*"
@@ -53,7 +58,7 @@ def resolve_paths(
             if not hits:
                 raise InputError(
                     f"folder {p} holds no {what} files ({', '.join(exts)}"
-                    f"{', searched recursively' if recursive else ''}); point `paths` at the files"
+                    f"{', searched recursively' if recursive else ''}); {hint or 'point `paths` at the files'}"
                 )
             found.extend(hits)
         elif p.is_file() and p.suffix.lower() == ".txt":
@@ -70,7 +75,7 @@ def resolve_paths(
         elif p.is_file():
             found.append(str(p))
         else:
-            raise InputError(f"{what} path {text} does not exist; give a folder, a glob or existing files")
+            raise InputError(f"{what} path {text} does not exist; {hint or 'give a folder, a glob or existing files'}")
     seen: set[str] = set()
     unique = [f for f in found if not (f in seen or seen.add(f))]  # type: ignore[func-returns-value]
     return unique

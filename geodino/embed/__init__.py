@@ -1,7 +1,8 @@
 """Feature rasters for GIS: streaming, seam-free, resumable COG/GeoZarr embeddings and the products on them.
 
-`embed_raster(input, backbone, out, **options)` is `geodino embed`; the products (`pca_map`, `cluster_map`,
-`similarity_map`, `zonal_embeddings`, `classify_map`, `change_map`) are
+`embed_raster(input, backbone, out, **options)` is `geodino embed` of one raster, `embed_scenes(inputs, config)`
+of many (a folder, glob, list or STAC JSON: one feature raster per scene and a VRT mosaic); the products
+(`pca_map`, `cluster_map`, `similarity_map`, `zonal_embeddings`, `classify_map`, `change_map`) are
 `geodino embed pca|cluster|similar|zonal|classify|change`. Imports are lazy so
 `import geodino.embed` stays cheap.
 """
@@ -16,6 +17,7 @@ __all__ = [
     "classify_map",
     "cluster_map",
     "embed_raster",
+    "embed_scenes",
     "pca_map",
     "similarity_map",
     "zonal_embeddings",
@@ -27,6 +29,10 @@ def __getattr__(name: str) -> Any:
         from geodino.embed import pipeline
 
         return getattr(pipeline, name)
+    if name == "embed_scenes":
+        from geodino.embed.scenes import embed_scenes
+
+        return embed_scenes
     if name in ("pca_map", "cluster_map", "similarity_map", "zonal_embeddings"):
         from geodino.embed import products
 

@@ -16,6 +16,8 @@ from geodino.errors import ConfigError
 PRODUCTS = ("pca", "cluster", "similar", "zonal", "classify", "change")
 
 USAGE = """geodino embed INPUT --backbone SPEC --out OUT.tif|OUT.zarr [options] [key=value ...]
+       geodino embed FOLDER|'GLOB'|LIST.txt|SCENES... --backbone SPEC --out FOLDER [--world-size W --rank R]
+       geodino embed ITEMS.json|CATALOG.json|URL --asset NAME [--asset-bands red,green,nir] -b SPEC --out FOLDER
        geodino embed pca FEATURES --out PCA.tif [--png PCA.png]
        geodino embed cluster FEATURES --out CLASSES.tif --k 8 [--png CLASSES.png]
        geodino embed similar FEATURES --out SIM.tif (--point X,Y [--point-crs EPSG:4326] | --polygon FILE) [--png P]
@@ -69,7 +71,12 @@ def register(subparsers: Any) -> None:
         "(streaming, seam-free, resumable, parallel), or make a product from such a feature raster.",
     )
     p.__class__ = _IntermixedParser
-    p.add_argument("input", help="raster/VRT/Zarr to embed, or a product name: " + "|".join(PRODUCTS))
+    p.add_argument(
+        "input",
+        help="raster/VRT/Zarr to embed; many scenes: a folder, a quoted glob, a .txt list or several rasters, or STAC "
+        "JSON (file or URL) -> one feature raster each in --out FOLDER plus FOLDER/mosaic.vrt; or a product name: "
+        + "|".join(PRODUCTS),
+    )
     add_config_arguments(p, EmbedConfig)
     g = p.add_argument_group("embedding")
     g.add_argument("--backbone", "-b", help="backbone spec: checkpoint, arch:vit_small?bands=4, timm:NAME")
@@ -90,13 +97,22 @@ def register(subparsers: Any) -> None:
     g.add_argument("--bands", type=_ints, help="1-based input bands to use, e.g. 4,3,2")
     g.add_argument("--nodata", type=float, help="override the input's nodata value")
     g.add_argument("--variable", help="variable of a Zarr/NetCDF cube")
+    g.add_argument("--asset", help="STAC input: the item asset to embed (e.g. visual, image)")
+    g.add_argument(
+        "--asset-bands",
+        dest="asset_bands",
+        type=lambda v: [b.strip() for b in v.split(",") if b.strip()],
+        help="STAC input: bands of the asset by name or 1-based number, e.g. red,green,blue",
+    )
     g.add_argument("--allow-no-crs", action="store_true", default=None, dest="allow_no_crs")
     g.add_argument("--overwrite", action="store_true", default=None)
     g.add_argument("--resume", action="store_true", default=None, help="finish an interrupted run")
     g.add_argument("--bf16", action="store_true", default=None, dest="amp", help="bf16 autocast inference")
     g.add_argument("--device")
     g.add_argument("--workers", type=int, help="spawn N processes on disjoint blocks of one store")
-    g.add_argument("--world-size", type=int, dest="world_size", help="ranks launched outside (e.g. SLURM)")
+    g.add_argument(
+        "--world-size", type=int, dest="world_size", help="ranks launched outside (e.g. SLURM); many scenes: split them"
+    )
     g.add_argument("--rank", type=int)
     g.add_argument("--threads", type=int, help="torch threads per process")
     g.add_argument("--no-progress", action="store_false", default=None, dest="progress")
@@ -129,7 +145,8 @@ def register(subparsers: Any) -> None:
 
 EMBED_FLAGS = (
     "backbone out tile overlap blend margin batch_size layers layer_mode l2_normalize dtype chunk upsample sensor "
-    "scale bands nodata variable allow_no_crs overwrite resume amp device workers world_size rank threads progress"
+    "scale bands nodata variable asset asset_bands allow_no_crs overwrite resume amp device workers world_size rank "
+    "threads progress"
 ).split()
 
 
@@ -140,13 +157,21 @@ def run(args: argparse.Namespace) -> int:
     from geodino.config import load_config
     from geodino.embed.pipeline import EmbedConfig, embed_raster
 
-    cfg = load_config(EmbedConfig, args.config, list(args.overrides))
+    # a shell-expanded glob (`geodino embed scenes/*.tif`) arrives as extra positionals: they are more inputs
+    extra = [v for v in args.overrides if "=" not in v]
+    cfg = load_config(EmbedConfig, args.config, [v for v in args.overrides if "=" in v])
     for name in EMBED_FLAGS:
         value = getattr(args, name, None)
         if value is not None:
             setattr(cfg, name, value)
     cfg.validate()
-    embed_raster(args.input, config=cfg)
+    from geodino.embed.scenes import embed_scenes, is_many
+
+    inputs = [args.input, *extra]
+    if is_many(inputs):
+        embed_scenes(inputs, cfg)
+    else:
+        embed_raster(args.input, config=cfg)
     return 0
 
 

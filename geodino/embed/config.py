@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from geodino.embed.backbone import parse_layers
 from geodino.embed.blend import BLEND_MODES
 from geodino.embed.writers import DTYPES
-from geodino.errors import ConfigError
+from geodino.errors import ConfigError, did_you_mean
 
-__all__ = ["IDENT_KEYS", "EmbedConfig"]
+__all__ = ["IDENT_KEYS", "EmbedConfig", "make_config"]
 
 # Settings a partial output records: a resume with other values would mix two rasters.
 IDENT_KEYS = ("blend", "margin", "layers", "layer_mode", "norm", "dtype", "bands", "nodata", "upsample")
@@ -42,6 +43,8 @@ class EmbedConfig:
     bands: list[int] | None = None  # 1-based input bands to use (default: all)
     nodata: float | None = None  # override the input's declared nodata value
     variable: str | None = None  # variable of a Zarr/NetCDF cube input
+    asset: str | None = None  # STAC input: the item asset to embed (e.g. visual, image)
+    asset_bands: list[str] | None = None  # STAC input: bands of the asset by name (red,nir) or 1-based number
     allow_no_crs: bool = False
     overwrite: bool = False
     resume: bool = False
@@ -86,3 +89,23 @@ class EmbedConfig:
     def effective_margin(self, patch: int) -> int:
         """`margin`, or its default (overlap/4 rounded down to the patch size) when unset; the config is not changed."""
         return (self.overlap // 4) // patch * patch if self.margin is None else int(self.margin)
+
+
+def make_config(config: EmbedConfig | None, backbone: Any, out: Any, options: dict[str, Any]) -> EmbedConfig:
+    """A validated copy of `config` (the caller's is never changed) with `options` (EmbedConfig fields; unknown
+    names fail with the closest valid one), the backbone (a spec or an object) and the output set when given."""
+    cfg = dataclasses.replace(config) if config is not None else EmbedConfig()
+    names = [f.name for f in dataclasses.fields(EmbedConfig)]
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        close = [did_you_mean(k, names) for k in unknown]
+        hint = "; ".join(f"{k}" + (f" (did you mean {c[0]}?)" if c else "") for k, c in zip(unknown, close))
+        raise ConfigError(f"unknown embed option(s): {hint}")
+    for k, v in options.items():
+        setattr(cfg, k, v)
+    if backbone is not None:
+        cfg.backbone = backbone  # type: ignore[assignment]
+    if out is not None:
+        cfg.out = str(out)
+    cfg.validate()
+    return cfg

@@ -35,7 +35,7 @@ import torch
 
 from geodino.backbones import layer_indices
 from geodino.embed.backbone import describe_backbone, parse_layers, resolve_backbone
-from geodino.embed.config import IDENT_KEYS, EmbedConfig
+from geodino.embed.config import IDENT_KEYS, EmbedConfig, make_config
 from geodino.embed.memory import check_memory, default_scale_desc, estimate_memory
 from geodino.embed.plan import Block, Plan, auto_chunk, make_plan
 from geodino.embed.sources import open_source
@@ -51,7 +51,7 @@ from geodino.embed.workdir import (
     work_dir_for,
 )
 from geodino.embed.writers import DEQUANT_RULE
-from geodino.errors import ConfigError, GeoDinoError, InputError, did_you_mean
+from geodino.errors import ConfigError, GeoDinoError, InputError
 
 __all__ = [
     "EmbedConfig",
@@ -281,20 +281,7 @@ def embed_raster(
 
 def _config(config: EmbedConfig | None, backbone: Any, out: Any, options: dict[str, Any]) -> EmbedConfig:
     """A copy of `config` (the caller's is never changed) with the options, backbone and output set, validated."""
-    cfg = dataclasses.replace(config) if config is not None else EmbedConfig()
-    names = [f.name for f in dataclasses.fields(EmbedConfig)]
-    unknown = sorted(set(options) - set(names))
-    if unknown:
-        close = [did_you_mean(k, names) for k in unknown]
-        hint = "; ".join(f"{k}" + (f" (did you mean {c[0]}?)" if c else "") for k, c in zip(unknown, close))
-        raise ConfigError(f"unknown embed option(s): {hint}")
-    for k, v in options.items():
-        setattr(cfg, k, v)
-    if backbone is not None:
-        cfg.backbone = backbone  # type: ignore[assignment]
-    if out is not None:
-        cfg.out = str(out)
-    cfg.validate()
+    cfg = make_config(config, backbone, out, options)
     if not cfg.out:
         raise ConfigError("no output given; pass --out OUT.tif or OUT.zarr")
     return cfg

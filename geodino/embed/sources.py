@@ -207,8 +207,9 @@ def open_source(
             tifs = sorted(p.name for p in Path(path).iterdir() if p.suffix.lower() in (".tif", ".tiff", ".vrt", ".jp2"))
             what = f"a folder of {len(tifs)} rasters ({', '.join(tifs[:2])}{', ...' if len(tifs) > 2 else ''})"
             raise InputError(
-                f"input {path} is {what if tifs else 'a folder with no raster in it'}; embed one raster file, "
-                f"a Zarr store, or a VRT mosaic of the folder (gdalbuildvrt mosaic.vrt {path}/*.tif)"
+                f"input {path} is {what if tifs else 'a folder with no raster in it'}; embed_raster takes one raster, "
+                f"a Zarr store or a VRT; for one feature raster per scene use embed_scenes (geodino embed {path} "
+                f"--out FOLDER)"
             )
         return RasterSource(path, bands=bands, nodata=nodata)
     return CubeSource(obj, variable=variable, bands=bands, nodata=nodata)

@@ -1,0 +1,189 @@
+"""Many scenes in one `geodino embed` run: a folder, a glob, a text list of rasters, or a STAC JSON.
+
+Each scene gets its own feature raster `OUT/<scene>.tif` (computed by `embed_raster` on the scene's own grid),
+then a VRT mosaic of them (`OUT/mosaic.vrt`, or one per CRS `OUT/mosaic_EPSG_32633.vrt` when the scenes span
+several) that carries the feature rasters' metadata, so QGIS, rasterio and the `geodino embed` products read it
+like one feature raster.
+
+- Resumable per scene: with `--resume` finished scenes are skipped, a scene killed part-way resumes inside
+  (`embed_raster`'s own resume) and the others start; without it, existing outputs are refused up front.
+- Split across processes: with `world_size`/`rank` (e.g. a SLURM array: `--world-size $SLURM_ARRAY_TASK_COUNT
+  --rank $SLURM_ARRAY_TASK_ID`) rank r embeds scenes r, r + w, r + 2w, ...; whichever rank finds every scene
+  done writes the mosaic. A rank that finishes early leaves it to the last one.
+- All scenes must have the same band count (checked from their headers before any pixel is read): the vectors of
+  one run come from one input layout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from geodino.data.paths import RASTER_EXTS, resolve_paths
+from geodino.embed.config import EmbedConfig, make_config
+from geodino.embed.stac import Scene, is_stac, read_stac
+from geodino.errors import ConfigError, InputError
+
+__all__ = ["Scene", "embed_scenes", "is_many", "list_scenes", "scene_outputs"]
+
+MOSAIC = "mosaic.vrt"
+
+
+def is_many(inputs: list[str]) -> bool:
+    """Whether `geodino embed` inputs name many scenes (several paths, a folder that is not a Zarr store, a glob,
+    a `.txt` list or STAC JSON) rather than one raster or cube."""
+    from geodino.embed.sources import _is_cube_path
+
+    if len(inputs) != 1:
+        return True
+    text = str(inputs[0])
+    if is_stac(text) or any(ch in text for ch in "*?[") or text.lower().endswith(".txt"):
+        return True
+    return Path(text).expanduser().is_dir() and not _is_cube_path(text)
+
+
+def list_scenes(
+    inputs: list[str], *, asset: str | None = None, asset_bands: list[str] | None = None, exclude: Path | None = None
+) -> list[Scene]:
+    """The scenes of a run, in a stable order, with unique output names; files under `exclude` (the output folder:
+    `embed archive/ --out archive/feats/` must not take its own outputs for scenes on a rerun) are left out."""
+    if len(inputs) == 1 and is_stac(inputs[0]):
+        return read_stac(str(inputs[0]), asset, asset_bands)
+    if asset or asset_bands:
+        raise ConfigError("--asset and --asset-bands apply to STAC input (a .json ItemCollection or catalog) only")
+    paths = resolve_paths(inputs, RASTER_EXTS, what="raster", hint="pass a folder, a glob or a .txt list of the scenes")
+    if exclude is not None:
+        paths = [p for p in paths if p.startswith("/vsi") or "://" in p or not _inside(p, exclude)]
+    stems = [Path(p).stem for p in paths]
+    scenes = []
+    for p, stem in zip(paths, stems):
+        name = stem
+        if stems.count(stem) > 1:  # same file name in several folders: prefix the folder names
+            parts = Path(p).resolve().parts
+            name = "_".join((*parts[-3:-1], stem))
+        scenes.append(Scene(name, str(p), None, p))
+    names = [s.name for s in scenes]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise InputError(f"scenes {dup[0]!r} appear twice in the input list; list each raster once")
+    return scenes
+
+
+def _inside(path: str, folder: Path) -> bool:
+    return Path(path).resolve().is_relative_to(folder.resolve())
+
+
+def scene_outputs(out: str | Path) -> tuple[Path, Path]:
+    """(folder of the per-scene feature rasters, mosaic path) for `--out FOLDER` or `--out FOLDER/NAME.vrt`."""
+    out = Path(out).expanduser()
+    if out.suffix.lower() == ".vrt":
+        return out.parent, out
+    if out.suffix.lower() in (".tif", ".tiff", ".zarr"):
+        raise ConfigError(
+            f"--out {out} names one raster, but the input has many scenes; pass an output folder (--out feats/) "
+            f"or the mosaic's name (--out feats/mosaic.vrt)"
+        )
+    return out, out / MOSAIC
+
+
+def _check_band_counts(scenes: list[Scene]) -> None:
+    """All scenes readable and of one band count (headers only); one line naming two that differ."""
+    import rasterio
+
+    first: tuple[Scene, int] | None = None
+    for s in scenes:
+        try:
+            with rasterio.open(s.path) as src:
+                count = len(s.bands) if s.bands else src.count
+        except rasterio.errors.RasterioIOError as exc:
+            where = f" ({s.origin})" if s.origin and s.origin != s.path else ""
+            raise InputError(f"cannot read scene {s.path}{where}: {str(exc).splitlines()[0]}") from exc
+        if first is None:
+            first = (s, count)
+        elif count != first[1]:
+            raise InputError(
+                f"scenes of different band counts in one run: {first[0].path} has {first[1]} bands, {s.path} has "
+                f"{count}; embed them in separate runs (or choose the same bands with --bands)"
+            )
+
+
+def _mosaic(paths: list[Path], mosaic: Path) -> list[Path]:
+    """One VRT of every scene per CRS (`mosaic` itself when they share one), with the first scene's GEODINO tags."""
+    import rasterio
+
+    groups: dict[str, list[Path]] = {}
+    tags: dict[str, str] = {}
+    for p in paths:
+        with rasterio.open(p) as src:
+            key = src.crs.to_string() if src.crs else "none"
+            if not tags:
+                tags = {k: v for k, v in src.tags().items() if k.startswith("GEODINO_")}
+        groups.setdefault(key, []).append(p)
+    tags["GEODINO_INPUT"] = f"mosaic of {len(paths)} scenes"
+    from geodino.data.vrt import mosaic_vrt
+
+    if len(groups) == 1:
+        return [mosaic_vrt(paths, mosaic, metadata=tags)]
+    written = []
+    for key, group in groups.items():
+        label = "".join(ch if ch.isalnum() else "_" for ch in key)
+        written.append(mosaic_vrt(group, mosaic.with_name(f"{mosaic.stem}_{label}{mosaic.suffix}"), metadata=tags))
+    return written
+
+
+def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **options: Any) -> list[Path]:
+    """Embed every scene (this rank's share) into `config.out`/<scene>.tif and write the mosaic once all are done.
+
+    `inputs`: a folder, a glob, a `.txt` list, raster paths, or one STAC JSON (with `asset`, `asset_bands`).
+    `options` are `EmbedConfig` fields (`backbone` may also be a backbone object, loaded once for every scene).
+    Returns the mosaic path(s), or [] when other ranks still have scenes to do.
+    """
+    from geodino.embed.backbone import resolve_backbone
+    from geodino.embed.pipeline import embed_raster, work_dir_for
+
+    inputs = [str(inputs)] if isinstance(inputs, (str, Path)) else [str(i) for i in inputs]
+    backbone = options.pop("backbone", None)
+    cfg = make_config(config, backbone, None, options)
+    if not cfg.out:
+        raise ConfigError("no output given; pass --out FOLDER for the per-scene feature rasters and their mosaic")
+    folder, mosaic = scene_outputs(cfg.out)
+    scenes = list_scenes(inputs, asset=cfg.asset, asset_bands=cfg.asset_bands, exclude=folder)
+    if not scenes:
+        raise InputError(f"{' '.join(inputs)} holds no raster outside the output folder {folder}; pass the scenes")
+    outs = {s.name: folder / f"{s.name}.tif" for s in scenes}
+    _check_band_counts(scenes)
+    mine = scenes[cfg.rank :: cfg.world_size]
+    if not cfg.resume and not cfg.overwrite:  # only this rank's scenes: other ranks' outputs appear meanwhile
+        there = [outs[s.name] for s in mine if outs[s.name].exists() or work_dir_for(outs[s.name]).exists()]
+        if there:
+            raise InputError(
+                f"{len(there)} of {len(mine)} scene outputs already exist in {folder} (e.g. {there[0].name}); "
+                f"pass --resume to finish the others or --overwrite to redo all"
+            )
+    bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
+    from geodino.io import make_dirs
+
+    make_dirs(folder)
+    skipped = 0
+    for k, s in enumerate(mine, start=1):
+        out = outs[s.name]
+        if cfg.resume and not cfg.overwrite and out.exists():
+            skipped += 1
+            continue
+        if cfg.progress:
+            print(f"geodino: scene {k}/{len(mine)} {s.name} ({s.path})", file=sys.stderr)
+        scfg = dataclasses.replace(cfg, out=str(out), world_size=1, rank=0, bands=s.bands or cfg.bands)
+        embed_raster(s.path, bb, config=scfg)
+    if cfg.progress and skipped:
+        print(f"geodino: {skipped} scene(s) already done, skipped", file=sys.stderr)
+    if not all(p.exists() for p in outs.values()):
+        return []  # other ranks are still working: the last to finish writes the mosaic
+    written = _mosaic(list(outs.values()), mosaic)
+    if cfg.progress:
+        print(
+            f"geodino: wrote {len(outs)} feature rasters in {folder} and {', '.join(map(str, written))}",
+            file=sys.stderr,
+        )
+    return written
