@@ -20,7 +20,7 @@ import torch
 
 from geodino.models.frozen import FastPath, FastViT, choose_path
 
-__all__ = ["COMPILE_MIN_IMAGES", "Throughput", "accelerate", "fast_backbone", "path_of"]
+__all__ = ["COMPILE_MIN_IMAGES", "Throughput", "accelerate", "fast_backbone", "path_of", "prepare_embed"]
 
 COMPILE_MIN_IMAGES = 2000
 
@@ -63,6 +63,35 @@ def fast_backbone(backbone: Any, **kwargs: Any) -> Iterator[FastPath]:
     finally:
         backbone.model = before
         backbone.__dict__.pop("_eager_model", None)
+
+
+def prepare_embed(
+    backbone: Any,
+    *,
+    tile: int | tuple[int, int],
+    batch_size: int,
+    n_tiles: int | None = None,
+    layers: Any = "last",
+    mode: str = "auto",
+    compile: bool | None = None,
+) -> dict[str, str]:
+    """What `geodino embed` calls once per run: accelerate `backbone` in place, pay the compile warm-up on the
+    tile shape (batch_size x tile x tile) before the timed work, and return the metadata the feature raster
+    records: {"inference_path": "fast-float32-compiled" | ... | "eager", "inference_dtype": "float32" | ...}."""
+    from geodino.backbones import layer_indices
+
+    path = accelerate(backbone, mode=mode, compile=compile, n_images=n_tiles)
+    model = backbone.model
+    if isinstance(model, FastViT) and path.compile:
+        h, w = (tile, tile) if isinstance(tile, int) else tile
+        model.warmup(batch_size, h, w, layer_indices(layers, model.n_blocks))
+    dtype = path.dtype if path.enabled else ("bfloat16" if _amp(backbone) else "float32")
+    return {"inference_path": path.name, "inference_dtype": dtype}
+
+
+def _amp(backbone: Any) -> bool:
+    amp = getattr(backbone, "amp", None)
+    return bool(amp if amp is not None else _device(backbone).type == "cuda")
 
 
 def path_of(backbone: Any) -> FastPath:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from geodino.backbones import load_backbone
-from geodino.inference import accelerate, fast_backbone, path_of
+from geodino.inference import accelerate, fast_backbone, path_of, prepare_embed
 from geodino.models.frozen import FastViT
 
 
@@ -56,3 +56,14 @@ def test_probe_features_print_the_path_and_throughput(capsys, monkeypatch):
     assert torch.allclose(fast.cls, eager.cls, atol=1e-4) and torch.allclose(
         fast.patch_mean, eager.patch_mean, atol=1e-4
     )
+
+
+def test_prepare_embed_returns_the_metadata_to_record(monkeypatch):
+    monkeypatch.delenv("GEODINO_FAST", raising=False)
+    fb = load_backbone("arch:vit_tiny?seed=0&depth=1")
+    meta = prepare_embed(fb, tile=32, batch_size=2, n_tiles=4, mode="bfloat16", compile=False)
+    assert meta == {"inference_path": "fast-bfloat16", "inference_dtype": "bfloat16"}
+    assert fb.features(torch.zeros(1, 3, 32, 32))[0][0].dtype == torch.float32
+    monkeypatch.setenv("GEODINO_FAST", "0")
+    fb2 = load_backbone("arch:vit_tiny?seed=0&depth=1")
+    assert prepare_embed(fb2, tile=32, batch_size=2) == {"inference_path": "eager", "inference_dtype": "float32"}
