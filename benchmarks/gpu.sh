@@ -74,7 +74,7 @@ ssl:
     reference_iters: 125000  # the recipe's lengths scaled to this short run
 data:
   sources:
-    - {name: scene, type: raster, paths: [$PWD/$SCENE_TIF], sensor: maxar, tile_size: 256, max_nodata_fraction: 0.2}
+    - {name: scene, type: raster, paths: [$(realpath -m "$SCENE_TIF")], sensor: maxar, tile_size: 256, max_nodata_fraction: 0.2}
 EOF
 rm -rf "$OUT/pretrain"
 t0=$(date +%s.%N)
