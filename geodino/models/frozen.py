@@ -93,6 +93,8 @@ def choose_path(
     if mode == "auto":
         bf16 = amp if amp is not None else device.type == "cuda"
         mode = "bfloat16" if bf16 else "float32"
+        if mode == "float32" and device.type == "cpu" and compile is None:
+            compile = False  # float32 on CPU is GEMM-bound: compiling measured no gain (README), only a warm-up
     if mode == "int8":
         if device.type != "cpu":
             raise ConfigError(f"fast path int8 runs on CPU only (torch.ao dynamic quantisation), not on {device}")
