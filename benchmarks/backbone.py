@@ -6,6 +6,12 @@ then the three forwards run interleaved (round-robin, so load on the machine hit
 224 px, in float32 and under bfloat16 autocast, with a fixed thread count. Printed: images/s (median of the
 repeats) and the ratios geodino / transformers and geodino / timm (target >= 1.0, aim 1.1).
 
+Fast-path rows (`geodino.models.frozen.FastViT`, unless `--no-fast`): float32 rows add the fast path in float32,
+bf16 rows the fast path with bf16 weights (no autocast), both compiled with torch.compile unless `--no-compile`;
+the compile warm-up runs before the timed repeats and is printed separately. `fast/best` is the fast path over the
+best of transformers and timm in the same run (issue 15 target >= 1.2); `cos` is the lowest per-token cosine of
+its patch tokens to eager float32. `--int8` adds the opt-in int8 row (eager, compared with float32).
+
     .venv/bin/python benchmarks/backbone.py [--archs vit_small vit_base] [--batch 16] [--size 224] [--repeats 7]
 """
 
@@ -55,9 +61,46 @@ def check_agree(geo, hf, tm, x) -> float:
     return max((g - h).abs().max().item(), (g - t).abs().max().item())
 
 
-def bench(arch: str, batch: int, size: int, repeats: int, dtypes: list[str]) -> list[dict]:
-    geo, hf, tm = build_trio(arch)
-    x = torch.randn(batch, 3, size, size)
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def fast_fn(geo, x, dtype: str, compile: bool):
+    """(forward of the fast path outside autocast, its min per-token cosine to eager float32, warm-up seconds)."""
+    from geodino.models.frozen import FastPath, FastViT
+
+    fast = FastViT(geo, FastPath(True, dtype, compile=compile and dtype != "int8"))
+
+    fast = fast.to(x.device)
+
+    def fn():
+        with torch.autocast(x.device.type, enabled=False):
+            return fast.forward_features(x)
+
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        got = fn()["x_norm_patchtokens"]
+        _sync(x.device)
+        warm = time.perf_counter() - t0
+        ref = geo.forward_features(x)["x_norm_patchtokens"]
+    cos = torch.nn.functional.cosine_similarity(got, ref, dim=-1).min().item()
+    return fn, cos, warm
+
+
+def bench(
+    arch: str,
+    batch: int,
+    size: int,
+    repeats: int,
+    dtypes: list[str],
+    fast: bool,
+    compile: bool,
+    int8: bool,
+    device: torch.device,
+) -> list[dict]:
+    geo, hf, tm = (m.to(device) for m in build_trio(arch))
+    x = torch.randn(batch, 3, size, size, device=device)
     err = check_agree(geo, hf, tm, x[:2])
     fns = {
         "geodino": lambda: geo.forward_features(x),
@@ -65,19 +108,28 @@ def bench(arch: str, batch: int, size: int, repeats: int, dtypes: list[str]) -> 
         "timm": lambda: tm.forward_features(x),
     }
     rows = []
-    for dt in dtypes:
+    for dt in dtypes + (["int8"] if int8 else []):
         amp = dt == "bf16"
-        times: dict[str, list[float]] = {k: [] for k in fns}
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
-            for fn in fns.values():  # warm-up
+        run = dict(fns)
+        extra: dict = {}
+        if fast:
+            fdt = {"fp32": "float32", "bf16": "bfloat16", "int8": "int8"}[dt]
+            run["fast"], extra["cos"], extra["warmup_s"] = fast_fn(geo, x, fdt, compile)
+        if dt == "int8":  # the baselines of the int8 row are the float32 ones
+            amp = False
+        times: dict[str, list[float]] = {k: [] for k in run}
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            for fn in run.values():  # warm-up
                 fn()
             for _ in range(repeats):
-                for name, fn in fns.items():
+                for name, fn in run.items():
+                    _sync(device)
                     t0 = time.perf_counter()
                     fn()
+                    _sync(device)
                     times[name].append(time.perf_counter() - t0)
         ips = {k: batch / statistics.median(v) for k, v in times.items()}
-        rows.append({"arch": arch, "dtype": dt, "max_abs_diff": err, **ips})
+        rows.append({"arch": arch, "dtype": dt, "max_abs_diff": err, **ips, **extra})
     return rows
 
 
@@ -89,22 +141,36 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    ap.add_argument("--no-fast", dest="fast", action="store_false", help="leave out the fast-path column")
+    ap.add_argument("--no-compile", dest="compile", action="store_false", help="fast path without torch.compile")
+    ap.add_argument("--int8", action="store_true", help="add the opt-in int8 fast-path row (vs float32 baselines)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (benchmarks/gpu.sh)")
     args = ap.parse_args()
+    device = torch.device(args.device)
+    if args.int8 and device.type != "cpu":
+        ap.error("--int8 runs on CPU only")
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, {args.size} px")
+    print(f"torch {torch.__version__}, {device}, {args.threads} threads, batch {args.batch}, {args.size} px")
     head = f"| {'arch':9s} | {'dtype':5s} | geodino img/s | transformers img/s | timm img/s | "
     head += "geodino/transformers | geodino/timm |"
+    if args.fast:
+        head += " fast img/s | fast/best | cos | warm-up s |"
     print(head)
     print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|", flush=True)
     rows = []
     for arch in args.archs:
-        for r in bench(arch, args.batch, args.size, args.repeats, args.dtypes):
+        for r in bench(
+            arch, args.batch, args.size, args.repeats, args.dtypes, args.fast, args.compile, args.int8, device
+        ):
             rows.append(r)
-            print(
+            line = (
                 f"| {r['arch']:9s} | {r['dtype']:5s} | {r['geodino']:13.1f} | {r['transformers']:18.1f} | "
-                f"{r['timm']:10.1f} | {r['geodino'] / r['transformers']:20.2f} | {r['geodino'] / r['timm']:12.2f} |",
-                flush=True,
+                f"{r['timm']:10.1f} | {r['geodino'] / r['transformers']:20.2f} | {r['geodino'] / r['timm']:12.2f} |"
             )
+            if args.fast:
+                best = max(r["transformers"], r["timm"])
+                line += f" {r['fast']:10.1f} | {r['fast'] / best:9.2f} | {r['cos']:.5f} | {r['warmup_s']:9.1f} |"
+            print(line, flush=True)
     print(f"outputs agree within {max(r['max_abs_diff'] for r in rows):.1e} (float32)")
 
 

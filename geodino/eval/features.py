@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ class FeatureConfig:
     num_workers: int = 0
     cache: bool = True
     cache_dir: str = ""  # "" = the runner's OUT/feature_cache (or ~/.cache/geodino/features from Python)
+    fast: str = "auto"  # inference path: auto | off | float32 | bfloat16 | int8 (geodino.models.frozen; README)
 
 
 @dataclass
@@ -156,6 +158,8 @@ def extract_features(
     """
     from tqdm.auto import tqdm
 
+    from geodino.models.frozen import FastPath, choose_path
+
     cfg = cfg or FeatureConfig()
     if len(dataset) == 0:
         raise InputError(f"dataset {getattr(dataset, 'name', '?')} ({getattr(dataset, 'split', '?')}) has no images")
@@ -166,6 +170,13 @@ def extract_features(
         raise InputError(band_mismatch_message(backbone, c, bands, getattr(dataset, "name", "the data")))
     size = resolve_image_size(cfg.image_size, (h, w), backbone.patch_size)
     transform = f"resize={size[0]}x{size[1]},bilinear,antialias;normalize=backbone"
+    chosen = choose_path(_device_of(backbone), cfg.fast) if hasattr(backbone, "model") else None
+    if (
+        chosen is not None
+        and chosen.enabled
+        and (chosen.dtype == "int8" or (chosen.dtype == "bfloat16" and _device_of(backbone).type == "cpu"))
+    ):
+        transform += f";dtype={chosen.dtype}"  # lossy opt-in paths get their own cache entries
     layers = cfg.layers if isinstance(cfg.layers, str) else [int(i) for i in cfg.layers]
     ds_key = getattr(dataset, "key", "")
     key = cache_key(backbone, ds_key, transform, layers)
@@ -175,6 +186,8 @@ def extract_features(
         loaded = _load(path, key)
         if loaded is not None:
             return loaded
+
+    from geodino.inference import Throughput, fast_backbone
 
     loader = DataLoader(
         _Resized(dataset, size, target_key, None if cfg.image_size else (h, w)),
@@ -189,24 +202,36 @@ def extract_features(
     mean_out: list[torch.Tensor] = []
     targets: list[torch.Tensor] = []
     bar = tqdm(total=len(dataset), desc=desc, unit="img", disable=not progress, leave=False)
+    speed = Throughput()
+    # the fast inference path (geodino.models.frozen) for geodino ViTs; timm baselines and fast="off" stay eager
+    accel = fast_backbone(backbone, mode=cfg.fast, n_images=len(dataset)) if hasattr(backbone, "model") else _null()
     try:
-        for x, y in loader:
-            x = backbone.normalize(x.to(device, non_blocking=True))
-            with autocast:
-                maps, cls_tokens = backbone.features(x, layers=layers)
-            cls_out.append(torch.stack([t.float() for t in cls_tokens], dim=1).cpu())
-            mean_out.append(torch.stack([m.float().mean(dim=(-2, -1)) for m in maps], dim=1).cpu())
-            targets.append(y)
-            bar.update(len(x))
+        with accel as fast:
+            for x, y in loader:
+                x = backbone.normalize(x.to(device, non_blocking=True))
+                with autocast:
+                    maps, cls_tokens = backbone.features(x, layers=layers)
+                cls_out.append(torch.stack([t.float() for t in cls_tokens], dim=1).cpu())
+                mean_out.append(torch.stack([m.float().mean(dim=(-2, -1)) for m in maps], dim=1).cpu())
+                targets.append(y)
+                bar.update(len(x))
+                speed.add(len(x))
     finally:
         bar.close()
+    if progress:
+        print(speed.line(desc, fast or FastPath(False)), file=sys.stderr)
     fs = FeatureSet(
         cls=torch.cat(cls_out),
         patch_mean=torch.cat(mean_out),
         targets=torch.cat(targets),
         layers=layers,
         key=key,
-        meta={"dataset": ds_key, "transform": transform, "fingerprint": str(getattr(backbone, "fingerprint", ""))},
+        meta={
+            "dataset": ds_key,
+            "transform": transform,
+            "fingerprint": str(getattr(backbone, "fingerprint", "")),
+            "path": (fast or FastPath(False)).name,
+        },
     )
     if use_cache:
         _save(path, fs)

@@ -1,0 +1,84 @@
+"""Probe feature extraction speed: EuroSAT RGB at 224 px through `extract_features`, fast path vs today's eager.
+
+Each mode (`off` = the eager model as before issue 15, then the fast-path modes) extracts the same images with the
+same backbone and batch; modes alternate over `--rounds` (round-robin, so machine load hits all alike). Printed:
+images/s (median over rounds), the ratio to `off`, and the lowest CLS cosine to the `off` features. The compile
+warm-up is paid in a first untimed pass when `--compile` is given.
+
+    .venv/bin/python benchmarks/probe_features.py [--images 64] [--modes off float32 bfloat16] [--compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "eurosat_sample"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backbone", default="arch:vit_small?seed=0")
+    ap.add_argument("--images", type=int, default=64, help="images of eurosat_sample (max 200)")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--modes", nargs="+", default=["off", "float32", "bfloat16"])
+    ap.add_argument("--compile", action="store_true", help="compile the fast path (warm-up untimed)")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    if not DATA.is_dir():
+        print(f"skipped: {DATA} not found")
+        return
+    from geodino.backbones import load_backbone
+    from geodino.eval.datasets import DatasetConfig, image_folder
+    from geodino.eval.features import FeatureConfig, extract_features
+    from geodino.inference import accelerate
+
+    torch.set_num_threads(args.threads)
+    ds = image_folder(
+        DatasetConfig(root=str(DATA), max_samples=args.images, test_fraction=0.0, val_fraction=0.0), "train"
+    )
+    backbones = {}
+    for mode in args.modes:  # one backbone per mode so each keeps its compiled graphs between rounds
+        fb = load_backbone(args.backbone)
+        if mode != "off":
+            accelerate(fb, mode=mode, compile=args.compile)
+            if args.compile:
+                fb.model.warmup(args.batch, 224, 224, [fb.n_blocks - 1])
+        backbones[mode] = fb
+    cfg = {
+        m: FeatureConfig(layers="last", image_size=224, batch_size=args.batch, cache=False, fast=m) for m in args.modes
+    }
+    times: dict[str, list[float]] = {m: [] for m in args.modes}
+    feats = {}
+    for _ in range(args.rounds):
+        for m in args.modes:
+            t0 = time.perf_counter()
+            feats[m] = extract_features(backbones[m], ds, cfg[m], progress=False)
+            times[m].append(time.perf_counter() - t0)
+    n = len(ds)
+    base = n / statistics.median(times["off"]) if "off" in times else None
+    print(f"torch {torch.__version__}, {args.threads} threads, {n} EuroSAT images at 224 px, batch {args.batch}")
+    print("| mode | path | img/s | vs off | min CLS cosine to off |")
+    print("|---|---|---|---|---|")
+    for m in args.modes:
+        ips = n / statistics.median(times[m])
+        cos = (
+            torch.nn.functional.cosine_similarity(feats[m].cls[:, -1], feats["off"].cls[:, -1]).min().item()
+            if base
+            else 1.0
+        )
+        ratio = f"{ips / base:.2f}" if base else "-"
+        print(f"| {m} | {feats[m].meta['path']} | {ips:.1f} | {ratio} | {cos:.5f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Put a `FrozenBackbone` on the fast inference path (`geodino.models.frozen`) and report what ran.
+
+`accelerate(backbone)` swaps the wrapped geodino ViT for a `FastViT` in place and returns the `FastPath` used;
+`fast_backbone(backbone)` does the same for the duration of a `with` block and restores the eager model after
+(the caller may own the backbone). timm baselines and `GEODINO_FAST=0` leave the backbone unchanged ('eager').
+
+Compilation costs a warm-up (tens of seconds for ViT-S on a 2-core CPU, once per tile shape and run), so in
+'auto' mode it is used only for jobs of at least `COMPILE_MIN_IMAGES` images; smaller jobs run the prepared
+weights eagerly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from geodino.models.frozen import FastPath, FastViT, choose_path
+
+__all__ = ["COMPILE_MIN_IMAGES", "Throughput", "accelerate", "fast_backbone", "path_of", "prepare_embed"]
+
+COMPILE_MIN_IMAGES = 2000
+
+
+def _device(backbone: Any) -> torch.device:
+    p = next(backbone.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def accelerate(
+    backbone: Any, *, mode: str = "auto", compile: bool | None = None, n_images: int | None = None
+) -> FastPath:
+    """Replace `backbone.model` (a geodino ViT inside a FrozenBackbone) by its fast path, in place.
+
+    `mode`: auto | off | float32 | bfloat16 | int8 (see `choose_path`); `compile`: None = auto (on when a compiler
+    is present and, if `n_images` is given, the job has at least COMPILE_MIN_IMAGES images). Returns the path used
+    (`FastPath(enabled=False)` when the backbone stays eager)."""
+    model = backbone.model
+    if isinstance(model, FastViT):
+        return model.path
+    if getattr(backbone, "kind", "geodino") != "geodino" or not hasattr(model, "rope_embed"):
+        return FastPath(False, reason="not a geodino ViT")
+    device = _device(backbone)
+    if compile is None and n_images is not None and n_images < COMPILE_MIN_IMAGES:
+        compile = False
+    path = choose_path(device, mode, compile, getattr(backbone, "amp", None))
+    if path.enabled:
+        backbone.__dict__["_eager_model"] = model  # kept outside nn.Module registration (not a submodule)
+        backbone.model = FastViT(model, path).to(device)
+    return path
+
+
+@contextmanager
+def fast_backbone(backbone: Any, **kwargs: Any) -> Iterator[FastPath]:
+    """`accelerate(backbone, **kwargs)` for the body of a `with` block; the eager model is restored after."""
+    before = backbone.model
+    path = accelerate(backbone, **kwargs)
+    try:
+        yield path
+    finally:
+        backbone.model = before
+        backbone.__dict__.pop("_eager_model", None)
+
+
+def prepare_embed(
+    backbone: Any,
+    *,
+    tile: int | tuple[int, int],
+    batch_size: int,
+    n_tiles: int | None = None,
+    layers: Any = "last",
+    mode: str = "auto",
+    compile: bool | None = None,
+) -> dict[str, str]:
+    """What `geodino embed` calls once per run: accelerate `backbone` in place, pay the compile warm-up on the
+    tile shape (batch_size x tile x tile) before the timed work, and return the metadata the feature raster
+    records: {"inference_path": "fast-float32-compiled" | ... | "eager", "inference_dtype": "float32" | ...}."""
+    from geodino.backbones import layer_indices
+
+    path = accelerate(backbone, mode=mode, compile=compile, n_images=n_tiles)
+    model = backbone.model
+    if isinstance(model, FastViT) and path.compile:
+        h, w = (tile, tile) if isinstance(tile, int) else tile
+        model.warmup(batch_size, h, w, layer_indices(layers, model.n_blocks))
+    dtype = path.dtype if path.enabled else ("bfloat16" if _amp(backbone) else "float32")
+    return {"inference_path": path.name, "inference_dtype": dtype}
+
+
+def _amp(backbone: Any) -> bool:
+    amp = getattr(backbone, "amp", None)
+    return bool(amp if amp is not None else _device(backbone).type == "cuda")
+
+
+def path_of(backbone: Any) -> FastPath:
+    """The path a (possibly accelerated) FrozenBackbone runs."""
+    model = getattr(backbone, "model", backbone)
+    return model.path if isinstance(model, FastViT) else FastPath(False)
+
+
+class Throughput:
+    """Images and seconds of a feature job, for the one-line report `features: <path>, N images, X img/s`."""
+
+    def __init__(self) -> None:
+        self.images = 0
+        self.t0 = time.perf_counter()
+
+    def add(self, n: int) -> None:
+        self.images += n
+
+    def line(self, what: str, path: FastPath) -> str:
+        dt = max(time.perf_counter() - self.t0, 1e-9)
+        return f"{what}: path {path.name} ({path.reason or 'eager'}), {self.images} images in {dt:.1f} s, " + (
+            f"{self.images / dt:.1f} img/s"
+        )

@@ -1,0 +1,406 @@
+"""Fast inference path for a frozen DinoVisionTransformer: prepared weights, optional bf16 / int8, torch.compile.
+
+`FastViT(model)` reads the weights of a `DinoVisionTransformer` once and runs an inference-only forward with the
+same outputs (`forward_features`, `get_intermediate_layers`, official semantics; no masks, no training):
+
+- weights prepared once: the key-bias mask and LayerScale folded into the qkv / output / FFN projections
+  (`x + γ·(W y + b) = x + (γW) y + γb`), SwiGLU's two input projections fused into one matmul;
+- `dtype=torch.bfloat16` stores the matmul weights in bf16 (no per-call autocast casts) while the residual stream,
+  the norms and RoPE stay float32, as under autocast;
+- `compile=True` runs the forward through `torch.compile` (inductor; on CPU with weight freezing, which constant-
+  folds RoPE tables and prepacks weights for oneDNN). Shapes are static: each new (batch, H, W) is compiled once
+  (the warm-up), and a batch smaller than one already compiled for the same tile size is zero-padded to it instead
+  of compiling again (a partial last batch costs a padded forward, not a compile);
+- `dtype="int8"`: opt-in dynamic int8 quantisation of the projections (torch.ao, eager; fidelity measured by
+  the feature cosine to float32, see README "Fast inference").
+
+`fast_path(model, device=..., mode=...)` chooses the path (see `choose_path`) and returns a `FastViT`, or the model
+unchanged when the fast path is off: `mode="off"` or the environment variable `GEODINO_FAST=0`.
+
+Hand-written rather than a library because the official layout (storage tokens, RoPE on patch tokens only,
+masked k-bias, untied norms) is what must be reproduced; `torch.compile` does the kernel fusion.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from geodino.errors import ConfigError, InputError
+from geodino.models.layers.rope import rope_for_tokens
+
+__all__ = ["MODES", "FastPath", "FastViT", "choose_path", "fast_path"]
+
+MODES = ("auto", "off", "float32", "bfloat16", "int8")
+ENV_SWITCH = "GEODINO_FAST"  # "0" / "off" turns the fast path off everywhere; a mode name forces that mode
+
+
+@dataclass(frozen=True)
+class FastPath:
+    """Which inference path runs: `name` as printed and recorded (e.g. 'fast-bfloat16-compiled' or 'eager')."""
+
+    enabled: bool
+    dtype: str = "float32"  # float32 | bfloat16 | int8
+    compile: bool = False
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        if not self.enabled:
+            return "eager"
+        return f"fast-{self.dtype}" + ("-compiled" if self.compile else "")
+
+
+def _compiler_available(device: torch.device) -> bool:
+    """Inductor needs a C++ compiler on CPU and triton on CUDA; without them the fast path runs eagerly."""
+    if device.type == "cpu":
+        return shutil.which(os.environ.get("CXX", "g++")) is not None or shutil.which("c++") is not None
+    if device.type == "cuda":
+        import importlib.util
+
+        return importlib.util.find_spec("triton") is not None
+    return False
+
+
+def choose_path(
+    device: str | torch.device = "cpu", mode: str = "auto", compile: bool | None = None, amp: bool | None = None
+) -> FastPath:
+    """The path for `device`: `mode` 'auto' keeps today's numerics (float32 on CPU, bf16 on CUDA where the eager
+    path autocasts) with prepared weights and compilation when a compiler is present; 'float32' / 'bfloat16' /
+    'int8' force the dtype (int8: CPU only, eager); 'off' (or GEODINO_FAST=0) is the eager model as it is.
+    `amp` (the FrozenBackbone setting) picks bf16 in auto mode when set."""
+    device = torch.device(device)
+    env = os.environ.get(ENV_SWITCH, "").strip().lower()
+    if env in ("0", "off", "false", "no"):
+        return FastPath(False, reason=f"{ENV_SWITCH}={env}")
+    if env and env not in ("1", "on", "true", "yes", "auto"):
+        if env not in MODES:
+            raise ConfigError(f"{ENV_SWITCH}={env!r} is not a fast-path mode; use one of {', '.join(MODES)} or 0")
+        mode = env
+    if mode not in MODES:
+        raise ConfigError(f"fast path mode {mode!r} is not one of {', '.join(MODES)}")
+    if mode == "off":
+        return FastPath(False, reason="mode=off")
+    if mode == "auto":
+        bf16 = amp if amp is not None else device.type == "cuda"
+        mode = "bfloat16" if bf16 else "float32"
+        if mode == "float32" and device.type == "cpu" and compile is None:
+            compile = False  # float32 on CPU is GEMM-bound: compiling measured no gain (README), only a warm-up
+    if mode == "int8":
+        if device.type != "cpu":
+            raise ConfigError(f"fast path int8 runs on CPU only (torch.ao dynamic quantisation), not on {device}")
+        return FastPath(True, "int8", False, reason="int8 dynamic quantisation (eager)")
+    can = _compiler_available(device)
+    use = can if compile is None else (compile and can)
+    why = "compiled" if use else ("compile off" if compile is False else "no compiler found: eager")
+    return FastPath(True, mode, use, reason=why)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# prepared weights
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _linear(weight: Tensor, bias: Tensor | None, dtype: torch.dtype) -> nn.Linear:
+    """An inference nn.Linear holding `weight` / `bias` in `dtype` (an nn.Linear so that torch.ao can quantise it)."""
+    out_f, in_f = weight.shape
+    lin = nn.Linear(in_f, out_f, bias=bias is not None, device=weight.device, dtype=dtype)
+    with torch.no_grad():
+        lin.weight.copy_(weight)
+        if bias is not None:
+            lin.bias.copy_(bias)
+    return lin.requires_grad_(False)
+
+
+def _ls(block_ls: nn.Module, dim: int, ref: Tensor) -> Tensor:
+    gamma = getattr(block_ls, "gamma", None)
+    return gamma.detach().float() if gamma is not None else torch.ones(dim, device=ref.device)
+
+
+def _fold(lin: nn.Linear, gamma: Tensor, dtype: torch.dtype) -> nn.Linear:
+    """`γ ⊙ (W y + b)` as one linear: rows of W and b scaled by γ (exact up to float rounding)."""
+    w = lin.weight.detach().float() * gamma[:, None]
+    b = lin.bias.detach().float() * gamma if lin.bias is not None else None
+    return _linear(w, b, dtype)
+
+
+class _Norm(nn.Module):
+    """LayerNorm / RMSNorm computed in float32 on the float32 residual stream."""
+
+    def __init__(self, norm: nn.Module) -> None:
+        super().__init__()
+        self.rms = not isinstance(norm, nn.LayerNorm)
+        self.eps = float(norm.eps)
+        self.weight = nn.Parameter(norm.weight.detach().float().clone(), requires_grad=False)
+        b = getattr(norm, "bias", None)
+        self.bias = nn.Parameter(b.detach().float().clone(), requires_grad=False) if b is not None else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.rms:
+            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+        return F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, self.eps)
+
+
+class _Block(nn.Module):
+    """One pre-norm block with folded LayerScale; matmul inputs in `dtype`, residual stream float32."""
+
+    def __init__(self, blk: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        attn = blk.attn
+        dim = attn.qkv.in_features
+        self.num_heads = attn.num_heads
+        self.head_dim = dim // attn.num_heads
+        self.dtype = dtype
+        self.norm1 = _Norm(blk.norm1)
+        self.norm2 = _Norm(blk.norm2)
+        qkv_b = attn.qkv.bias
+        if qkv_b is not None and hasattr(attn.qkv, "bias_mask"):
+            qkv_b = qkv_b * attn.qkv.bias_mask.to(qkv_b.dtype)
+        self.qkv = _linear(attn.qkv.weight.detach().float(), None if qkv_b is None else qkv_b.detach().float(), dtype)
+        g1 = _ls(blk.ls1, dim, attn.qkv.weight)
+        g2 = _ls(blk.ls2, dim, attn.qkv.weight)
+        self.proj = _fold(attn.proj, g1, dtype)
+        mlp = blk.mlp
+        self.swiglu = hasattr(mlp, "w3")
+        if self.swiglu:
+            w12 = torch.cat([mlp.w1.weight.detach(), mlp.w2.weight.detach()]).float()
+            b12 = None if mlp.w1.bias is None else torch.cat([mlp.w1.bias.detach(), mlp.w2.bias.detach()]).float()
+            self.fc1 = _linear(w12, b12, dtype)
+            self.fc2 = _fold(mlp.w3, g2, dtype)
+        else:
+            self.fc1 = _linear(mlp.fc1.weight.detach().float(), _opt(mlp.fc1.bias), dtype)
+            self.fc2 = _fold(mlp.fc2, g2, dtype)
+
+    def forward(self, x: Tensor, sin: Tensor, cos: Tensor) -> Tensor:
+        B, N, D = x.shape
+        qkv = self.qkv(self.norm1(x).to(self.dtype)).view(B, N, 3, self.num_heads, self.head_dim)
+        qk = qkv[:, :, :2].float()  # RoPE in float32 (the released RoPE dtype), as official
+        q1, q2 = qk.chunk(2, dim=-1)
+        qk = torch.cat([q1 * cos - q2 * sin, q2 * cos + q1 * sin], dim=-1).to(self.dtype)
+        q, k, v = qk[:, :, 0], qk[:, :, 1], qkv[:, :, 2]
+        a = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        x = x + self.proj(a.transpose(1, 2).reshape(B, N, D)).float()
+        h = self.fc1(self.norm2(x).to(self.dtype))
+        if self.swiglu:
+            h1, h2 = h.chunk(2, dim=-1)
+            h = F.silu(h1) * h2
+        else:
+            h = F.gelu(h)
+        return x + self.fc2(h).float()
+
+
+def _opt(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.detach().float()
+
+
+class _Core(nn.Module):
+    """The prepared network: tokens -> outputs of the chosen blocks (normed or not) and the final pre-norm tokens."""
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.dtype = dtype
+        pe = model.patch_embed.proj
+        self.patch_w = nn.Parameter(pe.weight.detach().to(dtype).clone(), requires_grad=False)
+        self.patch_b = (
+            nn.Parameter(pe.bias.detach().float().clone(), requires_grad=False) if pe.bias is not None else None
+        )
+        self.patch_size = int(model.patch_size)
+        prefix = [model.cls_token.detach().float()]
+        if model.n_storage_tokens > 0:
+            prefix.append(model.storage_tokens.detach().float())
+        self.prefix = nn.Parameter(torch.cat(prefix, dim=1).clone(), requires_grad=False)  # [1, 1+R, D]
+        self.rope_embed = copy.deepcopy(model.rope_embed).eval()  # eval: deterministic sin/cos (no augmentation)
+        self.n_prefix = int(model.n_prefix_tokens)
+        self.blocks = nn.ModuleList(_Block(b, dtype) for b in model.blocks)
+        self.norm = _Norm(model.norm)
+        self.cls_norm = _Norm(model.cls_norm) if getattr(model, "cls_norm", None) is not None else None
+
+    def apply_norm(self, x: Tensor) -> Tensor:
+        if self.cls_norm is None:
+            return self.norm(x)
+        k = self.n_prefix
+        return torch.cat([self.cls_norm(x[:, :k]), self.norm(x[:, k:])], dim=1)
+
+    def forward(self, x: Tensor, take: tuple[int, ...], norm: bool) -> tuple[list[Tensor], Tensor]:
+        p = self.patch_size
+        H, W = x.shape[-2] // p, x.shape[-1] // p
+        t = F.conv2d(x.to(self.dtype), self.patch_w, None, stride=p).flatten(2).transpose(1, 2).float()
+        if self.patch_b is not None:
+            t = t + self.patch_b
+        t = torch.cat([self.prefix.expand(t.shape[0], -1, -1), t], dim=1)
+        sin, cos = rope_for_tokens(self.rope_embed(H=H, W=W), self.n_prefix)
+        sin, cos = sin[:, None, None, :].float(), cos[:, None, None, :].float()  # broadcast over (q|k, heads)
+        taken = []
+        for i, blk in enumerate(self.blocks):
+            t = blk(t, sin, cos)
+            if i in take:
+                taken.append(self.apply_norm(t) if norm else t)
+        return taken, t
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# public wrapper
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class FastViT(nn.Module):
+    """Inference-only stand-in for a DinoVisionTransformer (same attributes, `forward_features` and
+    `get_intermediate_layers`); outputs are float32 whatever the internal dtype."""
+
+    def __init__(self, model: nn.Module, path: FastPath | None = None) -> None:
+        super().__init__()
+        if not hasattr(model, "blocks") or not hasattr(model, "rope_embed"):
+            raise ConfigError(f"{type(model).__name__} is not a geodino DinoVisionTransformer; the fast path needs one")
+        self.path = path or FastPath(True)
+        dtype = torch.bfloat16 if self.path.dtype == "bfloat16" else torch.float32
+        for name in ("patch_size", "embed_dim", "in_chans", "n_blocks", "num_heads", "n_storage_tokens", "config"):
+            setattr(self, name, getattr(model, name))
+        self.num_features = self.embed_dim
+        self.n_prefix_tokens = int(model.n_prefix_tokens)
+        self._check_input = model.patch_embed.check_input
+        with torch.no_grad():
+            self.core = _Core(model, dtype).eval()
+        if self.path.dtype == "int8":
+            self.core = _quantize_int8(self.core)
+        self._compiled: Any = None
+        self._shapes: dict[tuple[int, int, torch.dtype], int] = {}  # (H, W, dtype) -> largest batch compiled
+        self.eval()
+
+    @property
+    def path_name(self) -> str:
+        return self.path.name
+
+    def train(self, mode: bool = True) -> FastViT:
+        """Always in eval mode (inference only)."""
+        return super().train(False)
+
+    def _run(self, x: Tensor, take: tuple[int, ...], norm: bool) -> tuple[list[Tensor], Tensor]:
+        self._check_input(x)
+        x = x.float()
+        if not self.path.compile:
+            with torch.no_grad():
+                return self.core(x, take, norm)
+        if self._compiled is None:
+            self._compiled = _compile(self.core, x.device)
+        B, _, H, W = x.shape
+        key = (H, W, x.dtype)
+        seen = self._shapes.get(key, 0)
+        pad = 0 < B < seen
+        if pad:  # reuse the graph compiled for the larger batch rather than compiling (minutes) for this one
+            x = torch.cat([x, x.new_zeros((seen - B, *x.shape[1:]))])
+        else:
+            self._shapes[key] = B
+        with torch.no_grad():
+            taken, last = self._compiled(x, take, norm)
+        if pad:
+            taken, last = [t[:B] for t in taken], last[:B]
+        return taken, last
+
+    def warmup(self, batch: int, height: int, width: int, layers: Sequence[int] | None = None) -> None:
+        """Compile (or run once) for a tile shape ahead of the timed work; the cost is paid once per run."""
+        x = torch.zeros(batch, self.in_chans, height, width, device=self.core.prefix.device)
+        self._run(x, tuple(layers) if layers is not None else (self.n_blocks - 1,), True)
+
+    @torch.no_grad()
+    def forward_features(self, x: Tensor, masks: Tensor | None = None) -> dict[str, Any]:
+        """Official `forward_features` dict for one batch (masks are a training feature: not supported)."""
+        if masks is not None or not isinstance(x, Tensor):
+            raise InputError("the fast inference path takes one image batch without masks; use the eager model")
+        _, last = self._run(x, (), False)
+        normed = self.core.apply_norm(last)
+        n = self.n_prefix_tokens
+        return {
+            "x_norm_clstoken": normed[:, 0],
+            "x_storage_tokens": normed[:, 1:n],
+            "x_norm_patchtokens": normed[:, n:],
+            "x_prenorm": last,
+            "masks": None,
+        }
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_features(x)["x_norm_clstoken"]
+
+    @torch.no_grad()
+    def get_intermediate_layers(
+        self,
+        x: Tensor,
+        *,
+        n: int | Sequence[int] = 1,
+        reshape: bool = False,
+        return_class_token: bool = False,
+        return_extra_tokens: bool = False,
+        norm: bool = True,
+    ) -> tuple[Any, ...]:
+        """As `DinoVisionTransformer.get_intermediate_layers` (official semantics and return form)."""
+        depth = self.n_blocks
+        take = list(range(depth - n, depth)) if isinstance(n, int) else [int(i) for i in n]
+        if not take or any(i < 0 or i >= depth for i in take):
+            raise InputError(f"layers {n!r} out of range for a backbone with {depth} blocks (valid 0..{depth - 1})")
+        taken, _ = self._run(x, tuple(sorted(set(take))), norm)
+        by_index = dict(zip(sorted(set(take)), taken))
+        outputs = [by_index[i] for i in take]
+        k = self.n_prefix_tokens
+        class_tokens = [o[:, 0] for o in outputs]
+        extra_tokens = [o[:, 1:k] for o in outputs]
+        outputs = [o[:, k:] for o in outputs]
+        if reshape:
+            B, _, h, w = x.shape
+            p = self.patch_size
+            outputs = [o.reshape(B, h // p, w // p, -1).permute(0, 3, 1, 2).contiguous() for o in outputs]
+        if return_class_token and return_extra_tokens:
+            return tuple(zip(outputs, class_tokens, extra_tokens))
+        if return_class_token:
+            return tuple(zip(outputs, class_tokens))
+        if return_extra_tokens:
+            return tuple(zip(outputs, extra_tokens))
+        return tuple(outputs)
+
+
+def _compile(core: nn.Module, device: torch.device) -> Any:
+    """torch.compile of the core, static shapes. CPU: inductor weight freezing (constant folding + oneDNN weight
+    prepacking; needs no-grad, which `_run` guarantees). CUDA: default inductor options (SDPA keeps its flash /
+    memory-efficient kernels, nothing CPU-specific applies)."""
+    options = {"freezing": True} if device.type == "cpu" else None
+    return torch.compile(core, dynamic=False, options=options)
+
+
+def _quantize_int8(core: nn.Module) -> nn.Module:
+    """Dynamic int8 quantisation of every projection (weights int8 per tensor, activations quantised per call)."""
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():  # torch.ao eager quantisation is deprecated in favour of torchao (not a dependency)
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(core, {nn.Linear}, dtype=torch.qint8)
+
+
+def fast_path(
+    model: nn.Module,
+    *,
+    device: str | torch.device | None = None,
+    mode: str = "auto",
+    compile: bool | None = None,
+    amp: bool | None = None,
+) -> nn.Module:
+    """`model` behind the path `choose_path` picks: a `FastViT` (attribute `path_name`), or `model` itself when the
+    fast path is off or the model is not a geodino ViT in eval use (e.g. a timm baseline)."""
+    if device is None:
+        p = next(model.parameters(), None)
+        device = p.device if p is not None else torch.device("cpu")
+    path = choose_path(device, mode, compile, amp)
+    if not path.enabled or not hasattr(model, "rope_embed"):
+        return model
+    return FastViT(model, path).to(device)
+
+
+def path_name(model: nn.Module) -> str:
+    """'fast-…' for a FastViT, 'eager' otherwise (what embed and probes print and record)."""
+    return getattr(model, "path_name", "eager")

@@ -1,0 +1,129 @@
+"""Fast inference path (geodino.models.frozen): outputs equal the eager model's, lossy paths within a cosine."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from geodino.errors import ConfigError, InputError
+from geodino.models import build_model
+from geodino.models.frozen import FastPath, FastViT, choose_path, fast_path, path_name
+
+
+def trained_like(depth: int = 3, **kw) -> torch.nn.Module:
+    """A tiny ViT whose LayerScale, biases and norms are far from their init, so every folded term matters."""
+    torch.manual_seed(0)
+    m = build_model("vit_tiny", depth=depth, **kw).eval()
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if name.endswith(("gamma", "bias")) or "norm" in name:
+                p.add_(torch.randn_like(p) * 0.3)
+    return m
+
+
+VARIANTS = {
+    "official": {},
+    "swiglu_untied_rms": {"ffn_layer": "swiglu", "untie_cls_and_patch_norms": True, "norm_layer": "rmsnorm"},
+    "no_storage_no_ls": {"n_storage_tokens": 0, "layerscale_init": None, "mask_k_bias": False},
+}
+
+
+def _max_diff(a, b) -> float:
+    return max(((x - y).abs().max().item() if x.numel() else 0.0) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_float32_fast_path_matches_eager_within_1e4(variant):
+    m = trained_like(**VARIANTS[variant])
+    fast = FastViT(m, FastPath(True, "float32"))
+    x = torch.randn(2, 3, 64, 48)
+    ref = m.get_intermediate_layers(x, n=[0, 2], reshape=True, return_class_token=True, return_extra_tokens=True)
+    out = fast.get_intermediate_layers(x, n=[0, 2], reshape=True, return_class_token=True, return_extra_tokens=True)
+    assert len(out) == 2 and out[0][0].shape == (2, 192, 4, 3)
+    for o, r in zip(out, ref):
+        assert _max_diff(o, r) < 1e-4
+    # unnormed intermediate layers and the forward_features dict
+    for o, r in zip(fast.get_intermediate_layers(x, n=2, norm=False), m.get_intermediate_layers(x, n=2, norm=False)):
+        assert (o - r).abs().max().item() < 1e-4
+    ff, rf = fast.forward_features(x), m.forward_features(x)
+    for key in ("x_norm_clstoken", "x_storage_tokens", "x_norm_patchtokens", "x_prenorm"):
+        assert ff[key].shape == rf[key].shape
+        assert ff[key].numel() == 0 or (ff[key] - rf[key]).abs().max().item() < 1e-4, key
+    assert torch.allclose(fast(x), m(x), atol=1e-4)
+
+
+def test_fast_path_keeps_the_model_untouched_and_rejects_masks():
+    m = trained_like()
+    m.train()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    fast = FastViT(m, FastPath(True))
+    assert m.training and m.rope_embed.training  # the eager model's modes are not changed
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+    assert not fast.train().training
+    with pytest.raises(InputError, match="without masks"):
+        fast.forward_features(torch.randn(1, 3, 32, 32), masks=torch.zeros(1, 4, dtype=torch.bool))
+    with pytest.raises(InputError, match="not a multiple of the patch size"):
+        fast.forward_features(torch.randn(1, 3, 30, 32))
+    with pytest.raises(InputError, match="out of range"):
+        fast.get_intermediate_layers(torch.randn(1, 3, 32, 32), n=[5])
+
+
+@pytest.mark.parametrize(("dtype", "min_cos"), [("bfloat16", 0.999), ("int8", 0.995)])
+def test_lossy_paths_stay_within_a_measured_cosine(dtype, min_cos):
+    """bf16 weights / int8 dynamic quantisation: per-token cosine to float32 (README: 0.99999+ on ViT-S)."""
+    m = trained_like()
+    fast = FastViT(m, FastPath(True, dtype))
+    x = torch.randn(2, 3, 64, 64)
+    got = fast.forward_features(x)["x_norm_patchtokens"]
+    ref = m.forward_features(x)["x_norm_patchtokens"]
+    assert got.dtype == torch.float32
+    cos = F.cosine_similarity(got, ref, dim=-1)
+    assert cos.min().item() > min_cos
+    assert (got - ref).abs().max().item() > 1e-6  # really ran in lower precision
+    if dtype == "bfloat16":
+        assert fast.core.blocks[0].qkv.weight.dtype == torch.bfloat16
+        assert fast.core.norm.weight.dtype == torch.float32
+
+
+def test_compiled_path_matches_eager_and_pads_a_smaller_last_batch():
+    """torch.compile (inductor, freezing on CPU): one compile for batch 2, batch 1 reuses it (zero-padded)."""
+    pytest.importorskip("torch._inductor")
+    m = trained_like(depth=1)
+    path = choose_path("cpu", "float32")
+    if not path.compile:
+        pytest.skip("no C++ compiler for inductor")
+    fast = FastViT(m, path)
+    x = torch.randn(2, 3, 32, 32)
+    for batch in (x, x[:1]):
+        out = fast.get_intermediate_layers(batch, n=1, return_class_token=True)[0]
+        ref = m.get_intermediate_layers(batch, n=1, return_class_token=True)[0]
+        assert out[0].shape == ref[0].shape
+        assert _max_diff(out, ref) < 1e-4
+    assert fast._shapes == {(32, 32, torch.float32): 2}
+
+
+def test_choose_path_modes_and_switch(monkeypatch):
+    monkeypatch.delenv("GEODINO_FAST", raising=False)
+    assert choose_path("cpu").dtype == "float32" and choose_path("cpu").enabled
+    assert choose_path("cpu", amp=True).dtype == "bfloat16"
+    assert choose_path("cuda").dtype == "bfloat16"  # as the eager path's autocast on CUDA
+    assert choose_path("cpu", "int8").name == "fast-int8"
+    assert not choose_path("cpu", compile=False).compile
+    assert not choose_path("cpu", "off").enabled and choose_path("cpu", "off").name == "eager"
+    with pytest.raises(ConfigError, match="CPU only"):
+        choose_path("cuda", "int8")
+    with pytest.raises(ConfigError, match="not one of auto, off"):
+        choose_path("cpu", "fp8")
+    monkeypatch.setenv("GEODINO_FAST", "0")
+    assert not choose_path("cpu", "bfloat16").enabled
+    m = trained_like()
+    assert fast_path(m) is m and path_name(m) == "eager"
+    monkeypatch.setenv("GEODINO_FAST", "int8")
+    assert choose_path("cpu").dtype == "int8"
+    monkeypatch.setenv("GEODINO_FAST", "turbo")
+    with pytest.raises(ConfigError, match="GEODINO_FAST='turbo'"):
+        choose_path("cpu")
+    monkeypatch.setenv("GEODINO_FAST", "1")
+    fast = fast_path(m, compile=False)
+    assert isinstance(fast, FastViT) and path_name(fast) == "fast-float32"

@@ -1,0 +1,69 @@
+"""geodino.inference: a FrozenBackbone on the fast path gives the eager features; probes report the path."""
+
+from __future__ import annotations
+
+import torch
+
+from geodino.backbones import load_backbone
+from geodino.inference import accelerate, fast_backbone, path_of, prepare_embed
+from geodino.models.frozen import FastViT
+
+
+def test_accelerate_swaps_in_place_and_features_agree(monkeypatch):
+    monkeypatch.delenv("GEODINO_FAST", raising=False)
+    fb = load_backbone("arch:vit_tiny?seed=0&depth=2")
+    x = fb.normalize(torch.rand(2, 3, 32, 32))
+    maps, cls = fb.features(x, "four_last")
+    eager = fb.model
+    path = accelerate(fb, compile=False)
+    assert path.name == "fast-float32" and isinstance(fb.model, FastViT) and path_of(fb) == path
+    assert not any(n.startswith("_eager_model") for n, _ in fb.named_modules())  # not a hidden submodule
+    maps2, cls2 = fb.features(x, "four_last")
+    for a, b in zip(maps + cls, maps2 + cls2):
+        assert (a - b).abs().max().item() < 1e-4
+    assert accelerate(fb) == path  # idempotent
+    del eager
+
+
+def test_fast_backbone_restores_and_skips_small_compiles(monkeypatch):
+    monkeypatch.delenv("GEODINO_FAST", raising=False)
+    fb = load_backbone("arch:vit_tiny?seed=0&depth=1")
+    eager = fb.model
+    with fast_backbone(fb, n_images=10) as path:
+        assert isinstance(fb.model, FastViT) and not path.compile  # 10 images: not worth a compile
+    assert fb.model is eager and path_of(fb).name == "eager"
+    with fast_backbone(fb, mode="off") as path:
+        assert not path.enabled and fb.model is eager
+
+
+def test_probe_features_print_the_path_and_throughput(capsys, monkeypatch):
+    from geodino.eval.datasets import ProbeDataset
+    from geodino.eval.features import FeatureConfig, extract_features
+
+    monkeypatch.delenv("GEODINO_FAST", raising=False)
+    imgs = [torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(i)) for i in range(5)]
+    ds = ProbeDataset(
+        name="toy", root="/toy", split="train", classes=["a", "b"], bands=["R", "G", "B"], length=5,
+        getter=lambda i: {"image": imgs[i], "label": torch.tensor(i % 2)},
+    )  # fmt: skip
+    fb = load_backbone("arch:vit_tiny?seed=0&depth=2")
+    fast = extract_features(fb, ds, FeatureConfig(layers="last", batch_size=2, cache=False), desc="toy")
+    err = capsys.readouterr().err
+    assert "toy: path fast-float32" in err and "5 images" in err and "img/s" in err
+    assert fast.meta["path"] == "fast-float32"
+    eager = extract_features(fb, ds, FeatureConfig(layers="last", batch_size=2, cache=False, fast="off"))
+    assert eager.meta["path"] == "eager" and "path eager" in capsys.readouterr().err
+    assert torch.allclose(fast.cls, eager.cls, atol=1e-4) and torch.allclose(
+        fast.patch_mean, eager.patch_mean, atol=1e-4
+    )
+
+
+def test_prepare_embed_returns_the_metadata_to_record(monkeypatch):
+    monkeypatch.delenv("GEODINO_FAST", raising=False)
+    fb = load_backbone("arch:vit_tiny?seed=0&depth=1")
+    meta = prepare_embed(fb, tile=32, batch_size=2, n_tiles=4, mode="bfloat16", compile=False)
+    assert meta == {"inference_path": "fast-bfloat16", "inference_dtype": "bfloat16"}
+    assert fb.features(torch.zeros(1, 3, 32, 32))[0][0].dtype == torch.float32
+    monkeypatch.setenv("GEODINO_FAST", "0")
+    fb2 = load_backbone("arch:vit_tiny?seed=0&depth=1")
+    assert prepare_embed(fb2, tile=32, batch_size=2) == {"inference_path": "eager", "inference_dtype": "float32"}
