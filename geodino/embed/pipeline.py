@@ -327,6 +327,7 @@ def _embed(input: Any, cfg: EmbedConfig, out_path: Path, work: Path, t0: float, 
     bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
     prep = prepare(input, cfg, bb)
     plan = prep.plan
+    prep.meta.update(_inference_path(bb, cfg, plan))
     if cfg.workers > 1:
         _spawn_workers(input, bb, cfg, work, prep)
     else:
@@ -372,6 +373,26 @@ def _embed(input: Any, cfg: EmbedConfig, out_path: Path, work: Path, t0: float, 
             file=sys.stderr,
         )
     return out_path
+
+
+def _inference_path(bb: Any, cfg: EmbedConfig, plan: Plan) -> dict[str, str]:
+    """Put a geodino ViT on the fast inference path (`geodino.inference`; GEODINO_FAST=0 turns it off) and return
+    what the feature raster records: {"inference_path", "inference_dtype"}. Other backbones stay as given."""
+    if getattr(bb, "kind", None) != "geodino" or not hasattr(bb, "model"):
+        return {"inference_path": "eager", "inference_dtype": "bfloat16" if cfg.amp else "float32"}
+    from geodino.inference import prepare_embed
+
+    meta = prepare_embed(
+        bb,
+        tile=cfg.tile,
+        batch_size=cfg.batch_size,
+        n_tiles=plan.n_tiles,
+        layers=parse_layers(cfg.layers),
+        mode="bfloat16" if cfg.amp else "auto",
+    )
+    if cfg.progress and cfg.rank == 0:
+        print(f"geodino: inference path {meta['inference_path']} ({meta['inference_dtype']})", file=sys.stderr)
+    return meta
 
 
 def _valid_note(n_valid: int | None, plan: Plan) -> str:

@@ -339,3 +339,27 @@ def test_spawned_workers_equal_one(tmp_path, conv_bb):
     ref = read_all(embed_raster(src, conv_bb, tmp_path / "ref.zarr", tile=32, overlap=8, chunk=8, **FAST))[0]
     out = embed_raster(src, conv_bb, tmp_path / "par.zarr", tile=32, overlap=8, chunk=8, workers=2, **FAST)
     np.testing.assert_array_equal(read_all(out)[0], ref)
+
+
+def test_geodino_vit_runs_the_fast_path_and_records_it(tmp_path, monkeypatch):
+    """A geodino ViT embeds through geodino.inference's fast path (GEODINO_FAST=0: eager); same features to 1e-4,
+    and the raster says which path and dtype made it."""
+    import rasterio
+    import torch
+
+    from geodino.backbones import load_backbone
+
+    src = write_tif(tmp_path / "in.tif", random_image(64, 64))
+    torch.manual_seed(0)
+    opts = dict(tile=32, overlap=8, **FAST)
+    out = {}
+    for fast in ("1", "0"):
+        monkeypatch.setenv("GEODINO_FAST", fast)
+        bb = load_backbone("arch:vit_tiny?depth=2&patch_size=8&layerscale_init=1.0")
+        out[fast] = embed_raster(src, bb, tmp_path / f"f{fast}.tif", **opts)
+        torch.manual_seed(0)
+    with rasterio.open(out["1"]) as a, rasterio.open(out["0"]) as b:
+        assert a.tags()["GEODINO_INFERENCE_PATH"].startswith("fast-float32")
+        assert b.tags()["GEODINO_INFERENCE_PATH"] == "eager"
+        assert a.tags()["GEODINO_INFERENCE_DTYPE"] == b.tags()["GEODINO_INFERENCE_DTYPE"] == "float32"
+        np.testing.assert_allclose(a.read(), b.read(), atol=1e-4)
