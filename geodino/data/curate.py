@@ -117,7 +117,7 @@ class _Tiles:
             self.windows = None
             self.table = {"path": [str(Path(f).resolve()) for f in self.files]}
         else:
-            from geodino.data.rasters import RasterArchive
+            from geodino.data.archive import RasterArchive
             from geodino.data.tiling import TileSampler
 
             self.archive = RasterArchive(cfg.paths, sensor=cfg.sensor, bands=cfg.bands, progress=False)

@@ -280,7 +280,7 @@ def _build_with_sensor(cfg: Any, sensor: Sensor, build_source: Any) -> Any:
     if cfg.type == "raster":
         from types import SimpleNamespace
 
-        from geodino.data.rasters import RasterArchive
+        from geodino.data.archive import RasterArchive
 
         archive = RasterArchive(
             cfg.paths,

@@ -81,7 +81,7 @@ def read_input(
             "path": str(path),
             "bands": list(s.bands),
         }
-    from geodino.data.rasters import RasterArchive
+    from geodino.data.archive import RasterArchive
 
     archive = RasterArchive(
         [str(path)], sensor=sensor, bands=bands, band_names=band_names, require_crs=False, progress=False
