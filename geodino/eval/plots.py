@@ -38,7 +38,7 @@ def plot_confusion(cm: list[list[int]], classes: list[str], path: str | Path, ti
                     color = "white" if norm[i, j] > 0.5 else "black"
                     ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7, color=color)
     fig.colorbar(im, ax=ax, fraction=0.046)
-    save_figure(fig, path, dpi=120)
+    save_figure(fig, path, dpi=120, format="png")
 
 
 def plot_scatter(pairs: list[tuple[np.ndarray, np.ndarray]], path: Path, metrics: dict[str, float]) -> None:
@@ -57,7 +57,7 @@ def plot_scatter(pairs: list[tuple[np.ndarray, np.ndarray]], path: Path, metrics
     ax.set_ylabel("predicted height (m)")
     ax.set_title(f"MAE {metrics['MAE']:.2f} m  RMSE {metrics['RMSE']:.2f} m  R2 {metrics['R2']:.2f}", fontsize=9)
     fig.colorbar(hb, ax=ax, label="pixels")
-    save_figure(fig, path, dpi=100)
+    save_figure(fig, path, dpi=100, format="png")
 
 
 def plot_maps(
@@ -95,7 +95,7 @@ def plot_maps(
             ax.add_patch(Rectangle((c - 0.5, r - 0.5), side, side, fill=False, ec="white", lw=1, ls="--"))
         ax.set_title(title, fontsize=9)
         ax.axis("off")
-    save_figure(fig, path, dpi=100)
+    save_figure(fig, path, dpi=100, format="png")
 
 
 def plot_boxes(image: Tensor, truth: Tensor | None, pred: dict[str, Tensor], threshold: float, path: Path) -> None:
@@ -113,7 +113,7 @@ def plot_boxes(image: Tensor, truth: Tensor | None, pred: dict[str, Tensor], thr
             ax.text(b[0], b[1], f"{s:.2f}", color="red", fontsize=6, va="bottom")
     ax.set_title(f"reference (green) and predictions >= {threshold} (red)", fontsize=9)
     ax.axis("off")
-    save_figure(fig, path, dpi=100)
+    save_figure(fig, path, dpi=100, format="png")
 
 
 def plot_examples(items: list[tuple[Tensor, Tensor, Tensor]], k: int, ignore: int, path: Path) -> None:
@@ -130,4 +130,4 @@ def plot_examples(items: list[tuple[Tensor, Tensor, Tensor]], k: int, ignore: in
         for ax, title in zip(row, ("image", "truth", "prediction")):
             ax.set_title(title)
             ax.axis("off")
-    save_figure(fig, path, dpi=100)
+    save_figure(fig, path, dpi=100, format="png")

@@ -308,20 +308,13 @@ class Schedules:
 
     def plot(self, path: str) -> None:
         """Save a figure of every schedule over the run (a quick check of a config before launching it)."""
-        import matplotlib
+        from geodino.viz.figures import pyplot, save_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from geodino.io import atomic_path
-
+        plt = pyplot()
         names = ["lr", "last_layer_lr", "weight_decay", "momentum", "teacher_temp", "dino_local_weight", "gram_weight"]
         fig, axes = plt.subplots(len(names), 1, figsize=(7, 1.6 * len(names)), sharex=True)
         for ax, name in zip(axes, names):
             ax.plot(getattr(self, name).values)
             ax.set_ylabel(name, fontsize=8)
         axes[-1].set_xlabel("iteration")
-        fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1])
-        plt.close(fig)
+        save_figure(fig, path, dpi=None, format=str(path).rsplit(".", 1)[-1])

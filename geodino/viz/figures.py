@@ -22,17 +22,22 @@ def pyplot() -> Any:
     return plt
 
 
-def save_figure(fig: Any, path: str | Path, *, dpi: int = 100, tight: bool = True, **savefig: Any) -> Path:
-    """Lay out (tight_layout), write `fig` to `path` atomically (format from the suffix, PNG by default), close it."""
+def save_figure(
+    fig: Any, path: str | Path, *, dpi: int | None = 100, format: str | None = None, tight: bool = True, **savefig: Any
+) -> Path:
+    """Lay out (tight_layout), write `fig` to `path` atomically and close it; `format` defaults to the suffix
+    (PNG without one), `dpi=None` keeps the figure's own."""
     from geodino.io import atomic_path
 
     path = Path(path)
     if tight:
         fig.tight_layout()
-    fmt = path.suffix.lstrip(".").lower() or "png"
+    fmt = format or path.suffix.lstrip(".").lower() or "png"
+    if dpi is not None:
+        savefig["dpi"] = dpi
     try:
         with atomic_path(path, overwrite=True) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=dpi, **savefig)
+            fig.savefig(tmp, format=fmt, **savefig)
     finally:
         pyplot().close(fig)
     return path
