@@ -51,8 +51,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from geodino.backbones import load_backbone
-    from geodino.eval.classification import LinearConfig, linear_probe
     from geodino.eval.features import FeatureConfig, extract_features
+    from geodino.eval.linear import LinearConfig, linear_probe
 
     ds, what = _dataset(200)
     bb = load_backbone(args.backbone)

@@ -72,7 +72,7 @@ def bench_reader(paths: list[str], tile: int, n: int, sensor: str | None) -> dic
     import rasterio
     from rasterio.windows import Window
 
-    from geodino.data.rasters import RasterArchive
+    from geodino.data.archive import RasterArchive
 
     wins = _windows(paths, tile, n)
     results: dict[str, float] = {}

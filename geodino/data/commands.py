@@ -172,7 +172,7 @@ def _sensors(args: argparse.Namespace) -> int:
 def _index(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from geodino.data.rasters import RasterArchive
+    from geodino.data.archive import RasterArchive
 
     archive = RasterArchive(args.paths, sensor=args.sensor, on_error=args.on_error, require_crs=False, uniform=False)
     crs = Counter()

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from geodino.data.rasters import SceneGrid, stream_id
 from geodino.data.sensors import Sensor, get_sensor
 from geodino.data.validity import valid_pixels
 from geodino.errors import InputError
@@ -28,7 +29,7 @@ _X_DIMS = ("x", "lon", "longitude", "easting")
 
 
 @dataclasses.dataclass
-class CubeScene:
+class CubeScene(SceneGrid):
     """One opened store: the array (dims ordered time?, band, y, x), its grid and metadata."""
 
     path: str
@@ -42,17 +43,6 @@ class CubeScene:
     times: list[str]
     nodata: float | None
     chunks: tuple[int, int] | None  # (y, x) chunk shape
-
-    @property
-    def affine(self) -> Any:
-        from affine import Affine
-
-        return Affine(*self.transform[:6])
-
-    @property
-    def res(self) -> tuple[float, float]:
-        a, b, _, d, e, _ = self.transform[:6]
-        return (float(np.hypot(a, d)), float(np.hypot(b, e)))
 
 
 def _open_dataset(path: str) -> Any:
@@ -89,20 +79,70 @@ def open_cube(
     import rioxarray  # noqa: F401 - registers the .rio accessor
 
     ds = _open_dataset(path)
-    if variable is None and bands and all(b in ds.data_vars for b in bands):
+    per_band_variables = variable is None and bool(bands) and all(b in ds.data_vars for b in bands)
+    if per_band_variables:
         da = ds[list(bands)].to_dataarray(dim="band")  # one variable per band
         band_dim = "band"
     else:
-        if variable is None:
-            cands = [v for v in ds.data_vars if ds[v].ndim >= 2 and v != "spatial_ref"]
-            if not cands:
-                raise InputError(f"datacube {path} has no 2-D or larger data variable; set `variable:`")
-            variable = max(cands, key=lambda v: ds[v].ndim)
-        if variable not in ds.data_vars:
-            raise InputError(
-                f"datacube {path} has no variable {variable!r} (variables: {', '.join(map(str, ds.data_vars))})"
-            )
-        da = ds[variable]
+        da = ds[_data_variable(ds, path, variable)]
+    da, (tdim, bdim, ydim, xdim) = _order_dims(da, path, band_dim, time_dim)
+    names = _band_names(da, bdim, sensor)
+    if bands and not per_band_variables:
+        idx = []
+        lookup = {n.lower(): i for i, n in enumerate(names)}
+        for b in bands:
+            canon = sensor.resolve_band(b, strict=False) if sensor else None
+            hit = next((lookup[c.lower()] for c in (b, canon) if c and c.lower() in lookup), None)
+            if hit is None:
+                raise InputError(f"datacube {path} has no band {b!r} (its bands: {', '.join(names)}); fix `bands:`")
+            idx.append(hit)
+        da = da.isel({bdim: idx})
+        names = tuple(names[i] for i in idx)
+    crs = _cube_crs(da, ds)
+    if crs is None and require_crs:
+        raise InputError(
+            f"datacube {path} has no CRS (no spatial_ref/grid_mapping or crs attribute); write one with rioxarray"
+        )
+    chunks = da.encoding.get("preferred_chunks") or {}
+    enc = da.encoding.get("chunks")
+    ychunk = chunks.get(ydim) or (enc[-2] if enc else None)
+    xchunk = chunks.get(xdim) or (enc[-1] if enc else None)
+    times = [str(v) for v in da[tdim].values] if tdim and tdim in da.coords else []
+    if tdim and not times:
+        times = [str(i) for i in range(da.sizes[tdim])]
+    return CubeScene(
+        path=path,
+        array=da,
+        crs=crs.to_wkt() if crs is not None else "",
+        transform=_cube_transform(da, ds, path, xdim, ydim),
+        width=int(da.sizes[xdim]),
+        height=int(da.sizes[ydim]),
+        band_names=names,
+        time_dim=tdim,
+        times=times,
+        nodata=_fill_value(da, nodata, sensor),
+        chunks=(int(ychunk), int(xchunk)) if ychunk and xchunk else None,
+    )
+
+
+def _data_variable(ds: Any, path: str, variable: str | None) -> str:
+    """The named data variable, or the one with the most dims (2-D or more)."""
+    if variable is None:
+        cands = [v for v in ds.data_vars if ds[v].ndim >= 2 and v != "spatial_ref"]
+        if not cands:
+            raise InputError(f"datacube {path} has no 2-D or larger data variable; set `variable:`")
+        variable = max(cands, key=lambda v: ds[v].ndim)
+    if variable not in ds.data_vars:
+        raise InputError(
+            f"datacube {path} has no variable {variable!r} (variables: {', '.join(map(str, ds.data_vars))})"
+        )
+    return variable
+
+
+def _order_dims(
+    da: Any, path: str, band_dim: str | None, time_dim: str
+) -> tuple[Any, tuple[str | None, str, str, str]]:
+    """The array transposed to (time?, band, y, x) (a band dim added when there is none) and those dim names."""
     dims = list(map(str, da.dims))
     ydim, xdim = _find_dim(dims, _Y_DIMS), _find_dim(dims, _X_DIMS)
     if ydim is None or xdim is None:
@@ -118,89 +158,60 @@ def open_cube(
     if bdim is None:
         da = da.expand_dims("band")
         bdim = "band"
-    da = da.transpose(*([tdim] if tdim else []), bdim, ydim, xdim)
+    return da.transpose(*([tdim] if tdim else []), bdim, ydim, xdim), (tdim, bdim, ydim, xdim)
+
+
+def _band_names(da: Any, bdim: str, sensor: Sensor | None) -> tuple[str, ...]:
+    """Band names from the band coordinate, else the sensor's (when the count matches), else b1, b2, ..."""
     if bdim in da.coords and da[bdim].dtype.kind in "USO":
-        names = tuple(str(v) for v in da[bdim].values)
-    elif sensor is not None and sensor.n_bands == da.sizes[bdim]:
-        names = sensor.bands
-    else:
-        names = tuple(f"b{i}" for i in range(1, da.sizes[bdim] + 1))
-    if bands and not (variable is None and all(b in ds.data_vars for b in bands)):
-        idx = []
-        lookup = {n.lower(): i for i, n in enumerate(names)}
-        for b in bands:
-            canon = sensor.resolve_band(b, strict=False) if sensor else None
-            hit = next((lookup[c.lower()] for c in (b, canon) if c and c.lower() in lookup), None)
-            if hit is None:
-                raise InputError(f"datacube {path} has no band {b!r} (its bands: {', '.join(names)}); fix `bands:`")
-            idx.append(hit)
-        da = da.isel({bdim: idx})
-        names = tuple(names[i] for i in idx)
-    crs = None
+        return tuple(str(v) for v in da[bdim].values)
+    if sensor is not None and sensor.n_bands == da.sizes[bdim]:
+        return sensor.bands
+    return tuple(f"b{i}" for i in range(1, da.sizes[bdim] + 1))
+
+
+def _cube_crs(da: Any, ds: Any) -> Any:
+    """The CRS from rioxarray, a grid-mapping variable's WKT, or a crs/EPSG attribute; None when there is none."""
+    from rasterio.crs import CRS
+
     try:
         crs = da.rio.crs or ds.rio.crs
     except Exception:  # rioxarray raises on malformed grid mappings; fall through to attributes
         crs = None
-    if crs is None:  # a grid-mapping variable not linked from the data variable (encoding lost on write)
-        for gm in ("spatial_ref", "crs"):
-            if gm in ds.variables:
-                wkt = ds[gm].attrs.get("crs_wkt") or ds[gm].attrs.get("spatial_ref")
-                if wkt:
-                    from rasterio.crs import CRS
+    if crs is not None:
+        return crs
+    for gm in ("spatial_ref", "crs"):  # a grid-mapping variable not linked from the data variable (encoding lost)
+        if gm in ds.variables:
+            wkt = ds[gm].attrs.get("crs_wkt") or ds[gm].attrs.get("spatial_ref")
+            if wkt:
+                return CRS.from_wkt(wkt)
+    for key in ("crs", "crs_wkt", "spatial_ref", "proj:epsg", "proj:wkt2"):
+        val = da.attrs.get(key, ds.attrs.get(key))
+        if val is not None:
+            return CRS.from_user_input(f"EPSG:{val}" if isinstance(val, (int, np.integer)) else val)
+    return None
 
-                    crs = CRS.from_wkt(wkt)
-                    break
-    if crs is None:
-        for key in ("crs", "crs_wkt", "spatial_ref", "proj:epsg", "proj:wkt2"):
-            val = da.attrs.get(key, ds.attrs.get(key))
-            if val is not None:
-                from rasterio.crs import CRS
 
-                crs = CRS.from_user_input(f"EPSG:{val}" if isinstance(val, (int, np.integer)) else val)
-                break
-    if crs is None and require_crs:
-        raise InputError(
-            f"datacube {path} has no CRS (no spatial_ref/grid_mapping or crs attribute); write one with rioxarray"
-        )
+def _cube_transform(da: Any, ds: Any, path: str, xdim: str, ydim: str) -> tuple[float, ...]:
+    """The affine from a `transform` attribute (GeoZarr-style), else from the x/y coordinates."""
     tr = da.attrs.get("transform", ds.attrs.get("transform"))
     if tr is not None and len(tr) >= 6:
-        transform = tuple(float(v) for v in tr[:6])
-    else:
-        try:
-            transform = tuple(da.rio.set_spatial_dims(x_dim=xdim, y_dim=ydim).rio.transform(recalc=True))[:6]
-        except Exception as exc:
-            raise InputError(f"datacube {path} has no usable x/y coordinates or transform attribute ({exc})") from exc
-    fill = nodata
-    if fill is None:
-        for src in (da.attrs, da.encoding):
-            for key in ("_FillValue", "nodata", "missing_value"):
-                if src.get(key) is not None:
-                    fill = float(np.asarray(src[key]).ravel()[0])
-                    break
-            if fill is not None:
-                break
-    if fill is None and sensor is not None:
-        fill = sensor.nodata
-    chunks = da.encoding.get("preferred_chunks") or {}
-    enc = da.encoding.get("chunks")
-    ychunk = chunks.get(ydim) or (enc[-2] if enc else None)
-    xchunk = chunks.get(xdim) or (enc[-1] if enc else None)
-    times = [str(v) for v in da[tdim].values] if tdim and tdim in da.coords else []
-    if tdim and not times:
-        times = [str(i) for i in range(da.sizes[tdim])]
-    return CubeScene(
-        path=path,
-        array=da,
-        crs=crs.to_wkt() if crs is not None else "",
-        transform=transform,
-        width=int(da.sizes[xdim]),
-        height=int(da.sizes[ydim]),
-        band_names=names,
-        time_dim=tdim,
-        times=times,
-        nodata=fill,
-        chunks=(int(ychunk), int(xchunk)) if ychunk and xchunk else None,
-    )
+        return tuple(float(v) for v in tr[:6])
+    try:
+        return tuple(da.rio.set_spatial_dims(x_dim=xdim, y_dim=ydim).rio.transform(recalc=True))[:6]
+    except Exception as exc:
+        raise InputError(f"datacube {path} has no usable x/y coordinates or transform attribute ({exc})") from exc
+
+
+def _fill_value(da: Any, nodata: float | None, sensor: Sensor | None) -> float | None:
+    """The nodata value: the configured one, else _FillValue/nodata/missing_value, else the sensor's."""
+    if nodata is not None:
+        return nodata
+    for src in (da.attrs, da.encoding):
+        for key in ("_FillValue", "nodata", "missing_value"):
+            if src.get(key) is not None:
+                return float(np.asarray(src[key]).ravel()[0])
+    return sensor.nodata if sensor is not None else None
 
 
 class CubeSource:
@@ -234,7 +245,6 @@ class CubeSource:
         require_crs: bool = True,
         name: str = "cube",
     ) -> None:
-        from geodino.data.rasters import stream_id
         from geodino.data.tiling import TileSampler
 
         if time_sampling not in ("random", "first", "last", "stack"):

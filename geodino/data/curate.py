@@ -117,7 +117,7 @@ class _Tiles:
             self.windows = None
             self.table = {"path": [str(Path(f).resolve()) for f in self.files]}
         else:
-            from geodino.data.rasters import RasterArchive
+            from geodino.data.archive import RasterArchive
             from geodino.data.tiling import TileSampler
 
             self.archive = RasterArchive(cfg.paths, sensor=cfg.sensor, bands=cfg.bands, progress=False)
@@ -465,12 +465,9 @@ def _footprints(tiles: _Tiles) -> Any:
 
 
 def _map(geoms: list, status: np.ndarray, out: Path, title: str) -> None:
-    import matplotlib
+    from geodino.viz.figures import pyplot, save_figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from geodino.io import atomic_path
+    plt = pyplot()
 
     colours = {
         "kept": "#1b9e77",
@@ -491,10 +488,7 @@ def _map(geoms: list, status: np.ndarray, out: Path, title: str) -> None:
     ax.set_ylabel("latitude")
     ax.legend(fontsize=8, loc="best")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    with atomic_path(out, overwrite=True) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out, dpi=110, format="png")
 
 
 def _write_table(table: dict[str, Any], out: Path, geoms: list | None) -> None:

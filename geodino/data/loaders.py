@@ -38,8 +38,8 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
     """The source object of one `SourceConfig` (RasterSource, CubeSource, ImageFolderSource, TarShardSource)."""
     name = cfg.name or f"source{index}"
     if cfg.type == "raster":
+        from geodino.data.archive import RasterArchive, RasterSource
         from geodino.data.curate import apply_windows, curated_windows
-        from geodino.data.rasters import RasterArchive, RasterSource
 
         windows = curated_windows(cfg.paths)  # a `geodino data curate` list fixes the tiles
 

@@ -31,14 +31,12 @@ def to_rgb(image: np.ndarray, sensor: Any, valid: np.ndarray | None = None) -> n
 
 def write_preview(cfg: Any, out: str | Path, *, samples: int = 4, seed: int = 0) -> Path:
     """Draw `samples` samples of the first source with their crops (CropsConfig defaults + Gram) to `out`."""
-    import matplotlib
+    from geodino.viz.figures import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from geodino.data.crops import CropsConfig, MultiCropTransform
     from geodino.data.loaders import build_sources
-    from geodino.io import atomic_path
 
     source = build_sources(cfg)[0]
     crops = CropsConfig(gram=True, n_local=4)
@@ -62,9 +60,4 @@ def write_preview(cfg: Any, out: str | Path, *, samples: int = 4, seed: int = 0)
             if r == 0:
                 ax.set_title(title, fontsize=8)
     fig.suptitle(f"source {source.name!r}: tiles (nodata magenta) and multi-crops", fontsize=9)
-    fig.tight_layout()
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=90, format="png")

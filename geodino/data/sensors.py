@@ -233,99 +233,46 @@ def _as_float(x: Any) -> Any:
 # ---------------------------------------------------------------------------------------------------------------
 
 _S2_L1C_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12")
+# fmt: off
 _S2_ALIASES = {
-    "coastal": "B01",
-    "blue": "B02",
-    "green": "B03",
-    "red": "B04",
-    "rededge1": "B05",
-    "rededge2": "B06",
-    "rededge3": "B07",
-    "nir": "B08",
-    "nir08": "B8A",
-    "nir09": "B09",
-    "cirrus": "B10",
-    "swir16": "B11",
-    "swir22": "B12",
-    **{f"B{i}": f"B{i:02d}" for i in range(1, 13)},
+    "coastal": "B01", "blue": "B02", "green": "B03", "red": "B04", "rededge1": "B05", "rededge2": "B06",
+    "rededge3": "B07", "nir": "B08", "nir08": "B8A", "nir09": "B09", "cirrus": "B10", "swir16": "B11",
+    "swir22": "B12", **{f"B{i}": f"B{i:02d}" for i in range(1, 13)},
 }
+# fmt: on
 # SSL4EO-S12 v1 statistics (Wang et al. 2022), computed on 50k patches, in DN (/10000 here):
 # zhu-xlab/SSL4EO-S12, src/benchmark/pretrain_ssl/datasets/SSL4EO/ssl4eo_dataset.py (S2C_* = L1C, S2A_* = L2A);
 # torchgeo ships the same L1C values rounded in torchgeo/models/resnet.py (_mean_s2/_std_s2).
+# fmt: off
 _S2_L1C_MEAN_DN = (
-    1605.58,
-    1390.78,
-    1314.87,
-    1363.52,
-    1549.44,
-    2091.75,
-    2371.72,
-    2299.90,
-    2560.30,
-    830.07,
-    22.10,
-    2177.07,
-    1524.07,
+    1605.58, 1390.78, 1314.87, 1363.52, 1549.44, 2091.75, 2371.72,
+    2299.90, 2560.30, 830.07, 22.10, 2177.07, 1524.07,
 )
 _S2_L1C_STD_DN = (
-    786.79,
-    850.35,
-    875.06,
-    1138.85,
-    1122.18,
-    1161.59,
-    1274.39,
-    1248.43,
-    1345.53,
-    577.32,
-    51.15,
-    1336.10,
-    1136.54,
+    786.79, 850.35, 875.06, 1138.85, 1122.18, 1161.59, 1274.39,
+    1248.43, 1345.53, 577.32, 51.15, 1336.10, 1136.54,
 )
 _S2_L2A_BANDS = tuple(b for b in _S2_L1C_BANDS if b != "B10")
 _S2_L2A_MEAN_DN = (
-    752.40,
-    884.30,
-    1144.16,
-    1297.47,
-    1624.91,
-    2194.64,
-    2422.21,
-    2517.76,
-    2581.65,
-    2645.52,
-    2368.51,
-    1805.07,
+    752.40, 884.30, 1144.16, 1297.47, 1624.91, 2194.64, 2422.21,
+    2517.76, 2581.65, 2645.52, 2368.51, 1805.07,
 )
 _S2_L2A_STD_DN = (
-    1108.03,
-    1155.15,
-    1183.63,
-    1368.11,
-    1370.27,
-    1355.55,
-    1416.51,
-    1474.79,
-    1439.31,
-    1582.28,
-    1455.52,
-    1343.48,
+    1108.03, 1155.15, 1183.63, 1368.11, 1370.27, 1355.55, 1416.51,
+    1474.79, 1439.31, 1582.28, 1455.52, 1343.48,
 )
+# fmt: on
 
 # Landsat 8/9 OLI Collection-2 Level-2 surface reflectance: reflectance = DN * 2.75e-5 - 0.2 (USGS C2 L2 guide).
 # Statistics: HLS v2 surface reflectance over CONUS as used to pretrain Prithvi-EO (ibm-nasa-geospatial
 # Prithvi-EO-1.0-100M config: bands B02..B07 = blue, green, red, NIR narrow, SWIR1, SWIR2), DN/10000 here.
 _OLI_BANDS = ("SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B6", "SR_B7")
+# fmt: off
 _OLI_ALIASES = {
-    "blue": "SR_B2",
-    "green": "SR_B3",
-    "red": "SR_B4",
-    "nir": "SR_B5",
-    "nir08": "SR_B5",
-    "swir16": "SR_B6",
-    "swir22": "SR_B7",
-    **{f"B{i}": f"SR_B{i}" for i in range(2, 8)},
+    "blue": "SR_B2", "green": "SR_B3", "red": "SR_B4", "nir": "SR_B5", "nir08": "SR_B5", "swir16": "SR_B6",
+    "swir22": "SR_B7", **{f"B{i}": f"SR_B{i}" for i in range(2, 8)},
 }
+# fmt: on
 _OLI_MEAN_DN = (775.23, 1080.99, 1228.59, 2497.20, 2204.21, 1610.83)
 _OLI_STD_DN = (1281.53, 1270.03, 1399.48, 1368.34, 1291.68, 1154.51)
 
@@ -342,107 +289,79 @@ def _div(values: Sequence[float], d: float) -> tuple[float, ...]:
     return tuple(round(v / d, 6) for v in values)
 
 
+_SAT = Sensor(
+    "sat493m",
+    ("R", "G", "B"),
+    1 / 255,
+    (0.430, 0.411, 0.296),
+    (0.213, 0.156, 0.143),
+    True,
+    None,
+    rgb_bands=("R", "G", "B"),
+    aliases=_RGB_ALIASES,
+    source="DINOv3 SAT-493M",
+)
+_S2_L1C = Sensor(
+    "sentinel2_l1c",
+    _S2_L1C_BANDS,
+    1e-4,
+    _div(_S2_L1C_MEAN_DN, 1e4),
+    _div(_S2_L1C_STD_DN, 1e4),
+    False,
+    0,
+    rgb_bands=("B04", "B03", "B02"),
+    aliases=_S2_ALIASES,
+    source="Sentinel-2 L1C TOA (SSL4EO-S12 statistics)",
+)
+_LANDSAT8 = Sensor(
+    "landsat8",
+    _OLI_BANDS,
+    2.75e-5,
+    _div(_OLI_MEAN_DN, 1e4),
+    _div(_OLI_STD_DN, 1e4),
+    False,
+    0,
+    offset=-0.2,
+    rgb_bands=("SR_B4", "SR_B3", "SR_B2"),
+    aliases=_OLI_ALIASES,
+    source="Landsat 8 OLI C2 L2 surface reflectance (HLS/Prithvi statistics)",
+)
+_replace = dataclasses.replace
 SENSORS: dict[str, Sensor] = {
     # DINOv3 SAT-493M (Maxar 0.6 m RGB) normalisation, from the official repo (dinov3 #117: the sat models do not
     # use ImageNet statistics).
-    "sat493m": Sensor(
-        "sat493m",
-        ("R", "G", "B"),
-        1 / 255,
-        (0.430, 0.411, 0.296),
-        (0.213, 0.156, 0.143),
-        True,
-        None,
-        rgb_bands=("R", "G", "B"),
-        aliases=_RGB_ALIASES,
-        source="DINOv3 SAT-493M",
-    ),
-    "imagenet": Sensor(
-        "imagenet",
-        ("R", "G", "B"),
-        1 / 255,
-        (0.485, 0.456, 0.406),
-        (0.229, 0.224, 0.225),
-        True,
-        None,
-        rgb_bands=("R", "G", "B"),
-        aliases=_RGB_ALIASES,
+    "sat493m": _SAT,
+    "imagenet": _replace(
+        _SAT,
+        name="imagenet",
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
         source="ImageNet (web RGB, torchvision)",
     ),
     # Maxar/WorldView 8-bit RGB products: the imagery SAT-493M was built from, so the SAT-493M statistics.
-    "maxar": Sensor(
-        "maxar",
-        ("R", "G", "B"),
-        1 / 255,
-        (0.430, 0.411, 0.296),
-        (0.213, 0.156, 0.143),
-        True,
-        0,
-        rgb_bands=("R", "G", "B"),
-        aliases=_RGB_ALIASES,
-        source="Maxar/WorldView RGB (SAT-493M statistics)",
-    ),
-    "naip": Sensor(
-        "naip",
-        ("R", "G", "B", "N"),
-        1 / 255,
-        _div(_NAIP_MEAN_DN, 255),
-        _div(_NAIP_STD_DN, 255),
-        True,
-        None,
-        rgb_bands=("R", "G", "B"),
+    "maxar": _replace(_SAT, name="maxar", nodata=0, source="Maxar/WorldView RGB (SAT-493M statistics)"),
+    "naip": _replace(
+        _SAT,
+        name="naip",
+        bands=("R", "G", "B", "N"),
+        mean=_div(_NAIP_MEAN_DN, 255),
+        std=_div(_NAIP_STD_DN, 255),
         aliases={**_RGB_ALIASES, "nir": "N", "NIR": "N"},
         source="NAIP RGBN (microsoft/landcover 2017 statistics)",
     ),
-    "sentinel2_l1c": Sensor(
-        "sentinel2_l1c",
-        _S2_L1C_BANDS,
-        1e-4,
-        _div(_S2_L1C_MEAN_DN, 1e4),
-        _div(_S2_L1C_STD_DN, 1e4),
-        False,
-        0,
-        rgb_bands=("B04", "B03", "B02"),
-        aliases=_S2_ALIASES,
-        source="Sentinel-2 L1C TOA (SSL4EO-S12 statistics)",
-    ),
-    "sentinel2_l2a": Sensor(
-        "sentinel2_l2a",
-        _S2_L2A_BANDS,
-        1e-4,
-        _div(_S2_L2A_MEAN_DN, 1e4),
-        _div(_S2_L2A_STD_DN, 1e4),
-        False,
-        0,
-        rgb_bands=("B04", "B03", "B02"),
+    "sentinel2_l1c": _S2_L1C,
+    "sentinel2_l2a": _replace(
+        _S2_L1C,
+        name="sentinel2_l2a",
+        bands=_S2_L2A_BANDS,
+        mean=_div(_S2_L2A_MEAN_DN, 1e4),
+        std=_div(_S2_L2A_STD_DN, 1e4),
         aliases={k: v for k, v in _S2_ALIASES.items() if v != "B10"},
         source="Sentinel-2 L2A BOA (SSL4EO-S12 statistics)",
     ),
-    "landsat8": Sensor(
-        "landsat8",
-        _OLI_BANDS,
-        2.75e-5,
-        _div(_OLI_MEAN_DN, 1e4),
-        _div(_OLI_STD_DN, 1e4),
-        False,
-        0,
-        offset=-0.2,
-        rgb_bands=("SR_B4", "SR_B3", "SR_B2"),
-        aliases=_OLI_ALIASES,
-        source="Landsat 8 OLI C2 L2 surface reflectance (HLS/Prithvi statistics)",
-    ),
-    "landsat9": Sensor(
-        "landsat9",
-        _OLI_BANDS,
-        2.75e-5,
-        _div(_OLI_MEAN_DN, 1e4),
-        _div(_OLI_STD_DN, 1e4),
-        False,
-        0,
-        offset=-0.2,
-        rgb_bands=("SR_B4", "SR_B3", "SR_B2"),
-        aliases=_OLI_ALIASES,
-        source="Landsat 9 OLI-2 C2 L2 surface reflectance (HLS/Prithvi statistics)",
+    "landsat8": _LANDSAT8,
+    "landsat9": _replace(
+        _LANDSAT8, name="landsat9", source="Landsat 9 OLI-2 C2 L2 surface reflectance (HLS/Prithvi statistics)"
     ),
 }
 _ALIASES = {

@@ -71,30 +71,18 @@ def _first_bands(paths: Any) -> tuple[int, tuple[str, ...] | None, str]:
         raise InputError(f"raster {files[0]} cannot be read ({type(exc).__name__}: {exc})") from exc
 
 
-def compute_stats(
-    paths: str | Sequence[str],
-    *,
-    type: str = "raster",
-    sensor: str | None = None,
-    bands: Sequence[str] | None = None,
-    band_names: Sequence[str] | None = None,
-    scale: float | None = None,
-    offset: float = 0.0,
-    nodata: float | None = None,
-    samples: int = 256,
-    tile_size: int = 256,
-    seed: int = 0,
-    on_error: str = "skip",
-    name: str | None = None,
-    progress: bool = True,
-) -> tuple[Sensor, dict[str, Any]]:
-    """Per-band mean/std (reflectance units) over `samples` random tiles; returns (sensor, provenance)."""
-    from tqdm import tqdm
-
-    from geodino.data.loaders import SourceConfig, build_source
-
-    if samples <= 0:
-        raise InputError(f"samples must be > 0, got {samples}")
+def _base_sensor(
+    paths: Any,
+    type: str,
+    sensor: str | None,
+    band_names: Sequence[str] | None,
+    scale: float | None,
+    offset: float,
+    nodata: float | None,
+    name: str | None,
+) -> Sensor:
+    """The sensor the tiles are read with: the named one (scale/offset overridden when given), else a neutral
+    one (mean 0, std 1) with the files' band names and a scale guessed from the dtype."""
     base: Sensor | None = get_sensor(sensor) if sensor else None
     if base is None:
         if type == "raster":
@@ -120,6 +108,34 @@ def compute_stats(
                 )
         if scale is not None:
             base = dataclasses.replace(base, scale=scale, offset=offset)
+    return base
+
+
+def compute_stats(
+    paths: str | Sequence[str],
+    *,
+    type: str = "raster",
+    sensor: str | None = None,
+    bands: Sequence[str] | None = None,
+    band_names: Sequence[str] | None = None,
+    scale: float | None = None,
+    offset: float = 0.0,
+    nodata: float | None = None,
+    samples: int = 256,
+    tile_size: int = 256,
+    seed: int = 0,
+    on_error: str = "skip",
+    name: str | None = None,
+    progress: bool = True,
+) -> tuple[Sensor, dict[str, Any]]:
+    """Per-band mean/std (reflectance units) over `samples` random tiles; returns (sensor, provenance)."""
+    from tqdm import tqdm
+
+    from geodino.data.loaders import SourceConfig, build_source
+
+    if samples <= 0:
+        raise InputError(f"samples must be > 0, got {samples}")
+    base = _base_sensor(paths, type, sensor, band_names, scale, offset, nodata, name)
     cfg = SourceConfig(
         name="stats",
         type=type,
@@ -178,12 +194,16 @@ def compute_stats(
         prov["tiles"] = len(windows)
     prov["pixels"] = [int(c) for c in stats.count]
     if kept:
-        pix = np.concatenate(kept, axis=1)
-        pct = np.nanpercentile(pix, [1, 2, 50, 98, 99], axis=1)
-        for q, row in zip((1, 2, 50, 98, 99), pct):
-            prov[f"p{q}"] = [round(float(v), 6) for v in row]
-        prov["_sample"] = pix  # for plot_stats; dropped before writing
+        prov.update(_percentiles(np.concatenate(kept, axis=1)))
     return out, prov
+
+
+def _percentiles(pix: np.ndarray) -> dict[str, Any]:
+    """Per-band 1, 2, 50, 98 and 99 % percentiles of a pixel sample [C, N] (and the sample, for plot_stats)."""
+    pct = np.nanpercentile(pix, [1, 2, 50, 98, 99], axis=1)
+    out: dict[str, Any] = {f"p{q}": [round(float(v), 6) for v in row] for q, row in zip((1, 2, 50, 98, 99), pct)}
+    out["_sample"] = pix  # for plot_stats; dropped before writing
+    return out
 
 
 def grid_windows(
@@ -244,13 +264,9 @@ def _read_windows(archive: Any, windows: Sequence[tuple[int, ...]], on_error: st
 
 def plot_stats(sensor: Sensor, prov: dict[str, Any], out: str | Path) -> Path:
     """Per-band histograms of the kept pixels with mean, ±std and the 2-98 % range marked."""
-    import matplotlib
+    from geodino.viz.figures import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from geodino.io import atomic_path
-
+    plt = pyplot()
     pix = prov.get("_sample")
     if pix is None:
         raise InputError("no pixels to plot")
@@ -274,12 +290,7 @@ def plot_stats(sensor: Sensor, prov: dict[str, Any], out: str | Path) -> Path:
         axes[k // cols][k % cols].axis("off")
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"{sensor.name}: reflectance per band ({prov['tiles']} tiles, valid pixels only)", fontsize=9)
-    fig.tight_layout()
-    out = Path(out)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=90, format="png")
 
 
 def _build_with_sensor(cfg: Any, sensor: Sensor, build_source: Any) -> Any:
@@ -289,7 +300,7 @@ def _build_with_sensor(cfg: Any, sensor: Sensor, build_source: Any) -> Any:
     if cfg.type == "raster":
         from types import SimpleNamespace
 
-        from geodino.data.rasters import RasterArchive
+        from geodino.data.archive import RasterArchive
 
         archive = RasterArchive(
             cfg.paths,

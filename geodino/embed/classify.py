@@ -243,6 +243,51 @@ def load_model(path: str | Path) -> dict[str, Any]:
     return model
 
 
+def _fit(
+    rd: Any,
+    labels: Any,
+    column: Any,
+    layer: str | None,
+    method: str,
+    neighbors: int,
+    folds: int,
+    max_cells: int,
+    seed: int,
+    ident: Any,
+    features: str | Path,
+) -> tuple[Any, list[str], dict[str, Any], dict[str, Any]]:
+    """Fit a classifier on the labelled cells: (classifier, classes, model bundle, metrics of the fit)."""
+    gdf = read_labels(labels, column, layer=layer)  # type: ignore[arg-type]
+    x, y, groups = sample_labels(rd, gdf, column, max_cells=max_cells, seed=seed)
+    y = y.astype(str)
+    classes = sorted(str(c) for c in set(y))
+    if len(classes) < 2:
+        raise InputError(
+            f"labels in {labels} hold one class only ({classes[0]!r} in column {column!r}) on valid cells; "
+            "a classifier needs at least two: label other classes too"
+        )
+    if len(classes) > 254:
+        raise InputError(f"column {column!r} of {labels} holds {len(classes)} classes; at most 254 fit a map")
+    cv = blocked_cv(x, y, groups, method=method, neighbors=neighbors, folds=folds, seed=seed)
+    if "skipped" in cv:
+        print(f"geodino: warning: no cross-validation: {cv['skipped']}", file=sys.stderr)
+    clf = build_classifier(method, neighbors=neighbors, n_train=len(y), seed=seed).fit(x, y)
+    counts = {c: {"cells": int((y == c).sum()), "label_features": len(set(groups[y == c]))} for c in classes}
+    bundle = {
+        "kind": MODEL_KIND,
+        "classifier": clf,
+        "classes": classes,
+        "column": column,
+        "method": method,
+        "backbone": ident,
+        "fitted_on": {"features": str(features), "labels": str(labels)},
+        "cv": cv,
+        "sklearn_version": _sklearn_version(),
+    }
+    fitted = {"labels": str(labels), "column": column, "method": method, "train": counts, "cv": cv}
+    return clf, classes, bundle, fitted
+
+
 def classify_map(
     features: str | Path,
     labels: str | Path | None,
@@ -290,34 +335,10 @@ def classify_map(
             # the CV of the fit scored the labels of the raster it was fitted on, not this one: kept apart
             metrics.update(model=str(model), fitted_on=bundle.get("fitted_on"), cv_at_fit=bundle.get("cv"))
         else:
-            gdf = read_labels(labels, column, layer=layer)  # type: ignore[arg-type]
-            x, y, groups = sample_labels(rd, gdf, column, max_cells=max_cells, seed=seed)
-            y = y.astype(str)
-            classes = sorted(str(c) for c in set(y))
-            if len(classes) < 2:
-                raise InputError(
-                    f"labels in {labels} hold one class only ({classes[0]!r} in column {column!r}) on valid cells; "
-                    "a classifier needs at least two: label other classes too"
-                )
-            if len(classes) > 254:
-                raise InputError(f"column {column!r} of {labels} holds {len(classes)} classes; at most 254 fit a map")
-            cv = blocked_cv(x, y, groups, method=method, neighbors=neighbors, folds=folds, seed=seed)
-            if "skipped" in cv:
-                print(f"geodino: warning: no cross-validation: {cv['skipped']}", file=sys.stderr)
-            clf = build_classifier(method, neighbors=neighbors, n_train=len(y), seed=seed).fit(x, y)
-            counts = {c: {"cells": int((y == c).sum()), "label_features": len(set(groups[y == c]))} for c in classes}
-            metrics.update(labels=str(labels), column=column, method=method, train=counts, cv=cv)
-            bundle = {
-                "kind": MODEL_KIND,
-                "classifier": clf,
-                "classes": classes,
-                "column": column,
-                "method": method,
-                "backbone": ident,
-                "fitted_on": {"features": str(features), "labels": str(labels)},
-                "cv": cv,
-                "sklearn_version": _sklearn_version(),
-            }
+            clf, classes, bundle, fitted = _fit(
+                rd, labels, column, layer, method, neighbors, folds, max_cells, seed, ident, features
+            )
+            metrics.update(fitted)
         if list(clf.classes_) != classes:
             classes = [str(c) for c in clf.classes_]
         index = {c: i for i, c in enumerate(classes)}

@@ -13,7 +13,6 @@ outside its footprint become invalid). Predictions are written as GeoTIFFs on th
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -307,11 +306,57 @@ def run_canopy(
     Returns MAE, RMSE, R2, bias, block_R2, nMAE, tree_IoU (metres); writes `canopy_metrics.json`,
     `canopy_head.pt`, `<image>_height.tif` per predicted raster, `canopy_scatter.png` and `canopy_maps.png`.
     """
+    from geodino.eval.plots import plot_maps, plot_scatter
+
     cfg.validate()
     out_dir = Path(out_dir)
     make_dirs(out_dir)
     dense.assert_frozen(backbone)
     layers = dense.resolve_layers(cfg.layers, backbone.n_blocks, cfg.head == "dpt")
+    train_data, val_data = _read_pairs(backbone, cfg, train_data, val_data)
+    crop, stride = dense.crop_and_stride(backbone.patch_size, cfg.crop_size, cfg.stride)
+    tiles, val_tiles, tile_split = _tiles(train_data, val_data is None, crop, cfg)
+    model, history = _train(backbone, cfg, tiles, layers, crop, out_dir)
+    predict = height_predictor(backbone, model, layers)
+    meter = RegressionMeter(cfg.block_size, cfg.block_border, cfg.tree_threshold)
+    scatter: list[tuple[np.ndarray, np.ndarray]] = []
+    if val_tiles is not None:
+        for i in range(val_tiles["image"].shape[0]):
+            pred = predict(val_tiles["image"][i : i + 1])[0, 0]
+            meter.update(pred, val_tiles["target"][i], val_tiles["valid"][i])
+            v = val_tiles["valid"][i]
+            scatter.append((val_tiles["target"][i][v].numpy(), pred[v].numpy()))
+    else:
+        for s in val_data or []:
+            pred = dense.sliding_window(predict, s["image"], crop, stride, cfg.batch_size)[0]
+            meter.update(pred, s["target"], s["valid"])
+            scatter.append((s["target"][s["valid"]].numpy(), pred[s["valid"]].numpy()))
+    metrics = meter.compute()
+    metrics["train_loss"] = history[-1] if history else math.nan
+    metrics["val_tiles"] = float(len(tile_split)) if val_tiles is not None else math.nan
+    head = {
+        "config": {k: getattr(cfg, k) for k in ("head", "output", "n_bins", "min_height", "max_height")},
+        "layers": layers,
+        "state_dict": model.state_dict(),
+    }
+    dense.save_probe(out_dir, "canopy", head, metrics)
+    shown = list(val_data) if val_data else train_data
+    first_map = _predict_rasters(backbone, predict, cfg, shown, crop, stride, out_dir)
+    plot_scatter(scatter, out_dir / "canopy_scatter.png", metrics)
+    if first_map is not None:
+        plot_maps(
+            *first_map,
+            out_dir / "canopy_maps.png",
+            tiles=[] if val_data is not None else _val_tile_boxes(train_data, crop, tile_split),
+            crop=crop,
+        )
+    return metrics
+
+
+def _read_pairs(
+    backbone: Any, cfg: CanopyProbeConfig, train_data: Sequence[dict] | None, val_data: Sequence[dict] | None
+) -> tuple[list[dict[str, Any]], Sequence[dict[str, Any]] | None]:
+    """The training and validation samples: given ones, else the configured image/CHM pairs; bands checked."""
     if train_data is None:
         if not cfg.train_images or not cfg.train_chms:
             raise ConfigError("canopy needs train_images and train_chms (image rasters and CHM rasters)")
@@ -321,28 +366,30 @@ def run_canopy(
         val_data = load_pairs(cfg.val_images, cfg.val_chms or [], cfg)
     for s in [*train_data, *(val_data or [])]:
         dense.check_bands(s["image"].shape[0], backbone, f"image {s.get('name', '')}")
+    return train_data, val_data
 
-    p = backbone.patch_size
-    crop = max(p, cfg.crop_size // p * p)
-    stride = cfg.stride or max(p, round(crop * 2 / 3))
-    val_tiles: dict[str, Tensor] | None = None
-    tile_split: list[int] = []
-    if val_data is None:  # hold out whole non-overlapping tiles: no pixel is both trained and scored
-        tiles = make_tiles(train_data, crop, overlap_free=True)
-        n = tiles["image"].shape[0]
-        if n < 2:
-            raise InputError(
-                f"only {n} canopy tile of {crop} px; give val_images/val_chms or lower crop_size to hold tiles out"
-            )
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed)).tolist()
-        n_val = min(n - 1, max(1, round(cfg.val_fraction * n)))
-        tile_split = sorted(order[:n_val])
-        keep = sorted(order[n_val:])
-        val_tiles = {k: v[tile_split] for k, v in tiles.items()}
-        tiles = {k: v[keep] for k, v in tiles.items()}
-    else:
-        tiles = make_tiles(train_data, crop, overlap_free=False)
 
+def _tiles(
+    train_data: list[dict[str, Any]], hold_out: bool, crop: int, cfg: CanopyProbeConfig
+) -> tuple[dict[str, Tensor], dict[str, Tensor] | None, list[int]]:
+    """Training tiles; with `hold_out`, whole non-overlapping tiles are held out (no pixel both trained and
+    scored): returns (train tiles, held-out tiles or None, held-out tile indices)."""
+    if not hold_out:
+        return make_tiles(train_data, crop, overlap_free=False), None, []
+    tiles = make_tiles(train_data, crop, overlap_free=True)
+    n = tiles["image"].shape[0]
+    if n < 2:
+        raise InputError(
+            f"only {n} canopy tile of {crop} px; give val_images/val_chms or lower crop_size to hold tiles out"
+        )
+    keep, tile_split = dense.holdout_indices(n, cfg.val_fraction, cfg.seed)
+    return {k: v[keep] for k, v in tiles.items()}, {k: v[tile_split] for k, v in tiles.items()}, tile_split
+
+
+def _train(
+    backbone: Any, cfg: CanopyProbeConfig, tiles: dict[str, Tensor], layers: Any, crop: int, out_dir: Path
+) -> tuple[CanopyModel, list[float]]:
+    """Cache the tiles' features, build the head and train it; returns the model and the loss per epoch."""
     store = dense.FeatureStore.from_tiles(
         backbone,
         tiles["image"],
@@ -372,45 +419,24 @@ def run_canopy(
         seed=cfg.seed,
         desc=f"canopy {cfg.head}/{cfg.output}",
     )
-    predict = height_predictor(backbone, model, layers)
-    meter = RegressionMeter(cfg.block_size, cfg.block_border, cfg.tree_threshold)
-    scatter: list[tuple[np.ndarray, np.ndarray]] = []
-    if val_tiles is not None:
-        for i in range(val_tiles["image"].shape[0]):
-            pred = predict(val_tiles["image"][i : i + 1])[0, 0]
-            meter.update(pred, val_tiles["target"][i], val_tiles["valid"][i])
-            v = val_tiles["valid"][i]
-            scatter.append((val_tiles["target"][i][v].numpy(), pred[v].numpy()))
-    else:
-        for s in val_data or []:
-            pred = dense.sliding_window(predict, s["image"], crop, stride, cfg.batch_size)[0]
-            meter.update(pred, s["target"], s["valid"])
-            scatter.append((s["target"][s["valid"]].numpy(), pred[s["valid"]].numpy()))
-    metrics = meter.compute()
-    metrics["train_loss"] = history[-1] if history else math.nan
-    metrics["val_tiles"] = float(len(tile_split)) if val_tiles is not None else math.nan
+    return model, history
 
-    from geodino.io import atomic_path
 
-    with atomic_path(out_dir / "canopy_head.pt") as tmp:
-        torch.save(
-            {
-                "config": {k: getattr(cfg, k) for k in ("head", "output", "n_bins", "min_height", "max_height")},
-                "layers": layers,
-                "state_dict": model.state_dict(),
-            },
-            tmp,
-        )
-    with atomic_path(out_dir / "canopy_metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2))
-
-    # full-raster predictions as GeoTIFFs on the input grid
+def _predict_rasters(
+    backbone: Any,
+    predict: Any,
+    cfg: CanopyProbeConfig,
+    default: Sequence[dict[str, Any]],
+    crop: int,
+    stride: int,
+    out_dir: Path,
+) -> tuple | None:
+    """Full-raster height GeoTIFFs on the input grid (predict_images, else `default`); the first map for plots."""
     if cfg.predict_images:
-        to_predict = [
-            {"path": f, "name": f.name} for f in dense.list_files(cfg.predict_images, dense.RASTER_SUFFIXES, "image")
-        ]
+        files = dense.list_files(cfg.predict_images, dense.RASTER_SUFFIXES, "image")
+        to_predict: Sequence[dict[str, Any]] = [{"path": f, "name": f.name} for f in files]
     else:
-        to_predict = list(val_data) if val_data else list(train_data)
+        to_predict = default
     first_map = None
     for s in to_predict:
         r = dense.read_raster(s["path"])
@@ -420,15 +446,7 @@ def run_canopy(
         write_height_geotiff(heights.numpy(), r, out_dir / f"{Path(r.path).stem}_height.tif")
         if first_map is None:
             first_map = (image, s.get("target"), s.get("valid"), heights)
-    plot_scatter(scatter, out_dir / "canopy_scatter.png", metrics)
-    if first_map is not None:
-        plot_maps(
-            *first_map,
-            out_dir / "canopy_maps.png",
-            tiles=[] if val_data is not None else _val_tile_boxes(train_data, crop, tile_split),
-            crop=crop,
-        )
-    return metrics
+    return first_map
 
 
 def _val_tile_boxes(samples: Sequence[dict[str, Any]], crop: int, split: list[int]) -> list[tuple[int, int]]:
@@ -468,76 +486,3 @@ def write_height_geotiff(heights: np.ndarray, ref: dense.Raster, path: Path, nod
         dst.write(data, 1)
         dst.set_band_description(1, "canopy height (m)")
         dst.update_tags(units="m", source="geodino canopy probe")
-
-
-def plot_scatter(pairs: list[tuple[np.ndarray, np.ndarray]], path: Path, metrics: dict[str, float]) -> None:
-    """Predicted vs reference height (hexbin density, 1:1 line, metrics in the title)."""
-    if not pairs:
-        return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from geodino.io import atomic_path
-
-    y = np.concatenate([a for a, _ in pairs])
-    p = np.concatenate([b for _, b in pairs])
-    top = float(max(np.percentile(y, 99.5) if y.size else 1, np.percentile(p, 99.5) if p.size else 1, 1.0))
-    fig, ax = plt.subplots(figsize=(5, 5))
-    hb = ax.hexbin(y, p, gridsize=40, extent=(0, top, 0, top), mincnt=1, bins="log", cmap="viridis")
-    ax.plot([0, top], [0, top], "r--", lw=1)
-    ax.set_xlabel("reference CHM (m)")
-    ax.set_ylabel("predicted height (m)")
-    ax.set_title(f"MAE {metrics['MAE']:.2f} m  RMSE {metrics['RMSE']:.2f} m  R2 {metrics['R2']:.2f}", fontsize=9)
-    fig.colorbar(hb, ax=ax, label="pixels")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-
-
-def plot_maps(
-    image: Tensor,
-    target: Tensor | None,
-    valid: Tensor | None,
-    pred: Tensor,
-    path: Path,
-    tiles: list[tuple[int, int]] | None = None,
-    crop: int = 0,
-) -> None:
-    """Image, reference CHM, prediction and error side by side (held-out tiles outlined)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    from geodino.io import atomic_path
-
-    panels: list[tuple[str, Any, dict]] = [("image", dense.rgb_preview(image), {})]
-    vmax = float(np.nanpercentile(pred.numpy(), 99.5)) or 1.0
-    if target is not None:
-        t = np.where(valid.numpy(), target.numpy(), np.nan) if valid is not None else target.numpy()
-        vmax = max(vmax, float(np.nanpercentile(t, 99.5)) if np.isfinite(t).any() else 0.0)
-        panels.append(("reference CHM (m)", t, {"cmap": "viridis", "vmin": 0, "vmax": vmax}))
-    panels.append(("prediction (m)", pred.numpy(), {"cmap": "viridis", "vmin": 0, "vmax": vmax}))
-    if target is not None:
-        err = pred.numpy() - t
-        lim = float(np.nanpercentile(np.abs(err), 99)) if np.isfinite(err).any() else 1.0
-        panels.append(("prediction - reference (m)", err, {"cmap": "RdBu_r", "vmin": -lim, "vmax": lim}))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
-    size = crop or 0
-    for ax, (title, arr, kw) in zip(axes[0], panels):
-        im = ax.imshow(arr, interpolation="nearest", **kw)
-        if kw:
-            fig.colorbar(im, ax=ax, fraction=0.046)
-        for r, c in tiles or []:
-            side = size or max(1, image.shape[-1] // 4)
-            ax.add_patch(Rectangle((c - 0.5, r - 0.5), side, side, fill=False, ec="white", lw=1, ls="--"))
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)

@@ -5,10 +5,11 @@ standardised: the probe applies `backbone.normalize`) with one target, as CONTRI
 classification `label` long [] (multi-label: multi-hot float [K]), segmentation `mask` long [H,W] (ignore index
 where unlabelled), detection `boxes` float32 [N,4] xyxy pixels and `labels` long [N] (0-based class indices).
 
-The torchgeo adapters wrap torchgeo's own classes (`EuroSAT`, `LoveDA`, `VHR10`, `DIOR`, `BigEarthNet`), so the
-on-disk layout is exactly torchgeo's: a folder prepared with `torchgeo.datasets.X(root, download=True)` (see
-`datasets/README.md`) works unchanged. Dense generic formats (image/mask pairs, CHM raster pairs, box files) live
-in the segmentation, canopy and detection modules; `DATASETS` points at them so one name resolves any format.
+The torchgeo adapters (`eval/torchgeo_datasets.py`) wrap torchgeo's own classes (`EuroSAT`, `LoveDA`, `VHR10`,
+`DIOR`, `BigEarthNet`), so the on-disk layout is exactly torchgeo's: a folder prepared with
+`torchgeo.datasets.X(root, download=True)` (see `datasets/README.md`) works unchanged. Dense generic formats
+(image/mask pairs, CHM raster pairs, box files) live in the segmentation, canopy and detection modules;
+`DATASETS` points at them so one name resolves any format.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ class ProbeDataset(Dataset):
 # --------------------------------------------------------------------------------------------------- helpers
 
 
-def _require_folder(root: str, name: str, expect: str) -> Path:
+def require_folder(root: str, name: str, expect: str) -> Path:
     """The dataset root as a Path, or an InputError saying where to put the data."""
     if not root:
         raise ConfigError(f"dataset {name!r} needs a folder: set its 'root' key ({README_HINT})")
@@ -143,19 +144,7 @@ def _require_folder(root: str, name: str, expect: str) -> Path:
     return path
 
 
-def _torchgeo_call(name: str, root: Path, expect: str, make: Callable[[], Any]) -> Any:
-    """Build a torchgeo dataset, turning its not-found error into a one-line InputError."""
-    from torchgeo.datasets import DatasetNotFoundError
-
-    try:
-        return make()
-    except DatasetNotFoundError as exc:
-        raise InputError(f"dataset {name!r} not found in {root}: expected {expect} ({README_HINT})") from exc
-    except FileNotFoundError as exc:
-        raise InputError(f"dataset {name!r} in {root} is incomplete ({exc.filename or exc}); {README_HINT}") from exc
-
-
-def _seeded_subset(n: int, max_samples: int, seed: int) -> list[int]:
+def seeded_subset(n: int, max_samples: int, seed: int) -> list[int]:
     """All indices, or a seeded random subset of `max_samples` (sorted, so reading order stays on-disk order)."""
     if max_samples <= 0 or max_samples >= n:
         return list(range(n))
@@ -235,7 +224,7 @@ def image_folder(cfg: DatasetConfig, split: str) -> ProbeDataset:
     Without split folders the images are split by class-stratified, seeded fractions (`val_fraction`,
     `test_fraction`, `split_seed`). A class present in val/test but not in train is an error.
     """
-    root = _require_folder(cfg.root, cfg.name, "one sub-folder of images per class (ROOT/<class>/*.jpg)")
+    root = require_folder(cfg.root, cfg.name, "one sub-folder of images per class (ROOT/<class>/*.jpg)")
     split_dirs = {s: root / getattr(cfg, f"{s}_split") for s in ("train", "val", "test")}
     has_splits = split_dirs["train"].is_dir()
     if has_splits:
@@ -283,7 +272,7 @@ def _folder_from_files(
         idx = parts[split]
     else:
         idx = list(range(len(files)))
-    idx = [idx[i] for i in _seeded_subset(len(idx), cfg.max_samples, cfg.split_seed)]
+    idx = [idx[i] for i in seeded_subset(len(idx), cfg.max_samples, cfg.split_seed)]
     first, scale = read_image(files[idx[0]] if idx else files[0], cfg.scale)
     nb = first.shape[0]
     bands = cfg.bands if cfg.bands and cfg.bands != ["rgb"] else (["red", "green", "blue"] if nb == 3 else [])
@@ -309,223 +298,15 @@ def _folder_from_files(
     )
 
 
-# ------------------------------------------------------------------------------------------ torchgeo adapters
-
-
-def _band_list(requested: list[str], all_bands: tuple[str, ...], rgb: tuple[str, ...], name: str) -> list[str]:
-    if not requested:
-        return list(all_bands)
-    if requested in (["rgb"], ["RGB"]):
-        return list(rgb)
-    bad = [b for b in requested if b not in all_bands]
-    if bad:
-        raise ConfigError(f"band {bad[0]!r} is not a {name} band; choose from {', '.join(all_bands)} (or 'rgb')")
-    return list(requested)
-
-
-def eurosat(cfg: DatasetConfig, split: str) -> ProbeDataset:
-    """torchgeo `EuroSAT` (13-band Sentinel-2 L1C GeoTIFFs, 10 classes, the 60/20/20 split of Neumann et al.).
-
-    DN are scaled by 1/10000 to reflectance. `bands` selects bands (default all 13; "rgb" = B04,B03,B02).
-    """
-    from torchgeo.datasets import EuroSAT
-
-    root = _require_folder(cfg.root, "eurosat", "torchgeo's EuroSAT layout (EuroSATallBands.zip or ds/...)")
-    bands = _band_list(cfg.bands, EuroSAT.all_band_names, EuroSAT.rgb_bands, "EuroSAT")
-    expect = f"eurosat-{split}.txt and ds/images/remote_sensing/otherDatasets/sentinel_2/tif/<Class>/*.tif"
-    ds = _torchgeo_call("eurosat", root, expect, lambda: EuroSAT(str(root), split=split, bands=bands))
-
-    def get(i: int) -> dict[str, Any]:
-        s = ds[i]
-        return {"image": s["image"].float() * 1e-4, "label": s["label"].long()}
-
-    return ProbeDataset(
-        name="eurosat",
-        root=root,
-        split=split,
-        classes=list(ds.classes),
-        bands=bands,
-        sensor=cfg.sensor or "sentinel2_l1c",
-        length=len(ds),
-        getter=get,
-        indices=_seeded_subset(len(ds), cfg.max_samples, cfg.split_seed),
-    )
-
-
-def bigearthnet(cfg: DatasetConfig, split: str) -> ProbeDataset:
-    """torchgeo `BigEarthNet` (v1): multi-label, 19 or 43 CORINE classes; S2 (12 bands), S1 (VV, VH) or both.
-
-    S2 DN are scaled by 1/10000; S1 backscatter (dB) is kept as is. Labels are multi-hot float [K].
-    """
-    from torchgeo.datasets import BigEarthNet
-
-    root = _require_folder(cfg.root, "bigearthnet", "torchgeo's BigEarthNet layout")
-    if cfg.modality not in ("s1", "s2", "all"):
-        raise ConfigError(f"dataset.modality={cfg.modality!r} is not valid; choose s1, s2 or all")
-    if cfg.label_set not in (19, 43):
-        raise ConfigError(f"dataset.label_set={cfg.label_set} is not valid; BigEarthNet has 19 or 43 classes")
-    s2 = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
-    s1 = ("VV", "VH")
-    all_bands = {"s1": s1, "s2": s2, "all": s1 + s2}[cfg.modality]
-    expect = "bigearthnet-{train,val,test}.csv and BigEarthNet-v1.0/ (S2) / BigEarthNet-S1-v1.0/ (S1) folders"
-    ds = _torchgeo_call(
-        "bigearthnet",
-        root,
-        expect,
-        lambda: BigEarthNet(str(root), split=split, bands=cfg.modality, num_classes=cfg.label_set),
-    )
-    n_s1 = {"s1": 2, "s2": 0, "all": 2}[cfg.modality]
-    scale = torch.ones(len(all_bands), 1, 1)
-    scale[n_s1:] = 1e-4
-    bands = _band_list(cfg.bands, all_bands, ("B04", "B03", "B02"), "BigEarthNet")
-    pick = torch.tensor([all_bands.index(b) for b in bands])
-
-    def get(i: int) -> dict[str, Any]:
-        s = ds[i]
-        img = (s["image"].float() * scale)[pick]
-        return {"image": img, "label": s["label"].float()}
-
-    return ProbeDataset(
-        name="bigearthnet",
-        root=root,
-        split=split,
-        classes=list(BigEarthNet.class_sets[cfg.label_set]),
-        bands=bands,
-        sensor=cfg.sensor or ("sentinel2_l2a" if cfg.modality == "s2" else ""),
-        length=len(ds),
-        getter=get,
-        task="multilabel",
-        indices=_seeded_subset(len(ds), cfg.max_samples, cfg.split_seed),
-        extra_key=f"{cfg.modality},{cfg.label_set}",
-    )
-
-
-LOVEDA_CLASSES = ["background", "building", "road", "water", "barren", "forest", "agriculture"]
-
-
-def loveda(cfg: DatasetConfig, split: str) -> ProbeDataset:
-    """torchgeo `LoveDA`: 1024x1024 RGB PNGs at 0.3 m, 7 classes; torchgeo's mask value 0 (no-data) becomes the
-    ignore index and 1..7 become 0..6. The official test split has no masks, so `test_split` defaults to `val`
-    in the LoveDA configs.
-    """
-    from torchgeo.datasets import LoveDA
-
-    root = _require_folder(cfg.root, "loveda", "torchgeo's LoveDA layout (Train/, Val/, Test/ or their zips)")
-    if split == "test" and cfg.test_split == "test":
-        raise ConfigError("LoveDA's test split has no masks; set dataset.test_split=val (the usual protocol)")
-    tg_split = getattr(cfg, f"{split}_split")
-    scenes = [s.lower() for s in cfg.scene]
-    expect = f"{tg_split.capitalize()}/{{Urban,Rural}}/images_png/*.png and masks_png/*.png"
-    ds = _torchgeo_call("loveda", root, expect, lambda: LoveDA(str(root), split=tg_split, scene=scenes))
-
-    def get(i: int) -> dict[str, Any]:
-        s = ds[i]
-        m = s["mask"].long()
-        mask = torch.where(m == 0, torch.full_like(m, IGNORE_INDEX), m - 1)
-        return {"image": s["image"].float() / 255.0, "mask": mask}
-
-    return ProbeDataset(
-        name="loveda",
-        root=root,
-        split=tg_split,
-        classes=LOVEDA_CLASSES,
-        bands=["red", "green", "blue"],
-        sensor=cfg.sensor or "rgb",
-        length=len(ds),
-        getter=get,
-        task="segmentation",
-        indices=_seeded_subset(len(ds), cfg.max_samples, cfg.split_seed),
-        extra_key=",".join(scenes),
-    )
-
-
-def vhr10(cfg: DatasetConfig, split: str) -> ProbeDataset:
-    """torchgeo `VHR10` (NWPU VHR-10, positive set): 10 classes of boxes on RGB images.
-
-    VHR-10 has no official split; as torchgeo's VHR10DataModule, a seeded random split
-    (1 - val_fraction - test_fraction / val_fraction / test_fraction, default 0.6/0.2/0.2) is used.
-    Labels are 0-based (torchgeo's category ids 1..10 minus 1).
-    """
-    from torchgeo.datasets import VHR10
-
-    root = _require_folder(cfg.root, "vhr10", "torchgeo's VHR10 layout ('NWPU VHR-10 dataset.zip' + its folder)")
-    expect = "'NWPU VHR-10 dataset.zip' and 'NWPU VHR-10 dataset/{positive image set/*.jpg,annotations.json}'"
-    ds = _torchgeo_call("vhr10", root, expect, lambda: VHR10(str(root), split="positive"))
-    parts = split_indices(None, len(ds), {"train": 0, "val": cfg.val_fraction, "test": cfg.test_fraction}, 0)
-    if split not in parts:
-        raise ConfigError(f"VHR10 split {split!r} unknown; use train, val or test")
-    idx = parts[split]
-    idx = [idx[i] for i in _seeded_subset(len(idx), cfg.max_samples, cfg.split_seed)]
-
-    def get(i: int) -> dict[str, Any]:
-        s = ds[i]
-        img = s["image"].float() / 255.0
-        if "bbox_xyxy" in s:
-            boxes = s["bbox_xyxy"].float().reshape(-1, 4)
-            labels = s["label"].long().reshape(-1) - 1
-        else:
-            boxes, labels = torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)
-        return {"image": img, "boxes": boxes, "labels": labels}
-
-    return ProbeDataset(
-        name="vhr10",
-        root=root,
-        split=split,
-        classes=list(VHR10.categories[1:]),
-        bands=["red", "green", "blue"],
-        sensor=cfg.sensor or "rgb",
-        length=len(ds),
-        getter=get,
-        task="detection",
-        indices=idx,
-        extra_key=f"val={cfg.val_fraction},test={cfg.test_fraction}",
-    )
-
-
-def dior(cfg: DatasetConfig, split: str) -> ProbeDataset:
-    """torchgeo `DIOR`: 20 classes of boxes on 800x800 RGB JPEGs (Pascal VOC). The test split has no labels,
-    so `test_split` defaults to `val` in the DIOR configs.
-    """
-    from torchgeo.datasets import DIOR
-
-    root = _require_folder(cfg.root, "dior", "torchgeo's DIOR layout (sample_df.csv, images and VOC XML)")
-    tg_split = getattr(cfg, f"{split}_split")
-    if tg_split == "test":
-        raise ConfigError("DIOR's test split has no labels; set dataset.test_split=val")
-    expect = "sample_df.csv listing images and VOC XML files"
-    ds = _torchgeo_call("dior", root, expect, lambda: DIOR(str(root), tg_split))
-
-    def get(i: int) -> dict[str, Any]:
-        s = ds[i]
-        return {
-            "image": s["image"].float() / 255.0,
-            "boxes": s["bbox_xyxy"].float().reshape(-1, 4),
-            "labels": s["label"].long().reshape(-1),
-        }
-
-    return ProbeDataset(
-        name="dior",
-        root=root,
-        split=tg_split,
-        classes=list(DIOR.classes),
-        bands=["red", "green", "blue"],
-        sensor=cfg.sensor or "rgb",
-        length=len(ds),
-        getter=get,
-        task="detection",
-        indices=_seeded_subset(len(ds), cfg.max_samples, cfg.split_seed),
-    )
-
-
 # ------------------------------------------------------------------------------------------------ registry
 
 DATASETS: dict[str, Callable[[DatasetConfig, str], ProbeDataset] | str] = {
     "image_folder": image_folder,
-    "eurosat": eurosat,
-    "bigearthnet": bigearthnet,
-    "loveda": loveda,
-    "vhr10": vhr10,
-    "dior": dior,
+    "eurosat": "geodino.eval.torchgeo_datasets:eurosat",
+    "bigearthnet": "geodino.eval.torchgeo_datasets:bigearthnet",
+    "loveda": "geodino.eval.torchgeo_datasets:loveda",
+    "vhr10": "geodino.eval.torchgeo_datasets:vhr10",
+    "dior": "geodino.eval.torchgeo_datasets:dior",
 }
 """Dataset name -> builder `(cfg, split) -> ProbeDataset`. A string value "module:function" is imported lazily
 (the dense generic formats live with their probe modules)."""

@@ -451,6 +451,13 @@ class Subset:
         return self.data[self.indices[i]]
 
 
+def holdout_indices(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """A seeded (train, val) split of positions 0..n-1 holding out `fraction` of them (at least one, not all)."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val = min(n - 1, max(1, round(fraction * n)))
+    return sorted(order[n_val:]), sorted(order[:n_val])
+
+
 def split_samples(data: Any, fraction: float, seed: int, what: str) -> tuple[Subset, Subset]:
     """A seeded (train, val) split of whole samples, holding out `fraction` of them (at least one)."""
     n = len(data)
@@ -459,6 +466,23 @@ def split_samples(data: Any, fraction: float, seed: int, what: str) -> tuple[Sub
             f"{what} needs validation data: set the val_* keys, or give at least two training images so that "
             "val_fraction of them can be held out"
         )
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
-    n_val = min(n - 1, max(1, round(fraction * n)))
-    return Subset(data, sorted(order[n_val:])), Subset(data, sorted(order[:n_val]))
+    train, val = holdout_indices(n, fraction, seed)
+    return Subset(data, train), Subset(data, val)
+
+
+def crop_and_stride(patch_size: int, crop_size: int, stride: int) -> tuple[int, int]:
+    """The training tile (crop_size rounded down to the patch grid) and the sliding-window stride (0: 2/3 tile)."""
+    crop = max(patch_size, crop_size // patch_size * patch_size)
+    return crop, stride or max(patch_size, round(crop * 2 / 3))
+
+
+def save_probe(out_dir: Path, task: str, head: dict[str, Any], metrics: dict[str, float]) -> None:
+    """Write a probe's trained head (`<task>_head.pt`) and metrics (`<task>_metrics.json`), each atomically."""
+    import json
+
+    from geodino.io import atomic_path
+
+    with atomic_path(out_dir / f"{task}_head.pt") as tmp:
+        torch.save(head, tmp)
+    with atomic_path(out_dir / f"{task}_metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2))

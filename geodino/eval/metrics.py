@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -238,3 +240,60 @@ class DetectionMeter:
                 name = self.class_names[c] if self.class_names and 0 <= c < len(self.class_names) else str(c)
                 out[f"AP/{name}"] = float(v)
         return {k: (math.nan if v == -1.0 else v) for k, v in out.items()}
+
+
+# ----------------------------------------------------------------------------------------------- classification
+
+
+def single_label_metrics(scores: torch.Tensor, targets: torch.Tensor, num_classes: int) -> dict[str, Any]:
+    """top-1, top-5 (when K > 5), macro-F1, balanced accuracy, per-class accuracy (recall) and confusion matrix."""
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    pred = scores.argmax(1).numpy()
+    y = targets.numpy()
+    labels = list(range(num_classes))
+    cm = confusion_matrix(y, pred, labels=labels)
+    support = cm.sum(1)
+    per_class = np.where(support > 0, np.diag(cm) / np.maximum(support, 1), np.nan)
+    out: dict[str, Any] = {
+        "top1": float((pred == y).mean()),
+        "macro_f1": float(f1_score(y, pred, labels=[c for c in labels if support[c] > 0], average="macro")),
+        "balanced_acc": float(np.nanmean(per_class)),
+        "per_class_acc": [None if np.isnan(v) else float(v) for v in per_class],
+        "confusion": cm.tolist(),
+    }
+    if num_classes > 5:
+        top5 = scores.topk(5, dim=1).indices.numpy()
+        out["top5"] = float((top5 == y[:, None]).any(1).mean())
+    return out
+
+
+def multilabel_metrics(scores: torch.Tensor, targets: torch.Tensor, threshold: float = 0.5) -> dict[str, Any]:
+    """mAP (macro over classes with a positive, and micro), F1 (micro, macro) at `threshold`, per-class AP.
+
+    `scores` may be logits or probabilities: the threshold applies to sigmoid(logits) when values leave [0, 1].
+    """
+    from sklearn.metrics import average_precision_score, f1_score
+
+    s = scores.float()
+    prob = s if (s.min() >= 0 and s.max() <= 1) else torch.sigmoid(s)
+    y = targets.numpy().astype(int)
+    p = prob.numpy()
+    has_pos = y.sum(0) > 0
+    per_class = [float(average_precision_score(y[:, c], p[:, c])) if has_pos[c] else None for c in range(y.shape[1])]
+    aps = [v for v in per_class if v is not None]
+    pred = (p >= threshold).astype(int)
+    return {
+        "mAP": float(np.mean(aps)) if aps else float("nan"),
+        "mAP_micro": float(average_precision_score(y.ravel(), p.ravel())) if y.any() else float("nan"),
+        "f1_micro": float(f1_score(y, pred, average="micro", zero_division=0)),
+        "f1_macro": float(f1_score(y[:, has_pos], pred[:, has_pos], average="macro", zero_division=0)),
+        "per_class_ap": per_class,
+    }
+
+
+def selection_score(scores: torch.Tensor, targets: torch.Tensor, multilabel: bool) -> float:
+    """The score a probe's hyper-parameters are chosen by: mAP (multi-label) or top-1 accuracy."""
+    if multilabel:
+        return multilabel_metrics(scores, targets)["mAP"]
+    return float((scores.argmax(1) == targets).float().mean())

@@ -12,7 +12,6 @@ or any sequence of probe samples (`image` reflectance [C,H,W], `mask` long [H,W]
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import sys
 from collections.abc import Sequence
@@ -241,29 +240,9 @@ def cache_tiles(
     return torch.stack(masks)
 
 
-# ----------------------------------------------------------------------------------------------- run
-
-
-def run_segmentation(
-    backbone: Any,
-    cfg: SegmentationProbeConfig,
-    out_dir: str | Path,
-    *,
-    train_data: Sequence[dict[str, Any]] | None = None,
-    val_data: Sequence[dict[str, Any]] | None = None,
-) -> dict[str, float]:
-    """Train a segmentation head on the frozen `backbone`, evaluate by sliding window, write plots.
-
-    `train_data`/`val_data` (sequences of probe samples) replace the folder keys when given, so the torchgeo
-    adapters plug in. Returns mIoU, pixel accuracy, mAcc and IoU per class; writes
-    `segmentation_metrics.json`, `segmentation_head.pt` and `segmentation_examples.png` into `out_dir`.
-    """
-    cfg.validate()
-    cfg = dataclasses.replace(cfg)  # filled from the dataset below without touching the caller's config
-    out_dir = Path(out_dir)
-    make_dirs(out_dir)
-    dense.assert_frozen(backbone)
-    layers = dense.resolve_layers(default_layers(cfg.layers, cfg.head), backbone.n_blocks, cfg.head != "linear")
+def _samples(cfg: SegmentationProbeConfig, train_data: Any, val_data: Any) -> tuple[Any, Any]:
+    """Training and validation samples: the given ones, a named dataset, or the configured folders (val: the
+    val folders or a held-out share of training images); fills `cfg`'s classes from a dataset adapter."""
     if train_data is None and cfg.data.name:
         from geodino.eval.datasets import build_dataset
 
@@ -290,12 +269,37 @@ def run_segmentation(
             val_data = load_folder(cfg.val_images, cfg.val_masks, cfg)
         else:
             train_data, val_data = dense.split_samples(train_data, cfg.val_fraction, cfg.seed, "segmentation")
+    return train_data, val_data
+
+
+# ----------------------------------------------------------------------------------------------- run
+
+
+def run_segmentation(
+    backbone: Any,
+    cfg: SegmentationProbeConfig,
+    out_dir: str | Path,
+    *,
+    train_data: Sequence[dict[str, Any]] | None = None,
+    val_data: Sequence[dict[str, Any]] | None = None,
+) -> dict[str, float]:
+    """Train a segmentation head on the frozen `backbone`, evaluate by sliding window, write plots.
+
+    `train_data`/`val_data` (sequences of probe samples) replace the folder keys when given, so the torchgeo
+    adapters plug in. Returns mIoU, pixel accuracy, mAcc and IoU per class; writes
+    `segmentation_metrics.json`, `segmentation_head.pt` and `segmentation_examples.png` into `out_dir`.
+    """
+    cfg.validate()
+    cfg = dataclasses.replace(cfg)  # filled from the dataset below without touching the caller's config
+    out_dir = Path(out_dir)
+    make_dirs(out_dir)
+    dense.assert_frozen(backbone)
+    layers = dense.resolve_layers(default_layers(cfg.layers, cfg.head), backbone.n_blocks, cfg.head != "linear")
+    train_data, val_data = _samples(cfg, train_data, val_data)
     if cfg.num_classes < 2:
         raise ConfigError(f"segmentation num_classes={cfg.num_classes} must be >= 2")
 
-    p = backbone.patch_size
-    crop = max(p, cfg.crop_size // p * p)
-    stride = cfg.stride or max(p, round(crop * 2 / 3))
+    crop, stride = dense.crop_and_stride(backbone.patch_size, cfg.crop_size, cfg.stride)
     store = dense.FeatureStore(backbone, layers, cfg.cache_features, out_dir / "feature_cache")
     tile_masks = cache_tiles(train_data, store, crop, cfg, backbone, cfg.batch_size)
     probe_maps, _ = store.get([0])
@@ -334,39 +338,10 @@ def run_segmentation(
     metrics = meter.compute()
     metrics["train_loss"] = history[-1] if history else math.nan
 
-    from geodino.io import atomic_path
-
-    with atomic_path(out_dir / "segmentation_head.pt") as tmp:
-        torch.save(
-            {"head": cfg.head, "layers": layers, "num_classes": cfg.num_classes, "state_dict": head.state_dict()}, tmp
-        )
-    with atomic_path(out_dir / "segmentation_metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2))
+    saved = {"head": cfg.head, "layers": layers, "num_classes": cfg.num_classes, "state_dict": head.state_dict()}
+    dense.save_probe(out_dir, "segmentation", saved, metrics)
     if shown:
+        from geodino.eval.plots import plot_examples
+
         plot_examples(shown, cfg.num_classes, cfg.ignore_index, out_dir / "segmentation_examples.png")
     return metrics
-
-
-def plot_examples(items: list[tuple[Tensor, Tensor, Tensor]], k: int, ignore: int, path: Path) -> None:
-    """Image / ground truth / prediction panels (ignored pixels in white)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from geodino.io import atomic_path
-
-    cmap = plt.get_cmap("tab20", max(k, 2))
-    fig, axes = plt.subplots(len(items), 3, figsize=(9, 3 * len(items)), squeeze=False)
-    for row, (img, mask, pred) in zip(axes, items):
-        row[0].imshow(dense.rgb_preview(img))
-        m = np.ma.masked_equal(mask.numpy(), ignore)
-        row[1].imshow(m, cmap=cmap, vmin=0, vmax=max(k - 1, 1), interpolation="nearest")
-        row[2].imshow(pred.numpy(), cmap=cmap, vmin=0, vmax=max(k - 1, 1), interpolation="nearest")
-        for ax, title in zip(row, ("image", "truth", "prediction")):
-            ax.set_title(title)
-            ax.axis("off")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)

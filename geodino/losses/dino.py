@@ -48,14 +48,11 @@ class MeanCentering(nn.Module):
         self.center.mul_(self.momentum).add_(batch_mean * (1.0 - self.momentum))
 
 
-class DINOLoss(nn.Module):
-    """Cross-entropy between teacher probabilities and student log-softmax, averaged over (pairs, images).
+class PrototypeLoss(nn.Module):
+    """What the DINO and iBOT losses share: the prototype count, the student temperature and the teacher's
+    centering (Sinkhorn-Knopp, or the running mean of `MeanCentering`)."""
 
-    `forward(student_logits [S,B,K], teacher_probs [T,B,K], ignore_diagonal)` returns
-    -Σ_{s,t,b} p_t,b · log softmax(z_s,b / τ_s) / (#pairs · B). With `ignore_diagonal` the pairs s == t (the same
-    global view seen by student and teacher) are dropped, leaving the cross-view global term of DINOv2/v3.
-    `teacher_targets(logits [N,K], temp)` builds the teacher probabilities with the configured centering.
-    """
+    kind = "prototype"  # named in the error for an unknown centering
 
     def __init__(
         self,
@@ -68,13 +65,25 @@ class DINOLoss(nn.Module):
     ) -> None:
         super().__init__()
         if centering not in CENTERINGS:
-            raise ValueError(f"dino centering {centering!r} is not one of {CENTERINGS}")
+            raise ValueError(f"{self.kind} centering {centering!r} is not one of {CENTERINGS}")
         self.out_dim = int(out_dim)
         self.student_temp = float(student_temp)
         self.centering = centering
         self.sinkhorn_iterations = int(sinkhorn_iterations)
         self.group = group
         self.mean_centering = MeanCentering(out_dim, center_momentum, group) if centering == "centering" else None
+
+
+class DINOLoss(PrototypeLoss):
+    """Cross-entropy between teacher probabilities and student log-softmax, averaged over (pairs, images).
+
+    `forward(student_logits [S,B,K], teacher_probs [T,B,K], ignore_diagonal)` returns
+    -Σ_{s,t,b} p_t,b · log softmax(z_s,b / τ_s) / (#pairs · B). With `ignore_diagonal` the pairs s == t (the same
+    global view seen by student and teacher) are dropped, leaving the cross-view global term of DINOv2/v3.
+    `teacher_targets(logits [N,K], temp)` builds the teacher probabilities with the configured centering.
+    """
+
+    kind = "dino"
 
     @torch.no_grad()
     def teacher_targets(self, teacher_logits: Tensor, teacher_temp: float, update_center: bool = True) -> Tensor:

@@ -9,11 +9,10 @@ Teacher targets use Sinkhorn-Knopp with B = the masked-patch count all-reduced o
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn import functional as F
 
-from geodino.losses.dino import CENTERINGS, MeanCentering
+from geodino.losses.dino import PrototypeLoss
 from geodino.losses.sinkhorn import sinkhorn_knopp
 
 __all__ = ["IBOTPatchLoss", "masks_weight_from_masks"]
@@ -25,31 +24,14 @@ def masks_weight_from_masks(masks: Tensor) -> Tensor:
     return per_crop.unsqueeze(-1).expand_as(masks)[masks]
 
 
-class IBOTPatchLoss(nn.Module):
+class IBOTPatchLoss(PrototypeLoss):
     """Cross-entropy between teacher and student prototype distributions on masked patches.
 
     `forward(student_logits [M,K], teacher_probs [M,K], masks [N_crops, N_patches], masks_weight [M] | None)`.
     `teacher_targets(teacher_logits [M,K], temp, n_masked_patches)` gives the teacher probabilities.
     """
 
-    def __init__(
-        self,
-        out_dim: int,
-        student_temp: float = 0.1,
-        centering: str = "sinkhorn_knopp",
-        center_momentum: float = 0.9,
-        sinkhorn_iterations: int = 3,
-        group: dist.ProcessGroup | None = None,
-    ) -> None:
-        super().__init__()
-        if centering not in CENTERINGS:
-            raise ValueError(f"ibot centering {centering!r} is not one of {CENTERINGS}")
-        self.out_dim = int(out_dim)
-        self.student_temp = float(student_temp)
-        self.centering = centering
-        self.sinkhorn_iterations = int(sinkhorn_iterations)
-        self.group = group
-        self.mean_centering = MeanCentering(out_dim, center_momentum, group) if centering == "centering" else None
+    kind = "ibot"
 
     @torch.no_grad()
     def teacher_targets(

@@ -54,12 +54,9 @@ def read_metrics(paths: list[Path]) -> dict[str, dict[int, float]]:
 def plot_curves(metrics: dict[str, dict[int, float]], out_png: str | Path, n_prototypes: int | None = None) -> Path:
     """Draw each loss on its own axis (DINO against ln K, iBOT against ln K / 2: its plateau when half the images
     are masked) and the diagnostics that are present; write `out_png` atomically."""
-    import matplotlib
+    from geodino.viz.figures import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from geodino.io import atomic_path
+    plt = pyplot()
 
     panels = [(title, [k for k in keys if metrics.get(k)]) for title, keys in _PANELS]
     panels = [(t, keys) for t, keys in panels if keys]
@@ -96,12 +93,7 @@ def plot_curves(metrics: dict[str, dict[int, float]], out_png: str | Path, n_pro
         if len(keys) > 1:
             ax.legend(fontsize=7)
     axes[-1].set_xlabel("step")
-    fig.tight_layout()
-    out_png = Path(out_png)
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png, dpi=110, format="png")
 
 
 def plot_run(run_dir: str | Path, out_png: str | Path | None = None, n_prototypes: int | None = None) -> Path | None:

@@ -116,6 +116,54 @@ def save_heads_file(path: str | Path, dino: DINOHead, ibot: DINOHead, meta: dict
     return write_heads(path, {"dino_head": dino, "ibot_head": ibot}, **(meta or {}))
 
 
+def _warmup_losses(
+    model: nn.Module,
+    heads: nn.ModuleDict,
+    ema: nn.ModuleDict,
+    batch: dict[str, Any],
+    losses: tuple[DINOLoss, IBOTPatchLoss],
+    teacher_temp: float,
+    n_global_crops: int,
+    device: str | torch.device,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(total, global DINO, iBOT) loss of the trained heads on one batch: the frozen backbone sees the clean and
+    masked views, the EMA heads give the teacher targets, the DINO terms are weighted by their pair counts."""
+    dino_loss, ibot_loss = losses
+    g = batch["global_crops"].to(device)
+    loc = batch["local_crops"].to(device)
+    masks = batch["masks"].to(device)
+    idx = batch["mask_indices"].to(device)
+    weight = batch["masks_weight"].to(device)
+    n_masked = batch["n_masked_patches"]
+    b = g.shape[0] // n_global_crops
+    with torch.no_grad():  # the frozen backbone: three views, no graph
+        clean = model.forward_features(g)
+        views = (
+            model.forward_features([g, loc], masks=[masks, None])
+            if loc.numel()
+            else [model.forward_features(g, masks=masks)]
+        )
+        t_cls = ema["dino_head"](clean["x_norm_clstoken"])
+        t_patch = ema["ibot_head"](torch.index_select(clean["x_norm_patchtokens"].flatten(0, 1), 0, idx))
+        t_cls = dino_loss.teacher_targets(t_cls, teacher_temp).unflatten(0, (n_global_crops, b))
+        t_patch = ibot_loss.teacher_targets(t_patch, teacher_temp, n_masked)
+    s_g = heads["dino_head"](views[0]["x_norm_clstoken"]).unflatten(0, (n_global_crops, b))
+    g_terms = n_global_crops * (n_global_crops - 1)
+    l_terms = 0
+    loss_local = s_g.new_zeros(())
+    if len(views) > 1:
+        s_l = heads["dino_head"](views[1]["x_norm_clstoken"])
+        n_l = s_l.shape[0] // b
+        l_terms = n_global_crops * n_l
+        loss_local = dino_loss(s_l.unflatten(0, (n_l, b)), t_cls)
+    loss_global = dino_loss(s_g, t_cls, ignore_diagonal=True)
+    s_patch = heads["ibot_head"](torch.index_select(views[0]["x_norm_patchtokens"].flatten(0, 1), 0, idx))
+    loss_ibot = ibot_loss(s_patch, t_patch, masks, weight)
+    total_terms = g_terms + l_terms
+    loss = (g_terms / total_terms) * loss_global + (l_terms / total_terms) * loss_local + loss_ibot
+    return loss, loss_global, loss_ibot
+
+
 def warmup_heads(
     backbone: nn.Module,
     batches: Iterator[dict[str, Any]],
@@ -165,40 +213,10 @@ def warmup_heads(
 
     bar = tqdm(range(steps), desc="teacher-head warm-up", disable=not progress, leave=False)
     for step in bar:
-        batch = next(batches)
-        g = batch["global_crops"].to(device)
-        loc = batch["local_crops"].to(device)
-        masks = batch["masks"].to(device)
-        idx = batch["mask_indices"].to(device)
-        weight = batch["masks_weight"].to(device)
-        n_masked = batch["n_masked_patches"]
-        b = g.shape[0] // n_global_crops
-        with torch.no_grad():  # the frozen backbone: three views, no graph
-            clean = model.forward_features(g)
-            views = (
-                model.forward_features([g, loc], masks=[masks, None])
-                if loc.numel()
-                else [model.forward_features(g, masks=masks)]
-            )
-            t_cls = ema["dino_head"](clean["x_norm_clstoken"])
-            t_patch = ema["ibot_head"](torch.index_select(clean["x_norm_patchtokens"].flatten(0, 1), 0, idx))
-            t_cls = dino_loss.teacher_targets(t_cls, teacher_temp).unflatten(0, (n_global_crops, b))
-            t_patch = ibot_loss.teacher_targets(t_patch, teacher_temp, n_masked)
         apply_optim_schedule(opt, float(lrs[step]), weight_decay, float(lrs[step]))
-        s_g = heads["dino_head"](views[0]["x_norm_clstoken"]).unflatten(0, (n_global_crops, b))
-        g_terms = n_global_crops * (n_global_crops - 1)
-        l_terms = 0
-        loss_local = s_g.new_zeros(())
-        if len(views) > 1:
-            s_l = heads["dino_head"](views[1]["x_norm_clstoken"])
-            n_l = s_l.shape[0] // b
-            l_terms = n_global_crops * n_l
-            loss_local = dino_loss(s_l.unflatten(0, (n_l, b)), t_cls)
-        loss_global = dino_loss(s_g, t_cls, ignore_diagonal=True)
-        s_patch = heads["ibot_head"](torch.index_select(views[0]["x_norm_patchtokens"].flatten(0, 1), 0, idx))
-        loss_ibot = ibot_loss(s_patch, t_patch, masks, weight)
-        total_terms = g_terms + l_terms
-        loss = (g_terms / total_terms) * loss_global + (l_terms / total_terms) * loss_local + loss_ibot
+        loss, loss_global, loss_ibot = _warmup_losses(
+            model, heads, ema, next(batches), (dino_loss, ibot_loss), teacher_temp, n_global_crops, device
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if world > 1:  # data parallel: average the head gradients over the group

@@ -81,7 +81,7 @@ def read_input(
             "path": str(path),
             "bands": list(s.bands),
         }
-    from geodino.data.rasters import RasterArchive
+    from geodino.data.archive import RasterArchive
 
     archive = RasterArchive(
         [str(path)], sensor=sensor, bands=bands, band_names=band_names, require_crs=False, progress=False
@@ -344,12 +344,9 @@ def _save_png(path: Path, rgb: np.ndarray) -> None:
 
 def _panel(path: Path, rgb: np.ndarray, maps: AttentionMaps, title: str) -> None:
     """One figure: image, mean attention, mass mask, similarity (if any) and each selected head."""
-    import matplotlib
+    from geodino.viz.figures import pyplot, save_figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from geodino.io import atomic_path
+    plt = pyplot()
 
     p = maps.patch_size
     tiles = [
@@ -371,10 +368,7 @@ def _panel(path: Path, rgb: np.ndarray, maps: AttentionMaps, title: str) -> None
         if name == "similarity to point" and maps.point is not None:
             ax.plot(maps.point[0], maps.point[1], "c+", markersize=10, mew=2)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    with atomic_path(path, overwrite=True) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110, format="png")
 
 
 def _write_cog(path: Path, maps: AttentionMaps, crs: Any, transform: Any) -> None:

@@ -10,8 +10,9 @@ import rasterio
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
+from geodino.data.archive import RasterArchive, RasterSource
 from geodino.data.loaders import DataConfig, SourceConfig, build_sample_loader
-from geodino.data.rasters import RasterArchive, RasterSource, read_window
+from geodino.data.rasters import read_window
 from geodino.data.sensors import Sensor
 from geodino.errors import InputError
 

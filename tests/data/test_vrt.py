@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from geodino.data.rasters import RasterArchive
+from geodino.data.archive import RasterArchive
 from geodino.data.vrt import stack_scenes
 from geodino.errors import InputError
 

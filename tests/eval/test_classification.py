@@ -14,18 +14,11 @@ from PIL import Image
 from torch import nn
 
 from geodino.errors import ConfigError, InputError
-from geodino.eval.classification import (
-    ClassificationConfig,
-    LinearConfig,
-    _train_heads,
-    knn_scores,
-    linear_probe,
-    multilabel_metrics,
-    run_classification,
-    single_label_metrics,
-)
+from geodino.eval.classification import ClassificationConfig, knn_scores, run_classification
 from geodino.eval.datasets import DatasetConfig
 from geodino.eval.features import FeatureConfig, FeatureSet
+from geodino.eval.linear import LinearConfig, _train_heads, linear_probe
+from geodino.eval.metrics import multilabel_metrics, single_label_metrics
 
 
 class TinyBackbone(nn.Module):

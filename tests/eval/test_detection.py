@@ -13,14 +13,8 @@ from rasterio.transform import from_origin
 
 from geodino.errors import InputError
 from geodino.eval import dense
-from geodino.eval.detection import (
-    Boxes,
-    DetectionProbeConfig,
-    boxes_to_geojson,
-    check_boxes,
-    read_boxes,
-    run_detection,
-)
+from geodino.eval.boxes import Boxes, check_boxes, read_boxes
+from geodino.eval.detection import DetectionProbeConfig, boxes_to_geojson, run_detection
 from tests.eval.dense_backbone import assert_unchanged, snapshot, tiny_backbone
 
 BOXES = [[10.0, 12.0, 30.0, 40.0, "tree"], [40.0, 5.0, 60.0, 20.0, "snag"]]

@@ -1,0 +1,473 @@
+"""Raster archives: a set of GeoTIFF/COG/VRT scenes indexed once (`RasterArchive`) and the tiles drawn from them
+(`RasterSource`, a pure function of seed and sample index).
+
+Why not torchgeo's `RasterDataset`, and how scenes are opened and windows read: see `geodino.data.rasters`.
+`RasterArchive.to_geodataframe()` gives the torchgeo-style footprint index.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geodino.data.paths import RASTER_EXTS, resolve_paths
+from geodino.data.rasters import SceneInfo, open_raster, read_window, stream_id, target_grid
+from geodino.data.sensors import Sensor, get_sensor
+from geodino.errors import InputError
+
+__all__ = ["RasterArchive", "RasterSource"]
+
+
+def _file_band_names(src: Any) -> tuple[str, ...] | None:
+    desc = tuple(d for d in (src.descriptions or ()) if d)
+    if len(desc) == src.count and len(set(desc)) == src.count:
+        return desc
+    return None
+
+
+def _resolve_bands(
+    path: str,
+    names: tuple[str, ...],
+    requested: Sequence[str] | None,
+    sensor: Sensor | None,
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """Output band names and the 1-based file indexes to read for them."""
+    if not requested:
+        return names, tuple(range(1, len(names) + 1))
+    lookup = {n.lower(): i for i, n in enumerate(names)}
+    out_names: list[str] = []
+    idx: list[int] = []
+    for want in requested:
+        canon = sensor.resolve_band(want, strict=False) if sensor else None
+        for cand in (want, canon):
+            if cand is not None and cand.lower() in lookup:
+                idx.append(lookup[cand.lower()] + 1)
+                out_names.append(canon or want)
+                break
+        else:
+            raise InputError(
+                f"raster {path} has no band {want!r} (its bands: {', '.join(names)}); fix `bands:` or name the file's "
+                "bands with `band_names:` / the sensor"
+            )
+    return tuple(out_names), tuple(idx)
+
+
+class RasterArchive:
+    """A set of raster scenes, indexed once (headers only), read as windows with a `valid` mask.
+
+    Args:
+        paths: folder (recursive), glob, `.txt` list, file, or a list of those.
+        bands: band names to read (by the file's band descriptions, `band_names`, or the sensor's names/aliases).
+        sensor: the data's sensor (name, YAML or Sensor): scale and default band names / nodata.
+        band_names: names of the files' bands in order, when the files carry no band descriptions.
+        nodata: overrides the files' nodata value (many S2 products declare none or the wrong one).
+        crs, res: reproject every scene onto this CRS and resolution (WarpedVRT); default native grids.
+        on_error: "stop" raises on an unreadable file or one without CRS; "skip" warns and leaves it out.
+        index_cache: a JSON file holding the index; reused while the files (size, mtime) and settings match,
+            so a large archive is indexed once.
+    """
+
+    def __init__(
+        self,
+        paths: str | Path | Sequence[str | Path],
+        *,
+        bands: Sequence[str] | None = None,
+        sensor: str | Sensor | None = None,
+        band_names: Sequence[str] | None = None,
+        nodata: float | None = None,
+        crs: str | None = None,
+        res: float | Sequence[float] | None = None,
+        resampling: str = "bilinear",
+        on_error: str = "stop",
+        recursive: bool = True,
+        require_crs: bool = True,
+        progress: bool = True,
+        uniform: bool = True,
+        index_cache: str | Path | None = None,
+    ) -> None:
+        if on_error not in ("stop", "skip"):
+            raise InputError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
+        self.files = resolve_paths(paths, RASTER_EXTS, recursive=recursive, what="raster")
+        self.requested_bands = list(bands) if bands else None
+        self.band_names_override = tuple(band_names) if band_names else None
+        self.nodata_override = nodata
+        self.crs = crs
+        if res is not None and crs is None:
+            raise InputError("`res` needs `crs` (reprojection target); set both, or neither for native grids")
+        self.res = None if res is None else ((float(res), float(res)) if np.isscalar(res) else tuple(map(float, res)))
+        self.resampling = resampling
+        self.on_error = on_error
+        self.require_crs = require_crs
+        self.skipped: list[tuple[str, str]] = []
+        self._sensor_arg = sensor
+        self.index_cache = Path(index_cache).expanduser() if index_cache else None
+        self.scenes: list[SceneInfo] = self._cached_index(progress)
+        if not self.scenes:
+            detail = "; ".join(f"{p}: {why}" for p, why in self.skipped[:3])
+            raise InputError(f"no readable raster among {len(self.files)} file(s) ({detail})")
+        first = self.scenes[0]
+        self.band_names: tuple[str, ...] = first.band_names
+        if not uniform:  # inspection only (`geodino data index`): mixed band counts, no sensor needed
+            self.sensor = get_sensor(sensor) if sensor is not None else None  # type: ignore[assignment]
+            return
+        for s in self.scenes[1:]:
+            if len(s.band_names) != len(first.band_names):
+                raise InputError(
+                    f"raster {s.path} gives {len(s.band_names)} bands but {first.path} gives {len(first.band_names)}; "
+                    "select the same bands with `bands:` or split them into separate sources"
+                )
+        self.sensor = self._data_sensor(sensor)
+
+    # -- indexing ------------------------------------------------------------------------------------------------
+    def _fail(self, path: str, why: str) -> None:
+        if self.on_error == "stop":
+            raise InputError(f"raster {path}: {why} (set on_error: skip to leave such files out)")
+        self.skipped.append((path, why))
+        warnings.warn(f"skipping raster {path}: {why}", stacklevel=3)
+
+    def _index_key(self) -> dict[str, Any]:
+        """What the index depends on: the files (path, size, mtime) and the reading settings."""
+        files = []
+        for f in self.files:
+            try:
+                st = os.stat(f)
+                files.append([f, st.st_size, int(st.st_mtime_ns)])
+            except OSError:
+                files.append([f, -1, -1])
+        sensor = self._sensor_arg.name if isinstance(self._sensor_arg, Sensor) else self._sensor_arg
+        return {
+            "version": 1,
+            "files": files,
+            "bands": self.requested_bands,
+            "band_names": list(self.band_names_override or []),
+            "nodata": self.nodata_override,
+            "crs": self.crs,
+            "res": list(self.res) if self.res else None,
+            "sensor": str(sensor) if sensor is not None else None,
+        }
+
+    def _cached_index(self, progress: bool) -> list[SceneInfo]:
+        """`_index`, or the scenes stored in `index_cache` when files and settings are unchanged."""
+        import json
+
+        if self.index_cache is None:
+            return self._index(progress)
+        key = self._index_key()
+        if self.index_cache.is_file():
+            try:
+                stored = json.loads(self.index_cache.read_text())
+                if stored.get("key") == key:
+                    return [
+                        SceneInfo(
+                            **{
+                                **d,
+                                "transform": tuple(d["transform"]),
+                                "band_names": tuple(d["band_names"]),
+                                "band_indexes": tuple(d["band_indexes"]),
+                            }
+                        )
+                        for d in stored["scenes"]
+                    ]
+            except (ValueError, KeyError, TypeError):
+                pass  # unreadable or old cache: rebuild it
+        scenes = self._index(progress)
+        if not self.skipped:  # never cache an index that left files out: they may be fixed next time
+            from geodino.io import atomic_path
+
+            payload = {"key": key, "scenes": [dataclasses.asdict(sc) for sc in scenes]}
+            with atomic_path(self.index_cache) as tmp:
+                tmp.write_text(json.dumps(payload))
+        return scenes
+
+    def _index(self, progress: bool) -> list[SceneInfo]:
+        import rasterio
+        from tqdm import tqdm
+
+        sensor = get_sensor(self._sensor_arg) if self._sensor_arg is not None else None
+        scenes: list[SceneInfo] = []
+        it = tqdm(self.files, desc="indexing rasters", unit="file", disable=not progress or len(self.files) < 200)
+        for path in it:
+            try:
+                with rasterio.open(path) as src:
+                    if src.crs is None and self.require_crs:
+                        self._fail(path, "has no CRS; assign one (e.g. `gdal_edit.py -a_srs EPSG:32633 FILE`)")
+                        continue
+                    names = self.band_names_override or _file_band_names(src)
+                    if self.band_names_override and len(self.band_names_override) != src.count:
+                        raise InputError(
+                            f"raster {path} has {src.count} bands but band_names lists {len(self.band_names_override)}"
+                        )
+                    if names is None and sensor is not None and sensor.n_bands == src.count:
+                        names = sensor.bands
+                    if names is None:
+                        names = tuple(f"b{i}" for i in range(1, src.count + 1))
+                    out_names, idx = _resolve_bands(path, names, self.requested_bands, sensor)
+                    nodata = self.nodata_override
+                    if nodata is None:
+                        nodata = src.nodata
+                    if nodata is None and sensor is not None:
+                        nodata = sensor.nodata
+                    mask_flags = src.mask_flag_enums[0] if src.count else ()
+                    has_mask = any(f.name in ("per_dataset", "alpha") for f in mask_flags) and src.nodata is None
+                    if self.crs is not None:
+                        from rasterio.crs import CRS
+
+                        dst = CRS.from_user_input(self.crs)
+                        transform, width, height = target_grid(src, dst, self.res)
+                        crs_wkt = dst.to_wkt()
+                    else:
+                        transform, width, height = src.transform, src.width, src.height
+                        crs_wkt = src.crs.to_wkt() if src.crs else ""
+                    scenes.append(
+                        SceneInfo(
+                            path=path,
+                            crs=crs_wkt,
+                            transform=tuple(transform)[:6],
+                            width=int(width),
+                            height=int(height),
+                            count=src.count,
+                            dtype=src.dtypes[0],
+                            nodata=None if nodata is None else float(nodata),
+                            band_names=out_names,
+                            band_indexes=idx,
+                            warped=self.crs is not None,
+                            has_mask=has_mask,
+                        )
+                    )
+            except InputError:
+                raise
+            except Exception as exc:  # GDAL raises many types for corrupt/unsupported files
+                self._fail(path, f"cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
+        return scenes
+
+    def _data_sensor(self, sensor: str | Sensor | None) -> Sensor:
+        n = len(self.band_names)
+        if sensor is None:
+            if n == 3 and self.scenes[0].dtype == "uint8":
+                return get_sensor("sat493m")
+            raise InputError(
+                f"rasters like {self.scenes[0].path} ({n} bands, {self.scenes[0].dtype}) need a sensor: set `sensor:` "
+                "to a built-in name or a YAML written by `geodino data stats`"
+            )
+        s = get_sensor(sensor)
+        if s.n_bands == n and set(self.band_names) <= set(s.bands) | set(s.aliases):
+            return s.select(list(self.band_names))
+        if s.n_bands == n:
+            return s
+        try:
+            return s.select(list(self.band_names))
+        except InputError as exc:
+            raise InputError(
+                f"rasters give {n} bands ({', '.join(self.band_names)}) but sensor {s.name!r} has {s.n_bands} "
+                f"({', '.join(s.bands)}); select bands with `bands:` or use a matching sensor"
+            ) from exc
+
+    # -- reading -------------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def dataset(self, i: int) -> Any:
+        """The cached rasterio handle (or WarpedVRT) of scene `i` in this process."""
+        s = self.scenes[i]
+        return open_raster(s.path, crs=self.crs, res=self.res, resampling=self.resampling)
+
+    def read(self, i: int, col: int, row: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+        """Raw window (data in file units [C,h,w], valid [h,w]) of scene `i`; may run past the edges."""
+        s = self.scenes[i]
+        try:
+            return read_window(
+                self.dataset(i), s.band_indexes, col, row, width, height, nodata=s.nodata, use_mask=s.has_mask
+            )
+        except Exception as exc:
+            detail = str(exc).replace(" See previous exception for details.", "").rstrip(".") or type(exc).__name__
+            raise InputError(
+                f"raster {s.path}: window read failed ({detail}; the file may be truncated or corrupt)"
+            ) from exc
+
+    def sample(self, i: int, col: int, row: int, width: int, height: int) -> dict[str, Any]:
+        """A sample dict with reflectance-scaled `image`, `valid`, `crs`, `transform` (of the window), `bands`."""
+        from rasterio.windows import Window
+        from rasterio.windows import transform as window_transform
+
+        data, valid = self.read(i, col, row, width, height)
+        s = self.scenes[i]
+        image = self.sensor.to_reflectance(data).astype(np.float32, copy=False)
+        return {
+            "image": image,
+            "valid": valid,
+            "crs": s.crs,
+            "transform": window_transform(Window(col, row, width, height), s.affine),
+            "bands": list(self.band_names),
+            "path": s.path,
+        }
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+    def to_geodataframe(self, crs: str = "EPSG:4326") -> Any:
+        """Footprints as a GeoDataFrame (torchgeo-style index: `filepath`, geometry in `crs`)."""
+        import geopandas as gpd
+        import shapely
+        from rasterio.warp import transform_geom
+
+        geoms = []
+        for s in self.scenes:
+            box = shapely.geometry.mapping(shapely.box(*s.bounds))
+            geoms.append(shapely.geometry.shape(transform_geom(s.crs, crs, box)) if s.crs else shapely.box(*s.bounds))
+        return gpd.GeoDataFrame({"filepath": [s.path for s in self.scenes]}, geometry=geoms, crs=crs)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Source: tiles of an archive as a pure function of (seed, sample index)
+# ------------------------------------------------------------------------------------------------------------------
+class RasterSource:
+    """Tiles of a `RasterArchive`: `get(index, seed)` returns one sample, the same one for the same arguments.
+
+    Random sampling redraws a tile whose nodata fraction exceeds `max_nodata_fraction` (up to `max_tries`, then
+    keeps the best draw). Grid sampling enumerates tiles (optionally dropping mostly-nodata ones after a
+    decimated pre-scan) and visits them in a per-epoch permutation of (seed, epoch): indices [e·N, (e+1)·N) cover
+    every tile exactly once, so disjoint index ranges on ranks and workers never duplicate a tile.
+    """
+
+    def __init__(
+        self,
+        archive: RasterArchive,
+        *,
+        tile_size: float | Sequence[float] = 256,
+        units: str = "px",
+        sampling: str = "random",
+        stride: float | Sequence[float] | None = None,
+        roi: Any = None,
+        roi_crs: str = "EPSG:4326",
+        max_nodata_fraction: float = 0.5,
+        max_tries: int = 10,
+        shuffle: bool = True,
+        name: str = "raster",
+        prescan: bool = True,
+    ) -> None:
+        from geodino.data.tiling import TileSampler
+
+        self.archive = archive
+        self.name = name
+        self.sensor = archive.sensor
+        self.band_names = list(archive.band_names)
+        self.max_nodata_fraction = float(max_nodata_fraction)
+        self.max_tries = max(1, int(max_tries))
+        self.shuffle = shuffle
+        self.stream = stream_id(name)
+        self.tiles = TileSampler(
+            archive.scenes, tile_size, units=units, stride=stride, sampling=sampling, roi=roi, roi_crs=roi_crs
+        )
+        self.redraws = 0
+        self._perm_epoch = -1
+        self._perm: np.ndarray | None = None
+        if sampling == "grid" and prescan and self.max_nodata_fraction < 1.0:
+            self._prescan_grid()
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def _prescan_grid(self, cells_per_tile: int = 8) -> None:
+        """Drop grid tiles whose nodata fraction, estimated on a decimated read, exceeds the threshold."""
+        t = self.tiles
+        keep = np.ones(t.grid_scene.size, dtype=bool)
+        for k, sid in enumerate(t.scene_ids):
+            sel = np.flatnonzero(t.grid_scene == k)
+            if sel.size == 0:
+                continue
+            s = self.archive.scenes[sid]
+            hpx, wpx = t.tile_px[k]
+            factor = max(1, min(hpx, wpx) // cells_per_tile)
+            oh, ow = max(1, s.height // factor), max(1, s.width // factor)
+            ds = self.archive.dataset(sid)
+            data = ds.read(list(s.band_indexes), out_shape=(len(s.band_indexes), oh, ow))
+            valid = np.ones((oh, ow), dtype=bool)
+            if s.nodata is not None and not np.isnan(s.nodata):
+                valid &= ~(data == np.asarray(s.nodata, dtype=data.dtype)).all(axis=0)
+            if data.dtype.kind == "f":
+                valid &= ~np.isnan(data).all(axis=0)
+            if s.has_mask and s.nodata is None:
+                valid &= ds.read_masks(s.band_indexes[0], out_shape=(oh, ow)) > 0
+            integral = np.pad(valid.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+            sy, sx = oh / s.height, ow / s.width
+            r0 = np.clip(np.floor(t.grid_row[sel] * sy).astype(int), 0, oh)
+            c0 = np.clip(np.floor(t.grid_col[sel] * sx).astype(int), 0, ow)
+            r1 = np.clip(np.ceil((t.grid_row[sel] + hpx) * sy).astype(int), 0, oh)
+            c1 = np.clip(np.ceil((t.grid_col[sel] + wpx) * sx).astype(int), 0, ow)
+            area = np.maximum((r1 - r0) * (c1 - c0), 1)
+            n_valid = integral[r1, c1] - integral[r0, c1] - integral[r1, c0] + integral[r0, c0]
+            keep[sel] = 1.0 - n_valid / area <= self.max_nodata_fraction
+        t.keep_grid(keep)
+
+    def _grid_index(self, index: int, seed: int) -> int:
+        n = len(self.tiles)
+        epoch, pos = divmod(int(index), n)
+        if not self.shuffle:
+            return pos
+        if epoch != self._perm_epoch:
+            self._perm = np.random.default_rng([int(seed), self.stream, epoch, 0x67726964]).permutation(n)
+            self._perm_epoch = epoch
+        return int(self._perm[pos])  # type: ignore[index]
+
+    def tile(self, index: int, seed: int) -> tuple[int, int, int, int, int]:
+        """The (scene, col, row, width, height) of sample `index` (first draw only, for random sampling)."""
+        if self.tiles.sampling == "grid":
+            return self.tiles.grid_tile(self._grid_index(index, seed))
+        rng = np.random.default_rng([int(seed), self.stream, int(index)])
+        return self.tiles.random_tile(rng)
+
+    def _read(self, tile: tuple[int, int, int, int, int]) -> dict[str, Any] | None:
+        """The sample of `tile`, or None when its file fails mid-run and on_error is "skip" (warned)."""
+        try:
+            return self.archive.sample(*tile)
+        except InputError as exc:
+            if self.archive.on_error != "skip":
+                raise
+            self.last_error = exc
+            warnings.warn(f"{exc}; drawing another tile (on_error: skip)", stacklevel=3)
+            return None
+
+    def get(self, index: int, seed: int) -> dict[str, Any]:
+        """Sample `index`: reflectance `image` float32 [C,H,W], `valid` [H,W], `crs`, `transform`, `bands`."""
+        if self.tiles.sampling == "grid":
+            n = len(self.tiles)
+            for k in range(n):  # a tile whose file broke since indexing: the next one of the epoch order
+                sample = self._read(self.tiles.grid_tile(self._grid_index(index + k, seed)))
+                if sample is not None:
+                    return sample
+            last = getattr(self, "last_error", None)
+            raise InputError(
+                f"every grid tile of source {self.name!r} failed to read, the last: {last}; re-download or remove "
+                "the broken file(s)"
+            )
+        rng = np.random.default_rng([int(seed), self.stream, int(index)])
+        best: dict[str, Any] | None = None
+        best_frac = 2.0
+        failures = 0
+        attempt = 0
+        while attempt < self.max_tries:
+            sample = self._read(self.tiles.random_tile(rng))
+            if sample is None:
+                failures += 1
+                if failures > 10 * self.max_tries:
+                    last = getattr(self, "last_error", None)
+                    raise InputError(
+                        f"{failures} tile reads failed in a row in source {self.name!r}, the last: {last}; "
+                        "re-download or remove the broken file(s) (or fix the archive's paths)"
+                    )
+                continue
+            attempt += 1
+            frac = 1.0 - float(sample["valid"].mean())
+            if frac < best_frac:
+                best, best_frac = sample, frac
+            if frac <= self.max_nodata_fraction:
+                break
+            if attempt < self.max_tries:
+                self.redraws += 1
+        assert best is not None
+        best["nodata_fraction"] = best_frac
+        return best

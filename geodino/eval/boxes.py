@@ -1,0 +1,168 @@
+"""Detection boxes: reading Pascal VOC xml, COCO json and CSV annotations, checking them, cutting them to tiles.
+
+Boxes are xyxy pixel coordinates of their image. CSV files have `xmin,ymin,xmax,ymax,label` and an optional
+`image_path` column (as DeepForest writes). Used by `eval/detection.py`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geodino.errors import InputError
+from geodino.eval import dense
+
+BOX_SUFFIXES = (".xml", ".json", ".csv")
+
+
+@dataclass
+class Boxes:
+    """Boxes of one image: xyxy pixels [N,4] and label names."""
+
+    boxes: np.ndarray
+    labels: list[str]
+    source: str = ""
+
+
+def read_voc(path: Path) -> dict[str, Boxes]:
+    """Pascal VOC xml: one image (`<filename>`), `<object><name>` and `<bndbox>` in pixels."""
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise InputError(f"cannot parse Pascal VOC file {path}: {exc}") from exc
+    name = (root.findtext("filename") or path.stem).strip()
+    boxes, labels = [], []
+    for obj in root.iter("object"):
+        bb = obj.find("bndbox")
+        if bb is None:
+            raise InputError(f"{path}: an <object> has no <bndbox>; fix the annotation")
+        try:
+            boxes.append([float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")])  # type: ignore[arg-type]
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{path}: a <bndbox> lacks numeric xmin/ymin/xmax/ymax") from exc
+        labels.append((obj.findtext("name") or "object").strip())
+    return {name: Boxes(np.asarray(boxes, dtype=np.float32).reshape(-1, 4), labels, str(path))}
+
+
+def read_coco(path: Path) -> dict[str, Boxes]:
+    """COCO json: `images` (file_name), `annotations` (bbox = x, y, width, height), `categories` (name)."""
+    try:
+        data = json.loads(path.read_text())
+        images = {im["id"]: im["file_name"] for im in data["images"]}
+        cats = {c["id"]: c["name"] for c in data.get("categories", [])}
+        out: dict[str, Boxes] = {
+            Path(n).name: Boxes(np.zeros((0, 4), np.float32), [], str(path)) for n in images.values()
+        }
+        per: dict[str, list] = {Path(n).name: [] for n in images.values()}
+        for a in data.get("annotations", []):
+            x, y, w, h = (float(v) for v in a["bbox"])
+            per[Path(images[a["image_id"]]).name].append(
+                ([x, y, x + w, y + h], cats.get(a["category_id"], str(a["category_id"])))
+            )
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise InputError(
+            f"{path} is not a COCO detection json ({type(exc).__name__}: {exc}); need images/annotations"
+        ) from exc
+    for name, items in per.items():
+        if items:
+            out[name] = Boxes(np.asarray([b for b, _ in items], np.float32), [lab for _, lab in items], str(path))
+    return out
+
+
+def read_csv_boxes(path: Path, default_image: str | None = None) -> dict[str, Boxes]:
+    """CSV with xmin,ymin,xmax,ymax,label (+ optional image_path); without image_path the rows belong to the
+    image of the same stem as the CSV (or `default_image`)."""
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    need = {"xmin", "ymin", "xmax", "ymax"}
+    if rows and not need <= set(rows[0]):
+        raise InputError(f"{path} must have columns xmin,ymin,xmax,ymax,label (has {', '.join(rows[0])})")
+    per: dict[str, tuple[list, list]] = {}
+    for i, row in enumerate(rows):
+        name = Path(row.get("image_path") or default_image or path.stem).name
+        try:
+            box = [float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax")]
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{path} row {i + 2}: box coordinates must be numbers") from exc
+        per.setdefault(name, ([], []))
+        per[name][0].append(box)
+        per[name][1].append((row.get("label") or "object").strip())
+    return {k: Boxes(np.asarray(b, np.float32).reshape(-1, 4), lab, str(path)) for k, (b, lab) in per.items()}
+
+
+def read_boxes(paths: Sequence[str | Path]) -> dict[str, Boxes]:
+    """Boxes per image file name from VOC/COCO/CSV files (or folders of them)."""
+    out: dict[str, Boxes] = {}
+    for p in dense.list_files(list(paths), BOX_SUFFIXES, "box annotation"):
+        suffix = p.suffix.lower()
+        found = read_voc(p) if suffix == ".xml" else read_coco(p) if suffix == ".json" else read_csv_boxes(p)
+        for name, b in found.items():
+            if name in out:  # the same image in two files: concatenate
+                prev = out[name]
+                out[name] = Boxes(np.concatenate([prev.boxes, b.boxes]), prev.labels + b.labels, prev.source)
+            else:
+                out[name] = b
+    return out
+
+
+def match_boxes(image: Path, table: dict[str, Boxes]) -> Boxes | None:
+    """The boxes of an image: by file name, else by stem (a.tif with a.xml / a.csv rows of a.png)."""
+    if image.name in table:
+        return table[image.name]
+    stems = {Path(k).stem: v for k, v in table.items()}
+    return stems.get(image.stem)
+
+
+def check_boxes(b: Boxes, width: int, height: int, where: str, tol: float = 1.0) -> np.ndarray:
+    """Refuse degenerate boxes and boxes outside the image (beyond `tol` px); clip the small overshoots."""
+    if len(b.boxes) == 0:
+        return b.boxes
+    x0, y0, x1, y1 = b.boxes.T
+    bad = (x1 <= x0) | (y1 <= y0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InputError(
+            f"{where}: box {i} {b.boxes[i].tolist()} has xmax <= xmin or ymax <= ymin; boxes are xmin,ymin,xmax,ymax"
+        )
+    out = (x0 < -tol) | (y0 < -tol) | (x1 > width + tol) | (y1 > height + tol)
+    if out.any():
+        i = int(np.argmax(out))
+        raise InputError(
+            f"{where}: box {i} {b.boxes[i].tolist()} lies outside the {width}x{height} px image; boxes must be "
+            "pixel coordinates of this image (convert map coordinates first)"
+        )
+    return np.clip(b.boxes, 0, [width, height, width, height]).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------- tiles
+
+
+def tile_sample(s: dict[str, Any], r: int, c: int, size: int, min_visible: float) -> dict[str, Any]:
+    """A tile of a sample with the boxes cut to it (kept when >= min_visible of their area is inside)."""
+    img = dense.crop_pad(s["image"], r, c, size, 0.0)
+    b = s["boxes"].clone()
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    b[:, [0, 2]] = (b[:, [0, 2]] - c).clamp(0, size)
+    b[:, [1, 3]] = (b[:, [1, 3]] - r).clamp(0, size)
+    h, w = s["image"].shape[-2:]
+    b[:, [0, 2]] = b[:, [0, 2]].clamp(max=w - c)
+    b[:, [1, 3]] = b[:, [1, 3]].clamp(max=h - r)
+    inside = ((b[:, 2] - b[:, 0]).clamp_min(0) * (b[:, 3] - b[:, 1]).clamp_min(0)) / area.clamp_min(1e-6)
+    keep = (inside >= min_visible) & (b[:, 2] > b[:, 0] + 1) & (b[:, 3] > b[:, 1] + 1)
+    return {"image": img, "boxes": b[keep], "labels": s["labels"][keep], "origin": (r, c), "name": s["name"]}
+
+
+def tiles_of(s: dict[str, Any], size: int, min_visible: float) -> list[dict[str, Any]]:
+    """Non-overlapping tiles of a sample (the last padded), so a held-out tile shares no pixel with a training
+    tile; a sample that fits in one tile is returned as it is (no padding)."""
+    h, w = s["image"].shape[-2:]
+    if h <= size and w <= size:
+        return [s]
+    return [tile_sample(s, r, c, size, min_visible) for r in range(0, h, size) for c in range(0, w, size)]

@@ -1,0 +1,133 @@
+"""The probes' report figures: confusion matrices, canopy scatter and maps, detection boxes, segmentation panels.
+
+Each probe module computes; this module draws (through `geodino.viz.figures`, so every figure is written the
+same way: Agg backend, atomic write, closed afterwards).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import Tensor
+
+from geodino.eval.dense import rgb_preview
+from geodino.viz.figures import pyplot, save_figure
+
+
+def plot_confusion(cm: list[list[int]], classes: list[str], path: str | Path, title: str) -> None:
+    """Row-normalised confusion matrix as a PNG (counts printed in cells when the matrix is small)."""
+    plt = pyplot()
+
+    m = np.asarray(cm, dtype=float)
+    norm = m / np.maximum(m.sum(1, keepdims=True), 1)
+    k = len(classes)
+    size = max(4.0, 0.45 * k + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(k), classes, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(k), classes, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    if k <= 20:
+        for i in range(k):
+            for j in range(k):
+                if m[i, j]:
+                    color = "white" if norm[i, j] > 0.5 else "black"
+                    ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7, color=color)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    save_figure(fig, path, dpi=120, format="png")
+
+
+def plot_scatter(pairs: list[tuple[np.ndarray, np.ndarray]], path: Path, metrics: dict[str, float]) -> None:
+    """Predicted vs reference height (hexbin density, 1:1 line, metrics in the title)."""
+    if not pairs:
+        return
+    plt = pyplot()
+
+    y = np.concatenate([a for a, _ in pairs])
+    p = np.concatenate([b for _, b in pairs])
+    top = float(max(np.percentile(y, 99.5) if y.size else 1, np.percentile(p, 99.5) if p.size else 1, 1.0))
+    fig, ax = plt.subplots(figsize=(5, 5))
+    hb = ax.hexbin(y, p, gridsize=40, extent=(0, top, 0, top), mincnt=1, bins="log", cmap="viridis")
+    ax.plot([0, top], [0, top], "r--", lw=1)
+    ax.set_xlabel("reference CHM (m)")
+    ax.set_ylabel("predicted height (m)")
+    ax.set_title(f"MAE {metrics['MAE']:.2f} m  RMSE {metrics['RMSE']:.2f} m  R2 {metrics['R2']:.2f}", fontsize=9)
+    fig.colorbar(hb, ax=ax, label="pixels")
+    save_figure(fig, path, dpi=100, format="png")
+
+
+def plot_maps(
+    image: Tensor,
+    target: Tensor | None,
+    valid: Tensor | None,
+    pred: Tensor,
+    path: Path,
+    tiles: list[tuple[int, int]] | None = None,
+    crop: int = 0,
+) -> None:
+    """Image, reference CHM, prediction and error side by side (held-out tiles outlined)."""
+    plt = pyplot()
+    from matplotlib.patches import Rectangle
+
+    panels: list[tuple[str, Any, dict]] = [("image", rgb_preview(image), {})]
+    vmax = float(np.nanpercentile(pred.numpy(), 99.5)) or 1.0
+    if target is not None:
+        t = np.where(valid.numpy(), target.numpy(), np.nan) if valid is not None else target.numpy()
+        vmax = max(vmax, float(np.nanpercentile(t, 99.5)) if np.isfinite(t).any() else 0.0)
+        panels.append(("reference CHM (m)", t, {"cmap": "viridis", "vmin": 0, "vmax": vmax}))
+    panels.append(("prediction (m)", pred.numpy(), {"cmap": "viridis", "vmin": 0, "vmax": vmax}))
+    if target is not None:
+        err = pred.numpy() - t
+        lim = float(np.nanpercentile(np.abs(err), 99)) if np.isfinite(err).any() else 1.0
+        panels.append(("prediction - reference (m)", err, {"cmap": "RdBu_r", "vmin": -lim, "vmax": lim}))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
+    size = crop or 0
+    for ax, (title, arr, kw) in zip(axes[0], panels):
+        im = ax.imshow(arr, interpolation="nearest", **kw)
+        if kw:
+            fig.colorbar(im, ax=ax, fraction=0.046)
+        for r, c in tiles or []:
+            side = size or max(1, image.shape[-1] // 4)
+            ax.add_patch(Rectangle((c - 0.5, r - 0.5), side, side, fill=False, ec="white", lw=1, ls="--"))
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    save_figure(fig, path, dpi=100, format="png")
+
+
+def plot_boxes(image: Tensor, truth: Tensor | None, pred: dict[str, Tensor], threshold: float, path: Path) -> None:
+    """The image with reference boxes (green) and predictions above `threshold` (red, with scores)."""
+    plt = pyplot()
+    from matplotlib.patches import Rectangle
+
+    fig, ax = plt.subplots(figsize=(7, 7))
+    ax.imshow(rgb_preview(image))
+    for b in truth.tolist() if truth is not None else []:
+        ax.add_patch(Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False, ec="lime", lw=1.2))
+    for b, s in zip(pred["boxes"].tolist(), pred["scores"].tolist()):
+        if s >= threshold:
+            ax.add_patch(Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False, ec="red", lw=1.0, ls="--"))
+            ax.text(b[0], b[1], f"{s:.2f}", color="red", fontsize=6, va="bottom")
+    ax.set_title(f"reference (green) and predictions >= {threshold} (red)", fontsize=9)
+    ax.axis("off")
+    save_figure(fig, path, dpi=100, format="png")
+
+
+def plot_examples(items: list[tuple[Tensor, Tensor, Tensor]], k: int, ignore: int, path: Path) -> None:
+    """Image / ground truth / prediction panels (ignored pixels in white)."""
+    plt = pyplot()
+
+    cmap = plt.get_cmap("tab20", max(k, 2))
+    fig, axes = plt.subplots(len(items), 3, figsize=(9, 3 * len(items)), squeeze=False)
+    for row, (img, mask, pred) in zip(axes, items):
+        row[0].imshow(rgb_preview(img))
+        m = np.ma.masked_equal(mask.numpy(), ignore)
+        row[1].imshow(m, cmap=cmap, vmin=0, vmax=max(k - 1, 1), interpolation="nearest")
+        row[2].imshow(pred.numpy(), cmap=cmap, vmin=0, vmax=max(k - 1, 1), interpolation="nearest")
+        for ax, title in zip(row, ("image", "truth", "prediction")):
+            ax.set_title(title)
+            ax.axis("off")
+    save_figure(fig, path, dpi=100, format="png")
