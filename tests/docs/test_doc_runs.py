@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the documented commands are the keys, as written)
 """Every documented `geodino ...` command and Python snippet either runs here for real, offline, on generated data
 (RUN) or is listed as CONFIG-ONLY / NOT-RUN with the reason (multi-GPU, downloads, hours-long runs).
 
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +31,7 @@ class Run:
     extra: tuple[str, ...] = ()
     why: str = ""
     after: tuple[str, ...] = ()
+    replace: tuple[tuple[str, str], ...] = ()  # (documented word, generated stand-in), said in `why`
 
 
 @dataclass(frozen=True)
@@ -42,13 +46,14 @@ TINY_WHY = "a 2-block vit_tiny, small heads, crops and batch, 2 CPU steps, sched
 MULTI_GPU = "needs several GPUs / nodes (DDP or FSDP2); the same config runs on one CPU in its 1-device twin"
 DOWNLOAD = "downloads a public benchmark (EuroSAT, BigEarthNet, LoveDA, NEON, VHR-10); tests/eval covers each task"
 
-SAT = "configs/pretrain/sat_vits16.yaml"
+CURATE = "the generated archive has 4 (S2) or 8 (chips) tiles; argparse keeps the last --size / --clusters given"
+RGB = (("scene.tif", "rgb_scene.tif"),)  # the SAT-493M model is an RGB one: an RGB scene.tif
 G = "geodino "
 
 COMMANDS: dict[str, Run | ConfigOnly] = {
     # --- README.md
     G + "data index /data/s2_scenes/": Run(),
-    G + "data stats /data/s2_scenes/ --sensor sentinel2_l2a --out my_s2.yaml": Run(("--overwrite",), "the workspace already wrote my_s2.yaml"),
+    G + "data stats /data/s2_scenes/ --sensor sentinel2_l2a --out my_s2.yaml": Run(),
     G + "data preview --config configs/pretrain/s2_vits16.yaml --out preview.png 'data.sources=[{type: raster, paths: [/data/s2_scenes/], sensor: my_s2.yaml}]'": Run(),
     G + "pretrain --config configs/pretrain/s2_vits16.yaml 'data.sources=[{type: raster, paths: [/data/s2_scenes/], sensor: my_s2.yaml}]' output_dir=runs/s2": Run(TINY, TINY_WHY),
     G + "pretrain -c configs/pretrain/sat_vits16.yaml trainer.devices=4 trainer.strategy=ddp": ConfigOnly(MULTI_GPU),
@@ -74,7 +79,7 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "embed classify other_features.tif --model landcover.model.joblib --out other_landcover.tif": Run(),
     G + "embed change before.tif after.tif --out change.tif --threshold otsu": Run(),
     G + "viz attention scene.tif --backbone SPEC --sensor sentinel2_l2a --out att/ --point 256 256": Run(),
-    G + "data curate /data/s2/ --type raster --sensor sentinel2_l2a -b SPEC --size 100000 --clusters 2000 200 20 -o cur/": Run(),
+    G + "data curate /data/s2/ --type raster --sensor sentinel2_l2a -b SPEC --size 100000 --clusters 2000 200 20 -o cur/": Run(("--size", "4", "--clusters", "2", "1"), CURATE),
     G + "pretrain --config configs/pretrain/s2_vits16.yaml 'data.sources=[{type: raster, paths: [cur/curated.parquet], sensor: sentinel2_l2a}]'": Run(TINY, TINY_WHY, ("data curate /data/s2/ --type raster --sensor sentinel2_l2a -b SPEC --size 100000 --clusters 2000 200 20 -o cur/",)),
     # --- docs/backbone.md
     G + "info": Run(),
@@ -84,7 +89,7 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "convert dinov3_vitl16_pretrain_sat493m-eadcf0ff.pth vitl_s2.safetensors --bands B02 B03 B04 B08 --sensor sentinel2_l2a --fill mean": Run(),
     # --- docs/data.md
     G + "data index /data/s2/ --out footprints.geojson": Run(),
-    G + "data stats /data/s2/ --out configs/sensors/my_s2.yaml --scale 0.0001 --samples 512": Run(("--overwrite",), "the workspace already wrote configs/sensors/my_s2.yaml"),
+    G + "data stats /data/s2/ --out configs/sensors/my_s2.yaml --scale 0.0001 --samples 512": Run(),
     G + "data preview 'sources=[{type: raster, paths: [/data/s2/], sensor: configs/sensors/my_s2.yaml}]' -o preview.png": Run(),
     G + "data sensors": Run(),
     G + "data stack /data/s2_safe/ --bands B02 B03 B04 B08 B11 B12 --out /data/s2_vrt/": Run(),
@@ -99,12 +104,13 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
          "students=[{name: vits, arch: vit_tiny, overrides: {depth: 2}}]", "dino.head_n_prototypes=64",
          "dino.head_hidden_dim=32", "dino.head_bottleneck_dim=16", "ibot.head_n_prototypes=64",
          "ibot.head_hidden_dim=32", "ibot.head_bottleneck_dim=16", "crops.global_size=32", "crops.local_size=16",
-         "train.max_steps=2", "train.global_batch_size=2", "train.checkpoint_every_n_steps=2"),
+         "train.max_steps=2", "train.global_batch_size=2", "train.checkpoint_every_n_steps=2",
+         "schedules.reference_iters=1000000"),
         "the config's data are ../shared/data scenes (not in the repository): generated RGB scenes instead; a tiny "
         "student and heads, 2 steps (the teacher is the tiny RGB export)",
     ),
     # --- docs/embed.md
-    G + "embed scene.tif --backbone dinov3_vits16_sat.pth --out scene_emb.tif": Run(("--overwrite",), "the workspace already wrote scene_emb.tif"),
+    G + "embed scene.tif --backbone dinov3_vits16_sat.pth --out scene_emb.tif": Run(),
     G + "embed mosaic.vrt --backbone 'arch:vit_small?seed=0' --out mosaic_emb.zarr --dtype float16": Run(),
     G + "embed pca scene_emb.tif --out scene_pca.tif --png scene_pca.png": Run(),
     G + "embed cluster scene_emb.tif --out scene_classes.tif --k 12 --png scene_classes.png": Run(),
@@ -121,12 +127,12 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "embed change before_emb.tif after_emb.tif --out change.tif --threshold 0.3 --mask m.tif": Run(),
     G + "embed change before_emb.tif after_emb.tif --out change.tif --resample": Run(),
     # --- docs/inspect_and_curate.md
-    G + "viz attention scene.tif --backbone dinov3_vitl16_pretrain_sat493m.pth --out att/": Run(),
+    G + "viz attention scene.tif --backbone dinov3_vitl16_pretrain_sat493m.pth --out att/": Run(replace=RGB, why="the SAT-493M stand-in is RGB: an RGB scene.tif"),
     G + "viz attention chip.jpg -b exports/teacher.pth -o att/ --layer 5 --heads 0 3 --mass 0.6 --point 32 32": Run(),
-    G + "viz attention s2.tif -b s2_vits16.pth --sensor sentinel2_l2a -o att/ --window 0 0 1024 1024": Run(),
+    G + "viz attention s2.tif -b s2_vits16.pth --sensor sentinel2_l2a -o att/ --window 0 0 1024 1024": Run(("--window", "0", "0", "512", "512"), "a 1024 px window at patch 8 is 16k tokens (GBs of attention); the generated s2.tif has 512 px"),
     G + "viz attention s2.tif -b SPEC --sensor sentinel2_l2a -o att/ --point 500100 4499900 --point-crs": Run(),
-    G + "data curate /data/chips/ -b exports/teacher.pth --size 100000 -o curated/": Run(),
-    G + "data curate /data/s2/ --type raster --sensor sentinel2_l2a --tile-size 256 -b s2_vits16.pth --size 200000 --clusters 20000 2000 200 --dedup 0.95 --workers 4 -o curated/": Run(),
+    G + "data curate /data/chips/ -b exports/teacher.pth --size 100000 -o curated/": Run(("--size", "4", "--clusters", "2", "1"), CURATE),
+    G + "data curate /data/s2/ --type raster --sensor sentinel2_l2a --tile-size 256 -b s2_vits16.pth --size 200000 --clusters 20000 2000 200 --dedup 0.95 --workers 4 -o curated/": Run(("--size", "4", "--clusters", "2", "1"), CURATE),
     # --- docs/integrations.md
     G + "convert exports/backbone.pth timm_backbone --to timm": Run(),
     G + "convert exports/backbone.pth hf_backbone --to hf": Run(),
@@ -159,17 +165,21 @@ class Snippet:
     prelude: str = ""
     after: tuple[str, ...] = ()
     skip: str = ""
+    replace: tuple[tuple[str, str], ...] = ()
+    fresh: tuple[str, ...] = ()  # outputs removed first (the API refuses to overwrite them)
 
 
 SNIPPETS: dict[tuple[str, int], Snippet] = {
-    ("README.md", 0): Snippet(),
+    ("README.md", 0): Snippet(replace=RGB, fresh=("features.tif", "pca.tif", "pca.png")),
     ("backbone.md", 0): Snippet(skip="loads the released ViT-S/16 weights (a download) and builds ViT-7B on meta"),
     ("data.md", 0): Snippet(skip="a fragment inside a training loop (rank, world_size, resume_step from the trainer)"),
     ("dense_probes.md", 0): Snippet(skip="NEON / tree-crown / land-cover files (downloads)"),
     ("distillation.md", 0): Snippet(skip="reads ../shared/data scenes; the same loop runs as a documented command"),
-    ("embed.md", 0): Snippet(),
+    ("embed.md", 0): Snippet(
+        replace=RGB, fresh=("scene_emb.tif", "scene_pca.tif", "scene_pca.png", "fields_emb.parquet")
+    ),
     ("inspect_and_curate.md", 0): Snippet(),
-    ("integrations.md", 0): Snippet("import numpy as np\ndn = np.full((4, 64, 64), 1200, np.float32)  # a DN tile\n"),
+    ("integrations.md", 0): Snippet("import torch\ndn = torch.full((1, 4, 64, 64), 1200.0)  # a DN batch\n"),
     ("integrations.md", 1): Snippet(after=("convert exports/backbone.pth timm_backbone --to timm",)),
     ("integrations.md", 2): Snippet(after=("convert exports/backbone.pth timm_backbone --to timm",)),
     ("integrations.md", 3): Snippet("import torch\nimages = torch.zeros(1, 5, 64, 64)\n"),
@@ -224,11 +234,30 @@ def ws(tmp_path_factory) -> Workspace:
     return Workspace(root)
 
 
-def rewrite(command: str) -> list[str]:
+def rewrite(command: str, replace=()) -> list[str]:
     """The argv a documented command runs with here: /data/... -> data/..., SPEC -> the tiny S2 export."""
-    words = shlex.split(command)[1:]
-    words = [w.replace("/data/", "data/") for w in words]
+    words = [re.sub(r"(?<![\w/])/data/", "data/", w) for w in shlex.split(command)[1:]]
+    words = [dict(replace).get(w, w) for w in words]
     return ["exports/s2_vits16.pth" if w == "SPEC" else w for w in words]
+
+
+def outputs(argv: list[str]) -> list[str]:
+    """What a command writes (the value of --out / -o; export's and convert's second path), so that each run
+    starts as in a fresh folder: the docs show alternatives that write the same file, and geodino refuses to
+    overwrite without --overwrite."""
+    out = [argv[i + 1] for i, w in enumerate(argv[:-1]) if w in ("--out", "-o")]
+    positional = [w for w in argv[1:] if not w.startswith("-")]
+    if argv[0] in ("export", "convert") and len(positional) >= 2:
+        out.append(positional[1])
+    return out
+
+
+def remove(paths) -> None:
+    for p in map(Path, paths):
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
 
 
 def run_command(ws: Workspace, command: str) -> str:
@@ -239,8 +268,10 @@ def run_command(ws: Workspace, command: str) -> str:
     assert isinstance(entry, Run), f"{command} is not a Run entry"
     for pre in entry.after:
         run_command(ws, G + pre)
+    argv = rewrite(command, entry.replace)
     with chdir(ws.root):
-        rc, out, _ = geodino(*rewrite(command), *entry.extra)
+        remove(outputs(argv) if "--resume" not in argv else [])
+        rc, out, _ = geodino(*argv, *entry.extra)
     assert rc == 0, f"`{command}` exited {rc}:\n{out[-3000:]}"
     ws.done[command] = out
     return out
@@ -262,5 +293,9 @@ def test_documented_snippet_runs(key, ws: Workspace) -> None:
     entry = SNIPPETS[key]
     for pre in entry.after:
         run_command(ws, G + pre)
+    text = SNIPPET_TEXT[key]
+    for old, new in entry.replace:
+        text = text.replace(f'"{old}"', f'"{new}"')
     with chdir(ws.root):
-        exec(compile(entry.prelude + SNIPPET_TEXT[key], f"{key[0]}[python {key[1]}]", "exec"), {})
+        remove(entry.fresh)
+        exec(compile(entry.prelude + text, f"{key[0]}[python {key[1]}]", "exec"), {})

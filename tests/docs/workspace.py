@@ -30,15 +30,19 @@ SIZE = 320
 TINY_PRETRAIN = [
     "ssl.student.arch=vit_tiny",
     "ssl.student.patch_size=8",
-    "ssl.student.overrides={depth: 2}",
+    "ssl.student.overrides={depth: 6}",  # 6 blocks: the docs ask for --layer 5 and a 4-level DPT
     "ssl.student.drop_path_rate=0.0",
-    *(f"ssl.{h}.{k}={v}" for h in ("dino", "ibot") for k, v in
-      (("head_n_prototypes", 64), ("head_hidden_dim", 32), ("head_bottleneck_dim", 16))),
+    *(
+        f"ssl.{h}.{k}={v}"
+        for h in ("dino", "ibot")
+        for k, v in (("head_n_prototypes", 64), ("head_hidden_dim", 32), ("head_bottleneck_dim", 16))
+    ),
     "batch_size=2",
     "num_workers=0",
     "crops.global_size=32",
     "crops.local_size=16",
     "crops.n_local=2",
+    "crops.gram_size=48",
     "trainer.max_steps=2",
     "trainer.accelerator=cpu",
     "trainer.devices=1",
@@ -102,16 +106,16 @@ def write_tif(path: Path, data: np.ndarray, *, bands: list[str] | None = None, n
     return path
 
 
-def s2_scene(path: Path, seed: int) -> Path:
+def s2_scene(path: Path, seed: int, size: int = SIZE) -> Path:
     """A 12-band Sentinel-2 L2A scene in DN (uint16, 10 m, nodata 0)."""
     from geodino.data.sensors import get_sensor
 
     bands = list(get_sensor("sentinel2_l2a").bands)
-    return write_tif(path, (200 + 4000 * _smooth(len(bands), seed)).astype(np.uint16), bands=bands, nodata=0)
+    return write_tif(path, (200 + 4000 * _smooth(len(bands), seed, size)).astype(np.uint16), bands=bands, nodata=0)
 
 
-def rgb_scene(path: Path, seed: int) -> Path:
-    return write_tif(path, (255 * _smooth(3, seed)).astype(np.uint8))
+def rgb_scene(path: Path, seed: int, size: int = SIZE) -> Path:
+    return write_tif(path, (255 * _smooth(3, seed, size)).astype(np.uint8))
 
 
 def image_folder(root: Path, n_per_class: int = 4, size: int = 48) -> Path:
@@ -155,10 +159,11 @@ def build_workspace(root: Path) -> dict[str, float]:
     data = root / "data"
     for name, seed in (("s2_scenes/T33_a.tif", 0), ("s2_scenes/T33_b.tif", 1), ("s2/T33_c.tif", 2)):
         s2_scene(data / name, seed)
-    for name in ("scene.tif", "s2.tif", "scene_a.tif", "scene_b.tif"):
-        shutil.copy(data / "s2_scenes/T33_a.tif", root / name)
+    shutil.copy(data / "s2_scenes/T33_a.tif", root / "scene.tif")
+    s2_scene(root / "s2.tif", 6, size=512)  # docs/inspect_and_curate.md reads a 512 px window of it
+    rgb_scene(root / "rgb_scene.tif", 7)  # for the RGB (SAT-493M-like) backbone
     s2_scene(root / "scene_after.tif", 5)
-    rgb_scene(data / "scenes/rgb_a.tif", 3)
+    rgb_scene(data / "scenes/rgb_a.tif", 3, size=512)  # vits16_highres.yaml tiles of 480 px
     rgb_scene(data / "sat_archive/rgb_b.tif", 4)
     image_folder(data / "my_chips")
     image_folder(data / "chips")
@@ -178,15 +183,34 @@ def build_workspace(root: Path) -> dict[str, float]:
     with chdir(root):
         from geodino.data.vrt import stack_bands
 
-        for vrt in ("scene.vrt", "mosaic.vrt"):  # a one-band-per-file VRT over the 12 band files
-            with rasterio.open(data / "s2/T33_c.tif") as src:
-                names = list(src.descriptions)
-            stack_bands({b: data / f"s2_safe/S2A_T33.SAFE/T33_20240601_{b}_10m.tif" for b in names}, vrt)
+        with rasterio.open(data / "s2/T33_c.tif") as src:  # a one-band-per-file VRT over the 12 band files
+            names = list(src.descriptions)
+        stack_bands({b: data / f"s2_safe/S2A_T33.SAFE/T33_20240601_{b}_10m.tif" for b in names}, "scene.vrt")
+        for b, band in enumerate(("R", "G", "B"), 1):  # an RGB mosaic for the random arch:vit_small of embed.md
+            with rasterio.open("rgb_scene.tif") as src:
+                write_tif(root / f"rgb_bands/rgb_{band}.tif", src.read([b]))
+        stack_bands({b: root / f"rgb_bands/rgb_{b}.tif" for b in ("R", "G", "B")}, "mosaic.vrt")
         t0 = time.perf_counter()
         must("data", "stats", "data/s2_scenes/", "--sensor", "sentinel2_l2a", "--out", "my_s2.yaml")
         shutil.copy("my_s2.yaml", "configs/sensors/my_s2.yaml")
-        must("data", "stats", "demo_out/data/scene/scene.tif", "--out", "demo_out/data/sensor.yaml", "--scale",
-             "0.0001", "--band-names", "blue", "green", "red", "nir", "--samples", "16", "--tile-size", "64")  # fmt: skip
+        must(
+            "data",
+            "stats",
+            "demo_out/data/scene/scene.tif",
+            "--out",
+            "demo_out/data/sensor.yaml",
+            "--scale",
+            "0.0001",
+            "--band-names",
+            "blue",
+            "green",
+            "red",
+            "nir",
+            "--samples",
+            "16",
+            "--tile-size",
+            "64",
+        )
         times["data stats"] = time.perf_counter() - t0
         # the two tiny backbones every other command loads: 12-band Sentinel-2 and 3-band RGB (chips)
         t0 = time.perf_counter()
