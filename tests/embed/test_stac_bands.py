@@ -87,8 +87,8 @@ def test_one_band_per_asset_items_embed_like_the_prestacked_geotiff(tmp_path, co
     (mosaic,) = embed_scenes(items, backbone=conv_bb, out=out, asset=asset, **OPTS)
     assert sorted(p.name for p in (out / "stacked").iterdir()) == ["S2_0.vrt", "S2_1.vrt"]
     for k, img in enumerate(stacks):
-        ref_in = write_tif(tmp_path / f"stacked_{k}.tif", img[[2, 1, 0]], transform=from_origin(X0 + 480 * k, Y0, 10, 10),
-                           nodata=0)  # fmt: skip
+        t = from_origin(X0 + 480 * k, Y0, 10, 10)
+        ref_in = write_tif(tmp_path / f"stacked_{k}.tif", img[[2, 1, 0]], transform=t, nodata=0)
         ref = embed_raster(ref_in, conv_bb, tmp_path / "ref" / f"{k}.tif", **OPTS)
         got, crs, t, *_ = read_all(out / f"S2_{k}.tif")
         np.testing.assert_array_equal(got, read_all(ref)[0])  # bit-equal to embedding the pre-stacked file
