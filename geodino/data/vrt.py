@@ -293,15 +293,16 @@ def stack_files_xml(sources: Sequence[tuple[str, str]], *, where: str = "") -> t
         if crs != ref[2]:
             listed = ", ".join(f"{i[0]} {i[2].to_string() if i[2] else 'no CRS'}" for i in infos)
             raise InputError(
-                f"cannot stack sources of different CRS{at} ({listed}); pass assets of one CRS, or embed them apart"
+                f"cannot stack {where or 'these files'}: different CRS ({listed}); pass assets of one CRS, or embed "
+                f"them apart"
             )
         if t.b != 0 or t.d != 0 or t.e >= 0:
             raise InputError(f"{label!r} ({path}){at} has a rotated or south-up grid; stacking needs north-up files")
         if dtype != ref[7]:
             listed = ", ".join(f"{i[0]} {i[7]}" for i in infos)
             raise InputError(
-                f"cannot stack sources of different data types{at} ({listed}); the DN scale comes from the type, "
-                f"so pass reflectance bands of one type"
+                f"cannot stack {where or 'these files'}: different data types ({listed}); the DN scale comes from "
+                f"the type, so pass reflectance bands of one type"
             )
     t, width, height = ref[3], ref[4], ref[5]
     lines = [
