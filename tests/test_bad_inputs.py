@@ -607,3 +607,50 @@ def test_bad_stac_inputs(capsys, tmp_path, scene):
     broken.write_text("{not json")
     one_line_exit_2(capsys, tmp_path, "embed", broken, "-b", SPEC, "--asset", "visual", *out,
                     expect=("cannot read STAC", "broken.json"))  # fmt: skip
+
+
+def _band_item(hrefs: dict[str, str], extra: dict | None = None) -> dict:
+    """An item with one asset per band (Earth Search keys, eo:bands names B0x and common names)."""
+    names = {"blue": "B02", "green": "B03", "red": "B04"}
+    assets = {k: {"href": h, "eo:bands": [{"name": names[k], "common_name": k}]} for k, h in hrefs.items()}
+    return {
+        "type": "Feature", "stac_version": "1.0.0", "id": "S1", "geometry": None, "links": [],
+        "properties": {"datetime": "2024-01-01T00:00:00Z"}, "assets": {**assets, **(extra or {})},
+    }  # fmt: skip
+
+
+def test_bad_one_band_per_asset_stac_inputs(capsys, tmp_path):
+    pytest.importorskip("pystac")
+    rng = np.random.default_rng(0)
+    band = lambda: (rng.random((1, 32, 32)) * 3000 + 1).astype(np.uint16)
+    for k in ("red", "green", "blue"):
+        write_tif(tmp_path / f"{k}.tif", band())
+    write_tif(tmp_path / "green_utm34.tif", band(), crs="EPSG:32634")
+    write_tif(tmp_path / "green_u8.tif", band().astype(np.uint8))
+    write_tif(tmp_path / "rgb.tif", (rng.random((3, 32, 32)) * 255).astype(np.uint8))
+    out = ("--out", tmp_path / "feats")
+    ok = {k: f"{k}.tif" for k in ("red", "green", "blue")}
+    visual = {"visual": {"href": "rgb.tif", "eo:bands": [{"name": n} for n in ("red", "green", "blue")]}}
+    items = _items(tmp_path, [_band_item(ok, visual)])
+    one_line_exit_2(capsys, tmp_path, "embed", items, "-b", SPEC, "--asset", "red,gren,blue", *out,
+                    expect=("STAC item S1", "has no asset 'gren' (did you mean green?)",
+                            "it has red, green, blue, visual", "--asset"))  # fmt: skip
+    one_line_exit_2(capsys, tmp_path, "embed", items, "-b", SPEC, "--asset", "red,visual", *out,
+                    expect=("asset 'visual' of STAC item S1", "has 3 bands",
+                            "--asset visual --asset-bands"))  # fmt: skip
+    one_line_exit_2(capsys, tmp_path, "embed", items, "-b", SPEC, "--asset", "red,green", "--asset-bands", "1", *out,
+                    expect=("--asset-bands chooses bands inside one multi-band asset",
+                            "drop --asset-bands"))  # fmt: skip
+    one_line_exit_2(capsys, tmp_path, "embed", items, "-b", SPEC, "--asset", "red,B04,blue", *out,
+                    expect=("names asset 'red' of STAC item S1 in", "twice"))  # fmt: skip
+    crs = _items(tmp_path, [_band_item({**ok, "green": "green_utm34.tif"})])
+    one_line_exit_2(capsys, tmp_path, "embed", crs, "-b", SPEC, "--asset", "red,green,blue", *out,
+                    expect=("cannot stack assets red, green, blue of STAC item S1", "different CRS",
+                            "red EPSG:32633, green EPSG:32634, blue EPSG:32633", "assets of one CRS"))  # fmt: skip
+    types = _items(tmp_path, [_band_item({**ok, "green": "green_u8.tif"})])
+    one_line_exit_2(capsys, tmp_path, "embed", types, "-b", SPEC, "--asset", "red,green,blue", *out,
+                    expect=("different data types", "red uint16, green uint8, blue uint16"))  # fmt: skip
+    gone = _items(tmp_path, [_band_item({**ok, "blue": "gone.tif"})])
+    one_line_exit_2(capsys, tmp_path, "embed", gone, "-b", SPEC, "--asset", "red,green,blue", *out,
+                    expect=("cannot read 'blue'", "gone.tif",
+                            "of assets red, green, blue of STAC item S1"))  # fmt: skip

@@ -23,7 +23,15 @@ from xml.sax.saxutils import escape
 
 from geodino.errors import InputError
 
-__all__ = ["find_band_files", "mosaic_vrt", "stack_bands", "stack_scenes"]
+__all__ = [
+    "find_band_files",
+    "mosaic_vrt",
+    "stack_bands",
+    "stack_files",
+    "stack_files_xml",
+    "stack_scenes",
+    "write_vrt",
+]
 
 _GDAL_TYPES = {
     "uint8": "Byte",
@@ -236,3 +244,117 @@ def mosaic_vrt(paths: Sequence[str | Path], out: str | Path, *, metadata: dict[s
     with atomic_path(out) as tmp:
         tmp.write_text("\n".join(line for line in lines if line) + "\n")
     return out
+
+
+def _fmt_res(v: float) -> str:
+    return f"{v:g}"
+
+
+def stack_files(sources: Sequence[tuple[str, str]], out: str | Path, *, where: str = "") -> tuple[Path, list[str]]:
+    """Write the VRT of `stack_files_xml(sources, where=where)` at `out`; returns (its path, the resampling notes)."""
+    text, notes = stack_files_xml(sources, where=where)
+    return write_vrt(text, out), notes
+
+
+def stack_files_xml(sources: Sequence[tuple[str, str]], *, where: str = "") -> tuple[str, list[str]]:
+    """The XML of a VRT stacking single-band `sources` ((label, path) pairs, in order) on the first one's grid.
+
+    For one-band-per-asset STAC items (Sentinel-2, Landsat on Earth Search / Planetary Computer). Paths may be
+    local or GDAL virtual file system paths (`/vsicurl/https://...`, `/vsis3/...`): they are written as given, so
+    the VRT is read window by window like any raster and remote COGs are fetched by range requests. The grid
+    (CRS, transform, size) is the first source's: list a 10 m band first for a 10 m scene. A source of another
+    resolution is resampled on read by GDAL: bilinear when it is coarser (a 20 m band on a 10 m grid), average
+    when it is finer (a 10 m band on a 20 m grid). Sources of another CRS or data type, rotated grids and
+    multi-band files are refused (one line naming them; `where` says whose sources, e.g. the STAC item).
+    Returns the XML and one note per resampled source ("swir16 20 m -> 10 m bilinear"). Only headers are read.
+    """
+    import rasterio
+
+    at = f" of {where}" if where else ""
+    if not sources:
+        raise InputError(f"nothing to stack{at}")
+    infos = []
+    for label, path in sources:
+        try:
+            with rasterio.open(path) as src:
+                infos.append((label, str(path), src.crs, src.transform, src.width, src.height, src.count,
+                              src.dtypes[0], src.nodata))  # fmt: skip
+        except rasterio.errors.RasterioIOError as exc:
+            raise InputError(f"cannot read {label!r} ({path}){at}: {str(exc).splitlines()[0]}") from exc
+    ref = infos[0]
+    for label, path, crs, t, _w, _h, count, dtype, _nd in infos:
+        if count != 1:
+            raise InputError(
+                f"{label!r}{at} has {count} bands; stacking takes single-band files (pass a multi-band asset alone, "
+                f"choosing its bands with --asset-bands)"
+            )
+        if crs is None:
+            raise InputError(f"{label!r} ({path}){at} has no CRS; cannot stack it with the others")
+        if crs != ref[2]:
+            listed = ", ".join(f"{i[0]} {i[2].to_string() if i[2] else 'no CRS'}" for i in infos)
+            raise InputError(
+                f"cannot stack {where or 'these files'}: different CRS ({listed}); pass assets of one CRS, or embed "
+                f"them apart"
+            )
+        if t.b != 0 or t.d != 0 or t.e >= 0:
+            raise InputError(f"{label!r} ({path}){at} has a rotated or south-up grid; stacking needs north-up files")
+        if dtype != ref[7]:
+            listed = ", ".join(f"{i[0]} {i[7]}" for i in infos)
+            raise InputError(
+                f"cannot stack {where or 'these files'}: different data types ({listed}); the DN scale comes from "
+                f"the type, so pass reflectance bands of one type"
+            )
+    t, width, height = ref[3], ref[4], ref[5]
+    lines = [
+        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
+        f"  <SRS>{escape(ref[2].to_wkt())}</SRS>",
+        f"  <GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}</GeoTransform>",
+    ]
+    notes = []
+    for k, (label, path, _, bt, bw, bh, _c, dtype, nodata) in enumerate(infos, start=1):
+        x_off, y_off = (bt.c - t.c) / t.a, (bt.f - t.f) / t.e  # this source's place on the first one's grid
+        x_size, y_size = bw * bt.a / t.a, bh * bt.e / t.e
+        same = bt.a == t.a and bt.e == t.e and x_off == int(x_off) and y_off == int(y_off)
+        method = "" if same else "average" if abs(bt.a) < abs(t.a) else "bilinear"
+        if method:
+            notes.append(f"{label} {_fmt_res(abs(bt.a))} m -> {_fmt_res(abs(t.a))} m {method}")
+        lines += [
+            f'  <VRTRasterBand dataType="{_GDAL_TYPES.get(dtype, "Float32")}" band="{k}">',
+            f"    <Description>{escape(label)}</Description>",
+            *([f"    <NoDataValue>{_xml_number(nodata)}</NoDataValue>"] if nodata is not None else []),
+            f"    <ComplexSource{f' resampling={chr(34)}{method}{chr(34)}' if method else ''}>",
+            f'      <SourceFilename relativeToVRT="0">{escape(_source_name(path))}</SourceFilename>',
+            "      <SourceBand>1</SourceBand>",
+            f'      <SrcRect xOff="0" yOff="0" xSize="{bw}" ySize="{bh}"/>',
+            f'      <DstRect xOff="{x_off!r}" yOff="{y_off!r}" xSize="{x_size!r}" ySize="{y_size!r}"/>',
+            *([f"      <NODATA>{_xml_number(nodata)}</NODATA>"] if nodata is not None else []),
+            "    </ComplexSource>",
+            "  </VRTRasterBand>",
+        ]
+    if notes:
+        lines[3:3] = ["  <Metadata>", f'    <MDI key="GEODINO_STACK_RESAMPLED">{escape("; ".join(notes))}</MDI>',
+                      "  </Metadata>"]  # fmt: skip
+    return "\n".join(lines) + "\n</VRTDataset>\n", notes
+
+
+def write_vrt(text: str, out: str | Path) -> Path:
+    """Write VRT XML at `out` atomically, unless the file already holds exactly this text; returns `out`."""
+    import os
+
+    from geodino.io import make_dirs
+
+    out = Path(out)
+    if out.exists() and out.read_text() == text:  # a rerun or another rank wrote the same stack
+        return out
+
+    make_dirs(out.parent)
+    # a per-process temporary name (not atomic_path's fixed one): ranks of an array may write the same stack
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, out)
+    return out
+
+
+def _source_name(path: str) -> str:
+    """A VRT source name: GDAL virtual paths as given (resolving would fold `https://`), local files absolute."""
+    return path if path.startswith("/vsi") or "://" in path else str(Path(path).resolve())

@@ -10,6 +10,9 @@ like one feature raster.
 - Split across processes: with `world_size`/`rank` (e.g. a SLURM array: `--world-size $SLURM_ARRAY_TASK_COUNT
   --rank $SLURM_ARRAY_TASK_ID`) rank r embeds scenes r, r + w, r + 2w, ...; whichever rank finds every scene
   done writes the mosaic. A rank that finishes early leaves it to the last one.
+- STAC items with one band per asset (`--asset red,green,blue,nir`) become one VRT per item,
+  `OUT/stacked/<item>.vrt`, on the first asset's grid (other resolutions resampled on read; see
+  `geodino.data.vrt.stack_files`); the scene is then read from it like any raster, window by window.
 - All scenes must have the same band count (checked from their headers before any pixel is read): the vectors of
   one run come from one input layout.
 """
@@ -26,9 +29,10 @@ from geodino.embed.config import EmbedConfig, make_config
 from geodino.embed.stac import Scene, is_stac, read_stac
 from geodino.errors import ConfigError, InputError
 
-__all__ = ["Scene", "embed_scenes", "is_many", "list_scenes", "scene_outputs"]
+__all__ = ["Scene", "embed_scenes", "is_many", "list_scenes", "scene_outputs", "stack_sources"]
 
 MOSAIC = "mosaic.vrt"
+STACKED = "stacked"  # OUT/stacked/<item>.vrt: the per-item VRTs of one-band-per-asset STAC items
 
 
 def is_many(inputs: list[str]) -> bool:
@@ -88,6 +92,30 @@ def scene_outputs(out: str | Path) -> tuple[Path, Path]:
     return out, out / MOSAIC
 
 
+def stack_sources(scenes: list[Scene], folder: Path, *, progress: bool = False) -> tuple[list[Scene], dict[Path, str]]:
+    """Scenes with `sources` (several single-band STAC assets) pointed at `folder`/<scene>.vrt, and the XML to
+    write there (`geodino.data.vrt.write_vrt`) once the run has passed its checks: every item is checked (asset
+    headers only, remote ones by range requests) before anything is written, so bad input leaves no files."""
+    from geodino.data.vrt import stack_files_xml
+
+    out, pending, notes = [], {}, []
+    for s in scenes:
+        if not s.sources:
+            out.append(s)
+            continue
+        path = folder / f"{s.name}.vrt"
+        pending[path], resampled = stack_files_xml(s.sources, where=s.origin)
+        notes += resampled
+        out.append(dataclasses.replace(s, path=str(path)))
+    if progress and notes:
+        print(
+            f"geodino: resampled on read onto each item's first asset grid: {'; '.join(sorted(set(notes)))} "
+            f"({len(notes)} asset(s)); list the finest band first to keep its resolution",
+            file=sys.stderr,
+        )
+    return out, pending
+
+
 def _check_band_counts(scenes: list[Scene]) -> None:
     """All scenes readable and of one band count (headers only); one line naming two that differ."""
     import rasterio
@@ -95,8 +123,11 @@ def _check_band_counts(scenes: list[Scene]) -> None:
     first: tuple[Scene, int] | None = None
     for s in scenes:
         try:
-            with rasterio.open(s.path) as src:
-                count = len(s.bands) if s.bands else src.count
+            if s.sources:  # a STAC stack, checked by stack_sources: one band per source
+                count = len(s.sources)
+            else:
+                with rasterio.open(s.path) as src:
+                    count = len(s.bands) if s.bands else src.count
         except rasterio.errors.RasterioIOError as exc:
             where = f" ({s.origin})" if s.origin and s.origin != s.path else ""
             raise InputError(f"cannot read scene {s.path}{where}: {str(exc).splitlines()[0]}") from exc
@@ -152,6 +183,7 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     scenes = list_scenes(inputs, asset=cfg.asset, asset_bands=cfg.asset_bands, exclude=folder)
     if not scenes:
         raise InputError(f"{' '.join(inputs)} holds no raster outside the output folder {folder}; pass the scenes")
+    scenes, stacks = stack_sources(scenes, folder / STACKED, progress=cfg.progress)
     outs = {s.name: folder / f"{s.name}.tif" for s in scenes}
     _check_band_counts(scenes)
     mine = scenes[cfg.rank :: cfg.world_size]
@@ -166,6 +198,10 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     from geodino.io import make_dirs
 
     make_dirs(folder)
+    from geodino.data.vrt import write_vrt
+
+    for path, text in stacks.items():
+        write_vrt(text, path)
     skipped = 0
     for k, s in enumerate(mine, start=1):
         out = outs[s.name]

@@ -1,11 +1,18 @@
 """Scenes of a STAC ItemCollection, static catalog, collection or single item: one raster per item.
 
 The JSON (a file or a URL) is read with pystac (optional extra `geodino[stac]`, imported lazily). Each item
-gives one scene: its asset `asset` (a multi-band raster, e.g. a COG with bands red, green, nir) with the bands
-chosen by name (the asset's `eo:bands`, `raster:bands` or STAC 1.1 `bands` names or common names) or by 1-based
-number. Pixels are then read like any raster, by windows through GDAL (`geodino.data.rasters.read_window`):
-remote hrefs become GDAL virtual file system paths (`https://` -> `/vsicurl/`, `s3://` -> `/vsis3/`,
-`gs://` -> `/vsigs/`), so a COG is read by HTTP range requests, never downloaded whole.
+gives one scene, either
+- one asset (`--asset visual`: a multi-band raster, e.g. a COG with bands red, green, nir) with the bands
+  chosen by name (the asset's `eo:bands`, `raster:bands` or STAC 1.1 `bands` names or common names) or by
+  1-based number; or
+- several single-band assets stacked in the order given (`--asset red,green,blue,nir`: Sentinel-2 and Landsat
+  on Earth Search and Planetary Computer store one band per asset), each named by its asset key or by its
+  band's name or common name (`red` finds Planetary Computer's `B04`, `B04` finds Earth Search's `red`). The
+  scene then lists its `sources`; `geodino.embed.scenes` writes them into a VRT (`geodino.data.vrt.stack_files`)
+  on the first asset's grid.
+Pixels are then read like any raster, by windows through GDAL (`geodino.data.rasters.read_window`): remote
+hrefs become GDAL virtual file system paths (`https://` -> `/vsicurl/`, `s3://` -> `/vsis3/`, `gs://` ->
+`/vsigs/`), so a COG is read by HTTP range requests, never downloaded whole (a stacking VRT names them so too).
 
 Why not odc-stac/stackstac: they load items onto one common grid (reprojecting and resampling) as a dask array
 and need the projection extension; a feature raster per scene is computed on the scene's own grid, and the
@@ -21,7 +28,7 @@ from typing import Any
 
 from geodino.errors import ConfigError, InputError, did_you_mean
 
-__all__ = ["Scene", "gdal_path", "is_stac", "read_stac"]
+__all__ = ["Scene", "gdal_path", "is_stac", "read_stac", "resolve_asset"]
 
 _REMOTE = {"http://": "/vsicurl/", "https://": "/vsicurl/", "s3://": "/vsis3/", "gs://": "/vsigs/"}
 
@@ -34,6 +41,7 @@ class Scene:
     path: str  # what rasterio/GDAL opens: a local path or a /vsi... path
     bands: list[int] | None = None  # 1-based bands to read (None: the run's --bands, or all)
     origin: str = ""  # where it came from, for messages (e.g. "item S2A_1 asset visual of items.json")
+    sources: list[tuple[str, str]] | None = None  # several single-band assets: (asset key, path), stacked in order
 
 
 def is_stac(text: str) -> bool:
@@ -145,10 +153,55 @@ def _href(asset: Any, item: Any, base: str) -> str:
     return str((Path(root) / href).resolve())
 
 
+def _one_band_names(asset: Any) -> list[str]:
+    """The names (lower case) a single-band asset answers to through its band metadata; [] for other assets."""
+    names = _band_names(asset)
+    return [n.lower() for n in names[0]] if len(names) == 1 else []
+
+
+def resolve_asset(item: Any, name: str, where: str) -> str:
+    """The key of the asset `name` names in `item`: its key (exactly, else ignoring case) or, for one-band-per-asset
+    items, the name or common name of its band (`red` -> `B04`; among several, e.g. Earth Search's `red` COG and
+    `red-jp2`, the GeoTIFF). One line naming the item and its keys otherwise."""
+    keys = list(item.assets)
+    if name in item.assets:
+        return name
+    hits = [k for k in keys if k.lower() == name.lower()]
+    if not hits:
+        hits = [k for k in keys if name.lower() in _one_band_names(item.assets[k])]
+        if len(hits) > 1:
+            tiffs = [k for k in hits if "tiff" in str(item.assets[k].media_type or "").lower()]
+            hits = tiffs or hits
+    if len(hits) == 1:
+        return hits[0]
+    if hits:
+        raise InputError(
+            f"{where}: {name!r} names several assets ({', '.join(hits)}); pass the asset key you mean with --asset"
+        )
+    aliases = [a for k in keys for a in [k, *(b for bands in _band_names(item.assets[k])[:1] for b in bands)]]
+    close = did_you_mean(name, aliases)
+    raise InputError(
+        f"{where} has no asset {name!r}"
+        + (f" (did you mean {close[0]}?)" if close else "")
+        + f"; it has {', '.join(keys) or 'no assets'}; pass one of them with --asset"
+    )
+
+
 def read_stac(href: str, asset: str | None, bands: list[str] | None = None) -> list[Scene]:
-    """One `Scene` per item of the STAC JSON at `href`: asset `asset`, bands by name or number (None: all)."""
-    if not asset:
+    """One `Scene` per item of the STAC JSON at `href`.
+
+    `asset`: one asset key (bands by name or number in `bands`, None: all) or several, comma-separated, of
+    single-band assets to stack in that order (keys or band names/common names; the scene's `sources`). Only the
+    JSON is read: no asset is opened here.
+    """
+    if not asset or not asset.strip(" ,"):
         raise ConfigError(f"STAC input {href} needs --asset NAME (the item asset to embed, e.g. visual or image)")
+    wanted = [a.strip() for a in asset.split(",") if a.strip()]
+    if len(wanted) > 1 and bands:
+        raise ConfigError(
+            f"--asset-bands chooses bands inside one multi-band asset, but --asset {asset} stacks {len(wanted)} "
+            f"single-band assets; drop --asset-bands (the assets' order is the band order)"
+        )
     items, kind = _items(href)
     if not items:
         raise InputError(
@@ -159,20 +212,29 @@ def read_stac(href: str, asset: str | None, bands: list[str] | None = None) -> l
     used: set[str] = set()
     for item in items:
         where = f"STAC item {item.id} in {href}"
-        if asset not in item.assets:
-            close = did_you_mean(asset, list(item.assets))
-            raise InputError(
-                f"{where} has no asset {asset!r}"
-                + (f" (did you mean {close[0]}?)" if close else "")
-                + f"; it has {', '.join(item.assets) or 'no assets'}; pass one of them with --asset"
-            )
-        a = item.assets[asset]
-        picked = select_bands(a, bands, f"asset {asset!r} of {where}") if bands else None
+        keys = [resolve_asset(item, w, where) for w in wanted]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        if dup:
+            raise ConfigError(f"--asset {asset} names asset {dup[0]!r} of {where} twice; list each band once")
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(item.id)) or "item"
         stem, k = name, 1
         while name in used:
             k += 1
             name = f"{stem}_{k}"
         used.add(name)
-        scenes.append(Scene(name, gdal_path(_href(a, item, base)), picked, f"asset {asset!r} of {where}"))
+        if len(keys) == 1:
+            a = item.assets[keys[0]]
+            picked = select_bands(a, bands, f"asset {keys[0]!r} of {where}") if bands else None
+            scenes.append(Scene(name, gdal_path(_href(a, item, base)), picked, f"asset {keys[0]!r} of {where}"))
+        else:
+            for key in keys:
+                listed = _band_names(item.assets[key])
+                if len(listed) > 1:
+                    raise InputError(
+                        f"asset {key!r} of {where} has {len(listed)} bands; --asset with several assets stacks "
+                        f"single-band ones (embed {key!r} alone: --asset {key} --asset-bands ...)"
+                    )
+            sources = [(key, gdal_path(_href(item.assets[key], item, base))) for key in keys]
+            origin = f"assets {', '.join(keys)} of {where}"
+            scenes.append(Scene(name, "", None, origin, sources))
     return scenes
