@@ -18,6 +18,7 @@ PRODUCTS = ("pca", "cluster", "similar", "zonal", "classify", "change")
 USAGE = """geodino embed INPUT --backbone SPEC --out OUT.tif|OUT.zarr [options] [key=value ...]
        geodino embed FOLDER|'GLOB'|LIST.txt|SCENES... --backbone SPEC --out FOLDER [--world-size W --rank R]
        geodino embed ITEMS.json|CATALOG.json|URL --asset NAME [--asset-bands red,green,nir] -b SPEC --out FOLDER
+       geodino embed ITEMS.json --asset red,green,blue,nir -b SPEC --out FOLDER   (one band per asset, stacked)
        geodino embed pca FEATURES --out PCA.tif [--png PCA.png]
        geodino embed cluster FEATURES --out CLASSES.tif --k 8 [--png CLASSES.png]
        geodino embed similar FEATURES --out SIM.tif (--point X,Y [--point-crs EPSG:4326] | --polygon FILE) [--png P]
@@ -97,7 +98,11 @@ def register(subparsers: Any) -> None:
     g.add_argument("--bands", type=_ints, help="1-based input bands to use, e.g. 4,3,2")
     g.add_argument("--nodata", type=float, help="override the input's nodata value")
     g.add_argument("--variable", help="variable of a Zarr/NetCDF cube")
-    g.add_argument("--asset", help="STAC input: the item asset to embed (e.g. visual, image)")
+    g.add_argument(
+        "--asset",
+        help="STAC input: the item asset to embed (e.g. visual), or single-band assets to stack in order "
+        "(red,green,blue,nir: asset keys or band common names)",
+    )
     g.add_argument(
         "--asset-bands",
         dest="asset_bands",

@@ -323,11 +323,24 @@ def _run(input: Any, cfg: EmbedConfig, *, finalize: bool) -> Path:
 
 def _embed(input: Any, cfg: EmbedConfig, out_path: Path, work: Path, t0: float, *, finalize: bool) -> Path:
     """The body of `embed_raster` (inside a bounded GDAL cache)."""
-    primary = cfg.rank == 0
     bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
     prep = prepare(input, cfg, bb)
+    eager = getattr(bb, "model", None)
+    try:
+        prep.meta.update(_inference_path(bb, cfg, prep.plan))
+        return _write(input, cfg, bb, prep, out_path, work, t0, finalize=finalize)
+    finally:  # the caller's backbone object gets its eager model back (it may be used for other things next)
+        if eager is not None and getattr(bb, "model", None) is not eager:
+            bb.model = eager
+            bb.__dict__.pop("_eager_model", None)
+
+
+def _write(
+    input: Any, cfg: EmbedConfig, bb: Any, prep: PreparedRun, out_path: Path, work: Path, t0: float, *, finalize: bool
+) -> Path:
+    """Sweep this rank's blocks into the work store, then (the last process to finish) write the output."""
+    primary = cfg.rank == 0
     plan = prep.plan
-    prep.meta.update(_inference_path(bb, cfg, plan))
     if cfg.workers > 1:
         _spawn_workers(input, bb, cfg, work, prep)
     else:

@@ -356,7 +356,9 @@ def test_geodino_vit_runs_the_fast_path_and_records_it(tmp_path, monkeypatch):
     for fast in ("1", "0"):
         monkeypatch.setenv("GEODINO_FAST", fast)
         bb = load_backbone("arch:vit_tiny?depth=2&patch_size=8&layerscale_init=1.0")
+        eager = bb.model
         out[fast] = embed_raster(src, bb, tmp_path / f"f{fast}.tif", **opts)
+        assert bb.model is eager  # the caller's backbone is handed back as it came
         torch.manual_seed(0)
     with rasterio.open(out["1"]) as a, rasterio.open(out["0"]) as b:
         assert a.tags()["GEODINO_INFERENCE_PATH"].startswith("fast-float32")
