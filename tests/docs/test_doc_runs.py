@@ -68,7 +68,7 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "pretrain -c configs/pretrain/vitl16.yaml trainer.devices=8 trainer.strategy=fsdp2": ConfigOnly(MULTI_GPU),
     G + "pretrain -c configs/pretrain/vits16_pretrain.yaml": Run(TINY, TINY_WHY),
     G + "pretrain -c configs/pretrain/vits16_gram.yaml": Run(TINY, TINY_WHY, ("pretrain -c configs/pretrain/vits16_pretrain.yaml",)),
-    G + "pretrain -c configs/pretrain/vits16_highres.yaml": Run((*TINY, "ssl.koleo.group_size=2"), TINY_WHY + "; KoLeo groups of 2 (the recipe's 16 need a global batch of 16)", ("pretrain -c configs/pretrain/vits16_gram.yaml",)),
+    G + "pretrain -c configs/pretrain/vits16_highres.yaml": Run((*TINY, "ssl.koleo.group_size=2", "crops.crop_sets=[{global_size: 32, local_size: 16, gram_size: 48, probability: 1.0}]"), TINY_WHY + "; KoLeo groups of 2 (the recipe's 16 need a global batch of 16); one tiny crop set (its 320 px crops take 40 s)", ("pretrain -c configs/pretrain/vits16_gram.yaml",)),
     G + "export runs/s2/checkpoints/last.ckpt exports/s2_vits16.pth": Run(OW, WS_WROTE),
     G + "pretrain -c configs/pretrain/small_vit_tiny.yaml 'data.sources=[{type: images, paths: [/data/my_chips/], sensor: imagenet}]' trainer.max_steps=700": Run(TINY, TINY_WHY),
     G + "export runs/source/checkpoints/last.ckpt exports/source.pth": Run(OW, WS_WROTE),
@@ -259,17 +259,6 @@ def rewrite(command: str, replace=()) -> list[str]:
     words = [re.sub(r"(?<![\w/])/data/", "data/", w) for w in shlex.split(command)[1:]]
     words = [dict(replace).get(w, w) for w in words]
     return ["exports/s2_vits16.pth" if w == "SPEC" else w for w in words]
-
-
-def outputs(argv: list[str]) -> list[str]:
-    """What a command writes (the value of --out / -o; export's and convert's second path), so that each run
-    starts as in a fresh folder: the docs show alternatives that write the same file, and geodino refuses to
-    overwrite without --overwrite."""
-    out = [argv[i + 1] for i, w in enumerate(argv[:-1]) if w in ("--out", "-o")]
-    positional = [w for w in argv[1:] if not w.startswith("-")]
-    if argv[0] in ("export", "convert") and len(positional) >= 2:
-        out.append(positional[1])
-    return out
 
 
 def remove(paths) -> None:
