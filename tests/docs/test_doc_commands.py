@@ -3,6 +3,7 @@ config, its config and overrides load and validate (the config files are the rep
 
 from __future__ import annotations
 
+import os
 import shlex
 
 import pytest
@@ -68,7 +69,10 @@ def test_documented_command_parses_and_loads_its_config(doc, command, workdir, m
     from geodino.cli import build_parser
     from geodino.config import load_config
 
-    argv = shlex.split(command)[1:]
+    # what the shell would expand: a SLURM array task's variables (the README's `--world-size $SLURM_...`)
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "8")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "0")
+    argv = [os.path.expandvars(w) for w in shlex.split(command)[1:]]
     from geodino.train import loggers
 
     # the tracker examples are documented for users with `geodino[tracking]`; the missing-package path has its own

@@ -12,7 +12,6 @@ Every CONFIG-ONLY command is still parsed and its config loaded by test_doc_comm
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
@@ -47,41 +46,53 @@ TINY_WHY = "a 2-block vit_tiny, small heads, crops and batch, 2 CPU steps, sched
 MULTI_GPU = "needs several GPUs / nodes (DDP or FSDP2); the same config runs on one CPU in its 1-device twin"
 DOWNLOAD = "downloads a public benchmark (EuroSAT, BigEarthNet, LoveDA, NEON, VHR-10); tests/eval covers each task"
 
-CURATE = "the generated archive has 4 (S2) or 8 (chips) tiles; argparse keeps the last --size / --clusters given"
+CURATE = (
+    "the generated archive has 4 (S2) or 8 (chips) tiles and the 2-step backbone embeds them alike: dedup (and, for "
+    "the bright chips, the cloud rule) leaves 1; argparse keeps the last --size / --clusters given"
+)
+OW = ("--overwrite",)
+WS_WROTE = "the workspace already wrote this output (tests/docs/workspace.py) for the commands that read it"
+DOC_WROTE = "an earlier documented command (the same product with other options) already wrote this output"
+ARCHIVE_RGB = "the generated archive/ is RGB (the docs' arch:vit_small runs on it take 3 bands): the RGB export"
+STAC = "STAC input: tests/embed/test_scenes.py runs ItemCollections and pystac catalogs offline (embed/stac.py is being changed in issue 17)"
 RGB = (("scene.tif", "rgb_scene.tif"),)  # the SAT-493M model is an RGB one: an RGB scene.tif
 G = "geodino "
 
 COMMANDS: dict[str, Run | ConfigOnly] = {
     # --- README.md
     G + "data index /data/s2_scenes/": Run(),
-    G + "data stats /data/s2_scenes/ --sensor sentinel2_l2a --out my_s2.yaml": Run(),
+    G + "data stats /data/s2_scenes/ --sensor sentinel2_l2a --out my_s2.yaml": Run(OW, WS_WROTE),
     G + "data preview --config configs/pretrain/s2_vits16.yaml --out preview.png 'data.sources=[{type: raster, paths: [/data/s2_scenes/], sensor: my_s2.yaml}]'": Run(),
     G + "pretrain --config configs/pretrain/s2_vits16.yaml 'data.sources=[{type: raster, paths: [/data/s2_scenes/], sensor: my_s2.yaml}]' output_dir=runs/s2": Run(TINY, TINY_WHY),
     G + "pretrain -c configs/pretrain/sat_vits16.yaml trainer.devices=4 trainer.strategy=ddp": ConfigOnly(MULTI_GPU),
     G + "pretrain -c configs/pretrain/vitl16.yaml trainer.devices=8 trainer.strategy=fsdp2": ConfigOnly(MULTI_GPU),
     G + "pretrain -c configs/pretrain/vits16_pretrain.yaml": Run(TINY, TINY_WHY),
     G + "pretrain -c configs/pretrain/vits16_gram.yaml": Run(TINY, TINY_WHY, ("pretrain -c configs/pretrain/vits16_pretrain.yaml",)),
-    G + "pretrain -c configs/pretrain/vits16_highres.yaml": Run(TINY, TINY_WHY, ("pretrain -c configs/pretrain/vits16_gram.yaml",)),
-    G + "export runs/s2/checkpoints/last.ckpt exports/s2_vits16.pth": Run(),
+    G + "pretrain -c configs/pretrain/vits16_highres.yaml": Run((*TINY, "ssl.koleo.group_size=2", "crops.crop_sets=[{global_size: 32, local_size: 16, gram_size: 48, probability: 1.0}]"), TINY_WHY + "; KoLeo groups of 2 (the recipe's 16 need a global batch of 16); one tiny crop set (its 320 px crops take 40 s)", ("pretrain -c configs/pretrain/vits16_gram.yaml",)),
+    G + "export runs/s2/checkpoints/last.ckpt exports/s2_vits16.pth": Run(OW, WS_WROTE),
     G + "pretrain -c configs/pretrain/small_vit_tiny.yaml 'data.sources=[{type: images, paths: [/data/my_chips/], sensor: imagenet}]' trainer.max_steps=700": Run(TINY, TINY_WHY),
-    G + "export runs/source/checkpoints/last.ckpt exports/source.pth": Run(),
+    G + "export runs/source/checkpoints/last.ckpt exports/source.pth": Run(OW, WS_WROTE),
     G + "pretrain -c configs/pretrain/small_vit_tiny.yaml init_from=exports/source.pth head_warmup_steps=0.1 'data.sources=[{type: images, paths: [/data/my_chips/], sensor: imagenet}]' output_dir=runs/continued": Run(TINY, TINY_WHY),
     G + "pretrain --config configs/pretrain/vitl16.yaml trainer.devices=8 trainer.num_nodes=4 trainer.strategy=fsdp2 output_dir=runs/vitl16": ConfigOnly(MULTI_GPU),
     G + "info dinov3_vitl16_pretrain_sat493m-eadcf0ff.pth": Run(),
     G + "probe --config configs/eval/eurosat_knn_linear.yaml --backbone dinov3_vitl16_pretrain_sat493m-eadcf0ff.pth backbone_sensor=sat493m --out probe/eurosat": ConfigOnly(DOWNLOAD),
     G + "probe --config configs/eval/all.yaml --backbone exports/s2_vits16.pth --out probe/all": ConfigOnly(DOWNLOAD),
-    G + "embed scene.tif --backbone exports/s2_vits16.pth --out features.tif --tile 512 --overlap 128": Run(),
+    G + "embed scene.tif --backbone exports/s2_vits16.pth --out features.tif --tile 512 --overlap 128": Run(OW, WS_WROTE),
     G + "embed scene.vrt --backbone SPEC --out features.zarr --workers 2 --resume": Run(),
     G + "embed pca features.tif --out pca.tif --png pca.png": Run(),
     G + "embed cluster features.tif --out clusters.tif --k 8": Run(),
     G + "embed similar features.tif --out sim.tif --point 502560,4497440": Run(),
     G + "embed zonal features.tif fields.gpkg --out fields_embeddings.parquet": Run(),
-    G + "embed classify features.tif labels.gpkg --column landcover --out landcover.tif": Run(),
+    G + "embed classify features.tif labels.gpkg --column landcover --out landcover.tif": Run(OW, WS_WROTE),
     G + "embed classify other_features.tif --model landcover.model.joblib --out other_landcover.tif": Run(),
     G + "embed change before.tif after.tif --out change.tif --threshold otsu": Run(),
     G + "viz attention scene.tif --backbone SPEC --sensor sentinel2_l2a --out att/ --point 256 256": Run(),
-    G + "data curate /data/s2/ --type raster --sensor sentinel2_l2a -b SPEC --size 100000 --clusters 2000 200 20 -o cur/": Run(("--size", "4", "--clusters", "2", "1"), CURATE),
+    G + "data curate /data/s2/ --type raster --sensor sentinel2_l2a -b SPEC --size 100000 --clusters 2000 200 20 -o cur/": Run(("--size", "1", "--clusters", "1"), CURATE),
     G + "pretrain --config configs/pretrain/s2_vits16.yaml 'data.sources=[{type: raster, paths: [cur/curated.parquet], sensor: sentinel2_l2a}]'": Run(TINY, TINY_WHY, ("data curate /data/s2/ --type raster --sensor sentinel2_l2a -b SPEC --size 100000 --clusters 2000 200 20 -o cur/",)),
+    G + "embed archive/ --backbone SPEC --out feats/": Run(replace=(("SPEC", "exports/source.pth"),), why=ARCHIVE_RGB),
+    G + "embed archive/ --backbone SPEC --out feats/ --resume": Run(replace=(("SPEC", "exports/source.pth"),), why=ARCHIVE_RGB, after=("embed archive/ --backbone SPEC --out feats/",)),
+    G + "embed items.json --asset image --asset-bands red,green,nir --backbone SPEC --out feats/": ConfigOnly(STAC),
+    G + "embed archive/ -b SPEC --out feats/ --resume --world-size '$SLURM_ARRAY_TASK_COUNT' --rank '$SLURM_ARRAY_TASK_ID'": ConfigOnly("a SLURM array ($SLURM_* set by the scheduler); tests/embed/test_scenes.py runs 2 ranks"),
     # --- docs/backbone.md
     G + "info": Run(),
     G + "info dinov3_vitl16_pretrain_sat493m-eadcf0ff.pth --image-size 512": Run(),
@@ -90,7 +101,7 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "convert dinov3_vitl16_pretrain_sat493m-eadcf0ff.pth vitl_s2.safetensors --bands B02 B03 B04 B08 --sensor sentinel2_l2a --fill mean": Run(),
     # --- docs/data.md
     G + "data index /data/s2/ --out footprints.geojson": Run(),
-    G + "data stats /data/s2/ --out configs/sensors/my_s2.yaml --scale 0.0001 --samples 512": Run(),
+    G + "data stats /data/s2/ --out configs/sensors/my_s2.yaml --scale 0.0001 --samples 512": Run(OW, WS_WROTE),
     G + "data preview 'sources=[{type: raster, paths: [/data/s2/], sensor: configs/sensors/my_s2.yaml}]' -o preview.png": Run(),
     G + "data sensors": Run(),
     G + "data stack /data/s2_safe/ --bands B02 B03 B04 B08 B11 B12 --out /data/s2_vrt/": Run(),
@@ -111,29 +122,36 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
         "student and heads, 2 steps (the teacher is the tiny RGB export)",
     ),
     # --- docs/embed.md
-    G + "embed scene.tif --backbone dinov3_vits16_sat.pth --out scene_emb.tif": Run(),
+    G + "embed scene.tif --backbone dinov3_vits16_sat.pth --out scene_emb.tif": Run(OW, WS_WROTE),
     G + "embed mosaic.vrt --backbone 'arch:vit_small?seed=0' --out mosaic_emb.zarr --dtype float16": Run(),
     G + "embed pca scene_emb.tif --out scene_pca.tif --png scene_pca.png": Run(),
     G + "embed cluster scene_emb.tif --out scene_classes.tif --k 12 --png scene_classes.png": Run(),
-    G + "embed similar scene_emb.tif --out sim.tif --point 502560,4497440": Run(),
-    G + "embed similar scene_emb.tif --out sim.tif --point=15.03,40.63 --point-crs EPSG:4326": Run(),
-    G + "embed similar scene_emb.tif --out sim.tif --polygon examples.gpkg": Run(),
+    G + "embed similar scene_emb.tif --out sim.tif --point 502560,4497440": Run(OW, DOC_WROTE),
+    G + "embed similar scene_emb.tif --out sim.tif --point=15.03,40.63 --point-crs EPSG:4326": Run(OW, DOC_WROTE),
+    G + "embed similar scene_emb.tif --out sim.tif --polygon examples.gpkg": Run(OW, DOC_WROTE),
     G + "embed zonal scene_emb.tif fields.gpkg --out fields_emb.parquet": Run(),
-    G + "embed classify scene_emb.tif labels.gpkg --column landcover --out landcover.tif": Run(),
-    G + "embed change before_emb.tif after_emb.tif --out change.tif --threshold otsu": Run(),
+    G + "embed classify scene_emb.tif labels.gpkg --column landcover --out landcover.tif": Run(OW, WS_WROTE),
+    G + "embed change before_emb.tif after_emb.tif --out change.tif --threshold otsu": Run(OW, DOC_WROTE),
     G + "embed classify scene_emb.tif labels.gpkg --column landcover --out lc.tif --method knn --neighbors 5": Run(),
-    G + "embed classify scene_emb.tif labels.gpkg --column landcover --out lc.tif --test checks.gpkg": Run(),
-    G + "embed classify other_emb.tif --model landcover.model.joblib --out other_landcover.tif": Run(),
-    G + "embed change before_emb.tif after_emb.tif --out change.tif": Run(),
-    G + "embed change before_emb.tif after_emb.tif --out change.tif --threshold 0.3 --mask m.tif": Run(),
-    G + "embed change before_emb.tif after_emb.tif --out change.tif --resample": Run(),
+    G + "embed classify scene_emb.tif labels.gpkg --column landcover --out lc.tif --test checks.gpkg": Run(OW, DOC_WROTE),
+    G + "embed classify other_emb.tif --model landcover.model.joblib --out other_landcover.tif": Run(OW, DOC_WROTE),
+    G + "embed change before_emb.tif after_emb.tif --out change.tif": Run(OW, DOC_WROTE),
+    G + "embed change before_emb.tif after_emb.tif --out change.tif --threshold 0.3 --mask m.tif": Run(OW, DOC_WROTE),
+    G + "embed change before_emb.tif after_emb.tif --out change.tif --resample": Run(OW, DOC_WROTE),
+    G + "embed archive/ --backbone dinov3_vits16_sat.pth --out feats/": Run(OW, "README's archive run already wrote feats/; " + ARCHIVE_RGB, replace=(("dinov3_vits16_sat.pth", "exports/source.pth"),)),
+    G + "embed 'archive/2024-*/*.tif' --backbone arch:vit_small --out feats/": Run(OW, "an earlier archive run already wrote feats/"),
+    G + "embed scenes.txt --backbone arch:vit_small --out feats/landsat.vrt": Run(OW, "an earlier archive run already wrote the scenes of feats/"),
+    G + "embed archive/ --backbone arch:vit_small --out feats/ --resume": Run(),
+    G + "embed items.json --asset visual --backbone arch:vit_small --out feats/": ConfigOnly(STAC),
+    G + "embed catalog.json --asset image --asset-bands red,green,nir --backbone S2_CKPT --out feats/": ConfigOnly(STAC),
+    G + "embed https://example.org/stac/items.json --asset image --asset-bands 4,3,2 -b arch:vit_small --out feats/": ConfigOnly("a remote STAC URL (network); remote hrefs -> GDAL paths are tested in tests/embed/test_scenes.py"),
     # --- docs/inspect_and_curate.md
     G + "viz attention scene.tif --backbone dinov3_vitl16_pretrain_sat493m.pth --out att/": Run(replace=RGB, why="the SAT-493M stand-in is RGB: an RGB scene.tif"),
     G + "viz attention chip.jpg -b exports/teacher.pth -o att/ --layer 5 --heads 0 3 --mass 0.6 --point 32 32": Run(),
     G + "viz attention s2.tif -b s2_vits16.pth --sensor sentinel2_l2a -o att/ --window 0 0 1024 1024": Run(("--window", "0", "0", "512", "512"), "a 1024 px window at patch 8 is 16k tokens (GBs of attention); the generated s2.tif has 512 px"),
     G + "viz attention s2.tif -b SPEC --sensor sentinel2_l2a -o att/ --point 500100 4499900 --point-crs": Run(),
-    G + "data curate /data/chips/ -b exports/teacher.pth --size 100000 -o curated/": Run(("--size", "4", "--clusters", "2", "1"), CURATE),
-    G + "data curate /data/s2/ --type raster --sensor sentinel2_l2a --tile-size 256 -b s2_vits16.pth --size 200000 --clusters 20000 2000 200 --dedup 0.95 --workers 4 -o curated/": Run(("--size", "4", "--clusters", "2", "1"), CURATE),
+    G + "data curate /data/chips/ -b exports/teacher.pth --size 100000 -o curated/": Run(("--size", "1", "--clusters", "1"), CURATE),
+    G + "data curate /data/s2/ --type raster --sensor sentinel2_l2a --tile-size 256 -b s2_vits16.pth --size 200000 --clusters 20000 2000 200 --dedup 0.95 --workers 4 -o curated/": Run(("--size", "1", "--clusters", "1"), CURATE),
     # --- docs/integrations.md
     G + "convert exports/backbone.pth timm_backbone --to timm": Run(),
     G + "convert exports/backbone.pth hf_backbone --to hf": Run(),
@@ -177,8 +195,9 @@ SNIPPETS: dict[tuple[str, int], Snippet] = {
     ("dense_probes.md", 0): Snippet(skip="NEON / tree-crown / land-cover files (downloads)"),
     ("distillation.md", 0): Snippet(skip="reads ../shared/data scenes; the same loop runs as a documented command"),
     ("embed.md", 0): Snippet(
-        replace=RGB, fresh=("scene_emb.tif", "scene_pca.tif", "scene_pca.png", "fields_emb.parquet")
+        replace=RGB, fresh=("scene_emb.tif", "scene_pca.tif", "scene_pca.png", "fields_emb.parquet", "fields_emb.png")
     ),
+    ("embed.md", 1): Snippet(after=("embed archive/ --backbone arch:vit_small --out feats/ --resume",)),
     ("inspect_and_curate.md", 0): Snippet(),
     ("integrations.md", 0): Snippet("import torch\ndn = torch.full((1, 4, 64, 64), 1200.0)  # a DN batch\n"),
     ("integrations.md", 1): Snippet(after=("convert exports/backbone.pth timm_backbone --to timm",)),
@@ -242,17 +261,6 @@ def rewrite(command: str, replace=()) -> list[str]:
     return ["exports/s2_vits16.pth" if w == "SPEC" else w for w in words]
 
 
-def outputs(argv: list[str]) -> list[str]:
-    """What a command writes (the value of --out / -o; export's and convert's second path), so that each run
-    starts as in a fresh folder: the docs show alternatives that write the same file, and geodino refuses to
-    overwrite without --overwrite."""
-    out = [argv[i + 1] for i, w in enumerate(argv[:-1]) if w in ("--out", "-o")]
-    positional = [w for w in argv[1:] if not w.startswith("-")]
-    if argv[0] in ("export", "convert") and len(positional) >= 2:
-        out.append(positional[1])
-    return out
-
-
 def remove(paths) -> None:
     for p in map(Path, paths):
         if p.is_dir():
@@ -271,7 +279,6 @@ def run_command(ws: Workspace, command: str) -> str:
         run_command(ws, G + pre)
     argv = rewrite(command, entry.replace)
     with chdir(ws.root):
-        remove(outputs(argv) if "--resume" not in argv else [])
         rc, out, _ = geodino(*argv, *entry.extra)
     assert rc == 0, f"`{command}` exited {rc}:\n{out[-3000:]}"
     ws.done[command] = out
@@ -279,12 +286,8 @@ def run_command(ws: Workspace, command: str) -> str:
 
 
 RUNS = [c for c in UNIQUE if isinstance(COMMANDS.get(c), Run)]
-# Work in progress (issue 17c): 45 of 75 runs pass; the shared workspace lets one command's outputs clash with
-# another's inputs (see the report). Off unless GEODINO_DOC_RUNS=1 so the suite stays green meanwhile.
-WIP = pytest.mark.skipif(os.environ.get("GEODINO_DOC_RUNS") != "1", reason="set GEODINO_DOC_RUNS=1 (WIP)")
 
 
-@WIP
 @pytest.mark.parametrize("command", RUNS, ids=[c[8:60] for c in RUNS])
 def test_documented_command_runs(command: str, ws: Workspace, monkeypatch) -> None:
     run_command(ws, command)
@@ -293,7 +296,6 @@ def test_documented_command_runs(command: str, ws: Workspace, monkeypatch) -> No
 RUN_SNIPPETS = [k for k, v in SNIPPETS.items() if not v.skip and k in SNIPPET_TEXT]
 
 
-@WIP
 @pytest.mark.parametrize("key", RUN_SNIPPETS, ids=[f"{f}:{i}" for f, i in RUN_SNIPPETS])
 def test_documented_snippet_runs(key, ws: Workspace) -> None:
     entry = SNIPPETS[key]

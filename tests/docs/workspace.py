@@ -30,7 +30,8 @@ SIZE = 320
 TINY_PRETRAIN = [
     "ssl.student.arch=vit_tiny",
     "ssl.student.patch_size=8",
-    "ssl.student.overrides={depth: 6}",  # 6 blocks: the docs ask for --layer 5 and a 4-level DPT
+    # 6 blocks and 4 heads: the docs ask for --layer 5, a 4-level DPT and `--heads 0 3` (vit_tiny has 3 heads)
+    "ssl.student.overrides={depth: 6, num_heads: 4}",
     "ssl.student.drop_path_rate=0.0",
     *(
         f"ssl.{h}.{k}={v}"
@@ -175,9 +176,14 @@ def build_workspace(root: Path) -> dict[str, float]:
             write_tif(data / f"s2_safe/S2A_T33.SAFE/T33_20240601_{band}_10m.tif", src.read([b]))
     from geodino.demo_data import write_demo_scene
 
-    _, landcover = write_demo_scene(root / "demo_out/data/scene/scene.tif", size=128)
+    # 256 px: docs/pretraining.md's `ssl.student.in_chans=4` override keeps demo.yaml's default 256 px tiles
+    _, landcover = write_demo_scene(root / "demo_out/data/scene/scene.tif", size=256)
     landcover.unlink()  # as `geodino demo` does: the scene folder holds only the scene
     vectors(root)
+    # an RGB archive of two small scenes for `embed archive/ ...` (the docs' arch:vit_small runs take 3 bands)
+    for name, seed in (("2024-01/a.tif", 8), ("2024-02/b.tif", 9)):
+        rgb_scene(root / "archive" / name, seed, size=64)
+    (root / "scenes.txt").write_text("# two scenes\narchive/2024-01/a.tif\narchive/2024-02/b.tif\n")
 
     times["write data"] = time.perf_counter() - t_start
     with chdir(root):
