@@ -54,9 +54,13 @@ OW = ("--overwrite",)
 WS_WROTE = "the workspace already wrote this output (tests/docs/workspace.py) for the commands that read it"
 DOC_WROTE = "an earlier documented command (the same product with other options) already wrote this output"
 ARCHIVE_RGB = "the generated archive/ is RGB (the docs' arch:vit_small runs on it take 3 bands): the RGB export"
-STAC = "STAC input: tests/embed/test_scenes.py runs ItemCollections and pystac catalogs offline (embed/stac.py is being changed in issue 17)"
+STAC = "STAC input (documented catalogs are remote or absent): tests/embed/test_scenes.py runs ItemCollections and pystac catalogs offline"
 RGB = (("scene.tif", "rgb_scene.tif"),)  # the SAT-493M model is an RGB one: an RGB scene.tif
 G = "geodino "
+STAC_BANDS = (
+    "a STAC catalog with one band per asset (Earth Search / Planetary Computer style, remote); the stacking runs "
+    "offline on generated per-band COGs in tests/embed/test_stac_bands.py"
+)
 
 COMMANDS: dict[str, Run | ConfigOnly] = {
     # --- README.md
@@ -143,6 +147,8 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "embed scenes.txt --backbone arch:vit_small --out feats/landsat.vrt": Run(OW, "an earlier archive run already wrote the scenes of feats/"),
     G + "embed archive/ --backbone arch:vit_small --out feats/ --resume": Run(),
     G + "embed items.json --asset visual --backbone arch:vit_small --out feats/": ConfigOnly(STAC),
+    G + "embed s2_items.json --asset red,green,blue,nir --backbone SPEC --out feats/": ConfigOnly(STAC_BANDS),
+    G + "embed s2_items.json --asset red,green,blue,nir --backbone S2_CKPT --out feats/": ConfigOnly(STAC_BANDS),
     G + "embed catalog.json --asset image --asset-bands red,green,nir --backbone S2_CKPT --out feats/": ConfigOnly(STAC),
     G + "embed https://example.org/stac/items.json --asset image --asset-bands 4,3,2 -b arch:vit_small --out feats/": ConfigOnly("a remote STAC URL (network); remote hrefs -> GDAL paths are tested in tests/embed/test_scenes.py"),
     # --- docs/inspect_and_curate.md
