@@ -176,6 +176,7 @@ class TileSampler:
     @staticmethod
     def _roi_in_pixels(roi: Any, roi_crs: str, scene: _Scene) -> Any:
         import shapely
+        import shapely.affinity  # not imported by `import shapely` (shapely 2.0 fails without it)
         from rasterio.warp import transform_geom
 
         geom = roi
