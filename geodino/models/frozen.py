@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from geodino.errors import ConfigError, InputError
 from geodino.models.layers.rope import rope_for_tokens
+from geodino.models.vit import block_indices, layer_outputs
 
 __all__ = ["MODES", "FastPath", "FastViT", "choose_path", "fast_path"]
 
@@ -341,28 +342,12 @@ class FastViT(nn.Module):
         norm: bool = True,
     ) -> tuple[Any, ...]:
         """As `DinoVisionTransformer.get_intermediate_layers` (official semantics and return form)."""
-        depth = self.n_blocks
-        take = list(range(depth - n, depth)) if isinstance(n, int) else [int(i) for i in n]
-        if not take or any(i < 0 or i >= depth for i in take):
-            raise InputError(f"layers {n!r} out of range for a backbone with {depth} blocks (valid 0..{depth - 1})")
+        take = block_indices(n, self.n_blocks)
         taken, _ = self._run(x, tuple(sorted(set(take))), norm)
         by_index = dict(zip(sorted(set(take)), taken))
         outputs = [by_index[i] for i in take]
-        k = self.n_prefix_tokens
-        class_tokens = [o[:, 0] for o in outputs]
-        extra_tokens = [o[:, 1:k] for o in outputs]
-        outputs = [o[:, k:] for o in outputs]
-        if reshape:
-            B, _, h, w = x.shape
-            p = self.patch_size
-            outputs = [o.reshape(B, h // p, w // p, -1).permute(0, 3, 1, 2).contiguous() for o in outputs]
-        if return_class_token and return_extra_tokens:
-            return tuple(zip(outputs, class_tokens, extra_tokens))
-        if return_class_token:
-            return tuple(zip(outputs, class_tokens))
-        if return_extra_tokens:
-            return tuple(zip(outputs, extra_tokens))
-        return tuple(outputs)
+        grid = (x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size) if reshape else None
+        return layer_outputs(outputs, self.n_prefix_tokens, grid, return_class_token, return_extra_tokens)
 
 
 def _compile(core: nn.Module, device: torch.device) -> Any:

@@ -285,10 +285,7 @@ class DinoVisionTransformer(nn.Module):
         norm: bool = True,
     ) -> tuple[Any, ...]:
         """Outputs of the `n` last blocks (or of the block indices in `n`), official semantics and return form."""
-        depth = len(self.blocks)
-        take = list(range(depth - n, depth)) if isinstance(n, int) else [int(i) for i in n]
-        if not take or any(i < 0 or i >= depth for i in take):
-            raise InputError(f"layers {n!r} out of range for a backbone with {depth} blocks (valid 0..{depth - 1})")
+        take = block_indices(n, len(self.blocks))
         tokens, (H, W) = self.prepare_tokens_with_masks(x)
         _, taken = self._run_blocks([tokens], [(H, W)], take=set(take))
         outputs = [t[0] for t in taken]
@@ -301,19 +298,35 @@ class DinoVisionTransformer(nn.Module):
                 else:
                     normed.append(self.norm(out))
             outputs = normed
-        class_tokens = [out[:, 0] for out in outputs]
-        extra_tokens = [out[:, 1:k] for out in outputs]
-        outputs = [out[:, k:] for out in outputs]
-        if reshape:
-            B = x.shape[0]
-            outputs = [out.reshape(B, H, W, -1).permute(0, 3, 1, 2).contiguous() for out in outputs]
-        if return_class_token and return_extra_tokens:
-            return tuple(zip(outputs, class_tokens, extra_tokens))
-        if return_class_token:
-            return tuple(zip(outputs, class_tokens))
-        if return_extra_tokens:
-            return tuple(zip(outputs, extra_tokens))
-        return tuple(outputs)
+        return layer_outputs(outputs, k, (H, W) if reshape else None, return_class_token, return_extra_tokens)
+
+
+def block_indices(n: int | Sequence[int], depth: int) -> list[int]:
+    """Block indices of `get_intermediate_layers(n=...)`: the `n` last blocks, or the indices in `n` (checked)."""
+    take = list(range(depth - n, depth)) if isinstance(n, int) else [int(i) for i in n]
+    if not take or any(i < 0 or i >= depth for i in take):
+        raise InputError(f"layers {n!r} out of range for a backbone with {depth} blocks (valid 0..{depth - 1})")
+    return take
+
+
+def layer_outputs(
+    outputs: list[Tensor], k: int, grid: tuple[int, int] | None, class_token: bool, extra_tokens: bool
+) -> tuple[Any, ...]:
+    """Split token sequences [B, k + HW, D] into the official `get_intermediate_layers` return form: patch tokens
+    ([B, D, H, W] when `grid` is given, else [B, HW, D]), with the class token and the storage tokens on request."""
+    cls = [out[:, 0] for out in outputs]
+    extra = [out[:, 1:k] for out in outputs]
+    patches = [out[:, k:] for out in outputs]
+    if grid is not None:
+        H, W = grid
+        patches = [o.reshape(o.shape[0], H, W, -1).permute(0, 3, 1, 2).contiguous() for o in patches]
+    if class_token and extra_tokens:
+        return tuple(zip(patches, cls, extra))
+    if class_token:
+        return tuple(zip(patches, cls))
+    if extra_tokens:
+        return tuple(zip(patches, extra))
+    return tuple(patches)
 
 
 def ffn_hidden_dim_for(ffn_layer: str, dim: int, ratio: float) -> int:
