@@ -31,6 +31,11 @@ VARIANTS: dict[str, list[str]] = {
     "k256": ["ssl.dino.head_n_prototypes=256", "ssl.ibot.head_n_prototypes=256"],
     "crops64": ["crops.global_size=64", "crops.local_size=32"],
     "local8": ["crops.n_local=8"],
+    "p4": ["ssl.student.patch_size=4", "crops.global_size=32", "crops.local_size=16"],
+    "k4096": ["ssl.dino.head_n_prototypes=4096", "ssl.ibot.head_n_prototypes=4096"],
+    "koleo0": ["ssl.koleo.loss_weight=0.0"],
+    "tt07": ["ssl.schedules.teacher_temp.start=0.07", "ssl.schedules.teacher_temp.peak=0.07",
+             "ssl.schedules.teacher_temp.end=0.07"],
 }
 
 
