@@ -21,7 +21,7 @@ from geodino.data.sensors import Sensor, get_sensor
 from geodino.data.validity import valid_pixels
 from geodino.errors import InputError
 
-__all__ = ["CubeSource", "open_cube"]
+__all__ = ["CubeSource", "is_zarr_store", "open_cube"]
 
 _BAND_DIMS = ("band", "bands", "channel", "channels", "spectral", "wavelength")
 _Y_DIMS = ("y", "lat", "latitude", "northing")
@@ -45,6 +45,12 @@ class CubeScene(SceneGrid):
     chunks: tuple[int, int] | None  # (y, x) chunk shape
 
 
+def is_zarr_store(path: str | Path) -> bool:
+    """Whether `path` names a Zarr store (a `.zarr` name, or a folder with Zarr v2/v3 metadata)."""
+    p = Path(path)
+    return p.suffix.lower() == ".zarr" or (p.is_dir() and ((p / ".zgroup").exists() or (p / "zarr.json").exists()))
+
+
 def _open_dataset(path: str) -> Any:
     import xarray as xr
 
@@ -65,7 +71,7 @@ def _find_dim(dims: Sequence[str], names: Sequence[str]) -> str | None:
 
 
 def open_cube(
-    path: str,
+    path: str | Any,
     *,
     variable: str | None = None,
     bands: Sequence[str] | None = None,
@@ -75,10 +81,19 @@ def open_cube(
     require_crs: bool = True,
     sensor: Sensor | None = None,
 ) -> CubeScene:
-    """Open one store and describe it (array, grid, bands, times); errors name the store and what is missing."""
-    import rioxarray  # noqa: F401 - registers the .rio accessor
+    """Open one store and describe it (array, grid, bands, times); errors name the store and what is missing.
 
-    ds = _open_dataset(path)
+    `path` may also be an in-memory xarray Dataset or DataArray (messages then name its type)."""
+    import rioxarray  # noqa: F401 - registers the .rio accessor
+    import xarray as xr
+
+    if isinstance(path, xr.DataArray):
+        ds, path = path.to_dataset(name=path.name or "data"), "DataArray"
+    elif isinstance(path, xr.Dataset):
+        ds, path = path, "Dataset"
+    else:
+        path = str(path)
+        ds = _open_dataset(path)
     per_band_variables = variable is None and bool(bands) and all(b in ds.data_vars for b in bands)
     if per_band_variables:
         da = ds[list(bands)].to_dataarray(dim="band")  # one variable per band
