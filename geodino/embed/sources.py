@@ -3,8 +3,9 @@
 A source answers `read(y0, y1, x0, x1) -> (data [C,h,w] float32, valid [h,w] bool)` for any pixel window,
 also partly or fully outside the raster (outside is invalid and zero), so the tiler never special-cases edges.
 Rasters are read through `geodino.data.rasters.read_window` and cubes are opened by `geodino.data.cubes.open_cube`
-(the training readers); validity is the one rule of `geodino.data.validity` (every band nodata, or any band NaN; the internal mask or alpha band when no nodata
-value is declared); an optional user nodata value overrides a wrong declared one.
+(the training readers); validity is the one rule of `geodino.data.validity` (every band nodata, or any band
+NaN; the internal mask or alpha band when no nodata value is declared); an optional user nodata value overrides a
+wrong declared one.
 Each thread opens its own handle (GDAL handles are not thread-safe): call `open()` in the thread that reads.
 """
 
