@@ -61,12 +61,9 @@ def load_backbone(
         if seed is not None:
             torch.manual_seed(seed)
         model = build_model(target, patch_size=patch, in_chans=in_chans, **overrides)
-        s, mean, std, band_names = sensor_stats(sensor, names, in_chans, spec_text, None)
-        fb = FrozenBackbone(
-            model, spec=spec_text, kind="geodino", mean=mean, std=std, bands=band_names, sensor=s, amp=amp,
-            fingerprint_source={"spec": spec_text, "bands": names or n_bands, "seed": seed},
-        )  # fmt: skip
-        return fb.to(device)
+        stats = sensor_stats(sensor, names, in_chans, spec_text, None)
+        fingerprint = {"spec": spec_text, "bands": names or n_bands, "seed": seed}
+        return _frozen(model, "geodino", stats, spec_text, fingerprint, amp).to(device)
 
     if kind == "timm":
         model = build_timm(target, options, n_bands, seed)
@@ -74,21 +71,31 @@ def load_backbone(
         default_mean = list(model.pretrained_cfg.get("mean", IMAGENET_MEAN))
         default_std = list(model.pretrained_cfg.get("std", IMAGENET_STD))
         if sensor is None and in_chans == len(default_mean):
-            s, mean, std, band_names = (
-                None,
-                default_mean,
-                default_std,
-                names or (["R", "G", "B"] if in_chans == 3 else None),
-            )
+            stats = (None, default_mean, default_std, names or (["R", "G", "B"] if in_chans == 3 else None))
         else:
-            s, mean, std, band_names = sensor_stats(sensor, names, in_chans, spec_text, None)
-        fb = FrozenBackbone(
-            model, spec=spec_text, kind="timm", mean=mean, std=std, bands=band_names, sensor=s, amp=amp,
-            fingerprint_source={"spec": spec_text, "bands": names or n_bands, "seed": seed},
-        )  # fmt: skip
-        return fb.to(device)
+            stats = sensor_stats(sensor, names, in_chans, spec_text, None)
+        fingerprint = {"spec": spec_text, "bands": names or n_bands, "seed": seed}
+        return _frozen(model, "timm", stats, spec_text, fingerprint, amp).to(device)
 
     return _from_path(Path(target).expanduser(), spec_text, options, n_bands, names, sensor, fill, device, amp)
+
+
+def _frozen(
+    model: nn.Module, kind: str, stats: tuple[Any, Any, Any, Any], spec: str, fingerprint: dict[str, Any], amp: Any
+) -> FrozenBackbone:
+    """A FrozenBackbone from `sensor_stats`' (sensor, mean, std, band names)."""
+    s, mean, std, band_names = stats
+    return FrozenBackbone(
+        model,
+        spec=spec,
+        kind=kind,
+        mean=mean,
+        std=std,
+        bands=band_names,
+        sensor=s,
+        amp=amp,
+        fingerprint_source=fingerprint,
+    )
 
 
 def _from_path(
@@ -148,21 +155,17 @@ def _from_path(
         fp.update(bands=names, fill=fill)
     if sensor is None and recorded is not None and len(recorded["mean"]) == model.in_chans:
         band_names = names if names is not None and not recorded.get("bands") else recorded.get("bands") or names
-        fb = FrozenBackbone(
-            model, spec=spec_text, kind="geodino", mean=recorded["mean"], std=recorded["std"], bands=band_names,
-            sensor=recorded.get("sensor") or None, amp=amp, fingerprint_source=fp,
-        )  # fmt: skip
+        stats = (recorded.get("sensor") or None, recorded["mean"], recorded["std"], band_names)
+        fb = _frozen(model, "geodino", stats, spec_text, fp, amp)
         fb.normalization = recorded
         fb.norm_source = f"recorded in {weights.normalization_from}: {describe_normalization(recorded)}"
         log.info("backbone %s: normalisation %s", spec_text, fb.norm_source)
         return fb.to(device)
     bands_for_stats = names if names is not None else (src_bands if not adapted else None)
     default = None if adapted else default_sensor
-    s, mean, std, band_names = sensor_stats(sensor, bands_for_stats, model.in_chans, spec_text, default)
-    fb = FrozenBackbone(
-        model, spec=spec_text, kind="geodino", mean=mean, std=std, bands=band_names, sensor=s, amp=amp,
-        fingerprint_source=fp,
-    )  # fmt: skip
+    stats = sensor_stats(sensor, bands_for_stats, model.in_chans, spec_text, default)
+    fb = _frozen(model, "geodino", stats, spec_text, fp, amp)
+    s = stats[0]
     if sensor is not None:
         fb.norm_source = f"sensor {getattr(s, 'name', s)} (passed)"
         if weights.normalization is not None:
@@ -190,13 +193,9 @@ def _from_module(
     if not hasattr(model, "get_intermediate_layers"):
         raise ConfigError(f"{type(model).__name__} is not a DinoVisionTransformer; pass a spec string instead")
     _, names = bands_option(bands)
-    s, mean, std, band_names = sensor_stats(sensor, names, int(model.in_chans), "<module>", None)
+    stats = sensor_stats(sensor, names, int(model.in_chans), "<module>", None)
     h = hashlib.sha256()
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode())
         h.update(v.detach().float().cpu().numpy().tobytes())
-    fb = FrozenBackbone(
-        model, spec="<module>", kind="geodino", mean=mean, std=std, bands=band_names, sensor=s, amp=amp,
-        fingerprint_source={"weights": h.hexdigest()},
-    )  # fmt: skip
-    return fb.to(device)
+    return _frozen(model, "geodino", stats, "<module>", {"weights": h.hexdigest()}, amp).to(device)
