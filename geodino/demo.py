@@ -80,7 +80,8 @@ def _run(argv: list[str], log: list[str]) -> None:
 
 def run_demo(out: str | Path = "demo_out", *, size: str = "default", overwrite: bool = True) -> dict[str, Any]:
     """Run every demo step into `out`; return the summary (paths and metrics) also written to summary.json."""
-    from geodino.demo_data import CLASSES, write_demo_scene, write_labelled_chips
+    from geodino.demo_data import CLASSES
+    from geodino.train.curves import loss_summary
 
     if size not in SIZES:
         raise ConfigError(f"demo size {size!r} is not one of {', '.join(SIZES)}")
@@ -89,7 +90,45 @@ def run_demo(out: str | Path = "demo_out", *, size: str = "default", overwrite: 
     cfgs = _configs_dir()
     commands: list[str] = []
     t_start = time.perf_counter()
-    data = out / "data"
+
+    scene, landcover, chips, sensor = _data_steps(out / "data", s, commands)
+    stage1, stage2 = _pretrain_steps(out, s, cfgs, scene, sensor, commands)
+    backbone, features, pca = _export_and_embed(out, stage2, scene, sensor, commands)
+    results = _probe_steps(out, cfgs, backbone, chips, sensor, commands)
+
+    loss = loss_summary(stage1)
+    table = _results_table(results)
+    summary = {
+        "out": str(out),
+        "seconds": round(time.perf_counter() - t_start, 1),
+        "classes": list(CLASSES),
+        "paths": {
+            "scene": str(scene),
+            "landcover": str(landcover),
+            "chips": str(chips),
+            "sensor": str(sensor),
+            "pretrain_run": str(stage1),
+            "loss_curves": str(stage1 / "curves.png"),
+            "gram_run": str(stage2),
+            "backbone": str(backbone),
+            "features": str(features),
+            "pca_cog": str(pca),
+            "pca_png": str(out / "features_pca.png"),
+            "probe_pretrained": str(out / "probe_pretrained"),
+            "probe_random": str(out / "probe_random"),
+        },
+        "metrics": {f"{t}/{m}": v for (t, m), v in table.items()},
+        "dino_loss": loss,
+        "commands": commands,
+    }
+    _print_report(summary, loss, table, stage1)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _data_steps(data: Path, s: DemoSize, commands: list[str]) -> tuple[Path, Path, Path, Path]:
+    """Steps 1-2: the scene, its land-cover map and labelled chips, and a sensor YAML from the scene's statistics."""
+    from geodino.demo_data import write_demo_scene, write_labelled_chips
 
     print(f"[1/7] writing a {s.scene}x{s.scene} px 4-band scene (blue, green, red, NIR; 10 m; UTM 33N) and chips")
     scene, landcover = write_demo_scene(data / "scene" / "scene.tif", size=s.scene)
@@ -128,6 +167,13 @@ def run_demo(out: str | Path = "demo_out", *, size: str = "default", overwrite: 
         commands,
     )
 
+    return scene, landcover, chips, sensor
+
+
+def _pretrain_steps(
+    out: Path, s: DemoSize, cfgs: Path, scene: Path, sensor: Path, commands: list[str]
+) -> tuple[Path, Path]:
+    """Step 3: DINOv3 pretraining, then a Gram-anchoring stage from its last checkpoint; the two run folders."""
     print("[3/7] DINOv3 pretraining of a tiny ViT, then a Gram-anchoring stage")
     source = f"[{{name: demo, type: raster, paths: [{scene.parent}], sensor: {sensor}, tile_size: 64}}]"
     common = [
@@ -163,6 +209,13 @@ def run_demo(out: str | Path = "demo_out", *, size: str = "default", overwrite: 
         commands,
     )
 
+    return stage1, stage2
+
+
+def _export_and_embed(
+    out: Path, stage2: Path, scene: Path, sensor: Path, commands: list[str]
+) -> tuple[Path, Path, Path]:
+    """Steps 4-5: the exported teacher backbone, the scene's feature raster and its PCA colour map."""
     print("[4/7] exporting the teacher backbone (official DINOv3 layout)")
     backbone = out / "export" / "backbone.pth"
     _run(["export", str(stage2 / "checkpoints" / "last.ckpt"), str(backbone), "--overwrite"], commands)
@@ -194,6 +247,13 @@ def run_demo(out: str | Path = "demo_out", *, size: str = "default", overwrite: 
         commands,
     )
 
+    return backbone, features, pca
+
+
+def _probe_steps(
+    out: Path, cfgs: Path, backbone: Path, chips: Path, sensor: Path, commands: list[str]
+) -> dict[str, Any]:
+    """Step 6: the probe suite on the chips for the pretrained backbone and the same ViT at random init."""
     print("[6/7] kNN and linear probes on the chips: pretrained vs the same ViT at random initialisation")
     probe_cfg = cfgs / "eval" / "demo.yaml"
     random_spec = "arch:vit_tiny?depth=4&patch_size=8&in_chans=4&seed=0"
@@ -217,33 +277,11 @@ def run_demo(out: str | Path = "demo_out", *, size: str = "default", overwrite: 
         )
         results[name] = json.loads((probe_out / "results.json").read_text())
 
-    from geodino.train.curves import loss_summary
+    return results
 
-    loss = loss_summary(stage1)
-    table = _results_table(results)
-    summary = {
-        "out": str(out),
-        "seconds": round(time.perf_counter() - t_start, 1),
-        "classes": list(CLASSES),
-        "paths": {
-            "scene": str(scene),
-            "landcover": str(landcover),
-            "chips": str(chips),
-            "sensor": str(sensor),
-            "pretrain_run": str(stage1),
-            "loss_curves": str(stage1 / "curves.png"),
-            "gram_run": str(stage2),
-            "backbone": str(backbone),
-            "features": str(features),
-            "pca_cog": str(pca),
-            "pca_png": str(out / "features_pca.png"),
-            "probe_pretrained": str(out / "probe_pretrained"),
-            "probe_random": str(out / "probe_random"),
-        },
-        "metrics": {f"{t}/{m}": v for (t, m), v in table.items()},
-        "dino_loss": loss,
-        "commands": commands,
-    }
+
+def _print_report(summary: dict[str, Any], loss: dict[str, Any] | None, table: dict, stage1: Path) -> None:
+    """Step 7: the outputs, the DINO loss of the pretraining stage and the probe table."""
     print("\n[7/7] done in", summary["seconds"], "s. Outputs:")
     for k, v in summary["paths"].items():
         print(f"  {k:<17} {v}")
@@ -257,8 +295,6 @@ def run_demo(out: str | Path = "demo_out", *, size: str = "default", overwrite: 
     for (task, metric), vals in table.items():
         pre, rnd = vals.get("pretrained"), vals.get("random")
         print(f"| {task} | {metric} | {_fmt(pre)} | {_fmt(rnd)} |")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
 
 
 def _fmt(v: float | None) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 from geodino.data.paths import RASTER_EXTS, resolve_paths
 from geodino.data.rasters import SceneInfo, open_raster, read_window, stream_id, target_grid
 from geodino.data.sensors import Sensor, get_sensor
+from geodino.data.tiling import EpochOrder, TileSampler, least_nodata
 from geodino.errors import InputError
 
 __all__ = ["RasterArchive", "RasterSource"]
@@ -349,8 +350,6 @@ class RasterSource:
         name: str = "raster",
         prescan: bool = True,
     ) -> None:
-        from geodino.data.tiling import TileSampler
-
         self.archive = archive
         self.name = name
         self.sensor = archive.sensor
@@ -363,8 +362,7 @@ class RasterSource:
             archive.scenes, tile_size, units=units, stride=stride, sampling=sampling, roi=roi, roi_crs=roi_crs
         )
         self.redraws = 0
-        self._perm_epoch = -1
-        self._perm: np.ndarray | None = None
+        self._order = EpochOrder(self.stream, shuffle=shuffle)
         if sampling == "grid" and prescan and self.max_nodata_fraction < 1.0:
             self._prescan_grid()
 
@@ -404,14 +402,7 @@ class RasterSource:
         t.keep_grid(keep)
 
     def _grid_index(self, index: int, seed: int) -> int:
-        n = len(self.tiles)
-        epoch, pos = divmod(int(index), n)
-        if not self.shuffle:
-            return pos
-        if epoch != self._perm_epoch:
-            self._perm = np.random.default_rng([int(seed), self.stream, epoch, 0x67726964]).permutation(n)
-            self._perm_epoch = epoch
-        return int(self._perm[pos])  # type: ignore[index]
+        return self._order.position(index, seed, len(self.tiles))
 
     def tile(self, index: int, seed: int) -> tuple[int, int, int, int, int]:
         """The (scene, col, row, width, height) of sample `index` (first draw only, for random sampling)."""
@@ -445,13 +436,11 @@ class RasterSource:
                 "the broken file(s)"
             )
         rng = np.random.default_rng([int(seed), self.stream, int(index)])
-        best: dict[str, Any] | None = None
-        best_frac = 2.0
         failures = 0
-        attempt = 0
-        while attempt < self.max_tries:
-            sample = self._read(self.tiles.random_tile(rng))
-            if sample is None:
+
+        def draw() -> dict[str, Any]:  # a tile that reads; failed reads (on_error: skip) are drawn again
+            nonlocal failures
+            while (sample := self._read(self.tiles.random_tile(rng))) is None:
                 failures += 1
                 if failures > 10 * self.max_tries:
                     last = getattr(self, "last_error", None)
@@ -459,15 +448,8 @@ class RasterSource:
                         f"{failures} tile reads failed in a row in source {self.name!r}, the last: {last}; "
                         "re-download or remove the broken file(s) (or fix the archive's paths)"
                     )
-                continue
-            attempt += 1
-            frac = 1.0 - float(sample["valid"].mean())
-            if frac < best_frac:
-                best, best_frac = sample, frac
-            if frac <= self.max_nodata_fraction:
-                break
-            if attempt < self.max_tries:
-                self.redraws += 1
-        assert best is not None
-        best["nodata_fraction"] = best_frac
+            return sample
+
+        best, draws = least_nodata(draw, self.max_tries, self.max_nodata_fraction)
+        self.redraws += draws - 1
         return best

@@ -18,10 +18,11 @@ import numpy as np
 
 from geodino.data.rasters import SceneGrid, stream_id
 from geodino.data.sensors import Sensor, get_sensor
+from geodino.data.tiling import EpochOrder, TileSampler, least_nodata
 from geodino.data.validity import valid_pixels
 from geodino.errors import InputError
 
-__all__ = ["CubeSource", "open_cube"]
+__all__ = ["CubeSource", "is_zarr_store", "open_cube"]
 
 _BAND_DIMS = ("band", "bands", "channel", "channels", "spectral", "wavelength")
 _Y_DIMS = ("y", "lat", "latitude", "northing")
@@ -45,6 +46,12 @@ class CubeScene(SceneGrid):
     chunks: tuple[int, int] | None  # (y, x) chunk shape
 
 
+def is_zarr_store(path: str | Path) -> bool:
+    """Whether `path` names a Zarr store (a `.zarr` name, or a folder with Zarr v2/v3 metadata)."""
+    p = Path(path)
+    return p.suffix.lower() == ".zarr" or (p.is_dir() and ((p / ".zgroup").exists() or (p / "zarr.json").exists()))
+
+
 def _open_dataset(path: str) -> Any:
     import xarray as xr
 
@@ -65,7 +72,7 @@ def _find_dim(dims: Sequence[str], names: Sequence[str]) -> str | None:
 
 
 def open_cube(
-    path: str,
+    path: str | Any,
     *,
     variable: str | None = None,
     bands: Sequence[str] | None = None,
@@ -75,10 +82,19 @@ def open_cube(
     require_crs: bool = True,
     sensor: Sensor | None = None,
 ) -> CubeScene:
-    """Open one store and describe it (array, grid, bands, times); errors name the store and what is missing."""
-    import rioxarray  # noqa: F401 - registers the .rio accessor
+    """Open one store and describe it (array, grid, bands, times); errors name the store and what is missing.
 
-    ds = _open_dataset(path)
+    `path` may also be an in-memory xarray Dataset or DataArray (messages then name its type)."""
+    import rioxarray  # noqa: F401 - registers the .rio accessor
+    import xarray as xr
+
+    if isinstance(path, xr.DataArray):
+        ds, path = path.to_dataset(name=path.name or "data"), "DataArray"
+    elif isinstance(path, xr.Dataset):
+        ds, path = path, "Dataset"
+    else:
+        path = str(path)
+        ds = _open_dataset(path)
     per_band_variables = variable is None and bool(bands) and all(b in ds.data_vars for b in bands)
     if per_band_variables:
         da = ds[list(bands)].to_dataarray(dim="band")  # one variable per band
@@ -245,8 +261,6 @@ class CubeSource:
         require_crs: bool = True,
         name: str = "cube",
     ) -> None:
-        from geodino.data.tiling import TileSampler
-
         if time_sampling not in ("random", "first", "last", "stack"):
             raise InputError(f"time_sampling must be random, first, last or stack; got {time_sampling!r}")
         items = [paths] if isinstance(paths, (str, Path)) else list(paths)
@@ -295,8 +309,7 @@ class CubeSource:
             self.scenes, tile_size, units=units, stride=stride, sampling=sampling, roi=roi, roi_crs=roi_crs
         )
         self._n_times = max(1, len(first.times)) if time_sampling == "random" and first.time_dim else 1
-        self._perm_epoch = -1
-        self._perm: np.ndarray | None = None
+        self._order = EpochOrder(self.stream, shuffle=shuffle)
 
     def __len__(self) -> int:
         return len(self.tiles) * (self._n_times if self.tiles.sampling == "grid" else 1)
@@ -340,31 +353,18 @@ class CubeSource:
     def get(self, index: int, seed: int) -> dict[str, Any]:
         rng = np.random.default_rng([int(seed), self.stream, int(index)])
         if self.tiles.sampling == "grid":
-            n = len(self)
-            epoch, pos = divmod(int(index), n)
-            if self.shuffle:
-                if epoch != self._perm_epoch:
-                    self._perm = np.random.default_rng([int(seed), self.stream, epoch, 0x67726964]).permutation(n)
-                    self._perm_epoch = epoch
-                pos = int(self._perm[pos])  # type: ignore[index]
-            k, t_pos = divmod(pos, self._n_times)
+            k, t_pos = divmod(self._order.position(index, seed, len(self)), self._n_times)
             sid, col, row, w, h = self.tiles.grid_tile(k)
             s = self.scenes[sid]
             t = t_pos if (self.time_sampling == "random" and s.time_dim) else self._time_index(s, rng)
             return self.read(sid, col, row, w, h, t)
-        best, best_frac = None, 2.0
-        for _ in range(self.max_tries):
+
+        def draw() -> dict[str, Any]:
             sid, col, row, w, h = self.tiles.random_tile(rng)
             s = self.scenes[sid]
             if self.align_to_chunks and s.chunks:
                 ch, cw = s.chunks
                 col, row = col - col % cw, row - row % ch
-            sample = self.read(sid, col, row, w, h, self._time_index(s, rng))
-            frac = 1.0 - float(sample["valid"].mean())
-            if frac < best_frac:
-                best, best_frac = sample, frac
-            if frac <= self.max_nodata_fraction:
-                break
-        assert best is not None
-        best["nodata_fraction"] = best_frac
-        return best
+            return self.read(sid, col, row, w, h, self._time_index(s, rng))
+
+        return least_nodata(draw, self.max_tries, self.max_nodata_fraction)[0]

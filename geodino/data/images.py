@@ -62,6 +62,7 @@ class _ImageSourceBase:
 
     def __init__(self, *, sensor: str | Sensor, name: str, on_error: str, shuffle: bool, max_tries: int) -> None:
         from geodino.data.rasters import stream_id
+        from geodino.data.tiling import EpochOrder
 
         if on_error not in ("stop", "skip"):
             raise InputError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
@@ -72,21 +73,14 @@ class _ImageSourceBase:
         self.shuffle = shuffle
         self.max_tries = max_tries
         self.stream = stream_id(name)
-        self._perm_epoch = -1
-        self._perm: np.ndarray | None = None
+        self._order = EpochOrder(self.stream, shuffle=shuffle, salt=0x696D67)
         self.skipped = 0
 
     def __len__(self) -> int:
         return self._n
 
     def _position(self, index: int, seed: int) -> int:
-        epoch, pos = divmod(int(index), self._n)
-        if not self.shuffle:
-            return pos
-        if epoch != self._perm_epoch:
-            self._perm = np.random.default_rng([int(seed), self.stream, epoch, 0x696D67]).permutation(self._n)
-            self._perm_epoch = epoch
-        return int(self._perm[pos])  # type: ignore[index]
+        return self._order.position(index, seed, self._n)
 
     def _read(self, k: int) -> tuple[bytes, str]:  # pragma: no cover - abstract
         raise NotImplementedError

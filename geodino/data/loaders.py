@@ -34,6 +34,17 @@ __all__ = [
 _CROP_STREAM = 0x63726F70
 
 
+def _tiling_options(cfg: SourceConfig) -> dict[str, Any]:
+    """The tile-sampling options raster and cube sources take alike from their config."""
+    return {
+        "stride": cfg.stride,
+        "roi": cfg.roi,
+        "roi_crs": cfg.roi_crs,
+        "max_nodata_fraction": cfg.max_nodata_fraction,
+        "max_tries": cfg.max_tries,
+    }
+
+
 def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, progress: bool = True) -> Any:
     """The source object of one `SourceConfig` (RasterSource, CubeSource, ImageFolderSource, TarShardSource)."""
     name = cfg.name or f"source{index}"
@@ -62,11 +73,7 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
             tile_size=cfg.tile_size if windows is None else (int(windows["height"][0]), int(windows["width"][0])),
             units=cfg.tile_units if windows is None else "px",
             sampling=cfg.sampling if windows is None else "grid",
-            stride=cfg.stride,
-            roi=cfg.roi,
-            roi_crs=cfg.roi_crs,
-            max_nodata_fraction=cfg.max_nodata_fraction,
-            max_tries=cfg.max_tries,
+            **_tiling_options(cfg),
             shuffle=shuffle,
             name=name,
             prescan=windows is None,
@@ -87,11 +94,7 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
             tile_size=cfg.tile_size,
             units=cfg.tile_units,
             sampling=cfg.sampling,
-            stride=cfg.stride,
-            roi=cfg.roi,
-            roi_crs=cfg.roi_crs,
-            max_nodata_fraction=cfg.max_nodata_fraction,
-            max_tries=cfg.max_tries,
+            **_tiling_options(cfg),
             align_to_chunks=cfg.align_to_chunks,
             shuffle=shuffle,
             name=name,

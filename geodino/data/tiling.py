@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,7 +17,54 @@ import numpy as np
 
 from geodino.errors import InputError
 
-__all__ = ["TileSampler", "load_roi"]
+__all__ = ["EpochOrder", "TileSampler", "least_nodata", "load_roi"]
+
+GRID_SALT = 0x67726964  # "grid": keeps the epoch permutation apart from the random draws of the same stream
+
+
+class EpochOrder:
+    """Positions of a source's `n` items in a per-epoch permutation of (seed, stream, epoch, salt).
+
+    Indices [e·n, (e+1)·n) visit every item exactly once in epoch e, so disjoint index ranges on ranks and workers
+    never repeat an item; the permutation of the current epoch is cached (one per source and worker).
+    """
+
+    def __init__(self, stream: int, *, shuffle: bool = True, salt: int = GRID_SALT) -> None:
+        self.stream, self.shuffle, self.salt = stream, shuffle, salt
+        self._key: tuple[int, int, int] | None = None
+        self._perm: np.ndarray | None = None
+
+    def position(self, index: int, seed: int, n: int) -> int:
+        """The item of sample `index` (in 0..n-1)."""
+        epoch, pos = divmod(int(index), n)
+        if not self.shuffle:
+            return pos
+        if self._key != (int(seed), epoch, n):
+            self._perm = np.random.default_rng([int(seed), self.stream, epoch, self.salt]).permutation(n)
+            self._key = (int(seed), epoch, n)
+        return int(self._perm[pos])  # type: ignore[index]
+
+
+def least_nodata(
+    draw: Callable[[], dict[str, Any]], max_tries: int, max_nodata_fraction: float
+) -> tuple[dict[str, Any], int]:
+    """Random sampling's redraw rule: up to `max_tries` draws, the first whose nodata fraction is at most
+    `max_nodata_fraction`, else the draw with the least nodata; sets its `nodata_fraction`. Returns the sample and
+    the number of draws made."""
+    best: dict[str, Any] | None = None
+    best_frac = 2.0
+    draws = 0
+    while draws < max_tries:
+        sample = draw()
+        draws += 1
+        frac = 1.0 - float(sample["valid"].mean())
+        if frac < best_frac:
+            best, best_frac = sample, frac
+        if frac <= max_nodata_fraction:
+            break
+    assert best is not None
+    best["nodata_fraction"] = best_frac
+    return best, draws
 
 
 class _Scene(Protocol):

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from geodino.data.sensors import Sensor, get_sensor
+from geodino.data.tiling import least_nodata
+from geodino.data.validity import valid_pixels
 from geodino.errors import ConfigError, InputError
 
 __all__ = ["TorchGeoSource"]
@@ -84,8 +86,8 @@ class TorchGeoSource:
         from affine import Affine
 
         rng = np.random.default_rng([int(seed), self.stream, int(index)])
-        best, best_frac = None, 2.0
-        for _ in range(self.max_tries):
+
+        def draw() -> dict[str, Any]:
             k = min(int(np.searchsorted(self._cum, rng.random(), side="right")), len(self.bounds) - 1)
             x0b, y0b, x1b, y1b = self.bounds[k]
             rx, ry = self.res
@@ -102,8 +104,8 @@ class TorchGeoSource:
                     f"{self.sensor.n_bands}; pass bands= in torchgeo kwargs or use a matching sensor"
                 )
             nodata = self.sensor.nodata if self.sensor.nodata is not None else 0
-            valid = (raw != nodata).any(axis=0) & ~np.isnan(raw).all(axis=0)
-            sample = {
+            valid = valid_pixels(raw, nodata)  # the one rule: every band nodata, or any band NaN
+            return {
                 "image": self.sensor.to_reflectance(raw).astype(np.float32, copy=False),
                 "valid": valid,
                 "crs": self.crs.to_wkt() if hasattr(self.crs, "to_wkt") else str(self.crs),
@@ -111,11 +113,5 @@ class TorchGeoSource:
                 "bands": self.band_names,
                 "path": f"torchgeo:{type(self.dataset).__name__}",
             }
-            frac = 1.0 - float(valid.mean())
-            if frac < best_frac:
-                best, best_frac = sample, frac
-            if frac <= self.max_nodata_fraction:
-                break
-        assert best is not None
-        best["nodata_fraction"] = best_frac
-        return best
+
+        return least_nodata(draw, self.max_tries, self.max_nodata_fraction)[0]

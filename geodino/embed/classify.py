@@ -16,7 +16,6 @@ metrics JSON and the fitted model (joblib) that `--model` applies to other featu
 
 from __future__ import annotations
 
-import difflib
 import json
 import sys
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 from geodino.embed import style
 from geodino.embed.compat import backbone_identity, check_same_backbone
 from geodino.embed.writers import EmbeddingReader
-from geodino.errors import InputError
+from geodino.errors import InputError, did_you_mean
 from geodino.io import atomic_path, check_writable
 
 NODATA = 255
@@ -48,25 +47,12 @@ def sidecars(out: str | Path) -> dict[str, Path]:
 
 def read_labels(path: str | Path, column: str, *, layer: str | None = None, what: str = "labels") -> Any:
     """Label features with a non-null `column`, as a GeoDataFrame (own CRS; reprojected by the caller)."""
-    import geopandas as gpd
+    from geodino.data.vectors import read_vector
 
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{what} file {path} does not exist")
-    try:
-        if path.suffix.lower() in (".parquet", ".geoparquet"):
-            gdf = gpd.read_parquet(path)
-        else:
-            gdf = gpd.read_file(path, layer=layer) if layer else gpd.read_file(path)
-    except Exception as exc:  # fiona/pyogrio/pyarrow raise many kinds; the first line says what is wrong
-        raise InputError(f"cannot read {what} from {path}: {str(exc).splitlines()[0]}") from exc
-    if len(gdf) == 0:
-        raise InputError(f"{what} file {path} has no features; draw a few points or polygons per class")
-    if gdf.crs is None:
-        raise InputError(f"{what} in {path} have no CRS; set one (e.g. with geopandas .set_crs) and retry")
+    gdf = read_vector(path, layer=layer, what=what, empty_hint="draw a few points or polygons per class")
     if column not in gdf.columns:
         cols = [c for c in gdf.columns if c != gdf.geometry.name]
-        close = difflib.get_close_matches(column, cols, n=1)
+        close = did_you_mean(column, cols)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise InputError(f"{what} in {path} have no column {column!r}; {hint}columns: {', '.join(map(str, cols))}")
     kinds = set(gdf.geometry.dropna().geom_type)

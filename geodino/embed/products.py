@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from geodino.data.vectors import read_vector
 from geodino.embed import style
 from geodino.embed.writers import EmbeddingReader
 from geodino.errors import InputError
@@ -222,26 +223,6 @@ def _unit(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return (x / np.maximum(n, 1e-12)).astype(np.float32)
 
 
-def _read_polygons(path: str | Path, layer: str | None = None) -> Any:
-    import geopandas as gpd
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"polygon file {path} does not exist")
-    try:
-        if path.suffix.lower() in (".parquet", ".geoparquet"):
-            gdf = gpd.read_parquet(path)
-        else:
-            gdf = gpd.read_file(path, layer=layer) if layer else gpd.read_file(path)
-    except Exception as exc:
-        raise InputError(f"cannot read polygons from {path}: {str(exc).splitlines()[0]}") from exc
-    if gdf.crs is None:
-        raise InputError(f"polygons in {path} have no CRS; set one (e.g. with geopandas .set_crs) and retry")
-    if len(gdf) == 0:
-        raise InputError(f"polygon file {path} has no features")
-    return gdf
-
-
 def _query_vector(rd: EmbeddingReader, point: tuple[float, float] | None, point_crs: Any, polygon: Any) -> np.ndarray:
     from rasterio.windows import Window
 
@@ -258,7 +239,7 @@ def _query_vector(rd: EmbeddingReader, point: tuple[float, float] | None, point_
         if not valid[0, 0]:
             raise InputError(f"query point {point} falls on a nodata cell of {rd.path}; pick another point")
         return f[:, 0, 0]
-    gdf = _read_polygons(polygon).to_crs(rd.crs)
+    gdf = read_vector(polygon, what="polygons").to_crs(rd.crs)
     sums, counts, _ = _zonal_sums(rd, list(gdf.geometry), all_touched=True)
     if counts.sum() == 0:
         raise InputError(f"query polygons in {polygon} cover no valid cell of {rd.path}")
@@ -373,7 +354,7 @@ def zonal_embeddings(
     """
     out = check_writable(out, overwrite=overwrite)
     png = check_writable(png or out.with_suffix(".png"), overwrite=overwrite)
-    gdf = _read_polygons(polygons, layer)
+    gdf = read_vector(polygons, layer=layer, what="polygons")
     with EmbeddingReader(features) as rd:
         if rd.crs is None:
             raise InputError(f"feature raster {features} has no CRS; polygons cannot be placed on it")

@@ -38,14 +38,14 @@ STACKED = "stacked"  # OUT/stacked/<item>.vrt: the per-item VRTs of one-band-per
 def is_many(inputs: list[str]) -> bool:
     """Whether `geodino embed` inputs name many scenes (several paths, a folder that is not a Zarr store, a glob,
     a `.txt` list or STAC JSON) rather than one raster or cube."""
-    from geodino.embed.sources import _is_cube_path
+    from geodino.data.cubes import is_zarr_store
 
     if len(inputs) != 1:
         return True
     text = str(inputs[0])
     if is_stac(text) or any(ch in text for ch in "*?[") or text.lower().endswith(".txt"):
         return True
-    return Path(text).expanduser().is_dir() and not _is_cube_path(text)
+    return Path(text).expanduser().is_dir() and not is_zarr_store(text)
 
 
 def list_scenes(

@@ -161,21 +161,16 @@ def build_detector(backbone: Any, cfg: DetectionProbeConfig, num_classes: int, i
             box_detections_per_img=cfg.max_detections,
             **common,
         )
-    elif cfg.detector == "retinanet":
-        anchors = AnchorGenerator(
-            tuple((s, int(s * 1.26), int(s * 1.59)) for (s,) in sizes), ((0.5, 1.0, 2.0),) * len(sizes)
-        )
-        model = RetinaNet(
-            body,
-            num_classes=num_classes,
-            anchor_generator=anchors,
-            score_thresh=cfg.score_threshold,
-            detections_per_img=cfg.max_detections,
-            **common,
-        )
-    else:
-        anchors = AnchorGenerator(tuple((s // 2,) for (s,) in sizes), ((1.0,),) * len(sizes))
-        model = FCOS(
+    else:  # single-stage: RetinaNet (3 scales x 3 ratios per level) or FCOS (one anchor point per location)
+        if cfg.detector == "retinanet":
+            detector: Any = RetinaNet
+            anchors = AnchorGenerator(
+                tuple((s, int(s * 1.26), int(s * 1.59)) for (s,) in sizes), ((0.5, 1.0, 2.0),) * len(sizes)
+            )
+        else:
+            detector = FCOS
+            anchors = AnchorGenerator(tuple((s // 2,) for (s,) in sizes), ((1.0,),) * len(sizes))
+        model = detector(
             body,
             num_classes=num_classes,
             anchor_generator=anchors,

@@ -7,7 +7,9 @@ learning rates (the official 13, 1e-5 ... 0.1) times weight decays. Used by `eva
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,71 +95,60 @@ def _train_heads(
     update is exactly torch's SGD: d = g + wd * w; buf = m * buf + d; w -= lr_t * buf, with a cosine lr_t.
     """
     n, d = x.shape
-    h = lrs.numel()
+    h, k = lrs.numel(), num_classes
     bs, steps_per_epoch, total = schedule(n, cfg)
     # Small heads are bound by per-op overhead: extra threads only add synchronisation (15x slower measured on
     # 2 busy cores), so small problems run single-threaded.
-    small = bs * d * num_classes * h < 200_000_000
+    with _single_threaded(bs * d * num_classes * h < 200_000_000):
+        multilabel = y.dim() == 2
+        # Weights live as one [D, H*K] matrix so a step is two GEMMs for the whole grid; the gradient of the mean
+        # cross-entropy (softmax - onehot) / B, or of the mean BCE (sigmoid - y) / (B*K), is written out directly;
+        # N(0, 0.01) initial weights as official.
+        w = (torch.randn(h, d, k, generator=generator) * 0.01).permute(1, 0, 2).contiguous()
+        b = torch.zeros(h, k)
+        bw, bb = torch.zeros_like(w), torch.zeros_like(b)
+        scale = bs / 256 if cfg.scale_lr_with_batch else 1.0
+        lr0 = (lrs * scale).view(1, h, 1)
+        wd = wds.view(1, h, 1)
+        step = 0
+        while step < total:
+            perm = torch.randperm(n, generator=generator)
+            for s in range(steps_per_epoch):
+                if step >= total:
+                    break
+                idx = perm[s * bs : (s + 1) * bs]
+                xb, yb = x[idx], y[idx]
+                m = xb.shape[0]
+                logits = (xb @ w.view(d, h * k)).view(m, h, k) + b
+                if multilabel:
+                    grad = (torch.sigmoid(logits) - yb.float()[:, None, :]) / (m * k)
+                else:
+                    grad = torch.softmax(logits, dim=-1)
+                    grad[torch.arange(m), :, yb] -= 1.0
+                    grad /= m
+                gw = (xb.T @ grad.view(m, h * k)).view(d, h, k)
+                gb = grad.sum(0)
+                lr_t = lr0 * 0.5 * (1 + math.cos(math.pi * step / total))
+                bw.mul_(cfg.momentum).add_(gw + wd * w)
+                bb.mul_(cfg.momentum).add_(gb)
+                w -= lr_t * bw
+                b -= lr_t.view(h, 1) * bb
+                step += 1
+            if progress is not None:
+                progress.update(1)
+        return w.permute(1, 0, 2).contiguous(), b
+
+
+@contextlib.contextmanager
+def _single_threaded(on: bool) -> Iterator[None]:
+    """One intra-op thread while `on` (the thread count is restored after)."""
     old_threads = torch.get_num_threads()
-    if small:
+    if on:
         torch.set_num_threads(1)
     try:
-        return _sgd_loop(x, y, lrs, wds, num_classes, cfg, generator, progress, bs, steps_per_epoch, total)
+        yield
     finally:
         torch.set_num_threads(old_threads)
-
-
-def _sgd_loop(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    lrs: torch.Tensor,
-    wds: torch.Tensor,
-    num_classes: int,
-    cfg: LinearConfig,
-    generator: torch.Generator,
-    progress: Any,
-    bs: int,
-    steps_per_epoch: int,
-    total: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    n, d = x.shape
-    h, k = lrs.numel(), num_classes
-    multilabel = y.dim() == 2
-    # Weights live as one [D, H*K] matrix so a step is two GEMMs for the whole grid; the gradient of the mean
-    # cross-entropy (softmax - onehot) / B, or of the mean BCE (sigmoid - y) / (B*K), is written out directly.
-    w = (torch.randn(h, d, k, generator=generator) * 0.01).permute(1, 0, 2).contiguous()  # N(0, 0.01) as official
-    b = torch.zeros(h, k)
-    bw, bb = torch.zeros_like(w), torch.zeros_like(b)
-    scale = bs / 256 if cfg.scale_lr_with_batch else 1.0
-    lr0 = (lrs * scale).view(1, h, 1)
-    wd = wds.view(1, h, 1)
-    step = 0
-    while step < total:
-        perm = torch.randperm(n, generator=generator)
-        for s in range(steps_per_epoch):
-            if step >= total:
-                break
-            idx = perm[s * bs : (s + 1) * bs]
-            xb, yb = x[idx], y[idx]
-            m = xb.shape[0]
-            logits = (xb @ w.view(d, h * k)).view(m, h, k) + b
-            if multilabel:
-                grad = (torch.sigmoid(logits) - yb.float()[:, None, :]) / (m * k)
-            else:
-                grad = torch.softmax(logits, dim=-1)
-                grad[torch.arange(m), :, yb] -= 1.0
-                grad /= m
-            gw = (xb.T @ grad.view(m, h * k)).view(d, h, k)
-            gb = grad.sum(0)
-            lr_t = lr0 * 0.5 * (1 + math.cos(math.pi * step / total))
-            bw.mul_(cfg.momentum).add_(gw + wd * w)
-            bb.mul_(cfg.momentum).add_(gb)
-            w -= lr_t * bw
-            b -= lr_t.view(h, 1) * bb
-            step += 1
-        if progress is not None:
-            progress.update(1)
-    return w.permute(1, 0, 2).contiguous(), b
 
 
 def linear_probe(

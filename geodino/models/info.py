@@ -71,6 +71,19 @@ def token_grid(image_size: list[int], patch: int, dim: int, n_prefix: int | None
     return out
 
 
+def _geometry(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The rows `geodino info` shows for a geodino build config (inferred from a file or built from a name)."""
+    return {
+        "bands": cfg["in_chans"],
+        "patch_size": cfg["patch_size"],
+        "embed_dim": cfg["embed_dim"],
+        "depth": cfg["depth"],
+        "heads": cfg["num_heads"],
+        "ffn": f"{cfg['ffn_layer']} ({cfg['ffn_hidden_dim']})",
+        "storage_tokens": cfg["n_storage_tokens"],
+    }
+
+
 def _describe(spec: str | Path) -> dict[str, Any]:
     from geodino.backbones import parse_spec
 
@@ -87,13 +100,7 @@ def _describe(spec: str | Path) -> dict[str, Any]:
             "kind": weights.kind,
             "arch": cfg["arch"] or "custom",
             "params": params,
-            "bands": cfg["in_chans"],
-            "patch_size": cfg["patch_size"],
-            "embed_dim": cfg["embed_dim"],
-            "depth": cfg["depth"],
-            "heads": cfg["num_heads"],
-            "ffn": f"{cfg['ffn_layer']} ({cfg['ffn_hidden_dim']})",
-            "storage_tokens": cfg["n_storage_tokens"],
+            **_geometry(cfg),
             "local_cls_norm": cfg["untie_global_and_local_cls_norm"],
             "n_prefix": 1 + cfg["n_storage_tokens"],
             "keys": len(weights.state),
@@ -114,13 +121,7 @@ def _describe(spec: str | Path) -> dict[str, Any]:
             "spec": str(spec),
             "arch": target,
             "params": count_parameters(model),
-            "bands": cfg["in_chans"],
-            "patch_size": cfg["patch_size"],
-            "embed_dim": cfg["embed_dim"],
-            "depth": cfg["depth"],
-            "heads": cfg["num_heads"],
-            "ffn": f"{cfg['ffn_layer']} ({cfg['ffn_hidden_dim']})",
-            "storage_tokens": cfg["n_storage_tokens"],
+            **_geometry(cfg),
             "keys": len(model.state_dict()),
             "n_prefix": 1 + cfg["n_storage_tokens"],
         }

@@ -47,7 +47,7 @@ from geodino.losses import DINOLoss, GramLoss, IBOTPatchLoss, KoLeoLoss, KoLeoLo
 from geodino.models.heads import DINOHead
 from geodino.train import monitors as mon
 from geodino.train.optim import param_groups as build_param_groups
-from geodino.train.recipe import SSLConfig
+from geodino.train.recipe import DinoConfig, IbotConfig, SSLConfig
 from geodino.train.schedules import Schedules
 
 __all__ = [
@@ -161,30 +161,22 @@ class SSLMetaArch(nn.Module):
         self.embed_dim = int(student_backbone.embed_dim)
         self.patch_size = int(s.patch_size)
 
-        def dino_head() -> DINOHead:
-            d = cfg.dino
+        def head(c: DinoConfig | IbotConfig) -> DINOHead:  # the DINO and iBOT heads differ only in their config
             return DINOHead(
                 self.embed_dim,
-                d.head_n_prototypes,
-                d.head_hidden_dim,
-                d.head_bottleneck_dim,
-                d.head_nlayers,
-                last_layer=d.head_last_layer,
+                c.head_n_prototypes,
+                c.head_hidden_dim,
+                c.head_bottleneck_dim,
+                c.head_nlayers,
+                last_layer=c.head_last_layer,
             )
 
-        def ibot_head() -> DINOHead:
-            i = cfg.ibot
-            return DINOHead(
-                self.embed_dim,
-                i.head_n_prototypes,
-                i.head_hidden_dim,
-                i.head_bottleneck_dim,
-                i.head_nlayers,
-                last_layer=i.head_last_layer,
-            )
-
-        self.student = nn.ModuleDict({"backbone": student_backbone, "dino_head": dino_head(), "ibot_head": ibot_head()})
-        self.teacher = nn.ModuleDict({"backbone": teacher_backbone, "dino_head": dino_head(), "ibot_head": ibot_head()})
+        self.student = nn.ModuleDict(
+            {"backbone": student_backbone, "dino_head": head(cfg.dino), "ibot_head": head(cfg.ibot)}
+        )
+        self.teacher = nn.ModuleDict(
+            {"backbone": teacher_backbone, "dino_head": head(cfg.dino), "ibot_head": head(cfg.ibot)}
+        )
         self.teacher.load_state_dict(self.student.state_dict())
         self.teacher.requires_grad_(False)
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests import helpers
+
 
 def write_tif(
     path: Path,
@@ -20,38 +22,12 @@ def write_tif(
     descriptions: list[str] | None = None,
 ) -> Path:
     """Write [C,H,W] `data` as a GeoTIFF (or a COG with overviews) and return its path."""
-    import rasterio
     from affine import Affine
 
-    c, h, w = data.shape
-    profile = {
-        "driver": "COG" if cog else "GTiff",
-        "width": w,
-        "height": h,
-        "count": c,
-        "dtype": data.dtype.name,
-        "transform": Affine(res, 0.0, origin[0], 0.0, -res, origin[1]),
-        "nodata": nodata,
-    }
-    if crs is not None:
-        profile["crs"] = crs
-    if cog:
-        import rasterio.shutil
-
-        with rasterio.MemoryFile() as mem:
-            gt = dict(profile, driver="GTiff")
-            with mem.open(**gt) as tmp:
-                tmp.write(data)
-                if descriptions:
-                    tmp.descriptions = tuple(descriptions)
-            with mem.open() as src:
-                rasterio.shutil.copy(src, path, driver="COG", blocksize=64)
-        return path
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
-        if descriptions:
-            dst.descriptions = tuple(descriptions)
-    return path
+    transform = Affine(res, 0.0, origin[0], 0.0, -res, origin[1])
+    return helpers.write_tif(
+        path, data, crs=crs, transform=transform, nodata=nodata, cog=cog, descriptions=descriptions
+    )
 
 
 def ramp(c: int, h: int, w: int, dtype: str = "uint16", seed: int = 0) -> np.ndarray:

@@ -10,17 +10,13 @@ import yaml
 
 from geodino import cli
 from geodino.data.stats import compute_stats, grid_windows
+from tests import helpers
 
 
 def write_tif(path, data, nodata=None):
-    import rasterio
     from rasterio.transform import from_origin
 
-    profile = dict(driver="GTiff", height=data.shape[1], width=data.shape[2], count=data.shape[0], dtype=data.dtype,
-                   crs="EPSG:32633", transform=from_origin(0, 0, 10, 10), nodata=nodata)  # fmt: skip
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
-    return path
+    return helpers.write_tif(path, data, transform=from_origin(0, 0, 10, 10), nodata=nodata)
 
 
 def radial(h: int, w: int, nodata_corner: bool = True) -> np.ndarray:

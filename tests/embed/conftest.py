@@ -10,6 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from tests import helpers
 from tests.embed.toy_backbones import ConstantBackbone, ConvBackbone
 
 
@@ -21,28 +22,10 @@ def write_tif(
     transform=None,
     nodata=None,
 ) -> Path:
-    import rasterio
     from rasterio.transform import from_origin
 
     transform = transform or from_origin(500000.0, 4000000.0, 10.0, 10.0)
-    profile = {
-        "driver": "GTiff",
-        "height": data.shape[1],
-        "width": data.shape[2],
-        "count": data.shape[0],
-        "dtype": data.dtype,
-        "transform": transform,
-        "tiled": True,
-        "blockxsize": 64,
-        "blockysize": 64,
-    }
-    if crs:
-        profile["crs"] = crs
-    if nodata is not None:
-        profile["nodata"] = nodata
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
-    return path
+    return helpers.write_tif(path, data, crs=crs, transform=transform, nodata=nodata, block=64)
 
 
 def random_image(h: int, w: int, c: int = 3, seed: int = 0, dtype: str = "uint8") -> np.ndarray:

@@ -228,6 +228,29 @@ def test_xarray_cube_input(tmp_path, conv_bb):
     np.testing.assert_array_equal(c[0], b[0])
 
 
+def test_uint16_netcdf_and_zarr_cubes_read_like_the_geotiff(tmp_path, conv_bb):
+    """Cubes go through the training reader (data.cubes.open_cube): raw DN, nodata from _FillValue, GeoZarr-style
+    `transform` attribute; the features equal those of the same pixels as a GeoTIFF with nodata 0."""
+    import rioxarray  # noqa: F401
+    import xarray as xr
+
+    data = random_image(64, 64, dtype="uint16")
+    data[:, :20, :24] = 0
+    src = write_tif(tmp_path / "in.tif", data, nodata=0)
+    cube = xr.DataArray(data, dims=("band", "y", "x"), name="dn").rio.write_crs("EPSG:32633")
+    cube.attrs["_FillValue"] = 0
+    cube.attrs["transform"] = list(from_origin(500000.0, 4000000.0, 10.0, 10.0))[:6]
+    cube.to_dataset().to_zarr(tmp_path / "c.zarr", zarr_format=2)
+    cube.to_dataset().to_netcdf(tmp_path / "c.nc")
+    opts = dict(tile=32, overlap=8, scale=1e-4, **FAST)
+    ref = read_all(embed_raster(src, conv_bb, tmp_path / "ref.tif", **opts))
+    assert np.isnan(ref[0][:, 0, 0]).all() and not np.isnan(ref[0][:, -1, -1]).any()
+    for store in ("c.zarr", "c.nc"):
+        got = read_all(embed_raster(tmp_path / store, conv_bb, tmp_path / f"{store}.tif", **opts))
+        np.testing.assert_array_equal(got[0], ref[0])
+        assert got[1] == ref[1] and got[2] == ref[2]
+
+
 def test_uint16_scale_warns_and_sensor_option(tmp_path):
     data = random_image(32, 32, dtype="uint16")
     src = write_tif(tmp_path / "in.tif", data)

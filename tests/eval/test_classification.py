@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 
@@ -19,34 +18,7 @@ from geodino.eval.datasets import DatasetConfig
 from geodino.eval.features import FeatureConfig, FeatureSet
 from geodino.eval.linear import LinearConfig, _train_heads, linear_probe
 from geodino.eval.metrics import multilabel_metrics, single_label_metrics
-
-
-class TinyBackbone(nn.Module):
-    """The FrozenBackbone interface: patch conv + residual token MLPs (CLS = token mean)."""
-
-    def __init__(self, in_chans: int = 3, dim: int = 8, patch: int = 8, blocks: int = 4) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.embed = nn.Conv2d(in_chans, dim, patch, patch)
-        self.blocks = nn.ModuleList(nn.Linear(dim, dim) for _ in range(blocks))
-        self.patch_size, self.embed_dim, self.in_chans, self.n_blocks = patch, dim, in_chans, blocks
-        self.spec = "tiny"
-        self.fingerprint = hashlib.sha256(b"tiny").hexdigest()
-        self.eval().requires_grad_(False)
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - 0.5) / 0.25
-
-    def features(self, x, layers="last", norm=True):
-        t = self.embed(x)
-        b, d, h, w = t.shape
-        t = t.flatten(2).transpose(1, 2)
-        outs = []
-        for blk in self.blocks:
-            t = t + torch.tanh(blk(t))
-            outs.append(t)
-        idx = [self.n_blocks - 1] if layers == "last" else list(range(self.n_blocks - 4, self.n_blocks))
-        return [outs[i].transpose(1, 2).reshape(b, d, h, w) for i in idx], [outs[i].mean(1) for i in idx]
+from tests.eval.tiny_backbone import TinyBackbone
 
 
 def test_knn_votes_are_exp_sim_over_t_weighted():
@@ -162,7 +134,7 @@ def test_run_classification_end_to_end_on_a_class_folder(tmp_path):
     cfg.logreg.enabled = True
     cfg.logreg.cs = [0.1, 1.0]
     cfg.knn.ks = [1, 3]
-    bb = TinyBackbone()
+    bb = TinyBackbone(spec="tiny")
     before = {k: v.clone() for k, v in bb.state_dict().items()}
     m = run_classification(bb, cfg, tmp_path / "out")
     assert all(torch.equal(before[k], v) for k, v in bb.state_dict().items())  # the backbone stays frozen
@@ -187,7 +159,7 @@ def test_run_classification_multilabel_bigearthnet_layout(tmp_path):
         progress=False,
     )
     cfg.knn.ks = [2]
-    m = run_classification(TinyBackbone(in_chans=12), cfg, tmp_path / "out")
+    m = run_classification(TinyBackbone(in_chans=12, spec="tiny"), cfg, tmp_path / "out")
     assert set(m) >= {"knn_mAP@k2", "knn_mAP", "linear_mAP", "linear_f1_micro", "linear_mAP_micro"}
     assert all(0.0 <= v <= 1.0 for v in m.values())
 
@@ -197,11 +169,11 @@ def test_class_and_count_mismatches_are_one_line(tmp_path):
     _folder(tmp_path / "d" / "val", classes=("dark", "cloud"), n=2)
     cfg = ClassificationConfig(data=DatasetConfig(name="image_folder", root=str(tmp_path / "d")), progress=False)
     with pytest.raises(InputError, match=r"class 'cloud' in .*val has no training images"):
-        run_classification(TinyBackbone(), cfg, tmp_path / "out")
+        run_classification(TinyBackbone(spec="tiny"), cfg, tmp_path / "out")
     _folder(tmp_path / "e")
     cfg = ClassificationConfig(data=DatasetConfig(name="image_folder", root=str(tmp_path / "e"), num_classes=10))
     with pytest.raises(ConfigError, match=r"num_classes=10 but image_folder in .* has 2 classes"):
-        run_classification(TinyBackbone(), cfg, tmp_path / "out")
+        run_classification(TinyBackbone(spec="tiny"), cfg, tmp_path / "out")
     with pytest.raises(InputError, match="backbone tiny takes 4 bands but image_folder has 3"):
-        run_classification(TinyBackbone(in_chans=4), ClassificationConfig(data=DatasetConfig(
+        run_classification(TinyBackbone(in_chans=4, spec="tiny"), ClassificationConfig(data=DatasetConfig(
             name="image_folder", root=str(tmp_path / "e")), progress=False), tmp_path / "out")  # fmt: skip

@@ -2,46 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 import torch
-from torch import nn
 
 from geodino.errors import ConfigError, InputError
 from geodino.eval.datasets import ProbeDataset
 from geodino.eval.features import FeatureConfig, cache_key, extract_features, resolve_image_size
-
-
-class TinyBackbone(nn.Module):
-    """The FrozenBackbone interface in a few lines: patch conv + residual token MLPs (CLS = token mean)."""
-
-    def __init__(self, in_chans: int = 3, dim: int = 8, patch: int = 8, blocks: int = 4, seed: int = 0) -> None:
-        super().__init__()
-        torch.manual_seed(seed)
-        self.embed = nn.Conv2d(in_chans, dim, patch, patch)
-        self.blocks = nn.ModuleList(nn.Linear(dim, dim) for _ in range(blocks))
-        self.patch_size, self.embed_dim, self.in_chans, self.n_blocks = patch, dim, in_chans, blocks
-        self.spec = f"tiny:{seed}"
-        self.fingerprint = hashlib.sha256(self.spec.encode()).hexdigest()
-        self.calls = 0
-        self.eval().requires_grad_(False)
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - 0.5) / 0.25
-
-    def features(self, x, layers="last", norm=True):
-        self.calls += 1
-        t = self.embed(x)
-        b, d, h, w = t.shape
-        t = t.flatten(2).transpose(1, 2)
-        outs = []
-        for blk in self.blocks:
-            t = t + torch.tanh(blk(t))
-            outs.append(t)
-        idx = {"last": [self.n_blocks - 1], "four_last": list(range(self.n_blocks - 4, self.n_blocks))}[layers] \
-            if isinstance(layers, str) else list(layers)  # fmt: skip
-        return [outs[i].transpose(1, 2).reshape(b, d, h, w) for i in idx], [outs[i].mean(1) for i in idx]
+from tests.eval.tiny_backbone import TinyBackbone
 
 
 def make_ds(n: int = 6, size: int = 16, chans: int = 3, split: str = "train", sizes=None) -> ProbeDataset:

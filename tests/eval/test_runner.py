@@ -2,48 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-from torch import nn
 
 import geodino.cli
 from geodino.config import load_config
 from geodino.errors import ConfigError
 from geodino.eval import runner
 from geodino.eval.runner import SuiteConfig, read_results, run_suite
-
-
-class TinyBackbone(nn.Module):
-    """The FrozenBackbone interface: patch conv + residual token MLPs (CLS = token mean)."""
-
-    def __init__(self, in_chans: int = 3, dim: int = 8, patch: int = 8, blocks: int = 4) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.embed = nn.Conv2d(in_chans, dim, patch, patch)
-        self.blocks = nn.ModuleList(nn.Linear(dim, dim) for _ in range(blocks))
-        self.patch_size, self.embed_dim, self.in_chans, self.n_blocks = patch, dim, in_chans, blocks
-        self.spec = "tiny"
-        self.fingerprint = hashlib.sha256(b"tiny").hexdigest()
-        self.eval().requires_grad_(False)
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - 0.5) / 0.25
-
-    def features(self, x, layers="last", norm=True):
-        t = self.embed(x)
-        b, d, h, w = t.shape
-        t = t.flatten(2).transpose(1, 2)
-        outs = []
-        for blk in self.blocks:
-            t = t + torch.tanh(blk(t))
-            outs.append(t)
-        idx = [self.n_blocks - 1] if layers == "last" else list(range(self.n_blocks - 4, self.n_blocks))
-        return [outs[i].transpose(1, 2).reshape(b, d, h, w) for i in idx], [outs[i].mean(1) for i in idx]
+from tests.eval.tiny_backbone import TinyBackbone
 
 
 def _folder(root, n=8, size=16):
@@ -73,7 +43,7 @@ def tiny_backbone(monkeypatch):
 
     def fake_load(spec, bands, sensor, device):
         loaded.append((spec, bands, sensor, device))
-        return TinyBackbone()
+        return TinyBackbone(spec="tiny")
 
     monkeypatch.setattr(runner, "load_probe_backbone", fake_load)
     return loaded

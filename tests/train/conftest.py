@@ -34,8 +34,9 @@ checkpoint: {{every_n_steps: 1, keep_last: 2}}
 def write_rasters(folder: Path, n: int = 2, bands: int = 3, size: int = 64) -> Path:
     """Small random uint8 GeoTIFFs (UTM, 10 m) in `folder`."""
     import numpy as np
-    import rasterio
     from rasterio.transform import from_origin
+
+    from tests.helpers import write_tif
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -43,17 +44,8 @@ def write_rasters(folder: Path, n: int = 2, bands: int = 3, size: int = 64) -> P
         # smooth-ish fields so crops differ in content, not only in noise
         base = rng.random((bands, size // 8, size // 8))
         arr = (np.kron(base, np.ones((8, 8))) * 200 + rng.random((bands, size, size)) * 55).astype("uint8")
-        profile = dict(
-            driver="GTiff",
-            width=size,
-            height=size,
-            count=bands,
-            dtype="uint8",
-            crs="EPSG:32618",
-            transform=from_origin(500000 + 1000 * i, 4000000, 10, 10),
-        )
-        with rasterio.open(folder / f"scene{i}.tif", "w", **profile) as dst:
-            dst.write(arr)
+        transform = from_origin(500000 + 1000 * i, 4000000, 10, 10)
+        write_tif(folder / f"scene{i}.tif", arr, crs="EPSG:32618", transform=transform)
     return folder
 
 

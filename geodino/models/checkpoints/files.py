@@ -24,6 +24,7 @@ from geodino.errors import CheckpointError
 __all__ = [
     "HEADS_SUFFIX",
     "HEAD_NAMES",
+    "SAFETENSORS_CONFIG_KEY",
     "BackboneWeights",
     "heads_path",
     "load_file",
@@ -37,6 +38,7 @@ __all__ = [
 
 HEAD_NAMES = ("dino_head", "ibot_head")
 HEADS_SUFFIX = ".heads.pth"
+SAFETENSORS_CONFIG_KEY = "geodino_config"  # the build kwargs in a .safetensors export's metadata
 
 _FOREIGN_MAGIC = {
     b"II*\x00": "a TIFF raster",

@@ -20,7 +20,7 @@ from torch import Tensor
 from geodino.errors import CheckpointError
 from geodino.models.checkpoints.files import BackboneWeights, read_file
 from geodino.models.checkpoints.infer import default_heads, infer_config, rope_periods
-from geodino.models.checkpoints.keymap import count_blocks, invert, rename
+from geodino.models.checkpoints.keymap import count_blocks, invert, key_bias_mask, masked_qkv_bias, rename
 
 HF_CONFIG_FILE = "config.json"
 HF_PREPROCESSOR_FILE = "preprocessor_config.json"
@@ -28,6 +28,7 @@ HF_PREPROCESSOR_FILE = "preprocessor_config.json"
 _NORMS = {"norm1": "norm1", "norm2": "norm2"}
 _SWIGLU = {"mlp.w1": "mlp.gate_proj", "mlp.w2": "mlp.up_proj", "mlp.w3": "mlp.down_proj"}
 _MLP = {"mlp.fc1": "mlp.up_proj", "mlp.fc2": "mlp.down_proj"}
+_GLOBAL = {"embeddings.patch_embeddings": "patch_embed.proj", "norm": "norm"}  # HF -> official, outside blocks
 _PROJ = {"attn.proj": "attention.o_proj"}
 _SCALES = {"ls1.gamma": "layer_scale1.lambda1", "ls2.gamma": "layer_scale2.lambda1"}
 
@@ -46,13 +47,9 @@ def hf_to_official(
     out: dict[str, Tensor] = {
         "cls_token": s["embeddings.cls_token"],
         "mask_token": s.get("embeddings.mask_token", torch.zeros(1, dim)).reshape(1, dim),
-        "patch_embed.proj.weight": s["embeddings.patch_embeddings.weight"],
         "rope_embed.periods": rope_periods(dim // heads, rope_theta),
-        "norm.weight": s["norm.weight"],
-        "norm.bias": s["norm.bias"],
     }
-    if "embeddings.patch_embeddings.bias" in s:
-        out["patch_embed.proj.bias"] = s["embeddings.patch_embeddings.bias"]
+    rename(out, s, "", "", _GLOBAL)
     reg = s.get("embeddings.register_tokens")
     if reg is not None and reg.numel() > 0:
         out["storage_tokens"] = reg
@@ -68,9 +65,7 @@ def hf_to_official(
             zeros = q.new_zeros(dim)
             out[f"{b}attn.qkv.bias"] = torch.cat([t if t is not None else zeros for t in (qb, kb, vb)])
             if kb is None or not kb.any():  # the official masked key bias
-                mask = torch.ones(3 * dim, dtype=out[f"{b}attn.qkv.bias"].dtype)
-                mask[dim : 2 * dim] = 0
-                out[f"{b}attn.qkv.bias_mask"] = mask
+                out[f"{b}attn.qkv.bias_mask"] = key_bias_mask(dim, out[f"{b}attn.qkv.bias"].dtype)
         ffn = _SWIGLU if f"{a}mlp.gate_proj.weight" in s else _MLP
         rename(out, s, a, b, invert({**_PROJ, **ffn}))
         rename(out, s, a, b, invert(_SCALES), params=("",))
@@ -92,12 +87,8 @@ def official_to_hf(state: Mapping[str, Tensor], *, layer_prefix: str = "layer.")
         "embeddings.cls_token": s["cls_token"],
         "embeddings.mask_token": s["mask_token"].reshape(1, 1, dim),
         "embeddings.register_tokens": s.get("storage_tokens", s["cls_token"].new_zeros(1, 0, dim)),
-        "embeddings.patch_embeddings.weight": s["patch_embed.proj.weight"],
-        "norm.weight": s["norm.weight"],
-        "norm.bias": s["norm.bias"],
     }
-    if "patch_embed.proj.bias" in s:
-        out["embeddings.patch_embeddings.bias"] = s["patch_embed.proj.bias"]
+    rename(out, s, "", "", invert(_GLOBAL))
     for i in range(count_blocks(s)):
         a, b = f"blocks.{i}.", f"{layer_prefix}{i}."
         rename(out, s, a, b, _NORMS)
@@ -105,10 +96,8 @@ def official_to_hf(state: Mapping[str, Tensor], *, layer_prefix: str = "layer.")
         out[f"{b}attention.q_proj.weight"] = q
         out[f"{b}attention.k_proj.weight"] = k
         out[f"{b}attention.v_proj.weight"] = v
-        if f"{a}attn.qkv.bias" in s:
-            bias = s[f"{a}attn.qkv.bias"]
-            if f"{a}attn.qkv.bias_mask" in s:
-                bias = bias * s[f"{a}attn.qkv.bias_mask"].to(bias.dtype)
+        bias = masked_qkv_bias(s, a)
+        if bias is not None:
             qb, kb, vb = bias.chunk(3)
             out[f"{b}attention.q_proj.bias"] = qb
             out[f"{b}attention.v_proj.bias"] = vb
@@ -127,12 +116,8 @@ def hf_config_from_official(config: Mapping[str, Any], state: Mapping[str, Tenso
     if config.get("pos_embed_rope_base") is None:
         raise CheckpointError("a min/max-period RoPE cannot be expressed in HF DINOv3ViTModel (rope_theta only)")
     swiglu = str(config["ffn_layer"]).startswith("swiglu")
-    b0 = "blocks.0.attn.qkv."
-    bias = state.get(b0 + "bias")
-    k_bias = False
-    if bias is not None:
-        masked = bias * state[b0 + "bias_mask"] if b0 + "bias_mask" in state else bias
-        k_bias = bool(masked.chunk(3)[1].any())
+    bias = masked_qkv_bias(state, "blocks.0.")
+    k_bias = bias is not None and bool(bias.chunk(3)[1].any())
     return {
         "architectures": ["DINOv3ViTModel"],
         "model_type": "dinov3_vit",

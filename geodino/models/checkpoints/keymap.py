@@ -1,12 +1,14 @@
-"""The key-renaming step the HF and timm converters share (both directions)."""
+"""What the HF and timm converters share (both directions): key renaming, block counting and the official masked
+key bias of the fused qkv projection."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import torch
 from torch import Tensor
 
-__all__ = ["count_blocks", "invert", "rename"]
+__all__ = ["count_blocks", "invert", "key_bias_mask", "masked_qkv_bias", "rename"]
 
 
 def rename(
@@ -38,3 +40,18 @@ def count_blocks(state: Mapping[str, Tensor], prefix: str = "blocks.") -> int:
     while f"{prefix}{n}.norm1.weight" in state:
         n += 1
     return n
+
+
+def key_bias_mask(dim: int, dtype: torch.dtype) -> Tensor:
+    """The official `attn.qkv.bias_mask` buffer for width `dim`: 1 on the q and v thirds, 0 on the k third."""
+    mask = torch.ones(3 * dim, dtype=dtype)
+    mask[dim : 2 * dim] = 0
+    return mask
+
+
+def masked_qkv_bias(state: Mapping[str, Tensor], prefix: str) -> Tensor | None:
+    """The effective qkv bias `prefix + "attn.qkv.bias"` (its `bias_mask` applied when the state has one), or None."""
+    bias = state.get(f"{prefix}attn.qkv.bias")
+    if bias is not None and f"{prefix}attn.qkv.bias_mask" in state:
+        bias = bias * state[f"{prefix}attn.qkv.bias_mask"].to(bias.dtype)
+    return bias

@@ -17,12 +17,13 @@ from torch import Tensor
 
 from geodino.errors import CheckpointError
 from geodino.models.checkpoints.infer import default_heads, rope_periods
-from geodino.models.checkpoints.keymap import count_blocks, invert, rename
+from geodino.models.checkpoints.keymap import count_blocks, invert, key_bias_mask, masked_qkv_bias, rename
 
 # official -> timm names inside a block (SwiGLU: fc1_g = w1 gated by SiLU, fc1_x = w2, fc2 = w3)
 _SAME = {"norm1": "norm1", "norm2": "norm2", "attn.proj": "attn.proj"}
 _SWIGLU = {"mlp.w1": "mlp.fc1_g", "mlp.w2": "mlp.fc1_x", "mlp.w3": "mlp.fc2"}
 _MLP = {"mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2"}
+_GLOBAL = {"patch_embed.proj": "patch_embed.proj", "norm": "norm"}  # outside blocks, the same in both layouts
 _SCALES = {"ls1.gamma": "gamma_1", "ls2.gamma": "gamma_2"}
 
 # geodino arch -> timm model name (without the _qkvb suffix); vit_large_plus has no timm entry.
@@ -72,13 +73,9 @@ def timm_to_official(
     out: dict[str, Tensor] = {
         "cls_token": s["cls_token"],
         "mask_token": torch.zeros(1, dim, dtype=s["cls_token"].dtype),
-        "patch_embed.proj.weight": s["patch_embed.proj.weight"],
         "rope_embed.periods": rope_periods(dim // heads, rope_base),
-        "norm.weight": s["norm.weight"],
-        "norm.bias": s["norm.bias"],
     }
-    if "patch_embed.proj.bias" in s:
-        out["patch_embed.proj.bias"] = s["patch_embed.proj.bias"]
+    rename(out, s, "", "", _GLOBAL)
     if "reg_token" in s and s["reg_token"].numel() > 0:
         out["storage_tokens"] = s["reg_token"]
     for i in range(depth):
@@ -91,9 +88,7 @@ def timm_to_official(
             v = s.get(f"{b}attn.v_bias", zeros)
             k = s.get(f"{b}attn.k_bias", zeros)
             out[f"{b}attn.qkv.bias"] = torch.cat([q, k, v])
-            mask = torch.ones(3 * dim, dtype=w.dtype)
-            mask[dim : 2 * dim] = 0
-            out[f"{b}attn.qkv.bias_mask"] = mask
+            out[f"{b}attn.qkv.bias_mask"] = key_bias_mask(dim, w.dtype)
         ffn = _SWIGLU if f"{b}mlp.fc1_g.weight" in s else _MLP
         rename(out, s, b, b, invert({**_SAME, **ffn}))
         rename(out, s, b, b, invert(_SCALES), params=("",))
@@ -109,22 +104,16 @@ def official_to_timm(state: Mapping[str, Tensor], *, qkv_bias: bool | None = Non
     dim = int(s["cls_token"].shape[-1])
     out: dict[str, Tensor] = {
         "cls_token": s["cls_token"],
-        "patch_embed.proj.weight": s["patch_embed.proj.weight"],
-        "norm.weight": s["norm.weight"],
-        "norm.bias": s["norm.bias"],
     }
-    if "patch_embed.proj.bias" in s:
-        out["patch_embed.proj.bias"] = s["patch_embed.proj.bias"]
+    rename(out, s, "", "", _GLOBAL)
     if "storage_tokens" in s:
         out["reg_token"] = s["storage_tokens"]
     biases = {}
     n_blocks = count_blocks(s)
     for i in range(n_blocks):
         b = f"blocks.{i}."
-        if f"{b}attn.qkv.bias" in s:
-            bias = s[f"{b}attn.qkv.bias"]
-            if f"{b}attn.qkv.bias_mask" in s:
-                bias = bias * s[f"{b}attn.qkv.bias_mask"].to(bias.dtype)
+        bias = masked_qkv_bias(s, b)
+        if bias is not None:
             biases[i] = bias.chunk(3)
             if biases[i][1].any():
                 raise CheckpointError("this backbone has a non-zero key bias, which timm Eva cannot express")

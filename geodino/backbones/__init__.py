@@ -1,0 +1,45 @@
+"""Frozen backbones from a spec string: what probes, feature rasters and distillation share.
+
+A spec is one of:
+
+- a checkpoint path: official `dinov3_*.pth`, a geodino export (`.pth` / `.safetensors`) or training checkpoint
+  (`.ckpt`), an HF `DINOv3ViTModel` folder (`config.json` + `model.safetensors`), a timm `*_dinov3` state_dict;
+  the architecture is inferred from the weights;
+- `arch:vit_small` — a randomly initialised geodino backbone (a baseline, and for tests);
+- `timm:<name>` — any timm model, through timm's `forward_intermediates` (a baseline; `pretrained=true` needs the
+  HF hub or its cache).
+
+Options follow a `?`, joined by `&`: `seed=0`, `bands=12` or `bands=B02,B03,B04,B08`, `patch_size=16`,
+`sensor=sentinel2_l2a`, `fill=mean|zeros` (band adaptation), `which=teacher|student` (checkpoints holding
+several backbones), `pretrained=true` (timm), and for `arch:` any build option (`depth=2`, `in_chans=...`).
+Keyword arguments of `load_backbone` win over spec options.
+
+`FrozenBackbone.features(x, layers)` returns patch maps [B, D, h, w] and CLS tokens [B, D] from chosen blocks
+("last", "four_last", "four_even" (blocks every quarter: ViT-L [5, 11, 17, 23]), "four_even_official" (the
+official evaluation's ViT-L [4, 11, 17, 23] quirk) or a list of block indices). Inputs to `features` are
+already normalised: `normalize(x)` standardises reflectance-scaled input with the backbone's sensor mean/std.
+"""
+
+from geodino.backbones.frozen import FrozenBackbone
+from geodino.backbones.layers import LAYER_SETS, layer_indices
+from geodino.backbones.load import load_backbone
+from geodino.backbones.normalization import IMAGENET_MEAN, IMAGENET_STD, SAT493M_MEAN, SAT493M_STD
+from geodino.backbones.spec import as_int, check_build_options, parse_spec, parse_value
+from geodino.backbones.timm import build_timm, timm_geometry
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "LAYER_SETS",
+    "SAT493M_MEAN",
+    "SAT493M_STD",
+    "FrozenBackbone",
+    "as_int",
+    "build_timm",
+    "check_build_options",
+    "layer_indices",
+    "load_backbone",
+    "parse_spec",
+    "parse_value",
+    "timm_geometry",
+]

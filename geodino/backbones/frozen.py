@@ -1,0 +1,148 @@
+"""`FrozenBackbone`: an eval-mode, no-grad backbone with its input normalisation, multi-layer features and a
+fingerprint of its weights (what feature rasters and probes record)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from geodino.backbones.layers import layer_indices
+from geodino.backbones.timm import timm_features, timm_geometry
+from geodino.errors import ConfigError, InputError
+
+
+class FrozenBackbone(nn.Module):
+    """An eval-mode, no-grad backbone with normalisation and multi-layer features (see module docstring)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        spec: str,
+        kind: str,
+        mean: Sequence[float],
+        std: Sequence[float],
+        bands: list[str] | None,
+        sensor: Any = None,
+        fingerprint_source: dict[str, Any] | None = None,
+        amp: bool | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model.eval().requires_grad_(False)
+        self.spec = spec
+        self.kind = kind  # "geodino" or "timm"
+        self.bands = bands
+        self.sensor = sensor
+        self.amp = amp
+        self._fp_source = fingerprint_source or {"spec": spec}
+        # where mean/std came from (a recorded export, a passed sensor, a default) and the record itself
+        self.norm_source = f"sensor {getattr(sensor, 'name', sensor)}" if sensor is not None else "spec defaults"
+        self.normalization: dict[str, Any] | None = None
+        self._fingerprint: str | None = None
+        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(-1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(-1, 1, 1), persistent=False)
+        if kind == "geodino":
+            self.patch_size = int(model.patch_size)
+            self.embed_dim = int(model.embed_dim)
+            self.in_chans = int(model.in_chans)
+            self.n_blocks = int(model.n_blocks)
+        else:
+            self.patch_size, self.embed_dim, self.in_chans, self.n_blocks = timm_geometry(model)
+        if self.mean.numel() != self.in_chans:
+            raise ConfigError(
+                f"normalisation has {self.mean.numel()} bands but backbone {spec} takes {self.in_chans}; pass a "
+                "sensor with matching bands (sensor=..., bands=[...])"
+            )
+
+    # -- identity ---------------------------------------------------------------------------------------------
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the weights file (plus the options that change the weights), or of the spec."""
+        if self._fingerprint is None:
+            src = dict(self._fp_source)
+            if "file" in src:
+                src["file"] = sha256_path(Path(src["file"]))
+            self._fingerprint = hashlib.sha256(json.dumps(src, sort_keys=True, default=str).encode()).hexdigest()
+        return self._fingerprint
+
+    def train(self, mode: bool = True) -> FrozenBackbone:
+        """Always stays in eval mode (frozen)."""
+        return super().train(False)
+
+    def extra_repr(self) -> str:
+        return (
+            f"spec={self.spec!r}, in_chans={self.in_chans}, patch_size={self.patch_size}, "
+            f"embed_dim={self.embed_dim}, n_blocks={self.n_blocks}"
+        )
+
+    # -- input ------------------------------------------------------------------------------------------------
+    def normalize(self, x: Tensor) -> Tensor:
+        """Standardise reflectance-scaled input [B, C, H, W] or [C, H, W] with the backbone's mean/std."""
+        c = x.shape[-3]
+        if c != self.in_chans:
+            raise InputError(
+                f"input has {c} bands but backbone {self.spec} takes {self.in_chans}; select the matching bands or "
+                "load the backbone with bands=[...] to adapt its patch embedding"
+            )
+        mean, std = self.mean.to(x.device), self.std.to(x.device)
+        return (x.float() - mean) / std
+
+    def _check(self, x: Tensor) -> None:
+        if x.ndim != 4:
+            raise InputError(f"expected an image batch [B, C, H, W], got shape {tuple(x.shape)}")
+        _, c, h, w = x.shape
+        if c != self.in_chans:
+            raise InputError(
+                f"input has {c} bands but backbone {self.spec} takes {self.in_chans}; select the matching bands or "
+                "load the backbone with bands=[...] to adapt its patch embedding"
+            )
+        p = self.patch_size
+        if h % p or w % p:
+            raise InputError(f"image size {h}x{w} is not a multiple of the patch size {p}; crop or pad it")
+
+    def _autocast(self, device: torch.device):
+        amp = self.amp if self.amp is not None else device.type == "cuda"
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(amp))
+
+    # -- features ---------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def features(
+        self, x: Tensor, layers: str | int | Sequence[int] = "last", norm: bool = True
+    ) -> tuple[list[Tensor], list[Tensor]]:
+        """(patch maps [B, D, h, w], CLS tokens [B, D]) of the chosen blocks, float32; `x` already normalised."""
+        self._check(x)
+        idx = layer_indices(layers, self.n_blocks)
+        device = next(self.model.parameters()).device
+        x = x.to(device=device, dtype=torch.float32)
+        with self._autocast(device):
+            if self.kind == "geodino":
+                outs = self.model.get_intermediate_layers(x, n=idx, reshape=True, return_class_token=True, norm=norm)
+                maps = [m.float() for m, _ in outs]
+                cls = [c.float() for _, c in outs]
+            else:
+                maps, cls = timm_features(self.model, x, idx, norm)
+        return maps, cls
+
+    @torch.no_grad()
+    def forward(self, x: Tensor) -> Tensor:
+        """CLS token of the last block [B, D] (input already normalised)."""
+        return self.features(x, "last")[1][0]
+
+
+def sha256_path(path: Path) -> str:
+    """sha256 of a file, or of the files of a folder (names and contents)."""
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            h.update(str(f.relative_to(path)).encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,201 @@
+"""`load_backbone`: a `FrozenBackbone` from a spec string (arch, timm or checkpoint path) or an in-memory model."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from geodino.backbones.frozen import FrozenBackbone
+from geodino.backbones.normalization import IMAGENET_MEAN, IMAGENET_STD, sensor_stats
+from geodino.backbones.spec import as_int, bands_option, check_build_options, parse_spec, parse_value
+from geodino.backbones.timm import build_timm, timm_geometry
+from geodino.errors import CheckpointError, ConfigError
+
+log = logging.getLogger("geodino.backbones")
+
+
+def load_backbone(
+    spec: str | Path | nn.Module,
+    *,
+    bands: int | str | Sequence[str] | None = None,
+    sensor: Any = None,
+    device: str | torch.device = "cpu",
+    fill: str | None = None,
+    amp: bool | None = None,
+) -> FrozenBackbone:
+    """A frozen backbone from a spec (see the module docstring); `bands` names (or counts) the input bands and,
+    for a checkpoint with other bands, adapts its patch embedding; `sensor` sets the normalisation."""
+    if isinstance(spec, nn.Module):
+        return _from_module(spec, bands=bands, sensor=sensor, device=device, amp=amp)
+    kind, target, options = parse_spec(spec)
+    spec_text = str(spec)
+    if bands is None and "bands" in options:
+        bands = options.pop("bands")
+    else:
+        options.pop("bands", None)
+    if sensor is None:
+        sensor = options.pop("sensor", None) or None
+    else:
+        options.pop("sensor", None)
+    fill = fill or options.pop("fill", "mean")
+    options.pop("fill", None)
+    seed = as_int(options.pop("seed"), "seed") if "seed" in options else None
+    n_bands, names = bands_option(bands)
+
+    if kind == "arch":
+        from geodino.models import build_model
+
+        overrides = {k: parse_value(v) for k, v in options.items()}
+        patch = as_int(str(overrides.pop("patch_size", 16)), "patch_size")
+        in_chans = as_int(str(overrides.pop("in_chans", n_bands or 3)), "in_chans")
+        if n_bands is not None and n_bands != in_chans:
+            raise ConfigError(f"backbone spec {spec_text}: bands={n_bands} but in_chans={in_chans}")
+        check_build_options({"patch_size": patch, "in_chans": in_chans, **overrides}, spec_text)
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = build_model(target, patch_size=patch, in_chans=in_chans, **overrides)
+        stats = sensor_stats(sensor, names, in_chans, spec_text, None)
+        fingerprint = {"spec": spec_text, "bands": names or n_bands, "seed": seed}
+        return _frozen(model, "geodino", stats, spec_text, fingerprint, amp).to(device)
+
+    if kind == "timm":
+        model = build_timm(target, options, n_bands, seed)
+        in_chans = timm_geometry(model)[2]
+        default_mean = list(model.pretrained_cfg.get("mean", IMAGENET_MEAN))
+        default_std = list(model.pretrained_cfg.get("std", IMAGENET_STD))
+        if sensor is None and in_chans == len(default_mean):
+            stats = (None, default_mean, default_std, names or (["R", "G", "B"] if in_chans == 3 else None))
+        else:
+            stats = sensor_stats(sensor, names, in_chans, spec_text, None)
+        fingerprint = {"spec": spec_text, "bands": names or n_bands, "seed": seed}
+        return _frozen(model, "timm", stats, spec_text, fingerprint, amp).to(device)
+
+    return _from_path(Path(target).expanduser(), spec_text, options, n_bands, names, sensor, fill, device, amp)
+
+
+def _frozen(
+    model: nn.Module, kind: str, stats: tuple[Any, Any, Any, Any], spec: str, fingerprint: dict[str, Any], amp: Any
+) -> FrozenBackbone:
+    """A FrozenBackbone from `sensor_stats`' (sensor, mean, std, band names)."""
+    s, mean, std, band_names = stats
+    return FrozenBackbone(
+        model,
+        spec=spec,
+        kind=kind,
+        mean=mean,
+        std=std,
+        bands=band_names,
+        sensor=s,
+        amp=amp,
+        fingerprint_source=fingerprint,
+    )
+
+
+def _from_path(
+    path: Path,
+    spec_text: str,
+    options: dict[str, str],
+    n_bands: int | None,
+    names: list[str] | None,
+    sensor: Any,
+    fill: str,
+    device: str | torch.device,
+    amp: bool | None,
+) -> FrozenBackbone:
+    from geodino.models.checkpoints import build_from_state, read_backbone_weights, resolve_bands
+    from geodino.models.checkpoints.normalization import describe_normalization, select_normalization
+
+    if not path.exists():
+        hint = " (arch:NAME for a random backbone, timm:NAME for a timm model)" if ":" not in str(path) else ""
+        raise CheckpointError(f"backbone checkpoint {path} not found{hint}")
+    which = options.pop("which", "teacher")
+    unknown = sorted(set(options))
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {', '.join(unknown)} in backbone spec {spec_text}; checkpoint specs accept "
+            "bands, sensor, fill, which"
+        )
+    weights = read_backbone_weights(path, which=which)
+    state = weights.state
+    config = weights.config or {}
+    c = int(state["patch_embed.proj.weight"].shape[1])
+    src_bands = config.get("bands") if isinstance(config.get("bands"), list) else None
+    if src_bands is None and weights.normalization and weights.normalization.get("bands"):
+        src_bands = list(weights.normalization["bands"])  # the bands the export records
+    if src_bands is None and c == 3:
+        src_bands = ["R", "G", "B"]
+    lower = path.name.lower()
+    default_sensor = config.get("sensor") or ("sat493m" if "sat493m" in lower else None)
+    if default_sensor is None and c == 3 and "lvd1689m" in lower:
+        default_sensor = "imagenet"
+    adapted = False
+    if n_bands is not None and n_bands != c:
+        if names is None:
+            raise CheckpointError(
+                f"checkpoint {path} has {c} input bands but bands={n_bands} was requested; name the bands "
+                f"(bands=B02,B03,...) to adapt its patch embedding from {src_bands or f'{c} unnamed bands'}"
+            )
+        state, _ = resolve_bands(
+            state, names, src_bands=src_bands, sensor=sensor, fill=fill, source=path, check_sensor=False
+        )
+        adapted = True
+    model = build_from_state(state, config, source=path)
+    recorded = weights.normalization
+    if recorded is not None and adapted:
+        recorded = select_normalization(recorded, names or [])
+    fp: dict[str, Any] = {"file": str(path), "which": which}
+    if adapted:
+        fp.update(bands=names, fill=fill)
+    if sensor is None and recorded is not None and len(recorded["mean"]) == model.in_chans:
+        band_names = names if names is not None and not recorded.get("bands") else recorded.get("bands") or names
+        stats = (recorded.get("sensor") or None, recorded["mean"], recorded["std"], band_names)
+        fb = _frozen(model, "geodino", stats, spec_text, fp, amp)
+        fb.normalization = recorded
+        fb.norm_source = f"recorded in {weights.normalization_from}: {describe_normalization(recorded)}"
+        log.info("backbone %s: normalisation %s", spec_text, fb.norm_source)
+        return fb.to(device)
+    bands_for_stats = names if names is not None else (src_bands if not adapted else None)
+    default = None if adapted else default_sensor
+    stats = sensor_stats(sensor, bands_for_stats, model.in_chans, spec_text, default)
+    fb = _frozen(model, "geodino", stats, spec_text, fp, amp)
+    s = stats[0]
+    if sensor is not None:
+        fb.norm_source = f"sensor {getattr(s, 'name', s)} (passed)"
+        if weights.normalization is not None:
+            fb.norm_source += f"; the file records {describe_normalization(weights.normalization)}"
+    elif default is not None:
+        fb.norm_source = f"sensor {getattr(s, 'name', s)} (the default for {path.name})"
+    else:
+        what = "ImageNet mean/std (the 3-band default)" if model.in_chans == 3 else "mean 0 / std 1"
+        fb.norm_source = f"none recorded: {what}"
+        why = "after band adaptation to bands the record lacks" if adapted and weights.normalization else ""
+        warnings.warn(
+            f"backbone {spec_text} records no input normalisation{' ' + why if why else ''}: using {what}; pass "
+            "the sensor it was trained with (load_backbone(..., sensor=NAME), the spec option ?sensor=NAME as in "
+            f"--backbone '{path}?sensor=sentinel2_l2a', or backbone_sensor=NAME for probes)",
+            stacklevel=3,
+        )
+    log.info("backbone %s: normalisation %s", spec_text, fb.norm_source)
+    return fb.to(device)
+
+
+def _from_module(
+    model: nn.Module, *, bands: Any, sensor: Any, device: str | torch.device, amp: bool | None
+) -> FrozenBackbone:
+    """Wrap an in-memory DinoVisionTransformer (e.g. a just-trained teacher); fingerprint from its weights."""
+    if not hasattr(model, "get_intermediate_layers"):
+        raise ConfigError(f"{type(model).__name__} is not a DinoVisionTransformer; pass a spec string instead")
+    _, names = bands_option(bands)
+    stats = sensor_stats(sensor, names, int(model.in_chans), "<module>", None)
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().float().cpu().numpy().tobytes())
+    return _frozen(model, "geodino", stats, "<module>", {"weights": h.hexdigest()}, amp).to(device)

@@ -1,0 +1,50 @@
+"""The input normalisation of a frozen backbone: a sensor's statistics, or the ImageNet / SAT-493M / identity
+defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from geodino.errors import ConfigError, InputError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SAT493M_MEAN = (0.430, 0.411, 0.296)
+SAT493M_STD = (0.213, 0.156, 0.143)
+
+
+def sensor_stats(
+    sensor: Any, bands: list[str] | None, in_chans: int, spec: str, default: str | None
+) -> tuple[Any, list[float], list[float], list[str] | None]:
+    """(sensor object or name, mean, std, band names) for normalisation.
+
+    Sensors come from `geodino.data.sensors.get_sensor`; without a sensor, 3-band backbones use the ImageNet
+    statistics (SAT-493M for files whose name says sat493m) and others the identity (mean 0, std 1).
+    """
+    if sensor is None and default is not None and in_chans == 3:
+        sensor = default
+    if sensor is None:
+        if in_chans == 3:
+            return None, list(IMAGENET_MEAN), list(IMAGENET_STD), bands or ["R", "G", "B"]
+        return None, [0.0] * in_chans, [1.0] * in_chans, bands
+    try:
+        from geodino.data.sensors import get_sensor
+    except ImportError:  # the data part is optional for pure-model use: keep the built-in RGB statistics
+        name = str(sensor).lower()
+        if name in ("sat493m", "sat", "maxar") and in_chans == 3:
+            return name, list(SAT493M_MEAN), list(SAT493M_STD), ["R", "G", "B"]
+        if name in ("imagenet", "rgb", "web") and in_chans == 3:
+            return name, list(IMAGENET_MEAN), list(IMAGENET_STD), ["R", "G", "B"]
+        raise ConfigError(f"sensor {sensor!r} needs geodino.data.sensors, which is not available") from None
+    s = get_sensor(sensor)
+    if bands is not None and len(bands) == in_chans:
+        try:
+            s = s.select(bands)
+        except InputError as exc:
+            raise ConfigError(f"backbone {spec}: {exc}") from exc
+    if s.n_bands != in_chans:
+        raise ConfigError(
+            f"sensor {s.name!r} has {s.n_bands} bands ({', '.join(s.bands)}) but backbone {spec} takes {in_chans}; "
+            "pass bands=[...] naming the backbone's bands, or adapt the backbone with bands="
+        )
+    return s, list(s.mean), list(s.std), list(s.bands)

@@ -1,0 +1,36 @@
+"""Vector files (GeoPackage, GeoJSON, Shapefile, GeoParquet) read into a GeoDataFrame, with one-line errors.
+
+The one reader for labels (`embed classify`) and polygons (`embed zonal`, `embed similar`): the file must exist,
+read, hold features and carry a CRS (callers reproject to their raster's).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from geodino.errors import InputError
+
+__all__ = ["read_vector"]
+
+
+def read_vector(path: str | Path, *, layer: str | None = None, what: str = "polygons", empty_hint: str = "") -> Any:
+    """The features of `path` (`layer` of a multi-layer file) as a GeoDataFrame in its own CRS; `what` names them
+    in errors ("labels", "polygons"), `empty_hint` says what to do when the file has no features."""
+    import geopandas as gpd
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what} file {path} does not exist")
+    try:
+        if path.suffix.lower() in (".parquet", ".geoparquet"):
+            gdf = gpd.read_parquet(path)
+        else:
+            gdf = gpd.read_file(path, layer=layer) if layer else gpd.read_file(path)
+    except Exception as exc:  # fiona/pyogrio/pyarrow raise many kinds; the first line says what is wrong
+        raise InputError(f"cannot read {what} from {path}: {str(exc).splitlines()[0]}") from exc
+    if len(gdf) == 0:
+        raise InputError(f"{what} file {path} has no features{'; ' + empty_hint if empty_hint else ''}")
+    if gdf.crs is None:
+        raise InputError(f"{what} in {path} have no CRS; set one (e.g. with geopandas .set_crs) and retry")
+    return gdf

@@ -1,0 +1,156 @@
+"""Writing backbones: plain official `.pth`, `.safetensors` with the build kwargs and normalisation record in
+the metadata, the HF / timm layouts (`save_backbone`) and the three-file export (`save_export`), each atomically."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from geodino.errors import ConfigError
+from geodino.models.checkpoints.files import SAFETENSORS_CONFIG_KEY, heads_path, write_heads
+from geodino.models.checkpoints.normalization import NORMALIZATION_KEY, check_normalization, to_json
+
+__all__ = ["export_paths", "save_backbone", "save_export", "save_pth", "save_safetensors"]
+
+
+def _state_of(obj: nn.Module | Mapping[str, Tensor]) -> dict[str, Tensor]:
+    state = obj.state_dict() if isinstance(obj, nn.Module) else dict(obj)
+    return {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+
+
+def _config_of(obj: Any, config: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if config is not None:
+        return dict(config)
+    cfg = getattr(obj, "config", None)
+    return dict(cfg) if isinstance(cfg, Mapping) else None
+
+
+def save_pth(obj: nn.Module | Mapping[str, Tensor], path: str | Path) -> Path:
+    """Write a plain state_dict (official layout) atomically; loadable with weights_only=True and strict=True
+    by the official code. The build kwargs are not stored in the .pth (it stays a pure official file): they go
+    into the `.safetensors` metadata and the heads sidecar (`save_export`)."""
+    from geodino.io import atomic_path
+
+    path = Path(path).expanduser()
+    with atomic_path(path) as tmp:
+        torch.save(_state_of(obj), tmp)
+    return path
+
+
+def save_safetensors(
+    obj: nn.Module | Mapping[str, Tensor],
+    path: str | Path,
+    *,
+    config: Mapping[str, Any] | None = None,
+    normalization: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> Path:
+    """Write a state_dict as .safetensors atomically; build kwargs go into the metadata (`geodino_config`), the
+    normalisation record into `geodino_normalization`, and `metadata` as given."""
+    from safetensors.torch import save_file
+
+    from geodino.io import atomic_path
+
+    path = Path(path).expanduser()
+    state = {k: v.clone() if v.data_ptr() in _shared(obj) else v for k, v in _state_of(obj).items()}
+    meta = {"format": "pt", **dict(metadata or {})}
+    cfg = _config_of(obj, config)
+    if cfg:
+        meta[SAFETENSORS_CONFIG_KEY] = json.dumps(cfg)
+    if normalization:
+        meta[NORMALIZATION_KEY] = to_json(check_normalization(normalization, str(path)))
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
+    return path
+
+
+def _shared(obj: Any) -> set[int]:
+    """Storage pointers used by more than one tensor (safetensors refuses shared tensors)."""
+    state = obj.state_dict() if isinstance(obj, nn.Module) else obj
+    seen: dict[int, int] = {}
+    for v in state.values():
+        if isinstance(v, Tensor) and not v.is_meta:
+            seen[v.data_ptr()] = seen.get(v.data_ptr(), 0) + 1
+    return {p for p, n in seen.items() if n > 1}
+
+
+def save_backbone(
+    obj: nn.Module | Mapping[str, Tensor],
+    path: str | Path,
+    *,
+    layout: str = "official",
+    config: Mapping[str, Any] | None = None,
+    normalization: Mapping[str, Any] | None = None,
+) -> Path:
+    """Save a backbone in `layout` (official | hf | timm): `.safetensors` or `.pth` by suffix; `hf` writes a
+    folder with config.json, model.safetensors and preprocessor_config.json (loadable by
+    `DINOv3ViTModel.from_pretrained` / `AutoImageProcessor`); `timm` with no suffix writes a timm folder
+    (`timm.create_model("local-dir:PATH", pretrained=True)`).
+
+    `normalization` (a record, see `checkpoints.normalization`) travels with every format: safetensors
+    metadata, the `X.heads.pth` sidecar of a `.pth`, the HF preprocessor config, the timm `pretrained_cfg`."""
+    cfg = _config_of(obj, config)
+    state = _state_of(obj)
+    path = Path(path).expanduser()
+    norm = check_normalization(normalization, str(path))
+    if layout == "official":
+        pass
+    elif layout == "hf":
+        from geodino.models.checkpoints.hf import write_hf_folder
+
+        return write_hf_folder(state, path, config=cfg, normalization=norm)
+    elif layout == "timm":
+        from geodino.models.checkpoints.timm import official_to_timm, timm_metadata, write_timm_folder
+
+        if not path.suffix:
+            return write_timm_folder(state, path, config=cfg, normalization=norm)
+        meta = timm_metadata(state, cfg, norm)
+        state = official_to_timm(state)
+        if path.suffix == ".safetensors":
+            return save_safetensors(state, path, normalization=norm, metadata=meta)
+        save_pth(state, path)
+        if norm:
+            write_heads(heads_path(path), {}, normalization=norm, pretrained_cfg=json.loads(meta["pretrained_cfg"]))
+        return path
+    else:
+        raise ConfigError(f"unknown checkpoint layout {layout!r}; use official, hf or timm")
+    if path.suffix == ".safetensors":
+        return save_safetensors(state, path, config=cfg, normalization=norm)
+    save_pth(state, path)
+    if norm:
+        write_heads(heads_path(path), {}, backbone=dict(cfg or {}), normalization=norm)
+    return path
+
+
+def export_paths(out: str | Path) -> tuple[Path, Path, Path]:
+    """(`X.pth`, `X.safetensors`, `X.heads.pth`) for an export named `X`, `X.pth`, `X.pt` or `X.safetensors`."""
+    out = Path(out).expanduser()
+    stem = out.with_suffix("") if out.suffix in (".pth", ".safetensors", ".pt") else out
+    pth = stem.with_name(stem.name + ".pth")
+    return pth, stem.with_name(stem.name + ".safetensors"), heads_path(pth)
+
+
+def save_export(
+    out: str | Path,
+    state: nn.Module | Mapping[str, Tensor],
+    config: Mapping[str, Any] | None,
+    heads: Mapping[str, nn.Module | Mapping[str, Tensor]] | None = None,
+    *,
+    normalization: Mapping[str, Any] | None = None,
+    **extra: Any,
+) -> list[Path]:
+    """Write an export: the backbone as `X.pth` and `X.safetensors` (official layout, build kwargs and the
+    normalisation record in the safetensors metadata) and the sidecar `X.heads.pth`
+    (`{"dino_head", "ibot_head", "backbone": kwargs, "normalization": record, **extra}`); each atomically.
+    Returns the three paths."""
+    pth, st, hp = export_paths(out)
+    norm = check_normalization(normalization, str(pth))
+    save_pth(state, pth)
+    save_safetensors(state, st, config=config, normalization=norm)
+    write_heads(hp, heads or {}, backbone=dict(config or {}), normalization=norm, **extra)
+    return [pth, st, hp]

@@ -1,0 +1,56 @@
+"""Fixture writers shared across the test folders (the folders' conftests keep their own defaults on top)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def write_tif(
+    path: Path,
+    data: np.ndarray,
+    *,
+    crs: str | None = "EPSG:32633",
+    transform: Any = None,
+    nodata: float | None = None,
+    block: int | None = None,
+    cog: bool = False,
+    descriptions: list[str] | None = None,
+) -> Path:
+    """Write [C,H,W] `data` as a GeoTIFF (`block`: tiled with square blocks; `cog`: a COG with 64 px blocks) and
+    return its path. `transform` defaults to 10 m pixels at (500000, 4650000)."""
+    import rasterio
+    from affine import Affine
+
+    c, h, w = data.shape
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": w,
+        "height": h,
+        "count": c,
+        "dtype": data.dtype.name,
+        "transform": transform if transform is not None else Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4650000.0),
+        "nodata": nodata,
+    }
+    if crs is not None:
+        profile["crs"] = crs
+    if block is not None:
+        profile.update(tiled=True, blockxsize=block, blockysize=block)
+    if cog:
+        import rasterio.shutil
+
+        with rasterio.MemoryFile() as mem:
+            with mem.open(**profile) as tmp:
+                tmp.write(data)
+                if descriptions:
+                    tmp.descriptions = tuple(descriptions)
+            with mem.open() as src:
+                rasterio.shutil.copy(src, path, driver="COG", blocksize=64)
+        return path
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+        if descriptions:
+            dst.descriptions = tuple(descriptions)
+    return path
