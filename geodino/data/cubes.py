@@ -295,6 +295,7 @@ class CubeSource:
             self.scenes, tile_size, units=units, stride=stride, sampling=sampling, roi=roi, roi_crs=roi_crs
         )
         self._n_times = max(1, len(first.times)) if time_sampling == "random" and first.time_dim else 1
+        self.grid_times: np.ndarray | None = None  # per grid tile time step (a curated list); -1: none
         self._perm_epoch = -1
         self._perm: np.ndarray | None = None
 
@@ -350,7 +351,10 @@ class CubeSource:
             k, t_pos = divmod(pos, self._n_times)
             sid, col, row, w, h = self.tiles.grid_tile(k)
             s = self.scenes[sid]
-            t = t_pos if (self.time_sampling == "random" and s.time_dim) else self._time_index(s, rng)
+            if self.grid_times is not None:
+                t = int(self.grid_times[k]) if self.grid_times[k] >= 0 and s.time_dim else None
+            else:
+                t = t_pos if (self.time_sampling == "random" and s.time_dim) else self._time_index(s, rng)
             return self.read(sid, col, row, w, h, t)
         best, best_frac = None, 2.0
         for _ in range(self.max_tries):

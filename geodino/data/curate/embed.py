@@ -10,33 +10,41 @@ from typing import Any
 
 import numpy as np
 
+from geodino.data.curate.clouds import CloudRule, cloud_rule
 from geodino.data.curate.config import CurateConfig
-from geodino.data.curate.filters import cloud_fraction, rgb_index
 from geodino.data.curate.tiles import Tiles
 from geodino.errors import InputError
 
 __all__ = ["embed_tiles"]
 
 
-def _collate(batch: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+def _collate(batch: list[tuple[np.ndarray, np.ndarray, int]]) -> list[tuple[np.ndarray, np.ndarray, int]]:
     return batch
 
 
-def embed_tiles(tiles: Tiles, backbone: Any, folder: Path, cfg: CurateConfig, progress: bool = True) -> dict:
-    """Embeddings [N, D] (L2-normalised CLS) plus per-tile nodata and cloud shares, chunk by chunk with resume."""
+def embed_tiles(
+    tiles: Tiles,
+    backbone: Any,
+    folder: Path,
+    cfg: CurateConfig,
+    progress: bool = True,
+    rules: list[CloudRule] | None = None,
+) -> dict:
+    """Embeddings [N, D] (L2-normalised CLS) plus per-tile nodata and cloud shares (by `rules`, one per source;
+    default from `cfg`), chunk by chunk with resume."""
     import torch
 
     from geodino.io import atomic_path, make_dirs
 
     make_dirs(folder)
+    rules = rules or [cloud_rule(sensor, cfg.cloud_rule, cfg.cloud_threshold) for sensor in tiles.sensors]
     key = hashlib.sha256(
         json.dumps(
             [
                 backbone.fingerprint,
-                tiles.table["path"][:: max(1, tiles.n // 1000)],
+                tiles.identity(max(1, tiles.n // 1000)),
                 tiles.n,
-                cfg.tile_size,
-                cfg.cloud_threshold,
+                [r.describe() for r in rules],
                 cfg.chunk,
             ]
         ).encode()
@@ -46,8 +54,11 @@ def embed_tiles(tiles: Tiles, backbone: Any, folder: Path, cfg: CurateConfig, pr
         for part in folder.glob("part_*.npz"):  # another backbone or archive: the old parts do not apply
             part.unlink()
     with atomic_path(meta, overwrite=True) as tmp:
-        tmp.write_text(json.dumps({"key": key, "tiles": tiles.n, "backbone": backbone.spec}))
-    rgb = rgb_index(tiles.sensor, len(tiles.sensor.bands))
+        tmp.write_text(
+            json.dumps(
+                {"key": key, "tiles": tiles.n, "backbone": backbone.spec, "cloud": [r.describe() for r in rules]}
+            )
+        )
     p = int(backbone.patch_size)
     n_chunks = math.ceil(tiles.n / cfg.chunk)
     bar = None
@@ -69,9 +80,9 @@ def embed_tiles(tiles: Tiles, backbone: Any, folder: Path, cfg: CurateConfig, pr
         embs, nodata, cloud = [], [], []
         for batch in loader:
             images = []
-            for image, valid in batch:
+            for image, valid, k in batch:
                 nodata.append(1.0 - float(valid.mean()))
-                cloud.append(cloud_fraction(image, valid, rgb, cfg.cloud_threshold))
+                cloud.append(rules[tiles.locate(k)[0]].share(image, valid))
                 h, w = (image.shape[1] // p) * p, (image.shape[2] // p) * p
                 if h == 0 or w == 0:
                     raise InputError(f"tiles of {image.shape[2]}x{image.shape[1]} px are smaller than one {p} px patch")

@@ -9,13 +9,14 @@ import numpy as np
 
 from geodino.data.curate.tiles import Tiles
 
-__all__ = ["footprints", "markdown", "mosaic", "tile_map", "write_table"]
+__all__ = ["markdown", "mosaic", "tile_map", "write_lists", "write_table"]
 
 
 def mosaic(
     tiles: Tiles, emb: np.ndarray, labels: np.ndarray, cents: np.ndarray, idx: np.ndarray, n: int, out: Path
 ) -> None:
-    """Rows = top-level clusters, columns = the `n` kept tiles closest to the cluster's centroid."""
+    """Rows = top-level clusters, columns = the `n` tiles of `idx` closest to the cluster's centroid (`emb`,
+    `labels` and `idx` index the tiles alike)."""
     from PIL import Image
 
     from geodino.data.preview import to_rgb
@@ -28,30 +29,14 @@ def mosaic(
         order = members[np.argsort(-(emb[members] @ cents[c]))][:n]
         row = np.full((cell, n * (cell + 2), 3), 255, np.uint8)
         for j, k in enumerate(order):
-            image, valid = tiles[int(k)]
-            rgb = Image.fromarray(to_rgb(image, tiles.sensor, None if valid.all() else valid)).resize((cell, cell))
+            image, valid, _ = tiles[int(k)]
+            sensor = tiles.sensors[tiles.locate(int(k))[0]]
+            rgb = Image.fromarray(to_rgb(image, sensor, None if valid.all() else valid)).resize((cell, cell))
             row[:, j * (cell + 2) : j * (cell + 2) + cell] = np.asarray(rgb)
         rows.append(row)
         rows.append(np.full((2, row.shape[1], 3), 255, np.uint8))
     with atomic_path(out, overwrite=True) as tmp:
         Image.fromarray(np.concatenate(rows)).save(tmp, format="PNG")
-
-
-def footprints(tiles: Tiles) -> Any:
-    """Tile footprints (EPSG:4326) of a raster grid."""
-    import shapely
-    from rasterio.warp import transform_geom
-
-    geoms = []
-    for sid, col, row, w, h in tiles.windows:
-        s = tiles.archive.scenes[sid]
-        t = s.affine
-        corners = [t @ (col, row), t @ (col + w, row), t @ (col + w, row + h), t @ (col, row + h)]
-        poly = shapely.geometry.mapping(shapely.Polygon(corners))
-        geoms.append(
-            shapely.geometry.shape(transform_geom(s.crs, "EPSG:4326", poly)) if s.crs else shapely.Polygon(corners)
-        )
-    return geoms
 
 
 def tile_map(geoms: list, status: np.ndarray, out: Path, title: str) -> None:
@@ -68,7 +53,7 @@ def tile_map(geoms: list, status: np.ndarray, out: Path, title: str) -> None:
     }
     fig, ax = plt.subplots(figsize=(7, 6))
     for name, colour in colours.items():
-        sel = np.flatnonzero(status == name)
+        sel = np.flatnonzero((status == name) & np.array([g is not None for g in geoms]))
         for k in sel:
             x, y = geoms[k].exterior.xy
             ax.fill(x, y, color=colour, alpha=0.8 if name == "kept" else 0.4, lw=0)
@@ -93,6 +78,73 @@ def write_table(table: dict[str, Any], out: Path, geoms: list | None) -> None:
             import pandas as pd
 
             pd.DataFrame(table).to_parquet(tmp)
+
+
+_TYPE_COLUMNS = {
+    "images": ("path",),
+    "tar": ("path", "member"),
+    "raster": ("path", "col", "row", "width", "height"),
+    "cube": ("path", "col", "row", "width", "height", "time"),
+}
+_ALL_ID = ("source", "path", "member", "col", "row", "width", "height", "time")
+
+
+def write_lists(tiles: Tiles, table: dict[str, Any], keep: np.ndarray, geoms: list | None, out: Path) -> list[str]:
+    """The curated list of each source with kept tiles (`curated.parquet`, or `curated_<name>.parquet` when there
+    are several sources), holding the identity columns of its type; returns the file names."""
+    files = []
+    src_of = np.asarray(table["source"])
+    for i, name in enumerate(tiles.names):
+        sel = keep[src_of[keep] == name]
+        if sel.size == 0:
+            continue
+        kind = tiles.types[i]
+        cols = [*_TYPE_COLUMNS[kind], *(c for c in table if c not in _ALL_ID and c != "status")]
+        fname = "curated.parquet" if len(tiles.names) == 1 else f"curated_{name}.parquet"
+        georef = geoms is not None and kind in ("raster", "cube")
+        write_table(
+            {c: np.asarray(table[c])[sel] for c in cols}, out / fname, [geoms[k] for k in sel] if georef else None
+        )
+        files.append(fname)
+    return files
+
+
+def curated_config(tiles: Tiles, files: list[str], base: str, out: Path) -> str:
+    """`config.yaml`: extends the input config (`_base_`) with its sources pointed at the curated lists (sources
+    with no kept tile left out); `geodino pretrain --config` reads it as it is."""
+    import dataclasses
+
+    import yaml
+
+    from geodino.data.config import SourceConfig
+    from geodino.io import atomic_path
+
+    defaults = SourceConfig()
+    by_name = {f.removeprefix("curated_").removesuffix(".parquet"): f for f in files}
+    sources = []
+    for i, (name, cfg) in enumerate(zip(tiles.names, tiles.configs)):
+        fname = files[0] if len(tiles.names) == 1 and files else by_name.get(name)
+        if fname is None:
+            continue
+        d = {
+            f.name: getattr(cfg, f.name)
+            for f in dataclasses.fields(cfg)
+            if getattr(cfg, f.name) != getattr(defaults, f.name) and f.name not in ("sampling", "max_nodata_fraction")
+        }
+        d["name"] = name
+        d["paths"] = [str((out / fname).resolve())]
+        if tiles.types[i] in ("raster", "cube"):
+            d["sampling"] = "grid"
+        sources.append(d)
+    from geodino.config import read_yaml
+
+    section = {"data": {"sources": sources}} if "data" in read_yaml(base) else {"sources": sources}
+    with atomic_path(out / "config.yaml", overwrite=True) as tmp:
+        tmp.write_text(
+            "# written by `geodino data curate`: the input config with its sources restricted to the curated tiles\n"
+            + yaml.safe_dump({"_base_": str(Path(base).resolve()), **section}, sort_keys=False)
+        )
+    return "config.yaml"
 
 
 def markdown(r: dict[str, Any]) -> str:

@@ -1,4 +1,5 @@
-"""The curated tile list as a data source: `data.sources` reads its `path` column (and raster windows)."""
+"""The curated tile list as a data source: `data.sources` reads its `path` column, and restricts a source to the
+listed tiles: raster and cube windows (`col/row/width/height`, a cube's `time` step), tar members (`member`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ import numpy as np
 
 from geodino.errors import InputError
 
-__all__ = ["WINDOW_COLUMNS", "apply_windows", "curated_windows", "is_tile_list", "read_paths"]
+__all__ = [
+    "WINDOW_COLUMNS",
+    "apply_members",
+    "apply_windows",
+    "curated_members",
+    "curated_windows",
+    "is_tile_list",
+    "read_paths",
+]
 
 WINDOW_COLUMNS = ("col", "row", "width", "height")
 
@@ -37,24 +46,43 @@ def read_paths(path: str | Path) -> list[str]:
     return [f if Path(f).is_absolute() else str(path.parent / f) for f in files]
 
 
-def curated_windows(paths: Any) -> dict[str, np.ndarray] | None:
-    """The raster windows of a curated list given as a source's `paths` (None when `paths` is not one)."""
+def _list_columns(paths: Any, needed: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, np.ndarray] | None:
+    """The `path` and `needed` (+ present `optional`) columns of a curated list given as a source's `paths`; None
+    when `paths` is not a tile list or lacks a needed column."""
     if not is_tile_list(paths):
         return None
     import pyarrow.parquet as pq
 
     path = Path(str(paths if isinstance(paths, str | Path) else paths[0]))
-    names = pq.read_schema(path).names
-    if not all(c in names for c in WINDOW_COLUMNS):
+    try:
+        names = pq.read_schema(path).names
+    except Exception as exc:
+        raise InputError(
+            f"{path} is not a Parquet tile list ({type(exc).__name__}); write one with `geodino data curate`"
+        ) from exc
+    if not all(c in names for c in needed):
         return None
-    t = pq.read_table(path, columns=["path", *WINDOW_COLUMNS])
-    return {"path": np.asarray(read_paths(path)), **{c: t.column(c).to_numpy() for c in WINDOW_COLUMNS}}
+    cols = [*needed, *(c for c in optional if c in names)]
+    t = pq.read_table(path, columns=["path", *cols])
+    return {"path": np.asarray(read_paths(path)), **{c: t.column(c).to_numpy(zero_copy_only=False) for c in cols}}
+
+
+def curated_windows(paths: Any) -> dict[str, np.ndarray] | None:
+    """The raster/cube windows (and cube `time` steps) of a curated list given as a source's `paths` (None when
+    `paths` is not one)."""
+    return _list_columns(paths, WINDOW_COLUMNS, ("time",))
+
+
+def curated_members(paths: Any) -> dict[str, np.ndarray] | None:
+    """The (shard `path`, `member`) pairs of a curated tar list given as a source's `paths` (None otherwise)."""
+    return _list_columns(paths, ("member",))
 
 
 def apply_windows(source: Any, windows: dict[str, np.ndarray]) -> Any:
-    """Restrict a grid `RasterSource` to the listed windows (the tiles a curated list kept)."""
+    """Restrict a grid `RasterSource` or `CubeSource` to the listed windows (the tiles a curated list kept)."""
     tiles = source.tiles
-    scene_of = {str(Path(s.path).resolve()): i for i, s in enumerate(source.archive.scenes)}
+    scenes = source.archive.scenes if hasattr(source, "archive") else source.scenes
+    scene_of = {str(Path(s.path).resolve()): i for i, s in enumerate(scenes)}
     k_of = {sid: k for k, sid in enumerate(tiles.scene_ids)}
     ks = []
     for p in windows["path"]:
@@ -65,4 +93,28 @@ def apply_windows(source: Any, windows: dict[str, np.ndarray]) -> Any:
     tiles.grid_scene = np.asarray(ks, dtype=np.int32)
     tiles.grid_col = np.asarray(windows["col"], dtype=np.int64)
     tiles.grid_row = np.asarray(windows["row"], dtype=np.int64)
+    if "time" in windows and hasattr(source, "grid_times"):  # a cube: one listed time step per window
+        source.grid_times = np.asarray(windows["time"], dtype=np.int64)
+        source._n_times = 1
+    return source
+
+
+def apply_members(source: Any, members: dict[str, np.ndarray]) -> Any:
+    """Restrict a `TarShardSource` to the listed (shard, member) pairs, in the list's order."""
+    shard_of = {str(Path(p).resolve()): i for i, p in enumerate(source.shards)}
+    k_of = {(int(s), n): k for k, (s, n) in enumerate(zip(source.shard_ids, source.names))}
+    ks = []
+    for p, m in zip(members["path"], members["member"]):
+        k = k_of.get((shard_of.get(str(Path(p).resolve()), -1), str(m)))
+        if k is None:
+            raise InputError(f"tile list names {m} in {p}, which the shard does not hold; re-run `geodino data curate`")
+        ks.append(k)
+    ks_arr = np.asarray(ks, dtype=np.int64)
+    source.shard_ids, source.offsets, source.sizes = (
+        source.shard_ids[ks_arr],
+        source.offsets[ks_arr],
+        source.sizes[ks_arr],
+    )
+    source.names = [source.names[k] for k in ks]
+    source._n = len(ks)
     return source

@@ -1,25 +1,10 @@
-"""The per-tile filters of curation: the cloud screen and near-duplicates by cosine similarity."""
+"""Near-duplicate tiles by cosine similarity of their embeddings (a blocked exact search)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
 import numpy as np
 
-__all__ = ["cloud_fraction", "near_duplicates", "rgb_index"]
-
-
-def cloud_fraction(image: np.ndarray, valid: np.ndarray, rgb: Sequence[int], threshold: float) -> float:
-    """Share of valid pixels where every RGB band has reflectance >= `threshold` (bright and white)."""
-    bright = np.all(image[list(rgb)] >= threshold, axis=0) & valid
-    return float(bright.sum() / max(int(valid.sum()), 1))
-
-
-def rgb_index(sensor: Any, n_bands: int) -> list[int]:
-    if sensor is not None and sensor.rgb_bands and all(b in sensor.bands for b in sensor.rgb_bands):
-        return [list(sensor.bands).index(b) for b in sensor.rgb_bands]
-    return [0, 1, 2] if n_bands >= 3 else [0] * 3
+__all__ = ["near_duplicates"]
 
 
 def near_duplicates(emb: np.ndarray, threshold: float, block: int = 2048) -> np.ndarray:
