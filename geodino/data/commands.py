@@ -125,7 +125,8 @@ def _curate(args: argparse.Namespace) -> int:
     r = curate(cfg, args.out, progress=args.progress)
     rm = r["removed"]
     print(f"{r['tiles']} tiles: {rm['nodata']} nodata, {rm['cloud']} cloud, {rm['duplicate']} near-duplicates removed; "
-          f"{r['kept']} kept over {r['levels'][-1]} top-level clusters -> {args.out}/{r['files'][0]}")  # fmt: skip
+          f"{r['kept']} kept over {r['levels'][-1]} top-level clusters -> {args.out}/"
+          + (r["files"][0] if len(r["sources"]) == 1 else "curated_<source>.parquet"))  # fmt: skip
     if args.config:
         print(f"pretrain on them: geodino pretrain --config {args.out}/config.yaml")
     return 0

@@ -126,13 +126,13 @@ def curated_config(tiles: Tiles, files: list[str], base: str, out: Path) -> str:
         fname = files[0] if len(tiles.names) == 1 and files else by_name.get(name)
         if fname is None:
             continue
-        d = {
+        d = {"name": name, "type": cfg.type, "paths": [str((out / fname).resolve())]}
+        d |= {
             f.name: getattr(cfg, f.name)
             for f in dataclasses.fields(cfg)
-            if getattr(cfg, f.name) != getattr(defaults, f.name) and f.name not in ("sampling", "max_nodata_fraction")
+            if getattr(cfg, f.name) != getattr(defaults, f.name)
+            and f.name not in (*d, "sampling", "max_nodata_fraction")
         }
-        d["name"] = name
-        d["paths"] = [str((out / fname).resolve())]
         if tiles.types[i] in ("raster", "cube"):
             d["sampling"] = "grid"
         sources.append(d)
