@@ -158,6 +158,8 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "viz attention s2.tif -b SPEC --sensor sentinel2_l2a -o att/ --point 500100 4499900 --point-crs": Run(),
     G + "data curate /data/chips/ -b exports/teacher.pth --size 100000 -o curated/": Run(("--size", "1", "--clusters", "1"), CURATE),
     G + "data curate /data/s2/ --type raster --sensor sentinel2_l2a --tile-size 256 -b s2_vits16.pth --size 200000 --clusters 20000 2000 200 --dedup 0.95 --workers 4 -o curated/": Run(("--size", "1", "--clusters", "1"), CURATE),
+    G + "data curate --config configs/pretrain/small_vit_tiny.yaml -b exports/teacher.pth --size 1000 -o curated/": Run(("--size", "1", "--clusters", "1"), CURATE),
+    G + "pretrain --config curated/config.yaml": Run(TINY, TINY_WHY, ("data curate --config configs/pretrain/small_vit_tiny.yaml -b exports/teacher.pth --size 1000 -o curated/",)),
     # --- docs/integrations.md
     G + "convert exports/backbone.pth timm_backbone --to timm": Run(),
     G + "convert exports/backbone.pth hf_backbone --to hf": Run(),
