@@ -47,8 +47,8 @@ MULTI_GPU = "needs several GPUs / nodes (DDP or FSDP2); the same config runs on 
 DOWNLOAD = "downloads a public benchmark (EuroSAT, BigEarthNet, LoveDA, NEON, VHR-10); tests/eval covers each task"
 
 CURATE = (
-    "the generated archive has 4 (S2) or 8 (chips) tiles and the 2-step backbone embeds them alike: dedup (and, for "
-    "the bright chips, the cloud rule) leaves 1; argparse keeps the last --size / --clusters given"
+    "the generated archive has 4 (S2) or 8 (chips) tiles and the 2-step backbone embeds them alike: dedup can leave "
+    "1; argparse keeps the last --size / --clusters given"
 )
 OW = ("--overwrite",)
 WS_WROTE = "the workspace already wrote this output (tests/docs/workspace.py) for the commands that read it"
