@@ -75,18 +75,24 @@ def register(subparsers: Any) -> None:
         "curate",
         help="DINOv2/v3-style curation: embed tiles, drop nodata/cloud/near-duplicates, hierarchical k-means, "
         "balanced sampling -> a tile list data.sources accepts",
-        description="Embed every tile of an archive (image files, or a raster grid of --tile-size px) with a frozen "
-        "backbone (streamed in chunks, resumable), drop tiles with more than --max-nodata nodata or --max-cloud "
-        "cloud-like pixels (every RGB band >= --cloud-threshold reflectance) and near-duplicates (cosine >= "
-        "--dedup to an earlier kept tile), cluster with hierarchical k-means (--clusters, finest level first) and "
-        "sample --size tiles balanced over the cluster tree. Writes curated.parquet (use it as a source's `paths`), "
-        "tiles.parquet, report.json/.md, exemplars.png and, for rasters, map.png.",
+        description="Embed every tile of an archive (PATHS with --type, or the data.sources of a pretraining "
+        "config with --config: image files and tar-shard members one tile each, raster and cube grids of their tile "
+        "size) with a frozen backbone (streamed in chunks, resumable), drop tiles with more than --max-nodata nodata "
+        "or --max-cloud cloud-like pixels (--cloud-rule: from the sensor's QA or SWIR bands, else bright + white + "
+        "smooth on RGB) and near-duplicates (cosine >= --dedup to an earlier kept tile), cluster with hierarchical "
+        "k-means (--clusters, finest level first) and sample --size tiles balanced over the cluster tree. Writes "
+        "curated.parquet (use it as a source's `paths`; one curated_<name>.parquet per source when there are "
+        "several), with --config a config.yaml that pretrains on the curated tiles, tiles.parquet, report.json/.md, "
+        "exemplars.png and, for georeferenced tiles, map.png.",
     )
-    c.add_argument("paths", nargs="+", help="folders, globs, files or .txt lists")
+    c.add_argument("paths", nargs="*", help="folders, globs, files or .txt lists (or give --config)")
+    c.add_argument("--config", "-c", default=None,
+                   help="a pretraining config: curate its data.sources (then --type/--sensor/--bands/--tile-size "
+                   "come from each source)")  # fmt: skip
     c.add_argument("--backbone", "-b", required=True, help="backbone spec used to embed the tiles")
     c.add_argument("--out", "-o", required=True, help="output folder (embeddings are cached there for resume)")
     c.add_argument("--size", type=int, required=True, help="number of tiles to keep")
-    c.add_argument("--type", default="images", choices=["images", "raster"])
+    c.add_argument("--type", default="images", choices=["images", "raster", "cube", "tar"])
     c.add_argument("--sensor", default=None, help="data sensor (scale, band names, RGB bands for the cloud rule)")
     c.add_argument("--bands", nargs="+", default=None, help="band names to read (rasters)")
     c.add_argument("--tile-size", type=int, default=256, help="raster tile edge in px (default 256)")
@@ -97,7 +103,9 @@ def register(subparsers: Any) -> None:
     c.add_argument("--strategy", default="random", choices=["random", "closest"], help="pick within a cluster")
     c.add_argument("--dedup", type=float, default=0.95, help="cosine at/above which a tile is a near-duplicate")
     c.add_argument("--max-nodata", type=float, default=0.5, help="drop tiles with a larger nodata share")
-    c.add_argument("--cloud-threshold", type=float, default=0.5, help="reflectance of a cloud-like pixel's RGB")
+    c.add_argument("--cloud-rule", default="auto", choices=["auto", "qa", "swir", "rgb", "bright", "off"],
+                   help="cloud test (default auto: qa, else swir, else rgb by the sensor's bands)")  # fmt: skip
+    c.add_argument("--cloud-threshold", type=float, default=0.5, help="least RGB reflectance of a cloud-like pixel")
     c.add_argument("--max-cloud", type=float, default=0.5, help="drop tiles with a larger cloud-like share")
     c.add_argument("--chunk", type=int, default=512, help="tiles per cached embedding chunk")
     c.add_argument("--batch-size", type=int, default=64)
@@ -117,7 +125,10 @@ def _curate(args: argparse.Namespace) -> int:
     r = curate(cfg, args.out, progress=args.progress)
     rm = r["removed"]
     print(f"{r['tiles']} tiles: {rm['nodata']} nodata, {rm['cloud']} cloud, {rm['duplicate']} near-duplicates removed; "
-          f"{r['kept']} kept over {r['levels'][-1]} top-level clusters -> {args.out}/curated.parquet")  # fmt: skip
+          f"{r['kept']} kept over {r['levels'][-1]} top-level clusters -> {args.out}/"
+          + (r["files"][0] if len(r["sources"]) == 1 else "curated_<source>.parquet"))  # fmt: skip
+    if args.config:
+        print(f"pretrain on them: geodino pretrain --config {args.out}/config.yaml")
     return 0
 
 

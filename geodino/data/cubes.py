@@ -310,6 +310,7 @@ class CubeSource:
         )
         self._n_times = max(1, len(first.times)) if time_sampling == "random" and first.time_dim else 1
         self._order = EpochOrder(self.stream, shuffle=shuffle)
+        self.grid_times: np.ndarray | None = None  # per grid tile time step (a curated list); -1: none
 
     def __len__(self) -> int:
         return len(self.tiles) * (self._n_times if self.tiles.sampling == "grid" else 1)
@@ -356,7 +357,10 @@ class CubeSource:
             k, t_pos = divmod(self._order.position(index, seed, len(self)), self._n_times)
             sid, col, row, w, h = self.tiles.grid_tile(k)
             s = self.scenes[sid]
-            t = t_pos if (self.time_sampling == "random" and s.time_dim) else self._time_index(s, rng)
+            if self.grid_times is not None:
+                t = int(self.grid_times[k]) if self.grid_times[k] >= 0 and s.time_dim else None
+            else:
+                t = t_pos if (self.time_sampling == "random" and s.time_dim) else self._time_index(s, rng)
             return self.read(sid, col, row, w, h, t)
 
         def draw() -> dict[str, Any]:

@@ -50,7 +50,7 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
     name = cfg.name or f"source{index}"
     if cfg.type == "raster":
         from geodino.data.archive import RasterArchive, RasterSource
-        from geodino.data.curate import apply_windows, curated_windows
+        from geodino.data.curate.tilelist import apply_windows, curated_windows
 
         windows = curated_windows(cfg.paths)  # a `geodino data curate` list fixes the tiles
 
@@ -81,9 +81,12 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
         return source if windows is None else apply_windows(source, windows)
     if cfg.type == "cube":
         from geodino.data.cubes import CubeSource
+        from geodino.data.curate.tilelist import apply_windows, curated_windows
 
-        return CubeSource(
-            cfg.paths,
+        windows = curated_windows(cfg.paths)  # a `geodino data curate` list fixes the windows and time steps
+        stores = list(dict.fromkeys(windows["path"].tolist())) if windows is not None else cfg.paths
+        source = CubeSource(
+            stores,
             sensor=cfg.sensor,
             variable=cfg.variable,
             bands=cfg.bands,
@@ -91,14 +94,15 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
             time_dim=cfg.time_dim,
             time_sampling=cfg.time_sampling,
             nodata=cfg.nodata,
-            tile_size=cfg.tile_size,
-            units=cfg.tile_units,
-            sampling=cfg.sampling,
+            tile_size=cfg.tile_size if windows is None else (int(windows["height"][0]), int(windows["width"][0])),
+            units=cfg.tile_units if windows is None else "px",
+            sampling=cfg.sampling if windows is None else "grid",
             **_tiling_options(cfg),
             align_to_chunks=cfg.align_to_chunks,
             shuffle=shuffle,
             name=name,
         )
+        return source if windows is None else apply_windows(source, windows)
     if cfg.type == "synthetic":
         from geodino.data.synthetic import SyntheticSource
 
@@ -124,6 +128,12 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
     kwargs: dict[str, Any] = {"recursive": cfg.recursive} if cfg.type == "images" else {}
     on_error = cfg.on_error if cfg.on_error in ("stop", "skip") else "skip"
     source = cls(cfg.paths, sensor=cfg.sensor or "imagenet", name=name, on_error=on_error, shuffle=shuffle, **kwargs)
+    if cfg.type == "tar":
+        from geodino.data.curate.tilelist import apply_members, curated_members
+
+        members = curated_members(cfg.paths)  # a `geodino data curate` list fixes the members
+        if members is not None:
+            apply_members(source, members)
     if cfg.bands and list(cfg.bands) != list(source.sensor.bands):
         raise InputError(f"source {name!r}: web images give bands {source.sensor.bands}; `bands:` cannot select others")
     return source

@@ -47,8 +47,8 @@ MULTI_GPU = "needs several GPUs / nodes (DDP or FSDP2); the same config runs on 
 DOWNLOAD = "downloads a public benchmark (EuroSAT, BigEarthNet, LoveDA, NEON, VHR-10); tests/eval covers each task"
 
 CURATE = (
-    "the generated archive has 4 (S2) or 8 (chips) tiles and the 2-step backbone embeds them alike: dedup (and, for "
-    "the bright chips, the cloud rule) leaves 1; argparse keeps the last --size / --clusters given"
+    "the generated archive has 4 (S2) or 8 (chips) tiles and the 2-step backbone embeds them alike: dedup can leave "
+    "1; argparse keeps the last --size / --clusters given"
 )
 OW = ("--overwrite",)
 WS_WROTE = "the workspace already wrote this output (tests/docs/workspace.py) for the commands that read it"
@@ -158,6 +158,8 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "viz attention s2.tif -b SPEC --sensor sentinel2_l2a -o att/ --point 500100 4499900 --point-crs": Run(),
     G + "data curate /data/chips/ -b exports/teacher.pth --size 100000 -o curated/": Run(("--size", "1", "--clusters", "1"), CURATE),
     G + "data curate /data/s2/ --type raster --sensor sentinel2_l2a --tile-size 256 -b s2_vits16.pth --size 200000 --clusters 20000 2000 200 --dedup 0.95 --workers 4 -o curated/": Run(("--size", "1", "--clusters", "1"), CURATE),
+    G + "data curate --config configs/pretrain/small_vit_tiny.yaml -b exports/teacher.pth --size 1000 -o curated/": Run(("--size", "1", "--clusters", "1"), CURATE),
+    G + "pretrain --config curated/config.yaml": Run(TINY, TINY_WHY, ("data curate --config configs/pretrain/small_vit_tiny.yaml -b exports/teacher.pth --size 1000 -o curated/",)),
     # --- docs/integrations.md
     G + "convert exports/backbone.pth timm_backbone --to timm": Run(),
     G + "convert exports/backbone.pth hf_backbone --to hf": Run(),

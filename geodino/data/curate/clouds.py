@@ -1,0 +1,154 @@
+"""The cloud screen of curation: a per-pixel cloud test chosen from the sensor's bands, and a tile's cloud share.
+
+Rules (`--cloud-rule auto` picks the first the sensor's bands allow; values are reflectance after the sensor's
+scale and offset):
+
+- **qa**: a quality band says so. `SCL` (Sentinel-2 L2A scene classification): classes 8, 9 (cloud medium/high
+  probability) and 10 (thin cirrus); `QA60` (Sentinel-2 L1C): bit 10 (opaque) or 11 (cirrus); `QA_PIXEL`
+  (Landsat Collection 2): bit 1 (dilated cloud), 2 (cirrus) or 3 (cloud). The raw value is recovered by undoing
+  the sensor's scale for that band.
+- **swir**: the potential-cloud-pixel test of Fmask (Zhu & Woodcock 2012, without the thermal band): SWIR-2
+  (SWIR-1 when there is no SWIR-2) > 0.03, NDSI < 0.8 (not snow), NDVI < 0.8, whiteness < 0.7, the haze-optimised
+  transform blue − 0.5·red − 0.08 > 0, and NIR/SWIR-1 > 0.75 (bright soil and roofs reflect more SWIR than NIR);
+  or, where the sensor has a cirrus band (Sentinel-2 B10, Landsat band 9), cirrus >= 0.03.
+- **rgb**: for plain RGB, where bright roofs, sand and concrete are as bright as clouds: every RGB band >=
+  `threshold` (default 0.5), whiteness (Σ|b − mean| / mean over R, G, B, as in Fmask) < 0.2, and a smooth
+  neighbourhood (std of the RGB mean over 5×5 px < 0.03). Thick clouds are bright, grey-white and featureless;
+  built-up areas are bright but textured (edges, shadows, roof ridges), which keeps them.
+- **bright**: the earlier brightness-only screen (every RGB band >= `threshold`); also used for 1-2 band sensors.
+- **off**: no cloud screen.
+
+A tile is dropped when its share of cloud-like valid pixels exceeds `max_cloud`. Measured on EuroSAT RGB
+(docs/inspect_and_curate.md): the rgb rule keeps every Industrial and Residential chip that `bright` dropped and
+still drops generated overcast tiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from geodino.errors import ConfigError
+
+__all__ = ["CLOUD_RULES", "CloudRule", "cloud_fraction", "cloud_rule", "rgb_index"]
+
+CLOUD_RULES = ("auto", "qa", "swir", "rgb", "bright", "off")
+WHITENESS_SWIR = 0.7  # Fmask's whiteness limit, with the SWIR tests to separate bright surfaces
+WHITENESS_RGB = 0.2  # stricter without SWIR: cloud tops are grey-white (EuroSAT roofs measured up to ~0.3)
+TEXTURE_RGB = 0.03  # std of the RGB mean over TEXTURE_WINDOW px
+TEXTURE_WINDOW = 5
+CIRRUS = 0.03
+_QA_NAMES = ("scl", "qa60", "qa_pixel")
+
+
+def cloud_fraction(image: np.ndarray, valid: np.ndarray, rgb: Sequence[int], threshold: float) -> float:
+    """Share of valid pixels where every RGB band has reflectance >= `threshold` (the `bright` rule)."""
+    bright = np.all(image[list(rgb)] >= threshold, axis=0) & valid
+    return float(bright.sum() / max(int(valid.sum()), 1))
+
+
+def rgb_index(sensor: Any, n_bands: int) -> list[int]:
+    """Indices of the sensor's RGB bands (its `rgb_bands`, else the first three; one band thrice)."""
+    if sensor is not None and sensor.rgb_bands and all(b in sensor.bands for b in sensor.rgb_bands):
+        return [list(sensor.bands).index(b) for b in sensor.rgb_bands]
+    return [0, 1, 2] if n_bands >= 3 else [0] * 3
+
+
+def _role(sensor: Any, name: str) -> int | None:
+    """Index of a band by its common name (blue, nir, swir16, ...; sensors alias them), or None."""
+    canon = sensor.resolve_band(name, strict=False)
+    return list(sensor.bands).index(canon) if canon in sensor.bands else None
+
+
+def _whiteness(vis: np.ndarray) -> np.ndarray:
+    m = vis.mean(0)
+    return np.abs(vis - m).sum(0) / np.maximum(m, 1e-6)
+
+
+@dataclass
+class CloudRule:
+    """One source's cloud test: `kind` and the band indices it reads (picklable for reader processes)."""
+
+    kind: str
+    bands: dict[str, int] = field(default_factory=dict)
+    threshold: float = 0.5
+    qa: tuple[str, float, float] | None = None  # (band name, scale, offset) of the QA band
+
+    def describe(self) -> str:
+        return f"{self.kind}({', '.join(f'{k}={v}' for k, v in sorted(self.bands.items()))}; t={self.threshold})"
+
+    def mask(self, image: np.ndarray) -> np.ndarray:
+        """Bool [H, W]: cloud-like pixels of a reflectance image [C, H, W]."""
+        b = {k: image[i].astype(np.float32) for k, i in self.bands.items()}
+        if self.kind == "off":
+            return np.zeros(image.shape[1:], bool)
+        if self.kind == "bright":
+            return np.all(image[[self.bands[k] for k in ("red", "green", "blue")]] >= self.threshold, axis=0)
+        if self.kind == "qa":
+            name, scale, offset = self.qa  # type: ignore[misc]
+            raw = np.rint((b["qa"] - offset) / scale).astype(np.int64)
+            if name == "scl":
+                return np.isin(raw, (8, 9, 10))
+            bits = (10, 11) if name == "qa60" else (1, 2, 3)
+            return np.any([(raw >> k) & 1 for k in bits], axis=0).astype(bool)
+        vis = np.stack([b["blue"], b["green"], b["red"]])
+        if self.kind == "rgb":
+            from scipy.ndimage import uniform_filter
+
+            m = vis.mean(0)
+            mu = uniform_filter(m, TEXTURE_WINDOW, mode="reflect")
+            sd = np.sqrt(np.maximum(uniform_filter(m * m, TEXTURE_WINDOW, mode="reflect") - mu * mu, 0))
+            return (vis.min(0) >= self.threshold) & (_whiteness(vis) < WHITENESS_RGB) & (sd < TEXTURE_RGB)
+        eps = 1e-6
+        swir1, nir = b["swir16"], b["nir"]
+        swir2 = b.get("swir22", swir1)
+        ndsi = (b["green"] - swir1) / np.maximum(b["green"] + swir1, eps)
+        ndvi = (nir - b["red"]) / np.maximum(nir + b["red"], eps)
+        pcp = (
+            (swir2 > 0.03)
+            & (ndsi < 0.8)
+            & (ndvi < 0.8)
+            & (_whiteness(vis) < WHITENESS_SWIR)
+            & (b["blue"] - 0.5 * b["red"] - 0.08 > 0)
+            & (nir / np.maximum(swir1, eps) > 0.75)
+        )
+        return pcp | (b["cirrus"] >= CIRRUS) if "cirrus" in b else pcp
+
+    def share(self, image: np.ndarray, valid: np.ndarray) -> float:
+        """Share of valid pixels that are cloud-like."""
+        if self.kind == "off":
+            return 0.0
+        return float((self.mask(image) & valid).sum() / max(int(valid.sum()), 1))
+
+
+def cloud_rule(sensor: Any, kind: str = "auto", threshold: float = 0.5) -> CloudRule:
+    """The cloud test for `sensor`: `kind` (see the module docstring), `auto` choosing the best its bands allow."""
+    if kind not in CLOUD_RULES:
+        raise ConfigError(f"--cloud-rule {kind!r}; use one of {', '.join(CLOUD_RULES)}")
+    names = [str(b).lower() for b in sensor.bands]
+    qa = next((n for n in _QA_NAMES if n in names), None)
+    spectral = {r: _role(sensor, r) for r in ("blue", "green", "red", "nir", "swir16", "swir22", "cirrus")}
+    has_swir = all(spectral[r] is not None for r in ("blue", "green", "red", "nir", "swir16"))
+    if kind == "auto":
+        kind = "qa" if qa else "swir" if has_swir else "rgb" if len(sensor.bands) >= 3 else "bright"
+    if kind == "off":
+        return CloudRule("off")
+    if kind == "qa":
+        if qa is None:
+            raise ConfigError(f"--cloud-rule qa: sensor {sensor.name!r} has no SCL, QA60 or QA_PIXEL band")
+        i = names.index(qa)
+        scale = sensor.scale[i] if isinstance(sensor.scale, tuple) else sensor.scale
+        offset = sensor.offset[i] if isinstance(sensor.offset, tuple) else sensor.offset
+        return CloudRule("qa", {"qa": i}, threshold, (qa, float(scale), float(offset)))
+    if kind == "swir":
+        if not has_swir:
+            raise ConfigError(
+                f"--cloud-rule swir: sensor {sensor.name!r} lacks a blue, green, red, nir or swir16 band "
+                f"(its bands: {', '.join(sensor.bands)})"
+            )
+        return CloudRule("swir", {k: v for k, v in spectral.items() if v is not None}, threshold)
+    r, g, bl = rgb_index(sensor, len(sensor.bands))
+    return CloudRule(kind, {"red": r, "green": g, "blue": bl}, threshold)

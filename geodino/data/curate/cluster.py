@@ -1,0 +1,100 @@
+"""Hierarchical k-means (DINOv2/v3 curation, Vo et al. 2024) and balanced sampling over the cluster tree."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["balanced_sample", "hierarchical_kmeans", "point_labels", "water_fill"]
+
+
+def _kmeans(x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.cluster import KMeans
+
+    k = max(1, min(int(k), x.shape[0]))
+    km = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(x)
+    return km.cluster_centers_.astype(np.float32), km.labels_.astype(np.int64)
+
+
+def hierarchical_kmeans(
+    x: np.ndarray, clusters: Sequence[int], *, resamples: int = 0, resample_size: int = 10, seed: int = 0
+) -> list[dict[str, np.ndarray]]:
+    """Levels finest first: level 1 clusters `x`, level l clusters the centroids of level l-1. Each level holds
+    `centroids` [K_l, D] and `assign` (the level-(l-1) item -> level-l cluster; points for level 1). A resampling
+    step re-fits the level's k-means on the `resample_size` items closest to each centroid, then reassigns all."""
+    levels = []
+    items = np.asarray(x, dtype=np.float32)
+    for li, k in enumerate(clusters):
+        cent, assign = _kmeans(items, k, seed + li)
+        for r in range(resamples):
+            d = ((items[:, None, :] - cent[None]) ** 2).sum(-1) if items.shape[0] * cent.shape[0] < 5e7 else None
+            if d is None:
+                break
+            pick = []
+            for c in range(cent.shape[0]):
+                members = np.flatnonzero(assign == c)
+                pick.extend(members[np.argsort(d[members, c])[:resample_size]])
+            cent, _ = _kmeans(items[np.asarray(pick)], cent.shape[0], seed + 1000 * (r + 1) + li)
+            assign = ((items[:, None, :] - cent[None]) ** 2).sum(-1).argmin(1)
+        levels.append({"centroids": cent, "assign": assign})
+        items = cent
+    return levels
+
+
+def point_labels(levels: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
+    """Each point's cluster at every level (finest first)."""
+    labels = [levels[0]["assign"]]
+    for lv in levels[1:]:
+        labels.append(lv["assign"][labels[-1]])
+    return labels
+
+
+def water_fill(sizes: np.ndarray, target: int, rng: np.random.Generator) -> np.ndarray:
+    """Per-cluster counts summing to min(target, sum(sizes)): min(x, size) for the largest x that fits, then one
+    more for randomly chosen clusters larger than x until the target is met (DINOv2/v3 balanced sampling)."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    if target >= sizes.sum():
+        return sizes.copy()
+    lo, hi = 0, int(sizes.max())
+    while lo < hi:  # largest x with sum(min(x, sizes)) <= target
+        mid = (lo + hi + 1) // 2
+        if np.minimum(mid, sizes).sum() <= target:
+            lo = mid
+        else:
+            hi = mid - 1
+    out = np.minimum(lo, sizes)
+    rest = int(target - out.sum())
+    if rest:
+        bigger = np.flatnonzero(sizes > lo)
+        out[rng.choice(bigger, rest, replace=False)] += 1
+    return out
+
+
+def balanced_sample(
+    emb: np.ndarray, levels: list[dict[str, np.ndarray]], size: int, *, strategy: str = "random", seed: int = 0
+) -> np.ndarray:
+    """Indices of `size` points sampled top-down over the cluster tree with `water_fill` at every level."""
+    rng = np.random.default_rng(seed)
+    labels = point_labels(levels)
+    top = len(levels) - 1
+
+    def take(level: int, cluster: int, budget: int) -> list[np.ndarray]:
+        if budget <= 0:
+            return []
+        if level == 0:
+            members = np.flatnonzero(labels[0] == cluster)
+            if strategy == "closest":
+                d = ((emb[members] - levels[0]["centroids"][cluster]) ** 2).sum(-1)
+                return [members[np.argsort(d, kind="stable")[:budget]]]
+            return [rng.choice(members, budget, replace=False)]
+        children = np.flatnonzero(levels[level]["assign"] == cluster)
+        child_sizes = np.array([(labels[level - 1] == c).sum() for c in children])
+        counts = water_fill(child_sizes, budget, rng)
+        return [a for c, k in zip(children, counts) for a in take(level - 1, int(c), int(k))]
+
+    roots = np.arange(levels[top]["centroids"].shape[0])
+    root_sizes = np.array([(labels[top] == c).sum() for c in roots])
+    counts = water_fill(root_sizes, size, rng)
+    picked = [a for c, k in zip(roots, counts) for a in take(top, int(c), int(k))]
+    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)

@@ -1,0 +1,94 @@
+"""`CurateConfig`: the settings of `geodino data curate` and their checks (no heavy imports)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from geodino.errors import ConfigError, InputError
+
+__all__ = ["CurateConfig"]
+
+
+@dataclass
+class CurateConfig:
+    """Settings of `curate` (see the module docstring for the rules)."""
+
+    paths: list[str] = field(default_factory=list)
+    config: str | None = None  # a pretraining (or data) config: curate its data.sources instead of `paths`
+    type: str = "images"  # images | raster | cube | tar (with `paths`)
+    sensor: str | None = None
+    bands: list[str] | None = None
+    tile_size: int = 256  # raster tiles, px
+    backbone: str = ""
+    size: int = 0  # tiles to keep
+    clusters: list[int] = field(default_factory=lambda: [64, 16, 4])  # per level, finest first
+    resamples: int = 0  # resampling steps per level (0: plain k-means)
+    resample_size: int = 10  # points closest to each centroid used in a resampling step
+    strategy: str = "random"  # random | closest (within level-1 clusters)
+    dedup: float = 0.95  # cosine similarity at or above which a later tile is a near-duplicate (1.0 < off)
+    max_nodata: float = 0.5
+    cloud_rule: str = "auto"  # auto | qa | swir | rgb | bright | off (see geodino.data.curate.clouds)
+    cloud_threshold: float = 0.5
+    max_cloud: float = 0.5
+    chunk: int = 512
+    batch_size: int = 64
+    workers: int = 0
+    device: str = "cpu"
+    seed: int = 0
+    exemplars: int = 8
+
+    def validate(self) -> None:
+        if self.type not in ("images", "raster", "cube", "tar"):
+            raise ConfigError(f"curate type={self.type!r}; use images, raster, cube or tar")
+        if bool(self.paths) == bool(self.config):
+            raise ConfigError(
+                "curate reads either PATHS or --config CFG.yaml (its data.sources)"
+                + (", not both" if self.paths else "; give one")
+            )
+        if not self.backbone:
+            raise ConfigError("curate needs --backbone SPEC (a checkpoint, arch:NAME or timm:NAME)")
+        if self.size <= 0:
+            raise ConfigError(f"--size {self.size}: give the number of tiles to keep (> 0)")
+        if not self.clusters or any(int(k) < 1 for k in self.clusters):
+            raise ConfigError(f"--clusters {self.clusters}: give one positive count per level, finest first")
+        if any(int(a) < int(b) for a, b in zip(self.clusters, self.clusters[1:])):
+            raise ConfigError(f"--clusters {self.clusters}: counts must not grow from level to level (finest first)")
+        if self.strategy not in ("random", "closest"):
+            raise ConfigError(f"--strategy {self.strategy!r}; use random or closest")
+        from geodino.data.curate.clouds import CLOUD_RULES
+
+        if self.cloud_rule not in CLOUD_RULES:
+            raise ConfigError(f"--cloud-rule {self.cloud_rule!r}; use one of {', '.join(CLOUD_RULES)}")
+        for key in ("max_nodata", "max_cloud"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ConfigError(f"--{key.replace('_', '-')} {getattr(self, key)} must be in [0, 1]")
+
+    def source_configs(self) -> tuple[list[Any], list[str]]:
+        """The `SourceConfig`s to curate and where each comes from (for messages): the `data.sources` of
+        `config` (a pretraining config, or a data config with `sources:`), else one source of `paths`."""
+        from geodino.data.config import SourceConfig
+
+        if not self.config:
+            src = SourceConfig(type=self.type, paths=list(self.paths), sensor=self.sensor, bands=self.bands)
+            src.tile_size = self.tile_size
+            return [src], [f"the {self.type} archive {self.paths}"]
+        from pathlib import Path
+
+        from geodino.config import load_config, read_yaml
+        from geodino.data.config import DataConfig
+
+        if not Path(self.config).is_file():
+            raise InputError(f"--config {self.config} does not exist; give a pretraining config with data.sources")
+        if "data" in read_yaml(self.config):
+            from geodino.train.config import PretrainConfig
+
+            data = load_config(PretrainConfig, self.config).data
+            prefix = "data.sources"
+        else:
+            data = load_config(DataConfig, self.config)
+            prefix = "sources"
+        if not data.sources:
+            raise ConfigError(f"{self.config} has no {prefix}; list the sources to curate there")
+        data.validate()
+        return list(data.sources), [f"{self.config}: {prefix}[{i}]" for i in range(len(data.sources))]

@@ -1,0 +1,110 @@
+"""`curate`: the whole pipeline (tiles -> embeddings -> filters -> hierarchical k-means -> balanced sample -> files)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geodino.data.curate.clouds import cloud_rule
+from geodino.data.curate.cluster import balanced_sample, hierarchical_kmeans, point_labels
+from geodino.data.curate.config import CurateConfig
+from geodino.data.curate.dedup import near_duplicates
+from geodino.data.curate.embed import embed_tiles
+from geodino.data.curate.report import curated_config, markdown, mosaic, tile_map, write_lists, write_table
+from geodino.data.curate.tiles import Tiles
+from geodino.errors import InputError
+
+__all__ = ["curate"]
+
+
+def curate(cfg: CurateConfig, out_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
+    """Run the whole curation (see the package docstring); returns the report dict."""
+    from geodino.backbones import load_backbone
+    from geodino.io import atomic_path, make_dirs
+
+    cfg.validate()
+    configs, where = cfg.source_configs()
+    tiles = Tiles(configs, where)
+    rules = [cloud_rule(s, cfg.cloud_rule, cfg.cloud_threshold) for s in tiles.sensors]
+    what = cfg.config or cfg.paths
+    if tiles.n == 0:
+        raise InputError(f"the archive {what} holds no tiles; check the paths and the tile size")
+    if cfg.size > tiles.n:
+        raise InputError(f"--size {cfg.size} is larger than the archive ({tiles.n} tiles); ask for at most {tiles.n}")
+    out = make_dirs(out_dir)
+    backbone = load_backbone(cfg.backbone, device=cfg.device)
+    e = embed_tiles(tiles, backbone, out / "embeddings", cfg, progress=progress, rules=rules)
+    emb = e["emb"]
+    status = np.full(tiles.n, "candidate", dtype=object)
+    status[e["nodata"] > cfg.max_nodata] = "nodata"
+    status[(status == "candidate") & (e["cloud"] > cfg.max_cloud)] = "cloud"
+    cand = np.flatnonzero(status == "candidate")
+    dup = near_duplicates(emb[cand], cfg.dedup) if cfg.dedup < 1.0 else np.zeros(cand.size, bool)
+    status[cand[dup]] = "duplicate"
+    pool = np.flatnonzero(status == "candidate")
+    if cfg.size > pool.size:
+        counts = {k: int((status == k).sum()) for k in ("nodata", "cloud", "duplicate")}
+        raise InputError(
+            f"--size {cfg.size} is more than the {pool.size} tiles left after filtering ({counts}); ask for fewer or "
+            "loosen --dedup / --max-nodata / --max-cloud (embeddings are cached: re-running is fast)"
+        )
+    levels = hierarchical_kmeans(
+        emb[pool], cfg.clusters, resamples=cfg.resamples, resample_size=cfg.resample_size, seed=cfg.seed
+    )
+    labels = point_labels(levels)
+    picked = balanced_sample(emb[pool], levels, cfg.size, strategy=cfg.strategy, seed=cfg.seed)
+    status[pool] = "not sampled"
+    status[pool[picked]] = "kept"
+    table = dict(tiles.table)
+    for li, lab in enumerate(labels):
+        table[f"cluster_l{li + 1}"] = np.full(tiles.n, -1, np.int64)
+        table[f"cluster_l{li + 1}"][pool] = lab
+    table["nodata_share"], table["cloud_share"], table["status"] = e["nodata"], e["cloud"], status.astype(str)
+    geoms = tiles.footprints()
+    keep = np.flatnonzero(status == "kept")
+    files = write_lists(tiles, table, keep, geoms, out)
+    if cfg.config:
+        files.append(curated_config(tiles, files, cfg.config, out))
+    write_table(table, out / "tiles.parquet", geoms)
+    top = len(levels) - 1
+    cents = levels[top]["centroids"] / np.maximum(
+        np.linalg.norm(levels[top]["centroids"], axis=1, keepdims=True), 1e-12
+    )
+    top_of = np.full(tiles.n, -1, np.int64)
+    top_of[pool] = labels[top]
+    mosaic(tiles, emb, top_of, cents, pool[picked], cfg.exemplars, out / "exemplars.png")
+    if geoms is not None:
+        tile_map(geoms, status, out / "map.png", f"{keep.size} of {tiles.n} tiles kept")
+    report = {
+        "tiles": tiles.n,
+        "sources": {n: int(c) for n, c in zip(tiles.names, tiles.counts)},
+        "cloud_rules": {n: r.describe() for n, r in zip(tiles.names, rules)},
+        "removed": {k: int((status == k).sum()) for k in ("nodata", "cloud", "duplicate")},
+        "clustered": int(pool.size),
+        "kept": int(keep.size),
+        "levels": [int(lv["centroids"].shape[0]) for lv in levels],
+        "top_clusters": _sizes(labels[top], picked, levels[top]),
+        "level1_clusters": _sizes(labels[0], picked, levels[0]),
+        "config": asdict(cfg),
+        "backbone_fingerprint": backbone.fingerprint,
+        "files": [*files, "tiles.parquet", "report.json", "report.md", "exemplars.png"]
+        + (["map.png"] if geoms is not None else []),
+    }
+    with atomic_path(out / "report.json", overwrite=True) as tmp:
+        tmp.write_text(json.dumps(report, indent=2))
+    with atomic_path(out / "report.md", overwrite=True) as tmp:
+        tmp.write_text(markdown(report))
+    return report
+
+
+def _sizes(labels: np.ndarray, picked: np.ndarray, level: dict[str, np.ndarray]) -> dict[str, list[int]]:
+    """Cluster sizes of one level before and after sampling."""
+    k = level["centroids"].shape[0]
+    return {
+        "before": np.bincount(labels, minlength=k).tolist(),
+        "after": np.bincount(labels[picked], minlength=k).tolist(),
+    }

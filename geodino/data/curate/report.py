@@ -1,0 +1,171 @@
+"""What curation writes besides the list: tables, the exemplar mosaic, the map and the Markdown report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geodino.data.curate.tiles import Tiles
+
+__all__ = ["markdown", "mosaic", "tile_map", "write_lists", "write_table"]
+
+
+def mosaic(
+    tiles: Tiles, emb: np.ndarray, labels: np.ndarray, cents: np.ndarray, idx: np.ndarray, n: int, out: Path
+) -> None:
+    """Rows = top-level clusters, columns = the `n` tiles of `idx` closest to the cluster's centroid (`emb`,
+    `labels` and `idx` index the tiles alike)."""
+    from PIL import Image
+
+    from geodino.data.preview import to_rgb
+    from geodino.io import atomic_path
+
+    cell = 64
+    rows = []
+    for c in range(cents.shape[0]):
+        members = idx[labels[idx] == c]
+        order = members[np.argsort(-(emb[members] @ cents[c]))][:n]
+        row = np.full((cell, n * (cell + 2), 3), 255, np.uint8)
+        for j, k in enumerate(order):
+            image, valid, _ = tiles[int(k)]
+            sensor = tiles.sensors[tiles.locate(int(k))[0]]
+            rgb = Image.fromarray(to_rgb(image, sensor, None if valid.all() else valid)).resize((cell, cell))
+            row[:, j * (cell + 2) : j * (cell + 2) + cell] = np.asarray(rgb)
+        rows.append(row)
+        rows.append(np.full((2, row.shape[1], 3), 255, np.uint8))
+    with atomic_path(out, overwrite=True) as tmp:
+        Image.fromarray(np.concatenate(rows)).save(tmp, format="PNG")
+
+
+def tile_map(geoms: list, status: np.ndarray, out: Path, title: str) -> None:
+    from geodino.viz.figures import pyplot, save_figure
+
+    plt = pyplot()
+
+    colours = {
+        "kept": "#1b9e77",
+        "not sampled": "#bbbbbb",
+        "duplicate": "#7570b3",
+        "cloud": "#66a6ff",
+        "nodata": "#d95f02",
+    }
+    fig, ax = plt.subplots(figsize=(7, 6))
+    for name, colour in colours.items():
+        sel = np.flatnonzero((status == name) & np.array([g is not None for g in geoms]))
+        for k in sel:
+            x, y = geoms[k].exterior.xy
+            ax.fill(x, y, color=colour, alpha=0.8 if name == "kept" else 0.4, lw=0)
+        ax.plot([], [], "s", color=colour, label=f"{name} ({sel.size})")
+    ax.set_aspect("equal")
+    ax.set_xlabel("longitude")
+    ax.set_ylabel("latitude")
+    ax.legend(fontsize=8, loc="best")
+    ax.set_title(title, fontsize=9)
+    save_figure(fig, out, dpi=110, format="png")
+
+
+def write_table(table: dict[str, Any], out: Path, geoms: list | None) -> None:
+    from geodino.io import atomic_path
+
+    with atomic_path(out, overwrite=True) as tmp:
+        if geoms is not None:
+            import geopandas as gpd
+
+            gpd.GeoDataFrame(table, geometry=geoms, crs="EPSG:4326").to_parquet(tmp)
+        else:
+            import pandas as pd
+
+            pd.DataFrame(table).to_parquet(tmp)
+
+
+_TYPE_COLUMNS = {
+    "images": ("path",),
+    "tar": ("path", "member"),
+    "raster": ("path", "col", "row", "width", "height"),
+    "cube": ("path", "col", "row", "width", "height", "time"),
+}
+_ALL_ID = ("source", "path", "member", "col", "row", "width", "height", "time")
+
+
+def write_lists(tiles: Tiles, table: dict[str, Any], keep: np.ndarray, geoms: list | None, out: Path) -> list[str]:
+    """The curated list of each source with kept tiles (`curated.parquet`, or `curated_<name>.parquet` when there
+    are several sources), holding the identity columns of its type; returns the file names."""
+    files = []
+    src_of = np.asarray(table["source"])
+    for i, name in enumerate(tiles.names):
+        sel = keep[src_of[keep] == name]
+        if sel.size == 0:
+            continue
+        kind = tiles.types[i]
+        cols = [*_TYPE_COLUMNS[kind], *(c for c in table if c not in _ALL_ID and c != "status")]
+        fname = "curated.parquet" if len(tiles.names) == 1 else f"curated_{name}.parquet"
+        georef = geoms is not None and kind in ("raster", "cube")
+        write_table(
+            {c: np.asarray(table[c])[sel] for c in cols}, out / fname, [geoms[k] for k in sel] if georef else None
+        )
+        files.append(fname)
+    return files
+
+
+def curated_config(tiles: Tiles, files: list[str], base: str, out: Path) -> str:
+    """`config.yaml`: extends the input config (`_base_`) with its sources pointed at the curated lists (sources
+    with no kept tile left out); `geodino pretrain --config` reads it as it is."""
+    import dataclasses
+
+    import yaml
+
+    from geodino.data.config import SourceConfig
+    from geodino.io import atomic_path
+
+    defaults = SourceConfig()
+    by_name = {f.removeprefix("curated_").removesuffix(".parquet"): f for f in files}
+    sources = []
+    for i, (name, cfg) in enumerate(zip(tiles.names, tiles.configs)):
+        fname = files[0] if len(tiles.names) == 1 and files else by_name.get(name)
+        if fname is None:
+            continue
+        d = {"name": name, "type": cfg.type, "paths": [str((out / fname).resolve())]}
+        d |= {
+            f.name: getattr(cfg, f.name)
+            for f in dataclasses.fields(cfg)
+            if getattr(cfg, f.name) != getattr(defaults, f.name)
+            and f.name not in (*d, "sampling", "max_nodata_fraction")
+        }
+        if tiles.types[i] in ("raster", "cube"):
+            d["sampling"] = "grid"
+        sources.append(d)
+    from geodino.config import read_yaml
+
+    section = {"data": {"sources": sources}} if "data" in read_yaml(base) else {"sources": sources}
+    with atomic_path(out / "config.yaml", overwrite=True) as tmp:
+        tmp.write_text(
+            "# written by `geodino data curate`: the input config with its sources restricted to the curated tiles\n"
+            + yaml.safe_dump({"_base_": str(Path(base).resolve()), **section}, sort_keys=False)
+        )
+    return "config.yaml"
+
+
+def markdown(r: dict[str, Any]) -> str:
+    rm = r["removed"]
+    lines = [
+        "# Curation report",
+        "",
+        f"{r['tiles']} tiles; removed {rm['nodata']} nodata, {rm['cloud']} cloud, {rm['duplicate']} near-duplicates; "
+        f"{r['clustered']} clustered into levels {r['levels']} (finest first); **{r['kept']} kept**.",
+        "",
+        "| top-level cluster | tiles before sampling | kept |",
+        "|---|---|---|",
+    ]
+    for c, (b, a) in enumerate(zip(r["top_clusters"]["before"], r["top_clusters"]["after"])):
+        lines.append(f"| {c} | {b} | {a} |")
+    lb = np.asarray(r["level1_clusters"]["before"])
+    la = np.asarray(r["level1_clusters"]["after"])
+    lines += [
+        "",
+        f"Level-1 clusters: sizes {lb.min()}..{lb.max()} before, {la.min()}..{la.max()} after sampling "
+        f"(max/min ratio {lb.max() / max(lb.min(), 1):.1f} -> {la.max() / max(la.min(), 1):.1f}).",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,120 @@
+"""The curated tile list as a data source: `data.sources` reads its `path` column, and restricts a source to the
+listed tiles: raster and cube windows (`col/row/width/height`, a cube's `time` step), tar members (`member`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geodino.errors import InputError
+
+__all__ = [
+    "WINDOW_COLUMNS",
+    "apply_members",
+    "apply_windows",
+    "curated_members",
+    "curated_windows",
+    "is_tile_list",
+    "read_paths",
+]
+
+WINDOW_COLUMNS = ("col", "row", "width", "height")
+
+
+def is_tile_list(paths: Any) -> bool:
+    items = [paths] if isinstance(paths, str | Path) else list(paths or [])
+    return len(items) == 1 and str(items[0]).lower().endswith(".parquet")
+
+
+def read_paths(path: str | Path) -> list[str]:
+    """The `path` column of a curated list (relative paths are relative to the list's folder)."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    try:
+        table = pq.read_table(path, columns=["path"])
+    except Exception as exc:
+        raise InputError(
+            f"{path} is not a tile list with a `path` column ({type(exc).__name__}); write one with "
+            "`geodino data curate`"
+        ) from exc
+    files = [str(p) for p in table.column("path").to_pylist()]
+    if not files:
+        raise InputError(f"tile list {path} is empty; curate with a larger --size")
+    return [f if Path(f).is_absolute() else str(path.parent / f) for f in files]
+
+
+def _list_columns(paths: Any, needed: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, np.ndarray] | None:
+    """The `path` and `needed` (+ present `optional`) columns of a curated list given as a source's `paths`; None
+    when `paths` is not a tile list or lacks a needed column."""
+    if not is_tile_list(paths):
+        return None
+    import pyarrow.parquet as pq
+
+    path = Path(str(paths if isinstance(paths, str | Path) else paths[0]))
+    try:
+        names = pq.read_schema(path).names
+    except Exception as exc:
+        raise InputError(
+            f"{path} is not a Parquet tile list ({type(exc).__name__}); write one with `geodino data curate`"
+        ) from exc
+    if not all(c in names for c in needed):
+        return None
+    cols = [*needed, *(c for c in optional if c in names)]
+    t = pq.read_table(path, columns=["path", *cols])
+    return {"path": np.asarray(read_paths(path)), **{c: t.column(c).to_numpy(zero_copy_only=False) for c in cols}}
+
+
+def curated_windows(paths: Any) -> dict[str, np.ndarray] | None:
+    """The raster/cube windows (and cube `time` steps) of a curated list given as a source's `paths` (None when
+    `paths` is not one)."""
+    return _list_columns(paths, WINDOW_COLUMNS, ("time",))
+
+
+def curated_members(paths: Any) -> dict[str, np.ndarray] | None:
+    """The (shard `path`, `member`) pairs of a curated tar list given as a source's `paths` (None otherwise)."""
+    return _list_columns(paths, ("member",))
+
+
+def apply_windows(source: Any, windows: dict[str, np.ndarray]) -> Any:
+    """Restrict a grid `RasterSource` or `CubeSource` to the listed windows (the tiles a curated list kept)."""
+    tiles = source.tiles
+    scenes = source.archive.scenes if hasattr(source, "archive") else source.scenes
+    scene_of = {str(Path(s.path).resolve()): i for i, s in enumerate(scenes)}
+    k_of = {sid: k for k, sid in enumerate(tiles.scene_ids)}
+    ks = []
+    for p in windows["path"]:
+        sid = scene_of.get(str(Path(p).resolve()))
+        if sid is None or sid not in k_of:
+            raise InputError(f"tile list names {p}, which the archive could not read; re-run `geodino data curate`")
+        ks.append(k_of[sid])
+    tiles.grid_scene = np.asarray(ks, dtype=np.int32)
+    tiles.grid_col = np.asarray(windows["col"], dtype=np.int64)
+    tiles.grid_row = np.asarray(windows["row"], dtype=np.int64)
+    if "time" in windows and hasattr(source, "grid_times"):  # a cube: one listed time step per window
+        source.grid_times = np.asarray(windows["time"], dtype=np.int64)
+        source._n_times = 1
+    return source
+
+
+def apply_members(source: Any, members: dict[str, np.ndarray]) -> Any:
+    """Restrict a `TarShardSource` to the listed (shard, member) pairs, in the list's order."""
+    shard_of = {str(Path(p).resolve()): i for i, p in enumerate(source.shards)}
+    k_of = {(int(s), n): k for k, (s, n) in enumerate(zip(source.shard_ids, source.names))}
+    ks = []
+    for p, m in zip(members["path"], members["member"]):
+        k = k_of.get((shard_of.get(str(Path(p).resolve()), -1), str(m)))
+        if k is None:
+            raise InputError(f"tile list names {m} in {p}, which the shard does not hold; re-run `geodino data curate`")
+        ks.append(k)
+    ks_arr = np.asarray(ks, dtype=np.int64)
+    source.shard_ids, source.offsets, source.sizes = (
+        source.shard_ids[ks_arr],
+        source.offsets[ks_arr],
+        source.sizes[ks_arr],
+    )
+    source.names = [source.names[k] for k in ks]
+    source._n = len(ks)
+    return source
