@@ -94,7 +94,11 @@ def register(subparsers: Any) -> None:
     g.add_argument("--chunk", type=int, help="storage chunk in output cells (default: auto)")
     g.add_argument("--upsample", action="store_true", default=None, help="write at the input resolution")
     g.add_argument("--sensor", help="the data's sensor (its DN scale), e.g. sentinel2_l2a")
-    g.add_argument("--scale", type=float, help="DN -> reflectance factor (default from dtype: uint8 /255, ints /1e4)")
+    g.add_argument(
+        "--scale",
+        type=float,
+        help="DN -> reflectance factor (default: the export's recorded scale, else by dtype: uint8 /255, ints /1e4)",
+    )
     g.add_argument("--bands", type=_ints, help="1-based input bands to use, e.g. 4,3,2")
     g.add_argument("--nodata", type=float, help="override the input's nodata value")
     g.add_argument("--variable", help="variable of a Zarr/NetCDF cube")

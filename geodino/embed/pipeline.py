@@ -39,7 +39,7 @@ from geodino.embed.config import IDENT_KEYS, EmbedConfig, make_config
 from geodino.embed.memory import check_memory, default_scale_desc, estimate_memory
 from geodino.embed.plan import Block, Plan, auto_chunk, make_plan
 from geodino.embed.sources import open_source
-from geodino.embed.sweep import Sweeper, input_scaler
+from geodino.embed.sweep import Sweeper, input_scaler, recorded_scale
 from geodino.embed.workdir import (
     PLAN_FILE,
     STORE,
@@ -153,7 +153,8 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
         )
     per = dim // len(_layer_label(idx, cfg.layer_mode))
     band_names = [f"{lab}{'_' if lab else ''}E{i:03d}" for lab in _layer_label(idx, cfg.layer_mode) for i in range(per)]
-    _, scale_desc = input_scaler(info, cfg) if cfg.sensor or cfg.scale is not None else (None, "")
+    explicit = cfg.sensor or cfg.scale is not None or recorded_scale(bb) is not None
+    _, scale_desc = input_scaler(info, cfg, bb) if explicit else (None, "")
     l2 = cfg.dtype == "int8" if cfg.l2_normalize is None else bool(cfg.l2_normalize)
     from geodino import __version__
 
@@ -325,6 +326,9 @@ def _embed(input: Any, cfg: EmbedConfig, out_path: Path, work: Path, t0: float, 
     """The body of `embed_raster` (inside a bounded GDAL cache)."""
     bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
     prep = prepare(input, cfg, bb)
+    if cfg.progress and cfg.rank == 0:
+        how = "passed" if cfg.sensor or cfg.scale is not None else "default"
+        print(f"geodino: input DN -> reflectance {prep.meta['input_scale']} ({how})", file=sys.stderr)
     eager = getattr(bb, "model", None)
     try:
         prep.meta.update(_inference_path(bb, cfg, prep.plan))

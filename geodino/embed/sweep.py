@@ -26,7 +26,7 @@ from geodino.embed.workdir import DONE, STORE, mark_done, mark_rows
 from geodino.embed.writers import ZarrBlockWriter, encode
 from geodino.errors import InputError
 
-__all__ = ["Sweeper", "input_scaler"]
+__all__ = ["Sweeper", "input_scaler", "recorded_scale"]
 
 
 def _after_row(n_blocks: int, n_rows: int) -> None:
@@ -34,8 +34,31 @@ def _after_row(n_blocks: int, n_rows: int) -> None:
     a kill mid-run (they monkeypatch it to raise)."""
 
 
-def input_scaler(info: Any, cfg: EmbedConfig) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
-    """DN -> reflectance for the input (the data's sensor decides), and a description for the metadata."""
+def recorded_scale(bb: Any) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """(scale, offset, description) of the DN -> reflectance step the backbone's export records, or None.
+
+    A record carries a DN scale when it names its sensor or has a scale/offset other than 1/0; a bare mean/std
+    (e.g. a foreign timm `pretrained_cfg`) says nothing about the data's units, so the dtype default applies."""
+    rec = getattr(bb, "normalization", None)
+    if not rec or "scale" not in rec:
+        return None
+    scale = np.atleast_1d(np.asarray(rec["scale"], dtype=np.float32))
+    offset = np.atleast_1d(np.asarray(rec.get("offset", 0.0), dtype=np.float32))
+    if not rec.get("sensor") and np.all(scale == 1) and np.all(offset == 0):
+        return None
+    where = str(getattr(bb, "norm_source", "") or "the backbone").split(":")[0]
+    sensor = f"sensor {rec['sensor']}, " if rec.get("sensor") else ""
+
+    def fmt(v: np.ndarray) -> str:
+        return f"{float(v[0]):g}" if v.size == 1 else "[" + ",".join(f"{float(x):g}" for x in v) + "]"
+
+    text = f"x*{fmt(scale)}" + (f"+{fmt(offset)}" if np.any(offset != 0) else "")
+    return scale, offset, f"{text} ({sensor}{where})"
+
+
+def input_scaler(info: Any, cfg: EmbedConfig, bb: Any = None) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """DN -> reflectance for the input, and a description for the metadata. In order: `--sensor` (the data's
+    sensor), `--scale`, the DN scale/offset the backbone's export records, then a default from the dtype."""
     if cfg.sensor:
         from geodino.data.sensors import get_sensor
 
@@ -49,6 +72,19 @@ def input_scaler(info: Any, cfg: EmbedConfig) -> tuple[Callable[[np.ndarray], np
     if cfg.scale is not None:
         s = float(cfg.scale)
         return (lambda x: x * np.float32(s)), f"x*{s}"
+    rec = recorded_scale(bb)
+    if rec is not None:
+        scale, offset, desc = rec
+        if scale.size not in (1, info.count) or offset.size not in (1, info.count):
+            raise InputError(
+                f"backbone {getattr(bb, 'spec', '')} records a DN scale for {max(scale.size, offset.size)} bands but "
+                f"input {info.path} has {info.count}; pass --scale FACTOR or --sensor NAME"
+            )
+        if scale.size > 1 or offset.size > 1:  # per band: broadcast over [C, H, W]
+            scale, offset = scale.reshape(-1, 1, 1), offset.reshape(-1, 1, 1)
+        if np.all(offset == 0):
+            return (lambda x: x * scale), desc
+        return (lambda x: x * scale + offset), desc
     dt = np.dtype(info.dtype)
     if dt == np.uint8:
         return (lambda x: x * np.float32(1 / 255)), "x/255 (uint8)"
@@ -96,7 +132,7 @@ class Sweeper:
         self.prep, self.bb, self.cfg, self.work = prep, bb, cfg, work
         self.plan: Plan = prep.plan
         self.margin = cfg.effective_margin(self.plan.patch)
-        self.scale, _ = input_scaler(prep.source.info, cfg)
+        self.scale, _ = input_scaler(prep.source.info, cfg, bb)
         self.layers = parse_layers(cfg.layers)
         self.weight_cache: dict[tuple, np.ndarray] = {}
         self.start_counts: dict[int, int] = {}  # valid cells already written in blocks resumed part-way

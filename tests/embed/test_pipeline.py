@@ -261,6 +261,71 @@ def test_uint16_scale_warns_and_sensor_option(tmp_path):
     np.testing.assert_array_equal(a, b)
 
 
+def _export(tmp_path, **rec):
+    """A tiny 3-band geodino export with a normalisation record (mean/std plus the given DN scale/offset)."""
+    import torch
+
+    from geodino.models import build_model
+    from geodino.models.checkpoints import save_backbone
+
+    torch.manual_seed(0)
+    model = build_model("vit_tiny", patch_size=8, in_chans=3, depth=2)
+    norm = {"bands": ["BLUE", "GREEN", "RED"], "mean": [0.1, 0.12, 0.15], "std": [0.05, 0.06, 0.08], **rec}
+    return save_backbone(model, tmp_path / "bb.safetensors", normalization=norm)
+
+
+def test_recorded_dn_scale_is_the_default(tmp_path, monkeypatch, capsys):
+    """A uint16 raster embedded with an export that records scale 2e-4 equals the same run with --scale 2e-4
+    (and not the x/10000 dtype default); the CLI says where the scale came from."""
+    from geodino import cli
+
+    path = _export(tmp_path, sensor="demo3", scale=2e-4)
+    src = write_tif(tmp_path / "in.tif", random_image(32, 32, dtype="uint16"))
+    opts = dict(tile=32, overlap=0, progress=False)
+    a = read_all(embed_raster(src, str(path), tmp_path / "a.tif", **opts))
+    b = read_all(embed_raster(src, str(path), tmp_path / "b.tif", scale=2e-4, **opts))
+    c = read_all(embed_raster(src, str(path), tmp_path / "c.tif", scale=1e-4, **opts))
+    np.testing.assert_array_equal(a[0], b[0])
+    assert np.abs(a[0] - c[0]).max() > 1e-3  # the scale matters: the old dtype default differs
+    assert a[4]["GEODINO_INPUT_SCALE"].startswith("x*0.0002 (sensor demo3, recorded in bb.safetensors")
+    assert b[4]["GEODINO_INPUT_SCALE"] == "x*0.0002"
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("geodino.embed.commands",))
+    out = tmp_path / "d.tif"
+    assert cli.main(["embed", str(src), "--backbone", str(path), "--out", str(out), "tile=32", "overlap=0"]) == 0
+    err = capsys.readouterr().err
+    assert "input DN -> reflectance x*0.0002 (sensor demo3, recorded in bb.safetensors" in err
+    np.testing.assert_array_equal(read_all(out)[0], a[0])
+    assert cli.main(["embed", str(src), "--backbone", str(path), "--out", str(tmp_path / "e.tif"),
+                     "--scale", "0.0001", "tile=32", "overlap=0"]) == 0  # fmt: skip
+    assert "input DN -> reflectance x*0.0001 (passed)" in capsys.readouterr().err
+    np.testing.assert_array_equal(read_all(tmp_path / "e.tif")[0], c[0])
+
+
+def test_recorded_per_band_scale_and_offset(tmp_path):
+    """Per-band scale and an offset are applied band by band (hand-computed reflectance as float input)."""
+    scale, offset = [1e-4, 2e-4, 5e-5], -0.1
+    path = _export(tmp_path, scale=scale, offset=offset)
+    data = random_image(32, 32, dtype="uint16")
+    src = write_tif(tmp_path / "in.tif", data)
+    refl = (data.astype(np.float64) * np.asarray(scale)[:, None, None] + offset).astype(np.float32)
+    ref_src = write_tif(tmp_path / "refl.tif", refl)
+    opts = dict(tile=32, overlap=0, progress=False)
+    a = read_all(embed_raster(src, str(path), tmp_path / "a.tif", **opts))
+    b = read_all(embed_raster(ref_src, str(path), tmp_path / "b.tif", scale=1.0, **opts))
+    np.testing.assert_allclose(a[0], b[0], atol=2e-5)
+    assert a[4]["GEODINO_INPUT_SCALE"].startswith("x*[0.0001,0.0002,5e-05]+-0.1 (recorded in")
+
+
+def test_record_without_dn_scale_keeps_the_dtype_default(tmp_path):
+    """A bare mean/std (no sensor, scale 1, offset 0) says nothing about DN units: uint16 still gets x/10000."""
+    path = _export(tmp_path)
+    src = write_tif(tmp_path / "in.tif", random_image(32, 32, dtype="uint16"))
+    with pytest.warns(UserWarning, match="assuming reflectance = DN / 10000"):
+        a = read_all(embed_raster(src, str(path), tmp_path / "a.tif", tile=32, overlap=0, progress=False))
+    assert a[4]["GEODINO_INPUT_SCALE"] == "x/10000 (uint16, assumed)"
+
+
 def test_resume_after_kill_is_identical(tmp_path, conv_bb, monkeypatch):
     data = random_image(160, 96)
     src = write_tif(tmp_path / "in.tif", data)
