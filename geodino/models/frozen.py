@@ -303,14 +303,20 @@ class FastViT(nn.Module):
         key = (H, W, x.dtype)
         seen = self._shapes.get(key, 0)
         pad = 0 < B < seen
-        if pad:  # reuse the graph compiled for the larger batch rather than compiling (minutes) for this one
-            x = torch.cat([x, x.new_zeros((seen - B, *x.shape[1:]))])
-        else:
-            self._shapes[key] = B
-        with torch.no_grad():
+        outside = not torch.is_inference_mode_enabled()
+        # the graph always runs in inference mode on an inference tensor: dynamo guards on the input's dispatch
+        # keys, so a warm-up on a plain tensor then calls under torch.inference_mode() (or the reverse) compiled twice
+        with torch.inference_mode():
+            if pad:  # reuse the graph compiled for the larger batch rather than compiling (minutes) for this one
+                x = torch.cat([x, x.new_zeros((seen - B, *x.shape[1:]))])
+            else:
+                self._shapes[key] = B
+                x = x if x.is_inference() else x.clone()
             taken, last = self._compiled(x, take, norm, sin, cos)
         if pad:
             taken, last = [t[:B] for t in taken], last[:B]
+        if outside:  # plain tensors for callers outside inference mode (they may update them in place)
+            taken, last = [t.clone() for t in taken], last.clone()
         return taken, last
 
     def _rope(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -318,7 +324,7 @@ class FastViT(nn.Module):
         p = self.patch_size
         key = (x.shape[-2] // p, x.shape[-1] // p, x.device)
         if key not in self._rope_cache:
-            with torch.no_grad():
+            with torch.inference_mode():  # the same kind of tensor whichever mode the first call ran in
                 self._rope_cache[key] = self.core.rope_tables(key[0], key[1])
         return self._rope_cache[key]
 

@@ -101,6 +101,15 @@ def test_compiled_path_matches_eager_and_pads_a_smaller_last_batch():
         assert out[0].shape == ref[0].shape
         assert _max_diff(out, ref) < 1e-4
     assert fast._shapes == {(32, 32, torch.float32): 2}
+    from torch._dynamo.utils import counters
+
+    graphs = counters["stats"]["unique_graphs"]
+    with torch.inference_mode():  # a caller in inference mode reuses the graph compiled outside it
+        out = fast.get_intermediate_layers(x, n=1)[0]
+    assert counters["stats"]["unique_graphs"] == graphs
+    assert _max_diff([out], m.get_intermediate_layers(x, n=1)) < 1e-4
+    plain = fast.get_intermediate_layers(x, n=1)[0]
+    plain += 1  # outside inference mode the outputs are ordinary tensors
 
 
 def test_choose_path_modes_and_switch(monkeypatch):
