@@ -50,7 +50,13 @@ def accelerate(
     path = choose_path(device, mode, compile, getattr(backbone, "amp", None))
     if path.enabled:
         backbone.__dict__["_eager_model"] = model  # kept outside nn.Module registration (not a submodule)
-        backbone.model = FastViT(model, path).to(device)
+        # one FastViT per (eager model, path), kept on the backbone object: callers that restore the eager model
+        # after each job (embed_raster) reuse the prepared weights and compiled graphs on the next job
+        cache = backbone.__dict__.setdefault("_fast_models", {})
+        held = cache.get((path, device))
+        if held is None or held[0] is not model:
+            held = cache[(path, device)] = (model, FastViT(model, path).to(device))
+        backbone.model = held[1]
     return path
 
 

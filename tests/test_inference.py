@@ -79,3 +79,20 @@ def test_prepare_embed_counts_tiles_in_224_px_images_for_the_compile_choice(monk
     prepare_embed(fb, tile=(112, 224), batch_size=2, n_tiles=10)
     prepare_embed(fb, tile=448, batch_size=2)
     assert seen == [2000, 5, None]  # 500 tiles of 448 px = 2000 images of 224 px: enough to compile
+
+
+def test_accelerate_reuses_the_prepared_model_after_a_restore(monkeypatch):
+    monkeypatch.delenv("GEODINO_FAST", raising=False)
+    fb = load_backbone("arch:vit_tiny?seed=0&depth=1")
+    eager = fb.model
+    with fast_backbone(fb, compile=False):
+        first = fb.model
+    with fast_backbone(fb, compile=False):
+        assert fb.model is first  # prepared (and compiled) once per backbone object and path
+    with fast_backbone(fb, mode="bfloat16", compile=False):
+        assert fb.model is not first and fb.model.path.dtype == "bfloat16"
+    fb.model = build_new = load_backbone("arch:vit_tiny?seed=1&depth=1").model
+    with fast_backbone(fb, compile=False):
+        assert fb.model is not first  # a different eager model is prepared anew
+    fb.model = eager
+    del build_new
