@@ -2,6 +2,9 @@
 
 1. Throughput: end-to-end `embed_raster` pixels/s against backbone-only pixels/s on the same tiles (the tiles
    read into memory beforehand, the same batches, the same threads): target >= 0.85.
+1b. Inference paths (issue 15): end-to-end px/s of the eager path (`GEODINO_FAST=0`, today's before the fast path)
+   against the fast path compiled in float32 and in bf16 (ViT-S by default), and each path's share of its own
+   backbone-only px/s: targets >= 1.2x eager and >= 0.85 of backbone-only. `--only-fast` runs just this part.
 2. Memory: peak RSS of `embed_raster` on a generated 16k x 16k raster against a 4k x 4k one, each in a fresh
    subprocess (a 1-block ViT-tiny so the 16k run takes minutes): target <= 1.1.
 3. Seams: mean |f(c) - f(c')| of adjacent cells across tile borders divided by the same inside tiles
@@ -128,6 +131,86 @@ def throughput(src_path: Path, spec: str, *, tile: int, overlap: int, batch: int
         "ratio_zarr": statistics.median(b / z for b, z in zip(t_bb, t_zarr)),
         "ratio_cog": statistics.median(b / c for b, c in zip(t_bb, t_cog)),
     }
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 1b. fast inference path vs today's eager path
+
+FAST_MODES = {"eager": "0", "fast-float32": "float32", "fast-bfloat16": "bfloat16"}  # row -> GEODINO_FAST
+
+
+def _env(value: str):
+    """GEODINO_FAST=value for the body of a `with` block (the path is chosen when `embed_raster` starts)."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def cm():
+        old = os.environ.get("GEODINO_FAST")
+        os.environ["GEODINO_FAST"] = value
+        try:
+            yield
+        finally:
+            if old is None:
+                os.environ.pop("GEODINO_FAST", None)
+            else:
+                os.environ["GEODINO_FAST"] = old
+
+    return cm()
+
+
+def fast_vs_eager(
+    src_path: Path, spec: str, *, tile: int, overlap: int, batch: int, rounds: int, work: Path, modes: list[str]
+) -> list[dict]:
+    """End-to-end .zarr px/s and backbone-only px/s per inference path, rounds interleaved (load hits all alike).
+
+    Fast rows are compiled whatever the job size (`COMPILE_MIN_IMAGES` set to 0 here): their warm-up (compile of the
+    tile shape, paid once per run) is timed separately in an untimed first round."""
+    import rasterio
+
+    import geodino.inference as inference
+    from geodino.backbones import load_backbone
+    from geodino.embed import embed_raster
+    from geodino.inference import fast_backbone
+
+    inference.COMPILE_MIN_IMAGES = 0
+    with rasterio.open(src_path) as ds:
+        px = ds.width * ds.height
+    bbs, warm, path = {}, {}, {}
+    for m in modes:
+        bbs[m] = load_backbone(spec)
+        with _env(FAST_MODES[m]):
+            t0 = time.perf_counter()
+            embed_raster(src_path, bbs[m], work / f"w_{m}.zarr", tile=tile, overlap=overlap, batch_size=batch,
+                         progress=False, overwrite=True)  # fmt: skip
+            warm[m] = time.perf_counter() - t0
+            with fast_backbone(bbs[m]) as p:  # embed_raster restores the eager model; this reuses its FastViT
+                path[m] = p.name
+                backbone_only_seconds(src_path, bbs[m], tile=tile, overlap=overlap, batch=batch)
+    t_e2e: dict[str, list[float]] = {m: [] for m in modes}
+    t_bb: dict[str, list[float]] = {m: [] for m in modes}
+    for _ in range(rounds):
+        for m in modes:
+            with _env(FAST_MODES[m]):
+                with fast_backbone(bbs[m]):
+                    t, _ = backbone_only_seconds(src_path, bbs[m], tile=tile, overlap=overlap, batch=batch)
+                t_bb[m].append(t)
+                t0 = time.perf_counter()
+                embed_raster(src_path, bbs[m], work / f"f_{m}.zarr", tile=tile, overlap=overlap, batch_size=batch,
+                             progress=False, overwrite=True)  # fmt: skip
+                t_e2e[m].append(time.perf_counter() - t0)
+    base = modes[0]
+    return [
+        {
+            "mode": m,
+            "path": path[m],
+            "e2e_px_s": px / statistics.median(t_e2e[m]),
+            "vs_eager": statistics.median(b / e for b, e in zip(t_e2e[base], t_e2e[m])),
+            "backbone_px_s": px / statistics.median(t_bb[m]),
+            "of_backbone": statistics.median(b / e for b, e in zip(t_bb[m], t_e2e[m])),
+            "first_run_s": warm[m],
+        }
+        for m in modes
+    ]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -274,6 +357,13 @@ def main() -> None:
     )
     ap.add_argument("--rss-backbone", default="arch:vit_tiny?seed=0&depth=1", help="fast backbone for the memory runs")
     ap.add_argument("--rss-formats", default="zarr,tif", help="outputs measured by the memory benchmark")
+    ap.add_argument(
+        "--fast-backbone", default="arch:vit_small?seed=0", help="backbone of part 1b (fast path vs eager); '' skips"
+    )
+    ap.add_argument("--fast-size", type=int, default=1536, help="raster side of part 1b (1536: 16 tiles of 512)")
+    ap.add_argument("--fast-rounds", type=int, default=2)
+    ap.add_argument("--fast-modes", nargs="+", default=list(FAST_MODES), choices=list(FAST_MODES))
+    ap.add_argument("--only-fast", action="store_true", help="run only part 1b")
     ap.add_argument("--rss-child", nargs=5, metavar=("SRC", "OUT", "SPEC", "TILE", "OVERLAP"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.rss_child:
@@ -287,7 +377,7 @@ def main() -> None:
         work = Path(tmp)
         size = 1024 if args.quick else 3072  # 64 tiles: pipeline fill and drain (~0.5 s) amortised
         gen = make_raster(work / "thr.tif", size)
-        if args.only_rss:
+        if args.only_rss or args.only_fast:
             srcs = []
         else:
             srcs = [gen] + ([REAL] if REAL.exists() else [])
@@ -305,6 +395,27 @@ def main() -> None:
                 f"{r['e2e_zarr_px_s']:.0f} | {r['e2e_cog_px_s']:.0f} | {r['ratio_zarr']:.2f} | {r['ratio_cog']:.2f} |",
                 flush=True,
             )
+        if args.fast_backbone and not args.only_rss:
+            fsize = args.fast_size
+            fsrc = make_raster(work / "fast.tif", fsize)
+            print(
+                f"\n## 1b. inference paths ({args.fast_backbone}, {fsize}^2 generated raster, tile 512, overlap 128, "
+                f"batch 4; medians of {args.fast_rounds} interleaved rounds; load average {os.getloadavg()[0]:.1f})\n"
+            )
+            print("| path | e2e .zarr px/s | vs eager e2e | backbone-only px/s | e2e / backbone-only | first run s |")
+            print("|---|---|---|---|---|---|", flush=True)
+            for r in fast_vs_eager(
+                fsrc, args.fast_backbone, tile=512, overlap=128, batch=4, rounds=args.fast_rounds, work=work,
+                modes=args.fast_modes,
+            ):  # fmt: skip
+                print(
+                    f"| {r['path']} | {r['e2e_px_s']:.0f} | {r['vs_eager']:.2f} | {r['backbone_px_s']:.0f} | "
+                    f"{r['of_backbone']:.2f} | {r['first_run_s']:.0f} |",
+                    flush=True,
+                )
+            print(f"(load average after: {os.getloadavg()[0]:.1f})")
+            if args.only_fast:
+                return
         print("\n## 3. seams\n")
         seam_size = 1024 if args.quick else 1536  # whole-image inference is the reference: keep it small
         seam_src = make_raster(work / "seam.tif", seam_size) if not args.only_rss else gen

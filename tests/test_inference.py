@@ -67,3 +67,32 @@ def test_prepare_embed_returns_the_metadata_to_record(monkeypatch):
     monkeypatch.setenv("GEODINO_FAST", "0")
     fb2 = load_backbone("arch:vit_tiny?seed=0&depth=1")
     assert prepare_embed(fb2, tile=32, batch_size=2) == {"inference_path": "eager", "inference_dtype": "float32"}
+
+
+def test_prepare_embed_counts_tiles_in_224_px_images_for_the_compile_choice(monkeypatch):
+    import geodino.inference as inference
+
+    seen = []
+    monkeypatch.setattr(inference, "accelerate", lambda bb, **kw: seen.append(kw["n_images"]) or path_of(bb))
+    fb = load_backbone("arch:vit_tiny?seed=0&depth=1")
+    prepare_embed(fb, tile=448, batch_size=2, n_tiles=500)
+    prepare_embed(fb, tile=(112, 224), batch_size=2, n_tiles=10)
+    prepare_embed(fb, tile=448, batch_size=2)
+    assert seen == [2000, 5, None]  # 500 tiles of 448 px = 2000 images of 224 px: enough to compile
+
+
+def test_accelerate_reuses_the_prepared_model_after_a_restore(monkeypatch):
+    monkeypatch.delenv("GEODINO_FAST", raising=False)
+    fb = load_backbone("arch:vit_tiny?seed=0&depth=1")
+    eager = fb.model
+    with fast_backbone(fb, compile=False):
+        first = fb.model
+    with fast_backbone(fb, compile=False):
+        assert fb.model is first  # prepared (and compiled) once per backbone object and path
+    with fast_backbone(fb, mode="bfloat16", compile=False):
+        assert fb.model is not first and fb.model.path.dtype == "bfloat16"
+    fb.model = build_new = load_backbone("arch:vit_tiny?seed=1&depth=1").model
+    with fast_backbone(fb, compile=False):
+        assert fb.model is not first  # a different eager model is prepared anew
+    fb.model = eager
+    del build_new

@@ -76,7 +76,8 @@ def choose_path(
     device: str | torch.device = "cpu", mode: str = "auto", compile: bool | None = None, amp: bool | None = None
 ) -> FastPath:
     """The path for `device`: `mode` 'auto' keeps today's numerics (float32 on CPU, bf16 on CUDA where the eager
-    path autocasts) with prepared weights and compilation when a compiler is present; 'float32' / 'bfloat16' /
+    path autocasts) with prepared weights and compilation when a compiler is present (callers with small jobs pass
+    `compile=False`: see `geodino.inference.COMPILE_MIN_IMAGES`); 'float32' / 'bfloat16' /
     'int8' force the dtype (int8: CPU only, eager); 'off' (or GEODINO_FAST=0) is the eager model as it is.
     `amp` (the FrozenBackbone setting) picks bf16 in auto mode when set."""
     device = torch.device(device)
@@ -94,8 +95,6 @@ def choose_path(
     if mode == "auto":
         bf16 = amp if amp is not None else device.type == "cuda"
         mode = "bfloat16" if bf16 else "float32"
-        if mode == "float32" and device.type == "cpu" and compile is None:
-            compile = False  # float32 on CPU is GEMM-bound: compiling measured no gain (README), only a warm-up
     if mode == "int8":
         if device.type != "cpu":
             raise ConfigError(f"fast path int8 runs on CPU only (torch.ao dynamic quantisation), not on {device}")
@@ -231,15 +230,21 @@ class _Core(nn.Module):
         k = self.n_prefix
         return torch.cat([self.cls_norm(x[:, :k]), self.norm(x[:, k:])], dim=1)
 
-    def forward(self, x: Tensor, take: tuple[int, ...], norm: bool) -> tuple[list[Tensor], Tensor]:
+    def rope_tables(self, H: int, W: int) -> tuple[Tensor, Tensor]:
+        """(sin, cos) for an H x W patch grid, shaped to broadcast over (tokens, q|k, heads, head_dim)."""
+        sin, cos = rope_for_tokens(self.rope_embed(H=H, W=W), self.n_prefix)
+        return sin[:, None, None, :].float().contiguous(), cos[:, None, None, :].float().contiguous()
+
+    def forward(
+        self, x: Tensor, take: tuple[int, ...], norm: bool, sin: Tensor, cos: Tensor
+    ) -> tuple[list[Tensor], Tensor]:
+        """`sin` / `cos` from `rope_tables`, passed in rather than computed here: inside a compiled graph inductor
+        fused the table computation (arange, sin, cos) into every block's RoPE kernel instead of folding it."""
         p = self.patch_size
-        H, W = x.shape[-2] // p, x.shape[-1] // p
         t = F.conv2d(x.to(self.dtype), self.patch_w, None, stride=p).flatten(2).transpose(1, 2).float()
         if self.patch_b is not None:
             t = t + self.patch_b
         t = torch.cat([self.prefix.expand(t.shape[0], -1, -1), t], dim=1)
-        sin, cos = rope_for_tokens(self.rope_embed(H=H, W=W), self.n_prefix)
-        sin, cos = sin[:, None, None, :].float(), cos[:, None, None, :].float()  # broadcast over (q|k, heads)
         taken = []
         for i, blk in enumerate(self.blocks):
             t = blk(t, sin, cos)
@@ -273,6 +278,7 @@ class FastViT(nn.Module):
         if self.path.dtype == "int8":
             self.core = _quantize_int8(self.core)
         self._compiled: Any = None
+        self._rope_cache: dict[tuple[int, int, torch.device], tuple[Tensor, Tensor]] = {}
         self._shapes: dict[tuple[int, int, torch.dtype], int] = {}  # (H, W, dtype) -> largest batch compiled
         self.eval()
 
@@ -287,24 +293,40 @@ class FastViT(nn.Module):
     def _run(self, x: Tensor, take: tuple[int, ...], norm: bool) -> tuple[list[Tensor], Tensor]:
         self._check_input(x)
         x = x.float()
+        sin, cos = self._rope(x)
         if not self.path.compile:
             with torch.no_grad():
-                return self.core(x, take, norm)
+                return self.core(x, take, norm, sin, cos)
         if self._compiled is None:
             self._compiled = _compile(self.core, x.device)
         B, _, H, W = x.shape
         key = (H, W, x.dtype)
         seen = self._shapes.get(key, 0)
         pad = 0 < B < seen
-        if pad:  # reuse the graph compiled for the larger batch rather than compiling (minutes) for this one
-            x = torch.cat([x, x.new_zeros((seen - B, *x.shape[1:]))])
-        else:
-            self._shapes[key] = B
-        with torch.no_grad():
-            taken, last = self._compiled(x, take, norm)
+        outside = not torch.is_inference_mode_enabled()
+        # the graph always runs in inference mode on an inference tensor: dynamo guards on the input's dispatch
+        # keys, so a warm-up on a plain tensor then calls under torch.inference_mode() (or the reverse) compiled twice
+        with torch.inference_mode():
+            if pad:  # reuse the graph compiled for the larger batch rather than compiling (minutes) for this one
+                x = torch.cat([x, x.new_zeros((seen - B, *x.shape[1:]))])
+            else:
+                self._shapes[key] = B
+                x = x if x.is_inference() else x.clone()
+            taken, last = self._compiled(x, take, norm, sin, cos)
         if pad:
             taken, last = [t[:B] for t in taken], last[:B]
+        if outside:  # plain tensors for callers outside inference mode (they may update them in place)
+            taken, last = [t.clone() for t in taken], last.clone()
         return taken, last
+
+    def _rope(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """RoPE tables for the patch grid of `x`, computed once per (H, W, device) and kept."""
+        p = self.patch_size
+        key = (x.shape[-2] // p, x.shape[-1] // p, x.device)
+        if key not in self._rope_cache:
+            with torch.inference_mode():  # the same kind of tensor whichever mode the first call ran in
+                self._rope_cache[key] = self.core.rope_tables(key[0], key[1])
+        return self._rope_cache[key]
 
     def warmup(self, batch: int, height: int, width: int, layers: Sequence[int] | None = None) -> None:
         """Compile (or run once) for a tile shape ahead of the timed work; the cost is paid once per run."""
@@ -351,11 +373,25 @@ class FastViT(nn.Module):
 
 
 def _compile(core: nn.Module, device: torch.device) -> Any:
-    """torch.compile of the core, static shapes. CPU: inductor weight freezing (constant folding + oneDNN weight
-    prepacking; needs no-grad, which `_run` guarantees). CUDA: default inductor options (SDPA keeps its flash /
-    memory-efficient kernels, nothing CPU-specific applies)."""
-    options = {"freezing": True} if device.type == "cpu" else None
-    return torch.compile(core, dynamic=False, options=options)
+    """torch.compile of the core, static shapes. CPU: inductor weight freezing (constant folding of the RoPE tables
+    and weight prepacking for MKL / oneDNN; needs no-grad, which `_run` guarantees). CUDA: default inductor options
+    (SDPA keeps its flash / memory-efficient kernels, nothing CPU-specific applies).
+
+    Freezing is set with `torch._inductor.config.patch` around every call (a call may compile a new shape), not with
+    `torch.compile(options={"freezing": True})`: torch 2.14 silently ignores it there (the graph kept plain `addmm`
+    on unfrozen weights; measured in README "Fast inference")."""
+    compiled = torch.compile(core, dynamic=False)
+    if device.type != "cpu":
+        return compiled
+
+    def run(*args: Any) -> Any:
+        import torch._inductor.config as inductor_config
+
+        with inductor_config.patch(freezing=True):
+            return compiled(*args)
+
+    run.compiled = compiled  # type: ignore[attr-defined]
+    return run
 
 
 def _quantize_int8(core: nn.Module) -> nn.Module:

@@ -101,6 +101,15 @@ def test_compiled_path_matches_eager_and_pads_a_smaller_last_batch():
         assert out[0].shape == ref[0].shape
         assert _max_diff(out, ref) < 1e-4
     assert fast._shapes == {(32, 32, torch.float32): 2}
+    from torch._dynamo.utils import counters
+
+    graphs = counters["stats"]["unique_graphs"]
+    with torch.inference_mode():  # a caller in inference mode reuses the graph compiled outside it
+        out = fast.get_intermediate_layers(x, n=1)[0]
+    assert counters["stats"]["unique_graphs"] == graphs
+    assert _max_diff([out], m.get_intermediate_layers(x, n=1)) < 1e-4
+    plain = fast.get_intermediate_layers(x, n=1)[0]
+    plain += 1  # outside inference mode the outputs are ordinary tensors
 
 
 def test_choose_path_modes_and_switch(monkeypatch):
@@ -127,3 +136,38 @@ def test_choose_path_modes_and_switch(monkeypatch):
     monkeypatch.setenv("GEODINO_FAST", "1")
     fast = fast_path(m, compile=False)
     assert isinstance(fast, FastViT) and path_name(fast) == "fast-float32"
+
+
+def test_cpu_compile_runs_with_inductor_freezing(monkeypatch):
+    """`torch.compile(options={"freezing": True})` was silently ignored: the CPU graph must run with freezing set."""
+    import torch._inductor.config as inductor_config
+
+    import geodino.models.frozen as frozen
+
+    seen = []
+
+    def fake_compile(fn, **kw):
+        assert kw == {"dynamic": False}
+        return lambda *a: seen.append(inductor_config.freezing) or fn(*a)
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    m = trained_like(depth=1)
+    fast = FastViT(m, FastPath(True, "float32", compile=True))
+    x = torch.randn(1, 3, 32, 32)
+    assert _max_diff([fast(x)], [m(x)]) < 1e-4
+    assert seen == [True] and inductor_config.freezing is False  # set for the call only
+    gpu = frozen._compile(fast.core, torch.device("cuda"))
+    gpu(x, (0,), True, *fast._rope(x))
+    assert seen == [True, False]  # nothing CPU-specific on CUDA
+
+
+def test_rope_tables_are_kept_per_grid_and_match_eager():
+    m = trained_like(depth=2)
+    fast = FastViT(m, FastPath(True, "float32"))
+    for shape in ((2, 3, 32, 48), (1, 3, 64, 32), (2, 3, 32, 48)):
+        x = torch.randn(*shape)
+        assert _max_diff(fast.get_intermediate_layers(x, n=1), m.get_intermediate_layers(x, n=1)) < 1e-4
+    assert sorted(k[:2] for k in fast._rope_cache) == [(2, 3), (4, 2)]
+    sin, cos = fast._rope_cache[(2, 3, torch.device("cpu"))]
+    assert sin.shape == cos.shape == (6 + fast.n_prefix_tokens, 1, 1, m.embed_dim // m.num_heads // 2)  # halves of q, k
+    assert torch.allclose(sin[: fast.n_prefix_tokens], torch.zeros(())) and torch.allclose(cos[:1], torch.ones(()))
