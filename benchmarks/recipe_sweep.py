@@ -36,8 +36,11 @@ VARIANTS: dict[str, list[str]] = {
     "koleo0": ["ssl.koleo.loss_weight=0.0"],
     "koleo03": ["ssl.koleo.loss_weight=0.3"],
     "koleo1": ["ssl.koleo.loss_weight=1.0"],
-    "tt07": ["ssl.schedules.teacher_temp.start=0.07", "ssl.schedules.teacher_temp.peak=0.07",
-             "ssl.schedules.teacher_temp.end=0.07"],
+    "tt07": [
+        "ssl.schedules.teacher_temp.start=0.07",
+        "ssl.schedules.teacher_temp.peak=0.07",
+        "ssl.schedules.teacher_temp.end=0.07",
+    ],
 }
 
 
