@@ -29,8 +29,19 @@ def _dataset_class(path: str) -> type:
     if not module:
         module, name = "torchgeo.datasets", path
     try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module.startswith(exc.name):  # the named module itself is missing
+            raise ConfigError(
+                f"torchgeo dataset class {path!r}: no module {module!r} (e.g. torchgeo.datasets.Sentinel2)"
+            ) from exc
+        # a dependency of that module is missing: say which, not "class not found"
+        raise ConfigError(
+            f"importing {module!r} for {path!r} needs the missing package {exc.name!r}: pip install {exc.name}"
+        ) from exc
+    try:
+        return getattr(mod, name)
+    except AttributeError as exc:
         raise ConfigError(f"torchgeo dataset class {path!r} not found (e.g. torchgeo.datasets.Sentinel2)") from exc
 
 
