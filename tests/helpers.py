@@ -54,3 +54,13 @@ def write_tif(
         if descriptions:
             dst.descriptions = tuple(descriptions)
     return path
+
+
+# The normalisation record of the 4-band exports the plug-in tests (stand-in and real TerraTorch) build.
+EXPORT_RECORD = {
+    "sensor": "demo4",
+    "bands": ["BLUE", "GREEN", "RED", "NIR_NARROW"],
+    "scale": 1e-4,
+    "mean": [0.05, 0.08, 0.07, 0.3],
+    "std": [0.02, 0.03, 0.04, 0.1],
+}

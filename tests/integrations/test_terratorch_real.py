@@ -16,17 +16,12 @@ import torch
 
 from geodino.models import build_model
 from geodino.models.checkpoints import save_backbone
+from tests.helpers import EXPORT_RECORD
 
 pytest.importorskip("terratorch")
 pytest.importorskip("geodino.integrations.terratorch")  # registers geodino_vit in TerraTorch's registry
 
-REC = {
-    "sensor": "demo4",
-    "bands": ["BLUE", "GREEN", "RED", "NIR_NARROW"],
-    "scale": 1e-4,
-    "mean": [0.05, 0.08, 0.07, 0.3],
-    "std": [0.02, 0.03, 0.04, 0.1],
-}
+REC = EXPORT_RECORD
 BANDS6 = ["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"]
 PYRAMID = [{"name": "ReshapeTokensToImage"}, {"name": "LearnedInterpolateToPyramidal"}]
 
