@@ -8,6 +8,8 @@ an unknown key names the closest valid keys, a YAML file can extend another one 
 from __future__ import annotations
 
 import dataclasses
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -197,3 +199,15 @@ def describe(schema: type) -> str:
 
     walk(OmegaConf.to_container(OmegaConf.structured(schema), resolve=False), "")
     return "\n".join(flat)
+
+
+def options_for(func: Callable[..., Any], settings: Any, **values: Any) -> dict[str, Any]:
+    """Keyword arguments for `func`: each keyword-only parameter of `func` that `settings` (a config dataclass or
+    an argparse Namespace) has an attribute of the same name for, then `values` on top (computed or renamed ones).
+
+    Config sections and CLI options are named as the parameters of the function they feed, so they are passed on
+    by name here instead of a `name=cfg.name` line per option at every call."""
+    params = inspect.signature(func).parameters
+    kwargs = {n: getattr(settings, n) for n, p in params.items() if p.kind is p.KEYWORD_ONLY and hasattr(settings, n)}
+    kwargs.update(values)
+    return kwargs

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from geodino.config import describe, load_config, save_config
+from geodino.config import describe, load_config, options_for, save_config
 from geodino.errors import ConfigError
 
 
@@ -62,3 +62,16 @@ def test_describe_and_save_round_trip(tmp_path):
     out = tmp_path / "saved.yaml"
     save_config(cfg, out)
     assert load_config(Schema, out) == cfg
+
+
+def test_options_for_passes_keyword_only_parameters_by_name():
+    import argparse
+
+    def run(path, out=None, *, lr=0.0, steps=1, name="x"):
+        return path, out, lr, steps, name
+
+    ns = argparse.Namespace(path="p", out="o", lr=0.5, steps=7, unused=1)
+    # only keyword-only parameters are taken (path/out stay positional), `values` override and add
+    assert options_for(run, ns) == {"lr": 0.5, "steps": 7}
+    assert options_for(run, ns, steps=9, name="y") == {"lr": 0.5, "steps": 9, "name": "y"}
+    assert run("p", **options_for(run, Schema(), name="z")) == ("p", None, 0.0, 1, "z")  # a dataclass works alike

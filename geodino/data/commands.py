@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from geodino.config import options_for
+
 __all__ = ["register"]
 
 
@@ -135,27 +137,12 @@ def _curate(args: argparse.Namespace) -> int:
 def _stats(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from geodino.data.stats import write_stats
+    from geodino.data.stats import compute_stats, write_stats
     from geodino.io import check_writable
 
     out = check_writable(args.out, overwrite=args.overwrite)
-    path = write_stats(
-        args.paths,
-        out,
-        type=args.type,
-        sensor=args.sensor,
-        bands=args.bands,
-        band_names=args.band_names,
-        scale=args.scale,
-        offset=args.offset,
-        nodata=args.nodata,
-        samples=args.samples,
-        tile_size=args.tile_size,
-        seed=args.seed,
-        on_error=args.on_error,
-        name=args.name or Path(args.out).stem,
-        plot=args.plot,
-    )
+    name = args.name or Path(args.out).stem
+    path = write_stats(args.paths, out, plot=args.plot, **options_for(compute_stats, args, name=name))
     print(Path(path).read_text().rstrip())
     print(f"wrote {path}" + (f" and {args.plot}" if args.plot else ""))
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from geodino.config import options_for
 from geodino.errors import ConfigError
 
 PRODUCTS = ("pca", "cluster", "similar", "zonal", "classify", "change")
@@ -245,16 +246,7 @@ def _classify_or_change(args: argparse.Namespace, rest: list[str], overwrite: bo
 
         if len(rest) != 2:
             raise ConfigError("geodino embed change needs two feature rasters: geodino embed change A B --out C.tif")
-        s = change_map(
-            rest[0],
-            rest[1],
-            args.out,
-            threshold=args.threshold,
-            mask=args.mask,
-            resample=args.resample,
-            png=args.png,
-            overwrite=overwrite,
-        )
+        s = change_map(rest[0], rest[1], args.out, **options_for(change_map, args, overwrite=overwrite))
         line = f"change: {s['distance']} (cosine distance, p99 {s['p99']:.3f}), {s['png']}"
         if "mask" in s:
             line += f"; {s['mask']}: {s['changed_share']:.1%} of {s['valid_cells']} cells changed (threshold "
@@ -265,23 +257,8 @@ def _classify_or_change(args: argparse.Namespace, rest: list[str], overwrite: bo
 
     if len(rest) > 2:
         raise ConfigError(f"geodino embed classify takes FEATURES and LABELS; unexpected {' '.join(rest[2:])}")
-    m = classify_map(
-        rest[0],
-        rest[1] if len(rest) > 1 else None,
-        args.out,
-        column=args.column,
-        layer=args.layer,
-        model=args.model,
-        test=args.test,
-        method=args.method,
-        neighbors=args.neighbors,
-        folds=args.folds,
-        max_cells=args.max_cells,
-        png=args.png,
-        save_model=args.save_model,
-        seed=args.seed,
-        overwrite=overwrite,
-    )
+    labels = rest[1] if len(rest) > 1 else None
+    m = classify_map(rest[0], labels, args.out, **options_for(classify_map, args, overwrite=overwrite))
     cv = m.get("cv") or {}
     if "accuracy" in cv:
         score = f"blocked CV accuracy {cv['accuracy']:.1%} ({cv['folds']} folds)"

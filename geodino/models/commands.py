@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from geodino.config import options_for
+
 __all__ = ["register"]
 
 
@@ -54,20 +56,7 @@ def register(subparsers: Any) -> None:
 def _convert(args: argparse.Namespace) -> int:
     from geodino.models.checkpoints.convert import convert_checkpoint
 
-    out = convert_checkpoint(
-        args.input,
-        args.output,
-        src_layout=args.src_layout,
-        dst_layout=args.dst_layout,
-        bands=args.bands,
-        src_bands=args.src_bands,
-        fill=args.fill,
-        which=args.which,
-        overwrite=args.overwrite,
-        expect_arch=args.expect_arch,
-        expect_bands=args.expect_bands,
-        sensor=args.sensor,
-    )
+    out = convert_checkpoint(args.input, args.output, **options_for(convert_checkpoint, args))
     print(f"wrote {out} ({args.dst_layout} layout)")
     return 0
 
