@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from geodino.config import options_for
 from geodino.data.collate import collate_ssl
 from geodino.data.config import DataConfig, SourceConfig
 from geodino.data.crops import CropsConfig, MultiCropTransform, choose_crop_set
@@ -34,15 +35,11 @@ __all__ = [
 _CROP_STREAM = 0x63726F70
 
 
-def _tiling_options(cfg: SourceConfig) -> dict[str, Any]:
-    """The tile-sampling options raster and cube sources take alike from their config."""
-    return {
-        "stride": cfg.stride,
-        "roi": cfg.roi,
-        "roi_crs": cfg.roi_crs,
-        "max_nodata_fraction": cfg.max_nodata_fraction,
-        "max_tries": cfg.max_tries,
-    }
+def _grid_options(cfg: SourceConfig, windows: Any) -> dict[str, Any]:
+    """Tile size, units and sampling of a raster or cube source: its config's, or the fixed grid of a curated list."""
+    if windows is None:
+        return {"tile_size": cfg.tile_size, "units": cfg.tile_units, "sampling": cfg.sampling}
+    return {"tile_size": (int(windows["height"][0]), int(windows["width"][0])), "units": "px", "sampling": "grid"}
 
 
 def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, progress: bool = True) -> Any:
@@ -54,29 +51,11 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
 
         windows = curated_windows(cfg.paths)  # a `geodino data curate` list fixes the tiles
 
-        archive = RasterArchive(
-            cfg.paths,
-            bands=cfg.bands,
-            sensor=cfg.sensor,
-            band_names=cfg.band_names,
-            nodata=cfg.nodata,
-            crs=cfg.crs,
-            res=cfg.res,
-            resampling=cfg.resampling,
-            on_error=cfg.on_error,
-            recursive=cfg.recursive,
-            progress=progress,
-            index_cache=cfg.index_cache,
-        )
+        # a SourceConfig's keys are the archive's and the source's own option names (options_for passes them on)
+        archive = RasterArchive(cfg.paths, **options_for(RasterArchive, cfg, progress=progress))
+        grid = _grid_options(cfg, windows)
         source = RasterSource(
-            archive,
-            tile_size=cfg.tile_size if windows is None else (int(windows["height"][0]), int(windows["width"][0])),
-            units=cfg.tile_units if windows is None else "px",
-            sampling=cfg.sampling if windows is None else "grid",
-            **_tiling_options(cfg),
-            shuffle=shuffle,
-            name=name,
-            prescan=windows is None,
+            archive, **options_for(RasterSource, cfg, **grid, shuffle=shuffle, name=name, prescan=windows is None)
         )
         return source if windows is None else apply_windows(source, windows)
     if cfg.type == "cube":
@@ -85,23 +64,8 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
 
         windows = curated_windows(cfg.paths)  # a `geodino data curate` list fixes the windows and time steps
         stores = list(dict.fromkeys(windows["path"].tolist())) if windows is not None else cfg.paths
-        source = CubeSource(
-            stores,
-            sensor=cfg.sensor,
-            variable=cfg.variable,
-            bands=cfg.bands,
-            band_dim=cfg.band_dim,
-            time_dim=cfg.time_dim,
-            time_sampling=cfg.time_sampling,
-            nodata=cfg.nodata,
-            tile_size=cfg.tile_size if windows is None else (int(windows["height"][0]), int(windows["width"][0])),
-            units=cfg.tile_units if windows is None else "px",
-            sampling=cfg.sampling if windows is None else "grid",
-            **_tiling_options(cfg),
-            align_to_chunks=cfg.align_to_chunks,
-            shuffle=shuffle,
-            name=name,
-        )
+        grid = _grid_options(cfg, windows)
+        source = CubeSource(stores, **options_for(CubeSource, cfg, **grid, shuffle=shuffle, name=name))
         return source if windows is None else apply_windows(source, windows)
     if cfg.type == "synthetic":
         from geodino.data.synthetic import SyntheticSource
