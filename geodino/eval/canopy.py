@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from geodino.config import options_for
 from geodino.errors import ConfigError, InputError
 from geodino.eval import dense
 from geodino.eval.metrics import RegressionMeter
@@ -408,17 +409,8 @@ def _train(
             heights, tiles["target"][idx], tiles["valid"][idx], cfg.loss, cfg.silog_lambda, cfg.silog_eps
         )
 
-    history = dense.train_head(
-        model,
-        store,
-        loss_fn,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        seed=cfg.seed,
-        desc=f"canopy {cfg.head}/{cfg.output}",
-    )
+    train_options = options_for(dense.train_head, cfg, desc=f"canopy {cfg.head}/{cfg.output}")
+    history = dense.train_head(model, store, loss_fn, **train_options)  # epochs, batch_size, lr, ... of `cfg`
     return model, history
 
 

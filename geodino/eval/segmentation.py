@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from geodino.config import options_for
 from geodino.errors import ConfigError, InputError
 from geodino.eval import dense
 from geodino.eval.datasets import DatasetConfig
@@ -313,17 +314,8 @@ def run_segmentation(
         return F.cross_entropy(logits, target, ignore_index=cfg.ignore_index)
 
     lr = cfg.lr or (1e-3 if cfg.head == "linear" else 1e-4)
-    history = dense.train_head(
-        head,
-        store,
-        loss_fn,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        lr=lr,
-        weight_decay=cfg.weight_decay,
-        seed=cfg.seed,
-        desc=f"segmentation {cfg.head}",
-    )
+    train_options = options_for(dense.train_head, cfg, lr=lr, desc=f"segmentation {cfg.head}")
+    history = dense.train_head(head, store, loss_fn, **train_options)  # epochs, batch_size, ... of `cfg`
     predict = dense.head_predict(backbone, head, layers)
     meter = SegmentationMeter(cfg.num_classes, cfg.ignore_index, cfg.class_names or None)
     shown = []
