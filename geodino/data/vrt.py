@@ -17,8 +17,9 @@ bindings are often absent.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 from geodino.errors import InputError
@@ -256,6 +257,12 @@ def stack_files(sources: Sequence[tuple[str, str]], out: str | Path, *, where: s
     return write_vrt(text, out), notes
 
 
+def _differ(infos: list[tuple], k: int, show: Callable[[Any], str], where: str, what: str, fix: str) -> InputError:
+    """The error for sources that do not share field `k` of their header tuples: each source's value, and the fix."""
+    listed = ", ".join(f"{i[0]} {show(i[k])}" for i in infos)
+    return InputError(f"cannot stack {where or 'these files'}: different {what} ({listed}); {fix}")
+
+
 def stack_files_xml(sources: Sequence[tuple[str, str]], *, where: str = "") -> tuple[str, list[str]]:
     """The XML of a VRT stacking single-band `sources` ((label, path) pairs, in order) on the first one's grid.
 
@@ -291,19 +298,13 @@ def stack_files_xml(sources: Sequence[tuple[str, str]], *, where: str = "") -> t
         if crs is None:
             raise InputError(f"{label!r} ({path}){at} has no CRS; cannot stack it with the others")
         if crs != ref[2]:
-            listed = ", ".join(f"{i[0]} {i[2].to_string() if i[2] else 'no CRS'}" for i in infos)
-            raise InputError(
-                f"cannot stack {where or 'these files'}: different CRS ({listed}); pass assets of one CRS, or embed "
-                f"them apart"
-            )
+            fix = "pass assets of one CRS, or embed them apart"
+            raise _differ(infos, 2, lambda c: c.to_string() if c else "no CRS", where, "CRS", fix)
         if t.b != 0 or t.d != 0 or t.e >= 0:
             raise InputError(f"{label!r} ({path}){at} has a rotated or south-up grid; stacking needs north-up files")
         if dtype != ref[7]:
-            listed = ", ".join(f"{i[0]} {i[7]}" for i in infos)
-            raise InputError(
-                f"cannot stack {where or 'these files'}: different data types ({listed}); the DN scale comes from "
-                f"the type, so pass reflectance bands of one type"
-            )
+            fix = "the DN scale comes from the type, so pass reflectance bands of one type"
+            raise _differ(infos, 7, str, where, "data types", fix)
     t, width, height = ref[3], ref[4], ref[5]
     lines = [
         f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
