@@ -166,8 +166,9 @@ def fast_vs_eager(
     Fast rows are compiled whatever the job size (`COMPILE_MIN_IMAGES` set to 0 here). px/s are steady state: the
     warm-up (compile of the tile shape + its forward, paid once per run and process) falls in a first run per path
     that is timed apart and reported as first run - steady run, with the number of tiles a run needs to repay it.
-    Steady state rather than a raster big enough to amortise the warm-up: ViT-S compiles in 15-60 s on this CPU,
-    which a 16-tile raster repays only after thousands of tiles (a 20k^2 raster, far past a short benchmark)."""
+    Steady state rather than a raster big enough to amortise the warm-up: ViT-S compiles in 15-60 s on a 2-core CPU;
+    to make it under a tenth of a float32 run takes ~200 tiles of 512 px (~3 min per run and path there), far past a
+    short interleaved benchmark of three paths."""
     import rasterio
 
     import geodino.inference as inference
