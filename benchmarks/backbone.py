@@ -164,12 +164,12 @@ def main() -> None:
         ):
             rows.append(r)
             line = (
-                f"| {r['arch']:9s} | {r['dtype']:5s} | {r['geodino']:13.1f} | {r['transformers']:18.1f} | "
-                f"{r['timm']:10.1f} | {r['geodino'] / r['transformers']:20.2f} | {r['geodino'] / r['timm']:12.2f} |"
+                f"| {r['arch']:9s} | {r['dtype']:5s} | {r['geodino']:13.2f} | {r['transformers']:18.2f} | "
+                f"{r['timm']:10.2f} | {r['geodino'] / r['transformers']:20.2f} | {r['geodino'] / r['timm']:12.2f} |"
             )
             if args.fast:
                 best = max(r["transformers"], r["timm"])
-                line += f" {r['fast']:10.1f} | {r['fast'] / best:9.2f} | {r['cos']:.5f} | {r['warmup_s']:9.1f} |"
+                line += f" {r['fast']:10.2f} | {r['fast'] / best:9.2f} | {r['cos']:.5f} | {r['warmup_s']:9.1f} |"
             print(line, flush=True)
     print(f"outputs agree within {max(r['max_abs_diff'] for r in rows):.1e} (float32)")
 

@@ -163,8 +163,12 @@ def fast_vs_eager(
 ) -> list[dict]:
     """End-to-end .zarr px/s and backbone-only px/s per inference path, rounds interleaved (load hits all alike).
 
-    Fast rows are compiled whatever the job size (`COMPILE_MIN_IMAGES` set to 0 here): their warm-up (compile of the
-    tile shape, paid once per run) is timed separately in an untimed first round."""
+    Fast rows are compiled whatever the job size (`COMPILE_MIN_IMAGES` set to 0 here). px/s are steady state: the
+    warm-up (compile of the tile shape + its forward, paid once per run and process) falls in a first run per path
+    that is timed apart and reported as first run - steady run, with the number of tiles a run needs to repay it.
+    Steady state rather than a raster big enough to amortise the warm-up: ViT-S compiles in 15-60 s on a 2-core CPU;
+    to make it under a tenth of a float32 run takes ~200 tiles of 512 px (~3 min per run and path there), far past a
+    short interleaved benchmark of three paths."""
     import rasterio
 
     import geodino.inference as inference
@@ -192,25 +196,33 @@ def fast_vs_eager(
         for m in modes:
             with _env(FAST_MODES[m]):
                 with fast_backbone(bbs[m]):
-                    t, _ = backbone_only_seconds(src_path, bbs[m], tile=tile, overlap=overlap, batch=batch)
+                    t, n_tiles = backbone_only_seconds(src_path, bbs[m], tile=tile, overlap=overlap, batch=batch)
                 t_bb[m].append(t)
                 t0 = time.perf_counter()
                 embed_raster(src_path, bbs[m], work / f"f_{m}.zarr", tile=tile, overlap=overlap, batch_size=batch,
                              progress=False, overwrite=True)  # fmt: skip
                 t_e2e[m].append(time.perf_counter() - t0)
     base = modes[0]
-    return [
-        {
-            "mode": m,
-            "path": path[m],
-            "e2e_px_s": px / statistics.median(t_e2e[m]),
-            "vs_eager": statistics.median(b / e for b, e in zip(t_e2e[base], t_e2e[m])),
-            "backbone_px_s": px / statistics.median(t_bb[m]),
-            "of_backbone": statistics.median(b / e for b, e in zip(t_bb[m], t_e2e[m])),
-            "first_run_s": warm[m],
-        }
-        for m in modes
-    ]
+    rows = []
+    for m in modes:
+        steady = statistics.median(t_e2e[m])
+        warmup = max(warm[m] - steady, 0.0)  # the first run minus a steady one: compile + its forward
+        saved = (statistics.median(t_e2e[base]) - steady) / n_tiles  # s saved per tile against the first mode
+        rows.append(
+            {
+                "mode": m,
+                "path": path[m],
+                "e2e_px_s": px / steady,
+                "vs_eager": statistics.median(b / e for b, e in zip(t_e2e[base], t_e2e[m])),
+                "backbone_px_s": px / statistics.median(t_bb[m]),
+                "of_backbone": statistics.median(b / e for b, e in zip(t_bb[m], t_e2e[m])),
+                "first_run_s": warm[m],
+                "warmup_s": warmup,
+                # tiles (of this size) a run needs before the warm-up is repaid: the break-even job size
+                "break_even_tiles": (warmup / saved if saved > 0 else float("inf")) if m != base else 0.0,
+            }
+        )
+    return rows
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -235,17 +247,33 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def rss_child(src: str, out: str, spec: str, tile: int, overlap: int) -> None:
-    """Run in a fresh process: embed, then print the peak RSS (MiB) and the wall time as JSON."""
+def rss_child(src: str, out: str, spec: str, tile: int, overlap: int, compile: str = "auto") -> None:
+    """Run in a fresh process: embed, then print the peak RSS (MiB), the wall time and the inference path as JSON.
+
+    `compile`: auto (the job-size rule: a 16k raster compiles, a 4k one does not), on or off (both sizes alike, so
+    the ratio shows growth with the raster, not the compiler's fixed cost)."""
+    import geodino.inference as inference
     from geodino.embed import embed_raster
 
+    if compile != "auto":
+        inference.COMPILE_MIN_IMAGES = 0 if compile == "on" else 2**62
+    seen: dict = {}
+    prepare = inference.prepare_embed
+
+    def record(*a, **k):
+        seen.update(prepare(*a, **k))
+        return seen
+
+    inference.prepare_embed = record
     t0 = time.perf_counter()
     embed_raster(src, spec, out, tile=tile, overlap=overlap, dtype="float16", overwrite=True, progress=False)
     peak = peak_rss_mib()
-    print(json.dumps({"peak_rss_mib": peak, "seconds": time.perf_counter() - t0}))
+    print(json.dumps({"peak_rss_mib": peak, "seconds": time.perf_counter() - t0, "path": seen.get("inference_path")}))
 
 
-def rss(work: Path, sizes: tuple[int, int], spec: str, tile: int, overlap: int, formats: tuple[str, ...]) -> list[dict]:
+def rss(
+    work: Path, sizes: tuple[int, int], spec: str, tile: int, overlap: int, formats: tuple[str, ...], compile: str
+) -> list[dict]:
     """Peak RSS of one fresh process per (size, output format); rows are printed as they finish."""
     import shutil
 
@@ -254,13 +282,16 @@ def rss(work: Path, sizes: tuple[int, int], spec: str, tile: int, overlap: int, 
         src = make_raster(work / f"gen{size}.tif", size)
         for fmt in formats:
             out = work / f"rss{size}.{fmt}"
-            cmd = [sys.executable, __file__, "--rss-child", str(src), str(out), spec, str(tile), str(overlap)]
+            cmd = [sys.executable, __file__, "--rss-child", str(src), str(out), spec, str(tile), str(overlap), compile]
             res = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if res.returncode != 0:
                 raise RuntimeError(f"rss child for {size} .{fmt} failed:\n{res.stderr[-2000:]}")
             row = json.loads(res.stdout.strip().splitlines()[-1])
             row["size"], row["format"] = size, fmt
-            print(f"| {size} x {size} | .{fmt} | {row['peak_rss_mib']:.0f} | {row['seconds']:.0f} |", flush=True)
+            print(
+                f"| {size} x {size} | .{fmt} | {row['path']} | {row['peak_rss_mib']:.0f} | {row['seconds']:.0f} |",
+                flush=True,
+            )
             rows.append(row)
             if out.is_dir():
                 shutil.rmtree(out, ignore_errors=True)
@@ -364,11 +395,20 @@ def main() -> None:
     ap.add_argument("--fast-rounds", type=int, default=2)
     ap.add_argument("--fast-modes", nargs="+", default=list(FAST_MODES), choices=list(FAST_MODES))
     ap.add_argument("--only-fast", action="store_true", help="run only part 1b")
-    ap.add_argument("--rss-child", nargs=5, metavar=("SRC", "OUT", "SPEC", "TILE", "OVERLAP"), help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--rss-compile",
+        default="auto",
+        choices=("auto", "on", "off"),
+        help="fast-path compile in the memory runs: auto (job-size rule: the 16k job compiles, the 4k one does not), "
+        "on / off (both alike)",
+    )
+    ap.add_argument(
+        "--rss-child", nargs=6, metavar=("SRC", "OUT", "SPEC", "TILE", "OVERLAP", "COMPILE"), help=argparse.SUPPRESS
+    )
     args = ap.parse_args()
     if args.rss_child:
-        src, out, spec, tile, overlap = args.rss_child
-        rss_child(src, out, spec, int(tile), int(overlap))
+        src, out, spec, tile, overlap, compile = args.rss_child
+        rss_child(src, out, spec, int(tile), int(overlap), compile)
         return
     import torch
 
@@ -402,15 +442,19 @@ def main() -> None:
                 f"\n## 1b. inference paths ({args.fast_backbone}, {fsize}^2 generated raster, tile 512, overlap 128, "
                 f"batch 4; medians of {args.fast_rounds} interleaved rounds; load average {os.getloadavg()[0]:.1f})\n"
             )
-            print("| path | e2e .zarr px/s | vs eager e2e | backbone-only px/s | e2e / backbone-only | first run s |")
-            print("|---|---|---|---|---|---|", flush=True)
+            print(
+                "| path | e2e .zarr px/s (steady) | vs eager e2e | backbone-only px/s | e2e / backbone-only | "
+                "first run s | warm-up s | tiles to repay it |"
+            )
+            print("|---|---|---|---|---|---|---|---|", flush=True)
             for r in fast_vs_eager(
                 fsrc, args.fast_backbone, tile=512, overlap=128, batch=4, rounds=args.fast_rounds, work=work,
                 modes=args.fast_modes,
             ):  # fmt: skip
                 print(
                     f"| {r['path']} | {r['e2e_px_s']:.0f} | {r['vs_eager']:.2f} | {r['backbone_px_s']:.0f} | "
-                    f"{r['of_backbone']:.2f} | {r['first_run_s']:.0f} |",
+                    f"{r['of_backbone']:.2f} | {r['first_run_s']:.0f} | {r['warmup_s']:.0f} | "
+                    f"{r['break_even_tiles']:.0f} |",
                     flush=True,
                 )
             print(f"(load average after: {os.getloadavg()[0]:.1f})")
@@ -437,10 +481,13 @@ def main() -> None:
         if not args.skip_rss:
             sizes = (2048, 8192) if args.quick else (4096, 16384)
             formats = tuple(f.strip().lstrip(".") for f in args.rss_formats.split(",") if f.strip())
-            print(f"\n## 2. peak RSS ({args.rss_backbone}, tile 512, overlap 128, float16 output)\n")
-            print("| raster | output | peak RSS MiB | seconds |")
-            print("|---|---|---|---|", flush=True)
-            rows = rss(work, sizes, args.rss_backbone, 512, 128, formats)
+            print(
+                f"\n## 2. peak RSS ({args.rss_backbone}, tile 512, overlap 128, float16 output, compile "
+                f"{args.rss_compile}, load average {os.getloadavg()[0]:.1f})\n"
+            )
+            print("| raster | output | inference path | peak RSS MiB | seconds |")
+            print("|---|---|---|---|---|", flush=True)
+            rows = rss(work, sizes, args.rss_backbone, 512, 128, formats, args.rss_compile)
             print()
             for fmt in formats:
                 small, big = (next(r for r in rows if r["size"] == s and r["format"] == fmt) for s in sizes)

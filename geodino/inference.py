@@ -81,9 +81,11 @@ def prepare_embed(
     layers: Any = "last",
     mode: str = "auto",
     compile: bool | None = None,
+    norm: bool = True,
 ) -> dict[str, str]:
     """What `geodino embed` calls once per run: accelerate `backbone` in place, pay the compile warm-up on the
-    tile shape (batch_size x tile x tile) before the timed work, and return the metadata the feature raster
+    call `embed` makes (batch_size x tile x tile, its layers and final norm) before the timed work unless that
+    graph is compiled already (a backbone object reused for another raster), and return the metadata the feature raster
     records: {"inference_path": "fast-float32-compiled" | ... | "eager", "inference_dtype": "float32" | ...}."""
     from geodino.backbones import layer_indices
 
@@ -93,7 +95,7 @@ def prepare_embed(
     path = accelerate(backbone, mode=mode, compile=compile, n_images=work)
     model = backbone.model
     if isinstance(model, FastViT) and path.compile:
-        model.warmup(batch_size, h, w, layer_indices(layers, model.n_blocks))
+        model.warmup(batch_size, h, w, layer_indices(layers, model.n_blocks), norm)
     dtype = path.dtype if path.enabled else ("bfloat16" if _amp(backbone) else "float32")
     return {"inference_path": path.name, "inference_dtype": dtype}
 

@@ -406,6 +406,7 @@ def _inference_path(bb: Any, cfg: EmbedConfig, plan: Plan) -> dict[str, str]:
         n_tiles=plan.n_tiles,
         layers=parse_layers(cfg.layers),
         mode="bfloat16" if cfg.amp else "auto",
+        norm=cfg.norm,
     )
     if cfg.progress and cfg.rank == 0:
         print(f"geodino: inference path {meta['inference_path']} ({meta['inference_dtype']})", file=sys.stderr)

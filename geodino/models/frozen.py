@@ -279,7 +279,7 @@ class FastViT(nn.Module):
             self.core = _quantize_int8(self.core)
         self._compiled: Any = None
         self._rope_cache: dict[tuple[int, int, torch.device], tuple[Tensor, Tensor]] = {}
-        self._shapes: dict[tuple[int, int, torch.dtype], int] = {}  # (H, W, dtype) -> largest batch compiled
+        self._graphs: set[tuple[Any, ...]] = set()  # (batch, H, W, take, norm) of every compiled call made
         self.eval()
 
     @property
@@ -300,19 +300,18 @@ class FastViT(nn.Module):
         if self._compiled is None:
             self._compiled = _compile(self.core, x.device)
         B, _, H, W = x.shape
-        key = (H, W, x.dtype)
-        seen = self._shapes.get(key, 0)
-        pad = 0 < B < seen
+        run_b = self._compiled_batch(B, H, W, take, norm)
+        pad = run_b > B
         outside = not torch.is_inference_mode_enabled()
         # the graph always runs in inference mode on an inference tensor: dynamo guards on the input's dispatch
         # keys, so a warm-up on a plain tensor then calls under torch.inference_mode() (or the reverse) compiled twice
         with torch.inference_mode():
             if pad:  # reuse the graph compiled for the larger batch rather than compiling (minutes) for this one
-                x = torch.cat([x, x.new_zeros((seen - B, *x.shape[1:]))])
+                x = torch.cat([x, x.new_zeros((run_b - B, *x.shape[1:]))])
             else:
-                self._shapes[key] = B
                 x = x if x.is_inference() else x.clone()
             taken, last = self._compiled(x, take, norm, sin, cos)
+        self._graphs.add((run_b, H, W, take, norm))
         if pad:
             taken, last = [t[:B] for t in taken], last[:B]
         if outside:  # plain tensors for callers outside inference mode (they may update them in place)
@@ -328,10 +327,29 @@ class FastViT(nn.Module):
                 self._rope_cache[key] = self.core.rope_tables(key[0], key[1])
         return self._rope_cache[key]
 
-    def warmup(self, batch: int, height: int, width: int, layers: Sequence[int] | None = None) -> None:
-        """Compile (or run once) for a tile shape ahead of the timed work; the cost is paid once per run."""
+    def warmup(
+        self, batch: int, height: int, width: int, layers: Sequence[int] | None = None, norm: bool = True
+    ) -> bool:
+        """Compile for a call shape ahead of the timed work (`layers` and `norm` as the caller will ask: they are
+        part of the graph). Nothing to do, and False, when a graph that serves the call exists already (this shape,
+        or a larger batch of it that `_run` pads to) or the path is not compiled: a second job on the same
+        `FastViT` must not pay a forward for nothing (on a 16-tile raster that was a fifth of the run)."""
+        take = tuple(sorted(set(layers))) if layers is not None else (self.n_blocks - 1,)
+        if not self.path.compile or self.compiled_for(batch, height, width, take, norm):
+            return False
         x = torch.zeros(batch, self.in_chans, height, width, device=self.core.prefix.device)
-        self._run(x, tuple(layers) if layers is not None else (self.n_blocks - 1,), True)
+        self._run(x, take, norm)
+        return True
+
+    def compiled_for(self, batch: int, height: int, width: int, take: tuple[int, ...], norm: bool) -> bool:
+        """Whether a call of this shape runs a graph already compiled (itself or, padded, a larger batch)."""
+        return (self._compiled_batch(batch, height, width, take, norm), height, width, take, norm) in self._graphs
+
+    def _compiled_batch(self, batch: int, height: int, width: int, take: tuple[int, ...], norm: bool) -> int:
+        """The batch a call runs at: the smallest compiled batch >= `batch` for the same tile shape, layers and
+        norm (the call is zero-padded to it), else `batch` itself (a new graph)."""
+        sizes = [b for b, h, w, t, n in self._graphs if (h, w, t, n) == (height, width, take, norm) and b >= batch]
+        return min(sizes, default=batch)
 
     @torch.no_grad()
     def forward_features(self, x: Tensor, masks: Tensor | None = None) -> dict[str, Any]:

@@ -453,3 +453,37 @@ def test_geodino_vit_runs_the_fast_path_and_records_it(tmp_path, monkeypatch):
         assert b.tags()["GEODINO_INFERENCE_PATH"] == "eager"
         assert a.tags()["GEODINO_INFERENCE_DTYPE"] == b.tags()["GEODINO_INFERENCE_DTYPE"] == "float32"
         np.testing.assert_allclose(a.read(), b.read(), atol=1e-4)
+
+
+def test_compiled_fast_path_warms_up_on_the_calls_the_sweep_makes(tmp_path, monkeypatch):
+    """The warm-up compiles exactly the call the sweep makes (batch, tile, layers, norm): every batch, the partial
+    last batch of a tile row included (zero-padded), runs that one graph; a second raster on the same backbone
+    pays no warm-up forward; features equal the eager path's to 1e-4. (torch.compile is replaced by a recorder.)"""
+    import torch
+
+    import geodino.inference as inference
+    import geodino.models.frozen as frozen
+    from geodino.backbones import load_backbone
+
+    calls = []
+
+    def fake_compile(fn, **kw):
+        return lambda x, take, norm, sin, cos: calls.append((x.shape, take, norm)) or fn(x, take, norm, sin, cos)
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setattr(frozen, "_compiler_available", lambda device: True)
+    monkeypatch.setattr(inference, "COMPILE_MIN_IMAGES", 0)
+    src = write_tif(tmp_path / "in.tif", random_image(64, 72))  # 3 tiles per row: batches of 2 and 1
+    opts = dict(tile=32, overlap=8, batch_size=2, layers="0,1", norm=False, **FAST)
+    torch.manual_seed(0)
+    bb = load_backbone("arch:vit_tiny?depth=2&patch_size=8&layerscale_init=1.0")
+    first = embed_raster(src, bb, tmp_path / "a.zarr", **opts)
+    shapes = set(calls)
+    assert shapes == {((2, 3, 32, 32), (0, 1), False)}  # the warm-up's graph serves every call
+    n_first = len(calls)
+    assert n_first == 1 + 3 * 2  # the warm-up, then 3 tile rows of a full and a padded batch (9 tiles)
+    embed_raster(src, bb, tmp_path / "b.zarr", **opts)
+    assert len(calls) - n_first == 3 * 2  # the same batches, no warm-up forward
+    monkeypatch.setenv("GEODINO_FAST", "0")
+    ref = embed_raster(src, bb, tmp_path / "ref.zarr", **opts)
+    np.testing.assert_allclose(read_all(first)[0], read_all(ref)[0], atol=1e-4)

@@ -100,7 +100,7 @@ def test_compiled_path_matches_eager_and_pads_a_smaller_last_batch():
         ref = m.get_intermediate_layers(batch, n=1, return_class_token=True)[0]
         assert out[0].shape == ref[0].shape
         assert _max_diff(out, ref) < 1e-4
-    assert fast._shapes == {(32, 32, torch.float32): 2}
+    assert fast._graphs == {(2, 32, 32, (0,), True)}  # one graph: batch 2, last block, normed
     from torch._dynamo.utils import counters
 
     graphs = counters["stats"]["unique_graphs"]
@@ -110,6 +110,28 @@ def test_compiled_path_matches_eager_and_pads_a_smaller_last_batch():
     assert _max_diff([out], m.get_intermediate_layers(x, n=1)) < 1e-4
     plain = fast.get_intermediate_layers(x, n=1)[0]
     plain += 1  # outside inference mode the outputs are ordinary tensors
+
+
+def test_warmup_runs_only_for_a_call_no_compiled_graph_serves(monkeypatch):
+    """embed reuses a FastViT across rasters: its warm-up must not cost a forward once the graph exists (it did, a
+    fifth of a 16-tile run); a smaller batch is padded to the compiled one, other layers / norm need their own."""
+    calls = []
+
+    def fake_compile(fn, **kw):
+        return lambda x, take, norm, sin, cos: calls.append((x.shape[0], take, norm)) or fn(x, take, norm, sin, cos)
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    m = trained_like(depth=2)
+    fast = FastViT(m, FastPath(True, "float32", compile=True))
+    assert fast.warmup(4, 32, 32, [1]) and calls == [(4, (1,), True)]
+    assert not fast.warmup(4, 32, 32, [1]) and not fast.warmup(3, 32, 32, [1])  # served by the batch-4 graph
+    assert fast.warmup(4, 32, 32, [1], norm=False) and fast.warmup(4, 32, 32, [0, 1]) and fast.warmup(4, 32, 48, [1])
+    assert len(calls) == 4
+    x = torch.randn(3, 3, 32, 32)  # the pipeline's call with 3 tiles: padded to 4, same values as eager
+    out = fast.get_intermediate_layers(x, n=[1], reshape=True)[0]
+    assert calls[-1] == (4, (1,), True) and out.shape == (3, 192, 2, 2)
+    assert (out - m.get_intermediate_layers(x, n=[1], reshape=True)[0]).abs().max().item() < 1e-4
+    assert not FastViT(m, FastPath(True, "float32", compile=False)).warmup(4, 32, 32, [1])  # eager: nothing to do
 
 
 def test_choose_path_modes_and_switch(monkeypatch):
