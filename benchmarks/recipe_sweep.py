@@ -36,6 +36,9 @@ VARIANTS: dict[str, list[str]] = {
     "koleo0": ["ssl.koleo.loss_weight=0.0"],
     "koleo03": ["ssl.koleo.loss_weight=0.3"],
     "koleo1": ["ssl.koleo.loss_weight=1.0"],
+    "gscale": ["crops.global_scale=[0.6,1.0]"],
+    "nolocal": ["crops.n_local=0"],
+    "b64": ["batch_size=64"],
     "tt07": [
         "ssl.schedules.teacher_temp.start=0.07",
         "ssl.schedules.teacher_temp.peak=0.07",
