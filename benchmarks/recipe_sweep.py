@@ -39,6 +39,8 @@ VARIANTS: dict[str, list[str]] = {
     "gscale": ["crops.global_scale=[0.6,1.0]"],
     "nolocal": ["crops.n_local=0"],
     "b64": ["batch_size=64"],
+    "c32": ["crops.global_size=32", "crops.local_size=16"],
+    "m99": ["ssl.schedules.momentum.end=0.99"],
     "tt07": [
         "ssl.schedules.teacher_temp.start=0.07",
         "ssl.schedules.teacher_temp.peak=0.07",
