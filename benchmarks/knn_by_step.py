@@ -19,17 +19,18 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pretrain_quality as pq
 
 
-def evaluate_checkpoints(run: Path) -> dict[str, dict[str, float]]:
-    """Export each `step_*.ckpt` teacher of `run` and evaluate it; {step: {"knn": %, "logreg": %}}."""
+def evaluate_checkpoints(run: Path, x: Any, y: Any) -> dict[str, dict[str, float]]:
+    """Export each `step_*.ckpt` teacher of `run` and evaluate it on chips `x`, labels `y`; {step: {"knn": %,
+    "logreg": %}}."""
     from geodino.train.checkpointing import export
 
-    x, y, _, _ = pq.load_chips(pq.CHIPS)
     out: dict[str, dict[str, float]] = {}
     for ckpt in sorted((run / "checkpoints").glob("step_*.ckpt"), key=lambda p: int(p.stem.split("_")[1])):
         folder = run / "evals" / ckpt.stem
@@ -87,8 +88,8 @@ def main() -> int:
     out = Path(args.out)
     store = out / "results.json"
     results = json.loads(store.read_text()) if store.exists() else {}
+    x, y, _, _ = pq.load_chips(pq.CHIPS)
     if "colour" not in results:
-        x, y, _, _ = pq.load_chips(pq.CHIPS)
         results["colour"] = pq.evaluate(pq.colour_stats(x), y)
     if not args.plot_only:
         from geodino.train.pretrain import pretrain
@@ -97,7 +98,8 @@ def main() -> int:
         shutil.rmtree(run, ignore_errors=True)
         extra = [*args.override, f"checkpoint.every_n_steps={args.every}", "checkpoint.keep_last=1000"]
         pretrain(pq._load_cfg(run, args.steps, pq._images_source(pq.CHIPS), extra))
-        results.setdefault("runs", {})[args.name] = {"overrides": args.override, "by_step": evaluate_checkpoints(run)}
+        by_step = evaluate_checkpoints(run, x, y)
+        results.setdefault("runs", {})[args.name] = {"overrides": args.override, "by_step": by_step}
         store.write_text(json.dumps(results, indent=2))
     runs = results.get("runs", {})
     names = args.names or list(runs)
