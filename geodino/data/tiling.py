@@ -95,14 +95,9 @@ def load_roi(roi: Any) -> Any:
         return shapely.geometry.shape(roi), None
     text = str(roi).strip()
     if Path(text).expanduser().exists():
-        import geopandas as gpd
+        from geodino.data.vectors import read_vector
 
-        try:
-            gdf = gpd.read_file(Path(text).expanduser())
-        except Exception as exc:
-            raise InputError(f"ROI file {text} cannot be read: {exc}") from exc
-        if gdf.empty:
-            raise InputError(f"ROI file {text} holds no geometry")
+        gdf = read_vector(Path(text).expanduser(), what="ROI", require_crs=False)
         return shapely.union_all(gdf.geometry.values), (gdf.crs.to_wkt() if gdf.crs else None)
     try:
         return shapely.from_wkt(text), None

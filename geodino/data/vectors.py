@@ -14,9 +14,17 @@ from geodino.errors import InputError
 __all__ = ["read_vector"]
 
 
-def read_vector(path: str | Path, *, layer: str | None = None, what: str = "polygons", empty_hint: str = "") -> Any:
+def read_vector(
+    path: str | Path,
+    *,
+    layer: str | None = None,
+    what: str = "polygons",
+    empty_hint: str = "",
+    require_crs: bool = True,
+) -> Any:
     """The features of `path` (`layer` of a multi-layer file) as a GeoDataFrame in its own CRS; `what` names them
-    in errors ("labels", "polygons"), `empty_hint` says what to do when the file has no features."""
+    in errors ("labels", "polygons"), `empty_hint` says what to do when the file has no features. `require_crs=False`
+    lets a file without a CRS through (the caller supplies one, e.g. an ROI with `roi_crs`)."""
     import geopandas as gpd
 
     path = Path(path)
@@ -31,6 +39,6 @@ def read_vector(path: str | Path, *, layer: str | None = None, what: str = "poly
         raise InputError(f"cannot read {what} from {path}: {str(exc).splitlines()[0]}") from exc
     if len(gdf) == 0:
         raise InputError(f"{what} file {path} has no features{'; ' + empty_hint if empty_hint else ''}")
-    if gdf.crs is None:
+    if gdf.crs is None and require_crs:
         raise InputError(f"{what} in {path} have no CRS; set one (e.g. with geopandas .set_crs) and retry")
     return gdf

@@ -108,6 +108,30 @@ def test_roi_polygon_keeps_tile_centres_inside(scenes):
     assert 0 < len(grid) < 48
 
 
+def test_roi_from_vector_files_and_their_errors(tmp_path):
+    """An ROI file goes through the same reader as every vector input: GeoJSON and GeoParquet read with their CRS,
+    an empty or unreadable file gets one line naming it."""
+    import geopandas as gpd
+    import shapely
+
+    from geodino.data.tiling import load_roi
+
+    box = shapely.box(0, 0, 10, 10)
+    gdf = gpd.GeoDataFrame(geometry=[box, shapely.box(5, 5, 20, 20)], crs="EPSG:32633")
+    gdf.to_file(tmp_path / "roi.geojson", driver="GeoJSON")
+    gdf.to_parquet(tmp_path / "roi.parquet")
+    for name in ("roi.geojson", "roi.parquet"):
+        geom, crs = load_roi(str(tmp_path / name))
+        assert geom.area == pytest.approx(100 + 225 - 25)
+        assert "32633" in crs
+    gdf.iloc[:0].to_file(tmp_path / "empty.geojson", driver="GeoJSON")
+    with pytest.raises(InputError, match=r"ROI file .*empty.geojson has no features"):
+        load_roi(str(tmp_path / "empty.geojson"))
+    (tmp_path / "broken.geojson").write_text("{not json")
+    with pytest.raises(InputError, match=r"cannot read ROI from .*broken.geojson"):
+        load_roi(str(tmp_path / "broken.geojson"))
+
+
 def test_band_selection_by_name_and_alias(scenes):
     archive = RasterArchive([scenes["utm32_cog"]], sensor=S4, bands=["nir", "B2"])
     assert archive.band_names == ("N", "B2")
