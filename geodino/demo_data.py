@@ -83,7 +83,7 @@ def write_demo_scene(
 ) -> tuple[Path, Path]:
     """Write the scene (uint16 DN, nodata 0 in a corner) and its land-cover GeoTIFF; return both paths."""
     import rasterio
-    from rasterio.transform import from_origin
+    from affine import Affine
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,7 +92,7 @@ def write_demo_scene(
     yy, xx = np.mgrid[0:size, 0:size]
     corner = (xx + yy) < size // 5  # a nodata corner, as at the edge of a satellite swath
     dn[:, corner] = NODATA
-    transform = from_origin(500000.0, 4_500_000.0, res, res)
+    transform = Affine(res, 0.0, 500000.0, 0.0, -res, 4_500_000.0)  # north-up, origin at the top-left corner
     profile = dict(
         driver="GTiff",
         width=size,
@@ -136,6 +136,8 @@ def write_labelled_chips(
     import rasterio
     from rasterio.windows import Window
 
+    from geodino.data.rasters import window_affine
+
     rng = np.random.default_rng(seed)
     root = Path(root)
     with rasterio.open(scene) as src, rasterio.open(landcover) as lab_src:
@@ -166,7 +168,7 @@ def write_labelled_chips(
                         count=src.count,
                         dtype=src.dtypes[0],
                         crs=src.crs,
-                        transform=src.window_transform(window),
+                        transform=window_affine(src.transform, c, r),
                         nodata=src.nodata,
                     )
                     with rasterio.open(root / split / name / f"{name}_{r}_{c}.tif", "w", **profile) as dst:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from geodino.data.paths import RASTER_EXTS, resolve_paths
-from geodino.data.rasters import SceneInfo, open_raster, read_window, stream_id, target_grid
+from geodino.data.rasters import SceneInfo, open_raster, read_window, stream_id, target_grid, window_affine
 from geodino.data.sensors import Sensor, get_sensor
 from geodino.data.tiling import EpochOrder, TileSampler, least_nodata
 from geodino.errors import InputError
@@ -293,9 +293,6 @@ class RasterArchive:
 
     def sample(self, i: int, col: int, row: int, width: int, height: int) -> dict[str, Any]:
         """A sample dict with reflectance-scaled `image`, `valid`, `crs`, `transform` (of the window), `bands`."""
-        from rasterio.windows import Window
-        from rasterio.windows import transform as window_transform
-
         data, valid = self.read(i, col, row, width, height)
         s = self.scenes[i]
         image = self.sensor.to_reflectance(data).astype(np.float32, copy=False)
@@ -303,7 +300,7 @@ class RasterArchive:
             "image": image,
             "valid": valid,
             "crs": s.crs,
-            "transform": window_transform(Window(col, row, width, height), s.affine),
+            "transform": window_affine(s.affine, col, row),
             "bands": list(self.band_names),
             "path": s.path,
         }

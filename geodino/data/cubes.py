@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from geodino.data.rasters import SceneGrid, stream_id
+from geodino.data.rasters import SceneGrid, stream_id, window_affine
 from geodino.data.sensors import Sensor, get_sensor
 from geodino.data.tiling import EpochOrder, TileSampler, least_nodata
 from geodino.data.validity import valid_pixels
@@ -323,9 +323,6 @@ class CubeSource:
 
     def read(self, scene_i: int, col: int, row: int, width: int, height: int, t: int | None) -> dict[str, Any]:
         """A sample of scene `scene_i`: reflectance `image`, `valid`, `crs`, `transform`, `bands`, `time`."""
-        from rasterio.windows import Window
-        from rasterio.windows import transform as window_transform
-
         s = self.scenes[scene_i]
         da = s.array
         sel: dict[str, Any] = {da.dims[-2]: slice(row, row + height), da.dims[-1]: slice(col, col + width)}
@@ -343,7 +340,7 @@ class CubeSource:
             "image": image,
             "valid": valid,
             "crs": s.crs,
-            "transform": window_transform(Window(col, row, width, height), s.affine),
+            "transform": window_affine(s.affine, col, row),
             "bands": list(self.band_names),
             "path": s.path,
         }

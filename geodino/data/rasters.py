@@ -31,6 +31,16 @@ __all__ = ["SceneGrid", "SceneInfo", "open_raster", "read_window", "stream_id", 
 _HANDLE_CACHE_SIZE = 64
 
 
+def window_affine(transform: Any, col: float, row: float) -> Any:
+    """The affine transform of a window whose top-left pixel is (`col`, `row`) of a raster with `transform`.
+
+    Equal to `rasterio.windows.transform` / `DatasetReader.window_transform`, which apply an Affine with `*` and so
+    raise affine's PendingDeprecationWarning on every tile read; composing with `@` gives the same numbers."""
+    from affine import Affine
+
+    return Affine(*tuple(transform)[:6]) @ Affine.translation(col, row)
+
+
 class SceneGrid:
     """The grid of a scene (raster or datacube) from its `transform`, `width` and `height` fields."""
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from geodino.data.rasters import window_affine
 from geodino.embed import style
 from geodino.embed.compat import backbone_identity, check_same_backbone
 from geodino.embed.writers import EmbeddingReader
@@ -111,7 +112,7 @@ def sample_labels(
                 outside += 1
                 continue
             shape = (int(win.height), int(win.width))
-            tr = rd.src.window_transform(win)
+            tr = window_affine(rd.transform, win.col_off, win.row_off)
             inside = geometry_mask([geom], out_shape=shape, transform=tr, invert=True)
             if not inside.any():  # too small to hold a cell centre: every cell it touches
                 inside = geometry_mask([geom], out_shape=shape, transform=tr, invert=True, all_touched=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from geodino.data.rasters import window_affine
 from geodino.data.vectors import read_vector
 from geodino.embed import style
 from geodino.embed.writers import EmbeddingReader
@@ -316,7 +317,7 @@ def _zonal_sums(
         for rr in range(r0, r0 + h, step):
             for cc in range(c0, c0 + w, step):
                 sub = Window(cc, rr, min(step, c0 + w - cc), min(step, r0 + h - rr))
-                tr = rd.src.window_transform(sub)
+                tr = window_affine(rd.transform, sub.col_off, sub.row_off)
                 inside = geometry_mask(
                     [geom],
                     out_shape=(int(sub.height), int(sub.width)),

@@ -132,6 +132,26 @@ def test_roi_from_vector_files_and_their_errors(tmp_path):
         load_roi(str(tmp_path / "broken.geojson"))
 
 
+def test_window_affine_equals_rasterio_without_its_warning():
+    """Tile transforms equal rasterio's window transform (rotated grids too) and raise no affine deprecation
+    warning, which rasterio's `*` did on every tile a training run read."""
+    from affine import Affine
+    from rasterio.windows import transform as window_transform
+
+    from geodino.data.rasters import window_affine
+
+    for t in (Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4.6e6), Affine(0.5, 0.2, -120.0, 0.1, -0.4, 45.0)):
+        for col, row in ((0, 0), (37, 5), (-3, 1024)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                want = window_transform(Window(col, row, 16, 16), t)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                got = window_affine(tuple(t), col, row)
+            assert got.almost_equals(want, precision=1e-9)
+            assert (got.c, got.f) == pytest.approx((t.a * col + t.b * row + t.c, t.d * col + t.e * row + t.f))
+
+
 def test_band_selection_by_name_and_alias(scenes):
     archive = RasterArchive([scenes["utm32_cog"]], sensor=S4, bands=["nir", "B2"])
     assert archive.band_names == ("N", "B2")
