@@ -121,6 +121,20 @@ def check_data_fits(cfg: PretrainConfig, batch: dict[str, Any]) -> None:
         )
 
 
+def _checkpoint_meta(
+    step: int, *, config: dict[str, Any], backbone: dict[str, Any], seed: int, global_batch_size: int, init_from: Any
+) -> dict[str, Any]:
+    """What every checkpoint records besides the weights: the config, the backbone's build arguments, and where
+    the data stream stands (so a resumed run continues with the next unseen batch)."""
+    data = {"seed": seed, "next_step": step, "global_batch_size": global_batch_size}
+    return {
+        "config": config,
+        "backbone": backbone,
+        "data": {**data, "samples_seen": step * global_batch_size},
+        "init_from": init_from,
+    }
+
+
 def pretrain(cfg: PretrainConfig) -> Path:
     """Run one SSL stage as configured; return the run folder (`output_dir`).
 
@@ -171,16 +185,15 @@ def pretrain(cfg: PretrainConfig) -> Path:
     gbs = cfg.batch_size * world_size(cfg)
     from geodino.config import to_dict
 
-    cfg_dict = to_dict(cfg)
-
-    def meta(step: int) -> dict[str, Any]:
-        return {
-            "config": cfg_dict,
-            "backbone": backbone_config,
-            "data": {"seed": cfg.seed, "next_step": step, "global_batch_size": gbs, "samples_seen": step * gbs},
-            "init_from": cfg.init_from,
-        }
-
+    # a partial of a module-level function, not a closure: ddp_spawn pickles the module into each process
+    meta = partial(
+        _checkpoint_meta,
+        config=to_dict(cfg),
+        backbone=backbone_config,
+        seed=cfg.seed,
+        global_batch_size=gbs,
+        init_from=cfg.init_from,
+    )
     module = SSLModule(
         arch,
         arch.schedules.at,

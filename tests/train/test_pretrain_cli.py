@@ -216,3 +216,27 @@ def test_head_warmup_steps_as_a_fraction(tmp_path, tiny_data):
         cfg.head_warmup_steps = bad
         with pytest.raises(ConfigError, match="head_warmup_steps"):
             cfg.validate()
+
+
+@pytest.mark.slow
+def test_ddp_spawn_runs_through_pretrain(tmp_path, tiny_data):
+    """`trainer.strategy=ddp_spawn` pickles the module into each process: everything `pretrain` hands it (the
+    checkpoint metadata among it) must be picklable. Two CPU processes, two steps, from the CLI."""
+    import os
+    import subprocess
+    import sys
+
+    cfg = write_config(tmp_path / "tiny.yaml", tmp_path / "run", tiny_data)
+    args = ["trainer.strategy=ddp_spawn", "trainer.devices=2", "checkpoint.every_n_steps=2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    p = subprocess.run(
+        [sys.executable, "-m", "geodino.cli", "pretrain", "-c", str(cfg), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False, map_location="cpu")
+    assert ckpt["geodino"]["data"] == {"seed": 0, "next_step": 2, "global_batch_size": 8, "samples_seen": 16}
+    assert (tmp_path / "run" / "export" / "teacher.pth").is_file()
