@@ -41,6 +41,11 @@ VARIANTS: dict[str, list[str]] = {
     "b64": ["batch_size=64"],
     "c32": ["crops.global_size=32", "crops.local_size=16"],
     "m99": ["ssl.schedules.momentum.end=0.99"],
+    # no annealing at all: lr, weight decay and momentum stay where a long run is at its start
+    "flat": ["ssl.schedules.lr.end=1.0e-3", "ssl.schedules.weight_decay.end=0.04", "ssl.schedules.momentum.end=0.99"],
+    "lrflat": ["ssl.schedules.lr.end=1.0e-3"],
+    "mwflat": ["ssl.schedules.weight_decay.end=0.04", "ssl.schedules.momentum.end=0.99"],
+    "mlrflat": ["ssl.schedules.lr.end=1.0e-3", "ssl.schedules.momentum.end=0.99"],
     "tt07": [
         "ssl.schedules.teacher_temp.start=0.07",
         "ssl.schedules.teacher_temp.peak=0.07",

@@ -194,6 +194,8 @@ def test_small_recipe_switches_and_official_defaults_untouched():
         t = s.schedules.teacher_temp
         assert (t.start, t.peak, t.end) == (0.04, 0.04, 0.04)
         assert isinstance(s.schedules.lr.warmup_iters, float)  # a fraction of the run
+        sc = s.schedules  # flat after the warm-up: nothing anneals in a short run
+        assert (sc.lr.end, sc.weight_decay.end, sc.momentum.end) == (sc.lr.peak, sc.weight_decay.peak, 0.99)
         assert cfg.crops.grayscale_prob == 0.0 and cfg.crops.solarize_prob == 0.0
         assert (s.dino.centering, s.ibot.centering) == ("sinkhorn_knopp", "sinkhorn_knopp")  # the DINOv3 objective
     official = [p for p in CONFIGS if not p.stem.startswith(("small_", "demo"))]
@@ -202,6 +204,9 @@ def test_small_recipe_switches_and_official_defaults_untouched():
         cfg = load_config(PretrainConfig, p)
         assert (cfg.ssl.dino.head_last_layer, cfg.ssl.ibot.head_last_layer) == ("linear", "linear"), p.name
         assert cfg.ssl.student.overrides.get("layerscale_init", 1e-5) == 1e-5, p.name
+        sc = cfg.ssl.schedules
+        if sc.kind == "v1":  # the official cosine schedules (v2 configs give lr/momentum their own way)
+            assert sc.momentum.end == 1.0 and sc.lr.end < sc.lr.peak, p.name
 
 
 def test_head_warmup_steps_as_a_fraction(tmp_path, tiny_data):
