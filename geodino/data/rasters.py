@@ -26,7 +26,7 @@ import numpy as np
 
 from geodino.data.validity import valid_pixels
 
-__all__ = ["SceneGrid", "SceneInfo", "open_raster", "read_window", "stream_id", "target_grid"]
+__all__ = ["SceneGrid", "SceneInfo", "open_raster", "read_window", "stream_id", "target_grid", "window_affine"]
 
 _HANDLE_CACHE_SIZE = 64
 
