@@ -41,8 +41,10 @@ VARIANTS: dict[str, list[str]] = {
     "b64": ["batch_size=64"],
     "c32": ["crops.global_size=32", "crops.local_size=16"],
     "m99": ["ssl.schedules.momentum.end=0.99"],
-    # no annealing at all: lr, weight decay and momentum stay where a long run is at its start
+    # no annealing at all: lr, weight decay and momentum stay where a long run is at its start (the recipe's own
+    # schedules since the flat-schedule change, so `flat` equals `base` now; `annealed` is the earlier recipe)
     "flat": ["ssl.schedules.lr.end=1.0e-3", "ssl.schedules.weight_decay.end=0.04", "ssl.schedules.momentum.end=0.99"],
+    "annealed": ["ssl.schedules.lr.end=1.0e-5", "ssl.schedules.weight_decay.end=0.2", "ssl.schedules.momentum.end=1.0"],
     "lrflat": ["ssl.schedules.lr.end=1.0e-3"],
     "mwflat": ["ssl.schedules.weight_decay.end=0.04", "ssl.schedules.momentum.end=0.99"],
     "mlrflat": ["ssl.schedules.lr.end=1.0e-3", "ssl.schedules.momentum.end=0.99"],
