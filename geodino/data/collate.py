@@ -2,7 +2,9 @@
 
 Output keys (CONTRIBUTING.md, "SSL batches"): `global_crops` [n_global·B,C,H,W] crop-major (all images' crop 0,
 then all images' crop 1, as official), `local_crops`, optional `gram_crops`, `masks`, `mask_indices`,
-`masks_weight`, `n_masked_patches`, `upperbound`, `step` and `source`.
+`masks_weight`, `n_masked_patches`, `upperbound`, `step` and `source`. Samples transformed with
+`photometric=False` add `global_params` / `local_params` (their drawn colour/blur parameters, crop-major) that
+`finish_photometric` applies to the stacked crops: in the loader, or on the accelerator (`crops.photometric`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 
 from geodino.data.masking import collate_masks, sample_masks
 
-__all__ = ["collate_ssl", "mask_rng", "stack_crop_major"]
+__all__ = ["collate_ssl", "crops_on", "finish_photometric", "mask_rng", "stack_crop_major"]
 
 # Distinct stream ids keep the mask randomness independent of the pixel/crop randomness for the same (seed, step).
 _MASK_STREAM = 0x6D61736B
@@ -54,6 +56,11 @@ def collate_ssl(
         out["local_crops"] = global_crops.new_zeros((0, c, 0, 0))
     if samples[0].get("gram_crops"):
         out["gram_crops"] = stack_crop_major(samples, "gram_crops")
+    for kind in ("global", "local"):  # photometric parameters still to apply (MultiCropTransform photometric=False)
+        if samples[0].get(f"{kind}_params"):
+            out[f"{kind}_params"] = torch.from_numpy(
+                np.stack([s[f"{kind}_params"][i] for i in range(len(samples[0][f"{kind}_params"])) for s in samples])
+            )
     hg, wg = global_crops.shape[-2:]
     grid = (hg // patch_size, wg // patch_size)
     masks, upperbound = sample_masks(
@@ -68,3 +75,29 @@ def collate_ssl(
     out["step"] = int(step)
     out["source"] = source
     return out
+
+
+def finish_photometric(batch: dict[str, Any]) -> dict[str, Any]:
+    """Apply a collated batch's pending photometric parameters (and standardisation) to its crops, in place.
+
+    The batch carries the source's `MultiCropTransform` under `photometric` and the drawn parameters under
+    `global_params` / `local_params`; both keys are removed, so finishing twice is impossible. Runs wherever the
+    crops are: in the loader's collate, or on the accelerator after the transfer (`crops.photometric: device`).
+    """
+    tf = batch.pop("photometric", None)
+    if tf is None:
+        return batch
+    for kind in ("global", "local"):
+        params = batch.pop(f"{kind}_params", None)
+        if params is not None:
+            batch[f"{kind}_crops"] = tf.finish(batch[f"{kind}_crops"], params)
+    return batch
+
+
+def crops_on(batch: dict[str, Any], device: torch.device | str) -> dict[str, torch.Tensor]:
+    """The batch's `global_crops` and `local_crops` on `device`, with any pending photometric step applied there."""
+    moved: dict[str, Any] = {k: batch[k].to(device, non_blocking=True) for k in ("global_crops", "local_crops")}
+    for k in ("global_params", "local_params", "photometric"):
+        if k in batch:
+            moved[k] = batch[k]
+    return finish_photometric(moved)

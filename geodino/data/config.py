@@ -113,6 +113,10 @@ class CropsConfig:
     solarize_prob: float = 0.2
     blur_probs: list[float] = field(default_factory=lambda: [1.0, 0.1, 0.5])  # global 1, global 2, local
     official_blur_bug: bool = False
+    # where the colour jitter / grayscale / blur / solarize run, batched over the step's crops: "loader" (the
+    # collate, on CPU, in the workers when num_workers > 0) or "device" (on the accelerator after the transfer;
+    # frees loader workers on a GPU). Same crops either way: the parameters are drawn per crop in the loader.
+    photometric: str = "loader"
     blur_sigma: list[float] = field(default_factory=lambda: [0.1, 2.0])
     blur_kernel: int = 9
     min_valid_fraction: float = 0.5
@@ -127,6 +131,8 @@ class CropsConfig:
             v = getattr(self, key)
             if len(v) != 2 or v[0] > v[1] or v[0] < 0:
                 raise ConfigError(f"crops.{key} must be [low, high] with 0 <= low <= high, got {list(v)}")
+        if self.photometric not in ("loader", "device"):
+            raise ConfigError(f"crops.photometric must be 'loader' or 'device', got {self.photometric!r}")
         if len(self.blur_probs) != 3:
             raise ConfigError(f"crops.blur_probs needs 3 values (global 1, global 2, local), got {self.blur_probs}")
         if self.crop_sets and abs(sum(c.probability for c in self.crop_sets) - 1.0) > 1e-6:

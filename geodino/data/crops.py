@@ -144,61 +144,20 @@ class MultiCropTransform:
         self.sets = crop_sets(cfg)
 
     # -- photometric ---------------------------------------------------------------------------------------------
-    def _color(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        """ColorJitter(brightness, contrast, saturation, hue) in random order with p=jitter_prob, then grayscale."""
-        from geodino.data.augment import adjust_hue_yiq, grayscale
+    def _draw_photometric(self, rng: np.random.Generator, blur_p: float, solarize: bool) -> np.ndarray:
+        """This crop's photometric parameters (applied later, batched, by `finish`)."""
+        from geodino.data.augment import draw_band_params, draw_rgb_params
 
-        c = self.cfg
-        x = x.clamp(0, 1)
-        if rng.random() < c.jitter_prob:
-            ops = rng.permutation(4)
-            b = rng.uniform(max(0.0, 1 - c.brightness), 1 + c.brightness)
-            ct = rng.uniform(max(0.0, 1 - c.contrast), 1 + c.contrast)
-            s = rng.uniform(max(0.0, 1 - c.saturation), 1 + c.saturation)
-            h = rng.uniform(-c.hue, c.hue)
-            for op in ops:
-                if op == 0 and c.brightness > 0:
-                    x = (x * float(b)).clamp_(0, 1)
-                elif op == 1 and c.contrast > 0:
-                    m = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]).mean()
-                    x = ((x - m) * float(ct) + m).clamp_(0, 1)
-                elif op == 2 and c.saturation > 0:
-                    g = (0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]).unsqueeze(0)
-                    x = ((x - g) * float(s) + g).clamp_(0, 1)
-                elif op == 3 and c.hue > 0:
-                    x = adjust_hue_yiq(x, float(h))
-        if rng.random() < c.grayscale_prob:
-            x = grayscale(x)
-        return x
+        if self.rgb:
+            return draw_rgb_params(rng, self.cfg, blur_p, solarize)
+        return draw_band_params(rng, self.cfg, self.sensor.n_bands, blur_p)
 
-    def _bands(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        """Multispectral jitter: shared brightness/contrast times a small per-band factor (p=jitter_prob)."""
-        c = self.cfg
-        if rng.random() >= c.jitter_prob:
-            return x
-        n = x.shape[0]
-        bj = c.band_jitter
-        b = rng.uniform(1 - c.brightness, 1 + c.brightness) * rng.uniform(1 - bj, 1 + bj, size=n)
-        ct = rng.uniform(1 - c.contrast, 1 + c.contrast) * rng.uniform(1 - bj, 1 + bj, size=n)
-        b_t = torch.as_tensor(b, dtype=x.dtype).view(-1, 1, 1)
-        c_t = torch.as_tensor(ct, dtype=x.dtype).view(-1, 1, 1)
-        m = x.mean(dim=(-2, -1), keepdim=True)
-        return ((x - m) * c_t + m) * b_t
+    def finish(self, crops: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """Apply the drawn photometric parameters to stacked crops [N,C,H,W] and standardise them (any device)."""
+        from geodino.data.augment import apply_photometric
 
-    def _blur(self, x: torch.Tensor, p: float, rng: np.random.Generator) -> torch.Tensor:
-        from geodino.data.augment import gaussian_blur
-
-        if p <= 0 or rng.random() >= p:
-            return x
-        sigma = float(rng.uniform(*self.cfg.blur_sigma))
-        return gaussian_blur(x, sigma, self.cfg.blur_kernel)
-
-    def _photometric(self, x: torch.Tensor, rng: np.random.Generator, blur_p: float, solarize: bool) -> torch.Tensor:
-        x = self._color(x, rng) if self.rgb else self._bands(x, rng)
-        x = self._blur(x, blur_p, rng)
-        if solarize and self.rgb and rng.random() < self.cfg.solarize_prob:
-            x = torch.where(x >= 0.5, 1.0 - x, x)
-        return x
+        x = apply_photometric(crops, params, rgb=self.rgb, kernel_size=self.cfg.blur_kernel)
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
 
     def _standardize(self, x: torch.Tensor) -> torch.Tensor:
         # in place: every caller passes a fresh tensor (resized crop), so no input is modified
@@ -212,8 +171,15 @@ class MultiCropTransform:
         k = int(rng.integers(0, 4)) if c.rot90 else 0
         return h, v, k
 
-    def __call__(self, sample: dict[str, Any], rng: np.random.Generator, crop_set: int = 0) -> dict[str, Any]:
-        """Crops of one sample: lists `global_crops`, `local_crops`, `gram_crops` (if on) and their boxes."""
+    def __call__(
+        self, sample: dict[str, Any], rng: np.random.Generator, crop_set: int = 0, *, photometric: bool = True
+    ) -> dict[str, Any]:
+        """Crops of one sample: lists `global_crops`, `local_crops`, `gram_crops` (if on) and their boxes.
+
+        With `photometric=False` the global and local crops come back resized and flipped but without colour,
+        blur or standardisation, with their drawn parameters in `global_params` / `local_params`: the collate
+        (or the accelerator) applies them to the whole batch with `finish`. The result is the same either way.
+        """
         cs = self.sets[crop_set]
         image = sample["image"]
         image = torch.from_numpy(np.ascontiguousarray(image)) if isinstance(image, np.ndarray) else image
@@ -228,7 +194,14 @@ class MultiCropTransform:
         _, h, w = image.shape
         c = self.cfg
         ratio = (float(c.ratio[0]), float(c.ratio[1]))
-        out: dict[str, Any] = {"global_crops": [], "local_crops": [], "global_boxes": [], "local_boxes": []}
+        out: dict[str, Any] = {
+            "global_crops": [],
+            "local_crops": [],
+            "global_boxes": [],
+            "local_boxes": [],
+            "global_params": [],
+            "local_params": [],
+        }
         if cs.gram_size:
             out["gram_crops"] = []
         for i in range(c.n_global):
@@ -239,14 +212,20 @@ class MultiCropTransform:
             if cs.gram_size:
                 out["gram_crops"].append(self._standardize(_geometric(_resize(region, cs.gram_size), *flips)))
             blur_p = self.blur_probs[0] if i == 0 else self.blur_probs[1]
-            crop = self._photometric(crop, rng, blur_p, solarize=i == 1)
-            out["global_crops"].append(self._standardize(crop))
+            out["global_params"].append(self._draw_photometric(rng, blur_p, solarize=i == 1))
+            out["global_crops"].append(crop)
             out["global_boxes"].append((left, top, left + cw, top + ch))
         for _ in range(c.n_local):
             top, left, ch, cw = _rrc_box(rng, h, w, tuple(c.local_scale), ratio, integral, c.min_valid_fraction)
             region = image[:, top : top + ch, left : left + cw]
-            crop = _geometric(_resize(region, cs.local_size), *self._flip_params(rng))
-            crop = self._photometric(crop, rng, self.blur_probs[2], solarize=False)
-            out["local_crops"].append(self._standardize(crop))
+            out["local_crops"].append(_geometric(_resize(region, cs.local_size), *self._flip_params(rng)))
+            out["local_params"].append(self._draw_photometric(rng, self.blur_probs[2], solarize=False))
             out["local_boxes"].append((left, top, left + cw, top + ch))
+        if photometric:
+            for kind in ("global", "local"):
+                if out[f"{kind}_crops"]:
+                    params = torch.from_numpy(np.stack(out.pop(f"{kind}_params")))
+                    out[f"{kind}_crops"] = list(self.finish(torch.stack(out[f"{kind}_crops"]), params))
+                else:
+                    out.pop(f"{kind}_params")
         return out

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from geodino.config import options_for
-from geodino.data.collate import collate_ssl
+from geodino.data.collate import collate_ssl, finish_photometric
 from geodino.data.config import DataConfig, SourceConfig
 from geodino.data.crops import CropsConfig, MultiCropTransform, choose_crop_set
 from geodino.data.mixing import SourceMixer
@@ -140,12 +140,13 @@ class _SSLDataset(torch.utils.data.Dataset):
         try:
             sample = source.get(index, self.seed)
             rng = np.random.default_rng([self.seed, source.stream, int(index), _CROP_STREAM])
-            out = self.transforms[src](sample, rng, crop_set)
+            out = self.transforms[src](sample, rng, crop_set, photometric=False)
         finally:
             if threads > 1:
                 torch.set_num_threads(threads)
         out["_step"] = step
         out["_source"] = source.name
+        out["_src"] = src
         return out
 
 
@@ -185,14 +186,18 @@ class _SSLBatches(torch.utils.data.Sampler):
 
 
 class _SSLCollate:
-    def __init__(self, seed: int, rank: int, patch_size: int, crops_cfg: CropsConfig) -> None:
+    def __init__(
+        self, seed: int, rank: int, patch_size: int, crops_cfg: CropsConfig, transforms: Sequence[MultiCropTransform]
+    ) -> None:
         self.seed, self.rank, self.patch_size = seed, rank, patch_size
         self.mask_ratio = tuple(crops_cfg.mask_ratio)
         self.mask_probability = crops_cfg.mask_probability
         self.max_block_fraction = crops_cfg.mask_max_block_fraction
+        self.transforms = list(transforms)
+        self.on_device = crops_cfg.photometric == "device"
 
     def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
-        return collate_ssl(
+        out = collate_ssl(
             samples,
             step=samples[0]["_step"],
             source=samples[0]["_source"],
@@ -203,6 +208,17 @@ class _SSLCollate:
             mask_probability=self.mask_probability,
             max_block_fraction=self.max_block_fraction,
         )
+        out["photometric"] = self.transforms[samples[0]["_src"]]
+        if self.on_device:  # SSLModule finishes the batch after moving it to the accelerator
+            return out
+        threads = torch.get_num_threads() if torch.utils.data.get_worker_info() is None else 1
+        if threads > 1:  # see _SSLDataset: the loader's tensors are small; threads only synchronise
+            torch.set_num_threads(1)
+        try:
+            return finish_photometric(out)
+        finally:
+            if threads > 1:
+                torch.set_num_threads(threads)
 
 
 def _worker_init(_: int) -> None:
@@ -314,7 +330,7 @@ def build_ssl_loader(
         dataset,
         batch_sampler=batches,
         num_workers=num_workers,
-        collate_fn=_SSLCollate(seed, rank, patch_size, crops_cfg),
+        collate_fn=_SSLCollate(seed, rank, patch_size, crops_cfg, transforms),
         **kwargs,
     )
     loader.sources = sources  # type: ignore[attr-defined]

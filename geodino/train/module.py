@@ -178,6 +178,10 @@ class SSLModule(L.LightningModule):
         sched = self.schedules(it)
         self._apply_schedules(opt.optimizer, sched, it)
 
+        if isinstance(batch, dict) and "photometric" in batch:  # crops.photometric: device (applied here, batched)
+            from geodino.data.collate import finish_photometric
+
+            batch = finish_photometric(batch)
         loss, logs = self.arch(batch, it)
         finite = bool(torch.isfinite(loss.detach()).all())
         if not self.trainer.strategy.reduce_boolean_decision(finite, all=True):

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from geodino.data.collate import crops_on
 from geodino.errors import CheckpointError
 from geodino.losses.dino import DINOLoss
 from geodino.losses.ibot import IBOTPatchLoss
@@ -129,8 +130,8 @@ def _warmup_losses(
     """(total, global DINO, iBOT) loss of the trained heads on one batch: the frozen backbone sees the clean and
     masked views, the EMA heads give the teacher targets, the DINO terms are weighted by their pair counts."""
     dino_loss, ibot_loss = losses
-    g = batch["global_crops"].to(device)
-    loc = batch["local_crops"].to(device)
+    crops = crops_on(batch, device)  # applies a pending photometric step on the device
+    g, loc = crops["global_crops"], crops["local_crops"]
     masks = batch["masks"].to(device)
     idx = batch["mask_indices"].to(device)
     weight = batch["masks_weight"].to(device)

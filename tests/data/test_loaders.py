@@ -54,12 +54,20 @@ def test_in_process_loading_runs_single_threaded_and_restores_threads(cfg, monke
         seen.append(torch.get_num_threads())
         return real(self, *a, **k)
 
+    real_finish = crops.MultiCropTransform.finish
+
+    def spy_finish(self, *a, **k):
+        seen.append(("finish", torch.get_num_threads()))
+        return real_finish(self, *a, **k)
+
     monkeypatch.setattr(crops.MultiCropTransform, "__call__", spy)
+    monkeypatch.setattr(crops.MultiCropTransform, "finish", spy_finish)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         (b,) = _take(build_ssl_loader(cfg, CROPS, batch_size=2, num_workers=0, seed=0, patch_size=8), 1)
-        assert b["global_crops"].shape[0] == 4 and seen == [1, 1] and torch.get_num_threads() == 2
+        assert b["global_crops"].shape[0] == 4 and torch.get_num_threads() == 2
+        assert seen == [1, 1, ("finish", 1), ("finish", 1)]  # two samples, then the batched colour step
     finally:
         torch.set_num_threads(before)
 
@@ -167,3 +175,28 @@ def test_synthetic_source_runs_the_pipeline():
     (again,) = _take(build_ssl_loader(cfg, CROPS, batch_size=2, num_workers=0, seed=0, patch_size=8), 1)
     assert torch.equal(b["global_crops"], again["global_crops"])
     assert 0.3 < b["global_crops"].std().item() < 3.0  # roughly standardised
+
+
+def test_photometric_on_device_equals_in_loader(cfg):
+    """crops.photometric=device: the loader hands over raw crops + drawn parameters; finishing them later (as
+    SSLModule does on the accelerator) gives the loader-mode batch exactly. Bad values fail in one line."""
+    import dataclasses
+
+    from geodino.data.collate import crops_on, finish_photometric
+
+    crops = dataclasses.replace(CROPS, jitter_prob=1.0, grayscale_prob=0.5, solarize_prob=0.5)
+    (ref,) = _take(build_ssl_loader(cfg, crops, batch_size=3, num_workers=0, seed=2, patch_size=8), 1)
+    dev = dataclasses.replace(crops, photometric="device")
+    (raw,) = _take(build_ssl_loader(cfg, dev, batch_size=3, num_workers=0, seed=2, patch_size=8), 1)
+    assert "photometric" not in ref and "global_params" not in ref
+    assert raw["global_params"].shape == (6, 12) and raw["local_params"].shape == (6, 12)
+    assert raw["global_crops"].amin() > -0.1 and raw["global_crops"].amax() < 1.1  # reflectance, not standardised
+    moved = crops_on(raw, "cpu")
+    done = finish_photometric(raw)
+    assert "photometric" not in done and "global_params" not in done
+    for k in ("global_crops", "local_crops"):
+        assert torch.equal(done[k], ref[k]), k
+        assert torch.equal(moved[k], ref[k]), k
+    assert torch.equal(done["gram_crops"], ref["gram_crops"])
+    with pytest.raises(ConfigError, match=r"crops\.photometric must be 'loader' or 'device', got 'gpu'"):
+        dataclasses.replace(crops, photometric="gpu").validate()

@@ -172,6 +172,7 @@ def _wrap_ddp(arch: nn.Module, layout: Any, device: torch.device, distributed: b
 
 def train_step(run: DistillRun, step: int, batch: dict[str, Any]) -> dict[str, float]:
     """One optimizer step of every student of this rank on `batch`; returns the log row."""
+    from geodino.data.collate import crops_on
     from geodino.train.optim import apply_optim_schedule, clip_grad_per_module
 
     cfg, arch, device = run.cfg, run.arch, run.device
@@ -181,7 +182,7 @@ def train_step(run: DistillRun, step: int, batch: dict[str, Any]) -> dict[str, f
     v = run.sched.at(step)
     apply_optim_schedule(run.opt, v["lr"], v["weight_decay"], v["last_layer_lr"])
     arch.weights.dino_local = float(v.get("dino_local_weight", 1.0))
-    inputs = {k: batch[k].to(device, non_blocking=True) for k in ("global_crops", "local_crops")}
+    inputs: dict[str, Any] = crops_on(batch, device)  # applies a pending photometric step on the device
     masks = b.student_masks(cfg, batch, run.layout.student_batch, run.patch, step, run.rank)
     inputs.update({k: (t.to(device) if torch.is_tensor(t) else t) for k, t in masks.items()})
     amp = (
