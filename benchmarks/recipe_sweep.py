@@ -48,6 +48,7 @@ VARIANTS: dict[str, list[str]] = {
     "lrflat": ["ssl.schedules.lr.end=1.0e-3"],
     "mwflat": ["ssl.schedules.weight_decay.end=0.04", "ssl.schedules.momentum.end=0.99"],
     "mlrflat": ["ssl.schedules.lr.end=1.0e-3", "ssl.schedules.momentum.end=0.99"],
+    "noreg": ["ssl.student.overrides.n_storage_tokens=0"],  # no register tokens: 9 instead of 14 tokens per local crop
     "tt07": [
         "ssl.schedules.teacher_temp.start=0.07",
         "ssl.schedules.teacher_temp.peak=0.07",

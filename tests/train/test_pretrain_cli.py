@@ -184,12 +184,13 @@ def test_distill_command_is_registered(capsys):
 
 
 def test_small_recipe_switches_and_official_defaults_untouched():
-    """The small-budget recipe sets its five switches; every official config keeps the official behaviour."""
+    """The small-budget recipe sets its six switches; every official config keeps the official behaviour."""
     small = load_config(PretrainConfig, CONFIGS[0].parent / "small_vit_tiny.yaml")
     demo = load_config(PretrainConfig, CONFIGS[0].parent / "demo.yaml")
     for cfg in (small, demo):
         s = cfg.ssl
         assert s.student.overrides["layerscale_init"] == 1.0
+        assert s.student.overrides["n_storage_tokens"] == 0  # no registers: a local crop has 9 patch tokens
         assert (s.dino.head_last_layer, s.ibot.head_last_layer) == ("normalized", "normalized")
         t = s.schedules.teacher_temp
         assert (t.start, t.peak, t.end) == (0.04, 0.04, 0.04)
