@@ -114,9 +114,10 @@ class CropsConfig:
     blur_probs: list[float] = field(default_factory=lambda: [1.0, 0.1, 0.5])  # global 1, global 2, local
     official_blur_bug: bool = False
     # where the colour jitter / grayscale / blur / solarize run, batched over the step's crops: "loader" (the
-    # collate, on CPU, in the workers when num_workers > 0) or "device" (on the accelerator after the transfer;
-    # frees loader workers on a GPU). Same crops either way: the parameters are drawn per crop in the loader.
-    photometric: str = "loader"
+    # collate, on CPU, in the workers when num_workers > 0), "device" (on the accelerator after the transfer;
+    # frees loader workers on a GPU) or "auto" (device when training runs on CUDA, else loader). Same crops
+    # either way: the parameters are drawn per crop in the loader.
+    photometric: str = "auto"
     blur_sigma: list[float] = field(default_factory=lambda: [0.1, 2.0])
     blur_kernel: int = 9
     min_valid_fraction: float = 0.5
@@ -131,11 +132,20 @@ class CropsConfig:
             v = getattr(self, key)
             if len(v) != 2 or v[0] > v[1] or v[0] < 0:
                 raise ConfigError(f"crops.{key} must be [low, high] with 0 <= low <= high, got {list(v)}")
-        if self.photometric not in ("loader", "device"):
-            raise ConfigError(f"crops.photometric must be 'loader' or 'device', got {self.photometric!r}")
+        if self.photometric not in ("auto", "loader", "device"):
+            raise ConfigError(f"crops.photometric must be 'auto', 'loader' or 'device', got {self.photometric!r}")
         if len(self.blur_probs) != 3:
             raise ConfigError(f"crops.blur_probs needs 3 values (global 1, global 2, local), got {self.blur_probs}")
         if self.crop_sets and abs(sum(c.probability for c in self.crop_sets) - 1.0) > 1e-6:
             raise ConfigError(
                 f"crops.crop_sets probabilities sum to {sum(c.probability for c in self.crop_sets)}; they must sum to 1"
             )
+
+
+def resolve_photometric(cfg: CropsConfig, on_cuda: bool) -> CropsConfig:
+    """`cfg` with `photometric: auto` decided: "device" when the batches go to a CUDA device, else "loader"."""
+    import dataclasses
+
+    if cfg.photometric != "auto":
+        return cfg
+    return dataclasses.replace(cfg, photometric="device" if on_cuda else "loader")

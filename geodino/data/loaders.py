@@ -194,7 +194,7 @@ class _SSLCollate:
         self.mask_probability = crops_cfg.mask_probability
         self.max_block_fraction = crops_cfg.mask_max_block_fraction
         self.transforms = list(transforms)
-        self.on_device = crops_cfg.photometric == "device"
+        self.on_device = crops_cfg.photometric == "device"  # "auto" undecided here (no consumer known): loader
 
     def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
         out = collate_ssl(

@@ -107,7 +107,13 @@ def _loader_factory(cfg: PretrainConfig, **over: Any) -> Any:
         mask_probability=cfg.ssl.ibot.mask_sample_probability,
     )
     kw.update(over)
-    return partial(build_ssl_loader, cfg.data, cfg.crops, **kw)
+    import torch
+
+    from geodino.data.config import resolve_photometric
+
+    acc = str(cfg.trainer.accelerator).lower()
+    on_cuda = acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available())
+    return partial(build_ssl_loader, cfg.data, resolve_photometric(cfg.crops, on_cuda), **kw)
 
 
 def check_data_fits(cfg: PretrainConfig, batch: dict[str, Any]) -> None:

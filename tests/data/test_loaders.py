@@ -198,5 +198,17 @@ def test_photometric_on_device_equals_in_loader(cfg):
         assert torch.equal(done[k], ref[k]), k
         assert torch.equal(moved[k], ref[k]), k
     assert torch.equal(done["gram_crops"], ref["gram_crops"])
-    with pytest.raises(ConfigError, match=r"crops\.photometric must be 'loader' or 'device', got 'gpu'"):
+    with pytest.raises(ConfigError, match=r"crops\.photometric must be 'auto', 'loader' or 'device', got 'gpu'"):
         dataclasses.replace(crops, photometric="gpu").validate()
+
+
+def test_photometric_auto_is_device_on_cuda_only():
+    from geodino.data.config import resolve_photometric
+
+    auto = CropsConfig()
+    assert auto.photometric == "auto"
+    assert resolve_photometric(auto, on_cuda=True).photometric == "device"
+    assert resolve_photometric(auto, on_cuda=False).photometric == "loader"
+    for fixed in ("loader", "device"):  # an explicit choice is kept on any hardware
+        c = CropsConfig(photometric=fixed)
+        assert resolve_photometric(c, True).photometric == resolve_photometric(c, False).photometric == fixed

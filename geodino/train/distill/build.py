@@ -201,11 +201,12 @@ def build_student(spec: StudentSpec, index: int, teacher: nn.Module, t_dino: nn.
 
 def make_batches(cfg: DistillConfig, patch_size: int, start_step: int, rank: int, world: int, batch: int):
     """An iterator of SSL batches (CONTRIBUTING "SSL batches") for this rank, starting at `start_step`."""
+    from geodino.data.config import resolve_photometric
     from geodino.data.loaders import build_ssl_loader
 
     loader = build_ssl_loader(
         cfg.data,
-        cfg.crops,
+        resolve_photometric(cfg.crops, pick_device(cfg).type == "cuda"),
         batch_size=batch,
         num_workers=cfg.train.num_workers,
         seed=cfg.train.seed,
