@@ -184,7 +184,7 @@ def test_distill_command_is_registered(capsys):
 
 
 def test_small_recipe_switches_and_official_defaults_untouched():
-    """The small-budget recipe sets its six switches; every official config keeps the official behaviour."""
+    """The small-budget recipe sets its switches (docs/recipe.md); every official config keeps official behaviour."""
     small = load_config(PretrainConfig, CONFIGS[0].parent / "small_vit_tiny.yaml")
     demo = load_config(PretrainConfig, CONFIGS[0].parent / "demo.yaml")
     for cfg in (small, demo):
