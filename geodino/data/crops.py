@@ -153,11 +153,17 @@ class MultiCropTransform:
         return draw_band_params(rng, self.cfg, self.sensor.n_bands, blur_p)
 
     def finish(self, crops: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        """Apply the drawn photometric parameters to stacked crops [N,C,H,W] and standardise them (any device)."""
+        """Apply the drawn photometric parameters to stacked crops [N,C,H,W] and standardise them (any device).
+
+        Computed in float32 outside any autocast region (a bf16 blur would change the crops with the precision
+        setting) and returned in the crops' dtype.
+        """
         from geodino.data.augment import apply_photometric
 
-        x = apply_photometric(crops, params, rgb=self.rgb, kernel_size=self.cfg.blur_kernel)
-        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+        with torch.autocast(device_type=crops.device.type, enabled=False):
+            x = apply_photometric(crops.float(), params, rgb=self.rgb, kernel_size=self.cfg.blur_kernel)
+            x = (x - self.mean.to(x.device)) / self.std.to(x.device)
+        return x.to(crops.dtype)
 
     def _standardize(self, x: torch.Tensor) -> torch.Tensor:
         # in place: every caller passes a fresh tensor (resized crop), so no input is modified

@@ -140,3 +140,16 @@ def test_deferred_crops_finished_in_a_batch_equal_per_sample_crops(sensor):
     for kind in ("global", "local"):
         done = tf.finish(torch.stack(deferred[f"{kind}_crops"]), torch.from_numpy(np.stack(deferred[f"{kind}_params"])))
         assert torch.allclose(done, torch.stack(direct[f"{kind}_crops"]), atol=1e-6), kind
+
+
+def test_finish_ignores_autocast_and_keeps_the_dtype():
+    """Under bf16 autocast (Lightning bf16-mixed wraps the step) the colour step still runs in float32."""
+    tf = MultiCropTransform(CropsConfig(jitter_prob=1.0, hue=0.1), get_sensor("imagenet"))
+    x = _smooth(4, size=16)
+    params = torch.tensor([_row(h=0.05, sigma=1.0, b=1.2), _row(s=0.5), _row(c=1.3), _row(jitter=0.0)])
+    ref = tf.finish(x, params)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        auto = tf.finish(x, params)
+    assert auto.dtype == torch.float32 and torch.equal(auto, ref)
+    half = tf.finish(x.bfloat16(), params)
+    assert half.dtype == torch.bfloat16 and torch.allclose(half.float(), ref, atol=0.05)
