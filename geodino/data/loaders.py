@@ -8,6 +8,7 @@ uninterrupted run would have read, whatever the number of DataLoader workers.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -117,6 +118,24 @@ def build_sources(cfg: DataConfig, *, progress: bool = True) -> list[Any]:
 # ------------------------------------------------------------------------------------------------------------------
 # SSL loader
 # ------------------------------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread while loading in the training process (num_workers 0), restored afterwards.
+
+    The loader's tensors are small, and intra-op threads only add synchronisation there (a 48 px blur took 65 ms
+    with 2 threads on a busy 2-core machine, 0.9 ms with 1). Workers already run single-threaded (PyTorch sets
+    it), so only the main process needs this.
+    """
+    threads = torch.get_num_threads() if torch.utils.data.get_worker_info() is None else 1
+    if threads > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if threads > 1:
+            torch.set_num_threads(threads)
+
+
 class _SSLDataset(torch.utils.data.Dataset):
     """Maps a key (step, global index, source, crop set) to that sample's crops."""
 
@@ -131,19 +150,10 @@ class _SSLDataset(torch.utils.data.Dataset):
     def __getitem__(self, key: tuple[int, int, int, int]) -> dict[str, Any]:
         step, index, src, crop_set = key
         source = self.sources[src]
-        # Loading in the training process (num_workers 0): the crops are tiny tensors, and intra-op threads only
-        # add synchronisation there (a 48 px blur took 65 ms with 2 threads on a busy 2-core machine, 0.9 ms with
-        # 1). Workers already run single-threaded (PyTorch sets it), so only the main process needs this.
-        threads = torch.get_num_threads() if torch.utils.data.get_worker_info() is None else 1
-        if threads > 1:
-            torch.set_num_threads(1)
-        try:
+        with _one_thread():
             sample = source.get(index, self.seed)
             rng = np.random.default_rng([self.seed, source.stream, int(index), _CROP_STREAM])
             out = self.transforms[src](sample, rng, crop_set, photometric=False)
-        finally:
-            if threads > 1:
-                torch.set_num_threads(threads)
         out["_step"] = step
         out["_source"] = source.name
         out["_src"] = src
@@ -211,14 +221,8 @@ class _SSLCollate:
         out["photometric"] = self.transforms[samples[0]["_src"]]
         if self.on_device:  # SSLModule finishes the batch after moving it to the accelerator
             return out
-        threads = torch.get_num_threads() if torch.utils.data.get_worker_info() is None else 1
-        if threads > 1:  # see _SSLDataset: the loader's tensors are small; threads only synchronise
-            torch.set_num_threads(1)
-        try:
+        with _one_thread():
             return finish_photometric(out)
-        finally:
-            if threads > 1:
-                torch.set_num_threads(threads)
 
 
 def _worker_init(_: int) -> None:
