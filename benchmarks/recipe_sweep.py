@@ -49,6 +49,15 @@ VARIANTS: dict[str, list[str]] = {
     "mwflat": ["ssl.schedules.weight_decay.end=0.04", "ssl.schedules.momentum.end=0.99"],
     "mlrflat": ["ssl.schedules.lr.end=1.0e-3", "ssl.schedules.momentum.end=0.99"],
     "noreg": ["ssl.student.overrides.n_storage_tokens=0"],  # no register tokens: 9 instead of 14 tokens per local crop
+    # warmup-stable-decay: flat as the recipe, then a cosine over the last fifth of the run (lr to 1e-5; with
+    # `wsdm` also the teacher momentum to 0.999), so the run ends on a settled teacher rather than mid-fluctuation
+    "wsd": ["ssl.schedules.lr.hold_iters=0.7", "ssl.schedules.lr.end=1.0e-5"],
+    "wsdm": [
+        "ssl.schedules.lr.hold_iters=0.7",
+        "ssl.schedules.lr.end=1.0e-5",
+        "ssl.schedules.momentum.hold_iters=0.8",
+        "ssl.schedules.momentum.end=0.999",
+    ],
     "tt07": [
         "ssl.schedules.teacher_temp.start=0.07",
         "ssl.schedules.teacher_temp.peak=0.07",

@@ -132,7 +132,8 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
-    """start -> peak linearly over warmup_iters, then cosine to end (v1: over the rest; v2: over cosine_iters).
+    """start -> peak linearly over warmup_iters, held at peak for hold_iters, then cosine to end (v1: over the
+    rest; v2: over cosine_iters).
 
     Lengths: an int is iterations, a float in [0, 1] a fraction of the run (`0.1`: the first tenth); any other
     float is an error.
@@ -144,6 +145,9 @@ class ScheduleConfig:
     warmup_iters: int | float = 0
     cosine_iters: int | float | None = None  # v2 only: None = the rest of the run; else a constant tail follows
     freeze_iters: int | float = 0  # zeros at the start (v1 `freeze_iters`)
+    # held at peak this long after the warmup, before the cosine (warmup-stable-decay; not in the official code,
+    # whose schedules start the cosine right after the warmup: 0 keeps them exact)
+    hold_iters: int | float = 0
     trunc_extra: float = 0.0  # v1 only
 
 

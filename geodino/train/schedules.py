@@ -5,6 +5,8 @@ Two shapes, mirroring `dinov3/train/cosine_lr_scheduler.py`:
   then a cosine peak->end over the remaining iterations; indexing past the end returns `end`.
 - `linear_warmup_cosine_decay` (v2, DINOv3 `schedules:` block): linear warmup (endpoint excluded), a cosine over
   `cosine_iters` (default: the rest), then a constant tail at `end`; constant after warmup when peak == end.
+`hold_iters` (not in the official code; 0 keeps its schedules exact) holds the peak after the warmup before the
+cosine starts, i.e. warmup-stable-decay: a flat run that still ends on a short decay.
 `Schedules.build(cfg, total_iters, global_batch_size)` builds lr, last-layer lr, weight decay, teacher momentum,
 teacher temperature, the local-DINO weight and the Gram weight from an `SSLConfig`.
 
@@ -171,55 +173,66 @@ def _from_config(
         else resolve_iters(sc.cosine_iters, total, f"schedules.{key}.cosine_iters", reference_iters)
     )
     freeze = resolve_iters(sc.freeze_iters, total, f"schedules.{key}.freeze_iters", reference_iters)
-    used = warmup + (cosine or 0) + freeze
+    hold = resolve_iters(sc.hold_iters, total, f"schedules.{key}.hold_iters", reference_iters)
+    used = warmup + (cosine or 0) + freeze + hold
     if used > total:
         # fractions summing to <= 1 can overshoot by rounding each part: take the excess (at most one iteration
         # per fraction) off the fractional parts, cosine first, never off a length given in iterations
-        fractional = [isinstance(v, float) for v in (sc.cosine_iters, sc.warmup_iters, sc.freeze_iters)]
-        exact = sum(
-            float(v) * total if f else n
-            for v, n, f in zip(
-                (sc.cosine_iters, sc.warmup_iters, sc.freeze_iters), (cosine or 0, warmup, freeze), fractional
-            )
-        )
+        given = (sc.cosine_iters, sc.warmup_iters, sc.freeze_iters, sc.hold_iters)
+        parts = [cosine or 0, warmup, freeze, hold]
+        fractional = [isinstance(v, float) for v in given]
+        exact = sum(float(v) * total if f else n for v, n, f in zip(given, parts, fractional))
         if any(fractional) and exact <= total + 1e-6:
-            parts = [cosine or 0, warmup, freeze]
             excess = used - total
             for i, f in enumerate(fractional):
                 cut = min(excess, parts[i]) if f else 0
                 parts[i] -= cut
                 excess -= cut
             cosine = parts[0] if cosine is not None else None
-            warmup, freeze = parts[1], parts[2]
-            used = warmup + (cosine or 0) + freeze
+            warmup, freeze, hold = parts[1], parts[2], parts[3]
+            used = warmup + (cosine or 0) + freeze + hold
     if used > total and truncate:
         # the run ends inside the warmup (official v1 teacher temperature): compute the full schedule and keep
         # its first `total` values
-        full = _build(kind, sc, scale, used, warmup, cosine, freeze)
+        full = _build(kind, sc, scale, used, warmup, cosine, freeze, hold)
         return Schedule(full.values[:total], final=full.final)
     if used > total:
         raise ConfigError(
-            f"schedules.{key}: warmup_iters + cosine_iters + freeze_iters = {used} exceeds the run's {total} "
+            f"schedules.{key}: warmup_iters + cosine_iters + freeze_iters + hold_iters = {used} exceeds the run's "
+            f"{total} "
             "iterations; lower them, write them as fractions of the run (e.g. 0.1), set "
             "schedules.reference_iters, or train longer"
         )
-    return _build(kind, sc, scale, total, warmup, cosine, freeze)
+    return _build(kind, sc, scale, total, warmup, cosine, freeze, hold)
 
 
 def _build(
-    kind: str, sc: ScheduleConfig, scale: float, total: int, warmup: int, cosine: int | None, freeze: int
+    kind: str,
+    sc: ScheduleConfig,
+    scale: float,
+    total: int,
+    warmup: int,
+    cosine: int | None,
+    freeze: int,
+    hold: int = 0,
 ) -> Schedule:
     # the lr scaling rule as official: v1 scales the peak only (`optim.lr`; `min_lr` and the warmup start are
     # not scaled), v2 the peak and the end (`build_schedulers_v2`; `start` is not scaled)
     if kind == "v1":
         peak, end = sc.peak * scale, sc.end
-        values = cosine_schedule(peak, end, total, warmup, sc.start, freeze, sc.trunc_extra)
-        return Schedule(values, final=end)
+        values = cosine_schedule(peak, end, total - hold, warmup, sc.start, freeze, sc.trunc_extra)
+        return Schedule(_hold(values, freeze + warmup, hold, peak), final=end)
     peak, end = sc.peak * scale, sc.end * scale
-    values = linear_warmup_cosine_decay(sc.start, peak, end, warmup, total, cosine)
+    values = linear_warmup_cosine_decay(sc.start, peak, end, warmup, total - hold, cosine)
     if freeze:
         values[:freeze] = 0.0
-    return Schedule(values, final=end)
+    return Schedule(_hold(values, warmup, hold, peak), final=end)
+
+
+def _hold(values: np.ndarray, at: int, hold: int, peak: float) -> np.ndarray:
+    """`values` with `hold` iterations at `peak` inserted at index `at` (the stable phase of warmup-stable-decay:
+    the cosine then runs over what is left, so a short final decay settles a run that trained at its peak)."""
+    return np.concatenate([values[:at], np.full(hold, peak), values[at:]]) if hold else values
 
 
 @dataclass
