@@ -34,6 +34,7 @@ VARIANTS: dict[str, list[str]] = {
     "p4": ["ssl.student.patch_size=4", "crops.global_size=32", "crops.local_size=16"],
     "k4096": ["ssl.dino.head_n_prototypes=4096", "ssl.ibot.head_n_prototypes=4096"],
     "koleo0": ["ssl.koleo.loss_weight=0.0"],
+    "koleo005": ["ssl.koleo.loss_weight=0.05"],
     "koleo03": ["ssl.koleo.loss_weight=0.3"],
     "koleo1": ["ssl.koleo.loss_weight=1.0"],
     "gscale": ["crops.global_scale=[0.6,1.0]"],
