@@ -199,8 +199,7 @@ def _from_config(
     if used > total:
         raise ConfigError(
             f"schedules.{key}: warmup_iters + cosine_iters + freeze_iters + hold_iters = {used} exceeds the run's "
-            f"{total} "
-            "iterations; lower them, write them as fractions of the run (e.g. 0.1), set "
+            f"{total} iterations; lower them, write them as fractions of the run (e.g. 0.1), set "
             "schedules.reference_iters, or train longer"
         )
     return _build(kind, sc, scale, total, warmup, cosine, freeze, hold)

@@ -100,35 +100,23 @@ def test_bad_schedule_values_fail_with_key() -> None:
 
 def test_hold_inserts_a_stable_phase_before_the_cosine() -> None:
     """warmup-stable-decay: `hold_iters` at the peak after the warmup, then the same cosine over what is left."""
-    base = ["optim.scaling_rule=none", "optim.freeze_last_layer_iters=0"]
-    v1 = load_config(
-        SSLConfig, None, [*base, "schedules.lr={start: 0.0, peak: 1.0, end: 0.0, warmup_iters: 0.2, hold_iters: 0.5}"]
-    )
+
+    def cfg(*overrides: str) -> SSLConfig:
+        return load_config(SSLConfig, None, ["optim.scaling_rule=none", "optim.freeze_last_layer_iters=0", *overrides])
+
+    v1 = cfg("schedules.lr={start: 0.0, peak: 1.0, end: 0.0, warmup_iters: 0.2, hold_iters: 0.5}")
     lr = Schedules.build(v1, total_iters=10).lr.values
     # warmup linspace(0, 1, 2), 5 held at 1, then v1's cosine over 3: 0.5(1 + cos(pi i / 3))
     expected = [0.0, 1.0] + [1.0] * 5 + [0.5 * (1 + math.cos(math.pi * i / 3)) for i in range(3)]
     assert lr.tolist() == pytest.approx(expected)
-    v2 = load_config(
-        SSLConfig,
-        None,
-        [
-            *base,
-            "schedules.kind=v2",
-            "schedules.lr={start: 0.0, peak: 1.0, end: 0.2, warmup_iters: 2, hold_iters: 3, cosine_iters: 3}",
-        ],
+    v2 = cfg(
+        "schedules.kind=v2",
+        "schedules.lr={start: 0.0, peak: 1.0, end: 0.2, warmup_iters: 2, hold_iters: 3, cosine_iters: 3}",
     )
     lr2 = Schedules.build(v2, total_iters=10).lr.values
     assert lr2.tolist() == pytest.approx([0.0, 0.5, 1.0, 1.0, 1.0, 1.0, 0.6, 0.2, 0.2, 0.2])
     # the teacher momentum rises only at the end: flat 0.99 for 80 %, then a cosine to 0.999
-    m = load_config(
-        SSLConfig,
-        None,
-        [
-            *base,
-            "schedules.lr.warmup_iters=0",
-            "schedules.momentum={start: 0.99, peak: 0.99, end: 0.999, hold_iters: 0.8}",
-        ],
-    )
+    m = cfg("schedules.lr.warmup_iters=0", "schedules.momentum={start: 0.99, peak: 0.99, end: 0.999, hold_iters: 0.8}")
     mom = Schedules.build(m, total_iters=100).momentum.values
     assert (mom[:81] == 0.99).all() and mom[81] > 0.99
     assert mom[-1] == pytest.approx(0.999 - 0.009 * 0.5 * (1 + math.cos(math.pi * 19 / 20)))  # v1: end excluded
@@ -136,8 +124,8 @@ def test_hold_inserts_a_stable_phase_before_the_cosine() -> None:
     for n in (50, 1000):
         assert int((Schedules.build(m, total_iters=n).momentum.values == 0.99).sum()) == 8 * n // 10 + 1
     with pytest.raises(ConfigError, match=r"schedules\.lr\.hold_iters=1\.5"):
-        Schedules.build(load_config(SSLConfig, None, [*base, "schedules.lr.hold_iters=1.5"]), total_iters=10)
-    too_long = load_config(SSLConfig, None, [*base, "schedules.lr.warmup_iters=4", "schedules.lr.hold_iters=7"])
+        Schedules.build(cfg("schedules.lr.hold_iters=1.5"), total_iters=10)
+    too_long = cfg("schedules.lr.warmup_iters=4", "schedules.lr.hold_iters=7")
     with pytest.raises(ConfigError, match=r"hold_iters = 11 exceeds the run's 10 iterations"):
         Schedules.build(too_long, total_iters=10)
 
