@@ -4,9 +4,10 @@
 `fast_backbone(backbone)` does the same for the duration of a `with` block and restores the eager model after
 (the caller may own the backbone). timm baselines and `GEODINO_FAST=0` leave the backbone unchanged ('eager').
 
-Compilation costs a warm-up (tens of seconds for ViT-S on a 2-core CPU, once per tile shape and run), so in
-'auto' mode it is used only for jobs of at least `COMPILE_MIN_IMAGES` images (feature rasters: tiles counted in
-224 px image equivalents); smaller jobs run the prepared weights eagerly.
+Compilation costs a warm-up (tens of seconds, once per tile shape and run), so in 'auto' mode it is used only for
+jobs of at least `COMPILE_MIN_IMAGES[device type]` images (feature rasters: tiles counted in 224 px image
+equivalents); smaller jobs run the prepared weights eagerly. The break-even is far later on a GPU, where the forward
+the compile speeds up is already ~100x faster than on a CPU.
 """
 
 from __future__ import annotations
@@ -22,7 +23,12 @@ from geodino.models.frozen import FastPath, FastViT, choose_path
 
 __all__ = ["COMPILE_MIN_IMAGES", "Throughput", "accelerate", "fast_backbone", "path_of", "prepare_embed"]
 
-COMPILE_MIN_IMAGES = 2000  # 224 px images; ViT-S: ~15-60 s warm-up against ~0.03 s saved per image on 2 cores
+# 224 px images from which a compile pays for its warm-up, per device type (others use the CPU value).
+# cpu: ViT-S, ~15-60 s warm-up against ~0.03 s saved per image on 2 cores.
+# cuda (H200, benchmarks/gpu.sh): ViT-S bf16, ~26 s warm-up in `geodino embed` against ~76 us saved per image
+# (eager autocast 6,981 img/s, compiled 14,937), so ~340k images; an 8k x 8k raster (441 tiles of 512 px, ~2,300
+# images) ran 0.48x slower end to end with the compile than without.
+COMPILE_MIN_IMAGES: dict[str, int] = {"cpu": 2000, "cuda": 300_000}
 COMPILE_REF_PIXELS = 224 * 224
 
 
@@ -37,16 +43,17 @@ def accelerate(
     """Replace `backbone.model` (a geodino ViT inside a FrozenBackbone) by its fast path, in place.
 
     `mode`: auto | off | float32 | bfloat16 | int8 (see `choose_path`); `compile`: None = auto (on when a compiler
-    is present and, if `n_images` is given, the job has at least COMPILE_MIN_IMAGES images). Returns the path used
-    (`FastPath(enabled=False)` when the backbone stays eager)."""
+    is present and, if `n_images` is given, the job has at least COMPILE_MIN_IMAGES[device type] images). Returns
+    the path used (`FastPath(enabled=False)` when the backbone stays eager)."""
     model = backbone.model
     if isinstance(model, FastViT):
         return model.path
     if getattr(backbone, "kind", "geodino") != "geodino" or not hasattr(model, "rope_embed"):
         return FastPath(False, reason="not a geodino ViT")
     device = _device(backbone)
-    if compile is None and n_images is not None and n_images < COMPILE_MIN_IMAGES:
-        compile = False
+    if compile is None and n_images is not None:
+        if n_images < COMPILE_MIN_IMAGES.get(device.type, COMPILE_MIN_IMAGES["cpu"]):
+            compile = False
     path = choose_path(device, mode, compile, getattr(backbone, "amp", None))
     if path.enabled:
         backbone.__dict__["_eager_model"] = model  # kept outside nn.Module registration (not a submodule)

@@ -81,6 +81,26 @@ def test_prepare_embed_counts_tiles_in_224_px_images_for_the_compile_choice(monk
     assert seen == [2000, 5, None]  # 500 tiles of 448 px = 2000 images of 224 px: enough to compile
 
 
+def test_the_compile_threshold_is_per_device_type(monkeypatch):
+    """A job of 10,000 images compiles on CPU but not on CUDA, where the warm-up repays only after ~300k images."""
+    import geodino.inference as inference
+
+    asked = []
+
+    def fake_choose(device, mode, compile, amp):
+        asked.append((torch.device(device).type, compile))
+        return inference.FastPath(False)
+
+    monkeypatch.setattr(inference, "choose_path", fake_choose)
+    for dev in ("cpu", "cuda"):
+        monkeypatch.setattr(inference, "_device", lambda bb, dev=dev: torch.device(dev))
+        fb = load_backbone("arch:vit_tiny?seed=0&depth=1")
+        accelerate(fb, n_images=10_000)
+        accelerate(fb, n_images=400_000)
+        accelerate(fb, n_images=10, compile=True)  # an explicit choice is kept
+    assert asked == [("cpu", None), ("cpu", None), ("cpu", True), ("cuda", False), ("cuda", None), ("cuda", True)]
+
+
 def test_accelerate_reuses_the_prepared_model_after_a_restore(monkeypatch):
     monkeypatch.delenv("GEODINO_FAST", raising=False)
     fb = load_backbone("arch:vit_tiny?seed=0&depth=1")
