@@ -60,6 +60,11 @@ VARIANTS: dict[str, list[str]] = {
         "ssl.schedules.momentum.hold_iters=0.8",
         "ssl.schedules.momentum.end=0.999",
     ],
+    "m996": [  # a slower teacher (averages ~250 steps instead of ~100)
+        "ssl.schedules.momentum.start=0.996",
+        "ssl.schedules.momentum.peak=0.996",
+        "ssl.schedules.momentum.end=0.996",
+    ],
     "tt07": [
         "ssl.schedules.teacher_temp.start=0.07",
         "ssl.schedules.teacher_temp.peak=0.07",
