@@ -176,7 +176,7 @@ def fast_vs_eager(
     from geodino.embed import embed_raster
     from geodino.inference import fast_backbone
 
-    inference.COMPILE_MIN_IMAGES = 0
+    inference.COMPILE_MIN_IMAGES = {"cpu": 0, "cuda": 0}
     with rasterio.open(src_path) as ds:
         px = ds.width * ds.height
     bbs, warm, path = {}, {}, {}
@@ -256,7 +256,7 @@ def rss_child(src: str, out: str, spec: str, tile: int, overlap: int, compile: s
     from geodino.embed import embed_raster
 
     if compile != "auto":
-        inference.COMPILE_MIN_IMAGES = 0 if compile == "on" else 2**62
+        inference.COMPILE_MIN_IMAGES = dict.fromkeys(("cpu", "cuda"), 0 if compile == "on" else 2**62)
     seen: dict = {}
     prepare = inference.prepare_embed
 

@@ -472,7 +472,7 @@ def test_compiled_fast_path_warms_up_on_the_calls_the_sweep_makes(tmp_path, monk
 
     monkeypatch.setattr(torch, "compile", fake_compile)
     monkeypatch.setattr(frozen, "_compiler_available", lambda device: True)
-    monkeypatch.setattr(inference, "COMPILE_MIN_IMAGES", 0)
+    monkeypatch.setattr(inference, "COMPILE_MIN_IMAGES", {"cpu": 0, "cuda": 0})
     src = write_tif(tmp_path / "in.tif", random_image(64, 72))  # 3 tiles per row: batches of 2 and 1
     opts = dict(tile=32, overlap=8, batch_size=2, layers="0,1", norm=False, **FAST)
     torch.manual_seed(0)
