@@ -7,7 +7,8 @@
 Compilation costs a warm-up (tens of seconds, once per tile shape and run), so in 'auto' mode it is used only for
 jobs of at least `COMPILE_MIN_IMAGES[device type]` images (feature rasters: tiles counted in 224 px image
 equivalents); smaller jobs run the prepared weights eagerly. The break-even is far later on a GPU, where the forward
-the compile speeds up is already ~100x faster than on a CPU.
+the compile speeds up is already hundreds of times faster than on a 2-core CPU (ViT-S/16: ~9 against 3,000-7,000
+img/s).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ __all__ = ["COMPILE_MIN_IMAGES", "Throughput", "accelerate", "fast_backbone", "p
 # 224 px images from which a compile pays for its warm-up, per device type (others use the CPU value).
 # cpu: ViT-S, ~15-60 s warm-up against ~0.03 s saved per image on 2 cores.
 # cuda (H200, benchmarks/gpu.sh): ViT-S bf16, ~26 s warm-up in `geodino embed` against ~76 us saved per image
-# (eager autocast 6,981 img/s, compiled 14,937), so ~340k images; an 8k x 8k raster (441 tiles of 512 px, ~2,300
-# images) ran 0.48x slower end to end with the compile than without.
+# against eager autocast (6,981 img/s, compiled 14,937), so ~340k images (~380k against the uncompiled bf16 weights,
+# 7,357 img/s); 300k is that order of magnitude, not a fitted value. An 8k x 8k raster (441 tiles of 512 px, ~2,300
+# images) ran at 0.48x of eager end to end with the compile, 1.06x without.
 COMPILE_MIN_IMAGES: dict[str, int] = {"cpu": 2000, "cuda": 300_000}
 COMPILE_REF_PIXELS = 224 * 224
 
