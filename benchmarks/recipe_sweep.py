@@ -30,7 +30,7 @@ VARIANTS: dict[str, list[str]] = {
     "lr2e-3": ["ssl.schedules.lr.peak=2.0e-3"],
     "k256": ["ssl.dino.head_n_prototypes=256", "ssl.ibot.head_n_prototypes=256"],
     "crops64": ["crops.global_size=64", "crops.local_size=32"],
-    "local8": ["crops.n_local=8"],
+    "local8": ["crops.n_local=8"],  # at equal wall-clock (1,000 steps), seed 1: 88.4 % kNN (the recipe 89.0)
     "p4": ["ssl.student.patch_size=4", "crops.global_size=32", "crops.local_size=16"],
     "k4096": ["ssl.dino.head_n_prototypes=4096", "ssl.ibot.head_n_prototypes=4096"],
     "koleo0": ["ssl.koleo.loss_weight=0.0"],
@@ -72,6 +72,16 @@ VARIANTS: dict[str, list[str]] = {
         "ssl.schedules.momentum.peak=0.998",
         "ssl.schedules.momentum.end=0.998",
     ],
+    # a wider student at equal wall-clock: vit_small (384 wide) in bf16 autocast costs 0.90 s/step on this 2-core
+    # AMX CPU against 0.475 for the recipe's vit_tiny in float32 (bf16 gains nothing at 192 wide), so ~660 steps;
+    # measured at 660 steps: 84.2 / 84.7 % kNN on seeds 1 / 2 (the recipe at 1,200 steps: 89.0 / 87.6)
+    "s6bf": ["ssl.student.arch=vit_small", "trainer.precision=bf16-mixed"],
+    # sharper teacher targets than the recipe's 0.04 (0.07 costs 15 points, so the direction is worth a look);
+    # measured at 1,200 steps, seed 1: 0.03 and 0.02 both 89.1 % kNN (the recipe 89.0): level
+    "tt03": [f"ssl.schedules.teacher_temp.{k}=0.03" for k in ("start", "peak", "end")],
+    "tt02": [f"ssl.schedules.teacher_temp.{k}=0.02" for k in ("start", "peak", "end")],
+    # every global crop masked for iBOT (official: half of them); 1,200 steps, seed 1: 86.5 % kNN (the recipe 89.0)
+    "ibotp1": ["ssl.ibot.mask_sample_probability=1.0"],
     "tt07": [  # measured at 1,200 steps, seed 1: 73.8 % kNN (the recipe 89.0): near-uniform targets
         "ssl.schedules.teacher_temp.start=0.07",
         "ssl.schedules.teacher_temp.peak=0.07",
