@@ -82,6 +82,15 @@ VARIANTS: dict[str, list[str]] = {
     "ibotp1": ["ssl.ibot.mask_sample_probability=1.0"],
     # measured at 1,200 steps, seed 1: 73.8 % kNN (the recipe 89.0): near-uniform targets
     "tt07": _flat("teacher_temp", 0.07),
+    # DINO v1 mean centering for both heads instead of Sinkhorn-Knopp (a batch of 32 has 64 teacher outputs for
+    # 1,024 prototypes, so Sinkhorn-Knopp's equipartition spreads every target over >= 16 prototypes)
+    "center": ["ssl.dino.centering=centering", "ssl.ibot.centering=centering"],
+    # half the peak lr, held flat like the recipe's (the plateau after ~900 steps could be lr noise)
+    "lr5e-4": ["ssl.schedules.lr.peak=5.0e-4", "ssl.schedules.lr.end=5.0e-4"],
+    # larger local crops: 10-40 % of the chip instead of 5-32 % (a 5 % crop of a 64 px chip is 14 px)
+    "lscale": ["crops.local_scale=[0.1,0.4]"],
+    # stochastic depth 0.1 (the official ViT-S value is 0.1 at 12 blocks; the recipe has none)
+    "dp01": ["ssl.student.drop_path_rate=0.1"],
 }
 
 

@@ -165,7 +165,8 @@ class Sweeper:
                                 skipped += 1
                                 continue
                             img = self.scale(data)
-                            img[:, ~valid] = 0.0
+                            if not valid.all():  # the common all-valid tile skips a masked pass over its pixels
+                                img[:, ~valid] = 0.0
                             batch.append((j, img, valid))
                             if len(batch) == self.cfg.batch_size:
                                 _put(out_q, ("batch", i, batch, skipped), stop)
@@ -206,9 +207,12 @@ class Sweeper:
         cfg, bb = self.cfg, self.bb
         try:
             x = torch.from_numpy(np.stack(imgs)).to(cfg.device)
-            mask = torch.from_numpy(np.stack(valids))[:, None].to(cfg.device)
+            masked = not all(v.all() for v in valids)  # x * 1 is x: all-valid batches skip the mask pass
+            mask = torch.from_numpy(np.stack(valids))[:, None].to(cfg.device) if masked else None
             with torch.inference_mode():
-                x = bb.normalize(x) * mask
+                x = bb.normalize(x)
+                if mask is not None:
+                    x = x * mask
                 dev = torch.device(cfg.device).type
                 with torch.autocast(dev, dtype=torch.bfloat16, enabled=cfg.amp):
                     maps, _ = bb.features(x, layers=self.layers, norm=cfg.norm)

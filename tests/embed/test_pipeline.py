@@ -89,6 +89,31 @@ def test_nodata_propagation_and_skipped_tiles(tmp_path, conv_bb):
         assert ds.nodata != ds.nodata
 
 
+def test_nodata_pixels_enter_the_backbone_at_its_mean(tmp_path, conv_bb):
+    """Nodata pixels of a partly valid tile are fed as 0 after normalisation (the backbone's mean); all-valid
+    tiles skip the mask, and both give the features of the whole image with that substitution."""
+    import torch
+
+    data = random_image(64, 64)
+    data[:, 10:30, 5:25] = 0  # nodata inside the first tile; the tiles of the right half are all valid
+    src = write_tif(tmp_path / "in.tif", data, nodata=0)
+    feats = read_all(embed_raster(src, conv_bb, tmp_path / "o.zarr", tile=32, overlap=0, **FAST))[0]
+    x = conv_bb.normalize(torch.from_numpy(data[None].astype(np.float32) * np.float32(1 / 255)))
+    x[:, :, 10:30, 5:25] = 0.0
+    with torch.no_grad():
+        whole = conv_bb.features(x)[0][0][0].numpy()
+    valid = ~np.isnan(feats).all(0)
+    assert valid.sum() > 200 and not valid[4, 3]  # cell (4, 3) covers pixels 16-19 x 12-15: all nodata
+    # tiles are 8 x 8 cells here: compare the cells whose reach (2 cells) stays inside their own tile
+    inner = np.zeros_like(valid)
+    for ty in (0, 8):
+        for tx in (0, 8):
+            inner[ty + 2 : ty + 6, tx + 2 : tx + 6] = True
+    keep = valid & inner
+    assert keep[:8, :8].sum() > 0 and keep[:8, :8].sum() < 16  # the masked tile contributes, partly
+    np.testing.assert_allclose(feats[:, keep], whole[:, keep], atol=1e-5)
+
+
 def test_partial_cell_validity_and_user_nodata(tmp_path, conv_bb):
     data = random_image(64, 64)
     data[:, :8, :] = 7
