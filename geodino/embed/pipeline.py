@@ -253,10 +253,10 @@ def _bound_heap_growth() -> None:
     mmapped block is freed, and then serves tiles, batches and feature rows from thread arenas that keep their
     freed memory: RSS grew with the raster (8k vs 2k: +50 %) although live memory did not. Any fixed threshold
     turns that off and keeps the trim threshold at its 128 KiB default, so free memory goes back to the OS
-    (peak RSS 16k vs 4k, eager: 1.035 at 32 MiB, 1.07 at 1 MiB, 1.17 with glibc's default). 32 MiB is glibc's own
+    (peak RSS 16k vs 4k, eager, quiet: 1.08 at 32 MiB and at 1 MiB, 1.17 with glibc's default). 32 MiB is glibc's own
     upper bound for the dynamic threshold: a lower one (1 MiB, used before) made every activation of a bf16 ViT-S
     forward a fresh mmap that page-faults in, 1.36x slower per batch of 8 x 512 px tiles on 2 cores; float32 was
-    not affected. It costs ~250 MiB more resident heap (benchmarks/embed.py, docs/embed.md).
+    not affected. It costs ~170 MiB more resident heap (benchmarks/embed.py, README "Fast inference").
     """
     import ctypes
     import ctypes.util

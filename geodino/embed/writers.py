@@ -120,7 +120,9 @@ def create_store(
     ds.attrs["geodino_band_names"] = json.dumps(list(band_names))
     ds[VAR].encoding.update(
         chunks=(n, chunk, chunk),
-        compressors=[numcodecs.Blosc(cname="zstd", clevel=3, shuffle=numcodecs.Blosc.SHUFFLE)],
+        # lz4 + bit shuffle: float features barely compress (ratio 1.15 against 1.19 for zstd-3 + byte shuffle on
+        # ViT-S features) but encode 6.7x faster (1.7 vs 0.26 GB/s on one core), which the backbone's cores feel
+        compressors=[numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.BITSHUFFLE)],
         _FillValue=fill,
     )
     if "spatial_ref" in ds.coords:
