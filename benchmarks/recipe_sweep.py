@@ -83,14 +83,18 @@ VARIANTS: dict[str, list[str]] = {
     # measured at 1,200 steps, seed 1: 73.8 % kNN (the recipe 89.0): near-uniform targets
     "tt07": _flat("teacher_temp", 0.07),
     # DINO v1 mean centering for both heads instead of Sinkhorn-Knopp (a batch of 32 has 64 teacher outputs for
-    # 1,024 prototypes, so Sinkhorn-Knopp's equipartition spreads every target over >= 16 prototypes)
+    # 1,024 prototypes, so Sinkhorn-Knopp's equipartition spreads every target over >= 16 prototypes); measured at
+    # 1,200 steps, seed 1: 87.5 % kNN, 92.7 % logreg (the recipe 89.0 / 91.2), DINO loss 6.36 -> 3.41, no collapse
     "center": ["ssl.dino.centering=centering", "ssl.ibot.centering=centering"],
-    # half the peak lr, held flat like the recipe's (the plateau after ~900 steps could be lr noise)
+    # half the peak lr, held flat like the recipe's (the plateau after ~900 steps could be lr noise); measured at
+    # 1,200 steps, seeds 0 / 1 / 2: 88.7 / 89.1 / 90.5 % kNN (mean 89.4; the recipe 89.8 / 89.0 / 87.6, mean 88.8),
+    # logreg 91.6 / 92.4 / 92.3 (the recipe 91.2 / 91.2 / 89.7): kNN within noise, logreg up on every seed
     "lr5e-4": ["ssl.schedules.lr.peak=5.0e-4", "ssl.schedules.lr.end=5.0e-4"],
-    # larger local crops: 10-40 % of the chip instead of 5-32 % (a 5 % crop of a 64 px chip is 14 px)
+    # larger local crops: 10-40 % of the chip instead of 5-32 % (a 5 % crop of a 64 px chip is 14 px); measured at
+    # 1,200 steps, seed 1: 87.7 % kNN, 88.9 % logreg (the recipe 89.0 / 91.2)
     "lscale": ["crops.local_scale=[0.1,0.4]"],
     # stochastic depth 0.1 (the official ViT-S value is 0.1 at 12 blocks; the recipe has none)
-    "dp01": ["ssl.student.drop_path_rate=0.1"],
+    "dp01": ["ssl.student.drop_path_rate=0.1"],  # 1,200 steps, seed 1: 84.8 % kNN, 88.0 % logreg (the recipe 89.0)
 }
 
 
