@@ -164,10 +164,7 @@ class Sweeper:
                             if not valid.any():  # all nodata: skipped, its cells stay nodata
                                 skipped += 1
                                 continue
-                            img = self.scale(data)
-                            if not valid.all():  # the common all-valid tile skips a masked pass over its pixels
-                                img[:, ~valid] = 0.0
-                            batch.append((j, img, valid))
+                            batch.append((j, self.scale(data), valid))  # nodata is masked once, in `_infer`
                             if len(batch) == self.cfg.batch_size:
                                 _put(out_q, ("batch", i, batch, skipped), stop)
                                 batch, skipped = [], 0
@@ -203,16 +200,19 @@ class Sweeper:
 
     # -- inference ----------------------------------------------------------------------------------------------
     def _infer(self, imgs: list[np.ndarray], valids: list[np.ndarray]) -> np.ndarray:
-        """Normalised, nodata pixels set to 0 (the backbone's mean), features of the requested layers [B,D,h,w]."""
+        """Normalised, nodata pixels set to 0 (the backbone's mean), features of the requested layers [B,D,h,w].
+
+        The one place nodata is masked: whatever value the reader scaled for a nodata pixel (NaN included) is
+        replaced here."""
         cfg, bb = self.cfg, self.bb
         try:
             x = torch.from_numpy(np.stack(imgs)).to(cfg.device)
-            masked = not all(v.all() for v in valids)  # x * 1 is x: all-valid batches skip the mask pass
-            mask = torch.from_numpy(np.stack(valids))[:, None].to(cfg.device) if masked else None
+            masked = not all(v.all() for v in valids)  # all-valid batches (the common case) skip the mask pass
             with torch.inference_mode():
                 x = bb.normalize(x)
-                if mask is not None:
-                    x = x * mask
+                if masked:  # masked_fill, not a product: nodata may be NaN or inf, and 0 * NaN is NaN
+                    invalid = torch.from_numpy(~np.stack(valids))[:, None].to(cfg.device)
+                    x = x.masked_fill(invalid, 0.0)
                 dev = torch.device(cfg.device).type
                 with torch.autocast(dev, dtype=torch.bfloat16, enabled=cfg.amp):
                     maps, _ = bb.features(x, layers=self.layers, norm=cfg.norm)

@@ -89,16 +89,20 @@ def test_nodata_propagation_and_skipped_tiles(tmp_path, conv_bb):
         assert ds.nodata != ds.nodata
 
 
-def test_nodata_pixels_enter_the_backbone_at_its_mean(tmp_path, conv_bb):
-    """Nodata pixels of a partly valid tile are fed as 0 after normalisation (the backbone's mean); all-valid
-    tiles skip the mask, and both give the features of the whole image with that substitution."""
+@pytest.mark.parametrize("kind", ["uint8 nodata 0", "float32 NaN"])
+def test_nodata_pixels_enter_the_backbone_at_its_mean(tmp_path, conv_bb, kind):
+    """Nodata pixels of a partly valid tile are fed as 0 after normalisation (the backbone's mean), NaN ones too;
+    all-valid tiles skip the mask, and both give the features of the whole image with that substitution."""
     import torch
 
-    data = random_image(64, 64)
-    data[:, 10:30, 5:25] = 0  # nodata inside the first tile; the tiles of the right half are all valid
-    src = write_tif(tmp_path / "in.tif", data, nodata=0)
+    if kind == "float32 NaN":  # float input is used as reflectance as it is
+        data, nodata, fill, scale = random_image(64, 64, dtype="float32"), None, np.nan, np.float32(1)
+    else:
+        data, nodata, fill, scale = random_image(64, 64), 0, 0, np.float32(1 / 255)
+    data[:, 10:30, 5:25] = fill  # nodata inside the first tile; the tiles of the right half are all valid
+    src = write_tif(tmp_path / "in.tif", data, nodata=nodata)
     feats = read_all(embed_raster(src, conv_bb, tmp_path / "o.zarr", tile=32, overlap=0, **FAST))[0]
-    x = conv_bb.normalize(torch.from_numpy(data[None].astype(np.float32) * np.float32(1 / 255)))
+    x = conv_bb.normalize(torch.from_numpy(np.nan_to_num(data[None].astype(np.float32)) * scale))
     x[:, :, 10:30, 5:25] = 0.0
     with torch.no_grad():
         whole = conv_bb.features(x)[0][0][0].numpy()
