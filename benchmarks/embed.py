@@ -158,6 +158,13 @@ def _env(value: str):
     return cm()
 
 
+def _force_compile(on: bool) -> None:
+    """Override the job-size rule (`geodino.inference.COMPILE_MIN_IMAGES`): compile every job, or none."""
+    import geodino.inference as inference
+
+    inference.COMPILE_MIN_IMAGES = dict.fromkeys(("cpu", "cuda"), 0 if on else 2**62)
+
+
 def fast_vs_eager(
     src_path: Path, spec: str, *, tile: int, overlap: int, batch: int, rounds: int, work: Path, modes: list[str]
 ) -> list[dict]:
@@ -171,12 +178,11 @@ def fast_vs_eager(
     short interleaved benchmark of three paths."""
     import rasterio
 
-    import geodino.inference as inference
     from geodino.backbones import load_backbone
     from geodino.embed import embed_raster
     from geodino.inference import fast_backbone
 
-    inference.COMPILE_MIN_IMAGES = {"cpu": 0, "cuda": 0}
+    _force_compile(True)
     with rasterio.open(src_path) as ds:
         px = ds.width * ds.height
     bbs, warm, path = {}, {}, {}
@@ -256,7 +262,7 @@ def rss_child(src: str, out: str, spec: str, tile: int, overlap: int, compile: s
     from geodino.embed import embed_raster
 
     if compile != "auto":
-        inference.COMPILE_MIN_IMAGES = dict.fromkeys(("cpu", "cuda"), 0 if compile == "on" else 2**62)
+        _force_compile(compile == "on")
     seen: dict = {}
     prepare = inference.prepare_embed
 

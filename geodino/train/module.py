@@ -290,7 +290,7 @@ class CheckpointCallback(L.Callback):
             self.folder.mkdir(parents=True, exist_ok=True)
         trainer.strategy.barrier("geodino_ckpt_mkdir")
         try:
-            trainer.save_checkpoint(tmp)
+            trainer.save_checkpoint(tmp, weights_only=False)  # optimiser and loops too: a killed run resumes
         except BaseException:
             if trainer.is_global_zero:
                 _remove(tmp)
@@ -333,6 +333,24 @@ def _remove(p: Path) -> None:
 # --------------------------------------------------------------------------------------------------------------
 
 
+class _DropTips(logging.Filter):
+    """Drops Lightning's advertising ("💡 Tip: ... try installing litlogger") from its console handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+def _quiet_lightning() -> None:
+    """Keep Lightning's real messages on the console and drop its noise: the litlogger / litmodels tips and a torch
+    pytree deprecation that Lightning's own code triggers on every step (nothing a geodino user can act on)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    for handler in logging.getLogger("lightning.pytorch").handlers:
+        if not any(isinstance(f, _DropTips) for f in handler.filters):
+            handler.addFilter(_DropTips())
+
+
 def build_trainer(
     cfg: TrainerConfig, ckpt: CheckpointConfig, out_dir: Path, run_name: str | None = None
 ) -> tuple[L.Trainer, CheckpointCallback]:
@@ -345,6 +363,7 @@ def build_trainer(
     ckpt.validate()
     # the teachers stay in eval mode on purpose (no drop path, no RoPE augmentation): not worth a warning
     warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
+    _quiet_lightning()
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
     strategy, precision, plugins = _strategy(cfg, ckpt)
     ckpt_cb = CheckpointCallback(out_dir / "checkpoints", ckpt.every_n_steps, ckpt.keep_last)

@@ -87,3 +87,29 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path):
     c = torch.load(ck / "last.ckpt", weights_only=True)
     assert c["global_step"] == 2 and c["geodino"]["step"] == 2
     assert all(torch.isfinite(v).all() for v in c["state_dict"].values() if v.is_floating_point())
+
+
+def test_trainer_console_drops_lightning_tips_and_keeps_its_messages(tmp_path):
+    """Lightning's litlogger advert and the checkpoint 'weights_only was not set' line are noise on every run;
+    its real messages (the stop reason) stay. Fails without `_quiet_lightning` / `weights_only=False`."""
+    import io
+    import logging
+
+    from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+    console = logging.StreamHandler(io.StringIO())  # stands in for Lightning's stderr handler
+    lightning_log = logging.getLogger("lightning.pytorch")
+    lightning_log.addHandler(console)
+    try:
+        fit(tmp_path, StandInArch(), max_steps=2, every=1)
+        rank_zero_info("💡 Tip: install something")
+        rank_zero_info("a real message")
+    finally:
+        lightning_log.removeHandler(console)
+    err = console.stream.getvalue()
+    assert "`max_steps=2` reached" in err and "a real message" in err
+    assert "Tip" not in err and "weights_only" not in err
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*.ckpt")) == [
+        "step_00000001.ckpt",
+        "step_00000002.ckpt",
+    ]
