@@ -5,6 +5,9 @@
 1b. Inference paths (issue 15): end-to-end px/s of the eager path (`GEODINO_FAST=0`, today's before the fast path)
    against the fast path compiled in float32 and in bf16 (ViT-S by default), and each path's share of its own
    backbone-only px/s: targets >= 1.2x eager and >= 0.85 of backbone-only. `--only-fast` runs just this part.
+1c. The pipeline alone: `embed_raster` with the backbone's forward replaced by a constant of the right shape
+   (what an infinitely fast accelerator leaves: reading, scaling, normalising, blending, encoding, writing), in
+   tiles/s and px/s. On a GPU this is the ceiling of a feature raster; `--only-pipeline` runs just this part.
 2. Memory: peak RSS of `embed_raster` on a generated 16k x 16k raster against a 4k x 4k one, each in a fresh
    subprocess (a 1-block ViT-tiny so the 16k run takes minutes): target <= 1.1.
 3. Seams: mean |f(c) - f(c')| of adjacent cells across tile borders divided by the same inside tiles
@@ -156,6 +159,40 @@ def _env(value: str):
                 os.environ["GEODINO_FAST"] = old
 
     return cm()
+
+
+def pipeline_only(src: Path, work: Path, *, rounds: int, dim: int = 384) -> dict:
+    """Median wall time of `embed_raster` runs whose backbone returns random features [B, dim, h, w] at once: the
+    reader, scaling, normalisation, blending, encoding and writing, without the forward. The eager path
+    (`GEODINO_FAST=0`) so that nothing is compiled; the store is created and finalised in every run, as in a
+    real one."""
+    import rasterio
+    import torch
+
+    from geodino.backbones import load_backbone
+    from geodino.embed import embed_raster
+
+    bb = load_backbone("arch:vit_small?seed=0&depth=1")
+    patch = bb.patch_size
+
+    seen = [0]
+
+    def features(x, layers=None, norm=True):  # random, so the encoder compresses what a real run would
+        seen[0] += x.shape[0]
+        f = torch.rand(x.shape[0], dim, x.shape[-2] // patch, x.shape[-1] // patch, device=x.device)
+        return [f], [f[:, :, 0, 0]]
+
+    bb.features = features
+    with rasterio.open(src) as ds:
+        side = ds.width
+    times = []
+    with _env("0"):
+        for k in range(rounds):
+            t0 = time.perf_counter()
+            embed_raster(src, bb, work / f"pipe{k}.zarr", tile=512, overlap=128, batch_size=8, progress=False)
+            times.append(time.perf_counter() - t0)
+    s, tiles = statistics.median(times), seen[0] // rounds
+    return {"tiles": tiles, "s": s, "tiles_s": tiles / s, "px_s": side * side / s}
 
 
 def _force_compile(on: bool) -> None:
@@ -401,6 +438,9 @@ def main() -> None:
     ap.add_argument("--fast-rounds", type=int, default=2)
     ap.add_argument("--fast-modes", nargs="+", default=list(FAST_MODES), choices=list(FAST_MODES))
     ap.add_argument("--only-fast", action="store_true", help="run only part 1b")
+    ap.add_argument("--only-pipeline", action="store_true", help="run only part 1c")
+    ap.add_argument("--pipeline-size", type=int, default=4096, help="raster side of part 1c")
+    ap.add_argument("--pipeline-rounds", type=int, default=3)
     ap.add_argument(
         "--rss-compile",
         default="auto",
@@ -422,6 +462,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="geodino-embed-bench-") as tmp:
         work = Path(tmp)
         size = 1024 if args.quick else 3072  # 64 tiles: pipeline fill and drain (~0.5 s) amortised
+        if args.only_pipeline:
+            psrc = make_raster(work / "pipeline.tif", args.pipeline_size)
+            print(
+                f"\n## 1c. the pipeline alone ({args.pipeline_size}^2 generated uint8 raster, tile 512, overlap 128, "
+                f"batch 8, D 384, .zarr float16; the backbone forward replaced by a constant; load average "
+                f"{os.getloadavg()[0]:.1f})\n"
+            )
+            r = pipeline_only(psrc, work, rounds=args.pipeline_rounds)
+            print("| tiles | rounds | s per run (median) | tiles/s | Mpx/s |")
+            print("|---|---|---|---|---|")
+            print(
+                f"| {r['tiles']} | {args.pipeline_rounds} | {r['s']:.2f} | {r['tiles_s']:.1f} | {r['px_s'] / 1e6:.2f} |"
+            )
+            return
         gen = make_raster(work / "thr.tif", size)
         if args.only_rss or args.only_fast:
             srcs = []

@@ -3,7 +3,8 @@
 #   1. backbone forward: geodino eager / transformers / timm / fast path, ViT-S/16 and ViT-L/16, batch 64,
 #      224 and 512 px, float32 and bf16 (benchmarks/backbone.py --device cuda);
 #   2. a feature raster of a generated 8k x 8k scene with `geodino embed`, fast path on vs off (GEODINO_FAST=0):
-#      end-to-end px/s, the paths each run chose, and the ratio;
+#      end-to-end px/s, the paths each run chose, and the ratio; then the same pipeline with the forward replaced
+#      by a constant (benchmarks/embed.py --only-pipeline): the ceiling the CPU side sets for a GPU;
 #   3. 50 pretraining steps of configs/pretrain/sat_vits16.yaml in bf16-mixed on the same scene: s/step between
 #      the first and the last logged step (start-up excluded) and with start-up.
 #
@@ -96,6 +97,12 @@ if [[ " $PARTS " == *" 2 "* ]]; then
     echo "|---|---|---|---|"
     ratio=$("$PY" -c "print(f'{${PXS[1]} / max(${PXS[0]}, 1):.2f}')")
     echo "| paths: ${PATHS[0]:-?} vs ${PATHS[1]:-?} | ${PXS[0]} | ${PXS[1]} | $ratio |"
+    if "$PY" benchmarks/embed.py --only-pipeline --pipeline-size "$SCENE" --pipeline-rounds 2 \
+        > "$LOGS/pipeline.log" 2>&1; then
+      grep -E "^(## 1c|\|)" "$LOGS/pipeline.log"
+    else
+      fail 2 "$LOGS/pipeline.log"
+    fi
   else
     fail 2 "$LOGS/scene.log"
   fi

@@ -12,6 +12,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,37 @@ def input_scaler(info: Any, cfg: EmbedConfig, bb: Any = None) -> tuple[Callable[
     return (lambda x: x), "x (float input used as reflectance)"
 
 
+@dataclass
+class _Tiles:
+    """One batch of a tile row, stacked by the reader thread (the main thread only hands it to the backbone)."""
+
+    size: int  # slots: the batch size
+    cols: list[int] = field(default_factory=list)  # tile column index of each tile
+    x: np.ndarray | None = None  # [n, C, H, W] float32, scaled to reflectance; nodata pixels hold what was read
+    valid: np.ndarray | None = None  # [n, H, W] bool pixel validity
+
+    def __len__(self) -> int:
+        return len(self.cols)
+
+    def add(self, col: int, x: np.ndarray, valid: np.ndarray) -> bool:
+        """Copy one tile into the next slot (the arrays are allocated at the first, a new pair per batch: the main
+        thread may still hold the previous one); True when the batch is full."""
+        if self.x is None:
+            self.x = np.empty((self.size, *x.shape), np.float32)
+            self.valid = np.empty((self.size, *valid.shape), bool)
+        self.x[len(self.cols)] = x
+        self.valid[len(self.cols)] = valid
+        self.cols.append(col)
+        return len(self.cols) == self.size
+
+    def trimmed(self) -> _Tiles:
+        """The batch cut to its tiles (views, no copy)."""
+        n = len(self.cols)
+        if self.x is None or n == self.size:
+            return self
+        return _Tiles(n, self.cols, self.x[:n], self.valid[:n])
+
+
 class _Failure:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
@@ -154,8 +186,7 @@ class Sweeper:
                     tcols = plan.tiles_touching(plan.col_starts, run[0].c0, run[0].c1)
                     for i in trows:
                         y = plan.row_starts[i]
-                        batch: list[tuple[int, np.ndarray, np.ndarray]] = []
-                        skipped = 0
+                        tiles, skipped = _Tiles(self.cfg.batch_size), 0
                         for j in tcols:
                             if stop.is_set():
                                 return
@@ -164,11 +195,11 @@ class Sweeper:
                             if not valid.any():  # all nodata: skipped, its cells stay nodata
                                 skipped += 1
                                 continue
-                            batch.append((j, self.scale(data), valid))  # nodata is masked once, in `_infer`
-                            if len(batch) == self.cfg.batch_size:
-                                _put(out_q, ("batch", i, batch, skipped), stop)
-                                batch, skipped = [], 0
-                        _put(out_q, ("batch", i, batch, skipped), stop)
+                            # stacked here, off the main thread; nodata is masked once, in `_infer`
+                            if tiles.add(j, self.scale(data), valid):
+                                _put(out_q, ("batch", i, tiles, skipped), stop)
+                                tiles, skipped = _Tiles(self.cfg.batch_size), 0
+                        _put(out_q, ("batch", i, tiles.trimmed(), skipped), stop)
                         _put(out_q, ("row_end", i, run, 0), stop)
             finally:
                 src.close()
@@ -199,19 +230,19 @@ class Sweeper:
                 errors.append(exc)
 
     # -- inference ----------------------------------------------------------------------------------------------
-    def _infer(self, imgs: list[np.ndarray], valids: list[np.ndarray]) -> np.ndarray:
+    def _infer(self, tiles: _Tiles) -> np.ndarray:
         """Normalised, nodata pixels set to 0 (the backbone's mean), features of the requested layers [B,D,h,w].
 
         The one place nodata is masked: whatever value the reader scaled for a nodata pixel (NaN included) is
         replaced here."""
         cfg, bb = self.cfg, self.bb
         try:
-            x = torch.from_numpy(np.stack(imgs)).to(cfg.device)
-            masked = not all(v.all() for v in valids)  # all-valid batches (the common case) skip the mask pass
+            x = torch.from_numpy(tiles.x).to(cfg.device)
+            masked = not tiles.valid.all()  # all-valid batches (the common case) skip the mask pass
             with torch.inference_mode():
                 x = bb.normalize(x)
                 if masked:  # masked_fill, not a product: nodata may be NaN or inf, and 0 * NaN is NaN
-                    invalid = torch.from_numpy(~np.stack(valids))[:, None].to(cfg.device)
+                    invalid = torch.from_numpy(~tiles.valid)[:, None].to(cfg.device)
                     x = x.masked_fill(invalid, 0.0)
                 dev = torch.device(cfg.device).type
                 with torch.autocast(dev, dtype=torch.bfloat16, enabled=cfg.amp):
@@ -221,7 +252,7 @@ class Sweeper:
             return f.cpu().numpy()
         except torch.OutOfMemoryError as exc:  # the estimate before the run does not know the device's other users
             raise InputError(
-                f"a batch of {len(imgs)} tiles of {self.plan.tile_px} px does not fit in {cfg.device} memory; pass a "
+                f"a batch of {len(tiles)} tiles of {self.plan.tile_px} px does not fit in {cfg.device} memory; pass a "
                 "smaller --batch-size or --tile"
             ) from exc
 
@@ -270,8 +301,7 @@ class Sweeper:
                     band = _Band(plan, payload, self.prep.dim, self.start_counts)
                 elif kind == "batch":
                     if payload:
-                        feats = self._infer([b[1] for b in payload], [b[2] for b in payload])
-                        band.add(i, payload, feats, self._weights)
+                        band.add(i, payload, self._infer(payload), self._weights)
                     bar.update(len(payload) + skipped)
                 elif kind == "row_end":
                     n_done += band.flush_after(i, out_q, self.prep.l2, self.prep.ident["dtype"])
@@ -308,7 +338,8 @@ class _Band:
         self.valid = np.zeros((tc, width), bool)
         self.n_valid = {b.index: (start_counts or {}).get(b.index, 0) for b in run}  # valid cells written per block
 
-    def add(self, i: int, batch: list, feats: np.ndarray, weights: Callable[[int, int], np.ndarray]) -> None:
+    def add(self, i: int, tiles: _Tiles, feats: np.ndarray, weights: Callable[[int, int], np.ndarray]) -> None:
+        """Blend a batch's features [n, D, tc, tc] into the band (weighted in place: `feats` is this call's)."""
         plan, tc, p = self.plan, self.plan.tile_cells, self.plan.patch
         if feats.shape[-2:] != (tc, tc):
             raise InputError(
@@ -316,13 +347,14 @@ class _Band:
                 f"expected {tc}x{tc} (tile / patch size)"
             )
         assert plan.row_starts[i] == self.base
-        for (j, _, valid_px), f in zip(batch, feats):
+        for j, valid_px, f in zip(tiles.cols, tiles.valid, feats):
             x = plan.col_starts[j] - self.x_lo
             w = weights(i, j)
-            self.acc[:, :, x : x + tc] += f * w
+            self.acc[:, :, x : x + tc] += np.multiply(f, w, out=f)
             self.wsum[:, x : x + tc] += w
-            # a cell is valid when any of its input pixels is
-            self.valid[:, x : x + tc] |= valid_px.reshape(tc, p, tc, p).any(axis=(1, 3))
+            # a cell is valid when any of its input pixels is (all-valid tiles, the common case, skip the reduction)
+            cells = True if valid_px.all() else valid_px.reshape(tc, p, tc, p).any(axis=(1, 3))
+            self.valid[:, x : x + tc] |= cells
 
     def flush_after(self, i: int, out_q: queue.Queue, l2: bool, dtype: str) -> int:
         """Send the rows no later tile row touches to the writer, shift the band up; return blocks completed."""

@@ -42,15 +42,13 @@ def test_kill_inside_a_block_resumes_there_and_is_identical(tmp_path, conv_bb, m
 
     inferred = []
     real = sweep.Sweeper._infer
-    monkeypatch.setattr(
-        sweep.Sweeper, "_infer", lambda self, imgs, v: inferred.append(len(imgs)) or real(self, imgs, v)
-    )
+    monkeypatch.setattr(sweep.Sweeper, "_infer", lambda self, tiles: inferred.append(len(tiles)) or real(self, tiles))
     embed_raster(src, conv_bb, out, resume=True, **opts)
     np.testing.assert_array_equal(read_all(out)[0], ref)
     assert not work.exists()
     monkeypatch.setattr(sweep.Sweeper, "_infer", real)
     full = []
-    monkeypatch.setattr(sweep.Sweeper, "_infer", lambda self, imgs, v: full.append(len(imgs)) or real(self, imgs, v))
+    monkeypatch.setattr(sweep.Sweeper, "_infer", lambda self, tiles: full.append(len(tiles)) or real(self, tiles))
     embed_raster(src, conv_bb, tmp_path / "again.tif", **opts)
     # the tile rows flushed before the kill are not computed again, except the last one (its overlap feeds the
     # rows below): at most one tile row of work is lost
