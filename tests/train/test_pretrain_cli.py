@@ -197,6 +197,7 @@ def test_small_recipe_switches_and_official_defaults_untouched():
         assert isinstance(s.schedules.lr.warmup_iters, float)  # a fraction of the run
         sc = s.schedules  # flat after the warm-up: nothing anneals in a short run
         assert (sc.lr.end, sc.weight_decay.end, sc.momentum.end) == (sc.lr.peak, sc.weight_decay.peak, 0.99)
+        assert sc.lr.peak == 5.0e-4  # chosen by the 10-minute benchmark (docs/recipe.md, "Half the peak lr")
         assert cfg.crops.grayscale_prob == 0.0 and cfg.crops.solarize_prob == 0.0
         assert (s.dino.centering, s.ibot.centering) == ("sinkhorn_knopp", "sinkhorn_knopp")  # the DINOv3 objective
     official = [p for p in CONFIGS if not p.stem.startswith(("small_", "demo"))]
