@@ -107,6 +107,7 @@ class _Tiles:
     cols: list[int] = field(default_factory=list)  # tile column index of each tile
     x: np.ndarray | None = None  # [n, C, H, W] float32, scaled to reflectance; nodata pixels hold what was read
     valid: np.ndarray | None = None  # [n, H, W] bool pixel validity
+    full: list[bool] = field(default_factory=list)  # per tile: every pixel valid (the common case skips masking)
 
     def __len__(self) -> int:
         return len(self.cols)
@@ -119,6 +120,7 @@ class _Tiles:
             self.valid = np.empty((self.size, *valid.shape), bool)
         self.x[len(self.cols)] = x
         self.valid[len(self.cols)] = valid
+        self.full.append(bool(valid.all()))
         self.cols.append(col)
         return len(self.cols) == self.size
 
@@ -127,7 +129,7 @@ class _Tiles:
         n = len(self.cols)
         if self.x is None or n == self.size:
             return self
-        return _Tiles(n, self.cols, self.x[:n], self.valid[:n])
+        return _Tiles(n, self.cols, self.x[:n], self.valid[:n], self.full)
 
 
 class _Failure:
@@ -238,7 +240,7 @@ class Sweeper:
         cfg, bb = self.cfg, self.bb
         try:
             x = torch.from_numpy(tiles.x).to(cfg.device)
-            masked = not tiles.valid.all()  # all-valid batches (the common case) skip the mask pass
+            masked = not all(tiles.full)  # all-valid batches (the common case) skip the mask pass
             with torch.inference_mode():
                 x = bb.normalize(x)
                 if masked:  # masked_fill, not a product: nodata may be NaN or inf, and 0 * NaN is NaN
@@ -347,13 +349,13 @@ class _Band:
                 f"expected {tc}x{tc} (tile / patch size)"
             )
         assert plan.row_starts[i] == self.base
-        for j, valid_px, f in zip(tiles.cols, tiles.valid, feats):
+        for j, valid_px, full, f in zip(tiles.cols, tiles.valid, tiles.full, feats):
             x = plan.col_starts[j] - self.x_lo
             w = weights(i, j)
             self.acc[:, :, x : x + tc] += np.multiply(f, w, out=f)
             self.wsum[:, x : x + tc] += w
             # a cell is valid when any of its input pixels is (all-valid tiles, the common case, skip the reduction)
-            cells = True if valid_px.all() else valid_px.reshape(tc, p, tc, p).any(axis=(1, 3))
+            cells = True if full else valid_px.reshape(tc, p, tc, p).any(axis=(1, 3))
             self.valid[:, x : x + tc] |= cells
 
     def flush_after(self, i: int, out_q: queue.Queue, l2: bool, dtype: str) -> int:
