@@ -6,7 +6,9 @@
 #      end-to-end px/s, the paths each run chose, and the ratio; then the same pipeline with the forward replaced
 #      by a constant (benchmarks/embed.py --only-pipeline): the ceiling the CPU side sets for a GPU;
 #   3. 50 pretraining steps of configs/pretrain/sat_vits16.yaml in bf16-mixed on the same scene: s/step between
-#      the first and the last logged step (start-up excluded) and with start-up.
+#      the first and the last logged step before the profiled ones (start-up excluded) and with start-up; then
+#      what bounds a step: `trainer.profile_steps` over the last steps (device busy share, kernel launches, syncs
+#      and host reads per step, and the most expensive ops).
 #
 #   bash benchmarks/gpu.sh            # on a machine with a GPU (about 6-8 minutes on an H200)
 #   bash benchmarks/gpu.sh --smoke    # every part on CPU with tiny sizes (a check that the script runs)
@@ -29,13 +31,13 @@ mkdir -p "$LOGS"
 FAILED=0
 
 if [[ $SMOKE == 1 ]]; then
-  DEV=cpu; ARCHS="vit_small"; BATCH=2; SIZES="32"; REPEATS=1; SCENE=512; STEPS=2; BB_FLAGS="--no-compile"
+  DEV=cpu; ARCHS="vit_small"; BATCH=2; SIZES="32"; REPEATS=1; SCENE=512; STEPS=4; PROFILE="2-3"; BB_FLAGS="--no-compile"
   EMBED_SPEC="arch:vit_tiny?seed=0&depth=2"; TRAIN_OVR="ssl.student.arch=vit_tiny batch_size=2 num_workers=0
     crops.global_size=64 crops.local_size=32 crops.n_local=2 trainer.accelerator=cpu trainer.strategy=auto
     trainer.devices=1 trainer.log_every_n_steps=1"; IMGS_PER_STEP=8
   TRAIN_DESC="batch 2 x (2 global 64 + 2 local 32)"
 else
-  DEV=cuda; ARCHS="vit_small vit_large"; BATCH=64; SIZES="224 512"; REPEATS=10; SCENE=8192; STEPS=50
+  DEV=cuda; ARCHS="vit_small vit_large"; BATCH=64; SIZES="224 512"; REPEATS=10; SCENE=8192; STEPS=50; PROFILE="44-47"
   BB_FLAGS="--threads 8"; EMBED_SPEC="arch:vit_small?seed=0"
   TRAIN_OVR="trainer.devices=1 trainer.strategy=auto num_workers=12"; IMGS_PER_STEP=$((64 * 10))
   TRAIN_DESC="batch 64 x (2 global 224 + 8 local 96)"
@@ -126,7 +128,7 @@ YAML
   t0=$(date +%s.%N)
   # shellcheck disable=SC2086
   if "$PY" -m geodino.cli pretrain --config "$CFG" trainer.max_steps="$STEPS" trainer.precision=bf16-mixed \
-      checkpoint.every_n_steps="$STEPS" $TRAIN_OVR > "$LOGS/pretrain.log" 2>&1; then
+      checkpoint.every_n_steps="$STEPS" trainer.profile_steps="$PROFILE" $TRAIN_OVR > "$LOGS/pretrain.log" 2>&1; then
     t1=$(date +%s.%N)
     # steady state: tensorboard wall times of the first and last logged loss (start-up and first steps excluded)
     steady=$("$PY" -c "
@@ -136,7 +138,7 @@ s = []
 for f in glob.glob('$OUT/pretrain/**/events.out.tfevents*', recursive=True):
     e = EventAccumulator(f); e.Reload()
     if 'loss' in e.Tags()['scalars']:
-        s = e.Scalars('loss')
+        s = [x for x in e.Scalars('loss') if x.step < ${PROFILE%-*}]  # the profiled steps run slower
 if len(s) < 2:
     print('? | ?')
 else:
@@ -145,6 +147,9 @@ else:
     echo "| pretrain sat_vits16, bf16-mixed on $DEV | steps | s/step steady | crops/s steady | s/step incl. start-up |"
     echo "|---|---|---|---|---|"
     echo "| $TRAIN_DESC | $STEPS | $steady | $("$PY" -c "print(f'{($t1 - $t0) / $STEPS:.2f}')") |"
+    grep -o "profiled steps .*" "$LOGS/pretrain.log" | head -1
+    prof_txt="$OUT/pretrain/profile/steps_$PROFILE.txt"
+    [[ -f "$prof_txt" ]] && sed -n '3,20p' "$prof_txt" | cut -c1-160
   else
     fail 3 "$LOGS/pretrain.log"
   fi

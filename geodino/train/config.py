@@ -50,6 +50,9 @@ class TrainerConfig:
     logger_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     float32_matmul_precision: str = "high"  # TF32 on Ampere+ GPUs
     slurm_auto_requeue: bool = True  # on SLURM, save and requeue on SIGUSR1 (sbatch --signal=SIGUSR1@120)
+    # FIRST-LAST (e.g. 20-24): torch.profiler over those global steps on rank 0; prints s/step, device busy,
+    # kernel launches and host syncs per step, writes a trace + top-ops table to <output_dir>/profile/ ('' = off)
+    profile_steps: str = ""
 
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -58,6 +61,10 @@ class TrainerConfig:
             raise ConfigError(f"trainer.precision={self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if self.max_steps < 1:
             raise ConfigError(f"trainer.max_steps={self.max_steps} must be >= 1")
+        if str(self.profile_steps).strip():  # checked here so a bad range fails before the run starts
+            from geodino.train.profiling import parse_steps
+
+            parse_steps(self.profile_steps, self.max_steps)
         if self.meta_init and self.strategy != "fsdp2":
             raise ConfigError("trainer.meta_init=true needs trainer.strategy=fsdp2 (only FSDP2 shards before init)")
         from geodino.train.loggers import check_loggers

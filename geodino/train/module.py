@@ -370,6 +370,11 @@ def build_trainer(
     callbacks: list[L.Callback] = [ckpt_cb]
     if cfg.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
+    from geodino.train.profiling import callback as profile_callback
+
+    profiler = profile_callback(cfg.profile_steps, cfg.max_steps, out_dir / "profile")
+    if profiler is not None:
+        callbacks.append(profiler)
     from geodino.train.loggers import build_loggers
 
     loggers = build_loggers(

@@ -13,12 +13,13 @@ from geodino.train.module import CheckpointConfig, SSLModule, TrainerConfig, bui
 from tests.train.standin import StandInArch, loader_factory, schedules
 
 
-def fit(tmp: Path, arch: StandInArch, max_steps: int, every: int = 100, ckpt_path=None, **module_kw):
+def fit(tmp: Path, arch: StandInArch, max_steps: int, every: int = 100, ckpt_path=None, trainer_kw=None, **module_kw):
     torch.manual_seed(0)
     module = SSLModule(
         arch, schedules, loader_factory=loader_factory(), checkpoint_dir=tmp / "checkpoints", **module_kw
     )
-    tcfg = TrainerConfig(max_steps=max_steps, accelerator="cpu", precision="32-true", loggers=[], progress_bar=False)
+    kw = {"accelerator": "cpu", "precision": "32-true", "loggers": [], "progress_bar": False, **(trainer_kw or {})}
+    tcfg = TrainerConfig(max_steps=max_steps, **kw)
     trainer, cb = build_trainer(tcfg, CheckpointConfig(every_n_steps=every, keep_last=2), tmp)
     trainer.fit(module, ckpt_path=ckpt_path)
     return module, trainer, cb
