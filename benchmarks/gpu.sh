@@ -4,7 +4,8 @@
 #      224 and 512 px, float32 and bf16 (benchmarks/backbone.py --device cuda);
 #   2. a feature raster of a generated 8k x 8k scene with `geodino embed`, fast path on vs off (GEODINO_FAST=0):
 #      end-to-end px/s, the paths each run chose, and the ratio; then the same pipeline with the forward replaced
-#      by a constant (benchmarks/embed.py --only-pipeline): the ceiling the CPU side sets for a GPU;
+#      by a constant (benchmarks/embed.py --only-pipeline): the ceiling the CPU side sets for a GPU; and where each
+#      embed run's time went (its "time" line: set-up, forward, waiting for tiles, blending, rows out, finishing);
 #   3. 50 pretraining steps of configs/pretrain/sat_vits16.yaml in bf16-mixed on the same scene: s/step between
 #      the first and the last logged step before the profiled ones (start-up excluded) and with start-up; then
 #      what bounds a step: `trainer.profile_steps` over the last steps (device busy share, kernel launches, syncs
@@ -99,6 +100,9 @@ if [[ " $PARTS " == *" 2 "* ]]; then
     echo "|---|---|---|---|"
     ratio=$("$PY" -c "print(f'{${PXS[1]} / max(${PXS[0]}, 1):.2f}')")
     echo "| paths: ${PATHS[0]:-?} vs ${PATHS[1]:-?} | ${PXS[0]} | ${PXS[1]} | $ratio |"
+    for fast in 0 1; do  # where each run's time went (set-up, forward, waiting for tiles, blending, rows, finishing)
+      echo "GEODINO_FAST=$fast: $(grep -h -o "time .* s: .*" "$LOGS/embed_$fast.log" | tail -1)"
+    done
     if "$PY" benchmarks/embed.py --only-pipeline --pipeline-size "$SCENE" --pipeline-rounds 2 \
         > "$LOGS/pipeline.log" 2>&1; then
       grep -E "^(## 1c|\|)" "$LOGS/pipeline.log"

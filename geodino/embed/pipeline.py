@@ -39,7 +39,7 @@ from geodino.embed.config import IDENT_KEYS, EmbedConfig, make_config
 from geodino.embed.memory import check_memory, default_scale_desc, estimate_memory
 from geodino.embed.plan import Block, Plan, auto_chunk, make_plan
 from geodino.embed.sources import open_source
-from geodino.embed.sweep import Sweeper, input_scaler, recorded_scale
+from geodino.embed.sweep import Sweeper, input_scaler, recorded_scale, time_line
 from geodino.embed.workdir import (
     PLAN_FILE,
     STORE,
@@ -351,6 +351,8 @@ def _write(
     """Sweep this rank's blocks into the work store, then (the last process to finish) write the output."""
     primary = cfg.rank == 0
     plan = prep.plan
+    sweeper: Sweeper | None = None  # this process's sweep (None when spawned workers did it)
+    t_sweep, sweep_s = t0, 0.0
     if cfg.workers > 1:
         _spawn_workers(input, bb, cfg, work, prep)
     else:
@@ -369,6 +371,7 @@ def _write(
             if b.r0 < rows < b.r1:
                 todo[k] = dataclasses.replace(b, r0=rows)
                 sweeper.start_counts[b.index] = n_valid
+        t_sweep = time.perf_counter()
         try:
             sweeper.run(todo)
         except GeoDinoError:
@@ -379,6 +382,7 @@ def _write(
 
                 remove_tree(work)
             raise
+        sweep_s = time.perf_counter() - t_sweep
         if not finalize:
             return out_path
     if len(done_blocks(work)) < len(plan.blocks()):
@@ -388,13 +392,19 @@ def _write(
             os.close(os.open(work / "finalize.lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         except FileExistsError:
             return out_path
+    t_fin = time.perf_counter()
     _finalize(work, out_path, prep, cfg)
+    t_end = time.perf_counter()
     if cfg.progress:
         print(
             f"geodino: wrote {out_path} ({prep.dim} bands, {plan.out_height}x{plan.out_width} cells of "
-            f"{plan.patch} px{_valid_note(prep.n_valid, plan)}, {time.perf_counter() - t0:.1f}s)",
+            f"{plan.patch} px{_valid_note(prep.n_valid, plan)}, {t_end - t0:.1f}s)",
             file=sys.stderr,
         )
+        if sweeper is not None and cfg.world_size == 1:  # one process did the whole sweep: its clock covers it
+            setup = t_sweep - t0
+            line = time_line(t_end - t0, setup, sweep_s, t_end - t_fin, sweeper.timing, sweeper.tiles)
+            print(f"geodino: {line}", file=sys.stderr)
     return out_path
 
 

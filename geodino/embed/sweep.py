@@ -10,6 +10,7 @@ from __future__ import annotations
 import queue
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from geodino.embed.workdir import DONE, STORE, mark_done, mark_rows
 from geodino.embed.writers import ZarrBlockWriter, encode
 from geodino.errors import InputError
 
-__all__ = ["Sweeper", "input_scaler", "recorded_scale"]
+__all__ = ["Sweeper", "input_scaler", "recorded_scale", "time_line"]
 
 
 def _after_row(n_blocks: int, n_rows: int) -> None:
@@ -170,6 +171,9 @@ class Sweeper:
         self.layers = parse_layers(cfg.layers)
         self.weight_cache: dict[tuple, np.ndarray] = {}
         self.start_counts: dict[int, int] = {}  # valid cells already written in blocks resumed part-way
+        # main-thread seconds per step of the sweep (see `time_line`), and the tiles that went through the backbone
+        self.timing: dict[str, float] = dict.fromkeys(("forward", "waiting", "blending", "rows"), 0.0)
+        self.tiles = 0
 
     # -- reader thread ------------------------------------------------------------------------------------------
     def _reader(self, runs: list[list[Block]], out_q: queue.Queue, stop: threading.Event) -> None:
@@ -290,9 +294,12 @@ class Sweeper:
         bar = _progress(n_tiles, cfg, desc=f"embed rank {cfg.rank}" if cfg.world_size > 1 else "embed")
         n_done = n_rows = 0
         band: _Band | None = None
+        timing, clock = self.timing, time.perf_counter
         try:
             while True:
+                t = clock()
                 kind, i, payload, skipped = in_q.get()
+                timing["waiting"] += clock() - t
                 if werrors:
                     raise werrors[0]
                 if kind == "error":
@@ -303,10 +310,18 @@ class Sweeper:
                     band = _Band(plan, payload, self.prep.dim, self.start_counts)
                 elif kind == "batch":
                     if payload:
-                        band.add(i, payload, self._infer(payload), self._weights)
+                        t = clock()
+                        feats = self._infer(payload)
+                        t1 = clock()
+                        band.add(i, payload, feats, self._weights)
+                        timing["forward"] += t1 - t
+                        timing["blending"] += clock() - t1
+                        self.tiles += len(payload)
                     bar.update(len(payload) + skipped)
                 elif kind == "row_end":
+                    t = clock()
                     n_done += band.flush_after(i, out_q, self.prep.l2, self.prep.ident["dtype"])
+                    timing["rows"] += clock() - t
                     n_rows += 1
                     _after_row(n_done, n_rows)
         except BaseException:
@@ -322,6 +337,20 @@ class Sweeper:
             reader.join(timeout=30)
         if werrors:
             raise werrors[0]
+
+
+def time_line(total: float, setup: float, sweep: float, finish: float, timing: dict[str, float], tiles: int) -> str:
+    """Where an embed run's wall time went, for the console: set-up (backbone, plan, compile warm-up), the sweep
+    split by the main thread's steps, and finishing (the output written from the work store). The forward includes
+    normalisation and the host-device copies (on a GPU the read-back waits for the device); "waiting for tiles" is
+    time the main thread had nothing to infer (the reader is the bound when it is large); "rows out" is dividing,
+    normalising and encoding finished rows and handing them to the writer thread (which blocks when it is behind)."""
+    rate = f" at {tiles / timing['forward']:.1f} tiles/s" if timing["forward"] > 0 else ""
+    return (
+        f"time {total:.1f} s: set-up {setup:.1f}, sweep {sweep:.1f} (forward {timing['forward']:.1f}{rate}, waiting "
+        f"for tiles {timing['waiting']:.1f}, blending {timing['blending']:.1f}, rows out {timing['rows']:.1f}), "
+        f"finishing {finish:.1f}"
+    )
 
 
 class _Band:
