@@ -257,6 +257,8 @@ def fast_vs_eager(
                 "path": path[m],
                 "e2e_px_s": px / steady,
                 "vs_eager": statistics.median(b / e for b, e in zip(t_e2e[base], t_e2e[m])),
+                "rounds": [b / e for b, e in zip(t_e2e[base], t_e2e[m])],  # per-round e2e ratios (drift shows here)
+                "rounds_bb": [b / e for b, e in zip(t_bb[m], t_e2e[m])],
                 "backbone_px_s": px / statistics.median(t_bb[m]),
                 "of_backbone": statistics.median(b / e for b, e in zip(t_bb[m], t_e2e[m])),
                 "first_run_s": warm[m],
@@ -507,10 +509,11 @@ def main() -> None:
                 "first run s | warm-up s | tiles to repay it |"
             )
             print("|---|---|---|---|---|---|---|---|", flush=True)
-            for r in fast_vs_eager(
+            fast_rows = fast_vs_eager(
                 fsrc, args.fast_backbone, tile=512, overlap=128, batch=4, rounds=args.fast_rounds, work=work,
                 modes=args.fast_modes,
-            ):  # fmt: skip
+            )  # fmt: skip
+            for r in fast_rows:
                 print(
                     f"| {r['path']} | {r['e2e_px_s']:.0f} | {r['vs_eager']:.2f} | {r['backbone_px_s']:.0f} | "
                     f"{r['of_backbone']:.2f} | {r['first_run_s']:.0f} | {r['warmup_s']:.0f} | "
@@ -518,6 +521,11 @@ def main() -> None:
                     flush=True,
                 )
             print(f"(load average after: {os.getloadavg()[0]:.1f})")
+            print(f"per-round ratios (e2e vs {args.fast_modes[0]} e2e; e2e / own backbone-only):")
+            for r in fast_rows:
+                e2e = ", ".join(f"{x:.2f}" for x in r["rounds"])
+                own = ", ".join(f"{x:.2f}" for x in r["rounds_bb"])
+                print(f"  {r['path']}: {e2e}; {own}")
             if args.only_fast:
                 return
         print("\n## 3. seams\n")
