@@ -121,6 +121,15 @@ class StepProfiler(L.Callback):
         self.done = False
         self.result: StepProfile | None = None
 
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.is_global_zero and trainer.global_step > self.last:  # a resumed run already past the range
+            self.done = True
+            print(
+                f"geodino: warning: trainer.profile_steps={self.first}-{self.last} lies before step "
+                f"{trainer.global_step}, where this run resumes; nothing is profiled (pick later steps)",
+                file=sys.stderr,
+            )
+
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         step = trainer.global_step
         if not trainer.is_global_zero or self.done:

@@ -76,3 +76,20 @@ def test_profiled_steps_write_trace_and_summary(tmp_path, capsys):
     assert not list((tmp_path / "profile").glob(".*"))  # no temporary files left behind
     line = next(ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("geodino: profiled steps 1-2: "))
     assert "s/step" in line and "perfetto" in line and "steps_1-2.trace.json" in line
+
+
+def test_resumed_past_the_range_says_so_and_profiles_nothing(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from geodino.train.profiling import StepProfiler
+
+    prof = StepProfiler(2, 4, tmp_path / "profile")
+    trainer = SimpleNamespace(global_step=10, is_global_zero=True)
+    prof.on_train_start(trainer, None)
+    prof.on_train_batch_start(trainer, None, None, 0)
+    assert prof.done and prof._prof is None and not (tmp_path / "profile").exists()
+    assert "trainer.profile_steps=2-4 lies before step 10" in capsys.readouterr().err
+    # a run resumed inside the range profiles from where it resumed
+    inside = StepProfiler(2, 4, tmp_path / "p2")
+    inside.on_train_start(SimpleNamespace(global_step=3, is_global_zero=True), None)
+    assert not inside.done
