@@ -9,7 +9,9 @@
 #   3. 50 pretraining steps of configs/pretrain/sat_vits16.yaml in bf16-mixed on the same scene: s/step between
 #      the first and the last logged step before the profiled ones (start-up excluded) and with start-up; then
 #      what bounds a step: `trainer.profile_steps` over the last steps (device busy share, kernel launches, syncs
-#      and host reads per step, and the most expensive ops).
+#      and host reads per step, and the most expensive ops);
+#   4. (only with PARTS="4" or PARTS="1 2 3 4") part 3 again with trainer.compile=true: the first remedy when part 3
+#      shows a host-bound step (low device-busy share, thousands of launches per step).
 #
 #   bash benchmarks/gpu.sh            # on a machine with a GPU (about 6-8 minutes on an H200)
 #   bash benchmarks/gpu.sh --smoke    # every part on CPU with tiny sizes (a check that the script runs)
@@ -114,13 +116,12 @@ if [[ " $PARTS " == *" 2 "* ]]; then
   fi
 fi
 
-if [[ " $PARTS " == *" 3 "* ]]; then
-  echo "== 3. $STEPS pretraining steps of sat_vits16 (bf16-mixed) =="
-  make_scene > "$LOGS/scene.log" 2>&1 || fail 3 "$LOGS/scene.log"
-  CFG="$OUT/sat_vits16_bench.yaml"
-  cat > "$CFG" <<YAML
+pretrain_bench() {  # pretrain_bench PART TAG EXTRA_OVERRIDES: STEPS steps of sat_vits16, the s/step table, profile
+  local part=$1 tag=$2 extra=$3 out="$OUT/pretrain_$2"
+  make_scene > "$LOGS/scene.log" 2>&1 || { fail "$part" "$LOGS/scene.log"; return; }
+  local cfg="$OUT/sat_vits16_bench.yaml"
+  cat > "$cfg" <<YAML
 _base_: $PWD/configs/pretrain/sat_vits16.yaml
-output_dir: $OUT/pretrain
 ssl:
   schedules:
     reference_iters: 125000  # the recipe's lengths scaled to this short run
@@ -128,34 +129,47 @@ data:
   sources:
     - {name: scene, type: raster, paths: [$(realpath -m "$SCENE_TIF")], sensor: maxar, tile_size: 256, max_nodata_fraction: 0.2}
 YAML
-  rm -rf "$OUT/pretrain"
+  rm -rf "$out"
+  local t0 t1 steady
   t0=$(date +%s.%N)
   # shellcheck disable=SC2086
-  if "$PY" -m geodino.cli pretrain --config "$CFG" trainer.max_steps="$STEPS" trainer.precision=bf16-mixed \
-      checkpoint.every_n_steps="$STEPS" trainer.profile_steps="$PROFILE" $TRAIN_OVR > "$LOGS/pretrain.log" 2>&1; then
+  if "$PY" -m geodino.cli pretrain --config "$cfg" output_dir="$out" trainer.max_steps="$STEPS" \
+      trainer.precision=bf16-mixed checkpoint.every_n_steps="$STEPS" trainer.profile_steps="$PROFILE" $TRAIN_OVR \
+      $extra > "$LOGS/pretrain_$tag.log" 2>&1; then
     t1=$(date +%s.%N)
-    # steady state: tensorboard wall times of the first and last logged loss (start-up and first steps excluded)
+    # steady state: tensorboard wall times of the first and last logged loss before the profiled steps (which run
+    # slower); start-up and the first steps excluded
     steady=$("$PY" -c "
 import glob
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 s = []
-for f in glob.glob('$OUT/pretrain/**/events.out.tfevents*', recursive=True):
+for f in glob.glob('$out/**/events.out.tfevents*', recursive=True):
     e = EventAccumulator(f); e.Reload()
     if 'loss' in e.Tags()['scalars']:
-        s = [x for x in e.Scalars('loss') if x.step < ${PROFILE%-*}]  # the profiled steps run slower
+        s = [x for x in e.Scalars('loss') if x.step < ${PROFILE%-*}]
 if len(s) < 2:
     print('? | ?')
 else:
     dt = (s[-1].wall_time - s[0].wall_time) / (s[-1].step - s[0].step)
     print(f'{dt:.3f} (steps {s[0].step}-{s[-1].step}) | {$IMGS_PER_STEP / dt:.0f}')")
-    echo "| pretrain sat_vits16, bf16-mixed on $DEV | steps | s/step steady | crops/s steady | s/step incl. start-up |"
+    echo "| pretrain sat_vits16 ($tag), bf16-mixed on $DEV | steps | s/step steady | crops/s steady | s/step incl. start-up |"
     echo "|---|---|---|---|---|"
     echo "| $TRAIN_DESC | $STEPS | $steady | $("$PY" -c "print(f'{($t1 - $t0) / $STEPS:.2f}')") |"
-    grep -o "profiled steps .*" "$LOGS/pretrain.log" | head -1
-    prof_txt="$OUT/pretrain/profile/steps_$PROFILE.txt"
+    grep -o "profiled steps .*" "$LOGS/pretrain_$tag.log" | head -1
+    local prof_txt="$out/profile/steps_$PROFILE.txt"
     [[ -f "$prof_txt" ]] && sed -n '3,20p' "$prof_txt" | cut -c1-160
   else
-    fail 3 "$LOGS/pretrain.log"
+    fail "$part" "$LOGS/pretrain_$tag.log"
   fi
+}
+
+if [[ " $PARTS " == *" 3 "* ]]; then
+  echo "== 3. $STEPS pretraining steps of sat_vits16 (bf16-mixed) =="
+  pretrain_bench 3 eager ""
+fi
+
+if [[ " $PARTS " == *" 4 "* ]]; then  # not in the default PARTS: the remedy to try when part 3 shows a host-bound step
+  echo "== 4. the same with trainer.compile=true (per-block torch.compile; the compile is in the start-up) =="
+  pretrain_bench 4 compiled "trainer.compile=true"
 fi
 exit $FAILED
