@@ -396,15 +396,15 @@ def _write(
     _finalize(work, out_path, prep, cfg)
     t_end = time.perf_counter()
     if cfg.progress:
-        print(
-            f"geodino: wrote {out_path} ({prep.dim} bands, {plan.out_height}x{plan.out_width} cells of "
-            f"{plan.patch} px{_valid_note(prep.n_valid, plan)}, {t_end - t0:.1f}s)",
-            file=sys.stderr,
-        )
         if sweeper is not None and cfg.world_size == 1:  # one process did the whole sweep: its clock covers it
             setup = t_sweep - t0
             line = time_line(t_end - t0, setup, sweep_s, t_end - t_fin, sweeper.timing, sweeper.tiles)
             print(f"geodino: {line}", file=sys.stderr)
+        print(  # the last line names what was written
+            f"geodino: wrote {out_path} ({prep.dim} bands, {plan.out_height}x{plan.out_width} cells of "
+            f"{plan.patch} px{_valid_note(prep.n_valid, plan)}, {t_end - t0:.1f}s)",
+            file=sys.stderr,
+        )
     return out_path
 
 
