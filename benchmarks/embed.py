@@ -249,6 +249,8 @@ def fast_vs_eager(
     rows = []
     for m in modes:
         steady = statistics.median(t_e2e[m])
+        vs_base = [b / e for b, e in zip(t_e2e[base], t_e2e[m])]  # per-round ratios: drift between rounds shows here
+        of_bb = [b / e for b, e in zip(t_bb[m], t_e2e[m])]
         warmup = max(warm[m] - steady, 0.0)  # the first run minus a steady one: compile + its forward
         saved = (statistics.median(t_e2e[base]) - steady) / n_tiles  # s saved per tile against the first mode
         rows.append(
@@ -256,11 +258,11 @@ def fast_vs_eager(
                 "mode": m,
                 "path": path[m],
                 "e2e_px_s": px / steady,
-                "vs_eager": statistics.median(b / e for b, e in zip(t_e2e[base], t_e2e[m])),
-                "rounds": [b / e for b, e in zip(t_e2e[base], t_e2e[m])],  # per-round e2e ratios (drift shows here)
-                "rounds_bb": [b / e for b, e in zip(t_bb[m], t_e2e[m])],
+                "vs_eager": statistics.median(vs_base),
+                "rounds": vs_base,
+                "rounds_bb": of_bb,
                 "backbone_px_s": px / statistics.median(t_bb[m]),
-                "of_backbone": statistics.median(b / e for b, e in zip(t_bb[m], t_e2e[m])),
+                "of_backbone": statistics.median(of_bb),
                 "first_run_s": warm[m],
                 "warmup_s": warmup,
                 # tiles (of this size) a run needs before the warm-up is repaid: the break-even job size
