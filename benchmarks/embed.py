@@ -4,7 +4,9 @@
    read into memory beforehand, the same batches, the same threads): target >= 0.85.
 1b. Inference paths (issue 15): end-to-end px/s of the eager path (`GEODINO_FAST=0`, today's before the fast path)
    against the fast path compiled in float32 and in bf16 (ViT-S by default), and each path's share of its own
-   backbone-only px/s: targets >= 1.2x eager and >= 0.85 of backbone-only. `--only-fast` runs just this part.
+   backbone-only px/s: targets >= 1.2x eager and >= 0.85 of backbone-only. `--only-fast` runs just this part;
+   `--fast-batch 8` uses `geodino embed`'s default batch, and the modes `fast-float32-padded` /
+   `fast-bfloat16-padded` add the batching before balanced batches (`Plan.batch_fill`) side by side.
 1c. The pipeline alone: `embed_raster` with the backbone's forward replaced by a constant of the right shape
    (what an infinitely fast accelerator leaves: reading, scaling, normalising, blending, encoding, writing), in
    tiles/s and px/s. On a GPU this is the ceiling of a feature raster; `--only-pipeline` runs just this part.
@@ -72,7 +74,8 @@ def make_raster(path: Path, size: int, *, block: int = 512, seed: int = 0) -> Pa
 
 
 def backbone_only_seconds(src_path: Path, bb, *, tile: int, overlap: int, batch: int) -> tuple[float, int]:
-    """Time of the backbone alone on the plan's tiles (pre-read, pre-normalised, batched per tile row)."""
+    """Time of the backbone alone on the plan's tiles (pre-read, pre-normalised, batched per tile row as the sweep
+    batches them: `Plan.batch_fill` tiles a batch)."""
     import torch
 
     from geodino.embed.plan import make_plan
@@ -82,6 +85,7 @@ def backbone_only_seconds(src_path: Path, bb, *, tile: int, overlap: int, batch:
     info = src.info
     plan = make_plan(info.height, info.width, info.transform, patch=bb.patch_size, tile=tile, overlap=overlap)
     p, tc = plan.patch, plan.tile_cells
+    batch = plan.batch_fill(batch)
     rows = []
     for y in plan.row_starts:
         tiles = []
@@ -139,7 +143,40 @@ def throughput(src_path: Path, spec: str, *, tile: int, overlap: int, batch: int
 # ------------------------------------------------------------------------------------------------------------
 # 1b. fast inference path vs today's eager path
 
-FAST_MODES = {"eager": "0", "fast-float32": "float32", "fast-bfloat16": "bfloat16"}  # row -> GEODINO_FAST
+FAST_MODES = {  # row -> GEODINO_FAST
+    "eager": "0",
+    "fast-float32": "float32",
+    "fast-bfloat16": "bfloat16",
+    # the batching before balanced batches: batches of batch_size per tile row, a partial last one always padded
+    # to the compiled batch (`_padded_batches`), so that the change is measured side by side
+    "fast-float32-padded": "float32",
+    "fast-bfloat16-padded": "bfloat16",
+}
+
+
+def _padded_batches(on: bool):
+    """The previous batching for the body of a `with` block when `on`: `Plan.batch_fill` returns `batch_size`
+    and every partial batch is zero-padded to the compiled one (`PAD_MIN_SHARE` 0)."""
+    import contextlib
+
+    import geodino.models.frozen as frozen
+    from geodino.embed.plan import Plan
+
+    @contextlib.contextmanager
+    def cm():
+        if not on:
+            yield
+            return
+        fill, share = Plan.batch_fill, dict(frozen.PAD_MIN_SHARE)
+        Plan.batch_fill = lambda self, batch_size: batch_size
+        frozen.PAD_MIN_SHARE.update(dict.fromkeys(share, 0.0))
+        try:
+            yield
+        finally:
+            Plan.batch_fill = fill
+            frozen.PAD_MIN_SHARE.update(share)
+
+    return cm()
 
 
 def _env(value: str):
@@ -225,19 +262,19 @@ def fast_vs_eager(
     bbs, warm, path = {}, {}, {}
     for m in modes:
         bbs[m] = load_backbone(spec)
-        with _env(FAST_MODES[m]):
+        with _env(FAST_MODES[m]), _padded_batches(m.endswith("-padded")):
             t0 = time.perf_counter()
             embed_raster(src_path, bbs[m], work / f"w_{m}.zarr", tile=tile, overlap=overlap, batch_size=batch,
                          progress=False, overwrite=True)  # fmt: skip
             warm[m] = time.perf_counter() - t0
             with fast_backbone(bbs[m]) as p:  # embed_raster restores the eager model; this reuses its FastViT
-                path[m] = p.name
+                path[m] = p.name + (" (padded batches)" if m.endswith("-padded") else "")
                 backbone_only_seconds(src_path, bbs[m], tile=tile, overlap=overlap, batch=batch)
     t_e2e: dict[str, list[float]] = {m: [] for m in modes}
     t_bb: dict[str, list[float]] = {m: [] for m in modes}
     for _ in range(rounds):
         for m in modes:
-            with _env(FAST_MODES[m]):
+            with _env(FAST_MODES[m]), _padded_batches(m.endswith("-padded")):
                 with fast_backbone(bbs[m]):
                     t, n_tiles = backbone_only_seconds(src_path, bbs[m], tile=tile, overlap=overlap, batch=batch)
                 t_bb[m].append(t)
@@ -440,6 +477,7 @@ def main() -> None:
     )
     ap.add_argument("--fast-size", type=int, default=1536, help="raster side of part 1b (1536: 16 tiles of 512)")
     ap.add_argument("--fast-rounds", type=int, default=2)
+    ap.add_argument("--fast-batch", type=int, default=4, help="batch size of part 1b (geodino embed's default: 8)")
     ap.add_argument("--fast-modes", nargs="+", default=list(FAST_MODES), choices=list(FAST_MODES))
     ap.add_argument("--only-fast", action="store_true", help="run only part 1b")
     ap.add_argument("--only-pipeline", action="store_true", help="run only part 1c")
@@ -504,7 +542,8 @@ def main() -> None:
             fsrc = make_raster(work / "fast.tif", fsize)
             print(
                 f"\n## 1b. inference paths ({args.fast_backbone}, {fsize}^2 generated raster, tile 512, overlap 128, "
-                f"batch 4; medians of {args.fast_rounds} interleaved rounds; load average {os.getloadavg()[0]:.1f})\n"
+                f"batch {args.fast_batch}; medians of {args.fast_rounds} interleaved rounds; load average "
+                f"{os.getloadavg()[0]:.1f})\n"
             )
             print(
                 "| path | e2e .zarr px/s (steady) | vs eager e2e | backbone-only px/s | e2e / backbone-only | "
@@ -512,8 +551,8 @@ def main() -> None:
             )
             print("|---|---|---|---|---|---|---|---|", flush=True)
             fast_rows = fast_vs_eager(
-                fsrc, args.fast_backbone, tile=512, overlap=128, batch=4, rounds=args.fast_rounds, work=work,
-                modes=args.fast_modes,
+                fsrc, args.fast_backbone, tile=512, overlap=128, batch=args.fast_batch, rounds=args.fast_rounds,
+                work=work, modes=args.fast_modes,
             )  # fmt: skip
             for r in fast_rows:
                 print(

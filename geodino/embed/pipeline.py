@@ -418,7 +418,7 @@ def _inference_path(bb: Any, cfg: EmbedConfig, plan: Plan) -> dict[str, str]:
     meta = prepare_embed(
         bb,
         tile=cfg.tile,
-        batch_size=cfg.batch_size,
+        batch_size=plan.batch_fill(cfg.batch_size),  # the batch the sweep fills, so the one compiled
         n_tiles=plan.n_tiles,
         layers=parse_layers(cfg.layers),
         mode="bfloat16" if cfg.amp else "auto",

@@ -87,6 +87,20 @@ class Plan:
                 out.append(Block(len(out), r0, min(r0 + self.block_rows, self.out_height), c0, c1, cb))
         return out
 
+    def batch_fill(self, batch_size: int) -> int:
+        """Tiles per batch for a `batch_size` cap: tile rows are batched on their own (see `geodino.embed.sweep`),
+        so a row of n tiles takes ceil(n / batch_size) batches; filling each with ceil(n / that) tiles keeps the
+        same number of forwards with balanced batches (21 tiles at 8: 7+7+7, not 8+8+5). A compiled forward runs
+        one batch shape and pads smaller batches to it, so 8+8+5 cost 24 tiles of work against 21. n is the
+        widest column block's row (the others are at most as wide; their short rows end in a smaller batch)."""
+        if batch_size < 1:
+            raise ConfigError(f"batch_size={batch_size} must be >= 1")
+        c0, c1 = self.col_blocks()[0]
+        n = len(self.tiles_touching(self.col_starts, c0, c1))
+        if n <= batch_size:
+            return max(n, 1)
+        return math.ceil(n / math.ceil(n / batch_size))
+
     def tiles_touching(self, starts: Sequence[int], lo: int, hi: int) -> list[int]:
         """Indices of tiles (along one axis) whose footprint `[s, s + tile)` meets `[lo, hi)`."""
         return [i for i, s in enumerate(starts) if s < hi and s + self.tile_cells > lo]

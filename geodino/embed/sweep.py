@@ -168,6 +168,7 @@ class Sweeper:
         self.plan: Plan = prep.plan
         self.margin = cfg.effective_margin(self.plan.patch)
         self.scale, _ = input_scaler(prep.source.info, cfg, bb)
+        self.fill = self.plan.batch_fill(cfg.batch_size)  # tiles per batch (<= batch_size, balanced per row)
         self.layers = parse_layers(cfg.layers)
         self.weight_cache: dict[tuple, np.ndarray] = {}
         self.start_counts: dict[int, int] = {}  # valid cells already written in blocks resumed part-way
@@ -177,7 +178,8 @@ class Sweeper:
 
     # -- reader thread ------------------------------------------------------------------------------------------
     def _reader(self, runs: list[list[Block]], out_q: queue.Queue, stop: threading.Event) -> None:
-        """Tiles in sweep order, batched per tile row (so batch composition never depends on where a sweep starts)."""
+        """Tiles in sweep order, batched per tile row (so batch composition never depends on where a sweep starts),
+        `self.fill` tiles a batch (`Plan.batch_fill`)."""
         import rasterio
 
         plan, p, tc = self.plan, self.plan.patch, self.plan.tile_cells
@@ -192,7 +194,7 @@ class Sweeper:
                     tcols = plan.tiles_touching(plan.col_starts, run[0].c0, run[0].c1)
                     for i in trows:
                         y = plan.row_starts[i]
-                        tiles, skipped = _Tiles(self.cfg.batch_size), 0
+                        tiles, skipped = _Tiles(self.fill), 0
                         for j in tcols:
                             if stop.is_set():
                                 return
@@ -204,7 +206,7 @@ class Sweeper:
                             # stacked here, off the main thread; nodata is masked once, in `_infer`
                             if tiles.add(j, self.scale(data), valid):
                                 _put(out_q, ("batch", i, tiles, skipped), stop)
-                                tiles, skipped = _Tiles(self.cfg.batch_size), 0
+                                tiles, skipped = _Tiles(self.fill), 0
                         _put(out_q, ("batch", i, tiles.trimmed(), skipped), stop)
                         _put(out_q, ("row_end", i, run, 0), stop)
             finally:

@@ -10,7 +10,8 @@ same outputs (`forward_features`, `get_intermediate_layers`, official semantics;
 - `compile=True` runs the forward through `torch.compile` (inductor; on CPU with weight freezing, which constant-
   folds RoPE tables and prepacks weights for oneDNN). Shapes are static: each new (batch, H, W) is compiled once
   (the warm-up), and a batch smaller than one already compiled for the same tile size is zero-padded to it instead
-  of compiling again (a partial last batch costs a padded forward, not a compile);
+  of compiling again (a partial last batch costs a padded forward, not a compile), or on CPU, when it fills less
+  than `PAD_MIN_SHARE` of it, runs uncompiled;
 - `dtype="int8"`: opt-in dynamic int8 quantisation of the projections (torch.ao, eager; fidelity measured by
   the feature cosine to float32, see README "Fast inference").
 
@@ -43,6 +44,14 @@ __all__ = ["MODES", "FastPath", "FastViT", "choose_path", "fast_path"]
 
 MODES = ("auto", "off", "float32", "bfloat16", "int8")
 ENV_SWITCH = "GEODINO_FAST"  # "0" / "off" turns the fast path off everywhere; a mode name forces that mode
+
+
+# A batch smaller than the compiled one runs that graph zero-padded when it fills at least this share of it, else
+# through the prepared weights without the compiler. CPU: the compiled forward is ~1.3x eager (ViT-S, 512 px, README
+# "Fast inference") and the uncompiled prepared weights run at eager's speed (benchmarks/backbone.py --no-compile,
+# batch 4, 512 px: 2.32 against 2.42 img/s), so padding pays from ~1/1.3 full. CUDA: always padded (compiled bf16
+# is ~2x eager, and a small batch leaves the GPU mostly idle anyway).
+PAD_MIN_SHARE: dict[str, float] = {"cpu": 0.75, "cuda": 0.0}
 
 
 @dataclass(frozen=True)
@@ -302,6 +311,11 @@ class FastViT(nn.Module):
         B, _, H, W = x.shape
         run_b = self._compiled_batch(B, H, W, take, norm)
         pad = run_b > B
+        if pad and B < PAD_MIN_SHARE.get(x.device.type, 0.0) * run_b:
+            # a batch well short of the compiled one: its own tiles through the prepared weights cost less than
+            # a padded compiled forward (and compiling its shape costs a warm-up)
+            with torch.no_grad():
+                return self.core(x, take, norm, sin, cos)
         outside = not torch.is_inference_mode_enabled()
         # the graph always runs in inference mode on an inference tensor: dynamo guards on the input's dispatch
         # keys, so a warm-up on a plain tensor then calls under torch.inference_mode() (or the reverse) compiled twice

@@ -484,10 +484,21 @@ def test_geodino_vit_runs_the_fast_path_and_records_it(tmp_path, monkeypatch):
         np.testing.assert_allclose(a.read(), b.read(), atol=1e-4)
 
 
-def test_compiled_fast_path_warms_up_on_the_calls_the_sweep_makes(tmp_path, monkeypatch):
-    """The warm-up compiles exactly the call the sweep makes (batch, tile, layers, norm): every batch, the partial
-    last batch of a tile row included (zero-padded), runs that one graph; a second raster on the same backbone
-    pays no warm-up forward; features equal the eager path's to 1e-4. (torch.compile is replaced by a recorder.)"""
+@pytest.mark.parametrize(
+    ("width", "batch_size", "graph_batch", "per_row"),
+    [
+        (72, 2, 2, 1),  # 3 tiles a row at 2: 2 + 1; the lone tile (half a batch) runs uncompiled, not padded
+        (176, 4, 4, 2),  # 7 tiles at 4: 4 + 3, the 3 (3/4 of the graph's batch) zero-padded to it
+        (104, 3, 2, 2),  # 4 tiles at 3: balanced 2 + 2 (not 3 + 1), one graph of batch 2, nothing padded
+    ],
+)
+def test_compiled_fast_path_warms_up_on_the_calls_the_sweep_makes(
+    tmp_path, monkeypatch, width, batch_size, graph_batch, per_row
+):
+    """The warm-up compiles exactly the call the sweep makes (balanced batch, tile, layers, norm): every batch runs
+    that one graph, a partial one zero-padded when it fills at least `PAD_MIN_SHARE` of it, else uncompiled; a
+    second raster on the same backbone pays no warm-up forward; features equal the eager path's to 1e-4.
+    (torch.compile is replaced by a recorder.)"""
     import torch
 
     import geodino.inference as inference
@@ -502,17 +513,17 @@ def test_compiled_fast_path_warms_up_on_the_calls_the_sweep_makes(tmp_path, monk
     monkeypatch.setattr(torch, "compile", fake_compile)
     monkeypatch.setattr(frozen, "_compiler_available", lambda device: True)
     monkeypatch.setattr(inference, "COMPILE_MIN_IMAGES", {"cpu": 0, "cuda": 0})
-    src = write_tif(tmp_path / "in.tif", random_image(64, 72))  # 3 tiles per row: batches of 2 and 1
-    opts = dict(tile=32, overlap=8, batch_size=2, layers="0,1", norm=False, **FAST)
+    src = write_tif(tmp_path / "in.tif", random_image(64, width))  # 3 tile rows of (width - 8) / 24 tiles
+    opts = dict(tile=32, overlap=8, batch_size=batch_size, layers="0,1", norm=False, **FAST)
     torch.manual_seed(0)
     bb = load_backbone("arch:vit_tiny?depth=2&patch_size=8&layerscale_init=1.0")
     first = embed_raster(src, bb, tmp_path / "a.zarr", **opts)
-    shapes = set(calls)
-    assert shapes == {((2, 3, 32, 32), (0, 1), False)}  # the warm-up's graph serves every call
+    assert {c[0] for c in calls} == {(graph_batch, 3, 32, 32)}  # the warm-up's graph serves every compiled call
+    assert {c[1:] for c in calls} == {((0, 1), False)}
     n_first = len(calls)
-    assert n_first == 1 + 3 * 2  # the warm-up, then 3 tile rows of a full and a padded batch (9 tiles)
+    assert n_first == 1 + 3 * per_row  # the warm-up, then per tile row its compiled batches
     embed_raster(src, bb, tmp_path / "b.zarr", **opts)
-    assert len(calls) - n_first == 3 * 2  # the same batches, no warm-up forward
+    assert len(calls) - n_first == 3 * per_row  # the same batches, no warm-up forward
     monkeypatch.setenv("GEODINO_FAST", "0")
     ref = embed_raster(src, bb, tmp_path / "ref.zarr", **opts)
     np.testing.assert_allclose(read_all(first)[0], read_all(ref)[0], atol=1e-4)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from affine import Affine
@@ -93,3 +95,34 @@ def test_auto_chunk_bounds_chunk_bytes():
     assert auto_chunk(64, 1) == 256
     assert auto_chunk(384, 4) == 64
     assert 384 * auto_chunk(384, 4) ** 2 * 4 <= 16 * 2**20
+
+
+@pytest.mark.parametrize(
+    ("tiles_per_row", "batch_size", "fill"),
+    [(21, 8, 7), (22, 8, 8), (5, 4, 3), (8, 8, 8), (16, 8, 8), (3, 8, 3), (1, 8, 1), (9, 1, 1), (5, 2, 2)],
+)
+def test_batch_fill_balances_each_rows_batches(tiles_per_row, batch_size, fill):
+    """As many forwards per tile row as batches of `batch_size` need, filled evenly (21 at 8: 7+7+7, not 8+8+5)."""
+    tile, stride = 32, 24  # cells; tiles_per_row tiles span (n - 1) * stride + tile cells
+    plan = make_plan(64, ((tiles_per_row - 1) * stride + tile) * 8, Affine.identity(), patch=8, tile=256, overlap=64)
+    assert len(plan.col_starts) == tiles_per_row
+    got = plan.batch_fill(batch_size)
+    assert got == fill
+    assert math.ceil(tiles_per_row / got) == math.ceil(tiles_per_row / batch_size)  # no extra forward
+
+
+def test_batch_fill_rejects_a_batch_below_one():
+    plan = make_plan(64, 64, Affine.identity(), patch=8, tile=32, overlap=8)
+    with pytest.raises(ConfigError, match="batch_size=0"):
+        plan.batch_fill(0)
+
+
+def test_batch_fill_counts_the_widest_column_blocks_row():
+    """A raster wider than one column block: rows are swept block by block, so n is the tiles touching the first
+    (widest) block, not the whole row."""
+    plan = make_plan(64, 8 * 200, Affine.identity(), patch=8, tile=256, overlap=64, chunk=16, max_block_cols=96)
+    c0, c1 = plan.col_blocks()[0]
+    n0 = len(plan.tiles_touching(plan.col_starts, c0, c1))
+    assert n0 < len(plan.col_starts) and len(plan.col_blocks()) > 1
+    assert plan.batch_fill(n0 - 1) == math.ceil(n0 / 2)
+    assert plan.batch_fill(len(plan.col_starts)) == n0

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import geodino.models.frozen as frozen
 from geodino.errors import ConfigError, InputError
 from geodino.models import build_model
 from geodino.models.frozen import FastPath, FastViT, choose_path, fast_path, path_name
@@ -87,20 +88,21 @@ def test_lossy_paths_stay_within_a_measured_cosine(dtype, min_cos):
 
 
 def test_compiled_path_matches_eager_and_pads_a_smaller_last_batch():
-    """torch.compile (inductor, freezing on CPU): one compile for batch 2, batch 1 reuses it (zero-padded)."""
+    """torch.compile (inductor, freezing on CPU): one compile for batch 4; batch 3 reuses it (zero-padded), batch 1
+    (a quarter of it) runs the prepared weights uncompiled."""
     pytest.importorskip("torch._inductor")
     m = trained_like(depth=1)
     path = choose_path("cpu", "float32")
     if not path.compile:
         pytest.skip("no C++ compiler for inductor")
     fast = FastViT(m, path)
-    x = torch.randn(2, 3, 32, 32)
-    for batch in (x, x[:1]):
+    x = torch.randn(4, 3, 32, 32)
+    for batch in (x, x[:3], x[:1]):
         out = fast.get_intermediate_layers(batch, n=1, return_class_token=True)[0]
         ref = m.get_intermediate_layers(batch, n=1, return_class_token=True)[0]
         assert out[0].shape == ref[0].shape
         assert _max_diff(out, ref) < 1e-4
-    assert fast._graphs == {(2, 32, 32, (0,), True)}  # one graph: batch 2, last block, normed
+    assert fast._graphs == {(4, 32, 32, (0,), True)}  # one graph: batch 4, last block, normed
     from torch._dynamo.utils import counters
 
     graphs = counters["stats"]["unique_graphs"]
@@ -132,6 +134,14 @@ def test_warmup_runs_only_for_a_call_no_compiled_graph_serves(monkeypatch):
     assert calls[-1] == (4, (1,), True) and out.shape == (3, 192, 2, 2)
     assert (out - m.get_intermediate_layers(x, n=[1], reshape=True)[0]).abs().max().item() < 1e-4
     assert not FastViT(m, FastPath(True, "float32", compile=False)).warmup(4, 32, 32, [1])  # eager: nothing to do
+    # 2 tiles fill half the batch-4 graph (< PAD_MIN_SHARE on CPU): the prepared weights run them uncompiled
+    x2, n_calls = x[:2], len(calls)
+    out = fast.get_intermediate_layers(x2, n=[1], reshape=True)[0]
+    assert len(calls) == n_calls and out.shape == (2, 192, 2, 2)
+    assert (out - m.get_intermediate_layers(x2, n=[1], reshape=True)[0]).abs().max().item() < 1e-4
+    monkeypatch.setitem(frozen.PAD_MIN_SHARE, "cpu", 0.0)  # the CUDA rule: always the padded graph
+    fast.get_intermediate_layers(x2, n=[1], reshape=True)
+    assert calls[n_calls:] == [(4, (1,), True)]
 
 
 def test_choose_path_modes_and_switch(monkeypatch):
