@@ -299,7 +299,12 @@ class FastViT(nn.Module):
         """Always in eval mode (inference only)."""
         return super().train(False)
 
-    def _run(self, x: Tensor, take: tuple[int, ...], norm: bool) -> tuple[list[Tensor], Tensor]:
+    def _run(
+        self, x: Tensor, take: tuple[int, ...], norm: bool, new_graph: bool = False
+    ) -> tuple[list[Tensor], Tensor]:
+        """The forward: a compiled graph that serves the call (`_graph_batch`), else a new one when no larger graph
+        of the call exists (or `new_graph`: the warm-up), else the prepared weights uncompiled (a partial batch too
+        small to pad)."""
         self._check_input(x)
         x = x.float()
         sin, cos = self._rope(x)
@@ -309,13 +314,15 @@ class FastViT(nn.Module):
         if self._compiled is None:
             self._compiled = _compile(self.core, x.device)
         B, _, H, W = x.shape
-        run_b = self._compiled_batch(B, H, W, take, norm)
+        run_b = self._graph_batch(B, H, W, take, norm)
+        if run_b is None:
+            if not new_graph and self._graph_batches(B, H, W, take, norm):
+                # well short of the compiled batch: its own tiles through the prepared weights cost less than a
+                # padded compiled forward, and compiling its shape costs a warm-up
+                with torch.no_grad():
+                    return self.core(x, take, norm, sin, cos)
+            run_b = B
         pad = run_b > B
-        if pad and B < PAD_MIN_SHARE.get(x.device.type, 0.0) * run_b:
-            # a batch well short of the compiled one: its own tiles through the prepared weights cost less than
-            # a padded compiled forward (and compiling its shape costs a warm-up)
-            with torch.no_grad():
-                return self.core(x, take, norm, sin, cos)
         outside = not torch.is_inference_mode_enabled()
         # the graph always runs in inference mode on an inference tensor: dynamo guards on the input's dispatch
         # keys, so a warm-up on a plain tensor then calls under torch.inference_mode() (or the reverse) compiled twice
@@ -346,24 +353,29 @@ class FastViT(nn.Module):
     ) -> bool:
         """Compile for a call shape ahead of the timed work (`layers` and `norm` as the caller will ask: they are
         part of the graph). Nothing to do, and False, when a graph that serves the call exists already (this shape,
-        or a larger batch of it that `_run` pads to) or the path is not compiled: a second job on the same
-        `FastViT` must not pay a forward for nothing (on a 16-tile raster that was a fifth of the run)."""
+        or a larger batch of it that `_run` pads to, see `PAD_MIN_SHARE`) or the path is not compiled: a second job
+        on the same `FastViT` must not pay a forward for nothing (on a 16-tile raster that was a fifth of the run)."""
         take = tuple(sorted(set(layers))) if layers is not None else (self.n_blocks - 1,)
         if not self.path.compile or self.compiled_for(batch, height, width, take, norm):
             return False
         x = torch.zeros(batch, self.in_chans, height, width, device=self.core.prefix.device)
-        self._run(x, take, norm)
+        self._run(x, take, norm, new_graph=True)
         return True
 
     def compiled_for(self, batch: int, height: int, width: int, take: tuple[int, ...], norm: bool) -> bool:
-        """Whether a call of this shape runs a graph already compiled (itself or, padded, a larger batch)."""
-        return (self._compiled_batch(batch, height, width, take, norm), height, width, take, norm) in self._graphs
+        """Whether a call of this shape runs a graph already compiled (its own or, padded, a larger batch)."""
+        return self._graph_batch(batch, height, width, take, norm) is not None
 
-    def _compiled_batch(self, batch: int, height: int, width: int, take: tuple[int, ...], norm: bool) -> int:
-        """The batch a call runs at: the smallest compiled batch >= `batch` for the same tile shape, layers and
-        norm (the call is zero-padded to it), else `batch` itself (a new graph)."""
-        sizes = [b for b, h, w, t, n in self._graphs if (h, w, t, n) == (height, width, take, norm) and b >= batch]
-        return min(sizes, default=batch)
+    def _graph_batches(self, batch: int, height: int, width: int, take: tuple[int, ...], norm: bool) -> list[int]:
+        """Compiled batches >= `batch` for the same tile shape, layers and norm."""
+        return [b for b, h, w, t, n in self._graphs if (h, w, t, n) == (height, width, take, norm) and b >= batch]
+
+    def _graph_batch(self, batch: int, height: int, width: int, take: tuple[int, ...], norm: bool) -> int | None:
+        """The compiled batch a call runs at: the smallest one >= `batch` that it fills at least `PAD_MIN_SHARE` of
+        (zero-padded to it), or None when no compiled graph serves it."""
+        share = PAD_MIN_SHARE.get(self.core.prefix.device.type, 0.0)
+        sizes = [b for b in self._graph_batches(batch, height, width, take, norm) if batch >= share * b]
+        return min(sizes, default=None)
 
     @torch.no_grad()
     def forward_features(self, x: Tensor, masks: Tensor | None = None) -> dict[str, Any]:

@@ -142,6 +142,11 @@ def test_warmup_runs_only_for_a_call_no_compiled_graph_serves(monkeypatch):
     monkeypatch.setitem(frozen.PAD_MIN_SHARE, "cpu", 0.0)  # the CUDA rule: always the padded graph
     fast.get_intermediate_layers(x2, n=[1], reshape=True)
     assert calls[n_calls:] == [(4, (1,), True)]
+    monkeypatch.setitem(frozen.PAD_MIN_SHARE, "cpu", 0.75)
+    # a job whose batch the batch-4 graph does not serve (another raster's fill) warms up its own graph, then uses it
+    assert fast.warmup(2, 32, 32, [1]) and calls[-1] == (2, (1,), True)
+    fast.get_intermediate_layers(x2, n=[1], reshape=True)
+    assert calls[-1] == (2, (1,), True) and len(calls) == n_calls + 3
 
 
 def test_choose_path_modes_and_switch(monkeypatch):
