@@ -47,11 +47,12 @@ ENV_SWITCH = "GEODINO_FAST"  # "0" / "off" turns the fast path off everywhere; a
 
 
 # A batch smaller than the compiled one runs that graph zero-padded when it fills at least this share of it, else
-# through the prepared weights without the compiler. CPU: the compiled forward is ~1.3x eager (ViT-S, 512 px, README
-# "Fast inference") and the uncompiled prepared weights run at eager's speed (benchmarks/backbone.py --no-compile,
-# batch 4, 512 px: 2.32 against 2.42 img/s), so padding pays from ~1/1.3 full. CUDA: always padded (compiled bf16
-# is ~2x eager, and a small batch leaves the GPU mostly idle anyway).
-PAD_MIN_SHARE: dict[str, float] = {"cpu": 0.75, "cuda": 0.0}
+# through the prepared weights without the compiler: padding pays when the share exceeds compiled / uncompiled time.
+# CPU, ViT-S float32 at embed's 512 px tiles: the uncompiled prepared weights run at eager's speed
+# (benchmarks/backbone.py --no-compile, batch 4: 2.32 against 2.42 img/s) and the compiled forward at 1.11-1.31x
+# eager (backbone.py batch 4 and 8: 1.11, 1.18; profile_forward.py: 1.31), so the break-even share is 0.76-0.90.
+# CUDA: always padded (compiled bf16 is ~2x eager, and a small batch leaves the GPU mostly idle anyway).
+PAD_MIN_SHARE: dict[str, float] = {"cpu": 0.85, "cuda": 0.0}
 
 
 @dataclass(frozen=True)

@@ -488,7 +488,7 @@ def test_geodino_vit_runs_the_fast_path_and_records_it(tmp_path, monkeypatch):
     ("width", "batch_size", "graph_batch", "per_row"),
     [
         (72, 2, 2, 1),  # 3 tiles a row at 2: 2 + 1; the lone tile (half a batch) runs uncompiled, not padded
-        (176, 4, 4, 2),  # 7 tiles at 4: 4 + 3, the 3 (3/4 of the graph's batch) zero-padded to it
+        (368, 8, 8, 2),  # 15 tiles at 8: 8 + 7, the 7 (7/8 of the graph's batch) zero-padded to it
         (104, 3, 2, 2),  # 4 tiles at 3: balanced 2 + 2 (not 3 + 1), one graph of batch 2, nothing padded
     ],
 )

@@ -87,7 +87,7 @@ def test_lossy_paths_stay_within_a_measured_cosine(dtype, min_cos):
         assert fast.core.norm.weight.dtype == torch.float32
 
 
-def test_compiled_path_matches_eager_and_pads_a_smaller_last_batch():
+def test_compiled_path_matches_eager_and_pads_a_smaller_last_batch(monkeypatch):
     """torch.compile (inductor, freezing on CPU): one compile for batch 4; batch 3 reuses it (zero-padded), batch 1
     (a quarter of it) runs the prepared weights uncompiled."""
     pytest.importorskip("torch._inductor")
@@ -95,6 +95,7 @@ def test_compiled_path_matches_eager_and_pads_a_smaller_last_batch():
     path = choose_path("cpu", "float32")
     if not path.compile:
         pytest.skip("no C++ compiler for inductor")
+    monkeypatch.setitem(frozen.PAD_MIN_SHARE, "cpu", 0.75)  # the rule at a given share (its value is tuned)
     fast = FastViT(m, path)
     x = torch.randn(4, 3, 32, 32)
     for batch in (x, x[:3], x[:1]):
@@ -123,6 +124,7 @@ def test_warmup_runs_only_for_a_call_no_compiled_graph_serves(monkeypatch):
         return lambda x, take, norm, sin, cos: calls.append((x.shape[0], take, norm)) or fn(x, take, norm, sin, cos)
 
     monkeypatch.setattr(torch, "compile", fake_compile)
+    monkeypatch.setitem(frozen.PAD_MIN_SHARE, "cpu", 0.75)  # the rule at a given share (its value is tuned)
     m = trained_like(depth=2)
     fast = FastViT(m, FastPath(True, "float32", compile=True))
     assert fast.warmup(4, 32, 32, [1]) and calls == [(4, (1,), True)]
