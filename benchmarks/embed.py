@@ -5,8 +5,9 @@
 1b. Inference paths (issue 15): end-to-end px/s of the eager path (`GEODINO_FAST=0`, today's before the fast path)
    against the fast path compiled in float32 and in bf16 (ViT-S by default), and each path's share of its own
    backbone-only px/s: targets >= 1.2x eager and >= 0.85 of backbone-only. `--only-fast` runs just this part;
-   `--fast-batch 8` uses `geodino embed`'s default batch, and the modes `fast-float32-padded` /
-   `fast-bfloat16-padded` add the batching before balanced batches (`Plan.batch_fill`) side by side.
+   `--fast-batch` defaults to `geodino embed`'s batch (8; tables before session 16 used 4), and the modes
+   `fast-float32-padded` / `fast-bfloat16-padded` add the batching before balanced batches (`Plan.batch_fill`)
+   side by side.
 1c. The pipeline alone: `embed_raster` with the backbone's forward replaced by a constant of the right shape
    (what an infinitely fast accelerator leaves: reading, scaling, normalising, blending, encoding, writing), in
    tiles/s and px/s. On a GPU this is the ceiling of a feature raster; `--only-pipeline` runs just this part.
@@ -477,7 +478,9 @@ def main() -> None:
     )
     ap.add_argument("--fast-size", type=int, default=1536, help="raster side of part 1b (1536: 16 tiles of 512)")
     ap.add_argument("--fast-rounds", type=int, default=2)
-    ap.add_argument("--fast-batch", type=int, default=4, help="batch size of part 1b (geodino embed's default: 8)")
+    ap.add_argument(  # geodino embed's default; batch 4 on rows of 4 or 8 tiles hid the padding of partial batches
+        "--fast-batch", type=int, default=8, help="batch size of part 1b (default 8, as geodino embed)"
+    )
     ap.add_argument("--fast-modes", nargs="+", default=list(FAST_MODES), choices=list(FAST_MODES))
     ap.add_argument("--only-fast", action="store_true", help="run only part 1b")
     ap.add_argument("--only-pipeline", action="store_true", help="run only part 1c")
