@@ -24,6 +24,7 @@ run: the machine is shared, absolute numbers are noisy.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -155,29 +156,24 @@ FAST_MODES = {  # row -> GEODINO_FAST
 }
 
 
+@contextlib.contextmanager
 def _padded_batches(on: bool):
     """The previous batching for the body of a `with` block when `on`: `Plan.batch_fill` returns `batch_size`
     and every partial batch is zero-padded to the compiled one (`PAD_MIN_SHARE` 0)."""
-    import contextlib
-
+    if not on:
+        yield
+        return
     import geodino.models.frozen as frozen
     from geodino.embed.plan import Plan
 
-    @contextlib.contextmanager
-    def cm():
-        if not on:
-            yield
-            return
-        fill, share = Plan.batch_fill, dict(frozen.PAD_MIN_SHARE)
-        Plan.batch_fill = lambda self, batch_size: batch_size
-        frozen.PAD_MIN_SHARE.update(dict.fromkeys(share, 0.0))
-        try:
-            yield
-        finally:
-            Plan.batch_fill = fill
-            frozen.PAD_MIN_SHARE.update(share)
-
-    return cm()
+    fill, share = Plan.batch_fill, dict(frozen.PAD_MIN_SHARE)
+    Plan.batch_fill = lambda self, batch_size: batch_size
+    frozen.PAD_MIN_SHARE.update(dict.fromkeys(share, 0.0))
+    try:
+        yield
+    finally:
+        Plan.batch_fill = fill
+        frozen.PAD_MIN_SHARE.update(share)
 
 
 def _env(value: str):
