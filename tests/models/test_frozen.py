@@ -98,11 +98,16 @@ def test_compiled_path_matches_eager_and_pads_a_smaller_last_batch(monkeypatch):
     monkeypatch.setitem(frozen.PAD_MIN_SHARE, "cpu", 0.75)  # the rule at a given share (its value is tuned)
     fast = FastViT(m, path)
     x = torch.randn(4, 3, 32, 32)
+    graph_calls = []
     for batch in (x, x[:3], x[:1]):
         out = fast.get_intermediate_layers(batch, n=1, return_class_token=True)[0]
         ref = m.get_intermediate_layers(batch, n=1, return_class_token=True)[0]
         assert out[0].shape == ref[0].shape
         assert _max_diff(out, ref) < 1e-4
+        if not graph_calls:  # count the compiled graph's calls (and their batch) from here on
+            fast._compiled = lambda xx, *a, run=fast._compiled: graph_calls.append(xx.shape[0]) or run(xx, *a)
+            graph_calls.append(None)
+    assert graph_calls == [None, 4]  # batch 3 ran the batch-4 graph padded; batch 1 did not call it
     assert fast._graphs == {(4, 32, 32, (0,), True)}  # one graph: batch 4, last block, normed
     from torch._dynamo.utils import counters
 
