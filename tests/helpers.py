@@ -64,3 +64,32 @@ EXPORT_RECORD = {
     "mean": [0.05, 0.08, 0.07, 0.3],
     "std": [0.02, 0.03, 0.04, 0.1],
 }
+
+
+class HostReads:
+    """Counts the device tensors read by the host inside a `with` block (`aten._local_scalar_dense`: `.item()`,
+    `float()`, `bool()`), each of which waits for the device on a GPU. Use as `with HostReads() as reads: ...`, then
+    `reads.n`."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._mode: Any = None
+
+    def __enter__(self) -> HostReads:
+        import torch
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        counter = self
+
+        class _Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+                if func is torch.ops.aten._local_scalar_dense.default:
+                    counter.n += 1
+                return func(*args, **(kwargs or {}))
+
+        self._mode = _Mode()
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._mode.__exit__(*exc)

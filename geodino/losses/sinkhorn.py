@@ -67,8 +67,10 @@ def sinkhorn_knopp(
     if n_samples is None:
         B = float(logits.shape[0] * group_world_size(group))
     else:
+        # kept on the device: reading the count on the host would wait for the device every step (a GPU sync);
+        # counts are exact in float32 up to 2**24, and a 0-dim float32 tensor divides exactly as the float would
         b = torch.as_tensor(n_samples, dtype=torch.float64, device=logits.device).reshape(1).clone()
-        B = float(all_reduce_(b, group).item())
+        B = all_reduce_(b, group).to(torch.float32).reshape(())
     K = logits.shape[1]
     shift = logits.max() if logits.numel() else logits.new_zeros(())
     shift = all_reduce_(shift.detach().clone(), group, op="max")

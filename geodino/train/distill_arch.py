@@ -206,8 +206,11 @@ class DistillMetaArch(nn.Module):
 
     def forward_backward(
         self, batch: dict[str, Any], teacher_temp: float, global_batch_size: int | None = None
-    ) -> tuple[Tensor, dict[str, float]]:
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """One step's losses for every student on this rank, back-propagated (the optimizer step is separate).
+
+        The metrics are detached 0-dim tensors, not floats: a float read before `backward` would make the host wait
+        for the device to finish the forward before it could queue the backward (a GPU synchronisation per term).
 
         `batch` holds `global_crops`, `local_crops` (crop-major, this rank's data batch) and the student-batch
         `masks` [n_g·B_s, N], `mask_indices` [M], `masks_weight` [M], `n_masked_patches`.
@@ -226,15 +229,15 @@ class DistillMetaArch(nn.Module):
                     0, 1
                 )
         total = global_crops.new_zeros(())
-        metrics: dict[str, float] = {}
+        metrics: dict[str, Tensor] = {}
         for name, student in self.students.items():
             loss, parts = self.student_losses(
                 self.callers.get(name, student), global_crops, local_crops, masks, mask_indices, masks_weight, teacher
             )
             total = total + loss
-            metrics.update({f"{name}/{k}": float(v.detach()) for k, v in parts.items()})
+            metrics.update({f"{name}/{k}": v.detach() for k, v in parts.items()})
         total.backward()
-        metrics["loss"] = float(total.detach())
+        metrics["loss"] = total.detach()
         return total.detach(), metrics
 
     @torch.no_grad()

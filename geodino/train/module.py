@@ -208,7 +208,7 @@ class SSLModule(L.LightningModule):
 
         apply_optim_schedule(opt, sched["lr"], sched["weight_decay"], sched.get("last_layer_lr", sched["lr"]))
 
-    def _clip(self) -> dict[str, float]:
+    def _clip(self) -> dict[str, torch.Tensor]:
         """Clip the gradient norm of each student sub-module separately (official `clip_grad` semantics)."""
         from geodino.train.optim import clip_grad_per_module
 

@@ -136,13 +136,15 @@ def _grad_params(module: nn.Module) -> list[torch.Tensor]:
     return [p for p in module.parameters() if p.grad is not None]
 
 
-def clip_grad_per_module(modules: dict[str, nn.Module] | nn.ModuleDict, max_norm: float) -> dict[str, float]:
+def clip_grad_per_module(modules: dict[str, nn.Module] | nn.ModuleDict, max_norm: float) -> dict[str, torch.Tensor]:
     """Clip each sub-module's gradient norm separately (official `clip_grad`); returns the pre-clip norms.
 
-    Works with FSDP2 DTensor gradients (the norm is reduced over shards by `clip_grad_norm_`). `max_norm <= 0`
-    only measures the norms.
+    The norms come back as 0-dim tensors on the gradients' device, not floats: reading one on the host waits for
+    the device, so a float per module cost a GPU synchronisation per module per step; callers read them only when
+    they log. Works with FSDP2 DTensor gradients (the norm is reduced over shards by `clip_grad_norm_`, and the
+    local full tensor is returned). `max_norm <= 0` only measures the norms.
     """
-    out: dict[str, float] = {}
+    out: dict[str, torch.Tensor] = {}
     for name, module in modules.items():
         params: Iterable[torch.Tensor] = _grad_params(module)
         params = list(params)
@@ -152,5 +154,5 @@ def clip_grad_per_module(modules: dict[str, nn.Module] | nn.ModuleDict, max_norm
             n = torch.nn.utils.clip_grad_norm_(params, max_norm)
         else:
             n = torch.nn.utils.get_total_norm([p.grad for p in params])  # type: ignore[misc]
-        out[name] = float(n.full_tensor() if hasattr(n, "full_tensor") else n)
+        out[name] = (n.full_tensor() if hasattr(n, "full_tensor") else n).detach()
     return out

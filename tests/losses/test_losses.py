@@ -16,6 +16,7 @@ from geodino.losses import (
     masks_weight_from_masks,
     sinkhorn_knopp,
 )
+from tests.helpers import HostReads
 
 
 def _log_softmax_row(v: list[float], temp: float) -> list[float]:
@@ -123,6 +124,16 @@ def test_ibot_teacher_sk_uses_masked_count() -> None:
     loss = IBOTPatchLoss(5)
     q = loss.teacher_targets(t, 0.07, n_masked_patches=torch.tensor([7]))
     assert torch.allclose(q.double(), _sk_reference(t.double(), 0.07), atol=1e-5)
+
+
+def test_sinkhorn_masked_count_stays_on_the_device() -> None:
+    """The iBOT count is a device tensor (as official): no host read (a GPU sync per step), and dividing by it gives
+    bit for bit what dividing by the same count as a Python number gives."""
+    t = torch.randn(37, 11) * 3
+    with HostReads() as reads:
+        q = sinkhorn_knopp(t, 0.07, n_samples=torch.tensor([37]))
+    assert reads.n == 0
+    assert torch.equal(q, sinkhorn_knopp(t, 0.07))  # n_samples=None: B = 37 as a float
 
 
 def _koleo_reference(x: torch.Tensor) -> float:

@@ -12,8 +12,10 @@ from geodino.data.masking import collate_masks, sample_masks
 from geodino.errors import CheckpointError
 from geodino.models import build_model
 from geodino.models.heads import DINOHead
+from geodino.train.distill.loop import host_row
 from geodino.train.distill_arch import DistillMetaArch, DistillStudent
 from geodino.train.teacher_heads import head_from_state, load_heads_file, save_heads_file, warmup_heads
+from tests.helpers import HostReads
 
 PATCH, G, L, B = 8, 32, 16, 4
 K_DINO, K_IBOT = 64, 48
@@ -57,7 +59,7 @@ def _train(arch: DistillMetaArch, steps: int) -> list[dict]:
         opt.step()
         opt.zero_grad(set_to_none=True)
         arch.update_ema(0.9)
-        logs.append(metrics)
+        logs.append(host_row(metrics))
     return logs
 
 
@@ -111,7 +113,7 @@ def test_shared_targets_equal_single_student_run() -> None:
     _, m1 = solo.forward_backward(_batch(5), teacher_temp=0.06)
     _, m2 = pair.forward_backward(_batch(5), teacher_temp=0.06)
     for term in ("dino_local", "dino_global", "koleo", "ibot"):
-        assert m1[f"a/{term}"] == pytest.approx(m2[f"a/{term}"], rel=1e-5)
+        assert float(m1[f"a/{term}"]) == pytest.approx(float(m2[f"a/{term}"]), rel=1e-5)
 
 
 def test_ibot_term_is_patch_distillation_without_masks() -> None:
@@ -182,10 +184,25 @@ def test_warmup_trains_heads_only_and_returns_frozen_ema_heads() -> None:
     assert any(not torch.equal(v, init[k]) for k, v in d.state_dict().items())
 
 
+def test_step_reads_nothing_on_the_host_until_the_row_is_logged() -> None:
+    """`forward_backward` keeps every metric on the device (a float read before `backward` would make the host wait
+    for the forward on a GPU); `host_row` reads them all at once, in order, when a row is logged."""
+    arch = _arch({"a": _student("vit_tiny"), "b": _student("vit_tiny")})
+    with HostReads() as reads:
+        loss, metrics = arch.forward_backward(_batch(1), teacher_temp=0.07)
+    assert reads.n == 0
+    assert all(isinstance(v, torch.Tensor) and v.ndim == 0 for v in metrics.values())
+    row = host_row({"step": 3.0, **metrics, "lr": 0.5})
+    assert list(row) == ["step", *metrics, "lr"] and row["step"] == 3.0 and row["lr"] == 0.5
+    assert all(type(v) is float for v in row.values())
+    assert row["loss"] == float(loss) and row["a/ibot"] == float(metrics["a/ibot"])
+    assert row["loss"] == pytest.approx(sum(row[f"{s}/loss"] for s in ("a", "b")), rel=1e-6)
+
+
 def test_bf16_autocast_step_is_finite() -> None:
     """train.precision=bf16-mixed: the step runs under autocast; losses (fp32 inside) stay finite."""
     arch = _arch({"a": _student("vit_tiny")})
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss, metrics = arch.forward_backward(_batch(1), teacher_temp=0.07)
-    assert torch.isfinite(loss) and all(np.isfinite(v) for v in metrics.values())
+    assert torch.isfinite(loss) and all(np.isfinite(v) for v in host_row(metrics).values())
     assert all(p.grad is not None for p in arch.students["a"].backbone.blocks[0].parameters())

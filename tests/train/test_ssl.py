@@ -9,6 +9,7 @@ from geodino.errors import CheckpointError, ConfigError, InputError
 from geodino.losses import sinkhorn_knopp
 from geodino.train.optim import apply_optim_schedule, build_optimizer
 from geodino.train.ssl import SSLMetaArch
+from tests.helpers import HostReads
 from tests.train.ssl_fixtures import ssl_batch, tiny_cfg
 
 
@@ -59,6 +60,21 @@ def test_full_step_gradients_student_only_then_ema() -> None:
     assert moved.abs().sum() > 0
     assert {"dino_local_loss", "dino_global_loss", "koleo_loss", "ibot_loss"} <= set(logs)
     assert "monitor/teacher_entropy" in logs and "monitor/cls_patch_cosine" in logs
+
+
+def test_step_reads_nothing_on_the_host_between_monitor_checks() -> None:
+    """Forward and backward of a step without a collapse check read no device value on the host (each read is a
+    GPU sync): the iBOT masked count stays a device tensor; a monitor step reads its statistics."""
+    torch.manual_seed(0)
+    arch = SSLMetaArch(tiny_cfg("monitor.every=10"), total_iters=10, global_batch_size=4)
+    arch.train()
+    with HostReads() as reads:
+        loss, _ = arch(ssl_batch(), iteration=3)
+        loss.backward()
+    assert reads.n == 0
+    with HostReads() as reads:
+        arch(ssl_batch(), iteration=10)
+    assert reads.n > 0  # the counter sees the monitors' reads
 
 
 def test_total_uses_official_term_weights(arch: SSLMetaArch) -> None:

@@ -170,8 +170,10 @@ def _wrap_ddp(arch: nn.Module, layout: Any, device: torch.device, distributed: b
     arch.callers = callers  # type: ignore[assignment]
 
 
-def train_step(run: DistillRun, step: int, batch: dict[str, Any]) -> dict[str, float]:
-    """One optimizer step of every student of this rank on `batch`; returns the log row."""
+def train_step(run: DistillRun, step: int, batch: dict[str, Any]) -> dict[str, Any]:
+    """One optimizer step of every student of this rank on `batch`; returns the log row (losses and gradient norms
+    as device tensors, read by `host_row` only on the steps that log: the step itself reads one value, the loss
+    for the NaN guard)."""
     from geodino.data.collate import crops_on
     from geodino.train.optim import apply_optim_schedule, clip_grad_per_module
 
@@ -193,8 +195,9 @@ def train_step(run: DistillRun, step: int, batch: dict[str, Any]) -> dict[str, f
     with amp:
         loss, metrics = arch.forward_backward(inputs, v["teacher_temp"], cfg.train.global_batch_size)
     if not math.isfinite(float(loss)):
+        terms = ", ".join(f"{k}={x:.4g}" for k, x in host_row(metrics).items())
         raise TrainingError(
-            f"loss is {float(loss)} at step {step} ({', '.join(f'{k}={x:.4g}' for k, x in metrics.items())}); "
+            f"loss is {float(loss)} at step {step} ({terms}); "
             f"lower schedules.lr.end or optim.clip_grad and resume from the last checkpoint in {run.ckpt_dir}"
         )
     norms = {}
@@ -228,6 +231,7 @@ def distill(cfg: DistillConfig) -> dict[str, Path]:
     for step in bar:
         row = train_step(run, step, next(batches))
         if run.writer and (step % cfg.train.log_every_n_steps == 0 or step == last):
+            row = host_row(row)
             _append_csv(run.log_file, row)
             for tracker in trackers:
                 tracker.log_metrics({k: v for k, v in row.items() if k != "step"}, step=step)
@@ -278,6 +282,14 @@ def dist_world() -> int:
     import torch.distributed as dist
 
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def host_row(row: dict[str, Any]) -> dict[str, float]:
+    """`row` with every tensor read to a float, all in one device-to-host copy (one synchronisation, not one per
+    value)."""
+    keys = [k for k, v in row.items() if isinstance(v, torch.Tensor)]
+    host = dict(zip(keys, torch.stack([row[k].float().reshape(()) for k in keys]).tolist())) if keys else {}
+    return {k: host[k] if k in host else float(v) for k, v in row.items()}
 
 
 def _append_csv(path: Path, row: dict[str, float]) -> None:
