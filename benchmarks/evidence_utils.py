@@ -214,7 +214,7 @@ def cls_patch_cosine(model: torch.nn.Module, crops: torch.Tensor, sensor: str = 
     from geodino.train.monitors import cls_patch_cosine as cpc
 
     cls, pt = cls_and_patches(model, get_sensor(sensor).standardize(crops))
-    return cpc(cls, pt)
+    return float(cpc(cls, pt))
 
 
 def fmt_table(rows: list[dict[str, Any]], cols: list[str]) -> str:

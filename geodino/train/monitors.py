@@ -8,6 +8,10 @@ both drive the student-teacher KL to ~0. A collapsed backbone also shows per-dim
 features ~ 0 (all images map to one point; ~1/sqrt(D) when healthy), and CLS-patch cosine similarity rising
 towards 1 (dense features losing locality, what Gram anchoring counters).
 `CollapseMonitor` turns these statistics into a logged warning after `patience` consecutive bad checks.
+
+The statistics are 0-dim float32 tensors on the input's device, not floats: a training step computes a dozen of
+them and reads them all in one copy (`geodino.train.host.host_floats`) instead of waiting for the device once per
+statistic; `float()` one to read it alone.
 """
 
 from __future__ import annotations
@@ -48,76 +52,76 @@ class CollapseWarning(UserWarning):
 
 
 @torch.no_grad()
-def teacher_entropy(probs: Tensor) -> float:
+def teacher_entropy(probs: Tensor) -> Tensor:
     """Mean entropy (nats) of the per-sample distributions [N, K]."""
     p = probs.float().reshape(-1, probs.shape[-1])
-    return float(-(p * torch.log(p.clamp_min(1e-12))).sum(-1).mean())
+    return -(p * torch.log(p.clamp_min(1e-12))).sum(-1).mean()
 
 
 @torch.no_grad()
-def usage_entropy(probs: Tensor) -> float:
+def usage_entropy(probs: Tensor) -> Tensor:
     """Entropy (nats) of the batch-mean distribution: how many prototypes the batch uses (log K = all evenly)."""
     m = probs.float().reshape(-1, probs.shape[-1]).mean(0)
     m = m / m.sum().clamp_min(1e-12)
-    return float(-(m * torch.log(m.clamp_min(1e-12))).sum())
+    return -(m * torch.log(m.clamp_min(1e-12))).sum()
 
 
 @torch.no_grad()
-def student_teacher_kl(student_logits: Tensor, teacher_probs: Tensor, student_temp: float = 0.1) -> float:
+def student_teacher_kl(student_logits: Tensor, teacher_probs: Tensor, student_temp: float = 0.1) -> Tensor:
     """Mean KL(teacher || student) over matching rows: H(t, s) - H(t)."""
     log_s = F.log_softmax(student_logits.float().reshape(-1, student_logits.shape[-1]) / student_temp, dim=-1)
     t = teacher_probs.float().reshape(-1, teacher_probs.shape[-1])
-    return float((t * (torch.log(t.clamp_min(1e-12)) - log_s)).sum(-1).mean())
+    return (t * (torch.log(t.clamp_min(1e-12)) - log_s)).sum(-1).mean()
 
 
 @torch.no_grad()
-def feature_std(x: Tensor) -> float:
+def feature_std(x: Tensor) -> Tensor:
     """Mean over dimensions of the batch std of L2-normalised features [N, D] (~1/sqrt(D) healthy, 0 collapsed)."""
     z = F.normalize(x.float().reshape(-1, x.shape[-1]), dim=-1)
     if z.shape[0] < 2:
-        return float("nan")
-    return float(z.std(dim=0).mean())
+        return z.new_tensor(float("nan"))
+    return z.std(dim=0).mean()
 
 
 @torch.no_grad()
-def cls_patch_cosine(cls: Tensor, patches: Tensor) -> float:
+def cls_patch_cosine(cls: Tensor, patches: Tensor) -> Tensor:
     """Mean cosine similarity between each image's CLS token [B, D] and its patch tokens [B, N, D]."""
-    return float(F.cosine_similarity(cls.float().unsqueeze(1), patches.float(), dim=-1).mean())
+    return F.cosine_similarity(cls.float().unsqueeze(1), patches.float(), dim=-1).mean()
 
 
 @torch.no_grad()
-def image_spread(x: Tensor) -> float:
+def image_spread(x: Tensor) -> Tensor:
     """How much features differ across images relative to within one: mean over dims of the std across the batch,
     divided by the mean over images of the std across dims [N, D]. ~0 when every image gives the same token (a
     DINOv3 ViT at init: LayerScale 1e-5 leaves the CLS token nearly image-independent), ~1 for unrelated vectors."""
     x = x.float().reshape(-1, x.shape[-1])
     if x.shape[0] < 2:
-        return float("nan")
-    return float(x.std(dim=0).mean() / x.std(dim=1).mean().clamp_min(1e-12))
+        return x.new_tensor(float("nan"))
+    return x.std(dim=0).mean() / x.std(dim=1).mean().clamp_min(1e-12)
 
 
 @torch.no_grad()
-def logit_std(logits: Tensor) -> float:
+def logit_std(logits: Tensor) -> Tensor:
     """Std over prototypes of the head's logits, averaged over rows: the scale that the temperature divides.
 
     With the DINOv3 prototype layer (std 0.02 on a unit bottleneck) it starts near 0.02, so at teacher temperature
     0.04 the Sinkhorn-Knopp targets differ from uniform by ~exp(0.5) at most."""
-    return float(logits.float().reshape(-1, logits.shape[-1]).std(dim=-1).mean())
+    return logits.float().reshape(-1, logits.shape[-1]).std(dim=-1).mean()
 
 
 @torch.no_grad()
-def layerscale_gamma(backbone: torch.nn.Module) -> float:
+def layerscale_gamma(backbone: torch.nn.Module) -> Tensor:
     """Mean |gamma| of every LayerScale of a backbone (how much the residual branches contribute); nan without."""
     values = [m.gamma.detach().float().abs().mean() for m in backbone.modules() if type(m).__name__ == "LayerScale"]
-    return float(torch.stack(values).mean()) if values else float("nan")
+    return torch.stack(values).mean() if values else torch.tensor(float("nan"))
 
 
 @torch.no_grad()
-def prototype_norm(head: torch.nn.Module) -> float:
+def prototype_norm(head: torch.nn.Module) -> Tensor:
     """Mean row norm of a head's effective prototype matrix (plain or weight-normalised last layer)."""
     w = head.last_layer.weight
     w = w.full_tensor() if hasattr(w, "full_tensor") else w
-    return float(w.detach().float().norm(dim=1).mean())
+    return w.detach().float().norm(dim=1).mean()
 
 
 @dataclass

@@ -46,6 +46,7 @@ from geodino.errors import CheckpointError, ConfigError, InputError
 from geodino.losses import DINOLoss, GramLoss, IBOTPatchLoss, KoLeoLoss, KoLeoLossDistributed
 from geodino.models.heads import DINOHead
 from geodino.train import monitors as mon
+from geodino.train.host import host_floats
 from geodino.train.optim import param_groups as build_param_groups
 from geodino.train.recipe import DinoConfig, IbotConfig, SSLConfig
 from geodino.train.schedules import Schedules
@@ -495,29 +496,25 @@ class SSLMetaArch(nn.Module):
         total, logs = self.compute_losses(x, teacher, student, vals)
         every = self.cfg.monitor.every
         if every and iteration % every == 0:
-            t_cls, g_cls = teacher["cls"], student["cls"]
-            s_global = student["global_logits"]
-            logs.update(self._monitor(t_cls, teacher["cls_probs"], s_global, g_cls, student["patch"], iteration))
-            s_logits = student["cls_logits"][0]
-            logs.update(self._plateau_stats(t_cls, teacher["cls_logits"], s_logits, teacher["masked_probs"]))
+            logs.update(self._monitor(teacher, student, iteration))
         return total, logs
 
     @torch.no_grad()
     def _plateau_stats(
         self, t_cls: Tensor, t_logits: Tensor, s_logits: Tensor, t_masked_probs: Tensor
-    ) -> dict[str, float]:
+    ) -> dict[str, Tensor]:
         """What holds a run at ln K (docs/recipe.md): image spread of the teacher CLS, logit scales, iBOT target
         entropy, LayerScale size and prototype norms."""
         out = {
-            "monitor/teacher_cls_spread": mon.image_spread(t_cls),
-            "monitor/teacher_logit_std": mon.logit_std(t_logits),
-            "monitor/student_logit_std": mon.logit_std(s_logits),
-            "monitor/layerscale_gamma": mon.layerscale_gamma(self.student["backbone"]),
-            "monitor/dino_prototype_norm": mon.prototype_norm(self.student["dino_head"]),
-            "monitor/ibot_prototype_norm": mon.prototype_norm(self.student["ibot_head"]),
+            "teacher_cls_spread": mon.image_spread(t_cls),
+            "teacher_logit_std": mon.logit_std(t_logits),
+            "student_logit_std": mon.logit_std(s_logits),
+            "layerscale_gamma": mon.layerscale_gamma(self.student["backbone"]),
+            "dino_prototype_norm": mon.prototype_norm(self.student["dino_head"]),
+            "ibot_prototype_norm": mon.prototype_norm(self.student["ibot_head"]),
         }
         if t_masked_probs.shape[0]:
-            out["monitor/ibot_teacher_entropy"] = mon.teacher_entropy(t_masked_probs)
+            out["ibot_teacher_entropy"] = mon.teacher_entropy(t_masked_probs)
         return out
 
     def _gram_term(
@@ -548,17 +545,21 @@ class SSLMetaArch(nn.Module):
         return self.gram_loss(s_patch, target)
 
     @torch.no_grad()
-    def _monitor(
-        self, t_cls: Tensor, t_probs: Tensor, s_global: Tensor, g_cls: Tensor, g_patch: Tensor, iteration: int
-    ) -> dict[str, float]:
+    def _monitor(self, teacher: Mapping[str, Any], student: Mapping[str, Any], iteration: int) -> dict[str, float]:
+        """The collapse and plateau statistics of this step, read on the host in one copy (one GPU synchronisation
+        per check, not one per statistic), and the collapse check on them."""
+        t_cls, t_probs, g_cls = teacher["cls"], teacher["cls_probs"], student["cls"]
         stats = {
             "teacher_entropy": mon.teacher_entropy(t_probs),
             "teacher_usage_entropy": mon.usage_entropy(t_probs),
-            "student_teacher_kl": mon.student_teacher_kl(s_global, t_probs, self.cfg.dino.student_temp),
+            "student_teacher_kl": mon.student_teacher_kl(student["global_logits"], t_probs, self.cfg.dino.student_temp),
             "teacher_feature_std": mon.feature_std(t_cls),
             "student_feature_std": mon.feature_std(g_cls),
-            "cls_patch_cosine": mon.cls_patch_cosine(g_cls, g_patch),
+            "cls_patch_cosine": mon.cls_patch_cosine(g_cls, student["patch"]),
         }
+        s_logits = student["cls_logits"][0]
+        stats.update(self._plateau_stats(t_cls, teacher["cls_logits"], s_logits, teacher["masked_probs"]))
+        values = host_floats(stats)
         warmup = self.cfg.monitor.warmup_iters
         if self.schedules is not None:
             from geodino.train.schedules import resolve_iters
@@ -568,9 +569,9 @@ class SSLMetaArch(nn.Module):
             self.collapse_monitor.bad_checks = 0
         else:
             self.collapse_monitor.update(
-                {**stats, "n_prototypes": self.cfg.dino.head_n_prototypes, "feature_dim": self.embed_dim}, iteration
+                {**values, "n_prototypes": self.cfg.dino.head_n_prototypes, "feature_dim": self.embed_dim}, iteration
             )
-        out = {f"monitor/{k}": v for k, v in stats.items()}
+        out = {f"monitor/{k}": v for k, v in values.items()}
         out["monitor/collapsed"] = float(self.collapse_monitor.collapsed)
         out["monitor/max_entropy"] = math.log(self.cfg.dino.head_n_prototypes)
         return out

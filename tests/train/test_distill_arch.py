@@ -12,8 +12,8 @@ from geodino.data.masking import collate_masks, sample_masks
 from geodino.errors import CheckpointError
 from geodino.models import build_model
 from geodino.models.heads import DINOHead
-from geodino.train.distill.loop import host_row
 from geodino.train.distill_arch import DistillMetaArch, DistillStudent
+from geodino.train.host import host_floats
 from geodino.train.teacher_heads import head_from_state, load_heads_file, save_heads_file, warmup_heads
 from tests.helpers import HostReads
 
@@ -59,7 +59,7 @@ def _train(arch: DistillMetaArch, steps: int) -> list[dict]:
         opt.step()
         opt.zero_grad(set_to_none=True)
         arch.update_ema(0.9)
-        logs.append(host_row(metrics))
+        logs.append(host_floats(metrics))
     return logs
 
 
@@ -186,13 +186,13 @@ def test_warmup_trains_heads_only_and_returns_frozen_ema_heads() -> None:
 
 def test_step_reads_nothing_on_the_host_until_the_row_is_logged() -> None:
     """`forward_backward` keeps every metric on the device (a float read before `backward` would make the host wait
-    for the forward on a GPU); `host_row` reads them all at once, in order, when a row is logged."""
+    for the forward on a GPU); `host_floats` reads them all at once, in order, when a row is logged."""
     arch = _arch({"a": _student("vit_tiny"), "b": _student("vit_tiny")})
     with HostReads() as reads:
         loss, metrics = arch.forward_backward(_batch(1), teacher_temp=0.07)
     assert reads.n == 0
     assert all(isinstance(v, torch.Tensor) and v.ndim == 0 for v in metrics.values())
-    row = host_row({"step": 3.0, **metrics, "lr": 0.5})
+    row = host_floats({"step": 3.0, **metrics, "lr": 0.5})
     assert list(row) == ["step", *metrics, "lr"] and row["step"] == 3.0 and row["lr"] == 0.5
     assert all(type(v) is float for v in row.values())
     assert row["loss"] == float(loss) and row["a/ibot"] == float(metrics["a/ibot"])
@@ -204,5 +204,5 @@ def test_bf16_autocast_step_is_finite() -> None:
     arch = _arch({"a": _student("vit_tiny")})
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss, metrics = arch.forward_backward(_batch(1), teacher_temp=0.07)
-    assert torch.isfinite(loss) and all(np.isfinite(v) for v in host_row(metrics).values())
+    assert torch.isfinite(loss) and all(np.isfinite(v) for v in host_floats(metrics).values())
     assert all(p.grad is not None for p in arch.students["a"].backbone.blocks[0].parameters())

@@ -22,17 +22,17 @@ from geodino.train.monitors import (
 
 def test_statistics_by_hand() -> None:
     p = torch.tensor([[0.5, 0.5, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
-    assert teacher_entropy(p) == pytest.approx(math.log(2) / 2, rel=1e-6)
-    assert usage_entropy(p) == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)), rel=1e-6)
+    assert float(teacher_entropy(p)) == pytest.approx(math.log(2) / 2, rel=1e-6)
+    assert float(usage_entropy(p)) == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)), rel=1e-6)
     s = torch.log(torch.tensor([[0.25, 0.25, 0.25, 0.25]])) * 0.1  # softmax(s/0.1) is uniform
-    assert student_teacher_kl(s, p[:1]) == pytest.approx(math.log(2), rel=1e-5)  # KL([.5,.5,0,0] || uniform)
+    assert float(student_teacher_kl(s, p[:1])) == pytest.approx(math.log(2), rel=1e-5)  # KL([.5,.5,0,0] || uniform)
     same = torch.ones(5, 3)
-    assert feature_std(same) == pytest.approx(0.0, abs=1e-7)
+    assert float(feature_std(same)) == pytest.approx(0.0, abs=1e-7)
     spread = torch.eye(4)
-    assert feature_std(spread) == pytest.approx(0.5, rel=1e-6)  # std of [1,0,0,0] columns (unbiased) = 0.5
+    assert float(feature_std(spread)) == pytest.approx(0.5, rel=1e-6)  # std of [1,0,0,0] columns (unbiased) = 0.5
     cls = torch.tensor([[1.0, 0.0]])
     patches = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
-    assert cls_patch_cosine(cls, patches) == pytest.approx(0.5)
+    assert float(cls_patch_cosine(cls, patches)) == pytest.approx(0.5)
 
 
 def test_monitor_flags_collapsed_teacher_after_patience() -> None:
@@ -78,23 +78,23 @@ def test_plateau_statistics_by_hand() -> None:
     from geodino.train.monitors import image_spread, layerscale_gamma, logit_std, prototype_norm
 
     same = torch.tensor([[1.0, -1.0, 2.0]]).repeat(4, 1)
-    assert image_spread(same) == pytest.approx(0.0, abs=1e-7)
+    assert float(image_spread(same)) == pytest.approx(0.0, abs=1e-7)
     x = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])  # std across images: [sqrt(2), 0]; across dims: sqrt(0.5) each
-    assert image_spread(x) == pytest.approx((math.sqrt(2) / 2) / math.sqrt(0.5), rel=1e-6)
+    assert float(image_spread(x)) == pytest.approx((math.sqrt(2) / 2) / math.sqrt(0.5), rel=1e-6)
     logits = torch.tensor([[0.0, 2.0], [1.0, 1.0]])  # row stds sqrt(2) and 0
-    assert logit_std(logits) == pytest.approx(math.sqrt(2) / 2, rel=1e-6)
+    assert float(logit_std(logits)) == pytest.approx(math.sqrt(2) / 2, rel=1e-6)
     head = DINOHead(4, 3, hidden_dim=4, bottleneck_dim=2)
     with torch.no_grad():
         head.last_layer.weight.copy_(torch.tensor([[3.0, 4.0], [0.0, 1.0], [0.0, 2.0]]))
-    assert prototype_norm(head) == pytest.approx((5 + 1 + 2) / 3, rel=1e-6)
+    assert float(prototype_norm(head)) == pytest.approx((5 + 1 + 2) / 3, rel=1e-6)
     unit = DINOHead(4, 3, hidden_dim=4, bottleneck_dim=2, last_layer="normalized")
-    assert prototype_norm(unit) == pytest.approx(1.0, rel=1e-6)
+    assert float(prototype_norm(unit)) == pytest.approx(1.0, rel=1e-6)
 
     from geodino.models import build_model
 
     vit = build_model("vit_tiny", patch_size=8, depth=2, layerscale_init=1e-5)
-    assert layerscale_gamma(vit) == pytest.approx(1e-5, rel=1e-6)
-    assert math.isnan(layerscale_gamma(build_model("vit_tiny", patch_size=8, depth=2, layerscale_init=None)))
+    assert float(layerscale_gamma(vit)) == pytest.approx(1e-5, rel=1e-6)
+    assert math.isnan(float(layerscale_gamma(build_model("vit_tiny", patch_size=8, depth=2, layerscale_init=None))))
 
 
 def test_official_init_gives_an_image_independent_teacher_cls() -> None:

@@ -7,6 +7,7 @@ import torch
 
 from geodino.errors import CheckpointError, ConfigError, InputError
 from geodino.losses import sinkhorn_knopp
+from geodino.train.host import host_floats
 from geodino.train.optim import apply_optim_schedule, build_optimizer
 from geodino.train.ssl import SSLMetaArch
 from tests.helpers import HostReads
@@ -62,19 +63,31 @@ def test_full_step_gradients_student_only_then_ema() -> None:
     assert "monitor/teacher_entropy" in logs and "monitor/cls_patch_cosine" in logs
 
 
-def test_step_reads_nothing_on_the_host_between_monitor_checks() -> None:
+def test_step_reads_nothing_on_the_host_between_monitor_checks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forward and backward of a step without a collapse check read no device value on the host (each read is a
-    GPU sync): the iBOT masked count stays a device tensor; a monitor step reads its statistics."""
+    GPU sync): the iBOT masked count stays a device tensor. A monitor step brings its dozen statistics over in one
+    `host_floats` copy, not one read each."""
+    import geodino.train.ssl as ssl_mod
+
+    copies: list[list[str]] = []
+
+    def counting(row):  # type: ignore[no-untyped-def]
+        copies.append(list(row))
+        return host_floats(row)
+
+    monkeypatch.setattr(ssl_mod, "host_floats", counting)
     torch.manual_seed(0)
     arch = SSLMetaArch(tiny_cfg("monitor.every=10"), total_iters=10, global_batch_size=4)
     arch.train()
     with HostReads() as reads:
         loss, _ = arch(ssl_batch(), iteration=3)
         loss.backward()
-    assert reads.n == 0
+    assert reads.n == 0 and copies == []
     with HostReads() as reads:
-        arch(ssl_batch(), iteration=10)
-    assert reads.n > 0  # the counter sees the monitors' reads
+        _, logs = arch(ssl_batch(), iteration=10)
+    assert reads.n == 0 and len(copies) == 1
+    assert {"teacher_entropy", "cls_patch_cosine", "layerscale_gamma", "ibot_teacher_entropy"} <= set(copies[0])
+    assert type(logs["monitor/teacher_entropy"]) is float and type(logs["monitor/layerscale_gamma"]) is float
 
 
 def test_total_uses_official_term_weights(arch: SSLMetaArch) -> None:

@@ -29,6 +29,7 @@ from geodino.errors import CheckpointError, TrainingError
 from geodino.train.distill import build as b
 from geodino.train.distill.config import DistillConfig
 from geodino.train.distill.export import checkpoint_dir, export_student, load_checkpoint, save_checkpoint
+from geodino.train.host import host_floats
 
 log = logging.getLogger("geodino.distill")
 
@@ -172,7 +173,7 @@ def _wrap_ddp(arch: nn.Module, layout: Any, device: torch.device, distributed: b
 
 def train_step(run: DistillRun, step: int, batch: dict[str, Any]) -> dict[str, Any]:
     """One optimizer step of every student of this rank on `batch`; returns the log row (losses and gradient norms
-    as device tensors, read by `host_row` only on the steps that log: the step itself reads one value, the loss
+    as device tensors, read by `host_floats` only on the steps that log: the step itself reads one value, the loss
     for the NaN guard)."""
     from geodino.data.collate import crops_on
     from geodino.train.optim import apply_optim_schedule, clip_grad_per_module
@@ -195,7 +196,7 @@ def train_step(run: DistillRun, step: int, batch: dict[str, Any]) -> dict[str, A
     with amp:
         loss, metrics = arch.forward_backward(inputs, v["teacher_temp"], cfg.train.global_batch_size)
     if not math.isfinite(float(loss)):
-        terms = ", ".join(f"{k}={x:.4g}" for k, x in host_row(metrics).items())
+        terms = ", ".join(f"{k}={x:.4g}" for k, x in host_floats(metrics).items())
         raise TrainingError(
             f"loss is {float(loss)} at step {step} ({terms}); "
             f"lower schedules.lr.end or optim.clip_grad and resume from the last checkpoint in {run.ckpt_dir}"
@@ -231,7 +232,7 @@ def distill(cfg: DistillConfig) -> dict[str, Path]:
     for step in bar:
         row = train_step(run, step, next(batches))
         if run.writer and (step % cfg.train.log_every_n_steps == 0 or step == last):
-            row = host_row(row)
+            row = host_floats(row)
             _append_csv(run.log_file, row)
             for tracker in trackers:
                 tracker.log_metrics({k: v for k, v in row.items() if k != "step"}, step=step)
@@ -282,14 +283,6 @@ def dist_world() -> int:
     import torch.distributed as dist
 
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def host_row(row: dict[str, Any]) -> dict[str, float]:
-    """`row` with every tensor read to a float, all in one device-to-host copy (one synchronisation, not one per
-    value)."""
-    keys = [k for k, v in row.items() if isinstance(v, torch.Tensor)]
-    host = dict(zip(keys, torch.stack([row[k].float().reshape(()) for k in keys]).tolist())) if keys else {}
-    return {k: host[k] if k in host else float(v) for k, v in row.items()}
 
 
 def _append_csv(path: Path, row: dict[str, float]) -> None:
