@@ -256,7 +256,7 @@ def _bound_heap_growth() -> None:
     (peak RSS 16k vs 4k, eager, quiet: 1.08 at 32 MiB and at 1 MiB, 1.17 with glibc's default). 32 MiB is glibc's own
     upper bound for the dynamic threshold: a lower one (1 MiB, used before) made every activation of a bf16 ViT-S
     forward a fresh mmap that page-faults in, 1.36x slower per batch of 8 x 512 px tiles on 2 cores; float32 was
-    not affected. It costs ~170 MiB more resident heap (benchmarks/embed.py, README "Fast inference").
+    not affected. It costs ~170 MiB more resident heap (benchmarks/embed.py, docs/fast_inference.md).
     """
     import ctypes
     import ctypes.util

@@ -13,7 +13,7 @@ same outputs (`forward_features`, `get_intermediate_layers`, official semantics;
   of compiling again (a partial last batch costs a padded forward, not a compile), or on CPU, when it fills less
   than `PAD_MIN_SHARE` of it, runs uncompiled;
 - `dtype="int8"`: opt-in dynamic int8 quantisation of the projections (torch.ao, eager; fidelity measured by
-  the feature cosine to float32, see README "Fast inference").
+  the feature cosine to float32, see docs/fast_inference.md).
 
 `fast_path(model, device=..., mode=...)` chooses the path (see `choose_path`) and returns a `FastViT`, or the model
 unchanged when the fast path is off: `mode="off"` or the environment variable `GEODINO_FAST=0`.
@@ -424,7 +424,7 @@ def _compile(core: nn.Module, device: torch.device) -> Any:
 
     Freezing is set with `torch._inductor.config.patch` around every call (a call may compile a new shape), not with
     `torch.compile(options={"freezing": True})`: torch 2.14 silently ignores it there (the graph kept plain `addmm`
-    on unfrozen weights; measured in README "Fast inference")."""
+    on unfrozen weights; measured in docs/fast_inference.md)."""
     compiled = torch.compile(core, dynamic=False)
     if device.type != "cpu":
         return compiled
