@@ -116,3 +116,58 @@ def test_accelerate_reuses_the_prepared_model_after_a_restore(monkeypatch):
         assert fb.model is not first  # a different eager model is prepared anew
     fb.model = eager
     del build_new
+
+
+def _native_bf16(monkeypatch, amx: bool, avx512_bf16: bool) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+
+
+def test_bf16_hint_only_for_large_float32_cpu_jobs_on_native_bf16_cpus(monkeypatch):
+    """The --bf16 suggestion names the CPU feature, and stays silent for bf16 jobs, small or unsized jobs, a mode
+    forced with GEODINO_FAST, other backbones and CPUs without native bf16 products."""
+    from geodino.inference import BF16_HINT_MIN_IMAGES, cpu_bf16_hint, native_bf16_cpu
+
+    monkeypatch.delenv("GEODINO_FAST", raising=False)
+    fb = load_backbone("arch:vit_tiny?seed=0&depth=1")
+    big = BF16_HINT_MIN_IMAGES
+    _native_bf16(monkeypatch, amx=True, avx512_bf16=True)
+    assert native_bf16_cpu() == "AMX"
+    hint = cpu_bf16_hint(fb, "float32", big)
+    assert hint is not None and "(AMX)" in hint and "--bf16" in hint and "docs/fast_inference.md" in hint
+    assert cpu_bf16_hint(fb, "bfloat16", big) is None
+    assert cpu_bf16_hint(fb, "float32", big - 1) is None and cpu_bf16_hint(fb, "float32", None) is None
+    _native_bf16(monkeypatch, amx=False, avx512_bf16=True)
+    assert "(AVX-512 BF16)" in cpu_bf16_hint(fb, "float32", big)
+    _native_bf16(monkeypatch, amx=False, avx512_bf16=False)
+    assert native_bf16_cpu() is None and cpu_bf16_hint(fb, "float32", big) is None
+    _native_bf16(monkeypatch, amx=True, avx512_bf16=False)
+    monkeypatch.setenv("GEODINO_FAST", "float32")  # the user chose the path: no advice
+    assert cpu_bf16_hint(fb, "float32", big) is None
+    monkeypatch.delenv("GEODINO_FAST")
+    monkeypatch.setattr(fb, "kind", "timm")
+    assert cpu_bf16_hint(fb, "float32", big) is None
+
+
+def test_embed_prints_the_bf16_hint_after_the_path_line(tmp_path, monkeypatch, capsys):
+    """`geodino embed` prints the hint on a large float32 CPU job (threshold lowered to this tiny raster), not under
+    --bf16; the hint is not recorded in the raster."""
+    import rasterio
+
+    import geodino.inference as inference
+    from geodino.embed import embed_raster
+    from tests.embed.conftest import random_image, write_tif
+
+    monkeypatch.delenv("GEODINO_FAST", raising=False)
+    monkeypatch.setattr(inference, "BF16_HINT_MIN_IMAGES", 0)
+    _native_bf16(monkeypatch, amx=True, avx512_bf16=True)
+    src = write_tif(tmp_path / "in.tif", random_image(32, 32))
+    bb = "arch:vit_tiny?depth=1&patch_size=8"
+    out = embed_raster(src, bb, tmp_path / "f.tif", tile=32, overlap=0)  # 1 tile: no compile
+    err = capsys.readouterr().err.splitlines()
+    path_line = next(i for i, line in enumerate(err) if line.startswith("geodino: inference path fast-float32"))
+    assert "(AMX); --bf16 made feature rasters" in err[path_line + 1]
+    with rasterio.open(out) as r:
+        assert not any("bf16 in hardware" in v for v in r.tags().values())
+    embed_raster(src, bb, tmp_path / "g.tif", tile=32, overlap=0, amp=True)
+    assert "bf16 in hardware" not in capsys.readouterr().err
