@@ -17,8 +17,13 @@ __all__ = ["host_floats"]
 
 
 def host_floats(row: Mapping[str, Any]) -> dict[str, float]:
-    """`row` (same keys, same order) with every tensor read to a float in one device-to-host copy, and every other
-    value passed through `float`."""
-    keys = [k for k, v in row.items() if isinstance(v, torch.Tensor)]
-    host = dict(zip(keys, torch.stack([row[k].float().reshape(()) for k in keys]).tolist())) if keys else {}
+    """`row` (same keys, same order) with every tensor read to a float in one device-to-host copy per device (one
+    in practice: a step's values live where its model does), and every other value passed through `float`."""
+    by_device: dict[torch.device, list[str]] = {}
+    for k, v in row.items():
+        if isinstance(v, torch.Tensor):
+            by_device.setdefault(v.device, []).append(k)
+    host: dict[str, float] = {}
+    for keys in by_device.values():
+        host.update(zip(keys, torch.stack([row[k].detach().float().reshape(()) for k in keys]).tolist()))
     return {k: host[k] if k in host else float(v) for k, v in row.items()}
