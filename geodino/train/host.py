@@ -19,11 +19,15 @@ __all__ = ["host_floats"]
 def host_floats(row: Mapping[str, Any]) -> dict[str, float]:
     """`row` (same keys, same order) with every tensor read to a float in one device-to-host copy per device (one
     in practice: a step's values live where its model does), and every other value passed through `float`."""
+    local: dict[str, torch.Tensor] = {}
     by_device: dict[torch.device, list[str]] = {}
     for k, v in row.items():
         if isinstance(v, torch.Tensor):
-            by_device.setdefault(v.device, []).append(k)
+            # an FSDP2 DTensor (a statistic of sharded parameters) is gathered first: every rank computes the same
+            # row, so every rank takes part in the collective
+            local[k] = (v.full_tensor() if hasattr(v, "full_tensor") else v).detach().float().reshape(())
+            by_device.setdefault(local[k].device, []).append(k)
     host: dict[str, float] = {}
     for keys in by_device.values():
-        host.update(zip(keys, torch.stack([row[k].detach().float().reshape(()) for k in keys]).tolist()))
+        host.update(zip(keys, torch.stack([local[k] for k in keys]).tolist()))
     return {k: host[k] if k in host else float(v) for k, v in row.items()}

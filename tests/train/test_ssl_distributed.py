@@ -36,11 +36,11 @@ def _rank_batch(batch: dict, rank: int, world: int) -> dict:
     return out
 
 
-def _build():
+def _build(*extra: str):
     from geodino.train.ssl import SSLMetaArch
 
     torch.manual_seed(0)
-    return SSLMetaArch(tiny_cfg(*CFG), total_iters=4, global_batch_size=B)
+    return SSLMetaArch(tiny_cfg(*CFG, *extra), total_iters=4, global_batch_size=B)
 
 
 def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
@@ -86,3 +86,37 @@ def test_fsdp2_two_processes_equal_one_process() -> None:
     arch.update_teacher(0.5)
     for k, v in out["teacher"].items():
         assert torch.allclose(v, arch.teacher.state_dict()[k], atol=1e-6), k
+
+
+PARAM_STATS = ("monitor/layerscale_gamma", "monitor/dino_prototype_norm", "monitor/ibot_prototype_norm")
+
+
+def _monitor_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        from torch.distributed.device_mesh import init_device_mesh
+
+        from geodino.train.ssl import fully_shard_arch
+
+        arch = _build("monitor.every=1")
+        fully_shard_arch(arch, init_device_mesh("cpu", (world,)))
+        _, logs = arch(_rank_batch(ssl_batch(B=B, seed=7), rank, world), iteration=1)
+        if rank == 0:
+            torch.save({k: v for k, v in logs.items() if k.startswith("monitor/")}, os.path.join(out_dir, "m0.pt"))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+    os._exit(0)
+
+
+@pytest.mark.slow
+def test_fsdp2_monitor_step_reads_sharded_parameters() -> None:
+    """A collapse check under FSDP2: every statistic comes back as a float (the parameter statistics are read from
+    DTensor shards, gathered, next to plain activation statistics), and the parameter ones equal one process's."""
+    with tempfile.TemporaryDirectory() as tmp:
+        mp.spawn(_monitor_worker, args=(2, os.path.join(tmp, "init"), tmp), nprocs=2, join=True)
+        got = torch.load(os.path.join(tmp, "m0.pt"))
+    _, logs = _build("monitor.every=1")(ssl_batch(B=B, seed=7), iteration=1)
+    assert "monitor/teacher_entropy" in got and all(type(v) is float for v in got.values())
+    for k in PARAM_STATS:
+        assert got[k] == pytest.approx(logs[k], rel=1e-6), k
