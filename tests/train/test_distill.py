@@ -254,3 +254,24 @@ def test_three_processes_two_students_in_subgroups(images, tmp_path) -> None:
         assert [int(float(r["step"])) for r in rows] == [0, 1]
         assert (out / name / "checkpoints" / "step_00000002.ckpt").is_file()
     assert (out / "teacher.heads.pth").is_file()
+
+
+def test_log_rows_are_read_on_the_host_only_on_logging_steps(images, tmp_path, monkeypatch) -> None:
+    """The step keeps losses and norms on the device; the loop reads a row (one `host_floats` copy) only on the
+    steps it logs, and the logged row holds plain numbers, gradient norms included."""
+    import geodino.train.distill.loop as loop
+
+    seen: list[float] = []
+    real = loop.host_floats
+
+    def counting(row):  # type: ignore[no-untyped-def]
+        seen.append(float(row["step"]))
+        return real(row)
+
+    monkeypatch.setattr(loop, "host_floats", counting)
+    out = tmp_path / "run"
+    distill(_cfg(images, out, "train.max_steps=4", "train.log_every_n_steps=3", "train.checkpoint_every_n_steps=4"))
+    assert seen == [0.0, 3.0]  # step 0 and the last step; steps 1 and 2 read nothing but the NaN guard
+    rows = list(csv.DictReader((out / "log.csv").open()))
+    assert [int(float(r["step"])) for r in rows] == [0, 3]
+    assert float(rows[-1]["tiny/grad_norm/backbone"]) > 0 and float(rows[-1]["small/loss"]) > 0
