@@ -10,7 +10,11 @@ Fast-path rows (`geodino.models.frozen.FastViT`, unless `--no-fast`): float32 ro
 bf16 rows the fast path with bf16 weights (no autocast), both compiled with torch.compile unless `--no-compile`;
 the compile warm-up runs before the timed repeats and is printed separately. `fast/best` is the fast path over the
 best of transformers and timm in the same run (issue 15 target >= 1.2); `cos` is the lowest per-token cosine of
-its patch tokens to eager float32. `--int8` adds the opt-in int8 row (eager, compared with float32).
+its patch tokens to eager float32 and `max diff` their largest absolute difference (the float32 paths keep it
+under 1e-4). The fast path is the one `geodino.models.frozen.choose_path` picks for the row's dtype on the device:
+on a CUDA GPU with TF32 tensor cores the float32 row runs its projections as 3xTF32; `--dtypes fp32-ieee` adds a
+row with plain float32 products there (the same as `fp32` on a CPU). `--int8` adds the opt-in int8 row (eager,
+compared with float32).
 
     .venv/bin/python benchmarks/backbone.py [--archs vit_small vit_base] [--batch 16] [--size 224] [--repeats 7]
 """
@@ -66,13 +70,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def fast_fn(geo, x, dtype: str, compile: bool):
-    """(forward of the fast path outside autocast, its min per-token cosine to eager float32, warm-up seconds)."""
-    from geodino.models.frozen import FastPath, FastViT
+def fast_fn(geo, x, mode: str, compile: bool):
+    """(forward of the fast path outside autocast, its path name, min per-token cosine and max absolute difference
+    of its patch tokens to eager float32, warm-up seconds)."""
+    from geodino.models.frozen import FastViT, choose_path
 
-    fast = FastViT(geo, FastPath(True, dtype, compile=compile and dtype != "int8"))
-
-    fast = fast.to(x.device)
+    path = choose_path(x.device, mode, compile=compile and mode != "int8")
+    fast = FastViT(geo, path).to(x.device)
 
     def fn():
         with torch.autocast(x.device.type, enabled=False):
@@ -85,7 +89,7 @@ def fast_fn(geo, x, dtype: str, compile: bool):
         warm = time.perf_counter() - t0
         ref = geo.forward_features(x)["x_norm_patchtokens"]
     cos = torch.nn.functional.cosine_similarity(got, ref, dim=-1).min().item()
-    return fn, cos, warm
+    return fn, path.name, cos, (got - ref).abs().max().item(), warm
 
 
 def bench(
@@ -113,8 +117,8 @@ def bench(
         run = dict(fns)
         extra: dict = {}
         if fast:
-            fdt = {"fp32": "float32", "bf16": "bfloat16", "int8": "int8"}[dt]
-            run["fast"], extra["cos"], extra["warmup_s"] = fast_fn(geo, x, fdt, compile)
+            mode = {"fp32": "float32", "fp32-ieee": "float32-ieee", "bf16": "bfloat16", "int8": "int8"}[dt]
+            run["fast"], extra["path"], extra["cos"], extra["diff"], extra["warmup_s"] = fast_fn(geo, x, mode, compile)
         if dt == "int8":  # the baselines of the int8 row are the float32 ones
             amp = False
         times: dict[str, list[float]] = {k: [] for k in run}
@@ -140,7 +144,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    ap.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "fp32-ieee", "bf16"])
     ap.add_argument("--no-fast", dest="fast", action="store_false", help="leave out the fast-path column")
     ap.add_argument("--no-compile", dest="compile", action="store_false", help="fast path without torch.compile")
     ap.add_argument("--int8", action="store_true", help="add the opt-in int8 fast-path row (vs float32 baselines)")
@@ -151,10 +155,10 @@ def main() -> None:
         ap.error("--int8 runs on CPU only")
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {device}, {args.threads} threads, batch {args.batch}, {args.size} px")
-    head = f"| {'arch':9s} | {'dtype':5s} | geodino img/s | transformers img/s | timm img/s | "
+    head = f"| {'arch':9s} | {'dtype':9s} | geodino img/s | transformers img/s | timm img/s | "
     head += "geodino/transformers | geodino/timm |"
     if args.fast:
-        head += " fast img/s | fast/best | cos | warm-up s |"
+        head += " fast path | fast img/s | fast/best | cos | max diff | warm-up s |"
     print(head)
     print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|", flush=True)
     rows = []
@@ -164,12 +168,15 @@ def main() -> None:
         ):
             rows.append(r)
             line = (
-                f"| {r['arch']:9s} | {r['dtype']:5s} | {r['geodino']:13.2f} | {r['transformers']:18.2f} | "
+                f"| {r['arch']:9s} | {r['dtype']:9s} | {r['geodino']:13.2f} | {r['transformers']:18.2f} | "
                 f"{r['timm']:10.2f} | {r['geodino'] / r['transformers']:20.2f} | {r['geodino'] / r['timm']:12.2f} |"
             )
             if args.fast:
                 best = max(r["transformers"], r["timm"])
-                line += f" {r['fast']:10.2f} | {r['fast'] / best:9.2f} | {r['cos']:.5f} | {r['warmup_s']:9.1f} |"
+                line += (
+                    f" {r['path']} | {r['fast']:10.2f} | {r['fast'] / best:9.2f} | {r['cos']:.5f} | "
+                    f"{r['diff']:.1e} | {r['warmup_s']:9.1f} |"
+                )
             print(line, flush=True)
     print(f"outputs agree within {max(r['max_abs_diff'] for r in rows):.1e} (float32)")
 

@@ -58,9 +58,9 @@ def accelerate(
 ) -> FastPath:
     """Replace `backbone.model` (a geodino ViT inside a FrozenBackbone) by its fast path, in place.
 
-    `mode`: auto | off | float32 | bfloat16 | int8 (see `choose_path`); `compile`: None = auto (on when a compiler
-    is present and, if `n_images` is given, the job has at least COMPILE_MIN_IMAGES[device type] images). Returns
-    the path used (`FastPath(enabled=False)` when the backbone stays eager)."""
+    `mode`: auto | off | float32 | float32-ieee | bfloat16 | int8 (see `choose_path`); `compile`: None = auto (on
+    when a compiler is present and, if `n_images` is given, the job has at least COMPILE_MIN_IMAGES[device type]
+    images). Returns the path used (`FastPath(enabled=False)` when the backbone stays eager)."""
     model = backbone.model
     if isinstance(model, FastViT):
         return model.path

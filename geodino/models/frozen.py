@@ -13,7 +13,13 @@ same outputs (`forward_features`, `get_intermediate_layers`, official semantics;
   of compiling again (a partial last batch costs a padded forward, not a compile), or on CPU, when it fills less
   than `PAD_MIN_SHARE` of it, runs uncompiled;
 - `dtype="int8"`: opt-in dynamic int8 quantisation of the projections (torch.ao, eager; fidelity measured by
-  the feature cosine to float32, see docs/fast_inference.md).
+  the feature cosine to float32, see docs/fast_inference.md);
+- float32 on CUDA GPUs with TF32 tensor cores (compute capability >= 8.0): the projections run as "3xTF32" (each
+  float32 operand split into a TF32 high part and a TF32 low part, three tensor-core products summed in float32,
+  `_Tf32x3Linear`), the float32 emulation PyTorch's own float32 memory-efficient attention kernel uses on those
+  GPUs. Plain float32 matrix products there run on the CUDA cores at a fraction of the tensor cores' rate; plain
+  TF32 keeps 11 of float32's 24 significand bits and breaks the 1e-4 fidelity. `GEODINO_FAST=float32-ieee`
+  keeps plain float32 products.
 
 `fast_path(model, device=..., mode=...)` chooses the path (see `choose_path`) and returns a `FastViT`, or the model
 unchanged when the fast path is off: `mode="off"` or the environment variable `GEODINO_FAST=0`.
@@ -28,7 +34,8 @@ import copy
 import os
 import shutil
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,9 +47,9 @@ from geodino.errors import ConfigError, InputError
 from geodino.models.layers.rope import rope_for_tokens
 from geodino.models.vit import block_indices, layer_outputs
 
-__all__ = ["MODES", "FastPath", "FastViT", "choose_path", "fast_path"]
+__all__ = ["MODES", "FastPath", "FastViT", "choose_path", "fast_path", "tf32_matmuls", "tf32_round"]
 
-MODES = ("auto", "off", "float32", "bfloat16", "int8")
+MODES = ("auto", "off", "float32", "float32-ieee", "bfloat16", "int8")
 ENV_SWITCH = "GEODINO_FAST"  # "0" / "off" turns the fast path off everywhere; a mode name forces that mode
 
 
@@ -63,12 +70,13 @@ class FastPath:
     dtype: str = "float32"  # float32 | bfloat16 | int8
     compile: bool = False
     reason: str = ""
+    tf32x3: bool = False  # float32 projections as three TF32 tensor-core products (`_Tf32x3Linear`)
 
     @property
     def name(self) -> str:
         if not self.enabled:
             return "eager"
-        return f"fast-{self.dtype}" + ("-compiled" if self.compile else "")
+        return f"fast-{self.dtype}" + ("-3xtf32" if self.tf32x3 else "") + ("-compiled" if self.compile else "")
 
 
 def _compiler_available(device: torch.device) -> bool:
@@ -82,6 +90,13 @@ def _compiler_available(device: torch.device) -> bool:
     return False
 
 
+def _tensor_core_tf32(device: torch.device) -> bool:
+    """Whether `device` is a CUDA GPU with TF32 tensor cores (compute capability 8.0 and later)."""
+    if device.type != "cuda":
+        return False
+    return torch.cuda.get_device_capability(device) >= (8, 0)
+
+
 def choose_path(
     device: str | torch.device = "cpu", mode: str = "auto", compile: bool | None = None, amp: bool | None = None
 ) -> FastPath:
@@ -89,7 +104,8 @@ def choose_path(
     path autocasts) with prepared weights and compilation when a compiler is present (callers with small jobs pass
     `compile=False`: see `geodino.inference.COMPILE_MIN_IMAGES`); 'float32' / 'bfloat16' /
     'int8' force the dtype (int8: CPU only, eager); 'off' (or GEODINO_FAST=0) is the eager model as it is.
-    `amp` (the FrozenBackbone setting) picks bf16 in auto mode when set."""
+    float32 on a GPU with TF32 tensor cores runs its projections as 3xTF32 (`_Tf32x3Linear`); 'float32-ieee'
+    keeps plain float32 products there. `amp` (the FrozenBackbone setting) picks bf16 in auto mode when set."""
     device = torch.device(device)
     env = os.environ.get(ENV_SWITCH, "").strip().lower()
     if env in ("0", "off", "false", "no"):
@@ -105,6 +121,8 @@ def choose_path(
     if mode == "auto":
         bf16 = amp if amp is not None else device.type == "cuda"
         mode = "bfloat16" if bf16 else "float32"
+    tf32x3 = mode == "float32" and _tensor_core_tf32(device)
+    mode = "float32" if mode == "float32-ieee" else mode
     if mode == "int8":
         if device.type != "cpu":
             raise ConfigError(f"fast path int8 runs on CPU only (torch.ao dynamic quantisation), not on {device}")
@@ -112,7 +130,7 @@ def choose_path(
     can = _compiler_available(device)
     use = can if compile is None else (compile and can)
     why = "compiled" if use else ("compile off" if compile is False else "no compiler found: eager")
-    return FastPath(True, mode, use, reason=why)
+    return FastPath(True, mode, use, reason=why, tf32x3=tf32x3)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -158,6 +176,70 @@ class _Norm(nn.Module):
         if self.rms:
             return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
         return F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, self.eps)
+
+
+def tf32_round(x: Tensor) -> Tensor:
+    """float32 `x` rounded to the nearest TF32 value (10 stored significand bits, ties to even), still float32.
+
+    On the bit pattern: add half a TF32 unit (minus one when the kept last bit is even) and clear the 13 dropped
+    bits; the same for either sign, since the sign bit is untouched. Finite values only (a ViT has no others)."""
+    i = x.contiguous().view(torch.int32)
+    i = (i + (0x0FFF + ((i >> 13) & 1))) & -0x2000
+    return i.view(torch.float32)
+
+
+class _Tf32x3Linear(nn.Module):
+    """A float32 linear as three TF32 tensor-core products: x W^T ≈ xh Wh^T + xh Wl^T + xl Wh^T, where xh is x
+    rounded to TF32 and xl the rounded rest (likewise W). The dropped xl Wl^T is ~2^-22 of the product, so the
+    result is within a few float32 roundings of the float32 one; TF32 alone (xh Wh^T) is off by ~2^-11.
+
+    The three products are one matrix product over a tripled inner dimension ([xh, xh, xl] against
+    [Wh, Wl, Wh], prepared once), accumulated in float32 as tensor cores do. The operands are exact TF32 values, so
+    the hardware's own float32 -> TF32 conversion changes nothing, and on a CPU (float32 products of 11-bit
+    significands are exact) the same module computes the GPU's numerics up to summation order, which is how the
+    tests check it. Hand-written: PyTorch runs float32 matrix products as either IEEE or plain TF32; its 3xTF32 is
+    inside the memory-efficient attention kernel only (CUTLASS `OpMultiplyAddFastF32`)."""
+
+    def __init__(self, lin: nn.Linear) -> None:
+        super().__init__()
+        w = lin.weight.detach().float()
+        wh = tf32_round(w)
+        wl = tf32_round(w - wh)
+        self.weight3 = nn.Parameter(torch.cat([wh, wl, wh], dim=1).contiguous(), requires_grad=False)
+        b = lin.bias
+        self.bias = None if b is None else nn.Parameter(b.detach().float().clone(), requires_grad=False)
+        self.in_features, self.out_features = lin.in_features, lin.out_features
+
+    def forward(self, x: Tensor) -> Tensor:
+        xh = tf32_round(x)
+        xl = tf32_round(x - xh)
+        return F.linear(torch.cat([xh, xh, xl], dim=-1), self.weight3, self.bias)
+
+
+def _split_tf32x3(core: nn.Module) -> nn.Module:
+    """Every float32 projection of the blocks as a `_Tf32x3Linear` (the patch embedding stays a convolution, which
+    cuDNN already runs in TF32 by default, as in the eager model)."""
+    for blk in core.blocks:
+        for name in ("qkv", "proj", "fc1", "fc2"):
+            setattr(blk, name, _Tf32x3Linear(getattr(blk, name)))
+    return core
+
+
+@contextmanager
+def tf32_matmuls(device: torch.device) -> Iterator[None]:
+    """TF32 tensor cores for float32 matrix products on `device` (CUDA) inside the block, the previous setting
+    restored after: what the 3xTF32 products need (their operands are exact TF32 values, so nothing else changes for
+    them). A no-op elsewhere: on a CPU the products are float32 and exact for such operands."""
+    if device.type != "cuda":
+        yield
+        return
+    matmul = torch.backends.cuda.matmul
+    before = matmul.fp32_precision
+    matmul.fp32_precision = "tf32"
+    try:
+        yield
+    finally:
+        matmul.fp32_precision = before
 
 
 class _Block(nn.Module):
@@ -287,6 +369,8 @@ class FastViT(nn.Module):
             self.core = _Core(model, dtype).eval()
         if self.path.dtype == "int8":
             self.core = _quantize_int8(self.core)
+        elif self.path.tf32x3:
+            self.core = _split_tf32x3(self.core)
         self._compiled: Any = None
         self._rope_cache: dict[tuple[int, int, torch.device], tuple[Tensor, Tensor]] = {}
         self._graphs: set[tuple[Any, ...]] = set()  # (batch, H, W, take, norm) of every compiled call made
@@ -308,6 +392,15 @@ class FastViT(nn.Module):
         small to pad)."""
         self._check_input(x)
         x = x.float()
+        if self.path.tf32x3:
+            with tf32_matmuls(x.device):
+                return self._run_prepared(x, take, norm, new_graph)
+        return self._run_prepared(x, take, norm, new_graph)
+
+    def _run_prepared(
+        self, x: Tensor, take: tuple[int, ...], norm: bool, new_graph: bool
+    ) -> tuple[list[Tensor], Tensor]:
+        """`_run` after the input check, under the matmul precision the path needs."""
         sin, cos = self._rope(x)
         if not self.path.compile:
             with torch.no_grad():

@@ -215,3 +215,134 @@ def test_rope_tables_are_kept_per_grid_and_match_eager():
     sin, cos = fast._rope_cache[(2, 3, torch.device("cpu"))]
     assert sin.shape == cos.shape == (6 + fast.n_prefix_tokens, 1, 1, m.embed_dim // m.num_heads // 2)  # halves of q, k
     assert torch.allclose(sin[: fast.n_prefix_tokens], torch.zeros(())) and torch.allclose(cos[:1], torch.ones(()))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 3xTF32: float32 projections on TF32 tensor cores (the numerics are hardware-independent: checked on CPU)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_tf32_round_ties_to_even_and_clears_the_dropped_bits():
+    u = 2.0**-10  # one TF32 unit at 1.0
+    x = torch.tensor([1 + u / 2, 1 + 3 * u / 2, 1 + u / 2 + 2**-20, -(1 + 3 * u / 2), 1 + u / 2 - 2**-23, 3.0, 0.0])
+    want = torch.tensor([1.0, 1 + 2 * u, 1 + u, -(1 + 2 * u), 1.0, 3.0, 0.0])
+    got = frozen.tf32_round(x)
+    assert torch.equal(got, want)  # halfway: to the even neighbour; just above / below halfway: nearest
+    torch.manual_seed(0)
+    y = torch.randn(10_000) * 10.0 ** torch.randint(-6, 6, (10_000,))
+    r = frozen.tf32_round(y)
+    assert (r.view(torch.int32) & 0x1FFF).eq(0).all()  # 13 dropped significand bits are zero
+    assert ((r - y).abs() <= y.abs() * 2.0**-11).all()  # within half a TF32 unit
+    assert torch.equal(torch.sign(r), torch.sign(y))
+
+
+def test_tf32x3_linear_is_as_accurate_as_float32_and_plain_tf32_is_not():
+    """Against a float64 product: 3xTF32 within 2x float32's own error, plain TF32 (xh Wh^T) ~100x further off."""
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(384, 1536)
+    x = torch.randn(64, 384)
+    ref = x.double() @ lin.weight.double().T + lin.bias.double()
+    err = {
+        "float32": (lin(x).double() - ref).abs().max().item(),
+        "3xtf32": (frozen._Tf32x3Linear(lin)(x).double() - ref).abs().max().item(),
+        "tf32": (F.linear(frozen.tf32_round(x), frozen.tf32_round(lin.weight), lin.bias).double() - ref)
+        .abs()
+        .max()
+        .item(),
+    }
+    assert err["3xtf32"] <= 2 * err["float32"]
+    assert err["tf32"] > 100 * err["3xtf32"]
+
+
+def _plain_tf32(self, x):
+    """A `_Tf32x3Linear` reduced to one TF32 product (xh Wh^T): what TF32 tensor cores alone would compute."""
+    return F.linear(frozen.tf32_round(x), self.weight3[:, : self.in_features], self.bias)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_tf32x3_fast_path_matches_eager_within_1e4(variant, monkeypatch):
+    m = trained_like(**VARIANTS[variant])
+    fast = FastViT(m, FastPath(True, "float32", tf32x3=True))
+    assert fast.path_name == "fast-float32-3xtf32"
+    assert sum(isinstance(mod, frozen._Tf32x3Linear) for mod in fast.modules()) == 4 * m.n_blocks
+    torch.manual_seed(1)
+    x = torch.randn(2, 3, 64, 48)
+    ref = m.get_intermediate_layers(x, n=[0, 2], return_class_token=True, return_extra_tokens=True)
+    out = fast.get_intermediate_layers(x, n=[0, 2], return_class_token=True, return_extra_tokens=True)
+    for o, r in zip(out, ref):
+        assert _max_diff(o, r) < 1e-4
+    if variant == "official":  # the tolerance tells the two apart: one TF32 product per projection breaks it
+        monkeypatch.setattr(frozen._Tf32x3Linear, "forward", _plain_tf32)
+        plain = fast.get_intermediate_layers(x, n=[0, 2], return_class_token=True, return_extra_tokens=True)
+        assert max(_max_diff(o, r) for o, r in zip(plain, ref)) > 1e-4
+
+
+def test_tf32x3_is_chosen_for_float32_on_tensor_core_gpus_only(monkeypatch):
+    monkeypatch.delenv("GEODINO_FAST", raising=False)
+    cap = {"value": (9, 0)}
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: cap["value"])
+    assert choose_path("cuda", "float32").tf32x3
+    assert choose_path("cuda", "float32", compile=False).name == "fast-float32-3xtf32"
+    assert not choose_path("cuda", "float32-ieee").tf32x3 and choose_path("cuda", "float32-ieee").dtype == "float32"
+    assert not choose_path("cuda").tf32x3  # auto on CUDA is bf16
+    assert not choose_path("cpu", "float32").tf32x3 and not choose_path("cpu", "float32-ieee").tf32x3
+    monkeypatch.setenv("GEODINO_FAST", "float32-ieee")
+    assert choose_path("cuda", "auto", compile=False).name == "fast-float32"
+    monkeypatch.setenv("GEODINO_FAST", "float32")
+    assert choose_path("cuda").tf32x3
+    cap["value"] = (7, 5)  # Turing: no TF32 tensor cores
+    assert not choose_path("cuda").tf32x3
+
+
+def test_tf32_matmuls_sets_the_cuda_precision_for_the_block_only():
+    matmul = torch.backends.cuda.matmul
+    before = matmul.fp32_precision
+    with frozen.tf32_matmuls(torch.device("cuda")):
+        assert matmul.fp32_precision == "tf32"
+    assert matmul.fp32_precision == before
+    with pytest.raises(RuntimeError, match="boom"), frozen.tf32_matmuls(torch.device("cuda")):
+        raise RuntimeError("boom")
+    assert matmul.fp32_precision == before
+    with frozen.tf32_matmuls(torch.device("cpu")):  # CPU float32 products of TF32 operands are exact already
+        assert matmul.fp32_precision == before
+
+
+def test_tf32x3_forward_runs_inside_tf32_matmuls(monkeypatch):
+    """Every forward of the 3xTF32 path (uncompiled, compiled and its compile) runs with TF32 products enabled."""
+    import contextlib
+
+    active, seen = [False], []
+
+    @contextlib.contextmanager
+    def fake(device):
+        active[0] = True
+        try:
+            yield
+        finally:
+            active[0] = False
+
+    monkeypatch.setattr(frozen, "tf32_matmuls", fake)
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: lambda *a: seen.append(active[0]) or fn(*a))
+    m = trained_like(depth=1)
+    x = torch.randn(1, 3, 32, 32)
+    for compile in (False, True):
+        fast = FastViT(m, FastPath(True, "float32", compile=compile, tf32x3=True))
+        fast.core.register_forward_pre_hook(lambda mod, args: seen.append(active[0]))
+        fast(x)
+    assert seen and all(seen) and not active[0]
+    plain = FastViT(m, FastPath(True, "float32"))
+    plain.core.register_forward_pre_hook(lambda mod, args: seen.append(active[0]))
+    plain(x)
+    assert seen[-1] is False  # IEEE float32 products leave the setting alone
+
+
+def test_tf32x3_compiled_matches_uncompiled():
+    """Inductor compiles the bit-level rounding (int32 views, masks) to the same values as eager."""
+    m = trained_like(depth=2)
+    torch.manual_seed(2)
+    x = torch.randn(2, 3, 32, 32)
+    eager = FastViT(m, FastPath(True, "float32", tf32x3=True)).forward_features(x)
+    compiled = FastViT(m, FastPath(True, "float32", compile=True, tf32x3=True)).forward_features(x)
+    for key in ("x_norm_clstoken", "x_norm_patchtokens"):
+        assert (compiled[key] - eager[key]).abs().max().item() < 1e-5
+        assert (compiled[key] - m.forward_features(x)[key]).abs().max().item() < 1e-4
