@@ -229,17 +229,25 @@ def _split_tf32x3(core: nn.Module) -> nn.Module:
 def tf32_matmuls(device: torch.device) -> Iterator[None]:
     """TF32 tensor cores for float32 matrix products on `device` (CUDA) inside the block, the previous setting
     restored after: what the 3xTF32 products need (their operands are exact TF32 values, so nothing else changes for
-    them). A no-op elsewhere: on a CPU the products are float32 and exact for such operands."""
+    them). A no-op elsewhere: on a CPU the products are float32 and exact for such operands.
+
+    Set and restored with the legacy `allow_tf32` switch, which keeps every precision getter readable: setting the
+    per-backend `fp32_precision = "tf32"` instead makes `torch.get_float32_matmul_precision()` raise (mixed APIs),
+    and inductor calls it while compiling matrix products. Only when the caller's own settings already mix the two
+    APIs (the legacy getter raises) is the per-backend switch used both ways."""
     if device.type != "cuda":
         yield
         return
     matmul = torch.backends.cuda.matmul
-    before = matmul.fp32_precision
-    matmul.fp32_precision = "tf32"
+    try:
+        before, attr = matmul.allow_tf32, "allow_tf32"
+    except RuntimeError:
+        before, attr = matmul.fp32_precision, "fp32_precision"
+    setattr(matmul, attr, True if attr == "allow_tf32" else "tf32")
     try:
         yield
     finally:
-        matmul.fp32_precision = before
+        setattr(matmul, attr, before)
 
 
 class _Block(nn.Module):

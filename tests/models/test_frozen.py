@@ -294,17 +294,45 @@ def test_tf32x3_is_chosen_for_float32_on_tensor_core_gpus_only(monkeypatch):
     assert not choose_path("cuda").tf32x3
 
 
-def test_tf32_matmuls_sets_the_cuda_precision_for_the_block_only():
+def _precision_state() -> tuple:
+    m = torch.backends.cuda.matmul
+    return m.allow_tf32, torch.get_float32_matmul_precision(), m.fp32_precision.replace("none", "ieee")
+
+
+@pytest.mark.parametrize("before", ["default", "legacy_tf32", "new_ieee", "mixed"])
+def test_tf32_matmuls_sets_the_cuda_precision_for_the_block_only(before):
+    """Inside: TF32 products on CUDA, and every precision getter still readable (inductor calls
+    `torch.get_float32_matmul_precision()` while compiling; the per-backend setter alone made it raise). After: the
+    caller's setting, whichever API it used."""
     matmul = torch.backends.cuda.matmul
-    before = matmul.fp32_precision
-    with frozen.tf32_matmuls(torch.device("cuda")):
-        assert matmul.fp32_precision == "tf32"
-    assert matmul.fp32_precision == before
-    with pytest.raises(RuntimeError, match="boom"), frozen.tf32_matmuls(torch.device("cuda")):
-        raise RuntimeError("boom")
-    assert matmul.fp32_precision == before
-    with frozen.tf32_matmuls(torch.device("cpu")):  # CPU float32 products of TF32 operands are exact already
-        assert matmul.fp32_precision == before
+    start = _precision_state()  # other tests may have set TF32 (training sets float32_matmul_precision "high")
+    try:
+        torch.set_float32_matmul_precision("highest")  # the default, the same on every backend
+        if before == "legacy_tf32":
+            matmul.allow_tf32 = True
+        elif before == "new_ieee":
+            matmul.fp32_precision = "ieee"
+        elif before == "mixed":  # per-backend TF32 over a generic default: the legacy getters raise
+            matmul.fp32_precision = "tf32"
+        if before == "mixed":
+            with pytest.raises(RuntimeError):
+                _precision_state()
+            with frozen.tf32_matmuls(torch.device("cuda")):
+                assert matmul.fp32_precision == "tf32"
+            assert matmul.fp32_precision == "tf32"
+            return
+        state = _precision_state()
+        with frozen.tf32_matmuls(torch.device("cuda")):
+            assert _precision_state() == (True, "high", "tf32")
+        assert _precision_state() == state
+        with pytest.raises(RuntimeError, match="boom"), frozen.tf32_matmuls(torch.device("cuda")):
+            raise RuntimeError("boom")
+        assert _precision_state() == state
+        with frozen.tf32_matmuls(torch.device("cpu")):  # CPU float32 products of TF32 operands are exact already
+            assert _precision_state() == state
+    finally:  # the state this test found (the generic setter also clears a per-backend one)
+        torch.set_float32_matmul_precision(start[1])
+        assert _precision_state() == start
 
 
 def test_tf32x3_forward_runs_inside_tf32_matmuls(monkeypatch):
