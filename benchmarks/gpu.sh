@@ -14,7 +14,7 @@
 #   4. (only with PARTS="4" or PARTS="1 2 3 4") part 3 again with trainer.compile=true: the first remedy when part 3
 #      shows a host-bound step (low device-busy share, thousands of launches per step).
 #
-#   bash benchmarks/gpu.sh            # on a machine with a GPU (about 6-8 minutes on an H200)
+#   bash benchmarks/gpu.sh            # on a machine with a GPU (about 7-9 minutes on an H200 with the fp32-ieee rows)
 #   bash benchmarks/gpu.sh --smoke    # every part on CPU with tiny sizes (a check that the script runs)
 #
 # Part 1 first compiles every (arch, size) in parallel untimed processes (one per shape, sharing inductor's on-disk
