@@ -92,7 +92,7 @@ def _compiler_available(device: torch.device) -> bool:
 
 def _tensor_core_tf32(device: torch.device) -> bool:
     """Whether `device` is a CUDA GPU with TF32 tensor cores (compute capability 8.0 and later)."""
-    if device.type != "cuda":
+    if device.type != "cuda" or not torch.cuda.is_available():  # no GPU here: the caller meets that error later
         return False
     return torch.cuda.get_device_capability(device) >= (8, 0)
 
@@ -367,6 +367,8 @@ class FastViT(nn.Module):
         if not hasattr(model, "blocks") or not hasattr(model, "rope_embed"):
             raise ConfigError(f"{type(model).__name__} is not a geodino DinoVisionTransformer; the fast path needs one")
         self.path = path or FastPath(True)
+        if self.path.tf32x3 and self.path.dtype != "float32":
+            raise ConfigError(f"3xTF32 projections are a float32 path; {self.path.dtype} weights cannot use them")
         dtype = torch.bfloat16 if self.path.dtype == "bfloat16" else torch.float32
         for name in ("patch_size", "embed_dim", "in_chans", "n_blocks", "num_heads", "n_storage_tokens", "config"):
             setattr(self, name, getattr(model, name))

@@ -279,7 +279,10 @@ def test_tf32x3_fast_path_matches_eager_within_1e4(variant, monkeypatch):
 
 def test_tf32x3_is_chosen_for_float32_on_tensor_core_gpus_only(monkeypatch):
     monkeypatch.delenv("GEODINO_FAST", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert not choose_path("cuda", "float32", compile=False).tf32x3  # no GPU to ask: no error from the probe
     cap = {"value": (9, 0)}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: cap["value"])
     assert choose_path("cuda", "float32").tf32x3
     assert choose_path("cuda", "float32", compile=False).name == "fast-float32-3xtf32"
@@ -292,6 +295,8 @@ def test_tf32x3_is_chosen_for_float32_on_tensor_core_gpus_only(monkeypatch):
     assert choose_path("cuda").tf32x3
     cap["value"] = (7, 5)  # Turing: no TF32 tensor cores
     assert not choose_path("cuda").tf32x3
+    with pytest.raises(ConfigError, match="float32 path"):
+        FastViT(trained_like(depth=1), FastPath(True, "bfloat16", tf32x3=True))
 
 
 def _precision_state() -> tuple:
