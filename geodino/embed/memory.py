@@ -1,5 +1,6 @@
 """Memory of a feature-raster run: what the plan will hold, checked against what the machine has before any
-work (one line naming what to shrink), and the default input-scale description for the metadata."""
+work (one line naming what to shrink), glibc's heap thresholds for the run (bounded growth, sized to the CPU
+forward), and the default input-scale description for the metadata."""
 
 from __future__ import annotations
 
@@ -14,7 +15,16 @@ from geodino.embed.config import EmbedConfig
 from geodino.embed.plan import Plan
 from geodino.errors import ConfigError
 
-__all__ = ["available_memory", "check_memory", "default_scale_desc", "estimate_memory"]
+__all__ = [
+    "available_memory",
+    "bound_heap_growth",
+    "check_memory",
+    "default_scale_desc",
+    "estimate_memory",
+    "forward_buffers",
+    "heap_for_forward",
+    "heap_thresholds",
+]
 
 
 def available_memory() -> int | None:
@@ -50,15 +60,27 @@ def estimate_memory(plan: Plan, cfg: EmbedConfig, in_chans: int, dim: int, embed
     for c0, c1 in plan.col_blocks():
         cols = plan.tiles_touching(plan.col_starts, c0, c1)
         width = max(width, plan.col_starts[cols[-1]] + tc - plan.col_starts[cols[0]])
-    batch = max(1, min(int(cfg.batch_size), len(plan.col_starts)))
+    batch = _batch(plan, cfg)
     px = plan.tile_px * plan.tile_px
     parts = {
         "blending band": dim * tc * width * 4 + tc * width * 5,
         "input tiles": batch * px * (in_chans * 4 * 4 + 2),
         "feature maps": batch * dim * tc * tc * 4 * 2,
     }
-    parts["activations"] = batch * (tc * tc + 5) * embed_dim * 4 * 12  # qkv, MLP hidden, residuals
+    parts["activations"] = forward_buffers(plan, cfg, embed_dim)[0]
     return parts
+
+
+def _batch(plan: Plan, cfg: EmbedConfig) -> int:
+    """Tiles in the largest batch a sweep runs (a batch never spans tile rows)."""
+    return max(1, min(int(cfg.batch_size), len(plan.col_starts)))
+
+
+def forward_buffers(plan: Plan, cfg: EmbedConfig, embed_dim: int) -> tuple[int, int]:
+    """(working set, largest single activation) in bytes of one float32 forward over a batch of tiles: ~12
+    token x width buffers (qkv, MLP hidden, residuals), the largest the MLP hidden layer (4 x width)."""
+    rows = _batch(plan, cfg) * (plan.tile_cells**2 + 5)  # tokens of the batch (patches + class + 4 storage)
+    return rows * embed_dim * 4 * 12, rows * 4 * embed_dim * 4
 
 
 def check_memory(plan: Plan, cfg: EmbedConfig, info: Any, dim: int, embed_dim: int) -> None:
@@ -98,3 +120,61 @@ def default_scale_desc(dtype: str) -> str:
     if dt.kind in "iu":
         return f"x/10000 ({dt.name}, assumed)"
     return "x (float input used as reflectance)"
+
+
+MMAP_THRESHOLD_MIN = 32 << 20  # glibc's own ceiling for its dynamic mmap threshold
+TRIM_THRESHOLD_DEFAULT = 128 << 10  # glibc's default M_TRIM_THRESHOLD
+
+
+def _mallopt(mmap_threshold: int, trim_threshold: int | None = None) -> bool:
+    """Set glibc's M_MMAP_THRESHOLD (and M_TRIM_THRESHOLD); False where the C library is not glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        ok = libc.mallopt(-3, int(mmap_threshold)) == 1  # M_MMAP_THRESHOLD
+        if trim_threshold is not None:
+            ok = libc.mallopt(-1, int(trim_threshold)) == 1 and ok  # M_TRIM_THRESHOLD
+        return ok
+    except (OSError, AttributeError):  # not glibc: nothing to tune
+        return False
+
+
+def bound_heap_growth() -> None:
+    """Fix glibc's mmap threshold at 32 MiB so the heap of a long run stops growing with the raster's size.
+
+    By default glibc raises its mmap threshold (and, with it, its trim threshold, to twice that) each time an
+    mmapped block is freed, and then serves tiles, batches and feature rows from thread arenas that keep their
+    freed memory: RSS grew with the raster (8k vs 2k: +50 %) although live memory did not. Any fixed threshold
+    turns that off and keeps the trim threshold at its 128 KiB default, so free memory goes back to the OS
+    (peak RSS 16k vs 4k, eager, quiet: 1.08 at 32 MiB and at 1 MiB, 1.17 with glibc's default). 32 MiB is glibc's own
+    upper bound for the dynamic threshold: a lower one (1 MiB, used before) made every activation of a bf16 ViT-S
+    forward a fresh mmap that page-faults in, 1.36x slower per batch of 8 x 512 px tiles on 2 cores; float32 was
+    not affected. It costs ~170 MiB more resident heap (benchmarks/embed.py, docs/fast_inference.md).
+    `heap_for_forward` then sizes both thresholds to the CPU forward once the plan is known; both are set here
+    so that a second run in the same process starts from the same state as the first.
+    """
+    _mallopt(MMAP_THRESHOLD_MIN, TRIM_THRESHOLD_DEFAULT)
+
+
+def heap_thresholds(activations: int, largest: int) -> tuple[int, int]:
+    """(M_MMAP_THRESHOLD, M_TRIM_THRESHOLD) that keep a CPU forward's buffers in the heap between batches.
+
+    At the fixed 32 MiB threshold every activation above it (ViT-S, 8 tiles of 512 px: the qkv and MLP outputs,
+    38 and 51 MB) was a fresh mmap, and with the 128 KiB trim threshold the heap top the rest had used went back to
+    the OS after each batch: ~200,000 (compiled) and ~400,000 (eager) page faults per forward, 11-15 % of its time.
+    Mapping only allocations over twice the largest activation and trimming only beyond twice the forward's working
+    set (`estimate_memory`'s activations) keeps those pages; growth with the raster stays bounded, since the
+    thresholds are fixed and sized by the tile batch, not the raster."""
+    mmap_threshold = min(max(MMAP_THRESHOLD_MIN, 2 * largest), 1 << 30)
+    return mmap_threshold, max(2 * activations, 2 * mmap_threshold)
+
+
+def heap_for_forward(plan: Plan, cfg: EmbedConfig, embed_dim: int) -> tuple[int, int] | None:
+    """On CPU, set `heap_thresholds` for this run's forward (after `bound_heap_growth`); returns what was set, or
+    None (a GPU run, whose activations are not in this heap, or not glibc)."""
+    if torch.device(cfg.device).type != "cpu":
+        return None
+    mmap_threshold, trim_threshold = heap_thresholds(*forward_buffers(plan, cfg, embed_dim))
+    return (mmap_threshold, trim_threshold) if _mallopt(mmap_threshold, trim_threshold) else None

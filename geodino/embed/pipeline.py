@@ -36,7 +36,13 @@ import torch
 from geodino.backbones import layer_indices
 from geodino.embed.backbone import describe_backbone, parse_layers, resolve_backbone
 from geodino.embed.config import IDENT_KEYS, EmbedConfig, make_config
-from geodino.embed.memory import check_memory, default_scale_desc, estimate_memory
+from geodino.embed.memory import (
+    bound_heap_growth,
+    check_memory,
+    default_scale_desc,
+    estimate_memory,
+    heap_for_forward,
+)
 from geodino.embed.plan import Block, Plan, auto_chunk, make_plan
 from geodino.embed.sources import open_source
 from geodino.embed.sweep import Sweeper, input_scaler, recorded_scale, time_line
@@ -145,7 +151,6 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
             f"pass another --margin or leave it out (default overlap/4)"
         )
     check_memory(plan, cfg, info, dim, int(getattr(bb, "embed_dim", 0) or dim))
-    heap_for_forward(plan, cfg, info.count, dim, int(getattr(bb, "embed_dim", 0) or dim))
     idx = layer_indices(layers, int(getattr(bb, "n_blocks", 1) or 1))
     if len(idx) != n_maps:
         raise ConfigError(
@@ -247,67 +252,6 @@ def _finalize(work: Path, out: Path, prep: PreparedRun, cfg: EmbedConfig) -> Non
     remove_tree(work)
 
 
-MMAP_THRESHOLD_MIN = 32 << 20  # glibc's own ceiling for its dynamic mmap threshold
-TRIM_THRESHOLD_DEFAULT = 128 << 10  # glibc's default M_TRIM_THRESHOLD
-
-
-def _mallopt(mmap_threshold: int, trim_threshold: int | None = None) -> bool:
-    """Set glibc's M_MMAP_THRESHOLD (and M_TRIM_THRESHOLD); False where the C library is not glibc."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        ok = libc.mallopt(-3, int(mmap_threshold)) == 1  # M_MMAP_THRESHOLD
-        if trim_threshold is not None:
-            ok = libc.mallopt(-1, int(trim_threshold)) == 1 and ok  # M_TRIM_THRESHOLD
-        return ok
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        return False
-
-
-def _bound_heap_growth() -> None:
-    """Fix glibc's mmap threshold at 32 MiB so the heap of a long run stops growing with the raster's size.
-
-    By default glibc raises its mmap threshold (and, with it, its trim threshold, to twice that) each time an
-    mmapped block is freed, and then serves tiles, batches and feature rows from thread arenas that keep their
-    freed memory: RSS grew with the raster (8k vs 2k: +50 %) although live memory did not. Any fixed threshold
-    turns that off and keeps the trim threshold at its 128 KiB default, so free memory goes back to the OS
-    (peak RSS 16k vs 4k, eager, quiet: 1.08 at 32 MiB and at 1 MiB, 1.17 with glibc's default). 32 MiB is glibc's own
-    upper bound for the dynamic threshold: a lower one (1 MiB, used before) made every activation of a bf16 ViT-S
-    forward a fresh mmap that page-faults in, 1.36x slower per batch of 8 x 512 px tiles on 2 cores; float32 was
-    not affected. It costs ~170 MiB more resident heap (benchmarks/embed.py, docs/fast_inference.md).
-    `heap_for_forward` then sizes both thresholds to the CPU forward once the plan is known; both are set here
-    so that a second run in the same process starts from the same state as the first.
-    """
-    _mallopt(MMAP_THRESHOLD_MIN, TRIM_THRESHOLD_DEFAULT)
-
-
-def heap_thresholds(activations: int, largest: int) -> tuple[int, int]:
-    """(M_MMAP_THRESHOLD, M_TRIM_THRESHOLD) that keep a CPU forward's buffers in the heap between batches.
-
-    At the fixed 32 MiB threshold every activation above it (ViT-S, 8 tiles of 512 px: the qkv and MLP outputs,
-    38 and 51 MB) was a fresh mmap, and with the 128 KiB trim threshold the heap top the rest had used went back to
-    the OS after each batch: ~200,000 (compiled) and ~400,000 (eager) page faults per forward, 11-15 % of its time.
-    Mapping only allocations over twice the largest activation and trimming only beyond twice the forward's working
-    set (`estimate_memory`'s activations) keeps those pages; growth with the raster stays bounded, since the
-    thresholds are fixed and sized by the tile batch, not the raster."""
-    mmap_threshold = min(max(MMAP_THRESHOLD_MIN, 2 * largest), 1 << 30)
-    return mmap_threshold, max(2 * activations, 2 * mmap_threshold)
-
-
-def heap_for_forward(plan: Plan, cfg: EmbedConfig, in_chans: int, dim: int, embed_dim: int) -> tuple[int, int] | None:
-    """On CPU, set `heap_thresholds` for this run's forward (after `_bound_heap_growth`); returns what was set, or
-    None (a GPU run, whose activations are not in this heap, or not glibc)."""
-    if torch.device(cfg.device).type != "cpu":
-        return None
-    acts = estimate_memory(plan, cfg, in_chans, dim, embed_dim)["activations"]
-    batch = max(1, min(int(cfg.batch_size), len(plan.col_starts)))
-    largest = batch * (plan.tile_cells**2 + 5) * 4 * embed_dim * 4  # the MLP hidden layer, float32
-    mmap_threshold, trim_threshold = heap_thresholds(acts, largest)
-    return (mmap_threshold, trim_threshold) if _mallopt(mmap_threshold, trim_threshold) else None
-
-
 def embed_raster(
     input: Any,
     backbone: Any = None,
@@ -363,7 +307,7 @@ def _run(input: Any, cfg: EmbedConfig, *, finalize: bool) -> Path:
     # block (the reader thread here, where rasterio's thread-local Env is not visible): without this the cache
     # defaults to 5% of RAM and fills with the input as a large raster streams through (found by the 16k bench).
     os.environ.setdefault("GDAL_CACHEMAX", str(int(cfg.gdal_cache_mb)))
-    _bound_heap_growth()
+    bound_heap_growth()
     with rasterio.Env(GDAL_CACHEMAX=int(cfg.gdal_cache_mb) * 2**20):
         return _embed(input, cfg, out_path, work, t0, finalize=finalize)
 
@@ -372,6 +316,7 @@ def _embed(input: Any, cfg: EmbedConfig, out_path: Path, work: Path, t0: float, 
     """The body of `embed_raster` (inside a bounded GDAL cache)."""
     bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
     prep = prepare(input, cfg, bb)
+    heap_for_forward(prep.plan, cfg, int(getattr(bb, "embed_dim", 0) or prep.dim))
     if cfg.progress and cfg.rank == 0:
         how = "passed" if cfg.sensor or cfg.scale is not None else "default"
         print(f"geodino: input DN -> reflectance {prep.meta['input_scale']} ({how})", file=sys.stderr)
