@@ -328,56 +328,80 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def rss_child(src: str, out: str, spec: str, tile: int, overlap: int, compile: str = "auto") -> None:
-    """Run in a fresh process: embed, then print the peak RSS (MiB), the wall time and the inference path as JSON.
+def rss_child(src: str, out: str, spec: str, tile: int, overlap: int, compile: str = "auto", batch: int = 8) -> None:
+    """Run in a fresh process: embed, then print the peak RSS (MiB), the wall time, the inference path and the batch
+    fill (tiles per forward, `Plan.batch_fill`) as JSON.
 
     `compile`: auto (the job-size rule: a 16k raster compiles, a 4k one does not), on or off (both sizes alike, so
     the ratio shows growth with the raster, not the compiler's fixed cost)."""
     import geodino.inference as inference
     from geodino.embed import embed_raster
+    from geodino.embed.plan import Plan
 
     if compile != "auto":
         _force_compile(compile == "on")
     seen: dict = {}
-    prepare = inference.prepare_embed
+    prepare, batch_fill = inference.prepare_embed, Plan.batch_fill
 
     def record(*a, **k):
         seen.update(prepare(*a, **k))
         return seen
 
+    def record_fill(plan: Plan, batch_size: int) -> int:
+        seen["fill"] = batch_fill(plan, batch_size)
+        return seen["fill"]
+
     inference.prepare_embed = record
+    Plan.batch_fill = record_fill
     t0 = time.perf_counter()
-    embed_raster(src, spec, out, tile=tile, overlap=overlap, dtype="float16", overwrite=True, progress=False)
+    embed_raster(
+        src, spec, out, tile=tile, overlap=overlap, batch_size=batch, dtype="float16", overwrite=True, progress=False
+    )
     peak = peak_rss_mib()
-    print(json.dumps({"peak_rss_mib": peak, "seconds": time.perf_counter() - t0, "path": seen.get("inference_path")}))
+    row = {"peak_rss_mib": peak, "seconds": time.perf_counter() - t0, "path": seen.get("inference_path")}
+    print(json.dumps({**row, "fill": seen.get("fill")}))
 
 
 def rss(
-    work: Path, sizes: tuple[int, int], spec: str, tile: int, overlap: int, formats: tuple[str, ...], compile: str
+    work: Path,
+    sizes: tuple[int, int],
+    spec: str,
+    tile: int,
+    overlap: int,
+    formats: tuple[str, ...],
+    compile: str,
+    batches: tuple[int, ...] = (8,),
 ) -> list[dict]:
-    """Peak RSS of one fresh process per (size, output format); rows are printed as they finish."""
+    """Peak RSS of one fresh process per (size, batch size, output format); rows are printed as they finish.
+
+    The batch fill goes with each row: tile rows are batched on their own and balanced (`Plan.batch_fill`), so at
+    batch size 8 a 4k raster (rows of 11 tiles) runs 6 tiles per forward and a 16k one (22 per column block) 8, a
+    third more tiles and activations per forward that do not come from the raster's size. A batch size giving both
+    the same fill (6 here) measures the growth with the raster alone."""
     import shutil
 
     rows = []
     for size in sizes:
         src = make_raster(work / f"gen{size}.tif", size)
-        for fmt in formats:
-            out = work / f"rss{size}.{fmt}"
-            cmd = [sys.executable, __file__, "--rss-child", str(src), str(out), spec, str(tile), str(overlap), compile]
-            res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if res.returncode != 0:
-                raise RuntimeError(f"rss child for {size} .{fmt} failed:\n{res.stderr[-2000:]}")
-            row = json.loads(res.stdout.strip().splitlines()[-1])
-            row["size"], row["format"] = size, fmt
-            print(
-                f"| {size} x {size} | .{fmt} | {row['path']} | {row['peak_rss_mib']:.0f} | {row['seconds']:.0f} |",
-                flush=True,
-            )
-            rows.append(row)
-            if out.is_dir():
-                shutil.rmtree(out, ignore_errors=True)
-            else:
-                out.unlink(missing_ok=True)
+        for batch in batches:
+            for fmt in formats:
+                out = work / f"rss{size}.{fmt}"
+                cmd = [sys.executable, __file__, "--rss-child", str(src), str(out), spec, str(tile), str(overlap)]
+                res = subprocess.run([*cmd, compile, str(batch)], capture_output=True, text=True, check=False)
+                if res.returncode != 0:
+                    raise RuntimeError(f"rss child for {size} .{fmt} failed:\n{res.stderr[-2000:]}")
+                row = json.loads(res.stdout.strip().splitlines()[-1])
+                row["size"], row["format"], row["batch"] = size, fmt, batch
+                print(
+                    f"| {size} x {size} | .{fmt} | {row['path']} | {batch} | {row['fill']} | "
+                    f"{row['peak_rss_mib']:.0f} | {row['seconds']:.0f} |",
+                    flush=True,
+                )
+                rows.append(row)
+                if out.is_dir():
+                    shutil.rmtree(out, ignore_errors=True)
+                else:
+                    out.unlink(missing_ok=True)
         src.unlink()
     return rows
 
@@ -469,6 +493,14 @@ def main() -> None:
     )
     ap.add_argument("--rss-backbone", default="arch:vit_tiny?seed=0&depth=1", help="fast backbone for the memory runs")
     ap.add_argument("--rss-formats", default="zarr,tif", help="outputs measured by the memory benchmark")
+    ap.add_argument(  # 8: geodino embed's default (fills 6 / 8 at 4k / 16k); 6: the same fill at both sizes
+        "--rss-batches",
+        type=int,
+        nargs="+",
+        default=[8, 6],
+        help="batch sizes of the memory runs (default 8 6: embed's default, and one with the same tiles per forward "
+        "at both sizes)",
+    )
     ap.add_argument(
         "--fast-backbone", default="arch:vit_small?seed=0", help="backbone of part 1b (fast path vs eager); '' skips"
     )
@@ -490,12 +522,15 @@ def main() -> None:
         "on / off (both alike)",
     )
     ap.add_argument(
-        "--rss-child", nargs=6, metavar=("SRC", "OUT", "SPEC", "TILE", "OVERLAP", "COMPILE"), help=argparse.SUPPRESS
+        "--rss-child",
+        nargs=7,
+        metavar=("SRC", "OUT", "SPEC", "TILE", "OVERLAP", "COMPILE", "BATCH"),
+        help=argparse.SUPPRESS,
     )
     args = ap.parse_args()
     if args.rss_child:
-        src, out, spec, tile, overlap, compile = args.rss_child
-        rss_child(src, out, spec, int(tile), int(overlap), compile)
+        src, out, spec, tile, overlap, compile, batch = args.rss_child
+        rss_child(src, out, spec, int(tile), int(overlap), compile, int(batch))
         return
     import torch
 
@@ -593,13 +628,21 @@ def main() -> None:
                 f"\n## 2. peak RSS ({args.rss_backbone}, tile 512, overlap 128, float16 output, compile "
                 f"{args.rss_compile}, load average {os.getloadavg()[0]:.1f})\n"
             )
-            print("| raster | output | inference path | peak RSS MiB | seconds |")
-            print("|---|---|---|---|---|", flush=True)
-            rows = rss(work, sizes, args.rss_backbone, 512, 128, formats, args.rss_compile)
+            print("| raster | output | inference path | batch size | tiles per forward | peak RSS MiB | seconds |")
+            print("|---|---|---|---|---|---|---|", flush=True)
+            batches = tuple(args.rss_batches)
+            rows = rss(work, sizes, args.rss_backbone, 512, 128, formats, args.rss_compile, batches)
             print()
-            for fmt in formats:
-                small, big = (next(r for r in rows if r["size"] == s and r["format"] == fmt) for s in sizes)
-                print(f"ratio {sizes[1]} / {sizes[0]} (.{fmt}): {big['peak_rss_mib'] / small['peak_rss_mib']:.3f}")
+            for batch in batches:
+                for fmt in formats:
+                    small, big = (
+                        next(r for r in rows if r["size"] == s and r["format"] == fmt and r["batch"] == batch)
+                        for s in sizes
+                    )
+                    print(
+                        f"ratio {sizes[1]} / {sizes[0]} (.{fmt}, batch size {batch}, tiles per forward "
+                        f"{small['fill']} / {big['fill']}): {big['peak_rss_mib'] / small['peak_rss_mib']:.3f}"
+                    )
 
 
 if __name__ == "__main__":
