@@ -75,10 +75,10 @@ def _tree(rev: str, tmp: Path) -> tuple[Path, bool]:
     return where, True
 
 
-def _run_child(tree: Path, src: Path, out: Path, args: argparse.Namespace) -> dict:
+def _run_child(tree: Path, src: Path, out: Path, args: argparse.Namespace, extra_env: dict[str, str]) -> dict:
     cmd = [sys.executable, "-W", "ignore", __file__, "--child", str(src), str(out), args.backbone]
     cmd += [str(args.tile), str(args.overlap), str(args.batch)]
-    env = {**os.environ, "PYTHONPATH": str(tree)}
+    env = {**os.environ, **extra_env, "PYTHONPATH": str(tree)}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())
     if res.returncode != 0:
         raise SystemExit(f"embed_versions: the child for {tree} failed:\n{res.stderr[-3000:]}")
@@ -98,8 +98,20 @@ def main() -> None:
     ap.add_argument("--overlap", type=int, default=128)
     ap.add_argument("--batch", type=int, default=8, help="batch size (default 8, as geodino embed)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--candidate-env",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment of the candidate's runs only, e.g. GEODINO_FAST=0 (its eager path, to split a gain between "
+        "the fast path and the rest of the pipeline)",
+    )
     ap.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    bad = [kv for kv in args.candidate_env if "=" not in kv]
+    if bad:
+        ap.error(f"--candidate-env {bad[0]!r} is not KEY=VALUE")
+    cand_env = dict(kv.split("=", 1) for kv in args.candidate_env)
     if args.child:
         src, out, backbone, tile, overlap, batch = args.child
         child(src, out, backbone, int(tile), int(overlap), int(batch))
@@ -120,7 +132,8 @@ def main() -> None:
                     made.append(trees[name])
             src = make_raster(work / "scene.tif", args.size)
             print(
-                f"## geodino embed end to end: {args.candidate} vs {args.baseline} ({args.size}^2 generated uint8 "
+                f"## geodino embed end to end: {args.candidate}{''.join(' ' + kv for kv in args.candidate_env)} vs "
+                f"{args.baseline} ({args.size}^2 generated uint8 "
                 f"raster, {args.backbone}, tile {args.tile}, overlap {args.overlap}, batch {args.batch}, .zarr, "
                 f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.1f})\n"
             )
@@ -133,7 +146,8 @@ def main() -> None:
             for r in range(1, args.rounds + 1):
                 rows = {}
                 for name in ("baseline", "candidate"):
-                    rows[name] = _run_child(trees[name], src, work / f"out_{name}.zarr", args)
+                    env = cand_env if name == "candidate" else {}
+                    rows[name] = _run_child(trees[name], src, work / f"out_{name}.zarr", args, env)
                     paths[name] = rows[name]["path"]
                 b, c = rows["baseline"], rows["candidate"]
                 ratios.append(b["seconds"] / c["seconds"])
