@@ -19,8 +19,6 @@ baseline that needs other packages fails in its child, with its error. Run besid
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import re
@@ -47,11 +45,9 @@ def child(src: str, out: str, backbone: str, tile: int, overlap: int, batch: int
     import geodino
     from geodino.embed import embed_raster
 
-    err = io.StringIO()
     faults0, sys0 = _proc_counts()
     t0 = time.perf_counter()
-    with contextlib.redirect_stderr(err):
-        embed_raster(src, backbone, out, tile=tile, overlap=overlap, batch_size=batch, overwrite=True, progress=False)
+    embed_raster(src, backbone, out, tile=tile, overlap=overlap, batch_size=batch, overwrite=True, progress=False)
     seconds = time.perf_counter() - t0
     faults1, sys1 = _proc_counts()
     path = None  # the path the run recorded in the output's metadata (older revisions record none)
