@@ -6,7 +6,8 @@
 
 Compilation costs a warm-up (tens of seconds, once per tile shape and run), so in 'auto' mode it is used only for
 jobs of at least `COMPILE_MIN_IMAGES[device type]` images (feature rasters: tiles counted in 224 px image
-equivalents); smaller jobs run the prepared weights eagerly. The break-even is far later on a GPU, where the forward
+equivalents; float32 feature rasters on CPU: `EMBED_CPU_FLOAT32_COMPILE_MIN_IMAGES`); smaller jobs run the prepared
+weights eagerly. The break-even is far later on a GPU, where the forward
 the compile speeds up is already hundreds of times faster than on a 2-core CPU (ViT-S/16: ~9 against 3,000-7,000
 img/s).
 """
@@ -25,6 +26,7 @@ from geodino.models.frozen import ENV_SWITCH, FastPath, FastViT, choose_path
 
 __all__ = [
     "COMPILE_MIN_IMAGES",
+    "EMBED_CPU_FLOAT32_COMPILE_MIN_IMAGES",
     "Throughput",
     "accelerate",
     "cpu_bf16_hint",
@@ -43,9 +45,16 @@ __all__ = [
 # images) ran at 0.48x of eager end to end with the compile, 1.06x without.
 COMPILE_MIN_IMAGES: dict[str, int] = {"cpu": 2000, "cuda": 300_000}
 COMPILE_REF_PIXELS = 224 * 224
-# float32 jobs on CPU from which `geodino embed` suggests --bf16 when the CPU computes bf16 natively: the size from
-# which the float32 compile is judged worth its warm-up, so a job where minutes are at stake.
+# float32 jobs on CPU from which `geodino embed` suggests --bf16 when the CPU computes bf16 natively: the generic CPU
+# compile threshold, a job where minutes are at stake.
 BF16_HINT_MIN_IMAGES = COMPILE_MIN_IMAGES["cpu"]
+# Feature rasters on CPU in float32 (`prepare_embed`): at embed's 512 px tiles attention, which the compile does not
+# speed up, is a third of the forward, so the compiled float32 forward gains only ~1.12x (0.87-1.26 over nine runs)
+# where 224 px images gain ~1.2x. Measured end to end (benchmarks/embed_versions.py, ViT-S, 2 cores): at 400 tiles of
+# 512 px (~2,100 images, just over the CPU threshold above) the compiled run, warm-up included, took 188-207 s against
+# 176-194 s eager. With a ~40 s warm-up the break-even is ~800 such tiles (~4,200 images) at the median gain, and up to
+# 1,800 (9,400) at the low end of its spread; 5,000 is past the median's. A 16k x 16k raster (~9,700 images) compiles.
+EMBED_CPU_FLOAT32_COMPILE_MIN_IMAGES = 5_000
 
 
 def _device(backbone: Any) -> torch.device:
@@ -113,7 +122,12 @@ def prepare_embed(
     from geodino.backbones import layer_indices
 
     h, w = (tile, tile) if isinstance(tile, int) else tile
-    path = accelerate(backbone, mode=mode, compile=compile, n_images=image_equivalents(n_tiles, h, w))
+    n_images = image_equivalents(n_tiles, h, w)
+    if compile is None and n_images is not None and n_images < EMBED_CPU_FLOAT32_COMPILE_MIN_IMAGES:
+        device = _device(backbone)
+        if device.type == "cpu" and choose_path(device, mode, None, getattr(backbone, "amp", None)).dtype == "float32":
+            compile = False  # a float32 raster on CPU this small does not repay the warm-up (see the constant)
+    path = accelerate(backbone, mode=mode, compile=compile, n_images=n_images)
     model = backbone.model
     if isinstance(model, FastViT) and path.compile:
         model.warmup(batch_size, h, w, layer_indices(layers, model.n_blocks), norm)

@@ -81,6 +81,27 @@ def test_prepare_embed_counts_tiles_in_224_px_images_for_the_compile_choice(monk
     assert seen == [2000, 5, None]  # 500 tiles of 448 px = 2000 images of 224 px: enough to compile
 
 
+def test_float32_feature_rasters_on_cpu_compile_only_past_their_own_threshold(monkeypatch):
+    """embed's float32 CPU forward gains too little at 512 px tiles to repay the warm-up at the generic threshold:
+    2,000 images stay uncompiled, 10,000 are left to the generic rule (which compiles them); bf16, explicit choices
+    and other devices are untouched."""
+    import geodino.inference as inference
+
+    monkeypatch.delenv("GEODINO_FAST", raising=False)
+    seen = []
+    monkeypatch.setattr(inference, "accelerate", lambda bb, **kw: seen.append(kw["compile"]) or path_of(bb))
+    fb = load_backbone("arch:vit_tiny?seed=0&depth=1")
+    assert inference.EMBED_CPU_FLOAT32_COMPILE_MIN_IMAGES == 5_000
+    prepare_embed(fb, tile=448, batch_size=2, n_tiles=500)  # 2,000 images of 224 px, float32 on CPU
+    prepare_embed(fb, tile=448, batch_size=2, n_tiles=2_500)  # 10,000
+    prepare_embed(fb, tile=448, batch_size=2, n_tiles=500, mode="bfloat16")
+    prepare_embed(fb, tile=448, batch_size=2, n_tiles=500, compile=True)
+    prepare_embed(fb, tile=448, batch_size=2)  # job size unknown: the generic rule decides
+    monkeypatch.setattr(inference, "_device", lambda bb: torch.device("cuda"))
+    prepare_embed(fb, tile=448, batch_size=2, n_tiles=500)  # not a CPU: the device's own threshold decides
+    assert seen == [False, None, None, True, None, None]
+
+
 def test_the_compile_threshold_is_per_device_type(monkeypatch):
     """A job of 10,000 images compiles on CPU but not on CUDA, where the warm-up repays only after ~300k images."""
     import geodino.inference as inference
