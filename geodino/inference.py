@@ -49,7 +49,7 @@ COMPILE_REF_PIXELS = 224 * 224
 # compile threshold, a job where minutes are at stake.
 BF16_HINT_MIN_IMAGES = COMPILE_MIN_IMAGES["cpu"]
 # Feature rasters on CPU in float32 (`prepare_embed`): at embed's 512 px tiles attention, which the compile does not
-# speed up, is a third of the forward, so the compiled float32 forward gains only ~1.12x (0.87-1.26 over nine runs)
+# speed up, is a third of the forward, so the compiled float32 forward gains only ~1.12x (0.87-1.26, sessions 15-18)
 # where 224 px images gain ~1.2x. Measured end to end (benchmarks/embed_versions.py, ViT-S, 2 cores): at 400 tiles of
 # 512 px (~2,100 images, just over the CPU threshold above) the compiled run, warm-up included, took 188-207 s against
 # 176-194 s eager. With a ~40 s warm-up the break-even is ~800 such tiles (~4,200 images) at the median gain, and up to
