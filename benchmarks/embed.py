@@ -230,12 +230,12 @@ def pipeline_only(src: Path, work: Path, *, rounds: int, dim: int = 384) -> dict
 
 
 def _force_compile(on: bool) -> None:
-    """Override the job-size rules (`geodino.inference.COMPILE_MIN_IMAGES` and, for float32 feature rasters on CPU,
-    `EMBED_CPU_FLOAT32_COMPILE_MIN_IMAGES`): compile every job, or none."""
+    """Override the job-size rules (`geodino.inference.COMPILE_MIN_IMAGES` and, for float32 on CPU at images over
+    224 px, `CPU_FLOAT32_LARGE_COMPILE_MIN_IMAGES`): compile every job, or none."""
     import geodino.inference as inference
 
     inference.COMPILE_MIN_IMAGES = dict.fromkeys(("cpu", "cuda"), 0 if on else 2**62)
-    inference.EMBED_CPU_FLOAT32_COMPILE_MIN_IMAGES = 0 if on else 2**62
+    inference.CPU_FLOAT32_LARGE_COMPILE_MIN_IMAGES = 0 if on else 2**62
 
 
 def fast_vs_eager(

@@ -5,15 +5,16 @@
 (the caller may own the backbone). timm baselines and `GEODINO_FAST=0` leave the backbone unchanged ('eager').
 
 Compilation costs a warm-up (tens of seconds, once per tile shape and run), so in 'auto' mode it is used only for
-jobs of at least `COMPILE_MIN_IMAGES[device type]` images (feature rasters: tiles counted in 224 px image
-equivalents; float32 feature rasters on CPU: `EMBED_CPU_FLOAT32_COMPILE_MIN_IMAGES`); smaller jobs run the prepared
-weights eagerly. The break-even is far later on a GPU, where the forward
+jobs of at least `compile_min_images(device type, dtype, image size)` images, counted in 224 px image equivalents
+(`COMPILE_MIN_IMAGES` per device type; float32 on CPU at images over 224 px: `CPU_FLOAT32_LARGE_COMPILE_MIN_IMAGES`);
+smaller jobs run the prepared weights eagerly. The break-even is far later on a GPU, where the forward
 the compile speeds up is already hundreds of times faster than on a 2-core CPU (ViT-S/16: ~9 against 3,000-7,000
 img/s).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Iterator
@@ -26,9 +27,10 @@ from geodino.models.frozen import ENV_SWITCH, FastPath, FastViT, choose_path
 
 __all__ = [
     "COMPILE_MIN_IMAGES",
-    "EMBED_CPU_FLOAT32_COMPILE_MIN_IMAGES",
+    "CPU_FLOAT32_LARGE_COMPILE_MIN_IMAGES",
     "Throughput",
     "accelerate",
+    "compile_min_images",
     "cpu_bf16_hint",
     "fast_backbone",
     "image_equivalents",
@@ -48,13 +50,23 @@ COMPILE_REF_PIXELS = 224 * 224
 # float32 jobs on CPU from which `geodino embed` suggests --bf16 when the CPU computes bf16 natively: the generic CPU
 # compile threshold, a job where minutes are at stake.
 BF16_HINT_MIN_IMAGES = COMPILE_MIN_IMAGES["cpu"]
-# Feature rasters on CPU in float32 (`prepare_embed`): at embed's 512 px tiles attention, which the compile does not
-# speed up, is a third of the forward, so the compiled float32 forward gains only ~1.12x (0.87-1.26, sessions 15-18)
-# where 224 px images gain ~1.2x. Measured end to end (benchmarks/embed_versions.py, ViT-S, 2 cores): at 400 tiles of
-# 512 px (~2,100 images, just over the CPU threshold above) the compiled run, warm-up included, took 188-207 s against
-# 176-194 s eager. With a ~40 s warm-up the break-even is ~800 such tiles (~4,200 images) at the median gain, and up to
-# 1,800 (9,400) at the low end of its spread; 5,000 is past the median's. A 16k x 16k raster (~9,700 images) compiles.
-EMBED_CPU_FLOAT32_COMPILE_MIN_IMAGES = 5_000
+# float32 on CPU at images over 224 px (feature rasters' tiles, large probe images): attention, which the compile does
+# not speed up, grows with the token count and is a third of the forward at embed's 512 px tiles, so the compiled
+# float32 forward gains only ~1.12x there (0.87-1.26, sessions 15-18) where 224 px images gain ~1.2x. Measured end to
+# end (benchmarks/embed_versions.py, ViT-S, 2 cores): at 400 tiles of 512 px (~2,100 images, just over the CPU
+# threshold above) the compiled run, warm-up included, took 188-207 s against 176-194 s eager. With a ~40 s warm-up
+# the break-even is ~800 such tiles (~4,200 images) at the median gain, and up to 1,800 (9,400) at the low end of its
+# spread; 5,000 is past the median's. A 16k x 16k raster (~9,700 images) compiles.
+CPU_FLOAT32_LARGE_COMPILE_MIN_IMAGES = 5_000
+
+
+def compile_min_images(device_type: str, dtype: str, image_size: tuple[int, int] = (224, 224)) -> int:
+    """The job size, in 224 px image equivalents, from which 'auto' compiles the fast path: per device type
+    (`COMPILE_MIN_IMAGES`, unknown types use the CPU value), and later for float32 on CPU at images larger than
+    224 px, where the compiled forward gains less (`CPU_FLOAT32_LARGE_COMPILE_MIN_IMAGES`)."""
+    if device_type == "cpu" and dtype == "float32" and image_size[0] * image_size[1] > COMPILE_REF_PIXELS:
+        return CPU_FLOAT32_LARGE_COMPILE_MIN_IMAGES
+    return COMPILE_MIN_IMAGES.get(device_type, COMPILE_MIN_IMAGES["cpu"])
 
 
 def _device(backbone: Any) -> torch.device:
@@ -63,23 +75,31 @@ def _device(backbone: Any) -> torch.device:
 
 
 def accelerate(
-    backbone: Any, *, mode: str = "auto", compile: bool | None = None, n_images: int | None = None
+    backbone: Any,
+    *,
+    mode: str = "auto",
+    compile: bool | None = None,
+    n_images: int | None = None,
+    image_size: tuple[int, int] = (224, 224),
 ) -> FastPath:
     """Replace `backbone.model` (a geodino ViT inside a FrozenBackbone) by its fast path, in place.
 
     `mode`: auto | off | float32 | float32-ieee | bfloat16 | int8 (see `choose_path`); `compile`: None = auto (on
-    when a compiler is present and, if `n_images` is given, the job has at least COMPILE_MIN_IMAGES[device type]
-    images). Returns the path used (`FastPath(enabled=False)` when the backbone stays eager)."""
+    when a compiler is present and, if `n_images` images of `image_size` (h, w) are to run, the job reaches
+    `compile_min_images` for the device, the path's dtype and that size). Returns the path used
+    (`FastPath(enabled=False)` when the backbone stays eager)."""
     model = backbone.model
     if isinstance(model, FastViT):
         return model.path
     if getattr(backbone, "kind", "geodino") != "geodino" or not hasattr(model, "rope_embed"):
         return FastPath(False, reason="not a geodino ViT")
     device = _device(backbone)
-    if compile is None and n_images is not None:
-        if n_images < COMPILE_MIN_IMAGES.get(device.type, COMPILE_MIN_IMAGES["cpu"]):
-            compile = False
     path = choose_path(device, mode, compile, getattr(backbone, "amp", None))
+    if compile is None and n_images is not None and path.compile:
+        if image_equivalents(n_images, *image_size) < compile_min_images(device.type, path.dtype, image_size):
+            # the warm-up would cost more than the compiled forward saves; one reason for every size, so that the
+            # prepared model cached below under (path, device) serves the next small job too
+            path = dataclasses.replace(path, compile=False, reason="compile off: job too small to repay the warm-up")
     if path.enabled:
         backbone.__dict__["_eager_model"] = model  # kept outside nn.Module registration (not a submodule)
         # one FastViT per (eager model, path), kept on the backbone object: callers that restore the eager model
@@ -122,12 +142,7 @@ def prepare_embed(
     from geodino.backbones import layer_indices
 
     h, w = (tile, tile) if isinstance(tile, int) else tile
-    n_images = image_equivalents(n_tiles, h, w)
-    if compile is None and n_images is not None and n_images < EMBED_CPU_FLOAT32_COMPILE_MIN_IMAGES:
-        device = _device(backbone)
-        if device.type == "cpu" and choose_path(device, mode, None, getattr(backbone, "amp", None)).dtype == "float32":
-            compile = False  # a float32 raster on CPU this small does not repay the warm-up (see the constant)
-    path = accelerate(backbone, mode=mode, compile=compile, n_images=n_images)
+    path = accelerate(backbone, mode=mode, compile=compile, n_images=n_tiles, image_size=(h, w))
     model = backbone.model
     if isinstance(model, FastViT) and path.compile:
         model.warmup(batch_size, h, w, layer_indices(layers, model.n_blocks), norm)

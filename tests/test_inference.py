@@ -58,6 +58,25 @@ def test_probe_features_print_the_path_and_throughput(capsys, monkeypatch):
     )
 
 
+def test_probe_features_size_the_compile_choice_by_the_images_fed(monkeypatch):
+    """Probes give the job-size rule their image count at the size fed to the backbone (resized or native)."""
+    import geodino.inference as inference
+    from geodino.eval.datasets import ProbeDataset
+    from geodino.eval.features import FeatureConfig, extract_features
+
+    seen = []
+    real = inference.fast_backbone
+    monkeypatch.setattr(inference, "fast_backbone", lambda bb, **kw: seen.append(kw) or real(bb, **kw))
+    ds = ProbeDataset(
+        name="toy", root="/toy", split="train", classes=["a", "b"], bands=["R", "G", "B"], length=3,
+        getter=lambda i: {"image": torch.rand(3, 40, 56), "label": torch.tensor(i % 2)},
+    )  # fmt: skip
+    fb = load_backbone("arch:vit_tiny?seed=0&depth=1&patch_size=8")
+    extract_features(fb, ds, FeatureConfig(layers="last", batch_size=3, cache=False, image_size=48), progress=False)
+    extract_features(fb, ds, FeatureConfig(layers="last", batch_size=3, cache=False, image_size=0), progress=False)
+    assert [(k["n_images"], k["image_size"]) for k in seen] == [(3, (48, 48)), (3, (40, 56))]
+
+
 def test_prepare_embed_returns_the_metadata_to_record(monkeypatch):
     monkeypatch.delenv("GEODINO_FAST", raising=False)
     fb = load_backbone("arch:vit_tiny?seed=0&depth=1")
@@ -69,57 +88,86 @@ def test_prepare_embed_returns_the_metadata_to_record(monkeypatch):
     assert prepare_embed(fb2, tile=32, batch_size=2) == {"inference_path": "eager", "inference_dtype": "float32"}
 
 
-def test_prepare_embed_counts_tiles_in_224_px_images_for_the_compile_choice(monkeypatch):
+def test_prepare_embed_hands_the_tile_count_and_shape_to_accelerate(monkeypatch):
     import geodino.inference as inference
 
     seen = []
-    monkeypatch.setattr(inference, "accelerate", lambda bb, **kw: seen.append(kw["n_images"]) or path_of(bb))
+    monkeypatch.setattr(inference, "accelerate", lambda bb, **kw: seen.append(kw) or path_of(bb))
     fb = load_backbone("arch:vit_tiny?seed=0&depth=1")
     prepare_embed(fb, tile=448, batch_size=2, n_tiles=500)
-    prepare_embed(fb, tile=(112, 224), batch_size=2, n_tiles=10)
+    prepare_embed(fb, tile=(112, 224), batch_size=2, n_tiles=10, mode="bfloat16", compile=True)
     prepare_embed(fb, tile=448, batch_size=2)
-    assert seen == [2000, 5, None]  # 500 tiles of 448 px = 2000 images of 224 px: enough to compile
+    assert [(k["n_images"], k["image_size"], k["mode"], k["compile"]) for k in seen] == [
+        (500, (448, 448), "auto", None),
+        (10, (112, 224), "bfloat16", True),
+        (None, (448, 448), "auto", None),
+    ]
 
 
-def test_float32_feature_rasters_on_cpu_compile_only_past_their_own_threshold(monkeypatch):
-    """embed's float32 CPU forward gains too little at 512 px tiles to repay the warm-up at the generic threshold:
-    2,000 images stay uncompiled, 10,000 are left to the generic rule (which compiles them); bf16, explicit choices
-    and other devices are untouched."""
+def test_compile_min_images_per_device_dtype_and_image_size():
+    """float32 on CPU repays a compile later at images over 224 px (attention, which the compile does not speed up,
+    grows with the tokens); bf16, 224 px and smaller images, CUDA and unknown devices keep the per-device values."""
+    from geodino.inference import compile_min_images
+
+    assert compile_min_images("cpu", "float32") == 2_000
+    assert compile_min_images("cpu", "float32", (112, 224)) == 2_000
+    assert compile_min_images("cpu", "float32", (224, 240)) == 5_000
+    assert compile_min_images("cpu", "float32", (512, 512)) == 5_000
+    assert compile_min_images("cpu", "bfloat16", (512, 512)) == 2_000
+    assert compile_min_images("cuda", "float32", (512, 512)) == 300_000
+    assert compile_min_images("cuda", "bfloat16") == 300_000
+    assert compile_min_images("mps", "float32") == 2_000
+
+
+class _RecordedFastViT(torch.nn.Module):
+    """Stands in for FastViT where only the path `accelerate` chose matters (no weights prepared, no device)."""
+
+    def __init__(self, model, path):
+        super().__init__()
+        self.path = path
+
+    def to(self, device):
+        return self
+
+
+def _chosen(monkeypatch, device: str, **kw):
+    """The path `accelerate` returns for a fresh tiny backbone on `device` (a compiler present)."""
     import geodino.inference as inference
+    import geodino.models.frozen as frozen
 
     monkeypatch.delenv("GEODINO_FAST", raising=False)
-    seen = []
-    monkeypatch.setattr(inference, "accelerate", lambda bb, **kw: seen.append(kw["compile"]) or path_of(bb))
-    fb = load_backbone("arch:vit_tiny?seed=0&depth=1")
-    assert inference.EMBED_CPU_FLOAT32_COMPILE_MIN_IMAGES == 5_000
-    prepare_embed(fb, tile=448, batch_size=2, n_tiles=500)  # 2,000 images of 224 px, float32 on CPU
-    prepare_embed(fb, tile=448, batch_size=2, n_tiles=2_500)  # 10,000
-    prepare_embed(fb, tile=448, batch_size=2, n_tiles=500, mode="bfloat16")
-    prepare_embed(fb, tile=448, batch_size=2, n_tiles=500, compile=True)
-    prepare_embed(fb, tile=448, batch_size=2)  # job size unknown: the generic rule decides
-    monkeypatch.setattr(inference, "_device", lambda bb: torch.device("cuda"))
-    prepare_embed(fb, tile=448, batch_size=2, n_tiles=500)  # not a CPU: the device's own threshold decides
-    assert seen == [False, None, None, True, None, None]
+    monkeypatch.setattr(frozen, "_compiler_available", lambda d: True)
+    monkeypatch.setattr(inference, "FastViT", _RecordedFastViT)
+    monkeypatch.setattr(inference, "_device", lambda bb: torch.device(device))
+    return accelerate(load_backbone("arch:vit_tiny?seed=0&depth=1"), **kw)
+
+
+def test_accelerate_compiles_only_jobs_that_repay_the_warm_up(monkeypatch):
+    """Job sizes count in 224 px image equivalents; the returned path says whether it compiles and why not."""
+
+    def compiled(**kw):
+        path = _chosen(monkeypatch, "cpu", **kw)
+        assert path.enabled and path.dtype == kw.get("mode", "float32")
+        assert path.reason == ("compiled" if path.compile else "compile off: job too small to repay the warm-up")
+        return path.compile
+
+    assert compiled(n_images=2_000) and not compiled(n_images=1_999)  # 224 px: the CPU threshold
+    assert not compiled(n_images=7_999, image_size=(112, 112))  # 1,999 equivalents
+    # float32 at 448 px: 500 images = 2,000 equivalents, under the large-image threshold; 1,250 = 5,000 reach it
+    assert not compiled(n_images=500, image_size=(448, 448)) and compiled(n_images=1_250, image_size=(448, 448))
+    assert compiled(n_images=500, image_size=(448, 448), mode="bfloat16")  # bf16 keeps the generic threshold
+    assert compiled(n_images=None)  # job size unknown: compile
+    assert compiled(n_images=10, compile=True)  # an explicit choice is kept
+    assert not _chosen(monkeypatch, "cpu", compile=False, n_images=10**6).compile
 
 
 def test_the_compile_threshold_is_per_device_type(monkeypatch):
     """A job of 10,000 images compiles on CPU but not on CUDA, where the warm-up repays only after ~300k images."""
-    import geodino.inference as inference
-
-    asked = []
-
-    def fake_choose(device, mode, compile, amp):
-        asked.append((torch.device(device).type, compile))
-        return inference.FastPath(False)
-
-    monkeypatch.setattr(inference, "choose_path", fake_choose)
     for dev in ("cpu", "cuda"):
-        monkeypatch.setattr(inference, "_device", lambda bb, dev=dev: torch.device(dev))
-        fb = load_backbone("arch:vit_tiny?seed=0&depth=1")
-        accelerate(fb, n_images=10_000)
-        accelerate(fb, n_images=400_000)
-        accelerate(fb, n_images=10, compile=True)  # an explicit choice is kept
-    assert asked == [("cpu", None), ("cpu", None), ("cpu", True), ("cuda", False), ("cuda", None), ("cuda", True)]
+        small, large = _chosen(monkeypatch, dev, n_images=10_000), _chosen(monkeypatch, dev, n_images=400_000)
+        forced = _chosen(monkeypatch, dev, n_images=10, compile=True)
+        assert (small.compile, large.compile, forced.compile) == (dev == "cpu", True, True)
+        assert small.dtype == ("float32" if dev == "cpu" else "bfloat16")  # CUDA's auto mode: bf16
 
 
 def test_accelerate_reuses_the_prepared_model_after_a_restore(monkeypatch):

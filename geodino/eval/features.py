@@ -204,7 +204,11 @@ def extract_features(
     bar = tqdm(total=len(dataset), desc=desc, unit="img", disable=not progress, leave=False)
     speed = Throughput()
     # the fast inference path (geodino.models.frozen) for geodino ViTs; timm baselines and fast="off" stay eager
-    accel = fast_backbone(backbone, mode=cfg.fast, n_images=len(dataset)) if hasattr(backbone, "model") else _null()
+    accel = (
+        fast_backbone(backbone, mode=cfg.fast, n_images=len(dataset), image_size=tuple(size))
+        if hasattr(backbone, "model")
+        else _null()
+    )
     try:
         with accel as fast:
             for x, y in loader:

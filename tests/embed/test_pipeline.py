@@ -513,7 +513,6 @@ def test_compiled_fast_path_warms_up_on_the_calls_the_sweep_makes(
     monkeypatch.setattr(torch, "compile", fake_compile)
     monkeypatch.setattr(frozen, "_compiler_available", lambda device: True)
     monkeypatch.setattr(inference, "COMPILE_MIN_IMAGES", {"cpu": 0, "cuda": 0})
-    monkeypatch.setattr(inference, "EMBED_CPU_FLOAT32_COMPILE_MIN_IMAGES", 0)
     src = write_tif(tmp_path / "in.tif", random_image(64, width))  # 3 tile rows of (width - 8) / 24 tiles
     opts = dict(tile=32, overlap=8, batch_size=batch_size, layers="0,1", norm=False, **FAST)
     torch.manual_seed(0)
