@@ -97,17 +97,20 @@ def accelerate(
     path = choose_path(device, mode, compile, getattr(backbone, "amp", None))
     if compile is None and n_images is not None and path.compile:
         if image_equivalents(n_images, *image_size) < compile_min_images(device.type, path.dtype, image_size):
-            # the warm-up would cost more than the compiled forward saves; one reason for every size, so that the
-            # prepared model cached below under (path, device) serves the next small job too
+            # the warm-up would cost more than the compiled forward saves
             path = dataclasses.replace(path, compile=False, reason="compile off: job too small to repay the warm-up")
     if path.enabled:
         backbone.__dict__["_eager_model"] = model  # kept outside nn.Module registration (not a submodule)
         # one FastViT per (eager model, path), kept on the backbone object: callers that restore the eager model
-        # after each job (embed_raster) reuse the prepared weights and compiled graphs on the next job
+        # after each job (embed_raster) reuse the prepared weights and compiled graphs on the next job. The key
+        # leaves out the reason, which does not change the computation (an explicit compile=False and a small job
+        # share one prepared model); the held model takes the current path so that it reports the current reason.
         cache = backbone.__dict__.setdefault("_fast_models", {})
-        held = cache.get((path, device))
+        key = (dataclasses.replace(path, reason=""), device)
+        held = cache.get(key)
         if held is None or held[0] is not model:
-            held = cache[(path, device)] = (model, FastViT(model, path).to(device))
+            held = cache[key] = (model, FastViT(model, path).to(device))
+        held[1].path = path
         backbone.model = held[1]
     return path
 
