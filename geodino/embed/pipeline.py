@@ -398,7 +398,7 @@ def _inference_path(bb: Any, cfg: EmbedConfig, plan: Plan) -> dict[str, str]:
     what the feature raster records: {"inference_path", "inference_dtype"}. Other backbones stay as given."""
     if getattr(bb, "kind", None) != "geodino" or not hasattr(bb, "model"):
         return {"inference_path": "eager", "inference_dtype": "bfloat16" if cfg.amp else "float32"}
-    from geodino.inference import cpu_bf16_hint, image_equivalents, prepare_embed
+    from geodino.inference import cpu_bf16_hint, image_equivalents, path_of, prepare_embed
 
     meta = prepare_embed(
         bb,
@@ -410,7 +410,9 @@ def _inference_path(bb: Any, cfg: EmbedConfig, plan: Plan) -> dict[str, str]:
         norm=cfg.norm,
     )
     if cfg.progress and cfg.rank == 0:
-        print(f"geodino: inference path {meta['inference_path']} ({meta['inference_dtype']})", file=sys.stderr)
+        why = path_of(bb).reason  # why it is not compiled (job size, no compiler), so a user knows what to change
+        note = f"; {why}" if why and why != "compiled" else ""
+        print(f"geodino: inference path {meta['inference_path']} ({meta['inference_dtype']}{note})", file=sys.stderr)
         hint = cpu_bf16_hint(bb, meta["inference_dtype"], image_equivalents(plan.n_tiles, cfg.tile, cfg.tile))
         if hint:
             print(hint, file=sys.stderr)
