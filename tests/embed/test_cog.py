@@ -117,3 +117,21 @@ def test_store_to_cog_missing_store_names_path(tmp_path) -> None:
     with pytest.raises(Exception, match=r"missing\.zarr"):
         store_to_cog(tmp_path / "missing.zarr", tmp_path / "o.tif")
     assert not (tmp_path / "o.tif").exists()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "int8"])
+def test_the_block_writer_stores_all_nodata_chunks_and_they_read_as_nodata(tmp_path, dtype):
+    """The writer skips zarr's all-fill comparison (slower than the write for float16 features), so an all-nodata
+    chunk is stored like any other; it reads back as nodata, and the data chunks as written."""
+    from geodino.embed.writers import VAR, nodata_of
+
+    nodata = nodata_of(dtype)
+    data = np.full((3, 8, 16), nodata, dtype=dtype)
+    data[:, :, 8:] = np.arange(3 * 8 * 8).reshape(3, 8, 8).astype(dtype)  # right chunk data, left chunk all nodata
+    path = _store(tmp_path / "s.zarr", data, dtype, chunk=8)
+    stored = sorted(p.name for p in (path / VAR).iterdir() if not p.name.startswith("."))
+    assert stored == ["0.0.0", "0.0.1"]  # both chunks, the all-nodata one included
+    import zarr
+
+    back = zarr.open_array(str(path / VAR), mode="r")[:]
+    np.testing.assert_array_equal(back, data)
