@@ -102,14 +102,13 @@ def accelerate(
     if path.enabled:
         backbone.__dict__["_eager_model"] = model  # kept outside nn.Module registration (not a submodule)
         # one FastViT per (eager model, path), kept on the backbone object: callers that restore the eager model
-        # after each job (embed_raster) reuse the prepared weights and compiled graphs on the next job. The key
-        # leaves out the reason, which does not change the computation (an explicit compile=False and a small job
-        # share one prepared model); the held model takes the current path so that it reports the current reason.
+        # after each job (embed_raster) reuse the prepared weights and compiled graphs on the next job. Paths equal
+        # up to their reason share one (FastPath.reason does not take part in equality); the held model takes the
+        # current path so that it reports the current reason.
         cache = backbone.__dict__.setdefault("_fast_models", {})
-        key = (dataclasses.replace(path, reason=""), device)
-        held = cache.get(key)
+        held = cache.get((path, device))
         if held is None or held[0] is not model:
-            held = cache[key] = (model, FastViT(model, path).to(device))
+            held = cache[(path, device)] = (model, FastViT(model, path).to(device))
         held[1].path = path
         backbone.model = held[1]
     return path

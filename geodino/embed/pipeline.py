@@ -410,8 +410,8 @@ def _inference_path(bb: Any, cfg: EmbedConfig, plan: Plan) -> dict[str, str]:
         norm=cfg.norm,
     )
     if cfg.progress and cfg.rank == 0:
-        why = path_of(bb).reason  # why it is not compiled (job size, no compiler), so a user knows what to change
-        note = f"; {why}" if why and why != "compiled" else ""
+        path = path_of(bb)  # an uncompiled path says why (job size, no compiler), so a user knows what to change
+        note = f"; {path.reason}" if path.enabled and not path.compile and path.reason else ""
         print(f"geodino: inference path {meta['inference_path']} ({meta['inference_dtype']}{note})", file=sys.stderr)
         hint = cpu_bf16_hint(bb, meta["inference_dtype"], image_equivalents(plan.n_tiles, cfg.tile, cfg.tile))
         if hint:

@@ -205,7 +205,7 @@ def extract_features(
     speed = Throughput()
     # the fast inference path (geodino.models.frozen) for geodino ViTs; timm baselines and fast="off" stay eager
     accel = (
-        fast_backbone(backbone, mode=cfg.fast, n_images=len(dataset), image_size=tuple(size))
+        fast_backbone(backbone, mode=cfg.fast, n_images=len(dataset), image_size=size)
         if hasattr(backbone, "model")
         else _null()
     )

@@ -36,7 +36,7 @@ import shutil
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -69,7 +69,9 @@ class FastPath:
     enabled: bool
     dtype: str = "float32"  # float32 | bfloat16 | int8
     compile: bool = False
-    reason: str = ""
+    # a description for the console, not part of what runs: paths that compute the same compare equal (the key
+    # under which `geodino.inference.accelerate` keeps its prepared models)
+    reason: str = field(default="", compare=False)
     tf32x3: bool = False  # float32 projections as three TF32 tensor-core products (`_Tf32x3Linear`)
 
     @property
