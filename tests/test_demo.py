@@ -59,10 +59,22 @@ def test_demo_runs_every_step(tmp_path):
         "embed",
         "probe",
         "probe",
+        "probe",
     ]
     metrics = summary["metrics"]
     assert 0.0 <= metrics["demo_landcover/knn_top1"]["pretrained"] <= 1.0
-    assert set(metrics["demo_landcover/linear_top1"]) == {"pretrained", "random"}
+    assert set(metrics["demo_landcover/linear_top1"]) == {"pretrained", "random", "colour"}
+    assert "baseline:colour" in summary["commands"][-1]
+
+
+def test_demo_verdict_says_whether_pretraining_beat_colour_statistics():
+    from geodino.demo import _baseline_verdict
+
+    beat = {("t", "knn_top1"): {"pretrained": 0.9, "random": 0.2, "colour": 0.8}}
+    assert "beat colour statistics on every metric (by at least 0.100)" in _baseline_verdict(beat)
+    level = {**beat, ("t", "linear_top1"): {"pretrained": 0.95, "colour": 0.95}}
+    assert "Colour statistics match or beat the pretrained features here" in _baseline_verdict(level)
+    assert _baseline_verdict({("t", "knn_top1"): {"pretrained": 0.9}}) == ""
 
 
 def test_demo_embed_step_uses_the_normalisation_the_export_records(tmp_path):

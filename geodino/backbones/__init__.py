@@ -7,7 +7,10 @@ A spec is one of:
   the architecture is inferred from the weights;
 - `arch:vit_small` — a randomly initialised geodino backbone (a baseline, and for tests);
 - `timm:<name>` — any timm model, through timm's `forward_intermediates` (a baseline; `pretrained=true` needs the
-  HF hub or its cache).
+  HF hub or its cache);
+- `baseline:colour` — per-band colour statistics (mean, std, histogram) of each image and each patch, the
+  strongest simple baseline, through the same interface (`backbones.colour`; options `patch_size`, `bins`,
+  `range`, `in_chans`; the band count also comes from `bands` or the sensor).
 
 Options follow a `?`, joined by `&`: `seed=0`, `bands=12` or `bands=B02,B03,B04,B08`, `patch_size=16`,
 `sensor=sentinel2_l2a`, `fill=mean|zeros` (band adaptation), `which=teacher|student` (checkpoints holding

@@ -36,7 +36,7 @@ class FrozenBackbone(nn.Module):
         super().__init__()
         self.model = model.eval().requires_grad_(False)
         self.spec = spec
-        self.kind = kind  # "geodino" or "timm"
+        self.kind = kind  # "geodino", "timm" or "baseline" (geodino.backbones.colour)
         self.bands = bands
         self.sensor = sensor
         self.amp = amp
@@ -47,7 +47,7 @@ class FrozenBackbone(nn.Module):
         self._fingerprint: str | None = None
         self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(-1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(-1, 1, 1), persistent=False)
-        if kind == "geodino":
+        if kind in ("geodino", "baseline"):
             self.patch_size = int(model.patch_size)
             self.embed_dim = int(model.embed_dim)
             self.in_chans = int(model.in_chans)
@@ -118,6 +118,8 @@ class FrozenBackbone(nn.Module):
         """(patch maps [B, D, h, w], CLS tokens [B, D]) of the chosen blocks, float32; `x` already normalised."""
         self._check(x)
         idx = layer_indices(layers, self.n_blocks)
+        if self.kind == "baseline":  # parameter-free statistics: computed where the input is, in float32
+            return self.model.features(x.float(), idx)
         device = next(self.model.parameters()).device
         x = x.to(device=device, dtype=torch.float32)
         with self._autocast(device):

@@ -77,7 +77,59 @@ def load_backbone(
         fingerprint = {"spec": spec_text, "bands": names or n_bands, "seed": seed}
         return _frozen(model, "timm", stats, spec_text, fingerprint, amp).to(device)
 
+    if kind == "baseline":
+        return _baseline(target, spec_text, options, n_bands, names, sensor).to(device)
+
     return _from_path(Path(target).expanduser(), spec_text, options, n_bands, names, sensor, fill, device, amp)
+
+
+def _baseline(
+    name: str, spec_text: str, options: dict[str, str], n_bands: int | None, names: list[str] | None, sensor: Any
+) -> FrozenBackbone:
+    """`baseline:colour`: per-band colour statistics behind the frozen-backbone interface (backbones.colour). Its
+    band count comes from `bands`, `in_chans`, or else the sensor; its histogram bins assume standardised input,
+    so it warns without a sensor for non-RGB data (mean 0 / std 1 would put most pixels in one bin)."""
+    from geodino.backbones.colour import BASELINES, ColourStatistics
+
+    key = name.strip().lower().replace("color", "colour")
+    if key not in BASELINES:
+        raise ConfigError(f"unknown baseline {name!r} in backbone spec {spec_text}; known: {', '.join(BASELINES)}")
+    unknown = sorted(set(options) - {"in_chans", "patch_size", "bins", "range"})
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {', '.join(unknown)} in backbone spec {spec_text}; baseline:colour accepts bands, "
+            "sensor, in_chans, patch_size, bins, range"
+        )
+    in_chans = n_bands
+    if "in_chans" in options:
+        in_chans = as_int(options["in_chans"], "in_chans")
+        if n_bands is not None and n_bands != in_chans:
+            raise ConfigError(f"backbone spec {spec_text}: bands={n_bands} but in_chans={in_chans}")
+    if in_chans is None and sensor is not None:
+        from geodino.data.sensors import get_sensor
+
+        in_chans = get_sensor(sensor).n_bands
+    in_chans = in_chans or 3
+    try:
+        limit = float(options.get("range", 3.0))
+    except ValueError:
+        raise ConfigError(f"backbone spec option range={options['range']!r} must be a number") from None
+    model = ColourStatistics(
+        in_chans,
+        patch_size=as_int(options.get("patch_size", "16"), "patch_size"),
+        bins=as_int(options.get("bins", "16"), "bins"),
+        limit=limit,
+    )
+    stats = sensor_stats(sensor, names, in_chans, spec_text, None)
+    if sensor is None and in_chans != 3:
+        warnings.warn(
+            f"backbone {spec_text}: no sensor, so the {in_chans} bands are not standardised and the histogram bins "
+            "(range ±3 standard units) see raw values; pass the data's sensor (?sensor=NAME, or backbone_sensor= "
+            "for probes)",
+            stacklevel=3,
+        )
+    fingerprint = {"spec": spec_text, "bands": names or in_chans}  # no weights; feature caches key on mean/std
+    return _frozen(model, "baseline", stats, spec_text, fingerprint, None)
 
 
 def _frozen(

@@ -10,7 +10,7 @@ from geodino.errors import ConfigError
 
 
 def parse_spec(spec: str | Path) -> tuple[str, str, dict[str, str]]:
-    """(kind, target, options) with kind in {'path', 'arch', 'timm'}; options from the `?a=1&b=2` tail."""
+    """(kind, target, options) with kind in {'path', 'arch', 'timm', 'baseline'}; options from the `?a=1&b=2` tail."""
     text = str(spec).strip()
     if not text:
         raise ConfigError("empty backbone spec; pass a checkpoint path, arch:vit_small or timm:<name>")
@@ -27,6 +27,8 @@ def parse_spec(spec: str | Path) -> tuple[str, str, dict[str, str]]:
         return "arch", head[5:], options
     if head.startswith("timm:"):
         return "timm", head[5:], options
+    if head.startswith("baseline:"):
+        return "baseline", head[9:], options
     return "path", head, options
 
 

@@ -2,9 +2,9 @@
 
 A probe that trains a head on features (kNN, linear, logistic regression) runs the backbone once per image:
 `extract_features` returns, for each chosen block, the CLS token and the average of the patch tokens, and stores
-them under a key made of the backbone fingerprint, the dataset identity, the input transform and the layers. A
-second run (another head, another lr sweep, another seed) reads the cache instead of the backbone; any change to
-weights, data, resize or layers changes the key, so a stale cache is never read.
+them under a key made of the backbone fingerprint, its input mean/std, the dataset identity, the input transform and
+the layers. A second run (another head, another lr sweep, another seed) reads the cache instead of the backbone; any
+change to weights, normalisation, data, resize or layers changes the key, so a stale cache is never read.
 """
 
 from __future__ import annotations
@@ -115,10 +115,18 @@ class _Resized(Dataset):
 
 
 def cache_key(backbone: Any, dataset_key: str, transform: str, layers: Any) -> str:
-    """sha256 over everything that determines the features (weights, data, transform, layers, code version)."""
+    """sha256 over everything that determines the features (weights, input normalisation, data, transform, layers,
+    code version). The normalisation is part of it because the same weights probed with another sensor's mean/std
+    (`backbone_sensor`) give other features while the weight fingerprint stays the same."""
+    norm = [
+        [round(float(v), 8) for v in t.flatten().tolist()]
+        for t in (getattr(backbone, "mean", None), getattr(backbone, "std", None))
+        if isinstance(t, torch.Tensor)
+    ]
     payload = json.dumps(
         {
             "fingerprint": str(getattr(backbone, "fingerprint", "")),
+            "normalize": norm,
             "spec": str(getattr(backbone, "spec", "")),
             "dataset": dataset_key,
             "transform": transform,

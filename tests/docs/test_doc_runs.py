@@ -178,6 +178,8 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "export runs/NAME/checkpoints/last.ckpt exports/name_student.pth --which student": Run(),
     # --- docs/probing.md
     G + "probe --config configs/eval/eurosat_knn_linear.yaml --backbone checkpoints/dinov3_vits16_pretrain_lvd1689m.pth --out runs/eurosat_vits": ConfigOnly(DOWNLOAD),
+    G + "probe -c configs/eval/eurosat_knn_linear.yaml -b baseline:colour --out runs/eurosat_colour": ConfigOnly(DOWNLOAD),
+    G + "probe -c configs/eval/all.yaml -b 'baseline:colour?patch_size=16' backbone_sensor=sentinel2_l2a --out runs/all_colour": ConfigOnly(DOWNLOAD),
     G + "probe -c configs/eval/eurosat_knn_linear.yaml -b arch:vit_small --out runs/mine tasks.eurosat_knn_linear.data.name=image_folder tasks.eurosat_knn_linear.data.root=/data/my_scenes 'tasks.eurosat_knn_linear.data.bands=[]'": Run(),
     G + "probe -c configs/eval/all.yaml -b SPEC --out runs/all": ConfigOnly(DOWNLOAD),
     G + "probe -c configs/eval/all.yaml -b SPEC --out runs/two 'only=[eurosat_knn_linear,vhr10_fasterrcnn]'": ConfigOnly(DOWNLOAD),
