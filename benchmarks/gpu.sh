@@ -12,7 +12,9 @@
 #      what bounds a step: `trainer.profile_steps` over the last steps (device busy share, kernel launches, syncs
 #      and host reads per step, and the most expensive ops);
 #   4. (only with PARTS="4" or PARTS="1 2 3 4") part 3 again with trainer.compile=true: the first remedy when part 3
-#      shows a host-bound step (low device-busy share, thousands of launches per step).
+#      shows a host-bound step (low device-busy share, thousands of launches per step);
+#   5. (only with PARTS containing 5) benchmarks/activation_checkpointing.py: the SSL step's peak memory and time
+#      with activation checkpointing off / selective / full (ViT-L/16, batch 32; about a minute).
 #
 #   bash benchmarks/gpu.sh            # on a machine with a GPU (about 7-9 minutes on an H200 with the fp32-ieee rows)
 #   bash benchmarks/gpu.sh --smoke    # every part on CPU with tiny sizes (a check that the script runs)
@@ -41,11 +43,13 @@ if [[ $SMOKE == 1 ]]; then
     crops.global_size=64 crops.local_size=32 crops.n_local=2 trainer.accelerator=cpu trainer.strategy=auto
     trainer.devices=1 trainer.log_every_n_steps=1"; IMGS_PER_STEP=8
   TRAIN_DESC="batch 2 x (2 global 64 + 2 local 32)"
+  AC_FLAGS="--arch vit_tiny --batch 1 --steps 1 --prototypes 256 --global-size 64 --local-size 32"
 else
   DEV=cuda; ARCHS="vit_small vit_large"; BATCH=64; SIZES="224 512"; REPEATS=10; SCENE=8192; STEPS=50; PROFILE="44-47"
   BB_FLAGS="--threads 8 --dtypes fp32 fp32-ieee bf16"; EMBED_SPEC="arch:vit_small?seed=0"
   TRAIN_OVR="trainer.devices=1 trainer.strategy=auto num_workers=12"; IMGS_PER_STEP=$((64 * 10))
   TRAIN_DESC="batch 64 x (2 global 224 + 8 local 96)"
+  AC_FLAGS="--arch vit_large --batch 32 --steps 3 --prototypes 65536"
   "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device: use --smoke')" || exit 2
 fi
 "$PY" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')"
@@ -173,5 +177,12 @@ fi
 if [[ " $PARTS " == *" 4 "* ]]; then  # not in the default PARTS: the remedy to try when part 3 shows a host-bound step
   echo "== 4. the same with trainer.compile=true (per-block torch.compile; the compile is in the start-up) =="
   pretrain_bench 4 compiled "trainer.compile=true"
+fi
+
+if [[ " $PARTS " == *" 5 "* ]]; then  # not in the default PARTS: activation memory of the SSL step per checkpointing mode
+  echo "== 5. activation checkpointing: SSL step memory and time, off / selective / full =="
+  # shellcheck disable=SC2086
+  "$PY" benchmarks/activation_checkpointing.py --device "$DEV" $AC_FLAGS > "$LOGS/activation_checkpointing.log" 2>&1 \
+    && sed -n '/^SSL step/,$p' "$LOGS/activation_checkpointing.log" || fail 5 "$LOGS/activation_checkpointing.log"
 fi
 exit $FAILED

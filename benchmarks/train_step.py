@@ -44,7 +44,7 @@ def _batch(b: int, seed: int = 0, gsize: int = 224, lsize: int = 96, n_local: in
 class GeodinoStep:
     """The geodino step as the Lightning module runs it."""
 
-    def __init__(self, k: int) -> None:
+    def __init__(self, k: int, arch: str = "vit_small") -> None:
         from geodino.config import load_config
         from geodino.train.optim import build_optimizer
         from geodino.train.recipe import SSLConfig
@@ -54,7 +54,7 @@ class GeodinoStep:
             SSLConfig,
             None,
             [
-                "student.arch=vit_small",
+                f"student.arch={arch}",
                 "student.drop_path_rate=0.0",
                 f"dino.head_n_prototypes={k}",
                 f"ibot.head_n_prototypes={k}",

@@ -41,6 +41,9 @@ class TrainerConfig:
     meta_init: bool = False
     find_unused_parameters: bool = False  # DDP: set True if some student parameter gets no gradient
     compile: bool = False  # torch.compile each transformer block (GPU)
+    # off | selective (official train.checkpointing: keep matmul and attention outputs, recompute the rest) | full
+    # (recompute whole student blocks): less activation memory for some recomputation (train.activation_checkpointing)
+    activation_checkpointing: str = "off"
     clip_grad: float = 3.0  # max grad norm, applied per student sub-module (backbone, each head); 0 = off
     log_every_n_steps: int = 10
     progress_bar: bool = True
@@ -65,6 +68,9 @@ class TrainerConfig:
             from geodino.train.profiling import parse_steps
 
             parse_steps(self.profile_steps, self.max_steps)
+        from geodino.train.activation_checkpointing import check_mode
+
+        self.activation_checkpointing = check_mode(self.activation_checkpointing, "trainer.activation_checkpointing")
         if self.meta_init and self.strategy != "fsdp2":
             raise ConfigError("trainer.meta_init=true needs trainer.strategy=fsdp2 (only FSDP2 shards before init)")
         from geodino.train.loggers import check_loggers

@@ -78,6 +78,7 @@ class SSLModule(L.LightningModule):
         checkpoint_meta: Callable[[int], dict[str, Any]] | None = None,
         checkpoint_dir: Path | None = None,
         compile_blocks: bool = False,
+        activation_checkpointing: str = "off",
         fused: bool | None = None,
         post_init: Callable[[nn.Module], Any] | None = None,
     ) -> None:
@@ -94,13 +95,18 @@ class SSLModule(L.LightningModule):
         self.checkpoint_meta = checkpoint_meta
         self.checkpoint_dir = checkpoint_dir
         self.compile_blocks = compile_blocks
+        self.activation_checkpointing = activation_checkpointing
         self.fused = fused
         self.post_init = post_init
         self.strict_loading = True
 
     # ---- setup ------------------------------------------------------------------------------------------------
     def configure_model(self) -> None:
-        """FSDP2: shard every transformer block, then each head and backbone root (student, teacher, Gram)."""
+        """Official order: activation checkpointing of the student's blocks, compile per block, then FSDP2 (shard
+        every transformer block, then each head and backbone root of student, teacher and Gram teacher)."""
+        from geodino.train.activation_checkpointing import apply_activation_checkpointing
+
+        apply_activation_checkpointing(self.arch.student["backbone"].blocks, self.activation_checkpointing)
         if self.compile_blocks and not getattr(self, "_compiled", False):
             # compile per block before sharding (official order); the ViT calls `blk.forward_list`, so that is
             # the method compiled (an instance attribute, which FSDP2's method hook below then wraps)

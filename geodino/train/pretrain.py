@@ -212,6 +212,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         checkpoint_meta=meta,
         checkpoint_dir=out / "checkpoints",
         compile_blocks=cfg.trainer.compile,
+        activation_checkpointing=cfg.trainer.activation_checkpointing,
         fused=cfg.ssl.optim.fused,
         post_init=post_init,
     )

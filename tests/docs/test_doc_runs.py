@@ -70,6 +70,10 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "pretrain --config configs/pretrain/s2_vits16.yaml 'data.sources=[{type: raster, paths: [/data/s2_scenes/], sensor: my_s2.yaml}]' output_dir=runs/s2": Run(TINY, TINY_WHY),
     G + "pretrain -c configs/pretrain/sat_vits16.yaml trainer.devices=4 trainer.strategy=ddp": ConfigOnly(MULTI_GPU),
     G + "pretrain -c configs/pretrain/vitl16.yaml trainer.devices=8 trainer.strategy=fsdp2": ConfigOnly(MULTI_GPU),
+    G + "pretrain -c configs/pretrain/vitl16.yaml trainer.strategy=fsdp2 trainer.activation_checkpointing=selective": ConfigOnly(
+        "a ViT-L run for a GPU; the key runs in tests/train/test_activation_checkpointing.py and under 2-process "
+        "FSDP2 in tests/train/test_distributed.py"
+    ),
     G + "pretrain -c configs/pretrain/vits16_pretrain.yaml": Run(TINY, TINY_WHY),
     G + "pretrain -c configs/pretrain/vits16_gram.yaml": Run(TINY, TINY_WHY, ("pretrain -c configs/pretrain/vits16_pretrain.yaml",)),
     G + "pretrain -c configs/pretrain/vits16_highres.yaml": Run((*TINY, "ssl.koleo.group_size=2", "crops.crop_sets=[{global_size: 32, local_size: 16, gram_size: 48, probability: 1.0}]"), TINY_WHY + "; KoLeo groups of 2 (the recipe's 16 need a global batch of 16); one tiny crop set (its 320 px crops take 40 s)", ("pretrain -c configs/pretrain/vits16_gram.yaml",)),

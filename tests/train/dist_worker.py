@@ -120,11 +120,23 @@ def main(mode: str, data: str, out: str) -> None:
             checkpoint_dir=Path(cfg.output_dir) / "checkpoints",
             checkpoint_meta=lambda s: {"backbone": dict(arch.student["backbone"].config)},
             post_init=post_init,
+            activation_checkpointing="selective" if mode == "fsdp2_ac" else "off",
         )
         ckpt = CheckpointConfig(every_n_steps=100, sharded=sharded)
         trainer, cb = build_trainer(tcfg, ckpt, Path(cfg.output_dir))
         trainer.fit(module, ckpt_path=ckpt_path)
         return arch, trainer, cb
+
+    checkpointed = [0]  # calls of torch.utils.checkpoint (fsdp2_ac: the student's blocks run checkpointed)
+    import torch.utils.checkpoint as tuc
+
+    real_checkpoint = tuc.checkpoint
+
+    def counting_checkpoint(*args, **kwargs):
+        checkpointed[0] += 1
+        return real_checkpoint(*args, **kwargs)
+
+    tuc.checkpoint = counting_checkpoint
 
     post_init = None
     init_file = Path(folder) / f"meta_init_from_{os.environ.get('LOCAL_RANK', '0')}.pth"
@@ -170,6 +182,7 @@ def main(mode: str, data: str, out: str) -> None:
                 "state": {k: v.detach().cpu() for k, v in state.items()},
                 "losses": all_losses,
                 "sharded": sharded,
+                "checkpointed": checkpointed[0],
                 "world": trainer.world_size,
                 "ckpt": str(cb.last_path),
                 "init_state": {k: v.detach().cpu().clone() for k, v in init_state.items()},

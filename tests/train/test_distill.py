@@ -275,3 +275,31 @@ def test_log_rows_are_read_on_the_host_only_on_logging_steps(images, tmp_path, m
     rows = list(csv.DictReader((out / "log.csv").open()))
     assert [int(float(r["step"])) for r in rows] == [0, 3]
     assert float(rows[-1]["tiny/grad_norm/backbone"]) > 0 and float(rows[-1]["small/loss"]) > 0
+
+
+def test_activation_checkpointing_gives_the_same_students(images, tmp_path, monkeypatch) -> None:
+    """`train.activation_checkpointing=full` checkpoints the students' blocks (not their EMA copies or the
+    teacher) and ends with the students of the run without it (drop path on, so its draws are replayed)."""
+    import torch.utils.checkpoint as tuc
+
+    calls = [0]
+    real = tuc.checkpoint
+
+    def counting(*args, **kwargs):
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tuc, "checkpoint", counting)
+    students = "students=[{name: tiny, arch: vit_tiny, drop_path_rate: 0.2, overrides: {depth: 2}}]"
+    states = {}
+    for mode in ("off", "full"):
+        before = calls[0]
+        distill(_cfg(images, tmp_path / mode, students, f"train.activation_checkpointing={mode}"))
+        states[mode] = torch.load(tmp_path / mode / "checkpoints" / "step_00000002.ckpt", weights_only=True)
+        states[mode + "_calls"] = calls[0] - before
+    assert states["off_calls"] == 0 and states["full_calls"] == 2 * 2  # 2 steps x 2 student blocks
+    for part in ("students", "students_ema"):
+        a, b = states["off"][part]["tiny"], states["full"][part]["tiny"]
+        assert a.keys() == b.keys()
+        for k in a:
+            torch.testing.assert_close(b[k], a[k], rtol=0, atol=1e-6, msg=f"{part}.{k}")

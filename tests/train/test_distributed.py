@@ -36,7 +36,7 @@ def runs(tmp_path_factory, tiny_data):
             stderr=subprocess.STDOUT,
             text=True,
         )
-        for mode in ("single", "ddp", "fsdp2", "fsdp2_resume", "fsdp2_resume_sharded", "fsdp2_meta")
+        for mode in ("single", "ddp", "fsdp2", "fsdp2_resume", "fsdp2_resume_sharded", "fsdp2_meta", "fsdp2_ac")
     }
     results = {}
     for mode, p in procs.items():
@@ -79,6 +79,19 @@ def test_fsdp2_equals_single_process(runs):
     torch.testing.assert_close(
         model.state_dict()["blocks.1.mlp.fc2.weight"], fsdp["state"]["teacher.backbone.blocks.1.mlp.fc2.weight"]
     )
+
+
+@pytest.mark.slow
+def test_fsdp2_with_activation_checkpointing_equals_fsdp2(runs):
+    """Selective activation checkpointing under FSDP2 (official order: checkpointing inside the sharded blocks):
+    the student's blocks ran checkpointed on rank 0 and the run ends with the weights and losses of FSDP2
+    without it."""
+    plain, ac = runs["fsdp2"], runs["fsdp2_ac"]
+    assert ac["sharded"] and plain["checkpointed"] == 0
+    assert ac["checkpointed"] > 0
+    for rank in range(2):
+        torch.testing.assert_close(torch.tensor(ac["losses"][rank]), torch.tensor(plain["losses"][rank]))
+    _compare(plain["state"], ac["state"], atol=1e-6)
 
 
 @pytest.mark.slow

@@ -91,7 +91,10 @@ class SelfAttentionBlock(nn.Module):
             # CPU: one pass per crop group. Concatenating the groups' tokens (the official path, fewer and larger
             # GPU kernels) gains nothing on CPU, and its larger activations (> 32 MB at batch 8) are served by
             # fresh mmaps that page-fault on every step: the SSL step measured ~7 % slower (benchmarks/train_step.py).
-            return [self.forward_list([x], [r])[0] for x, r in zip(xs, ropes)]
+            # the class's method, not `self.forward_list`: a wrapper set on the instance (activation checkpointing,
+            # compile) already covers this call, and going through it again would nest it per group
+            own = type(self).forward_list
+            return [own(self, [x], [r])[0] for x, r in zip(xs, ropes)]
         if self.training and self.sample_drop_ratio > 0.0:
             return self._forward_list_drop_path(xs, ropes)
         shapes = [x.shape for x in xs]

@@ -55,6 +55,8 @@ class DistillTrainConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "32-true"  # 32-true | bf16-mixed (autocast)
+    # off | selective | full: recompute student block activations in backward (see trainer.activation_checkpointing)
+    activation_checkpointing: str = "off"
     log_every_n_steps: int = 10
     checkpoint_every_n_steps: int = 1000
     keep_last: int = 2
@@ -111,6 +113,11 @@ class DistillConfig:
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ConfigError(f"students have duplicate names {dup}; give each student its own name")
+        from geodino.train.activation_checkpointing import check_mode
+
+        self.train.activation_checkpointing = check_mode(
+            self.train.activation_checkpointing, "train.activation_checkpointing"
+        )
         from geodino.models.archs import ARCHS
 
         for i, s in enumerate(self.students):

@@ -115,6 +115,10 @@ def setup(cfg: DistillConfig) -> DistillRun:
     )
     arch = DistillMetaArch(teacher, t_dino, t_ibot, students, weights, layout).to(device)
     arch.train()
+    from geodino.train.activation_checkpointing import apply_activation_checkpointing
+
+    for st in arch.students.values():  # after the EMA copies were made: those never run backward
+        apply_activation_checkpointing(st.backbone.blocks, cfg.train.activation_checkpointing)
     opt = b.build_optimizer(cfg, arch)
 
     names = list(arch.students.keys())
