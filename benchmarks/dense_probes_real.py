@@ -5,7 +5,8 @@ by bounds), a quarter of the 128 px tiles held out. Detection: Faster R-CNN on a
 with its 61 crown boxes, a quarter of the 208 px tiles held out. The default backbone is a *random* ViT-Tiny, so
 the numbers show the pipeline runs end to end on real rasters, not what a pretrained backbone achieves.
 
-    .venv/bin/python benchmarks/dense_probes_real.py [--backbone SPEC] [--epochs N] [--out DIR]
+    .venv/bin/python benchmarks/dense_probes_real.py [--backbone SPEC] [--epochs N] [--out DIR] [--head linear]
+    .venv/bin/python benchmarks/dense_probes_real.py --backbone "baseline:colour?patch_size=16" --head linear
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def main() -> int:
     ap.add_argument("--out", default="/tmp/geodino_dense_real")
     ap.add_argument("--only", choices=["canopy", "detection"], default=None)
     ap.add_argument("--outputs", default="mixlog", help="canopy outputs to run, comma-separated: mixlog,uniform,direct")
+    ap.add_argument("--head", choices=["dpt", "linear"], default="dpt", help="canopy head (linear for baseline:colour)")
     args = ap.parse_args()
     if not (DATA / "neon_sjer" / "SJER_052.tif").exists():
         print(f"skip: {DATA} not found")
@@ -46,10 +48,11 @@ def main() -> int:
                 epochs=args.epochs,
                 batch_size=4,
                 output=output,
+                head=args.head,
             )
             t0 = time.perf_counter()
             m = run_canopy(bb, cfg, out / f"canopy_{output}")
-            rows.append(("canopy SJER_052 DPT " + output, m, time.perf_counter() - t0))
+            rows.append((f"canopy SJER_052 {args.head} {output}", m, time.perf_counter() - t0))
     if args.only in (None, "detection"):
         cfg = DetectionProbeConfig(
             train_images=[str(DATA / "treecrowns" / "OSBS_029.tif")],

@@ -171,3 +171,13 @@ def test_cli_reports_a_bad_baseline_option_with_exit_code_2(tmp_path, capsys):
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2 and "backbone spec option bins='x' must be an integer" in err
+
+
+def test_dense_heads_that_need_four_layers_say_to_use_the_linear_head(tmp_path):
+    from geodino.eval.segmentation import SegmentationProbeConfig, run_segmentation
+    from tests.eval.test_segmentation import make_folder
+
+    img, msk = make_folder(tmp_path, n=2, size=32)
+    cfg = SegmentationProbeConfig(train_images=str(img), train_masks=str(msk), num_classes=2, head="upernet", plots=0)
+    with pytest.raises(ConfigError, match=r"this head needs four layers but the backbone has 1 block .*head=linear"):
+        run_segmentation(load_backbone("baseline:colour?patch_size=8"), cfg, tmp_path / "out")
