@@ -19,7 +19,6 @@ recomputation (`preserve_rng_state`), so gradients equal those of the run withou
 
 from __future__ import annotations
 
-import copy
 import functools
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -76,11 +75,11 @@ def _context_fn(mode: str) -> Callable[[], Any] | None:
 class _Checkpointed:
     """A block method run under `torch.utils.checkpoint` when gradients are on (plain call otherwise).
 
-    Holds the block and the method name, not a bound method, and rebinds on `deepcopy`, so a copied block (an EMA
-    copy) runs its own weights."""
+    A deep copy of the block (an EMA copy) gets a wrapper bound to the copy: `copy.deepcopy` rebinds bound methods
+    and `owner` through its memo (tested), so the copy runs its own weights."""
 
-    def __init__(self, owner: nn.Module, name: str, inner: Callable[..., Any], mode: str) -> None:
-        self.owner, self.name, self.inner, self.mode = owner, name, inner, mode
+    def __init__(self, owner: nn.Module, inner: Callable[..., Any], mode: str) -> None:
+        self.owner, self.inner, self.mode = owner, inner, mode
         self.context_fn = _context_fn(mode)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -88,11 +87,6 @@ class _Checkpointed:
             return self.inner(*args, **kwargs)
         extra = {"context_fn": self.context_fn} if self.context_fn is not None else {}
         return tuc.checkpoint(self.inner, *args, use_reentrant=False, preserve_rng_state=True, **extra, **kwargs)
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> _Checkpointed:
-        owner = memo.get(id(self.owner))
-        owner = copy.deepcopy(self.owner, memo) if owner is None else owner
-        return _Checkpointed(owner, self.name, getattr(type(owner), self.name).__get__(owner), self.mode)
 
 
 def apply_activation_checkpointing(blocks: Iterable[nn.Module], mode: str) -> int:
@@ -107,7 +101,7 @@ def apply_activation_checkpointing(blocks: Iterable[nn.Module], mode: str) -> in
             continue
         for name in ("forward_list", "forward"):
             if hasattr(type(blk), name):
-                setattr(blk, name, _Checkpointed(blk, name, getattr(type(blk), name).__get__(blk), mode))
+                setattr(blk, name, _Checkpointed(blk, getattr(type(blk), name).__get__(blk), mode))
         n += 1
     return n
 
