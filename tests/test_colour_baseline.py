@@ -64,8 +64,8 @@ def test_spec_options_band_count_and_errors(tmp_path):
     assert (s2.in_chans, s2.mean.numel(), s2.embed_dim) == (n_s2, n_s2, n_s2 * 18)
     rgb = load_backbone("baseline:colour")
     assert rgb.in_chans == 3 and rgb.mean.flatten().tolist() == pytest.approx([0.485, 0.456, 0.406])
-    with pytest.warns(UserWarning, match="no sensor"):
-        assert load_backbone("baseline:colour?in_chans=5").in_chans == 5
+    with pytest.warns(UserWarning, match="no sensor, so the 5 bands are not standardised and the histogram bins .±2 "):
+        assert load_backbone("baseline:colour?in_chans=5&range=2").in_chans == 5
     for spec, msg in (
         ("baseline:texture", "unknown baseline 'texture'"),
         ("baseline:colour?depth=2", "unknown option\\(s\\) depth"),

@@ -124,7 +124,7 @@ def _baseline(
     if sensor is None and in_chans != 3:
         warnings.warn(
             f"backbone {spec_text}: no sensor, so the {in_chans} bands are not standardised and the histogram bins "
-            "(range ±3 standard units) see raw values; pass the data's sensor (?sensor=NAME, or backbone_sensor= "
+            f"(±{limit:g} standard units) see raw values; pass the data's sensor (?sensor=NAME, or backbone_sensor= "
             "for probes)",
             stacklevel=3,
         )
