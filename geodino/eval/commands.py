@@ -23,6 +23,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--backbone", "-b", default=None, help="backbone spec: checkpoint path, arch:vit_small, timm:<name>")
     p.add_argument("--out", "-o", default="probe_out", help="output folder (default: probe_out)")
+    p.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="also run the suite on SPEC (repeatable; e.g. baseline:colour, arch:vit_small?seed=0) into "
+        "OUT/compare/, and write OUT/comparison.md: a column per backbone and each one's difference to --backbone",
+    )
     add_config_arguments(p, SuiteConfig)
     p.epilog += (
         "\n  tasks.<name>.type=classification|segmentation|canopy|detection, plus that task type's keys"
@@ -36,6 +44,13 @@ def _probe(args: argparse.Namespace) -> int:
     from geodino.eval.runner import SuiteConfig, run_suite
 
     cfg = load_config(SuiteConfig, args.config, args.overrides)
+    if args.compare:
+        from geodino.eval.compare import run_comparison
+
+        md = run_comparison(cfg, args.backbone, args.compare, args.out)
+        print(md)
+        print(md.read_text())
+        return 0
     rows = run_suite(cfg, args.backbone, args.out)
     print(Path(args.out) / "results.md")
     for r in rows:

@@ -1,0 +1,100 @@
+"""Several backbones on one probe suite, side by side (`geodino probe --compare SPEC ...`).
+
+A probe number is read against something: the strongest simple baseline (`baseline:colour`), the same ViT at
+random initialisation, another checkpoint. `run_comparison` runs the suite once per backbone, each into its own
+folder with its own results.json (the comparisons first: they are usually cheap baselines, so a bad spec fails
+before the long run), then writes OUT/comparison.md and OUT/comparison.json: one row per (task, metric) in the
+main run's order, one column per backbone, and each comparison's difference to the main backbone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from geodino.io import atomic_path
+
+COMPARE_DIR = "compare"  # OUT/compare/<i>_<slug>/ holds each comparison's run
+
+
+def slug(spec: str, index: int) -> str:
+    """A folder name for a backbone spec: its index and the spec with anything but letters, digits, '.', '-'
+    replaced (`1_baseline_colour`, `2_arch_vit_small_seed_0`)."""
+    name = re.sub(r"[^A-Za-z0-9.-]+", "_", Path(spec).name if "/" in spec and ":" not in spec else spec)
+    return f"{index}_{name.strip('_')[:60] or 'backbone'}"
+
+
+def comparison_rows(runs: list[tuple[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """[{task, metric, values: {spec: value or None}}] over the main run's (task, metric) pairs, then any pair only
+    a comparison has; `runs[0]` is the main backbone."""
+    keys: list[tuple[str, str]] = []
+    values: dict[tuple[str, str], dict[str, float]] = {}
+    for spec, rows in runs:
+        for r in rows:
+            key = (str(r["task"]), str(r["metric"]))
+            if key not in values:
+                keys.append(key)
+                values[key] = {}
+            values[key][spec] = float(r["value"])
+    return [{"task": t, "metric": m, "values": {s: values[(t, m)].get(s) for s, _ in runs}} for t, m in keys]
+
+
+def comparison_markdown(runs: list[tuple[str, list[dict[str, Any]]]], suite: str) -> str:
+    """The comparison table (Markdown): a column per backbone and, per comparison, its difference to the main."""
+    main = runs[0][0]
+    others = [s for s, _ in runs[1:]]
+    head = ["task", "metric", f"`{main}`"] + [c for s in others for c in (f"`{s}`", "Δ")]
+    lines = [
+        f"# Probe comparison: {suite}",
+        "",
+        f"Main backbone `{main}`; Δ = comparison minus main (for error metrics such as MAE, lower is better).",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for row in comparison_rows(runs):
+        v = row["values"]
+        cells = [row["task"], row["metric"], _fmt(v[main])]
+        for s in others:
+            delta = None if v[s] is None or v[main] is None else v[s] - v[main]
+            cells += [_fmt(v[s]), "-" if delta is None else f"{delta:+.4f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str | Path) -> Path:
+    """Run the suite on each of `compare` (into OUT/compare/<i>_<slug>/) and then on `spec` (into OUT), and write
+    OUT/comparison.md and OUT/comparison.json; returns the Markdown file's path."""
+    import copy
+
+    from geodino.errors import ConfigError
+    from geodino.eval.runner import run_suite
+
+    main = spec or cfg.backbone
+    if not main:
+        raise ConfigError("no backbone: pass --backbone SPEC (a checkpoint, arch:vit_small, timm:<name>, ...)")
+    out = Path(out_dir).expanduser()
+    runs: list[tuple[str, list[dict[str, Any]]]] = []
+    for i, other in enumerate(compare, 1):
+        if not str(other).strip():
+            raise ConfigError("--compare got an empty backbone spec")
+        runs.append((str(other), run_suite(copy.deepcopy(cfg), str(other), out / COMPARE_DIR / slug(other, i))))
+    runs.insert(0, (str(main), run_suite(copy.deepcopy(cfg), main, out)))
+    payload = {
+        "suite": cfg.name,
+        "backbones": [s for s, _ in runs],
+        "folders": [str(out)] + [str(out / COMPARE_DIR / slug(s, i)) for i, s in enumerate(compare, 1)],
+        "rows": comparison_rows(runs),
+    }
+    with atomic_path(out / "comparison.json") as tmp:
+        tmp.write_text(json.dumps(payload, indent=1))
+    md = out / "comparison.md"
+    with atomic_path(md) as tmp:
+        tmp.write_text(comparison_markdown(runs, cfg.name))
+    return md
