@@ -9,8 +9,8 @@ Every step is the public CLI a user would type (each command is printed before i
    Gram-anchoring stage initialised from the first one;
 4. `geodino export`: the teacher backbone in the official layout;
 5. `geodino embed` and `geodino embed pca`: the feature raster (COG) and its PCA colour map (COG + PNG);
-6. `geodino probe`: kNN and linear probes on the chips, for the pretrained backbone, the same ViT at random
-   initialisation and per-band colour statistics (`baseline:colour`, the strongest simple baseline);
+6. `geodino probe --compare`: kNN and linear probes on the chips, for the pretrained backbone, the same ViT at
+   random initialisation and per-band colour statistics (`baseline:colour`, the strongest simple baseline);
 7. a summary of where everything is and a results table.
 """
 
@@ -114,9 +114,8 @@ def run_demo(out: str | Path = "demo_out", *, size: str = "default", overwrite: 
             "features": str(features),
             "pca_cog": str(pca),
             "pca_png": str(out / "features_pca.png"),
-            "probe_pretrained": str(out / "probe_pretrained"),
-            "probe_random": str(out / "probe_random"),
-            "probe_colour": str(out / "probe_colour"),
+            "probe": str(out / "probe"),
+            "probe_comparison": str(out / "probe" / "comparison.md"),
         },
         "metrics": {f"{t}/{m}": v for (t, m), v in table.items()},
         "dino_loss": loss,
@@ -254,8 +253,10 @@ def _export_and_embed(
 def _probe_steps(
     out: Path, cfgs: Path, backbone: Path, chips: Path, sensor: Path, commands: list[str]
 ) -> dict[str, Any]:
-    """Step 6: the probe suite on the chips for the pretrained backbone, the same ViT at random init and per-band
-    colour statistics (a pretrained number means little until it beats what colour alone gives)."""
+    """Step 6: one probe command for the pretrained backbone, with the same ViT at random init and per-band colour
+    statistics as comparisons (a pretrained number means little until it beats what colour alone gives)."""
+    from geodino.eval.compare import COMPARE_DIR, slug
+
     print(
         "[6/7] kNN and linear probes on the chips: pretrained vs the same ViT at random initialisation vs per-band "
         "colour statistics"
@@ -263,27 +264,32 @@ def _probe_steps(
     probe_cfg = cfgs / "eval" / "demo.yaml"
     random_spec = "arch:vit_tiny?depth=4&patch_size=8&in_chans=4&seed=0"
     colour_spec = "baseline:colour?patch_size=8"  # its 4 bands and their standardisation come from the sensor
-    results: dict[str, Any] = {}
-    for name, spec in (("pretrained", str(backbone)), ("random", random_spec), ("colour", colour_spec)):
-        probe_out = out / f"probe_{name}"
-        _run(
-            [
-                "probe",
-                "--config",
-                str(probe_cfg),
-                "--backbone",
-                spec,
-                "--out",
-                str(probe_out),
-                f"tasks.demo_landcover.data.root={chips}",
-                f"backbone_sensor={sensor}",
-                "progress=false",
-            ],
-            commands,
-        )
-        results[name] = json.loads((probe_out / "results.json").read_text())
-
-    return results
+    probe_out = out / "probe"
+    _run(
+        [
+            "probe",
+            "--config",
+            str(probe_cfg),
+            "--backbone",
+            str(backbone),
+            "--compare",
+            random_spec,
+            "--compare",
+            colour_spec,
+            "--out",
+            str(probe_out),
+            f"tasks.demo_landcover.data.root={chips}",
+            f"backbone_sensor={sensor}",
+            "progress=false",
+        ],
+        commands,
+    )
+    folders = {
+        "pretrained": probe_out,
+        "random": probe_out / COMPARE_DIR / slug(random_spec, 1),
+        "colour": probe_out / COMPARE_DIR / slug(colour_spec, 2),
+    }
+    return {name: json.loads((folder / "results.json").read_text()) for name, folder in folders.items()}
 
 
 def _print_report(summary: dict[str, Any], loss: dict[str, Any] | None, table: dict, stage1: Path) -> None:

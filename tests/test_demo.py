@@ -58,13 +58,18 @@ def test_demo_runs_every_step(tmp_path):
         "embed",
         "embed",
         "probe",
-        "probe",
-        "probe",
     ]
     metrics = summary["metrics"]
     assert 0.0 <= metrics["demo_landcover/knn_top1"]["pretrained"] <= 1.0
     assert set(metrics["demo_landcover/linear_top1"]) == {"pretrained", "random", "colour"}
-    assert "baseline:colour" in summary["commands"][-1]
+    assert "--compare baseline:colour?patch_size=8" in summary["commands"][-1].replace("'", "")
+    # the demo's table and the probe's own comparison table agree
+    comparison = json.loads((out / "probe" / "comparison.json").read_text())
+    knn = next(r for r in comparison["rows"] if r["metric"] == "knn_top1")
+    assert list(knn["values"].values()) == [
+        metrics["demo_landcover/knn_top1"][k] for k in ("pretrained", "random", "colour")
+    ]
+    assert (out / paths["probe_comparison"]).is_file()
 
 
 def test_demo_verdict_says_whether_pretraining_beat_colour_statistics():
