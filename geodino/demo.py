@@ -94,10 +94,10 @@ def run_demo(out: str | Path = "demo_out", *, size: str = "default", overwrite: 
     scene, landcover, chips, sensor = _data_steps(out / "data", s, commands)
     stage1, stage2 = _pretrain_steps(out, s, cfgs, scene, sensor, commands)
     backbone, features, pca = _export_and_embed(out, stage2, scene, sensor, commands)
-    results = _probe_steps(out, cfgs, backbone, chips, sensor, commands)
+    comparison = _probe_steps(out, cfgs, backbone, chips, sensor, commands)
 
     loss = loss_summary(stage1)
-    table = _results_table(results)
+    table = _results_table(comparison)
     summary = {
         "out": str(out),
         "seconds": round(time.perf_counter() - t_start, 1),
@@ -255,8 +255,6 @@ def _probe_steps(
 ) -> dict[str, Any]:
     """Step 6: one probe command for the pretrained backbone, with the same ViT at random init and per-band colour
     statistics as comparisons (a pretrained number means little until it beats what colour alone gives)."""
-    from geodino.eval.compare import COMPARE_DIR, slug
-
     print(
         "[6/7] kNN and linear probes on the chips: pretrained vs the same ViT at random initialisation vs per-band "
         "colour statistics"
@@ -284,12 +282,7 @@ def _probe_steps(
         ],
         commands,
     )
-    folders = {
-        "pretrained": probe_out,
-        "random": probe_out / COMPARE_DIR / slug(random_spec, 1),
-        "colour": probe_out / COMPARE_DIR / slug(colour_spec, 2),
-    }
-    return {name: json.loads((folder / "results.json").read_text()) for name, folder in folders.items()}
+    return json.loads((probe_out / "comparison.json").read_text())
 
 
 def _print_report(summary: dict[str, Any], loss: dict[str, Any] | None, table: dict, stage1: Path) -> None:
@@ -329,15 +322,15 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.3f}"
 
 
-def _results_table(results: dict[str, Any]) -> dict[tuple[str, str], dict[str, float]]:
-    """{(task, metric): {backbone name: value}} from the runners' results.json files (headline metrics only)."""
+def _results_table(comparison: dict[str, Any]) -> dict[tuple[str, str], dict[str, float]]:
+    """{(task, metric): {backbone name: value}} from the probe's comparison.json (headline metrics only); its
+    backbones are, in order, the pretrained one and the `--compare` specs (random init, colour statistics)."""
+    names = dict(zip(comparison["backbones"], ("pretrained", "random", "colour"), strict=True))
     table: dict[tuple[str, str], dict[str, float]] = {}
-    for name, res in results.items():
-        for row in res.get("rows", []):
-            metric = str(row.get("metric", ""))
-            if metric not in ("knn_top1", "knn_macro_f1", "linear_top1", "linear_macro_f1"):
-                continue
-            table.setdefault((str(row.get("task")), metric), {})[name] = float(row["value"])
+    for row in comparison["rows"]:
+        if row["metric"] in ("knn_top1", "knn_macro_f1", "linear_top1", "linear_macro_f1"):
+            vals = {names[spec]: v for spec, v in row["values"].items() if v is not None}
+            table[(row["task"], row["metric"])] = vals
     return table
 
 

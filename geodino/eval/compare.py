@@ -80,16 +80,21 @@ def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str 
     if not main:
         raise ConfigError("no backbone: pass --backbone SPEC (a checkpoint, arch:vit_small, timm:<name>, ...)")
     out = Path(out_dir).expanduser()
-    runs: list[tuple[str, list[dict[str, Any]]]] = []
-    for i, other in enumerate(compare, 1):
-        if not str(other).strip():
-            raise ConfigError("--compare got an empty backbone spec")
-        runs.append((str(other), run_suite(copy.deepcopy(cfg), str(other), out / COMPARE_DIR / slug(other, i))))
-    runs.insert(0, (str(main), run_suite(copy.deepcopy(cfg), main, out)))
+    if any(not str(c).strip() for c in compare):
+        raise ConfigError("--compare got an empty backbone spec")
+    folders = [out] + [out / COMPARE_DIR / slug(str(c), i) for i, c in enumerate(compare, 1)]
+    specs = [str(main)] + [str(c) for c in compare]
+    twice = sorted({s for s in specs if specs.count(s) > 1})
+    if twice:
+        raise ConfigError(f"--compare names {twice[0]!r} twice (or as the --backbone itself); give each once")
+    rows: list[list[dict[str, Any]]] = [[] for _ in specs]
+    for k in [*range(1, len(specs)), 0]:  # the comparisons first, the main backbone last
+        rows[k] = run_suite(copy.deepcopy(cfg), specs[k], folders[k])
+    runs = list(zip(specs, rows, strict=True))
     payload = {
         "suite": cfg.name,
-        "backbones": [s for s, _ in runs],
-        "folders": [str(out)] + [str(out / COMPARE_DIR / slug(s, i)) for i, s in enumerate(compare, 1)],
+        "backbones": specs,
+        "folders": [str(f) for f in folders],
         "rows": comparison_rows(runs),
     }
     with atomic_path(out / "comparison.json") as tmp:

@@ -189,8 +189,8 @@ def resolve_layers(layers: str | Sequence[int], n_blocks: int, need_four: bool) 
             raise ConfigError("layers='last' gives one map but this head needs four; use four_even or four_last")
         if need_four and n_blocks < 4:  # four_last / four_even would give one map per block
             raise ConfigError(
-                f"this head needs four layers but the backbone has {n_blocks} block{'s' if n_blocks > 1 else ''} "
-                "(baseline:colour has one); use head=linear"
+                f"this head needs four layers but the backbone has {n_blocks} block{'s' if n_blocks > 1 else ''}; "
+                "use head=linear"
             )
         return layers
     idx = [int(i) for i in layers]

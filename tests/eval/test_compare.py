@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from geodino.eval.compare import comparison_markdown, comparison_rows, slug
 
@@ -83,3 +84,15 @@ def test_a_bad_comparison_spec_fails_before_the_main_run(tmp_path, capsys):
     assert main(argv) == 2
     assert "backbone spec option bins='x' must be an integer" in capsys.readouterr().err
     assert not (out / "results.json").exists() and not (out / "comparison.md").exists()
+
+
+def test_a_spec_named_twice_is_refused_before_any_run(tmp_path):
+    from geodino.config import load_config
+    from geodino.errors import ConfigError
+    from geodino.eval.compare import run_comparison
+    from geodino.eval.runner import SuiteConfig
+
+    cfg = load_config(SuiteConfig, "configs/eval/demo.yaml", [f"tasks.demo_landcover.data.root={tmp_path}"])
+    with pytest.raises(ConfigError, match="--compare names 'baseline:colour' twice"):
+        run_comparison(cfg, "arch:vit_tiny?depth=1", ["baseline:colour", "baseline:colour"], tmp_path / "o")
+    assert not (tmp_path / "o").exists()
