@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -97,6 +99,41 @@ def test_checkpoint_spec_band_adaptation_through_sensor_names(tmp_path):
     assert fb.fingerprint != fb_rgb.fingerprint
     with pytest.raises(CheckpointError, match=r"has 3 input bands but bands=12 was requested; name the bands"):
         load_backbone(f"{path}?bands=12")
+
+
+def test_named_bands_of_the_files_count_are_matched_by_name(tmp_path):
+    """Bands named in another order move the kernels (the count alone says nothing about the order), and a name
+    that matches no band of the file gets the mean kernel with a warning naming it."""
+    m = trained_like(in_chans=4)
+    path = tmp_path / "four.pth"
+    save_backbone(
+        m,
+        path,
+        normalization={"bands": ["blue", "green", "red", "nir"], "mean": [0.0] * 4, "std": [1.0] * 4, "scale": 1.0},
+    )
+    same = load_backbone(path)
+    moved = load_backbone(f"{path}?bands=nir,red,green,blue")
+    x = torch.randn(1, 4, 32, 32)
+    torch.testing.assert_close(moved(x.flip(1)), same(x), atol=1e-5, rtol=1e-5)
+    assert moved.bands == ["nir", "red", "green", "blue"]
+    torch.testing.assert_close(moved.mean.flatten(), torch.zeros(4))  # the record follows the names
+    with pytest.warns(
+        UserWarning,
+        match=r"band\(s\) nri match no band of checkpoint .*four.pth \(blue, green, "
+        r"red, nir\): they get the mean kernel",
+    ):
+        typo = load_backbone(path, bands=["blue", "green", "red", "nri"])
+    w = typo.model.patch_embed.proj.weight
+    torch.testing.assert_close(w[:, 3], m.patch_embed.proj.weight.mean(1))
+    unchanged = load_backbone(path, bands=["Blue", "GREEN", "red", "nir"])  # the file's own bands: kept as is
+    assert unchanged.fingerprint == same.fingerprint
+    # sensor names of the same bands match through the sensor's aliases (B08 is Sentinel-2's nir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s2 = load_backbone(path, bands=["B02", "B03", "B04", "B08"])
+        s2_moved = load_backbone(path, bands=["B08", "B04", "B03", "B02"], sensor="sentinel2_l2a")
+    assert torch.equal(s2.model.patch_embed.proj.weight, m.patch_embed.proj.weight)
+    torch.testing.assert_close(s2_moved.model(x.flip(1)), same.model(x), atol=1e-5, rtol=1e-5)
 
 
 def test_fingerprint_is_the_file_hash(tmp_path):

@@ -210,6 +210,47 @@ def test_convert_bands_resolve_through_the_sensor_registry(capsys, tmp_path):
             torch.testing.assert_close(got[:, j], w[:, i] * scale)
 
 
+def test_convert_and_info_refuse_a_damaged_file(capsys, tmp_path):
+    """A file with a key missing, an extra key or a misshapen tensor is not 'converted' into a file that only
+    fails later in transformers or timm: convert and info exit 2 naming the key; nothing is written."""
+    import torch
+
+    good = torch.load(_rgb_checkpoint(tmp_path), weights_only=True)
+    missing = {k: v for k, v in good.items() if k != "blocks.0.attn.qkv.weight"}
+    extra = {**good, "blocks.0.extra.weight": torch.zeros(3)}
+    shape = {**good, "blocks.0.mlp.fc1.weight": torch.zeros(100, 192)}
+    for name, state, key in (
+        ("missing", missing, "1 missing key(s): blocks.0.attn.qkv.weight"),
+        ("extra", extra, "unexpected ['blocks.0.extra.weight']"),
+        ("shape", shape, "blocks.0.mlp.fc1.bias [768] in the file vs [100] in the model"),
+    ):
+        path = tmp_path / f"{name}.pth"
+        torch.save(state, path)
+        for to, out in (("official", "o.safetensors"), ("hf", "hf"), ("timm", "t.safetensors")):
+            one_line_exit_2(
+                capsys, tmp_path, "convert", path, tmp_path / out, "--to", to,
+                expect=(str(path), key, "incomplete or damaged"),
+            )  # fmt: skip
+        one_line_exit_2(capsys, tmp_path, "info", path, expect=(key,))
+    assert cli.main(["info", str(tmp_path / "rgb.pth")]) == 0
+    assert "every key and shape fits the architecture" in capsys.readouterr().out
+
+
+def test_convert_that_adds_bands_says_the_record_is_dropped(tmp_path):
+    from geodino.models import build_model
+    from geodino.models.checkpoints import read_backbone_weights, save_backbone
+
+    rec = {"bands": ["blue", "green", "red"], "mean": [0.1] * 3, "std": [0.2] * 3, "scale": 1e-4}
+    src = save_backbone(build_model("vit_tiny", depth=1), tmp_path / "rgb.safetensors", normalization=rec)
+    out = tmp_path / "four.safetensors"
+    with pytest.warns(UserWarning, match=r"covers bands blue, green, red, not swir16: .*four.safetensors records none"):
+        assert (
+            cli.main(["convert", str(src), str(out), "--bands", "blue", "green", "red", "swir16", "--fill", "mean"])
+            == 0
+        )
+    assert read_backbone_weights(out).normalization is None
+
+
 # -- misleading messages --------------------------------------------------------------------------------------------
 
 
@@ -374,7 +415,7 @@ def test_warnings_are_one_line_without_source_code(tmp_path):
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    warn = [ln for ln in proc.stderr.splitlines() if "warning" in ln.lower()]
+    warn = [ln for ln in proc.stderr.splitlines() if "warning:" in ln.lower()]  # not the tmp path
     assert warn and all(ln.startswith("geodino: warning: ") for ln in warn), proc.stderr
     assert "warnings.warn" not in proc.stderr and ".py:" not in proc.stderr
 

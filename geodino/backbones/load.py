@@ -188,16 +188,19 @@ def _from_path(
     if default_sensor is None and c == 3 and "lvd1689m" in lower:
         default_sensor = "imagenet"
     adapted = False
-    if n_bands is not None and n_bands != c:
-        if names is None:
-            raise CheckpointError(
-                f"checkpoint {path} has {c} input bands but bands={n_bands} was requested; name the bands "
-                f"(bands=B02,B03,...) to adapt its patch embedding from {src_bands or f'{c} unnamed bands'}"
-            )
+    if n_bands is not None and n_bands != c and names is None:
+        raise CheckpointError(
+            f"checkpoint {path} has {c} input bands but bands={n_bands} was requested; name the bands "
+            f"(bands=B02,B03,...) to adapt its patch embedding from {src_bands or f'{c} unnamed bands'}"
+        )
+    if names is not None:
+        # named bands are matched by name even when the count is the file's: another order (or another band)
+        # must move (or replace) kernels, not feed blue to the red kernel
+        before = state["patch_embed.proj.weight"]
         state, _ = resolve_bands(
             state, names, src_bands=src_bands, sensor=sensor, fill=fill, source=path, check_sensor=False
         )
-        adapted = True
+        adapted = state["patch_embed.proj.weight"] is not before
     model = build_from_state(state, config, source=path)
     recorded = weights.normalization
     if recorded is not None and adapted:

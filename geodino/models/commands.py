@@ -76,7 +76,13 @@ def _info(args: argparse.Namespace) -> int:
                 f"{r['released'] or '-'}"
             )
         return 0
+    from geodino.errors import CheckpointError
+
     info = describe(args.spec, image_size=args.image_size)
+    broken = str(info.get("weights", "")).startswith("DO NOT LOAD: ")
     for k, v in info.items():
-        print(f"{k:15s} {format_params(v) if k == 'params' else v}")
+        if not (broken and k == "weights"):
+            print(f"{k:15s} {format_params(v) if k == 'params' else v}")
+    if broken:  # the rows above say what the file looks like; the error (exit 2) says why it would not load
+        raise CheckpointError(str(info["weights"]).removeprefix("DO NOT LOAD: "))
     return 0

@@ -84,6 +84,19 @@ def _geometry(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _fit(state: Any, cfg: dict[str, Any], source: Any) -> str:
+    """'every key and shape fits' or the one-line reason the file would not load (an incomplete or damaged file
+    looks like an architecture to the rows above, so the check is what tells)."""
+    from geodino.errors import CheckpointError
+    from geodino.models.checkpoints.convert import check_architecture
+
+    try:
+        check_architecture(state, None, None, cfg, source)
+    except CheckpointError as exc:
+        return f"DO NOT LOAD: {exc}"
+    return "every key and shape fits the architecture"
+
+
 def _describe(spec: str | Path) -> dict[str, Any]:
     from geodino.backbones import parse_spec
 
@@ -105,6 +118,7 @@ def _describe(spec: str | Path) -> dict[str, Any]:
             "n_prefix": 1 + cfg["n_storage_tokens"],
             "keys": len(weights.state),
             "dtype": str(next(iter(weights.state.values())).dtype).replace("torch.", ""),
+            "weights": _fit(weights.state, cfg, weights.source),
         }
     if kind == "arch":
         from geodino.backbones import as_int, check_build_options, parse_value
@@ -124,6 +138,19 @@ def _describe(spec: str | Path) -> dict[str, Any]:
             **_geometry(cfg),
             "keys": len(model.state_dict()),
             "n_prefix": 1 + cfg["n_storage_tokens"],
+        }
+    if kind == "baseline":  # parameter-free features: what the probes and embed see of it
+        from geodino.backbones import load_backbone
+
+        fb = load_backbone(str(spec))
+        return {
+            "spec": str(spec),
+            "arch": f"baseline {target} (per-band statistics, no weights)",
+            "params": 0,
+            "bands": fb.in_chans,
+            "patch_size": fb.patch_size,
+            "embed_dim": fb.embed_dim,
+            "depth": fb.n_blocks,
         }
     from geodino.backbones import build_timm, timm_geometry
 

@@ -44,6 +44,12 @@ def test_info_table_and_spec(capsys, tmp_path):
     assert info["bands"] == "12" and info["patch_size"] == "16" and info["layout"] == "official"
     assert info["keys"] == "38" and info["depth"] == "2" and info["grid"] == "4x2 patches"
     assert info["tokens"].startswith("13 ")
+    assert info["weights"] == "every key and shape fits the architecture"
+    # the colour baseline is a backbone spec too: 4 bands x (mean, std, 16 bins) features per patch
+    code, out, _ = run(capsys, "info", "baseline:colour?bands=4&patch_size=8", "--image-size", "64")
+    info = dict(ln.split(None, 1) for ln in out.splitlines())
+    assert code == 0 and (info["bands"], info["embed_dim"], info["depth"], info["params"]) == ("4", "72", "1", "0.00 M")
+    assert info["feature_map"] == "[72, 8, 8]"
 
 
 def test_convert_round_trip_through_all_layouts(capsys, tmp_path):

@@ -45,6 +45,7 @@ from geodino.models.checkpoints.files import (
     SAFETENSORS_CONFIG_KEY,
     BackboneWeights,
     heads_path,
+    incomplete_hint,
     load_file,
     load_strict,
     read_file,
@@ -317,9 +318,15 @@ def to_official(
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _fit_hint(model: nn.Module, state: Mapping[str, Tensor]) -> str:
-    """What to do when `state` does not fit `model`: adapt the bands when only the patch embedding differs."""
+def _fit_hint(model: nn.Module, state: Mapping[str, Tensor], own_config: bool = False) -> str:
+    """What to do when `state` does not fit `model`: adapt the bands when only the patch embedding differs; a
+    model built from the file's own config can only mismatch an inconsistent (incomplete or damaged) file."""
     own = model.state_dict()
+    if own_config:
+        return (
+            "its keys do not make up one ViT (geodino reads the architecture from the file itself), so the file is "
+            "incomplete or damaged: re-export or re-download it"
+        )
     _, shapes = strict_mismatch(own, state)
     if shapes and set(own) == set(state) and all(k == "patch_embed.proj.weight" for k, _, _ in shapes):
         _, a, b = shapes[0]
@@ -328,19 +335,26 @@ def _fit_hint(model: nn.Module, state: Mapping[str, Tensor]) -> str:
             "bands (load_backbone(spec, bands=[names]) or spec '?bands=B02,B03,...', "
             "geodino.models.checkpoints.adapt_patch_embed)"
         )
-    return "build the architecture of the file (geodino info FILE shows it) or choose another checkpoint"
+    return (
+        f"{incomplete_hint(own, state)}build the architecture of the file (geodino info FILE shows it) or choose "
+        "another checkpoint"
+    )
 
 
-def check_fits(model: nn.Module, state: Mapping[str, Tensor], source: str | Path) -> None:
-    """Raise one CheckpointError line naming the mismatching keys and shapes (and suggesting band adaptation)."""
+def check_fits(model: nn.Module, state: Mapping[str, Tensor], source: str | Path, *, own_config: bool = False) -> None:
+    """Raise one CheckpointError line naming the mismatching keys and shapes (and suggesting band adaptation);
+    `own_config`: the model was built from the file's own (recorded or inferred) architecture."""
     problem, _ = strict_mismatch(model.state_dict(), state)
     if problem:
-        raise CheckpointError(f"checkpoint {source} does not fit the model ({problem}); {_fit_hint(model, state)}")
+        hint = _fit_hint(model, state, own_config)
+        raise CheckpointError(f"checkpoint {source} does not fit the model ({problem}); {hint}")
 
 
-def load_weights(model: nn.Module, state: Mapping[str, Tensor], source: str | Path = "<state_dict>") -> nn.Module:
+def load_weights(
+    model: nn.Module, state: Mapping[str, Tensor], source: str | Path = "<state_dict>", *, own_config: bool = False
+) -> nn.Module:
     """`load_strict` into a backbone, with the band-adaptation hint when only the bands differ."""
-    check_fits(model, state, source)
+    check_fits(model, state, source, own_config=own_config)
     return load_strict(model, state, "model", f"checkpoint {source}")
 
 
@@ -364,7 +378,7 @@ def build_from_state(
     cfg.update(overrides)
     arch = cfg.pop("arch", None)
     model = build_model(arch, device="meta", **cfg)
-    load_weights(model, state, source)
+    load_weights(model, state, source, own_config=not overrides)
     if device is not None and str(device) != "cpu":
         model = model.to(device)
     model.config["arch"] = arch

@@ -7,6 +7,7 @@ kernel only when the names differ. The rule itself is `adapt_patch_embed` (docum
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -131,17 +132,52 @@ def resolve_bands(
             f"checkpoint {source} has {c} input bands and {len(bands)} were requested; name the checkpoint's bands "
             "(src_bands=[...], --src-bands) to adapt its patch embedding"
         )
+    file_bands = list(src)  # as the file names them, for messages
     resolved = rgb_names(bands, sensor, check=check_sensor)
     if src_bands:
         src = rgb_names(src, sensor, check=False)
-    if same_bands(src, resolved):
+    src_keys, dst_keys = _alias_keys(src, resolved, sensor)
+    if same_bands(src_keys, dst_keys):
         return dict(state), resolved
-    matched = match_bands(src, resolved)
+    matched = match_bands(src_keys, dst_keys)
     unmatched = [b for j, b in enumerate(bands) if j not in matched]
     if unmatched and fill is None:
         hint = "" if sensor or matched else "; or --sensor NAME so the names resolve (e.g. sentinel2_l2a)"
         raise ConfigError(
             f"band(s) {', '.join(unmatched)} of --bands match no band of checkpoint {source} "
-            f"({', '.join(src)}); pass --fill mean (the mean kernel) or --fill zeros for them{hint}"
+            f"({', '.join(file_bands)}); pass --fill mean (the mean kernel) or --fill zeros for them{hint}"
         )
-    return adapt_state_bands(state, resolved, src_bands=src, fill=fill or "mean"), resolved
+    if unmatched:
+        # said out loud: a typo or another naming convention (NIR_NARROW for nir) would otherwise silently
+        # replace a trained kernel by the mean one
+        warnings.warn(
+            f"band(s) {', '.join(unmatched)} match no band of checkpoint {source} ({', '.join(file_bands)}): "
+            f"they get the {fill} kernel; name them as the checkpoint does to keep their trained kernels",
+            stacklevel=2,
+        )
+    return adapt_state_bands(state, dst_keys, src_bands=src_keys, fill=fill or "mean"), resolved
+
+
+def _alias_keys(src: list[str], dst: list[str], sensor: Any) -> tuple[list[str], list[str]]:
+    """Both band lists with sensor aliases resolved (nir and B08 are one Sentinel-2 band), for matching only:
+    through `sensor`, else through the one built-in sensor that knows every name of both lists (several that
+    disagree, or none: the names as they are)."""
+    from geodino.data.sensors import SENSORS, get_sensor
+
+    def keys(s: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        def one(b: str) -> str:
+            return b if _canon(b) in RGB else (s.resolve_band(b, strict=False) or b)
+
+        return tuple(one(b) for b in src), tuple(one(b) for b in dst)
+
+    if sensor is not None:
+        a, b = keys(get_sensor(sensor))
+        return list(a), list(b)
+    names = [b for b in (*src, *dst) if _canon(b) not in RGB]
+    found = {
+        keys(s) for s in SENSORS.values() if names and all(s.resolve_band(b, strict=False) is not None for b in names)
+    }
+    if len(found) == 1:
+        a, b = found.pop()
+        return list(a), list(b)
+    return list(src), list(dst)

@@ -3,6 +3,7 @@ bands adapted, and the architecture check behind `--expect-arch` / `--expect-ban
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -78,12 +79,22 @@ def convert_checkpoint(
     if bands is not None:
         src_bands = src_bands or (norm or {}).get("bands")  # the bands the file records
         state, _ = resolve_bands(state, bands, src_bands=src_bands, sensor=sensor, fill=fill, source=src)
-        norm = select_normalization(norm, bands) if norm and list(bands) != norm.get("bands") else norm
+        kept = select_normalization(norm, bands) if norm and list(bands) != norm.get("bands") else norm
+        if norm and kept is None:
+            lacking = [b for b in bands if str(b).lower() not in {str(x).lower() for x in norm.get("bands") or []}]
+            warnings.warn(
+                f"the normalisation {src} records covers bands {', '.join(map(str, norm.get('bands') or []))}, "
+                f"not {', '.join(map(str, lacking))}: {dst} records none; give its users the statistics of "
+                "all its bands (a sensor YAML: load_backbone(..., sensor=...), --backbone 'FILE?sensor=...')",
+                stacklevel=2,
+            )
+        norm = kept
     config = dict(infer_config(state, src))
     if weights.config:
         config.update({k: v for k, v in weights.config.items() if k in config and k != "in_chans"})
-    if expect_arch is not None or expect_bands is not None:
-        check_architecture(state, expect_arch, expect_bands, config, src)
+    # always: a file with missing, extra or misshapen keys must not become a "converted" file that only fails
+    # later in transformers or timm
+    check_architecture(state, expect_arch, expect_bands, config, src)
     dst = check_writable(Path(dst).expanduser(), overwrite=overwrite)
     if norm and dst.suffix in (".pth", ".pt"):
         check_writable(heads_path(dst), overwrite=overwrite)  # the sidecar that carries the normalisation
@@ -110,4 +121,4 @@ def check_architecture(
     else:
         flags = {k: cfg[k] for k in ("untie_cls_and_patch_norms", "untie_global_and_local_cls_norm")}
         model = build_model(arch, in_chans=cfg["in_chans"], patch_size=int(cfg["patch_size"]), device="meta", **flags)
-    check_fits(model, state, source)
+    check_fits(model, state, source, own_config=arch is None and bands is None)

@@ -288,6 +288,15 @@ def strict_mismatch(
     return "; ".join(parts), shapes
 
 
+def incomplete_hint(own: Mapping[str, Tensor], state: Mapping[str, Tensor]) -> str:
+    """'' unless the file only lacks keys (every key it has fits): then the likelier cause, an incomplete or
+    damaged file, is named before the architecture hint."""
+    fits = all(k in own and tuple(v.shape) == tuple(own[k].shape) for k, v in state.items())
+    if fits and len(state) < len(own):
+        return "every key the file has fits, so it may be incomplete or damaged (re-export or re-download it); else "
+    return ""
+
+
 def _copy_into(dst: Tensor, src: Tensor) -> None:
     """Copy a full tensor into a possibly sharded (DTensor) destination."""
     from torch.distributed.tensor import DTensor, distribute_tensor
@@ -314,7 +323,7 @@ def load_strict(
     own = module.state_dict()
     problem, _ = strict_mismatch(own, state)
     if problem:
-        raise CheckpointError(f"{source} does not fit the {what} ({problem}); {hint}")
+        raise CheckpointError(f"{source} does not fit the {what} ({problem}); {incomplete_hint(own, state)}{hint}")
     if any(t.is_meta for t in own.values()):
         fixed = {k: (v.to(own[k].dtype) if v.is_floating_point() else v).contiguous() for k, v in state.items()}
         module.load_state_dict(fixed, strict=True, assign=True)
