@@ -148,6 +148,7 @@ def change_map(
                 out,
                 blocks(),
                 cog_profile(ra, 1, "float32", float("nan")),
+                bands=("cosine distance",),
                 desc="change",
                 total=n_blocks(ra, budget_bytes=32 * 2**20),
                 GEODINO_CHANGE="1 - cosine(A, B)",
@@ -206,6 +207,7 @@ def _write_mask(distance: Path, out: Path, t: float, otsu: bool) -> int:
             blocks(),
             profile,
             colormap=cmap,
+            bands=("change",),
             GEODINO_CHANGE_THRESHOLD=f"{t:.6f}",
             GEODINO_THRESHOLD_METHOD="otsu" if otsu else "given",
         )

@@ -48,14 +48,15 @@ def sidecars(out: str | Path) -> dict[str, Path]:
 
 def read_labels(path: str | Path, column: str, *, layer: str | None = None, what: str = "labels") -> Any:
     """Label features with a non-null `column`, as a GeoDataFrame (own CRS; reprojected by the caller)."""
-    from geodino.data.vectors import read_vector
+    from geodino.embed.vectors import first_layer_note, read_features
 
-    gdf = read_vector(path, layer=layer, what=what, empty_hint="draw a few points or polygons per class")
-    if column not in gdf.columns:
-        cols = [c for c in gdf.columns if c != gdf.geometry.name]
-        close = did_you_mean(column, cols)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise InputError(f"{what} in {path} have no column {column!r}; {hint}columns: {', '.join(map(str, cols))}")
+    hint = "draw a few points or polygons per class"
+    gdf = read_features(path, layer=layer, what=what, empty_hint=hint, note=False)
+    if column not in gdf.columns:  # names the layer read: no separate note
+        raise InputError(_missing_column(path, column, [c for c in gdf.columns if c != gdf.geometry.name], layer, what))
+    note = first_layer_note(path, layer, what)
+    if note:
+        print(note, file=sys.stderr)
     kinds = set(gdf.geometry.dropna().geom_type)
     bad = kinds - {"Point", "MultiPoint", "Polygon", "MultiPolygon"}
     if bad:
@@ -70,6 +71,27 @@ def read_labels(path: str | Path, column: str, *, layer: str | None = None, what
     return gdf[keep].reset_index(drop=True)
 
 
+def _missing_column(path: str | Path, column: str, cols: list[str], layer: str | None, what: str) -> str:
+    """The error for a label file without `column`: the closest column, and for a multi-layer file which layer
+    was read and which other layers have the column (the usual cause: the labels are in another layer)."""
+    from geodino.embed.vectors import layer_columns, list_layers
+
+    layers = list_layers(path)
+    read = layer or (layers[0] if layers else None)
+    where = f" (layer {read!r} of {len(layers)}: {', '.join(layers)})" if len(layers) > 1 else ""
+    close = did_you_mean(column, cols)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    text = f"{what} in {path}{where} have no column {column!r}; {hint}columns: {', '.join(map(str, cols))}"
+    others = [name for name, c in layer_columns(path, [n for n in layers if n != read]).items() if column in c]
+    if others:
+        text += f"; layer {others[0]!r} has it: pass --layer {others[0]}" + (
+            f" (also in {', '.join(others[1:])})" if len(others) > 1 else ""
+        )
+    elif len(layers) > 1:
+        text += "; no other layer has it either"
+    return text
+
+
 def sample_labels(
     rd: EmbeddingReader, gdf: Any, column: str, *, max_cells: int = 1000, seed: int = 0, name: str = "labels"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -79,6 +101,8 @@ def sample_labels(
     from rasterio.transform import rowcol
     from rasterio.windows import Window, from_bounds
 
+    from geodino.embed.products import finite_bounds
+
     if rd.crs is None:
         raise InputError(f"feature raster {rd.path} has no CRS; labels cannot be placed on it")
     gdf = gdf.to_crs(rd.crs)
@@ -87,6 +111,9 @@ def sample_labels(
     xs, ys, gs = [], [], []
     outside = nodata = 0
     for g, (geom, value) in enumerate(zip(gdf.geometry, gdf[column], strict=True)):
+        if not finite_bounds(geom):  # not placeable in the raster's CRS (PROJ gives inf): outside, without casts
+            outside += 1
+            continue
         if geom.geom_type in ("Point", "MultiPoint"):
             pts = [geom] if geom.geom_type == "Point" else list(geom.geoms)
             rows, cols = rowcol(rd.transform, [p.x for p in pts], [p.y for p in pts])
@@ -220,13 +247,21 @@ def load_model(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise InputError(f"model file {path} does not exist; fit one with `geodino embed classify FEATURES LABELS`")
+    what = (
+        f"{path} is not a model written by `geodino embed classify` (a joblib file); pass the MAP.model.joblib "
+        "that `geodino embed classify FEATURES LABELS --column C --out MAP.tif` saved (or its --save-model path)"
+    )
     try:
         model = joblib.load(path)
-    except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"cannot read model {path}: {reason}") from exc
+    except (ImportError, AttributeError) as exc:  # a pickle of classes this environment lacks
+        raise InputError(
+            f"cannot load model {path}: {str(exc).splitlines()[0]}; it was saved with other versions of its "
+            "packages (scikit-learn, geodino): refit it here with `geodino embed classify FEATURES LABELS`"
+        ) from exc
+    except Exception as exc:  # not a pickle at all: pickle's own message is about its internals
+        raise InputError(what) from exc
     if not isinstance(model, dict) or model.get("kind") != MODEL_KIND:
-        raise InputError(f"{path} is not a classifier saved by geodino embed classify")
+        raise InputError(what)
     return model
 
 
@@ -390,6 +425,7 @@ def _write_map(rd: EmbeddingReader, clf: Any, index: dict[str, int], out: Path, 
         blocks(),
         cog_profile(rd, 2, "uint8", NODATA),
         colormap=cmap,
+        bands=("class", "confidence"),
         desc="classify",
         total=n_blocks(rd),
         GEODINO_CLASS_NAMES=json.dumps(classes),

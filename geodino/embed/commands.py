@@ -136,7 +136,9 @@ def register(subparsers: Any) -> None:
     q.add_argument("--point", help="query point X,Y (similar)")
     q.add_argument("--point-crs", dest="point_crs", help="CRS of --point (default: the raster's)")
     q.add_argument("--polygon", help="query polygon file (similar)")
-    q.add_argument("--layer", help="layer of a multi-layer GeoPackage (zonal)")
+    q.add_argument(
+        "--layer", help="layer of a multi-layer GeoPackage (zonal POLYGONS, classify LABELS, similar --polygon)"
+    )
     q.add_argument("--all-touched", action="store_true", dest="all_touched", help="count every touched cell (zonal)")
     c = p.add_argument_group("classify FEATURES LABELS --column NAME | change A B")
     c.add_argument("--column", help="label column holding the class names (classify)")
@@ -216,7 +218,14 @@ def _product(args: argparse.Namespace) -> int:
                 raise ConfigError(f"--point {args.point!r} must be X,Y (two numbers)") from exc
             point = (x, y)
         out = products.similarity_map(
-            feats, args.out, point=point, point_crs=args.point_crs, polygon=args.polygon, png=png, overwrite=overwrite
+            feats,
+            args.out,
+            point=point,
+            point_crs=args.point_crs,
+            polygon=args.polygon,
+            layer=args.layer,
+            png=png,
+            overwrite=overwrite,
         )
         query = f"the point {args.point}" if point else f"the polygons of {args.polygon}"
         png = png or out.with_suffix(".png")

@@ -43,15 +43,18 @@ from geodino.embed.memory import (
     estimate_memory,
     heap_for_forward,
 )
-from geodino.embed.plan import Block, Plan, auto_chunk, make_plan
+from geodino.embed.plan import Block, Plan, auto_chunk, make_plan, nearest_multiples
 from geodino.embed.sources import open_source
 from geodino.embed.sweep import Sweeper, input_scaler, recorded_scale, time_line
 from geodino.embed.workdir import (
     PLAN_FILE,
     STORE,
+    check_partial,
     done_blocks,
+    flat_settings,
     init_work_dir,
     partial_blocks,
+    settings_diff,
     valid_cells,
     wait_for,
     work_dir_for,
@@ -60,9 +63,12 @@ from geodino.embed.writers import DEQUANT_RULE
 from geodino.errors import ConfigError, GeoDinoError, InputError
 
 __all__ = [
+    "Console",
     "EmbedConfig",
     "PreparedRun",
+    "check_complete",
     "check_memory",
+    "check_resume",
     "embed_raster",
     "estimate_memory",
     "partial_blocks",
@@ -104,6 +110,27 @@ def _probe_dim(bb: Any, layers: Any, mode: str, norm: bool, device: str) -> tupl
     return (d * len(maps) if mode == "concat" else d), len(maps)
 
 
+def _band_count_message(source: Any, cfg: EmbedConfig, bb: Any) -> str:
+    """Why the input's (selected) bands do not fit the backbone, and what to pass: with --bands, how many of the
+    input's bands it selected (not "the input has N bands", which reads as the file's count)."""
+    info, n, spec = source.info, int(bb.in_chans), getattr(bb, "spec", type(bb).__name__)
+    total = int(getattr(source, "input_count", info.count))
+    adapt = (
+        f"adapt the backbone to {info.count} bands (band adaptation: a spec option such as "
+        f"arch:vit_small?bands={info.count}, or load_backbone(spec, bands=...))"
+    )
+    if cfg.bands:
+        pick = f"pass {n} band numbers (e.g. --bands {','.join(map(str, range(1, n + 1)))}) or " if total >= n else ""
+        return (
+            f"--bands {','.join(map(str, cfg.bands))} selects {info.count} of the {total} bands of input {info.path} "
+            f"but backbone {spec} takes {n}; {pick}{adapt}"
+        )
+    pick = (
+        f"select {n} bands with --bands (e.g. --bands {','.join(map(str, range(1, n + 1)))}) or " if total > n else ""
+    )
+    return f"input {info.path} has {info.count} bands but backbone {spec} takes {n}; {pick}{adapt}"
+
+
 def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
     """Everything a process needs: source, plan, band names, metadata (no pixels read yet)."""
     source = open_source(inp, variable=cfg.variable, bands=cfg.bands, nodata=cfg.nodata)
@@ -114,15 +141,19 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
     if cfg.upsample and (t.b != 0 or t.d != 0):
         raise InputError(f"input {info.path} has a rotated geotransform; upsampling needs a north-up grid")
     if info.count != int(bb.in_chans):
-        spec = getattr(bb, "spec", type(bb).__name__)
-        raise InputError(
-            f"input {info.path} has {info.count} bands but backbone {spec} takes {bb.in_chans}; select "
-            f"{bb.in_chans} bands with --bands (e.g. --bands 3,2,1) or adapt the backbone to {info.count} bands "
-            f"(band adaptation: a spec option such as arch:vit_small?bands={info.count}, "
-            f"or load_backbone(spec, bands=...))"
-        )
+        raise InputError(_band_count_message(source, cfg, bb))
     p = int(bb.patch_size)
-    if cfg.tile % p == 0 and cfg.overlap % p == 0 and 2 * cfg.overlap > cfg.tile:
+    for name, value, default, lowest in (
+        ("tile", cfg.tile, EmbedConfig.tile, 1),
+        ("overlap", cfg.overlap, EmbedConfig.overlap, 0),
+    ):
+        if value % p:
+            src = " (the default)" if value == default else ""
+            raise ConfigError(
+                f"{name}={value}{src} must be a multiple of the backbone's patch size {p}; pass --{name} "
+                f"{nearest_multiples(value, p, lowest=lowest)}"
+            )
+    if 2 * cfg.overlap > cfg.tile:
         src = " (the default)" if cfg.overlap == EmbedConfig.overlap else ""
         raise ConfigError(
             f"overlap={cfg.overlap}{src} must be at most half of tile={cfg.tile}; pass --overlap "
@@ -176,6 +207,7 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
         "nodata": "-128" if cfg.dtype == "int8" else "nan",
         "input": str(info.path),
         "input_bands": cfg.bands or list(range(1, info.count + 1)),
+        "input_nodata": info.nodata,  # declared or --nodata: decides which input pixels are valid
         "input_scale": scale_desc or default_scale_desc(info.dtype),
         "tile": cfg.tile,
         "overlap": cfg.overlap,
@@ -285,12 +317,8 @@ def _run(input: Any, cfg: EmbedConfig, *, finalize: bool) -> Path:
     _out_kind(out_path)
     work = work_dir_for(out_path)
     primary = cfg.rank == 0
-    if out_path.exists():
-        if cfg.resume and not cfg.overwrite:
-            print(f"geodino: {out_path} is already complete; nothing to resume", file=sys.stderr)
-            return out_path
-        if not cfg.overwrite:
-            raise InputError(f"output {out_path} already exists; pass --overwrite to replace it or --resume to keep it")
+    if out_path.exists() and not cfg.overwrite and not cfg.resume:
+        raise InputError(f"output {out_path} already exists; pass --overwrite to replace it or --resume to keep it")
     if cfg.overwrite and not cfg.resume and primary and work.exists() and finalize:
         from geodino.embed.writers import remove_tree
 
@@ -312,26 +340,99 @@ def _run(input: Any, cfg: EmbedConfig, *, finalize: bool) -> Path:
         return _embed(input, cfg, out_path, work, t0, finalize=finalize)
 
 
+def check_complete(out: Path, prep: PreparedRun) -> None:
+    """Refuse `--resume` onto a finished output written with other settings (one line naming the options that
+    differ, with both values): "nothing to resume" must not hide that the file is not what this run would write."""
+    from geodino.embed.writers import EmbeddingReader, flatten_meta
+
+    with EmbeddingReader(out) as rd:
+        stored = rd.metadata
+    if "model_spec" not in stored:
+        raise InputError(
+            f"output {out} exists but holds no geodino metadata (GEODINO_MODEL_SPEC), so it was not written by "
+            f"`geodino embed`; pass --overwrite to replace it or choose another --out"
+        )
+    diff = settings_diff(flat_settings(stored), flatten_meta(prep.meta))
+    if diff:
+        raise InputError(
+            f"output {out} is complete but was written with other settings: {'; '.join(diff)}; rerun with the same "
+            f"settings to keep it, pass --overwrite to replace it, or choose another --out"
+        )
+
+
+def check_resume(input: Any, cfg: EmbedConfig, bb: Any) -> bool:
+    """Before a `--resume` run writes anything: check that the output `cfg.out` (finished, or partial) was made
+    with `cfg`'s settings (an InputError names those that differ); True when it is finished, so nothing is left."""
+    out = Path(cfg.out).expanduser()
+    work = work_dir_for(out)
+    if not out.exists() and not (work / PLAN_FILE).exists():
+        return False
+    prep = prepare(input, cfg, bb)
+    if out.exists():
+        check_complete(out, prep)
+        return True
+    check_partial(work, prep.ident)
+    return False
+
+
 def _embed(input: Any, cfg: EmbedConfig, out_path: Path, work: Path, t0: float, *, finalize: bool) -> Path:
     """The body of `embed_raster` (inside a bounded GDAL cache)."""
     bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
     prep = prepare(input, cfg, bb)
+    if out_path.exists() and not cfg.overwrite:  # --resume (see `_run`): the settings must match before "nothing to do"
+        check_complete(out_path, prep)
+        print(f"geodino: {out_path} is already complete; nothing to resume", file=sys.stderr)
+        return out_path
     heap_for_forward(prep.plan, cfg, int(getattr(bb, "embed_dim", 0) or prep.dim))
-    if cfg.progress and cfg.rank == 0:
-        how = "passed" if cfg.sensor or cfg.scale is not None else "default"
-        print(f"geodino: input DN -> reflectance {prep.meta['input_scale']} ({how})", file=sys.stderr)
+    # what the run uses, said once: by rank 0, not again by the workers it spawns (finalize=False)
+    console = Console(now=cfg.progress, quiet=not (cfg.rank == 0 and finalize))
+    how = "passed" if cfg.sensor or cfg.scale is not None else "default"
+    console.say(f"geodino: input DN -> reflectance {prep.meta['input_scale']} ({how})")
     eager = getattr(bb, "model", None)
     try:
-        prep.meta.update(_inference_path(bb, cfg, prep.plan))
-        return _write(input, cfg, bb, prep, out_path, work, t0, finalize=finalize)
+        prep.meta.update(_inference_path(bb, cfg, prep.plan, say=console.say))
+        return _write(input, cfg, bb, prep, out_path, work, t0, finalize=finalize, console=console)
     finally:  # the caller's backbone object gets its eager model back (it may be used for other things next)
         if eager is not None and getattr(bb, "model", None) is not eager:
             bb.model = eager
             bb.__dict__.pop("_eager_model", None)
 
 
+class Console:
+    """The run's lines on stderr (input scaling, inference path...). With the progress bar they are printed at once
+    (someone is watching); without it (`--no-progress`: logs, scripts) they are held and printed just before the
+    run's last line, so a successful run says what it used and wrote and a failed one prints only its error.
+    `quiet`: a spawned worker, whose parent says it all."""
+
+    def __init__(self, *, now: bool, quiet: bool = False) -> None:
+        self.now, self.quiet, self.held = now, quiet, []
+
+    def say(self, text: str) -> None:
+        if self.quiet:
+            return
+        if self.now:
+            print(text, file=sys.stderr)
+        else:
+            self.held.append(text)
+
+    def flush(self) -> None:
+        """Print the held lines (call before the last line)."""
+        for text in self.held:
+            print(text, file=sys.stderr)
+        self.held.clear()
+
+
 def _write(
-    input: Any, cfg: EmbedConfig, bb: Any, prep: PreparedRun, out_path: Path, work: Path, t0: float, *, finalize: bool
+    input: Any,
+    cfg: EmbedConfig,
+    bb: Any,
+    prep: PreparedRun,
+    out_path: Path,
+    work: Path,
+    t0: float,
+    *,
+    finalize: bool,
+    console: Console,
 ) -> Path:
     """Sweep this rank's blocks into the work store, then (the last process to finish) write the output."""
     primary = cfg.rank == 0
@@ -380,22 +481,34 @@ def _write(
     t_fin = time.perf_counter()
     _finalize(work, out_path, prep, cfg)
     t_end = time.perf_counter()
-    if cfg.progress:
-        if sweeper is not None and cfg.world_size == 1:  # one process did the whole sweep: its clock covers it
-            setup = t_sweep - t0
-            line = time_line(t_end - t0, setup, sweep_s, t_end - t_fin, sweeper.timing, sweeper.tiles)
-            print(f"geodino: {line}", file=sys.stderr)
-        print(  # the last line names what was written
-            f"geodino: wrote {out_path} ({prep.dim} bands, {plan.out_height}x{plan.out_width} cells of "
-            f"{plan.patch} px{_valid_note(prep.n_valid, plan)}, {t_end - t0:.1f}s)",
-            file=sys.stderr,
-        )
+    console.flush()
+    if sweeper is not None and cfg.world_size == 1:  # one process did the whole sweep: its clock covers it
+        setup = t_sweep - t0
+        line = time_line(t_end - t0, setup, sweep_s, t_end - t_fin, sweeper.timing, sweeper.tiles)
+        print(f"geodino: {line}", file=sys.stderr)
+    # the last line names what was written (printed with or without the progress bar)
+    print(f"geodino: wrote {out_path} ({written_grid(prep, cfg.upsample)}, {t_end - t0:.1f}s)", file=sys.stderr)
     return out_path
 
 
-def _inference_path(bb: Any, cfg: EmbedConfig, plan: Plan) -> dict[str, str]:
+def written_grid(prep: PreparedRun, upsample: bool) -> str:
+    """The grid of the output as written, width x height as GDAL reports it: patch-grid cells, or input pixels
+    for an upsampled raster (from which cells), and the share of valid cells."""
+    plan = prep.plan
+    cells = f"{plan.out_width} x {plan.out_height} cells (width x height) of {plan.patch} px"
+    valid = _valid_note(prep.n_valid, plan)
+    if upsample:
+        return (
+            f"{prep.dim} bands, {plan.width_px} x {plan.height_px} px (width x height) at the input resolution, "
+            f"upsampled from {cells}{valid}"
+        )
+    return f"{prep.dim} bands, {cells}{valid}"
+
+
+def _inference_path(bb: Any, cfg: EmbedConfig, plan: Plan, *, say: Any = None) -> dict[str, str]:
     """Put a geodino ViT on the fast inference path (`geodino.inference`; GEODINO_FAST=0 turns it off) and return
-    what the feature raster records: {"inference_path", "inference_dtype"}. Other backbones stay as given."""
+    what the feature raster records: {"inference_path", "inference_dtype"}; `say` (a `Console.say`) is told which
+    path it took. Other backbones stay as given."""
     if getattr(bb, "kind", None) != "geodino" or not hasattr(bb, "model"):
         return {"inference_path": "eager", "inference_dtype": "bfloat16" if cfg.amp else "float32"}
     from geodino.inference import cpu_bf16_hint, image_equivalents, path_of, prepare_embed
@@ -409,13 +522,13 @@ def _inference_path(bb: Any, cfg: EmbedConfig, plan: Plan) -> dict[str, str]:
         mode="bfloat16" if cfg.amp else "auto",
         norm=cfg.norm,
     )
-    if cfg.progress and cfg.rank == 0:
+    if say is not None:
         path = path_of(bb)  # an uncompiled path says why (job size, no compiler), so a user knows what to change
         note = f"; {path.reason}" if path.enabled and not path.compile and path.reason else ""
-        print(f"geodino: inference path {meta['inference_path']} ({meta['inference_dtype']}{note})", file=sys.stderr)
+        say(f"geodino: inference path {meta['inference_path']} ({meta['inference_dtype']}{note})")
         hint = cpu_bf16_hint(bb, meta["inference_dtype"], image_equivalents(plan.n_tiles, cfg.tile, cfg.tile))
         if hint:
-            print(hint, file=sys.stderr)
+            say(hint)
     return meta
 
 

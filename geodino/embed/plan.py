@@ -153,9 +153,15 @@ def make_plan(
     if patch < 1:
         raise ConfigError(f"patch size {patch} must be a positive integer")
     if tile % patch or tile <= 0:
-        raise ConfigError(f"tile={tile} must be a positive multiple of the backbone's patch size {patch}")
+        raise ConfigError(
+            f"tile={tile} must be a positive multiple of the backbone's patch size {patch}; pass --tile "
+            f"{nearest_multiples(tile, patch)}"
+        )
     if overlap % patch or overlap < 0:
-        raise ConfigError(f"overlap={overlap} must be a non-negative multiple of the backbone's patch size {patch}")
+        raise ConfigError(
+            f"overlap={overlap} must be a non-negative multiple of the backbone's patch size {patch}; pass "
+            f"--overlap {nearest_multiples(overlap, patch, lowest=0)}"
+        )
     if overlap * 2 > tile:
         raise ConfigError(f"overlap={overlap} must be at most half the tile ({tile}); use a larger tile")
     if chunk < 1:
@@ -187,6 +193,14 @@ def make_plan(
         row_starts=tile_starts(out_h, tc, sc),
         col_starts=tile_starts(out_w, tc, sc),
     )
+
+
+def nearest_multiples(value: int, patch: int, *, lowest: int = 1) -> str:
+    """The valid values next to `value` for a size that must be a multiple of `patch` (at least `lowest`), for an
+    error message: "96 or 112", or one value when `value` lies below the first multiple."""
+    below = max(value // patch * patch, 0)
+    above = below + patch
+    return f"{below} or {above}" if below >= lowest else str(max(above, -(-lowest // patch) * patch))
 
 
 def auto_chunk(n_bands: int, itemsize: int, budget_bytes: int = 16 * 2**20) -> int:

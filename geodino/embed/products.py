@@ -9,17 +9,19 @@ product takes more than a second.
 
 from __future__ import annotations
 
+import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from geodino.data.rasters import window_affine
-from geodino.data.vectors import read_vector
 from geodino.embed import style
+from geodino.embed.vectors import read_features
 from geodino.embed.writers import EmbeddingReader
-from geodino.errors import InputError
+from geodino.errors import ConfigError, InputError
 from geodino.io import atomic_path, check_writable
 
 
@@ -36,13 +38,15 @@ def write_cog(
     profile: dict[str, Any],
     *,
     colormap: dict | None = None,
+    bands: Sequence[str] = (),
     desc: str | None = None,
     total: int | None = None,
     **tags: Any,
 ) -> None:
     """Write blocks (an iterator of (window, array)) to a tiled GTiff, then copy it to a COG under `out`.
 
-    With `desc`, a progress bar over the `total` blocks (see `progress`)."""
+    `bands` are the band descriptions (what each band holds, as QGIS and gdalinfo show it). With `desc`, a progress
+    bar over the `total` blocks (see `progress`)."""
     import rasterio
     import rasterio.shutil
 
@@ -59,6 +63,8 @@ def write_cog(
                     d.write(arr, window=window)
                 if colormap:
                     d.write_colormap(1, colormap)
+                for i, name in enumerate(bands, start=1):
+                    d.set_band_description(i, name)
                 d.update_tags(**{k: str(v) for k, v in tags.items()})
             resampling = "nearest" if profile["dtype"] in ("uint8", "uint16") else "average"
             rasterio.shutil.copy(
@@ -148,6 +154,7 @@ def pca_map(
             out,
             blocks(),
             cog_profile(rd, 3, "uint8", 0),
+            bands=("PC1", "PC2", "PC3"),
             desc="pca",
             total=n_blocks(rd),
             GEODINO_PCA_EXPLAINED_VARIANCE=ratio,
@@ -209,6 +216,7 @@ def cluster_map(
             blocks(),
             cog_profile(rd, 1, "uint8", 255),
             colormap=cmap,
+            bands=("cluster",),
             desc="cluster",
             total=n_blocks(rd),
             GEODINO_KMEANS_K=k,
@@ -224,26 +232,82 @@ def _unit(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return (x / np.maximum(n, 1e-12)).astype(np.float32)
 
 
-def _query_vector(rd: EmbeddingReader, point: tuple[float, float] | None, point_crs: Any, polygon: Any) -> np.ndarray:
+def _coord(v: float) -> str:
+    return f"{v:.3f}".rstrip("0").rstrip(".") if math.isfinite(v) else str(v)
+
+
+def raster_extent(rd: EmbeddingReader) -> str:
+    """The raster's CRS and bounds for an error message about things that miss it."""
+    b = rd.src.bounds
+    crs = rd.crs.to_string() if rd.crs else "none"
+    return f"CRS {crs}, bounds x {_coord(b.left)}..{_coord(b.right)}, y {_coord(b.bottom)}..{_coord(b.top)}"
+
+
+def _crs(value: Any, what: str, rd: EmbeddingReader) -> Any:
+    """`value` (EPSG:4326, a WKT or PROJ string...) as a pyproj CRS, or a one-line error naming `what`."""
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    try:
+        return CRS.from_user_input(value)
+    except CRSError as exc:
+        own = f" or the raster's own ({rd.crs.to_string()})" if rd.crs else ""
+        raise ConfigError(
+            f"{what} {value!r} is not a CRS pyproj knows ({_proj_reason(exc)}); pass an "
+            f"EPSG code such as EPSG:4326 for lon,lat{own}"
+        ) from exc
+
+
+def _proj_reason(exc: Exception) -> str:
+    """PROJ's own words from a pyproj CRSError ("crs not found: EPSG:99999"), without the wrapping repeats."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text.rsplit("proj_create: ", 1)[-1].rstrip(")") if "proj_create: " in text else text
+
+
+def _point_cell(rd: EmbeddingReader, point: tuple[float, float], point_crs: Any) -> tuple[int, int]:
+    """(row, col) of the cell under `point` (in `point_crs`, else the raster's CRS), or a one-line error naming the
+    raster's CRS and bounds when it misses the raster (pure float arithmetic: no NaN/inf casts, so no warnings)."""
+    x, y = point
+    where = ""
+    if point_crs is not None and rd.crs is not None:
+        from pyproj import Transformer
+
+        crs = _crs(point_crs, "--point-crs", rd)
+        x, y = Transformer.from_crs(crs, rd.crs, always_xy=True).transform(x, y, errcheck=False)
+        shown = f"({_coord(x)}, {_coord(y)})" if math.isfinite(x) and math.isfinite(y) else "no finite point"
+        where = f" (in {crs.to_string()}; {shown} in the raster's CRS)"
+    col, row = ~rd.transform * (float(x), float(y))
+    if math.isfinite(col) and math.isfinite(row) and 0 <= row < rd.height and 0 <= col < rd.width:
+        return math.floor(row), math.floor(col)
+    hint = ""
+    if point_crs is None and abs(point[0]) <= 180 and abs(point[1]) <= 90:
+        hint = "; --point is read in the raster's CRS: for lon,lat pass --point-crs EPSG:4326"
+    raise InputError(
+        f"query point {point}{where} lies outside the feature raster {rd.path} ({raster_extent(rd)}){hint}"
+    )
+
+
+def finite_bounds(geom: Any) -> bool:
+    """Whether a (reprojected) geometry has finite coordinates: PROJ returns inf for points its CRS cannot place
+    (e.g. metres in a file declared as lon/lat), which would reach numpy casts and warn."""
+    return geom is not None and not geom.is_empty and all(math.isfinite(v) for v in geom.bounds)
+
+
+def _query_vector(
+    rd: EmbeddingReader, point: tuple[float, float] | None, point_crs: Any, polygon: Any, layer: str | None
+) -> np.ndarray:
     from rasterio.windows import Window
 
     if point is not None:
-        x, y = point
-        if point_crs is not None and rd.crs is not None:
-            from pyproj import Transformer
-
-            x, y = Transformer.from_crs(point_crs, rd.crs, always_xy=True).transform(x, y)
-        r, c = rd.src.index(x, y)
-        if not (0 <= r < rd.height and 0 <= c < rd.width):
-            raise InputError(f"query point {point} lies outside the feature raster {rd.path}")
+        r, c = _point_cell(rd, point, point_crs)
         f, valid = rd.read(Window(c, r, 1, 1))
         if not valid[0, 0]:
             raise InputError(f"query point {point} falls on a nodata cell of {rd.path}; pick another point")
         return f[:, 0, 0]
-    gdf = read_vector(polygon, what="polygons").to_crs(rd.crs)
+    gdf = read_features(polygon, layer=layer, what="polygons").to_crs(rd.crs)
     sums, counts, _ = _zonal_sums(rd, list(gdf.geometry), all_touched=True)
     if counts.sum() == 0:
-        raise InputError(f"query polygons in {polygon} cover no valid cell of {rd.path}")
+        raise InputError(f"query polygons in {polygon} cover no valid cell of {rd.path} ({raster_extent(rd)})")
     return sums.sum(0) / counts.sum()
 
 
@@ -254,11 +318,13 @@ def similarity_map(
     point: tuple[float, float] | None = None,
     point_crs: str | None = None,
     polygon: str | Path | None = None,
+    layer: str | None = None,
     png: str | Path | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Cosine similarity of every cell to a query (a point's vector or a polygon's mean vector); float32 COG, its
-    `.qml` style and a PNG quick-look with a colour bar (`png`, default OUT.png)."""
+    """Cosine similarity of every cell to a query (a point's vector or a polygon's mean vector; `layer` of a
+    multi-layer polygon file); float32 COG, its `.qml` style and a PNG quick-look with a colour bar (`png`,
+    default OUT.png)."""
     from geodino.embed.quicklook import ramp_png
 
     if (point is None) == (polygon is None):
@@ -266,7 +332,7 @@ def similarity_map(
     out = check_writable(out, overwrite=overwrite)
     png = check_writable(png or out.with_suffix(".png"), overwrite=overwrite)
     with EmbeddingReader(features) as rd:
-        q = _unit(_query_vector(rd, point, point_crs, polygon))
+        q = _unit(_query_vector(rd, point, point_crs, polygon, layer))
 
         def blocks():
             for win in rd.blocks():
@@ -279,6 +345,7 @@ def similarity_map(
             out,
             blocks(),
             cog_profile(rd, 1, "float32", float("nan")),
+            bands=("cosine similarity",),
             desc="similar",
             total=n_blocks(rd),
             GEODINO_QUERY=str(point or polygon),
@@ -304,7 +371,7 @@ def _zonal_sums(
     step = int(np.sqrt(max_cells))
     items = enumerate(geoms)
     for g, geom in progress(items, total=len(geoms), desc=desc) if desc else items:
-        if geom is None or geom.is_empty:
+        if not finite_bounds(geom):  # empty, or not placeable in the raster's CRS
             outside[g] = True
             continue
         try:
@@ -334,6 +401,9 @@ def _zonal_sums(
     return sums, counts, outside
 
 
+ZONAL_SUFFIXES = (".parquet", ".geoparquet")  # what `zonal_embeddings` writes: GeoParquet
+
+
 def zonal_embeddings(
     features: str | Path,
     polygons: str | Path,
@@ -353,13 +423,20 @@ def zonal_embeddings(
     OUT.png) paints each polygon with the first three principal components of its embedding as RGB (similar
     colours: similar embeddings), polygons without an embedding hatched grey.
     """
+    if Path(out).suffix.lower() not in ZONAL_SUFFIXES:
+        raise ConfigError(
+            f"--out {out}: zonal writes GeoParquet (polygons, attributes and embeddings), not a raster; name the "
+            f"output {Path(out).with_suffix('.parquet').name} ({' or '.join(ZONAL_SUFFIXES)})"
+        )
     out = check_writable(out, overwrite=overwrite)
     png = check_writable(png or out.with_suffix(".png"), overwrite=overwrite)
-    gdf = read_vector(polygons, layer=layer, what="polygons")
+    gdf = read_features(polygons, layer=layer, what="polygons")
     with EmbeddingReader(features) as rd:
         if rd.crs is None:
             raise InputError(f"feature raster {features} has no CRS; polygons cannot be placed on it")
         geoms = list(gdf.to_crs(rd.crs).geometry)
+        unplaced = sum(not finite_bounds(g) for g in geoms if g is not None and not g.is_empty)
+        extent = raster_extent(rd)
         sums, counts, outside = _zonal_sums(rd, geoms, all_touched=all_touched, desc="zonal")
         # polygons touching the raster but missing every cell centre, and those only on nodata
         status = np.where(outside, "outside", "ok").astype(object)
@@ -388,9 +465,15 @@ def zonal_embeddings(
             file=sys.stderr,
         )
     if (res["status"] == "outside").all():
+        if unplaced:  # PROJ could not place them at all: coordinates that do not fit their declared CRS
+            why = (
+                f"{unplaced} of them have coordinates that their declared CRS {gdf.crs.to_string()} cannot place; "
+                "check the file's CRS (e.g. metres declared as lon/lat)"
+            )
+        else:
+            why = "check that they cover the same area"
         raise InputError(
-            f"all {len(res)} polygons in {polygons} lie outside the feature raster {features} "
-            f"(raster CRS {rd.crs}); check that they cover the same area"
+            f"all {len(res)} polygons in {polygons} lie outside the feature raster {features} ({extent}); {why}"
         )
     with atomic_path(out, overwrite=True) as tmp:
         res.to_parquet(tmp)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,10 +93,13 @@ def scene_outputs(out: str | Path) -> tuple[Path, Path]:
     return out, out / MOSAIC
 
 
-def stack_sources(scenes: list[Scene], folder: Path, *, progress: bool = False) -> tuple[list[Scene], dict[Path, str]]:
+def stack_sources(
+    scenes: list[Scene], folder: Path, *, say: Callable[[str], None] | None = None
+) -> tuple[list[Scene], dict[Path, str]]:
     """Scenes with `sources` (several single-band STAC assets) pointed at `folder`/<scene>.vrt, and the XML to
     write there (`geodino.data.vrt.write_vrt`) once the run has passed its checks: every item is checked (asset
-    headers only, remote ones by range requests) before anything is written, so bad input leaves no files."""
+    headers only, remote ones by range requests) before anything is written, so bad input leaves no files.
+    `say` is told which assets are resampled on read."""
     from geodino.data.vrt import stack_files_xml
 
     out, pending, notes = [], {}, []
@@ -107,11 +111,10 @@ def stack_sources(scenes: list[Scene], folder: Path, *, progress: bool = False) 
         pending[path], resampled = stack_files_xml(s.sources, where=s.origin)
         notes += resampled
         out.append(dataclasses.replace(s, path=str(path)))
-    if progress and notes:
-        print(
+    if say is not None and notes:
+        say(
             f"geodino: resampled on read onto each item's first asset grid: {'; '.join(sorted(set(notes)))} "
-            f"({len(notes)} asset(s)); list the finest band first to keep its resolution",
-            file=sys.stderr,
+            f"({len(notes)} asset(s)); list the finest band first to keep its resolution"
         )
     return out, pending
 
@@ -140,8 +143,48 @@ def _check_band_counts(scenes: list[Scene]) -> None:
             )
 
 
+def _refuse_existing(outs: list[Path], folder: Path) -> None:
+    """Without --resume or --overwrite, scene outputs (finished or partial) already in `folder` are refused: one
+    line saying whether the run is done (--overwrite redoes it) or can be finished (--resume)."""
+    from geodino.embed.pipeline import work_dir_for
+
+    finished = [p for p in outs if p.exists()]
+    partial = [p for p in outs if not p.exists() and work_dir_for(p).exists()]
+    if not finished and not partial:
+        return
+    if len(finished) == len(outs):
+        raise InputError(
+            f"all {len(outs)} scene outputs already exist in {folder}: this run is done; pass --overwrite to redo "
+            f"them (or --resume to only rewrite the mosaic)"
+        )
+    started = finished + partial
+    split = f"{len(finished)} finished, {len(partial)} partial; " if finished and partial else ""
+    raise InputError(
+        f"{len(started)} of {len(outs)} scene outputs already exist in {folder} ({split}e.g. {started[0].name}); "
+        f"pass --resume to finish the others or --overwrite to redo all"
+    )
+
+
+def _check_stacks(started: list[Scene], stacks: dict[Path, str]) -> None:
+    """A resumed scene stacked from single-band assets must be stacked from the same assets: its VRT (the input
+    path its output records) keeps its name when `--asset` changes, so compare the VRT's text instead."""
+    for s in started:
+        vrt = Path(s.path)
+        if vrt in stacks and vrt.exists() and vrt.read_text() != stacks[vrt]:
+            raise InputError(
+                f"scene {s.name} was started from other assets than this run's --asset ({vrt} differs); rerun "
+                f"with the same --asset or pass --overwrite to redo it"
+            )
+
+
+# metadata every scene of one mosaic must share: its bands mean the same thing everywhere (the weights, not the
+# spec text that named them: a relative and an absolute path to one file are one backbone)
+MOSAIC_IDENTITY = ("model_fingerprint", "layers", "layer_mode", "final_norm", "l2_normalize", "dtype")
+
+
 def _mosaic(paths: list[Path], mosaic: Path) -> list[Path]:
-    """One VRT of every scene per CRS (`mosaic` itself when they share one), with the first scene's GEODINO tags."""
+    """One VRT of every scene per CRS (`mosaic` itself when they share one), with the first scene's GEODINO tags;
+    scenes written with another backbone or other layers are refused (they cannot share one set of bands)."""
     import rasterio
 
     groups: dict[str, list[Path]] = {}
@@ -149,8 +192,15 @@ def _mosaic(paths: list[Path], mosaic: Path) -> list[Path]:
     for p in paths:
         with rasterio.open(p) as src:
             key = src.crs.to_string() if src.crs else "none"
-            if not tags:
-                tags = {k: v for k, v in src.tags().items() if k.startswith("GEODINO_")}
+            own = {k: v for k, v in src.tags().items() if k.startswith("GEODINO_")}
+        if not tags:
+            tags, first = own, p
+        differ = [k for k in MOSAIC_IDENTITY if tags.get(f"GEODINO_{k.upper()}") != own.get(f"GEODINO_{k.upper()}")]
+        if differ:
+            raise InputError(
+                f"scene outputs {first.name} and {p.name} in {p.parent} were written with other settings "
+                f"({', '.join(differ)}), so they cannot share one mosaic; redo the run with --overwrite"
+            )
         groups.setdefault(key, []).append(p)
     tags["GEODINO_INPUT"] = f"mosaic of {len(paths)} scenes"
     from geodino.data.vrt import mosaic_vrt
@@ -172,7 +222,6 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     Returns the mosaic path(s), or [] when other ranks still have scenes to do.
     """
     from geodino.embed.backbone import resolve_backbone
-    from geodino.embed.pipeline import embed_raster, work_dir_for
 
     inputs = [str(inputs)] if isinstance(inputs, (str, Path)) else [str(i) for i in inputs]
     backbone = options.pop("backbone", None)
@@ -183,43 +232,48 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     scenes = list_scenes(inputs, asset=cfg.asset, asset_bands=cfg.asset_bands, exclude=folder)
     if not scenes:
         raise InputError(f"{' '.join(inputs)} holds no raster outside the output folder {folder}; pass the scenes")
-    scenes, stacks = stack_sources(scenes, folder / STACKED, progress=cfg.progress)
+    from geodino.embed.pipeline import Console, embed_raster
+
+    console = Console(now=cfg.progress)  # without the bar, notes come at the end (see Console)
+    scenes, stacks = stack_sources(scenes, folder / STACKED, say=console.say)
     outs = {s.name: folder / f"{s.name}.tif" for s in scenes}
     _check_band_counts(scenes)
     mine = scenes[cfg.rank :: cfg.world_size]
     if not cfg.resume and not cfg.overwrite:  # only this rank's scenes: other ranks' outputs appear meanwhile
-        there = [outs[s.name] for s in mine if outs[s.name].exists() or work_dir_for(outs[s.name]).exists()]
-        if there:
-            raise InputError(
-                f"{len(there)} of {len(mine)} scene outputs already exist in {folder} (e.g. {there[0].name}); "
-                f"pass --resume to finish the others or --overwrite to redo all"
-            )
+        _refuse_existing([outs[s.name] for s in mine], folder)
     bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
+    scene_cfg = {
+        s.name: dataclasses.replace(cfg, out=str(outs[s.name]), world_size=1, rank=0, bands=s.bands or cfg.bands)
+        for s in mine
+    }
+    from geodino.data.vrt import write_vrt
+
+    done: set[str] = set()
+    if cfg.resume and not cfg.overwrite:  # every scene already started must match this run before any is written
+        from geodino.embed.pipeline import check_resume, work_dir_for
+
+        started = [s for s in mine if outs[s.name].exists() or work_dir_for(outs[s.name]).exists()]
+        _check_stacks(started, stacks)
+        for s in started:
+            if Path(s.path) in stacks:  # a started stack's VRT is the input it was read from
+                write_vrt(stacks[Path(s.path)], s.path)
+        done = {s.name for s in started if check_resume(s.path, scene_cfg[s.name], bb)}
     from geodino.io import make_dirs
 
     make_dirs(folder)
-    from geodino.data.vrt import write_vrt
-
     for path, text in stacks.items():
         write_vrt(text, path)
-    skipped = 0
     for k, s in enumerate(mine, start=1):
-        out = outs[s.name]
-        if cfg.resume and not cfg.overwrite and out.exists():
-            skipped += 1
+        if s.name in done:
             continue
-        if cfg.progress:
+        if cfg.progress:  # a progress line, like the bar (each scene's own lines name it)
             print(f"geodino: scene {k}/{len(mine)} {s.name} ({s.path})", file=sys.stderr)
-        scfg = dataclasses.replace(cfg, out=str(out), world_size=1, rank=0, bands=s.bands or cfg.bands)
-        embed_raster(s.path, bb, config=scfg)
-    if cfg.progress and skipped:
-        print(f"geodino: {skipped} scene(s) already done, skipped", file=sys.stderr)
+        embed_raster(s.path, bb, config=scene_cfg[s.name])
+    console.flush()
+    if done:
+        print(f"geodino: {len(done)} scene(s) already done with these settings, skipped", file=sys.stderr)
     if not all(p.exists() for p in outs.values()):
         return []  # other ranks are still working: the last to finish writes the mosaic
     written = _mosaic(list(outs.values()), mosaic)
-    if cfg.progress:
-        print(
-            f"geodino: wrote {len(outs)} feature rasters in {folder} and {', '.join(map(str, written))}",
-            file=sys.stderr,
-        )
+    print(f"geodino: wrote {len(outs)} feature rasters in {folder} and {', '.join(map(str, written))}", file=sys.stderr)
     return written

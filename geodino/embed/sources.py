@@ -41,6 +41,7 @@ class WindowedSource:
 
     bands: list[int]
     info: SourceInfo
+    input_count: int  # bands of the input itself (info.count: those selected)
 
     def read_inside(self, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
         """(data [C,h,w], valid [h,w]) of a window inside the raster; each source reads its own way."""
@@ -88,6 +89,7 @@ class RasterSource(WindowedSource):
             raise InputError(f"cannot read raster {self.path}: {str(exc).splitlines()[0]}") from exc
         if count == 0:
             raise InputError(f"raster {self.path} has no bands")
+        self.input_count = count  # bands of the file, before `bands` selects some
         self.bands = list(range(1, count + 1)) if not bands else [int(b) for b in bands]
         bad = [b for b in self.bands if b < 1 or b > count]
         if bad:
@@ -142,6 +144,7 @@ class CubeSource(WindowedSource):
                 f"cube {where} has dims {scene.array.dims}; select one value of the extra dims (e.g. time) first"
             )
         count = scene.array.shape[0]
+        self.input_count = count  # bands of the cube, before `bands` selects some
         self.bands = list(range(count)) if not bands else [int(b) - 1 for b in bands]
         if any(b < 0 or b >= count for b in self.bands):
             raise InputError(f"bands {bands} not in cube {where}, which has bands 1..{count}")

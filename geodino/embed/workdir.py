@@ -8,6 +8,7 @@ half-written one; readers skip the temporary (dot) names.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,13 @@ __all__ = [
     "DONE",
     "PLAN_FILE",
     "STORE",
+    "check_partial",
     "done_blocks",
     "init_work_dir",
     "mark_done",
     "mark_rows",
     "partial_blocks",
+    "settings_diff",
     "valid_cells",
     "wait_for",
     "work_dir_for",
@@ -60,13 +63,7 @@ def init_work_dir(work: Path, prep: Any, *, join: bool) -> None:
         raise InputError(f"partial output {work} exists; pass --resume to finish it or --overwrite to start again")
     ident = jsonable(prep.ident)
     if plan_file.exists():
-        old = json.loads(plan_file.read_text())
-        diff = sorted(k for k in set(old) | set(ident) if old.get(k) != ident.get(k))
-        if diff:
-            raise InputError(
-                f"the partial output {work} was started with other settings ({', '.join(diff)}); "
-                f"rerun with the same settings or pass --overwrite to start again"
-            )
+        check_partial(work, ident)
         return
     work.mkdir(parents=True, exist_ok=True)
     plan, info = prep.plan, prep.source.info
@@ -83,6 +80,109 @@ def init_work_dir(work: Path, prep: Any, *, join: bool) -> None:
     )
     (work / DONE).mkdir(exist_ok=True)
     _write_text(plan_file, json.dumps(ident, indent=1))  # written last: its presence means the store is ready
+
+
+def check_partial(work: Path, ident: dict[str, Any]) -> None:
+    """Refuse to continue the partial output in `work` with settings other than those it was started with (one
+    line naming the options that differ, with both values), so a resume never mixes two rasters."""
+    old = json.loads((work / PLAN_FILE).read_text())
+    diff = settings_diff(flat_settings(old), flat_settings(jsonable(ident)), every=True)
+    if diff:
+        raise InputError(
+            f"the partial output {work} was started with other settings: {'; '.join(diff)}; rerun with the "
+            f"same settings or pass --overwrite to start again"
+        )
+
+
+# Where a setting of a run record (`PreparedRun.ident`, `plan.*` its plan) or of a feature raster's metadata
+# (`PreparedRun.meta`) comes from, named as the user passes it (option names of docs/embed.md).
+SETTING_NAMES = {
+    "backbone": "backbone",
+    "model_spec": "backbone",
+    "fingerprint": "backbone weights",
+    "model_fingerprint": "backbone weights",
+    "plan.patch": "patch size",
+    "dim": "feature count",
+    "input": "input",
+    "shape": "input size",
+    "plan.height_px": "input size",
+    "plan.width_px": "input size",
+    "plan.transform": "input georeferencing",
+    "bands": "bands",
+    "input_bands": "bands",
+    "nodata": "nodata",
+    "input_nodata": "nodata",
+    "scale": "sensor/scale",
+    "input_scale": "sensor/scale",
+    "plan.tile_px": "tile",
+    "tile": "tile",
+    "plan.overlap_px": "overlap",
+    "overlap": "overlap",
+    "margin": "margin",
+    "blend": "blend",
+    "layers": "layers",
+    "layer_mode": "layer_mode",
+    "norm": "norm",
+    "final_norm": "norm",
+    "l2": "l2_normalize",
+    "l2_normalize": "l2_normalize",
+    "dtype": "dtype",
+    "upsample": "upsample",
+    "grid": "upsample",
+    "plan.chunk": "chunk",
+    "plan.block_rows": "block_rows",
+    "plan.max_block_cols": "max_block_cols",
+}
+# a setting that follows from another one is named only when that one agrees (one cause, one name)
+_FOLLOWS = {
+    "backbone weights": ("backbone",),
+    "patch size": ("backbone",),
+    "feature count": ("backbone", "layers", "layer_mode"),
+    "input size": ("input", "bands"),
+    "input georeferencing": ("input",),
+    "margin": ("overlap",),  # its default is overlap/4
+    "l2_normalize": ("dtype",),  # int8 forces it
+}
+
+
+def flat_settings(record: dict[str, Any]) -> dict[str, Any]:
+    """A run record or metadata with its nested plan flattened (`plan.tile_px`), keys as in `SETTING_NAMES`."""
+    out = {k: v for k, v in record.items() if k != "plan"}
+    out.update({f"plan.{k}": v for k, v in (record.get("plan") or {}).items()})
+    return out
+
+
+def _same(key: str, a: Any, b: Any) -> bool:
+    text = [v if isinstance(v, str) else json.dumps(v, sort_keys=True) for v in (a, b)]
+    if key == "input" and all(isinstance(v, str) and "://" not in v and not v.startswith("/vsi") for v in (a, b)):
+        return os.path.realpath(a) == os.path.realpath(b)  # ./in.tif and in.tif are one input
+    return text[0] == text[1]
+
+
+def _show(v: Any) -> str:
+    """A value for the message; a long one keeps its start and end (a path's file name, a hash's both ends)."""
+    text = v if isinstance(v, str) else json.dumps(v)
+    return text if len(text) <= 72 else f"{text[:24]}...{text[-45:]}"
+
+
+def settings_diff(old: dict[str, Any], new: dict[str, Any], *, every: bool = False) -> list[str]:
+    """The settings that differ between two flat records (see `flat_settings`) under the user's option names, as
+    "tile 32 (this run: 64)", in the order of `SETTING_NAMES`; only keys both records hold are compared (an
+    output written by an earlier version lacks some). `every`: also keys `SETTING_NAMES` does not know, by their
+    own name (a run record, all of whose keys matter; metadata also holds keys that do not, e.g. the version)."""
+    keys = dict(SETTING_NAMES)
+    for spec, weights in (("backbone", "fingerprint"), ("model_spec", "model_fingerprint")):
+        if weights in old and weights in new and _same(weights, old[weights], new[weights]):
+            keys.pop(spec)  # the same weights named another way (a relative and an absolute path) are one backbone
+    if every:
+        keys.update({k: k for k in sorted(set(old) | set(new)) if k not in SETTING_NAMES})
+    found: dict[str, str] = {}
+    for key, name in keys.items():
+        if key in old and key in new and not _same(key, old[key], new[key]) and name not in found:
+            found[name] = f"{name} {_show(old[key])} (this run: {_show(new[key])})"
+        elif every and (key in old) != (key in new) and name not in found:
+            found[name] = f"{name} {_show(old.get(key, '(none)'))} (this run: {_show(new.get(key, '(none)'))})"
+    return [text for name, text in found.items() if not any(c in found for c in _FOLLOWS.get(name, ()))]
 
 
 def jsonable(d: dict[str, Any]) -> dict[str, Any]:

@@ -77,7 +77,8 @@ def nodata_of(dtype: str) -> float | int:
     return INT8_NODATA if dtype == "int8" else float("nan")
 
 
-def _flatten_meta(metadata: Mapping[str, Any]) -> dict[str, str]:
+def flatten_meta(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """Metadata as stored (text; other values as JSON): Zarr attributes and, prefixed GEODINO_, COG tags."""
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
 
 
@@ -113,7 +114,7 @@ def create_store(
     if crs is not None:
         ds = ds.rio.write_crs(crs)
     ds = ds.rio.write_transform(transform)
-    flat = _flatten_meta(metadata)
+    flat = flatten_meta(metadata)
     ds[VAR].attrs.update(flat)
     ds[VAR].attrs["long_name"] = "geodino embedding"
     ds.attrs.update(flat)

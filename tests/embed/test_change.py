@@ -31,7 +31,7 @@ def test_distance_nodata_otsu_mask_and_styles(tmp_path):
     s = change_map(fa, fb, tmp_path / "c.tif", threshold="otsu")
     with rasterio.open(tmp_path / "c.tif") as ds:
         d = ds.read(1)
-        assert ds.transform == T and ds.dtypes[0] == "float32"
+        assert ds.transform == T and ds.dtypes[0] == "float32" and ds.descriptions == ("cosine distance",)
     expect = 1 - np.sum(a * b, 0) / (np.linalg.norm(a, axis=0) * np.linalg.norm(b, axis=0))
     ok = ~np.isnan(expect)
     np.testing.assert_allclose(d[ok], expect[ok], atol=1e-5)
@@ -40,7 +40,7 @@ def test_distance_nodata_otsu_mask_and_styles(tmp_path):
     patch[5:11, 10:18] = True
     with rasterio.open(s["mask"]) as ds:
         m = ds.read(1)
-        assert ds.colormap(1)[1][:3] == (220, 30, 30)
+        assert ds.colormap(1)[1][:3] == (220, 30, 30) and ds.descriptions == ("change",)
     assert (m[patch] == 1).all() and (m[~patch & ok] == 0).all() and m[0, 0] == 255 and m[19, 29] == 255
     assert s["changed_cells"] == 48 and s["method"] == "otsu"
     ramp = ET.parse(tmp_path / "c.qml").getroot().find("pipe/rasterrenderer")

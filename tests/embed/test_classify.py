@@ -85,6 +85,7 @@ def test_polygon_labels_give_the_stripe_map_and_every_side_file(tmp_path):
         cls, conf = ds.read()
         assert ds.count == 2 and ds.nodata == 255 and ds.transform == T and ds.crs == "EPSG:32633"
         assert json.loads(ds.tags()["GEODINO_CLASS_NAMES"]) == m["classes"]
+        assert ds.descriptions == ("class", "confidence")
         cmap = ds.colormap(1)
     truth = np.repeat(np.arange(3), 15)[None].repeat(30, 0)
     ok = np.ones((30, 45), bool)
@@ -196,7 +197,75 @@ def test_bad_label_files(tmp_path):
         classify_map(feats, far, tmp_path / "m.tif", column="landcover")
     with pytest.raises(InputError, match="not both"):
         classify_map(feats, lab, tmp_path / "m.tif", column="landcover", model=tmp_path / "x.joblib")
-    (tmp_path / "x.joblib").write_text("not a model")
-    with pytest.raises(InputError, match="cannot read model"):
-        classify_map(feats, None, tmp_path / "m.tif", model=tmp_path / "x.joblib")
     assert not list(tmp_path.glob("m.*"))
+
+
+def test_model_that_is_not_a_saved_classifier(tmp_path):
+    """A text file (pickle's "Memo value not found ...") or any other pickle: one line saying what to pass."""
+    import joblib
+
+    feats = feature_raster(tmp_path / "f.tif", stripes())
+    (tmp_path / "notes.txt").write_text("some notes about the model\nline 2\n")
+    joblib.dump({"kind": "something else"}, tmp_path / "other.joblib")
+    for name in ("notes.txt", "other.joblib"):
+        with pytest.raises(InputError) as err:
+            classify_map(feats, None, tmp_path / "m.tif", model=tmp_path / name)
+        assert str(err.value) == (
+            f"{tmp_path / name} is not a model written by `geodino embed classify` (a joblib file); pass the "
+            "MAP.model.joblib that `geodino embed classify FEATURES LABELS --column C --out MAP.tif` saved (or its "
+            "--save-model path)"
+        )
+    assert not list(tmp_path.glob("m.*"))
+
+
+def test_labels_in_a_multi_layer_geopackage(tmp_path, capsys):
+    """No pyogrio "Specify layer parameter" warning; a missing column names the layer read and the layer that has
+    it; a misspelt --layer lists the layers."""
+    import warnings
+
+    import geopandas as gpd
+
+    feats = feature_raster(tmp_path / "f.tif", stripes())
+    lab = tmp_path / "multi.gpkg"
+    gpd.read_file(polygons(tmp_path / "lab.gpkg")).rename(columns={"landcover": "name"}).to_file(lab, layer="roads")
+    gpd.read_file(tmp_path / "lab.gpkg").to_file(lab, layer="fields")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(InputError) as err:
+            classify_map(feats, lab, tmp_path / "m.tif", column="landcover")
+    assert not caught
+    assert str(err.value).endswith(
+        "(layer 'roads' of 2: roads, fields) have no column 'landcover'; columns: name; layer 'fields' has it: "
+        "pass --layer fields"
+    )
+    assert capsys.readouterr().err == ""  # the error names the layer read: no separate note (the CLI: one line)
+    with pytest.raises(InputError, match=r"no layer 'feilds'; did you mean 'fields'\? its layers: roads, fields"):
+        classify_map(feats, lab, tmp_path / "m.tif", column="landcover", layer="feilds")
+    m = classify_map(feats, lab, tmp_path / "m.tif", column="landcover", layer="fields")
+    assert m["classes"] == ["class_0", "class_1", "class_2"] and "layers" not in capsys.readouterr().err
+    lab2 = tmp_path / "first.gpkg"  # the labels in the first layer: read, with a note naming the others
+    gpd.read_file(tmp_path / "lab.gpkg").to_file(lab2, layer="fields")
+    gpd.read_file(lab, layer="roads").to_file(lab2, layer="roads")
+    classify_map(feats, lab2, tmp_path / "m2.tif", column="landcover")
+    assert f"labels file {lab2} has 2 layers (fields, roads); reading the first, 'fields'" in capsys.readouterr().err
+
+
+def test_labels_whose_crs_cannot_place_them_raise_no_numpy_warnings(tmp_path):
+    """Points in UTM metres declared as lon/lat reproject to inf: counted outside, without cast warnings."""
+    import warnings
+
+    import geopandas as gpd
+
+    feats = feature_raster(tmp_path / "f.tif", stripes())
+    pts = gpd.read_file(points(tmp_path / "p.gpkg", [(2, 5, "a"), (30, 9, "b")])).set_crs(
+        "EPSG:4326", allow_override=True
+    )
+    pts.to_file(tmp_path / "wrong.gpkg")
+    polys = gpd.read_file(polygons(tmp_path / "lab.gpkg", crs="EPSG:32633")).set_crs("EPSG:4326", allow_override=True)
+    polys.to_file(tmp_path / "wrong_polys.gpkg")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for name, n in (("wrong.gpkg", 2), ("wrong_polys.gpkg", 6)):
+            with pytest.raises(InputError, match=rf"none of the {n} labels cover a valid cell .*\({n} outside it"):
+                classify_map(feats, tmp_path / name, tmp_path / "m.tif", column="landcover")
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]

@@ -527,3 +527,133 @@ def test_compiled_fast_path_warms_up_on_the_calls_the_sweep_makes(
     monkeypatch.setenv("GEODINO_FAST", "0")
     ref = embed_raster(src, bb, tmp_path / "ref.zarr", **opts)
     np.testing.assert_allclose(read_all(first)[0], read_all(ref)[0], atol=1e-4)
+
+
+def _other_weights(seed: int = 1) -> ConvBackbone:
+    """The same architecture and spec with other weights (what `arch:vit_tiny?seed=1` is to `?seed=0`)."""
+    bb = ConvBackbone(in_chans=3, dim=8, patch=4, n_convs=2, seed=seed)
+    bb.fingerprint = f"toyconv-seed{seed}"
+    return bb
+
+
+def test_resume_onto_a_complete_output_checks_its_settings(tmp_path, conv_bb, capsys):
+    """`--resume` on a finished output says "nothing to resume" only when this run's settings made it; otherwise
+    one line names the options that differ, with both values."""
+    src = write_tif(tmp_path / "in.tif", random_image(32, 48, c=4))
+    opts = dict(tile=32, overlap=8, bands=[1, 2, 3], **FAST)
+    out = embed_raster(src, conv_bb, tmp_path / "o.tif", **opts)
+    written = out.stat().st_mtime_ns
+    with pytest.raises(InputError, match=r"o\.tif is complete but was written with other settings: tile 32 \(this "
+                       r"run: 16\); rerun with the same settings .*--overwrite"):  # fmt: skip
+        embed_raster(src, conv_bb, out, resume=True, **{**opts, "tile": 16})
+    with pytest.raises(InputError, match=r"backbone weights toyconv \(this run: toyconv-seed1\)"):
+        embed_raster(src, _other_weights(), out, resume=True, **opts)
+    with pytest.raises(InputError, match=r"other settings: bands \[1, 2, 3\] \(this run: \[3, 2, 1\]\);"):
+        embed_raster(src, conv_bb, out, resume=True, **{**opts, "bands": [3, 2, 1]})
+    other = write_tif(tmp_path / "other.tif", random_image(32, 48, c=4, seed=1))
+    with pytest.raises(InputError, match=r"other settings: input .*in\.tif \(this run: .*other\.tif\);"):
+        embed_raster(other, conv_bb, out, resume=True, **opts)
+    capsys.readouterr()
+    assert embed_raster(src, conv_bb, out, resume=True, **opts) == out  # the same settings: nothing to do
+    assert "already complete; nothing to resume" in capsys.readouterr().err
+    assert out.stat().st_mtime_ns == written and not work_dir_for(out).exists()
+
+
+def test_partial_resume_mismatch_names_the_user_options(tmp_path, conv_bb):
+    """The partial-run check speaks of --tile/--overlap, not of the internal record ("plan", "margin")."""
+    src = write_tif(tmp_path / "in.tif", random_image(96, 64))
+    opts = dict(tile=32, overlap=8, chunk=8, **FAST)
+    out = tmp_path / "o.tif"
+    embed_raster(src, conv_bb, out, world_size=2, rank=0, **opts)  # half the blocks: a partial output
+    assert not out.exists() and work_dir_for(out).exists()
+    with pytest.raises(InputError) as err:
+        embed_raster(src, conv_bb, out, resume=True, **{**opts, "tile": 64, "overlap": 16})
+    msg = str(err.value)
+    assert "started with other settings: tile 32 (this run: 64); overlap 8 (this run: 16); rerun" in msg
+    assert "plan" not in msg and "margin" not in msg  # margin follows overlap (overlap/4): one cause, one name
+    with pytest.raises(InputError, match=r"other settings: margin 0 \(this run: 4\); rerun"):
+        embed_raster(src, conv_bb, out, resume=True, **{**opts, "margin": 4})
+    with pytest.raises(InputError, match=r"other settings: backbone weights toyconv \(this run: toyconv-seed1\); r"):
+        embed_raster(src, _other_weights(), out, resume=True, **opts)
+    # the same weights under another spec (a relative and an absolute path to one file) are one backbone
+    renamed = ConvBackbone(in_chans=3, dim=8, patch=4, n_convs=2)
+    renamed.spec = "/abs/path/to/toy.pth"
+    assert renamed.fingerprint == conv_bb.fingerprint and renamed.spec != conv_bb.spec
+    embed_raster(src, renamed, out, resume=True, **opts)
+    assert out.exists()
+
+
+def test_bands_that_select_the_wrong_count_are_named_as_a_selection(tmp_path, conv_bb):
+    src = write_tif(tmp_path / "in.tif", random_image(32, 32))
+    with pytest.raises(InputError, match=r"--bands 1,2 selects 2 of the 3 bands of input .*in\.tif but backbone "
+                       r"toy:conv8p4 takes 3; pass 3 band numbers \(e\.g\. --bands 1,2,3\)"):  # fmt: skip
+        embed_raster(src, conv_bb, tmp_path / "o.tif", bands=[1, 2], **FAST)
+
+
+def test_no_progress_hides_only_the_bar(tmp_path, conv_bb, capsys, monkeypatch):
+    """progress=False (--no-progress) turns the tqdm bar off; the lines saying what was used and written stay
+    (held to the end: a failed run prints only its error)."""
+    src = write_tif(tmp_path / "in.tif", random_image(32, 32))
+    embed_raster(src, conv_bb, tmp_path / "o.tif", tile=32, overlap=0, progress=False)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "geodino: input DN -> reflectance x/255 (uint8) (default)"
+    assert lines[-2].startswith("geodino: time ") and lines[-1].startswith(f"geodino: wrote {tmp_path / 'o.tif'} (")
+    assert len(lines) == 3  # no bar
+
+    def fail(n_blocks: int, n_rows: int) -> None:
+        raise InputError("simulated bad block")
+
+    monkeypatch.setattr(sweep, "_after_row", fail)  # the sweep's fault seam
+    with pytest.raises(InputError):
+        embed_raster(src, conv_bb, tmp_path / "p.tif", tile=32, overlap=0, progress=False)
+    assert capsys.readouterr().err == ""  # the CLI adds the error's one line
+
+
+def test_summary_line_gives_width_x_height_of_what_was_written(tmp_path, const_bb, capsys):
+    """The last line describes the file as GDAL sees it: width x height, cells or (upsampled) input pixels."""
+    import rasterio
+
+    src = write_tif(tmp_path / "in.tif", random_image(40, 72))  # 72 px wide, 40 high; patch 8: 9 x 5 cells
+    out = embed_raster(src, const_bb, tmp_path / "cells.tif", tile=32, overlap=8, **FAST)
+    assert "(4 bands, 9 x 5 cells (width x height) of 8 px, " in capsys.readouterr().err
+    with rasterio.open(out) as ds:
+        assert (ds.width, ds.height) == (9, 5)
+    up = embed_raster(src, const_bb, tmp_path / "up.tif", tile=32, overlap=8, upsample=True, **FAST)
+    err = capsys.readouterr().err
+    assert "(4 bands, 72 x 40 px (width x height) at the input resolution, upsampled from 9 x 5 cells" in err
+    with rasterio.open(up) as ds:
+        assert (ds.width, ds.height) == (72, 40)
+
+
+def test_patch_size_errors_suggest_the_nearest_valid_values(tmp_path, conv_bb):
+    src = write_tif(tmp_path / "in.tif", random_image(32, 32))
+    with pytest.raises(ConfigError, match=r"tile=30 must be a multiple of the backbone's patch size 4; pass --tile 28 "
+                       r"or 32$"):  # fmt: skip
+        embed_raster(src, conv_bb, tmp_path / "o.tif", tile=30, **FAST)
+    with pytest.raises(ConfigError, match=r"overlap=6 must be a multiple .* 4; pass --overlap 4 or 8$"):
+        embed_raster(src, conv_bb, tmp_path / "o.tif", tile=32, overlap=6, **FAST)
+    bb12 = ConvBackbone(in_chans=3, dim=8, patch=12)
+    with pytest.raises(ConfigError, match=r"tile=512 \(the default\) must be .* 12; pass --tile 504 or 516$"):
+        embed_raster(src, bb12, tmp_path / "o.tif", **FAST)
+    from geodino.embed.plan import make_plan
+
+    with pytest.raises(ConfigError, match=r"tile=100 must be a positive multiple .* 16; pass --tile 96 or 112$"):
+        make_plan(200, 200, (1, 0, 0, 0, -1, 0), patch=16, tile=100, overlap=0)
+    with pytest.raises(ConfigError, match=r"tile=10 must be a positive multiple .* 16; pass --tile 16$"):
+        make_plan(200, 200, (1, 0, 0, 0, -1, 0), patch=16, tile=10, overlap=0)
+
+
+@pytest.mark.slow
+def test_spawned_workers_print_the_run_lines_once(tmp_path, conv_bb, capfd):
+    src = write_tif(tmp_path / "in.tif", random_image(64, 64))
+    embed_raster(src, conv_bb, tmp_path / "par.zarr", tile=32, overlap=8, chunk=8, workers=2)  # with the bar
+    err = capfd.readouterr().err
+    assert err.count("input DN -> reflectance") == 1 and err.count("geodino: wrote") == 1
+    assert "embed rank 0" in err and "embed rank 1" not in err  # one bar: the first worker's
+
+
+def test_resume_onto_a_file_geodino_did_not_write(tmp_path, conv_bb):
+    src = write_tif(tmp_path / "in.tif", random_image(32, 32))
+    other = write_tif(tmp_path / "o.tif", random_image(32, 32))  # any GeoTIFF under the output's name
+    with pytest.raises(InputError, match=r"o\.tif exists but holds no geodino metadata .*--overwrite"):
+        embed_raster(src, conv_bb, other, tile=32, overlap=0, resume=True, **FAST)

@@ -200,3 +200,105 @@ def test_progress_bar_shows_when_writing_takes_more_than_a_second(tmp_path, two_
     assert "x:" not in capsys.readouterr().err  # a quick write prints no bar
     write_cog(tmp_path / "slow.tif", slow_blocks(), profile, desc="slowproduct", total=2)
     assert "slowproduct: 100%" in capsys.readouterr().err
+
+
+def test_similar_point_crs_and_outside_point_errors(tmp_path, two_class, monkeypatch, capsys):
+    """A CRS pyproj does not know is one line (exit 2 on the CLI, not a CRSError traceback); a point that misses
+    the raster names the raster's CRS and bounds, and suggests --point-crs for what looks like lon,lat."""
+    import warnings
+
+    from geodino import cli
+    from geodino.errors import ConfigError
+
+    src, _ = two_class
+    for bad in ("EPSG:99999", "WGS84x"):
+        with pytest.raises(ConfigError, match=rf"--point-crs '{bad}' is not a CRS pyproj knows .*EPSG:4326"):
+            similarity_map(src, tmp_path / "s.tif", point=(15.0, 40.0), point_crs=bad)
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("geodino.embed.commands",))
+    code = cli.main(["embed", "similar", str(src), "--out", str(tmp_path / "s.tif"), "--point=1,1", "--point-crs",
+                     "EPSG:99999"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("geodino: error: --point-crs 'EPSG:99999'") and len(err.splitlines()) == 1
+    extent = r"\(CRS EPSG:32633, bounds x 500000\.\.501200, y 3999200\.\.4000000\)"
+    with pytest.raises(InputError, match=extent + r"; --point is read in the raster's CRS: for lon,lat pass "
+                       r"--point-crs EPSG:4326$"):  # fmt: skip
+        similarity_map(src, tmp_path / "s.tif", point=(-77.5, 24.5))
+    with warnings.catch_warnings(record=True) as caught:  # far outside (inf after PROJ): no numpy warnings
+        warnings.simplefilter("always")
+        with pytest.raises(InputError, match=r"query point \(1e\+30, 1e\+30\) lies outside .*" + extent + "$"):
+            similarity_map(src, tmp_path / "s.tif", point=(1e30, 1e30))
+        with pytest.raises(InputError, match=r"\(in EPSG:4326; .* in the raster's CRS\) lies outside .*" + extent):
+            similarity_map(src, tmp_path / "s.tif", point=(170.0, -89.0), point_crs="EPSG:4326")
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert not (tmp_path / "s.tif").exists()
+
+
+def test_zonal_with_coordinates_its_crs_cannot_place(tmp_path, two_class):
+    """UTM metres in a file declared EPSG:4326: PROJ gives inf; the polygons are outside, no numpy warnings, and
+    the error says the file's CRS is the likely cause."""
+    import warnings
+
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    src, _ = two_class
+    polys = gpd.GeoDataFrame(geometry=[box(500040, 3999600, 500200, 3999800)], crs="EPSG:4326")
+    polys.to_file(tmp_path / "wrong.gpkg")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        placed = r"; 1 of them have coordinates that their declared CRS EPSG:4326 cannot place; check the file's CRS"
+        with pytest.raises(InputError, match=r"all 1 polygons .* \(CRS EPSG:32633, bounds .*\)" + placed):
+            zonal_embeddings(src, tmp_path / "wrong.gpkg", tmp_path / "z.parquet")
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+
+
+def test_zonal_output_must_be_geoparquet(tmp_path, two_class):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from geodino.errors import ConfigError
+
+    src, _ = two_class
+    gpd.GeoDataFrame(geometry=[box(500040, 3999600, 500200, 3999800)], crs="EPSG:32633").to_file(tmp_path / "p.gpkg")
+    with pytest.raises(ConfigError, match=r"--out .*z\.tif: zonal writes GeoParquet .*; name the output z\.parquet"):
+        zonal_embeddings(src, tmp_path / "p.gpkg", tmp_path / "z.tif")
+    assert not (tmp_path / "z.tif").exists() and not (tmp_path / "z.png").exists()
+    assert zonal_embeddings(src, tmp_path / "p.gpkg", tmp_path / "z.geoparquet").exists()
+
+
+def test_multi_layer_polygons_are_read_by_layer_without_pyogrio_warnings(tmp_path, two_class, capsys):
+    import warnings
+
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    src, _ = two_class
+    path = tmp_path / "multi.gpkg"
+    geoms = [box(500040, 3999600, 500200, 3999800)]
+    gpd.GeoDataFrame({"name": ["r"]}, geometry=geoms, crs="EPSG:32633").to_file(path, layer="roads")
+    gpd.GeoDataFrame({"field": ["f"]}, geometry=geoms, crs="EPSG:32633").to_file(path, layer="fields")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = gpd.read_parquet(zonal_embeddings(src, path, tmp_path / "z.parquet"))
+    assert not caught and list(res.columns[:1]) == ["name"]  # the first layer, as GDAL orders them
+    assert "polygons file " + str(path) + " has 2 layers (roads, fields); reading the first, 'roads'; pass --layer" in (
+        capsys.readouterr().err
+    )
+    res = gpd.read_parquet(zonal_embeddings(src, path, tmp_path / "f.parquet", layer="fields"))
+    assert "field" in res.columns and "layers" not in capsys.readouterr().err
+    with pytest.raises(InputError, match=r"has no layer 'feilds'; did you mean 'fields'\? its layers: roads, fields"):
+        zonal_embeddings(src, path, tmp_path / "x.parquet", layer="feilds")
+
+
+def test_product_cogs_name_their_bands(tmp_path, two_class):
+    import rasterio
+
+    src, _ = two_class
+    outs = {
+        ("PC1", "PC2", "PC3"): pca_map(src, tmp_path / "p.tif"),
+        ("cluster",): cluster_map(src, tmp_path / "k.tif", k=2),
+        ("cosine similarity",): similarity_map(src, tmp_path / "s.tif", point=(500000.0 + 220, 4000000.0 - 420)),
+    }
+    for names, out in outs.items():
+        with rasterio.open(out) as ds:
+            assert ds.descriptions == names

@@ -221,3 +221,58 @@ def test_outputs_inside_the_input_folder_are_not_scenes_and_pystac_is_named(tmp_
     monkeypatch.setitem(sys.modules, "pystac", None)  # as if the [stac] extra were not installed
     with pytest.raises(ConfigError, match=r"reading STAC needs pystac: pip install 'geodino\[stac\]'"):
         read_stac(str(item_collection(tmp_path, [])), "image")
+
+
+def test_resume_checks_the_settings_of_scenes_already_done(tmp_path, conv_bb, capsys):
+    """A folder resumed with another backbone is refused before any scene is written (one line naming the scene
+    and what differs), so per-scene rasters and the mosaic never mix two backbones."""
+    from geodino.errors import InputError
+    from tests.embed.toy_backbones import ConvBackbone
+
+    three_scenes(tmp_path / "scenes")
+    out = tmp_path / "feats"
+    embed_scenes(tmp_path / "scenes", backbone=conv_bb, out=out, **OPTS)
+    (out / "b.tif").unlink()
+    other = ConvBackbone(in_chans=3, dim=8, patch=4, n_convs=2, seed=1)
+    other.fingerprint = "toyconv-seed1"
+    with pytest.raises(InputError, match=r"output .*feats/a\.tif is complete but was written with other settings: "
+                       r"backbone weights toyconv \(this run: toyconv-seed1\)"):  # fmt: skip
+        embed_scenes(tmp_path / "scenes", backbone=other, out=out, resume=True, **OPTS)
+    assert not (out / "b.tif").exists() and not any(p.name.startswith(".b.tif") for p in out.iterdir())
+    with pytest.raises(InputError, match=r"a\.tif is complete but was written with other settings: tile 32 \(this"):
+        embed_scenes(tmp_path / "scenes", backbone=conv_bb, out=out, resume=True, **{**OPTS, "tile": 16})
+    capsys.readouterr()
+    embed_scenes(tmp_path / "scenes", backbone=conv_bb, out=out, resume=True, **OPTS)  # the same settings
+    err = capsys.readouterr().err
+    assert f"wrote {out / 'b.tif'} (" in err and "2 scene(s) already done with these settings, skipped" in err
+    assert f"wrote {out / 'a.tif'}" not in err and (out / "b.tif").exists()
+
+
+def test_a_mosaic_refuses_scenes_of_two_backbones(tmp_path, conv_bb):
+    """Ranks launched with different backbones: the last one does not write a mosaic claiming one of them."""
+    from geodino.errors import InputError
+    from tests.embed.toy_backbones import ConvBackbone
+
+    three_scenes(tmp_path / "scenes")
+    other = ConvBackbone(in_chans=3, dim=8, patch=4, n_convs=2, seed=1)
+    other.fingerprint = "toyconv-seed1"
+    out = tmp_path / "feats"
+    assert embed_scenes(tmp_path / "scenes", backbone=conv_bb, out=out, world_size=2, rank=0, **OPTS) == []
+    with pytest.raises(InputError, match=r"a\.tif and b\.tif .* other settings \(model_fingerprint\), so they cannot "
+                       r"share one mosaic"):  # fmt: skip
+        embed_scenes(tmp_path / "scenes", backbone=other, out=out, world_size=2, rank=1, **OPTS)
+    assert not (out / "mosaic.vrt").exists()
+
+
+def test_existing_outputs_message_says_whether_the_run_is_done(tmp_path, conv_bb):
+    from geodino.errors import InputError
+
+    three_scenes(tmp_path / "scenes")
+    out = tmp_path / "feats"
+    embed_scenes(tmp_path / "scenes", backbone=conv_bb, out=out, **OPTS)
+    with pytest.raises(InputError, match=r"all 3 scene outputs already exist in .*: this run is done; pass "
+                       r"--overwrite to redo them"):  # fmt: skip
+        embed_scenes(tmp_path / "scenes", backbone=conv_bb, out=out, **OPTS)
+    (out / "c.tif").unlink()
+    with pytest.raises(InputError, match=r"2 of 3 scene outputs already exist .*; pass --resume to finish the others"):
+        embed_scenes(tmp_path / "scenes", backbone=conv_bb, out=out, **OPTS)

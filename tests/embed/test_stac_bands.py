@@ -163,3 +163,21 @@ def test_a_rerun_keeps_the_stack_files_and_resumes(tmp_path, conv_bb):
     embed_scenes(items, backbone=conv_bb, out=out, asset="red,green,blue", resume=True, **OPTS)
     assert (vrt.stat().st_mtime_ns, (out / "S2_0.tif").stat().st_mtime_ns) == before
     assert not [p for p in (out / "stacked").iterdir() if p.name.startswith(".")]
+
+
+def test_resume_refuses_a_stack_of_other_assets(tmp_path, conv_bb):
+    """A stacked scene's input is its VRT, whose name does not change with --asset: a resume with other assets is
+    refused by the VRT's content, before anything is rewritten."""
+    from geodino.errors import InputError
+
+    items, _ = archive(tmp_path)
+    out = tmp_path / "feats"
+    embed_scenes(items, backbone=conv_bb, out=out, asset="red,green,blue", **OPTS)
+    vrt = (out / "stacked" / "S2_0.vrt").read_text()
+    (out / "S2_1.tif").unlink()
+    with pytest.raises(InputError, match=r"scene S2_0 was started from other assets than this run's --asset .*S2_0\."
+                       r"vrt differs\); rerun with the same --asset or pass --overwrite"):  # fmt: skip
+        embed_scenes(items, backbone=conv_bb, out=out, asset="blue,green,red", resume=True, **OPTS)
+    assert (out / "stacked" / "S2_0.vrt").read_text() == vrt and not (out / "S2_1.tif").exists()
+    embed_scenes(items, backbone=conv_bb, out=out, asset="red,green,blue", resume=True, **OPTS)
+    assert (out / "S2_1.tif").exists()

@@ -1,0 +1,77 @@
+"""Vector inputs of the products (zonal polygons, `similar --polygon`, classify labels) with their layers handled.
+
+`geodino.data.vectors.read_vector` reads the features; this adds what a multi-layer file (GeoPackage) needs on
+the command line: `--layer` checked against the file's layers (the closest named, all listed), the first layer
+read with a one-line note when none is given (instead of pyogrio's "Specify layer parameter" warning, which names
+an option geodino does not have), and the columns of every layer for errors about a missing column.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from geodino.errors import InputError, did_you_mean
+
+__all__ = ["first_layer_note", "layer_columns", "list_layers", "read_features"]
+
+_NO_LAYERS = (".parquet", ".geoparquet")
+
+
+def list_layers(path: str | Path) -> list[str]:
+    """The layer names of a vector file ([] for GeoParquet or a file that does not open: the reader says why)."""
+    path = Path(path)
+    if path.suffix.lower() in _NO_LAYERS or not path.exists():
+        return []
+    try:
+        import pyogrio
+
+        return [str(name) for name in pyogrio.list_layers(path)[:, 0]]
+    except Exception:  # unreadable: read_vector reports it with the file's name
+        return []
+
+
+def layer_columns(path: str | Path, layers: list[str]) -> dict[str, list[str]]:
+    """Attribute columns of each of `layers` (header reads only)."""
+    import pyogrio
+
+    out = {}
+    for name in layers:
+        try:
+            out[name] = [str(f) for f in pyogrio.read_info(path, layer=name)["fields"]]
+        except Exception:  # a layer that does not open has no columns to offer
+            out[name] = []
+    return out
+
+
+def read_features(
+    path: str | Path, *, layer: str | None = None, what: str = "polygons", empty_hint: str = "", note: bool = True
+) -> Any:
+    """The features of `path` as a GeoDataFrame in its own CRS: `layer` of a multi-layer file, else its first layer
+    (with a note naming the others, unless `note=False`: the caller prints `first_layer_note` once its own checks
+    passed, so a failing run prints one line); a layer the file lacks is refused with its layers listed."""
+    from geodino.data.vectors import read_vector
+
+    layers = list_layers(path)
+    if layer is not None and layers and layer not in layers:
+        close = did_you_mean(layer, layers)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise InputError(
+            f"{what} file {path} has no layer {layer!r}; {hint}its layers: {', '.join(layers)}; pass --layer NAME"
+        )
+    text = first_layer_note(path, layer, what, layers)
+    if note and text:
+        print(text, file=sys.stderr)
+    return read_vector(path, layer=layer or (layers[0] if layers else None), what=what, empty_hint=empty_hint)
+
+
+def first_layer_note(path: str | Path, layer: str | None, what: str, layers: list[str] | None = None) -> str | None:
+    """The warning for a multi-layer file read without `--layer` (its first layer is read), or None."""
+    layers = list_layers(path) if layers is None else layers
+    if layer is not None or len(layers) < 2:
+        return None
+    return (
+        f"geodino: warning: {what} file {path} has {len(layers)} layers ({', '.join(layers)}); reading the first, "
+        f"{layers[0]!r}; pass --layer NAME for another"
+    )
