@@ -56,6 +56,16 @@ def test_arch_spec_is_seeded_frozen_and_gives_features():
     assert (fb.in_chans, fb.n_blocks, fb.embed_dim, fb.patch_size) == (5, 4, 192, 16)
     assert fb.fingerprint == again.fingerprint != other.fingerprint
     torch.testing.assert_close(fb.model.cls_token, again.model.cls_token)
+    # no seed means seed 0, whatever the global generator holds: one name, one model (and one cache entry)
+    torch.manual_seed(123)
+    default = load_backbone("arch:vit_tiny?depth=4&bands=5")
+    assert default.fingerprint == fb.fingerprint
+    assert torch.equal(default.model.patch_embed.proj.weight, fb.model.patch_embed.proj.weight)
+    torch.manual_seed(7)
+    t0 = load_backbone("timm:vit_tiny_patch16_224")
+    t1 = load_backbone("timm:vit_tiny_patch16_224?seed=0")
+    assert t0.fingerprint == t1.fingerprint
+    assert torch.equal(t0.model.patch_embed.proj.weight, t1.model.patch_embed.proj.weight)
     assert not any(p.requires_grad for p in fb.parameters())
     fb.train()
     assert not fb.training and not fb.model.training

@@ -46,7 +46,9 @@ def load_backbone(
         options.pop("sensor", None)
     fill = fill or options.pop("fill", "mean")
     options.pop("fill", None)
-    seed = as_int(options.pop("seed"), "seed") if "seed" in options else None
+    # a random backbone is the same weights every time unless ?seed= asks for others (unseeded, two probes of
+    # `arch:vit_small` would compare different models under one name)
+    seed = as_int(options.pop("seed"), "seed") if "seed" in options else 0
     n_bands, names = bands_option(bands)
 
     if kind == "arch":
@@ -58,11 +60,13 @@ def load_backbone(
         if n_bands is not None and n_bands != in_chans:
             raise ConfigError(f"backbone spec {spec_text}: bands={n_bands} but in_chans={in_chans}")
         check_build_options({"patch_size": patch, "in_chans": in_chans, **overrides}, spec_text)
-        if seed is not None:
-            torch.manual_seed(seed)
+        torch.manual_seed(seed)
         model = build_model(target, patch_size=patch, in_chans=in_chans, **overrides)
         stats = sensor_stats(sensor, names, in_chans, spec_text, None)
-        fingerprint = {"spec": spec_text, "bands": names or n_bands, "seed": seed}
+        # what makes the weights, not the spec's text: `arch:vit_small` and `arch:vit_small?seed=0` are one model
+        build = {k: str(v) for k, v in sorted(overrides.items())}
+        fingerprint = {"arch": target, "build": build, "patch_size": patch, "in_chans": in_chans, "seed": seed}
+        fingerprint["bands"] = names or n_bands
         return _frozen(model, "geodino", stats, spec_text, fingerprint, amp).to(device)
 
     if kind == "timm":
@@ -74,7 +78,8 @@ def load_backbone(
             stats = (None, default_mean, default_std, names or (["R", "G", "B"] if in_chans == 3 else None))
         else:
             stats = sensor_stats(sensor, names, in_chans, spec_text, None)
-        fingerprint = {"spec": spec_text, "bands": names or n_bands, "seed": seed}
+        build = {k: str(v) for k, v in sorted(options.items())}
+        fingerprint = {"timm": target, "build": build, "bands": names or n_bands, "seed": seed}
         return _frozen(model, "timm", stats, spec_text, fingerprint, amp).to(device)
 
     if kind == "baseline":
