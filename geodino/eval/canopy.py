@@ -68,6 +68,7 @@ class CanopyProbeConfig:
     tree_threshold: float = 2.0  # metres; tree-cover IoU threshold (Open-Canopy)
     cache_features: str = "memory"  # memory | disk | none
     seed: int = 0
+    progress: bool = True  # progress bars (the suite's progress key sets it)
 
     def validate(self) -> None:
         if self.output not in OUTPUTS:
@@ -182,6 +183,11 @@ def load_chm_pair(image: str | Path, chm: str | Path, cfg: CanopyProbeConfig) ->
     except rasterio.errors.RasterioIOError as exc:
         raise InputError(f"cannot read CHM {chm}: {exc}") from exc
     with src:
+        if src.count != 1:
+            raise InputError(
+                f"CHM {chm} has {src.count} bands; a canopy height model is one band of heights in metres: check "
+                "train_chms/val_chms (an image listed as a CHM?)"
+            )
         if src.crs is None:
             raise InputError(f"CHM {chm} has no CRS; it must be georeferenced to be co-registered with {image}")
         h, w = r.data.shape[1:]
@@ -222,6 +228,7 @@ def load_chm_pair(image: str | Path, chm: str | Path, cfg: CanopyProbeConfig) ->
         )
     if cfg.clip_negative:
         target = np.where(np.isfinite(target), np.maximum(target, 0.0), target)
+    _warn_above_max(target[valid], chm, cfg.max_height)
     return {
         "image": dense.to_image_tensor(r, cfg.data_scale, cfg.bands),
         "target": torch.from_numpy(np.nan_to_num(target, nan=0.0)),
@@ -231,6 +238,20 @@ def load_chm_pair(image: str | Path, chm: str | Path, cfg: CanopyProbeConfig) ->
         "path": r.path,
         "name": Path(image).name,
     }
+
+
+def _warn_above_max(heights: np.ndarray, chm: Path, max_height: float) -> None:
+    """One warning per CHM whose heights exceed max_height: binned outputs cannot predict them (wrong units?)."""
+    above = heights > max_height
+    if above.any():
+        import warnings
+
+        warnings.warn(
+            f"CHM {chm}: {int(above.sum())} pixels ({100 * above.mean():.1f}%) above max_height={max_height:g} m "
+            f"(up to {float(heights.max()):.1f} m); the height bins end at max_height: check the CHM's units "
+            "(metres) or raise max_height",
+            stacklevel=3,
+        )
 
 
 def load_pairs(images: Sequence[str], chms: Sequence[str], cfg: CanopyProbeConfig) -> list[dict[str, Any]]:
@@ -283,6 +304,18 @@ def build_model(cfg: CanopyProbeConfig, embed_dim: int, n_layers: int) -> Canopy
     return CanopyModel(head, HeightDecoder(cfg.output, cfg.n_bins, cfg.min_height, cfg.max_height))
 
 
+def head_layers(backbone: Any, cfg: CanopyProbeConfig) -> str | list[int]:
+    """The layers the configured head reads; LayerError when `backbone` has too few blocks for it (the suite
+    runner calls this for every task before any runs)."""
+    return dense.resolve_layers(
+        cfg.layers,
+        backbone.n_blocks,
+        cfg.head == "dpt",
+        what=f"canopy head={cfg.head}",
+        backbone=dense.backbone_name(backbone),
+    )
+
+
 def height_predictor(backbone: Any, model: CanopyModel, layers: Any):
     """[B,C,H,W] reflectance -> [B,1,H,W] metres (logits upsampled bilinearly before decoding)."""
     logits_of = dense.head_predict(backbone, model.head, layers)
@@ -313,7 +346,7 @@ def run_canopy(
     out_dir = Path(out_dir)
     make_dirs(out_dir)
     dense.assert_frozen(backbone)
-    layers = dense.resolve_layers(cfg.layers, backbone.n_blocks, cfg.head == "dpt")
+    layers = head_layers(backbone, cfg)
     train_data, val_data = _read_pairs(backbone, cfg, train_data, val_data)
     crop, stride = dense.crop_and_stride(backbone.patch_size, cfg.crop_size, cfg.stride)
     tiles, val_tiles, tile_split = _tiles(train_data, val_data is None, crop, cfg)
@@ -399,8 +432,10 @@ def _train(
         out_dir / "feature_cache",
         cfg.batch_size,
         "canopy features",
+        cfg.progress,
     )
     maps0, _ = dense.extract(backbone, tiles["image"][:1], layers)
+    dense.seed_everything(cfg.seed)  # the head's initial weights depend on the seed, not on what ran before
     model = build_model(cfg, maps0[0].shape[1], len(maps0))
 
     def loss_fn(m: nn.Module, maps: list[Tensor], cls: list[Tensor], idx: list[int]) -> Tensor:

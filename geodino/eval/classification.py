@@ -94,7 +94,7 @@ def knn_scores(
     out: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
     for start in range(0, te.shape[0], chunk_size):
         sim = te[start : start + chunk_size] @ tr.T
-        top_sim, top_idx = sim.topk(k_max, dim=1)  # sorted, largest first
+        top_sim, top_idx = nearest(sim, k_max)  # sorted, largest first, ties by training index
         weights = (top_sim / temperature).exp()
         neigh = y1h[top_idx]  # [B, k_max, K]
         for k in ks:
@@ -104,6 +104,25 @@ def knn_scores(
                 votes = votes / weights[:, :kk].sum(1, keepdim=True)
             out[k].append(votes)
     return {k: torch.cat(v) for k, v in out.items()}
+
+
+def nearest(sim: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k largest similarities per row and their columns, largest first; equal similarities are taken and
+    ordered by lower column (training index). So the k nearest are always the first k of the k' > k nearest: a
+    kNN score at k does not depend on the other k values asked for. (`topk` alone picks among ties as it likes,
+    and near-constant features, such as a random ViT's CLS tokens, tie by the dozen.)"""
+    bound = sim.topk(k, dim=1).values[:, -1:]  # the k-th largest value of each row
+    above, tied = sim > bound, sim == bound
+    need = k - above.sum(1, keepdim=True)  # how many of the tied columns to take
+    chosen = above | tied
+    rows = (tied.sum(1, keepdim=True) > need).squeeze(1).nonzero().squeeze(1)  # rows with more ties than room
+    if rows.numel():
+        t = tied[rows]
+        chosen[rows] = above[rows] | (t & (t.cumsum(1) <= need[rows]))
+    idx = chosen.nonzero()[:, 1].view(sim.shape[0], k)  # ascending columns per row
+    vals = sim.gather(1, idx)
+    order = vals.argsort(dim=1, descending=True, stable=True)
+    return vals.gather(1, order), idx.gather(1, order)
 
 
 # ------------------------------------------------------------------------------------------- logistic reg.
@@ -283,10 +302,26 @@ class _Report:
 
 
 def _knn_heads(ftr: FeatureSet, fte: FeatureSet, k: int, cfg: KNNConfig, report: _Report) -> None:
-    """kNN at every k of the config (top-1 or mAP per k); the full report for k = 20 (or the smallest k)."""
+    """kNN at every k of the config (top-1 or mAP per k); the full report for k = 20 (or the smallest k).
+
+    A k above the number of training images would vote with all of them and be labelled with a k it never used:
+    such k values are skipped with one warning (when every k is too large, k = the number of training images is
+    used and named as such), so each `@k<k>` row holds what that k gives."""
     ks = sorted(set(cfg.ks))
     if not ks or min(ks) < 1:
         raise ConfigError(f"knn.ks={cfg.ks} must list positive k values")
+    n_bank = int(ftr.cls.shape[0])
+    too_big = [kk for kk in ks if kk > n_bank]
+    if too_big and n_bank > 0:
+        import warnings
+
+        ks = [kk for kk in ks if kk <= n_bank] or [n_bank]
+        warnings.warn(
+            f"kNN: k={', '.join(map(str, too_big))} {'is' if len(too_big) == 1 else 'are'} more than the {n_bank} "
+            f"training images of {report.train_ds.name}; skipped, reporting k={', '.join(map(str, ks))} "
+            "(knn.ks sets the k values)",
+            stacklevel=2,
+        )
     votes = knn_scores(
         ftr.cls[:, -1],
         ftr.targets,
@@ -307,3 +342,4 @@ def _knn_heads(ftr: FeatureSet, fte: FeatureSet, k: int, cfg: KNNConfig, report:
     headline = 20 if 20 in ks else ks[0]
     report.score("knn", votes[headline])
     report.details["knn"]["k"] = headline
+    report.details["knn"]["skipped_ks"] = too_big  # larger than the training set

@@ -2,9 +2,11 @@
 
 A probe number is read against something: the strongest simple baseline (`baseline:colour`), the same ViT at
 random initialisation, another checkpoint. `run_comparison` runs the suite once per backbone, each into its own
-folder with its own results.json (the comparisons first: they are usually cheap baselines, so a bad spec fails
-before the long run), then writes OUT/comparison.md and OUT/comparison.json: one row per (task, metric) in the
-main run's order, one column per backbone, and each comparison's difference to the main backbone.
+folder with its own results.json (the main backbone checked against every task first; then the comparisons: they
+are usually cheap baselines, so a bad spec fails before the long run), then writes OUT/comparison.md and
+OUT/comparison.json: one row per (task, metric) in the main run's order, one column per backbone, and each
+comparison's difference to the main backbone; bookkeeping values apart, without differences; a note per task a
+comparison backbone could not run (a four-layer head on the one-block colour baseline), whose cells read "-".
 """
 
 from __future__ import annotations
@@ -27,22 +29,34 @@ def slug(spec: str, index: int) -> str:
 
 
 def comparison_rows(runs: list[tuple[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
-    """[{task, metric, values: {spec: value or None}}] over the main run's (task, metric) pairs, then any pair only
-    a comparison has; `runs[0]` is the main backbone."""
+    """[{task, metric, kind, values: {spec: value or None}}] over the main run's (task, metric) pairs, then any pair
+    only a comparison has; `runs[0]` is the main backbone. `kind` is `score` or `info` (bookkeeping such as pixel
+    counts and the last training loss: shown, never differenced; see `geodino.eval.runner.metric_kind`)."""
+    from geodino.eval.runner import metric_kind
+
     keys: list[tuple[str, str]] = []
     values: dict[tuple[str, str], dict[str, float]] = {}
+    kinds: dict[tuple[str, str], str] = {}
     for spec, rows in runs:
         for r in rows:
             key = (str(r["task"]), str(r["metric"]))
             if key not in values:
                 keys.append(key)
                 values[key] = {}
+                kinds[key] = str(r.get("kind") or metric_kind(key[1]))
             values[key][spec] = float(r["value"])
-    return [{"task": t, "metric": m, "values": {s: values[(t, m)].get(s) for s, _ in runs}} for t, m in keys]
+    return [
+        {"task": t, "metric": m, "kind": kinds[(t, m)], "values": {s: values[(t, m)].get(s) for s, _ in runs}}
+        for t, m in keys
+    ]
 
 
-def comparison_markdown(runs: list[tuple[str, list[dict[str, Any]]]], suite: str) -> str:
-    """The comparison table (Markdown): a column per backbone and, per comparison, its difference to the main."""
+def comparison_markdown(
+    runs: list[tuple[str, list[dict[str, Any]]]], suite: str, skipped: dict[str, dict[str, str]] | None = None
+) -> str:
+    """The comparison table (Markdown): a column per backbone and, per comparison, its difference to the main;
+    bookkeeping rows (counts, last training loss) in a second table without differences; then a note per task a
+    backbone skipped (`skipped`: spec -> {task: why}), whose cells read "-"."""
     main = runs[0][0]
     others = [s for s, _ in runs[1:]]
     head = ["task", "metric", f"`{main}`"] + [c for s in others for c in (f"`{s}`", "Δ")]
@@ -54,13 +68,31 @@ def comparison_markdown(runs: list[tuple[str, list[dict[str, Any]]]], suite: str
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]
-    for row in comparison_rows(runs):
+    rows = comparison_rows(runs)
+    for row in (r for r in rows if r["kind"] == "score"):
         v = row["values"]
         cells = [row["task"], row["metric"], _fmt(v[main])]
         for s in others:
             delta = None if v[s] is None or v[main] is None else v[s] - v[main]
             cells += [_fmt(v[s]), "-" if delta is None else f"{delta:+.4f}"]
         lines.append("| " + " | ".join(cells) + " |")
+    info = [r for r in rows if r["kind"] == "info"]
+    if info:
+        specs = [main, *others]
+        lines += [
+            "",
+            "Run details (counts and the last training loss: bookkeeping, not scores, so no Δ):",
+            "",
+            "| task | metric | " + " | ".join(f"`{s}`" for s in specs) + " |",
+            "|" + "---|" * (2 + len(specs)),
+        ]
+        lines += [
+            "| " + " | ".join([r["task"], r["metric"], *(_fmt(r["values"][s]) for s in specs)]) + " |" for r in info
+        ]
+    notes = [(s, task, why) for s in [main, *others] for task, why in (skipped or {}).get(s, {}).items()]
+    if notes:
+        lines += ["", "Not run (its cells read -):", ""]
+        lines += [f"- `{s}` skipped {task}: {why}" for s, task, why in notes]
     return "\n".join(lines) + "\n"
 
 
@@ -70,11 +102,15 @@ def _fmt(v: float | None) -> str:
 
 def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str | Path) -> Path:
     """Run the suite on each of `compare` (into OUT/compare/<i>_<slug>/) and then on `spec` (into OUT), and write
-    OUT/comparison.md and OUT/comparison.json; returns the Markdown file's path."""
+    OUT/comparison.md and OUT/comparison.json; returns the Markdown file's path.
+
+    The main backbone is checked against every task first (a task it cannot run stops everything before any run);
+    a comparison backbone that cannot run a task (a four-layer head on a one-block baseline) skips it with a
+    warning, and the comparison notes why."""
     import copy
 
     from geodino.errors import ConfigError
-    from geodino.eval.runner import run_suite
+    from geodino.eval.runner import prepare_suite, read_results, run_prepared, run_suite
 
     main = spec or cfg.backbone
     if not main:
@@ -87,19 +123,24 @@ def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str 
     twice = sorted({s for s in specs if specs.count(s) > 1})
     if twice:
         raise ConfigError(f"--compare names {twice[0]!r} twice (or as the --backbone itself); give each once")
+    main_suite = prepare_suite(copy.deepcopy(cfg), specs[0], folders[0])  # stops here if main cannot run a task
     rows: list[list[dict[str, Any]]] = [[] for _ in specs]
-    for k in [*range(1, len(specs)), 0]:  # the comparisons first, the main backbone last
-        rows[k] = run_suite(copy.deepcopy(cfg), specs[k], folders[k])
+    skipped: dict[str, dict[str, str]] = {}
+    for k in range(1, len(specs)):  # the comparisons first, the main backbone last
+        rows[k] = run_suite(copy.deepcopy(cfg), specs[k], folders[k], skip_unfit=True)
+        skipped[specs[k]] = dict(read_results(folders[k]).get("skipped") or {})
+    rows[0] = run_prepared(main_suite)
     runs = list(zip(specs, rows, strict=True))
     payload = {
         "suite": cfg.name,
         "backbones": specs,
         "folders": [str(f) for f in folders],
         "rows": comparison_rows(runs),
+        "skipped": {s: t for s, t in skipped.items() if t},
     }
     with atomic_path(out / "comparison.json") as tmp:
         tmp.write_text(json.dumps(payload, indent=1))
     md = out / "comparison.md"
     with atomic_path(md) as tmp:
-        tmp.write_text(comparison_markdown(runs, cfg.name))
+        tmp.write_text(comparison_markdown(runs, cfg.name, skipped))
     return md

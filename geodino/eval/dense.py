@@ -180,24 +180,67 @@ def crop_pad(x: Tensor, r: int, c: int, size: int, fill: float = 0.0) -> Tensor:
 # ----------------------------------------------------------------------------------------------- features
 
 
-def resolve_layers(layers: str | Sequence[int], n_blocks: int, need_four: bool) -> str | list[int]:
-    """Validate a layer choice; dense multi-level heads need exactly four layers."""
+class LayerError(ConfigError):
+    """A head's layer choice that this backbone cannot give (four maps from fewer than four blocks, a block index
+    past the last). The suite runner checks every task for it before any runs: it stops a run up front, and a
+    `--compare` backbone skips the task instead (see `geodino.eval.runner.prepare_suite`)."""
+
+    def __init__(self, message: str, reason: str, fix: str, n_blocks: int):
+        super().__init__(message)
+        self.reason = reason  # what the head needs, without the backbone: 'canopy head=dpt needs four layers'
+        self.fix = fix  # the config change that avoids it: 'head=linear'
+        self.n_blocks = n_blocks
+
+
+def backbone_name(backbone: Any) -> str:
+    """The backbone's spec for messages (its class name when it has none)."""
+    return str(getattr(backbone, "spec", "") or type(backbone).__name__)
+
+
+def blocks_text(n: int) -> str:
+    return f"{n} block{'' if n == 1 else 's'}"
+
+
+def resolve_layers(
+    layers: str | Sequence[int],
+    n_blocks: int,
+    need_four: bool,
+    *,
+    what: str = "this probe",
+    backbone: str = "in use",
+) -> str | list[int]:
+    """Validate a layer choice; dense multi-level heads need exactly four layers. `what` names the probe and head
+    (`segmentation head=upernet`) and `backbone` the spec, for the messages. LayerError when the backbone has too
+    few blocks for the choice; ConfigError when the choice itself is wrong."""
     if isinstance(layers, str):
         if layers not in ("last", "four_last", "four_even"):
-            raise ConfigError(f"layers={layers!r} must be last, four_last, four_even or a list of block indices")
-        if need_four and layers == "last":
-            raise ConfigError("layers='last' gives one map but this head needs four; use four_even or four_last")
-        if need_four and n_blocks < 4:  # four_last / four_even would give one map per block
             raise ConfigError(
-                f"this head needs four layers but the backbone has {n_blocks} block{'s' if n_blocks > 1 else ''}; "
-                "use head=linear"
+                f"{what}: layers={layers!r} must be last, four_last, four_even or a list of block indices"
+            )
+        if need_four and layers == "last":
+            raise ConfigError(
+                f"{what}: layers='last' gives one map but this head needs four; use four_even or four_last"
+            )
+        if need_four and n_blocks < 4:  # four_last / four_even would give one map per block
+            raise LayerError(
+                f"{what} on backbone {backbone}: this head needs four layers but the backbone has "
+                f"{blocks_text(n_blocks)}; use head=linear or a backbone with at least 4 blocks",
+                f"{what} needs four layers",
+                "head=linear",
+                n_blocks,
             )
         return layers
     idx = [int(i) for i in layers]
-    if any(i < 0 or i >= n_blocks for i in idx):
-        raise ConfigError(f"layers={idx} outside the backbone's blocks 0..{n_blocks - 1}")
     if need_four and len(idx) != 4:
-        raise ConfigError(f"layers={idx} must list four blocks for this head (e.g. four_even)")
+        raise ConfigError(f"{what}: layers={idx} must list four blocks for this head (e.g. four_even)")
+    if any(i < 0 or i >= n_blocks for i in idx):
+        raise LayerError(
+            f"{what}: layers={idx} outside the blocks 0..{n_blocks - 1} of backbone {backbone}; list blocks in "
+            f"that range or use {'four_even' if need_four else 'last'}",
+            f"{what} reads layers={idx}",
+            "layers=four_even" if need_four else "layers=last",
+            n_blocks,
+        )
     return idx
 
 
@@ -245,13 +288,14 @@ class FeatureStore:
         folder: str | Path | None = None,
         batch_size: int = 8,
         desc: str = "features",
+        progress: bool = True,
     ) -> FeatureStore:
-        """A store of all `tiles` [N,C,H,W] (progress bar over batches)."""
+        """A store of all `tiles` [N,C,H,W] (a progress bar over batches unless `progress` is off)."""
         from tqdm.auto import tqdm
 
         store = cls(backbone, layers, mode, folder)
         n = tiles.shape[0]
-        for start in tqdm(range(0, n, batch_size), desc=desc, leave=False, disable=n <= batch_size):
+        for start in tqdm(range(0, n, batch_size), desc=desc, leave=False, disable=not progress or n <= batch_size):
             store.add(tiles[start : start + batch_size])
         return store
 
@@ -300,6 +344,9 @@ class FeatureStore:
 
 
 def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch's global generators; returns a torch generator seeded alike. The probes call
+    it right before building a head (its initial weights then depend on `seed` only, not on whatever drew random
+    numbers before, e.g. loading an `arch:` backbone) and again before training (shuffling, dropout)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -325,10 +372,12 @@ def train_head(
     weight_decay: float,
     seed: int,
     desc: str = "train head",
+    progress: bool = True,
 ) -> list[float]:
     """Train `head` on cached frozen features; `loss_fn(head, maps, cls, idx)` returns the batch loss.
 
-    AdamW with PANGAEA's step decay (x0.1 at 60 % and 90 % of the steps). Returns the mean loss per epoch.
+    AdamW with PANGAEA's step decay (x0.1 at 60 % and 90 % of the steps); a per-epoch progress bar unless
+    `progress` is off (the suite's `progress=false`). Returns the mean loss per epoch.
     Raises TrainingError on a non-finite loss.
     """
     from tqdm.auto import tqdm
@@ -343,7 +392,7 @@ def train_head(
     total = epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(0.6 * total), int(0.9 * total)], gamma=0.1)
     history: list[float] = []
-    bar = tqdm(range(epochs), desc=desc, leave=False)
+    bar = tqdm(range(epochs), desc=desc, leave=False, disable=not progress)
     for epoch in bar:
         head.train()
         perm = torch.randperm(n, generator=gen).tolist()

@@ -62,6 +62,7 @@ class DetectionProbeConfig:
     max_detections: int = 100  # per image, for the detector and mAP (COCO: 100; raise it for dense scenes)
     nms_iou: float = 0.5  # merging windows of large images
     seed: int = 0
+    progress: bool = True  # progress bars (the suite's progress key sets it)
 
     def validate(self) -> None:
         if self.detector not in DETECTORS:
@@ -133,6 +134,18 @@ class FrozenPyramidBackbone(nn.Module):
         return self.pyramid(maps)
 
 
+def head_layers(backbone: Any, cfg: DetectionProbeConfig) -> str | list[int]:
+    """The layers the pyramid reads; LayerError when `backbone` has too few blocks for them (the suite runner
+    calls this for every task before any runs)."""
+    return dense.resolve_layers(
+        cfg.layers,
+        backbone.n_blocks,
+        need_four=False,
+        what=f"detection {cfg.detector}",
+        backbone=dense.backbone_name(backbone),
+    )
+
+
 def build_detector(backbone: Any, cfg: DetectionProbeConfig, num_classes: int, in_chans: int) -> nn.Module:
     """A torchvision detector on the frozen backbone; images keep their size (no resizing in the transform)."""
     from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
@@ -141,7 +154,7 @@ def build_detector(backbone: Any, cfg: DetectionProbeConfig, num_classes: int, i
 
     from geodino.eval.heads import SimpleFeaturePyramid
 
-    layers = dense.resolve_layers(cfg.layers, backbone.n_blocks, need_four=False)
+    layers = head_layers(backbone, cfg)
     probe = torch.zeros(1, in_chans, backbone.patch_size, backbone.patch_size)
     maps, _ = dense.extract(backbone, probe, layers)
     pyramid = SimpleFeaturePyramid(maps[0].shape[1], len(maps), cfg.pyramid_channels)
@@ -248,7 +261,8 @@ def train_detector(model: nn.Module, data: Any, cfg: DetectionProbeConfig) -> li
         opt.step()
         return float(loss.detach())
 
-    for epoch in (bar := tqdm(range(cfg.epochs), desc=f"detection {cfg.detector}", leave=False)):
+    bar = tqdm(range(cfg.epochs), desc=f"detection {cfg.detector}", leave=False, disable=not cfg.progress)
+    for epoch in bar:
         model.train()
         losses, batch = [], []
         for i in torch.randperm(len(data), generator=gen).tolist():
@@ -420,6 +434,7 @@ def run_detection(
         train_units: Any = [tiles[i] for i in keep]
     else:
         train_units = train_data
+    dense.seed_everything(cfg.seed)  # the heads' initial weights depend on the seed, not on what ran before
     model = build_detector(backbone, cfg, len(names), first["image"].shape[0])
     history = train_detector(model, train_units, cfg)
 

@@ -116,11 +116,19 @@ def plot_boxes(image: Tensor, truth: Tensor | None, pred: dict[str, Tensor], thr
     save_figure(fig, path, dpi=100, format="png")
 
 
-def plot_examples(items: list[tuple[Tensor, Tensor, Tensor]], k: int, ignore: int, path: Path) -> None:
-    """Image / ground truth / prediction panels (ignored pixels in white)."""
+def plot_examples(
+    items: list[tuple[Tensor, Tensor, Tensor]],
+    k: int,
+    ignore: int,
+    path: Path,
+    class_names: list[str] | None = None,
+) -> None:
+    """Image / ground truth / prediction panels (ignored pixels in white), with a legend of the class colours
+    (`class_names`, else the class ids) below them."""
     plt = pyplot()
+    from matplotlib.patches import Patch
 
-    cmap = plt.get_cmap("tab20", max(k, 2))
+    cmap = plt.get_cmap("tab20", max(k, 2))  # k colours: class i is colour i (vmin 0, vmax k - 1)
     fig, axes = plt.subplots(len(items), 3, figsize=(9, 3 * len(items)), squeeze=False)
     for row, (img, mask, pred) in zip(axes, items):
         row[0].imshow(rgb_preview(img))
@@ -130,4 +138,11 @@ def plot_examples(items: list[tuple[Tensor, Tensor, Tensor]], k: int, ignore: in
         for ax, title in zip(row, ("image", "truth", "prediction")):
             ax.set_title(title)
             ax.axis("off")
-    save_figure(fig, path, dpi=100, format="png")
+    names = list(class_names or []) if len(class_names or []) == k else [str(i) for i in range(k)]
+    handles = [Patch(facecolor=cmap(i), edgecolor="none", label=name) for i, name in enumerate(names)]
+    handles.append(Patch(facecolor="white", edgecolor="grey", label=f"ignored ({ignore})"))
+    fig.tight_layout()
+    fig.legend(
+        handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(handles), 6), fontsize=8
+    )  # below the panels; the tight bounding box takes it in
+    save_figure(fig, path, dpi=100, format="png", tight=False, bbox_inches="tight")

@@ -24,6 +24,9 @@ from typing import Any
 from geodino.errors import ConfigError, InputError
 from geodino.io import atomic_path
 
+if typing.TYPE_CHECKING:
+    from geodino.eval.dense import LayerError
+
 TASK_TYPES: dict[str, tuple[str, str]] = {
     "classification": ("geodino.eval.classification", "run_classification"),
     "segmentation": ("geodino.eval.segmentation", "run_segmentation"),
@@ -88,6 +91,16 @@ def task_config(schema: type, data: dict[str, Any], where: str) -> Any:
     from geodino.config import from_mapping
 
     return from_mapping(schema, {k: v for k, v in data.items() if k not in RUNNER_TASK_KEYS}, where)
+
+
+INFO_METRICS = ("n_pixels", "val_tiles", "val_images", "train_loss")
+"""Values a task returns beside its scores for bookkeeping (evaluated pixels, tiles or images; the last epoch's
+training loss): kept in results.json with kind `info`, listed apart in results.md, never differenced by --compare."""
+
+
+def metric_kind(metric: str) -> str:
+    """`info` for bookkeeping values (INFO_METRICS), `score` for everything a probe reports as a result."""
+    return "info" if metric in INFO_METRICS else "score"
 
 
 NOT_HASHED = {"cache_dir", "progress", "plots", "num_workers", "cache_features"}
@@ -216,15 +229,57 @@ def parse_tasks(cfg: SuiteConfig, out: Path, names: list[str] | None = None) -> 
     return parsed
 
 
-def run_suite(cfg: SuiteConfig, backbone_spec: str | None = None, out_dir: str | Path = "probe_out") -> list[dict]:
-    """Run every task of the suite on one backbone; write results.json and results.md; return the rows."""
+@dataclass
+class PreparedSuite:
+    """A suite checked and ready to run on one backbone: tasks parsed, data folders opened, backbones loaded, and
+    each task's head checked against its backbone (`skipped`: task -> why it cannot run there)."""
+
+    cfg: SuiteConfig
+    spec: str
+    out: Path
+    names: list[str]  # the tasks to run, in order
+    parsed: dict[str, ParsedTask]
+    backbones: dict[tuple, Any]  # (backbone_bands, backbone_sensor) -> loaded backbone
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def _backbone_key(task: ParsedTask) -> tuple:
+    return (tuple(task.backbone_bands), task.backbone_sensor)
+
+
+def task_layer_problem(task: ParsedTask, backbone: Any) -> LayerError | None:
+    """The LayerError of a task whose head needs more blocks than `backbone` has (four-layer UPerNet/DPT heads on
+    a one-block baseline, a block index past the last), else None. Other config errors of the task raise."""
+    from geodino.eval.dense import LayerError
+
+    validate = getattr(task.cfg, "validate", None)
+    if validate is not None:
+        validate()
+    head_layers = getattr(importlib.import_module(TASK_TYPES[task.type][0]), "head_layers", None)
+    if head_layers is None:
+        return None
+    try:
+        head_layers(backbone, task.cfg)
+    except LayerError as exc:
+        return exc
+    return None
+
+
+def prepare_suite(
+    cfg: SuiteConfig, backbone_spec: str | None = None, out_dir: str | Path = "probe_out", *, skip_unfit: bool = False
+) -> PreparedSuite:
+    """Check a suite on one backbone before anything runs: parse every task, open every named dataset, load the
+    backbone(s), check each task's head against its backbone. A task the backbone cannot run stops here with one
+    line naming the task(s) and backbone, or, with `skip_unfit` (comparison backbones), is skipped with a warning."""
+    import warnings
+
+    from geodino.eval.dense import blocks_text
+    from geodino.io import make_dirs
 
     spec = backbone_spec or cfg.backbone
     if not spec:
         raise ConfigError("no backbone: pass --backbone SPEC (a checkpoint, arch:vit_small, timm:<name>, ...)")
     cfg.validate()
-    from geodino.io import make_dirs
-
     out = make_dirs(Path(out_dir).expanduser())
     names = [n for n in cfg.tasks if not cfg.only or n in cfg.only]
     # Parse every task config and open every named dataset before loading the backbone: a typo or a missing
@@ -232,33 +287,73 @@ def run_suite(cfg: SuiteConfig, backbone_spec: str | None = None, out_dir: str |
     parsed = parse_tasks(cfg, out, names)
     for t in parsed.values():
         _precheck_data(t.data if t.data is not None else getattr(t.cfg, "data", None))
+    backbones: dict[tuple, Any] = {}  # one load per (bands, sensor): tasks sharing them share the backbone
+    for name in names:
+        key = _backbone_key(parsed[name])
+        if key not in backbones:
+            backbones[key] = load_probe_backbone(spec, list(key[0]), key[1], cfg.device)
+    problems = {
+        n: exc for n in names if (exc := task_layer_problem(parsed[n], backbones[_backbone_key(parsed[n])])) is not None
+    }
+    skipped: dict[str, str] = {}
+    if problems and not skip_unfit:
+        blocks = blocks_text(next(iter(problems.values())).n_blocks)
+        listed = ", ".join(f"{n} ({e.reason})" for n, e in problems.items())
+        fixes = ", ".join(f"tasks.{n}.{e.fix}" for n, e in problems.items())
+        rest = [n for n in names if n not in problems]
+        leave_out = f", leave them out with only=[{','.join(rest)}]" if rest else ""
+        deeper = "at least 4 blocks" if any(e.fix == "head=linear" for e in problems.values()) else "more blocks"
+        raise ConfigError(
+            f"backbone {spec} has {blocks}, too few for task{'s' if len(problems) > 1 else ''} {listed}; "
+            f"set {fixes}{leave_out}, or use a backbone with {deeper}"
+        )
+    for n, e in problems.items():
+        skipped[n] = f"{e.reason}; the backbone has {blocks_text(e.n_blocks)}"
+        warnings.warn(f"skipping task {n} on backbone {spec}: {skipped[n]}", stacklevel=2)
+    names = [n for n in names if n not in problems]
+    return PreparedSuite(cfg, spec, out, names, parsed, backbones, skipped)
+
+
+def run_suite(
+    cfg: SuiteConfig,
+    backbone_spec: str | None = None,
+    out_dir: str | Path = "probe_out",
+    *,
+    skip_unfit: bool = False,
+) -> list[dict]:
+    """Run every task of the suite on one backbone; write results.json and results.md; return the rows.
+
+    Every task is checked against the backbone first (`prepare_suite`); with `skip_unfit` a task the backbone
+    cannot run is skipped (named in results.json's `skipped`) instead of stopping the suite."""
+    return run_prepared(prepare_suite(cfg, backbone_spec, out_dir, skip_unfit=skip_unfit))
+
+
+def run_prepared(suite: PreparedSuite) -> list[dict]:
+    """Run the tasks of a prepared suite (see `prepare_suite`); write results.json and results.md."""
     import torch
 
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     try:
-        return _run_tasks(cfg, spec, out, names, parsed)
+        return _run_tasks(suite)
     finally:
         torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
 
 
-def _run_tasks(cfg: SuiteConfig, spec: str, out: Path, names: list[str], parsed: dict[str, ParsedTask]) -> list[dict]:
+def _run_tasks(suite: PreparedSuite) -> list[dict]:
     from tqdm.auto import tqdm
 
     from geodino.config import to_dict
 
-    backbones: dict[tuple, Any] = {}  # one load per (bands, sensor): tasks sharing them share the backbone
+    cfg, spec, out, parsed = suite.cfg, suite.spec, suite.out, suite.parsed
     fingerprint = ""
     rows: list[dict[str, Any]] = []
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    bar = tqdm(names, desc=f"probe {cfg.name}", unit="task", disable=not cfg.progress)
+    bar = tqdm(suite.names, desc=f"probe {cfg.name}", unit="task", disable=not cfg.progress)
     for name in bar:
         task = parsed[name]
         tcfg, data = task.cfg, task.data
-        key = (tuple(task.backbone_bands), task.backbone_sensor)
-        if key not in backbones:
-            backbones[key] = load_probe_backbone(spec, task.backbone_bands, task.backbone_sensor, cfg.device)
-        backbone = backbones[key]
+        backbone = suite.backbones[_backbone_key(task)]
         task_fp = str(getattr(backbone, "fingerprint", ""))
         fingerprint = fingerprint or task_fp
         bar.set_postfix_str(name)
@@ -281,6 +376,7 @@ def _run_tasks(cfg: SuiteConfig, spec: str, out: Path, names: list[str], parsed:
                     "type": task.type,
                     "dataset": _dataset_name(tcfg, data),
                     "metric": metric,
+                    "kind": metric_kind(metric),
                     "value": float(value),
                     "backbone": spec,
                     "fingerprint": task_fp,
@@ -289,14 +385,24 @@ def _run_tasks(cfg: SuiteConfig, spec: str, out: Path, names: list[str], parsed:
                     "seconds": round(elapsed, 2),
                 }
             )
-        _write_results(out, cfg, spec, fingerprint, rows, started, parsed)
+        _write_results(out, cfg, spec, fingerprint, rows, started, parsed, suite.skipped)
+    if not suite.names:  # every task skipped: the results still say why
+        _write_results(out, cfg, spec, fingerprint, rows, started, parsed, suite.skipped)
     return rows
 
 
 def _write_results(
-    out: Path, cfg: SuiteConfig, spec: str, fingerprint: str, rows: list[dict], started: str, parsed: dict
+    out: Path,
+    cfg: SuiteConfig,
+    spec: str,
+    fingerprint: str,
+    rows: list[dict],
+    started: str,
+    parsed: dict,
+    skipped: dict[str, str],
 ) -> None:
-    """results.json (rows + the configs that made them) and results.md (one table), both atomic."""
+    """results.json (rows, the configs that made them, skipped tasks) and results.md (the scores, then the
+    bookkeeping rows, then the skipped tasks), both atomic."""
     from geodino.config import to_dict
 
     payload = {
@@ -306,6 +412,7 @@ def _write_results(
         "seed": cfg.seed,
         "started": started,
         "rows": rows,
+        "skipped": skipped,
         "configs": {
             n: {
                 "type": t.type,
@@ -319,19 +426,28 @@ def _write_results(
     }
     with atomic_path(out / "results.json") as tmp:
         tmp.write_text(json.dumps(payload, indent=1, default=str))
+    table_head = ["| task | dataset | metric | value | backbone | config |", "|---|---|---|---|---|---|"]
+
+    def line(r: dict[str, Any]) -> str:
+        return (
+            f"| {r['task']} | {r['dataset']} | {r['metric']} | {r['value']:.4f} | `{r['backbone']}` | "
+            f"`{r['config_hash']}` |"
+        )
+
     lines = [
         f"# Probe results: {cfg.name}",
         "",
         f"Backbone `{spec}` (fingerprint `{fingerprint[:16]}`), seed {cfg.seed}, started {started}.",
         "",
-        "| task | dataset | metric | value | backbone | config |",
-        "|---|---|---|---|---|---|",
+        *table_head,
+        *(line(r) for r in rows if r.get("kind") != "info"),
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['task']} | {r['dataset']} | {r['metric']} | {r['value']:.4f} | `{r['backbone']}` | "
-            f"`{r['config_hash']}` |"
-        )
+    info = [line(r) for r in rows if r.get("kind") == "info"]
+    if info:
+        lines += ["", "Run details (bookkeeping: counts and the last training loss, not scores):", "", *table_head]
+        lines += info
+    if skipped:
+        lines += ["", "Skipped on this backbone:", ""] + [f"- {n}: {why}" for n, why in skipped.items()]
     with atomic_path(out / "results.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
 

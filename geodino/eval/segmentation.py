@@ -64,6 +64,7 @@ class SegmentationProbeConfig:
     cache_features: str = "memory"  # memory | disk | none
     seed: int = 0
     plots: int = 4  # number of validation images drawn as image / truth / prediction panels
+    progress: bool = True  # progress bars (the suite's progress key sets it)
 
     def validate(self) -> None:
         if self.head not in HEADS:
@@ -186,6 +187,18 @@ def default_layers(cfg_layers: Any, head: str) -> Any:
     return list(cfg_layers) if not isinstance(cfg_layers, str) else cfg_layers
 
 
+def head_layers(backbone: Any, cfg: SegmentationProbeConfig) -> str | list[int]:
+    """The layers the configured head reads; LayerError when `backbone` has too few blocks for it (the suite
+    runner calls this for every task before any runs)."""
+    return dense.resolve_layers(
+        default_layers(cfg.layers, cfg.head),
+        backbone.n_blocks,
+        cfg.head != "linear",
+        what=f"segmentation head={cfg.head}",
+        backbone=dense.backbone_name(backbone),
+    )
+
+
 def build_head(
     kind: str, embed_dim: int, n_layers: int, n_out: int, channels: int = 512, dropout: float = 0.1
 ) -> nn.Module:
@@ -214,7 +227,8 @@ def cache_tiles(
     small = cfg.num_classes < 255 and 0 <= cfg.ignore_index <= 255
     counts = torch.zeros(cfg.num_classes, dtype=torch.long)
     ignored = nodata = total = 0
-    for i in tqdm(range(len(data)), desc="segmentation features", leave=False, disable=len(data) < 4):
+    quiet = not cfg.progress or len(data) < 4
+    for i in tqdm(range(len(data)), desc="segmentation features", leave=False, disable=quiet):
         s = data[i]
         check_sample(s, cfg, backbone, f"train sample {s.get('name', i)}")
         flat = s["mask"].long().flatten()
@@ -295,7 +309,7 @@ def run_segmentation(
     out_dir = Path(out_dir)
     make_dirs(out_dir)
     dense.assert_frozen(backbone)
-    layers = dense.resolve_layers(default_layers(cfg.layers, cfg.head), backbone.n_blocks, cfg.head != "linear")
+    layers = head_layers(backbone, cfg)
     train_data, val_data = _samples(cfg, train_data, val_data)
     if cfg.num_classes < 2:
         raise ConfigError(f"segmentation num_classes={cfg.num_classes} must be >= 2")
@@ -304,6 +318,7 @@ def run_segmentation(
     store = dense.FeatureStore(backbone, layers, cfg.cache_features, out_dir / "feature_cache")
     tile_masks = cache_tiles(train_data, store, crop, cfg, backbone, cfg.batch_size)
     probe_maps, _ = store.get([0])
+    dense.seed_everything(cfg.seed)  # the head's initial weights depend on the seed, not on what ran before
     head = build_head(cfg.head, probe_maps[0].shape[1], len(probe_maps), cfg.num_classes, cfg.channels, cfg.dropout)
 
     def loss_fn(h: nn.Module, maps: list[Tensor], cls: list[Tensor], idx: list[int]) -> Tensor:
@@ -335,5 +350,7 @@ def run_segmentation(
     if shown:
         from geodino.eval.plots import plot_examples
 
-        plot_examples(shown, cfg.num_classes, cfg.ignore_index, out_dir / "segmentation_examples.png")
+        plot_examples(
+            shown, cfg.num_classes, cfg.ignore_index, out_dir / "segmentation_examples.png", cfg.class_names or None
+        )
     return metrics

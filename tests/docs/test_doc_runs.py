@@ -118,7 +118,7 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "probe --config my_dense.yaml --backbone dinov3_vitl16_pretrain_sat493m.pth --out results/": ConfigOnly("NEON, tree-crown and land-cover data (downloads) and three 30-epoch dense trainings; tests/eval runs each task on tiny data"),
     G + "probe --config my_dense.yaml --backbone 'arch:vit_small?seed=0' --out results_random/": ConfigOnly("as above: real dense datasets, 30-epoch trainings"),
     # --- docs/distillation.md
-    G + "distill --config configs/distill/vitl_to_vits.yaml": ConfigOnly("reads ../shared/data scenes (not in the repository) and trains a random ViT-L teacher's heads; the same loop runs in the teacher.spec=... command below"),
+    G + "distill --config configs/distill/vitl_to_vits.yaml": ConfigOnly("trains a random ViT-L teacher's heads and distils it for 30 steps on generated tiles: minutes on 2 cores; the same loop runs in the teacher.spec=... command below"),
     G + "distill --config configs/distill/vitl_to_vits.yaml teacher.spec=weights/dinov3_vitl16_pretrain_sat493m-eadcf0ff.pth 'data.sources=[{type: raster, paths: [/data/naip/], sensor: naip}]' train.max_steps=20000 train.device=cuda train.precision=bf16-mixed": ConfigOnly("a GPU (cuda, bf16) and 20 000 steps with the released ViT-L weights"),
     G + "distill --config configs/distill/vitl_to_vits.yaml teacher.spec=runs/sat_vitl/export/teacher.pth": Run(
         ("data.sources=[{type: raster, paths: [data/scenes/], tile_size: 64}]", "teacher.head_warmup_steps=1",
@@ -185,10 +185,11 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "probe --config configs/eval/eurosat_knn_linear.yaml --backbone checkpoints/dinov3_vits16_pretrain_lvd1689m.pth --out runs/eurosat_vits": ConfigOnly(DOWNLOAD),
     G + "probe -c configs/eval/eurosat_knn_linear.yaml -b baseline:colour --out runs/eurosat_colour": ConfigOnly(DOWNLOAD),
     G + "probe -c configs/eval/eurosat_knn_linear.yaml -b exports/s2_vits16.pth --compare baseline:colour --compare 'arch:vit_small?seed=0' --out runs/eurosat_vs": ConfigOnly(DOWNLOAD),
-    G + "probe -c configs/eval/all.yaml -b 'baseline:colour?patch_size=16' backbone_sensor=sentinel2_l2a --out runs/all_colour": ConfigOnly(DOWNLOAD),
+    G + "probe -c configs/eval/all.yaml -b 'baseline:colour?patch_size=16' tasks.canopy_neon_dpt.head=linear 'only=[eurosat_knn_linear,loveda_linear,canopy_neon_dpt,vhr10_fasterrcnn]' tasks.eurosat_knn_linear.backbone_sensor=sentinel2_l2a 'tasks.eurosat_knn_linear.backbone_bands=[red,green,blue]' --out runs/all_colour": ConfigOnly(DOWNLOAD),
     G + "probe -c configs/eval/eurosat_knn_linear.yaml -b arch:vit_small --out runs/mine tasks.eurosat_knn_linear.data.name=image_folder tasks.eurosat_knn_linear.data.root=/data/my_scenes 'tasks.eurosat_knn_linear.data.bands=[]'": Run(),
     G + "probe -c configs/eval/all.yaml -b SPEC --out runs/all": ConfigOnly(DOWNLOAD),
     G + "probe -c configs/eval/all.yaml -b SPEC --out runs/two 'only=[eurosat_knn_linear,vhr10_fasterrcnn]'": ConfigOnly(DOWNLOAD),
+    G + "probe -c configs/eval/eurosat_knn_linear.yaml -b 'arch:vit_small?seed=0' --out runs/sample_random tasks.eurosat_knn_linear.data.name=image_folder tasks.eurosat_knn_linear.data.root=../shared/data/eurosat_sample 'tasks.eurosat_knn_linear.data.bands=[]' tasks.eurosat_knn_linear.logreg.enabled=true": ConfigOnly("reads ../shared/data/eurosat_sample (not in the repository); the same class-folder command runs on generated data as runs/mine"),
 }  # fmt: skip
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import rasterio
@@ -152,3 +154,50 @@ def test_dpt_canopy_probe_end_to_end(tmp_path):
         assert (tmp_path / "out" / name).stat().st_size > 0
     assert not list((tmp_path / "out").glob(".*tmp*"))  # atomic writes left no temporary file
     assert_unchanged(bb, before)
+
+
+def test_same_seed_gives_the_same_head_whatever_drew_random_numbers_before(tmp_path):
+    """The head is built after re-seeding: its weights and metrics depend on `seed` alone (the global torch RNG
+    state left by earlier work, e.g. loading a backbone or another probe, must not leak into them)."""
+    import torch
+
+    write_image(tmp_path / "a.tif")
+    write_chm(tmp_path / "a_CHM.tif")
+    cfg = CanopyProbeConfig(
+        train_images=[str(tmp_path / "a.tif")],
+        train_chms=[str(tmp_path / "a_CHM.tif")],
+        head="linear",
+        crop_size=32,
+        epochs=1,
+        n_bins=16,
+    )
+    runs = []
+    for i, before in enumerate((1, 2)):
+        torch.manual_seed(before)
+        metrics = run_canopy(tiny_backbone(), cfg, tmp_path / f"out{i}")
+        runs.append((metrics, torch.load(tmp_path / f"out{i}" / "canopy_head.pt", weights_only=False)["state_dict"]))
+    (m0, s0), (m1, s1) = runs
+    assert m0 == m1
+    assert all(torch.equal(s0[k], s1[k]) for k in s0)
+
+
+def test_a_chm_with_several_bands_is_refused_naming_the_file(tmp_path):
+    """An RGB image given as the height model (SJER_052.tif as a CHM) must not train: MAE 124 m, tree IoU 1.0."""
+    write_image(tmp_path / "a.tif")
+    write_image(tmp_path / "rgb.tif", size=32, res=1.0)
+    with pytest.raises(InputError, match=r"^CHM .*rgb.tif has 3 bands; a canopy height model is one band"):
+        load_chm_pair(tmp_path / "a.tif", tmp_path / "rgb.tif", CanopyProbeConfig())
+
+
+def test_heights_above_max_height_warn_once_naming_the_file_and_the_max(tmp_path):
+    write_image(tmp_path / "a.tif")
+    write_chm(tmp_path / "a_CHM.tif", fill=150.0)  # centimetres or a wrong file: beyond the bins' 96 m
+    with pytest.warns(UserWarning) as caught:
+        load_chm_pair(tmp_path / "a.tif", tmp_path / "a_CHM.tif", CanopyProbeConfig())
+    msgs = [str(w.message) for w in caught if "max_height" in str(w.message)]
+    assert len(msgs) == 1
+    assert "a_CHM.tif" in msgs[0] and "above max_height=96 m (up to 150.0 m)" in msgs[0]
+    write_chm(tmp_path / "a_CHM.tif")  # heights within the bins: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_chm_pair(tmp_path / "a.tif", tmp_path / "a_CHM.tif", CanopyProbeConfig())

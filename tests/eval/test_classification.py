@@ -177,3 +177,44 @@ def test_class_and_count_mismatches_are_one_line(tmp_path):
     with pytest.raises(InputError, match="backbone tiny takes 4 bands but image_folder has 3"):
         run_classification(TinyBackbone(in_chans=4, spec="tiny"), ClassificationConfig(data=DatasetConfig(
             name="image_folder", root=str(tmp_path / "e")), progress=False), tmp_path / "out")  # fmt: skip
+
+
+def test_knn_k_values_above_the_training_set_are_skipped_not_mislabelled(tmp_path):
+    """ks=[1, 3, 500] on 8 training images: k=500 would vote with all 8 and be reported as `@k500`."""
+    _folder(tmp_path / "data")
+    cfg = ClassificationConfig(
+        data=DatasetConfig(name="image_folder", root=str(tmp_path / "data"), val_fraction=0.25, test_fraction=0.25),
+        features=FeatureConfig(cache=False, batch_size=8),
+        progress=False,
+        plots=False,
+    )
+    cfg.linear.enabled = False
+    cfg.knn.ks = [1, 3, 500]
+    with pytest.warns(UserWarning, match=r"kNN: k=500 is more than the 8 training images of image_folder; skipped"):
+        m = run_classification(TinyBackbone(spec="tiny"), cfg, tmp_path / "out")
+    assert {"knn_top1@k1", "knn_top1@k3"} <= set(m) and not any("k500" in key for key in m)
+    assert json.loads((tmp_path / "out" / "classification.json").read_text())["knn"]["skipped_ks"] == [500]
+    # every k too large: k = the training set size, named as such
+    cfg.knn.ks = [100, 200]
+    with pytest.warns(UserWarning, match=r"k=100, 200 are more than the 8 training images .* reporting k=8"):
+        m = run_classification(TinyBackbone(spec="tiny"), cfg, tmp_path / "out2")
+    assert [key for key in m if "@k" in key] == ["knn_top1@k8"]
+
+
+def test_knn_at_k_does_not_depend_on_the_other_k_values_when_similarities_tie():
+    """A random ViT's CLS tokens tie by the dozen (15 distinct similarities over 120 EuroSAT images): kNN@20
+    read 0.300 with ks=[10, 20, 100, 200] and 0.275 with ks=[10, 20, 100]. Ties now go to the lower index."""
+    g = torch.Generator().manual_seed(0)
+    dirs = torch.tensor([[1.0, 0.0], [1.0, 0.001], [1.0, 0.002], [1.0, 0.003]])
+    train = dirs[torch.randint(0, 4, (120,), generator=g)]
+    labels = torch.randint(0, 5, (120,), generator=g)
+    test = torch.tensor([[1.0, 0.0], [1.0, 0.002]])
+    wide = knn_scores(train, labels, test, [10, 20, 100, 120], num_classes=5)
+    for ks in ([10, 20], [20], [10]):
+        narrow = knn_scores(train, labels, test, ks, num_classes=5)
+        assert all(torch.equal(narrow[k], wide[k]) for k in ks)
+    # the reference: neighbours in (similarity desc, training index asc) order
+    sim = F.normalize(test, dim=1) @ F.normalize(train, dim=1).T
+    order = torch.sort(sim, dim=1, descending=True, stable=True).indices[:, :20]
+    expected = (torch.exp(sim.gather(1, order) / 0.07)[..., None] * F.one_hot(labels[order], 5)).sum(1)
+    assert torch.allclose(wide[20], expected)

@@ -96,3 +96,122 @@ def test_a_spec_named_twice_is_refused_before_any_run(tmp_path):
     with pytest.raises(ConfigError, match="--compare names 'baseline:colour' twice"):
         run_comparison(cfg, "arch:vit_tiny?depth=1", ["baseline:colour", "baseline:colour"], tmp_path / "o")
     assert not (tmp_path / "o").exists()
+
+
+def _dense_suite(tmp_path):
+    """A suite of a scene classification, a linear and an UPerNet segmentation task on tiny folders."""
+    from tests.eval.test_segmentation import make_folder
+
+    img, msk = make_folder(tmp_path / "seg", n=3, size=32)
+    chips = _chips(tmp_path / "chips")
+    seg = {"type": "segmentation", "train_images": str(img), "train_masks": str(msk), "num_classes": 2,
+           "crop_size": 32, "epochs": 1, "batch_size": 4, "plots": 0, "channels": 16}  # fmt: skip
+    suite = {
+        "name": "mixed",
+        "tasks": {
+            "scenes": {
+                "type": "classification",
+                "data": {"name": "image_folder", "root": str(chips), "bands": []},
+                "knn": {"ks": [3]},
+                "linear": {"enabled": False},
+                "plots": False,
+            },
+            "seg_linear": {**seg, "head": "linear"},
+            "seg_upernet": {**seg, "head": "upernet"},
+        },
+    }
+    path = tmp_path / "suite.yaml"
+    path.write_text(json.dumps(suite))  # JSON is YAML
+    return path
+
+
+VIT4 = "arch:vit_tiny?depth=4&patch_size=8&seed=0"
+COLOUR = "baseline:colour?patch_size=8"
+
+
+def test_a_comparison_backbone_skips_the_tasks_it_cannot_run_and_the_table_says_why(tmp_path, capsys):
+    from geodino.cli import main
+
+    out = tmp_path / "out"
+    argv = ["probe", "-c", str(_dense_suite(tmp_path)), "-b", VIT4, "--compare", COLOUR, "--out", str(out)]
+    with pytest.warns(UserWarning) as caught:
+        assert main([*argv, "progress=false"]) == 0
+    warned = [str(w.message) for w in caught if "skipping task" in str(w.message)]
+    assert warned == [
+        f"skipping task seg_upernet on backbone {COLOUR}: segmentation head=upernet needs four layers; the backbone "
+        "has 1 block"
+    ]
+    main_metrics = {(r["task"], r["metric"]) for r in json.loads((out / "results.json").read_text())["rows"]}
+    assert ("seg_upernet", "mIoU") in main_metrics  # the main backbone ran every task
+    md = (out / "comparison.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| seg_upernet | mIoU |"))
+    assert row.endswith("| - | - |")
+    assert (
+        f"- `{COLOUR}` skipped seg_upernet: segmentation head=upernet needs four layers; the backbone has 1 block" in md
+    )
+    assert "| seg_linear | mIoU |" in md and "| scenes | knn_top1 |" in md
+    table = json.loads((out / "comparison.json").read_text())
+    assert list(table["skipped"]) == [COLOUR] and list(table["skipped"][COLOUR]) == ["seg_upernet"]
+    colour_run = json.loads((out / "compare" / "1_baseline_colour_patch_size_8" / "results.json").read_text())
+    assert {r["task"] for r in colour_run["rows"]} == {"scenes", "seg_linear"}
+
+
+def test_a_main_backbone_that_cannot_run_a_task_stops_before_any_task_runs(tmp_path, capsys):
+    from geodino.cli import main
+
+    out = tmp_path / "out"
+    argv = ["probe", "-c", str(_dense_suite(tmp_path)), "-b", COLOUR, "--out", str(out), "progress=false"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"geodino: error: backbone {COLOUR} has 1 block, too few for task seg_upernet (segmentation head=upernet "
+        "needs four layers); set tasks.seg_upernet.head=linear, leave them out with only=[scenes,seg_linear], or "
+        "use a backbone with at least 4 blocks"
+    )
+    assert not (out / "scenes").exists() and not (out / "results.json").exists()  # nothing ran
+    # as the main backbone of a comparison: stopped before the comparisons run
+    argv = ["probe", "-c", str(_dense_suite(tmp_path / "b")), "-b", COLOUR, "--compare", VIT4, "--out", str(out)]
+    assert main([*argv, "progress=false"]) == 2
+    assert "too few for task seg_upernet" in capsys.readouterr().err
+    assert not (out / "compare").exists() and not (out / "comparison.md").exists()
+
+
+def test_the_four_layer_message_names_the_probe_and_the_backbone(tmp_path):
+    from geodino.backbones import load_backbone
+    from geodino.errors import ConfigError
+    from geodino.eval.segmentation import SegmentationProbeConfig, run_segmentation
+    from tests.eval.test_segmentation import make_folder
+
+    img, msk = make_folder(tmp_path, n=2, size=32)
+    cfg = SegmentationProbeConfig(train_images=str(img), train_masks=str(msk), num_classes=2, head="upernet", plots=0)
+    with pytest.raises(ConfigError, match=r"^segmentation head=upernet on backbone baseline:colour\?patch_size=8: "):
+        run_segmentation(load_backbone(COLOUR), cfg, tmp_path / "out")
+
+
+def test_bookkeeping_values_are_listed_apart_and_never_differenced():
+    main = [{"task": "c", "metric": "MAE", "value": 3.0}, {"task": "c", "metric": "n_pixels", "value": 500.0},
+            {"task": "c", "metric": "train_loss", "value": 2.0}]  # fmt: skip
+    other = [{"task": "c", "metric": "MAE", "value": 4.0}, {"task": "c", "metric": "n_pixels", "value": 500.0},
+             {"task": "c", "metric": "train_loss", "value": 5.0}]  # fmt: skip
+    runs = [("main", main), ("colour", other)]
+    assert [r["kind"] for r in comparison_rows(runs)] == ["score", "info", "info"]
+    md = comparison_markdown(runs, "s")
+    assert "| c | MAE | 3.0000 | 4.0000 | +1.0000 |" in md
+    assert "| c | n_pixels | 500.0000 | 500.0000 |\n" in md and "| c | train_loss | 2.0000 | 5.0000 |\n" in md
+    assert "+3.0000" not in md and "+0.0000" not in md  # no difference column for bookkeeping
+
+
+def test_results_mark_bookkeeping_rows_and_progress_false_silences_the_dense_bars(tmp_path, capsys):
+    from geodino.cli import main
+
+    out = tmp_path / "out"
+    argv = ["probe", "-c", str(_dense_suite(tmp_path)), "-b", VIT4, "--out", str(out), "only=[seg_linear]"]
+    assert main([*argv, "progress=false"]) == 0
+    err = capsys.readouterr().err
+    assert "segmentation linear" not in err and "it/s" not in err  # no per-epoch bar
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert {r["metric"]: r["kind"] for r in rows}["train_loss"] == "info"
+    assert {r["metric"]: r["kind"] for r in rows}["mIoU"] == "score"
+    md = (out / "results.md").read_text()
+    scores, details = md.split("Run details")
+    assert "| mIoU |" in scores and "train_loss" not in scores and "| train_loss |" in details

@@ -163,3 +163,23 @@ def test_unknown_label_and_band_mismatch(tmp_path):
     )
     with pytest.raises(InputError, match=r"has 2 bands but backbone .* expects 3; .*adapt the patch embedding"):
         run_detection(tiny_backbone(), cfg, tmp_path / "out")
+
+
+def test_same_seed_gives_the_same_detector_whatever_drew_random_numbers_before(tmp_path):
+    """The pyramid and detector heads are built after re-seeding: earlier RNG use must not change them."""
+    _scene(tmp_path)
+    cfg = DetectionProbeConfig(
+        train_images=[str(tmp_path / "scene.tif")],
+        train_boxes=[str(tmp_path / "scene.csv")],
+        tile_size=32,
+        epochs=1,
+        batch_size=3,
+        pyramid_channels=16,
+        anchor_sizes=[8, 16, 32, 64, 128],
+    )
+    heads = []
+    for i, before in enumerate((1, 2)):
+        torch.manual_seed(before)
+        run_detection(tiny_backbone(), cfg, tmp_path / f"out{i}")
+        heads.append(torch.load(tmp_path / f"out{i}" / "detection_head.pt", weights_only=False)["state_dict"])
+    assert all(torch.equal(heads[0][k], heads[1][k]) for k in heads[0])

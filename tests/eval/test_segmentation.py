@@ -183,3 +183,34 @@ def test_feature_store_modes_agree(tmp_path):
         assert len(maps) == 4 and len(cls) == 4
         for a, b in zip([*maps, *cls], [*ref_maps, *ref_cls]):  # float16 storage (features, or tiles for none)
             assert torch.allclose(a, b, atol=1e-2 * max(1.0, float(b.abs().max()))), mode
+
+
+def test_same_seed_gives_the_same_head_whatever_drew_random_numbers_before(tmp_path):
+    """The head is built after re-seeding: the global torch RNG state left by earlier work must not change it."""
+    img, msk = make_folder(tmp_path, n=3, size=32)
+    cfg = SegmentationProbeConfig(
+        train_images=str(img), train_masks=str(msk), num_classes=2, head="linear", crop_size=32, epochs=1, plots=0
+    )
+    heads = []
+    for i, before in enumerate((1, 2)):
+        torch.manual_seed(before)
+        run_segmentation(tiny_backbone(), cfg, tmp_path / f"out{i}")
+        heads.append(torch.load(tmp_path / f"out{i}" / "segmentation_head.pt", weights_only=False)["state_dict"])
+    assert all(torch.equal(heads[0][k], heads[1][k]) for k in heads[0])
+
+
+def test_example_panels_have_a_legend_of_the_class_colours(tmp_path, monkeypatch):
+    from geodino.eval import plots
+
+    drawn = {}
+
+    def keep(fig, path, **kwargs):
+        drawn["legend"] = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+        fig.clf()
+
+    monkeypatch.setattr(plots, "save_figure", keep)
+    item = (torch.rand(3, 16, 16), torch.zeros(16, 16, dtype=torch.long), torch.ones(16, 16, dtype=torch.long))
+    plots.plot_examples([item], 3, 255, tmp_path / "ex.png", ["water", "forest", "urban"])
+    assert drawn["legend"] == ["water", "forest", "urban", "ignored (255)"]
+    plots.plot_examples([item], 2, 255, tmp_path / "ex.png")
+    assert drawn["legend"] == ["0", "1", "ignored (255)"]
