@@ -63,3 +63,18 @@ def test_help_override_example_is_a_valid_override_of_each_command() -> None:
         extra = {DataConfig: [source], PretrainConfig: ["data." + source], DistillConfig: ["data." + source]}
         extra = extra.get(schema, [])
         load_config(schema, None, [override_example(schema), *extra])  # unknown keys would raise ConfigError
+
+
+def test_overrides_after_an_option_are_overrides(capsys, tmp_path) -> None:
+    """`key=value` on both sides of an option: argparse alone took only the first run and refused the rest."""
+    from pathlib import Path
+
+    from geodino.cli import main
+
+    suite = Path(__file__).parents[1] / "configs" / "eval" / "demo.yaml"
+    argv = ["probe", "-c", str(suite), "progress=false", "-b", "baseline:colour", "--out", str(tmp_path / "o")]
+    assert main([*argv, f"tasks.demo_landcover.data.root={tmp_path / 'nowhere'}"]) == 2
+    assert "nowhere" in capsys.readouterr().err  # the late override was applied: its folder is the one missing
+    with pytest.raises(SystemExit) as exc:  # what is not an override stays argparse's error
+        main([*argv, "--nope"])
+    assert exc.value.code == 2 and "unrecognized arguments: --nope" in capsys.readouterr().err
