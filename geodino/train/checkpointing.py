@@ -59,8 +59,13 @@ PREFIX = "arch."  # the LightningModule keeps the SSL meta-architecture in `self
 # What to do when a file does not fit the module it initialises (the config keys that set the architecture).
 FIT_HINT = (
     "it was trained with another architecture: set ssl.student.arch, ssl.student.patch_size, ssl.student.in_chans "
-    "and the ssl.dino/ssl.ibot head sizes (distill: students[i].arch) to match it (`geodino info FILE` shows its "
-    "architecture), or choose another file"
+    "and the ssl.dino/ssl.ibot head sizes to match it (`geodino info FILE` shows its architecture), or choose "
+    "another file"
+)
+# the same for a distillation student, whose architecture is set under students[i]
+DISTILL_FIT_HINT = (
+    "it was trained with another architecture: set students[i].arch (and the dino/ibot head sizes) to match it "
+    "(`geodino info FILE` shows its architecture), or choose another file"
 )
 CKPT_PATTERN = re.compile(r"^step_(\d+)\.ckpt$")
 

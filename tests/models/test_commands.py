@@ -96,6 +96,18 @@ def test_bad_input_paths_exit_2_with_one_line(capsys, tmp_path):
     # corrupt and truncated checkpoints
     (tmp_path / "trunc.pth").write_bytes(path.read_bytes()[:5000])
     assert "trunc.pth is corrupt or truncated" in one_line_error(capsys, "info", str(tmp_path / "trunc.pth"))
+    # a library's long reason is cut at its first sentence (torch's goes on about filing bug reports), else with "..."
+    from geodino.models.checkpoints.files import _first_line
+
+    torch_text = (
+        "PytorchStreamReader failed reading zip archive: failed finding central directory. This is an internal "
+        "miniz error. If you are seeing this error, there is a high chance that your file was not written fully"
+    )
+    assert _first_line(RuntimeError(torch_text)) == (
+        "PytorchStreamReader failed reading zip archive: failed finding central directory"
+    )
+    assert _first_line(RuntimeError("x" * 200)) == "x" * 157 + "..."
+    assert _first_line(RuntimeError("short. reason\nmore")) == "short. reason"
     (tmp_path / "junk.safetensors").write_bytes(b"garbage" * 20)
     assert "not a readable safetensors file" in one_line_error(capsys, "info", str(tmp_path / "junk.safetensors"))
     # a .pth that needs pickle code: refused

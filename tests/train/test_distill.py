@@ -160,8 +160,9 @@ def test_student_init_from_another_architecture_fails(run, images, tmp_path) -> 
         f"teacher.heads={out / 'teacher.heads.pth'}",
         f"students=[{{name: a, arch: vit_tiny, overrides: {{depth: 2}}, init_from: {exports['small']}}}]",
     )
-    with pytest.raises(CheckpointError, match=r"does not fit the students\[0\] \(a\) backbone"):
+    with pytest.raises(CheckpointError, match=r"does not fit the students\[0\] \(a\) backbone") as err:
         distill(cfg)
+    assert "set students[i].arch" in str(err.value) and "ssl.student" not in str(err.value)  # the distill keys
 
 
 @pytest.mark.parametrize(

@@ -91,8 +91,16 @@ def _foreign_file(path: Path) -> str | None:
 
 
 def _first_line(exc: BaseException, limit: int = 160) -> str:
+    """The library's reason in one line: its first sentence when the line is long (torch's zip errors go on
+    about filing bug reports), else the line cut with an ellipsis, never mid-word without one."""
     text = str(exc).strip()
-    return text.splitlines()[0][:limit] if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    line = text.splitlines()[0]
+    if len(line) <= limit:
+        return line
+    end = line.find(". ", 0, limit)
+    return line[:end] if end > 0 else line[: limit - 3].rstrip() + "..."
 
 
 def _torch_load(path: Path) -> Any:

@@ -191,11 +191,11 @@ def build_student(spec: StudentSpec, index: int, teacher: nn.Module, t_dino: nn.
     ibot = DINOHead(backbone.embed_dim, t_ibot.out_dim, hidden_i, bottleneck_i, t_ibot.nlayers)
     if spec.init_from:
         from geodino.models.checkpoints import load_strict
-        from geodino.train.checkpointing import FIT_HINT, read_init_source
+        from geodino.train.checkpointing import DISTILL_FIT_HINT, read_init_source
 
         src = read_init_source(spec.init_from)
         state = src.student if src.kind == "training" and src.student else src.teacher
-        load_strict(backbone, state, f"{where} backbone", f"checkpoint {src.path}", FIT_HINT)
+        load_strict(backbone, state, f"{where} backbone", f"checkpoint {src.path}", DISTILL_FIT_HINT)
     return DistillStudent(backbone, dino, ibot)
 
 

@@ -51,7 +51,7 @@ def save_checkpoint(
 
 def load_checkpoint(path: Path, arch: nn.Module, opt: torch.optim.Optimizer) -> int:
     from geodino.models.checkpoints import load_file, load_strict
-    from geodino.train.checkpointing import FIT_HINT
+    from geodino.train.checkpointing import DISTILL_FIT_HINT
 
     obj = load_file(path)
     if obj.get("format") != FORMAT:
@@ -64,9 +64,9 @@ def load_checkpoint(path: Path, arch: nn.Module, opt: torch.optim.Optimizer) -> 
                 f"checkpoint {path} has no student {name!r} (it has {sorted(obj['students'])}); use the config it was "
                 "written with or another output_dir"
             )
-        load_strict(module, obj["students"][name], f"student {name}", f"checkpoint {path}", FIT_HINT)
+        load_strict(module, obj["students"][name], f"student {name}", f"checkpoint {path}", DISTILL_FIT_HINT)
         ema = arch.students_ema[name]
-        load_strict(ema, obj["students_ema"][name], f"student {name} EMA", f"checkpoint {path}", FIT_HINT)
+        load_strict(ema, obj["students_ema"][name], f"student {name} EMA", f"checkpoint {path}", DISTILL_FIT_HINT)
     opt.load_state_dict(obj["optimizer"])
     return int(obj["step"])
 
