@@ -122,11 +122,9 @@ def _scene(tmp_path, size=64, n_boxes=6, seed=0):
     write_csv(tmp_path / "scene.csv", "scene.tif", rows)
 
 
-def test_faster_rcnn_probe_end_to_end(tmp_path):
-    bb = tiny_backbone()
-    before = snapshot(bb)
-    _scene(tmp_path)
-    cfg = DetectionProbeConfig(
+def _small_cfg(tmp_path, **extra) -> DetectionProbeConfig:
+    """One epoch of a small detector on the scene `_scene` writes (32 px tiles, 16 pyramid channels)."""
+    return DetectionProbeConfig(
         train_images=[str(tmp_path / "scene.tif")],
         train_boxes=[str(tmp_path / "scene.csv")],
         tile_size=32,
@@ -134,8 +132,15 @@ def test_faster_rcnn_probe_end_to_end(tmp_path):
         batch_size=3,
         pyramid_channels=16,
         anchor_sizes=[8, 16, 32, 64, 128],
-        export_threshold=0.0,
+        **extra,
     )
+
+
+def test_faster_rcnn_probe_end_to_end(tmp_path):
+    bb = tiny_backbone()
+    before = snapshot(bb)
+    _scene(tmp_path)
+    cfg = _small_cfg(tmp_path, export_threshold=0.0)
     metrics = run_detection(bb, cfg, tmp_path / "out")
     assert {"mAP", "mAP50", "mAP75", "mAR100"} <= metrics.keys()
     assert all(0.0 <= metrics[k] <= 1.0 for k in ("mAP", "mAP50", "mAP75"))
@@ -168,15 +173,7 @@ def test_unknown_label_and_band_mismatch(tmp_path):
 def test_same_seed_gives_the_same_detector_whatever_drew_random_numbers_before(tmp_path):
     """The pyramid and detector heads are built after re-seeding: earlier RNG use must not change them."""
     _scene(tmp_path)
-    cfg = DetectionProbeConfig(
-        train_images=[str(tmp_path / "scene.tif")],
-        train_boxes=[str(tmp_path / "scene.csv")],
-        tile_size=32,
-        epochs=1,
-        batch_size=3,
-        pyramid_channels=16,
-        anchor_sizes=[8, 16, 32, 64, 128],
-    )
+    cfg = _small_cfg(tmp_path)
     heads = []
     for i, before in enumerate((1, 2)):
         torch.manual_seed(before)
