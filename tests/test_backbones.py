@@ -66,6 +66,13 @@ def test_arch_spec_is_seeded_frozen_and_gives_features():
     t1 = load_backbone("timm:vit_tiny_patch16_224?seed=0")
     assert t0.fingerprint == t1.fingerprint
     assert torch.equal(t0.model.patch_embed.proj.weight, t1.model.patch_embed.proj.weight)
+    # building a seeded backbone leaves the caller's generator where it was (the seed is not a side effect)
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    load_backbone("arch:vit_tiny?depth=1")
+    load_backbone("timm:vit_tiny_patch16_224?depth=1")
+    assert torch.equal(torch.rand(3), expected)
     assert not any(p.requires_grad for p in fb.parameters())
     fb.train()
     assert not fb.training and not fb.model.training

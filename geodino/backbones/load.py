@@ -60,8 +60,9 @@ def load_backbone(
         if n_bands is not None and n_bands != in_chans:
             raise ConfigError(f"backbone spec {spec_text}: bands={n_bands} but in_chans={in_chans}")
         check_build_options({"patch_size": patch, "in_chans": in_chans, **overrides}, spec_text)
-        torch.manual_seed(seed)
-        model = build_model(target, patch_size=patch, in_chans=in_chans, **overrides)
+        with torch.random.fork_rng(devices=[]):  # seeded weights without moving the caller's generator
+            torch.manual_seed(seed)
+            model = build_model(target, patch_size=patch, in_chans=in_chans, **overrides)
         stats = sensor_stats(sensor, names, in_chans, spec_text, None)
         # what makes the weights, not the spec's text: `arch:vit_small` and `arch:vit_small?seed=0` are one model
         build = {k: str(v) for k, v in sorted(overrides.items())}

@@ -69,12 +69,16 @@ def build_timm(name: str, options: dict[str, str], in_chans: int | None, seed: i
     for key in ("img_size",):
         if key in options:
             kwargs[key] = as_int(options[key], key)
-    if seed is not None:
-        torch.manual_seed(seed)
     try:
-        model = timm.create_model(name, dynamic_img_size=True, **kwargs)
-    except TypeError:  # CNNs and others without a dynamic image size
-        model = timm.create_model(name, **kwargs)
+        with torch.random.fork_rng(devices=[]):  # seeded weights without moving the caller's generator
+            if seed is not None:
+                torch.manual_seed(seed)
+            try:
+                model = timm.create_model(name, dynamic_img_size=True, **kwargs)
+            except TypeError:  # CNNs and others without a dynamic image size
+                if seed is not None:
+                    torch.manual_seed(seed)
+                model = timm.create_model(name, **kwargs)
     except Exception as exc:
         if pretrained:
             raise CheckpointError(
