@@ -181,9 +181,12 @@ class _SSLBatches(torch.utils.data.Sampler):
         self.start_step, self.max_steps = start_step, max_steps
 
     def __len__(self) -> int:
+        """The whole run's steps, not the steps left: a resumed Lightning run restores its in-epoch batch count
+        (start_step) and ends the epoch when that count reaches this length, so `max_steps - start_step` ended a run
+        resumed before its halfway point early and then read this loader again from start_step."""
         if self.max_steps is None:
             raise TypeError("the SSL loader is infinite (max_steps=None)")
-        return max(0, self.max_steps - self.start_step)
+        return max(0, self.max_steps)
 
     def __iter__(self) -> Iterator[list[tuple[int, int, int, int]]]:
         steps = itertools.count(self.start_step) if self.max_steps is None else range(self.start_step, self.max_steps)
@@ -340,6 +343,24 @@ def build_ssl_loader(
     loader.sources = sources  # type: ignore[attr-defined]
     loader.mixer = mixer  # type: ignore[attr-defined]
     return loader
+
+
+def check_sources_have_pixels(sources: Sequence[Any], seed: int, n: int = 16) -> None:
+    """Stop when a source's first `n` samples (random tiles: each already the best of its redraws; grid tiles and
+    images: at most one pass) hold no valid pixel at all: an archive that is nodata everywhere (a wrong `nodata`,
+    an empty ROI, blank files) would otherwise train on fill colour without a word."""
+    for source in sources:
+        random = getattr(getattr(source, "tiles", None), "sampling", None) == "random"
+        samples = [source.get(i, seed) for i in range(n if random else min(n, max(1, len(source))))]
+        masks = [np.asarray(smp["valid"]) for smp in samples if "valid" in smp]
+        if len(masks) < len(samples) or any(m.any() for m in masks):  # images without a mask count as valid
+            continue
+        files = list(getattr(getattr(source, "archive", None), "files", None) or [])
+        where = f" ({files[0]}{f' and {len(files) - 1} more' if len(files) > 1 else ''})" if files else ""
+        raise InputError(
+            f"source {source.name!r}{where}: {len(samples)} sampled tile(s) hold no valid pixel, every pixel read is "
+            "nodata; check the files, their nodata value (set `nodata:` in the source to override it) and the ROI"
+        )
 
 
 # ------------------------------------------------------------------------------------------------------------------

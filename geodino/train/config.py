@@ -44,7 +44,6 @@ class TrainerConfig:
     # off | selective (official train.checkpointing: keep matmul and attention outputs, recompute the rest) | full
     # (recompute whole student blocks): less activation memory for some recomputation (train.activation_checkpointing)
     activation_checkpointing: str = "off"
-    clip_grad: float = 3.0  # max grad norm, applied per student sub-module (backbone, each head); 0 = off
     log_every_n_steps: int = 10
     progress_bar: bool = True
     # csv | tensorboard | wandb | mlflow (the last two: pip install 'geodino[tracking]'); see geodino.train.loggers

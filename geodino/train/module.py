@@ -223,10 +223,15 @@ class SSLModule(L.LightningModule):
     def _raise_nan(self, loss: torch.Tensor, logs: dict[str, Any], it: int) -> None:
         terms = ", ".join(f"{k}={float(v):.4g}" for k, v in logs.items() if _is_number(v))
         last = ckpt_lib.latest_checkpoint(self.checkpoint_dir) if self.checkpoint_dir else None
-        where = f"the last good checkpoint is {last}" if last else "no checkpoint was written yet"
+        then = (
+            f"the last good checkpoint is {last}; lower ssl.schedules.lr.peak or ssl.optim.clip_grad and rerun the "
+            "same command to resume from it"
+            if last
+            else "no checkpoint was written yet; lower ssl.schedules.lr.peak or ssl.optim.clip_grad and start again"
+        )
         raise TrainingError(
             f"loss is {float(loss.detach().float().mean())} at step {it} ({terms or 'no terms logged'}); training "
-            f"stopped and {where}; lower ssl.optim.lr or raise trainer.clip_grad, then resume from it"
+            f"stopped and {then}"
         )
 
     def _log_step(self, loss: torch.Tensor, logs: dict[str, Any], sched: dict[str, float], norms: dict) -> None:

@@ -51,6 +51,23 @@ def world_size(cfg: PretrainConfig) -> int:
     return max(int(devices), 1) * max(int(cfg.trainer.num_nodes), 1)
 
 
+def _check_koleo_groups(cfg: PretrainConfig) -> None:
+    """KoLeo groups must tile the batch (the loss's own rule, checked before anything is written): a group lies
+    inside one process's batch, or spans whole batches of several processes and divides the global batch."""
+    k = cfg.ssl.koleo
+    if not k.distributed or k.group_size is None:
+        return
+    local, size = cfg.batch_size, k.group_size
+    world = world_size(cfg)
+    if (size <= local and local % size == 0) or (size % local == 0 and (local * world) % size == 0):
+        return
+    raise ConfigError(
+        f"ssl.koleo.group_size={size} does not tile batches of batch_size={local} on {world} process(es) (global "
+        f"batch {local * world}); use a batch_size that is a multiple of {size}, a global batch divisible by it, "
+        "or set ssl.koleo.group_size to a divisor of batch_size (null: the whole batch)"
+    )
+
+
 def _rank() -> int:
     return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", os.environ.get("LOCAL_RANK", "0"))) or 0)
 
@@ -150,11 +167,13 @@ def pretrain(cfg: PretrainConfig) -> Path:
     import torch
 
     from geodino.config import save_config
+    from geodino.data.loaders import check_sources_have_pixels
     from geodino.io import atomic_path
     from geodino.train import checkpointing as ck
     from geodino.train.module import SSLModule, build_trainer, fsdp_settings
 
     cfg.validate()
+    _check_koleo_groups(cfg)
     from geodino.train.schedules import resolve_iters
 
     head_warmup = resolve_iters(cfg.head_warmup_steps, cfg.trainer.max_steps, "head_warmup_steps")
@@ -167,7 +186,9 @@ def pretrain(cfg: PretrainConfig) -> Path:
     factory = _loader_factory(cfg)
     # one batch in this process first: unreadable data or a band count that does not fit fails here, in one line
     probe_loader = _loader_factory(cfg, num_workers=0, max_steps=1, progress=False)
-    check_data_fits(cfg, next(iter(probe_loader(start_step=0, rank=0, world_size=1))))
+    probe = probe_loader(start_step=0, rank=0, world_size=1)
+    check_sources_have_pixels(probe.sources, cfg.seed)
+    check_data_fits(cfg, next(iter(probe)))
 
     init_lines: list[str] = []
     post_init = None

@@ -212,3 +212,20 @@ def test_photometric_auto_is_device_on_cuda_only():
     for fixed in ("loader", "device"):  # an explicit choice is kept on any hardware
         c = CropsConfig(photometric=fixed)
         assert resolve_photometric(c, True).photometric == resolve_photometric(c, False).photometric == fixed
+
+
+def test_an_archive_that_is_nodata_everywhere_stops_with_one_line(tmp_path):
+    """A raster whose every pixel is its nodata value trained on fill colour without a word; one valid corner is
+    enough to pass."""
+    from geodino.data.loaders import build_sources, check_sources_have_pixels
+    from geodino.errors import InputError
+
+    (tmp_path / "blank").mkdir()
+    blank = write_tif(tmp_path / "blank" / "empty.tif", np.zeros((3, 64, 64), np.uint8), nodata=0)
+    cfg = DataConfig(sources=[SourceConfig(type="raster", paths=[str(blank.parent)], sensor="sat493m", tile_size=32)])
+    with pytest.raises(InputError, match=r"source 'source0' \(.*empty.tif\): 16 sampled tile\(s\) hold no valid pixel"):
+        check_sources_have_pixels(build_sources(cfg, progress=False), seed=0)
+    corner = np.zeros((3, 64, 64), np.uint8)
+    corner[:, :8, :8] = 90
+    write_tif(tmp_path / "blank" / "empty.tif", corner, nodata=0)
+    check_sources_have_pixels(build_sources(cfg, progress=False), seed=0)

@@ -73,6 +73,9 @@ def test_bad_config_key_names_close_match(tmp_path, tiny_data, capsys):
     assert "trainer.strategy='fsdp3' is not one of" in _err(capsys)
     with pytest.raises(ConfigError, match=r"did you mean 'ssl.dino.head_n_prototypes'"):
         load_config(PretrainConfig, cfg, ["ssl.dino.head_n_prototype=8"])
+    # clipping lives in ssl.optim (the key the step reads); a trainer.clip_grad key was accepted and did nothing
+    with pytest.raises(ConfigError, match=r"unknown config key 'trainer.clip_grad'.*'ssl.optim.clip_grad'"):
+        load_config(PretrainConfig, cfg, ["trainer.clip_grad=0.001"])
     assert main(["pretrain", "--config", str(cfg), "trainer.meta_init=true"]) == 2
     assert "trainer.meta_init=true needs trainer.strategy=fsdp2" in _err(capsys)
     from geodino.train.pretrain import _build_arch
@@ -248,3 +251,14 @@ def test_ddp_spawn_runs_through_pretrain(tmp_path, tiny_data):
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False, map_location="cpu")
     assert ckpt["geodino"]["data"] == {"seed": 0, "next_step": 2, "global_batch_size": 8, "samples_seen": 16}
     assert (tmp_path / "run" / "export" / "teacher.pth").is_file()
+
+
+def test_koleo_groups_that_do_not_tile_the_batch_stop_before_anything_is_written(tmp_path, tiny_data, capsys):
+    """The high-res stage's KoLeo groups of 16 on a batch of 2 (one process) failed with a traceback after start-up,
+    leaving a run folder; now one line names the keys and nothing is written."""
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)
+    args = ["pretrain", "--config", str(cfg), "ssl.koleo.distributed=true", "ssl.koleo.group_size=16", "batch_size=2"]
+    assert main(args) == 2
+    err = _err(capsys)
+    assert "ssl.koleo.group_size=16 does not tile batches of batch_size=2 on 1 process(es)" in err
+    assert not (tmp_path / "run").exists()

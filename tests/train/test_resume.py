@@ -44,8 +44,10 @@ def test_resume_equals_uninterrupted(tmp_path):
 
 
 def test_pretrain_killed_and_resumed_equals_uninterrupted(tmp_path, tiny_data, monkeypatch):
-    """The real recipe (drop path, RoPE rescaling, masks, crops) through `pretrain`, stopped after 2 of 3 steps
-    and restarted with the same command (checkpoint.resume=auto), ends bit-identical to an uninterrupted run."""
+    """The real recipe (drop path, RoPE rescaling, masks, crops) through `pretrain`, stopped after 2 of 5 steps
+    and restarted with the same command (checkpoint.resume=auto), ends bit-identical to an uninterrupted run.
+    Stopped before half the run: Lightning restores its in-epoch batch count, so a loader that reported only the
+    steps left as its length ended the epoch early and was read again from the checkpoint's step."""
     import lightning as L
 
     import geodino.train.module as module_lib
@@ -58,7 +60,7 @@ def test_pretrain_killed_and_resumed_equals_uninterrupted(tmp_path, tiny_data, m
         return load_config(
             PretrainConfig,
             write_config(tmp_path / f"{out}.yaml", tmp_path / out, tiny_data),
-            ["trainer.max_steps=3", "checkpoint.export_at_end=false"],
+            ["trainer.max_steps=5", "checkpoint.export_at_end=false"],
         )
 
     full = pretrain(cfg("a"))
@@ -83,7 +85,7 @@ def test_pretrain_killed_and_resumed_equals_uninterrupted(tmp_path, tiny_data, m
 
     a = ck.load_file(full / "checkpoints" / "last.ckpt")
     b = ck.load_file(resumed / "checkpoints" / "last.ckpt")
-    assert a["global_step"] == b["global_step"] == 3
+    assert a["global_step"] == b["global_step"] == 5
     assert a["state_dict"].keys() == b["state_dict"].keys()
     for k, v in a["state_dict"].items():
         assert torch.equal(v, b["state_dict"][k]), k
@@ -91,7 +93,7 @@ def test_pretrain_killed_and_resumed_equals_uninterrupted(tmp_path, tiny_data, m
     import csv
 
     rows = list(csv.DictReader(open(tmp_path / "b" / "logs" / "metrics.csv")))
-    assert [int(r["step"]) for r in rows] == [0, 1, 2]
+    assert [int(r["step"]) for r in rows] == [0, 1, 2, 3, 4]
     assert not list((tmp_path / "b" / "logs").glob("resumed_*"))
     ref = list(csv.DictReader(open(tmp_path / "a" / "logs" / "metrics.csv")))
     assert rows[0].keys() == ref[0].keys() and [r["loss"] for r in rows] == [r["loss"] for r in ref]
