@@ -21,17 +21,28 @@ BASE_KEY = "_base_"
 
 
 def _flat_keys(schema: Any, prefix: str = "") -> list[str]:
-    """All dotted keys of a dataclass schema (recursing into nested dataclasses)."""
+    """All dotted keys of a dataclass schema (recursing into nested dataclasses, and into the entries of lists of
+    dataclasses as `name[i].key`, e.g. data.sources[i].tile_size)."""
+    import typing
+
+    try:
+        hints = typing.get_type_hints(schema if isinstance(schema, type) else type(schema))
+    except Exception:  # an annotation that does not resolve: list entries are then just not suggested
+        hints = {}
     keys: list[str] = []
     for f in dataclasses.fields(schema):
         name = f"{prefix}{f.name}"
         keys.append(name)
         sub = f.type if isinstance(f.type, type) else None
         default = _field_default(f)
+        hint = hints.get(f.name)
+        args = typing.get_args(hint) if typing.get_origin(hint) is list else ()
         if dataclasses.is_dataclass(default):
             keys.extend(_flat_keys(default, name + "."))
         elif sub is not None and dataclasses.is_dataclass(sub):
             keys.extend(_flat_keys(sub, name + "."))
+        elif len(args) == 1 and dataclasses.is_dataclass(args[0]):
+            keys.extend(_flat_keys(args[0], name + "[i]."))
     return keys
 
 
@@ -44,7 +55,11 @@ def _field_default(f: dataclasses.Field) -> Any:
 
 
 def _unknown_key_message(key: str, schema: type, where: str) -> str:
-    close = did_you_mean(key, _flat_keys(schema), n=3)
+    keys = _flat_keys(schema)
+    close = did_you_mean(key, keys, n=3)
+    if not close and "." not in key:  # a key of a list entry (data.sources[i]) comes without its path
+        leaves = {k.rsplit(".", 1)[-1]: k for k in keys if "[i]." in k}
+        close = [leaves[c] for c in did_you_mean(key, list(leaves), n=3)]
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "; run with --help to list the keys"
     return f"unknown config key {key!r} in {where}{hint}"
 

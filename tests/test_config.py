@@ -75,3 +75,13 @@ def test_options_for_passes_keyword_only_parameters_by_name():
     assert options_for(run, ns) == {"lr": 0.5, "steps": 7}
     assert options_for(run, ns, steps=9, name="y") == {"lr": 0.5, "steps": 9, "name": "y"}
     assert run("p", **options_for(run, Schema(), name="z")) == ("p", None, 0.0, 1, "z")  # a dataclass works alike
+
+
+def test_a_typo_inside_a_list_entry_suggests_the_entry_key(tmp_path):
+    """Keys of data.sources entries reach OmegaConf without their path; the suggestion names the entry's key."""
+    from geodino.train.config import PretrainConfig
+
+    with pytest.raises(
+        ConfigError, match=r"unknown config key 'tile_sise' .*did you mean 'data.sources\[i\].tile_size'"
+    ):
+        load_config(PretrainConfig, None, ["data.sources=[{type: raster, paths: [x], tile_sise: 64}]"])

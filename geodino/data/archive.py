@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +31,11 @@ def _file_band_names(src: Any) -> tuple[str, ...] | None:
     if len(desc) == src.count and len(set(desc)) == src.count:
         return desc
     return None
+
+
+def _unnamed(names: Sequence[str]) -> bool:
+    """Whether `names` are only positions (b1, b4, ...: a file without band descriptions)."""
+    return all(re.fullmatch(r"b\d+", n) for n in names)
 
 
 def _resolve_bands(
@@ -261,6 +267,14 @@ class RasterArchive:
             return s.select(list(self.band_names))
         if s.n_bands == n:
             return s
+        if _unnamed(self.band_names) and not set(self.band_names) <= set(s.bands):
+            # b1..bN only say where a band sits in the file, not what it is: matching them to a sensor by name
+            # (b4 -> Sentinel-2 B04) would feed one band as another
+            raise InputError(
+                f"rasters like {self.scenes[0].path} give {n} unnamed bands ({', '.join(self.band_names)}) but sensor "
+                f"{s.name!r} has {s.n_bands} ({', '.join(s.bands)}); name the file's bands (band descriptions in the "
+                f"file, or `band_names:` in a source config) or use a sensor with {n} bands"
+            )
         try:
             return s.select(list(self.band_names))
         except InputError as exc:

@@ -87,7 +87,9 @@ def register(subparsers: Any) -> None:
         "several), with --config a config.yaml that pretrains on the curated tiles, tiles.parquet, report.json/.md, "
         "exemplars.png and, for georeferenced tiles, map.png.",
     )
-    c.add_argument("paths", nargs="*", help="folders, globs, files or .txt lists (or give --config)")
+    c.add_argument("paths", nargs="*",
+                   help="folders, globs, files or .txt lists (or give --config, then key=value overrides of it, e.g. "
+                   "'data.sources=[{type: images, paths: [DIR]}]')")  # fmt: skip
     c.add_argument("--config", "-c", default=None,
                    help="a pretraining config: curate its data.sources (then --type/--sensor/--bands/--tile-size "
                    "come from each source)")  # fmt: skip
@@ -114,23 +116,36 @@ def register(subparsers: Any) -> None:
     c.add_argument("--workers", type=int, default=0, help="reader processes (default 0: in the main process)")
     c.add_argument("--device", default="cpu")
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--on-error", default=None, choices=["stop", "skip"],
+                   help="an unreadable image: stop (default) or skip it (dropped as nodata); with --config it "
+                   "replaces each source's on_error")  # fmt: skip
     c.add_argument("--no-progress", dest="progress", action="store_false")
-    c.set_defaults(func=_curate)
+    c.set_defaults(func=_curate, overrides=[])
     p.set_defaults(func=lambda args: p.print_help() or 0)
 
 
 def _curate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from geodino.cli import _is_override
     from geodino.data.curate import CurateConfig, curate
 
+    if args.config:  # `key=value` among the positionals: overrides of the config, before its data.sources are read
+        args.overrides = [*(a for a in args.paths if _is_override(a)), *args.overrides]
+        args.paths = [a for a in args.paths if not _is_override(a)]
     keys = CurateConfig.__dataclass_fields__
     cfg = CurateConfig(**{k: v for k, v in vars(args).items() if k in keys})
     r = curate(cfg, args.out, progress=args.progress)
     rm = r["removed"]
+    lists = [f for f in r["files"] if f.startswith("curated") and f.endswith(".parquet")]
     print(f"{r['tiles']} tiles: {rm['nodata']} nodata, {rm['cloud']} cloud, {rm['duplicate']} near-duplicates removed; "
-          f"{r['kept']} kept over {r['levels'][-1]} top-level clusters -> {args.out}/"
-          + (r["files"][0] if len(r["sources"]) == 1 else "curated_<source>.parquet"))  # fmt: skip
+          f"{r['kept']} kept over {r['levels'][-1]} top-level clusters -> "
+          + ", ".join(str(Path(args.out) / f) for f in lists))  # fmt: skip
+    if r.get("stale_files_removed"):
+        print(f"removed {len(r['stale_files_removed'])} file(s) an earlier run wrote to {args.out} and this one did "
+              f"not: {', '.join(r['stale_files_removed'])}")  # fmt: skip
     if args.config:
-        print(f"pretrain on them: geodino pretrain --config {args.out}/config.yaml")
+        print(f"pretrain on them: geodino pretrain --config {Path(args.out) / 'config.yaml'}")
     return 0
 
 
@@ -194,7 +209,9 @@ def _index(args: argparse.Namespace) -> int:
             if str(args.out).endswith(".parquet"):
                 gdf.to_parquet(tmp)
             else:
-                gdf.to_file(tmp, driver="GeoJSON")
+                from pathlib import Path
+
+                gdf.to_file(tmp, driver="GeoJSON", layer=Path(args.out).stem)  # not the temporary file's name
         print(f"wrote {args.out}")
     return 0
 

@@ -104,7 +104,12 @@ def open_raster(
     if _handles_pid != os.getpid():  # after fork: drop the parent's handles without closing them
         _handles.clear()
         _handles_pid = os.getpid()
-    key = (path, crs, res, resampling)
+    try:  # a file rewritten in place (same path, new contents) gets a new handle, not the old file's
+        st = os.stat(path)
+        version: tuple[int, int] | None = (st.st_size, st.st_mtime_ns)
+    except OSError:  # URLs and /vsi paths: rasterio reports what is wrong when it opens them
+        version = None
+    key = (path, version, crs, res, resampling)
     ds = _handles.get(key)
     if ds is not None:
         _handles.move_to_end(key)

@@ -157,13 +157,16 @@ def compute_stats(
     if archive is not None:  # rasters: non-overlapping grid windows, all of them or a uniform sample
         windows, n_windows = grid_windows(archive.scenes, int(tile_size), samples, seed)
         method = "exact: every pixel" if len(windows) == n_windows else f"uniform sample of {n_windows} grid windows"
-        keep_p = min(1.0, 200_000 / max(1, len(windows) * int(tile_size) ** 2))  # ~200k pixels for percentiles
+        area = sum(w * h for *_, w, h in windows)  # edge windows are clipped
+        keep_p = min(1.0, 200_000 / max(1, area))  # ~200k pixels for the percentiles
         tiles = _read_windows(archive, windows, on_error, progress)
     else:
         method = "random tiles"
         keep_p = min(1.0, 200_000 / max(1, samples * int(tile_size) ** 2))
         tiles = (source.get(i, seed) for i in tqdm(range(samples), desc="band statistics", disable=not progress))
+    n_read = 0
     for s in tiles:
+        n_read += 1
         image, valid = np.asarray(s["image"]), np.asarray(s["valid"])
         stats.update(image, valid)
         pix = image.reshape(image.shape[0], -1)[:, valid.reshape(-1)]
@@ -171,7 +174,7 @@ def compute_stats(
             kept.append(pix[:, keep_rng.random(pix.shape[1]) < keep_p])
     if (stats.count == 0).any():
         empty = [b for b, c in zip(source.band_names, stats.count) if c == 0]
-        raise InputError(f"no valid pixels for band(s) {empty} in {samples} tiles; check nodata and the paths")
+        raise InputError(f"no valid pixels for band(s) {empty} in {n_read} tiles; check nodata and the paths")
     sel = source.sensor
     if nodata is None:  # carry the files' own nodata value into the sensor (used when a file declares none)
         scenes = getattr(getattr(source, "archive", None), "scenes", None) or getattr(source, "scenes", [])
@@ -194,7 +197,15 @@ def compute_stats(
         prov["tiles"] = len(windows)
     prov["pixels"] = [int(c) for c in stats.count]
     if kept:
-        prov.update(_percentiles(np.concatenate(kept, axis=1)))
+        sample = np.concatenate(kept, axis=1)
+        prov.update(_percentiles(sample))
+        # mean and std use every valid pixel read; the percentiles a random subset of ~200k when there are more
+        n_valid = int(stats.count.min())
+        prov["percentiles_from"] = (
+            "every valid pixel read"
+            if keep_p >= 1.0
+            else f"a random {sample.shape[1]:,} of the {n_valid:,} valid pixels read (mean and std use them all)"
+        )
     return out, prov
 
 

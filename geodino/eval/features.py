@@ -84,11 +84,23 @@ def band_mismatch_message(backbone: Any, n_data: int, data_bands: list[str], dat
     """The one-line error for a backbone whose input band count differs from the data's."""
     spec = getattr(backbone, "spec", "the backbone")
     names = ",".join(data_bands[:13])
+    want = int(backbone.in_chans)
+    if want == 3:
+        example = " (e.g. [rgb])"
+    elif n_data > want and len(data_bands) >= want:
+        example = f" (e.g. [{', '.join(data_bands[:want])}])"
+    else:
+        example = ""
+    select = (
+        f", or select {want} bands of the data with the task's data.bands (tasks.NAME.data.bands){example}"
+        if n_data > want
+        else ""
+    )
     return (
-        f"backbone {spec} takes {backbone.in_chans} bands but {dataset} has {n_data} ({', '.join(data_bands[:6])}"
+        f"backbone {spec} takes {want} bands but {dataset} has {n_data} ({', '.join(data_bands[:6])}"
         f"{', ...' if len(data_bands) > 6 else ''}): adapt the backbone's patch embedding to the data's bands "
         f"(suite key backbone_bands=[{names}], i.e. load_backbone(spec, bands=[...]); '?bands={n_data}' for an "
-        f"arch: spec), or select {backbone.in_chans} bands of the data with dataset.bands (e.g. [rgb])"
+        f"arch: spec){select}"
     )
 
 

@@ -98,6 +98,9 @@ def test_sensors_and_index_commands(tmp_path, capsys):
     assert cli.main(["data", "index", str(tmp_path), "--out", str(tmp_path / "fp.geojson")]) == 0
     out = capsys.readouterr().out
     assert "2 scene(s)" in out and "EPSG:4326" in out and (tmp_path / "fp.geojson").exists()
+    import json
+
+    assert json.loads((tmp_path / "fp.geojson").read_text())["name"] == "fp"  # not the temporary file's name
 
 
 def test_compute_stats_api_with_builtin_sensor(tmp_path):

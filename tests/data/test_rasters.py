@@ -280,6 +280,16 @@ def test_missing_band_name(scenes):
         RasterArchive([scenes["utm33"]], sensor=S4, bands=["B1", "B9"])
 
 
+def test_unnamed_bands_are_not_matched_to_a_larger_sensor_by_position_names(tmp_path):
+    """A 3-band file without band descriptions reads as b1..b3; against the 4-band S4 (bands B1, B2, B3, N) the names
+    would case-match B1..B3, but they only say where a band sits, so the count mismatch is an error."""
+    p = write_tif(tmp_path / "plain.tif", ramp(3, 20, 20))
+    with pytest.raises(InputError, match=r"3 unnamed bands \(b1, b2, b3\) but sensor 's4' has 4 .*band_names"):
+        RasterArchive([p], sensor=S4)
+    named = write_tif(tmp_path / "named.tif", ramp(3, 20, 20), descriptions=["B1", "B2", "N"])
+    assert RasterArchive([named], sensor=S4).sensor.bands == ("B1", "B2", "N")  # real names still select
+
+
 def test_tile_larger_than_raster(scenes):
     archive = RasterArchive([scenes["utm32_cog"]], sensor=S4)
     with pytest.raises(InputError, match=r"tile size 512 px is larger than every raster \(largest: .*100x100 px\)"):
@@ -322,3 +332,18 @@ def test_file_breaking_mid_run_is_skipped_or_named(scenes):
     with pytest.raises(InputError, match=r"raster .*b_utm32.tif: window read failed"):
         for i in range(12):
             stop.get(i, 0)
+
+
+def test_a_raster_rewritten_in_place_is_read_anew(tmp_path):
+    """open_raster caches handles per process; a file rewritten under the same path (a notebook re-creating a
+    scene) must not be read through the old file's handle."""
+    import os
+
+    from geodino.data.rasters import open_raster
+
+    p = write_tif(tmp_path / "s.tif", np.full((1, 8, 8), 5, np.uint8))
+    assert open_raster(str(p)).read(1)[0, 0] == 5
+    write_tif(p, np.full((1, 8, 8), 7, np.uint8))
+    st = os.stat(p)
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # a new mtime even on a coarse-clock filesystem
+    assert open_raster(str(p)).read(1)[0, 0] == 7

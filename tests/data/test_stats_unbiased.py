@@ -50,7 +50,25 @@ def test_exact_when_the_grid_fits_the_budget(tmp_path, shape):
     np.testing.assert_allclose(got["mean"], mean, atol=2e-6)
     np.testing.assert_allclose(got["std"], std, atol=2e-6)
     assert got["stats"]["method"] == "exact: every pixel"
-    assert got["stats"]["pixels"] == [int((~np.all(data == 0, axis=0)).sum())] * 2
+    n_valid = int((~np.all(data == 0, axis=0)).sum())
+    assert got["stats"]["pixels"] == [n_valid] * 2
+    # the percentiles say whether they saw every pixel (the 349x352 scene has more than their ~200k budget)
+    if n_valid > 200_000:
+        assert (
+            got["stats"]["percentiles_from"].startswith("a random ")
+            and f"{n_valid:,} valid" in (got["stats"]["percentiles_from"])
+        )
+    else:
+        assert got["stats"]["percentiles_from"] == "every valid pixel read"
+    p50 = np.percentile(data[:, ~np.all(data == 0, axis=0)].astype(np.float64) * 1e-4, 50, axis=1)
+    np.testing.assert_allclose(got["stats"]["p50"], p50, atol=2e-3)
+
+
+def test_an_all_nodata_raster_names_the_tiles_it_read(tmp_path, capsys):
+    path = write_tif(tmp_path / "blank.tif", np.zeros((2, 40, 50), np.uint16), nodata=0)
+    assert cli.main(["data", "stats", str(path), "--out", str(tmp_path / "x.yaml"), "--scale", "1e-4"]) == 2
+    assert "no valid pixels for band(s) ['b1', 'b2'] in 1 tiles" in capsys.readouterr().err
+    assert not (tmp_path / "x.yaml").exists()
 
 
 def test_several_files_are_weighted_by_their_pixels(tmp_path):

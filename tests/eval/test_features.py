@@ -76,8 +76,12 @@ def test_resize_rounds_native_size_to_the_patch_grid():
 
 def test_band_mismatch_suggests_band_adaptation():
     with pytest.raises(InputError, match=r"backbone tiny:0 takes 3 bands but toy has 13 .*adapt the backbone's patch "
-                       r"embedding to the data's bands.*dataset.bands"):  # fmt: skip
+                       r"embedding to the data's bands.*with the task's data.bands \(tasks.NAME.data.bands\) "
+                       r"\(e.g. \[rgb\]\)$"):  # fmt: skip
         extract_features(TinyBackbone(), make_ds(chans=13), FeatureConfig(cache=False), progress=False)
+    # more backbone bands than the data has: selecting data bands cannot help, so it is not suggested
+    with pytest.raises(InputError, match=r"takes 6 bands but toy has 3 .*'\?bands=3' for an arch: spec\)$"):
+        extract_features(TinyBackbone(in_chans=6), make_ds(chans=3), FeatureConfig(cache=False), progress=False)
 
 
 def test_images_of_different_sizes_need_image_size():

@@ -216,3 +216,12 @@ def test_load_with_band_adaptation_keeps_rgb_behaviour(tmp_path):
         load_model(tmp_path / "six.safetensors", bands=bands[:4])
     adapted = adapt_state_bands(rgb.state_dict(), names)
     assert adapted["patch_embed.proj.weight"].shape == (192, 6, 16, 16)
+
+
+def test_a_missing_checkpoint_names_the_kinds_and_what_the_folder_holds(tmp_path):
+    from geodino.models.checkpoints.files import read_file
+
+    (tmp_path / "step_00000010.ckpt").write_bytes(b"x")
+    with pytest.raises(CheckpointError, match=r"last.ckpt not found \(.* holds step_00000010.ckpt\); pass an existing "
+                       r"checkpoint file \(.ckpt, .pth, .safetensors\)"):  # fmt: skip
+        read_file(tmp_path / "last.ckpt")

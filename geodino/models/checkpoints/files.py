@@ -165,7 +165,12 @@ def read_file(path: str | Path) -> tuple[Any, dict[str, str]]:
     """The raw object of a checkpoint file (and its safetensors metadata), read safely."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise CheckpointError(f"checkpoint {path} not found; pass an existing .pth, .safetensors file or HF folder")
+        near = sorted(p.name for p in path.parent.glob(f"*{path.suffix}"))[:5] if path.parent.is_dir() else []
+        hint = f" ({path.parent} holds {', '.join(near)})" if near else ""
+        raise CheckpointError(
+            f"checkpoint {path} not found{hint}; pass an existing checkpoint file (.ckpt, .pth, .safetensors) or an "
+            "HF folder"
+        )
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path} is a folder; pass a file, or an HF folder with config.json")
     if path.stat().st_size == 0:
