@@ -574,7 +574,14 @@ def test_viz_attention_bad_inputs(capsys, tmp_path, scene):
     one_line_exit_2(capsys, tmp_path, "viz", "attention", tiny, "-b", SPEC, "-o", out,
                     expect=("12x8 px, smaller than one 16x16 patch",))  # fmt: skip
     one_line_exit_2(capsys, tmp_path, "viz", "attention", scene, "-b", "timm:resnet18", "-o", out,
-                    expect=("timm:resnet18", "exposes no attention weights"))  # fmt: skip
+                    expect=("timm:resnet18 (ResNet) has no attention blocks",))  # fmt: skip
+    one_line_exit_2(capsys, tmp_path, "viz", "attention", scene, "-b", "baseline:colour", "-o", out,
+                    expect=("baseline:colour (ColourStatistics) has no attention blocks",))  # fmt: skip
+    one_line_exit_2(capsys, tmp_path, "viz", "attention", scene, "-b", SPEC, "-o", out, "--heads", "0", "0",
+                    expect=("--heads [0, 0] names head 0 twice",))  # fmt: skip
+    one_line_exit_2(capsys, tmp_path, "viz", "attention", scene, "-b", SPEC, "-o", out, "--window", "32", "32", "32",
+                    "32", "--point", "10", "10",
+                    expect=("--point 10 10 (pixels of", "outside --window 32 32 32 32"))  # fmt: skip
     one_line_exit_2(capsys, tmp_path, "viz", "attention", scene, "-b", SPEC, "-o", out, "--layer", "3",
                     expect=("--layer 3", "1 blocks"))  # fmt: skip
     one_line_exit_2(capsys, tmp_path, "viz", "attention", scene, "-b", SPEC, "-o", out, "--heads", "7",

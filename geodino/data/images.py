@@ -59,6 +59,7 @@ class _ImageSourceBase:
 
     name: str
     sensor: Sensor
+    skip_hint = "set on_error: skip"  # what a decode error suggests; a command may name its own flag
 
     def __init__(self, *, sensor: str | Sensor, name: str, on_error: str, shuffle: bool, max_tries: int) -> None:
         from geodino.data.rasters import stream_id
@@ -85,13 +86,17 @@ class _ImageSourceBase:
     def _read(self, k: int) -> tuple[bytes, str]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def label(self, k: int) -> str:
+        """The name of item `k` in messages and in `get`'s `path` (known before it is read)."""
+        return f"#{k}"
+
     def get(self, index: int, seed: int) -> dict[str, Any]:
         """Sample `index`: reflectance `image` float32 [C,H,W] (sensor scale applied), `valid`, `path`."""
         global _skipped_count
         k = self._position(index, seed)
         rng = None
         for _ in range(self.max_tries):
-            name = f"#{k}"
+            name = self.label(k)
             try:
                 data, name = self._read(k)
                 arr = decode_image(data, name, self.sensor.n_bands)
@@ -112,7 +117,7 @@ class _ImageSourceBase:
             except Exception as exc:
                 if self.on_error == "stop":
                     raise InputError(
-                        f"image {name} cannot be decoded ({type(exc).__name__}); remove it or set on_error: skip"
+                        f"image {name} cannot be decoded ({type(exc).__name__}); remove it or {self.skip_hint}"
                     ) from exc
                 self.skipped += 1
                 _skipped_count += 1
@@ -143,6 +148,9 @@ class ImageFolderSource(_ImageSourceBase):
         super().__init__(sensor=sensor, name=name, on_error=on_error, shuffle=shuffle, max_tries=max_tries)
         self.files = resolve_paths(paths, IMAGE_EXTS, recursive=recursive, what="image")
         self._n = len(self.files)
+
+    def label(self, k: int) -> str:
+        return self.files[k]
 
     def _read(self, k: int) -> tuple[bytes, str]:
         path = self.files[k]
@@ -201,6 +209,9 @@ class TarShardSource(_ImageSourceBase):
         self._fh: dict[int, Any] = {}
         self._pid = -1
 
+    def label(self, k: int) -> str:
+        return f"{self.shards[int(self.shard_ids[k])]}:{self.names[k]}"
+
     def _read(self, k: int) -> tuple[bytes, str]:
         if self._pid != os.getpid():  # per-process file handles
             self._fh, self._pid = {}, os.getpid()
@@ -209,4 +220,4 @@ class TarShardSource(_ImageSourceBase):
         if fh is None:
             fh = self._fh[s] = open(self.shards[s], "rb")
         fh.seek(int(self.offsets[k]))
-        return fh.read(int(self.sizes[k])), f"{self.shards[s]}:{self.names[k]}"
+        return fh.read(int(self.sizes[k])), self.label(k)

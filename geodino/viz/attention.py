@@ -68,9 +68,13 @@ def read_input(
         s = get_sensor(sensor or "imagenet")
         if s.n_bands != data.shape[0]:
             raise InputError(f"image {path} has {data.shape[0]} bands but sensor {s.name!r} has {s.n_bands}")
+        if bands:  # by the sensor's names or aliases (R/G/B, red/green/blue), as for rasters
+            data = data[s.band_indices(list(bands))]
+            s = s.select(list(bands))
         if window is not None:
             c, r, w, h = _check_window(window, data.shape[2], data.shape[1], path)
             data = data[:, r : r + h, c : c + w]
+        _check_size(path, data.shape[2], data.shape[1], "image")
         image = s.to_reflectance(data.astype(np.float32))
         return {
             "image": image,
@@ -90,16 +94,35 @@ def read_input(
     c, r, w, h = (
         (0, 0, scene.width, scene.height) if window is None else _check_window(window, scene.width, scene.height, path)
     )
-    if w * h > MAX_PIXELS:
-        raise InputError(
-            f"raster {path} is {w}x{h} px; attention over a whole scene this large needs too much memory: pick a "
-            "part with --window COL ROW WIDTH HEIGHT"
-        )
+    _check_size(path, w, h, "raster")
     sample = archive.sample(0, c, r, w, h)
     sample["sensor"] = archive.sensor
     if not scene.crs:
         sample["crs"], sample["transform"] = None, None
     return sample
+
+
+def window_point(point: Sequence[int], window: Sequence[int] | None, path: str | Path) -> tuple[int, int]:
+    """A `--point` in pixels of the input file as pixels of the window that was read (the image the maps cover)."""
+    col, row = int(point[0]), int(point[1])
+    if window is None:
+        return col, row
+    c, r, w, h = (int(v) for v in window)
+    if not (c <= col < c + w and r <= row < r + h):
+        raise InputError(
+            f"--point {col} {row} (pixels of {path}) is outside --window {c} {r} {w} {h}; give a point inside the "
+            "window, in the file's pixels"
+        )
+    return col - c, row - r
+
+
+def _check_size(path: Path, w: int, h: int, kind: str) -> None:
+    """Attention over every patch pair grows with the pixel count squared: large inputs need a window."""
+    if w * h > MAX_PIXELS:
+        raise InputError(
+            f"{kind} {path} is {w}x{h} px; attention over a whole scene this large needs too much memory: pick a "
+            "part with --window COL ROW WIDTH HEIGHT"
+        )
 
 
 def _check_window(window: Sequence[int], width: int, height: int, path: Path) -> tuple[int, int, int, int]:
@@ -200,11 +223,15 @@ def _timm_capture(model: Any, layer: int, spec: str, store: dict[str, Any]):
     """Turn off the fused kernel of one timm attention module and read its softmax output at `attn_drop`."""
     blocks = getattr(model, "blocks", None)
     attn = getattr(blocks[layer], "attn", None) if blocks is not None else None
-    if attn is None or not hasattr(attn, "fused_attn") or not hasattr(attn, "attn_drop"):
-        kind = type(attn).__name__ if attn is not None else type(model).__name__
+    if attn is None:
         raise InputError(
-            f"backbone {spec}: {kind} computes attention in a fused kernel (or has no attention blocks) and exposes "
-            "no attention weights; use a geodino, official or HF checkpoint, or a timm ViT/EVA"
+            f"backbone {spec} ({type(model).__name__}) has no attention blocks, so it has no attention maps; use a "
+            "ViT: a geodino, official or HF checkpoint, or a timm ViT/EVA"
+        )
+    if not hasattr(attn, "fused_attn") or not hasattr(attn, "attn_drop"):
+        raise InputError(
+            f"backbone {spec}: {type(attn).__name__} computes attention in a fused kernel and exposes no attention "
+            "weights; use a geodino, official or HF checkpoint, or a timm ViT/EVA"
         )
     if getattr(model, "cls_token", None) is None:
         raise InputError(f"backbone {spec} has no CLS token, so there is no CLS-to-patch attention to show")
@@ -275,6 +302,9 @@ def attention_maps(
         raise InputError(f"backbone {backbone.spec}: {weights.shape[-1]} patch tokens for a {h}x{w} patch grid")
     all_heads = weights[0].float().reshape(n_heads, h, w).cpu().numpy()
     head_ids = list(range(n_heads)) if heads is None else [int(i) for i in heads]
+    twice = sorted({i for i in head_ids if head_ids.count(i) > 1})
+    if twice:
+        raise InputError(f"--heads {head_ids} names head {twice[0]} twice; give each head once")
     bad = [i for i in head_ids if not 0 <= i < n_heads]
     if bad or not head_ids:
         raise InputError(f"--heads {head_ids}: the backbone's block {idx} has heads 0..{n_heads - 1}")
@@ -359,7 +389,8 @@ def _panel(path: Path, rgb: np.ndarray, maps: AttentionMaps, title: str) -> None
     tiles += [(f"head {i}", overlay(rgb, a, p)) for i, a in zip(maps.head_ids, maps.heads)]
     cols = min(len(tiles), 6)
     rows = math.ceil(len(tiles) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.5 * rows + 0.3), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.7 * rows + 0.3), squeeze=False)
+    fig.subplots_adjust(hspace=0.25)  # each row's titles clear the images above
     for ax in axes.ravel():
         ax.axis("off")
     for ax, (name, img) in zip(axes.ravel(), tiles):
@@ -435,6 +466,9 @@ def write_attention(
         files["cog"] = out / f"{prefix}.tif"
         _write_cog(files["cog"], maps, sample["crs"], sample["transform"])
     summary = {
+        "input": sample.get("path"),
+        "bands": list(sample.get("bands") or getattr(sensor, "bands", ())),
+        "sensor": getattr(sensor, "name", None),
         "backbone": maps.info.get("spec"),
         "layer": maps.layer,
         "heads": maps.head_ids,
@@ -446,9 +480,21 @@ def write_attention(
         "files": {k: v.name for k, v in files.items()},
     }
     files["json"] = out / f"{prefix}.json"
+    earlier = _earlier_files(files["json"])
     with atomic_path(files["json"], overwrite=True) as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
+    for name in sorted(earlier - {f.name for f in files.values()}):  # an earlier run's maps, not this input's
+        (out / name).unlink(missing_ok=True)
     return files
+
+
+def _earlier_files(summary: Path) -> set[str]:
+    """The file names an earlier run listed in its JSON summary in this folder (only those are ever removed)."""
+    try:
+        listed = json.loads(summary.read_text()).get("files", {})
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {str(v) for v in listed.values() if isinstance(v, str) and "/" not in v} - {summary.name}
 
 
 def visualize_attention(
@@ -471,5 +517,6 @@ def visualize_attention(
 
         backbone = load_backbone(str(backbone), device=device)
     sample = read_input(path, sensor=sensor, bands=bands, window=window)
-    maps = attention_maps(backbone, sample, layer=layer, heads=heads, mass=mass, point=point)
+    at = window_point(point, window, path) if point is not None else None
+    maps = attention_maps(backbone, sample, layer=layer, heads=heads, mass=mass, point=at)
     return write_attention(maps, sample, out_dir)

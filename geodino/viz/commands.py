@@ -53,7 +53,7 @@ def register(subparsers: Any) -> None:
 def _attention(args: argparse.Namespace) -> int:
     from geodino.backbones import load_backbone
     from geodino.errors import InputError
-    from geodino.viz.attention import attention_maps, read_input, write_attention
+    from geodino.viz.attention import attention_maps, read_input, window_point, write_attention
 
     sample = read_input(args.input, sensor=args.sensor, bands=args.bands, window=args.window)
     point = None
@@ -62,10 +62,10 @@ def _attention(args: argparse.Namespace) -> int:
         if args.point_crs:
             if sample.get("transform") is None:
                 raise InputError(f"--point-crs needs a georeferenced input; {args.input} has no CRS")
-            col, row = ~sample["transform"] @ (x, y)
+            col, row = ~sample["transform"] @ (x, y)  # the sample's transform is the window's
             point = (int(col), int(row))
         else:
-            point = (int(x), int(y))
+            point = window_point((int(x), int(y)), args.window, args.input)
     backbone = load_backbone(args.backbone, device=args.device)
     maps = attention_maps(backbone, sample, layer=args.layer, heads=args.heads, mass=args.mass, point=point)
     files = write_attention(maps, sample, args.out)

@@ -158,7 +158,7 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "embed https://example.org/stac/items.json --asset image --asset-bands 4,3,2 -b arch:vit_small --out feats/": ConfigOnly("a remote STAC URL (network); remote hrefs -> GDAL paths are tested in tests/embed/test_scenes.py"),
     # --- docs/inspect_and_curate.md
     G + "viz attention scene.tif --backbone dinov3_vitl16_pretrain_sat493m.pth --out att/": Run(replace=RGB, why="the SAT-493M stand-in is RGB: an RGB scene.tif"),
-    G + "viz attention chip.jpg -b exports/teacher.pth -o att/ --layer 5 --heads 0 3 --mass 0.6 --point 32 32": Run(),
+    G + "viz attention chip.jpg -b exports/teacher.pth -o att/ --layer 5 --heads 0 2 --mass 0.6 --point 32 32": Run(),
     G + "viz attention s2.tif -b s2_vits16.pth --sensor sentinel2_l2a -o att/ --window 0 0 1024 1024": Run(("--window", "0", "0", "512", "512"), "a 1024 px window at patch 8 is 16k tokens (GBs of attention); the generated s2.tif has 512 px"),
     G + "viz attention s2.tif -b SPEC --sensor sentinel2_l2a -o att/ --point 500100 4499900 --point-crs": Run(),
     G + "data curate /data/chips/ -b exports/teacher.pth --size 100000 -o curated/": Run(("--size", "1", "--clusters", "1"), CURATE),

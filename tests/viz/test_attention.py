@@ -172,3 +172,36 @@ def test_plain_image_gives_pngs_and_no_cog(tmp_path):
     assert (out / "attention_head01.png").exists() and not (out / "attention.tif").exists()
     assert not (out / "attention_head00.png").exists()
     assert Image.open(out / "attention_mean.png").size == (32, 32)  # cropped to whole patches
+
+
+def test_image_bands_window_point_and_a_reused_folder(tmp_path, monkeypatch):
+    """--bands selects (and orders) a JPEG/PNG's bands as it does a raster's; --point is in the file's pixels also
+    with --window; a second run into the same folder leaves none of the first run's maps; the size guard covers
+    images too."""
+    from PIL import Image
+
+    import geodino.viz.attention as att
+
+    rgb = random_image(64, 64)
+    Image.fromarray(rgb.transpose(1, 2, 0)).save(tmp_path / "a.png")
+    s = read_input(tmp_path / "a.png", bands=["B", "G", "R"])
+    assert s["bands"] == ["B", "G", "R"]
+    np.testing.assert_allclose(s["image"][0], rgb[2] / 255.0, atol=1e-6)  # file band 3 (blue) first
+    with pytest.raises(InputError, match="band 'nir' is not a band of sensor 'imagenet'"):
+        read_input(tmp_path / "a.png", bands=["nir"])
+
+    spec = "arch:vit_tiny?depth=1&seed=0"
+    out = tmp_path / "o"
+    assert cli.main(["viz", "attention", str(tmp_path / "a.png"), "-b", spec, "-o", str(out), "--heads", "0", "2"]) == 0
+    assert (out / "attention_head02.png").exists()
+    # a window of the file and a point in the file's pixels: the point's patch is (1, 1) of the window's grid
+    args = ["viz", "attention", str(tmp_path / "a.png"), "-b", spec, "-o", str(out), "--heads", "1"]
+    assert cli.main([*args, "--window", "16", "16", "48", "48", "--point", "40", "40"]) == 0
+    summary = json.loads((out / "attention.json").read_text())
+    assert summary["point"] == [24, 24] and summary["bands"] == ["R", "G", "B"] and summary["input"].endswith("a.png")
+    assert not (out / "attention_head02.png").exists() and not (out / "attention_head00.png").exists()
+    assert (out / "attention_head01.png").exists() and (out / "attention_similarity.png").exists()
+
+    monkeypatch.setattr(att, "MAX_PIXELS", 60 * 60)
+    with pytest.raises(InputError, match=r"image .*a.png is 64x64 px; .*--window"):
+        read_input(tmp_path / "a.png")

@@ -16,6 +16,7 @@ class CurateConfig:
 
     paths: list[str] = field(default_factory=list)
     config: str | None = None  # a pretraining (or data) config: curate its data.sources instead of `paths`
+    overrides: list[str] = field(default_factory=list)  # dotted key=value overrides of `config`
     type: str = "images"  # images | raster | cube | tar (with `paths`)
     sensor: str | None = None
     bands: list[str] | None = None
@@ -37,6 +38,7 @@ class CurateConfig:
     device: str = "cpu"
     seed: int = 0
     exemplars: int = 8
+    on_error: str | None = None  # stop | skip for unreadable images (None: stop, or each config source's own)
 
     def validate(self) -> None:
         if self.type not in ("images", "raster", "cube", "tar"):
@@ -46,6 +48,12 @@ class CurateConfig:
                 "curate reads either PATHS or --config CFG.yaml (its data.sources)"
                 + (", not both" if self.paths else "; give one")
             )
+        if self.overrides and not self.config:
+            raise ConfigError(
+                f"key=value overrides ({', '.join(self.overrides)}) apply to --config CFG.yaml; give one or drop them"
+            )
+        if self.on_error not in (None, "stop", "skip"):
+            raise ConfigError(f"--on-error {self.on_error!r}; use stop or skip")
         if not self.backbone:
             raise ConfigError("curate needs --backbone SPEC (a checkpoint, arch:NAME or timm:NAME)")
         if self.size <= 0:
@@ -72,6 +80,7 @@ class CurateConfig:
         if not self.config:
             src = SourceConfig(type=self.type, paths=list(self.paths), sensor=self.sensor, bands=self.bands)
             src.tile_size = self.tile_size
+            src.on_error = self.on_error or src.on_error
             return [src], [f"the {self.type} archive {self.paths}"]
         from pathlib import Path
 
@@ -83,12 +92,26 @@ class CurateConfig:
         if "data" in read_yaml(self.config):
             from geodino.train.config import PretrainConfig
 
-            data = load_config(PretrainConfig, self.config).data
+            data = load_config(PretrainConfig, self.config, self.overrides).data
             prefix = "data.sources"
         else:
-            data = load_config(DataConfig, self.config)
+            data = load_config(DataConfig, self.config, self.overrides)
             prefix = "sources"
         if not data.sources:
             raise ConfigError(f"{self.config} has no {prefix}; list the sources to curate there")
         data.validate()
+        for i, src in enumerate(data.sources):
+            if self.on_error:
+                src.on_error = self.on_error
+            for path in src.paths:
+                text = str(path)
+                remote = text.startswith(("/vsi", "http://", "https://", "s3://", "gs://"))
+                if not remote and not any(ch in text for ch in "*?[") and not Path(text).expanduser().exists():
+                    fields = {"name": src.name, "type": src.type, "paths": "[DIR]", "sensor": src.sensor}
+                    example = ", ".join(f"{k}: {v}" for k, v in fields.items() if v)
+                    raise InputError(
+                        f"{self.config}: {prefix}[{i}].paths: {text} does not exist (relative paths are read from "
+                        f"the current folder, {Path.cwd()}); fix it there, or give the sources as an override: "
+                        f"'{prefix}=[{{{example}}}]'"
+                    )
         return list(data.sources), [f"{self.config}: {prefix}[{i}]" for i in range(len(data.sources))]

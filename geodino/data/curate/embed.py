@@ -31,7 +31,11 @@ def embed_tiles(
     rules: list[CloudRule] | None = None,
 ) -> dict:
     """Embeddings [N, D] (L2-normalised CLS) plus per-tile nodata and cloud shares (by `rules`, one per source;
-    default from `cfg`), chunk by chunk with resume."""
+    default from `cfg`), chunk by chunk with resume.
+
+    `meta.json` ties the chunks to the backbone, every tile and the size and mtime of each file, the cloud rules
+    and the chunk size; it is written (and chunks of another key removed) only right before this run writes its
+    first chunk, so a run that fails before that leaves the folder as it was."""
     import torch
 
     from geodino.io import atomic_path, make_dirs
@@ -40,25 +44,24 @@ def embed_tiles(
     rules = rules or [cloud_rule(sensor, cfg.cloud_rule, cfg.cloud_threshold) for sensor in tiles.sensors]
     key = hashlib.sha256(
         json.dumps(
-            [
-                backbone.fingerprint,
-                tiles.identity(max(1, tiles.n // 1000)),
-                tiles.n,
-                [r.describe() for r in rules],
-                cfg.chunk,
-            ]
+            [backbone.fingerprint, tiles.fingerprint(), tiles.n, [r.describe() for r in rules], cfg.chunk]
         ).encode()
     ).hexdigest()
     meta = folder / "meta.json"
-    if meta.exists() and json.loads(meta.read_text()).get("key") != key:
-        for part in folder.glob("part_*.npz"):  # another backbone or archive: the old parts do not apply
-            part.unlink()
-    with atomic_path(meta, overwrite=True) as tmp:
-        tmp.write_text(
-            json.dumps(
-                {"key": key, "tiles": tiles.n, "backbone": backbone.spec, "cloud": [r.describe() for r in rules]}
+    cached = meta.exists() and json.loads(meta.read_text()).get("key") == key
+    claimed = cached
+
+    def claim() -> None:
+        """Make the folder this run's: drop the chunks of another key, then write meta.json."""
+        for old in folder.glob("part_*.npz"):  # another backbone, archive or file contents: they do not apply
+            old.unlink()
+        with atomic_path(meta, overwrite=True) as tmp:
+            tmp.write_text(
+                json.dumps(
+                    {"key": key, "tiles": tiles.n, "backbone": backbone.spec, "cloud": [r.describe() for r in rules]}
+                )
             )
-        )
+
     p = int(backbone.patch_size)
     n_chunks = math.ceil(tiles.n / cfg.chunk)
     bar = None
@@ -69,7 +72,7 @@ def embed_tiles(
     for c in range(n_chunks):
         part = folder / f"part_{c:05d}.npz"
         lo, hi = c * cfg.chunk, min((c + 1) * cfg.chunk, tiles.n)
-        if part.exists():
+        if cached and part.exists():
             if bar is not None:
                 bar.update(hi - lo)
             continue
@@ -95,6 +98,9 @@ def embed_tiles(
                 embs.append(torch.nn.functional.normalize(cls.float(), dim=-1).cpu().numpy())
             if bar is not None:
                 bar.update(len(batch))
+        if not claimed:
+            claim()
+            claimed = True
         with atomic_path(part, overwrite=True) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from geodino.data.curate.dedup import near_duplicates
 from geodino.data.curate.embed import embed_tiles
 from geodino.data.curate.report import curated_config, markdown, mosaic, tile_map, write_lists, write_table
 from geodino.data.curate.tiles import Tiles
-from geodino.errors import InputError
+from geodino.errors import GeoDinoError, InputError
 
 __all__ = ["curate"]
 
@@ -28,16 +30,24 @@ def curate(cfg: CurateConfig, out_dir: str | Path, *, progress: bool = True) -> 
 
     cfg.validate()
     configs, where = cfg.source_configs()
-    tiles = Tiles(configs, where)
+    tiles = Tiles(configs, where, skip_hint="pass --on-error skip (the tile is then dropped as nodata)")
     rules = [cloud_rule(s, cfg.cloud_rule, cfg.cloud_threshold) for s in tiles.sensors]
     what = cfg.config or cfg.paths
     if tiles.n == 0:
         raise InputError(f"the archive {what} holds no tiles; check the paths and the tile size")
     if cfg.size > tiles.n:
         raise InputError(f"--size {cfg.size} is larger than the archive ({tiles.n} tiles); ask for at most {tiles.n}")
-    out = make_dirs(out_dir)
-    backbone = load_backbone(cfg.backbone, device=cfg.device)
-    e = embed_tiles(tiles, backbone, out / "embeddings", cfg, progress=progress, rules=rules)
+    out = Path(out_dir).expanduser()
+    fresh = [d for d in (out, out / "embeddings") if not d.exists()]
+    make_dirs(out)
+    try:
+        backbone = load_backbone(cfg.backbone, device=cfg.device)
+        e = embed_tiles(tiles, backbone, out / "embeddings", cfg, progress=progress, rules=rules)
+    except GeoDinoError:
+        for d in reversed(fresh):  # a run that wrote no chunk leaves no folder behind (an interrupted one keeps its)
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
     emb = e["emb"]
     status = np.full(tiles.n, "candidate", dtype=object)
     status[e["nodata"] > cfg.max_nodata] = "nodata"
@@ -47,11 +57,15 @@ def curate(cfg: CurateConfig, out_dir: str | Path, *, progress: bool = True) -> 
     status[cand[dup]] = "duplicate"
     pool = np.flatnonzero(status == "candidate")
     if cfg.size > pool.size:
-        counts = {k: int((status == k).sum()) for k in ("nodata", "cloud", "duplicate")}
+        counts = ", ".join(
+            f"{int((status == k).sum())} {word}"
+            for k, word in (("nodata", "nodata"), ("cloud", "cloud"), ("duplicate", "duplicates"))
+        )
         raise InputError(
             f"--size {cfg.size} is more than the {pool.size} tiles left after filtering ({counts}); ask for fewer or "
             "loosen --dedup / --max-nodata / --max-cloud (embeddings are cached: re-running is fast)"
         )
+    _warn_clipped_clusters(cfg.clusters, pool.size)
     levels = hierarchical_kmeans(
         emb[pool], cfg.clusters, resamples=cfg.resamples, resample_size=cfg.resample_size, seed=cfg.seed
     )
@@ -94,6 +108,7 @@ def curate(cfg: CurateConfig, out_dir: str | Path, *, progress: bool = True) -> 
         "files": [*files, "tiles.parquet", "report.json", "report.md", "exemplars.png"]
         + (["map.png"] if geoms is not None else []),
     }
+    report["stale_files_removed"] = _remove_stale(out, report["files"])
     with atomic_path(out / "report.json", overwrite=True) as tmp:
         tmp.write_text(json.dumps(report, indent=2))
     with atomic_path(out / "report.md", overwrite=True) as tmp:
@@ -108,3 +123,34 @@ def _sizes(labels: np.ndarray, picked: np.ndarray, level: dict[str, np.ndarray])
         "before": np.bincount(labels, minlength=k).tolist(),
         "after": np.bincount(labels[picked], minlength=k).tolist(),
     }
+
+
+def _warn_clipped_clusters(clusters: list[int], n: int) -> None:
+    """One warning naming each level whose asked k exceeds what it clusters (the tiles left, or the clusters of
+    the level below): k-means there uses that many instead."""
+    clipped = []
+    for li, k in enumerate(clusters):
+        used = max(1, min(int(k), n))
+        if used < int(k):
+            what = f"{n} tiles left after filtering" if li == 0 else f"{n} level-{li} clusters"
+            clipped.append(f"level {li + 1} asks for {k} clusters but has only {what}, so it uses {used}")
+        n = used
+    if clipped:
+        warnings.warn(f"--clusters {list(clusters)}: " + "; ".join(clipped), stacklevel=3)
+
+
+def _remove_stale(out: Path, files: list[str]) -> list[str]:
+    """Remove the files the previous run's report.json listed in `out` that this run did not write (only those:
+    plain names, no paths); returns their names."""
+    try:
+        before = json.loads((out / "report.json").read_text()).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    gone = []
+    for name in before:
+        if not isinstance(name, str) or name in files or Path(name).name != name or name in ("", ".", ".."):
+            continue
+        if (out / name).is_file():
+            (out / name).unlink()
+            gone.append(name)
+    return gone

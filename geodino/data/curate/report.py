@@ -162,10 +162,18 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(f"| {c} | {b} | {a} |")
     lb = np.asarray(r["level1_clusters"]["before"])
     la = np.asarray(r["level1_clusters"]["after"])
+    empty = [int((a == 0).sum()) for a in (lb, la)]
     lines += [
         "",
-        f"Level-1 clusters: sizes {lb.min()}..{lb.max()} before, {la.min()}..{la.max()} after sampling "
-        f"(max/min ratio {lb.max() / max(lb.min(), 1):.1f} -> {la.max() / max(la.min(), 1):.1f}).",
+        f"Level-1 clusters: sizes {lb.min()}..{lb.max()} before, {la.min()}..{la.max()} after sampling; max/min "
+        f"ratio over non-empty clusters {_ratio(lb):.1f} -> {_ratio(la):.1f}"
+        + (f" ({empty[0]} of {lb.size} clusters empty before, {empty[1]} after sampling)." if any(empty) else "."),
         "",
     ]
     return "\n".join(lines)
+
+
+def _ratio(sizes: np.ndarray) -> float:
+    """Largest over smallest non-empty cluster size (nan when all are empty)."""
+    nz = sizes[sizes > 0]
+    return float(nz.max() / nz.min()) if nz.size else float("nan")

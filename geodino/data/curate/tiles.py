@@ -10,6 +10,9 @@ windows (torchgeo, synthetic) have no tile list to curate.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +50,19 @@ class Tiles:
     tile is (`source`, `path`, and per type `member` (tar), `col/row/width/height` (raster, cube), `time`
     (cube)). Picklable for DataLoader workers (the sources re-open their handles per process)."""
 
-    def __init__(self, configs: list[SourceConfig], where: list[str] | None = None) -> None:
+    def __init__(
+        self, configs: list[SourceConfig], where: list[str] | None = None, skip_hint: str | None = None
+    ) -> None:
+        """`skip_hint` replaces "set on_error: skip" in an image source's decode error (e.g. a CLI flag)."""
         from geodino.data.loaders import build_source
 
         where = where or [f"data.sources[{i}]" for i in range(len(configs))]
         self.configs = [_grid_config(c, w) for c, w in zip(configs, where)]
         self.names = [c.name or f"source{i}" for i, c in enumerate(self.configs)]
         self.sources = [build_source(c, index=i, shuffle=False, progress=False) for i, c in enumerate(self.configs)]
+        for s in self.sources:
+            if skip_hint and hasattr(s, "skip_hint"):
+                s.skip_hint = skip_hint
         bands = {len(s.band_names) for s in self.sources}
         if len(bands) > 1:
             desc = ", ".join(f"{n}: {len(s.band_names)}" for n, s in zip(self.names, self.sources))
@@ -116,14 +125,34 @@ class Tiles:
         return i, int(k - self.starts[i])
 
     def __getitem__(self, k: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Tile `k`; an image the source skipped as unreadable (on_error skip reads another one instead) comes
+        back with no valid pixel, so that the nodata filter drops it rather than keep it under another's pixels."""
         i, j = self.locate(k)
-        s = self.sources[i].get(j, 0)
-        return s["image"], s["valid"], int(k)
+        src = self.sources[i]
+        s = src.get(j, 0)
+        valid = s["valid"]
+        if self.types[i] in ("images", "tar") and s.get("path") != src.label(j):
+            valid = np.zeros_like(valid)
+        return s["image"], valid, int(k)
 
-    def identity(self, every: int = 1) -> list[str]:
-        """One string per tile (every `every`-th) naming it: ties cached embeddings to the tile list."""
+    def identity(self) -> Iterator[str]:
+        """One string per tile naming it (source, path and member or window and time step), streamed."""
         keys = [k for k in ("source", "path", "member", *WINDOW_COLUMNS, "time") if k in self.table]
-        return ["|".join(str(self.table[c][k]) for c in keys) for k in range(0, self.n, max(1, every))]
+        return ("|".join(str(self.table[c][k]) for c in keys) for k in range(self.n))
+
+    def fingerprint(self) -> str:
+        """A hash of every tile's identity and of each distinct file's size and mtime_ns (tar shards and cubes
+        by their path): cached embeddings apply only while neither the tile list nor any file changed."""
+        h = hashlib.sha256()
+        for line in self.identity():
+            h.update(line.encode() + b"\n")
+        for path in dict.fromkeys(self.table["path"]):
+            try:
+                st = os.stat(path)
+                h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+            except OSError:  # remote (/vsi, http) or gone: the name alone
+                h.update(f"{path}|?\n".encode())
+        return h.hexdigest()
 
     def footprints(self) -> list | None:
         """Tile footprints (EPSG:4326 shapely polygons; None for images and tar members), or None when no tile
