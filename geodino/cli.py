@@ -84,12 +84,6 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
     return f"geodino: warning: {message}\n"
 
 
-def _is_override(arg: str) -> bool:
-    """A `key=value` override (dotted key, no leading dash)."""
-    key, eq, _ = arg.partition("=")
-    return bool(eq) and not arg.startswith("-") and key.replace(".", "").replace("_", "").isalnum()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -107,7 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, extra = parser.parse_known_args(argv)
         # argparse takes one run of positional overrides; `key=value` after an option (`-b X a=1 --out d b=2`) is
         # an override too, in the order given
-        if extra and isinstance(getattr(args, "overrides", None), list) and all(_is_override(a) for a in extra):
+        from geodino.config import is_override
+
+        if extra and isinstance(getattr(args, "overrides", None), list) and all(is_override(a) for a in extra):
             args.overrides = [*args.overrides, *extra]
         elif extra:
             args = parser.parse_args(argv)  # argparse's own message and exit code 2 for what is really unknown

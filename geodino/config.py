@@ -113,6 +113,12 @@ def _parse_override(item: str) -> tuple[str, Any]:
     return key.strip(), parsed
 
 
+def is_override(arg: str) -> bool:
+    """A command-line `key=value` override (dotted key, no leading dash), as `load_config` takes them."""
+    key, eq, _ = arg.partition("=")
+    return bool(eq) and not arg.startswith("-") and key.replace(".", "").replace("_", "").isalnum()
+
+
 def load_config(schema: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
     """Build a `schema` instance from defaults, an optional YAML file and dotted overrides.
 

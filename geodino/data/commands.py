@@ -127,12 +127,12 @@ def register(subparsers: Any) -> None:
 def _curate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from geodino.cli import _is_override
+    from geodino.config import is_override
     from geodino.data.curate import CurateConfig, curate
 
     if args.config:  # `key=value` among the positionals: overrides of the config, before its data.sources are read
-        args.overrides = [*(a for a in args.paths if _is_override(a)), *args.overrides]
-        args.paths = [a for a in args.paths if not _is_override(a)]
+        args.overrides = [*(a for a in args.paths if is_override(a)), *args.overrides]
+        args.paths = [a for a in args.paths if not is_override(a)]
     keys = CurateConfig.__dataclass_fields__
     cfg = CurateConfig(**{k: v for k, v in vars(args).items() if k in keys})
     r = curate(cfg, args.out, progress=args.progress)

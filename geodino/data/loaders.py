@@ -87,8 +87,15 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
             max_nodata_fraction=cfg.max_nodata_fraction,
             max_tries=cfg.max_tries,
         )
+    from geodino.data.curate.tilelist import curated_windows
     from geodino.data.images import ImageFolderSource, TarShardSource
 
+    if curated_windows(cfg.paths) is not None:  # its `path` column names whole scenes: read as images, each is one
+        lists = [p for p in cfg.paths if str(p).lower().endswith(".parquet")]
+        raise InputError(
+            f"source {name!r} (type {cfg.type}): {lists[0] if lists else cfg.paths} lists raster windows (curated "
+            "from rasters or cubes); read it with `type: raster` (or `cube`) to visit exactly the kept windows"
+        )
     cls = ImageFolderSource if cfg.type == "images" else TarShardSource
     kwargs: dict[str, Any] = {"recursive": cfg.recursive} if cfg.type == "images" else {}
     on_error = cfg.on_error if cfg.on_error in ("stop", "skip") else "skip"

@@ -216,3 +216,21 @@ def test_console_lines_name_real_files_and_counts_in_words(tmp_path, capsys):
         "0.999",
         expect=("(0 nodata, 2 cloud, ", " duplicates)"),
     )
+
+
+def test_a_store_folder_is_stamped_by_the_files_inside(tmp_path):
+    """A Zarr store is a folder: rewriting a chunk inside leaves the folder's own mtime as it was, so the cache
+    stamp must come from the files in it."""
+    import os
+
+    from geodino.data.curate.tiles import _stamp
+
+    store = tmp_path / "cube.zarr"
+    (store / "x").mkdir(parents=True)
+    chunk = store / "x" / "0.0"
+    chunk.write_bytes(b"aaaa")
+    before, folder_mtime = _stamp(str(store)), os.stat(store).st_mtime_ns
+    chunk.write_bytes(b"bbbb")  # same size, new contents
+    os.utime(chunk, ns=(os.stat(chunk).st_atime_ns, os.stat(chunk).st_mtime_ns + 1_000_000))
+    assert os.stat(store).st_mtime_ns == folder_mtime and _stamp(str(store)) != before
+    assert _stamp(str(tmp_path / "gone.tif")) == "?"

@@ -186,3 +186,21 @@ def test_a_tile_list_naming_a_missing_member_is_one_line(tmp_path):
     pd.DataFrame({"path": [str(tmp_path / "a" / "shard-0.tar")], "member": ["gone.png"]}).to_parquet(lst)
     with pytest.raises(InputError, match=r"tile list names gone\.png in .*shard-0\.tar, which the shard does not hold"):
         build_source(SourceConfig(type="tar", paths=[str(lst)]))
+
+
+def test_a_raster_window_list_is_refused_by_an_images_source(tmp_path):
+    """Read as images, a curated list of raster windows gave one whole-scene image per listed scene."""
+    from geodino.data.loaders import DataConfig, SourceConfig
+    from geodino.errors import InputError
+
+    scene = write_tif(tmp_path / "s.tif", np.zeros((3, 64, 64), np.uint8))
+    listed = tmp_path / "curated.parquet"
+    pd.DataFrame(
+        {"path": [str(scene)] * 2, "col": [0, 32], "row": [0, 0], "width": [32, 32], "height": [32, 32]}
+    ).to_parquet(listed)
+    for kind in ("images", "tar"):
+        cfg = DataConfig(sources=[SourceConfig(type=kind, paths=[str(listed)])])
+        with pytest.raises(
+            InputError, match=rf"\(type {kind}\): .*curated.parquet lists raster windows .*type: raster"
+        ):
+            build_sources(cfg, progress=False)

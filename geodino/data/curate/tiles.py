@@ -147,11 +147,7 @@ class Tiles:
         for line in self.identity():
             h.update(line.encode() + b"\n")
         for path in dict.fromkeys(self.table["path"]):
-            try:
-                st = os.stat(path)
-                h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-            except OSError:  # remote (/vsi, http) or gone: the name alone
-                h.update(f"{path}|?\n".encode())
+            h.update(f"{path}|{_stamp(str(path))}\n".encode())
         return h.hexdigest()
 
     def footprints(self) -> list | None:
@@ -181,3 +177,23 @@ class Tiles:
                 else poly
             )
         return geoms
+
+
+def _stamp(path: str) -> str:
+    """Size and newest mtime of a file, or of every file inside a folder (a Zarr store: a rewritten chunk does not
+    touch the store folder's own mtime); "?" for remote (/vsi, http) or missing paths."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "?"
+    if not os.path.isdir(path):
+        return f"{st.st_size}|{st.st_mtime_ns}"
+    size, newest, count = 0, st.st_mtime_ns, 0
+    for root, _, names in os.walk(path):
+        for name in names:
+            try:
+                f = os.stat(os.path.join(root, name))
+            except OSError:
+                continue
+            size, newest, count = size + f.st_size, max(newest, f.st_mtime_ns), count + 1
+    return f"{size}|{newest}|{count}"
