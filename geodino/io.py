@@ -11,6 +11,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from geodino.errors import InputError
 
@@ -125,3 +126,23 @@ def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
         _remove(old)
     else:
         os.replace(tmp, path)
+
+
+def json_text(obj: Any, **dumps: Any) -> str:
+    """`json.dumps` that writes strict JSON: NaN and ±inf (an undefined R² on constant heights, say) become null,
+    which every JSON reader accepts; Python's default writes bare NaN, which strict parsers reject."""
+    import json
+    import math
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        if hasattr(v, "item") and getattr(v, "ndim", None) == 0:  # numpy / torch scalars
+            return clean(v.item())
+        return v
+
+    return json.dumps(clean(obj), allow_nan=False, **dumps)

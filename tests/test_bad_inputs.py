@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from geodino import cli
+from geodino.errors import ConfigError, InputError
 from tests.embed.conftest import write_tif
 
 SPEC = "arch:vit_tiny?depth=1&seed=0"
@@ -702,3 +703,48 @@ def test_bad_one_band_per_asset_stac_inputs(capsys, tmp_path):
     one_line_exit_2(capsys, tmp_path, "embed", gone, "-b", SPEC, "--asset", "red,green,blue", *out,
                     expect=("cannot read 'blue'", "gone.tif",
                             "of assets red, green, blue of STAC item S1"))  # fmt: skip
+
+
+# -- devices and the Python API ----------------------------------------------------------------------------------
+
+
+def test_a_gpu_device_the_machine_lacks_is_one_line(capsys, tmp_path, scene, monkeypatch):
+    """torch's own error for --device cuda without a GPU is a multi-line RuntimeError about drivers."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    one_line_exit_2(capsys, tmp_path, "embed", scene, "-b", SPEC, "--out", tmp_path / "f.tif", "--device", "cuda",
+                    expect=("device 'cuda' asks for a CUDA GPU but torch sees none here; use cpu",))  # fmt: skip
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    from geodino.backbones.load import check_device
+
+    with pytest.raises(
+        ConfigError, match=r"device 'cuda:7' does not exist: this machine has 1 CUDA GPU\(s\), cuda:0..0"
+    ):
+        check_device("cuda:7")
+
+
+def test_python_api_wrong_types_are_one_line(tmp_path, scene):
+    """A notebook passing a numpy array or a spec string where a tensor or backbone is expected."""
+    import torch
+
+    from geodino.backbones import load_backbone
+    from geodino.embed import embed_raster
+    from geodino.viz.attention import attention_maps, read_input
+
+    bb = load_backbone(SPEC)
+    with pytest.raises(
+        InputError, match=r"^features takes a torch.Tensor, got numpy.ndarray \(torch.from_numpy\(x\)\)$"
+    ):
+        bb.features(np.zeros((1, 3, 32, 32), np.float32))
+    with pytest.raises(InputError, match=r"normalize takes an image \[C, H, W\] or a batch .* got shape \(32, 32\)"):
+        bb.normalize(torch.zeros(32, 32))
+    with pytest.raises(
+        InputError, match=r"^embed_raster takes a raster or cube path or an xarray .* not a numpy.ndarray"
+    ):
+        embed_raster(np.zeros((3, 64, 64)), SPEC, tmp_path / "y.tif")
+    assert not (tmp_path / "y.tif").exists()
+    maps = attention_maps(SPEC, read_input(scene))  # a spec string is loaded, as embed_raster does
+    assert maps.heads.shape[0] == 3

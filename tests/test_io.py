@@ -42,3 +42,21 @@ def test_refusals(tmp_path):
         with atomic_path(target, overwrite=False):
             pass
     assert temp_name(tmp_path / "x.tar.gz").name.endswith(".tar.gz")
+
+
+def test_json_text_writes_strict_json():
+    """Metrics can be undefined (R² of constant heights is NaN); the files must still parse in strict readers."""
+    import json
+
+    import numpy as np
+
+    from geodino.io import json_text
+
+    text = json_text(
+        {"R2": float("nan"), "MAE": np.float32(1.5), "rows": [{"v": float("inf")}, (np.float64("nan"), 2)]}
+    )
+    assert json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c))) == {
+        "R2": None,
+        "MAE": 1.5,
+        "rows": [{"v": None}, [None, 2]],
+    }

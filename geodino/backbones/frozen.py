@@ -84,6 +84,9 @@ class FrozenBackbone(nn.Module):
     # -- input ------------------------------------------------------------------------------------------------
     def normalize(self, x: Tensor) -> Tensor:
         """Standardise reflectance-scaled input [B, C, H, W] or [C, H, W] with the backbone's mean/std."""
+        _tensor(x, "normalize")
+        if x.ndim not in (3, 4):
+            raise InputError(f"normalize takes an image [C, H, W] or a batch [B, C, H, W], got shape {tuple(x.shape)}")
         c = x.shape[-3]
         if c != self.in_chans:
             raise InputError(
@@ -94,6 +97,7 @@ class FrozenBackbone(nn.Module):
         return (x.float() - mean) / std
 
     def _check(self, x: Tensor) -> None:
+        _tensor(x, "features")
         if x.ndim != 4:
             raise InputError(f"expected an image batch [B, C, H, W], got shape {tuple(x.shape)}")
         _, c, h, w = x.shape
@@ -148,3 +152,10 @@ def sha256_path(path: Path) -> str:
             for chunk in iter(lambda: fh.read(1 << 22), b""):
                 h.update(chunk)
     return h.hexdigest()
+
+
+def _tensor(x: Any, what: str) -> None:
+    """A torch tensor, or one line that says how to make one (numpy arrays otherwise fail deep inside torch)."""
+    if not isinstance(x, torch.Tensor):
+        hint = " (torch.from_numpy(x))" if type(x).__module__ == "numpy" else ""
+        raise InputError(f"{what} takes a torch.Tensor, got {type(x).__module__}.{type(x).__name__}{hint}")

@@ -21,6 +21,22 @@ from geodino.errors import CheckpointError, ConfigError
 log = logging.getLogger("geodino.backbones")
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """`device` as a torch.device, or one line when it names a CUDA GPU this machine does not have (torch's own
+    error is a multi-line RuntimeError about drivers, raised at the first tensor moved there)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"device {device!r} is not a device torch knows; use cpu, cuda or cuda:N") from exc
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            raise ConfigError(f"device {device!r} asks for a CUDA GPU but torch sees none here; use cpu")
+        if dev.index is not None and dev.index >= n:
+            raise ConfigError(f"device {device!r} does not exist: this machine has {n} CUDA GPU(s), cuda:0..{n - 1}")
+    return dev
+
+
 def load_backbone(
     spec: str | Path | nn.Module,
     *,
@@ -32,6 +48,7 @@ def load_backbone(
 ) -> FrozenBackbone:
     """A frozen backbone from a spec (see the module docstring); `bands` names (or counts) the input bands and,
     for a checkpoint with other bands, adapts its patch embedding; `sensor` sets the normalisation."""
+    device = check_device(device)
     if isinstance(spec, nn.Module):
         return _from_module(spec, bands=bands, sensor=sensor, device=device, amp=amp)
     kind, target, options = parse_spec(spec)

@@ -31,9 +31,9 @@ def to_rgb(image: np.ndarray, sensor: Any, valid: np.ndarray | None = None) -> n
 
 def write_preview(cfg: Any, out: str | Path, *, samples: int = 4, seed: int = 0) -> Path:
     """Draw `samples` samples of the first source with their crops (CropsConfig defaults + Gram) to `out`."""
-    from geodino.viz.figures import pyplot, save_figure
+    from geodino.viz.figures import figures, save_figure
 
-    plt = pyplot()
+    plt = figures()
 
     from geodino.data.crops import CropsConfig, MultiCropTransform
     from geodino.data.loaders import build_sources

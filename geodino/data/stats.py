@@ -275,9 +275,9 @@ def _read_windows(archive: Any, windows: Sequence[tuple[int, ...]], on_error: st
 
 def plot_stats(sensor: Sensor, prov: dict[str, Any], out: str | Path) -> Path:
     """Per-band histograms of the kept pixels with mean, ±std and the 2-98 % range marked."""
-    from geodino.viz.figures import pyplot, save_figure
+    from geodino.viz.figures import figures, save_figure
 
-    plt = pyplot()
+    plt = figures()
     pix = prov.get("_sample")
     if pix is None:
         raise InputError("no pixels to plot")

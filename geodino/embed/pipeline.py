@@ -299,6 +299,12 @@ def embed_raster(
     `geodino.embed.backbone.Backbone`). `options` are `EmbedConfig` fields (tile, overlap, blend, layers, dtype,
     resume, workers ...). Returns the output path, which exists only once the raster is complete.
     """
+    if not isinstance(input, str | Path) and not hasattr(input, "dims"):  # not a path, not an xarray object
+        raise InputError(
+            f"embed_raster takes a raster or cube path or an xarray DataArray/Dataset (with x/y coordinates and a "
+            f"CRS), not a {type(input).__module__}.{type(input).__name__}; write the array as a GeoTIFF first so "
+            "the features can carry its georeference"
+        )
     return _run(input, _config(config, backbone, out, options), finalize=True)
 
 

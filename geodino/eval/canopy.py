@@ -27,6 +27,7 @@ from geodino.config import options_for
 from geodino.errors import ConfigError, InputError
 from geodino.eval import dense
 from geodino.eval.metrics import RegressionMeter
+from geodino.eval.seeding import keeps_global_rng
 from geodino.io import make_dirs
 
 OUTPUTS = ("mixlog", "uniform", "direct")
@@ -327,6 +328,7 @@ def height_predictor(backbone: Any, model: CanopyModel, layers: Any):
     return predict
 
 
+@keeps_global_rng
 def run_canopy(
     backbone: Any,
     cfg: CanopyProbeConfig,

@@ -16,7 +16,6 @@ The protocols follow the official code (see docs/probing.md):
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,8 @@ from geodino.eval.datasets import DatasetConfig, ProbeDataset, build_dataset, ch
 from geodino.eval.features import FeatureConfig, FeatureSet, extract_features
 from geodino.eval.linear import LinearConfig, concat_features, linear_probe, refit_head
 from geodino.eval.metrics import multilabel_metrics, selection_score, single_label_metrics
-from geodino.io import atomic_path, make_dirs
+from geodino.eval.seeding import keeps_global_rng
+from geodino.io import atomic_path, json_text, make_dirs
 
 
 @dataclass
@@ -198,6 +198,7 @@ def _check_targets(fs: FeatureSet, num_classes: int, ds: ProbeDataset) -> None:
         raise InputError(f"{ds.name} ({ds.split}) has {t.shape[1]} label columns but {num_classes} classes")
 
 
+@keeps_global_rng
 def run_classification(backbone: Any, cfg: ClassificationConfig, out_dir: str | Path) -> dict[str, float]:
     """Extract (or read cached) features of train/val/test, fit the enabled heads, write details and plots.
 
@@ -254,7 +255,7 @@ def run_classification(backbone: Any, cfg: ClassificationConfig, out_dir: str | 
         report.score("logreg", s)
         report.details["logreg"].update(info)
     with atomic_path(out / "classification.json") as tmp:
-        tmp.write_text(json.dumps(report.details, indent=1, default=float))
+        tmp.write_text(json_text(report.details, indent=1, default=float))
     return report.metrics
 
 

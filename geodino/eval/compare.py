@@ -11,12 +11,11 @@ comparison backbone could not run (a four-layer head on the one-block colour bas
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
-from geodino.io import atomic_path
+from geodino.io import atomic_path, json_text
 
 COMPARE_DIR = "compare"  # OUT/compare/<i>_<slug>/ holds each comparison's run
 
@@ -139,7 +138,7 @@ def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str 
         "skipped": {s: t for s, t in skipped.items() if t},
     }
     with atomic_path(out / "comparison.json") as tmp:
-        tmp.write_text(json.dumps(payload, indent=1))
+        tmp.write_text(json_text(payload, indent=1))
     md = out / "comparison.md"
     with atomic_path(md) as tmp:
         tmp.write_text(comparison_markdown(runs, cfg.name, skipped))

@@ -532,11 +532,10 @@ def crop_and_stride(patch_size: int, crop_size: int, stride: int) -> tuple[int, 
 
 def save_probe(out_dir: Path, task: str, head: dict[str, Any], metrics: dict[str, float]) -> None:
     """Write a probe's trained head (`<task>_head.pt`) and metrics (`<task>_metrics.json`), each atomically."""
-    import json
 
-    from geodino.io import atomic_path
+    from geodino.io import atomic_path, json_text
 
     with atomic_path(out_dir / f"{task}_head.pt") as tmp:
         torch.save(head, tmp)
     with atomic_path(out_dir / f"{task}_metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2))
+        tmp.write_text(json_text(metrics, indent=2))

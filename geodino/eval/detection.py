@@ -26,6 +26,7 @@ from geodino.eval import dense
 from geodino.eval.boxes import Boxes, check_boxes, match_boxes, read_boxes, tiles_of
 from geodino.eval.datasets import DatasetConfig
 from geodino.eval.metrics import DetectionMeter
+from geodino.eval.seeding import keeps_global_rng
 from geodino.io import make_dirs
 
 DETECTORS = ("faster_rcnn", "retinanet", "fcos")
@@ -373,6 +374,7 @@ def write_predictions(
 # ----------------------------------------------------------------------------------------------- run
 
 
+@keeps_global_rng
 def run_detection(
     backbone: Any,
     cfg: DetectionProbeConfig,

@@ -13,12 +13,12 @@ import numpy as np
 from torch import Tensor
 
 from geodino.eval.dense import rgb_preview
-from geodino.viz.figures import pyplot, save_figure
+from geodino.viz.figures import figures, save_figure
 
 
 def plot_confusion(cm: list[list[int]], classes: list[str], path: str | Path, title: str) -> None:
     """Row-normalised confusion matrix as a PNG (counts printed in cells when the matrix is small)."""
-    plt = pyplot()
+    plt = figures()
 
     m = np.asarray(cm, dtype=float)
     norm = m / np.maximum(m.sum(1, keepdims=True), 1)
@@ -45,7 +45,7 @@ def plot_scatter(pairs: list[tuple[np.ndarray, np.ndarray]], path: Path, metrics
     """Predicted vs reference height (hexbin density, 1:1 line, metrics in the title)."""
     if not pairs:
         return
-    plt = pyplot()
+    plt = figures()
 
     y = np.concatenate([a for a, _ in pairs])
     p = np.concatenate([b for _, b in pairs])
@@ -70,7 +70,7 @@ def plot_maps(
     crop: int = 0,
 ) -> None:
     """Image, reference CHM, prediction and error side by side (held-out tiles outlined)."""
-    plt = pyplot()
+    plt = figures()
     from matplotlib.patches import Rectangle
 
     panels: list[tuple[str, Any, dict]] = [("image", rgb_preview(image), {})]
@@ -100,7 +100,7 @@ def plot_maps(
 
 def plot_boxes(image: Tensor, truth: Tensor | None, pred: dict[str, Tensor], threshold: float, path: Path) -> None:
     """The image with reference boxes (green) and predictions above `threshold` (red, with scores)."""
-    plt = pyplot()
+    plt = figures()
     from matplotlib.patches import Rectangle
 
     fig, ax = plt.subplots(figsize=(7, 7))
@@ -125,7 +125,7 @@ def plot_examples(
 ) -> None:
     """Image / ground truth / prediction panels (ignored pixels in white), with a legend of the class colours
     (`class_names`, else the class ids) below them."""
-    plt = pyplot()
+    plt = figures()
     from matplotlib.patches import Patch
 
     cmap = plt.get_cmap("tab20", max(k, 2))  # k colours: class i is colour i (vmin 0, vmax k - 1)

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from geodino.errors import ConfigError, InputError
-from geodino.io import atomic_path
+from geodino.eval.seeding import keeps_global_rng
+from geodino.io import atomic_path, json_text
 
 if typing.TYPE_CHECKING:
     from geodino.eval.dense import LayerError
@@ -328,6 +329,7 @@ def run_suite(
     return run_prepared(prepare_suite(cfg, backbone_spec, out_dir, skip_unfit=skip_unfit))
 
 
+@keeps_global_rng
 def run_prepared(suite: PreparedSuite) -> list[dict]:
     """Run the tasks of a prepared suite (see `prepare_suite`); write results.json and results.md."""
     import torch
@@ -425,7 +427,7 @@ def _write_results(
         },
     }
     with atomic_path(out / "results.json") as tmp:
-        tmp.write_text(json.dumps(payload, indent=1, default=str))
+        tmp.write_text(json_text(payload, indent=1, default=str))
     table_head = ["| task | dataset | metric | value | backbone | config |", "|---|---|---|---|---|---|"]
 
     def line(r: dict[str, Any]) -> str:

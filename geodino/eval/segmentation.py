@@ -29,6 +29,7 @@ from geodino.errors import ConfigError, InputError
 from geodino.eval import dense
 from geodino.eval.datasets import DatasetConfig
 from geodino.eval.metrics import SegmentationMeter, check_labels
+from geodino.eval.seeding import keeps_global_rng
 from geodino.io import make_dirs
 
 HEADS = ("linear", "upernet", "dpt")
@@ -290,6 +291,7 @@ def _samples(cfg: SegmentationProbeConfig, train_data: Any, val_data: Any) -> tu
 # ----------------------------------------------------------------------------------------------- run
 
 
+@keeps_global_rng
 def run_segmentation(
     backbone: Any,
     cfg: SegmentationProbeConfig,

@@ -143,7 +143,9 @@ def choose_path(
 def _linear(weight: Tensor, bias: Tensor | None, dtype: torch.dtype) -> nn.Linear:
     """An inference nn.Linear holding `weight` / `bias` in `dtype` (an nn.Linear so that torch.ao can quantise it)."""
     out_f, in_f = weight.shape
-    lin = nn.Linear(in_f, out_f, bias=bias is not None, device=weight.device, dtype=dtype)
+    # skip_init: no random initialisation that the copy overwrites anyway (it also drew from the caller's global
+    # generator, so merely preparing the fast path moved a notebook's random stream)
+    lin = torch.nn.utils.skip_init(nn.Linear, in_f, out_f, bias=bias is not None, device=weight.device, dtype=dtype)
     with torch.no_grad():
         lin.weight.copy_(weight)
         if bias is not None:

@@ -54,9 +54,9 @@ def read_metrics(paths: list[Path]) -> dict[str, dict[int, float]]:
 def plot_curves(metrics: dict[str, dict[int, float]], out_png: str | Path, n_prototypes: int | None = None) -> Path:
     """Draw each loss on its own axis (DINO against ln K, iBOT against ln K / 2: its plateau when half the images
     are masked) and the diagnostics that are present; write `out_png` atomically."""
-    from geodino.viz.figures import pyplot, save_figure
+    from geodino.viz.figures import figures, save_figure
 
-    plt = pyplot()
+    plt = figures()
 
     panels = [(title, [k for k in keys if metrics.get(k)]) for title, keys in _PANELS]
     panels = [(t, keys) for t, keys in panels if keys]

@@ -264,8 +264,14 @@ def attention_maps(
 ) -> AttentionMaps:
     """CLS-to-patch attention of block `layer` for one image (a `read_input` sample, or a reflectance array
     [C,H,W]); the image is cropped to whole patches from the top-left. `point` (col, row) in pixels adds the
-    cosine similarity of that patch's (normalised) token to every patch token of the same block."""
+    cosine similarity of that patch's (normalised) token to every patch token of the same block. `backbone` is a
+    loaded backbone or a spec string (loaded on CPU)."""
     import torch
+
+    if isinstance(backbone, str | Path):
+        from geodino.backbones import load_backbone
+
+        backbone = load_backbone(str(backbone))
 
     if isinstance(sample, np.ndarray):
         sample = {"image": sample, "valid": np.ones(sample.shape[1:], bool)}
@@ -374,9 +380,9 @@ def _save_png(path: Path, rgb: np.ndarray) -> None:
 
 def _panel(path: Path, rgb: np.ndarray, maps: AttentionMaps, title: str) -> None:
     """One figure: image, mean attention, mass mask, similarity (if any) and each selected head."""
-    from geodino.viz.figures import pyplot, save_figure
+    from geodino.viz.figures import figures, save_figure
 
-    plt = pyplot()
+    plt = figures()
 
     p = maps.patch_size
     tiles = [

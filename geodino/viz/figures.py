@@ -1,7 +1,9 @@
-"""The one way a geodino command draws and saves a figure: pyplot on the Agg backend, written atomically.
+"""The one way a geodino command draws and saves a figure: stand-alone matplotlib Figures, written atomically.
 
 Every report plot (probe confusion matrices, canopy maps, data statistics, curves, attention panels) goes through
-`pyplot()` and `save_figure()`, so the backend choice, the atomic write and closing the figure live here once.
+`figures()` and `save_figure()`, so the figure creation, the atomic write and the clean-up live here once.
+No pyplot: a Figure made here is not registered with pyplot's global state, so geodino never switches the backend
+of a user's notebook (which hid every later inline figure) and needs no display.
 """
 
 from __future__ import annotations
@@ -9,23 +11,38 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+# keyword arguments of Figure.subplots; the rest of a pyplot-style subplots() call goes to Figure()
+_SUBPLOTS_KEYS = ("sharex", "sharey", "squeeze", "width_ratios", "height_ratios", "subplot_kw", "gridspec_kw")
 
-def pyplot() -> Any:
-    """matplotlib.pyplot on the non-interactive Agg backend (imported lazily: matplotlib is slow to import).
 
-    `force=False` keeps a backend a notebook already chose."""
-    import matplotlib
+class _Figures:
+    """pyplot's `subplots` and `get_cmap` on stand-alone Figures (matplotlib imported lazily: it is slow to import)."""
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    @staticmethod
+    def subplots(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Any, Any]:
+        from matplotlib.figure import Figure
 
-    return plt
+        grid = {k: kwargs.pop(k) for k in _SUBPLOTS_KEYS if k in kwargs}
+        fig = Figure(**kwargs)
+        return fig, fig.subplots(nrows, ncols, **grid)
+
+    @staticmethod
+    def get_cmap(name: str, n: int | None = None) -> Any:
+        import matplotlib
+
+        cmap = matplotlib.colormaps[name]
+        return cmap.resampled(n) if n is not None else cmap
+
+
+def figures() -> _Figures:
+    """Figure factory with pyplot's `subplots(rows, cols, figsize=..., ...)` and `get_cmap(name, n)`."""
+    return _Figures()
 
 
 def save_figure(
     fig: Any, path: str | Path, *, dpi: int | None = 100, format: str | None = None, tight: bool = True, **savefig: Any
 ) -> Path:
-    """Lay out (tight_layout), write `fig` to `path` atomically and close it; `format` defaults to the suffix
+    """Lay out (tight_layout), write `fig` to `path` atomically and free it; `format` defaults to the suffix
     (PNG without one), `dpi=None` keeps the figure's own."""
     from geodino.io import atomic_path
 
@@ -39,5 +56,5 @@ def save_figure(
         with atomic_path(path, overwrite=True) as tmp:
             fig.savefig(tmp, format=fmt, **savefig)
     finally:
-        pyplot().close(fig)
+        fig.clear()  # a stand-alone Figure: nothing global to close, its artists are freed here
     return path

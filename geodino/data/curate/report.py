@@ -40,9 +40,9 @@ def mosaic(
 
 
 def tile_map(geoms: list, status: np.ndarray, out: Path, title: str) -> None:
-    from geodino.viz.figures import pyplot, save_figure
+    from geodino.viz.figures import figures, save_figure
 
-    plt = pyplot()
+    plt = figures()
 
     colours = {
         "kept": "#1b9e77",
