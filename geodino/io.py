@@ -60,10 +60,16 @@ def forget_created_dirs() -> None:
     _CREATED_DIRS.clear()
 
 
+RUN_LOCK = ".geodino.lock"  # the lock file a training run holds in its output folder (geodino.train.pretrain)
+
+
 def remove_created_dirs() -> None:
-    """Remove the folders `make_dirs` created that are still empty (deepest first); keep any with content."""
+    """Remove the folders `make_dirs` created that are still empty (deepest first; a run's own lock file does not
+    count as content); keep any with content."""
     for p in reversed(_CREATED_DIRS):
         with contextlib.suppress(OSError):
+            if [c.name for c in p.iterdir()] == [RUN_LOCK]:
+                (p / RUN_LOCK).unlink()
             p.rmdir()
     _CREATED_DIRS.clear()
 
@@ -146,3 +152,24 @@ def json_text(obj: Any, **dumps: Any) -> str:
         return v
 
     return json.dumps(clean(obj), allow_nan=False, **dumps)
+
+
+def content_stamp(path: str | Path) -> str:
+    """Size and newest mtime of a file, or the total size, newest mtime and count of every file inside a folder (a
+    Zarr store or a dataset root: a file rewritten inside does not touch the folder's own mtime); "?" for remote
+    (/vsi, http) or missing paths. Cached features and embeddings key on it, so changed inputs are recomputed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "?"
+    if not os.path.isdir(path):
+        return f"{st.st_size}|{st.st_mtime_ns}"
+    size, newest, count = 0, st.st_mtime_ns, 0
+    for root, _, names in os.walk(path):
+        for name in names:
+            try:
+                f = os.stat(os.path.join(root, name))
+            except OSError:
+                continue
+            size, newest, count = size + f.st_size, max(newest, f.st_mtime_ns), count + 1
+    return f"{size}|{newest}|{count}"

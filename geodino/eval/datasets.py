@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from geodino.errors import ConfigError, InputError
+from geodino.io import content_stamp
 
 IGNORE_INDEX = 255
 """Mask value of unlabelled pixels in segmentation samples produced here (LoveDA's no-data class)."""
@@ -85,6 +86,7 @@ class ProbeDataset(Dataset):
         indices: list[int] | None = None,
         ignore_index: int = IGNORE_INDEX,
         extra_key: str = "",
+        stamp: str | None = None,
     ) -> None:
         self.name = name
         self.root = str(Path(root).expanduser().resolve())
@@ -97,7 +99,12 @@ class ProbeDataset(Dataset):
         self._getter = getter
         self.indices = list(range(length)) if indices is None else list(indices)
         sub = hashlib.sha256(np.asarray(self.indices, dtype=np.int64).tobytes()).hexdigest()[:12]
-        self.key = f"{name}|{self.root}|{split}|{','.join(self.bands)}|{extra_key}|n={len(self.indices)}:{sub}"
+        # the files' sizes and mtimes: an image rewritten in place under its old name is a new dataset for the
+        # feature cache (computed once per dataset, subsets share it)
+        self.stamp = content_stamp(self.root) if stamp is None else stamp
+        self.key = (
+            f"{name}|{self.root}|{split}|{','.join(self.bands)}|{extra_key}|n={len(self.indices)}:{sub}|{self.stamp}"
+        )
 
     @property
     def num_classes(self) -> int:
@@ -124,6 +131,7 @@ class ProbeDataset(Dataset):
             indices=[self.indices[i] for i in indices],
             ignore_index=self.ignore_index,
             extra_key=self.key.split("|")[4],
+            stamp=self.stamp,
         )
         return out
 

@@ -253,6 +253,49 @@ def check_resume_fits(ckpt: dict[str, Any], path: Path, backbone_config: dict[st
         )
 
 
+# what a resumed run may not change: the data stream, the objective and the schedules' length (a resumed run must
+# end as the uninterrupted one would); logging, checkpointing, workers and devices' bookkeeping may change
+_RESUME_FIXED = ("batch_size", "seed", "data.", "crops.", "ssl.", "trainer.max_steps", "init_from", "init_student_from",
+                 "head_warmup_steps")  # fmt: skip
+_RESUME_FREE = ("ssl.monitor.",)
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: d}
+
+
+def check_resume_config(ckpt: dict[str, Any], path: Path, config: dict[str, Any], global_batch_size: int) -> None:
+    """Fail with one line when this run's config changes what a resumed run must keep (batch size, seed, data,
+    crops, the recipe, max_steps): the result would be neither the old run nor a new one, and its config.yaml would
+    misstate what ran."""
+    meta = ckpt.get("geodino") or {}
+    saved = meta.get("config")
+    if not isinstance(saved, dict):
+        return
+    old, new = _flat(saved), _flat(config)
+    for key in sorted(set(old) | set(new)):
+        fixed = any(key == f or (f.endswith(".") and key.startswith(f)) for f in _RESUME_FIXED)
+        if not fixed or key.startswith(_RESUME_FREE):
+            continue
+        if old.get(key) != new.get(key):
+            raise CheckpointError(
+                f"checkpoint {path} was written with {key}={old.get(key)!r} but this run has {key}={new.get(key)!r}; "
+                "a resumed run keeps its data, batch, seed, recipe and length: resume with the run's own config.yaml, "
+                "or start a new output_dir (init_from the checkpoint to continue from its weights)"
+            )
+    gbs = (meta.get("data") or {}).get("global_batch_size")
+    if gbs is not None and int(gbs) != int(global_batch_size):
+        raise CheckpointError(
+            f"checkpoint {path} was written with a global batch of {gbs} but this run has {global_batch_size} "
+            "(batch_size x devices x nodes); resume on as many processes, or start a new output_dir"
+        )
+
+
 # --------------------------------------------------------------------------------------------------------------
 # export
 # --------------------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import warnings
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -72,12 +73,50 @@ def _rank() -> int:
     return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", os.environ.get("LOCAL_RANK", "0"))) or 0)
 
 
+_LOCKS: dict[str, Any] = {}  # run folder -> its open lock file, held for the life of this process
+
+
+def _lock_run_folder(out: Path) -> None:
+    """Hold an exclusive lock on `out/.geodino.lock` (geodino.io.RUN_LOCK), released by the OS when the process
+    ends, killed or not: a second run into the same output_dir would resume from the first one's checkpoints while
+    it still writes them."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: no lock
+        return
+    key = str(out.resolve())
+    if key in _LOCKS:  # this process already holds it (a second stage in one process)
+        return
+    from geodino.io import RUN_LOCK
+
+    fh = open(out / RUN_LOCK, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        fh.seek(0)
+        owner = fh.read().strip() or "another process"
+        fh.close()
+        raise InputError(
+            f"output_dir {out} is in use by another run ({owner}); wait for it to finish (a killed run frees it) or "
+            "choose another output_dir"
+        ) from exc
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()}")
+    fh.flush()
+    _LOCKS[key] = fh
+
+
 def _prepare_output(cfg: PretrainConfig) -> tuple[Path, Path | None]:
     """Check the run folder is writable; return it and the checkpoint to resume from (or None)."""
     from geodino.io import make_dirs
     from geodino.train.checkpointing import latest_checkpoint
 
     out = make_dirs(Path(cfg.output_dir).expanduser(), what="output_dir")  # removed again if the run fails on input
+    if _rank() == 0:
+        _lock_run_folder(out)
+        for tmp in (out / "checkpoints").glob(".*.tmp-*"):  # a checkpoint a killed run was writing: never complete
+            tmp.unlink(missing_ok=True)
     resume = cfg.checkpoint.resume
     existing = latest_checkpoint(out / "checkpoints")
     if resume == "never":
@@ -193,7 +232,20 @@ def pretrain(cfg: PretrainConfig) -> Path:
     init_lines: list[str] = []
     post_init = None
     if resume is not None:
-        ck.check_resume_fits(ck.load_file(resume), resume, backbone_config)
+        try:
+            saved = ck.load_file(resume)
+        except CheckpointError as exc:
+            if cfg.checkpoint.resume != "auto":
+                raise
+            raise CheckpointError(
+                f"the newest checkpoint of {out}, {resume.name}, is corrupt or truncated; delete it to resume from "
+                "the one before, or pass checkpoint.resume=PATH"
+            ) from exc
+        ck.check_resume_fits(saved, resume, backbone_config)
+        from geodino.config import to_dict
+
+        ck.check_resume_config(saved, resume, to_dict(cfg), cfg.batch_size * world_size(cfg))
+        del saved
     elif cfg.init_from:
         src = ck.read_init_source(cfg.init_from)
         # a Gram teacher named by ssl.gram.ckpt was loaded when the arch was built; else it is init_from's teacher
@@ -246,7 +298,20 @@ def pretrain(cfg: PretrainConfig) -> Path:
             log.info(line)
         if resume is not None:
             log.info("resuming from %s", resume)
-    trainer.fit(module, ckpt_path=str(resume) if resume is not None else None)
+    try:
+        with warnings.catch_warnings():
+            # the loader starts at the checkpoint's step (start_step), so a mid-epoch resume is exact (tested
+            # bit-identical); Lightning cannot know that and warns of "unreliable results" on every resume
+            warnings.filterwarnings("ignore", message=".*your dataloader is not resumable")
+            trainer.fit(module, ckpt_path=str(resume) if resume is not None else None)
+    except SystemExit as exc:  # Lightning answers Ctrl-C with exit(1) and leaves SIGINT ignored
+        if not trainer.interrupted:
+            raise
+        import signal
+
+        with contextlib.suppress(ValueError):  # not the main thread: nothing to restore
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        raise KeyboardInterrupt from exc  # geodino's one line and exit code 130, as every other command
 
     final = ckpt_cb.last_path or ck.latest_checkpoint(out / "checkpoints")
     if cfg.checkpoint.export_at_end and final is not None and trainer.is_global_zero:

@@ -113,6 +113,14 @@ def test_failed_run_leaves_nothing_and_an_interrupted_run_resumes(tmp_path, caps
     monkeypatch.setattr(FrozenBackbone, "features", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
     assert cli.main(argv) == 0
     assert len(calls) == 3  # chunks 1..3 of 4 (8, 8, 8, 4 tiles): chunk 0 came from the cache
+    # a truncated chunk is computed again, a damaged meta.json starts afresh: no traceback either way
+    part = interrupted / "embeddings" / "part_00002.npz"
+    part.write_bytes(part.read_bytes()[:500])
+    calls.clear()
+    assert cli.main(argv) == 0 and len(calls) == 1
+    (interrupted / "embeddings" / "meta.json").write_text("")
+    calls.clear()
+    assert cli.main(argv) == 0 and len(calls) == 4
 
 
 def test_rerun_removes_only_the_files_the_earlier_run_wrote(tmp_path, capsys):
@@ -223,7 +231,7 @@ def test_a_store_folder_is_stamped_by_the_files_inside(tmp_path):
     stamp must come from the files in it."""
     import os
 
-    from geodino.data.curate.tiles import _stamp
+    from geodino.io import content_stamp as _stamp
 
     store = tmp_path / "cube.zarr"
     (store / "x").mkdir(parents=True)

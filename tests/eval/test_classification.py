@@ -218,3 +218,21 @@ def test_knn_at_k_does_not_depend_on_the_other_k_values_when_similarities_tie():
     order = torch.sort(sim, dim=1, descending=True, stable=True).indices[:, :20]
     expected = (torch.exp(sim.gather(1, order) / 0.07)[..., None] * F.one_hot(labels[order], 5)).sum(1)
     assert torch.allclose(wide[20], expected)
+
+
+def test_a_dataset_rewritten_in_place_gets_a_new_cache_key(tmp_path):
+    """Overwriting a class's images under the same names served the old cached features (the key named the
+    folder, split and count only)."""
+    import os
+
+    from geodino.eval.datasets import build_dataset
+
+    _folder(tmp_path / "data")
+    cfg = DatasetConfig(name="image_folder", root=str(tmp_path / "data"))
+    before = build_dataset(cfg, "train")
+    assert before.subset([0, 1]).key.endswith(before.stamp)  # subsets share the dataset's stamp
+    img = tmp_path / "data" / "bright" / "0.png"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(img)
+    os.utime(img, ns=(os.stat(img).st_atime_ns, os.stat(img).st_mtime_ns + 1_000_000))
+    after = build_dataset(cfg, "train")
+    assert after.key != before.key and after.key.split("|")[:6] == before.key.split("|")[:6]

@@ -262,3 +262,62 @@ def test_koleo_groups_that_do_not_tile_the_batch_stop_before_anything_is_written
     err = _err(capsys)
     assert "ssl.koleo.group_size=16 does not tile batches of batch_size=2 on 1 process(es)" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_folder_in_use_is_refused_and_a_killed_runs_temporaries_are_swept(tmp_path, tiny_data):
+    """Two pretrains into one output_dir mixed their checkpoints and logs; a checkpoint temporary left by a kill
+    stayed forever (keep_last never pruned it)."""
+    import fcntl
+
+    from geodino.config import load_config
+    from geodino.train.pretrain import PretrainConfig, _prepare_output
+
+    out = tmp_path / "run"
+    (out / "checkpoints").mkdir(parents=True)
+    stale = out / "checkpoints" / ".step_00000005.tmp-4242.ckpt"
+    stale.write_bytes(b"half a checkpoint")
+    cfg = load_config(PretrainConfig, write_config(tmp_path / "c.yaml", out, tiny_data))
+    with open(out / ".geodino.lock", "w") as other:  # another run holds the folder
+        other.write("pid 4242")
+        other.flush()
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(InputError, match=r"output_dir .*run is in use by another run \(pid 4242\); wait for it"):
+            _prepare_output(cfg)
+        assert stale.exists()  # nothing of the other run's is touched
+    _prepare_output(cfg)  # the other run ended (its lock is gone): this one takes the folder
+    assert not stale.exists()
+
+
+def test_ctrl_c_during_pretraining_is_exit_130_and_leaves_ctrl_c_working(tmp_path, tiny_data, capsys, monkeypatch):
+    """Lightning caught the KeyboardInterrupt, exited 1 and left SIGINT ignored for the rest of the process."""
+    import signal
+
+    import lightning as L
+
+    import geodino.train.module as module_lib
+
+    class CtrlC(L.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            raise KeyboardInterrupt
+
+    real = module_lib.build_trainer
+
+    def trainer_with_ctrl_c(*args, **kwargs):
+        trainer, cb = real(*args, **kwargs)
+        trainer.callbacks.append(CtrlC())
+        return trainer, cb
+
+    monkeypatch.setattr(module_lib, "build_trainer", trainer_with_ctrl_c)
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)
+    assert main(["pretrain", "--config", str(cfg)]) == 130
+    assert capsys.readouterr().err.strip().endswith("geodino: interrupted")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_truncated_newest_checkpoint_says_to_delete_it(tmp_path, tiny_data, capsys):
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "step_00000004.ckpt").write_bytes(b"PK\x03\x04 truncated")
+    assert main(["pretrain", "--config", str(cfg)]) == 2
+    err = _err(capsys)
+    assert "the newest checkpoint of" in err and "step_00000004.ckpt, is corrupt or truncated; delete it" in err

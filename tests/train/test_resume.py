@@ -56,11 +56,11 @@ def test_pretrain_killed_and_resumed_equals_uninterrupted(tmp_path, tiny_data, m
     from geodino.train.pretrain import PretrainConfig, pretrain
     from tests.train.conftest import write_config
 
-    def cfg(out):
+    def cfg(out, *extra):
         return load_config(
             PretrainConfig,
             write_config(tmp_path / f"{out}.yaml", tmp_path / out, tiny_data),
-            ["trainer.max_steps=5", "checkpoint.export_at_end=false"],
+            ["trainer.max_steps=5", "checkpoint.export_at_end=false", *extra],
         )
 
     full = pretrain(cfg("a"))
@@ -81,7 +81,12 @@ def test_pretrain_killed_and_resumed_equals_uninterrupted(tmp_path, tiny_data, m
     pretrain(cfg("b"))
     assert ck.load_file(tmp_path / "b" / "checkpoints" / "last.ckpt")["global_step"] == 2
     monkeypatch.undo()
-    resumed = pretrain(cfg("b"))  # the same command again: resumes from step 2
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed = pretrain(cfg("b"))  # the same command again: resumes from step 2
+    assert not [w for w in caught if "not resumable" in str(w.message)]  # the resume is exact: no false alarm
 
     a = ck.load_file(full / "checkpoints" / "last.ckpt")
     b = ck.load_file(resumed / "checkpoints" / "last.ckpt")
@@ -99,3 +104,15 @@ def test_pretrain_killed_and_resumed_equals_uninterrupted(tmp_path, tiny_data, m
     assert rows[0].keys() == ref[0].keys() and [r["loss"] for r in rows] == [r["loss"] for r in ref]
     sa, sb = a["optimizer_states"][0]["state"], b["optimizer_states"][0]["state"]
     assert all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sa)
+    # the same folder with another batch size, seed or length is not a resume of this run: one line, and the run's
+    # config.yaml still says what ran (logging may change freely)
+    import pytest
+
+    from geodino.errors import CheckpointError
+
+    saved_cfg = (tmp_path / "b" / "config.yaml").read_text()
+    for change, key in (("batch_size=3", "batch_size"), ("seed=7", "seed"), ("trainer.max_steps=9", "max_steps")):
+        with pytest.raises(CheckpointError, match=rf"was written with .*{key}=.* but this run has .*{key}="):
+            pretrain(cfg("b", change))
+    assert (tmp_path / "b" / "config.yaml").read_text() == saved_cfg
+    pretrain(cfg("b", "trainer.log_every_n_steps=2"))

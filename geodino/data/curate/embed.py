@@ -48,7 +48,10 @@ def embed_tiles(
         ).encode()
     ).hexdigest()
     meta = folder / "meta.json"
-    cached = meta.exists() and json.loads(meta.read_text()).get("key") == key
+    try:
+        cached = meta.exists() and json.loads(meta.read_text()).get("key") == key
+    except (OSError, ValueError, AttributeError):  # damaged (a kill mid-write of an old version): start afresh
+        cached = False
     claimed = cached
 
     def claim() -> None:
@@ -72,7 +75,7 @@ def embed_tiles(
     for c in range(n_chunks):
         part = folder / f"part_{c:05d}.npz"
         lo, hi = c * cfg.chunk, min((c + 1) * cfg.chunk, tiles.n)
-        if cached and part.exists():
+        if cached and _part_ok(part, hi - lo):
             if bar is not None:
                 bar.update(hi - lo)
             continue
@@ -113,3 +116,14 @@ def embed_tiles(
         bar.close()
     parts = [np.load(folder / f"part_{c:05d}.npz") for c in range(n_chunks)]
     return {k: np.concatenate([q[k] for q in parts]) for k in ("emb", "nodata", "cloud")}
+
+
+def _part_ok(part: Path, n: int) -> bool:
+    """Whether a cached chunk exists and reads back whole (`n` tiles); a truncated or damaged one is recomputed."""
+    if not part.exists():
+        return False
+    try:
+        with np.load(part) as z:
+            return all(len(z[k]) == n for k in ("emb", "nodata", "cloud"))
+    except Exception:  # zipfile.BadZipFile, EOFError, KeyError, ValueError...: any unreadable chunk is redone
+        return False

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 from geodino.data.config import SourceConfig
 from geodino.data.curate.tilelist import WINDOW_COLUMNS
 from geodino.errors import InputError
+from geodino.io import content_stamp
 
 __all__ = ["CURATABLE", "Tiles"]
 
@@ -147,7 +147,7 @@ class Tiles:
         for line in self.identity():
             h.update(line.encode() + b"\n")
         for path in dict.fromkeys(self.table["path"]):
-            h.update(f"{path}|{_stamp(str(path))}\n".encode())
+            h.update(f"{path}|{content_stamp(str(path))}\n".encode())
         return h.hexdigest()
 
     def footprints(self) -> list | None:
@@ -177,23 +177,3 @@ class Tiles:
                 else poly
             )
         return geoms
-
-
-def _stamp(path: str) -> str:
-    """Size and newest mtime of a file, or of every file inside a folder (a Zarr store: a rewritten chunk does not
-    touch the store folder's own mtime); "?" for remote (/vsi, http) or missing paths."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return "?"
-    if not os.path.isdir(path):
-        return f"{st.st_size}|{st.st_mtime_ns}"
-    size, newest, count = 0, st.st_mtime_ns, 0
-    for root, _, names in os.walk(path):
-        for name in names:
-            try:
-                f = os.stat(os.path.join(root, name))
-            except OSError:
-                continue
-            size, newest, count = size + f.st_size, max(newest, f.st_mtime_ns), count + 1
-    return f"{size}|{newest}|{count}"
