@@ -49,11 +49,15 @@ from geodino.embed.sweep import Sweeper, input_scaler, recorded_scale, time_line
 from geodino.embed.workdir import (
     PLAN_FILE,
     STORE,
+    WorkDirGone,
     check_partial,
+    check_store,
+    damaged,
     done_blocks,
     flat_settings,
     init_work_dir,
     partial_blocks,
+    remove_stale_temps,
     settings_diff,
     valid_cells,
     wait_for,
@@ -256,10 +260,14 @@ def rank_blocks(blocks: Sequence[Block], rank: int, world_size: int) -> list[Blo
 def _finalize(work: Path, out: Path, prep: PreparedRun, cfg: EmbedConfig) -> None:
     """Turn the finished store into the output under its final name (the only step that creates `out`)."""
     from geodino.embed.upsample import upsample_store
-    from geodino.embed.writers import finalize_store, remove_tree, store_to_cog
+    from geodino.embed.writers import StoreReadError, finalize_store, missing_chunks, remove_tree, store_to_cog
     from geodino.io import atomic_path
 
     store = work / STORE
+    check_store(work)
+    missing = missing_chunks(store)
+    if missing:  # every chunk is written (also all-nodata ones): done records without their data
+        raise damaged(work, f"{len(missing)} chunk file(s) of {STORE} missing, e.g. {missing[0]}")
     n_valid = valid_cells(work)
     if n_valid == 0:
         remove_tree(work)
@@ -280,8 +288,14 @@ def _finalize(work: Path, out: Path, prep: PreparedRun, cfg: EmbedConfig) -> Non
         if _out_kind(out) == "zarr":
             os.replace(store, tmp)
         else:
-            store_to_cog(store, tmp, cache_mb=cfg.gdal_cache_mb, progress=cfg.progress)
+            try:
+                counted = store_to_cog(store, tmp, cache_mb=cfg.gdal_cache_mb, progress=cfg.progress)
+            except StoreReadError as exc:
+                raise damaged(work, f"{STORE}: {exc}") from exc
+            if not cfg.upsample:  # what was written, not what the progress records say
+                prep.n_valid = counted
     remove_tree(work)
+    remove_stale_temps(out)  # a conversion killed earlier (its process is gone) left these
 
 
 def embed_raster(
@@ -347,10 +361,14 @@ def _run(input: Any, cfg: EmbedConfig, *, finalize: bool) -> Path:
 
 
 def check_complete(out: Path, prep: PreparedRun) -> None:
-    """Refuse `--resume` onto a finished output written with other settings (one line naming the options that
-    differ, with both values): "nothing to resume" must not hide that the file is not what this run would write."""
-    from geodino.embed.writers import EmbeddingReader, flatten_meta
+    """Refuse `--resume` onto a finished output that is damaged (truncated, chunks missing: `damage_of`) or was
+    written with other settings (one line naming the options that differ, with both values): "nothing to resume"
+    must not hide that the file is not what this run would write."""
+    from geodino.embed.writers import EmbeddingReader, damage_of, flatten_meta
 
+    why = damage_of(out)
+    if why:
+        raise InputError(f"output {out} exists but is damaged ({why}); pass --overwrite to write it again")
     with EmbeddingReader(out) as rd:
         stored = rd.metadata
     if "model_spec" not in stored:
@@ -387,6 +405,8 @@ def _embed(input: Any, cfg: EmbedConfig, out_path: Path, work: Path, t0: float, 
     prep = prepare(input, cfg, bb)
     if out_path.exists() and not cfg.overwrite:  # --resume (see `_run`): the settings must match before "nothing to do"
         check_complete(out_path, prep)
+        if cfg.world_size == 1 and cfg.rank == 0:
+            remove_stale_temps(out_path)
         print(f"geodino: {out_path} is already complete; nothing to resume", file=sys.stderr)
         return out_path
     heap_for_forward(prep.plan, cfg, int(getattr(bb, "embed_dim", 0) or prep.dim))
@@ -445,6 +465,8 @@ def _write(
     plan = prep.plan
     sweeper: Sweeper | None = None  # this process's sweep (None when spawned workers did it)
     t_sweep, sweep_s = t0, 0.0
+    if cfg.resume and primary and finalize and cfg.world_size == 1:
+        remove_stale_temps(out_path)  # of a conversion killed earlier (only files of processes no longer alive)
     if cfg.workers > 1:
         _spawn_workers(input, bb, cfg, work, prep)
     else:
@@ -466,10 +488,11 @@ def _write(
         t_sweep = time.perf_counter()
         try:
             sweeper.run(todo)
-        except GeoDinoError:
+        except GeoDinoError as exc:
             # bad input (an unreadable block...): a resume cannot fix it, so a run that started the partial output
-            # removes it; kills and interrupts keep it for --resume
-            if fresh:
+            # removes it; kills and interrupts keep it for --resume (and a folder removed under this run may be
+            # another run's by now)
+            if fresh and not isinstance(exc, WorkDirGone):
                 from geodino.embed.writers import remove_tree
 
                 remove_tree(work)

@@ -24,9 +24,9 @@ from geodino.embed.backbone import parse_layers
 from geodino.embed.blend import tile_weights
 from geodino.embed.config import EmbedConfig
 from geodino.embed.plan import Block, Plan
-from geodino.embed.workdir import DONE, STORE, mark_done, mark_rows
+from geodino.embed.workdir import DONE, PLAN_FILE, STORE, WorkDirGone, damaged, mark_done, mark_rows
 from geodino.embed.writers import ZarrBlockWriter, encode
-from geodino.errors import InputError
+from geodino.errors import GeoDinoError, InputError
 
 __all__ = ["Sweeper", "input_scaler", "recorded_scale", "time_line"]
 
@@ -218,7 +218,7 @@ class Sweeper:
 
     # -- writer thread ------------------------------------------------------------------------------------------
     def _writer(self, in_q: queue.Queue, errors: list[BaseException]) -> None:
-        writer = ZarrBlockWriter(self.work / STORE)
+        writer: ZarrBlockWriter | None = None
         while True:
             job = in_q.get()
             if job is None:
@@ -227,7 +227,10 @@ class Sweeper:
                 continue
             try:
                 kind, a, b = job
+                if not (self.work / PLAN_FILE).exists():  # never recreate records in a folder someone removed
+                    raise FileNotFoundError(self.work / PLAN_FILE)
                 if kind == "data":
+                    writer = writer or ZarrBlockWriter(self.work / STORE)
                     writer.write(a[0], a[1], b)
                 elif kind == "done":  # after every write of the block (the queue is ordered)
                     mark_done(self.work, a, b)
@@ -235,7 +238,27 @@ class Sweeper:
                 elif kind == "rows":  # a block written up to a row: finer-grained resume
                     mark_rows(self.work, a, b[0], b[1])
             except BaseException as exc:
-                errors.append(exc)
+                errors.append(self._store_error(exc))
+
+    def _store_error(self, exc: BaseException) -> BaseException:
+        """A writer failure as the user's one line where it comes from the work folder: removed while this run
+        wrote into it, or a chunk that no longer decodes (a disk error, a kill during a copy); other errors (a
+        full disk, an interrupt) stay as they are."""
+        work = self.work
+        if isinstance(exc, GeoDinoError) or not isinstance(exc, Exception):
+            return exc
+        if not (work / PLAN_FILE).exists() or not (work / STORE).exists():
+            err: BaseException = WorkDirGone(
+                f"the work folder {work} was removed while this run was writing into it (another run with "
+                f"--overwrite, or a clean-up?); run it again"
+            )
+        elif isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+            return exc
+        else:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            err = damaged(work, f"its store does not read back: {first}")
+        err.__cause__ = exc
+        return err
 
     # -- inference ----------------------------------------------------------------------------------------------
     def _infer(self, tiles: _Tiles) -> np.ndarray:

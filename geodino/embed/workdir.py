@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,16 @@ __all__ = [
     "DONE",
     "PLAN_FILE",
     "STORE",
+    "WorkDirGone",
     "check_partial",
+    "check_store",
+    "damaged",
     "done_blocks",
     "init_work_dir",
     "mark_done",
     "mark_rows",
     "partial_blocks",
+    "remove_stale_temps",
     "settings_diff",
     "valid_cells",
     "wait_for",
@@ -35,6 +40,10 @@ __all__ = [
 PLAN_FILE = "plan.json"
 STORE = "store.zarr"
 DONE = "done"
+
+
+class WorkDirGone(InputError):
+    """The work folder was removed while this run wrote into it: what is there now is not this run's to remove."""
 
 
 def work_dir_for(out: Path) -> Path:
@@ -64,7 +73,16 @@ def init_work_dir(work: Path, prep: Any, *, join: bool) -> None:
     ident = jsonable(prep.ident)
     if plan_file.exists():
         check_partial(work, ident)
+        check_store(work)
         return
+    if work.exists():
+        # no plan record: nothing here belongs to a run this one may continue (a folder deleted while a writer
+        # still ran gets chunks and done records back, but no plan); its done records would skip blocks never
+        # written into the new store, so they go with it
+        from geodino.embed.writers import remove_tree
+
+        remove_tree(work / DONE)
+        remove_tree(work / STORE)
     work.mkdir(parents=True, exist_ok=True)
     plan, info = prep.plan, prep.source.info
     create_store(
@@ -92,6 +110,57 @@ def check_partial(work: Path, ident: dict[str, Any]) -> None:
             f"the partial output {work} was started with other settings: {'; '.join(diff)}; rerun with the "
             f"same settings or pass --overwrite to start again"
         )
+
+
+def damaged(work: Path, why: str) -> InputError:
+    """The one-line error for a work folder that cannot be continued (`why`: what is wrong with it)."""
+    return InputError(
+        f"the work folder {work} is damaged ({why}); delete it, or run again with --overwrite instead of --resume"
+    )
+
+
+def check_store(work: Path) -> None:
+    """Refuse a work folder whose plan record is there but whose store is not (a kill between the renames that
+    turn it into the output, or a folder partly deleted): its done records describe data that is gone."""
+    for rel in (STORE, f"{STORE}/.zgroup", f"{STORE}/embedding/.zarray"):
+        if not (work / rel).exists():
+            raise damaged(work, f"{rel} is missing")
+
+
+def remove_stale_temps(out: Path) -> list[Path]:
+    """Remove the temporaries of output `out` (`.STEM.tmp-PID...`, `.NAME.old-PID`) left by processes that are no
+    longer alive (a kill during the final conversion); those of live processes, this one included, are kept.
+    Returns what was removed."""
+    from geodino.embed.writers import remove_tree
+
+    suffix = "".join(out.suffixes)
+    stem = out.name[: len(out.name) - len(suffix)] if suffix else out.name
+    patterns = (
+        re.compile(rf"\.{re.escape(stem)}\.tmp-(\d+){re.escape(suffix)}(\.L\d+\.tif|\.src\.vrt)?"),
+        re.compile(rf"\.{re.escape(out.name)}\.old-(\d+)"),
+    )
+    removed: list[Path] = []
+    if not out.parent.is_dir():
+        return removed
+    for p in out.parent.iterdir():
+        m = next((m for pat in patterns if (m := pat.fullmatch(p.name))), None)
+        if m is not None and not _alive(int(m.group(1))):
+            remove_tree(p)
+            removed.append(p)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs (on this machine); in doubt, alive (its files are kept)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):  # another user's process, or not a process id at all
+        return True
+    return True
 
 
 # Where a setting of a run record (`PreparedRun.ident`, `plan.*` its plan) or of a feature raster's metadata

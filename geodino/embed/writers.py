@@ -162,6 +162,55 @@ class ZarrBlockWriter:
             x = x1
 
 
+def missing_chunks(store: str | Path) -> list[str]:
+    """Keys of the chunks of a store's `embedding` array whose files are absent (every chunk is written, also an
+    all-nodata one: see `ZarrBlockWriter`), from its `.zarray`; a missing `.zarray` is reported as itself."""
+    array = Path(store) / VAR
+    try:
+        meta = json.loads((array / ".zarray").read_text())
+    except (OSError, ValueError):
+        return [f"{VAR}/.zarray"]
+    sep = meta.get("dimension_separator") or "."
+    grid = [range(-(-int(n) // int(c))) for n, c in zip(meta["shape"], meta["chunks"], strict=True)]
+    import itertools
+
+    keys = (sep.join(map(str, idx)) for idx in itertools.product(*grid))
+    return [k for k in keys if not (array / k).is_file()]
+
+
+def damage_of(path: str | Path) -> str | None:
+    """What is wrong with a finished feature raster, cheaply (None: nothing found): a Zarr store's metadata or
+    chunk files missing; a GeoTIFF that does not open, is shorter than its last full-resolution tile's end (a
+    truncated copy) or whose last tile does not decode. Not a full read: a chunk damaged inside is not seen."""
+    import rasterio
+    from rasterio.windows import Window
+
+    path = Path(path)
+    if path.is_dir():
+        for meta in (".zmetadata", f"{VAR}/.zarray"):
+            if not (path / meta).is_file():
+                return f"{meta} is missing"
+        missing = missing_chunks(path)
+        return f"{len(missing)} chunk file(s) missing, e.g. {VAR}/{missing[0]}" if missing else None
+    try:
+        with rasterio.open(path) as src:
+            bw, bh = src.block_shapes[0][1], src.block_shapes[0][0]
+            nx, ny = -(-src.width // bw), -(-src.height // bh)
+            offset = src.get_tag_item(f"BLOCK_OFFSET_{nx - 1}_{ny - 1}", "TIFF", bidx=1)
+            size = src.get_tag_item(f"BLOCK_SIZE_{nx - 1}_{ny - 1}", "TIFF", bidx=1)
+            if offset and size and int(offset) + int(size) > path.stat().st_size:
+                return f"the file ends at byte {path.stat().st_size} but its last tile at {int(offset) + int(size)}"
+            x0, y0 = (nx - 1) * bw, (ny - 1) * bh
+            src.read(1, window=Window(x0, y0, src.width - x0, src.height - y0))
+    except rasterio.errors.RasterioError as exc:  # RasterioIOError included
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return None
+
+
+class StoreReadError(InputError):
+    """A chunk of a store did not decode (truncated, overwritten): the caller names the folder and what to do."""
+
+
 def finalize_store(tmp: str | Path) -> None:
     """Consolidate metadata of a finished store (so xarray and GDAL open it in one read)."""
     import zarr
@@ -205,7 +254,7 @@ def downsample2(data: np.ndarray, nodata: float | int) -> np.ndarray:
         return np.where(n > 0, s / n, np.float32(nodata)).astype(np.float32)
 
 
-def store_to_cog(zarr_path: str | Path, out_tif: str | Path, *, cache_mb: int = 128, progress: bool = False) -> None:
+def store_to_cog(zarr_path: str | Path, out_tif: str | Path, *, cache_mb: int = 128, progress: bool = False) -> int:
     """Copy a finished store into a COG (descriptions, metadata, nodata, overviews) with bounded memory.
 
     GDAL exposes a (bands, y, x) store as one raster band per feature and builds overviews band by band, so
@@ -217,6 +266,8 @@ def store_to_cog(zarr_path: str | Path, out_tif: str | Path, *, cache_mb: int = 
     nearest for int8 codes) into its own GeoTIFF; (2) GDAL's COG driver copies level 0 and these overviews
     (through a VRT that also carries band descriptions and metadata) into the final layout with ZSTD level 9.
     Memory stays a few chunks whatever the raster size; the intermediates (ZSTD level 1) are removed.
+    Returns the valid (not nodata) cells of level 0, counted from the chunks as read (raises `StoreReadError`
+    for a chunk that does not decode).
     """
     import rasterio
     import rasterio.shutil
@@ -259,13 +310,21 @@ def store_to_cog(zarr_path: str | Path, out_tif: str | Path, *, cache_mb: int = 
     vrt = out_tif.with_name(stem + ".src.vrt")
     total = len(windows(H, W, ch, cw)) + sum(len(windows(h, w, ovr_block, ovr_block)) for h, w in levels)
     bar = tqdm(total=total, desc="COG", unit="block", disable=not progress)
+    n_valid = 0
     try:
         with rasterio.Env(GDAL_CACHEMAX=cache_mb):
             with create(paths[0], H, W, mid_block, info["transform"]) as dst:
                 for win in windows(H, W, ch, cw):
                     r0, c0 = int(win.row_off), int(win.col_off)
-                    data = arr[:, r0 : r0 + int(win.height), c0 : c0 + int(win.width)]
-                    dst.write(np.asarray(data).astype(gdal_dtype, copy=False), window=win)
+                    try:
+                        data = np.asarray(arr[:, r0 : r0 + int(win.height), c0 : c0 + int(win.width)])
+                    except (RuntimeError, ValueError, KeyError, FileNotFoundError) as exc:
+                        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                        raise StoreReadError(f"chunk at cells {r0}, {c0} does not read: {first}") from exc
+                    # nodata is set in every band (`encode`) and -128 is no valid code: band 0 tells
+                    nodata_cells = data[0] == INT8_NODATA if dtype == "int8" else np.isnan(data[0])
+                    n_valid += int(nodata_cells.size - np.count_nonzero(nodata_cells))
+                    dst.write(data.astype(gdal_dtype, copy=False), window=win)
                     bar.update()
             for k, (h, w) in enumerate(levels, start=1):
                 with rasterio.open(paths[k - 1]) as src:
@@ -292,6 +351,7 @@ def store_to_cog(zarr_path: str | Path, out_tif: str | Path, *, cache_mb: int = 
         vrt.unlink(missing_ok=True)
         for p in paths:
             p.unlink(missing_ok=True)
+    return n_valid
 
 
 def _vrt_xml(paths: list[Path], info: dict[str, Any], gdal_dtype: str, nodata: float | int, meta: dict) -> str:

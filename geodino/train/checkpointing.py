@@ -261,10 +261,16 @@ _RESUME_FREE = ("ssl.monitor.",)
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted keys of a nested config, list entries as `key[i]` (so a message names one field, not a whole list)."""
     if isinstance(d, dict):
         out: dict[str, Any] = {}
         for k, v in d.items():
             out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    if isinstance(d, list) and any(isinstance(v, dict | list) for v in d):
+        out = {f"{prefix[:-1]}.length": len(d)}
+        for i, v in enumerate(d):
+            out.update(_flat(v, f"{prefix[:-1]}[{i}]."))
         return out
     return {prefix[:-1]: d}
 

@@ -73,7 +73,7 @@ def _archive(root) -> dict:
         {"name": "cube", "type": "cube", "paths": [str(root / "cube.zarr")], "sensor": "sat493m", "tile_size": 32},
     ]
     cfg = root / "pretrain.yaml"
-    cfg.write_text(yaml.safe_dump({"batch_size": 2, "data": {"sources": sources}}))
+    cfg.write_text(yaml.safe_dump({"batch_size": 2, "output_dir": "runs/mine", "data": {"sources": sources}}))
     return {"config": cfg, "sources": sources}
 
 
@@ -98,6 +98,8 @@ def test_curate_every_source_type_from_a_pretraining_config(tmp_path, capsys):
     # config.yaml extends the input and reads back, through data.sources, exactly the kept tiles of each source
     cur = yaml.safe_load((out / "config.yaml").read_text())
     assert cur["_base_"] == str(arch["config"].resolve())
+    # a run of its own: the input's output_dir would be taken for a resume of that run (refused since it changes data)
+    assert cur["output_dir"] == "runs/mine_curated"
     data = load_config(PretrainConfig, out / "config.yaml").data
     assert data.sources and all(s.paths[0].endswith(f"curated_{s.name}.parquet") for s in data.sources)
     assert {s.name: s.weight for s in data.sources}.get("shards", 0.5) == 0.5

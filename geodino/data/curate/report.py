@@ -111,7 +111,8 @@ def write_lists(tiles: Tiles, table: dict[str, Any], keep: np.ndarray, geoms: li
 
 def curated_config(tiles: Tiles, files: list[str], base: str, out: Path) -> str:
     """`config.yaml`: extends the input config (`_base_`) with its sources pointed at the curated lists (sources
-    with no kept tile left out); `geodino pretrain --config` reads it as it is."""
+    with no kept tile left out) and, for a pretraining config, its output_dir + `_curated`; `geodino pretrain
+    --config` reads it as it is."""
     import dataclasses
 
     import yaml
@@ -138,7 +139,11 @@ def curated_config(tiles: Tiles, files: list[str], base: str, out: Path) -> str:
         sources.append(d)
     from geodino.config import read_yaml
 
-    section = {"data": {"sources": sources}} if "data" in read_yaml(base) else {"sources": sources}
+    raw = read_yaml(base)
+    section: dict[str, Any] = {"data": {"sources": sources}} if "data" in raw else {"sources": sources}
+    if "data" in raw and raw.get("output_dir"):
+        # a run of its own: in the input config's folder it would resume that run's checkpoints with other data
+        section = {"output_dir": str(raw["output_dir"]).rstrip("/") + "_curated", **section}
     with atomic_path(out / "config.yaml", overwrite=True) as tmp:
         tmp.write_text(
             "# written by `geodino data curate`: the input config with its sources restricted to the curated tiles\n"
