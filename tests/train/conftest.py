@@ -68,3 +68,18 @@ def tiny_run(tmp_path_factory, tiny_data) -> Path:
     root = tmp_path_factory.mktemp("run")
     cfg_path = write_config(root / "tiny.yaml", root / "run", tiny_data)
     return pretrain(load_config(PretrainConfig, cfg_path))
+
+
+def add_trainer_callback(monkeypatch, callback) -> None:
+    """Every Lightning trainer `geodino.train.module.build_trainer` makes from now on gets `callback` too (a test's
+    stand-in for a kill, a Ctrl-C or any event mid-run)."""
+    import geodino.train.module as module_lib
+
+    real = module_lib.build_trainer
+
+    def build(*args, **kwargs):
+        trainer, cb = real(*args, **kwargs)
+        trainer.callbacks.append(callback)
+        return trainer, cb
+
+    monkeypatch.setattr(module_lib, "build_trainer", build)

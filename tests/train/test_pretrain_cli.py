@@ -294,20 +294,13 @@ def test_ctrl_c_during_pretraining_is_exit_130_and_leaves_ctrl_c_working(tmp_pat
 
     import lightning as L
 
-    import geodino.train.module as module_lib
-
     class CtrlC(L.Callback):
         def on_train_batch_end(self, trainer, *args):
             raise KeyboardInterrupt
 
-    real = module_lib.build_trainer
+    from tests.train.conftest import add_trainer_callback
 
-    def trainer_with_ctrl_c(*args, **kwargs):
-        trainer, cb = real(*args, **kwargs)
-        trainer.callbacks.append(CtrlC())
-        return trainer, cb
-
-    monkeypatch.setattr(module_lib, "build_trainer", trainer_with_ctrl_c)
+    add_trainer_callback(monkeypatch, CtrlC())
     cfg = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)
     assert main(["pretrain", "--config", str(cfg)]) == 130
     assert capsys.readouterr().err.strip().endswith("geodino: interrupted")

@@ -50,11 +50,10 @@ def test_pretrain_killed_and_resumed_equals_uninterrupted(tmp_path, tiny_data, m
     steps left as its length ended the epoch early and was read again from the checkpoint's step."""
     import lightning as L
 
-    import geodino.train.module as module_lib
     from geodino.config import load_config
     from geodino.train import checkpointing as ck
     from geodino.train.pretrain import PretrainConfig, pretrain
-    from tests.train.conftest import write_config
+    from tests.train.conftest import add_trainer_callback, write_config
 
     def cfg(out, *extra):
         return load_config(
@@ -70,14 +69,7 @@ def test_pretrain_killed_and_resumed_equals_uninterrupted(tmp_path, tiny_data, m
             if trainer.global_step >= 2:
                 trainer.should_stop = True
 
-    real = module_lib.build_trainer
-
-    def killed_trainer(*args, **kwargs):
-        trainer, cb = real(*args, **kwargs)
-        trainer.callbacks.append(KillAfter())
-        return trainer, cb
-
-    monkeypatch.setattr(module_lib, "build_trainer", killed_trainer)
+    add_trainer_callback(monkeypatch, KillAfter())
     pretrain(cfg("b"))
     assert ck.load_file(tmp_path / "b" / "checkpoints" / "last.ckpt")["global_step"] == 2
     monkeypatch.undo()
