@@ -7,6 +7,7 @@ output under the final name. Checkpoints, rasters, tables and stores all go thro
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -60,7 +61,7 @@ def forget_created_dirs() -> None:
     _CREATED_DIRS.clear()
 
 
-RUN_LOCK = ".geodino.lock"  # the lock file a training run holds in its output folder (geodino.train.pretrain)
+RUN_LOCK = ".geodino.lock"  # the lock file a training run holds in its output folder (geodino.train.run_lock)
 
 
 def remove_created_dirs() -> None:
@@ -154,16 +155,39 @@ def json_text(obj: Any, **dumps: Any) -> str:
     return json.dumps(clean(obj), allow_nan=False, **dumps)
 
 
-def content_stamp(path: str | Path) -> str:
+def vrt_sources(path: str | Path) -> list[str]:
+    """The local files a GDAL VRT reads its pixels from (`SourceFilename`, resolved against the VRT's folder when
+    `relativeToVRT="1"`), in order; [] when the XML does not parse."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return []
+    folder = os.path.dirname(os.path.abspath(path))
+    out = []
+    for el in root.iter("SourceFilename"):
+        name = (el.text or "").strip()
+        if name and not name.startswith("/vsi"):
+            out.append(os.path.join(folder, name) if el.get("relativeToVRT") == "1" else name)
+    return out
+
+
+def content_stamp(path: str | Path, _depth: int = 0) -> str:
     """Size and newest mtime of a file, or the total size, newest mtime and count of every file inside a folder (a
-    Zarr store or a dataset root: a file rewritten inside does not touch the folder's own mtime); "?" for remote
-    (/vsi, http) or missing paths. Cached features and embeddings key on it, so changed inputs are recomputed."""
+    Zarr store or a dataset root: a file rewritten inside does not touch the folder's own mtime); a VRT adds the
+    stamps of the files it reads; "?" for remote (/vsi, http) or missing paths. Cached features and embeddings key
+    on it, so changed inputs are recomputed."""
     try:
         st = os.stat(path)
     except OSError:
         return "?"
     if not os.path.isdir(path):
-        return f"{st.st_size}|{st.st_mtime_ns}"
+        own = f"{st.st_size}|{st.st_mtime_ns}"
+        if str(path).lower().endswith(".vrt") and _depth < 4:  # a VRT's pixels live in the files it names
+            sources = "\n".join(f"{p}|{content_stamp(p, _depth + 1)}" for p in vrt_sources(path))
+            return f"{own}|vrt:{hashlib.sha1(sources.encode()).hexdigest()[:16]}"
+        return own
     size, newest, count = 0, st.st_mtime_ns, 0
     for root, _, names in os.walk(path):
         for name in names:

@@ -60,3 +60,29 @@ def test_json_text_writes_strict_json():
         "MAE": 1.5,
         "rows": [{"v": None}, [None, 2]],
     }
+
+
+def test_a_vrt_stamp_changes_when_a_file_it_reads_is_rewritten(tmp_path):
+    """Probe caches and curate embeddings keyed a VRT stack on the VRT file alone: a band file rewritten in place
+    served stale features."""
+    import os
+
+    from geodino.io import content_stamp, vrt_sources
+
+    (tmp_path / "b").mkdir()
+    band = tmp_path / "b" / "red.tif"
+    band.write_bytes(b"x" * 10)
+    vrt = tmp_path / "stack.vrt"
+    vrt.write_text(
+        '<VRTDataset rasterXSize="1" rasterYSize="1"><VRTRasterBand dataType="Byte" band="1"><SimpleSource>'
+        '<SourceFilename relativeToVRT="1">b/red.tif</SourceFilename></SimpleSource></VRTRasterBand>'
+        '<VRTRasterBand dataType="Byte" band="2"><SimpleSource><SourceFilename relativeToVRT="0">/vsicurl/http://x/y.tif'
+        "</SourceFilename></SimpleSource></VRTRasterBand></VRTDataset>"
+    )
+    assert vrt_sources(vrt) == [str(tmp_path / "b" / "red.tif")]
+    before = content_stamp(vrt)
+    band.write_bytes(b"y" * 10)  # same size: only the mtime tells
+    os.utime(band, ns=(band.stat().st_atime_ns, band.stat().st_mtime_ns + 10**9))
+    assert content_stamp(vrt) != before
+    (tmp_path / "plain.tif").write_bytes(b"z")
+    assert content_stamp(tmp_path / "plain.tif").count("|") == 1  # other files: size and mtime only

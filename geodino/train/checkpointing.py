@@ -275,6 +275,29 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: d}
 
 
+def changed_resume_field(
+    saved: dict[str, Any], config: dict[str, Any], fixed: tuple[str, ...], free: tuple[str, ...] = ()
+) -> tuple[str, Any, Any] | None:
+    """The first dotted key under `fixed` (exact keys, or prefixes ending in '.' or '[') and not under `free` whose
+    value differs between a checkpoint's config and this run's: (key, saved value, this run's), or None."""
+    old, new = _flat(saved), _flat(config)
+    for key in sorted(set(old) | set(new)):
+        if not any(key == f or (f.endswith((".", "[")) and key.startswith(f)) for f in fixed) or key.startswith(free):
+            continue
+        if old.get(key) != new.get(key):
+            return key, old.get(key), new.get(key)
+    return None
+
+
+def resume_config_error(path: Path, key: str, old: Any, new: Any, keeps: str) -> CheckpointError:
+    """The one line a resume with a changed `key` fails with."""
+    return CheckpointError(
+        f"checkpoint {path} was written with {key}={old!r} but this run has {key}={new!r}; a resumed run keeps its "
+        f"{keeps}: resume with the run's own config.yaml, or start a new output_dir (init_from the checkpoint to "
+        "continue from its weights)"
+    )
+
+
 def check_resume_config(ckpt: dict[str, Any], path: Path, config: dict[str, Any], global_batch_size: int) -> None:
     """Fail with one line when this run's config changes what a resumed run must keep (batch size, seed, data,
     crops, the recipe, max_steps): the result would be neither the old run nor a new one, and its config.yaml would
@@ -283,17 +306,9 @@ def check_resume_config(ckpt: dict[str, Any], path: Path, config: dict[str, Any]
     saved = meta.get("config")
     if not isinstance(saved, dict):
         return
-    old, new = _flat(saved), _flat(config)
-    for key in sorted(set(old) | set(new)):
-        fixed = any(key == f or (f.endswith(".") and key.startswith(f)) for f in _RESUME_FIXED)
-        if not fixed or key.startswith(_RESUME_FREE):
-            continue
-        if old.get(key) != new.get(key):
-            raise CheckpointError(
-                f"checkpoint {path} was written with {key}={old.get(key)!r} but this run has {key}={new.get(key)!r}; "
-                "a resumed run keeps its data, batch, seed, recipe and length: resume with the run's own config.yaml, "
-                "or start a new output_dir (init_from the checkpoint to continue from its weights)"
-            )
+    changed = changed_resume_field(saved, config, _RESUME_FIXED, _RESUME_FREE)
+    if changed:
+        raise resume_config_error(path, *changed, keeps="data, batch, seed, recipe and length")
     gbs = (meta.get("data") or {}).get("global_batch_size")
     if gbs is not None and int(gbs) != int(global_batch_size):
         raise CheckpointError(

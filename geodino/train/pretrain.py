@@ -73,48 +73,15 @@ def _rank() -> int:
     return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", os.environ.get("LOCAL_RANK", "0"))) or 0)
 
 
-_LOCKS: dict[str, Any] = {}  # run folder -> its open lock file, held for the life of this process
-
-
-def _lock_run_folder(out: Path) -> None:
-    """Hold an exclusive lock on `out/.geodino.lock` (geodino.io.RUN_LOCK), released by the OS when the process
-    ends, killed or not: a second run into the same output_dir would resume from the first one's checkpoints while
-    it still writes them."""
-    try:
-        import fcntl
-    except ImportError:  # not a POSIX system: no lock
-        return
-    key = str(out.resolve())
-    if key in _LOCKS:  # this process already holds it (a second stage in one process)
-        return
-    from geodino.io import RUN_LOCK
-
-    fh = open(out / RUN_LOCK, "a+")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        fh.seek(0)
-        owner = fh.read().strip() or "another process"
-        fh.close()
-        raise InputError(
-            f"output_dir {out} is in use by another run ({owner}); wait for it to finish (a killed run frees it) or "
-            "choose another output_dir"
-        ) from exc
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"pid {os.getpid()}")
-    fh.flush()
-    _LOCKS[key] = fh
-
-
 def _prepare_output(cfg: PretrainConfig) -> tuple[Path, Path | None]:
     """Check the run folder is writable; return it and the checkpoint to resume from (or None)."""
     from geodino.io import make_dirs
     from geodino.train.checkpointing import latest_checkpoint
+    from geodino.train.run_lock import lock_run_folder
 
     out = make_dirs(Path(cfg.output_dir).expanduser(), what="output_dir")  # removed again if the run fails on input
     if _rank() == 0:
-        _lock_run_folder(out)
+        lock_run_folder(out)
         for tmp in (out / "checkpoints").glob(".*.tmp-*"):  # a checkpoint a killed run was writing: never complete
             tmp.unlink(missing_ok=True)
     resume = cfg.checkpoint.resume

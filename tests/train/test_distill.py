@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from geodino.config import load_config
-from geodino.errors import CheckpointError, ConfigError
+from geodino.errors import CheckpointError, ConfigError, InputError
 from geodino.train.distill import DistillConfig, distill
 
 TEACHER = "arch:vit_tiny?seed=0&patch_size=8&depth=2&n_storage_tokens=1"
@@ -111,11 +111,81 @@ def test_export_is_the_ema_and_resume_continues(run, images) -> None:
     exported = torch.load(exports["tiny"], map_location="cpu", weights_only=True)
     assert all(torch.equal(exported[k], ema[k]) for k in exported)
     assert any(not torch.equal(exported[k], raw[k]) for k in exported)
-    # running again with more steps resumes at step 2 (one new log row) and reuses the warmed-up heads
-    distill(_cfg(images, out, "train.max_steps=3"))
+
+
+def test_a_killed_run_resumes_bit_identically_without_repeating_log_rows(run, images, tmp_path) -> None:
+    """As if killed after step 1's checkpoint: the same command resumes there, reuses the warmed-up heads, makes the
+    same step-2 checkpoint and leaves one log row per step (a resume appended the rows after its checkpoint twice)."""
+    import shutil
+
+    src, _ = run
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    (out / "checkpoints" / "step_00000002.ckpt").unlink()
+    heads = (out / "teacher.heads.pth").read_bytes()
+    distill(_cfg(images, out))
     rows = list(csv.DictReader((out / "log.csv").open()))
-    assert [int(float(r["step"])) for r in rows] == [0, 1, 2]
-    assert (out / "checkpoints" / "step_00000003.ckpt").is_file()
+    assert [int(float(r["step"])) for r in rows] == [0, 1]
+    assert (out / "teacher.heads.pth").read_bytes() == heads  # no second warm-up
+    a, b = (torch.load(d / "checkpoints" / "step_00000002.ckpt", weights_only=True) for d in (src, out))
+    for part in ("students", "students_ema"):
+        for name in a[part]:
+            for k, v in a[part][name].items():
+                assert torch.equal(b[part][name][k], v), (part, name, k)
+
+
+def test_a_resume_refuses_a_changed_recipe_length_or_teacher(run, images, tmp_path) -> None:
+    """A resume accepted any config and rewrote config.yaml to it: more steps stretch the schedules of a run half
+    done; another teacher was distilled through the first teacher's warmed-up heads."""
+    import shutil
+
+    src, _ = run
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    config = (out / "config.yaml").read_text()
+    cases = [
+        ("train.max_steps=3", r"written with train.max_steps=2 but this run has train.max_steps=3; a resumed run"),
+        ("koleo.loss_weight=0.5", r"written with koleo.loss_weight=0.1 but this run has koleo.loss_weight=0.5"),
+        (
+            "students=[{name: tiny, arch: vit_tiny, drop_path_rate: 0.1, overrides: {depth: 1, n_storage_tokens: 1}},"
+            " {name: small, arch: vit_small, drop_path_rate: 0.0, overrides: {depth: 1}}]",
+            r"students\[0\].drop_path_rate=0.0 but this run has students\[0\].drop_path_rate=0.1",
+        ),
+    ]
+    for override, message in cases:
+        with pytest.raises(CheckpointError, match=message):
+            distill(_cfg(images, out, override))
+        assert (out / "config.yaml").read_text() == config
+    # a new run in the folder (no checkpoints yet) with another teacher: the heads warmed up for the first refuse
+    shutil.rmtree(out / "checkpoints")
+    other = TEACHER.replace("seed=0", "seed=1")
+    with pytest.raises(CheckpointError, match=r"teacher.heads.pth holds heads warmed up on another teacher"):
+        distill(_cfg(images, out, f"teacher.spec={other}"))
+
+
+def test_placement_of_students_may_change_on_resume() -> None:
+    """Which processes train a student (ranks, share) is the machine's business, not the run's."""
+    from geodino.train.checkpointing import changed_resume_field
+    from geodino.train.distill.export import RESUME_FIXED, without_placement
+
+    old = {"students": [{"name": "a", "ranks": [0, 2], "share": None}], "train": {"seed": 0, "num_workers": 2}}
+    new = {"students": [{"name": "a", "ranks": [0, 4], "share": None}], "train": {"seed": 0, "num_workers": 8}}
+    assert changed_resume_field(old, new, RESUME_FIXED) == ("students[0].ranks", [0, 2], [0, 4])
+    assert changed_resume_field(without_placement(old), without_placement(new), RESUME_FIXED) is None
+
+
+def test_a_distill_folder_in_use_is_refused(images, tmp_path) -> None:
+    import fcntl
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with open(out / ".geodino.lock", "w") as other:
+        other.write("pid 4242")
+        other.flush()
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(InputError, match=r"output_dir .*run is in use by another run \(pid 4242\)"):
+            distill(_cfg(images, out))
+    assert not (out / "config.yaml").exists()
 
 
 def test_teacher_heads_file_is_reused_and_prototype_mismatch_fails(run, images, tmp_path) -> None:

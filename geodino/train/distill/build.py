@@ -68,6 +68,19 @@ def load_teacher(spec: str, device: torch.device) -> tuple[nn.Module, Any]:
     return model, fb
 
 
+def _check_heads_teacher(saved: Path, fingerprint: str, spec: str) -> None:
+    """A run folder's warmed-up heads serve only the teacher they were warmed up on (its weights' fingerprint)."""
+    from geodino.models.checkpoints import read_heads
+
+    meta = read_heads(saved)[1]
+    was = str(meta.get("teacher_fingerprint") or "")
+    if was and fingerprint and was != fingerprint:
+        raise CheckpointError(
+            f"{saved} holds heads warmed up on another teacher ({meta.get('teacher_spec')!r}), not on {spec!r}; "
+            "delete it to warm up fresh heads for this teacher, or choose another output_dir"
+        )
+
+
 def teacher_heads(
     cfg: DistillConfig, teacher: nn.Module, fb: Any, out_dir: Path, batches_factory: Any, write: bool = True
 ) -> tuple:
@@ -97,7 +110,8 @@ def teacher_heads(
                     )
             return dino, ibot, str(spec_path)
     saved = out_dir / "teacher.heads.pth"
-    if saved.is_file():  # a resumed run: the warm-up was done already
+    if saved.is_file():  # a resumed run: the warm-up was done already (for this teacher, checked)
+        _check_heads_teacher(saved, str(getattr(fb, "fingerprint", "")), cfg.teacher.spec)
         dino, ibot = th.load_heads_file(saved, embed_dim)
         return dino, ibot, str(saved)
     if cfg.teacher.head_warmup_steps == 0:

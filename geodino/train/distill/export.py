@@ -12,10 +12,45 @@ from torch import nn
 from geodino.errors import CheckpointError
 from geodino.train.distill.config import DistillConfig
 
-__all__ = ["FORMAT", "VERSION", "checkpoint_dir", "export_student", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "check_resume_config",
+    "checkpoint_dir",
+    "export_student",
+    "load_checkpoint",
+    "save_checkpoint",
+]
 
 FORMAT = "geodino-distill"
 VERSION = 1
+
+# what a resumed distillation keeps (as pretraining: teacher, students, data stream, objective, schedules and their
+# length); devices, processes per student, workers, precision, logging and checkpoint cadence may change
+RESUME_FIXED = ("teacher.", "students.", "students[", "dino.", "ibot.", "koleo.", "optim.", "schedules.", "data.",
+                "crops.", "train.max_steps", "train.global_batch_size", "train.seed")  # fmt: skip
+_PLACEMENT = ("ranks", "share")  # which processes train a student: free
+
+
+def without_placement(config: dict[str, Any]) -> dict[str, Any]:
+    """A distillation config without the students' `ranks` and `share` (free to change on resume)."""
+    students = [{k: v for k, v in s.items() if k not in _PLACEMENT} for s in config.get("students") or []]
+    return {**config, "students": students}
+
+
+def check_resume_config(path: Path, config: dict[str, Any]) -> None:
+    """Fail with one line when this run's config changes what a resumed distillation must keep (read from the
+    newest checkpoint `path` before anything of the run folder, config.yaml included, is rewritten)."""
+    from geodino.models.checkpoints import load_file
+    from geodino.train.checkpointing import changed_resume_field, resume_config_error
+
+    obj = load_file(path)
+    saved = obj.get("config") if obj.get("format") == FORMAT else None
+    if not isinstance(saved, dict):
+        return  # not ours: load_checkpoint names it
+    changed = changed_resume_field(without_placement(saved), without_placement(config), RESUME_FIXED)
+    if changed:
+        raise resume_config_error(path, *changed, keeps="teacher, students, data, batch, seed, recipe and length")
 
 
 def checkpoint_dir(out_dir: Path, names: list[str], colocated: bool) -> Path:
@@ -27,6 +62,7 @@ def save_checkpoint(
 ) -> Path:
     from geodino.config import to_dict
     from geodino.io import atomic_path
+    from geodino.models.checkpoints.reproducible import save_torch
     from geodino.train.checkpointing import find_checkpoints
 
     path_dir.mkdir(parents=True, exist_ok=True)
@@ -42,7 +78,7 @@ def save_checkpoint(
         "config": to_dict(cfg),
     }
     with atomic_path(final) as tmp:
-        torch.save(state, tmp)
+        save_torch(state, tmp)
     if keep_last > 0:
         for old in find_checkpoints(path_dir)[:-keep_last]:
             old.unlink(missing_ok=True)

@@ -28,7 +28,13 @@ from torch import nn
 from geodino.errors import CheckpointError, TrainingError
 from geodino.train.distill import build as b
 from geodino.train.distill.config import DistillConfig
-from geodino.train.distill.export import checkpoint_dir, export_student, load_checkpoint, save_checkpoint
+from geodino.train.distill.export import (
+    check_resume_config,
+    checkpoint_dir,
+    export_student,
+    load_checkpoint,
+    save_checkpoint,
+)
 from geodino.train.host import host_floats
 
 log = logging.getLogger("geodino.distill")
@@ -61,9 +67,11 @@ def setup(cfg: DistillConfig) -> DistillRun:
     and resume from the newest checkpoint of `output_dir` when there is one."""
     import torch.distributed as dist
 
-    from geodino.config import save_config
+    from geodino.config import save_config, to_dict
     from geodino.io import make_dirs
+    from geodino.train.checkpointing import latest_checkpoint
     from geodino.train.distill_arch import DistillLossWeights, DistillMetaArch
+    from geodino.train.run_lock import lock_run_folder
     from geodino.train.subgroups import init_subgroups, plan_subgroups
 
     cfg.validate()
@@ -81,6 +89,16 @@ def setup(cfg: DistillConfig) -> DistillRun:
     ]
     plan = plan_subgroups(students_cfg, world, cfg.train.global_batch_size)
     layout = init_subgroups(plan, cfg.train.global_batch_size, len(cfg.students))
+
+    names = [cfg.students[i].name for i in layout.students]
+    ckpt_dir = checkpoint_dir(out_dir, names, layout.colocated)
+    if rank == 0:
+        lock_run_folder(out_dir)
+    if (layout.subgroup_rank == 0) if not layout.colocated else rank == 0:
+        for tmp in ckpt_dir.glob(".*.tmp-*"):  # a checkpoint a killed run was writing: never complete
+            tmp.unlink(missing_ok=True)
+    if cfg.train.resume == "auto" and (newest := latest_checkpoint(ckpt_dir)) is not None:
+        check_resume_config(newest, to_dict(cfg))  # before config.yaml is rewritten
 
     torch.manual_seed(cfg.train.seed)
     teacher, fb = b.load_teacher(cfg.teacher.spec, device)
@@ -121,12 +139,12 @@ def setup(cfg: DistillConfig) -> DistillRun:
         apply_activation_checkpointing(st.backbone.blocks, cfg.train.activation_checkpointing)
     opt = b.build_optimizer(cfg, arch)
 
-    names = list(arch.students.keys())
     writer = layout.subgroup_rank == 0 if not layout.colocated else rank == 0
-    ckpt_dir = checkpoint_dir(out_dir, names, layout.colocated)
     start = _resume(cfg, arch, opt, ckpt_dir, device, distributed)
     _wrap_ddp(arch, layout, device, distributed)
     log_file = (out_dir / "log.csv") if writer and layout.colocated else (out_dir / names[0] / "log.csv")
+    if writer:
+        _drop_rows_from(log_file, start)  # a killed run logged steps past its last checkpoint: they run again
     return DistillRun(
         cfg, sched, device, rank, distributed, out_dir, layout, arch, opt, patch, start, writer, ckpt_dir, log_file
     )
@@ -287,6 +305,24 @@ def dist_world() -> int:
     import torch.distributed as dist
 
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _drop_rows_from(path: Path, step: int) -> None:
+    """Keep only the log rows before `step` (atomically), so that a resumed run's log has one row per step."""
+    if not path.is_file():
+        return
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    kept = [r for r in rows if r.get("step") and float(r["step"]) < step]
+    if len(kept) == len(rows):
+        return
+    from geodino.io import atomic_path
+
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        if kept:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(kept)
 
 
 def _append_csv(path: Path, row: dict[str, float]) -> None:
