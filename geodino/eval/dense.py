@@ -534,8 +534,9 @@ def save_probe(out_dir: Path, task: str, head: dict[str, Any], metrics: dict[str
     """Write a probe's trained head (`<task>_head.pt`) and metrics (`<task>_metrics.json`), each atomically."""
 
     from geodino.io import atomic_path, json_text
+    from geodino.models.checkpoints.reproducible import save_torch
 
     with atomic_path(out_dir / f"{task}_head.pt") as tmp:
-        torch.save(head, tmp)
+        save_torch(head, tmp)
     with atomic_path(out_dir / f"{task}_metrics.json") as tmp:
         tmp.write_text(json_text(metrics, indent=2))

@@ -225,3 +225,43 @@ def test_a_missing_checkpoint_names_the_kinds_and_what_the_folder_holds(tmp_path
     with pytest.raises(CheckpointError, match=r"last.ckpt not found \(.* holds step_00000010.ckpt\); pass an existing "
                        r"checkpoint file \(.ckpt, .pth, .safetensors\)"):  # fmt: skip
         read_file(tmp_path / "last.ckpt")
+
+
+_EXPORT_SCRIPT = """
+import sys, torch
+from geodino.models import build_model
+from geodino.models.heads import DINOHead
+from geodino.models.checkpoints import save_export
+torch.manual_seed(0)
+m = build_model("vit_tiny", patch_size=8, depth=1, n_storage_tokens=1)
+heads = {"dino_head": DINOHead(m.embed_dim, 32, 16, 8), "ibot_head": DINOHead(m.embed_dim, 32, 16, 8)}
+norm = {"bands": ["red", "green", "blue"], "mean": [0.1, 0.2, 0.3], "std": [1.0, 1.0, 1.0]}
+save_export(sys.argv[1] + "/t", m, dict(m.config), heads, normalization=norm, note="x")
+"""
+
+
+def test_exports_are_byte_reproducible_across_processes(tmp_path):
+    """The same weights exported by two processes gave different bytes: the .pth zip root carried the temporary
+    name (with the process id) and safetensors wrote its metadata in per-process hash order."""
+    import json
+    import subprocess
+    import sys
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    for d in dirs:
+        d.mkdir()
+        subprocess.run([sys.executable, "-c", _EXPORT_SCRIPT, str(d)], check=True)
+    names = sorted(p.name for p in dirs[0].iterdir())
+    assert names == ["t.heads.pth", "t.pth", "t.safetensors"]
+    for name in names:
+        assert (dirs[0] / name).read_bytes() == (dirs[1] / name).read_bytes(), name
+    raw = (dirs[0] / "t.safetensors").read_bytes()
+    header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])
+    assert list(header["__metadata__"]) == sorted(header["__metadata__"]) and len(header["__metadata__"]) >= 3
+    with safe_open(str(dirs[0] / "t.safetensors"), "pt") as f:  # still a valid file with the same metadata
+        assert f.metadata() == header["__metadata__"]
+    pth, st = torch.load(dirs[0] / "t.pth", weights_only=True), load_file(str(dirs[0] / "t.safetensors"))
+    assert pth.keys() == st.keys() and all(torch.equal(pth[k], st[k]) for k in pth)

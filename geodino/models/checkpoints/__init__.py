@@ -5,7 +5,8 @@ adaptation, saving and conversion between layouts. The public functions live her
 - `infer`: the architecture of a state_dict from its shapes (RoPE periods, default heads);
 - `bands`: band adaptation of the patch embedding (`resolve_bands`);
 - `hf`, `timm`: the Hugging Face transformers and timm layouts (sharing `keymap`);
-- `save`: writing backbones and exports (`save_backbone`, `save_export`).
+- `save`: writing backbones and exports (`save_backbone`, `save_export`); `reproducible`: their byte-reproducible
+  writers (a fixed zip root in `.pth` files, sorted safetensors metadata);
 
 Accepted inputs, all turned into the official DINOv3 state_dict layout:
 

@@ -225,6 +225,7 @@ def heads_path(backbone_file: str | Path) -> Path:
 def write_heads(path: str | Path, heads: Mapping[str, nn.Module | Mapping[str, Tensor]], **extra: Any) -> Path:
     """Write `{"dino_head": state, "ibot_head": state, **extra}` atomically (the heads sidecar format)."""
     from geodino.io import atomic_path
+    from geodino.models.checkpoints.reproducible import save_torch
 
     obj: dict[str, Any] = {}
     for name, h in heads.items():
@@ -234,7 +235,7 @@ def write_heads(path: str | Path, heads: Mapping[str, nn.Module | Mapping[str, T
     obj.update(extra)
     path = Path(path)
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        save_torch(obj, tmp)
     return path
 
 

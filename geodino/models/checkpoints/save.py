@@ -8,12 +8,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from geodino.errors import ConfigError
 from geodino.models.checkpoints.files import SAFETENSORS_CONFIG_KEY, heads_path, write_heads
 from geodino.models.checkpoints.normalization import NORMALIZATION_KEY, check_normalization, to_json
+from geodino.models.checkpoints.reproducible import save_safetensors_file, save_torch
 
 __all__ = ["export_paths", "save_backbone", "save_export", "save_pth", "save_safetensors"]
 
@@ -38,7 +38,7 @@ def save_pth(obj: nn.Module | Mapping[str, Tensor], path: str | Path) -> Path:
 
     path = Path(path).expanduser()
     with atomic_path(path) as tmp:
-        torch.save(_state_of(obj), tmp)
+        save_torch(_state_of(obj), tmp)
     return path
 
 
@@ -52,8 +52,6 @@ def save_safetensors(
 ) -> Path:
     """Write a state_dict as .safetensors atomically; build kwargs go into the metadata (`geodino_config`), the
     normalisation record into `geodino_normalization`, and `metadata` as given."""
-    from safetensors.torch import save_file
-
     from geodino.io import atomic_path
 
     path = Path(path).expanduser()
@@ -65,7 +63,7 @@ def save_safetensors(
     if normalization:
         meta[NORMALIZATION_KEY] = to_json(check_normalization(normalization, str(path)))
     with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=meta)
+        save_safetensors_file(state, tmp, metadata=meta)
     return path
 
 
