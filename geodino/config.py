@@ -206,19 +206,39 @@ def save_config(cfg: Any, path: str | Path) -> None:
 
 
 def describe(schema: type) -> str:
-    """Every dotted key of a schema with its default, one per line (the body of `--help`)."""
+    """Every dotted key of a schema with its default, one per line (the body of `--help`); an empty dict shows as
+    `{}`, and a list of config entries (data.sources, students, crop_sets) is followed by the keys of one entry as
+    `key[i].field=default`."""
+    import dataclasses
+    import typing
+
     from omegaconf import OmegaConf
 
     flat: list[str] = []
 
-    def walk(node: Any, prefix: str) -> None:
+    def entry_type(cls: Any, name: str) -> type | None:
+        """The dataclass a list field of `cls` holds, if any."""
+        hint = typing.get_type_hints(cls).get(name) if dataclasses.is_dataclass(cls) else None
+        for arg in typing.get_args(hint) or ():
+            for inner in typing.get_args(arg) or (arg,):
+                if dataclasses.is_dataclass(inner):
+                    return inner  # type: ignore[return-value]
+        return None
+
+    def walk(node: Any, prefix: str, cls: Any) -> None:
         for k, v in node.items():
-            if isinstance(v, dict):
-                walk(v, f"{prefix}{k}.")
+            hints = typing.get_type_hints(cls) if dataclasses.is_dataclass(cls) else {}
+            if isinstance(v, dict) and v and dataclasses.is_dataclass(hints.get(k)):
+                walk(v, f"{prefix}{k}.", hints[k])
+            elif isinstance(v, dict) and v:
+                walk(v, f"{prefix}{k}.", None)
             else:
                 flat.append(f"  {prefix}{k}={v!r}")
+                item = entry_type(cls, k) if isinstance(v, list) else None
+                if item is not None:
+                    walk(OmegaConf.to_container(OmegaConf.structured(item), resolve=False), f"{prefix}{k}[i].", item)
 
-    walk(OmegaConf.to_container(OmegaConf.structured(schema), resolve=False), "")
+    walk(OmegaConf.to_container(OmegaConf.structured(schema), resolve=False), "", schema)
     return "\n".join(flat)
 
 

@@ -85,3 +85,17 @@ def test_a_typo_inside_a_list_entry_suggests_the_entry_key(tmp_path):
         ConfigError, match=r"unknown config key 'tile_sise' .*did you mean 'data.sources\[i\].tile_size'"
     ):
         load_config(PretrainConfig, None, ["data.sources=[{type: raster, paths: [x], tile_sise: 64}]"])
+
+
+def test_help_lists_empty_dict_keys_and_the_keys_of_list_entries():
+    """`--help` promises every key: empty-dict keys (ssl.student.overrides, trainer.logger_options) were dropped and
+    a source's own keys (data.sources[i].on_error, ...) were not listed."""
+    from geodino.train.config import PretrainConfig
+    from geodino.train.distill import DistillConfig
+
+    lines = describe(PretrainConfig).splitlines()
+    keys = ["ssl.student.overrides={}", "trainer.logger_options={}", "data.sources=[]"]
+    keys += ["data.sources[i].on_error=None", "data.sources[i].recursive=True", "crops.crop_sets[i].gram_size=None"]
+    for key in keys:
+        assert f"  {key}" in lines, key
+    assert "  students[i].overrides={}" in describe(DistillConfig).splitlines()

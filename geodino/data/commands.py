@@ -225,9 +225,10 @@ def _preview(args: argparse.Namespace) -> int:
     if args.config and "data" in read_yaml(args.config):  # a pretraining config: preview its `data` section
         from geodino.train.config import PretrainConfig
 
-        cfg = load_config(PretrainConfig, args.config, args.overrides).data
+        full = load_config(PretrainConfig, args.config, args.overrides)
+        cfg, crops = full.data, full.crops
     else:
-        cfg = load_config(DataConfig, args.config, args.overrides)
-    path = write_preview(cfg, args.out, samples=args.samples, seed=args.seed)
+        cfg, crops = load_config(DataConfig, args.config, args.overrides), None
+    path = write_preview(cfg, args.out, samples=args.samples, seed=args.seed, crops=crops)
     print(f"wrote {path}")
     return 0

@@ -11,7 +11,10 @@ from typing import Any
 
 from geodino.errors import ConfigError
 
-__all__ = ["CropSet", "CropsConfig", "DataConfig", "SourceConfig"]
+__all__ = ["DEFAULT_SENSORS", "CropSet", "CropsConfig", "DataConfig", "SourceConfig"]
+
+# the sensor of a source that names none, where it does not depend on the files (rasters infer theirs from the data)
+DEFAULT_SENSORS = {"images": "imagenet", "tar": "imagenet", "synthetic": "sat493m"}
 
 
 @dataclass
@@ -38,7 +41,8 @@ class SourceConfig:
     crs: str | None = None  # reproject every scene to this CRS (default: native CRS per scene)
     res: float | None = None  # target resolution with crs
     resampling: str = "bilinear"
-    on_error: str = "stop"  # stop | skip: unreadable files, files without CRS, corrupt images
+    # stop | skip: unreadable files, files without CRS, corrupt images; null: skip for images and tar, else stop
+    on_error: str | None = None
     recursive: bool = True
     index_cache: str | None = None  # raster: JSON index reused while files and settings are unchanged
     variable: str | None = None  # cube: data variable

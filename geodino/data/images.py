@@ -22,7 +22,7 @@ from geodino.data.paths import IMAGE_EXTS, resolve_paths
 from geodino.data.sensors import Sensor, get_sensor
 from geodino.errors import InputError
 
-__all__ = ["ImageFolderSource", "TarShardSource", "decode_image"]
+__all__ = ["ImageFolderSource", "TarShardSource", "decode_image", "match_bit_depth"]
 
 _skipped_count = 0
 
@@ -52,6 +52,43 @@ def decode_image(data: bytes, name: str, n_bands: int = 3) -> np.ndarray:
 
         with Image.open(io.BytesIO(data)) as im:
             return np.asarray(im.convert("RGB")).transpose(2, 0, 1).copy()
+
+
+def _scales_8bit(sensor: Sensor) -> bool:
+    """Whether the sensor maps 8-bit DN to reflectance (every band's scale 1/255, no offset: imagenet, maxar, ...)."""
+    scales = sensor.scale if isinstance(sensor.scale, tuple) else (sensor.scale,)
+    offsets = sensor.offset if isinstance(sensor.offset, tuple) else (sensor.offset,)
+    return all(abs(float(v) - 1 / 255) < 1e-9 for v in scales) and not any(offsets)
+
+
+def match_bit_depth(arr: np.ndarray, name: str, sensor: Sensor) -> np.ndarray:
+    """A decoded image in the DN range its sensor scales. A 16-bit PNG (or other web format) spans 0..65535 by
+    definition, so for a sensor of 8-bit DN (scale 1/255) it is brought to 0..255 (/257; it trained as a blank,
+    saturated image before); a 16-bit TIFF above 255 holds the DN of some sensor, refused with one line (its own
+    sensor is needed). Other sensors get the DN as decoded."""
+    if arr.dtype != np.uint16 or not _scales_8bit(sensor):
+        return arr
+    if Path(name).suffix.lower() not in (".tif", ".tiff"):
+        return ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    top = int(arr.max())
+    if top > 255:
+        raise InputError(
+            f"image {name} is 16-bit (values up to {top}) but sensor {sensor.name!r} scales 8-bit DN (1/255); set "
+            "the source's sensor to your imagery's (geodino data stats writes one) or convert the TIFFs to 8 bits"
+        )
+    return arr
+
+
+def _tar_hint(path: str) -> str:
+    """What to do about a shard tarfile cannot read: compressed (by its magic bytes), or cut short / corrupt."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError:
+        head = b""
+    if head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")):  # gzip, bzip2, xz, zstd
+        return "it is compressed; shards must be uncompressed .tar files (decompress it, or re-create it with tar -cf)"
+    return "it is truncated or corrupt; re-create or re-download it (or set on_error: skip to leave it out)"
 
 
 class _ImageSourceBase:
@@ -99,7 +136,7 @@ class _ImageSourceBase:
             name = self.label(k)
             try:
                 data, name = self._read(k)
-                arr = decode_image(data, name, self.sensor.n_bands)
+                arr = match_bit_depth(decode_image(data, name, self.sensor.n_bands), name, self.sensor)
                 if arr.shape[0] != self.sensor.n_bands:
                     raise InputError(
                         f"image {name} has {arr.shape[0]} bands but sensor {self.sensor.name!r} has "
@@ -195,7 +232,7 @@ class TarShardSource(_ImageSourceBase):
                         sizes.append(m.size)
                         names.append(m.name)
             except tarfile.ReadError as exc:
-                msg = f"tar shard {path} cannot be read ({exc}); shards must be uncompressed .tar files"
+                msg = f"tar shard {path} cannot be read ({exc}); {_tar_hint(path)}"
                 if on_error == "stop":
                     raise InputError(msg) from exc
                 warnings.warn(f"skipping {msg}", stacklevel=2)

@@ -18,7 +18,7 @@ import torch
 
 from geodino.config import options_for
 from geodino.data.collate import collate_ssl, finish_photometric
-from geodino.data.config import DataConfig, SourceConfig
+from geodino.data.config import DEFAULT_SENSORS, DataConfig, SourceConfig
 from geodino.data.crops import CropsConfig, MultiCropTransform, choose_crop_set
 from geodino.data.mixing import SourceMixer
 from geodino.data.sensors import get_sensor
@@ -46,6 +46,10 @@ def _grid_options(cfg: SourceConfig, windows: Any) -> dict[str, Any]:
 def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, progress: bool = True) -> Any:
     """The source object of one `SourceConfig` (RasterSource, CubeSource, ImageFolderSource, TarShardSource)."""
     name = cfg.name or f"source{index}"
+    if cfg.on_error is None:  # web image folders hold the odd broken download; an archive's bad file is news
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, on_error="skip" if cfg.type in ("images", "tar") else "stop")
     if cfg.type == "raster":
         from geodino.data.archive import RasterArchive, RasterSource
         from geodino.data.curate.tilelist import apply_windows, curated_windows
@@ -71,7 +75,9 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
     if cfg.type == "synthetic":
         from geodino.data.synthetic import SyntheticSource
 
-        return SyntheticSource(sensor=cfg.sensor or "sat493m", tile_size=int(cfg.tile_size), name=name)
+        return SyntheticSource(
+            sensor=cfg.sensor or DEFAULT_SENSORS["synthetic"], tile_size=int(cfg.tile_size), name=name
+        )
     if cfg.type == "torchgeo":
         from geodino.data.torchgeo_source import TorchGeoSource
 
@@ -98,8 +104,14 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
         )
     cls = ImageFolderSource if cfg.type == "images" else TarShardSource
     kwargs: dict[str, Any] = {"recursive": cfg.recursive} if cfg.type == "images" else {}
-    on_error = cfg.on_error if cfg.on_error in ("stop", "skip") else "skip"
-    source = cls(cfg.paths, sensor=cfg.sensor or "imagenet", name=name, on_error=on_error, shuffle=shuffle, **kwargs)
+    source = cls(
+        cfg.paths,
+        sensor=cfg.sensor or DEFAULT_SENSORS[cfg.type],
+        name=name,
+        on_error=cfg.on_error,
+        shuffle=shuffle,
+        **kwargs,
+    )
     if cfg.type == "tar":
         from geodino.data.curate.tilelist import apply_members, curated_members
 

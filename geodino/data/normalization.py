@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from geodino.data.config import DEFAULT_SENSORS
 from geodino.data.sensors import Sensor, get_sensor
 from geodino.errors import GeoDinoError
 
@@ -34,7 +35,7 @@ def data_normalization(data_cfg: Any) -> tuple[dict[str, Any] | None, str]:
     sources = list(_get(data_cfg, "sources") or [])
     records = []
     for i, src in enumerate(sources):
-        name = _get(src, "sensor")
+        name = _get(src, "sensor") or DEFAULT_SENSORS.get(str(_get(src, "type") or "raster"))
         if not name:
             return None, f"data.sources[{i}] names no sensor"
         try:

@@ -29,35 +29,51 @@ def to_rgb(image: np.ndarray, sensor: Any, valid: np.ndarray | None = None) -> n
     return out
 
 
-def write_preview(cfg: Any, out: str | Path, *, samples: int = 4, seed: int = 0) -> Path:
-    """Draw `samples` samples of the first source with their crops (CropsConfig defaults + Gram) to `out`."""
+def write_preview(cfg: Any, out: str | Path, *, samples: int = 4, seed: int = 0, crops: Any = None) -> Path:
+    """Draw `samples` samples of the first source with their crops to `out`: the crops a pretraining config's
+    `crops` section makes (`crops`; with several `crop_sets`, each row uses the set training draws for that step),
+    else the CropsConfig defaults with four local crops and Gram crops."""
     from geodino.viz.figures import figures, save_figure
 
     plt = figures()
 
-    from geodino.data.crops import CropsConfig, MultiCropTransform
+    from geodino.data.crops import CropsConfig, MultiCropTransform, choose_crop_set
     from geodino.data.loaders import build_sources
 
     source = build_sources(cfg)[0]
-    crops = CropsConfig(gram=True, n_local=4)
+    what = "the config's crops" if crops is not None else "default crops (give a pretraining config for its own)"
+    crops = crops if crops is not None else CropsConfig(gram=True, n_local=4)
     tf = MultiCropTransform(crops, source.sensor)
-    cols = 1 + crops.n_global * 2 + crops.n_local
+    gram = any(s.gram_size for s in tf.sets)
+    cols = 1 + crops.n_global * (2 if gram else 1) + crops.n_local
     fig, axes = plt.subplots(samples, cols, figsize=(1.6 * cols, 1.7 * samples), squeeze=False)
     for r in range(samples):
         s = source.get(r, seed)
-        out_c = tf(s, np.random.default_rng([seed, r]))
+        k = choose_crop_set(crops, seed, r)
+        out_c = tf(s, np.random.default_rng([seed, r]), k)
         panels = [("tile", to_rgb(np.asarray(s["image"]), source.sensor, np.asarray(s["valid"])))]
-        for i, (g, gram) in enumerate(zip(out_c["global_crops"], out_c["gram_crops"])):
-            panels.append((f"global {i + 1}", to_rgb(tf.sensor.destandardize(g).numpy(), source.sensor)))
-            panels.append((f"gram {i + 1}", to_rgb(tf.sensor.destandardize(gram).numpy(), source.sensor)))
-        for i, loc in enumerate(out_c["local_crops"]):
-            panels.append((f"local {i + 1}", to_rgb(tf.sensor.destandardize(loc).numpy(), source.sensor)))
-        for c, (title, img) in enumerate(panels):
+        grams = out_c.get("gram_crops") or []
+        for i, g in enumerate(out_c["global_crops"]):
+            panels.append(_panel(f"global {i + 1}", g, tf.sensor))
+            if grams:
+                panels.append(_panel(f"gram {i + 1}", grams[i], tf.sensor))
+        panels += [_panel(f"local {i + 1}", loc, tf.sensor) for i, loc in enumerate(out_c["local_crops"])]
+        for c in range(cols):
             ax = axes[r][c]
-            ax.imshow(img)
             ax.set_xticks([])
             ax.set_yticks([])
-            if r == 0:
-                ax.set_title(title, fontsize=8)
-    fig.suptitle(f"source {source.name!r}: tiles (nodata magenta) and multi-crops", fontsize=9)
+            if c >= len(panels):  # a crop set without Gram crops in a figure that has some
+                ax.set_axis_off()
+                continue
+            title, img = panels[c]
+            ax.imshow(img)
+            if r == 0 or len(tf.sets) > 1:
+                ax.set_title(title, fontsize=7)
+    what += f" ({len(tf.sets)} crop sets)" if len(tf.sets) > 1 else ""
+    fig.suptitle(f"source {source.name!r}: tiles (nodata magenta) and {what}", fontsize=9)
     return save_figure(fig, out, dpi=90, format="png")
+
+
+def _panel(title: str, crop: Any, sensor: Any) -> tuple[str, np.ndarray]:
+    """(title with the crop's size, RGB of the de-standardised crop)."""
+    return f"{title}, {crop.shape[-1]} px", to_rgb(sensor.destandardize(crop).numpy(), sensor)

@@ -319,7 +319,7 @@ def _build_with_sensor(cfg: Any, sensor: Sensor, build_source: Any) -> Any:
             sensor=sensor,
             band_names=cfg.band_names,
             nodata=cfg.nodata,
-            on_error=cfg.on_error,
+            on_error=cfg.on_error or "stop",
         )
         # read by grid windows (clipped at the edges, so rasters smaller than a tile are fine): no tile sampler
         return SimpleNamespace(archive=archive, sensor=archive.sensor, band_names=list(archive.band_names))

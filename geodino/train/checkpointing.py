@@ -204,8 +204,9 @@ def apply_init(
     if student_from not in ("teacher", "student"):
         raise InputError(f"init_student_from={student_from!r} must be 'teacher' or 'student'")
     if student_from == "student" and not src.student:
+        kind = f"{'an' if src.kind[0] in 'aeiou' else 'a'} {src.kind}"
         raise CheckpointError(
-            f"init_from file {src.path} has no student weights (it is a {src.kind} file); use init_student_from=teacher"
+            f"init_from file {src.path} has no student weights (it is {kind} file); use init_student_from=teacher"
         )
     s_backbone = src.student if student_from == "student" else src.teacher
     s_heads = src.student_heads if student_from == "student" else src.heads
@@ -258,6 +259,9 @@ def check_resume_fits(ckpt: dict[str, Any], path: Path, backbone_config: dict[st
 _RESUME_FIXED = ("batch_size", "seed", "data.", "crops.", "ssl.", "trainer.max_steps", "init_from", "init_student_from",
                  "head_warmup_steps")  # fmt: skip
 _RESUME_FREE = ("ssl.monitor.",)
+# fields free in any list entry: a source's on_error (a run stopped at a corrupt image may resume skipping it: the
+# steps before it read the same samples either way)
+RESUME_FREE_FIELDS = ("on_error",)
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -276,13 +280,20 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def changed_resume_field(
-    saved: dict[str, Any], config: dict[str, Any], fixed: tuple[str, ...], free: tuple[str, ...] = ()
+    saved: dict[str, Any],
+    config: dict[str, Any],
+    fixed: tuple[str, ...],
+    free: tuple[str, ...] = (),
+    free_fields: tuple[str, ...] = RESUME_FREE_FIELDS,
 ) -> tuple[str, Any, Any] | None:
-    """The first dotted key under `fixed` (exact keys, or prefixes ending in '.' or '[') and not under `free` whose
-    value differs between a checkpoint's config and this run's: (key, saved value, this run's), or None."""
+    """The first dotted key under `fixed` (exact keys, or prefixes ending in '.' or '['), not under `free` and not
+    ending in one of `free_fields`, whose value differs between a checkpoint's config and this run's: (key, saved
+    value, this run's), or None."""
     old, new = _flat(saved), _flat(config)
     for key in sorted(set(old) | set(new)):
         if not any(key == f or (f.endswith((".", "[")) and key.startswith(f)) for f in fixed) or key.startswith(free):
+            continue
+        if key.rsplit(".", 1)[-1] in free_fields:
             continue
         if old.get(key) != new.get(key):
             return key, old.get(key), new.get(key)

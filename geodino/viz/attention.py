@@ -58,7 +58,7 @@ def read_input(
     if not path.exists():
         raise InputError(f"input {path} does not exist; give an image (.jpg/.png) or a raster (.tif/.vrt)")
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        from geodino.data.images import decode_image
+        from geodino.data.images import decode_image, match_bit_depth
         from geodino.data.sensors import get_sensor
 
         try:
@@ -66,6 +66,7 @@ def read_input(
         except Exception as exc:
             raise InputError(f"image {path} cannot be decoded ({type(exc).__name__}); is it a complete image?") from exc
         s = get_sensor(sensor or "imagenet")
+        data = match_bit_depth(data, str(path), s)
         if s.n_bands != data.shape[0]:
             raise InputError(f"image {path} has {data.shape[0]} bands but sensor {s.name!r} has {s.n_bands}")
         if bands:  # by the sensor's names or aliases (R/G/B, red/green/blue), as for rasters

@@ -182,3 +182,13 @@ def test_training_export_records_the_data_sensor(tmp_path, model):
     torch.save(ckpt, tmp_path / "last.ckpt")
     with pytest.warns(UserWarning, match=r"records no input normalisation \(data.sources\[0\] names no sensor\)"):
         export(tmp_path / "last.ckpt", tmp_path / "exp" / "bb.pth", overwrite=True)
+
+
+def test_a_web_image_source_without_a_sensor_records_the_imagenet_one_it_trained_with():
+    """An images/tar source naming no sensor trains with imagenet statistics; its export recorded none."""
+    from geodino.data.normalization import data_normalization
+
+    rec, why = data_normalization({"sources": [{"type": "images", "paths": ["x"], "sensor": None}]})
+    assert why == "" and rec["mean"] == pytest.approx([0.485, 0.456, 0.406])
+    rec, why = data_normalization({"sources": [{"type": "raster", "paths": ["x"], "sensor": None}]})
+    assert rec is None and why == "data.sources[0] names no sensor"  # rasters infer theirs from the files

@@ -109,3 +109,17 @@ def test_export_rejects_non_training_files(tmp_path):
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match=r"junk.ckpt cannot be read"):
         ck.export(tmp_path / "junk.ckpt", tmp_path / "out.pth")
+
+
+def test_a_resume_may_switch_a_sources_on_error_but_not_its_paths(tmp_path):
+    """A run stopped by a corrupt image resumes with on_error: skip (the steps before read the same samples
+    either way); the error message's advice was refused as a changed config."""
+    from geodino.train.checkpointing import check_resume_config
+
+    saved = {"data": {"sources": [{"type": "images", "paths": ["a"], "on_error": None}]}, "seed": 0}
+    ckpt = {"geodino": {"config": saved}}
+    skip = {"data": {"sources": [{"type": "images", "paths": ["a"], "on_error": "skip"}]}, "seed": 0}
+    check_resume_config(ckpt, tmp_path / "c.ckpt", skip, 4)
+    other = {"data": {"sources": [{"type": "images", "paths": ["b"], "on_error": None}]}, "seed": 0}
+    with pytest.raises(CheckpointError, match=r"data.sources\[0\].paths=\['a'\] but this run has"):
+        check_resume_config(ckpt, tmp_path / "c.ckpt", other, 4)

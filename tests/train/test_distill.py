@@ -163,15 +163,20 @@ def test_a_resume_refuses_a_changed_recipe_length_or_teacher(run, images, tmp_pa
         distill(_cfg(images, out, f"teacher.spec={other}"))
 
 
-def test_placement_of_students_may_change_on_resume() -> None:
-    """Which processes train a student (ranks, share) is the machine's business, not the run's."""
+def test_placement_of_students_and_error_policy_may_change_on_resume() -> None:
+    """Which processes train a student (ranks, share) is the machine's business, not the run's; a source's
+    on_error may go from stop to skip to get past a corrupt image."""
     from geodino.train.checkpointing import changed_resume_field
-    from geodino.train.distill.export import RESUME_FIXED, without_placement
+    from geodino.train.distill.export import RESUME_FIXED, RESUME_FREE_FIELDS
 
     old = {"students": [{"name": "a", "ranks": [0, 2], "share": None}], "train": {"seed": 0, "num_workers": 2}}
     new = {"students": [{"name": "a", "ranks": [0, 4], "share": None}], "train": {"seed": 0, "num_workers": 8}}
-    assert changed_resume_field(old, new, RESUME_FIXED) == ("students[0].ranks", [0, 2], [0, 4])
-    assert changed_resume_field(without_placement(old), without_placement(new), RESUME_FIXED) is None
+    old["data"] = {"sources": [{"paths": ["x"], "on_error": "stop"}]}
+    new["data"] = {"sources": [{"paths": ["x"], "on_error": "skip"}]}
+    assert changed_resume_field(old, new, RESUME_FIXED, free_fields=()) == ("data.sources[0].on_error", "stop", "skip")
+    assert changed_resume_field(old, new, RESUME_FIXED, free_fields=RESUME_FREE_FIELDS) is None
+    new["students"][0]["name"] = "b"
+    assert changed_resume_field(old, new, RESUME_FIXED, free_fields=RESUME_FREE_FIELDS)[0] == "students[0].name"
 
 
 def test_a_distill_folder_in_use_is_refused(images, tmp_path) -> None:

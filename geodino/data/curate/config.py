@@ -80,7 +80,7 @@ class CurateConfig:
         if not self.config:
             src = SourceConfig(type=self.type, paths=list(self.paths), sensor=self.sensor, bands=self.bands)
             src.tile_size = self.tile_size
-            src.on_error = self.on_error or src.on_error
+            src.on_error = self.on_error or "stop"  # a named list or folder: a bad file is news (--on-error skip)
             return [src], [f"the {self.type} archive {self.paths}"]
         from pathlib import Path
 

@@ -29,13 +29,7 @@ VERSION = 1
 # length); devices, processes per student, workers, precision, logging and checkpoint cadence may change
 RESUME_FIXED = ("teacher.", "students.", "students[", "dino.", "ibot.", "koleo.", "optim.", "schedules.", "data.",
                 "crops.", "train.max_steps", "train.global_batch_size", "train.seed")  # fmt: skip
-_PLACEMENT = ("ranks", "share")  # which processes train a student: free
-
-
-def without_placement(config: dict[str, Any]) -> dict[str, Any]:
-    """A distillation config without the students' `ranks` and `share` (free to change on resume)."""
-    students = [{k: v for k, v in s.items() if k not in _PLACEMENT} for s in config.get("students") or []]
-    return {**config, "students": students}
+RESUME_FREE_FIELDS = ("ranks", "share", "on_error")  # which processes train a student; a source's error policy
 
 
 def check_resume_config(path: Path, config: dict[str, Any]) -> None:
@@ -48,7 +42,7 @@ def check_resume_config(path: Path, config: dict[str, Any]) -> None:
     saved = obj.get("config") if obj.get("format") == FORMAT else None
     if not isinstance(saved, dict):
         return  # not ours: load_checkpoint names it
-    changed = changed_resume_field(without_placement(saved), without_placement(config), RESUME_FIXED)
+    changed = changed_resume_field(saved, config, RESUME_FIXED, free_fields=RESUME_FREE_FIELDS)
     if changed:
         raise resume_config_error(path, *changed, keeps="teacher, students, data, batch, seed, recipe and length")
 
