@@ -1,7 +1,8 @@
 """Vector files (GeoPackage, GeoJSON, Shapefile, GeoParquet) read into a GeoDataFrame, with one-line errors.
 
 The one reader for labels (`embed classify`) and polygons (`embed zonal`, `embed similar`): the file must exist,
-read, hold features and carry a CRS (callers reproject to their raster's).
+read, hold geometries (a CSV reads as a table without them and is refused in one line), hold features and carry
+a CRS (callers reproject to their raster's).
 """
 
 from __future__ import annotations
@@ -37,6 +38,13 @@ def read_vector(
             gdf = gpd.read_file(path, layer=layer) if layer else gpd.read_file(path)
     except Exception as exc:  # fiona/pyogrio/pyarrow raise many kinds; the first line says what is wrong
         raise InputError(f"cannot read {what} from {path}: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(gdf, gpd.GeoDataFrame) or getattr(gdf, "_geometry_column_name", None) not in gdf.columns:
+        # a CSV (or any table) reads as a plain DataFrame: no geometry, no CRS
+        raise InputError(
+            f"{what} file {path} holds a table without geometries ({path.suffix or 'no suffix'}); pass a vector "
+            "file: GeoPackage, GeoJSON, Shapefile or GeoParquet (a CSV of x/y columns converts with geopandas: "
+            "gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df.x, df.y), crs=...).to_file('labels.gpkg'))"
+        )
     if len(gdf) == 0:
         raise InputError(f"{what} file {path} has no features{'; ' + empty_hint if empty_hint else ''}")
     if gdf.crs is None and require_crs:

@@ -105,10 +105,17 @@ def change_map(
             raise InputError(f"--threshold {threshold!r} must be a number in [0, 2] or 'otsu'") from exc
     if isinstance(threshold, float) and not 0.0 <= threshold <= 2.0:
         raise InputError(f"--threshold {threshold} must lie in [0, 2] (cosine distance) or be 'otsu'")
-    out = check_writable(out, overwrite=overwrite)
+    from geodino.embed.products import check_map_outputs
+
+    out = Path(out)
     png = Path(png) if png else out.with_suffix(".png")
     mask_out = Path(mask) if mask else out.with_name(out.stem + "_mask.tif")
-    for p in (png, *((mask_out, mask_out.with_suffix(".png")) if threshold is not None else ())):
+    masks = (mask_out, mask_out.with_suffix(".png"), style.qml_path(mask_out)) if threshold is not None else ()
+    check_map_outputs(
+        "change", out, png=png, style=style.qml_path(out), **dict(zip(("mask", "mask PNG", "mask style"), masks))
+    )
+    out = check_writable(out, overwrite=overwrite)
+    for p in (png, *masks[:2]):
         check_writable(p, overwrite=overwrite)
     hist = np.zeros(BINS, np.int64)
     edges = np.linspace(0.0, 2.0, BINS + 1)
@@ -119,7 +126,8 @@ def change_map(
                 f"feature raster {a}",
                 backbone_identity(probe.metadata, probe.count),
                 f"feature raster {b}",
-                hint="embed both dates with the same --backbone and --layers",
+                hint="embed both dates with the same --backbone, --layers and norm",
+                ignore=("l2_normalize",),  # a cosine distance does not see vector lengths
             )
             diff = grid_difference(ra, probe)
         if diff and not resample:

@@ -147,7 +147,14 @@ def register(subparsers: Any) -> None:
     c.add_argument("--test", help="independent test labels (same column): accuracy, F1, confusion matrix (classify)")
     c.add_argument("--method", choices=("logreg", "knn"), default="logreg", help="classifier (default logreg)")
     c.add_argument("--neighbors", type=int, default=5, help="k of the kNN classifier (default 5)")
-    c.add_argument("--folds", type=int, default=5, help="blocked cross-validation folds (default 5)")
+    c.add_argument("--folds", type=int, default=5, help="blocked cross-validation folds (default 5, at least 2)")
+    c.add_argument(
+        "--cv-gap",
+        type=int,
+        default=1,
+        dest="cv_gap",
+        help="labels with cells this close (in cells) are one cross-validation group (default 1; 0: a shared cell)",
+    )
     c.add_argument("--max-cells", type=int, default=1000, dest="max_cells", help="cells sampled per label polygon")
     c.add_argument("--threshold", help="change: a cosine distance in [0, 2] or 'otsu' -> binary change COG")
     c.add_argument("--mask", help="change: path of the binary change COG (default CHANGE_mask.tif)")
@@ -272,7 +279,7 @@ def _classify_or_change(args: argparse.Namespace, rest: list[str], overwrite: bo
     if "accuracy" in cv:
         score = f"blocked CV accuracy {cv['accuracy']:.1%} ({cv['folds']} folds)"
     else:
-        score = "model reused" if "cv_at_fit" in m else "no CV (a class has a single label feature)"
+        score = "model reused" if "cv_at_fit" in m else "no CV (a class lies in one group of labels: see the warning)"
     if "test" in m:
         score += f", test accuracy {m['test']['accuracy']:.1%} on {m['test']['n']} cells"
     print(

@@ -2,8 +2,15 @@
 
 The backbone identity is what `geodino embed` records in every feature raster's metadata (COG tags
 `GEODINO_*`, Zarr attributes; see `embed/pipeline.py`): the checkpoint fingerprint (sha256 of the weights, or
-of the spec for `arch:`), the layers and how they were combined. Vectors from different weights or layers live
-in different spaces, so a classifier or a distance across them would be meaningless without any error.
+of the spec for `arch:`), the layers and how they were combined, whether the backbone's final LayerNorm was
+applied (`final_norm`) and whether the vectors were scaled to unit length (`l2_normalize`). Vectors from
+different weights, layers or normalisations live in different spaces, so a classifier or a distance across them
+would be wrong without any error (a model fitted on un-normalised float32 features put every cell of an int8
+raster, whose vectors are unit length, into one class).
+
+The storage dtype is not part of the identity: int8 rasters are dequantised and re-normalised on read
+(`EmbeddingReader`, the rule in their metadata) and float16 is read as float32, so an int8 raster and a float32
+raster with `l2_normalize` on hold the same vectors up to the int8 error bound (<= 0.0079 per component).
 """
 
 from __future__ import annotations
@@ -12,7 +19,10 @@ from typing import Any
 
 from geodino.errors import InputError
 
-IDENTITY_KEYS = ("model_fingerprint", "layers", "layer_mode")
+IDENTITY_KEYS = ("model_fingerprint", "layers", "layer_mode", "final_norm", "l2_normalize")
+# compared after the fingerprint, in this order; "not recorded" (an older model file or raster) is a value too
+OUTPUT_KEYS = ("layers", "layer_mode", "final_norm", "l2_normalize", "n_bands")
+FLAGS = {"final_norm": "embed option norm", "l2_normalize": "embed option --l2"}
 
 
 def backbone_identity(metadata: dict[str, Any], n_bands: int) -> dict[str, Any]:
@@ -28,10 +38,13 @@ def _short(v: Any) -> str:
     return s[:16] + "..." if len(s) > 19 else s
 
 
-def check_same_backbone(a: dict[str, Any], a_name: str, b: dict[str, Any], b_name: str, *, hint: str) -> None:
-    """Raise one line naming the first differing key (fingerprint first) of two identities.
+def check_same_backbone(
+    a: dict[str, Any], a_name: str, b: dict[str, Any], b_name: str, *, hint: str, ignore: tuple[str, ...] = ()
+) -> None:
+    """Raise one line naming the first differing key (fingerprint first) of two identities, with both values.
 
-    A fingerprint known on one side only is refused as well: without it nothing says the vectors match.
+    A fingerprint known on one side only is refused as well: without it nothing says the vectors match. `ignore`:
+    keys that cannot change the caller's result (`change` compares directions: `l2_normalize` is irrelevant).
     """
     fa, fb = a.get("model_fingerprint"), b.get("model_fingerprint")
     if fa != fb:
@@ -43,12 +56,12 @@ def check_same_backbone(a: dict[str, Any], a_name: str, b: dict[str, Any], b_nam
             missing = a_name if not fa else b_name
             what = f"{missing} records no backbone fingerprint (GEODINO_MODEL_FINGERPRINT), so it cannot be matched"
         raise InputError(f"{a_name} and {b_name} come from different backbones: {what}; {hint}")
-    for key in ("layers", "layer_mode", "n_bands"):
-        if a.get(key) != b.get(key):
-            raise InputError(
-                f"{a_name} and {b_name} come from different backbone outputs: {key} {a.get(key)} vs {b.get(key)}; "
-                f"{hint}"
-            )
+    for key in OUTPUT_KEYS:
+        if key in ignore or a.get(key) == b.get(key):
+            continue
+        va, vb = (x.get(key, "not recorded") for x in (a, b))
+        how = f" ({FLAGS[key]})" if key in FLAGS else ""
+        raise InputError(f"{a_name} and {b_name} come from different backbone outputs: {key}{how} {va} vs {vb}; {hint}")
 
 
 def grid_difference(a: Any, b: Any) -> str | None:

@@ -281,7 +281,7 @@ def _finalize(work: Path, out: Path, prep: PreparedRun, cfg: EmbedConfig) -> Non
     if cfg.upsample:
         up = work / "upsampled.zarr"
         remove_tree(up)
-        upsample_store(store, up, prep.plan, l2=prep.l2, progress=cfg.progress)
+        upsample_store(store, up, prep.plan, l2=prep.l2, progress=cfg.progress, source=prep.source)
         store = up
     finalize_store(store)
     with atomic_path(out, overwrite=True) as tmp:

@@ -74,6 +74,38 @@ def write_cog(
             staging.unlink(missing_ok=True)
 
 
+MAP_SUFFIXES = (".tif", ".tiff")  # what the raster products write: a COG
+
+
+def check_map_outputs(command: str, out: str | Path, **side: str | Path | None) -> None:
+    """Refuse a product `--out` that is not a GeoTIFF name, a `--png` that is not a PNG name, and any two outputs
+    that are one file (one line, before anything is written): `--out map.png` made the quick-look overwrite the COG
+    and `change` then thresholded the PNG's pixels. `side` names the other outputs by their option (png, mask...)."""
+    out = Path(out)
+    if out.suffix.lower() not in MAP_SUFFIXES:
+        raise ConfigError(
+            f"--out {out}: {command} writes a GeoTIFF (COG), not {out.suffix or 'a file without suffix'}; name it "
+            f"{out.with_suffix('.tif').name} (the PNG quick-look goes next to it, or where --png says)"
+        )
+    named = {"out": out} | {k: Path(v) for k, v in side.items() if v is not None}
+    for key, suffixes in (("png", (".png",)), ("mask", MAP_SUFFIXES)):
+        path = named.get(key)
+        if path is not None and path.suffix.lower() not in suffixes:
+            raise ConfigError(
+                f"--{key} {path}: {command} writes a {'PNG' if key == 'png' else 'GeoTIFF (COG)'} there; name it "
+                f"{path.with_suffix(suffixes[0]).name}"
+            )
+    seen: dict[Path, str] = {}
+    for key, path in named.items():
+        where = path.expanduser().resolve()
+        label = f"--{key.replace('_', '-')}" if key in ("out", "png", "mask", "save_model") else f"the {key} file"
+        if where in seen:
+            raise ConfigError(
+                f"{seen[where]} and {label} are the same file {path}; give each output of {command} its own name"
+            )
+        seen[where] = label
+
+
 def n_blocks(rd: EmbeddingReader, **kw: Any) -> int:
     """How many row windows `rd.blocks(**kw)` yields (for the progress bar's total)."""
     return sum(1 for _ in rd.blocks(**kw))
@@ -129,6 +161,7 @@ def pca_map(
     """3-band uint8 COG of the first three principal components (0 = nodata; values stretched 2-98 %)."""
     from sklearn.decomposition import PCA
 
+    check_map_outputs("pca", out, png=png, style=style.qml_path(out))
     out = check_writable(out, overwrite=overwrite)
     with EmbeddingReader(features) as rd:
         x = rd.sample(sample, seed)
@@ -194,6 +227,7 @@ def cluster_map(
 
     if not 2 <= k <= 254:
         raise InputError(f"k={k} clusters: choose between 2 and 254")
+    check_map_outputs("cluster", out, png=png, style=style.qml_path(out))
     out = check_writable(out, overwrite=overwrite)
     with EmbeddingReader(features) as rd:
         x = _unit(rd.sample(sample, seed))
@@ -287,6 +321,15 @@ def _point_cell(rd: EmbeddingReader, point: tuple[float, float], point_crs: Any)
     )
 
 
+def unplaced_hint(n: int, crs: Any) -> str:
+    """What to check when PROJ could not place `n` features at all (one line's tail, shared by zonal and classify)."""
+    name = crs.to_string() if hasattr(crs, "to_string") else str(crs)
+    return (
+        f"{n} of them have coordinates that their declared CRS {name} cannot place; check the file's CRS (e.g. "
+        "metres declared as lon/lat)"
+    )
+
+
 def finite_bounds(geom: Any) -> bool:
     """Whether a (reprojected) geometry has finite coordinates: PROJ returns inf for points its CRS cannot place
     (e.g. metres in a file declared as lon/lat), which would reach numpy casts and warn."""
@@ -329,8 +372,10 @@ def similarity_map(
 
     if (point is None) == (polygon is None):
         raise InputError("give exactly one query: a point (--point X,Y) or a polygon file (--polygon FILE)")
+    png = Path(png) if png else Path(out).with_suffix(".png")
+    check_map_outputs("similar", out, png=png, style=style.qml_path(out))
     out = check_writable(out, overwrite=overwrite)
-    png = check_writable(png or out.with_suffix(".png"), overwrite=overwrite)
+    png = check_writable(png, overwrite=overwrite)
     with EmbeddingReader(features) as rd:
         q = _unit(_query_vector(rd, point, point_crs, polygon, layer))
 
@@ -466,10 +511,7 @@ def zonal_embeddings(
         )
     if (res["status"] == "outside").all():
         if unplaced:  # PROJ could not place them at all: coordinates that do not fit their declared CRS
-            why = (
-                f"{unplaced} of them have coordinates that their declared CRS {gdf.crs.to_string()} cannot place; "
-                "check the file's CRS (e.g. metres declared as lon/lat)"
-            )
+            why = unplaced_hint(unplaced, gdf.crs)
         else:
             why = "check that they cover the same area"
         raise InputError(

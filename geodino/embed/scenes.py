@@ -178,28 +178,61 @@ def _check_stacks(started: list[Scene], stacks: dict[Path, str]) -> None:
 
 
 # metadata every scene of one mosaic must share: its bands mean the same thing everywhere (the weights, not the
-# spec text that named them: a relative and an absolute path to one file are one backbone)
-MOSAIC_IDENTITY = ("model_fingerprint", "layers", "layer_mode", "final_norm", "l2_normalize", "dtype")
+# spec text that named them: a relative and an absolute path to one file are one backbone), computed from inputs
+# read the same way (input bands and DN scaling: ranks of one SLURM array launched with `--scale 0.0001 --bands
+# 3,2,1` and without both wrote scenes, and the mosaic mixed them)
+MOSAIC_IDENTITY = (
+    "model_fingerprint",
+    "layers",
+    "layer_mode",
+    "final_norm",
+    "l2_normalize",
+    "dtype",
+    "input_bands",
+    "input_scale",
+)
 
 
-def _mosaic(paths: list[Path], mosaic: Path) -> list[Path]:
+def _scale_setting(desc: str | None) -> str | None:
+    """The input scaling as a setting: the dtype defaults ("x/255 (uint8)", "x/10000 (uint16, assumed)", floats
+    as they are) are one setting, "by the input's data type", so scenes of different data types are not refused."""
+    from geodino.embed.memory import default_scale_desc
+
+    if desc is not None and (desc.startswith(("x/255 (", "x/10000 (")) or desc == default_scale_desc("float32")):
+        return "default (by the input's data type)"
+    return desc
+
+
+def _mosaic(paths: list[Path], mosaic: Path, *, skip: tuple[str, ...] = ()) -> list[Path]:
     """One VRT of every scene per CRS (`mosaic` itself when they share one), with the first scene's GEODINO tags;
-    scenes written with another backbone or other layers are refused (they cannot share one set of bands)."""
+    scenes written with another backbone, other layers or other input settings (`MOSAIC_IDENTITY` less `skip`)
+    are refused, naming the setting and both values (they cannot share one set of bands)."""
     import rasterio
 
     groups: dict[str, list[Path]] = {}
     tags: dict[str, str] = {}
+
+    def setting(t: dict[str, str], k: str) -> str | None:
+        v = t.get(f"GEODINO_{k.upper()}")
+        return _scale_setting(v) if k == "input_scale" else v
+
     for p in paths:
         with rasterio.open(p) as src:
             key = src.crs.to_string() if src.crs else "none"
             own = {k: v for k, v in src.tags().items() if k.startswith("GEODINO_")}
         if not tags:
             tags, first = own, p
-        differ = [k for k in MOSAIC_IDENTITY if tags.get(f"GEODINO_{k.upper()}") != own.get(f"GEODINO_{k.upper()}")]
+        differ = [k for k in MOSAIC_IDENTITY if k not in skip and setting(tags, k) != setting(own, k)]
         if differ:
+            names = [f"GEODINO_{k.upper()}" for k in differ]
+            both = "; ".join(
+                f"{k} {tags.get(n, 'not recorded')} vs {own.get(n, 'not recorded')}"
+                for k, n in zip(differ, names, strict=True)
+            )
             raise InputError(
                 f"scene outputs {first.name} and {p.name} in {p.parent} were written with other settings "
-                f"({', '.join(differ)}), so they cannot share one mosaic; redo the run with --overwrite"
+                f"({both}), so they cannot share one mosaic; redo the run with the same settings on every rank and "
+                "--overwrite"
             )
         groups.setdefault(key, []).append(p)
     tags["GEODINO_INPUT"] = f"mosaic of {len(paths)} scenes"
@@ -239,6 +272,13 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     outs = {s.name: folder / f"{s.name}.tif" for s in scenes}
     _check_band_counts(scenes)
     mine = scenes[cfg.rank :: cfg.world_size]
+    if not mine:  # more ranks than scenes (a SLURM array sized for another archive): nothing here, nothing written
+        print(
+            f"geodino: warning: rank {cfg.rank} of --world-size {cfg.world_size} has no scene: the run has "
+            f"{len(scenes)} scene(s), done by ranks 0..{len(scenes) - 1}; nothing to do here",
+            file=sys.stderr,
+        )
+        return []
     if not cfg.resume and not cfg.overwrite:  # only this rank's scenes: other ranks' outputs appear meanwhile
         _refuse_existing([outs[s.name] for s in mine], folder)
     bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
@@ -274,6 +314,7 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
         print(f"geodino: {len(done)} scene(s) already done with these settings, skipped", file=sys.stderr)
     if not all(p.exists() for p in outs.values()):
         return []  # other ranks are still working: the last to finish writes the mosaic
-    written = _mosaic(list(outs.values()), mosaic)
+    # bands chosen by name (STAC --asset-bands) may have other numbers in each item: their names are the setting
+    written = _mosaic(list(outs.values()), mosaic, skip=("input_bands",) if cfg.asset_bands else ())
     print(f"geodino: wrote {len(outs)} feature rasters in {folder} and {', '.join(map(str, written))}", file=sys.stderr)
     return written

@@ -2,9 +2,12 @@
 
 A second pass over the finished patch-grid store, in row blocks, so memory stays bounded: each output pixel
 takes the bilinear mix of the four nearest cell centres (`align_corners=False`: pixel centre y maps to cell
-coordinate (y + 0.5) / p - 0.5, clamped at the edges). Invalid cells get zero weight (normalised convolution)
-and a pixel is nodata when its own cell is. int8 stores are dequantised, interpolated, re-normalised and
-re-quantised; L2-normalised stores are re-normalised.
+coordinate (y + 0.5) / p - 0.5, clamped at the edges). Invalid cells get zero weight (normalised convolution).
+The upsampled grid is the input's own grid, so a pixel is nodata exactly where the input pixel is invalid (the
+validity rule of the embedding: nodata in every band, NaN in any band, the dataset mask), read again from the
+input with the source that was embedded; without a source (a store upsampled on its own) a pixel is nodata when
+its own cell is. int8 stores are dequantised, interpolated, re-normalised and re-quantised; L2-normalised stores
+are re-normalised.
 """
 
 from __future__ import annotations
@@ -29,8 +32,11 @@ from geodino.embed.writers import (
 )
 
 
-def upsample_store(src: Path, dst: Path, plan: Any, *, l2: bool, progress: bool = True, rows: int = 0) -> None:
-    """Write `dst` at the input resolution from the patch-grid store `src` of `plan` (`l2`: unit-length vectors)."""
+def upsample_store(
+    src: Path, dst: Path, plan: Any, *, l2: bool, progress: bool = True, rows: int = 0, source: Any = None
+) -> None:
+    """Write `dst` at the input resolution from the patch-grid store `src` of `plan` (`l2`: unit-length vectors);
+    `source` (the embedded input, `geodino.embed.sources`) masks every pixel the input holds as invalid."""
     import zarr
     from tqdm.auto import tqdm
 
@@ -57,6 +63,30 @@ def upsample_store(src: Path, dst: Path, plan: Any, *, l2: bool, progress: bool 
     col_step = max(chunk, (4096 // chunk) * chunk)
     n_steps = math.ceil(H / rows) * math.ceil(W / col_step)
     bar = tqdm(total=n_steps, desc="upsample", disable=not progress, unit="block")
+    reader = source.open() if source is not None else None  # this thread's own handle
+    try:
+        _upsample_blocks(cells, writer, reader, bar, dtype=dtype, p=p, H=H, W=W, rows=rows, col_step=col_step, l2=l2)
+    finally:
+        if reader is not None:
+            reader.close()
+        bar.close()
+
+
+def _upsample_blocks(
+    cells: Any,
+    writer: Any,
+    reader: Any,
+    bar: Any,
+    *,
+    dtype: str,
+    p: int,
+    H: int,
+    W: int,
+    rows: int,
+    col_step: int,
+    l2: bool,
+) -> None:
+    """The block loop of `upsample_store`: bilinear features, masked by the input's validity when `reader` is set."""
     for y0 in range(0, H, rows):
         y1 = min(H, y0 + rows)
         for x0 in range(0, W, col_step):
@@ -73,11 +103,12 @@ def upsample_store(src: Path, dst: Path, plan: Any, *, l2: bool, progress: bool 
                 valid = ~np.any(np.isnan(vals), axis=0)
             vals = np.where(valid[None], vals, 0.0).astype(np.float32)
             feats, ok = _bilinear(vals, valid, p, (cy0, cx0), (y0, y1, x0, x1))
+            if reader is not None:
+                ok &= reader.read(y0, y1, x0, x1)[1]
             if l2:
                 feats /= np.maximum(np.sqrt(np.sum(feats * feats, axis=0, keepdims=True)), 1e-12)
             writer.write(y0, x0, encode(feats, ok, dtype))
             bar.update()
-    bar.close()
 
 
 def _bilinear(vals: np.ndarray, valid: np.ndarray, p: int, origin: tuple[int, int], box: tuple[int, int, int, int]):

@@ -405,6 +405,19 @@ def read_store_info(path: str | Path) -> dict[str, Any]:
         ds.close()
 
 
+def _missing_raster(path: Path) -> str:
+    """Why a feature raster is not there: scenes in several CRSs get one mosaic per CRS (`mosaic_EPSG_32633.vrt`
+    next to the `mosaic.vrt` the user asked for), so name those when they exist."""
+    siblings = sorted(path.parent.glob(f"{path.stem}_*{path.suffix}")) if path.suffix and path.parent.is_dir() else []
+    if siblings:
+        names = ", ".join(p.name for p in siblings[:6]) + (" ..." if len(siblings) > 6 else "")
+        return (
+            f"feature raster {path} does not exist, but {path.parent} holds {names}: scenes in several CRSs get one "
+            f"mosaic per CRS; pass one of them (e.g. {siblings[0]})"
+        )
+    return f"feature raster {path} does not exist; make one with `geodino embed`"
+
+
 class EmbeddingReader:
     """Read a feature raster written by geodino (COG, GeoTIFF or Zarr) as float32 features + validity.
 
@@ -417,7 +430,7 @@ class EmbeddingReader:
 
         self.path = str(path)
         if not Path(self.path).exists():
-            raise InputError(f"feature raster {self.path} does not exist; make one with `geodino embed`")
+            raise InputError(_missing_raster(Path(self.path)))
         gdal_path = self.path
         if Path(self.path).is_dir():
             gdal_path = f'ZARR:"{Path(self.path).resolve()}":/{VAR}'

@@ -121,9 +121,9 @@ def test_point_sampling_reads_the_cell_under_each_point(tmp_path):
     feats = feature_raster(tmp_path / "f.tif", f)
     lab = points(tmp_path / "p.parquet", [(1, 2, "a"), (4, 0, "b")])
     with EmbeddingReader(feats) as rd:
-        x, y, g = sample_labels(rd, gpd.read_parquet(lab), "landcover")
+        x, y, g, cells = sample_labels(rd, gpd.read_parquet(lab), "landcover")
     np.testing.assert_array_equal(x, [[f[0, 2, 1], f[1, 2, 1]], [f[0, 0, 4], f[1, 0, 4]]])
-    assert list(y) == ["a", "b"] and list(g) == [0, 1]
+    assert list(y) == ["a", "b"] and list(g) == [0, 1] and cells.tolist() == [[2, 1], [0, 4]]
 
 
 def test_scores_against_hand_computed_values():
@@ -156,7 +156,7 @@ def test_cross_validation_is_blocked_by_label_feature():
     assert naive > 0.95
     assert blocked["accuracy"] < 0.75 and blocked["folds"] == 5
     one = blocked_cv(x[:20], y[:20], groups[:20], method="knn", neighbors=3, folds=5, seed=0)
-    assert "skipped" in one and "single label feature" in one["skipped"]
+    assert "skipped" in one and "class(es) a, b lie in a single group of labels" in one["skipped"]
 
 
 def test_model_reuse_and_test_layer(tmp_path):

@@ -219,9 +219,10 @@ def test_upsample_to_input_resolution(tmp_path, const_bb, conv_bb):
     with rasterio.open(out) as ds:
         assert ds.shape == (50, 70) and ds.transform == from_origin(500000.0, 4000000.0, 10.0, 10.0)
         a = ds.read()
-    assert np.isnan(a[:, :, :8]).all()  # the first cell column (8 px) is all nodata
-    expect = np.broadcast_to(const_bb.value.numpy()[:, None, None], a[:, :, 8:].shape)
-    np.testing.assert_allclose(a[:, :, 8:], expect, rtol=1e-6)
+    # nodata exactly where the input is: 9 px columns (the second cell's first pixel too, although its cell is valid)
+    assert np.isnan(a[:, :, :9]).all()
+    expect = np.broadcast_to(const_bb.value.numpy()[:, None, None], a[:, :, 9:].shape)
+    np.testing.assert_allclose(a[:, :, 9:], expect, rtol=1e-6)
     # bilinear on a conv backbone: pixel centres on cell centres reproduce the cell values
     src2 = write_tif(tmp_path / "in2.tif", random_image(32, 32))
     cells = read_all(embed_raster(src2, conv_bb, tmp_path / "cells.zarr", tile=32, overlap=0, **FAST))[0]

@@ -258,8 +258,8 @@ def test_a_mosaic_refuses_scenes_of_two_backbones(tmp_path, conv_bb):
     other.fingerprint = "toyconv-seed1"
     out = tmp_path / "feats"
     assert embed_scenes(tmp_path / "scenes", backbone=conv_bb, out=out, world_size=2, rank=0, **OPTS) == []
-    with pytest.raises(InputError, match=r"a\.tif and b\.tif .* other settings \(model_fingerprint\), so they cannot "
-                       r"share one mosaic"):  # fmt: skip
+    with pytest.raises(InputError, match=r"a\.tif and b\.tif .* other settings \(model_fingerprint \S+ vs "
+                       r"toyconv-seed1\), so they cannot share one mosaic"):  # fmt: skip
         embed_scenes(tmp_path / "scenes", backbone=other, out=out, world_size=2, rank=1, **OPTS)
     assert not (out / "mosaic.vrt").exists()
 
