@@ -37,6 +37,8 @@ __all__ = [
     "native_bf16_cpu",
     "path_of",
     "prepare_embed",
+    "runs_in",
+    "weights_stamp",
 ]
 
 # 224 px images from which a compile pays for its warm-up, per device type (others use the CPU value).
@@ -90,6 +92,13 @@ def accelerate(
     (`FastPath(enabled=False)` when the backbone stays eager)."""
     model = backbone.model
     if isinstance(model, FastViT):
+        eager = backbone.__dict__.get("_eager_model")
+        if (
+            eager is not None
+            and not choose_path(_device(backbone), mode, compile, getattr(backbone, "amp", None)).enabled
+        ):
+            backbone.model = eager  # asked for the eager model (mode off, GEODINO_FAST=0): not the prepared one
+            return FastPath(False, reason="mode=off")
         return model.path
     if getattr(backbone, "kind", "geodino") != "geodino" or not hasattr(model, "rope_embed"):
         return FastPath(False, reason="not a geodino ViT")
@@ -105,25 +114,50 @@ def accelerate(
         # after each job (embed_raster) reuse the prepared weights and compiled graphs on the next job. Paths equal
         # up to their reason share one (FastPath.reason does not take part in equality); the held model takes the
         # current path so that it reports the current reason.
+        # The eager weights' stamp is part of the match: a teacher that keeps training, load_state_dict or an
+        # in-place band adaptation changes them, and the prepared copy then served the old weights silently.
         cache = backbone.__dict__.setdefault("_fast_models", {})
         held = cache.get((path, device))
-        if held is None or held[0] is not model:
-            held = cache[(path, device)] = (model, FastViT(model, path).to(device))
+        stamp = weights_stamp(model)
+        if held is None or held[0] is not model or held[2] != stamp:
+            cache.pop((path, device), None)  # its compiled graphs go with it
+            held = cache[(path, device)] = (model, FastViT(model, path).to(device), stamp)
         held[1].path = path
         backbone.model = held[1]
     return path
 
 
+def weights_stamp(model: torch.nn.Module) -> tuple[tuple[int, int], ...]:
+    """(storage address, in-place version counter) of every parameter and buffer: changes when weights are loaded,
+    updated in place or replaced, so a prepared fast path can tell that it is stale."""
+
+    def version(t: torch.Tensor) -> int:
+        try:
+            return int(t._version)
+        except RuntimeError:  # an inference tensor keeps no version counter
+            return -1
+
+    return tuple((t.data_ptr(), version(t)) for t in model.state_dict(keep_vars=True).values())
+
+
 @contextmanager
 def fast_backbone(backbone: Any, **kwargs: Any) -> Iterator[FastPath]:
     """`accelerate(backbone, **kwargs)` for the body of a `with` block; the eager model is restored after."""
-    before = backbone.model
+    before, eager = backbone.model, backbone.__dict__.get("_eager_model")
     path = accelerate(backbone, **kwargs)
     try:
         yield path
     finally:
-        backbone.model = before
+        restore_model(backbone, before, eager)
+
+
+def restore_model(backbone: Any, model: Any, eager: Any) -> None:
+    """Give `backbone` back the model it had before a job accelerated it (and the eager model it knew of)."""
+    backbone.model = model
+    if eager is None:
         backbone.__dict__.pop("_eager_model", None)
+    else:
+        backbone.__dict__["_eager_model"] = eager
 
 
 def prepare_embed(
@@ -148,8 +182,7 @@ def prepare_embed(
     model = backbone.model
     if isinstance(model, FastViT) and path.compile:
         model.warmup(batch_size, h, w, layer_indices(layers, model.n_blocks), norm)
-    dtype = path.dtype if path.enabled else ("bfloat16" if _amp(backbone) else "float32")
-    return {"inference_path": path.name, "inference_dtype": dtype}
+    return {"inference_path": path.name, "inference_dtype": runs_in(backbone)}
 
 
 def image_equivalents(n_tiles: int | None, h: int, w: int) -> int | None:
@@ -192,6 +225,18 @@ def cpu_bf16_hint(backbone: Any, inference_dtype: str, n_images: int | None) -> 
 def _amp(backbone: Any) -> bool:
     amp = getattr(backbone, "amp", None)
     return bool(amp if amp is not None else _device(backbone).type == "cuda")
+
+
+def runs_in(backbone: Any) -> str:
+    """The dtype a FrozenBackbone's features are computed in as it stands: its fast path's ('float32', 'bfloat16',
+    'int8'), else bfloat16 under the eager model's autocast (`amp`, default on CUDA), else float32 (what feature
+    rasters record and probe caches key on)."""
+    model = getattr(backbone, "model", backbone)
+    if isinstance(model, FastViT):
+        return model.path.dtype
+    if getattr(backbone, "kind", None) == "baseline":  # parameter-free statistics, always float32
+        return "float32"
+    return "bfloat16" if _amp(backbone) else "float32"
 
 
 def path_of(backbone: Any) -> FastPath:

@@ -60,6 +60,13 @@ class FrozenBackbone(nn.Module):
                 "sensor with matching bands (sensor=..., bands=[...])"
             )
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (spawned embed workers, torch.save) without the prepared fast paths it keeps for reuse
+        (`geodino.inference.accelerate`): each is a second copy of the weights, prepared again where needed."""
+        state = dict(super().__getstate__())
+        state.pop("_fast_models", None)
+        return state
+
     # -- identity ---------------------------------------------------------------------------------------------
     @property
     def fingerprint(self) -> str:
@@ -111,8 +118,15 @@ class FrozenBackbone(nn.Module):
             raise InputError(f"image size {h}x{w} is not a multiple of the patch size {p}; crop or pad it")
 
     def _autocast(self, device: torch.device):
+        """bf16 autocast for the eager model when `amp` (default: on CUDA). Never around a fast path: its weights
+        carry its dtype, and an autocast around them ran a float32 path in bf16 while the raster recorded float32
+        (and broke the int8 kernels)."""
+        from geodino.models.frozen import FastViT
+
         amp = self.amp if self.amp is not None else device.type == "cuda"
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(amp))
+        return torch.autocast(
+            device.type, dtype=torch.bfloat16, enabled=bool(amp) and not isinstance(self.model, FastViT)
+        )
 
     # -- features ---------------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -10,7 +10,9 @@ LAYER_SETS = ("last", "four_last", "four_even", "four_even_official")
 
 
 def layer_indices(layers: str | int | Sequence[int], n_blocks: int) -> list[int]:
-    """Block indices for a layer set name, a count of last blocks, or explicit indices (negative allowed)."""
+    """Block indices for a layer set name, a count of last blocks, or explicit indices (negative allowed), in block
+    order without repeats: the order `get_intermediate_layers` returns them in (official semantics), so that a
+    feature raster's band labels and a probe's concatenation follow the outputs whatever order a user listed."""
     if isinstance(layers, str):
         key = layers.strip().lower()
         if key == "last":
@@ -35,4 +37,4 @@ def layer_indices(layers: str | int | Sequence[int], n_blocks: int) -> list[int]
         out.append(j)
     if not out:
         raise ConfigError("layers is an empty list; pass block indices or one of " + ", ".join(LAYER_SETS))
-    return out
+    return sorted(set(out))

@@ -106,10 +106,19 @@ def _layer_label(idx: list[int], mode: str) -> list[str]:
 
 def _probe_dim(bb: Any, layers: Any, mode: str, norm: bool, device: str) -> tuple[int, int]:
     """(output bands, number of layer maps) from a tiny forward (works for any backbone implementation)."""
+    from geodino.models.frozen import FastViT
+
     p = int(bb.patch_size)
     x = torch.zeros(1, int(bb.in_chans), 2 * p, 2 * p, device=device)
-    with torch.inference_mode():
-        maps, _ = bb.features(x, layers=layers, norm=norm)
+    model, eager = getattr(bb, "model", None), getattr(bb, "__dict__", {}).get("_eager_model")
+    if isinstance(model, FastViT) and eager is not None:  # a compiled fast path would compile this shape for nothing
+        bb.model = eager
+    try:
+        with torch.inference_mode():
+            maps, _ = bb.features(x, layers=layers, norm=norm)
+    finally:
+        if model is not None:
+            bb.model = model
     d = int(maps[0].shape[1])
     return (d * len(maps) if mode == "concat" else d), len(maps)
 
@@ -414,14 +423,15 @@ def _embed(input: Any, cfg: EmbedConfig, out_path: Path, work: Path, t0: float, 
     console = Console(now=cfg.progress, quiet=not (cfg.rank == 0 and finalize))
     how = "passed" if cfg.sensor or cfg.scale is not None else "default"
     console.say(f"geodino: input DN -> reflectance {prep.meta['input_scale']} ({how})")
-    eager = getattr(bb, "model", None)
+    before, known_eager = getattr(bb, "model", None), getattr(bb, "__dict__", {}).get("_eager_model")
     try:
         prep.meta.update(_inference_path(bb, cfg, prep.plan, say=console.say))
         return _write(input, cfg, bb, prep, out_path, work, t0, finalize=finalize, console=console)
-    finally:  # the caller's backbone object gets its eager model back (it may be used for other things next)
-        if eager is not None and getattr(bb, "model", None) is not eager:
-            bb.model = eager
-            bb.__dict__.pop("_eager_model", None)
+    finally:  # the caller's backbone object gets its model back (it may be used for other things next)
+        if before is not None and getattr(bb, "model", None) is not before:
+            from geodino.inference import restore_model
+
+            restore_model(bb, before, known_eager)
 
 
 class Console:

@@ -176,9 +176,12 @@ def extract_features(
     `geodino.backbones.FrozenBackbone` (anything with `features`, `normalize`, `patch_size`, `in_chans`,
     `fingerprint`). Raises InputError when the band count differs or image sizes vary at native size.
     """
+    from contextlib import ExitStack
+
     from tqdm.auto import tqdm
 
-    from geodino.models.frozen import FastPath, choose_path
+    from geodino.inference import Throughput, fast_backbone, path_of, runs_in
+    from geodino.models.frozen import FastPath
 
     cfg = cfg or FeatureConfig()
     if len(dataset) == 0:
@@ -189,61 +192,56 @@ def extract_features(
     if c != backbone.in_chans:
         raise InputError(band_mismatch_message(backbone, c, bands, getattr(dataset, "name", "the data")))
     size = resolve_image_size(cfg.image_size, (h, w), backbone.patch_size)
-    transform = f"resize={size[0]}x{size[1]},bilinear,antialias;normalize=backbone"
-    chosen = choose_path(_device_of(backbone), cfg.fast) if hasattr(backbone, "model") else None
-    if (
-        chosen is not None
-        and chosen.enabled
-        and (chosen.dtype == "int8" or (chosen.dtype == "bfloat16" and _device_of(backbone).type == "cpu"))
-    ):
-        transform += f";dtype={chosen.dtype}"  # lossy opt-in paths get their own cache entries
-    layers = cfg.layers if isinstance(cfg.layers, str) else [int(i) for i in cfg.layers]
-    ds_key = getattr(dataset, "key", "")
-    key = cache_key(backbone, ds_key, transform, layers)
-    use_cache = cfg.cache and bool(ds_key)
-    path = Path(cache_dir or cfg.cache_dir or default_cache_dir()).expanduser() / f"{key}.safetensors"
-    if use_cache and path.is_file():
-        loaded = _load(path, key)
-        if loaded is not None:
-            return loaded
-
-    from geodino.inference import Throughput, fast_backbone
-
-    loader = DataLoader(
-        _Resized(dataset, size, target_key, None if cfg.image_size else (h, w)),
-        batch_size=cfg.batch_size,
-        shuffle=False,
-        num_workers=cfg.num_workers,
-        persistent_workers=False,
-    )
     device = _device_of(backbone)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _null()
-    cls_out: list[torch.Tensor] = []
-    mean_out: list[torch.Tensor] = []
-    targets: list[torch.Tensor] = []
-    bar = tqdm(total=len(dataset), desc=desc, unit="img", disable=not progress, leave=False)
-    speed = Throughput()
-    # the fast inference path (geodino.models.frozen) for geodino ViTs; timm baselines and fast="off" stay eager
-    accel = (
-        fast_backbone(backbone, mode=cfg.fast, n_images=len(dataset), image_size=size)
-        if hasattr(backbone, "model")
-        else _null()
-    )
-    try:
-        with accel as fast:
+    with ExitStack() as stack:
+        # the fast inference path (geodino.models.frozen) for geodino ViTs; timm baselines and fast="off" stay eager.
+        # Entered before the cache key is made: the key names the numerics that actually run (an amp backbone, or
+        # one accelerated before, runs other numerics than `cfg.fast` alone says)
+        fast = (
+            stack.enter_context(fast_backbone(backbone, mode=cfg.fast, n_images=len(dataset), image_size=size))
+            if hasattr(backbone, "model")
+            else FastPath(False)
+        )
+        transform = f"resize={size[0]}x{size[1]},bilinear,antialias;normalize=backbone"
+        dtype = runs_in(backbone)
+        if dtype == "int8" or (dtype == "bfloat16" and device.type == "cpu"):
+            transform += f";dtype={dtype}"  # lossy paths on CPU get their own cache entries
+        layers = cfg.layers if isinstance(cfg.layers, str) else [int(i) for i in cfg.layers]
+        ds_key = getattr(dataset, "key", "")
+        key = cache_key(backbone, ds_key, transform, layers)
+        use_cache = cfg.cache and bool(ds_key)
+        path = Path(cache_dir or cfg.cache_dir or default_cache_dir()).expanduser() / f"{key}.safetensors"
+        if use_cache and path.is_file():
+            loaded = _load(path, key)
+            if loaded is not None:
+                return loaded
+
+        loader = DataLoader(
+            _Resized(dataset, size, target_key, None if cfg.image_size else (h, w)),
+            batch_size=cfg.batch_size,
+            shuffle=False,
+            num_workers=cfg.num_workers,
+            persistent_workers=False,
+        )
+        cls_out: list[torch.Tensor] = []
+        mean_out: list[torch.Tensor] = []
+        targets: list[torch.Tensor] = []
+        bar = tqdm(total=len(dataset), desc=desc, unit="img", disable=not progress, leave=False)
+        speed = Throughput()
+        try:
             for x, y in loader:
                 x = backbone.normalize(x.to(device, non_blocking=True))
-                with autocast:
-                    maps, cls_tokens = backbone.features(x, layers=layers)
+                maps, cls_tokens = backbone.features(x, layers=layers)  # autocasts the eager model where it should
                 cls_out.append(torch.stack([t.float() for t in cls_tokens], dim=1).cpu())
                 mean_out.append(torch.stack([m.float().mean(dim=(-2, -1)) for m in maps], dim=1).cpu())
                 targets.append(y)
                 bar.update(len(x))
                 speed.add(len(x))
-    finally:
-        bar.close()
+        finally:
+            bar.close()
+        ran = path_of(backbone) if hasattr(backbone, "model") else fast
     if progress:
-        print(speed.line(desc, fast or FastPath(False)), file=sys.stderr)
+        print(speed.line(desc, ran), file=sys.stderr)
     fs = FeatureSet(
         cls=torch.cat(cls_out),
         patch_mean=torch.cat(mean_out),
@@ -254,7 +252,7 @@ def extract_features(
             "dataset": ds_key,
             "transform": transform,
             "fingerprint": str(getattr(backbone, "fingerprint", "")),
-            "path": (fast or FastPath(False)).name,
+            "path": ran.name,
         },
     )
     if use_cache:

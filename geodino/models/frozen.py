@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import types
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -394,6 +395,11 @@ class FastViT(nn.Module):
     def path_name(self) -> str:
         return self.path.name
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (spawned workers, torch.save) without its compiled graphs, which cannot be pickled: the copy
+        compiles again on its first call."""
+        return {**super().__getstate__(), "_compiled": None, "_graphs": set()}
+
     def train(self, mode: bool = True) -> FastViT:
         """Always in eval mode (inference only)."""
         return super().train(False)
@@ -515,13 +521,11 @@ class FastViT(nn.Module):
         return_extra_tokens: bool = False,
         norm: bool = True,
     ) -> tuple[Any, ...]:
-        """As `DinoVisionTransformer.get_intermediate_layers` (official semantics and return form)."""
-        take = block_indices(n, self.n_blocks)
-        taken, _ = self._run(x, tuple(sorted(set(take))), norm)
-        by_index = dict(zip(sorted(set(take)), taken))
-        outputs = [by_index[i] for i in take]
+        """As `DinoVisionTransformer.get_intermediate_layers` (official semantics and return form: the blocks in
+        block order, each once, whatever order `n` lists them in)."""
+        taken, _ = self._run(x, tuple(sorted(set(block_indices(n, self.n_blocks)))), norm)
         grid = (x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size) if reshape else None
-        return layer_outputs(outputs, self.n_prefix_tokens, grid, return_class_token, return_extra_tokens)
+        return layer_outputs(taken, self.n_prefix_tokens, grid, return_class_token, return_extra_tokens)
 
 
 def _compile(core: nn.Module, device: torch.device) -> Any:
@@ -532,7 +536,7 @@ def _compile(core: nn.Module, device: torch.device) -> Any:
     Freezing is set with `torch._inductor.config.patch` around every call (a call may compile a new shape), not with
     `torch.compile(options={"freezing": True})`: torch 2.14 silently ignores it there (the graph kept plain `addmm`
     on unfrozen weights; measured in docs/fast_inference.md)."""
-    compiled = torch.compile(core, dynamic=False)
+    compiled = torch.compile(_own_forward(core), dynamic=False)
     if device.type != "cpu":
         return compiled
 
@@ -544,6 +548,15 @@ def _compile(core: nn.Module, device: torch.device) -> Any:
 
     run.compiled = compiled  # type: ignore[attr-defined]
     return run
+
+
+def _own_forward(core: nn.Module) -> Any:
+    """`core.forward` bound through a copy of its code object. Dynamo keeps compiled graphs, and counts them against
+    its recompile limit (8), per code object: with the class's one `forward` shared by every FastViT, the ninth
+    backbone or tile shape of a process silently ran uncompiled while reporting a compiled path."""
+    fn = type(core).forward
+    own = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    return types.MethodType(own, core)
 
 
 def _quantize_int8(core: nn.Module) -> nn.Module:
