@@ -16,6 +16,11 @@ on a CUDA GPU with TF32 tensor cores the float32 row runs its projections as 3xT
 row with plain float32 products there (the same as `fp32` on a CPU). `--int8` adds the opt-in int8 row (eager,
 compared with float32).
 
+`--compile-peers` adds transformers and timm each behind a plain `torch.compile(model)` (the one line a user of
+those libraries would add; same dtype handling as their eager rows) and `fast/best compiled`: the fast path over the
+better of those two. The issue-15 target is against the eager libraries; this column says how much of the lead is
+compilation that a peer could also have.
+
     .venv/bin/python benchmarks/backbone.py [--archs vit_small vit_base] [--batch 16] [--size 224] [--repeats 7]
 """
 
@@ -102,6 +107,7 @@ def bench(
     compile: bool,
     int8: bool,
     device: torch.device,
+    compile_peers: bool = False,
 ) -> list[dict]:
     geo, hf, tm = (m.to(device) for m in build_trio(arch))
     x = torch.randn(batch, 3, size, size, device=device)
@@ -111,6 +117,10 @@ def bench(
         "transformers": lambda: hf(pixel_values=x),
         "timm": lambda: tm.forward_features(x),
     }
+    if compile_peers:  # compiled on their first call, in the untimed warm-up below
+        hf_c, tm_c = torch.compile(hf, dynamic=False), torch.compile(tm.forward_features, dynamic=False)
+        fns["transformers compiled"] = lambda: hf_c(pixel_values=x)
+        fns["timm compiled"] = lambda: tm_c(x)
     rows = []
     for dt in dtypes + (["int8"] if int8 else []):
         amp = dt == "bf16"
@@ -149,6 +159,7 @@ def main() -> None:
     ap.add_argument("--no-compile", dest="compile", action="store_false", help="fast path without torch.compile")
     ap.add_argument("--int8", action="store_true", help="add the opt-in int8 fast-path row (vs float32 baselines)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (benchmarks/gpu.sh)")
+    ap.add_argument("--compile-peers", action="store_true", help="add transformers and timm behind torch.compile")
     args = ap.parse_args()
     device = torch.device(args.device)
     if args.int8 and device.type != "cpu":
@@ -159,12 +170,23 @@ def main() -> None:
     head += "geodino/transformers | geodino/timm |"
     if args.fast:
         head += " fast path | fast img/s | fast/best | cos | max diff | warm-up s |"
+    if args.compile_peers:
+        head += " transformers compiled img/s | timm compiled img/s |" + (" fast/best compiled |" if args.fast else "")
     print(head)
     print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|", flush=True)
     rows = []
     for arch in args.archs:
         for r in bench(
-            arch, args.batch, args.size, args.repeats, args.dtypes, args.fast, args.compile, args.int8, device
+            arch,
+            args.batch,
+            args.size,
+            args.repeats,
+            args.dtypes,
+            args.fast,
+            args.compile,
+            args.int8,
+            device,
+            args.compile_peers,
         ):
             rows.append(r)
             line = (
@@ -177,6 +199,10 @@ def main() -> None:
                     f" {r['path']} | {r['fast']:10.2f} | {r['fast'] / best:9.2f} | {r['cos']:.5f} | "
                     f"{r['diff']:.1e} | {r['warmup_s']:9.1f} |"
                 )
+            if args.compile_peers:
+                best_c = max(r["transformers compiled"], r["timm compiled"])
+                line += f" {r['transformers compiled']:27.2f} | {r['timm compiled']:19.2f} |"
+                line += f" {r['fast'] / best_c:18.2f} |" if args.fast else ""
             print(line, flush=True)
     print(f"outputs agree within {max(r['max_abs_diff'] for r in rows):.1e} (float32)")
 

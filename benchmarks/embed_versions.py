@@ -1,5 +1,5 @@
 """`geodino embed` end to end, one revision against another: the same raster, settings and machine, fresh
-processes interleaved round by round.
+processes alternating round by round (the baseline runs first in each round).
 
 Issue 15 asks for feature-raster px/s ">= 1.2x today's": today's is the code as it stood when the issue was filed,
 before the fast path (commit 68512c4, the default baseline). This script measures exactly that, without reading

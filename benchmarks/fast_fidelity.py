@@ -28,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch
 from pretrain_quality import CHIPS, DATA, MEAN, STD, evaluate, load_chips, load_teacher, vit_features
 
-RUN = Path("/work/main/runs/bench_pq_rerun/geodino")
+RUN = (
+    Path(__file__).resolve().parents[1] / "runs" / "bench_pretrain_quality" / "geodino"
+)  # pretrain_quality.py's default
 RASTERS = [DATA / "scenes" / "RGB.byte.tif", DATA / "neon_sjer" / "SJER_052.tif"]
 
 

@@ -191,10 +191,12 @@ def main() -> int:
     res["change"] = change(backbones, work, img)
     (work / "results.json").write_text(json.dumps(res, indent=2))
     print("| scene | backbone | method | points | blocked-CV accuracy | macro F1 |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['scene']} | {r['backbone']} | {r['method']} | {r['n_points']} | {r['cv_accuracy']:.1%} | "
               f"{r['cv_macro_f1']:.2f} |")  # fmt: skip
     print("| pasted block | backbone | Otsu threshold | IoU | changed cells outside the block | block cells missed |")
+    print("|---|---|---|---|---|---|")
     for r in res["change"]:
         print(f"| {r['paste']} | {r['backbone']} | {r['threshold_otsu']:.3f} | {r['iou']:.2f} | {r['outside_block']} | "
               f"{r['missed']} / {r['block_cells']} |")  # fmt: skip

@@ -4,7 +4,7 @@ Each variant is `configs/pretrain/small_vit_tiny.yaml` with some of its departur
 undone, pretrained for `--steps` on `../shared/data/eurosat_3000` (SSL on the images only) through the public
 `geodino.train.pretrain`. Every run logs the plateau diagnostics of `geodino.train.monitors` (teacher CLS spread
 across images, head logit std, teacher target entropy, LayerScale size); this script prints them at a few steps
-and draws one comparison figure (`--png`, default docs/img/plateau.png).
+and draws one comparison figure (`--png`, default runs/plateau.png; the docs figure is docs/img/plateau.png).
 
     .venv/bin/python benchmarks/plateau.py                         # official vs recipe, 200 steps each
     .venv/bin/python benchmarks/plateau.py --variants official layerscale prototypes recipe --steps 300
@@ -70,7 +70,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--variants", nargs="+", default=["official", "recipe"], choices=sorted(VARIANTS))
     ap.add_argument("--out", default="runs/bench_plateau")
-    ap.add_argument("--png", default=str(ROOT / "docs" / "img" / "plateau.png"))
+    ap.add_argument("--png", default=str(ROOT / "runs" / "plateau.png"))  # not the tracked docs figure
     args = ap.parse_args()
     if not CHIPS.is_dir():
         print(f"skip: {CHIPS} not found (the EuroSAT chips live in ../shared/data)")

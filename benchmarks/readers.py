@@ -13,7 +13,9 @@ archive tile); run: `.venv/bin/python benchmarks/readers.py [--quick]`.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -179,6 +181,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     n = 300 if args.quick else 1500
     tmp = Path(tempfile.mkdtemp(prefix="geodino_bench_"))
+    atexit.register(shutil.rmtree, tmp, True)  # the generated 107 MB COG goes with the run
     sets: list[tuple[str, list[str], str | None, int]] = []
     scenes = sorted(str(p) for p in SCENES.glob("*.tif")) if SCENES.is_dir() else []
     rgb = [p for p in scenes if p.endswith("RGB.byte.tif")]

@@ -10,7 +10,7 @@ and AdamW. One step = teacher forward, student forward, losses, backward, clippi
   `get_weight_decay_parameters`, as in lightly's DINOv2 example: the student runs once on the global crops
   (masked) and once on the local crops; teacher targets use lightly's mean centering (it has no Sinkhorn-Knopp).
 Mask generation is the data loader's job on both sides and is not timed. Steps alternate between the two so that
-load from other processes hits both alike; the ratio is the median over steps.
+load from other processes hits both alike; the ratio is of the two medians over steps.
 
     .venv/bin/python benchmarks/train_step.py            # ViT-S/16, batch 4, 4 timed steps each
     .venv/bin/python benchmarks/train_step.py --batch 8 --steps 6 --prototypes 65536
