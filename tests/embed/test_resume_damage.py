@@ -78,27 +78,21 @@ def test_valid_count_is_what_was_written(tmp_path, conv_bb, src, capsys):
     assert "valid (" not in capsys.readouterr().err
 
 
-def test_truncated_chunk_is_one_line(tmp_path, conv_bb, src, monkeypatch):
+@pytest.mark.parametrize("rows, done", [(2, False), (4, True)], ids=["block-part-way", "block-done"])
+def test_truncated_chunk_is_one_line(tmp_path, conv_bb, src, monkeypatch, rows, done):
+    """A truncated chunk of a block written part-way (its chunks are rewritten on resume) or of a done block (only
+    the conversion reads it again): one line naming the damaged work folder, and no output."""
     out = tmp_path / "o.tif"
-    _killed_run(src, conv_bb, out, monkeypatch, rows=2)  # block 0 written part-way: its chunks are rewritten
+    _killed_run(src, conv_bb, out, monkeypatch, rows=rows)
     work = work_dir_for(out)
-    chunks = [p for p in (work / "store.zarr" / "embedding").iterdir() if not p.name.startswith(".")]
+    assert (work / "done" / "0.done").exists() == done
+    store = work / "store.zarr" / "embedding"
+    chunks = [store / "0.0.0"] if done else [p for p in store.iterdir() if not p.name.startswith(".")]
     assert chunks
     for p in chunks:
         p.write_bytes(p.read_bytes()[:20])
-    with pytest.raises(InputError, match=r"work folder .*\.o\.tif\.partial is damaged .*--overwrite"):
-        embed_raster(src, conv_bb, out, resume=True, **OPTS)
-    assert not out.exists()
-
-
-def test_truncated_chunk_of_a_done_block_is_one_line(tmp_path, conv_bb, src, monkeypatch):
-    out = tmp_path / "o.tif"
-    _killed_run(src, conv_bb, out, monkeypatch, rows=4)
-    work = work_dir_for(out)
-    chunk = work / "store.zarr" / "embedding" / "0.0.0"  # block 0 is done: only the conversion reads it again
-    assert (work / "done" / "0.done").exists()
-    chunk.write_bytes(chunk.read_bytes()[:20])
-    with pytest.raises(InputError, match=r"work folder .* is damaged .*store\.zarr"):
+    hint = r"store\.zarr" if done else r"--overwrite"
+    with pytest.raises(InputError, match=rf"work folder .*\.o\.tif\.partial is damaged .*{hint}"):
         embed_raster(src, conv_bb, out, resume=True, **OPTS)
     assert not out.exists()
 
