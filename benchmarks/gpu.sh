@@ -15,6 +15,8 @@
 #      shows a host-bound step (low device-busy share, thousands of launches per step);
 #   5. (only with PARTS containing 5) benchmarks/activation_checkpointing.py: the SSL step's peak memory and time
 #      with activation checkpointing off / selective / full (ViT-L/16, batch 32; about a minute).
+#   6. (only with PARTS containing 6) benchmarks/distill_teacher.py: a ViT-L/16 distillation teacher eager vs on the
+#      fast path (bf16-mixed, compiled and not), for its forward, a ViT-S student's step and a heads warm-up step.
 #
 #   bash benchmarks/gpu.sh            # on a machine with a GPU (about 7-9 minutes on an H200 with the fp32-ieee rows)
 #   bash benchmarks/gpu.sh --smoke    # every part on CPU with tiny sizes (a check that the script runs)
@@ -44,12 +46,15 @@ if [[ $SMOKE == 1 ]]; then
     trainer.devices=1 trainer.log_every_n_steps=1"; IMGS_PER_STEP=8
   TRAIN_DESC="batch 2 x (2 global 64 + 2 local 32)"
   AC_FLAGS="--arch vit_tiny --batch 1 --steps 1 --prototypes 256 --global-size 64 --local-size 32"
+  DT_FLAGS="--teacher vit_tiny --student vit_tiny --batch 1 --repeats 1 --prototypes 256 --precisions bf16-mixed"
 else
   DEV=cuda; ARCHS="vit_small vit_large"; BATCH=64; SIZES="224 512"; REPEATS=10; SCENE=8192; STEPS=50; PROFILE="44-47"
   BB_FLAGS="--threads 8 --dtypes fp32 fp32-ieee bf16"; EMBED_SPEC="arch:vit_small?seed=0"
   TRAIN_OVR="trainer.devices=1 trainer.strategy=auto num_workers=12"; IMGS_PER_STEP=$((64 * 10))
   TRAIN_DESC="batch 64 x (2 global 224 + 8 local 96)"
   AC_FLAGS="--arch vit_large --batch 32 --steps 3 --prototypes 65536"
+  DT_FLAGS="--teacher vit_large --student vit_small --batch 32 --repeats 5 --prototypes 65536 --compile
+    --precisions bf16-mixed"
   "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device: use --smoke')" || exit 2
 fi
 "$PY" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu')"
@@ -184,5 +189,12 @@ if [[ " $PARTS " == *" 5 "* ]]; then  # not in the default PARTS: activation mem
   # shellcheck disable=SC2086
   "$PY" benchmarks/activation_checkpointing.py --device "$DEV" $AC_FLAGS > "$LOGS/activation_checkpointing.log" 2>&1 \
     && sed -n '/^SSL step/,$p' "$LOGS/activation_checkpointing.log" || fail 5 "$LOGS/activation_checkpointing.log"
+fi
+
+if [[ " $PARTS " == *" 6 "* ]]; then  # not in the default PARTS: the distillation teacher on the fast path
+  echo "== 6. distillation teacher: eager vs fast path (teacher forward, step, heads warm-up step) =="
+  # shellcheck disable=SC2086
+  "$PY" benchmarks/distill_teacher.py --device "$DEV" $DT_FLAGS > "$LOGS/distill_teacher.log" 2>&1 \
+    && grep -E "^(\||torch)" "$LOGS/distill_teacher.log" || fail 6 "$LOGS/distill_teacher.log"
 fi
 exit $FAILED

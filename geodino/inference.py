@@ -34,6 +34,7 @@ __all__ = [
     "cpu_bf16_hint",
     "fast_backbone",
     "image_equivalents",
+    "job_path",
     "native_bf16_cpu",
     "path_of",
     "prepare_embed",
@@ -103,11 +104,7 @@ def accelerate(
     if getattr(backbone, "kind", "geodino") != "geodino" or not hasattr(model, "rope_embed"):
         return FastPath(False, reason="not a geodino ViT")
     device = _device(backbone)
-    path = choose_path(device, mode, compile, getattr(backbone, "amp", None))
-    if compile is None and n_images is not None and path.compile:
-        if image_equivalents(n_images, *image_size) < compile_min_images(device.type, path.dtype, image_size):
-            # the warm-up would cost more than the compiled forward saves
-            path = dataclasses.replace(path, compile=False, reason="compile off: job too small to repay the warm-up")
+    path = job_path(device, mode, compile, getattr(backbone, "amp", None), n_images, image_size)
     if path.enabled:
         backbone.__dict__["_eager_model"] = model  # kept outside nn.Module registration (not a submodule)
         # one FastViT per (eager model, path), kept on the backbone object: callers that restore the eager model
@@ -124,6 +121,25 @@ def accelerate(
             held = cache[(path, device)] = (model, FastViT(model, path).to(device), stamp)
         held[1].path = path
         backbone.model = held[1]
+    return path
+
+
+def job_path(
+    device: torch.device,
+    mode: str = "auto",
+    compile: bool | None = None,
+    amp: bool | None = None,
+    n_images: int | None = None,
+    image_size: tuple[int, int] = (224, 224),
+) -> FastPath:
+    """`choose_path` for a job of `n_images` images of `image_size` (h, w): with `compile=None` the compile is kept
+    only when the job reaches `compile_min_images` for the device, the path's dtype and that size (unknown size:
+    kept). What `accelerate` and the distillation teacher decide with."""
+    path = choose_path(device, mode, compile, amp)
+    if compile is None and n_images is not None and path.compile:
+        if image_equivalents(n_images, *image_size) < compile_min_images(device.type, path.dtype, image_size):
+            # the warm-up would cost more than the compiled forward saves
+            path = dataclasses.replace(path, compile=False, reason="compile off: job too small to repay the warm-up")
     return path
 
 

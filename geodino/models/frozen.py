@@ -48,7 +48,7 @@ from geodino.errors import ConfigError, InputError
 from geodino.models.layers.rope import rope_for_tokens
 from geodino.models.vit import block_indices, layer_outputs
 
-__all__ = ["MODES", "FastPath", "FastViT", "choose_path", "fast_path", "tf32_matmuls", "tf32_round"]
+__all__ = ["MODES", "FastPath", "FastViT", "choose_path", "fast_mode", "fast_path", "tf32_matmuls", "tf32_round"]
 
 MODES = ("auto", "off", "float32", "float32-ieee", "bfloat16", "int8")
 ENV_SWITCH = "GEODINO_FAST"  # "0" / "off" turns the fast path off everywhere; a mode name forces that mode
@@ -100,6 +100,20 @@ def _tensor_core_tf32(device: torch.device) -> bool:
     return torch.cuda.get_device_capability(device) >= (8, 0)
 
 
+_OFF_WORDS = ("0", "false", "no", "off")
+_ON_WORDS = ("1", "true", "yes", "on")
+
+
+def fast_mode(value: Any, key: str = "fast path mode") -> str:
+    """`value` as one of `MODES`, or a ConfigError naming `key`. YAML reads `off` as false and `on` as true (a config
+    then holds 'False' / 'True'), so booleans and their spellings mean 'off' and 'auto'."""
+    word = str(value).strip().lower()
+    mode = "off" if word in _OFF_WORDS else "auto" if word in _ON_WORDS else word
+    if mode not in MODES:
+        raise ConfigError(f"{key}={value!r} is not one of {', '.join(MODES)}")
+    return mode
+
+
 def choose_path(
     device: str | torch.device = "cpu", mode: str = "auto", compile: bool | None = None, amp: bool | None = None
 ) -> FastPath:
@@ -111,14 +125,13 @@ def choose_path(
     keeps plain float32 products there. `amp` (the FrozenBackbone setting) picks bf16 in auto mode when set."""
     device = torch.device(device)
     env = os.environ.get(ENV_SWITCH, "").strip().lower()
-    if env in ("0", "off", "false", "no"):
+    if env in _OFF_WORDS:
         return FastPath(False, reason=f"{ENV_SWITCH}={env}")
-    if env and env not in ("1", "on", "true", "yes", "auto"):
+    if env and env not in (*_ON_WORDS, "auto"):
         if env not in MODES:
             raise ConfigError(f"{ENV_SWITCH}={env!r} is not a fast-path mode; use one of {', '.join(MODES)} or 0")
         mode = env
-    if mode not in MODES:
-        raise ConfigError(f"fast path mode {mode!r} is not one of {', '.join(MODES)}")
+    mode = fast_mode(mode)
     if mode == "off":
         return FastPath(False, reason="mode=off")
     if mode == "auto":
@@ -319,6 +332,8 @@ class _Core(nn.Module):
             nn.Parameter(pe.bias.detach().float().clone(), requires_grad=False) if pe.bias is not None else None
         )
         self.patch_size = int(model.patch_size)
+        # [1, D]: replaces the patch tokens a mask selects (the teacher-head warm-up's masked views), as official
+        self.mask_token = nn.Parameter(model.mask_token.detach().float().clone(), requires_grad=False)
         prefix = [model.cls_token.detach().float()]
         if model.n_storage_tokens > 0:
             prefix.append(model.storage_tokens.detach().float())
@@ -341,14 +356,17 @@ class _Core(nn.Module):
         return sin[:, None, None, :].float().contiguous(), cos[:, None, None, :].float().contiguous()
 
     def forward(
-        self, x: Tensor, take: tuple[int, ...], norm: bool, sin: Tensor, cos: Tensor
+        self, x: Tensor, take: tuple[int, ...], norm: bool, sin: Tensor, cos: Tensor, masks: Tensor | None = None
     ) -> tuple[list[Tensor], Tensor]:
         """`sin` / `cos` from `rope_tables`, passed in rather than computed here: inside a compiled graph inductor
-        fused the table computation (arange, sin, cos) into every block's RoPE kernel instead of folding it."""
+        fused the table computation (arange, sin, cos) into every block's RoPE kernel instead of folding it.
+        `masks` [B, patches] (bool): those patch tokens become the mask token (official `prepare_tokens_with_masks`)."""
         p = self.patch_size
         t = F.conv2d(x.to(self.dtype), self.patch_w, None, stride=p).flatten(2).transpose(1, 2).float()
         if self.patch_b is not None:
             t = t + self.patch_b
+        if masks is not None:
+            t = torch.where(masks.unsqueeze(-1), self.mask_token.unsqueeze(0), t)
         t = torch.cat([self.prefix.expand(t.shape[0], -1, -1), t], dim=1)
         taken = []
         for i, blk in enumerate(self.blocks):
@@ -405,36 +423,49 @@ class FastViT(nn.Module):
         return super().train(False)
 
     def _run(
-        self, x: Tensor, take: tuple[int, ...], norm: bool, new_graph: bool = False
+        self,
+        x: Tensor,
+        take: tuple[int, ...],
+        norm: bool,
+        new_graph: bool = False,
+        masks: Tensor | None = None,
     ) -> tuple[list[Tensor], Tensor]:
         """The forward: a compiled graph that serves the call (`_graph_batch`), else a new one when no larger graph
         of the call exists (or `new_graph`: the warm-up), else the prepared weights uncompiled (a partial batch too
-        small to pad)."""
+        small to pad). Never under autocast: the path's weights carry its dtype (a float32 path called inside a
+        caller's bf16 autocast, such as a bf16-mixed training step, would otherwise compute in bf16)."""
         self._check_input(x)
         x = x.float()
-        if self.path.tf32x3:
-            with tf32_matmuls(x.device):
-                return self._run_prepared(x, take, norm, new_graph)
-        return self._run_prepared(x, take, norm, new_graph)
+        if masks is not None:
+            n = (x.shape[-2] // self.patch_size) * (x.shape[-1] // self.patch_size)
+            masks = masks.reshape(x.shape[0], -1).bool()
+            if masks.shape[1] != n:
+                raise InputError(f"masks have {masks.shape[1]} entries per image but the input has {n} patches")
+        with torch.autocast(x.device.type, enabled=False):
+            if self.path.tf32x3:
+                with tf32_matmuls(x.device):
+                    return self._run_prepared(x, take, norm, new_graph, masks)
+            return self._run_prepared(x, take, norm, new_graph, masks)
 
     def _run_prepared(
-        self, x: Tensor, take: tuple[int, ...], norm: bool, new_graph: bool
+        self, x: Tensor, take: tuple[int, ...], norm: bool, new_graph: bool, masks: Tensor | None = None
     ) -> tuple[list[Tensor], Tensor]:
         """`_run` after the input check, under the matmul precision the path needs."""
         sin, cos = self._rope(x)
         if not self.path.compile:
             with torch.no_grad():
-                return self.core(x, take, norm, sin, cos)
+                return self.core(x, take, norm, sin, cos, masks)
         if self._compiled is None:
             self._compiled = _compile(self.core, x.device)
         B, _, H, W = x.shape
-        run_b = self._graph_batch(B, H, W, take, norm)
+        masked = masks is not None
+        run_b = self._graph_batch(B, H, W, take, norm, masked)
         if run_b is None:
-            if not new_graph and self._graph_batches(B, H, W, take, norm):
+            if not new_graph and self._graph_batches(B, H, W, take, norm, masked):
                 # well short of the compiled batch: its own tiles through the prepared weights cost less than a
                 # padded compiled forward, and compiling its shape costs a warm-up
                 with torch.no_grad():
-                    return self.core(x, take, norm, sin, cos)
+                    return self.core(x, take, norm, sin, cos, masks)
             run_b = B
         pad = run_b > B
         outside = not torch.is_inference_mode_enabled()
@@ -443,10 +474,12 @@ class FastViT(nn.Module):
         with torch.inference_mode():
             if pad:  # reuse the graph compiled for the larger batch rather than compiling (minutes) for this one
                 x = torch.cat([x, x.new_zeros((run_b - B, *x.shape[1:]))])
+                masks = None if masks is None else torch.cat([masks, masks.new_zeros((run_b - B, masks.shape[1]))])
             else:
                 x = x if x.is_inference() else x.clone()
-            taken, last = self._compiled(x, take, norm, sin, cos)
-        self._graphs.add((run_b, H, W, take, norm))
+                masks = masks if masks is None or masks.is_inference() else masks.clone()
+            taken, last = self._compiled(x, take, norm, sin, cos, masks)
+        self._graphs.add((run_b, H, W, take, norm, masked))
         if pad:
             taken, last = [t[:B] for t in taken], last[:B]
         if outside:  # plain tensors for callers outside inference mode (they may update them in place)
@@ -463,40 +496,70 @@ class FastViT(nn.Module):
         return self._rope_cache[key]
 
     def warmup(
-        self, batch: int, height: int, width: int, layers: Sequence[int] | None = None, norm: bool = True
+        self,
+        batch: int,
+        height: int,
+        width: int,
+        layers: Sequence[int] | None = None,
+        norm: bool = True,
+        masked: bool = False,
     ) -> bool:
-        """Compile for a call shape ahead of the timed work (`layers` and `norm` as the caller will ask: they are
-        part of the graph). Nothing to do, and False, when a graph that serves the call exists already (this shape,
-        or a larger batch of it that `_run` pads to, see `PAD_MIN_SHARE`) or the path is not compiled: a second job
-        on the same `FastViT` must not pay a forward for nothing (on a 16-tile raster that was a fifth of the run)."""
+        """Compile for a call shape ahead of the timed work (`layers`, `norm` and whether masks are passed as the
+        caller will call: they are part of the graph). Nothing to do, and False, when a graph that serves the call
+        exists already (this shape, or a larger batch of it that `_run` pads to, see `PAD_MIN_SHARE`) or the path is
+        not compiled: a second job on the same `FastViT` must not pay a forward for nothing (on a 16-tile raster that
+        was a fifth of the run)."""
         take = tuple(sorted(set(layers))) if layers is not None else (self.n_blocks - 1,)
-        if not self.path.compile or self.compiled_for(batch, height, width, take, norm):
+        if not self.path.compile or self.compiled_for(batch, height, width, take, norm, masked):
             return False
         x = torch.zeros(batch, self.in_chans, height, width, device=self.core.prefix.device)
-        self._run(x, take, norm, new_graph=True)
+        n = (height // self.patch_size) * (width // self.patch_size)
+        masks = torch.zeros(batch, n, dtype=torch.bool, device=x.device) if masked else None
+        self._run(x, take, norm, new_graph=True, masks=masks)
         return True
 
-    def compiled_for(self, batch: int, height: int, width: int, take: tuple[int, ...], norm: bool) -> bool:
+    def compiled_for(
+        self, batch: int, height: int, width: int, take: tuple[int, ...], norm: bool, masked: bool = False
+    ) -> bool:
         """Whether a call of this shape runs a graph already compiled (its own or, padded, a larger batch)."""
-        return self._graph_batch(batch, height, width, take, norm) is not None
+        return self._graph_batch(batch, height, width, take, norm, masked) is not None
 
-    def _graph_batches(self, batch: int, height: int, width: int, take: tuple[int, ...], norm: bool) -> list[int]:
-        """Compiled batches >= `batch` for the same tile shape, layers and norm."""
-        return [b for b, h, w, t, n in self._graphs if (h, w, t, n) == (height, width, take, norm) and b >= batch]
+    def _graph_batches(
+        self, batch: int, height: int, width: int, take: tuple[int, ...], norm: bool, masked: bool = False
+    ) -> list[int]:
+        """Compiled batches >= `batch` for the same tile shape, layers, norm and masking."""
+        want = (height, width, take, norm, masked)
+        return [b for b, *rest in self._graphs if tuple(rest) == want and b >= batch]
 
-    def _graph_batch(self, batch: int, height: int, width: int, take: tuple[int, ...], norm: bool) -> int | None:
+    def _graph_batch(
+        self, batch: int, height: int, width: int, take: tuple[int, ...], norm: bool, masked: bool = False
+    ) -> int | None:
         """The compiled batch a call runs at: the smallest one >= `batch` that it fills at least `PAD_MIN_SHARE` of
         (zero-padded to it), or None when no compiled graph serves it."""
         share = PAD_MIN_SHARE.get(self.core.prefix.device.type, 0.0)
-        sizes = [b for b in self._graph_batches(batch, height, width, take, norm) if batch >= share * b]
+        sizes = [b for b in self._graph_batches(batch, height, width, take, norm, masked) if batch >= share * b]
         return min(sizes, default=None)
 
     @torch.no_grad()
-    def forward_features(self, x: Tensor, masks: Tensor | None = None) -> dict[str, Any]:
-        """Official `forward_features` dict for one batch (masks are a training feature: not supported)."""
-        if masks is not None or not isinstance(x, Tensor):
-            raise InputError("the fast inference path takes one image batch without masks; use the eager model")
-        _, last = self._run(x, (), False)
+    def forward_features(
+        self, x: Tensor | Sequence[Tensor], masks: Tensor | Sequence[Tensor | None] | None = None
+    ) -> dict[str, Any] | list[dict[str, Any]]:
+        """Official `forward_features`: one batch -> a dict; a list of crop groups (sizes may differ) -> one dict
+        per group, `masks` None or one entry per group (masked patches become the mask token, as the teacher-head
+        warm-up asks; each group runs on its own, which is what the official list forward computes)."""
+        if not isinstance(x, Tensor):
+            groups = list(x)
+            group_masks = [None] * len(groups) if masks is None else list(masks)  # type: ignore[arg-type]
+            if len(group_masks) != len(groups):
+                raise InputError(f"got {len(groups)} crop groups but {len(group_masks)} mask entries")
+            return [self._features(g, m) for g, m in zip(groups, group_masks)]
+        if masks is not None and not isinstance(masks, Tensor):
+            raise InputError("one image batch takes one mask tensor (or None), not a list")
+        return self._features(x, masks)
+
+    def _features(self, x: Tensor, masks: Tensor | None) -> dict[str, Any]:
+        """The official output dict of one batch."""
+        _, last = self._run(x, (), False, masks=masks)
         normed = self.core.apply_norm(last)
         n = self.n_prefix_tokens
         return {
@@ -504,7 +567,7 @@ class FastViT(nn.Module):
             "x_storage_tokens": normed[:, 1:n],
             "x_norm_patchtokens": normed[:, n:],
             "x_prenorm": last,
-            "masks": None,
+            "masks": masks,
         }
 
     def forward(self, x: Tensor) -> Tensor:

@@ -509,7 +509,7 @@ def test_compiled_fast_path_warms_up_on_the_calls_the_sweep_makes(
     calls = []
 
     def fake_compile(fn, **kw):
-        return lambda x, take, norm, sin, cos: calls.append((x.shape, take, norm)) or fn(x, take, norm, sin, cos)
+        return lambda x, take, norm, *rest: calls.append((x.shape, take, norm)) or fn(x, take, norm, *rest)
 
     monkeypatch.setattr(torch, "compile", fake_compile)
     monkeypatch.setattr(frozen, "_compiler_available", lambda device: True)

@@ -123,7 +123,7 @@ def test_a_compiled_fast_path_pickles_without_its_graphs():
     accelerate(fb, mode="float32", compile=False)
     fast = fb.model
     fast._compiled = lambda *a: None  # what a compile leaves: a local closure pickle cannot take
-    fast._graphs.add((2, 32, 32, (3,), True))
+    fast._graphs.add((2, 32, 32, (3,), True, False))
     copy = pickle.loads(pickle.dumps(fb))
     assert copy.model._compiled is None and copy.model._graphs == set()
     assert "_fast_models" not in copy.__dict__ and "_fast_models" in fb.__dict__  # no second copy of the weights

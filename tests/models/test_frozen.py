@@ -54,7 +54,7 @@ def test_float32_fast_path_matches_eager_within_1e4(variant):
     assert torch.allclose(fast(x), m(x), atol=1e-4)
 
 
-def test_fast_path_keeps_the_model_untouched_and_rejects_masks():
+def test_fast_path_keeps_the_model_untouched_and_checks_its_input():
     m = trained_like()
     m.train()
     before = {k: v.clone() for k, v in m.state_dict().items()}
@@ -62,12 +62,68 @@ def test_fast_path_keeps_the_model_untouched_and_rejects_masks():
     assert m.training and m.rope_embed.training  # the eager model's modes are not changed
     assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
     assert not fast.train().training
-    with pytest.raises(InputError, match="without masks"):
-        fast.forward_features(torch.randn(1, 3, 32, 32), masks=torch.zeros(1, 4, dtype=torch.bool))
+    with pytest.raises(InputError, match="masks have 5 entries per image but the input has 4 patches"):
+        fast.forward_features(torch.randn(1, 3, 32, 32), masks=torch.zeros(1, 5, dtype=torch.bool))
+    with pytest.raises(InputError, match="got 2 crop groups but 1 mask entries"):
+        fast.forward_features([torch.randn(1, 3, 32, 32)] * 2, masks=[None])
     with pytest.raises(InputError, match="not a multiple of the patch size"):
         fast.forward_features(torch.randn(1, 3, 30, 32))
     with pytest.raises(InputError, match="out of range"):
         fast.get_intermediate_layers(torch.randn(1, 3, 32, 32), n=[5])
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_masked_crop_groups_match_the_eager_list_forward(variant):
+    """The teacher-head warm-up's call: [globals, locals] with masks [m, None]; masked patches become the mask token
+    (trained here, so a wrong placement shows), each group's dict as the official list forward gives it."""
+    m = trained_like(**VARIANTS[variant])
+    with torch.no_grad():
+        m.mask_token.normal_(0, 1.0)
+    fast = FastViT(m, FastPath(True, "float32"))
+    g, loc = torch.randn(4, 3, 32, 48), torch.randn(6, 3, 16, 16)
+    masks = torch.rand(4, 6) < 0.5
+    masks[0] = True  # a fully masked image
+    ref = m.forward_features([g, loc], masks=[masks, None])
+    out = fast.forward_features([g, loc], masks=[masks, None])
+    assert len(out) == 2 and out[1]["masks"] is None and torch.equal(out[0]["masks"], masks)
+    for o, r in zip(out, ref):
+        for key in ("x_norm_clstoken", "x_storage_tokens", "x_norm_patchtokens", "x_prenorm"):
+            assert o[key].shape == r[key].shape
+            assert o[key].numel() == 0 or (o[key] - r[key]).abs().max().item() < 1e-4, key
+    unmasked = fast.forward_features(g)["x_norm_clstoken"]
+    assert (unmasked - out[0]["x_norm_clstoken"]).abs().max() > 1e-2  # the masks changed the output
+    single = fast.forward_features(g, masks=masks.view(4, 2, 3))  # masks in grid shape, as official accepts
+    assert (single["x_norm_patchtokens"] - ref[0]["x_norm_patchtokens"]).abs().max() < 1e-4
+
+
+def test_fast_path_computes_its_own_dtype_under_a_callers_autocast():
+    """A bf16-mixed distillation step runs the teacher inside autocast: a float32 path must stay float32 there."""
+    m = trained_like()
+    fast = FastViT(m, FastPath(True, "float32"))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = fast.forward_features(x)["x_norm_patchtokens"]
+        lossy = m.forward_features(x)["x_norm_patchtokens"]
+    ref = m.forward_features(x)["x_norm_patchtokens"]
+    assert out.dtype == torch.float32 and (out - ref).abs().max() < 1e-4
+    assert (lossy.float() - ref).abs().max() > 1e-3  # what autocast would have done to it
+
+
+def test_compiled_masked_calls_have_their_own_graph(monkeypatch):
+    m = trained_like(depth=1)
+    with torch.no_grad():
+        m.mask_token.normal_(0, 1.0)
+    path = choose_path("cpu", "float32")
+    if not path.compile:
+        pytest.skip("no C++ compiler for inductor")
+    monkeypatch.setitem(frozen.PAD_MIN_SHARE, "cpu", 0.5)
+    fast = FastViT(m, path)
+    assert fast.warmup(4, 32, 32, [], False, masked=True) and not fast.warmup(4, 32, 32, [], False, masked=True)
+    x, masks = torch.randn(3, 3, 32, 32), torch.rand(3, 4) < 0.5
+    for got, want in ((fast.forward_features(x, masks=masks), m.forward_features(x, masks=masks)),
+                      (fast.forward_features(x), m.forward_features(x))):  # fmt: skip
+        assert (got["x_norm_patchtokens"] - want["x_norm_patchtokens"]).abs().max() < 1e-4
+    assert fast._graphs == {(4, 32, 32, (), False, True), (3, 32, 32, (), False, False)}
 
 
 @pytest.mark.parametrize(("dtype", "min_cos"), [("bfloat16", 0.999), ("int8", 0.995)])
@@ -108,7 +164,7 @@ def test_compiled_path_matches_eager_and_pads_a_smaller_last_batch(monkeypatch):
             fast._compiled = lambda xx, *a, run=fast._compiled: graph_calls.append(xx.shape[0]) or run(xx, *a)
             graph_calls.append(None)
     assert graph_calls == [None, 4]  # batch 3 ran the batch-4 graph padded; batch 1 did not call it
-    assert fast._graphs == {(4, 32, 32, (0,), True)}  # one graph: batch 4, last block, normed
+    assert fast._graphs == {(4, 32, 32, (0,), True, False)}  # one graph: batch 4, last block, normed, no masks
     from torch._dynamo.utils import counters
 
     graphs = counters["stats"]["unique_graphs"]
@@ -126,7 +182,7 @@ def test_warmup_runs_only_for_a_call_no_compiled_graph_serves(monkeypatch):
     calls = []
 
     def fake_compile(fn, **kw):
-        return lambda x, take, norm, sin, cos: calls.append((x.shape[0], take, norm)) or fn(x, take, norm, sin, cos)
+        return lambda x, take, norm, *rest: calls.append((x.shape[0], take, norm)) or fn(x, take, norm, *rest)
 
     monkeypatch.setattr(torch, "compile", fake_compile)
     monkeypatch.setitem(frozen.PAD_MIN_SHARE, "cpu", 0.75)  # the rule at a given share (its value is tuned)
@@ -379,3 +435,14 @@ def test_tf32x3_compiled_matches_uncompiled():
     for key in ("x_norm_clstoken", "x_norm_patchtokens"):
         assert (compiled[key] - eager[key]).abs().max().item() < 1e-5
         assert (compiled[key] - m.forward_features(x)[key]).abs().max().item() < 1e-4
+
+
+def test_yaml_booleans_name_the_off_and_auto_modes():
+    """YAML reads `fast: off` as false, and a str config field then holds 'False': that is 'off', not an error."""
+    from geodino.models.frozen import fast_mode
+
+    assert [fast_mode(v) for v in (False, "False", "off", "0", "no")] == ["off"] * 5
+    assert [fast_mode(v) for v in (True, "True", "on", " Auto ")] == ["auto"] * 4
+    assert not choose_path("cpu", "False").enabled and choose_path("cpu", "True").enabled
+    with pytest.raises(ConfigError, match=r"^probe.fast='fastest' is not one of auto, off, float32, float32-ieee"):
+        fast_mode("fastest", "probe.fast")

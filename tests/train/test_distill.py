@@ -179,6 +179,114 @@ def test_placement_of_students_and_error_policy_may_change_on_resume() -> None:
     assert changed_resume_field(old, new, RESUME_FIXED, free_fields=RESUME_FREE_FIELDS)[0] == "students[0].name"
 
 
+def test_the_teacher_path_may_change_on_resume_and_the_teacher_may_not() -> None:
+    """teacher.fast says how the frozen teacher computes (within its measured tolerance), not what it is: a run whose
+    compile fails on a new machine resumes with teacher.fast=off; checkpoints written before the key resume too."""
+    from geodino.train.checkpointing import changed_resume_field
+    from geodino.train.distill.export import RESUME_FIXED, RESUME_FREE, RESUME_FREE_FIELDS
+
+    old = {"teacher": {"spec": "t.pth"}}
+    new = {"teacher": {"spec": "t.pth", "fast": "off"}}
+    assert changed_resume_field(old, new, RESUME_FIXED, free_fields=RESUME_FREE_FIELDS) == ("teacher.fast", None, "off")
+    assert changed_resume_field(old, new, RESUME_FIXED, RESUME_FREE, RESUME_FREE_FIELDS) is None
+    new["teacher"]["spec"] = "u.pth"
+    assert changed_resume_field(old, new, RESUME_FIXED, RESUME_FREE, RESUME_FREE_FIELDS)[0] == "teacher.spec"
+
+
+@pytest.mark.parametrize(
+    ("setting", "env", "want"),
+    [
+        ("auto", None, "fast-float32"),
+        ("off", None, "eager"),
+        ("auto", "0", "eager"),
+        ("bfloat16", None, "fast-bfloat16"),
+    ],
+)
+def test_the_teacher_runs_on_the_path_its_setting_picks(images, tmp_path, monkeypatch, caplog, setting, env, want):
+    """The frozen teacher's forwards (heads warm-up: clean, masked and local views; each distillation step: the
+    global crops) go through the fast path unless turned off; the run says which path it used."""
+    import logging
+
+    from geodino.models.frozen import FastViT
+
+    if env is not None:
+        monkeypatch.setenv("GEODINO_FAST", env)
+    calls: list[tuple[int, bool]] = []
+    real = FastViT._features
+
+    def counting(self, x, masks):  # type: ignore[no-untyped-def]
+        calls.append((x.shape[-1], masks is not None))
+        return real(self, x, masks)
+
+    monkeypatch.setattr(FastViT, "_features", counting)
+    with caplog.at_level(logging.INFO, logger="geodino"):
+        student = "students=[{name: t, arch: vit_tiny, drop_path_rate: 0.0, overrides: {depth: 1}}]"
+        distill(_cfg(images, tmp_path / "run", f"teacher.fast={setting}", student))
+    said = [r.getMessage() for r in caplog.records if "inference path" in r.getMessage()]
+    assert len(said) == 1 and said[0].endswith(f"inference path {want}"), said
+    if want == "eager":
+        assert calls == []
+    else:  # 2 warm-up steps x (globals, masked globals, locals), then 2 steps x globals
+        assert calls == [(32, False), (32, True), (16, False)] * 2 + [(32, False)] * 2
+
+
+def test_the_fast_teacher_gives_the_eager_teachers_targets(images) -> None:
+    """The distillation targets (Sinkhorn-Knopp CLS and patch targets) of the fast float32 teacher equal the eager
+    teacher's within the path's tolerance."""
+    from geodino.backbones import load_backbone
+    from geodino.models import build_model
+    from geodino.models.frozen import FastPath, FastViT
+    from geodino.models.heads import DINOHead
+    from geodino.train.distill_arch import DistillMetaArch, DistillStudent
+
+    teacher = load_backbone(TEACHER).model
+    with torch.no_grad():
+        for name, p in teacher.named_parameters():  # trained-like: every folded term matters
+            if name.endswith(("gamma", "bias")):
+                p.add_(torch.randn_like(p) * 0.3)
+    torch.manual_seed(0)
+    heads = DINOHead(teacher.embed_dim, 64, 32, 16), DINOHead(teacher.embed_dim, 64, 32, 16)
+    with torch.no_grad():  # prototype scores of order 1 (a fresh head's are ~0.02): the targets are not flat
+        for h in heads:
+            for p in h.last_layer.parameters():
+                p.mul_(50)
+    student = DistillStudent(build_model("vit_tiny", patch_size=8, depth=1), *heads)
+    g = torch.randn(6, 3, 32, 32)
+    idx = torch.tensor([0, 5, 17, 40])
+    out = {}
+    for name, backbone in (("eager", teacher), ("fast", FastViT(teacher, FastPath(True, "float32")))):
+        arch = DistillMetaArch(backbone, *heads, {"s": student}, n_global_crops=2)
+        out[name] = arch.teacher_targets(g, idx, 4, teacher_temp=0.07)
+    torch.testing.assert_close(out["fast"]["cls_logits"], out["eager"]["cls_logits"], rtol=0, atol=1e-4)
+    for key in ("cls_centered", "patch_centered"):  # probabilities ~1/64: relative
+        torch.testing.assert_close(out["fast"][key], out["eager"][key], rtol=1e-3, atol=1e-7, msg=key)
+    assert out["eager"]["cls_logits"].std() > 0.3  # the comparison is between non-trivial outputs
+    assert out["eager"]["cls_centered"].std() > 0.1 / 64  # targets that are not uniform
+
+
+def test_the_teacher_compiles_only_when_the_run_repays_it(images, tmp_path, monkeypatch) -> None:
+    """Compiling the teacher costs a warm-up per crop shape: it is chosen by the job-size rule of `embed` and probes,
+    counting the distillation steps' global crops and, when heads are warmed up, the warm-up's views too."""
+    import geodino.models.frozen as frozen
+    from geodino.inference import compile_min_images
+    from geodino.train.distill.build import teacher_path
+
+    monkeypatch.setattr(frozen, "_compiler_available", lambda device: True)
+    need = compile_min_images("cpu", "float32", (224, 224))
+    cpu = torch.device("cpu")
+    cfg = _cfg(images, tmp_path, "crops={global_size: 224, local_size: 96, n_local: 8}", "teacher.head_warmup_steps=0")
+    steps = need // (16 * 2)  # images per step: 16 per rank x 2 global crops
+    cfg.train.max_steps = steps - 1
+    short = teacher_path(cfg, cpu, 16, warmup=False)
+    assert not short.compile and "too small" in short.reason
+    cfg.train.max_steps = steps + 1
+    assert teacher_path(cfg, cpu, 16, warmup=False).compile
+    cfg.train.max_steps, cfg.teacher.head_warmup_steps = 1, steps // 2 + 1  # each warm-up step: 2 global views
+    assert not teacher_path(cfg, cpu, 16, warmup=False).compile and teacher_path(cfg, cpu, 16, warmup=True).compile
+    cfg.teacher.fast = "off"
+    assert not teacher_path(cfg, cpu, 16, warmup=True).enabled
+
+
 def test_a_distill_folder_in_use_is_refused(images, tmp_path) -> None:
     import fcntl
 
@@ -248,6 +356,7 @@ def test_student_init_from_another_architecture_fails(run, images, tmp_path) -> 
         ("students=[]", "students is empty"),
         ("crops.gram=true", "distillation has no Gram term"),
         ("train.export=last", "train.export='last' must be 'ema' or 'student'"),
+        ("teacher.fast=fastest", "teacher.fast='fastest' is not one of auto, off, float32"),
     ],
 )
 def test_config_errors(images, tmp_path, override, message) -> None:

@@ -6,13 +6,16 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from geodino.errors import CheckpointError, ConfigError
 from geodino.train.distill.config import DistillConfig, StudentSpec
+
+if TYPE_CHECKING:
+    from geodino.models.frozen import FastPath
 
 log = logging.getLogger("geodino.distill")
 
@@ -68,6 +71,35 @@ def load_teacher(spec: str, device: torch.device) -> tuple[nn.Module, Any]:
     return model, fb
 
 
+def teacher_path(cfg: DistillConfig, device: torch.device, per_rank_batch: int, warmup: bool) -> FastPath:
+    """The frozen teacher's inference path for this run (`teacher.fast`, `geodino.inference.job_path`): bf16
+    weights under bf16-mixed precision, and compiled only when the teacher's forwards, counted in images of the
+    global crop size, repay the warm-up (the distillation steps' global crops, and with `warmup` the heads warm-up's
+    clean and masked global views and its local crops)."""
+    from geodino.inference import job_path
+
+    c = cfg.crops
+    g = int(c.global_size)
+    images = cfg.train.max_steps * per_rank_batch * c.n_global
+    if warmup:
+        local = per_rank_batch * c.n_local * (c.local_size / g) ** 2
+        images += cfg.teacher.head_warmup_steps * (2 * per_rank_batch * c.n_global + local)
+    amp = cfg.train.precision == "bf16-mixed"
+    return job_path(device, cfg.teacher.fast, None, amp, n_images=int(images), image_size=(g, g))
+
+
+def fast_teacher(cfg: DistillConfig, teacher: nn.Module, device: torch.device, per_rank_batch: int) -> nn.Module:
+    """`teacher` on its fast inference path (a `FastViT` holding prepared weights; the caller drops the eager model,
+    which the run never needs again: checkpoints hold the students only), or `teacher` itself when the path is off.
+    The compile is decided for the distillation steps alone; `teacher_heads` widens it when a warm-up runs."""
+    from geodino.models.frozen import FastViT
+
+    path = teacher_path(cfg, device, per_rank_batch, warmup=False)
+    if not path.enabled:
+        return teacher
+    return FastViT(teacher, path).to(device)
+
+
 def _check_heads_teacher(saved: Path, fingerprint: str, spec: str) -> None:
     """A run folder's warmed-up heads serve only the teacher they were warmed up on (its weights' fingerprint)."""
     from geodino.models.checkpoints import read_heads
@@ -82,10 +114,16 @@ def _check_heads_teacher(saved: Path, fingerprint: str, spec: str) -> None:
 
 
 def teacher_heads(
-    cfg: DistillConfig, teacher: nn.Module, fb: Any, out_dir: Path, batches_factory: Any, write: bool = True
+    cfg: DistillConfig,
+    teacher: nn.Module,
+    fb: Any,
+    out_dir: Path,
+    batches_factory: Any,
+    write: bool = True,
+    per_rank_batch: int = 0,
 ) -> tuple:
     """(dino_head, ibot_head, source): from `teacher.heads`, from the teacher file, or a fresh warm-up (run by
-    every rank together; `write` says whether this rank saves the result)."""
+    every rank together on `per_rank_batch` images each; `write` says whether this rank saves the result)."""
     from geodino.models.heads import DINOHead
     from geodino.train import teacher_heads as th
 
@@ -126,6 +164,10 @@ def teacher_heads(
     log.info(
         "teacher %s has no heads: warming up fresh heads for %d steps", cfg.teacher.spec, cfg.teacher.head_warmup_steps
     )
+    from geodino.models.frozen import FastViT
+
+    if isinstance(teacher, FastViT) and per_rank_batch:  # the warm-up's forwards join the job the compile repays
+        teacher.path = teacher_path(cfg, next(teacher.parameters()).device, per_rank_batch, warmup=True)
     dino, ibot, hist = th.warmup_heads(
         teacher,
         batches_factory(),

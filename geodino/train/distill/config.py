@@ -25,6 +25,10 @@ class TeacherConfig:
     head_warmup_lr: float = 1e-3  # AdamW peak lr of the warm-up (cosine to 1 %, 10 % linear warm-up)
     head_warmup_teacher_temp: float = 0.07
     head_warmup_momentum: list[float] = field(default_factory=lambda: [0.994, 1.0])  # EMA heads: start -> end
+    # inference path of the frozen teacher (heads warm-up and every step): auto | off | float32 | float32-ieee |
+    # bfloat16 | int8 (geodino.models.frozen; auto: bf16 weights under train.precision=bf16-mixed, else float32,
+    # compiled when the run is long enough to repay the warm-up). GEODINO_FAST=0 also turns it off.
+    fast: str = "auto"
 
 
 @dataclass
@@ -142,6 +146,9 @@ class DistillConfig:
         from geodino.train.loggers import check_loggers
 
         check_loggers(self.train.loggers, self.train.logger_options, "train.loggers")
+        from geodino.models.frozen import fast_mode
+
+        self.teacher.fast = fast_mode(self.teacher.fast, "teacher.fast")  # YAML's `off` arrives as 'False'
         if self.teacher.head_warmup_steps < 0:
             raise ConfigError(f"teacher.head_warmup_steps={self.teacher.head_warmup_steps} must be >= 0")
         if self.schedules.kind not in ("v1", "v2"):

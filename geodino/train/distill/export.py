@@ -30,6 +30,9 @@ VERSION = 1
 RESUME_FIXED = ("teacher.", "students.", "students[", "dino.", "ibot.", "koleo.", "optim.", "schedules.", "data.",
                 "crops.", "train.max_steps", "train.global_batch_size", "train.seed")  # fmt: skip
 RESUME_FREE_FIELDS = ("ranks", "share", "on_error")  # which processes train a student; a source's error policy
+# how the frozen teacher computes (its outputs move within the path's measured tolerance): a run whose compile
+# fails on a new machine resumes with teacher.fast=off
+RESUME_FREE = ("teacher.fast",)
 
 
 def check_resume_config(path: Path, config: dict[str, Any]) -> None:
@@ -42,7 +45,7 @@ def check_resume_config(path: Path, config: dict[str, Any]) -> None:
     saved = obj.get("config") if obj.get("format") == FORMAT else None
     if not isinstance(saved, dict):
         return  # not ours: load_checkpoint names it
-    changed = changed_resume_field(saved, config, RESUME_FIXED, free_fields=RESUME_FREE_FIELDS)
+    changed = changed_resume_field(saved, config, RESUME_FIXED, RESUME_FREE, free_fields=RESUME_FREE_FIELDS)
     if changed:
         raise resume_config_error(path, *changed, keeps="teacher, students, data, batch, seed, recipe and length")
 

@@ -69,6 +69,7 @@ def setup(cfg: DistillConfig) -> DistillRun:
 
     from geodino.config import save_config, to_dict
     from geodino.io import make_dirs
+    from geodino.models.frozen import path_name
     from geodino.train.checkpointing import latest_checkpoint
     from geodino.train.distill_arch import DistillLossWeights, DistillMetaArch
     from geodino.train.run_lock import lock_run_folder
@@ -109,14 +110,20 @@ def setup(cfg: DistillConfig) -> DistillRun:
         save_config(cfg, out_dir / "config.yaml")
         log.info("schedules: %s", sched.plot(out_dir / "schedules.png"))
 
-    def warmup_batches():  # data-parallel warm-up: every rank reads its own shard
-        return b.make_batches(cfg, patch, 0, rank, world, max(layout.data_batch, 2))
+    warmup_batch = max(layout.data_batch, 2)
 
-    t_dino, t_ibot, heads_src = b.teacher_heads(cfg, teacher, fb, out_dir, warmup_batches, write=rank == 0)
+    def warmup_batches():  # data-parallel warm-up: every rank reads its own shard
+        return b.make_batches(cfg, patch, 0, rank, world, warmup_batch)
+
+    # the frozen teacher on the fast inference path; the eager model is dropped (one copy of the weights in memory)
+    teacher = fb.model = b.fast_teacher(cfg, teacher, device, layout.data_batch)
+    t_dino, t_ibot, heads_src = b.teacher_heads(
+        cfg, teacher, fb, out_dir, warmup_batches, write=rank == 0, per_rank_batch=warmup_batch
+    )
     if distributed:
         dist.barrier()
     t_dino, t_ibot = t_dino.to(device), t_ibot.to(device)
-    log.info("teacher %s, heads from %s", cfg.teacher.spec, heads_src)
+    log.info("teacher %s, heads from %s, inference path %s", cfg.teacher.spec, heads_src, path_name(teacher))
 
     torch.manual_seed(cfg.train.seed + 1)
     students = {
