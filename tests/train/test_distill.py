@@ -230,6 +230,30 @@ def test_the_teacher_runs_on_the_path_its_setting_picks(images, tmp_path, monkey
         assert calls == [(32, False), (32, True), (16, False)] * 2 + [(32, False)] * 2
 
 
+def test_a_resumed_run_keeps_the_teacher_path_its_warm_up_chose(images, tmp_path, monkeypatch, caplog) -> None:
+    """The heads warm-up's forwards count towards the teacher's compile; a resume skips the warm-up (its heads are
+    saved) and must still compute as the first run did, or it is not bit-identical to an uninterrupted run."""
+    import logging
+
+    import geodino.inference as inference
+    import geodino.models.frozen as frozen
+
+    monkeypatch.setattr(frozen, "_compiler_available", lambda device: True)
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)  # the decision is under test, not inductor
+    monkeypatch.setattr(inference, "image_equivalents", lambda n, h, w: n)  # count images as they come
+    # steps: 2 x 4 images x 2 global crops = 16; warm-up: 2 x (4 x 2 x 2 views + 4 x 2 locals at a quarter) = 36
+    monkeypatch.setattr(inference, "compile_min_images", lambda *a: 30)
+    student = "students=[{name: t, arch: vit_tiny, drop_path_rate: 0.0, overrides: {depth: 1}}]"
+    said = []
+    for _ in range(2):  # the run, then its resume (heads from teacher.heads.pth, no warm-up)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="geodino"):
+            distill(_cfg(images, tmp_path / "run", student))
+        said += [r.getMessage().rsplit(" ", 1)[-1] for r in caplog.records if "inference path" in r.getMessage()]
+    assert said == ["fast-float32-compiled", "fast-float32-compiled"]
+    assert "resumed from" in caplog.text
+
+
 def test_the_fast_teacher_gives_the_eager_teachers_targets(images) -> None:
     """The distillation targets (Sinkhorn-Knopp CLS and patch targets) of the fast float32 teacher equal the eager
     teacher's within the path's tolerance."""

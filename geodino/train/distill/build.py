@@ -100,6 +100,15 @@ def fast_teacher(cfg: DistillConfig, teacher: nn.Module, device: torch.device, p
     return FastViT(teacher, path).to(device)
 
 
+def _count_warmup(cfg: DistillConfig, teacher: nn.Module, per_rank_batch: int) -> None:
+    """Decide the teacher's compile with the heads warm-up's forwards counted in the job: when this run warms heads
+    up, and when it resumes a run that did (so that the resumed run computes as the first one did)."""
+    from geodino.models.frozen import FastViT
+
+    if isinstance(teacher, FastViT) and per_rank_batch:
+        teacher.path = teacher_path(cfg, next(teacher.parameters()).device, per_rank_batch, warmup=True)
+
+
 def _check_heads_teacher(saved: Path, fingerprint: str, spec: str) -> None:
     """A run folder's warmed-up heads serve only the teacher they were warmed up on (its weights' fingerprint)."""
     from geodino.models.checkpoints import read_heads
@@ -150,6 +159,7 @@ def teacher_heads(
     saved = out_dir / "teacher.heads.pth"
     if saved.is_file():  # a resumed run: the warm-up was done already (for this teacher, checked)
         _check_heads_teacher(saved, str(getattr(fb, "fingerprint", "")), cfg.teacher.spec)
+        _count_warmup(cfg, teacher, per_rank_batch)  # the path the run had: a resume stays bit-identical
         dino, ibot = th.load_heads_file(saved, embed_dim)
         return dino, ibot, str(saved)
     if cfg.teacher.head_warmup_steps == 0:
@@ -164,10 +174,7 @@ def teacher_heads(
     log.info(
         "teacher %s has no heads: warming up fresh heads for %d steps", cfg.teacher.spec, cfg.teacher.head_warmup_steps
     )
-    from geodino.models.frozen import FastViT
-
-    if isinstance(teacher, FastViT) and per_rank_batch:  # the warm-up's forwards join the job the compile repays
-        teacher.path = teacher_path(cfg, next(teacher.parameters()).device, per_rank_batch, warmup=True)
+    _count_warmup(cfg, teacher, per_rank_batch)
     dino, ibot, hist = th.warmup_heads(
         teacher,
         batches_factory(),
