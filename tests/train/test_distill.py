@@ -202,7 +202,9 @@ def test_the_teacher_path_may_change_on_resume_and_the_teacher_may_not() -> None
         ("bfloat16", None, "fast-bfloat16"),
     ],
 )
-def test_the_teacher_runs_on_the_path_its_setting_picks(images, tmp_path, monkeypatch, caplog, setting, env, want):
+def test_the_teacher_runs_on_the_path_its_setting_picks(
+    images, tmp_path, monkeypatch, caplog, capsys, setting, env, want
+):
     """The frozen teacher's forwards (heads warm-up: clean, masked and local views; each distillation step: the
     global crops) go through the fast path unless turned off; the run says which path it used."""
     import logging
@@ -224,6 +226,7 @@ def test_the_teacher_runs_on_the_path_its_setting_picks(images, tmp_path, monkey
         distill(_cfg(images, tmp_path / "run", f"teacher.fast={setting}", student))
     said = [r.getMessage() for r in caplog.records if "inference path" in r.getMessage()]
     assert len(said) == 1 and said[0].endswith(f"inference path {want}"), said
+    assert f"geodino: teacher inference path {want} (" in capsys.readouterr().err  # on the console too
     if want == "eager":
         assert calls == []
     else:  # 2 warm-up steps x (globals, masked globals, locals), then 2 steps x globals

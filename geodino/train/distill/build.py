@@ -88,16 +88,19 @@ def teacher_path(cfg: DistillConfig, device: torch.device, per_rank_batch: int, 
     return job_path(device, cfg.teacher.fast, None, amp, n_images=int(images), image_size=(g, g))
 
 
-def fast_teacher(cfg: DistillConfig, teacher: nn.Module, device: torch.device, per_rank_batch: int) -> nn.Module:
-    """`teacher` on its fast inference path (a `FastViT` holding prepared weights; the caller drops the eager model,
-    which the run never needs again: checkpoints hold the students only), or `teacher` itself when the path is off.
-    The compile is decided for the distillation steps alone; `teacher_heads` widens it when a warm-up runs."""
+def fast_teacher(
+    cfg: DistillConfig, teacher: nn.Module, device: torch.device, per_rank_batch: int
+) -> tuple[nn.Module, FastPath]:
+    """(`teacher` on its fast inference path, the path): a `FastViT` holding prepared weights (the caller drops the
+    eager model, which the run never needs again: checkpoints hold the students only), or `teacher` itself when the
+    path is off. The compile is decided for the distillation steps alone; `teacher_heads` widens it when a warm-up
+    runs (the FastViT's `path` then says so)."""
     from geodino.models.frozen import FastViT
 
     path = teacher_path(cfg, device, per_rank_batch, warmup=False)
     if not path.enabled:
-        return teacher
-    return FastViT(teacher, path).to(device)
+        return teacher, path
+    return FastViT(teacher, path).to(device), path
 
 
 def _count_warmup(cfg: DistillConfig, teacher: nn.Module, per_rank_batch: int) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import sys
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +70,6 @@ def setup(cfg: DistillConfig) -> DistillRun:
 
     from geodino.config import save_config, to_dict
     from geodino.io import make_dirs
-    from geodino.models.frozen import path_name
     from geodino.train.checkpointing import latest_checkpoint
     from geodino.train.distill_arch import DistillLossWeights, DistillMetaArch
     from geodino.train.run_lock import lock_run_folder
@@ -116,14 +116,18 @@ def setup(cfg: DistillConfig) -> DistillRun:
         return b.make_batches(cfg, patch, 0, rank, world, warmup_batch)
 
     # the frozen teacher on the fast inference path; the eager model is dropped (one copy of the weights in memory)
-    teacher = fb.model = b.fast_teacher(cfg, teacher, device, layout.data_batch)
+    teacher, path = b.fast_teacher(cfg, teacher, device, layout.data_batch)
+    fb.model = teacher
     t_dino, t_ibot, heads_src = b.teacher_heads(
         cfg, teacher, fb, out_dir, warmup_batches, write=rank == 0, per_rank_batch=warmup_batch
     )
     if distributed:
         dist.barrier()
     t_dino, t_ibot = t_dino.to(device), t_ibot.to(device)
-    log.info("teacher %s, heads from %s, inference path %s", cfg.teacher.spec, heads_src, path_name(teacher))
+    path = getattr(teacher, "path", path)  # the heads warm-up may have widened the compile decision
+    log.info("teacher %s, heads from %s, inference path %s", cfg.teacher.spec, heads_src, path.name)
+    if rank == 0:  # on the console as embed and probe say theirs (GEODINO_FAST=0 / teacher.fast=off turn it off)
+        print(f"geodino: teacher inference path {path.name} ({path.reason})", file=sys.stderr)
 
     torch.manual_seed(cfg.train.seed + 1)
     students = {
