@@ -348,6 +348,23 @@ def test_patch_size_mismatch_fails_before_any_work(images, tmp_path) -> None:
     assert not (tmp_path / "r" / "teacher.heads.pth").exists()
 
 
+def test_a_distill_in_this_process_leaves_its_folder_unlocked(run, images, tmp_path) -> None:
+    """A notebook runs distill() and keeps going: a finished or failed run leaves no lock file and no lock held
+    (the lock was held for the life of the process)."""
+    from geodino.train.run_lock import lock_run_folder, release_run_folder
+
+    out, _ = run
+    assert not (out / ".geodino.lock").exists()
+    folder = tmp_path / "kept"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match="patch_size=16 differs"):  # fails after it took the folder
+        distill(_cfg(images, folder, "students=[{name: a, arch: vit_tiny, patch_size: 16}]"))
+    assert not (folder / ".geodino.lock").exists()
+    lock_run_folder(folder)  # taken again for real (no stale entry for the folder in this process)
+    assert (folder / ".geodino.lock").read_text().startswith("pid ")
+    release_run_folder(folder)
+
+
 def test_missing_files_fail_with_one_line(images, tmp_path) -> None:
     cfg = _cfg(
         images,

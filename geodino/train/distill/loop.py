@@ -248,7 +248,19 @@ def train_step(run: DistillRun, step: int, batch: dict[str, Any]) -> dict[str, A
 
 
 def distill(cfg: DistillConfig) -> dict[str, Path]:
-    """Run a distillation; return `{student name: exported .pth}` for the students this process trained."""
+    """Run a distillation; return `{student name: exported .pth}` for the students this process trained. The run
+    folder's lock is released (its `.geodino.lock` removed) when the run ends or fails, so a notebook that runs
+    `distill` leaves no folder locked behind it."""
+    from geodino.train.run_lock import release_run_folder
+
+    try:
+        return _distill(cfg)
+    finally:
+        release_run_folder(Path(cfg.output_dir).expanduser())  # a no-op where this process took no lock
+
+
+def _distill(cfg: DistillConfig) -> dict[str, Path]:
+    """`distill` while this process holds the run folder (`setup` takes it on rank 0)."""
     from tqdm.auto import tqdm
 
     run = setup(cfg)
