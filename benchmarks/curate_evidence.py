@@ -1,4 +1,5 @@
-"""Evidence for `geodino data curate` and `geodino viz attention` on the real sample data (../shared/data).
+"""Evidence for `geodino data curate` and `geodino viz attention` on the real sample data (../shared/data, or
+$GEODINO_SAMPLE_DATA).
 
 1. Planted duplicates: eurosat_3000 plus copies of 300 of its chips (100 exact, 100 re-encoded as JPEG q=60,
    100 mirrored left-right) in a folder sorted after the originals; precision and recall of the near-duplicate
@@ -13,12 +14,16 @@
    written to docs/img/attention/ (`--docs`).
 
     .venv/bin/python benchmarks/curate_evidence.py --backbone runs/x/export/teacher.pth [--pretrain-steps 150]
+
+The backbone must be pretrained: a random-init one embeds most chips alike, the near-duplicate filter then removes
+nearly all of them, and the run stops with one line saying so (exit 2), as it does for any other bad input.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -26,9 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+from geodino.errors import GeoDinoError
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("GEODINO_SAMPLE_DATA", ROOT.parent / "shared" / "data"))
 CHIPS = DATA / "eurosat_3000"
 IMBALANCED = {"Forest": 600, "Pasture": 600, "River": 600, "Industrial": 60, "Residential": 60}
 
@@ -99,7 +106,10 @@ def main() -> int:
     cfg = CurateConfig(paths=[str(out / "archive")], type="images", sensor="imagenet", backbone=args.backbone,
                        size=1500, clusters=list(args.clusters), dedup=args.dedup, seed=0,
                        max_cloud=args.max_cloud)  # fmt: skip
-    report = curate(cfg, out / "curated", progress=False)
+    try:
+        report = curate(cfg, out / "curated", progress=False)
+    except GeoDinoError as exc:
+        raise _explain(exc, args.backbone, out / "curated" / "embeddings", args.dedup) from exc
     import pandas as pd
 
     tiles = pd.read_parquet(out / "curated" / "tiles.parquet")
@@ -152,6 +162,27 @@ def main() -> int:
     return 0
 
 
+def _explain(exc: GeoDinoError, backbone: str, embeddings: Path, dedup: float) -> GeoDinoError:
+    """The curation's error, or when most chips are near-duplicates of each other in the cached embeddings (what a
+    random-init backbone gives) one line saying that this benchmark needs a pretrained teacher."""
+    from geodino.data.curate.dedup import near_duplicates
+    from geodino.errors import InputError
+
+    parts = sorted(embeddings.glob("part_*.npz"))
+    if not parts:
+        return exc
+    emb = np.concatenate([np.load(p)["emb"] for p in parts])
+    share = float(near_duplicates(emb, dedup).mean())
+    if share < 0.5:
+        return exc
+    return InputError(
+        f"--backbone {backbone} embeds {share:.0%} of the {len(emb)} chips within cosine {dedup} of another one (a "
+        "random-init backbone does), so the curation removes nearly all and there is nothing to measure; pass a "
+        "pretrained teacher, e.g. --backbone runs/x/export/teacher.pth (--random-backbone is only for the attention "
+        "panels)"
+    )
+
+
 def pretrain_compare(out: Path, steps: int) -> dict:
     """The pretrain_quality recipe for `steps` on the curated and on the random list; kNN / logreg on all chips."""
     import pandas as pd
@@ -192,7 +223,7 @@ def attention_panels(pretrained: str, random_spec: str) -> dict:
         for name, (path, window) in inputs.items():
             sample = read_input(path, window=window)
             maps = attention_maps(bb, sample, point=(sample["image"].shape[2] // 2, sample["image"].shape[1] // 2))
-            files = write_attention(maps, sample, Path("/tmp") / "att_evidence" / tag / name)
+            files = write_attention(maps, sample, Path("/tmp") / "att_evidence" / tag / name, overwrite=True)
             docs.mkdir(parents=True, exist_ok=True)
             shutil.copy(files["panel"], docs / f"{name}_{tag}.png")
             kept[f"{name}_{tag}"] = {"kept_patch_share": round(maps.info["kept_share"], 3)}
@@ -200,4 +231,8 @@ def attention_panels(pretrained: str, random_spec: str) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except GeoDinoError as exc:  # bad input (a random --backbone, a missing file): one line, as the CLI says it
+        print(f"curate_evidence: error: {exc}", file=sys.stderr)
+        sys.exit(2)

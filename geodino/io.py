@@ -65,12 +65,14 @@ RUN_LOCK = ".geodino.lock"  # the lock file a training run holds in its output f
 
 
 def remove_created_dirs() -> None:
-    """Remove the folders `make_dirs` created that are still empty (deepest first; a run's own lock file does not
-    count as content); keep any with content."""
+    """Remove the folders `make_dirs` created that are still empty (deepest first; this process's own run lock
+    does not count as content: it is released and its file removed); keep any with content."""
     for p in reversed(_CREATED_DIRS):
         with contextlib.suppress(OSError):
-            if [c.name for c in p.iterdir()] == [RUN_LOCK]:
-                (p / RUN_LOCK).unlink()
+            if (p / RUN_LOCK).exists():
+                from geodino.train.run_lock import release_run_folder
+
+                release_run_folder(p)  # only a lock this process holds: another run's file stays, and so does p
             p.rmdir()
     _CREATED_DIRS.clear()
 

@@ -119,8 +119,8 @@ def change_map(
         check_writable(p, overwrite=overwrite)
     hist = np.zeros(BINS, np.int64)
     edges = np.linspace(0.0, 2.0, BINS + 1)
-    with EmbeddingReader(a) as ra:
-        with EmbeddingReader(b) as probe:
+    with EmbeddingReader(a).require_features() as ra:
+        with EmbeddingReader(b).require_features() as probe:
             check_same_backbone(
                 backbone_identity(ra.metadata, ra.count),
                 f"feature raster {a}",

@@ -484,7 +484,7 @@ def classify_map(
     for p in (side["metrics"], png) + ((model_out,) if model is None else ()):
         check_writable(p, overwrite=overwrite)
     metrics: dict[str, Any] = {"features": str(features), "map": str(out)}
-    with EmbeddingReader(features) as rd:
+    with EmbeddingReader(features).require_features() as rd:
         ident = _identity(rd)
         if model is not None:
             bundle = load_model(model)

@@ -163,7 +163,7 @@ def pca_map(
 
     check_map_outputs("pca", out, png=png, style=style.qml_path(out))
     out = check_writable(out, overwrite=overwrite)
-    with EmbeddingReader(features) as rd:
+    with EmbeddingReader(features).require_features() as rd:
         x = rd.sample(sample, seed)
         if len(x) < 3:
             raise InputError(f"feature raster {features} has fewer than 3 valid pixels; nothing to map")
@@ -229,7 +229,7 @@ def cluster_map(
         raise InputError(f"k={k} clusters: choose between 2 and 254")
     check_map_outputs("cluster", out, png=png, style=style.qml_path(out))
     out = check_writable(out, overwrite=overwrite)
-    with EmbeddingReader(features) as rd:
+    with EmbeddingReader(features).require_features() as rd:
         x = _unit(rd.sample(sample, seed))
         if len(x) < k:
             raise InputError(f"feature raster {features} has {len(x)} valid pixels, fewer than k={k}")
@@ -376,7 +376,7 @@ def similarity_map(
     check_map_outputs("similar", out, png=png, style=style.qml_path(out))
     out = check_writable(out, overwrite=overwrite)
     png = check_writable(png, overwrite=overwrite)
-    with EmbeddingReader(features) as rd:
+    with EmbeddingReader(features).require_features() as rd:
         q = _unit(_query_vector(rd, point, point_crs, polygon, layer))
 
         def blocks():
@@ -476,7 +476,7 @@ def zonal_embeddings(
     out = check_writable(out, overwrite=overwrite)
     png = check_writable(png or out.with_suffix(".png"), overwrite=overwrite)
     gdf = read_features(polygons, layer=layer, what="polygons")
-    with EmbeddingReader(features) as rd:
+    with EmbeddingReader(features).require_features() as rd:
         if rd.crs is None:
             raise InputError(f"feature raster {features} has no CRS; polygons cannot be placed on it")
         geoms = list(gdf.to_crs(rd.crs).geometry)

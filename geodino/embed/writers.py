@@ -418,11 +418,15 @@ def _missing_raster(path: Path) -> str:
     return f"feature raster {path} does not exist; make one with `geodino embed`"
 
 
+FEATURE_MARKERS = ("model_spec", "model_fingerprint")  # metadata keys every `geodino embed` output records
+
+
 class EmbeddingReader:
     """Read a feature raster written by geodino (COG, GeoTIFF or Zarr) as float32 features + validity.
 
     int8 files are dequantised (and re-normalised) with the rule stored in their metadata; NaN/-128 cells are
-    invalid. Used by the products (PCA, clusters, similarity, zonal statistics).
+    invalid. Used by the products (PCA, clusters, similarity, zonal statistics, classify, change), which open it
+    with `require_features` so that a raster `geodino embed` did not write is refused.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -446,6 +450,20 @@ class EmbeddingReader:
         self.dtype = str(attrs.get("dtype", self.src.dtypes[0]))
         self.count, self.height, self.width = self.src.count, self.src.height, self.src.width
         self.crs, self.transform = self.src.crs, self.src.transform
+
+    def require_features(self) -> EmbeddingReader:
+        """This reader, or (closed) a one-line InputError when the raster was not written by `geodino embed`: the
+        products would map a plain RGB GeoTIFF or a DEM as if its pixel values were features and say nothing.
+        Every feature raster, Zarr store and scene mosaic carries the backbone record (GEODINO_MODEL_SPEC and
+        GEODINO_MODEL_FINGERPRINT tags, `model_spec` attributes); one of the two is enough."""
+        if any(self.metadata.get(k) not in (None, "") for k in FEATURE_MARKERS):
+            return self
+        self.close()
+        raise InputError(
+            f"{self.path} is not a feature raster from `geodino embed` ({self.count} {self.src.dtypes[0]} band(s), no "
+            f"GEODINO_MODEL_SPEC metadata); run `geodino embed {self.path} --backbone SPEC --out features.tif` first "
+            "and pass features.tif"
+        )
 
     def close(self) -> None:
         self.src.close()

@@ -15,6 +15,8 @@ The torchgeo adapters (`eval/torchgeo_datasets.py`) wrap torchgeo's own classes 
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,8 +102,8 @@ class ProbeDataset(Dataset):
         self.indices = list(range(length)) if indices is None else list(indices)
         sub = hashlib.sha256(np.asarray(self.indices, dtype=np.int64).tobytes()).hexdigest()[:12]
         # the files' sizes and mtimes: an image rewritten in place under its old name is a new dataset for the
-        # feature cache (computed once per dataset, subsets share it)
-        self.stamp = content_stamp(self.root) if stamp is None else stamp
+        # feature cache (computed once per dataset, subsets share it; the folder listing is shared by the splits)
+        self.stamp = folder_stamp(self.root) if stamp is None else stamp
         self.key = (
             f"{name}|{self.root}|{split}|{','.join(self.bands)}|{extra_key}|n={len(self.indices)}:{sub}|{self.stamp}"
         )
@@ -214,16 +216,105 @@ def read_image(path: str | Path, scale: float = 0.0) -> tuple[torch.Tensor, floa
     return torch.from_numpy(arr.astype(np.float32) * np.float32(scale)), scale
 
 
+# ----------------------------------------------------------------------------------------- folder listings
+
+
+@dataclass(frozen=True)
+class _Listing:
+    folders: tuple[tuple[str, int], ...]  # every folder walked, with its mtime (ns) when it was listed
+    files: tuple[str, ...]  # every file under the root, relative to it, sorted
+
+
+_LISTINGS: dict[str, _Listing] = {}  # resolved root -> its listing (kept while no folder in it has changed)
+MAX_LISTINGS = 16
+RACY_NS = 2_000_000_000  # a folder changed this recently may change again within its mtime's resolution
+
+
+def _walk(root: str) -> _Listing:
+    """Every folder and file under `root`. Folders directly under it are followed when they are symlinks (a class
+    folder linked from elsewhere), deeper ones are not, as `Path.rglob` does; unreadable entries are skipped."""
+    folders: list[tuple[str, int]] = []
+    files: list[str] = []
+    stack = [("", 0)]
+    while stack:
+        rel, depth = stack.pop()
+        path = os.path.join(root, rel) if rel else root
+        try:
+            mtime = os.stat(path).st_mtime_ns  # before the listing: a change during it shows as a newer mtime
+            with os.scandir(path) as it:
+                entries = list(it)
+        except OSError:
+            continue
+        folders.append((path, mtime))
+        for e in entries:
+            sub = os.path.join(rel, e.name) if rel else e.name
+            try:
+                if e.is_dir(follow_symlinks=depth == 0):
+                    stack.append((sub, depth + 1))
+                elif e.is_file():
+                    files.append(sub)
+            except OSError:
+                continue
+    return _Listing(tuple(folders), tuple(sorted(files)))
+
+
+def _unchanged(listing: _Listing) -> bool:
+    for path, mtime in listing.folders:
+        try:
+            if os.stat(path).st_mtime_ns != mtime:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def list_folder(root: str | Path) -> tuple[str, ...]:
+    """Every file under `root` (paths relative to it, sorted), listed on disk once per root per process: the train,
+    val and test splits of a probe dataset (and its stamp, and a suite's other backbones) share one walk of a large
+    folder (EuroSAT: 27,000 files) instead of one or more each. The listing is reused while no folder in the tree
+    has a new mtime (a file added, removed or renamed anywhere changes its folder's); a folder changed in the last
+    2 s is listed again next time, as its mtime may not show a change made within its resolution."""
+    key = os.path.realpath(root)
+    cached = _LISTINGS.get(key)
+    if cached is not None and _unchanged(cached):
+        return cached.files
+    _LISTINGS.pop(key, None)
+    start = time.time_ns()
+    listing = _walk(key)
+    if all(mtime < start - RACY_NS for _, mtime in listing.folders):
+        while len(_LISTINGS) >= MAX_LISTINGS:
+            _LISTINGS.pop(next(iter(_LISTINGS)))
+        _LISTINGS[key] = listing
+    return listing.files
+
+
+def folder_stamp(root: str | Path) -> str:
+    """`geodino.io.content_stamp` of a dataset folder (total size, newest mtime, count), from its shared listing:
+    the files are stat'ed on every call, so an image rewritten in place under its old name still changes it."""
+    if not os.path.isdir(root):
+        return content_stamp(root)
+    base = os.path.realpath(root)
+    size, newest, count = 0, os.stat(base).st_mtime_ns, 0
+    for rel in list_folder(base):
+        try:
+            f = os.stat(os.path.join(base, rel))
+        except OSError:
+            continue
+        size, newest, count = size + f.st_size, max(newest, f.st_mtime_ns), count + 1
+    return f"{size}|{newest}|{count}"
+
+
 # ------------------------------------------------------------------------------------------ generic folders
 
 
 def _class_folders(path: Path) -> dict[str, list[Path]]:
+    """{class: its image files (sorted)} for ROOT/<class>/**/*.{jpg,png,tif} (hidden class folders left out)."""
     out: dict[str, list[Path]] = {}
-    for d in sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(f for f in d.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file())
-        if files:
-            out[d.name] = files
-    return out
+    for rel in list_folder(path):
+        name = rel.split(os.sep, 1)[0]
+        if name != rel and not name.startswith(".") and os.path.splitext(rel)[1].lower() in IMAGE_EXTENSIONS:
+            out.setdefault(name, []).append(path / rel)
+    return {name: sorted(out[name]) for name in sorted(out)}
 
 
 def image_folder(cfg: DatasetConfig, split: str) -> ProbeDataset:

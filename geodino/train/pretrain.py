@@ -168,8 +168,19 @@ def pretrain(cfg: PretrainConfig) -> Path:
     """Run one SSL stage as configured; return the run folder (`output_dir`).
 
     Resumes from the newest checkpoint in `output_dir` when there is one (`checkpoint.resume=auto`), so a killed
-    or requeued run continues where it stopped and ends with the same weights as an uninterrupted one.
+    or requeued run continues where it stopped and ends with the same weights as an uninterrupted one. The run
+    folder's lock is released (and its `.geodino.lock` removed) when the run ends or fails, also at start-up.
     """
+    from geodino.train.run_lock import release_run_folder
+
+    try:
+        return _pretrain(cfg)
+    finally:
+        release_run_folder(Path(cfg.output_dir).expanduser())
+
+
+def _pretrain(cfg: PretrainConfig) -> Path:
+    """`pretrain` while this process holds the run folder (`_prepare_output` takes it)."""
     import torch
 
     from geodino.config import save_config

@@ -1,19 +1,36 @@
 """One training run per output folder: `lock_run_folder` holds an exclusive `flock` on `out/.geodino.lock`
 (`geodino.io.RUN_LOCK`) for the life of the process, so that a second run into the same `output_dir` (pretrain or
 distill) stops with one line instead of resuming from the first one's checkpoints while it still writes them.
-The OS frees the lock on any exit, killed or not, so a killed run never leaves a stale lock behind."""
+The OS frees the lock on any exit, killed or not, so a killed run never leaves a stale lock behind.
+
+The lock file itself is removed when the lock is given up normally: `release_run_folder` (pretrain calls it when
+the run ends or fails), the CLI's clean-up of a folder created for a failed start, or at the latest at interpreter
+exit (an `atexit` handler; `release_all_run_folders` before a distributed worker's `os._exit`), so a finished or
+failed run leaves no `.geodino.lock` in its folder. A killed process may leave the file; that is harmless, since
+the flock, not the file, is what locks."""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import IO
 
 from geodino.errors import InputError
 
-__all__ = ["lock_run_folder"]
+__all__ = ["lock_run_folder", "release_all_run_folders", "release_run_folder"]
 
-_LOCKS: dict[str, Any] = {}  # run folder -> its open lock file, held for the life of this process
+_LOCKS: dict[str, tuple[Path, IO[str], int]] = {}  # run folder -> (lock file, its open handle, owner pid)
+
+
+def _same_file(fh: IO[str], path: Path) -> bool:
+    """Whether the open handle `fh` is still the file at `path` (not one a releasing run unlinked meanwhile)."""
+    try:
+        a, b = os.fstat(fh.fileno()), os.stat(path)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def lock_run_folder(out: Path) -> None:
@@ -28,19 +45,52 @@ def lock_run_folder(out: Path) -> None:
         return
     from geodino.io import RUN_LOCK
 
-    fh = open(out / RUN_LOCK, "a+")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        fh.seek(0)
-        owner = fh.read().strip() or "another process"
-        fh.close()
-        raise InputError(
-            f"output_dir {out} is in use by another run ({owner}); wait for it to finish (a killed run frees it) or "
-            "choose another output_dir"
-        ) from exc
+    path = out / RUN_LOCK
+    for _ in range(10):
+        fh = open(path, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            fh.seek(0)
+            owner = fh.read().strip() or "another process"
+            fh.close()
+            raise InputError(
+                f"output_dir {out} is in use by another run ({owner}); wait for it to finish (a killed run frees "
+                "it) or choose another output_dir"
+            ) from exc
+        if _same_file(fh, path):
+            break
+        fh.close()  # the holder released (and unlinked) it between our open and our lock: lock the new file
+    else:
+        raise InputError(f"output_dir {out}: its lock file {RUN_LOCK} keeps being replaced; try again")
     fh.seek(0)
     fh.truncate()
     fh.write(f"pid {os.getpid()}")
     fh.flush()
-    _LOCKS[key] = fh
+    _LOCKS[key] = (path, fh, os.getpid())
+
+
+def release_run_folder(out: Path) -> None:
+    """Give up this process's lock on `out` and remove its lock file (a no-op when this process does not hold
+    it): a run that ended, or failed at start-up, leaves no `.geodino.lock` behind. The file is unlinked while
+    still locked, so no other process can lock it in between (a waiter that opened it re-checks, see above)."""
+    entry = _LOCKS.pop(str(out.resolve()), None)
+    if entry is not None:
+        _release(*entry)
+
+
+def _release(path: Path, fh: IO[str], pid: int) -> None:
+    if pid == os.getpid():  # a forked child inherits the table; the file is its parent's to remove
+        with contextlib.suppress(OSError):
+            if _same_file(fh, path):
+                path.unlink()
+    with contextlib.suppress(OSError):
+        fh.close()
+
+
+@atexit.register
+def release_all_run_folders() -> None:
+    """Release every lock this process still holds: at interpreter exit (distill, and callers that do not release
+    their own) and before a multi-process run leaves through `os._exit`, which skips `atexit`."""
+    while _LOCKS:
+        _release(*_LOCKS.popitem()[1])

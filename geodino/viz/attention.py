@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from geodino.errors import InputError
 __all__ = [
     "AttentionMaps",
     "attention_maps",
+    "check_output_folder",
     "mass_mask",
     "read_input",
     "visualize_attention",
@@ -438,16 +440,44 @@ def _write_cog(path: Path, maps: AttentionMaps, crs: Any, transform: Any) -> Non
         dst.update_tags(layer=maps.layer, mass=maps.mass, patch_size=maps.patch_size, backbone=maps.info.get("spec"))
 
 
+def _written_here(name: str, prefix: str) -> bool:
+    """Whether `name` is a file that `write_attention` writes with `prefix` (its PNGs, COG or JSON summary)."""
+    p = re.escape(prefix)
+    return re.fullmatch(rf"{p}(\.json|\.tif|_(image|mean|mask|panel|similarity|head\d+)\.png)", name) is not None
+
+
+def check_output_folder(out_dir: str | Path, *, prefix: str = "attention", overwrite: bool = False) -> Path:
+    """Refuse (one line naming the folder and a file in it) an output folder that already holds attention maps
+    of an earlier run, unless `overwrite`: a second run into the same `--out` silently replaced the first one's
+    maps. Called before any work (the CLI checks before loading the backbone); returns the folder as a Path."""
+    out = Path(out_dir).expanduser()
+    if overwrite or not out.is_dir():
+        return out
+    found = sorted(f.name for f in out.iterdir() if _written_here(f.name, prefix))
+    if found:
+        raise InputError(
+            f"output folder {out} already holds attention maps ({found[0]}, {len(found)} file(s)); pass --overwrite "
+            "to replace them (or choose another folder)"
+        )
+    return out
+
+
 def write_attention(
-    maps: AttentionMaps, sample: dict[str, Any], out_dir: str | Path, *, prefix: str = "attention"
+    maps: AttentionMaps,
+    sample: dict[str, Any],
+    out_dir: str | Path,
+    *,
+    prefix: str = "attention",
+    overwrite: bool = False,
 ) -> dict[str, Path]:
     """PNGs over the image (mean, mask, each head, similarity, one panel), a COG on the patch grid when the
-    sample is georeferenced, and a JSON summary; returns {name: path}."""
+    sample is georeferenced, and a JSON summary; returns {name: path}. A folder that already holds attention maps
+    is refused unless `overwrite` (then an earlier run's maps that this run does not write are removed)."""
     from geodino.data.preview import to_rgb
     from geodino.data.sensors import get_sensor
     from geodino.io import atomic_path, make_dirs
 
-    out = make_dirs(out_dir)
+    out = make_dirs(check_output_folder(out_dir, prefix=prefix, overwrite=overwrite))
     H, W = maps.image_size
     image = np.asarray(sample["image"])[:, :H, :W]
     valid = np.asarray(sample.get("valid", np.ones(image.shape[1:], bool)))[:H, :W]
@@ -517,8 +547,11 @@ def visualize_attention(
     bands: Sequence[str] | None = None,
     window: Sequence[int] | None = None,
     device: str = "cpu",
+    overwrite: bool = False,
 ) -> dict[str, Path]:
-    """`geodino viz attention`: read `path`, load `backbone` (a spec or a FrozenBackbone), write the maps."""
+    """`geodino viz attention`: read `path`, load `backbone` (a spec or a FrozenBackbone), write the maps (an
+    `out_dir` that holds earlier maps is refused before any work unless `overwrite`)."""
+    check_output_folder(out_dir, overwrite=overwrite)
     if isinstance(backbone, str | Path):
         from geodino.backbones import load_backbone
 
@@ -526,4 +559,4 @@ def visualize_attention(
     sample = read_input(path, sensor=sensor, bands=bands, window=window)
     at = window_point(point, window, path) if point is not None else None
     maps = attention_maps(backbone, sample, layer=layer, heads=heads, mass=mass, point=at)
-    return write_attention(maps, sample, out_dir)
+    return write_attention(maps, sample, out_dir, overwrite=overwrite)

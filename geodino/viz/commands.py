@@ -46,6 +46,7 @@ def register(subparsers: Any) -> None:
         help="read only this pixel window of the input",
     )
     a.add_argument("--device", default="cpu")
+    a.add_argument("--overwrite", action="store_true", help="replace the attention maps of an earlier run in --out")
     a.set_defaults(func=_attention)
     p.set_defaults(func=lambda args: p.print_help() or 0)
 
@@ -53,8 +54,9 @@ def register(subparsers: Any) -> None:
 def _attention(args: argparse.Namespace) -> int:
     from geodino.backbones import load_backbone
     from geodino.errors import InputError
-    from geodino.viz.attention import attention_maps, read_input, window_point, write_attention
+    from geodino.viz.attention import attention_maps, check_output_folder, read_input, window_point, write_attention
 
+    check_output_folder(args.out, overwrite=args.overwrite)  # before the backbone is loaded and run
     sample = read_input(args.input, sensor=args.sensor, bands=args.bands, window=args.window)
     point = None
     if args.point is not None:
@@ -68,7 +70,7 @@ def _attention(args: argparse.Namespace) -> int:
             point = window_point((int(x), int(y)), args.window, args.input)
     backbone = load_backbone(args.backbone, device=args.device)
     maps = attention_maps(backbone, sample, layer=args.layer, heads=args.heads, mass=args.mass, point=point)
-    files = write_attention(maps, sample, args.out)
+    files = write_attention(maps, sample, args.out, overwrite=args.overwrite)
     print(
         f"block {maps.layer}, {len(maps.head_ids)} head(s), patch grid {maps.grid[0]}x{maps.grid[1]}: "
         f"{maps.info['kept_share']:.0%} of patches hold {maps.mass:.0%} of the mean attention"

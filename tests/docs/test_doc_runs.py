@@ -157,10 +157,10 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "embed catalog.json --asset image --asset-bands red,green,nir --backbone S2_CKPT --out feats/": ConfigOnly(STAC),
     G + "embed https://example.org/stac/items.json --asset image --asset-bands 4,3,2 -b arch:vit_small --out feats/": ConfigOnly("a remote STAC URL (network); remote hrefs -> GDAL paths are tested in tests/embed/test_scenes.py"),
     # --- docs/inspect_and_curate.md
-    G + "viz attention scene.tif --backbone dinov3_vitl16_pretrain_sat493m.pth --out att/": Run(replace=RGB, why="the SAT-493M stand-in is RGB: an RGB scene.tif"),
-    G + "viz attention chip.jpg -b exports/teacher.pth -o att/ --layer 5 --heads 0 2 --mass 0.6 --point 32 32": Run(),
-    G + "viz attention s2.tif -b s2_vits16.pth --sensor sentinel2_l2a -o att/ --window 0 0 1024 1024": Run(("--window", "0", "0", "512", "512"), "a 1024 px window at patch 8 is 16k tokens (GBs of attention); the generated s2.tif has 512 px"),
-    G + "viz attention s2.tif -b SPEC --sensor sentinel2_l2a -o att/ --point 500100 4499900 --point-crs": Run(),
+    G + "viz attention scene.tif --backbone dinov3_vitl16_pretrain_sat493m.pth --out att/": Run(OW, "the SAT-493M stand-in is RGB: an RGB scene.tif; README's viz attention run already wrote att/", replace=RGB),
+    G + "viz attention chip.jpg -b exports/teacher.pth -o att/ --layer 5 --heads 0 2 --mass 0.6 --point 32 32": Run(OW, DOC_WROTE),
+    G + "viz attention s2.tif -b s2_vits16.pth --sensor sentinel2_l2a -o att/ --window 0 0 1024 1024": Run(("--window", "0", "0", "512", "512", *OW), "a 1024 px window at patch 8 is 16k tokens (GBs of attention); the generated s2.tif has 512 px; " + DOC_WROTE),
+    G + "viz attention s2.tif -b SPEC --sensor sentinel2_l2a -o att/ --point 500100 4499900 --point-crs": Run(OW, DOC_WROTE),
     G + "data curate /data/chips/ -b exports/teacher.pth --size 100000 -o curated/": Run(("--size", "1", "--clusters", "1"), CURATE),
     G + "data curate /data/s2/ --type raster --sensor sentinel2_l2a --tile-size 256 -b s2_vits16.pth --size 200000 --clusters 20000 2000 200 --dedup 0.95 --workers 4 -o curated/": Run(("--size", "1", "--clusters", "1"), CURATE),
     G + "data curate --config configs/pretrain/small_vit_tiny.yaml -b exports/teacher.pth --size 1000 -o curated/": Run(("--size", "1", "--clusters", "1"), CURATE),
@@ -215,7 +215,7 @@ SNIPPETS: dict[tuple[str, int], Snippet] = {
         replace=RGB, fresh=("scene_emb.tif", "scene_pca.tif", "scene_pca.png", "fields_emb.parquet", "fields_emb.png")
     ),
     ("embed.md", 1): Snippet(after=("embed archive/ --backbone arch:vit_small --out feats/ --resume",)),
-    ("inspect_and_curate.md", 0): Snippet(),
+    ("inspect_and_curate.md", 0): Snippet(fresh=("att",)),
     ("integrations.md", 0): Snippet("import torch\ndn = torch.full((1, 4, 64, 64), 1200.0)  # a DN batch\n"),
     ("integrations.md", 1): Snippet(after=("convert exports/backbone.pth timm_backbone --to timm",)),
     ("integrations.md", 2): Snippet(after=("convert exports/backbone.pth timm_backbone --to timm",)),

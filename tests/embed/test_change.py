@@ -104,9 +104,12 @@ def test_grid_and_backbone_checks_and_resample(tmp_path):
     other = feature_raster(tmp_path / "o.tif", b, tags=dict(TAGS, GEODINO_MODEL_FINGERPRINT="999"))
     with pytest.raises(InputError, match="different backbones: backbone fingerprint abc123"):
         change_map(fa, other, tmp_path / "d.tif")
-    plain = feature_raster(tmp_path / "p.tif", b, tags={})
+    plain = feature_raster(tmp_path / "p.tif", b, tags={"GEODINO_MODEL_SPEC": "toy"})
     with pytest.raises(InputError, match="records no backbone fingerprint"):
         change_map(fa, plain, tmp_path / "d.tif")
+    alien = feature_raster(tmp_path / "q.tif", b, tags={})  # no backbone record at all: not from `geodino embed`
+    with pytest.raises(InputError, match=r"q.tif is not a feature raster from `geodino embed`"):
+        change_map(fa, alien, tmp_path / "d.tif")
     narrow = feature_raster(tmp_path / "n.tif", b[:4])
     with pytest.raises(InputError, match="n_bands 8 vs 4"):
         change_map(fa, narrow, tmp_path / "d.tif")

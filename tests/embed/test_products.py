@@ -15,6 +15,7 @@ T = from_origin(500000.0, 4000000.0, 40.0, 40.0)
 
 
 def feature_raster(path: Path, feats: np.ndarray, crs: str = "EPSG:32633") -> Path:
+    """A float32 feature raster with the backbone record `geodino embed` writes (the products require it)."""
     import rasterio
 
     d, h, w = feats.shape
@@ -22,6 +23,7 @@ def feature_raster(path: Path, feats: np.ndarray, crs: str = "EPSG:32633") -> Pa
         path, "w", driver="GTiff", height=h, width=w, count=d, dtype="float32", crs=crs, transform=T, nodata=np.nan
     ) as dst:
         dst.write(feats.astype(np.float32))
+        dst.update_tags(GEODINO_MODEL_SPEC="arch:test", GEODINO_MODEL_FINGERPRINT="abc123")
     return path
 
 
@@ -302,3 +304,55 @@ def test_product_cogs_name_their_bands(tmp_path, two_class):
     for names, out in outs.items():
         with rasterio.open(out) as ds:
             assert ds.descriptions == names
+
+
+def test_every_product_refuses_a_raster_that_geodino_embed_did_not_write(tmp_path, two_class, capsys):
+    """`embed pca rgb.tif` made a "PCA map" of a plain RGB GeoTIFF (cluster, similar, zonal, classify and change
+    mapped its pixel values too); now each stops with one line naming the file and saying to run `geodino embed`
+    first (exit 2, nothing written), through one check shared by the products."""
+    import geopandas as gpd
+    from shapely.geometry import Point, box
+
+    from geodino.embed.change import change_map
+    from geodino.embed.classify import classify_map
+    from tests.embed.conftest import random_image, write_tif
+    from tests.test_bad_inputs import one_line_exit_2
+
+    feats, _ = two_class
+    rgb = write_tif(tmp_path / "rgb.tif", random_image(20, 30), transform=T)
+    pca = pca_map(feats, tmp_path / "pca.tif")  # a geodino product, but not a feature raster either
+    x0, y0 = 500000.0, 4000000.0
+    gpd.GeoDataFrame(geometry=[box(x0, y0 - 400, x0 + 400, y0)], crs="EPSG:32633").to_file(tmp_path / "z.gpkg")
+    labels = gpd.GeoDataFrame(
+        {"c": ["a", "b"]}, geometry=[Point(x0 + 100, y0 - 500), Point(x0 + 1000, y0 - 500)], crs="EPSG:32633"
+    )
+    labels.to_file(tmp_path / "l.gpkg")
+    calls = {
+        "pca": lambda f, o: pca_map(f, o),
+        "cluster": lambda f, o: cluster_map(f, o, k=2),
+        "similar": lambda f, o: similarity_map(f, o, point=(x0 + 220, y0 - 420)),
+        "zonal": lambda f, o: zonal_embeddings(f, tmp_path / "z.gpkg", o.with_suffix(".parquet")),
+        "classify": lambda f, o: classify_map(f, tmp_path / "l.gpkg", o, column="c"),
+        "change A": lambda f, o: change_map(f, feats, o),
+        "change B": lambda f, o: change_map(feats, f, o),
+    }
+    for plain, what in ((rgb, "3 uint8 band(s)"), (pca, "3 uint8 band(s)")):
+        for name, call in calls.items():
+            out = tmp_path / "out" / f"{name.replace(' ', '_')}.tif"
+            with pytest.raises(InputError) as err:
+                call(plain, out)
+            assert str(err.value) == (
+                f"{plain} is not a feature raster from `geodino embed` ({what}, no GEODINO_MODEL_SPEC metadata); run "
+                f"`geodino embed {plain} --backbone SPEC --out features.tif` first and pass features.tif"
+            ), name
+            assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir()), name
+    for argv in (
+        ["embed", "pca", rgb, "--out", tmp_path / "o" / "p.tif"],
+        ["embed", "cluster", rgb, "--out", tmp_path / "o" / "k.tif", "--k", "2"],
+        ["embed", "similar", rgb, "--out", tmp_path / "o" / "s.tif", "--point", f"{x0 + 220},{y0 - 420}"],
+        ["embed", "zonal", rgb, tmp_path / "z.gpkg", "--out", tmp_path / "o" / "z.parquet"],
+        ["embed", "classify", rgb, tmp_path / "l.gpkg", "--column", "c", "--out", tmp_path / "o" / "m.tif"],
+        ["embed", "change", feats, rgb, "--out", tmp_path / "o" / "c.tif"],
+    ):
+        one_line_exit_2(capsys, tmp_path, *argv, expect=(f"{rgb} is not a feature raster", "run `geodino embed"))
+    assert pca_map(feats, tmp_path / "again.tif").exists()  # a feature raster is still fine

@@ -238,3 +238,71 @@ def test_missing_folder_says_where_and_points_to_readme(tmp_path):
         build_dataset(DatasetConfig(name="loveda", root=str(tmp_path / "empty")), "train")
     with pytest.raises(ConfigError, match="did you mean 'eurosat'"):
         build_dataset(DatasetConfig(name="eurosta", root=str(tmp_path)), "train")
+
+
+def _settle(folders: list[Path]) -> None:
+    """Date these folders 10 s back: a listing of folders changed in the last 2 s is not reused."""
+    import os
+
+    for d in folders:
+        os.utime(d, ns=(0, os.stat(d).st_mtime_ns - 10**10))
+
+
+def _count_listings(monkeypatch) -> dict[str, int]:
+    """{folder: times listed} from now on (os.scandir and os.listdir: what os.walk, Path.iterdir and rglob use)."""
+    import os
+
+    seen: dict[str, int] = {}
+    real = {"scandir": os.scandir, "listdir": os.listdir}
+
+    def counting(name):
+        def call(path="."):
+            key = str(Path(os.fspath(path)).resolve())
+            seen[key] = seen.get(key, 0) + 1
+            return real[name](path)
+
+        return call
+
+    for name in real:
+        monkeypatch.setattr(os, name, counting(name))
+    return seen
+
+
+@pytest.mark.parametrize("layout", ["one folder", "split folders"])
+def test_a_dataset_folder_is_listed_once_for_all_splits(tmp_path, monkeypatch, layout):
+    """The splits of an image_folder dataset each walked the root (a class folder: 5 times per split, 15 for
+    train/val/test; EuroSAT has 27,000 files); now each folder is listed once per process and the listing is
+    reused until a folder in it changes. An image rewritten in place still changes the dataset's stamp."""
+    import os
+
+    root = (tmp_path / "data").resolve()
+    if layout == "one folder":
+        make_folder(root, {"a": 5, "b": 4})
+    else:
+        for split, n in (("train", 4), ("val", 2), ("test", 2)):
+            make_folder(root / split, {"a": n, "b": n}, seed=n)
+    folders = [p for p in [root, *root.rglob("*")] if p.is_dir()]
+    _settle(folders)
+    cfg = DatasetConfig(name="image_folder", root=str(root))
+    seen = _count_listings(monkeypatch)
+    first = {s: build_dataset(cfg, s) for s in ("train", "val", "test")}
+    assert seen == {str(p): 1 for p in folders if layout == "one folder" or p != root}  # the root: a split folder
+    again = {s: build_dataset(cfg, s) for s in ("train", "val", "test")}  # a second probe in the same process
+    assert set(seen.values()) == {1}
+    assert all(again[s].key == first[s].key and again[s].indices == first[s].indices for s in first)
+    assert sum(map(len, first.values())) == (9 if layout == "one folder" else 16)
+
+    cls = root / ("b" if layout == "one folder" else "train/b")
+    _png(cls / "new.png", np.zeros((16, 16, 3), np.uint8))  # a new image: its folder's mtime changes
+    _settle(folders)  # (a folder changed in the last 2 s is listed on every call)
+    after = {s: build_dataset(cfg, s) for s in ("train", "val", "test")}
+    assert seen[str(cls)] == 2 and after["train"].key != first["train"].key  # listed again, once
+    assert sum(map(len, after.values())) == sum(map(len, first.values())) + 1  # with the new image
+    before = build_dataset(cfg, "train")
+    counts = dict(seen)
+    img = cls / "0.png"
+    _png(img, np.full((16, 16, 3), 7, np.uint8))  # rewritten in place: no folder changes
+    os.utime(img, ns=(0, os.stat(img).st_mtime_ns + 10**9))
+    rewritten = build_dataset(cfg, "train")
+    assert seen == counts  # no new listing
+    assert rewritten.stamp != before.stamp and rewritten.key != before.key

@@ -195,7 +195,7 @@ def test_image_bands_window_point_and_a_reused_folder(tmp_path, monkeypatch):
     assert cli.main(["viz", "attention", str(tmp_path / "a.png"), "-b", spec, "-o", str(out), "--heads", "0", "2"]) == 0
     assert (out / "attention_head02.png").exists()
     # a window of the file and a point in the file's pixels: the point's patch is (1, 1) of the window's grid
-    args = ["viz", "attention", str(tmp_path / "a.png"), "-b", spec, "-o", str(out), "--heads", "1"]
+    args = ["viz", "attention", str(tmp_path / "a.png"), "-b", spec, "-o", str(out), "--heads", "1", "--overwrite"]
     assert cli.main([*args, "--window", "16", "16", "48", "48", "--point", "40", "40"]) == 0
     summary = json.loads((out / "attention.json").read_text())
     assert summary["point"] == [24, 24] and summary["bands"] == ["R", "G", "B"] and summary["input"].endswith("a.png")
@@ -205,3 +205,46 @@ def test_image_bands_window_point_and_a_reused_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(att, "MAX_PIXELS", 60 * 60)
     with pytest.raises(InputError, match=r"image .*a.png is 64x64 px; .*--window"):
         read_input(tmp_path / "a.png")
+
+
+def test_a_folder_with_earlier_maps_is_refused_without_overwrite(tmp_path, capsys, monkeypatch):
+    """A second run into the same --out replaced the first run's maps without a word; now it stops with one line
+    (exit 2, before the backbone is loaded, nothing touched) unless --overwrite, as the other writers do; the
+    Python API refuses likewise, and an empty or unrelated folder is fine."""
+    from PIL import Image
+
+    import geodino.backbones
+    from geodino.viz.attention import visualize_attention, write_attention
+    from tests.test_bad_inputs import one_line_exit_2
+
+    Image.fromarray(random_image(32, 32).transpose(1, 2, 0)).save(tmp_path / "a.png")
+    out = tmp_path / "att"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")  # a folder with other files is not an earlier run
+    args = ["viz", "attention", tmp_path / "a.png", "-b", "arch:vit_tiny?depth=1&seed=0", "-o", out]
+    assert cli.main([str(a) for a in args]) == 0
+    first = {f.name: f.read_bytes() for f in out.iterdir()}
+    loads = []
+    monkeypatch.setattr(geodino.backbones, "load_backbone", lambda *a, **k: loads.append(a))
+    one_line_exit_2(
+        capsys, tmp_path, *args,
+        expect=(f"output folder {out} already holds attention maps (attention.json,", "pass --overwrite"),
+    )  # fmt: skip
+    assert not loads  # refused before the backbone is loaded
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == first
+    with pytest.raises(InputError, match="already holds attention maps"):
+        visualize_attention(tmp_path / "a.png", "arch:vit_tiny?depth=1&seed=0", out)
+    assert not loads
+    monkeypatch.undo()
+    bb = load_backbone("arch:vit_tiny?depth=1&seed=0")
+    sample = read_input(tmp_path / "a.png")
+    maps = attention_maps(bb, sample, heads=[1])
+    with pytest.raises(InputError, match="already holds attention maps"):
+        write_attention(maps, sample, out)
+    files = write_attention(maps, sample, out, overwrite=True)
+    assert (out / "notes.txt").read_text() == "mine" and not (out / "attention_head00.png").exists()
+    assert files["head01"].exists()
+    assert write_attention(maps, sample, tmp_path / "other", prefix="b")["json"].name == "b.json"
+    assert write_attention(maps, sample, tmp_path / "other")["json"].exists()  # another prefix is not in the way
+    assert cli.main([str(a) for a in args] + ["--overwrite", "--heads", "0"]) == 0
+    assert (out / "attention_head00.png").exists() and not (out / "attention_head01.png").exists()
