@@ -31,6 +31,7 @@ masked k-bias, untied norms) is what must be reproduced; `torch.compile` does th
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import shutil
 import types
@@ -45,10 +46,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from geodino.errors import ConfigError, InputError
+from geodino.models.layers.patch_embed import check_image_batch
 from geodino.models.layers.rope import rope_for_tokens
 from geodino.models.vit import block_indices, layer_outputs
 
-__all__ = ["MODES", "FastPath", "FastViT", "choose_path", "fast_mode", "fast_path", "tf32_matmuls", "tf32_round"]
+__all__ = [
+    "MODES",
+    "FastPath",
+    "FastViT",
+    "choose_path",
+    "env_mode",
+    "fast_mode",
+    "fast_path",
+    "tf32_matmuls",
+    "tf32_round",
+]
 
 MODES = ("auto", "off", "float32", "float32-ieee", "bfloat16", "int8")
 ENV_SWITCH = "GEODINO_FAST"  # "0" / "off" turns the fast path off everywhere; a mode name forces that mode
@@ -114,6 +126,20 @@ def fast_mode(value: Any, key: str = "fast path mode") -> str:
     return mode
 
 
+def env_mode() -> str | None:
+    """The mode `GEODINO_FAST` forces ('off' for 0 / off / false / no; a mode name), or None when it is unset or
+    asks for the default (1 / on / auto); a ConfigError for anything else. It overrides every setting in code or
+    config. Commands that write a run folder check it up front (a bad value otherwise failed after set-up)."""
+    env = os.environ.get(ENV_SWITCH, "").strip().lower()
+    if not env or env in (*_ON_WORDS, "auto"):
+        return None
+    if env in _OFF_WORDS:
+        return "off"
+    if env not in MODES:
+        raise ConfigError(f"{ENV_SWITCH}={env!r} is not a fast-path mode; use one of {', '.join(MODES)} or 0")
+    return env
+
+
 def choose_path(
     device: str | torch.device = "cpu", mode: str = "auto", compile: bool | None = None, amp: bool | None = None
 ) -> FastPath:
@@ -124,14 +150,10 @@ def choose_path(
     float32 on a GPU with TF32 tensor cores runs its projections as 3xTF32 (`_Tf32x3Linear`); 'float32-ieee'
     keeps plain float32 products there. `amp` (the FrozenBackbone setting) picks bf16 in auto mode when set."""
     device = torch.device(device)
-    env = os.environ.get(ENV_SWITCH, "").strip().lower()
-    if env in _OFF_WORDS:
-        return FastPath(False, reason=f"{ENV_SWITCH}={env}")
-    if env and env not in (*_ON_WORDS, "auto"):
-        if env not in MODES:
-            raise ConfigError(f"{ENV_SWITCH}={env!r} is not a fast-path mode; use one of {', '.join(MODES)} or 0")
-        mode = env
-    mode = fast_mode(mode)
+    env = env_mode()
+    if env == "off":
+        return FastPath(False, reason=f"{ENV_SWITCH}={os.environ[ENV_SWITCH].strip().lower()}")
+    mode = fast_mode(env or mode)
     if mode == "off":
         return FastPath(False, reason="mode=off")
     if mode == "auto":
@@ -397,7 +419,11 @@ class FastViT(nn.Module):
             setattr(self, name, getattr(model, name))
         self.num_features = self.embed_dim
         self.n_prefix_tokens = int(model.n_prefix_tokens)
-        self._check_input = model.patch_embed.check_input
+        # the check alone, not `model.patch_embed.check_input`: a bound method kept the eager patch embedding (and
+        # its weights) alive after a caller dropped the eager model (the distillation teacher)
+        self._check_input = functools.partial(
+            check_image_batch, in_chans=int(model.patch_embed.in_chans), patch=int(model.patch_embed.patch_size[0])
+        )
         with torch.no_grad():
             self.core = _Core(model, dtype).eval()
         if self.path.dtype == "int8":

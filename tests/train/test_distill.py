@@ -257,6 +257,39 @@ def test_a_resumed_run_keeps_the_teacher_path_its_warm_up_chose(images, tmp_path
     assert "resumed from" in caplog.text
 
 
+def test_a_bad_env_mode_or_a_timm_teacher_fails_before_the_run_folder_is_made(images, tmp_path, monkeypatch) -> None:
+    """GEODINO_FAST=bogus failed only after the teacher was loaded, leaving config.yaml behind; a timm teacher
+    (it has forward_features) ended in an AttributeError traceback."""
+    monkeypatch.setenv("GEODINO_FAST", "bogus")
+    with pytest.raises(ConfigError, match=r"^GEODINO_FAST='bogus' is not a fast-path mode; use one of auto, off"):
+        distill(_cfg(images, tmp_path / "env"))
+    assert not (tmp_path / "env").exists()
+    monkeypatch.delenv("GEODINO_FAST")
+    with pytest.raises(ConfigError, match=r"teacher.spec='timm:vit_tiny_patch16_224\?depth=1' is a timm model, not a"):
+        distill(_cfg(images, tmp_path / "timm", "teacher.spec='timm:vit_tiny_patch16_224?depth=1'"))
+
+
+def test_the_fast_teacher_keeps_no_part_of_the_eager_teacher_alive() -> None:
+    """The eager teacher is dropped once its weights are prepared; the fast path held its patch embedding (and its
+    weights) through a bound input check."""
+    import gc
+    import weakref
+
+    from geodino.models import build_model
+    from geodino.models.frozen import FastPath, FastViT
+
+    eager = build_model("vit_tiny", patch_size=8, depth=1)
+    refs = [weakref.ref(eager), weakref.ref(eager.patch_embed), weakref.ref(eager.patch_embed.proj.weight)]
+    fast = FastViT(eager, FastPath(True, "float32"))
+    del eager
+    gc.collect()
+    assert [r() for r in refs] == [None, None, None]
+    with pytest.raises(InputError, match="input has 4 bands but the backbone expects 3"):
+        fast.forward_features(torch.zeros(1, 4, 16, 16))
+    with pytest.raises(InputError, match="image size 12x16 is not a multiple of the patch size 8"):
+        fast.forward_features(torch.zeros(1, 3, 12, 16))
+
+
 def test_the_fast_teacher_gives_the_eager_teachers_targets(images) -> None:
     """The distillation targets (Sinkhorn-Knopp CLS and patch targets) of the fast float32 teacher equal the eager
     teacher's within the path's tolerance."""
@@ -304,14 +337,17 @@ def test_the_teacher_compiles_only_when_the_run_repays_it(images, tmp_path, monk
     cfg = _cfg(images, tmp_path, "crops={global_size: 224, local_size: 96, n_local: 8}", "teacher.head_warmup_steps=0")
     steps = need // (16 * 2)  # images per step: 16 per rank x 2 global crops
     cfg.train.max_steps = steps - 1
-    short = teacher_path(cfg, cpu, 16, warmup=False)
+    short = teacher_path(cfg, cpu, 16)
     assert not short.compile and "too small" in short.reason
     cfg.train.max_steps = steps + 1
-    assert teacher_path(cfg, cpu, 16, warmup=False).compile
+    assert teacher_path(cfg, cpu, 16).compile
     cfg.train.max_steps, cfg.teacher.head_warmup_steps = 1, steps // 2 + 1  # each warm-up step: 2 global views
-    assert not teacher_path(cfg, cpu, 16, warmup=False).compile and teacher_path(cfg, cpu, 16, warmup=True).compile
+    assert not teacher_path(cfg, cpu, 16).compile and teacher_path(cfg, cpu, 16, 16).compile
+    # one image per step and process (as many processes as images), two per warm-up step: each counted at its own
+    cfg.train.max_steps, cfg.teacher.head_warmup_steps = need // 2 - 20, 1  # 1,960 step images + ~11 warm-up
+    assert not teacher_path(cfg, cpu, 1, 2).compile and teacher_path(cfg, cpu, 2, 2).compile
     cfg.teacher.fast = "off"
-    assert not teacher_path(cfg, cpu, 16, warmup=True).enabled
+    assert not teacher_path(cfg, cpu, 16, 16).enabled
 
 
 def test_a_distill_folder_in_use_is_refused(images, tmp_path) -> None:

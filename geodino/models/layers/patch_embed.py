@@ -29,22 +29,27 @@ class PatchEmbed(nn.Module):
 
     def check_input(self, x: Tensor) -> None:
         """Raise `InputError` naming the size, the band count and the patch size when `x` does not fit."""
-        if x.ndim != 4:
-            raise InputError(f"expected an image batch [B, C, H, W], got a tensor of shape {tuple(x.shape)}")
-        _, c, h, w = x.shape
-        p = self.patch_size[0]
-        if c != self.in_chans:
-            raise InputError(
-                f"input has {c} bands but the backbone expects {self.in_chans}; select matching bands or adapt "
-                f"the patch embedding (geodino.models.checkpoints.adapt_patch_embed / load_backbone(bands=...))"
-            )
-        if h % p or w % p:
-            raise InputError(
-                f"image size {h}x{w} is not a multiple of the patch size {p}; crop or pad to "
-                f"{(h // p) * p or p}x{(w // p) * p or p} (or {-(-h // p) * p}x{-(-w // p) * p})"
-            )
+        check_image_batch(x, self.in_chans, self.patch_size[0])
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
         x = self.proj(x)  # [B, D, H, W]
         return x.permute(0, 2, 3, 1)  # [B, H, W, D] (a view; flattened by the caller)
+
+
+def check_image_batch(x: Tensor, in_chans: int, patch: int) -> None:
+    """`PatchEmbed.check_input` without the module (the fast path keeps the check, not the eager weights)."""
+    if x.ndim != 4:
+        raise InputError(f"expected an image batch [B, C, H, W], got a tensor of shape {tuple(x.shape)}")
+    _, c, h, w = x.shape
+    if c != in_chans:
+        raise InputError(
+            f"input has {c} bands but the backbone expects {in_chans}; select matching bands or adapt "
+            f"the patch embedding (geodino.models.checkpoints.adapt_patch_embed / load_backbone(bands=...))"
+        )
+    if h % patch or w % patch:
+        raise InputError(
+            f"image size {h}x{w} is not a multiple of the patch size {patch}; crop or pad to "
+            f"{(h // patch) * patch or patch}x{(w // patch) * patch or patch} "
+            f"(or {-(-h // patch) * patch}x{-(-w // patch) * patch})"
+        )

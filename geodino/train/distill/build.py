@@ -62,28 +62,32 @@ def load_teacher(spec: str, device: torch.device) -> tuple[nn.Module, Any]:
 
     fb = load_backbone(spec, device=str(device))
     model = getattr(fb, "model", fb)
-    if not hasattr(model, "forward_features"):
+    # a timm ViT has forward_features too (it then failed on `patch_size` with a traceback): the kind decides
+    if getattr(fb, "kind", "geodino") != "geodino" or not hasattr(model, "forward_features"):
+        kind = getattr(fb, "kind", type(model).__name__)
         raise ConfigError(
-            f"teacher.spec={spec!r} is not a DINOv3 ViT (no forward_features); distillation needs a geodino/official "
-            "DINOv3 backbone, not a timm baseline"
+            f"teacher.spec={spec!r} is a {kind} model, not a DINOv3 ViT; distillation needs a geodino/official "
+            "DINOv3 backbone (an official .pth, a geodino export or checkpoint, a .safetensors file, an HF folder or "
+            "arch:NAME)"
         )
     model.eval().requires_grad_(False)
     return model, fb
 
 
-def teacher_path(cfg: DistillConfig, device: torch.device, per_rank_batch: int, warmup: bool) -> FastPath:
+def teacher_path(cfg: DistillConfig, device: torch.device, step_batch: int, warmup_batch: int = 0) -> FastPath:
     """The frozen teacher's inference path for this run (`teacher.fast`, `geodino.inference.job_path`): bf16
     weights under bf16-mixed precision, and compiled only when the teacher's forwards, counted in images of the
-    global crop size, repay the warm-up (the distillation steps' global crops, and with `warmup` the heads warm-up's
-    clean and masked global views and its local crops)."""
+    global crop size, repay the warm-up: the distillation steps' global crops (`step_batch` images per step on
+    this process) and, when `warmup_batch` > 0, the heads warm-up's clean and masked global views and its local
+    crops (`warmup_batch` images per warm-up step)."""
     from geodino.inference import job_path
 
     c = cfg.crops
     g = int(c.global_size)
-    images = cfg.train.max_steps * per_rank_batch * c.n_global
-    if warmup:
-        local = per_rank_batch * c.n_local * (c.local_size / g) ** 2
-        images += cfg.teacher.head_warmup_steps * (2 * per_rank_batch * c.n_global + local)
+    images = cfg.train.max_steps * step_batch * c.n_global
+    if warmup_batch > 0:
+        local = warmup_batch * c.n_local * (c.local_size / g) ** 2
+        images += cfg.teacher.head_warmup_steps * (2 * warmup_batch * c.n_global + local)
     amp = cfg.train.precision == "bf16-mixed"
     return job_path(device, cfg.teacher.fast, None, amp, n_images=int(images), image_size=(g, g))
 
@@ -97,19 +101,19 @@ def fast_teacher(
     runs (the FastViT's `path` then says so)."""
     from geodino.models.frozen import FastViT
 
-    path = teacher_path(cfg, device, per_rank_batch, warmup=False)
+    path = teacher_path(cfg, device, per_rank_batch)
     if not path.enabled:
         return teacher, path
     return FastViT(teacher, path).to(device), path
 
 
-def _count_warmup(cfg: DistillConfig, teacher: nn.Module, per_rank_batch: int) -> None:
+def _count_warmup(cfg: DistillConfig, teacher: nn.Module, step_batch: int, warmup_batch: int) -> None:
     """Decide the teacher's compile with the heads warm-up's forwards counted in the job: when this run warms heads
     up, and when it resumes a run that did (so that the resumed run computes as the first one did)."""
     from geodino.models.frozen import FastViT
 
-    if isinstance(teacher, FastViT) and per_rank_batch:
-        teacher.path = teacher_path(cfg, next(teacher.parameters()).device, per_rank_batch, warmup=True)
+    if isinstance(teacher, FastViT) and warmup_batch:
+        teacher.path = teacher_path(cfg, next(teacher.parameters()).device, step_batch, warmup_batch)
 
 
 def _check_heads_teacher(saved: Path, fingerprint: str, spec: str) -> None:
@@ -132,10 +136,12 @@ def teacher_heads(
     out_dir: Path,
     batches_factory: Any,
     write: bool = True,
-    per_rank_batch: int = 0,
+    warmup_batch: int = 0,
+    step_batch: int = 0,
 ) -> tuple:
     """(dino_head, ibot_head, source): from `teacher.heads`, from the teacher file, or a fresh warm-up (run by
-    every rank together on `per_rank_batch` images each; `write` says whether this rank saves the result)."""
+    every rank together on `warmup_batch` images each; `write` says whether this rank saves the result).
+    `step_batch`: this process's images per distillation step (with `warmup_batch`, the teacher's compile rule)."""
     from geodino.models.heads import DINOHead
     from geodino.train import teacher_heads as th
 
@@ -162,7 +168,7 @@ def teacher_heads(
     saved = out_dir / "teacher.heads.pth"
     if saved.is_file():  # a resumed run: the warm-up was done already (for this teacher, checked)
         _check_heads_teacher(saved, str(getattr(fb, "fingerprint", "")), cfg.teacher.spec)
-        _count_warmup(cfg, teacher, per_rank_batch)  # the path the run had: a resume stays bit-identical
+        _count_warmup(cfg, teacher, step_batch, warmup_batch)  # the path the run had: a resume stays bit-identical
         dino, ibot = th.load_heads_file(saved, embed_dim)
         return dino, ibot, str(saved)
     if cfg.teacher.head_warmup_steps == 0:
@@ -177,7 +183,7 @@ def teacher_heads(
     log.info(
         "teacher %s has no heads: warming up fresh heads for %d steps", cfg.teacher.spec, cfg.teacher.head_warmup_steps
     )
-    _count_warmup(cfg, teacher, per_rank_batch)
+    _count_warmup(cfg, teacher, step_batch, warmup_batch)
     dino, ibot, hist = th.warmup_heads(
         teacher,
         batches_factory(),

@@ -146,9 +146,10 @@ class DistillConfig:
         from geodino.train.loggers import check_loggers
 
         check_loggers(self.train.loggers, self.train.logger_options, "train.loggers")
-        from geodino.models.frozen import fast_mode
+        from geodino.models.frozen import env_mode, fast_mode
 
         self.teacher.fast = fast_mode(self.teacher.fast, "teacher.fast")  # YAML's `off` arrives as 'False'
+        env_mode()  # a bad GEODINO_FAST fails here, before the run folder is made, not after the teacher is loaded
         if self.teacher.head_warmup_steps < 0:
             raise ConfigError(f"teacher.head_warmup_steps={self.teacher.head_warmup_steps} must be >= 0")
         if self.schedules.kind not in ("v1", "v2"):

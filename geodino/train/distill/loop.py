@@ -119,7 +119,14 @@ def setup(cfg: DistillConfig) -> DistillRun:
     teacher, path = b.fast_teacher(cfg, teacher, device, layout.data_batch)
     fb.model = teacher
     t_dino, t_ibot, heads_src = b.teacher_heads(
-        cfg, teacher, fb, out_dir, warmup_batches, write=rank == 0, per_rank_batch=warmup_batch
+        cfg,
+        teacher,
+        fb,
+        out_dir,
+        warmup_batches,
+        write=rank == 0,
+        warmup_batch=warmup_batch,
+        step_batch=layout.data_batch,
     )
     if distributed:
         dist.barrier()
