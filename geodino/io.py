@@ -10,7 +10,7 @@ import contextlib
 import hashlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -190,12 +190,17 @@ def content_stamp(path: str | Path, _depth: int = 0) -> str:
             sources = "\n".join(f"{p}|{content_stamp(p, _depth + 1)}" for p in vrt_sources(path))
             return f"{own}|vrt:{hashlib.sha1(sources.encode()).hexdigest()[:16]}"
         return own
-    size, newest, count = 0, st.st_mtime_ns, 0
-    for root, _, names in os.walk(path):
-        for name in names:
-            try:
-                f = os.stat(os.path.join(root, name))
-            except OSError:
-                continue
-            size, newest, count = size + f.st_size, max(newest, f.st_mtime_ns), count + 1
+    return files_stamp(st.st_mtime_ns, (os.path.join(root, n) for root, _, names in os.walk(path) for n in names))
+
+
+def files_stamp(newest: int, files: Iterable[str]) -> str:
+    """'total size|newest mtime|count' of `files`, stat'ed now (files gone meanwhile are skipped), starting from a
+    folder's own mtime `newest`: the stamp of a folder's content (`content_stamp`, probe dataset folders)."""
+    size, count = 0, 0
+    for p in files:
+        try:
+            f = os.stat(p)
+        except OSError:
+            continue
+        size, newest, count = size + f.st_size, max(newest, f.st_mtime_ns), count + 1
     return f"{size}|{newest}|{count}"

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from geodino.errors import ConfigError, InputError
-from geodino.io import content_stamp
+from geodino.io import content_stamp, files_stamp
 
 IGNORE_INDEX = 255
 """Mask value of unlabelled pixels in segmentation samples produced here (LoveDA's no-data class)."""
@@ -294,14 +294,7 @@ def folder_stamp(root: str | Path) -> str:
     if not os.path.isdir(root):
         return content_stamp(root)
     base = os.path.realpath(root)
-    size, newest, count = 0, os.stat(base).st_mtime_ns, 0
-    for rel in list_folder(base):
-        try:
-            f = os.stat(os.path.join(base, rel))
-        except OSError:
-            continue
-        size, newest, count = size + f.st_size, max(newest, f.st_mtime_ns), count + 1
-    return f"{size}|{newest}|{count}"
+    return files_stamp(os.stat(base).st_mtime_ns, (os.path.join(base, rel) for rel in list_folder(base)))
 
 
 # ------------------------------------------------------------------------------------------ generic folders
