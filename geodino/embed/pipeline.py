@@ -73,6 +73,7 @@ __all__ = [
     "check_complete",
     "check_memory",
     "check_resume",
+    "check_started",
     "embed_raster",
     "estimate_memory",
     "partial_blocks",
@@ -313,6 +314,7 @@ def embed_raster(
     out: str | Path | None = None,
     *,
     config: EmbedConfig | None = None,
+    prepared: PreparedRun | None = None,
     **options: Any,
 ) -> Path:
     """Write the backbone's patch features of a raster as a georeferenced COG (.tif) or GeoZarr (.zarr).
@@ -320,7 +322,9 @@ def embed_raster(
     `input`: a raster path (GeoTIFF, COG, VRT...), a Zarr/NetCDF cube path or an xarray object.
     `backbone`: a spec string for `geodino.backbones.load_backbone` or a backbone object (see
     `geodino.embed.backbone.Backbone`). `options` are `EmbedConfig` fields (tile, overlap, blend, layers, dtype,
-    resume, workers ...). Returns the output path, which exists only once the raster is complete.
+    resume, workers ...). `prepared`: the `prepare` of this very input, config and backbone object when the caller
+    already made it (`check_started` of a resumed folder run), so it is not made twice. Returns the output path,
+    which exists only once the raster is complete.
     """
     if not isinstance(input, str | Path) and not hasattr(input, "dims"):  # not a path, not an xarray object
         raise InputError(
@@ -328,7 +332,7 @@ def embed_raster(
             f"CRS), not a {type(input).__module__}.{type(input).__name__}; write the array as a GeoTIFF first so "
             "the features can carry its georeference"
         )
-    return _run(input, _config(config, backbone, out, options), finalize=True)
+    return _run(input, _config(config, backbone, out, options), finalize=True, prep=prepared)
 
 
 def _config(config: EmbedConfig | None, backbone: Any, out: Any, options: dict[str, Any]) -> EmbedConfig:
@@ -339,9 +343,9 @@ def _config(config: EmbedConfig | None, backbone: Any, out: Any, options: dict[s
     return cfg
 
 
-def _run(input: Any, cfg: EmbedConfig, *, finalize: bool) -> Path:
+def _run(input: Any, cfg: EmbedConfig, *, finalize: bool, prep: PreparedRun | None = None) -> Path:
     """`embed_raster` with a validated config; `finalize=False` (a spawned worker) writes its share of blocks and
-    leaves the conversion to the output to the process that spawned it."""
+    leaves the conversion to the output to the process that spawned it; `prep`: `prepare` already made."""
     out_path = Path(cfg.out).expanduser()
     _out_kind(out_path)
     work = work_dir_for(out_path)
@@ -366,7 +370,7 @@ def _run(input: Any, cfg: EmbedConfig, *, finalize: bool) -> Path:
     os.environ.setdefault("GDAL_CACHEMAX", str(int(cfg.gdal_cache_mb)))
     bound_heap_growth()
     with rasterio.Env(GDAL_CACHEMAX=int(cfg.gdal_cache_mb) * 2**20):
-        return _embed(input, cfg, out_path, work, t0, finalize=finalize)
+        return _embed(input, cfg, out_path, work, t0, finalize=finalize, prep=prep)
 
 
 def check_complete(out: Path, prep: PreparedRun) -> None:
@@ -396,22 +400,31 @@ def check_complete(out: Path, prep: PreparedRun) -> None:
 def check_resume(input: Any, cfg: EmbedConfig, bb: Any) -> bool:
     """Before a `--resume` run writes anything: check that the output `cfg.out` (finished, or partial) was made
     with `cfg`'s settings (an InputError names those that differ); True when it is finished, so nothing is left."""
+    return check_started(input, cfg, bb)[0]
+
+
+def check_started(input: Any, cfg: EmbedConfig, bb: Any) -> tuple[bool, PreparedRun | None]:
+    """`check_resume`, and the preparation the check made (None when `cfg.out` is not started): a caller that goes
+    on to resume a partial output passes it to `embed_raster(..., prepared=)`, so the input is not opened,
+    probed and planned a second time (a resumed folder run checks every started scene before writing any)."""
     out = Path(cfg.out).expanduser()
     work = work_dir_for(out)
     if not out.exists() and not (work / PLAN_FILE).exists():
-        return False
+        return False, None
     prep = prepare(input, cfg, bb)
     if out.exists():
         check_complete(out, prep)
-        return True
+        return True, prep
     check_partial(work, prep.ident)
-    return False
+    return False, prep
 
 
-def _embed(input: Any, cfg: EmbedConfig, out_path: Path, work: Path, t0: float, *, finalize: bool) -> Path:
-    """The body of `embed_raster` (inside a bounded GDAL cache)."""
+def _embed(
+    input: Any, cfg: EmbedConfig, out_path: Path, work: Path, t0: float, *, finalize: bool, prep: PreparedRun | None
+) -> Path:
+    """The body of `embed_raster` (inside a bounded GDAL cache); `prep` when the caller already prepared the run."""
     bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
-    prep = prepare(input, cfg, bb)
+    prep = prep or prepare(input, cfg, bb)
     if out_path.exists() and not cfg.overwrite:  # --resume (see `_run`): the settings must match before "nothing to do"
         check_complete(out_path, prep)
         if cfg.world_size == 1 and cfg.rank == 0:

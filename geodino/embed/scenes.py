@@ -23,12 +23,15 @@ import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from geodino.data.paths import RASTER_EXTS, resolve_paths
 from geodino.embed.config import EmbedConfig, make_config
 from geodino.embed.stac import Scene, is_stac, read_stac
 from geodino.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from geodino.embed.pipeline import PreparedRun
 
 __all__ = ["Scene", "embed_scenes", "is_many", "list_scenes", "scene_outputs", "stack_sources"]
 
@@ -289,15 +292,21 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     from geodino.data.vrt import write_vrt
 
     done: set[str] = set()
+    prepared: dict[str, PreparedRun] = {}  # partial scenes: the check's preparation, reused by their run
     if cfg.resume and not cfg.overwrite:  # every scene already started must match this run before any is written
-        from geodino.embed.pipeline import check_resume, work_dir_for
+        from geodino.embed.pipeline import check_started, work_dir_for
 
         started = [s for s in mine if outs[s.name].exists() or work_dir_for(outs[s.name]).exists()]
         _check_stacks(started, stacks)
         for s in started:
             if Path(s.path) in stacks:  # a started stack's VRT is the input it was read from
                 write_vrt(stacks[Path(s.path)], s.path)
-        done = {s.name for s in started if check_resume(s.path, scene_cfg[s.name], bb)}
+        for s in started:
+            finished, prep = check_started(s.path, scene_cfg[s.name], bb)
+            if finished:
+                done.add(s.name)
+            elif prep is not None:
+                prepared[s.name] = prep
     from geodino.io import make_dirs
 
     make_dirs(folder)
@@ -308,7 +317,7 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
             continue
         if cfg.progress:  # a progress line, like the bar (each scene's own lines name it)
             print(f"geodino: scene {k}/{len(mine)} {s.name} ({s.path})", file=sys.stderr)
-        embed_raster(s.path, bb, config=scene_cfg[s.name])
+        embed_raster(s.path, bb, config=scene_cfg[s.name], prepared=prepared.pop(s.name, None))
     console.flush()
     if done:
         print(f"geodino: {len(done)} scene(s) already done with these settings, skipped", file=sys.stderr)

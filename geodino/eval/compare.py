@@ -105,11 +105,20 @@ def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str 
 
     The main backbone is checked against every task first (a task it cannot run stops everything before any run);
     a comparison backbone that cannot run a task (a four-layer head on a one-block baseline) skips it with a
-    warning, and the comparison notes why."""
+    warning, and the comparison notes why. At most one backbone is in memory at a time: each is loaded, run and
+    released (`release_backbones`) before the next loads, so the main one is loaded twice (for the check, then
+    for its run), which costs a load but keeps the peak at the largest backbone rather than the main plus one."""
     import copy
 
     from geodino.errors import ConfigError
-    from geodino.eval.runner import prepare_suite, read_results, run_prepared, run_suite
+    from geodino.eval.runner import (
+        load_suite_backbones,
+        prepare_suite,
+        read_results,
+        release_backbones,
+        run_prepared,
+        run_suite,
+    )
 
     main = spec or cfg.backbone
     if not main:
@@ -123,12 +132,24 @@ def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str 
     if twice:
         raise ConfigError(f"--compare names {twice[0]!r} twice (or as the --backbone itself); give each once")
     main_suite = prepare_suite(copy.deepcopy(cfg), specs[0], folders[0])  # stops here if main cannot run a task
+    # One backbone in memory at a time: the main one, loaded for the check above, is dropped while the
+    # comparisons run (each loaded, run and dropped in turn) and loaded again for its own run.
+    if len(specs) > 1:
+        release_backbones(main_suite)
     rows: list[list[dict[str, Any]]] = [[] for _ in specs]
     skipped: dict[str, dict[str, str]] = {}
     for k in range(1, len(specs)):  # the comparisons first, the main backbone last
         rows[k] = run_suite(copy.deepcopy(cfg), specs[k], folders[k], skip_unfit=True)
+        release_backbones()  # run_suite's backbones are unreferenced now; collect them before the next load
         skipped[specs[k]] = dict(read_results(folders[k]).get("skipped") or {})
-    rows[0] = run_prepared(main_suite)
+    if not main_suite.backbones:
+        main_suite.backbones = load_suite_backbones(
+            main_suite.cfg, main_suite.spec, main_suite.parsed, main_suite.names
+        )
+    try:
+        rows[0] = run_prepared(main_suite)
+    finally:
+        release_backbones(main_suite)
     runs = list(zip(specs, rows, strict=True))
     payload = {
         "suite": cfg.name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import gc
 import hashlib
 import importlib
 import inspect
@@ -266,6 +267,31 @@ def task_layer_problem(task: ParsedTask, backbone: Any) -> LayerError | None:
     return None
 
 
+def load_suite_backbones(
+    cfg: SuiteConfig, spec: str, parsed: dict[str, ParsedTask], names: list[str]
+) -> dict[tuple, Any]:
+    """(backbone_bands, backbone_sensor) -> the backbone `spec` loaded for them, over the tasks `names`: one load per
+    pair, shared by the tasks that use it."""
+    backbones: dict[tuple, Any] = {}
+    for name in names:
+        key = _backbone_key(parsed[name])
+        if key not in backbones:
+            backbones[key] = load_probe_backbone(spec, list(key[0]), key[1], cfg.device)
+    return backbones
+
+
+def release_backbones(suite: PreparedSuite | None = None) -> None:
+    """Drop `suite`'s loaded backbones (if given) and hand their memory back: a cycle collection, then the CUDA
+    allocator's cached blocks where CUDA is in use, so the next backbone loads into the room this one had."""
+    import torch
+
+    if suite is not None:
+        suite.backbones.clear()
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
 def prepare_suite(
     cfg: SuiteConfig, backbone_spec: str | None = None, out_dir: str | Path = "probe_out", *, skip_unfit: bool = False
 ) -> PreparedSuite:
@@ -288,11 +314,7 @@ def prepare_suite(
     parsed = parse_tasks(cfg, out, names)
     for t in parsed.values():
         _precheck_data(t.data if t.data is not None else getattr(t.cfg, "data", None))
-    backbones: dict[tuple, Any] = {}  # one load per (bands, sensor): tasks sharing them share the backbone
-    for name in names:
-        key = _backbone_key(parsed[name])
-        if key not in backbones:
-            backbones[key] = load_probe_backbone(spec, list(key[0]), key[1], cfg.device)
+    backbones = load_suite_backbones(cfg, spec, parsed, names)
     problems = {
         n: exc for n in names if (exc := task_layer_problem(parsed[n], backbones[_backbone_key(parsed[n])])) is not None
     }

@@ -104,6 +104,43 @@ def test_a_killed_run_redoes_only_unfinished_scenes(tmp_path, conv_bb, monkeypat
     assert (out / "mosaic.vrt").exists() and not (out / ".b.tif.partial").exists()
 
 
+def test_a_resumed_folder_prepares_each_scene_once(tmp_path, monkeypatch):
+    """The resume check of a partial scene prepares it (input opened, probe forward, plan) and its run reuses that
+    preparation: one `prepare` per scene (finished, partial or untouched), and the bytes of an uninterrupted run."""
+    from collections import Counter
+
+    import geodino.embed.pipeline as pipeline
+    from geodino.embed import sweep
+
+    three_scenes(tmp_path / "scenes")
+    bb, opts = "arch:vit_tiny?seed=0&depth=1&patch_size=8", {**OPTS, "chunk": 8}
+    embed_scenes(tmp_path / "scenes", backbone=bb, out=tmp_path / "ref", **opts)  # the uninterrupted run
+    running: list[str] = []
+    real_embed, real_prepare = pipeline.embed_raster, pipeline.prepare
+    monkeypatch.setattr(
+        pipeline, "embed_raster", lambda inp, *a, **k: running.append(Path(inp).name) or real_embed(inp, *a, **k)
+    )
+
+    def kill(n_blocks: int, n_rows: int) -> None:  # killed in scene b after one block: a finished, c untouched
+        if running[-1] == "b.tif" and n_blocks >= 1:
+            raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(sweep, "_after_row", kill)
+    out = tmp_path / "feats"
+    with pytest.raises(KeyboardInterrupt):
+        embed_scenes(tmp_path / "scenes", backbone=bb, out=out, **opts)
+    monkeypatch.setattr(sweep, "_after_row", lambda *a: None)
+    assert sorted(p.name for p in out.iterdir()) == [".b.tif.partial", "a.tif"]
+    prepared: Counter[str] = Counter()
+    monkeypatch.setattr(pipeline, "prepare", lambda inp, *a: prepared.update([Path(inp).name]) or real_prepare(inp, *a))
+    running.clear()
+    embed_scenes(tmp_path / "scenes", backbone=bb, out=out, resume=True, **opts)
+    assert running == ["b.tif", "c.tif"]
+    assert prepared == {"a.tif": 1, "b.tif": 1, "c.tif": 1}  # b was prepared twice: by its check and by its run
+    for name in ("a", "b", "c"):
+        np.testing.assert_array_equal(read_all(out / f"{name}.tif")[0], read_all(tmp_path / "ref" / f"{name}.tif")[0])
+
+
 def test_ranks_split_scenes_and_the_last_writes_the_mosaic(tmp_path, conv_bb):
     scenes = three_scenes(tmp_path / "scenes")
     listing = tmp_path / "list.txt"

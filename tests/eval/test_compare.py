@@ -215,3 +215,37 @@ def test_results_mark_bookkeeping_rows_and_progress_false_silences_the_dense_bar
     md = (out / "results.md").read_text()
     scores, details = md.split("Run details")
     assert "| mIoU |" in scores and "train_loss" not in scores and "| train_loss |" in details
+
+
+def test_one_backbone_is_alive_at_a_time(tmp_path, monkeypatch):
+    """Each backbone is loaded, run and released before the next loads: the main one is dropped after its check
+    while the comparisons run and loaded again for its own run (peak memory: one backbone, not main plus one)."""
+    import weakref
+
+    import geodino.eval.runner as runner
+    from geodino.config import load_config
+    from geodino.eval.compare import run_comparison
+    from geodino.eval.runner import SuiteConfig
+
+    loaded: list[weakref.ref] = []
+    alive_at_load: list[tuple[str, list[str]]] = []
+    load = runner.load_probe_backbone
+
+    def recording_load(spec, *args, **kwargs):
+        alive_at_load.append((spec, [b.spec for r in loaded if (b := r()) is not None]))
+        backbone = load(spec, *args, **kwargs)
+        loaded.append(weakref.ref(backbone))
+        return backbone
+
+    monkeypatch.setattr(runner, "load_probe_backbone", recording_load)
+    data = _chips(tmp_path / "chips")
+    overrides = [f"tasks.demo_landcover.data.root={data}", "tasks.demo_landcover.data.bands=[]", "progress=false"]
+    overrides += ["tasks.demo_landcover.data.scale=0.00392156862745098", "tasks.demo_landcover.knn.ks=[3]"]
+    cfg = load_config(SuiteConfig, "configs/eval/demo.yaml", overrides)
+    main, other = "arch:vit_tiny?depth=1&patch_size=8&seed=0", "arch:vit_tiny?depth=1&patch_size=8&seed=1"
+    run_comparison(cfg, main, [COLOUR, other], tmp_path / "out")
+    assert alive_at_load == [(main, []), (COLOUR, []), (other, []), (main, [])]  # main: its check, then its run
+    assert all(r() is None for r in loaded)  # nothing kept once the comparison is written
+    table = json.loads((tmp_path / "out" / "comparison.json").read_text())
+    assert table["backbones"] == [main, COLOUR, other]
+    assert all(None not in r["values"].values() for r in table["rows"])
