@@ -118,15 +118,11 @@ class FrozenBackbone(nn.Module):
             raise InputError(f"image size {h}x{w} is not a multiple of the patch size {p}; crop or pad it")
 
     def _autocast(self, device: torch.device):
-        """bf16 autocast for the eager model when `amp` (default: on CUDA). Never around a fast path: its weights
-        carry its dtype, and an autocast around them ran a float32 path in bf16 while the raster recorded float32
-        (and broke the int8 kernels)."""
-        from geodino.models.frozen import FastViT
-
+        """bf16 autocast for the eager model when `amp` (default: on CUDA). A fast path (`FastViT`) turns autocast
+        off inside its own forward: its weights carry its dtype (an autocast around them ran a float32 path in bf16
+        while the raster recorded float32, and broke the int8 kernels)."""
         amp = self.amp if self.amp is not None else device.type == "cuda"
-        return torch.autocast(
-            device.type, dtype=torch.bfloat16, enabled=bool(amp) and not isinstance(self.model, FastViT)
-        )
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(amp))
 
     # -- features ---------------------------------------------------------------------------------------------
     @torch.no_grad()
