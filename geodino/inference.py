@@ -37,8 +37,10 @@ __all__ = [
     "job_path",
     "native_bf16_cpu",
     "path_of",
+    "plan_path",
     "prepare_embed",
     "runs_in",
+    "runs_on",
     "weights_stamp",
 ]
 
@@ -91,20 +93,13 @@ def accelerate(
     when a compiler is present and, if `n_images` images of `image_size` (h, w) are to run, the job reaches
     `compile_min_images` for the device, the path's dtype and that size). Returns the path used
     (`FastPath(enabled=False)` when the backbone stays eager)."""
+    path = plan_path(backbone, mode=mode, compile=compile, n_images=n_images, image_size=image_size)
     model = backbone.model
     if isinstance(model, FastViT):
-        eager = backbone.__dict__.get("_eager_model")
-        if (
-            eager is not None
-            and not choose_path(_device(backbone), mode, compile, getattr(backbone, "amp", None)).enabled
-        ):
-            backbone.model = eager  # asked for the eager model (mode off, GEODINO_FAST=0): not the prepared one
-            return FastPath(False, reason="mode=off")
-        return model.path
-    if getattr(backbone, "kind", "geodino") != "geodino" or not hasattr(model, "rope_embed"):
-        return FastPath(False, reason="not a geodino ViT")
+        if not path.enabled:  # asked for the eager model (mode off, GEODINO_FAST=0): not the prepared one
+            backbone.model = backbone.__dict__["_eager_model"]
+        return path
     device = _device(backbone)
-    path = job_path(device, mode, compile, getattr(backbone, "amp", None), n_images, image_size)
     if path.enabled:
         backbone.__dict__["_eager_model"] = model  # kept outside nn.Module registration (not a submodule)
         # one FastViT per (eager model, path), kept on the backbone object: callers that restore the eager model
@@ -122,6 +117,31 @@ def accelerate(
         held[1].path = path
         backbone.model = held[1]
     return path
+
+
+def plan_path(
+    backbone: Any,
+    *,
+    mode: str = "auto",
+    compile: bool | None = None,
+    n_images: int | None = None,
+    image_size: tuple[int, int] = (224, 224),
+) -> FastPath:
+    """The path `accelerate` puts `backbone` on for these arguments, decided without preparing any weights (so that
+    a caller can look up what that path computed before, e.g. a probe's feature cache, before paying for it). A
+    backbone accelerated before keeps its path unless the mode turns the fast path off."""
+    model = backbone.model
+    amp = getattr(backbone, "amp", None)
+    if isinstance(model, FastViT):
+        if (
+            backbone.__dict__.get("_eager_model") is not None
+            and not choose_path(_device(backbone), mode, compile, amp).enabled
+        ):
+            return FastPath(False, reason="mode=off")
+        return model.path
+    if getattr(backbone, "kind", "geodino") != "geodino" or not hasattr(model, "rope_embed"):
+        return FastPath(False, reason="not a geodino ViT")
+    return job_path(_device(backbone), mode, compile, amp, n_images, image_size)
 
 
 def job_path(
@@ -247,9 +267,14 @@ def runs_in(backbone: Any) -> str:
     """The dtype a FrozenBackbone's features are computed in as it stands: its fast path's ('float32', 'bfloat16',
     'int8'), else bfloat16 under the eager model's autocast (`amp`, default on CUDA), else float32 (what feature
     rasters record and probe caches key on)."""
-    model = getattr(backbone, "model", backbone)
-    if isinstance(model, FastViT):
-        return model.path.dtype
+    return runs_on(backbone, path_of(backbone))
+
+
+def runs_on(backbone: Any, path: FastPath) -> str:
+    """The dtype `backbone` computes its features in on `path` (`runs_in` once it runs there): the path's own when
+    it is a fast path, else the eager model's (bfloat16 under its autocast, float32 otherwise)."""
+    if path.enabled:
+        return path.dtype
     if getattr(backbone, "kind", None) == "baseline":  # parameter-free statistics, always float32
         return "float32"
     return "bfloat16" if _amp(backbone) else "float32"

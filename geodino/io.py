@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from geodino.errors import InputError
+from geodino.run_lock import RUN_LOCK, release_run_folder
 
 
 def temp_name(path: str | Path) -> Path:
@@ -61,17 +62,12 @@ def forget_created_dirs() -> None:
     _CREATED_DIRS.clear()
 
 
-RUN_LOCK = ".geodino.lock"  # the lock file a training run holds in its output folder (geodino.train.run_lock)
-
-
 def remove_created_dirs() -> None:
     """Remove the folders `make_dirs` created that are still empty (deepest first; this process's own run lock
     does not count as content: it is released and its file removed); keep any with content."""
     for p in reversed(_CREATED_DIRS):
         with contextlib.suppress(OSError):
             if (p / RUN_LOCK).exists():
-                from geodino.train.run_lock import release_run_folder
-
                 release_run_folder(p)  # only a lock this process holds: another run's file stays, and so does p
             p.rmdir()
     _CREATED_DIRS.clear()

@@ -180,7 +180,7 @@ def extract_features(
 
     from tqdm.auto import tqdm
 
-    from geodino.inference import Throughput, fast_backbone, path_of, runs_in
+    from geodino.inference import Throughput, fast_backbone, path_of, plan_path, runs_in, runs_on
     from geodino.models.frozen import FastPath
 
     cfg = cfg or FeatureConfig()
@@ -193,29 +193,24 @@ def extract_features(
         raise InputError(band_mismatch_message(backbone, c, bands, getattr(dataset, "name", "the data")))
     size = resolve_image_size(cfg.image_size, (h, w), backbone.patch_size)
     device = _device_of(backbone)
+    # the fast inference path (geodino.models.frozen) for geodino ViTs; timm baselines and fast="off" stay eager. The
+    # cache key names the numerics that will run (an amp backbone, or one accelerated before, runs other numerics than
+    # `cfg.fast` alone says), decided before any weights are prepared: a cache hit never pays for preparing them.
+    job = {"mode": cfg.fast, "n_images": len(dataset), "image_size": size}
+    planned = plan_path(backbone, **job) if hasattr(backbone, "model") else FastPath(False)
+    layers = cfg.layers if isinstance(cfg.layers, str) else [int(i) for i in cfg.layers]
+    ds_key = getattr(dataset, "key", "")
+    transform, key = _cache_entry(backbone, ds_key, size, runs_on(backbone, planned), device, layers)
+    use_cache = cfg.cache and bool(ds_key)
+    folder = Path(cache_dir or cfg.cache_dir or default_cache_dir()).expanduser()
+    if use_cache and (folder / f"{key}.safetensors").is_file():
+        loaded = _load(folder / f"{key}.safetensors", key)
+        if loaded is not None:
+            return loaded
     with ExitStack() as stack:
-        # the fast inference path (geodino.models.frozen) for geodino ViTs; timm baselines and fast="off" stay eager.
-        # Entered before the cache key is made: the key names the numerics that actually run (an amp backbone, or
-        # one accelerated before, runs other numerics than `cfg.fast` alone says)
-        fast = (
-            stack.enter_context(fast_backbone(backbone, mode=cfg.fast, n_images=len(dataset), image_size=size))
-            if hasattr(backbone, "model")
-            else FastPath(False)
-        )
-        transform = f"resize={size[0]}x{size[1]},bilinear,antialias;normalize=backbone"
-        dtype = runs_in(backbone)
-        if dtype == "int8" or (dtype == "bfloat16" and device.type == "cpu"):
-            transform += f";dtype={dtype}"  # lossy paths on CPU get their own cache entries
-        layers = cfg.layers if isinstance(cfg.layers, str) else [int(i) for i in cfg.layers]
-        ds_key = getattr(dataset, "key", "")
-        key = cache_key(backbone, ds_key, transform, layers)
-        use_cache = cfg.cache and bool(ds_key)
-        path = Path(cache_dir or cfg.cache_dir or default_cache_dir()).expanduser() / f"{key}.safetensors"
-        if use_cache and path.is_file():
-            loaded = _load(path, key)
-            if loaded is not None:
-                return loaded
-
+        fast = stack.enter_context(fast_backbone(backbone, **job)) if hasattr(backbone, "model") else planned
+        # what runs is what was planned; should they ever differ, the entry is keyed on what ran
+        transform, key = _cache_entry(backbone, ds_key, size, runs_in(backbone), device, layers)
         loader = DataLoader(
             _Resized(dataset, size, target_key, None if cfg.image_size else (h, w)),
             batch_size=cfg.batch_size,
@@ -256,8 +251,18 @@ def extract_features(
         },
     )
     if use_cache:
-        _save(path, fs)
+        _save(folder / f"{key}.safetensors", fs)
     return fs
+
+
+def _cache_entry(
+    backbone: Any, ds_key: str, size: tuple[int, int], dtype: str, device: torch.device, layers: Any
+) -> tuple[str, str]:
+    """The transform string a feature set records and its cache key, for features computed in `dtype`."""
+    transform = f"resize={size[0]}x{size[1]},bilinear,antialias;normalize=backbone"
+    if dtype == "int8" or (dtype == "bfloat16" and device.type == "cpu"):
+        transform += f";dtype={dtype}"  # lossy paths on CPU get their own cache entries
+    return transform, cache_key(backbone, ds_key, transform, layers)
 
 
 class _null:

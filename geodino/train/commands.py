@@ -65,7 +65,7 @@ def _exit_distributed_worker(code: int) -> int:
         dist.barrier()
         dist.destroy_process_group()
     finally:
-        from geodino.train.run_lock import release_all_run_folders
+        from geodino.run_lock import release_all_run_folders
 
         release_all_run_folders()  # os._exit skips atexit: the run folder's lock file would stay behind
         sys.stdout.flush()

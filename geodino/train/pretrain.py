@@ -76,8 +76,8 @@ def _rank() -> int:
 def _prepare_output(cfg: PretrainConfig) -> tuple[Path, Path | None]:
     """Check the run folder is writable; return it and the checkpoint to resume from (or None)."""
     from geodino.io import make_dirs
+    from geodino.run_lock import lock_run_folder
     from geodino.train.checkpointing import latest_checkpoint
-    from geodino.train.run_lock import lock_run_folder
 
     out = make_dirs(Path(cfg.output_dir).expanduser(), what="output_dir")  # removed again if the run fails on input
     if _rank() == 0:
@@ -171,7 +171,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
     or requeued run continues where it stopped and ends with the same weights as an uninterrupted one. The run
     folder's lock is released (and its `.geodino.lock` removed) when the run ends or fails, also at start-up.
     """
-    from geodino.train.run_lock import release_run_folder
+    from geodino.run_lock import release_run_folder
 
     try:
         return _pretrain(cfg)

@@ -116,6 +116,36 @@ def test_probe_cache_keys_name_the_numerics_that_ran(tmp_path):
     assert path_of(int8).dtype == "int8"  # and the backbone keeps its accelerated model after the job
 
 
+@pytest.mark.parametrize("mode", ["float32", "bfloat16", "int8", "off"])
+def test_a_probe_cache_hit_prepares_no_fast_weights(tmp_path, monkeypatch, mode):
+    """The cache key was made after the fast path was prepared (a copy of the weights, ~1 s for ViT-L), so a
+    cache hit paid for weights it never ran. The key is now planned first: a hit builds no FastViT, and the key
+    planned for each mode is the one its computing run saved under."""
+    import geodino.inference as inference
+    from geodino.eval.datasets import ProbeDataset
+    from geodino.eval.features import FeatureConfig, extract_features
+
+    imgs = [torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(i)) for i in range(4)]
+    ds = ProbeDataset(
+        name="toy", root=str(tmp_path), split="train", classes=["a", "b"], bands=["R", "G", "B"], length=4,
+        getter=lambda i: {"image": imgs[i], "label": torch.tensor(i % 2)}, stamp="s",
+    )  # fmt: skip
+    cfg = FeatureConfig(layers="last", batch_size=2, fast=mode, cache_dir=str(tmp_path / "c"))
+    built: list[str] = []
+
+    class Counted(inference.FastViT):
+        def __init__(self, model, path):
+            built.append(path.name)
+            super().__init__(model, path)
+
+    monkeypatch.setattr(inference, "FastViT", Counted)
+    first = extract_features(_load(), ds, cfg, progress=False)
+    assert not first.from_cache and len(built) == (mode != "off")
+    again = extract_features(_load(), ds, cfg, progress=False)  # a new process's backbone: nothing prepared yet
+    assert again.from_cache and len(built) == (mode != "off") and torch.equal(again.cls, first.cls)
+    assert again.meta["path"] == first.meta["path"] == ("eager" if mode == "off" else f"fast-{mode}")
+
+
 def test_a_compiled_fast_path_pickles_without_its_graphs():
     """`embed --workers 2` spawns workers with the backbone: a compiled FastViT held an unpicklable closure."""
     fb = _load()

@@ -387,7 +387,7 @@ def test_patch_size_mismatch_fails_before_any_work(images, tmp_path) -> None:
 def test_a_distill_in_this_process_leaves_its_folder_unlocked(run, images, tmp_path) -> None:
     """A notebook runs distill() and keeps going: a finished or failed run leaves no lock file and no lock held
     (the lock was held for the life of the process)."""
-    from geodino.train.run_lock import lock_run_folder, release_run_folder
+    from geodino.run_lock import lock_run_folder, release_run_folder
 
     out, _ = run
     assert not (out / ".geodino.lock").exists()

@@ -12,7 +12,7 @@ import pytest
 
 from geodino.cli import main
 from geodino.errors import InputError
-from geodino.train.run_lock import lock_run_folder, release_run_folder
+from geodino.run_lock import lock_run_folder, release_run_folder
 from tests.train.conftest import write_config, write_rasters
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +85,7 @@ def test_a_process_that_exits_without_releasing_leaves_no_lock_file(tmp_path):
     """Callers that do not release (distill) or end with an error: the lock is released at interpreter exit."""
     out = tmp_path / "run"
     out.mkdir()
-    code = "from pathlib import Path\nfrom geodino.train.run_lock import lock_run_folder\n"
+    code = "from pathlib import Path\nfrom geodino.run_lock import lock_run_folder\n"
     code += f"lock_run_folder(Path({str(out)!r}))\nraise SystemExit(2)\n"
     p = run_python(code)
     assert p.returncode == 2, p.stderr

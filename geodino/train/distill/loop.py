@@ -70,9 +70,9 @@ def setup(cfg: DistillConfig) -> DistillRun:
 
     from geodino.config import save_config, to_dict
     from geodino.io import make_dirs
+    from geodino.run_lock import lock_run_folder
     from geodino.train.checkpointing import latest_checkpoint
     from geodino.train.distill_arch import DistillLossWeights, DistillMetaArch
-    from geodino.train.run_lock import lock_run_folder
     from geodino.train.subgroups import init_subgroups, plan_subgroups
 
     cfg.validate()
@@ -258,7 +258,7 @@ def distill(cfg: DistillConfig) -> dict[str, Path]:
     """Run a distillation; return `{student name: exported .pth}` for the students this process trained. The run
     folder's lock is released (its `.geodino.lock` removed) when the run ends or fails, so a notebook that runs
     `distill` leaves no folder locked behind it."""
-    from geodino.train.run_lock import release_run_folder
+    from geodino.run_lock import release_run_folder
 
     try:
         return _distill(cfg)

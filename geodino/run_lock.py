@@ -1,5 +1,5 @@
 """One training run per output folder: `lock_run_folder` holds an exclusive `flock` on `out/.geodino.lock`
-(`geodino.io.RUN_LOCK`) for the life of the process, so that a second run into the same `output_dir` (pretrain or
+(`RUN_LOCK`) for the life of the process, so that a second run into the same `output_dir` (pretrain or
 distill) stops with one line instead of resuming from the first one's checkpoints while it still writes them.
 The OS frees the lock on any exit, killed or not, so a killed run never leaves a stale lock behind.
 
@@ -19,7 +19,9 @@ from typing import IO
 
 from geodino.errors import InputError
 
-__all__ = ["lock_run_folder", "release_all_run_folders", "release_run_folder"]
+__all__ = ["RUN_LOCK", "lock_run_folder", "release_all_run_folders", "release_run_folder"]
+
+RUN_LOCK = ".geodino.lock"  # the lock file a training run holds in its output folder
 
 _LOCKS: dict[str, tuple[Path, IO[str], int]] = {}  # run folder -> (lock file, its open handle, owner pid)
 
@@ -43,8 +45,6 @@ def lock_run_folder(out: Path) -> None:
     key = str(out.resolve())
     if key in _LOCKS:
         return
-    from geodino.io import RUN_LOCK
-
     path = out / RUN_LOCK
     for _ in range(10):
         fh = open(path, "a+")
