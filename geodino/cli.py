@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from geodino.errors import GeoDinoError
 
@@ -29,6 +29,45 @@ COMMANDS = {
     "demo": "geodino.demo",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with geodino's error rule: one line (no usage block), exit code 2, the closest option named for an
+    unknown one, and no abbreviated options (`--til` is not silently taken for `--tile`). Sub-command parsers
+    inherit the class."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:  # argparse's hook for every parse error
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+    def unknown(self, extra: Sequence[str]) -> NoReturn:
+        """Refuse the arguments `parse_known_args` left over, naming the closest known option of each flag."""
+        import difflib
+
+        known = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
+        hints = []
+        for arg in extra:
+            flag = arg.split("=", 1)[0]
+            names = {o[2:]: o for o in known}  # compared without the dashes every option shares
+            close = difflib.get_close_matches(flag[2:], names, n=1, cutoff=0.6) if flag.startswith("--") else []
+            if close:
+                hints.append(f"{flag}: did you mean {names[close[0]]}?")
+        tail = f" ({'; '.join(hints)})" if hints else ""
+        self.error(f"unrecognized arguments: {' '.join(extra)}{tail}")
+
+
+def command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The deepest sub-command parser `args` went through (`geodino embed pca` -> the pca parser)."""
+    while parser._subparsers is not None:
+        action = next(a for a in parser._subparsers._group_actions if isinstance(a, argparse._SubParsersAction))
+        chosen = getattr(args, action.dest, None)
+        if chosen not in action.choices:
+            break
+        parser = action.choices[chosen]
+    return parser
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, schema: type | None = None) -> None:
@@ -68,7 +107,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The argument parser with every sub-command, or only the module of command `only` (faster start-up)."""
     from geodino import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="geodino", description="DINOv3 for Earth observation: pretrain, distill, probe, embed, convert."
     )
     parser.add_argument("--version", action="version", version=f"geodino {__version__}")
@@ -105,8 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if extra and isinstance(getattr(args, "overrides", None), list) and all(is_override(a) for a in extra):
             args.overrides = [*args.overrides, *extra]
-        elif extra:
-            args = parser.parse_args(argv)  # argparse's own message and exit code 2 for what is really unknown
+        elif extra:  # what is really unknown: one line naming the closest option of the command, exit code 2
+            sub = command_parser(parser, args)
+            (sub if isinstance(sub, Parser) else parser).unknown(extra)
         if not getattr(args, "func", None):
             parser.print_help()
             return 0 if args.command is None else 2

@@ -78,8 +78,19 @@ def check_writable(path: str | Path, *, overwrite: bool = False) -> Path:
     path = Path(path).expanduser()
     if path.exists() and not overwrite:
         raise InputError(f"output {path} already exists; pass --overwrite to replace it (or choose another path)")
+    refuse_folder_in_the_way(path)
     make_dirs(path.parent if str(path.parent) else Path("."))
     return path
+
+
+def refuse_folder_in_the_way(path: Path) -> None:
+    """A file output (one with a suffix other than .zarr) whose name an existing folder holds: --overwrite replaces
+    outputs, never a folder of other content, so stop before any work with one line."""
+    if path.is_dir() and not path.is_symlink() and path.suffix and path.suffix.lower() != ".zarr":
+        raise InputError(
+            f"output {path} is an existing folder, and a {path.suffix} output is a file; remove or rename the "
+            "folder, or choose another output path"
+        )
 
 
 def _remove(p: Path) -> None:
@@ -112,6 +123,7 @@ def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
     path = Path(path)
     if path.exists() and not overwrite:
         raise InputError(f"output {path} already exists; pass --overwrite to replace it")
+    refuse_folder_in_the_way(path)
     make_dirs(path.parent)
     tmp = temp_name(path)
     _remove(tmp)
@@ -122,6 +134,9 @@ def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
         raise
     if not tmp.exists():
         raise RuntimeError(f"nothing was written to {tmp} for {path}")
+    if tmp.is_file() and path.is_dir() and not path.is_symlink():  # a folder appeared meanwhile: keep it, say so
+        _remove(tmp)
+        raise InputError(f"output {path} is now a folder; remove or rename it, or choose another output path")
     if tmp.is_file():
         set_default_mode(tmp)
     if tmp.is_dir() and path.exists():

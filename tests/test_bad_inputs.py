@@ -167,7 +167,7 @@ def test_partly_valid_raster_reports_the_valid_share(capsys, tmp_path):
         ["embed", str(src), "-b", SPEC, "--out", str(tmp_path / "h.tif"), "--tile", "64", "--overlap", "16"]
     )
     err = capsys.readouterr().err
-    assert code == 0 and "8 valid (50.0%; the rest is nodata)" in err.splitlines()[-1]
+    assert code == 0 and "8 valid cells (50.0%; the rest is nodata)" in err.splitlines()[-1]
 
 
 def _rgb_checkpoint(tmp_path: Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -78,3 +79,24 @@ def test_overrides_after_an_option_are_overrides(capsys, tmp_path) -> None:
     with pytest.raises(SystemExit) as exc:  # what is not an override stays argparse's error
         main([*argv, "--nope"])
     assert exc.value.code == 2 and "unrecognized arguments: --nope" in capsys.readouterr().err
+
+
+def test_argument_errors_are_one_line_with_the_closest_option_and_no_abbreviations(capsys):
+    """Unknown flags printed argparse's usage block and no suggestion, and `--til 128` was silently read as
+    `--tile 128`: every argument error is now one line naming the command, exit code 2."""
+    from geodino.cli import main
+
+    cases = {
+        ("embed", "in.tif", "--tiles", "128"): r"^geodino embed: error: unrecognized arguments: --tiles 128 "
+        r"\(--tiles: did you mean --tile\?\); see geodino embed --help$",
+        ("embed", "in.tif", "--til", "128"): r"unrecognized arguments: --til 128 \(--til: did you mean --tile\?\)",
+        ("embed", "in.tif", "--dtype", "int16"): r"^geodino embed: error: argument --dtype: invalid choice: 'int16'",
+        ("pretrain", "--confg", "x.yaml"): r"--confg: did you mean --config\?",
+        ("probe", "--nope"): r"^geodino probe: error: unrecognized arguments: --nope; see geodino probe --help$",
+        ("data", "stats", "x"): r"^geodino data stats: error: the following arguments are required",
+    }
+    for argv, expected in cases.items():
+        with pytest.raises(SystemExit) as exc:
+            main(list(argv))
+        err = capsys.readouterr().err.strip()
+        assert exc.value.code == 2 and len(err.splitlines()) == 1 and re.search(expected, err), (argv, err)

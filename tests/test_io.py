@@ -86,3 +86,20 @@ def test_a_vrt_stamp_changes_when_a_file_it_reads_is_rewritten(tmp_path):
     assert content_stamp(vrt) != before
     (tmp_path / "plain.tif").write_bytes(b"z")
     assert content_stamp(tmp_path / "plain.tif").count("|") == 1  # other files: size and mtime only
+
+
+def test_a_file_output_never_replaces_a_folder(tmp_path):
+    """os.replace of a file onto a folder raised IsADirectoryError and left the temporary file behind."""
+    held = tmp_path / "out.tif"
+    held.mkdir()
+    (held / "keep").write_text("1")
+    for refuse in (lambda: check_writable(held, overwrite=True), lambda: atomic_path(held).__enter__()):
+        with pytest.raises(InputError, match=r"out\.tif is an existing folder, and a \.tif output is a file"):
+            refuse()
+    late = tmp_path / "late.tif"  # a folder that appears while the file is written
+    with pytest.raises(InputError, match=r"late\.tif is now a folder"):
+        with atomic_path(late) as tmp:
+            tmp.write_text("x")
+            late.mkdir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["late.tif", "out.tif"] and (held / "keep").exists()
+    assert check_writable(tmp_path / "hf_folder", overwrite=True)  # outputs without a suffix may be folders

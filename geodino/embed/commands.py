@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from geodino.cli import Parser
 from geodino.config import options_for
 from geodino.errors import ConfigError
 
@@ -44,7 +45,7 @@ def _ints(v: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{v!r} is not a comma-separated list of band numbers") from exc
 
 
-class _IntermixedParser(argparse.ArgumentParser):
+class _IntermixedParser(Parser):
     """Allows `key=value` overrides after options (`embed IN --out X tile=256`): plain argparse stops taking
     positionals once the first group is consumed."""
 

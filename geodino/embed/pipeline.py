@@ -154,6 +154,12 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
     t = info.transform
     if cfg.upsample and (t.b != 0 or t.d != 0):
         raise InputError(f"input {info.path} has a rotated geotransform; upsampling needs a north-up grid")
+    if (t.b != 0 or t.d != 0) and cfg.out and _out_kind(Path(cfg.out)) == "zarr":
+        # the store's 1-D x/y coordinates are what GDAL, rasterio and QGIS read: they would place it north-up
+        raise InputError(
+            f"input {info.path} has a rotated geotransform, which a Zarr store's x/y coordinates cannot carry "
+            f"(GDAL and QGIS would place {cfg.out} north-up); write a COG instead (--out {Path(cfg.out).stem}.tif)"
+        )
     if info.count != int(bb.in_chans):
         raise InputError(_band_count_message(source, cfg, bb))
     p = int(bb.patch_size)
@@ -210,7 +216,7 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
     from geodino import __version__
 
     meta = {
-        "geodino_version": __version__,
+        "version": __version__,  # the tag GEODINO_VERSION in a COG
         **describe_backbone(bb),
         "layers": idx,
         "layer_mode": cfg.layer_mode,
@@ -314,7 +320,7 @@ def embed_raster(
     out: str | Path | None = None,
     *,
     config: EmbedConfig | None = None,
-    prepared: PreparedRun | None = None,
+    _prepared: PreparedRun | None = None,
     **options: Any,
 ) -> Path:
     """Write the backbone's patch features of a raster as a georeferenced COG (.tif) or GeoZarr (.zarr).
@@ -322,9 +328,9 @@ def embed_raster(
     `input`: a raster path (GeoTIFF, COG, VRT...), a Zarr/NetCDF cube path or an xarray object.
     `backbone`: a spec string for `geodino.backbones.load_backbone` or a backbone object (see
     `geodino.embed.backbone.Backbone`). `options` are `EmbedConfig` fields (tile, overlap, blend, layers, dtype,
-    resume, workers ...). `prepared`: the `prepare` of this very input, config and backbone object when the caller
-    already made it (`check_started` of a resumed folder run), so it is not made twice. Returns the output path,
-    which exists only once the raster is complete.
+    resume, workers ...). Returns the output path, which exists only once the raster is complete. `_prepared` is
+    internal: the `prepare` of this very input, config and backbone object when the caller already made it
+    (`check_started` of a resumed folder run), so it is not made twice.
     """
     if not isinstance(input, str | Path) and not hasattr(input, "dims"):  # not a path, not an xarray object
         raise InputError(
@@ -332,7 +338,7 @@ def embed_raster(
             f"CRS), not a {type(input).__module__}.{type(input).__name__}; write the array as a GeoTIFF first so "
             "the features can carry its georeference"
         )
-    return _run(input, _config(config, backbone, out, options), finalize=True, prep=prepared)
+    return _run(input, _config(config, backbone, out, options), finalize=True, prep=_prepared)
 
 
 def _config(config: EmbedConfig | None, backbone: Any, out: Any, options: dict[str, Any]) -> EmbedConfig:
@@ -352,6 +358,9 @@ def _run(input: Any, cfg: EmbedConfig, *, finalize: bool, prep: PreparedRun | No
     primary = cfg.rank == 0
     if out_path.exists() and not cfg.overwrite and not cfg.resume:
         raise InputError(f"output {out_path} already exists; pass --overwrite to replace it or --resume to keep it")
+    from geodino.io import refuse_folder_in_the_way
+
+    refuse_folder_in_the_way(out_path)
     if cfg.overwrite and not cfg.resume and primary and work.exists() and finalize:
         from geodino.embed.writers import remove_tree
 
@@ -405,7 +414,7 @@ def check_resume(input: Any, cfg: EmbedConfig, bb: Any) -> bool:
 
 def check_started(input: Any, cfg: EmbedConfig, bb: Any) -> tuple[bool, PreparedRun | None]:
     """`check_resume`, and the preparation the check made (None when `cfg.out` is not started): a caller that goes
-    on to resume a partial output passes it to `embed_raster(..., prepared=)`, so the input is not opened,
+    on to resume a partial output passes it to `embed_raster(..., _prepared=)`, so the input is not opened,
     probed and planned a second time (a resumed folder run checks every started scene before writing any)."""
     out = Path(cfg.out).expanduser()
     work = work_dir_for(out)
@@ -588,7 +597,7 @@ def _valid_note(n_valid: int | None, plan: Plan) -> str:
     total = plan.out_height * plan.out_width
     if n_valid is None or n_valid == total:
         return ""
-    return f", {n_valid} valid ({100 * n_valid / total:.1f}%; the rest is nodata)"
+    return f", {n_valid} valid cells ({100 * n_valid / total:.1f}%; the rest is nodata)"
 
 
 def _worker_main(input: Any, bb: Any, cfg: EmbedConfig) -> None:

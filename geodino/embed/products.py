@@ -347,10 +347,13 @@ def _query_vector(
         if not valid[0, 0]:
             raise InputError(f"query point {point} falls on a nodata cell of {rd.path}; pick another point")
         return f[:, 0, 0]
-    gdf = read_features(polygon, layer=layer, what="polygons").to_crs(rd.crs)
-    sums, counts, _ = _zonal_sums(rd, list(gdf.geometry), all_touched=True)
+    gdf = read_features(polygon, layer=layer, what="polygons")
+    geoms = list(gdf.to_crs(rd.crs).geometry)
+    sums, counts, _ = _zonal_sums(rd, geoms, all_touched=True)
     if counts.sum() == 0:
-        raise InputError(f"query polygons in {polygon} cover no valid cell of {rd.path} ({raster_extent(rd)})")
+        unplaced = sum(not finite_bounds(g) for g in geoms if g is not None and not g.is_empty)
+        why = f"; {unplaced_hint(unplaced, gdf.crs)}" if unplaced else ""
+        raise InputError(f"query polygons in {polygon} cover no valid cell of {rd.path} ({raster_extent(rd)}){why}")
     return sums.sum(0) / counts.sum()
 
 

@@ -317,7 +317,7 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
             continue
         if cfg.progress:  # a progress line, like the bar (each scene's own lines name it)
             print(f"geodino: scene {k}/{len(mine)} {s.name} ({s.path})", file=sys.stderr)
-        embed_raster(s.path, bb, config=scene_cfg[s.name], prepared=prepared.pop(s.name, None))
+        embed_raster(s.path, bb, config=scene_cfg[s.name], _prepared=prepared.pop(s.name, None))
     console.flush()
     if done:
         print(f"geodino: {len(done)} scene(s) already done with these settings, skipped", file=sys.stderr)

@@ -36,3 +36,26 @@ def test_geozarr_crs_and_band_names_in_xarray_rioxarray_and_gdal(tmp_path):
         assert gd.crs.to_epsg() == 32633 and gd.count == len(names)
         assert [gd.tags(i + 1)["DIM_band_VALUE"] for i in range(gd.count)] == names
         np.testing.assert_array_equal(gd.read(1), first)
+
+
+def test_a_rotated_input_is_refused_as_zarr_and_kept_as_cog(tmp_path):
+    """GDAL and QGIS read a store's 1-D x/y coordinates, which dropped a rotated input's rotation (the cells landed
+    kilometres away, silently); a .zarr output of a rotated input is refused in one line, its COG keeps the rotation."""
+    import pytest
+    import rasterio
+    from affine import Affine
+
+    import geodino
+    from geodino.errors import InputError
+
+    t = Affine.translation(500000.0, 4500000.0) * Affine.rotation(20) * Affine.scale(10.0, -10.0)
+    src = write_tif(tmp_path / "rot.tif", random_image(40, 48), crs="EPSG:32633", transform=t)
+    refused = r"rot\.tif has a rotated geotransform, .*write a COG instead \(--out f\.tif\)"
+    with pytest.raises(InputError, match=refused):
+        embed_raster(src, ConvBackbone(), tmp_path / "f.zarr", tile=32, overlap=8, progress=False)
+    assert not (tmp_path / "f.zarr").exists() and not list(tmp_path.glob(".f*"))
+    cog = embed_raster(src, ConvBackbone(), tmp_path / "f.tif", tile=32, overlap=8, progress=False)
+    with rasterio.open(cog) as r:
+        assert r.transform.almost_equals(t * Affine.scale(4), precision=1e-6)  # patch-grid cells, rotation kept
+        tags = r.tags()  # the version tag was GEODINO_GEODINO_VERSION
+        assert tags["GEODINO_VERSION"] == geodino.__version__ and not [k for k in tags if "GEODINO_GEODINO" in k]

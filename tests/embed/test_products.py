@@ -254,6 +254,32 @@ def test_zonal_with_coordinates_its_crs_cannot_place(tmp_path, two_class):
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
 
 
+def test_similar_polygons_its_crs_cannot_place_say_so(tmp_path, two_class):
+    """The same wrong CRS as a `similar --polygon` query said only "cover no valid cell"; it now names the cause as
+    zonal does."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    src, _ = two_class
+    gpd.GeoDataFrame(geometry=[box(500040, 3999600, 500200, 3999800)], crs="EPSG:4326").to_file(tmp_path / "w.gpkg")
+    placed = r"; 1 of them have coordinates that their declared CRS EPSG:4326 cannot place; check the file's CRS"
+    with pytest.raises(InputError, match=r"query polygons in .*w\.gpkg cover no valid cell .*\)" + placed):
+        similarity_map(src, tmp_path / "s.tif", polygon=tmp_path / "w.gpkg")
+    assert not (tmp_path / "s.tif").exists()
+
+
+def test_an_output_name_held_by_a_folder_is_refused_before_any_work(tmp_path, two_class):
+    """`--overwrite` onto a folder named like the output ended in IsADirectoryError from os.replace and left its
+    temporary file; it is refused in one line, the folder and its content kept."""
+    src, _ = two_class
+    (tmp_path / "p.tif").mkdir()
+    (tmp_path / "p.tif" / "keep.txt").write_text("x")
+    with pytest.raises(InputError, match=r"output .*p\.tif is an existing folder, and a \.tif output is a file"):
+        pca_map(src, tmp_path / "p.tif", overwrite=True)
+    assert (tmp_path / "p.tif" / "keep.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([Path(src).name, "p.tif"])
+
+
 def test_zonal_output_must_be_geoparquet(tmp_path, two_class):
     import geopandas as gpd
     from shapely.geometry import box

@@ -62,7 +62,7 @@ def test_done_records_without_a_plan_are_not_trusted(tmp_path, conv_bb, src, cap
     assert not np.isnan(got).any()
     np.testing.assert_array_equal(got, ref)
     # the valid share comes from what was written (all of it), not from the stale records (900 of 960)
-    assert "valid (" not in capsys.readouterr().err
+    assert "valid cells (" not in capsys.readouterr().err
 
 
 def test_valid_count_is_what_was_written(tmp_path, conv_bb, src, capsys):
@@ -75,7 +75,7 @@ def test_valid_count_is_what_was_written(tmp_path, conv_bb, src, capsys):
     capsys.readouterr()
     embed_raster(src, conv_bb, out, resume=True, **OPTS)
     assert not np.isnan(read_all(out)[0]).any()
-    assert "valid (" not in capsys.readouterr().err
+    assert "valid cells (" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("rows, done", [(2, False), (4, True)], ids=["block-part-way", "block-done"])
