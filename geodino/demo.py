@@ -291,11 +291,9 @@ def _print_report(summary: dict[str, Any], loss: dict[str, Any] | None, table: d
     for k, v in summary["paths"].items():
         print(f"  {k:<17} {v}")
     if loss:
-        where = f"0.1 below from step {loss['left_plateau_at']}" if loss["left_plateau_at"] >= 0 else "never 0.1 below"
-        print(
-            f"\nDINO loss of the pretraining stage: {loss['first']:.3f} at the start -> {loss['end']:.3f} at the end "
-            f"(ln K = {loss['ln_k']:.3f}; {where}); curves: {stage1 / 'curves.png'}"
-        )
+        from geodino.train.curves import describe_loss
+
+        print(f"\nDINO loss of the pretraining stage: {describe_loss(loss)}; curves: {stage1 / 'curves.png'}")
     print("\n| task | metric | pretrained | random init | colour statistics |\n|---|---|---|---|---|")
     for (task, metric), vals in table.items():
         pre, rnd, col = vals.get("pretrained"), vals.get("random"), vals.get("colour")

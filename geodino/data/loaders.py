@@ -248,7 +248,10 @@ class _SSLCollate:
 
 
 def _worker_init(_: int) -> None:
+    from geodino.train.stop import quiet_worker
+
     torch.set_num_threads(1)  # workers each decode/crop one batch; intra-op threads would oversubscribe
+    quiet_worker()  # Ctrl-C and SIGTERM are the main process's: it stops the run after a step and saves it
 
 
 def _legacy_configs(sources: Any, kw: dict[str, Any]) -> tuple[DataConfig, CropsConfig]:

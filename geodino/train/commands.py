@@ -81,7 +81,13 @@ def _pretrain(args: argparse.Namespace) -> int:
     cfg = load_config(PretrainConfig, args.config, args.overrides)
     out = pretrain(cfg)
     if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0) == 0:
+        from geodino.train.curves import describe_loss, loss_summary
+
         print(f"geodino: pretraining done: {out}")
+        loss = loss_summary(out)
+        if loss:  # where the DINO loss went against ln K: the first thing to look at (curves.png shows why)
+            curves = out / "curves.png"
+            print(f"geodino: DINO loss {describe_loss(loss)}" + (f"; curves: {curves}" if curves.exists() else ""))
     return _exit_distributed_worker(0)
 
 

@@ -153,6 +153,13 @@ _DISTILL_PANELS = (
 )
 
 
+def describe_loss(loss: dict[str, float]) -> str:
+    """A `loss_summary` in words: where the DINO loss started and ended against ln K (the demo's and the pretrain
+    command's closing line)."""
+    where = f"0.1 below from step {loss['left_plateau_at']}" if loss["left_plateau_at"] >= 0 else "never 0.1 below"
+    return f"{loss['first']:.3f} at the start -> {loss['end']:.3f} at the end (ln K = {loss['ln_k']:.3f}; {where})"
+
+
 def loss_summary(run_dir: str | Path, key: str = "dino_global_loss", margin: float = 0.1) -> dict[str, float]:
     """Where a run's DINO loss went: ln K, the first logged value, the mean over the last 10 % of logged steps,
     and the first step at which it was `margin` nats below ln K (-1: never). Empty when nothing was logged."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -277,18 +278,35 @@ class CheckpointCallback(L.Callback):
     """
 
     def __init__(self, folder: Path, every_n_steps: int, keep_last: int = 3) -> None:
+        from geodino.train.stop import StopRequest
+
         self.folder = Path(folder)
         self.every = every_n_steps
         self.keep_last = keep_last
         self.last_saved_step = -1
         self.last_path: Path | None = None
+        self.stop = StopRequest()  # Ctrl-C / SIGTERM: finish the step, save it, stop (geodino.train.stop)
+        self.stopped_at: int | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.stop.install()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.stop.restore()  # here and in on_train_end: before the Trainer restores its own (its teardown)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         step = trainer.global_step
         if step > 0 and step % self.every == 0:
             self.save(trainer)
+        multi = trainer.world_size > 1
+        if self.stop.agreed(partial(trainer.strategy.reduce_boolean_decision, all=False) if multi else None):
+            if step > 0 and step != self.last_saved_step:
+                self.save(trainer)
+            self.stopped_at = step
+            trainer.should_stop = True
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.stop.restore()
         if trainer.global_step != self.last_saved_step and trainer.global_step > 0:
             self.save(trainer)
 

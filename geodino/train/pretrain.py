@@ -291,6 +291,11 @@ def _pretrain(cfg: PretrainConfig) -> Path:
             signal.signal(signal.SIGINT, signal.default_int_handler)
         raise KeyboardInterrupt from exc  # geodino's one line and exit code 130, as every other command
 
+    if ckpt_cb.stopped_at is not None:  # Ctrl-C or SIGTERM: the step in progress finished and was saved
+        from geodino.train.stop import say_stopped
+
+        say_stopped(ckpt_cb.stopped_at, cfg.trainer.max_steps, ckpt_cb.stop.signal, ckpt_cb.last_path)
+        raise KeyboardInterrupt
     final = ckpt_cb.last_path or ck.latest_checkpoint(out / "checkpoints")
     if cfg.checkpoint.export_at_end and final is not None and trainer.is_global_zero:
         ck.export(final, out / "export" / "teacher.pth", overwrite=True)

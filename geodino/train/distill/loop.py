@@ -270,6 +270,8 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
     """`distill` while this process holds the run folder (`setup` takes it on rank 0)."""
     from tqdm.auto import tqdm
 
+    from geodino.train.stop import StopRequest, say_stopped
+
     run = setup(cfg)
     batches = b.make_batches(cfg, run.patch, run.start, run.rank, dist_world(), run.layout.data_batch)
     last = cfg.train.max_steps - 1
@@ -281,17 +283,33 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
         disable=not (cfg.train.progress_bar and run.writer),
     )
     trackers = _trackers(run) if run.writer else []
-    for step in bar:
-        row = train_step(run, step, next(batches))
-        if run.writer and (step % cfg.train.log_every_n_steps == 0 or step == last):
-            row = host_floats(row)
-            _append_csv(run.log_file, row)
-            for tracker in trackers:
-                tracker.log_metrics({k: v for k, v in row.items() if k != "step"}, step=step)
-            bar.set_postfix(loss=f"{row['loss']:.3f}")
-        done = step + 1
-        if run.writer and (done % cfg.train.checkpoint_every_n_steps == 0 or done == cfg.train.max_steps):
-            save_checkpoint(run.ckpt_dir, run.arch, run.opt, done, cfg, cfg.train.keep_last)
+    stop = StopRequest()  # Ctrl-C / SIGTERM: finish the step, save it, stop (geodino.train.stop)
+    with stop:
+        for step in bar:
+            row = train_step(run, step, next(batches))
+            if run.writer and (step % cfg.train.log_every_n_steps == 0 or step == last):
+                row = {**host_floats(row), "step": step}
+                _append_csv(run.log_file, row)
+                for tracker in trackers:
+                    tracker.log_metrics({k: v for k, v in row.items() if k != "step"}, step=step)
+                bar.set_postfix(loss=f"{row['loss']:.3f}")
+            done = step + 1
+            periodic = done % cfg.train.checkpoint_every_n_steps == 0 or done == cfg.train.max_steps
+            if run.writer and periodic:
+                save_checkpoint(run.ckpt_dir, run.arch, run.opt, done, cfg, cfg.train.keep_last)
+            if stop.agreed(_any_rank if run.distributed else None):
+                saved = None
+                if run.writer:
+                    saved = run.ckpt_dir / f"step_{done:08d}.ckpt"
+                    if not periodic:
+                        saved = save_checkpoint(run.ckpt_dir, run.arch, run.opt, done, cfg, cfg.train.keep_last)
+                bar.close()
+                if run.distributed:
+                    import torch.distributed as dist
+
+                    dist.barrier()
+                say_stopped(done, cfg.train.max_steps, stop.signal, saved)
+                raise KeyboardInterrupt
     exports: dict[str, Path] = {}
     if run.writer:
         from geodino.data.normalization import data_normalization
@@ -328,6 +346,15 @@ def _trackers(run: DistillRun) -> list[Any]:
     for tracker in trackers:
         tracker.log_hyperparams(to_dict(run.cfg))
     return trackers
+
+
+def _any_rank(wanted: bool) -> bool:
+    """Whether any rank wants it (an all-reduce of one flag), so that every rank stops at the same step."""
+    import torch.distributed as dist
+
+    flag = torch.tensor([int(wanted)], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
 
 
 def dist_world() -> int:

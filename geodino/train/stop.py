@@ -1,0 +1,91 @@
+"""Stop a training run at a step boundary on Ctrl-C or SIGTERM, after saving a checkpoint of that step.
+
+A scheduler's SIGTERM (preemption, `scancel`, a time limit) or a Ctrl-C used to end a run at once: it lost every
+step since the last periodic checkpoint (up to `every_n_steps`). `StopRequest` turns the first SIGINT or SIGTERM
+into a request: the run finishes the step it is in, saves a checkpoint of it (the same file a periodic save
+writes, so the resume is as exact) and ends with `geodino: interrupted` (exit code 130). A second signal stops
+at once (KeyboardInterrupt). In a multi-process run every rank agrees on the step (`agreed`, an all-reduce per
+step), so the save, a collective, starts on every rank at the same step. DataLoader workers ignore both signals
+(`quiet_worker`): a terminal's Ctrl-C reaches its whole process group, and a worker that died of it broke the
+batch the last step still needed. They still exit with their parent, which they watch.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["StopRequest", "quiet_worker", "say_stopped"]
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopRequest:
+    """The first SIGINT/SIGTERM received while installed, by name (`signal`), or None; a second one stops at once."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> StopRequest:
+        """Take over SIGINT and SIGTERM (only the main thread may; elsewhere signals keep their handlers)."""
+        if threading.current_thread() is threading.main_thread() and not self._previous:
+            for sig in SIGNALS:
+                self._previous[sig] = signal.getsignal(sig)
+                signal.signal(sig, self._handle)
+        return self
+
+    def restore(self) -> None:
+        """Give SIGINT and SIGTERM back the handlers they had before `install`."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        self._previous.clear()
+
+    def __enter__(self) -> StopRequest:
+        return self.install()
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal is not None:  # the second one stops at once: `geodino: interrupted`, exit code 130
+            self.restore()
+            raise KeyboardInterrupt
+        self.signal = signal.Signals(signum).name
+        print(
+            f"\ngeodino: {self.signal} received: stopping after this step and saving a checkpoint of it "
+            "(send it again to stop at once, losing the steps since the last checkpoint)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def agreed(self, any_rank: Callable[[bool], bool] | None = None) -> bool:
+        """Whether to stop after this step: this process was signalled, or (with `any_rank`, a reduction over the
+        ranks) any rank was, so that every rank stops at the same step."""
+        wanted = self.signal is not None
+        return bool(any_rank(wanted)) if any_rank is not None else wanted
+
+
+def quiet_worker() -> None:
+    """In a DataLoader worker: leave SIGINT and SIGTERM to the main process, which stops the run cleanly."""
+    for sig in SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def say_stopped(step: int, max_steps: int, signal_name: str | None, saved: Any) -> None:
+    """The line a run stopped by a signal prints (on rank 0) before `geodino: interrupted`: where it stopped, what
+    it saved, and how to go on."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        return
+    what = f"saved {saved}" if saved is not None else "nothing to save before the first step"
+    print(
+        f"geodino: stopped after step {step} of {max_steps} ({signal_name or 'a signal to another rank'}); {what}; "
+        "run the same command to resume",
+        file=sys.stderr,
+        flush=True,
+    )
