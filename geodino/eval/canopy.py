@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from geodino.config import options_for
 from geodino.errors import ConfigError, InputError
 from geodino.eval import dense
-from geodino.eval.metrics import RegressionMeter
+from geodino.eval.metrics import RegressionMeter, tree_iou_degenerate
 from geodino.eval.seeding import keeps_global_rng
 from geodino.io import make_dirs
 
@@ -255,6 +255,28 @@ def _warn_above_max(heights: np.ndarray, chm: Path, max_height: float) -> None:
         )
 
 
+def warn_degenerate_tree_iou(tree_iou: float, cover: dict[str, float], threshold: float) -> bool:
+    """Warn in one line, and return True, when every or no predicted pixel is >= `threshold`: tree_IoU is then the
+    reference's tree-cover fraction (or 0) whatever the backbone, so equal values across backbones mean nothing."""
+    if not math.isfinite(tree_iou) or not tree_iou_degenerate(cover):
+        return False
+    import warnings
+
+    share, ref = cover["tree_cover_pred"], cover["tree_cover_ref"]
+    if share == 1.0:
+        what = f"every predicted pixel (100%) is >= tree_threshold={threshold:g} m, so tree_IoU={tree_iou:.4g} equals "
+        what += f"the reference's tree-cover fraction ({ref:.4g})"
+    else:
+        what = f"no predicted pixel (0%) is >= tree_threshold={threshold:g} m, so tree_IoU is 0"
+        what += f" (reference tree cover {ref:.4g})"
+    warnings.warn(
+        f"canopy probe: {what} whatever the backbone (tree_IoU_degenerate in canopy_metrics.json); compare "
+        "backbones by MAE, RMSE and R2, or check the head (min_height, epochs)",
+        stacklevel=2,
+    )
+    return True
+
+
 def load_pairs(images: Sequence[str], chms: Sequence[str], cfg: CanopyProbeConfig) -> list[dict[str, Any]]:
     imgs = dense.list_files(list(images), dense.RASTER_SUFFIXES, "image")
     chm_files = dense.list_files(list(chms), dense.RASTER_SUFFIXES, "CHM")
@@ -375,7 +397,11 @@ def run_canopy(
         "layers": layers,
         "state_dict": model.state_dict(),
     }
-    dense.save_probe(out_dir, "canopy", head, metrics)
+    # the tree-cover shares and the degenerate flag go to canopy_metrics.json only: returned, they would be
+    # ranked as scores in the suite's results table
+    cover = meter.tree_cover()
+    degenerate = warn_degenerate_tree_iou(metrics["tree_IoU"], cover, cfg.tree_threshold)
+    dense.save_probe(out_dir, "canopy", head, {**metrics, **cover, "tree_IoU_degenerate": degenerate})
     shown = list(val_data) if val_data else train_data
     first_map = _predict_rasters(backbone, predict, cfg, shown, crop, stride, out_dir)
     plot_scatter(scatter, out_dir / "canopy_scatter.png", metrics)

@@ -161,12 +161,20 @@ class RegressionMeter:
         self._bp.append(pm[ok])
         self._bt.append(tm[ok])
 
-    def compute(self) -> dict[str, float]:
+    def _pixels(self) -> tuple[Tensor, Tensor]:
         pred = torch.cat(self._pred).double() if self._pred else torch.zeros(0, dtype=torch.float64)
         target = torch.cat(self._target).double() if self._target else torch.zeros(0, dtype=torch.float64)
+        return pred, target
+
+    def compute(self) -> dict[str, float]:
+        pred, target = self._pixels()
         bp = torch.cat(self._bp) if self._bp else torch.zeros(0, dtype=torch.float64)
         bt = torch.cat(self._bt) if self._bt else torch.zeros(0, dtype=torch.float64)
         return regression_scores(pred, target, bp, bt, self.tree_threshold)
+
+    def tree_cover(self) -> dict[str, float]:
+        """`tree_cover()` of the valid pixels added so far (what tells whether tree_IoU means anything)."""
+        return tree_cover(*self._pixels(), self.tree_threshold)
 
 
 def regression_scores(
@@ -196,6 +204,25 @@ def regression_scores(
         "n_pixels": float(pred.numel()),
     }
     return out
+
+
+def tree_cover(pred: Tensor, target: Tensor, tree_threshold: float = 2.0) -> dict[str, float]:
+    """Shares of predicted (`tree_cover_pred`) and reference (`tree_cover_ref`) pixels >= `tree_threshold`.
+
+    When `tree_cover_pred` is 0 or 1 the tree mask of the prediction is empty or everything, so `tree_IoU` is 0 or
+    the reference's cover fraction whatever the model: `tree_iou_degenerate` says so.
+    """
+    if pred.numel() == 0:
+        return {"tree_cover_pred": math.nan, "tree_cover_ref": math.nan}
+    return {
+        "tree_cover_pred": float((pred >= tree_threshold).double().mean()),
+        "tree_cover_ref": float((target >= tree_threshold).double().mean()),
+    }
+
+
+def tree_iou_degenerate(cover: dict[str, float]) -> bool:
+    """True when every or no predicted pixel is a tree (see `tree_cover`): the IoU then cannot rank models."""
+    return cover["tree_cover_pred"] in (0.0, 1.0)
 
 
 # ----------------------------------------------------------------------------------------------- detection

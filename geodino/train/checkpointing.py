@@ -26,6 +26,7 @@ does with `student.resume_from_teacher_chkpt` and `gram.ckpt`).
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -36,7 +37,15 @@ import torch
 from torch import nn
 
 from geodino.errors import CheckpointError, InputError
-from geodino.models.checkpoints.files import HEAD_NAMES, heads_path, load_file, load_strict, read_heads
+from geodino.models.checkpoints.files import (
+    HEAD_NAMES,
+    SAFETENSORS_CONFIG_KEY,
+    heads_path,
+    load_file,
+    load_strict,
+    read_heads,
+    strict_mismatch,
+)
 
 __all__ = [
     "FORMAT",
@@ -68,6 +77,12 @@ DISTILL_FIT_HINT = (
     "(`geodino info FILE` shows its architecture), or choose another file"
 )
 CKPT_PATTERN = re.compile(r"^step_(\d+)\.ckpt$")
+# backbone build kwargs that decide which keys and shapes its state_dict has (what an init source must match)
+STRUCTURE_KEYS = ("arch", "patch_size", "in_chans", "embed_dim", "depth", "num_heads", "ffn_layer", "ffn_hidden_dim",
+                  "n_storage_tokens", "qkv_bias", "proj_bias", "ffn_bias", "mask_k_bias", "norm_layer",
+                  "untie_cls_and_patch_norms", "untie_global_and_local_cls_norm")  # fmt: skip
+# the pretrain config key of each build kwarg (any other one is an ssl.student.overrides entry)
+STUDENT_KEYS = {"arch": "ssl.student.arch", "patch_size": "ssl.student.patch_size", "in_chans": "ssl.student.in_chans"}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -174,13 +189,70 @@ def read_init_source(path: str | Path) -> InitSource:
     if heads_file.is_file():
         heads, rest = read_heads(heads_file)
         config = rest.get("backbone")
+    if not config:  # a .safetensors export copied without its sidecar still records its build kwargs
+        config = _safetensors_config(path)
     return InitSource(
         path=path, kind="export" if heads else "backbone", teacher=state, heads=heads, backbone_config=config
     )
 
 
+def _safetensors_config(path: Path) -> dict[str, Any] | None:
+    """The build kwargs in a `.safetensors` export's metadata (None for any other file, or when absent)."""
+    if path.suffix != ".safetensors" or not path.is_file():
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            text = (f.metadata() or {}).get(SAFETENSORS_CONFIG_KEY)
+        config = json.loads(text) if text else None
+    except Exception:  # the tensors already read; the metadata is only an optional record
+        return None
+    return config if isinstance(config, dict) and config else None
+
+
+def architecture_differences(
+    recorded: dict[str, Any] | None, built: dict[str, Any] | None
+) -> list[tuple[str, Any, Any]]:
+    """(build kwarg, value recorded in the file, value this config builds) for each structural field that differs;
+    [] when either side records nothing (then a file that does not fit may just be incomplete)."""
+    if not recorded or not built:
+        return []
+    return [
+        (k, recorded[k], built[k]) for k in STRUCTURE_KEYS if k in recorded and k in built and recorded[k] != built[k]
+    ]
+
+
+def _yaml_value(v: Any) -> str:
+    """`v` as written in a dotted `key=value` override."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def architecture_error(label: str, path: Path, diff: list[tuple[str, Any, Any]]) -> CheckpointError:
+    """One line naming what `path` was trained with, what this config builds, and the pretrain keys to set."""
+    old = ", ".join(f"{k}={a!r}" for k, a, _ in diff)
+    new = ", ".join(f"{k}={b!r}" for k, _, b in diff)
+    keys = ", ".join(f"{STUDENT_KEYS.get(k, f'ssl.student.overrides.{k}')}={_yaml_value(a)}" for k, a, _ in diff)
+    return CheckpointError(
+        f"{label} {path} was trained with {old} but this config builds {new}; set {keys} (or init from a matching run)"
+    )
+
+
 def _load(module: nn.Module, state: dict[str, torch.Tensor], what: str, source: Path) -> None:
     load_strict(module, state, what, f"checkpoint {source}", FIT_HINT)
+
+
+def _load_backbone(module: nn.Module, state: dict[str, torch.Tensor], what: str, src: InitSource) -> None:
+    """`_load` for a backbone: when the file does not fit and records another architecture than this config builds,
+    fail naming the differing fields and the config keys to set (not "incomplete or damaged")."""
+    diff = architecture_differences(src.backbone_config, getattr(module, "config", None))
+    if diff and strict_mismatch(module.state_dict(), state)[0]:
+        raise architecture_error("init_from", src.path, diff)
+    _load(module, state, what, src.path)
 
 
 def apply_init(
@@ -211,8 +283,8 @@ def apply_init(
     s_backbone = src.student if student_from == "student" else src.teacher
     s_heads = src.student_heads if student_from == "student" else src.heads
     student, teacher = arch.student, arch.teacher
-    _load(student["backbone"], s_backbone, "student backbone", src.path)
-    _load(teacher["backbone"], src.teacher, "teacher backbone", src.path)
+    _load_backbone(student["backbone"], s_backbone, "student backbone", src)
+    _load_backbone(teacher["backbone"], src.teacher, "teacher backbone", src)
     done.append(f"student backbone <- {student_from} of {src.path}; teacher backbone <- teacher of {src.path}")
     for h in HEAD_NAMES:
         if h in s_heads and h in student:
@@ -227,7 +299,7 @@ def apply_init(
     if gram_module is not None and load_gram:
         g = gram or src
         g_module = gram_module["backbone"] if isinstance(gram_module, nn.ModuleDict) else gram_module
-        _load(g_module, g.teacher, "Gram teacher backbone", g.path)
+        _load_backbone(g_module, g.teacher, "Gram teacher backbone", g)
         mark = getattr(arch, "mark_gram_initialized", None)
         if callable(mark):
             mark()

@@ -11,7 +11,8 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
 from geodino.errors import InputError
-from geodino.eval.canopy import CanopyProbeConfig, load_chm_pair, run_canopy
+from geodino.eval.canopy import CanopyProbeConfig, load_chm_pair, run_canopy, warn_degenerate_tree_iou
+from geodino.eval.metrics import RegressionMeter
 from tests.eval.dense_backbone import assert_unchanged, snapshot, tiny_backbone
 
 CRS_UTM = CRS.from_epsg(32611)
@@ -201,3 +202,55 @@ def test_heights_above_max_height_warn_once_naming_the_file_and_the_max(tmp_path
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_chm_pair(tmp_path / "a.tif", tmp_path / "a_CHM.tif", CanopyProbeConfig())
+
+
+def test_a_tree_iou_that_cannot_tell_models_apart_warns_once_naming_threshold_share_and_cover():
+    import torch
+
+    y = torch.tensor([[0.0, 1.0, 2.5, 10.0, 0.0]], dtype=torch.float64)  # 2 of 5 reference pixels are trees
+    meter = RegressionMeter(tree_threshold=2.0)
+    meter.update(torch.full((1, 5), 7.0, dtype=torch.float64), y)  # every predicted pixel is a tree
+    iou = meter.compute()["tree_IoU"]
+    assert iou == pytest.approx(0.4)  # the reference's cover fraction, 2 / 5
+    with pytest.warns(UserWarning) as caught:
+        assert warn_degenerate_tree_iou(iou, meter.tree_cover(), 2.0)
+    msgs = [str(w.message) for w in caught]
+    assert msgs == [
+        "canopy probe: every predicted pixel (100%) is >= tree_threshold=2 m, so tree_IoU=0.4 equals the "
+        "reference's tree-cover fraction (0.4) whatever the backbone (tree_IoU_degenerate in canopy_metrics.json); "
+        "compare backbones by MAE, RMSE and R2, or check the head (min_height, epochs)"
+    ]
+    low = RegressionMeter(tree_threshold=2.0)
+    low.update(torch.full((1, 5), 1.0, dtype=torch.float64), y)
+    none = r"no predicted pixel \(0%\) is >= tree_threshold=2 m, so tree_IoU is 0 \(reference tree cover 0.4\)"
+    with pytest.warns(UserWarning, match=none):
+        assert warn_degenerate_tree_iou(low.compute()["tree_IoU"], low.tree_cover(), 2.0)
+    mixed = RegressionMeter(tree_threshold=2.0)
+    mixed.update(torch.tensor([[0.0, 3.0, 3.0, 1.0, 0.0]], dtype=torch.float64), y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not warn_degenerate_tree_iou(mixed.compute()["tree_IoU"], mixed.tree_cover(), 2.0)
+
+
+def test_canopy_metrics_json_flags_a_degenerate_tree_iou(tmp_path):
+    """Bins starting at 3 m cannot predict a height below the 2 m tree threshold: every pixel is a tree."""
+    import json
+
+    write_image(tmp_path / "a.tif")
+    write_chm(tmp_path / "a_CHM.tif")  # 1 .. ~3.6 m: part of the reference is below 2 m
+    cfg = CanopyProbeConfig(
+        train_images=[str(tmp_path / "a.tif")],
+        train_chms=[str(tmp_path / "a_CHM.tif")],
+        head="linear",
+        crop_size=32,
+        epochs=1,
+        n_bins=16,
+        min_height=3.0,
+        progress=False,
+    )
+    with pytest.warns(UserWarning, match=r"every predicted pixel \(100%\) is >= tree_threshold=2 m"):
+        metrics = run_canopy(tiny_backbone(), cfg, tmp_path / "out")
+    saved = json.loads((tmp_path / "out" / "canopy_metrics.json").read_text())
+    assert saved["tree_IoU_degenerate"] is True and saved["tree_cover_pred"] == 1.0
+    assert 0 < saved["tree_cover_ref"] < 1 and saved["tree_IoU"] == pytest.approx(saved["tree_cover_ref"])
+    assert "tree_IoU_degenerate" not in metrics  # not a score row of the suite's results table

@@ -15,6 +15,8 @@ from geodino.eval.metrics import (
     block_means,
     check_labels,
     regression_scores,
+    tree_cover,
+    tree_iou_degenerate,
 )
 
 
@@ -85,6 +87,24 @@ def test_regression_scores_by_hand():
     assert s["nMAE"] == pytest.approx((1 / 3 + 0 + 1 / 2 + 2 / 4) / 4)
     # trees >= 2 m: pred {1? no, 3, 5} -> idx 1, 3 ; y -> idx 0, 1, 3 -> IoU 2/3
     assert s["tree_IoU"] == pytest.approx(2 / 3)
+
+
+def test_tree_iou_of_an_all_tree_prediction_is_the_reference_cover_and_is_flagged():
+    y = torch.tensor([0.0, 1.0, 2.5, 10.0], dtype=torch.float64)  # reference trees (>= 2 m): 2 of 4
+    everywhere = torch.tensor([3.0, 4.0, 5.0, 6.0], dtype=torch.float64)  # every pixel a tree
+    assert regression_scores(everywhere, y)["tree_IoU"] == pytest.approx(0.5)  # = 2 / 4, the reference cover
+    cover = tree_cover(everywhere, y)
+    assert cover == {"tree_cover_pred": 1.0, "tree_cover_ref": 0.5} and tree_iou_degenerate(cover)
+    nowhere = torch.full((4,), 0.5, dtype=torch.float64)  # no pixel a tree: IoU 0 whatever the reference
+    assert regression_scores(nowhere, y)["tree_IoU"] == 0.0
+    assert tree_iou_degenerate(tree_cover(nowhere, y))
+    # the hand case above (pred trees at idx 1, 3): half the prediction is trees, the IoU means something
+    mixed = torch.tensor([1.0, 3.0, 0.0, 5.0], dtype=torch.float64)
+    cover = tree_cover(mixed, y)
+    assert cover == {"tree_cover_pred": 0.5, "tree_cover_ref": 0.5} and not tree_iou_degenerate(cover)
+    meter = RegressionMeter()
+    meter.update(everywhere[None], y[None], torch.tensor([[True, True, True, False]]))  # 10 m pixel invalid
+    assert meter.tree_cover() == {"tree_cover_pred": 1.0, "tree_cover_ref": pytest.approx(1 / 3)}
 
 
 def test_regression_meter_ignores_invalid_pixels():
