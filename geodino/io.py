@@ -134,9 +134,12 @@ def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
         raise
     if not tmp.exists():
         raise RuntimeError(f"nothing was written to {tmp} for {path}")
-    if tmp.is_file() and path.is_dir() and not path.is_symlink():  # a folder appeared meanwhile: keep it, say so
+    if tmp.is_file() and path.is_dir() and not path.is_symlink():  # a folder holds the name: keep it, say so
         _remove(tmp)
-        raise InputError(f"output {path} is now a folder; remove or rename it, or choose another output path")
+        raise InputError(
+            f"output {path} is a folder, and this output is a file; remove or rename the folder, or choose another "
+            "output path"
+        )
     if tmp.is_file():
         set_default_mode(tmp)
     if tmp.is_dir() and path.exists():

@@ -97,7 +97,7 @@ def test_a_file_output_never_replaces_a_folder(tmp_path):
         with pytest.raises(InputError, match=r"out\.tif is an existing folder, and a \.tif output is a file"):
             refuse()
     late = tmp_path / "late.tif"  # a folder that appears while the file is written
-    with pytest.raises(InputError, match=r"late\.tif is now a folder"):
+    with pytest.raises(InputError, match=r"late\.tif is a folder, and this output is a file"):
         with atomic_path(late) as tmp:
             tmp.write_text("x")
             late.mkdir()

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -232,11 +233,15 @@ def _yaml_value(v: Any) -> str:
     return str(v)
 
 
-def architecture_error(label: str, path: Path, diff: list[tuple[str, Any, Any]]) -> CheckpointError:
-    """One line naming what `path` was trained with, what this config builds, and the pretrain keys to set."""
+def architecture_error(
+    label: str, path: Path, diff: list[tuple[str, Any, Any]], key_of: Callable[[str], str] | None = None
+) -> CheckpointError:
+    """One line naming what `path` was trained with, what this config builds, and the keys to set: `key_of(kwarg)`
+    names a build kwarg's config key (default: pretrain's `ssl.student.*`)."""
+    key_of = key_of or (lambda k: STUDENT_KEYS.get(k, f"ssl.student.overrides.{k}"))
     old = ", ".join(f"{k}={a!r}" for k, a, _ in diff)
     new = ", ".join(f"{k}={b!r}" for k, _, b in diff)
-    keys = ", ".join(f"{STUDENT_KEYS.get(k, f'ssl.student.overrides.{k}')}={_yaml_value(a)}" for k, a, _ in diff)
+    keys = ", ".join(f"{key_of(k)}={_yaml_value(a)}" for k, a, _ in diff)
     return CheckpointError(
         f"{label} {path} was trained with {old} but this config builds {new}; set {keys} (or init from a matching run)"
     )

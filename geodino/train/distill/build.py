@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -240,6 +241,11 @@ def check_student_spec(
             )
 
 
+def _student_key(index: int, kwarg: str) -> str:
+    """The distill config key of a student's build kwarg."""
+    return f"students[{index}].arch" if kwarg == "arch" else f"students[{index}].overrides.{kwarg}"
+
+
 def build_student(spec: StudentSpec, index: int, teacher: nn.Module, t_dino: nn.Module, t_ibot: nn.Module) -> nn.Module:
     """A DistillStudent with the teacher's patch size, input bands and prototype counts (checked, one line each)."""
     from geodino.models import build_model
@@ -263,10 +269,23 @@ def build_student(spec: StudentSpec, index: int, teacher: nn.Module, t_dino: nn.
     ibot = DINOHead(backbone.embed_dim, t_ibot.out_dim, hidden_i, bottleneck_i, t_ibot.nlayers)
     if spec.init_from:
         from geodino.models.checkpoints import load_strict
-        from geodino.train.checkpointing import DISTILL_FIT_HINT, read_init_source
+        from geodino.models.checkpoints.files import strict_mismatch
+        from geodino.train.checkpointing import (
+            DISTILL_FIT_HINT,
+            architecture_differences,
+            architecture_error,
+            read_init_source,
+        )
 
         src = read_init_source(spec.init_from)
         state = src.student if src.kind == "training" and src.student else src.teacher
+        diff = [
+            d
+            for d in architecture_differences(src.backbone_config, getattr(backbone, "config", None))
+            if d[0] not in ("patch_size", "in_chans")
+        ]  # fmt: skip  (those follow the teacher: not a student key)
+        if diff and strict_mismatch(backbone.state_dict(), state)[0]:  # name what differs, not "damaged"
+            raise architecture_error(f"students[{index}].init_from", src.path, diff, partial(_student_key, index))
         load_strict(backbone, state, f"{where} backbone", f"checkpoint {src.path}", DISTILL_FIT_HINT)
     return DistillStudent(backbone, dino, ibot)
 
