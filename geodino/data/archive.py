@@ -11,7 +11,7 @@ import dataclasses
 import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from geodino.data.paths import RASTER_EXTS, resolve_paths
 from geodino.data.rasters import SceneInfo, open_raster, read_window, stream_id, target_grid, window_affine
-from geodino.data.sensors import Sensor, get_sensor
+from geodino.data.sensors import Sensor, check_bit_depth, get_sensor
 from geodino.data.tiling import EpochOrder, TileSampler, least_nodata
 from geodino.errors import InputError
 
@@ -38,11 +38,22 @@ def _unnamed(names: Sequence[str]) -> bool:
     return all(re.fullmatch(r"b\d+", n) for n in names)
 
 
+CONFIG_HINTS: dict[str, str | None] = {
+    "bands": "`bands:`",
+    "band_names": "`band_names:`",
+    "sensor": "`sensor:`",
+    "skip": "set on_error: skip",
+    "split": "split them into separate sources",
+}
+"""How messages name the settings (a source config's keys); a command passes its own flags (None: it has none)."""
+
+
 def _resolve_bands(
     path: str,
     names: tuple[str, ...],
     requested: Sequence[str] | None,
     sensor: Sensor | None,
+    hints: Mapping[str, str | None] = CONFIG_HINTS,
 ) -> tuple[tuple[str, ...], tuple[int, ...]]:
     """Output band names and the 1-based file indexes to read for them."""
     if not requested:
@@ -58,9 +69,10 @@ def _resolve_bands(
                 out_names.append(canon or want)
                 break
         else:
+            via = " / ".join(h for h in (hints["band_names"], hints["sensor"]) if h)
             raise InputError(
-                f"raster {path} has no band {want!r} (its bands: {', '.join(names)}); fix `bands:` or name the file's "
-                "bands with `band_names:` / the sensor"
+                f"raster {path} has no band {want!r} (its bands: {', '.join(names)}); fix {hints['bands']}"
+                + (f" or name the file's bands with {via}" if via else "")
             )
     return tuple(out_names), tuple(idx)
 
@@ -97,6 +109,7 @@ class RasterArchive:
         progress: bool = True,
         uniform: bool = True,
         index_cache: str | Path | None = None,
+        hints: Mapping[str, str | None] | None = None,
     ) -> None:
         if on_error not in ("stop", "skip"):
             raise InputError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
@@ -111,6 +124,7 @@ class RasterArchive:
         self.resampling = resampling
         self.on_error = on_error
         self.require_crs = require_crs
+        self.hints = {**CONFIG_HINTS, **(hints or {})}
         self.skipped: list[tuple[str, str]] = []
         self._sensor_arg = sensor
         self.index_cache = Path(index_cache).expanduser() if index_cache else None
@@ -127,14 +141,18 @@ class RasterArchive:
             if len(s.band_names) != len(first.band_names):
                 raise InputError(
                     f"raster {s.path} gives {len(s.band_names)} bands but {first.path} gives {len(first.band_names)}; "
-                    "select the same bands with `bands:` or split them into separate sources"
+                    f"select the same bands with {self.hints['bands']} or {self.hints['split']}"
                 )
         self.sensor = self._data_sensor(sensor)
+        for dtype in dict.fromkeys(sc.dtype for sc in self.scenes):  # one line for the first file of each dtype
+            path = next(sc.path for sc in self.scenes if sc.dtype == dtype)
+            check_bit_depth(path, dtype, self.sensor, kind="raster")
 
     # -- indexing ------------------------------------------------------------------------------------------------
     def _fail(self, path: str, why: str) -> None:
         if self.on_error == "stop":
-            raise InputError(f"raster {path}: {why} (set on_error: skip to leave such files out)")
+            skip = self.hints["skip"]
+            raise InputError(f"raster {path}: {why}" + (f" ({skip} to leave such files out)" if skip else ""))
         self.skipped.append((path, why))
         warnings.warn(f"skipping raster {path}: {why}", stacklevel=3)
 
@@ -214,7 +232,7 @@ class RasterArchive:
                         names = sensor.bands
                     if names is None:
                         names = tuple(f"b{i}" for i in range(1, src.count + 1))
-                    out_names, idx = _resolve_bands(path, names, self.requested_bands, sensor)
+                    out_names, idx = _resolve_bands(path, names, self.requested_bands, sensor, self.hints)
                     nodata = self.nodata_override
                     if nodata is None:
                         nodata = src.nodata
@@ -259,8 +277,8 @@ class RasterArchive:
             if n == 3 and self.scenes[0].dtype == "uint8":
                 return get_sensor("sat493m")
             raise InputError(
-                f"rasters like {self.scenes[0].path} ({n} bands, {self.scenes[0].dtype}) need a sensor: set `sensor:` "
-                "to a built-in name or a YAML written by `geodino data stats`"
+                f"rasters like {self.scenes[0].path} ({n} bands, {self.scenes[0].dtype}) need a sensor: set "
+                f"{self.hints['sensor']} to a built-in name or a YAML written by `geodino data stats`"
             )
         s = get_sensor(sensor)
         if s.n_bands == n and set(self.band_names) <= set(s.bands) | set(s.aliases):
@@ -273,14 +291,16 @@ class RasterArchive:
             raise InputError(
                 f"rasters like {self.scenes[0].path} give {n} unnamed bands ({', '.join(self.band_names)}) but sensor "
                 f"{s.name!r} has {s.n_bands} ({', '.join(s.bands)}); name the file's bands (band descriptions in the "
-                f"file, or `band_names:` in a source config) or use a sensor with {n} bands"
+                f"file{', or ' + str(self.hints['band_names']) if self.hints['band_names'] else ''}) or use a sensor "
+                f"with {n} bands"
             )
         try:
             return s.select(list(self.band_names))
         except InputError as exc:
             raise InputError(
                 f"rasters give {n} bands ({', '.join(self.band_names)}) but sensor {s.name!r} has {s.n_bands} "
-                f"({', '.join(s.bands)}); select bands with `bands:` or use a matching sensor"
+                f"({', '.join(s.bands)}); select bands with {self.hints['bands']} or use a "
+                "matching sensor"
             ) from exc
 
     # -- reading -------------------------------------------------------------------------------------------------

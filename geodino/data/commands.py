@@ -14,6 +14,8 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     """Add the `data` command and its sub-commands."""
+    from geodino.data.vrt import RESAMPLING
+
     p = subparsers.add_parser("data", help="data tools: per-band stats, sensors, archive index, crop previews")
     sub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
 
@@ -49,6 +51,7 @@ def register(subparsers: Any) -> None:
     i.add_argument("--sensor", default=None)
     i.add_argument("--on-error", default="skip", choices=["skip", "stop"])
     i.add_argument("--out", default=None, help="also write the footprints as GeoParquet/GeoJSON (by extension)")
+    i.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     i.set_defaults(func=_index)
 
     k = sub.add_parser(
@@ -58,7 +61,9 @@ def register(subparsers: Any) -> None:
     k.add_argument("root", help="folder of scene folders (each holding one file per band)")
     k.add_argument("--bands", nargs="+", required=True, help="band names as they appear in the file names, in order")
     k.add_argument("--out", "-o", required=True, help="folder for the VRTs (use it as a raster source path)")
-    k.add_argument("--resampling", default="bilinear", help="for bands coarser than the finest (default bilinear)")
+    k.add_argument("--resampling", default="bilinear", choices=RESAMPLING,
+                   help="for bands coarser than the finest (default bilinear)")  # fmt: skip
+    k.add_argument("--overwrite", action="store_true", help="replace VRTs of the same names already in --out")
     k.set_defaults(func=_stack)
 
     v = sub.add_parser(
@@ -68,6 +73,7 @@ def register(subparsers: Any) -> None:
     from geodino.data.config import DataConfig
 
     v.add_argument("--out", "-o", default="data_preview.png")
+    v.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     v.add_argument("--samples", type=int, default=4)
     v.add_argument("--seed", type=int, default=0)
     add_config_arguments(v, DataConfig)
@@ -166,7 +172,7 @@ def _stats(args: argparse.Namespace) -> int:
 def _stack(args: argparse.Namespace) -> int:
     from geodino.data.vrt import stack_scenes
 
-    paths = stack_scenes(args.root, args.bands, args.out, resampling=args.resampling)
+    paths = stack_scenes(args.root, args.bands, args.out, resampling=args.resampling, overwrite=args.overwrite)
     print(f"wrote {len(paths)} VRT(s) to {args.out}")
     return 0
 
@@ -186,8 +192,18 @@ def _index(args: argparse.Namespace) -> int:
     from collections import Counter
 
     from geodino.data.archive import RasterArchive
+    from geodino.io import check_writable
 
-    archive = RasterArchive(args.paths, sensor=args.sensor, on_error=args.on_error, require_crs=False, uniform=False)
+    if args.out:  # before indexing: an existing output is refused without work
+        check_writable(args.out, overwrite=args.overwrite)
+    archive = RasterArchive(
+        args.paths,
+        sensor=args.sensor,
+        on_error=args.on_error,
+        require_crs=False,
+        uniform=False,
+        hints={"skip": "pass --on-error skip", "sensor": "--sensor"},
+    )
     crs = Counter()
     for s in archive.scenes:
         from rasterio.crs import CRS
@@ -219,16 +235,18 @@ def _index(args: argparse.Namespace) -> int:
 def _preview(args: argparse.Namespace) -> int:
 
     from geodino.config import load_config, read_yaml
-    from geodino.data.config import DataConfig
+    from geodino.data.config import PreviewDataConfig
     from geodino.data.preview import write_preview
+    from geodino.io import check_writable
 
+    check_writable(args.out, overwrite=args.overwrite)
     if args.config and "data" in read_yaml(args.config):  # a pretraining config: preview its `data` section
         from geodino.train.config import PretrainConfig
 
         full = load_config(PretrainConfig, args.config, args.overrides)
         cfg, crops = full.data, full.crops
     else:
-        cfg, crops = load_config(DataConfig, args.config, args.overrides), None
+        cfg, crops = load_config(PreviewDataConfig, args.config, args.overrides), None
     path = write_preview(cfg, args.out, samples=args.samples, seed=args.seed, crops=crops)
     print(f"wrote {path}")
     return 0

@@ -7,11 +7,11 @@ CLI parser stays light.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from geodino.errors import ConfigError
 
-__all__ = ["DEFAULT_SENSORS", "CropSet", "CropsConfig", "DataConfig", "SourceConfig"]
+__all__ = ["DEFAULT_SENSORS", "CropSet", "CropsConfig", "DataConfig", "PreviewDataConfig", "SourceConfig"]
 
 # the sensor of a source that names none, where it does not depend on the files (rasters infer theirs from the data)
 DEFAULT_SENSORS = {"images": "imagenet", "tar": "imagenet", "synthetic": "sat493m"}
@@ -61,23 +61,25 @@ class DataConfig:
     sources: list[SourceConfig] = field(default_factory=list)
     norm_sensor: str | None = None  # mean/std used to standardise (default: each source's own sensor)
     shuffle: bool = True
+    key_prefix: ClassVar[str] = "data."  # how messages name the keys: `data.sources` in a pretraining config
 
     def validate(self) -> None:
+        p = self.key_prefix
         if not self.sources:
             raise ConfigError(
-                "data.sources is empty; add a source, e.g. data.sources=[{type: raster, paths: [scenes/]}]"
+                f"{p}sources is empty; add a source, e.g. {p}sources=[{{type: raster, paths: [scenes/]}}]"
             )
         names = set()
         for i, s in enumerate(self.sources):
             if s.type not in ("raster", "cube", "images", "tar", "torchgeo", "synthetic"):
                 raise ConfigError(
-                    f"data.sources[{i}].type={s.type!r}; use raster, cube, images, tar, torchgeo or synthetic"
+                    f"{p}sources[{i}].type={s.type!r}; use raster, cube, images, tar, torchgeo or synthetic"
                 )
             if not s.paths and s.type != "synthetic":
-                raise ConfigError(f"data.sources[{i}].paths is empty; list folders, globs or files")
+                raise ConfigError(f"{p}sources[{i}].paths is empty; list folders, globs or files")
             name = s.name or f"source{i}"
             if name in names:
-                raise ConfigError(f"data.sources[{i}].name={name!r} is used twice; names must be unique")
+                raise ConfigError(f"{p}sources[{i}].name={name!r} is used twice; names must be unique")
             names.add(name)
 
 
@@ -153,3 +155,11 @@ def resolve_photometric(cfg: CropsConfig, on_cuda: bool) -> CropsConfig:
     if cfg.photometric != "auto":
         return cfg
     return dataclasses.replace(cfg, photometric="device" if on_cuda else "loader")
+
+
+@dataclass
+class PreviewDataConfig(DataConfig):
+    """A DataConfig given on its own (`geodino data preview sources=[...]`): messages name `sources`, not
+    `data.sources`, the key that command takes."""
+
+    key_prefix: ClassVar[str] = ""

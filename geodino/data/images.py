@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from geodino.data.paths import IMAGE_EXTS, resolve_paths
-from geodino.data.sensors import Sensor, get_sensor
+from geodino.data.sensors import Sensor, check_bit_depth, get_sensor, scales_8bit
 from geodino.errors import InputError
 
 __all__ = ["ImageFolderSource", "TarShardSource", "decode_image", "match_bit_depth"]
@@ -54,28 +54,15 @@ def decode_image(data: bytes, name: str, n_bands: int = 3) -> np.ndarray:
             return np.asarray(im.convert("RGB")).transpose(2, 0, 1).copy()
 
 
-def _scales_8bit(sensor: Sensor) -> bool:
-    """Whether the sensor maps 8-bit DN to reflectance (every band's scale 1/255, no offset: imagenet, maxar, ...)."""
-    scales = sensor.scale if isinstance(sensor.scale, tuple) else (sensor.scale,)
-    offsets = sensor.offset if isinstance(sensor.offset, tuple) else (sensor.offset,)
-    return all(abs(float(v) - 1 / 255) < 1e-9 for v in scales) and not any(offsets)
-
-
 def match_bit_depth(arr: np.ndarray, name: str, sensor: Sensor) -> np.ndarray:
     """A decoded image in the DN range its sensor scales. A 16-bit PNG (or other web format) spans 0..65535 by
     definition, so for a sensor of 8-bit DN (scale 1/255) it is brought to 0..255 (/257; it trained as a blank,
-    saturated image before); a 16-bit TIFF above 255 holds the DN of some sensor, refused with one line (its own
-    sensor is needed). Other sensors get the DN as decoded."""
-    if arr.dtype != np.uint16 or not _scales_8bit(sensor):
-        return arr
-    if Path(name).suffix.lower() not in (".tif", ".tiff"):
+    saturated image before); a 16-bit TIFF above 255 holds the DN of some sensor, and an 8-bit image with a sensor
+    of 16-bit DN is near-constant: both refused with one line (`check_bit_depth`). Others get the DN as decoded."""
+    if arr.dtype == np.uint16 and scales_8bit(sensor) and Path(name).suffix.lower() not in (".tif", ".tiff"):
         return ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    top = int(arr.max())
-    if top > 255:
-        raise InputError(
-            f"image {name} is 16-bit (values up to {top}) but sensor {sensor.name!r} scales 8-bit DN (1/255); set "
-            "the source's sensor to your imagery's (geodino data stats writes one) or convert the TIFFs to 8 bits"
-        )
+    top = int(arr.max()) if arr.dtype == np.uint16 and arr.size and scales_8bit(sensor) else None
+    check_bit_depth(name, arr.dtype, sensor, top=top)
     return arr
 
 

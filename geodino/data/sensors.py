@@ -31,7 +31,17 @@ import numpy as np
 
 from geodino.errors import ConfigError, InputError, did_you_mean
 
-__all__ = ["SENSORS", "Sensor", "get_sensor", "list_sensors", "load_sensor_yaml", "save_sensor_yaml"]
+__all__ = [
+    "SENSORS",
+    "Sensor",
+    "check_bit_depth",
+    "get_sensor",
+    "list_sensors",
+    "load_sensor_yaml",
+    "save_sensor_yaml",
+    "scales_8bit",
+    "scales_16bit",
+]
 
 
 def _floats(values: Any, n: int | None = None) -> tuple[float, ...]:
@@ -497,3 +507,42 @@ def save_sensor_yaml(sensor: Sensor, path: str | Path, *, extra: Mapping[str, An
     with atomic_path(path) as tmp:
         tmp.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120))
     return path
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Bit depth: the data's DN range against the range the sensor's scale is for
+# ------------------------------------------------------------------------------------------------------------------
+def _as_tuple(v: float | tuple[float, ...]) -> tuple[float, ...]:
+    return v if isinstance(v, tuple) else (float(v),)
+
+
+def scales_8bit(sensor: Sensor) -> bool:
+    """Whether the sensor maps 8-bit DN to reflectance (every band's scale 1/255, no offset: imagenet, maxar, ...)."""
+    return all(abs(float(v) - 1 / 255) < 1e-9 for v in _as_tuple(sensor.scale)) and not any(_as_tuple(sensor.offset))
+
+
+def scales_16bit(sensor: Sensor) -> bool:
+    """Whether the sensor's scale is for 16-bit DN: the brightest 8-bit DN (255) maps below 0.1 in every band
+    (sentinel2 1e-4: 0.026; landsat8 2.75e-5 - 0.2: -0.19), so 8-bit data through it is a near-constant image."""
+    scales, offsets = _as_tuple(sensor.scale), _as_tuple(sensor.offset)
+    n = max(len(scales), len(offsets))
+    top = [scales[i % len(scales)] * 255 + offsets[i % len(offsets)] for i in range(n)]
+    return all(0 < sc for sc in scales) and all(t < 0.1 for t in top)
+
+
+def check_bit_depth(name: str, dtype: Any, sensor: Sensor, *, top: int | None = None, kind: str = "image") -> None:
+    """Refuse data whose bit depth does not fit the sensor's scale, in one line: uint8 data with a sensor of 16-bit
+    DN (it would train as a near-constant image), or 16-bit values above 255 (`top`) with a sensor of 8-bit DN."""
+    dt = np.dtype(dtype)
+    if dt == np.uint8 and scales_16bit(sensor):
+        scale = _as_tuple(sensor.scale)[0]
+        raise InputError(
+            f"{kind} {name} is uint8 but sensor {sensor.name!r} scales 16-bit DN (scale {scale:g}); use a sensor of "
+            "8-bit DN (e.g. naip, sat493m, or a YAML from `geodino data stats` without --sensor) or pass its scale "
+            "(data stats --scale 0.00392)"
+        )
+    if dt == np.uint16 and top is not None and top > 255 and scales_8bit(sensor):
+        raise InputError(
+            f"{kind} {name} is 16-bit (values up to {top}) but sensor {sensor.name!r} scales 8-bit DN (1/255); set "
+            "the source's sensor to your imagery's (geodino data stats writes one) or convert the TIFFs to 8 bits"
+        )

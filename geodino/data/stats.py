@@ -57,6 +57,16 @@ class RunningStats:
         return np.sqrt(self.m2 / np.maximum(self.count - 1, 1))
 
 
+STATS_HINTS = {
+    "bands": "--bands",
+    "band_names": "--band-names",
+    "sensor": "--sensor",
+    "skip": "pass --on-error skip",
+    "split": "run data stats on each kind separately",
+}
+"""How raster messages name the settings: data stats' flags."""
+
+
 def _first_bands(paths: Any) -> tuple[int, tuple[str, ...] | None, str]:
     import rasterio
 
@@ -142,7 +152,11 @@ def compute_stats(
         paths=[str(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)],
         sensor=None,
         bands=list(bands) if bands else None,
-        band_names=list(band_names) if band_names else (list(base.bands) if sensor is None else None),
+        # rasters name their own bands (descriptions, else b1..bN, as the neutral sensor does): a folder of mixed
+        # band counts then fails on the archive's clear message, not on band_names the user never gave
+        band_names=list(band_names)
+        if band_names
+        else (list(base.bands) if sensor is None and type != "raster" else None),
         nodata=nodata,
         tile_size=tile_size,
         max_nodata_fraction=1.0,
@@ -158,16 +172,20 @@ def compute_stats(
         windows, n_windows = grid_windows(archive.scenes, int(tile_size), samples, seed)
         method = "exact: every pixel" if len(windows) == n_windows else f"uniform sample of {n_windows} grid windows"
         area = sum(w * h for *_, w, h in windows)  # edge windows are clipped
-        keep_p = min(1.0, 200_000 / max(1, area))  # ~200k pixels for the percentiles
+        keep_p: float | None = _keep_fraction(area)
         tiles = _read_windows(archive, windows, on_error, progress)
     else:
         method = "random tiles"
-        keep_p = min(1.0, 200_000 / max(1, samples * int(tile_size) ** 2))
+        keep_p = None  # sized from the first sample's pixels: image chips are not tile_size px
         tiles = (source.get(i, seed) for i in tqdm(range(samples), desc="band statistics", disable=not progress))
     n_read = 0
+    shapes: set[tuple[int, int]] = set()
     for s in tiles:
         n_read += 1
         image, valid = np.asarray(s["image"]), np.asarray(s["valid"])
+        shapes.add((int(image.shape[-2]), int(image.shape[-1])))
+        if keep_p is None:
+            keep_p = _keep_fraction(samples * image.shape[-2] * image.shape[-1])
         stats.update(image, valid)
         pix = image.reshape(image.shape[0], -1)[:, valid.reshape(-1)]
         if pix.shape[1]:
@@ -192,21 +210,37 @@ def compute_stats(
         rgb_bands=sel.rgb_bands,
         aliases=sel.aliases,
     )
-    prov: dict[str, Any] = {"tiles": samples, "tile_size": tile_size, "seed": seed, "method": method}
+    prov: dict[str, Any] = {"tiles": samples, "seed": seed, "method": method}
+    if type in ("images", "tar"):  # chips are read whole: record their size, not the unused --tile-size
+        if len(shapes) == 1:
+            prov["chip_size"] = list(next(iter(shapes)))
+    else:
+        prov["tile_size"] = tile_size
     if archive is not None:
         prov["tiles"] = len(windows)
     prov["pixels"] = [int(c) for c in stats.count]
     if kept:
         sample = np.concatenate(kept, axis=1)
+        if sample.shape[1] > PERCENTILE_PIXELS:  # kept with a margin above: a uniform subset of exactly that many
+            pick = np.sort(keep_rng.choice(sample.shape[1], size=PERCENTILE_PIXELS, replace=False))
+            sample = sample[:, pick]
         prov.update(_percentiles(sample))
-        # mean and std use every valid pixel read; the percentiles a random subset of ~200k when there are more
+        # mean and std use every valid pixel read; the percentiles a random subset of 200k when there are more
         n_valid = int(stats.count.min())
         prov["percentiles_from"] = (
             "every valid pixel read"
-            if keep_p >= 1.0
+            if sample.shape[1] >= n_valid
             else f"a random {sample.shape[1]:,} of the {n_valid:,} valid pixels read (mean and std use them all)"
         )
     return out, prov
+
+
+PERCENTILE_PIXELS = 200_000  # the percentiles come from a uniform random subset of this many valid pixels
+
+
+def _keep_fraction(pixels: int) -> float:
+    """The share of `pixels` kept for the percentiles: 5 % above PERCENTILE_PIXELS, cut to exactly that later."""
+    return min(1.0, 1.05 * PERCENTILE_PIXELS / max(1, int(pixels)))
 
 
 def _percentiles(pix: np.ndarray) -> dict[str, Any]:
@@ -320,6 +354,7 @@ def _build_with_sensor(cfg: Any, sensor: Sensor, build_source: Any) -> Any:
             band_names=cfg.band_names,
             nodata=cfg.nodata,
             on_error=cfg.on_error or "stop",
+            hints=STATS_HINTS,
         )
         # read by grid windows (clipped at the edges, so rasters smaller than a tile are fine): no tile sampler
         return SimpleNamespace(archive=archive, sensor=archive.sensor, band_names=list(archive.band_names))

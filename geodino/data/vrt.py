@@ -25,6 +25,7 @@ from xml.sax.saxutils import escape
 from geodino.errors import InputError
 
 __all__ = [
+    "RESAMPLING",
     "find_band_files",
     "mosaic_vrt",
     "stack_bands",
@@ -63,15 +64,30 @@ def find_band_files(folder: str | Path, bands: Sequence[str], exts: Sequence[str
             tagged = [p for p in hits if re.search(r"_10m$", p.stem)]
             hits = tagged or hits[:1]
         if not hits:
-            raise InputError(f"scene folder {folder} has no file for band {band!r} (looked for *{band}* in {exts})")
+            raise InputError(
+                f"scene folder {folder} has no file for band {band!r} (looked for *{band}* in {exts}); add it or "
+                "move the folder out (no VRT is written while a scene folder is incomplete)"
+            )
         out[band] = hits[0]
     return out
 
 
-def stack_bands(band_files: dict[str, str | Path], out: str | Path, *, resampling: str = "bilinear") -> Path:
-    """Write a VRT stacking `band_files` (in order) on the finest of their grids; returns its path."""
+RESAMPLING = ("nearest", "bilinear", "cubic", "cubicspline", "lanczos", "average", "rms", "mode", "gauss")
+"""The resampling names a VRT ComplexSource accepts (GDAL); anything else is refused before a VRT is written."""
+
+
+def _check_resampling(resampling: str) -> None:
+    if resampling not in RESAMPLING:
+        raise InputError(
+            f"resampling {resampling!r} is not a GDAL resampling method; use one of {', '.join(RESAMPLING)}"
+        )
+
+
+def _stack_bands_xml(band_files: dict[str, str | Path], resampling: str) -> str:
+    """The VRT XML stacking `band_files` (in order) on the finest of their grids; reads headers only."""
     import rasterio
 
+    _check_resampling(resampling)
     infos = []
     for band, path in band_files.items():
         try:
@@ -89,10 +105,6 @@ def stack_bands(band_files: dict[str, str | Path], out: str | Path, *, resamplin
             raise InputError(f"band file {path} ({band}) is in {c} but {infos[0][1]} is in {crs}; stack one CRS")
     finest = min(infos, key=lambda i: abs(i[3].a))
     t, width, height = finest[3], finest[4], finest[5]
-    out = Path(out)
-    from geodino.io import make_dirs
-
-    make_dirs(out.parent)
     lines = [
         f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
         f"  <SRS>{escape(crs.to_wkt())}</SRS>",
@@ -118,17 +130,37 @@ def stack_bands(band_files: dict[str, str | Path], out: str | Path, *, resamplin
             "  </VRTRasterBand>",
         ]
     lines.append("</VRTDataset>")
+    return "\n".join(lines) + "\n"
+
+
+def stack_bands(
+    band_files: dict[str, str | Path], out: str | Path, *, resampling: str = "bilinear", overwrite: bool = True
+) -> Path:
+    """Write a VRT stacking `band_files` (in order) on the finest of their grids (atomically); returns its path."""
     from geodino.io import atomic_path
 
-    with atomic_path(out) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
+    text = _stack_bands_xml(band_files, resampling)
+    out = Path(out)
+    with atomic_path(out, overwrite=overwrite) as tmp:
+        tmp.write_text(text)
     return out
 
 
 def stack_scenes(
-    root: str | Path, bands: Sequence[str], out_dir: str | Path, *, resampling: str = "bilinear"
+    root: str | Path,
+    bands: Sequence[str],
+    out_dir: str | Path,
+    *,
+    resampling: str = "bilinear",
+    overwrite: bool = False,
 ) -> list[Path]:
-    """One VRT per scene folder under `root` (a folder holding a file for every band); returns the VRT paths."""
+    """One VRT per scene folder under `root` (a folder holding a file for every band); returns the VRT paths.
+
+    Every folder is checked (each band's file found, headers read, CRSs agree) and every output is free (or
+    `overwrite`) before the first VRT is written, so an incomplete folder leaves no partial set of VRTs."""
+    from geodino.io import atomic_path, check_writable
+
+    _check_resampling(resampling)
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root} is not a folder of scene folders")
@@ -136,11 +168,16 @@ def stack_scenes(
     scene_dirs = sorted({p.parent for p in root.rglob("*") if p.is_file() and any(pt.search(p.stem) for pt in pats)})
     if not scene_dirs:
         raise InputError(f"no files named after bands {list(bands)} under {root}")
-    written = []
+    planned: list[tuple[Path, str]] = []
     for d in scene_dirs:
         name = "_".join(d.relative_to(root).parts) or root.name
-        written.append(stack_bands(find_band_files(d, bands), Path(out_dir) / f"{name}.vrt", resampling=resampling))
-    return written
+        planned.append((Path(out_dir) / f"{name}.vrt", _stack_bands_xml(find_band_files(d, bands), resampling)))
+    for out, _ in planned:
+        check_writable(out, overwrite=overwrite)
+    for out, text in planned:
+        with atomic_path(out) as tmp:
+            tmp.write_text(text)
+    return [out for out, _ in planned]
 
 
 def _xml_number(v: float) -> str:

@@ -40,6 +40,8 @@ __all__ = [
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+VIZ_HINTS = {"bands": "--bands", "band_names": None, "sensor": "--sensor", "skip": None}
+"""How input messages name the settings: viz attention's flags (it has no --band-names or --on-error)."""
 MAX_PIXELS = 4096 * 4096  # a whole-scene forward beyond this needs a --window (attention is quadratic in tokens)
 
 
@@ -59,6 +61,11 @@ def read_input(
     path = Path(path)
     if not path.exists():
         raise InputError(f"input {path} does not exist; give an image (.jpg/.png) or a raster (.tif/.vrt)")
+    if path.is_dir():
+        raise InputError(
+            f"input {path} is a folder; viz attention takes one image (.jpg/.png) or raster (.tif/.vrt) file: "
+            "pass one of its files"
+        )
     if path.suffix.lower() in IMAGE_SUFFIXES:
         from geodino.data.images import decode_image, match_bit_depth
         from geodino.data.sensors import get_sensor
@@ -91,7 +98,13 @@ def read_input(
     from geodino.data.archive import RasterArchive
 
     archive = RasterArchive(
-        [str(path)], sensor=sensor, bands=bands, band_names=band_names, require_crs=False, progress=False
+        [str(path)],
+        sensor=sensor,
+        bands=bands,
+        band_names=band_names,
+        require_crs=False,
+        progress=False,
+        hints=VIZ_HINTS,
     )
     scene = archive.scenes[0]
     c, r, w, h = (

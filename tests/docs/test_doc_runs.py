@@ -32,6 +32,7 @@ class Run:
     why: str = ""
     after: tuple[str, ...] = ()
     replace: tuple[tuple[str, str], ...] = ()  # (documented word, generated stand-in), said in `why`
+    fresh: tuple[str, ...] = ()  # outputs another documented command wrote first (each refuses to overwrite)
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     # --- README.md
     G + "data index /data/s2_scenes/": Run(),
     G + "data stats /data/s2_scenes/ --sensor sentinel2_l2a --out my_s2.yaml": Run(OW, WS_WROTE),
-    G + "data preview --config configs/pretrain/s2_vits16.yaml --out preview.png 'data.sources=[{type: raster, paths: [/data/s2_scenes/], sensor: my_s2.yaml}]'": Run(),
+    G + "data preview --config configs/pretrain/s2_vits16.yaml --out preview.png 'data.sources=[{type: raster, paths: [/data/s2_scenes/], sensor: my_s2.yaml}]'": Run(fresh=("preview.png",)),
     G + "pretrain --config configs/pretrain/s2_vits16.yaml 'data.sources=[{type: raster, paths: [/data/s2_scenes/], sensor: my_s2.yaml}]' output_dir=runs/s2": Run(TINY, TINY_WHY),
     G + "pretrain -c configs/pretrain/sat_vits16.yaml trainer.devices=4 trainer.strategy=ddp": ConfigOnly(MULTI_GPU),
     G + "pretrain -c configs/pretrain/vitl16.yaml trainer.devices=8 trainer.strategy=fsdp2": ConfigOnly(MULTI_GPU),
@@ -111,7 +112,7 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     # --- docs/data.md
     G + "data index /data/s2/ --out footprints.geojson": Run(),
     G + "data stats /data/s2/ --out configs/sensors/my_s2.yaml --scale 0.0001 --samples 512": Run(OW, WS_WROTE),
-    G + "data preview 'sources=[{type: raster, paths: [/data/s2/], sensor: configs/sensors/my_s2.yaml}]' -o preview.png": Run(),
+    G + "data preview 'sources=[{type: raster, paths: [/data/s2/], sensor: configs/sensors/my_s2.yaml}]' -o preview.png": Run(fresh=("preview.png",)),
     G + "data sensors": Run(),
     G + "data stack /data/s2_safe/ --bands B02 B03 B04 B08 B11 B12 --out /data/s2_vrt/": Run(),
     # --- docs/dense_probes.md
@@ -296,6 +297,7 @@ def run_command(ws: Workspace, command: str) -> str:
         run_command(ws, G + pre)
     argv = rewrite(command, entry.replace)
     with chdir(ws.root):
+        remove(entry.fresh)
         rc, out, _ = geodino(*argv, *entry.extra)
     assert rc == 0, f"`{command}` exited {rc}:\n{out[-3000:]}"
     ws.done[command] = out

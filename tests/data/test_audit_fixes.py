@@ -1,0 +1,151 @@
+"""Audit fixes in `geodino data` / `viz attention`: percentile subset size, bit-depth refusal, stack safety,
+overwrite refusal and one-line messages that name the command's own flags."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import geodino.cli as cli
+from geodino.errors import InputError
+
+from .conftest import write_tif
+
+
+@pytest.fixture(autouse=True)
+def _only_data_commands(monkeypatch):
+    """Other parts register their own commands; these tests exercise the data and viz ones only."""
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("geodino.data.commands", "geodino.viz.commands"))
+
+
+def _chips(root, n: int, size: int) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (root / "a").mkdir(parents=True)
+    for k in range(n):
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / "a" / f"{k}.png")
+
+
+def test_image_stats_percentiles_come_from_200k_pixels_of_the_chips(tmp_path):
+    """Chips of 40 px, not --tile-size 256: 200 samples hold 320,000 pixels, of which exactly 200,000 are kept."""
+    from geodino.data.stats import compute_stats
+
+    _chips(tmp_path / "imgs", 20, 40)
+    _, prov = compute_stats(str(tmp_path / "imgs"), type="images", samples=200, progress=False)
+    assert prov["pixels"] == [200 * 40 * 40] * 3
+    assert prov["percentiles_from"].startswith("a random 200,000 of the 320,000 valid pixels")
+    assert prov["_sample"].shape == (3, 200_000)
+    assert prov["chip_size"] == [40, 40] and "tile_size" not in prov
+
+
+def test_uint8_data_with_a_16_bit_sensor_is_refused_everywhere(tmp_path):
+    """landsat8 scales 16-bit DN (2.75e-5, -0.2): uint8 data through it became a constant -0.19 image."""
+    from geodino.data.images import match_bit_depth
+    from geodino.data.loaders import SourceConfig, build_source
+    from geodino.data.sensors import get_sensor
+    from geodino.data.stats import compute_stats
+    from geodino.viz.attention import read_input
+
+    rng = np.random.default_rng(0)
+    p = write_tif(tmp_path / "l7.tif", rng.integers(1, 255, (6, 32, 32), dtype=np.uint8))
+    want = r"raster .*l7.tif is uint8 but sensor 'landsat8' scales 16-bit DN .*8-bit DN.*--scale"
+    with pytest.raises(InputError, match=want):
+        compute_stats(str(p), sensor="landsat8", samples=4, tile_size=16, progress=False)
+    with pytest.raises(InputError, match=want):
+        read_input(p, sensor="landsat8")
+    with pytest.raises(InputError, match=want):
+        build_source(SourceConfig(type="raster", paths=[str(p)], sensor="landsat8", tile_size=16))
+    s2 = get_sensor("sentinel2_l2a").select(["B04", "B03", "B02"])
+    with pytest.raises(InputError, match=r"image x.png is uint8 but sensor 'sentinel2_l2a' scales 16-bit DN"):
+        match_bit_depth(np.zeros((3, 4, 4), np.uint8), "x.png", s2)
+    # an explicit 8-bit scale is the way out, and 16-bit data with the sensor is read as before
+    sensor, _ = compute_stats(str(p), sensor="landsat8", scale=1 / 255, samples=4, tile_size=16, progress=False)
+    assert 0.3 < np.mean(sensor.mean) < 0.7
+    q = write_tif(tmp_path / "l8.tif", rng.integers(7000, 20000, (6, 32, 32), dtype=np.uint16))
+    sensor, _ = compute_stats(str(q), sensor="landsat8", samples=4, tile_size=16, progress=False)
+    assert 0.0 < np.mean(sensor.mean) < 0.4
+
+
+def _scene_folders(root, names=("S1", "S2", "S3"), bands=("B02", "B03")) -> None:
+    for n in names:
+        (root / n).mkdir(parents=True)
+        for b in bands:
+            write_tif(root / n / f"{n}_{b}.tif", np.full((1, 8, 8), 5, np.uint16))
+
+
+def test_stack_writes_nothing_when_a_scene_folder_is_incomplete(tmp_path, capsys):
+    """S3 (sorting last) lacks B03: it used to leave S1.vrt and S2.vrt behind before failing."""
+    _scene_folders(tmp_path / "root", ("S1", "S2"))
+    _scene_folders(tmp_path / "root", ("S3",), ("B02",))
+    rc = cli.main(["data", "stack", str(tmp_path / "root"), "--bands", "B02", "B03", "--out", str(tmp_path / "v")])
+    assert rc == 2
+    assert not (tmp_path / "v").exists() or sorted(p.name for p in (tmp_path / "v").iterdir()) == []
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "S3 has no file for band 'B03'" in err and "no VRT is written" in err
+
+
+def test_stack_refuses_an_unknown_resampling_and_existing_vrts(tmp_path, capsys):
+    """`--resampling foo` was written into the VRT; an existing S1.vrt was silently rewritten with other bands."""
+    from geodino.data.vrt import stack_scenes
+
+    _scene_folders(tmp_path / "root", ("S1",), ("B02", "B03", "B04"))
+    root, out = str(tmp_path / "root"), str(tmp_path / "v")
+    with pytest.raises(SystemExit) as e:
+        cli.main(["data", "stack", root, "--bands", "B02", "--out", out, "--resampling", "foo"])
+    assert e.value.code == 2 and "invalid choice: 'foo'" in capsys.readouterr().err
+    with pytest.raises(InputError, match=r"resampling 'foo' is not a GDAL resampling method; use one of nearest"):
+        stack_scenes(root, ["B02"], out, resampling="foo")
+    assert cli.main(["data", "stack", root, "--bands", "B02", "B03", "B04", "--out", out]) == 0
+    first = (tmp_path / "v" / "S1.vrt").read_text()
+    assert cli.main(["data", "stack", root, "--bands", "B02", "B03", "--out", out]) == 2
+    assert "S1.vrt already exists; pass --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "v" / "S1.vrt").read_text() == first  # still 3 bands
+    assert cli.main(["data", "stack", root, "--bands", "B02", "B03", "--out", out, "--overwrite"]) == 0
+    assert (tmp_path / "v" / "S1.vrt").read_text().count("<VRTRasterBand") == 2
+
+
+def test_index_and_preview_refuse_an_existing_output(tmp_path, capsys):
+    """`data index --out` and `data preview -o` replaced an existing file without a word."""
+    (tmp_path / "scenes").mkdir()
+    p = write_tif(tmp_path / "scenes" / "a.tif", np.full((3, 16, 16), 7, np.uint8))
+    gj, png = tmp_path / "fp.geojson", tmp_path / "p.png"
+    gj.write_text("keep")
+    png.write_text("keep")
+    assert cli.main(["data", "index", str(p), "--out", str(gj)]) == 2
+    assert cli.main(["data", "preview", f"sources=[{{type: raster, paths: [{p}]}}]", "-o", str(png)]) == 2
+    err = capsys.readouterr().err
+    assert f"output {gj} already exists; pass --overwrite" in err and f"output {png} already exists" in err
+    assert gj.read_text() == "keep" and png.read_text() == "keep"
+    assert cli.main(["data", "index", str(p), "--out", str(gj), "--overwrite"]) == 0
+    assert "FeatureCollection" in gj.read_text()
+
+
+def test_messages_name_the_commands_own_settings(tmp_path, capsys):
+    """stats on mixed band counts, preview without sources, index/viz hints: each names what the command takes."""
+    from geodino.data.stats import compute_stats
+    from geodino.viz.attention import read_input
+
+    (tmp_path / "mix").mkdir()
+    rgb = write_tif(tmp_path / "mix" / "a_rgb.tif", np.full((3, 16, 16), 7, np.uint8))
+    write_tif(tmp_path / "mix" / "b_six.tif", np.full((6, 16, 16), 7, np.uint8))
+    with pytest.raises(
+        InputError, match=r"b_six.tif gives 6 bands but .*a_rgb.tif gives 3; select the same bands with --bands"
+    ):
+        compute_stats(str(tmp_path / "mix"), samples=4, tile_size=16, progress=False)
+    assert cli.main(["data", "preview", "-o", str(tmp_path / "p.png")]) == 2
+    assert "error: sources is empty; add a source, e.g. sources=[" in capsys.readouterr().err
+    bad = tmp_path / "bad" / "x.tif"
+    bad.parent.mkdir()
+    bad.write_text("not a raster")
+    assert cli.main(["data", "index", str(bad.parent), "--on-error", "stop"]) == 2
+    err = capsys.readouterr().err
+    assert "(pass --on-error skip to leave such files out)" in err and "on_error:" not in err
+    with pytest.raises(InputError) as e:
+        read_input(bad)
+    assert "cannot be read" in str(e.value) and "on_error" not in str(e.value)
+    with pytest.raises(InputError, match=r"has no band 'nir' .*; fix --bands or name the file's bands with --sensor$"):
+        read_input(rgb, bands=["nir"])
+    for folder in (tmp_path / "mix", tmp_path / "bad"):
+        with pytest.raises(InputError, match=r"is a folder; viz attention takes one image .* or raster .* file"):
+            read_input(folder)
