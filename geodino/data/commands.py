@@ -194,7 +194,17 @@ def _index(args: argparse.Namespace) -> int:
     from geodino.data.archive import RasterArchive
     from geodino.io import check_writable
 
-    if args.out:  # before indexing: an existing output is refused without work
+    if args.out:  # before indexing: an existing output, or one of no known format, is refused without work
+        from pathlib import Path
+
+        from geodino.errors import ConfigError
+
+        if Path(args.out).suffix.lower() not in (".parquet", ".geoparquet", ".geojson", ".json"):
+            stem = Path(args.out).with_suffix("")
+            raise ConfigError(
+                f"--out {args.out}: data index writes GeoParquet (.parquet) or GeoJSON (.geojson), chosen by the "
+                f"suffix; name the output {stem}.parquet or {stem}.geojson"
+            )
         check_writable(args.out, overwrite=args.overwrite)
     archive = RasterArchive(
         args.paths,
@@ -222,7 +232,7 @@ def _index(args: argparse.Namespace) -> int:
 
         gdf = archive.to_geodataframe()
         with atomic_path(args.out) as tmp:
-            if str(args.out).endswith(".parquet"):
+            if str(args.out).lower().endswith((".parquet", ".geoparquet")):
                 gdf.to_parquet(tmp)
             else:
                 from pathlib import Path

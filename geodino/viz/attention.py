@@ -87,6 +87,7 @@ def read_input(
         _check_size(path, data.shape[2], data.shape[1], "image")
         image = s.to_reflectance(data.astype(np.float32))
         return {
+            "window": list(window) if window is not None else None,
             "image": image,
             "valid": np.ones(image.shape[1:], bool),
             "sensor": s,
@@ -113,6 +114,7 @@ def read_input(
     _check_size(path, w, h, "raster")
     sample = archive.sample(0, c, r, w, h)
     sample["sensor"] = archive.sensor
+    sample["window"] = [c, r, w, h] if window is not None else None
     if not scene.crs:
         sample["crs"], sample["transform"] = None, None
     return sample
@@ -526,7 +528,8 @@ def write_attention(
         "patch_grid": list(maps.grid),
         "patch_size": p,
         "kept_patch_share": maps.info.get("kept_share"),
-        "point": maps.point,
+        "window": sample.get("window"),  # col, row, width, height in pixels of the input; null: all of it
+        "point": maps.point,  # col, row in pixels of the image the maps cover (the window's, when there is one)
         "files": {k: v.name for k, v in files.items()},
     }
     files["json"] = out / f"{prefix}.json"

@@ -56,6 +56,8 @@ def _attention(args: argparse.Namespace) -> int:
     from geodino.errors import InputError
     from geodino.viz.attention import attention_maps, check_output_folder, read_input, window_point, write_attention
 
+    if args.point_crs and args.point is None:  # a flag that changes nothing would hide a forgotten --point
+        raise InputError("--point-crs says how to read --point, which is missing; pass --point X Y as well")
     check_output_folder(args.out, overwrite=args.overwrite)  # before the backbone is loaded and run
     sample = read_input(args.input, sensor=args.sensor, bands=args.bands, window=args.window)
     point = None

@@ -101,6 +101,14 @@ def test_sensors_and_index_commands(tmp_path, capsys):
     import json
 
     assert json.loads((tmp_path / "fp.geojson").read_text())["name"] == "fp"  # not the temporary file's name
+    # an unknown suffix got GeoJSON written into it (idx.txt); it is refused before indexing, naming the formats
+    assert cli.main(["data", "index", str(tmp_path), "--out", str(tmp_path / "idx.txt")]) == 2
+    assert "data index writes GeoParquet (.parquet) or GeoJSON (.geojson)" in capsys.readouterr().err
+    assert not (tmp_path / "idx.txt").exists()
+    assert cli.main(["data", "index", str(tmp_path), "--out", str(tmp_path / "fp.geoparquet")]) == 0
+    import geopandas as gpd
+
+    assert len(gpd.read_parquet(tmp_path / "fp.geoparquet")) == 2
 
 
 def test_compute_stats_api_with_builtin_sensor(tmp_path):

@@ -199,6 +199,8 @@ def test_image_bands_window_point_and_a_reused_folder(tmp_path, monkeypatch):
     assert cli.main([*args, "--window", "16", "16", "48", "48", "--point", "40", "40"]) == 0
     summary = json.loads((out / "attention.json").read_text())
     assert summary["point"] == [24, 24] and summary["bands"] == ["R", "G", "B"] and summary["input"].endswith("a.png")
+    assert summary["window"] == [16, 16, 48, 48]  # the point's frame: it was not recorded
+    assert cli.main([*args, "--point-crs"]) == 2  # --point-crs without --point was ignored silently
     assert not (out / "attention_head02.png").exists() and not (out / "attention_head00.png").exists()
     assert (out / "attention_head01.png").exists() and (out / "attention_similarity.png").exists()
 
