@@ -51,32 +51,14 @@ def load_backbone(
     device = check_device(device)
     if isinstance(spec, nn.Module):
         return _from_module(spec, bands=bands, sensor=sensor, device=device, amp=amp)
-    kind, target, options = parse_spec(spec)
+    kind, target, options, bands, sensor, fill, seed = _spec_options(spec, bands, sensor, fill)
     spec_text = str(spec)
-    if bands is None and "bands" in options:
-        bands = options.pop("bands")
-    else:
-        options.pop("bands", None)
-    if sensor is None:
-        sensor = options.pop("sensor", None) or None
-    else:
-        options.pop("sensor", None)
-    fill = fill or options.pop("fill", "mean")
-    options.pop("fill", None)
-    # a random backbone is the same weights every time unless ?seed= asks for others (unseeded, two probes of
-    # `arch:vit_small` would compare different models under one name)
-    seed = as_int(options.pop("seed"), "seed") if "seed" in options else 0
     n_bands, names = bands_option(bands)
 
     if kind == "arch":
         from geodino.models import build_model
 
-        overrides = {k: parse_value(v) for k, v in options.items()}
-        patch = as_int(str(overrides.pop("patch_size", 16)), "patch_size")
-        in_chans = as_int(str(overrides.pop("in_chans", n_bands or 3)), "in_chans")
-        if n_bands is not None and n_bands != in_chans:
-            raise ConfigError(f"backbone spec {spec_text}: bands={n_bands} but in_chans={in_chans}")
-        check_build_options({"patch_size": patch, "in_chans": in_chans, **overrides}, spec_text)
+        overrides, patch, in_chans = _arch_options(options, n_bands, spec_text)
         with torch.random.fork_rng(devices=[]):  # seeded weights without moving the caller's generator
             torch.manual_seed(seed)
             model = build_model(target, patch_size=patch, in_chans=in_chans, **overrides)
@@ -104,6 +86,75 @@ def load_backbone(
         return _baseline(target, spec_text, options, n_bands, names, sensor).to(device)
 
     return _from_path(Path(target).expanduser(), spec_text, options, n_bands, names, sensor, fill, device, amp)
+
+
+def _spec_options(
+    spec: str | Path, bands: Any, sensor: Any, fill: str | None
+) -> tuple[str, str, dict[str, str], Any, Any, str, int]:
+    """(kind, target, the kind's own options, bands, sensor, fill, seed) of a spec string: the options every kind
+    shares are taken out of the `?` tail; `bands`/`sensor` passed by the caller win over the spec's."""
+    kind, target, options = parse_spec(spec)
+    if bands is None and "bands" in options:
+        bands = options.pop("bands")
+    else:
+        options.pop("bands", None)
+    if sensor is None:
+        sensor = options.pop("sensor", None) or None
+    else:
+        options.pop("sensor", None)
+    fill = fill or options.pop("fill", "mean")
+    options.pop("fill", None)
+    # a random backbone is the same weights every time unless ?seed= asks for others (unseeded, two probes of
+    # `arch:vit_small` would compare different models under one name)
+    seed = as_int(options.pop("seed"), "seed") if "seed" in options else 0
+    return kind, target, options, bands, sensor, fill, seed
+
+
+def _arch_options(options: dict[str, str], n_bands: int | None, spec_text: str) -> tuple[dict[str, Any], int, int]:
+    """(build overrides, patch_size, in_chans) of an `arch:` spec, each option checked (one line naming it)."""
+    overrides = {k: parse_value(v) for k, v in options.items()}
+    patch = as_int(str(overrides.pop("patch_size", 16)), "patch_size")
+    in_chans = as_int(str(overrides.pop("in_chans", n_bands or 3)), "in_chans")
+    if n_bands is not None and n_bands != in_chans:
+        raise ConfigError(f"backbone spec {spec_text}: bands={n_bands} but in_chans={in_chans}")
+    check_build_options({"patch_size": patch, "in_chans": in_chans, **overrides}, spec_text)
+    return overrides, patch, in_chans
+
+
+def check_spec(spec: str | Path) -> None:
+    """Raise the error `load_backbone(spec)` would raise for the spec's own text (bad option values, an unknown
+    architecture, baseline or sensor, a checkpoint path that does not exist), without loading weights: an `arch:`
+    model is built on the meta device, a baseline (no weights) is built, a checkpoint is only looked for and a timm
+    name only looked up. Used to stop `probe --compare` on a bad comparison spec before the main run."""
+    kind, target, options, bands, sensor, _fill, _seed = _spec_options(spec, None, None, None)
+    spec_text = str(spec)
+    n_bands, names = bands_option(bands)
+    if kind == "arch":
+        from geodino.models import build_model
+
+        overrides, patch, in_chans = _arch_options(options, n_bands, spec_text)
+        build_model(target, patch_size=patch, in_chans=in_chans, device="meta", **overrides)
+        sensor_stats(sensor, names, in_chans, spec_text, None)
+    elif kind == "baseline":
+        with warnings.catch_warnings():  # its own load warns again, once
+            warnings.simplefilter("ignore")
+            _baseline(target, spec_text, options, n_bands, names, sensor)
+    elif kind == "timm":
+        import timm
+
+        if not timm.list_models(target) and not timm.list_models(target.split(".")[0]):
+            raise ConfigError(f"unknown timm model {target!r} in backbone spec {spec_text}")
+    else:
+        path = Path(target).expanduser()
+        if not path.exists():
+            hint = " (arch:NAME for a random backbone, timm:NAME for a timm model)" if ":" not in str(path) else ""
+            raise CheckpointError(f"backbone checkpoint {path} not found{hint}")
+        unknown = sorted(set(options) - {"which"})
+        if unknown:
+            raise ConfigError(
+                f"unknown option(s) {', '.join(unknown)} in backbone spec {spec_text}; checkpoint specs accept "
+                "bands, sensor, fill, which"
+            )
 
 
 def _baseline(

@@ -2,11 +2,12 @@
 
 A probe number is read against something: the strongest simple baseline (`baseline:colour`), the same ViT at
 random initialisation, another checkpoint. `run_comparison` runs the suite once per backbone, each into its own
-folder with its own results.json (the main backbone checked against every task first; then the comparisons: they
-are usually cheap baselines, so a bad spec fails before the long run), then writes OUT/comparison.md and
-OUT/comparison.json: one row per (task, metric) in the main run's order, one column per backbone, and each
-comparison's difference to the main backbone; bookkeeping values apart, without differences; a note per task a
-comparison backbone could not run (a four-layer head on the one-block colour baseline), whose cells read "-".
+folder with its own results.json (every comparison spec checked without loading weights, so a bad one fails before
+the long run; then the main backbone, checked against every task and run; then the comparisons), then writes
+OUT/comparison.md and OUT/comparison.json: one row per (task, metric) in the main run's order, one column per
+backbone, and each comparison's difference to the main backbone; bookkeeping values apart, without differences; a
+note per task a comparison backbone could not run (a four-layer head on the one-block colour baseline), whose cells
+read "-".
 """
 
 from __future__ import annotations
@@ -100,25 +101,20 @@ def _fmt(v: float | None) -> str:
 
 
 def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str | Path) -> Path:
-    """Run the suite on each of `compare` (into OUT/compare/<i>_<slug>/) and then on `spec` (into OUT), and write
+    """Run the suite on `spec` (into OUT) and then on each of `compare` (into OUT/compare/<i>_<slug>/), and write
     OUT/comparison.md and OUT/comparison.json; returns the Markdown file's path.
 
-    The main backbone is checked against every task first (a task it cannot run stops everything before any run);
-    a comparison backbone that cannot run a task (a four-layer head on a one-block baseline) skips it with a
-    warning, and the comparison notes why. At most one backbone is in memory at a time: each is loaded, run and
-    released (`release_backbones`) before the next loads, so the main one is loaded twice (for the check, then
-    for its run), which costs a load but keeps the peak at the largest backbone rather than the main plus one."""
+    Every comparison spec is checked first without loading weights (`check_spec`: a bad option or a missing file
+    stops before any run), then the main backbone is loaded once, checked against every task (a task it cannot run
+    stops everything before any run) and run. A comparison backbone that cannot run a task (a four-layer head on a
+    one-block baseline) skips it with a warning, and the comparison notes why. At most one backbone is in memory at
+    a time: each is loaded, run and released (`release_backbones`) before the next loads, so the peak is the
+    largest backbone rather than the main plus one."""
     import copy
 
+    from geodino.backbones.load import check_spec
     from geodino.errors import ConfigError
-    from geodino.eval.runner import (
-        load_suite_backbones,
-        prepare_suite,
-        read_results,
-        release_backbones,
-        run_prepared,
-        run_suite,
-    )
+    from geodino.eval.runner import prepare_suite, read_results, release_backbones, run_prepared, run_suite
 
     main = spec or cfg.backbone
     if not main:
@@ -131,25 +127,19 @@ def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str 
     twice = sorted({s for s in specs if specs.count(s) > 1})
     if twice:
         raise ConfigError(f"--compare names {twice[0]!r} twice (or as the --backbone itself); give each once")
+    for c in specs[1:]:
+        check_spec(c)  # a typo in a comparison spec stops here, not after the main run
     main_suite = prepare_suite(copy.deepcopy(cfg), specs[0], folders[0])  # stops here if main cannot run a task
-    # One backbone in memory at a time: the main one, loaded for the check above, is dropped while the
-    # comparisons run (each loaded, run and dropped in turn) and loaded again for its own run.
-    if len(specs) > 1:
-        release_backbones(main_suite)
     rows: list[list[dict[str, Any]]] = [[] for _ in specs]
-    skipped: dict[str, dict[str, str]] = {}
-    for k in range(1, len(specs)):  # the comparisons first, the main backbone last
-        rows[k] = run_suite(copy.deepcopy(cfg), specs[k], folders[k], skip_unfit=True)
-        release_backbones()  # run_suite's backbones are unreferenced now; collect them before the next load
-        skipped[specs[k]] = dict(read_results(folders[k]).get("skipped") or {})
-    if not main_suite.backbones:
-        main_suite.backbones = load_suite_backbones(
-            main_suite.cfg, main_suite.spec, main_suite.parsed, main_suite.names
-        )
     try:
         rows[0] = run_prepared(main_suite)
     finally:
-        release_backbones(main_suite)
+        release_backbones(main_suite)  # the main backbone is loaded once, and gone before a comparison loads
+    skipped: dict[str, dict[str, str]] = {}
+    for k in range(1, len(specs)):
+        rows[k] = run_suite(copy.deepcopy(cfg), specs[k], folders[k], skip_unfit=True)
+        release_backbones()  # run_suite's backbones are unreferenced now; collect them before the next load
+        skipped[specs[k]] = dict(read_results(folders[k]).get("skipped") or {})
     runs = list(zip(specs, rows, strict=True))
     payload = {
         "suite": cfg.name,

@@ -73,16 +73,25 @@ def test_cli_runs_each_backbone_and_writes_the_comparison(tmp_path, capsys):
     assert (out / "comparison.md").read_text() in printed
 
 
-def test_a_bad_comparison_spec_fails_before_the_main_run(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("baseline:colour?bins=x", "backbone spec option bins='x' must be an integer"),
+        ("arch:vit_tiny?dpeth=1", "unknown backbone option(s) dpeth (did you mean depth?)"),
+        ("arch:vit_nope", "vit_nope"),
+        ("no/such/teacher.pth", "backbone checkpoint no/such/teacher.pth not found"),
+    ],
+)
+def test_a_bad_comparison_spec_fails_before_the_main_run(tmp_path, capsys, spec, message):
     from geodino.cli import main
 
     data = _chips(tmp_path / "chips")
     out = tmp_path / "out"
     argv = ["probe", "-c", "configs/eval/demo.yaml", "-b", "arch:vit_tiny?depth=1&patch_size=8&seed=0"]
-    argv += ["--compare", "baseline:colour?bins=x", "--out", str(out), f"tasks.demo_landcover.data.root={data}"]
+    argv += ["--compare", spec, "--out", str(out), f"tasks.demo_landcover.data.root={data}"]
     argv += ["tasks.demo_landcover.data.bands=[]", "progress=false"]
     assert main(argv) == 2
-    assert "backbone spec option bins='x' must be an integer" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
     assert not (out / "results.json").exists() and not (out / "comparison.md").exists()
 
 
@@ -217,9 +226,9 @@ def test_results_mark_bookkeeping_rows_and_progress_false_silences_the_dense_bar
     assert "| mIoU |" in scores and "train_loss" not in scores and "| train_loss |" in details
 
 
-def test_one_backbone_is_alive_at_a_time(tmp_path, monkeypatch):
-    """Each backbone is loaded, run and released before the next loads: the main one is dropped after its check
-    while the comparisons run and loaded again for its own run (peak memory: one backbone, not main plus one)."""
+def test_each_backbone_is_loaded_once_and_alone(tmp_path, monkeypatch):
+    """Each backbone is loaded once, run and released before the next loads: the main one first (its check and its
+    run share one load), then the comparisons (peak memory: one backbone, not main plus one)."""
     import weakref
 
     import geodino.eval.runner as runner
@@ -244,7 +253,7 @@ def test_one_backbone_is_alive_at_a_time(tmp_path, monkeypatch):
     cfg = load_config(SuiteConfig, "configs/eval/demo.yaml", overrides)
     main, other = "arch:vit_tiny?depth=1&patch_size=8&seed=0", "arch:vit_tiny?depth=1&patch_size=8&seed=1"
     run_comparison(cfg, main, [COLOUR, other], tmp_path / "out")
-    assert alive_at_load == [(main, []), (COLOUR, []), (other, []), (main, [])]  # main: its check, then its run
+    assert alive_at_load == [(main, []), (COLOUR, []), (other, [])]  # one load each, nothing else alive
     assert all(r() is None for r in loaded)  # nothing kept once the comparison is written
     table = json.loads((tmp_path / "out" / "comparison.json").read_text())
     assert table["backbones"] == [main, COLOUR, other]
