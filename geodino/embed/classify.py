@@ -368,6 +368,49 @@ def load_model(path: str | Path) -> dict[str, Any]:
     return model
 
 
+NORM_KEYS = ("final_norm", "l2_normalize")
+"""Identity keys a model records since the GIS audit (e835d36); older models lack both."""
+
+
+def _complete_old_identity(bundle: dict[str, Any], path: Path, target: dict[str, Any]) -> None:
+    """Give a model saved before its identity recorded `final_norm` and `l2_normalize` the values of the feature
+    raster it was fitted on (`fitted_on`), when that raster is still there with the model's backbone, layers and
+    feature count; otherwise one line saying how to fit it again. Without them the model cannot be matched to a
+    raster that records them (a float model on unit-length vectors put every cell into one class)."""
+    ident = bundle.get("backbone") or {}
+    if any(k in ident for k in NORM_KEYS) or not any(k in target for k in NORM_KEYS):
+        return  # a current model, or a raster as old as the model: compared as they are
+    fitted_on = bundle.get("fitted_on") or {}
+    source = Path(str(fitted_on.get("features") or ""))
+    if not source.is_absolute() and not source.exists():
+        source = path.parent / source  # a relative path recorded from another working folder
+    remake = (
+        f"fit it again: geodino embed classify {fitted_on.get('features') or 'FEATURES'} "
+        f"{fitted_on.get('labels') or 'LABELS'} --column {bundle.get('column') or 'NAME'} --out MAP.tif "
+        f"--save-model {path} --overwrite"
+    )
+    old = f"model {path} was saved by an older geodino that did not record final_norm and l2_normalize"
+    if not str(fitted_on.get("features") or "") or not source.exists():
+        raise InputError(f"{old}, and the raster it was fitted on ({source}) is not there to read them from; {remake}")
+    try:
+        with EmbeddingReader(source) as rd:
+            recorded = _identity(rd)
+    except InputError as exc:
+        raise InputError(f"{old}, and the raster it was fitted on cannot be read ({exc}); {remake}") from exc
+    same = ("model_fingerprint", "layers", "layer_mode", "n_bands")
+    if any(recorded.get(k) != ident.get(k) for k in same) or not all(k in recorded for k in NORM_KEYS):
+        raise InputError(
+            f"{old}, and the raster it was fitted on ({source}) now holds other features or records them neither; "
+            f"{remake}"
+        )
+    ident.update({k: recorded[k] for k in NORM_KEYS})
+    print(
+        f"geodino: warning: model {path} predates recorded normalisation; using final_norm={recorded['final_norm']} "
+        f"and l2_normalize={recorded['l2_normalize']} from {source}, the raster it was fitted on",
+        file=sys.stderr,
+    )
+
+
 def _fit(
     rd: Any,
     labels: Any,
@@ -488,6 +531,7 @@ def classify_map(
         ident = _identity(rd)
         if model is not None:
             bundle = load_model(model)
+            _complete_old_identity(bundle, Path(model), ident)
             check_same_backbone(
                 bundle["backbone"],
                 f"model {model}",

@@ -184,6 +184,57 @@ def test_model_reuse_and_test_layer(tmp_path):
     assert not (tmp_path / "c.tif").exists() and not (tmp_path / "d.tif").exists()
 
 
+FLOAT = dict(TAGS, GEODINO_FINAL_NORM="true", GEODINO_L2_NORMALIZE="false")
+
+
+def _old_model(tmp_path: Path, fitted_on: Path) -> Path:
+    """A model file as classify wrote it before the identity held final_norm and l2_normalize (and before class
+    codes and the sklearn version were recorded): the bundle written by hand around a freshly fitted classifier."""
+    import joblib
+
+    from geodino.embed.classify import MODEL_KIND, build_classifier
+
+    x = np.concatenate([stripes()[:, 10, 15 * k : 15 * k + 10].T for k in range(3)])
+    y = np.repeat([f"class_{k}" for k in range(3)], 10)
+    bundle = {
+        "kind": MODEL_KIND,
+        "classifier": build_classifier("logreg", neighbors=5, n_train=len(y), seed=0).fit(x, y),
+        "classes": ["class_0", "class_1", "class_2"],
+        "column": "landcover",
+        "method": "logreg",
+        "backbone": {"model_fingerprint": "abc123", "layers": "[11]", "layer_mode": "concat", "n_bands": 8},
+        "fitted_on": {"features": str(fitted_on), "labels": str(tmp_path / "lab.gpkg")},
+        "cv": {"folds": 2, "accuracy": 1.0},
+    }
+    joblib.dump(bundle, tmp_path / "old.model.joblib")
+    return tmp_path / "old.model.joblib"
+
+
+def test_a_model_saved_before_normalisation_was_recorded(tmp_path, capsys):
+    """An old model (no final_norm / l2_normalize in its identity) takes them from the raster it was fitted on;
+    when that raster is gone or holds other features, one line says how to fit it again."""
+    from tests.test_bad_inputs import one_line_exit_2
+
+    fitted = feature_raster(tmp_path / "fitted.tif", stripes(), tags=FLOAT)
+    model = _old_model(tmp_path, fitted)
+    other = feature_raster(tmp_path / "other.tif", stripes(seed=1), tags=FLOAT)
+    m = classify_map(other, None, tmp_path / "a.tif", model=model)
+    assert m["classes"] == ["class_0", "class_1", "class_2"] and (tmp_path / "a.tif").exists()
+    err = capsys.readouterr().err
+    assert f"using final_norm=true and l2_normalize=false from {fitted}" in err
+    # the raster it was fitted on now holds another backbone's features, then is gone: one line, nothing written
+    feature_raster(fitted, stripes(), tags=dict(FLOAT, GEODINO_MODEL_FINGERPRINT="ffff00"))
+    argv = ("embed", "classify", other, "--model", model, "--out", tmp_path / "b.tif")
+    remake = f"fit it again: geodino embed classify {fitted} {tmp_path / 'lab.gpkg'} --column landcover"
+    line = one_line_exit_2(capsys, tmp_path, *argv, expect=(f"model {model} was saved by an older geodino", remake))
+    assert "now holds other features" in line and f"--save-model {model} --overwrite" in line
+    fitted.unlink()
+    line = one_line_exit_2(capsys, tmp_path, *argv, expect=(f"({fitted}) is not there to read them from", remake))
+    # a raster as old as the model (recording neither) is compared as before: accepted
+    m = classify_map(feature_raster(tmp_path / "g.tif", stripes(seed=2)), None, tmp_path / "c.tif", model=model)
+    assert m["classes"] == ["class_0", "class_1", "class_2"]
+
+
 def test_bad_label_files(tmp_path):
     feats = feature_raster(tmp_path / "f.tif", stripes())
     lab = polygons(tmp_path / "lab.geojson")
