@@ -37,3 +37,9 @@ def did_you_mean(word: str, choices: Iterable[str], n: int = 1, cutoff: float = 
     import difflib
 
     return difflib.get_close_matches(str(word), list(choices), n=n, cutoff=cutoff)
+
+
+def plural(n: int, noun: str, many: str | None = None) -> str:
+    """`n` and the noun in its number for messages: "1 band", "2 bands" (`many` for irregular plurals such as
+    "classes"); the one place that keeps "1 bands" out of what users read."""
+    return f"{n} {noun if n == 1 else (many or noun + 's')}"

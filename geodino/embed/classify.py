@@ -67,8 +67,8 @@ def read_labels(path: str | Path, column: str, *, layer: str | None = None, what
     keep = gdf[column].notna() & gdf.geometry.notna() & ~gdf.geometry.is_empty
     if (~keep).any():
         print(
-            f"geodino: warning: {int((~keep).sum())} of {len(gdf)} {what} in {path} have no {column!r} value "
-            "or no geometry and are ignored",
+            f"geodino: warning: {int((~keep).sum())} of {len(gdf)} {what} in {path} "
+            f"{'has' if (~keep).sum() == 1 else 'have'} no {column!r} value or no geometry and are ignored",
             file=sys.stderr,
         )
     return gdf[keep].reset_index(drop=True)
@@ -178,7 +178,8 @@ def sample_labels(
         )
     if outside or nodata:
         print(
-            f"geodino: warning: {outside + nodata} of {n} {name} are ignored ({outside} outside {rd.path}, "
+            f"geodino: warning: {outside + nodata} of {n} {name} {'is' if outside + nodata == 1 else 'are'} ignored "
+            f"({outside} outside {rd.path}, "
             f"{nodata} only on nodata cells){hint}",
             file=sys.stderr,
         )

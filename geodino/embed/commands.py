@@ -13,7 +13,7 @@ from typing import Any
 
 from geodino.cli import Parser
 from geodino.config import options_for
-from geodino.errors import ConfigError
+from geodino.errors import ConfigError, plural
 
 PRODUCTS = ("pca", "cluster", "similar", "zonal", "classify", "change")
 
@@ -248,7 +248,8 @@ def _product(args: argparse.Namespace) -> int:
 
         status = pd.read_parquet(out, columns=["status"])["status"]
         png = png or out.with_suffix(".png")
-        print(f"zonal: {out} ({int((status == 'ok').sum())} of {len(status)} polygons with a mean embedding), {png}")
+        ok = int((status == "ok").sum())
+        print(f"zonal: {out} ({ok} of {plural(len(status), 'polygon')} with a mean embedding), {png}")
     return 0
 
 
@@ -266,7 +267,7 @@ def _classify_or_change(args: argparse.Namespace, rest: list[str], overwrite: bo
         s = change_map(rest[0], rest[1], args.out, **options_for(change_map, args, overwrite=overwrite))
         line = f"change: {s['distance']} (cosine distance, p99 {s['p99']:.3f}), {s['png']}"
         if "mask" in s:
-            line += f"; {s['mask']}: {s['changed_share']:.1%} of {s['valid_cells']} cells changed (threshold "
+            line += f"; {s['mask']}: {s['changed_share']:.1%} of {plural(s['valid_cells'], 'cell')} changed (threshold "
             line += f"{s['threshold']:.3f}, {s['method']})"
         print(line)
         return 0
@@ -282,7 +283,7 @@ def _classify_or_change(args: argparse.Namespace, rest: list[str], overwrite: bo
     else:
         score = "model reused" if "cv_at_fit" in m else "no CV (a class lies in one group of labels: see the warning)"
     if "test" in m:
-        score += f", test accuracy {m['test']['accuracy']:.1%} on {m['test']['n']} cells"
+        score += f", test accuracy {m['test']['accuracy']:.1%} on {plural(m['test']['n'], 'cell')}"
     print(
         f"classify: {m['map']} ({len(m['classes'])} classes: {', '.join(m['classes'])}); {score}; "
         f"metrics {m['metrics']}" + (f"; model {m['model']}" if "model" in m else "")

@@ -64,7 +64,7 @@ from geodino.embed.workdir import (
     work_dir_for,
 )
 from geodino.embed.writers import DEQUANT_RULE
-from geodino.errors import ConfigError, GeoDinoError, InputError
+from geodino.errors import ConfigError, GeoDinoError, InputError, plural
 
 __all__ = [
     "Console",
@@ -130,19 +130,18 @@ def _band_count_message(source: Any, cfg: EmbedConfig, bb: Any) -> str:
     info, n, spec = source.info, int(bb.in_chans), getattr(bb, "spec", type(bb).__name__)
     total = int(getattr(source, "input_count", info.count))
     adapt = (
-        f"adapt the backbone to {info.count} bands (band adaptation: a spec option such as "
+        f"adapt the backbone to {plural(info.count, 'band')} (band adaptation: a spec option such as "
         f"arch:vit_small?bands={info.count}, or load_backbone(spec, bands=...))"
     )
+    example = ",".join(map(str, range(1, n + 1)))
     if cfg.bands:
-        pick = f"pass {n} band numbers (e.g. --bands {','.join(map(str, range(1, n + 1)))}) or " if total >= n else ""
+        pick = f"pass {plural(n, 'band number')} (e.g. --bands {example}) or " if total >= n else ""
         return (
             f"--bands {','.join(map(str, cfg.bands))} selects {info.count} of the {total} bands of input {info.path} "
             f"but backbone {spec} takes {n}; {pick}{adapt}"
         )
-    pick = (
-        f"select {n} bands with --bands (e.g. --bands {','.join(map(str, range(1, n + 1)))}) or " if total > n else ""
-    )
-    return f"input {info.path} has {info.count} bands but backbone {spec} takes {n}; {pick}{adapt}"
+    pick = f"select {plural(n, 'band')} with --bands (e.g. --bands {example}) or " if total > n else ""
+    return f"input {info.path} has {plural(info.count, 'band')} but backbone {spec} takes {n}; {pick}{adapt}"
 
 
 def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:

@@ -21,7 +21,7 @@ from geodino.data.rasters import window_affine
 from geodino.embed import style
 from geodino.embed.vectors import read_features
 from geodino.embed.writers import EmbeddingReader
-from geodino.errors import ConfigError, InputError
+from geodino.errors import ConfigError, InputError, plural
 from geodino.io import atomic_path, check_writable
 
 
@@ -232,7 +232,7 @@ def cluster_map(
     with EmbeddingReader(features).require_features() as rd:
         x = _unit(rd.sample(sample, seed))
         if len(x) < k:
-            raise InputError(f"feature raster {features} has {len(x)} valid pixels, fewer than k={k}")
+            raise InputError(f"feature raster {features} has {plural(len(x), 'valid pixel')}, fewer than k={k}")
         km = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=4096).fit(x)
 
         def blocks():
@@ -508,7 +508,8 @@ def zonal_embeddings(
         kinds = res.loc[bad, "status"].value_counts().to_dict()
         ids = ", ".join(str(i) for i in list(bad[:10]))
         print(
-            f"geodino: warning: {len(bad)} of {len(res)} polygons have no embedding ({kinds}); "
+            f"geodino: warning: {len(bad)} of {plural(len(res), 'polygon')} {'has' if len(bad) == 1 else 'have'} "
+            f"no embedding ({kinds}); "
             f"first ids: {ids}{' ...' if len(bad) > 10 else ''}",
             file=sys.stderr,
         )
@@ -518,7 +519,8 @@ def zonal_embeddings(
         else:
             why = "check that they cover the same area"
         raise InputError(
-            f"all {len(res)} polygons in {polygons} lie outside the feature raster {features} ({extent}); {why}"
+            f"{'the' if len(res) == 1 else 'all'} {plural(len(res), 'polygon')} in {polygons} "
+            f"lie{'s' if len(res) == 1 else ''} outside the feature raster {features} ({extent}); {why}"
         )
     with atomic_path(out, overwrite=True) as tmp:
         res.to_parquet(tmp)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from geodino.data.paths import RASTER_EXTS, resolve_paths
 from geodino.embed.config import EmbedConfig, make_config
 from geodino.embed.stac import Scene, is_stac, read_stac
-from geodino.errors import ConfigError, InputError
+from geodino.errors import ConfigError, InputError, plural
 
 if TYPE_CHECKING:
     from geodino.embed.pipeline import PreparedRun
@@ -117,7 +117,7 @@ def stack_sources(
     if say is not None and notes:
         say(
             f"geodino: resampled on read onto each item's first asset grid: {'; '.join(sorted(set(notes)))} "
-            f"({len(notes)} asset(s)); list the finest band first to keep its resolution"
+            f"({plural(len(notes), 'asset')}); list the finest band first to keep its resolution"
         )
     return out, pending
 
@@ -141,7 +141,8 @@ def _check_band_counts(scenes: list[Scene]) -> None:
             first = (s, count)
         elif count != first[1]:
             raise InputError(
-                f"scenes of different band counts in one run: {first[0].path} has {first[1]} bands, {s.path} has "
+                f"scenes of different band counts in one run: {first[0].path} has {plural(first[1], 'band')}, "
+                f"{s.path} has "
                 f"{count}; embed them in separate runs (or choose the same bands with --bands)"
             )
 
@@ -157,13 +158,15 @@ def _refuse_existing(outs: list[Path], folder: Path) -> None:
         return
     if len(finished) == len(outs):
         raise InputError(
-            f"all {len(outs)} scene outputs already exist in {folder}: this run is done; pass --overwrite to redo "
-            f"them (or --resume to only rewrite the mosaic)"
+            f"{'the' if len(outs) == 1 else 'all'} {plural(len(outs), 'scene output')} already exist"
+            f"{'s' if len(outs) == 1 else ''} in {folder}: this run is done; pass --overwrite to redo them (or "
+            "--resume to only rewrite the mosaic)"
         )
     started = finished + partial
     split = f"{len(finished)} finished, {len(partial)} partial; " if finished and partial else ""
     raise InputError(
-        f"{len(started)} of {len(outs)} scene outputs already exist in {folder} ({split}e.g. {started[0].name}); "
+        f"{len(started)} of {plural(len(outs), 'scene output')} already exist{'s' if len(started) == 1 else ''} "
+        f"in {folder} ({split}e.g. {started[0].name}); "
         f"pass --resume to finish the others or --overwrite to redo all"
     )
 
@@ -238,7 +241,7 @@ def _mosaic(paths: list[Path], mosaic: Path, *, skip: tuple[str, ...] = ()) -> l
                 "--overwrite"
             )
         groups.setdefault(key, []).append(p)
-    tags["GEODINO_INPUT"] = f"mosaic of {len(paths)} scenes"
+    tags["GEODINO_INPUT"] = f"mosaic of {plural(len(paths), 'scene')}"
     from geodino.data.vrt import mosaic_vrt
 
     if len(groups) == 1:
@@ -278,7 +281,7 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     if not mine:  # more ranks than scenes (a SLURM array sized for another archive): nothing here, nothing written
         print(
             f"geodino: warning: rank {cfg.rank} of --world-size {cfg.world_size} has no scene: the run has "
-            f"{len(scenes)} scene(s), done by ranks 0..{len(scenes) - 1}; nothing to do here",
+            f"{plural(len(scenes), 'scene')}, done by ranks 0..{len(scenes) - 1}; nothing to do here",
             file=sys.stderr,
         )
         return []
@@ -320,10 +323,11 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
         embed_raster(s.path, bb, config=scene_cfg[s.name], _prepared=prepared.pop(s.name, None))
     console.flush()
     if done:
-        print(f"geodino: {len(done)} scene(s) already done with these settings, skipped", file=sys.stderr)
+        print(f"geodino: {plural(len(done), 'scene')} already done with these settings, skipped", file=sys.stderr)
     if not all(p.exists() for p in outs.values()):
         return []  # other ranks are still working: the last to finish writes the mosaic
     # bands chosen by name (STAC --asset-bands) may have other numbers in each item: their names are the setting
     written = _mosaic(list(outs.values()), mosaic, skip=("input_bands",) if cfg.asset_bands else ())
-    print(f"geodino: wrote {len(outs)} feature rasters in {folder} and {', '.join(map(str, written))}", file=sys.stderr)
+    wrote = f"{plural(len(outs), 'feature raster')} in {folder} and {', '.join(map(str, written))}"
+    print(f"geodino: wrote {wrote}", file=sys.stderr)
     return written

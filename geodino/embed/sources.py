@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from geodino.data.validity import valid_pixels
-from geodino.errors import InputError
+from geodino.errors import InputError, plural
 
 
 @dataclasses.dataclass
@@ -190,7 +190,8 @@ def open_source(
             return CubeSource(path, variable=variable, bands=bands, nodata=nodata)
         if Path(path).is_dir():
             tifs = sorted(p.name for p in Path(path).iterdir() if p.suffix.lower() in (".tif", ".tiff", ".vrt", ".jp2"))
-            what = f"a folder of {len(tifs)} rasters ({', '.join(tifs[:2])}{', ...' if len(tifs) > 2 else ''})"
+            more = ", ..." if len(tifs) > 2 else ""
+            what = f"a folder of {plural(len(tifs), 'raster')} ({', '.join(tifs[:2])}{more})"
             raise InputError(
                 f"input {path} is {what if tifs else 'a folder with no raster in it'}; embed_raster takes one raster, "
                 f"a Zarr store or a VRT; for one feature raster per scene use embed_scenes (geodino embed {path} "

@@ -26,7 +26,7 @@ from geodino.embed.config import EmbedConfig
 from geodino.embed.plan import Block, Plan
 from geodino.embed.workdir import DONE, PLAN_FILE, STORE, WorkDirGone, damaged, mark_done, mark_rows
 from geodino.embed.writers import ZarrBlockWriter, encode
-from geodino.errors import GeoDinoError, InputError
+from geodino.errors import GeoDinoError, InputError, plural
 
 __all__ = ["Sweeper", "input_scaler", "recorded_scale", "time_line"]
 
@@ -67,7 +67,7 @@ def input_scaler(info: Any, cfg: EmbedConfig, bb: Any = None) -> tuple[Callable[
         sensor = get_sensor(cfg.sensor)
         if sensor.n_bands != info.count:
             raise InputError(
-                f"sensor {sensor.name!r} has {sensor.n_bands} bands but input {info.path} has {info.count}; "
+                f"sensor {sensor.name!r} has {plural(sensor.n_bands, 'band')} but input {info.path} has {info.count}; "
                 f"pick matching bands with --bands or another --sensor"
             )
         return (lambda x: np.asarray(sensor.to_reflectance(x), dtype=np.float32)), f"sensor:{sensor.name}"
@@ -79,7 +79,8 @@ def input_scaler(info: Any, cfg: EmbedConfig, bb: Any = None) -> tuple[Callable[
         scale, offset, desc = rec
         if scale.size not in (1, info.count) or offset.size not in (1, info.count):
             raise InputError(
-                f"backbone {getattr(bb, 'spec', '')} records a DN scale for {max(scale.size, offset.size)} bands but "
+                f"backbone {getattr(bb, 'spec', '')} records a DN scale for "
+                f"{plural(max(scale.size, offset.size), 'band')} but "
                 f"input {info.path} has {info.count}; pass --scale FACTOR or --sensor NAME"
             )
         if scale.size > 1 or offset.size > 1:  # per band: broadcast over [C, H, W]
@@ -283,8 +284,8 @@ class Sweeper:
             return f.cpu().numpy()
         except torch.OutOfMemoryError as exc:  # the estimate before the run does not know the device's other users
             raise InputError(
-                f"a batch of {len(tiles)} tiles of {self.plan.tile_px} px does not fit in {cfg.device} memory; pass a "
-                "smaller --batch-size or --tile"
+                f"a batch of {plural(len(tiles), 'tile')} of {self.plan.tile_px} px does not fit in {cfg.device} "
+                "memory; pass a smaller --batch-size or --tile"
             ) from exc
 
     def _weights(self, i: int, j: int) -> np.ndarray:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from geodino.errors import InputError
+from geodino.errors import InputError, plural
 
 VAR = "embedding"
 INT8_NODATA = -128
@@ -460,7 +460,8 @@ class EmbeddingReader:
             return self
         self.close()
         raise InputError(
-            f"{self.path} is not a feature raster from `geodino embed` ({self.count} {self.src.dtypes[0]} band(s), no "
+            f"{self.path} is not a feature raster from `geodino embed` "
+            f"({plural(self.count, self.src.dtypes[0] + ' band')}, no "
             f"GEODINO_MODEL_SPEC metadata); run `geodino embed {self.path} --backbone SPEC --out features.tif` first "
             "and pass features.tif"
         )

@@ -198,7 +198,9 @@ def backbone_name(backbone: Any) -> str:
 
 
 def blocks_text(n: int) -> str:
-    return f"{n} block{'' if n == 1 else 's'}"
+    from geodino.errors import plural
+
+    return plural(n, "block")
 
 
 def resolve_layers(

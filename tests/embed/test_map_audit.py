@@ -307,7 +307,7 @@ def test_a_rank_without_scenes_says_so_and_writes_nothing(tmp_path, conv_bb, cap
                         **FAST) == []  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        "geodino: warning: rank 6 of --world-size 8 has no scene: the run has 2 scene(s), done by ranks 0..1; "
+        "geodino: warning: rank 6 of --world-size 8 has no scene: the run has 2 scenes, done by ranks 0..1; "
         "nothing to do here"
     ]
     assert not (tmp_path / "feats").exists()

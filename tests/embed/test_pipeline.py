@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from rasterio.transform import from_origin
@@ -582,6 +584,18 @@ def test_partial_resume_mismatch_names_the_user_options(tmp_path, conv_bb):
     assert renamed.fingerprint == conv_bb.fingerprint and renamed.spec != conv_bb.spec
     embed_raster(src, renamed, out, resume=True, **opts)
     assert out.exists()
+
+
+@pytest.mark.parametrize(("c", "said"), [(1, "has 1 band but"), (2, "has 2 bands but")])
+def test_band_counts_are_said_in_their_number(tmp_path, conv_bb, c, said):
+    """Band counts in their number: "1 band", "2 bands" (it said "has 1 bands", "adapt the backbone to 1 bands")."""
+    from geodino.errors import plural
+
+    assert (plural(1, "class", "classes"), plural(0, "class", "classes")) == ("1 class", "0 classes")
+    src = write_tif(tmp_path / "in.tif", random_image(32, 32, c=c))
+    adapt = f"adapt the backbone to {said.split()[1]} {said.split()[2]} ("
+    with pytest.raises(InputError, match=rf"input .*in\.tif {said} backbone toy:conv8p4 takes 3; {re.escape(adapt)}"):
+        embed_raster(src, conv_bb, tmp_path / "o.tif", **FAST)
 
 
 def test_bands_that_select_the_wrong_count_are_named_as_a_selection(tmp_path, conv_bb):

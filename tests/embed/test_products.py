@@ -126,7 +126,7 @@ def test_zonal_embeddings(tmp_path, two_class, capsys):
     touched = gpd.read_parquet(zonal_embeddings(src, path, tmp_path / "t.parquet", all_touched=True))
     assert touched["status"][4] == "ok" and touched["n_cells"][4] == 1
     polys.iloc[[2]].to_file(tmp_path / "far.gpkg")
-    with pytest.raises(InputError, match=r"all 1 polygons .* lie outside the feature raster"):
+    with pytest.raises(InputError, match=r"the 1 polygon in .* lies outside the feature raster"):
         zonal_embeddings(src, tmp_path / "far.gpkg", tmp_path / "far.parquet")
 
 
@@ -249,7 +249,7 @@ def test_zonal_with_coordinates_its_crs_cannot_place(tmp_path, two_class):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         placed = r"; 1 of them have coordinates that their declared CRS EPSG:4326 cannot place; check the file's CRS"
-        with pytest.raises(InputError, match=r"all 1 polygons .* \(CRS EPSG:32633, bounds .*\)" + placed):
+        with pytest.raises(InputError, match=r"the 1 polygon .* \(CRS EPSG:32633, bounds .*\)" + placed):
             zonal_embeddings(src, tmp_path / "wrong.gpkg", tmp_path / "z.parquet")
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
 
@@ -362,7 +362,7 @@ def test_every_product_refuses_a_raster_that_geodino_embed_did_not_write(tmp_pat
         "change A": lambda f, o: change_map(f, feats, o),
         "change B": lambda f, o: change_map(feats, f, o),
     }
-    for plain, what in ((rgb, "3 uint8 band(s)"), (pca, "3 uint8 band(s)")):
+    for plain, what in ((rgb, "3 uint8 bands"), (pca, "3 uint8 bands")):
         for name, call in calls.items():
             out = tmp_path / "out" / f"{name.replace(' ', '_')}.tif"
             with pytest.raises(InputError) as err:

@@ -281,7 +281,7 @@ def test_resume_checks_the_settings_of_scenes_already_done(tmp_path, conv_bb, ca
     capsys.readouterr()
     embed_scenes(tmp_path / "scenes", backbone=conv_bb, out=out, resume=True, **OPTS)  # the same settings
     err = capsys.readouterr().err
-    assert f"wrote {out / 'b.tif'} (" in err and "2 scene(s) already done with these settings, skipped" in err
+    assert f"wrote {out / 'b.tif'} (" in err and "2 scenes already done with these settings, skipped" in err
     assert f"wrote {out / 'a.tif'}" not in err and (out / "b.tif").exists()
 
 

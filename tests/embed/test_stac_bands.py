@@ -117,7 +117,7 @@ def test_other_resolutions_are_resampled_onto_the_first_assets_grid(tmp_path, co
 
     out = tmp_path / "f10"
     embed_scenes(items, backbone=conv_bb, out=out, asset="red,swir16,green", **{**OPTS, "progress": True})
-    assert "swir16 20 m -> 10 m bilinear (1 asset(s)); list the finest band first" in capsys.readouterr().err
+    assert "swir16 20 m -> 10 m bilinear (1 asset); list the finest band first" in capsys.readouterr().err
     with rasterio.open(out / "stacked" / "S.vrt") as src:  # a 10 m scene: swir16 interpolated linearly
         assert (src.width, src.res, src.tags()["GEODINO_STACK_RESAMPLED"]) == (
             48,
