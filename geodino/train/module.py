@@ -30,6 +30,8 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import convert_inf
 from torch import nn
 
 from geodino.errors import ConfigError, TrainingError
@@ -44,6 +46,7 @@ __all__ = [
     "STRATEGIES",
     "CheckpointCallback",
     "CheckpointConfig",
+    "RunProgressBar",
     "SSLModule",
     "TrainerConfig",
     "build_trainer",
@@ -369,6 +372,44 @@ class _DropTips(logging.Filter):
         return not str(record.msg).startswith("💡 Tip")
 
 
+class RunProgressBar(TQDMProgressBar):
+    """Lightning's progress bar, counting `step/max_steps` in a resumed run too.
+
+    The SSL loader is one epoch as long as the whole run, so a resumed run restarts inside that epoch: Lightning
+    then skips `on_train_epoch_start`, where its bar gets a total, and its `total_train_batches` counts the steps
+    left from the current step while the bar counts batches from the epoch's start; a run resumed at step 43
+    showed `43/?`. Here the total counts from the step the epoch began at, and a resume inside the epoch starts
+    the bar at the restored step (`43/M`, its rate over the steps this launch ran).
+    """
+
+    _epoch_start: int | None = None  # the global step the current epoch began at (None: not known yet)
+
+    @property
+    def total_train_batches(self) -> int | float:
+        """The batches of this epoch up to `max_steps` (Lightning's count, but from the epoch's first step)."""
+        t = self.trainer
+        if self._epoch_start is None or not (t.max_epochs == -1 and t.max_steps is not None and t.max_steps > 0):
+            return super().total_train_batches
+        return min(t.num_training_batches, t.max_steps - self._epoch_start)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._epoch_start = None
+        loop = trainer.fit_loop
+        if not loop.restarted_mid_epoch:  # on_train_epoch_start follows and sets the bar up
+            return
+        done = int(loop.epoch_loop.batch_progress.current.ready)  # the epoch's batches the checkpoint had run
+        self._epoch_start = trainer.global_step - done
+        bar = self.train_progress_bar
+        bar.reset(total=convert_inf(self.total_train_batches))
+        bar.n = bar.initial = done
+        bar.set_description(f"Epoch {trainer.current_epoch}")
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        self._epoch_start = trainer.global_step
+        super().on_train_epoch_start(trainer, *args)
+
+
 def _quiet_lightning() -> None:
     """Keep Lightning's real messages on the console and drop its noise: the litlogger / litmodels tips and a torch
     pytree deprecation that Lightning's own code triggers on every step (nothing a geodino user can act on)."""
@@ -386,8 +427,6 @@ def build_trainer(
     """A Lightning Trainer for `cfg` writing logs and checkpoints under `out_dir` (trackers name the run `run_name`)."""
     import warnings
 
-    from lightning.pytorch.callbacks import TQDMProgressBar
-
     cfg.validate()
     ckpt.validate()
     # the teachers stay in eval mode on purpose (no drop path, no RoPE augmentation): not worth a warning
@@ -398,7 +437,7 @@ def build_trainer(
     ckpt_cb = CheckpointCallback(out_dir / "checkpoints", ckpt.every_n_steps, ckpt.keep_last)
     callbacks: list[L.Callback] = [ckpt_cb]
     if cfg.progress_bar:
-        callbacks.append(TQDMProgressBar(refresh_rate=1))
+        callbacks.append(RunProgressBar(refresh_rate=1))
     from geodino.train.profiling import callback as profile_callback
 
     profiler = profile_callback(cfg.profile_steps, cfg.max_steps, out_dir / "profile")
