@@ -125,6 +125,9 @@ def register(subparsers: Any) -> None:
     c.add_argument("--on-error", default=None, choices=["stop", "skip"],
                    help="an unreadable image: stop (default) or skip it (dropped as nodata); with --config it "
                    "replaces each source's on_error")  # fmt: skip
+    c.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier curation of another backbone or other inputs in --out (the same "
+                   "curation re-uses its cached embeddings without it)")  # fmt: skip
     c.add_argument("--no-progress", dest="progress", action="store_false")
     c.set_defaults(func=_curate, overrides=[])
     p.set_defaults(func=lambda args: p.print_help() or 0)
@@ -141,7 +144,7 @@ def _curate(args: argparse.Namespace) -> int:
         args.paths = [a for a in args.paths if not is_override(a)]
     keys = CurateConfig.__dataclass_fields__
     cfg = CurateConfig(**{k: v for k, v in vars(args).items() if k in keys})
-    r = curate(cfg, args.out, progress=args.progress)
+    r = curate(cfg, args.out, progress=args.progress, overwrite=args.overwrite)
     rm = r["removed"]
     lists = [f for f in r["files"] if f.startswith("curated") and f.endswith(".parquet")]
     print(f"{r['tiles']} tiles: {rm['nodata']} nodata, {rm['cloud']} cloud, {rm['duplicate']} near-duplicates removed; "

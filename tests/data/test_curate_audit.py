@@ -93,7 +93,9 @@ def test_failed_run_leaves_nothing_and_an_interrupted_run_resumes(tmp_path, caps
     argv = [*run, str(out), str(root), "--chunk", "8", "--size", "9", "--clusters", "4", "2", "--dedup", "0.999"]
     assert cli.main(argv) == 0
     meta = (out / "embeddings" / "meta.json").read_text()
-    one_line_exit_2(capsys, tmp_path, *run, out, tmp_path / "bad" / "list.txt", expect=("nothere.jpg",))
+    bad = (*run, out, tmp_path / "bad" / "list.txt")
+    one_line_exit_2(capsys, tmp_path, *bad, expect=("holds an earlier curation of other inputs",))
+    one_line_exit_2(capsys, tmp_path, *bad, "--overwrite", expect=("nothere.jpg",))
     assert (out / "embeddings" / "meta.json").read_text() == meta
     # an interrupted run keeps its chunks (and meta.json) and resumes after them
     interrupted = tmp_path / "int"
@@ -133,13 +135,53 @@ def test_rerun_removes_only_the_files_the_earlier_run_wrote(tmp_path, capsys):
     (out / "notes.txt").write_text("mine")
     capsys.readouterr()
     root = _image_archive(tmp_path / "archive")
-    assert cli.main(["data", "curate", str(root), *common]) == 0
+    # another curation (other inputs) is refused unless --overwrite
+    argv = ["data", "curate", str(root), *common]
+    one_line_exit_2(capsys, tmp_path, *argv, expect=(f"--out {out} holds an earlier curation of other inputs",))
+    assert cli.main([*argv, "--overwrite"]) == 0
     stdout = capsys.readouterr().out
     assert not (out / "map.png").exists()
     assert (out / "notes.txt").read_text() == "mine" and (out / "embeddings" / "meta.json").exists()
     report = json.loads((out / "report.json").read_text())
     assert all((out / f).is_file() for f in report["files"]) and report["stale_files_removed"] == ["map.png"]
     assert sum("earlier run" in line and "map.png" in line for line in stdout.splitlines()) == 1
+
+
+def test_a_folder_of_another_curation_is_refused_and_the_same_one_reuses_its_cache(tmp_path, capsys, monkeypatch):
+    """Re-running the same curation (same inputs and backbone, other --size/--dedup) into its folder re-uses every
+    cached chunk; another backbone or other inputs are refused in one line naming the folder, unless --overwrite
+    (which replaced the cached embeddings silently before)."""
+    from geodino.backbones import FrozenBackbone
+
+    root = _image_archive(tmp_path / "archive")
+    out = tmp_path / "cur"
+    common = ["-o", str(out), "--clusters", "2", "--chunk", "8", "--no-progress"]
+    first = ["data", "curate", str(root), "-b", SPEC, "--size", "4", *common]
+    assert cli.main(first) == 0
+    meta = json.loads((out / "embeddings" / "meta.json").read_text())
+    original, calls = FrozenBackbone.features, []
+    monkeypatch.setattr(FrozenBackbone, "features", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    assert cli.main(["data", "curate", str(root), "-b", SPEC, "--size", "6", "--dedup", "0.999", *common]) == 0
+    assert calls == []  # the same curation: every chunk from the cache
+    other = SPEC.replace("seed=0", "seed=1")
+    hint = "this run would replace its cached embeddings: pass --overwrite to do so, or choose another --out folder"
+    said = f"--out {out} holds an earlier curation with another backbone ({SPEC}; this run {other}); {hint}"
+    line = one_line_exit_2(capsys, tmp_path, "data", "curate", root, "-b", other, "--size", "4", *common)
+    assert line == f"geodino: error: {said}"
+    line = one_line_exit_2(capsys, tmp_path, "data", "curate", root / "green", "-b", SPEC, "--size", "2", *common)
+    assert f"of other inputs (28 tiles of {root}; this run 14 tiles of {root / 'green'}); {hint}" in line
+    assert json.loads((out / "embeddings" / "meta.json").read_text()) == meta and calls == []
+    assert cli.main(["data", "curate", str(root), "-b", other, "--size", "4", "--overwrite", *common]) == 0
+    assert json.loads((out / "embeddings" / "meta.json").read_text())["backbone"] == other and len(calls) == 4
+    # a meta.json from before this check (no backbone_fingerprint / tile_list): its key alone says "the same"
+    record = json.loads((out / "embeddings" / "meta.json").read_text())
+    for key in ("backbone_fingerprint", "tile_list", "inputs"):
+        record.pop(key)
+    (out / "embeddings" / "meta.json").write_text(json.dumps(record))
+    calls.clear()
+    assert cli.main(["data", "curate", str(root), "-b", other, "--size", "5", *common]) == 0 and calls == []
+    (out / "embeddings" / "meta.json").write_text(json.dumps(record))
+    one_line_exit_2(capsys, tmp_path, *first, expect=(f"(backbone {other}, 28 tiles) recorded by an older geodino",))
 
 
 def test_clipped_cluster_counts_are_warned_and_the_report_ratio_is_true(tmp_path, capsys):
@@ -208,7 +250,7 @@ def test_console_lines_name_real_files_and_counts_in_words(tmp_path, capsys):
     stdout = capsys.readouterr().out
     assert f"-> {out}/curated_green.parquet, {out}/curated_blue.parquet" in stdout
     assert "//" not in stdout and "<source>" not in stdout
-    assert cli.main(["data", "curate", str(root / "green"), *args]) == 0
+    assert cli.main(["data", "curate", str(root / "green"), *args, "--overwrite"]) == 0  # other inputs
     assert f"-> {out}/curated.parquet\n" in capsys.readouterr().out
     one_line_exit_2(
         capsys,

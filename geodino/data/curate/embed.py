@@ -15,7 +15,7 @@ from geodino.data.curate.config import CurateConfig
 from geodino.data.curate.tiles import Tiles
 from geodino.errors import InputError
 
-__all__ = ["embed_tiles"]
+__all__ = ["check_same_curation", "embed_tiles"]
 
 
 def _collate(batch: list[tuple[np.ndarray, np.ndarray, int]]) -> list[tuple[np.ndarray, np.ndarray, int]]:
@@ -42,28 +42,21 @@ def embed_tiles(
 
     make_dirs(folder)
     rules = rules or [cloud_rule(sensor, cfg.cloud_rule, cfg.cloud_threshold) for sensor in tiles.sensors]
-    key = hashlib.sha256(
-        json.dumps(
-            [backbone.fingerprint, tiles.fingerprint(), tiles.n, [r.describe() for r in rules], cfg.chunk]
-        ).encode()
-    ).hexdigest()
+    key = _cache_key(tiles, backbone, rules, cfg)
     meta = folder / "meta.json"
-    try:
-        cached = meta.exists() and json.loads(meta.read_text()).get("key") == key
-    except (OSError, ValueError, AttributeError):  # damaged (a kill mid-write of an old version): start afresh
-        cached = False
+    cached = (_read_meta(meta) or {}).get("key") == key
     claimed = cached
 
     def claim() -> None:
         """Make the folder this run's: drop the chunks of another key, then write meta.json."""
         for old in folder.glob("part_*.npz"):  # another backbone, archive or file contents: they do not apply
             old.unlink()
+        record = {"key": key, "tiles": tiles.n, "backbone": backbone.spec, "cloud": [r.describe() for r in rules]}
+        # what makes a curation another one (check_same_curation): the backbone's weights and the tile list
+        record.update(backbone_fingerprint=str(backbone.fingerprint), tile_list=_tile_list_hash(tiles))
+        record["inputs"] = _inputs(cfg)
         with atomic_path(meta, overwrite=True) as tmp:
-            tmp.write_text(
-                json.dumps(
-                    {"key": key, "tiles": tiles.n, "backbone": backbone.spec, "cloud": [r.describe() for r in rules]}
-                )
-            )
+            tmp.write_text(json.dumps(record))
 
     p = int(backbone.patch_size)
     n_chunks = math.ceil(tiles.n / cfg.chunk)
@@ -116,6 +109,70 @@ def embed_tiles(
         bar.close()
     parts = [np.load(folder / f"part_{c:05d}.npz") for c in range(n_chunks)]
     return {k: np.concatenate([q[k] for q in parts]) for k in ("emb", "nodata", "cloud")}
+
+
+def _cache_key(tiles: Tiles, backbone: Any, rules: list[CloudRule], cfg: CurateConfig) -> str:
+    """The key cached chunks apply under: backbone, every tile and file (size, mtime), cloud rules, chunk size."""
+    fields = [backbone.fingerprint, tiles.fingerprint(), tiles.n, [r.describe() for r in rules], cfg.chunk]
+    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
+
+
+def _tile_list_hash(tiles: Tiles) -> str:
+    """A hash of every tile's identity (source, resolved path, member or window, time step), not of the files'
+    contents: the same archive re-read after a file changed is the same curation (its chunks are redone)."""
+    h = hashlib.sha256()
+    for line in tiles.identity():
+        h.update(line.encode() + b"\n")
+    return h.hexdigest()
+
+
+def _inputs(cfg: CurateConfig) -> str:
+    """The inputs as the user named them (the config file, or the paths), for messages."""
+    return str(cfg.config) if cfg.config else ", ".join(map(str, cfg.paths))
+
+
+def _read_meta(meta: Path) -> dict[str, Any] | None:
+    """meta.json as a dict, or None when there is none or it is damaged (a kill mid-write of an old version)."""
+    try:
+        record = json.loads(meta.read_text()) if meta.exists() else None
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def check_same_curation(
+    out: Path,
+    tiles: Tiles,
+    backbone: Any,
+    rules: list[CloudRule],
+    cfg: CurateConfig,
+    *,
+    overwrite: bool = False,
+) -> None:
+    """Refuse, in one line naming the folder, an `out` whose cached embeddings (`embeddings/meta.json`) belong to
+    another curation: another backbone (weights fingerprint) or other inputs (tile list). The same curation re-run
+    (another --size, --dedup, --clusters, ...; or files changed under the same tiles, whose chunks are redone) goes
+    on, as does any run with `overwrite`. A meta.json of an older geodino records neither: only its own key says
+    it is the same curation."""
+    record = _read_meta(out / "embeddings" / "meta.json")
+    if overwrite or record is None:
+        return
+    old_spec, old_n, old_inputs = record.get("backbone", "?"), record.get("tiles", "?"), record.get("inputs")
+    if "backbone_fingerprint" not in record or "tile_list" not in record:
+        if record.get("key") == _cache_key(tiles, backbone, rules, cfg):
+            return
+        detail = f"(backbone {old_spec}, {old_n} tiles) recorded by an older geodino, which cannot be matched"
+    elif record["backbone_fingerprint"] != str(backbone.fingerprint):
+        detail = f"with another backbone ({old_spec}; this run {backbone.spec})"
+    elif record["tile_list"] != _tile_list_hash(tiles):
+        were = f"{old_n} tiles" + (f" of {old_inputs}" if old_inputs else "")
+        detail = f"of other inputs ({were}; this run {tiles.n} tiles of {_inputs(cfg) or 'its inputs'})"
+    else:
+        return  # the same backbone and tiles: only cloud rules, chunk size or file contents differ (redone)
+    raise InputError(
+        f"--out {out} holds an earlier curation {detail}; this run would replace its cached embeddings: pass "
+        "--overwrite to do so, or choose another --out folder"
+    )
 
 
 def _part_ok(part: Path, n: int) -> bool:

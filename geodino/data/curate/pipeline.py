@@ -15,7 +15,7 @@ from geodino.data.curate.clouds import cloud_rule
 from geodino.data.curate.cluster import balanced_sample, hierarchical_kmeans, point_labels
 from geodino.data.curate.config import CurateConfig
 from geodino.data.curate.dedup import near_duplicates
-from geodino.data.curate.embed import embed_tiles
+from geodino.data.curate.embed import check_same_curation, embed_tiles
 from geodino.data.curate.report import curated_config, markdown, mosaic, tile_map, write_lists, write_table
 from geodino.data.curate.tiles import Tiles
 from geodino.errors import GeoDinoError, InputError
@@ -23,8 +23,9 @@ from geodino.errors import GeoDinoError, InputError
 __all__ = ["curate"]
 
 
-def curate(cfg: CurateConfig, out_dir: str | Path, *, progress: bool = True) -> dict[str, Any]:
-    """Run the whole curation (see the package docstring); returns the report dict."""
+def curate(cfg: CurateConfig, out_dir: str | Path, *, progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
+    """Run the whole curation (see the package docstring); returns the report dict. An `out_dir` holding another
+    curation (another backbone or other inputs) is refused unless `overwrite`; the same one re-uses its cache."""
     from geodino.backbones import load_backbone
     from geodino.io import atomic_path, make_dirs
 
@@ -42,6 +43,7 @@ def curate(cfg: CurateConfig, out_dir: str | Path, *, progress: bool = True) -> 
     make_dirs(out)
     try:
         backbone = load_backbone(cfg.backbone, device=cfg.device)
+        check_same_curation(out, tiles, backbone, rules, cfg, overwrite=overwrite)
         e = embed_tiles(tiles, backbone, out / "embeddings", cfg, progress=progress, rules=rules)
     except GeoDinoError:
         for d in reversed(fresh):  # a run that wrote no chunk leaves no folder behind (an interrupted one keeps its)
