@@ -530,9 +530,20 @@ def scales_16bit(sensor: Sensor) -> bool:
     return all(0 < sc for sc in scales) and all(t < 0.1 for t in top)
 
 
-def check_bit_depth(name: str, dtype: Any, sensor: Sensor, *, top: int | None = None, kind: str = "image") -> None:
+def check_bit_depth(
+    name: str,
+    dtype: Any,
+    sensor: Sensor,
+    *,
+    top: int | None = None,
+    kind: str = "image",
+    setting: str | None = None,
+    error: type[Exception] = InputError,
+) -> None:
     """Refuse data whose bit depth does not fit the sensor's scale, in one line: uint8 data with a sensor of 16-bit
-    DN (it would train as a near-constant image), or 16-bit values above 255 (`top`) with a sensor of 8-bit DN."""
+    DN (it would train as a near-constant image), or uint16/int16 values above 255 (`top`, the largest valid value
+    of pixels the caller read anyway) with a sensor of 8-bit DN (reflectance up to 257). `setting` names where the
+    sensor is set (a source's `sensor:`, a command's --sensor); `error` is the 16-bit refusal's class."""
     dt = np.dtype(dtype)
     if dt == np.uint8 and scales_16bit(sensor):
         scale = _as_tuple(sensor.scale)[0]
@@ -541,8 +552,10 @@ def check_bit_depth(name: str, dtype: Any, sensor: Sensor, *, top: int | None = 
             "8-bit DN (e.g. naip, sat493m, or a YAML from `geodino data stats` without --sensor) or pass its scale "
             "(data stats --scale 0.00392)"
         )
-    if dt == np.uint16 and top is not None and top > 255 and scales_8bit(sensor):
-        raise InputError(
-            f"{kind} {name} is 16-bit (values up to {top}) but sensor {sensor.name!r} scales 8-bit DN (1/255); set "
-            "the source's sensor to your imagery's (geodino data stats writes one) or convert the TIFFs to 8 bits"
+    if dt in (np.dtype(np.uint16), np.dtype(np.int16)) and top is not None and top > 255 and scales_8bit(sensor):
+        where = setting or "the source's sensor"
+        raise error(
+            f"{kind} {name} is 16-bit ({dt.name}, values up to {top}) but sensor {sensor.name!r} scales 8-bit DN "
+            f"(1/255: reflectance up to {top / 255:.1f}); set {where} to your imagery's (geodino data stats without "
+            "--sensor writes one) or convert the files to 8 bits"
         )

@@ -67,6 +67,39 @@ def test_uint8_data_with_a_16_bit_sensor_is_refused_everywhere(tmp_path):
     assert 0.0 < np.mean(sensor.mean) < 0.4
 
 
+@pytest.mark.parametrize("dtype", ["uint16", "int16"])
+def test_16_bit_values_with_an_8_bit_sensor_are_refused_where_pixels_are_read(tmp_path, capsys, dtype):
+    """maxar scales 8-bit DN (1/255): 16-bit values up to 3,999 became reflectance up to 15.7 without a word (data
+    stats wrote means of 8.4). Refused by data stats and by the pretraining sources' first reads (the random
+    tiles of check_sources_have_pixels, the grid pre-scan), also under on_error: skip; 8-bit values stored as
+    16 bits, and the 16-bit nodata value, are fine."""
+    import dataclasses
+
+    from geodino.data.loaders import SourceConfig, build_source, check_sources_have_pixels
+    from geodino.data.stats import compute_stats
+    from geodino.errors import ConfigError
+    from tests.test_bad_inputs import one_line_exit_2
+
+    rng = np.random.default_rng(0)
+    p = write_tif(tmp_path / "wide.tif", rng.integers(200, 4000, (3, 32, 32)).astype(dtype))
+    said = rf"raster .*wide\.tif is 16-bit \({dtype}, values up to 39\d\d\) but sensor 'maxar' scales 8-bit DN"
+    with pytest.raises(ConfigError, match=said + r".*set --sensor to your imagery's"):
+        compute_stats(str(p), sensor="maxar", samples=4, tile_size=16, progress=False)  # on_error skip by default
+    argv = ("data", "stats", p, "--sensor", "maxar", "-o", tmp_path / "s.yaml")
+    one_line_exit_2(capsys, tmp_path, *argv, expect=("is 16-bit", "--sensor", "convert the files to 8 bits"))
+    random = SourceConfig(type="raster", paths=[str(p)], sensor="maxar", tile_size=16, on_error="skip")
+    with pytest.raises(ConfigError, match=said + r".*set `sensor:` to your imagery's"):
+        check_sources_have_pixels([build_source(random)], seed=0)
+    with pytest.raises(ConfigError, match=said):
+        build_source(SourceConfig(type="raster", paths=[str(p)], sensor="maxar", tile_size=16, sampling="grid"))
+    narrow = rng.integers(0, 256, (3, 32, 32)).astype(dtype)
+    narrow[:, :8] = 9999  # the nodata value: not a pixel
+    q = write_tif(tmp_path / "narrow.tif", narrow, nodata=9999)
+    sensor, _ = compute_stats(str(q), sensor="maxar", samples=4, tile_size=16, progress=False)
+    assert 0.3 < np.mean(sensor.mean) < 0.7
+    check_sources_have_pixels([build_source(dataclasses.replace(random, paths=[str(q)]))], seed=0)
+
+
 def _scene_folders(root, names=("S1", "S2", "S3"), bands=("B02", "B03")) -> None:
     for n in names:
         (root / n).mkdir(parents=True)

@@ -125,7 +125,7 @@ def test_a_16_bit_tiff_above_255_needs_its_own_sensor(tmp_path):
     with rasterio.open(p, "w", driver="GTiff", width=8, height=8, count=3, dtype="uint16") as dst:
         dst.write(arr)
     src = ImageFolderSource(tmp_path, sensor="imagenet", shuffle=False, on_error="skip")
-    with pytest.raises(InputError, match=r"s2.tif is 16-bit \(values up to 3000\) but sensor 'imagenet' scales 8-bit"):
+    with pytest.raises(InputError, match=r"s2.tif is 16-bit \(uint16, values up to 3000\) but sensor 'imagenet'"):
         src.get(0, 0)
     s2 = get_sensor("sentinel2_l2a").select(["B04", "B03", "B02"])
     assert match_bit_depth(arr, "s2.tif", s2) is arr  # a DN sensor takes the values as they are
