@@ -7,14 +7,17 @@ import lightning as L
 
 
 class BarSpy(L.Callback):
-    """Records the train bar's (n, total, text) when training starts and after every step."""
+    """Records the train bar's (n, total, text) when training starts and after every step, and the callback's
+    `total_train_batches` after the last."""
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, int, int | None, str]] = []
+        self.total_train_batches: float | None = None
 
     def _record(self, trainer: L.Trainer, when: str) -> None:
         bar = trainer.progress_bar_callback.train_progress_bar
         self.seen.append((when, int(bar.n), bar.total, str(bar)))
+        self.total_train_batches = trainer.progress_bar_callback.total_train_batches
 
     def on_train_start(self, trainer: L.Trainer, *args: object) -> None:
         self._record(trainer, "start")
@@ -55,3 +58,4 @@ def test_a_resumed_pretraining_run_shows_step_of_max_steps(tmp_path, tiny_data, 
         ("step 5", 5, 5),
     ]
     assert "2/5" in resumed.seen[0][3] and "5/5" in resumed.seen[-1][3] and "?" not in resumed.seen[-1][3]
+    assert resumed.total_train_batches == 5  # the run's length, not the steps left (0 at the end)
