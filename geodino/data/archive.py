@@ -19,9 +19,9 @@ import numpy as np
 
 from geodino.data.paths import RASTER_EXTS, resolve_paths
 from geodino.data.rasters import SceneInfo, open_raster, read_window, stream_id, target_grid, window_affine
-from geodino.data.sensors import Sensor, check_bit_depth, get_sensor, scales_8bit
+from geodino.data.sensors import Sensor, check_bit_depth, check_read_values, get_sensor
 from geodino.data.tiling import EpochOrder, TileSampler, least_nodata
-from geodino.errors import ConfigError, InputError
+from geodino.errors import InputError
 
 __all__ = ["RasterArchive", "RasterSource"]
 
@@ -327,16 +327,8 @@ class RasterArchive:
 
     def check_values(self, i: int, data: np.ndarray, valid: np.ndarray) -> None:
         """Refuse 16-bit values above 255 in pixels of scene `i` just read (`data` [C,h,w] in file units, `valid`
-        [h,w]) when the sensor scales 8-bit DN (`check_bit_depth`; the dtype alone cannot tell, 8-bit values stored
-        as uint16 are fine). Costs a max over the window only for 16-bit data with an 8-bit sensor. A ConfigError:
-        the sensor setting is wrong, not the file, so `on_error: skip` must not skip it as a failed read."""
-        if self.sensor is None or data.dtype not in (np.uint16, np.int16) or not scales_8bit(self.sensor):
-            return
-        pix = data[:, valid] if valid.shape == data.shape[1:] else data
-        if pix.size:
-            setting = self.hints.get("sensor")
-            path, top = self.scenes[i].path, int(pix.max())
-            check_bit_depth(path, data.dtype, self.sensor, top=top, kind="raster", setting=setting, error=ConfigError)
+        [h,w]) when the sensor scales 8-bit DN (`check_read_values`, the check every pixel reader shares)."""
+        check_read_values(self.scenes[i].path, data, valid, self.sensor, setting=self.hints.get("sensor"))
 
     def sample(self, i: int, col: int, row: int, width: int, height: int) -> dict[str, Any]:
         """A sample dict with reflectance-scaled `image`, `valid`, `crs`, `transform` (of the window), `bands`."""

@@ -35,6 +35,7 @@ __all__ = [
     "SENSORS",
     "Sensor",
     "check_bit_depth",
+    "check_read_values",
     "get_sensor",
     "list_sensors",
     "load_sensor_yaml",
@@ -559,3 +560,33 @@ def check_bit_depth(
             f"(1/255: reflectance up to {top / 255:.1f}); set {where} to your imagery's (geodino data stats without "
             "--sensor writes one) or convert the files to 8 bits"
         )
+
+
+def check_read_values(
+    name: str,
+    data: np.ndarray,
+    valid: np.ndarray,
+    sensor: Sensor | None,
+    *,
+    dtype: Any = None,
+    kind: str = "raster",
+    setting: str | None = None,
+) -> None:
+    """Refuse uint16/int16 values above 255 in pixels a reader just read when `sensor` scales 8-bit DN
+    (`check_bit_depth`; the dtype alone cannot tell, 8-bit values stored as 16 bits are fine): the one place every
+    reader of pixels calls (raster archives and their grid pre-scan, datacubes, embed's windows). `data` is
+    [C,h,w] (or [T,C,h,w]) in file units, `valid` [h,w] (or [T,h,w]) the pixels that count; `dtype` is the file's
+    when the reader cast `data` on the way (embed reads windows as float32). Costs a max over the window only for
+    16-bit data with an 8-bit sensor. A ConfigError: the sensor setting is wrong, not the file, so
+    `on_error: skip` must not skip it as a failed read."""
+    dt = np.dtype(data.dtype if dtype is None else dtype)
+    if sensor is None or dt not in (np.dtype(np.uint16), np.dtype(np.int16)) or not scales_8bit(sensor):
+        return
+    if valid.shape == data.shape[1:]:
+        pix = data[:, valid]
+    elif data.ndim == 4 and valid.shape == (data.shape[0], *data.shape[2:]):  # times, bands, rows, columns
+        pix = np.moveaxis(data, 1, 0)[:, valid]
+    else:
+        pix = data
+    if pix.size:
+        check_bit_depth(name, dt, sensor, top=int(pix.max()), kind=kind, setting=setting, error=ConfigError)

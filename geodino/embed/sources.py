@@ -41,6 +41,7 @@ class WindowedSource:
 
     bands: list[int]
     info: SourceInfo
+    kind: str  # what messages call it: "raster", "datacube"
     input_count: int  # bands of the input itself (info.count: those selected)
 
     def read_inside(self, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,6 +66,8 @@ class WindowedSource:
 
 class RasterSource(WindowedSource):
     """A rasterio dataset (any GDAL raster: GeoTIFF, COG, VRT, JP2, Zarr v2...) read by windows."""
+
+    kind = "raster"
 
     def __init__(self, path: str, *, bands: list[int] | None = None, nodata: float | None = None) -> None:
         import rasterio
@@ -131,6 +134,8 @@ class CubeSource(WindowedSource):
     """A Zarr/NetCDF store or an in-memory xarray Dataset/DataArray with dims (band, y, x), opened by the training
     reader (`geodino.data.cubes.open_cube`: variable choice, dim order, CRS, transform and nodata from the store);
     values are read raw (no CF scale/offset decoding), as rasterio reads a GeoTIFF."""
+
+    kind = "datacube"
 
     def __init__(self, obj: Any, *, variable: str | None = None, bands: list[int] | None = None, nodata=None):
         from rasterio.crs import CRS

@@ -28,7 +28,7 @@ from geodino.embed.workdir import DONE, PLAN_FILE, STORE, WorkDirGone, damaged, 
 from geodino.embed.writers import ZarrBlockWriter, encode
 from geodino.errors import GeoDinoError, InputError, plural
 
-__all__ = ["Sweeper", "input_scaler", "recorded_scale", "time_line"]
+__all__ = ["Sweeper", "input_scaler", "recorded_scale", "scaling_sensor", "time_line"]
 
 
 def _after_row(n_blocks: int, n_rows: int) -> None:
@@ -101,6 +101,29 @@ def input_scaler(info: Any, cfg: EmbedConfig, bb: Any = None) -> tuple[Callable[
     return (lambda x: x), "x (float input used as reflectance)"
 
 
+def scaling_sensor(cfg: EmbedConfig, bb: Any = None) -> Any:
+    """The sensor whose DN scale `input_scaler` applies (a `geodino.data.sensors.Sensor`), for the bit-depth check
+    of the pixels the sweep reads: `--sensor`, else the sensor of the DN scale the backbone's export records;
+    None with `--scale` (the user's own factor) or the dtype default (x/255 for uint8, x/10000 for 16 bits)."""
+    from geodino.data.sensors import Sensor, get_sensor
+
+    if cfg.sensor:
+        return get_sensor(cfg.sensor)
+    if cfg.scale is not None or recorded_scale(bb) is None:
+        return None
+    rec = bb.normalization
+    n = len(rec["mean"])
+    return Sensor(
+        name=rec.get("sensor") or "recorded by the backbone",
+        bands=tuple(rec.get("bands") or (f"b{i}" for i in range(1, n + 1))),
+        scale=rec["scale"],
+        offset=rec.get("offset", 0.0),
+        mean=rec["mean"],
+        std=rec["std"],
+        rgb_like=False,
+    )
+
+
 @dataclass
 class _Tiles:
     """One batch of a tile row, stacked by the reader thread (the main thread only hands it to the backbone)."""
@@ -169,6 +192,7 @@ class Sweeper:
         self.plan: Plan = prep.plan
         self.margin = cfg.effective_margin(self.plan.patch)
         self.scale, _ = input_scaler(prep.source.info, cfg, bb)
+        self.sensor = scaling_sensor(cfg, bb)  # an 8-bit one refuses 16-bit values above 255 as tiles are read
         self.fill = self.plan.batch_fill(cfg.batch_size)  # tiles per batch (<= batch_size, balanced per row)
         self.layers = parse_layers(cfg.layers)
         self.weight_cache: dict[tuple, np.ndarray] = {}
@@ -183,7 +207,11 @@ class Sweeper:
         `self.fill` tiles a batch (`Plan.batch_fill`)."""
         import rasterio
 
+        from geodino.data.sensors import check_read_values
+
         plan, p, tc = self.plan, self.plan.patch, self.plan.tile_cells
+        info = self.prep.source.info  # `read` returns float32: the check takes the file's dtype
+        check = dict(dtype=info.dtype, kind=self.prep.source.kind, setting="--sensor")
         try:
             env = rasterio.Env(GDAL_CACHEMAX=int(self.cfg.gdal_cache_mb) * 2**20)
             env.__enter__()
@@ -204,6 +232,7 @@ class Sweeper:
                             if not valid.any():  # all nodata: skipped, its cells stay nodata
                                 skipped += 1
                                 continue
+                            check_read_values(info.path, data, valid, self.sensor, **check)
                             # stacked here, off the main thread; nodata is masked once, in `_infer`
                             if tiles.add(j, self.scale(data), valid):
                                 _put(out_q, ("batch", i, tiles, skipped), stop)

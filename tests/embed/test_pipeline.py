@@ -358,6 +358,30 @@ def test_record_without_dn_scale_keeps_the_dtype_default(tmp_path):
     assert a[4]["GEODINO_INPUT_SCALE"] == "x/10000 (uint16, assumed)"
 
 
+def test_16_bit_values_with_an_8_bit_sensor_are_refused_as_tiles_are_read(tmp_path, capsys, conv_bb):
+    """maxar scales 8-bit DN (1/255): a uint16 raster with values up to 3,999 was embedded as reflectance up to
+    15.7 without a word. Refused in the one line of the data readers (`check_read_values`), exit 2, nothing left
+    in the output folder (no output, no partial work folder); the same for an export that records an 8-bit DN
+    scale. 8-bit values stored as uint16 (and the nodata value) are fine."""
+    from tests.test_bad_inputs import one_line_exit_2
+
+    rng = np.random.default_rng(0)
+    wide = write_tif(tmp_path / "wide.tif", rng.integers(200, 4000, (3, 96, 96)).astype("uint16"))
+    said = r"raster .*wide\.tif is 16-bit \(uint16, values up to 39\d\d\) but sensor '{}' scales 8-bit DN"
+    argv = ("embed", wide, "-b", "arch:vit_tiny?depth=1&seed=0", "--sensor", "maxar", "--out", tmp_path / "f.tif")
+    line = one_line_exit_2(capsys, tmp_path, *argv, "--tile", "64", "--overlap", "16", "--no-progress")
+    assert re.search(said.format("maxar") + r".*set --sensor to your imagery's", line), line
+    path = _export(tmp_path, sensor="rgb8", scale=1 / 255)  # a backbone whose recorded sensor is 8-bit
+    out = tmp_path / "g.tif"
+    with pytest.raises(ConfigError, match=said.format("rgb8")):
+        embed_raster(wide, str(path), out, tile=32, overlap=0, **FAST)
+    assert not out.exists() and not work_dir_for(out).exists()
+    narrow = rng.integers(0, 256, (3, 32, 32)).astype("uint16")
+    narrow[:, :8] = 9999  # the nodata value: not a pixel
+    src = write_tif(tmp_path / "narrow.tif", narrow, nodata=9999)
+    embed_raster(src, conv_bb, tmp_path / "n.tif", sensor="maxar", tile=32, overlap=0, **FAST)
+
+
 def test_resume_after_kill_is_identical(tmp_path, conv_bb, monkeypatch):
     data = random_image(160, 96)
     src = write_tif(tmp_path / "in.tif", data)
