@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from geodino.data.rasters import SceneGrid, stream_id, window_affine
-from geodino.data.sensors import Sensor, get_sensor
+from geodino.data.sensors import Sensor, check_read_values, get_sensor
 from geodino.data.tiling import EpochOrder, TileSampler, least_nodata
 from geodino.data.validity import valid_pixels
 from geodino.errors import InputError
@@ -333,6 +333,7 @@ class CubeSource:
         except Exception as exc:
             raise InputError(f"datacube {s.path}: tile read failed ({type(exc).__name__}: {exc})") from exc
         valid = valid_pixels(data, s.nodata)
+        check_read_values(s.path, data, valid, self.sensor, kind="datacube", setting="`sensor:`")
         if data.ndim == 4:  # stacked times: a pixel is valid when valid at every time
             valid = valid.all(axis=0)
         image = self.sensor.to_reflectance(data).astype(np.float32, copy=False)

@@ -95,3 +95,38 @@ def test_band_selection_and_errors(tmp_path):
         CubeSource(str(tmp_path / "missing.zarr"), sensor=S3)
     with pytest.raises(InputError, match="tile size 64 px is larger than every raster"):
         CubeSource(str(store), sensor=S3, tile_size=64)
+
+
+def test_16_bit_values_with_an_8_bit_sensor_are_refused_where_cube_pixels_are_read(tmp_path):
+    """maxar scales 8-bit DN (1/255): a uint16 Zarr cube with values up to 3,999 was read as reflectance up to 15.7
+    without a word, by the training reader and by embed. Refused as rasters are (`check_read_values`): the random
+    and grid tiles of a cube source (also where one time step of a stack holds them), and embed's windows, which
+    leave nothing behind; 8-bit values stored as uint16, and the _FillValue above 255, are fine."""
+    from geodino.data.loaders import SourceConfig, build_source, check_sources_have_pixels
+    from geodino.embed import embed_raster
+    from geodino.errors import ConfigError
+    from tests.embed.toy_backbones import ConvBackbone
+
+    rng = np.random.default_rng(0)
+    wide = tmp_path / "wide.zarr"
+    _cube(rng.integers(200, 4000, (3, 32, 32)).astype("uint16")).to_dataset().to_zarr(wide, zarr_format=2)
+    said = r"datacube .*wide\.zarr is 16-bit \(uint16, values up to 39\d\d\) but sensor 'maxar' scales 8-bit DN"
+    for sampling in ("random", "grid"):
+        cfg = SourceConfig(type="cube", paths=[str(wide)], sensor="maxar", tile_size=16, sampling=sampling)
+        with pytest.raises(ConfigError, match=said + r".*set `sensor:` to your imagery's"):
+            check_sources_have_pixels([build_source(cfg)], seed=0)
+    times = tmp_path / "times.zarr"
+    two = np.stack([rng.integers(0, 256, (3, 32, 32)), rng.integers(200, 4000, (3, 32, 32))]).astype("uint16")
+    _cube(two, times=2).to_dataset().to_zarr(times, zarr_format=3)
+    with pytest.raises(ConfigError, match=r"datacube .*times\.zarr is 16-bit \(uint16, values up to 39\d\d\)"):
+        CubeSource(str(times), sensor="maxar", tile_size=16, time_sampling="stack").get(0, 0)
+    with pytest.raises(ConfigError, match=said + r".*set --sensor to your imagery's"):
+        embed_raster(wide, ConvBackbone(), tmp_path / "f.tif", sensor="maxar", tile=32, overlap=0, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["times.zarr", "wide.zarr"]  # no output, no partial
+    narrow = _cube(rng.integers(0, 256, (3, 32, 32)).astype("uint16"))
+    narrow[:, :8] = 9999
+    narrow.attrs["_FillValue"] = 9999  # the nodata value: not a pixel
+    narrow.to_dataset().to_zarr(tmp_path / "narrow.zarr", zarr_format=2)
+    src = CubeSource(str(tmp_path / "narrow.zarr"), sensor="maxar", tile_size=16, max_nodata_fraction=1.0)
+    assert all((s := src.get(i, 0))["image"][:, s["valid"]].max() <= 1.0 for i in range(4))
+    embed_raster(tmp_path / "narrow.zarr", ConvBackbone(), tmp_path / "n.tif", sensor="maxar", tile=32, overlap=0)
