@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from geodino.errors import plural
 from geodino.models.frozen import ENV_SWITCH, FastPath, FastViT, choose_path
 
 __all__ = [
@@ -298,6 +299,7 @@ class Throughput:
 
     def line(self, what: str, path: FastPath) -> str:
         dt = max(time.perf_counter() - self.t0, 1e-9)
-        return f"{what}: path {path.name} ({path.reason or 'eager'}), {self.images} images in {dt:.1f} s, " + (
+        return (
+            f"{what}: path {path.name} ({path.reason or 'eager'}), {plural(self.images, 'image')} in {dt:.1f} s, "
             f"{self.images / dt:.1f} img/s"
         )

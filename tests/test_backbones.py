@@ -136,8 +136,8 @@ def test_named_bands_of_the_files_count_are_matched_by_name(tmp_path):
     torch.testing.assert_close(moved.mean.flatten(), torch.zeros(4))  # the record follows the names
     with pytest.warns(
         UserWarning,
-        match=r"band\(s\) nri match no band of checkpoint .*four.pth \(blue, green, "
-        r"red, nir\): they get the mean kernel",
+        match=r"1 band \(nri\) matches no band of checkpoint .*four.pth \(blue, green, "
+        r"red, nir\): it gets the mean kernel",
     ):
         typo = load_backbone(path, bands=["blue", "green", "red", "nri"])
     w = typo.model.patch_embed.proj.weight

@@ -189,7 +189,7 @@ def test_convert_bands_resolve_through_the_sensor_registry(capsys, tmp_path):
     # B08 (NIR) matches no RGB band: an error unless a fill is asked for
     one_line_exit_2(
         capsys, tmp_path, "convert", src, tmp_path / "s2.pth", "--bands", "B02", "B03", "B04", "B08",
-        expect=("B08", "match no band", "--fill mean"),
+        expect=("1 band of --bands (B08) matches no band", "--fill zeros for it"),
     )  # fmt: skip
     # a name of another sensor: one line naming the band and the sensor's bands
     one_line_exit_2(
@@ -221,7 +221,7 @@ def test_convert_and_info_refuse_a_damaged_file(capsys, tmp_path):
     extra = {**good, "blocks.0.extra.weight": torch.zeros(3)}
     shape = {**good, "blocks.0.mlp.fc1.weight": torch.zeros(100, 192)}
     for name, state, key in (
-        ("missing", missing, "1 missing key(s): blocks.0.attn.qkv.weight"),
+        ("missing", missing, "1 missing key: blocks.0.attn.qkv.weight"),
         ("extra", extra, "unexpected ['blocks.0.extra.weight']"),
         ("shape", shape, "blocks.0.mlp.fc1.bias [768] in the file vs [100] in the model"),
     ):
@@ -356,7 +356,7 @@ def test_binary_0_255_masks_need_a_label_map(capsys, tmp_path):
     # a value beyond num_classes names label_map too
     one_line_exit_2(
         capsys, tmp_path, "probe", "-c", suite, "-b", SPEC, "--out", tmp_path / "out", "progress=0",
-        "tasks.seg.ignore_index=-1", expect=("label value(s) 255 but num_classes=2", "label_map={255: 1}"),
+        "tasks.seg.ignore_index=-1", expect=("1 label value (255) but num_classes=2", "label_map={255: 1}"),
     )  # fmt: skip
     code = cli.main(["probe", "-c", str(suite), "-b", SPEC, "--out", str(tmp_path / "out"), "progress=0",
                      "tasks.seg.label_map={255: 1}"])  # fmt: skip
@@ -387,7 +387,7 @@ def test_data_stats_on_a_truncated_file_names_it(capsys, tmp_path, scene):
     bad.write_bytes(scene.read_bytes()[:4000])
     one_line_exit_2(
         capsys, tmp_path, "data", "stats", bad, "--out", tmp_path / "s.yaml",
-        expect=("windows failed to read", "cut.tif", "truncated or corrupt", "re-download"),
+        expect=("the 1 window failed to read", "cut.tif", "truncated or corrupt", "re-download"),
     )  # fmt: skip
 
 
@@ -584,7 +584,7 @@ def test_viz_attention_bad_inputs(capsys, tmp_path, scene):
                     "32", "--point", "10", "10",
                     expect=("--point 10 10 (pixels of", "outside --window 32 32 32 32"))  # fmt: skip
     one_line_exit_2(capsys, tmp_path, "viz", "attention", scene, "-b", SPEC, "-o", out, "--layer", "3",
-                    expect=("--layer 3", "1 blocks"))  # fmt: skip
+                    expect=("--layer 3", "the backbone has 1 block (0..0, -1 last)"))  # fmt: skip
     one_line_exit_2(capsys, tmp_path, "viz", "attention", scene, "-b", SPEC, "-o", out, "--heads", "7",
                     expect=("--heads [7]", "heads 0..2"))  # fmt: skip
     one_line_exit_2(capsys, tmp_path, "viz", "attention", scene, "-b", SPEC, "-o", out, "--window", "90", "0", "32",
@@ -720,9 +720,7 @@ def test_a_gpu_device_the_machine_lacks_is_one_line(capsys, tmp_path, scene, mon
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     from geodino.backbones.load import check_device
 
-    with pytest.raises(
-        ConfigError, match=r"device 'cuda:7' does not exist: this machine has 1 CUDA GPU\(s\), cuda:0..0"
-    ):
+    with pytest.raises(ConfigError, match=r"device 'cuda:7' does not exist: this machine has 1 CUDA GPU, cuda:0..0"):
         check_device("cuda:7")
 
 

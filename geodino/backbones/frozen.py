@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from geodino.backbones.layers import layer_indices
 from geodino.backbones.timm import timm_features, timm_geometry
-from geodino.errors import ConfigError, InputError
+from geodino.errors import ConfigError, InputError, plural
 
 
 class FrozenBackbone(nn.Module):
@@ -56,8 +56,8 @@ class FrozenBackbone(nn.Module):
             self.patch_size, self.embed_dim, self.in_chans, self.n_blocks = timm_geometry(model)
         if self.mean.numel() != self.in_chans:
             raise ConfigError(
-                f"normalisation has {self.mean.numel()} bands but backbone {spec} takes {self.in_chans}; pass a "
-                "sensor with matching bands (sensor=..., bands=[...])"
+                f"normalisation has {plural(self.mean.numel(), 'band')} but backbone {spec} takes {self.in_chans}; "
+                "pass a sensor with matching bands (sensor=..., bands=[...])"
             )
 
     def __getstate__(self) -> dict[str, Any]:
@@ -97,8 +97,8 @@ class FrozenBackbone(nn.Module):
         c = x.shape[-3]
         if c != self.in_chans:
             raise InputError(
-                f"input has {c} bands but backbone {self.spec} takes {self.in_chans}; select the matching bands or "
-                "load the backbone with bands=[...] to adapt its patch embedding"
+                f"input has {plural(c, 'band')} but backbone {self.spec} takes {self.in_chans}; select the matching "
+                "bands or load the backbone with bands=[...] to adapt its patch embedding"
             )
         mean, std = self.mean.to(x.device), self.std.to(x.device)
         return (x.float() - mean) / std
@@ -110,8 +110,8 @@ class FrozenBackbone(nn.Module):
         _, c, h, w = x.shape
         if c != self.in_chans:
             raise InputError(
-                f"input has {c} bands but backbone {self.spec} takes {self.in_chans}; select the matching bands or "
-                "load the backbone with bands=[...] to adapt its patch embedding"
+                f"input has {plural(c, 'band')} but backbone {self.spec} takes {self.in_chans}; select the matching "
+                "bands or load the backbone with bands=[...] to adapt its patch embedding"
             )
         p = self.patch_size
         if h % p or w % p:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from geodino.errors import ConfigError
+from geodino.errors import ConfigError, plural
 
 LAYER_SETS = ("last", "four_last", "four_even", "four_even_official")
 
@@ -27,13 +27,15 @@ def layer_indices(layers: str | int | Sequence[int], n_blocks: int) -> list[int]
         raise ConfigError(f"unknown layers {layers!r}; use one of {', '.join(LAYER_SETS)} or a list of block indices")
     if isinstance(layers, int):
         if not 1 <= layers <= n_blocks:
-            raise ConfigError(f"layers={layers} last blocks requested from a backbone with {n_blocks} blocks")
+            raise ConfigError(f"layers={layers} last blocks requested from a backbone with {plural(n_blocks, 'block')}")
         return list(range(n_blocks - layers, n_blocks))
     out = []
     for i in layers:
         j = int(i) + n_blocks if int(i) < 0 else int(i)
         if not 0 <= j < n_blocks:
-            raise ConfigError(f"layer index {i} out of range for a backbone with {n_blocks} blocks (0..{n_blocks - 1})")
+            raise ConfigError(
+                f"layer index {i} out of range for a backbone with {plural(n_blocks, 'block')} (0..{n_blocks - 1})"
+            )
         out.append(j)
     if not out:
         raise ConfigError("layers is an empty list; pass block indices or one of " + ", ".join(LAYER_SETS))

@@ -16,7 +16,7 @@ from geodino.backbones.frozen import FrozenBackbone
 from geodino.backbones.normalization import IMAGENET_MEAN, IMAGENET_STD, sensor_stats
 from geodino.backbones.spec import as_int, bands_option, check_build_options, parse_spec, parse_value
 from geodino.backbones.timm import build_timm, timm_geometry
-from geodino.errors import CheckpointError, ConfigError
+from geodino.errors import CheckpointError, ConfigError, plural
 
 log = logging.getLogger("geodino.backbones")
 
@@ -33,7 +33,9 @@ def check_device(device: str | torch.device) -> torch.device:
         if n == 0:
             raise ConfigError(f"device {device!r} asks for a CUDA GPU but torch sees none here; use cpu")
         if dev.index is not None and dev.index >= n:
-            raise ConfigError(f"device {device!r} does not exist: this machine has {n} CUDA GPU(s), cuda:0..{n - 1}")
+            raise ConfigError(
+                f"device {device!r} does not exist: this machine has {plural(n, 'CUDA GPU')}, cuda:0..{n - 1}"
+            )
     return dev
 
 
@@ -152,8 +154,8 @@ def check_spec(spec: str | Path) -> None:
         unknown = sorted(set(options) - {"which"})
         if unknown:
             raise ConfigError(
-                f"unknown option(s) {', '.join(unknown)} in backbone spec {spec_text}; checkpoint specs accept "
-                "bands, sensor, fill, which"
+                f"{plural(len(unknown), 'unknown option')} in backbone spec {spec_text}: {', '.join(unknown)}; "
+                "checkpoint specs accept bands, sensor, fill, which"
             )
 
 
@@ -171,8 +173,8 @@ def _baseline(
     unknown = sorted(set(options) - {"in_chans", "patch_size", "bins", "range"})
     if unknown:
         raise ConfigError(
-            f"unknown option(s) {', '.join(unknown)} in backbone spec {spec_text}; baseline:colour accepts bands, "
-            "sensor, in_chans, patch_size, bins, range"
+            f"{plural(len(unknown), 'unknown option')} in backbone spec {spec_text}: {', '.join(unknown)}; "
+            "baseline:colour accepts bands, sensor, in_chans, patch_size, bins, range"
         )
     in_chans = n_bands
     if "in_chans" in options:
@@ -197,7 +199,8 @@ def _baseline(
     stats = sensor_stats(sensor, names, in_chans, spec_text, None)
     if sensor is None and in_chans != 3:
         warnings.warn(
-            f"backbone {spec_text}: no sensor, so the {in_chans} bands are not standardised and the histogram bins "
+            f"backbone {spec_text}: no sensor, so the {plural(in_chans, 'band')} {'is' if in_chans == 1 else 'are'} "
+            "not standardised and the histogram bins "
             f"(±{limit:g} standard units) see raw values; pass the data's sensor (?sensor=NAME, or backbone_sensor= "
             "for probes)",
             stacklevel=3,
@@ -245,8 +248,8 @@ def _from_path(
     unknown = sorted(set(options))
     if unknown:
         raise ConfigError(
-            f"unknown option(s) {', '.join(unknown)} in backbone spec {spec_text}; checkpoint specs accept "
-            "bands, sensor, fill, which"
+            f"{plural(len(unknown), 'unknown option')} in backbone spec {spec_text}: {', '.join(unknown)}; "
+            "checkpoint specs accept bands, sensor, fill, which"
         )
     weights = read_backbone_weights(path, which=which)
     state = weights.state

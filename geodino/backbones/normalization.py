@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from geodino.errors import ConfigError, InputError
+from geodino.errors import ConfigError, InputError, plural
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -44,7 +44,8 @@ def sensor_stats(
             raise ConfigError(f"backbone {spec}: {exc}") from exc
     if s.n_bands != in_chans:
         raise ConfigError(
-            f"sensor {s.name!r} has {s.n_bands} bands ({', '.join(s.bands)}) but backbone {spec} takes {in_chans}; "
+            f"sensor {s.name!r} has {plural(s.n_bands, 'band')} ({', '.join(s.bands)}) but backbone {spec} takes "
+            f"{in_chans}; "
             "pass bands=[...] naming the backbone's bands, or adapt the backbone with bands="
         )
     return s, list(s.mean), list(s.std), list(s.bands)

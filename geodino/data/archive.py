@@ -21,7 +21,7 @@ from geodino.data.paths import RASTER_EXTS, resolve_paths
 from geodino.data.rasters import SceneInfo, open_raster, read_window, stream_id, target_grid, window_affine
 from geodino.data.sensors import Sensor, check_bit_depth, check_read_values, get_sensor
 from geodino.data.tiling import EpochOrder, TileSampler, least_nodata
-from geodino.errors import InputError
+from geodino.errors import InputError, plural
 
 __all__ = ["RasterArchive", "RasterSource"]
 
@@ -131,7 +131,7 @@ class RasterArchive:
         self.scenes: list[SceneInfo] = self._cached_index(progress)
         if not self.scenes:
             detail = "; ".join(f"{p}: {why}" for p, why in self.skipped[:3])
-            raise InputError(f"no readable raster among {len(self.files)} file(s) ({detail})")
+            raise InputError(f"no readable raster among {plural(len(self.files), 'file')} ({detail})")
         first = self.scenes[0]
         self.band_names: tuple[str, ...] = first.band_names
         if not uniform:  # inspection only (`geodino data index`): mixed band counts, no sensor needed
@@ -140,7 +140,8 @@ class RasterArchive:
         for s in self.scenes[1:]:
             if len(s.band_names) != len(first.band_names):
                 raise InputError(
-                    f"raster {s.path} gives {len(s.band_names)} bands but {first.path} gives {len(first.band_names)}; "
+                    f"raster {s.path} gives {plural(len(s.band_names), 'band')} but {first.path} gives "
+                    f"{len(first.band_names)}; "
                     f"select the same bands with {self.hints['bands']} or {self.hints['split']}"
                 )
         self.sensor = self._data_sensor(sensor)
@@ -226,7 +227,8 @@ class RasterArchive:
                     names = self.band_names_override or _file_band_names(src)
                     if self.band_names_override and len(self.band_names_override) != src.count:
                         raise InputError(
-                            f"raster {path} has {src.count} bands but band_names lists {len(self.band_names_override)}"
+                            f"raster {path} has {plural(src.count, 'band')} but band_names lists "
+                            f"{len(self.band_names_override)}"
                         )
                     if names is None and sensor is not None and sensor.n_bands == src.count:
                         names = sensor.bands
@@ -277,7 +279,7 @@ class RasterArchive:
             if n == 3 and self.scenes[0].dtype == "uint8":
                 return get_sensor("sat493m")
             raise InputError(
-                f"rasters like {self.scenes[0].path} ({n} bands, {self.scenes[0].dtype}) need a sensor: set "
+                f"rasters like {self.scenes[0].path} ({plural(n, 'band')}, {self.scenes[0].dtype}) need a sensor: set "
                 f"{self.hints['sensor']} to a built-in name or a YAML written by `geodino data stats`"
             )
         s = get_sensor(sensor)
@@ -289,18 +291,18 @@ class RasterArchive:
             # b1..bN only say where a band sits in the file, not what it is: matching them to a sensor by name
             # (b4 -> Sentinel-2 B04) would feed one band as another
             raise InputError(
-                f"rasters like {self.scenes[0].path} give {n} unnamed bands ({', '.join(self.band_names)}) but sensor "
+                f"rasters like {self.scenes[0].path} give {plural(n, 'unnamed band')} ({', '.join(self.band_names)}) "
+                f"but sensor "
                 f"{s.name!r} has {s.n_bands} ({', '.join(s.bands)}); name the file's bands (band descriptions in the "
                 f"file{', or ' + str(self.hints['band_names']) if self.hints['band_names'] else ''}) or use a sensor "
-                f"with {n} bands"
+                f"with {plural(n, 'band')}"
             )
         try:
             return s.select(list(self.band_names))
         except InputError as exc:
             raise InputError(
-                f"rasters give {n} bands ({', '.join(self.band_names)}) but sensor {s.name!r} has {s.n_bands} "
-                f"({', '.join(s.bands)}); select bands with {self.hints['bands']} or use a "
-                "matching sensor"
+                f"rasters give {plural(n, 'band')} ({', '.join(self.band_names)}) but sensor {s.name!r} has "
+                f"{s.n_bands} ({', '.join(s.bands)}); select bands with {self.hints['bands']} or use a matching sensor"
             ) from exc
 
     # -- reading -------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import argparse
 from typing import Any
 
 from geodino.config import options_for
+from geodino.errors import plural
 
 __all__ = ["register"]
 
@@ -147,12 +148,13 @@ def _curate(args: argparse.Namespace) -> int:
     r = curate(cfg, args.out, progress=args.progress, overwrite=args.overwrite)
     rm = r["removed"]
     lists = [f for f in r["files"] if f.startswith("curated") and f.endswith(".parquet")]
-    print(f"{r['tiles']} tiles: {rm['nodata']} nodata, {rm['cloud']} cloud, {rm['duplicate']} near-duplicates removed; "
-          f"{r['kept']} kept over {r['levels'][-1]} top-level clusters -> "
+    print(f"{plural(r['tiles'], 'tile')}: {rm['nodata']} nodata, {rm['cloud']} cloud, "
+          f"{plural(rm['duplicate'], 'near-duplicate')} removed; "
+          f"{r['kept']} kept over {plural(r['levels'][-1], 'top-level cluster')} -> "
           + ", ".join(str(Path(args.out) / f) for f in lists))  # fmt: skip
     if r.get("stale_files_removed"):
-        print(f"removed {len(r['stale_files_removed'])} file(s) an earlier run wrote to {args.out} and this one did "
-              f"not: {', '.join(r['stale_files_removed'])}")  # fmt: skip
+        print(f"removed {plural(len(r['stale_files_removed']), 'file')} an earlier run wrote to {args.out} and this "
+              f"one did not: {', '.join(r['stale_files_removed'])}")  # fmt: skip
     if args.config:
         print(f"pretrain on them: geodino pretrain --config {Path(args.out) / 'config.yaml'}")
     return 0
@@ -176,7 +178,7 @@ def _stack(args: argparse.Namespace) -> int:
     from geodino.data.vrt import stack_scenes
 
     paths = stack_scenes(args.root, args.bands, args.out, resampling=args.resampling, overwrite=args.overwrite)
-    print(f"wrote {len(paths)} VRT(s) to {args.out}")
+    print(f"wrote {plural(len(paths), 'VRT')} to {args.out}")
     return 0
 
 
@@ -223,11 +225,11 @@ def _index(args: argparse.Namespace) -> int:
 
         crs[CRS.from_wkt(s.crs).to_string() if s.crs else "none"] += 1
     px = sum(s.width * s.height for s in archive.scenes)
-    print(f"{len(archive.scenes)} scene(s), {len(archive.skipped)} skipped, {px / 1e6:.1f} Mpx")
+    print(f"{plural(len(archive.scenes), 'scene')}, {len(archive.skipped)} skipped, {px / 1e6:.1f} Mpx")
     bands = Counter(f"{len(s.band_names)} x {s.dtype}" for s in archive.scenes)
-    print("bands: " + ", ".join(f"{k} ({n} scene(s))" for k, n in bands.most_common()))
+    print("bands: " + ", ".join(f"{k} ({plural(n, 'scene')})" for k, n in bands.most_common()))
     for k, n in crs.most_common():
-        print(f"  {k}: {n} scene(s)")
+        print(f"  {k}: {plural(n, 'scene')}")
     for path, why in archive.skipped:
         print(f"  skipped {path}: {why}")
     if args.out:

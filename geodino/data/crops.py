@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from geodino.data.config import CropsConfig, CropSet
 from geodino.data.sensors import Sensor
-from geodino.errors import ConfigError
+from geodino.errors import ConfigError, plural
 
 __all__ = ["CropSet", "CropsConfig", "MultiCropTransform", "choose_crop_set", "crop_sets"]
 
@@ -131,7 +131,8 @@ class MultiCropTransform:
         norm = norm_sensor or data_sensor
         if norm.n_bands != data_sensor.n_bands:
             raise ConfigError(
-                f"normalisation sensor {norm.name!r} has {norm.n_bands} bands but the data has {data_sensor.n_bands} "
+                f"normalisation sensor {norm.name!r} has {plural(norm.n_bands, 'band')} but the data has "
+                f"{data_sensor.n_bands} "
                 f"({', '.join(data_sensor.bands)}); pick a norm sensor with the same bands"
             )
         self.mean = torch.tensor(norm.mean, dtype=torch.float32).view(-1, 1, 1)

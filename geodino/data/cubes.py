@@ -20,7 +20,7 @@ from geodino.data.rasters import SceneGrid, stream_id, window_affine
 from geodino.data.sensors import Sensor, check_read_values, get_sensor
 from geodino.data.tiling import EpochOrder, TileSampler, least_nodata
 from geodino.data.validity import valid_pixels
-from geodino.errors import InputError
+from geodino.errors import InputError, plural
 
 __all__ = ["CubeSource", "is_zarr_store", "open_cube"]
 
@@ -284,7 +284,8 @@ class CubeSource:
         for s in self.scenes[1:]:
             if len(s.band_names) != len(first.band_names):
                 raise InputError(
-                    f"datacube {s.path} has {len(s.band_names)} bands but {first.path} has {len(first.band_names)}"
+                    f"datacube {s.path} has {plural(len(s.band_names), 'band')} but {first.path} has "
+                    f"{len(first.band_names)}"
                 )
         self.band_names = list(first.band_names)
         if sensor_obj is None:
@@ -294,8 +295,9 @@ class CubeSource:
                 sensor_obj = sensor_obj.select(self.band_names)
             except InputError as exc:
                 raise InputError(
-                    f"datacube {first.path} gives {len(self.band_names)} bands ({', '.join(self.band_names)}) "
-                    f"but sensor {sensor_obj.name!r} has {sensor_obj.n_bands}; select bands or use a matching sensor"
+                    f"datacube {first.path} gives {plural(len(self.band_names), 'band')} "
+                    f"({', '.join(self.band_names)}) but sensor {sensor_obj.name!r} has {sensor_obj.n_bands}; select "
+                    "bands or use a matching sensor"
                 ) from exc
         self.sensor = sensor_obj
         self.time_sampling = time_sampling

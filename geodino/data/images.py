@@ -20,7 +20,7 @@ import numpy as np
 
 from geodino.data.paths import IMAGE_EXTS, resolve_paths
 from geodino.data.sensors import Sensor, check_bit_depth, get_sensor, scales_8bit
-from geodino.errors import InputError
+from geodino.errors import InputError, plural
 
 __all__ = ["ImageFolderSource", "TarShardSource", "decode_image", "match_bit_depth"]
 
@@ -126,7 +126,7 @@ class _ImageSourceBase:
                 arr = match_bit_depth(decode_image(data, name, self.sensor.n_bands), name, self.sensor)
                 if arr.shape[0] != self.sensor.n_bands:
                     raise InputError(
-                        f"image {name} has {arr.shape[0]} bands but sensor {self.sensor.name!r} has "
+                        f"image {name} has {plural(arr.shape[0], 'band')} but sensor {self.sensor.name!r} has "
                         f"{self.sensor.n_bands}; use a matching sensor"
                     )
                 image = self.sensor.to_reflectance(arr).astype(np.float32, copy=False)
@@ -152,7 +152,9 @@ class _ImageSourceBase:
                 )
                 rng = rng or np.random.default_rng([int(seed), self.stream, int(index), 0x736B6970])
                 k = int(rng.integers(0, self._n))
-        raise InputError(f"{self.max_tries} images in a row failed to decode in source {self.name!r}; check the data")
+        raise InputError(
+            f"{plural(self.max_tries, 'image')} in a row failed to decode in source {self.name!r}; check the data"
+        )
 
 
 class ImageFolderSource(_ImageSourceBase):
@@ -224,7 +226,7 @@ class TarShardSource(_ImageSourceBase):
                     raise InputError(msg) from exc
                 warnings.warn(f"skipping {msg}", stacklevel=2)
         if not offsets:
-            raise InputError(f"no images found in {len(self.shards)} tar shard(s) such as {self.shards[0]}")
+            raise InputError(f"no images found in {plural(len(self.shards), 'tar shard')} such as {self.shards[0]}")
         self.shard_ids = np.asarray(shard_ids, dtype=np.int32)
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.sizes = np.asarray(sizes, dtype=np.int64)

@@ -22,7 +22,7 @@ from geodino.data.config import DEFAULT_SENSORS, DataConfig, SourceConfig
 from geodino.data.crops import CropsConfig, MultiCropTransform, choose_crop_set
 from geodino.data.mixing import SourceMixer
 from geodino.data.sensors import get_sensor
-from geodino.errors import ConfigError, InputError
+from geodino.errors import ConfigError, InputError, plural
 
 __all__ = [
     "DataConfig",
@@ -290,7 +290,7 @@ def _legacy_configs(sources: Any, kw: dict[str, Any]) -> tuple[DataConfig, Crops
         if hasattr(src, key):
             setattr(src, key, kw.pop(key))
     if kw:
-        raise ConfigError(f"build_ssl_loader got unknown option(s) {sorted(kw)}")
+        raise ConfigError(f"build_ssl_loader got {plural(len(kw), 'unknown option')}: {', '.join(sorted(kw))}")
     return DataConfig(sources=[src]), crops
 
 
@@ -324,7 +324,7 @@ def build_ssl_loader(
         data_cfg, default_crops = _legacy_configs(data_cfg, dict(legacy))
         crops_cfg = crops_cfg or default_crops
     elif legacy:
-        raise ConfigError(f"build_ssl_loader got unknown option(s) {sorted(legacy)}")
+        raise ConfigError(f"build_ssl_loader got {plural(len(legacy), 'unknown option')}: {', '.join(sorted(legacy))}")
     crops_cfg = dataclasses.replace(crops_cfg) if crops_cfg is not None else CropsConfig()
     if mask_ratio is not None:
         crops_cfg.mask_ratio = [float(v) for v in mask_ratio]
@@ -380,8 +380,9 @@ def check_sources_have_pixels(sources: Sequence[Any], seed: int, n: int = 16) ->
         files = list(getattr(getattr(source, "archive", None), "files", None) or [])
         where = f" ({files[0]}{f' and {len(files) - 1} more' if len(files) > 1 else ''})" if files else ""
         raise InputError(
-            f"source {source.name!r}{where}: {len(samples)} sampled tile(s) hold no valid pixel, every pixel read is "
-            "nodata; check the files, their nodata value (set `nodata:` in the source to override it) and the ROI"
+            f"source {source.name!r}{where}: {plural(len(samples), 'sampled tile')} "
+            f"{'holds' if len(samples) == 1 else 'hold'} no valid pixel, every pixel read is nodata; check the files, "
+            "their nodata value (set `nodata:` in the source to override it) and the ROI"
         )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from geodino.data.config import DEFAULT_SENSORS
 from geodino.data.sensors import Sensor, get_sensor
-from geodino.errors import GeoDinoError
+from geodino.errors import GeoDinoError, plural
 
 __all__ = ["data_normalization", "sensor_record"]
 
@@ -59,7 +59,8 @@ def data_normalization(data_cfg: Any) -> tuple[dict[str, Any] | None, str]:
             return None, "the sources have different DN scales"
         rec = sensor_record(n, f"pretraining data (norm_sensor {n.name})")
         if len(rec["mean"]) != len(first["bands"]):
-            return None, f"norm_sensor {n.name!r} has {len(rec['mean'])} bands, the data {len(first['bands'])}"
+            has = plural(len(rec["mean"]), "band")
+            return None, f"norm_sensor {n.name!r} has {has}, the data {len(first['bands'])}"
         return rec | {"bands": first["bands"], "scale": first["scale"], "offset": first["offset"]}, ""
     keys = ("bands", "scale", "offset", "mean", "std")
     if any(tuple(map(str, (r[k] for k in keys))) != tuple(map(str, (records[0][k] for k in keys))) for r in records):

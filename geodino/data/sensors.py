@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from geodino.errors import ConfigError, InputError, did_you_mean
+from geodino.errors import ConfigError, InputError, did_you_mean, plural
 
 __all__ = [
     "SENSORS",
@@ -91,13 +91,16 @@ class Sensor:
             got = len(getattr(self, key))
             if got != n:
                 raise ConfigError(
-                    f"{where}: '{key}' has {got} values but 'bands' has {n} ({', '.join(self.bands)}); "
+                    f"{where}: '{key}' has {plural(got, 'value')} but 'bands' has {n} ({', '.join(self.bands)}); "
                     f"give one {key} per band (run `geodino data stats` to compute them)"
                 )
         for key in ("scale", "offset"):
             val = getattr(self, key)
             if isinstance(val, tuple) and len(val) != n:
-                raise ConfigError(f"{where}: '{key}' has {len(val)} values but there are {n} bands; give 1 or {n}")
+                raise ConfigError(
+                    f"{where}: '{key}' has {plural(len(val), 'value')} but there {'is' if n == 1 else 'are'} "
+                    f"{plural(n, 'band')}; give 1 or {n}"
+                )
         if any(s <= 0 for s in self.std):
             raise ConfigError(f"{where}: every 'std' must be > 0, got {list(self.std)}")
         if self.rgb_bands is not None:
@@ -173,8 +176,9 @@ class Sensor:
         c = x.shape[-3] if x.ndim >= 3 else x.shape[0]
         if c != self.n_bands:
             raise InputError(
-                f"sensor {self.name!r} has {self.n_bands} bands ({', '.join(self.bands)}) but the image has {c} "
-                "channels; select the matching bands (sensor.select([...]) or `bands:` in the config)"
+                f"sensor {self.name!r} has {plural(self.n_bands, 'band')} ({', '.join(self.bands)}) but the image "
+                f"has {plural(c, 'channel')}; select the matching bands (sensor.select([...]) or `bands:` in the "
+                "config)"
             )
 
     def to_reflectance(self, x: Any) -> Any:
@@ -476,7 +480,10 @@ def load_sensor_yaml(path: str | Path) -> Sensor:
         )
     unknown = sorted(set(raw) - set(_REQUIRED) - set(_OPTIONAL) - {"source", "description", "stats"})
     if unknown:
-        raise ConfigError(f"sensor file {path} has unknown key(s) {unknown}; valid: {[*_REQUIRED, *_OPTIONAL]}")
+        raise ConfigError(
+            f"sensor file {path} has {plural(len(unknown), 'unknown key')} ({', '.join(unknown)}); "
+            f"valid: {[*_REQUIRED, *_OPTIONAL]}"
+        )
     try:
         return Sensor(
             name=str(raw["name"]),

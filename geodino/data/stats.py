@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from geodino.data.sensors import Sensor, get_sensor, save_sensor_yaml
-from geodino.errors import InputError
+from geodino.errors import InputError, plural
 
 __all__ = ["RunningStats", "compute_stats", "plot_stats", "write_stats"]
 
@@ -99,7 +99,9 @@ def _base_sensor(
             count, desc, dtype = _first_bands(paths)
             names = tuple(band_names) if band_names else desc or tuple(f"b{i}" for i in range(1, count + 1))
             if band_names and len(band_names) != count:
-                raise InputError(f"band_names lists {len(band_names)} names but the rasters have {count} bands")
+                raise InputError(
+                    f"band_names lists {plural(len(band_names), 'name')} but the rasters have {plural(count, 'band')}"
+                )
         else:
             count, names, dtype = 3, ("R", "G", "B"), "uint8"
         if scale is None:
@@ -112,7 +114,7 @@ def _base_sensor(
             count = _first_bands(paths)[0]
             if count != base.n_bands:
                 raise InputError(
-                    f"the rasters have {count} bands but sensor {base.name!r} has {base.n_bands} "
+                    f"the rasters have {plural(count, 'band')} but sensor {base.name!r} has {base.n_bands} "
                     f"({' '.join(base.bands)}); name the files' bands in order with --band-names (e.g. "
                     f"--band-names {' '.join(base.bands[:count])}), or leave out --sensor"
                 )
@@ -192,7 +194,10 @@ def compute_stats(
             kept.append(pix[:, keep_rng.random(pix.shape[1]) < keep_p])
     if (stats.count == 0).any():
         empty = [b for b, c in zip(source.band_names, stats.count) if c == 0]
-        raise InputError(f"no valid pixels for band(s) {empty} in {n_read} tiles; check nodata and the paths")
+        raise InputError(
+            f"no valid pixels for {plural(len(empty), 'band')} ({', '.join(empty)}) in {plural(n_read, 'tile')}; "
+            "check nodata and the paths"
+        )
     sel = source.sensor
     if nodata is None:  # carry the files' own nodata value into the sensor (used when a file declares none)
         scenes = getattr(getattr(source, "archive", None), "scenes", None) or getattr(source, "scenes", [])
@@ -296,8 +301,8 @@ def _read_windows(archive: Any, windows: Sequence[tuple[int, ...]], on_error: st
                 failed.append(exc)
     if failed and len(failed) == len(windows):
         raise InputError(
-            f"every one of {len(windows)} windows failed to read, the last: {failed[-1]}; re-download or remove "
-            "the broken file(s)"
+            f"{'the' if len(windows) == 1 else 'every one of the'} {plural(len(windows), 'window')} failed to read, "
+            f"the last: {failed[-1]}; re-download or remove the broken file(s)"
         )
     if failed:
         warnings.warn(
@@ -334,7 +339,8 @@ def plot_stats(sensor: Sensor, prov: dict[str, Any], out: str | Path) -> Path:
     for k in range(n, rows * cols):
         axes[k // cols][k % cols].axis("off")
     axes[0][0].legend(fontsize=7)
-    fig.suptitle(f"{sensor.name}: reflectance per band ({prov['tiles']} tiles, valid pixels only)", fontsize=9)
+    tiles = plural(prov["tiles"], "tile")
+    fig.suptitle(f"{sensor.name}: reflectance per band ({tiles}, valid pixels only)", fontsize=9)
     return save_figure(fig, out, dpi=90, format="png")
 
 

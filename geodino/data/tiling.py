@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from geodino.errors import InputError
+from geodino.errors import InputError, plural
 
 __all__ = ["EpochOrder", "TileSampler", "least_nodata", "load_roi"]
 
@@ -202,12 +202,15 @@ class TileSampler:
                 )
             if roi_geom is not None:
                 raise InputError(
-                    f"the ROI does not intersect any of the {len(scenes)} raster(s); check roi and roi_crs"
+                    f"the ROI does not intersect {'the' if len(scenes) == 1 else 'any of the'} "
+                    f"{plural(len(scenes), 'raster')}; check roi and roi_crs"
                 )
             raise InputError("no scene can hold a tile; check tile_size and the rasters")
         if too_small:
             warnings.warn(
-                f"{len(too_small)} raster(s) smaller than the tile are left out, e.g. {too_small[0]}", stacklevel=2
+                f"{plural(len(too_small), 'raster')} smaller than the tile {'is' if len(too_small) == 1 else 'are'} "
+                f"left out, e.g. {too_small[0]}",
+                stacklevel=2,
             )
         weights = np.asarray(self.areas, dtype=np.float64)
         self.weights = weights / weights.sum()

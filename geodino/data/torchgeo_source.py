@@ -19,7 +19,7 @@ import numpy as np
 from geodino.data.sensors import Sensor, get_sensor
 from geodino.data.tiling import least_nodata
 from geodino.data.validity import valid_pixels
-from geodino.errors import ConfigError, InputError
+from geodino.errors import ConfigError, InputError, plural
 
 __all__ = ["TorchGeoSource"]
 
@@ -111,7 +111,7 @@ class TorchGeoSource:
             raw = np.asarray(out["image"], dtype=np.float32)[: self.sensor.n_bands]
             if raw.shape[0] != self.sensor.n_bands:
                 raise InputError(
-                    f"torchgeo dataset gives {raw.shape[0]} bands but sensor {self.sensor.name!r} has "
+                    f"torchgeo dataset gives {plural(raw.shape[0], 'band')} but sensor {self.sensor.name!r} has "
                     f"{self.sensor.n_bands}; pass bands= in torchgeo kwargs or use a matching sensor"
                 )
             nodata = self.sensor.nodata if self.sensor.nodata is not None else 0

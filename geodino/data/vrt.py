@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from geodino.errors import InputError
+from geodino.errors import InputError, plural
 
 __all__ = [
     "RESAMPLING",
@@ -223,8 +223,8 @@ def mosaic_vrt(paths: Sequence[str | Path], out: str | Path, *, metadata: dict[s
     for path, crs, t, _, _, count, dtype, *_ in infos:
         if crs != first[1] or count != first[5] or dtype != first[6]:
             raise InputError(
-                f"{path} ({crs}, {count} bands, {dtype}) cannot join the mosaic {out} of {first[0]} "
-                f"({first[1]}, {first[5]} bands, {first[6]}); mosaic rasters of one CRS, band count and type"
+                f"{path} ({crs}, {plural(count, 'band')}, {dtype}) cannot join the mosaic {out} of {first[0]} "
+                f"({first[1]}, {plural(first[5], 'band')}, {first[6]}); mosaic rasters of one CRS, band count and type"
             )
         if t.b != 0 or t.d != 0 or t.e >= 0:
             raise InputError(f"{path} has a rotated or south-up geotransform; a mosaic needs north-up rasters")

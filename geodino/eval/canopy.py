@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from geodino.config import options_for
-from geodino.errors import ConfigError, InputError
+from geodino.errors import ConfigError, InputError, plural
 from geodino.eval import dense
 from geodino.eval.metrics import RegressionMeter, tree_iou_degenerate
 from geodino.eval.seeding import keeps_global_rng
@@ -163,7 +163,8 @@ def pair_chms(images: list[Path], chms: list[Path]) -> list[tuple[Path, Path]]:
         return list(zip(images, chms))
     missing = [i.name for i, m in pairs if m is None]
     raise InputError(
-        f"no CHM for image(s) {', '.join(missing[:3])}; name CHMs like their image (a.tif -> a_CHM.tif) "
+        f"no CHM for {plural(len(missing), 'image')} ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); "
+        "name CHMs like their image (a.tif -> a_CHM.tif) "
         "or list as many CHMs as images in the same order"
     )
 

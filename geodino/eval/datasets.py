@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from geodino.errors import ConfigError, InputError
+from geodino.errors import ConfigError, InputError, plural
 from geodino.io import content_stamp, files_stamp
 
 IGNORE_INDEX = 255
@@ -370,7 +370,7 @@ def _folder_from_files(
     bands = cfg.bands if cfg.bands and cfg.bands != ["rgb"] else (["red", "green", "blue"] if nb == 3 else [])
     bands = bands or [f"b{i + 1}" for i in range(nb)]
     if len(bands) != nb:
-        raise ConfigError(f"dataset bands {bands} name {len(bands)} bands but images in {folder} have {nb}")
+        raise ConfigError(f"dataset bands {bands} name {plural(len(bands), 'band')} but images in {folder} have {nb}")
 
     def get(i: int) -> dict[str, Any]:
         img, _ = read_image(files[i], scale)

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from geodino.errors import ConfigError, InputError
+from geodino.errors import ConfigError, InputError, plural
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", *RASTER_SUFFIXES)
@@ -113,7 +113,7 @@ def to_image_tensor(r: Raster, scale: float = 0.0, bands: Sequence[int] | None =
     data = r.data
     if bands:
         if max(bands) >= data.shape[0] or min(bands) < 0:
-            raise ConfigError(f"bands={list(bands)} but {r.path} has {data.shape[0]} bands (0-based indices)")
+            raise ConfigError(f"bands={list(bands)} but {r.path} has {plural(data.shape[0], 'band')} (0-based indices)")
         data = data[list(bands)]
     x = torch.from_numpy(np.ascontiguousarray(data).astype(np.float32)) * data_scale(r.data.dtype, scale)
     return torch.nan_to_num(x)
@@ -125,8 +125,9 @@ def check_bands(n_bands: int, backbone: Any, where: str) -> None:
     if want is not None and int(want) != int(n_bands):
         spec = getattr(backbone, "spec", "the backbone")
         raise InputError(
-            f"{where} has {n_bands} bands but backbone {spec} expects {want}; select {want} bands with the "
-            f"config key bands=[...] or adapt the patch embedding to {n_bands} bands "
+            f"{where} has {plural(n_bands, 'band')} but backbone {spec} expects {want}; select "
+            f"{plural(int(want), 'band')} with the config key bands=[...] or adapt the patch embedding to "
+            f"{plural(n_bands, 'band')} "
             f"(load_backbone(spec, bands={n_bands}), or '?bands={n_bands}' in an arch: spec)"
         )
 
@@ -198,8 +199,6 @@ def backbone_name(backbone: Any) -> str:
 
 
 def blocks_text(n: int) -> str:
-    from geodino.errors import plural
-
     return plural(n, "block")
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from geodino.errors import ConfigError, InputError
+from geodino.errors import ConfigError, InputError, plural
 from geodino.eval import dense
 from geodino.eval.boxes import Boxes, check_boxes, match_boxes, read_boxes, tiles_of
 from geodino.eval.datasets import DatasetConfig
@@ -92,8 +92,8 @@ def load_detection_set(
         unknown = sorted(set(b.labels) - set(lookup))
         if unknown:
             raise InputError(
-                f"boxes of {f.name} in {b.source} use label(s) {', '.join(unknown)} not in class_names {names}; "
-                "add them to class_names or relabel"
+                f"boxes of {f.name} in {b.source} use {plural(len(unknown), 'label')} not in class_names {names} "
+                f"({', '.join(unknown)}); add {'it' if len(unknown) == 1 else 'them'} to class_names or relabel"
             )
 
     def load(pair: tuple[Path, Boxes]) -> dict[str, Any]:
@@ -414,8 +414,8 @@ def run_detection(
         dense.check_bands(s["image"].shape[0], backbone, f"image {s.get('name', where)}")
         if len(s["labels"]) and (int(s["labels"].max()) >= len(names) or int(s["labels"].min()) < 0):
             raise InputError(
-                f"{s.get('name', where)} has box label {int(s['labels'].max())} but {len(names)} classes "
-                f"({', '.join(names[:5])}); labels are 0-based class indices"
+                f"{s.get('name', where)} has box label {int(s['labels'].max())} but "
+                f"{plural(len(names), 'class', 'classes')} ({', '.join(names[:5])}); labels are 0-based class indices"
             )
         return s
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from geodino.errors import ConfigError, InputError
+from geodino.errors import ConfigError, InputError, plural
 from geodino.io import atomic_path
 
 CACHE_VERSION = 1  # bump when the stored layout or the extraction maths change
@@ -92,12 +92,12 @@ def band_mismatch_message(backbone: Any, n_data: int, data_bands: list[str], dat
     else:
         example = ""
     select = (
-        f", or select {want} bands of the data with the task's data.bands (tasks.NAME.data.bands){example}"
+        f", or select {plural(want, 'band')} of the data with the task's data.bands (tasks.NAME.data.bands){example}"
         if n_data > want
         else ""
     )
     return (
-        f"backbone {spec} takes {want} bands but {dataset} has {n_data} ({', '.join(data_bands[:6])}"
+        f"backbone {spec} takes {plural(want, 'band')} but {dataset} has {n_data} ({', '.join(data_bands[:6])}"
         f"{', ...' if len(data_bands) > 6 else ''}): adapt the backbone's patch embedding to the data's bands "
         f"(suite key backbone_bands=[{names}], i.e. load_backbone(spec, bands=[...]); '?bands={n_data}' for an "
         f"arch: spec){select}"

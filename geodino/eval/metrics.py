@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from geodino.errors import InputError
+from geodino.errors import InputError, plural
 
 # ----------------------------------------------------------------------------------------------- segmentation
 
@@ -34,7 +34,8 @@ def check_labels(mask: Tensor, num_classes: int, ignore_index: int | None, where
     if bad.numel():
         shown = ", ".join(str(int(v)) for v in bad[:5])
         raise InputError(
-            f"{where} holds label value(s) {shown} but num_classes={num_classes} (labels 0..{num_classes - 1}, "
+            f"{where} holds {plural(bad.numel(), 'label value')} ({shown}{', ...' if bad.numel() > 5 else ''}) but "
+            f"num_classes={num_classes} (labels 0..{num_classes - 1}, "
             f"ignore_index={ignore_index}); set num_classes to cover every label, or map values to class ids with "
             f"label_map (e.g. label_map={{{int(bad[0])}: 1}})"
         )

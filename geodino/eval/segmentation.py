@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from geodino.config import options_for
-from geodino.errors import ConfigError, InputError
+from geodino.errors import ConfigError, InputError, plural
 from geodino.eval import dense
 from geodino.eval.datasets import DatasetConfig
 from geodino.eval.metrics import SegmentationMeter, check_labels
@@ -101,8 +101,9 @@ def pair_masks(images: list[Path], masks: list[Path]) -> list[tuple[Path, Path]]
             pairs.append((img, match))
     if missing:
         raise InputError(
-            f"no mask for image(s) {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}; name each mask like "
-            f"its image (a.tif -> a.png or a_mask.png) in the mask folder"
+            f"no mask for {plural(len(missing), 'image')} ({', '.join(missing[:3])}"
+            f"{', ...' if len(missing) > 3 else ''}); name each mask like its image (a.tif -> a.png or a_mask.png) "
+            "in the mask folder"
         )
     return pairs
 
@@ -147,8 +148,9 @@ def check_label_counts(counts: Tensor, ignored_value: int, nodata: int, total: i
     if empty and ignored_value:
         names = ", ".join(str(i) for i in empty)
         raise InputError(
-            f"the training masks hold no pixel of class {names} (num_classes={cfg.num_classes}) while "
-            f"{ignored_value} pixels ({ignored_value * pct:.1f}%) carry the value {cfg.ignore_index} = ignore_index "
+            f"the training masks hold no pixel of {'class' if len(empty) == 1 else 'classes'} {names} "
+            f"(num_classes={cfg.num_classes}) while {plural(ignored_value, 'pixel')} ({ignored_value * pct:.1f}%) "
+            f"{'carries' if ignored_value == 1 else 'carry'} the value {cfg.ignore_index} = ignore_index "
             f"and are ignored; if {cfg.ignore_index} marks class {empty[-1]} (a 0/{cfg.ignore_index} mask), map it "
             f"with label_map={{{cfg.ignore_index}: {empty[-1]}}}, otherwise set ignore_index to the unlabelled value"
         )
@@ -157,7 +159,8 @@ def check_label_counts(counts: Tensor, ignored_value: int, nodata: int, total: i
         f"value ignore_index={cfg.ignore_index}, {nodata} ({nodata * pct:.1f}%) as image nodata"
     )
     if empty:
-        line += f"; class(es) {', '.join(str(i) for i in empty)} have no training pixel"
+        some = "class " if len(empty) == 1 else "classes "
+        line += f"; {some}{', '.join(str(i) for i in empty)} {'has' if len(empty) == 1 else 'have'} no training pixel"
     return line
 
 

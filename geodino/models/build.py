@@ -43,13 +43,16 @@ def build_model(
         kwargs = arch_kwargs(arch)
     unknown = sorted(set(overrides) - set(_VALID_KEYS))
     if unknown:
-        from geodino.errors import did_you_mean
+        from geodino.errors import did_you_mean, plural
 
         hints = []
         for k in unknown:
             close = did_you_mean(k, _VALID_KEYS)
             hints.append(f"{k} (did you mean {close[0]}?)" if close else k)
-        raise ConfigError(f"unknown backbone option(s) {', '.join(hints)} for {arch}; valid: {', '.join(_VALID_KEYS)}")
+        raise ConfigError(
+            f"{plural(len(hints), 'unknown backbone option')} for {arch}: {', '.join(hints)}; "
+            f"valid: {', '.join(_VALID_KEYS)}"
+        )
     overrides.pop("arch", None)
     kwargs.update(overrides)
     kwargs.update(patch_size=int(patch_size), in_chans=int(in_chans), arch=arch)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from geodino.errors import InputError
+from geodino.errors import InputError, plural
 from geodino.models.layers import (
     LayerScale,
     LinearKMaskedBias,
@@ -305,7 +305,9 @@ def block_indices(n: int | Sequence[int], depth: int) -> list[int]:
     """Block indices of `get_intermediate_layers(n=...)`: the `n` last blocks, or the indices in `n` (checked)."""
     take = list(range(depth - n, depth)) if isinstance(n, int) else [int(i) for i in n]
     if not take or any(i < 0 or i >= depth for i in take):
-        raise InputError(f"layers {n!r} out of range for a backbone with {depth} blocks (valid 0..{depth - 1})")
+        raise InputError(
+            f"layers {n!r} out of range for a backbone with {plural(depth, 'block')} (valid 0..{depth - 1})"
+        )
     return take
 
 

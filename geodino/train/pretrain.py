@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from geodino.errors import CheckpointError, ConfigError, InputError
+from geodino.errors import CheckpointError, ConfigError, InputError, plural
 from geodino.train.config import PRECISIONS, STRATEGIES, CheckpointConfig, PretrainConfig, TrainerConfig
 
 __all__ = [
@@ -63,7 +63,8 @@ def _check_koleo_groups(cfg: PretrainConfig) -> None:
     if (size <= local and local % size == 0) or (size % local == 0 and (local * world) % size == 0):
         return
     raise ConfigError(
-        f"ssl.koleo.group_size={size} does not tile batches of batch_size={local} on {world} process(es) (global "
+        f"ssl.koleo.group_size={size} does not tile batches of batch_size={local} on "
+        f"{plural(world, 'process', 'processes')} (global "
         f"batch {local * world}); use a batch_size that is a multiple of {size}, a global batch divisible by it, "
         "or set ssl.koleo.group_size to a divisor of batch_size (null: the whole batch)"
     )
@@ -145,7 +146,7 @@ def check_data_fits(cfg: PretrainConfig, batch: dict[str, Any]) -> None:
     want = cfg.ssl.student.in_chans
     if c != want:
         raise InputError(
-            f"the data has {c} band(s) per image but ssl.student.in_chans={want}; set ssl.student.in_chans={c} "
+            f"the data has {plural(c, 'band')} per image but ssl.student.in_chans={want}; set ssl.student.in_chans={c} "
             "or select bands in data.* so they match"
         )
 

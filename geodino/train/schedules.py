@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from geodino.errors import ConfigError
+from geodino.errors import ConfigError, plural
 
 if TYPE_CHECKING:
     from geodino.train.recipe import ScheduleConfig, SSLConfig
@@ -199,7 +199,7 @@ def _from_config(
     if used > total:
         raise ConfigError(
             f"schedules.{key}: warmup_iters + cosine_iters + freeze_iters + hold_iters = {used} exceeds the run's "
-            f"{total} iterations; lower them, write them as fractions of the run (e.g. 0.1), set "
+            f"{plural(total, 'iteration')}; lower them, write them as fractions of the run (e.g. 0.1), set "
             "schedules.reference_iters, or train longer"
         )
     return _build(kind, sc, scale, total, warmup, cosine, freeze, hold)
@@ -264,7 +264,9 @@ class Schedules:
         lr = _from_config(kind, s.lr, total_iters, "lr", scale, reference_iters=ref)
         freeze = resolve_iters(cfg.optim.freeze_last_layer_iters, total_iters, "optim.freeze_last_layer_iters", ref)
         if freeze > total_iters:
-            raise ConfigError(f"optim.freeze_last_layer_iters={freeze} exceeds the run's {total_iters} iterations")
+            raise ConfigError(
+                f"optim.freeze_last_layer_iters={freeze} exceeds the run's {plural(total_iters, 'iteration')}"
+            )
         last = lr.values.copy()
         last[:freeze] = 0.0
         dino = cfg.dino

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from geodino.errors import InputError
+from geodino.errors import InputError, plural
 
 __all__ = [
     "AttentionMaps",
@@ -77,7 +77,7 @@ def read_input(
         s = get_sensor(sensor or "imagenet")
         data = match_bit_depth(data, str(path), s)
         if s.n_bands != data.shape[0]:
-            raise InputError(f"image {path} has {data.shape[0]} bands but sensor {s.name!r} has {s.n_bands}")
+            raise InputError(f"image {path} has {plural(data.shape[0], 'band')} but sensor {s.name!r} has {s.n_bands}")
         if bands:  # by the sensor's names or aliases (R/G/B, red/green/blue), as for rasters
             data = data[s.band_indices(list(bands))]
             s = s.select(list(bands))
@@ -266,7 +266,8 @@ def _timm_capture(model: Any, layer: int, spec: str, store: dict[str, Any]):
 def _layer_index(layer: int, n_blocks: int) -> int:
     if not -n_blocks <= int(layer) < n_blocks:
         raise InputError(
-            f"--layer {layer} is out of range: the backbone has {n_blocks} blocks (0..{n_blocks - 1}, -1 last)"
+            f"--layer {layer} is out of range: the backbone has {plural(n_blocks, 'block')} (0..{n_blocks - 1}, "
+            "-1 last)"
         )
     return int(layer) % n_blocks
 
@@ -471,8 +472,8 @@ def check_output_folder(out_dir: str | Path, *, prefix: str = "attention", overw
     found = sorted(f.name for f in out.iterdir() if _written_here(f.name, prefix))
     if found:
         raise InputError(
-            f"output folder {out} already holds attention maps ({found[0]}, {len(found)} file(s)); pass --overwrite "
-            "to replace them (or choose another folder)"
+            f"output folder {out} already holds attention maps ({found[0]}, {plural(len(found), 'file')}); pass "
+            "--overwrite to replace them (or choose another folder)"
         )
     return out
 

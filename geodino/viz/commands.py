@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from geodino.errors import plural
+
 __all__ = ["register"]
 
 
@@ -74,7 +76,7 @@ def _attention(args: argparse.Namespace) -> int:
     maps = attention_maps(backbone, sample, layer=args.layer, heads=args.heads, mass=args.mass, point=point)
     files = write_attention(maps, sample, args.out, overwrite=args.overwrite)
     print(
-        f"block {maps.layer}, {len(maps.head_ids)} head(s), patch grid {maps.grid[0]}x{maps.grid[1]}: "
+        f"block {maps.layer}, {plural(len(maps.head_ids), 'head')}, patch grid {maps.grid[0]}x{maps.grid[1]}: "
         f"{maps.info['kept_share']:.0%} of patches hold {maps.mass:.0%} of the mean attention"
     )
     for name, path in files.items():

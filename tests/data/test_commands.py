@@ -87,7 +87,7 @@ def test_sensor_yaml_missing_bands_via_cli_config(tmp_path, capsys):
     bad.write_text("name: bad\nbands: [a, b]\nscale: 1\nmean: [0.1]\nstd: [1, 1]\n")
     p = write_tif(tmp_path / "z.tif", np.ones((2, 16, 16), dtype="uint16"), nodata=None)
     rc = cli.main(["data", "stats", str(p), "--out", str(tmp_path / "o.yaml"), "--sensor", str(bad)])
-    assert rc == 2 and "'mean' has 1 values but 'bands' has 2" in capsys.readouterr().err
+    assert rc == 2 and "'mean' has 1 value but 'bands' has 2" in capsys.readouterr().err
 
 
 def test_sensors_and_index_commands(tmp_path, capsys):
@@ -97,7 +97,7 @@ def test_sensors_and_index_commands(tmp_path, capsys):
     write_tif(tmp_path / "b.tif", np.ones((1, 16, 16), dtype="float32"), crs="EPSG:4326", nodata=None)
     assert cli.main(["data", "index", str(tmp_path), "--out", str(tmp_path / "fp.geojson")]) == 0
     out = capsys.readouterr().out
-    assert "2 scene(s)" in out and "EPSG:4326" in out and (tmp_path / "fp.geojson").exists()
+    assert "2 scenes," in out and "EPSG:4326" in out and (tmp_path / "fp.geojson").exists()
     import json
 
     assert json.loads((tmp_path / "fp.geojson").read_text())["name"] == "fp"  # not the temporary file's name

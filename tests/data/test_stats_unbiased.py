@@ -67,7 +67,7 @@ def test_exact_when_the_grid_fits_the_budget(tmp_path, shape):
 def test_an_all_nodata_raster_names_the_tiles_it_read(tmp_path, capsys):
     path = write_tif(tmp_path / "blank.tif", np.zeros((2, 40, 50), np.uint16), nodata=0)
     assert cli.main(["data", "stats", str(path), "--out", str(tmp_path / "x.yaml"), "--scale", "1e-4"]) == 2
-    assert "no valid pixels for band(s) ['b1', 'b2'] in 1 tiles" in capsys.readouterr().err
+    assert "no valid pixels for 2 bands (b1, b2) in 1 tile;" in capsys.readouterr().err
     assert not (tmp_path / "x.yaml").exists()
 
 

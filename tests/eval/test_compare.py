@@ -77,7 +77,7 @@ def test_cli_runs_each_backbone_and_writes_the_comparison(tmp_path, capsys):
     ("spec", "message"),
     [
         ("baseline:colour?bins=x", "backbone spec option bins='x' must be an integer"),
-        ("arch:vit_tiny?dpeth=1", "unknown backbone option(s) dpeth (did you mean depth?)"),
+        ("arch:vit_tiny?dpeth=1", "1 unknown backbone option for vit_tiny: dpeth (did you mean depth?)"),
         ("arch:vit_nope", "vit_nope"),
         ("no/such/teacher.pth", "backbone checkpoint no/such/teacher.pth not found"),
     ],

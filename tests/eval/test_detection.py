@@ -161,7 +161,7 @@ def test_unknown_label_and_band_mismatch(tmp_path):
     cfg = DetectionProbeConfig(
         train_images=[str(tmp_path / "scene.tif")], train_boxes=[str(tmp_path / "scene.csv")], class_names=["tree"]
     )
-    with pytest.raises(InputError, match=r"use label\(s\) crown not in class_names \['tree'\]"):
+    with pytest.raises(InputError, match=r"use 1 label not in class_names \['tree'\] \(crown\); add it to class_names"):
         run_detection(tiny_backbone(), cfg, tmp_path / "out")
     cfg = DetectionProbeConfig(
         train_images=[str(tmp_path / "scene.tif")], train_boxes=[str(tmp_path / "scene.csv")], bands=[0, 1]

@@ -118,7 +118,7 @@ def test_mask_and_image_sizes_must_match(tmp_path):
 def test_labels_beyond_num_classes_are_refused(tmp_path):
     img, msk = make_folder(tmp_path, n=2, size=32, classes=3)
     cfg = SegmentationProbeConfig(train_images=str(img), train_masks=str(msk), num_classes=2, epochs=1)
-    with pytest.raises(InputError, match=r"label value\(s\) 2 but num_classes=2"):
+    with pytest.raises(InputError, match=r"1 label value \(2\) but num_classes=2"):
         run_segmentation(tiny_backbone(), cfg, tmp_path / "out")
 
 

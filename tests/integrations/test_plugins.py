@@ -77,7 +77,7 @@ def test_terratorch_factory_accepts_any_band_count(model, tmp_path):
 
     path = save_backbone(model, tmp_path / "bb.safetensors", normalization=REC)
     bands = [HLSBands.BLUE, HLSBands.GREEN, HLSBands.RED, HLSBands.NIR_NARROW, HLSBands.SWIR_1, HLSBands.SWIR_2]
-    with pytest.warns(UserWarning, match=r"band\(s\) SWIR_1, SWIR_2 match no band of checkpoint .* get the mean"):
+    with pytest.warns(UserWarning, match=r"2 bands \(SWIR_1, SWIR_2\) match no band of checkpoint .* get the mean"):
         bb = geodino_vit(ckpt_path=str(path), bands=bands, out_indices=[1, 3], num_frames=1)
     assert bb.out_channels == [192, 192] and bb.in_chans == 6 and bb.model.training
     w = bb.model.patch_embed.proj.weight

@@ -161,7 +161,7 @@ def test_strict_mismatch_names_keys_and_shapes():
     assert "tiny.pth does not fit the model" in msg
     assert "cls_token [1,1,192] in the file vs [1,1,384] in the model" in msg
     assert "\n" not in msg
-    with pytest.raises(CheckpointError, match=r"15 missing key\(s\): blocks\.1\.norm1\.weight"):
+    with pytest.raises(CheckpointError, match=r"15 missing keys: blocks\.1\.norm1\.weight"):
         load_weights(build_model("vit_tiny", depth=2), build_model("vit_tiny", depth=1).state_dict(), "x")
 
 

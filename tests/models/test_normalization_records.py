@@ -153,7 +153,7 @@ def test_convert_carries_the_record_and_selects_adapted_bands(tmp_path, model):
 
 
 def test_bad_records_are_one_line_errors():
-    with pytest.raises(CheckpointError, match="normalisation has 2 means and 1 stds"):
+    with pytest.raises(CheckpointError, match="normalisation has 2 means and 1 std;"):
         check_normalization({"mean": [0, 1], "std": [1]}, "x.safetensors")
     with pytest.raises(CheckpointError, match="names 3 bands but has 2 means"):
         check_normalization({"mean": [0, 1], "std": [1, 1], "bands": ["a", "b", "c"]}, "x")

@@ -90,7 +90,7 @@ def test_bad_config_key_names_close_match(tmp_path, tiny_data, capsys):
 def test_bands_not_fitting_the_model(tmp_path, tiny_data, capsys):
     cfg = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)
     assert main(["pretrain", "--config", str(cfg), "ssl.student.in_chans=4"]) == 2
-    assert "the data has 3 band(s) per image but ssl.student.in_chans=4" in _err(capsys)
+    assert "the data has 3 bands per image but ssl.student.in_chans=4" in _err(capsys)
 
 
 def test_output_folder_not_writable(tmp_path, tiny_data, capsys):
@@ -260,7 +260,7 @@ def test_koleo_groups_that_do_not_tile_the_batch_stop_before_anything_is_written
     args = ["pretrain", "--config", str(cfg), "ssl.koleo.distributed=true", "ssl.koleo.group_size=16", "batch_size=2"]
     assert main(args) == 2
     err = _err(capsys)
-    assert "ssl.koleo.group_size=16 does not tile batches of batch_size=2 on 1 process(es)" in err
+    assert "ssl.koleo.group_size=16 does not tile batches of batch_size=2 on 1 process (global batch 2)" in err
     assert not (tmp_path / "run").exists()
 
 

@@ -18,7 +18,7 @@ from geodino.data.curate.dedup import near_duplicates
 from geodino.data.curate.embed import check_same_curation, embed_tiles
 from geodino.data.curate.report import curated_config, markdown, mosaic, tile_map, write_lists, write_table
 from geodino.data.curate.tiles import Tiles
-from geodino.errors import GeoDinoError, InputError
+from geodino.errors import GeoDinoError, InputError, plural
 
 __all__ = ["curate"]
 
@@ -37,7 +37,9 @@ def curate(cfg: CurateConfig, out_dir: str | Path, *, progress: bool = True, ove
     if tiles.n == 0:
         raise InputError(f"the archive {what} holds no tiles; check the paths and the tile size")
     if cfg.size > tiles.n:
-        raise InputError(f"--size {cfg.size} is larger than the archive ({tiles.n} tiles); ask for at most {tiles.n}")
+        raise InputError(
+            f"--size {cfg.size} is larger than the archive ({plural(tiles.n, 'tile')}); ask for at most {tiles.n}"
+        )
     out = Path(out_dir).expanduser()
     fresh = [d for d in (out, out / "embeddings") if not d.exists()]
     make_dirs(out)
@@ -64,7 +66,8 @@ def curate(cfg: CurateConfig, out_dir: str | Path, *, progress: bool = True, ove
             for k, word in (("nodata", "nodata"), ("cloud", "cloud"), ("duplicate", "duplicates"))
         )
         raise InputError(
-            f"--size {cfg.size} is more than the {pool.size} tiles left after filtering ({counts}); ask for fewer or "
+            f"--size {cfg.size} is more than the {plural(pool.size, 'tile')} left after filtering ({counts}); ask for "
+            "fewer or "
             "loosen --dedup / --max-nodata / --max-cloud (embeddings are cached: re-running is fast)"
         )
     _warn_clipped_clusters(cfg.clusters, pool.size)
@@ -134,7 +137,7 @@ def _warn_clipped_clusters(clusters: list[int], n: int) -> None:
     for li, k in enumerate(clusters):
         used = max(1, min(int(k), n))
         if used < int(k):
-            what = f"{n} tiles left after filtering" if li == 0 else f"{n} level-{li} clusters"
+            what = f"{plural(n, 'tile')} left after filtering" if li == 0 else plural(n, f"level-{li} cluster")
             clipped.append(f"level {li + 1} asks for {k} clusters but has only {what}, so it uses {used}")
         n = used
     if clipped:

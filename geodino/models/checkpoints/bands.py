@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import Tensor
 
-from geodino.errors import CheckpointError, ConfigError
+from geodino.errors import CheckpointError, ConfigError, plural
 
 __all__ = ["RGB", "adapt_patch_embed", "adapt_state_bands", "match_bands", "resolve_bands", "same_bands"]
 
@@ -55,7 +55,9 @@ def adapt_patch_embed(
         raise ConfigError(f"band fill {fill!r} must be 'mean' or 'zeros'")
     c_src = weight.shape[1]
     if len(src_bands) != c_src:
-        raise ConfigError(f"{len(src_bands)} source band names given for a patch embedding with {c_src} bands")
+        raise ConfigError(
+            f"{plural(len(src_bands), 'source band name')} given for a patch embedding with {plural(c_src, 'band')}"
+        )
     if len(dst_bands) == 0:
         raise ConfigError("no destination bands given for the band adaptation")
     matches = match_bands(src_bands, dst_bands)
@@ -143,16 +145,24 @@ def resolve_bands(
     unmatched = [b for j, b in enumerate(bands) if j not in matched]
     if unmatched and fill is None:
         hint = "" if sensor or matched else "; or --sensor NAME so the names resolve (e.g. sentinel2_l2a)"
+        one = len(unmatched) == 1
         raise ConfigError(
-            f"band(s) {', '.join(unmatched)} of --bands match no band of checkpoint {source} "
-            f"({', '.join(file_bands)}); pass --fill mean (the mean kernel) or --fill zeros for them{hint}"
+            f"{plural(len(unmatched), 'band')} of --bands ({', '.join(unmatched)}) {'matches' if one else 'match'} "
+            f"no band of checkpoint {source} ({', '.join(file_bands)}); pass --fill mean (the mean kernel) or "
+            f"--fill zeros for {'it' if one else 'them'}{hint}"
         )
     if unmatched:
         # said out loud: a typo or another naming convention (NIR_NARROW for nir) would otherwise silently
         # replace a trained kernel by the mean one
+        one = len(unmatched) == 1
+        fate = (
+            f"it gets the {fill} kernel; name it as the checkpoint does to keep its trained kernel"
+            if one
+            else f"they get the {fill} kernel; name them as the checkpoint does to keep their trained kernels"
+        )
         warnings.warn(
-            f"band(s) {', '.join(unmatched)} match no band of checkpoint {source} ({', '.join(file_bands)}): "
-            f"they get the {fill} kernel; name them as the checkpoint does to keep their trained kernels",
+            f"{plural(len(unmatched), 'band')} ({', '.join(unmatched)}) {'matches' if one else 'match'} "
+            f"no band of checkpoint {source} ({', '.join(file_bands)}): {fate}",
             stacklevel=2,
         )
     return adapt_state_bands(state, dst_keys, src_bands=src_keys, fill=fill or "mean"), resolved

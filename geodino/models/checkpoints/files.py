@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from geodino.errors import CheckpointError
+from geodino.errors import CheckpointError, plural
 
 __all__ = [
     "HEADS_SUFFIX",
@@ -293,12 +293,13 @@ def strict_mismatch(
     shapes = [(k, state[k], v) for k, v in own.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
     parts = []
     if unexpected:
-        parts.append(f"unexpected {unexpected[:3]}{_more(unexpected)} ({len(unexpected)} key(s) the model lacks)")
+        lacks = f"{plural(len(unexpected), 'key')} the model lacks"
+        parts.append(f"unexpected {unexpected[:3]}{_more(unexpected)} ({lacks})")
     if shapes:
         shown = ", ".join(f"{k} {_shape(a)} in the file vs {_shape(b)} in the model" for k, a, b in shapes[:3])
-        parts.append(f"{len(shapes)} shape mismatch(es): {shown}{_more(shapes)}")
+        parts.append(f"{plural(len(shapes), 'shape mismatch', 'shape mismatches')}: {shown}{_more(shapes)}")
     if missing:
-        parts.append(f"{len(missing)} missing key(s): {', '.join(missing[:3])}{_more(missing)}")
+        parts.append(f"{plural(len(missing), 'missing key')}: {', '.join(missing[:3])}{_more(missing)}")
     return "; ".join(parts), shapes
 
 

@@ -20,7 +20,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from geodino.errors import CheckpointError
+from geodino.errors import CheckpointError, plural
 
 __all__ = [
     "NORMALIZATION_KEY",
@@ -42,7 +42,9 @@ def _floats(value: Any, n: int, key: str, where: str) -> float | list[float]:
     if isinstance(value, Sequence) and not isinstance(value, str):
         vals = [float(v) for v in value]
         if len(vals) not in (1, n):
-            raise CheckpointError(f"{where}: normalisation '{key}' has {len(vals)} values for {n} bands")
+            raise CheckpointError(
+                f"{where}: normalisation '{key}' has {plural(len(vals), 'value')} for {plural(n, 'band')}"
+            )
         return vals[0] if len(vals) == 1 else vals
     raise CheckpointError(f"{where}: normalisation '{key}' is {value!r}, not a number or a list of numbers")
 
@@ -60,14 +62,18 @@ def check_normalization(record: Any, where: str = "<record>") -> dict[str, Any] 
         raise CheckpointError(f"{where}: normalisation record lacks a numeric mean/std list ({exc})") from None
     n = len(mean)
     if n == 0 or len(std) != n:
-        raise CheckpointError(f"{where}: normalisation has {n} means and {len(std)} stds; they must match")
+        raise CheckpointError(
+            f"{where}: normalisation has {plural(n, 'mean')} and {plural(len(std), 'std')}; they must match"
+        )
     if any(s <= 0 for s in std):
         raise CheckpointError(f"{where}: normalisation std {std} has a value <= 0")
     bands = record.get("bands")
     if bands is not None:
         bands = [str(b) for b in bands]
         if len(bands) != n:
-            raise CheckpointError(f"{where}: normalisation names {len(bands)} bands but has {n} means")
+            raise CheckpointError(
+                f"{where}: normalisation names {plural(len(bands), 'band')} but has {plural(n, 'mean')}"
+            )
     return {
         "sensor": str(record.get("sensor") or ""),
         "bands": bands,

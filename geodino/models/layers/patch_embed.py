@@ -6,7 +6,7 @@ import math
 
 from torch import Tensor, nn
 
-from geodino.errors import InputError
+from geodino.errors import InputError, plural
 
 
 class PatchEmbed(nn.Module):
@@ -44,7 +44,7 @@ def check_image_batch(x: Tensor, in_chans: int, patch: int) -> None:
     _, c, h, w = x.shape
     if c != in_chans:
         raise InputError(
-            f"input has {c} bands but the backbone expects {in_chans}; select matching bands or adapt "
+            f"input has {plural(c, 'band')} but the backbone expects {in_chans}; select matching bands or adapt "
             f"the patch embedding (geodino.models.checkpoints.adapt_patch_embed / load_backbone(bands=...))"
         )
     if h % patch or w % patch:
