@@ -1,8 +1,11 @@
 """A small synthetic multispectral scene with a known land-cover map, written by the demo and the tests.
 
 The demo must run on a fresh machine with no download, so it paints its own scene: a 4-band (blue, green,
-red, NIR) uint16 GeoTIFF in UTM with 10 m pixels, made of five land covers with distinct spectra and
-textures (water, forest, cropland in oriented striped fields, urban blocks, bare soil) and a nodata corner.
+red, NIR) uint16 GeoTIFF in UTM with 10 m pixels, made of five land covers (water, forest, cropland, urban, bare
+soil) and a nodata corner. The covers are built from a few shared materials, as real ones are: forest and
+cropland are the same vegetation and soil at the same cover fraction, as round crowns or as rows in oriented
+fields, so per-band colour statistics confuse them and only features that see shape tell them apart. That makes
+the demo's probe table a test of what pretraining learned, not of colour.
 The land-cover map is written beside it, so probes have labels that the pretraining never saw.
 """
 
@@ -14,17 +17,13 @@ import numpy as np
 
 CLASSES = ("water", "forest", "cropland", "urban", "bare")
 BANDS = ("blue", "green", "red", "nir")
-# Mean surface reflectance per class and band (blue, green, red, nir): typical values of these covers.
-SPECTRA = np.array(
-    [
-        [0.060, 0.055, 0.030, 0.020],  # water
-        [0.030, 0.055, 0.030, 0.350],  # forest
-        [0.050, 0.085, 0.060, 0.450],  # cropland
-        [0.120, 0.120, 0.130, 0.180],  # urban
-        [0.120, 0.150, 0.200, 0.280],  # bare
-    ],
-    dtype=np.float32,
-)
+# Surface reflectance (blue, green, red, nir) of the materials the scene is made of: typical values.
+MATERIALS = {
+    "vegetation": np.array([0.030, 0.060, 0.035, 0.400], dtype=np.float32),
+    "soil": np.array([0.090, 0.120, 0.160, 0.240], dtype=np.float32),
+    "water": np.array([0.060, 0.055, 0.030, 0.020], dtype=np.float32),
+    "roof": np.array([0.130, 0.130, 0.140, 0.170], dtype=np.float32),
+}
 NODATA = 0
 SCALE = 1e-4  # DN -> reflectance, as Sentinel-2 L2A
 
@@ -34,6 +33,16 @@ def _smooth_noise(rng: np.random.Generator, size: int, sigma: float) -> np.ndarr
 
     field = gaussian_filter(rng.standard_normal((size, size)), sigma, mode="wrap")
     return (field - field.mean()) / (field.std() + 1e-8)
+
+
+def _material(rng: np.random.Generator, name: str, size: int, spread: float = 0.6) -> np.ndarray:
+    """[4,size,size] reflectance of one material whose condition (moisture, vigour) drifts smoothly over the
+    scene, so that no class owns one exact colour."""
+    condition = 1 + spread * np.clip(_smooth_noise(rng, size, size / 12), -2.5, 2.5)
+    brightness = 1 + 0.5 * spread * np.clip(_smooth_noise(rng, size, size / 12), -2.5, 2.5)
+    spectrum = MATERIALS[name][:, None, None] * brightness
+    spectrum[3] *= condition  # NIR follows vigour or moisture more than the visible bands do
+    return spectrum.astype(np.float32)
 
 
 def landcover_map(size: int, seed: int = 0) -> np.ndarray:
@@ -51,30 +60,46 @@ def landcover_map(size: int, seed: int = 0) -> np.ndarray:
 
 
 def paint_scene(labels: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Reflectance [4,H,W] float32 for a class map: class spectra plus class-specific texture."""
+    """Reflectance [4,H,W] float32 for a class map, where the classes differ by spatial structure more than by
+    colour, as forest and cropland do in real 10 m imagery.
+
+    Forest and cropland are both a mix of the same vegetation and soil at the same cover fraction (45-80 %,
+    drifting over the scene): forest as round crowns, cropland as straight rows (period 6-9 px) in fields with
+    their own orientation. Colour statistics of a chip therefore confuse them; a backbone that learned shapes
+    does not. Urban is bright roofs on a street grid, bare is soil with mild texture, water is dark; every
+    material's condition drifts smoothly, and 5 % sensor noise is added.
+    """
     rng = np.random.default_rng(seed + 1)
     h, w = labels.shape
-    refl = SPECTRA[labels].transpose(2, 0, 1).copy()
+    size = max(h, w)
+    veg, soil, water, roof = (_material(rng, m, size)[:, :h, :w] for m in ("vegetation", "soil", "water", "roof"))
+    cover = (0.625 + 0.175 * np.clip(_smooth_noise(rng, size, size / 10), -1, 1))[:h, :w]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    # cropland: fields of 24-48 px with their own orientation, crop vigour and row stripes
+    # cropland: fields of 32 x 40 px, each with its own row direction and row period
     fields = (yy // 32).astype(np.int64) * 1000 + (xx // 40).astype(np.int64)
     uniq, inv = np.unique(fields, return_inverse=True)
-    vigour = rng.uniform(0.6, 1.3, len(uniq)).astype(np.float32)[inv].reshape(h, w)
     angle = rng.uniform(0, np.pi, len(uniq)).astype(np.float32)[inv].reshape(h, w)
-    stripes = 0.5 + 0.5 * np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * 0.9)
-    crop = labels == 2
-    refl[3][crop] *= (vigour * (0.8 + 0.3 * stripes))[crop]
-    refl[:3, crop] *= (1.1 - 0.2 * stripes)[crop]
-    # urban: a street grid of bright roofs and dark streets
+    period = rng.uniform(10, 14, len(uniq)).astype(np.float32)[inv].reshape(h, w)
+    phase = ((xx * np.cos(angle) + yy * np.sin(angle)) / period) % 1.0
+    rows = phase < cover
+    # forest: crowns a few pixels wide, thresholded so that they cover the same fraction as the crop rows
+    blobs = _smooth_noise(rng, size, 3.0)[:h, :w]
+    ranks = np.argsort(np.argsort(blobs.ravel())).reshape(h, w) / blobs.size
+    crowns = ranks > 1 - cover
+    refl = np.empty((4, h, w), dtype=np.float32)
+    refl[:] = np.where(labels == 2, np.where(rows, veg, soil), np.where(crowns, veg, soil))
+    refl[:, labels == 0] = water[:, labels == 0]
+    # urban: roofs of varying brightness on a 12 px street grid; streets darker
     urban = labels == 3
     streets = ((yy % 12) < 2) | ((xx % 12) < 2)
-    refl[:, urban & streets] *= 0.55
-    refl[:, urban & ~streets] *= rng.uniform(0.9, 1.6, (urban & ~streets).sum()).astype(np.float32)
-    # forest: crown texture; water: small ripples; everything: sensor noise
-    forest = labels == 1
-    crowns = 1 + 0.25 * _smooth_noise(rng, h, 1.5)[:h, :w]
-    refl[:, forest] *= crowns[forest]
-    refl *= 1 + 0.04 * rng.standard_normal(refl.shape).astype(np.float32)
+    blocks = (yy // 12).astype(np.int64) * 10_000 + (xx // 12).astype(np.int64)
+    _, binv = np.unique(blocks, return_inverse=True)
+    tone = rng.uniform(0.8, 1.5, binv.max() + 1).astype(np.float32)[binv].reshape(h, w)
+    refl[:, urban] = (roof * np.where(streets, 0.55, tone))[:, urban]
+    # bare soil: the soil material with a gentle texture
+    bare = labels == 4
+    refl[:, bare] = (soil * (1 + 0.12 * _smooth_noise(rng, size, 3)[:h, :w]))[:, bare]
+    refl *= 1 + 0.05 * rng.standard_normal(refl.shape).astype(np.float32)
     return np.clip(refl, 0.002, 0.9).astype(np.float32)
 
 
