@@ -81,10 +81,12 @@ def open_cube(
     nodata: float | None = None,
     require_crs: bool = True,
     sensor: Sensor | None = None,
+    band_names: Sequence[str] | None = None,
 ) -> CubeScene:
     """Open one store and describe it (array, grid, bands, times); errors name the store and what is missing.
 
-    `path` may also be an in-memory xarray Dataset or DataArray (messages then name its type)."""
+    `band_names` names the array's bands in order (instead of its band coordinate's, the sensor's or b1..bN), before
+    `bands` selects some. `path` may also be an in-memory xarray Dataset or DataArray (messages then name its type)."""
     import rioxarray  # noqa: F401 - registers the .rio accessor
     import xarray as xr
 
@@ -103,6 +105,13 @@ def open_cube(
         da = ds[_data_variable(ds, path, variable)]
     da, (tdim, bdim, ydim, xdim) = _order_dims(da, path, band_dim, time_dim)
     names = _band_names(da, bdim, sensor)
+    if band_names:
+        if len(band_names) != len(names):
+            raise InputError(
+                f"datacube {path} has {plural(len(names), 'band')} ({', '.join(names)}) but band_names lists "
+                f"{plural(len(band_names), 'name')}; name each band of the store once, in order"
+            )
+        names = tuple(band_names)
     if bands and not per_band_variables:
         idx = []
         lookup = {n.lower(): i for i, n in enumerate(names)}
@@ -248,7 +257,7 @@ class CubeSource:
         time_dim: str = "time",
         time_sampling: str = "random",
         nodata: float | None = None,
-        tile_size: float | Sequence[float] = 256,
+        tile_size: float | Sequence[float] | None = 256,
         units: str = "px",
         sampling: str = "random",
         stride: float | Sequence[float] | None = None,
@@ -259,6 +268,7 @@ class CubeSource:
         align_to_chunks: bool = True,
         shuffle: bool = True,
         require_crs: bool = True,
+        band_names: Sequence[str] | None = None,
         name: str = "cube",
     ) -> None:
         if time_sampling not in ("random", "first", "last", "stack"):
@@ -277,6 +287,7 @@ class CubeSource:
                 nodata=nodata,
                 require_crs=require_crs,
                 sensor=sensor_obj,
+                band_names=band_names,
             )
             for p in items
         ]
@@ -307,8 +318,12 @@ class CubeSource:
         self.shuffle = shuffle
         self.name = name
         self.stream = stream_id(name)
-        self.tiles = TileSampler(
-            self.scenes, tile_size, units=units, stride=stride, sampling=sampling, roi=roi, roi_crs=roi_crs
+        self.tiles = (  # None: windows are read with `read` only (data stats' grid windows)
+            None
+            if tile_size is None
+            else TileSampler(
+                self.scenes, tile_size, units=units, stride=stride, sampling=sampling, roi=roi, roi_crs=roi_crs
+            )
         )
         self._n_times = max(1, len(first.times)) if time_sampling == "random" and first.time_dim else 1
         self._order = EpochOrder(self.stream, shuffle=shuffle)

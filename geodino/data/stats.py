@@ -4,11 +4,11 @@ Streaming and nodata-aware: tiles are read one at a time and merged with Chan's 
 float64 over the valid pixels only, so memory stays constant whatever the archive size and nodata borders do not
 bias the statistics.
 
-Unbiased for rasters: every scene is cut into a grid of non-overlapping windows (the last row/column clipped at
-the edge). When the grid has at most `samples` windows all are read and the statistics are exact over every valid
-pixel; otherwise `samples` windows are drawn uniformly without replacement, so every pixel has the same chance
-to be counted (random overlapping windows over-weight the centre of a small scene: 11-16 % off on a 349x352
-Landsat scene). Cubes, image folders and tar shards still use random tiles.
+Unbiased for rasters and datacubes: every scene (every time step of a cube) is cut into a grid of non-overlapping
+windows (the last row/column clipped at the edge). When the grid has at most `samples` windows all are read and
+the statistics are exact over every valid pixel; otherwise `samples` windows are drawn uniformly without
+replacement, so every pixel has the same chance to be counted (random overlapping windows over-weight the centre
+of a small scene: 11-16 % off on a 349x352 Landsat scene). Image folders and tar shards use random tiles.
 """
 
 from __future__ import annotations
@@ -81,6 +81,17 @@ def _first_bands(paths: Any) -> tuple[int, tuple[str, ...] | None, str]:
         raise InputError(f"raster {files[0]} cannot be read ({type(exc).__name__}: {exc})") from exc
 
 
+def _first_cube_bands(paths: Any) -> tuple[int, tuple[str, ...], str]:
+    """(bands, their names, dtype) of the first datacube: its band coordinate's names, else b1..bN."""
+    from geodino.data.cubes import open_cube
+
+    first = paths if isinstance(paths, (str, Path)) else next(iter(paths), None)
+    if first is None:
+        raise InputError("no datacube paths given; pass Zarr stores or NetCDF files")
+    scene = open_cube(str(first), require_crs=False)
+    return len(scene.band_names), scene.band_names, str(scene.array.dtype)
+
+
 def _base_sensor(
     paths: Any,
     type: str,
@@ -92,15 +103,16 @@ def _base_sensor(
     name: str | None,
 ) -> Sensor:
     """The sensor the tiles are read with: the named one (scale/offset overridden when given), else a neutral
-    one (mean 0, std 1) with the files' band names and a scale guessed from the dtype."""
+    one (mean 0, std 1) with the files' (or the first datacube's) band names and a scale guessed from the dtype."""
     base: Sensor | None = get_sensor(sensor) if sensor else None
     if base is None:
-        if type == "raster":
-            count, desc, dtype = _first_bands(paths)
+        if type in ("raster", "cube"):
+            count, desc, dtype = _first_bands(paths) if type == "raster" else _first_cube_bands(paths)
             names = tuple(band_names) if band_names else desc or tuple(f"b{i}" for i in range(1, count + 1))
             if band_names and len(band_names) != count:
+                what = "rasters" if type == "raster" else "datacubes"
                 raise InputError(
-                    f"band_names lists {plural(len(band_names), 'name')} but the rasters have {plural(count, 'band')}"
+                    f"band_names lists {plural(len(band_names), 'name')} but the {what} have {plural(count, 'band')}"
                 )
         else:
             count, names, dtype = 3, ("R", "G", "B"), "uint8"
@@ -140,7 +152,8 @@ def compute_stats(
     name: str | None = None,
     progress: bool = True,
 ) -> tuple[Sensor, dict[str, Any]]:
-    """Per-band mean/std (reflectance units) over `samples` random tiles; returns (sensor, provenance)."""
+    """Per-band mean/std (reflectance units) over at most `samples` grid windows (rasters, datacubes) or `samples`
+    random tiles (images, tar shards); returns (sensor, provenance)."""
     from tqdm import tqdm
 
     from geodino.data.loaders import SourceConfig, build_source
@@ -156,9 +169,10 @@ def compute_stats(
         bands=list(bands) if bands else None,
         # rasters name their own bands (descriptions, else b1..bN, as the neutral sensor does): a folder of mixed
         # band counts then fails on the archive's clear message, not on band_names the user never gave
+        # (datacubes likewise: their band coordinate, else the neutral sensor's b1..bN)
         band_names=list(band_names)
         if band_names
-        else (list(base.bands) if sensor is None and type != "raster" else None),
+        else (list(base.bands) if sensor is None and type not in ("raster", "cube") else None),
         nodata=nodata,
         tile_size=tile_size,
         max_nodata_fraction=1.0,
@@ -175,7 +189,19 @@ def compute_stats(
         method = "exact: every pixel" if len(windows) == n_windows else f"uniform sample of {n_windows} grid windows"
         area = sum(w * h for *_, w, h in windows)  # edge windows are clipped
         keep_p: float | None = _keep_fraction(area)
-        tiles = _read_windows(archive, windows, on_error, progress)
+        tiles = _read_windows(archive.sample, windows, on_error, progress)
+    elif type == "cube":  # the same grid over every time step of every store
+        units = [
+            (i, t) for i, sc in enumerate(source.scenes) for t in (range(len(sc.times)) if sc.time_dim else (None,))
+        ]
+        windows, n_windows = grid_windows([source.scenes[i] for i, _ in units], int(tile_size), samples, seed)
+        method = "exact: every pixel" if len(windows) == n_windows else f"uniform sample of {n_windows} grid windows"
+        keep_p = _keep_fraction(sum(w * h for *_, w, h in windows))
+
+        def read(u: int, x: int, y: int, w: int, h: int) -> dict[str, Any]:
+            return source.read(units[u][0], x, y, w, h, units[u][1])
+
+        tiles = _read_windows(read, windows, on_error, progress)
     else:
         method = "random tiles"
         keep_p = None  # sized from the first sample's pixels: image chips are not tile_size px
@@ -221,7 +247,7 @@ def compute_stats(
             prov["chip_size"] = list(next(iter(shapes)))
     else:
         prov["tile_size"] = tile_size
-    if archive is not None:
+    if type in ("raster", "cube"):
         prov["tiles"] = len(windows)
     prov["pixels"] = [int(c) for c in stats.count]
     if kept:
@@ -283,8 +309,9 @@ def grid_windows(
     return out, total
 
 
-def _read_windows(archive: Any, windows: Sequence[tuple[int, ...]], on_error: str, progress: bool) -> Any:
-    """Samples of `windows` in order; a failing read is skipped with a warning (on_error=skip) or raised."""
+def _read_windows(read: Any, windows: Sequence[tuple[int, ...]], on_error: str, progress: bool) -> Any:
+    """Samples `read(*window)` of `windows` in order; a failing read is skipped with a warning (on_error=skip) or
+    raised."""
     import warnings
 
     import rasterio
@@ -294,7 +321,7 @@ def _read_windows(archive: Any, windows: Sequence[tuple[int, ...]], on_error: st
     with rasterio.Env():  # GDAL errors go to rasterio's exceptions and logging, not printed as "ERROR 1: ..."
         for w in tqdm(windows, desc="band statistics", unit="tile", disable=not progress):
             try:
-                yield archive.sample(*w)
+                yield read(*w)
             except InputError as exc:
                 if on_error != "skip":
                     raise
@@ -364,6 +391,19 @@ def _build_with_sensor(cfg: Any, sensor: Sensor, build_source: Any) -> Any:
         )
         # read by grid windows (clipped at the edges, so rasters smaller than a tile are fine): no tile sampler
         return SimpleNamespace(archive=archive, sensor=archive.sensor, band_names=list(archive.band_names))
+    if cfg.type == "cube":
+        from geodino.data.cubes import CubeSource
+
+        # read by grid windows (`CubeSource.read`, clipped at the edges): no tile sampler
+        return CubeSource(
+            cfg.paths,
+            sensor=sensor,
+            bands=cfg.bands,
+            band_names=cfg.band_names,
+            nodata=cfg.nodata,
+            tile_size=None,
+            name=cfg.name,
+        )
     cfg = dataclasses.replace(cfg, sensor=None)
     src = loaders.build_source(cfg)
     src.sensor = sensor if sensor.n_bands == len(src.band_names) else src.sensor

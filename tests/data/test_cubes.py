@@ -130,3 +130,74 @@ def test_16_bit_values_with_an_8_bit_sensor_are_refused_where_cube_pixels_are_re
     src = CubeSource(str(tmp_path / "narrow.zarr"), sensor="maxar", tile_size=16, max_nodata_fraction=1.0)
     assert all((s := src.get(i, 0))["image"][:, s["valid"]].max() <= 1.0 for i in range(4))
     embed_raster(tmp_path / "narrow.zarr", ConvBackbone(), tmp_path / "n.tif", sensor="maxar", tile=32, overlap=0)
+
+
+def test_data_stats_on_cubes_equals_numpy_on_the_store(tmp_path, capsys):
+    """`geodino data stats --type cube` refused every store ("needs a sensor"): the cube was built without one.
+    Now as on rasters: without --sensor a neutral sensor with the store's band names (or --band-names) and the
+    dtype's scale (--scale), with one its scale and band names; every time step's non-overlapping grid windows, so
+    mean and std equal numpy's over the store's valid pixels (the _FillValue excluded). Zarr and NetCDF."""
+    import yaml
+
+    from geodino import cli
+    from geodino.data.stats import compute_stats
+
+    rng = np.random.default_rng(3)
+    data = rng.integers(1, 5000, (3, 37, 45)).astype("uint16")
+    data[:, :9, :13] = 0  # nodata corner (_FillValue 0)
+    store = tmp_path / "c.zarr"
+    _cube(data).to_dataset().to_zarr(store, zarr_format=2)
+
+    def numpy_stats(arr, scale):
+        x = arr.reshape(*arr.shape[:-3], arr.shape[-3], -1)
+        x = np.moveaxis(x, -2, 0).reshape(arr.shape[-3], -1)
+        x = x[:, ~(x == 0).all(0)].astype(np.float64) * scale
+        return x.mean(1), x.std(1, ddof=1), x.shape[1]
+
+    out = tmp_path / "mine.yaml"
+    argv = ["data", "stats", "--type", "cube", str(store), "--out", str(out), "--scale", "1e-4", "--tile-size", "16"]
+    assert cli.main(argv) == 0
+    capsys.readouterr()
+    got = yaml.safe_load(out.read_text())
+    mean, std, n = numpy_stats(data, 1e-4)
+    assert got["bands"] == ["B1", "B2", "B3"] and got["scale"] == 1e-4 and got["nodata"] == 0
+    np.testing.assert_allclose(got["mean"], mean, atol=2e-6)
+    np.testing.assert_allclose(got["std"], std, atol=2e-6)
+    assert got["stats"]["method"] == "exact: every pixel" and got["stats"]["pixels"] == [n] * 3
+    assert got["stats"]["tiles"] == 3 * 3  # 16 px windows over 45 x 37, the edge ones clipped
+
+    # a time cube with unnamed bands, named by --band-names, read through a built-in sensor: every time step
+    times = tmp_path / "t.zarr"
+    two = np.stack([data, rng.integers(1, 5000, (3, 37, 45)).astype("uint16")])
+    da = _cube(two, times=2).drop_vars("band")
+    da.to_dataset().to_zarr(times, zarr_format=3)
+    sensor, prov = compute_stats(
+        str(times),
+        type="cube",
+        sensor="sentinel2_l2a",
+        band_names=["B02", "B03", "B04"],
+        tile_size=20,
+        progress=False,
+    )
+    mean, std, n = numpy_stats(two, 1e-4)
+    assert sensor.bands == ("B02", "B03", "B04") and sensor.scale == 1e-4 and prov["tiles"] == 2 * 2 * 3
+    np.testing.assert_allclose(sensor.mean, mean, atol=2e-6)
+    np.testing.assert_allclose(sensor.std, std, atol=2e-6)
+    assert prov["pixels"] == [n] * 3
+    # a sampled grid when the windows exceed --samples; a NetCDF file (int16: NetCDF-3) without --scale: scale 1
+    sensor, prov = compute_stats(str(times), type="cube", samples=5, tile_size=8, progress=False)
+    assert prov["tiles"] == 5 and prov["method"] == "uniform sample of 60 grid windows"
+    nc = tmp_path / "c.nc"
+    _cube(data.astype("int16")).to_dataset().to_netcdf(nc, engine="scipy")
+    sensor, prov = compute_stats(str(nc), type="cube", progress=False)
+    mean, std, n = numpy_stats(data, 1.0)
+    assert sensor.bands == ("B1", "B2", "B3") and sensor.scale == 1.0
+    np.testing.assert_allclose(sensor.mean, mean, rtol=1e-6)
+    np.testing.assert_allclose(sensor.std, std, rtol=1e-6)
+    # the names must fit the store's bands: one line, exit 2
+    argv = ["data", "stats", "--type", "cube", str(store), "--out", str(tmp_path / "x.yaml"), "--band-names", "a"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "band_names lists 1 name but the datacubes have 3 bands" in err and err.count("\n") == 1
+    with pytest.raises(InputError, match=r"datacube .*c\.zarr has 3 bands \(B1, B2, B3\) but band_names lists 1 name"):
+        CubeSource(str(store), sensor=S3, band_names=["a"], tile_size=16)
