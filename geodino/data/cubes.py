@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from geodino.data.rasters import SceneGrid, stream_id, window_affine
-from geodino.data.sensors import Sensor, check_read_values, get_sensor
+from geodino.data.sensors import Sensor, check_bit_depth, check_read_values, get_sensor
 from geodino.data.tiling import EpochOrder, TileSampler, least_nodata
 from geodino.data.validity import valid_pixels
 from geodino.errors import InputError, plural
@@ -311,6 +311,9 @@ class CubeSource:
                     "bands or use a matching sensor"
                 ) from exc
         self.sensor = sensor_obj
+        for dtype in dict.fromkeys(str(sc.array.dtype) for sc in self.scenes):  # one line: the first store of each
+            path = next(sc.path for sc in self.scenes if str(sc.array.dtype) == dtype)
+            check_bit_depth(path, dtype, sensor_obj, kind="datacube")  # uint8 with a sensor of 16-bit DN: refused
         self.time_sampling = time_sampling
         self.max_nodata_fraction = float(max_nodata_fraction)
         self.max_tries = max(1, int(max_tries))

@@ -45,7 +45,7 @@ from geodino.embed.memory import (
 )
 from geodino.embed.plan import Block, Plan, auto_chunk, make_plan, nearest_multiples
 from geodino.embed.sources import open_source
-from geodino.embed.sweep import Sweeper, input_scaler, recorded_scale, time_line
+from geodino.embed.sweep import Sweeper, input_scaler, recorded_scale, scaling_sensor, time_line
 from geodino.embed.workdir import (
     PLAN_FILE,
     STORE,
@@ -211,6 +211,11 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
     band_names = [f"{lab}{'_' if lab else ''}E{i:03d}" for lab in _layer_label(idx, cfg.layer_mode) for i in range(per)]
     explicit = cfg.sensor or cfg.scale is not None or recorded_scale(bb) is not None
     _, scale_desc = input_scaler(info, cfg, bb) if explicit else (None, "")
+    sensor = scaling_sensor(cfg, bb)
+    if sensor is not None:  # uint8 input with a sensor of 16-bit DN is refused before anything is written
+        from geodino.data.sensors import check_bit_depth
+
+        check_bit_depth(str(info.path), info.dtype, sensor, kind=source.kind)
     l2 = cfg.dtype == "int8" if cfg.l2_normalize is None else bool(cfg.l2_normalize)
     from geodino import __version__
 

@@ -201,3 +201,28 @@ def test_data_stats_on_cubes_equals_numpy_on_the_store(tmp_path, capsys):
     assert "band_names lists 1 name but the datacubes have 3 bands" in err and err.count("\n") == 1
     with pytest.raises(InputError, match=r"datacube .*c\.zarr has 3 bands \(B1, B2, B3\) but band_names lists 1 name"):
         CubeSource(str(store), sensor=S3, band_names=["a"], tile_size=16)
+
+
+def test_uint8_cube_with_a_16_bit_sensor_is_refused(tmp_path, capsys):
+    """uint8 pixels through a sensor of 16-bit DN (scale 1e-4: 255 DN is reflectance 0.026) train as a
+    near-constant image. Rasters were refused (`check_bit_depth`, RasterArchive), datacubes were not: the training
+    reader and data stats read them. Now the same one line, naming the store, before any tile is read."""
+    from geodino import cli
+    from geodino.data.loaders import SourceConfig, build_source
+
+    store = tmp_path / "u8.zarr"
+    _cube(np.full((3, 32, 32), 200, np.uint8)).to_dataset().to_zarr(store, zarr_format=2)
+    said = r"datacube .*u8\.zarr is uint8 but sensor '{}' scales 16-bit DN \(scale 0\.0001\); use a sensor of 8-bit DN"
+    with pytest.raises(InputError, match=said.format("s3")):
+        CubeSource(str(store), sensor=S3, tile_size=16)
+    with pytest.raises(InputError, match=said.format("sentinel2_l2a")):
+        build_source(SourceConfig(type="cube", paths=[str(store)], sensor="sentinel2_l2a", tile_size=16))
+    out = tmp_path / "s.yaml"
+    argv = ["data", "stats", "--type", "cube", str(store), "--out", str(out), "--sensor", "sentinel2_l2a"]
+    assert cli.main([*argv, "--band-names", "B02", "B03", "B04"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "u8.zarr is uint8 but sensor 'sentinel2_l2a' scales 16-bit DN" in err
+    assert not out.exists()
+    assert cli.main([*argv, "--band-names", "B02", "B03", "B04", "--scale", "0.00392"]) == 0  # its scale: fine
+    src = CubeSource(str(store), sensor="maxar", tile_size=16)  # an 8-bit sensor reads it
+    assert src.get(0, 0)["image"].max() == pytest.approx(200 / 255)

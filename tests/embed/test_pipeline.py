@@ -382,6 +382,35 @@ def test_16_bit_values_with_an_8_bit_sensor_are_refused_as_tiles_are_read(tmp_pa
     embed_raster(src, conv_bb, tmp_path / "n.tif", sensor="maxar", tile=32, overlap=0, **FAST)
 
 
+def test_uint8_input_with_a_16_bit_sensor_is_refused_before_anything_is_written(tmp_path, capsys, conv_bb):
+    """uint8 input through a sensor of 16-bit DN (--sensor with scale 1e-4, or an export that records one) was
+    embedded as a near-constant image (255 DN is reflectance 0.026); data stats and the training readers refuse
+    it (`check_bit_depth`). Now embed does too, for rasters and cubes, in the same line, exit 2, before any window
+    is read: no output, no partial work folder. --scale, or an 8-bit sensor, still embeds it."""
+    from geodino.data.sensors import Sensor, save_sensor_yaml
+    from tests.data.test_cubes import _cube
+    from tests.test_bad_inputs import one_line_exit_2
+
+    u8 = write_tif(tmp_path / "u8.tif", random_image(64, 64))
+    yaml = save_sensor_yaml(Sensor("s3", ("B", "G", "R"), 1e-4, (0.1,) * 3, (0.05,) * 3, False), tmp_path / "s3.yaml")
+    argv = ("embed", u8, "-b", "arch:vit_tiny?depth=1&seed=0", "--sensor", yaml, "--out", tmp_path / "f.tif")
+    line = one_line_exit_2(capsys, tmp_path, *argv, "--tile", "64", "--overlap", "16", "--no-progress")
+    assert re.search(r"raster .*u8\.tif is uint8 but sensor 's3' scales 16-bit DN \(scale 0\.0001\)", line), line
+    path = _export(tmp_path, sensor="s2like", scale=1e-4)  # a backbone whose recorded sensor is 16-bit
+    out = tmp_path / "g.tif"
+    with pytest.raises(InputError, match=r"raster .*u8\.tif is uint8 but sensor 's2like' scales 16-bit DN"):
+        embed_raster(u8, str(path), out, tile=32, overlap=0, **FAST)
+    assert not out.exists() and not work_dir_for(out).exists()
+    store = tmp_path / "u8.zarr"
+    _cube(random_image(32, 32)).to_dataset().to_zarr(store, zarr_format=2)
+    out = tmp_path / "h.tif"
+    with pytest.raises(InputError, match=r"datacube .*u8\.zarr is uint8 but sensor 's3' scales 16-bit DN"):
+        embed_raster(store, conv_bb, out, sensor=str(yaml), tile=32, overlap=0, **FAST)
+    assert not out.exists() and not work_dir_for(out).exists()
+    embed_raster(u8, str(path), tmp_path / "i.tif", scale=1 / 255, tile=32, overlap=0, **FAST)
+    embed_raster(store, conv_bb, tmp_path / "j.tif", sensor="maxar", tile=32, overlap=0, **FAST)
+
+
 def test_resume_after_kill_is_identical(tmp_path, conv_bb, monkeypatch):
     data = random_image(160, 96)
     src = write_tif(tmp_path / "in.tif", data)
