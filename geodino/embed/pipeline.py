@@ -503,10 +503,11 @@ def _write(
     t_sweep, sweep_s = t0, 0.0
     if cfg.resume and primary and finalize and cfg.world_size == 1:
         remove_stale_temps(out_path)  # of a conversion killed earlier (only files of processes no longer alive)
+    # a run that starts the partial output removes it when the input is refused (see below)
+    fresh = primary and finalize and cfg.world_size == 1 and not work.exists()
     if cfg.workers > 1:
-        _spawn_workers(input, bb, cfg, work, prep)
+        _spawn_workers(input, bb, cfg, work, prep, fresh=fresh)
     else:
-        fresh = primary and finalize and cfg.world_size == 1 and not work.exists()
         if primary:
             init_work_dir(work, prep, join=cfg.resume or cfg.world_size > 1 or not finalize)
         else:
@@ -604,13 +605,56 @@ def _valid_note(n_valid: int | None, plan: Plan) -> str:
     return f", {n_valid} valid cells ({100 * n_valid / total:.1f}%; the rest is nodata)"
 
 
-def _worker_main(input: Any, bb: Any, cfg: EmbedConfig) -> None:
+def _worker_main(input: Any, bb: Any, cfg: EmbedConfig, conn: Any = None) -> None:
+    """A spawned worker's run. A refusal (a `GeoDinoError`: bad input or setting) is not printed here: it goes to
+    the parent through `conn` with its traceback, and the worker exits with its exit code; the parent says it in
+    one line. Anything else is a crash and prints its traceback here (multiprocessing's exit code 1)."""
     torch.set_num_threads(max(1, cfg.threads or 1))
-    _run(input, _config(cfg, bb, cfg.out, {}), finalize=False)
+    try:
+        _run(input, _config(cfg, bb, cfg.out, {}), finalize=False)
+    except GeoDinoError as exc:
+        if conn is None:
+            raise
+        import pickle
+        import traceback
+
+        try:
+            blob: bytes | None = pickle.dumps(exc)
+        except Exception:  # an error that does not pickle: the parent rebuilds it from its kind and message
+            blob = None
+        kind = next(c.__name__ for c in type(exc).__mro__ if c.__module__ == "geodino.errors")
+        conn.send((blob, kind, str(exc), traceback.format_exc()))
+        conn.close()
+        sys.exit(exc.exit_code)
 
 
-def _spawn_workers(input: Any, bb: Any, cfg: EmbedConfig, work: Path, prep: PreparedRun) -> None:
-    """Run `cfg.workers` processes on disjoint contiguous shares of the blocks of one store; wait for all."""
+def _worker_error(rank: int, n: int, payload: tuple[bytes | None, str, str, str]) -> GeoDinoError:
+    """The error a worker refused the input with (`_worker_main`), raised again here; when it does not unpickle, the
+    same message as its geodino.errors kind. Its traceback in the worker becomes a note (shown with --debug)."""
+    import pickle
+
+    from geodino import errors
+
+    blob, kind, message, trace = payload
+    try:
+        exc = pickle.loads(blob) if blob else None
+    except Exception:
+        exc = None
+    if not isinstance(exc, GeoDinoError):
+        exc = getattr(errors, kind, GeoDinoError)(message)
+    exc.add_note(f"raised in embedding worker {rank} of {n}:\n{trace}")
+    return exc
+
+
+def _spawn_workers(
+    input: Any, bb: Any, cfg: EmbedConfig, work: Path, prep: PreparedRun, *, fresh: bool = False
+) -> None:
+    """Run `cfg.workers` processes on disjoint contiguous shares of the blocks of one store; wait for all.
+
+    A worker that refuses the input (a `GeoDinoError`, e.g. 16-bit values above 255 with an 8-bit --sensor) hands
+    its error to this process, which raises it: one line and exit 2, as a single process does, and like it the
+    partial output is removed when this run started it (`fresh`; kept for --resume otherwise). A worker that
+    crashes prints its traceback, and this process says which ones failed."""
     import multiprocessing as mp
 
     if not isinstance(input, (str, Path)):
@@ -619,18 +663,32 @@ def _spawn_workers(input: Any, bb: Any, cfg: EmbedConfig, work: Path, prep: Prep
     n = cfg.workers
     threads = cfg.threads or max(1, (os.cpu_count() or 1) // n)
     ctx = mp.get_context("spawn")
-    procs = []
+    procs, pipes = [], []
     for r in range(n):
         wcfg = dataclasses.replace(cfg, workers=1, world_size=n, rank=r, resume=True, overwrite=False, threads=threads)
         wcfg.progress = cfg.progress and r == 0
-        proc = ctx.Process(target=_worker_main, args=(str(input), bb, wcfg), name=f"geodino-embed-{r}")
+        recv, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_worker_main, args=(str(input), bb, wcfg, send), name=f"geodino-embed-{r}")
         proc.start()
+        send.close()  # the worker holds the sending end: when it exits without a word, recv() ends (EOFError)
         procs.append(proc)
-    failed = []
-    for r, proc in enumerate(procs):
+        pipes.append(recv)
+    failed, refused = [], []
+    for r, (proc, recv) in enumerate(zip(procs, pipes)):
+        try:
+            refused.append(_worker_error(r, n, recv.recv()))  # blocks until the worker refuses or exits
+        except EOFError:
+            pass
+        recv.close()
         proc.join()
         if proc.exitcode != 0:
             failed.append(r)
+    if refused:  # the first worker's refusal (they may all have refused the same input)
+        if fresh and not isinstance(refused[0], WorkDirGone):  # as a single process: a resume cannot fix bad input
+            from geodino.embed.writers import remove_tree
+
+            remove_tree(work)
+        raise refused[0]
     if failed:
         raise InputError(
             f"embedding worker(s) {failed} failed (see their messages above); rerun with --resume to finish {cfg.out}"

@@ -514,6 +514,59 @@ def test_spawned_workers_equal_one(tmp_path, conv_bb):
     np.testing.assert_array_equal(read_all(out)[0], ref)
 
 
+def test_a_worker_that_refuses_the_input_is_one_line_and_exit_2(tmp_path, capfd, conv_bb, monkeypatch):
+    """--workers 2 with input a worker refuses (16-bit values above 255 with --sensor maxar, read in the bottom
+    half): the worker printed its traceback and the parent "embedding worker(s) [...] failed ...; rerun with
+    --resume", leaving the partial output. Now the worker's one line, exit 2, as a single process: a run that
+    started the partial output removes it, a --resume run keeps it (as a single process does). A worker that
+    crashes (not a refusal) still prints its traceback and the parent names it."""
+    from tests.embed.toy_backbones import CrashingBackbone
+    from tests.test_bad_inputs import one_line_exit_2
+
+    data = np.random.default_rng(0).integers(0, 256, (3, 160, 96)).astype("uint16")
+    data[:, 80:] += 4000  # refused where the sweep reads the bottom half
+    src = write_tif(tmp_path / "wide.tif", data)
+    said = r"raster .*wide\.tif is 16-bit \(uint16, values up to 42\d\d\) but sensor 'maxar' scales 8-bit DN"
+    argv = ("embed", src, "-b", "arch:vit_tiny?depth=1&seed=0", "--sensor", "maxar", "--out", tmp_path / "f.tif")
+    line = one_line_exit_2(capfd, tmp_path, *argv, "--tile", "64", "--overlap", "16", "--workers", "2", "--no-progress")
+    assert re.search(said, line) and "embedding worker" not in line, line  # no traceback, nothing left in tmp_path
+    opts = dict(sensor="maxar", tile=32, overlap=8, chunk=8, **FAST)
+    out = tmp_path / "g.zarr"
+    with pytest.raises(ConfigError, match=said):
+        embed_raster(src, conv_bb, out, workers=2, **opts)
+    assert not out.exists() and not work_dir_for(out).exists()
+
+    def kill(n_blocks: int, n_rows: int) -> None:  # a partial output holding the top block
+        if n_blocks >= 1:
+            raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(sweep, "_after_row", kill)
+    with pytest.raises(KeyboardInterrupt):
+        embed_raster(src, conv_bb, out, **opts)
+    monkeypatch.undo()
+    done = {p.name for p in (work_dir_for(out) / "done").glob("*.done")}
+    assert done
+    for workers in (1, 2):  # the same refusal by a --resume run keeps the partial output, with one or two processes
+        with pytest.raises(ConfigError, match=said):
+            embed_raster(src, conv_bb, out, resume=True, workers=workers, **opts)
+        assert not out.exists() and done <= {p.name for p in (work_dir_for(out) / "done").glob("*.done")}
+    # an error that does not unpickle in the parent (its __init__ takes more than the message): the same kind and line
+    import pickle
+
+    from geodino.embed.pipeline import _worker_error
+    from geodino.eval.dense import LayerError
+
+    got = _worker_error(1, 2, (pickle.dumps(LayerError("bad layers", "r", "f", 2)), "ConfigError", "bad layers", "tb"))
+    assert type(got) is ConfigError and str(got) == "bad layers" and "embedding worker 1 of 2" in got.__notes__[0]
+    capfd.readouterr()
+    out = tmp_path / "h.zarr"
+    with pytest.raises(InputError, match=r"embedding worker\(s\) \[0, 1\] failed \(see their messages above\)"):
+        embed_raster(src, CrashingBackbone(), out, workers=2, tile=32, overlap=8, chunk=8, **FAST)
+    err = capfd.readouterr().err
+    assert err.count("Traceback") == 2 and "RuntimeError: simulated crash in the backbone" in err
+    assert work_dir_for(out).exists()  # kept for --resume, as a single process that crashes keeps it
+
+
 def test_geodino_vit_runs_the_fast_path_and_records_it(tmp_path, monkeypatch):
     """A geodino ViT embeds through geodino.inference's fast path (GEODINO_FAST=0: eager); same features to 1e-4,
     and the raster says which path and dtype made it."""

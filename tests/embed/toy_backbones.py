@@ -63,3 +63,13 @@ class ConstantBackbone(nn.Module):
         p = self.patch_size
         m = self.value[None, :, None, None].expand(b, -1, h // p, w // p).contiguous()
         return [m], [m.mean((2, 3))]
+
+
+class CrashingBackbone(ConvBackbone):
+    """Raises a plain RuntimeError (a bug, not a refusal of the input) on every tile larger than the 2 x 2 patches of
+    the set-up's probe: a worker process that crashes."""
+
+    def features(self, x: torch.Tensor, layers: Any = "last", norm: bool = True) -> tuple[list, list]:
+        if x.shape[-1] > 2 * self.patch_size:
+            raise RuntimeError("simulated crash in the backbone")
+        return super().features(x, layers, norm)
