@@ -219,6 +219,61 @@ def test_data_vrt(tmp_path, n):
         mosaic_vrt([a, b], tmp_path / "m.vrt")
 
 
+# -- geodino.embed -------------------------------------------------------------------------------------------------
+@ONE_TWO
+def test_embed_config(n):
+    from geodino.embed.config import make_config
+
+    options = dict(list({"overlaps": 8, "tiles": 64}.items())[:n])
+    said = _said(n, "1 unknown embed option: overlaps (did you mean overlap?)", "2 unknown embed options: overlaps")
+    with pytest.raises(ConfigError, match=said):
+        make_config(None, None, None, options)
+
+
+@ONE_TWO
+def test_embed_pipeline(tmp_path, n):
+    from geodino.embed import embed_raster
+    from tests.embed.toy_backbones import ConvBackbone
+
+    class FewMaps(ConvBackbone):  # gives n maps whatever the layers asked for
+        def features(self, x, layers="last", norm=True):
+            maps, pooled = super().features(x, layers, norm)
+            return maps[:n], pooled[:n]
+
+    src = write_tif(tmp_path / "in.tif", np.ones((3, 32, 32), np.uint8))
+    said = _said(n, "returned 1 feature map for layers=[0, 1, 2]", "returned 2 feature maps for layers=[0, 1, 2]")
+    with pytest.raises(ConfigError, match=said):
+        embed_raster(src, FewMaps(n_convs=3), tmp_path / "o.tif", layers=[0, 1, 2], tile=32, overlap=0, progress=False)
+
+
+@ONE_TWO
+def test_embed_sources(tmp_path, n):
+    from geodino.embed.sources import CubeSource, RasterSource
+    from tests.data.test_cubes import _cube
+
+    src = write_tif(tmp_path / "in.tif", np.ones((3, 8, 8), np.uint8))
+    said = _said(n, "1 band (4) is not in raster", "2 bands (4, 5) are not in raster")
+    with pytest.raises(InputError, match=said):
+        RasterSource(str(src), bands=[1, 4, 5][: n + 1])
+    said = _said(n, "1 band (4) is not in cube DataArray, which", "2 bands (4, 5) are not in cube DataArray, which")
+    with pytest.raises(InputError, match=said):
+        CubeSource(_cube(np.ones((3, 8, 8), np.uint8)), bands=[1, 4, 5][: n + 1])
+
+
+@ONE_TWO
+def test_embed_writers(tmp_path, n):
+    from geodino.embed import embed_raster
+    from geodino.embed.writers import damage_of
+    from tests.embed.toy_backbones import ConvBackbone
+
+    src = write_tif(tmp_path / "in.tif", np.ones((3, 64, 64), np.uint8))
+    out = embed_raster(src, ConvBackbone(), tmp_path / "o.zarr", tile=32, overlap=0, chunk=8, progress=False)
+    chunks = sorted(p for p in (out / "embedding").rglob("*") if p.is_file() and not p.name.startswith("."))
+    for p in chunks[:n]:
+        p.unlink()
+    assert re.match(_said(n, "1 chunk file missing, e.g. embedding/", "2 chunk files missing, e.g."), damage_of(out))
+
+
 # -- geodino.eval --------------------------------------------------------------------------------------------------
 @ONE_TWO
 def test_eval_canopy(n):

@@ -8,7 +8,7 @@ from typing import Any
 from geodino.embed.backbone import parse_layers
 from geodino.embed.blend import BLEND_MODES
 from geodino.embed.writers import DTYPES
-from geodino.errors import ConfigError, did_you_mean
+from geodino.errors import ConfigError, did_you_mean, plural
 
 __all__ = ["IDENT_KEYS", "EmbedConfig", "make_config"]
 
@@ -100,7 +100,7 @@ def make_config(config: EmbedConfig | None, backbone: Any, out: Any, options: di
     if unknown:
         close = [did_you_mean(k, names) for k in unknown]
         hint = "; ".join(f"{k}" + (f" (did you mean {c[0]}?)" if c else "") for k, c in zip(unknown, close))
-        raise ConfigError(f"unknown embed option(s): {hint}")
+        raise ConfigError(f"{plural(len(unknown), 'unknown embed option')}: {hint}")
     for k, v in options.items():
         setattr(cfg, k, v)
     if backbone is not None:

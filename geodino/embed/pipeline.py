@@ -204,7 +204,7 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
     idx = layer_indices(layers, int(getattr(bb, "n_blocks", 1) or 1))
     if len(idx) != n_maps:
         raise ConfigError(
-            f"backbone {describe_backbone(bb)['model_spec']} returned {n_maps} feature map(s) for layers="
+            f"backbone {describe_backbone(bb)['model_spec']} returned {plural(n_maps, 'feature map')} for layers="
             f"{cfg.layers!r} (blocks {idx}); pass layers naming blocks it has (it has {getattr(bb, 'n_blocks', '?')})"
         )
     per = dim // len(_layer_label(idx, cfg.layer_mode))
@@ -287,7 +287,7 @@ def _finalize(work: Path, out: Path, prep: PreparedRun, cfg: EmbedConfig) -> Non
     check_store(work)
     missing = missing_chunks(store)
     if missing:  # every chunk is written (also all-nodata ones): done records without their data
-        raise damaged(work, f"{len(missing)} chunk file(s) of {STORE} missing, e.g. {missing[0]}")
+        raise damaged(work, f"{plural(len(missing), 'chunk file')} of {STORE} missing, e.g. {missing[0]}")
     n_valid = valid_cells(work)
     if n_valid == 0:
         remove_tree(work)
@@ -690,6 +690,9 @@ def _spawn_workers(
             remove_tree(work)
         raise refused[0]
     if failed:
+        which = ", ".join(map(str, failed))
         raise InputError(
-            f"embedding worker(s) {failed} failed (see their messages above); rerun with --resume to finish {cfg.out}"
+            f"{plural(len(failed), 'embedding worker')} of {n} failed ({'worker' if len(failed) == 1 else 'workers'} "
+            f"{which}; see {'its' if len(failed) == 1 else 'their'} messages above); rerun with --resume to finish "
+            f"{cfg.out}"
         )

@@ -36,6 +36,11 @@ class SourceInfo:
     descriptions: tuple[str | None, ...]
 
 
+def _bands_not_in(bad: list[int]) -> str:
+    """The band numbers a message says are not in the input, in their number: "1 band (5) is", "2 bands (5, 6) are"."""
+    return f"{plural(len(bad), 'band')} ({', '.join(map(str, bad))}) {'is' if len(bad) == 1 else 'are'}"
+
+
 class WindowedSource:
     """What both sources share: a window partly or fully outside the raster reads as zeros, marked invalid."""
 
@@ -96,7 +101,7 @@ class RasterSource(WindowedSource):
         self.bands = list(range(1, count + 1)) if not bands else [int(b) for b in bands]
         bad = [b for b in self.bands if b < 1 or b > count]
         if bad:
-            raise InputError(f"band(s) {bad} not in raster {self.path}, which has bands 1..{count}")
+            raise InputError(f"{_bands_not_in(bad)} not in raster {self.path}, which has bands 1..{count}")
         self.info.count = len(self.bands)
         self.info.descriptions = tuple(self.info.descriptions[b - 1] for b in self.bands)
         self._src: Any = None
@@ -151,8 +156,9 @@ class CubeSource(WindowedSource):
         count = scene.array.shape[0]
         self.input_count = count  # bands of the cube, before `bands` selects some
         self.bands = list(range(count)) if not bands else [int(b) - 1 for b in bands]
-        if any(b < 0 or b >= count for b in self.bands):
-            raise InputError(f"bands {bands} not in cube {where}, which has bands 1..{count}")
+        bad = [b + 1 for b in self.bands if b < 0 or b >= count]
+        if bad:
+            raise InputError(f"{_bands_not_in(bad)} not in cube {where}, which has bands 1..{count}")
         self.da = scene.array.isel({scene.array.dims[0]: self.bands})
         self.user_nodata = nodata
         self.info = SourceInfo(

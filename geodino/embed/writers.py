@@ -191,7 +191,7 @@ def damage_of(path: str | Path) -> str | None:
             if not (path / meta).is_file():
                 return f"{meta} is missing"
         missing = missing_chunks(path)
-        return f"{len(missing)} chunk file(s) missing, e.g. {VAR}/{missing[0]}" if missing else None
+        return f"{plural(len(missing), 'chunk file')} missing, e.g. {VAR}/{missing[0]}" if missing else None
     try:
         with rasterio.open(path) as src:
             bw, bh = src.block_shapes[0][1], src.block_shapes[0][0]

@@ -516,7 +516,7 @@ def test_spawned_workers_equal_one(tmp_path, conv_bb):
 
 def test_a_worker_that_refuses_the_input_is_one_line_and_exit_2(tmp_path, capfd, conv_bb, monkeypatch):
     """--workers 2 with input a worker refuses (16-bit values above 255 with --sensor maxar, read in the bottom
-    half): the worker printed its traceback and the parent "embedding worker(s) [...] failed ...; rerun with
+    half): the worker printed its traceback and the parent "embedding worker(s) [1] failed ...; rerun with
     --resume", leaving the partial output. Now the worker's one line, exit 2, as a single process: a run that
     started the partial output removes it, a --resume run keeps it (as a single process does). A worker that
     crashes (not a refusal) still prints its traceback and the parent names it."""
@@ -560,7 +560,7 @@ def test_a_worker_that_refuses_the_input_is_one_line_and_exit_2(tmp_path, capfd,
     assert type(got) is ConfigError and str(got) == "bad layers" and "embedding worker 1 of 2" in got.__notes__[0]
     capfd.readouterr()
     out = tmp_path / "h.zarr"
-    with pytest.raises(InputError, match=r"embedding worker\(s\) \[0, 1\] failed \(see their messages above\)"):
+    with pytest.raises(InputError, match=r"2 embedding workers of 2 failed \(workers 0, 1; see their messages above\)"):
         embed_raster(src, CrashingBackbone(), out, workers=2, tile=32, overlap=8, chunk=8, **FAST)
     err = capfd.readouterr().err
     assert err.count("Traceback") == 2 and "RuntimeError: simulated crash in the backbone" in err
