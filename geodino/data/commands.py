@@ -23,8 +23,10 @@ def register(subparsers: Any) -> None:
     s = sub.add_parser(
         "stats",
         help="per-band mean/std over an archive -> sensor YAML",
-        description="Stream random tiles of an archive and write per-band mean/std (valid pixels only) as a "
-        "sensor YAML usable as `sensor: file.yaml`.",
+        description="Stream tiles of an archive and write per-band mean/std (valid pixels only) as a sensor YAML "
+        "usable as `sensor: file.yaml`. Rasters and cubes are cut into a grid of windows, all read when they are "
+        "at most --samples (exact statistics), else --samples of them drawn uniformly; image folders and tar "
+        "shards use --samples random tiles.",
     )
     s.add_argument("paths", nargs="+", help="folders, globs, files or .txt lists (cube: Zarr stores)")
     s.add_argument("--out", "-o", required=True, help="sensor YAML to write")
@@ -35,7 +37,13 @@ def register(subparsers: Any) -> None:
     s.add_argument("--scale", type=float, default=None, help="DN -> reflectance factor (default: 1/255 for uint8)")
     s.add_argument("--offset", type=float, default=0.0, help="added after scaling")
     s.add_argument("--nodata", type=float, default=None, help="override the files' nodata value")
-    s.add_argument("--samples", type=int, default=256, help="number of random tiles (default 256)")
+    s.add_argument(
+        "--samples",
+        type=int,
+        default=256,
+        help="windows to read at most (default 256): rasters and cubes read every grid window when there are "
+        "no more, else this many drawn uniformly; images and tar shards: random tiles",
+    )
     s.add_argument("--tile-size", type=int, default=256, help="tile edge in pixels (default 256)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--name", default=None, help="sensor name in the YAML (default: from the file name)")
