@@ -302,6 +302,8 @@ class CheckpointCallback(L.Callback):
         if step > 0 and step % self.every == 0:
             self.save(trainer)
         multi = trainer.world_size > 1
+        if trainer.max_steps is not None and 0 < trainer.max_steps <= step:
+            return  # the last step: a request now is no stop, the run is complete (pretrain says so)
         if self.stop.agreed(partial(trainer.strategy.reduce_boolean_decision, all=False) if multi else None):
             if step > 0 and step != self.last_saved_step:
                 self.save(trainer)

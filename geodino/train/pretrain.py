@@ -297,6 +297,10 @@ def _pretrain(cfg: PretrainConfig) -> Path:
 
         say_stopped(ckpt_cb.stopped_at, cfg.trainer.max_steps, ckpt_cb.stop.signal, ckpt_cb.last_path)
         raise KeyboardInterrupt
+    if ckpt_cb.stop.signal is not None:  # it came during the last step: nothing left to stop
+        from geodino.train.stop import say_completed
+
+        say_completed(cfg.trainer.max_steps, ckpt_cb.stop.signal)
     final = ckpt_cb.last_path or ck.latest_checkpoint(out / "checkpoints")
     if cfg.checkpoint.export_at_end and final is not None and trainer.is_global_zero:
         ck.export(final, out / "export" / "teacher.pth", overwrite=True)

@@ -4,10 +4,12 @@ A scheduler's SIGTERM (preemption, `scancel`, a time limit) or a Ctrl-C used to 
 step since the last periodic checkpoint (up to `every_n_steps`). `StopRequest` turns the first SIGINT or SIGTERM
 into a request: the run finishes the step it is in, saves a checkpoint of it (the same file a periodic save
 writes, so the resume is as exact) and ends with `geodino: interrupted` (exit code 130). A second signal stops
-at once (KeyboardInterrupt). In a multi-process run every rank agrees on the step (`agreed`, an all-reduce per
-step), so the save, a collective, starts on every rank at the same step. DataLoader workers ignore both signals
-(`quiet_worker`): a terminal's Ctrl-C reaches its whole process group, and a worker that died of it broke the
-batch the last step still needed. They still exit with their parent, which they watch.
+at once (KeyboardInterrupt). A request that arrives during the run's last step is not a stop: the run is
+complete, so it ends as any complete run does (its export, exit code 0), saying so. In a multi-process run every
+rank agrees on the step (`agreed`, an all-reduce per step), so the save, a collective, starts on every rank at
+the same step. DataLoader workers ignore both signals (`quiet_worker`): a terminal's Ctrl-C reaches its whole
+process group, and a worker that died of it broke the batch the last step still needed. They still exit with
+their parent, which they watch.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["StopRequest", "quiet_worker", "say_stopped"]
+__all__ = ["StopRequest", "quiet_worker", "say_completed", "say_stopped"]
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -86,6 +88,17 @@ def say_stopped(step: int, max_steps: int, signal_name: str | None, saved: Any) 
     print(
         f"geodino: stopped after step {step} of {max_steps} ({signal_name or 'a signal to another rank'}); {what}; "
         "run the same command to resume",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def say_completed(max_steps: int, signal_name: str) -> None:
+    """The line a run prints when its stop request came during the last step: nothing is left to stop, so the
+    run finishes as a complete run (export, curves) instead of leaving that for a rerun."""
+    print(
+        f"geodino: {signal_name} came during the last step ({max_steps} of {max_steps}): the run is complete, "
+        "finishing it (export, curves) instead of stopping",
         file=sys.stderr,
         flush=True,
     )

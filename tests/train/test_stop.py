@@ -127,3 +127,65 @@ def test_distill_stopped_by_ctrl_c_saves_its_step_and_resumes_as_if_uninterrupte
                 assert torch.equal(two[part][name][k], v), (part, name, k)
     rows = list(csv.DictReader((tmp_path / "b" / "log.csv").open()))
     assert [r["step"] for r in rows] == ["0", "1", "2"]  # integers (were 0.0, 1.0, ...) and one row per step
+
+
+def test_a_signal_during_the_last_step_finishes_the_run_instead_of_skipping_its_export(tmp_path, tiny_data, capsys):
+    """Nothing is left to stop after the last step: the run ends as a complete one (export, exit 0), saying so;
+    it used to exit 130 without its export and ask for a rerun that only exported."""
+    import lightning as L
+
+    from geodino.cli import main
+    from geodino.train import checkpointing as ck
+    from tests.train.conftest import add_trainer_callback, write_config
+
+    class Term(L.Callback):  # SIGTERM while the last step (the third) runs
+        def on_train_batch_start(self, trainer, *args):
+            if trainer.global_step == 2:
+                signal.raise_signal(signal.SIGTERM)
+
+    with pytest.MonkeyPatch.context() as mp:
+        add_trainer_callback(mp, Term())
+        argv = ["pretrain", "-c", str(write_config(tmp_path / "a.yaml", tmp_path / "a", tiny_data))]
+        capsys.readouterr()
+        assert main([*argv, "trainer.max_steps=3", "checkpoint.every_n_steps=100"]) == 0
+    err = capsys.readouterr().err
+    assert "geodino: SIGTERM came during the last step (3 of 3): the run is complete" in err
+    assert "interrupted" not in err and "stopped after" not in err
+    assert ck.load_file(tmp_path / "a" / "checkpoints" / "last.ckpt")["global_step"] == 3
+    assert (tmp_path / "a" / "export" / "teacher.pth").exists()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_distill_signalled_during_its_last_step_exports(tmp_path, capsys, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from geodino.cli import main
+    from geodino.config import save_config
+    from geodino.train.distill import loop
+    from tests.train.test_distill import _cfg
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray((rng.random((40, 40, 3)) * 255).astype(np.uint8)).save(imgs / f"im{i}.png")
+    save_config(
+        _cfg(imgs, tmp_path / "d", "train.max_steps=2", "train.checkpoint_every_n_steps=100"), tmp_path / "d.yaml"
+    )
+    real = loop.train_step
+
+    def ctrl_c_in_the_last_step(run, step, batch):
+        row = real(run, step, batch)
+        if step == 1:
+            signal.raise_signal(signal.SIGINT)
+        return row
+
+    monkeypatch.setattr(loop, "train_step", ctrl_c_in_the_last_step)
+    capsys.readouterr()
+    assert main(["distill", "-c", str(tmp_path / "d.yaml")]) == 0
+    err = capsys.readouterr().err
+    assert "geodino: SIGINT came during the last step (2 of 2): the run is complete" in err and "interrupted" not in err
+    assert sorted(p.name for p in (tmp_path / "d" / "checkpoints").glob("step_*")) == ["step_00000002.ckpt"]
+    assert list((tmp_path / "d").rglob("*.pth"))  # the students' exports
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

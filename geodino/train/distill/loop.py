@@ -297,7 +297,7 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
             periodic = done % cfg.train.checkpoint_every_n_steps == 0 or done == cfg.train.max_steps
             if run.writer and periodic:
                 save_checkpoint(run.ckpt_dir, run.arch, run.opt, done, cfg, cfg.train.keep_last)
-            if stop.agreed(_any_rank if run.distributed else None):
+            if done < cfg.train.max_steps and stop.agreed(_any_rank if run.distributed else None):
                 saved = None
                 if run.writer:
                     saved = run.ckpt_dir / f"step_{done:08d}.ckpt"
@@ -310,6 +310,10 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
                     dist.barrier()
                 say_stopped(done, cfg.train.max_steps, stop.signal, saved)
                 raise KeyboardInterrupt
+    if stop.signal is not None:  # it came during the last step: nothing left to stop, the run is complete
+        from geodino.train.stop import say_completed
+
+        say_completed(cfg.train.max_steps, stop.signal)
     exports: dict[str, Path] = {}
     if run.writer:
         from geodino.data.normalization import data_normalization
