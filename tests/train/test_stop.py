@@ -79,19 +79,24 @@ def test_pretrain_stopped_by_sigterm_saves_its_step_and_resumes_as_if_uninterrup
     assert [int(r["step"]) for r in rows] == [0, 1, 2, 3, 4]
 
 
+def _noise_images(folder):
+    """Eight 40 px RGB noise PNGs in `folder`: a distillation run's smallest image folder."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        Image.fromarray((rng.random((40, 40, 3)) * 255).astype(np.uint8)).save(folder / f"im{i}.png")
+    return folder
+
+
 def test_distill_stopped_by_ctrl_c_saves_its_step_and_resumes_as_if_uninterrupted(tmp_path, capsys, monkeypatch):
     from geodino.cli import main
     from geodino.train.distill import loop
     from tests.train.test_distill import _cfg
 
-    imgs = tmp_path / "imgs"
-    imgs.mkdir()
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for i in range(8):
-        Image.fromarray((rng.random((40, 40, 3)) * 255).astype(np.uint8)).save(imgs / f"im{i}.png")
+    imgs = _noise_images(tmp_path / "imgs")
     over = ["train.max_steps=3", "train.checkpoint_every_n_steps=100"]
 
     def argv(out: str) -> list[str]:
@@ -157,19 +162,12 @@ def test_a_signal_during_the_last_step_finishes_the_run_instead_of_skipping_its_
 
 
 def test_distill_signalled_during_its_last_step_exports(tmp_path, capsys, monkeypatch):
-    import numpy as np
-    from PIL import Image
-
     from geodino.cli import main
     from geodino.config import save_config
     from geodino.train.distill import loop
     from tests.train.test_distill import _cfg
 
-    imgs = tmp_path / "imgs"
-    imgs.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(8):
-        Image.fromarray((rng.random((40, 40, 3)) * 255).astype(np.uint8)).save(imgs / f"im{i}.png")
+    imgs = _noise_images(tmp_path / "imgs")
     save_config(
         _cfg(imgs, tmp_path / "d", "train.max_steps=2", "train.checkpoint_every_n_steps=100"), tmp_path / "d.yaml"
     )
