@@ -609,6 +609,11 @@ def _worker_main(input: Any, bb: Any, cfg: EmbedConfig, conn: Any = None) -> Non
     """A spawned worker's run. A refusal (a `GeoDinoError`: bad input or setting) is not printed here: it goes to
     the parent through `conn` with its traceback, and the worker exits with its exit code; the parent says it in
     one line. Anything else is a crash and prints its traceback here (multiprocessing's exit code 1)."""
+    import signal
+
+    # the parent stops the others when one refuses the input (SIGTERM): exit through Python, so that what the worker
+    # holds (the multiprocessing locks zarr's codecs create) is released, not reported as leaked by the parent
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     torch.set_num_threads(max(1, cfg.threads or 1))
     try:
         _run(input, _config(cfg, bb, cfg.out, {}), finalize=False)
@@ -653,9 +658,11 @@ def _spawn_workers(
 
     A worker that refuses the input (a `GeoDinoError`, e.g. 16-bit values above 255 with an 8-bit --sensor) hands
     its error to this process, which raises it: one line and exit 2, as a single process does, and like it the
-    partial output is removed when this run started it (`fresh`; kept for --resume otherwise). A worker that
-    crashes prints its traceback, and this process says which ones failed."""
+    partial output is removed when this run started it (`fresh`; kept for --resume otherwise). The other workers
+    are stopped at once, not left to finish shares whose output is discarded. A worker that crashes prints its
+    traceback, and this process says which ones failed; the others finish, for --resume."""
     import multiprocessing as mp
+    from multiprocessing.connection import wait
 
     if not isinstance(input, (str, Path)):
         raise ConfigError("workers > 1 needs the input as a path (each process opens it itself)")
@@ -674,15 +681,26 @@ def _spawn_workers(
         procs.append(proc)
         pipes.append(recv)
     failed, refused = [], []
-    for r, (proc, recv) in enumerate(zip(procs, pipes)):
-        try:
-            refused.append(_worker_error(r, n, recv.recv()))  # blocks until the worker refuses or exits
-        except EOFError:
-            pass
-        recv.close()
-        proc.join()
-        if proc.exitcode != 0:
-            failed.append(r)
+    pending = dict(enumerate(zip(procs, pipes)))
+    while pending:  # whichever worker speaks or exits first: a refusal need not wait for the others' shares
+        ready = wait([recv for _, recv in pending.values()])
+        for r in [r for r, (_, recv) in pending.items() if recv in ready]:
+            proc, recv = pending.pop(r)
+            try:
+                refused.append(_worker_error(r, n, recv.recv()))  # the worker refused the input
+            except EOFError:  # it exited without a word: done, or crashed (its traceback is printed)
+                pass
+            recv.close()
+            proc.join()
+            if proc.exitcode != 0:
+                failed.append(r)
+        if refused and pending:  # the input is refused: the rest of the work is wasted, stop it now
+            for proc, _ in pending.values():
+                proc.terminate()
+            for proc, recv in pending.values():
+                proc.join()
+                recv.close()
+            pending.clear()
     if refused:  # the first worker's refusal (they may all have refused the same input)
         if fresh and not isinstance(refused[0], WorkDirGone):  # as a single process: a resume cannot fix bad input
             from geodino.embed.writers import remove_tree
@@ -690,7 +708,7 @@ def _spawn_workers(
             remove_tree(work)
         raise refused[0]
     if failed:
-        which = ", ".join(map(str, failed))
+        which = ", ".join(map(str, sorted(failed)))
         raise InputError(
             f"{plural(len(failed), 'embedding worker')} of {n} failed ({'worker' if len(failed) == 1 else 'workers'} "
             f"{which}; see {'its' if len(failed) == 1 else 'their'} messages above); rerun with --resume to finish "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -565,6 +567,45 @@ def test_a_worker_that_refuses_the_input_is_one_line_and_exit_2(tmp_path, capfd,
     err = capfd.readouterr().err
     assert err.count("Traceback") == 2 and "RuntimeError: simulated crash in the backbone" in err
     assert work_dir_for(out).exists()  # kept for --resume, as a single process that crashes keeps it
+
+
+def test_a_refusal_by_one_worker_stops_the_others(tmp_path):
+    """Worker 1 refuses its share (16-bit values with an 8-bit sensor) while worker 0 takes 600 s for each tile of
+    the top rows (values below 256, so below 10 after the toy normalization; the rest are above 60): the parent
+    waited for worker 0 before it read worker 1's refusal, so the one line came after work that is then thrown
+    away. Now the refusal stops worker 0 at once, and the stopped worker exits cleanly: no "leaked semaphore"
+    warning from multiprocessing when the parent exits (run in a child process so that its exit is seen)."""
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    data = np.random.default_rng(0).integers(0, 256, (3, 160, 96)).astype("uint16")
+    data[:, 40:] += 4000  # everything below row 40 is refused: all of worker 1's share, most of worker 0's
+    src = write_tif(tmp_path / "wide.tif", data)
+    out = tmp_path / "g.zarr"
+    script = textwrap.dedent(f"""
+        from geodino.embed import embed_raster
+        from geodino.errors import ConfigError
+        from tests.embed.toy_backbones import StallingBackbone
+
+        if __name__ == "__main__":
+            try:
+                embed_raster({str(src)!r}, StallingBackbone(), {str(out)!r}, workers=2, sensor="maxar", tile=32,
+                             overlap=8, chunk=8, progress=False)
+            except ConfigError as exc:
+                print("refused:", exc)
+        """)
+    (tmp_path / "run.py").write_text(script)
+    start = time.monotonic()
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, tmp_path / "run.py"], capture_output=True, text=True, env=env, timeout=900)
+    assert time.monotonic() - start < 300  # not the 600 s a tile of worker 0 takes
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"refused: .* is 16-bit \(uint16, values up to 42\d\d\) but sensor 'maxar'", done.stdout), done
+    assert "leaked" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not out.exists() and not work_dir_for(out).exists()
 
 
 def test_geodino_vit_runs_the_fast_path_and_records_it(tmp_path, monkeypatch):

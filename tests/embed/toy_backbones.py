@@ -73,3 +73,17 @@ class CrashingBackbone(ConvBackbone):
         if x.shape[-1] > 2 * self.patch_size:
             raise RuntimeError("simulated crash in the backbone")
         return super().features(x, layers, norm)
+
+
+class StallingBackbone(ConvBackbone):
+    """Sleeps `seconds` on every tile (larger than the set-up's probe) whose values all lie below `below`: a worker
+    whose share of a raster takes long, so that a test can tell whether it was stopped or left to finish."""
+
+    seconds, below = 600.0, 10.0
+
+    def features(self, x: torch.Tensor, layers: Any = "last", norm: bool = True) -> tuple[list, list]:
+        if x.shape[-1] > 2 * self.patch_size and float(x.max()) < self.below:
+            import time
+
+            time.sleep(self.seconds)
+        return super().features(x, layers, norm)
