@@ -103,6 +103,22 @@ def override_example(schema: type) -> str:
     return f"{key}={value}"
 
 
+def parse_point(values: Sequence[str], flag: str = "--point") -> tuple[float, float]:
+    """A point given as `X Y` or `X,Y` (both spellings in every command that takes one), or a one-line error."""
+    parts = [v for value in values for v in str(value).replace(",", " ").split()]
+    try:
+        if len(parts) == 2:
+            return float(parts[0]), float(parts[1])
+    except ValueError:
+        pass
+    from geodino.errors import ConfigError
+
+    raise ConfigError(
+        f"{flag} {' '.join(map(str, values))!r} must be two numbers, X Y or X,Y (for a negative first number write "
+        f"{flag}=X,Y)"
+    )
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The argument parser with every sub-command, or only the module of command `only` (faster start-up)."""
     from geodino import __version__

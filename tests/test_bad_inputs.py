@@ -200,8 +200,11 @@ def test_convert_bands_resolve_through_the_sensor_registry(capsys, tmp_path):
     for argv, order in (
         (["--bands", "B02", "B03", "B04", "B08", "--fill", "mean"], (2, 1, 0)),  # Sentinel-2, resolved by name
         (["--bands", "B4", "B3", "B2", "B5", "--sensor", "landsat8", "--fill", "zeros"], (0, 1, 2)),
+        # a name no sensor knows (a typo, an extra band) gets the mean kernel with a warning; it no longer stopped
+        # B02/B03/B04 resolving, which gave all four the mean kernel
+        (["--bands", "B02", "B03", "B04", "BXX", "--fill", "mean"], (2, 1, 0)),
     ):
-        out = tmp_path / f"adapted_{order[0]}.pth"
+        out = tmp_path / f"adapted_{argv[4]}.pth"
         assert cli.main(["convert", str(src), str(out), *argv]) == 0
         got = torch.load(out, weights_only=True)["patch_embed.proj.weight"]
         assert got.shape[1] == 4

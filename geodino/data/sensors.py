@@ -37,6 +37,7 @@ __all__ = [
     "check_bit_depth",
     "check_read_values",
     "get_sensor",
+    "known_band_names",
     "list_sensors",
     "load_sensor_yaml",
     "save_sensor_yaml",
@@ -416,13 +417,19 @@ def get_sensor(name_or_yaml: str | Path | Sensor) -> Sensor:
     )
 
 
+def known_band_names(bands: Sequence[str]) -> list[str]:
+    """The names in `bands` that some built-in sensor has as a band or alias (the others: typos, extra bands)."""
+    return [b for b in bands if any(s.resolve_band(b, strict=False) is not None for s in SENSORS.values())]
+
+
 def rgb_names(bands: Sequence[str], sensor: str | Path | Sensor | None = None, *, check: bool = True) -> list[str]:
     """`bands` with the sensor's red, green and blue bands renamed R, G, B (how RGB checkpoints name theirs).
 
     With `sensor=None` the names resolve through every built-in sensor in which all of them are bands or
-    aliases (Sentinel-2 B02/B03/B04 are blue/green/red, Landsat B2/B3/B4 too); when those sensors disagree on
-    what a name is, a ConfigError asks for the sensor. Names no sensor knows are kept (R/G/B, red/green/blue
-    still match an RGB checkpoint by name). `check=False` keeps names that are not bands of the given sensor
+    aliases that any built-in sensor knows (Sentinel-2 B02/B03/B04 are blue/green/red, Landsat B2/B3/B4 too);
+    when those sensors disagree on what a name is, a ConfigError asks for the sensor. Names no sensor knows are
+    kept as they are and do not stop the others resolving (R/G/B, red/green/blue still match an RGB checkpoint
+    by name). `check=False` keeps names that are not bands of the given sensor
     instead of refusing them (a checkpoint's own band names need not be the data sensor's).
     """
     bands = [str(b) for b in bands]
@@ -440,9 +447,11 @@ def rgb_names(bands: Sequence[str], sensor: str | Path | Sensor | None = None, *
         if check:
             s.band_indices(bands)  # a name that is not a band of the sensor: one line naming it and the valid ones
         return rename(s)
+    # a name no built-in sensor knows (a typo, or an extra band such as DEM) does not stop the others resolving
+    known = known_band_names(bands)
     found: dict[tuple[str, ...], list[str]] = {}
     for name, s in SENSORS.items():
-        if s.rgb_bands and all(s.resolve_band(b, strict=False) is not None for b in bands):
+        if s.rgb_bands and known and all(s.resolve_band(b, strict=False) is not None for b in known):
             found.setdefault(tuple(rename(s)), []).append(name)
     if len(found) > 1:
         options = "; ".join(f"{', '.join(v)}: {', '.join(k)}" for k, v in found.items())

@@ -134,8 +134,14 @@ def register(subparsers: Any) -> None:
     q.add_argument("--k", type=int, default=8, help="number of clusters (cluster)")
     q.add_argument("--sample", type=int, default=50000, help="pixels sampled to fit PCA / k-means")
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--point", help="query point X,Y (similar)")
-    q.add_argument("--point-crs", dest="point_crs", help="CRS of --point (default: the raster's)")
+    q.add_argument("--point", nargs="+", metavar="X,Y", help="query point X,Y or X Y (similar)")
+    q.add_argument(
+        "--point-crs",
+        dest="point_crs",
+        nargs="?",
+        const="raster",
+        help="CRS of --point, e.g. EPSG:4326 for lon,lat (default, or the bare flag: the raster's)",
+    )
     q.add_argument("--polygon", help="query polygon file (similar)")
     q.add_argument(
         "--layer", help="layer of a multi-layer GeoPackage (zonal POLYGONS, classify LABELS, similar --polygon)"
@@ -218,24 +224,20 @@ def _product(args: argparse.Namespace) -> int:
         )
         print(f"cluster: {out} ({args.k} k-means classes, colour table), {qml_path(out)}" + _also(png))
     elif args.input == "similar":
-        point = None
-        if args.point:
-            try:
-                x, y = (float(v) for v in args.point.split(","))
-            except ValueError as exc:
-                raise ConfigError(f"--point {args.point!r} must be X,Y (two numbers)") from exc
-            point = (x, y)
+        from geodino.cli import parse_point
+
+        point = parse_point(args.point) if args.point else None
         out = products.similarity_map(
             feats,
             args.out,
             point=point,
-            point_crs=args.point_crs,
+            point_crs=None if args.point_crs == "raster" else args.point_crs,
             polygon=args.polygon,
             layer=args.layer,
             png=png,
             overwrite=overwrite,
         )
-        query = f"the point {args.point}" if point else f"the polygons of {args.polygon}"
+        query = f"the point {','.join(args.point)}" if point else f"the polygons of {args.polygon}"
         png = png or out.with_suffix(".png")
         print(f"similar: {out} (cosine similarity to {query}), {qml_path(out)}, {png}")
     else:

@@ -279,13 +279,19 @@ def raster_extent(rd: EmbeddingReader) -> str:
 
 def _crs(value: Any, what: str, rd: EmbeddingReader) -> Any:
     """`value` (EPSG:4326, a WKT or PROJ string...) as a pyproj CRS, or a one-line error naming `what`."""
+    return user_crs(value, what, rd.crs)
+
+
+def user_crs(value: Any, what: str, own: Any = None) -> Any:
+    """`value` (EPSG:4326, a WKT or PROJ string...) as a pyproj CRS, or a one-line error naming `what` (the flag or
+    key) and suggesting EPSG:4326 or `own`, the raster's CRS."""
     from pyproj import CRS
     from pyproj.exceptions import CRSError
 
     try:
         return CRS.from_user_input(value)
     except CRSError as exc:
-        own = f" or the raster's own ({rd.crs.to_string()})" if rd.crs else ""
+        own = f" or the raster's own ({own.to_string()})" if own else ""
         raise ConfigError(
             f"{what} {value!r} is not a CRS pyproj knows ({_proj_reason(exc)}); pass an "
             f"EPSG code such as EPSG:4326 for lon,lat{own}"

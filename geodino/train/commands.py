@@ -97,7 +97,8 @@ def _distill(args: argparse.Namespace) -> int:
 
     out = distill(load_config(DistillConfig, args.config, args.overrides))
     if int(os.environ.get("RANK", "0") or 0) == 0:
-        print(f"geodino: distillation done: {out}")
+        done = ", ".join(f"{name} -> {path}" for name, path in out.items())  # each student's export
+        print(f"geodino: distillation done: {done}")
     return _exit_distributed_worker(0)
 
 

@@ -461,7 +461,8 @@ def build_trainer(
         max_epochs=-1,
         callbacks=callbacks,
         logger=loggers or False,
-        log_every_n_steps=cfg.log_every_n_steps,
+        # a run shorter than log_every_n_steps still logs (its last step), so that it gets its curves.png
+        log_every_n_steps=max(1, min(cfg.log_every_n_steps, cfg.max_steps)),
         enable_checkpointing=False,  # our CheckpointCallback writes atomically; Lightning's would not
         enable_progress_bar=cfg.progress_bar,
         enable_model_summary=False,

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import sys
 import warnings
 from functools import partial
 from pathlib import Path
@@ -210,6 +211,7 @@ def _pretrain(cfg: PretrainConfig) -> Path:
 
     init_lines: list[str] = []
     post_init = None
+    resume_step = None
     if resume is not None:
         try:
             saved = ck.load_file(resume)
@@ -224,6 +226,7 @@ def _pretrain(cfg: PretrainConfig) -> Path:
         from geodino.config import to_dict
 
         ck.check_resume_config(saved, resume, to_dict(cfg), cfg.batch_size * world_size(cfg))
+        resume_step = saved.get("global_step")
         del saved
     elif cfg.init_from:
         src = ck.read_init_source(cfg.init_from)
@@ -273,10 +276,18 @@ def _pretrain(cfg: PretrainConfig) -> Path:
         with atomic_path(out / "config.yaml") as tmp:
             save_config(cfg, tmp)
         log.info("schedules: %s", arch.schedules.plot(out / "schedules.png"))
+        # said on the console (stderr, beside Lightning's own lines), not only in the log: what the run starts from
         for line in init_lines:
-            log.info(line)
+            print(f"geodino: init_from: {line}", file=sys.stderr)
+        if head_warmup and resume is None:
+            print(
+                f"geodino: the heads train alone (backbone frozen) for the first {plural(head_warmup, 'step')}, "
+                "then everything",
+                file=sys.stderr,
+            )
         if resume is not None:
-            log.info("resuming from %s", resume)
+            at = f" at step {resume_step} of {cfg.trainer.max_steps}" if isinstance(resume_step, int) else ""
+            print(f"geodino: resuming from {resume}{at}", file=sys.stderr)
     try:
         with warnings.catch_warnings():
             # the loader starts at the checkpoint's step (start_step), so a mid-epoch resume is exact (tested

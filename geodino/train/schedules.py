@@ -161,19 +161,20 @@ def _from_config(
     scale: float = 1.0,
     truncate: bool = False,
     reference_iters: int | None = None,
+    prefix: str = "",
 ) -> Schedule:
     if kind not in ("v1", "v2"):
         raise ConfigError(
-            f"schedules.kind={kind!r} is not 'v1' (cosine over the run) or 'v2' (warmup, cosine, constant)"
+            f"{prefix}schedules.kind={kind!r} is not 'v1' (cosine over the run) or 'v2' (warmup, cosine, constant)"
         )
-    warmup = resolve_iters(sc.warmup_iters, total, f"schedules.{key}.warmup_iters", reference_iters)
+    warmup = resolve_iters(sc.warmup_iters, total, f"{prefix}schedules.{key}.warmup_iters", reference_iters)
     cosine = (
         None
         if sc.cosine_iters is None
-        else resolve_iters(sc.cosine_iters, total, f"schedules.{key}.cosine_iters", reference_iters)
+        else resolve_iters(sc.cosine_iters, total, f"{prefix}schedules.{key}.cosine_iters", reference_iters)
     )
-    freeze = resolve_iters(sc.freeze_iters, total, f"schedules.{key}.freeze_iters", reference_iters)
-    hold = resolve_iters(sc.hold_iters, total, f"schedules.{key}.hold_iters", reference_iters)
+    freeze = resolve_iters(sc.freeze_iters, total, f"{prefix}schedules.{key}.freeze_iters", reference_iters)
+    hold = resolve_iters(sc.hold_iters, total, f"{prefix}schedules.{key}.hold_iters", reference_iters)
     used = warmup + (cosine or 0) + freeze + hold
     if used > total:
         # fractions summing to <= 1 can overshoot by rounding each part: take the excess (at most one iteration
@@ -198,9 +199,10 @@ def _from_config(
         return Schedule(full.values[:total], final=full.final)
     if used > total:
         raise ConfigError(
-            f"schedules.{key}: warmup_iters + cosine_iters + freeze_iters + hold_iters = {used} exceeds the run's "
-            f"{plural(total, 'iteration')}; lower them, write them as fractions of the run (e.g. 0.1), set "
-            "schedules.reference_iters, or train longer"
+            f"{prefix}schedules.{key}: warmup_iters + cosine_iters + freeze_iters + hold_iters = {used} exceeds the "
+            f"run's {plural(total, 'iteration')}; lower them, write them as fractions of the run (e.g. 0.1), set "
+            f"{prefix}schedules.reference_iters to the run length they were written for (the config's "
+            "trainer.max_steps) so that they shrink with the run, or train longer"
         )
     return _build(kind, sc, scale, total, warmup, cosine, freeze, hold)
 
@@ -248,8 +250,10 @@ class Schedules:
     total_iters: int
 
     @classmethod
-    def build(cls, cfg: SSLConfig, total_iters: int, global_batch_size: int = 1024) -> Schedules:
-        """Schedules for `total_iters` iterations; the lr is scaled by `cfg.optim.scaling_rule` (global batch)."""
+    def build(cls, cfg: SSLConfig, total_iters: int, global_batch_size: int = 1024, prefix: str = "") -> Schedules:
+        """Schedules for `total_iters` iterations; the lr is scaled by `cfg.optim.scaling_rule` (global batch).
+
+        `prefix` is where `cfg` sits in the user's config (`ssl.` in pretraining), so that errors name full keys."""
         if total_iters <= 0:
             raise ConfigError(f"total iterations must be > 0, got {total_iters}")
         s = cfg.schedules
@@ -257,15 +261,17 @@ class Schedules:
         ref = s.reference_iters
         if ref is not None and (isinstance(ref, bool) or not isinstance(ref, int) or ref < 1):
             raise ConfigError(
-                f"schedules.reference_iters={ref!r} must be a positive integer (the run length the iteration "
+                f"{prefix}schedules.reference_iters={ref!r} must be a positive integer (the run length the iteration "
                 "counts were written for) or null"
             )
         scale = lr_scale(cfg.optim.scaling_rule, global_batch_size)
-        lr = _from_config(kind, s.lr, total_iters, "lr", scale, reference_iters=ref)
-        freeze = resolve_iters(cfg.optim.freeze_last_layer_iters, total_iters, "optim.freeze_last_layer_iters", ref)
+        lr = _from_config(kind, s.lr, total_iters, "lr", scale, reference_iters=ref, prefix=prefix)
+        freeze = resolve_iters(
+            cfg.optim.freeze_last_layer_iters, total_iters, f"{prefix}optim.freeze_last_layer_iters", ref
+        )
         if freeze > total_iters:
             raise ConfigError(
-                f"optim.freeze_last_layer_iters={freeze} exceeds the run's {plural(total_iters, 'iteration')}"
+                f"{prefix}optim.freeze_last_layer_iters={freeze} exceeds the run's {plural(total_iters, 'iteration')}"
             )
         last = lr.values.copy()
         last[:freeze] = 0.0
@@ -273,16 +279,18 @@ class Schedules:
         gram = cfg.gram
 
         def iters(value: int | float, key: str) -> int:
-            return resolve_iters(value, total_iters, key, ref)
+            return resolve_iters(value, total_iters, prefix + key, ref)
 
         return cls(
             lr=lr,
             last_layer_lr=Schedule(last, final=lr.final),
-            weight_decay=_from_config(kind, s.weight_decay, total_iters, "weight_decay", reference_iters=ref),
-            momentum=_from_config(kind, s.momentum, total_iters, "momentum", reference_iters=ref),
+            weight_decay=_from_config(
+                kind, s.weight_decay, total_iters, "weight_decay", reference_iters=ref, prefix=prefix
+            ),
+            momentum=_from_config(kind, s.momentum, total_iters, "momentum", reference_iters=ref, prefix=prefix),
             # official v1 teacher temperature is its own warmup-long schedule: a shorter run just stops inside it
             teacher_temp=_from_config(
-                kind, s.teacher_temp, total_iters, "teacher_temp", truncate=True, reference_iters=ref
+                kind, s.teacher_temp, total_iters, "teacher_temp", truncate=True, reference_iters=ref, prefix=prefix
             ),
             dino_local_weight=Schedule(
                 ramp_schedule(

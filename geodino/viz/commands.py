@@ -30,13 +30,18 @@ def register(subparsers: Any) -> None:
     a.add_argument("--mass", type=float, default=0.6, help="share of attention mass the mask keeps (default 0.6)")
     a.add_argument(
         "--point",
-        type=float,
-        nargs=2,
-        metavar=("X", "Y"),
+        nargs="+",
+        metavar="X,Y",
         default=None,
-        help="similarity map for the patch at this point: pixel col row, or map x y with --point-crs",
+        help="similarity map for the patch at this point, X Y or X,Y: pixel col row, or map x y with --point-crs",
     )
-    a.add_argument("--point-crs", action="store_true", help="--point is in the raster's CRS, not in pixels")
+    a.add_argument(
+        "--point-crs",
+        nargs="?",
+        const="raster",
+        default=None,
+        help="--point is in map coordinates: the bare flag for the raster's CRS, or a CRS such as EPSG:4326 (lon,lat)",
+    )
     a.add_argument("--sensor", default=None, help="data sensor of the input (scale, band names, RGB bands)")
     a.add_argument("--bands", nargs="+", default=None, help="band names to read from the raster")
     a.add_argument(
@@ -64,19 +69,37 @@ def _attention(args: argparse.Namespace) -> int:
     sample = read_input(args.input, sensor=args.sensor, bands=args.bands, window=args.window)
     point = None
     if args.point is not None:
-        x, y = args.point
+        import math
+
+        from geodino.cli import parse_point
+
+        x, y = parse_point(args.point)
         if args.point_crs:
             if sample.get("transform") is None:
                 raise InputError(f"--point-crs needs a georeferenced input; {args.input} has no CRS")
+            if args.point_crs != "raster":  # e.g. lon,lat in EPSG:4326, into the raster's CRS
+                from pyproj import Transformer
+
+                from geodino.embed.products import user_crs
+
+                own = user_crs(sample["crs"], "the raster's CRS")
+                crs = user_crs(args.point_crs, "--point-crs", own)
+                x, y = Transformer.from_crs(crs, own, always_xy=True).transform(x, y, errcheck=False)
+                if not (math.isfinite(x) and math.isfinite(y)):
+                    raise InputError(
+                        f"--point {' '.join(args.point)} (in {args.point_crs}) cannot be placed in the CRS of "
+                        f"{args.input}; check the coordinates' order (X Y: lon lat, easting northing)"
+                    )
             col, row = ~sample["transform"] @ (x, y)  # the sample's transform is the window's
-            point = (int(col), int(row))
+            point = (math.floor(col), math.floor(row))
         else:
             point = window_point((int(x), int(y)), args.window, args.input)
     backbone = load_backbone(args.backbone, device=args.device)
     maps = attention_maps(backbone, sample, layer=args.layer, heads=args.heads, mass=args.mass, point=point)
     files = write_attention(maps, sample, args.out, overwrite=args.overwrite)
     print(
-        f"block {maps.layer}, {plural(len(maps.head_ids), 'head')}, patch grid {maps.grid[0]}x{maps.grid[1]}: "
+        f"block {maps.layer}, {plural(len(maps.head_ids), 'head')}, patch grid {maps.grid[1]} x {maps.grid[0]} "
+        "(width x height): "
         f"{maps.info['kept_share']:.0%} of patches hold {maps.mass:.0%} of the mean attention"
     )
     for name, path in files.items():

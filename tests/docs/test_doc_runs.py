@@ -92,6 +92,7 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "embed pca features.tif --out pca.tif --png pca.png": Run(),
     G + "embed cluster features.tif --out clusters.tif --k 8": Run(),
     G + "embed similar features.tif --out sim.tif --point 502560,4497440": Run(),
+    G + "embed similar features.tif --out sim.tif --point=15.03,40.63 --point-crs EPSG:4326": Run(OW, DOC_WROTE),
     G + "embed zonal features.tif fields.gpkg --out fields_embeddings.parquet": Run(),
     G + "embed classify features.tif labels.gpkg --column landcover --out landcover.tif": Run(OW, WS_WROTE),
     G + "embed classify other_features.tif --model landcover.model.joblib --out other_landcover.tif": Run(),
@@ -222,7 +223,10 @@ SNIPPETS: dict[tuple[str, int], Snippet] = {
     ("integrations.md", 2): Snippet(after=("convert exports/backbone.pth timm_backbone --to timm",)),
     ("integrations.md", 3): Snippet("import torch\nimages = torch.zeros(1, 5, 64, 64)\n"),
     ("integrations.md", 4): Snippet(after=("convert exports/backbone.pth hf_backbone --to hf",)),
-    ("pretraining.md", 0): Snippet(skip="1000 steps of the ViT-S/16 recipe on data/sat_archive (hours on a CPU)"),
+    ("pretraining.md", 0): Snippet(
+        skip="1000 steps of the ViT-S/16 recipe on data/sat_archive (hours on a CPU); its config line loads in "
+        "tests/train/test_pretrain_cli.py (the schedules shrink to the 1000 steps)"
+    ),
     ("probing.md", 0): Snippet(skip="downloads EuroSAT"),
     ("probing.md", 1): Snippet(skip="timm:vit_small_patch16_224 downloads ImageNet weights from the Hugging Face hub"),
     ("recipe.md", 0): Snippet(skip="a fragment of a training loop (my_recipe.yaml, loader are the reader's)"),

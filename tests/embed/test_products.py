@@ -152,7 +152,7 @@ def test_products_on_int8_zarr_and_cli(tmp_path, monkeypatch, capsys):
     with rasterio.open(tmp_path / "c.tif") as ds:
         assert set(np.unique(ds.read(1))) <= {0, 1, 2} and ds.shape == (16, 24)
     code = cli.main(["embed", "similar", str(feats), "--out", str(tmp_path / "s.tif"), "--point", "1,2,3"])
-    assert code == 2 and "must be X,Y" in capsys.readouterr().err
+    assert code == 2 and "must be two numbers, X Y or X,Y" in capsys.readouterr().err
     with rasterio.open(tmp_path / "c.tif") as ds:  # the feature raster's grid
         x, y = ds.xy(8, 12)
     assert cli.main(["embed", "similar", str(feats), "--out", str(tmp_path / "s.tif"), "--point", f"{x},{y}"]) == 0
@@ -209,6 +209,8 @@ def test_similar_point_crs_and_outside_point_errors(tmp_path, two_class, monkeyp
     the raster names the raster's CRS and bounds, and suggests --point-crs for what looks like lon,lat."""
     import warnings
 
+    import rasterio
+
     from geodino import cli
     from geodino.errors import ConfigError
 
@@ -221,6 +223,14 @@ def test_similar_point_crs_and_outside_point_errors(tmp_path, two_class, monkeyp
                      "EPSG:99999"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("geodino: error: --point-crs 'EPSG:99999'") and len(err.splitlines()) == 1
+    # X Y as viz attention spells it, and the bare --point-crs (the raster's CRS), give the X,Y map
+    outs = []
+    for i, spelling in enumerate((["--point=500600,3999500"], ["--point", "500600", "3999500", "--point-crs"])):
+        outs.append(tmp_path / f"sim{i}.tif")
+        assert cli.main(["embed", "similar", str(src), "--out", str(outs[-1]), *spelling]) == 0, spelling
+    assert "(cosine similarity to the point 500600,3999500)" in capsys.readouterr().out
+    with rasterio.open(outs[0]) as a, rasterio.open(outs[1]) as b:
+        np.testing.assert_array_equal(a.read(), b.read())
     extent = r"\(CRS EPSG:32633, bounds x 500000\.\.501200, y 3999200\.\.4000000\)"
     with pytest.raises(InputError, match=extent + r"; --point is read in the raster's CRS: for lon,lat pass "
                        r"--point-crs EPSG:4326$"):  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -43,6 +44,43 @@ def test_run_folder_contents(tiny_run):
     assert (tiny_run / "schedules.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # and its schedules
     for key in ("monitor/teacher_cls_spread", "monitor/teacher_logit_std", "monitor/layerscale_gamma"):
         assert rows[0][key] != "", key
+
+
+def test_a_run_shorter_than_log_every_n_steps_still_draws_its_curves(tiny_data, tmp_path, capsys):
+    """trainer.log_every_n_steps=10 (the default) and a 3-step run: Lightning logged nothing, so the run wrote no
+    curves.png and an empty log, silently. Now such a run logs its last step (every min(10, max_steps) steps)."""
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)
+    over = ["trainer.log_every_n_steps=10", "trainer.max_steps=3", "checkpoint.every_n_steps=3"]
+    assert main(["pretrain", "-c", str(cfg), *over]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "run" / "logs" / "metrics.csv")))
+    assert [int(r["step"]) for r in rows] == [2] and rows[0]["loss"] != ""
+    assert (tmp_path / "run" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"curves: {tmp_path / 'run' / 'curves.png'}" in capsys.readouterr().out
+
+
+def test_schedule_lengths_that_exceed_the_run_name_the_full_key_before_the_run_starts(tmp_path, tiny_data):
+    """The shipped sat_vits16 recipe (lengths written for 125 000 iterations) runs short with its shape kept
+    (it records ssl.schedules.reference_iters); a config without it is refused when it is loaded, naming the full
+    key: the error said `schedules.lr` and suggested `schedules.reference_iters`, a key that does not exist."""
+    from geodino.train.schedules import Schedules
+
+    cfg = load_config(PretrainConfig, "configs/pretrain/sat_vits16.yaml", ["trainer.max_steps=1000"])
+    s = Schedules.build(cfg.ssl, 1000, 64)
+    # the 12 500-iteration warm-up at 1000 / 125 000 of its length: 100 iterations, the last one at the peak
+    assert int(np.argmax(s.lr.values)) == 99 and s.lr.values[98] < s.lr.values[99]
+    temp = s.teacher_temp.values
+    assert int(np.argmax(temp >= 0.07 - 1e-9)) == 299  # 37 500 -> 300 iterations
+    full = Schedules.build(load_config(PretrainConfig, "configs/pretrain/sat_vits16.yaml").ssl, 125000, 64)
+    assert int(np.argmax(full.lr.values)) == 12499  # at its own length the recipe is the official one
+    with pytest.raises(ConfigError) as err:
+        load_config(PretrainConfig, "configs/pretrain/vitl16.yaml", ["trainer.max_steps=1000"])
+    said = str(err.value)
+    assert said.startswith("ssl.schedules.lr: warmup_iters + cosine_iters + freeze_iters + hold_iters = ")
+    assert "set ssl.schedules.reference_iters to the run length" in said
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "never", tiny_data)
+    with pytest.raises(ConfigError, match=r"^ssl\.optim\.freeze_last_layer_iters=5 exceeds the run's 3 iterations"):
+        load_config(PretrainConfig, cfg, ["trainer.max_steps=3", "ssl.optim.freeze_last_layer_iters=5"])
+    assert not (tmp_path / "never").exists()
 
 
 def test_cli_export_loads_strict(tiny_run, tmp_path, capsys):

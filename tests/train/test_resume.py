@@ -43,7 +43,7 @@ def test_resume_equals_uninterrupted(tmp_path):
             assert torch.equal(v, ob["state"][i][name]), (i, name)
 
 
-def test_pretrain_killed_and_resumed_equals_uninterrupted(tmp_path, tiny_data, monkeypatch):
+def test_pretrain_killed_and_resumed_equals_uninterrupted(tmp_path, tiny_data, monkeypatch, capsys):
     """The real recipe (drop path, RoPE rescaling, masks, crops) through `pretrain`, stopped after 2 of 5 steps
     and restarted with the same command (checkpoint.resume=auto), ends bit-identical to an uninterrupted run.
     Stopped before half the run: Lightning restores its in-epoch batch count, so a loader that reported only the
@@ -78,6 +78,9 @@ def test_pretrain_killed_and_resumed_equals_uninterrupted(tmp_path, tiny_data, m
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         resumed = pretrain(cfg("b"))  # the same command again: resumes from step 2
+    # and says so on the console (it was an INFO log line, which the CLI does not show)
+    newest = tmp_path / "b" / "checkpoints" / "step_00000002.ckpt"
+    assert f"geodino: resuming from {newest} at step 2 of 5\n" in capsys.readouterr().err
     assert not [w for w in caught if "not resumable" in str(w.message)]  # the resume is exact: no false alarm
 
     a = ck.load_file(full / "checkpoints" / "last.ckpt")

@@ -92,7 +92,7 @@ def test_init_from_export_and_from_backbone_only(tmp_path, tiny_data, tiny_run, 
     assert src.kind == "official-teacher" and src.has_heads
 
 
-def test_chained_gram_stage_runs(tmp_path, tiny_data, tiny_run, source):
+def test_chained_gram_stage_runs(tmp_path, tiny_data, tiny_run, source, capsys):
     """pretrain -> gram through `pretrain(cfg)`: the Gram term is on from step 0 and the run starts from the source."""
     cfg = _cfg(
         tmp_path,
@@ -105,10 +105,31 @@ def test_chained_gram_stage_runs(tmp_path, tiny_data, tiny_run, source):
             "checkpoint.export_at_end=false",
         ],
     )
+    capsys.readouterr()
     out = pretrain(cfg)
+    src = tiny_run / "checkpoints" / "last.ckpt"
+    said = capsys.readouterr().err  # what the run starts from, on the console (an INFO log line before)
+    assert f"geodino: init_from: student backbone <- student of {src}; teacher backbone <- teacher of {src}\n" in said
+    assert f"geodino: init_from: dino_head, ibot_head <- {src}\n" in said
     rows = list(csv.DictReader(open(out / "logs" / "metrics.csv")))
     assert float(rows[0]["gram_loss"]) >= 0 and float(rows[0]["gram_weight"]) == pytest.approx(2.0)
     c = ck.load_file(out / "checkpoints" / "last.ckpt")
     assert c["geodino"]["init_from"].endswith("last.ckpt") and c["global_step"] == 1
     gram = ck.sub_state(c["state_dict"], "arch.gram_teacher.backbone.")
     assert all(torch.equal(gram[k], source["teacher.backbone"][k]) for k in gram)  # frozen, no refresh due
+
+
+def test_continuing_from_an_export_says_what_it_loaded_and_the_heads_warm_up(tmp_path, tiny_data, tiny_run, capsys):
+    """init_from an export (backbone only) with head_warmup_steps: the console says the backbone was loaded, that
+    the heads start fresh and that they train alone first (nothing was said: the lines were INFO log records)."""
+    import shutil
+
+    export = tmp_path / "backbone.pth"  # the backbone alone (the run's export has its heads beside it)
+    shutil.copy(tiny_run / "export" / "teacher.pth", export)
+    cfg = _cfg(tmp_path, tiny_data, [f"init_from={export}", "head_warmup_steps=1", "checkpoint.export_at_end=false"])
+    capsys.readouterr()
+    pretrain(cfg)
+    said = capsys.readouterr().err
+    assert f"geodino: init_from: student backbone <- teacher of {export}; teacher backbone <- teacher of" in said
+    assert f"geodino: init_from: {export} has no heads: dino_head and ibot_head start fresh" in said
+    assert "geodino: the heads train alone (backbone frozen) for the first 1 step, then everything\n" in said

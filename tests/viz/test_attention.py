@@ -250,3 +250,36 @@ def test_a_folder_with_earlier_maps_is_refused_without_overwrite(tmp_path, capsy
     assert write_attention(maps, sample, tmp_path / "other")["json"].exists()  # another prefix is not in the way
     assert cli.main([str(a) for a in args] + ["--overwrite", "--heads", "0"]) == 0
     assert (out / "attention_head00.png").exists() and not (out / "attention_head01.png").exists()
+
+
+def test_every_spelling_of_a_point_finds_the_same_patch(tmp_path, capsys):
+    """`--point X Y` and `--point X,Y`, in pixels, in the raster's CRS (bare --point-crs) or in lon,lat
+    (`--point-crs EPSG:4326`) name the same patch. viz attention took only `X Y` and the raster's CRS while
+    `embed similar` took only `X,Y` and a CRS, so a point copied from one command failed in the other."""
+    import rasterio
+    from pyproj import Transformer
+
+    tif = write_tif(tmp_path / "s.tif", random_image(64, 64))
+    with rasterio.open(tif) as src:
+        x, y = src.transform * (40.5, 24.5)  # the centre of pixel (col 40, row 24)
+        lon, lat = Transformer.from_crs(src.crs, "EPSG:4326", always_xy=True).transform(x, y)
+    base = ["viz", "attention", str(tif), "-b", "arch:vit_tiny?depth=1&patch_size=8&seed=0", "--overwrite"]
+    spellings = (
+        ["--point", "40", "24"],
+        ["--point", "40,24"],
+        ["--point", f"{x}", f"{y}", "--point-crs"],
+        [f"--point={x},{y}", "--point-crs"],
+        ["--point", f"{lon:.9f},{lat:.9f}", "--point-crs", "EPSG:4326"],
+    )
+    for i, extra in enumerate(spellings):
+        assert cli.main([*base, "-o", str(tmp_path / f"o{i}"), *extra]) == 0, extra
+        assert json.loads((tmp_path / f"o{i}" / "attention.json").read_text())["point"] == [40, 24], extra
+    for extra, said in (
+        (["--point", "1", "2", "3"], "--point '1 2 3' must be two numbers, X Y or X,Y"),
+        (["--point", "a,b"], "--point 'a,b' must be two numbers"),
+        (["--point", "1,2", "--point-crs", "EPSG:99999"], "--point-crs 'EPSG:99999' is not a CRS pyproj knows"),
+    ):
+        capsys.readouterr()
+        assert cli.main([*base, "-o", str(tmp_path / "bad"), *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"geodino: error: {said}") and len(err.splitlines()) == 1, err

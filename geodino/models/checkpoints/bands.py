@@ -170,9 +170,9 @@ def resolve_bands(
 
 def _alias_keys(src: list[str], dst: list[str], sensor: Any) -> tuple[list[str], list[str]]:
     """Both band lists with sensor aliases resolved (nir and B08 are one Sentinel-2 band), for matching only:
-    through `sensor`, else through the one built-in sensor that knows every name of both lists (several that
-    disagree, or none: the names as they are)."""
-    from geodino.data.sensors import SENSORS, get_sensor
+    through `sensor`, else through the built-in sensors that know every name of both lists that any of them
+    knows (several that disagree, or none: the names as they are)."""
+    from geodino.data.sensors import SENSORS, get_sensor, known_band_names
 
     def keys(s: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
         def one(b: str) -> str:
@@ -183,7 +183,8 @@ def _alias_keys(src: list[str], dst: list[str], sensor: Any) -> tuple[list[str],
     if sensor is not None:
         a, b = keys(get_sensor(sensor))
         return list(a), list(b)
-    names = [b for b in (*src, *dst) if _canon(b) not in RGB]
+    # names no built-in sensor knows (a typo, an extra band) match by name only; they do not stop the others resolving
+    names = known_band_names([b for b in (*src, *dst) if _canon(b) not in RGB])
     found = {
         keys(s) for s in SENSORS.values() if names and all(s.resolve_band(b, strict=False) is not None for b in names)
     }
