@@ -129,10 +129,7 @@ def _band_count_message(source: Any, cfg: EmbedConfig, bb: Any) -> str:
     input's bands it selected (not "the input has N bands", which reads as the file's count)."""
     info, n, spec = source.info, int(bb.in_chans), getattr(bb, "spec", type(bb).__name__)
     total = int(getattr(source, "input_count", info.count))
-    adapt = (
-        f"adapt the backbone to {plural(info.count, 'band')} (band adaptation: a spec option such as "
-        f"arch:vit_small?bands={info.count}, or load_backbone(spec, bands=...))"
-    )
+    adapt = f"adapt the backbone to {plural(info.count, 'band')} {_adapt_example(spec, info)}"
     example = ",".join(map(str, range(1, n + 1)))
     if cfg.bands:
         pick = f"pass {plural(n, 'band number')} (e.g. --bands {example}) or " if total >= n else ""
@@ -142,6 +139,18 @@ def _band_count_message(source: Any, cfg: EmbedConfig, bb: Any) -> str:
         )
     pick = f"select {plural(n, 'band')} with --bands (e.g. --bands {example}) or " if total > n else ""
     return f"input {info.path} has {plural(info.count, 'band')} but backbone {spec} takes {n}; {pick}{adapt}"
+
+
+def _adapt_example(spec: str, info: Any) -> str:
+    """How to adapt this backbone to the input's bands: a band count for an `arch:` spec (random weights), the
+    input's band names for a checkpoint (the names decide which trained kernels are kept); the spec's own options
+    are kept."""
+    join = "&" if "?" in spec else "?"
+    if spec.startswith("arch:"):
+        return f"(random weights, any band count): --backbone '{spec}{join}bands={info.count}'"
+    names = [d for d in getattr(info, "descriptions", ()) if d]
+    listed = ",".join(names) if len(names) == info.count else "NAME1,NAME2,..."
+    return f"by name: --backbone '{spec}{join}bands={listed}'; load_backbone(spec, bands=[...]) in Python"
 
 
 def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:

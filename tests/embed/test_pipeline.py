@@ -459,7 +459,7 @@ def test_no_crs_refused_unless_allowed(tmp_path, conv_bb):
 
 def test_band_count_mismatch_suggests_adaptation(tmp_path, conv_bb):
     src = write_tif(tmp_path / "in.tif", random_image(32, 32, c=4))
-    with pytest.raises(InputError, match=r"has 4 bands but backbone toy:conv8p4 takes 3.*--bands.*band adaptation"):
+    with pytest.raises(InputError, match=r"has 4 bands but backbone toy:conv8p4 takes 3.*--bands.*to 4 bands by name"):
         embed_raster(src, conv_bb, tmp_path / "o.tif", **FAST)
     out = embed_raster(src, conv_bb, tmp_path / "o.zarr", tile=32, overlap=0, bands=[1, 2, 3], **FAST)
     assert read_all(out)[0].shape[0] == 8
@@ -740,9 +740,33 @@ def test_band_counts_are_said_in_their_number(tmp_path, conv_bb, c, said):
 
     assert (plural(1, "class", "classes"), plural(0, "class", "classes")) == ("1 class", "0 classes")
     src = write_tif(tmp_path / "in.tif", random_image(32, 32, c=c))
-    adapt = f"adapt the backbone to {said.split()[1]} {said.split()[2]} ("
+    adapt = f"adapt the backbone to {said.split()[1]} {said.split()[2]} by name: --backbone 'toy:conv8p4?bands=NAME1"
     with pytest.raises(InputError, match=rf"input .*in\.tif {said} backbone toy:conv8p4 takes 3; {re.escape(adapt)}"):
         embed_raster(src, conv_bb, tmp_path / "o.tif", **FAST)
+
+
+def test_the_band_adaptation_suggested_fits_the_spec(tmp_path):
+    """An `arch:` spec keeps its own options and gets a band count; a checkpoint gets the input's band names (they
+    decide which trained kernels are kept), and the suggested spec runs. It suggested `arch:vit_small?bands=N` for
+    every backbone, a checkpoint file too, dropping the spec's options."""
+    import torch
+
+    from geodino.models import build_model
+    from tests.helpers import write_tif as write_named
+
+    torch.save(build_model("vit_tiny", depth=1, patch_size=8).state_dict(), tmp_path / "rgb.pth")
+    data = np.random.default_rng(0).integers(0, 256, (4, 32, 32)).astype("uint8")
+    src = write_named(tmp_path / "s2.tif", data, descriptions=["blue", "green", "red", "nir"])
+    arch = "arch:vit_tiny?depth=1&patch_size=8"
+    with pytest.raises(
+        InputError, match=re.escape(f"4 bands (random weights, any band count): --backbone '{arch}&bands=4'")
+    ):
+        embed_raster(src, arch, tmp_path / "o.tif", **FAST)
+    ckpt = str(tmp_path / "rgb.pth")
+    with pytest.raises(InputError, match=re.escape(f"4 bands by name: --backbone '{ckpt}?bands=blue,green,red,nir'")):
+        embed_raster(src, ckpt, tmp_path / "o.tif", **FAST)
+    out = embed_raster(src, f"{ckpt}?bands=blue,green,red,nir", tmp_path / "o.tif", tile=32, overlap=0, **FAST)
+    assert out.exists()
 
 
 def test_bands_that_select_the_wrong_count_are_named_as_a_selection(tmp_path, conv_bb):
