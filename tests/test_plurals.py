@@ -168,7 +168,7 @@ def test_data_stats(tmp_path, n):
     from geodino.data.stats import compute_stats
 
     p = write_tif(tmp_path / "x.tif", np.ones((n, 16, 16), np.uint8))
-    said = _said(n, "the rasters have 1 band but sensor 'maxar'", "the rasters have 2 bands but sensor 'maxar'")
+    said = _said(n, "x.tif has 1 band but sensor 'maxar'", "x.tif has 2 bands but sensor 'maxar'")
     with pytest.raises(InputError, match=said):
         compute_stats(str(p), sensor="maxar", samples=2, tile_size=16, progress=False)
 

@@ -81,6 +81,19 @@ def _first_bands(paths: Any) -> tuple[int, tuple[str, ...] | None, str]:
         raise InputError(f"raster {files[0]} cannot be read ({type(exc).__name__}: {exc})") from exc
 
 
+def _first_named(paths: Any, type: str) -> str:
+    """The file whose bands were read (the first one), as a message names it: "raster a.tif", or "the first of 3
+    rasters, a.tif," (the others are checked as they are read)."""
+    if type == "raster":
+        from geodino.data.paths import RASTER_EXTS, resolve_paths
+
+        files = [str(f) for f in resolve_paths(paths, RASTER_EXTS, what="raster")]
+    else:
+        files = [str(paths)] if isinstance(paths, (str, Path)) else [str(p) for p in paths]
+    what = "raster" if type == "raster" else "datacube"
+    return f"{what} {files[0]}" if len(files) == 1 else f"the first of {len(files)} {what}s, {files[0]},"
+
+
 def _first_cube_bands(paths: Any) -> tuple[int, tuple[str, ...], str]:
     """(bands, their names, dtype) of the first datacube: its band coordinate's names, else b1..bN."""
     from geodino.data.cubes import open_cube
@@ -110,9 +123,9 @@ def _base_sensor(
             count, desc, dtype = _first_bands(paths) if type == "raster" else _first_cube_bands(paths)
             names = tuple(band_names) if band_names else desc or tuple(f"b{i}" for i in range(1, count + 1))
             if band_names and len(band_names) != count:
-                what = "rasters" if type == "raster" else "datacubes"
                 raise InputError(
-                    f"band_names lists {plural(len(band_names), 'name')} but the {what} have {plural(count, 'band')}"
+                    f"band_names lists {plural(len(band_names), 'name')} but {_first_named(paths, type)} has "
+                    f"{plural(count, 'band')}"
                 )
         else:
             count, names, dtype = 3, ("R", "G", "B"), "uint8"
@@ -126,8 +139,8 @@ def _base_sensor(
             count = _first_bands(paths)[0]
             if count != base.n_bands:
                 raise InputError(
-                    f"the rasters have {plural(count, 'band')} but sensor {base.name!r} has {base.n_bands} "
-                    f"({' '.join(base.bands)}); name the files' bands in order with --band-names (e.g. "
+                    f"{_first_named(paths, type)} has {plural(count, 'band')} but sensor {base.name!r} has "
+                    f"{base.n_bands} ({' '.join(base.bands)}); name the files' bands in order with --band-names (e.g. "
                     f"--band-names {' '.join(base.bands[:count])}), or leave out --sensor"
                 )
         if scale is not None:

@@ -74,12 +74,17 @@ def test_stats_cli_errors_exit_2(tmp_path, capsys):
     assert err.startswith("geodino: error: folder") and err.count("\n") == 1
     p = write_tif(tmp_path / "y.tif", np.ones((2, 16, 16), dtype="uint16"), nodata=None)
     rc = cli.main(["data", "stats", str(p), "--out", str(tmp_path / "o.yaml"), "--band-names", "a", "b", "c"])
-    assert rc == 2 and "band_names lists 3 names but the rasters have 2 bands" in capsys.readouterr().err
+    assert rc == 2 and f"band_names lists 3 names but raster {p} has 2 bands" in capsys.readouterr().err
     # a built-in sensor with more bands than the files fails before reading any tile, naming the fix
     rc = cli.main(["data", "stats", str(p), "--out", str(tmp_path / "o.yaml"), "--sensor", "sentinel2_l2a"])
     err = capsys.readouterr().err
-    assert rc == 2 and "the rasters have 2 bands but sensor 'sentinel2_l2a' has 12" in err
+    assert rc == 2 and f"raster {p} has 2 bands but sensor 'sentinel2_l2a' has 12" in err
     assert "--band-names B01 B02" in err and err.count("\n") == 1
+    # several files: the message says which one it read (it said "the rasters have 2 bands" of a mixed folder)
+    write_tif(tmp_path / "z.tif", np.ones((3, 16, 16), dtype="uint16"), nodata=None)
+    rc = cli.main(["data", "stats", str(tmp_path / "*.tif"), "--out", str(tmp_path / "o.yaml"), "--sensor", "maxar"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"the first of 2 rasters, {p}, has 2 bands but sensor 'maxar' has 3" in err, err
 
 
 def test_sensor_yaml_missing_bands_via_cli_config(tmp_path, capsys):
