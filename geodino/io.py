@@ -77,7 +77,10 @@ def check_writable(path: str | Path, *, overwrite: bool = False) -> Path:
     """Fail early, naming the path, when an output exists (and overwrite is off) or its folder is not writable."""
     path = Path(path).expanduser()
     if path.exists() and not overwrite:
-        raise InputError(f"output {path} already exists; pass --overwrite to replace it (or choose another path)")
+        raise InputError(
+            f"output {path} already exists; pass --overwrite (overwrite=True in Python) to replace it, or choose "
+            "another path"
+        )
     refuse_folder_in_the_way(path)
     make_dirs(path.parent if str(path.parent) else Path("."))
     return path
@@ -122,7 +125,7 @@ def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
     """
     path = Path(path)
     if path.exists() and not overwrite:
-        raise InputError(f"output {path} already exists; pass --overwrite to replace it")
+        raise InputError(f"output {path} already exists; pass --overwrite (overwrite=True in Python) to replace it")
     refuse_folder_in_the_way(path)
     make_dirs(path.parent)
     tmp = temp_name(path)

@@ -35,10 +35,11 @@ def test_folder_replaced_atomically(tmp_path):
 def test_refusals(tmp_path):
     target = tmp_path / "a.tif"
     target.write_text("x")
-    with pytest.raises(InputError, match=r"a.tif already exists; pass --overwrite"):
+    # the flag, and the keyword a Python caller passes (it was only the flag)
+    with pytest.raises(InputError, match=r"a.tif already exists; pass --overwrite \(overwrite=True in Python\)"):
         check_writable(target)
     assert check_writable(target, overwrite=True) == target
-    with pytest.raises(InputError, match="already exists"):
+    with pytest.raises(InputError, match=r"already exists; pass --overwrite \(overwrite=True in Python\) to replace"):
         with atomic_path(target, overwrite=False):
             pass
     assert temp_name(tmp_path / "x.tar.gz").name.endswith(".tar.gz")

@@ -370,7 +370,10 @@ def _run(input: Any, cfg: EmbedConfig, *, finalize: bool, prep: PreparedRun | No
     work = work_dir_for(out_path)
     primary = cfg.rank == 0
     if out_path.exists() and not cfg.overwrite and not cfg.resume:
-        raise InputError(f"output {out_path} already exists; pass --overwrite to replace it or --resume to keep it")
+        raise InputError(
+            f"output {out_path} already exists; pass --overwrite to replace it or --resume to keep it "
+            "(overwrite=True or resume=True in Python)"
+        )
     from geodino.io import refuse_folder_in_the_way
 
     refuse_folder_in_the_way(out_path)
