@@ -133,6 +133,3 @@ class PretrainConfig:
             )
         if not self.output_dir:
             raise ConfigError("output_dir is empty; set output_dir=runs/NAME")
-        from geodino.train.schedules import Schedules
-
-        Schedules.build(self.ssl, self.trainer.max_steps, self.batch_size, prefix="ssl.")  # lengths fit the run

@@ -193,7 +193,11 @@ def _pretrain(cfg: PretrainConfig) -> Path:
 
     cfg.validate()
     _check_koleo_groups(cfg)
-    from geodino.train.schedules import resolve_iters
+    from geodino.train.schedules import Schedules, resolve_iters
+
+    # schedule lengths that do not fit the run fail here, naming full keys, before the run folder is made (a
+    # config's data section alone, as data curate reads it, need not describe a runnable schedule)
+    Schedules.build(cfg.ssl, cfg.trainer.max_steps, cfg.batch_size, prefix="ssl.")
 
     head_warmup = resolve_iters(cfg.head_warmup_steps, cfg.trainer.max_steps, "head_warmup_steps")
     out, resume = _prepare_output(cfg)

@@ -58,7 +58,7 @@ def test_a_run_shorter_than_log_every_n_steps_still_draws_its_curves(tiny_data, 
     assert f"curves: {tmp_path / 'run' / 'curves.png'}" in capsys.readouterr().out
 
 
-def test_schedule_lengths_that_exceed_the_run_name_the_full_key_before_the_run_starts(tmp_path, tiny_data):
+def test_schedule_lengths_that_exceed_the_run_name_the_full_key_before_the_run_folder_is_made(tmp_path, tiny_data):
     """The shipped sat_vits16 recipe (lengths written for 125 000 iterations) runs short with its shape kept
     (it records ssl.schedules.reference_iters); a config without it is refused when it is loaded, naming the full
     key: the error said `schedules.lr` and suggested `schedules.reference_iters`, a key that does not exist."""
@@ -72,14 +72,18 @@ def test_schedule_lengths_that_exceed_the_run_name_the_full_key_before_the_run_s
     assert int(np.argmax(temp >= 0.07 - 1e-9)) == 299  # 37 500 -> 300 iterations
     full = Schedules.build(load_config(PretrainConfig, "configs/pretrain/sat_vits16.yaml").ssl, 125000, 64)
     assert int(np.argmax(full.lr.values)) == 12499  # at its own length the recipe is the official one
+    vitl = load_config(PretrainConfig, "configs/pretrain/vitl16.yaml", ["trainer.max_steps=1000"])
+    vitl.output_dir = str(tmp_path / "vitl")
     with pytest.raises(ConfigError) as err:
-        load_config(PretrainConfig, "configs/pretrain/vitl16.yaml", ["trainer.max_steps=1000"])
+        pretrain(vitl)
+    assert not (tmp_path / "vitl").exists()
     said = str(err.value)
     assert said.startswith("ssl.schedules.lr: warmup_iters + cosine_iters + freeze_iters + hold_iters = ")
     assert "set ssl.schedules.reference_iters to the run length" in said
     cfg = write_config(tmp_path / "c.yaml", tmp_path / "never", tiny_data)
+    short = load_config(PretrainConfig, cfg, ["trainer.max_steps=3", "ssl.optim.freeze_last_layer_iters=5"])
     with pytest.raises(ConfigError, match=r"^ssl\.optim\.freeze_last_layer_iters=5 exceeds the run's 3 iterations"):
-        load_config(PretrainConfig, cfg, ["trainer.max_steps=3", "ssl.optim.freeze_last_layer_iters=5"])
+        pretrain(short)
     assert not (tmp_path / "never").exists()
 
 
