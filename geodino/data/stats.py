@@ -194,14 +194,11 @@ def compute_stats(
     cfg_sensor = base
     source = _build_with_sensor(cfg, cfg_sensor, build_source)
     stats = RunningStats(len(source.band_names))
-    keep_rng = np.random.default_rng([int(seed), 0x70637431])
-    kept: list[np.ndarray] = []
+    kept = UniformPixelSample(PERCENTILE_PIXELS, np.random.default_rng([int(seed), 0x70637431]))
     archive = getattr(source, "archive", None)
     if archive is not None:  # rasters: non-overlapping grid windows, all of them or a uniform sample
         windows, n_windows = grid_windows(archive.scenes, int(tile_size), samples, seed)
         method = "exact: every pixel" if len(windows) == n_windows else f"uniform sample of {n_windows} grid windows"
-        area = sum(w * h for *_, w, h in windows)  # edge windows are clipped
-        keep_p: float | None = _keep_fraction(area)
         tiles = _read_windows(archive.sample, windows, on_error, progress)
     elif type == "cube":  # the same grid over every time step of every store
         units = [
@@ -209,7 +206,6 @@ def compute_stats(
         ]
         windows, n_windows = grid_windows([source.scenes[i] for i, _ in units], int(tile_size), samples, seed)
         method = "exact: every pixel" if len(windows) == n_windows else f"uniform sample of {n_windows} grid windows"
-        keep_p = _keep_fraction(sum(w * h for *_, w, h in windows))
 
         def read(u: int, x: int, y: int, w: int, h: int) -> dict[str, Any]:
             return source.read(units[u][0], x, y, w, h, units[u][1])
@@ -217,7 +213,6 @@ def compute_stats(
         tiles = _read_windows(read, windows, on_error, progress)
     else:
         method = "random tiles"
-        keep_p = None  # sized from the first sample's pixels: image chips are not tile_size px
         tiles = (source.get(i, seed) for i in tqdm(range(samples), desc="band statistics", disable=not progress))
     n_read = 0
     shapes: set[tuple[int, int]] = set()
@@ -225,12 +220,10 @@ def compute_stats(
         n_read += 1
         image, valid = np.asarray(s["image"]), np.asarray(s["valid"])
         shapes.add((int(image.shape[-2]), int(image.shape[-1])))
-        if keep_p is None:
-            keep_p = _keep_fraction(samples * image.shape[-2] * image.shape[-1])
         stats.update(image, valid)
         pix = image.reshape(image.shape[0], -1)[:, valid.reshape(-1)]
         if pix.shape[1]:
-            kept.append(pix[:, keep_rng.random(pix.shape[1]) < keep_p])
+            kept.add(pix)
     if (stats.count == 0).any():
         empty = [b for b, c in zip(source.band_names, stats.count) if c == 0]
         raise InputError(
@@ -263,11 +256,8 @@ def compute_stats(
     if type in ("raster", "cube"):
         prov["tiles"] = len(windows)
     prov["pixels"] = [int(c) for c in stats.count]
-    if kept:
-        sample = np.concatenate(kept, axis=1)
-        if sample.shape[1] > PERCENTILE_PIXELS:  # kept with a margin above: a uniform subset of exactly that many
-            pick = np.sort(keep_rng.choice(sample.shape[1], size=PERCENTILE_PIXELS, replace=False))
-            sample = sample[:, pick]
+    if kept.size:
+        sample = kept.result()
         prov.update(_percentiles(sample))
         # mean and std use every valid pixel read; the percentiles a random subset of 200k when there are more
         n_valid = int(stats.count.min())
@@ -282,9 +272,44 @@ def compute_stats(
 PERCENTILE_PIXELS = 200_000  # the percentiles come from a uniform random subset of this many valid pixels
 
 
-def _keep_fraction(pixels: int) -> float:
-    """The share of `pixels` kept for the percentiles: 5 % above PERCENTILE_PIXELS, cut to exactly that later."""
-    return min(1.0, 1.05 * PERCENTILE_PIXELS / max(1, int(pixels)))
+class UniformPixelSample:
+    """A uniform random sample of min(N, `cap`) of the N pixels streamed through `add`, N unknown in advance.
+
+    Bottom-k sampling: every pixel draws a uniform key and the `cap` smallest keys win, so each subset of `cap`
+    pixels is equally likely however many pixels are nodata (a keep rate sized from the windows' area gave far
+    fewer than `cap` on nodata-heavy scenes). Memory stays within 2 x `cap` pixels: above that the sample is cut
+    back to the `cap` smallest keys and later pixels must beat the largest kept key."""
+
+    def __init__(self, cap: int, rng: np.random.Generator) -> None:
+        self.cap, self.rng = int(cap), rng
+        self.keys: list[np.ndarray] = []
+        self.pixels: list[np.ndarray] = []
+        self.size = 0
+        self.limit = np.inf
+
+    def add(self, pix: np.ndarray) -> None:
+        """Offer pixels [C, N]."""
+        keys = self.rng.random(pix.shape[1])
+        take = keys < self.limit
+        if take.any():
+            self.keys.append(keys[take])
+            self.pixels.append(pix[:, take])
+            self.size += int(take.sum())
+        if self.size > 2 * self.cap:
+            self._cut()
+
+    def _cut(self) -> None:
+        keys, pixels = np.concatenate(self.keys), np.concatenate(self.pixels, axis=1)
+        if keys.size > self.cap:
+            pick = np.sort(np.argpartition(keys, self.cap - 1)[: self.cap])  # stream order kept
+            keys, pixels = keys[pick], pixels[:, pick]
+            self.limit = float(keys.max())
+        self.keys, self.pixels, self.size = [keys], [pixels], int(keys.size)
+
+    def result(self) -> np.ndarray:
+        """The sample [C, min(N, cap)]."""
+        self._cut()
+        return self.pixels[0]
 
 
 def _percentiles(pix: np.ndarray) -> dict[str, Any]:

@@ -227,6 +227,13 @@ class SSLConfig:
             raise ConfigError(f"schedules.kind={self.schedules.kind!r} must be 'v1' or 'v2'")
         if self.koleo.group_size is not None and self.koleo.group_size < 2:
             raise ConfigError(f"koleo.group_size={self.koleo.group_size} must be >= 2 (or null for the whole batch)")
+        if self.koleo.group_size is not None and not self.koleo.distributed:
+            # it would be ignored: the plain loss (official KoLeoLoss) runs over each process's batch of each crop
+            raise ConfigError(
+                f"koleo.group_size={self.koleo.group_size} needs koleo.distributed=true (KoLeo over groups of the "
+                "gathered batch, as the official high-res stage); without it KoLeo runs over each process's batch "
+                "and the group size would be ignored"
+            )
         if self.optim.scaling_rule not in ("sqrt_wrt_1024", "linear_wrt_256", "none"):
             raise ConfigError(
                 f"optim.scaling_rule={self.optim.scaling_rule!r} must be sqrt_wrt_1024, linear_wrt_256 or none"

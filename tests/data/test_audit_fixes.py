@@ -39,6 +39,36 @@ def test_image_stats_percentiles_come_from_200k_pixels_of_the_chips(tmp_path):
     assert prov["chip_size"] == [40, 40] and "tile_size" not in prov
 
 
+def test_percentiles_of_a_nodata_heavy_raster_come_from_200k_uniform_valid_pixels(tmp_path):
+    """1000 x 1000 px with 70 % nodata: 300,000 valid pixels, of which exactly 200,000 are kept (the keep rate was
+    sized from the windows' area, nodata included, so about 63,000 were kept while the docs said 200,000). The
+    subset is uniform: the valid pixels' values are their row (0-255 cycling), and the kept ones' mean and
+    quartiles match the population's."""
+    from geodino.data.stats import UniformPixelSample, compute_stats
+
+    rows = np.arange(1000) % 250 + 1
+    data = np.broadcast_to(rows[:, None], (1000, 1000)).astype(np.uint8).copy()
+    data[:, 300:] = 0  # nodata: 70 % of the scene
+    src = write_tif(tmp_path / "sparse.tif", np.stack([data] * 3), nodata=0)
+    _, prov = compute_stats(str(src), tile_size=250, progress=False)
+    assert prov["pixels"] == [300_000] * 3
+    assert prov["percentiles_from"].startswith("a random 200,000 of the 300,000 valid pixels")
+    sample = prov["_sample"]
+    assert sample.shape == (3, 200_000) and (sample > 0).all()
+    population = data[:, :300][data[:, :300] > 0].astype(float) / 255
+    assert abs(sample[0].mean() - population.mean()) < 0.005
+    assert np.allclose(np.percentile(sample[0], [25, 50, 75]), np.percentile(population, [25, 50, 75]), atol=0.01)
+    # the sampler alone: fewer pixels than the cap are all kept, in stream order; more give exactly the cap
+    s = UniformPixelSample(10, np.random.default_rng(0))
+    s.add(np.arange(6.0)[None])
+    assert s.result().tolist() == [[0, 1, 2, 3, 4, 5]]
+    s = UniformPixelSample(10, np.random.default_rng(0))
+    for k in range(50):
+        s.add(np.arange(k * 7, k * 7 + 7, dtype=float)[None])
+    got = s.result()
+    assert got.shape == (1, 10) and len(set(got[0].tolist())) == 10 and (np.diff(got[0]) > 0).all()
+
+
 def test_uint8_data_with_a_16_bit_sensor_is_refused_everywhere(tmp_path):
     """landsat8 scales 16-bit DN (2.75e-5, -0.2): uint8 data through it became a constant -0.19 image."""
     from geodino.data.images import match_bit_depth

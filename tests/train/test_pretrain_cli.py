@@ -304,6 +304,11 @@ def test_koleo_groups_that_do_not_tile_the_batch_stop_before_anything_is_written
     err = _err(capsys)
     assert "ssl.koleo.group_size=16 does not tile batches of batch_size=2 on 1 process (global batch 2)" in err
     assert not (tmp_path / "run").exists()
+    # a group size without the distributed KoLeo was ignored silently (the run trained on per-batch KoLeo)
+    assert main(["pretrain", "--config", str(cfg), "ssl.koleo.group_size=16"]) == 2
+    err = _err(capsys)
+    assert "koleo.group_size=16 needs koleo.distributed=true" in err and "would be ignored" in err
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_run_folder_in_use_is_refused_and_a_killed_runs_temporaries_are_swept(tmp_path, tiny_data):
