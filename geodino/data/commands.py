@@ -267,9 +267,9 @@ def _preview(args: argparse.Namespace) -> int:
         from geodino.train.config import PretrainConfig
 
         full = load_config(PretrainConfig, args.config, args.overrides)
-        cfg, crops = full.data, full.crops
+        cfg, crops, in_chans = full.data, full.crops, full.ssl.student.in_chans
     else:
-        cfg, crops = load_config(PreviewDataConfig, args.config, args.overrides), None
-    path = write_preview(cfg, args.out, samples=args.samples, seed=args.seed, crops=crops)
+        cfg, crops, in_chans = load_config(PreviewDataConfig, args.config, args.overrides), None, None
+    path = write_preview(cfg, args.out, samples=args.samples, seed=args.seed, crops=crops, in_chans=in_chans)
     print(f"wrote {path}")
     return 0

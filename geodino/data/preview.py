@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from geodino.errors import plural
+
 __all__ = ["to_rgb", "write_preview"]
 
 
@@ -29,10 +31,13 @@ def to_rgb(image: np.ndarray, sensor: Any, valid: np.ndarray | None = None) -> n
     return out
 
 
-def write_preview(cfg: Any, out: str | Path, *, samples: int = 4, seed: int = 0, crops: Any = None) -> Path:
+def write_preview(
+    cfg: Any, out: str | Path, *, samples: int = 4, seed: int = 0, crops: Any = None, in_chans: int | None = None
+) -> Path:
     """Draw `samples` samples of the first source with their crops to `out`: the crops a pretraining config's
     `crops` section makes (`crops`; with several `crop_sets`, each row uses the set training draws for that step),
-    else the CropsConfig defaults with four local crops and Gram crops."""
+    else the CropsConfig defaults with four local crops and Gram crops. `in_chans` (a pretraining config's
+    student) is compared with the source's band count: a mismatch pretrain would refuse is said now, as a warning."""
     from geodino.viz.figures import figures, save_figure
 
     plt = figures()
@@ -41,6 +46,15 @@ def write_preview(cfg: Any, out: str | Path, *, samples: int = 4, seed: int = 0,
     from geodino.data.loaders import build_sources
 
     source = build_sources(cfg)[0]
+    n_bands = len(source.band_names)
+    if in_chans is not None and n_bands != in_chans:
+        import warnings
+
+        warnings.warn(
+            f"the first source gives {plural(n_bands, 'band')} per image but ssl.student.in_chans={in_chans}: "
+            f"pretrain will refuse this config; set ssl.student.in_chans={n_bands} or select bands in data.*",
+            stacklevel=2,
+        )
     what = "the config's crops" if crops is not None else "default crops (give a pretraining config for its own)"
     crops = crops if crops is not None else CropsConfig(gram=True, n_local=4)
     tf = MultiCropTransform(crops, source.sensor)
