@@ -33,7 +33,12 @@ def images(tmp_path_factory) -> Path:
 
 
 def _cfg(images: Path, out: Path, *extra: str) -> DistillConfig:
-    overrides = [
+    return load_config(DistillConfig, None, _overrides(images, out, *extra))
+
+
+def _overrides(images: Path, out: Path, *extra: str) -> list[str]:
+    """The tiny run's `key=value` overrides (for `load_config` or the CLI)."""
+    return [
         f"output_dir={out}",
         f"teacher.spec={TEACHER}",
         "teacher.head_warmup_steps=2",
@@ -53,7 +58,6 @@ def _cfg(images: Path, out: Path, *extra: str) -> DistillConfig:
         "train.progress_bar=false",
         *extra,
     ]
-    return load_config(DistillConfig, None, overrides)
 
 
 @pytest.fixture(scope="module")
@@ -441,11 +445,110 @@ def test_student_init_from_another_architecture_fails(run, images, tmp_path) -> 
         ("crops.gram=true", "distillation has no Gram term"),
         ("train.export=last", "train.export='last' must be 'ema' or 'student'"),
         ("teacher.fast=fastest", "teacher.fast='fastest' is not one of auto, off, float32"),
+        (
+            "ibot.mask_sample_probability=0.3",
+            r"^ibot.mask_sample_probability=0.3 is not read by distillation, whose iBOT positions come from "
+            r"crops.mask_\*; set crops.mask_probability=0.3 instead",
+        ),
+        (
+            "ibot.mask_ratio_min_max=[0.2, 0.6]",
+            r"^ibot.mask_ratio_min_max=\[0.2, 0.6\] is not read by distillation, .*; set crops.mask_ratio=\[0.2, 0.6\] "
+            r"instead",
+        ),
     ],
 )
 def test_config_errors(images, tmp_path, override, message) -> None:
     with pytest.raises(ConfigError, match=message):
         _cfg(images, tmp_path, override)
+
+
+def test_pretrainings_ibot_mask_keys_are_refused_and_free_on_resume(images, tmp_path) -> None:
+    """`ibot.mask_sample_probability` / `ibot.mask_ratio_min_max` (pretraining's keys, listed by `distill --help`)
+    changed nothing in distillation, whose masks come from `crops.mask_*`; at their defaults (as every config.yaml
+    lists them) a config loads, and a run that had set them resumes once they are taken out."""
+    from geodino.train.checkpointing import changed_resume_field
+    from geodino.train.distill.export import RESUME_FIXED, RESUME_FREE, RESUME_FREE_FIELDS
+
+    cfg = _cfg(images, tmp_path, "ibot.mask_sample_probability=0.5", "ibot.mask_ratio_min_max=[0.1, 0.5]")
+    assert cfg.ibot.mask_sample_probability == 0.5
+    with pytest.raises(ConfigError, match=r"ibot.mask_sample_probability=1.0 is not read"):
+        _cfg(images, tmp_path, "ibot.mask_sample_probability=1")
+    old = {"ibot": {"loss_weight": 1.0, "mask_sample_probability": 0.3, "mask_ratio_min_max": [0.2, 0.6]}}
+    new = {"ibot": {"loss_weight": 1.0, "mask_sample_probability": 0.5, "mask_ratio_min_max": [0.1, 0.5]}}
+    assert changed_resume_field(old, new, RESUME_FIXED, RESUME_FREE, RESUME_FREE_FIELDS) is None
+    new["ibot"]["loss_weight"] = 0.5
+    assert changed_resume_field(old, new, RESUME_FIXED, RESUME_FREE, RESUME_FREE_FIELDS)[0] == "ibot.loss_weight"
+
+
+def _refusals(heads: Path, export: Path) -> dict[str, tuple[list[str], str]]:
+    """Starts refused after the teacher is loaded: {case: (extra overrides, the start of the one-line error)}."""
+    given = f"teacher.heads={heads}"
+    return {
+        "no heads, no warm-up": (["teacher.head_warmup_steps=0"], f"teacher {TEACHER} has no DINO/iBOT heads and "),
+        "init_from of another architecture": (
+            [given, f"students=[{{name: a, arch: vit_tiny, overrides: {{depth: 2}}, init_from: {export}}}]"],
+            f"students[0].init_from {export} was trained with arch='vit_small', embed_dim=384, depth=1, ",
+        ),
+        "prototypes (warm-up)": (
+            ["students=[{name: a, arch: vit_tiny, dino_head_n_prototypes: 32}]"],
+            "students[0] (a).dino_head_n_prototypes=32 differs from the teacher head's 64 prototypes",
+        ),
+        "prototypes (heads file)": (
+            [given, "students=[{name: a, arch: vit_tiny, ibot_head_n_prototypes: 32}]"],
+            "students[0] (a).ibot_head_n_prototypes=32 differs from the teacher head's 64 prototypes",
+        ),
+        "build option": (
+            [given, "students=[{name: a, arch: vit_tiny, overrides: {deptth: 1}}]"],
+            "1 unknown backbone option for vit_tiny: deptth (did you mean depth?)",
+        ),
+        "missing data (no warm-up)": (
+            [given, "data.sources=[{type: images, paths: [/no/such/dir]}]"],
+            "image path /no/such/dir does not exist",
+        ),
+        "data bands (no warm-up)": (
+            [given, "data.sources=[{type: synthetic, sensor: sentinel2_l2a, tile_size: 40}]"],
+            f"the data has 12 bands per image but the teacher {TEACHER} takes 3; ",
+        ),
+    }
+
+
+_REFUSED = [
+    "no heads, no warm-up",
+    "init_from of another architecture",
+    "prototypes (warm-up)",
+    "prototypes (heads file)",
+    "build option",
+    "missing data (no warm-up)",
+    "data bands (no warm-up)",
+]
+
+
+@pytest.mark.parametrize("case", _REFUSED)
+def test_a_refused_start_leaves_no_output_dir(run, images, tmp_path, capsys, case) -> None:
+    """A start refused after the teacher was loaded (a teacher without heads and head_warmup_steps=0, a student's
+    init_from of another architecture, its prototype counts, its build options, unreadable data) left a new
+    output_dir holding config.yaml and schedules.png, some after a whole heads warm-up. Each is one line, exit code
+    2, and leaves no output_dir (through the CLI and in Python); a folder that existed keeps what it held."""
+    from geodino.cli import main
+
+    out, exports = run
+    refusals = _refusals(out / "teacher.heads.pth", exports["small"])
+    assert sorted(refusals) == sorted(_REFUSED)
+    extra, message = refusals[case]
+    new = tmp_path / "runs" / "new"  # the CLI removes the folders it made for a failed command
+    code = main(["distill", *_overrides(images, new, *extra)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith(f"geodino: error: {message}"), err
+    assert not (tmp_path / "runs").exists(), [p.name for p in new.glob("*")]
+    new = tmp_path / "new"
+    with pytest.raises((ConfigError, CheckpointError, InputError), match=f"^{re.escape(message)}"):
+        distill(_cfg(images, new, *extra))
+    assert not new.exists(), [p.name for p in new.glob("*")]
+    kept = tmp_path / "kept"  # a folder that existed: kept, with its content and nothing of the refused run
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    assert main(["distill", *_overrides(images, kept, *extra)]) == 2
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]
 
 
 def test_cli_exit_code_2_with_one_line(images, tmp_path, capsys) -> None:

@@ -7,7 +7,7 @@ import logging
 import os
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 from torch import nn
@@ -21,11 +21,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("geodino.distill")
 
 __all__ = [
+    "FoundHeads",
     "build_optimizer",
     "build_schedules",
     "build_student",
     "check_files",
     "check_student_spec",
+    "check_students",
+    "find_heads",
+    "head_prototypes",
     "init_distributed",
     "load_teacher",
     "make_batches",
@@ -130,26 +134,26 @@ def _check_heads_teacher(saved: Path, fingerprint: str, spec: str) -> None:
         )
 
 
-def teacher_heads(
-    cfg: DistillConfig,
-    teacher: nn.Module,
-    fb: Any,
-    out_dir: Path,
-    batches_factory: Any,
-    write: bool = True,
-    warmup_batch: int = 0,
-    step_batch: int = 0,
-) -> tuple:
-    """(dino_head, ibot_head, source): from `teacher.heads`, from the teacher file, or a fresh warm-up (run by
-    every rank together on `warmup_batch` images each; `write` says whether this rank saves the result).
-    `step_batch`: this process's images per distillation step (with `warmup_batch`, the teacher's compile rule)."""
-    from geodino.models.heads import DINOHead
+class FoundHeads(NamedTuple):
+    """The teacher's DINO/iBOT heads where they exist, with where they came from (`saved`: this run folder's
+    `teacher.heads.pth` from an earlier attempt); `dino` None: a heads-only warm-up must make them."""
+
+    dino: nn.Module | None = None
+    ibot: nn.Module | None = None
+    source: str = ""
+    saved: bool = False
+
+
+def find_heads(cfg: DistillConfig, teacher: nn.Module, fb: Any, out_dir: Path) -> FoundHeads:
+    """The teacher's heads from `teacher.heads`, the teacher file or `out_dir/teacher.heads.pth`, else the word that
+    a warm-up must make them. Called before the run writes anything, so that a teacher without heads and
+    `teacher.head_warmup_steps=0` is refused (ConfigError) before config.yaml exists."""
     from geodino.train import teacher_heads as th
 
     embed_dim = int(teacher.embed_dim)
     if cfg.teacher.heads:
         dino, ibot = th.load_heads_file(cfg.teacher.heads, embed_dim)
-        return dino, ibot, cfg.teacher.heads
+        return FoundHeads(dino, ibot, cfg.teacher.heads)
     spec_path = Path(cfg.teacher.spec).expanduser()
     if spec_path.is_file():
         from geodino.train.checkpointing import read_init_source
@@ -165,18 +169,54 @@ def teacher_heads(
                     raise CheckpointError(
                         f"{name} in {spec_path} expects {h.in_dim}-d features but the teacher has embed_dim {embed_dim}"
                     )
-            return dino, ibot, str(spec_path)
+            return FoundHeads(dino, ibot, str(spec_path))
     saved = out_dir / "teacher.heads.pth"
     if saved.is_file():  # a resumed run: the warm-up was done already (for this teacher, checked)
         _check_heads_teacher(saved, str(getattr(fb, "fingerprint", "")), cfg.teacher.spec)
-        _count_warmup(cfg, teacher, step_batch, warmup_batch)  # the path the run had: a resume stays bit-identical
         dino, ibot = th.load_heads_file(saved, embed_dim)
-        return dino, ibot, str(saved)
+        return FoundHeads(dino, ibot, str(saved), saved=True)
     if cfg.teacher.head_warmup_steps == 0:
         raise ConfigError(
             f"teacher {cfg.teacher.spec} has no DINO/iBOT heads and teacher.head_warmup_steps=0; pass "
             "teacher.heads=FILE or allow the heads-only warm-up (teacher.head_warmup_steps > 0)"
         )
+    return FoundHeads()
+
+
+def head_prototypes(cfg: DistillConfig, found: FoundHeads) -> tuple[int, int]:
+    """(DINO, iBOT) prototype counts of the teacher's heads: those found, or the warm-up's (`dino`/`ibot.head_*`),
+    known before the warm-up runs."""
+    if found.dino is not None and found.ibot is not None:
+        return int(found.dino.out_dim), int(found.ibot.out_dim)
+    return int(cfg.dino.head_n_prototypes), int(cfg.ibot.head_n_prototypes)
+
+
+def teacher_heads(
+    cfg: DistillConfig,
+    teacher: nn.Module,
+    fb: Any,
+    out_dir: Path,
+    batches_factory: Any,
+    write: bool = True,
+    warmup_batch: int = 0,
+    step_batch: int = 0,
+    found: FoundHeads | None = None,
+) -> tuple:
+    """(dino_head, ibot_head, source): from `teacher.heads`, from the teacher file, or a fresh warm-up (run by
+    every rank together on `warmup_batch` images each; `write` says whether this rank saves the result).
+    `step_batch`: this process's images per distillation step (with `warmup_batch`, the teacher's compile rule).
+    `found`: `find_heads`'s answer when the caller asked it already (None: asked here)."""
+    from geodino.models.heads import DINOHead
+    from geodino.train import teacher_heads as th
+
+    if found is None:
+        found = find_heads(cfg, teacher, fb, out_dir)
+    if found.dino is not None:
+        if found.saved:  # the path the run had: a resume stays bit-identical
+            _count_warmup(cfg, teacher, step_batch, warmup_batch)
+        return found.dino, found.ibot, found.source
+    embed_dim = int(teacher.embed_dim)
+    saved = out_dir / "teacher.heads.pth"
     d, i = cfg.dino, cfg.ibot
     torch.manual_seed(cfg.train.seed + 2)
     dino = DINOHead(embed_dim, d.head_n_prototypes, d.head_hidden_dim, d.head_bottleneck_dim, d.head_nlayers)
@@ -246,21 +286,86 @@ def _student_key(index: int, kwarg: str) -> str:
     return f"students[{index}].arch" if kwarg == "arch" else f"students[{index}].overrides.{kwarg}"
 
 
-def build_student(spec: StudentSpec, index: int, teacher: nn.Module, t_dino: nn.Module, t_ibot: nn.Module) -> nn.Module:
-    """A DistillStudent with the teacher's patch size, input bands and prototype counts (checked, one line each)."""
+def _student_backbone(spec: StudentSpec, teacher: nn.Module, device: str | None = None) -> nn.Module:
+    """A student's backbone with the teacher's patch size and input bands (`device="meta"`: its shapes only)."""
     from geodino.models import build_model
-    from geodino.models.heads import DINOHead
-    from geodino.train.distill_arch import DistillStudent
 
-    t_patch, t_chans = int(teacher.patch_size), int(teacher.in_chans)
-    check_student_spec(spec, index, t_patch, int(t_dino.out_dim), int(t_ibot.out_dim))
-    where = f"students[{index}] ({spec.name})"
     overrides = dict(spec.overrides)
     for k in ("patch_size", "in_chans"):
         overrides.pop(k, None)
-    backbone = build_model(
-        spec.arch, patch_size=t_patch, in_chans=t_chans, drop_path_rate=spec.drop_path_rate, **overrides
+    return build_model(
+        spec.arch,
+        patch_size=int(teacher.patch_size),
+        in_chans=int(teacher.in_chans),
+        drop_path_rate=spec.drop_path_rate,
+        device=device,
+        **overrides,
     )
+
+
+def _init_state(spec: StudentSpec, index: int, backbone: nn.Module) -> dict[str, torch.Tensor]:
+    """The backbone weights of `spec.init_from`, checked to fit `backbone` (a meta one will do): a file that records
+    another architecture fails naming what differs and the distill keys to set, any other misfit as load_strict
+    says it."""
+    from geodino.models.checkpoints import load_strict
+    from geodino.models.checkpoints.files import strict_mismatch
+    from geodino.train.checkpointing import (
+        DISTILL_FIT_HINT,
+        architecture_differences,
+        architecture_error,
+        read_init_source,
+    )
+
+    src = read_init_source(spec.init_from)
+    state = src.student if src.kind == "training" and src.student else src.teacher
+    if strict_mismatch(backbone.state_dict(), state)[0]:
+        diff = [
+            d
+            for d in architecture_differences(src.backbone_config, getattr(backbone, "config", None))
+            if d[0] not in ("patch_size", "in_chans")
+        ]  # fmt: skip  (those follow the teacher: not a student key)
+        if diff:  # name what differs, not "damaged"
+            raise architecture_error(f"students[{index}].init_from", src.path, diff, partial(_student_key, index))
+        where = f"students[{index}] ({spec.name}) backbone"
+        load_strict(backbone, state, where, f"checkpoint {src.path}", DISTILL_FIT_HINT)  # raises: it does not fit
+    return state
+
+
+def check_students(
+    cfg: DistillConfig, teacher: nn.Module, k_dino: int, k_ibot: int, keep: Any = ()
+) -> dict[int, dict[str, torch.Tensor]]:
+    """Every student's patch size and prototype counts against the teacher's, its build options and its `init_from`
+    file (on the meta device: no weights are allocated), so that a student that cannot be built is refused before
+    the run writes anything or warms heads up. Returns the `init_from` weights of the students in `keep` (those
+    this process builds), so that their files are read once."""
+    states: dict[int, dict[str, torch.Tensor]] = {}
+    for i, spec in enumerate(cfg.students):
+        check_student_spec(spec, i, int(teacher.patch_size), k_dino, k_ibot)
+        backbone = _student_backbone(spec, teacher, device="meta")
+        if spec.init_from:
+            state = _init_state(spec, i, backbone)
+            if i in keep:
+                states[i] = state
+    return states
+
+
+def build_student(
+    spec: StudentSpec,
+    index: int,
+    teacher: nn.Module,
+    t_dino: nn.Module,
+    t_ibot: nn.Module,
+    init_state: dict[str, torch.Tensor] | None = None,
+) -> nn.Module:
+    """A DistillStudent with the teacher's patch size, input bands and prototype counts (checked, one line each).
+    `init_state`: the `init_from` weights `check_students` read already (None: read here)."""
+    from geodino.models.checkpoints import load_strict
+    from geodino.models.heads import DINOHead
+    from geodino.train.checkpointing import DISTILL_FIT_HINT
+    from geodino.train.distill_arch import DistillStudent
+
+    check_student_spec(spec, index, int(teacher.patch_size), int(t_dino.out_dim), int(t_ibot.out_dim))
+    backbone = _student_backbone(spec, teacher)
     hidden = spec.head_hidden_dim or t_dino.hidden_dim
     bottleneck = spec.head_bottleneck_dim or t_dino.bottleneck_dim
     dino = DINOHead(backbone.embed_dim, t_dino.out_dim, hidden, bottleneck, t_dino.nlayers)
@@ -268,25 +373,9 @@ def build_student(spec: StudentSpec, index: int, teacher: nn.Module, t_dino: nn.
     bottleneck_i = spec.head_bottleneck_dim or t_ibot.bottleneck_dim
     ibot = DINOHead(backbone.embed_dim, t_ibot.out_dim, hidden_i, bottleneck_i, t_ibot.nlayers)
     if spec.init_from:
-        from geodino.models.checkpoints import load_strict
-        from geodino.models.checkpoints.files import strict_mismatch
-        from geodino.train.checkpointing import (
-            DISTILL_FIT_HINT,
-            architecture_differences,
-            architecture_error,
-            read_init_source,
-        )
-
-        src = read_init_source(spec.init_from)
-        state = src.student if src.kind == "training" and src.student else src.teacher
-        diff = [
-            d
-            for d in architecture_differences(src.backbone_config, getattr(backbone, "config", None))
-            if d[0] not in ("patch_size", "in_chans")
-        ]  # fmt: skip  (those follow the teacher: not a student key)
-        if diff and strict_mismatch(backbone.state_dict(), state)[0]:  # name what differs, not "damaged"
-            raise architecture_error(f"students[{index}].init_from", src.path, diff, partial(_student_key, index))
-        load_strict(backbone, state, f"{where} backbone", f"checkpoint {src.path}", DISTILL_FIT_HINT)
+        state = init_state if init_state is not None else _init_state(spec, index, backbone)
+        where, source = f"students[{index}] ({spec.name}) backbone", f"checkpoint {Path(spec.init_from).expanduser()}"
+        load_strict(backbone, state, where, source, DISTILL_FIT_HINT)
     return DistillStudent(backbone, dino, ibot)
 
 

@@ -129,6 +129,7 @@ class DistillConfig:
                 close = did_you_mean(s.arch, ARCHS)
                 hint = f"; did you mean {close[0]!r}?" if close else f"; valid: {', '.join(ARCHS)}"
                 raise ConfigError(f"students[{i}].arch={s.arch!r} is not a known architecture{hint}")
+        _refuse_pretraining_mask_keys(self.ibot)
         if self.train.max_steps < 1:
             raise ConfigError(f"train.max_steps={self.train.max_steps} must be >= 1")
         if self.train.global_batch_size < 2:
@@ -162,3 +163,26 @@ class DistillConfig:
             raise ConfigError("crops.mask_probability must be > 0: the masks pick the patch-distillation positions")
         if getattr(self.crops, "gram", False):
             raise ConfigError("crops.gram=true: distillation has no Gram term; set crops.gram=false")
+
+
+# pretraining's iBOT mask keys (ssl.ibot.*), which distillation does not read, and the crops keys it reads instead
+_PRETRAINING_MASK_KEYS = {"mask_sample_probability": "mask_probability", "mask_ratio_min_max": "mask_ratio"}
+
+
+def _refuse_pretraining_mask_keys(ibot: IbotConfig) -> None:
+    """`ibot.mask_sample_probability` / `ibot.mask_ratio_min_max` are in the schema (it is pretraining's iBOT
+    section) but distillation draws its iBOT positions from `crops.mask_*`: a value other than the default would
+    change nothing, so it is refused naming the key to set. The defaults pass, so old run folders' config.yaml
+    files (which list them) still load."""
+    default = IbotConfig()
+    for key, crops_key in _PRETRAINING_MASK_KEYS.items():
+        got, want = getattr(ibot, key), getattr(default, key)
+        try:
+            same = [float(v) for v in got] == want if isinstance(want, list) else float(got) == want
+        except (TypeError, ValueError):
+            same = False
+        if not same:
+            raise ConfigError(
+                f"ibot.{key}={got} is not read by distillation, whose iBOT positions come from crops.mask_*; set "
+                f"crops.{crops_key}={got} instead (and leave ibot.{key} at its default {want})"
+            )

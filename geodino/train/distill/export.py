@@ -31,8 +31,9 @@ RESUME_FIXED = ("teacher.", "students.", "students[", "dino.", "ibot.", "koleo."
                 "crops.", "train.max_steps", "train.global_batch_size", "train.seed")  # fmt: skip
 RESUME_FREE_FIELDS = ("ranks", "share", "on_error")  # which processes train a student; a source's error policy
 # how the frozen teacher computes (its outputs move within the path's measured tolerance): a run whose compile
-# fails on a new machine resumes with teacher.fast=off
-RESUME_FREE = ("teacher.fast",)
+# fails on a new machine resumes with teacher.fast=off; pretraining's iBOT mask keys, which distillation never read
+# (crops.mask_* place its iBOT positions): a run that had set them resumes once they are taken out
+RESUME_FREE = ("teacher.fast", "ibot.mask_sample_probability", "ibot.mask_ratio_min_max")
 
 
 def check_resume_config(path: Path, config: dict[str, Any]) -> None:

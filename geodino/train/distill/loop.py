@@ -7,14 +7,17 @@ checkpoint writer per student, which Lightning's strategies do not offer. The lo
 pieces instead: the recipe config sections, schedules, parameter groups, per-module clipping, checkpoint
 readers and the official-layout writers.
 
-A run folder holds `config.yaml`, `schedules.png` (written at the start), `log.csv` (one per student folder when
+A run folder holds `config.yaml`, `schedules.png` (written at the start, once the teacher's heads and every student
+are checked; a start refused later removes them, and the folder if it made it), `log.csv` (one per student folder when
 students train on separate ranks), the trackers of `train.loggers`, `checkpoints/`, and at the end the exports and
 `curves.png` (each student's loss terms and the schedules, from log.csv).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import itertools
 import logging
 import math
 import sys
@@ -26,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from geodino.errors import CheckpointError, TrainingError
+from geodino.errors import CheckpointError, GeoDinoError, TrainingError
 from geodino.train.distill import build as b
 from geodino.train.distill.config import DistillConfig
 from geodino.train.distill.export import (
@@ -66,6 +69,12 @@ class DistillRun:
 def setup(cfg: DistillConfig) -> DistillRun:
     """Validate, join the process group, load the teacher and its heads, build the students and the optimizer,
     and resume from the newest checkpoint of `output_dir` when there is one."""
+    return _setup(cfg, [])
+
+
+def _setup(cfg: DistillConfig, made: list[Path]) -> DistillRun:
+    """`setup`, listing in `made` what it creates that was not there (on rank 0, which writes: the run folder,
+    config.yaml, schedules.png), so that a start that fails can remove them again (`_undo_start`)."""
     import torch.distributed as dist
 
     from geodino.config import save_config, to_dict
@@ -83,6 +92,7 @@ def setup(cfg: DistillConfig) -> DistillRun:
     distributed = dist.is_available() and dist.is_initialized()
     rank = dist.get_rank() if distributed else 0
     world = dist.get_world_size() if distributed else 1
+    fresh = not Path(cfg.output_dir).expanduser().exists()
     out_dir = make_dirs(Path(cfg.output_dir).expanduser(), what="output_dir")
 
     students_cfg = [
@@ -95,6 +105,8 @@ def setup(cfg: DistillConfig) -> DistillRun:
     ckpt_dir = checkpoint_dir(out_dir, names, layout.colocated)
     if rank == 0:
         lock_run_folder(out_dir)
+        if fresh:  # listed once this run holds it: no other run writes into it
+            made.append(out_dir)
     if (layout.subgroup_rank == 0) if not layout.colocated else rank == 0:
         for tmp in ckpt_dir.glob(".*.tmp-*"):  # a checkpoint a killed run was writing: never complete
             tmp.unlink(missing_ok=True)
@@ -104,9 +116,12 @@ def setup(cfg: DistillConfig) -> DistillRun:
     torch.manual_seed(cfg.train.seed)
     teacher, fb = b.load_teacher(cfg.teacher.spec, device)
     patch = int(teacher.patch_size)
-    for i, s in enumerate(cfg.students):  # fail on a patch-size mismatch before any warm-up work
-        b.check_student_spec(s, i, patch)
-    if rank == 0:  # after the teacher and students are checked: a failed start leaves no run folder
+    # the teacher's heads (or the word that a warm-up makes them) and every student (patch size, prototype counts,
+    # build options, init_from) are checked before anything is written and before any warm-up work
+    found = b.find_heads(cfg, teacher, fb, out_dir)
+    init_states = b.check_students(cfg, teacher, *b.head_prototypes(cfg, found), keep=layout.students)
+    if rank == 0:
+        made += [p for p in (out_dir / "config.yaml", out_dir / "schedules.png") if not p.exists()]
         save_config(cfg, out_dir / "config.yaml")
         log.info("schedules: %s", sched.plot(out_dir / "schedules.png"))
 
@@ -127,7 +142,9 @@ def setup(cfg: DistillConfig) -> DistillRun:
         write=rank == 0,
         warmup_batch=warmup_batch,
         step_batch=layout.data_batch,
+        found=found,
     )
+    del found
     if distributed:
         dist.barrier()
     t_dino, t_ibot = t_dino.to(device), t_ibot.to(device)
@@ -137,10 +154,10 @@ def setup(cfg: DistillConfig) -> DistillRun:
         print(f"geodino: teacher inference path {path.name} ({path.reason})", file=sys.stderr)
 
     torch.manual_seed(cfg.train.seed + 1)
-    students = {
-        cfg.students[i].name: b.build_student(cfg.students[i], i, teacher, t_dino, t_ibot).to(device)
-        for i in layout.students
-    }
+    students: dict[str, nn.Module] = {}
+    for i in layout.students:
+        spec = cfg.students[i]
+        students[spec.name] = b.build_student(spec, i, teacher, t_dino, t_ibot, init_states.pop(i, None)).to(device)
     weights = DistillLossWeights(
         dino=cfg.dino.loss_weight,
         ibot=cfg.ibot.loss_weight,
@@ -272,8 +289,17 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
 
     from geodino.train.stop import StopRequest, say_stopped
 
-    run = setup(cfg)
-    batches = b.make_batches(cfg, run.patch, run.start, run.rank, dist_world(), run.layout.data_batch)
+    made: list[Path] = []
+    try:
+        run = _setup(cfg, made)
+        batches = b.make_batches(cfg, run.patch, run.start, run.rank, dist_world(), run.layout.data_batch)
+        if run.start < cfg.train.max_steps:  # data that cannot be read or does not fit fails here, before any step
+            first = next(batches)
+            _check_bands(cfg, run, first)
+            batches = itertools.chain([first], batches)
+    except GeoDinoError:
+        _undo_start(Path(cfg.output_dir).expanduser(), made)
+        raise
     last = cfg.train.max_steps - 1
     bar = tqdm(
         range(run.start, cfg.train.max_steps),
@@ -333,6 +359,36 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
 
         dist.barrier()
     return exports
+
+
+def _check_bands(cfg: DistillConfig, run: DistillRun, batch: dict[str, Any]) -> None:
+    """The data's band count must be the teacher's input bands: one line naming both before the first step."""
+    from geodino.errors import InputError, plural
+
+    got, want = int(batch["global_crops"].shape[1]), int(run.arch.teacher["backbone"].in_chans)
+    if got != want:
+        raise InputError(
+            f"the data has {plural(got, 'band')} per image but the teacher {cfg.teacher.spec} takes {want}; select "
+            f"{want} bands in data.* so they match, or adapt the teacher's input to the data (a teacher.spec with "
+            "?bands=..., docs/backbone.md)"
+        )
+
+
+def _undo_start(out: Path, made: list[Path]) -> None:
+    """A start refused with a geodino error (teacher, heads, students or data) leaves the run folder as it found
+    it: what `_setup` created is removed, the run folder only when nothing else is in it (a new folder whose heads
+    warm-up finished keeps its `teacher.heads.pth` for the next attempt). A folder that existed is never removed."""
+    from geodino.run_lock import release_run_folder
+
+    if not made:
+        return
+    release_run_folder(out)  # its lock file goes with it
+    for path in reversed(made):  # the files first, then the folder
+        with contextlib.suppress(OSError):
+            if path.is_dir():
+                path.rmdir()
+            else:
+                path.unlink()
 
 
 def _trackers(run: DistillRun) -> list[Any]:
