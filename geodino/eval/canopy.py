@@ -59,7 +59,8 @@ class CanopyProbeConfig:
     resampling: str = "bilinear"  # CHM -> image grid: nearest | bilinear | cubic | average
     clip_negative: bool = True  # negative CHM values -> 0 m (as HighResCanopyHeight)
     bands: list[int] = field(default_factory=list)
-    data_scale: float = 0.0
+    data_scale: float = 0.0  # DN -> reflectance factor; 0: the backbone's recorded scale/offset, else by dtype
+    data_offset: float = 0.0  # added after data_scale (reflectance = DN * data_scale + data_offset)
     epochs: int = 30
     batch_size: int = 4
     lr: float = 3e-4
@@ -82,6 +83,7 @@ class CanopyProbeConfig:
             raise ConfigError(f"min_height={self.min_height} and max_height={self.max_height} need 0 < min < max")
         if self.output != "direct" and self.n_bins < 2:
             raise ConfigError(f"n_bins={self.n_bins} must be >= 2 for binned output (or output=direct)")
+        dense.check_data_offset(self.data_scale, self.data_offset)
 
 
 # ----------------------------------------------------------------------------------------------- heights
@@ -169,8 +171,11 @@ def pair_chms(images: list[Path], chms: list[Path]) -> list[tuple[Path, Path]]:
     )
 
 
-def load_chm_pair(image: str | Path, chm: str | Path, cfg: CanopyProbeConfig) -> dict[str, Any]:
-    """Co-register a CHM onto an image's grid by bounds: sample with `image`, `target` (m), `valid`, georef."""
+def load_chm_pair(
+    image: str | Path, chm: str | Path, cfg: CanopyProbeConfig, scaling: dense.InputScaling | None = None
+) -> dict[str, Any]:
+    """Co-register a CHM onto an image's grid by bounds: sample with `image`, `target` (m), `valid`, georef.
+    `scaling` is the run's DN -> reflectance rule (default: `data_scale`/`data_offset`, else by dtype)."""
     import rasterio
     from rasterio.warp import Resampling, reproject, transform_bounds
 
@@ -232,7 +237,7 @@ def load_chm_pair(image: str | Path, chm: str | Path, cfg: CanopyProbeConfig) ->
         target = np.where(np.isfinite(target), np.maximum(target, 0.0), target)
     _warn_above_max(target[valid], chm, cfg.max_height)
     return {
-        "image": dense.to_image_tensor(r, cfg.data_scale, cfg.bands),
+        "image": dense.to_image_tensor(r, scaling or dense.InputScaling.of(cfg), cfg.bands),
         "target": torch.from_numpy(np.nan_to_num(target, nan=0.0)),
         "valid": torch.from_numpy(valid),
         "crs": r.crs,
@@ -278,10 +283,13 @@ def warn_degenerate_tree_iou(tree_iou: float, cover: dict[str, float], threshold
     return True
 
 
-def load_pairs(images: Sequence[str], chms: Sequence[str], cfg: CanopyProbeConfig) -> list[dict[str, Any]]:
+def load_pairs(
+    images: Sequence[str], chms: Sequence[str], cfg: CanopyProbeConfig, scaling: dense.InputScaling | None = None
+) -> list[dict[str, Any]]:
+    """The image/CHM pairs of the given files, folders or globs (see `load_chm_pair`)."""
     imgs = dense.list_files(list(images), dense.RASTER_SUFFIXES, "image")
     chm_files = dense.list_files(list(chms), dense.RASTER_SUFFIXES, "CHM")
-    return [load_chm_pair(i, c, cfg) for i, c in pair_chms(imgs, chm_files)]
+    return [load_chm_pair(i, c, cfg, scaling) for i, c in pair_chms(imgs, chm_files)]
 
 
 def make_tiles(samples: Sequence[dict[str, Any]], crop: int, overlap_free: bool) -> dict[str, Tensor]:
@@ -372,7 +380,8 @@ def run_canopy(
     make_dirs(out_dir)
     dense.assert_frozen(backbone)
     layers = head_layers(backbone, cfg)
-    train_data, val_data = _read_pairs(backbone, cfg, train_data, val_data)
+    scaling = dense.InputScaling.of(cfg, backbone, "canopy")
+    train_data, val_data = _read_pairs(backbone, cfg, train_data, val_data, scaling)
     crop, stride = dense.crop_and_stride(backbone.patch_size, cfg.crop_size, cfg.stride)
     tiles, val_tiles, tile_split = _tiles(train_data, val_data is None, crop, cfg)
     model, history = _train(backbone, cfg, tiles, layers, crop, out_dir)
@@ -402,9 +411,15 @@ def run_canopy(
     # ranked as scores in the suite's results table
     cover = meter.tree_cover()
     degenerate = warn_degenerate_tree_iou(metrics["tree_IoU"], cover, cfg.tree_threshold)
-    dense.save_probe(out_dir, "canopy", head, {**metrics, **cover, "tree_IoU_degenerate": degenerate})
+    saved = {
+        **metrics,
+        **cover,
+        "tree_IoU_degenerate": degenerate,
+        "input_scaling": scaling.describe(),  # of the training and validation rasters
+    }
+    dense.save_probe(out_dir, "canopy", head, saved)
     shown = list(val_data) if val_data else train_data
-    first_map = _predict_rasters(backbone, predict, cfg, shown, crop, stride, out_dir)
+    first_map = _predict_rasters(backbone, predict, cfg, shown, crop, stride, out_dir, scaling)
     plot_scatter(scatter, out_dir / "canopy_scatter.png", metrics)
     if first_map is not None:
         plot_maps(
@@ -413,20 +428,26 @@ def run_canopy(
             tiles=[] if val_data is not None else _val_tile_boxes(train_data, crop, tile_split),
             crop=crop,
         )
+    scaling.say()  # one line at the end, predicted rasters included
     return metrics
 
 
 def _read_pairs(
-    backbone: Any, cfg: CanopyProbeConfig, train_data: Sequence[dict] | None, val_data: Sequence[dict] | None
+    backbone: Any,
+    cfg: CanopyProbeConfig,
+    train_data: Sequence[dict] | None,
+    val_data: Sequence[dict] | None,
+    scaling: dense.InputScaling,
 ) -> tuple[list[dict[str, Any]], Sequence[dict[str, Any]] | None]:
-    """The training and validation samples: given ones, else the configured image/CHM pairs; bands checked."""
+    """The training and validation samples: given ones, else the configured image/CHM pairs (scaled by
+    `scaling`); bands checked."""
     if train_data is None:
         if not cfg.train_images or not cfg.train_chms:
             raise ConfigError("canopy needs train_images and train_chms (image rasters and CHM rasters)")
-        train_data = load_pairs(cfg.train_images, cfg.train_chms, cfg)
+        train_data = load_pairs(cfg.train_images, cfg.train_chms, cfg, scaling)
     train_data = list(train_data)
     if val_data is None and cfg.val_images:
-        val_data = load_pairs(cfg.val_images, cfg.val_chms or [], cfg)
+        val_data = load_pairs(cfg.val_images, cfg.val_chms or [], cfg, scaling)
     for s in [*train_data, *(val_data or [])]:
         dense.check_bands(s["image"].shape[0], backbone, f"image {s.get('name', '')}")
     return train_data, val_data
@@ -486,8 +507,10 @@ def _predict_rasters(
     crop: int,
     stride: int,
     out_dir: Path,
+    scaling: dense.InputScaling,
 ) -> tuple | None:
-    """Full-raster height GeoTIFFs on the input grid (predict_images, else `default`); the first map for plots."""
+    """Full-raster height GeoTIFFs on the input grid (predict_images, else `default`; read with `scaling`); the
+    first map for plots."""
     if cfg.predict_images:
         files = dense.list_files(cfg.predict_images, dense.RASTER_SUFFIXES, "image")
         to_predict: Sequence[dict[str, Any]] = [{"path": f, "name": f.name} for f in files]
@@ -496,7 +519,7 @@ def _predict_rasters(
     first_map = None
     for s in to_predict:
         r = dense.read_raster(s["path"])
-        image = dense.to_image_tensor(r, cfg.data_scale, cfg.bands)
+        image = s["image"] if "image" in s else dense.to_image_tensor(r, scaling, cfg.bands)  # samples: as scaled
         dense.check_bands(image.shape[0], backbone, f"image {r.path}")
         heights = dense.sliding_window(predict, image, crop, stride, cfg.batch_size)[0]
         write_height_geotiff(heights.numpy(), r, out_dir / f"{Path(r.path).stem}_height.tif")
@@ -541,4 +564,5 @@ def write_height_geotiff(heights: np.ndarray, ref: dense.Raster, path: Path, nod
     with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
         dst.write(data, 1)
         dst.set_band_description(1, "canopy height (m)")
+        dst.set_band_unit(1, "m")  # the band's unit type (gdalinfo and QGIS show it), not only a dataset tag
         dst.update_tags(units="m", source="geodino canopy probe")

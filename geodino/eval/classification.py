@@ -16,6 +16,7 @@ The protocols follow the official code (see docs/probing.md):
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,9 +212,9 @@ def run_classification(backbone: Any, cfg: ClassificationConfig, out_dir: str | 
     out = Path(out_dir)
     make_dirs(out)
     torch.manual_seed(cfg.seed)
-    train_ds = build_dataset(cfg.data, "train")
-    val_ds = build_dataset(cfg.data, "val")
-    test_ds = build_dataset(cfg.data, "test") if cfg.eval_split == "test" else val_ds
+    train_ds = build_dataset(cfg.data, "train", backbone=backbone)  # image files: the backbone's recorded DN scale
+    val_ds = build_dataset(cfg.data, "val", backbone=backbone)
+    test_ds = build_dataset(cfg.data, "test", backbone=backbone) if cfg.eval_split == "test" else val_ds
     for other in (val_ds, test_ds):
         check_classes(train_ds, other, cfg.data.num_classes)
     k = train_ds.num_classes
@@ -235,6 +236,7 @@ def run_classification(backbone: Any, cfg: ClassificationConfig, out_dir: str | 
         _check_two_classes(ftr, train_ds)
     fte = fva if test_ds is val_ds else feats(test_ds)
     report = _Report(cfg, train_ds, fte, out, counts={"n_train": len(ftr), "n_val": len(fva), "n_eval": len(fte)})
+    report.details["input_scaling"] = input_scaling(train_ds, val_ds, test_ds)
     if cfg.knn.enabled:
         _knn_heads(ftr, fte, k, cfg.knn, report)
     if cfg.linear.enabled:
@@ -257,6 +259,18 @@ def run_classification(backbone: Any, cfg: ClassificationConfig, out_dir: str | 
     with atomic_path(out / "classification.json") as tmp:
         tmp.write_text(json_text(report.details, indent=1, default=float))
     return report.metrics
+
+
+def input_scaling(*datasets: ProbeDataset) -> str:
+    """How the splits' image files became reflectance (one line; printed to stderr for generic image files, whose
+    rule depends on the data and the backbone; after the features, so a failed run prints only its error), or the
+    adapter's fixed scale."""
+    rules = list(dict.fromkeys(ds.scaling for ds in datasets if ds.scaling))
+    if not rules:
+        return f"the {datasets[0].name} adapter's own scale (sensor {datasets[0].sensor or 'of the dataset'})"
+    line = "; ".join(rules)
+    print(f"classification: input scaling {line}", file=sys.stderr)
+    return line
 
 
 def _check_two_classes(ftr: FeatureSet, ds: ProbeDataset) -> None:

@@ -15,6 +15,7 @@ The torchgeo adapters (`eval/torchgeo_datasets.py`) wrap torchgeo's own classes 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 import time
 from collections.abc import Callable
@@ -56,7 +57,8 @@ class DatasetConfig:
     test_fraction: float = 0.2  # for data without a test split
     split_seed: int = 0
     max_samples: int = 0  # cap per split (seeded subset) for quick runs; 0 = all
-    scale: float = 0.0  # generic images: DN -> reflectance factor; 0 = by dtype (uint8 /255, uint16 /10000)
+    scale: float = 0.0  # generic images: DN -> reflectance factor; 0 = the backbone's recorded scale, else by dtype
+    offset: float = 0.0  # generic images: added after scale (reflectance = DN * scale + offset)
     sensor: str = ""  # name of the data's sensor (geodino.data.sensors); "" = the adapter's default
     scene: list[str] = field(default_factory=lambda: ["urban", "rural"])  # LoveDA scenes
     label_set: int = 19  # BigEarthNet: 19 or 43 classes
@@ -89,6 +91,7 @@ class ProbeDataset(Dataset):
         ignore_index: int = IGNORE_INDEX,
         extra_key: str = "",
         stamp: str | None = None,
+        scaling: str = "",
     ) -> None:
         self.name = name
         self.root = str(Path(root).expanduser().resolve())
@@ -98,6 +101,7 @@ class ProbeDataset(Dataset):
         self.sensor = sensor
         self.task = task
         self.ignore_index = ignore_index
+        self.scaling = scaling  # how image files became reflectance ("" when the adapter's fixed scale applies)
         self._getter = getter
         self.indices = list(range(length)) if indices is None else list(indices)
         sub = hashlib.sha256(np.asarray(self.indices, dtype=np.int64).tobytes()).hexdigest()[:12]
@@ -134,6 +138,7 @@ class ProbeDataset(Dataset):
             ignore_index=self.ignore_index,
             extra_key=self.key.split("|")[4],
             stamp=self.stamp,
+            scaling=self.scaling,
         )
         return out
 
@@ -190,12 +195,25 @@ def split_indices(labels: list[int] | None, n: int, fractions: dict[str, float],
     return {k: sorted(v) for k, v in out.items()}
 
 
-def read_image(path: str | Path, scale: float = 0.0) -> tuple[torch.Tensor, float]:
-    """Read an image file as float32 [C,H,W] scaled to reflectance; returns (image, scale used).
+def read_image(
+    path: str | Path, scale: float | np.ndarray = 0.0, offset: float | np.ndarray = 0.0
+) -> tuple[torch.Tensor, float | np.ndarray]:
+    """Read an image file as float32 [C,H,W] scaled to reflectance (`x * scale + offset`); returns (image, scale).
 
     JPEG/PNG via Pillow, GeoTIFF via rasterio. `scale` 0 picks by dtype: uint8 -> 1/255, uint16 -> 1/10000 (the
-    Sentinel-2 / Landsat DN convention), floats unchanged.
+    Sentinel-2 / Landsat DN convention), floats unchanged. `scale`/`offset` may be per band ([C,1,1] arrays).
     """
+    arr = read_array(path)
+    if np.all(np.asarray(scale) <= 0):
+        scale = 1 / 255 if arr.dtype == np.uint8 else 1e-4 if arr.dtype in (np.uint16, np.int16) else 1.0
+    x = arr.astype(np.float32) * np.asarray(scale, dtype=np.float32)
+    if np.any(offset):
+        x = x + np.asarray(offset, dtype=np.float32)
+    return torch.from_numpy(x), scale
+
+
+def read_array(path: str | Path) -> np.ndarray:
+    """An image file's pixels [C,H,W] as stored (JPEG/PNG via Pillow, GeoTIFF via rasterio)."""
     path = Path(path)
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
@@ -211,9 +229,7 @@ def read_image(path: str | Path, scale: float = 0.0) -> tuple[torch.Tensor, floa
             arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
     except Exception as exc:  # Pillow/rasterio raise many kinds; all mean "unreadable"
         raise InputError(f"cannot read image {path}: {exc}; check the file or remove it") from exc
-    if scale <= 0:
-        scale = 1 / 255 if arr.dtype == np.uint8 else 1e-4 if arr.dtype in (np.uint16, np.int16) else 1.0
-    return torch.from_numpy(arr.astype(np.float32) * np.float32(scale)), scale
+    return arr
 
 
 # ----------------------------------------------------------------------------------------- folder listings
@@ -310,11 +326,13 @@ def _class_folders(path: Path) -> dict[str, list[Path]]:
     return {name: sorted(out[name]) for name in sorted(out)}
 
 
-def image_folder(cfg: DatasetConfig, split: str) -> ProbeDataset:
+def image_folder(cfg: DatasetConfig, split: str, backbone: Any = None) -> ProbeDataset:
     """Class-per-folder images: ROOT/<class>/*.{jpg,png,tif}, or ROOT/{train,val,test}/<class>/*.
 
     Without split folders the images are split by class-stratified, seeded fractions (`val_fraction`,
-    `test_fraction`, `split_seed`). A class present in val/test but not in train is an error.
+    `test_fraction`, `split_seed`). A class present in val/test but not in train is an error. DN -> reflectance:
+    `scale`/`offset`, else the DN scale `backbone`'s export records (when it fits the images), else by dtype
+    (`geodino.eval.dense.InputScaling`, decided on the first image).
     """
     root = require_folder(cfg.root, cfg.name, "one sub-folder of images per class (ROOT/<class>/*.jpg)")
     split_dirs = {s: root / getattr(cfg, f"{s}_split") for s in ("train", "val", "test")}
@@ -325,9 +343,9 @@ def image_folder(cfg: DatasetConfig, split: str) -> ProbeDataset:
             raise InputError(f"no class folders with images in {split_dirs['train']}; expected <class>/*.jpg")
         if split == "val" and not split_dirs["val"].is_dir():
             # no val folder: carve it from train, stratified
-            return _folder_from_files(cfg, split_dirs["train"], train_classes, "val", carve=True)
+            return _folder_from_files(cfg, split_dirs["train"], train_classes, "val", carve=True, backbone=backbone)
         if split == "train" and not split_dirs["val"].is_dir():
-            return _folder_from_files(cfg, split_dirs["train"], train_classes, "train", carve=True)
+            return _folder_from_files(cfg, split_dirs["train"], train_classes, "train", carve=True, backbone=backbone)
         folder = split_dirs[split]
         if not folder.is_dir():
             raise InputError(f"split folder {folder} not found; create it or point {split}_split at another folder")
@@ -337,15 +355,22 @@ def image_folder(cfg: DatasetConfig, split: str) -> ProbeDataset:
                 f"class {extra[0]!r} in {folder} has no training images in {split_dirs['train']}; "
                 "add training images for it or remove it"
             )
-        return _folder_from_files(cfg, folder, train_classes, split, carve=False)
+        return _folder_from_files(cfg, folder, train_classes, split, carve=False, backbone=backbone)
     classes = sorted(_class_folders(root))
     if not classes:
         raise InputError(f"no class folders with images in {root}; expected ROOT/<class>/*.jpg ({README_HINT})")
-    return _folder_from_files(cfg, root, classes, split, carve=True, three_way=True)
+    return _folder_from_files(cfg, root, classes, split, carve=True, three_way=True, backbone=backbone)
 
 
 def _folder_from_files(
-    cfg: DatasetConfig, folder: Path, classes: list[str], split: str, *, carve: bool, three_way: bool = False
+    cfg: DatasetConfig,
+    folder: Path,
+    classes: list[str],
+    split: str,
+    *,
+    carve: bool,
+    three_way: bool = False,
+    backbone: Any = None,
 ) -> ProbeDataset:
     found = _class_folders(folder)
     files: list[Path] = []
@@ -365,7 +390,14 @@ def _folder_from_files(
     else:
         idx = list(range(len(files)))
     idx = [idx[i] for i in seeded_subset(len(idx), cfg.max_samples, cfg.split_seed)]
-    first, scale = read_image(files[idx[0]] if idx else files[0], cfg.scale)
+    from geodino.eval.dense import InputScaling, check_data_offset, scaling_text
+
+    keys = ("data.scale", "data.offset")
+    check_data_offset(cfg.scale, cfg.offset, keys)
+    first = read_array(files[idx[0]] if idx else files[0])
+    scale, offset, rule = InputScaling(backbone, cfg.scale, cfg.offset, keys=keys).rule(first)
+    # the old spelling when there is one factor and no offset, so feature caches made before stay valid
+    key_scale = scale if isinstance(scale, float) and not np.any(offset) else scaling_text(scale, offset)
     nb = first.shape[0]
     bands = cfg.bands if cfg.bands and cfg.bands != ["rgb"] else (["red", "green", "blue"] if nb == 3 else [])
     bands = bands or [f"b{i + 1}" for i in range(nb)]
@@ -373,7 +405,7 @@ def _folder_from_files(
         raise ConfigError(f"dataset bands {bands} name {plural(len(bands), 'band')} but images in {folder} have {nb}")
 
     def get(i: int) -> dict[str, Any]:
-        img, _ = read_image(files[i], scale)
+        img, _ = read_image(files[i], scale, offset)
         return {"image": img, "label": torch.tensor(labels[i], dtype=torch.long)}
 
     return ProbeDataset(
@@ -386,7 +418,8 @@ def _folder_from_files(
         length=len(files),
         getter=get,
         indices=idx,
-        extra_key=f"seed={cfg.split_seed},val={cfg.val_fraction},test={cfg.test_fraction},scale={scale}",
+        extra_key=f"seed={cfg.split_seed},val={cfg.val_fraction},test={cfg.test_fraction},scale={key_scale}",
+        scaling=rule,
     )
 
 
@@ -409,8 +442,9 @@ def register_dataset(name: str, builder: Callable[[DatasetConfig, str], ProbeDat
     DATASETS[name] = builder
 
 
-def build_dataset(cfg: DatasetConfig, split: str) -> ProbeDataset:
-    """The probe dataset `cfg.name` for one of the splits train, val or test."""
+def build_dataset(cfg: DatasetConfig, split: str, backbone: Any = None) -> ProbeDataset:
+    """The probe dataset `cfg.name` for one of the splits train, val or test. `backbone` goes to builders that
+    take it (`image_folder`: its recorded DN scale applies to generic image files)."""
     if split not in ("train", "val", "test"):
         raise ConfigError(f"split {split!r} is not valid; use train, val or test")
     builder = DATASETS.get(cfg.name)
@@ -425,6 +459,8 @@ def build_dataset(cfg: DatasetConfig, split: str) -> ProbeDataset:
 
         module, func = builder.split(":")
         builder = getattr(importlib.import_module(module), func)
+    if backbone is not None and "backbone" in inspect.signature(builder).parameters:
+        return builder(cfg, split, backbone=backbone)
     return builder(cfg, split)
 
 

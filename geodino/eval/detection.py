@@ -53,7 +53,8 @@ class DetectionProbeConfig:
     min_visible: float = 0.5  # a box cut by a tile edge is kept when this fraction of it is inside
     flips: bool = True  # random horizontal/vertical flips of training tiles
     bands: list[int] = field(default_factory=list)
-    data_scale: float = 0.0
+    data_scale: float = 0.0  # DN -> reflectance factor; 0: the backbone's recorded scale/offset, else by dtype
+    data_offset: float = 0.0  # added after data_scale (reflectance = DN * data_scale + data_offset)
     epochs: int = 12
     batch_size: int = 2
     lr: float = 1e-4
@@ -72,13 +73,19 @@ class DetectionProbeConfig:
             raise ConfigError(f"anchor_sizes={list(self.anchor_sizes)} must give 5 sizes (p2..p5 and p6)")
         if self.tile_overlap < 0:
             raise ConfigError(f"tile_overlap={self.tile_overlap} must be >= 0 (pixels)")
+        dense.check_data_offset(self.data_scale, self.data_offset)
 
 
 def load_detection_set(
-    images: Sequence[str], boxes: Sequence[str], cfg: DetectionProbeConfig, class_names: list[str] | None
+    images: Sequence[str],
+    boxes: Sequence[str],
+    cfg: DetectionProbeConfig,
+    class_names: list[str] | None,
+    scaling: dense.InputScaling | None = None,
 ) -> tuple[dense.LazySamples, list[str]]:
     """Probe samples (image reflectance, boxes, labels, georef) of the images that have annotations, read when
-    accessed; the class names are the given ones or the sorted labels found in the annotations."""
+    accessed (scaled by `scaling`, the run's rule; default `data_scale`/`data_offset`, else by dtype); the class
+    names are the given ones or the sorted labels found in the annotations."""
     table = read_boxes(boxes)
     files = dense.list_files(list(images), dense.IMAGE_SUFFIXES, "image")
     pairs = [(f, b) for f in files if (b := match_boxes(f, table)) is not None]
@@ -87,6 +94,7 @@ def load_detection_set(
             f"none of the images in {list(images)} has boxes in {list(boxes)}; annotation file names must match images"
         )
     names = list(class_names) if class_names else sorted({lab for _, b in pairs for lab in b.labels})
+    scaling = scaling or dense.InputScaling.of(cfg)
     lookup = {n: i for i, n in enumerate(names)}
     for f, b in pairs:
         unknown = sorted(set(b.labels) - set(lookup))
@@ -102,7 +110,7 @@ def load_detection_set(
         h, w = r.data.shape[1:]
         xyxy = check_boxes(b, w, h, f"boxes of {f.name} in {b.source}")
         return {
-            "image": dense.to_image_tensor(r, cfg.data_scale, cfg.bands),
+            "image": dense.to_image_tensor(r, scaling, cfg.bands),
             "boxes": torch.from_numpy(xyxy),
             "labels": torch.tensor([lookup[n] for n in b.labels], dtype=torch.long),
             "raster": r,
@@ -395,18 +403,19 @@ def run_detection(
     make_dirs(out_dir)
     dense.assert_frozen(backbone)
     names = list(class_names or cfg.class_names)
+    scaling = dense.InputScaling.of(cfg, backbone, "detection")
     if train_data is None and cfg.data.name:
         from geodino.eval.datasets import build_dataset
 
-        train_data = build_dataset(cfg.data, "train")
-        val_data = val_data if val_data is not None else build_dataset(cfg.data, "val")
+        train_data = build_dataset(cfg.data, "train", backbone=backbone)
+        val_data = val_data if val_data is not None else build_dataset(cfg.data, "val", backbone=backbone)
         names = names or list(train_data.classes)
     if train_data is None:
         if not cfg.train_images or not cfg.train_boxes:
             raise ConfigError("detection needs train_images and train_boxes (images and VOC/COCO/CSV boxes)")
-        train_data, names = load_detection_set(cfg.train_images, cfg.train_boxes, cfg, names or None)
+        train_data, names = load_detection_set(cfg.train_images, cfg.train_boxes, cfg, names or None, scaling)
     if val_data is None and cfg.val_images:
-        val_data, _ = load_detection_set(cfg.val_images, cfg.val_boxes or cfg.train_boxes, cfg, names)
+        val_data, _ = load_detection_set(cfg.val_images, cfg.val_boxes or cfg.train_boxes, cfg, names, scaling)
     if not names:
         raise ConfigError("detection needs class_names when samples come without them (one name per label)")
 
@@ -451,7 +460,7 @@ def run_detection(
     metrics["val_images"] = float(len(evaluated))
 
     head = {"detector": cfg.detector, "class_names": names, "state_dict": model.state_dict()}
-    dense.save_probe(out_dir, "detection", head, metrics)
+    dense.save_probe(out_dir, "detection", head, {**metrics, "input_scaling": scaling.describe()})
 
     # whole-image predictions: GeoJSON in map coordinates (pixels json otherwise) and a box overlay
     if cfg.predict_images:
@@ -463,7 +472,7 @@ def run_detection(
     for i in range(len(sources)):
         s = sources[i]
         r = s.get("raster")
-        image = s["image"] if "image" in s else dense.to_image_tensor(r, cfg.data_scale, cfg.bands)
+        image = s["image"] if "image" in s else dense.to_image_tensor(r, scaling, cfg.bands)
         pred = predict_image(model, image, cfg)
         if r is not None:
             write_predictions(pred, r, names, cfg.export_threshold, out_dir)
@@ -472,4 +481,5 @@ def run_detection(
 
             plot_boxes(image, s.get("boxes"), pred, cfg.export_threshold, out_dir / "detection_boxes.png")
             plotted = True
+    scaling.say()  # one line at the end, predicted images included
     return metrics

@@ -180,7 +180,7 @@ def _call_task(fn: Any, backbone: Any, tcfg: Any, out: Path, data: Any) -> dict[
     params = inspect.signature(fn).parameters
     if "train_data" not in params:
         raise ConfigError(f"task config has a 'data' key but {fn.__name__} takes no dataset; use its own keys")
-    train, val = build_dataset(data, "train"), build_dataset(data, "val")
+    train, val = build_dataset(data, "train", backbone=backbone), build_dataset(data, "val", backbone=backbone)
     kwargs: dict[str, Any] = {"train_data": train, "val_data": val}
     if "class_names" in params:
         kwargs["class_names"] = list(train.classes)

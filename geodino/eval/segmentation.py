@@ -55,7 +55,8 @@ class SegmentationProbeConfig:
     crop_size: int = 256  # training tile and sliding-window size, pixels (multiple of the patch size)
     stride: int = 0  # sliding-window stride at evaluation; 0: 2/3 of crop_size (as DINOv3's 512/341)
     bands: list[int] = field(default_factory=list)  # 0-based band indices to keep; empty: all
-    data_scale: float = 0.0  # DN -> reflectance factor; 0: 1/255 for 8-bit, 1/10000 for 16-bit, 1 for floats
+    data_scale: float = 0.0  # DN -> reflectance factor; 0: the backbone's recorded scale/offset, else by dtype
+    data_offset: float = 0.0  # added after data_scale (reflectance = DN * data_scale + data_offset)
     epochs: int = 20
     batch_size: int = 8
     lr: float = 0.0  # 0: 1e-3 for linear, 1e-4 for upernet/dpt
@@ -84,6 +85,7 @@ class SegmentationProbeConfig:
             )
         if self.crop_size < 16:
             raise ConfigError(f"crop_size={self.crop_size} is too small; use at least the patch size")
+        dense.check_data_offset(self.data_scale, self.data_offset)
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -108,8 +110,11 @@ def pair_masks(images: list[Path], masks: list[Path]) -> list[tuple[Path, Path]]
     return pairs
 
 
-def load_pair(image: Path, mask: Path, cfg: SegmentationProbeConfig) -> dict[str, Tensor]:
-    """One probe sample from files; nodata pixels of the image become the ignore index."""
+def load_pair(
+    image: Path, mask: Path, cfg: SegmentationProbeConfig, scaling: dense.InputScaling | None = None
+) -> dict[str, Tensor]:
+    """One probe sample from files; nodata pixels of the image become the ignore index. `scaling` is the run's
+    DN -> reflectance rule (default: `data_scale`/`data_offset`, else by dtype)."""
     r = dense.read_raster(image)
     m = dense.read_raster(mask)
     if m.data.shape[0] != 1:
@@ -123,7 +128,7 @@ def load_pair(image: Path, mask: Path, cfg: SegmentationProbeConfig) -> dict[str
     nodata = ~torch.from_numpy(r.valid)
     target[nodata] = cfg.ignore_index
     return {
-        "image": dense.to_image_tensor(r, cfg.data_scale, cfg.bands),
+        "image": dense.to_image_tensor(r, scaling or dense.InputScaling.of(cfg), cfg.bands),
         "mask": target,
         "name": image.name,
         "nodata_px": int(nodata.sum()),
@@ -164,11 +169,14 @@ def check_label_counts(counts: Tensor, ignored_value: int, nodata: int, total: i
     return line
 
 
-def load_folder(images: str, masks: str, cfg: SegmentationProbeConfig) -> dense.LazySamples:
-    """Image/mask pairs of two folders (or globs), read when accessed."""
+def load_folder(
+    images: str, masks: str, cfg: SegmentationProbeConfig, scaling: dense.InputScaling | None = None
+) -> dense.LazySamples:
+    """Image/mask pairs of two folders (or globs), read when accessed (scaled by `scaling`, see `load_pair`)."""
     imgs = dense.list_files(images, dense.IMAGE_SUFFIXES, "image")
     msks = dense.list_files(masks, dense.IMAGE_SUFFIXES, "mask")
-    return dense.LazySamples(pair_masks(imgs, msks), lambda pair: load_pair(pair[0], pair[1], cfg))
+    scaling = scaling or dense.InputScaling.of(cfg)
+    return dense.LazySamples(pair_masks(imgs, msks), lambda pair: load_pair(pair[0], pair[1], cfg, scaling))
 
 
 def check_sample(s: dict[str, Any], cfg: SegmentationProbeConfig, backbone: Any, where: str) -> None:
@@ -259,14 +267,17 @@ def cache_tiles(
     return torch.stack(masks)
 
 
-def _samples(cfg: SegmentationProbeConfig, train_data: Any, val_data: Any) -> tuple[Any, Any]:
+def _samples(
+    cfg: SegmentationProbeConfig, train_data: Any, val_data: Any, scaling: dense.InputScaling, backbone: Any = None
+) -> tuple[Any, Any]:
     """Training and validation samples: the given ones, a named dataset, or the configured folders (val: the
-    val folders or a held-out share of training images); fills `cfg`'s classes from a dataset adapter."""
+    val folders or a held-out share of training images, scaled by `scaling`); fills `cfg`'s classes from a dataset
+    adapter."""
     if train_data is None and cfg.data.name:
         from geodino.eval.datasets import build_dataset
 
-        train_data = build_dataset(cfg.data, "train")
-        val_data = val_data if val_data is not None else build_dataset(cfg.data, "val")
+        train_data = build_dataset(cfg.data, "train", backbone=backbone)
+        val_data = val_data if val_data is not None else build_dataset(cfg.data, "val", backbone=backbone)
     classes = getattr(train_data, "classes", None)
     if classes:  # a dataset adapter knows its classes and ignore index
         cfg.num_classes = cfg.num_classes or len(classes)
@@ -280,12 +291,12 @@ def _samples(cfg: SegmentationProbeConfig, train_data: Any, val_data: Any) -> tu
     if train_data is None:
         if not cfg.train_images or not cfg.train_masks:
             raise ConfigError("segmentation needs train_images and train_masks (folders of images and masks)")
-        train_data = load_folder(cfg.train_images, cfg.train_masks, cfg)
+        train_data = load_folder(cfg.train_images, cfg.train_masks, cfg, scaling)
     if val_data is None:
         if cfg.val_images:
             if not cfg.val_masks:
                 raise ConfigError("val_images is set but val_masks is empty; give the validation mask folder")
-            val_data = load_folder(cfg.val_images, cfg.val_masks, cfg)
+            val_data = load_folder(cfg.val_images, cfg.val_masks, cfg, scaling)
         else:
             train_data, val_data = dense.split_samples(train_data, cfg.val_fraction, cfg.seed, "segmentation")
     return train_data, val_data
@@ -315,7 +326,8 @@ def run_segmentation(
     make_dirs(out_dir)
     dense.assert_frozen(backbone)
     layers = head_layers(backbone, cfg)
-    train_data, val_data = _samples(cfg, train_data, val_data)
+    scaling = dense.InputScaling.of(cfg, backbone, "segmentation")
+    train_data, val_data = _samples(cfg, train_data, val_data, scaling, backbone)
     if cfg.num_classes < 2:
         raise ConfigError(f"segmentation num_classes={cfg.num_classes} must be >= 2")
 
@@ -351,7 +363,7 @@ def run_segmentation(
     metrics["train_loss"] = history[-1] if history else math.nan
 
     saved = {"head": cfg.head, "layers": layers, "num_classes": cfg.num_classes, "state_dict": head.state_dict()}
-    dense.save_probe(out_dir, "segmentation", saved, metrics)
+    dense.save_probe(out_dir, "segmentation", saved, {**metrics, "input_scaling": scaling.say()})
     if shown:
         from geodino.eval.plots import plot_examples
 
