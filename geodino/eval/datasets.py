@@ -203,9 +203,11 @@ def read_image(
     JPEG/PNG via Pillow, GeoTIFF via rasterio. `scale` 0 picks by dtype: uint8 -> 1/255, uint16 -> 1/10000 (the
     Sentinel-2 / Landsat DN convention), floats unchanged. `scale`/`offset` may be per band ([C,1,1] arrays).
     """
+    from geodino.eval.dense import data_scale  # the one dtype rule, shared with the dense probes
+
     arr = read_array(path)
     if np.all(np.asarray(scale) <= 0):
-        scale = 1 / 255 if arr.dtype == np.uint8 else 1e-4 if arr.dtype in (np.uint16, np.int16) else 1.0
+        scale = data_scale(arr.dtype, 0.0)
     x = arr.astype(np.float32) * np.asarray(scale, dtype=np.float32)
     if np.any(offset):
         x = x + np.asarray(offset, dtype=np.float32)

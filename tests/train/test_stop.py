@@ -79,6 +79,18 @@ def test_pretrain_stopped_by_sigterm_saves_its_step_and_resumes_as_if_uninterrup
     assert [int(r["step"]) for r in rows] == [0, 1, 2, 3, 4]
 
 
+def _sigint_after_step(train_step, at: int):
+    """`train_step` of the distillation loop that sends this process SIGINT (a Ctrl-C) once step `at` has run."""
+
+    def step_then_ctrl_c(run, step, batch):
+        row = train_step(run, step, batch)
+        if step == at:
+            signal.raise_signal(signal.SIGINT)
+        return row
+
+    return step_then_ctrl_c
+
+
 def _noise_images(folder):
     """Eight 40 px RGB noise PNGs in `folder`: a distillation run's smallest image folder."""
     import numpy as np
@@ -107,16 +119,8 @@ def test_distill_stopped_by_ctrl_c_saves_its_step_and_resumes_as_if_uninterrupte
         return ["distill", "-c", str(tmp_path / f"{out}.yaml")]
 
     assert main(argv("a")) == 0
-    real = loop.train_step
-
-    def ctrl_c_in_step_0(run, step, batch):
-        row = real(run, step, batch)
-        if step == 0:
-            signal.raise_signal(signal.SIGINT)
-        return row
-
     b = argv("b")
-    monkeypatch.setattr(loop, "train_step", ctrl_c_in_step_0)
+    monkeypatch.setattr(loop, "train_step", _sigint_after_step(loop.train_step, 0))
     capsys.readouterr()
     assert main(b) == 130
     err = capsys.readouterr().err
@@ -171,15 +175,7 @@ def test_distill_signalled_during_its_last_step_exports(tmp_path, capsys, monkey
     save_config(
         _cfg(imgs, tmp_path / "d", "train.max_steps=2", "train.checkpoint_every_n_steps=100"), tmp_path / "d.yaml"
     )
-    real = loop.train_step
-
-    def ctrl_c_in_the_last_step(run, step, batch):
-        row = real(run, step, batch)
-        if step == 1:
-            signal.raise_signal(signal.SIGINT)
-        return row
-
-    monkeypatch.setattr(loop, "train_step", ctrl_c_in_the_last_step)
+    monkeypatch.setattr(loop, "train_step", _sigint_after_step(loop.train_step, 1))  # the last of 2 steps
     capsys.readouterr()
     assert main(["distill", "-c", str(tmp_path / "d.yaml")]) == 0
     err = capsys.readouterr().err
