@@ -18,11 +18,21 @@ from torch.nn import functional as F
 
 from geodino.losses.sinkhorn import group_rank, group_world_size
 
-__all__ = ["KoLeoLoss", "KoLeoLossDistributed"]
+__all__ = ["KoLeoLoss", "KoLeoLossDistributed", "groups_tile"]
 
 
 def _autocast_off(device_type: str):
     return torch.autocast(device_type=device_type, enabled=False)
+
+
+def groups_tile(local_batch: int, world: int, group_size: int | None) -> bool:
+    """Whether KoLeo groups of `group_size` tile batches of `local_batch` on `world` processes: a group lies inside
+    one process's batch, or spans whole batches of several processes and divides the global batch (None: the whole
+    global batch, always). `KoLeoLossDistributed` needs it; configs check it before a run writes anything."""
+    if group_size is None:
+        return True
+    size, local = int(group_size), int(local_batch)
+    return (size <= local and local % size == 0) or (size % local == 0 and (local * int(world)) % size == 0)
 
 
 class KoLeoLoss(nn.Module):

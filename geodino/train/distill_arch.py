@@ -27,22 +27,29 @@ from torch import Tensor, nn
 
 from geodino.losses.dino import DINOLoss
 from geodino.losses.ibot import IBOTPatchLoss
-from geodino.losses.koleo import KoLeoLoss
+from geodino.losses.koleo import KoLeoLoss, KoLeoLossDistributed
 from geodino.models.heads import DINOHead
 from geodino.train.subgroups import SubgroupLayout, broadcast_to_subgroups, layout_for_rank
 
 
 @dataclass
 class DistillLossWeights:
-    """Loss weights of the official distillation recipe (DINO 1, iBOT 1, KoLeo 0.1, local weight 1)."""
+    """Loss weights and options of the distillation recipe (official: DINO 1, iBOT 1, KoLeo 0.1, local weight 1;
+    both terms at student temperature 0.1 with 3 Sinkhorn-Knopp iterations, KoLeo over each process's batch).
+    The iBOT and KoLeo options are the config's `ibot.*` / `koleo.*` keys, read as pretraining reads them."""
 
     dino: float = 1.0
     ibot: float = 1.0
     koleo: float = 0.1
     dino_local: float = 1.0
     global_ignore_diagonal: bool = True
-    student_temp: float = 0.1
-    sinkhorn_iterations: int = 3
+    student_temp: float = 0.1  # DINO term (dino.student_temp)
+    sinkhorn_iterations: int = 3  # DINO term (dino.sinkhorn_iterations)
+    ibot_student_temp: float = 0.1
+    ibot_sinkhorn_iterations: int = 3
+    koleo_distributed: bool = False  # KoLeo over groups of the student's gathered batch (koleo.distributed)
+    koleo_group_size: int | None = None
+    koleo_topk: int = 1
 
 
 def _forward_features(backbone: nn.Module, crops: list[Tensor]) -> list[dict[str, Tensor]]:
@@ -110,8 +117,14 @@ class DistillMetaArch(nn.Module):
         group = self.layout.group
         k_dino, k_ibot = teacher_dino_head.out_dim, teacher_ibot_head.out_dim
         self.dino_loss = DINOLoss(k_dino, w.student_temp, sinkhorn_iterations=w.sinkhorn_iterations, group=group)
-        self.ibot_loss = IBOTPatchLoss(k_ibot, w.student_temp, sinkhorn_iterations=w.sinkhorn_iterations, group=group)
-        self.koleo_loss = KoLeoLoss()
+        self.ibot_loss = IBOTPatchLoss(
+            k_ibot, w.ibot_student_temp, sinkhorn_iterations=w.ibot_sinkhorn_iterations, group=group
+        )
+        self.koleo_loss: nn.Module = (
+            KoLeoLossDistributed(topk=w.koleo_topk, group_size=w.koleo_group_size, group=group)
+            if w.koleo_distributed
+            else KoLeoLoss()
+        )
         self.callers: dict[str, nn.Module] = {}  # DDP wrappers of the students, when distributed
         self.teacher_forward_count = 0  # observability: the teacher runs once per step, whatever the students
 

@@ -59,9 +59,11 @@ def _check_koleo_groups(cfg: PretrainConfig) -> None:
     k = cfg.ssl.koleo
     if not k.distributed or k.group_size is None:
         return
+    from geodino.losses.koleo import groups_tile
+
     local, size = cfg.batch_size, k.group_size
     world = world_size(cfg)
-    if (size <= local and local % size == 0) or (size % local == 0 and (local * world) % size == 0):
+    if groups_tile(local, world, size):
         return
     raise ConfigError(
         f"ssl.koleo.group_size={size} does not tile batches of batch_size={local} on "

@@ -188,13 +188,12 @@ class SSLMetaArch(nn.Module):
         self.ibot_loss = IBOTPatchLoss(
             i.head_n_prototypes, i.student_temp, i.centering, i.center_momentum, i.sinkhorn_iterations, process_group
         )
+        k.validate()  # a recipe built here without its config's validate(): topk > 1 needs distributed, ...
         self.koleo_loss: nn.Module = (
             KoLeoLossDistributed(topk=k.topk, group_size=k.group_size, group=process_group)
             if k.distributed
             else KoLeoLoss()
         )
-        if not k.distributed and k.topk != 1:
-            raise ConfigError("koleo.topk > 1 needs koleo.distributed=true (as official)")
 
         self.gram_teacher: nn.ModuleDict | None = None
         self.gram_loss: GramLoss | None = None

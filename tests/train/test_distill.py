@@ -455,6 +455,14 @@ def test_student_init_from_another_architecture_fails(run, images, tmp_path) -> 
             r"^ibot.mask_ratio_min_max=\[0.2, 0.6\] is not read by distillation, .*; set crops.mask_ratio=\[0.2, 0.6\] "
             r"instead",
         ),
+        (
+            "dino.centering=centering",
+            r"^dino.centering='centering' is not read by distillation: its teacher targets are always Sinkhorn-Knopp",
+        ),
+        ("ibot.center_momentum=0.5", r"^ibot.center_momentum=0.5 is not read by distillation"),
+        ("dino.head_last_layer=weight_norm", r"^dino.head_last_layer='weight_norm' is not read by distillation"),
+        ("koleo.topk=2", r"^koleo.topk > 1 needs koleo.distributed=true"),
+        ("koleo.group_size=2", r"^koleo.group_size=2 needs koleo.distributed=true"),
     ],
 )
 def test_config_errors(images, tmp_path, override, message) -> None:
@@ -478,6 +486,46 @@ def test_pretrainings_ibot_mask_keys_are_refused_and_free_on_resume(images, tmp_
     assert changed_resume_field(old, new, RESUME_FIXED, RESUME_FREE, RESUME_FREE_FIELDS) is None
     new["ibot"]["loss_weight"] = 0.5
     assert changed_resume_field(old, new, RESUME_FIXED, RESUME_FREE, RESUME_FREE_FIELDS)[0] == "ibot.loss_weight"
+
+
+def test_ibot_and_koleo_options_are_read(run, images, tmp_path) -> None:
+    """`ibot.student_temp`, `ibot.sinkhorn_iterations` and `koleo.distributed/group_size/topk` reach the losses
+    (the iBOT term used the DINO term's values and KoLeo always ran over the whole per-process batch), and they
+    change the step's loss; the defaults build what they built before."""
+    from geodino.losses.koleo import KoLeoLoss, KoLeoLossDistributed
+    from geodino.train.distill.build import make_batches
+    from geodino.train.distill.loop import setup, train_step
+
+    heads = f"teacher.heads={run[0] / 'teacher.heads.pth'}"
+    base = setup(_cfg(images, tmp_path / "a", heads))
+    assert isinstance(base.arch.koleo_loss, KoLeoLoss) and base.arch.ibot_loss.student_temp == 0.1
+    tuned = setup(
+        _cfg(
+            images,
+            tmp_path / "b",
+            heads,
+            "ibot.student_temp=0.2",
+            "ibot.sinkhorn_iterations=5",
+            "koleo={distributed: true, group_size: 2, topk: 1}",
+        )
+    )
+    arch = tuned.arch
+    assert arch.ibot_loss.student_temp == 0.2 and arch.ibot_loss.sinkhorn_iterations == 5
+    assert arch.dino_loss.student_temp == 0.1 and arch.dino_loss.sinkhorn_iterations == 3  # dino.* unchanged
+    assert isinstance(arch.koleo_loss, KoLeoLossDistributed) and arch.koleo_loss.group_size == 2
+    rows = [train_step(r, 0, next(make_batches(r.cfg, r.patch, 0, 0, 1, r.layout.data_batch))) for r in (base, tuned)]
+    for key in ("ibot", "koleo"):
+        a, b = (float(row[f"tiny/{key}"]) for row in rows)
+        assert abs(a - b) > 1e-4, (key, a, b)
+    a, b = (float(row["tiny/dino_global"]) for row in rows)  # same weights, batch and DINO options
+    assert a == pytest.approx(b, abs=1e-6)
+
+
+def test_koleo_groups_that_do_not_tile_the_batch_are_refused_before_any_write(images, tmp_path) -> None:
+    cfg = _cfg(images, tmp_path / "run", "koleo={distributed: true, group_size: 3}")
+    with pytest.raises(ConfigError, match=r"^koleo.group_size=3 does not tile the batches: 4 images per process on 1 "):
+        distill(cfg)
+    assert not (tmp_path / "run").exists()
 
 
 def _refusals(heads: Path, export: Path) -> dict[str, tuple[list[str], str]]:

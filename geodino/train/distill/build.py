@@ -262,6 +262,28 @@ def check_files(cfg: DistillConfig) -> None:
             )
 
 
+def check_koleo_groups(cfg: DistillConfig, plan: Any, world: int) -> None:
+    """With `koleo.distributed`, KoLeo groups of `koleo.group_size` must tile every student's batches (each
+    student's images per process on its subgroup's processes; the loss's own rule), checked before anything is
+    written and the same on every rank (so no rank waits on another that stopped)."""
+    from geodino.errors import plural
+    from geodino.losses.koleo import groups_tile
+
+    k, total = cfg.koleo, int(cfg.train.global_batch_size)
+    if not k.distributed or k.group_size is None:
+        return
+    for p in [None] if plan is None else plan:
+        n = world if p is None else p.size  # the processes a student's batch is spread over
+        if not groups_tile(total // n, n, k.group_size):
+            who = "" if p is None else f" of student {p.name!r}"
+            raise ConfigError(
+                f"koleo.group_size={k.group_size} does not tile the batches{who}: {total // n} images per process on "
+                f"{plural(n, 'process', 'processes')} (train.global_batch_size={total}); set "
+                "koleo.group_size to a divisor of the per-process batch or a multiple of it dividing the global "
+                "batch (null: the whole batch)"
+            )
+
+
 def check_student_spec(
     spec: StudentSpec, index: int, teacher_patch: int, k_dino: int | None = None, k_ibot: int | None = None
 ) -> None:

@@ -130,6 +130,8 @@ class DistillConfig:
                 hint = f"; did you mean {close[0]!r}?" if close else f"; valid: {', '.join(ARCHS)}"
                 raise ConfigError(f"students[{i}].arch={s.arch!r} is not a known architecture{hint}")
         _refuse_pretraining_mask_keys(self.ibot)
+        _refuse_pretraining_head_keys(self)
+        self.koleo.validate()
         if self.train.max_steps < 1:
             raise ConfigError(f"train.max_steps={self.train.max_steps} must be >= 1")
         if self.train.global_batch_size < 2:
@@ -185,4 +187,29 @@ def _refuse_pretraining_mask_keys(ibot: IbotConfig) -> None:
             raise ConfigError(
                 f"ibot.{key}={got} is not read by distillation, whose iBOT positions come from crops.mask_*; set "
                 f"crops.{crops_key}={got} instead (and leave ibot.{key} at its default {want})"
+            )
+
+
+def _refuse_pretraining_head_keys(cfg: DistillConfig) -> None:
+    """`dino.*` / `ibot.*` keys of pretraining's recipe that distillation has no use for, refused when set: the
+    teacher targets are always Sinkhorn-Knopp (as in official distillation; mean centering's running centre is not
+    part of a distillation checkpoint), and student and warmed-up heads have a linear prototype layer. Their
+    defaults pass, so old run folders' config.yaml files (which list them) still load."""
+    dino, ibot = DinoConfig(), IbotConfig()
+    for name, sec, default in (("dino", cfg.dino, dino), ("ibot", cfg.ibot, ibot)):
+        if sec.centering != default.centering:
+            raise ConfigError(
+                f"{name}.centering={sec.centering!r} is not read by distillation: its teacher targets are always "
+                f"Sinkhorn-Knopp (as official distillation); tune {name}.sinkhorn_iterations, or remove the key"
+            )
+        if float(sec.center_momentum) != default.center_momentum:
+            raise ConfigError(
+                f"{name}.center_momentum={sec.center_momentum} is not read by distillation (it is for "
+                f"{name}.centering=centering in pretraining); remove the key"
+            )
+        if sec.head_last_layer != default.head_last_layer:
+            raise ConfigError(
+                f"{name}.head_last_layer={sec.head_last_layer!r} is not read by distillation: student heads and "
+                "warmed-up teacher heads have a linear prototype layer (DINOv3), a teacher's own heads keep theirs; "
+                "remove the key"
             )

@@ -92,13 +92,13 @@ def _setup(cfg: DistillConfig, made: list[Path]) -> DistillRun:
     distributed = dist.is_available() and dist.is_initialized()
     rank = dist.get_rank() if distributed else 0
     world = dist.get_world_size() if distributed else 1
-    fresh = not Path(cfg.output_dir).expanduser().exists()
-    out_dir = make_dirs(Path(cfg.output_dir).expanduser(), what="output_dir")
-
     students_cfg = [
         {"name": s.name, "ranks": list(s.ranks) if s.ranks else None, "share": s.share} for s in cfg.students
     ]
     plan = plan_subgroups(students_cfg, world, cfg.train.global_batch_size)
+    b.check_koleo_groups(cfg, plan, world)  # the same answer on every rank, before anything is written
+    fresh = not Path(cfg.output_dir).expanduser().exists()
+    out_dir = make_dirs(Path(cfg.output_dir).expanduser(), what="output_dir")
     layout = init_subgroups(plan, cfg.train.global_batch_size, len(cfg.students))
 
     names = [cfg.students[i].name for i in layout.students]
@@ -165,6 +165,11 @@ def _setup(cfg: DistillConfig, made: list[Path]) -> DistillRun:
         global_ignore_diagonal=cfg.dino.global_ignore_diagonal,
         student_temp=cfg.dino.student_temp,
         sinkhorn_iterations=cfg.dino.sinkhorn_iterations,
+        ibot_student_temp=cfg.ibot.student_temp,
+        ibot_sinkhorn_iterations=cfg.ibot.sinkhorn_iterations,
+        koleo_distributed=cfg.koleo.distributed,
+        koleo_group_size=cfg.koleo.group_size,
+        koleo_topk=cfg.koleo.topk,
     )
     arch = DistillMetaArch(teacher, t_dino, t_ibot, students, weights, layout).to(device)
     arch.train()
