@@ -69,7 +69,7 @@ def load_backbone(
         build = {k: str(v) for k, v in sorted(overrides.items())}
         fingerprint = {"arch": target, "build": build, "patch_size": patch, "in_chans": in_chans, "seed": seed}
         fingerprint["bands"] = names or n_bands
-        return _frozen(model, "geodino", stats, spec_text, fingerprint, amp).to(device)
+        return _frozen(model, "geodino", stats, spec_text, fingerprint, amp, sensor).to(device)
 
     if kind == "timm":
         model = build_timm(target, options, n_bands, seed)
@@ -82,7 +82,7 @@ def load_backbone(
             stats = sensor_stats(sensor, names, in_chans, spec_text, None)
         build = {k: str(v) for k, v in sorted(options.items())}
         fingerprint = {"timm": target, "build": build, "bands": names or n_bands, "seed": seed}
-        return _frozen(model, "timm", stats, spec_text, fingerprint, amp).to(device)
+        return _frozen(model, "timm", stats, spec_text, fingerprint, amp, sensor).to(device)
 
     if kind == "baseline":
         return _baseline(target, spec_text, options, n_bands, names, sensor).to(device)
@@ -206,15 +206,24 @@ def _baseline(
             stacklevel=3,
         )
     fingerprint = {"spec": spec_text, "bands": names or in_chans}  # no weights; feature caches key on mean/std
-    return _frozen(model, "baseline", stats, spec_text, fingerprint, None)
+    return _frozen(model, "baseline", stats, spec_text, fingerprint, None, sensor)
 
 
 def _frozen(
-    model: nn.Module, kind: str, stats: tuple[Any, Any, Any, Any], spec: str, fingerprint: dict[str, Any], amp: Any
+    model: nn.Module,
+    kind: str,
+    stats: tuple[Any, Any, Any, Any],
+    spec: str,
+    fingerprint: dict[str, Any],
+    amp: Any,
+    passed: Any = None,
 ) -> FrozenBackbone:
-    """A FrozenBackbone from `sensor_stats`' (sensor, mean, std, band names)."""
+    """A FrozenBackbone from `sensor_stats`' (sensor, mean, std, band names). `passed`: the sensor the caller
+    named (`sensor=` / `?sensor=`), which then stands for a record: its DN scale and offset, not only its mean/std,
+    are what `geodino embed` and the probes apply to the data (as for an export that records that sensor; a
+    Landsat C2 L2 backbone otherwise got 16-bit data scaled by 1e-4 with no offset)."""
     s, mean, std, band_names = stats
-    return FrozenBackbone(
+    fb = FrozenBackbone(
         model,
         spec=spec,
         kind=kind,
@@ -225,6 +234,11 @@ def _frozen(
         amp=amp,
         fingerprint_source=fingerprint,
     )
+    if passed is not None and not isinstance(s, str | type(None)):
+        from geodino.data.normalization import sensor_record
+
+        fb.normalization = sensor_record(s, origin=f"sensor {s.name} (passed)")
+    return fb
 
 
 def _from_path(
@@ -296,7 +310,7 @@ def _from_path(
     bands_for_stats = names if names is not None else (src_bands if not adapted else None)
     default = None if adapted else default_sensor
     stats = sensor_stats(sensor, bands_for_stats, model.in_chans, spec_text, default)
-    fb = _frozen(model, "geodino", stats, spec_text, fp, amp)
+    fb = _frozen(model, "geodino", stats, spec_text, fp, amp, sensor)
     s = stats[0]
     if sensor is not None:
         fb.norm_source = f"sensor {getattr(s, 'name', s)} (passed)"
@@ -330,4 +344,4 @@ def _from_module(
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode())
         h.update(v.detach().float().cpu().numpy().tobytes())
-    return _frozen(model, "geodino", stats, "<module>", {"weights": h.hexdigest()}, amp).to(device)
+    return _frozen(model, "geodino", stats, "<module>", {"weights": h.hexdigest()}, amp, sensor).to(device)

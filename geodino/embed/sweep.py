@@ -49,7 +49,8 @@ def recorded_scale(bb: Any) -> tuple[np.ndarray, np.ndarray, str] | None:
     if not rec.get("sensor") and np.all(scale == 1) and np.all(offset == 0):
         return None
     where = str(getattr(bb, "norm_source", "") or "the backbone").split(":")[0]
-    sensor = f"sensor {rec['sensor']}, " if rec.get("sensor") else ""
+    named = rec.get("sensor") and not where.startswith(f"sensor {rec['sensor']}")  # a passed sensor says it once
+    sensor = f"sensor {rec['sensor']}, " if named else ""
 
     def fmt(v: np.ndarray) -> str:
         return f"{float(v[0]):g}" if v.size == 1 else "[" + ",".join(f"{float(x):g}" for x in v) + "]"

@@ -336,6 +336,28 @@ def test_recorded_dn_scale_is_the_default(tmp_path, monkeypatch, capsys):
     np.testing.assert_array_equal(read_all(tmp_path / "e.tif")[0], c[0])
 
 
+def test_a_sensor_passed_with_the_backbone_scales_the_data_as_a_record(tmp_path):
+    """`?sensor=landsat8` on a backbone without a record (an `arch:` spec, or an export whose record it replaces)
+    stands for that sensor's record: 16-bit Landsat C2 L2 DN are scaled by 2.75e-5 and offset by -0.2, exactly as
+    `--sensor landsat8` scales them (the dtype rule, x/10000 with no offset, applied before)."""
+    from geodino.backbones import load_backbone
+
+    src = write_tif(tmp_path / "in.tif", random_image(32, 32, c=3, dtype="uint16") + 7272)  # DN around 0 refl.
+    spec = "arch:vit_tiny?depth=1&patch_size=8&bands=red,green,blue&sensor=landsat8"
+    bb = load_backbone(spec)
+    assert bb.normalization["scale"] == 2.75e-5 and bb.normalization["offset"] == -0.2
+    opts = dict(tile=32, overlap=0, progress=False)
+    a = read_all(embed_raster(src, spec, tmp_path / "a.tif", **opts))
+    b = read_all(embed_raster(src, spec, tmp_path / "b.tif", scale=2.75e-5, **opts))
+    assert a[4]["GEODINO_INPUT_SCALE"] == "x*2.75e-05+-0.2 (sensor landsat8)"
+    assert np.abs(a[0] - b[0]).max() > 1e-3  # the offset matters: scale alone differs
+    dn = (random_image(32, 32, c=3, dtype="uint16") + 7272).astype(np.float32)
+    c = whole_image_features(bb, dn * np.float32(2.75e-5) - np.float32(0.2), scale=1.0)  # by hand: DN*s + o
+    np.testing.assert_allclose(a[0], c, atol=1e-4)
+    old = read_all(embed_raster(src, spec, tmp_path / "d.tif", scale=1e-4, **opts))
+    assert np.abs(a[0] - old[0]).max() > 1e-3
+
+
 def test_recorded_per_band_scale_and_offset(tmp_path):
     """Per-band scale and an offset are applied band by band (hand-computed reflectance as float input)."""
     scale, offset = [1e-4, 2e-4, 5e-5], -0.1

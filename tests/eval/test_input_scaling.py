@@ -115,6 +115,17 @@ def test_segmentation_scales_with_the_offset_the_backbone_records(tmp_path, land
     assert saved["input_scaling"] == lines[0].removeprefix("segmentation: input scaling ")
 
 
+def test_a_sensor_passed_with_the_backbone_scales_as_a_record(tmp_path, monkeypatch, capsys):
+    """`?sensor=landsat8` (or backbone_sensor=) on a backbone without a record: the probe applies that sensor's
+    DN scale and offset, as `geodino embed` does (it applied the dtype rule, x/10000 with no offset)."""
+    images = seg_folder(tmp_path / "data")
+    bb, seen = recording("arch:vit_tiny?seed=0&patch_size=8&bands=red,green,blue&sensor=landsat8", monkeypatch)
+    run_segmentation(bb, seg_cfg(tmp_path / "data"), tmp_path / "out")
+    torch.testing.assert_close(seen[0][0], reflectance(images[0], 2.75e-5, -0.2))
+    lines = scaling_lines(capsys.readouterr().err, "segmentation")
+    assert len(lines) == 1 and "x*2.75e-05-0.2 (the backbone's DN scale: sensor landsat8" in lines[0]
+
+
 def test_an_explicit_data_scale_wins_over_the_record(tmp_path, landsat_export, monkeypatch, capsys):
     images = seg_folder(tmp_path / "data")
     bb, seen = recording(landsat_export, monkeypatch)
