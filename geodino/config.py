@@ -94,11 +94,41 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.merge(merged, raw), resolve=False)  # type: ignore[return-value]
 
 
-def _parse_override(item: str) -> tuple[str, Any]:
+def _example_key(schema: type) -> str:
+    """A `key=value` of `schema` to show in the override error: its run length where it has one (pretraining's
+    `trainer.max_steps`, distillation's `train.max_steps`), else its first plain key with that key's default."""
+
+    def leaves(cls: Any, prefix: str = "") -> list[tuple[str, Any]]:
+        out: list[tuple[str, Any]] = []
+        for f in dataclasses.fields(cls) if dataclasses.is_dataclass(cls) else ():
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            if dataclasses.is_dataclass(default):
+                out += leaves(type(default), f"{prefix}{f.name}.")
+            elif isinstance(default, bool | int | float | str):
+                out.append((f"{prefix}{f.name}", default))
+        return out
+
+    found = leaves(schema)
+    for key, _ in found:
+        if key.split(".")[-1] == "max_steps":
+            return f"{key}=100"
+    return f"{found[0][0]}={found[0][1]}" if found else "key=value"
+
+
+def _parse_override(item: str, schema: type | None = None) -> tuple[str, Any]:
     from omegaconf import OmegaConf
 
     if "=" not in item:
-        raise ConfigError(f"override {item!r} must look like key=value (for example train.max_steps=100)")
+        example = _example_key(schema) if schema is not None else "key=value"
+        fields = getattr(schema, "__dataclass_fields__", {})
+        prefix = "data." if "data" in fields else "" if "sources" in fields else None
+        if prefix is not None and item.strip() and Path(item).expanduser().exists():  # a data path given bare
+            hint = (
+                f"; to use {item} as data, pass it as a source: '{prefix}sources=[{{type: raster, paths: [{item}]}}]' "
+                "(GeoTIFFs; type: images for JPEG/PNG folders)"
+            )
+            raise ConfigError(f"override {item!r} must look like key=value{hint}")
+        raise ConfigError(f"override {item!r} must look like key=value (for example {example})")
     key, value = item.split("=", 1)
     try:
         parsed = OmegaConf.create(f"v: {value}")["v"] if value else ""
@@ -131,7 +161,7 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: list
     if path is not None:
         sources.append((str(path), _read_yaml(Path(path))))
     for item in overrides or []:
-        key, value = _parse_override(item)
+        key, value = _parse_override(item, schema)
         sources.append((f"override {item!r}", _nest(key, value)))
     for where, data in sources:
         cfg = _merge(cfg, data, schema, where)

@@ -55,6 +55,22 @@ def test_bad_type_missing_file_and_bad_yaml(tmp_path):
         load_config(Schema, None, ["max_steps"])
 
 
+def test_a_bare_override_is_answered_with_a_key_of_the_commands_own_config(tmp_path):
+    """The example in the error is a key of the config being loaded (pretraining's `trainer.max_steps`; it said
+    `train.max_steps`, distillation's key, for every command), and a data path given bare gets the source key."""
+    from geodino.train.config import PretrainConfig
+    from geodino.train.distill import DistillConfig
+
+    with pytest.raises(ConfigError, match=r"\(for example trainer\.max_steps=100\)$"):
+        load_config(PretrainConfig, None, ["max_steps"])
+    with pytest.raises(ConfigError, match=r"\(for example train\.max_steps=100\)$"):
+        load_config(DistillConfig, None, ["max_steps"])
+    with pytest.raises(ConfigError, match=r"\(for example max_steps=100\)$"):
+        load_config(Schema, None, ["max_steps"])
+    with pytest.raises(ConfigError, match=r"pass it as a source: 'data\.sources=\[\{type: raster, paths: \["):
+        load_config(PretrainConfig, None, [str(tmp_path)])
+
+
 def test_describe_and_save_round_trip(tmp_path):
     text = describe(Schema)
     assert "optim.lr=0.001" in text and "max_steps=10" in text
