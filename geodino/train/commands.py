@@ -88,6 +88,9 @@ def _pretrain(args: argparse.Namespace) -> int:
         if loss:  # where the DINO loss went against ln K: the first thing to look at (curves.png shows why)
             curves = out / "curves.png"
             print(f"geodino: DINO loss {describe_loss(loss)}" + (f"; curves: {curves}" if curves.exists() else ""))
+        export = out / "export" / "teacher.pth"
+        if cfg.checkpoint.export_at_end and export.exists():  # what the next command takes (--backbone, init_from)
+            print(f"geodino: backbone export: {export} (+ .safetensors, .heads.pth); use it as --backbone {export}")
     return _exit_distributed_worker(0)
 
 

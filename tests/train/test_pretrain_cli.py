@@ -55,7 +55,10 @@ def test_a_run_shorter_than_log_every_n_steps_still_draws_its_curves(tiny_data, 
     rows = list(csv.DictReader(open(tmp_path / "run" / "logs" / "metrics.csv")))
     assert [int(r["step"]) for r in rows] == [2] and rows[0]["loss"] != ""
     assert (tmp_path / "run" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert f"curves: {tmp_path / 'run' / 'curves.png'}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"curves: {tmp_path / 'run' / 'curves.png'}" in out
+    export = tmp_path / "run" / "export" / "teacher.pth"  # the run says where its backbone is (it said nothing)
+    assert f"geodino: backbone export: {export} (+ .safetensors, .heads.pth); use it as --backbone {export}" in out
 
 
 def test_schedule_lengths_that_exceed_the_run_name_the_full_key_before_the_run_folder_is_made(tmp_path, tiny_data):
