@@ -14,19 +14,23 @@ the constructor still works as a plain function, and nothing is registered). Mak
 Any band count: `bands` names the input bands (TerraTorch's band enums or strings); when they differ from the
 bands the file records (or R, G, B for 3-band files), the patch embedding is adapted by name
 (`geodino.models.checkpoints.resolve_bands`: matching bands keep their kernel, others get the mean kernel).
-A plain count (`bands=6` or `in_chans=6`) works only when the file has that many bands or when `bands` names
-are given. `ckpt_path=None` gives a random `arch` (for tests and from-scratch training).
+`model_bands` (the input bands as TerraTorch's torchgeo ViT/ResNet backbones name them, `backbone_model_bands`
+in a config) is taken as `bands`; both given and different is refused. A plain count (`bands=6` or
+`in_chans=6`) works only when the file has that many bands or when `bands` names are given. `ckpt_path=None`
+gives a random `arch` (for tests and from-scratch training). Any other option (e.g. TerraTorch's `num_frames`)
+is dropped with one warning naming it, so a setting meant for another backbone does not pass unnoticed.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from geodino.errors import ConfigError
+from geodino.errors import ConfigError, plural
 
 __all__ = ["GeoDinoTerraTorchBackbone", "datamodule_stats", "geodino_vit", "register"]
 
@@ -40,6 +44,47 @@ def _band_names(bands: Any) -> list[str] | None:
         value = getattr(b, "value", b)
         out.append(str(value if isinstance(value, str) else getattr(b, "name", value)))
     return out
+
+
+# Options TerraTorch's EncoderDecoderFactory reads from the `backbone_*` keys itself and also passes on to the
+# backbone: accepted without a warning, since they are not dropped.
+_FACTORY_OPTIONS = frozenset({"padding"})
+
+
+def _describe(bands: Any) -> str:
+    names = _band_names(bands)
+    return f"[{', '.join(names)}]" if names is not None else str(bands)
+
+
+def _merge_model_bands(bands: Any, model_bands: Any) -> Any:
+    """One band list from `bands` and TerraTorch's `model_bands` (the same setting under TerraTorch's name);
+    refuses two that differ, since either could be the one the data follows."""
+    from geodino.models.checkpoints.bands import same_bands
+
+    if model_bands is None or bands is None:
+        return bands if model_bands is None else model_bands
+    a, b = _band_names(bands), _band_names(model_bands)
+    if a is not None and b is not None:
+        agree = same_bands(a, b)
+    else:  # a count and names (or two counts): the counts must agree; names win
+        agree = (len(a) if a is not None else bands) == (len(b) if b is not None else model_bands)
+    if not agree:
+        raise ConfigError(
+            f"geodino_vit got bands={_describe(bands)} and model_bands={_describe(model_bands)}, which differ; "
+            "give one of them (backbone_bands or backbone_model_bands in a TerraTorch config)"
+        )
+    return model_bands if b is not None else bands
+
+
+def _warn_dropped(kwargs: dict[str, Any]) -> None:
+    """One warning naming the options `geodino_vit` does not use (a setting meant for another backbone)."""
+    dropped = sorted(set(kwargs) - _FACTORY_OPTIONS)
+    if dropped:
+        warnings.warn(
+            f"geodino_vit ignores {plural(len(dropped), 'option')} {', '.join(dropped)}: it takes ckpt_path, bands "
+            "(or model_bands), out_indices, return_cls_token, pretrained, arch, patch_size, in_chans and fill",
+            stacklevel=3,
+        )
 
 
 class GeoDinoTerraTorchBackbone(nn.Module):
@@ -75,11 +120,15 @@ def geodino_vit(
     patch_size: int = 16,
     in_chans: int | None = None,
     fill: str = "mean",
+    model_bands: Sequence[Any] | int | None = None,
     **kwargs: Any,
 ) -> GeoDinoTerraTorchBackbone:
     """TerraTorch backbone constructor: a geodino export, checkpoint, HF or timm folder (`ckpt_path`) with its
     patch embedding adapted to `bands`, or a random `arch` when `ckpt_path` is None or `pretrained=False`.
-    Unknown TerraTorch options (e.g. `model_bands`, `num_frames`) are ignored."""
+    `model_bands` (TerraTorch's name for the input bands) is the same as `bands`; other unknown options are
+    dropped with a warning naming them."""
+    _warn_dropped(kwargs)
+    bands = _merge_model_bands(bands, model_bands)
     names = _band_names(bands)
     count = len(names) if names else (bands if isinstance(bands, int) else in_chans)
     if ckpt_path and pretrained:

@@ -37,6 +37,7 @@ def test_torchgeo_classification_task_takes_the_timm_folder(model, timm_dir):
     loss = task.training_step(batch, 0)
     loss.backward()
     assert loss.ndim == 0 and task.model.get_classifier().weight.grad is not None
+    assert task.model.global_pool == "token"  # the linear head sees the class token, not the mean patch token
 
 
 def test_torchgeo_segmentation_task_takes_the_timm_folder(model, timm_dir):
@@ -63,6 +64,36 @@ def test_timm_folder_tokens_match_geodino(model, timm_dir):
     torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=1e-5)
 
 
+def test_timm_folder_pools_the_class_token(model, timm_dir):
+    """`timm.create_model("local-dir:...")` reads the pooling from config.json's `model_args`: the pooled output is
+    the class token (DINOv3's convention, what geodino's probes use), not timm's default mean patch token."""
+    import json
+
+    import timm
+
+    from geodino.models.checkpoints import read_backbone_weights
+
+    tm = timm.create_model(f"local-dir:{timm_dir}", pretrained=True).eval()
+    x = torch.rand(2, 4, 32, 32)
+    with torch.no_grad():
+        feats = tm.forward_features(x)
+        pooled = tm(x)
+    assert pooled.shape == (2, 192)
+    torch.testing.assert_close(pooled, feats[:, 0], atol=1e-5, rtol=1e-5)
+    assert tm.global_pool == "token"
+    assert not torch.allclose(pooled, feats[:, tm.num_prefix_tokens :].mean(1), atol=1e-3)
+    with torch.no_grad():  # and the class token is geodino's
+        torch.testing.assert_close(pooled, model.eval().forward_features(x)["x_norm_clstoken"], atol=1e-5, rtol=1e-5)
+    assert json.loads((timm_dir / "config.json").read_text())["model_args"]["global_pool"] == "token"
+    # avg pooling on request, as the docs say
+    avg = timm.create_model(f"local-dir:{timm_dir}", pretrained=True, global_pool="avg").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(avg(x), feats[:, tm.num_prefix_tokens :].mean(1), atol=1e-5, rtol=1e-5)
+    # geodino's own reader still takes the folder: the same weights
+    back = read_backbone_weights(timm_dir).state
+    assert all(torch.equal(back[k], v) for k, v in model.state_dict().items() if k in back and "bias_mask" not in k)
+
+
 class HLSBands(enum.Enum):  # the shape of TerraTorch's band enums
     BLUE = "BLUE"
     GREEN = "GREEN"
@@ -78,7 +109,7 @@ def test_terratorch_factory_accepts_any_band_count(model, tmp_path):
     path = save_backbone(model, tmp_path / "bb.safetensors", normalization=REC)
     bands = [HLSBands.BLUE, HLSBands.GREEN, HLSBands.RED, HLSBands.NIR_NARROW, HLSBands.SWIR_1, HLSBands.SWIR_2]
     with pytest.warns(UserWarning, match=r"2 bands \(SWIR_1, SWIR_2\) match no band of checkpoint .* get the mean"):
-        bb = geodino_vit(ckpt_path=str(path), bands=bands, out_indices=[1, 3], num_frames=1)
+        bb = geodino_vit(ckpt_path=str(path), bands=bands, out_indices=[1, 3])
     assert bb.out_channels == [192, 192] and bb.in_chans == 6 and bb.model.training
     w = bb.model.patch_embed.proj.weight
     # matched bands keep their kernels (scaled by C_src / C_dst, the documented adaptation rule)
@@ -92,6 +123,74 @@ def test_terratorch_factory_accepts_any_band_count(model, tmp_path):
     assert geodino_vit(ckpt_path=None, bands=3, arch="vit_tiny", patch_size=8).in_chans == 3
     means, stds = datamodule_stats(str(path))
     assert means[0] == pytest.approx(0.05 / 1e-4) and stds[3] == pytest.approx(0.1 / 1e-4)
+
+
+@pytest.fixture(scope="module")
+def rgb_export(tmp_path_factory):
+    """A 3-band (R, G, B by the 3-band default) vit_tiny export and its patch-embedding kernel [D, 3, p, p]."""
+    torch.manual_seed(1)
+    rgb = build_model("vit_tiny", patch_size=8, in_chans=3, depth=2)
+    path = save_backbone(rgb, tmp_path_factory.mktemp("rgb") / "rgb.safetensors")
+    return str(path), rgb.patch_embed.proj.weight.detach().clone()
+
+
+def test_terratorch_model_bands_reorder_the_kernels(rgb_export):
+    """TerraTorch's `model_bands` (`backbone_model_bands`) is the input bands, as `bands`: B, G, R data on an
+    R, G, B export moves each kernel to its band (it was ignored: the R kernel stayed on channel 0)."""
+    from geodino.integrations.terratorch import geodino_vit
+
+    path, w = rgb_export
+    bb = geodino_vit(ckpt_path=path, model_bands=[HLSBands.BLUE, HLSBands.GREEN, HLSBands.RED], out_indices=[1])
+    assert bb.in_chans == 3
+    torch.testing.assert_close(bb.model.patch_embed.proj.weight, w[:, [2, 1, 0]], atol=0, rtol=0)
+    strings = geodino_vit(ckpt_path=path, model_bands=["BLUE", "GREEN", "RED"])
+    assert torch.equal(strings.model.patch_embed.proj.weight, bb.model.patch_embed.proj.weight)
+    # the same bands under both names (spelt differently) are one setting
+    both = geodino_vit(ckpt_path=path, bands=["blue", "green", "red"], model_bands=["BLUE", "GREEN", "RED"])
+    assert torch.equal(both.model.patch_embed.proj.weight, bb.model.patch_embed.proj.weight)
+
+
+def test_terratorch_four_model_bands_give_a_four_band_model(rgb_export):
+    from geodino.integrations.terratorch import geodino_vit
+
+    path, w = rgb_export
+    four = [HLSBands.BLUE, HLSBands.GREEN, HLSBands.RED, HLSBands.NIR_NARROW]
+    with pytest.warns(UserWarning, match=r"1 band \(NIR_NARROW\) matches no band of checkpoint"):
+        bb = geodino_vit(ckpt_path=path, model_bands=four, out_indices=[1])
+    assert bb.in_chans == 4
+    got = bb.model.patch_embed.proj.weight
+    torch.testing.assert_close(got[:, :3], w[:, [2, 1, 0]] * 3 / 4)  # matched, scaled by C_src / C_dst
+    torch.testing.assert_close(got[:, 3], w.mean(1) * 3 / 4)  # unmatched: the mean kernel
+    assert bb(torch.rand(1, 4, 16, 16))[0].shape == (1, 5, 192)
+
+
+def test_terratorch_bands_and_model_bands_that_differ_are_refused(rgb_export):
+    from geodino.errors import ConfigError
+    from geodino.integrations.terratorch import geodino_vit
+
+    path, _ = rgb_export
+    with pytest.raises(ConfigError, match=r"^geodino_vit got bands=\[RED, GREEN, BLUE\] and model_bands="
+                       r"\[BLUE, GREEN, RED\], which differ; give one of them \(backbone_bands or "
+                       r"backbone_model_bands in a TerraTorch config\)$"):  # fmt: skip
+        geodino_vit(ckpt_path=path, bands=["RED", "GREEN", "BLUE"], model_bands=[HLSBands.BLUE, "GREEN", "RED"])
+    with pytest.raises(ConfigError, match=r"got bands=4 and model_bands=\[BLUE, GREEN, RED\], which differ"):
+        geodino_vit(ckpt_path=path, bands=4, model_bands=["BLUE", "GREEN", "RED"])
+    # a count that agrees with the names is no conflict: the names decide
+    bb = geodino_vit(ckpt_path=path, bands=3, model_bands=["BLUE", "GREEN", "RED"])
+    assert bb.in_chans == 3 and not torch.equal(bb.model.patch_embed.proj.weight[:, 0], rgb_export[1][:, 0])
+
+
+def test_terratorch_dropped_options_are_named_in_one_warning():
+    import warnings
+
+    from geodino.integrations.terratorch import geodino_vit
+
+    with pytest.warns(UserWarning, match=r"^geodino_vit ignores 2 options num_frames, vpt: it takes ckpt_path") as rec:
+        geodino_vit(arch="vit_tiny", patch_size=8, bands=3, pretrained=False, num_frames=1, vpt=True)
+    assert len(rec) == 1
+    with warnings.catch_warnings():  # TerraTorch's factory reads backbone_padding itself: not dropped, no warning
+        warnings.simplefilter("error")
+        geodino_vit(arch="vit_tiny", patch_size=8, bands=3, pretrained=False, padding="reflect")
 
 
 def test_terratorch_count_without_names_is_a_one_line_error(model, tmp_path):

@@ -157,9 +157,15 @@ def _timm_base_name(config: Mapping[str, Any], qkv_bias: bool) -> str:
 
 
 def timm_model_args(config: Mapping[str, Any]) -> dict[str, Any]:
-    """`timm.create_model` kwargs that rebuild the architecture of a geodino config on timm's Eva."""
+    """`timm.create_model` kwargs that rebuild the architecture of a geodino config on timm's Eva.
+
+    `global_pool="token"`: the model's pooled output (`model(x)`, `forward_head`) is the class token, the DINOv3
+    convention and what geodino's probes use; timm's DINOv3 entries default to `avg` (the mean patch token),
+    and `timm.create_model("local-dir:...")` takes the pooling from `model_args` only, not from the top-level
+    `global_pool` of config.json."""
     dim = int(config["embed_dim"])
     args: dict[str, Any] = {
+        "global_pool": "token",
         "in_chans": int(config["in_chans"]),
         "patch_size": int(config["patch_size"]),
         "embed_dim": dim,
