@@ -18,6 +18,44 @@ from geodino.errors import ConfigError, did_you_mean
 T = TypeVar("T")
 
 BASE_KEY = "_base_"
+# the shipped configs (package data, so that a pip install has them; a checkout's configs/ links here)
+CONFIGS = Path(__file__).resolve().parent / "configs"
+_CONFIG_FOLDERS = {
+    "PretrainConfig": "pretrain",
+    "DistillConfig": "distill",
+    "SuiteConfig": "eval",
+    "EmbedConfig": "embed",
+}
+
+
+def find_config(path: str | Path, schema: type | None = None) -> Path:
+    """`path` when it is a file; else the shipped config it names, so that the README's commands run from any
+    folder and from a pip install: `configs/pretrain/demo.yaml` (the part after `configs/`), or a bare name
+    (`small_vit_tiny`, `demo.yaml`) in the shipped folder of the command's config (pretrain, distill, eval,
+    embed), else in the one folder that has it. Unresolved: `path` itself (the reader then says not found)."""
+    p = Path(path).expanduser()
+    if p.is_file():
+        return p
+    found: list[Path] = []
+    if "configs" in p.parts[:-1]:
+        found.append(CONFIGS.joinpath(*p.parts[len(p.parts) - 1 - p.parts[::-1].index("configs") + 1 :]))
+    if len(p.parts) == 1:
+        name = p.name if p.suffix in (".yaml", ".yml") else f"{p.name}.yaml"
+        folder = _CONFIG_FOLDERS.get(getattr(schema, "__name__", ""))
+        if folder:
+            found.append(CONFIGS / folder / name)
+        anywhere = sorted(CONFIGS.glob(f"*/{name}"))
+        if len(anywhere) == 1:
+            found += anywhere
+    return next((c for c in found if c.is_file()), p)
+
+
+def shipped_configs(schema: type | None = None) -> list[str]:
+    """Names of the shipped configs for `schema`'s command (all of them, as folder/name, without a schema)."""
+    folder = _CONFIG_FOLDERS.get(getattr(schema, "__name__", ""))
+    if folder:
+        return sorted(f.stem for f in (CONFIGS / folder).glob("*.yaml"))
+    return sorted(f"{f.parent.name}/{f.stem}" for f in CONFIGS.glob("*/*.yaml"))
 
 
 def _flat_keys(schema: Any, prefix: str = "") -> list[str]:
@@ -159,7 +197,13 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: list
     cfg = OmegaConf.structured(schema)
     sources: list[tuple[str, dict[str, Any]]] = []
     if path is not None:
-        sources.append((str(path), _read_yaml(Path(path))))
+        found = find_config(path, schema)
+        if not found.is_file() and schema.__name__ in _CONFIG_FOLDERS:
+            raise ConfigError(
+                f"config file {found} not found; pass an existing YAML file to --config or a shipped one by name: "
+                f"{', '.join(shipped_configs(schema))}"
+            )
+        sources.append((str(found), _read_yaml(found)))
     for item in overrides or []:
         key, value = _parse_override(item, schema)
         sources.append((f"override {item!r}", _nest(key, value)))

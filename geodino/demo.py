@@ -59,11 +59,12 @@ SIZES = {
 
 
 def _configs_dir() -> Path:
-    """The repository's configs/ folder (the demo runs from a checkout, as `make demo` does)."""
-    here = Path(__file__).resolve().parents[1] / "configs"
-    if not (here / "pretrain" / "demo.yaml").is_file():
-        raise ConfigError(f"configs/pretrain/demo.yaml not found under {here.parent}; run the demo from a checkout")
-    return here
+    """The shipped configs (package data: the demo runs from a pip install as from a checkout)."""
+    from geodino.config import CONFIGS
+
+    if not (CONFIGS / "pretrain" / "demo.yaml").is_file():
+        raise ConfigError(f"pretrain/demo.yaml not found under {CONFIGS}; reinstall geodino (its configs are missing)")
+    return CONFIGS
 
 
 def _run(argv: list[str], log: list[str]) -> None:

@@ -115,3 +115,42 @@ def test_help_lists_empty_dict_keys_and_the_keys_of_list_entries():
     for key in keys:
         assert f"  {key}" in lines, key
     assert "  students[i].overrides={}" in describe(DistillConfig).splitlines()
+
+
+def test_shipped_configs_are_found_from_any_folder_and_by_name(tmp_path, monkeypatch):
+    """The configs ship inside the package (a pip install has them; `geodino pretrain -c small_vit_tiny` said
+    'config file small_vit_tiny not found' outside a checkout): the README's `configs/...` paths resolve from any
+    folder, and a bare name resolves in the command's own folder of configs."""
+    from geodino.config import CONFIGS, find_config
+    from geodino.eval.runner import SuiteConfig
+    from geodino.train.config import PretrainConfig
+
+    monkeypatch.chdir(tmp_path)  # no configs/ here
+    assert find_config("configs/pretrain/demo.yaml") == CONFIGS / "pretrain" / "demo.yaml"
+    assert find_config("small_vit_tiny", PretrainConfig) == CONFIGS / "pretrain" / "small_vit_tiny.yaml"
+    assert find_config("demo", SuiteConfig) == CONFIGS / "eval" / "demo.yaml"  # not pretrain/demo.yaml
+    assert find_config("demo.yaml", PretrainConfig) == CONFIGS / "pretrain" / "demo.yaml"
+    assert load_config(PretrainConfig, "small_vit_tiny").ssl.student.arch == "vit_tiny"
+    (tmp_path / "demo.yaml").write_text(
+        "_base_: " + str(CONFIGS / "pretrain" / "demo.yaml") + "\ntrainer:\n  max_steps: 7\n"
+    )
+    assert load_config(PretrainConfig, "demo.yaml").trainer.max_steps == 7  # a file of the user's wins
+    with pytest.raises(
+        ConfigError, match=r"^config file nothere not found; .* a shipped one by name: demo, demo_gram, "
+    ):
+        load_config(PretrainConfig, "nothere")
+
+
+def test_the_package_data_pattern_ships_every_config():
+    """pyproject's package-data pattern matches every file under geodino/configs (a config in a deeper folder, or
+    with another suffix, would be missing from a wheel)."""
+    import tomllib
+    from pathlib import Path
+
+    from geodino.config import CONFIGS
+
+    data = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    patterns = data["tool"]["setuptools"]["package-data"]["geodino"]
+    shipped = {p for pattern in patterns for p in CONFIGS.parent.glob(pattern)}
+    every = {p for p in CONFIGS.rglob("*") if p.is_file()}
+    assert every and every <= shipped, sorted(str(p) for p in every - shipped)
