@@ -219,3 +219,36 @@ def test_full_cli_reports_bad_backbone_spec(capsys):
     assert geodino.cli.main(["info", "arch:vit_gigantic"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("geodino: error: unknown architecture 'vit_gigantic'") and "\n" not in err
+
+
+def test_preprocess_scales_raw_pixels_and_normalize_refuses_them(tmp_path):
+    """`preprocess` takes raw pixels as readers give them: 8-bit RGB equals official DINOv3's `make_transform`
+    (ToDtype(float32, scale=True) + Normalize with ImageNet statistics); a backbone's record (or a sensor passed
+    with it) brings its DN scale and offset. `normalize` refuses integer input (uint8 reached values of ~1100)."""
+    from torchvision.transforms import v2
+
+    x = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
+    bb = load_backbone("arch:vit_tiny?depth=1&patch_size=8")  # 3 bands, no sensor: ImageNet statistics
+    official = v2.Compose(
+        [v2.ToDtype(torch.float32, scale=True), v2.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))]
+    )
+    torch.testing.assert_close(bb.preprocess(x), official(x), atol=1e-5, rtol=0)
+    assert bb.dn_scale() is None
+    with pytest.raises(
+        InputError, match=r"^normalize takes reflectance-scaled float input, got torch.uint8 .*preprocess"
+    ):
+        bb.normalize(x)
+
+    dn = torch.randint(7273, 30000, (3, 16, 16), dtype=torch.int32).to(torch.uint16)
+    l8 = load_backbone("arch:vit_tiny?depth=1&patch_size=8&bands=red,green,blue&sensor=landsat8")
+    expect = l8.normalize(dn.float() * 2.75e-5 - 0.2)  # Landsat C2 L2 surface reflectance
+    torch.testing.assert_close(l8.preprocess(dn), expect, atol=1e-5, rtol=0)
+    torch.testing.assert_close(bb.preprocess(dn), bb.normalize(dn.float() / 10000), atol=1e-5, rtol=0)  # no record
+
+    norm = {"bands": ["R", "G", "B"], "scale": [1e-4, 2e-4, 1e-4], "offset": -0.1, "mean": [0.1] * 3, "std": [0.2] * 3}
+    path = save_backbone(trained_like(), tmp_path / "bb.safetensors", normalization=norm)
+    rec = load_backbone(str(path))
+    scale = torch.tensor([1e-4, 2e-4, 1e-4]).reshape(3, 1, 1)
+    torch.testing.assert_close(rec.preprocess(dn), (dn.float() * scale - 0.1 - 0.1) / 0.2, atol=1e-5, rtol=0)
+    refl = torch.rand(3, 16, 16)
+    torch.testing.assert_close(bb.preprocess(refl), bb.normalize(refl))  # floats are reflectance already

@@ -89,9 +89,51 @@ class FrozenBackbone(nn.Module):
         )
 
     # -- input ------------------------------------------------------------------------------------------------
+    def dn_scale(self) -> tuple[Tensor, Tensor] | None:
+        """(scale, offset) per band of the DN -> reflectance step the backbone's record carries (an export's
+        record, or the sensor passed with it), or None: a bare mean/std (e.g. a foreign timm file) says nothing
+        about the data's units. The same rule as `geodino embed` and the probes (`embed.sweep.recorded_scale`)."""
+        rec = self.normalization
+        if not rec or "scale" not in rec:
+            return None
+        scale = torch.as_tensor(rec["scale"], dtype=torch.float32).reshape(-1)
+        offset = torch.as_tensor(rec.get("offset", 0.0), dtype=torch.float32).reshape(-1)
+        if not rec.get("sensor") and bool((scale == 1).all()) and bool((offset == 0).all()):
+            return None
+        return scale, offset
+
+    def preprocess(self, x: Tensor) -> Tensor:
+        """Raw pixels (DN, any dtype: what rasterio, PIL or `torchvision.io.read_image` give) [B, C, H, W] or
+        [C, H, W] -> the model's input: DN -> reflectance with the record's scale and offset (`dn_scale`), else by
+        dtype as `geodino embed` does (uint8 / 255, other integers / 10000, floats as they are), then `normalize`.
+        What official DINOv3's `make_transform` (ToDtype(scale=True) + Normalize) does for 8-bit RGB."""
+        _tensor(x, "preprocess")
+        if x.ndim not in (3, 4):
+            raise InputError(f"preprocess takes an image [C, H, W] or a batch [B, C, H, W], got shape {tuple(x.shape)}")
+        if x.is_complex():
+            raise InputError(f"preprocess takes real-valued pixels, got {x.dtype}")
+        dn = self.dn_scale()
+        shape = (-1, 1, 1)
+        if dn is not None:
+            scale, offset = (v.to(x.device).reshape(shape) for v in dn)
+            y = x.float() * scale + offset
+        elif x.dtype == torch.uint8:
+            y = x.float() / 255.0
+        elif not x.is_floating_point():
+            y = x.float() / 10000.0
+        else:
+            y = x.float()
+        return self.normalize(y)
+
     def normalize(self, x: Tensor) -> Tensor:
-        """Standardise reflectance-scaled input [B, C, H, W] or [C, H, W] with the backbone's mean/std."""
+        """Standardise reflectance-scaled float input [B, C, H, W] or [C, H, W] with the backbone's mean/std.
+        Integer input (raw DN) is refused: `preprocess` scales it first."""
         _tensor(x, "normalize")
+        if not x.is_floating_point():
+            raise InputError(
+                f"normalize takes reflectance-scaled float input, got {x.dtype} (raw DN?); use "
+                "backbone.preprocess(x), which scales DN to reflectance first (or divide by the data's DN scale)"
+            )
         if x.ndim not in (3, 4):
             raise InputError(f"normalize takes an image [C, H, W] or a batch [B, C, H, W], got shape {tuple(x.shape)}")
         c = x.shape[-3]

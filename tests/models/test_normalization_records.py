@@ -152,6 +152,28 @@ def test_convert_carries_the_record_and_selects_adapted_bands(tmp_path, model):
     assert read_backbone_weights(two).normalization["mean"] == [0.3, 0.07]
 
 
+def test_convert_to_bands_the_record_lacks_records_the_named_sensor(tmp_path):
+    """`convert --bands R G B N --sensor naip` of an R,G,B export: the record covers R, G, B only, so the output
+    recorded nothing (an HF folder with do_normalize false, mean 0 / std 1) although naip has every output band;
+    it records naip's statistics now (without a sensor it still records nothing, with the warning)."""
+    from geodino.data.sensors import get_sensor
+    from geodino.models.checkpoints.convert import convert_checkpoint
+
+    torch.manual_seed(0)
+    rgb = {"bands": ["R", "G", "B"], "scale": 1 / 255, "mean": [0.4, 0.4, 0.3], "std": [0.2, 0.15, 0.14]}
+    src = save_backbone(build_model("vit_tiny", patch_size=8, depth=1), tmp_path / "rgb.pth", normalization=rgb)
+    naip = get_sensor("naip")
+    hf = convert_checkpoint(src, tmp_path / "hf", dst_layout="hf", bands=["R", "G", "B", "N"], sensor="naip")
+    rec = read_backbone_weights(hf).normalization
+    assert rec["sensor"] == "naip" and rec["bands"] == ["R", "G", "B", "N"]
+    assert rec["mean"] == pytest.approx(list(naip.mean)) and rec["std"] == pytest.approx(list(naip.std))
+    pp = json.loads((hf / "preprocessor_config.json").read_text())
+    assert pp["do_normalize"] is True and pp["image_mean"] == pytest.approx(list(naip.mean))
+    with pytest.warns(UserWarning, match=r"records none"):  # no sensor: nothing covers N
+        pth = convert_checkpoint(src, tmp_path / "x.pth", bands=["R", "G", "B", "N"])
+    assert read_backbone_weights(pth).normalization is None
+
+
 def test_bad_records_are_one_line_errors():
     with pytest.raises(CheckpointError, match="normalisation has 2 means and 1 std;"):
         check_normalization({"mean": [0, 1], "std": [1]}, "x.safetensors")

@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import Tensor
 
-from geodino.errors import CheckpointError, ConfigError
+from geodino.errors import CheckpointError, ConfigError, GeoDinoError
 from geodino.models.checkpoints import (
     check_fits,
     heads_path,
@@ -19,7 +19,7 @@ from geodino.models.checkpoints import (
     resolve_bands,
     save_backbone,
 )
-from geodino.models.checkpoints.normalization import select_normalization
+from geodino.models.checkpoints.normalization import check_normalization, select_normalization
 
 __all__ = ["LAYOUTS", "check_architecture", "convert_checkpoint"]
 
@@ -80,6 +80,8 @@ def convert_checkpoint(
         src_bands = src_bands or (norm or {}).get("bands")  # the bands the file records
         state, _ = resolve_bands(state, bands, src_bands=src_bands, sensor=sensor, fill=fill, source=src)
         kept = select_normalization(norm, bands) if norm and list(bands) != norm.get("bands") else norm
+        if kept is None and sensor:  # the sensor the names come from, when it has every output band
+            kept = _sensor_normalization(sensor, bands)
         if norm and kept is None:
             lacking = [b for b in bands if str(b).lower() not in {str(x).lower() for x in norm.get("bands") or []}]
             warnings.warn(
@@ -122,3 +124,19 @@ def check_architecture(
         flags = {k: cfg[k] for k in ("untie_cls_and_patch_norms", "untie_global_and_local_cls_norm")}
         model = build_model(arch, in_chans=cfg["in_chans"], patch_size=int(cfg["patch_size"]), device="meta", **flags)
     check_fits(model, state, source, own_config=arch is None and bands is None)
+
+
+def _sensor_normalization(sensor: str, bands: Sequence[str]) -> dict[str, Any] | None:
+    """The record of `sensor` restricted to `bands` (its scale, offset, mean and std), or None when the sensor
+    lacks one of them: a converted file then records what its users' data is standardised with, as an export
+    does (without it, an HF folder said do_normalize false and timm users fed unstandardised input)."""
+    try:
+        from geodino.data.normalization import sensor_record
+        from geodino.data.sensors import get_sensor
+
+        picked = get_sensor(sensor).select([str(b) for b in bands])
+    except ImportError:  # the data part is optional for pure-model use
+        return None
+    except GeoDinoError:  # a band the sensor does not have
+        return None
+    return check_normalization(sensor_record(picked, origin=f"sensor {picked.name} (convert --sensor)"))
