@@ -258,7 +258,19 @@ def run_classification(backbone: Any, cfg: ClassificationConfig, out_dir: str | 
         report.details["logreg"].update(info)
     with atomic_path(out / "classification.json") as tmp:
         tmp.write_text(json_text(report.details, indent=1, default=float))
+    write_splits(out / "splits.json", train_ds, val_ds, test_ds)
     return report.metrics
+
+
+def write_splits(path: Path, *datasets: ProbeDataset) -> None:
+    """`splits.json`: the files of each split (relative to the dataset root), for datasets made of files (an
+    image folder's seeded, stratified split can then be reused in torchgeo or elsewhere); nothing otherwise."""
+    files = {ds.split: ds.sample_files() for ds in datasets}
+    if any(v is None for v in files.values()):
+        return
+    text = json_text({"root": datasets[0].root, "splits": files}, indent=1)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def input_scaling(*datasets: ProbeDataset) -> str:

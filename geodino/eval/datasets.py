@@ -92,6 +92,7 @@ class ProbeDataset(Dataset):
         extra_key: str = "",
         stamp: str | None = None,
         scaling: str = "",
+        files: list[str] | None = None,
     ) -> None:
         self.name = name
         self.root = str(Path(root).expanduser().resolve())
@@ -103,6 +104,7 @@ class ProbeDataset(Dataset):
         self.ignore_index = ignore_index
         self.scaling = scaling  # how image files became reflectance ("" when the adapter's fixed scale applies)
         self._getter = getter
+        self.files = files  # the file of each item (by index before `indices`), for datasets made of files
         self.indices = list(range(length)) if indices is None else list(indices)
         sub = hashlib.sha256(np.asarray(self.indices, dtype=np.int64).tobytes()).hexdigest()[:12]
         # the files' sizes and mtimes: an image rewritten in place under its old name is a new dataset for the
@@ -118,6 +120,18 @@ class ProbeDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    def sample_files(self) -> list[str] | None:
+        """The files of this split's samples, in order, relative to `root` (None for datasets not made of files):
+        what `splits.json` records, so that a split can be reused elsewhere."""
+        if self.files is None:
+            return None
+        root = Path(self.root)
+        out = []
+        for i in self.indices:
+            p = Path(self.files[i]).expanduser().resolve()
+            out.append(str(p.relative_to(root)) if p.is_relative_to(root) else str(p))
+        return out
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return self._getter(self.indices[i])
@@ -138,6 +152,7 @@ class ProbeDataset(Dataset):
             ignore_index=self.ignore_index,
             extra_key=self.key.split("|")[4],
             stamp=self.stamp,
+            files=self.files,
             scaling=self.scaling,
         )
         return out
@@ -422,6 +437,7 @@ def _folder_from_files(
         indices=idx,
         extra_key=f"seed={cfg.split_seed},val={cfg.val_fraction},test={cfg.test_fraction},scale={key_scale}",
         scaling=rule,
+        files=[str(f) for f in files],
     )
 
 

@@ -146,6 +146,18 @@ def test_run_classification_end_to_end_on_a_class_folder(tmp_path):
     assert details["linear"]["lr"] in (0.01, 0.1) and len(details["linear"]["sweep"]) == 2 * 2 * 2
     assert (tmp_path / "out" / "confusion_linear.png").stat().st_size > 1000
     assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 3
+    # splits.json lists each split's files (relative to the root): disjoint, all 16 files, stratified 4/2/2 per
+    # class (val 0.25, test 0.25 of 8), and the evaluated split is the n_eval files
+    saved = json.loads((tmp_path / "out" / "splits.json").read_text())
+    assert saved["root"] == str((tmp_path / "data").resolve())
+    splits = saved["splits"]
+    assert sorted(splits) == ["test", "train", "val"] and len(splits["test"]) == details["n_eval"]
+    every = [f for names in splits.values() for f in names]
+    assert sorted(every) == sorted(f"{c}/{i}.png" for c in ("dark", "bright") for i in range(8))
+    for names in splits.values():
+        assert sum(f.startswith("dark/") for f in names) == len(names) // 2
+    run_classification(bb, cfg, tmp_path / "again")
+    assert json.loads((tmp_path / "again" / "splits.json").read_text())["splits"] == splits  # seeded
 
 
 def test_run_classification_multilabel_bigearthnet_layout(tmp_path):
