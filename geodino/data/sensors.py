@@ -34,6 +34,8 @@ from geodino.errors import ConfigError, InputError, did_you_mean, plural
 __all__ = [
     "SENSORS",
     "Sensor",
+    "ambiguous_bands_error",
+    "band_meaning",
     "check_bit_depth",
     "check_read_values",
     "get_sensor",
@@ -43,6 +45,7 @@ __all__ = [
     "save_sensor_yaml",
     "scales_8bit",
     "scales_16bit",
+    "sensors_knowing",
 ]
 
 
@@ -292,6 +295,18 @@ _OLI_ALIASES = {
 _OLI_MEAN_DN = (775.23, 1080.99, 1228.59, 2497.20, 2204.21, 1610.83)
 _OLI_STD_DN = (1281.53, 1270.03, 1399.48, 1368.34, 1291.68, 1154.51)
 
+# Landsat 4/5 TM and 7 ETM+ Collection-2 Level-2 surface reflectance: the same scale and offset as OLI, but band 1 is
+# blue (OLI's band 1 is coastal aerosol), so SR_B2 is green and SR_B4 NIR here; band 6 is thermal (ST_B6, not a
+# surface-reflectance band). No HLS statistics exist for TM/ETM+: each band takes OLI's values for the same band
+# (blue, green, red, NIR, SWIR1, SWIR2), which the OLI order above matches one to one.
+_TM_BANDS = ("SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B7")
+# fmt: off
+_TM_ALIASES = {
+    "blue": "SR_B1", "green": "SR_B2", "red": "SR_B3", "nir": "SR_B4", "nir08": "SR_B4", "swir16": "SR_B5",
+    "swir22": "SR_B7", **{f"B{i}": f"SR_B{i}" for i in (1, 2, 3, 4, 5, 7)},
+}
+# fmt: on
+
 # NAIP 8-bit RGBN, statistics of the 2017 Maryland NAIP tiles in microsoft/landcover (Robinson et al., CVPR 2019,
 # "Large scale high-resolution land cover mapping with multi-resolution data"), /255 here. NAIP varies by state
 # and year: run `geodino data stats` on your archive for best results.
@@ -343,6 +358,15 @@ _LANDSAT8 = Sensor(
     source="Landsat 8 OLI C2 L2 surface reflectance (HLS/Prithvi statistics)",
 )
 _replace = dataclasses.replace
+# scale, offset, nodata and mean/std (band for band: no published TM/ETM+ statistics) are OLI's
+_LANDSAT7 = _replace(
+    _LANDSAT8,
+    name="landsat7",
+    bands=_TM_BANDS,
+    rgb_bands=("SR_B3", "SR_B2", "SR_B1"),
+    aliases=_TM_ALIASES,
+    source="Landsat 7 ETM+ C2 L2 surface reflectance (Landsat 8 OLI HLS/Prithvi statistics of the same bands)",
+)
 SENSORS: dict[str, Sensor] = {
     # DINOv3 SAT-493M (Maxar 0.6 m RGB) normalisation, from the official repo (dinov3 #117: the sat models do not
     # use ImageNet statistics).
@@ -379,6 +403,12 @@ SENSORS: dict[str, Sensor] = {
     "landsat9": _replace(
         _LANDSAT8, name="landsat9", source="Landsat 9 OLI-2 C2 L2 surface reflectance (HLS/Prithvi statistics)"
     ),
+    "landsat7": _LANDSAT7,
+    "landsat5": _replace(
+        _LANDSAT7,
+        name="landsat5",
+        source="Landsat 4/5 TM C2 L2 surface reflectance (Landsat 8 OLI HLS/Prithvi statistics of the same bands)",
+    ),
 }
 _ALIASES = {
     "s2": "sentinel2_l2a",
@@ -390,6 +420,10 @@ _ALIASES = {
     "web": "imagenet",
     "l8": "landsat8",
     "l9": "landsat9",
+    "landsat4": "landsat5",  # Landsat 4 TM: the same bands and C2 L2 scaling as Landsat 5
+    "l4": "landsat5",
+    "l5": "landsat5",
+    "l7": "landsat7",
 }
 
 
@@ -422,12 +456,55 @@ def known_band_names(bands: Sequence[str]) -> list[str]:
     return [b for b in bands if any(s.resolve_band(b, strict=False) is not None for s in SENSORS.values())]
 
 
+def sensors_knowing(bands: Sequence[str]) -> list[str]:
+    """The built-in sensors that have, as a band or an alias, every name of `bands` that some built-in sensor knows
+    (names none knows, a typo or an extra band such as DEM, do not count); none when no name is known."""
+    known = known_band_names(bands)
+    return [n for n, s in SENSORS.items() if known and all(s.resolve_band(b, strict=False) is not None for b in known)]
+
+
+def band_meaning(sensor: Sensor, name: str) -> str:
+    """What `name` is in `sensor` in plain words: the first lower-case alias of its band (blue, nir, ...), else the
+    band's name; says which band a sensor-specific name (SR_B2, B5) stands for."""
+    band = sensor.resolve_band(name, strict=False)
+    if band is None:
+        return "unknown"
+    return next((a for a, b in sensor.aliases.items() if b == band and a.islower()), band)
+
+
+def ambiguous_bands_error(bands: Sequence[str], sensors: Sequence[str]) -> ConfigError:
+    """The one-line refusal for band names that the built-in `sensors` read as different bands (SR_B2 is blue for
+    landsat8, green for landsat7): what each such name is in which sensors, and how to name the sensor. Guessing
+    one numbering would give a band another band's kernel or statistics without a word."""
+    differ: dict[str, dict[str, list[str]]] = {}
+    for b in dict.fromkeys(str(b) for b in bands):
+        seen: dict[str, list[str]] = {}
+        for n in sensors:
+            seen.setdefault(band_meaning(SENSORS[n], b), []).append(n)
+        if len(seen) > 1:
+            differ[b] = seen
+    if not differ:  # no name differs alone (never seen: each meaning is one band of a sensor): name them all
+        differ = {str(b): {band_meaning(SENSORS[sensors[0]], str(b)): list(sensors)} for b in bands}
+    parts = "; ".join(
+        f"{b}: " + ", ".join(f"{m} in {'/'.join(ns)}" for m, ns in seen.items()) for b, seen in differ.items()
+    )
+    first = next(iter(differ.values()))
+    picks = [ns[0] for ns in first.values()]
+    what = f"band names {', '.join(differ)} mean" if len(differ) > 1 else f"band name {next(iter(differ))} means"
+    return ConfigError(
+        f"{what} different bands in different sensors ({parts}); name the sensor the "
+        f"data comes from ({' or '.join(f'sensor={p}' for p in picks)} in Python, ?sensor={picks[-1]} in a backbone "
+        f"spec, --sensor {picks[-1]} on the command line) or use plain names (red, green, blue, nir, swir16, swir22)"
+    )
+
+
 def rgb_names(bands: Sequence[str], sensor: str | Path | Sensor | None = None, *, check: bool = True) -> list[str]:
     """`bands` with the sensor's red, green and blue bands renamed R, G, B (how RGB checkpoints name theirs).
 
     With `sensor=None` the names resolve through every built-in sensor in which all of them are bands or
-    aliases that any built-in sensor knows (Sentinel-2 B02/B03/B04 are blue/green/red, Landsat B2/B3/B4 too);
-    when those sensors disagree on what a name is, a ConfigError asks for the sensor. Names no sensor knows are
+    aliases that any built-in sensor knows (`sensors_knowing`: Sentinel-2 B02/B03/B04 are blue/green/red);
+    when those sensors disagree on what a name is (SR_B2 is blue for landsat8, green for landsat7), a ConfigError
+    asks for the sensor (`ambiguous_bands_error`). Names no sensor knows are
     kept as they are and do not stop the others resolving (R/G/B, red/green/blue still match an RGB checkpoint
     by name). `check=False` keeps names that are not bands of the given sensor
     instead of refusing them (a checkpoint's own band names need not be the data sensor's).
@@ -448,18 +525,11 @@ def rgb_names(bands: Sequence[str], sensor: str | Path | Sensor | None = None, *
             s.band_indices(bands)  # a name that is not a band of the sensor: one line naming it and the valid ones
         return rename(s)
     # a name no built-in sensor knows (a typo, or an extra band such as DEM) does not stop the others resolving
-    known = known_band_names(bands)
-    found: dict[tuple[str, ...], list[str]] = {}
-    for name, s in SENSORS.items():
-        if s.rgb_bands and known and all(s.resolve_band(b, strict=False) is not None for b in known):
-            found.setdefault(tuple(rename(s)), []).append(name)
+    names = [n for n in sensors_knowing(bands) if SENSORS[n].rgb_bands]
+    found = {tuple(rename(SENSORS[n])) for n in names}
     if len(found) > 1:
-        options = "; ".join(f"{', '.join(v)}: {', '.join(k)}" for k, v in found.items())
-        raise ConfigError(
-            f"bands {', '.join(bands)} mean different bands in different sensors ({options}); name the sensor "
-            f"(--sensor NAME, or sensor=NAME)"
-        )
-    return list(next(iter(found))) if found else bands
+        raise ambiguous_bands_error(bands, names)
+    return list(found.pop()) if found else bands
 
 
 _REQUIRED = ("name", "bands", "scale", "mean", "std")

@@ -1,8 +1,9 @@
 """Band adaptation: a checkpoint's patch embedding for another band set, matched by band names.
 
 `resolve_bands` is the one entry point (used by `load_model`, `geodino convert` and `geodino.backbones`): it
-names the file's bands, resolves sensor names (Sentinel-2 B04/B03/B02 are red/green/blue) and adapts the
-kernel only when the names differ. The rule itself is `adapt_patch_embed` (documented in docs/backbone.md).
+names the file's bands, resolves sensor names (Sentinel-2 B04/B03/B02 are red/green/blue; names that sensors
+number differently, such as Landsat 7's and 8's SR_B2, need the sensor) and adapts the kernel only when the names
+differ. The rule itself is `adapt_patch_embed` (documented in docs/backbone.md).
 """
 
 from __future__ import annotations
@@ -122,9 +123,9 @@ def resolve_bands(
     `src_bands` names the file's bands (default R, G, B for a 3-band file). `fill=None` refuses bands that
     match none of the file's instead of giving them the mean kernel. `check_sensor=False` keeps names that are
     not bands of `sensor` instead of refusing them (the data sensor need not name the checkpoint's bands).
+    Without `sensor`, names that built-in sensors would match differently (SR_B2 is blue for landsat8, green for
+    landsat7) are refused with a ConfigError asking for the sensor.
     """
-    from geodino.data.sensors import rgb_names
-
     c = int(state["patch_embed.proj.weight"].shape[1])
     src = list(src_bands) if src_bands else (list(RGB) if c == 3 else None)
     if src is None:
@@ -135,10 +136,10 @@ def resolve_bands(
             "(src_bands=[...], --src-bands) to adapt its patch embedding"
         )
     file_bands = list(src)  # as the file names them, for messages
-    resolved = rgb_names(bands, sensor, check=check_sensor)
-    if src_bands:
-        src = rgb_names(src, sensor, check=False)
-    src_keys, dst_keys = _alias_keys(src, resolved, sensor)
+    if sensor is not None:
+        resolved, src_keys, dst_keys = _keys(src, bands, sensor, from_file=bool(src_bands), check=check_sensor)
+    else:
+        resolved, src_keys, dst_keys = _keys_without_sensor(src, bands, from_file=bool(src_bands))
     if same_bands(src_keys, dst_keys):
         return dict(state), resolved
     matched = match_bands(src_keys, dst_keys)
@@ -168,27 +169,44 @@ def resolve_bands(
     return adapt_state_bands(state, dst_keys, src_bands=src_keys, fill=fill or "mean"), resolved
 
 
-def _alias_keys(src: list[str], dst: list[str], sensor: Any) -> tuple[list[str], list[str]]:
-    """Both band lists with sensor aliases resolved (nir and B08 are one Sentinel-2 band), for matching only:
-    through `sensor`, else through the built-in sensors that know every name of both lists that any of them
-    knows (several that disagree, or none: the names as they are)."""
-    from geodino.data.sensors import SENSORS, get_sensor, known_band_names
+def _keys(
+    src: list[str], bands: Sequence[str], sensor: Any, *, from_file: bool, check: bool = False
+) -> tuple[list[str], list[str], list[str]]:
+    """Through one sensor: the names the result takes (red, green, blue renamed R, G, B), and both band lists with
+    the sensor's aliases resolved for matching (nir and B08 are one Sentinel-2 band). `from_file`: `src` are the
+    file's own names (else the default R, G, B)."""
+    from geodino.data.sensors import get_sensor, rgb_names
 
-    def keys(s: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        def one(b: str) -> str:
-            return b if _canon(b) in RGB else (s.resolve_band(b, strict=False) or b)
+    s = get_sensor(sensor)
+    resolved = rgb_names(bands, s, check=check)
+    named = rgb_names(src, s, check=False) if from_file else list(src)
 
-        return tuple(one(b) for b in src), tuple(one(b) for b in dst)
+    def one(b: str) -> str:
+        return b if _canon(b) in RGB else (s.resolve_band(b, strict=False) or b)
 
-    if sensor is not None:
-        a, b = keys(get_sensor(sensor))
-        return list(a), list(b)
-    # names no built-in sensor knows (a typo, an extra band) match by name only; they do not stop the others resolving
-    names = known_band_names([b for b in (*src, *dst) if _canon(b) not in RGB])
-    found = {
-        keys(s) for s in SENSORS.values() if names and all(s.resolve_band(b, strict=False) is not None for b in names)
-    }
-    if len(found) == 1:
-        a, b = found.pop()
-        return list(a), list(b)
-    return list(src), list(dst)
+    return resolved, [one(b) for b in named], [one(b) for b in resolved]
+
+
+def _keys_without_sensor(
+    src: list[str], bands: Sequence[str], *, from_file: bool
+) -> tuple[list[str], list[str], list[str]]:
+    """`_keys` with no sensor given: through the built-in sensors that know every name of both lists that any of
+    them knows (R, G, B and red, green, blue mean the same everywhere and do not count). When those sensors would
+    match the bands differently (SR_B2 is blue for landsat8, green for landsat7), a ConfigError asks for the
+    sensor instead of picking one numbering. With none (the file's and the requested names are of different
+    sensors), each list resolves on its own (`rgb_names`: Sentinel-2 B04 and red both match R) and aliases stay."""
+    from geodino.data.sensors import ambiguous_bands_error, rgb_names, sensors_knowing
+
+    named = [*(src if from_file else ()), *bands]
+    candidates = sensors_knowing([b for b in named if _canon(b) not in RGB])
+    if not candidates:
+        resolved = rgb_names(bands)
+        return resolved, rgb_names(src) if from_file else list(src), resolved
+    plans = {n: _keys(src, bands, n, from_file=from_file) for n in candidates}
+    matchings = {tuple(sorted(match_bands(a, b).items())) for _, a, b in plans.values()}
+    if len(matchings) > 1:
+        raise ambiguous_bands_error([b for b in named if _canon(b) not in RGB], candidates)
+    first = plans[candidates[0]]
+    # names that match the same way everywhere but read differently (SR_B4 is R for landsat8, NIR for landsat7)
+    same = all(p[0] == first[0] for p in plans.values())
+    return (first[0] if same else list(bands)), first[1], first[2]
