@@ -68,9 +68,9 @@ VERSION = 1
 PREFIX = "arch."  # the LightningModule keeps the SSL meta-architecture in `self.arch`
 # What to do when a file does not fit the module it initialises (the config keys that set the architecture).
 FIT_HINT = (
-    "it was trained with another architecture: set ssl.student.arch, ssl.student.patch_size, ssl.student.in_chans "
-    "and the ssl.dino/ssl.ibot head sizes to match it (`geodino info FILE` shows its architecture), or choose "
-    "another file"
+    "it was trained with another architecture: set ssl.student.arch=from_init to build it (with its head sizes), "
+    "or set ssl.student.arch, ssl.student.patch_size, ssl.student.in_chans and the ssl.dino/ssl.ibot head sizes "
+    "to match it (`geodino info FILE` shows its architecture), or choose another file"
 )
 # the same for a distillation student, whose architecture is set under students[i]
 DISTILL_FIT_HINT = (
@@ -197,6 +197,37 @@ def read_init_source(path: str | Path) -> InitSource:
     )
 
 
+FROM_INIT = "from_init"  # ssl.student.arch value: take the architecture (and head sizes) from init_from
+
+
+def init_architecture(src: InitSource) -> tuple[str, int, int, dict[str, Any], dict[str, dict[str, int]]]:
+    """(arch, patch_size, in_chans, build overrides, head sizes) that rebuild `src`'s teacher backbone exactly, for
+    `ssl.student.arch: from_init`: the build kwargs the file records, else those its shapes imply (`infer_config`);
+    head sizes (`head_n_prototypes`, `head_bottleneck_dim`, `head_hidden_dim`, `head_nlayers`) of the heads it
+    carries, per head name ({} without heads). The student's own drop path stays the config's."""
+    from geodino.models.archs import ARCHS
+    from geodino.models.checkpoints import infer_config
+
+    config = dict(src.backbone_config or infer_config(src.teacher, src.path))
+    arch = config.pop("arch", None)
+    arch = arch if arch in ARCHS else "vit_small"  # a base whose every structural default is overridden below
+    patch, chans = int(config.pop("patch_size")), int(config.pop("in_chans"))
+    config.pop("drop_path_rate", None)
+    heads: dict[str, dict[str, int]] = {}
+    for name, state in src.heads.items():
+        last = state.get("last_layer.weight", state.get("last_layer.weight_v"))
+        mlp = sorted(k for k in state if k.startswith("mlp.") and k.endswith(".weight"))
+        if last is None or not mlp:
+            continue
+        heads[name] = {
+            "head_n_prototypes": int(last.shape[0]),
+            "head_bottleneck_dim": int(last.shape[1]),
+            "head_hidden_dim": int(state[mlp[0]].shape[0]) if len(mlp) > 1 else int(last.shape[1]),
+            "head_nlayers": len(mlp),
+        }
+    return arch, patch, chans, config, heads
+
+
 def _safetensors_config(path: Path) -> dict[str, Any] | None:
     """The build kwargs in a `.safetensors` export's metadata (None for any other file, or when absent)."""
     if path.suffix != ".safetensors" or not path.is_file():
@@ -238,12 +269,15 @@ def architecture_error(
 ) -> CheckpointError:
     """One line naming what `path` was trained with, what this config builds, and the keys to set: `key_of(kwarg)`
     names a build kwarg's config key (default: pretrain's `ssl.student.*`)."""
+    pretraining = key_of is None
     key_of = key_of or (lambda k: STUDENT_KEYS.get(k, f"ssl.student.overrides.{k}"))
     old = ", ".join(f"{k}={a!r}" for k, a, _ in diff)
     new = ", ".join(f"{k}={b!r}" for k, _, b in diff)
     keys = ", ".join(f"{key_of(k)}={_yaml_value(a)}" for k, a, _ in diff)
+    whole = f"ssl.student.arch={FROM_INIT} to build the file's architecture, or " if pretraining else ""
     return CheckpointError(
-        f"{label} {path} was trained with {old} but this config builds {new}; set {keys} (or init from a matching run)"
+        f"{label} {path} was trained with {old} but this config builds {new}; set {keys} ({whole}init from a "
+        "matching run)"
     )
 
 

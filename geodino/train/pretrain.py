@@ -73,6 +73,40 @@ def _check_koleo_groups(cfg: PretrainConfig) -> None:
     )
 
 
+def _adopt_init_architecture(cfg: PretrainConfig) -> Any:
+    """`ssl.student.arch: from_init`: build the student as the `init_from` file's backbone (arch, patch size, bands
+    and every structural build kwarg, plus the DINO/iBOT head sizes of the heads it carries), so that continuing
+    from an official release or an export needs no architecture keys. Returns the read source (reused by the
+    init, read once), or None for any other arch. The resolved values are what config.yaml records."""
+    from geodino.train import checkpointing as ck
+
+    s = cfg.ssl.student
+    if s.arch != ck.FROM_INIT:
+        return None
+    if not cfg.init_from:
+        raise ConfigError(
+            "ssl.student.arch=from_init needs init_from (the checkpoint or export to take the architecture from)"
+        )
+    src = ck.read_init_source(cfg.init_from)
+    s.arch, s.patch_size, s.in_chans, build, heads = ck.init_architecture(src)
+    # the file decides the structure (what its weights fit); the config's other overrides stay (e.g. a RoPE setting)
+    own = {k: v for k, v in dict(s.overrides or {}).items() if k not in ck.STRUCTURE_KEYS}
+    s.overrides = {**build, **own}
+    for name, sizes in heads.items():
+        section = cfg.ssl.dino if name == "dino_head" else cfg.ssl.ibot
+        for key, value in sizes.items():
+            setattr(section, key, value)
+    found = f"{s.arch}, patch {s.patch_size}, {plural(s.in_chans, 'band')}"
+    depth, dim = build.get("depth"), build.get("embed_dim")
+    print(
+        f"geodino: ssl.student.arch=from_init: {found}, depth {depth}, width {dim}"
+        + (", DINO/iBOT head sizes of its heads" if heads else "")
+        + f" (from {src.path})",
+        file=sys.stderr,
+    )
+    return src
+
+
 def _rank() -> int:
     return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", os.environ.get("LOCAL_RANK", "0"))) or 0)
 
@@ -202,6 +236,7 @@ def _pretrain(cfg: PretrainConfig) -> Path:
     Schedules.build(cfg.ssl, cfg.trainer.max_steps, cfg.batch_size, prefix="ssl.")
 
     head_warmup = resolve_iters(cfg.head_warmup_steps, cfg.trainer.max_steps, "head_warmup_steps")
+    init_src = _adopt_init_architecture(cfg)  # ssl.student.arch: from_init (before anything reads the architecture)
     out, resume = _prepare_output(cfg)
     torch.manual_seed(cfg.seed)
     arch = _build_arch(cfg)
@@ -235,7 +270,8 @@ def _pretrain(cfg: PretrainConfig) -> Path:
         resume_step = saved.get("global_step")
         del saved
     elif cfg.init_from:
-        src = ck.read_init_source(cfg.init_from)
+        src = init_src or ck.read_init_source(cfg.init_from)
+        init_src = None
         # a Gram teacher named by ssl.gram.ckpt was loaded when the arch was built; else it is init_from's teacher
         kw = {"student_from": cfg.init_student_from, "load_gram": not cfg.ssl.gram.ckpt}
         if cfg.trainer.meta_init:  # applied into the shards once they exist (SSLModule.configure_model)

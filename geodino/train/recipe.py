@@ -31,7 +31,8 @@ __all__ = [
 class StudentConfig:
     """The student backbone (the teacher and Gram teacher are built identically)."""
 
-    arch: str = "vit_small"  # a name of geodino.models.archs.ARCHS (official default: vit_large)
+    # a name of geodino.models.archs.ARCHS (official default: vit_large), or from_init: init_from's architecture
+    arch: str = "vit_small"
     patch_size: int = 16
     in_chans: int = 3
     drop_path_rate: float = 0.3  # stochastic depth of the student only (teachers run in eval mode)

@@ -30,7 +30,8 @@ def test_a_shallower_export_names_depth_and_its_config_key(tmp_path):
     pth, st, sidecar = _export(tmp_path, _arch(2))
     expected = (
         rf"init_from {pth} was trained with depth=2 but this config builds depth=4; "
-        r"set ssl.student.overrides.depth=2 \(or init from a matching run\)$"
+        r"set ssl.student.overrides.depth=2 \(ssl.student.arch=from_init to build the file's architecture, or "
+        r"init from a matching run\)$"
     )
     with pytest.raises(CheckpointError, match=expected) as err:
         ck.apply_init(_arch(4), ck.read_init_source(pth))

@@ -156,6 +156,43 @@ def test_checkpoint_of_another_architecture(tmp_path, tiny_data, capsys):
     assert not (tmp_path / "run" / "checkpoints").exists()  # nothing trained
 
 
+def test_student_arch_from_init_builds_the_files_architecture(tmp_path, tiny_data, tiny_run, capsys):
+    """`ssl.student.arch=from_init` takes the architecture from init_from: a plain state_dict of another width
+    (the case above, refused without it) and an export with heads of other sizes train with no architecture keys;
+    the run records the resolved architecture, and its student starts from the file's weights."""
+    from geodino.models.checkpoints import infer_config, read_backbone_weights
+
+    other = build_model("vit_tiny", patch_size=8, depth=2, embed_dim=96, num_heads=3, n_storage_tokens=0)
+    torch.save(other.state_dict(), tmp_path / "other.pth")
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)
+    over = ["ssl.student.arch=from_init", f"init_from={tmp_path / 'other.pth'}", "trainer.max_steps=1"]
+    assert main(["pretrain", "--config", str(cfg), *over, "checkpoint.every_n_steps=1"]) == 0
+    assert "ssl.student.arch=from_init: vit_small, patch 8, 3 bands, depth 2, width 96" in capsys.readouterr().err
+    saved = load_config(PretrainConfig, tmp_path / "run" / "config.yaml")
+    assert saved.ssl.student.arch == "vit_small" and saved.ssl.student.overrides["embed_dim"] == 96
+    exported = read_backbone_weights(tmp_path / "run" / "export" / "teacher.pth").state
+    structure = ("embed_dim", "depth", "num_heads", "n_storage_tokens", "ffn_hidden_dim", "patch_size")
+    assert {k: infer_config(exported)[k] for k in structure} == {
+        k: infer_config(other.state_dict())[k] for k in structure
+    }
+
+    # an export with heads (64 prototypes, bottleneck 16, hidden 32) into a config of other head sizes
+    export = tiny_run / "export" / "teacher.pth"
+    heads = "{head_n_prototypes: 128, head_hidden_dim: 48, head_bottleneck_dim: 24}"
+    over = ["ssl.student.arch=from_init", f"init_from={export}", f"ssl.dino={heads}", f"ssl.ibot={heads}"]
+    over += ["ssl.student.overrides={depth: 5}", "trainer.max_steps=1", f"output_dir={tmp_path / 'run2'}"]
+    assert main(["pretrain", "--config", str(cfg), *over]) == 0  # the file's depth (2) wins over the config's 5
+    saved = load_config(PretrainConfig, tmp_path / "run2" / "config.yaml")
+    assert saved.ssl.student.overrides["depth"] == 2 and saved.ssl.student.arch == "vit_tiny"
+    assert (saved.ssl.dino.head_n_prototypes, saved.ssl.dino.head_hidden_dim, saved.ssl.ibot.head_bottleneck_dim) == (
+        64,
+        32,
+        16,
+    )
+    with pytest.raises(ConfigError, match=r"^ssl\.student\.arch=from_init needs init_from"):
+        pretrain(load_config(PretrainConfig, cfg, ["ssl.student.arch=from_init"]))
+
+
 def test_missing_init_from(tmp_path, tiny_data, capsys):
     cfg = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)
     assert main(["pretrain", "--config", str(cfg), f"init_from={tmp_path / 'nope.ckpt'}"]) == 2
