@@ -53,24 +53,41 @@ class _Warped(EmbeddingReader):
         from rasterio.enums import Resampling
         from rasterio.vrt import WarpedVRT
 
+        from geodino.embed.products import NO_OPERATION, crs_label, transformable
+
         super().__init__(path)
         if self.crs is None or onto.crs is None:
             self.close()
             raise InputError(
-                f"--resample needs a CRS on both feature rasters ({onto.path}: {onto.crs}, {self.path}: {self.crs})"
+                f"--resample needs a CRS on both feature rasters ({onto.path}: {crs_label(onto.crs)}, {self.path}: "
+                f"{crs_label(self.crs)})"
             )
+        cannot = (
+            f"feature raster {self.path} ({crs_label(self.crs)}) cannot be resampled onto the grid of {onto.path} "
+            f"({crs_label(onto.crs)}): {NO_OPERATION}; embed both dates from inputs in one CRS "
+            "(reproject one onto the other's grid with gdalwarp first)"
+        )
+        if not transformable(self.crs, onto.crs):
+            self.close()
+            raise InputError(cannot)
         int8 = self.dtype == "int8" or self.src.dtypes[0] == "int8"
         self._base = self.src
-        self.src = WarpedVRT(
-            self._base,
-            crs=onto.crs,
-            transform=onto.transform,
-            width=onto.width,
-            height=onto.height,
-            resampling=Resampling.nearest if int8 else Resampling.bilinear,
-            src_nodata=-128 if int8 else float("nan"),
-            nodata=-128 if int8 else float("nan"),
-        )
+        try:
+            self.src = WarpedVRT(
+                self._base,
+                crs=onto.crs,
+                transform=onto.transform,
+                width=onto.width,
+                height=onto.height,
+                resampling=Resampling.nearest if int8 else Resampling.bilinear,
+                src_nodata=-128 if int8 else float("nan"),
+                nodata=-128 if int8 else float("nan"),
+            )
+        except Exception as exc:  # GDAL's PROJ may lack an operation pyproj's has: only that case is this line
+            if "Cannot find coordinate operations" not in str(exc):
+                raise
+            self.close()
+            raise InputError(cannot) from exc
         self.height, self.width, self.crs, self.transform = onto.height, onto.width, onto.crs, onto.transform
 
     def close(self) -> None:

@@ -1,10 +1,11 @@
 """Few-shot maps from a feature raster: a handful of labelled points or polygons -> a class COG (`embed classify`).
 
-Labels (GeoPackage, GeoJSON, Shapefile, GeoParquet; points or polygons; any CRS) are reprojected to the
-raster's CRS. A point labels the cell it falls in; a polygon labels the valid cells whose centre is inside (or,
-for a polygon too small to hold a cell centre, every cell it touches), at most `max_cells` per polygon drawn at
-random so one large polygon does not drown the others. A scikit-learn classifier (logistic regression on
-standardised features, or cosine kNN) is fitted on those cells and applied to every valid cell.
+Labels (GeoPackage, GeoJSON, Shapefile, GeoParquet; points, lines or polygons; any CRS) are reprojected to the
+raster's CRS. A point labels the cell it falls in, a line every cell it touches; a polygon labels the valid cells
+whose centre is inside (or, for a polygon too small to hold a cell centre, every cell it touches), at most
+`max_cells` per polygon or line drawn at random so one large polygon does not drown the others. A scikit-learn
+classifier (logistic regression on standardised features, or cosine kNN) is fitted on those cells and applied to
+every valid cell.
 
 Accuracy is estimated by cross-validation blocked by label geometry (`StratifiedGroupKFold` over `cv_groups`:
 the cells of one label feature form a group, and features that share a cell or have cells within `cv_gap`
@@ -26,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from geodino.data.rasters import window_affine
 from geodino.embed import style
 from geodino.embed.compat import backbone_identity, check_same_backbone
 from geodino.embed.writers import EmbeddingReader
@@ -51,7 +51,7 @@ def sidecars(out: str | Path) -> dict[str, Path]:
 
 def read_labels(path: str | Path, column: str, *, layer: str | None = None, what: str = "labels") -> Any:
     """Label features with a non-null `column`, as a GeoDataFrame (own CRS; reprojected by the caller)."""
-    from geodino.embed.vectors import first_layer_note, read_features
+    from geodino.embed.vectors import first_layer_note, has_geometry, read_features
 
     hint = "draw a few points or polygons per class"
     gdf = read_features(path, layer=layer, what=what, empty_hint=hint, note=False)
@@ -60,11 +60,7 @@ def read_labels(path: str | Path, column: str, *, layer: str | None = None, what
     note = first_layer_note(path, layer, what)
     if note:
         print(note, file=sys.stderr)
-    kinds = set(gdf.geometry.dropna().geom_type)
-    bad = kinds - {"Point", "MultiPoint", "Polygon", "MultiPolygon"}
-    if bad:
-        raise InputError(f"{what} in {path} hold {', '.join(sorted(bad))} geometries; use points or polygons")
-    keep = gdf[column].notna() & gdf.geometry.notna() & ~gdf.geometry.is_empty
+    keep = gdf[column].notna().to_numpy() & has_geometry(gdf.geometry)
     if (~keep).any():
         print(
             f"geodino: warning: {int((~keep).sum())} of {len(gdf)} {what} in {path} "
@@ -96,40 +92,48 @@ def _missing_column(path: str | Path, column: str, cols: list[str], layer: str |
 
 
 def sample_labels(
-    rd: EmbeddingReader, gdf: Any, column: str, *, max_cells: int = 1000, seed: int = 0, name: str = "labels"
+    rd: EmbeddingReader,
+    gdf: Any,
+    column: str,
+    *,
+    max_cells: int = 1000,
+    seed: int = 0,
+    name: str = "labels",
+    path: str | Path | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Feature vectors under the labels: (X [n,D], class values [n], label feature index [n], cell [n, 2] as
-    (row, col) of the feature raster; `cv_groups` joins features by cell for the cross-validation)."""
-    from rasterio.errors import WindowError
-    from rasterio.features import geometry_mask
-    from rasterio.transform import rowcol
-    from rasterio.windows import Window, from_bounds
+    (row, col) of the feature raster; `cv_groups` joins features by cell for the cross-validation). Labels are placed
+    as `zonal` places its rows (`products.point_cells`, `cell_window`, `cell_mask`), on any affine grid."""
+    from rasterio.windows import Window
 
-    from geodino.embed.products import finite_bounds, unplaced_hint
+    from geodino.embed.products import (
+        POINTS,
+        cell_mask,
+        cell_window,
+        finite_bounds,
+        point_cells,
+        raster_extent,
+        to_raster_crs,
+        unplaced_hint,
+    )
 
-    if rd.crs is None:
-        raise InputError(f"feature raster {rd.path} has no CRS; labels cannot be placed on it")
     own_crs = gdf.crs
-    gdf = gdf.to_crs(rd.crs)
+    gdf = to_raster_crs(gdf, rd, what=name, path=path or "the label file")
     unplaced = sum(not finite_bounds(g) for g in gdf.geometry if g is not None and not g.is_empty)
     rng = np.random.default_rng(seed)
-    full = Window(0, 0, rd.width, rd.height)
     xs, ys, gs, cs = [], [], [], []
     outside = nodata = 0
     for g, (geom, value) in enumerate(zip(gdf.geometry, gdf[column], strict=True)):
         if not finite_bounds(geom):  # not placeable in the raster's CRS (PROJ gives inf): outside, without casts
             outside += 1
             continue
-        if geom.geom_type in ("Point", "MultiPoint"):
-            pts = [geom] if geom.geom_type == "Point" else list(geom.geoms)
-            rows, cols = rowcol(rd.transform, [p.x for p in pts], [p.y for p in pts])
-            cells = {(int(r), int(c)) for r, c in zip(np.atleast_1d(rows), np.atleast_1d(cols), strict=True)}
-            cells = {(r, c) for r, c in cells if 0 <= r < rd.height and 0 <= c < rd.width}
+        if geom.geom_type in POINTS:
+            cells = point_cells(rd.transform, geom, rd.width, rd.height)
             if not cells:
                 outside += 1
                 continue
             vecs, where = [], []
-            for r, c in sorted(cells):
+            for r, c in cells:
                 f, v = rd.read(Window(c, r, 1, 1))
                 if v[0, 0]:
                     vecs.append(f[:, 0, 0])
@@ -139,17 +143,13 @@ def sample_labels(
                 continue
             found, at = np.stack(vecs), np.asarray(where, np.int64)
         else:
-            try:
-                win = from_bounds(*geom.bounds, transform=rd.transform).round_offsets().round_lengths()
-                win = Window(win.col_off - 1, win.row_off - 1, win.width + 2, win.height + 2).intersection(full)
-            except WindowError:  # the label's bounds miss the raster
+            win = cell_window(rd.transform, geom, rd.width, rd.height)
+            if win is None:  # the label misses the raster, or only touches its edge
                 outside += 1
                 continue
-            shape = (int(win.height), int(win.width))
-            tr = window_affine(rd.transform, win.col_off, win.row_off)
-            inside = geometry_mask([geom], out_shape=shape, transform=tr, invert=True)
+            inside = cell_mask(geom, rd.transform, win, all_touched=False)
             if not inside.any():  # too small to hold a cell centre: every cell it touches
-                inside = geometry_mask([geom], out_shape=shape, transform=tr, invert=True, all_touched=True)
+                inside = cell_mask(geom, rd.transform, win, all_touched=True)
             if not inside.any():
                 outside += 1
                 continue
@@ -173,8 +173,7 @@ def sample_labels(
     if not xs:
         raise InputError(
             f"none of the {n} {name} cover a valid cell of {rd.path} ({outside} outside it, {nodata} on nodata; "
-            f"raster CRS {rd.crs}, bounds {tuple(round(b, 3) for b in rd.src.bounds)})"
-            + (hint or "; check that they cover the same area")
+            f"{raster_extent(rd)})" + (hint or "; check that they cover the same area")
         )
     if outside or nodata:
         print(
@@ -428,7 +427,7 @@ def _fit(
 ) -> tuple[Any, list[str], dict[str, Any], dict[str, Any]]:
     """Fit a classifier on the labelled cells: (classifier, classes, model bundle, metrics of the fit)."""
     gdf = read_labels(labels, column, layer=layer)  # type: ignore[arg-type]
-    x, y, features_of, cells = sample_labels(rd, gdf, column, max_cells=max_cells, seed=seed)
+    x, y, features_of, cells = sample_labels(rd, gdf, column, max_cells=max_cells, seed=seed, path=labels)
     y = class_names(y)
     classes = natural_order(set(y))
     if len(classes) < 2:
@@ -557,7 +556,9 @@ def classify_map(
             codes = class_codes(classes)
         if test is not None:
             tgdf = read_labels(test, column, layer=layer, what="test labels")
-            tx, ty, _, _ = sample_labels(rd, tgdf, column, max_cells=max_cells, seed=seed, name="test labels")
+            tx, ty, _, _ = sample_labels(
+                rd, tgdf, column, max_cells=max_cells, seed=seed, name="test labels", path=test
+            )
             metrics["test"] = scores(class_names(ty), clf.predict(tx).astype(str), classes)
         _write_map(rd, clf, codes, out, classes)
     entries = _entries(classes, codes)

@@ -19,7 +19,7 @@ import numpy as np
 
 from geodino.data.rasters import window_affine
 from geodino.embed import style
-from geodino.embed.vectors import read_features
+from geodino.embed.vectors import has_geometry, read_features
 from geodino.embed.writers import EmbeddingReader
 from geodino.errors import ConfigError, InputError, plural
 from geodino.io import atomic_path, check_writable
@@ -270,11 +270,130 @@ def _coord(v: float) -> str:
     return f"{v:.3f}".rstrip("0").rstrip(".") if math.isfinite(v) else str(v)
 
 
+def apply_affine(transform: Any, x: float, y: float) -> tuple[float, float]:
+    """`transform` applied to one point, written out: affine 3 deprecates `*`, and `@` on a tuple is new in it."""
+    a, b, c, d, e, f = tuple(transform)[:6]
+    return a * x + b * y + c, d * x + e * y + f
+
+
 def raster_extent(rd: EmbeddingReader) -> str:
     """The raster's CRS and bounds for an error message about things that miss it."""
-    b = rd.src.bounds
-    crs = rd.crs.to_string() if rd.crs else "none"
-    return f"CRS {crs}, bounds x {_coord(b.left)}..{_coord(b.right)}, y {_coord(b.bottom)}..{_coord(b.top)}"
+    return f"CRS {crs_label(rd.crs)}, {raster_bounds(rd)}"
+
+
+def raster_bounds(rd: EmbeddingReader) -> str:
+    """ "bounds x LOW..HIGH, y LOW..HIGH" of the raster, from its four corners: low..high on south-up and rotated
+    rasters too (rasterio's bounds put a south-up raster's top below its bottom)."""
+    corners = [apply_affine(rd.transform, c, r) for c in (0, rd.width) for r in (0, rd.height)]
+    xs, ys = [x for x, _ in corners], [y for _, y in corners]
+    return f"bounds x {_coord(min(xs))}..{_coord(max(xs))}, y {_coord(min(ys))}..{_coord(max(ys))}"
+
+
+def crs_label(crs: Any) -> str:
+    """A CRS as messages name it: its code (EPSG:32633) or PROJ string, else its kind and name (Engineering CRS
+    'Local Coordinates (m)') instead of a page of WKT; "none" without a CRS."""
+    if crs is None:
+        return "none"
+    text = crs.to_string() if hasattr(crs, "to_string") else str(crs)
+    if "[" not in text and "{" not in text:
+        return text
+    from pyproj import CRS
+
+    c = CRS.from_user_input(crs)
+    return f"{c.type_name} {c.name!r}"
+
+
+NO_OPERATION = "PROJ has no coordinate operation between them"
+
+
+def transformable(a: Any, b: Any) -> bool:
+    """Whether PROJ can transform coordinates from CRS `a` to CRS `b` (false for an engineering/LOCAL_CS CRS and
+    a geographic or projected one)."""
+    from pyproj import Transformer
+    from pyproj.exceptions import ProjError
+
+    try:
+        Transformer.from_crs(a, b, always_xy=True)
+    except ProjError:
+        return False
+    return True
+
+
+def to_raster_crs(gdf: Any, rd: EmbeddingReader, *, what: str, path: str | Path) -> Any:
+    """`gdf` (polygons, labels) reprojected to the feature raster's CRS, or one line when the raster has no CRS or
+    PROJ cannot transform the file's CRS to the raster's (e.g. an engineering/LOCAL_CS raster and EPSG:4326)."""
+    if rd.crs is None:
+        raise InputError(f"feature raster {rd.path} has no CRS; {what} cannot be placed on it")
+    if not transformable(gdf.crs, rd.crs):
+        raise InputError(
+            f"{what} in {path} ({crs_label(gdf.crs)}) cannot be transformed to the CRS of feature raster "
+            f"{rd.path} ({crs_label(rd.crs)}): {NO_OPERATION}; give {what} in the raster's own CRS (another file "
+            "or --layer), or georeference the input raster in a known CRS and embed it again"
+        )
+    return gdf.to_crs(rd.crs)
+
+
+EDGE = 1e-6
+"""Cells: a line or polygon reaching into the raster by less than this only touches its edge (reprojection
+rounding of a polygon that abuts the raster must not make it a sliver of the border cells)."""
+
+POINTS = ("Point", "MultiPoint")
+LINES = ("LineString", "MultiLineString", "LinearRing")
+
+
+def pixel_bounds(transform: Any, geom: Any) -> tuple[float, float, float, float]:
+    """(col_min, row_min, col_max, row_max) of `geom` in pixel coordinates of `transform`: exact for any affine
+    (north-up, south-up, rotated), where `rasterio.windows.from_bounds` refuses a positive pixel height."""
+    from affine import Affine
+    from shapely import affinity
+
+    inv = ~Affine(*tuple(transform)[:6])
+    return affinity.affine_transform(geom, (inv.a, inv.b, inv.d, inv.e, inv.c, inv.f)).bounds
+
+
+def cell_window(transform: Any, geom: Any, width: int, height: int) -> Any:
+    """The window of cells a line or polygon can cover (its pixel bounds plus one cell, clipped to the raster), or
+    None when it misses the raster or only touches its edge (by less than `EDGE` cells)."""
+    from rasterio.windows import Window
+
+    c0, r0, c1, r1 = pixel_bounds(transform, geom)
+    if c1 <= EDGE or r1 <= EDGE or c0 >= width - EDGE or r0 >= height - EDGE:
+        return None
+    col0, row0 = max(0, math.floor(c0) - 1), max(0, math.floor(r0) - 1)
+    col1, row1 = min(width, math.ceil(c1) + 1), min(height, math.ceil(r1) + 1)
+    return Window(col0, row0, col1 - col0, row1 - row0)
+
+
+def cell_mask(geom: Any, transform: Any, win: Any, *, all_touched: bool) -> np.ndarray:
+    """Cells of `win` a line or polygon covers: every cell a line touches; a polygon's cells whose centre is inside
+    (`all_touched`: every cell it touches)."""
+    from rasterio.features import geometry_mask
+
+    return geometry_mask(
+        [geom],
+        out_shape=(int(win.height), int(win.width)),
+        transform=window_affine(transform, win.col_off, win.row_off),
+        invert=True,
+        all_touched=all_touched or geom.geom_type in LINES,
+    )
+
+
+def cell_of(transform: Any, x: float, y: float, width: int, height: int) -> tuple[int, int] | None:
+    """(row, col) of the cell that holds (x, y) (in the raster's CRS), or None when it misses the raster (pure
+    float arithmetic: no NaN/inf casts, so no warnings)."""
+    from affine import Affine
+
+    col, row = apply_affine(~Affine(*tuple(transform)[:6]), float(x), float(y))
+    if math.isfinite(col) and math.isfinite(row) and 0 <= row < height and 0 <= col < width:
+        return math.floor(row), math.floor(col)
+    return None
+
+
+def point_cells(transform: Any, geom: Any, width: int, height: int) -> list[tuple[int, int]]:
+    """The cells (row, col) a Point or MultiPoint falls in, each once, in order."""
+    pts = [geom] if geom.geom_type == "Point" else list(geom.geoms)
+    cells = {cell_of(transform, p.x, p.y, width, height) for p in pts}
+    return sorted(c for c in cells if c is not None)
 
 
 def _crs(value: Any, what: str, rd: EmbeddingReader) -> Any:
@@ -306,19 +425,32 @@ def _proj_reason(exc: Exception) -> str:
 
 def _point_cell(rd: EmbeddingReader, point: tuple[float, float], point_crs: Any) -> tuple[int, int]:
     """(row, col) of the cell under `point` (in `point_crs`, else the raster's CRS), or a one-line error naming the
-    raster's CRS and bounds when it misses the raster (pure float arithmetic: no NaN/inf casts, so no warnings)."""
+    raster's CRS and bounds when it misses the raster, or saying why `point_crs` cannot place it."""
     x, y = point
     where = ""
-    if point_crs is not None and rd.crs is not None:
+    if point_crs is not None:
+        shown = f"{_coord(x)},{_coord(y)}"
+        if rd.crs is None:
+            raise InputError(
+                f"feature raster {rd.path} has no CRS, so --point-crs {point_crs} cannot place the point {shown} on "
+                f"it; give --point in the raster's own coordinates ({raster_bounds(rd)}) with a "
+                "bare --point-crs or none"
+            )
         from pyproj import Transformer
 
         crs = _crs(point_crs, "--point-crs", rd)
+        if not transformable(crs, rd.crs):
+            raise InputError(
+                f"--point-crs {point_crs} cannot be transformed to the CRS of feature raster {rd.path} "
+                f"({crs_label(rd.crs)}): {NO_OPERATION}; give --point {shown} in the raster's own "
+                f"coordinates ({raster_bounds(rd)}) with a bare --point-crs or none"
+            )
         x, y = Transformer.from_crs(crs, rd.crs, always_xy=True).transform(x, y, errcheck=False)
         shown = f"({_coord(x)}, {_coord(y)})" if math.isfinite(x) and math.isfinite(y) else "no finite point"
         where = f" (in {crs.to_string()}; {shown} in the raster's CRS)"
-    col, row = ~rd.transform * (float(x), float(y))
-    if math.isfinite(col) and math.isfinite(row) and 0 <= row < rd.height and 0 <= col < rd.width:
-        return math.floor(row), math.floor(col)
+    cell = cell_of(rd.transform, x, y, rd.width, rd.height)
+    if cell is not None:
+        return cell
     hint = ""
     if point_crs is None and abs(point[0]) <= 180 and abs(point[1]) <= 90:
         hint = "; --point is read in the raster's CRS: for lon,lat pass --point-crs EPSG:4326"
@@ -354,7 +486,7 @@ def _query_vector(
             raise InputError(f"query point {point} falls on a nodata cell of {rd.path}; pick another point")
         return f[:, 0, 0]
     gdf = read_features(polygon, layer=layer, what="polygons")
-    geoms = list(gdf.to_crs(rd.crs).geometry)
+    geoms = list(to_raster_crs(gdf, rd, what="polygons", path=polygon).geometry)
     sums, counts, _ = _zonal_sums(rd, geoms, all_touched=True)
     if counts.sum() == 0:
         unplaced = sum(not finite_bounds(g) for g in geoms if g is not None and not g.is_empty)
@@ -392,6 +524,7 @@ def similarity_map(
             for win in rd.blocks():
                 f, valid = rd.read(win)
                 s = np.einsum("d,dhw->hw", q, _unit(f, axis=0)).astype(np.float32)
+                s = np.clip(s, -1.0, 1.0)  # float rounding gives 1.0000002 at the query cell
                 s[~valid] = np.nan
                 yield win, s[None]
 
@@ -412,47 +545,45 @@ def similarity_map(
 
 def _zonal_sums(
     rd: EmbeddingReader, geoms: list, *, all_touched: bool, max_cells: int = 1 << 20, desc: str | None = None
-):
-    """Per-geometry sum of valid feature vectors and valid-cell count (window reads, tiled for big polygons);
-    with `desc`, a progress bar over the geometries."""
-    from rasterio.features import geometry_mask
-    from rasterio.windows import Window, from_bounds
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-geometry sum of valid feature vectors, valid-cell count and count of the raster cells it covers, valid
+    or not (0: it misses the raster, or has no geometry). A point covers the cell it falls in, a line every cell
+    it touches, a polygon the cells whose centre is inside (`all_touched`: every cell it touches). Window reads,
+    tiled for big polygons; with `desc`, a progress bar over the geometries."""
+    from rasterio.windows import Window
 
     sums = np.zeros((len(geoms), rd.count), np.float64)
     counts = np.zeros(len(geoms), np.int64)
-    outside = np.zeros(len(geoms), bool)
-    full = Window(0, 0, rd.width, rd.height)
+    cells = np.zeros(len(geoms), np.int64)
     step = int(np.sqrt(max_cells))
     items = enumerate(geoms)
     for g, geom in progress(items, total=len(geoms), desc=desc) if desc else items:
-        if not finite_bounds(geom):  # empty, or not placeable in the raster's CRS
-            outside[g] = True
+        if not finite_bounds(geom):  # no geometry, or not placeable in the raster's CRS
             continue
-        try:
-            win = from_bounds(*geom.bounds, transform=rd.transform).round_offsets().round_lengths()
-            win = Window(win.col_off - 1, win.row_off - 1, win.width + 2, win.height + 2).intersection(full)
-        except Exception:  # rasterio raises WindowError when the bounds miss the raster
-            outside[g] = True
+        if geom.geom_type in POINTS:
+            for r, c in point_cells(rd.transform, geom, rd.width, rd.height):
+                f, valid = rd.read(Window(c, r, 1, 1))
+                cells[g] += 1
+                if valid[0, 0]:
+                    sums[g] += f[:, 0, 0]
+                    counts[g] += 1
+            continue
+        win = cell_window(rd.transform, geom, rd.width, rd.height)
+        if win is None:
             continue
         r0, c0, h, w = int(win.row_off), int(win.col_off), int(win.height), int(win.width)
         for rr in range(r0, r0 + h, step):
             for cc in range(c0, c0 + w, step):
                 sub = Window(cc, rr, min(step, c0 + w - cc), min(step, r0 + h - rr))
-                tr = window_affine(rd.transform, sub.col_off, sub.row_off)
-                inside = geometry_mask(
-                    [geom],
-                    out_shape=(int(sub.height), int(sub.width)),
-                    transform=tr,
-                    invert=True,
-                    all_touched=all_touched,
-                )
+                inside = cell_mask(geom, rd.transform, sub, all_touched=all_touched)
                 if not inside.any():
                     continue
+                cells[g] += int(inside.sum())
                 f, valid = rd.read(sub)
                 m = inside & valid
                 sums[g] += f[:, m].sum(axis=1)
                 counts[g] += int(m.sum())
-    return sums, counts, outside
+    return sums, counts, cells
 
 
 ZONAL_SUFFIXES = (".parquet", ".geoparquet")  # what `zonal_embeddings` writes: GeoParquet
@@ -470,12 +601,13 @@ def zonal_embeddings(
 ) -> Path:
     """Mean embedding per polygon (cells whose centre is inside; `all_touched` for any touched cell) as GeoParquet.
 
-    Polygons are reprojected to the raster's CRS for the statistics and written back with their own geometry
-    and attributes plus `n_cells`, `status` (`ok`, `outside`: beyond the raster, `nodata`: only nodata cells,
-    `too_small`: no cell centre inside; try all_touched) and `embedding` (float32 list; null when not ok).
-    Polygons that are not `ok` are reported on stderr, never silently dropped. A PNG quick-look (`png`, default
-    OUT.png) paints each polygon with the first three principal components of its embedding as RGB (similar
-    colours: similar embeddings), polygons without an embedding hatched grey.
+    Rows may also be points (the cell each falls in) or lines (every cell they touch). Polygons are reprojected to
+    the raster's CRS for the statistics and written back with their own geometry and attributes plus `n_cells`,
+    `status` (`ok`; `outside`: beyond the raster or only touching its edge; `nodata`: only nodata cells;
+    `too_small`: no cell centre inside, try all_touched; `no_geometry`: a null or empty geometry) and `embedding`
+    (float32 list; null when not ok). Rows that are not `ok` are reported on stderr, never silently dropped. A PNG
+    quick-look (`png`, default OUT.png) paints each polygon with the first three principal components of its
+    embedding as RGB (similar colours: similar embeddings), polygons without an embedding hatched grey.
     """
     if Path(out).suffix.lower() not in ZONAL_SUFFIXES:
         raise ConfigError(
@@ -486,23 +618,27 @@ def zonal_embeddings(
     png = check_writable(png or out.with_suffix(".png"), overwrite=overwrite)
     gdf = read_features(polygons, layer=layer, what="polygons")
     with EmbeddingReader(features).require_features() as rd:
-        if rd.crs is None:
-            raise InputError(f"feature raster {features} has no CRS; polygons cannot be placed on it")
-        geoms = list(gdf.to_crs(rd.crs).geometry)
+        geoms = list(to_raster_crs(gdf, rd, what="polygons", path=polygons).geometry)
         unplaced = sum(not finite_bounds(g) for g in geoms if g is not None and not g.is_empty)
         extent = raster_extent(rd)
-        sums, counts, outside = _zonal_sums(rd, geoms, all_touched=all_touched, desc="zonal")
-        # polygons touching the raster but missing every cell centre, and those only on nodata
-        status = np.where(outside, "outside", "ok").astype(object)
-        probe_c = None
-        if not all_touched and (counts == 0).any():
-            probe_c = _zonal_sums(rd, geoms, all_touched=True)[1]
-        for g in range(len(geoms)):
-            if status[g] == "ok" and counts[g] == 0:
-                if not all_touched and probe_c is not None and probe_c[g] > 0:
-                    status[g] = "too_small"
-                else:
-                    status[g] = "nodata" if _touches(rd, geoms[g]) else "outside"
+        sums, counts, cells = _zonal_sums(rd, geoms, all_touched=all_touched, desc="zonal")
+        # polygons on the raster that hold no cell centre: do they touch a cell at all, and a valid one?
+        small = [g for g in range(len(geoms)) if not cells[g] and finite_bounds(geoms[g])]
+        small = [g for g in small if not all_touched and geoms[g].geom_type not in POINTS + LINES]
+        _, probe_counts, probe_cells = _zonal_sums(rd, [geoms[g] for g in small], all_touched=True)
+        probe = {g: (int(probe_counts[i]), int(probe_cells[i])) for i, g in enumerate(small)}
+    status = np.empty(len(geoms), object)
+    for g, geom in enumerate(geoms):
+        if geom is None or geom.is_empty:
+            status[g] = "no_geometry"
+        elif counts[g]:
+            status[g] = "ok"
+        elif cells[g]:
+            status[g] = "nodata"
+        elif probe.get(g, (0, 0))[1]:
+            status[g] = "too_small" if probe[g][0] else "nodata"
+        else:
+            status[g] = "outside"
     means = [(sums[g] / counts[g]).astype(np.float32) if counts[g] else None for g in range(len(geoms))]
     res = gdf.copy()
     res["n_cells"] = counts
@@ -519,14 +655,19 @@ def zonal_embeddings(
             f"first ids: {ids}{' ...' if len(bad) > 10 else ''}",
             file=sys.stderr,
         )
-    if (res["status"] == "outside").all():
+    n_out, n_none = int((res["status"] == "outside").sum()), int((res["status"] == "no_geometry").sum())
+    if n_out and n_out + n_none == len(res):  # none lies on the raster (a file of no geometries at all: read_features)
         if unplaced:  # PROJ could not place them at all: coordinates that do not fit their declared CRS
             why = unplaced_hint(unplaced, gdf.crs)
         else:
             why = "check that they cover the same area"
+        if n_none:
+            which = f"{plural(n_out, 'polygon')} in {polygons} with a geometry"
+            none = f" (the other {n_none} have no geometry)"
+        else:
+            which, none = f"{'the' if n_out == 1 else 'all'} {plural(n_out, 'polygon')} in {polygons}", ""
         raise InputError(
-            f"{'the' if len(res) == 1 else 'all'} {plural(len(res), 'polygon')} in {polygons} "
-            f"lie{'s' if len(res) == 1 else ''} outside the feature raster {features} ({extent}); {why}"
+            f"{which} lie{'s' if n_out == 1 else ''} outside the feature raster {features} ({extent}){none}; {why}"
         )
     with atomic_path(out, overwrite=True) as tmp:
         res.to_parquet(tmp)
@@ -555,8 +696,9 @@ def zonal_png(res: Any, png: str | Path, *, title: str = "") -> Path:
     ax.set_axis_off()
     if ok.any():
         res[ok].plot(ax=ax, color=colours[ok], edgecolor="k", linewidth=0.3)
-    if (~ok).any():
-        res[~ok].plot(ax=ax, facecolor="0.85", edgecolor="0.4", hatch="//", linewidth=0.3)
+    drawable = has_geometry(res.geometry)  # no_geometry rows have nothing to draw
+    if (~ok & drawable).any():
+        res[~ok & drawable].plot(ax=ax, facecolor="0.85", edgecolor="0.4", hatch="//", linewidth=0.3)
     handles = [Patch(facecolor=(0.25, 0.45, 0.75), label=f"{int(ok.sum())} with an embedding (colour: PCA)")]
     if (~ok).any():
         handles.append(Patch(facecolor="0.85", hatch="//", edgecolor="0.4", label=f"{int((~ok).sum())} without"))
@@ -564,10 +706,3 @@ def zonal_png(res: Any, png: str | Path, *, title: str = "") -> Path:
     if title:
         ax.set_title(title, fontsize=10)
     return save_png(fig, png)
-
-
-def _touches(rd: EmbeddingReader, geom: Any) -> bool:
-    from shapely.geometry import box
-
-    b = rd.src.bounds
-    return bool(geom.intersects(box(b.left, b.bottom, b.right, b.top)))

@@ -3,7 +3,9 @@
 `geodino.data.vectors.read_vector` reads the features; this adds what a multi-layer file (GeoPackage) needs on
 the command line: `--layer` checked against the file's layers (the closest named, all listed), the first layer
 read with a one-line note when none is given (instead of pyogrio's "Specify layer parameter" warning, which names
-an option geodino does not have), and the columns of every layer for errors about a missing column.
+an option geodino does not have), and the columns of every layer for errors about a missing column. Every
+product reads points (the cell each falls in), lines (every cell they touch) and polygons; a file of other
+geometries (GeometryCollection) or of rows without any geometry is refused in one line.
 """
 
 from __future__ import annotations
@@ -14,9 +16,19 @@ from typing import Any
 
 from geodino.errors import InputError, did_you_mean
 
-__all__ = ["first_layer_note", "layer_columns", "list_layers", "read_features"]
+__all__ = [
+    "GEOMETRY_KINDS",
+    "check_geometries",
+    "first_layer_note",
+    "has_geometry",
+    "layer_columns",
+    "list_layers",
+    "read_features",
+]
 
 _NO_LAYERS = (".parquet", ".geoparquet")
+GEOMETRY_KINDS = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon")
+"""What the products place on a raster: points (the cell each falls in), lines (every cell they touch), polygons."""
 
 
 def list_layers(path: str | Path) -> list[str]:
@@ -63,7 +75,33 @@ def read_features(
     text = first_layer_note(path, layer, what, layers)
     if note and text:
         print(text, file=sys.stderr)
-    return read_vector(path, layer=layer or (layers[0] if layers else None), what=what, empty_hint=empty_hint)
+    gdf = read_vector(path, layer=layer or (layers[0] if layers else None), what=what, empty_hint=empty_hint)
+    check_geometries(gdf, path, what, layer or (layers[0] if len(layers) > 1 else None))
+    return gdf
+
+
+def has_geometry(geoms: Any) -> Any:
+    """Boolean array: which rows hold a geometry (not null, not empty); geopandas' notna() warns about empties."""
+    import numpy as np
+
+    return np.array([g is not None and not g.is_empty for g in geoms], dtype=bool)
+
+
+def check_geometries(gdf: Any, path: str | Path, what: str, layer: str | None = None) -> None:
+    """Refuse (one line) a layer whose rows all lack a geometry (null or empty: nothing to place), or that holds
+    geometries other than `GEOMETRY_KINDS`."""
+    where = f" (layer {layer!r})" if layer else ""
+    present = has_geometry(gdf.geometry)
+    if not present.any():
+        rows = "its 1 row has" if len(gdf) == 1 else f"all {len(gdf)} rows have"
+        todo = "pass the --layer that holds them" if layer else "check how the file was written (its geometry column)"
+        raise InputError(f"{what} file {path}{where} has no geometries: {rows} none (null or empty); {todo}")
+    bad = sorted(set(gdf.geometry[present].geom_type) - set(GEOMETRY_KINDS))
+    if bad:
+        raise InputError(
+            f"{what} in {path}{where} hold {', '.join(bad)} geometries; use points, lines or polygons (explode a "
+            "collection into its parts, e.g. with geopandas .explode())"
+        )
 
 
 def first_layer_note(path: str | Path, layer: str | None, what: str, layers: list[str] | None = None) -> str | None:
