@@ -288,8 +288,16 @@ def _from_path(
         # named bands are matched by name even when the count is the file's: another order (or another band)
         # must move (or replace) kernels, not feed blue to the red kernel
         before = state["patch_embed.proj.weight"]
+        recorded_sensor = (weights.normalization or {}).get("sensor") or config.get("sensor")
         state, _ = resolve_bands(
-            state, names, src_bands=src_bands, sensor=sensor, fill=fill, source=path, check_sensor=False
+            state,
+            names,
+            src_bands=src_bands,
+            sensor=sensor,
+            fill=fill,
+            source=path,
+            check_sensor=False,
+            src_sensor=recorded_sensor,
         )
         adapted = state["patch_embed.proj.weight"] is not before
     model = build_from_state(state, config, source=path)

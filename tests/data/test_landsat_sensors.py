@@ -155,3 +155,29 @@ def test_an_export_recording_landsat7_bands_moves_its_kernels_by_name(tmp_path):
             torch.testing.assert_close(w[:, j], src[:, TM.index(l7.resolve_band(b))] * 6 / len(bands))
     fb = load_backbone(path, bands=["SR_B3", "SR_B4"])  # the record's statistics of the kept bands
     torch.testing.assert_close(fb.mean.flatten(), torch.tensor(l7.select(["red", "nir"]).mean))
+
+
+def test_an_export_recording_landsat8_resolves_names_through_its_own_sensor(tmp_path):
+    """An export trained on a subset of Landsat 8 bands (SR_B4, SR_B3, SR_B2) records sensor landsat8: asked for
+    red, green, blue or for SR_B2..SR_B4 with no sensor, the names resolve through the file's own numbering (the
+    ambiguity refusal asked for sensor=landsat8 here, although the file says it); load_backbone, convert and
+    load_model alike. An export that records no sensor still refuses ambiguous names."""
+    from geodino.data.normalization import sensor_record
+    from geodino.models.checkpoints import load_model
+    from geodino.models.checkpoints.convert import convert_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model("vit_tiny", depth=1, patch_size=8)
+    src = model.patch_embed.proj.weight.detach().clone()
+    rec = sensor_record(get_sensor("landsat8").select(["SR_B4", "SR_B3", "SR_B2"]))
+    path = save_backbone(model, tmp_path / "l8.safetensors", normalization=rec)
+    for bands in (["blue", "green", "red"], ["SR_B2", "SR_B3", "SR_B4"]):  # both mean B, G, R of the file
+        w = load_backbone(path, bands=bands).model.patch_embed.proj.weight
+        torch.testing.assert_close(w, src[:, [2, 1, 0]])
+        w = load_model(path, bands=bands).patch_embed.proj.weight
+        torch.testing.assert_close(w, src[:, [2, 1, 0]])
+    out = convert_checkpoint(path, tmp_path / "bgr.pth", bands=["SR_B2", "SR_B3", "SR_B4"])
+    torch.testing.assert_close(load_model(out).patch_embed.proj.weight, src[:, [2, 1, 0]])
+    bare = save_backbone(model, tmp_path / "bare.safetensors")  # records nothing: R, G, B by default
+    with pytest.raises(ConfigError, match=r"mean different bands in different sensors"):
+        load_backbone(bare, bands=["SR_B2", "SR_B3", "SR_B4"])

@@ -404,7 +404,11 @@ def load_model(
     weights = read_backbone_weights(path, which=which)
     state = weights.state
     if bands is not None:
-        state, _ = resolve_bands(state, bands, src_bands=src_bands, fill=fill, source=weights.source)
+        recorded = (weights.normalization or {}).get("sensor") or (weights.config or {}).get("sensor")
+        src_bands = src_bands or (weights.normalization or {}).get("bands")  # the bands the file records
+        state, _ = resolve_bands(
+            state, bands, src_bands=src_bands, fill=fill, source=weights.source, src_sensor=recorded
+        )
     return build_from_state(state, weights.config, source=weights.source, device=device, **overrides)
 
 

@@ -116,6 +116,7 @@ def resolve_bands(
     fill: str | None = "mean",
     source: str | Path = "<state_dict>",
     check_sensor: bool = True,
+    src_sensor: str | None = None,
 ) -> tuple[dict[str, Tensor], list[str]]:
     """`state` with its patch embedding adapted to `bands` (unchanged when they are the file's bands), and the
     band names the result takes (`bands`, sensor names resolved to R/G/B where they are red/green/blue).
@@ -124,7 +125,8 @@ def resolve_bands(
     match none of the file's instead of giving them the mean kernel. `check_sensor=False` keeps names that are
     not bands of `sensor` instead of refusing them (the data sensor need not name the checkpoint's bands).
     Without `sensor`, names that built-in sensors would match differently (SR_B2 is blue for landsat8, green for
-    landsat7) are refused with a ConfigError asking for the sensor.
+    landsat7) are refused with a ConfigError asking for the sensor, unless `src_sensor` (the sensor the file
+    records it was trained on) is one of them: the file's own numbering then decides.
     """
     c = int(state["patch_embed.proj.weight"].shape[1])
     src = list(src_bands) if src_bands else (list(RGB) if c == 3 else None)
@@ -139,7 +141,9 @@ def resolve_bands(
     if sensor is not None:
         resolved, src_keys, dst_keys = _keys(src, bands, sensor, from_file=bool(src_bands), check=check_sensor)
     else:
-        resolved, src_keys, dst_keys = _keys_without_sensor(src, bands, from_file=bool(src_bands))
+        resolved, src_keys, dst_keys = _keys_without_sensor(
+            src, bands, from_file=bool(src_bands), src_sensor=src_sensor
+        )
     if same_bands(src_keys, dst_keys):
         return dict(state), resolved
     matched = match_bands(src_keys, dst_keys)
@@ -188,7 +192,7 @@ def _keys(
 
 
 def _keys_without_sensor(
-    src: list[str], bands: Sequence[str], *, from_file: bool
+    src: list[str], bands: Sequence[str], *, from_file: bool, src_sensor: str | None = None
 ) -> tuple[list[str], list[str], list[str]]:
     """`_keys` with no sensor given: through the built-in sensors that know every name of both lists that any of
     them knows (R, G, B and red, green, blue mean the same everywhere and do not count). When those sensors would
@@ -202,6 +206,8 @@ def _keys_without_sensor(
     if not candidates:
         resolved = rgb_names(bands)
         return resolved, rgb_names(src) if from_file else list(src), resolved
+    if src_sensor and from_file and str(src_sensor).lower() in candidates:  # the file's own sensor decides
+        candidates = [str(src_sensor).lower()]
     plans = {n: _keys(src, bands, n, from_file=from_file) for n in candidates}
     matchings = {tuple(sorted(match_bands(a, b).items())) for _, a, b in plans.values()}
     if len(matchings) > 1:

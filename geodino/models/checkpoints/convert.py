@@ -78,7 +78,10 @@ def convert_checkpoint(
     norm = weights.normalization
     if bands is not None:
         src_bands = src_bands or (norm or {}).get("bands")  # the bands the file records
-        state, _ = resolve_bands(state, bands, src_bands=src_bands, sensor=sensor, fill=fill, source=src)
+        recorded_sensor = (norm or {}).get("sensor") or (weights.config or {}).get("sensor")
+        state, _ = resolve_bands(
+            state, bands, src_bands=src_bands, sensor=sensor, fill=fill, source=src, src_sensor=recorded_sensor
+        )
         kept = select_normalization(norm, bands) if norm and list(bands) != norm.get("bands") else norm
         if kept is None and sensor:  # the sensor the names come from, when it has every output band
             kept = _sensor_normalization(sensor, bands)
