@@ -438,7 +438,7 @@ def get_sensor(name_or_yaml: str | Path | Sensor) -> Sensor:
         return name_or_yaml
     text = str(name_or_yaml)
     if text.endswith((".yaml", ".yml")) or Path(text).expanduser().is_file():
-        return load_sensor_yaml(text)
+        return load_sensor_yaml(_shipped_sensor_yaml(text))
     key = text.strip().lower().replace("-", "_")
     key = _ALIASES.get(key, key)
     if key in SENSORS:
@@ -449,6 +449,17 @@ def get_sensor(name_or_yaml: str | Path | Sensor) -> Sensor:
         f"unknown sensor {text!r}{hint} (built-in: {', '.join(list_sensors())}; or pass a sensor YAML file, "
         "see `geodino data stats`)"
     )
+
+
+def _shipped_sensor_yaml(text: str) -> str:
+    """`text` when it is a file; else the shipped sensor YAML it names (`configs/sensors/X.yaml` from any folder,
+    as the shipped configs write it), so that a config naming one runs from a pip install too."""
+    if Path(text).expanduser().is_file():
+        return text
+    from geodino.config import find_config
+
+    found = find_config(text)
+    return str(found) if found.is_file() else text
 
 
 def known_band_names(bands: Sequence[str]) -> list[str]:
