@@ -139,6 +139,9 @@ def test_shipped_configs_are_found_from_any_folder_and_by_name(tmp_path, monkeyp
         ConfigError, match=r"^config file nothere not found; .* a shipped one by name: demo, demo_gram, "
     ):
         load_config(PretrainConfig, "nothere")
+    from geodino.data.sensors import get_sensor  # a data source's `sensor: configs/sensors/X.yaml` too
+
+    assert get_sensor("configs/sensors/sentinel2_l2a_10m.yaml").name == "sentinel2_l2a_10m"
 
 
 def test_the_package_data_pattern_ships_every_config():
