@@ -349,16 +349,20 @@ class RasterArchive:
 
     # -- helpers -------------------------------------------------------------------------------------------------
     def to_geodataframe(self, crs: str = "EPSG:4326") -> Any:
-        """Footprints as a GeoDataFrame (torchgeo-style index: `filepath`, geometry in `crs`)."""
+        """Footprints as a GeoDataFrame (torchgeo-style index: `filepath`, geometry in `crs`; see `footprint`); a
+        raster that cannot be placed in `crs` (no CRS, a LOCAL_CS one) is left out with a warning naming it."""
         import geopandas as gpd
-        import shapely
-        from rasterio.warp import transform_geom
 
-        geoms = []
+        from geodino.data.footprints import footprint
+
+        placed = []
         for s in self.scenes:
-            box = shapely.geometry.mapping(shapely.box(*s.bounds))
-            geoms.append(shapely.geometry.shape(transform_geom(s.crs, crs, box)) if s.crs else shapely.box(*s.bounds))
-        return gpd.GeoDataFrame({"filepath": [s.path for s in self.scenes]}, geometry=geoms, crs=crs)
+            geom, why = footprint(s, crs)
+            if geom is None:
+                warnings.warn(f"{s.path} left out of the footprints: {why}", stacklevel=2)
+            else:
+                placed.append((s.path, geom))
+        return gpd.GeoDataFrame({"filepath": [p for p, _ in placed]}, geometry=[g for _, g in placed], crs=crs)
 
 
 # ------------------------------------------------------------------------------------------------------------------

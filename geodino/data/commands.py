@@ -243,15 +243,27 @@ def _index(args: argparse.Namespace) -> int:
     if args.out:
         from geodino.io import atomic_path
 
-        gdf = archive.to_geodataframe()
+        gdf = archive.to_geodataframe()  # warns for each raster it leaves out (no place on the map)
+        if gdf.empty:
+            from geodino.errors import InputError
+
+            n = len(archive.scenes)
+            which = f"raster {archive.scenes[0].path} cannot" if n == 1 else f"none of the {n} rasters can"
+            raise InputError(
+                f"{which} be placed on the map (see the warning{'s' if n > 1 else ''}), so {args.out} would hold no "
+                f"footprint and was not written; give {'it' if n == 1 else 'them'} a CRS (gdal_edit.py -a_srs "
+                "EPSG:... FILE) and index again"
+            )
         with atomic_path(args.out) as tmp:
             if str(args.out).lower().endswith((".parquet", ".geoparquet")):
                 gdf.to_parquet(tmp)
             else:
                 from pathlib import Path
 
-                gdf.to_file(tmp, driver="GeoJSON", layer=Path(args.out).stem)  # not the temporary file's name
-        print(f"wrote {args.out}")
+                # RFC 7946: lon/lat, right-hand rings, no `crs` member; layer named after --out, not the temporary
+                gdf.to_file(tmp, driver="GeoJSON", layer=Path(args.out).stem, RFC7946="YES")
+        left = len(archive.scenes) - len(gdf)
+        print(f"wrote {args.out}" + (f" ({plural(left, 'raster')} left out: no place on the map)" if left else ""))
     return 0
 
 

@@ -13,8 +13,9 @@ like one feature raster.
 - STAC items with one band per asset (`--asset red,green,blue,nir`) become one VRT per item,
   `OUT/stacked/<item>.vrt`, on the first asset's grid (other resolutions resampled on read; see
   `geodino.data.vrt.stack_files`); the scene is then read from it like any raster, window by window.
-- All scenes must have the same band count (checked from their headers before any pixel is read): the vectors of
-  one run come from one input layout.
+- All scenes must have the same band count and a north-up geotransform (checked from their headers before any
+  scene is embedded): the vectors of one run come from one input layout, and the mosaic holds north-up rasters
+  only (a rotated or south-up scene is refused, naming it, with `gdalwarp` or a run of its own as the way out).
 """
 
 from __future__ import annotations
@@ -122,18 +123,28 @@ def stack_sources(
     return out, pending
 
 
-def _check_band_counts(scenes: list[Scene]) -> None:
-    """All scenes readable and of one band count (headers only); one line naming two that differ."""
+def north_up(t: Any) -> bool:
+    """The geotransform rule of the scene mosaic (`geodino.data.vrt.mosaic_vrt`: no rotation, rows running south),
+    checked here on the inputs: a scene's feature raster keeps its input's orientation."""
+    return t.b == 0 and t.d == 0 and t.e < 0
+
+
+def _check_headers(scenes: list[Scene]) -> None:
+    """All scenes readable, of one band count and north-up (headers only, before any scene is embedded); one line
+    naming two scenes whose band counts differ, or every scene the mosaic could not take."""
     import rasterio
 
     first: tuple[Scene, int] | None = None
+    tilted: list[Scene] = []
     for s in scenes:
         try:
-            if s.sources:  # a STAC stack, checked by stack_sources: one band per source
+            if s.sources:  # a STAC stack, checked by stack_sources: one band per source, north-up assets
                 count = len(s.sources)
             else:
                 with rasterio.open(s.path) as src:
                     count = len(s.bands) if s.bands else src.count
+                    if not north_up(src.transform):
+                        tilted.append(s)
         except rasterio.errors.RasterioIOError as exc:
             where = f" ({s.origin})" if s.origin and s.origin != s.path else ""
             raise InputError(f"cannot read scene {s.path}{where}: {str(exc).splitlines()[0]}") from exc
@@ -145,6 +156,22 @@ def _check_band_counts(scenes: list[Scene]) -> None:
                 f"{s.path} has "
                 f"{count}; embed them in separate runs (or choose the same bands with --bands)"
             )
+    if tilted:
+        one, stem = tilted[0].path, Path(tilted[0].path).stem
+        warp = f"gdalwarp {one} {stem}_north_up.tif"
+        alone = f"geodino embed {one} -b BACKBONE --out {stem}_features.tif"
+        if len(tilted) == 1:
+            raise InputError(
+                f"scene {one} has a rotated or south-up geotransform, which the scenes' mosaic cannot hold; warp it "
+                f"north-up first ({warp}) and embed that in its place, or embed it on its own ({alone}) and leave it "
+                "out of this run"
+            )
+        names = ", ".join(s.path for s in tilted[:5]) + (f" and {len(tilted) - 5} more" if len(tilted) > 5 else "")
+        raise InputError(
+            f"{len(tilted)} of {plural(len(scenes), 'scene')} have a rotated or south-up geotransform ({names}), "
+            f"which the scenes' mosaic cannot hold; warp them north-up first (e.g. {warp}) and embed those in their "
+            f"place, or embed each on its own (e.g. {alone}) and leave them out of this run"
+        )
 
 
 def _refuse_existing(outs: list[Path], folder: Path) -> None:
@@ -276,7 +303,7 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     console = Console(now=cfg.progress)  # without the bar, notes come at the end (see Console)
     scenes, stacks = stack_sources(scenes, folder / STACKED, say=console.say)
     outs = {s.name: folder / f"{s.name}.tif" for s in scenes}
-    _check_band_counts(scenes)
+    _check_headers(scenes)
     mine = scenes[cfg.rank :: cfg.world_size]
     if not mine:  # more ranks than scenes (a SLURM array sized for another archive): nothing here, nothing written
         print(

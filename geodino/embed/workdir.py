@@ -22,6 +22,7 @@ __all__ = [
     "PLAN_FILE",
     "STORE",
     "WorkDirGone",
+    "check_output_grid",
     "check_partial",
     "check_store",
     "damaged",
@@ -29,6 +30,7 @@ __all__ = [
     "init_work_dir",
     "mark_done",
     "mark_rows",
+    "output_of",
     "partial_blocks",
     "remove_stale_temps",
     "settings_diff",
@@ -51,6 +53,27 @@ def work_dir_for(out: Path) -> Path:
     return out.with_name(f".{out.name}.partial")
 
 
+def output_of(work: Path) -> Path:
+    """The output whose work folder is `work` (the inverse of `work_dir_for`)."""
+    name = work.name
+    return work.with_name(name[1 : -len(".partial")] if name.startswith(".") and name.endswith(".partial") else name)
+
+
+def check_output_grid(work: Path, prep: Any) -> None:
+    """Refuse, before anything is written, an output its format cannot place: a `.zarr` one cell wide or high
+    (`geodino.embed.writers.check_zarr_grid`); the grid is the patch grid, or the input's pixels when upsampled."""
+    from geodino.embed.writers import check_zarr_grid
+
+    out = output_of(work)
+    if out.suffix.lower() != ".zarr":
+        return
+    plan = prep.plan
+    if prep.ident.get("upsample"):
+        check_zarr_grid(out, plan.height_px, plan.width_px, unit="pixels")
+    else:
+        check_zarr_grid(out, plan.out_height, plan.out_width, unit="cells")
+
+
 def _write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
@@ -68,6 +91,7 @@ def init_work_dir(work: Path, prep: Any, *, join: bool) -> None:
     from geodino.embed.writers import create_store
 
     plan_file = work / PLAN_FILE
+    check_output_grid(work, prep)
     if not join and work.exists():
         raise InputError(f"partial output {work} exists; pass --resume to finish it or --overwrite to start again")
     ident = jsonable(prep.ident)

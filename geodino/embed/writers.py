@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,22 @@ def create_store(
         # (rioxarray already puts grid_mapping=spatial_ref into the variable's encoding)
         ds[VAR].encoding["coordinates"] = "band_name spatial_ref"
     ds.to_zarr(str(path), zarr_format=2, mode="w", compute=False, consolidated=True)
+
+
+def check_zarr_grid(out: str | Path, height: int, width: int, unit: str = "cells") -> None:
+    """Refuse a GeoZarr output one cell wide or high, before any work: GDAL (hence rasterio, QGIS and the
+    `geodino embed` products) reads a Zarr store's geotransform only from its 1-D x/y coordinate arrays, as their
+    regular spacing, which one value does not give; such a store opens at the identity transform, in the wrong
+    place. GDAL 3.10 reads no attribute instead: not the `GeoTransform` rioxarray writes on `spatial_ref`, nor the
+    `spatial:transform` / `gdal:geotransform` of the GeoZarr conventions (checked). A COG carries the transform."""
+    if height > 1 and width > 1:
+        return
+    out = Path(out)
+    raise InputError(
+        f"output {out} would be {width} x {height} {unit} (width x height): GDAL (rasterio, QGIS, `geodino embed "
+        f"pca/similar`) reads a Zarr store's placement from its x/y coordinates, which one {unit[:-1]} across does "
+        f"not give, so the store would not be georeferenced; write a COG instead (--out {out.with_suffix('.tif')})"
+    )
 
 
 class ZarrBlockWriter:
@@ -439,17 +456,25 @@ class EmbeddingReader:
         if Path(self.path).is_dir():
             gdal_path = f'ZARR:"{Path(self.path).resolve()}":/{VAR}'
         try:
-            self.src = rasterio.open(gdal_path)
+            with warnings.catch_warnings():  # a store one cell wide or high: placed from `spatial_ref` below
+                if gdal_path != self.path:
+                    warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                self.src = rasterio.open(gdal_path)
         except rasterio.errors.RasterioIOError as exc:
             raise InputError(f"cannot read feature raster {self.path}: {str(exc).splitlines()[0]}") from exc
+        self.crs, self.transform = self.src.crs, self.src.transform
         if Path(self.path).is_dir():
-            attrs = read_store_info(self.path)["attrs"]
+            info = read_store_info(self.path)
+            attrs = info["attrs"]
+            # the store's own record (`spatial_ref`): for a store one cell wide or high, written before such outputs
+            # were refused, GDAL gives the identity transform (see `check_zarr_grid`)
+            self.transform = info["transform"]
+            self.crs = info["crs"] if info["crs"] is not None else self.src.crs
         else:
             attrs = {k[len("GEODINO_") :].lower(): v for k, v in self.src.tags().items() if k.startswith("GEODINO_")}
         self.metadata: dict[str, Any] = attrs
         self.dtype = str(attrs.get("dtype", self.src.dtypes[0]))
         self.count, self.height, self.width = self.src.count, self.src.height, self.src.width
-        self.crs, self.transform = self.src.crs, self.src.transform
 
     def require_features(self) -> EmbeddingReader:
         """This reader, or (closed) a one-line InputError when the raster was not written by `geodino embed`: the

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ __all__ = [
     "AttentionMaps",
     "attention_maps",
     "check_output_folder",
+    "crop_note",
     "mass_mask",
     "read_input",
     "visualize_attention",
@@ -118,6 +120,21 @@ def read_input(
     if not scene.crs:
         sample["crs"], sample["transform"] = None, None
     return sample
+
+
+def crop_note(maps: AttentionMaps, sample: dict[str, Any]) -> str | None:
+    """The line saying that the image was cut to whole patches (None when nothing was cut), printed once per run:
+    the maps, the PNGs and the COG cover the cropped image only."""
+    if "cropped_from" not in maps.info:
+        return None
+    H, W = maps.info["cropped_from"]
+    h, w = maps.image_size
+    what = "window" if sample.get("window") is not None else "image"
+    cut = " and ".join(plural(n, unit) for n, unit in ((W - w, "column"), (H - h, "row")) if n)
+    return (
+        f"geodino: the {W} x {H} px {what} is read as {w} x {h} px (width x height; whole {maps.patch_size} px "
+        f"patches from the top-left), leaving out its last {cut}"
+    )
 
 
 def window_point(point: Sequence[int], window: Sequence[int] | None, path: str | Path) -> tuple[int, int]:
@@ -338,11 +355,21 @@ def attention_maps(
     sim = None
     if point is not None:
         col, row = int(point[0]), int(point[1])
-        if not (0 <= col < w * p and 0 <= row < h * p):
-            raise InputError(f"point (col {col}, row {row}) is outside the {w * p}x{h * p} px image")
+        what = "window" if sample.get("window") is not None else "image"
+        if not (0 <= col < W and 0 <= row < H):
+            raise InputError(f"point (col {col}, row {row}) is outside the {W} x {H} px {what} (width x height)")
+        if not (col < w * p and row < h * p):
+            raise InputError(
+                f"point (col {col}, row {row}) is in the part cut off: the {W} x {H} px {what} is read as "
+                f"{w * p} x {h * p} px (whole {p} px patches from the top-left); give a point with col < {w * p} and "
+                f"row < {h * p}"
+            )
         feats = torch.nn.functional.normalize(maps[0][0].float(), dim=0)  # [D, h, w]
-        sim = torch.einsum("d,dhw->hw", feats[:, row // p, col // p], feats).cpu().numpy()
+        # unit vectors' dot products, clamped: float32 rounding gave 1.0000002 at the query cell itself
+        sim = torch.einsum("d,dhw->hw", feats[:, row // p, col // p], feats).clamp(-1.0, 1.0).cpu().numpy()
     info = {"spec": backbone.spec, "n_heads": n_heads, "kept_share": float(mass_mask(mean, mass).mean())}
+    if (h * p, w * p) != (H, W):
+        info["cropped_from"] = (H, W)
     return AttentionMaps(
         heads=sel,
         head_ids=head_ids,
@@ -576,4 +603,7 @@ def visualize_attention(
     sample = read_input(path, sensor=sensor, bands=bands, window=window)
     at = window_point(point, window, path) if point is not None else None
     maps = attention_maps(backbone, sample, layer=layer, heads=heads, mass=mass, point=at)
+    note = crop_note(maps, sample)
+    if note:
+        print(note, file=sys.stderr)
     return write_attention(maps, sample, out_dir, overwrite=overwrite)

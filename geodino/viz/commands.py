@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from geodino.errors import plural
@@ -61,7 +62,14 @@ def register(subparsers: Any) -> None:
 def _attention(args: argparse.Namespace) -> int:
     from geodino.backbones import load_backbone
     from geodino.errors import InputError
-    from geodino.viz.attention import attention_maps, check_output_folder, read_input, window_point, write_attention
+    from geodino.viz.attention import (
+        attention_maps,
+        check_output_folder,
+        crop_note,
+        read_input,
+        window_point,
+        write_attention,
+    )
 
     if args.point_crs and args.point is None:  # a flag that changes nothing would hide a forgotten --point
         raise InputError("--point-crs says how to read --point, which is missing; pass --point X Y as well")
@@ -96,6 +104,9 @@ def _attention(args: argparse.Namespace) -> int:
             point = window_point((int(x), int(y)), args.window, args.input)
     backbone = load_backbone(args.backbone, device=args.device)
     maps = attention_maps(backbone, sample, layer=args.layer, heads=args.heads, mass=args.mass, point=point)
+    note = crop_note(maps, sample)
+    if note:
+        print(note, file=sys.stderr)
     files = write_attention(maps, sample, args.out, overwrite=args.overwrite)
     print(
         f"block {maps.layer}, {plural(len(maps.head_ids), 'head')}, patch grid {maps.grid[1]} x {maps.grid[0]} "
