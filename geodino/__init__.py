@@ -7,4 +7,13 @@ lazily by the modules that need them.
 from geodino.errors import CheckpointError, ConfigError, GeoDinoError, InputError
 
 __version__ = "0.1.0"
-__all__ = ["CheckpointError", "ConfigError", "GeoDinoError", "InputError", "__version__"]
+__all__ = ["CheckpointError", "ConfigError", "GeoDinoError", "InputError", "__version__", "pretrain"]
+
+
+def __getattr__(name: str) -> object:
+    """`geodino.pretrain(data, out, ...)` (geodino.train.api), imported on first use: the package stays cheap."""
+    if name == "pretrain":
+        from geodino.train.api import pretrain
+
+        return pretrain
+    raise AttributeError(f"module 'geodino' has no attribute {name!r}")

@@ -1,0 +1,87 @@
+"""`geodino.pretrain(data, out)`: pretraining in one call from Python, as LightlyTrain's `train(out=, data=, model=)`.
+
+It builds the run's config from a shipped recipe (`small_vit_tiny` by default) and a data folder, and runs
+`geodino.train.pretrain.pretrain` on it: the same run, folder layout and export as `geodino pretrain -c RECIPE
+'data.sources=[...]' output_dir=OUT`. Anything else is a dotted override, as on the command line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from geodino.errors import InputError
+
+__all__ = ["pretrain", "source_of"]
+
+
+def source_of(data: str | Path, sensor: str | None = None, tile_size: int | None = None) -> str:
+    """The `data.sources=[...]` override for a folder (or file list, glob) of images or rasters: `raster` when its
+    first file is a georeferenced raster (GeoTIFF, VRT, JP2: tiles cut by the archive reader), else `images` (JPEG,
+    PNG, or TIFF chips without a CRS); `sensor` names the data's sensor (a built-in name or a sensor YAML from
+    `geodino data stats`; without it images use ImageNet statistics and 3-band 8-bit rasters SAT-493M's);
+    `tile_size`: the tiles cut from rasters, in pixels (the reader's default, 256, without it)."""
+    from geodino.data.paths import IMAGE_EXTS, RASTER_EXTS, resolve_paths
+
+    hint = "pass a folder of images or rasters, a glob or a list of files"
+    files = resolve_paths(data, (*RASTER_EXTS, *IMAGE_EXTS), what="image or raster", hint=hint)
+    kind = "images"
+    if files[0].lower().endswith(RASTER_EXTS):
+        import rasterio
+
+        try:
+            with rasterio.open(files[0]) as src:
+                kind = "raster" if src.crs is not None else "images"
+        except rasterio.errors.RasterioIOError as exc:
+            raise InputError(f"cannot read {files[0]} ({exc}); {hint}") from None
+    paths = ", ".join(_quoted(p) for p in ([data] if isinstance(data, str | Path) else data))
+    extra = f", sensor: {_quoted(sensor)}" if sensor else ""
+    if tile_size is not None and kind == "raster":
+        extra += f", tile_size: {int(tile_size)}"
+    return f"data.sources=[{{type: {kind}, paths: [{paths}]{extra}}}]"
+
+
+def _quoted(value: str | Path) -> str:
+    """A YAML flow scalar for a path (quoted, so commas, colons and spaces in it stay part of it)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def pretrain(
+    data: str | Path | Sequence[str | Path],
+    out: str | Path,
+    *,
+    config: str | Path = "small_vit_tiny",
+    steps: int | None = None,
+    init_from: str | Path | None = None,
+    sensor: str | None = None,
+    tile_size: int | None = None,
+    overrides: Sequence[str] = (),
+) -> Path:
+    """Pretrain on `data` (a folder, glob or list of image/raster files) into the run folder `out`; returns it.
+
+    `config`: a shipped recipe name or a YAML file (`small_vit_tiny`: the short-run recipe); `steps`:
+    `trainer.max_steps`; `init_from`: a checkpoint, export or official release to continue from, whose
+    architecture the student takes (`ssl.student.arch=from_init`) and whose missing heads train alone for the
+    first 10 % of the run (`head_warmup_steps=0.1`) unless `overrides` say otherwise; `sensor`: the data's sensor;
+    `tile_size`: tiles cut from rasters (pixels).
+    The backbone is exported to `out/export/teacher.pth` (load it with `geodino.backbones.load_backbone`)."""
+    from geodino.config import load_config
+    from geodino.train.pretrain import PretrainConfig
+    from geodino.train.pretrain import pretrain as run
+
+    keys = [source_of(data, sensor, tile_size), f"output_dir={_quoted(Path(out).expanduser())}"]
+    if steps is not None:
+        keys.append(f"trainer.max_steps={int(steps)}")
+    if init_from is not None:
+        keys += [f"init_from={_quoted(init_from)}", "ssl.student.arch=from_init"]
+        if not _has_heads(Path(init_from).expanduser()):  # an official release: fresh heads train alone first
+            keys.append("head_warmup_steps=0.1")
+    return run(load_config(PretrainConfig, config, [*keys, *overrides]))
+
+
+def _has_heads(path: Path) -> bool:
+    """Whether `init_from` brings DINO/iBOT heads, judged without reading it: a training checkpoint (.ckpt) or an
+    export with its `.heads.pth` sidecar does; an official release (backbone only) does not."""
+    from geodino.models.checkpoints import heads_path
+
+    return path.suffix == ".ckpt" or heads_path(path).is_file()

@@ -1,0 +1,53 @@
+"""`geodino.pretrain(data, out)`: one call from a data folder to a run folder with an export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import geodino
+from geodino.config import load_config
+from geodino.errors import InputError
+from geodino.train.api import source_of
+from geodino.train.pretrain import PretrainConfig
+from tests.helpers import write_tif
+from tests.train.conftest import write_config
+
+
+def test_the_source_type_follows_the_files(tmp_path, tiny_data):
+    """Georeferenced rasters are a `raster` source (tiles cut from scenes), PNG chips and TIFF chips without a CRS
+    an `images` source; the sensor is passed through; an empty folder is one line."""
+    assert source_of(tiny_data) == f"data.sources=[{{type: raster, paths: ['{tiny_data}']}}]"
+    chips = tmp_path / "chips"
+    chips.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(chips / "a.png")
+    assert source_of(chips, "imagenet") == f"data.sources=[{{type: images, paths: ['{chips}'], sensor: 'imagenet'}}]"
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    write_tif(plain / "a.tif", np.zeros((3, 8, 8), np.uint8), crs=None, transform=None)
+    assert "type: images" in source_of(plain)
+    odd = tmp_path / "it's, odd: 1"  # quotes, a comma and a colon stay part of the path
+    odd.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(odd / "b.png")
+    assert load_config(PretrainConfig, None, [source_of(odd)]).data.sources[0].paths == [str(odd)]
+    with pytest.raises(InputError, match="empty"):
+        (tmp_path / "empty").mkdir()
+        source_of(tmp_path / "empty")
+
+
+def test_pretrain_in_one_call_writes_the_run_and_its_export(tmp_path, tiny_data, tiny_run):
+    """The call builds the same config as the command line would (data source, output_dir, steps) and leaves the
+    export where it says; with init_from (an export with heads) the student takes its architecture and no
+    heads-only warm-up is added."""
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "unused", tiny_data)
+    out = geodino.pretrain(tiny_data, tmp_path / "run", config=cfg, steps=1, tile_size=48)
+    assert out == tmp_path / "run" and (out / "export" / "teacher.pth").is_file()
+    saved = load_config(PretrainConfig, out / "config.yaml")
+    assert saved.trainer.max_steps == 1 and saved.data.sources[0].type == "raster"
+    assert saved.data.sources[0].paths == [str(tiny_data)]
+
+    export = tiny_run / "export" / "teacher.pth"
+    out = geodino.pretrain(tiny_data, tmp_path / "cont", config=cfg, steps=1, tile_size=48, init_from=export)
+    saved = load_config(PretrainConfig, out / "config.yaml")
+    assert saved.init_from == str(export) and saved.ssl.student.arch == "vit_tiny" and saved.head_warmup_steps == 0
