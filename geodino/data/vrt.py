@@ -28,6 +28,7 @@ __all__ = [
     "RESAMPLING",
     "find_band_files",
     "mosaic_vrt",
+    "north_up",
     "stack_bands",
     "stack_files",
     "stack_files_xml",
@@ -185,6 +186,12 @@ def _xml_number(v: float) -> str:
     return "nan" if v != v else repr(float(v))
 
 
+def north_up(t: Any) -> bool:
+    """Whether a geotransform has no rotation and rows running south: what a VRT mosaic or band stack (and
+    `geodino embed`'s scene mosaic) can place; the one home of that rule."""
+    return t.b == 0 and t.d == 0 and t.e < 0
+
+
 def mosaic_vrt(paths: Sequence[str | Path], out: str | Path, *, metadata: dict[str, str] | None = None) -> Path:
     """Write a VRT mosaic of `paths` (same CRS, band count and data type; north-up) at `out`; returns its path.
 
@@ -226,7 +233,7 @@ def mosaic_vrt(paths: Sequence[str | Path], out: str | Path, *, metadata: dict[s
                 f"{path} ({crs}, {plural(count, 'band')}, {dtype}) cannot join the mosaic {out} of {first[0]} "
                 f"({first[1]}, {plural(first[5], 'band')}, {first[6]}); mosaic rasters of one CRS, band count and type"
             )
-        if t.b != 0 or t.d != 0 or t.e >= 0:
+        if not north_up(t):
             raise InputError(f"{path} has a rotated or south-up geotransform; a mosaic needs north-up rasters")
     res_x = min(i[2].a for i in infos)
     res_y = min(-i[2].e for i in infos)
@@ -337,7 +344,7 @@ def stack_files_xml(sources: Sequence[tuple[str, str]], *, where: str = "") -> t
         if crs != ref[2]:
             fix = "pass assets of one CRS, or embed them apart"
             raise _differ(infos, 2, lambda c: c.to_string() if c else "no CRS", where, "CRS", fix)
-        if t.b != 0 or t.d != 0 or t.e >= 0:
+        if not north_up(t):
             raise InputError(f"{label!r} ({path}){at} has a rotated or south-up grid; stacking needs north-up files")
         if dtype != ref[7]:
             fix = "the DN scale comes from the type, so pass reflectance bands of one type"

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from geodino.data.paths import RASTER_EXTS, resolve_paths
+from geodino.data.vrt import north_up
 from geodino.embed.config import EmbedConfig, make_config
 from geodino.embed.stac import Scene, is_stac, read_stac
 from geodino.errors import ConfigError, InputError, plural
@@ -121,12 +122,6 @@ def stack_sources(
             f"({plural(len(notes), 'asset')}); list the finest band first to keep its resolution"
         )
     return out, pending
-
-
-def north_up(t: Any) -> bool:
-    """The geotransform rule of the scene mosaic (`geodino.data.vrt.mosaic_vrt`: no rotation, rows running south),
-    checked here on the inputs: a scene's feature raster keeps its input's orientation."""
-    return t.b == 0 and t.d == 0 and t.e < 0
 
 
 def _check_headers(scenes: list[Scene]) -> None:
