@@ -53,7 +53,7 @@ class _Warped(EmbeddingReader):
         from rasterio.enums import Resampling
         from rasterio.vrt import WarpedVRT
 
-        from geodino.embed.products import NO_OPERATION, crs_label, transformable
+        from geodino.embed.placement import NO_OPERATION, crs_label, transformable
 
         super().__init__(path)
         if self.crs is None or onto.crs is None:

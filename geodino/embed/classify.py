@@ -103,10 +103,10 @@ def sample_labels(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Feature vectors under the labels: (X [n,D], class values [n], label feature index [n], cell [n, 2] as
     (row, col) of the feature raster; `cv_groups` joins features by cell for the cross-validation). Labels are placed
-    as `zonal` places its rows (`products.point_cells`, `cell_window`, `cell_mask`), on any affine grid."""
+    as `zonal` places its rows (`placement.point_cells`, `cell_window`, `cell_mask`), on any affine grid."""
     from rasterio.windows import Window
 
-    from geodino.embed.products import (
+    from geodino.embed.placement import (
         POINTS,
         cell_mask,
         cell_window,

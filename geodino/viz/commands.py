@@ -88,7 +88,7 @@ def _attention(args: argparse.Namespace) -> int:
             if args.point_crs != "raster":  # e.g. lon,lat in EPSG:4326, into the raster's CRS
                 from pyproj import Transformer
 
-                from geodino.embed.products import user_crs
+                from geodino.embed.placement import user_crs
 
                 own = user_crs(sample["crs"], "the raster's CRS")
                 crs = user_crs(args.point_crs, "--point-crs", own)

@@ -1,0 +1,224 @@
+"""Placing points, lines and polygons on a feature raster's grid: cells of any affine grid (north-up, south-up,
+rotated), CRS checks with one-line errors, and how extents and CRSs are named in messages. Shared by the map
+products (`products.py`: zonal, similar), `classify.py`, `change.py` and `viz attention`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geodino.data.rasters import window_affine
+from geodino.embed.writers import EmbeddingReader
+from geodino.errors import ConfigError, InputError
+
+
+def _coord(v: float) -> str:
+    return f"{v:.3f}".rstrip("0").rstrip(".") if math.isfinite(v) else str(v)
+
+
+def apply_affine(transform: Any, x: float, y: float) -> tuple[float, float]:
+    """`transform` applied to one point, written out: affine 3 deprecates `*`, and `@` on a tuple is new in it."""
+    a, b, c, d, e, f = tuple(transform)[:6]
+    return a * x + b * y + c, d * x + e * y + f
+
+
+def raster_extent(rd: EmbeddingReader) -> str:
+    """The raster's CRS and bounds for an error message about things that miss it."""
+    return f"CRS {crs_label(rd.crs)}, {raster_bounds(rd)}"
+
+
+def raster_bounds(rd: EmbeddingReader) -> str:
+    """ "bounds x LOW..HIGH, y LOW..HIGH" of the raster, from its four corners: low..high on south-up and rotated
+    rasters too (rasterio's bounds put a south-up raster's top below its bottom)."""
+    corners = [apply_affine(rd.transform, c, r) for c in (0, rd.width) for r in (0, rd.height)]
+    xs, ys = [x for x, _ in corners], [y for _, y in corners]
+    return f"bounds x {_coord(min(xs))}..{_coord(max(xs))}, y {_coord(min(ys))}..{_coord(max(ys))}"
+
+
+def crs_label(crs: Any) -> str:
+    """A CRS as messages name it: its code (EPSG:32633) or PROJ string, else its kind and name (Engineering CRS
+    'Local Coordinates (m)') instead of a page of WKT; "none" without a CRS."""
+    if crs is None:
+        return "none"
+    text = crs.to_string() if hasattr(crs, "to_string") else str(crs)
+    if "[" not in text and "{" not in text:
+        return text
+    from pyproj import CRS
+
+    c = CRS.from_user_input(crs)
+    return f"{c.type_name} {c.name!r}"
+
+
+NO_OPERATION = "PROJ has no coordinate operation between them"
+
+
+def transformable(a: Any, b: Any) -> bool:
+    """Whether PROJ can transform coordinates from CRS `a` to CRS `b` (false for an engineering/LOCAL_CS CRS and
+    a geographic or projected one)."""
+    from pyproj import Transformer
+    from pyproj.exceptions import ProjError
+
+    try:
+        Transformer.from_crs(a, b, always_xy=True)
+    except ProjError:
+        return False
+    return True
+
+
+def to_raster_crs(gdf: Any, rd: EmbeddingReader, *, what: str, path: str | Path) -> Any:
+    """`gdf` (polygons, labels) reprojected to the feature raster's CRS, or one line when the raster has no CRS or
+    PROJ cannot transform the file's CRS to the raster's (e.g. an engineering/LOCAL_CS raster and EPSG:4326)."""
+    if rd.crs is None:
+        raise InputError(f"feature raster {rd.path} has no CRS; {what} cannot be placed on it")
+    if not transformable(gdf.crs, rd.crs):
+        raise InputError(
+            f"{what} in {path} ({crs_label(gdf.crs)}) cannot be transformed to the CRS of feature raster "
+            f"{rd.path} ({crs_label(rd.crs)}): {NO_OPERATION}; give {what} in the raster's own CRS (another file "
+            "or --layer), or georeference the input raster in a known CRS and embed it again"
+        )
+    return gdf.to_crs(rd.crs)
+
+
+EDGE = 1e-6
+"""Cells: a line or polygon reaching into the raster by less than this only touches its edge (reprojection
+rounding of a polygon that abuts the raster must not make it a sliver of the border cells)."""
+
+POINTS = ("Point", "MultiPoint")
+LINES = ("LineString", "MultiLineString", "LinearRing")
+
+
+def pixel_bounds(transform: Any, geom: Any) -> tuple[float, float, float, float]:
+    """(col_min, row_min, col_max, row_max) of `geom` in pixel coordinates of `transform`: exact for any affine
+    (north-up, south-up, rotated), where `rasterio.windows.from_bounds` refuses a positive pixel height."""
+    from affine import Affine
+    from shapely import affinity
+
+    inv = ~Affine(*tuple(transform)[:6])
+    return affinity.affine_transform(geom, (inv.a, inv.b, inv.d, inv.e, inv.c, inv.f)).bounds
+
+
+def cell_window(transform: Any, geom: Any, width: int, height: int) -> Any:
+    """The window of cells a line or polygon can cover (its pixel bounds plus one cell, clipped to the raster), or
+    None when it misses the raster or only touches its edge (by less than `EDGE` cells)."""
+    from rasterio.windows import Window
+
+    c0, r0, c1, r1 = pixel_bounds(transform, geom)
+    if c1 <= EDGE or r1 <= EDGE or c0 >= width - EDGE or r0 >= height - EDGE:
+        return None
+    col0, row0 = max(0, math.floor(c0) - 1), max(0, math.floor(r0) - 1)
+    col1, row1 = min(width, math.ceil(c1) + 1), min(height, math.ceil(r1) + 1)
+    return Window(col0, row0, col1 - col0, row1 - row0)
+
+
+def cell_mask(geom: Any, transform: Any, win: Any, *, all_touched: bool) -> np.ndarray:
+    """Cells of `win` a line or polygon covers: every cell a line touches; a polygon's cells whose centre is inside
+    (`all_touched`: every cell it touches)."""
+    from rasterio.features import geometry_mask
+
+    return geometry_mask(
+        [geom],
+        out_shape=(int(win.height), int(win.width)),
+        transform=window_affine(transform, win.col_off, win.row_off),
+        invert=True,
+        all_touched=all_touched or geom.geom_type in LINES,
+    )
+
+
+def cell_of(transform: Any, x: float, y: float, width: int, height: int) -> tuple[int, int] | None:
+    """(row, col) of the cell that holds (x, y) (in the raster's CRS), or None when it misses the raster (pure
+    float arithmetic: no NaN/inf casts, so no warnings)."""
+    from affine import Affine
+
+    col, row = apply_affine(~Affine(*tuple(transform)[:6]), float(x), float(y))
+    if math.isfinite(col) and math.isfinite(row) and 0 <= row < height and 0 <= col < width:
+        return math.floor(row), math.floor(col)
+    return None
+
+
+def point_cells(transform: Any, geom: Any, width: int, height: int) -> list[tuple[int, int]]:
+    """The cells (row, col) a Point or MultiPoint falls in, each once, in order."""
+    pts = [geom] if geom.geom_type == "Point" else list(geom.geoms)
+    cells = {cell_of(transform, p.x, p.y, width, height) for p in pts}
+    return sorted(c for c in cells if c is not None)
+
+
+def _crs(value: Any, what: str, rd: EmbeddingReader) -> Any:
+    """`value` (EPSG:4326, a WKT or PROJ string...) as a pyproj CRS, or a one-line error naming `what`."""
+    return user_crs(value, what, rd.crs)
+
+
+def user_crs(value: Any, what: str, own: Any = None) -> Any:
+    """`value` (EPSG:4326, a WKT or PROJ string...) as a pyproj CRS, or a one-line error naming `what` (the flag or
+    key) and suggesting EPSG:4326 or `own`, the raster's CRS."""
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    try:
+        return CRS.from_user_input(value)
+    except CRSError as exc:
+        own = f" or the raster's own ({own.to_string()})" if own else ""
+        raise ConfigError(
+            f"{what} {value!r} is not a CRS pyproj knows ({_proj_reason(exc)}); pass an "
+            f"EPSG code such as EPSG:4326 for lon,lat{own}"
+        ) from exc
+
+
+def _proj_reason(exc: Exception) -> str:
+    """PROJ's own words from a pyproj CRSError ("crs not found: EPSG:99999"), without the wrapping repeats."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text.rsplit("proj_create: ", 1)[-1].rstrip(")") if "proj_create: " in text else text
+
+
+def point_cell(rd: EmbeddingReader, point: tuple[float, float], point_crs: Any) -> tuple[int, int]:
+    """(row, col) of the cell under `point` (in `point_crs`, else the raster's CRS), or a one-line error naming the
+    raster's CRS and bounds when it misses the raster, or saying why `point_crs` cannot place it."""
+    x, y = point
+    where = ""
+    if point_crs is not None:
+        shown = f"{_coord(x)},{_coord(y)}"
+        if rd.crs is None:
+            raise InputError(
+                f"feature raster {rd.path} has no CRS, so --point-crs {point_crs} cannot place the point {shown} on "
+                f"it; give --point in the raster's own coordinates ({raster_bounds(rd)}) with a "
+                "bare --point-crs or none"
+            )
+        from pyproj import Transformer
+
+        crs = _crs(point_crs, "--point-crs", rd)
+        if not transformable(crs, rd.crs):
+            raise InputError(
+                f"--point-crs {point_crs} cannot be transformed to the CRS of feature raster {rd.path} "
+                f"({crs_label(rd.crs)}): {NO_OPERATION}; give --point {shown} in the raster's own "
+                f"coordinates ({raster_bounds(rd)}) with a bare --point-crs or none"
+            )
+        x, y = Transformer.from_crs(crs, rd.crs, always_xy=True).transform(x, y, errcheck=False)
+        shown = f"({_coord(x)}, {_coord(y)})" if math.isfinite(x) and math.isfinite(y) else "no finite point"
+        where = f" (in {crs.to_string()}; {shown} in the raster's CRS)"
+    cell = cell_of(rd.transform, x, y, rd.width, rd.height)
+    if cell is not None:
+        return cell
+    hint = ""
+    if point_crs is None and abs(point[0]) <= 180 and abs(point[1]) <= 90:
+        hint = "; --point is read in the raster's CRS: for lon,lat pass --point-crs EPSG:4326"
+    raise InputError(
+        f"query point {point}{where} lies outside the feature raster {rd.path} ({raster_extent(rd)}){hint}"
+    )
+
+
+def unplaced_hint(n: int, crs: Any) -> str:
+    """What to check when PROJ could not place `n` features at all (one line's tail, shared by zonal and classify)."""
+    name = crs.to_string() if hasattr(crs, "to_string") else str(crs)
+    return (
+        f"{n} of them have coordinates that their declared CRS {name} cannot place; check the file's CRS (e.g. "
+        "metres declared as lon/lat)"
+    )
+
+
+def finite_bounds(geom: Any) -> bool:
+    """Whether a (reprojected) geometry has finite coordinates: PROJ returns inf for points its CRS cannot place
+    (e.g. metres in a file declared as lon/lat), which would reach numpy casts and warn."""
+    return geom is not None and not geom.is_empty and all(math.isfinite(v) for v in geom.bounds)
