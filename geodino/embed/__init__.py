@@ -3,7 +3,8 @@
 `embed_raster(input, backbone, out, **options)` is `geodino embed` of one raster, `embed_scenes(inputs, config)`
 of many (a folder, glob, list or STAC JSON: one feature raster per scene and a VRT mosaic); the products
 (`pca_map`, `cluster_map`, `similarity_map`, `zonal_embeddings`, `classify_map`, `change_map`) are
-`geodino embed pca|cluster|similar|zonal|classify|change`. Imports are lazy so
+`geodino embed pca|cluster|similar|zonal|classify|change`; `embed_images(folder, backbone, out)` is `geodino embed
+images` (one vector per image file, GeoParquet). Imports are lazy so
 `import geodino.embed` stays cheap.
 """
 
@@ -16,6 +17,7 @@ __all__ = [
     "change_map",
     "classify_map",
     "cluster_map",
+    "embed_images",
     "embed_raster",
     "embed_scenes",
     "pca_map",
@@ -41,6 +43,10 @@ def __getattr__(name: str) -> Any:
         from geodino.embed.classify import classify_map
 
         return classify_map
+    if name == "embed_images":
+        from geodino.embed.images import embed_images
+
+        return embed_images
     if name == "change_map":
         from geodino.embed.change import change_map
 

@@ -9,6 +9,7 @@ of the public function (`embed_raster`, `pca_map`, `cluster_map`, `similarity_ma
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from geodino.cli import Parser
@@ -27,7 +28,8 @@ USAGE = """geodino embed INPUT --backbone SPEC --out OUT.tif|OUT.zarr [options] 
        geodino embed zonal FEATURES POLYGONS --out ZONES.parquet [--layer NAME] [--all-touched] [--png P]
        geodino embed classify FEATURES LABELS --column NAME --out MAP.tif [--method logreg|knn] [--test FILE]
        geodino embed classify FEATURES --model MAP.model.joblib --out MAP2.tif
-       geodino embed change A.tif B.tif --out CHANGE.tif [--threshold T|otsu] [--resample]"""
+       geodino embed change A.tif B.tif --out CHANGE.tif [--threshold T|otsu] [--resample]
+       geodino embed images DIR -b SPEC --out FEATS.parquet [--pool cls|mean|cls+mean] [--image-size N]"""
 
 
 def _bool(v: str) -> bool:
@@ -78,7 +80,8 @@ def register(subparsers: Any) -> None:
         "input",
         help="raster/VRT/Zarr to embed; many scenes: a folder, a quoted glob, a .txt list or several rasters, or STAC "
         "JSON (file or URL) -> one feature raster each in --out FOLDER plus FOLDER/mosaic.vrt; or a product name: "
-        + "|".join(PRODUCTS),
+        + "|".join(PRODUCTS)
+        + "; or images DIR (one vector per image file -> GeoParquet)",
     )
     add_config_arguments(p, EmbedConfig)
     g = p.add_argument_group("embedding")
@@ -166,6 +169,21 @@ def register(subparsers: Any) -> None:
     c.add_argument("--threshold", help="change: a cosine distance in [0, 2] or 'otsu' -> binary change COG")
     c.add_argument("--mask", help="change: path of the binary change COG (default CHANGE_mask.tif)")
     c.add_argument("--resample", action="store_true", help="change: resample B onto A's grid when they differ")
+    i = p.add_argument_group(
+        "images DIR: one vector per image file -> GeoParquet (also --batch-size, --layers, --l2 ...)"
+    )
+    i.add_argument(
+        "--pool", choices=("cls", "mean", "cls+mean"), help="CLS token, mean patch token or both (default cls)"
+    )
+    i.add_argument(
+        "--image-size",
+        type=int,
+        dest="image_size",
+        metavar="N",
+        help="resize every image to N x N (default 0: native size)",
+    )
+    i.add_argument("--on-error", choices=("skip", "stop"), dest="on_error", help="unreadable images (default skip)")
+    i.add_argument("--offset", type=float, help="added after --scale: reflectance = DN * scale + offset")
     p.set_defaults(func=run)
 
 
@@ -178,6 +196,11 @@ EMBED_FLAGS = (
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch to the embedding or to a product."""
+    if args.input == "images" and (args.overrides or not os.path.exists("images")):
+        return _images(args)  # a folder named images is still embedded as scenes when nothing follows it
+    images_only = [f"--{n.replace('_', '-')}" for n in IMAGES_FLAGS if getattr(args, n, None) is not None]
+    if images_only:
+        raise ConfigError(f"{images_only[0]} applies to geodino embed images DIR only; drop it")
     if args.input in PRODUCTS:
         return _product(args)
     from geodino.config import load_config
@@ -198,6 +221,37 @@ def run(args: argparse.Namespace) -> int:
         embed_scenes(inputs, cfg)
     else:
         embed_raster(args.input, config=cfg)
+    return 0
+
+
+IMAGES_FLAGS = ("pool", "image_size", "on_error", "offset")
+RASTER_FLAGS = (
+    "tile overlap blend margin layer_mode dtype chunk upsample sensor nodata variable asset asset_bands allow_no_crs "
+    "resume workers world_size rank config"
+).split()
+
+
+def _images(args: argparse.Namespace) -> int:
+    """`embed images DIR`: one embedding per image file, written as GeoParquet (`embed_images`)."""
+    from geodino.embed.images import embed_images
+
+    if len(args.overrides) != 1:
+        got = f"; unexpected {' '.join(args.overrides[1:])}" if args.overrides else ""
+        raise ConfigError(
+            f"geodino embed images takes one folder: geodino embed images DIR -b SPEC --out F.parquet{got}"
+        )
+    given = [n for n in RASTER_FLAGS if getattr(args, n, None) is not None]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise ConfigError(f"{flag} does not apply to geodino embed images (a feature-raster option); drop it")
+    if not args.backbone or not args.out:
+        raise ConfigError("geodino embed images needs --backbone SPEC and --out FEATS.parquet")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(int(args.threads))
+    options = {k: v for k, v in options_for(embed_images, args).items() if v is not None}
+    embed_images(args.overrides[0], args.backbone, args.out, **options)
     return 0
 
 

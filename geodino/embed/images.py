@@ -1,0 +1,400 @@
+"""One embedding vector per image file of a folder: `geodino embed images DIR --backbone SPEC --out feats.parquet`.
+
+The folder is searched recursively for image chips (PNG, JPEG, TIFF, BMP, WebP; hidden files and folders left out)
+and every image becomes one row of a GeoParquet file: `path` (relative to DIR, '/'-separated), `label` (the first
+sub-folder, as image-folder datasets use it; null for files directly in DIR), `width`, `height`, `bands` (of the
+file as read), `embedding` (a fixed-size list of float32) and `geometry`: the image's footprint in EPSG:4326 when
+the file is georeferenced (a GeoTIFF, or a PNG/JPEG with a GDAL sidecar), else null. The geometry column is always
+there, so every output has one schema and opens with `geopandas.read_parquet`.
+
+Nothing here is written a second time: pixels are read as the image-folder probes read them
+(`geodino.eval.datasets.read_array`), DN -> reflectance follows their rule (`geodino.eval.dense.InputScaling`: an
+explicit scale, else the backbone's recorded DN scale, else by dtype; decided on the first image of each dtype), and
+the backbone runs through the probes' extraction (`geodino.eval.features.extract_features`: batches, resizing to
+a patch multiple, the fast inference path, the progress bar). geodino's equivalent of LightlyTrain's
+`embed(out=..., checkpoint=..., data=<folder>)`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from geodino.errors import ConfigError, InputError, plural
+
+__all__ = ["ON_ERROR", "POOLS", "embed_images", "footprint_4326", "list_images"]
+
+POOLS = ("cls", "mean", "cls+mean")
+ON_ERROR = ("skip", "stop")
+OUT_SUFFIXES = (".parquet", ".geoparquet")
+SCALE_KEYS = ("--scale", "--offset")  # the CLI flags of an explicit DN -> reflectance rule (scale=, offset= in Python)
+
+
+def embed_images(
+    folder: str | Path,
+    backbone: Any,
+    out: str | Path,
+    *,
+    pool: str = "cls",
+    image_size: int = 0,
+    batch_size: int = 32,
+    layers: Any = "last",
+    l2_normalize: bool = False,
+    bands: list[int] | None = None,
+    scale: float = 0.0,
+    offset: float = 0.0,
+    on_error: str = "skip",
+    overwrite: bool = False,
+    progress: bool = True,
+    device: str = "cpu",
+    amp: bool = False,
+) -> Path:
+    """Embed every image file under `folder` with `backbone` (a spec or a FrozenBackbone) into the GeoParquet `out`.
+
+    `pool`: `cls` (the CLS token), `mean` (the mean patch token) or `cls+mean` (both concatenated, as the linear
+    probes' avgpool); with several `layers` the CLS tokens (or means) of each block are concatenated, and
+    `cls+mean` adds the last block's mean. `image_size` 0 feeds each image at its own size rounded up to the patch
+    size (all images must then have one size); N resizes every image to N x N. `bands`: 1-based bands of each file
+    to use. `scale`/`offset`: DN -> reflectance (`x * scale + offset`; 0 = the backbone's recorded DN scale, else by
+    dtype). `on_error`: `skip` (warn, leave the file out) or `stop` at an unreadable image. Returns `out`.
+    """
+    from geodino.backbones import layer_indices
+    from geodino.embed.backbone import parse_layers, resolve_backbone
+    from geodino.eval.dense import InputScaling, check_data_offset
+    from geodino.io import atomic_path, check_writable
+
+    _check_options(pool, on_error, batch_size, image_size, out)
+    check_data_offset(scale, offset, SCALE_KEYS)
+    out = check_writable(out, overwrite=overwrite)
+    root = Path(folder).expanduser()
+    files = list_images(root)
+    bb = resolve_backbone(backbone, device=device, amp=amp)
+    idx = layer_indices(parse_layers(layers), int(bb.n_blocks))
+    patch = int(bb.patch_size)
+    if image_size % patch:
+        raise ConfigError(
+            f"--image-size {image_size} is not a multiple of the patch size {patch} of backbone "
+            f"{getattr(bb, 'spec', type(bb).__name__)}; use {-(-image_size // patch) * patch} (or 0: native size)"
+        )
+    scaling = InputScaling(bb, scale, offset, keys=SCALE_KEYS)
+    data = ImageFiles(root, files, bb, scaling, bands=bands, on_error=on_error, native=not image_size)
+    data.prime()
+    fs = _extract(bb, data, idx, image_size, batch_size, amp, progress)
+    keep = (fs.targets >= 0).numpy()
+    vectors = _pool(fs, pool)[keep]
+    if l2_normalize:
+        import torch.nn.functional as F
+
+        vectors = F.normalize(vectors, dim=1)
+    rows = [int(i) for i in fs.targets[keep].tolist()]
+    path_name = _path_name(bb, fs.meta.get("path", "eager"))
+    meta = {
+        "backbone": str(getattr(bb, "spec", type(bb).__name__)),
+        "fingerprint": str(getattr(bb, "fingerprint", "")),
+        "pool": pool,
+        "layers": idx,
+        "image_size": image_size,
+        "l2_normalize": bool(l2_normalize),
+        "input_scaling": data.rules_text(),
+        "inference_path": path_name,
+        "skipped": [files[i] for i in sorted(data.failed)],
+    }
+    with atomic_path(out, overwrite=True) as tmp:
+        write_table(tmp, [files[i] for i in rows], [data.info[i] for i in rows], vectors.numpy(), meta)
+    size = f"{image_size}x{image_size} px" if image_size else "native size"
+    skipped = f"; {plural(len(data.failed), 'unreadable image')} skipped" if data.failed else ""
+    print(
+        f"geodino: wrote {out} ({plural(len(rows), 'image')}, {vectors.shape[1]} dims: {pool} of block"
+        f"{'s' if len(idx) > 1 else ''} {','.join(map(str, idx))}{', unit length' if l2_normalize else ''}, "
+        f"{size}; input scaling {data.rules_text()}; inference path {path_name}{skipped})",
+        file=sys.stderr,
+    )
+    return out
+
+
+def _check_options(pool: str, on_error: str, batch_size: int, image_size: int, out: str | Path) -> None:
+    if pool not in POOLS:
+        raise ConfigError(f"--pool {pool!r} is not one of {', '.join(POOLS)}; pass --pool cls (the default)")
+    if on_error not in ON_ERROR:
+        raise ConfigError(f"--on-error {on_error!r}; use stop or skip")
+    if int(batch_size) < 1:
+        raise ConfigError(f"--batch-size {batch_size} must be at least 1")
+    if int(image_size) < 0:
+        raise ConfigError(f"--image-size {image_size} must be >= 0 (0: each image at its own size)")
+    if Path(out).suffix.lower() not in OUT_SUFFIXES:
+        raise ConfigError(f"--out {out}: embed images writes GeoParquet; give the output a .parquet name")
+
+
+def list_images(root: Path) -> list[str]:
+    """The image files under `root`, relative to it ('/'-separated, sorted); hidden files and folders left out.
+    One line naming the folder when it is missing, a file, or holds no image."""
+    from geodino.eval.datasets import IMAGE_EXTENSIONS, list_folder
+
+    if not root.exists():
+        raise InputError(f"folder {root} not found; pass the folder of images to embed")
+    if not root.is_dir():
+        raise InputError(f"{root} is a file, not a folder; pass the folder that holds the images")
+    files = [
+        rel.replace(os.sep, "/")
+        for rel in list_folder(root)  # the probes' cached recursive listing
+        if os.path.splitext(rel)[1].lower() in IMAGE_EXTENSIONS
+        and not any(p.startswith(".") for p in rel.split(os.sep))
+    ]
+    if not files:
+        kinds = ", ".join(IMAGE_EXTENSIONS)
+        raise InputError(f"folder {root} holds no image files ({kinds}, searched recursively); pass a folder of images")
+    return files
+
+
+class ImageFiles:
+    """The image files as probe samples for `extract_features`: `image` (reflectance [C,H,W]) and `index` (the
+    file's position, or -1 for a file skipped as unreadable: a zero image of the first image's shape stands in and
+    its row is dropped after). Runs in the main process (num_workers=0), so `info` and `failed` fill as it is read."""
+
+    def __init__(
+        self,
+        root: Path,
+        files: list[str],
+        backbone: Any,
+        scaling: Any,
+        *,
+        bands: list[int] | None,
+        on_error: str,
+        native: bool,
+    ) -> None:
+        self.root, self.files, self.backbone, self.scaling = root, files, backbone, scaling
+        self.select, self.on_error, self.native = [int(b) for b in bands or []], on_error, native
+        self.name, self.split, self.key = str(root), "images", ""  # key "": extract_features keeps no cache
+        self.bands = [f"b{i + 1}" for i in range(int(backbone.in_chans))]
+        self.info: list[dict[str, Any] | None] = [None] * len(files)
+        self.failed: dict[int, str] = {}
+        self.rules: dict[str, tuple[Any, Any, str]] = {}  # dtype -> the DN -> reflectance rule its first image got
+        self.ref: tuple[int, tuple[int, ...]] | None = None  # (index, shape [C,H,W]) of the first readable image
+        self._first: Any = None
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def prime(self) -> None:
+        """Read up to the first readable image (its shape is the reference); one line when none reads."""
+        for i in range(len(self.files)):
+            x = self._load(i)
+            if x is not None:
+                self._first = x
+                return
+        shown = ", ".join(self.files[:3]) + (", ..." if len(self.files) > 3 else "")
+        raise InputError(f"none of the {plural(len(self.files), 'image file')} in {self.root} could be read ({shown})")
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        import torch
+
+        assert self.ref is not None, "prime() first"
+        if self.ref[0] == i and self._first is not None:
+            x = self._first
+        elif i in self.failed:
+            x = None
+        else:
+            x = self._load(i)
+        if x is None:
+            return {"image": torch.zeros(self.ref[1]), "index": torch.tensor(-1)}
+        return {"image": x, "index": torch.tensor(i)}
+
+    def _load(self, i: int) -> Any:
+        """Reflectance [C,H,W] of file `i`, or None when it cannot be read and on_error is skip (warned)."""
+        import torch
+
+        from geodino.eval.datasets import read_array
+
+        path = self.root / self.files[i]
+        try:
+            arr = read_array(path)
+        except InputError as exc:
+            if self.on_error == "stop":
+                raise InputError(f"{exc}, or pass --on-error skip (on_error='skip') to leave it out") from exc
+            cause = exc.__cause__ or exc
+            why = type(cause).__name__ if str(path) in str(cause) else f"{type(cause).__name__}: {cause}"
+            warnings.warn(f"skipped unreadable image {path} ({why}); --on-error stop stops at such files", stacklevel=2)
+            self.failed[i] = str(cause)
+            return None
+        n_file = int(arr.shape[0])
+        if self.select:
+            bad = [b for b in self.select if not 1 <= b <= n_file]
+            if bad:
+                raise InputError(
+                    f"--bands {','.join(map(str, self.select))} asks for band {bad[0]} but {path} has "
+                    f"{plural(n_file, 'band')} (bands are 1-based); choose bands 1..{n_file}"
+                )
+            arr = arr[[b - 1 for b in self.select]]
+        self._check(arr, path)
+        dtype = arr.dtype.str
+        if dtype not in self.rules:  # one rule per dtype, decided on its first image (as the image-folder probe)
+            self.rules[dtype] = self.scaling.rule(arr)
+        scale, offset, _ = self.rules[dtype]
+        x = arr.astype(np.float32) * np.asarray(scale, dtype=np.float32)
+        if np.any(offset):
+            x = x + np.asarray(offset, dtype=np.float32)
+        h, w = arr.shape[-2:]
+        self.info[i] = {"width": int(w), "height": int(h), "bands": n_file, "geometry": footprint_4326(path)}
+        if self.ref is None:
+            self.ref = (i, tuple(arr.shape))
+        return torch.nan_to_num(torch.from_numpy(np.ascontiguousarray(x)))
+
+    def _check(self, arr: np.ndarray, path: Path) -> None:
+        """Bands against the backbone, size against the first image at native size: always a stop (not a corrupt
+        file: a setting to change)."""
+        n, want = int(arr.shape[0]), int(self.backbone.in_chans)
+        if n != want:
+            raise InputError(band_message(self.backbone, n, path, selected=bool(self.select)))
+        if self.native and self.ref is not None and tuple(arr.shape[-2:]) != self.ref[1][-2:]:
+            (h0, w0), (h, w) = self.ref[1][-2:], arr.shape[-2:]
+            raise InputError(
+                f"images in {self.root} have different sizes ({self.files[self.ref[0]]} is {w0}x{h0} px, "
+                f"{path.relative_to(self.root).as_posix()} {w}x{h}); pass --image-size N (e.g. 224; image_size=N in "
+                "Python) to resize them all to N x N"
+            )
+
+    def rules_text(self) -> str:
+        """The DN -> reflectance rules used, '; '-joined, in the order met."""
+        return "; ".join(dict.fromkeys(text for _, _, text in self.rules.values())) or "none (no image read)"
+
+
+def band_message(backbone: Any, n: int, path: Path, *, selected: bool) -> str:
+    """One line for an image whose band count differs from the backbone's: select bands, or adapt the backbone
+    (the probes' `check_bands`, worded for this command's flags)."""
+    want = int(backbone.in_chans)
+    spec = str(getattr(backbone, "spec", "the backbone"))
+    what = "--bands selects" if selected else "has"
+    select = ""
+    if n > want:
+        first = ",".join(map(str, range(1, want + 1)))
+        select = f"select {plural(want, 'band')} with --bands (1-based, e.g. --bands {first}) or "
+    adapted = f"{spec}{'&' if '?' in spec else '?'}bands={n}"
+    return (
+        f"{path} {what} {plural(n, 'band')} but backbone {spec} takes {want}; {select}adapt the backbone's patch "
+        f"embedding to {plural(n, 'band')} (--backbone '{adapted}', load_backbone(spec, bands={n}) in Python)"
+    )
+
+
+def footprint_4326(path: Path) -> Any:
+    """The image's footprint in EPSG:4326 (`geodino.data.footprints.footprint`: the outline of its pixels, split at
+    the antimeridian), or None when it is not georeferenced (no CRS, or an identity transform: pixel coordinates).
+    TIFFs, and PNG/JPEG with a GDAL sidecar (`.aux.xml` or a world file), are asked; a header that does not read
+    counts as not georeferenced, a CRS that cannot be placed on the map is warned about."""
+    suffix = path.suffix.lower()
+    if suffix not in (".tif", ".tiff") and not _has_sidecar(path):
+        return None
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    from geodino.data.footprints import footprint
+    from geodino.data.rasters import SceneInfo
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                if src.crs is None or src.transform.is_identity:
+                    return None
+                scene = SceneInfo(
+                    path=str(path),
+                    crs=src.crs.to_wkt(),
+                    transform=tuple(src.transform)[:6],
+                    width=src.width,
+                    height=src.height,
+                    count=src.count,
+                    dtype=src.dtypes[0],
+                    nodata=src.nodata,
+                    band_names=(),
+                    band_indexes=tuple(range(1, src.count + 1)),
+                )
+    except Exception:  # rasterio raises many kinds; the pixels read, so the image is kept without a footprint
+        return None
+    geom, why = footprint(scene, "EPSG:4326")
+    if geom is None:
+        warnings.warn(f"{path} gets no footprint (null geometry): {why}", stacklevel=2)
+    return geom
+
+
+def _has_sidecar(path: Path) -> bool:
+    """A GDAL `.aux.xml` or a world file (`.pgw`, `.pngw`, `.jgw`, `.jpgw`, `.wld`) next to the image."""
+    ext = path.suffix.lower()[1:]
+    names = [path.name + ".aux.xml"]
+    if ext:
+        names += [f"{path.stem}.{ext[0]}{ext[-1]}w", f"{path.stem}.{ext}w", f"{path.stem}.wld"]
+    return any((path.parent / n).exists() for n in names)
+
+
+def _extract(bb: Any, data: ImageFiles, idx: list[int], image_size: int, batch_size: int, amp: bool, progress: bool):
+    """The probes' extraction (batching, resize, fast path, progress), without its feature cache."""
+    from geodino.eval.features import FeatureConfig, extract_features
+
+    cfg = FeatureConfig(
+        layers=idx,
+        image_size=image_size,
+        batch_size=batch_size,
+        num_workers=0,  # `data` records sizes, footprints and skipped files as it reads: one process
+        cache=False,
+        fast="bfloat16" if amp else "auto",
+    )
+    return extract_features(bb, data, cfg, target_key="index", desc="embed images", progress=progress)
+
+
+def _pool(fs: Any, pool: str) -> Any:
+    """[N, dim] float32: the CLS tokens, the patch means, or both (the linear probes' avgpool), chosen blocks
+    concatenated."""
+    if pool == "mean":
+        return fs.patch_mean.flatten(1).float()
+    return fs.linear_input(n_last_blocks=fs.cls.shape[1], avgpool=pool == "cls+mean")
+
+
+def _path_name(bb: Any, name: str) -> str:
+    """The inference path as the feature rasters record it, with the dtype an eager run computes in."""
+    if name != "eager":
+        return name
+    from geodino.inference import runs_on
+    from geodino.models.frozen import FastPath
+
+    return f"eager ({runs_on(bb, FastPath(False))})"
+
+
+def write_table(
+    path: Path, files: list[str], info: list[dict[str, Any] | None], vectors: np.ndarray, meta: dict
+) -> None:
+    """Write the rows as GeoParquet (EPSG:4326, geometry null where not georeferenced) with `embedding` a
+    fixed-size list of float32 and `meta` as JSON under the file's `geodino` metadata key."""
+    import geopandas as gpd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [r or {} for r in info]
+    gdf = gpd.GeoDataFrame(
+        {
+            "path": files,
+            "label": [f.split("/", 1)[0] if "/" in f else None for f in files],
+            "width": np.array([r.get("width", 0) for r in rows], dtype=np.int32),
+            "height": np.array([r.get("height", 0) for r in rows], dtype=np.int32),
+            "bands": np.array([r.get("bands", 0) for r in rows], dtype=np.int32),
+        },
+        geometry=[r.get("geometry") for r in rows],
+        crs="EPSG:4326",
+    )
+    # geopandas writes the GeoParquet `geo` metadata; pandas cannot hold a fixed-size list column (its dtype string
+    # does not read back), so the table geopandas wrote is read back and the embedding column added in Arrow
+    buf = io.BytesIO()
+    gdf.to_parquet(buf, index=False)
+    table = pq.read_table(io.BytesIO(buf.getvalue()))
+    dim = int(vectors.shape[1]) if vectors.ndim == 2 else 0
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
+    table = table.add_column(
+        table.schema.get_field_index("geometry"), "embedding", pa.FixedSizeListArray.from_arrays(flat, dim)
+    )
+    keep = {k: v for k, v in (table.schema.metadata or {}).items() if k != b"pandas"}
+    keep[b"geodino"] = json.dumps({**meta, "dim": dim, "n_images": len(files)}).encode()
+    pq.write_table(table.replace_schema_metadata(keep), path)
