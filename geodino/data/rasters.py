@@ -24,9 +24,19 @@ from typing import Any
 
 import numpy as np
 
-from geodino.data.validity import valid_pixels
+from geodino.data.validity import nodata_fits, valid_pixels
 
-__all__ = ["SceneGrid", "SceneInfo", "open_raster", "read_window", "stream_id", "target_grid", "window_affine"]
+__all__ = [
+    "SceneGrid",
+    "SceneInfo",
+    "alpha_bands",
+    "alpha_is_data",
+    "open_raster",
+    "read_window",
+    "stream_id",
+    "target_grid",
+    "window_affine",
+]
 
 _HANDLE_CACHE_SIZE = 64
 
@@ -142,6 +152,26 @@ def open_raster(
     return ds
 
 
+def alpha_bands(src: Any) -> tuple[int, ...]:
+    """The 1-based bands of an open rasterio dataset whose colour interpretation is alpha (RGBA: band 4): a validity
+    mask GDAL applies to the other bands, not data."""
+    from rasterio.enums import ColorInterp
+
+    return tuple(i for i, ci in enumerate(src.colorinterp, start=1) if ci == ColorInterp.alpha)
+
+
+def alpha_is_data(alpha: Sequence[int], path: str, count: int, dtype: str) -> str:
+    """What to do when a band the file marks as alpha is data: clear the flag. GDAL writes the 4th band of a
+    4-band uint8 GeoTIFF as alpha unless told otherwise (PHOTOMETRIC=MINISBLACK), so an RGBN file may carry one."""
+    one = len(alpha) == 1
+    why = " (GDAL marks the 4th band of a 4-band uint8 GeoTIFF written without PHOTOMETRIC=MINISBLACK as alpha)"
+    flags = " ".join(f"-colorinterp_{b} undefined" for b in alpha)
+    return (
+        f"if {'it is' if one else 'they are'} data{why if count == 4 and dtype == 'uint8' else ''}, clear the flag "
+        f"(gdal_edit.py {flags} {path})"
+    )
+
+
 def target_grid(src: Any, dst_crs: Any, res: tuple[float, float] | None) -> tuple[Any, int, int]:
     """(transform, width, height) of `src` reprojected onto `dst_crs`, aligned to multiples of `res` when given."""
     from rasterio.warp import aligned_target, calculate_default_transform
@@ -173,14 +203,14 @@ def read_window(
 
     Only the part inside the raster is read (one `read` call, no boundless VRT); the rest is filled with
     `nodata` (or 0) and marked invalid. Validity is `geodino.data.validity.valid_pixels` (every band nodata, or
-    any band NaN), and the internal mask or alpha band when `use_mask` and no nodata value is set.
+    any band NaN or +/-inf), and the internal mask or alpha band when `use_mask` and no nodata value is set.
     """
     from rasterio.windows import Window
 
     c0, r0 = max(col, 0), max(row, 0)
     c1, r1 = min(col + width, ds.width), min(row + height, ds.height)
-    fill = 0 if nodata is None or np.isnan(nodata) else nodata
     dtype = np.dtype(ds.dtypes[indexes[0] - 1])
+    fill = 0 if nodata is None or np.isnan(nodata) or not nodata_fits(nodata, dtype) else nodata
     inside = c1 > c0 and r1 > r0
     full = inside and c0 == col and r0 == row and c1 == col + width and r1 == row + height
     if full:

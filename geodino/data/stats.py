@@ -67,16 +67,18 @@ STATS_HINTS = {
 """How raster messages name the settings: data stats' flags."""
 
 
-def _first_bands(paths: Any) -> tuple[int, tuple[str, ...] | None, str]:
+def _first_bands(paths: Any) -> tuple[int, tuple[str, ...] | None, str, tuple[int, ...]]:
+    """(bands, their descriptions when every band has one, dtype, 1-based alpha bands) of the first raster."""
     import rasterio
 
     from geodino.data.paths import RASTER_EXTS, resolve_paths
+    from geodino.data.rasters import alpha_bands
 
     files = resolve_paths(paths, RASTER_EXTS, what="raster")
     try:
         with rasterio.open(files[0]) as src:
             desc = tuple(d for d in (src.descriptions or ()) if d)
-            return src.count, (desc if len(desc) == src.count else None), src.dtypes[0]
+            return src.count, (desc if len(desc) == src.count else None), src.dtypes[0], alpha_bands(src)
     except Exception as exc:
         raise InputError(f"raster {files[0]} cannot be read ({type(exc).__name__}: {exc})") from exc
 
@@ -114,19 +116,23 @@ def _base_sensor(
     offset: float,
     nodata: float | None,
     name: str | None,
+    alpha: tuple[int, ...] = (),
 ) -> Sensor:
     """The sensor the tiles are read with: the named one (scale/offset overridden when given), else a neutral
-    one (mean 0, std 1) with the files' (or the first datacube's) band names and a scale guessed from the dtype."""
+    one (mean 0, std 1) with the files' (or the first datacube's) band names and a scale guessed from the dtype;
+    `alpha`: the first raster's alpha bands, left out of the statistics."""
     base: Sensor | None = get_sensor(sensor) if sensor else None
     if base is None:
         if type in ("raster", "cube"):
-            count, desc, dtype = _first_bands(paths) if type == "raster" else _first_cube_bands(paths)
+            count, desc, dtype = (_first_bands(paths) if type == "raster" else _first_cube_bands(paths))[:3]
             names = tuple(band_names) if band_names else desc or tuple(f"b{i}" for i in range(1, count + 1))
             if band_names and len(band_names) != count:
                 raise InputError(
                     f"band_names lists {plural(len(band_names), 'name')} but {_first_named(paths, type)} has "
                     f"{plural(count, 'band')}"
                 )
+            names = tuple(n for i, n in enumerate(names, start=1) if i not in alpha)
+            count -= len(alpha)
         else:
             count, names, dtype = 3, ("R", "G", "B"), "uint8"
         if scale is None:
@@ -136,12 +142,17 @@ def _base_sensor(
         )
     else:
         if type == "raster" and not band_names:  # a band-count mismatch fails now, not after reading every tile
-            count = _first_bands(paths)[0]
+            count = _first_bands(paths)[0] - len(alpha)
             if count != base.n_bands:
+                alpha_note = f" besides alpha band {', '.join(map(str, alpha))} (the validity mask)" if alpha else ""
+                named = iter(base.bands[:count])
+                example = [
+                    f"alpha{i}" if i in alpha else next(named, f"b{i}") for i in range(1, count + len(alpha) + 1)
+                ]
                 raise InputError(
-                    f"{_first_named(paths, type)} has {plural(count, 'band')} but sensor {base.name!r} has "
+                    f"{_first_named(paths, type)} has {plural(count, 'band')}{alpha_note} but sensor {base.name!r} has "
                     f"{base.n_bands} ({' '.join(base.bands)}); name the files' bands in order with --band-names (e.g. "
-                    f"--band-names {' '.join(base.bands[:count])}), or leave out --sensor"
+                    f"--band-names {' '.join(example)}), or leave out --sensor"
                 )
         if scale is not None:
             base = dataclasses.replace(base, scale=scale, offset=offset)
@@ -173,7 +184,10 @@ def compute_stats(
 
     if samples <= 0:
         raise InputError(f"samples must be > 0, got {samples}")
-    base = _base_sensor(paths, type, sensor, band_names, scale, offset, nodata, name)
+    alpha = _alpha_left_out(paths, type, bands)
+    base = _base_sensor(paths, type, sensor, band_names, scale, offset, nodata, name, alpha)
+    if alpha:  # read the other bands by name (the alpha band still masks them: GDAL's per-dataset mask)
+        bands, band_names = _without_alpha(base, alpha, sensor, band_names)
     cfg = SourceConfig(
         name="stats",
         type=type,
@@ -193,6 +207,21 @@ def compute_stats(
     )
     cfg_sensor = base
     source = _build_with_sensor(cfg, cfg_sensor, build_source)
+    _check_scenes(source, type, nodata)  # before any pixel is read
+    if alpha:
+        import warnings
+
+        from geodino.data.rasters import alpha_is_data
+
+        one, first = len(alpha) == 1, _first_named(paths, type).rstrip(",")
+        which = f"band {alpha[0]} is an alpha band" if one else f"bands {', '.join(map(str, alpha))} are alpha bands"
+        count, _, dtype, _ = _first_bands(paths)
+        warnings.warn(
+            f"{which} (the validity mask) in {first}: left out of the statistics, its mask applied; name the bands "
+            f"with --bands to include {'it' if one else 'them'}, or "
+            f"{alpha_is_data(alpha, first.split(' ')[-1], count, dtype)}",
+            stacklevel=2,
+        )
     stats = RunningStats(len(source.band_names))
     kept = UniformPixelSample(PERCENTILE_PIXELS, np.random.default_rng([int(seed), 0x70637431]))
     archive = getattr(source, "archive", None)
@@ -230,6 +259,7 @@ def compute_stats(
             f"no valid pixels for {plural(len(empty), 'band')} ({', '.join(empty)}) in {plural(n_read, 'tile')}; "
             "check nodata and the paths"
         )
+    _warn_degenerate(list(source.band_names), stats)
     sel = source.sensor
     if nodata is None:  # carry the files' own nodata value into the sensor (used when a file declares none)
         scenes = getattr(getattr(source, "archive", None), "scenes", None) or getattr(source, "scenes", [])
@@ -267,6 +297,92 @@ def compute_stats(
             else f"a random {sample.shape[1]:,} of the {n_valid:,} valid pixels read (mean and std use them all)"
         )
     return out, prov
+
+
+STD_FLOOR = 1e-4
+"""A band whose std (in the YAML's units: reflectance after the scale) is below this is constant or nearly: a model
+standardising with it would multiply the band by 10,000 or more (std is written floored at 1e-6). 1e-4 is one DN
+of 16-bit data at scale 1e-4, and 1/39 of one DN of 8-bit data at 1/255."""
+MIN_VALID_PIXELS = 1000
+"""Fewer valid pixels than this for a band (a 32 x 32 window holds 1,024) give a mean and std too noisy to use."""
+
+
+def _warn_degenerate(names: list[str], stats: RunningStats) -> None:
+    """One warning line naming the bands with fewer than MIN_VALID_PIXELS valid pixels, and one naming those whose
+    std is below STD_FLOOR, each with its valid pixel count: the YAML is written, but using it would be a mistake
+    (a constant band in an archive is usually one too: leave it out with --bands)."""
+    import warnings
+
+    def listed(idx: list[int]) -> str:
+        counts = {int(stats.count[i]) for i in idx}
+        if len(counts) == 1:
+            n = counts.pop()
+            return f"{', '.join(names[i] for i in idx)} ({n:,} valid {'pixel' if n == 1 else 'pixels'})"
+        return ", ".join(f"{names[i]} ({int(stats.count[i]):,})" for i in idx)
+
+    std = stats.std
+    few = [i for i in range(len(names)) if stats.count[i] < MIN_VALID_PIXELS]
+    flat = [i for i in range(len(names)) if std[i] < STD_FLOOR and i not in few]
+
+    def factor(idx: list[int]) -> str:  # what standardising with the written std does to the band
+        return f"{1 / max(float(min(std[i] for i in idx)), 1e-6):,.0f}"
+
+    if few:
+        low = [i for i in few if std[i] < STD_FLOOR]
+        warnings.warn(
+            f"{'band' if len(few) == 1 else 'bands'} {listed(few)}: fewer than {MIN_VALID_PIXELS:,} valid pixels, so "
+            f"the mean and std are unreliable{f' (a model would multiply by up to {factor(low)})' if low else ''}; "
+            "read more data (more files, a larger --samples) or check nodata before using this YAML",
+            stacklevel=3,
+        )
+    if flat:
+        one = len(flat) == 1
+        warnings.warn(
+            f"{'band' if one else 'bands'} {listed(flat)} {'is' if one else 'are'} constant or nearly (std below "
+            f"{STD_FLOOR:g}): a model standardising with this YAML would multiply {'it' if one else 'them'} by up to "
+            f"{factor(flat)}; leave {'it' if one else 'them'} out with --bands, or read more of the archive",
+            stacklevel=3,
+        )
+
+
+def _alpha_left_out(paths: Any, type: str, bands: Sequence[str] | None) -> tuple[int, ...]:
+    """The first raster's alpha bands (RGBA: band 4), which the statistics leave out unless the user chose the
+    bands (--bands)."""
+    if type != "raster" or bands:
+        return ()
+    return _first_bands(paths)[3]
+
+
+def _without_alpha(
+    base: Sensor, alpha: tuple[int, ...], sensor: str | None, band_names: Sequence[str] | None
+) -> tuple[list[str], list[str] | None]:
+    """(bands to read, names of every file band) that leave the alpha bands out."""
+    if band_names:
+        return [n for i, n in enumerate(band_names, start=1) if i not in alpha], list(band_names)
+    if sensor is None:  # the neutral sensor holds the other bands' names already; the archive names the file's
+        return list(base.bands), None
+    names, data = [], iter(base.bands)
+    for i in range(1, len(base.bands) + len(alpha) + 1):
+        names.append(f"alpha{i}" if i in alpha else next(data))
+    return list(base.bands), names
+
+
+def _check_scenes(source: Any, type: str, nodata: float | None) -> None:
+    """Refuse complex data and a --nodata the data type cannot hold (300 or 2.5 for uint8), naming the file, before
+    any window is read (one line, not a failed read blamed on the file)."""
+    from geodino.data.validity import check_nodata, check_real
+
+    archive = getattr(source, "archive", None)
+    if archive is not None:
+        scenes = [(sc.path, sc.dtype) for sc in archive.scenes]
+    elif type == "cube":
+        scenes = [(sc.path, str(sc.array.dtype)) for sc in source.scenes]
+    else:
+        return
+    what = "raster" if archive is not None else "datacube"
+    for path, dtype in dict.fromkeys(scenes):
+        check_real(dtype, f"{what} {path}")
+        check_nodata(nodata, dtype, f"{what} {path}")
 
 
 PERCENTILE_PIXELS = 200_000  # the percentiles come from a uniform random subset of this many valid pixels

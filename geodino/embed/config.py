@@ -10,7 +10,7 @@ from geodino.embed.blend import BLEND_MODES
 from geodino.embed.writers import DTYPES
 from geodino.errors import ConfigError, did_you_mean, plural
 
-__all__ = ["IDENT_KEYS", "EmbedConfig", "make_config"]
+__all__ = ["IDENT_KEYS", "EmbedConfig", "check_margin", "make_config"]
 
 # Settings a partial output records: a resume with other values would mix two rasters.
 IDENT_KEYS = ("blend", "margin", "layers", "layer_mode", "norm", "dtype", "bands", "nodata", "upsample")
@@ -73,10 +73,10 @@ class EmbedConfig:
                 f"overlap={self.overlap} must be >= 0; pass --overlap 0 or a positive multiple of the patch size "
                 f"(default {EmbedConfig.overlap})"
             )
-        if self.margin is not None and (self.margin < 0 or 2 * self.margin > self.overlap):
+        if self.margin is not None and self.margin < 0:  # the upper bound needs the patch size: `check_margin`
             raise ConfigError(
-                f"margin={self.margin} must be between 0 and overlap/2 ({self.overlap // 2}); pass a --margin in "
-                f"that range or leave it out (default overlap/4)"
+                f"margin={self.margin} must be >= 0 (a multiple of the patch size, at most overlap/2); pass --margin 0 "
+                f"or leave it out (default overlap/4)"
             )
         if self.batch_size < 1 or self.workers < 1 or self.world_size < 1:
             raise ConfigError("batch_size, workers and world_size must be >= 1")
@@ -89,6 +89,20 @@ class EmbedConfig:
     def effective_margin(self, patch: int) -> int:
         """`margin`, or its default (overlap/4 rounded down to the patch size) when unset; the config is not changed."""
         return (self.overlap // 4) // patch * patch if self.margin is None else int(self.margin)
+
+
+def check_margin(margin: int, overlap: int, patch: int) -> None:
+    """Refuse a margin that is not a multiple of the patch size between 0 and overlap/2, in one line that lists the
+    values that are (so the user is not sent from one bound to the other)."""
+    if margin >= 0 and margin % patch == 0 and 2 * margin <= overlap:
+        return
+    ok = list(range(0, overlap // 2 + 1, patch))
+    listed = ", ".join(map(str, ok)) if len(ok) <= 6 else f"{ok[0]}, {ok[1]}, ..., {ok[-1]}"
+    which = f"only {ok[0]}; pass --margin {ok[0]}" if len(ok) == 1 else f"{listed}; pass one of them with --margin"
+    raise ConfigError(
+        f"margin={margin} must be a multiple of the patch size {patch} between 0 and overlap/2 ({overlap // 2}): "
+        f"{which} or leave it out (default overlap/4, rounded down to the patch size)"
+    )
 
 
 def make_config(config: EmbedConfig | None, backbone: Any, out: Any, options: dict[str, Any]) -> EmbedConfig:

@@ -35,7 +35,7 @@ import torch
 
 from geodino.backbones import layer_indices
 from geodino.embed.backbone import describe_backbone, parse_layers, resolve_backbone
-from geodino.embed.config import IDENT_KEYS, EmbedConfig, make_config
+from geodino.embed.config import IDENT_KEYS, EmbedConfig, check_margin, make_config
 from geodino.embed.memory import (
     bound_heap_growth,
     check_memory,
@@ -44,7 +44,7 @@ from geodino.embed.memory import (
     heap_for_forward,
 )
 from geodino.embed.plan import Block, Plan, auto_chunk, make_plan, nearest_multiples
-from geodino.embed.sources import open_source
+from geodino.embed.sources import check_bands_fit, open_source
 from geodino.embed.sweep import Sweeper, input_scaler, recorded_scale, scaling_sensor, time_line
 from geodino.embed.workdir import (
     PLAN_FILE,
@@ -124,35 +124,6 @@ def _probe_dim(bb: Any, layers: Any, mode: str, norm: bool, device: str) -> tupl
     return (d * len(maps) if mode == "concat" else d), len(maps)
 
 
-def _band_count_message(source: Any, cfg: EmbedConfig, bb: Any) -> str:
-    """Why the input's (selected) bands do not fit the backbone, and what to pass: with --bands, how many of the
-    input's bands it selected (not "the input has N bands", which reads as the file's count)."""
-    info, n, spec = source.info, int(bb.in_chans), getattr(bb, "spec", type(bb).__name__)
-    total = int(getattr(source, "input_count", info.count))
-    adapt = f"adapt the backbone to {plural(info.count, 'band')} {_adapt_example(spec, info)}"
-    example = ",".join(map(str, range(1, n + 1)))
-    if cfg.bands:
-        pick = f"pass {plural(n, 'band number')} (e.g. --bands {example}) or " if total >= n else ""
-        return (
-            f"--bands {','.join(map(str, cfg.bands))} selects {info.count} of the {total} bands of input {info.path} "
-            f"but backbone {spec} takes {n}; {pick}{adapt}"
-        )
-    pick = f"select {plural(n, 'band')} with --bands (e.g. --bands {example}) or " if total > n else ""
-    return f"input {info.path} has {plural(info.count, 'band')} but backbone {spec} takes {n}; {pick}{adapt}"
-
-
-def _adapt_example(spec: str, info: Any) -> str:
-    """How to adapt this backbone to the input's bands: a band count for an `arch:` spec (random weights), the
-    input's band names for a checkpoint (the names decide which trained kernels are kept); the spec's own options
-    are kept."""
-    join = "&" if "?" in spec else "?"
-    if spec.startswith("arch:"):
-        return f"(random weights, any band count): --backbone '{spec}{join}bands={info.count}'"
-    names = [d for d in getattr(info, "descriptions", ()) if d]
-    listed = ",".join(names) if len(names) == info.count else "NAME1,NAME2,..."
-    return f"by name: --backbone '{spec}{join}bands={listed}'; load_backbone(spec, bands=[...]) in Python"
-
-
 def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
     """Everything a process needs: source, plan, band names, metadata (no pixels read yet)."""
     source = open_source(inp, variable=cfg.variable, bands=cfg.bands, nodata=cfg.nodata)
@@ -168,8 +139,7 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
             f"input {info.path} has a rotated geotransform, which a Zarr store's x/y coordinates cannot carry "
             f"(GDAL and QGIS would place {cfg.out} north-up); write a COG instead (--out {Path(cfg.out).stem}.tif)"
         )
-    if info.count != int(bb.in_chans):
-        raise InputError(_band_count_message(source, cfg, bb))
+    check_bands_fit(source, cfg.bands, bb)
     p = int(bb.patch_size)
     for name, value, default, lowest in (
         ("tile", cfg.tile, EmbedConfig.tile, 1),
@@ -204,11 +174,7 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
         max_block_cols=cfg.max_block_cols,
     )
     margin = cfg.effective_margin(p)
-    if margin % p or margin < 0 or 2 * margin > cfg.overlap:
-        raise ConfigError(
-            f"margin={margin} must be a multiple of the patch size {p} and at most overlap/2 ({cfg.overlap // 2}); "
-            f"pass another --margin or leave it out (default overlap/4)"
-        )
+    check_margin(margin, cfg.overlap, p)
     check_memory(plan, cfg, info, dim, int(getattr(bb, "embed_dim", 0) or dim))
     idx = layer_indices(layers, int(getattr(bb, "n_blocks", 1) or 1))
     if len(idx) != n_maps:
@@ -301,7 +267,7 @@ def _finalize(work: Path, out: Path, prep: PreparedRun, cfg: EmbedConfig) -> Non
     if n_valid == 0:
         remove_tree(work)
         info = prep.source.info
-        why = "NaN or masked" if info.nodata is None else f"nodata ({info.nodata:g}), NaN or masked"
+        why = "NaN, +/-inf or masked" if info.nodata is None else f"nodata ({info.nodata:g}), NaN, +/-inf or masked"
         raise InputError(
             f"input {info.path} has no valid pixel (every one is {why}), so the feature raster would be empty; "
             f"check the file, or pass --nodata to override a wrong declared nodata value"

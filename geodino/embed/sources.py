@@ -4,20 +4,23 @@ A source answers `read(y0, y1, x0, x1) -> (data [C,h,w] float32, valid [h,w] boo
 also partly or fully outside the raster (outside is invalid and zero), so the tiler never special-cases edges.
 Rasters are read through `geodino.data.rasters.read_window` and cubes are opened by `geodino.data.cubes.open_cube`
 (the training readers); validity is the one rule of `geodino.data.validity` (every band nodata, or any band
-NaN; the internal mask or alpha band when no nodata value is declared); an optional user nodata value overrides a
-wrong declared one.
+NaN or +/-inf; the internal mask or alpha band when no nodata value is declared); an optional user nodata value
+overrides a wrong declared one, and is refused when the data type cannot hold it. Complex data is refused, and
+`check_bands_fit` says what to pass when the bands do not fit the backbone (an alpha band named as the mask it is).
 Each thread opens its own handle (GDAL handles are not thread-safe): call `open()` in the thread that reads.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from geodino.data.validity import valid_pixels
+from geodino.data.rasters import alpha_bands, alpha_is_data
+from geodino.data.validity import check_nodata, check_real, valid_pixels
 from geodino.errors import InputError, plural
 
 
@@ -34,6 +37,7 @@ class SourceInfo:
     transform: Any  # affine.Affine
     nodata: float | None
     descriptions: tuple[str | None, ...]
+    alpha_bands: tuple[int, ...] = ()  # 1-based bands of the input that are alpha (a validity mask, not data)
 
 
 def _bands_not_in(bad: list[int]) -> str:
@@ -92,11 +96,14 @@ class RasterSource(WindowedSource):
                     transform=src.transform,
                     nodata=src.nodata if nodata is None else nodata,
                     descriptions=tuple(src.descriptions),
+                    alpha_bands=alpha_bands(src),
                 )
         except rasterio.errors.RasterioIOError as exc:
             raise InputError(f"cannot read raster {self.path}: {str(exc).splitlines()[0]}") from exc
         if count == 0:
             raise InputError(f"raster {self.path} has no bands")
+        check_real(dtype, f"raster {self.path}")
+        check_nodata(nodata, dtype, f"raster {self.path}")
         self.input_count = count  # bands of the file, before `bands` selects some
         self.bands = list(range(1, count + 1)) if not bands else [int(b) for b in bands]
         bad = [b for b in self.bands if b < 1 or b > count]
@@ -153,6 +160,8 @@ class CubeSource(WindowedSource):
             raise InputError(
                 f"cube {where} has dims {scene.array.dims}; select one value of the extra dims (e.g. time) first"
             )
+        check_real(scene.array.dtype, f"cube {where}")
+        check_nodata(nodata, scene.array.dtype, f"cube {where}")
         count = scene.array.shape[0]
         self.input_count = count  # bands of the cube, before `bands` selects some
         self.bands = list(range(count)) if not bands else [int(b) - 1 for b in bands]
@@ -183,6 +192,101 @@ class CubeSource(WindowedSource):
         raw = np.asarray(self.da[:, y0:y1, x0:x1].values)
         ok = valid_pixels(raw, self.info.nodata)
         return (np.nan_to_num(raw, nan=0.0) if raw.dtype.kind == "f" else raw), ok
+
+
+def check_bands_fit(source: WindowedSource, bands: list[int] | None, bb: Any) -> None:
+    """Refuse input bands (all, or those `bands` selects) that do not fit the backbone `bb` in one line saying what
+    to pass; warn when an alpha band of the input would go in as data."""
+    info = source.info
+    if info.count != int(bb.in_chans):
+        raise InputError(_band_count_message(source, bands, bb))
+    alpha = [b for b in info.alpha_bands if b in source.bands and not bands]
+    if alpha:  # the band count fits, but a mask goes in as data: said, not refused (an RGBA-trained backbone)
+        import warnings
+
+        one = len(alpha) == 1
+        data = [b for b in source.bands if b not in alpha]
+        warnings.warn(
+            f"{'band' if one else 'bands'} {_listed(alpha)} of input {info.path} "
+            f"{'is an alpha band' if one else 'are alpha bands'} (the validity mask) and {'goes' if one else 'go'} in "
+            f"as data too; pass --bands {_listed(data)} to use {'it' if one else 'them'} only as the mask, or "
+            f"{alpha_is_data(alpha, info.path, source.input_count, info.dtype)}",
+            stacklevel=3,
+        )
+
+
+def _band_count_message(source: Any, bands: list[int] | None, bb: Any) -> str:
+    """Why the input's (selected) bands do not fit the backbone, and what to pass: with --bands, how many of the
+    input's bands it selected (not "the input has N bands", which reads as the file's count); an alpha band (RGBA)
+    is named as the validity mask it is, and left out of the bands the message suggests."""
+    info, n, spec = source.info, int(bb.in_chans), getattr(bb, "spec", type(bb).__name__)
+    total = int(getattr(source, "input_count", info.count))
+    alpha = list(getattr(info, "alpha_bands", ()))
+    data = [b for b in range(1, total + 1) if b not in alpha]  # the bands that are data, not a mask
+    one = len(alpha) == 1
+    which = f"band {alpha[0]} is an alpha band" if one else f"bands {_listed(alpha)} are alpha bands"
+    is_alpha = f"{which} (the validity mask, not data)"
+    if bands:
+        adapt = f"adapt the backbone to {plural(info.count, 'band')} "
+        adapt += _adapt_example(spec, info.count, info.descriptions)
+        pick = f"pass {plural(n, 'band number')} (e.g. --bands {_listed(data[:n])}) or " if len(data) >= n else ""
+        note = f" ({which}, the validity mask, not data)" if set(bands) & set(alpha) else ""
+        return (
+            f"--bands {_listed(bands)} selects {info.count} of the {total} bands of input {info.path}{note} but "
+            f"backbone {spec} takes {n}; {pick}{adapt}"
+        )
+    head = f"input {info.path} has {plural(total, 'band')} but backbone {spec} takes {n}"
+    if alpha and len(data) == n:
+        return (
+            f"{head}, and {is_alpha}: pass --bands {_listed(data)} to embed its {plural(n, 'data band')} (the "
+            f"alpha band stays the validity mask); {alpha_is_data(alpha, info.path, total, info.dtype)} and adapt "
+            f"the backbone to {plural(total, 'band')} {_adapt_example(spec, total, info.descriptions)}"
+        )
+    names = tuple(info.descriptions[b - 1] for b in data)
+    adapt = f"adapt the backbone to {plural(len(data), 'band')} {_adapt_example(spec, len(data), names)}"
+    adapt += f" with --bands {_listed(data)}" if alpha else ""
+    pick = f"select {plural(n, 'band')} with --bands (e.g. --bands {_listed(data[:n])}) or " if len(data) > n else ""
+    return f"{head}{f', and {is_alpha}' if alpha else ''}; {pick}{adapt}"
+
+
+def _listed(bands: Sequence[int]) -> str:
+    return ",".join(map(str, bands))
+
+
+def _adapt_example(spec: str, count: int, descriptions: Sequence[str | None]) -> str:
+    """How to adapt this backbone to `count` input bands: a band count for an `arch:` spec (random weights), the
+    bands' names for a checkpoint (the names decide which trained kernels are kept); the spec's other options are
+    kept and a `bands=` it already has is replaced, not repeated."""
+    if spec.startswith("arch:"):
+        adapted = with_spec_option(spec, "bands", str(count), drop=("in_chans",))  # bands= sets in_chans
+        return f"(random weights, any band count): --backbone '{adapted}'"
+    names = [d for d in descriptions if d]
+    listed = ",".join(names) if len(names) == count else "NAME1,NAME2,..."
+    return (
+        f"by name: --backbone '{with_spec_option(spec, 'bands', listed)}'; load_backbone(spec, bands=[...]) in Python"
+    )
+
+
+def with_spec_option(spec: str, key: str, value: str, drop: Sequence[str] = ()) -> str:
+    """`spec` with its `key=` option set to `value`: replaced where the spec has it (once), else appended; the
+    options named in `drop` are left out."""
+    head, sep, query = spec.partition("?")
+    if sep and Path(spec).expanduser().exists():  # a file whose name holds "?": no options (as `parse_spec`)
+        head, query = spec, ""
+    parts, done = [], False
+    for part in (p for p in query.split("&") if p):
+        name = part.split("=", 1)[0].strip()
+        if name in drop:
+            continue
+        if name == key:
+            if not done:
+                parts.append(f"{key}={value}")
+            done = True
+        else:
+            parts.append(part)
+    if not done:
+        parts.append(f"{key}={value}")
+    return f"{head}?{'&'.join(parts)}"
 
 
 def open_source(
