@@ -29,7 +29,7 @@ def _schema(argv: list[str]):
         from geodino.eval.runner import SuiteConfig
 
         return SuiteConfig
-    if argv[0] == "embed" and argv[1] not in ("pca", "cluster", "similar", "zonal", "classify", "change"):
+    if argv[0] == "embed" and argv[1] not in ("pca", "cluster", "similar", "zonal", "classify", "change", "images"):
         from geodino.embed.config import EmbedConfig
 
         return EmbedConfig

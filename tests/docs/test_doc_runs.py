@@ -192,6 +192,13 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "probe -c configs/eval/all.yaml -b SPEC --out runs/all": ConfigOnly(DOWNLOAD),
     G + "probe -c configs/eval/all.yaml -b SPEC --out runs/two 'only=[eurosat_knn_linear,vhr10_fasterrcnn]'": ConfigOnly(DOWNLOAD),
     G + "probe -c configs/eval/eurosat_knn_linear.yaml -b 'arch:vit_small?seed=0' --out runs/sample_random tasks.eurosat_knn_linear.data.name=image_folder tasks.eurosat_knn_linear.data.root=../shared/data/eurosat_sample 'tasks.eurosat_knn_linear.data.bands=[]' tasks.eurosat_knn_linear.logreg.enabled=true": ConfigOnly("reads ../shared/data/eurosat_sample (not in the repository); the same class-folder command runs on generated data as runs/mine"),
+    G + "pretrain -c small_vit_tiny ssl.student.arch=from_init head_warmup_steps=0.1 init_from=weights/dinov3_vitl16_pretrain_sat493m-eadcf0ff.pth 'data.sources=[{type: images, paths: [chips/]}]'": ConfigOnly(
+        "continues from the released ViT-L SAT-493M weights (a download); tests/train/test_pretrain_cli.py runs "
+        "ssl.student.arch=from_init from a plain state_dict and from an export with heads"
+    ),
+    # --- docs/embed.md: embed images
+    G + "embed images /data/chips/ --backbone dinov3_vits16_sat.pth --out chips_emb.parquet": Run(replace=(("dinov3_vits16_sat.pth", "exports/source.pth"),), why="the generated chips are RGB: the RGB export"),
+    G + "embed images /data/chips/ --backbone dinov3_vits16_sat.pth --out chips_224.parquet --pool cls+mean --image-size 224 --l2 true": Run(replace=(("dinov3_vits16_sat.pth", "exports/source.pth"),), why="the generated chips are RGB: the RGB export"),
 }  # fmt: skip
 
 
@@ -208,7 +215,13 @@ class Snippet:
 
 
 SNIPPETS: dict[tuple[str, int], Snippet] = {
-    ("README.md", 0): Snippet(replace=RGB, fresh=("features.tif", "pca.tif", "pca.png")),
+    ("README.md", 0): Snippet(
+        replace=(*RGB, ("chip.tif", "rgb_scene.tif")), fresh=("features.tif", "pca.tif", "pca.png")
+    ),
+    ("README.md", 1): Snippet(
+        skip="700 steps of the short-run recipe (an hour on a CPU); tests/train/test_api.py runs geodino.pretrain "
+        "on tiny rasters"
+    ),
     ("backbone.md", 0): Snippet(skip="loads the released ViT-S/16 weights (a download) and builds ViT-7B on meta"),
     ("data.md", 0): Snippet(skip="a fragment inside a training loop (rank, world_size, resume_step from the trainer)"),
     ("dense_probes.md", 0): Snippet(skip="NEON / tree-crown / land-cover files (downloads)"),
@@ -217,6 +230,10 @@ SNIPPETS: dict[tuple[str, int], Snippet] = {
         replace=RGB, fresh=("scene_emb.tif", "scene_pca.tif", "scene_pca.png", "fields_emb.parquet", "fields_emb.png")
     ),
     ("embed.md", 1): Snippet(after=("embed archive/ --backbone arch:vit_small --out feats/ --resume",)),
+    ("embed.md", 2): Snippet(
+        replace=(("/data/chips/", "data/chips/"), ("dinov3_vits16_sat.pth", "exports/source.pth")),
+        fresh=("chips_py.parquet",),
+    ),
     ("inspect_and_curate.md", 0): Snippet(fresh=("att",)),
     ("integrations.md", 0): Snippet("import torch\ndn = torch.full((1, 4, 64, 64), 1200.0)  # a DN batch\n"),
     ("integrations.md", 1): Snippet(after=("convert exports/backbone.pth timm_backbone --to timm",)),
@@ -224,6 +241,10 @@ SNIPPETS: dict[tuple[str, int], Snippet] = {
     ("integrations.md", 3): Snippet("import torch\nimages = torch.zeros(1, 5, 64, 64)\n"),
     ("integrations.md", 4): Snippet(after=("convert exports/backbone.pth hf_backbone --to hf",)),
     ("pretraining.md", 0): Snippet(
+        skip="700-2000 steps of the short-run and S2 recipes (an hour or more on a CPU); tests/train/test_api.py runs "
+        "geodino.pretrain on tiny rasters, with and without init_from, and checks the config it builds"
+    ),
+    ("pretraining.md", 1): Snippet(
         skip="1000 steps of the ViT-S/16 recipe on data/sat_archive (hours on a CPU); its config line loads in "
         "tests/train/test_pretrain_cli.py (the schedules shrink to the 1000 steps)"
     ),
