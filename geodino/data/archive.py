@@ -21,6 +21,7 @@ from geodino.data.paths import RASTER_EXTS, resolve_paths
 from geodino.data.rasters import SceneInfo, open_raster, read_window, stream_id, target_grid, window_affine
 from geodino.data.sensors import Sensor, check_bit_depth, check_read_values, get_sensor
 from geodino.data.tiling import EpochOrder, TileSampler, least_nodata
+from geodino.data.validity import check_nodata
 from geodino.errors import InputError, plural
 
 __all__ = ["RasterArchive", "RasterSource"]
@@ -44,6 +45,7 @@ CONFIG_HINTS: dict[str, str | None] = {
     "sensor": "`sensor:`",
     "skip": "set on_error: skip",
     "split": "split them into separate sources",
+    "nodata": "set the source's `nodata:`",
 }
 """How messages name the settings (a source config's keys); a command passes its own flags (None: it has none)."""
 
@@ -236,6 +238,8 @@ class RasterArchive:
                         names = tuple(f"b{i}" for i in range(1, src.count + 1))
                     out_names, idx = _resolve_bands(path, names, self.requested_bands, sensor, self.hints)
                     nodata = self.nodata_override
+                    if nodata is not None:  # a value no pixel can hold matched nothing, silently
+                        check_nodata(nodata, src.dtypes[0], f"raster {path}", self.hints.get("nodata") or "set nodata")
                     if nodata is None:
                         nodata = src.nodata
                     if nodata is None and sensor is not None:

@@ -44,7 +44,9 @@ def nodata_fits(nodata: float, dtype: str | np.dtype) -> bool:
     return True
 
 
-def check_nodata(nodata: float | None, dtype: str | np.dtype, where: str) -> None:
+def check_nodata(
+    nodata: float | None, dtype: str | np.dtype, where: str, fix: str = "pass a --nodata (nodata= in Python)"
+) -> None:
     """Refuse a user's nodata value that no pixel of `where` (e.g. "raster a.tif") can hold: out of the data type's
     range (-1 or 300 for uint8) or not an integer for integer data (2.5 would be read as 2 while the output
     records 2.5). Called before anything is written."""
@@ -53,8 +55,8 @@ def check_nodata(nodata: float | None, dtype: str | np.dtype, where: str) -> Non
     dt = np.dtype(dtype)
     why = "is not an integer" if dt.kind in "ui" and not float(nodata).is_integer() else "is out of range"
     raise InputError(
-        f"nodata {float(nodata):g} {why} for {where}, whose data type {dt.name} holds {dtype_range(dt)}; pass a "
-        f"--nodata (nodata= in Python) in that range, or leave it out to use the file's own"
+        f"nodata {float(nodata):g} {why} for {where}, whose data type {dt.name} holds {dtype_range(dt)}; {fix} "
+        "in that range, or leave it out to use the file's own"
     )
 
 

@@ -334,7 +334,6 @@ def _run(input: Any, cfg: EmbedConfig, *, finalize: bool, prep: PreparedRun | No
     out_path = Path(cfg.out).expanduser()
     _out_kind(out_path)
     work = work_dir_for(out_path)
-    primary = cfg.rank == 0
     if out_path.exists() and not cfg.overwrite and not cfg.resume:
         raise InputError(
             f"output {out_path} already exists; pass --overwrite to replace it or --resume to keep it "
@@ -343,10 +342,6 @@ def _run(input: Any, cfg: EmbedConfig, *, finalize: bool, prep: PreparedRun | No
     from geodino.io import refuse_folder_in_the_way
 
     refuse_folder_in_the_way(out_path)
-    if cfg.overwrite and not cfg.resume and primary and work.exists() and finalize:
-        from geodino.embed.writers import remove_tree
-
-        remove_tree(work)
     from geodino.io import make_dirs
 
     make_dirs(out_path.parent)
@@ -416,6 +411,12 @@ def _embed(
     """The body of `embed_raster` (inside a bounded GDAL cache); `prep` when the caller already prepared the run."""
     bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
     prep = prep or prepare(input, cfg, bb)
+    if cfg.overwrite and not cfg.resume and cfg.rank == 0 and finalize and work.exists():
+        # only once the input, the backbone and the settings passed their checks: a refused run keeps the
+        # resumable work of an interrupted one
+        from geodino.embed.writers import remove_tree
+
+        remove_tree(work)
     if out_path.exists() and not cfg.overwrite:  # --resume (see `_run`): the settings must match before "nothing to do"
         check_complete(out_path, prep)
         if cfg.world_size == 1 and cfg.rank == 0:

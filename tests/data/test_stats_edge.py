@@ -119,3 +119,17 @@ def test_datacube_nodata_and_complex_are_refused_too(tmp_path):
     da.astype(np.complex64).rio.write_crs("EPSG:32633").to_dataset().to_zarr(tmp_path / "c.zarr", zarr_format=2)
     with pytest.raises(InputError, match=r"datacube .*c\.zarr holds complex numbers \(complex64\)"):
         compute_stats(str(tmp_path / "c.zarr"), type="cube", progress=False)
+
+
+def test_a_training_sources_nodata_that_the_files_cannot_hold_is_one_line(tmp_path):
+    """A raster source's `nodata:` override of 300 on uint8 files matched no pixel, silently (training, preview
+    and curate read through the archive): refused when the scenes are indexed, naming the file and the key."""
+    from geodino.data.archive import RasterArchive
+    from geodino.errors import InputError
+    from tests.helpers import write_tif
+
+    write_tif(tmp_path / "a.tif", np.full((3, 16, 16), 7, np.uint8))
+    with pytest.raises(InputError, match=r"^nodata 300 is out of range for raster .*a\.tif, whose data type uint8 "
+                       r"holds integers 0\.\.255; set the source's `nodata:` in that range"):  # fmt: skip
+        RasterArchive([str(tmp_path / "a.tif")], nodata=300)
+    assert RasterArchive([str(tmp_path / "a.tif")], nodata=7).scenes[0].nodata == 7.0

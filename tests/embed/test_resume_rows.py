@@ -53,3 +53,31 @@ def test_kill_inside_a_block_resumes_there_and_is_identical(tmp_path, conv_bb, m
     # the tile rows flushed before the kill are not computed again, except the last one (its overlap feeds the
     # rows below): at most one tile row of work is lost
     assert sum(inferred) <= sum(full) - (kill_after_rows - 1) * full[0]
+
+
+def test_a_refused_overwrite_keeps_the_resumable_work(tmp_path, conv_bb, monkeypatch):
+    """`--overwrite` removed a killed run's work folder before the input was checked: a run then refused (here a
+    nodata value the input's dtype cannot hold) had destroyed the work a --resume would finish. The work folder is
+    removed only once the run's checks passed; the resume still finishes it, identical to an uninterrupted run."""
+    from geodino.errors import InputError
+
+    src = write_tif(tmp_path / "in.tif", random_image(160, 96))
+    opts = dict(tile=32, overlap=8, chunk=16, block_rows=48, progress=False)
+    ref = read_all(embed_raster(src, conv_bb, tmp_path / "ref.tif", **opts))[0]
+    out = tmp_path / "o.tif"
+
+    def kill(n_blocks: int, n_rows: int) -> None:
+        if n_rows >= 2:
+            raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(sweep, "_after_row", kill)
+    with pytest.raises(KeyboardInterrupt):
+        embed_raster(src, conv_bb, out, **opts)
+    monkeypatch.undo()
+    work = work_dir_for(out)
+    assert partial_blocks(work)
+    with pytest.raises(InputError, match="out of range"):
+        embed_raster(src, conv_bb, out, overwrite=True, nodata=300, **opts)  # uint8 input
+    assert partial_blocks(work), "the refused --overwrite run removed the resumable work"
+    embed_raster(src, conv_bb, out, resume=True, **opts)
+    np.testing.assert_array_equal(read_all(out)[0], ref)
