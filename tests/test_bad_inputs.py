@@ -484,7 +484,7 @@ def test_out_of_memory_during_inference_is_one_line(capsys, tmp_path, scene, mon
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     monkeypatch.setattr(FrozenBackbone, "features", oom)
-    monkeypatch.setattr("geodino.embed.pipeline._probe_dim", lambda *a: (192, 1))
+    monkeypatch.setattr("geodino.embed.prepare._probe_dim", lambda *a: (192, 1))
     one_line_exit_2(
         capsys, tmp_path, "embed", scene, "-b", SPEC, "--out", tmp_path / "f.tif", *FAST,
         expect=("does not fit in cpu memory", "smaller --batch-size or --tile"),

@@ -33,19 +33,17 @@ from typing import Any
 
 import torch
 
-from geodino.backbones import layer_indices
-from geodino.embed.backbone import describe_backbone, parse_layers, resolve_backbone
-from geodino.embed.config import IDENT_KEYS, EmbedConfig, check_margin, make_config
+from geodino.embed.backbone import parse_layers, resolve_backbone
+from geodino.embed.config import EmbedConfig, make_config
 from geodino.embed.memory import (
     bound_heap_growth,
     check_memory,
-    default_scale_desc,
     estimate_memory,
     heap_for_forward,
 )
-from geodino.embed.plan import Block, Plan, auto_chunk, make_plan, nearest_multiples
-from geodino.embed.sources import check_bands_fit, open_source
-from geodino.embed.sweep import Sweeper, input_scaler, recorded_scale, scaling_sensor, time_line
+from geodino.embed.plan import Block, Plan
+from geodino.embed.prepare import PreparedRun, out_kind, prepare
+from geodino.embed.sweep import Sweeper, time_line
 from geodino.embed.workdir import (
     PLAN_FILE,
     STORE,
@@ -63,7 +61,6 @@ from geodino.embed.workdir import (
     wait_for,
     work_dir_for,
 )
-from geodino.embed.writers import DEQUANT_RULE
 from geodino.errors import ConfigError, GeoDinoError, InputError, plural
 
 __all__ = [
@@ -80,170 +77,6 @@ __all__ = [
     "rank_blocks",
     "work_dir_for",
 ]
-
-
-@dataclasses.dataclass
-class PreparedRun:
-    """What every process of a run needs before reading pixels (built by `prepare`, the same in every process)."""
-
-    source: Any  # geodino.embed.sources.RasterSource | CubeSource
-    plan: Plan
-    dim: int  # output bands
-    band_names: list[str]
-    meta: dict[str, Any]  # written into the output's metadata
-    ident: dict[str, Any]  # the settings a partial output records (a resume must match them)
-    l2: bool  # unit-length vectors
-    margin: int  # px at inner tile borders with weight 0 (the config's, or its default)
-    n_valid: int | None = None  # valid cells, known once every block is done
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# preparation (shared by every process of a run)
-
-
-def _layer_label(idx: list[int], mode: str) -> list[str]:
-    return [f"L{i}" for i in idx] if mode == "concat" and len(idx) > 1 else [""]
-
-
-def _probe_dim(bb: Any, layers: Any, mode: str, norm: bool, device: str) -> tuple[int, int]:
-    """(output bands, number of layer maps) from a tiny forward (works for any backbone implementation)."""
-    from geodino.models.frozen import FastViT
-
-    p = int(bb.patch_size)
-    x = torch.zeros(1, int(bb.in_chans), 2 * p, 2 * p, device=device)
-    model, eager = getattr(bb, "model", None), getattr(bb, "__dict__", {}).get("_eager_model")
-    if isinstance(model, FastViT) and eager is not None:  # a compiled fast path would compile this shape for nothing
-        bb.model = eager
-    try:
-        with torch.inference_mode():
-            maps, _ = bb.features(x, layers=layers, norm=norm)
-    finally:
-        if model is not None:
-            bb.model = model
-    d = int(maps[0].shape[1])
-    return (d * len(maps) if mode == "concat" else d), len(maps)
-
-
-def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
-    """Everything a process needs: source, plan, band names, metadata (no pixels read yet)."""
-    source = open_source(inp, variable=cfg.variable, bands=cfg.bands, nodata=cfg.nodata)
-    info = source.info
-    if info.crs is None and not cfg.allow_no_crs:
-        raise InputError(f"input {info.path} has no CRS; set one (gdal_edit.py -a_srs EPSG:...) or pass --allow-no-crs")
-    t = info.transform
-    if cfg.upsample and (t.b != 0 or t.d != 0):
-        raise InputError(f"input {info.path} has a rotated geotransform; upsampling needs a north-up grid")
-    if (t.b != 0 or t.d != 0) and cfg.out and _out_kind(Path(cfg.out)) == "zarr":
-        # the store's 1-D x/y coordinates are what GDAL, rasterio and QGIS read: they would place it north-up
-        raise InputError(
-            f"input {info.path} has a rotated geotransform, which a Zarr store's x/y coordinates cannot carry "
-            f"(GDAL and QGIS would place {cfg.out} north-up); write a COG instead (--out {Path(cfg.out).stem}.tif)"
-        )
-    check_bands_fit(source, cfg.bands, bb)
-    p = int(bb.patch_size)
-    for name, value, default, lowest in (
-        ("tile", cfg.tile, EmbedConfig.tile, 1),
-        ("overlap", cfg.overlap, EmbedConfig.overlap, 0),
-    ):
-        if value % p:
-            src = " (the default)" if value == default else ""
-            raise ConfigError(
-                f"{name}={value}{src} must be a multiple of the backbone's patch size {p}; pass --{name} "
-                f"{nearest_multiples(value, p, lowest=lowest)}"
-            )
-    if 2 * cfg.overlap > cfg.tile:
-        src = " (the default)" if cfg.overlap == EmbedConfig.overlap else ""
-        raise ConfigError(
-            f"overlap={cfg.overlap}{src} must be at most half of tile={cfg.tile}; pass --overlap "
-            f"{cfg.tile // 2 // p * p} or less (a multiple of the patch size {p}), or a --tile of at least "
-            f"{2 * cfg.overlap}"
-        )
-    layers = parse_layers(cfg.layers)
-    dim, n_maps = _probe_dim(bb, layers, cfg.layer_mode, cfg.norm, cfg.device)
-    itemsize = {"float32": 4, "float16": 2, "int8": 1}[cfg.dtype]
-    chunk = cfg.chunk or auto_chunk(dim, itemsize)
-    plan = make_plan(
-        info.height,
-        info.width,
-        info.transform,
-        patch=int(bb.patch_size),
-        tile=cfg.tile,
-        overlap=cfg.overlap,
-        chunk=chunk,
-        block_rows=cfg.block_rows or None,
-        max_block_cols=cfg.max_block_cols,
-    )
-    margin = cfg.effective_margin(p)
-    check_margin(margin, cfg.overlap, p)
-    check_memory(plan, cfg, info, dim, int(getattr(bb, "embed_dim", 0) or dim))
-    idx = layer_indices(layers, int(getattr(bb, "n_blocks", 1) or 1))
-    if len(idx) != n_maps:
-        raise ConfigError(
-            f"backbone {describe_backbone(bb)['model_spec']} returned {plural(n_maps, 'feature map')} for layers="
-            f"{cfg.layers!r} (blocks {idx}); pass layers naming blocks it has (it has {getattr(bb, 'n_blocks', '?')})"
-        )
-    per = dim // len(_layer_label(idx, cfg.layer_mode))
-    band_names = [f"{lab}{'_' if lab else ''}E{i:03d}" for lab in _layer_label(idx, cfg.layer_mode) for i in range(per)]
-    explicit = cfg.sensor or cfg.scale is not None or recorded_scale(bb) is not None
-    _, scale_desc = input_scaler(info, cfg, bb) if explicit else (None, "")
-    sensor = scaling_sensor(cfg, bb)
-    if sensor is not None:  # uint8 input with a sensor of 16-bit DN is refused before anything is written
-        from geodino.data.sensors import check_bit_depth
-
-        check_bit_depth(str(info.path), info.dtype, sensor, kind=source.kind)
-    l2 = cfg.dtype == "int8" if cfg.l2_normalize is None else bool(cfg.l2_normalize)
-    from geodino import __version__
-
-    meta = {
-        "version": __version__,  # the tag GEODINO_VERSION in a COG
-        **describe_backbone(bb),
-        "layers": idx,
-        "layer_mode": cfg.layer_mode,
-        "final_norm": cfg.norm,
-        "l2_normalize": l2,
-        "dtype": cfg.dtype,
-        "dequantization": DEQUANT_RULE if cfg.dtype == "int8" else "none",
-        "nodata": "-128" if cfg.dtype == "int8" else "nan",
-        "input": str(info.path),
-        "input_bands": cfg.bands or list(range(1, info.count + 1)),
-        "input_nodata": info.nodata,  # declared or --nodata: decides which input pixels are valid
-        "input_scale": scale_desc or default_scale_desc(info.dtype),
-        "tile": cfg.tile,
-        "overlap": cfg.overlap,
-        "blend": cfg.blend,
-        "margin": margin,
-        "grid": "input pixels (bilinear upsampling)" if cfg.upsample else f"patch grid ({bb.patch_size} px cells)",
-    }
-    ident = {
-        "plan": plan.to_dict(),
-        "input": str(info.path),
-        "shape": [info.count, info.height, info.width],
-        "backbone": meta["model_spec"],
-        "fingerprint": meta["model_fingerprint"],
-        "dim": dim,
-        **{k: getattr(cfg, k) for k in IDENT_KEYS},
-        "margin": margin,
-        "scale": scale_desc,
-        "l2": l2,
-    }
-    return PreparedRun(source, plan, dim, band_names, meta, ident, l2, margin)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# memory
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# orchestration
-
-
-def _out_kind(out: Path) -> str:
-    suffix = out.suffix.lower()
-    if suffix in (".tif", ".tiff"):
-        return "cog"
-    if suffix == ".zarr":
-        return "zarr"
-    raise ConfigError(f"output {out} must end in .tif (COG) or .zarr (GeoZarr)")
 
 
 def rank_blocks(blocks: Sequence[Block], rank: int, world_size: int) -> list[Block]:
@@ -280,7 +113,7 @@ def _finalize(work: Path, out: Path, prep: PreparedRun, cfg: EmbedConfig) -> Non
         store = up
     finalize_store(store)
     with atomic_path(out, overwrite=True) as tmp:
-        if _out_kind(out) == "zarr":
+        if out_kind(out) == "zarr":
             os.replace(store, tmp)
         else:
             try:
@@ -332,7 +165,7 @@ def _run(input: Any, cfg: EmbedConfig, *, finalize: bool, prep: PreparedRun | No
     """`embed_raster` with a validated config; `finalize=False` (a spawned worker) writes its share of blocks and
     leaves the conversion to the output to the process that spawned it; `prep`: `prepare` already made."""
     out_path = Path(cfg.out).expanduser()
-    _out_kind(out_path)
+    out_kind(out_path)
     work = work_dir_for(out_path)
     if out_path.exists() and not cfg.overwrite and not cfg.resume:
         raise InputError(
@@ -485,7 +318,9 @@ def _write(
     # a run that starts the partial output removes it when the input is refused (see below)
     fresh = primary and finalize and cfg.world_size == 1 and not work.exists()
     if cfg.workers > 1:
-        _spawn_workers(input, bb, cfg, work, prep, fresh=fresh)
+        from geodino.embed.workers import spawn_workers
+
+        spawn_workers(input, bb, cfg, work, prep, fresh=fresh)
     else:
         if primary:
             init_work_dir(work, prep, join=cfg.resume or cfg.world_size > 1 or not finalize)
@@ -582,114 +417,3 @@ def _valid_note(n_valid: int | None, plan: Plan) -> str:
     if n_valid is None or n_valid == total:
         return ""
     return f", {n_valid} valid cells ({100 * n_valid / total:.1f}%; the rest is nodata)"
-
-
-def _worker_main(input: Any, bb: Any, cfg: EmbedConfig, conn: Any = None) -> None:
-    """A spawned worker's run. A refusal (a `GeoDinoError`: bad input or setting) is not printed here: it goes to
-    the parent through `conn` with its traceback, and the worker exits with its exit code; the parent says it in
-    one line. Anything else is a crash and prints its traceback here (multiprocessing's exit code 1)."""
-    import signal
-
-    # the parent stops the others when one refuses the input (SIGTERM): exit through Python, so that what the worker
-    # holds (the multiprocessing locks zarr's codecs create) is released, not reported as leaked by the parent
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    torch.set_num_threads(max(1, cfg.threads or 1))
-    try:
-        _run(input, _config(cfg, bb, cfg.out, {}), finalize=False)
-    except GeoDinoError as exc:
-        if conn is None:
-            raise
-        import pickle
-        import traceback
-
-        try:
-            blob: bytes | None = pickle.dumps(exc)
-        except Exception:  # an error that does not pickle: the parent rebuilds it from its kind and message
-            blob = None
-        kind = next(c.__name__ for c in type(exc).__mro__ if c.__module__ == "geodino.errors")
-        conn.send((blob, kind, str(exc), traceback.format_exc()))
-        conn.close()
-        sys.exit(exc.exit_code)
-
-
-def _worker_error(rank: int, n: int, payload: tuple[bytes | None, str, str, str]) -> GeoDinoError:
-    """The error a worker refused the input with (`_worker_main`), raised again here; when it does not unpickle, the
-    same message as its geodino.errors kind. Its traceback in the worker becomes a note (shown with --debug)."""
-    import pickle
-
-    from geodino import errors
-
-    blob, kind, message, trace = payload
-    try:
-        exc = pickle.loads(blob) if blob else None
-    except Exception:
-        exc = None
-    if not isinstance(exc, GeoDinoError):
-        exc = getattr(errors, kind, GeoDinoError)(message)
-    exc.add_note(f"raised in embedding worker {rank} of {n}:\n{trace}")
-    return exc
-
-
-def _spawn_workers(
-    input: Any, bb: Any, cfg: EmbedConfig, work: Path, prep: PreparedRun, *, fresh: bool = False
-) -> None:
-    """Run `cfg.workers` processes on disjoint contiguous shares of the blocks of one store; wait for all.
-
-    A worker that refuses the input (a `GeoDinoError`, e.g. 16-bit values above 255 with an 8-bit --sensor) hands
-    its error to this process, which raises it: one line and exit 2, as a single process does, and like it the
-    partial output is removed when this run started it (`fresh`; kept for --resume otherwise). The other workers
-    are stopped at once, not left to finish shares whose output is discarded. A worker that crashes prints its
-    traceback, and this process says which ones failed; the others finish, for --resume."""
-    import multiprocessing as mp
-    from multiprocessing.connection import wait
-
-    if not isinstance(input, (str, Path)):
-        raise ConfigError("workers > 1 needs the input as a path (each process opens it itself)")
-    init_work_dir(work, prep, join=cfg.resume)
-    n = cfg.workers
-    threads = cfg.threads or max(1, (os.cpu_count() or 1) // n)
-    ctx = mp.get_context("spawn")
-    procs, pipes = [], []
-    for r in range(n):
-        wcfg = dataclasses.replace(cfg, workers=1, world_size=n, rank=r, resume=True, overwrite=False, threads=threads)
-        wcfg.progress = cfg.progress and r == 0
-        recv, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_worker_main, args=(str(input), bb, wcfg, send), name=f"geodino-embed-{r}")
-        proc.start()
-        send.close()  # the worker holds the sending end: when it exits without a word, recv() ends (EOFError)
-        procs.append(proc)
-        pipes.append(recv)
-    failed, refused = [], []
-    pending = dict(enumerate(zip(procs, pipes)))
-    while pending:  # whichever worker speaks or exits first: a refusal need not wait for the others' shares
-        ready = wait([recv for _, recv in pending.values()])
-        for r in [r for r, (_, recv) in pending.items() if recv in ready]:
-            proc, recv = pending.pop(r)
-            try:
-                refused.append(_worker_error(r, n, recv.recv()))  # the worker refused the input
-            except EOFError:  # it exited without a word: done, or crashed (its traceback is printed)
-                pass
-            recv.close()
-            proc.join()
-            if proc.exitcode != 0:
-                failed.append(r)
-        if refused and pending:  # the input is refused: the rest of the work is wasted, stop it now
-            for proc, _ in pending.values():
-                proc.terminate()
-            for proc, recv in pending.values():
-                proc.join()
-                recv.close()
-            pending.clear()
-    if refused:  # the first worker's refusal (they may all have refused the same input)
-        if fresh and not isinstance(refused[0], WorkDirGone):  # as a single process: a resume cannot fix bad input
-            from geodino.embed.writers import remove_tree
-
-            remove_tree(work)
-        raise refused[0]
-    if failed:
-        which = ", ".join(map(str, sorted(failed)))
-        raise InputError(
-            f"{plural(len(failed), 'embedding worker')} of {n} failed ({'worker' if len(failed) == 1 else 'workers'} "
-            f"{which}; see {'its' if len(failed) == 1 else 'their'} messages above); rerun with --resume to finish "
-            f"{cfg.out}"
-        )

@@ -577,10 +577,10 @@ def test_a_worker_that_refuses_the_input_is_one_line_and_exit_2(tmp_path, capfd,
     # an error that does not unpickle in the parent (its __init__ takes more than the message): the same kind and line
     import pickle
 
-    from geodino.embed.pipeline import _worker_error
+    from geodino.embed.workers import worker_error
     from geodino.eval.dense import LayerError
 
-    got = _worker_error(1, 2, (pickle.dumps(LayerError("bad layers", "r", "f", 2)), "ConfigError", "bad layers", "tb"))
+    got = worker_error(1, 2, (pickle.dumps(LayerError("bad layers", "r", "f", 2)), "ConfigError", "bad layers", "tb"))
     assert type(got) is ConfigError and str(got) == "bad layers" and "embedding worker 1 of 2" in got.__notes__[0]
     capfd.readouterr()
     out = tmp_path / "h.zarr"

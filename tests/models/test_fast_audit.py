@@ -179,7 +179,7 @@ def test_each_prepared_model_compiles_through_its_own_code_object():
 
 def test_embeds_band_check_does_not_run_the_compiled_model(monkeypatch):
     """The tiny band-count forward ran through the compiled fast path and compiled a throwaway graph."""
-    from geodino.embed.pipeline import _probe_dim
+    from geodino.embed.prepare import _probe_dim
     from geodino.models.frozen import FastViT
 
     fb = _load()

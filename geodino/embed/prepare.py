@@ -1,0 +1,190 @@
+"""What an embedding run will do, decided before any work (`prepare`): the input opened and checked, the backbone's
+bands, layers and feature width, the tile plan and the metadata every output records (`PreparedRun`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from geodino.backbones import layer_indices
+from geodino.embed.backbone import describe_backbone, parse_layers
+from geodino.embed.config import IDENT_KEYS, EmbedConfig, check_margin
+from geodino.embed.memory import (
+    check_memory,
+    default_scale_desc,
+)
+from geodino.embed.plan import Plan, auto_chunk, make_plan, nearest_multiples
+from geodino.embed.sources import check_bands_fit, open_source
+from geodino.embed.sweep import input_scaler, recorded_scale, scaling_sensor
+from geodino.embed.writers import DEQUANT_RULE
+from geodino.errors import ConfigError, InputError, plural
+
+__all__ = ["PreparedRun", "out_kind", "prepare"]
+
+
+@dataclasses.dataclass
+class PreparedRun:
+    """What every process of a run needs before reading pixels (built by `prepare`, the same in every process)."""
+
+    source: Any  # geodino.embed.sources.RasterSource | CubeSource
+    plan: Plan
+    dim: int  # output bands
+    band_names: list[str]
+    meta: dict[str, Any]  # written into the output's metadata
+    ident: dict[str, Any]  # the settings a partial output records (a resume must match them)
+    l2: bool  # unit-length vectors
+    margin: int  # px at inner tile borders with weight 0 (the config's, or its default)
+    n_valid: int | None = None  # valid cells, known once every block is done
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# preparation (shared by every process of a run)
+
+
+def _layer_label(idx: list[int], mode: str) -> list[str]:
+    return [f"L{i}" for i in idx] if mode == "concat" and len(idx) > 1 else [""]
+
+
+def _probe_dim(bb: Any, layers: Any, mode: str, norm: bool, device: str) -> tuple[int, int]:
+    """(output bands, number of layer maps) from a tiny forward (works for any backbone implementation)."""
+    from geodino.models.frozen import FastViT
+
+    p = int(bb.patch_size)
+    x = torch.zeros(1, int(bb.in_chans), 2 * p, 2 * p, device=device)
+    model, eager = getattr(bb, "model", None), getattr(bb, "__dict__", {}).get("_eager_model")
+    if isinstance(model, FastViT) and eager is not None:  # a compiled fast path would compile this shape for nothing
+        bb.model = eager
+    try:
+        with torch.inference_mode():
+            maps, _ = bb.features(x, layers=layers, norm=norm)
+    finally:
+        if model is not None:
+            bb.model = model
+    d = int(maps[0].shape[1])
+    return (d * len(maps) if mode == "concat" else d), len(maps)
+
+
+def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
+    """Everything a process needs: source, plan, band names, metadata (no pixels read yet)."""
+    source = open_source(inp, variable=cfg.variable, bands=cfg.bands, nodata=cfg.nodata)
+    info = source.info
+    if info.crs is None and not cfg.allow_no_crs:
+        raise InputError(f"input {info.path} has no CRS; set one (gdal_edit.py -a_srs EPSG:...) or pass --allow-no-crs")
+    t = info.transform
+    if cfg.upsample and (t.b != 0 or t.d != 0):
+        raise InputError(f"input {info.path} has a rotated geotransform; upsampling needs a north-up grid")
+    if (t.b != 0 or t.d != 0) and cfg.out and out_kind(Path(cfg.out)) == "zarr":
+        # the store's 1-D x/y coordinates are what GDAL, rasterio and QGIS read: they would place it north-up
+        raise InputError(
+            f"input {info.path} has a rotated geotransform, which a Zarr store's x/y coordinates cannot carry "
+            f"(GDAL and QGIS would place {cfg.out} north-up); write a COG instead (--out {Path(cfg.out).stem}.tif)"
+        )
+    check_bands_fit(source, cfg.bands, bb)
+    p = int(bb.patch_size)
+    for name, value, default, lowest in (
+        ("tile", cfg.tile, EmbedConfig.tile, 1),
+        ("overlap", cfg.overlap, EmbedConfig.overlap, 0),
+    ):
+        if value % p:
+            src = " (the default)" if value == default else ""
+            raise ConfigError(
+                f"{name}={value}{src} must be a multiple of the backbone's patch size {p}; pass --{name} "
+                f"{nearest_multiples(value, p, lowest=lowest)}"
+            )
+    if 2 * cfg.overlap > cfg.tile:
+        src = " (the default)" if cfg.overlap == EmbedConfig.overlap else ""
+        raise ConfigError(
+            f"overlap={cfg.overlap}{src} must be at most half of tile={cfg.tile}; pass --overlap "
+            f"{cfg.tile // 2 // p * p} or less (a multiple of the patch size {p}), or a --tile of at least "
+            f"{2 * cfg.overlap}"
+        )
+    layers = parse_layers(cfg.layers)
+    dim, n_maps = _probe_dim(bb, layers, cfg.layer_mode, cfg.norm, cfg.device)
+    itemsize = {"float32": 4, "float16": 2, "int8": 1}[cfg.dtype]
+    chunk = cfg.chunk or auto_chunk(dim, itemsize)
+    plan = make_plan(
+        info.height,
+        info.width,
+        info.transform,
+        patch=int(bb.patch_size),
+        tile=cfg.tile,
+        overlap=cfg.overlap,
+        chunk=chunk,
+        block_rows=cfg.block_rows or None,
+        max_block_cols=cfg.max_block_cols,
+    )
+    margin = cfg.effective_margin(p)
+    check_margin(margin, cfg.overlap, p)
+    check_memory(plan, cfg, info, dim, int(getattr(bb, "embed_dim", 0) or dim))
+    idx = layer_indices(layers, int(getattr(bb, "n_blocks", 1) or 1))
+    if len(idx) != n_maps:
+        raise ConfigError(
+            f"backbone {describe_backbone(bb)['model_spec']} returned {plural(n_maps, 'feature map')} for layers="
+            f"{cfg.layers!r} (blocks {idx}); pass layers naming blocks it has (it has {getattr(bb, 'n_blocks', '?')})"
+        )
+    per = dim // len(_layer_label(idx, cfg.layer_mode))
+    band_names = [f"{lab}{'_' if lab else ''}E{i:03d}" for lab in _layer_label(idx, cfg.layer_mode) for i in range(per)]
+    explicit = cfg.sensor or cfg.scale is not None or recorded_scale(bb) is not None
+    _, scale_desc = input_scaler(info, cfg, bb) if explicit else (None, "")
+    sensor = scaling_sensor(cfg, bb)
+    if sensor is not None:  # uint8 input with a sensor of 16-bit DN is refused before anything is written
+        from geodino.data.sensors import check_bit_depth
+
+        check_bit_depth(str(info.path), info.dtype, sensor, kind=source.kind)
+    l2 = cfg.dtype == "int8" if cfg.l2_normalize is None else bool(cfg.l2_normalize)
+    from geodino import __version__
+
+    meta = {
+        "version": __version__,  # the tag GEODINO_VERSION in a COG
+        **describe_backbone(bb),
+        "layers": idx,
+        "layer_mode": cfg.layer_mode,
+        "final_norm": cfg.norm,
+        "l2_normalize": l2,
+        "dtype": cfg.dtype,
+        "dequantization": DEQUANT_RULE if cfg.dtype == "int8" else "none",
+        "nodata": "-128" if cfg.dtype == "int8" else "nan",
+        "input": str(info.path),
+        "input_bands": cfg.bands or list(range(1, info.count + 1)),
+        "input_nodata": info.nodata,  # declared or --nodata: decides which input pixels are valid
+        "input_scale": scale_desc or default_scale_desc(info.dtype),
+        "tile": cfg.tile,
+        "overlap": cfg.overlap,
+        "blend": cfg.blend,
+        "margin": margin,
+        "grid": "input pixels (bilinear upsampling)" if cfg.upsample else f"patch grid ({bb.patch_size} px cells)",
+    }
+    ident = {
+        "plan": plan.to_dict(),
+        "input": str(info.path),
+        "shape": [info.count, info.height, info.width],
+        "backbone": meta["model_spec"],
+        "fingerprint": meta["model_fingerprint"],
+        "dim": dim,
+        **{k: getattr(cfg, k) for k in IDENT_KEYS},
+        "margin": margin,
+        "scale": scale_desc,
+        "l2": l2,
+    }
+    return PreparedRun(source, plan, dim, band_names, meta, ident, l2, margin)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# memory
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# orchestration
+
+
+def out_kind(out: Path) -> str:
+    """ "cog" or "zarr" by the output's suffix; one line for any other."""
+    suffix = out.suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        return "cog"
+    if suffix == ".zarr":
+        return "zarr"
+    raise ConfigError(f"output {out} must end in .tif (COG) or .zarr (GeoZarr)")

@@ -1,0 +1,132 @@
+"""`embed --workers N`: N spawned processes write disjoint shares of the blocks of one store (the parent converts
+it when all are done); a worker's refusal of the input reaches the parent as one line, and the others stop."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from geodino.embed.config import EmbedConfig
+from geodino.embed.workdir import WorkDirGone, init_work_dir
+from geodino.errors import ConfigError, GeoDinoError, InputError, plural
+
+if TYPE_CHECKING:
+    from geodino.embed.pipeline import PreparedRun
+
+__all__ = ["spawn_workers", "worker_error", "worker_main"]
+
+
+def worker_main(input: Any, bb: Any, cfg: EmbedConfig, conn: Any = None) -> None:
+    """A spawned worker's run. A refusal (a `GeoDinoError`: bad input or setting) is not printed here: it goes to
+    the parent through `conn` with its traceback, and the worker exits with its exit code; the parent says it in
+    one line. Anything else is a crash and prints its traceback here (multiprocessing's exit code 1)."""
+    import signal
+
+    # the parent stops the others when one refuses the input (SIGTERM): exit through Python, so that what the worker
+    # holds (the multiprocessing locks zarr's codecs create) is released, not reported as leaked by the parent
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    torch.set_num_threads(max(1, cfg.threads or 1))
+    try:
+        from geodino.embed.pipeline import _config, _run
+
+        _run(input, _config(cfg, bb, cfg.out, {}), finalize=False)
+    except GeoDinoError as exc:
+        if conn is None:
+            raise
+        import pickle
+        import traceback
+
+        try:
+            blob: bytes | None = pickle.dumps(exc)
+        except Exception:  # an error that does not pickle: the parent rebuilds it from its kind and message
+            blob = None
+        kind = next(c.__name__ for c in type(exc).__mro__ if c.__module__ == "geodino.errors")
+        conn.send((blob, kind, str(exc), traceback.format_exc()))
+        conn.close()
+        sys.exit(exc.exit_code)
+
+
+def worker_error(rank: int, n: int, payload: tuple[bytes | None, str, str, str]) -> GeoDinoError:
+    """The error a worker refused the input with (`worker_main`), raised again here; when it does not unpickle, the
+    same message as its geodino.errors kind. Its traceback in the worker becomes a note (shown with --debug)."""
+    import pickle
+
+    from geodino import errors
+
+    blob, kind, message, trace = payload
+    try:
+        exc = pickle.loads(blob) if blob else None
+    except Exception:
+        exc = None
+    if not isinstance(exc, GeoDinoError):
+        exc = getattr(errors, kind, GeoDinoError)(message)
+    exc.add_note(f"raised in embedding worker {rank} of {n}:\n{trace}")
+    return exc
+
+
+def spawn_workers(input: Any, bb: Any, cfg: EmbedConfig, work: Path, prep: PreparedRun, *, fresh: bool = False) -> None:
+    """Run `cfg.workers` processes on disjoint contiguous shares of the blocks of one store; wait for all.
+
+    A worker that refuses the input (a `GeoDinoError`, e.g. 16-bit values above 255 with an 8-bit --sensor) hands
+    its error to this process, which raises it: one line and exit 2, as a single process does, and like it the
+    partial output is removed when this run started it (`fresh`; kept for --resume otherwise). The other workers
+    are stopped at once, not left to finish shares whose output is discarded. A worker that crashes prints its
+    traceback, and this process says which ones failed; the others finish, for --resume."""
+    import multiprocessing as mp
+    from multiprocessing.connection import wait
+
+    if not isinstance(input, (str, Path)):
+        raise ConfigError("workers > 1 needs the input as a path (each process opens it itself)")
+    init_work_dir(work, prep, join=cfg.resume)
+    n = cfg.workers
+    threads = cfg.threads or max(1, (os.cpu_count() or 1) // n)
+    ctx = mp.get_context("spawn")
+    procs, pipes = [], []
+    for r in range(n):
+        wcfg = dataclasses.replace(cfg, workers=1, world_size=n, rank=r, resume=True, overwrite=False, threads=threads)
+        wcfg.progress = cfg.progress and r == 0
+        recv, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=worker_main, args=(str(input), bb, wcfg, send), name=f"geodino-embed-{r}")
+        proc.start()
+        send.close()  # the worker holds the sending end: when it exits without a word, recv() ends (EOFError)
+        procs.append(proc)
+        pipes.append(recv)
+    failed, refused = [], []
+    pending = dict(enumerate(zip(procs, pipes)))
+    while pending:  # whichever worker speaks or exits first: a refusal need not wait for the others' shares
+        ready = wait([recv for _, recv in pending.values()])
+        for r in [r for r, (_, recv) in pending.items() if recv in ready]:
+            proc, recv = pending.pop(r)
+            try:
+                refused.append(worker_error(r, n, recv.recv()))  # the worker refused the input
+            except EOFError:  # it exited without a word: done, or crashed (its traceback is printed)
+                pass
+            recv.close()
+            proc.join()
+            if proc.exitcode != 0:
+                failed.append(r)
+        if refused and pending:  # the input is refused: the rest of the work is wasted, stop it now
+            for proc, _ in pending.values():
+                proc.terminate()
+            for proc, recv in pending.values():
+                proc.join()
+                recv.close()
+            pending.clear()
+    if refused:  # the first worker's refusal (they may all have refused the same input)
+        if fresh and not isinstance(refused[0], WorkDirGone):  # as a single process: a resume cannot fix bad input
+            from geodino.embed.writers import remove_tree
+
+            remove_tree(work)
+        raise refused[0]
+    if failed:
+        which = ", ".join(map(str, sorted(failed)))
+        raise InputError(
+            f"{plural(len(failed), 'embedding worker')} of {n} failed ({'worker' if len(failed) == 1 else 'workers'} "
+            f"{which}; see {'its' if len(failed) == 1 else 'their'} messages above); rerun with --resume to finish "
+            f"{cfg.out}"
+        )
