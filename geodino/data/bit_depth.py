@@ -1,0 +1,94 @@
+"""Bit depth: the data's DN range against the range a sensor's scale is for (uint8 data with a 16-bit sensor, or
+16-bit values above 255 with an 8-bit one), checked by every reader of pixels in one line."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from geodino.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from geodino.data.sensors import Sensor
+
+__all__ = ["check_bit_depth", "check_read_values", "scales_8bit", "scales_16bit"]
+
+
+def _as_tuple(v: float | tuple[float, ...]) -> tuple[float, ...]:
+    return v if isinstance(v, tuple) else (float(v),)
+
+
+def scales_8bit(sensor: Sensor) -> bool:
+    """Whether the sensor maps 8-bit DN to reflectance (every band's scale 1/255, no offset: imagenet, maxar, ...)."""
+    return all(abs(float(v) - 1 / 255) < 1e-9 for v in _as_tuple(sensor.scale)) and not any(_as_tuple(sensor.offset))
+
+
+def scales_16bit(sensor: Sensor) -> bool:
+    """Whether the sensor's scale is for 16-bit DN: the brightest 8-bit DN (255) maps below 0.1 in every band
+    (sentinel2 1e-4: 0.026; landsat8 2.75e-5 - 0.2: -0.19), so 8-bit data through it is a near-constant image."""
+    scales, offsets = _as_tuple(sensor.scale), _as_tuple(sensor.offset)
+    n = max(len(scales), len(offsets))
+    top = [scales[i % len(scales)] * 255 + offsets[i % len(offsets)] for i in range(n)]
+    return all(0 < sc for sc in scales) and all(t < 0.1 for t in top)
+
+
+def check_bit_depth(
+    name: str,
+    dtype: Any,
+    sensor: Sensor,
+    *,
+    top: int | None = None,
+    kind: str = "image",
+    setting: str | None = None,
+    error: type[Exception] = InputError,
+) -> None:
+    """Refuse data whose bit depth does not fit the sensor's scale, in one line: uint8 data with a sensor of 16-bit
+    DN (it would train as a near-constant image), or uint16/int16 values above 255 (`top`, the largest valid value
+    of pixels the caller read anyway) with a sensor of 8-bit DN (reflectance up to 257). `setting` names where the
+    sensor is set (a source's `sensor:`, a command's --sensor); `error` is the 16-bit refusal's class."""
+    dt = np.dtype(dtype)
+    if dt == np.uint8 and scales_16bit(sensor):
+        scale = _as_tuple(sensor.scale)[0]
+        raise InputError(
+            f"{kind} {name} is uint8 but sensor {sensor.name!r} scales 16-bit DN (scale {scale:g}); use a sensor of "
+            "8-bit DN (e.g. naip, sat493m, or a YAML from `geodino data stats` without --sensor) or pass its scale "
+            "(data stats --scale 0.00392)"
+        )
+    if dt in (np.dtype(np.uint16), np.dtype(np.int16)) and top is not None and top > 255 and scales_8bit(sensor):
+        where = setting or "the source's sensor"
+        raise error(
+            f"{kind} {name} is 16-bit ({dt.name}, values up to {top}) but sensor {sensor.name!r} scales 8-bit DN "
+            f"(1/255: reflectance up to {top / 255:.1f}); set {where} to your imagery's (geodino data stats without "
+            "--sensor writes one) or convert the files to 8 bits"
+        )
+
+
+def check_read_values(
+    name: str,
+    data: np.ndarray,
+    valid: np.ndarray,
+    sensor: Sensor | None,
+    *,
+    dtype: Any = None,
+    kind: str = "raster",
+    setting: str | None = None,
+) -> None:
+    """Refuse uint16/int16 values above 255 in pixels a reader just read when `sensor` scales 8-bit DN
+    (`check_bit_depth`; the dtype alone cannot tell, 8-bit values stored as 16 bits are fine): the one place every
+    reader of pixels calls (raster archives and their grid pre-scan, datacubes, embed's windows). `data` is
+    [C,h,w] (or [T,C,h,w]) in file units, `valid` [h,w] (or [T,h,w]) the pixels that count; `dtype` is the file's
+    when the reader cast `data` on the way (embed reads windows as float32). Costs a max over the window only for
+    16-bit data with an 8-bit sensor. A ConfigError: the sensor setting is wrong, not the file, so
+    `on_error: skip` must not skip it as a failed read."""
+    dt = np.dtype(data.dtype if dtype is None else dtype)
+    if sensor is None or dt not in (np.dtype(np.uint16), np.dtype(np.int16)) or not scales_8bit(sensor):
+        return
+    if valid.shape == data.shape[1:]:
+        pix = data[:, valid]
+    elif data.ndim == 4 and valid.shape == (data.shape[0], *data.shape[2:]):  # times, bands, rows, columns
+        pix = np.moveaxis(data, 1, 0)[:, valid]
+    else:
+        pix = data
+    if pix.size:
+        check_bit_depth(name, dt, sensor, top=int(pix.max()), kind=kind, setting=setting, error=ConfigError)
