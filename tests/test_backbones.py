@@ -252,3 +252,19 @@ def test_preprocess_scales_raw_pixels_and_normalize_refuses_them(tmp_path):
     torch.testing.assert_close(rec.preprocess(dn), (dn.float() * scale - 0.1 - 0.1) / 0.2, atol=1e-5, rtol=0)
     refl = torch.rand(3, 16, 16)
     torch.testing.assert_close(bb.preprocess(refl), bb.normalize(refl))  # floats are reflectance already
+
+
+def test_preprocess_uses_the_dtype_rule_where_the_record_does_not_fit():
+    """As embed and the probes (`data.bit_depth.scale_misfit`): float input is reflectance whatever the record
+    (a passed Sentinel-2 sensor scaled it by 1e-4 again), uint8 with a 16-bit scale is /255 (it gave -0.97..-0.55),
+    16-bit values above 255 with an 8-bit scale are /10000 (they gave 118..546)."""
+    s2 = load_backbone("arch:vit_tiny?depth=1&patch_size=8&bands=red,green,blue&sensor=sentinel2_l2a")
+    refl = torch.rand(3, 16, 16) * 0.5
+    torch.testing.assert_close(s2.preprocess(refl), s2.normalize(refl))
+    u8 = torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8)
+    torch.testing.assert_close(s2.preprocess(u8), s2.normalize(u8.float() / 255), atol=1e-6, rtol=0)
+    rgb8 = load_backbone("arch:vit_tiny?depth=1&patch_size=8&sensor=imagenet")
+    u16 = torch.randint(300, 30000, (3, 16, 16), dtype=torch.int32).to(torch.uint16)
+    torch.testing.assert_close(rgb8.preprocess(u16), rgb8.normalize(u16.float() / 10000), atol=1e-6, rtol=0)
+    small = torch.randint(0, 256, (3, 16, 16), dtype=torch.int32).to(torch.uint16)  # 8-bit values stored as 16 bits
+    torch.testing.assert_close(rgb8.preprocess(small), rgb8.normalize(small.float() / 255), atol=1e-6, rtol=0)

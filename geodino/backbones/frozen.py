@@ -104,8 +104,9 @@ class FrozenBackbone(nn.Module):
 
     def preprocess(self, x: Tensor) -> Tensor:
         """Raw pixels (DN, any dtype: what rasterio, PIL or `torchvision.io.read_image` give) [B, C, H, W] or
-        [C, H, W] -> the model's input: DN -> reflectance with the record's scale and offset (`dn_scale`), else by
-        dtype as `geodino embed` does (uint8 / 255, other integers / 10000, floats as they are), then `normalize`.
+        [C, H, W] -> the model's input: DN -> reflectance with the record's scale and offset (`dn_scale`) when it
+        fits the data (the probes' rule, `data.bit_depth.scale_misfit`: integer DN of the bit depth it is for), else
+        by dtype (uint8 / 255, other integers / 10000, floats as they are: reflectance), then `normalize`.
         What official DINOv3's `make_transform` (ToDtype(scale=True) + Normalize) does for 8-bit RGB."""
         _tensor(x, "preprocess")
         if x.ndim not in (3, 4):
@@ -113,9 +114,10 @@ class FrozenBackbone(nn.Module):
         if x.is_complex():
             raise InputError(f"preprocess takes real-valued pixels, got {x.dtype}")
         dn = self.dn_scale()
-        shape = (-1, 1, 1)
+        if dn is not None and self._dn_misfit(x, *dn):
+            dn = None  # as embed and the probes: a record that does not fit the data gives way to the dtype rule
         if dn is not None:
-            scale, offset = (v.to(x.device).reshape(shape) for v in dn)
+            scale, offset = (v.to(x.device).reshape(-1, 1, 1) for v in dn)
             y = x.float() * scale + offset
         elif x.dtype == torch.uint8:
             y = x.float() / 255.0
@@ -124,6 +126,19 @@ class FrozenBackbone(nn.Module):
         else:
             y = x.float()
         return self.normalize(y)
+
+    @staticmethod
+    def _dn_misfit(x: Tensor, scale: Tensor, offset: Tensor) -> str:
+        """`data.bit_depth.scale_misfit` for a tensor (float tensors, bf16 included, are reflectance)."""
+        import numpy as np
+
+        from geodino.data.bit_depth import scale_misfit
+
+        if x.is_floating_point():
+            return "the data is float, read as reflectance"
+        dtype = np.dtype(str(x.dtype).removeprefix("torch."))
+        top = float(x.to(torch.int32).max()) if dtype in (np.uint16, np.int16) and x.numel() else None
+        return scale_misfit(dtype, int(x.shape[-3]), scale.numpy(), offset.numpy(), top)
 
     def normalize(self, x: Tensor) -> Tensor:
         """Standardise reflectance-scaled float input [B, C, H, W] or [C, H, W] with the backbone's mean/std.

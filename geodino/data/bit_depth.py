@@ -12,7 +12,7 @@ from geodino.errors import ConfigError, InputError
 if TYPE_CHECKING:
     from geodino.data.sensors import Sensor
 
-__all__ = ["check_bit_depth", "check_read_values", "scales_8bit", "scales_16bit"]
+__all__ = ["check_bit_depth", "check_read_values", "scale_misfit", "scales_8bit", "scales_16bit"]
 
 
 def _as_tuple(v: float | tuple[float, ...]) -> tuple[float, ...]:
@@ -92,3 +92,24 @@ def check_read_values(
         pix = data
     if pix.size:
         check_bit_depth(name, dt, sensor, top=int(pix.max()), kind=kind, setting=setting, error=ConfigError)
+
+
+def scale_misfit(dtype: Any, n_bands: int, scale: Any, offset: Any, top: float | None = None) -> str:
+    """Why a recorded DN scale (`x * scale + offset`, one value or one per band) does not fit data of `dtype` with
+    `n_bands` bands ("" when it does): another band count; float data (read as reflectance: a DN scale would
+    shrink it again); uint8 data with a scale for 16-bit DN; 16-bit values above 255 (`top`, the data's largest
+    value) with a scale for 8-bit DN. The one rule of the probes' image files and `FrozenBackbone.preprocess`."""
+    scale = np.atleast_1d(np.asarray(scale, dtype=np.float64)).ravel()
+    offset = np.atleast_1d(np.asarray(offset, dtype=np.float64)).ravel()
+    dt = np.dtype(dtype)
+    if scale.size not in (1, n_bands) or offset.size not in (1, n_bands):
+        n = max(scale.size, offset.size)
+        return f"it has {n} value{'s' if n != 1 else ''} for {n_bands} band{'s' if n_bands != 1 else ''}"
+    if dt.kind == "f":
+        return f"the data is {dt.name}, read as reflectance"
+    if dt == np.uint8 and np.all(scale > 0) and np.all(scale * 255 + offset < 0.1):
+        return "the data is uint8 and it scales 16-bit DN"
+    eight_bit = np.allclose(scale, 1 / 255, rtol=0, atol=1e-9) and not np.any(offset)
+    if dt in (np.dtype(np.uint16), np.dtype(np.int16)) and eight_bit and top is not None and top > 255:
+        return f"the data is {dt.name} with values above 255 and it scales 8-bit DN"
+    return ""

@@ -61,7 +61,8 @@ def recorded_scale(bb: Any) -> tuple[np.ndarray, np.ndarray, str] | None:
 
 def input_scaler(info: Any, cfg: EmbedConfig, bb: Any = None) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
     """DN -> reflectance for the input, and a description for the metadata. In order: `--sensor` (the data's
-    sensor), `--scale`, the DN scale/offset the backbone's export records, then a default from the dtype."""
+    sensor), `--scale`, the DN scale/offset the backbone's export records (for integer input: float input is read
+    as reflectance, as the probes and `FrozenBackbone.preprocess` read it), then a default from the dtype."""
     if cfg.sensor:
         from geodino.data.sensors import get_sensor
 
@@ -75,7 +76,7 @@ def input_scaler(info: Any, cfg: EmbedConfig, bb: Any = None) -> tuple[Callable[
     if cfg.scale is not None:
         s = float(cfg.scale)
         return (lambda x: x * np.float32(s)), f"x*{s}"
-    rec = recorded_scale(bb)
+    rec = recorded_scale(bb) if np.dtype(info.dtype).kind != "f" else None  # float input is reflectance
     if rec is not None:
         scale, offset, desc = rec
         if scale.size not in (1, info.count) or offset.size not in (1, info.count):

@@ -182,17 +182,11 @@ class InputScaling:
 
     @staticmethod
     def _misfit(data: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> str:
-        """Why a recorded scale does not fit `data` ("" when it does)."""
-        n = data.shape[0]
-        if scale.size not in (1, n) or offset.size not in (1, n):
-            return f"it has {plural(max(scale.size, offset.size), 'value')} for {plural(n, 'band')}"
-        top = scale.astype(np.float64) * 255 + offset
-        if data.dtype == np.uint8 and np.all(scale > 0) and np.all(top < 0.1):
-            return "the images are uint8 and it scales 16-bit DN"
-        eight_bit = np.allclose(scale, 1 / 255, rtol=0, atol=1e-9) and not np.any(offset)
-        if data.dtype in (np.uint16, np.int16) and eight_bit and data.size and int(data.max()) > 255:
-            return f"the images are {data.dtype.name} with values above 255 and it scales 8-bit DN"
-        return ""
+        """Why a recorded scale does not fit `data` ("" when it does): `data.bit_depth.scale_misfit`."""
+        from geodino.data.bit_depth import scale_misfit
+
+        top = int(data.max()) if data.dtype in (np.uint16, np.int16) and data.size else None
+        return scale_misfit(data.dtype, data.shape[0], scale, offset, top)
 
     def apply(self, data: np.ndarray) -> Tensor:
         """[C,H,W] float32 reflectance of `data` (file units; NaN -> 0); the rule is noted for `describe`."""

@@ -356,6 +356,11 @@ def test_a_sensor_passed_with_the_backbone_scales_the_data_as_a_record(tmp_path)
     np.testing.assert_allclose(a[0], c, atol=1e-4)
     old = read_all(embed_raster(src, spec, tmp_path / "d.tif", scale=1e-4, **opts))
     assert np.abs(a[0] - old[0]).max() > 1e-3
+    # float input is reflectance: the passed sensor's DN scale is not applied to it again
+    refl = write_tif(tmp_path / "refl.tif", (dn * np.float32(2.75e-5) - np.float32(0.2)).astype(np.float32))
+    f = read_all(embed_raster(refl, spec, tmp_path / "f.tif", **opts))
+    assert f[4]["GEODINO_INPUT_SCALE"] == "x (float input used as reflectance)"
+    np.testing.assert_allclose(f[0], a[0], atol=1e-4)
 
 
 def test_recorded_per_band_scale_and_offset(tmp_path):

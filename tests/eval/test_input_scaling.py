@@ -182,7 +182,7 @@ def test_a_record_that_does_not_fit_the_images_falls_back_to_the_dtype_rule():
     assert text.startswith(
         "x/255 (by dtype: uint8; the backbone's DN scale x*2.75e-05-0.2 (sensor landsat_c2l2, recorded in export.pth)"
     )
-    assert "does not fit: the images are uint8 and it scales 16-bit DN; set data_scale if wrong)" in text
+    assert "does not fit: the data is uint8 and it scales 16-bit DN; set data_scale if wrong)" in text
     scale, offset, _ = landsat.rule(np.ones((4, 2, 2), np.uint16) * 9000)
     assert np.ravel(scale).tolist() == pytest.approx([2.75e-5]) and np.ravel(offset).tolist() == pytest.approx([-0.2])
     per_band = dense.InputScaling(Recorded({**LANDSAT, "scale": [2.75e-5] * 3, "offset": [-0.2, -0.2, -0.1]}))
