@@ -107,12 +107,19 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return _read_yaml(Path(path))
 
 
-def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """Read a YAML file, resolving `_base_` (a path relative to the file, or a list of them) first."""
+def _read_yaml(path: Path, seen: tuple[Path, ...] = (), schema: type | None = None) -> dict[str, Any]:
+    """Read a YAML file, resolving `_base_` (a path relative to the file, or a list of them; else a shipped config
+    by name or `configs/...` path, as `--config` takes them) first."""
     from omegaconf import OmegaConf
 
     path = path.expanduser()
     if not path.is_file():
+        if seen:  # a _base_: name the file that asks for it
+            raise ConfigError(
+                f"config file {path.name}, the {BASE_KEY} of {seen[-1]}, not found next to it nor among the shipped "
+                f"configs; write a path relative to {seen[-1].name} or a shipped name"
+                + (f" ({', '.join(shipped_configs(schema))})" if schema is not None else "")
+            )
         raise ConfigError(f"config file {path} not found; pass an existing YAML file to --config")
     if path.resolve() in seen:
         raise ConfigError(f"config file {path} includes itself through {BASE_KEY}")
@@ -128,7 +135,11 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         return raw
     merged = OmegaConf.create({})
     for base in [bases] if isinstance(bases, str) else list(bases):
-        merged = OmegaConf.merge(merged, _read_yaml(path.parent / base, (*seen, path.resolve())))
+        beside = path.parent / base
+        found = beside if beside.is_file() else find_config(base, schema)
+        if not found.is_file():
+            found = beside  # the error names it as written, next to the file
+        merged = OmegaConf.merge(merged, _read_yaml(found, (*seen, path.resolve()), schema))
     return OmegaConf.to_container(OmegaConf.merge(merged, raw), resolve=False)  # type: ignore[return-value]
 
 
@@ -203,7 +214,7 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: list
                 f"config file {found} not found; pass an existing YAML file to --config or a shipped one by name: "
                 f"{', '.join(shipped_configs(schema))}"
             )
-        sources.append((str(found), _read_yaml(found)))
+        sources.append((str(found), _read_yaml(found, schema=schema)))
     for item in overrides or []:
         key, value = _parse_override(item, schema)
         sources.append((f"override {item!r}", _nest(key, value)))

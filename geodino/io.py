@@ -7,15 +7,18 @@ output under the final name. Checkpoints, rasters, tables and stores all go thro
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from geodino.errors import InputError
+from geodino.errors import GeoDinoError, InputError
 from geodino.run_lock import RUN_LOCK, release_run_folder
+
+T = TypeVar("T")
 
 
 def temp_name(path: str | Path) -> Path:
@@ -71,6 +74,28 @@ def remove_created_dirs() -> None:
                 release_run_folder(p)  # only a lock this process holds: another run's file stays, and so does p
             p.rmdir()
     _CREATED_DIRS.clear()
+
+
+def removes_created_dirs(func: Callable[..., T]) -> Callable[..., T]:
+    """Decorate a public function that writes outputs: when it fails with a user error (a GeoDinoError), the folders
+    `make_dirs` created during the call and that are still empty are removed, as the CLI does for a whole command,
+    so a refused call from Python leaves no empty output folder either."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        start = len(_CREATED_DIRS)
+        try:
+            return func(*args, **kwargs)
+        except GeoDinoError:
+            for p in reversed(_CREATED_DIRS[start:]):
+                with contextlib.suppress(OSError):
+                    if (p / RUN_LOCK).exists():
+                        release_run_folder(p)
+                    p.rmdir()
+            del _CREATED_DIRS[start:]
+            raise
+
+    return wrapper
 
 
 def check_writable(path: str | Path, *, overwrite: bool = False) -> Path:

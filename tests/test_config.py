@@ -157,3 +157,20 @@ def test_the_package_data_pattern_ships_every_config():
     shipped = {p for pattern in patterns for p in CONFIGS.parent.glob(pattern)}
     every = {p for p in CONFIGS.rglob("*") if p.is_file()}
     assert every and every <= shipped, sorted(str(p) for p in every - shipped)
+
+
+def test_a_users_config_extends_a_shipped_one_by_name(tmp_path, monkeypatch):
+    """`_base_: sat_vits16.yaml` in a user's file (what the shipped recipes tell users to write) resolved only next to
+    the file; it now also finds the shipped config (by name or configs/... path), and a missing one names the file
+    that asks for it."""
+    from geodino.train.config import PretrainConfig
+
+    monkeypatch.chdir(tmp_path)
+    for i, base in enumerate(("sat_vits16.yaml", "configs/pretrain/small_vit_tiny.yaml")):
+        (tmp_path / f"mine{i}.yaml").write_text(f"_base_: {base}\nbatch_size: 7\n")
+        cfg = load_config(PretrainConfig, tmp_path / f"mine{i}.yaml")
+        assert cfg.batch_size == 7
+    assert cfg.ssl.student.arch == "vit_tiny"  # small_vit_tiny's
+    (tmp_path / "bad.yaml").write_text("_base_: nope.yaml\n")
+    with pytest.raises(ConfigError, match=r"^config file nope\.yaml, the _base_ of .*bad\.yaml, not found next to it"):
+        load_config(PretrainConfig, tmp_path / "bad.yaml")

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from geodino.errors import ConfigError, InputError, plural
+from geodino.io import removes_created_dirs
 
 __all__ = ["ON_ERROR", "POOLS", "embed_images", "footprint_4326", "list_images"]
 
@@ -37,6 +38,7 @@ OUT_SUFFIXES = (".parquet", ".geoparquet")
 SCALE_KEYS = ("--scale", "--offset")  # the CLI flags of an explicit DN -> reflectance rule (scale=, offset= in Python)
 
 
+@removes_created_dirs
 def embed_images(
     folder: str | Path,
     backbone: Any,

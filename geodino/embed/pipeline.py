@@ -62,6 +62,7 @@ from geodino.embed.workdir import (
     work_dir_for,
 )
 from geodino.errors import ConfigError, GeoDinoError, InputError, plural
+from geodino.io import removes_created_dirs
 
 __all__ = [
     "Console",
@@ -126,6 +127,7 @@ def _finalize(work: Path, out: Path, prep: PreparedRun, cfg: EmbedConfig) -> Non
     remove_stale_temps(out)  # a conversion killed earlier (its process is gone) left these
 
 
+@removes_created_dirs
 def embed_raster(
     input: Any,
     backbone: Any = None,

@@ -31,6 +31,7 @@ from geodino.data.vrt import north_up
 from geodino.embed.config import EmbedConfig, make_config
 from geodino.embed.stac import Scene, is_stac, read_stac
 from geodino.errors import ConfigError, InputError, plural
+from geodino.io import removes_created_dirs
 
 if TYPE_CHECKING:
     from geodino.embed.pipeline import PreparedRun
@@ -275,6 +276,7 @@ def _mosaic(paths: list[Path], mosaic: Path, *, skip: tuple[str, ...] = ()) -> l
     return written
 
 
+@removes_created_dirs
 def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **options: Any) -> list[Path]:
     """Embed every scene (this rank's share) into `config.out`/<scene>.tif and write the mosaic once all are done.
 

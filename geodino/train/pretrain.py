@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from geodino.errors import CheckpointError, ConfigError, InputError, plural
+from geodino.io import removes_created_dirs
 from geodino.train.config import PRECISIONS, STRATEGIES, CheckpointConfig, PretrainConfig, TrainerConfig
 
 __all__ = [
@@ -91,6 +92,8 @@ def _adopt_init_architecture(cfg: PretrainConfig) -> Any:
     s.arch, s.patch_size, s.in_chans, build, heads = ck.init_architecture(src)
     # the file decides the structure (what its weights fit); the config's other overrides stay (e.g. a RoPE setting)
     own = {k: v for k, v in dict(s.overrides or {}).items() if k not in ck.STRUCTURE_KEYS}
+    if "layerscale_init" in own and (own["layerscale_init"] is None) != (build.get("layerscale_init") is None):
+        own.pop("layerscale_init")  # whether LayerScale exists is the file's (its gammas are weights); the value is ours
     s.overrides = {**build, **own}
     for name, sizes in heads.items():
         section = cfg.ssl.dino if name == "dino_head" else cfg.ssl.ibot
@@ -202,6 +205,7 @@ def _checkpoint_meta(
     }
 
 
+@removes_created_dirs
 def pretrain(cfg: PretrainConfig) -> Path:
     """Run one SSL stage as configured; return the run folder (`output_dir`).
 

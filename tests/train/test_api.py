@@ -51,3 +51,14 @@ def test_pretrain_in_one_call_writes_the_run_and_its_export(tmp_path, tiny_data,
     out = geodino.pretrain(tiny_data, tmp_path / "cont", config=cfg, steps=1, tile_size=48, init_from=export)
     saved = load_config(PretrainConfig, out / "config.yaml")
     assert saved.init_from == str(export) and saved.ssl.student.arch == "vit_tiny" and saved.head_warmup_steps == 0
+
+
+def test_a_refused_call_leaves_no_new_folder(tmp_path):
+    """A run refused after its output folder was made (16-bit rasters without a sensor) removed it from the CLI
+    but not from Python: `geodino.pretrain` (and `pretrain(cfg)`) leave no empty folder either."""
+    data = tmp_path / "u16"
+    data.mkdir()
+    write_tif(data / "a.tif", np.full((3, 64, 64), 1200, np.uint16))
+    with pytest.raises(InputError, match="need a sensor"):
+        geodino.pretrain(data, tmp_path / "runs" / "x", tile_size=32, steps=1)
+    assert not (tmp_path / "runs").exists()

@@ -189,6 +189,15 @@ def test_student_arch_from_init_builds_the_files_architecture(tmp_path, tiny_dat
         32,
         16,
     )
+    # a file without LayerScale into a recipe that sets layerscale_init (small_vit_tiny's 1.0): the file decides
+    plain = build_model("vit_tiny", patch_size=8, depth=1, layerscale_init=None)
+    torch.save(plain.state_dict(), tmp_path / "plain.pth")
+    over = ["ssl.student.arch=from_init", f"init_from={tmp_path / 'plain.pth'}", "trainer.max_steps=1"]
+    over += ["ssl.student.overrides={layerscale_init: 1.0}", f"output_dir={tmp_path / 'run3'}"]
+    assert main(["pretrain", "--config", str(cfg), *over]) == 0, capsys.readouterr().err
+    assert (
+        load_config(PretrainConfig, tmp_path / "run3" / "config.yaml").ssl.student.overrides["layerscale_init"] is None
+    )
     with pytest.raises(ConfigError, match=r"^ssl\.student\.arch=from_init needs init_from"):
         pretrain(load_config(PretrainConfig, cfg, ["ssl.student.arch=from_init"]))
 
