@@ -259,6 +259,9 @@ _S2_ALIASES = {
     "coastal": "B01", "blue": "B02", "green": "B03", "red": "B04", "rededge1": "B05", "rededge2": "B06",
     "rededge3": "B07", "nir": "B08", "nir08": "B8A", "nir09": "B09", "cirrus": "B10", "swir16": "B11",
     "swir22": "B12", **{f"B{i}": f"B{i:02d}" for i in range(1, 13)},
+    # HLS / TerraTorch (HLSBands) names
+    "coastal_aerosol": "B01", "red_edge_1": "B05", "red_edge_2": "B06", "red_edge_3": "B07", "nir_broad": "B08",
+    "nir_narrow": "B8A", "water_vapor": "B09", "swir_1": "B11", "swir_2": "B12",
 }
 # fmt: on
 # SSL4EO-S12 v1 statistics (Wang et al. 2022), computed on 50k patches, in DN (/10000 here):
@@ -292,6 +295,7 @@ _OLI_BANDS = ("SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B6", "SR_B7")
 _OLI_ALIASES = {
     "blue": "SR_B2", "green": "SR_B3", "red": "SR_B4", "nir": "SR_B5", "nir08": "SR_B5", "swir16": "SR_B6",
     "swir22": "SR_B7", **{f"B{i}": f"SR_B{i}" for i in range(2, 8)},
+    "nir_narrow": "SR_B5", "swir_1": "SR_B6", "swir_2": "SR_B7",  # HLS / TerraTorch (HLSBands) names
 }
 # fmt: on
 _OLI_MEAN_DN = (775.23, 1080.99, 1228.59, 2497.20, 2204.21, 1610.83)
@@ -306,6 +310,7 @@ _TM_BANDS = ("SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B7")
 _TM_ALIASES = {
     "blue": "SR_B1", "green": "SR_B2", "red": "SR_B3", "nir": "SR_B4", "nir08": "SR_B4", "swir16": "SR_B5",
     "swir22": "SR_B7", **{f"B{i}": f"SR_B{i}" for i in (1, 2, 3, 4, 5, 7)},
+    "nir_narrow": "SR_B4", "swir_1": "SR_B5", "swir_2": "SR_B7",  # HLS / TerraTorch (HLSBands) names
 }
 # fmt: on
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from geodino.errors import InputError
+from geodino.errors import InputError, plural
 
 __all__ = ["pretrain", "source_of"]
 
@@ -19,24 +19,40 @@ def source_of(data: str | Path, sensor: str | None = None, tile_size: int | None
     """The `data.sources=[...]` override for a folder (or file list, glob) of images or rasters: `raster` when its
     first file is a georeferenced raster (GeoTIFF, VRT, JP2: tiles cut by the archive reader), else `images` (JPEG,
     PNG, or TIFF chips without a CRS); `sensor` names the data's sensor (a built-in name or a sensor YAML from
-    `geodino data stats`; without it images use ImageNet statistics and 3-band 8-bit rasters SAT-493M's);
-    `tile_size`: the tiles cut from rasters, in pixels (the reader's default, 256, without it)."""
+    `geodino data stats`; without it images use ImageNet statistics and 3-band 8-bit rasters `sat493m`, named in
+    the source so that the export records it); `tile_size`: the tiles cut from rasters, in pixels (the reader's
+    default, 256, without it). A folder mixing rasters and chips, or `tile_size` for chips, is refused in one line."""
     from geodino.data.paths import IMAGE_EXTS, RASTER_EXTS, resolve_paths
 
     hint = "pass a folder of images or rasters, a glob or a list of files"
-    files = resolve_paths(data, (*RASTER_EXTS, *IMAGE_EXTS), what="image or raster", hint=hint)
-    kind = "images"
+    exts = tuple(dict.fromkeys((*RASTER_EXTS, *IMAGE_EXTS)))
+    files = resolve_paths(data, exts, what="image or raster", hint=hint)
+    kind, default_sensor = "images", None
     if files[0].lower().endswith(RASTER_EXTS):
         import rasterio
 
         try:
             with rasterio.open(files[0]) as src:
                 kind = "raster" if src.crs is not None else "images"
+                if kind == "raster" and src.count == 3 and src.dtypes[0] == "uint8":
+                    default_sensor = (
+                        "sat493m"  # what the raster reader standardises 8-bit RGB with; the export records it
+                    )
         except rasterio.errors.RasterioIOError as exc:
             raise InputError(f"cannot read {files[0]} ({exc}); {hint}") from None
+    if kind == "raster":
+        chips = [f for f in files if not f.lower().endswith(RASTER_EXTS)]
+        if chips:  # a raster source reads only raster files: the chips would be left out without a word
+            raise InputError(
+                f"{data} holds georeferenced rasters ({files[0]}) and {plural(len(chips), 'image chip')} ({chips[0]}); a source "
+                "is one kind: pass them as two folders, or build data.sources with a raster and an images source"
+            )
+    elif tile_size is not None:
+        raise InputError(f"tile_size={tile_size} applies to rasters; {data} holds image chips, which train whole")
     paths = ", ".join(_quoted(p) for p in ([data] if isinstance(data, str | Path) else data))
+    sensor = sensor or default_sensor
     extra = f", sensor: {_quoted(sensor)}" if sensor else ""
-    if tile_size is not None and kind == "raster":
+    if tile_size is not None:
         extra += f", tile_size: {int(tile_size)}"
     return f"data.sources=[{{type: {kind}, paths: [{paths}]{extra}}}]"
 
@@ -69,6 +85,8 @@ def pretrain(
     from geodino.train.pretrain import PretrainConfig
     from geodino.train.pretrain import pretrain as run
 
+    if isinstance(overrides, str):  # one override given as a string: it would be read letter by letter
+        overrides = [overrides]
     keys = [source_of(data, sensor, tile_size), f"output_dir={_quoted(Path(out).expanduser())}"]
     if steps is not None:
         keys.append(f"trainer.max_steps={int(steps)}")

@@ -181,3 +181,22 @@ def test_an_export_recording_landsat8_resolves_names_through_its_own_sensor(tmp_
     bare = save_backbone(model, tmp_path / "bare.safetensors")  # records nothing: R, G, B by default
     with pytest.raises(ConfigError, match=r"mean different bands in different sensors"):
         load_backbone(bare, bands=["SR_B2", "SR_B3", "SR_B4"])
+
+
+def test_hls_band_names_keep_their_trained_kernels(tmp_path):
+    """TerraTorch's HLSBands names (NIR_NARROW, SWIR_1, SWIR_2, ...) asked of a Landsat 8 or Sentinel-2 export mean
+    its NIR / SWIR bands: they got the mean kernel with a warning (Prithvi-style configs lost three trained bands)."""
+    from geodino.data.normalization import sensor_record
+
+    hls = ["BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2"]
+    torch.manual_seed(0)
+    model = build_model("vit_tiny", depth=1, patch_size=8, in_chans=6)
+    src = model.patch_embed.proj.weight.detach().clone()
+    path = save_backbone(model, tmp_path / "l8.safetensors", normalization=sensor_record("landsat8"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no band gets the mean kernel
+        w = load_backbone(path, bands=hls).model.patch_embed.proj.weight
+    torch.testing.assert_close(w, src)  # the export's own order: B2..B7 = blue .. swir22
+    s2 = get_sensor("sentinel2_l2a")
+    assert [s2.resolve_band(b) for b in hls] == ["B02", "B03", "B04", "B8A", "B11", "B12"]
+    assert get_sensor("landsat7").resolve_band("NIR_NARROW") == "SR_B4"

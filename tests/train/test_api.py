@@ -18,7 +18,8 @@ from tests.train.conftest import write_config
 def test_the_source_type_follows_the_files(tmp_path, tiny_data):
     """Georeferenced rasters are a `raster` source (tiles cut from scenes), PNG chips and TIFF chips without a CRS
     an `images` source; the sensor is passed through; an empty folder is one line."""
-    assert source_of(tiny_data) == f"data.sources=[{{type: raster, paths: ['{tiny_data}']}}]"
+    # 8-bit RGB rasters: the reader's sat493m default is named, so that the export records it
+    assert source_of(tiny_data) == f"data.sources=[{{type: raster, paths: ['{tiny_data}'], sensor: 'sat493m'}}]"
     chips = tmp_path / "chips"
     chips.mkdir()
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(chips / "a.png")
@@ -31,6 +32,14 @@ def test_the_source_type_follows_the_files(tmp_path, tiny_data):
     odd.mkdir()
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(odd / "b.png")
     assert load_config(PretrainConfig, None, [source_of(odd)]).data.sources[0].paths == [str(odd)]
+    with pytest.raises(InputError, match=r"holds georeferenced rasters .* and 1 image chip .*; a source is one kind"):
+        mixed = tmp_path / "mixed"
+        mixed.mkdir()
+        write_tif(mixed / "a.tif", np.zeros((3, 8, 8), np.uint8))
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(mixed / "b.png")
+        source_of(mixed)
+    with pytest.raises(InputError, match=r"^tile_size=32 applies to rasters; .* holds image chips"):
+        source_of(chips, tile_size=32)
     with pytest.raises(InputError, match="empty"):
         (tmp_path / "empty").mkdir()
         source_of(tmp_path / "empty")
@@ -47,6 +56,9 @@ def test_pretrain_in_one_call_writes_the_run_and_its_export(tmp_path, tiny_data,
     assert saved.trainer.max_steps == 1 and saved.data.sources[0].type == "raster"
     assert saved.data.sources[0].paths == [str(tiny_data)]
 
+    from geodino.backbones import load_backbone
+
+    assert load_backbone(out / "export" / "teacher.pth").normalization["sensor"] == "sat493m"  # recorded
     export = tiny_run / "export" / "teacher.pth"
     out = geodino.pretrain(tiny_data, tmp_path / "cont", config=cfg, steps=1, tile_size=48, init_from=export)
     saved = load_config(PretrainConfig, out / "config.yaml")
