@@ -44,8 +44,9 @@ def source_of(data: str | Path, sensor: str | None = None, tile_size: int | None
         chips = [f for f in files if not f.lower().endswith(RASTER_EXTS)]
         if chips:  # a raster source reads only raster files: the chips would be left out without a word
             raise InputError(
-                f"{data} holds georeferenced rasters ({files[0]}) and {plural(len(chips), 'image chip')} ({chips[0]}); a source "
-                "is one kind: pass them as two folders, or build data.sources with a raster and an images source"
+                f"{data} holds georeferenced rasters ({files[0]}) and {plural(len(chips), 'image chip')} ({chips[0]}); "
+                "a source is one kind: pass them as two folders, or build data.sources with a raster and an images "
+                "source"
             )
     elif tile_size is not None:
         raise InputError(f"tile_size={tile_size} applies to rasters; {data} holds image chips, which train whole")

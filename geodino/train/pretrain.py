@@ -93,7 +93,7 @@ def _adopt_init_architecture(cfg: PretrainConfig) -> Any:
     # the file decides the structure (what its weights fit); the config's other overrides stay (e.g. a RoPE setting)
     own = {k: v for k, v in dict(s.overrides or {}).items() if k not in ck.STRUCTURE_KEYS}
     if "layerscale_init" in own and (own["layerscale_init"] is None) != (build.get("layerscale_init") is None):
-        own.pop("layerscale_init")  # whether LayerScale exists is the file's (its gammas are weights); the value is ours
+        own.pop("layerscale_init")  # whether LayerScale exists is the file's (its gammas are weights), not its value
     s.overrides = {**build, **own}
     for name, sizes in heads.items():
         section = cfg.ssl.dino if name == "dino_head" else cfg.ssl.ibot
