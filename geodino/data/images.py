@@ -153,7 +153,8 @@ class _ImageSourceBase:
                 rng = rng or np.random.default_rng([int(seed), self.stream, int(index), 0x736B6970])
                 k = int(rng.integers(0, self._n))
         raise InputError(
-            f"{plural(self.max_tries, 'image')} in a row failed to decode in source {self.name!r}; check the data"
+            f"{plural(self.max_tries, 'image')} in a row failed to decode in source {self.name!r} (the last: "
+            f"{name}); check the data"
         )
 
 

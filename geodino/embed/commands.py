@@ -243,6 +243,11 @@ def _images(args: argparse.Namespace) -> int:
     given = [n for n in RASTER_FLAGS if getattr(args, n, None) is not None]
     if given:
         flag = "--" + given[0].replace("_", "-")
+        if given[0] == "sensor":  # the data's sensor: what a backbone spec option gives embed images
+            raise ConfigError(
+                f"--sensor does not apply to geodino embed images; pass the sensor with the backbone "
+                f"(--backbone 'SPEC?sensor={args.sensor}': its DN scale and statistics) or --scale/--offset"
+            )
         raise ConfigError(f"{flag} does not apply to geodino embed images (a feature-raster option); drop it")
     if not args.backbone or not args.out:
         raise ConfigError("geodino embed images needs --backbone SPEC and --out FEATS.parquet")

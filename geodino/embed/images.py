@@ -192,7 +192,9 @@ class ImageFiles:
                 self._first = x
                 return
         shown = ", ".join(self.files[:3]) + (", ..." if len(self.files) > 3 else "")
-        raise InputError(f"none of the {plural(len(self.files), 'image file')} in {self.root} could be read ({shown})")
+        what = "the image file" if len(self.files) == 1 else f"none of the {len(self.files)} image files"
+        verb = "could not be read" if len(self.files) == 1 else "could be read"
+        raise InputError(f"{what} in {self.root} {verb} ({shown})")
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         import torch

@@ -89,7 +89,11 @@ def _adopt_init_architecture(cfg: PretrainConfig) -> Any:
             "ssl.student.arch=from_init needs init_from (the checkpoint or export to take the architecture from)"
         )
     src = ck.read_init_source(cfg.init_from)
+    before = {"patch_size": s.patch_size, "in_chans": s.in_chans, **dict(s.overrides or {})}
     s.arch, s.patch_size, s.in_chans, build, heads = ck.init_architecture(src)
+    after = {"patch_size": s.patch_size, "in_chans": s.in_chans, **build}
+    replaced = [f"{k}={before[k]} (the file's: {after[k]})" for k in ck.STRUCTURE_KEYS if k in before and k in after
+                and before[k] != after[k] and k not in ("patch_size", "in_chans")]  # fmt: skip
     # the file decides the structure (what its weights fit); the config's other overrides stay (e.g. a RoPE setting)
     own = {k: v for k, v in dict(s.overrides or {}).items() if k not in ck.STRUCTURE_KEYS}
     if "layerscale_init" in own and (own["layerscale_init"] is None) != (build.get("layerscale_init") is None):
@@ -99,7 +103,10 @@ def _adopt_init_architecture(cfg: PretrainConfig) -> Any:
         section = cfg.ssl.dino if name == "dino_head" else cfg.ssl.ibot
         for key, value in sizes.items():
             setattr(section, key, value)
-    found = f"{s.arch}, patch {s.patch_size}, {plural(s.in_chans, 'band')}"
+    if replaced:  # keys the config set that the file's architecture overrides: said, not silently dropped
+        print(f"geodino: ssl.student.arch=from_init replaces {', '.join(replaced)}", file=sys.stderr)
+    base = s.arch if (src.backbone_config or {}).get("arch") == s.arch else f"a {s.arch} base"
+    found = f"{base}, patch {s.patch_size}, {plural(s.in_chans, 'band')}"
     depth, dim = build.get("depth"), build.get("embed_dim")
     print(
         f"geodino: ssl.student.arch=from_init: {found}, depth {depth}, width {dim}"

@@ -318,6 +318,7 @@ def test_cli_bad_inputs_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch) -
         (("embed", "images", *base), "takes one folder: geodino embed images DIR"),
         (("embed", "images", str(sizes), *base, "--offset", "0.1"), "--offset=0.1 needs --scale"),
         (("embed", "scene.tif", *base, "--pool", "mean"), "--pool applies to geodino embed images DIR only"),
+        (("embed", "images", str(sizes), *base, "--sensor", "landsat8"), "--backbone 'SPEC?sensor=landsat8'"),
     ]
     for argv, want in cases:
         assert cli(*argv) == 2, argv

@@ -167,7 +167,9 @@ def test_student_arch_from_init_builds_the_files_architecture(tmp_path, tiny_dat
     cfg = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)
     over = ["ssl.student.arch=from_init", f"init_from={tmp_path / 'other.pth'}", "trainer.max_steps=1"]
     assert main(["pretrain", "--config", str(cfg), *over, "checkpoint.every_n_steps=1"]) == 0
-    assert "ssl.student.arch=from_init: vit_small, patch 8, 3 bands, depth 2, width 96" in capsys.readouterr().err
+    said = capsys.readouterr().err  # a file that records no arch: built on vit_small with its own shapes
+    assert "ssl.student.arch=from_init: a vit_small base, patch 8, 3 bands, depth 2, width 96" in said
+    assert "ssl.student.arch=from_init replaces depth=2 (the file's: 2)" not in said
     saved = load_config(PretrainConfig, tmp_path / "run" / "config.yaml")
     assert saved.ssl.student.arch == "vit_small" and saved.ssl.student.overrides["embed_dim"] == 96
     exported = read_backbone_weights(tmp_path / "run" / "export" / "teacher.pth").state
@@ -182,6 +184,7 @@ def test_student_arch_from_init_builds_the_files_architecture(tmp_path, tiny_dat
     over = ["ssl.student.arch=from_init", f"init_from={export}", f"ssl.dino={heads}", f"ssl.ibot={heads}"]
     over += ["ssl.student.overrides={depth: 5}", "trainer.max_steps=1", f"output_dir={tmp_path / 'run2'}"]
     assert main(["pretrain", "--config", str(cfg), *over]) == 0  # the file's depth (2) wins over the config's 5
+    assert "geodino: ssl.student.arch=from_init replaces depth=5 (the file's: 2)" in capsys.readouterr().err
     saved = load_config(PretrainConfig, tmp_path / "run2" / "config.yaml")
     assert saved.ssl.student.overrides["depth"] == 2 and saved.ssl.student.arch == "vit_tiny"
     assert (saved.ssl.dino.head_n_prototypes, saved.ssl.dino.head_hidden_dim, saved.ssl.ibot.head_bottleneck_dim) == (
