@@ -21,7 +21,7 @@ from geodino.data.paths import RASTER_EXTS, resolve_paths
 from geodino.data.rasters import SceneInfo, open_raster, read_window, stream_id, target_grid, window_affine
 from geodino.data.sensors import Sensor, check_bit_depth, check_read_values, get_sensor
 from geodino.data.tiling import EpochOrder, TileSampler, least_nodata
-from geodino.data.validity import check_nodata
+from geodino.data.validity import check_nodata, valid_pixels
 from geodino.errors import InputError, plural
 
 __all__ = ["RasterArchive", "RasterSource"]
@@ -430,11 +430,7 @@ class RasterSource:
             oh, ow = max(1, s.height // factor), max(1, s.width // factor)
             ds = self.archive.dataset(sid)
             data = ds.read(list(s.band_indexes), out_shape=(len(s.band_indexes), oh, ow))
-            valid = np.ones((oh, ow), dtype=bool)
-            if s.nodata is not None and not np.isnan(s.nodata):
-                valid &= ~(data == np.asarray(s.nodata, dtype=data.dtype)).all(axis=0)
-            if data.dtype.kind == "f":
-                valid &= ~np.isnan(data).all(axis=0)
+            valid = valid_pixels(data, s.nodata, band_axis=0)  # the one rule (nodata in every band; non-finite)
             if s.has_mask and s.nodata is None:
                 valid &= ds.read_masks(s.band_indexes[0], out_shape=(oh, ow)) > 0
             self.archive.check_values(sid, data, valid)  # every scene's pixels, read here anyway

@@ -347,3 +347,17 @@ def test_a_raster_rewritten_in_place_is_read_anew(tmp_path):
     st = os.stat(p)
     os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # a new mtime even on a coarse-clock filesystem
     assert open_raster(str(p)).read(1)[0, 0] == 7
+
+
+def test_grid_prescan_uses_the_one_validity_rule(tmp_path):
+    """The grid pre-scan kept its own test (a pixel NaN in every band); pixels ±inf, or NaN in one band, are invalid
+    for the readers (`valid_pixels`) and are now for the pre-scan too: a quarter of ±inf drops its tiles."""
+    data = np.full((4, 80, 80), 0.1, np.float32)
+    data[0, :40, :40] = np.inf
+    data[2, :40, :40] = -np.inf  # bands 1, 3 finite: the old rule kept these pixels
+    path = write_tif(tmp_path / "inf.tif", data, nodata=None)
+    s = Sensor("f4", ("B1", "B2", "B3", "N"), 1.0, (0.1,) * 4, (0.05,) * 4, False)
+    archive = RasterArchive([str(path)], sensor=s)
+    kept = RasterSource(archive, tile_size=40, sampling="grid", max_nodata_fraction=0.2)
+    assert len(kept) == 3  # 2x2 tiles, the ±inf quarter dropped
+    assert all(kept.get(i, 0)["valid"].all() for i in range(len(kept)))
