@@ -82,7 +82,7 @@ def _warn_dropped(kwargs: dict[str, Any]) -> None:
     if dropped:
         warnings.warn(
             f"geodino_vit ignores {plural(len(dropped), 'option')} {', '.join(dropped)}: it takes ckpt_path, bands "
-            "(or model_bands), out_indices, return_cls_token, pretrained, arch, patch_size, in_chans and fill",
+            "(or model_bands), sensor, out_indices, return_cls_token, pretrained, arch, patch_size, in_chans and fill",
             stacklevel=3,
         )
 
@@ -121,15 +121,22 @@ def geodino_vit(
     in_chans: int | None = None,
     fill: str = "mean",
     model_bands: Sequence[Any] | int | None = None,
+    sensor: str | None = None,
     **kwargs: Any,
 ) -> GeoDinoTerraTorchBackbone:
     """TerraTorch backbone constructor: a geodino export, checkpoint, HF or timm folder (`ckpt_path`) with its
     patch embedding adapted to `bands`, or a random `arch` when `ckpt_path` is None or `pretrained=False`.
-    `model_bands` (TerraTorch's name for the input bands) is the same as `bands`; other unknown options are
-    dropped with a warning naming them."""
+    `model_bands` (TerraTorch's name for the input bands) is the same as `bands`; `sensor` (backbone_sensor)
+    names the sensor the band names come from (landsat7 and landsat8 number SR_Bn differently); other unknown
+    options are dropped with a warning naming them."""
     _warn_dropped(kwargs)
     bands = _merge_model_bands(bands, model_bands)
     names = _band_names(bands)
+    if names and in_chans is not None and int(in_chans) != len(names):
+        raise ConfigError(
+            f"geodino_vit got in_chans={in_chans} and {len(names)} band names ({', '.join(names)}); drop in_chans "
+            "(the names decide the band count) or name every band"
+        )
     count = len(names) if names else (bands if isinstance(bands, int) else in_chans)
     if ckpt_path and pretrained:
         from geodino.models.checkpoints import load_model, read_backbone_weights
@@ -142,7 +149,7 @@ def geodino_vit(
                 "(backbone_bands: [BLUE, GREEN, ...]) so the patch embedding can be adapted by name"
             )
         src = (weights.normalization or {}).get("bands") or (weights.config or {}).get("bands")
-        model = load_model(ckpt_path, bands=names, src_bands=src, fill=fill)
+        model = load_model(ckpt_path, bands=names, src_bands=src, fill=fill, sensor=sensor)
     else:
         from geodino.models import build_model
 

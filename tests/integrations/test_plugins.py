@@ -226,3 +226,21 @@ def test_terratorch_registration_follows_its_registry_protocol(monkeypatch):
     bb = reg.build("geodino_vit", bands=["RED", "NIR"], arch="vit_tiny", patch_size=8, pretrained=False)
     assert bb.in_chans == 2 and bb(torch.rand(1, 2, 16, 16))[0].shape == (1, 5, 192)
     monkeypatch.delitem(sys.modules, "geodino.integrations.terratorch", raising=False)
+
+
+def test_terratorch_sensor_names_the_band_numbering_and_in_chans_must_agree(rgb_export):
+    """Landsat 7 SR_B1..SR_B3 are blue..red, Landsat 8's SR_B2..SR_B4: without a sensor the names are refused
+    (asking for one); `sensor=` (backbone_sensor) resolves them. in_chans that differs from the band names'
+    count was ignored silently; now one line."""
+    from geodino.errors import ConfigError
+    from geodino.integrations.terratorch import geodino_vit
+
+    path, w = rgb_export
+    with pytest.raises(ConfigError, match="mean different bands in different sensors"):
+        geodino_vit(ckpt_path=path, model_bands=["SR_B4", "SR_B3", "SR_B2"])
+    l8 = geodino_vit(ckpt_path=path, model_bands=["SR_B4", "SR_B3", "SR_B2"], sensor="landsat8")
+    torch.testing.assert_close(l8.model.patch_embed.proj.weight, w, atol=0, rtol=0)  # red, green, blue: R, G, B
+    l7 = geodino_vit(ckpt_path=path, model_bands=["SR_B3", "SR_B2", "SR_B1"])  # only Landsat 5/7 have SR_B1
+    torch.testing.assert_close(l7.model.patch_embed.proj.weight, w, atol=0, rtol=0)
+    with pytest.raises(ConfigError, match=r"^geodino_vit got in_chans=4 and 3 band names"):
+        geodino_vit(ckpt_path=path, bands=["red", "green", "blue"], in_chans=4)
