@@ -9,6 +9,9 @@ windows (the last row/column clipped at the edge). When the grid has at most `sa
 the statistics are exact over every valid pixel; otherwise `samples` windows are drawn uniformly without
 replacement, so every pixel has the same chance to be counted (random overlapping windows over-weight the centre
 of a small scene: 11-16 % off on a 349x352 Landsat scene). Image folders and tar shards use random tiles.
+
+The grid windows and their reader are in `geodino.data.stats_windows`; the uniform pixel sample the percentiles
+come from in `geodino.data.pixel_sample`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from geodino.data.pixel_sample import PERCENTILE_PIXELS, UniformPixelSample, percentiles
 from geodino.data.sensors import Sensor, get_sensor, save_sensor_yaml
+from geodino.data.stats_windows import grid_windows, read_windows
 from geodino.errors import InputError, plural
 
 __all__ = ["RunningStats", "compute_stats", "plot_stats", "write_stats"]
@@ -228,7 +233,7 @@ def compute_stats(
     if archive is not None:  # rasters: non-overlapping grid windows, all of them or a uniform sample
         windows, n_windows = grid_windows(archive.scenes, int(tile_size), samples, seed)
         method = "exact: every pixel" if len(windows) == n_windows else f"uniform sample of {n_windows} grid windows"
-        tiles = _read_windows(archive.sample, windows, on_error, progress)
+        tiles = read_windows(archive.sample, windows, on_error, progress)
     elif type == "cube":  # the same grid over every time step of every store
         units = [
             (i, t) for i, sc in enumerate(source.scenes) for t in (range(len(sc.times)) if sc.time_dim else (None,))
@@ -239,7 +244,7 @@ def compute_stats(
         def read(u: int, x: int, y: int, w: int, h: int) -> dict[str, Any]:
             return source.read(units[u][0], x, y, w, h, units[u][1])
 
-        tiles = _read_windows(read, windows, on_error, progress)
+        tiles = read_windows(read, windows, on_error, progress)
     else:
         method = "random tiles"
         tiles = (source.get(i, seed) for i in tqdm(range(samples), desc="band statistics", disable=not progress))
@@ -288,7 +293,7 @@ def compute_stats(
     prov["pixels"] = [int(c) for c in stats.count]
     if kept.size:
         sample = kept.result()
-        prov.update(_percentiles(sample))
+        prov.update(percentiles(sample))
         # mean and std use every valid pixel read; the percentiles a random subset of 200k when there are more
         n_valid = int(stats.count.min())
         prov["percentiles_from"] = (
@@ -383,114 +388,6 @@ def _check_scenes(source: Any, type: str, nodata: float | None) -> None:
     for path, dtype in dict.fromkeys(scenes):
         check_real(dtype, f"{what} {path}")
         check_nodata(nodata, dtype, f"{what} {path}")
-
-
-PERCENTILE_PIXELS = 200_000  # the percentiles come from a uniform random subset of this many valid pixels
-
-
-class UniformPixelSample:
-    """A uniform random sample of min(N, `cap`) of the N pixels streamed through `add`, N unknown in advance.
-
-    Bottom-k sampling: every pixel draws a uniform key and the `cap` smallest keys win, so each subset of `cap`
-    pixels is equally likely however many pixels are nodata (a keep rate sized from the windows' area gave far
-    fewer than `cap` on nodata-heavy scenes). Memory stays within 2 x `cap` pixels: above that the sample is cut
-    back to the `cap` smallest keys and later pixels must beat the largest kept key."""
-
-    def __init__(self, cap: int, rng: np.random.Generator) -> None:
-        self.cap, self.rng = int(cap), rng
-        self.keys: list[np.ndarray] = []
-        self.pixels: list[np.ndarray] = []
-        self.size = 0
-        self.limit = np.inf
-
-    def add(self, pix: np.ndarray) -> None:
-        """Offer pixels [C, N]."""
-        keys = self.rng.random(pix.shape[1])
-        take = keys < self.limit
-        if take.any():
-            self.keys.append(keys[take])
-            self.pixels.append(pix[:, take])
-            self.size += int(take.sum())
-        if self.size > 2 * self.cap:
-            self._cut()
-
-    def _cut(self) -> None:
-        keys, pixels = np.concatenate(self.keys), np.concatenate(self.pixels, axis=1)
-        if keys.size > self.cap:
-            pick = np.sort(np.argpartition(keys, self.cap - 1)[: self.cap])  # stream order kept
-            keys, pixels = keys[pick], pixels[:, pick]
-            self.limit = float(keys.max())
-        self.keys, self.pixels, self.size = [keys], [pixels], int(keys.size)
-
-    def result(self) -> np.ndarray:
-        """The sample [C, min(N, cap)]."""
-        self._cut()
-        return self.pixels[0]
-
-
-def _percentiles(pix: np.ndarray) -> dict[str, Any]:
-    """Per-band 1, 2, 50, 98 and 99 % percentiles of a pixel sample [C, N] (and the sample, for plot_stats)."""
-    pct = np.nanpercentile(pix, [1, 2, 50, 98, 99], axis=1)
-    out: dict[str, Any] = {f"p{q}": [round(float(v), 6) for v in row] for q, row in zip((1, 2, 50, 98, 99), pct)}
-    out["_sample"] = pix  # for plot_stats; dropped before writing
-    return out
-
-
-def grid_windows(
-    scenes: Sequence[Any], tile: int, samples: int, seed: int
-) -> tuple[list[tuple[int, int, int, int, int]], int]:
-    """(windows to read, windows in the grid): every scene's non-overlapping `tile`-px windows (edge ones clipped),
-    all of them when there are at most `samples`, else `samples` drawn uniformly without replacement."""
-    if tile < 1:
-        raise InputError(f"tile_size={tile} must be a positive number of pixels")
-    rows = np.array([-(-int(sc.height) // tile) for sc in scenes], dtype=np.int64)
-    cols = np.array([-(-int(sc.width) // tile) for sc in scenes], dtype=np.int64)
-    per_scene = rows * cols
-    total = int(per_scene.sum())
-    if total <= samples:
-        picks = np.arange(total, dtype=np.int64)
-    else:
-        rng = np.random.default_rng([int(seed), 0x67726964])
-        picks = np.sort(rng.choice(total, size=samples, replace=False))
-    starts = np.concatenate([[0], np.cumsum(per_scene)])
-    out = []
-    for k in picks.tolist():
-        i = int(np.searchsorted(starts, k, side="right") - 1)
-        r, c = divmod(k - int(starts[i]), int(cols[i]))
-        sc = scenes[i]
-        x, y = c * tile, r * tile
-        out.append((i, x, y, min(tile, int(sc.width) - x), min(tile, int(sc.height) - y)))
-    return out, total
-
-
-def _read_windows(read: Any, windows: Sequence[tuple[int, ...]], on_error: str, progress: bool) -> Any:
-    """Samples `read(*window)` of `windows` in order; a failing read is skipped with a warning (on_error=skip) or
-    raised."""
-    import warnings
-
-    import rasterio
-    from tqdm import tqdm
-
-    failed: list[InputError] = []
-    with rasterio.Env():  # GDAL errors go to rasterio's exceptions and logging, not printed as "ERROR 1: ..."
-        for w in tqdm(windows, desc="band statistics", unit="tile", disable=not progress):
-            try:
-                yield read(*w)
-            except InputError as exc:
-                if on_error != "skip":
-                    raise
-                failed.append(exc)
-    if failed and len(failed) == len(windows):
-        raise InputError(
-            f"{'the' if len(windows) == 1 else 'every one of the'} {plural(len(windows), 'window')} failed to read, "
-            f"the last: {failed[-1]}; re-download or remove the broken file(s)"
-        )
-    if failed:
-        warnings.warn(
-            f"{len(failed)} of {len(windows)} windows failed to read and were skipped (on_error: skip), the last: "
-            f"{failed[-1]}; the statistics cover the other windows",
-            stacklevel=2,
-        )
 
 
 def plot_stats(sensor: Sensor, prov: dict[str, Any], out: str | Path) -> Path:

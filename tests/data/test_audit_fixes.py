@@ -44,7 +44,8 @@ def test_percentiles_of_a_nodata_heavy_raster_come_from_200k_uniform_valid_pixel
     sized from the windows' area, nodata included, so about 63,000 were kept while the docs said 200,000). The
     subset is uniform: the valid pixels' values are their row (0-255 cycling), and the kept ones' mean and
     quartiles match the population's."""
-    from geodino.data.stats import UniformPixelSample, compute_stats
+    from geodino.data.pixel_sample import UniformPixelSample
+    from geodino.data.stats import compute_stats
 
     rows = np.arange(1000) % 250 + 1
     data = np.broadcast_to(rows[:, None], (1000, 1000)).astype(np.uint8).copy()

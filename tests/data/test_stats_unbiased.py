@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from geodino import cli
-from geodino.data.stats import compute_stats, grid_windows
+from geodino.data.stats import compute_stats
+from geodino.data.stats_windows import grid_windows
 from tests import helpers
 
 

@@ -1,0 +1,71 @@
+"""The windows `geodino data stats` reads from rasters and datacubes: every scene's grid of non-overlapping windows
+(the last row/column clipped at the edge), all of them or a uniform sample without replacement, so every pixel has
+the same chance to be counted; and the loop that reads them, skipping (on_error=skip) or raising on failed reads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from geodino.errors import InputError, plural
+
+__all__ = ["grid_windows", "read_windows"]
+
+
+def grid_windows(
+    scenes: Sequence[Any], tile: int, samples: int, seed: int
+) -> tuple[list[tuple[int, int, int, int, int]], int]:
+    """(windows to read, windows in the grid): every scene's non-overlapping `tile`-px windows (edge ones clipped),
+    all of them when there are at most `samples`, else `samples` drawn uniformly without replacement."""
+    if tile < 1:
+        raise InputError(f"tile_size={tile} must be a positive number of pixels")
+    rows = np.array([-(-int(sc.height) // tile) for sc in scenes], dtype=np.int64)
+    cols = np.array([-(-int(sc.width) // tile) for sc in scenes], dtype=np.int64)
+    per_scene = rows * cols
+    total = int(per_scene.sum())
+    if total <= samples:
+        picks = np.arange(total, dtype=np.int64)
+    else:
+        rng = np.random.default_rng([int(seed), 0x67726964])
+        picks = np.sort(rng.choice(total, size=samples, replace=False))
+    starts = np.concatenate([[0], np.cumsum(per_scene)])
+    out = []
+    for k in picks.tolist():
+        i = int(np.searchsorted(starts, k, side="right") - 1)
+        r, c = divmod(k - int(starts[i]), int(cols[i]))
+        sc = scenes[i]
+        x, y = c * tile, r * tile
+        out.append((i, x, y, min(tile, int(sc.width) - x), min(tile, int(sc.height) - y)))
+    return out, total
+
+
+def read_windows(read: Any, windows: Sequence[tuple[int, ...]], on_error: str, progress: bool) -> Any:
+    """Samples `read(*window)` of `windows` in order; a failing read is skipped with a warning (on_error=skip) or
+    raised."""
+    import warnings
+
+    import rasterio
+    from tqdm import tqdm
+
+    failed: list[InputError] = []
+    with rasterio.Env():  # GDAL errors go to rasterio's exceptions and logging, not printed as "ERROR 1: ..."
+        for w in tqdm(windows, desc="band statistics", unit="tile", disable=not progress):
+            try:
+                yield read(*w)
+            except InputError as exc:
+                if on_error != "skip":
+                    raise
+                failed.append(exc)
+    if failed and len(failed) == len(windows):
+        raise InputError(
+            f"{'the' if len(windows) == 1 else 'every one of the'} {plural(len(windows), 'window')} failed to read, "
+            f"the last: {failed[-1]}; re-download or remove the broken file(s)"
+        )
+    if failed:
+        warnings.warn(
+            f"{len(failed)} of {len(windows)} windows failed to read and were skipped (on_error: skip), the last: "
+            f"{failed[-1]}; the statistics cover the other windows",
+            stacklevel=2,
+        )
