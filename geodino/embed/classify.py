@@ -16,6 +16,9 @@ uint8 COG (band 1 class with a colour table, 255 = nodata; integer classes 0..25
 value, other class names are numbered in natural order; band 2 confidence = the top class probability in %,
 255 = nodata), a `.qml` style, a PNG with a legend, a metrics JSON and the fitted model (joblib) that `--model`
 applies to other feature rasters of the same backbone and normalisation.
+
+Reading and placing the labels and the CV groups live in `labels.py`; loading a saved model and its identity
+checks in `classifier_model.py`.
 """
 
 from __future__ import annotations
@@ -28,14 +31,15 @@ from typing import Any
 import numpy as np
 
 from geodino.embed import style
-from geodino.embed.compat import backbone_identity, check_same_backbone
+from geodino.embed.classifier_model import MODEL_KIND, _complete_old_identity, _identity, load_model
+from geodino.embed.compat import check_same_backbone
+from geodino.embed.labels import cv_groups, read_labels, sample_labels
 from geodino.embed.writers import EmbeddingReader
-from geodino.errors import ConfigError, InputError, did_you_mean
+from geodino.errors import ConfigError, InputError
 from geodino.io import atomic_path, check_writable
 
 NODATA = 255
 METHODS = ("logreg", "knn")
-MODEL_KIND = "geodino.embed.classifier/1"
 
 
 def sidecars(out: str | Path) -> dict[str, Path]:
@@ -47,142 +51,6 @@ def sidecars(out: str | Path) -> dict[str, Path]:
         "png": out.with_suffix(".png"),
         "qml": style.qml_path(out),
     }
-
-
-def read_labels(path: str | Path, column: str, *, layer: str | None = None, what: str = "labels") -> Any:
-    """Label features with a non-null `column`, as a GeoDataFrame (own CRS; reprojected by the caller)."""
-    from geodino.embed.vectors import first_layer_note, has_geometry, read_features
-
-    hint = "draw a few points or polygons per class"
-    gdf = read_features(path, layer=layer, what=what, empty_hint=hint, note=False)
-    if column not in gdf.columns:  # names the layer read: no separate note
-        raise InputError(_missing_column(path, column, [c for c in gdf.columns if c != gdf.geometry.name], layer, what))
-    note = first_layer_note(path, layer, what)
-    if note:
-        print(note, file=sys.stderr)
-    keep = gdf[column].notna().to_numpy() & has_geometry(gdf.geometry)
-    if (~keep).any():
-        print(
-            f"geodino: warning: {int((~keep).sum())} of {len(gdf)} {what} in {path} "
-            f"{'has' if (~keep).sum() == 1 else 'have'} no {column!r} value or no geometry and are ignored",
-            file=sys.stderr,
-        )
-    return gdf[keep].reset_index(drop=True)
-
-
-def _missing_column(path: str | Path, column: str, cols: list[str], layer: str | None, what: str) -> str:
-    """The error for a label file without `column`: the closest column, and for a multi-layer file which layer
-    was read and which other layers have the column (the usual cause: the labels are in another layer)."""
-    from geodino.embed.vectors import layer_columns, list_layers
-
-    layers = list_layers(path)
-    read = layer or (layers[0] if layers else None)
-    where = f" (layer {read!r} of {len(layers)}: {', '.join(layers)})" if len(layers) > 1 else ""
-    close = did_you_mean(column, cols)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    text = f"{what} in {path}{where} have no column {column!r}; {hint}columns: {', '.join(map(str, cols))}"
-    others = [name for name, c in layer_columns(path, [n for n in layers if n != read]).items() if column in c]
-    if others:
-        text += f"; layer {others[0]!r} has it: pass --layer {others[0]}" + (
-            f" (also in {', '.join(others[1:])})" if len(others) > 1 else ""
-        )
-    elif len(layers) > 1:
-        text += "; no other layer has it either"
-    return text
-
-
-def sample_labels(
-    rd: EmbeddingReader,
-    gdf: Any,
-    column: str,
-    *,
-    max_cells: int = 1000,
-    seed: int = 0,
-    name: str = "labels",
-    path: str | Path | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Feature vectors under the labels: (X [n,D], class values [n], label feature index [n], cell [n, 2] as
-    (row, col) of the feature raster; `cv_groups` joins features by cell for the cross-validation). Labels are placed
-    as `zonal` places its rows (`placement.point_cells`, `cell_window`, `cell_mask`), on any affine grid."""
-    from rasterio.windows import Window
-
-    from geodino.embed.placement import (
-        POINTS,
-        cell_mask,
-        cell_window,
-        finite_bounds,
-        point_cells,
-        raster_extent,
-        to_raster_crs,
-        unplaced_hint,
-    )
-
-    own_crs = gdf.crs
-    gdf = to_raster_crs(gdf, rd, what=name, path=path or "the label file")
-    unplaced = sum(not finite_bounds(g) for g in gdf.geometry if g is not None and not g.is_empty)
-    rng = np.random.default_rng(seed)
-    xs, ys, gs, cs = [], [], [], []
-    outside = nodata = 0
-    for g, (geom, value) in enumerate(zip(gdf.geometry, gdf[column], strict=True)):
-        if not finite_bounds(geom):  # not placeable in the raster's CRS (PROJ gives inf): outside, without casts
-            outside += 1
-            continue
-        if geom.geom_type in POINTS:
-            cells = point_cells(rd.transform, geom, rd.width, rd.height)
-            if not cells:
-                outside += 1
-                continue
-            vecs, where = [], []
-            for r, c in cells:
-                f, v = rd.read(Window(c, r, 1, 1))
-                if v[0, 0]:
-                    vecs.append(f[:, 0, 0])
-                    where.append((r, c))
-            if not vecs:
-                nodata += 1
-                continue
-            found, at = np.stack(vecs), np.asarray(where, np.int64)
-        else:
-            win = cell_window(rd.transform, geom, rd.width, rd.height)
-            if win is None:  # the label misses the raster, or only touches its edge
-                outside += 1
-                continue
-            inside = cell_mask(geom, rd.transform, win, all_touched=False)
-            if not inside.any():  # too small to hold a cell centre: every cell it touches
-                inside = cell_mask(geom, rd.transform, win, all_touched=True)
-            if not inside.any():
-                outside += 1
-                continue
-            f, v = rd.read(win)
-            m = inside & v
-            if not m.any():
-                nodata += 1
-                continue
-            found = f[:, m].T
-            rr, cc = np.nonzero(m)
-            at = np.stack([rr + int(win.row_off), cc + int(win.col_off)], axis=1).astype(np.int64)
-            if len(found) > max_cells:
-                pick = rng.choice(len(found), max_cells, replace=False)
-                found, at = found[pick], at[pick]
-        xs.append(found)
-        ys.append(np.full(len(found), value, dtype=object))
-        gs.append(np.full(len(found), g))
-        cs.append(at)
-    n = len(gdf)
-    hint = f"; {unplaced_hint(unplaced, own_crs)}" if unplaced else ""
-    if not xs:
-        raise InputError(
-            f"none of the {n} {name} cover a valid cell of {rd.path} ({outside} outside it, {nodata} on nodata; "
-            f"{raster_extent(rd)})" + (hint or "; check that they cover the same area")
-        )
-    if outside or nodata:
-        print(
-            f"geodino: warning: {outside + nodata} of {n} {name} {'is' if outside + nodata == 1 else 'are'} ignored "
-            f"({outside} outside {rd.path}, "
-            f"{nodata} only on nodata cells){hint}",
-            file=sys.stderr,
-        )
-    return np.concatenate(xs).astype(np.float32), np.concatenate(ys), np.concatenate(gs), np.concatenate(cs)
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -268,41 +136,6 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict[s
     }
 
 
-def cv_groups(features: np.ndarray, cells: np.ndarray, gap: int = 1) -> np.ndarray:
-    """Groups for the blocked cross-validation: label features joined (transitively) when they share a feature
-    cell or have cells within `gap` cells of each other (Chebyshev distance: gap 1 joins cells touching by an edge
-    or a corner), so no cell, nor a neighbour within `gap`, is on both sides of a split. Group ids are the
-    smallest feature index of each group."""
-    parent = {int(f): int(f) for f in np.unique(features)}
-
-    def find(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    def union(a: int, b: int) -> None:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-
-    owner: dict[tuple[int, int], int] = {}
-    for f, (r, c) in zip(features.tolist(), cells.tolist(), strict=True):
-        key = (int(r), int(c))
-        if key in owner:
-            union(int(f), owner[key])
-        else:
-            owner[key] = int(f)
-    if gap > 0:
-        offsets = [(dr, dc) for dr in range(-gap, gap + 1) for dc in range(-gap, gap + 1) if (dr, dc) > (0, 0)]
-        for (r, c), f in owner.items():
-            for dr, dc in offsets:
-                g = owner.get((r + dr, c + dc))
-                if g is not None:
-                    union(f, g)
-    return np.array([find(int(f)) for f in features.tolist()], dtype=np.int64)
-
-
 def blocked_cv(
     x: np.ndarray,
     y: np.ndarray,
@@ -337,78 +170,6 @@ def blocked_cv(
     out = scores(y, pred, classes)
     out.update(folds=n_splits, blocked_by=blocked_by, groups=len(set(groups.tolist())), label_groups=per_class)
     return out
-
-
-def _identity(rd: EmbeddingReader) -> dict[str, Any]:
-    return backbone_identity(rd.metadata, rd.count)
-
-
-def load_model(path: str | Path) -> dict[str, Any]:
-    """A model saved by `classify_map` (joblib; only load files you trust, as with any pickle)."""
-    import joblib
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"model file {path} does not exist; fit one with `geodino embed classify FEATURES LABELS`")
-    what = (
-        f"{path} is not a model written by `geodino embed classify` (a joblib file); pass the MAP.model.joblib "
-        "that `geodino embed classify FEATURES LABELS --column C --out MAP.tif` saved (or its --save-model path)"
-    )
-    try:
-        model = joblib.load(path)
-    except (ImportError, AttributeError) as exc:  # a pickle of classes this environment lacks
-        raise InputError(
-            f"cannot load model {path}: {str(exc).splitlines()[0]}; it was saved with other versions of its "
-            "packages (scikit-learn, geodino): refit it here with `geodino embed classify FEATURES LABELS`"
-        ) from exc
-    except Exception as exc:  # not a pickle at all: pickle's own message is about its internals
-        raise InputError(what) from exc
-    if not isinstance(model, dict) or model.get("kind") != MODEL_KIND:
-        raise InputError(what)
-    return model
-
-
-NORM_KEYS = ("final_norm", "l2_normalize")
-"""Identity keys a model records since the GIS audit (e835d36); older models lack both."""
-
-
-def _complete_old_identity(bundle: dict[str, Any], path: Path, target: dict[str, Any]) -> None:
-    """Give a model saved before its identity recorded `final_norm` and `l2_normalize` the values of the feature
-    raster it was fitted on (`fitted_on`), when that raster is still there with the model's backbone, layers and
-    feature count; otherwise one line saying how to fit it again. Without them the model cannot be matched to a
-    raster that records them (a float model on unit-length vectors put every cell into one class)."""
-    ident = bundle.get("backbone") or {}
-    if any(k in ident for k in NORM_KEYS) or not any(k in target for k in NORM_KEYS):
-        return  # a current model, or a raster as old as the model: compared as they are
-    fitted_on = bundle.get("fitted_on") or {}
-    source = Path(str(fitted_on.get("features") or ""))
-    if not source.is_absolute() and not source.exists():
-        source = path.parent / source  # a relative path recorded from another working folder
-    remake = (
-        f"fit it again: geodino embed classify {fitted_on.get('features') or 'FEATURES'} "
-        f"{fitted_on.get('labels') or 'LABELS'} --column {bundle.get('column') or 'NAME'} --out MAP.tif "
-        f"--save-model {path} --overwrite"
-    )
-    old = f"model {path} was saved by an older geodino that did not record final_norm and l2_normalize"
-    if not str(fitted_on.get("features") or "") or not source.exists():
-        raise InputError(f"{old}, and the raster it was fitted on ({source}) is not there to read them from; {remake}")
-    try:
-        with EmbeddingReader(source) as rd:
-            recorded = _identity(rd)
-    except InputError as exc:
-        raise InputError(f"{old}, and the raster it was fitted on cannot be read ({exc}); {remake}") from exc
-    same = ("model_fingerprint", "layers", "layer_mode", "n_bands")
-    if any(recorded.get(k) != ident.get(k) for k in same) or not all(k in recorded for k in NORM_KEYS):
-        raise InputError(
-            f"{old}, and the raster it was fitted on ({source}) now holds other features or records them neither; "
-            f"{remake}"
-        )
-    ident.update({k: recorded[k] for k in NORM_KEYS})
-    print(
-        f"geodino: warning: model {path} predates recorded normalisation; using final_norm={recorded['final_norm']} "
-        f"and l2_normalize={recorded['l2_normalize']} from {source}, the raster it was fitted on",
-        file=sys.stderr,
-    )
 
 
 def _fit(

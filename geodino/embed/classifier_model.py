@@ -1,0 +1,87 @@
+"""The saved `embed classify` model (a joblib bundle: classifier, classes, codes, backbone identity, where it was
+fitted): loading it, and completing the identity of a model saved before normalisation was recorded, so `--model`
+is matched to the backbone, layers and normalisation of the raster it is applied to."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from geodino.embed.compat import backbone_identity
+from geodino.embed.writers import EmbeddingReader
+from geodino.errors import InputError
+
+MODEL_KIND = "geodino.embed.classifier/1"
+
+
+def _identity(rd: EmbeddingReader) -> dict[str, Any]:
+    return backbone_identity(rd.metadata, rd.count)
+
+
+def load_model(path: str | Path) -> dict[str, Any]:
+    """A model saved by `classify_map` (joblib; only load files you trust, as with any pickle)."""
+    import joblib
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"model file {path} does not exist; fit one with `geodino embed classify FEATURES LABELS`")
+    what = (
+        f"{path} is not a model written by `geodino embed classify` (a joblib file); pass the MAP.model.joblib "
+        "that `geodino embed classify FEATURES LABELS --column C --out MAP.tif` saved (or its --save-model path)"
+    )
+    try:
+        model = joblib.load(path)
+    except (ImportError, AttributeError) as exc:  # a pickle of classes this environment lacks
+        raise InputError(
+            f"cannot load model {path}: {str(exc).splitlines()[0]}; it was saved with other versions of its "
+            "packages (scikit-learn, geodino): refit it here with `geodino embed classify FEATURES LABELS`"
+        ) from exc
+    except Exception as exc:  # not a pickle at all: pickle's own message is about its internals
+        raise InputError(what) from exc
+    if not isinstance(model, dict) or model.get("kind") != MODEL_KIND:
+        raise InputError(what)
+    return model
+
+
+NORM_KEYS = ("final_norm", "l2_normalize")
+"""Identity keys a model records since the GIS audit (e835d36); older models lack both."""
+
+
+def _complete_old_identity(bundle: dict[str, Any], path: Path, target: dict[str, Any]) -> None:
+    """Give a model saved before its identity recorded `final_norm` and `l2_normalize` the values of the feature
+    raster it was fitted on (`fitted_on`), when that raster is still there with the model's backbone, layers and
+    feature count; otherwise one line saying how to fit it again. Without them the model cannot be matched to a
+    raster that records them (a float model on unit-length vectors put every cell into one class)."""
+    ident = bundle.get("backbone") or {}
+    if any(k in ident for k in NORM_KEYS) or not any(k in target for k in NORM_KEYS):
+        return  # a current model, or a raster as old as the model: compared as they are
+    fitted_on = bundle.get("fitted_on") or {}
+    source = Path(str(fitted_on.get("features") or ""))
+    if not source.is_absolute() and not source.exists():
+        source = path.parent / source  # a relative path recorded from another working folder
+    remake = (
+        f"fit it again: geodino embed classify {fitted_on.get('features') or 'FEATURES'} "
+        f"{fitted_on.get('labels') or 'LABELS'} --column {bundle.get('column') or 'NAME'} --out MAP.tif "
+        f"--save-model {path} --overwrite"
+    )
+    old = f"model {path} was saved by an older geodino that did not record final_norm and l2_normalize"
+    if not str(fitted_on.get("features") or "") or not source.exists():
+        raise InputError(f"{old}, and the raster it was fitted on ({source}) is not there to read them from; {remake}")
+    try:
+        with EmbeddingReader(source) as rd:
+            recorded = _identity(rd)
+    except InputError as exc:
+        raise InputError(f"{old}, and the raster it was fitted on cannot be read ({exc}); {remake}") from exc
+    same = ("model_fingerprint", "layers", "layer_mode", "n_bands")
+    if any(recorded.get(k) != ident.get(k) for k in same) or not all(k in recorded for k in NORM_KEYS):
+        raise InputError(
+            f"{old}, and the raster it was fitted on ({source}) now holds other features or records them neither; "
+            f"{remake}"
+        )
+    ident.update({k: recorded[k] for k in NORM_KEYS})
+    print(
+        f"geodino: warning: model {path} predates recorded normalisation; using final_norm={recorded['final_norm']} "
+        f"and l2_normalize={recorded['l2_normalize']} from {source}, the raster it was fitted on",
+        file=sys.stderr,
+    )
