@@ -69,7 +69,7 @@ def embed_images(
     """
     from geodino.backbones import layer_indices
     from geodino.embed.backbone import parse_layers, resolve_backbone
-    from geodino.eval.dense import InputScaling, check_data_offset
+    from geodino.eval.scaling import InputScaling, check_data_offset
     from geodino.io import atomic_path, check_writable
 
     _check_options(pool, on_error, batch_size, image_size, out)

@@ -26,7 +26,10 @@ from torch import Tensor, nn
 from geodino.config import options_for
 from geodino.errors import ConfigError, InputError, plural
 from geodino.eval import dense
+from geodino.eval.head_training import FeatureStore, assert_frozen, extract, seed_everything, train_head
+from geodino.eval.layer_choice import backbone_name, resolve_layers
 from geodino.eval.metrics import RegressionMeter, tree_iou_degenerate
+from geodino.eval.scaling import InputScaling, check_data_offset
 from geodino.eval.seeding import keeps_global_rng
 from geodino.io import make_dirs
 
@@ -83,7 +86,7 @@ class CanopyProbeConfig:
             raise ConfigError(f"min_height={self.min_height} and max_height={self.max_height} need 0 < min < max")
         if self.output != "direct" and self.n_bins < 2:
             raise ConfigError(f"n_bins={self.n_bins} must be >= 2 for binned output (or output=direct)")
-        dense.check_data_offset(self.data_scale, self.data_offset)
+        check_data_offset(self.data_scale, self.data_offset)
 
 
 # ----------------------------------------------------------------------------------------------- heights
@@ -172,7 +175,7 @@ def pair_chms(images: list[Path], chms: list[Path]) -> list[tuple[Path, Path]]:
 
 
 def load_chm_pair(
-    image: str | Path, chm: str | Path, cfg: CanopyProbeConfig, scaling: dense.InputScaling | None = None
+    image: str | Path, chm: str | Path, cfg: CanopyProbeConfig, scaling: InputScaling | None = None
 ) -> dict[str, Any]:
     """Co-register a CHM onto an image's grid by bounds: sample with `image`, `target` (m), `valid`, georef.
     `scaling` is the run's DN -> reflectance rule (default: `data_scale`/`data_offset`, else by dtype)."""
@@ -237,7 +240,7 @@ def load_chm_pair(
         target = np.where(np.isfinite(target), np.maximum(target, 0.0), target)
     _warn_above_max(target[valid], chm, cfg.max_height)
     return {
-        "image": dense.to_image_tensor(r, scaling or dense.InputScaling.of(cfg), cfg.bands),
+        "image": dense.to_image_tensor(r, scaling or InputScaling.of(cfg), cfg.bands),
         "target": torch.from_numpy(np.nan_to_num(target, nan=0.0)),
         "valid": torch.from_numpy(valid),
         "crs": r.crs,
@@ -284,7 +287,7 @@ def warn_degenerate_tree_iou(tree_iou: float, cover: dict[str, float], threshold
 
 
 def load_pairs(
-    images: Sequence[str], chms: Sequence[str], cfg: CanopyProbeConfig, scaling: dense.InputScaling | None = None
+    images: Sequence[str], chms: Sequence[str], cfg: CanopyProbeConfig, scaling: InputScaling | None = None
 ) -> list[dict[str, Any]]:
     """The image/CHM pairs of the given files, folders or globs (see `load_chm_pair`)."""
     imgs = dense.list_files(list(images), dense.RASTER_SUFFIXES, "image")
@@ -339,12 +342,12 @@ def build_model(cfg: CanopyProbeConfig, embed_dim: int, n_layers: int) -> Canopy
 def head_layers(backbone: Any, cfg: CanopyProbeConfig) -> str | list[int]:
     """The layers the configured head reads; LayerError when `backbone` has too few blocks for it (the suite
     runner calls this for every task before any runs)."""
-    return dense.resolve_layers(
+    return resolve_layers(
         cfg.layers,
         backbone.n_blocks,
         cfg.head == "dpt",
         what=f"canopy head={cfg.head}",
-        backbone=dense.backbone_name(backbone),
+        backbone=backbone_name(backbone),
     )
 
 
@@ -378,9 +381,9 @@ def run_canopy(
     cfg.validate()
     out_dir = Path(out_dir)
     make_dirs(out_dir)
-    dense.assert_frozen(backbone)
+    assert_frozen(backbone)
     layers = head_layers(backbone, cfg)
-    scaling = dense.InputScaling.of(cfg, backbone, "canopy")
+    scaling = InputScaling.of(cfg, backbone, "canopy")
     train_data, val_data = _read_pairs(backbone, cfg, train_data, val_data, scaling)
     crop, stride = dense.crop_and_stride(backbone.patch_size, cfg.crop_size, cfg.stride)
     tiles, val_tiles, tile_split = _tiles(train_data, val_data is None, crop, cfg)
@@ -437,7 +440,7 @@ def _read_pairs(
     cfg: CanopyProbeConfig,
     train_data: Sequence[dict] | None,
     val_data: Sequence[dict] | None,
-    scaling: dense.InputScaling,
+    scaling: InputScaling,
 ) -> tuple[list[dict[str, Any]], Sequence[dict[str, Any]] | None]:
     """The training and validation samples: given ones, else the configured image/CHM pairs (scaled by
     `scaling`); bands checked."""
@@ -474,7 +477,7 @@ def _train(
     backbone: Any, cfg: CanopyProbeConfig, tiles: dict[str, Tensor], layers: Any, crop: int, out_dir: Path
 ) -> tuple[CanopyModel, list[float]]:
     """Cache the tiles' features, build the head and train it; returns the model and the loss per epoch."""
-    store = dense.FeatureStore.from_tiles(
+    store = FeatureStore.from_tiles(
         backbone,
         tiles["image"],
         layers,
@@ -484,8 +487,8 @@ def _train(
         "canopy features",
         cfg.progress,
     )
-    maps0, _ = dense.extract(backbone, tiles["image"][:1], layers)
-    dense.seed_everything(cfg.seed)  # the head's initial weights depend on the seed, not on what ran before
+    maps0, _ = extract(backbone, tiles["image"][:1], layers)
+    seed_everything(cfg.seed)  # the head's initial weights depend on the seed, not on what ran before
     model = build_model(cfg, maps0[0].shape[1], len(maps0))
 
     def loss_fn(m: nn.Module, maps: list[Tensor], cls: list[Tensor], idx: list[int]) -> Tensor:
@@ -494,8 +497,8 @@ def _train(
             heights, tiles["target"][idx], tiles["valid"][idx], cfg.loss, cfg.silog_lambda, cfg.silog_eps
         )
 
-    train_options = options_for(dense.train_head, cfg, desc=f"canopy {cfg.head}/{cfg.output}")
-    history = dense.train_head(model, store, loss_fn, **train_options)  # epochs, batch_size, lr, ... of `cfg`
+    train_options = options_for(train_head, cfg, desc=f"canopy {cfg.head}/{cfg.output}")
+    history = train_head(model, store, loss_fn, **train_options)  # epochs, batch_size, lr, ... of `cfg`
     return model, history
 
 
@@ -507,7 +510,7 @@ def _predict_rasters(
     crop: int,
     stride: int,
     out_dir: Path,
-    scaling: dense.InputScaling,
+    scaling: InputScaling,
 ) -> tuple | None:
     """Full-raster height GeoTIFFs on the input grid (predict_images, else `default`; read with `scaling`); the
     first map for plots."""

@@ -218,7 +218,7 @@ def read_image(
     JPEG/PNG via Pillow, GeoTIFF via rasterio. `scale` 0 picks by dtype: uint8 -> 1/255, uint16 -> 1/10000 (the
     Sentinel-2 / Landsat DN convention), floats unchanged. `scale`/`offset` may be per band ([C,1,1] arrays).
     """
-    from geodino.eval.dense import data_scale  # the one dtype rule, shared with the dense probes
+    from geodino.eval.scaling import data_scale  # the one dtype rule, shared with the dense probes
 
     arr = read_array(path)
     if np.all(np.asarray(scale) <= 0):
@@ -349,7 +349,7 @@ def image_folder(cfg: DatasetConfig, split: str, backbone: Any = None) -> ProbeD
     Without split folders the images are split by class-stratified, seeded fractions (`val_fraction`,
     `test_fraction`, `split_seed`). A class present in val/test but not in train is an error. DN -> reflectance:
     `scale`/`offset`, else the DN scale `backbone`'s export records (when it fits the images), else by dtype
-    (`geodino.eval.dense.InputScaling`, decided on the first image).
+    (`geodino.eval.scaling.InputScaling`, decided on the first image).
     """
     root = require_folder(cfg.root, cfg.name, "one sub-folder of images per class (ROOT/<class>/*.jpg)")
     split_dirs = {s: root / getattr(cfg, f"{s}_split") for s in ("train", "val", "test")}
@@ -407,7 +407,7 @@ def _folder_from_files(
     else:
         idx = list(range(len(files)))
     idx = [idx[i] for i in seeded_subset(len(idx), cfg.max_samples, cfg.split_seed)]
-    from geodino.eval.dense import InputScaling, check_data_offset, scaling_text
+    from geodino.eval.scaling import InputScaling, check_data_offset, scaling_text
 
     keys = ("data.scale", "data.offset")
     check_data_offset(cfg.scale, cfg.offset, keys)

@@ -25,7 +25,10 @@ from geodino.errors import ConfigError, InputError, plural
 from geodino.eval import dense
 from geodino.eval.boxes import Boxes, check_boxes, match_boxes, read_boxes, tiles_of
 from geodino.eval.datasets import DatasetConfig
+from geodino.eval.head_training import assert_frozen, extract, seed_everything
+from geodino.eval.layer_choice import backbone_name, resolve_layers
 from geodino.eval.metrics import DetectionMeter
+from geodino.eval.scaling import InputScaling, check_data_offset
 from geodino.eval.seeding import keeps_global_rng
 from geodino.io import make_dirs
 
@@ -73,7 +76,7 @@ class DetectionProbeConfig:
             raise ConfigError(f"anchor_sizes={list(self.anchor_sizes)} must give 5 sizes (p2..p5 and p6)")
         if self.tile_overlap < 0:
             raise ConfigError(f"tile_overlap={self.tile_overlap} must be >= 0 (pixels)")
-        dense.check_data_offset(self.data_scale, self.data_offset)
+        check_data_offset(self.data_scale, self.data_offset)
 
 
 def load_detection_set(
@@ -81,7 +84,7 @@ def load_detection_set(
     boxes: Sequence[str],
     cfg: DetectionProbeConfig,
     class_names: list[str] | None,
-    scaling: dense.InputScaling | None = None,
+    scaling: InputScaling | None = None,
 ) -> tuple[dense.LazySamples, list[str]]:
     """Probe samples (image reflectance, boxes, labels, georef) of the images that have annotations, read when
     accessed (scaled by `scaling`, the run's rule; default `data_scale`/`data_offset`, else by dtype); the class
@@ -94,7 +97,7 @@ def load_detection_set(
             f"none of the images in {list(images)} has boxes in {list(boxes)}; annotation file names must match images"
         )
     names = list(class_names) if class_names else sorted({lab for _, b in pairs for lab in b.labels})
-    scaling = scaling or dense.InputScaling.of(cfg)
+    scaling = scaling or InputScaling.of(cfg)
     lookup = {n: i for i, n in enumerate(names)}
     for f, b in pairs:
         unknown = sorted(set(b.labels) - set(lookup))
@@ -139,19 +142,19 @@ class FrozenPyramidBackbone(nn.Module):
         return self._frozen[0]
 
     def forward(self, x: Tensor):
-        maps, _ = dense.extract(self.backbone, x, self.layers)  # normalises, pads to the patch grid, no grad
+        maps, _ = extract(self.backbone, x, self.layers)  # normalises, pads to the patch grid, no grad
         return self.pyramid(maps)
 
 
 def head_layers(backbone: Any, cfg: DetectionProbeConfig) -> str | list[int]:
     """The layers the pyramid reads; LayerError when `backbone` has too few blocks for them (the suite runner
     calls this for every task before any runs)."""
-    return dense.resolve_layers(
+    return resolve_layers(
         cfg.layers,
         backbone.n_blocks,
         need_four=False,
         what=f"detection {cfg.detector}",
-        backbone=dense.backbone_name(backbone),
+        backbone=backbone_name(backbone),
     )
 
 
@@ -165,7 +168,7 @@ def build_detector(backbone: Any, cfg: DetectionProbeConfig, num_classes: int, i
 
     layers = head_layers(backbone, cfg)
     probe = torch.zeros(1, in_chans, backbone.patch_size, backbone.patch_size)
-    maps, _ = dense.extract(backbone, probe, layers)
+    maps, _ = extract(backbone, probe, layers)
     pyramid = SimpleFeaturePyramid(maps[0].shape[1], len(maps), cfg.pyramid_channels)
     body = FrozenPyramidBackbone(backbone, layers, pyramid)
     sizes = tuple((int(s),) for s in cfg.anchor_sizes)
@@ -251,7 +254,7 @@ def train_detector(model: nn.Module, data: Any, cfg: DetectionProbeConfig) -> li
 
     from geodino.errors import TrainingError
 
-    gen = dense.seed_everything(cfg.seed)
+    gen = seed_everything(cfg.seed)
     opt = torch.optim.AdamW(_trainable(model), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(0.6 * cfg.epochs), int(0.9 * cfg.epochs)], gamma=0.1)
     shift = 1 if cfg.detector == "faster_rcnn" else 0  # Faster R-CNN reserves class 0 for background
@@ -401,9 +404,9 @@ def run_detection(
     cfg.validate()
     out_dir = Path(out_dir)
     make_dirs(out_dir)
-    dense.assert_frozen(backbone)
+    assert_frozen(backbone)
     names = list(class_names or cfg.class_names)
-    scaling = dense.InputScaling.of(cfg, backbone, "detection")
+    scaling = InputScaling.of(cfg, backbone, "detection")
     if train_data is None and cfg.data.name:
         from geodino.eval.datasets import build_dataset
 
@@ -445,7 +448,7 @@ def run_detection(
         train_units: Any = [tiles[i] for i in keep]
     else:
         train_units = train_data
-    dense.seed_everything(cfg.seed)  # the heads' initial weights depend on the seed, not on what ran before
+    seed_everything(cfg.seed)  # the heads' initial weights depend on the seed, not on what ran before
     model = build_detector(backbone, cfg, len(names), first["image"].shape[0])
     history = train_detector(model, train_units, cfg)
 

@@ -27,7 +27,7 @@ from geodino.eval.seeding import keeps_global_rng
 from geodino.io import atomic_path, json_text
 
 if typing.TYPE_CHECKING:
-    from geodino.eval.dense import LayerError
+    from geodino.eval.layer_choice import LayerError
 
 TASK_TYPES: dict[str, tuple[str, str]] = {
     "classification": ("geodino.eval.classification", "run_classification"),
@@ -252,7 +252,7 @@ def _backbone_key(task: ParsedTask) -> tuple:
 def task_layer_problem(task: ParsedTask, backbone: Any) -> LayerError | None:
     """The LayerError of a task whose head needs more blocks than `backbone` has (four-layer UPerNet/DPT heads on
     a one-block baseline, a block index past the last), else None. Other config errors of the task raise."""
-    from geodino.eval.dense import LayerError
+    from geodino.eval.layer_choice import LayerError
 
     validate = getattr(task.cfg, "validate", None)
     if validate is not None:
@@ -300,7 +300,7 @@ def prepare_suite(
     line naming the task(s) and backbone, or, with `skip_unfit` (comparison backbones), is skipped with a warning."""
     import warnings
 
-    from geodino.eval.dense import blocks_text
+    from geodino.eval.layer_choice import blocks_text
     from geodino.io import make_dirs
 
     spec = backbone_spec or cfg.backbone

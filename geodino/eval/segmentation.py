@@ -28,7 +28,10 @@ from geodino.config import options_for
 from geodino.errors import ConfigError, InputError, plural
 from geodino.eval import dense
 from geodino.eval.datasets import DatasetConfig
+from geodino.eval.head_training import FeatureStore, assert_frozen, seed_everything, train_head
+from geodino.eval.layer_choice import backbone_name, resolve_layers
 from geodino.eval.metrics import SegmentationMeter, check_labels
+from geodino.eval.scaling import InputScaling, check_data_offset
 from geodino.eval.seeding import keeps_global_rng
 from geodino.io import make_dirs
 
@@ -85,7 +88,7 @@ class SegmentationProbeConfig:
             )
         if self.crop_size < 16:
             raise ConfigError(f"crop_size={self.crop_size} is too small; use at least the patch size")
-        dense.check_data_offset(self.data_scale, self.data_offset)
+        check_data_offset(self.data_scale, self.data_offset)
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -111,7 +114,7 @@ def pair_masks(images: list[Path], masks: list[Path]) -> list[tuple[Path, Path]]
 
 
 def load_pair(
-    image: Path, mask: Path, cfg: SegmentationProbeConfig, scaling: dense.InputScaling | None = None
+    image: Path, mask: Path, cfg: SegmentationProbeConfig, scaling: InputScaling | None = None
 ) -> dict[str, Tensor]:
     """One probe sample from files; nodata pixels of the image become the ignore index. `scaling` is the run's
     DN -> reflectance rule (default: `data_scale`/`data_offset`, else by dtype)."""
@@ -128,7 +131,7 @@ def load_pair(
     nodata = ~torch.from_numpy(r.valid)
     target[nodata] = cfg.ignore_index
     return {
-        "image": dense.to_image_tensor(r, scaling or dense.InputScaling.of(cfg), cfg.bands),
+        "image": dense.to_image_tensor(r, scaling or InputScaling.of(cfg), cfg.bands),
         "mask": target,
         "name": image.name,
         "nodata_px": int(nodata.sum()),
@@ -170,12 +173,12 @@ def check_label_counts(counts: Tensor, ignored_value: int, nodata: int, total: i
 
 
 def load_folder(
-    images: str, masks: str, cfg: SegmentationProbeConfig, scaling: dense.InputScaling | None = None
+    images: str, masks: str, cfg: SegmentationProbeConfig, scaling: InputScaling | None = None
 ) -> dense.LazySamples:
     """Image/mask pairs of two folders (or globs), read when accessed (scaled by `scaling`, see `load_pair`)."""
     imgs = dense.list_files(images, dense.IMAGE_SUFFIXES, "image")
     msks = dense.list_files(masks, dense.IMAGE_SUFFIXES, "mask")
-    scaling = scaling or dense.InputScaling.of(cfg)
+    scaling = scaling or InputScaling.of(cfg)
     return dense.LazySamples(pair_masks(imgs, msks), lambda pair: load_pair(pair[0], pair[1], cfg, scaling))
 
 
@@ -202,12 +205,12 @@ def default_layers(cfg_layers: Any, head: str) -> Any:
 def head_layers(backbone: Any, cfg: SegmentationProbeConfig) -> str | list[int]:
     """The layers the configured head reads; LayerError when `backbone` has too few blocks for it (the suite
     runner calls this for every task before any runs)."""
-    return dense.resolve_layers(
+    return resolve_layers(
         default_layers(cfg.layers, cfg.head),
         backbone.n_blocks,
         cfg.head != "linear",
         what=f"segmentation head={cfg.head}",
-        backbone=dense.backbone_name(backbone),
+        backbone=backbone_name(backbone),
     )
 
 
@@ -228,7 +231,7 @@ def build_head(
 
 
 def cache_tiles(
-    data: Any, store: dense.FeatureStore, crop: int, cfg: SegmentationProbeConfig, backbone: Any, batch_size: int
+    data: Any, store: FeatureStore, crop: int, cfg: SegmentationProbeConfig, backbone: Any, batch_size: int
 ) -> Tensor:
     """One pass over the training samples: check each, cut it into a grid of `crop` tiles (the last flush with
     the edge, padding ignored), add the tiles' features to `store`; returns the tile masks [N,crop,crop]."""
@@ -268,7 +271,7 @@ def cache_tiles(
 
 
 def _samples(
-    cfg: SegmentationProbeConfig, train_data: Any, val_data: Any, scaling: dense.InputScaling, backbone: Any = None
+    cfg: SegmentationProbeConfig, train_data: Any, val_data: Any, scaling: InputScaling, backbone: Any = None
 ) -> tuple[Any, Any]:
     """Training and validation samples: the given ones, a named dataset, or the configured folders (val: the
     val folders or a held-out share of training images, scaled by `scaling`); fills `cfg`'s classes from a dataset
@@ -324,18 +327,18 @@ def run_segmentation(
     cfg = dataclasses.replace(cfg)  # filled from the dataset below without touching the caller's config
     out_dir = Path(out_dir)
     make_dirs(out_dir)
-    dense.assert_frozen(backbone)
+    assert_frozen(backbone)
     layers = head_layers(backbone, cfg)
-    scaling = dense.InputScaling.of(cfg, backbone, "segmentation")
+    scaling = InputScaling.of(cfg, backbone, "segmentation")
     train_data, val_data = _samples(cfg, train_data, val_data, scaling, backbone)
     if cfg.num_classes < 2:
         raise ConfigError(f"segmentation num_classes={cfg.num_classes} must be >= 2")
 
     crop, stride = dense.crop_and_stride(backbone.patch_size, cfg.crop_size, cfg.stride)
-    store = dense.FeatureStore(backbone, layers, cfg.cache_features, out_dir / "feature_cache")
+    store = FeatureStore(backbone, layers, cfg.cache_features, out_dir / "feature_cache")
     tile_masks = cache_tiles(train_data, store, crop, cfg, backbone, cfg.batch_size)
     probe_maps, _ = store.get([0])
-    dense.seed_everything(cfg.seed)  # the head's initial weights depend on the seed, not on what ran before
+    seed_everything(cfg.seed)  # the head's initial weights depend on the seed, not on what ran before
     head = build_head(cfg.head, probe_maps[0].shape[1], len(probe_maps), cfg.num_classes, cfg.channels, cfg.dropout)
 
     def loss_fn(h: nn.Module, maps: list[Tensor], cls: list[Tensor], idx: list[int]) -> Tensor:
@@ -346,8 +349,8 @@ def run_segmentation(
         return F.cross_entropy(logits, target, ignore_index=cfg.ignore_index)
 
     lr = cfg.lr or (1e-3 if cfg.head == "linear" else 1e-4)
-    train_options = options_for(dense.train_head, cfg, lr=lr, desc=f"segmentation {cfg.head}")
-    history = dense.train_head(head, store, loss_fn, **train_options)  # epochs, batch_size, ... of `cfg`
+    train_options = options_for(train_head, cfg, lr=lr, desc=f"segmentation {cfg.head}")
+    history = train_head(head, store, loss_fn, **train_options)  # epochs, batch_size, ... of `cfg`
     predict = dense.head_predict(backbone, head, layers)
     meter = SegmentationMeter(cfg.num_classes, cfg.ignore_index, cfg.class_names or None)
     shown = []

@@ -1,0 +1,208 @@
+"""Training a probe head on frozen features, shared by the dense probes (segmentation, canopy height, detection).
+
+Extracting features (normalised, padded to the patch grid), the tile feature store (in memory, on disk, or
+re-extracted every batch), seeding, freezing the backbone, and the head training loop (AdamW, PANGAEA's step decay
+at 60 % and 90 %).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from geodino.errors import ConfigError
+
+
+class Backbone(Protocol):
+    """What the probes use of `geodino.backbones.FrozenBackbone`."""
+
+    patch_size: int
+    embed_dim: int
+    n_blocks: int
+
+    def normalize(self, x: Tensor) -> Tensor: ...
+
+    def features(self, x: Tensor, layers: Any = "last", norm: bool = True) -> tuple[list[Tensor], list[Tensor]]: ...
+
+
+# ----------------------------------------------------------------------------------------------- features
+
+
+@torch.no_grad()
+def extract(backbone: Backbone, images: Tensor, layers: str | list[int]) -> tuple[list[Tensor], list[Tensor]]:
+    """Frozen features of reflectance images [B,C,H,W]: normalised, padded to the patch grid (zeros after
+    normalisation, i.e. the mean), no gradients. Maps cover ceil(H/p) x ceil(W/p) patches."""
+    p = backbone.patch_size
+    x = backbone.normalize(images)
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % p, (-w) % p
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph))
+    maps, cls = backbone.features(x, layers=layers)
+    return [m.float() for m in maps], [c.float() for c in cls]
+
+
+class FeatureStore:
+    """Frozen features of equal-size tiles, filled batch by batch (`add`), read back by tile index (`get`).
+
+    `memory` keeps float16 tensors; `disk` writes float16 `.npy` chunks under `folder` and memory-maps them, so
+    tile sets larger than RAM train heads without re-running the backbone each epoch; `none` keeps the tiles
+    (float16) and re-extracts features every batch (least memory for features, slowest).
+    """
+
+    def __init__(
+        self, backbone: Backbone, layers: str | list[int], mode: str = "memory", folder: str | Path | None = None
+    ):
+        if mode not in ("memory", "disk", "none"):
+            raise ConfigError(f"cache_features={mode!r} must be memory, disk or none")
+        if mode == "disk" and folder is None:
+            raise ConfigError("cache_features=disk needs a cache folder")
+        self.backbone, self.layers, self.mode = backbone, layers, mode
+        self.folder = Path(folder) if folder is not None else None
+        self._chunks: list[tuple[list[Any], list[Any]]] = []  # per chunk: (maps per layer, cls per layer)
+        self._index: list[tuple[int, int]] = []  # tile -> (chunk, row)
+
+    @classmethod
+    def from_tiles(
+        cls,
+        backbone: Backbone,
+        tiles: Tensor,
+        layers: str | list[int],
+        mode: str = "memory",
+        folder: str | Path | None = None,
+        batch_size: int = 8,
+        desc: str = "features",
+        progress: bool = True,
+    ) -> FeatureStore:
+        """A store of all `tiles` [N,C,H,W] (a progress bar over batches unless `progress` is off)."""
+        from tqdm.auto import tqdm
+
+        store = cls(backbone, layers, mode, folder)
+        n = tiles.shape[0]
+        for start in tqdm(range(0, n, batch_size), desc=desc, leave=False, disable=not progress or n <= batch_size):
+            store.add(tiles[start : start + batch_size])
+        return store
+
+    def add(self, tiles: Tensor) -> None:
+        """Append a batch of tiles [B,C,H,W] (reflectance): their features, or the tiles themselves for `none`."""
+        c = len(self._chunks)
+        if self.mode == "none":
+            self._chunks.append(([tiles.half()], []))
+        else:
+            maps, cls = extract(self.backbone, tiles, self.layers)
+            if self.mode == "memory":
+                self._chunks.append(([m.half() for m in maps], [t.half() for t in cls]))
+            else:
+                assert self.folder is not None
+                self.folder.mkdir(parents=True, exist_ok=True)
+                arrays: tuple[list[Any], list[Any]] = ([], [])
+                for kind, group in (("map", maps), ("cls", cls)):
+                    for i, t in enumerate(group):
+                        f = self.folder / f"{kind}{i}_{c:06d}.npy"
+                        np.save(f, t.half().numpy())
+                        arrays[0 if kind == "map" else 1].append(np.load(f, mmap_mode="r"))
+                self._chunks.append(arrays)
+        self._index.extend((c, r) for r in range(tiles.shape[0]))
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def _gather(self, group: int, layer: int, idx: Sequence[int]) -> Tensor:
+        rows = []
+        for i in idx:
+            c, r = self._index[i]
+            x = self._chunks[c][group][layer][r]
+            rows.append(x if isinstance(x, Tensor) else torch.from_numpy(np.array(x)))
+        return torch.stack(rows).float()
+
+    def get(self, idx: Sequence[int]) -> tuple[list[Tensor], list[Tensor]]:
+        """Features (float32) of the tiles `idx`: (maps per layer [B,D,h,w], CLS per layer [B,D])."""
+        idx = list(idx)
+        if self.mode == "none":
+            return extract(self.backbone, self._gather(0, 0, idx), self.layers)
+        n_maps, n_cls = len(self._chunks[0][0]), len(self._chunks[0][1])
+        return [self._gather(0, i, idx) for i in range(n_maps)], [self._gather(1, i, idx) for i in range(n_cls)]
+
+
+# ----------------------------------------------------------------------------------------------- training
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch's global generators; returns a torch generator seeded alike. The probes call
+    it right before building a head (its initial weights then depend on `seed` only, not on whatever drew random
+    numbers before, e.g. loading an `arch:` backbone) and again before training (shuffling, dropout)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def assert_frozen(backbone: nn.Module | Any) -> None:
+    """Freeze the backbone (eval mode, no grads) so a head's optimiser can never touch it."""
+    if isinstance(backbone, nn.Module):
+        backbone.eval()
+        for p in backbone.parameters():
+            p.requires_grad_(False)
+
+
+def train_head(
+    head: nn.Module,
+    store: FeatureStore,
+    loss_fn: Callable[[nn.Module, list[Tensor], list[Tensor], list[int]], Tensor],
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    seed: int,
+    desc: str = "train head",
+    progress: bool = True,
+) -> list[float]:
+    """Train `head` on cached frozen features; `loss_fn(head, maps, cls, idx)` returns the batch loss.
+
+    AdamW with PANGAEA's step decay (x0.1 at 60 % and 90 % of the steps); a per-epoch progress bar unless
+    `progress` is off (the suite's `progress=false`). Returns the mean loss per epoch.
+    Raises TrainingError on a non-finite loss.
+    """
+    from tqdm.auto import tqdm
+
+    from geodino.errors import TrainingError
+
+    gen = seed_everything(seed)
+    params = [p for p in head.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    n = len(store)
+    steps_per_epoch = max(1, math.ceil(n / batch_size))
+    total = epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(0.6 * total), int(0.9 * total)], gamma=0.1)
+    history: list[float] = []
+    bar = tqdm(range(epochs), desc=desc, leave=False, disable=not progress)
+    for epoch in bar:
+        head.train()
+        perm = torch.randperm(n, generator=gen).tolist()
+        losses = []
+        for s in range(0, n, batch_size):
+            idx = perm[s : s + batch_size]
+            if len(idx) == 1 and n > 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in head.modules()):
+                idx = idx + perm[:1]  # BatchNorm cannot train on a single sample
+            maps, cls = store.get(idx)
+            loss = loss_fn(head, maps, cls, idx)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"non-finite loss {float(loss)} at epoch {epoch}; lower lr (now {lr})")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+        history.append(float(np.mean(losses)))
+        bar.set_postfix(loss=f"{history[-1]:.4f}")
+    head.eval()
+    return history

@@ -1,0 +1,76 @@
+"""Which backbone blocks a probe head reads: `resolve_layers` checks a layer choice against the backbone.
+
+`LayerError` marks a choice this backbone cannot give; the suite runner checks every task for it before any runs.
+Shared by the segmentation, canopy and detection probes and `geodino.eval.runner`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from geodino.errors import ConfigError, plural
+
+
+class LayerError(ConfigError):
+    """A head's layer choice that this backbone cannot give (four maps from fewer than four blocks, a block index
+    past the last). The suite runner checks every task for it before any runs: it stops a run up front, and a
+    `--compare` backbone skips the task instead (see `geodino.eval.runner.prepare_suite`)."""
+
+    def __init__(self, message: str, reason: str, fix: str, n_blocks: int):
+        super().__init__(message)
+        self.reason = reason  # what the head needs, without the backbone: 'canopy head=dpt needs four layers'
+        self.fix = fix  # the config change that avoids it: 'head=linear'
+        self.n_blocks = n_blocks
+
+
+def backbone_name(backbone: Any) -> str:
+    """The backbone's spec for messages (its class name when it has none)."""
+    return str(getattr(backbone, "spec", "") or type(backbone).__name__)
+
+
+def blocks_text(n: int) -> str:
+    return plural(n, "block")
+
+
+def resolve_layers(
+    layers: str | Sequence[int],
+    n_blocks: int,
+    need_four: bool,
+    *,
+    what: str = "this probe",
+    backbone: str = "in use",
+) -> str | list[int]:
+    """Validate a layer choice; dense multi-level heads need exactly four layers. `what` names the probe and head
+    (`segmentation head=upernet`) and `backbone` the spec, for the messages. LayerError when the backbone has too
+    few blocks for the choice; ConfigError when the choice itself is wrong."""
+    if isinstance(layers, str):
+        if layers not in ("last", "four_last", "four_even"):
+            raise ConfigError(
+                f"{what}: layers={layers!r} must be last, four_last, four_even or a list of block indices"
+            )
+        if need_four and layers == "last":
+            raise ConfigError(
+                f"{what}: layers='last' gives one map but this head needs four; use four_even or four_last"
+            )
+        if need_four and n_blocks < 4:  # four_last / four_even would give one map per block
+            raise LayerError(
+                f"{what} on backbone {backbone}: this head needs four layers but the backbone has "
+                f"{blocks_text(n_blocks)}; use head=linear or a backbone with at least 4 blocks",
+                f"{what} needs four layers",
+                "head=linear",
+                n_blocks,
+            )
+        return layers
+    idx = [int(i) for i in layers]
+    if need_four and len(idx) != 4:
+        raise ConfigError(f"{what}: layers={idx} must list four blocks for this head (e.g. four_even)")
+    if any(i < 0 or i >= n_blocks for i in idx):
+        raise LayerError(
+            f"{what}: layers={idx} outside the blocks 0..{n_blocks - 1} of backbone {backbone}; list blocks in "
+            f"that range or use {'four_even' if need_four else 'last'}",
+            f"{what} reads layers={idx}",
+            "layers=four_even" if need_four else "layers=last",
+            n_blocks,
+        )
+    return idx
