@@ -8,7 +8,7 @@ the file is georeferenced (a GeoTIFF, or a PNG/JPEG with a GDAL sidecar), else n
 there, so every output has one schema and opens with `geopandas.read_parquet`.
 
 Nothing here is written a second time: pixels are read as the image-folder probes read them
-(`geodino.eval.datasets.read_array`), DN -> reflectance follows their rule (`geodino.eval.dense.InputScaling`: an
+(`geodino.eval.datasets.read_array`), DN -> reflectance follows their rule (`geodino.eval.scaling.InputScaling`: an
 explicit scale, else the backbone's recorded DN scale, else by dtype; decided on the first image of each dtype), and
 the backbone runs through the probes' extraction (`geodino.eval.features.extract_features`: batches, resizing to
 a patch multiple, the fast inference path, the progress bar). geodino's equivalent of LightlyTrain's

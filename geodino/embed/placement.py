@@ -1,6 +1,6 @@
 """Placing points, lines and polygons on a feature raster's grid: cells of any affine grid (north-up, south-up,
 rotated), CRS checks with one-line errors, and how extents and CRSs are named in messages. Shared by the map
-products (`products.py`: zonal, similar), `classify.py`, `change.py` and `viz attention`.
+products (`products.py`: zonal, similar), `labels.py` (classify), `change.py` and `viz attention`.
 """
 
 from __future__ import annotations
