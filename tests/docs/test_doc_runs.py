@@ -196,6 +196,7 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
         "continues from the released ViT-L SAT-493M weights (a download); tests/train/test_pretrain_cli.py runs "
         "ssl.student.arch=from_init from a plain state_dict and from an export with heads"
     ),
+    G + "embed images chips/ --backbone exports/s2_vits16.pth --out chips.parquet --pool cls+mean": Run(replace=(("chips/", "data/chips/"), ("exports/s2_vits16.pth", "exports/source.pth")), why="the generated chips are RGB: the RGB export"),
     # --- docs/embed.md: embed images
     G + "embed images /data/chips/ --backbone dinov3_vits16_sat.pth --out chips_emb.parquet": Run(replace=(("dinov3_vits16_sat.pth", "exports/source.pth"),), why="the generated chips are RGB: the RGB export"),
     G + "embed images /data/chips/ --backbone dinov3_vits16_sat.pth --out chips_224.parquet --pool cls+mean --image-size 224 --l2 true": Run(replace=(("dinov3_vits16_sat.pth", "exports/source.pth"),), why="the generated chips are RGB: the RGB export"),
