@@ -180,7 +180,7 @@ def test_image_bands_window_point_and_a_reused_folder(tmp_path, monkeypatch):
     images too."""
     from PIL import Image
 
-    import geodino.viz.attention as att
+    import geodino.viz.attention_input as att
 
     rgb = random_image(64, 64)
     Image.fromarray(rgb.transpose(1, 2, 0)).save(tmp_path / "a.png")

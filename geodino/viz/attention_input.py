@@ -1,0 +1,143 @@
+"""`viz attention`'s input: an image file or a raster window read, scaled and checked (size guard, bands, the
+crop to whole patches), and a point given in file pixels placed in it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from geodino.errors import InputError, plural
+
+if TYPE_CHECKING:
+    from geodino.viz.attention import AttentionMaps
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+VIZ_HINTS = {"bands": "--bands", "band_names": None, "sensor": "--sensor", "skip": None}
+"""How input messages name the settings: viz attention's flags (it has no --band-names or --on-error)."""
+MAX_PIXELS = 4096 * 4096  # a whole-scene forward beyond this needs a --window (attention is quadratic in tokens)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# input
+# ------------------------------------------------------------------------------------------------------------------
+def read_input(
+    path: str | Path,
+    *,
+    sensor: Any = None,
+    bands: Sequence[str] | None = None,
+    band_names: Sequence[str] | None = None,
+    window: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """An image or raster as a sample: reflectance `image` float32 [C,H,W], `valid` [H,W], `sensor`, and for a
+    georeferenced raster `crs` and `transform` (of the window); `window` is (col, row, width, height) in pixels."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"input {path} does not exist; give an image (.jpg/.png) or a raster (.tif/.vrt)")
+    if path.is_dir():
+        raise InputError(
+            f"input {path} is a folder; viz attention takes one image (.jpg/.png) or raster (.tif/.vrt) file: "
+            "pass one of its files"
+        )
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        from geodino.data.images import decode_image, match_bit_depth
+        from geodino.data.sensors import get_sensor
+
+        try:
+            data = decode_image(path.read_bytes(), path.name)
+        except Exception as exc:
+            raise InputError(f"image {path} cannot be decoded ({type(exc).__name__}); is it a complete image?") from exc
+        s = get_sensor(sensor or "imagenet")
+        data = match_bit_depth(data, str(path), s)
+        if s.n_bands != data.shape[0]:
+            raise InputError(f"image {path} has {plural(data.shape[0], 'band')} but sensor {s.name!r} has {s.n_bands}")
+        if bands:  # by the sensor's names or aliases (R/G/B, red/green/blue), as for rasters
+            data = data[s.band_indices(list(bands))]
+            s = s.select(list(bands))
+        if window is not None:
+            c, r, w, h = _check_window(window, data.shape[2], data.shape[1], path)
+            data = data[:, r : r + h, c : c + w]
+        _check_size(path, data.shape[2], data.shape[1], "image")
+        image = s.to_reflectance(data.astype(np.float32))
+        return {
+            "window": list(window) if window is not None else None,
+            "image": image,
+            "valid": np.ones(image.shape[1:], bool),
+            "sensor": s,
+            "crs": None,
+            "transform": None,
+            "path": str(path),
+            "bands": list(s.bands),
+        }
+    from geodino.data.archive import RasterArchive
+
+    archive = RasterArchive(
+        [str(path)],
+        sensor=sensor,
+        bands=bands,
+        band_names=band_names,
+        require_crs=False,
+        progress=False,
+        hints=VIZ_HINTS,
+    )
+    scene = archive.scenes[0]
+    c, r, w, h = (
+        (0, 0, scene.width, scene.height) if window is None else _check_window(window, scene.width, scene.height, path)
+    )
+    _check_size(path, w, h, "raster")
+    sample = archive.sample(0, c, r, w, h)
+    sample["sensor"] = archive.sensor
+    sample["window"] = [c, r, w, h] if window is not None else None
+    if not scene.crs:
+        sample["crs"], sample["transform"] = None, None
+    return sample
+
+
+def crop_note(maps: AttentionMaps, sample: dict[str, Any]) -> str | None:
+    """The line saying that the image was cut to whole patches (None when nothing was cut), printed once per run:
+    the maps, the PNGs and the COG cover the cropped image only."""
+    if "cropped_from" not in maps.info:
+        return None
+    H, W = maps.info["cropped_from"]
+    h, w = maps.image_size
+    what = "window" if sample.get("window") is not None else "image"
+    cut = " and ".join(plural(n, unit) for n, unit in ((W - w, "column"), (H - h, "row")) if n)
+    return (
+        f"geodino: the {W} x {H} px {what} is read as {w} x {h} px (width x height; whole {maps.patch_size} px "
+        f"patches from the top-left), leaving out its last {cut}"
+    )
+
+
+def window_point(point: Sequence[int], window: Sequence[int] | None, path: str | Path) -> tuple[int, int]:
+    """A `--point` in pixels of the input file as pixels of the window that was read (the image the maps cover)."""
+    col, row = int(point[0]), int(point[1])
+    if window is None:
+        return col, row
+    c, r, w, h = (int(v) for v in window)
+    if not (c <= col < c + w and r <= row < r + h):
+        raise InputError(
+            f"--point {col} {row} (pixels of {path}) is outside --window {c} {r} {w} {h}; give a point inside the "
+            "window, in the file's pixels"
+        )
+    return col - c, row - r
+
+
+def _check_size(path: Path, w: int, h: int, kind: str) -> None:
+    """Attention over every patch pair grows with the pixel count squared: large inputs need a window."""
+    if w * h > MAX_PIXELS:
+        raise InputError(
+            f"{kind} {path} is {w}x{h} px; attention over a whole scene this large needs too much memory: pick a "
+            "part with --window COL ROW WIDTH HEIGHT"
+        )
+
+
+def _check_window(window: Sequence[int], width: int, height: int, path: Path) -> tuple[int, int, int, int]:
+    if len(window) != 4:
+        raise InputError(f"--window takes 4 numbers COL ROW WIDTH HEIGHT, got {list(window)}")
+    c, r, w, h = (int(v) for v in window)
+    if c < 0 or r < 0 or w <= 0 or h <= 0 or c + w > width or r + h > height:
+        raise InputError(f"window {c} {r} {w} {h} (col row width height) is not inside {path} ({width}x{height} px)")
+    return c, r, w, h
