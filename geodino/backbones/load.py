@@ -253,7 +253,7 @@ def _from_path(
     amp: bool | None,
 ) -> FrozenBackbone:
     from geodino.models.checkpoints import build_from_state, read_backbone_weights, resolve_bands
-    from geodino.models.checkpoints.normalization import describe_normalization, select_normalization
+    from geodino.models.checkpoints.normalization import band_resolver, describe_normalization, select_normalization
 
     if not path.exists():
         hint = " (arch:NAME for a random backbone, timm:NAME for a timm model)" if ":" not in str(path) else ""
@@ -303,7 +303,7 @@ def _from_path(
     model = build_from_state(state, config, source=path)
     recorded = weights.normalization
     if recorded is not None and adapted:
-        recorded = select_normalization(recorded, names or [])
+        recorded = select_normalization(recorded, names or [], band_resolver(recorded))
     fp: dict[str, Any] = {"file": str(path), "which": which}
     if adapted:
         fp.update(bands=names, fill=fill)

@@ -94,7 +94,8 @@ def pretrain(
     if init_from is not None:
         keys += [f"init_from={_quoted(init_from)}", "ssl.student.arch=from_init"]
         if not _has_heads(Path(init_from).expanduser()):  # an official release: fresh heads train alone first
-            keys.append("head_warmup_steps=0.1")
+            # 10 % of the run, and at least one step (a fraction of a tiny run rounds to none, which then warns)
+            keys.append(f"head_warmup_steps={max(1, int(steps) // 10)}" if steps else "head_warmup_steps=0.1")
     return run(load_config(PretrainConfig, config, [*keys, *overrides]))
 
 

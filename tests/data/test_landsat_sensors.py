@@ -200,3 +200,24 @@ def test_hls_band_names_keep_their_trained_kernels(tmp_path):
     s2 = get_sensor("sentinel2_l2a")
     assert [s2.resolve_band(b) for b in hls] == ["B02", "B03", "B04", "B8A", "B11", "B12"]
     assert get_sensor("landsat7").resolve_band("NIR_NARROW") == "SR_B4"
+
+
+def test_plain_names_keep_the_statistics_the_export_records(tmp_path):
+    """A Landsat 8 export asked for `red, nir` kept the kernels but dropped its recorded statistics (the record's
+    band names are SR_B4, SR_B5: matched literally), falling back to mean 0 / std 1 with a warning. Names resolve
+    through the recorded sensor now, in load_backbone and convert."""
+    from geodino.data.normalization import sensor_record
+    from geodino.models.checkpoints import read_backbone_weights
+    from geodino.models.checkpoints.convert import convert_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model("vit_tiny", depth=1, patch_size=8, in_chans=6)
+    path = save_backbone(model, tmp_path / "l8.safetensors", normalization=sensor_record("landsat8"))
+    want = get_sensor("landsat8").select(["SR_B4", "SR_B5"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "records no input normalisation" warning
+        fb = load_backbone(path, bands=["red", "nir"])
+        out = convert_checkpoint(path, tmp_path / "rn.pth", bands=["red", "nir"])
+    torch.testing.assert_close(fb.mean.flatten(), torch.tensor(want.mean))
+    assert fb.normalization["bands"] == ["SR_B4", "SR_B5"] and fb.normalization["offset"] == -0.2
+    assert read_backbone_weights(out).normalization["mean"] == pytest.approx(list(want.mean))

@@ -63,6 +63,16 @@ def test_pretrain_in_one_call_writes_the_run_and_its_export(tmp_path, tiny_data,
     out = geodino.pretrain(tiny_data, tmp_path / "cont", config=cfg, steps=1, tile_size=48, init_from=export)
     saved = load_config(PretrainConfig, out / "config.yaml")
     assert saved.init_from == str(export) and saved.ssl.student.arch == "vit_tiny" and saved.head_warmup_steps == 0
+    # a file without heads: the heads train alone first, at least one step of a tiny run (0.1 x 2 rounded to none)
+    import torch
+
+    from geodino.models import build_model
+
+    torch.save(build_model("vit_tiny", patch_size=8, depth=1).state_dict(), tmp_path / "bare.pth")
+    out = geodino.pretrain(
+        tiny_data, tmp_path / "bare", config=cfg, steps=2, tile_size=48, init_from=tmp_path / "bare.pth"
+    )
+    assert load_config(PretrainConfig, out / "config.yaml").head_warmup_steps == 1
 
 
 def test_a_refused_call_leaves_no_new_folder(tmp_path):

@@ -19,7 +19,7 @@ from geodino.models.checkpoints import (
     resolve_bands,
     save_backbone,
 )
-from geodino.models.checkpoints.normalization import check_normalization, select_normalization
+from geodino.models.checkpoints.normalization import band_resolver, check_normalization, select_normalization
 
 __all__ = ["LAYOUTS", "check_architecture", "convert_checkpoint"]
 
@@ -82,7 +82,11 @@ def convert_checkpoint(
         state, _ = resolve_bands(
             state, bands, src_bands=src_bands, sensor=sensor, fill=fill, source=src, src_sensor=recorded_sensor
         )
-        kept = select_normalization(norm, bands) if norm and list(bands) != norm.get("bands") else norm
+        kept = (
+            select_normalization(norm, bands, band_resolver(norm))
+            if norm and list(bands) != norm.get("bands")
+            else norm
+        )
         if kept is None and sensor:  # the sensor the names come from, when it has every output band
             kept = _sensor_normalization(sensor, bands)
         if norm and kept is None:

@@ -17,13 +17,14 @@ This module is plain Python (no torch, no data/ imports) so every checkpoint rea
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from geodino.errors import CheckpointError, plural
 
 __all__ = [
     "NORMALIZATION_KEY",
+    "band_resolver",
     "check_normalization",
     "describe_normalization",
     "folded_mean_std",
@@ -132,14 +133,24 @@ def describe_normalization(record: Mapping[str, Any]) -> str:
     return what + (f", {origin}" if origin else "")
 
 
-def select_normalization(record: Mapping[str, Any] | None, bands: Sequence[str]) -> dict[str, Any] | None:
-    """The record restricted to `bands` (in that order, names matched case-insensitively), or None when the
-    record names no bands or lacks one of them (a band-adapted backbone then needs its sensor passed)."""
+def select_normalization(
+    record: Mapping[str, Any] | None, bands: Sequence[str], resolve: Callable[[str], str | None] | None = None
+) -> dict[str, Any] | None:
+    """The record restricted to `bands` (in that order, names matched case-insensitively; `resolve` maps a name to
+    the record's own band name, e.g. through the recorded sensor's aliases: red -> SR_B4), or None when the record
+    names no bands or lacks one of them (a band-adapted backbone then needs its sensor passed)."""
     if not record or not record.get("bands"):
         return None
     index = {str(b).lower(): i for i, b in enumerate(record["bands"])}
+
+    def find(b: str) -> int:
+        if str(b).lower() in index:
+            return index[str(b).lower()]
+        own = resolve(str(b)) if resolve is not None else None
+        return index[str(own).lower()]  # KeyError when unresolved
+
     try:
-        idx = [index[str(b).lower()] for b in bands]
+        idx = [find(b) for b in bands]
     except KeyError:
         return None
 
@@ -150,3 +161,19 @@ def select_normalization(record: Mapping[str, Any] | None, bands: Sequence[str])
     out.update({k: pick(record[k]) for k in ("scale", "offset", "mean", "std")})
     out["bands"] = [record["bands"][i] for i in idx]
     return out
+
+
+def band_resolver(record: Mapping[str, Any] | None) -> Callable[[str], str | None] | None:
+    """A name -> the record's band name function through the built-in sensor the record names (its aliases: red,
+    nir, B4 ... -> SR_B4), or None when it names none (or the sensor registry is not available)."""
+    name = (record or {}).get("sensor")
+    if not name:
+        return None
+    try:
+        from geodino.data.sensors import SENSORS
+    except ImportError:  # pure-model use without the data part
+        return None
+    sensor = SENSORS.get(str(name).lower())
+    if sensor is None:
+        return None
+    return lambda b: sensor.resolve_band(b, strict=False)
