@@ -65,15 +65,15 @@ def forget_created_dirs() -> None:
     _CREATED_DIRS.clear()
 
 
-def remove_created_dirs() -> None:
-    """Remove the folders `make_dirs` created that are still empty (deepest first; this process's own run lock
-    does not count as content: it is released and its file removed); keep any with content."""
-    for p in reversed(_CREATED_DIRS):
+def remove_created_dirs(start: int = 0) -> None:
+    """Remove the folders `make_dirs` created (since the `start`-th) that are still empty (deepest first; this
+    process's own run lock does not count as content: it is released and its file removed); keep any with content."""
+    for p in reversed(_CREATED_DIRS[start:]):
         with contextlib.suppress(OSError):
             if (p / RUN_LOCK).exists():
                 release_run_folder(p)  # only a lock this process holds: another run's file stays, and so does p
             p.rmdir()
-    _CREATED_DIRS.clear()
+    del _CREATED_DIRS[start:]
 
 
 def removes_created_dirs(func: Callable[..., T]) -> Callable[..., T]:
@@ -87,12 +87,7 @@ def removes_created_dirs(func: Callable[..., T]) -> Callable[..., T]:
         try:
             return func(*args, **kwargs)
         except GeoDinoError:
-            for p in reversed(_CREATED_DIRS[start:]):
-                with contextlib.suppress(OSError):
-                    if (p / RUN_LOCK).exists():
-                        release_run_folder(p)
-                    p.rmdir()
-            del _CREATED_DIRS[start:]
+            remove_created_dirs(start)
             raise
 
     return wrapper

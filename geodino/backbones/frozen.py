@@ -92,15 +92,13 @@ class FrozenBackbone(nn.Module):
     def dn_scale(self) -> tuple[Tensor, Tensor] | None:
         """(scale, offset) per band of the DN -> reflectance step the backbone's record carries (an export's
         record, or the sensor passed with it), or None: a bare mean/std (e.g. a foreign timm file) says nothing
-        about the data's units. The same rule as `geodino embed` and the probes (`embed.sweep.recorded_scale`)."""
-        rec = self.normalization
-        if not rec or "scale" not in rec:
+        about the data's units (`models.checkpoints.normalization.dn_scale_of`, the rule embed and the probes use)."""
+        from geodino.models.checkpoints.normalization import dn_scale_of
+
+        found = dn_scale_of(self.normalization)
+        if found is None:
             return None
-        scale = torch.as_tensor(rec["scale"], dtype=torch.float32).reshape(-1)
-        offset = torch.as_tensor(rec.get("offset", 0.0), dtype=torch.float32).reshape(-1)
-        if not rec.get("sensor") and bool((scale == 1).all()) and bool((offset == 0).all()):
-            return None
-        return scale, offset
+        return torch.tensor(found[0], dtype=torch.float32), torch.tensor(found[1], dtype=torch.float32)
 
     def preprocess(self, x: Tensor) -> Tensor:
         """Raw pixels (DN, any dtype: what rasterio, PIL or `torchvision.io.read_image` give) [B, C, H, W] or

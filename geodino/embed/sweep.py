@@ -41,13 +41,13 @@ def recorded_scale(bb: Any) -> tuple[np.ndarray, np.ndarray, str] | None:
 
     A record carries a DN scale when it names its sensor or has a scale/offset other than 1/0; a bare mean/std
     (e.g. a foreign timm `pretrained_cfg`) says nothing about the data's units, so the dtype default applies."""
+    from geodino.models.checkpoints.normalization import dn_scale_of
+
     rec = getattr(bb, "normalization", None)
-    if not rec or "scale" not in rec:
+    found = dn_scale_of(rec)
+    if found is None:
         return None
-    scale = np.atleast_1d(np.asarray(rec["scale"], dtype=np.float32))
-    offset = np.atleast_1d(np.asarray(rec.get("offset", 0.0), dtype=np.float32))
-    if not rec.get("sensor") and np.all(scale == 1) and np.all(offset == 0):
-        return None
+    scale, offset = (np.asarray(v, dtype=np.float32) for v in found)
     where = str(getattr(bb, "norm_source", "") or "the backbone").split(":")[0]
     named = rec.get("sensor") and not where.startswith(f"sensor {rec['sensor']}")  # a passed sensor says it once
     sensor = f"sensor {rec['sensor']}, " if named else ""

@@ -11,6 +11,19 @@ from geodino.embed.pipeline import partial_blocks, work_dir_for
 from tests.embed.conftest import random_image, read_all, write_tif
 
 
+def killed_run(monkeypatch, src, bb, out, after_rows: int, **opts) -> None:
+    """`embed_raster` killed (KeyboardInterrupt at the sweep's fault seam) once `after_rows` tile rows are written."""
+
+    def kill(n_blocks: int, n_rows: int) -> None:
+        if n_rows >= after_rows:
+            raise KeyboardInterrupt(f"simulated kill after {n_rows} tile rows")
+
+    monkeypatch.setattr(sweep, "_after_row", kill)
+    with pytest.raises(KeyboardInterrupt):
+        embed_raster(src, bb, out, **opts)
+    monkeypatch.undo()
+
+
 @pytest.mark.parametrize(
     "opts",
     [
@@ -26,14 +39,7 @@ def test_kill_inside_a_block_resumes_there_and_is_identical(tmp_path, conv_bb, m
     ref = read_all(embed_raster(src, conv_bb, tmp_path / "ref.tif", **opts))[0]
     out = tmp_path / "o.tif"
 
-    def kill(n_blocks: int, n_rows: int) -> None:  # the sweep's fault seam: a kill after that many tile rows
-        if n_rows >= kill_after_rows:
-            raise KeyboardInterrupt(f"simulated kill after {n_rows} tile rows")
-
-    monkeypatch.setattr(sweep, "_after_row", kill)
-    with pytest.raises(KeyboardInterrupt):
-        embed_raster(src, conv_bb, out, **opts)
-    monkeypatch.undo()
+    killed_run(monkeypatch, src, conv_bb, out, kill_after_rows, **opts)
     work = work_dir_for(out)
     partial = partial_blocks(work)
     assert partial, "the killed run recorded no row progress"
@@ -66,14 +72,7 @@ def test_a_refused_overwrite_keeps_the_resumable_work(tmp_path, conv_bb, monkeyp
     ref = read_all(embed_raster(src, conv_bb, tmp_path / "ref.tif", **opts))[0]
     out = tmp_path / "o.tif"
 
-    def kill(n_blocks: int, n_rows: int) -> None:
-        if n_rows >= 2:
-            raise KeyboardInterrupt("simulated kill")
-
-    monkeypatch.setattr(sweep, "_after_row", kill)
-    with pytest.raises(KeyboardInterrupt):
-        embed_raster(src, conv_bb, out, **opts)
-    monkeypatch.undo()
+    killed_run(monkeypatch, src, conv_bb, out, 2, **opts)
     work = work_dir_for(out)
     assert partial_blocks(work)
     with pytest.raises(InputError, match="out of range"):

@@ -27,6 +27,7 @@ __all__ = [
     "band_resolver",
     "check_normalization",
     "describe_normalization",
+    "dn_scale_of",
     "folded_mean_std",
     "from_json",
     "from_mean_std",
@@ -177,3 +178,18 @@ def band_resolver(record: Mapping[str, Any] | None) -> Callable[[str], str | Non
     if sensor is None:
         return None
     return lambda b: sensor.resolve_band(b, strict=False)
+
+
+def dn_scale_of(record: Mapping[str, Any] | None) -> tuple[list[float], list[float]] | None:
+    """(scale, offset) per band (one value each when the record has one) of the DN -> reflectance step a record
+    carries, or None: a record carries one when it names its sensor or has a scale/offset other than 1/0; a bare
+    mean/std (e.g. a foreign timm `pretrained_cfg`) says nothing about the data's units. The one rule of
+    `geodino embed`, the probes and `FrozenBackbone.preprocess`."""
+    if not record or "scale" not in record:
+        return None
+    scale = [float(v) for v in (record["scale"] if isinstance(record["scale"], Sequence) else [record["scale"]])]
+    raw = record.get("offset", 0.0)
+    offset = [float(v) for v in (raw if isinstance(raw, Sequence) else [raw])]
+    if not record.get("sensor") and all(v == 1 for v in scale) and all(v == 0 for v in offset):
+        return None
+    return scale, offset
