@@ -9,6 +9,10 @@ valid pixels. Metrics: MAE, RMSE, R2, bias, block R2 (HighResCanopyHeight), nMAE
 Training pairs are an image raster and a CHM raster on different grids, co-registered by their bounds: the CHM
 is resampled onto the image's grid with `rasterio.warp.reproject` (any CRS, any offset; CHM nodata and pixels
 outside its footprint become invalid). Predictions are written as GeoTIFFs on the input's grid.
+
+Here: the probe's config and its run (tiles, training, evaluation, predicted rasters, plots). The head, decoder and
+loss are in `geodino.eval.height_head`, the CHM pairing and the height GeoTIFF in `geodino.eval.chm`; both are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -24,17 +28,38 @@ import torch
 from torch import Tensor, nn
 
 from geodino.config import options_for
-from geodino.errors import ConfigError, InputError, plural
+from geodino.errors import ConfigError, InputError
 from geodino.eval import dense
+from geodino.eval.chm import CHM_SUFFIXES, load_chm_pair, load_pairs, pair_chms, write_height_geotiff
 from geodino.eval.head_training import FeatureStore, assert_frozen, extract, seed_everything, train_head
+from geodino.eval.height_head import CanopyModel, HeightDecoder, build_model, height_bins, height_loss
 from geodino.eval.layer_choice import backbone_name, resolve_layers
 from geodino.eval.metrics import RegressionMeter, tree_iou_degenerate
 from geodino.eval.scaling import InputScaling, check_data_offset
 from geodino.eval.seeding import keeps_global_rng
 from geodino.io import make_dirs
 
+__all__ = [
+    "CHM_SUFFIXES",
+    "OUTPUTS",
+    "CanopyModel",
+    "CanopyProbeConfig",
+    "HeightDecoder",
+    "build_model",
+    "head_layers",
+    "height_bins",
+    "height_loss",
+    "height_predictor",
+    "load_chm_pair",
+    "load_pairs",
+    "make_tiles",
+    "pair_chms",
+    "run_canopy",
+    "warn_degenerate_tree_iou",
+    "write_height_geotiff",
+]
+
 OUTPUTS = ("mixlog", "uniform", "direct")
-CHM_SUFFIXES = ("_CHM", "_chm", "-chm", "_height", "_heights", "")
 
 
 @dataclass
@@ -89,179 +114,7 @@ class CanopyProbeConfig:
         check_data_offset(self.data_scale, self.data_offset)
 
 
-# ----------------------------------------------------------------------------------------------- heights
-
-
-def height_bins(kind: str, n: int, lo: float, hi: float) -> Tensor:
-    """Bin centres in metres: uniform over [lo, hi], or CHMv2 mixlog (log-to-linear mix over [lo, hi/8], x8)."""
-    if kind == "uniform":
-        return torch.linspace(lo, hi, n)
-    if kind == "mixlog":
-        top = hi / 8.0  # CHMv2 works on height/8 internally and multiplies by 8 at the end
-        linear = torch.linspace(lo, top, n)
-        log = torch.exp(torch.linspace(math.log(lo), math.log(top), n))
-        t = torch.linspace(1.0, 0.0, n)
-        return 8.0 * (t * log + (1.0 - t) * linear)
-    raise ConfigError(f"bins {kind!r} must be uniform or mixlog")
-
-
-class HeightDecoder(nn.Module):
-    """Logits [B,K,H,W] -> heights [B,H,W] in metres (bin-weighted sum, or ReLU + min for K=1)."""
-
-    def __init__(self, output: str, n_bins: int, lo: float, hi: float):
-        super().__init__()
-        self.output, self.lo = output, lo
-        bins = height_bins(output, n_bins, lo, hi) if output != "direct" else torch.zeros(1)
-        self.register_buffer("bins", bins, persistent=False)
-
-    def forward(self, logits: Tensor) -> Tensor:
-        if self.output == "direct":
-            return torch.relu(logits[:, 0]) + self.lo
-        y = torch.relu(logits)
-        if self.output == "uniform":  # AdaBins 'linear' normalisation
-            w = y + 0.1
-        else:  # CHMv2 mixlog normalisation: a tiny positive shift keeps weights defined when all are zero
-            shift = (-y.amin(dim=1, keepdim=True)).clamp(0.0, 1e-4) + 1e-8
-            w = y + shift
-        w = w / w.sum(dim=1, keepdim=True).clamp_min(1e-12)
-        return torch.einsum("bkhw,k->bhw", w, self.bins)
-
-
-def height_loss(pred: Tensor, target: Tensor, valid: Tensor, kind: str, lam: float = 0.85, eps: float = 0.1) -> Tensor:
-    """L1, or the scale-invariant log loss sqrt(mean d^2 - lam (mean d)^2) with d = log(pred+eps) - log(y+eps)."""
-    if not valid.any():
-        return pred.sum() * 0.0
-    p, t = pred[valid], target[valid]
-    if kind == "l1":
-        return (p - t).abs().mean()
-    d = torch.log(p.clamp_min(0) + eps) - torch.log(t.clamp_min(0) + eps)
-    return torch.sqrt((d.pow(2).mean() - lam * d.mean().pow(2)).clamp_min(1e-12))
-
-
-class CanopyModel(nn.Module):
-    """Head + height decoder: frozen-backbone features -> heights [B,H,W] (size set by the caller)."""
-
-    def __init__(self, head: nn.Module, decoder: HeightDecoder):
-        super().__init__()
-        self.head, self.decoder = head, decoder
-
-    def forward(self, maps: list[Tensor], cls: list[Tensor]) -> Tensor:
-        return self.head(maps, cls)
-
-
 # ----------------------------------------------------------------------------------------------- data
-
-
-def pair_chms(images: list[Path], chms: list[Path]) -> list[tuple[Path, Path]]:
-    """Pair images with CHMs by name (a.tif with a_CHM.tif, a_chm.tif or a.tif in another folder), else by order."""
-    by_stem = {c.stem: c for c in chms}
-    pairs = []
-    for img in images:
-        m = next(
-            (by_stem[img.stem + s] for s in CHM_SUFFIXES if img.stem + s in by_stem and by_stem[img.stem + s] != img),
-            None,
-        )
-        pairs.append((img, m))
-    if all(m is not None for _, m in pairs):
-        return pairs  # type: ignore[return-value]
-    if len(images) == len(chms):
-        return list(zip(images, chms))
-    missing = [i.name for i, m in pairs if m is None]
-    raise InputError(
-        f"no CHM for {plural(len(missing), 'image')} ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); "
-        "name CHMs like their image (a.tif -> a_CHM.tif) "
-        "or list as many CHMs as images in the same order"
-    )
-
-
-def load_chm_pair(
-    image: str | Path, chm: str | Path, cfg: CanopyProbeConfig, scaling: InputScaling | None = None
-) -> dict[str, Any]:
-    """Co-register a CHM onto an image's grid by bounds: sample with `image`, `target` (m), `valid`, georef.
-    `scaling` is the run's DN -> reflectance rule (default: `data_scale`/`data_offset`, else by dtype)."""
-    import rasterio
-    from rasterio.warp import Resampling, reproject, transform_bounds
-
-    r = dense.read_raster(image)
-    if not r.georeferenced:
-        raise InputError(f"image {image} has no CRS/geotransform; canopy pairs are co-registered by map bounds")
-    chm = Path(chm).expanduser()
-    if not chm.is_file():
-        raise InputError(f"CHM {chm} not found; check train_chms/val_chms in the config")
-    try:
-        src = rasterio.open(chm)
-    except rasterio.errors.RasterioIOError as exc:
-        raise InputError(f"cannot read CHM {chm}: {exc}") from exc
-    with src:
-        if src.count != 1:
-            raise InputError(
-                f"CHM {chm} has {src.count} bands; a canopy height model is one band of heights in metres: check "
-                "train_chms/val_chms (an image listed as a CHM?)"
-            )
-        if src.crs is None:
-            raise InputError(f"CHM {chm} has no CRS; it must be georeferenced to be co-registered with {image}")
-        h, w = r.data.shape[1:]
-        left, top = r.transform @ (0, 0)
-        right, bottom = r.transform @ (w, h)
-        ib = (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
-        cb = transform_bounds(src.crs, r.crs, *src.bounds)
-        if cb[0] >= ib[2] or cb[2] <= ib[0] or cb[1] >= ib[3] or cb[3] <= ib[1]:
-            raise InputError(f"CHM {chm} does not overlap image {image} (bounds {cb} vs {ib}); pair the right files")
-        try:
-            resampling = Resampling[cfg.resampling]
-        except KeyError as exc:
-            raise ConfigError(
-                f"resampling={cfg.resampling!r} is not a rasterio resampling name (nearest, bilinear ...)"
-            ) from exc
-        target = np.full((h, w), np.nan, dtype=np.float32)
-        source = src.read(1).astype(np.float32)
-        nodata = src.nodata
-        if nodata is not None and not np.isnan(nodata):
-            source[np.isclose(source, np.float32(nodata))] = np.nan
-        source[~np.isfinite(source)] = np.nan
-        reproject(
-            source,
-            target,
-            src_transform=src.transform,
-            src_crs=src.crs,
-            src_nodata=np.nan,
-            dst_transform=r.transform,
-            dst_crs=r.crs,
-            dst_nodata=np.nan,
-            resampling=resampling,
-        )
-    valid = np.isfinite(target) & r.valid
-    if not valid.any():
-        raise InputError(
-            f"CHM {chm} has no valid height on the grid of image {image} (all nodata where they overlap); "
-            "drop this pair or fix the CHM's nodata value"
-        )
-    if cfg.clip_negative:
-        target = np.where(np.isfinite(target), np.maximum(target, 0.0), target)
-    _warn_above_max(target[valid], chm, cfg.max_height)
-    return {
-        "image": dense.to_image_tensor(r, scaling or InputScaling.of(cfg), cfg.bands),
-        "target": torch.from_numpy(np.nan_to_num(target, nan=0.0)),
-        "valid": torch.from_numpy(valid),
-        "crs": r.crs,
-        "transform": r.transform,
-        "path": r.path,
-        "name": Path(image).name,
-    }
-
-
-def _warn_above_max(heights: np.ndarray, chm: Path, max_height: float) -> None:
-    """One warning per CHM whose heights exceed max_height: binned outputs cannot predict them (wrong units?)."""
-    above = heights > max_height
-    if above.any():
-        import warnings
-
-        warnings.warn(
-            f"CHM {chm}: {int(above.sum())} pixels ({100 * above.mean():.1f}%) above max_height={max_height:g} m "
-            f"(up to {float(heights.max()):.1f} m); the height bins end at max_height: check the CHM's units "
-            "(metres) or raise max_height",
-            stacklevel=3,
-        )
 
 
 def warn_degenerate_tree_iou(tree_iou: float, cover: dict[str, float], threshold: float) -> bool:
@@ -286,15 +139,6 @@ def warn_degenerate_tree_iou(tree_iou: float, cover: dict[str, float], threshold
     return True
 
 
-def load_pairs(
-    images: Sequence[str], chms: Sequence[str], cfg: CanopyProbeConfig, scaling: InputScaling | None = None
-) -> list[dict[str, Any]]:
-    """The image/CHM pairs of the given files, folders or globs (see `load_chm_pair`)."""
-    imgs = dense.list_files(list(images), dense.RASTER_SUFFIXES, "image")
-    chm_files = dense.list_files(list(chms), dense.RASTER_SUFFIXES, "CHM")
-    return [load_chm_pair(i, c, cfg, scaling) for i, c in pair_chms(imgs, chm_files)]
-
-
 def make_tiles(samples: Sequence[dict[str, Any]], crop: int, overlap_free: bool) -> dict[str, Tensor]:
     """Tiles of image/target/valid (padding invalid); `overlap_free` pads instead of shifting the last tile."""
     imgs, tgts, vals = [], [], []
@@ -317,26 +161,6 @@ def make_tiles(samples: Sequence[dict[str, Any]], crop: int, overlap_free: bool)
 
 
 # ----------------------------------------------------------------------------------------------- run
-
-
-def build_model(cfg: CanopyProbeConfig, embed_dim: int, n_layers: int) -> CanopyModel:
-    from geodino.eval.heads import DPTHead, LinearHead
-
-    n_out = 1 if cfg.output == "direct" else cfg.n_bins
-    head: nn.Module
-    if cfg.head == "dpt":
-        c = cfg.dpt_channels
-        head = DPTHead(
-            embed_dim,
-            n_out,
-            post_channels=(c // 2, c, 2 * c, 4 * c),
-            channels=c,
-            readout="project",
-            hidden=128 if n_out > 1 else 32,
-        )
-    else:
-        head = LinearHead([embed_dim] * n_layers, n_out)
-    return CanopyModel(head, HeightDecoder(cfg.output, cfg.n_bins, cfg.min_height, cfg.max_height))
 
 
 def head_layers(backbone: Any, cfg: CanopyProbeConfig) -> str | list[int]:
@@ -540,32 +364,3 @@ def _val_tile_boxes(samples: Sequence[dict[str, Any]], crop: int, split: list[in
     valid = samples[0]["valid"]
     grid = [(r, c) for r, c in grid if valid[r : r + crop, c : c + crop].any()]
     return [grid[i] for i in split if i < len(grid)]
-
-
-def write_height_geotiff(heights: np.ndarray, ref: dense.Raster, path: Path, nodata: float = -9999.0) -> None:
-    """Float32 heights on the reference raster's grid (CRS, transform); invalid input pixels get `nodata`."""
-    import rasterio
-
-    from geodino.io import atomic_path
-
-    data = np.where(ref.valid, heights, nodata).astype(np.float32)
-    h, w = data.shape
-    profile = {
-        "driver": "GTiff",
-        "height": h,
-        "width": w,
-        "count": 1,
-        "dtype": "float32",
-        "crs": ref.crs,
-        "transform": ref.transform,
-        "nodata": nodata,
-        "compress": "deflate",
-        "predictor": 3,
-    }
-    if h >= 256 and w >= 256:
-        profile.update(tiled=True, blockxsize=256, blockysize=256)
-    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-        dst.write(data, 1)
-        dst.set_band_description(1, "canopy height (m)")
-        dst.set_band_unit(1, "m")  # the band's unit type (gdalinfo and QGIS show it), not only a dataset tag
-        dst.update_tags(units="m", source="geodino canopy probe")

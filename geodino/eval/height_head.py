@@ -1,0 +1,96 @@
+"""The canopy probe's height head: bin centres, the decoder from logits to metres, the loss, and the model (a DPT
+or linear head plus the decoder) built from a `CanopyProbeConfig`.
+
+The model, apart from the probe's config and run (`geodino.eval.canopy`), which train and apply it: `mixlog` bins
+(CHMv2), `uniform` bins (AdaBins) or `direct` regression; L1 or SiLog loss on valid pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from geodino.errors import ConfigError
+
+if TYPE_CHECKING:
+    from geodino.eval.canopy import CanopyProbeConfig
+
+
+def height_bins(kind: str, n: int, lo: float, hi: float) -> Tensor:
+    """Bin centres in metres: uniform over [lo, hi], or CHMv2 mixlog (log-to-linear mix over [lo, hi/8], x8)."""
+    if kind == "uniform":
+        return torch.linspace(lo, hi, n)
+    if kind == "mixlog":
+        top = hi / 8.0  # CHMv2 works on height/8 internally and multiplies by 8 at the end
+        linear = torch.linspace(lo, top, n)
+        log = torch.exp(torch.linspace(math.log(lo), math.log(top), n))
+        t = torch.linspace(1.0, 0.0, n)
+        return 8.0 * (t * log + (1.0 - t) * linear)
+    raise ConfigError(f"bins {kind!r} must be uniform or mixlog")
+
+
+class HeightDecoder(nn.Module):
+    """Logits [B,K,H,W] -> heights [B,H,W] in metres (bin-weighted sum, or ReLU + min for K=1)."""
+
+    def __init__(self, output: str, n_bins: int, lo: float, hi: float):
+        super().__init__()
+        self.output, self.lo = output, lo
+        bins = height_bins(output, n_bins, lo, hi) if output != "direct" else torch.zeros(1)
+        self.register_buffer("bins", bins, persistent=False)
+
+    def forward(self, logits: Tensor) -> Tensor:
+        if self.output == "direct":
+            return torch.relu(logits[:, 0]) + self.lo
+        y = torch.relu(logits)
+        if self.output == "uniform":  # AdaBins 'linear' normalisation
+            w = y + 0.1
+        else:  # CHMv2 mixlog normalisation: a tiny positive shift keeps weights defined when all are zero
+            shift = (-y.amin(dim=1, keepdim=True)).clamp(0.0, 1e-4) + 1e-8
+            w = y + shift
+        w = w / w.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        return torch.einsum("bkhw,k->bhw", w, self.bins)
+
+
+def height_loss(pred: Tensor, target: Tensor, valid: Tensor, kind: str, lam: float = 0.85, eps: float = 0.1) -> Tensor:
+    """L1, or the scale-invariant log loss sqrt(mean d^2 - lam (mean d)^2) with d = log(pred+eps) - log(y+eps)."""
+    if not valid.any():
+        return pred.sum() * 0.0
+    p, t = pred[valid], target[valid]
+    if kind == "l1":
+        return (p - t).abs().mean()
+    d = torch.log(p.clamp_min(0) + eps) - torch.log(t.clamp_min(0) + eps)
+    return torch.sqrt((d.pow(2).mean() - lam * d.mean().pow(2)).clamp_min(1e-12))
+
+
+class CanopyModel(nn.Module):
+    """Head + height decoder: frozen-backbone features -> heights [B,H,W] (size set by the caller)."""
+
+    def __init__(self, head: nn.Module, decoder: HeightDecoder):
+        super().__init__()
+        self.head, self.decoder = head, decoder
+
+    def forward(self, maps: list[Tensor], cls: list[Tensor]) -> Tensor:
+        return self.head(maps, cls)
+
+
+def build_model(cfg: CanopyProbeConfig, embed_dim: int, n_layers: int) -> CanopyModel:
+    from geodino.eval.heads import DPTHead, LinearHead
+
+    n_out = 1 if cfg.output == "direct" else cfg.n_bins
+    head: nn.Module
+    if cfg.head == "dpt":
+        c = cfg.dpt_channels
+        head = DPTHead(
+            embed_dim,
+            n_out,
+            post_channels=(c // 2, c, 2 * c, 4 * c),
+            channels=c,
+            readout="project",
+            hidden=128 if n_out > 1 else 32,
+        )
+    else:
+        head = LinearHead([embed_dim] * n_layers, n_out)
+    return CanopyModel(head, HeightDecoder(cfg.output, cfg.n_bins, cfg.min_height, cfg.max_height))
