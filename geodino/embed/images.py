@@ -347,7 +347,8 @@ def _extract(bb: Any, data: ImageFiles, idx: list[int], image_size: int, batch_s
         cache=False,
         fast="bfloat16" if amp else "auto",
     )
-    return extract_features(bb, data, cfg, target_key="index", desc="embed images", progress=progress)
+    # skipped files' stand-ins (index -1) run through the model too, but are not images embedded
+    return extract_features(bb, data, cfg, target_key="index", desc="embed images", progress=progress, stand_in=-1)
 
 
 def _pool(fs: Any, pool: str) -> Any:

@@ -169,12 +169,15 @@ def extract_features(
     cache_dir: str | Path | None = None,
     desc: str = "features",
     progress: bool = True,
+    stand_in: int | None = None,
 ) -> FeatureSet:
     """CLS and average-pooled patch tokens of every image of `dataset` at the chosen layers, cached on disk.
 
     `dataset` yields probe samples (reflectance-scaled `image` [C,H,W] and `target_key`); `backbone` is a
     `geodino.backbones.FrozenBackbone` (anything with `features`, `normalize`, `patch_size`, `in_chans`,
-    `fingerprint`). Raises InputError when the band count differs or image sizes vary at native size.
+    `fingerprint`). `stand_in`: the target of a sample that only stands in for an unreadable file (its row is
+    dropped after), left out of the throughput line's image count. Raises InputError when the band count differs
+    or image sizes vary at native size.
     """
     from contextlib import ExitStack
 
@@ -231,7 +234,7 @@ def extract_features(
                 mean_out.append(torch.stack([m.float().mean(dim=(-2, -1)) for m in maps], dim=1).cpu())
                 targets.append(y)
                 bar.update(len(x))
-                speed.add(len(x))
+                speed.add(len(x) if stand_in is None else int((y != stand_in).sum()))
         finally:
             bar.close()
         ran = path_of(backbone) if hasattr(backbone, "model") else fast

@@ -245,6 +245,21 @@ def test_unreadable_images_are_skipped_with_a_warning_or_stop_the_run_leaving_no
     assert not stop.exists() and not list(tmp_path.glob(".stop*"))  # no partial or temporary file
 
 
+def test_the_throughput_line_counts_only_the_images_embedded(tmp_path, bb, capsys) -> None:
+    """A skipped file's zero stand-in runs through the model but is no image embedded: the throughput line printed
+    after extraction counts the 3 embedded images, as the summary line does (it counted 4)."""
+    from geodino.embed import embed_images
+
+    root, _ = folder(tmp_path)
+    (root / "forest" / "broken.png").write_bytes(b"\x89PNG not really")
+    with pytest.warns(UserWarning, match="skipped unreadable image"):
+        embed_images(root, bb, tmp_path / "o.parquet", batch_size=2)
+    err = capsys.readouterr().err
+    speed = [ln for ln in err.splitlines() if ln.startswith("embed images: path ")]
+    assert len(speed) == 1 and ", 3 images in " in speed[0], err
+    assert "(3 images, " in err and "1 unreadable image skipped" in err
+
+
 def test_an_existing_output_is_refused_without_overwrite(tmp_path, bb) -> None:
     from geodino.embed import embed_images
     from geodino.errors import InputError
