@@ -30,7 +30,7 @@ import numpy as np
 from geodino.errors import ConfigError, InputError, plural
 from geodino.io import removes_created_dirs
 
-__all__ = ["ON_ERROR", "POOLS", "embed_images", "footprint_4326", "list_images"]
+__all__ = ["ON_ERROR", "POOLS", "check_sizes", "embed_images", "footprint_4326", "header_size", "list_images"]
 
 POOLS = ("cls", "mean", "cls+mean")
 ON_ERROR = ("skip", "stop")
@@ -77,6 +77,8 @@ def embed_images(
     out = check_writable(out, overwrite=overwrite)
     root = Path(folder).expanduser()
     files = list_images(root)
+    if not image_size:
+        check_sizes(root, files)  # headers only: before the backbone loads and any image runs through it
     bb = resolve_backbone(backbone, device=device, amp=amp)
     idx = layer_indices(parse_layers(layers), int(bb.n_blocks))
     patch = int(bb.patch_size)
@@ -153,6 +155,43 @@ def list_images(root: Path) -> list[str]:
         kinds = ", ".join(IMAGE_EXTENSIONS)
         raise InputError(f"folder {root} holds no image files ({kinds}, searched recursively); pass a folder of images")
     return files
+
+
+def header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) of an image from its header (no pixels read: rasterio for TIFFs, Pillow for the rest, as
+    `read_array` reads them), or None when the header does not read (the read applies --on-error to the file)."""
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import rasterio
+
+            with rasterio.open(path) as src:
+                return int(src.width), int(src.height)
+        from PIL import Image
+
+        with Image.open(path) as img:
+            return int(img.size[0]), int(img.size[1])
+    except Exception:  # Pillow/rasterio raise many kinds; the read that follows names the file per --on-error
+        return None
+
+
+def check_sizes(root: Path, files: list[str]) -> None:
+    """At native size all images must have one size: checked on the headers before any work, one line naming an
+    image of another size, its size and the most common size (that of the first file among equals)."""
+    from collections import Counter
+
+    sizes = {rel: header_size(root / rel) for rel in files}
+    counts = Counter(wh for wh in sizes.values() if wh is not None)
+    if len(counts) < 2:
+        return
+    (w0, h0), n0 = counts.most_common(1)[0]  # ties: the size met first
+    odd, (w, h) = next((rel, wh) for rel, wh in sizes.items() if wh is not None and wh != (w0, h0))
+    example = next(rel for rel, wh in sizes.items() if wh == (w0, h0))
+    n = sum(counts.values())
+    raise InputError(
+        f"images in {root} have different sizes: {odd} is {w}x{h} px, the most common size is {w0}x{h0} px ({n0} "
+        f"of {n} images, e.g. {example}; {plural(n - n0, 'image')} of other sizes); pass --image-size N (e.g. 224; "
+        "image_size=N in Python) to resize them all to N x N"
+    )
 
 
 class ImageFiles:

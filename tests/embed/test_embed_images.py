@@ -260,6 +260,33 @@ def test_the_throughput_line_counts_only_the_images_embedded(tmp_path, bb, capsy
     assert "(3 images, " in err and "1 unreadable image skipped" in err
 
 
+def test_mixed_sizes_at_native_size_are_refused_from_the_headers_before_any_forward(tmp_path, bb, monkeypatch):
+    """The odd image last, one image a batch: the sizes are checked on the headers up front (the check stopped
+    only at the odd image, after the others ran through the model), naming the odd file, its size and the most
+    common size; an unreadable file is left to --on-error (skipped with its warning when the sizes agree)."""
+    from geodino.embed import embed_images
+    from geodino.errors import InputError
+
+    root = tmp_path / "sizes"
+    save_png(root / "a.png", rgb(32, 32))
+    save_png(root / "b.png", rgb(32, 32))
+    helpers.write_tif(root / "c.tif", rgb(32, 32))  # a TIFF's size from its header too
+    save_png(root / "d.png", rgb(16, 24))
+    (root / "e.png").write_bytes(b"\x89PNG not really")
+    calls = []
+    monkeypatch.setattr(bb, "features", lambda *a, **k: calls.append(a) or pytest.fail("a forward ran"))
+    out = tmp_path / "o.parquet"
+    want = r"d\.png is 24x16 px, the most common size is 32x32 px \(3 of 4 images, e\.g\. a\.png; 1 image of other"
+    with pytest.raises(InputError, match=want + r".*pass --image-size N"):
+        embed_images(root, bb, out, batch_size=1, progress=False)
+    assert not calls and not out.exists() and not list(tmp_path.glob(".o*"))
+    monkeypatch.undo()
+    (root / "d.png").unlink()
+    with pytest.warns(UserWarning, match=r"skipped unreadable image .*e\.png"):
+        embed_images(root, bb, out, batch_size=1, progress=False)
+    assert sorted(read(out).index) == ["a.png", "b.png", "c.tif"]
+
+
 def test_an_existing_output_is_refused_without_overwrite(tmp_path, bb) -> None:
     from geodino.embed import embed_images
     from geodino.errors import InputError
@@ -325,7 +352,7 @@ def test_cli_bad_inputs_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch) -
         (("embed", "images", str(tmp_path / "missing"), *base), "not found"),
         (("embed", "images", str(four), *base), "has 4 bands but backbone"),
         (("embed", "images", str(four), *base, "--bands", "1,2,5"), "asks for band 5"),
-        (("embed", "images", str(sizes), *base), "different sizes (a.png is 32x32 px, b.png 24x16); pass --image-size"),
+        (("embed", "images", str(sizes), *base), "b.png is 24x16 px, the most common size is 32x32 px (1 of 2"),
         (("embed", "images", str(sizes), *base, "--image-size", "30"), "not a multiple of the patch size 8"),
         (("embed", "images", str(sizes), "-b", SPEC, "--out", str(tmp_path / "o.tif")), "give the output a .parquet"),
         (("embed", "images", str(sizes), *base, "--tile", "64"), "--tile does not apply to geodino embed images"),
