@@ -17,45 +17,74 @@ __all__ = ["pretrain", "source_of"]
 
 def source_of(data: str | Path, sensor: str | None = None, tile_size: int | None = None) -> str:
     """The `data.sources=[...]` override for a folder (or file list, glob) of images or rasters: `raster` when its
-    first file is a georeferenced raster (GeoTIFF, VRT, JP2: tiles cut by the archive reader), else `images` (JPEG,
-    PNG, or TIFF chips without a CRS); `sensor` names the data's sensor (a built-in name or a sensor YAML from
-    `geodino data stats`; without it images use ImageNet statistics and 3-band 8-bit rasters `sat493m`, named in
-    the source so that the export records it); `tile_size`: the tiles cut from rasters, in pixels (the reader's
-    default, 256, without it). A folder mixing rasters and chips, or `tile_size` for chips, is refused in one line."""
+    files are georeferenced rasters (GeoTIFF, VRT, JP2 with a CRS: tiles cut by the archive reader), else `images`
+    (JPEG, PNG, or TIFF chips without a CRS), decided per file from its header; `sensor` names the data's sensor (a
+    built-in name or a sensor YAML from `geodino data stats`; without it images use ImageNet statistics and 3-band
+    8-bit rasters `sat493m`, named in the source so that the export records it); `tile_size`: the tiles cut from
+    rasters, in pixels (the reader's default, 256, without it). A folder mixing georeferenced rasters and chips
+    (of any extension), or `tile_size` for chips, is refused in one line. A raster-extension file whose header does
+    not read counts as neither (the source's reader stops at it or skips it per its on_error) unless none reads."""
     from geodino.data.paths import IMAGE_EXTS, RASTER_EXTS, resolve_paths
 
     hint = "pass a folder of images or rasters, a glob or a list of files"
     exts = tuple(dict.fromkeys((*RASTER_EXTS, *IMAGE_EXTS)))
     files = resolve_paths(data, exts, what="image or raster", hint=hint)
-    kind, default_sensor = "images", None
-    if files[0].lower().endswith(RASTER_EXTS):
-        import rasterio
-
-        try:
-            with rasterio.open(files[0]) as src:
-                kind = "raster" if src.crs is not None else "images"
-                if kind == "raster" and src.count == 3 and src.dtypes[0] == "uint8":
-                    default_sensor = (
-                        "sat493m"  # what the raster reader standardises 8-bit RGB with; the export records it
-                    )
-        except rasterio.errors.RasterioIOError as exc:
-            raise InputError(f"cannot read {files[0]} ({exc}); {hint}") from None
-    if kind == "raster":
-        chips = [f for f in files if not f.lower().endswith(RASTER_EXTS)]
-        if chips:  # a raster source reads only raster files: the chips would be left out without a word
-            raise InputError(
-                f"{data} holds georeferenced rasters ({files[0]}) and {plural(len(chips), 'image chip')} ({chips[0]}); "
-                "a source is one kind: pass them as two folders, or build data.sources with a raster and an images "
-                "source"
-            )
-    elif tile_size is not None:
+    rasters, chips, first_raster, unread = _kinds(files)
+    if not rasters and not chips:  # no header read: nothing to decide from
+        raise InputError(f"cannot read {unread[0][0]} ({unread[0][1]}); {hint}")
+    kind = "raster" if rasters else "images"
+    if rasters and chips:  # a source is one kind: either reader would misread or leave out the other files
+        raise InputError(
+            f"{data} holds georeferenced rasters ({rasters[0]}) and {plural(len(chips), 'image chip')} without a "
+            f"CRS ({chips[0]}); a source is one kind: pass them as two folders, or build data.sources with a raster "
+            "and an images source"
+        )
+    if kind == "images" and tile_size is not None:
         raise InputError(f"tile_size={tile_size} applies to rasters; {data} holds image chips, which train whole")
+    default_sensor = None
+    if first_raster is not None and first_raster[0] == 3 and first_raster[1] == "uint8":
+        default_sensor = "sat493m"  # what the raster reader standardises 8-bit RGB with; the export records it
     paths = ", ".join(_quoted(p) for p in ([data] if isinstance(data, str | Path) else data))
     sensor = sensor or default_sensor
     extra = f", sensor: {_quoted(sensor)}" if sensor else ""
     if tile_size is not None:
         extra += f", tile_size: {int(tile_size)}"
     return f"data.sources=[{{type: {kind}, paths: [{paths}]{extra}}}]"
+
+
+def _kinds(files: list[str]) -> tuple[list[str], list[str], tuple[int, str] | None, list[tuple[str, str]]]:
+    """(georeferenced rasters, chips, (band count, dtype) of the first raster, unreadable files with why) of the
+    files, each judged on its own header: a raster-extension file with a CRS is a raster, one without a chip (as
+    every JPEG/PNG/WebP/BMP, not opened)."""
+    import warnings
+
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    from geodino.data.paths import RASTER_EXTS
+
+    rasters: list[str] = []
+    chips: list[str] = []
+    first: tuple[int, str] | None = None
+    unread: list[tuple[str, str]] = []
+    for f in files:
+        if not f.lower().endswith(RASTER_EXTS):
+            chips.append(f)
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.open(f) as src:
+                    crs, count, dtype = src.crs, src.count, src.dtypes[0]
+        except rasterio.errors.RasterioIOError as exc:
+            unread.append((f, str(exc).splitlines()[0]))
+            continue
+        if crs is None:
+            chips.append(f)
+        else:
+            rasters.append(f)
+            first = first or (count, dtype)
+    return rasters, chips, first, unread
 
 
 def _quoted(value: str | Path) -> str:

@@ -45,6 +45,33 @@ def test_the_source_type_follows_the_files(tmp_path, tiny_data):
         source_of(tmp_path / "empty")
 
 
+def test_each_file_decides_its_kind_and_a_folder_of_both_tiff_kinds_is_refused(tmp_path):
+    """TIFFs with and without a CRS in one folder: each file's header says what it is (the first file decided for
+    all, so a chip TIFF behind a GeoTIFF was read as a raster, and GeoTIFFs behind a chip TIFF as chips); the line
+    names one file of each kind. A TIFF whose header does not read is left to the reader's on_error."""
+    chip = np.zeros((3, 8, 8), np.uint8)
+    for name, first_geo in (("geo_first", True), ("chip_first", False)):
+        folder = tmp_path / name
+        folder.mkdir()
+        write_tif(folder / "a.tif", chip, **({} if first_geo else {"crs": None}))
+        write_tif(folder / "b.tif", chip, **({"crs": None} if first_geo else {}))
+        geo, plain = ("a.tif", "b.tif") if first_geo else ("b.tif", "a.tif")
+        want = rf"holds georeferenced rasters \(.*{geo}\) and 1 image chip without a CRS \(.*{plain}\); a source is one"
+        with pytest.raises(InputError, match=want):
+            source_of(folder)
+    rasters = tmp_path / "rasters"
+    rasters.mkdir()
+    write_tif(rasters / "a.tif", np.zeros((4, 8, 8), np.uint16))
+    write_tif(rasters / "b.tif", chip)
+    (rasters / "c.tif").write_bytes(b"not a tiff")
+    assert source_of(rasters) == f"data.sources=[{{type: raster, paths: ['{rasters}']}}]"  # sensor from a.tif: none
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "c.tif").write_bytes(b"not a tiff")
+    with pytest.raises(InputError, match=r"^cannot read .*c\.tif"):
+        source_of(broken)
+
+
 def test_pretrain_in_one_call_writes_the_run_and_its_export(tmp_path, tiny_data, tiny_run):
     """The call builds the same config as the command line would (data source, output_dir, steps) and leaves the
     export where it says; with init_from (an export with heads) the student takes its architecture and no
