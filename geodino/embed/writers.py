@@ -1,4 +1,4 @@
-"""Writers of feature rasters: a chunked GeoZarr (Zarr v2) store, a COG, and the int8 quantisation.
+"""Writers of feature rasters: a chunked GeoZarr (Zarr v2) store and a COG.
 
 The pipeline always writes into a Zarr v2 store made by xarray + rioxarray (dims band/y/x, CF grid mapping,
 chunks holding whole pixel vectors): Zarr lets several processes write disjoint chunk-aligned blocks of one
@@ -7,80 +7,64 @@ QGIS, reads v2 stores with their CRS and transform and fails on v3 ("Unsupported
 A `.tif` output is made from the finished store in streaming passes (chunks -> a GeoTIFF, 2x overview levels
 computed here -> GDAL's COG driver with ZSTD, NaN or -128 nodata, band descriptions, metadata); see `store_to_cog`.
 
-int8 quantisation (AlphaEarth / Google Satellite Embedding convention, for unit-length vectors)::
-
-    q = clip(round(127.5 * sign(v) * sqrt(|v|)), -127, 127)        (int8; -128 = nodata in every band)
-    v ~= sign(q) * (q / 127.5) ** 2                                   (dequantise, then re-normalise to unit L2)
-
-The square-root companding spends the 8 bits where unit-vector components live (near 0). For |v| <= 1 the
-round-trip error is at most `(2 * sqrt(|v|) + 1/255) / 255` (<= 0.0079), and components beyond
-`(127/127.5)^2 = 0.99217` are clipped to it (error <= 0.0079 as well): see `int8_error_bound`.
+The stored encoding (variable name, dtypes, nodata, int8 quantisation) is in `geodino.embed.encoding`, reading in
+`geodino.embed.reader`; both are re-exported here.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from geodino.embed.encoding import (
+    DEQUANT_RULE,
+    DTYPES,
+    INT8_NODATA,
+    INT8_SCALE,
+    VAR,
+    dequantize_int8,
+    encode,
+    flatten_meta,
+    int8_error_bound,
+    nodata_of,
+    quantize_int8,
+)
+from geodino.embed.reader import FEATURE_MARKERS, EmbeddingReader, read_store_info
 from geodino.errors import InputError, plural
 
-VAR = "embedding"
-INT8_NODATA = -128
-INT8_SCALE = 127.5
-DTYPES = ("float32", "float16", "int8")
-DEQUANT_RULE = "v = sign(q) * (abs(q) / 127.5) ** 2; q == -128 is nodata; re-normalise v to unit L2"
-
-
-def quantize_int8(v: np.ndarray) -> np.ndarray:
-    """Unit-vector components in [-1, 1] -> int8 codes in [-127, 127] by square-root companding."""
-    q = np.rint(INT8_SCALE * np.sign(v) * np.sqrt(np.abs(v)))
-    return np.clip(q, -127, 127).astype(np.int8)
-
-
-def dequantize_int8(q: np.ndarray, *, renormalize: bool = False, axis: int = 0) -> np.ndarray:
-    """int8 codes -> float32 components (NaN where the code is the nodata code -128)."""
-    qf = q.astype(np.float32)
-    v = np.sign(qf) * (np.abs(qf) / INT8_SCALE) ** 2
-    v[q == INT8_NODATA] = np.nan
-    if renormalize:
-        n = np.sqrt(np.sum(v * v, axis=axis, keepdims=True))
-        v = v / np.where(n > 0, n, 1.0)
-    return v.astype(np.float32)
-
-
-def int8_error_bound(v: np.ndarray) -> np.ndarray:
-    """Per-component upper bound of |dequantize(quantize(v)) - v| for |v| <= 1 (rounding plus clipping)."""
-    a = np.abs(v.astype(np.float64))
-    rounding = (2.0 * np.sqrt(a) + 1.0 / 255.0) / 255.0
-    clipping = np.maximum(a - (127.0 / INT8_SCALE) ** 2, 0.0)
-    return np.maximum(rounding, clipping) + 1e-7
-
-
-def encode(features: np.ndarray, valid: np.ndarray, dtype: str) -> np.ndarray:
-    """Float32 features `[D,h,w]` + validity `[h,w]` -> the stored array (nodata where invalid)."""
-    if dtype == "int8":
-        out = quantize_int8(features)
-        out[:, ~valid] = INT8_NODATA
-        return out
-    out = features.astype(dtype, copy=True)
-    out[:, ~valid] = np.nan
-    return out
-
-
-def nodata_of(dtype: str) -> float | int:
-    return INT8_NODATA if dtype == "int8" else float("nan")
-
-
-def flatten_meta(metadata: Mapping[str, Any]) -> dict[str, str]:
-    """Metadata as stored (text; other values as JSON): Zarr attributes and, prefixed GEODINO_, COG tags."""
-    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
+__all__ = [
+    "DEQUANT_RULE",
+    "DTYPES",
+    "FEATURE_MARKERS",
+    "INT8_NODATA",
+    "INT8_SCALE",
+    "VAR",
+    "EmbeddingReader",
+    "StoreReadError",
+    "ZarrBlockWriter",
+    "check_zarr_grid",
+    "cog_blocksize",
+    "create_store",
+    "damage_of",
+    "dequantize_int8",
+    "downsample2",
+    "encode",
+    "finalize_store",
+    "flatten_meta",
+    "int8_error_bound",
+    "missing_chunks",
+    "nodata_of",
+    "overview_shapes",
+    "quantize_int8",
+    "read_store_info",
+    "remove_tree",
+    "store_to_cog",
+]
 
 
 def create_store(
@@ -396,143 +380,6 @@ def _vrt_xml(paths: list[Path], info: dict[str, Any], gdal_dtype: str, nodata: f
         )
     parts.append("</VRTDataset>")
     return "\n".join(parts)
-
-
-def read_store_info(path: str | Path) -> dict[str, Any]:
-    """Shape, dtype, CRS, transform, band names and geodino attributes of a feature store."""
-    import rioxarray  # noqa: F401
-    import xarray as xr
-
-    ds = xr.open_zarr(str(path), decode_coords="all", consolidated=None, mask_and_scale=False)
-    try:
-        var = ds[VAR]
-        attrs = {k: v for k, v in ds.attrs.items() if k != "geodino_band_names"}
-        names = json.loads(ds.attrs.get("geodino_band_names", "[]")) or [f"E{i:03d}" for i in range(var.shape[0])]
-        return {
-            "height": int(var.shape[1]),
-            "width": int(var.shape[2]),
-            "dtype": str(var.dtype),
-            "crs": ds.rio.crs,
-            "transform": ds.rio.transform(),
-            "band_names": names,
-            "attrs": attrs,
-            "chunks": var.encoding.get("chunks"),
-        }
-    finally:
-        ds.close()
-
-
-def _missing_raster(path: Path) -> str:
-    """Why a feature raster is not there: scenes in several CRSs get one mosaic per CRS (`mosaic_EPSG_32633.vrt`
-    next to the `mosaic.vrt` the user asked for), so name those when they exist."""
-    siblings = sorted(path.parent.glob(f"{path.stem}_*{path.suffix}")) if path.suffix and path.parent.is_dir() else []
-    if siblings:
-        names = ", ".join(p.name for p in siblings[:6]) + (" ..." if len(siblings) > 6 else "")
-        return (
-            f"feature raster {path} does not exist, but {path.parent} holds {names}: scenes in several CRSs get one "
-            f"mosaic per CRS; pass one of them (e.g. {siblings[0]})"
-        )
-    return f"feature raster {path} does not exist; make one with `geodino embed`"
-
-
-FEATURE_MARKERS = ("model_spec", "model_fingerprint")  # metadata keys every `geodino embed` output records
-
-
-class EmbeddingReader:
-    """Read a feature raster written by geodino (COG, GeoTIFF or Zarr) as float32 features + validity.
-
-    int8 files are dequantised (and re-normalised) with the rule stored in their metadata; NaN/-128 cells are
-    invalid. Used by the products (PCA, clusters, similarity, zonal statistics, classify, change), which open it
-    with `require_features` so that a raster `geodino embed` did not write is refused.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        import rasterio
-
-        self.path = str(path)
-        if not Path(self.path).exists():
-            raise InputError(_missing_raster(Path(self.path)))
-        gdal_path = self.path
-        if Path(self.path).is_dir():
-            gdal_path = f'ZARR:"{Path(self.path).resolve()}":/{VAR}'
-        try:
-            with warnings.catch_warnings():  # a store one cell wide or high: placed from `spatial_ref` below
-                if gdal_path != self.path:
-                    warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-                self.src = rasterio.open(gdal_path)
-        except rasterio.errors.RasterioIOError as exc:
-            raise InputError(f"cannot read feature raster {self.path}: {str(exc).splitlines()[0]}") from exc
-        self.crs, self.transform = self.src.crs, self.src.transform
-        if Path(self.path).is_dir():
-            info = read_store_info(self.path)
-            attrs = info["attrs"]
-            # the store's own record (`spatial_ref`): for a store one cell wide or high, written before such outputs
-            # were refused, GDAL gives the identity transform (see `check_zarr_grid`)
-            self.transform = info["transform"]
-            self.crs = info["crs"] if info["crs"] is not None else self.src.crs
-        else:
-            attrs = {k[len("GEODINO_") :].lower(): v for k, v in self.src.tags().items() if k.startswith("GEODINO_")}
-        self.metadata: dict[str, Any] = attrs
-        self.dtype = str(attrs.get("dtype", self.src.dtypes[0]))
-        self.count, self.height, self.width = self.src.count, self.src.height, self.src.width
-
-    def require_features(self) -> EmbeddingReader:
-        """This reader, or (closed) a one-line InputError when the raster was not written by `geodino embed`: the
-        products would map a plain RGB GeoTIFF or a DEM as if its pixel values were features and say nothing.
-        Every feature raster, Zarr store and scene mosaic carries the backbone record (GEODINO_MODEL_SPEC and
-        GEODINO_MODEL_FINGERPRINT tags, `model_spec` attributes); one of the two is enough."""
-        if any(self.metadata.get(k) not in (None, "") for k in FEATURE_MARKERS):
-            return self
-        self.close()
-        raise InputError(
-            f"{self.path} is not a feature raster from `geodino embed` "
-            f"({plural(self.count, self.src.dtypes[0] + ' band')}, no "
-            f"GEODINO_MODEL_SPEC metadata); run `geodino embed {self.path} --backbone SPEC --out features.tif` first "
-            "and pass features.tif"
-        )
-
-    def close(self) -> None:
-        self.src.close()
-
-    def __enter__(self) -> EmbeddingReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def read(self, window: Any = None, out_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(features [D,h,w] float32, valid [h,w] bool) for a rasterio window (None: everything)."""
-        kw: dict[str, Any] = {"window": window}
-        if out_shape is not None:
-            kw["out_shape"] = (self.count, *out_shape)
-        raw = self.src.read(**kw)
-        if self.dtype == "int8" or raw.dtype == np.int8:
-            valid = ~np.all(raw == INT8_NODATA, axis=0)
-            feats = dequantize_int8(raw, renormalize=True)
-        else:
-            feats = raw.astype(np.float32, copy=False)
-            valid = ~np.any(np.isnan(feats), axis=0)
-        feats = np.where(valid[None], feats, 0.0).astype(np.float32)
-        return feats, valid
-
-    def blocks(self, budget_bytes: int = 64 * 2**20) -> Any:
-        """Row windows covering the raster, each at most ~`budget_bytes` of float32 features (streaming products)."""
-        from rasterio.windows import Window
-
-        rows = max(1, min(self.height, budget_bytes // max(1, self.width * self.count * 4)))
-        for r in range(0, self.height, rows):
-            yield Window(0, r, self.width, min(rows, self.height - r))
-
-    def sample(self, n: int, seed: int = 0) -> np.ndarray:
-        """Up to `n` valid pixel vectors `[n, D]`, spread over the raster (a decimated read, then a random draw)."""
-        scale = max(1.0, math.sqrt(self.height * self.width / max(4 * n, 1)))
-        shape = (max(1, int(self.height / scale)), max(1, int(self.width / scale)))
-        rng = np.random.default_rng(seed)
-        feats, valid = self.read(out_shape=shape) if scale > 1 else self.read()
-        vecs = feats[:, valid].T
-        if len(vecs) > n:
-            vecs = vecs[rng.choice(len(vecs), n, replace=False)]
-        return vecs
 
 
 def remove_tree(path: str | Path) -> None:
