@@ -1,0 +1,112 @@
+"""The checkpoint callback of a pretraining run: `step_XXXXXXXX.ckpt` every N steps, at a stop request and at the
+end, written atomically, with `last.ckpt` pointing at the newest and only the last few kept.
+
+Kept apart from `geodino.train.module` (the LightningModule, which re-exports `CheckpointCallback`) and from
+`geodino.train.checkpointing` (reading checkpoints, exporting the teacher, chaining stages; no Lightning). Lightning
+keys a callback's state by its class name alone (`Callback.state_key` is the `__qualname__`, and this callback has no
+state), so the move changes nothing in saved checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from geodino.io import temp_name
+from geodino.train import checkpointing as ckpt_lib
+
+__all__ = ["CheckpointCallback"]
+
+
+class CheckpointCallback(L.Callback):
+    """Write `step_XXXXXXXX.ckpt` every N steps and at the end, atomically, and point `last.ckpt` at it.
+
+    Every rank takes part (FSDP2 gathers or writes shards); the file is written under a temporary name and
+    renamed by rank 0 after a barrier, so a killed run never leaves a half-written checkpoint under a final
+    name, and a NaN-stopped run keeps its previous checkpoint untouched.
+    """
+
+    def __init__(self, folder: Path, every_n_steps: int, keep_last: int = 3) -> None:
+        from geodino.train.stop import StopRequest
+
+        self.folder = Path(folder)
+        self.every = every_n_steps
+        self.keep_last = keep_last
+        self.last_saved_step = -1
+        self.last_path: Path | None = None
+        self.stop = StopRequest()  # Ctrl-C / SIGTERM: finish the step, save it, stop (geodino.train.stop)
+        self.stopped_at: int | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.stop.install()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.stop.restore()  # here and in on_train_end: before the Trainer restores its own (its teardown)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        step = trainer.global_step
+        if step > 0 and step % self.every == 0:
+            self.save(trainer)
+        multi = trainer.world_size > 1
+        if trainer.max_steps is not None and 0 < trainer.max_steps <= step:
+            return  # the last step: a request now is no stop, the run is complete (pretrain says so)
+        if self.stop.agreed(partial(trainer.strategy.reduce_boolean_decision, all=False) if multi else None):
+            if step > 0 and step != self.last_saved_step:
+                self.save(trainer)
+            self.stopped_at = step
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.stop.restore()
+        if trainer.global_step != self.last_saved_step and trainer.global_step > 0:
+            self.save(trainer)
+
+    def save(self, trainer: L.Trainer) -> Path:
+        step = trainer.global_step
+        final = self.folder / f"step_{step:08d}.ckpt"
+        # the same temporary name on every rank (temp_name uses the pid, so take rank 0's)
+        tmp = Path(trainer.strategy.broadcast(str(temp_name(final))))
+        if trainer.is_global_zero:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        trainer.strategy.barrier("geodino_ckpt_mkdir")
+        try:
+            trainer.save_checkpoint(tmp, weights_only=False)  # optimiser and loops too: a killed run resumes
+        except BaseException:
+            if trainer.is_global_zero:
+                _remove(tmp)
+            raise
+        trainer.strategy.barrier("geodino_ckpt_written")
+        if trainer.is_global_zero:
+            if final.is_dir():
+                import shutil
+
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            _point_last(self.folder / "last.ckpt", final.name)
+            if self.keep_last > 0:
+                for old in ckpt_lib.find_checkpoints(self.folder)[: -self.keep_last]:
+                    _remove(old)
+        trainer.strategy.barrier("geodino_ckpt_renamed")
+        self.last_saved_step, self.last_path = step, final
+        return final
+
+
+def _point_last(link: Path, target_name: str) -> None:
+    """Atomically make `last.ckpt` a relative symlink to the newest step checkpoint."""
+    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    os.symlink(target_name, tmp)
+    os.replace(tmp, link)
+
+
+def _remove(p: Path) -> None:
+    import shutil
+
+    if p.is_dir():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        p.unlink(missing_ok=True)
