@@ -133,10 +133,10 @@ class _RecordedFastViT(torch.nn.Module):
 def _chosen(monkeypatch, device: str, **kw):
     """The path `accelerate` returns for a fresh tiny backbone on `device` (a compiler present)."""
     import geodino.inference as inference
-    import geodino.models.frozen as frozen
+    import geodino.models.fast_choice as fast_choice
 
     monkeypatch.delenv("GEODINO_FAST", raising=False)
-    monkeypatch.setattr(frozen, "_compiler_available", lambda d: True)
+    monkeypatch.setattr(fast_choice, "_compiler_available", lambda d: True)
     monkeypatch.setattr(inference, "FastViT", _RecordedFastViT)
     monkeypatch.setattr(inference, "_device", lambda bb: torch.device(device))
     return accelerate(load_backbone("arch:vit_tiny?seed=0&depth=1"), **kw)

@@ -3,10 +3,8 @@
 `FastViT(model)` reads the weights of a `DinoVisionTransformer` once and runs an inference-only forward with the
 same outputs (`forward_features`, `get_intermediate_layers`, official semantics; no masks, no training):
 
-- weights prepared once: the key-bias mask and LayerScale folded into the qkv / output / FFN projections
-  (`x + γ·(W y + b) = x + (γW) y + γb`), SwiGLU's two input projections fused into one matmul;
-- `dtype=torch.bfloat16` stores the matmul weights in bf16 (no per-call autocast casts) while the residual stream,
-  the norms and RoPE stay float32, as under autocast;
+- weights prepared once (`geodino.models.fast_core`): key-bias mask and LayerScale folded into the projections,
+  SwiGLU's input projections fused; `dtype=torch.bfloat16` stores the matmul weights in bf16;
 - `compile=True` runs the forward through `torch.compile` (inductor; on CPU with weight freezing, which constant-
   folds RoPE tables and prepacks weights for oneDNN). Shapes are static: each new (batch, H, W) is compiled once
   (the warm-up), and a batch smaller than one already compiled for the same tile size is zero-padded to it instead
@@ -14,15 +12,12 @@ same outputs (`forward_features`, `get_intermediate_layers`, official semantics;
   than `PAD_MIN_SHARE` of it, runs uncompiled;
 - `dtype="int8"`: opt-in dynamic int8 quantisation of the projections (torch.ao, eager; fidelity measured by
   the feature cosine to float32, see docs/fast_inference.md);
-- float32 on CUDA GPUs with TF32 tensor cores (compute capability >= 8.0): the projections run as "3xTF32" (each
-  float32 operand split into a TF32 high part and a TF32 low part, three tensor-core products summed in float32,
-  `_Tf32x3Linear`), the float32 emulation PyTorch's own float32 memory-efficient attention kernel uses on those
-  GPUs. Plain float32 matrix products there run on the CUDA cores at a fraction of the tensor cores' rate; plain
-  TF32 keeps 11 of float32's 24 significand bits and breaks the 1e-4 fidelity. `GEODINO_FAST=float32-ieee`
-  keeps plain float32 products.
+- float32 on CUDA GPUs with TF32 tensor cores: the projections run as "3xTF32" (`geodino.models.tf32x3`);
+  `GEODINO_FAST=float32-ieee` keeps plain float32 products.
 
-`fast_path(model, device=..., mode=...)` chooses the path (see `choose_path`) and returns a `FastViT`, or the model
-unchanged when the fast path is off: `mode="off"` or the environment variable `GEODINO_FAST=0`.
+`fast_path(model, device=..., mode=...)` chooses the path (see `choose_path`, `geodino.models.fast_choice`) and
+returns a `FastViT`, or the model unchanged when the fast path is off: `mode="off"` or the environment variable
+`GEODINO_FAST=0`. The names of those modules that callers and tests use are re-exported here.
 
 Hand-written rather than a library because the official layout (storage tokens, RoPE on patch tokens only,
 masked k-bias, untied norms) is what must be reproduced; `torch.compile` does the kernel fusion.
@@ -30,24 +25,22 @@ masked k-bias, untied norms) is what must be reproduced; `torch.compile` does th
 
 from __future__ import annotations
 
-import copy
 import functools
-import os
-import shutil
 import types
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from geodino.errors import ConfigError, InputError
+from geodino.models.fast_choice import ENV_SWITCH as ENV_SWITCH  # re-exported: geodino.inference imports it
+from geodino.models.fast_choice import MODES, FastPath, choose_path, env_mode, fast_mode
+from geodino.models.fast_core import _Core
 from geodino.models.layers.patch_embed import check_image_batch
-from geodino.models.layers.rope import rope_for_tokens
+from geodino.models.tf32x3 import _split_tf32x3, tf32_matmuls, tf32_round
+from geodino.models.tf32x3 import _Tf32x3Linear as _Tf32x3Linear  # re-exported: tests use frozen._Tf32x3Linear
 from geodino.models.vit import block_indices, layer_outputs
 
 __all__ = [
@@ -62,9 +55,6 @@ __all__ = [
     "tf32_round",
 ]
 
-MODES = ("auto", "off", "float32", "float32-ieee", "bfloat16", "int8")
-ENV_SWITCH = "GEODINO_FAST"  # "0" / "off" turns the fast path off everywhere; a mode name forces that mode
-
 
 # A batch smaller than the compiled one runs that graph zero-padded when it fills at least this share of it, else
 # through the prepared weights without the compiler: padding pays when the share exceeds compiled / uncompiled time.
@@ -73,334 +63,6 @@ ENV_SWITCH = "GEODINO_FAST"  # "0" / "off" turns the fast path off everywhere; a
 # eager (backbone.py batch 4 and 8: 1.11, 1.18; profile_forward.py: 1.31), so the break-even share is 0.76-0.90.
 # CUDA: always padded (compiled bf16 is ~2x eager, and a small batch leaves the GPU mostly idle anyway).
 PAD_MIN_SHARE: dict[str, float] = {"cpu": 0.85, "cuda": 0.0}
-
-
-@dataclass(frozen=True)
-class FastPath:
-    """Which inference path runs: `name` as printed and recorded (e.g. 'fast-bfloat16-compiled' or 'eager')."""
-
-    enabled: bool
-    dtype: str = "float32"  # float32 | bfloat16 | int8
-    compile: bool = False
-    # a description for the console, not part of what runs: paths that compute the same compare equal (the key
-    # under which `geodino.inference.accelerate` keeps its prepared models)
-    reason: str = field(default="", compare=False)
-    tf32x3: bool = False  # float32 projections as three TF32 tensor-core products (`_Tf32x3Linear`)
-
-    @property
-    def name(self) -> str:
-        if not self.enabled:
-            return "eager"
-        return f"fast-{self.dtype}" + ("-3xtf32" if self.tf32x3 else "") + ("-compiled" if self.compile else "")
-
-
-def _compiler_available(device: torch.device) -> bool:
-    """Inductor needs a C++ compiler on CPU and triton on CUDA; without them the fast path runs eagerly."""
-    if device.type == "cpu":
-        return shutil.which(os.environ.get("CXX", "g++")) is not None or shutil.which("c++") is not None
-    if device.type == "cuda":
-        import importlib.util
-
-        return importlib.util.find_spec("triton") is not None
-    return False
-
-
-def _tensor_core_tf32(device: torch.device) -> bool:
-    """Whether `device` is a CUDA GPU with TF32 tensor cores (compute capability 8.0 and later)."""
-    if device.type != "cuda" or not torch.cuda.is_available():  # no GPU here: the caller meets that error later
-        return False
-    return torch.cuda.get_device_capability(device) >= (8, 0)
-
-
-_OFF_WORDS = ("0", "false", "no", "off")
-_ON_WORDS = ("1", "true", "yes", "on")
-
-
-def fast_mode(value: Any, key: str = "fast path mode") -> str:
-    """`value` as one of `MODES`, or a ConfigError naming `key`. YAML reads `off` as false and `on` as true (a config
-    then holds 'False' / 'True'), so booleans and their spellings mean 'off' and 'auto'."""
-    word = str(value).strip().lower()
-    mode = "off" if word in _OFF_WORDS else "auto" if word in _ON_WORDS else word
-    if mode not in MODES:
-        raise ConfigError(f"{key}={value!r} is not one of {', '.join(MODES)}")
-    return mode
-
-
-def env_mode() -> str | None:
-    """The mode `GEODINO_FAST` forces ('off' for 0 / off / false / no; a mode name), or None when it is unset or
-    asks for the default (1 / on / auto); a ConfigError for anything else. It overrides every setting in code or
-    config. Commands that write a run folder check it up front (a bad value otherwise failed after set-up)."""
-    env = os.environ.get(ENV_SWITCH, "").strip().lower()
-    if not env or env in (*_ON_WORDS, "auto"):
-        return None
-    if env in _OFF_WORDS:
-        return "off"
-    if env not in MODES:
-        raise ConfigError(f"{ENV_SWITCH}={env!r} is not a fast-path mode; use one of {', '.join(MODES)} or 0")
-    return env
-
-
-def choose_path(
-    device: str | torch.device = "cpu", mode: str = "auto", compile: bool | None = None, amp: bool | None = None
-) -> FastPath:
-    """The path for `device`: `mode` 'auto' keeps today's numerics (float32 on CPU, bf16 on CUDA where the eager
-    path autocasts) with prepared weights and compilation when a compiler is present (callers with small jobs pass
-    `compile=False`: see `geodino.inference.COMPILE_MIN_IMAGES`); 'float32' / 'bfloat16' /
-    'int8' force the dtype (int8: CPU only, eager); 'off' (or GEODINO_FAST=0) is the eager model as it is.
-    float32 on a GPU with TF32 tensor cores runs its projections as 3xTF32 (`_Tf32x3Linear`); 'float32-ieee'
-    keeps plain float32 products there. `amp` (the FrozenBackbone setting) picks bf16 in auto mode when set."""
-    device = torch.device(device)
-    env = env_mode()
-    if env == "off":
-        return FastPath(False, reason=f"{ENV_SWITCH}={os.environ[ENV_SWITCH].strip().lower()}")
-    mode = fast_mode(env or mode)
-    if mode == "off":
-        return FastPath(False, reason="mode=off")
-    if mode == "auto":
-        bf16 = amp if amp is not None else device.type == "cuda"
-        mode = "bfloat16" if bf16 else "float32"
-    tf32x3 = mode == "float32" and _tensor_core_tf32(device)
-    mode = "float32" if mode == "float32-ieee" else mode
-    if mode == "int8":
-        if device.type != "cpu":
-            raise ConfigError(f"fast path int8 runs on CPU only (torch.ao dynamic quantisation), not on {device}")
-        return FastPath(True, "int8", False, reason="int8 dynamic quantisation (eager)")
-    can = _compiler_available(device)
-    use = can if compile is None else (compile and can)
-    why = "compiled" if use else ("compile off" if compile is False else "no compiler found: eager")
-    return FastPath(True, mode, use, reason=why, tf32x3=tf32x3)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# prepared weights
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def _linear(weight: Tensor, bias: Tensor | None, dtype: torch.dtype) -> nn.Linear:
-    """An inference nn.Linear holding `weight` / `bias` in `dtype` (an nn.Linear so that torch.ao can quantise it)."""
-    out_f, in_f = weight.shape
-    # skip_init: no random initialisation that the copy overwrites anyway (it also drew from the caller's global
-    # generator, so merely preparing the fast path moved a notebook's random stream)
-    lin = torch.nn.utils.skip_init(nn.Linear, in_f, out_f, bias=bias is not None, device=weight.device, dtype=dtype)
-    with torch.no_grad():
-        lin.weight.copy_(weight)
-        if bias is not None:
-            lin.bias.copy_(bias)
-    return lin.requires_grad_(False)
-
-
-def _ls(block_ls: nn.Module, dim: int, ref: Tensor) -> Tensor:
-    gamma = getattr(block_ls, "gamma", None)
-    return gamma.detach().float() if gamma is not None else torch.ones(dim, device=ref.device)
-
-
-def _fold(lin: nn.Linear, gamma: Tensor, dtype: torch.dtype) -> nn.Linear:
-    """`γ ⊙ (W y + b)` as one linear: rows of W and b scaled by γ (exact up to float rounding)."""
-    w = lin.weight.detach().float() * gamma[:, None]
-    b = lin.bias.detach().float() * gamma if lin.bias is not None else None
-    return _linear(w, b, dtype)
-
-
-class _Norm(nn.Module):
-    """LayerNorm / RMSNorm computed in float32 on the float32 residual stream."""
-
-    def __init__(self, norm: nn.Module) -> None:
-        super().__init__()
-        self.rms = not isinstance(norm, nn.LayerNorm)
-        self.eps = float(norm.eps)
-        self.weight = nn.Parameter(norm.weight.detach().float().clone(), requires_grad=False)
-        b = getattr(norm, "bias", None)
-        self.bias = nn.Parameter(b.detach().float().clone(), requires_grad=False) if b is not None else None
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.rms:
-            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
-        return F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, self.eps)
-
-
-def tf32_round(x: Tensor) -> Tensor:
-    """float32 `x` rounded to the nearest TF32 value (10 stored significand bits, ties to even), still float32.
-
-    On the bit pattern: add half a TF32 unit (minus one when the kept last bit is even) and clear the 13 dropped
-    bits; the same for either sign, since the sign bit is untouched. Finite values only (a ViT has no others)."""
-    i = x.contiguous().view(torch.int32)
-    i = (i + (0x0FFF + ((i >> 13) & 1))) & -0x2000
-    return i.view(torch.float32)
-
-
-class _Tf32x3Linear(nn.Module):
-    """A float32 linear as three TF32 tensor-core products: x W^T ≈ xh Wh^T + xh Wl^T + xl Wh^T, where xh is x
-    rounded to TF32 and xl the rounded rest (likewise W). The dropped xl Wl^T is ~2^-22 of the product, so the
-    result is within a few float32 roundings of the float32 one; TF32 alone (xh Wh^T) is off by ~2^-11.
-
-    The three products are one matrix product over a tripled inner dimension ([xh, xh, xl] against
-    [Wh, Wl, Wh], prepared once), accumulated in float32 as tensor cores do. The operands are exact TF32 values, so
-    the hardware's own float32 -> TF32 conversion changes nothing, and on a CPU (float32 products of 11-bit
-    significands are exact) the same module computes the GPU's numerics up to summation order, which is how the
-    tests check it. Hand-written: PyTorch runs float32 matrix products as either IEEE or plain TF32; its 3xTF32 is
-    inside the memory-efficient attention kernel only (CUTLASS `OpMultiplyAddFastF32`)."""
-
-    def __init__(self, lin: nn.Linear) -> None:
-        super().__init__()
-        w = lin.weight.detach().float()
-        wh = tf32_round(w)
-        wl = tf32_round(w - wh)
-        self.weight3 = nn.Parameter(torch.cat([wh, wl, wh], dim=1).contiguous(), requires_grad=False)
-        b = lin.bias
-        self.bias = None if b is None else nn.Parameter(b.detach().float().clone(), requires_grad=False)
-        self.in_features, self.out_features = lin.in_features, lin.out_features
-
-    def forward(self, x: Tensor) -> Tensor:
-        xh = tf32_round(x)
-        xl = tf32_round(x - xh)
-        return F.linear(torch.cat([xh, xh, xl], dim=-1), self.weight3, self.bias)
-
-
-def _split_tf32x3(core: nn.Module) -> nn.Module:
-    """Every float32 projection of the blocks as a `_Tf32x3Linear` (the patch embedding stays a convolution, which
-    cuDNN already runs in TF32 by default, as in the eager model)."""
-    for blk in core.blocks:
-        for name in ("qkv", "proj", "fc1", "fc2"):
-            setattr(blk, name, _Tf32x3Linear(getattr(blk, name)))
-    return core
-
-
-@contextmanager
-def tf32_matmuls(device: torch.device) -> Iterator[None]:
-    """TF32 tensor cores for float32 matrix products on `device` (CUDA) inside the block, the previous setting
-    restored after: what the 3xTF32 products need (their operands are exact TF32 values, so nothing else changes for
-    them). A no-op elsewhere: on a CPU the products are float32 and exact for such operands.
-
-    Set and restored with the legacy `allow_tf32` switch, which keeps every precision getter readable: setting the
-    per-backend `fp32_precision = "tf32"` instead makes `torch.get_float32_matmul_precision()` raise (mixed APIs),
-    and inductor calls it while compiling matrix products. Only when the caller's own settings already mix the two
-    APIs (the legacy getter raises) is the per-backend switch used both ways."""
-    if device.type != "cuda":
-        yield
-        return
-    matmul = torch.backends.cuda.matmul
-    try:
-        before, attr = matmul.allow_tf32, "allow_tf32"
-    except RuntimeError:
-        before, attr = matmul.fp32_precision, "fp32_precision"
-    setattr(matmul, attr, True if attr == "allow_tf32" else "tf32")
-    try:
-        yield
-    finally:
-        setattr(matmul, attr, before)
-
-
-class _Block(nn.Module):
-    """One pre-norm block with folded LayerScale; matmul inputs in `dtype`, residual stream float32."""
-
-    def __init__(self, blk: nn.Module, dtype: torch.dtype) -> None:
-        super().__init__()
-        attn = blk.attn
-        dim = attn.qkv.in_features
-        self.num_heads = attn.num_heads
-        self.head_dim = dim // attn.num_heads
-        self.dtype = dtype
-        self.norm1 = _Norm(blk.norm1)
-        self.norm2 = _Norm(blk.norm2)
-        qkv_b = attn.qkv.bias
-        if qkv_b is not None and hasattr(attn.qkv, "bias_mask"):
-            qkv_b = qkv_b * attn.qkv.bias_mask.to(qkv_b.dtype)
-        self.qkv = _linear(attn.qkv.weight.detach().float(), None if qkv_b is None else qkv_b.detach().float(), dtype)
-        g1 = _ls(blk.ls1, dim, attn.qkv.weight)
-        g2 = _ls(blk.ls2, dim, attn.qkv.weight)
-        self.proj = _fold(attn.proj, g1, dtype)
-        mlp = blk.mlp
-        self.swiglu = hasattr(mlp, "w3")
-        if self.swiglu:
-            w12 = torch.cat([mlp.w1.weight.detach(), mlp.w2.weight.detach()]).float()
-            b12 = None if mlp.w1.bias is None else torch.cat([mlp.w1.bias.detach(), mlp.w2.bias.detach()]).float()
-            self.fc1 = _linear(w12, b12, dtype)
-            self.fc2 = _fold(mlp.w3, g2, dtype)
-        else:
-            self.fc1 = _linear(mlp.fc1.weight.detach().float(), _opt(mlp.fc1.bias), dtype)
-            self.fc2 = _fold(mlp.fc2, g2, dtype)
-
-    def forward(self, x: Tensor, sin: Tensor, cos: Tensor) -> Tensor:
-        B, N, D = x.shape
-        qkv = self.qkv(self.norm1(x).to(self.dtype)).view(B, N, 3, self.num_heads, self.head_dim)
-        qk = qkv[:, :, :2].float()  # RoPE in float32 (the released RoPE dtype), as official
-        q1, q2 = qk.chunk(2, dim=-1)
-        qk = torch.cat([q1 * cos - q2 * sin, q2 * cos + q1 * sin], dim=-1).to(self.dtype)
-        q, k, v = qk[:, :, 0], qk[:, :, 1], qkv[:, :, 2]
-        a = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
-        x = x + self.proj(a.transpose(1, 2).reshape(B, N, D)).float()
-        h = self.fc1(self.norm2(x).to(self.dtype))
-        if self.swiglu:
-            h1, h2 = h.chunk(2, dim=-1)
-            h = F.silu(h1) * h2
-        else:
-            h = F.gelu(h)
-        return x + self.fc2(h).float()
-
-
-def _opt(t: Tensor | None) -> Tensor | None:
-    return None if t is None else t.detach().float()
-
-
-class _Core(nn.Module):
-    """The prepared network: tokens -> outputs of the chosen blocks (normed or not) and the final pre-norm tokens."""
-
-    def __init__(self, model: nn.Module, dtype: torch.dtype) -> None:
-        super().__init__()
-        self.dtype = dtype
-        pe = model.patch_embed.proj
-        self.patch_w = nn.Parameter(pe.weight.detach().to(dtype).clone(), requires_grad=False)
-        self.patch_b = (
-            nn.Parameter(pe.bias.detach().float().clone(), requires_grad=False) if pe.bias is not None else None
-        )
-        self.patch_size = int(model.patch_size)
-        # [1, D]: replaces the patch tokens a mask selects (the teacher-head warm-up's masked views), as official
-        self.mask_token = nn.Parameter(model.mask_token.detach().float().clone(), requires_grad=False)
-        prefix = [model.cls_token.detach().float()]
-        if model.n_storage_tokens > 0:
-            prefix.append(model.storage_tokens.detach().float())
-        self.prefix = nn.Parameter(torch.cat(prefix, dim=1).clone(), requires_grad=False)  # [1, 1+R, D]
-        self.rope_embed = copy.deepcopy(model.rope_embed).eval()  # eval: deterministic sin/cos (no augmentation)
-        self.n_prefix = int(model.n_prefix_tokens)
-        self.blocks = nn.ModuleList(_Block(b, dtype) for b in model.blocks)
-        self.norm = _Norm(model.norm)
-        self.cls_norm = _Norm(model.cls_norm) if getattr(model, "cls_norm", None) is not None else None
-
-    def apply_norm(self, x: Tensor) -> Tensor:
-        if self.cls_norm is None:
-            return self.norm(x)
-        k = self.n_prefix
-        return torch.cat([self.cls_norm(x[:, :k]), self.norm(x[:, k:])], dim=1)
-
-    def rope_tables(self, H: int, W: int) -> tuple[Tensor, Tensor]:
-        """(sin, cos) for an H x W patch grid, shaped to broadcast over (tokens, q|k, heads, head_dim)."""
-        sin, cos = rope_for_tokens(self.rope_embed(H=H, W=W), self.n_prefix)
-        return sin[:, None, None, :].float().contiguous(), cos[:, None, None, :].float().contiguous()
-
-    def forward(
-        self, x: Tensor, take: tuple[int, ...], norm: bool, sin: Tensor, cos: Tensor, masks: Tensor | None = None
-    ) -> tuple[list[Tensor], Tensor]:
-        """`sin` / `cos` from `rope_tables`, passed in rather than computed here: inside a compiled graph inductor
-        fused the table computation (arange, sin, cos) into every block's RoPE kernel instead of folding it.
-        `masks` [B, patches] (bool): those patch tokens become the mask token (official `prepare_tokens_with_masks`)."""
-        p = self.patch_size
-        t = F.conv2d(x.to(self.dtype), self.patch_w, None, stride=p).flatten(2).transpose(1, 2).float()
-        if self.patch_b is not None:
-            t = t + self.patch_b
-        if masks is not None:
-            t = torch.where(masks.unsqueeze(-1), self.mask_token.unsqueeze(0), t)
-        t = torch.cat([self.prefix.expand(t.shape[0], -1, -1), t], dim=1)
-        taken = []
-        for i, blk in enumerate(self.blocks):
-            t = blk(t, sin, cos)
-            if i in take:
-                taken.append(self.apply_norm(t) if norm else t)
-        return taken, t
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# public wrapper
-# ----------------------------------------------------------------------------------------------------------------
 
 
 class FastViT(nn.Module):

@@ -679,7 +679,7 @@ def test_compiled_fast_path_warms_up_on_the_calls_the_sweep_makes(
     import torch
 
     import geodino.inference as inference
-    import geodino.models.frozen as frozen
+    import geodino.models.fast_choice as fast_choice
     from geodino.backbones import load_backbone
 
     calls = []
@@ -688,7 +688,7 @@ def test_compiled_fast_path_warms_up_on_the_calls_the_sweep_makes(
         return lambda x, take, norm, *rest: calls.append((x.shape, take, norm)) or fn(x, take, norm, *rest)
 
     monkeypatch.setattr(torch, "compile", fake_compile)
-    monkeypatch.setattr(frozen, "_compiler_available", lambda device: True)
+    monkeypatch.setattr(fast_choice, "_compiler_available", lambda device: True)
     monkeypatch.setattr(inference, "COMPILE_MIN_IMAGES", {"cpu": 0, "cuda": 0})
     src = write_tif(tmp_path / "in.tif", random_image(64, width))  # 3 tile rows of (width - 8) / 24 tiles
     opts = dict(tile=32, overlap=8, batch_size=batch_size, layers="0,1", norm=False, **FAST)

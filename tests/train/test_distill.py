@@ -243,9 +243,9 @@ def test_a_resumed_run_keeps_the_teacher_path_its_warm_up_chose(images, tmp_path
     import logging
 
     import geodino.inference as inference
-    import geodino.models.frozen as frozen
+    import geodino.models.fast_choice as fast_choice
 
-    monkeypatch.setattr(frozen, "_compiler_available", lambda device: True)
+    monkeypatch.setattr(fast_choice, "_compiler_available", lambda device: True)
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)  # the decision is under test, not inductor
     monkeypatch.setattr(inference, "image_equivalents", lambda n, h, w: n)  # count images as they come
     # steps: 2 x 4 images x 2 global crops = 16; warm-up: 2 x (4 x 2 x 2 views + 4 x 2 locals at a quarter) = 36
@@ -331,11 +331,11 @@ def test_the_fast_teacher_gives_the_eager_teachers_targets(images) -> None:
 def test_the_teacher_compiles_only_when_the_run_repays_it(images, tmp_path, monkeypatch) -> None:
     """Compiling the teacher costs a warm-up per crop shape: it is chosen by the job-size rule of `embed` and probes,
     counting the distillation steps' global crops and, when heads are warmed up, the warm-up's views too."""
-    import geodino.models.frozen as frozen
+    import geodino.models.fast_choice as fast_choice
     from geodino.inference import compile_min_images
     from geodino.train.distill.build import teacher_path
 
-    monkeypatch.setattr(frozen, "_compiler_available", lambda device: True)
+    monkeypatch.setattr(fast_choice, "_compiler_available", lambda device: True)
     need = compile_min_images("cpu", "float32", (224, 224))
     cpu = torch.device("cpu")
     cfg = _cfg(images, tmp_path, "crops={global_size: 224, local_size: 96, n_local: 8}", "teacher.head_warmup_steps=0")
