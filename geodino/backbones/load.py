@@ -14,7 +14,7 @@ from torch import nn
 
 from geodino.backbones.frozen import FrozenBackbone
 from geodino.backbones.normalization import IMAGENET_MEAN, IMAGENET_STD, sensor_stats
-from geodino.backbones.spec import as_int, bands_option, check_build_options, parse_spec, parse_value
+from geodino.backbones.spec import DEFAULT_PATCH, as_int, bands_option, check_build_options, parse_spec, parse_value
 from geodino.backbones.timm import build_timm, timm_geometry
 from geodino.errors import CheckpointError, ConfigError, plural
 
@@ -115,7 +115,7 @@ def _spec_options(
 def _arch_options(options: dict[str, str], n_bands: int | None, spec_text: str) -> tuple[dict[str, Any], int, int]:
     """(build overrides, patch_size, in_chans) of an `arch:` spec, each option checked (one line naming it)."""
     overrides = {k: parse_value(v) for k, v in options.items()}
-    patch = as_int(str(overrides.pop("patch_size", 16)), "patch_size")
+    patch = as_int(str(overrides.pop("patch_size", DEFAULT_PATCH)), "patch_size")
     in_chans = as_int(str(overrides.pop("in_chans", n_bands or 3)), "in_chans")
     if n_bands is not None and n_bands != in_chans:
         raise ConfigError(f"backbone spec {spec_text}: bands={n_bands} but in_chans={in_chans}")
@@ -192,7 +192,7 @@ def _baseline(
         raise ConfigError(f"backbone spec option range={options['range']!r} must be a number") from None
     model = ColourStatistics(
         in_chans,
-        patch_size=as_int(options.get("patch_size", "16"), "patch_size"),
+        patch_size=as_int(options.get("patch_size", str(DEFAULT_PATCH)), "patch_size"),
         bins=as_int(options.get("bins", "16"), "bins"),
         limit=limit,
     )

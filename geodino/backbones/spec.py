@@ -8,6 +8,8 @@ from urllib.parse import parse_qsl
 
 from geodino.errors import ConfigError
 
+DEFAULT_PATCH = 16  # the patch size of an `arch:` or `baseline:` spec without a patch_size option
+
 
 def parse_spec(spec: str | Path) -> tuple[str, str, dict[str, str]]:
     """(kind, target, options) with kind in {'path', 'arch', 'timm', 'baseline'}; options from the `?a=1&b=2` tail."""
@@ -30,6 +32,18 @@ def parse_spec(spec: str | Path) -> tuple[str, str, dict[str, str]]:
     if head.startswith("baseline:"):
         return "baseline", head[9:], options
     return "path", head, options
+
+
+def stated_patch_size(spec: str | Path) -> int | None:
+    """The patch size a spec's text gives without building anything: an `arch:` or `baseline:` spec's patch_size
+    option, else `DEFAULT_PATCH`; None for a checkpoint or timm model (only its weights or timm's model say) and for
+    a spec that does not parse (its load names the problem)."""
+    try:
+        kind, _, options = parse_spec(spec)
+        patch = int(options.get("patch_size", DEFAULT_PATCH)) if kind in ("arch", "baseline") else 0
+    except (ConfigError, ValueError):
+        return None
+    return patch if patch >= 1 else None
 
 
 def as_bool(value: str, key: str) -> bool:

@@ -48,6 +48,7 @@ from geodino.embed.workdir import (
     PLAN_FILE,
     STORE,
     WorkDirGone,
+    check_grid,
     check_partial,
     check_store,
     damaged,
@@ -244,8 +245,14 @@ def _embed(
     input: Any, cfg: EmbedConfig, out_path: Path, work: Path, t0: float, *, finalize: bool, prep: PreparedRun | None
 ) -> Path:
     """The body of `embed_raster` (inside a bounded GDAL cache); `prep` when the caller already prepared the run."""
+    source = None
+    if prep is None:  # the input's header first: a grid the output cannot hold is refused before the backbone loads
+        from geodino.embed.sources import open_source
+
+        source = open_source(input, variable=cfg.variable, bands=cfg.bands, nodata=cfg.nodata)
+        check_grid(out_path, source.info.height, source.info.width, patch_of(cfg.backbone), upsample=cfg.upsample)
     bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
-    prep = prep or prepare(input, cfg, bb)
+    prep = prep or prepare(source, cfg, bb)
     if cfg.overwrite and not cfg.resume and cfg.rank == 0 and finalize and work.exists():
         # only once the input, the backbone and the settings passed their checks: a refused run keeps the
         # resumable work of an interrupted one
@@ -272,6 +279,17 @@ def _embed(
             from geodino.inference import restore_model
 
             restore_model(bb, before, known_eager)
+
+
+def patch_of(backbone: Any) -> int | None:
+    """The patch size of a backbone object, or the one its spec states (`arch:`, `baseline:`); None when only its
+    weights say (a checkpoint, a timm model): its grid is then checked once it is loaded."""
+    if isinstance(backbone, str | Path):
+        from geodino.backbones.spec import stated_patch_size
+
+        return stated_patch_size(backbone)
+    patch = getattr(backbone, "patch_size", None)
+    return int(patch) if isinstance(patch, int) else None
 
 
 class Console:

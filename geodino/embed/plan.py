@@ -130,6 +130,11 @@ class Plan:
         }
 
 
+def cells(px: int, patch: int) -> int:
+    """Output cells across `px` input pixels: a last partial patch is a cell of its own (the input is padded)."""
+    return math.ceil(px / patch)
+
+
 def make_plan(
     height_px: int,
     width_px: int,
@@ -172,7 +177,7 @@ def make_plan(
     max_block_cols = max(chunk, (int(max_block_cols) // chunk) * chunk)
     if not isinstance(transform, Affine):
         transform = Affine(*list(transform)[:6])
-    out_h, out_w = math.ceil(height_px / patch), math.ceil(width_px / patch)
+    out_h, out_w = cells(height_px, patch), cells(width_px, patch)
     tc, oc = tile // patch, overlap // patch
     sc = tc - oc
     return Plan(

@@ -22,6 +22,7 @@ __all__ = [
     "PLAN_FILE",
     "STORE",
     "WorkDirGone",
+    "check_grid",
     "check_output_grid",
     "check_partial",
     "check_store",
@@ -60,18 +61,24 @@ def output_of(work: Path) -> Path:
 
 
 def check_output_grid(work: Path, prep: Any) -> None:
-    """Refuse, before anything is written, an output its format cannot place: a `.zarr` one cell wide or high
-    (`geodino.embed.writers.check_zarr_grid`); the grid is the patch grid, or the input's pixels when upsampled."""
+    """Refuse, before anything is written, an output its format cannot place (`check_grid`), on the run's plan."""
+    plan = prep.plan
+    check_grid(output_of(work), plan.height_px, plan.width_px, plan.patch, upsample=bool(prep.ident.get("upsample")))
+
+
+def check_grid(out: Path, height_px: int, width_px: int, patch: int | None, *, upsample: bool) -> None:
+    """Refuse a `.zarr` output one cell wide or high (`geodino.embed.writers.check_zarr_grid`) for an input of
+    `height_px` x `width_px`: the grid is the patch grid, or the input's pixels when upsampled. `patch` None (not
+    known before the backbone loads) checks only the upsampled grid, which needs none."""
+    from geodino.embed.plan import cells
     from geodino.embed.writers import check_zarr_grid
 
-    out = output_of(work)
     if out.suffix.lower() != ".zarr":
         return
-    plan = prep.plan
-    if prep.ident.get("upsample"):
-        check_zarr_grid(out, plan.height_px, plan.width_px, unit="pixels")
-    else:
-        check_zarr_grid(out, plan.out_height, plan.out_width, unit="cells")
+    if upsample:
+        check_zarr_grid(out, height_px, width_px, unit="pixels")
+    elif patch:
+        check_zarr_grid(out, cells(height_px, patch), cells(width_px, patch), unit="cells")
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -132,7 +132,12 @@ def test_a_resumed_folder_prepares_each_scene_once(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "_after_row", lambda *a: None)
     assert sorted(p.name for p in out.iterdir()) == [".b.tif.partial", "a.tif"]
     prepared: Counter[str] = Counter()
-    monkeypatch.setattr(pipeline, "prepare", lambda inp, *a: prepared.update([Path(inp).name]) or real_prepare(inp, *a))
+
+    def prepare(inp, *a):  # a run opens its input (a source) before it loads the backbone, then prepares it
+        prepared.update([Path(getattr(inp, "path", inp)).name])
+        return real_prepare(inp, *a)
+
+    monkeypatch.setattr(pipeline, "prepare", prepare)
     running.clear()
     embed_scenes(tmp_path / "scenes", backbone=bb, out=out, resume=True, **opts)
     assert running == ["b.tif", "c.tif"]

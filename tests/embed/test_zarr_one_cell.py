@@ -48,6 +48,41 @@ def test_an_upsampled_zarr_one_pixel_high_is_refused(tmp_path, capsys):
     )  # fmt: skip
 
 
+def test_the_one_cell_refusal_comes_before_the_backbone_loads_when_its_patch_size_is_known(
+    tmp_path, monkeypatch, capsys
+):
+    """The grid needs the input's header and the patch size: an `arch:` spec states it, and an upsampled grid (input
+    pixels) needs none, so neither loads the backbone to be refused (the check ran after the load); a checkpoint's
+    patch size is in its weights: it is still refused, once loaded."""
+    import torch
+
+    import geodino.embed.pipeline as pipeline
+    from geodino.models import build_model
+
+    real = pipeline.resolve_backbone
+    loaded = []
+    monkeypatch.setattr(pipeline, "resolve_backbone", lambda *a, **k: loaded.append(a) or real(*a, **k))
+    src = write_tif(tmp_path / "in.tif", _image(5, 100), transform=T)
+    row = write_tif(tmp_path / "row.tif", _image(1, 100), transform=T)
+    ckpt = tmp_path / "ckpt.pth"
+    torch.save(build_model("vit_tiny", patch_size=8, depth=1, in_chans=3).state_dict(), ckpt)
+    cases = [
+        (src, (SPEC,), "13 x 1 cells", False),
+        (src, ("arch:vit_tiny?depth=1&bands=3",), "7 x 1 cells", False),  # the default patch size, 16
+        (row, (str(ckpt), "--upsample"), "100 x 1 pixels", False),
+        (src, (str(ckpt),), "13 x 1 cells", True),
+    ]
+    for inp, (spec, *more), cells, loads in cases:
+        loaded.clear()
+        one_line_exit_2(
+            capsys,
+            tmp_path,
+            "embed", inp, "-b", spec, *more, "--out", tmp_path / "f.zarr", "--no-progress",
+            expect=(f"would be {cells} (width x height)", "f.tif"),
+        )  # fmt: skip
+        assert bool(loaded) is loads, (spec, more)
+
+
 def test_the_smallest_accepted_store_reads_the_cogs_transform_in_gdal(tmp_path):
     """2 x 2 cells: GDAL derives the spacing from the coordinates and places the store where the COG is."""
     import rasterio
