@@ -9,7 +9,8 @@ The torchgeo adapters (`eval/torchgeo_datasets.py`) wrap torchgeo's own classes 
 `DIOR`, `BigEarthNet`), so the on-disk layout is exactly torchgeo's: a folder prepared with
 `torchgeo.datasets.X(root, download=True)` (see `datasets/README.md`) works unchanged. Dense generic formats
 (image/mask pairs, CHM raster pairs, box files) live in the segmentation, canopy and detection modules;
-`DATASETS` points at them so one name resolves any format.
+`DATASETS` points at them so one name resolves any format. Folders are listed through `eval/folder_listing.py`
+(`list_folder`, `folder_stamp`, re-exported here).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from geodino.errors import ConfigError, InputError, plural
-from geodino.io import content_stamp, files_stamp
+from geodino.eval.folder_listing import folder_stamp, list_folder
 
 IGNORE_INDEX = 255
 """Mask value of unlabelled pixels in segmentation samples produced here (LoveDA's no-data class)."""
@@ -247,87 +247,6 @@ def read_array(path: str | Path) -> np.ndarray:
     except Exception as exc:  # Pillow/rasterio raise many kinds; all mean "unreadable"
         raise InputError(f"cannot read image {path}: {exc}; check the file or remove it") from exc
     return arr
-
-
-# ----------------------------------------------------------------------------------------- folder listings
-
-
-@dataclass(frozen=True)
-class _Listing:
-    folders: tuple[tuple[str, int], ...]  # every folder walked, with its mtime (ns) when it was listed
-    files: tuple[str, ...]  # every file under the root, relative to it, sorted
-
-
-_LISTINGS: dict[str, _Listing] = {}  # resolved root -> its listing (kept while no folder in it has changed)
-MAX_LISTINGS = 16
-RACY_NS = 2_000_000_000  # a folder changed this recently may change again within its mtime's resolution
-
-
-def _walk(root: str) -> _Listing:
-    """Every folder and file under `root`. Folders directly under it are followed when they are symlinks (a class
-    folder linked from elsewhere), deeper ones are not, as `Path.rglob` does; unreadable entries are skipped."""
-    folders: list[tuple[str, int]] = []
-    files: list[str] = []
-    stack = [("", 0)]
-    while stack:
-        rel, depth = stack.pop()
-        path = os.path.join(root, rel) if rel else root
-        try:
-            mtime = os.stat(path).st_mtime_ns  # before the listing: a change during it shows as a newer mtime
-            with os.scandir(path) as it:
-                entries = list(it)
-        except OSError:
-            continue
-        folders.append((path, mtime))
-        for e in entries:
-            sub = os.path.join(rel, e.name) if rel else e.name
-            try:
-                if e.is_dir(follow_symlinks=depth == 0):
-                    stack.append((sub, depth + 1))
-                elif e.is_file():
-                    files.append(sub)
-            except OSError:
-                continue
-    return _Listing(tuple(folders), tuple(sorted(files)))
-
-
-def _unchanged(listing: _Listing) -> bool:
-    for path, mtime in listing.folders:
-        try:
-            if os.stat(path).st_mtime_ns != mtime:
-                return False
-        except OSError:
-            return False
-    return True
-
-
-def list_folder(root: str | Path) -> tuple[str, ...]:
-    """Every file under `root` (paths relative to it, sorted), listed on disk once per root per process: the train,
-    val and test splits of a probe dataset (and its stamp, and a suite's other backbones) share one walk of a large
-    folder (EuroSAT: 27,000 files) instead of one or more each. The listing is reused while no folder in the tree
-    has a new mtime (a file added, removed or renamed anywhere changes its folder's); a folder changed in the last
-    2 s is listed again next time, as its mtime may not show a change made within its resolution."""
-    key = os.path.realpath(root)
-    cached = _LISTINGS.get(key)
-    if cached is not None and _unchanged(cached):
-        return cached.files
-    _LISTINGS.pop(key, None)
-    start = time.time_ns()
-    listing = _walk(key)
-    if all(mtime < start - RACY_NS for _, mtime in listing.folders):
-        while len(_LISTINGS) >= MAX_LISTINGS:
-            _LISTINGS.pop(next(iter(_LISTINGS)))
-        _LISTINGS[key] = listing
-    return listing.files
-
-
-def folder_stamp(root: str | Path) -> str:
-    """`geodino.io.content_stamp` of a dataset folder (total size, newest mtime, count), from its shared listing:
-    the files are stat'ed on every call, so an image rewritten in place under its old name still changes it."""
-    if not os.path.isdir(root):
-        return content_stamp(root)
-    base = os.path.realpath(root)
-    return files_stamp(os.stat(base).st_mtime_ns, (os.path.join(base, rel) for rel in list_folder(base)))
 
 
 # ------------------------------------------------------------------------------------------ generic folders
