@@ -480,4 +480,8 @@ def export(ckpt: str | Path, out: str | Path, *, which: str = "teacher", overwri
             "trained with (load_backbone(..., sensor=NAME), or the backbone spec option ?sensor=NAME)",
             stacklevel=2,
         )
-    return save_export(out, backbone, config, heads, normalization=norm, step=obj["geodino"].get("step"))
+    from geodino.models.checkpoints.stac_item import training_properties
+
+    props = training_properties(obj["geodino"], which)  # for the export's STAC item
+    step = obj["geodino"].get("step")
+    return save_export(out, backbone, config, heads, normalization=norm, stac_properties=props, step=step)

@@ -255,9 +255,13 @@ def test_exports_are_byte_reproducible_across_processes(tmp_path):
         d.mkdir()
         subprocess.run([sys.executable, "-c", _EXPORT_SCRIPT, str(d)], check=True)
     names = sorted(p.name for p in dirs[0].iterdir())
-    assert names == ["t.heads.pth", "t.pth", "t.safetensors"]
-    for name in names:
+    assert names == ["t.heads.pth", "t.pth", "t.safetensors", "t.stac.json"]
+    for name in names[:3]:  # the STAC item records when it was written; the checksums it records are the same
         assert (dirs[0] / name).read_bytes() == (dirs[1] / name).read_bytes(), name
+    items = [json.loads((d / "t.stac.json").read_text()) for d in dirs]
+    assert [{k: a["file:checksum"] for k, a in i["assets"].items()} for i in items[1:]] == [
+        {k: a["file:checksum"] for k, a in items[0]["assets"].items()}
+    ]
     raw = (dirs[0] / "t.safetensors").read_bytes()
     header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])
     assert list(header["__metadata__"]) == sorted(header["__metadata__"]) and len(header["__metadata__"]) >= 3

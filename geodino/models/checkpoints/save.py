@@ -1,5 +1,6 @@
 """Writing backbones: plain official `.pth`, `.safetensors` with the build kwargs and normalisation record in
-the metadata, the HF / timm layouts (`save_backbone`) and the three-file export (`save_export`), each atomically."""
+the metadata, the HF / timm layouts (`save_backbone`) and the three-file export (`save_export`, with its STAC
+item), each atomically."""
 
 from __future__ import annotations
 
@@ -140,15 +141,20 @@ def save_export(
     heads: Mapping[str, nn.Module | Mapping[str, Tensor]] | None = None,
     *,
     normalization: Mapping[str, Any] | None = None,
+    stac_properties: Mapping[str, Any] | None = None,
     **extra: Any,
 ) -> list[Path]:
     """Write an export: the backbone as `X.pth` and `X.safetensors` (official layout, build kwargs and the
     normalisation record in the safetensors metadata) and the sidecar `X.heads.pth`
     (`{"dino_head", "ibot_head", "backbone": kwargs, "normalization": record, **extra}`); each atomically.
-    Returns the three paths."""
+    Then, once all three are in place, the STAC item `X.stac.json` that catalogues them (MLM extension;
+    `stac_properties` go into its properties: `checkpoints.stac_item`). Returns the three weight file paths."""
+    from geodino.models.checkpoints.stac_item import write_export_item
+
     pth, st, hp = export_paths(out)
     norm = check_normalization(normalization, str(pth))
     save_pth(state, pth)
     save_safetensors(state, st, config=config, normalization=norm)
     write_heads(hp, heads or {}, backbone=dict(config or {}), normalization=norm, **extra)
+    write_export_item([pth, st, hp], state, config, norm, stac_properties)
     return [pth, st, hp]

@@ -106,11 +106,16 @@ def load_checkpoint(path: Path, arch: nn.Module, opt: torch.optim.Optimizer) -> 
 
 
 def export_student(
-    arch: nn.Module, name: str, out_dir: Path, which: str = "ema", normalization: dict[str, Any] | None = None
+    arch: nn.Module,
+    name: str,
+    out_dir: Path,
+    which: str = "ema",
+    normalization: dict[str, Any] | None = None,
+    stac_properties: dict[str, Any] | None = None,
 ) -> Path:
     """Write a student's backbone in the official layout (`<name>.pth`, `.safetensors`) and its heads
-    (`<name>.heads.pth`) under `out_dir/<name>/`, with the input normalisation record of the distillation data;
-    return the `.pth` path."""
+    (`<name>.heads.pth`) under `out_dir/<name>/`, with the input normalisation record of the distillation data,
+    and its STAC item (`<name>.stac.json`, `stac_properties` in its properties); return the `.pth` path."""
     from geodino.models.checkpoints import save_export
 
     module = (arch.students_ema if which == "ema" else arch.students)[name]
@@ -118,4 +123,6 @@ def export_student(
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in module.backbone.state_dict().items()}
     heads = {"dino_head": module.dino_head, "ibot_head": module.ibot_head}
-    return save_export(folder / name, state, dict(module.backbone.config), heads, normalization=normalization)[0]
+    config = dict(module.backbone.config)
+    props = {"geodino:network": f"student {name} ({which})", **(stac_properties or {})}
+    return save_export(folder / name, state, config, heads, normalization=normalization, stac_properties=props)[0]

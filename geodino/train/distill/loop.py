@@ -348,10 +348,12 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
     exports: dict[str, Path] = {}
     if run.writer:
         from geodino.data.normalization import data_normalization
+        from geodino.models.checkpoints.stac_item import distill_properties
 
         norm = data_normalization(cfg.data)[0]  # what the students' input was standardised with
+        props = distill_properties(cfg.teacher.spec, cfg.data)  # for each export's STAC item
         for name in run.arch.students:
-            exports[name] = export_student(run.arch, name, run.out_dir, cfg.train.export, normalization=norm)
+            exports[name] = export_student(run.arch, name, run.out_dir, cfg.train.export, norm, props)
         for tracker in trackers:
             tracker.finalize("success")
         from geodino.train.curves import plot_distill_log

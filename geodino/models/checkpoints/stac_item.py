@@ -1,0 +1,351 @@
+"""A STAC Item for every export: the Machine Learning Model extension (MLM v1.4.0) describing the backbone, so
+model catalogues (STAC browsers, `stac-fastapi`, QGIS) can list, search and load geodino exports.
+
+`X.stac.json` sits next to `X.pth`, `X.safetensors` and `X.heads.pth` (`save_export` writes it last, atomically, so
+a killed or refused export leaves none). It holds:
+
+- `mlm:name`, `mlm:architecture` ("Vision Transformer"), `mlm:tasks` (`similarity-search`: the schema allows only
+  its enumerated tasks, and a backbone without a task head gives embeddings, compared by similarity),
+  `mlm:framework` ("PyTorch", the spelling of the spec's list) and its version, `mlm:pretrained`,
+  `mlm:pretrained_source`, `mlm:total_parameters`, `mlm:hyperparameters` (the build kwargs);
+- `mlm:input`: the bands (the normalisation record's names, else `band_1` ...), shape `[-1, C, -1, -1]` (any batch,
+  any height and width that are multiples of the patch size: RoPE), and `value_scaling` as one z-score per band
+  with the record's mean/std. The record's DN scale goes where STAC puts it, the bands' `scale`/`offset`
+  (`raster:bands` of each model asset): reflectance = DN * scale + offset, then (reflectance - mean) / std, as
+  `geodino.data.sensors.Sensor.normalize` does;
+- `mlm:output`: the class token `[-1, D]` and the patch tokens `[-1, -1, D]` (what `geodino embed` maps);
+- assets: `X.pth` (`mlm:artifact_type` `torch.save`) and `X.safetensors` (`safetensors.torch.save_file`), both
+  with role `mlm:model`, and the heads sidecar, each with `file:size` and `file:checksum` (sha256 multihash: the
+  weights are byte-reproducible, so the checksum identifies them; the item itself records when it was written);
+- no geometry (null geometry and no bbox, as STAC allows) unless the caller passes a footprint.
+
+Plain dicts and the standard library (no pystac, which is an optional extra); tests read the item back with pystac.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "MLM_SCHEMA",
+    "distill_properties",
+    "export_item",
+    "export_item_path",
+    "training_properties",
+    "training_source",
+    "write_export_item",
+]
+
+STAC_VERSION = "1.1.0"
+MLM_SCHEMA = "https://stac-extensions.github.io/mlm/v1.4.0/schema.json"  # the version pystac-ext-mlm 1.4 reads
+RASTER_SCHEMA = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"  # MLM 1.4 takes raster v1 bands
+FILE_SCHEMA = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
+ITEM_SUFFIX = ".stac.json"
+PTH_TYPE = "application/octet-stream; framework=pytorch"  # the MLM spec's media type for a torch.save file
+ST_TYPE = "application/octet-stream; framework=pytorch; profile=safetensors"
+
+
+def export_item_path(out: str | Path) -> Path:
+    """`X.stac.json` for an export named `X`, `X.pth`, `X.pt` or `X.safetensors`."""
+    out = Path(out).expanduser()
+    stem = out.with_suffix("") if out.suffix in (".pth", ".safetensors", ".pt") else out
+    return stem.with_name(stem.name + ITEM_SUFFIX)
+
+
+def _mlm_name(stem: str) -> str:
+    """`geodino STEM` in the characters the MLM schema's name pattern allows (a letter first, a letter or digit
+    last)."""
+    name = re.sub(r"[^A-Za-z0-9_. -]+", "_", f"geodino {stem}")
+    return re.sub(r"[^A-Za-z0-9]+$", "", name) or "geodino export"
+
+
+def _semver(version: str) -> str:
+    """torch's version as the schema's semantic version (`2.6.0a0+git1` -> `2.6.0`)."""
+    full = re.fullmatch(r"\d+\.\d+\.\d+(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?", version)
+    if full:
+        return version
+    found = re.match(r"\d+\.\d+\.\d+", version)
+    return found.group(0) if found else version
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _file_fields(path: Path) -> dict[str, Any]:
+    """`file:size` and `file:checksum` (sha256 as a multihash: 0x12 sha2-256, 0x20 bytes long)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 24), b""):
+            h.update(block)
+    return {"file:size": path.stat().st_size, "file:checksum": "1220" + h.hexdigest()}
+
+
+def _architecture(state: Mapping[str, Tensor], config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The build kwargs: the recorded ones over those inferred from the weights' shapes."""
+    from geodino.models.checkpoints.infer import infer_config
+
+    try:
+        cfg = dict(infer_config(state))
+    except Exception:  # a state the inference does not know: the recorded kwargs alone
+        cfg = {}
+    cfg.update(dict(config or {}))
+    if "patch_embed.proj.weight" in state:
+        cfg["in_chans"] = int(state["patch_embed.proj.weight"].shape[1])
+    return cfg
+
+
+def _parameters(obj: nn.Module | Mapping[str, Tensor], cfg: Mapping[str, Any]) -> int:
+    """Parameters (not buffers such as the RoPE periods): counted on the module, or on the architecture built on the
+    meta device (no memory) for a bare state_dict; all its tensors when it cannot be built."""
+    if isinstance(obj, nn.Module):
+        return sum(p.numel() for p in obj.parameters())
+    try:
+        from geodino.models import build_model
+
+        kwargs = dict(cfg)
+        model = build_model(kwargs.pop("arch", None), device="meta", **kwargs)
+        return sum(p.numel() for p in model.parameters())
+    except Exception:  # an architecture build_model does not take: count what the file holds
+        return sum(v.numel() for v in obj.values() if isinstance(v, Tensor))
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return {str(k): _json_value(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_json_value(x) for x in v]
+    return v if v is None or isinstance(v, bool | int | float | str) else str(v)
+
+
+def _per_band(v: Any, n: int) -> list[float]:
+    """One value per band from a number or a list (one value: the same for every band)."""
+    vals = [float(x) for x in v] if isinstance(v, Sequence) and not isinstance(v, str) else [float(v)]
+    return vals * n if len(vals) == 1 else vals
+
+
+def _bands(norm: Mapping[str, Any] | None, n: int) -> tuple[list[str], list[dict[str, Any]]]:
+    """(band names, `raster:bands` of a model asset): the record's names and DN scale, else `band_1` ..."""
+    from geodino.models.checkpoints.normalization import dn_scale_of
+
+    names = [str(b) for b in (norm or {}).get("bands") or []] or [f"band_{i + 1}" for i in range(n)]
+    raster = [{"name": b} for b in names]
+    dn = dn_scale_of(norm)
+    if dn is not None:
+        for band, s, o in zip(raster, _per_band(dn[0], n), _per_band(dn[1], n), strict=True):
+            band.update(scale=s, offset=o)
+    return names, raster
+
+
+def _model_input(
+    names: list[str], n: int, patch: int | None, norm: Mapping[str, Any] | None, note: str = ""
+) -> dict[str, Any]:
+    """The one input: bands, shape, and the record's mean/std as per-band z-scores (`note`: why there are none)."""
+    scaling = None
+    how = "no input normalisation is recorded: standardise as the data the backbone was trained on" + note
+    if norm:
+        scaling = [
+            {"type": "z-score", "mean": float(m), "stddev": float(s)}
+            for m, s in zip(norm["mean"], norm["std"], strict=True)
+        ]
+        how = (
+            "DN -> reflectance with each band's scale and offset (raster:bands of the model assets), then the "
+            "z-score of value_scaling"
+        )
+        if norm.get("origin"):
+            how += f"; statistics from {norm['origin']}"
+    size = f"any multiple of the patch size {patch}" if patch else "any multiple of the patch size"
+    return {
+        "name": "image",
+        "bands": names,
+        "input": {
+            "shape": [-1, n, -1, -1],
+            "dim_order": ["batch", "channel", "height", "width"],
+            "data_type": "float32",
+        },
+        "description": f"{n} bands; height and width {size} (RoPE positions); {how}",
+        "value_scaling": scaling,
+        "resize_type": None,
+    }
+
+
+def _model_outputs(dim: int, patch: int | None) -> list[dict[str, Any]]:
+    p = f"{patch} x {patch} px" if patch else "one patch"
+    return [
+        {
+            "name": "cls_token",
+            "tasks": ["similarity-search"],
+            "result": {"shape": [-1, dim], "dim_order": ["batch", "embedding"], "data_type": "float32"},
+            "description": "x_norm_clstoken of forward_features: one embedding per image (kNN, linear probes)",
+        },
+        {
+            "name": "patch_tokens",
+            "tasks": ["similarity-search"],
+            "result": {"shape": [-1, -1, dim], "dim_order": ["batch", "token", "embedding"], "data_type": "float32"},
+            "description": f"x_norm_patchtokens: one embedding per {p} patch, row by row (what geodino embed maps)",
+        },
+    ]
+
+
+def _assets(pth: Path, st: Path, hp: Path, raster: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The two model artifacts (role `mlm:model`, with their `mlm:artifact_type` and bands) and the heads sidecar,
+    hrefs relative to the item (it sits beside them)."""
+    roles = ["mlm:model", "mlm:weights", "weights", "data"]
+    assets = {
+        "model": {
+            "href": f"./{pth.name}",
+            "type": PTH_TYPE,
+            "title": "backbone state_dict, official DINOv3 keys",
+            "roles": roles,
+            "mlm:artifact_type": "torch.save",
+            "raster:bands": raster,
+            **_file_fields(pth),
+        },
+        "model_safetensors": {
+            "href": f"./{st.name}",
+            "type": ST_TYPE,
+            "title": "the same weights as safetensors (build kwargs in its metadata)",
+            "roles": roles,
+            "mlm:artifact_type": "safetensors.torch.save_file",
+            "raster:bands": raster,
+            **_file_fields(st),
+        },
+    }
+    if hp.exists():
+        assets["heads"] = {
+            "href": f"./{hp.name}",
+            "type": PTH_TYPE,
+            "title": "DINO and iBOT heads, build kwargs and normalisation record (torch.save)",
+            "roles": ["weights", "metadata"],
+            **_file_fields(hp),
+        }
+    return assets
+
+
+def training_source(data: Any) -> str | None:
+    """A short `mlm:pretrained_source` from a data config (a dict or `DataConfig`: its sources' types and paths, at
+    most three paths each)."""
+    if dataclasses.is_dataclass(data) and not isinstance(data, type):
+        data = dataclasses.asdict(data)
+    parts = []
+    for src in (data or {}).get("sources") or []:
+        if not isinstance(src, Mapping):
+            continue
+        paths = [str(p) for p in src.get("paths") or []]
+        shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+        sensor = f" (sensor {src['sensor']})" if src.get("sensor") else ""
+        parts.append(f"{src.get('type') or 'data'} {shown}{sensor}".strip())
+    return "; ".join(parts) or None
+
+
+def training_properties(geo: Mapping[str, Any], which: str = "teacher") -> dict[str, Any]:
+    """Item properties from a training checkpoint's `geodino` entry: what it was pretrained on (its data sources,
+    and the model it continued from: `init_from`), its step and which network the export is."""
+    cfg = geo.get("config") if isinstance(geo.get("config"), Mapping) else {}
+    source = training_source(cfg.get("data"))
+    if cfg.get("init_from"):
+        source = f"{source}, continued from {cfg['init_from']}" if source else f"continued from {cfg['init_from']}"
+    props: dict[str, Any] = {"geodino:network": which}
+    if source:
+        props["mlm:pretrained_source"] = source
+    if geo.get("step") is not None:
+        props["geodino:step"] = int(geo["step"])
+    return props
+
+
+def distill_properties(teacher: str, data: Any) -> dict[str, Any]:
+    """Item properties of a distilled student: its teacher and the data it was distilled on."""
+    source = training_source(data)
+    return {"mlm:pretrained_source": f"distilled from {teacher}" + (f" on {source}" if source else "")}
+
+
+def export_item(
+    paths: Sequence[Path],
+    state: nn.Module | Mapping[str, Tensor],
+    config: Mapping[str, Any] | None,
+    normalization: Mapping[str, Any] | None = None,
+    properties: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The MLM item of the export `paths` (`X.pth`, `X.safetensors`, `X.heads.pth`, as `save_export` returns them);
+    `properties` are merged over the item's (e.g. `mlm:pretrained_source`, `start_datetime`/`end_datetime`,
+    `geometry` and `bbox` when the training footprint is known)."""
+    import geodino
+
+    pth, st, hp = (Path(p) for p in paths)
+    weights = state.state_dict() if isinstance(state, nn.Module) else state
+    cfg = _architecture(weights, config)
+    n, dim = int(cfg.get("in_chans") or 3), int(cfg.get("embed_dim") or 0)
+    patch = cfg.get("patch_size")
+    stem = pth.name[: -len(pth.suffix)]
+    mismatch = ""
+    if normalization and len(normalization["mean"]) != n:  # a record that cannot scale this input: say so
+        mismatch = f"; the recorded normalisation has {len(normalization['mean'])} bands, the weights take {n}"
+        normalization = None
+    names, raster = _bands(normalization, n)
+    arch = cfg.get("arch") or "custom ViT"
+    extra = dict(properties or {})
+    geometry, bbox = extra.pop("geometry", None), extra.pop("bbox", None)
+    now = _now()
+    props: dict[str, Any] = {
+        "title": f"{stem}: geodino {arch}/{patch} backbone",
+        "description": f"DINOv3 {arch} (patch {patch}, {dim}-dim embeddings, {n} bands) exported by geodino "
+        f"{geodino.__version__}: load with geodino.backbones.load_backbone('{pth.name}') or torch.load + strict "
+        "load_state_dict into the official DINOv3 model of these build kwargs (mlm:hyperparameters)",
+        "datetime": now,
+        "created": now,
+        "mlm:name": _mlm_name(stem),
+        "mlm:architecture": "Vision Transformer",
+        "mlm:tasks": ["similarity-search"],
+        "mlm:framework": "PyTorch",
+        "mlm:framework_version": _semver(torch.__version__),
+        "mlm:total_parameters": _parameters(state, cfg),
+        "mlm:pretrained": True,
+        "mlm:input": [_model_input(names, n, patch, normalization, mismatch)],
+        "mlm:output": _model_outputs(dim, patch),
+        "mlm:hyperparameters": _json_value(cfg),
+    }
+    if normalization and normalization.get("origin"):
+        props["mlm:pretrained_source"] = str(normalization["origin"])
+    props.update(_json_value(extra))
+    if "start_datetime" in props and "end_datetime" in props and "datetime" not in extra:
+        props["datetime"] = None  # a range instead of one instant
+    assets = _assets(pth, st, hp, raster)
+    item: dict[str, Any] = {
+        "type": "Feature",
+        "stac_version": STAC_VERSION,
+        "stac_extensions": [MLM_SCHEMA, RASTER_SCHEMA, FILE_SCHEMA],
+        "id": stem,
+        "geometry": geometry,
+        "properties": props,
+        "links": [],
+        "assets": assets,
+    }
+    if geometry is not None and bbox is not None:
+        item["bbox"] = list(bbox)
+    return item
+
+
+def write_export_item(
+    paths: Sequence[Path],
+    state: nn.Module | Mapping[str, Tensor],
+    config: Mapping[str, Any] | None,
+    normalization: Mapping[str, Any] | None = None,
+    properties: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write `export_item(...)` as `X.stac.json` next to the export, atomically; return its path."""
+    from geodino.io import atomic_path, json_text
+
+    item = export_item(paths, state, config, normalization, properties)
+    path = export_item_path(paths[0])
+    with atomic_path(path) as tmp:
+        tmp.write_text(json_text(item, indent=1) + "\n")
+    return path
