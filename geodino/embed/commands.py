@@ -218,9 +218,11 @@ def run(args: argparse.Namespace) -> int:
 
     inputs = [args.input, *extra]
     if is_many(inputs):
-        embed_scenes(inputs, cfg)
+        embed_scenes(inputs, cfg)  # writes each scene's STAC item and the folder's catalog.json itself
     else:
-        embed_raster(args.input, config=cfg)
+        from geodino.embed.stac_items import write_raster_item
+
+        write_raster_item(embed_raster(args.input, config=cfg))  # its STAC item, once the raster is complete
     return 0
 
 

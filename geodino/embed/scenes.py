@@ -30,6 +30,7 @@ from geodino.data.paths import RASTER_EXTS, resolve_paths
 from geodino.data.vrt import north_up
 from geodino.embed.config import EmbedConfig, make_config
 from geodino.embed.stac import Scene, is_stac, read_stac
+from geodino.embed.stac_items import raster_item_path, write_catalog, write_raster_item
 from geodino.errors import ConfigError, InputError, plural
 from geodino.io import removes_created_dirs
 
@@ -276,6 +277,15 @@ def _mosaic(paths: list[Path], mosaic: Path, *, skip: tuple[str, ...] = ()) -> l
     return written
 
 
+def _catalog(scenes: list[Scene], outs: dict[str, Path], folder: Path, mosaics: list[Path]) -> None:
+    """The scenes' STAC items (those another rank, or an earlier run, has not written yet) and `catalog.json`."""
+    for s in scenes:
+        if not raster_item_path(outs[s.name]).exists():
+            write_raster_item(outs[s.name], s.stac)
+    items = [raster_item_path(outs[s.name]) for s in scenes]
+    write_catalog(folder, [p for p in items if p.exists()], mosaics=mosaics)
+
+
 @removes_created_dirs
 def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **options: Any) -> list[Path]:
     """Embed every scene (this rank's share) into `config.out`/<scene>.tif and write the mosaic once all are done.
@@ -345,6 +355,7 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
         if cfg.progress:  # a progress line, like the bar (each scene's own lines name it)
             print(f"geodino: scene {k}/{len(mine)} {s.name} ({s.path})", file=sys.stderr)
         embed_raster(s.path, bb, config=scene_cfg[s.name], _prepared=prepared.pop(s.name, None))
+        write_raster_item(outs[s.name], s.stac)  # once the scene's raster is in place
     console.flush()
     if done:
         print(f"geodino: {plural(len(done), 'scene')} already done with these settings, skipped", file=sys.stderr)
@@ -352,6 +363,7 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
         return []  # other ranks are still working: the last to finish writes the mosaic
     # bands chosen by name (STAC --asset-bands) may have other numbers in each item: their names are the setting
     written = _mosaic(list(outs.values()), mosaic, skip=("input_bands",) if cfg.asset_bands else ())
+    _catalog(scenes, outs, folder, written)
     wrote = f"{plural(len(outs), 'feature raster')} in {folder} and {', '.join(map(str, written))}"
     print(f"geodino: wrote {wrote}", file=sys.stderr)
     return written

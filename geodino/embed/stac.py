@@ -42,6 +42,7 @@ class Scene:
     bands: list[int] | None = None  # 1-based bands to read (None: the run's --bands, or all)
     origin: str = ""  # where it came from, for messages (e.g. "item S2A_1 asset visual of items.json")
     sources: list[tuple[str, str]] | None = None  # several single-band assets: (asset key, path), stacked in order
+    stac: dict[str, Any] | None = None  # the STAC item it came from: href, id, datetime fields (the output's item)
 
 
 def is_stac(text: str) -> bool:
@@ -222,10 +223,16 @@ def read_stac(href: str, asset: str | None, bands: list[str] | None = None) -> l
             k += 1
             name = f"{stem}_{k}"
         used.add(name)
+        own = item.get_self_href() or (href if "://" in href else str(Path(href).resolve()))
+        stac = {"href": own, "id": str(item.id)}
+        times = ("datetime", "start_datetime", "end_datetime")
+        stac.update({t: item.properties[t] for t in times if item.properties.get(t)})
         if len(keys) == 1:
             a = item.assets[keys[0]]
             picked = select_bands(a, bands, f"asset {keys[0]!r} of {where}") if bands else None
-            scenes.append(Scene(name, gdal_path(_href(a, item, base)), picked, f"asset {keys[0]!r} of {where}"))
+            scenes.append(
+                Scene(name, gdal_path(_href(a, item, base)), picked, f"asset {keys[0]!r} of {where}", stac=stac)
+            )
         else:
             for key in keys:
                 listed = _band_names(item.assets[key])
@@ -236,5 +243,5 @@ def read_stac(href: str, asset: str | None, bands: list[str] | None = None) -> l
                     )
             sources = [(key, gdal_path(_href(item.assets[key], item, base))) for key in keys]
             origin = f"assets {', '.join(keys)} of {where}"
-            scenes.append(Scene(name, "", None, origin, sources))
+            scenes.append(Scene(name, "", None, origin, sources, stac))
     return scenes

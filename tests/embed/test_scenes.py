@@ -92,7 +92,7 @@ def test_a_killed_run_redoes_only_unfinished_scenes(tmp_path, conv_bb, monkeypat
     with pytest.raises(KeyboardInterrupt):
         embed_scenes(glob, backbone=conv_bb, out=out, **opts)
     monkeypatch.setattr(sweep, "_after_row", lambda *a: None)
-    assert sorted(p.name for p in out.iterdir()) == [".b.tif.partial", "a.tif"]
+    assert sorted(p.name for p in out.iterdir()) == [".b.tif.partial", "a.stac.json", "a.tif"]  # a: done, with its item
     with pytest.raises(InputError, match=r"2 of 3 scene outputs already exist .*pass --resume"):
         embed_scenes(glob, backbone=conv_bb, out=out, **opts)
     a_time = (out / "a.tif").stat().st_mtime_ns
@@ -130,7 +130,7 @@ def test_a_resumed_folder_prepares_each_scene_once(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         embed_scenes(tmp_path / "scenes", backbone=bb, out=out, **opts)
     monkeypatch.setattr(sweep, "_after_row", lambda *a: None)
-    assert sorted(p.name for p in out.iterdir()) == [".b.tif.partial", "a.tif"]
+    assert sorted(p.name for p in out.iterdir()) == [".b.tif.partial", "a.stac.json", "a.tif"]  # a: done, with its item
     prepared: Counter[str] = Counter()
 
     def prepare(inp, *a):  # a run opens its input (a source) before it loads the backbone, then prepares it
@@ -152,9 +152,10 @@ def test_ranks_split_scenes_and_the_last_writes_the_mosaic(tmp_path, conv_bb):
     listing.write_text("# scenes\n" + "\n".join(f"scenes/{p.name}" for p in scenes.values()) + "\n")
     out = tmp_path / "feats" / "all.vrt"
     assert embed_scenes(listing, backbone=conv_bb, out=out, world_size=2, rank=0, **OPTS) == []
-    assert sorted(p.name for p in out.parent.iterdir()) == ["a.tif", "c.tif"]  # scenes 0 and 2
+    assert sorted(p.name for p in out.parent.iterdir()) == ["a.stac.json", "a.tif", "c.stac.json", "c.tif"]  # 0, 2
     assert embed_scenes(listing, backbone=conv_bb, out=out, world_size=2, rank=1, **OPTS) == [out]
-    assert sorted(p.name for p in out.parent.iterdir()) == ["a.tif", "all.vrt", "b.tif", "c.tif"]
+    names = ["a.stac.json", "a.tif", "all.vrt", "b.stac.json", "b.tif", "c.stac.json", "c.tif", "catalog.json"]
+    assert sorted(p.name for p in out.parent.iterdir()) == names  # each scene's STAC item; the last rank's catalog
 
 
 def write_cog(path: Path, seed: int, x0: float) -> Path:

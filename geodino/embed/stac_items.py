@@ -1,0 +1,259 @@
+"""STAC items of feature rasters: `geodino embed` describes each output it writes (`features.tif` ->
+`features.stac.json`; each scene of a many-scene run, plus `catalog.json` listing them), so STAC browsers, QGIS
+and catalogue servers can find and open the features like any other product.
+
+An item holds:
+- geometry and bbox: the raster's footprint in EPSG:4326 (`geodino.data.footprints`: the true outline through the
+  geotransform, split at the antimeridian; the bbox then runs west > east as RFC 7946 says); null when the raster
+  has no CRS;
+- the projection extension (v2.0.0): `proj:code` (null for a CRS with no EPSG code), `proj:wkt2`, `proj:shape`
+  [height, width], `proj:transform` (the six affine numbers), `proj:bbox` in the raster's CRS;
+- one asset `data` (COG or Zarr store, href relative to the item) with `raster:bands` (v1.1.0): name, data type,
+  nodata ("nan" for float, -128 for int8) and the cell size. int8 features carry no `scale`/`offset`: their
+  quantisation is square-root companding (`geodino.embed.encoding`), which no linear scale undoes; the rule is the
+  item's `geodino:dequantization`;
+- `geodino:*` properties: the metadata the raster carries (backbone spec and fingerprint, layers, layer mode, patch
+  size, embedding width, dtype, input, input scaling, inference path ...), `processing:software`;
+- `datetime`: the source STAC item's (or its start/end), else when the raster was finished (its file time);
+- links `derived_from`: the source STAC item (when the scene came from one) and the backbone's MLM item (an export's
+  `X.stac.json`, with its `mlm:name`, as the MLM spec asks of inference outputs).
+
+Written with plain dicts (pystac is an optional extra, used only to read STAC), atomically, after the raster is in
+place: a refused or killed run leaves no item.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CATALOG", "raster_item", "raster_item_path", "write_catalog", "write_raster_item"]
+
+STAC_VERSION = "1.1.0"
+PROJ_SCHEMA = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
+RASTER_SCHEMA = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
+FILE_SCHEMA = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
+PROCESSING_SCHEMA = "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
+COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
+ZARR_TYPE = "application/vnd+zarr"
+CATALOG = "catalog.json"
+MARK = "geodino:feature_rasters"  # a catalog.json carrying this was written here and may be replaced
+DATETIMES = ("datetime", "start_datetime", "end_datetime")
+
+
+def raster_item_path(out: str | Path) -> Path:
+    """`features.stac.json` for the feature raster `features.tif` (or `features.zarr`)."""
+    out = Path(out)
+    return out.with_name(out.stem + ".stac.json")
+
+
+def _stamp(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _value(text: Any) -> Any:
+    """A metadata value as JSON when it is JSON (numbers, lists, booleans), else the text."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _geometry(crs: Any, transform: Any, width: int, height: int) -> tuple[dict | None, list[float] | None]:
+    """(GeoJSON footprint in EPSG:4326, bbox) or (None, None) for a raster that cannot be placed."""
+    import shapely
+
+    from geodino.data.footprints import footprint
+    from geodino.data.rasters import SceneInfo
+
+    if crs is None:
+        return None, None
+    scene = SceneInfo(
+        path="",
+        crs=crs.to_wkt(),
+        transform=tuple(transform)[:6],
+        width=width,
+        height=height,
+        count=1,
+        dtype="float32",
+        nodata=None,
+        band_names=(),
+        band_indexes=(1,),
+    )
+    geom, _ = footprint(scene, "EPSG:4326")
+    if geom is None:
+        return None, None
+    x0, y0, x1, y1 = (float(v) for v in geom.bounds)
+    if geom.geom_type == "MultiPolygon" and x0 <= -180.0 + 1e-9 and x1 >= 180.0 - 1e-9:
+        # split at the antimeridian: the bbox runs from the west part's west edge to the east part's east edge
+        parts = [p.bounds for p in geom.geoms]
+        x0 = min(b[0] for b in parts if b[2] >= 180.0 - 1e-9)
+        x1 = max(b[2] for b in parts if b[0] <= -180.0 + 1e-9)
+    return shapely.geometry.mapping(geom), [x0, y0, x1, y1]
+
+
+def _model_link(spec: str | None, folder: Path) -> dict[str, Any] | None:
+    """A `derived_from` link to the MLM item of the backbone when the spec names an export that has one."""
+    from geodino.models.checkpoints.stac_item import export_item_path
+
+    if not spec or ":" in spec.split("?")[0].split("/")[0]:  # arch:, timm:, baseline:, a URL: no file
+        return None
+    path = Path(spec).expanduser()
+    if not path.exists() and "?" in spec:
+        path = Path(spec.split("?", 1)[0]).expanduser()
+    item = export_item_path(path)
+    if not path.is_file() or not item.is_file():
+        return None
+    try:
+        name = json.loads(item.read_text())["properties"]["mlm:name"]
+    except (OSError, ValueError, KeyError, TypeError):  # not an MLM item after all
+        return None
+    try:
+        href = os.path.relpath(item.resolve(), folder.resolve())
+    except ValueError:  # another drive (Windows): absolute
+        href = str(item.resolve())
+    return {"rel": "derived_from", "href": href, "type": "application/geo+json", "title": "backbone", "mlm:name": name}
+
+
+def _bands(names: Sequence[str], dtype: str, crs: Any, transform: Any) -> list[dict[str, Any]]:
+    """`raster:bands`: name, data type, nodata and (in a metric CRS) the cell size in metres."""
+    import math
+
+    nodata: Any = -128 if dtype == "int8" else "nan"
+    band: dict[str, Any] = {"data_type": dtype, "nodata": nodata}
+    if crs is not None and crs.is_projected and (crs.linear_units or "").lower() in ("metre", "meter", "m"):
+        band["spatial_resolution"] = float(math.hypot(transform.a, transform.d))
+    return [{"name": str(n), **band} for n in names]
+
+
+def raster_item(out: str | Path, source: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The STAC item of the feature raster `out` (a `.tif` or `.zarr` `geodino embed` wrote). `source`: the STAC item
+    the scene came from (`href`, `id` and its datetime fields), linked as `derived_from`."""
+    import geodino
+    from geodino.embed.reader import EmbeddingReader, read_store_info
+
+    out = Path(out)
+    with EmbeddingReader(out) as r:
+        crs, transform, meta = r.crs, r.transform, dict(r.metadata)
+        width, height, count, dtype = r.width, r.height, r.count, r.src.dtypes[0]
+        names = list(r.src.descriptions) if out.suffix.lower() != ".zarr" else []
+    if out.suffix.lower() == ".zarr":
+        names, dtype = read_store_info(out)["band_names"], str(meta.get("dtype", dtype))
+    names = [n or f"E{i:03d}" for i, n in enumerate(names or [None] * count)]
+    geometry, bbox = _geometry(crs, transform, width, height)
+    epsg = crs.to_epsg() if crs is not None else None
+    left, top = transform.c, transform.f
+    right, bottom = transform * (width, height)
+    props: dict[str, Any] = {
+        "title": f"{out.stem}: geodino feature raster",
+        "description": f"{count} bands of {meta.get('model_spec', 'backbone')} features (layers "
+        f"{meta.get('layers', '?')}, {meta.get('dtype', dtype)}) of {meta.get('input', 'the input')}, written by "
+        f"geodino embed",
+        "created": _stamp(out.stat().st_mtime),
+        "proj:code": f"EPSG:{epsg}" if epsg else None,
+        "proj:wkt2": crs.to_wkt(version="WKT2_2019") if crs is not None else None,
+        "proj:shape": [height, width],
+        "proj:transform": [float(v) for v in tuple(transform)[:6]],
+        "proj:bbox": [min(left, right), min(top, bottom), max(left, right), max(top, bottom)],
+        "processing:software": {"geodino": geodino.__version__},
+        **{f"geodino:{k}": _value(v) for k, v in sorted(meta.items())},
+    }
+    times = {k: (source or {}).get(k) for k in DATETIMES if (source or {}).get(k)}
+    props.update(times or {"datetime": props["created"]})
+    props.setdefault("datetime", None)
+    asset: dict[str, Any] = {
+        "href": f"./{out.name}",
+        "type": ZARR_TYPE if out.suffix.lower() == ".zarr" else COG_TYPE,
+        "title": f"{count}-band feature raster",
+        "roles": ["data"],
+        "raster:bands": _bands(names, dtype, crs, transform),
+    }
+    extensions = [PROJ_SCHEMA, RASTER_SCHEMA, PROCESSING_SCHEMA]
+    if out.is_file():
+        asset["file:size"] = out.stat().st_size
+        extensions.append(FILE_SCHEMA)
+    links = []
+    if source and source.get("href"):
+        title = f"source item {source.get('id', '')}".strip()
+        links.append(
+            {"rel": "derived_from", "href": str(source["href"]), "type": "application/geo+json", "title": title}
+        )
+    model = _model_link(str(meta.get("model_spec") or ""), out.parent)
+    if model:
+        links.append(model)
+    item = {
+        "type": "Feature",
+        "stac_version": STAC_VERSION,
+        "stac_extensions": extensions,
+        "id": out.stem,
+        "geometry": geometry,
+        "properties": props,
+        "links": links,
+        "assets": {"data": asset},
+    }
+    if bbox is not None:
+        item["bbox"] = bbox
+    return item
+
+
+def _write_json(path: Path, obj: Mapping[str, Any]) -> Path:
+    from geodino.io import atomic_path, json_text
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json_text(obj, indent=1) + "\n")
+    return path
+
+
+def write_raster_item(out: str | Path, source: Mapping[str, Any] | None = None) -> Path | None:
+    """Write `raster_item(out, source)` beside the raster, atomically; None (nothing written) while the raster is not
+    there yet (another rank finishes it) or when the item's name is the source item's own file."""
+    out = Path(out)
+    path = raster_item_path(out)
+    if not out.exists():
+        return None
+    href = str((source or {}).get("href") or "")
+    if href and "://" not in href and Path(href).expanduser().resolve() == path.resolve():
+        return None  # the input item itself sits there: never overwrite it
+    return _write_json(path, raster_item(out, source))
+
+
+def write_catalog(folder: str | Path, items: Sequence[Path], *, mosaics: Sequence[Path] = ()) -> Path | None:
+    """`folder/catalog.json`: a static STAC catalog linking the scene items (relative hrefs), so a STAC browser or
+    QGIS opens the folder. A `catalog.json` geodino did not write is left alone (None)."""
+    folder = Path(folder)
+    path = folder / CATALOG
+    if path.exists():
+        try:
+            ours = MARK in json.loads(path.read_text())
+        except (OSError, ValueError, TypeError):
+            ours = False
+        if not ours:
+            import sys
+
+            print(
+                f"geodino: warning: {path} exists and is not geodino's; the scenes' STAC catalog is not written",
+                file=sys.stderr,
+            )
+            return None
+    links = [{"rel": "root", "href": f"./{CATALOG}", "type": "application/json"}]
+    for p in items:
+        title = p.name[: -len(".stac.json")]
+        links.append({"rel": "item", "href": f"./{p.name}", "type": "application/geo+json", "title": title})
+    shown = ", ".join(p.name for p in mosaics)
+    catalog = {
+        "type": "Catalog",
+        "stac_version": STAC_VERSION,
+        "id": folder.resolve().name or "feature-rasters",
+        "title": f"geodino feature rasters in {folder.resolve().name}",
+        "description": f"{len(items)} feature rasters written by geodino embed, one per scene"
+        + (f"; their VRT mosaic: {shown}" if shown else ""),
+        MARK: [p.name for p in mosaics],
+        "links": links,
+    }
+    return _write_json(path, catalog)

@@ -1,0 +1,195 @@
+"""`geodino embed` describes every feature raster it writes as a STAC item (`features.stac.json`), and a
+many-scene run its folder as a catalog: read back with pystac, the grid, footprint, bands and backbone equal the
+raster's (the footprint checked against corners transformed independently with pyproj), the hrefs resolve, and a
+refused or killed run leaves no item."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from rasterio.transform import from_origin
+
+from geodino import cli
+from geodino.embed import embed_raster, embed_scenes
+from geodino.embed.encoding import DEQUANT_RULE
+from geodino.embed.stac_items import raster_item_path, write_raster_item
+from tests.embed.conftest import random_image, write_tif
+from tests.embed.test_stac_bands import archive
+
+pystac = pytest.importorskip("pystac")
+from pystac.extensions.projection import ProjectionExtension  # noqa: E402
+from pystac.extensions.raster import RasterExtension  # noqa: E402
+
+OPTS = {"tile": 32, "overlap": 8, "progress": False}
+
+
+def _raster(path: Path):
+    import rasterio
+
+    with rasterio.open(path) as src:
+        return src.crs, src.transform, src.width, src.height, list(src.descriptions), src.tags()
+
+
+def _corners_4326(crs, transform, width: int, height: int) -> list[tuple[float, float]]:
+    from pyproj import Transformer
+
+    to = Transformer.from_crs(crs.to_wkt(), "EPSG:4326", always_xy=True)
+    return [to.transform(*(transform * (c, r))) for c in (0, width) for r in (0, height)]
+
+
+def test_the_cli_writes_an_item_with_the_rasters_grid_footprint_bands_and_backbone(tmp_path, capsys):
+    import shapely
+
+    from geodino.models import build_model
+    from geodino.models.checkpoints import save_export
+
+    src = write_tif(tmp_path / "rgb.tif", random_image(120, 152))
+    model = build_model("vit_tiny", patch_size=8, depth=1)
+    rec = {"sensor": "rgb8", "bands": ["red", "green", "blue"], "scale": 1 / 255, "mean": [0.4] * 3, "std": [0.2] * 3}
+    save_export(tmp_path / "exp" / "bb.pth", model, dict(model.config), normalization=rec)
+    out = tmp_path / "out" / "f.tif"
+    assert (
+        cli.main(["embed", str(src), "-b", str(tmp_path / "exp" / "bb.pth"), "--out", str(out), "tile=32", "overlap=8"])
+        == 0
+    )
+    assert "stac" not in capsys.readouterr().err.lower()  # the run's last line still describes the raster
+    item = pystac.Item.from_file(str(tmp_path / "out" / "f.stac.json"))
+    crs, transform, width, height, names, tags = _raster(out)
+    proj = ProjectionExtension.ext(item)
+    assert proj.code == "EPSG:32633" and proj.shape == [height, width]
+    assert proj.transform == list(transform)[:6] and proj.transform[0] == 80.0  # 10 m pixels x patch 8
+    assert pystac.extensions.projection.ProjectionExtension.has_extension(item)
+    from rasterio.crs import CRS
+
+    assert CRS.from_wkt(proj.wkt2) == crs
+    corners = _corners_4326(crs, transform, width, height)
+    x0, y0, x1, y1 = item.bbox
+    eps = 1e-9
+    assert all(x0 - eps <= x <= x1 + eps and y0 - eps <= y <= y1 + eps for x, y in corners)
+    assert min(x for x, _ in corners) == pytest.approx(x0, abs=1e-7)  # the bbox is tight, not padded
+    geom = shapely.geometry.shape(item.geometry)
+    assert all(geom.buffer(1e-9).contains(shapely.Point(c)) for c in corners)
+    asset = item.assets["data"]
+    assert asset.get_absolute_href() == str(out.resolve()) and asset.media_type.endswith("cloud-optimized")
+    bands = RasterExtension.ext(asset).bands
+    assert [b.properties["name"] for b in bands] == names and len(names) == model.embed_dim
+    assert {b.data_type for b in bands} == {"float32"} and {b.nodata for b in bands} == {"nan"}
+    assert bands[0].spatial_resolution == 80.0
+    props = item.properties
+    assert props["geodino:model_spec"] == tags["GEODINO_MODEL_SPEC"] == str(tmp_path / "exp" / "bb.pth")
+    assert props["geodino:model_fingerprint"] == tags["GEODINO_MODEL_FINGERPRINT"]
+    assert props["geodino:layers"] == json.loads(tags["GEODINO_LAYERS"]) and props["geodino:embed_dim"] == 192
+    # the backbone's MLM item: derived_from with its mlm:name (the MLM spec's link for inference outputs)
+    (link,) = [lk for lk in item.links if lk.rel == "derived_from"]
+    assert link.get_absolute_href() == str((tmp_path / "exp" / "bb.stac.json").resolve())
+    assert link.extra_fields["mlm:name"] == "geodino bb"
+    assert abs(item.datetime.timestamp() - out.stat().st_mtime) < 2  # when the raster was finished
+
+
+def test_zarr_and_int8_items_describe_their_storage(tmp_path, conv_bb):
+    src = write_tif(tmp_path / "rgb.tif", random_image(120, 152))
+    z = embed_raster(src, conv_bb, tmp_path / "f.zarr", **OPTS)
+    assert not raster_item_path(z).exists()  # embed_raster in Python writes the raster only
+    item = pystac.Item.from_file(str(write_raster_item(z)))
+    assert item.assets["data"].media_type == "application/vnd+zarr" and ProjectionExtension.ext(item).shape == [30, 38]
+    assert [b.properties["name"] for b in RasterExtension.ext(item.assets["data"]).bands][:2] == ["E000", "E001"]
+    assert "file:size" not in item.assets["data"].extra_fields  # a folder
+
+    q = embed_raster(src, conv_bb, tmp_path / "q.tif", dtype="int8", **OPTS)
+    item = pystac.Item.from_file(str(write_raster_item(q)))
+    bands = RasterExtension.ext(item.assets["data"]).bands
+    assert {b.data_type for b in bands} == {"int8"} and {b.nodata for b in bands} == {-128}
+    assert all(b.scale is None and b.offset is None for b in bands)  # companding: no linear scale undoes it
+    assert item.properties["geodino:dequantization"] == DEQUANT_RULE
+    assert item.assets["data"].extra_fields["file:size"] == q.stat().st_size
+    assert not [lk for lk in item.links if lk.rel == "derived_from"]  # a toy backbone object: no MLM item
+
+
+def test_a_footprint_across_the_antimeridian_gets_a_west_to_east_bbox(tmp_path, conv_bb):
+    from pyproj import Transformer
+
+    x180, _ = Transformer.from_crs("EPSG:4326", "EPSG:32660", always_xy=True).transform(180.0, 10.0)
+    src = write_tif(
+        tmp_path / "am.tif",
+        random_image(48, 48),
+        crs="EPSG:32660",
+        transform=from_origin(x180 - 2000, 1107000, 100, 100),
+    )
+    out = embed_raster(src, conv_bb, tmp_path / "am_f.tif", **OPTS)
+    item = pystac.Item.from_file(str(write_raster_item(out)))
+    assert item.geometry["type"] == "MultiPolygon"  # split at +-180 (RFC 7946)
+    west, south, east, north = item.bbox
+    assert 179.9 < west < 180.0 and -180.0 < east < -179.9 and south < north
+    corners = _corners_4326(*_raster(out)[:4])
+    lons = [((x + 180.0) % 360.0) - 180.0 for x, _ in corners]
+    assert all(x >= west - 1e-9 or x <= east + 1e-9 for x in lons)
+
+
+def test_stac_scenes_get_items_linked_to_their_source_and_a_catalog(tmp_path, conv_bb):
+    items, _ = archive(tmp_path, n=2)
+    out = tmp_path / "feats"
+    (mosaic,) = embed_scenes(items, backbone=conv_bb, out=out, asset="red,green,blue", scale=1e-4, **OPTS)
+    catalog = pystac.Catalog.from_file(str(out / "catalog.json"))
+    got = sorted(catalog.get_items(), key=lambda i: i.id)
+    assert [i.id for i in got] == ["S2_0", "S2_1"]
+    for k, item in enumerate(got):
+        assert item.datetime.isoformat() == "2024-06-01T00:00:00+00:00"  # the source item's
+        assert item.assets["data"].get_absolute_href() == str((out / f"S2_{k}.tif").resolve())
+        (link,) = [lk for lk in item.links if lk.rel == "derived_from"]
+        assert link.href == str(items.resolve()) and link.title == f"source item S2_{k}"
+        crs, transform, width, height, *_ = _raster(out / f"S2_{k}.tif")
+        assert ProjectionExtension.ext(item).transform == list(transform)[:6]
+        x0, _, x1, _ = item.bbox
+        assert all(x0 - 1e-9 <= x <= x1 + 1e-9 for x, _ in _corners_4326(crs, transform, width, height))
+    assert json.loads((out / "catalog.json").read_text())["geodino:feature_rasters"] == [mosaic.name]
+    # a rerun onto the finished folder keeps them; a catalog.json that is not geodino's is never replaced
+    (out / "catalog.json").write_text('{"type": "Catalog", "id": "mine"}')
+    embed_scenes(items, backbone=conv_bb, out=out, asset="red,green,blue", scale=1e-4, resume=True, **OPTS)
+    assert json.loads((out / "catalog.json").read_text()) == {"type": "Catalog", "id": "mine"}
+    assert raster_item_path(out / "S2_0.tif").exists()
+
+
+def test_a_refused_or_killed_run_leaves_no_item(tmp_path, conv_bb, monkeypatch):
+    src = write_tif(tmp_path / "rgb.tif", random_image(64, 64))
+    out = tmp_path / "f.tif"
+    out.write_bytes(b"not mine")
+    spec = "arch:vit_tiny?depth=1&patch_size=8&seed=0"
+    assert cli.main(["embed", str(src), "-b", spec, "--out", str(out)]) == 2  # exists, no --overwrite
+    assert not raster_item_path(out).exists()
+
+    import geodino.embed.writers as writers
+
+    real = writers.store_to_cog
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(writers, "store_to_cog", killed)  # killed while the COG is written
+    code = cli.main(["embed", str(src), "-b", spec, "--out", str(tmp_path / "k.tif"), "tile=32", "overlap=8"])
+    assert code == 130  # the CLI's answer to an interrupt
+    assert not (tmp_path / "k.tif").exists() and not raster_item_path(tmp_path / "k.tif").exists()
+    # many scenes: killed in the second scene, the first keeps its item, no catalog
+    items, _ = archive(tmp_path, n=2)
+    calls = {"n": 0}
+
+    def second_killed(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(writers, "store_to_cog", second_killed)
+    with pytest.raises(KeyboardInterrupt):
+        embed_scenes(items, backbone=conv_bb, out=tmp_path / "feats", asset="red,green,blue", scale=1e-4, **OPTS)
+    names = sorted(p.name for p in (tmp_path / "feats").iterdir() if p.suffix == ".json")
+    assert names == ["S2_0.stac.json"]
+
+
+def test_a_raster_without_crs_gets_a_null_geometry(tmp_path, conv_bb):
+    src = write_tif(tmp_path / "plain.tif", random_image(48, 48), crs=None)
+    out = embed_raster(src, conv_bb, tmp_path / "plain_f.tif", allow_no_crs=True, **OPTS)
+    item = pystac.Item.from_file(str(write_raster_item(out)))
+    assert item.geometry is None and item.bbox is None  # STAC: a null geometry has no bbox
+    assert ProjectionExtension.ext(item).code is None and ProjectionExtension.ext(item).shape == [12, 12]
