@@ -249,6 +249,7 @@ SNIPPETS: dict[tuple[str, int], Snippet] = {
         skip="1000 steps of the ViT-S/16 recipe on data/sat_archive (hours on a CPU); its config line loads in "
         "tests/train/test_pretrain_cli.py (the schedules shrink to the 1000 steps)"
     ),
+    ("pretraining.md", 2): Snippet(),  # reads the STAC item of the workspace's own export
     ("probing.md", 0): Snippet(skip="downloads EuroSAT"),
     ("probing.md", 1): Snippet(skip="timm:vit_small_patch16_224 downloads ImageNet weights from the Hugging Face hub"),
     ("recipe.md", 0): Snippet(skip="a fragment of a training loop (my_recipe.yaml, loader are the reader's)"),
