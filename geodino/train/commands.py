@@ -106,9 +106,10 @@ def _distill(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from geodino.models.checkpoints.stac_item import export_item_path
     from geodino.train.checkpointing import export
 
     paths = export(args.ckpt, args.out, which=args.which, overwrite=args.overwrite)
-    for p in paths:
+    for p in [*paths, export_item_path(paths[0])]:  # the weights, the heads and the STAC item
         print(p)
     return 0

@@ -94,7 +94,8 @@ def test_cli_export_loads_strict(tiny_run, tmp_path, capsys):
     out = tmp_path / "vit.pth"
     assert main(["export", str(tiny_run / "checkpoints" / "last.ckpt"), str(out)]) == 0
     printed = capsys.readouterr().out.split()
-    assert printed == [str(out), str(tmp_path / "vit.safetensors"), str(tmp_path / "vit.heads.pth")]
+    names = ["vit.safetensors", "vit.heads.pth", "vit.stac.json"]
+    assert printed == [str(out), *(str(tmp_path / n) for n in names)]
     cfg = torch.load(tmp_path / "vit.heads.pth", weights_only=True)["backbone"]
     model = build_model(**cfg)
     model.load_state_dict(torch.load(out, weights_only=True), strict=True)
