@@ -220,9 +220,7 @@ def run(args: argparse.Namespace) -> int:
     if is_many(inputs):
         embed_scenes(inputs, cfg)  # writes each scene's STAC item and the folder's catalog.json itself
     else:
-        from geodino.embed.stac_items import write_raster_item
-
-        write_raster_item(embed_raster(args.input, config=cfg))  # its STAC item, once the raster is complete
+        embed_raster(args.input, config=cfg)  # and its STAC item, once the raster is complete
     return 0
 
 

@@ -27,7 +27,7 @@ import dataclasses
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,7 @@ def embed_raster(
     *,
     config: EmbedConfig | None = None,
     _prepared: PreparedRun | None = None,
+    _stac: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> Path:
     """Write the backbone's patch features of a raster as a georeferenced COG (.tif) or GeoZarr (.zarr).
@@ -145,7 +146,9 @@ def embed_raster(
     `geodino.embed.backbone.Backbone`). `options` are `EmbedConfig` fields (tile, overlap, blend, layers, dtype,
     resume, workers ...). Returns the output path, which exists only once the raster is complete. `_prepared` is
     internal: the `prepare` of this very input, config and backbone object when the caller already made it
-    (`check_started` of a resumed folder run), so it is not made twice.
+    (`check_started` of a resumed folder run), so it is not made twice. Once the raster is complete its STAC item
+    is written beside it (`OUT.stac.json`, `embed.stac_items`); `_stac` is internal: the source STAC item of a
+    scene of a many-scene run, which the item links to.
     """
     if not isinstance(input, str | Path) and not hasattr(input, "dims"):  # not a path, not an xarray object
         raise InputError(
@@ -153,7 +156,11 @@ def embed_raster(
             f"CRS), not a {type(input).__module__}.{type(input).__name__}; write the array as a GeoTIFF first so "
             "the features can carry its georeference"
         )
-    return _run(input, _config(config, backbone, out, options), finalize=True, prep=_prepared)
+    path = _run(input, _config(config, backbone, out, options), finalize=True, prep=_prepared)
+    from geodino.embed.stac_items import write_raster_item
+
+    write_raster_item(path, _stac)  # nothing while another rank still finishes the raster
+    return path
 
 
 def _config(config: EmbedConfig | None, backbone: Any, out: Any, options: dict[str, Any]) -> EmbedConfig:

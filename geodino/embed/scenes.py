@@ -354,8 +354,8 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
             continue
         if cfg.progress:  # a progress line, like the bar (each scene's own lines name it)
             print(f"geodino: scene {k}/{len(mine)} {s.name} ({s.path})", file=sys.stderr)
-        embed_raster(s.path, bb, config=scene_cfg[s.name], _prepared=prepared.pop(s.name, None))
-        write_raster_item(outs[s.name], s.stac)  # once the scene's raster is in place
+        # writes the scene's STAC item (linked to its source item) once its raster is in place
+        embed_raster(s.path, bb, config=scene_cfg[s.name], _prepared=prepared.pop(s.name, None), _stac=s.stac)
     console.flush()
     if done:
         print(f"geodino: {plural(len(done), 'scene')} already done with these settings, skipped", file=sys.stderr)
