@@ -132,6 +132,14 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
         "the config's data are ../shared/data scenes (not in the repository): generated RGB scenes instead; a tiny "
         "student and heads, 2 steps (the teacher is the tiny RGB export)",
     ),
+    G + "distill -c small_vit_tiny_half teacher.spec=runs/small_vit_tiny/export/teacher.pth 'data.sources=[{type: images, paths: [/data/my_chips/], sensor: imagenet}]'": Run(
+        ("train.max_steps=2", "train.global_batch_size=2", "train.checkpoint_every_n_steps=2",
+         "crops.global_size=32", "crops.local_size=16",
+         "students=[{name: vit_tiny_half, arch: vit_tiny, overrides: {embed_dim: 96, num_heads: 3, depth: 2, n_storage_tokens: 0}}]"),
+        "the docs workspace's small_vit_tiny run (runs/source, 2 steps, with its heads) is the teacher; a 2-block "
+        "student, 2 steps",
+        replace=(("teacher.spec=runs/small_vit_tiny/export/teacher.pth", "teacher.spec=runs/source/export/teacher.pth"),),
+    ),
     # --- docs/embed.md
     G + "embed scene.tif --backbone dinov3_vits16_sat.pth --out scene_emb.tif": Run(OW, WS_WROTE),
     G + "embed mosaic.vrt --backbone 'arch:vit_small?seed=0' --out mosaic_emb.zarr --dtype float16": Run(),
