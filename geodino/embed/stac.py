@@ -223,7 +223,11 @@ def read_stac(href: str, asset: str | None, bands: list[str] | None = None) -> l
             k += 1
             name = f"{stem}_{k}"
         used.add(name)
-        own = item.get_self_href() or (href if "://" in href else str(Path(href).resolve()))
+        # the item's own file: its self link, or the input when the input is that one item (an ItemCollection's
+        # member has no file of its own: no link, rather than one to the collection, which is not an item)
+        own = item.get_self_href() or (
+            (href if "://" in href else str(Path(href).resolve())) if kind == "item" else None
+        )
         stac = {"href": own, "id": str(item.id)}
         times = ("datetime", "start_datetime", "end_datetime")
         stac.update({t: item.properties[t] for t in times if item.properties.get(t)})

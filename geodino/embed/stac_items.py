@@ -6,7 +6,8 @@ An item holds:
 - geometry and bbox: the raster's footprint in EPSG:4326 (`geodino.data.footprints`: the true outline through the
   geotransform, split at the antimeridian; the bbox then runs west > east as RFC 7946 says); null when the raster
   has no CRS;
-- the projection extension (v2.0.0): `proj:code` (null for a CRS with no EPSG code), `proj:wkt2`, `proj:shape`
+- the projection extension (v2.0.0): `proj:code` (`EPSG:32633`, `ESRI:54009` ...; null without an authority
+  code), `proj:wkt2`, `proj:shape`
   [height, width], `proj:transform` (the six affine numbers), `proj:bbox` in the raster's CRS;
 - one asset `data` (COG or Zarr store, href relative to the item) with `raster:bands` (v1.1.0): name, data type,
   nodata ("nan" for float, -128 for int8) and the cell size. int8 features carry no `scale`/`offset`: their
@@ -93,8 +94,10 @@ def _geometry(crs: Any, transform: Any, width: int, height: int) -> tuple[dict |
     if geom.geom_type == "MultiPolygon" and x0 <= -180.0 + 1e-9 and x1 >= 180.0 - 1e-9:
         # split at the antimeridian: the bbox runs from the west part's west edge to the east part's east edge
         parts = [p.bounds for p in geom.geoms]
-        x0 = min(b[0] for b in parts if b[2] >= 180.0 - 1e-9)
-        x1 = max(b[2] for b in parts if b[0] <= -180.0 + 1e-9)
+        west = min(b[0] for b in parts if b[2] >= 180.0 - 1e-9)
+        east = max(b[2] for b in parts if b[0] <= -180.0 + 1e-9)
+        width = sum(b[2] - b[0] for b in parts)  # the parts' longitudes: 360 for a global (e.g. 0..360) grid
+        x0, x1 = (-180.0, 180.0) if width >= 360.0 - 1e-6 or west <= east else (west, east)
     return shapely.geometry.mapping(geom), [x0, y0, x1, y1]
 
 
@@ -114,8 +117,8 @@ def _model_link(spec: str | None, folder: Path) -> dict[str, Any] | None:
         name = json.loads(item.read_text())["properties"]["mlm:name"]
     except (OSError, ValueError, KeyError, TypeError):  # not an MLM item after all
         return None
-    try:
-        href = os.path.relpath(item.resolve(), folder.resolve())
+    try:  # lexical (abspath, not resolve): a STAC reader joins the href to the item's folder as written, symlinks
+        href = os.path.relpath(os.path.abspath(item), os.path.abspath(folder))  # and all
     except ValueError:  # another drive (Windows): absolute
         href = str(item.resolve())
     return {"rel": "derived_from", "href": href, "type": "application/geo+json", "title": "backbone", "mlm:name": name}
@@ -147,20 +150,20 @@ def raster_item(out: str | Path, source: Mapping[str, Any] | None = None) -> dic
         names, dtype = read_store_info(out)["band_names"], str(meta.get("dtype", dtype))
     names = [n or f"E{i:03d}" for i, n in enumerate(names or [None] * count)]
     geometry, bbox = _geometry(crs, transform, width, height)
-    epsg = crs.to_epsg() if crs is not None else None
-    left, top = transform.c, transform.f
-    right, bottom = transform * (width, height)
+    authority = crs.to_authority() if crs is not None else None  # EPSG, ESRI, IAU...: projection v2's proj:code
+    corners = [transform * (c, r) for c in (0, width) for r in (0, height)]  # all four: rotated grids too
+    xs, ys = [float(x) for x, _ in corners], [float(y) for _, y in corners]
     props: dict[str, Any] = {
         "title": f"{out.stem}: geodino feature raster",
         "description": f"{count} bands of {meta.get('model_spec', 'backbone')} features (layers "
         f"{meta.get('layers', '?')}, {meta.get('dtype', dtype)}) of {meta.get('input', 'the input')}, written by "
         f"geodino embed",
         "created": _stamp(out.stat().st_mtime),
-        "proj:code": f"EPSG:{epsg}" if epsg else None,
+        "proj:code": ":".join(authority) if authority else None,
         "proj:wkt2": crs.to_wkt(version="WKT2_2019") if crs is not None else None,
         "proj:shape": [height, width],
         "proj:transform": [float(v) for v in tuple(transform)[:6]],
-        "proj:bbox": [min(left, right), min(top, bottom), max(left, right), max(top, bottom)],
+        "proj:bbox": [min(xs), min(ys), max(xs), max(ys)],
         "processing:software": {"geodino": geodino.__version__},
         **{f"geodino:{k}": _value(v) for k, v in sorted(meta.items())},
     }
@@ -181,9 +184,10 @@ def raster_item(out: str | Path, source: Mapping[str, Any] | None = None) -> dic
     links = []
     if source and source.get("href"):
         title = f"source item {source.get('id', '')}".strip()
-        links.append(
-            {"rel": "derived_from", "href": str(source["href"]), "type": "application/geo+json", "title": title}
-        )
+        href = str(source["href"])
+        if "://" not in href:  # a local file: relative to this item, so the folder can be moved or published
+            href = os.path.relpath(os.path.abspath(href), os.path.abspath(out.parent))
+        links.append({"rel": "derived_from", "href": href, "type": "application/geo+json", "title": title})
     model = _model_link(str(meta.get("model_spec") or ""), out.parent)
     if model:
         links.append(model)

@@ -137,8 +137,9 @@ def test_stac_scenes_get_items_linked_to_their_source_and_a_catalog(tmp_path, co
     for k, item in enumerate(got):
         assert item.datetime.isoformat() == "2024-06-01T00:00:00+00:00"  # the source item's
         assert item.assets["data"].get_absolute_href() == str((out / f"S2_{k}.tif").resolve())
-        (link,) = [lk for lk in item.links if lk.rel == "derived_from"]
-        assert link.href == str(items.resolve()) and link.title == f"source item S2_{k}"
+        # an ItemCollection's member has no file of its own: no source link (one to the collection, which is not
+        # an item, would not resolve to a STAC item)
+        assert not [lk for lk in item.links if lk.rel == "derived_from"]
         crs, transform, width, height, *_ = _raster(out / f"S2_{k}.tif")
         assert ProjectionExtension.ext(item).transform == list(transform)[:6]
         x0, _, x1, _ = item.bbox
@@ -149,6 +150,47 @@ def test_stac_scenes_get_items_linked_to_their_source_and_a_catalog(tmp_path, co
     embed_scenes(items, backbone=conv_bb, out=out, asset="red,green,blue", scale=1e-4, resume=True, **OPTS)
     assert json.loads((out / "catalog.json").read_text()) == {"type": "Catalog", "id": "mine"}
     assert raster_item_path(out / "S2_0.tif").exists()
+
+
+def test_a_scene_from_an_item_file_links_to_it_relatively_and_the_link_resolves(tmp_path, conv_bb):
+    items, _ = archive(tmp_path, n=1)
+    one = tmp_path / "S2_0.json"  # the item as its own file (as a STAC API or a static catalog serves it)
+    one.write_text(json.dumps(json.loads(items.read_text())["features"][0]))
+    out = tmp_path / "feats"
+    embed_scenes(one, backbone=conv_bb, out=out, asset="red,green,blue", scale=1e-4, **OPTS)
+    item = pystac.Item.from_file(str(raster_item_path(out / "S2_0.tif")))
+    (link,) = [lk for lk in item.links if lk.rel == "derived_from"]
+    assert link.href == "../S2_0.json"  # relative: the two folders can move together
+    assert pystac.Item.from_file(link.get_absolute_href()).id == "S2_0"
+
+
+def test_global_rotated_and_non_epsg_grids_get_their_true_extent_and_code(tmp_path, conv_bb):
+    from affine import Affine
+
+    # a 0..360 global grid: the footprint splits at +-180 and the bbox is the whole globe, not [0, 0]
+    src = write_tif(
+        tmp_path / "g.tif", random_image(32, 64), crs="EPSG:4326", transform=from_origin(0, 90, 5.625, 5.625)
+    )
+    item = pystac.Item.from_file(str(raster_item_path(embed_raster(src, conv_bb, tmp_path / "g_f.tif", **OPTS))))
+    assert item.bbox[0] == -180.0 and item.bbox[2] == 180.0
+    # a rotated grid: proj:bbox is the envelope of all four corners (rasterio's bounds ignore the rotation)
+    rot = Affine.translation(500000, 5000000) * Affine.rotation(30) * Affine.scale(10, -10)
+    src = write_tif(tmp_path / "r.tif", random_image(64, 64), crs="EPSG:32633", transform=rot)
+    out = embed_raster(src, conv_bb, tmp_path / "r_f.tif", **OPTS)
+    _, transform, width, height, *_ = _raster(out)
+    corners = [transform * (c, r) for c in (0, width) for r in (0, height)]
+    want = [
+        min(x for x, _ in corners),
+        min(y for _, y in corners),
+        max(x for x, _ in corners),
+        max(y for _, y in corners),
+    ]
+    proj = ProjectionExtension.ext(pystac.Item.from_file(str(raster_item_path(out))))
+    assert proj.bbox == pytest.approx(want)
+    # a CRS with an ESRI code (Mollweide) keeps it
+    src = write_tif(tmp_path / "m.tif", random_image(32, 32), crs="ESRI:54009", transform=from_origin(0, 0, 100, 100))
+    out = embed_raster(src, conv_bb, tmp_path / "m_f.tif", **OPTS)
+    assert ProjectionExtension.ext(pystac.Item.from_file(str(raster_item_path(out)))).code == "ESRI:54009"
 
 
 def test_a_refused_or_killed_run_leaves_no_item(tmp_path, conv_bb, monkeypatch):
