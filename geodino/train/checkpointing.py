@@ -470,8 +470,9 @@ def export(ckpt: str | Path, out: str | Path, *, which: str = "teacher", overwri
 
     from geodino.io import check_writable
     from geodino.models.checkpoints import export_paths, normalization_of_training, save_export
+    from geodino.models.checkpoints.stac_item import export_item_path
 
-    for p in export_paths(out):
+    for p in (*export_paths(out), export_item_path(out)):  # the STAC item too: a file of the user's is not replaced
         check_writable(p, overwrite=overwrite)
     norm, why = normalization_of_training(obj["geodino"])
     if norm is None:

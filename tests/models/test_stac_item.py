@@ -152,6 +152,39 @@ def test_a_refused_or_killed_export_leaves_no_item(tmp_path, model, monkeypatch)
     assert not [p for p in (tmp_path / "k").iterdir() if p.name.endswith(".json")]
 
 
+def test_a_killed_re_export_leaves_no_stale_item_and_a_users_item_is_not_replaced(tmp_path, model, monkeypatch):
+    """A second export onto the same name, killed after the new `.pth`, must not leave the first export's item
+    (its checksums describe weights that are gone); `geodino export` refuses an existing `X.stac.json` without
+    --overwrite, as it refuses the weight files."""
+    from geodino.cli import main
+    from geodino.train.checkpointing import FORMAT
+
+    save_export(tmp_path / "r" / "bb", model, dict(model.config), normalization=REC)
+    assert export_item_path(tmp_path / "r" / "bb").exists()
+    import geodino.models.checkpoints.save as save
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(save, "save_safetensors", killed)  # the new .pth is written, then the run dies
+    with pytest.raises(KeyboardInterrupt):
+        save_export(tmp_path / "r" / "bb", build_model("vit_tiny", patch_size=8, depth=1, in_chans=4), None)
+    assert not export_item_path(tmp_path / "r" / "bb").exists()
+    monkeypatch.undo()
+
+    state = {f"arch.teacher.backbone.{k}": v for k, v in model.state_dict().items()}
+    geo = {"format": FORMAT, "backbone": model.config}
+    torch.save({"state_dict": state, "geodino": geo}, tmp_path / "last.ckpt")
+    mine = tmp_path / "e" / "x.stac.json"
+    mine.parent.mkdir()
+    mine.write_text('{"mine": true}')
+    assert main(["export", str(tmp_path / "last.ckpt"), str(tmp_path / "e" / "x.pth")]) == 2  # refused first
+    assert mine.read_text() == '{"mine": true}' and not (tmp_path / "e" / "x.pth").exists()
+    with pytest.warns(UserWarning, match="records no input normalisation"):
+        assert main(["export", str(tmp_path / "last.ckpt"), str(tmp_path / "e" / "x.pth"), "--overwrite"]) == 0
+    assert pystac.Item.from_file(str(mine)).id == "x"
+
+
 def test_a_distilled_student_item_names_its_teacher(tmp_path, model):
     from geodino.data.config import DataConfig, SourceConfig
     from geodino.models.checkpoints.stac_item import distill_properties

@@ -149,10 +149,13 @@ def save_export(
     (`{"dino_head", "ibot_head", "backbone": kwargs, "normalization": record, **extra}`); each atomically.
     Then, once all three are in place, the STAC item `X.stac.json` that catalogues them (MLM extension;
     `stac_properties` go into its properties: `checkpoints.stac_item`). Returns the three weight file paths."""
-    from geodino.models.checkpoints.stac_item import write_export_item
+    from geodino.models.checkpoints.stac_item import export_item_path, write_export_item
 
     pth, st, hp = export_paths(out)
     norm = check_normalization(normalization, str(pth))
+    # an earlier export's item goes first: a re-export killed part-way must not leave it describing (and
+    # checksumming) weights that are no longer there
+    export_item_path(pth).unlink(missing_ok=True)
     save_pth(state, pth)
     save_safetensors(state, st, config=config, normalization=norm)
     write_heads(hp, heads or {}, backbone=dict(config or {}), normalization=norm, **extra)
