@@ -62,7 +62,15 @@ def test_the_export_item_reads_back_with_the_records_fields(tmp_path, model):
     # the spec's value_scaling is a list (one per band); pystac-ext-mlm 1.4.1's accessor wraps it as one object
     scaling = [ValueScaling(v) for v in inp.properties["value_scaling"]]
     assert [str(v.type) for v in scaling] == ["z-score"] * 4
-    assert [v.mean for v in scaling] == REC["mean"] and [v.stddev for v in scaling] == REC["std"]
+    # in DN units (what an MLM tool reads from the data): the record's reflectance statistics folded with its scale
+    assert [v.mean for v in scaling] == pytest.approx([m / 1e-4 for m in REC["mean"]])
+    assert [v.stddev for v in scaling] == pytest.approx([s / 1e-4 for s in REC["std"]])
+    from geodino.data.sensors import Sensor
+
+    dn = torch.tensor([[[[400.0]], [[900.0]], [[700.0]], [[2500.0]]]])  # the z-score equals geodino's normalisation
+    sensor = Sensor("demo4", tuple(REC["bands"]), 1e-4, tuple(REC["mean"]), tuple(REC["std"]), rgb_like=False)
+    want = sensor.normalize(dn).flatten().tolist()
+    assert [(x - v.mean) / v.stddev for x, v in zip([400.0, 900.0, 700.0, 2500.0], scaling)] == pytest.approx(want)
     cls, patches = mlm.output
     assert cls.result.shape == [-1, model.embed_dim] and patches.result.shape == [-1, -1, model.embed_dim]
     hyper = mlm.hyperparameters.to_dict()
@@ -79,7 +87,7 @@ def test_the_export_item_reads_back_with_the_records_fields(tmp_path, model):
     assert "mlm:model" in item.assets["model"].roles and "mlm:model" not in item.assets["heads"].roles
     bands = RasterExtension.ext(item.assets["model"]).bands
     assert [b.properties["name"] for b in bands] == REC["bands"]
-    assert [b.scale for b in bands] == [1e-4] * 4 and [b.offset for b in bands] == [0.0] * 4
+    assert all(b.scale is None for b in bands)  # the DN scale is folded into value_scaling, not given twice
     # the weights the item names are the export's: the .pth loads strictly into the architecture it describes
     rebuilt = build_model(**hyper)
     rebuilt.load_state_dict(torch.load(item.assets["model"].get_absolute_href(), weights_only=True), strict=True)

@@ -9,10 +9,10 @@ a killed or refused export leaves none). It holds:
   `mlm:framework` ("PyTorch", the spelling of the spec's list) and its version, `mlm:pretrained`,
   `mlm:pretrained_source`, `mlm:total_parameters`, `mlm:hyperparameters` (the build kwargs);
 - `mlm:input`: the bands (the normalisation record's names, else `band_1` ...), shape `[-1, C, -1, -1]` (any batch,
-  any height and width that are multiples of the patch size: RoPE), and `value_scaling` as one z-score per band
-  with the record's mean/std. The record's DN scale goes where STAC puts it, the bands' `scale`/`offset`
-  (`raster:bands` of each model asset): reflectance = DN * scale + offset, then (reflectance - mean) / std, as
-  `geodino.data.sensors.Sensor.normalize` does;
+  any height and width that are multiples of the patch size: RoPE), and `value_scaling` as one z-score per band.
+  MLM applies it to the data as a consumer reads it, so a record with a DN scale has its reflectance mean/std folded
+  into DN units ((DN * s + o - mean) / std, what `geodino.data.sensors.Sensor.normalize` computes); the
+  description gives the reflectance statistics for float input;
 - `mlm:output`: the class token `[-1, D]` and the patch tokens `[-1, -1, D]` (what `geodino embed` maps);
 - assets: `X.pth` (`mlm:artifact_type` `torch.save`) and `X.safetensors` (`safetensors.torch.save_file`), both
   with role `mlm:model`, and the heads sidecar, each with `file:size` and `file:checksum` (sha256 multihash: the
@@ -133,34 +133,47 @@ def _per_band(v: Any, n: int) -> list[float]:
     return vals * n if len(vals) == 1 else vals
 
 
-def _bands(norm: Mapping[str, Any] | None, n: int) -> tuple[list[str], list[dict[str, Any]]]:
-    """(band names, `raster:bands` of a model asset): the record's names and DN scale, else `band_1` ..."""
+def _dn_scale(norm: Mapping[str, Any] | None, n: int) -> tuple[list[float], list[float]] | None:
+    """Per-band (scale, offset) of the record's DN -> reflectance rule, or None when it records none."""
     from geodino.models.checkpoints.normalization import dn_scale_of
 
-    names = [str(b) for b in (norm or {}).get("bands") or []] or [f"band_{i + 1}" for i in range(n)]
-    raster = [{"name": b} for b in names]
     dn = dn_scale_of(norm)
-    if dn is not None:
-        for band, s, o in zip(raster, _per_band(dn[0], n), _per_band(dn[1], n), strict=True):
-            band.update(scale=s, offset=o)
-    return names, raster
+    return None if dn is None else (_per_band(dn[0], n), _per_band(dn[1], n))
+
+
+def _one(values: list[float]) -> str:
+    """One number when every band has it, else the list."""
+    return f"{values[0]:g}" if len(set(values)) == 1 else str(values)
+
+
+def _bands(norm: Mapping[str, Any] | None, n: int) -> tuple[list[str], list[dict[str, Any]]]:
+    """(band names, `raster:bands` of a model asset: the names): the record's, else `band_1` ..."""
+    names = [str(b) for b in (norm or {}).get("bands") or []] or [f"band_{i + 1}" for i in range(n)]
+    return names, [{"name": b} for b in names]
 
 
 def _model_input(
     names: list[str], n: int, patch: int | None, norm: Mapping[str, Any] | None, note: str = ""
 ) -> dict[str, Any]:
-    """The one input: bands, shape, and the record's mean/std as per-band z-scores (`note`: why there are none)."""
+    """The one input: bands, shape, and per-band z-scores (`note`: why there are none). MLM applies
+    `value_scaling` to the data as a consumer reads it, so with a recorded DN scale the record's reflectance
+    mean/std are folded into DN units: (DN * s + o - mean) / std = (DN - (mean - o) / s) / (std / s)."""
     scaling = None
     how = "no input normalisation is recorded: standardise as the data the backbone was trained on" + note
     if norm:
+        dn = _dn_scale(norm, n)
+        scale, offset = dn if dn is not None else ([1.0] * n, [0.0] * n)
         scaling = [
-            {"type": "z-score", "mean": float(m), "stddev": float(s)}
-            for m, s in zip(norm["mean"], norm["std"], strict=True)
+            {"type": "z-score", "mean": (float(m) - o) / s, "stddev": float(sd) / s}
+            for m, sd, s, o in zip(norm["mean"], norm["std"], scale, offset, strict=True)
         ]
-        how = (
-            "DN -> reflectance with each band's scale and offset (raster:bands of the model assets), then the "
-            "z-score of value_scaling"
-        )
+        how = "value_scaling standardises the data as stored"
+        if dn is not None:
+            how += (
+                f" (DN: the reflectance statistics {list(norm['mean'])} / {list(norm['std'])} folded with the DN "
+                f"scale, reflectance = DN x {_one(scale)} + {_one(offset)}; float reflectance input takes those "
+                "statistics directly)"
+            )
         if norm.get("origin"):
             how += f"; statistics from {norm['origin']}"
     size = f"any multiple of the patch size {patch}" if patch else "any multiple of the patch size"
