@@ -17,20 +17,11 @@ from geodino.errors import InputError
 from geodino.models import build_model
 from geodino.models.checkpoints import save_export
 from geodino.models.checkpoints.stac_item import export_item_path
+from tests.models.test_normalization_records import REC  # one record for both: the item must equal it
 
 pystac = pytest.importorskip("pystac")
 from pystac.extensions.mlm import AssetGeneralMLMExtension, MLMExtension, ValueScaling  # noqa: E402
 from pystac.extensions.raster import RasterExtension  # noqa: E402
-
-REC = {
-    "sensor": "demo4",
-    "bands": ["blue", "green", "red", "nir"],
-    "scale": 1e-4,
-    "offset": 0.0,
-    "mean": [0.05, 0.08, 0.07, 0.3],
-    "std": [0.02, 0.03, 0.04, 0.1],
-    "origin": "pretraining data (sensor demo4)",
-}
 
 
 @pytest.fixture(scope="module")
