@@ -234,6 +234,11 @@ class DetectionMeter:
 
     `max_detections` is COCO's per-image cap (100); dense EO scenes (tree crowns, cars, buildings) may hold more
     objects, so the probe can raise it (the recall key follows it: `mAR<max_detections>`).
+
+    `mAP` and `AP/<class>` are read from COCOeval's precision array at the last cap (area "all", IoU 0.50:0.95,
+    101 recall points), as `mAP50`/`mAP75` are: pycocotools' `summarize()` takes its first statistic (what
+    torchmetrics returns as `map` and `map_per_class`) at a hard-coded 100 detections, which is -1 (no value)
+    whenever the caps do not include 100.
     """
 
     def __init__(
@@ -246,10 +251,12 @@ class DetectionMeter:
         self._map = MeanAveragePrecision(
             box_format="xyxy",
             iou_type="bbox",
-            class_metrics=class_metrics,
+            class_metrics=False,  # per-class AP comes from the precision array (see compute)
             backend="pycocotools",
             max_detection_thresholds=[1, 10, max_detections],
+            extended_summary=True,  # COCOeval's precision array [T, R, K, A, M]
         )
+        self.class_metrics = class_metrics
         self._map.warn_on_many_detections = False
 
     def update(self, preds: list[dict[str, Tensor]], targets: list[dict[str, Tensor]]) -> None:
@@ -261,13 +268,25 @@ class DetectionMeter:
 
     def compute(self) -> dict[str, float]:
         res = self._map.compute()
-        out = {"mAP": float(res["map"]), "mAP50": float(res["map_50"]), "mAP75": float(res["map_75"])}
+        precision = res.get("precision")  # absent when there is no image or no detection at all
+        # area "all" (index 0), the last (largest) detection cap: COCO's AP@[.50:.95] at maxDets[2]
+        at_cap = precision[:, :, :, 0, -1] if precision is not None else None
+        out = {"mAP": _mean_valid(at_cap), "mAP50": float(res["map_50"]), "mAP75": float(res["map_75"])}
         out[f"mAR{self.max_detections}"] = float(res[f"mar_{self.max_detections}"])
-        if "map_per_class" in res and res["map_per_class"].numel() > 1 and "classes" in res:
-            for c, v in zip(res["classes"].tolist(), res["map_per_class"].tolist()):
+        classes = res["classes"].tolist() if "classes" in res else []
+        if self.class_metrics and at_cap is not None and len(classes) > 1 and at_cap.shape[2] == len(classes):
+            for k, c in enumerate(classes):
                 name = self.class_names[c] if self.class_names and 0 <= c < len(self.class_names) else str(c)
-                out[f"AP/{name}"] = float(v)
+                out[f"AP/{name}"] = _mean_valid(at_cap[:, :, k])
         return {k: (math.nan if v == -1.0 else v) for k, v in out.items()}
+
+
+def _mean_valid(precision: Tensor | None) -> float:
+    """COCO's summary of a precision slice: the mean of its defined entries (> -1), -1 when there is none."""
+    if precision is None:
+        return -1.0
+    valid = precision[precision > -1]
+    return float(valid.double().mean()) if valid.numel() else -1.0
 
 
 # ----------------------------------------------------------------------------------------------- classification

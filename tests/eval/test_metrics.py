@@ -130,3 +130,65 @@ def test_map_on_a_hand_made_case():
     s = meter.compute()
     assert s["mAP"] == pytest.approx(51 / 101, abs=1e-4)
     assert s["mAP50"] == pytest.approx(51 / 101, abs=1e-4)
+
+
+def _dense_scene(n_objects: int, n_false: int, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """One image with `n_objects` exactly detected reference boxes (scores 0.9 ... 0.5) plus `n_false` false
+    positives scored below every true detection."""
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.arange(n_objects, dtype=torch.float32)[:, None] * torch.tensor([12.0, 0.0])
+    xy = xy + torch.tensor([0.0, 5.0])
+    gt = torch.cat([xy, xy + 10.0], 1)
+    fp_xy = torch.rand(n_false, 2, generator=g) * 100 + torch.tensor([0.0, 500.0])
+    boxes = torch.cat([gt, torch.cat([fp_xy, fp_xy + 10.0], 1)])
+    scores = torch.cat([torch.linspace(0.9, 0.5, n_objects), torch.linspace(0.4, 0.1, n_false)])
+    labels = torch.zeros(n_objects + n_false, dtype=torch.long)
+    return [{"boxes": boxes, "scores": scores, "labels": labels}], [{"boxes": gt, "labels": labels[:n_objects]}]
+
+
+def test_map_with_a_raised_detection_cap_is_reported():
+    # 150 trees, all found: mAP is 1 at max_detections=200 (pycocotools' summarize() reads its first statistic at a
+    # hard-coded 100 detections, so torchmetrics' `map` was -1 and the probe reported NaN for any other cap)
+    preds, targets = _dense_scene(150, 20)
+    meter = DetectionMeter(["tree"], max_detections=200)
+    meter.update(preds, targets)
+    s = meter.compute()
+    assert s["mAP"] == pytest.approx(1.0)
+    assert s["mAP50"] == pytest.approx(1.0) and s["mAR200"] == pytest.approx(1.0)
+    # a lower cap keeps the 50 best-scored detections: recall tops at 50/150 with precision 1 (COCO's 101 recall
+    # points: those at r <= 1/3, i.e. 34 of them)
+    meter = DetectionMeter(["tree"], max_detections=50)
+    meter.update(preds, targets)
+    assert meter.compute()["mAP"] == pytest.approx(34 / 101, abs=1e-4)
+
+
+def test_map_and_per_class_ap_at_any_cap_equal_torchmetrics_when_no_image_exceeds_it():
+    from torchmetrics.detection import MeanAveragePrecision
+
+    g = torch.Generator().manual_seed(1)
+
+    def boxes(n: int) -> torch.Tensor:
+        xy = torch.rand(n, 2, generator=g) * 200
+        return torch.cat([xy, xy + torch.rand(n, 2, generator=g) * 30 + 5], 1)
+
+    preds, targets = [], []
+    for _ in range(5):
+        gt, gl = boxes(20), torch.randint(0, 3, (20,), generator=g)
+        p = torch.cat([gt + torch.randn(20, 4, generator=g) * 3, boxes(30)])
+        pl = torch.cat([gl, torch.randint(0, 4, (30,), generator=g)])  # class 3 is only ever predicted
+        preds.append({"boxes": p, "scores": torch.rand(50, generator=g), "labels": pl})
+        targets.append({"boxes": gt, "labels": gl})
+    preds.append({"boxes": boxes(3), "scores": torch.rand(3, generator=g), "labels": torch.zeros(3, dtype=torch.long)})
+    targets.append({"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)})  # an empty image
+    ref = MeanAveragePrecision(box_format="xyxy", class_metrics=True, backend="pycocotools")
+    ref.update(preds, targets)
+    r = ref.compute()
+    for cap in (100, 200):  # at most 50 detections per image: every cap >= 50 gives COCO's numbers
+        meter = DetectionMeter(["a", "b", "c", "d"], class_metrics=True, max_detections=cap)
+        meter.update(preds, targets)
+        s = meter.compute()
+        assert s["mAP"] == pytest.approx(float(r["map"]), abs=1e-6)
+        assert s["mAP50"] == pytest.approx(float(r["map_50"]), abs=1e-6)
+        for name, v in zip("abc", r["map_per_class"].tolist()):
+            assert s[f"AP/{name}"] == pytest.approx(v, abs=1e-6)
+        assert math.isnan(s["AP/d"])  # no reference box of class d: no AP, as COCO's -1
