@@ -16,6 +16,8 @@ An item holds:
 - `geodino:*` properties: the metadata the raster carries (backbone spec and fingerprint, layers, layer mode, patch
   size, embedding width, dtype, input, input scaling, inference path ...), `processing:software`;
 - `datetime`: the source STAC item's (or its start/end), else when the raster was finished (its file time);
+- `id`: the raster's name and a 12-hex digest of its backbone, settings, input and grid (`raster_item_id`), unique
+  across runs that all write `features.tif`;
 - links `derived_from`: the source STAC item (when the scene came from one) and the backbone's MLM item (an export's
   `X.stac.json`, with its `mlm:name`, as the MLM spec asks of inference outputs).
 
@@ -32,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CATALOG", "raster_item", "raster_item_path", "write_catalog", "write_raster_item"]
+__all__ = ["CATALOG", "raster_item", "raster_item_id", "raster_item_path", "write_catalog", "write_raster_item"]
 
 STAC_VERSION = "1.1.0"
 PROJ_SCHEMA = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
@@ -50,6 +52,22 @@ def raster_item_path(out: str | Path) -> Path:
     """`features.stac.json` for the feature raster `features.tif` (or `features.zarr`)."""
     out = Path(out)
     return out.with_name(out.stem + ".stac.json")
+
+
+ID_KEYS = ("model_fingerprint", "layers", "layer_mode", "final_norm", "l2_normalize", "dtype", "input", "input_bands")
+
+
+def raster_item_id(
+    stem: str, meta: Mapping[str, Any], crs_wkt: str | None, transform: Sequence[float], shape: Any
+) -> str:
+    """`STEM-<12 hex>`: the hex is a sha256 of what makes the features what they are (backbone fingerprint, layers,
+    normalisation, dtype, input and its bands) and where they lie (CRS, grid, shape). Every single-raster run
+    writes `features` and every run over a scene names it after the scene, so the stem alone collides in a
+    catalogue holding several runs; the same product written again keeps its id (a catalogue server updates it)."""
+    import hashlib
+
+    key = {k: str(meta.get(k)) for k in ID_KEYS} | {"crs": crs_wkt, "transform": list(transform), "shape": shape}
+    return f"{stem}-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]}"
 
 
 def _stamp(t: float) -> str:
@@ -125,10 +143,14 @@ def _model_link(spec: str | None, folder: Path) -> dict[str, Any] | None:
 
 
 def _bands(names: Sequence[str], dtype: str, crs: Any, transform: Any) -> list[dict[str, Any]]:
-    """`raster:bands`: name, data type, nodata and (in a metric CRS) the cell size in metres."""
+    """`raster:bands`: name, data type, nodata (the stored encoding's: `embed.encoding.nodata_of`; NaN as the
+    string "nan", which JSON has no number for) and (in a metric CRS) the cell size in metres."""
     import math
 
-    nodata: Any = -128 if dtype == "int8" else "nan"
+    from geodino.embed.encoding import nodata_of
+
+    code = nodata_of(dtype)
+    nodata: Any = "nan" if isinstance(code, float) and math.isnan(code) else code
     band: dict[str, Any] = {"data_type": dtype, "nodata": nodata}
     if crs is not None and crs.is_projected and (crs.linear_units or "").lower() in ("metre", "meter", "m"):
         band["spatial_resolution"] = float(math.hypot(transform.a, transform.d))
@@ -195,7 +217,7 @@ def raster_item(out: str | Path, source: Mapping[str, Any] | None = None) -> dic
         "type": "Feature",
         "stac_version": STAC_VERSION,
         "stac_extensions": extensions,
-        "id": out.stem,
+        "id": raster_item_id(out.stem, meta, props["proj:wkt2"], props["proj:transform"], props["proj:shape"]),
         "geometry": geometry,
         "properties": props,
         "links": links,
@@ -228,8 +250,9 @@ def write_raster_item(out: str | Path, source: Mapping[str, Any] | None = None) 
 
 
 def write_catalog(folder: str | Path, items: Sequence[Path], *, mosaics: Sequence[Path] = ()) -> Path | None:
-    """`folder/catalog.json`: a static STAC catalog linking the scene items (relative hrefs), so a STAC browser or
-    QGIS opens the folder. A `catalog.json` geodino did not write is left alone (None)."""
+    """`folder/catalog.json`: a self-contained static STAC catalog linking the scene items (relative hrefs; each
+    item gets `root` and `parent` links back to it), so a STAC browser or QGIS opens the folder. A `catalog.json`
+    geodino did not write is left alone (None), and so are the items' links."""
     folder = Path(folder)
     path = folder / CATALOG
     if path.exists():
@@ -260,4 +283,18 @@ def write_catalog(folder: str | Path, items: Sequence[Path], *, mosaics: Sequenc
         MARK: [p.name for p in mosaics],
         "links": links,
     }
-    return _write_json(path, catalog)
+    _write_json(path, catalog)
+    for p in items:  # a self-contained catalog: each item links up to it, so one opened alone can be navigated up
+        _link_up(p)
+    return path
+
+
+def _link_up(item_path: Path) -> None:
+    """Give a scene item `root` and `parent` links to the `catalog.json` beside it (replacing any it had)."""
+    try:
+        item = json.loads(item_path.read_text())
+    except (OSError, ValueError):  # gone or damaged since it was written: the catalog still lists what exists
+        return
+    up = [{"rel": rel, "href": f"./{CATALOG}", "type": "application/json"} for rel in ("root", "parent")]
+    item["links"] = [lk for lk in item.get("links") or [] if lk.get("rel") not in ("root", "parent")] + up
+    _write_json(item_path, item)

@@ -107,6 +107,22 @@ def test_zarr_and_int8_items_describe_their_storage(tmp_path, conv_bb):
     assert not [lk for lk in item.links if lk.rel == "derived_from"]  # a toy backbone object: no MLM item
 
 
+def test_item_ids_are_unique_across_runs_and_stable_for_the_same_product(tmp_path, conv_bb):
+    """Every single-raster run writes `features.tif`: a catalogue keyed on id must tell two backbones' (or two
+    inputs') rasters apart, and the same product written again must keep its id."""
+    src = write_tif(tmp_path / "rgb.tif", random_image(64, 64))
+    other = write_tif(tmp_path / "rgb2.tif", random_image(64, 64, seed=1))
+
+    def item_id(folder: str, bb, image: Path) -> str:
+        out = embed_raster(image, bb, tmp_path / folder / "features.tif", **OPTS)
+        return json.loads(raster_item_path(out).read_text())["id"]
+
+    a, again = item_id("a", conv_bb, src), item_id("again", conv_bb, src)
+    b = item_id("b", "arch:vit_tiny?depth=1&patch_size=8&seed=0", src)
+    c = item_id("c", conv_bb, other)
+    assert a == again and len({a, b, c}) == 3 and all(i.startswith("features-") for i in (a, b, c))
+
+
 def test_a_footprint_across_the_antimeridian_gets_a_west_to_east_bbox(tmp_path, conv_bb):
     from pyproj import Transformer
 
@@ -133,8 +149,13 @@ def test_stac_scenes_get_items_linked_to_their_source_and_a_catalog(tmp_path, co
     (mosaic,) = embed_scenes(items, backbone=conv_bb, out=out, asset="red,green,blue", scale=1e-4, **OPTS)
     catalog = pystac.Catalog.from_file(str(out / "catalog.json"))
     got = sorted(catalog.get_items(), key=lambda i: i.id)
-    assert [i.id for i in got] == ["S2_0", "S2_1"]
+    assert [i.id[:5] for i in got] == ["S2_0-", "S2_1-"]  # the scene and a digest of the product
     for k, item in enumerate(got):
+        # a self-contained catalog: each item opened alone links up to it (root and parent)
+        alone = pystac.Item.from_file(str(out / f"S2_{k}.stac.json"))
+        for rel in ("root", "parent"):
+            (up,) = [lk for lk in alone.links if lk.rel == rel]
+            assert up.href == "./catalog.json" and up.get_absolute_href() == str((out / "catalog.json").resolve())
         assert item.datetime.isoformat() == "2024-06-01T00:00:00+00:00"  # the source item's
         assert item.assets["data"].get_absolute_href() == str((out / f"S2_{k}.tif").resolve())
         # an ItemCollection's member has no file of its own: no source link (one to the collection, which is not

@@ -39,14 +39,18 @@ def test_the_export_item_reads_back_with_the_records_fields(tmp_path, model):
     item_path = tmp_path / "exp" / "teacher.stac.json"
     assert export_item_path(paths[0]) == item_path and export_item_path(tmp_path / "exp" / "teacher") == item_path
     item = pystac.Item.from_file(str(item_path))
-    assert item.id == "teacher" and item.geometry is None and item.bbox is None and item.datetime is not None
+    # the id: the stem and the weights' sha256 (every run's end export is `teacher`: the stem alone collides)
+    assert item.id == "teacher-" + _sha256(paths[0])[:12]
+    assert item.geometry is None and item.bbox is None and item.datetime is not None
     mlm = MLMExtension.ext(item)
     assert MLMExtension.has_extension(item) and RasterExtension.has_extension(item)
     assert mlm.mlm_name == "geodino teacher" and mlm.architecture == "Vision Transformer"
     assert [str(t) for t in mlm.tasks] == ["similarity-search"]  # the schema's enum has no feature-extraction
     assert mlm.framework == "PyTorch" and torch.__version__.startswith(mlm.framework_version)
     assert mlm.total_parameters == sum(p.numel() for p in model.parameters())  # a state_dict: buffers left out
-    assert mlm.pretrained is True and mlm.pretrained_source == REC["origin"]
+    # the record's origin says where its statistics came from, not what the weights were trained on
+    assert mlm.pretrained is True and mlm.pretrained_source is None
+    assert f"statistics from {REC['origin']}" in item.properties["mlm:input"][0]["description"]
     (inp,) = mlm.input
     assert list(inp.bands) == REC["bands"]
     assert inp.input.shape == [-1, 4, -1, -1] and inp.input.dim_order == ["batch", "channel", "height", "width"]
@@ -82,6 +86,19 @@ def test_the_export_item_reads_back_with_the_records_fields(tmp_path, model):
     # the weights the item names are the export's: the .pth loads strictly into the architecture it describes
     rebuilt = build_model(**hyper)
     rebuilt.load_state_dict(torch.load(item.assets["model"].get_absolute_href(), weights_only=True), strict=True)
+
+
+def test_item_ids_differ_across_runs_and_repeat_for_the_same_weights(tmp_path, model):
+    """Two runs' end exports are both `teacher`: a catalogue keyed on id must see two items; the same weights
+    exported again (byte-reproducible) keep their id, so a catalogue server updates instead of duplicating."""
+    other = build_model("vit_tiny", patch_size=8, in_chans=4, depth=2, n_storage_tokens=1)  # other random weights
+
+    def item_id(folder: str, m: nn.Module) -> str:
+        save_export(tmp_path / folder / "teacher.pth", m.state_dict(), dict(m.config), normalization=REC)
+        return json.loads((tmp_path / folder / "teacher.stac.json").read_text())["id"]
+
+    a, b, again = item_id("run1", model), item_id("run2", other), item_id("run3", model)
+    assert a != b and a == again and a.startswith("teacher-") and len(a) == len("teacher-") + 12
 
 
 def test_an_export_without_record_or_config_still_gets_a_valid_item(tmp_path, model):
@@ -181,7 +198,7 @@ def test_a_killed_re_export_leaves_no_stale_item_and_a_users_item_is_not_replace
     assert mine.read_text() == '{"mine": true}' and not (tmp_path / "e" / "x.pth").exists()
     with pytest.warns(UserWarning, match="records no input normalisation"):
         assert main(["export", str(tmp_path / "last.ckpt"), str(tmp_path / "e" / "x.pth"), "--overwrite"]) == 0
-    assert pystac.Item.from_file(str(mine)).id == "x"
+    assert pystac.Item.from_file(str(mine)).id == "x-" + _sha256(tmp_path / "e" / "x.pth")[:12]
 
 
 def test_a_distilled_student_item_names_its_teacher(tmp_path, model):

@@ -4,6 +4,7 @@ model catalogues (STAC browsers, `stac-fastapi`, QGIS) can list, search and load
 `X.stac.json` sits next to `X.pth`, `X.safetensors` and `X.heads.pth` (`save_export` writes it last, atomically, so
 a killed or refused export leaves none). It holds:
 
+- `id`: `X-<the first 12 hex digits of X.pth's sha256>`, unique across runs whose exports share a name;
 - `mlm:name`, `mlm:architecture` ("Vision Transformer"), `mlm:tasks` (`similarity-search`: the schema allows only
   its enumerated tasks, and a backbone without a task head gives embeddings, compared by similarity),
   `mlm:framework` ("PyTorch", the spelling of the spec's list) and its version, `mlm:pretrained`,
@@ -39,6 +40,7 @@ __all__ = [
     "MLM_SCHEMA",
     "distill_properties",
     "export_item",
+    "export_item_id",
     "export_item_path",
     "training_properties",
     "training_source",
@@ -59,6 +61,13 @@ def export_item_path(out: str | Path) -> Path:
     out = Path(out).expanduser()
     stem = out.with_suffix("") if out.suffix in (".pth", ".safetensors", ".pt") else out
     return stem.with_name(stem.name + ITEM_SUFFIX)
+
+
+def export_item_id(stem: str, checksum: str) -> str:
+    """`STEM-<12 hex of the weights' sha256>`: every run's end export is called `teacher`, so the stem alone collides
+    in a catalogue holding several runs; the weights are byte-reproducible, so re-exporting the same weights gives the
+    same id (a catalogue server updates the item instead of adding a second one)."""
+    return f"{stem}-{checksum.removeprefix('1220')[:12]}"
 
 
 def _mlm_name(stem: str) -> str:
@@ -326,8 +335,8 @@ def export_item(
         "mlm:output": _model_outputs(dim, patch),
         "mlm:hyperparameters": _json_value(cfg),
     }
-    if normalization and normalization.get("origin"):
-        props["mlm:pretrained_source"] = str(normalization["origin"])
+    # no mlm:pretrained_source from the record's `origin`: that names where the statistics came from, not always
+    # what the weights were trained on (the description carries it as "statistics from ...")
     props.update(_json_value(extra))
     if "start_datetime" in props and "end_datetime" in props and "datetime" not in extra:
         props["datetime"] = None  # a range instead of one instant
@@ -336,7 +345,7 @@ def export_item(
         "type": "Feature",
         "stac_version": STAC_VERSION,
         "stac_extensions": [MLM_SCHEMA, RASTER_SCHEMA, FILE_SCHEMA],
-        "id": stem,
+        "id": export_item_id(stem, assets["model"]["file:checksum"]),
         "geometry": geometry,
         "properties": props,
         "links": [],
