@@ -16,6 +16,7 @@ The protocols follow the official code (see docs/probing.md):
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -237,11 +238,14 @@ def run_classification(backbone: Any, cfg: ClassificationConfig, out_dir: str | 
     fte = fva if test_ds is val_ds else feats(test_ds)
     report = _Report(cfg, train_ds, fte, out, counts={"n_train": len(ftr), "n_val": len(fva), "n_eval": len(fte)})
     report.details["input_scaling"] = input_scaling(train_ds, val_ds, test_ds)
+    # Reported on val (eval_split=val), a head refit on train + val would be scored on its own training images:
+    # the refit is then skipped (the head chosen on val and trained on train is reported, as documented).
+    refit_linear, refit_logreg = _refits(cfg, evaluates_val=test_ds is val_ds)
     if cfg.knn.enabled:
         _knn_heads(ftr, fte, k, cfg.knn, report)
     if cfg.linear.enabled:
         head, rows = linear_probe(ftr, fva, k, cfg.linear, seed=cfg.seed, progress=cfg.progress)
-        if cfg.linear.refit_on_trainval:
+        if refit_linear:
             head = refit_head(head, concat_features(ftr, fva), k, cfg.linear, cfg.seed)
         report.score("linear", head.logits(fte))
         report.details["linear"].update(
@@ -250,16 +254,37 @@ def run_classification(backbone: Any, cfg: ClassificationConfig, out_dir: str | 
             n_last_blocks=head.n_last_blocks,
             avgpool=head.avgpool,
             val_score=head.val_score,
+            refit_on_trainval=refit_linear,
             sweep=rows,
         )
     if cfg.logreg.enabled:
-        s, info = logistic_regression(ftr, fva, fte, cfg.logreg, seed=cfg.seed)
+        logreg_cfg = dataclasses.replace(cfg.logreg, refit_on_trainval=refit_logreg)
+        s, info = logistic_regression(ftr, fva, fte, logreg_cfg, seed=cfg.seed)
         report.score("logreg", s)
-        report.details["logreg"].update(info)
+        report.details["logreg"].update(info, refit_on_trainval=refit_logreg)
     with atomic_path(out / "classification.json") as tmp:
         tmp.write_text(json_text(report.details, indent=1, default=float))
     write_splits(out / "splits.json", train_ds, val_ds, test_ds)
     return report.metrics
+
+
+def _refits(cfg: ClassificationConfig, evaluates_val: bool) -> tuple[bool, bool]:
+    """(linear, logreg): whether each enabled head is refit on train + val before it is scored. Never when the
+    scored split is val itself (one warning names the heads whose refit is skipped)."""
+    linear = cfg.linear.enabled and cfg.linear.refit_on_trainval
+    logreg = cfg.logreg.enabled and cfg.logreg.refit_on_trainval
+    if evaluates_val and (linear or logreg):
+        import warnings
+
+        heads = " and ".join(h for h, on in (("linear", linear), ("logreg", logreg)) if on)
+        warnings.warn(
+            f"classification: eval_split=val, so {heads} {'is' if ' and ' not in heads else 'are'} not refit on "
+            "train + val (it would be scored on its own training images); the head chosen on val is reported on "
+            "val, an optimistic number: give the data a test split for an unbiased one",
+            stacklevel=3,
+        )
+        return False, False
+    return linear, logreg
 
 
 def write_splits(path: Path, *datasets: ProbeDataset) -> None:

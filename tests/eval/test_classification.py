@@ -248,3 +248,33 @@ def test_a_dataset_rewritten_in_place_gets_a_new_cache_key(tmp_path):
     os.utime(img, ns=(os.stat(img).st_atime_ns, os.stat(img).st_mtime_ns + 1_000_000))
     after = build_dataset(cfg, "train")
     assert after.key != before.key and after.key.split("|")[:6] == before.key.split("|")[:6]
+
+
+def test_eval_split_val_never_scores_a_head_refit_on_val(tmp_path):
+    """eval_split=val (data without a test split): a head refit on train + val would be scored on its own training
+    images. Noise images with arbitrary labels: refit heads memorised val (top-1 1.0 on the old code); the reported
+    number must be the val score of the head trained on train alone (the one the sweep chose it by)."""
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / "d" / c).mkdir(parents=True)
+        for i in range(20):
+            Image.fromarray(rng.integers(0, 255, (16, 16, 3)).astype(np.uint8)).save(tmp_path / "d" / c / f"{i}.png")
+    cfg = ClassificationConfig(
+        data=DatasetConfig(name="image_folder", root=str(tmp_path / "d"), val_fraction=0.3, test_fraction=0.3),
+        features=FeatureConfig(cache=False, batch_size=8),
+        linear=LinearConfig(lrs=[0.1], weight_decays=[0.0], refit_on_trainval=True, min_iterations=300),
+        eval_split="val",
+        progress=False,
+        plots=False,
+    )
+    cfg.knn.enabled = False
+    cfg.logreg.enabled = True  # refit_on_trainval defaults to true for logreg
+    cfg.logreg.cs = [1e3]
+    with pytest.warns(UserWarning, match="eval_split=val, so linear and logreg are not refit"):
+        m = run_classification(TinyBackbone(dim=96, spec="tiny96"), cfg, tmp_path / "out")
+    details = json.loads((tmp_path / "out" / "classification.json").read_text())
+    assert details["n_eval"] == details["n_val"] == 12
+    assert m["linear_top1"] == pytest.approx(details["linear"]["val_score"])
+    assert m["logreg_top1"] == pytest.approx(details["logreg"]["val"])
+    assert m["linear_top1"] < 0.9 and m["logreg_top1"] < 0.9  # noise labels: no memorised val
+    assert details["linear"]["refit_on_trainval"] is False and details["logreg"]["refit_on_trainval"] is False
