@@ -247,7 +247,7 @@ def run_classification(backbone: Any, cfg: ClassificationConfig, out_dir: str | 
         head, rows = linear_probe(ftr, fva, k, cfg.linear, seed=cfg.seed, progress=cfg.progress)
         if refit_linear:
             head = refit_head(head, concat_features(ftr, fva), k, cfg.linear, cfg.seed)
-        report.score("linear", head.logits(fte))
+        report.score("linear", head.logits(fte), logits=True)
         report.details["linear"].update(
             lr=head.lr,
             weight_decay=head.weight_decay,
@@ -336,10 +336,11 @@ class _Report:
             "multilabel": self.multilabel,
         }
 
-    def score(self, name: str, s: torch.Tensor) -> None:
-        """Score one head's outputs on the evaluated split."""
+    def score(self, name: str, s: torch.Tensor, logits: bool = False) -> None:
+        """Score one head's outputs on the evaluated split (`logits`: the linear head's; kNN votes and logistic
+        regression give probabilities)."""
         if self.multilabel:
-            m = multilabel_metrics(s, self.targets)
+            m = multilabel_metrics(s, self.targets, logits=logits)
             keys: tuple[str, ...] = ("mAP", "mAP_micro", "f1_micro", "f1_macro")
         else:
             m = single_label_metrics(s, self.targets, self.train_ds.num_classes)
@@ -385,7 +386,7 @@ def _knn_heads(ftr: FeatureSet, fte: FeatureSet, k: int, cfg: KNNConfig, report:
     )
     for kk in ks:
         if report.multilabel:
-            m = multilabel_metrics(votes[kk], fte.targets)
+            m = multilabel_metrics(votes[kk], fte.targets, logits=False)
             report.metrics[f"knn_mAP@k{kk}"] = m["mAP"]
             report.metrics[f"knn_f1_micro@k{kk}"] = m["f1_micro"]
         else:

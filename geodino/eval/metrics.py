@@ -315,15 +315,21 @@ def single_label_metrics(scores: torch.Tensor, targets: torch.Tensor, num_classe
     return out
 
 
-def multilabel_metrics(scores: torch.Tensor, targets: torch.Tensor, threshold: float = 0.5) -> dict[str, Any]:
+def multilabel_metrics(
+    scores: torch.Tensor, targets: torch.Tensor, threshold: float = 0.5, logits: bool | None = None
+) -> dict[str, Any]:
     """mAP (macro over classes with a positive, and micro), F1 (micro, macro) at `threshold`, per-class AP.
 
-    `scores` may be logits or probabilities: the threshold applies to sigmoid(logits) when values leave [0, 1].
+    `logits`: True when `scores` are logits (the threshold applies to their sigmoid), False for probabilities.
+    None guesses from the values (logits when any leaves [0, 1]); a caller that knows should say, since logits
+    that all happen to lie in [0, 1] would be read as probabilities (a logit of 0.3 is a probability of 0.57).
     """
     from sklearn.metrics import average_precision_score, f1_score
 
     s = scores.float()
-    prob = s if (s.min() >= 0 and s.max() <= 1) else torch.sigmoid(s)
+    if logits is None:
+        logits = not (s.min() >= 0 and s.max() <= 1)
+    prob = torch.sigmoid(s) if logits else s
     y = targets.numpy().astype(int)
     p = prob.numpy()
     has_pos = y.sum(0) > 0

@@ -113,6 +113,19 @@ def test_multilabel_map_and_f1_by_hand():
     assert m["f1_micro"] == pytest.approx(4 / 7)  # TP 2, FP 2, FN 1
 
 
+def test_multilabel_f1_of_linear_logits_that_all_lie_in_0_1_thresholds_their_sigmoid():
+    """A linear head's logits are thresholded at sigmoid 0.5 (logit 0) even when every logit happens to lie in
+    [0, 1]; guessing from the range read them as probabilities (logit 0.3 = probability 0.57 called negative)."""
+    logits = torch.tensor([[0.3, 0.1], [0.2, 0.9], [0.45, 0.05]])
+    y = torch.tensor([[1, 0], [1, 1], [0, 1]])
+    m = multilabel_metrics(logits, y, logits=True)
+    # every sigmoid is > 0.5: all 6 predicted positive, TP 4, FP 2, FN 0 -> F1 = 8 / 10
+    assert m["f1_micro"] == pytest.approx(0.8)
+    assert m["f1_macro"] == pytest.approx((4 / 5 + 4 / 5) / 2)  # each class: TP 2, FP 1
+    assert m["mAP"] == pytest.approx(multilabel_metrics(torch.sigmoid(logits), y, logits=False)["mAP"])
+    assert multilabel_metrics(logits, y)["f1_micro"] == pytest.approx(2 / 5)  # the guess: only 0.9 is positive
+
+
 def _folder(root, classes=("dark", "bright"), n=8, size=16):
     rng = np.random.default_rng(0)
     for ci, c in enumerate(classes):
