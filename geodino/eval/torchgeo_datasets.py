@@ -79,7 +79,9 @@ def eurosat(cfg: DatasetConfig, split: str) -> ProbeDataset:
 def bigearthnet(cfg: DatasetConfig, split: str) -> ProbeDataset:
     """torchgeo `BigEarthNet` (v1): multi-label, 19 or 43 CORINE classes; S2 (12 bands), S1 (VV, VH) or both.
 
-    S2 DN are scaled by 1/10000; S1 backscatter (dB) is kept as is. Labels are multi-hot float [K].
+    S2 DN are scaled by 1/10000; S1 backscatter (dB) is kept as is. Channels come in the order of `bands` (default
+    VV, VH, then the S2 bands) whatever order torchgeo stacks them in (VH before VV: its files sorted by name).
+    Labels are multi-hot float [K].
     """
     from torchgeo.datasets import BigEarthNet
 
@@ -99,10 +101,13 @@ def bigearthnet(cfg: DatasetConfig, split: str) -> ProbeDataset:
         lambda: BigEarthNet(str(root), split=split, bands=cfg.modality, num_classes=cfg.label_set),
     )
     n_s1 = {"s1": 2, "s2": 0, "all": 2}[cfg.modality]
-    scale = torch.ones(len(all_bands), 1, 1)
+    # the channels as torchgeo stacks them: its S1 files sorted by name, i.e. VH before VV (its docstring says
+    # VV, VH); `pick` reorders them to the band names asked for
+    delivered = {"s1": _s1_order(ds), "s2": s2, "all": _s1_order(ds) + s2}[cfg.modality]
+    scale = torch.ones(len(delivered), 1, 1)
     scale[n_s1:] = 1e-4
     bands = _band_list(cfg.bands, all_bands, ("B04", "B03", "B02"), "BigEarthNet")
-    pick = torch.tensor([all_bands.index(b) for b in bands])
+    pick = torch.tensor([delivered.index(b) for b in bands])
 
     def get(i: int) -> dict[str, Any]:
         s = ds[i]
@@ -120,8 +125,20 @@ def bigearthnet(cfg: DatasetConfig, split: str) -> ProbeDataset:
         getter=get,
         task="multilabel",
         indices=seeded_subset(len(ds), cfg.max_samples, cfg.split_seed),
-        extra_key=f"{cfg.modality},{cfg.label_set}",
+        # S1 channels named by their files (feature caches of the swapped order are not reused)
+        extra_key=f"{cfg.modality},{cfg.label_set}" + (",s1=by-file" if n_s1 else ""),
     )
+
+
+def _s1_order(ds: Any) -> tuple[str, ...]:
+    """The order of the S1 channels torchgeo's BigEarthNet stacks: read from the file names of its first sample
+    (`_load_paths`), else that of sorted names (VH, VV), which is what torchgeo 0.5-0.8 do."""
+    try:
+        names = [Path(p).stem.rsplit("_", 1)[-1] for p in ds._load_paths(0)] if len(ds) else []
+    except (AttributeError, IndexError, KeyError, OSError):
+        names = []
+    found = tuple(n for n in names if n in ("VV", "VH"))
+    return found if sorted(found) == ["VH", "VV"] else ("VH", "VV")
 
 
 LOVEDA_CLASSES = ["background", "building", "road", "water", "barren", "forest", "agriculture"]

@@ -306,3 +306,29 @@ def test_a_dataset_folder_is_listed_once_for_all_splits(tmp_path, monkeypatch, l
     rewritten = build_dataset(cfg, "train")
     assert seen == counts  # no new listing
     assert rewritten.stamp != before.stamp and rewritten.key != before.key
+
+
+def test_bigearthnet_s1_channels_carry_their_band_names(tmp_path):
+    """torchgeo stacks the S1 files sorted by name (VH before VV, though it documents VV, VH): the channel named VV
+    held VH backscatter, so bands=[VV] read VH. VV = -11 dB and VH = -19 dB everywhere here."""
+    for split in ("train", "val", "test"):
+        s1, s2 = f"S1A_IW_GRDH_1SDV_{split}_33UUP_61_39", f"S2A_MSIL2A_{split}_33UUP_61_39"
+        for band, value in (("VV", -11), ("VH", -19)):
+            _tif(tmp_path / "BigEarthNet-S1-v1.0" / s1 / f"{s1}_{band}.tif", np.full((1, 12, 12), value, np.float32))
+        for i, b in enumerate(BEN_S2):
+            _tif(tmp_path / "BigEarthNet-v1.0" / s2 / f"{s2}_{b}.tif", np.full((1, 12, 12), 100 * (i + 1), np.uint16))
+        for folder, patch in (("BigEarthNet-S1-v1.0", s1), ("BigEarthNet-v1.0", s2)):
+            meta = tmp_path / folder / patch / f"{patch}_labels_metadata.json"
+            meta.write_text(json.dumps({"labels": ["Pastures"]}))
+        (tmp_path / f"bigearthnet-{split}.csv").write_text(f"{s2},{s1}\n")
+
+    def first_pixel(modality: str, bands: list[str]) -> list[float]:
+        cfg = DatasetConfig(name="bigearthnet", root=str(tmp_path), modality=modality, bands=bands)
+        ds = build_dataset(cfg, "train")
+        return ds[0]["image"][:, 0, 0].tolist()
+
+    assert first_pixel("s1", []) == [-11.0, -19.0]  # bands VV, VH
+    assert first_pixel("s1", ["VV"]) == [-11.0] and first_pixel("s1", ["VH"]) == [-19.0]
+    every = first_pixel("all", [])  # VV, VH, then B01 ... B12 (DN 100 ... 1200, / 10000)
+    assert every[:2] == [-11.0, -19.0]
+    assert every[2:] == pytest.approx([0.01 * (i + 1) for i in range(12)])
