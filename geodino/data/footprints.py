@@ -8,15 +8,17 @@ read of every pixel); an archive index needs only each file's header.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from geodino.data.rasters import SceneInfo
 
-__all__ = ["FOOTPRINT_POINTS", "footprint"]
+__all__ = ["FOOTPRINT_POINTS", "MAX_POINTS", "footprint", "geojson_bbox", "oriented", "union_footprint"]
 
 FOOTPRINT_POINTS = 21  # points per edge, as GDAL densifies bounds (`GDALTransformBounds`, OCTTransformBounds)
+MAX_POINTS = 1000  # a union footprint is simplified to at most this many vertices (it goes into JSON metadata)
 
 
 def footprint(scene: SceneInfo, crs: str = "EPSG:4326") -> tuple[Any, str]:
@@ -27,7 +29,6 @@ def footprint(scene: SceneInfo, crs: str = "EPSG:4326") -> tuple[Any, str]:
     are kept in [-180, 180] (RFC 7946, GeoJSON); exterior rings run counter-clockwise."""
     import shapely
     from rasterio.crs import CRS
-    from rasterio.warp import transform_geom
 
     if not scene.crs:
         return None, "it has no CRS, so it cannot be placed on the map (assign one: gdal_edit.py -a_srs EPSG:... FILE)"
@@ -38,12 +39,18 @@ def footprint(scene: SceneInfo, crs: str = "EPSG:4326") -> tuple[Any, str]:
     rows = np.concatenate([np.zeros_like(k), k * h, np.full_like(k, h), (1 - k) * h])
     t = scene.affine
     xs, ys = t.a * cols + t.b * rows + t.c, t.d * cols + t.e * rows + t.f
-    ring = shapely.Polygon(np.column_stack([xs, ys]))
+    return _project(shapely.Polygon(np.column_stack([xs, ys])), src, dst)
+
+
+def _project(geom: Any, src: Any, dst: Any) -> tuple[Any, str]:
+    """(`geom`, an outline in the rasterio CRS `src`, in the CRS `dst`, "") or (None, why it cannot be placed):
+    split at the antimeridian and wrapped into [-180, 180] for a geographic `dst`, rings oriented (RFC 7946)."""
+    import shapely
+    from rasterio.warp import transform_geom
+
     try:
-        if src == dst:
-            geom = ring
-        else:  # GDAL's WRAPDATELINE splits an outline that crosses the antimeridian on the way to a geographic CRS
-            mapping = shapely.geometry.mapping(ring)
+        if src != dst:  # GDAL's WRAPDATELINE splits an outline that crosses the antimeridian to a geographic CRS
+            mapping = shapely.geometry.mapping(geom)
             geom = shapely.geometry.shape(transform_geom(src, dst, mapping, antimeridian_cutting=dst.is_geographic))
     except Exception as exc:  # GDAL/PROJ raise several CPLE_* kinds: no coordinate operation, out of domain
         found = re.search(r'"([^"]*)"', src.to_wkt())
@@ -51,13 +58,13 @@ def footprint(scene: SceneInfo, crs: str = "EPSG:4326") -> tuple[Any, str]:
         if not (src.is_geographic or src.is_projected):  # LOCAL_CS / engineering: a plane with no place on Earth
             return None, f"its CRS {name} is a local (engineering) CRS, which has no place on the map"
         why = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        return None, f"its CRS {name} cannot be transformed to {crs} ({why})"
+        return None, f"its CRS {name} cannot be transformed to {dst.to_string()} ({why})"
     coords = shapely.get_coordinates(geom)
     if geom.is_empty or not np.isfinite(coords).all():
-        return None, f"its corners do not transform to {crs} (outside the CRS's area of use?)"
+        return None, f"its corners do not transform to {dst.to_string()} (outside the CRS's area of use?)"
     if dst.is_geographic:
         geom = _wrap_longitudes(geom)
-    return _oriented(geom), ""
+    return oriented(geom), ""
 
 
 def _wrap_longitudes(geom: Any) -> Any:
@@ -78,7 +85,7 @@ def _wrap_longitudes(geom: Any) -> Any:
     return polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)
 
 
-def _oriented(geom: Any) -> Any:
+def oriented(geom: Any) -> Any:
     """Exterior rings counter-clockwise, holes clockwise (the right-hand rule of RFC 7946)."""
     import shapely
     from shapely.geometry.polygon import orient
@@ -88,3 +95,61 @@ def _oriented(geom: Any) -> Any:
     if geom.geom_type == "MultiPolygon":
         return shapely.MultiPolygon([orient(p, 1.0) for p in geom.geoms])
     return geom
+
+
+def geojson_bbox(geom: Any) -> list[float]:
+    """The RFC 7946 bbox of an EPSG:4326 footprint: a MultiPolygon split at the antimeridian runs from its west
+    part's west edge to its east part's east edge (west > east); one that wraps the globe is -180..180."""
+    x0, y0, x1, y1 = (float(v) for v in geom.bounds)
+    if geom.geom_type == "MultiPolygon" and x0 <= -180.0 + 1e-9 and x1 >= 180.0 - 1e-9:
+        parts = [p.bounds for p in geom.geoms]
+        west = min(b[0] for b in parts if b[2] >= 180.0 - 1e-9)
+        east = max(b[2] for b in parts if b[0] <= -180.0 + 1e-9)
+        lons = sum(b[2] - b[0] for b in parts)  # the parts' longitudes: 360 for a global (e.g. 0..360) grid
+        x0, x1 = (-180.0, 180.0) if lons >= 360.0 - 1e-6 or west <= east else (west, east)
+    return [x0, y0, x1, y1]
+
+
+def union_footprint(
+    scenes: Sequence[SceneInfo], regions: Sequence[Any] | None = None, crs: str = "EPSG:4326"
+) -> Any | None:
+    """The outline in `crs` of all `scenes` together (a training archive's extent, for its model's STAC item), or
+    None when none can be placed. `regions`: per scene, the part in use in pixel coordinates (a ROI's, as
+    `TileSampler.roi_px` holds it; None: the whole scene; empty: none of it). Scenes are merged in their own CRS
+    first (one union per CRS, straight pixel edges), then each union is densified (`FOOTPRINT_POINTS` per edge
+    length of its extent) and projected like one scene's footprint, so 10^5 tiles cost one projection per CRS;
+    the result is simplified (Douglas-Peucker, with the smallest doubling tolerance that fits) to at most
+    `MAX_POINTS` vertices."""
+    import shapely
+    from rasterio.crs import CRS
+    from shapely import affinity  # not imported by `import shapely` in shapely 2.0
+
+    groups: dict[str, list[Any]] = {}
+    for k, scene in enumerate(scenes):
+        region = regions[k] if regions is not None and k < len(regions) else None
+        if not scene.crs or (region is not None and region.is_empty):
+            continue
+        box = shapely.box(0.0, 0.0, float(scene.width), float(scene.height))
+        px = box if region is None else box.intersection(region)
+        t = scene.affine
+        groups.setdefault(scene.crs, []).append(affinity.affine_transform(px, [t.a, t.b, t.d, t.e, t.c, t.f]))
+    dst = CRS.from_user_input(crs)
+    placed = []
+    for wkt, polys in groups.items():
+        merged = shapely.union_all(polys)
+        x0, y0, x1, y1 = merged.bounds
+        step = max(x1 - x0, y1 - y0) / (FOOTPRINT_POINTS - 1)
+        geom, _ = _project(shapely.segmentize(merged, step) if step > 0 else merged, CRS.from_wkt(wkt), dst)
+        if geom is not None:
+            placed.append(geom)
+    if not placed:
+        return None
+    union = geom = shapely.union_all(placed)
+    x0, y0, x1, y1 = union.bounds
+    tol = max(x1 - x0, y1 - y0) * 1e-4
+    while shapely.get_num_coordinates(geom) > MAX_POINTS:  # a tolerance that doubles: a few tries at most
+        geom = union.simplify(tol, preserve_topology=True)  # Douglas-Peucker: no vertex moves more than tol
+        tol *= 2
+    if geom.geom_type == "GeometryCollection":  # slivers of a union: keep its polygons
+        geom = shapely.MultiPolygon([p for g in geom.geoms for p in getattr(g, "geoms", [g]) if p.area > 0])
+    return oriented(geom)

@@ -88,7 +88,7 @@ def _geometry(crs: Any, transform: Any, width: int, height: int) -> tuple[dict |
     """(GeoJSON footprint in EPSG:4326, bbox) or (None, None) for a raster that cannot be placed."""
     import shapely
 
-    from geodino.data.footprints import footprint
+    from geodino.data.footprints import footprint, geojson_bbox
     from geodino.data.rasters import SceneInfo
 
     if crs is None:
@@ -108,15 +108,7 @@ def _geometry(crs: Any, transform: Any, width: int, height: int) -> tuple[dict |
     geom, _ = footprint(scene, "EPSG:4326")
     if geom is None:
         return None, None
-    x0, y0, x1, y1 = (float(v) for v in geom.bounds)
-    if geom.geom_type == "MultiPolygon" and x0 <= -180.0 + 1e-9 and x1 >= 180.0 - 1e-9:
-        # split at the antimeridian: the bbox runs from the west part's west edge to the east part's east edge
-        parts = [p.bounds for p in geom.geoms]
-        west = min(b[0] for b in parts if b[2] >= 180.0 - 1e-9)
-        east = max(b[2] for b in parts if b[0] <= -180.0 + 1e-9)
-        width = sum(b[2] - b[0] for b in parts)  # the parts' longitudes: 360 for a global (e.g. 0..360) grid
-        x0, x1 = (-180.0, 180.0) if width >= 360.0 - 1e-6 or west <= east else (west, east)
-    return shapely.geometry.mapping(geom), [x0, y0, x1, y1]
+    return shapely.geometry.mapping(geom), geojson_bbox(geom)
 
 
 def _model_link(spec: str | None, folder: Path) -> dict[str, Any] | None:

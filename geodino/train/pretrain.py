@@ -199,16 +199,25 @@ def check_data_fits(cfg: PretrainConfig, batch: dict[str, Any]) -> None:
 
 
 def _checkpoint_meta(
-    step: int, *, config: dict[str, Any], backbone: dict[str, Any], seed: int, global_batch_size: int, init_from: Any
+    step: int,
+    *,
+    config: dict[str, Any],
+    backbone: dict[str, Any],
+    seed: int,
+    global_batch_size: int,
+    init_from: Any,
+    data_extent: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What every checkpoint records besides the weights: the config, the backbone's build arguments, and where
-    the data stream stands (so a resumed run continues with the next unseen batch)."""
+    """What every checkpoint records besides the weights: the config, the backbone's build arguments, where the
+    data stream stands (so a resumed run continues with the next unseen batch) and the training data's extent
+    (`train.data_extent`: the geometry of the exports' STAC items)."""
     data = {"seed": seed, "next_step": step, "global_batch_size": global_batch_size}
     return {
         "config": config,
         "backbone": backbone,
         "data": {**data, "samples_seen": step * global_batch_size},
         "init_from": init_from,
+        "data_extent": data_extent,
     }
 
 
@@ -260,6 +269,9 @@ def _pretrain(cfg: PretrainConfig) -> Path:
     probe = probe_loader(start_step=0, rank=0, world_size=1)
     check_sources_have_pixels(probe.sources, cfg.seed)
     check_data_fits(cfg, next(iter(probe)))
+    from geodino.train.data_extent import training_extent
+
+    extent = training_extent(probe.sources, cfg.init_from)  # once, from the scenes the probe loader indexed
 
     init_lines: list[str] = []
     post_init = None
@@ -307,6 +319,7 @@ def _pretrain(cfg: PretrainConfig) -> Path:
         seed=cfg.seed,
         global_batch_size=gbs,
         init_from=cfg.init_from,
+        data_extent=extent,
     )
     module = SSLModule(
         arch,

@@ -18,7 +18,8 @@ a killed or refused export leaves none). It holds:
 - assets: `X.pth` (`mlm:artifact_type` `torch.save`) and `X.safetensors` (`safetensors.torch.save_file`), both
   with role `mlm:model`, and the heads sidecar, each with `file:size` and `file:checksum` (sha256 multihash: the
   weights are byte-reproducible, so the checksum identifies them; the item itself records when it was written);
-- no geometry (null geometry and no bbox, as STAC allows) unless the caller passes a footprint.
+- geometry and bbox: the training data's extent when the run recorded one (`train.data_extent`: its rasters' union
+  footprint, ROI applied, with the extent of the model it started from), else null (as STAC allows).
 
 Plain dicts and the standard library (no pystac, which is an optional extra); tests read the item back with pystac.
 """
@@ -277,6 +278,7 @@ def training_properties(geo: Mapping[str, Any], which: str = "teacher") -> dict[
     if cfg.get("init_from"):
         source = f"{source}, continued from {cfg['init_from']}" if source else f"continued from {cfg['init_from']}"
     props: dict[str, Any] = {"geodino:network": which}
+    props.update(_extent(geo.get("data_extent")))
     if source:
         props["mlm:pretrained_source"] = source
     if geo.get("step") is not None:
@@ -284,10 +286,19 @@ def training_properties(geo: Mapping[str, Any], which: str = "teacher") -> dict[
     return props
 
 
-def distill_properties(teacher: str, data: Any) -> dict[str, Any]:
-    """Item properties of a distilled student: its teacher and the data it was distilled on."""
+def distill_properties(teacher: str, data: Any, extent: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Item properties of a distilled student: its teacher, the data it was distilled on and their extent (see
+    `train.data_extent`)."""
     source = training_source(data)
-    return {"mlm:pretrained_source": f"distilled from {teacher}" + (f" on {source}" if source else "")}
+    props = {"mlm:pretrained_source": f"distilled from {teacher}" + (f" on {source}" if source else "")}
+    return props | _extent(extent)
+
+
+def _extent(extent: Any) -> dict[str, Any]:
+    """`geometry` and `bbox` from a recorded training extent (`train.data_extent`), else nothing (null geometry)."""
+    if isinstance(extent, Mapping) and extent.get("geometry") and extent.get("bbox"):
+        return {"geometry": dict(extent["geometry"]), "bbox": [float(v) for v in extent["bbox"]]}
+    return {}
 
 
 def export_item(

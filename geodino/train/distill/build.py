@@ -33,6 +33,7 @@ __all__ = [
     "init_distributed",
     "load_teacher",
     "make_batches",
+    "make_loader",
     "pick_device",
     "student_masks",
     "teacher_heads",
@@ -403,10 +404,15 @@ def build_student(
 
 def make_batches(cfg: DistillConfig, patch_size: int, start_step: int, rank: int, world: int, batch: int):
     """An iterator of SSL batches (CONTRIBUTING "SSL batches") for this rank, starting at `start_step`."""
+    return iter(make_loader(cfg, patch_size, start_step, rank, world, batch))
+
+
+def make_loader(cfg: DistillConfig, patch_size: int, start_step: int, rank: int, world: int, batch: int):
+    """The SSL loader behind `make_batches` (its `sources` give the run's data extent)."""
     from geodino.data.config import resolve_photometric
     from geodino.data.loaders import build_ssl_loader
 
-    loader = build_ssl_loader(
+    return build_ssl_loader(
         cfg.data,
         resolve_photometric(cfg.crops, pick_device(cfg).type == "cuda"),
         batch_size=batch,
@@ -417,7 +423,6 @@ def make_batches(cfg: DistillConfig, patch_size: int, start_step: int, rank: int
         rank=rank,
         world_size=world,
     )
-    return iter(loader)
 
 
 def student_masks(cfg: DistillConfig, batch: dict[str, Any], n_images: int, patch: int, step: int, rank: int) -> dict:

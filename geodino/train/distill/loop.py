@@ -297,7 +297,13 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
     made: list[Path] = []
     try:
         run = _setup(cfg, made)
-        batches = b.make_batches(cfg, run.patch, run.start, run.rank, dist_world(), run.layout.data_batch)
+        loader = b.make_loader(cfg, run.patch, run.start, run.rank, dist_world(), run.layout.data_batch)
+        batches = iter(loader)
+        extent = None
+        if run.writer:  # the students' STAC items: the distillation data's extent with the teacher's
+            from geodino.train.data_extent import training_extent
+
+            extent = training_extent(loader.sources, cfg.teacher.spec)
         if run.start < cfg.train.max_steps:  # data that cannot be read or does not fit fails here, before any step
             first = next(batches)
             _check_bands(cfg, run, first)
@@ -351,7 +357,7 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
         from geodino.models.checkpoints.stac_item import distill_properties
 
         norm = data_normalization(cfg.data)[0]  # what the students' input was standardised with
-        props = distill_properties(cfg.teacher.spec, cfg.data)  # for each export's STAC item
+        props = distill_properties(cfg.teacher.spec, cfg.data, extent)  # for each export's STAC item
         for name in run.arch.students:
             exports[name] = export_student(run.arch, name, run.out_dir, cfg.train.export, norm, props)
         for tracker in trackers:

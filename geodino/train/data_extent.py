@@ -1,0 +1,71 @@
+"""Where a run's weights have looked: the EPSG:4326 extent of its georeferenced training data, for the geometry of
+its exports' STAC items (a catalogue then finds "models trained over this area" by a spatial search).
+
+The extent is the union of the footprints of the run's raster sources (each scene's pixels, cut to the part a ROI
+keeps: `geodino.data.footprints.union_footprint`), joined with the extent of the model the run starts from when
+that model is a geodino export whose item has one (`init_from` for pretraining, the teacher for distillation): the
+weights carry what it saw. Image folders, tar shards, Zarr cubes and torchgeo datasets have no footprint here, so
+a run of those alone has no extent (a null geometry, as before). Computed once at the start of a run from the
+scenes the loader has already indexed (one projection per CRS, not per file), and stored in every checkpoint
+(`geodino.data_extent`), so `geodino export` of any checkpoint writes it without reading the data again.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["export_extent", "training_extent"]
+
+
+def export_extent(spec: str | Path | None) -> Any | None:
+    """The geometry (shapely, EPSG:4326) of the STAC item beside the geodino export `spec`, or None (not a file, no
+    item, or an item without geometry)."""
+    import shapely
+
+    from geodino.models.checkpoints.stac_item import export_item_path
+
+    if not spec or "://" in str(spec) or ":" in str(spec).split("/")[0]:  # arch:, timm:, hub:, a URL: no item
+        return None
+    path = Path(str(spec).split("?", 1)[0]).expanduser()
+    item = export_item_path(path)
+    if not path.is_file() or not item.is_file():
+        return None
+    try:
+        geometry = json.loads(item.read_text()).get("geometry")
+        return shapely.geometry.shape(geometry) if geometry else None
+    except (OSError, ValueError, TypeError, AttributeError):  # not an item after all: nothing to join
+        return None
+
+
+def training_extent(sources: Sequence[Any], start_from: str | Path | None = None) -> dict[str, Any] | None:
+    """`{"geometry": GeoJSON, "bbox": [w, s, e, n]}` of the raster sources' scenes (ROI applied) joined with the
+    extent of the export `start_from`, or None when nothing can be placed. Never stops a run: a footprint that
+    fails to compute is a warning and no extent."""
+    import shapely
+
+    from geodino.data.footprints import geojson_bbox, oriented, union_footprint
+
+    try:
+        parts = []
+        for source in sources:
+            scenes = getattr(getattr(source, "archive", None), "scenes", None)
+            if not scenes:
+                continue
+            regions = getattr(getattr(source, "tiles", None), "roi_px", None)
+            geom = union_footprint(scenes, regions if regions is not None and len(regions) == len(scenes) else None)
+            if geom is not None:
+                parts.append(geom)
+        earlier = export_extent(start_from)
+        if earlier is not None:
+            parts.append(earlier)
+        if not parts:
+            return None
+        geom = oriented(shapely.union_all(parts)) if len(parts) > 1 else parts[0]
+        return {"geometry": shapely.geometry.mapping(geom), "bbox": geojson_bbox(geom)}
+    except Exception as exc:  # a catalogue nicety: never worth a failed run
+        warnings.warn(f"the training data's extent was not computed ({exc}); exports get no geometry", stacklevel=2)
+        return None

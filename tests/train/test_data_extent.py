@@ -1,0 +1,164 @@
+"""The training data's extent (`train.data_extent`), the geometry of a run's exports' STAC items: the union of the
+rasters' footprints checked against corners transformed independently with pyproj (tiles in two UTM zones, a ROI,
+the antimeridian, many tiles), joined with the extent of the export a run starts from, and carried from a real
+pretraining run through its checkpoints into the items of its exports."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import shapely
+from pyproj import Transformer
+
+from geodino.data.footprints import MAX_POINTS, union_footprint
+from geodino.data.rasters import SceneInfo
+from geodino.train.data_extent import training_extent
+
+
+def scene(crs: str, x: float, y: float, size: int = 100, res: float = 10.0) -> SceneInfo:
+    from rasterio.crs import CRS
+
+    return SceneInfo(
+        path=f"{crs}_{x}_{y}.tif",
+        crs=CRS.from_user_input(crs).to_wkt(),
+        transform=(res, 0.0, x, 0.0, -res, y),
+        width=size,
+        height=size,
+        count=3,
+        dtype="uint8",
+        nodata=None,
+        band_names=("r", "g", "b"),
+        band_indexes=(1, 2, 3),
+    )
+
+
+def corners(s: SceneInfo, cols=(0, None), rows=(0, None)) -> list[tuple[float, float]]:
+    """The scene's pixel corners in EPSG:4326, by pyproj (not the code under test)."""
+    to = Transformer.from_crs(s.crs, "EPSG:4326", always_xy=True)
+    t = s.affine
+    return [
+        to.transform(*(t * (c if c is not None else s.width, r if r is not None else s.height)))
+        for c in cols
+        for r in rows
+    ]
+
+
+def test_tiles_in_two_utm_zones_give_one_outline_covering_every_corner_and_no_more():
+    a, b = scene("EPSG:32632", 690000, 5000000), scene("EPSG:32633", 310000, 5000000)  # either side of 12 E
+    geom = union_footprint([a, b])
+    pts = corners(a) + corners(b)
+    assert all(geom.buffer(1e-9).contains(shapely.Point(p)) for p in pts)
+    x0, y0, x1, y1 = geom.bounds  # tight: the envelope of the corners (edges are near-straight at 1 km)
+    assert x0 == pytest.approx(min(p[0] for p in pts), abs=1e-6) and x1 == pytest.approx(
+        max(p[0] for p in pts), abs=1e-6
+    )
+    assert y0 == pytest.approx(min(p[1] for p in pts), abs=1e-6) and y1 == pytest.approx(
+        max(p[1] for p in pts), abs=1e-6
+    )
+    one = union_footprint([a])
+    assert one.area < geom.area and geom.area == pytest.approx(one.area + union_footprint([b]).area, rel=1e-6)
+
+
+def test_a_roi_region_keeps_only_the_part_in_use_and_an_empty_one_drops_the_scene():
+    a, b = scene("EPSG:32633", 500000, 5000000), scene("EPSG:32633", 600000, 5000000)
+    left = shapely.box(0, 0, 50, 100)  # pixel coordinates: the left half of a
+    geom = union_footprint([a, b], [left, shapely.Polygon()])
+    want = corners(a, cols=(0, 50))
+    assert geom.geom_type == "Polygon"  # b is not used at all
+    x0, _, x1, _ = geom.bounds
+    assert x0 == pytest.approx(min(p[0] for p in want), abs=1e-6) and x1 == pytest.approx(
+        max(p[0] for p in want), abs=1e-6
+    )
+    assert union_footprint([a], [shapely.Polygon()]) is None and union_footprint([]) is None
+
+
+def test_many_tiles_stay_a_small_outline_and_the_antimeridian_splits_it():
+    tiles = [scene("EPSG:32633", 500000 + 1000 * i, 5000000 - 1000 * j) for i in range(30) for j in range(30)]
+    geom = union_footprint(tiles)  # 900 abutting tiles: one polygon, not 900
+    assert geom.geom_type == "Polygon" and shapely.get_num_coordinates(geom) <= MAX_POINTS
+    assert all(geom.buffer(1e-6).contains(shapely.Point(p)) for t in (tiles[0], tiles[-1]) for p in corners(t))
+    # UTM 60 across 180 E: split into two parts; the bbox runs west > east (RFC 7946)
+    x180, _ = Transformer.from_crs("EPSG:4326", "EPSG:32660", always_xy=True).transform(180.0, 10.0)
+    extent = training_extent([_Source([scene("EPSG:32660", x180 - 500, 1110000)])])
+    assert extent["geometry"]["type"] == "MultiPolygon"
+    west, _, east, _ = extent["bbox"]
+    assert 179.99 < west < 180.0 and -180.0 < east < -179.99
+
+
+class _Source:
+    """What training_extent reads of a loader's raster source: `archive.scenes` and `tiles.roi_px`."""
+
+    def __init__(self, scenes, regions=None):
+        self.archive = type("A", (), {"scenes": scenes})()
+        self.tiles = type("T", (), {"roi_px": regions})()
+
+
+def test_the_extent_joins_the_export_a_run_starts_from_and_sources_without_scenes_add_nothing(tmp_path):
+    from geodino.models import build_model
+    from geodino.models.checkpoints import save_export
+
+    here = scene("EPSG:32633", 500000, 5000000)
+    there = scene("EPSG:32618", 500000, 4000000)
+    earlier = training_extent([_Source([there])])
+    model = build_model("vit_tiny", patch_size=8, depth=1)
+    props = {"geometry": earlier["geometry"], "bbox": earlier["bbox"]}
+    save_export(tmp_path / "base.pth", model, dict(model.config), stac_properties=props)
+    joined = training_extent([_Source([here]), object()], str(tmp_path / "base.pth"))
+    geom = shapely.geometry.shape(joined["geometry"])
+    assert geom.geom_type == "MultiPolygon" and len(geom.geoms) == 2
+    assert all(geom.buffer(1e-9).contains(shapely.Point(p)) for p in corners(here) + corners(there))
+    assert training_extent([object()]) is None  # image folders and the like: no place on the map
+    assert training_extent([], "arch:vit_small") is None and training_extent([], str(tmp_path / "none.pth")) is None
+
+
+def test_a_pretraining_runs_exports_carry_the_rasters_extent(tiny_run, tiny_data, tmp_path):
+    """The run's end export and a later `geodino export` of one of its checkpoints: same geometry, covering the
+    two training rasters and nothing between them (they are 360 m apart)."""
+    import rasterio
+
+    from geodino.cli import main
+
+    pts = []
+    for f in sorted(tiny_data.glob("*.tif")):
+        with rasterio.open(f) as src:
+            to = Transformer.from_crs(src.crs.to_wkt(), "EPSG:4326", always_xy=True)
+            pts += [to.transform(*(src.transform * (c, r))) for c in (0, src.width) for r in (0, src.height)]
+    item = json.loads((tiny_run / "export" / "teacher.stac.json").read_text())
+    geom = shapely.geometry.shape(item["geometry"])
+    assert geom.geom_type == "MultiPolygon" and len(geom.geoms) == 2
+    assert all(geom.buffer(1e-9).contains(shapely.Point(p)) for p in pts)
+    assert item["bbox"] == pytest.approx(
+        [min(x for x, _ in pts), min(y for _, y in pts), max(x for x, _ in pts), max(y for _, y in pts)], abs=1e-7
+    )
+    ckpt = sorted((tiny_run / "checkpoints").glob("*.ckpt"))[0]
+    assert main(["export", str(ckpt), str(tmp_path / "again.pth")]) == 0
+    again = json.loads((tmp_path / "again.stac.json").read_text())
+    assert again["geometry"] == item["geometry"] and again["bbox"] == item["bbox"]
+    assert np.isfinite(item["bbox"]).all()
+
+
+def test_a_distilled_student_carries_its_teachers_extent(tiny_run, tmp_path):
+    """Distilled on images (no place on the map) from the raster-trained teacher: the student's item has the
+    teacher's geometry, joined through the distillation run."""
+    from PIL import Image
+
+    from geodino.config import load_config
+    from geodino.train.distill import DistillConfig, distill
+    from tests.train.test_distill import _overrides
+
+    images = tmp_path / "imgs"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray((rng.random((40, 40, 3)) * 255).astype(np.uint8)).save(images / f"im{i}.png")
+    teacher = tiny_run / "export" / "teacher.pth"
+    students = "students=[{name: tiny, arch: vit_tiny, drop_path_rate: 0.0, overrides: {depth: 1}}]"
+    extra = (f"teacher.spec={teacher}", students, "train.max_steps=1")
+    exports = distill(load_config(DistillConfig, None, _overrides(images, tmp_path / "run", *extra)))
+    item = json.loads((exports["tiny"].parent / "tiny.stac.json").read_text())
+    want = json.loads((tiny_run / "export" / "teacher.stac.json").read_text())
+    assert want["geometry"] is not None
+    assert item["geometry"] == want["geometry"] and item["bbox"] == want["bbox"]
+    assert item["properties"]["mlm:pretrained_source"].startswith(f"distilled from {teacher}")
