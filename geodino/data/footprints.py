@@ -136,7 +136,7 @@ def union_footprint(
     dst = CRS.from_user_input(crs)
     placed = []
     for wkt, polys in groups.items():
-        merged = shapely.union_all(polys)
+        merged = shapely.union_all(polys).simplify(0.0)  # tile corners along a straight edge: not vertices
         x0, y0, x1, y1 = merged.bounds
         step = max(x1 - x0, y1 - y0) / (FOOTPRINT_POINTS - 1)
         geom, _ = _project(shapely.segmentize(merged, step) if step > 0 else merged, CRS.from_wkt(wkt), dst)
