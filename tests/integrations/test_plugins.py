@@ -244,3 +244,63 @@ def test_terratorch_sensor_names_the_band_numbering_and_in_chans_must_agree(rgb_
     torch.testing.assert_close(l7.model.patch_embed.proj.weight, w, atol=0, rtol=0)
     with pytest.raises(ConfigError, match=r"^geodino_vit got in_chans=4 and 3 band names"):
         geodino_vit(ckpt_path=path, bands=["red", "green", "blue"], in_chans=4)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"pos_embed_rope_base": 10000.0},  # timm's DINOv3 entries fixed rope_temperature=100: tokens were off by 9e-3
+        {"layerscale_init": None},  # timm's entries have LayerScale: strict loading failed on missing gamma_1
+        {"proj_bias": False, "ffn_bias": False},  # Eva always has these biases: strict loading failed
+    ],
+    ids=["rope_base", "no_layerscale", "no_biases"],
+)
+def test_timm_folder_matches_geodino_for_other_settings(overrides, tmp_path):
+    """`timm.create_model("local-dir:...")` rebuilds the exact backbone for settings beyond the released ones: every
+    token (class, storage, patches) equals geodino's forward at a non-square size with 5 bands."""
+    import timm
+
+    torch.manual_seed(0)
+    ours = build_model("vit_tiny", patch_size=8, in_chans=5, depth=2, **overrides).eval()
+    with torch.no_grad():  # move every weight off its init so that each one matters
+        for p in ours.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    folder = save_backbone(ours, tmp_path / "timm_dir", layout="timm")
+    tm = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    x = torch.randn(2, 5, 24, 40)
+    with torch.no_grad():
+        ff = ours.forward_features(x)
+        ref = torch.cat([ff["x_norm_clstoken"][:, None], ff["x_storage_tokens"], ff["x_norm_patchtokens"]], 1)
+        torch.testing.assert_close(tm.forward_features(x), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_timm_files_read_back_with_their_heads_and_rope_base(tmp_path):
+    """A timm file (.safetensors or .pth) records timm's `model_args`; geodino reads back the head count and RoPE
+    base from them (it took the table's heads for the width and base 100: tokens off by 0.18)."""
+    from geodino.models.checkpoints import load_model
+
+    torch.manual_seed(0)
+    ours = build_model("vit_small", patch_size=8, in_chans=4, depth=2, num_heads=12, pos_embed_rope_base=1000.0)
+    with torch.no_grad():
+        for p in ours.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    x = torch.randn(1, 4, 24, 40)
+    with torch.no_grad():
+        ref = ours.eval().forward_features(x)["x_norm_patchtokens"]
+    for name in ("t.safetensors", "t.pth", "t_dir"):
+        back = load_model(save_backbone(ours, tmp_path / name, layout="timm")).eval()
+        assert back.config["num_heads"] == 12 and back.config["pos_embed_rope_base"] == 1000.0, name
+        with torch.no_grad():
+            torch.testing.assert_close(back.forward_features(x)["x_norm_patchtokens"], ref, atol=1e-5, rtol=1e-5)
+
+
+def test_timm_refuses_what_eva_cannot_express(tmp_path):
+    from geodino.errors import CheckpointError
+
+    minmax = build_model("vit_tiny", patch_size=8, depth=1, pos_embed_rope_base=None, pos_embed_rope_min_period=0.5,
+                         pos_embed_rope_max_period=50.0)  # fmt: skip
+    with pytest.raises(CheckpointError, match=r"^a min/max-period RoPE cannot be expressed in timm"):
+        save_backbone(minmax, tmp_path / "mm", layout="timm")
+    eps6 = build_model("vit_tiny", patch_size=8, depth=1, norm_layer="layernorm")
+    with pytest.warns(UserWarning, match=r"eps 1e-6 .* timm's DINOv3 Eva fixes eps 1e-5"):
+        save_backbone(eps6, tmp_path / "eps6", layout="timm")

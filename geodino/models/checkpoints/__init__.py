@@ -172,7 +172,7 @@ def read_backbone_weights(path: str | Path, *, which: str = "teacher") -> Backbo
             config = json.loads(meta[SAFETENSORS_CONFIG_KEY]) or None
         except json.JSONDecodeError:
             config = None
-    weights = backbone_state(obj, path, which=which)
+    weights = backbone_state(obj, path, which=which, timm_args=_timm_model_args(meta, path))
     if SAFETENSORS_CONFIG_KEY in meta:
         weights.kind = "geodino-export" if weights.kind == "backbone" else weights.kind
         weights.config = weights.config or config
@@ -185,6 +185,14 @@ def read_backbone_weights(path: str | Path, *, which: str = "teacher") -> Backbo
     if weights.normalization is None:
         _file_normalization(weights, meta, side, path)
     return weights
+
+
+def _timm_model_args(meta: Mapping[str, str], path: Path) -> Any:
+    """The timm `model_args` a timm-layout file records (safetensors metadata, else its `.heads.pth` sidecar):
+    the head count and RoPE base its state_dict cannot show."""
+    if meta.get("model_args"):
+        return meta["model_args"]
+    return read_sidecar(path).get("model_args") if path.suffix in (".pth", ".pt") else None
 
 
 def _file_normalization(weights: BackboneWeights, meta: Mapping[str, str], side: Mapping[str, Any], path: Path) -> None:
@@ -221,9 +229,12 @@ def normalization_of_training(geo: Mapping[str, Any]) -> tuple[dict[str, Any] | 
     return data_normalization(data)
 
 
-def backbone_state(obj: Any, source: str | Path = "<state_dict>", *, which: str = "teacher") -> BackboneWeights:
+def backbone_state(
+    obj: Any, source: str | Path = "<state_dict>", *, which: str = "teacher", timm_args: Any = None
+) -> BackboneWeights:
     """The backbone inside an in-memory checkpoint object (any layout and wrapper `read_backbone_weights`
-    accepts), in the official layout; `source` names it in errors."""
+    accepts), in the official layout; `source` names it in errors. `timm_args`: the timm `model_args` the file
+    records (its head count and RoPE base), used when the weights are in the timm layout."""
     path = Path(source)
     if not isinstance(obj, Mapping):
         raise CheckpointError(
@@ -258,7 +269,12 @@ def backbone_state(obj: Any, source: str | Path = "<state_dict>", *, which: str 
     prefix = _pick_prefix(state, path, which)
     raw = _strip(state, prefix)
     layout = detect_layout(raw, path)
-    weights = BackboneWeights(state=to_official(raw, layout, path), source=path, layout=layout, kind=kind)
+    hints: dict[str, Any] = {}
+    if layout == "timm" and timm_args is not None:
+        from geodino.models.checkpoints.timm import timm_layout_hints
+
+        hints = timm_layout_hints(timm_args)
+    weights = BackboneWeights(state=to_official(raw, layout, path, **hints), source=path, layout=layout, kind=kind)
     if config:
         weights.config = config
     if geo is not None and kind == "geodino-ssl":

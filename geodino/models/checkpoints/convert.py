@@ -105,8 +105,9 @@ def convert_checkpoint(
     # later in transformers or timm
     check_architecture(state, expect_arch, expect_bands, config, src)
     dst = check_writable(Path(dst).expanduser(), overwrite=overwrite)
-    if norm and dst.suffix in (".pth", ".pt"):
-        check_writable(heads_path(dst), overwrite=overwrite)  # the sidecar that carries the normalisation
+    if (norm or dst_layout == "timm") and dst.suffix in (".pth", ".pt"):
+        # the sidecar that carries the normalisation (and a timm file's architecture and model_args)
+        check_writable(heads_path(dst), overwrite=overwrite)
     return save_backbone(state, dst, layout=dst_layout, config=config, normalization=norm)
 
 

@@ -113,8 +113,11 @@ def save_backbone(
         if path.suffix == ".safetensors":
             return save_safetensors(state, path, normalization=norm, metadata=meta)
         save_pth(state, path)
+        extra = {k: json.loads(meta[k]) for k in ("pretrained_cfg", "model_args")}
+        extra["architecture"] = meta["architecture"]
         if norm:
-            write_heads(heads_path(path), {}, normalization=norm, pretrained_cfg=json.loads(meta["pretrained_cfg"]))
+            extra["normalization"] = norm
+        write_heads(heads_path(path), {}, **extra)  # what rebuilds it: timm's architecture, heads, RoPE base
         return path
     else:
         raise ConfigError(f"unknown checkpoint layout {layout!r}; use official, hf or timm")

@@ -125,8 +125,14 @@ def official_to_timm(state: Mapping[str, Tensor], *, qkv_bias: bool | None = Non
             q, _, v = biases.get(j, (torch.zeros(dim),) * 3)
             out[f"{b}attn.q_bias"] = q
             out[f"{b}attn.v_bias"] = v
-        rename(out, s, b, b, {**_SAME, **(_SWIGLU if f"{b}mlp.w1.weight" in s else _MLP)})
+        ffn = _SWIGLU if f"{b}mlp.w1.weight" in s else _MLP
+        rename(out, s, b, b, {**_SAME, **ffn})
         rename(out, s, b, b, _SCALES, params=("",))
+        # timm's Eva always has projection and FFN biases: a backbone without them gets zero ones (same output)
+        for src, dst in {"attn.proj": "attn.proj", **ffn}.items():
+            if f"{b}{dst}.bias" not in out:
+                w = s[f"{b}{src}.weight"]
+                out[f"{b}{dst}.bias"] = w.new_zeros(w.shape[0])
     return out
 
 
@@ -163,6 +169,14 @@ def timm_model_args(config: Mapping[str, Any]) -> dict[str, Any]:
     convention and what geodino's probes use; timm's DINOv3 entries default to `avg` (the mean patch token),
     and `timm.create_model("local-dir:...")` takes the pooling from `model_args` only, not from the top-level
     `global_pool` of config.json."""
+    norm = config.get("norm_layer", "layernormbf16")
+    if norm == "rmsnorm":
+        raise CheckpointError("an RMSNorm backbone cannot be expressed in timm's DINOv3 Eva (LayerNorm only)")
+    if config.get("pos_embed_rope_base") is None:
+        raise CheckpointError(
+            "a min/max-period RoPE cannot be expressed in timm's DINOv3 Eva (rope_temperature only); keep the "
+            "official layout"
+        )
     dim = int(config["embed_dim"])
     args: dict[str, Any] = {
         "global_pool": "token",
@@ -175,7 +189,11 @@ def timm_model_args(config: Mapping[str, Any]) -> dict[str, Any]:
         "mlp_ratio": int(config["ffn_hidden_dim"]) / dim,
         "img_size": 224,
         "dynamic_img_size": True,
+        # timm's DINOv3 entries fix rope_temperature=100 (the released base); another base must be passed on
+        "rope_temperature": float(config["pos_embed_rope_base"]),
     }
+    if config.get("layerscale_init") is None:  # no LayerScale: timm's entries default to init_values=1e-5
+        args["init_values"] = None
     if str(config["ffn_layer"]).startswith("swiglu"):
         args["swiglu_align_to"] = 8
     return args
@@ -212,12 +230,19 @@ def timm_metadata(
     """safetensors metadata of a timm file: `pretrained_cfg` (JSON: mean/std, input size) and the timm
     `architecture` + `model_args` that rebuild it."""
     import json
+    import warnings
 
     from geodino.models.checkpoints.infer import infer_config
 
     cfg = dict(infer_config(state))
     if config:
         cfg.update({k: v for k, v in config.items() if k in cfg and k not in ("ffn_hidden_dim", "depth", "embed_dim")})
+    if cfg.get("norm_layer") == "layernorm":
+        warnings.warn(
+            "this backbone's LayerNorms have eps 1e-6 (norm_layer layernorm) and timm's DINOv3 Eva fixes eps 1e-5: "
+            "the timm model's features differ slightly from geodino's; --to hf keeps the eps exactly",
+            stacklevel=3,
+        )
     qkvb = _has_qkv_bias(official_to_timm(state))
     return {
         "pretrained_cfg": json.dumps(_pretrained_cfg(cfg, normalization)),
@@ -265,6 +290,26 @@ def write_timm_folder(
     return path
 
 
+def timm_layout_hints(model_args: Any) -> dict[str, Any]:
+    """`timm_to_official` kwargs from a timm `model_args` record (dict or JSON): the head count and RoPE base,
+    which a timm state_dict does not store (without them: the arch table's heads for the width and base 100)."""
+    import json
+
+    if isinstance(model_args, str):
+        try:
+            model_args = json.loads(model_args)
+        except json.JSONDecodeError:
+            return {}
+    if not isinstance(model_args, Mapping):
+        return {}
+    hints: dict[str, Any] = {}
+    if model_args.get("num_heads"):
+        hints["num_heads"] = int(model_args["num_heads"])
+    if model_args.get("rope_temperature"):
+        hints["rope_base"] = float(model_args["rope_temperature"])
+    return hints
+
+
 def is_timm_folder(path: Any) -> bool:
     """True for a timm model folder (config.json naming a timm `architecture`, no HF `model_type`)."""
     import json
@@ -295,8 +340,7 @@ def read_timm_folder(path: Any):
     state = {k: v for k, v in obj.items() if isinstance(v, Tensor)}
     if "cls_token" not in state or "blocks.0.norm1.weight" not in state:
         raise CheckpointError(f"timm folder {path}: {cfg.get('architecture')!r} is not a DINOv3 (Eva) ViT")
-    num_heads = (cfg.get("model_args") or {}).get("num_heads")
-    official = timm_to_official(state, num_heads=int(num_heads) if num_heads else None)
+    official = timm_to_official(state, **timm_layout_hints(cfg.get("model_args")))
     weights = BackboneWeights(state=official, source=path, layout="timm", kind="timm-folder")
     pcfg = cfg.get("pretrained_cfg") or {}
     if cfg.get(NORMALIZATION_KEY):
