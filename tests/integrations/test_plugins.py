@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import sys
 import types
+import warnings
 
 import pytest
 import torch
@@ -304,3 +305,37 @@ def test_timm_refuses_what_eva_cannot_express(tmp_path):
     eps6 = build_model("vit_tiny", patch_size=8, depth=1, norm_layer="layernorm")
     with pytest.warns(UserWarning, match=r"eps 1e-6 .* timm's DINOv3 Eva fixes eps 1e-5"):
         save_backbone(eps6, tmp_path / "eps6", layout="timm")
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        dict(REC, scale=2.75e-5, offset=-0.2),  # Landsat C2 L2: folded into mean/std
+        dict(REC, scale=[1e-4, 1e-4, 2e-4, 1e-3]),  # per band: folded
+        dict(REC, scale=1.0),  # already reflectance
+        None,  # nothing recorded: geodino uses the input as given (mean 0 / std 1)
+    ],
+    ids=["offset", "per_band_scale", "scale_1", "no_record"],
+)
+def test_hf_processor_on_uint16_dn_matches_geodino(model, record, tmp_path):
+    """`AutoImageProcessor` on a uint16 DN raster (as rasterio reads one) gives geodino's normalised input: it
+    failed with 'Input tensor should be a float tensor' wherever the DN scale was folded or 1 (do_rescale false),
+    and without a record it divided by 255 while `load_backbone` takes such a file's input as given."""
+    import numpy as np
+    from transformers import AutoImageProcessor
+
+    from geodino.backbones import load_backbone
+
+    folder = save_backbone(model, tmp_path / "hf", layout="hf", normalization=record)
+    proc = AutoImageProcessor.from_pretrained(folder)
+    dn = np.random.default_rng(0).integers(0, 10000, (24, 40, 4)).astype(np.uint16)  # H, W, bands
+    pixels = proc(images=[dn], return_tensors="pt", input_data_format="channels_last")["pixel_values"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the record-less warning
+        bb = load_backbone(str(folder))
+    n = bb.normalization or {"scale": 1.0, "offset": 0.0}
+    scale = torch.as_tensor(n["scale"], dtype=torch.float32).reshape(-1, 1, 1)
+    offset = torch.as_tensor(n.get("offset", 0.0), dtype=torch.float32).reshape(-1, 1, 1)
+    want = bb.normalize(torch.from_numpy(dn.astype(np.float32)).permute(2, 0, 1)[None] * scale + offset)
+    assert pixels.dtype == torch.float32
+    torch.testing.assert_close(pixels, want, atol=1e-4, rtol=1e-5)

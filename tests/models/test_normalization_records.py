@@ -113,7 +113,7 @@ def test_hf_per_band_scale_is_folded_into_mean_and_std(tmp_path, model):
 
     rec = dict(REC, scale=[1e-4, 1e-4, 2e-4, 2e-4], offset=-0.1)
     pp = hf_preprocessor_config(check_normalization(rec), 8, 4)
-    assert pp["do_rescale"] is False
+    assert pp["do_rescale"] is True and pp["rescale_factor"] == 1.0  # folded; the rescale turns integers to floats
     dn = torch.tensor([1000.0, 2000.0, 3000.0, 4000.0])
     s, o = torch.tensor(rec["scale"]), -0.1
     want = (dn * s + o - torch.tensor(REC["mean"])) / torch.tensor(REC["std"])

@@ -238,9 +238,10 @@ def hf_preprocessor_config(
 ) -> dict[str, Any]:
     """`preprocessor_config.json` for `AutoImageProcessor` (DINOv3ViTImageProcessor): rescale by the DN scale,
     then standardise with the recorded mean/std; no resizing (any size that is a multiple of the patch works).
-    A per-band scale or an offset is folded into mean/std (HF rescales by one factor). Without a record the
-    processor gets ImageNet's statistics for 3 bands (as the RGB releases do) and no standardisation otherwise,
-    and `geodino_normalization: null` says that nothing was recorded."""
+    A per-band scale or an offset is folded into mean/std (HF rescales by one factor, here 1). Without a record the
+    processor gets ImageNet's statistics for 3 bands (as the RGB releases do) and passes other band counts through
+    unchanged (mean 0 / std 1, as `load_backbone` uses such a file), and `geodino_normalization: null` says that
+    nothing was recorded."""
     from geodino.models.checkpoints.normalization import NORMALIZATION_KEY, folded_mean_std
 
     cfg: dict[str, Any] = {
@@ -257,17 +258,18 @@ def hf_preprocessor_config(
         "patch_size": int(patch_size),
         NORMALIZATION_KEY: None,
     }
-    if not normalization and in_chans != 3:
-        cfg.update(do_normalize=False, image_mean=[0.0] * in_chans, image_std=[1.0] * in_chans)
+    # the rescale stays on with factor 1 where there is no scale: it is what turns integer DN (uint16 rasters) into
+    # floats, which the processor's normalisation and the model require
+    if not normalization and in_chans != 3:  # as geodino uses such a file: mean 0 / std 1 on the input as given
+        cfg.update(rescale_factor=1.0, do_normalize=False, image_mean=[0.0] * in_chans, image_std=[1.0] * in_chans)
     if normalization:
         scale, offset = normalization.get("scale", 1.0), normalization.get("offset", 0.0)
         if isinstance(scale, int | float) and offset == 0.0:
             cfg.update(rescale_factor=float(scale), image_mean=list(normalization["mean"]))
             cfg["image_std"] = list(normalization["std"])
-            cfg["do_rescale"] = float(scale) != 1.0
         else:
             mean, std = folded_mean_std(normalization)
-            cfg.update(do_rescale=False, image_mean=mean, image_std=std)
+            cfg.update(rescale_factor=1.0, image_mean=mean, image_std=std)
         cfg[NORMALIZATION_KEY] = dict(normalization)
     return cfg
 
