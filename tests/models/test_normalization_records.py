@@ -214,3 +214,29 @@ def test_a_web_image_source_without_a_sensor_records_the_imagenet_one_it_trained
     assert why == "" and rec["mean"] == pytest.approx([0.485, 0.456, 0.406])
     rec, why = data_normalization({"sources": [{"type": "raster", "paths": ["x"], "sensor": None}]})
     assert rec is None and why == "data.sources[0] names no sensor"  # rasters infer theirs from the files
+
+
+def test_record_bands_match_the_sensor_codes_the_kernels_match(tmp_path):
+    """A record naming blue, green, red, nir of sentinel2_l2a and bands asked as B08, B04, B02: the patch embedding
+    was adapted through the sensor's names (B02 is blue) but the record was not, so load_backbone fell back to
+    ImageNet's mean/std (warning that the record lacked the bands) and `convert --bands` recorded nothing; both
+    now take the record's statistics in the asked order."""
+    from geodino.models.checkpoints.convert import convert_checkpoint
+
+    rec = {"sensor": "sentinel2_l2a", "bands": ["blue", "green", "red", "nir"], "scale": 1e-4,
+           "mean": [0.01, 0.02, 0.03, 0.04], "std": [0.1, 0.2, 0.3, 0.4]}  # fmt: skip
+    torch.manual_seed(0)
+    m = build_model("vit_tiny", patch_size=8, in_chans=4, depth=1)
+    src = save_backbone(m, tmp_path / "bb.safetensors", normalization=rec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "records no input normalisation" warning
+        fb = load_backbone(str(src), bands=["B08", "B04", "B02"])
+    assert fb.bands == ["nir", "red", "blue"] and _mean(fb) == pytest.approx([0.04, 0.03, 0.01])
+    hf = convert_checkpoint(src, tmp_path / "hf", dst_layout="hf", bands=["nir", "red", "B02"])
+    pp = json.loads((hf / "preprocessor_config.json").read_text())
+    assert pp["image_mean"] == [0.04, 0.03, 0.01] and pp["image_std"] == [0.4, 0.3, 0.1]
+    w = m.patch_embed.proj.weight.detach()  # and the kernels follow the same bands
+    k = read_backbone_weights(hf).state["patch_embed.proj.weight"]
+    torch.testing.assert_close(k, w[:, [3, 2, 0]] * 4 / 3)
+    # a name no sensor alias resolves still finds nothing (and the None of an unresolved name matches nothing)
+    assert select_normalization(check_normalization(rec), ["blue", "thermal"], lambda b: None) is None

@@ -143,12 +143,18 @@ def select_normalization(
     if not record or not record.get("bands"):
         return None
     index = {str(b).lower(): i for i, b in enumerate(record["bands"])}
+    # the record's bands under the sensor's own names too: a record naming blue, nir ... and a query naming B02,
+    # B08 (or the reverse) meet there, as the patch-embedding adaptation matches them
+    canon = resolve if resolve is not None else (lambda _b: None)
+    resolved = {str(c).lower(): i for i, c in enumerate(canon(str(b)) for b in record["bands"]) if c is not None}
 
     def find(b: str) -> int:
         if str(b).lower() in index:
             return index[str(b).lower()]
-        own = resolve(str(b)) if resolve is not None else None
-        return index[str(own).lower()]  # KeyError when unresolved
+        own = canon(str(b))
+        if own is None:
+            raise KeyError(b)
+        return index[str(own).lower()] if str(own).lower() in index else resolved[str(own).lower()]  # KeyError
 
     try:
         idx = [find(b) for b in bands]
