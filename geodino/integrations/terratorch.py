@@ -157,14 +157,28 @@ def geodino_vit(
     return GeoDinoTerraTorchBackbone(model.train(), out_indices, return_cls_token)
 
 
-def datamodule_stats(ckpt_path: str) -> tuple[list[float], list[float]] | None:
+def datamodule_stats(ckpt_path: str, bands: Sequence[Any] | None = None) -> tuple[list[float], list[float]] | None:
     """(means, stds) in the data's DN units for a TerraTorch datamodule, from the normalisation the export
-    records (DN scale folded in); None when it records none."""
+    records (DN scale folded in), in the order of `bands` (the backbone's `bands`/`model_bands`: the data's
+    order) or else of the export's own bands; None when it records none. Bands the record lacks are refused."""
     from geodino.models.checkpoints import read_backbone_weights
-    from geodino.models.checkpoints.normalization import folded_mean_std
+    from geodino.models.checkpoints.normalization import band_resolver, folded_mean_std, select_normalization
 
     rec = read_backbone_weights(ckpt_path).normalization
-    return folded_mean_std(rec) if rec else None
+    if not rec:
+        return None
+    names = _band_names(bands)
+    if names is not None:
+        picked = select_normalization(rec, names, band_resolver(rec))
+        if picked is None:
+            have = rec.get("bands") or []
+            lacking = [b for b in names if select_normalization(rec, [b], band_resolver(rec)) is None]
+            raise ConfigError(
+                f"the normalisation {ckpt_path} records covers bands {', '.join(have) or '(unnamed)'}, not "
+                f"{', '.join(lacking)}; give the datamodule the statistics of those bands yourself"
+            )
+        rec = picked
+    return folded_mean_std(rec)
 
 
 def register(registry: Any | None = None) -> bool:

@@ -339,3 +339,36 @@ def test_hf_processor_on_uint16_dn_matches_geodino(model, record, tmp_path):
     want = bb.normalize(torch.from_numpy(dn.astype(np.float32)).permute(2, 0, 1)[None] * scale + offset)
     assert pixels.dtype == torch.float32
     torch.testing.assert_close(pixels, want, atol=1e-4, rtol=1e-5)
+
+
+def test_terratorch_datamodule_stats_follow_the_backbone_bands(rgb_export, tmp_path):
+    """`datamodule_stats` gave the export's own band order only: for data in another order (the backbone adapted by
+    `bands`/`model_bands` to B, G, R on an R, G, B export) the datamodule standardised each band with another
+    band's statistics. With `bands` they follow the data's order; a band the record lacks is one line."""
+    from geodino.errors import ConfigError
+    from geodino.integrations.terratorch import datamodule_stats, geodino_vit
+
+    rec = {"bands": ["R", "G", "B"], "scale": 1 / 255, "mean": [0.4, 0.3, 0.2], "std": [0.2, 0.15, 0.1]}
+    model = build_model("vit_tiny", patch_size=8, in_chans=3, depth=1)
+    path = str(save_backbone(model, tmp_path / "rgb.safetensors", normalization=rec))
+    bands = [HLSBands.BLUE, HLSBands.GREEN, HLSBands.RED]
+    bb = geodino_vit(ckpt_path=path, model_bands=bands)
+    torch.testing.assert_close(bb.model.patch_embed.proj.weight, model.patch_embed.proj.weight[:, [2, 1, 0]])
+    means, stds = datamodule_stats(path, bands=bands)
+    assert means == pytest.approx([0.2 * 255, 0.3 * 255, 0.4 * 255]) and stds == pytest.approx([25.5, 38.25, 51.0])
+    assert datamodule_stats(path)[0] == pytest.approx([0.4 * 255, 0.3 * 255, 0.2 * 255])  # the export's order
+    with pytest.raises(ConfigError, match=r"^the normalisation .* records covers bands R, G, B, not NIR_NARROW; give"):
+        datamodule_stats(path, bands=[*bands, HLSBands.NIR_NARROW])
+    # load_backbone matched the kernels (blue = B) but not the record, and fell back to ImageNet's statistics
+    from geodino.backbones import load_backbone
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fb = load_backbone(path, bands=["blue", "green", "red"])
+    assert fb.mean.flatten().tolist() == pytest.approx([0.2, 0.3, 0.4])
+    # a record of a sensor geodino does not know (a user's YAML) naming Sentinel-2 codes: matched as the kernels are
+    s2 = {"sensor": "my_s2", "bands": ["B02", "B03", "B04", "B08"], "scale": 1e-4, "mean": [0.1, 0.2, 0.3, 0.4],
+          "std": [0.1, 0.1, 0.1, 0.1]}  # fmt: skip
+    path4 = str(save_backbone(build_model("vit_tiny", patch_size=8, in_chans=4, depth=1), tmp_path / "s2.pth",
+                              normalization=s2))  # fmt: skip
+    assert datamodule_stats(path4, bands=["nir", "red", "green", "blue"])[0] == pytest.approx([4000, 3000, 2000, 1000])

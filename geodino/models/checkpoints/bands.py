@@ -29,6 +29,19 @@ def _canon(name: str) -> str:
     return _RGB_SYNONYMS.get(name.strip().lower(), name.strip().upper())
 
 
+def rgb_canonical(name: str) -> str:
+    """A band name as band lists compare it: case-insensitive, with red/green/blue the same as R/G/B."""
+    return _canon(name)
+
+
+def band_matches(src_bands: Sequence[str], bands: Sequence[str], *, src_sensor: str | None = None) -> dict[int, int]:
+    """index in `bands` -> index in `src_bands` for the bands that `resolve_bands` matches (the same names through
+    the built-in sensors, `src_sensor`'s numbering deciding): what a record's statistics must follow so that they
+    stay with the kernels."""
+    _, src_keys, dst_keys = _keys_without_sensor(list(src_bands), bands, from_file=True, src_sensor=src_sensor)
+    return match_bands(src_keys, dst_keys)
+
+
 def match_bands(src_bands: Sequence[str], dst_bands: Sequence[str]) -> dict[int, int]:
     """dst index -> src index for bands with the same name (case-insensitive; red/green/blue = R/G/B)."""
     src = {_canon(b): i for i, b in enumerate(src_bands)}

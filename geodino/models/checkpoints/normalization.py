@@ -145,21 +145,28 @@ def select_normalization(
     index = {str(b).lower(): i for i, b in enumerate(record["bands"])}
     # the record's bands under the sensor's own names too: a record naming blue, nir ... and a query naming B02,
     # B08 (or the reverse) meet there, as the patch-embedding adaptation matches them
+    from geodino.models.checkpoints.bands import rgb_canonical
+
     canon = resolve if resolve is not None else (lambda _b: None)
     resolved = {str(c).lower(): i for i, c in enumerate(canon(str(b)) for b in record["bands"]) if c is not None}
+    rgb = {rgb_canonical(str(b)): i for i, b in enumerate(record["bands"])}  # red = R = RED, as the kernels match
 
     def find(b: str) -> int:
         if str(b).lower() in index:
             return index[str(b).lower()]
         own = canon(str(b))
-        if own is None:
-            raise KeyError(b)
-        return index[str(own).lower()] if str(own).lower() in index else resolved[str(own).lower()]  # KeyError
+        if own is not None and str(own).lower() in index:
+            return index[str(own).lower()]
+        if own is not None and str(own).lower() in resolved:
+            return resolved[str(own).lower()]
+        return rgb[rgb_canonical(str(b))]  # KeyError when unresolved
 
     try:
         idx = [find(b) for b in bands]
     except KeyError:
-        return None
+        idx = _matched_as_the_kernels(record, bands)
+        if idx is None:
+            return None
 
     def pick(v: Any) -> Any:
         return [v[i] for i in idx] if isinstance(v, list) else v
@@ -168,6 +175,20 @@ def select_normalization(
     out.update({k: pick(record[k]) for k in ("scale", "offset", "mean", "std")})
     out["bands"] = [record["bands"][i] for i in idx]
     return out
+
+
+def _matched_as_the_kernels(record: Mapping[str, Any], bands: Sequence[str]) -> list[int] | None:
+    """The record's band index for each of `bands` as the patch-embedding adaptation matches them (through the
+    built-in sensors that know the names, e.g. red = B04 for a record of a custom Sentinel-2 sensor), or None."""
+    from geodino.errors import GeoDinoError
+
+    try:
+        from geodino.models.checkpoints.bands import band_matches
+
+        m = band_matches(record["bands"], [str(b) for b in bands], src_sensor=record.get("sensor") or None)
+    except (ImportError, GeoDinoError):
+        return None
+    return [m[j] for j in range(len(bands))] if len(m) == len(bands) else None
 
 
 def band_resolver(record: Mapping[str, Any] | None) -> Callable[[str], str | None] | None:
