@@ -118,8 +118,8 @@ def union_footprint(
     `TileSampler.roi_px` holds it; None: the whole scene; empty: none of it). Scenes are merged in their own CRS
     first (one union per CRS, straight pixel edges), then each union is densified (`FOOTPRINT_POINTS` per edge
     length of its extent) and projected like one scene's footprint, so 10^5 tiles cost one projection per CRS;
-    the result is simplified (Douglas-Peucker, with the smallest doubling tolerance that fits) to at most
-    `MAX_POINTS` vertices."""
+    the result is fitted to at most `MAX_POINTS` vertices without cutting into the data (`_fit`: grown, then
+    simplified, by the smallest doubling tolerance that fits)."""
     import shapely
     from rasterio.crs import CRS
     from shapely import affinity  # not imported by `import shapely` in shapely 2.0
@@ -144,12 +144,39 @@ def union_footprint(
             placed.append(geom)
     if not placed:
         return None
-    union = geom = shapely.union_all(placed)
-    x0, y0, x1, y1 = union.bounds
-    tol = max(x1 - x0, y1 - y0) * 1e-4
-    while shapely.get_num_coordinates(geom) > MAX_POINTS:  # a tolerance that doubles: a few tries at most
-        geom = union.simplify(tol, preserve_topology=True)  # Douglas-Peucker: no vertex moves more than tol
+    return oriented(_fit(shapely.union_all(placed), MAX_POINTS, world=dst.is_geographic))
+
+
+def _fit(geom: Any, limit: int, *, world: bool) -> Any:
+    """`geom` with at most `limit` vertices and still covering all of it: simplified by a tolerance `tol`
+    (Douglas-Peucker, topology kept: no point of `geom` ends up farther than `tol` outside), then grown by `tol`
+    (mitred, so a box stays a box), with the smallest doubling `tol` that fits. The outline claims at most 2 `tol`
+    beyond the data and never cuts into it; parts and holes closer than 2 `tol` merge. Douglas-Peucker alone keeps
+    every part and hole as a ring of at least four vertices (300 scattered scenes, or a tile grid with 300 gaps,
+    never fitted and the loop never ended) and turns a lone square into a triangle that misses half of it.
+    `world`: clipped to -180..180, -90..90 (a geographic CRS)."""
+    import shapely
+
+    if shapely.get_num_coordinates(geom) <= limit:
+        return _polygons(geom)
+    x0, y0, x1, y1 = geom.bounds
+    span = max(x1 - x0, y1 - y0, 1e-9)
+    clip = shapely.box(-180.0, -90.0, 180.0, 90.0) if world else None
+    tol = span * 1e-4
+    while tol <= 4.0 * span:  # a blob of the extent's own size has a handful of vertices: reached long before
+        out = shapely.buffer(geom.simplify(tol, preserve_topology=True), tol, join_style="mitre")
+        out = _polygons(out.intersection(clip) if clip is not None else out)
+        if shapely.get_num_coordinates(out) <= limit:
+            return out
         tol *= 2
-    if geom.geom_type == "GeometryCollection":  # slivers of a union: keep its polygons
-        geom = shapely.MultiPolygon([p for g in geom.geoms for p in getattr(g, "geoms", [g]) if p.area > 0])
-    return oriented(geom)
+    return _polygons(shapely.box(x0, y0, x1, y1))
+
+
+def _polygons(geom: Any) -> Any:
+    """The polygons of `geom` (a union or a clip can leave slivers as lines or points in a GeometryCollection)."""
+    import shapely
+
+    if geom.geom_type in ("Polygon", "MultiPolygon"):
+        return geom
+    polys = [p for g in getattr(geom, "geoms", [geom]) for p in getattr(g, "geoms", [g]) if p.geom_type == "Polygon"]
+    return polys[0] if len(polys) == 1 else shapely.MultiPolygon([p for p in polys if p.area > 0])

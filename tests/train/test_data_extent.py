@@ -87,6 +87,78 @@ def test_many_tiles_stay_a_small_outline_and_the_antimeridian_splits_it():
     assert 179.99 < west < 180.0 and -180.0 < east < -179.99
 
 
+def _covers_every_scene(geom, tiles) -> bool:
+    """Every scene's four corners (pyproj) and centre lie in `geom`: nothing the data covers is cut off."""
+    grown = geom.buffer(1e-9)
+    return all(
+        grown.contains(shapely.Point(p))
+        for t in tiles
+        for p in corners(t) + corners(t, cols=(t.width // 2,), rows=(t.height // 2,))
+    )
+
+
+def _fits(geom) -> bool:
+    from shapely.geometry.polygon import orient
+
+    parts = getattr(geom, "geoms", [geom])
+    ccw = all(orient(p, 1.0).equals_exact(p, 0.0) for p in parts)
+    return (
+        geom.is_valid
+        and geom.geom_type in ("Polygon", "MultiPolygon")
+        and ccw
+        and (shapely.get_num_coordinates(geom) <= MAX_POINTS)
+    )
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("n", [250, 300])
+def test_scattered_scenes_fit_in_the_vertex_limit_without_cutting_into_any(n):
+    """Training sites scattered over a region (1 km scenes 5 km apart): too many parts to keep each as its own
+    ring within MAX_POINTS. Simplification alone (Douglas-Peucker keeps every ring at >= 4 vertices) turned 250
+    squares into triangles missing half of each scene, and never ended for 300 (run start hung)."""
+    tiles = [scene("EPSG:32633", 300000 + 5000 * (i % 40), 5000000 - 5000 * (i // 40)) for i in range(n)]
+    geom = union_footprint(tiles)
+    assert _fits(geom) and _covers_every_scene(geom, tiles)
+    x0, y0, x1, y1 = geom.bounds  # and claims no more than about two site spacings beyond them
+    pts = [p for t in tiles for p in corners(t)]
+    assert x0 > min(x for x, _ in pts) - 0.15 and x1 < max(x for x, _ in pts) + 0.15
+    assert y0 > min(y for _, y in pts) - 0.1 and y1 < max(y for _, y in pts) + 0.1
+
+
+@pytest.mark.timeout(120)
+def test_a_tile_grid_with_hundreds_of_gaps_fits_without_cutting_into_any_tile():
+    """A 40 x 40 grid of 1 km tiles with every other tile of every other row missing (cloudy tiles left out):
+    ~400 holes, each a ring Douglas-Peucker keeps, so the old loop never ended."""
+    tiles = [
+        scene("EPSG:32633", 500000 + 1000 * i, 5000000 - 1000 * j)
+        for i in range(40)
+        for j in range(40)
+        if not (i % 2 and j % 2)
+    ]
+    geom = union_footprint(tiles)
+    assert _fits(geom) and _covers_every_scene(geom, tiles)
+
+
+@pytest.mark.timeout(120)
+def test_many_scattered_scenes_across_the_antimeridian_keep_a_west_to_east_bbox():
+    """Scattered UTM 60 scenes on both sides of 180 E: the fitted outline stays split at +-180 (clipped there,
+    not grown past it) and the bbox runs west > east."""
+    x180, _ = Transformer.from_crs("EPSG:4326", "EPSG:32660", always_xy=True).transform(180.0, 10.0)
+    tiles = [scene("EPSG:32660", x180 - 100000 + 5000 * (i % 40), 1200000 - 5000 * (i // 40)) for i in range(300)]
+    extent = training_extent([_Source(tiles)])
+    geom = shapely.geometry.shape(extent["geometry"])
+    assert _fits(geom) and geom.geom_type == "MultiPolygon"
+    wrapped = shapely.MultiPolygon(
+        [shapely.transform(p, lambda c: c - [[360.0, 0.0]]) if p.bounds[0] > 0 else p for p in geom.geoms]
+    )
+    assert all(
+        wrapped.buffer(1e-9).contains(shapely.Point(x - 360.0 if x > 0 else x, y)) for t in tiles for x, y in corners(t)
+    )
+    west, _, east, _ = extent["bbox"]
+    assert 178.9 < west < 180.0 and -180.0 < east < -178.9
+    assert all(-180.0 <= v <= 180.0 for p in geom.geoms for v in (p.bounds[0], p.bounds[2]))
+
+
 class _Source:
     """What training_extent reads of a loader's raster source: `archive.scenes` and `tiles.roi_px`."""
 
