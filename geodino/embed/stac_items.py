@@ -58,16 +58,47 @@ ID_KEYS = ("model_fingerprint", "layers", "layer_mode", "final_norm", "l2_normal
 
 
 def raster_item_id(
-    stem: str, meta: Mapping[str, Any], crs_wkt: str | None, transform: Sequence[float], shape: Any
+    stem: str,
+    meta: Mapping[str, Any],
+    crs_wkt: str | None,
+    transform: Sequence[float],
+    shape: Any,
+    source: Mapping[str, Any] | None = None,
 ) -> str:
     """`STEM-<12 hex>`: the hex is a sha256 of what makes the features what they are (backbone fingerprint, layers,
     normalisation, dtype, input and its bands) and where they lie (CRS, grid, shape). Every single-raster run
     writes `features` and every run over a scene names it after the scene, so the stem alone collides in a
-    catalogue holding several runs; the same product written again keeps its id (a catalogue server updates it)."""
+    catalogue holding several runs; the same product written again keeps its id (a catalogue server updates it),
+    wherever it is written from: the input counts by `_input_identity`, not by the path it was given as."""
     import hashlib
 
     key = {k: str(meta.get(k)) for k in ID_KEYS} | {"crs": crs_wkt, "transform": list(transform), "shape": shape}
+    key["input"] = _input_identity(meta.get("input"), source)
     return f"{stem}-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]}"
+
+
+def _input_identity(given: Any, source: Mapping[str, Any] | None) -> str:
+    """The input as an id can use it: a scene's source STAC item by its id (its pixels were read through a stacked
+    VRT in the output folder, whose path is the machine's); a URL or GDAL virtual path as it is; a local file by
+    its size and the sha256 of its first 64 KiB (a GeoTIFF's header and first blocks), not by its path: `in.tif`,
+    `./in.tif` and `/data/in.tif`, or a copy on another machine, are one input, and same-named files of other
+    dates are not. A VRT by its name: it holds its sources' paths, so its bytes are the machine's too."""
+    import hashlib
+
+    if source and source.get("id"):
+        return f"item:{source.get('collection') or ''}/{source['id']}"
+    text = str(given or "")
+    if not text or "://" in text or text.startswith("/vsi"):
+        return text
+    path = Path(text).expanduser()
+    if path.suffix.lower() == ".vrt" or not path.is_file():
+        return path.name
+    try:
+        with open(path, "rb") as fh:
+            head = hashlib.sha256(fh.read(65536)).hexdigest()
+        return f"{path.stat().st_size}:{head}"
+    except OSError:
+        return path.name
 
 
 def _stamp(t: float) -> str:
@@ -209,7 +240,7 @@ def raster_item(out: str | Path, source: Mapping[str, Any] | None = None) -> dic
         "type": "Feature",
         "stac_version": STAC_VERSION,
         "stac_extensions": extensions,
-        "id": raster_item_id(out.stem, meta, props["proj:wkt2"], props["proj:transform"], props["proj:shape"]),
+        "id": raster_item_id(out.stem, meta, props["proj:wkt2"], props["proj:transform"], props["proj:shape"], source),
         "geometry": geometry,
         "properties": props,
         "links": links,

@@ -123,6 +123,34 @@ def test_item_ids_are_unique_across_runs_and_stable_for_the_same_product(tmp_pat
     assert a == again and len({a, b, c}) == 3 and all(i.startswith("features-") for i in (a, b, c))
 
 
+def test_item_ids_do_not_depend_on_where_the_input_or_the_output_folder_lies(tmp_path, conv_bb, monkeypatch):
+    """The same input given as an absolute or a relative path, or a copy of it in another folder (another
+    machine), is one product: one id. A same-named file with other pixels is another. A many-scene run's
+    scenes are read through VRTs in the output folder: their ids must not follow that folder's path."""
+    import shutil
+
+    src = write_tif(tmp_path / "rgb.tif", random_image(64, 64))
+    (tmp_path / "copy").mkdir()
+    shutil.copy(src, tmp_path / "copy" / "rgb.tif")
+    (tmp_path / "other").mkdir()
+    write_tif(tmp_path / "other" / "rgb.tif", random_image(64, 64, seed=3))
+
+    def item_id(folder: str, image) -> str:
+        out = embed_raster(image, conv_bb, tmp_path / folder / "features.tif", **OPTS)
+        return json.loads(raster_item_path(out).read_text())["id"]
+
+    absolute = item_id("abs", src)
+    monkeypatch.chdir(tmp_path)
+    assert item_id("rel", "rgb.tif") == absolute == item_id("copy_out", tmp_path / "copy" / "rgb.tif")
+    assert item_id("other_out", tmp_path / "other" / "rgb.tif") != absolute
+    items, _ = archive(tmp_path, n=1)
+    ids = []
+    for folder in ("feats", "elsewhere/deeper/feats"):
+        embed_scenes(items, backbone=conv_bb, out=tmp_path / folder, asset="red,green,blue", scale=1e-4, **OPTS)
+        ids.append(json.loads((tmp_path / folder / "S2_0.stac.json").read_text())["id"])
+    assert ids[0] == ids[1] and ids[0].startswith("S2_0-")
+
+
 def test_a_footprint_across_the_antimeridian_gets_a_west_to_east_bbox(tmp_path, conv_bb):
     from pyproj import Transformer
 
