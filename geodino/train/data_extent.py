@@ -3,8 +3,9 @@ its exports' STAC items (a catalogue then finds "models trained over this area" 
 
 The extent is the union of the footprints of the run's raster sources (each scene's pixels, cut to the part a ROI
 keeps: `geodino.data.footprints.union_footprint`), joined with the extent of the model the run starts from when
-that model is a geodino export whose item has one (`init_from` for pretraining, the teacher for distillation): the
-weights carry what it saw. Image folders, tar shards, Zarr cubes and torchgeo datasets have no footprint here, so
+that model is a geodino export whose item has one or a geodino training checkpoint that recorded one (`init_from`
+for pretraining, e.g. the previous stage's `last.ckpt`; the teacher for distillation): the weights carry what it
+saw. Image folders, tar shards, Zarr cubes and torchgeo datasets have no footprint here, so
 a run of those alone has no extent (a null geometry, as before). Computed once at the start of a run from the
 scenes the loader has already indexed (one projection per CRS, not per file), and stored in every checkpoint
 (`geodino.data_extent`), so `geodino export` of any checkpoint writes it without reading the data again.
@@ -22,8 +23,10 @@ __all__ = ["export_extent", "training_extent"]
 
 
 def export_extent(spec: str | Path | None) -> Any | None:
-    """The geometry (shapely, EPSG:4326) of the STAC item beside the geodino export `spec`, or None (not a file, no
-    item, or an item without geometry)."""
+    """The geometry (shapely, EPSG:4326) of the model `spec` a run starts from, or None: a geodino export's STAC
+    item beside it (`X.stac.json`), else a geodino training checkpoint's own record (`geodino.data_extent`: the
+    stages chained with `init_from: runs/NAME/checkpoints/last.ckpt`); None for anything else (arch:, timm:, hub:,
+    a URL, an official release, an item or checkpoint without an extent)."""
     import shapely
 
     from geodino.models.checkpoints.stac_item import export_item_path
@@ -32,13 +35,33 @@ def export_extent(spec: str | Path | None) -> Any | None:
         return None
     path = Path(str(spec).split("?", 1)[0]).expanduser()
     item = export_item_path(path)
-    if not path.is_file() or not item.is_file():
-        return None
     try:
-        geometry = json.loads(item.read_text()).get("geometry")
+        if path.is_file() and item.is_file():
+            geometry = json.loads(item.read_text()).get("geometry")
+        else:
+            geometry = (_checkpoint_extent(path) or {}).get("geometry")
         return shapely.geometry.shape(geometry) if geometry else None
     except (OSError, ValueError, TypeError, AttributeError):  # not an item after all: nothing to join
         return None
+
+
+def _checkpoint_extent(path: Path) -> Any:
+    """`geodino.data_extent` of a geodino training checkpoint (a `.ckpt` file, memory-mapped, or a sharded
+    folder's `meta.pt`), else None."""
+    from geodino.models.checkpoints.files import load_file
+
+    if path.is_dir():
+        path = path / "meta.pt"
+    elif path.suffix.lower() != ".ckpt":  # what pretrain writes; an official .pth is not read a second time
+        return None
+    if not path.is_file():
+        return None
+    try:
+        obj = load_file(path)
+    except Exception:  # not a checkpoint geodino can read: nothing to join (the run itself says so if it matters)
+        return None
+    meta = obj.get("geodino") if isinstance(obj, dict) else None
+    return meta.get("data_extent") if isinstance(meta, dict) else None
 
 
 def training_extent(sources: Sequence[Any], start_from: str | Path | None = None) -> dict[str, Any] | None:

@@ -185,6 +185,31 @@ def test_the_extent_joins_the_export_a_run_starts_from_and_sources_without_scene
     assert training_extent([], "arch:vit_small") is None and training_extent([], str(tmp_path / "none.pth")) is None
 
 
+def test_a_stage_started_from_the_previous_stages_checkpoint_keeps_its_extent(tmp_path):
+    """The pretraining stages are chained with `init_from: runs/NAME/checkpoints/last.ckpt`: the checkpoint records
+    its extent (`geodino.data_extent`), which the next stage's exports must keep, as they do for an export's item
+    (the old code read only an item beside an export, so stage 2 forgot where stage 1 had looked)."""
+    import torch
+
+    from geodino.train.checkpointing import FORMAT
+
+    here, there = scene("EPSG:32633", 500000, 5000000), scene("EPSG:32618", 500000, 4000000)
+    ckpt = tmp_path / "runs" / "stage1" / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    meta = {"format": FORMAT, "data_extent": training_extent([_Source([there])])}
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "geodino": meta}, ckpt)
+    sharded = tmp_path / "runs" / "stage1" / "checkpoints" / "sharded.ckpt"
+    sharded.mkdir()
+    torch.save({"geodino": meta}, sharded / "meta.pt")
+    for spec in (ckpt, sharded):
+        joined = training_extent([_Source([here])], str(spec))
+        geom = shapely.geometry.shape(joined["geometry"])
+        assert all(geom.buffer(1e-9).contains(shapely.Point(p)) for p in corners(here) + corners(there))
+    old = tmp_path / "old.ckpt"  # a checkpoint from before extents were recorded: nothing to join
+    torch.save({"state_dict": {}, "geodino": {"format": FORMAT}}, old)
+    assert training_extent([], str(old)) is None and training_extent([], str(tmp_path / "gone.ckpt")) is None
+
+
 def test_a_pretraining_runs_exports_carry_the_rasters_extent(tiny_run, tiny_data, tmp_path):
     """The run's end export and a later `geodino export` of one of its checkpoints: same geometry, covering the
     two training rasters and nothing between them (they are 360 m apart)."""
