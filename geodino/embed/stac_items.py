@@ -261,7 +261,8 @@ def _write_json(path: Path, obj: Mapping[str, Any]) -> Path:
 
 def write_raster_item(out: str | Path, source: Mapping[str, Any] | None = None) -> Path | None:
     """Write `raster_item(out, source)` beside the raster, atomically; None (nothing written) while the raster is not
-    there yet (another rank finishes it) or when the item's name is the source item's own file."""
+    there yet (another rank finishes it) or when the item's name is the source item's own file. An item the
+    geodino `catalog.json` beside it lists (a scene redone alone later) keeps its `root` and `parent` links."""
     out = Path(out)
     path = raster_item_path(out)
     if not out.exists():
@@ -269,7 +270,27 @@ def write_raster_item(out: str | Path, source: Mapping[str, Any] | None = None) 
     href = str((source or {}).get("href") or "")
     if href and "://" not in href and Path(href).expanduser().resolve() == path.resolve():
         return None  # the input item itself sits there: never overwrite it
-    return _write_json(path, raster_item(out, source))
+    item = raster_item(out, source)
+    if _in_catalog(path):  # rewritten into a folder whose catalog lists it: it keeps its links up to the catalog
+        item["links"] = item["links"] + _up_links()
+    return _write_json(path, item)
+
+
+def _in_catalog(item_path: Path) -> bool:
+    """Whether the geodino `catalog.json` beside `item_path` lists it (a scene of a many-scene run)."""
+    try:
+        catalog = json.loads((item_path.parent / CATALOG).read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(catalog, dict) or MARK not in catalog:
+        return False
+    href = f"./{item_path.name}"
+    return any(lk.get("rel") == "item" and lk.get("href") == href for lk in catalog.get("links") or [])
+
+
+def _up_links() -> list[dict[str, Any]]:
+    """`root` and `parent` links to the `catalog.json` beside an item."""
+    return [{"rel": rel, "href": f"./{CATALOG}", "type": "application/json"} for rel in ("root", "parent")]
 
 
 def write_catalog(folder: str | Path, items: Sequence[Path], *, mosaics: Sequence[Path] = ()) -> Path | None:
@@ -318,6 +339,5 @@ def _link_up(item_path: Path) -> None:
         item = json.loads(item_path.read_text())
     except (OSError, ValueError):  # gone or damaged since it was written: the catalog still lists what exists
         return
-    up = [{"rel": rel, "href": f"./{CATALOG}", "type": "application/json"} for rel in ("root", "parent")]
-    item["links"] = [lk for lk in item.get("links") or [] if lk.get("rel") not in ("root", "parent")] + up
+    item["links"] = [lk for lk in item.get("links") or [] if lk.get("rel") not in ("root", "parent")] + _up_links()
     _write_json(item_path, item)

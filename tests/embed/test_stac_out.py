@@ -201,6 +201,24 @@ def test_stac_scenes_get_items_linked_to_their_source_and_a_catalog(tmp_path, co
     assert raster_item_path(out / "S2_0.tif").exists()
 
 
+def test_a_scene_redone_alone_keeps_its_links_up_to_the_catalog(tmp_path, conv_bb):
+    """One scene of a finished many-scene run embedded again on its own (--overwrite): its rewritten item is still
+    listed by catalog.json, so it keeps its root and parent links (the old code dropped them); an item the
+    catalog does not list gets none."""
+    items, _ = archive(tmp_path, n=2)
+    out = tmp_path / "feats"
+    embed_scenes(items, backbone=conv_bb, out=out, asset="red,green,blue", scale=1e-4, **OPTS)
+    embed_raster(out / "stacked" / "S2_0.vrt", conv_bb, out / "S2_0.tif", overwrite=True, scale=1e-4, **OPTS)
+    item = pystac.Item.from_file(str(out / "S2_0.stac.json"))
+    for rel in ("root", "parent"):
+        (up,) = [lk for lk in item.links if lk.rel == rel]
+        assert up.get_absolute_href() == str((out / "catalog.json").resolve())
+    catalog = pystac.Catalog.from_file(str(out / "catalog.json"))
+    assert sorted(i.id[:5] for i in catalog.get_items()) == ["S2_0-", "S2_1-"]
+    extra = embed_raster(out / "stacked" / "S2_1.vrt", conv_bb, out / "extra.tif", scale=1e-4, **OPTS)
+    assert not [lk for lk in pystac.Item.from_file(str(raster_item_path(extra))).links if lk.rel == "parent"]
+
+
 def test_a_scene_from_an_item_file_links_to_it_relatively_and_the_link_resolves(tmp_path, conv_bb):
     items, _ = archive(tmp_path, n=1)
     one = tmp_path / "S2_0.json"  # the item as its own file (as a STAC API or a static catalog serves it)
