@@ -78,8 +78,7 @@ def training_extent(sources: Sequence[Any], start_from: str | Path | None = None
             scenes = getattr(getattr(source, "archive", None), "scenes", None)
             if not scenes:
                 continue
-            regions = getattr(getattr(source, "tiles", None), "roi_px", None)
-            geom = union_footprint(scenes, regions if regions is not None and len(regions) == len(scenes) else None)
+            geom = union_footprint(scenes, _regions(getattr(source, "tiles", None), len(scenes)))
             if geom is not None:
                 parts.append(geom)
         earlier = export_extent(start_from)
@@ -92,3 +91,40 @@ def training_extent(sources: Sequence[Any], start_from: str | Path | None = None
     except Exception as exc:  # a catalogue nicety: never worth a failed run
         warnings.warn(f"the training data's extent was not computed ({exc}); exports get no geometry", stacklevel=2)
         return None
+
+
+def _regions(tiles: Any, n: int) -> list[Any] | None:
+    """Per archive scene, the pixels its tiles can cover (`union_footprint`'s `regions`), or None (all of every
+    scene). The sampler's `roi_px` is per scene it KEPT (`scene_ids`: a ROI that misses a scene, or a scene smaller
+    than a tile, leaves it out): those left out are not used at all (an empty region), and a kept scene's ROI part
+    is grown by the reach of a tile around it (`_reach`)."""
+    import shapely
+
+    roi = getattr(tiles, "roi_px", None)
+    if roi is None:
+        return None
+    ids = getattr(tiles, "scene_ids", None)
+    if ids is None or len(ids) != len(roi):  # a sampler without the mapping: only a one-to-one list can be used
+        return list(roi) if len(roi) == n else None
+    out: list[Any] = [shapely.Polygon()] * n
+    for k, i in enumerate(ids):
+        out[int(i)] = _reach(roi[k], tiles, k)
+    return out
+
+
+def _reach(region: Any, tiles: Any, k: int) -> Any:
+    """The ROI part `region` (pixels; None: the whole scene) grown by what a tile reaches beyond it: a random tile
+    has its centre inside (half a tile beyond), a grid tile only intersects it (a whole tile beyond). Grown by
+    that times sqrt(2), mitred, so a tile's corner is covered along edges of any direction."""
+    import math
+
+    import shapely
+
+    if region is None or region.is_empty:
+        return region
+    sizes = getattr(tiles, "tile_px", None)
+    if not sizes or k >= len(sizes):
+        return region
+    h, w = sizes[k]
+    d = max(h, w) * (1.0 if getattr(tiles, "sampling", "random") == "grid" else 0.5) * math.sqrt(2.0)
+    return shapely.buffer(region, d, join_style="mitre", mitre_limit=10.0)

@@ -167,6 +167,33 @@ class _Source:
         self.tiles = type("T", (), {"roi_px": regions})()
 
 
+@pytest.mark.parametrize("sampling", ["random", "grid"])
+def test_a_roi_that_leaves_scenes_out_gives_the_extent_of_the_tiles_drawn(sampling):
+    """A ROI over part of an archive: the sampler keeps only the scenes it meets (its roi_px lists those), so
+    the old one-to-one check fell back to every whole scene, ROI ignored (here 100 km of unused data). The extent
+    is where the drawn tiles lie: the ROI part of the kept scene grown by a tile's reach (a random tile's centre is
+    inside the ROI, a grid tile only meets it), and nothing of the scene the ROI misses."""
+    from geodino.data.tiling import TileSampler
+
+    a, b = scene("EPSG:32633", 500000, 5000000), scene("EPSG:32633", 600000, 5000000)  # b: 100 km east
+    roi = shapely.box(500000, 4999500, 500330, 5000000)  # the west third of a, in the scenes' CRS
+    tiles = TileSampler([a, b], 16, roi=roi, roi_crs="EPSG:32633", sampling=sampling, stride=16)
+    src = _Source([a, b])
+    src.tiles = tiles
+    geom = shapely.geometry.shape(training_extent([src])["geometry"])
+    rng = np.random.default_rng(0)
+    drawn = (
+        [tiles.random_tile(rng) for _ in range(2000)]
+        if sampling == "random"
+        else [tiles.grid_tile(k) for k in range(len(tiles))]
+    )
+    assert {t[0] for t in drawn} == {0}
+    pts = [p for _, c, r, w, h in drawn for p in corners(a, cols=(c, c + w), rows=(r, r + h))]
+    assert all(geom.buffer(1e-7).contains(shapely.Point(p)) for p in pts)  # 1 cm: chords of the densified edges
+    assert geom.bounds[2] < max(x for x, _ in pts) + 0.003  # within a tile (160 m) of the tiles: not b, not all of a
+    assert geom.area < union_footprint([a]).area * 0.6
+
+
 def test_the_extent_joins_the_export_a_run_starts_from_and_sources_without_scenes_add_nothing(tmp_path):
     from geodino.models import build_model
     from geodino.models.checkpoints import save_export
