@@ -128,8 +128,9 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
     per = dim // len(_layer_label(idx, cfg.layer_mode))
     band_names = [f"{lab}{'_' if lab else ''}E{i:03d}" for lab in _layer_label(idx, cfg.layer_mode) for i in range(per)]
     explicit = cfg.sensor or cfg.scale is not None or recorded_scale(bb) is not None
-    _, scale_desc = input_scaler(info, cfg, bb) if explicit else (None, "")
-    sensor = scaling_sensor(cfg, bb)
+    n_in = getattr(source, "input_count", None)  # the input's bands before --bands selects some
+    _, scale_desc = input_scaler(info, cfg, bb, n_in) if explicit else (None, "")
+    sensor = scaling_sensor(cfg, bb, n_in)
     if sensor is not None:  # uint8 input with a sensor of 16-bit DN is refused before anything is written
         from geodino.data.sensors import check_bit_depth
 

@@ -59,18 +59,20 @@ def recorded_scale(bb: Any) -> tuple[np.ndarray, np.ndarray, str] | None:
     return scale, offset, f"{text} ({sensor}{where})"
 
 
-def input_scaler(info: Any, cfg: EmbedConfig, bb: Any = None) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+def input_scaler(
+    info: Any, cfg: EmbedConfig, bb: Any = None, input_count: int | None = None
+) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
     """DN -> reflectance for the input, and a description for the metadata. In order: `--sensor` (the data's
     sensor), `--scale`, the DN scale/offset the backbone's export records (for integer input: float input is read
-    as reflectance, as the probes and `FrozenBackbone.preprocess` read it), then a default from the dtype."""
+    as reflectance, as the probes and `FrozenBackbone.preprocess` read it), then a default from the dtype.
+    `input_count`: the bands of the input before `--bands` selects some (info.count is the selection)."""
     if cfg.sensor:
-        from geodino.data.sensors import get_sensor
-
-        sensor = get_sensor(cfg.sensor)
+        sensor = _selected_sensor(cfg, input_count)
         if sensor.n_bands != info.count:
+            picked = f"--bands {','.join(map(str, cfg.bands))} selects {info.count} of" if cfg.bands else "has"
             raise InputError(
-                f"sensor {sensor.name!r} has {plural(sensor.n_bands, 'band')} but input {info.path} has {info.count}; "
-                f"pick matching bands with --bands or another --sensor"
+                f"sensor {sensor.name!r} has {plural(sensor.n_bands, 'band')} but input {info.path} {picked} "
+                f"{input_count or info.count}; pick matching bands with --bands or another --sensor"
             )
         return (lambda x: np.asarray(sensor.to_reflectance(x), dtype=np.float32)), f"sensor:{sensor.name}"
     if cfg.scale is not None:
@@ -103,14 +105,25 @@ def input_scaler(info: Any, cfg: EmbedConfig, bb: Any = None) -> tuple[Callable[
     return (lambda x: x), "x (float input used as reflectance)"
 
 
-def scaling_sensor(cfg: EmbedConfig, bb: Any = None) -> Any:
+def _selected_sensor(cfg: EmbedConfig, input_count: int | None) -> Any:
+    """`--sensor` as the selected bands see it: a sensor of every input band is restricted to the `--bands` picked
+    (in their order, with their own scale, offset, mean and std); any other sensor is returned as given."""
+    from geodino.data.sensors import get_sensor
+
+    sensor = get_sensor(cfg.sensor)
+    if cfg.bands and input_count == sensor.n_bands and all(1 <= b <= sensor.n_bands for b in cfg.bands):
+        sensor = sensor.select([sensor.bands[b - 1] for b in cfg.bands])
+    return sensor
+
+
+def scaling_sensor(cfg: EmbedConfig, bb: Any = None, input_count: int | None = None) -> Any:
     """The sensor whose DN scale `input_scaler` applies (a `geodino.data.sensors.Sensor`), for the bit-depth check
     of the pixels the sweep reads: `--sensor`, else the sensor of the DN scale the backbone's export records;
     None with `--scale` (the user's own factor) or the dtype default (x/255 for uint8, x/10000 for 16 bits)."""
-    from geodino.data.sensors import Sensor, get_sensor
+    from geodino.data.sensors import Sensor
 
     if cfg.sensor:
-        return get_sensor(cfg.sensor)
+        return _selected_sensor(cfg, input_count)
     if cfg.scale is not None or recorded_scale(bb) is None:
         return None
     rec = bb.normalization
@@ -193,8 +206,9 @@ class Sweeper:
         self.prep, self.bb, self.cfg, self.work = prep, bb, cfg, work
         self.plan: Plan = prep.plan
         self.margin = cfg.effective_margin(self.plan.patch)
-        self.scale, _ = input_scaler(prep.source.info, cfg, bb)
-        self.sensor = scaling_sensor(cfg, bb)  # an 8-bit one refuses 16-bit values above 255 as tiles are read
+        n_in = getattr(prep.source, "input_count", None)
+        self.scale, _ = input_scaler(prep.source.info, cfg, bb, n_in)
+        self.sensor = scaling_sensor(cfg, bb, n_in)  # an 8-bit one refuses 16-bit values above 255 as tiles are read
         self.fill = self.plan.batch_fill(cfg.batch_size)  # tiles per batch (<= batch_size, balanced per row)
         self.layers = parse_layers(cfg.layers)
         self.weight_cache: dict[tuple, np.ndarray] = {}

@@ -870,3 +870,30 @@ def test_resume_onto_a_file_geodino_did_not_write(tmp_path, conv_bb):
     other = write_tif(tmp_path / "o.tif", random_image(32, 32))  # any GeoTIFF under the output's name
     with pytest.raises(InputError, match=r"o\.tif exists but holds no geodino metadata .*--overwrite"):
         embed_raster(src, conv_bb, other, tile=32, overlap=0, resume=True, **FAST)
+
+
+def test_sensor_of_every_input_band_follows_the_bands_selected(tmp_path, conv_bb):
+    """`--sensor` describing all 6 bands of the input with `--bands 4,3,2`: the sensor is restricted to those bands
+    (their own per-band scale, in that order), as a 3-band sensor of the same bands on a 3-band file gives; it used
+    to be refused with 'input has 3' for a 6-band input."""
+    import yaml
+
+    data = random_image(32, 32, c=6, dtype="uint16")
+    six = write_tif(tmp_path / "six.tif", data)
+    three = write_tif(tmp_path / "three.tif", data[[3, 2, 1]])
+    scales = [1e-4, 2e-4, 3e-4, 4e-4, 5e-4, 6e-4]
+
+    def sensor(name, idx):
+        path = tmp_path / f"{name}.yaml"
+        rec = {"name": name, "bands": [f"b{i + 1}" for i in idx], "scale": [scales[i] for i in idx],
+               "mean": [0.1] * len(idx), "std": [0.05] * len(idx), "rgb_like": False}  # fmt: skip
+        path.write_text(yaml.safe_dump(rec))
+        return str(path)
+
+    opts = dict(tile=32, overlap=0, **FAST)
+    s6, s5 = sensor("s6", range(6)), sensor("s5", range(5))
+    got = read_all(embed_raster(six, conv_bb, tmp_path / "a.tif", bands=[4, 3, 2], sensor=s6, **opts))
+    ref = read_all(embed_raster(three, conv_bb, tmp_path / "b.tif", sensor=sensor("s3", [3, 2, 1]), **opts))
+    np.testing.assert_array_equal(got[0], ref[0])
+    with pytest.raises(InputError, match=r"--bands 4,3 selects 2 of 6; pick matching bands"):
+        embed_raster(six, ConvBackbone(in_chans=2), tmp_path / "c.tif", bands=[4, 3], sensor=s5, **opts)
