@@ -116,10 +116,10 @@ def union_footprint(
     """The outline in `crs` of all `scenes` together (a training archive's extent, for its model's STAC item), or
     None when none can be placed. `regions`: per scene, the part in use in pixel coordinates (a ROI's, as
     `TileSampler.roi_px` holds it; None: the whole scene; empty: none of it). Scenes are merged in their own CRS
-    first (one union per CRS, straight pixel edges), then each union is densified (`FOOTPRINT_POINTS` per edge
-    length of its extent) and projected like one scene's footprint, so 10^5 tiles cost one projection per CRS;
-    the result is fitted to at most `MAX_POINTS` vertices without cutting into the data (`_fit`: grown, then
-    simplified, by the smallest doubling tolerance that fits)."""
+    first (one union per CRS, straight pixel edges), then each union is densified (`_densified`: each polygon as
+    one scene's footprint) and projected, so 10^5 tiles cost one projection per CRS; the result is fitted to at
+    most `MAX_POINTS` vertices without cutting into the data (`_fit`: simplified, then grown, by the smallest
+    doubling tolerance that fits)."""
     import shapely
     from rasterio.crs import CRS
     from shapely import affinity  # not imported by `import shapely` in shapely 2.0
@@ -137,14 +137,31 @@ def union_footprint(
     placed = []
     for wkt, polys in groups.items():
         merged = shapely.union_all(polys).simplify(0.0)  # tile corners along a straight edge: not vertices
-        x0, y0, x1, y1 = merged.bounds
-        step = max(x1 - x0, y1 - y0) / (FOOTPRINT_POINTS - 1)
-        geom, _ = _project(shapely.segmentize(merged, step) if step > 0 else merged, CRS.from_wkt(wkt), dst)
+        geom, _ = _project(_densified(merged), CRS.from_wkt(wkt), dst)
         if geom is not None:
             placed.append(geom)
     if not placed:
         return None
     return oriented(_fit(shapely.union_all(placed), MAX_POINTS, world=dst.is_geographic))
+
+
+def _densified(geom: Any) -> Any:
+    """Each polygon of `geom` with `FOOTPRINT_POINTS` per edge length of its own extent (as one scene's
+    footprint): a step from the extent of all of them left the scenes of an archive spread over a zone with
+    straight edges, whose projected curves then cut up to ~0.5 km off a Sentinel-2 tile."""
+    import shapely
+
+    parts = []
+    polys = _polygons(geom)  # a ROI's lines and points (a GeometryCollection) have no area: left out
+    x0, y0, x1, y1 = polys.bounds if not polys.is_empty else (0.0, 0.0, 0.0, 0.0)
+    # a chord of 1/500 of the whole extent bends by ~1e-6 of it once projected: thousands of small tiles spread
+    # far apart keep a few points per edge, not FOOTPRINT_POINTS each
+    floor = max(x1 - x0, y1 - y0) / 500.0
+    for p in getattr(polys, "geoms", [polys]):
+        x0, y0, x1, y1 = p.bounds
+        step = max(max(x1 - x0, y1 - y0) / (FOOTPRINT_POINTS - 1), floor)
+        parts.append(shapely.segmentize(p, step) if step > 0 else p)
+    return parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)  # none: an empty one, placed nowhere
 
 
 def _fit(geom: Any, limit: int, *, world: bool) -> Any:

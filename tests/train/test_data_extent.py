@@ -159,6 +159,20 @@ def test_many_scattered_scenes_across_the_antimeridian_keep_a_west_to_east_bbox(
     assert all(-180.0 <= v <= 180.0 for p in geom.geoms for v in (p.bounds[0], p.bounds[2]))
 
 
+def test_scenes_far_apart_in_one_crs_keep_their_curved_edges():
+    """Two Sentinel-2-sized tiles 3,000 km apart in one UTM zone: each edge is densified for its own tile, as one
+    scene's footprint is (a step from the whole union's extent, 150 km, left the 110 km edges straight, and their
+    projected curves cut ~465 m off the tiles)."""
+    a = scene("EPSG:32633", 300000, 7000000, size=10980)  # 63 N, towards the zone's west edge
+    b = scene("EPSG:32633", 600000, 4000000, size=10980)
+    geom = union_footprint([a, b])
+    grown = geom.buffer(5e-5)  # ~5 m: what 20 points per edge leave (a single scene's footprint too)
+    for t in (a, b):
+        k = range(0, t.width + 1, 366)
+        pts = corners(t, cols=k, rows=(0, t.height)) + corners(t, cols=(0, t.width), rows=k)
+        assert all(grown.contains(shapely.Point(p)) for p in pts)
+
+
 class _Source:
     """What training_extent reads of a loader's raster source: `archive.scenes` and `tiles.roi_px`."""
 
