@@ -60,19 +60,20 @@ ID_KEYS = ("model_fingerprint", "layers", "layer_mode", "final_norm", "l2_normal
 def raster_item_id(
     stem: str,
     meta: Mapping[str, Any],
-    crs_wkt: str | None,
+    crs: str | None,
     transform: Sequence[float],
     shape: Any,
     source: Mapping[str, Any] | None = None,
 ) -> str:
     """`STEM-<12 hex>`: the hex is a sha256 of what makes the features what they are (backbone fingerprint, layers,
-    normalisation, dtype, input and its bands) and where they lie (CRS, grid, shape). Every single-raster run
+    normalisation, dtype, input and its bands) and where they lie (CRS: its authority code when it has one, since
+    PROJ versions spell the same CRS's WKT differently; grid, shape). Every single-raster run
     writes `features` and every run over a scene names it after the scene, so the stem alone collides in a
     catalogue holding several runs; the same product written again keeps its id (a catalogue server updates it),
     wherever it is written from: the input counts by `_input_identity`, not by the path it was given as."""
     import hashlib
 
-    key = {k: str(meta.get(k)) for k in ID_KEYS} | {"crs": crs_wkt, "transform": list(transform), "shape": shape}
+    key = {k: str(meta.get(k)) for k in ID_KEYS} | {"crs": crs, "transform": list(transform), "shape": shape}
     key["input"] = _input_identity(meta.get("input"), source)
     return f"{stem}-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]}"
 
@@ -240,7 +241,14 @@ def raster_item(out: str | Path, source: Mapping[str, Any] | None = None) -> dic
         "type": "Feature",
         "stac_version": STAC_VERSION,
         "stac_extensions": extensions,
-        "id": raster_item_id(out.stem, meta, props["proj:wkt2"], props["proj:transform"], props["proj:shape"], source),
+        "id": raster_item_id(
+            out.stem,
+            meta,
+            props["proj:code"] or props["proj:wkt2"],
+            props["proj:transform"],
+            props["proj:shape"],
+            source,
+        ),
         "geometry": geometry,
         "properties": props,
         "links": links,

@@ -123,6 +123,37 @@ def test_item_ids_are_unique_across_runs_and_stable_for_the_same_product(tmp_pat
     assert a == again and len({a, b, c}) == 3 and all(i.startswith("features-") for i in (a, b, c))
 
 
+def test_item_ids_do_not_depend_on_how_proj_spells_the_crs(tmp_path, conv_bb, monkeypatch):
+    """PROJ versions write the same CRS's WKT2 differently: a CRS with an authority code counts by that code, so a
+    product written again on another machine keeps its id."""
+    from geodino.embed import reader
+
+    out = embed_raster(write_tif(tmp_path / "rgb.tif", random_image(64, 64)), conv_bb, tmp_path / "f.tif", **OPTS)
+    before = json.loads(raster_item_path(out).read_text())
+
+    class OtherSpelling:  # the raster's CRS, whose WKT2 another PROJ version words differently
+        def __init__(self, crs):
+            self.crs = crs
+
+        def __getattr__(self, name):
+            return getattr(self.crs, name)
+
+        def to_wkt(self, *args, version=None, **kw):
+            text = self.crs.to_wkt(*args, version=version, **kw)
+            return text.replace("UTM zone 33N", "UTM Zone 33 North") if version else text
+
+    real_init = reader.EmbeddingReader.__init__
+
+    def init(self, *args, **kw):
+        real_init(self, *args, **kw)
+        self.crs = OtherSpelling(self.crs)
+
+    monkeypatch.setattr(reader.EmbeddingReader, "__init__", init)
+    after = json.loads(write_raster_item(out).read_text())
+    assert after["properties"]["proj:wkt2"] != before["properties"]["proj:wkt2"]  # the spelling did change
+    assert after["id"] == before["id"] and after["properties"]["proj:code"] == "EPSG:32633"
+
+
 def test_item_ids_do_not_depend_on_where_the_input_or_the_output_folder_lies(tmp_path, conv_bb, monkeypatch):
     """The same input given as an absolute or a relative path, or a copy of it in another folder (another
     machine), is one product: one id. A same-named file with other pixels is another. A many-scene run's
