@@ -184,7 +184,7 @@ def vhr10(cfg: DatasetConfig, split: str) -> ProbeDataset:
     """torchgeo `VHR10` (NWPU VHR-10, positive set): 10 classes of boxes on RGB images.
 
     VHR-10 has no official split; as torchgeo's VHR10DataModule, a seeded random split
-    (1 - val_fraction - test_fraction / val_fraction / test_fraction, default 0.6/0.2/0.2) is used.
+    (1 - val_fraction - test_fraction / val_fraction / test_fraction, default 0.6/0.2/0.2, seed `split_seed`) is used.
     Labels are 0-based (torchgeo's category ids 1..10 minus 1).
     """
     from torchgeo.datasets import VHR10
@@ -192,7 +192,9 @@ def vhr10(cfg: DatasetConfig, split: str) -> ProbeDataset:
     root = require_folder(cfg.root, "vhr10", "torchgeo's VHR10 layout ('NWPU VHR-10 dataset.zip' + its folder)")
     expect = "'NWPU VHR-10 dataset.zip' and 'NWPU VHR-10 dataset/{positive image set/*.jpg,annotations.json}'"
     ds = torchgeo_call("vhr10", root, expect, lambda: VHR10(str(root), split="positive"))
-    parts = split_indices(None, len(ds), {"train": 0, "val": cfg.val_fraction, "test": cfg.test_fraction}, 0)
+    parts = split_indices(
+        None, len(ds), {"train": 0, "val": cfg.val_fraction, "test": cfg.test_fraction}, cfg.split_seed
+    )
     if split not in parts:
         raise ConfigError(f"VHR10 split {split!r} unknown; use train, val or test")
     idx = parts[split]
@@ -219,7 +221,7 @@ def vhr10(cfg: DatasetConfig, split: str) -> ProbeDataset:
         getter=get,
         task="detection",
         indices=idx,
-        extra_key=f"val={cfg.val_fraction},test={cfg.test_fraction}",
+        extra_key=f"seed={cfg.split_seed},val={cfg.val_fraction},test={cfg.test_fraction}",
     )
 
 

@@ -174,6 +174,16 @@ def test_vhr10_boxes_are_xyxy_zero_based_with_seeded_split(tmp_path):
     assert ds.classes[0] == "airplane" and len(ds.classes) == 10
 
 
+def test_vhr10_split_follows_split_seed(tmp_path):
+    """data.split_seed draws another VHR-10 partition (it was fixed at seed 0), the same seed the same one."""
+    make_vhr10(tmp_path, n=20)
+
+    def test_part(seed: int) -> list[int]:
+        return sorted(build_dataset(DatasetConfig(name="vhr10", root=str(tmp_path), split_seed=seed), "test").indices)
+
+    assert test_part(0) == test_part(0) and test_part(0) != test_part(1) and len(test_part(1)) == 4
+
+
 def test_dior_adapter(tmp_path):
     make_dior(tmp_path)
     ds = build_dataset(DatasetConfig(name="dior", root=str(tmp_path), test_split="val"), "train")
