@@ -145,7 +145,9 @@ def check_boxes(b: Boxes, width: int, height: int, where: str, tol: float = 1.0)
 
 
 def tile_sample(s: dict[str, Any], r: int, c: int, size: int, min_visible: float) -> dict[str, Any]:
-    """A tile of a sample with the boxes cut to it (kept when >= min_visible of their area is inside)."""
+    """A tile of a sample with the boxes cut to it: kept when >= min_visible of their area is inside, else (when a
+    part of them is inside) listed as `ignore_boxes`/`ignore_labels`: scoring treats those as COCO crowd regions,
+    so a detection of an object the tile edge cut is neither a true nor a false positive."""
     img = dense.crop_pad(s["image"], r, c, size, 0.0)
     b = s["boxes"].clone()
     area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
@@ -155,8 +157,18 @@ def tile_sample(s: dict[str, Any], r: int, c: int, size: int, min_visible: float
     b[:, [0, 2]] = b[:, [0, 2]].clamp(max=w - c)
     b[:, [1, 3]] = b[:, [1, 3]].clamp(max=h - r)
     inside = ((b[:, 2] - b[:, 0]).clamp_min(0) * (b[:, 3] - b[:, 1]).clamp_min(0)) / area.clamp_min(1e-6)
-    keep = (inside >= min_visible) & (b[:, 2] > b[:, 0] + 1) & (b[:, 3] > b[:, 1] + 1)
-    return {"image": img, "boxes": b[keep], "labels": s["labels"][keep], "origin": (r, c), "name": s["name"]}
+    visible = (b[:, 2] > b[:, 0] + 1) & (b[:, 3] > b[:, 1] + 1)
+    keep = (inside >= min_visible) & visible
+    cut = visible & ~keep
+    return {
+        "image": img,
+        "boxes": b[keep],
+        "labels": s["labels"][keep],
+        "ignore_boxes": b[cut],
+        "ignore_labels": s["labels"][cut],
+        "origin": (r, c),
+        "name": s["name"],
+    }
 
 
 def tiles_of(s: dict[str, Any], size: int, min_visible: float) -> list[dict[str, Any]]:

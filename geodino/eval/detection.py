@@ -53,7 +53,7 @@ class DetectionProbeConfig:
     anchor_sizes: list[int] = field(default_factory=lambda: [16, 32, 64, 128, 256])  # pixels, one per level
     tile_size: int = 512  # training tile and inference window (pixels; images are not rescaled)
     tile_overlap: int = 64  # overlap of inference windows on images larger than tile_size (at most tile_size/2)
-    min_visible: float = 0.5  # a box cut by a tile edge is kept when this fraction of it is inside
+    min_visible: float = 0.5  # a box cut by a tile edge is kept when this fraction of it is inside (else: ignored)
     flips: bool = True  # random horizontal/vertical flips of training tiles
     bands: list[int] = field(default_factory=list)
     data_scale: float = 0.0  # DN -> reflectance factor; 0: the backbone's recorded scale/offset, else by dtype
@@ -457,7 +457,8 @@ def run_detection(
     for i in range(len(evaluated)):
         s = check(evaluated[i], f"val sample {i}")
         pred = predict_image(model, s["image"], cfg)
-        meter.update([pred], [{"boxes": s["boxes"], "labels": s["labels"]}])
+        target = {k: s[k] for k in ("boxes", "labels", "ignore_boxes", "ignore_labels") if k in s}
+        meter.update([pred], [target])  # ignore boxes: objects the held-out tile's edge cut
     metrics = meter.compute()
     metrics["train_loss"] = history[-1] if history else math.nan
     metrics["val_images"] = float(len(evaluated))

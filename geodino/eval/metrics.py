@@ -260,10 +260,12 @@ class DetectionMeter:
         self._map.warn_on_many_detections = False
 
     def update(self, preds: list[dict[str, Tensor]], targets: list[dict[str, Tensor]]) -> None:
-        """`preds`: dicts of boxes [N,4] xyxy, scores [N], labels [N]; `targets`: boxes and labels."""
+        """`preds`: dicts of boxes [N,4] xyxy, scores [N], labels [N]; `targets`: boxes and labels, and optionally
+        `ignore_boxes`/`ignore_labels`: COCO crowd regions (objects a tile edge cut), where a detection counts
+        neither as a true nor as a false positive."""
         self._map.update(
             [{k: v.detach().cpu() for k, v in p.items() if k in ("boxes", "scores", "labels")} for p in preds],
-            [{k: v.detach().cpu() for k, v in t.items() if k in ("boxes", "labels")} for t in targets],
+            [_with_crowds(t) for t in targets],
         )
 
     def compute(self) -> dict[str, float]:
@@ -279,6 +281,19 @@ class DetectionMeter:
                 name = self.class_names[c] if self.class_names and 0 <= c < len(self.class_names) else str(c)
                 out[f"AP/{name}"] = _mean_valid(at_cap[:, :, k])
         return {k: (math.nan if v == -1.0 else v) for k, v in out.items()}
+
+
+def _with_crowds(t: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A target for torchmetrics: its boxes, then its ignore boxes flagged `iscrowd` (pycocotools ignores a
+    detection that matches a crowd region: intersection over the detection's own area)."""
+    boxes, labels = t["boxes"].detach().cpu().reshape(-1, 4), t["labels"].detach().cpu().reshape(-1).long()
+    ignore = t.get("ignore_boxes")
+    if ignore is None or ignore.numel() == 0:
+        return {"boxes": boxes, "labels": labels}
+    ignore = ignore.detach().cpu().reshape(-1, 4).to(boxes.dtype)
+    crowd = torch.cat([torch.zeros(len(boxes), dtype=torch.long), torch.ones(len(ignore), dtype=torch.long)])
+    ignore_labels = t["ignore_labels"].detach().cpu().reshape(-1).long()
+    return {"boxes": torch.cat([boxes, ignore]), "labels": torch.cat([labels, ignore_labels]), "iscrowd": crowd}
 
 
 def _mean_valid(precision: Tensor | None) -> float:

@@ -192,3 +192,30 @@ def test_map_and_per_class_ap_at_any_cap_equal_torchmetrics_when_no_image_exceed
         for name, v in zip("abc", r["map_per_class"].tolist()):
             assert s[f"AP/{name}"] == pytest.approx(v, abs=1e-6)
         assert math.isnan(s["AP/d"])  # no reference box of class d: no AP, as COCO's -1
+
+
+def test_objects_a_tile_edge_cut_are_ignored_not_false_positives():
+    """A held-out tile's object mostly outside it (below min_visible) is a COCO crowd region: detecting it is
+    neither a true nor a false positive. Hand case: two real boxes found at scores 0.8 and 0.7, the cut object at
+    0.9. Ignored: AP = 1.0. Dropped from the truth, as before: the 0.9 detection is a false positive ranked first,
+    precision 1/2 at recall 1/2 and 2/3 at recall 1, interpolated (max to the right) to 2/3 at every recall."""
+    from geodino.eval.boxes import tile_sample
+
+    image = torch.zeros(3, 64, 64)
+    boxes = torch.tensor([[2.0, 2.0, 12.0, 12.0], [26.0, 2.0, 46.0, 12.0], [20.0, 20.0, 30.0, 30.0]])
+    s = {"image": image, "boxes": boxes, "labels": torch.tensor([0, 0, 0]), "name": "scene"}
+    tile = tile_sample(s, 0, 0, 32, 0.5)  # box 1 is 30 % inside (x 26..32 of 26..46), box 2 wholly inside
+    assert tile["boxes"].tolist() == [[2.0, 2.0, 12.0, 12.0], [20.0, 20.0, 30.0, 30.0]]
+    assert tile["ignore_boxes"].tolist() == [[26.0, 2.0, 32.0, 12.0]] and tile["ignore_labels"].tolist() == [0]
+
+    pred = {
+        "boxes": torch.tensor([[26.0, 2.0, 32.0, 12.0], [2.0, 2.0, 12.0, 12.0], [20.0, 20.0, 30.0, 30.0]]),
+        "scores": torch.tensor([0.9, 0.8, 0.7]),
+        "labels": torch.tensor([0, 0, 0]),
+    }
+    meter = DetectionMeter(["tree"])
+    meter.update([pred], [tile])
+    assert meter.compute()["mAP"] == pytest.approx(1.0)
+    dropped = DetectionMeter(["tree"])
+    dropped.update([pred], [{"boxes": tile["boxes"], "labels": tile["labels"]}])
+    assert dropped.compute()["mAP"] == pytest.approx(2 / 3, abs=1e-2)  # FP first: precision 1/2 then 2/3
