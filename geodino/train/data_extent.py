@@ -94,25 +94,21 @@ def training_extent(sources: Sequence[Any], start_from: str | Path | None = None
 
 
 def _regions(tiles: Any, n: int) -> list[Any] | None:
-    """Per archive scene, the pixels its tiles can cover (`union_footprint`'s `regions`), or None (all of every
-    scene). The sampler's `roi_px` is per scene it KEPT (`scene_ids`: a ROI that misses a scene, or a scene smaller
-    than a tile, leaves it out): those left out are not used at all (an empty region), and a kept scene's ROI part
-    is grown by the reach of a tile around it (`_reach`)."""
+    """Per archive scene, the pixels its tiles can cover (`union_footprint`'s `regions`), or None for a source
+    without a tile sampler. The sampler lists the scenes it KEPT (`scene_ids`, with `roi_px` and `tile_px` per kept
+    scene: a ROI that misses a scene, or a scene smaller than a tile, leaves it out): those left out are not used at
+    all (an empty region), and a kept scene's ROI part is grown by the reach of a tile around it (`_reach`)."""
     import shapely
 
-    roi = getattr(tiles, "roi_px", None)
-    if roi is None:
+    if tiles is None:
         return None
-    ids = getattr(tiles, "scene_ids", None)
-    if ids is None or len(ids) != len(roi):  # a sampler without the mapping: only a one-to-one list can be used
-        return list(roi) if len(roi) == n else None
     out: list[Any] = [shapely.Polygon()] * n
-    for k, i in enumerate(ids):
-        out[int(i)] = _reach(roi[k], tiles, k)
+    for k, i in enumerate(tiles.scene_ids):
+        out[int(i)] = _reach(tiles.roi_px[k], tiles.tile_px[k], tiles.sampling)
     return out
 
 
-def _reach(region: Any, tiles: Any, k: int) -> Any:
+def _reach(region: Any, tile_px: tuple[int, int], sampling: str) -> Any:
     """The ROI part `region` (pixels; None: the whole scene) grown by what a tile reaches beyond it: a random tile
     has its centre inside (half a tile beyond), a grid tile only intersects it (a whole tile beyond). Grown by
     that times sqrt(2), mitred, so a tile's corner is covered along edges of any direction."""
@@ -122,9 +118,5 @@ def _reach(region: Any, tiles: Any, k: int) -> Any:
 
     if region is None or region.is_empty:
         return region
-    sizes = getattr(tiles, "tile_px", None)
-    if not sizes or k >= len(sizes):
-        return region
-    h, w = sizes[k]
-    d = max(h, w) * (1.0 if getattr(tiles, "sampling", "random") == "grid" else 0.5) * math.sqrt(2.0)
+    d = max(tile_px) * (1.0 if sampling == "grid" else 0.5) * math.sqrt(2.0)
     return shapely.buffer(region, d, join_style="mitre", mitre_limit=10.0)

@@ -174,11 +174,13 @@ def test_scenes_far_apart_in_one_crs_keep_their_curved_edges():
 
 
 class _Source:
-    """What training_extent reads of a loader's raster source: `archive.scenes` and `tiles.roi_px`."""
+    """What training_extent reads of a loader's raster source: `archive.scenes` and its tile sampler (no ROI)."""
 
-    def __init__(self, scenes, regions=None):
+    def __init__(self, scenes):
+        from geodino.data.tiling import TileSampler
+
         self.archive = type("A", (), {"scenes": scenes})()
-        self.tiles = type("T", (), {"roi_px": regions})()
+        self.tiles = TileSampler(scenes, 16)
 
 
 @pytest.mark.parametrize("sampling", ["random", "grid"])
