@@ -7,13 +7,14 @@ read of every pixel); an archive index needs only each file's header.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from geodino.data.rasters import SceneInfo
+from geodino.data.rasters import SceneGrid, SceneInfo
 
 __all__ = ["FOOTPRINT_POINTS", "MAX_POINTS", "footprint", "geojson_bbox", "oriented", "union_footprint"]
 
@@ -27,19 +28,23 @@ def footprint(scene: SceneInfo, crs: str = "EPSG:4326") -> tuple[Any, str]:
     with `FOOTPRINT_POINTS` per edge so the curved edges of a reprojected outline are followed. In a geographic
     `crs` a footprint that crosses the antimeridian is split into a MultiPolygon at +-180 degrees and longitudes
     are kept in [-180, 180] (RFC 7946, GeoJSON); exterior rings run counter-clockwise."""
-    import shapely
     from rasterio.crs import CRS
 
     if not scene.crs:
         return None, "it has no CRS, so it cannot be placed on the map (assign one: gdal_edit.py -a_srs EPSG:... FILE)"
-    src, dst = CRS.from_wkt(scene.crs), CRS.from_user_input(crs)
+    return _project(_outline(scene), CRS.from_wkt(scene.crs), CRS.from_user_input(crs))
+
+
+def _outline(scene: SceneGrid) -> Any:
+    """The outline of `scene`'s pixels in its own CRS, `FOOTPRINT_POINTS` per edge."""
+    import shapely
+
     k = np.linspace(0.0, 1.0, FOOTPRINT_POINTS)[:-1]
     w, h = float(scene.width), float(scene.height)
     cols = np.concatenate([k * w, np.full_like(k, w), (1 - k) * w, np.zeros_like(k)])
     rows = np.concatenate([np.zeros_like(k), k * h, np.full_like(k, h), (1 - k) * h])
     t = scene.affine
-    xs, ys = t.a * cols + t.b * rows + t.c, t.d * cols + t.e * rows + t.f
-    return _project(shapely.Polygon(np.column_stack([xs, ys])), src, dst)
+    return shapely.Polygon(np.column_stack([t.a * cols + t.b * rows + t.c, t.d * cols + t.e * rows + t.f]))
 
 
 def _project(geom: Any, src: Any, dst: Any) -> tuple[Any, str]:
@@ -132,7 +137,11 @@ def union_footprint(
         box = shapely.box(0.0, 0.0, float(scene.width), float(scene.height))
         px = box if region is None else box.intersection(region)
         t = scene.affine
-        groups.setdefault(scene.crs, []).append(affinity.affine_transform(px, [t.a, t.b, t.d, t.e, t.c, t.f]))
+        poly = affinity.affine_transform(px, [t.a, t.b, t.d, t.e, t.c, t.f])
+        if scene.warped:  # read through a WarpedVRT: the target rectangle's corners beyond the file are nodata
+            native = _native_outline(scene)
+            poly = poly if native is None else _polygons(poly.intersection(native))
+        groups.setdefault(scene.crs, []).append(poly)
     dst = CRS.from_user_input(crs)
     placed = []
     for wkt, polys in groups.items():
@@ -143,6 +152,30 @@ def union_footprint(
     if not placed:
         return None
     return oriented(_fit(shapely.union_all(placed), MAX_POINTS, world=dst.is_geographic))
+
+
+def _native_outline(scene: SceneInfo) -> Any | None:
+    """For a scene read through a WarpedVRT (`crs`/`res` set): the outline of the file's own pixels in the read
+    CRS, densified like a footprint. The warped grid is the axis-aligned rectangle around it, so without this a
+    UTM scene read in another zone (or a rotated one) claims the nodata corners of that rectangle as covered.
+    None when the file cannot be opened again or its outline does not transform (the rectangle is kept)."""
+    import rasterio
+    import shapely
+    from rasterio.crs import CRS
+    from rasterio.warp import transform_geom
+
+    try:
+        with rasterio.open(scene.path) as src:
+            if src.crs is None:
+                return None
+            native = dataclasses.replace(scene, transform=tuple(src.transform)[:6], width=src.width, height=src.height)
+            src_crs = src.crs
+        ring = shapely.geometry.mapping(_outline(native))
+        out = shapely.geometry.shape(transform_geom(src_crs, CRS.from_wkt(scene.crs), ring))
+    except Exception:  # GDAL/PROJ errors of many kinds: the warped rectangle is still a cover of the data
+        return None
+    coords = shapely.get_coordinates(out)
+    return out if out.is_valid and not out.is_empty and np.isfinite(coords).all() else None
 
 
 def _densified(geom: Any) -> Any:

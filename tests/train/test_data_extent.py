@@ -302,3 +302,38 @@ def test_a_distilled_student_carries_its_teachers_extent(tiny_run, tmp_path):
     assert want["geometry"] is not None
     assert item["geometry"] == want["geometry"] and item["bbox"] == want["bbox"]
     assert item["properties"]["mlm:pretrained_source"].startswith(f"distilled from {teacher}")
+
+
+@pytest.mark.parametrize("target", ["EPSG:32633", "EPSG:4326"])
+def test_a_scene_read_through_a_warped_grid_claims_its_own_pixels_not_the_rectangles_corners(tmp_path, target):
+    """A UTM 32N scene read in another CRS (`crs`/`res` set) lies tilted in the warped grid's rectangle, whose
+    corners are nodata: the extent is the file's own outline, checked against pyproj corners."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from geodino.data.archive import RasterArchive
+
+    path = tmp_path / "utm32.tif"
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=200,
+        height=200,
+        count=3,
+        dtype="uint8",
+        crs="EPSG:32632",
+        transform=from_origin(690000, 5000000, 10, 10),
+    ) as dst:
+        dst.write(np.ones((3, 200, 200), np.uint8))
+    res = 10.0 if target != "EPSG:4326" else 1e-4
+    archive = RasterArchive([str(path)], crs=target, res=res, progress=False)
+    (warped,) = archive.scenes
+    assert warped.warped
+    native = scene("EPSG:32632", 690000, 5000000, size=200)
+    want = union_footprint([native])  # the file's outline, read in its own grid
+    got = union_footprint([warped])
+    rectangle = shapely.box(*got.bounds)
+    assert got.symmetric_difference(want).area < 1e-3 * want.area
+    assert rectangle.area > 1.02 * want.area  # the tilted outline: the old extent (the rectangle) claimed more
+    assert all(got.buffer(1e-9).contains(shapely.Point(p)) for p in corners(native))
