@@ -307,10 +307,13 @@ def write_catalog(folder: str | Path, items: Sequence[Path], *, mosaics: Sequenc
     geodino did not write is left alone (None), and so are the items' links."""
     folder = Path(folder)
     path = folder / CATALOG
+    listed: list[str] = []  # the items the catalog being replaced listed
     if path.exists():
         try:
-            ours = MARK in json.loads(path.read_text())
-        except (OSError, ValueError, TypeError):
+            old = json.loads(path.read_text())
+            ours = MARK in old
+            listed = [lk["href"] for lk in old.get("links") or [] if lk.get("rel") == "item" and lk.get("href")]
+        except (OSError, ValueError, TypeError, AttributeError, KeyError):
             ours = False
         if not ours:
             import sys
@@ -338,7 +341,40 @@ def write_catalog(folder: str | Path, items: Sequence[Path], *, mosaics: Sequenc
     _write_json(path, catalog)
     for p in items:  # a self-contained catalog: each item links up to it, so one opened alone can be navigated up
         _link_up(p)
+    _unlink_dropped(folder, listed, items)
     return path
+
+
+def _unlink_dropped(folder: Path, listed: Sequence[str], items: Sequence[Path]) -> None:
+    """Items an earlier run's catalog listed that this run's does not (a rerun over fewer scenes into the same
+    folder) lose their `root`/`parent` links, which would point at a catalog that no longer lists them, and a
+    warning names them: their rasters stay (geodino deletes no output it did not write in this run) but are in
+    neither the catalog nor the mosaic."""
+    kept = {f"./{p.name}" for p in items}
+    dropped = [folder / href[2:] for href in listed if href.startswith("./") and href not in kept]
+    dropped = [p for p in dropped if p.parent == folder and p.is_file()]
+    for p in dropped:
+        try:
+            item = json.loads(p.read_text())
+            links = item.get("links") or []
+        except (OSError, ValueError, AttributeError):
+            continue
+        item["links"] = [
+            lk for lk in links if not (lk.get("rel") in ("root", "parent") and lk.get("href") == f"./{CATALOG}")
+        ]
+        _write_json(p, item)
+    if dropped:
+        import sys
+
+        from geodino.errors import plural
+
+        print(
+            f"geodino: warning: {plural(len(dropped), 'feature raster')} of an earlier run in {folder} "
+            f"(e.g. {dropped[0].name}) {'is' if len(dropped) == 1 else 'are'} not among this run's scenes: left out of "
+            f"{CATALOG} and the mosaic; delete {'it' if len(dropped) == 1 else 'them'} or embed "
+            f"{'it' if len(dropped) == 1 else 'them'} again with the others",
+            file=sys.stderr,
+        )
 
 
 def _link_up(item_path: Path) -> None:

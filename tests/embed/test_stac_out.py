@@ -250,6 +250,28 @@ def test_a_scene_redone_alone_keeps_its_links_up_to_the_catalog(tmp_path, conv_b
     assert not [lk for lk in pystac.Item.from_file(str(raster_item_path(extra))).links if lk.rel == "parent"]
 
 
+def test_a_rerun_over_fewer_scenes_unlinks_the_dropped_items_and_says_so(tmp_path, conv_bb, capsys):
+    """A finished two-scene folder redone (--overwrite) with one scene: the catalog lists that one, and the other
+    scene's item no longer links up to a catalog that does not list it (the old code left its root/parent links);
+    a warning names it."""
+    items, _ = archive(tmp_path, n=2)
+    out = tmp_path / "feats"
+    embed_scenes(items, backbone=conv_bb, out=out, asset="red,green,blue", scale=1e-4, **OPTS)
+    fewer = tmp_path / "one.json"  # the same ItemCollection with its first item only, beside it (same hrefs)
+    collection = json.loads(items.read_text())
+    fewer.write_text(json.dumps({**collection, "features": collection["features"][:1]}))
+    capsys.readouterr()
+    embed_scenes(fewer, backbone=conv_bb, out=out, asset="red,green,blue", scale=1e-4, overwrite=True, **OPTS)
+    err = capsys.readouterr().err
+    assert "1 feature raster of an earlier run" in err and "S2_1.stac.json" in err
+    catalog = pystac.Catalog.from_file(str(out / "catalog.json"))
+    assert [i.id[:5] for i in catalog.get_items()] == ["S2_0-"]
+    dropped = json.loads((out / "S2_1.stac.json").read_text())
+    assert not [lk for lk in dropped["links"] if lk["rel"] in ("root", "parent")]
+    kept = pystac.Item.from_file(str(out / "S2_0.stac.json"))
+    assert {lk.rel for lk in kept.links} >= {"root", "parent"}
+
+
 def test_a_scene_from_an_item_file_links_to_it_relatively_and_the_link_resolves(tmp_path, conv_bb):
     items, _ = archive(tmp_path, n=1)
     one = tmp_path / "S2_0.json"  # the item as its own file (as a STAC API or a static catalog serves it)
