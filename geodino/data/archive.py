@@ -287,9 +287,12 @@ class RasterArchive:
                 f"{self.hints['sensor']} to a built-in name or a YAML written by `geodino data stats`"
             )
         s = get_sensor(sensor)
-        if s.n_bands == n and set(self.band_names) <= set(s.bands) | set(s.aliases):
+        # matched as `bands:` is (exact, alias, any case): "Blue, Green, Red, NIR" are naip's B, G, R, N in that order
+        known = [s.resolve_band(b, strict=False) for b in self.band_names]
+        if s.n_bands == n and all(known):
             return s.select(list(self.band_names))
         if s.n_bands == n:
+            self._check_positions(s, known)
             return s
         if _unnamed(self.band_names) and not set(self.band_names) <= set(s.bands):
             # b1..bN only say where a band sits in the file, not what it is: matching them to a sensor by name
@@ -308,6 +311,25 @@ class RasterArchive:
                 f"rasters give {plural(n, 'band')} ({', '.join(self.band_names)}) but sensor {s.name!r} has "
                 f"{s.n_bands} ({', '.join(s.bands)}); select bands with {self.hints['bands']} or use a matching sensor"
             ) from exc
+
+    def _check_positions(self, s: Sensor, known: Sequence[str | None]) -> None:
+        """Refuse band names the sensor knows at another position than the file's, when the sensor is taken
+        positionally (not every name is the sensor's): its statistics would standardise one band as another."""
+        moved = [
+            (i, name, canon)
+            for i, (name, canon) in enumerate(zip(self.band_names, known))
+            if canon is not None and s.bands.index(canon) != i
+        ]
+        if not moved:
+            return
+        i, name, canon = moved[0]
+        fix = " or ".join(h for h in (self.hints["band_names"], self.hints["bands"]) if h)
+        raise InputError(
+            f"rasters like {self.scenes[0].path} name their bands {', '.join(self.band_names)} but sensor {s.name!r} "
+            f"has {', '.join(s.bands)}: file band {i + 1} {name!r} is the sensor's {canon!r} (band "
+            f"{s.bands.index(canon) + 1}), so reading them in file order would mix them up; name every band as the "
+            f"sensor does" + (f" ({fix})" if fix else "")
+        )
 
     # -- reading -------------------------------------------------------------------------------------------------
     def __len__(self) -> int:
