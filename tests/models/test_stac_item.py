@@ -34,13 +34,21 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _item_id(pth: Path) -> str:
+    """The documented id: the stem and 12 hex of a sha256 over the three files' sha256 multihashes, joined by
+    newlines (computed here from the files, not by the code under test)."""
+    files = [pth, pth.with_suffix(".safetensors"), pth.with_suffix(".heads.pth")]
+    joined = "\n".join("1220" + _sha256(f) for f in files)
+    return f"{pth.stem}-" + hashlib.sha256(joined.encode()).hexdigest()[:12]
+
+
 def test_the_export_item_reads_back_with_the_records_fields(tmp_path, model):
     paths = save_export(tmp_path / "exp" / "teacher.pth", model.state_dict(), dict(model.config), normalization=REC)
     item_path = tmp_path / "exp" / "teacher.stac.json"
     assert export_item_path(paths[0]) == item_path and export_item_path(tmp_path / "exp" / "teacher") == item_path
     item = pystac.Item.from_file(str(item_path))
-    # the id: the stem and the weights' sha256 (every run's end export is `teacher`: the stem alone collides)
-    assert item.id == "teacher-" + _sha256(paths[0])[:12]
+    # the id: the stem and the files' sha256 (every run's end export is `teacher`: the stem alone collides)
+    assert item.id == _item_id(paths[0])
     assert item.geometry is None and item.bbox is None and item.datetime is not None
     mlm = MLMExtension.ext(item)
     assert MLMExtension.has_extension(item) and RasterExtension.has_extension(item)
@@ -99,6 +107,11 @@ def test_item_ids_differ_across_runs_and_repeat_for_the_same_weights(tmp_path, m
 
     a, b, again = item_id("run1", model), item_id("run2", other), item_id("run3", model)
     assert a != b and a == again and a.startswith("teacher-") and len(a) == len("teacher-") + 12
+    # the same weights with another normalisation record are another model to a user: another id (the old id
+    # hashed the .pth alone and gave both the same)
+    other_record = {**REC, "mean": [m + 1.0 for m in REC["mean"]]}
+    save_export(tmp_path / "run4" / "teacher.pth", model.state_dict(), dict(model.config), normalization=other_record)
+    assert json.loads((tmp_path / "run4" / "teacher.stac.json").read_text())["id"] not in (a, b)
 
 
 def test_an_export_without_record_or_config_still_gets_a_valid_item(tmp_path, model):
@@ -198,7 +211,7 @@ def test_a_killed_re_export_leaves_no_stale_item_and_a_users_item_is_not_replace
     assert mine.read_text() == '{"mine": true}' and not (tmp_path / "e" / "x.pth").exists()
     with pytest.warns(UserWarning, match="records no input normalisation"):
         assert main(["export", str(tmp_path / "last.ckpt"), str(tmp_path / "e" / "x.pth"), "--overwrite"]) == 0
-    assert pystac.Item.from_file(str(mine)).id == "x-" + _sha256(tmp_path / "e" / "x.pth")[:12]
+    assert pystac.Item.from_file(str(mine)).id == _item_id(tmp_path / "e" / "x.pth")
 
 
 def test_a_distilled_student_item_names_its_teacher(tmp_path, model):

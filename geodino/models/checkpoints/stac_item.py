@@ -4,7 +4,8 @@ model catalogues (STAC browsers, `stac-fastapi`, QGIS) can list, search and load
 `X.stac.json` sits next to `X.pth`, `X.safetensors` and `X.heads.pth` (`save_export` writes it last, atomically, so
 a killed or refused export leaves none). It holds:
 
-- `id`: `X-<the first 12 hex digits of X.pth's sha256>`, unique across runs whose exports share a name;
+- `id`: `X-<12 hex digits of a sha256 over the checksums of X.pth, X.safetensors and X.heads.pth>`, unique across
+  runs whose exports share a name, and across exports of the same weights with another record or config;
 - `mlm:name`, `mlm:architecture` ("Vision Transformer"), `mlm:tasks` (`similarity-search`: the schema allows only
   its enumerated tasks, and a backbone without a task head gives embeddings, compared by similarity),
   `mlm:framework` ("PyTorch", the spelling of the spec's list) and its version, `mlm:pretrained`,
@@ -64,11 +65,14 @@ def export_item_path(out: str | Path) -> Path:
     return stem.with_name(stem.name + ITEM_SUFFIX)
 
 
-def export_item_id(stem: str, checksum: str) -> str:
-    """`STEM-<12 hex of the weights' sha256>`: every run's end export is called `teacher`, so the stem alone collides
-    in a catalogue holding several runs; the weights are byte-reproducible, so re-exporting the same weights gives the
-    same id (a catalogue server updates the item instead of adding a second one)."""
-    return f"{stem}-{checksum.removeprefix('1220')[:12]}"
+def export_item_id(stem: str, checksums: Sequence[str]) -> str:
+    """`STEM-<12 hex of the sha256 of the export files' checksums>`: every run's end export is called `teacher`, so
+    the stem alone collides in a catalogue holding several runs. Every file counts, not only the weights: the same
+    weights exported with another normalisation record or build config (in the safetensors metadata and the heads
+    sidecar) are another model to a user and get another id. The files are byte-reproducible, so re-exporting the
+    same export gives the same id (a catalogue server updates the item instead of adding a second one)."""
+    digest = hashlib.sha256("\n".join(checksums).encode()).hexdigest()
+    return f"{stem}-{digest[:12]}"
 
 
 def _mlm_name(stem: str) -> str:
@@ -356,7 +360,7 @@ def export_item(
         "type": "Feature",
         "stac_version": STAC_VERSION,
         "stac_extensions": [MLM_SCHEMA, RASTER_SCHEMA, FILE_SCHEMA],
-        "id": export_item_id(stem, assets["model"]["file:checksum"]),
+        "id": export_item_id(stem, [a["file:checksum"] for a in assets.values()]),
         "geometry": geometry,
         "properties": props,
         "links": [],
