@@ -453,7 +453,7 @@ class RasterSource:
             ds = self.archive.dataset(sid)
             data = ds.read(list(s.band_indexes), out_shape=(len(s.band_indexes), oh, ow))
             valid = valid_pixels(data, s.nodata, band_axis=0)  # the one rule (nodata in every band; non-finite)
-            if s.has_mask and s.nodata is None:
+            if s.has_mask:  # the file's own mask, also under a nodata value from the sensor or the user
                 valid &= ds.read_masks(s.band_indexes[0], out_shape=(oh, ow)) > 0
             self.archive.check_values(sid, data, valid)  # every scene's pixels, read here anyway
             integral = np.pad(valid.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))

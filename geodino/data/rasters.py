@@ -32,6 +32,7 @@ __all__ = [
     "alpha_bands",
     "alpha_is_data",
     "open_raster",
+    "own_mask",
     "read_window",
     "stream_id",
     "target_grid",
@@ -92,7 +93,7 @@ class SceneInfo(SceneGrid):
     band_names: tuple[str, ...]
     band_indexes: tuple[int, ...]  # 1-based file band indexes read, in output order
     warped: bool = False
-    has_mask: bool = False  # internal per-dataset mask or alpha band (used when no nodata value is set)
+    has_mask: bool = False  # the file's internal mask or alpha band (it declares no nodata value), always applied
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -172,6 +173,12 @@ def alpha_is_data(alpha: Sequence[int], path: str, count: int, dtype: str) -> st
     )
 
 
+def own_mask(ds: Any, band: int) -> bool:
+    """Whether GDAL's mask of `band` is the file's own (an internal/external mask or an alpha band), not one derived
+    from a nodata value (geodino's rule is `valid_pixels`: every band nodata, not band `band` alone) or all valid."""
+    return any(f.name in ("per_dataset", "alpha") for f in ds.mask_flag_enums[band - 1])
+
+
 def target_grid(src: Any, dst_crs: Any, res: tuple[float, float] | None) -> tuple[Any, int, int]:
     """(transform, width, height) of `src` reprojected onto `dst_crs`, aligned to multiples of `res` when given."""
     from rasterio.warp import aligned_target, calculate_default_transform
@@ -203,7 +210,9 @@ def read_window(
 
     Only the part inside the raster is read (one `read` call, no boundless VRT); the rest is filled with
     `nodata` (or 0) and marked invalid. Validity is `geodino.data.validity.valid_pixels` (every band nodata, or
-    any band NaN or +/-inf), and the internal mask or alpha band when `use_mask` and no nodata value is set.
+    any band NaN or +/-inf), and, when `use_mask`, the file's own internal mask or alpha band (GDAL mask flags
+    per_dataset/alpha: set only for files that declare no nodata value) on top of `nodata`, which may come from the
+    sensor or the user: a nodata value other than the file's does not make its mask wrong.
     """
     from rasterio.windows import Window
 
@@ -227,7 +236,7 @@ def read_window(
         if inside:
             inside_mask[r0 - row : r1 - row, c0 - col : c1 - col] = True
         valid &= inside_mask
-    if use_mask and inside and nodata is None:
+    if use_mask and inside and own_mask(ds, indexes[0]):
         m = ds.read_masks(indexes[0], window=Window(c0, r0, c1 - c0, r1 - r0))
         valid[r0 - row : r1 - row, c0 - col : c1 - col] &= m > 0
     return data, valid

@@ -52,3 +52,33 @@ def test_band_names_the_sensor_places_elsewhere_are_refused_not_read_by_position
     # names the sensor does not know at all still read by position (the file's order is the sensor's)
     q = write_tif(tmp_path / "plain.tif", _bands((1, 2, 3, 4)), descriptions=["r", "g", "b", "n"])
     assert RasterArchive([q], sensor=RGBN, progress=False).sensor.bands == RGBN.bands
+
+
+def _masked_rgb(path, values: int = 100) -> object:
+    """A 3-band uint8 GeoTIFF with an internal mask over its left half and no nodata value: how JPEG-compressed
+    imagery is delivered (the masked pixels are not 0 after compression; here all 100)."""
+    import rasterio
+    from affine import Affine
+
+    profile = dict(driver="GTiff", width=64, height=64, count=3, dtype="uint8", crs="EPSG:32633",
+                   transform=Affine(0.5, 0, 500000, 0, -0.5, 4650000))  # fmt: skip
+    mask = np.full((64, 64), 255, np.uint8)
+    mask[:, :32] = 0
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.full((3, 64, 64), values, np.uint8))
+        dst.write_mask(mask)
+    return path
+
+
+@pytest.mark.parametrize("sensor", [None, "maxar"])
+def test_an_internal_mask_holds_under_the_sensors_nodata_value(tmp_path, sensor):
+    """`maxar` declares nodata 0 for files that declare none: that value replaced the file's internal mask, so the
+    masked half (100, not 0) was read as valid and trained on; now both apply, in tiles and in the grid pre-scan."""
+    from geodino.data.archive import RasterSource
+
+    p = _masked_rgb(tmp_path / "masked.tif")
+    archive = RasterArchive([p], sensor=sensor, progress=False)
+    _, valid = archive.read(0, 0, 0, 64, 64)
+    assert not valid[:, :32].any() and valid[:, 32:].all()
+    grid = RasterSource(archive, tile_size=32, sampling="grid", max_nodata_fraction=0.5, name="g")
+    assert sorted(grid.tiles.grid_tile(k)[1] for k in range(len(grid))) == [32, 32]  # the left column is dropped
