@@ -56,7 +56,8 @@ __all__ = [
 class AttentionMaps:
     """Per-head CLS-to-patch attention [heads, h, w] (softmax probabilities over all tokens, patch part only),
     their mean over the selected heads, the attention-mass mask of the mean and of each head, and optionally a
-    cosine-similarity map [h, w] for the patch at `point` (col, row in image pixels)."""
+    cosine-similarity map [h, w] for the patch at `point` (col, row in image pixels). `valid` [h, w] marks the
+    patches holding at least one valid pixel (None: all); the others are nodata in the PNGs and the COG."""
 
     heads: np.ndarray
     head_ids: list[int]
@@ -70,6 +71,7 @@ class AttentionMaps:
     similarity: np.ndarray | None = None
     point: tuple[int, int] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    valid: np.ndarray | None = None
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -248,6 +250,7 @@ def attention_maps(
         # unit vectors' dot products, clamped: float32 rounding gave 1.0000002 at the query cell itself
         sim = torch.einsum("d,dhw->hw", feats[:, row // p, col // p], feats).clamp(-1.0, 1.0).cpu().numpy()
     info = {"spec": backbone.spec, "n_heads": n_heads, "kept_share": float(mass_mask(mean, mass).mean())}
+    patch_valid = valid.reshape(h, p, w, p).any(axis=(1, 3))  # a patch with one valid pixel shows data
     if (h * p, w * p) != (H, W):
         info["cropped_from"] = (H, W)
     return AttentionMaps(
@@ -263,6 +266,7 @@ def attention_maps(
         similarity=sim,
         point=None if point is None else (int(point[0]), int(point[1])),
         info=info,
+        valid=None if patch_valid.all() else patch_valid,
     )
 
 

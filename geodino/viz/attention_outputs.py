@@ -21,24 +21,42 @@ def _up(grid: np.ndarray, p: int) -> np.ndarray:
     return np.repeat(np.repeat(grid, p, axis=0), p, axis=1)
 
 
-def _heat(grid: np.ndarray) -> np.ndarray:
-    """[h, w] -> uint8 RGB [h, w, 3] through matplotlib's inferno, min-max scaled."""
+def _heat(grid: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+    """[h, w] -> uint8 RGB [h, w, 3] through matplotlib's inferno, min-max scaled over the `valid` cells (all when
+    None): a nodata patch's value must not stretch the colours of the patches that hold data."""
     import matplotlib
 
     g = np.asarray(grid, dtype=np.float64)
-    lo, hi = float(np.nanmin(g)), float(np.nanmax(g))
-    g = (g - lo) / (hi - lo) if hi > lo else np.zeros_like(g)
+    ref = g[valid] if valid is not None and valid.any() else g
+    lo, hi = float(np.nanmin(ref)), float(np.nanmax(ref))
+    g = np.clip((g - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(g)
     return (matplotlib.colormaps["inferno"](g)[..., :3] * 255).astype(np.uint8)
 
 
-def overlay(rgb: np.ndarray, grid: np.ndarray, p: int, alpha: float = 0.6) -> np.ndarray:
-    """A patch-grid map blended over the image (uint8 [H, W, 3])."""
-    heat = _up(_heat(grid), p)[: rgb.shape[0], : rgb.shape[1]]
-    return (rgb.astype(np.float32) * (1 - alpha) + heat.astype(np.float32) * alpha).astype(np.uint8)
+def _valid_patches(valid: np.ndarray | None, p: int, grid: tuple[int, int]) -> np.ndarray | None:
+    """Pixel mask [H, W] -> patch mask [h, w]: a patch with at least one valid pixel holds data (None: all)."""
+    if valid is None or valid.all():
+        return None
+    h, w = grid
+    return np.asarray(valid)[: h * p, : w * p].reshape(h, p, w, p).any(axis=(1, 3))
 
 
-def _mask_overlay(rgb: np.ndarray, mask: np.ndarray, p: int) -> np.ndarray:
+def overlay(
+    rgb: np.ndarray, grid: np.ndarray, p: int, alpha: float = 0.6, valid: np.ndarray | None = None
+) -> np.ndarray:
+    """A patch-grid map blended over the image (uint8 [H, W, 3]). With the pixel mask `valid` [H, W], nodata
+    pixels keep the image's nodata colour and the colours are scaled over the patches that hold data."""
+    heat = _up(_heat(grid, _valid_patches(valid, p, grid.shape)), p)[: rgb.shape[0], : rgb.shape[1]]
+    out = rgb.astype(np.float32) * (1 - alpha) + heat.astype(np.float32) * alpha
+    if valid is not None:
+        out = np.where(np.asarray(valid)[..., None], out, rgb)
+    return out.astype(np.uint8)
+
+
+def _mask_overlay(rgb: np.ndarray, mask: np.ndarray, p: int, valid: np.ndarray | None = None) -> np.ndarray:
     keep = _up(mask, p)[: rgb.shape[0], : rgb.shape[1]]
+    if valid is not None:
+        keep = keep | ~np.asarray(valid)  # nodata pixels keep the image's nodata colour
     out = rgb.astype(np.float32) * np.where(keep, 1.0, 0.25)[..., None]
     return out.astype(np.uint8)
 
@@ -52,8 +70,9 @@ def _save_png(path: Path, rgb: np.ndarray) -> None:
         Image.fromarray(np.ascontiguousarray(rgb)).save(tmp, format="PNG")
 
 
-def _panel(path: Path, rgb: np.ndarray, maps: AttentionMaps, title: str) -> None:
-    """One figure: image, mean attention, mass mask, similarity (if any) and each selected head."""
+def _panel(path: Path, rgb: np.ndarray, maps: AttentionMaps, title: str, valid: np.ndarray | None = None) -> None:
+    """One figure: image, mean attention, mass mask, similarity (if any) and each selected head (`valid`: the
+    pixel mask, nodata left in the image's nodata colour)."""
     from geodino.viz.figures import figures, save_figure
 
     plt = figures()
@@ -61,12 +80,12 @@ def _panel(path: Path, rgb: np.ndarray, maps: AttentionMaps, title: str) -> None
     p = maps.patch_size
     tiles = [
         ("image", rgb),
-        ("mean over heads", overlay(rgb, maps.mean, p)),
-        (f"{maps.mass:.0%} attention mass", _mask_overlay(rgb, maps.mask, p)),
+        ("mean over heads", overlay(rgb, maps.mean, p, valid=valid)),
+        (f"{maps.mass:.0%} attention mass", _mask_overlay(rgb, maps.mask, p, valid)),
     ]
     if maps.similarity is not None:
-        tiles.append(("similarity to point", overlay(rgb, maps.similarity, p)))
-    tiles += [(f"head {i}", overlay(rgb, a, p)) for i, a in zip(maps.head_ids, maps.heads)]
+        tiles.append(("similarity to point", overlay(rgb, maps.similarity, p, valid=valid)))
+    tiles += [(f"head {i}", overlay(rgb, a, p, valid=valid)) for i, a in zip(maps.head_ids, maps.heads)]
     cols = min(len(tiles), 6)
     rows = math.ceil(len(tiles) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.7 * rows + 0.3), squeeze=False)
@@ -83,7 +102,8 @@ def _panel(path: Path, rgb: np.ndarray, maps: AttentionMaps, title: str) -> None
 
 
 def _write_cog(path: Path, maps: AttentionMaps, crs: Any, transform: Any) -> None:
-    """Float32 COG on the patch grid: mean, mask, each selected head, similarity; band descriptions name them."""
+    """Float32 COG on the patch grid: mean, mask, each selected head, similarity; band descriptions name them.
+    Patches without a valid pixel are NaN, the COG's nodata (GIS tools showed their values as data)."""
     import rasterio
     from affine import Affine
 
@@ -103,10 +123,14 @@ def _write_cog(path: Path, maps: AttentionMaps, crs: Any, transform: Any) -> Non
         "crs": crs,
         "transform": Affine(*tuple(transform)[:6]) @ Affine.scale(maps.patch_size),
         "compress": "deflate",
+        "nodata": float("nan"),
     }
     with atomic_path(path, overwrite=True) as tmp, rasterio.open(tmp, "w", **profile) as dst:
         for b, (name, arr) in enumerate(layers, start=1):
-            dst.write(np.asarray(arr, dtype=np.float32), b)
+            band = np.asarray(arr, dtype=np.float32)
+            if maps.valid is not None:
+                band = np.where(maps.valid, band, np.float32(np.nan))
+            dst.write(band, b)
             dst.set_band_description(b, name)
         dst.update_tags(layer=maps.layer, mass=maps.mass, patch_size=maps.patch_size, backbone=maps.info.get("spec"))
 
@@ -153,7 +177,8 @@ def write_attention(
     image = np.asarray(sample["image"])[:, :H, :W]
     valid = np.asarray(sample.get("valid", np.ones(image.shape[1:], bool)))[:H, :W]
     sensor = sample.get("sensor") or get_sensor("imagenet")
-    rgb = to_rgb(image, sensor, valid if not valid.all() else None)
+    nodata = None if valid.all() else valid  # nodata pixels stay magenta in every PNG
+    rgb = to_rgb(image, sensor, nodata)
     files: dict[str, Path] = {}
     p = maps.patch_size
 
@@ -162,14 +187,14 @@ def write_attention(
         _save_png(files[name], arr)
 
     png("image", rgb)
-    png("mean", overlay(rgb, maps.mean, p))
-    png("mask", _mask_overlay(rgb, maps.mask, p))
+    png("mean", overlay(rgb, maps.mean, p, valid=nodata))
+    png("mask", _mask_overlay(rgb, maps.mask, p, nodata))
     for i, a in zip(maps.head_ids, maps.heads):
-        png(f"head{i:02d}", overlay(rgb, a, p))
+        png(f"head{i:02d}", overlay(rgb, a, p, valid=nodata))
     if maps.similarity is not None:
-        png("similarity", overlay(rgb, maps.similarity, p))
+        png("similarity", overlay(rgb, maps.similarity, p, valid=nodata))
     files["panel"] = out / f"{prefix}_panel.png"
-    _panel(files["panel"], rgb, maps, f"{maps.info.get('spec', '')} · block {maps.layer}")
+    _panel(files["panel"], rgb, maps, f"{maps.info.get('spec', '')} · block {maps.layer}", nodata)
     if sample.get("crs") and sample.get("transform") is not None:
         files["cog"] = out / f"{prefix}.tif"
         _write_cog(files["cog"], maps, sample["crs"], sample["transform"])

@@ -1,0 +1,110 @@
+"""Pictures checked against known answers: where an attention map puts its bright spot (non-square input, PNG and
+COG), nodata left out of the attention colours, class colours of segmentation panels, and loss-curve axes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from geodino.backbones import load_backbone
+from geodino.models import build_model
+from geodino.viz.attention import attention_maps, read_input, write_attention
+from tests.embed.conftest import random_image, write_tif
+
+
+def pointer_model(patch: int = 16):
+    """A one-block ViT whose head 0 CLS query attends to the brightest patch and nowhere else.
+
+    The patch embedding writes a patch's mean into channel 0 (channel 1 is a constant 1 so that LayerNorm keeps the
+    difference); only the CLS token has channel 2, which feeds head 0's query; head 0's key reads channel 0. Both
+    use the RoPE pair of the slowest y frequency, which rotates by < 0.1 rad over the whole grid."""
+    torch.manual_seed(0)
+    m = build_model("vit_tiny", depth=1, patch_size=patch).eval()
+    dim, hd = m.embed_dim, m.blocks[0].attn.head_dim
+    with torch.no_grad():
+        pe = m.patch_embed.proj
+        pe.weight.zero_()
+        pe.bias.zero_()
+        pe.weight[0] = 1.0 / (3 * patch * patch)
+        pe.bias[1] = 1.0
+        m.cls_token.zero_()
+        m.cls_token[0, 0, 2] = 5.0
+        m.storage_tokens.zero_()
+        blk = m.blocks[0]
+        blk.norm1.weight.fill_(1.0)
+        blk.norm1.bias.zero_()
+        blk.attn.qkv.weight.zero_()
+        blk.attn.qkv.bias.zero_()
+        i = hd // 4 - 1
+        blk.attn.qkv.weight[i, 2] = 10.0  # q, head 0
+        blk.attn.qkv.weight[dim + i, 0] = 10.0  # k, head 0
+    return m
+
+
+def test_bright_patch_lands_where_it_is_in_maps_pngs_and_cog(tmp_path):
+    """A bright 16 px square in the bottom-right of a 48 x 80 px (non-square) raster: head 0's map, the mean PNG
+    and the COG cell all put the peak there (a transposed or flipped map puts it elsewhere)."""
+    import rasterio
+    from PIL import Image
+
+    data = np.full((3, 48, 80), 30, np.uint8)
+    data[:, 32:48, 64:80] = 220
+    tif = write_tif(tmp_path / "s.tif", data)
+    sample = read_input(tif)
+    maps = attention_maps(load_backbone(pointer_model()), sample, heads=[0])
+    assert maps.grid == (3, 5)
+    assert np.unravel_index(np.argmax(maps.heads[0]), maps.grid) == (2, 4)
+    assert maps.heads[0][2, 4] > 0.99  # the CLS query of head 0 looks at that one patch
+    files = write_attention(maps, sample, tmp_path / "o")
+    png = np.asarray(Image.open(files["mean"])).astype(int)
+    assert png.shape == (48, 80, 3)
+    # inferno's top is pale yellow: its blue channel is high only in the attended patch
+    hot = png[..., 2] > 100
+    assert hot[32:48, 64:80].all() and not hot[:32].any() and not hot[:, :64].any()
+    with rasterio.open(files["cog"]) as cog, rasterio.open(tif) as src:
+        assert (cog.height, cog.width) == (3, 5)
+        assert cog.transform.a == 16 * src.transform.a and cog.transform.e == 16 * src.transform.e
+        assert (cog.transform.c, cog.transform.f) == (src.transform.c, src.transform.f)
+        mean = cog.read(1)
+        assert np.unravel_index(np.argmax(mean), mean.shape) == (2, 4)
+        # the bright cell's centre is the bright square's centre on the ground
+        assert cog.xy(2, 4) == src.transform * (72, 40)  # (x, y) of the square's centre: pixel edges 64-80, 32-48
+
+
+def test_nodata_patches_are_nodata_in_the_pngs_and_the_cog(tmp_path):
+    """Nodata patches took the heat colours like data, and their attention set the colour range: with a nodata
+    patch at the top of the scale, the best data patch was drawn dark. Now nodata pixels keep the image's nodata
+    magenta, colours are scaled over the patches holding data, and the COG has NaN (its nodata) there."""
+    import matplotlib
+    import rasterio
+    from PIL import Image
+
+    data = random_image(64, 64)
+    data[:, :, :40] = 0  # columns 0-39 nodata: patch columns 0 and 1 hold none, column 2 holds 8 valid columns
+    tif = write_tif(tmp_path / "nd.tif", data, nodata=0)
+    sample = read_input(tif)
+    m = build_model("vit_tiny", depth=1).eval()
+    maps = attention_maps(load_backbone(m), sample)
+    assert maps.valid.tolist() == [[False, False, True, True]] * 4
+    # hand-made values: nodata patches 1.0 (the largest), data patches 0..0.015, the largest at (3, 3)
+    maps.mean = np.where(maps.valid, np.arange(16, dtype=np.float32).reshape(4, 4) / 1000, 1.0)
+    files = write_attention(maps, sample, tmp_path / "o")
+    rgb = np.asarray(Image.open(files["image"])).astype(int)
+    mean = np.asarray(Image.open(files["mean"])).astype(int)
+    magenta = np.array([255, 0, 255])
+    assert (rgb[:, :40] == magenta).all() and (mean[:, :40] == magenta).all()  # nodata stays nodata
+    top = np.asarray(matplotlib.colormaps["inferno"](1.0)[:3]) * 255
+    cell = (rgb[48:64, 48:64] * 0.4 + top.astype(np.uint8) * 0.6).astype(int)
+    np.testing.assert_allclose(mean[48:64, 48:64], cell, atol=1)  # the best data patch is the top colour
+    bottom = np.asarray(matplotlib.colormaps["inferno"](0.0)[:3]) * 255
+    cell = (rgb[0:16, 40:48] * 0.4 + bottom.astype(np.uint8) * 0.6).astype(int)
+    np.testing.assert_allclose(mean[0:16, 40:48], cell, atol=1)  # the lowest data patch the bottom colour
+    mask = np.asarray(Image.open(files["mask"])).astype(int)
+    assert (mask[:, :40] == magenta).all()
+    with rasterio.open(files["cog"]) as cog:
+        assert np.isnan(cog.nodata)
+        band = cog.read(1)
+        assert np.isnan(band[:, :2]).all() and np.isfinite(band[:, 2:]).all()
+        assert band[3, 3] == pytest.approx(0.015)
+        assert np.isnan(cog.read(2)[:, :2]).all()  # the mask band too
