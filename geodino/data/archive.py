@@ -18,7 +18,16 @@ from typing import Any
 import numpy as np
 
 from geodino.data.paths import RASTER_EXTS, resolve_paths
-from geodino.data.rasters import SceneInfo, open_raster, read_window, stream_id, target_grid, window_affine
+from geodino.data.rasters import (
+    SceneInfo,
+    file_mask,
+    open_raster,
+    read_window,
+    stream_id,
+    target_grid,
+    warp_nodata,
+    window_affine,
+)
 from geodino.data.sensors import Sensor, check_bit_depth, check_read_values, get_sensor
 from geodino.data.tiling import EpochOrder, TileSampler, least_nodata
 from geodino.data.validity import check_nodata, valid_pixels
@@ -249,6 +258,9 @@ class RasterArchive:
                     if self.crs is not None:
                         from rasterio.crs import CRS
 
+                        # cells beyond the file: the nodata value, else the alpha band the WarpedVRT adds
+                        has_mask = has_mask or warp_nodata(nodata, src.dtypes[0]) is None
+
                         dst = CRS.from_user_input(self.crs)
                         transform, width, height = target_grid(src, dst, self.res)
                         crs_wkt = dst.to_wkt()
@@ -338,7 +350,7 @@ class RasterArchive:
     def dataset(self, i: int) -> Any:
         """The cached rasterio handle (or WarpedVRT) of scene `i` in this process."""
         s = self.scenes[i]
-        return open_raster(s.path, crs=self.crs, res=self.res, resampling=self.resampling)
+        return open_raster(s.path, crs=self.crs, res=self.res, resampling=self.resampling, nodata=s.nodata)
 
     def read(self, i: int, col: int, row: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
         """Raw window (data in file units [C,h,w], valid [h,w]) of scene `i`; may run past the edges."""
@@ -454,7 +466,9 @@ class RasterSource:
             data = ds.read(list(s.band_indexes), out_shape=(len(s.band_indexes), oh, ow))
             valid = valid_pixels(data, s.nodata, band_axis=0)  # the one rule (nodata in every band; non-finite)
             if s.has_mask:  # the file's own mask, also under a nodata value from the sensor or the user
-                valid &= ds.read_masks(s.band_indexes[0], out_shape=(oh, ow)) > 0
+                m = file_mask(ds, s.band_indexes, out_shape=(oh, ow))
+                if m is not None:
+                    valid &= m
             self.archive.check_values(sid, data, valid)  # every scene's pixels, read here anyway
             integral = np.pad(valid.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
             sy, sx = oh / s.height, ow / s.width

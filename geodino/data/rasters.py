@@ -17,6 +17,7 @@ handle). With `crs`/`res` set, each scene is read through a `WarpedVRT` onto one
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -27,15 +28,18 @@ import numpy as np
 from geodino.data.validity import nodata_fits, valid_pixels
 
 __all__ = [
+    "FILE_NODATA",
     "SceneGrid",
     "SceneInfo",
     "alpha_bands",
     "alpha_is_data",
+    "file_mask",
     "open_raster",
     "own_mask",
     "read_window",
     "stream_id",
     "target_grid",
+    "warp_nodata",
     "window_affine",
 ]
 
@@ -103,10 +107,34 @@ _handles: OrderedDict[tuple, Any] = OrderedDict()
 _handles_pid = -1
 
 
+FILE_NODATA = "file"
+"""`open_raster(nodata=...)` default: the file's own nodata value."""
+
+
+def warp_nodata(nodata: float | None, dtype: str) -> float | None:
+    """The nodata value a WarpedVRT can fill the target grid's cells beyond the file with (and leave out of the
+    resampling): `nodata` when pixels of `dtype` can equal it, else None (then an alpha band marks those cells)."""
+    if nodata is None:
+        return None
+    if math.isnan(float(nodata)):
+        return float(nodata) if np.dtype(dtype).kind == "f" else None
+    return float(nodata) if nodata_fits(nodata, dtype) else None
+
+
 def open_raster(
-    path: str, *, crs: str | None = None, res: tuple[float, float] | None = None, resampling: str = "bilinear"
+    path: str,
+    *,
+    crs: str | None = None,
+    res: tuple[float, float] | None = None,
+    resampling: str = "bilinear",
+    nodata: float | str | None = FILE_NODATA,
 ):
-    """A cached rasterio dataset (or WarpedVRT onto `crs`/`res`) for this process."""
+    """A cached rasterio dataset (or WarpedVRT onto `crs`/`res`) for this process.
+
+    A WarpedVRT fills the target grid's cells beyond the file (a reprojected scene's corners) with `nodata` (the
+    scene's value: the file's, a `nodata:` override or the sensor's; default the file's), which also stays out of
+    the resampling. Without a usable one it gets an alpha band (the last band, colour interpretation alpha) that
+    `read_window` applies, so those cells are never read as valid zeros."""
     global _handles_pid
     import rasterio
     from rasterio.enums import Resampling
@@ -120,7 +148,7 @@ def open_raster(
         version: tuple[int, int] | None = (st.st_size, st.st_mtime_ns)
     except OSError:  # URLs and /vsi paths: rasterio reports what is wrong when it opens them
         version = None
-    key = (path, version, crs, res, resampling)
+    key = (path, version, crs, res, resampling, nodata)
     ds = _handles.get(key)
     if ds is not None:
         _handles.move_to_end(key)
@@ -131,6 +159,8 @@ def open_raster(
 
         dst_crs = CRS.from_user_input(crs)
         transform, width, height = target_grid(src, dst_crs, res)
+        value = warp_nodata(src.nodata if nodata == FILE_NODATA else nodata, src.dtypes[0])  # type: ignore[arg-type]
+        fill: dict[str, Any] = {"nodata": value} if value is not None else {"add_alpha": True}
         ds = WarpedVRT(
             src,
             crs=dst_crs,
@@ -138,8 +168,8 @@ def open_raster(
             width=width,
             height=height,
             resampling=Resampling[resampling],
-            src_nodata=src.nodata,
-            nodata=src.nodata,
+            src_nodata=value,
+            **fill,
         )
     else:
         ds = src
@@ -171,6 +201,17 @@ def alpha_is_data(alpha: Sequence[int], path: str, count: int, dtype: str) -> st
         f"if {'it is' if one else 'they are'} data{why if count == 4 and dtype == 'uint8' else ''}, clear the flag "
         f"(gdal_edit.py {flags} {path})"
     )
+
+
+def file_mask(ds: Any, indexes: Sequence[int], window: Any = None, out_shape: Any = None) -> np.ndarray | None:
+    """The valid pixels [h,w] of `ds`'s own mask (None: it has none): an alpha band not read as data (RGBA read
+    as RGB, the alpha band a WarpedVRT adds), else GDAL's internal/external mask of the first band read."""
+    extra = [b for b in alpha_bands(ds) if b not in indexes]
+    if extra:
+        return ds.read(extra[0], window=window, out_shape=out_shape) > 0
+    if own_mask(ds, indexes[0]):
+        return ds.read_masks(indexes[0], window=window, out_shape=out_shape) > 0
+    return None
 
 
 def own_mask(ds: Any, band: int) -> bool:
@@ -210,9 +251,9 @@ def read_window(
 
     Only the part inside the raster is read (one `read` call, no boundless VRT); the rest is filled with
     `nodata` (or 0) and marked invalid. Validity is `geodino.data.validity.valid_pixels` (every band nodata, or
-    any band NaN or +/-inf), and, when `use_mask`, the file's own internal mask or alpha band (GDAL mask flags
-    per_dataset/alpha: set only for files that declare no nodata value) on top of `nodata`, which may come from the
-    sensor or the user: a nodata value other than the file's does not make its mask wrong.
+    any band NaN or +/-inf), and, when `use_mask`, the file's own mask (`file_mask`: an alpha band, or GDAL's mask
+    flags per_dataset/alpha, set only for files that declare no nodata value) on top of `nodata`, which may come
+    from the sensor or the user: a nodata value other than the file's does not make its mask wrong.
     """
     from rasterio.windows import Window
 
@@ -236,9 +277,10 @@ def read_window(
         if inside:
             inside_mask[r0 - row : r1 - row, c0 - col : c1 - col] = True
         valid &= inside_mask
-    if use_mask and inside and own_mask(ds, indexes[0]):
-        m = ds.read_masks(indexes[0], window=Window(c0, r0, c1 - c0, r1 - r0))
-        valid[r0 - row : r1 - row, c0 - col : c1 - col] &= m > 0
+    if use_mask and inside:
+        m = file_mask(ds, indexes, window=Window(c0, r0, c1 - c0, r1 - r0))
+        if m is not None:
+            valid[r0 - row : r1 - row, c0 - col : c1 - col] &= m
     return data, valid
 
 

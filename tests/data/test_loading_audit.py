@@ -82,3 +82,48 @@ def test_an_internal_mask_holds_under_the_sensors_nodata_value(tmp_path, sensor)
     assert not valid[:, :32].any() and valid[:, 32:].all()
     grid = RasterSource(archive, tile_size=32, sampling="grid", max_nodata_fraction=0.5, name="g")
     assert sorted(grid.tiles.grid_tile(k)[1] for k in range(len(grid))) == [32, 32]  # the left column is dropped
+
+
+def _inside_file(scene, path) -> np.ndarray:
+    """[h,w] whether each read-grid pixel centre lies inside the file's own footprint (by pyproj, not GDAL)."""
+    import rasterio
+    from pyproj import Transformer
+
+    cols, rows = np.meshgrid(np.arange(scene.width) + 0.5, np.arange(scene.height) + 0.5)
+    t = scene.affine
+    x, y = t.a * cols + t.b * rows + t.c, t.d * cols + t.e * rows + t.f
+    with rasterio.open(path) as src:
+        fx, fy = Transformer.from_crs(scene.crs, src.crs.to_wkt(), always_xy=True).transform(x, y)
+        left, bottom, right, top = src.bounds
+    return (fx > left) & (fx < right) & (fy > bottom) & (fy < top)
+
+
+@pytest.mark.parametrize(("file_nodata", "override"), [(None, None), (0, 65535)])
+def test_reprojected_corners_beyond_the_file_are_nodata(tmp_path, file_nodata, override):
+    """With `crs:` set, a UTM scene 200 km off its central meridian lands tilted in EPSG:4326 and the target
+    rectangle's corners lie beyond the file. Without a nodata value (none declared, a sensor without one) or with a
+    `nodata:` override other than the file's, the WarpedVRT filled them with 0 and they read as valid pixels;
+    now they are nodata (the override, else an added alpha band), and the file's real zeros stay data."""
+    from affine import Affine
+
+    data = np.full((2, 120, 160), 500, np.uint16)
+    data[:, 40:80, 60:100] = 0  # real zeros: data under a nodata: override that replaces a wrong declared 0
+    p = write_tif(tmp_path / "tilted.tif", data, nodata=file_nodata)
+    # write_tif's origin is on the central meridian; move it 200 km west so the grid rotates by ~1.5 degrees
+    import rasterio
+
+    with rasterio.open(p, "r+") as dst:
+        dst.transform = Affine(10.0, 0.0, 300000.0, 0.0, -10.0, 4650000.0)
+    sensor = Sensor("two", ("a", "b"), 1e-4, (0.05, 0.05), (0.01, 0.01), False, nodata=None)
+    archive = RasterArchive([p], sensor=sensor, nodata=override, crs="EPSG:4326", resampling="nearest", progress=False)
+    scene = archive.scenes[0]
+    values, valid = archive.read(0, 0, 0, scene.width, scene.height)
+    inside = _inside_file(scene, p)
+    assert (~inside).sum() > 500  # the corners are there to be read
+    assert not (valid & ~inside).any()  # nothing beyond the file is valid
+    assert np.isin(values[:, valid], [0, 500]).all()
+    core = np.pad(inside, 1)
+    core = core[1:-1, 1:-1] & core[:-2, 1:-1] & core[2:, 1:-1] & core[1:-1, :-2] & core[1:-1, 2:]
+    assert (core & ~valid).sum() == 0  # everything the file covers is valid (its one-pixel edge aside)
+    if override is not None:
+        assert (values[:, valid] == 0).any()  # the real zeros under the override are read as data
