@@ -179,7 +179,7 @@ class RasterArchive:
                 files.append([f, -1, -1])
         sensor = self._sensor_arg.name if isinstance(self._sensor_arg, Sensor) else self._sensor_arg
         return {
-            "version": 1,
+            "version": 2,  # 2: warped scenes without a nodata value have has_mask (their alpha band)
             "files": files,
             "bands": self.requested_bands,
             "band_names": list(self.band_names_override or []),
