@@ -116,6 +116,24 @@ def plot_boxes(image: Tensor, truth: Tensor | None, pred: dict[str, Tensor], thr
     save_figure(fig, path, dpi=100, format="png")
 
 
+def class_cmap(k: int) -> Any:
+    """A colour map of max(k, 2) distinct colours for class ids 0..k-1: tab20 spread over k up to 20 classes, then
+    tab20, tab20b and tab20c (60 colours), then evenly spaced hues. tab20 resampled to more than 20 colours repeats
+    its colours, so two classes of a 25-class mask were drawn alike."""
+    import colorsys
+
+    import matplotlib
+    from matplotlib.colors import ListedColormap
+
+    n = max(k, 2)
+    if n <= 20:
+        return matplotlib.colormaps["tab20"].resampled(n)
+    colours = [c for name in ("tab20", "tab20b", "tab20c") for c in matplotlib.colormaps[name].colors]
+    extra = n - len(colours)
+    colours += [colorsys.hsv_to_rgb((i * 0.618033988749895) % 1.0, 0.75, 0.85) for i in range(max(extra, 0))]
+    return ListedColormap(colours[:n], name=f"classes{n}")
+
+
 def plot_examples(
     items: list[tuple[Tensor, Tensor, Tensor]],
     k: int,
@@ -128,7 +146,7 @@ def plot_examples(
     plt = figures()
     from matplotlib.patches import Patch
 
-    cmap = plt.get_cmap("tab20", max(k, 2))  # k colours: class i is colour i (vmin 0, vmax k - 1)
+    cmap = class_cmap(k)  # k distinct colours: class i is colour i (vmin 0, vmax k - 1)
     fig, axes = plt.subplots(len(items), 3, figsize=(9, 3 * len(items)), squeeze=False)
     for row, (img, mask, pred) in zip(axes, items):
         row[0].imshow(rgb_preview(img))

@@ -108,3 +108,30 @@ def test_nodata_patches_are_nodata_in_the_pngs_and_the_cog(tmp_path):
         assert np.isnan(band[:, :2]).all() and np.isfinite(band[:, 2:]).all()
         assert band[3, 3] == pytest.approx(0.015)
         assert np.isnan(cog.read(2)[:, :2]).all()  # the mask band too
+
+
+def _captured_figure(monkeypatch, module) -> list:
+    """Replace `module.save_figure` by a recorder: the figure's artists can then be inspected."""
+    seen: list = []
+    monkeypatch.setattr(module, "save_figure", lambda fig, path, **kw: seen.append(fig))
+    return seen
+
+
+@pytest.mark.parametrize("k", [5, 25, 70])
+def test_segmentation_panels_give_every_class_its_own_colour(monkeypatch, tmp_path, k):
+    """tab20 resampled to k > 20 colours repeats colours: with 25 classes, 5 pairs of classes were drawn (and listed
+    in the legend) alike. Each class id must map to its own colour in the truth and prediction panels, and the
+    legend patch of class i must be that colour."""
+    from geodino.eval import plots
+
+    seen = _captured_figure(monkeypatch, plots)
+    mask = torch.arange(k).repeat(4, 1)  # one column per class
+    plots.plot_examples([(torch.rand(3, 4, k), mask, mask.clone())], k, 255, tmp_path / "x.png")
+    fig = seen[0]
+    truth = fig.axes[1].get_images()[0]
+    drawn = [tuple(np.round(truth.cmap(truth.norm(i)), 4)) for i in range(k)]
+    assert len(set(drawn)) == k
+    handles = fig.legends[0].legend_handles[:k]
+    assert [tuple(np.round(h.get_facecolor(), 4)) for h in handles] == drawn
+    pred = fig.axes[2].get_images()[0]
+    assert [tuple(np.round(pred.cmap(pred.norm(i)), 4)) for i in range(k)] == drawn
