@@ -19,7 +19,7 @@ import lightning as L
 from geodino.io import temp_name
 from geodino.train import checkpointing as ckpt_lib
 
-__all__ = ["CheckpointCallback"]
+__all__ = ["CheckpointCallback", "remove_path"]
 
 
 class CheckpointCallback(L.Callback):
@@ -77,7 +77,7 @@ class CheckpointCallback(L.Callback):
             trainer.save_checkpoint(tmp, weights_only=False)  # optimiser and loops too: a killed run resumes
         except BaseException:
             if trainer.is_global_zero:
-                _remove(tmp)
+                remove_path(tmp)
             raise
         trainer.strategy.barrier("geodino_ckpt_written")
         if trainer.is_global_zero:
@@ -89,7 +89,7 @@ class CheckpointCallback(L.Callback):
             _point_last(self.folder / "last.ckpt", final.name)
             if self.keep_last > 0:
                 for old in ckpt_lib.find_checkpoints(self.folder)[: -self.keep_last]:
-                    _remove(old)
+                    remove_path(old)
         trainer.strategy.barrier("geodino_ckpt_renamed")
         self.last_saved_step, self.last_path = step, final
         return final
@@ -103,10 +103,11 @@ def _point_last(link: Path, target_name: str) -> None:
     os.replace(tmp, link)
 
 
-def _remove(p: Path) -> None:
+def remove_path(p: Path) -> None:
+    """Remove a checkpoint or its temporary: a file, or a folder (a sharded checkpoint); gone already is fine."""
     import shutil
 
-    if p.is_dir():
+    if p.is_dir() and not p.is_symlink():  # a link (`last.ckpt`'s temporary) goes, never what it points at
         shutil.rmtree(p, ignore_errors=True)
     else:
         p.unlink(missing_ok=True)

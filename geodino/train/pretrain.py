@@ -130,8 +130,11 @@ def _prepare_output(cfg: PretrainConfig) -> tuple[Path, Path | None]:
     out = make_dirs(Path(cfg.output_dir).expanduser(), what="output_dir")  # removed again if the run fails on input
     if _rank() == 0:
         lock_run_folder(out)
-        for tmp in (out / "checkpoints").glob(".*.tmp-*"):  # a checkpoint a killed run was writing: never complete
-            tmp.unlink(missing_ok=True)
+        from geodino.train.checkpoint_callback import remove_path
+
+        # a checkpoint a killed run was writing: never complete (a sharded one is a folder)
+        for tmp in (out / "checkpoints").glob(".*.tmp-*"):
+            remove_path(tmp)
     resume = cfg.checkpoint.resume
     existing = latest_checkpoint(out / "checkpoints")
     if resume == "never":
