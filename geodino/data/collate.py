@@ -2,7 +2,9 @@
 
 Output keys (CONTRIBUTING.md, "SSL batches"): `global_crops` [n_global·B,C,H,W] crop-major (all images' crop 0,
 then all images' crop 1, as official), `local_crops`, optional `gram_crops`, `masks`, `mask_indices`,
-`masks_weight`, `n_masked_patches`, `upperbound`, `step` and `source`. Samples transformed with
+`masks_weight`, `n_masked_patches`, `upperbound`, `n_global_crops` (global crops per image: the rows of
+`global_crops` alone cannot say how many images and how many crops they hold, and `crops.n_global` may differ
+from the official 2), `step` and `source`. Samples transformed with
 `photometric=False` add `global_params` / `local_params` (their drawn colour/blur parameters, crop-major) that
 `finish_photometric` applies to the stacked crops: in the loader, or on the accelerator (`crops.photometric`).
 """
@@ -48,7 +50,9 @@ def collate_ssl(
 ) -> dict[str, Any]:
     """Collate multi-crop samples (dicts with `global_crops`, `local_crops`, optional `gram_crops` lists)."""
     global_crops = stack_crop_major(samples, "global_crops")
-    out: dict[str, Any] = {"global_crops": global_crops}
+    # the consumers split the rows into (crops, images) with this count: without it they assumed 2 and paired
+    # crops of different images when crops.n_global was 1, 3 or 4
+    out: dict[str, Any] = {"global_crops": global_crops, "n_global_crops": len(samples[0]["global_crops"])}
     if samples[0].get("local_crops"):
         out["local_crops"] = stack_crop_major(samples, "local_crops")
     else:

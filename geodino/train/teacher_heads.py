@@ -136,6 +136,7 @@ def _warmup_losses(
     idx = batch["mask_indices"].to(device)
     weight = batch["masks_weight"].to(device)
     n_masked = batch["n_masked_patches"]
+    n_global_crops = int(batch.get("n_global_crops", n_global_crops))  # the loader's count wins over the default
     b = g.shape[0] // n_global_crops
     with torch.no_grad():  # the frozen backbone: three views, no graph
         clean = model.forward_features(g)
@@ -157,7 +158,8 @@ def _warmup_losses(
         n_l = s_l.shape[0] // b
         l_terms = n_global_crops * n_l
         loss_local = dino_loss(s_l.unflatten(0, (n_l, b)), t_cls)
-    loss_global = dino_loss(s_g, t_cls, ignore_diagonal=True)
+    # one global crop per image has no cross-view pair: no global term (as SSLMetaArch), not 0 x NaN
+    loss_global = dino_loss(s_g, t_cls, ignore_diagonal=True) if g_terms else s_g.new_zeros(())
     s_patch = heads["ibot_head"](torch.index_select(views[0]["x_norm_patchtokens"].flatten(0, 1), 0, idx))
     loss_ibot = ibot_loss(s_patch, t_patch, masks, weight)
     total_terms = g_terms + l_terms

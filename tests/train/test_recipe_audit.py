@@ -1,0 +1,54 @@
+"""Audit of the training recipe around the losses against facebookresearch/dinov3: each test fails on the code
+before its fix (the commit message says how it was found)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from geodino.data.collate import collate_ssl
+from geodino.data.config import CropsConfig
+from geodino.data.crops import MultiCropTransform
+from geodino.data.sensors import get_sensor
+from geodino.train.ssl import SSLMetaArch
+from tests.train.ssl_fixtures import tiny_cfg
+
+
+def _batch(n_global: int, n_local: int, B: int) -> dict:
+    """A loader batch of B images with `n_global` global and `n_local` local crops each (32 / 16 px, patch 8)."""
+    cfg = CropsConfig(n_global=n_global, n_local=n_local, global_size=32, local_size=16)
+    tf = MultiCropTransform(cfg, get_sensor("sat493m"))
+    samples = [tf({"image": torch.rand(3, 64, 64)}, np.random.default_rng(b)) for b in range(B)]
+    return collate_ssl(samples, step=0, source="a", seed=0, patch_size=8)
+
+
+@pytest.mark.parametrize(("n_global", "n_local"), [(1, 4), (4, 2), (2, 4)])
+def test_the_batch_says_how_many_global_crops_each_image_has(n_global: int, n_local: int) -> None:
+    # crops.n_global accepts any count >= 1 but the batch did not carry it: SSLMetaArch assumed 2 and split the
+    # rows of global_crops into the wrong (crops, images), pairing crops of different images in every loss term
+    # (n_global=1, B=4 was read as 2 crops of 2 images with 8 local crops each)
+    B = 4
+    batch = _batch(n_global, n_local, B)
+    assert batch["n_global_crops"] == n_global
+    x = SSLMetaArch(tiny_cfg(), total_iters=4)._inputs(batch)
+    assert (x.n_global, x.batch_size, x.n_local) == (n_global, B, n_local)
+
+
+def test_head_warmup_reads_the_global_crop_count_from_the_batch() -> None:
+    from geodino.losses.dino import DINOLoss
+    from geodino.losses.ibot import IBOTPatchLoss
+    from geodino.models import build_model
+    from geodino.models.heads import DINOHead
+    from geodino.train.teacher_heads import _warmup_losses
+
+    torch.manual_seed(0)
+    model = build_model("vit_tiny", patch_size=8, depth=1, n_storage_tokens=0).eval()
+    heads = torch.nn.ModuleDict({"dino_head": DINOHead(192, 16, 8, 4), "ibot_head": DINOHead(192, 12, 8, 4)})
+    losses = (DINOLoss(16), IBOTPatchLoss(12))
+    batch = _batch(1, 2, 4)
+    # one global crop per image: no cross-view global pair, so the DINO global term has no pairs (0 / 0 = 0 terms);
+    # with the default of 2 the 4 rows were read as 2 crops of 2 images and a global term was computed
+    loss, loss_global, _ = _warmup_losses(model, heads, heads, batch, losses, 0.07, 2, "cpu")
+    assert torch.isfinite(loss)
+    assert loss_global.numel() == 1 and float(loss_global) == 0.0
