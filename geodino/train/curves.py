@@ -63,7 +63,9 @@ def plot_curves(metrics: dict[str, dict[int, float]], out_png: str | Path, n_pro
     loss_rows = [
         ("DINO loss", ("dino_global_loss", "dino_local_loss"), 1.0),
         ("iBOT loss", ("ibot_loss",), 0.5),
-        ("KoLeo, Gram", ("koleo_loss", "gram_loss"), 0.0),
+        # each on its own axis: the Gram loss (~1e-3..1e-2) drew flat at zero next to KoLeo (~0.5..2)
+        ("KoLeo loss", ("koleo_loss",), 0.0),
+        ("Gram loss", ("gram_loss",), 0.0),
     ]
     loss_rows = [(t, [k for k in keys if metrics.get(k)], f) for t, keys, f in loss_rows]
     loss_rows = [r for r in loss_rows if r[1]]

@@ -135,3 +135,25 @@ def test_segmentation_panels_give_every_class_its_own_colour(monkeypatch, tmp_pa
     assert [tuple(np.round(h.get_facecolor(), 4)) for h in handles] == drawn
     pred = fig.axes[2].get_images()[0]
     assert [tuple(np.round(pred.cmap(pred.norm(i)), 4)) for i in range(k)] == drawn
+
+
+def test_gram_loss_curve_gets_an_axis_of_its_own(monkeypatch, tmp_path):
+    """KoLeo (~1) and Gram (~1e-2) shared one axis, so a Gram loss that fell tenfold was drawn as a flat line at 0.
+    The axis the Gram curve is on must span its own range, not KoLeo's."""
+    import geodino.viz.figures
+    from geodino.train.curves import plot_curves
+
+    seen = _captured_figure(monkeypatch, geodino.viz.figures)
+    steps = range(0, 100, 10)
+    metrics = {
+        "dino_global_loss": {s: 8.0 - s / 100 for s in steps},
+        "koleo_loss": {s: 1.5 - s / 100 for s in steps},
+        "gram_loss": {s: 0.02 - s / 10000 for s in steps},  # 0.02 -> 0.011
+    }
+    plot_curves(metrics, tmp_path / "c.png", n_prototypes=4096)
+    axes = {line.get_label(): ax for ax in seen[0].axes for line in ax.get_lines()}
+    lo, hi = axes["gram"].get_ylim()
+    assert axes["gram"] is not axes["koleo"]
+    assert lo > 0.0 and hi < 0.03  # the curve fills its axis (matplotlib's 5 % margins)
+    lo, hi = axes["koleo"].get_ylim()
+    assert lo < 0.7 and hi > 1.4
