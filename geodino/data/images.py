@@ -28,7 +28,8 @@ _skipped_count = 0
 
 
 def decode_image(data: bytes, name: str, n_bands: int = 3) -> np.ndarray:
-    """Decode image bytes to uint8/uint16 [C,H,W]; TIFFs keep their bands, others become RGB."""
+    """Decode image bytes to uint8/uint16 [C,H,W]; TIFFs keep their bands, others become RGB, turned upright as
+    their EXIF orientation says (a phone photo stored sideways is shown upright by every viewer)."""
     suffix = Path(name).suffix.lower()
     if suffix in (".tif", ".tiff"):
         from rasterio.io import MemoryFile
@@ -45,13 +46,15 @@ def decode_image(data: bytes, name: str, n_bands: int = 3) -> np.ndarray:
         from torchvision.io import ImageReadMode
         from torchvision.io import decode_image as tv_decode
 
-        t = tv_decode(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
+        t = tv_decode(
+            torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB, apply_exif_orientation=True
+        )
         return t.numpy()
     except Exception:  # formats torchvision cannot decode (bmp, odd pngs): fall back to Pillow
-        from PIL import Image
+        from PIL import Image, ImageOps
 
         with Image.open(io.BytesIO(data)) as im:
-            return np.asarray(im.convert("RGB")).transpose(2, 0, 1).copy()
+            return np.asarray(ImageOps.exif_transpose(im).convert("RGB")).transpose(2, 0, 1).copy()
 
 
 def match_bit_depth(arr: np.ndarray, name: str, sensor: Sensor) -> np.ndarray:

@@ -127,3 +127,25 @@ def test_reprojected_corners_beyond_the_file_are_nodata(tmp_path, file_nodata, o
     assert (core & ~valid).sum() == 0  # everything the file covers is valid (its one-pixel edge aside)
     if override is not None:
         assert (values[:, valid] == 0).any()  # the real zeros under the override are read as data
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_web_images_are_read_upright_as_their_exif_orientation_says(fmt):
+    """A 40 x 20 photo stored with EXIF orientation 6 (rotate 90 degrees clockwise to view) is 20 wide and 40 high
+    upright, its stored left half (white) on top: torchvision decoded it as stored (sideways)."""
+    import io
+
+    from PIL import Image
+
+    from geodino.data.images import decode_image
+
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, :20] = 255
+    im = Image.fromarray(stored)
+    exif = im.getexif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, exif=exif.tobytes(), quality=95)
+    arr = decode_image(buf.getvalue(), f"photo.{fmt.lower()}")
+    assert arr.shape == (3, 40, 20)
+    assert arr[:, :18].min() > 240 and arr[:, 22:].max() < 15  # stored left half -> top after the clockwise turn
