@@ -51,9 +51,15 @@ def read_metrics(paths: list[Path]) -> dict[str, dict[int, float]]:
     return out
 
 
-def plot_curves(metrics: dict[str, dict[int, float]], out_png: str | Path, n_prototypes: int | None = None) -> Path:
-    """Draw each loss on its own axis (DINO against ln K, iBOT against ln K / 2: its plateau when half the images
-    are masked) and the diagnostics that are present; write `out_png` atomically."""
+def plot_curves(
+    metrics: dict[str, dict[int, float]],
+    out_png: str | Path,
+    n_prototypes: int | None = None,
+    mask_share: float = 0.5,
+) -> Path:
+    """Draw each loss on its own axis (DINO against ln K, iBOT against `mask_share` x ln K: its plateau, as the loss
+    is averaged over all global crops and only that share of them is masked; ln K / 2 at the default 0.5) and the
+    diagnostics that are present; write `out_png` atomically."""
     from geodino.viz.figures import figures, save_figure
 
     plt = figures()
@@ -62,7 +68,7 @@ def plot_curves(metrics: dict[str, dict[int, float]], out_png: str | Path, n_pro
     panels = [(t, keys) for t, keys in panels if keys]
     loss_rows = [
         ("DINO loss", ("dino_global_loss", "dino_local_loss"), 1.0),
-        ("iBOT loss", ("ibot_loss",), 0.5),
+        ("iBOT loss", ("ibot_loss",), float(mask_share)),
         # each on its own axis: the Gram loss (~1e-3..1e-2) drew flat at zero next to KoLeo (~0.5..2)
         ("KoLeo loss", ("koleo_loss",), 0.0),
         ("Gram loss", ("gram_loss",), 0.0),
@@ -79,11 +85,12 @@ def plot_curves(metrics: dict[str, dict[int, float]], out_png: str | Path, n_pro
             steps = sorted(series)
             ax.plot(steps, [series[s] for s in steps], label=key.removesuffix("_loss"), lw=1.2)
         if ln_k is not None and frac:
-            ax.axhline(frac * ln_k, color="k", ls="--", lw=0.8, label="ln K" if frac == 1 else "ln K / 2")
+            ax.axhline(frac * ln_k, color="k", ls="--", lw=0.8, label=_share_of_ln_k(frac))
         ax.set_ylabel(title, fontsize=8)
         ax.legend(fontsize=7, ncol=3)
     if loss_rows:
-        axes[0].set_title("losses: a flat DINO loss at ln K (iBOT at ln K / 2) means nothing was learned", fontsize=9)
+        ibot = _share_of_ln_k(float(mask_share))
+        axes[0].set_title(f"losses: a flat DINO loss at ln K (iBOT at {ibot}) means nothing was learned", fontsize=9)
     for ax, (title, keys) in zip(axes[len(loss_rows) :], panels):
         for key in keys:
             series = metrics[key]
@@ -98,8 +105,26 @@ def plot_curves(metrics: dict[str, dict[int, float]], out_png: str | Path, n_pro
     return save_figure(fig, out_png, dpi=110, format="png")
 
 
+def _share_of_ln_k(frac: float) -> str:
+    """How a plateau line is labelled: ln K, ln K / 2, or e.g. 0.3 ln K."""
+    return "ln K" if frac == 1 else "ln K / 2" if frac == 0.5 else f"{frac:g} ln K"
+
+
+def run_mask_share(run_dir: str | Path) -> float:
+    """The share of global crops a run masks for iBOT (`ssl.ibot.mask_sample_probability` in `<run>/config.yaml`;
+    0.5, the default, when the file or the key is missing)."""
+    import yaml  # omegaconf's dependency
+
+    try:
+        cfg = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+        return float(cfg["ssl"]["ibot"]["mask_sample_probability"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):  # no config: the default
+        return 0.5
+
+
 def plot_run(run_dir: str | Path, out_png: str | Path | None = None, n_prototypes: int | None = None) -> Path | None:
-    """`<run>/curves.png` from the run's metrics CSVs; None when the run logged no CSV (trainer.loggers)."""
+    """`<run>/curves.png` from the run's metrics CSVs; None when the run logged no CSV (trainer.loggers). The iBOT
+    plateau line uses the run's mask share from its config.yaml."""
     paths = find_metrics(run_dir)
     if not paths:
         return None
@@ -107,7 +132,7 @@ def plot_run(run_dir: str | Path, out_png: str | Path | None = None, n_prototype
     if n_prototypes is None:
         k = metrics.get("monitor/max_entropy")
         n_prototypes = round(math.exp(next(iter(k.values())))) if k else None
-    return plot_curves(metrics, out_png or Path(run_dir) / "curves.png", n_prototypes)
+    return plot_curves(metrics, out_png or Path(run_dir) / "curves.png", n_prototypes, run_mask_share(run_dir))
 
 
 def plot_distill_log(log_csv: str | Path, out_png: str | Path | None = None) -> Path | None:

@@ -157,3 +157,33 @@ def test_gram_loss_curve_gets_an_axis_of_its_own(monkeypatch, tmp_path):
     assert lo > 0.0 and hi < 0.03  # the curve fills its axis (matplotlib's 5 % margins)
     lo, hi = axes["koleo"].get_ylim()
     assert lo < 0.7 and hi > 1.4
+
+
+def _ibot_plateau(fig) -> tuple[float, str]:
+    """(height, label) of the dashed reference line on the axis that holds the iBOT curve."""
+    ax = next(a for a in fig.axes if any(line.get_label() == "ibot" for line in a.get_lines()))
+    ref = next(line for line in ax.get_lines() if line.get_linestyle() == "--")
+    return float(ref.get_ydata()[0]), ref.get_label()
+
+
+def test_ibot_plateau_line_follows_the_runs_mask_share(monkeypatch, tmp_path):
+    """The iBOT loss is averaged over all global crops and only ssl.ibot.mask_sample_probability of them are
+    masked, so it sits at p x ln K when nothing is learned; the line was drawn at ln K / 2 whatever p was, and a
+    run at p = 0.3 stuck on its plateau looked 0.2 ln K below it (learning)."""
+    import math
+
+    import geodino.viz.figures
+    from geodino.train.curves import plot_run
+
+    seen = _captured_figure(monkeypatch, geodino.viz.figures)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    k = 1024
+    (logs / "metrics.csv").write_text(f"step,dino_global_loss,ibot_loss\n0,{math.log(k)},2.1\n10,6.5,2.0\n")
+    plot_run(tmp_path, n_prototypes=k)
+    height, label = _ibot_plateau(seen[-1])
+    assert height == pytest.approx(0.5 * math.log(k)) and label == "ln K / 2"  # no config.yaml: the default
+    (tmp_path / "config.yaml").write_text("ssl:\n  ibot:\n    mask_sample_probability: 0.3\n")
+    plot_run(tmp_path, n_prototypes=k)
+    height, label = _ibot_plateau(seen[-1])
+    assert height == pytest.approx(0.3 * math.log(k)) and label == "0.3 ln K"
