@@ -150,7 +150,9 @@ def _blur_some(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> torch.
 def apply_photometric(x: torch.Tensor, params: torch.Tensor, *, rgb: bool, kernel_size: int = 9) -> torch.Tensor:
     """Apply each crop's drawn photometric parameters (rows of `params`) to the batch `x` [N,C,H,W] in [0, 1].
 
-    RGB: colour jitter in each crop's own op order (only crops with jitter on change), grayscale, blur, solarize;
+    RGB (channels in R, G, B order: the luma weights and the hue rotation depend on it; `MultiCropTransform`
+    reorders other band orders): colour jitter in each crop's own op order (only crops with jitter on change),
+    grayscale, blur, solarize;
     values are clamped to [0, 1] as torchvision does. Multispectral: per-band brightness/contrast around each
     band's mean, then blur (no clamp: reflectance may exceed 1).
     """

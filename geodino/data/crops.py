@@ -2,8 +2,10 @@
 
 Differences from the official `DataAugmentationDINO` (dinov3/data/augmentations.py), all deliberate:
 - Overhead imagery has no "up": every crop gets horizontal and vertical flips and a random 90° rotation.
-- Colour jitter, grayscale and solarize only for RGB-like 3-band sensors; multispectral crops get a shared
-  brightness/contrast change times a small per-band one, so spectra stay plausible.
+- Colour jitter, grayscale and solarize only for RGB-like 3-band sensors whose bands are red, green and blue
+  (in any order: the colour ops see them as R, G, B); a 3-band selection of an RGB-like sensor that is not
+  (NAIP's N, R, G colour infrared) is multispectral. Multispectral crops get a shared brightness/contrast change
+  times a small per-band one, so spectra stay plausible.
 - Gaussian blur uses the intended probabilities (global 1: 1.0, global 2: 0.1, local: 0.5) by default;
   `official_blur_bug=True` reproduces the released models' inverted ones (0.0, 0.9, 0.5; dinov3 #286).
 - The Gram crop is the same box as its global crop, resized to `gram_size` from the source pixels (not from the
@@ -27,7 +29,7 @@ from geodino.data.config import CropsConfig, CropSet
 from geodino.data.sensors import Sensor
 from geodino.errors import ConfigError, plural
 
-__all__ = ["CropSet", "CropsConfig", "MultiCropTransform", "choose_crop_set", "crop_sets"]
+__all__ = ["CropSet", "CropsConfig", "MultiCropTransform", "choose_crop_set", "crop_sets", "rgb_order"]
 
 
 def crop_sets(cfg: CropsConfig) -> list[CropSet]:
@@ -98,6 +100,29 @@ def _rrc_box(
     return (h - ch) // 2, (w - cw) // 2, ch, cw
 
 
+def rgb_order(sensor: Sensor) -> list[int] | None:
+    """Indices of the red, green and blue bands of a 3-band RGB-like sensor, or None when its colour ops do not apply.
+
+    The colour jitter, grayscale and hue rotation weigh channel 0 as red and channel 2 as blue, so they need to
+    know which band is which: by the sensor's `rgb_bands`, else its band names and aliases (`red`, `green`,
+    `blue`). A selection that names some of them but not all three (NAIP's N, R, G colour infrared) is not RGB:
+    jittering it as colour would mix the near infrared into "saturation" and "hue". A sensor that names none of
+    them (a user YAML with `rgb_like: true` and bands b1, b2, b3) is taken in its order, as it declares.
+    """
+    if not sensor.rgb_like or sensor.n_bands != 3:
+        return None
+    bands = list(sensor.bands)
+    named = [sensor.resolve_band(b, strict=False) for b in sensor.rgb_bands or ()]
+    if len(named) == 3 and None not in named and len(set(named)) == 3:
+        return [bands.index(b) for b in named]  # type: ignore[arg-type]
+    found = [sensor.resolve_band(c, strict=False) for c in ("red", "green", "blue")]
+    if all(f is None for f in found):
+        return [0, 1, 2]
+    if None in found or len(set(found)) != 3:
+        return None
+    return [bands.index(f) for f in found]  # type: ignore[arg-type]
+
+
 def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
     if x.shape[-2:] == (size, size):
         return x.clone()
@@ -137,7 +162,9 @@ class MultiCropTransform:
             )
         self.mean = torch.tensor(norm.mean, dtype=torch.float32).view(-1, 1, 1)
         self.std = torch.tensor(norm.std, dtype=torch.float32).view(-1, 1, 1)
-        self.rgb = data_sensor.rgb_like and data_sensor.n_bands == 3
+        # channel order of R, G, B for the colour ops (None: the multispectral jitter); see `rgb_order`
+        self.rgb_channels = rgb_order(data_sensor)
+        self.rgb = self.rgb_channels is not None
         p = list(cfg.blur_probs)
         if cfg.official_blur_bug:  # the released code passes 1 - p to RandomApply
             p = [1.0 - v for v in p]
@@ -162,7 +189,13 @@ class MultiCropTransform:
         from geodino.data.augment import apply_photometric
 
         with torch.autocast(device_type=crops.device.type, enabled=False):
-            x = apply_photometric(crops.float(), params, rgb=self.rgb, kernel_size=self.cfg.blur_kernel)
+            x = crops.float()
+            order = self.rgb_channels
+            if order is not None and order != [0, 1, 2]:  # bands stored as e.g. B, G, R: colour ops on R, G, B
+                x = apply_photometric(x[:, order], params, rgb=True, kernel_size=self.cfg.blur_kernel)
+                x = x[:, np.argsort(order).tolist()]
+            else:
+                x = apply_photometric(x, params, rgb=self.rgb, kernel_size=self.cfg.blur_kernel)
             x = (x - self.mean.to(x.device)) / self.std.to(x.device)
         return x.to(crops.dtype)
 

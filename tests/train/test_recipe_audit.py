@@ -52,3 +52,34 @@ def test_head_warmup_reads_the_global_crop_count_from_the_batch() -> None:
     loss, loss_global, _ = _warmup_losses(model, heads, heads, batch, losses, 0.07, 2, "cpu")
     assert torch.isfinite(loss)
     assert loss_global.numel() == 1 and float(loss_global) == 0.0
+
+
+def test_colour_ops_need_red_green_blue_bands() -> None:
+    # a 3-band selection of an RGB-like sensor got the RGB colour jitter, grayscale and solarize whatever its
+    # bands were: NAIP's colour infrared (N, R, G) was "desaturated" by mixing the near infrared into the others
+    cfg = CropsConfig(global_size=32, local_size=16, n_local=2, jitter_prob=0.0, grayscale_prob=1.0)
+    cfg.blur_probs = [0.0, 0.0, 0.0]
+    cir = get_sensor("naip").select(["N", "R", "G"])
+    tf = MultiCropTransform(cfg, cir)
+    assert not tf.rgb
+    image = torch.rand(3, 64, 64)
+    out = tf({"image": image}, np.random.default_rng(0), photometric=False)
+    raw = torch.stack(out["global_crops"])
+    params = torch.from_numpy(np.stack(out["global_params"]))
+    mean, std = torch.tensor(cir.mean).view(1, 3, 1, 1), torch.tensor(cir.std).view(1, 3, 1, 1)
+    # jitter off, no blur: the multispectral step only standardises; the bands stay distinct
+    torch.testing.assert_close(tf.finish(raw, params), (raw - mean) / std)
+
+
+def test_colour_ops_see_blue_green_red_files_as_red_green_blue() -> None:
+    # bands stored B, G, R: the luma weights (0.299 R + 0.587 G + 0.114 B) and the hue rotation were applied to
+    # them as if they were R, G, B; now the crops equal those of the same image stored R, G, B, band for band
+    cfg = CropsConfig(global_size=32, local_size=16, n_local=2, jitter_prob=1.0, grayscale_prob=0.5)
+    sat = get_sensor("sat493m")
+    rgb, bgr = MultiCropTransform(cfg, sat), MultiCropTransform(cfg, sat.select(["B", "G", "R"]))
+    image = torch.rand(3, 64, 64)
+    a = rgb({"image": image}, np.random.default_rng(3))
+    b = bgr({"image": image.flip(0)}, np.random.default_rng(3))
+    for kind in ("global_crops", "local_crops"):
+        for x, y in zip(a[kind], b[kind]):
+            torch.testing.assert_close(y, x.flip(0), atol=1e-5, rtol=1e-5)
