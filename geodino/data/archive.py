@@ -299,12 +299,18 @@ class RasterArchive:
                 f"{self.hints['sensor']} to a built-in name or a YAML written by `geodino data stats`"
             )
         s = get_sensor(sensor)
-        # matched as `bands:` is (exact, alias, any case): "Blue, Green, Red, NIR" are naip's B, G, R, N in that order
-        known = [s.resolve_band(b, strict=False) for b in self.band_names]
+        unnamed = _unnamed(self.band_names)
+        # names are matched as `bands:` is (exact, alias, any case): "Blue, Green, Red, NIR" are naip's B, G, R, N in
+        # that order; b1..bN (positions) only exactly (a data stats YAML of unnamed bands names them so)
+        known = [
+            s.resolve_band(b, strict=False) if not unnamed or b in s.bands or b in s.aliases else None
+            for b in self.band_names
+        ]
         if s.n_bands == n and all(known):
             return s.select(list(self.band_names))
         if s.n_bands == n:
-            self._check_positions(s, known)
+            if not unnamed and not self.requested_bands:  # the file's own names (`bands:` picks are the user's)
+                self._check_positions(s, known)
             return s
         if _unnamed(self.band_names) and not set(self.band_names) <= set(s.bands):
             # b1..bN only say where a band sits in the file, not what it is: matching them to a sensor by name

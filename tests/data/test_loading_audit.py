@@ -149,3 +149,16 @@ def test_web_images_are_read_upright_as_their_exif_orientation_says(fmt):
     arr = decode_image(buf.getvalue(), f"photo.{fmt.lower()}")
     assert arr.shape == (3, 40, 20)
     assert arr[:, :18].min() > 240 and arr[:, 22:].max() < 15  # stored left half -> top after the clockwise turn
+
+
+def test_positional_band_picks_are_still_read_in_the_sensors_order(tmp_path):
+    """`bands:` picking 12 of a 13-band file without descriptions by position (b1..b13 but b11): some picks resolve
+    to the sensor's names (b9 -> B09, which sits 10th in sentinel2_l2a), others not (b10, b13). They are the user's
+    picks, not the file's names: read by position as before, not refused as names the sensor places elsewhere."""
+    p = write_tif(tmp_path / "b13.tif", _bands(tuple(range(100, 1400, 100))), nodata=None)
+    picks = [f"b{i}" for i in range(1, 14) if i != 11]
+    archive = RasterArchive([p], sensor="sentinel2_l2a", bands=picks, progress=False)
+    assert archive.sensor.bands[8:10] == ("B8A", "B09")
+    assert archive.sample(0, 0, 0, 2, 2)["image"][:, 0, 0].tolist() == pytest.approx(
+        [0.01 * i for i in range(1, 14) if i != 11], rel=1e-5
+    )
