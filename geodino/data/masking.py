@@ -3,9 +3,14 @@
 BEiT-style generator: rectangular blocks of area U[min_patches, remaining] (capped at `max_num_patches`, 0.5·N in
 the recipe) and log-uniform aspect in [0.3, 1/0.3], 10 tries per block, repeated until the budget is used, then
 completed with random patches to exactly the requested count. Per batch, `int(n_crops · probability)` of the
-student's global crops are masked with ratios `linspace(r_min, r_max, n + 1)[1:]`, the others not at all, and the
-order is shuffled. Everything draws from an explicit `numpy.random.Generator`, so a batch's masks are a pure
-function of (seed, step, rank).
+student's global crops are masked with ratios `linspace(r_min, r_max, n + 1)[1:]` (float32, so that the counts
+`int(N·ratio)` truncate as official), the others not at all, and the order is shuffled. Everything draws from an
+explicit `numpy.random.Generator`, so a batch's masks are a pure function of (seed, step, rank).
+
+One deliberate difference: the official block cap is written `0.5 * img_size // patch_size * img_size //
+patch_size`, which evaluates left to right to 0.5·N only when img_size / 2 is a multiple of the patch size (every
+official crop size: 224, 256, 512, 768 at patch 16); for other sizes it is smaller (112 px at patch 16: 21 of 49
+patches, not 24.5). geodino caps at 0.5·N, the evident intent, for every size.
 """
 
 from __future__ import annotations
@@ -104,11 +109,13 @@ def sample_masks(
         (h, w), max_num_patches=max_block_fraction * n_tokens, min_num_patches=min_block_patches
     )
     n_masked = int(n_crops * mask_probability)
-    probs = np.linspace(mask_ratio[0], mask_ratio[1], n_masked + 1)
+    # float32 as the official collate (`torch.linspace`, then `int(N * prob)` on the float32 tensor): float64
+    # ratios truncate to one patch more or less for some (N, batch) pairs (e.g. N = 36, 24 crops: 12 vs 11)
+    probs = torch.linspace(float(mask_ratio[0]), float(mask_ratio[1]), n_masked + 1, dtype=torch.float32)
     masks: list[np.ndarray] = []
     upperbound = 0
     for i in range(n_masked):
-        count = int(n_tokens * float(probs[i + 1]))
+        count = int(n_tokens * probs[i + 1])
         masks.append(generator(count, rng))
         upperbound += count
     masks.extend(np.zeros((h, w), dtype=bool) for _ in range(n_crops - n_masked))

@@ -83,3 +83,18 @@ def test_colour_ops_see_blue_green_red_files_as_red_green_blue() -> None:
     for kind in ("global_crops", "local_crops"):
         for x, y in zip(a[kind], b[kind]):
             torch.testing.assert_close(y, x.flip(0), atol=1e-5, rtol=1e-5)
+
+
+def test_masked_patch_counts_follow_the_official_float32_ratios() -> None:
+    from geodino.data.masking import sample_masks
+
+    # official collate: probs = torch.linspace(0.1, 0.5, n + 1) (float32), crop i gets int(N * probs[i + 1])
+    # patches; geodino drew the ratios in float64 and gave one patch more or less on some crops
+    n_tokens, n_crops = 36, 24
+    probs = torch.linspace(0.1, 0.5, n_crops // 2 + 1)
+    official = [int(n_tokens * probs[i + 1]) for i in range(n_crops // 2)]
+    float64 = [int(n_tokens * r) for r in np.linspace(0.1, 0.5, n_crops // 2 + 1)[1:]]
+    assert official != float64  # this (N, batch) is one where the two differ (crop 6: 11 vs 12 patches)
+    masks, upper = sample_masks(n_crops, (6, 6), np.random.default_rng(0))
+    assert sorted(masks.sum(1).tolist()) == sorted([0] * (n_crops // 2) + official)
+    assert upper == sum(official)
