@@ -39,7 +39,8 @@ def _figure(shape: tuple[int, int], extra_width: float):
     scale = 6.0 / max(h, w)
     fig = Figure(figsize=(max(2.0, w * scale) + extra_width, max(2.0, h * scale)))
     ax = fig.add_subplot()
-    ax.set_axis_off()
+    ax.set_xticks([])  # no ticks, but the frame stays: white nodata at an edge is then still inside the raster
+    ax.set_yticks([])
     return fig, ax
 
 
@@ -52,18 +53,24 @@ def classes_png(
     band: int = 1,
     max_side: int = 1024,
 ) -> Path:
-    """Class values painted with `entries[value] = (rgb 0-255, name)` (nodata white), legend on the right."""
+    """Class values painted with `entries[value] = (rgb 0-255, name)`, legend on the right; nodata (and any value
+    without an entry) white, listed in the legend as "nodata" when the map has some."""
     from matplotlib.patches import Patch
 
     arr = _read(cog, band, max_side)
     rgb = np.full((*arr.shape, 3), 255, np.uint8)
     data = np.asarray(arr.filled(0))
+    painted = np.zeros(arr.shape, bool)
     for value, (col, _) in entries.items():
-        rgb[(data == value) & ~np.ma.getmaskarray(arr)] = np.asarray(col[:3], np.uint8)
+        hit = (data == value) & ~np.ma.getmaskarray(arr)
+        rgb[hit] = np.asarray(col[:3], np.uint8)
+        painted |= hit
     fig, ax = _figure(arr.shape, 2.0)
     ax.imshow(rgb, interpolation="nearest")
     items = sorted(entries.items())
     handles = [Patch(facecolor=np.asarray(c[:3]) / 255, edgecolor="k", label=n) for _, (c, n) in items]
+    if not painted.all():  # white cells said nothing: a reader took them for a class or the page
+        handles.append(Patch(facecolor="white", edgecolor="k", label="nodata"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
     if title:
         ax.set_title(title, fontsize=10)
@@ -82,12 +89,16 @@ def ramp_png(
     band: int = 1,
     max_side: int = 1024,
 ) -> Path:
-    """A continuous band through a matplotlib colormap between `vmin` and `vmax`, with a colour bar."""
+    """A continuous band through a matplotlib colormap between `vmin` and `vmax`, with a colour bar whose ends are
+    arrows where the data go beyond the limits (those cells take the end colours; nodata is white)."""
     arr = _read(cog, band, max_side).astype(np.float32)
     arr = np.ma.masked_invalid(arr)
     fig, ax = _figure(arr.shape, 1.2)
     im = ax.imshow(arr, cmap=ramp, vmin=vmin, vmax=vmax, interpolation="nearest")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label=label)
+    vals = arr.compressed()
+    below, above = bool(vals.size and vals.min() < vmin), bool(vals.size and vals.max() > vmax)
+    extend = {(True, True): "both", (True, False): "min", (False, True): "max"}.get((below, above), "neither")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label=label, extend=extend)
     if title:
         ax.set_title(title, fontsize=10)
     return save_png(fig, png)

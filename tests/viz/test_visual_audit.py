@@ -187,3 +187,58 @@ def test_ibot_plateau_line_follows_the_runs_mask_share(monkeypatch, tmp_path):
     plot_run(tmp_path, n_prototypes=k)
     height, label = _ibot_plateau(seen[-1])
     assert height == pytest.approx(0.3 * math.log(k)) and label == "0.3 ln K"
+
+
+def _cog(path, arr: np.ndarray, nodata: float) -> str:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    prof = {"driver": "GTiff", "width": arr.shape[1], "height": arr.shape[0], "count": 1, "dtype": arr.dtype.name}
+    prof.update(crs="EPSG:32633", transform=from_origin(500000, 4000000, 10, 10), nodata=nodata)
+    with rasterio.open(path, "w", **prof) as dst:
+        dst.write(arr, 1)
+    return str(path)
+
+
+def test_quicklooks_say_where_the_data_ends(monkeypatch, tmp_path):
+    """Quick-looks drew nodata white on a white page with the axes off: an 80 x 60 px map whose left 20 columns are
+    nodata looked like a 60 x 60 square, the class legend did not list the white cells, and the colour bar of a
+    ramp clipped at the 99th percentile gave no sign that cells lay beyond its ends. Now the raster's frame is
+    drawn, "nodata" is in the class legend when the map has some, and the colour bar gets arrows where the data go
+    beyond vmin / vmax."""
+    from geodino.embed import quicklook
+
+    seen: list = []
+    monkeypatch.setattr(quicklook, "save_png", lambda fig, png: seen.append(fig))
+    dist = np.full((60, 80), 0.1, np.float32)
+    dist[:, :20] = np.nan
+    dist[30, 40] = 1.5  # above vmax
+    quicklook.ramp_png(
+        _cog(tmp_path / "d.tif", dist, float("nan")), tmp_path / "d.png", vmin=0, vmax=0.3, ramp="magma", label="d"
+    )
+    ax = seen[-1].axes[0]
+    assert ax.axison and all(s.get_visible() for s in ax.spines.values())
+    assert ax.get_images()[0].colorbar.extend == "max"
+    dist[30, 41] = -0.5  # below vmin too
+    quicklook.ramp_png(
+        _cog(tmp_path / "e.tif", dist, float("nan")), tmp_path / "e.png", vmin=0, vmax=0.3, ramp="magma", label="d"
+    )
+    assert seen[-1].axes[0].get_images()[0].colorbar.extend == "both"
+    quicklook.ramp_png(
+        _cog(tmp_path / "f.tif", np.full((4, 4), 0.2, np.float32), float("nan")),
+        tmp_path / "f.png",
+        vmin=0,
+        vmax=0.3,
+        ramp="magma",
+        label="d",
+    )
+    assert seen[-1].axes[0].get_images()[0].colorbar.extend == "neither"
+
+    entries = {0: ((200, 200, 200, 0), "no change"), 1: ((220, 30, 30, 255), "change")}
+    mask = np.where(np.isnan(dist), 255, dist > 0.2).astype(np.uint8)
+    quicklook.classes_png(_cog(tmp_path / "m.tif", mask, 255), tmp_path / "m.png", entries)
+    labels = [t.get_text() for t in seen[-1].axes[0].get_legend().get_texts()]
+    assert labels == ["no change", "change", "nodata"]
+    full = np.zeros((4, 4), np.uint8)
+    quicklook.classes_png(_cog(tmp_path / "n.tif", full, 255), tmp_path / "n.png", entries)
+    assert [t.get_text() for t in seen[-1].axes[0].get_legend().get_texts()] == ["no change", "change"]
