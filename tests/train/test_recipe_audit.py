@@ -98,3 +98,17 @@ def test_masked_patch_counts_follow_the_official_float32_ratios() -> None:
     masks, upper = sample_masks(n_crops, (6, 6), np.random.default_rng(0))
     assert sorted(masks.sum(1).tolist()) == sorted([0] * (n_crops // 2) + official)
     assert upper == sum(official)
+
+
+def test_web_image_config_does_not_rotate_photos() -> None:
+    # web_vits16 ("the official default recipe" on web images) inherited sat_vits16's 90-degree rotations, an
+    # overhead-imagery addition that the official recipe (horizontal flips only) does not have
+    from pathlib import Path
+
+    from geodino.config import load_config
+    from geodino.train.config import PretrainConfig
+
+    root = Path(__file__).resolve().parents[2] / "geodino" / "configs" / "pretrain"
+    web = load_config(PretrainConfig, root / "web_vits16.yaml")
+    assert web.crops.rot90 is False
+    assert load_config(PretrainConfig, root / "sat_vits16.yaml").crops.rot90 is True  # overhead imagery keeps them
