@@ -227,9 +227,12 @@ class SSLModule(L.LightningModule):
     def _raise_nan(self, loss: torch.Tensor, logs: dict[str, Any], it: int) -> None:
         terms = ", ".join(f"{k}={float(v):.4g}" for k, v in logs.items() if _is_number(v))
         last = ckpt_lib.latest_checkpoint(self.checkpoint_dir) if self.checkpoint_dir else None
+        # not "rerun the same command": a resume keeps the recipe (check_resume_config refuses a lower lr) and, being
+        # exact, would reach the same loss at the same step; a new run may start from the last good weights instead
         then = (
-            f"the last good checkpoint is {last}; lower ssl.schedules.lr.peak or ssl.optim.clip_grad and rerun the "
-            "same command to resume from it"
+            f"the last good checkpoint is {last}; a resume keeps the recipe and would reach this loss again, so start "
+            f"a new output_dir with init_from={last} and init_student_from=student, with a lower "
+            "ssl.schedules.lr.peak or ssl.optim.clip_grad"
             if last
             else "no checkpoint was written yet; lower ssl.schedules.lr.peak or ssl.optim.clip_grad and start again"
         )

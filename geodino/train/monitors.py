@@ -201,6 +201,7 @@ def check_finite(loss: Tensor | float, logs: Mapping[str, Any] | None = None, st
     where = f" at step {step}" if step is not None else ""
     terms = f" (non-finite: {', '.join(bad)})" if bad else ""
     raise TrainingError(
-        f"the training loss is {value}{where}{terms}; stop and resume from the last good checkpoint with a lower "
-        "lr (schedules.lr.peak) or gradient clipping (optim.clip_grad)"
+        f"the training loss is {value}{where}{terms}; start a new run from the last good checkpoint (init_from; a "
+        "resume keeps the recipe and would reach this loss again) with a lower lr (schedules.lr.peak) or gradient "
+        "clipping (optim.clip_grad)"
     )

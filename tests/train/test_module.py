@@ -80,8 +80,9 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path):
     arch = StandInArch(nan_at=3)
     with pytest.raises(
         TrainingError,
-        match=r"loss is nan at step 3 .*dino_global_loss=.*last good checkpoint is .*step_00000002\.ckpt; lower "
-        r"ssl\.schedules\.lr\.peak or ssl\.optim\.clip_grad and rerun the same command",
+        match=r"loss is nan at step 3 .*dino_global_loss=.*last good checkpoint is .*step_00000002\.ckpt; a resume "
+        r"keeps the recipe .* new output_dir with init_from=.*step_00000002\.ckpt and init_student_from=student, with "
+        r"a lower ssl\.schedules\.lr\.peak or ssl\.optim\.clip_grad",
     ):
         fit(tmp_path, arch, max_steps=6, every=2)
     ck = tmp_path / "checkpoints"

@@ -33,3 +33,65 @@ def test_a_sharded_checkpoint_temporary_left_by_a_kill_is_swept(tmp_path, tiny_d
         release_run_folder(tmp_path / "run")
     assert not half.exists() and not (ckpts / ".last.ckpt.tmp-4242").is_symlink()
     assert resume == ckpts / "step_00000002.ckpt" and resume.is_dir()  # what the link pointed at stays
+
+
+def test_the_nan_guards_advice_is_a_run_that_starts(tmp_path, tiny_data, monkeypatch):
+    """A NaN loss said "lower ssl.schedules.lr.peak or ssl.optim.clip_grad and rerun the same command to resume", but
+    a resume refuses a changed recipe (and, being exact, would reach the same NaN): the advice could not be
+    followed. The message now names a new run from the last good checkpoint, which is checked here to start."""
+    import re
+
+    import pytest
+
+    from geodino.errors import CheckpointError, TrainingError
+    from geodino.train.pretrain import pretrain
+    from geodino.train.ssl import SSLMetaArch
+
+    forward = SSLMetaArch.forward
+
+    def spike_at_step_2(self, batch, iteration):  # a loss spike the last good checkpoint (step 2) does not hold
+        loss, logs = forward(self, batch, iteration)
+        return (loss * float("nan") if iteration == 2 else loss), logs
+
+    base = ("trainer.max_steps=4", "checkpoint.every_n_steps=2", "checkpoint.export_at_end=false")
+    with monkeypatch.context() as m, pytest.raises(TrainingError, match=r"loss is nan at step 2 ") as caught:
+        m.setattr(SSLMetaArch, "forward", spike_at_step_2)
+        pretrain(_cfg(tmp_path, tiny_data, "run", *base))
+    message = str(caught.value)
+    last = tmp_path / "run" / "checkpoints" / "step_00000002.ckpt"
+    assert f"the last good checkpoint is {last}" in message
+    calmer = ["ssl.schedules.lr.peak=5e-4", "ssl.optim.clip_grad=1.0"]
+    with pytest.raises(CheckpointError, match=r"was written with ssl\.optim\.clip_grad=3\.0"):
+        pretrain(_cfg(tmp_path, tiny_data, "run", *base, *calmer))  # why "rerun the same command" cannot follow it
+    advice = re.findall(r"\b(init_from|init_student_from)=(\S+?)(?=[,;\s]|$)", message)
+    assert dict(advice) == {"init_from": str(last), "init_student_from": "student"}, message
+    out = pretrain(_cfg(tmp_path, tiny_data, "new", *base, *calmer, *(f"{k}={v}" for k, v in advice)))
+    assert (out / "checkpoints" / "step_00000004.ckpt").is_file()
+
+
+def test_the_distill_nan_guard_does_not_advise_a_resume_it_would_refuse(tmp_path, monkeypatch):
+    """Distillation's NaN guard said "lower schedules.lr.end or optim.clip_grad and resume from the last checkpoint",
+    which the resume check refuses (both keys are part of the recipe a resume keeps)."""
+    import pytest
+
+    from geodino.errors import CheckpointError, TrainingError
+    from geodino.train.distill import distill
+    from geodino.train.distill_arch import DistillMetaArch
+    from tests.train.test_distill import _cfg as distill_cfg
+    from tests.train.test_stop import _noise_images
+
+    images = _noise_images(tmp_path / "imgs")
+    forward_backward, calls = DistillMetaArch.forward_backward, []
+
+    def spike_on_the_second_step(self, *args, **kwargs):
+        loss, metrics = forward_backward(self, *args, **kwargs)
+        calls.append(1)
+        return (loss * float("nan") if len(calls) == 2 else loss), metrics
+
+    with monkeypatch.context() as m, pytest.raises(TrainingError, match=r"loss is nan at step 1 ") as caught:
+        m.setattr(DistillMetaArch, "forward_backward", spike_on_the_second_step)
+        distill(distill_cfg(images, tmp_path / "run", "train.max_steps=3"))
+    assert "resume from" not in str(caught.value) and "new output_dir" in str(caught.value)
+    lower = "schedules.lr={start: 0.0, peak: 0.0, end: 1.0e-4, warmup_iters: 0, cosine_iters: 1}"
+    with pytest.raises(CheckpointError, match=r"was written with schedules\.lr\.end=0\.001"):
+        distill(distill_cfg(images, tmp_path / "run", "train.max_steps=3", lower))  # the old advice, refused

@@ -261,7 +261,9 @@ def train_step(run: DistillRun, step: int, batch: dict[str, Any]) -> dict[str, A
         terms = ", ".join(f"{k}={x:.4g}" for k, x in host_floats(metrics).items())
         raise TrainingError(
             f"loss is {float(loss)} at step {step} ({terms}); "
-            f"lower schedules.lr.end or optim.clip_grad and resume from the last checkpoint in {run.ckpt_dir}"
+            # not "resume": a resume keeps the recipe (check_resume_config) and, being exact, reaches this loss again
+            f"lower schedules.lr.end or optim.clip_grad and start again in a new output_dir (a resume keeps the recipe "
+            f"and would reach this loss again)"
         )
     norms = {}
     for name, st in arch.students.items():
