@@ -42,7 +42,9 @@ def plot_confusion(cm: list[list[int]], classes: list[str], path: str | Path, ti
 
 
 def plot_scatter(pairs: list[tuple[np.ndarray, np.ndarray]], path: Path, metrics: dict[str, float]) -> None:
-    """Predicted vs reference height (hexbin density, 1:1 line, metrics in the title)."""
+    """Predicted vs reference height (hexbin density, 1:1 line, metrics in the title). The axes end at the 99.5th
+    percentile; pixels beyond them (or below 0) are drawn on the edge, not dropped: hexbin leaves out points outside
+    its extent, so the worst errors vanished from a plot whose colour bar counts pixels."""
     if not pairs:
         return
     plt = figures()
@@ -50,8 +52,19 @@ def plot_scatter(pairs: list[tuple[np.ndarray, np.ndarray]], path: Path, metrics
     y = np.concatenate([a for a, _ in pairs])
     p = np.concatenate([b for _, b in pairs])
     top = float(max(np.percentile(y, 99.5) if y.size else 1, np.percentile(p, 99.5) if p.size else 1, 1.0))
+    off = int(np.count_nonzero((y < 0) | (y > top) | (p < 0) | (p > top)))
+    y, p = np.clip(y, 0.0, top), np.clip(p, 0.0, top)
     fig, ax = plt.subplots(figsize=(5, 5))
     hb = ax.hexbin(y, p, gridsize=40, extent=(0, top, 0, top), mincnt=1, bins="log", cmap="viridis")
+    if off:
+        ax.text(
+            0.02,
+            0.98,
+            f"{off} pixels beyond the axes drawn on their edge",
+            transform=ax.transAxes,
+            fontsize=7,
+            va="top",
+        )
     ax.plot([0, top], [0, top], "r--", lw=1)
     ax.set_xlabel("reference CHM (m)")
     ax.set_ylabel("predicted height (m)")
