@@ -20,6 +20,8 @@ import numpy as np
 from geodino.data.paths import RASTER_EXTS, resolve_paths
 from geodino.data.rasters import (
     SceneInfo,
+    alpha_bands,
+    alpha_is_data,
     file_mask,
     open_raster,
     read_window,
@@ -179,7 +181,7 @@ class RasterArchive:
                 files.append([f, -1, -1])
         sensor = self._sensor_arg.name if isinstance(self._sensor_arg, Sensor) else self._sensor_arg
         return {
-            "version": 2,  # 2: warped scenes without a nodata value have has_mask (their alpha band)
+            "version": 3,  # 2: warped scenes without a nodata value have has_mask; 3: alpha bands left out
             "files": files,
             "bands": self.requested_bands,
             "band_names": list(self.band_names_override or []),
@@ -228,6 +230,7 @@ class RasterArchive:
 
         sensor = get_sensor(self._sensor_arg) if self._sensor_arg is not None else None
         scenes: list[SceneInfo] = []
+        alpha_warned = False
         it = tqdm(self.files, desc="indexing rasters", unit="file", disable=not progress or len(self.files) < 200)
         for path in it:
             try:
@@ -245,7 +248,16 @@ class RasterArchive:
                         names = sensor.bands
                     if names is None:
                         names = tuple(f"b{i}" for i in range(1, src.count + 1))
-                    out_names, idx = _resolve_bands(path, names, self.requested_bands, sensor, self.hints)
+                    alpha = () if self.requested_bands else alpha_bands(src)
+                    if alpha and not (sensor is not None and sensor.n_bands == src.count):
+                        # the validity mask, not data (as data stats leaves it out): the other bands are read
+                        idx = tuple(b for b in range(1, src.count + 1) if b not in alpha)
+                        out_names = tuple(names[b - 1] for b in idx)
+                    else:
+                        out_names, idx = _resolve_bands(path, names, self.requested_bands, sensor, self.hints)
+                        if alpha and not alpha_warned:  # the sensor has a band for it: data, said once
+                            alpha_warned = True
+                            self._warn_alpha_as_data(path, alpha, src.count, src.dtypes[0], sensor)
                     nodata = self.nodata_override
                     if nodata is not None:  # a value no pixel can hold matched nothing, silently
                         check_nodata(nodata, src.dtypes[0], f"raster {path}", self.hints.get("nodata") or "set nodata")
@@ -255,6 +267,7 @@ class RasterArchive:
                         nodata = sensor.nodata
                     mask_flags = src.mask_flag_enums[0] if src.count else ()
                     has_mask = any(f.name in ("per_dataset", "alpha") for f in mask_flags) and src.nodata is None
+                    has_mask = has_mask or bool(alpha)
                     if self.crs is not None:
                         from rasterio.crs import CRS
 
@@ -288,6 +301,19 @@ class RasterArchive:
             except Exception as exc:  # GDAL raises many types for corrupt/unsupported files
                 self._fail(path, f"cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
         return scenes
+
+    def _warn_alpha_as_data(self, path: str, alpha: Sequence[int], count: int, dtype: str, sensor: Sensor) -> None:
+        """One warning: the file's alpha bands go in as data because the sensor has a band for each file band
+        (GDAL flags the 4th band of an RGBN uint8 GeoTIFF as alpha unless told otherwise)."""
+        one = len(alpha) == 1
+        which = f"band {alpha[0]} is an alpha band" if one else f"bands {', '.join(map(str, alpha))} are alpha bands"
+        pick = self.hints["bands"]
+        warnings.warn(
+            f"{which} (the validity mask) in raster {path} but sensor {sensor.name!r} has {plural(count, 'band')}, "
+            f"so {'it goes' if one else 'they go'} in as data; {alpha_is_data(alpha, path, count, dtype)}"
+            + (f", else read the other bands with {pick} and a {count - len(alpha)}-band sensor" if pick else ""),
+            stacklevel=5,
+        )
 
     def _data_sensor(self, sensor: str | Sensor | None) -> Sensor:
         n = len(self.band_names)

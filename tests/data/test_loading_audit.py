@@ -162,3 +162,42 @@ def test_positional_band_picks_are_still_read_in_the_sensors_order(tmp_path):
     assert archive.sample(0, 0, 0, 2, 2)["image"][:, 0, 0].tolist() == pytest.approx(
         [0.01 * i for i in range(1, 14) if i != 11], rel=1e-5
     )
+
+
+def _rgba(path) -> object:
+    """A 32 x 32 RGBA uint8 GeoTIFF (GDAL's default for 4 uint8 bands: band 4 alpha), transparent on its left
+    half; R, G, B = 30, 60, 90."""
+    data = np.stack([np.full((32, 32), v, np.uint8) for v in (30, 60, 90, 255)])
+    data[3, :, :16] = 0
+    return write_tif(path, data, nodata=None, res=1.0)
+
+
+def test_an_rgba_rasters_alpha_band_is_the_mask_not_a_fourth_band(tmp_path):
+    """`data stats` leaves an RGBA file's alpha band out (a 3-band YAML); training read all 4 bands, so the file
+    wanted a sensor (4 uint8 bands), refused the YAML stats wrote for it, or trained on alpha as a band. The alpha
+    band is now the mask and the three data bands are read (uint8 RGB: SAT-493M by default)."""
+    import warnings
+
+    from geodino.data.stats import write_stats
+
+    p = _rgba(tmp_path / "rgba.tif")
+    archive = RasterArchive([p], progress=False)
+    assert archive.sensor.name == "sat493m" and archive.scenes[0].band_indexes == (1, 2, 3)
+    sample = archive.sample(0, 0, 0, 32, 32)
+    np.testing.assert_allclose(sample["image"][:, 0, 20], [30 / 255, 60 / 255, 90 / 255], rtol=1e-6)
+    assert not sample["valid"][:, :16].any() and sample["valid"][:, 16:].all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the stats warn that 512 valid pixels are few
+        yaml = write_stats([str(p)], tmp_path / "rgba.yaml", progress=False)
+    own = RasterArchive([p], sensor=str(yaml), progress=False)  # the YAML stats wrote for the file fits it
+    assert own.sensor.bands == ("b1", "b2", "b3")
+
+
+def test_a_sensor_with_a_band_for_the_alpha_band_reads_it_as_data_and_says_so(tmp_path):
+    """An RGBN file GDAL flagged RGBA (no PHOTOMETRIC=MINISBLACK) with the 4-band naip sensor: band 4 stays data,
+    with one warning saying how to clear the flag or leave it out."""
+    p = _rgba(tmp_path / "rgbn.tif")
+    line = r"band 4 is an alpha band .*/rgbn\.tif but sensor 'naip' has 4 bands.*gdal_edit"
+    with pytest.warns(UserWarning, match=line):
+        archive = RasterArchive([p], sensor="naip", progress=False)
+    assert archive.scenes[0].band_indexes == (1, 2, 3, 4)
