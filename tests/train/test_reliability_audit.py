@@ -95,3 +95,26 @@ def test_the_distill_nan_guard_does_not_advise_a_resume_it_would_refuse(tmp_path
     lower = "schedules.lr={start: 0.0, peak: 0.0, end: 1.0e-4, warmup_iters: 0, cosine_iters: 1}"
     with pytest.raises(CheckpointError, match=r"was written with schedules\.lr\.end=0\.001"):
         distill(distill_cfg(images, tmp_path / "run", "train.max_steps=3", lower))  # the old advice, refused
+
+
+def test_distill_resume_never_refuses_a_folder_that_holds_checkpoints(tmp_path):
+    """`train.resume=never` in a used folder started at step 0 among the earlier run's checkpoints: keep_last kept the
+    highest steps, so the new run deleted its own checkpoints as it wrote them (a Ctrl-C said "saved step 1" of a
+    file already gone), wiped log.csv, and the next `auto` resumed the earlier run. Refused now, as in pretraining,
+    before anything of the folder changes."""
+    import pytest
+
+    from geodino.errors import InputError
+    from geodino.train.distill import distill
+    from tests.train.test_distill import _cfg as distill_cfg
+    from tests.train.test_stop import _noise_images
+
+    images = _noise_images(tmp_path / "imgs")
+    out = tmp_path / "run"
+    distill(distill_cfg(images, out, "train.max_steps=2"))
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    with pytest.raises(InputError, match=r"output_dir .*run already holds checkpoints \(checkpoints/step_00000002\.ckpt"
+                       r"\); resume with train.resume=auto or choose another output_dir"):  # fmt: skip
+        distill(distill_cfg(images, out, "train.max_steps=3", "train.resume=never", "train.keep_last=1"))
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    distill(distill_cfg(images, tmp_path / "fresh", "train.max_steps=1", "train.resume=never"))  # a new folder runs

@@ -112,6 +112,8 @@ def _setup(cfg: DistillConfig, made: list[Path]) -> DistillRun:
             tmp.unlink(missing_ok=True)
     if cfg.train.resume == "auto" and (newest := latest_checkpoint(ckpt_dir)) is not None:
         check_resume_config(newest, to_dict(cfg))  # before config.yaml is rewritten
+    if cfg.train.resume == "never":
+        _refuse_used_folder(out_dir, [s.name for s in cfg.students])
 
     torch.manual_seed(cfg.train.seed)
     teacher, fb = b.load_teacher(cfg.teacher.spec, device)
@@ -188,6 +190,21 @@ def _setup(cfg: DistillConfig, made: list[Path]) -> DistillRun:
     return DistillRun(
         cfg, sched, device, rank, distributed, out_dir, layout, arch, opt, patch, start, writer, ckpt_dir, log_file
     )
+
+
+def _refuse_used_folder(out_dir: Path, names: list[str]) -> None:
+    """`train.resume=never` in a folder that holds checkpoints (any student's, so every rank answers alike): refused,
+    as pretraining does. Started from step 0 there, the run pruned its own new checkpoints as older than the earlier
+    run's (keep_last keeps the highest steps), wiped its log.csv, and a later `auto` resumed the earlier run."""
+    from geodino.errors import InputError
+    from geodino.train.checkpointing import latest_checkpoint
+
+    for folder in dict.fromkeys(checkpoint_dir(out_dir, [n], c) for n in names for c in (True, False)):
+        if (found := latest_checkpoint(folder)) is not None:
+            raise InputError(
+                f"output_dir {out_dir} already holds checkpoints ({found.relative_to(out_dir)}); resume with "
+                "train.resume=auto or choose another output_dir"
+            )
 
 
 def _resume(
