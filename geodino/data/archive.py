@@ -24,6 +24,8 @@ from geodino.data.rasters import (
     alpha_is_data,
     file_mask,
     open_raster,
+    read_bands,
+    read_dtype,
     read_window,
     stream_id,
     target_grid,
@@ -288,7 +290,7 @@ class RasterArchive:
                             width=int(width),
                             height=int(height),
                             count=src.count,
-                            dtype=src.dtypes[0],
+                            dtype=read_dtype(src, idx).name,
                             nodata=None if nodata is None else float(nodata),
                             band_names=out_names,
                             band_indexes=idx,
@@ -495,7 +497,7 @@ class RasterSource:
             factor = max(1, min(hpx, wpx) // cells_per_tile)
             oh, ow = max(1, s.height // factor), max(1, s.width // factor)
             ds = self.archive.dataset(sid)
-            data = ds.read(list(s.band_indexes), out_shape=(len(s.band_indexes), oh, ow))
+            data = read_bands(ds, s.band_indexes, out_shape=(oh, ow))
             valid = valid_pixels(data, s.nodata, band_axis=0)  # the one rule (nodata in every band; non-finite)
             if s.has_mask:  # the file's own mask, also under a nodata value from the sensor or the user
                 m = file_mask(ds, s.band_indexes, out_shape=(oh, ow))

@@ -36,6 +36,8 @@ __all__ = [
     "file_mask",
     "open_raster",
     "own_mask",
+    "read_bands",
+    "read_dtype",
     "read_window",
     "stream_id",
     "target_grid",
@@ -214,6 +216,21 @@ def file_mask(ds: Any, indexes: Sequence[int], window: Any = None, out_shape: An
     return None
 
 
+def read_dtype(ds: Any, indexes: Sequence[int]) -> np.dtype:
+    """The data type bands `indexes` of `ds` are read in: theirs, or the smallest holding every one's values when
+    they differ (a `data stack` VRT of uint16 reflectance and a uint8 classification band)."""
+    return np.result_type(*[np.dtype(ds.dtypes[i - 1]) for i in indexes])
+
+
+def read_bands(ds: Any, indexes: Sequence[int], **kwargs: Any) -> np.ndarray:
+    """`ds.read(indexes, **kwargs)` [C,h,w] in `read_dtype`: band by band when the bands' data types differ, which
+    rasterio refuses to read in one call ("more than one 'dtype' found")."""
+    dtype = read_dtype(ds, indexes)
+    if all(np.dtype(ds.dtypes[i - 1]) == dtype for i in indexes):
+        return ds.read(list(indexes), **kwargs)
+    return np.stack([ds.read(i, out_dtype=dtype, **kwargs) for i in indexes])
+
+
 def own_mask(ds: Any, band: int) -> bool:
     """Whether GDAL's mask of `band` is the file's own (an internal/external mask or an alpha band), not one derived
     from a nodata value (geodino's rule is `valid_pixels`: every band nodata, not band `band` alone) or all valid."""
@@ -259,17 +276,17 @@ def read_window(
 
     c0, r0 = max(col, 0), max(row, 0)
     c1, r1 = min(col + width, ds.width), min(row + height, ds.height)
-    dtype = np.dtype(ds.dtypes[indexes[0] - 1])
+    dtype = read_dtype(ds, indexes)
     fill = 0 if nodata is None or np.isnan(nodata) or not nodata_fits(nodata, dtype) else nodata
     inside = c1 > c0 and r1 > r0
     full = inside and c0 == col and r0 == row and c1 == col + width and r1 == row + height
     if full:
-        data = ds.read(list(indexes), window=Window(col, row, width, height))
+        data = read_bands(ds, indexes, window=Window(col, row, width, height))
     else:
         data = np.full((len(indexes), height, width), fill, dtype=dtype)
         if inside:
-            data[:, r0 - row : r1 - row, c0 - col : c1 - col] = ds.read(
-                list(indexes), window=Window(c0, r0, c1 - c0, r1 - r0)
+            data[:, r0 - row : r1 - row, c0 - col : c1 - col] = read_bands(
+                ds, indexes, window=Window(c0, r0, c1 - c0, r1 - r0)
             )
     valid = valid_pixels(data, nodata, band_axis=0)
     if not full:

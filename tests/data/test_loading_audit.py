@@ -201,3 +201,23 @@ def test_a_sensor_with_a_band_for_the_alpha_band_reads_it_as_data_and_says_so(tm
     with pytest.warns(UserWarning, match=line):
         archive = RasterArchive([p], sensor="naip", progress=False)
     assert archive.scenes[0].band_indexes == (1, 2, 3, 4)
+
+
+def test_a_stacked_vrt_of_bands_of_different_data_types_reads(tmp_path):
+    """`data stack` of a uint16 reflectance band and a uint8 band (B02 and a classification layer): every tile
+    read failed with 'window read failed (more than one 'dtype' found; the file may be truncated or corrupt)', a
+    healthy file blamed. The bands are now read in the type holding both (uint16), values unchanged, also in the
+    grid pre-scan."""
+    from geodino.data.archive import RasterSource
+    from geodino.data.vrt import stack_bands
+
+    b02 = write_tif(tmp_path / "B02.tif", _bands((1000,), 32, 32), nodata=None)
+    scl = write_tif(tmp_path / "SCL.tif", _bands((4,), 32, 32, dtype="uint8"), nodata=None)
+    vrt = stack_bands({"B02": b02, "SCL": scl}, tmp_path / "scene.vrt")
+    sensor = Sensor("mixed", ("B02", "SCL"), (1e-4, 1.0), (0.1, 4.0), (0.05, 1.0), False, nodata=0)
+    archive = RasterArchive([str(vrt)], sensor=sensor, progress=False)
+    assert archive.scenes[0].dtype == "uint16"
+    np.testing.assert_allclose(archive.sample(0, 10, 10, 16, 16)["image"][:, -1, -1], [0.1, 4.0], rtol=1e-6)
+    grid = RasterSource(archive, tile_size=16, sampling="grid", name="g")
+    assert len(grid) == 4
+    np.testing.assert_allclose(grid.get(0, seed=0)["image"][:, 0, 0], [0.1, 4.0], rtol=1e-6)
