@@ -30,15 +30,16 @@ class CheckpointCallback(L.Callback):
     name, and a NaN-stopped run keeps its previous checkpoint untouched.
     """
 
-    def __init__(self, folder: Path, every_n_steps: int, keep_last: int = 3) -> None:
-        from geodino.train.stop import StopRequest
+    def __init__(self, folder: Path, every_n_steps: int, keep_last: int = 3, requeue: bool = False) -> None:
+        from geodino.train.stop import REQUEUE_SIGNAL, SIGNALS, StopRequest
 
         self.folder = Path(folder)
         self.every = every_n_steps
         self.keep_last = keep_last
         self.last_saved_step = -1
         self.last_path: Path | None = None
-        self.stop = StopRequest()  # Ctrl-C / SIGTERM: finish the step, save it, stop (geodino.train.stop)
+        # Ctrl-C / SIGTERM (and SLURM's SIGUSR1 with `requeue`): finish the step, save it, stop (geodino.train.stop)
+        self.stop = StopRequest(SIGNALS + ((REQUEUE_SIGNAL,) if requeue else ()))
         self.stopped_at: int | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -376,6 +376,10 @@ def _pretrain(cfg: PretrainConfig) -> Path:
         from geodino.train.stop import say_stopped
 
         say_stopped(ckpt_cb.stopped_at, cfg.trainer.max_steps, ckpt_cb.stop.signal, ckpt_cb.last_path)
+        if ckpt_cb.stop.signal == "SIGUSR1" and trainer.is_global_zero:  # SLURM's warning: requeue the job
+            from geodino.train.stop import requeue_slurm_job
+
+            requeue_slurm_job()
         raise KeyboardInterrupt
     if ckpt_cb.stop.signal is not None:  # it came during the last step: nothing left to stop
         from geodino.train.stop import say_completed

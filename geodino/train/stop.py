@@ -10,38 +10,50 @@ rank agrees on the step (`agreed`, an all-reduce per step), so the save, a colle
 the same step. DataLoader workers ignore both signals (`quiet_worker`): a terminal's Ctrl-C reaches its whole
 process group, and a worker that died of it broke the batch the last step still needed. They still exit with
 their parent, which they watch.
+
+On SLURM with `trainer.slurm_auto_requeue`, SLURM's warning signal (`sbatch --signal=SIGUSR1@120`) is one more such
+request (`REQUEUE_SIGNAL`): the step finishes, is saved, and rank 0 requeues the job (`requeue_slurm_job`), which
+resumes from that checkpoint. Lightning's own SIGUSR1 handler is left off: it saved `hpc_ckpt_N.ckpt` from inside
+the signal handler, mid-step, non-atomically, into the run folder (never pruned), kept training, and a requeued job
+with no step checkpoint yet resumed from that mid-step state.
 """
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["StopRequest", "quiet_worker", "say_completed", "say_stopped"]
+__all__ = ["REQUEUE_SIGNAL", "SIGNALS", "StopRequest", "quiet_worker", "requeue_slurm_job", "say_completed",
+           "say_stopped"]  # fmt: skip
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+REQUEUE_SIGNAL = signal.SIGUSR1  # SLURM's warning before the time limit (sbatch --signal=SIGUSR1@120)
 
 
 class StopRequest:
-    """The first SIGINT/SIGTERM received while installed, by name (`signal`), or None; a second one stops at once."""
+    """The first of `signals` (SIGINT, SIGTERM; and SIGUSR1 for a SLURM requeue) received while installed, by name
+    (`signal`), or None; a second one stops at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, signals: tuple[signal.Signals, ...] = SIGNALS) -> None:
         self.signal: str | None = None
+        self.signals = tuple(signals)
         self._previous: dict[int, Any] = {}
 
     def install(self) -> StopRequest:
-        """Take over SIGINT and SIGTERM (only the main thread may; elsewhere signals keep their handlers)."""
+        """Take over its signals (only the main thread may; elsewhere signals keep their handlers)."""
         if threading.current_thread() is threading.main_thread() and not self._previous:
-            for sig in SIGNALS:
+            for sig in self.signals:
                 self._previous[sig] = signal.getsignal(sig)
                 signal.signal(sig, self._handle)
         return self
 
     def restore(self) -> None:
-        """Give SIGINT and SIGTERM back the handlers they had before `install`."""
+        """Give its signals back the handlers they had before `install`."""
         for sig, handler in self._previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         self._previous.clear()
@@ -102,3 +114,24 @@ def say_completed(max_steps: int, signal_name: str) -> None:
         file=sys.stderr,
         flush=True,
     )
+
+
+def requeue_slurm_job() -> str:
+    """Requeue this SLURM job (`scontrol requeue`, an array task as JOBID_TASKID) and say so in one line (on stderr);
+    the requeued job runs the same command, which resumes from the newest checkpoint. Returns the job id."""
+    array = os.environ.get("SLURM_ARRAY_JOB_ID")
+    job = f"{array}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array else os.environ.get("SLURM_JOB_ID", "")
+    try:
+        code = subprocess.call(["scontrol", "requeue", job]) if job else None
+        why = "no SLURM_JOB_ID" if code is None else f"scontrol exit code {code}"
+    except OSError as exc:
+        code, why = None, f"scontrol: {exc.strerror or exc}"
+    if code == 0:
+        print(f"geodino: requeued SLURM job {job}; it resumes from the checkpoint just saved", file=sys.stderr)
+    else:
+        print(
+            f"geodino: could not requeue SLURM job {job or '?'} ({why}); submit the same command again to resume",
+            file=sys.stderr,
+        )
+    sys.stderr.flush()
+    return job

@@ -92,7 +92,11 @@ def build_trainer(
     _quiet_lightning()
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
     strategy, precision, plugins = _strategy(cfg, ckpt)
-    ckpt_cb = CheckpointCallback(out_dir / "checkpoints", ckpt.every_n_steps, ckpt.keep_last)
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    # SLURM's SIGUSR1 is geodino's stop request (save at the step's end, then requeue), not Lightning's (_strategy)
+    requeue = cfg.slurm_auto_requeue and SLURMEnvironment.detect()
+    ckpt_cb = CheckpointCallback(out_dir / "checkpoints", ckpt.every_n_steps, ckpt.keep_last, requeue=requeue)
     callbacks: list[L.Callback] = [ckpt_cb]
     if cfg.progress_bar:
         callbacks.append(RunProgressBar(refresh_rate=1))
@@ -138,7 +142,9 @@ def _strategy(cfg: TrainerConfig, ckpt: CheckpointConfig) -> tuple[Any, str, lis
     if SLURMEnvironment.detect():
         import signal
 
-        plugins.append(SLURMEnvironment(auto_requeue=cfg.slurm_auto_requeue, requeue_signal=signal.SIGUSR1))
+        # Lightning's auto requeue saved hpc_ckpt_N.ckpt from its signal handler, mid-step and not atomically, and
+        # kept training; geodino's CheckpointCallback handles SIGUSR1 at a step boundary instead (geodino.train.stop)
+        plugins.append(SLURMEnvironment(auto_requeue=False, requeue_signal=signal.SIGUSR1))
     precision = cfg.precision
     if precision == "auto":
         on_gpu = cfg.accelerator in ("gpu", "cuda") or (cfg.accelerator == "auto" and torch.cuda.is_available())

@@ -118,3 +118,52 @@ def test_distill_resume_never_refuses_a_folder_that_holds_checkpoints(tmp_path):
         distill(distill_cfg(images, out, "train.max_steps=3", "train.resume=never", "train.keep_last=1"))
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     distill(distill_cfg(images, tmp_path / "fresh", "train.max_steps=1", "train.resume=never"))  # a new folder runs
+
+
+SLURM_ENV = {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "train", "SLURM_JOB_ID": "42", "SLURM_PROCID": "0",
+             "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_NNODES": "1"}  # fmt: skip
+
+
+def test_slurms_sigusr1_saves_the_step_and_requeues_instead_of_a_mid_step_hpc_checkpoint(tmp_path, tiny_data, capsys):
+    """`sbatch --signal=SIGUSR1@120` went to Lightning's handler: it wrote `hpc_ckpt_1.ckpt` into the run folder from
+    inside the signal handler (mid-step, not atomically, never pruned; a requeued job without a step checkpoint
+    resumed from it) and then kept training. It is now a stop request: the step finishes and is saved as a step
+    checkpoint, the job is requeued, and the requeued job (the same command) resumes from it."""
+    import signal
+    import subprocess
+
+    import lightning as L
+    import pytest
+
+    from geodino.cli import main
+    from geodino.train import checkpointing as ck
+    from tests.train.conftest import add_trainer_callback
+
+    class Usr1(L.Callback):  # SLURM's warning signal while step 2 ends
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 2:
+                signal.raise_signal(signal.SIGUSR1)
+
+    requeued: list[list[str]] = []
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)
+    argv = ["pretrain", "-c", str(cfg), "trainer.max_steps=4", "checkpoint.every_n_steps=100",
+            "checkpoint.export_at_end=false"]  # fmt: skip
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in SLURM_ENV.items():
+            mp.setenv(k, v)
+        mp.setattr(subprocess, "call", lambda cmd, **kw: requeued.append(cmd) or 0)
+        add_trainer_callback(mp, Usr1())
+        capsys.readouterr()
+        assert main(argv) == 130
+        err = capsys.readouterr().err
+        assert "stopped after step 3 of 4 (SIGUSR1); saved " in err, err
+        assert "geodino: requeued SLURM job 42; it resumes from the checkpoint just saved" in err
+        assert requeued == [["scontrol", "requeue", "42"]]
+        assert not list((tmp_path / "run").rglob("hpc_ckpt*"))
+        assert ck.load_file(tmp_path / "run" / "checkpoints" / "last.ckpt")["global_step"] == 3
+        assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
+    with pytest.MonkeyPatch.context() as mp:  # the requeued job
+        for k, v in SLURM_ENV.items():
+            mp.setenv(k, v)
+        assert main(argv) == 0
+    assert ck.load_file(tmp_path / "run" / "checkpoints" / "last.ckpt")["global_step"] == 4
