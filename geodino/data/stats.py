@@ -147,8 +147,13 @@ def _base_sensor(
         )
     else:
         if type == "raster" and not band_names:  # a band-count mismatch fails now, not after reading every tile
-            count = _first_bands(paths)[0] - len(alpha)
-            if count != base.n_bands:
+            first = _first_bands(paths)
+            count = first[0] - len(alpha)
+            desc = [d for i, d in enumerate(first[1] or (), start=1) if i not in alpha]
+            # bands the file names as the sensor does (descriptions B02 B03 B04 of sentinel2_l2a) are matched by name,
+            # as a training source matches them; only a file without such names needs --band-names
+            named = bool(desc) and all(base.resolve_band(d, strict=False) for d in desc)
+            if count != base.n_bands and not named:
                 alpha_note = f" besides alpha band {', '.join(map(str, alpha))} (the validity mask)" if alpha else ""
                 named = iter(base.bands[:count])
                 example = [

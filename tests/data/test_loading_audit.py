@@ -221,3 +221,24 @@ def test_a_stacked_vrt_of_bands_of_different_data_types_reads(tmp_path):
     grid = RasterSource(archive, tile_size=16, sampling="grid", name="g")
     assert len(grid) == 4
     np.testing.assert_allclose(grid.get(0, seed=0)["image"][:, 0, 0], [0.1, 4.0], rtol=1e-6)
+
+
+def test_data_stats_with_a_sensor_matches_the_files_band_names(tmp_path):
+    """`data stats --sensor sentinel2_l2a` on 3-band files whose descriptions are B02, B03, B04 was refused ('has 3
+    bands but sensor has 12; name the files' bands with --band-names') although the files name them and a training
+    source with that sensor reads them by name. Now the statistics are computed, in the order --bands asks, over
+    the valid pixels: nodata 0 in every band on the left half; B02's real zeros (top right) are data."""
+    import warnings
+
+    from geodino.data.stats import compute_stats
+
+    data = _bands((100, 200, 300), 64, 64)
+    data[:, :, :32] = 0
+    data[0, :32, 32:] = 0
+    p = write_tif(tmp_path / "s2.tif", data, nodata=0, descriptions=["B02", "B03", "B04"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # B04 is constant: warned
+        sensor, prov = compute_stats([str(p)], sensor="sentinel2_l2a", bands=["B04", "B02"], progress=False)
+    assert sensor.bands == ("B04", "B02") and prov["pixels"] == [2048, 2048]
+    assert sensor.mean == pytest.approx((0.03, 0.005))
+    assert sensor.std[1] == pytest.approx(0.005, rel=1e-3)  # half 0, half 0.01
