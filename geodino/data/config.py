@@ -107,7 +107,8 @@ class CropsConfig:
     gram: bool = False  # produce Gram-teacher crops
     gram_size: int | None = None  # default 2 x global_size
     crop_sets: list[CropSet] = field(default_factory=list)  # multi-resolution; overrides the sizes when set
-    flips: bool = True
+    flips: bool = True  # random horizontal flips (official), and vertical ones while `vflips` is on
+    vflips: bool = True  # overhead imagery has no "up"; false: horizontal flips only, as the official recipe
     rot90: bool = True
     jitter_prob: float = 0.8
     brightness: float = 0.4

@@ -1,7 +1,8 @@
 """DINOv3 multi-crop for overhead imagery: global/local crops, a clean Gram-teacher crop, multi-resolution sets.
 
 Differences from the official `DataAugmentationDINO` (dinov3/data/augmentations.py), all deliberate:
-- Overhead imagery has no "up": every crop gets horizontal and vertical flips and a random 90° rotation.
+- Overhead imagery has no "up": every crop gets horizontal and vertical flips and a random 90° rotation
+  (`vflips: false`, `rot90: false` give the official horizontal flips only, for photos).
 - Colour jitter, grayscale and solarize only for RGB-like 3-band sensors whose bands are red, green and blue
   (in any order: the colour ops see them as R, G, B); a 3-band selection of an RGB-like sensor that is not
   (NAIP's N, R, G colour infrared) is multispectral. Multispectral crops get a shared brightness/contrast change
@@ -207,7 +208,7 @@ class MultiCropTransform:
     def _flip_params(self, rng: np.random.Generator) -> tuple[bool, bool, int]:
         c = self.cfg
         h = bool(c.flips and rng.random() < 0.5)
-        v = bool(c.flips and rng.random() < 0.5)
+        v = bool(c.flips and c.vflips and rng.random() < 0.5)
         k = int(rng.integers(0, 4)) if c.rot90 else 0
         return h, v, k
 

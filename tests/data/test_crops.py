@@ -67,6 +67,38 @@ def test_gram_crop_covers_the_same_ground():
                 assert abs(t[1, 0, 0].item() - y0) < 3 and abs(t[1, -1, 0].item() - (y1 - 1)) < 3
 
 
+@pytest.mark.parametrize("vflips", [True, False])
+def test_vflips_false_keeps_the_official_horizontal_flips_only(vflips):
+    """Pixels hold their own coordinates: a crop flipped left-right has x falling along a row, one flipped upside
+    down has y falling down a column. With `vflips: false` (photos: the official recipe) only the first happens."""
+    h, w = 64, 64
+    yy, xx = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+    cfg = _clean_cfg(n_global=2)
+    cfg.flips, cfg.vflips, cfg.gram = True, vflips, False
+    tf = MultiCropTransform(cfg, IDENT)
+    seen_h = seen_v = 0
+    for seed in range(40):
+        out = tf({"image": np.stack([xx, yy, xx + yy])}, np.random.default_rng(seed))
+        for crop in out["global_crops"] + out["local_crops"]:
+            seen_h += bool(crop[0, 0, -1] < crop[0, 0, 0])
+            seen_v += bool(crop[1, -1, 0] < crop[1, 0, 0])
+    assert seen_h > 20  # horizontal flips either way (about half of 160 crops)
+    assert (seen_v > 20) if vflips else (seen_v == 0)
+
+
+def test_web_configs_flip_horizontally_only():
+    from pathlib import Path
+
+    from geodino.config import load_config
+    from geodino.train.config import PretrainConfig
+
+    root = Path(__file__).resolve().parents[2] / "geodino" / "configs" / "pretrain"
+    for name in ("web_vits16.yaml", "vitl16.yaml"):
+        crops = load_config(PretrainConfig, root / name).crops
+        assert crops.flips and not crops.vflips and not crops.rot90, name
+    assert load_config(PretrainConfig, root / "sat_vits16.yaml").crops.vflips  # overhead imagery keeps them
+
+
 def test_gram_follows_flips_and_rotations():
     image = np.random.default_rng(0).random((3, 64, 64)).astype(np.float32)
     cfg = _clean_cfg()
