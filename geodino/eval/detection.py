@@ -411,7 +411,9 @@ def run_detection(
         from geodino.eval.datasets import build_dataset
 
         train_data = build_dataset(cfg.data, "train", backbone=backbone)
-        val_data = val_data if val_data is not None else build_dataset(cfg.data, "val", backbone=backbone)
+        # scored on the dataset's test split (VHR-10: the test part of torchgeo's 60/20/20 split; DIOR, whose test
+        # images have no boxes: data.test_split=val); nothing is chosen on val, which is left unused
+        val_data = val_data if val_data is not None else build_dataset(cfg.data, "test", backbone=backbone)
         names = names or list(train_data.classes)
     if train_data is None:
         if not cfg.train_images or not cfg.train_boxes:

@@ -20,7 +20,6 @@ from geodino.eval.datasets import (
     ProbeDataset,
     require_folder,
     seeded_subset,
-    split_indices,
 )
 
 
@@ -183,18 +182,17 @@ def loveda(cfg: DatasetConfig, split: str) -> ProbeDataset:
 def vhr10(cfg: DatasetConfig, split: str) -> ProbeDataset:
     """torchgeo `VHR10` (NWPU VHR-10, positive set): 10 classes of boxes on RGB images.
 
-    VHR-10 has no official split; as torchgeo's VHR10DataModule, a seeded random split
-    (1 - val_fraction - test_fraction / val_fraction / test_fraction, default 0.6/0.2/0.2, seed `split_seed`) is used.
-    Labels are 0-based (torchgeo's category ids 1..10 minus 1).
+    VHR-10 has no official split; torchgeo's VHR10DataModule's is used: `torch.utils.data.random_split` of the
+    positive set into 1 - val_fraction - test_fraction / val_fraction / test_fraction (default 0.6/0.2/0.2) with a
+    torch generator seeded `split_seed` (the datamodule's seed is 0, the default), so the default test split holds
+    the same images as torchgeo's. Labels are 0-based (torchgeo's category ids 1..10 minus 1).
     """
     from torchgeo.datasets import VHR10
 
     root = require_folder(cfg.root, "vhr10", "torchgeo's VHR10 layout ('NWPU VHR-10 dataset.zip' + its folder)")
     expect = "'NWPU VHR-10 dataset.zip' and 'NWPU VHR-10 dataset/{positive image set/*.jpg,annotations.json}'"
     ds = torchgeo_call("vhr10", root, expect, lambda: VHR10(str(root), split="positive"))
-    parts = split_indices(
-        None, len(ds), {"train": 0, "val": cfg.val_fraction, "test": cfg.test_fraction}, cfg.split_seed
-    )
+    parts = torchgeo_random_split(len(ds), cfg.val_fraction, cfg.test_fraction, cfg.split_seed)
     if split not in parts:
         raise ConfigError(f"VHR10 split {split!r} unknown; use train, val or test")
     idx = parts[split]
@@ -223,6 +221,22 @@ def vhr10(cfg: DatasetConfig, split: str) -> ProbeDataset:
         indices=idx,
         extra_key=f"seed={cfg.split_seed},val={cfg.val_fraction},test={cfg.test_fraction}",
     )
+
+
+def torchgeo_random_split(n: int, val_fraction: float, test_fraction: float, seed: int) -> dict[str, list[int]]:
+    """{train, val, test: sorted positions} of n items split as torchgeo's datamodules without split files do
+    (`random_split(dataset, [1 - val - test, val, test], torch.Generator().manual_seed(seed))`), so a geodino
+    number on the test part is scored on the same images as a torchgeo baseline's."""
+    from torch.utils.data import random_split
+
+    if val_fraction < 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
+        raise ConfigError(
+            f"val_fraction={val_fraction} and test_fraction={test_fraction} must be >= 0 and leave a training part "
+            "(sum below 1)"
+        )
+    fractions = [1 - val_fraction - test_fraction, val_fraction, test_fraction]
+    subsets = random_split(range(n), fractions, generator=torch.Generator().manual_seed(seed))
+    return {name: sorted(int(i) for i in sub.indices) for name, sub in zip(("train", "val", "test"), subsets)}
 
 
 def dior(cfg: DatasetConfig, split: str) -> ProbeDataset:

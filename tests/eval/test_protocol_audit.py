@@ -1,0 +1,63 @@
+"""Protocol audit: splits, evaluated splits and caches that made probe numbers incomparable with published ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from geodino.errors import ConfigError
+from geodino.eval.datasets import DatasetConfig, build_dataset
+from tests.eval.test_datasets import make_vhr10
+
+# ------------------------------------------------------------------------------ VHR-10: torchgeo's split, test
+
+
+def test_vhr10_split_is_torchgeos_datamodule_split(tmp_path):
+    """The config says 'seeded 60/20/20 split as torchgeo's datamodule': the parts must hold the same images as
+    VHR10DataModule's (random_split with a torch generator seeded 0), not another seeded permutation."""
+    pytest.importorskip("pycocotools")
+    from torchgeo.datamodules import VHR10DataModule
+
+    make_vhr10(tmp_path, n=20)
+    dm = VHR10DataModule(root=str(tmp_path))
+    dm.setup("fit")
+    expected = {
+        "train": sorted(dm.train_dataset.indices),
+        "val": sorted(dm.val_dataset.indices),
+        "test": sorted(dm.test_dataset.indices),
+    }
+    cfg = DatasetConfig(name="vhr10", root=str(tmp_path))
+    got = {s: build_dataset(cfg, s).indices for s in ("train", "val", "test")}
+    assert [len(got[s]) for s in ("train", "val", "test")] == [12, 4, 4]
+    assert got == expected
+
+
+def test_vhr10_fractions_must_leave_a_training_part(tmp_path):
+    make_vhr10(tmp_path, n=5)
+    with pytest.raises(ConfigError, match="leave a training part"):
+        build_dataset(DatasetConfig(name="vhr10", root=str(tmp_path), val_fraction=0.5, test_fraction=0.5), "val")
+
+
+def test_detection_on_a_named_dataset_is_scored_on_its_test_split(tmp_path):
+    """With data.name=vhr10 the probe trained on train and scored the val part, leaving test unused: the count of
+    scored images is that of the test part (10 images, val 0.1, test 0.3: floor(1), floor(3) images)."""
+    from geodino.eval.detection import DetectionProbeConfig, run_detection
+    from tests.eval.dense_backbone import tiny_backbone
+
+    make_vhr10(tmp_path / "vhr10", n=10, size=32)
+    data = DatasetConfig(name="vhr10", root=str(tmp_path / "vhr10"), val_fraction=0.1, test_fraction=0.3)
+    assert [len(build_dataset(data, s)) for s in ("train", "val", "test")] == [6, 1, 3]
+    cfg = DetectionProbeConfig(data=data, tile_size=32, epochs=1, batch_size=2, progress=False)
+    metrics = run_detection(tiny_backbone(), cfg, tmp_path / "out")
+    assert metrics["val_images"] == 3.0
+
+
+def test_dior_detection_needs_test_split_val(tmp_path):
+    """DIOR's test images have no boxes in torchgeo: scoring on its test split is refused with the fix."""
+    from geodino.eval.detection import DetectionProbeConfig, run_detection
+    from tests.eval.dense_backbone import tiny_backbone
+    from tests.eval.test_datasets import make_dior
+
+    make_dior(tmp_path / "dior")
+    cfg = DetectionProbeConfig(data=DatasetConfig(name="dior", root=str(tmp_path / "dior")), epochs=1)
+    with pytest.raises(ConfigError, match="test_split=val"):
+        run_detection(tiny_backbone(), cfg, tmp_path / "out")
