@@ -76,18 +76,24 @@ class CheckpointCallback(L.Callback):
         trainer.strategy.barrier("geodino_ckpt_mkdir")
         try:
             trainer.save_checkpoint(tmp, weights_only=False)  # optimiser and loops too: a killed run resumes
-        except BaseException:
+        except BaseException as exc:
             if trainer.is_global_zero:
                 remove_path(tmp)
+            if isinstance(exc, OSError):  # a full disk or a lost mount: one line, not Lightning's traceback
+                raise ckpt_lib.write_error(final, exc, step) from exc
             raise
         trainer.strategy.barrier("geodino_ckpt_written")
         if trainer.is_global_zero:
-            if final.is_dir():
-                import shutil
+            try:
+                if final.is_dir():
+                    import shutil
 
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-            _point_last(self.folder / "last.ckpt", final.name)
+                    shutil.rmtree(final)
+                os.replace(tmp, final)
+                _point_last(self.folder / "last.ckpt", final.name)
+            except OSError as exc:
+                remove_path(tmp)
+                raise ckpt_lib.write_error(final, exc, step) from exc
             if self.keep_last > 0:
                 for old in ckpt_lib.find_checkpoints(self.folder)[: -self.keep_last]:
                     remove_path(old)

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from geodino.errors import CheckpointError, InputError
+from geodino.errors import CheckpointError, InputError, TrainingError
 from geodino.models.checkpoints.files import (
     HEAD_NAMES,
     SAFETENSORS_CONFIG_KEY,
@@ -61,6 +61,7 @@ __all__ = [
     "load_file",
     "read_init_source",
     "sub_state",
+    "write_error",
 ]
 
 FORMAT = "geodino-ssl"
@@ -115,6 +116,17 @@ def latest_checkpoint(folder: str | Path) -> Path | None:
     """The newest complete checkpoint of a run (temporary files are never matched)."""
     found = find_checkpoints(folder)
     return found[-1] if found else None
+
+
+def write_error(final: Path, exc: OSError, step: int) -> TrainingError:
+    """The one line a run stops with when its checkpoint `final` cannot be written (ENOSPC, EROFS, EACCES, ...): what
+    failed, why, the newest complete checkpoint (untouched), and how to go on."""
+    last = latest_checkpoint(final.parent)
+    kept = f"the newest complete checkpoint is {last}" if last else "no complete checkpoint was written yet"
+    return TrainingError(
+        f"cannot write checkpoint {final} ({exc.strerror or exc}); training stopped after step {step} and {kept}; "
+        f"free space in {final.parent} (or make it writable) and run the same command again to resume"
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------

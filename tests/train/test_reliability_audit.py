@@ -167,3 +167,53 @@ def test_slurms_sigusr1_saves_the_step_and_requeues_instead_of_a_mid_step_hpc_ch
             mp.setenv(k, v)
         assert main(argv) == 0
     assert ck.load_file(tmp_path / "run" / "checkpoints" / "last.ckpt")["global_step"] == 4
+
+
+def _fail_at_step_2(real, error: OSError):
+    """`real` (a save function taking the object and the path), except that it raises `error` when it writes the
+    checkpoint of step 2 (a disk that fills up during the run)."""
+
+    def full_at_step_2(obj, path, *args, **kwargs):
+        if "step_00000002" in str(path):
+            raise error
+        return real(obj, path, *args, **kwargs)
+
+    return full_at_step_2
+
+
+def test_a_full_disk_during_a_checkpoint_is_one_line_naming_the_file_and_the_last_good_one(tmp_path, tiny_data, capsys):
+    """ENOSPC while a checkpoint was written ended pretraining and distillation with a bare OSError traceback (exit
+    code 1). Now one line (exit code 2): the file, the reason, the newest complete checkpoint and what to do; no
+    temporary is left and the earlier checkpoint is untouched."""
+    import errno
+
+    import lightning.fabric.plugins.io.torch_io as torch_io
+    import pytest
+
+    import geodino.models.checkpoints.reproducible as reproducible
+    from geodino.cli import main
+    from geodino.config import save_config
+    from tests.train.test_distill import _cfg as distill_cfg
+    from tests.train.test_stop import _noise_images
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)
+    dcfg = distill_cfg(_noise_images(tmp_path / "imgs"), tmp_path / "drun", "train.max_steps=3")
+    save_config(dcfg, tmp_path / "d.yaml")
+    for command, target, run in (("pretrain", (torch_io, "_atomic_save"), "run"),
+                                 ("distill", (reproducible, "save_torch"), "drun")):  # fmt: skip
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(*target, _fail_at_step_2(getattr(*target), full))
+            capsys.readouterr()
+            assert main([command, "-c", str(tmp_path / ("c.yaml" if command == "pretrain" else "d.yaml"))]) == 2
+        err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("geodino: error")]
+        ckpts = tmp_path / run / "checkpoints"
+        assert (
+            len(err) == 1
+            and (
+                f"cannot write checkpoint {ckpts / 'step_00000002.ckpt'} (No space left on device); training stopped "
+                f"after step 2 and the newest complete checkpoint is {ckpts / 'step_00000001.ckpt'}; free space in"
+            )
+            in err[0]
+        ), (command, err)
+        assert sorted(p.name for p in ckpts.iterdir() if p.name != "last.ckpt") == ["step_00000001.ckpt"]

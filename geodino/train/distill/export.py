@@ -75,8 +75,13 @@ def save_checkpoint(
         "optimizer": opt.state_dict(),
         "config": to_dict(cfg),
     }
-    with atomic_path(final) as tmp:
-        save_torch(state, tmp)
+    try:
+        with atomic_path(final) as tmp:  # the temporary is removed on any failure
+            save_torch(state, tmp)
+    except OSError as exc:  # a full disk or a lost mount: one line, not a traceback
+        from geodino.train.checkpointing import write_error
+
+        raise write_error(final, exc, step) from exc
     if keep_last > 0:
         for old in find_checkpoints(path_dir)[:-keep_last]:
             old.unlink(missing_ok=True)
