@@ -284,6 +284,26 @@ class TileSampler:
             raise InputError("every grid tile is mostly nodata; raise max_nodata_fraction or check the nodata value")
 
     # -- random --------------------------------------------------------------------------------------------------
+    def _point_in_roi(self, k: int, rng: np.random.Generator) -> tuple[float, float]:
+        """A point uniform over kept scene `k`'s ROI part: a triangle of its constrained Delaunay triangulation
+        chosen by area, then a uniform point in it. Built once per scene, only when rejection sampling failed."""
+        import shapely
+
+        cache = self.__dict__.setdefault("_roi_triangles", {})
+        if k not in cache:
+            parts = shapely.get_parts(shapely.get_parts(self.roi_px[k]))  # a collection's (multi)polygons, flat
+            polys = [p for p in parts if p.geom_type == "Polygon" and p.area > 0]
+            tris = shapely.constrained_delaunay_triangles(shapely.MultiPolygon(polys))
+            corners = np.array([np.asarray(t.exterior.coords)[:3] for t in tris.geoms], dtype=np.float64)
+            cache[k] = (corners, np.cumsum([t.area for t in tris.geoms]))
+        corners, cum = cache[k]
+        a, b, c = corners[min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), len(cum) - 1)]
+        u, v = rng.random(), rng.random()
+        if u + v > 1.0:  # the other half of the parallelogram, folded back into the triangle
+            u, v = 1.0 - u, 1.0 - v
+        x, y = a + u * (b - a) + v * (c - a)
+        return float(x), float(y)
+
     def random_tile(self, rng: np.random.Generator) -> tuple[int, int, int, int, int]:
         """A random tile (scene chosen by area, origin uniform; centre inside the ROI when one is set)."""
         import shapely
@@ -300,6 +320,9 @@ class TileSampler:
             cx, cy = rng.uniform(x0, x1), rng.uniform(y0, y1)
             if shapely.contains_xy(region, cx, cy):
                 break
+        else:  # a thin or scattered ROI (a road, plots far apart) that fills little of its bounds: the last miss
+            # would place a tile outside it (a held-out area, say), so draw uniformly over its triangles instead
+            cx, cy = self._point_in_roi(k, rng)
         col = int(np.clip(round(cx - wpx / 2), 0, w - wpx))
         row = int(np.clip(round(cy - hpx / 2), 0, h - hpx))
         return self.scene_ids[k], col, row, wpx, hpx

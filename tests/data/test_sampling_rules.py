@@ -36,3 +36,40 @@ def test_epoch_order_visits_every_item_once_per_epoch_and_depends_on_the_seed():
     assert [EpochOrder(stream=7).position(i, seed=0, n=10) for i in range(10)] == first
     assert [order.position(i, seed=1, n=10) for i in range(10)] != first
     assert [EpochOrder(stream=7, shuffle=False).position(i, seed=0, n=10) for i in range(12)] == [*range(10), 0, 1]
+
+
+def test_a_thin_roi_gets_every_random_tile_centre_inside_it_and_spread_along_it():
+    """A road-like ROI (20 m wide, 14 km long, diagonal: 0.3 % of its bounds) misses 100 rejection draws now and
+    then; the old code then used the last miss and put the tile outside the ROI (a held-out area, say). The
+    fallback draws over the ROI's triangles: every centre inside, and spread along the whole strip."""
+    import shapely
+    from rasterio.crs import CRS
+
+    from geodino.data.rasters import SceneInfo
+    from geodino.data.tiling import TileSampler
+
+    scene = SceneInfo(
+        path="road.tif",
+        crs=CRS.from_epsg(32633).to_wkt(),
+        transform=(10.0, 0.0, 500000.0, 0.0, -10.0, 5000000.0),
+        width=1000,
+        height=1000,
+        count=3,
+        dtype="uint8",
+        nodata=None,
+        band_names=("r", "g", "b"),
+        band_indexes=(1, 2, 3),
+    )
+    road = shapely.LineString([(500100, 4999900), (509900, 4990100)]).buffer(10)  # pixels (10, 10) to (990, 990)
+    tiles = TileSampler([scene], 16, roi=road, roi_crs="EPSG:32633")
+    region = tiles.roi_px[0]
+    assert region.area / shapely.box(*region.bounds).area < 0.005  # thin: 100 draws in its bounds often all miss
+    rng = np.random.default_rng(0)
+    centres = []
+    for _ in range(400):
+        _, col, row, w, h = tiles.random_tile(rng)
+        centres.append((col + w / 2, row + h / 2))
+    # inside (to the rounding of the origin to whole pixels)
+    assert all(region.buffer(1.0).contains(shapely.Point(c)) for c in centres)
+    along = np.array([c[0] for c in centres])  # the strip runs corner to corner: spread over its whole length
+    assert along.min() < 150 and along.max() > 850 and abs(np.median(along) - 500) < 100
