@@ -65,7 +65,10 @@ def test_interrupted_write_leaves_previous_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(cloud_io, "_atomic_save", dying_save)
     monkeypatch.setattr("lightning.fabric.plugins.io.torch_io._atomic_save", dying_save)
-    with pytest.raises(OSError, match="No space left"):
+    from geodino.errors import TrainingError
+
+    # one line naming the file, the reason and the checkpoint kept (was the bare OSError)
+    with pytest.raises(TrainingError, match=r"cannot write checkpoint .*step_00000004\.ckpt \(No space left on dev"):
         train(tmp_path, max_steps=6, every=2)
     folder = tmp_path / "checkpoints"
     assert sorted(os.listdir(folder)) == ["last.ckpt", "step_00000002.ckpt"]  # no partial file, no temp file
