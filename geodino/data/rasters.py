@@ -178,10 +178,14 @@ def open_raster(
     _handles[key] = ds
     while len(_handles) > _HANDLE_CACHE_SIZE:
         _, old = _handles.popitem(last=False)
-        try:
-            old.close()
-        except Exception:  # a handle that fails to close is simply dropped
-            pass
+        # a WarpedVRT does not close the file it reads (rasterio leaves `src_dataset` to its opener): close both,
+        # or a run over thousands of reprojected scenes keeps a file handle per evicted scene until the GC runs
+        for handle in (old, getattr(old, "src_dataset", None)):
+            try:
+                if handle is not None:
+                    handle.close()
+            except Exception:  # a handle that fails to close is simply dropped
+                pass
     return ds
 
 

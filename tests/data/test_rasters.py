@@ -361,3 +361,19 @@ def test_grid_prescan_uses_the_one_validity_rule(tmp_path):
     kept = RasterSource(archive, tile_size=40, sampling="grid", max_nodata_fraction=0.2)
     assert len(kept) == 3  # 2x2 tiles, the ±inf quarter dropped
     assert all(kept.get(i, 0)["valid"].all() for i in range(len(kept)))
+
+
+def test_evicted_reprojected_handles_close_their_source_files(tmp_path, monkeypatch):
+    """A WarpedVRT does not close the file under it: the handle cache closed the VRT only, so every evicted
+    reprojected scene kept its file open (until the GC ran), enough to exhaust a process's file limit over an
+    archive of thousands of scenes."""
+    import geodino.data.rasters as rasters
+
+    monkeypatch.setattr(rasters, "_HANDLE_CACHE_SIZE", 2)
+    rasters._handles.clear()
+    paths = [write_tif(tmp_path / f"s{i}.tif", ramp(1, 20, 20, seed=i)) for i in range(4)]
+    opened = [rasters.open_raster(str(p), crs="EPSG:4326") for p in paths]
+    sources = [vrt.src_dataset for vrt in opened]
+    assert [v.closed for v in opened] == [True, True, False, False]  # the two oldest evicted
+    assert [s.closed for s in sources] == [True, True, False, False]  # and the files under them closed too
+    rasters._handles.clear()
