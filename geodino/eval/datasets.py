@@ -344,6 +344,13 @@ def _folder_from_files(
         img, _ = read_image(files[i], scale, offset)
         return {"image": img, "label": torch.tensor(labels[i], dtype=torch.long)}
 
+    # which file carries which label: an image moved to another class folder keeps its size and mtime and leaves
+    # the split folder's own mtime alone, so the folder stamp stays the same; the cached features must not
+    # (they store the labels)
+    labelled = hashlib.sha256(
+        "\n".join(f"{f.relative_to(folder)}\t{y}" for f, y in zip(files, labels)).encode()
+    ).hexdigest()[:16]
+
     return ProbeDataset(
         name=cfg.name,
         root=folder,
@@ -354,7 +361,9 @@ def _folder_from_files(
         length=len(files),
         getter=get,
         indices=idx,
-        extra_key=f"seed={cfg.split_seed},val={cfg.val_fraction},test={cfg.test_fraction},scale={key_scale}",
+        extra_key=(
+            f"seed={cfg.split_seed},val={cfg.val_fraction},test={cfg.test_fraction},scale={key_scale},files={labelled}"
+        ),
         scaling=rule,
         files=[str(f) for f in files],
     )

@@ -61,3 +61,29 @@ def test_dior_detection_needs_test_split_val(tmp_path):
     cfg = DetectionProbeConfig(data=DatasetConfig(name="dior", root=str(tmp_path / "dior")), epochs=1)
     with pytest.raises(ConfigError, match="test_split=val"):
         run_detection(tiny_backbone(), cfg, tmp_path / "out")
+
+
+# ------------------------------------------------------------------- feature cache: labels of class folders
+
+
+def test_an_image_moved_to_another_class_folder_is_not_read_from_the_cache_with_its_old_label(tmp_path):
+    """Relabelling by moving a file between class folders keeps its size and mtime and the split folder's mtime:
+    the folder stamp did not change, the cache key neither, and the probe read the old labels from the cache."""
+    import os
+
+    from geodino.eval.features import FeatureConfig, extract_features
+    from tests.eval.test_datasets import make_folder
+    from tests.eval.tiny_backbone import TinyBackbone
+
+    for split in ("train", "val", "test"):
+        make_folder(tmp_path / "data" / split, {"a": 2, "b": 2})
+    cfg = DatasetConfig(name="image_folder", root=str(tmp_path / "data"))
+    bb, fc = TinyBackbone(), FeatureConfig(layers="last", batch_size=4)
+    before = extract_features(bb, build_dataset(cfg, "test"), fc, cache_dir=tmp_path / "cache", progress=False)
+    assert before.targets.tolist() == [0, 0, 1, 1]
+    os.rename(tmp_path / "data/test/a/1.png", tmp_path / "data/test/b/9.png")  # a/1.png was mislabelled
+    after = extract_features(bb, build_dataset(cfg, "test"), fc, cache_dir=tmp_path / "cache", progress=False)
+    assert not after.from_cache
+    assert after.targets.tolist() == [0, 1, 1, 1]
+    again = extract_features(bb, build_dataset(cfg, "test"), fc, cache_dir=tmp_path / "cache", progress=False)
+    assert again.from_cache and again.targets.tolist() == [0, 1, 1, 1]
