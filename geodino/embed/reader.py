@@ -8,7 +8,6 @@ use only `read_store_info` (to copy a store into a COG); the stored encoding is 
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -145,12 +144,22 @@ class EmbeddingReader:
             yield Window(0, r, self.width, min(rows, self.height - r))
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
-        """Up to `n` valid pixel vectors `[n, D]`, spread over the raster (a decimated read, then a random draw)."""
-        scale = max(1.0, math.sqrt(self.height * self.width / max(4 * n, 1)))
-        shape = (max(1, int(self.height / scale)), max(1, int(self.width / scale)))
+        """Up to `n` valid cell vectors `[n, D]`, spread over the raster: each cell drawn with probability
+        4n / cells (read at full resolution in row blocks), then a random draw of `n` of the valid ones.
+
+        Not a decimated read (`out_shape`): GDAL serves that from the COG's overviews, whose float levels are 2x2
+        means of the vectors (`writers.downsample2`), so PCA and k-means were fitted on blurred vectors no cell
+        holds (a two-class checkerboard sampled as its mean only: every PCA value saturated), and a COG gave other
+        products than the same features in Zarr. Random cells, not every k-th: a lattice aliases periodic
+        patterns (crop rows, orchards; every other cell of a checkerboard is one class)."""
+        share = min(1.0, 4 * n / max(self.height * self.width, 1))
         rng = np.random.default_rng(seed)
-        feats, valid = self.read(out_shape=shape) if scale > 1 else self.read()
-        vecs = feats[:, valid].T
+        parts = []
+        for win in self.blocks():
+            f, valid = self.read(win)
+            pick = valid & (rng.random(valid.shape) < share) if share < 1 else valid
+            parts.append(f[:, pick].T)
+        vecs = np.concatenate(parts) if parts else np.zeros((0, self.count), np.float32)
         if len(vecs) > n:
             vecs = vecs[rng.choice(len(vecs), n, replace=False)]
         return vecs

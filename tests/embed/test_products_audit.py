@@ -1,0 +1,75 @@
+"""Findings of the second GIS audit of the map products: each test fails on the code before its fix.
+
+1 PCA / k-means samples read from the COG's overviews, 2 test-layer scores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from geodino.embed.writers import EmbeddingReader
+from tests.embed.test_classify import feature_raster
+
+
+def checkerboard(noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """96 x 96 cells alternating two orthogonal 8-d vectors (e0, e1) like a checkerboard, plus noise."""
+    rng = np.random.default_rng(0)
+    a, b = np.eye(8, dtype=np.float32)[:2]
+    chk = (np.add.outer(np.arange(96), np.arange(96)) % 2) == 0
+    f = np.where(chk[None], a[:, None, None], b[:, None, None]) + rng.normal(scale=noise, size=(8, 96, 96))
+    return f.astype(np.float32), chk
+
+
+def with_average_overviews(path: Path) -> Path:
+    """Overviews as `geodino embed` builds them for float COGs (`writers.downsample2`: 2x2 means)."""
+    import rasterio
+    from rasterio.enums import Resampling
+
+    with rasterio.open(path, "r+") as ds:
+        ds.build_overviews([2, 4], Resampling.average)
+    return path
+
+
+# -- 1: the PCA / k-means sample ---------------------------------------------------------------------------------
+
+
+def test_sample_holds_cell_vectors_not_overview_means(tmp_path):
+    """`sample` was a decimated read, which GDAL serves from the overviews: on a checkerboard of e0 and e1 every
+    sampled vector was their mean (0.5, 0.5), a vector no cell holds. Now every sampled vector is a cell's."""
+    f, _ = checkerboard()
+    cog = with_average_overviews(feature_raster(tmp_path / "f.tif", f))
+    with EmbeddingReader(cog) as rd:
+        s = rd.sample(500, seed=0)
+    assert len(s) == 500
+    near_a, near_b = s[:, 0] > 0.7, s[:, 1] > 0.7  # the cells: (1, 0) or (0, 1) plus noise of 0.05
+    assert (near_a ^ near_b).all()
+    assert 0.4 < near_a.mean() < 0.6  # random cells: no lattice that lands on one colour of the board
+    # every sampled vector is one of the raster's cells
+    cells = f.reshape(8, -1).T
+    assert all(np.abs(cells - v).max(axis=1).min() < 1e-6 for v in s[:20])
+
+
+def test_pca_and_clusters_of_a_cog_with_overviews_match_the_same_features_without(tmp_path):
+    """PCA's 2-98 % stretch was taken from the overview means: every value of the COG's PCA saturated (1 or
+    255), against ~5 % for the same features without overviews; k-means was fitted on the means."""
+    import rasterio
+
+    from geodino.embed import cluster_map, pca_map
+
+    f, chk = checkerboard()
+    cog = with_average_overviews(feature_raster(tmp_path / "cog.tif", f))
+    plain = feature_raster(tmp_path / "plain.tif", f)
+    maps = {}
+    for name, src in (("cog", cog), ("plain", plain)):
+        with rasterio.open(pca_map(src, tmp_path / f"pca_{name}.tif", sample=500)) as ds:
+            maps[name] = ds.read()
+        with rasterio.open(cluster_map(src, tmp_path / f"k_{name}.tif", k=2, sample=500)) as ds:
+            maps[name + "_k"] = ds.read(1)
+    np.testing.assert_array_equal(maps["cog"], maps["plain"])
+    saturated = np.isin(maps["cog"][0], (1, 255)).mean()
+    assert saturated < 0.1  # the 2-98 % stretch of cell vectors clips ~4 % of PC1
+    np.testing.assert_array_equal(maps["cog_k"], maps["plain_k"])
+    k = maps["cog_k"]
+    assert max((k == chk).mean(), (k != chk).mean()) == 1.0  # the two vectors are the two clusters
