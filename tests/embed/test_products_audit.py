@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from geodino.embed.writers import EmbeddingReader
 from tests.embed.test_classify import feature_raster
@@ -73,3 +74,22 @@ def test_pca_and_clusters_of_a_cog_with_overviews_match_the_same_features_withou
     np.testing.assert_array_equal(maps["cog_k"], maps["plain_k"])
     k = maps["cog_k"]
     assert max((k == chk).mean(), (k != chk).mean()) == 1.0  # the two vectors are the two clusters
+
+
+# -- 2: scores of a test layer ---------------------------------------------------------------------------------
+
+
+def test_macro_f1_leaves_out_model_classes_the_test_layer_lacks():
+    """A model of classes a, b, c scored on a test layer of a and b only, every cell right: macro F1 was 2/3
+    (sklearn's zero_division=0 gave c an F1 of 0); c has no F1 (null) and the macro mean is over a and b."""
+    from geodino.embed.classify import scores
+
+    s = scores(np.array(["a", "a", "b"]), np.array(["a", "a", "b"]), ["a", "b", "c"])
+    assert s["macro_f1"] == 1.0 and s["f1"] == {"a": 1.0, "b": 1.0, "c": None}
+    # a class predicted but absent from the test layer is scored (F1 0: all its predictions are wrong)
+    s = scores(np.array(["a", "a", "b"]), np.array(["a", "c", "b"]), ["a", "b", "c"])
+    assert s["f1"] == {"a": pytest.approx(2 / 3), "b": 1.0, "c": 0.0}
+    assert s["macro_f1"] == pytest.approx((2 / 3 + 1 + 0) / 3)
+    # a test class the model never saw, and a model class b neither true nor predicted: (F1 a 2/3, c 0) / 2
+    s = scores(np.array(["a", "c"]), np.array(["a", "a"]), ["a", "b"])
+    assert s["f1"]["b"] is None and s["macro_f1"] == pytest.approx((2 / 3 + 0) / 2)
