@@ -188,8 +188,9 @@ def _fit(
     ident: Any,
     features: str | Path,
     cv_gap: int = 1,
-) -> tuple[Any, list[str], dict[str, Any], dict[str, Any]]:
-    """Fit a classifier on the labelled cells: (classifier, classes, model bundle, metrics of the fit)."""
+) -> tuple[Any, list[str], dict[str, Any], dict[str, Any], np.ndarray]:
+    """Fit a classifier on the labelled cells: (classifier, classes, model bundle, metrics of the fit, the
+    training cells [n, 2] as (row, col))."""
     gdf = read_labels(labels, column, layer=layer)  # type: ignore[arg-type]
     x, y, features_of, cells = sample_labels(rd, gdf, column, max_cells=max_cells, seed=seed, path=labels)
     y = class_names(y)
@@ -226,7 +227,7 @@ def _fit(
         "sklearn_version": _sklearn_version(),
     }
     fitted = {"labels": str(labels), "column": column, "method": method, "train": counts, "cv": cv}
-    return clf, classes, bundle, fitted
+    return clf, classes, bundle, fitted, cells
 
 
 def _check_options(folds: int, neighbors: int, max_cells: int, cv_gap: int, method: str) -> None:
@@ -310,7 +311,7 @@ def classify_map(
             # the CV of the fit scored the labels of the raster it was fitted on, not this one: kept apart
             metrics.update(model=str(model), fitted_on=bundle.get("fitted_on"), cv_at_fit=bundle.get("cv"))
         else:
-            clf, classes, bundle, fitted = _fit(
+            clf, classes, bundle, fitted, train_cells = _fit(
                 rd, labels, column, layer, method, neighbors, folds, max_cells, seed, ident, features, cv_gap
             )
             codes = bundle["codes"]
@@ -320,10 +321,13 @@ def classify_map(
             codes = class_codes(classes)
         if test is not None:
             tgdf = read_labels(test, column, layer=layer, what="test labels")
-            tx, ty, _, _ = sample_labels(
+            tx, ty, _, tcells = sample_labels(
                 rd, tgdf, column, max_cells=max_cells, seed=seed, name="test labels", path=test
             )
-            metrics["test"] = scores(class_names(ty), clf.predict(tx).astype(str), classes)
+            ty, tp = class_names(ty), clf.predict(tx).astype(str)
+            metrics["test"] = scores(ty, tp, classes)
+            if model is None:
+                _test_near_training(metrics, tcells, train_cells, ty, tp, classes, cv_gap, test, labels)
         _write_map(rd, clf, codes, out, classes)
     entries = _entries(classes, codes)
     style.palette_qml(out, entries)
@@ -343,6 +347,43 @@ def classify_map(
         tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     metrics["metrics"] = str(side["metrics"])
     return metrics
+
+
+def _test_near_training(
+    metrics: dict[str, Any],
+    test_cells: np.ndarray,
+    train_cells: np.ndarray,
+    y: np.ndarray,
+    pred: np.ndarray,
+    classes: list[str],
+    gap: int,
+    test: str | Path,
+    labels: str | Path | None,
+) -> None:
+    """Flag test cells on, or within `gap` cells of, a training cell (the CV's own rule for "not independent"):
+    a test layer that repeats the training labels scored 100 % as if independent. Their count goes into the
+    metrics (`test.near_training`), the scores of the other cells into `test.independent`, and a warning."""
+    from scipy.spatial import cKDTree
+
+    dist, _ = cKDTree(train_cells).query(test_cells, p=np.inf, distance_upper_bound=gap + 0.5)
+    near = np.isfinite(dist)
+    metrics["test"]["near_training"] = int(near.sum())
+    if not near.any():
+        return
+    within = "on" if gap == 0 else f"on or within {gap} cell(s) of"
+    if near.all():
+        print(
+            f"geodino: warning: all {len(near)} test cells from {test} lie {within} training cells from {labels}; "
+            "the test scores are not independent: draw test labels away from the training labels",
+            file=sys.stderr,
+        )
+        return
+    metrics["test"]["independent"] = scores(y[~near], pred[~near], classes)
+    print(
+        f"geodino: warning: {int(near.sum())} of {len(near)} test cells from {test} lie {within} training cells "
+        f"from {labels}; the metrics' test.independent scores the other {int((~near).sum())}",
+        file=sys.stderr,
+    )
 
 
 def _entries(classes: list[str], codes: dict[str, int]) -> dict[int, tuple[tuple[int, int, int, int], str]]:
