@@ -38,12 +38,12 @@ def run_python(code: str) -> subprocess.CompletedProcess:
 def test_a_failed_pretrain_start_leaves_no_lock_file_and_frees_the_folder(tmp_path, capsys):
     """A pretrain that failed at start-up (after taking the lock) left `.geodino.lock` in an output folder that
     existed before, and this process kept the folder locked until it exited (a notebook kernel: for ever)."""
-    data = write_rasters(tmp_path / "data", bands=4)  # 4 bands for a 3-band student: fails after the lock
+    data = write_rasters(tmp_path / "data", bands=5)  # 5 bands for a 3-band student: fails after the lock
     out = tmp_path / "run"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     assert main(["pretrain", "--config", str(write_config(tmp_path / "c.yaml", out, data))]) == 2
-    assert "4 unnamed bands" in capsys.readouterr().err
+    assert "5 unnamed bands" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
     assert can_lock(out)  # released, not only unlinked
     new = tmp_path / "new" / "run"  # a folder made for the failed start is removed with its lock
