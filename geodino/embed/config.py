@@ -40,6 +40,12 @@ class EmbedConfig:
         None  # the data's sensor: its DN -> reflectance scale (the backbone's stats come with its spec)
     )
     scale: float | None = None  # explicit DN -> reflectance factor (overrides the dtype default)
+    # per band read: DN -> reflectance as x * band_scale + band_offset (one value, or one per band), ahead of the
+    # sensor's / record's rule; a STAC scene gets them from its item's raster:bands (unless `scale` is given or
+    # stac_scale=false): Sentinel-2 of processing baseline >= 04.00 declares offset -0.1
+    band_scale: list[float] | None = None
+    band_offset: list[float] | None = None
+    stac_scale: bool = True  # STAC input: apply the scale/offset each item declares for its bands
     bands: list[int] | None = None  # 1-based input bands to use (default: all)
     nodata: float | None = None  # override the input's declared nodata value
     variable: str | None = None  # variable of a Zarr/NetCDF cube input
@@ -85,6 +91,12 @@ class EmbedConfig:
         if self.workers > 1 and self.world_size > 1:
             raise ConfigError("use either workers=N (spawned here) or world_size/rank (launched outside), not both")
         parse_layers(self.layers)
+        for key in ("band_scale", "band_offset"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, list) or not value):
+                raise ConfigError(f"{key}={value!r} must be a list of numbers (one, or one per band read), e.g. [1e-4]")
+        if self.scale is not None and (self.band_scale is not None or self.band_offset is not None):
+            raise ConfigError("scale and band_scale/band_offset both give the DN -> reflectance rule; keep one")
 
     def effective_margin(self, patch: int) -> int:
         """`margin`, or its default (overlap/4 rounded down to the patch size) when unset; the config is not changed."""

@@ -275,7 +275,8 @@ def _embed(
     heap_for_forward(prep.plan, cfg, int(getattr(bb, "embed_dim", 0) or prep.dim))
     # what the run uses, said once: by rank 0, not again by the workers it spawns (finalize=False)
     console = Console(now=cfg.progress, quiet=not (cfg.rank == 0 and finalize))
-    how = "passed" if cfg.sensor or cfg.scale is not None else "default"
+    given = cfg.sensor or cfg.scale is not None or cfg.band_scale is not None or cfg.band_offset is not None
+    how = "passed" if given else "default"
     console.say(f"geodino: input DN -> reflectance {prep.meta['input_scale']} ({how})")
     before, known_eager = getattr(bb, "model", None), getattr(bb, "__dict__", {}).get("_eager_model")
     try:

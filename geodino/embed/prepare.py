@@ -128,6 +128,7 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
     per = dim // len(_layer_label(idx, cfg.layer_mode))
     band_names = [f"{lab}{'_' if lab else ''}E{i:03d}" for lab in _layer_label(idx, cfg.layer_mode) for i in range(per)]
     explicit = cfg.sensor or cfg.scale is not None or recorded_scale(bb) is not None
+    explicit = explicit or cfg.band_scale is not None or cfg.band_offset is not None
     n_in = getattr(source, "input_count", None)  # the input's bands before --bands selects some
     _, scale_desc = input_scaler(info, cfg, bb, n_in) if explicit else (None, "")
     sensor = scaling_sensor(cfg, bb, n_in)

@@ -171,6 +171,18 @@ def _check_headers(scenes: list[Scene]) -> None:
         )
 
 
+def _declared_rule(scene: Scene, cfg: EmbedConfig) -> dict[str, Any]:
+    """`band_scale`/`band_offset` of a STAC scene whose item declares its bands' scale and offset (raster:bands):
+    one item of Sentinel-2 processing baseline >= 04.00 (offset -0.1) beside one before it (offset 0) then gives
+    the same reflectance for the same ground. Not when the user gave the rule (`scale`, `band_scale`,
+    `band_offset`) or turned it off (`stac_scale=false`)."""
+    if not scene.radiometry or not cfg.stac_scale:
+        return {}
+    if cfg.scale is not None or cfg.band_scale is not None or cfg.band_offset is not None:
+        return {}
+    return {"band_scale": [s for s, _ in scene.radiometry], "band_offset": [o for _, o in scene.radiometry]}
+
+
 def _refuse_existing(outs: list[Path], folder: Path) -> None:
     """Without --resume or --overwrite, scene outputs (finished or partial) already in `folder` are refused: one
     line saying whether the run is done (--overwrite redoes it) or can be finished (--resume)."""
@@ -230,6 +242,8 @@ def _scale_setting(desc: str | None) -> str | None:
 
     if desc is not None and (desc.startswith(("x/255 (", "x/10000 (")) or desc == default_scale_desc("float32")):
         return "default (by the input's data type)"
+    if desc is not None and desc.endswith("(band_scale/band_offset)"):  # each STAC item's own rule: one setting
+        return "per scene (band_scale/band_offset: each STAC item's raster:bands)"
     return desc
 
 
@@ -323,7 +337,9 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
         _refuse_existing([outs[s.name] for s in mine], folder)
     bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
     scene_cfg = {
-        s.name: dataclasses.replace(cfg, out=str(outs[s.name]), world_size=1, rank=0, bands=s.bands or cfg.bands)
+        s.name: dataclasses.replace(
+            cfg, out=str(outs[s.name]), world_size=1, rank=0, bands=s.bands or cfg.bands, **_declared_rule(s, cfg)
+        )
         for s in mine
     }
     from geodino.data.vrt import write_vrt

@@ -43,6 +43,8 @@ class Scene:
     origin: str = ""  # where it came from, for messages (e.g. "item S2A_1 asset visual of items.json")
     sources: list[tuple[str, str]] | None = None  # several single-band assets: (asset key, path), stacked in order
     stac: dict[str, Any] | None = None  # the STAC item it came from: href, id, datetime fields (the output's item)
+    # per band read: (scale, offset) the item declares (raster:bands), DN -> physical units; None when none does
+    radiometry: list[tuple[float, float]] | None = None
 
 
 def is_stac(text: str) -> bool:
@@ -111,6 +113,39 @@ def _band_names(asset: Any) -> list[list[str]]:
                 out.append(names)
             return out
     return []
+
+
+def _band_radiometry(asset: Any) -> list[tuple[float | None, float | None]]:
+    """Per band of an asset, the (scale, offset) it declares: STAC 1.0's raster extension (`raster:bands` objects
+    with `scale`, `offset`) or STAC 1.1's `bands` (`raster:scale`, `raster:offset`); None where a band has none."""
+    fields = asset.extra_fields
+    found: list[tuple[float | None, float | None]] = []
+    for key, names in (("raster:bands", ("scale", "offset")), ("bands", ("raster:scale", "raster:offset"))):
+        listed = fields.get(key)
+        if isinstance(listed, list) and any(isinstance(b, dict) and (names[0] in b or names[1] in b) for b in listed):
+            for b in listed:
+                b = b if isinstance(b, dict) else {}
+                found.append(tuple(float(b[n]) if isinstance(b.get(n), int | float) else None for n in names))  # type: ignore[misc]
+            return found
+    return found
+
+
+def _declared(per_band: list[tuple[float | None, float | None]], where: str) -> list[tuple[float, float]] | None:
+    """The (scale, offset) of every band read, or None when no band declares one. A band that declares only one
+    of them has the other's STAC default (scale 1, offset 0); when some bands declare and others do not, none is
+    applied (mixing units across bands) and a warning names the item."""
+    if not per_band or all(s is None and o is None for s, o in per_band):
+        return None
+    if any(s is None and o is None for s, o in per_band):
+        import warnings
+
+        warnings.warn(
+            f"{where} declares a scale/offset (raster:bands) for some of the bands read but not all: none applied; "
+            "pass --scale or --sensor for the DN rule",
+            stacklevel=3,
+        )
+        return None
+    return [(1.0 if s is None else s, 0.0 if o is None else o) for s, o in per_band]
 
 
 def select_bands(asset: Any, wanted: list[str], where: str) -> list[int]:
@@ -234,8 +269,18 @@ def read_stac(href: str, asset: str | None, bands: list[str] | None = None) -> l
         if len(keys) == 1:
             a = item.assets[keys[0]]
             picked = select_bands(a, bands, f"asset {keys[0]!r} of {where}") if bands else None
+            per_band = _band_radiometry(a)
+            if picked and per_band:
+                per_band = [per_band[k - 1] if k <= len(per_band) else (None, None) for k in picked]
             scenes.append(
-                Scene(name, gdal_path(_href(a, item, base)), picked, f"asset {keys[0]!r} of {where}", stac=stac)
+                Scene(
+                    name,
+                    gdal_path(_href(a, item, base)),
+                    picked,
+                    f"asset {keys[0]!r} of {where}",
+                    stac=stac,
+                    radiometry=_declared(per_band, f"asset {keys[0]!r} of {where}"),
+                )
             )
         else:
             for key in keys:
@@ -247,5 +292,6 @@ def read_stac(href: str, asset: str | None, bands: list[str] | None = None) -> l
                     )
             sources = [(key, gdal_path(_href(item.assets[key], item, base))) for key in keys]
             origin = f"assets {', '.join(keys)} of {where}"
-            scenes.append(Scene(name, "", None, origin, sources, stac))
+            per_band = [(_band_radiometry(item.assets[key]) or [(None, None)])[0] for key in keys]
+            scenes.append(Scene(name, "", None, origin, sources, stac, _declared(per_band, origin)))
     return scenes

@@ -65,7 +65,10 @@ def input_scaler(
     """DN -> reflectance for the input, and a description for the metadata. In order: `--sensor` (the data's
     sensor), `--scale`, the DN scale/offset the backbone's export records (for integer input: float input is read
     as reflectance, as the probes and `FrozenBackbone.preprocess` read it), then a default from the dtype.
-    `input_count`: the bands of the input before `--bands` selects some (info.count is the selection)."""
+    `input_count`: the bands of the input before `--bands` selects some (info.count is the selection). Ahead of
+    them all, `band_scale`/`band_offset` (set per scene from a STAC item's raster:bands, or by the user)."""
+    if cfg.band_scale is not None or cfg.band_offset is not None:
+        return _band_rule(info, cfg)
     if cfg.sensor:
         sensor = _selected_sensor(cfg, input_count)
         if sensor.n_bands != info.count:
@@ -103,6 +106,27 @@ def input_scaler(
         )
         return (lambda x: x * np.float32(1e-4)), f"x/10000 ({dt.name}, assumed)"
     return (lambda x: x), "x (float input used as reflectance)"
+
+
+def _band_rule(info: Any, cfg: EmbedConfig) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """x * band_scale + band_offset, one value or one per band read; described as "x*0.0001-0.1 (band_scale/
+    band_offset)" (one number when every band has the same)."""
+    scale = np.asarray(cfg.band_scale if cfg.band_scale is not None else [1.0], dtype=np.float32)
+    offset = np.asarray(cfg.band_offset if cfg.band_offset is not None else [0.0], dtype=np.float32)
+    if scale.size not in (1, info.count) or offset.size not in (1, info.count):
+        raise InputError(
+            f"band_scale/band_offset give {scale.size}/{offset.size} values but input {info.path} has "
+            f"{plural(info.count, 'band')} read; give one value, or one per band"
+        )
+
+    def fmt(v: np.ndarray) -> str:
+        same = bool(np.all(v == v[0]))
+        return f"{float(v[0]):g}" if same else "[" + ",".join(f"{float(x):g}" for x in v) + "]"
+
+    off = fmt(offset)
+    text = f"x*{fmt(scale)}" + ("" if not np.any(offset) else off if off.startswith("-") else f"+{off}")
+    s, o = scale.reshape(-1, 1, 1), offset.reshape(-1, 1, 1)
+    return (lambda x: x * s + o), f"{text} (band_scale/band_offset)"
 
 
 def _selected_sensor(cfg: EmbedConfig, input_count: int | None) -> Any:

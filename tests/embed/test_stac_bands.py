@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -181,3 +182,74 @@ def test_resume_refuses_a_stack_of_other_assets(tmp_path, conv_bb):
     assert (out / "stacked" / "S2_0.vrt").read_text() == vrt and not (out / "S2_1.tif").exists()
     embed_scenes(items, backbone=conv_bb, out=out, asset="red,green,blue", resume=True, **OPTS)
     assert (out / "S2_1.tif").exists()
+
+
+def _baseline_items(tmp_path: Path, stac11: bool = False) -> tuple[Path, np.ndarray]:
+    """Two Sentinel-2 items of the same ground and reflectance: one before processing baseline 04.00 (DN =
+    reflectance x 10^4, declared offset 0), one after (DN + 1000, declared offset -0.1), as Earth Search's
+    sentinel-2-c1-l2a declares them in raster:bands (or STAC 1.1 bands with raster:scale / raster:offset)."""
+    (tmp_path / "cogs").mkdir()
+    refl = random_image(48, 48, c=3, seed=3, dtype="uint16").astype(np.int64) % 5000 + 1  # DN before 04.00
+    items = []
+    for k, add in enumerate((0, 1000)):
+        hrefs = {}
+        for (es_key, _, _), band in zip(S2[:3], refl):
+            write_cog(tmp_path / "cogs" / f"B{k}_{es_key}.tif", (band + add).astype(np.uint16), 10)
+            hrefs[es_key] = f"cogs/B{k}_{es_key}.tif"
+        item = s2_item(f"S2_{k}", hrefs)
+        for asset in item["assets"].values():
+            if "eo:bands" in asset:
+                rule = {"scale": 1e-4, "offset": -add * 1e-4}
+                if stac11:
+                    asset["bands"] = [{**asset.pop("eo:bands")[0], **{f"raster:{k}": v for k, v in rule.items()}}]
+                else:
+                    asset["raster:bands"] = [{"data_type": "uint16", "nodata": 0, **rule}]
+        items.append(item)
+    path = tmp_path / "items.json"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": items}))
+    return path, refl
+
+
+@pytest.mark.parametrize("stac11", [False, True])
+def test_items_declaring_scale_and_offset_give_the_same_features_across_the_baseline_change(tmp_path, conv_bb, stac11):
+    """A baseline-04.00 item (DN + 1000, offset -0.1) and an older one of the same reflectance: with each item's
+    declared rule applied the two feature rasters are equal (the old code read both as DN / 10^4: +0.1 on one);
+    `scale=` given by the user or stac_scale=false keeps the old reading."""
+    items, _ = _baseline_items(tmp_path, stac11)
+    opts = {k: v for k, v in OPTS.items() if k != "scale"}
+    out = tmp_path / "declared"
+    embed_scenes(items, backbone=conv_bb, out=out, asset="red,green,blue", **opts)
+    a, b = read_all(out / "S2_0.tif")[0], read_all(out / "S2_1.tif")[0]
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    import rasterio
+
+    with rasterio.open(out / "S2_1.tif") as src:  # the rule is recorded with the features
+        assert src.tags()["GEODINO_INPUT_SCALE"] == "x*0.0001-0.1 (band_scale/band_offset)"
+    assert (out / "mosaic.vrt").exists()  # the two rules are one mosaic setting: each item's own
+    for name, extra in (("user_scale", {"scale": 1e-4}), ("off", {"stac_scale": False})):
+        folder = tmp_path / name
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the dtype default without a rule says it assumes DN / 10000
+            embed_scenes(items, backbone=conv_bb, out=folder, asset="red,green,blue", **{**opts, **extra})
+        a, b = read_all(folder / "S2_0.tif")[0], read_all(folder / "S2_1.tif")[0]
+        assert np.abs(a - b).max() > 1e-3  # +0.1 reflectance on one of them: other features
+
+
+def test_band_scale_and_offset_on_a_raster_and_their_errors(tmp_path, conv_bb):
+    """The same rule set by hand on a plain raster: equal to reading reflectance directly; a count that fits
+    neither one value nor one per band, or a rule given twice, is refused in one line."""
+    from geodino.embed.config import EmbedConfig
+    from geodino.errors import ConfigError, InputError
+
+    refl = random_image(48, 48, c=3, seed=5, dtype="uint16").astype(np.int64) % 5000 + 1
+    t = from_origin(X0, Y0, 10, 10)
+    dn = write_tif(tmp_path / "dn.tif", (refl + 1000).astype(np.uint16), transform=t, nodata=0)
+    ref = write_tif(tmp_path / "ref.tif", (refl * 1e-4).astype(np.float32), transform=t, nodata=None)
+    opts = {k: v for k, v in OPTS.items() if k != "scale"}
+    got = embed_raster(dn, conv_bb, tmp_path / "dn_f.tif", band_scale=[1e-4], band_offset=[-0.1, -0.1, -0.1], **opts)
+    want = embed_raster(ref, conv_bb, tmp_path / "ref_f.tif", **opts)
+    np.testing.assert_allclose(read_all(got)[0], read_all(want)[0], atol=1e-5)
+    with pytest.raises(InputError, match=r"band_scale/band_offset give 2/1 values but input .* has 3 bands read"):
+        embed_raster(dn, conv_bb, tmp_path / "bad.tif", band_scale=[1e-4, 1e-4], **opts)
+    with pytest.raises(ConfigError, match="scale and band_scale/band_offset both give"):
+        EmbedConfig(scale=1e-4, band_offset=[-0.1]).validate()
