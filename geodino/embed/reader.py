@@ -61,9 +61,9 @@ FEATURE_MARKERS = ("model_spec", "model_fingerprint")  # metadata keys every `ge
 class EmbeddingReader:
     """Read a feature raster written by geodino (COG, GeoTIFF or Zarr) as float32 features + validity.
 
-    int8 files are dequantised (and re-normalised) with the rule stored in their metadata; NaN/-128 cells are
-    invalid. Used by the products (PCA, clusters, similarity, zonal statistics, classify, change), which open it
-    with `require_features` so that a raster `geodino embed` did not write is refused.
+    int8 files are dequantised (and re-normalised) with the rule stored in their metadata; a cell with NaN (or
+    -128) in any band is invalid. Used by the products (PCA, clusters, similarity, zonal statistics, classify,
+    change), which open it with `require_features` so that a raster `geodino embed` did not write is refused.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -127,7 +127,7 @@ class EmbeddingReader:
             kw["out_shape"] = (self.count, *out_shape)
         raw = self.src.read(**kw)
         if self.dtype == "int8" or raw.dtype == np.int8:
-            valid = ~np.all(raw == INT8_NODATA, axis=0)
+            valid = ~np.any(raw == INT8_NODATA, axis=0)  # -128 is no code (codes are -127..127)
             feats = dequantize_int8(raw, renormalize=True)
         else:
             feats = raw.astype(np.float32, copy=False)

@@ -96,7 +96,7 @@ def _upsample_blocks(
             cx0, cx1 = max(0, x0 // p - 1), min(cells.shape[2], (x1 - 1) // p + 2)
             raw = np.asarray(cells[:, cy0:cy1, cx0:cx1])
             if dtype == "int8":
-                valid = ~np.all(raw == INT8_NODATA, axis=0)
+                valid = ~np.any(raw == INT8_NODATA, axis=0)  # as `EmbeddingReader.read`: -128 in any band
                 vals = dequantize_int8(raw)
             else:
                 vals = raw.astype(np.float32)

@@ -122,3 +122,32 @@ def test_a_test_layer_on_the_training_cells_is_flagged_and_scored_apart(tmp_path
     assert m["test"]["near_training"] == 3 and m["test"]["independent"]["n"] == 4  # (3, 7) only touches one
     json_metrics = (tmp_path / "c.metrics.json").read_text()
     assert '"near_training": 3' in json_metrics
+
+
+# -- 3: int8 nodata in some bands ----------------------------------------------------------------------------------
+
+
+def test_an_int8_cell_with_nodata_in_one_band_is_nodata(tmp_path):
+    """A cell with -128 (nodata, never a code) in one band was valid with NaN features (the NaN spread through
+    the re-normalisation): PCA stopped with sklearn's "Input X contains NaN", similarity wrote NaN as a value.
+    It is nodata, as a float cell with NaN in any band is."""
+    import rasterio
+
+    from geodino.embed import pca_map
+    from geodino.embed.encoding import quantize_int8
+    from tests.embed.test_classify import TAGS, T
+
+    v = np.random.default_rng(0).normal(size=(8, 10, 12))
+    q = quantize_int8(v / np.linalg.norm(v, axis=0))
+    q[0, 4, 5] = -128
+    path = tmp_path / "i8.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=10, width=12, count=8, dtype="int8", crs="EPSG:32633",
+                       transform=T, nodata=-128) as dst:  # fmt: skip
+        dst.write(q)
+        dst.update_tags(**TAGS, GEODINO_DTYPE="int8")
+    with EmbeddingReader(path) as rd:
+        f, valid = rd.read()
+    assert not valid[4, 5] and valid.sum() == 119 and np.isfinite(f).all()
+    with rasterio.open(pca_map(path, tmp_path / "p.tif")) as ds:
+        rgb = ds.read()
+    assert (rgb[:, 4, 5] == 0).all() and (rgb[:, valid] > 0).all()  # 0 = nodata, 1..255 data
