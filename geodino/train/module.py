@@ -202,8 +202,9 @@ class SSLModule(L.LightningModule):
         if it < self.head_warmup_steps:  # fresh heads on a pretrained backbone: train the heads only
             for p in self.arch.student["backbone"].parameters():
                 p.grad = None
-        norms = self._clip()
-        opt.step()
+        self._norms: dict[str, torch.Tensor] = {}
+        opt.step()  # clips in on_before_optimizer_step: after a 16-mixed GradScaler has unscaled the gradients
+        norms = self._norms
         self.arch.update_teacher(float(sched["momentum"]))
         refresh = getattr(self.arch, "maybe_refresh_gram", None)
         if callable(refresh):
@@ -217,6 +218,19 @@ class SSLModule(L.LightningModule):
         from geodino.train.optim import apply_optim_schedule
 
         apply_optim_schedule(opt, sched["lr"], sched["weight_decay"], sched.get("last_layer_lr", sched["lr"]))
+
+    def on_before_optimizer_step(self, optimizer: Any) -> None:
+        """Clip each student sub-module's gradients (`_clip`) on unscaled gradients. With 16-mixed (GPUs without
+        bf16: V100, T4) every gradient is multiplied by the GradScaler's loss scale (2^16 at the start) until it is
+        unscaled; clipped before that, as before, each step was clipped to clip_grad / scale in true units and the
+        logged norms were the scale times too large. Lightning unscales before this hook, except for an optimizer
+        that unscales inside its own step (the fused AdamW geodino uses): that one is unscaled here (GradScaler then
+        tells its step not to unscale again). In every other precision this runs where clipping always ran (after
+        backward, before the update)."""
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        if scaler is not None and getattr(optimizer, "_step_supports_amp_scaling", False):
+            scaler.unscale_(optimizer)
+        self._norms = self._clip()
 
     def _clip(self) -> dict[str, torch.Tensor]:
         """Clip the gradient norm of each student sub-module separately (official `clip_grad` semantics)."""

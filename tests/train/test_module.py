@@ -117,3 +117,35 @@ def test_trainer_console_drops_lightning_tips_and_keeps_its_messages(tmp_path):
         "step_00000001.ckpt",
         "step_00000002.ckpt",
     ]
+
+
+def _first_norms(tmp: Path, plugin=None) -> dict[str, float]:
+    """The pre-clip gradient norms of the first step, as `_clip` measures them (clip_grad 1e-3: clipping on)."""
+    torch.manual_seed(0)
+    module = SSLModule(
+        StandInArch(), schedules, loader_factory=loader_factory(), checkpoint_dir=tmp / "checkpoints", clip_grad=1e-3
+    )
+    seen: list[dict[str, float]] = []
+    clip = module._clip
+    module._clip = lambda: seen.append({k: float(v) for k, v in clip().items()}) or {}  # type: ignore[method-assign]
+    tcfg = TrainerConfig(max_steps=1, accelerator="cpu", precision="32-true", loggers=[], progress_bar=False)
+    trainer, _ = build_trainer(tcfg, CheckpointConfig(every_n_steps=100, keep_last=2), tmp)
+    if plugin is not None:  # 16-mixed as on a GPU without bf16: autocast float16 and a GradScaler
+        trainer.strategy.precision_plugin = plugin
+    trainer.fit(module)
+    return seen[0]
+
+
+def test_16_mixed_clips_the_unscaled_gradients(tmp_path):
+    """With 16-mixed the loss (so every gradient) is multiplied by the GradScaler's scale until Lightning unscales
+    it (inside opt.step(); for the fused AdamW, inside its kernel). Clipping before that (the old code) measured
+    norms 2^10 times too large here and clipped the true gradients to clip_grad / 2^10; the hook clips unscaled
+    ones."""
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    plugin = MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu", init_scale=2.0**10))
+    full = _first_norms(tmp_path / "fp32")
+    mixed = _first_norms(tmp_path / "fp16", plugin)
+    assert set(mixed) == set(full) and full
+    for name in full:  # float16 autocast changes the numbers a little, not by 2^10
+        assert mixed[name] == pytest.approx(full[name], rel=0.05), name
