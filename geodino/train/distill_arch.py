@@ -204,12 +204,13 @@ class DistillMetaArch(nn.Module):
         if n_l:
             parts["dino_local"] = self.dino_loss(out["local_logits"].unflatten(0, (n_l, b)), teacher["cls_centered"])
             loss = loss + w.dino * (local_terms / total_terms) * w.dino_local * parts["dino_local"]
-        parts["dino_global"] = self.dino_loss(
-            out["global_logits"].unflatten(0, (n_g, b)),
-            teacher["cls_centered"],
-            ignore_diagonal=w.global_ignore_diagonal,
-        )
-        loss = loss + w.dino * (global_terms / total_terms) * parts["dino_global"]
+        if global_terms:  # one global crop with the diagonal ignored has no cross-view pair (not 0 x NaN)
+            parts["dino_global"] = self.dino_loss(
+                out["global_logits"].unflatten(0, (n_g, b)),
+                teacher["cls_centered"],
+                ignore_diagonal=w.global_ignore_diagonal,
+            )
+            loss = loss + w.dino * (global_terms / total_terms) * parts["dino_global"]
         parts["koleo"] = sum(self.koleo_loss(x) for x in g_cls.unflatten(0, (n_g, b))) / n_g
         loss = loss + w.koleo * n_g * parts["koleo"]
         parts["ibot"] = self.ibot_loss(out["patch_logits"], teacher["patch_centered"], masks, masks_weight)
@@ -228,7 +229,9 @@ class DistillMetaArch(nn.Module):
         `batch` holds `global_crops`, `local_crops` (crop-major, this rank's data batch) and the student-batch
         `masks` [n_g·B_s, N], `mask_indices` [M], `masks_weight` [M], `n_masked_patches`.
         """
-        n_g = self.n_global_crops
+        # the loader's count (crops.n_global, in the batch since collate_ssl records it) wins over the default 2:
+        # with another count the rows would be split into the wrong (crops, images) and pair crops of other images
+        self.n_global_crops = n_g = int(batch.get("n_global_crops", self.n_global_crops))
         global_crops, local_crops = batch["global_crops"], batch["local_crops"]
         masks, mask_indices = batch["masks"], batch["mask_indices"]
         masks_weight, n_masked = batch["masks_weight"], batch["n_masked_patches"]

@@ -206,3 +206,35 @@ def test_bf16_autocast_step_is_finite() -> None:
         loss, metrics = arch.forward_backward(_batch(1), teacher_temp=0.07)
     assert torch.isfinite(loss) and all(np.isfinite(v) for v in host_floats(metrics).values())
     assert all(p.grad is not None for p in arch.students["a"].backbone.blocks[0].parameters())
+
+
+def _batch_n(n_g: int, perm: torch.Tensor, b: int = B) -> dict:
+    """A batch of `n_g` global crops per image (crop-major, as collate_ssl stacks them), its images reordered by
+    `perm` in every crop, local crop and mask alike."""
+    g = torch.Generator().manual_seed(7)
+    glob = torch.randn(n_g, b, 3, G, G, generator=g)[:, perm].flatten(0, 1)
+    loc = torch.randn(2, b, 3, L, L, generator=g)[:, perm].flatten(0, 1)
+    masks, upper = sample_masks(n_g * b, (G // PATCH, G // PATCH), np.random.default_rng(3))
+    masks = masks.view(n_g, b, -1)[:, perm].flatten(0, 1)
+    out = {"global_crops": glob, "local_crops": loc, "n_global_crops": n_g}
+    out.update({k: v for k, v in collate_masks(masks, upper).items() if k != "upperbound"})
+    return out
+
+
+@pytest.mark.parametrize("n_g", [1, 3])
+def test_the_batchs_global_crop_count_groups_the_crops(n_g: int) -> None:
+    """The DINO and iBOT terms average over images, so reordering the images (in every crop alike) must not change
+    them (KoLeo works on groups of images in batch order: left out); with the rows split by an assumed 2 crops
+    (the old code, whatever crops.n_global was) crops of other images were paired and the reordering changed
+    them (n_g = 3), or one crop gave 0 x NaN (n_g = 1)."""
+    arch = _arch({"s": _student("vit_tiny")})
+    arch.eval()  # no drop path: two calls see the same network
+    runs = []
+    for perm in (torch.arange(B), torch.tensor([2, 0, 3, 1])):
+        loss, metrics = arch.forward_backward(_batch_n(n_g, perm), teacher_temp=0.07)
+        assert torch.isfinite(loss)
+        runs.append({k: float(v) for k, v in metrics.items() if "koleo" not in k and "loss" not in k})
+    assert set(runs[0]) == {"s/dino_local", "s/ibot"} | ({"s/dino_global"} if n_g > 1 else set())
+    for key in runs[0]:
+        assert runs[0][key] == pytest.approx(runs[1][key], rel=1e-5), key
+    assert arch.n_global_crops == n_g
