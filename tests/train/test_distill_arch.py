@@ -188,8 +188,9 @@ def test_step_reads_nothing_on_the_host_until_the_row_is_logged() -> None:
     """`forward_backward` keeps every metric on the device (a float read before `backward` would make the host wait
     for the forward on a GPU); `host_floats` reads them all at once, in order, when a row is logged."""
     arch = _arch({"a": _student("vit_tiny"), "b": _student("vit_tiny")})
+    batch = _batch(1)  # made by the loader, on the host (sample_masks reads its float32 ratios there)
     with HostReads() as reads:
-        loss, metrics = arch.forward_backward(_batch(1), teacher_temp=0.07)
+        loss, metrics = arch.forward_backward(batch, teacher_temp=0.07)
     assert reads.n == 0
     assert all(isinstance(v, torch.Tensor) and v.ndim == 0 for v in metrics.values())
     row = host_floats({"step": 3.0, **metrics, "lr": 0.5})
