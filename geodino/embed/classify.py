@@ -155,7 +155,7 @@ def blocked_cv(
     could test it on labels it was not trained on or next to."""
     from sklearn.model_selection import StratifiedGroupKFold
 
-    classes = sorted(str(c) for c in set(y))
+    classes = natural_order(set(y))  # the map's and legend's order: class_2 before class_10
     per_class = {c: len(set(groups[y == c])) for c in classes}
     n_splits = min(folds, min(per_class.values()))
     if n_splits < 2:

@@ -320,3 +320,30 @@ def test_labels_whose_crs_cannot_place_them_raise_no_numpy_warnings(tmp_path):
             with pytest.raises(InputError, match=rf"none of the {n} labels cover a valid cell .*\({n} outside it"):
                 classify_map(feats, tmp_path / name, tmp_path / "m.tif", column="landcover")
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]
+
+
+def test_cross_validation_lists_classes_in_the_maps_natural_order(tmp_path):
+    """The CV confusion matrix, F1 and label groups listed the classes lexicographically (class_10 before class_2),
+    while the map values, the metrics' classes and the legend use natural order: one order everywhere, and each
+    row of the matrix is the class its label says (the stripes are told apart, so the diagonal holds the cells)."""
+    import geopandas as gpd
+
+    names = {0: "class_2", 1: "class_10", 2: "class_1"}  # stripe k -> class name
+    geoms = [cell_box(15 * k + 4, r) for k in range(3) for r in (5, 20)]
+    classes = [names[k] for k in range(3) for _ in (5, 20)]
+    gdf = gpd.GeoDataFrame({"landcover": classes}, geometry=geoms, crs="EPSG:32633")
+    gdf.to_file(tmp_path / "lab.gpkg")
+    feats = feature_raster(tmp_path / "f.tif", stripes())
+    m = classify_map(feats, tmp_path / "lab.gpkg", tmp_path / "map.tif", column="landcover")
+    natural = ["class_1", "class_2", "class_10"]
+    assert m["classes"] == natural
+    cv = json.loads((tmp_path / "map.metrics.json").read_text())["cv"]
+    assert cv["confusion"]["labels"] == natural
+    assert list(cv["f1"]) == natural and list(cv["label_groups"]) == natural
+    matrix = np.asarray(cv["confusion"]["matrix"])
+    assert matrix.trace() == matrix.sum() == 72  # 24 cells per class, each on its own row and column
+    direct = blocked_cv(
+        np.repeat(np.eye(3), 4, 0), np.repeat(["class_10", "class_2", "class_1"], 4),
+        np.arange(12) // 2, method="knn", neighbors=1, folds=2, seed=0,
+    )  # fmt: skip
+    assert direct["confusion"]["labels"] == natural and list(direct["label_groups"]) == natural
