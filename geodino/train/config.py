@@ -77,12 +77,21 @@ class TrainerConfig:
         check_loggers(self.loggers, self.logger_options, "trainer.loggers")
 
 
+def check_keep_last(value: int, key: str) -> None:
+    """`keep_last` must be 0 (keep every step checkpoint) or N >= 1 (keep the newest N): a negative value kept every
+    checkpoint silently, so a typo for a small number filled the disk."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(
+            f"{key}={value!r} must be 0 (keep every step checkpoint) or a whole number N >= 1 (keep the newest N)"
+        )
+
+
 @dataclass
 class CheckpointConfig:
     """When and how checkpoints are written, and what to resume from."""
 
     every_n_steps: int = 1000  # write runs/NAME/checkpoints/step_XXXXXXXX.ckpt every N steps (and at the end)
-    keep_last: int = 3  # older step checkpoints are deleted (0 keeps all)
+    keep_last: int = 3  # the newest N step checkpoints are kept, older ones deleted (0 keeps all; < 0 is refused)
     sharded: bool = False  # fsdp2: each rank writes its shard (a folder); False gathers one file on rank 0
     resume: str = "auto"  # auto (newest checkpoint of output_dir, if any) | never | PATH of a checkpoint
     export_at_end: bool = True  # write runs/NAME/export/teacher.{pth,safetensors,heads.pth} when done
@@ -90,6 +99,7 @@ class CheckpointConfig:
     def validate(self) -> None:
         if self.every_n_steps < 1:
             raise ConfigError(f"checkpoint.every_n_steps={self.every_n_steps} must be >= 1")
+        check_keep_last(self.keep_last, "checkpoint.keep_last")
 
 
 @dataclass

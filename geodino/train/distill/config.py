@@ -63,7 +63,7 @@ class DistillTrainConfig:
     activation_checkpointing: str = "off"
     log_every_n_steps: int = 10
     checkpoint_every_n_steps: int = 1000
-    keep_last: int = 2
+    keep_last: int = 2  # the newest N checkpoints of each student are kept (0 keeps all; < 0 is refused)
     resume: str = "auto"  # auto (newest checkpoint of output_dir) | never
     export: str = "ema"  # ema (official: the student's EMA is dumped) | student
     progress_bar: bool = True
@@ -142,6 +142,9 @@ class DistillConfig:
             raise ConfigError(f"train.precision={self.train.precision!r} must be 32-true or bf16-mixed")
         if self.train.export not in ("ema", "student"):
             raise ConfigError(f"train.export={self.train.export!r} must be 'ema' or 'student'")
+        from geodino.train.config import check_keep_last
+
+        check_keep_last(self.train.keep_last, "train.keep_last")
         if self.train.resume not in ("auto", "never"):
             raise ConfigError(f"train.resume={self.train.resume!r} must be 'auto' or 'never'")
         if self.train.device not in ("auto", "cpu", "cuda"):
