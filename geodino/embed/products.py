@@ -174,6 +174,20 @@ def _query_vector(
     return sums.sum(0) / counts.sum()
 
 
+def _query_crs(rd: EmbeddingReader, point_crs: str | None) -> str:
+    """The CRS a `--point` was read in, for the tags: `point_crs` as given (pyproj has read it), or without it the
+    raster's own CRS (its EPSG-style code when exact, else WKT; "none" for a raster without a CRS)."""
+    if point_crs is not None:
+        return str(point_crs)
+    if rd.crs is None:
+        return "none"
+    from pyproj import CRS
+
+    crs = CRS.from_user_input(rd.crs)
+    auth = crs.to_authority(min_confidence=100)
+    return f"{auth[0]}:{auth[1]}" if auth else crs.to_wkt()
+
+
 def similarity_map(
     features: str | Path,
     out: str | Path,
@@ -198,6 +212,9 @@ def similarity_map(
     png = check_writable(png, overwrite=overwrite)
     with EmbeddingReader(features).require_features() as rd:
         q = _unit(_query_vector(rd, point, point_crs, polygon, layer))
+        query = {"GEODINO_QUERY": str(point or polygon)}
+        if point is not None:  # the point's numbers mean nothing without the CRS they were given in
+            query["GEODINO_QUERY_CRS"] = _query_crs(rd, point_crs)
 
         def blocks():
             for win in rd.blocks():
@@ -214,7 +231,7 @@ def similarity_map(
             bands=("cosine similarity",),
             desc="similar",
             total=n_blocks(rd),
-            GEODINO_QUERY=str(point or polygon),
+            **query,
         )
     vmin = style.data_limits(out)[0]
     style.ramp_qml(out, vmin=vmin, vmax=1.0, ramp=style.RAMPS["similarity"])

@@ -94,6 +94,37 @@ def test_similarity_map_point_and_polygon(tmp_path, two_class):
         similarity_map(src, tmp_path / "s4.tif")
 
 
+def test_similar_records_the_crs_of_its_query_point(tmp_path):
+    """GEODINO_QUERY held the --point numbers without --point-crs, so a lon,lat query read as map metres lay far
+    outside the raster. GEODINO_QUERY_CRS now says the CRS (as given, else the raster's): from the tags alone the
+    query goes back to its cell, and its vector is the one every other cell was compared with."""
+    import ast
+
+    import geopandas as gpd
+    import rasterio
+    from pyproj import Transformer
+    from shapely.geometry import box
+
+    feats = np.random.default_rng(1).normal(size=(8, 20, 30)).astype(np.float32)  # every cell its own vector
+    src = feature_raster(tmp_path / "f.tif", feats)
+    x, y = 500000.0 + 40 * 7.5, 4000000.0 - 40 * 12.5  # cell (12, 7)
+    lon, lat = Transformer.from_crs("EPSG:32633", "EPSG:4326", always_xy=True).transform(x, y)
+    geo = similarity_map(src, tmp_path / "geo.tif", point=(lon, lat), point_crs="EPSG:4326")
+    utm = similarity_map(src, tmp_path / "utm.tif", point=(x, y))
+    for out, crs in ((geo, "EPSG:4326"), (utm, "EPSG:32633")):
+        with rasterio.open(out) as ds:
+            tags, s = ds.tags(), ds.read(1)
+        assert tags["GEODINO_QUERY_CRS"] == crs
+        qx, qy = ast.literal_eval(tags["GEODINO_QUERY"])
+        mx, my = Transformer.from_crs(tags["GEODINO_QUERY_CRS"], "EPSG:32633", always_xy=True).transform(qx, qy)
+        col, row = (int(np.floor(v)) for v in ~T * (mx, my))
+        assert (row, col) == (12, 7) == np.unravel_index(np.nanargmax(s), s.shape)
+        assert s[12, 7] == pytest.approx(1.0, abs=1e-5)
+    gpd.GeoDataFrame(geometry=[box(500040, 3999600, 500200, 3999800)], crs="EPSG:32633").to_file(tmp_path / "q.gpkg")
+    with rasterio.open(similarity_map(src, tmp_path / "poly.tif", polygon=tmp_path / "q.gpkg")) as ds:
+        assert ds.tags()["GEODINO_QUERY"] == str(tmp_path / "q.gpkg") and "GEODINO_QUERY_CRS" not in ds.tags()
+
+
 def test_zonal_embeddings(tmp_path, two_class, capsys):
     import geopandas as gpd
     from shapely.geometry import box
