@@ -123,8 +123,18 @@ def main() -> int:
     row("colour statistics (raw chip)", Q.colour_stats(x), "-", "54 numbers per chip")
     row("`baseline:colour`", Q.baseline_colour(x), "-", "the baseline `geodino probe` reports")
     torch.manual_seed(0)
-    random_student = build_model("vit_tiny", patch_size=8, depth=6, embed_dim=96, num_heads=3, n_storage_tokens=0)
-    row("student, random init", Q.vit_features(random_student, x), params_m(random_student), "width 96, 6 blocks")
+    # the student of small_vit_tiny_half.yaml as distillation and the direct run build it: LayerScale 1.0, as in its
+    # `overrides` (the official default 1e-5 leaves every residual branch ~0 at init, so a random ViT's CLS token is
+    # the same for every chip and only the mean patch token carries colour: a weaker row than the student at init)
+    random_student = build_model(
+        "vit_tiny", patch_size=8, depth=6, embed_dim=96, num_heads=3, n_storage_tokens=0, layerscale_init=1.0
+    )
+    row(
+        "student, random init",
+        Q.vit_features(random_student, x),
+        params_m(random_student),
+        "width 96, 6 blocks, LayerScale 1.0",
+    )
 
     teacher = args.teacher
     if not teacher:
