@@ -239,7 +239,12 @@ class SSLModule(L.LightningModule):
         return clip_grad_per_module(self.arch.student, self.clip_grad)
 
     def _raise_nan(self, loss: torch.Tensor, logs: dict[str, Any], it: int) -> None:
-        terms = ", ".join(f"{k}={float(v):.4g}" for k, v in logs.items() if _is_number(v))
+        """Stop on a non-finite loss with one readable line: the step, the loss terms and at most a few other values
+        that are not finite (what explains the NaN). Every value of the step (the monitors too, a dozen more) goes
+        to the run's loggers (`logs/metrics.csv`), which the message names, not onto the console."""
+        values = {k: float(v) for k, v in logs.items() if _is_number(v)}
+        terms = nan_terms(values)
+        where = self._log_nan_step(values, it)
         last = ckpt_lib.latest_checkpoint(self.checkpoint_dir) if self.checkpoint_dir else None
         # not "rerun the same command": a resume keeps the recipe (check_resume_config refuses a lower lr) and, being
         # exact, would reach the same loss at the same step; a new run may start from the last good weights instead
@@ -251,9 +256,21 @@ class SSLModule(L.LightningModule):
             else "no checkpoint was written yet; lower ssl.schedules.lr.peak or ssl.optim.clip_grad and start again"
         )
         raise TrainingError(
-            f"loss is {float(loss.detach().float().mean())} at step {it} ({terms or 'no terms logged'}); training "
-            f"stopped and {then}"
+            f"loss is {float(loss.detach().float().mean())} at step {it} ({terms or 'no terms logged'}{where}); "
+            f"training stopped and {then}"
         )
+
+    def _log_nan_step(self, values: dict[str, float], step: int) -> str:
+        """Write every value of the step that went non-finite to the run's loggers (they are saved as the run
+        fails); return the words that name where (`; every value of the step: PATH`), or "" without a csv log."""
+        if not values or self._trainer is None:
+            return ""
+        path = None
+        for logger in self.trainer.loggers:
+            logger.log_metrics(values, step=step)
+            file = getattr(getattr(logger, "experiment", None), "metrics_file_path", None)
+            path = path or file
+        return f"; every value of the step: {path}" if path else ""
 
     def _log_step(self, loss: torch.Tensor, logs: dict[str, Any], sched: dict[str, float], norms: dict) -> None:
         bar = {"loss": loss.detach().float()}
@@ -275,6 +292,23 @@ class SSLModule(L.LightningModule):
         if self.checkpoint_meta is not None:
             meta.update(self.checkpoint_meta(step))
         checkpoint["geodino"] = meta
+
+
+# values beside the loss terms that a NaN message lists when they are not finite (the rest: "and N more")
+NAN_EXTRAS = 3
+
+
+def nan_terms(values: dict[str, float]) -> str:
+    """The words of a NaN message: every loss term (`*_loss`), then at most `NAN_EXTRAS` other values that are not
+    finite (the monitors follow a NaN loss, so listing them all made the line a paragraph)."""
+    import math
+
+    out = [f"{k}={v:.4g}" for k, v in values.items() if k.endswith("_loss")]
+    bad = [f"{k}={v:.4g}" for k, v in values.items() if not k.endswith("_loss") and not math.isfinite(v)]
+    out += bad[:NAN_EXTRAS]
+    if len(bad) > NAN_EXTRAS:
+        out.append(f"and {len(bad) - NAN_EXTRAS} more values not finite")
+    return ", ".join(out)
 
 
 def _is_number(v: Any) -> bool:

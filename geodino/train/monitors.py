@@ -7,7 +7,7 @@ The two classic DINO collapses (Caron et al. 2021, section 5.3) have clear signa
 both drive the student-teacher KL to ~0. A collapsed backbone also shows per-dimension std of the L2-normalised
 features ~ 0 (all images map to one point; ~1/sqrt(D) when healthy), and CLS-patch cosine similarity rising
 towards 1 (dense features losing locality, what Gram anchoring counters).
-`CollapseMonitor` turns these statistics into a logged warning after `patience` consecutive bad checks.
+`CollapseMonitor` turns these statistics into one `CollapseWarning` after `patience` consecutive bad checks.
 
 The statistics are 0-dim float32 tensors on the input's device, not floats: a training step computes a dozen of
 them and reads them all in one copy (`geodino.train.host.host_floats`) instead of waiting for the device once per
@@ -16,7 +16,6 @@ statistic; `float()` one to read it alone.
 
 from __future__ import annotations
 
-import logging
 import math
 import warnings
 from collections.abc import Mapping
@@ -43,8 +42,6 @@ __all__ = [
     "teacher_entropy",
     "usage_entropy",
 ]
-
-log = logging.getLogger("geodino.train")
 
 
 class CollapseWarning(UserWarning):
@@ -167,7 +164,8 @@ class CollapseMonitor:
             where = f" at step {step}" if step is not None else ""
             msg = (
                 f"the teacher looks collapsed{where}: {'; '.join(why)}. Check the teacher temperature schedule "
-                "(schedules.teacher_temp), the centering (dino.centering) and the lr; see docs/recipe.md#monitors"
+                "(ssl.schedules.teacher_temp), the centering (ssl.dino.centering) and the lr; see "
+                "docs/recipe.md#monitors"
             )
             if any("uniform" in w for w in why):
                 msg += (
@@ -175,7 +173,8 @@ class CollapseMonitor:
                     "(LayerScale 1e-5, linear prototypes): the small-budget recipe "
                     "configs/pretrain/small_vit_tiny.yaml leaves it; see docs/recipe.md#why-short-runs-sit-at-ln-k"
                 )
-            log.warning(msg)
+            # once, as a CollapseWarning (which a notebook or `warnings.simplefilter` can catch or silence); it was also
+            # logged to the `geodino.train` logger, whose fallback handler printed the same paragraph a second time
             warnings.warn(msg, CollapseWarning, stacklevel=2)
             self.warned = True
         return why
