@@ -1,9 +1,9 @@
-"""The files every raster product writes: a streamed COG, checked output names, and a PNG quick-look.
+"""The files every raster product writes: a streamed COG and checked output names.
 
 `write_cog` writes row blocks to a tiled GTiff and copies it to a COG (atomically, with a progress bar),
 `check_map_outputs` refuses wrong or clashing output names before anything is written, `cog_profile`/`n_blocks`
-describe the output grid, and `_quicklook` makes the PNG. Kept apart from `products.py` (what each product computes)
-because classify and change write their maps through the same helpers; `products.py` re-exports them.
+describe the output grid; the PNG quick-looks are `quicklook.py`. Kept apart from `products.py` (what each product
+computes) because classify and change write their maps through the same helpers; `products.py` re-exports them.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from geodino.embed.writers import EmbeddingReader
 from geodino.errors import ConfigError
@@ -115,29 +113,3 @@ def cog_profile(rd: EmbeddingReader, count: int, dtype: str, nodata: Any) -> dic
         "transform": rd.transform,
         "nodata": nodata,
     }
-
-
-def _png(out_png: Path, rgb: np.ndarray) -> None:
-    from PIL import Image
-
-    with atomic_path(out_png, overwrite=True) as tmp:
-        Image.fromarray(np.ascontiguousarray(np.moveaxis(rgb, 0, -1))).save(tmp, format="PNG")
-
-
-def _quicklook(cog: Path, png: Path, max_side: int = 2048) -> None:
-    """A PNG of a (colour-table or 3-band) COG, decimated to at most `max_side` pixels."""
-    import rasterio
-
-    with rasterio.open(cog) as src:
-        f = max(1.0, max(src.height, src.width) / max_side)
-        shape = (max(1, int(src.height / f)), max(1, int(src.width / f)))
-        arr = src.read(out_shape=(src.count, *shape), resampling=rasterio.enums.Resampling.nearest)
-        if src.count == 1:
-            cmap = src.colormap(1)
-            lut = np.zeros((max(cmap) + 1 if cmap else 256, 3), np.uint8)
-            for k, v in cmap.items():
-                lut[k] = v[:3]
-            rgb = np.moveaxis(lut[arr[0]], -1, 0)
-        else:
-            rgb = arr[:3]
-    _png(png, rgb)

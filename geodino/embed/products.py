@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from geodino.embed import style
-from geodino.embed.map_outputs import _quicklook, check_map_outputs, cog_profile, n_blocks, progress, write_cog
+from geodino.embed.map_outputs import check_map_outputs, cog_profile, n_blocks, progress, write_cog
 from geodino.embed.placement import (
     LINES,
     POINTS,
@@ -81,7 +81,9 @@ def pca_map(
         )
     style.rgb_qml(out)
     if png is not None:
-        _quicklook(out, Path(png))
+        from geodino.embed.quicklook import rgb_png
+
+        rgb_png(out, png, title=f"{out.name}  (red, green, blue: PC1, PC2, PC3)")
     return out
 
 
@@ -142,9 +144,12 @@ def cluster_map(
             total=n_blocks(rd),
             GEODINO_KMEANS_K=k,
         )
-    style.palette_qml(out, {i: (cmap[i], f"cluster {i}") for i in range(k)})
+    entries = {i: (cmap[i], f"cluster {i}") for i in range(k)}  # one source: colour table, .qml, PNG legend
+    style.palette_qml(out, entries)
     if png is not None:
-        _quicklook(out, Path(png))
+        from geodino.embed.quicklook import classes_png
+
+        classes_png(out, png, entries, title=out.name)
     return out
 
 
@@ -376,7 +381,7 @@ def zonal_png(res: Any, png: str | Path, *, title: str = "") -> Path:
     from matplotlib.figure import Figure  # no pyplot: no global backend switch inside a user's notebook
     from matplotlib.patches import Patch
 
-    from geodino.embed.quicklook import save_png
+    from geodino.embed.quicklook import NODATA_HATCH, save_png
 
     ok = (res["status"] == "ok").to_numpy()
     colours = np.tile(np.array([[0.25, 0.45, 0.75]]), (len(res), 1))
@@ -394,10 +399,10 @@ def zonal_png(res: Any, png: str | Path, *, title: str = "") -> Path:
         res[ok].plot(ax=ax, color=colours[ok], edgecolor="k", linewidth=0.3)
     drawable = has_geometry(res.geometry)  # no_geometry rows have nothing to draw
     if (~ok & drawable).any():
-        res[~ok & drawable].plot(ax=ax, facecolor="0.85", edgecolor="0.4", hatch="//", linewidth=0.3)
+        res[~ok & drawable].plot(ax=ax, linewidth=0.3, **NODATA_HATCH)
     handles = [Patch(facecolor=(0.25, 0.45, 0.75), label=f"{int(ok.sum())} with an embedding (colour: PCA)")]
     if (~ok).any():
-        handles.append(Patch(facecolor="0.85", hatch="//", edgecolor="0.4", label=f"{int((~ok).sum())} without"))
+        handles.append(Patch(label=f"{int((~ok).sum())} without", **NODATA_HATCH))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
     if title:
         ax.set_title(title, fontsize=10)

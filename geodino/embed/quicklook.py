@@ -1,6 +1,11 @@
-"""PNG quick-looks with a legend (class maps, change masks) or a colour bar (distance, confidence), by matplotlib.
+"""PNG quick-looks with a legend (class maps, change masks, PCA colours) or a colour bar (distance, confidence),
+by matplotlib.
 
-The COG is read decimated (at most `max_side` pixels a side), so the PNG is cheap for any raster size.
+The COG is read decimated (at most `max_side` pixels a side), so the PNG is cheap for any raster size. Nodata is
+never painted in a colour the data can take: white on class maps (their palettes have no white), grey hatching on
+the PCA's RGB (any flat colour is some PCA colour; zonal's PNG hatches its rows without an embedding alike), and
+listed in the legend as "nodata" when the map has some; the axes keep their frame, so nodata at an edge still
+shows where the raster ends.
 """
 
 from __future__ import annotations
@@ -12,14 +17,21 @@ import numpy as np
 
 from geodino.io import atomic_path
 
+NODATA_HATCH = {"facecolor": "0.85", "edgecolor": "0.4", "hatch": "//"}
+"""How the PCA quick-look (and zonal's PNG) draws cells without data: a pattern, which no data colour is."""
 
-def _read(cog: str | Path, band: int, max_side: int) -> np.ma.MaskedArray:
+
+def _read(cog: str | Path, band: int | Sequence[int], max_side: int) -> np.ma.MaskedArray:
+    """`band` (an index, or a list of indexes: then [bands, h, w]) decimated to at most `max_side` pixels a side,
+    nodata masked."""
     import rasterio
     from rasterio.enums import Resampling
 
     with rasterio.open(cog) as src:
         f = max(1.0, max(src.height, src.width) / max_side)
         shape = (max(1, int(src.height / f)), max(1, int(src.width / f)))
+        if not isinstance(band, int):
+            shape = (len(band), *shape)
         return src.read(band, out_shape=shape, masked=True, resampling=Resampling.nearest)
 
 
@@ -71,7 +83,38 @@ def classes_png(
     handles = [Patch(facecolor=np.asarray(c[:3]) / 255, edgecolor="k", label=n) for _, (c, n) in items]
     if not painted.all():  # white cells said nothing: a reader took them for a class or the page
         handles.append(Patch(facecolor="white", edgecolor="k", label="nodata"))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
+    ncol = -(-len(handles) // 40)  # at most 40 rows: a k=254 cluster legend stays on the page
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9, ncol=ncol)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return save_png(fig, png)
+
+
+def rgb_png(
+    cog: str | Path,
+    png: str | Path,
+    *,
+    title: str = "",
+    bands: tuple[int, int, int] = (1, 2, 3),
+    max_side: int = 1024,
+) -> Path:
+    """Three bands as red, green, blue (the PCA COG: 1..255, 0 = nodata), nodata transparent over grey hatching
+    and listed in the legend as "nodata" when the map has some. Painted black before, nodata could not be told
+    from the darkest PCA colours, and no flat colour can: every RGB is some PCA colour."""
+    from matplotlib.patches import Patch, Rectangle
+
+    arr = _read(cog, list(bands), max_side)
+    nodata = np.ma.getmaskarray(arr).any(axis=0)
+    rgba = np.empty((*arr.shape[1:], 4), np.uint8)
+    rgba[..., :3] = np.moveaxis(np.asarray(arr.filled(0)), 0, -1)
+    rgba[..., 3] = np.where(nodata, 0, 255)
+    h, w = nodata.shape
+    fig, ax = _figure((h, w), 1.2 if nodata.any() else 0.0)
+    ax.add_patch(Rectangle((-0.5, -0.5), w, h, linewidth=0, zorder=0, **NODATA_HATCH))
+    ax.imshow(rgba, interpolation="nearest", zorder=1)
+    if nodata.any():
+        handles = [Patch(label="nodata", **NODATA_HATCH)]
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
     if title:
         ax.set_title(title, fontsize=10)
     return save_png(fig, png)

@@ -71,6 +71,38 @@ def test_cluster_map(tmp_path, two_class):
         cluster_map(src, tmp_path / "k1.tif", k=1)
 
 
+def test_pca_and_cluster_quicklooks_do_not_paint_nodata_black(tmp_path):
+    """The PCA and cluster PNGs painted nodata (0, 0, 0): black, which the darkest PCA colours (1..255 per band)
+    cannot be told from, and unlisted. As the class and ramp quick-looks do, nodata is now a legend entry in a
+    framed figure: grey hatching on the PCA (no flat colour is free of PCA colours), white on the cluster map (its
+    palette has no white); here half the raster is nodata, so half the image was black."""
+    import rasterio
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    f = np.full((8, 20, 40), np.nan, np.float32)
+    f[:, :, 20:30] = rng.normal(size=8)[:, None, None]
+    f[:, :, 30:] = rng.normal(size=8)[:, None, None]
+    f[:, :, 20:] += rng.normal(scale=0.01, size=(8, 20, 20))
+    src = feature_raster(tmp_path / "half.tif", f)
+
+    def shares(png: Path, colour: tuple[int, int, int], tol: int = 2) -> tuple[float, float]:
+        """Share of the image's pixels near black, and near `colour`."""
+        rgb = np.asarray(Image.open(png).convert("RGB")).reshape(-1, 3).astype(int)
+        return float((rgb.max(1) <= 1).mean()), float((np.abs(rgb - colour).max(1) <= tol).mean())
+
+    pca_map(src, tmp_path / "pca.tif", png=tmp_path / "pca.png")
+    black, hatch = shares(tmp_path / "pca.png", (217, 217, 217))  # NODATA_HATCH's 0.85 grey
+    assert black < 0.05 and hatch > 0.15
+    cluster_map(src, tmp_path / "k.tif", k=2, png=tmp_path / "k.png")
+    black, white = shares(tmp_path / "k.png", (255, 255, 255))
+    assert black < 0.05 and white > 0.3
+    with rasterio.open(tmp_path / "k.tif") as ds:
+        cmap = ds.colormap(1)
+    for k in (0, 1):  # both clusters drawn in their colour-table colour (the legend and .qml share them)
+        assert shares(tmp_path / "k.png", cmap[k][:3], tol=0)[1] > 0.05
+
+
 def test_similarity_map_point_and_polygon(tmp_path, two_class):
     import geopandas as gpd
     import rasterio
