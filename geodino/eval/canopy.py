@@ -267,7 +267,17 @@ def _read_pairs(
     scaling: InputScaling,
 ) -> tuple[list[dict[str, Any]], Sequence[dict[str, Any]] | None]:
     """The training and validation samples: given ones, else the configured image/CHM pairs (scaled by
-    `scaling`); bands checked."""
+    `scaling`, its one rule decided first over every image file of the run: training, validation and
+    predict_images); bands checked."""
+    specs = [cfg.train_images if train_data is None else [], cfg.val_images if val_data is None else []]
+    files = [
+        f
+        for spec in [*specs, cfg.predict_images]
+        if spec
+        for f in dense.list_files(spec, dense.RASTER_SUFFIXES, "image")
+    ]
+    if files:
+        dense.settle_scaling(scaling, files, cfg.bands)
     if train_data is None:
         if not cfg.train_images or not cfg.train_chms:
             raise ConfigError("canopy needs train_images and train_chms (image rasters and CHM rasters)")

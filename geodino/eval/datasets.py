@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ from torch.utils.data import Dataset
 
 from geodino.errors import ConfigError, InputError, plural
 from geodino.eval.folder_listing import folder_stamp, list_folder
+
+if TYPE_CHECKING:
+    from geodino.eval.scaling import InputScaling
 
 IGNORE_INDEX = 255
 """Mask value of unlabelled pixels in segmentation samples produced here (LoveDA's no-data class)."""
@@ -268,20 +271,22 @@ def image_folder(cfg: DatasetConfig, split: str, backbone: Any = None) -> ProbeD
     Without split folders the images are split by class-stratified, seeded fractions (`val_fraction`,
     `test_fraction`, `split_seed`). A class present in val/test but not in train is an error. DN -> reflectance:
     `scale`/`offset`, else the DN scale `backbone`'s export records (when it fits the images), else by dtype
-    (`geodino.eval.scaling.InputScaling`, decided on the first image).
+    (`geodino.eval.scaling.InputScaling`), decided once over every image of every split, so that each split and
+    each image gets the same rule whatever its own values.
     """
     root = require_folder(cfg.root, cfg.name, "one sub-folder of images per class (ROOT/<class>/*.jpg)")
     split_dirs = {s: root / getattr(cfg, f"{s}_split") for s in ("train", "val", "test")}
     has_splits = split_dirs["train"].is_dir()
+    scaling = _dataset_scaling(cfg, [d for d in split_dirs.values() if d.is_dir()] if has_splits else [root], backbone)
     if has_splits:
         train_classes = sorted(_class_folders(split_dirs["train"]))
         if not train_classes:
             raise InputError(f"no class folders with images in {split_dirs['train']}; expected <class>/*.jpg")
         if split == "val" and not split_dirs["val"].is_dir():
             # no val folder: carve it from train, stratified
-            return _folder_from_files(cfg, split_dirs["train"], train_classes, "val", carve=True, backbone=backbone)
+            return _folder_from_files(cfg, split_dirs["train"], train_classes, "val", carve=True, scaling=scaling)
         if split == "train" and not split_dirs["val"].is_dir():
-            return _folder_from_files(cfg, split_dirs["train"], train_classes, "train", carve=True, backbone=backbone)
+            return _folder_from_files(cfg, split_dirs["train"], train_classes, "train", carve=True, scaling=scaling)
         folder = split_dirs[split]
         if not folder.is_dir():
             raise InputError(f"split folder {folder} not found; create it or point {split}_split at another folder")
@@ -291,11 +296,24 @@ def image_folder(cfg: DatasetConfig, split: str, backbone: Any = None) -> ProbeD
                 f"class {extra[0]!r} in {folder} has no training images in {split_dirs['train']}; "
                 "add training images for it or remove it"
             )
-        return _folder_from_files(cfg, folder, train_classes, split, carve=False, backbone=backbone)
+        return _folder_from_files(cfg, folder, train_classes, split, carve=False, scaling=scaling)
     classes = sorted(_class_folders(root))
     if not classes:
         raise InputError(f"no class folders with images in {root}; expected ROOT/<class>/*.jpg ({README_HINT})")
-    return _folder_from_files(cfg, root, classes, split, carve=True, three_way=True, backbone=backbone)
+    return _folder_from_files(cfg, root, classes, split, carve=True, three_way=True, scaling=scaling)
+
+
+def _dataset_scaling(cfg: DatasetConfig, folders: list[Path], backbone: Any = None) -> InputScaling:
+    """The image folder dataset's DN -> reflectance rule (`InputScaling`), settled over the image files of all
+    `folders` (every split of the dataset) before any split is built: each split gets the same rule."""
+    from geodino.eval.scaling import InputScaling, check_data_offset
+
+    keys = ("data.scale", "data.offset")
+    check_data_offset(cfg.scale, cfg.offset, keys)
+    scaling = InputScaling(backbone, cfg.scale, cfg.offset, keys=keys)
+    files = [f for d in folders for fs in _class_folders(d).values() for f in fs]
+    scaling.settle(files, lambda p: (read_array(p), None))
+    return scaling
 
 
 def _folder_from_files(
@@ -306,7 +324,7 @@ def _folder_from_files(
     *,
     carve: bool,
     three_way: bool = False,
-    backbone: Any = None,
+    scaling: InputScaling,
 ) -> ProbeDataset:
     found = _class_folders(folder)
     files: list[Path] = []
@@ -326,14 +344,15 @@ def _folder_from_files(
     else:
         idx = list(range(len(files)))
     idx = [idx[i] for i in seeded_subset(len(idx), cfg.max_samples, cfg.split_seed)]
-    from geodino.eval.scaling import InputScaling, check_data_offset, scaling_text
+    from geodino.eval.scaling import scaling_text
 
-    keys = ("data.scale", "data.offset")
-    check_data_offset(cfg.scale, cfg.offset, keys)
     first = read_array(files[idx[0]] if idx else files[0])
-    scale, offset, rule = InputScaling(backbone, cfg.scale, cfg.offset, keys=keys).rule(first)
+    scale, offset, rule = scaling.rule(first)  # the dataset's rule for the first image's dtype and bands
     # the old spelling when there is one factor and no offset, so feature caches made before stay valid
     key_scale = scale if isinstance(scale, float) and not np.any(offset) else scaling_text(scale, offset)
+    if len(scaling.fixed) > 1:  # images of several dtypes: each by its own rule, all named in the key
+        rule = "; ".join(dict.fromkeys(r[2] for r in scaling.fixed.values()))
+        key_scale = "|".join(scaling_text(r[0], r[1]) for r in scaling.fixed.values())
     nb = first.shape[0]
     bands = cfg.bands if cfg.bands and cfg.bands != ["rgb"] else (["red", "green", "blue"] if nb == 3 else [])
     bands = bands or [f"b{i + 1}" for i in range(nb)]
@@ -341,8 +360,12 @@ def _folder_from_files(
         raise ConfigError(f"dataset bands {bands} name {plural(len(bands), 'band')} but images in {folder} have {nb}")
 
     def get(i: int) -> dict[str, Any]:
-        img, _ = read_image(files[i], scale, offset)
-        return {"image": img, "label": torch.tensor(labels[i], dtype=torch.long)}
+        arr = read_array(files[i])
+        s, o, _ = scaling.rule(arr)  # the dataset's rule of this file's dtype, not one decided on its values
+        x = arr.astype(np.float32) * np.asarray(s, dtype=np.float32)
+        if np.any(o):
+            x = x + np.asarray(o, dtype=np.float32)
+        return {"image": torch.from_numpy(x), "label": torch.tensor(labels[i], dtype=torch.long)}
 
     # which file carries which label: an image moved to another class folder keeps its size and mtime and leaves
     # the split folder's own mtime alone, so the folder stamp stays the same; the cached features must not

@@ -9,7 +9,7 @@ Frozen features and the head training loop are in `geodino.eval.head_training`, 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,17 @@ def to_image_tensor(r: Raster, scale: float | InputScaling = 0.0, bands: Sequenc
         return scale.apply(data)
     x = torch.from_numpy(np.ascontiguousarray(data).astype(np.float32)) * data_scale(r.data.dtype, scale)
     return torch.nan_to_num(x)
+
+
+def settle_scaling(scaling: InputScaling, files: Iterable[str | Path], bands: Sequence[int] | None = None) -> None:
+    """Decide the run's DN -> reflectance rule once for all `files` (every split's images and those predicted
+    after training), before features are extracted (`InputScaling.settle`, reading files as `read_raster`)."""
+
+    def read(path: Path) -> tuple[np.ndarray, np.ndarray]:
+        r = read_raster(path)
+        return r.data, r.valid
+
+    scaling.settle(files, read, bands)
 
 
 def check_bands(n_bands: int, backbone: Any, where: str) -> None:

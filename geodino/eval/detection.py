@@ -423,6 +423,12 @@ def run_detection(
         val_data, _ = load_detection_set(cfg.val_images, cfg.val_boxes or cfg.train_boxes, cfg, names, scaling)
     if not names:
         raise ConfigError("detection needs class_names when samples come without them (one name per label)")
+    # one rule for every image file of the run (training, validation, predict_images), before any is read
+    files = [f for d in (train_data, val_data) if isinstance(d, dense.LazySamples) for f, _ in d.items]
+    if cfg.predict_images:
+        files += dense.list_files(cfg.predict_images, dense.IMAGE_SUFFIXES, "image")
+    if files:
+        dense.settle_scaling(scaling, files, cfg.bands)
 
     def check(s: dict[str, Any], where: str) -> dict[str, Any]:
         dense.check_bands(s["image"].shape[0], backbone, f"image {s.get('name', where)}")

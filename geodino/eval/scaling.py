@@ -1,12 +1,15 @@
 """DN -> reflectance of the probes' image files, and the one line saying which rule each run used.
 
 `InputScaling` picks, in order, an explicit data_scale/data_offset, the DN scale the backbone's export records, or
-the dtype rule (`data_scale`). Shared by the dense probes (`geodino.eval.dense.to_image_tensor`), the class-per-folder
+the dtype rule (`data_scale`), once per dataset (`InputScaling.settle`: every image of every split gets the same
+rule, whatever its own values). Shared by the dense probes (`geodino.eval.dense.to_image_tensor`), the class-per-folder
 image datasets (`geodino.eval.datasets`) and `geodino embed images`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +20,9 @@ from geodino.errors import ConfigError
 from geodino.eval.layer_choice import backbone_name
 
 SAMPLES_SCALED = "none here: the samples came scaled (train_data/val_data or a dataset adapter)"
+SIXTEEN_BIT = (np.dtype(np.uint16), np.dtype(np.int16))
+HEADER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")  # read with rasterio: dtype and count from the header
+Rule = tuple[np.ndarray | float, np.ndarray | float, str]
 
 
 def data_scale(dtype: np.dtype, scale: float) -> float:
@@ -48,11 +54,12 @@ class InputScaling:
 
     In order: an explicit `data_scale` (> 0, with `data_offset`), else the DN scale/offset the backbone's export
     records (what `geodino embed` applies: `geodino.embed.sweep.recorded_scale`) when it fits the images (one
-    value or one per band; not uint8 data with a scale for 16-bit DN, nor 16-bit values above 255 with a scale for
-    8-bit DN), else by dtype (1/255 for 8-bit, 1/10000 for 16-bit, 1 for floats). Without the record, data of a
-    sensor with an offset (Landsat C2 L2: 2.75e-5, -0.2) reached the backbone in other units than it was trained
-    on. `what` names the probe in the line `say` prints; `keys` are the config keys of the explicit scale and
-    offset, for the descriptions.
+    value or one per band; not uint8 data with a scale for 16-bit DN, nor 16-bit values above 255 in any image of
+    the dataset with a scale for 8-bit DN), else by dtype (1/255 for 8-bit, 1/10000 for 16-bit, 1 for floats). A
+    probe calls `settle` with every file of the dataset first, so the rule is the dataset's, not one image's.
+    Without the record, data of a sensor with an offset (Landsat C2 L2: 2.75e-5, -0.2) reached the backbone in
+    other units than it was trained on. `what` names the probe in the line `say` prints; `keys` are the config
+    keys of the explicit scale and offset, for the descriptions.
     """
 
     def __init__(
@@ -73,41 +80,92 @@ class InputScaling:
                 where = rec[2].split(" (", 1)[1].removesuffix(")") if " (" in rec[2] else ""  # sensor, file
                 self.recorded = (rec[0], rec[1], where or f"backbone {backbone_name(backbone)}")
         self.used: dict[str, None] = {}  # the rules applied so far, in order (a dict as an ordered set)
+        self.fixed: dict[tuple[str, int], Rule] = {}  # (dtype name, bands) -> the dataset's rule (`settle`)
+        self.settled = False
 
     @classmethod
     def of(cls, cfg: Any, backbone: Any = None, what: str = "") -> InputScaling:
         """The rule of a probe config's `data_scale`/`data_offset` keys and the backbone's record."""
         return cls(backbone, getattr(cfg, "data_scale", 0.0), getattr(cfg, "data_offset", 0.0), what)
 
-    def rule(self, data: np.ndarray) -> tuple[np.ndarray | float, np.ndarray | float, str]:
-        """(scale, offset, description) for `data` [C,H,W] in file units (after band selection)."""
+    def decide(self, dtype: Any, n_bands: int, top: float | None = None) -> Rule:
+        """(scale, offset, description) for data of `dtype` with `n_bands` bands (after band selection); `top` is
+        the largest value of all the data the rule is for (only read for 16-bit data with an 8-bit record)."""
+        dt = np.dtype(dtype)
         if self.scale > 0:
             keys = self.keys[0] + (f", {self.keys[1]}" if self.offset else "")
             return self.scale, self.offset, f"{scaling_text(self.scale, self.offset)} ({keys})"
         why = ""
         if self.recorded is not None:
             scale, offset, source = self.recorded
-            why = self._misfit(data, scale, offset)
+            why = self._misfit(dt, n_bands, scale, offset, top)
             if not why:
                 text = f"{scaling_text(scale, offset)} (the backbone's DN scale: {source})"
                 if scale.size > 1 or offset.size > 1:  # per band: broadcast over [C,H,W]
                     scale, offset = scale.reshape(-1, 1, 1), offset.reshape(-1, 1, 1)
                 return scale, offset, text
-        factor = data_scale(data.dtype, 0.0)
+        factor = data_scale(dt, 0.0)
         rule = {1 / 255: "x/255", 1 / 10000: "x/10000"}.get(factor, "x")
-        text = f"{rule} (by dtype: {data.dtype.name}{' used as reflectance' if factor == 1.0 else ''}"
+        text = f"{rule} (by dtype: {dt.name}{' used as reflectance' if factor == 1.0 else ''}"
         if self.recorded is not None:
             scale, offset, source = self.recorded
             text += f"; the backbone's DN scale {scaling_text(scale, offset)} ({source}) does not fit: {why}"
         return factor, 0.0, text + f"; set {self.keys[0]} if wrong)"
 
+    def needs_values(self, dtype: Any, n_bands: int) -> bool:
+        """Whether the rule for data of `dtype` and `n_bands` bands depends on the data's values: only 16-bit data
+        with a recorded scale for 8-bit DN (8-bit DN stored as 16 bits fit it, values above 255 do not)."""
+        if self.scale > 0 or self.recorded is None or np.dtype(dtype) not in SIXTEEN_BIT:
+            return False
+        scale, offset, _ = self.recorded
+        return self._misfit(dtype, n_bands, scale, offset, None) != self._misfit(dtype, n_bands, scale, offset, 256)
+
+    def settle(
+        self,
+        files: Iterable[str | Path],
+        read: Callable[[Path], tuple[np.ndarray, np.ndarray | None]],
+        bands: Sequence[int] | None = None,
+    ) -> None:
+        """Decide the rule once for a whole dataset: every file of every split (and the files predicted after
+        training), before any is read for features, so that each image of a dataset gets the same rule whatever
+        its own values (a dark 16-bit tile, max <= 255, was divided by 255 where its neighbours were divided by
+        10000; a split by the rule of its own first image). One rule per dtype and band count, from the files'
+        headers; only 16-bit files with a recorded 8-bit scale are read (`read`: pixels [C,H,W] as stored and the
+        valid pixels [H,W] or None), until one has a valid value above 255. `bands`: the 0-based bands kept."""
+        groups: dict[tuple[str, int], list[Path]] = {}
+        for f in dict.fromkeys(Path(f) for f in files):
+            dt, n = image_header(f, lambda p: read(p)[0])
+            groups.setdefault((dt.name, len(bands) if bands else n), []).append(f)
+        for (name, n), paths in groups.items():
+            top = None
+            if self.needs_values(name, n):
+                top = 0
+                for f in paths:
+                    top = max(top, _valid_max(*read(f), bands))
+                    if top > 255:
+                        break
+            self.fixed[(name, n)] = self.decide(name, n, top)
+        self.settled = True
+
+    def rule(self, data: np.ndarray) -> Rule:
+        """(scale, offset, description) for `data` [C,H,W] in file units (after band selection): the dataset's
+        rule for its dtype and band count once `settle` ran (a file the scan did not see fixes it for the rest of
+        the run), else decided on `data` alone (its own largest value)."""
+        key = (data.dtype.name, int(data.shape[0]))
+        if key in self.fixed:
+            return self.fixed[key]
+        top = int(data.max()) if data.dtype in SIXTEEN_BIT and data.size else None
+        found = self.decide(data.dtype, data.shape[0], top)
+        if self.settled:
+            self.fixed[key] = found
+        return found
+
     @staticmethod
-    def _misfit(data: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> str:
-        """Why a recorded scale does not fit `data` ("" when it does): `data.bit_depth.scale_misfit`."""
+    def _misfit(dtype: Any, n_bands: int, scale: np.ndarray, offset: np.ndarray, top: float | None) -> str:
+        """Why a recorded scale does not fit the data ("" when it does): `data.bit_depth.scale_misfit`."""
         from geodino.data.bit_depth import scale_misfit
 
-        top = int(data.max()) if data.dtype in (np.uint16, np.int16) and data.size else None
-        return scale_misfit(data.dtype, data.shape[0], scale, offset, top)
+        return scale_misfit(dtype, n_bands, scale, offset, top)
 
     def apply(self, data: np.ndarray) -> Tensor:
         """[C,H,W] float32 reflectance of `data` (file units; NaN -> 0); the rule is noted for `describe`."""
@@ -142,3 +200,38 @@ def check_data_offset(scale: float, offset: float, keys: tuple[str, str] = ("dat
             f"{o}={offset:g} needs {s}: set {s} to the DN -> reflectance factor too "
             f"(e.g. {s}=2.75e-5, {o}=-0.2 for Landsat C2 L2), or drop {o}"
         )
+
+
+def image_header(path: Path, read: Callable[[Path], np.ndarray]) -> tuple[np.dtype, int]:
+    """(dtype, band count) of an image file from its header (rasterio for GeoTIFF/VRT/..., Pillow's mode for 8-bit
+    L/RGB PNG/JPEG), else of `read(path)` (pixels [C,H,W] as the caller reads them)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix in HEADER_SUFFIXES:
+            import warnings
+
+            import rasterio
+            from rasterio.errors import NotGeoreferencedWarning
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.open(path) as src:
+                    return np.dtype(src.dtypes[0]), int(src.count)
+        from PIL import Image
+
+        with Image.open(path) as im:
+            if im.mode in ("L", "RGB"):
+                return np.dtype(np.uint8), len(im.getbands())
+    except Exception:  # unreadable header: the reader below says why in its own words
+        pass
+    arr = read(path)
+    return arr.dtype, int(arr.shape[0])
+
+
+def _valid_max(data: np.ndarray, valid: np.ndarray | None, bands: Sequence[int] | None) -> int:
+    """The largest value of `data` [C,H,W] in the kept `bands` over its valid pixels (0 when none; out-of-range
+    bands are left to the reader's own error)."""
+    if bands and all(0 <= b < data.shape[0] for b in bands):
+        data = data[list(bands)]
+    pix = data[:, valid] if valid is not None and valid.shape == data.shape[1:] else data
+    return int(pix.max()) if pix.size else 0

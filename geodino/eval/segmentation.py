@@ -302,7 +302,19 @@ def _samples(
             val_data = load_folder(cfg.val_images, cfg.val_masks, cfg, scaling)
         else:
             train_data, val_data = dense.split_samples(train_data, cfg.val_fraction, cfg.seed, "segmentation")
+    # one rule for every image file of both splits, decided before any is read for features
+    files = [img for d in (train_data, val_data) for img, _ in _pairs(d)]
+    if files:
+        dense.settle_scaling(scaling, files, cfg.bands)
     return train_data, val_data
+
+
+def _pairs(data: Any) -> list[tuple[Path, Path]]:
+    """The (image, mask) files behind samples read from folders (`load_folder`; for a `Subset` of it, the whole
+    folder, train and held-out val alike); [] for other samples (they come scaled)."""
+    if isinstance(data, dense.Subset):
+        return _pairs(data.data)
+    return list(data.items) if isinstance(data, dense.LazySamples) else []
 
 
 # ----------------------------------------------------------------------------------------------- run
