@@ -273,14 +273,16 @@ def cache_tiles(
 def _samples(
     cfg: SegmentationProbeConfig, train_data: Any, val_data: Any, scaling: InputScaling, backbone: Any = None
 ) -> tuple[Any, Any]:
-    """Training and validation samples: the given ones, a named dataset, or the configured folders (val: the
-    val folders or a held-out share of training images, scaled by `scaling`); fills `cfg`'s classes from a dataset
-    adapter."""
+    """Training and scored samples: the given ones, a named dataset (its train and `data.test_split` splits), or
+    the configured folders (scored: the val folders or a held-out share of training images, scaled by `scaling`);
+    fills `cfg`'s classes from a dataset adapter."""
     if train_data is None and cfg.data.name:
         from geodino.eval.datasets import build_dataset
 
         train_data = build_dataset(cfg.data, "train", backbone=backbone)
-        val_data = val_data if val_data is not None else build_dataset(cfg.data, "val", backbone=backbone)
+        # scored on the dataset's test split (data.test_split), as detection; LoveDA, whose Test has no public
+        # masks, sets test_split: val in its configs and is scored on Val. Nothing is chosen on val
+        val_data = val_data if val_data is not None else build_dataset(cfg.data, "test", backbone=backbone)
     classes = getattr(train_data, "classes", None)
     if classes:  # a dataset adapter knows its classes and ignore index
         cfg.num_classes = cfg.num_classes or len(classes)
@@ -342,6 +344,7 @@ def run_segmentation(
     assert_frozen(backbone)
     layers = head_layers(backbone, cfg)
     scaling = InputScaling.of(cfg, backbone, "segmentation")
+    named = bool(cfg.data.name) and train_data is None and val_data is None  # scored on data.test_split
     train_data, val_data = _samples(cfg, train_data, val_data, scaling, backbone)
     if cfg.num_classes < 2:
         raise ConfigError(f"segmentation num_classes={cfg.num_classes} must be >= 2")
@@ -378,7 +381,8 @@ def run_segmentation(
     metrics["train_loss"] = history[-1] if history else math.nan
 
     saved = {"head": cfg.head, "layers": layers, "num_classes": cfg.num_classes, "state_dict": head.state_dict()}
-    dense.save_probe(out_dir, "segmentation", saved, {**metrics, "input_scaling": scaling.say()})
+    scored = {"scored_split": f"{cfg.data.name} {cfg.data.test_split}"} if named else {}
+    dense.save_probe(out_dir, "segmentation", saved, {**metrics, **scored, "input_scaling": scaling.say()})
     if shown:
         from geodino.eval.plots import plot_examples
 
