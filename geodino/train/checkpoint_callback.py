@@ -1,5 +1,6 @@
 """The checkpoint callback of a pretraining run: `step_XXXXXXXX.ckpt` every N steps, at a stop request and at the
-end, written atomically, with `last.ckpt` pointing at the newest and only the last few kept.
+end, written atomically, with `last.ckpt` pointing at the newest and only the last few kept (of the running branch:
+a resume from an earlier step moves the later checkpoints aside first, `checkpointing.abandon_later_checkpoints`).
 
 Kept apart from `geodino.train.module` (the LightningModule, which re-exports `CheckpointCallback`) and from
 `geodino.train.checkpointing` (reading checkpoints, exporting the teacher, chaining stages; no Lightning). Lightning
@@ -90,24 +91,15 @@ class CheckpointCallback(L.Callback):
 
                     shutil.rmtree(final)
                 os.replace(tmp, final)
-                _point_last(self.folder / "last.ckpt", final.name)
+                ckpt_lib.point_last(self.folder / "last.ckpt", final.name)
             except OSError as exc:
                 remove_path(tmp)
                 raise ckpt_lib.write_error(final, exc, step) from exc
-            if self.keep_last > 0:
-                for old in ckpt_lib.find_checkpoints(self.folder)[: -self.keep_last]:
-                    remove_path(old)
+            # among the running branch's checkpoints (steps up to this one): this one is always kept
+            ckpt_lib.prune_checkpoints(self.folder, step, self.keep_last, remove_path)
         trainer.strategy.barrier("geodino_ckpt_renamed")
         self.last_saved_step, self.last_path = step, final
         return final
-
-
-def _point_last(link: Path, target_name: str) -> None:
-    """Atomically make `last.ckpt` a relative symlink to the newest step checkpoint."""
-    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    os.symlink(target_name, tmp)
-    os.replace(tmp, link)
 
 
 def remove_path(p: Path) -> None:

@@ -27,6 +27,7 @@ does with `student.resume_from_teacher_chkpt` and `gram.ckpt`).
 from __future__ import annotations
 
 import json
+import os
 import re
 import warnings
 from collections.abc import Callable
@@ -52,13 +53,17 @@ __all__ = [
     "FORMAT",
     "VERSION",
     "InitSource",
+    "abandon_later_checkpoints",
     "apply_init",
     "check_resume_fits",
+    "checkpoint_step",
     "export",
     "find_checkpoints",
     "is_training_checkpoint",
     "latest_checkpoint",
     "load_file",
+    "point_last",
+    "prune_checkpoints",
     "read_init_source",
     "sub_state",
     "write_error",
@@ -116,6 +121,69 @@ def latest_checkpoint(folder: str | Path) -> Path | None:
     """The newest complete checkpoint of a run (temporary files are never matched)."""
     found = find_checkpoints(folder)
     return found[-1] if found else None
+
+
+def checkpoint_step(path: str | Path) -> int | None:
+    """The step in a `step_XXXXXXXX.ckpt` name (None for any other name)."""
+    m = CKPT_PATTERN.match(Path(path).name)
+    return int(m.group(1)) if m else None
+
+
+def prune_checkpoints(folder: Path, step: int, keep_last: int, remove: Callable[[Path], None]) -> list[Path]:
+    """Apply `keep_last` after the checkpoint of `step` was written: keep the newest `keep_last` step checkpoints of
+    the running branch (steps up to `step`, the one just written always among them) and `remove` the older ones;
+    0 keeps all. A checkpoint past `step` is never counted nor removed: it is no older than the one just written
+    (a resume from an earlier step moves them aside first, `abandon_later_checkpoints`). Returns what was removed."""
+    if keep_last <= 0:
+        return []
+    branch = [p for p in find_checkpoints(folder) if (checkpoint_step(p) or 0) <= step]
+    old = branch[:-keep_last]
+    for p in old:
+        remove(p)
+    return old
+
+
+def point_last(link: Path, target_name: str) -> None:
+    """Atomically make `last.ckpt` a relative symlink to the step checkpoint `target_name` of its folder."""
+    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    os.symlink(target_name, tmp)
+    os.replace(tmp, link)
+
+
+def abandon_later_checkpoints(folder: Path, step: int, resume: Path | None = None) -> tuple[list[Path], Path | None]:
+    """A run resumed from step `step` (from `resume`, which stays) in a folder that holds checkpoints of later steps:
+    those belong to the branch the resume abandons. Left in place, `keep_last` counted the new lower-step
+    checkpoints as the oldest and deleted each as it was written (with keep_last=1 `last.ckpt` pointed at nothing),
+    and the next `resume=auto` jumped back to the abandoned branch. They are moved (renamed, nothing is deleted) into
+    `folder/abandoned-<YYYYmmdd-HHMMSS>/`, so the folder's history is linear again, and `last.ckpt` points at the
+    newest checkpoint left (removed when none is). A checkpoint of the same step that is not `resume` itself (a
+    resume from another folder) is another branch too. Returns (the moved files' old paths, the new folder)."""
+    import time
+
+    def same(p: Path) -> bool:
+        try:
+            return resume is not None and p.resolve() == resume.resolve()
+        except OSError:
+            return False
+
+    later = [p for p in find_checkpoints(folder) if (checkpoint_step(p) or 0) >= step and not same(p)]
+    if not later:
+        return [], None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside, n = folder / f"abandoned-{stamp}", 1
+    while aside.exists():
+        n += 1
+        aside = folder / f"abandoned-{stamp}-{n}"
+    aside.mkdir()
+    for p in later:
+        os.replace(p, aside / p.name)  # a rename in the same folder tree: atomic, a sharded checkpoint (folder) too
+    link, newest = folder / "last.ckpt", latest_checkpoint(folder)
+    if newest is not None:
+        point_last(link, newest.name)
+    elif link.is_symlink():
+        link.unlink()
+    return later, aside
 
 
 def write_error(final: Path, exc: OSError, step: int) -> TrainingError:

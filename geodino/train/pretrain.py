@@ -152,6 +152,23 @@ def _prepare_output(cfg: PretrainConfig) -> tuple[Path, Path | None]:
     return out, path
 
 
+def _abandon_later_branch(folder: Path, step: int, resume: Path) -> None:
+    """`checkpoint.resume=PATH` at an earlier step than this folder's newest checkpoint: the later ones belong to the
+    branch this run abandons; they are moved into `checkpoints/abandoned-<timestamp>/` with one line saying so, and
+    `last.ckpt` points at the newest checkpoint of the running branch (see `abandon_later_checkpoints`)."""
+    from geodino.train.checkpointing import abandon_later_checkpoints
+
+    moved, aside = abandon_later_checkpoints(folder, step, resume)
+    if moved:
+        names = ", ".join(p.name for p in moved)
+        print(
+            f"geodino: resuming from step {step} abandons the {plural(len(moved), 'checkpoint')} of later steps in "
+            f"{folder} ({names}): moved to {aside}/ so that the run's history is linear; delete that folder when "
+            "you no longer need them",
+            file=sys.stderr,
+        )
+
+
 def _build_arch(cfg: PretrainConfig) -> Any:
     """The SSL meta-architecture; on the meta device (no storage) with `trainer.meta_init`."""
     import torch
@@ -294,7 +311,11 @@ def _pretrain(cfg: PretrainConfig) -> Path:
 
         ck.check_resume_config(saved, resume, to_dict(cfg), cfg.batch_size * world_size(cfg))
         resume_step = saved.get("global_step")
+        if not isinstance(resume_step, int):
+            resume_step = (saved.get("geodino") or {}).get("step")
         del saved
+        if _rank() == 0 and isinstance(resume_step, int):
+            _abandon_later_branch(out / "checkpoints", resume_step, resume)
     elif cfg.init_from:
         src = init_src or ck.read_init_source(cfg.init_from)
         init_src = None

@@ -104,3 +104,126 @@ def test_the_nan_terms_keep_the_loss_terms_and_a_few_non_finite_values() -> None
     assert said == (
         "dino_loss=2, ibot_loss=nan, monitor/bad0=nan, monitor/bad1=nan, monitor/bad2=nan, and 2 more values not finite"
     )
+
+
+def test_a_resume_from_an_earlier_step_moves_the_later_checkpoints_aside(tmp_path, tiny_data, monkeypatch, capsys):
+    """`checkpoint.resume=PATH` at step 2 of a folder holding steps 1-4: keep_last counted the new step 3 as older
+    than the abandoned step 4 and deleted it as soon as it was written (keep_last=1), leaving `last.ckpt` pointing
+    at nothing, and a later `resume=auto` would have jumped back to the abandoned step 4. Now the abandoned steps are
+    moved into `checkpoints/abandoned-<timestamp>/` (one line says so) and `last.ckpt` always points at the newest
+    checkpoint of the running branch."""
+    import os
+
+    import lightning as L
+
+    from geodino.train import checkpointing as ck
+    from geodino.train.pretrain import pretrain
+    from tests.train.conftest import add_trainer_callback
+    from tests.train.test_reliability_audit import _cfg
+
+    base = ("trainer.max_steps=4", "checkpoint.every_n_steps=1", "checkpoint.export_at_end=false")
+    pretrain(_cfg(tmp_path, tiny_data, "run", *base, "checkpoint.keep_last=0"))
+    ckpts = tmp_path / "run" / "checkpoints"
+    assert [p.name for p in ck.find_checkpoints(ckpts)] == [f"step_{i:08d}.ckpt" for i in (1, 2, 3, 4)]
+    old_4 = (ckpts / "step_00000004.ckpt").stat()
+
+    seen: list[tuple[int, str, bool]] = []
+
+    class LastLink(L.Callback):  # after geodino's CheckpointCallback: where last.ckpt points once a step is saved
+        def on_train_batch_end(self, trainer, *args):
+            link = ckpts / "last.ckpt"
+            seen.append((trainer.global_step, os.readlink(link), link.exists()))
+
+    add_trainer_callback(monkeypatch, LastLink())
+    capsys.readouterr()
+    resume = ckpts / "step_00000002.ckpt"
+    pretrain(_cfg(tmp_path, tiny_data, "run", *base, "checkpoint.keep_last=1", f"checkpoint.resume={resume}"))
+    err = capsys.readouterr().err
+    assert seen == [(3, "step_00000003.ckpt", True), (4, "step_00000004.ckpt", True)], seen
+    asides = [p for p in ckpts.iterdir() if p.name.startswith("abandoned-")]
+    assert len(asides) == 1 and sorted(os.listdir(asides[0])) == ["step_00000003.ckpt", "step_00000004.ckpt"]
+    assert (asides[0] / "step_00000004.ckpt").stat().st_ino == old_4.st_ino  # moved, not copied or rewritten
+    assert sorted(p.name for p in ckpts.glob("step_*.ckpt")) == ["step_00000004.ckpt"]  # keep_last=1
+    assert os.readlink(ckpts / "last.ckpt") == "step_00000004.ckpt"
+    assert ck.load_file(ckpts / "last.ckpt")["global_step"] == 4
+    said = [line for line in err.splitlines() if "abandons" in line]
+    assert said == [
+        f"geodino: resuming from step 2 abandons the 2 checkpoints of later steps in {ckpts} (step_00000003.ckpt, "
+        f"step_00000004.ckpt): moved to {asides[0]}/ so that the run's history is linear; delete that folder when "
+        "you no longer need them"
+    ], err
+
+
+def test_abandoning_points_last_at_the_newest_left_and_keeps_the_resume_file(tmp_path) -> None:
+    """The helper both runs use: later steps (and a same-step file that is not the one resumed from) move aside,
+    the resume file and earlier ones stay, `last.ckpt` follows; nothing later: nothing moves."""
+    import os
+
+    from geodino.train import checkpointing as ck
+
+    for i in (1, 2, 5, 7):
+        (tmp_path / f"step_{i:08d}.ckpt").write_bytes(b"x" * i)
+    ck.point_last(tmp_path / "last.ckpt", "step_00000007.ckpt")
+    assert ck.abandon_later_checkpoints(tmp_path, 7, tmp_path / "last.ckpt") == ([], None)
+    moved, aside = ck.abandon_later_checkpoints(tmp_path, 2, tmp_path / "step_00000002.ckpt")
+    assert [p.name for p in moved] == ["step_00000005.ckpt", "step_00000007.ckpt"] and aside is not None
+    assert sorted(os.listdir(aside)) == ["step_00000005.ckpt", "step_00000007.ckpt"]
+    assert os.readlink(tmp_path / "last.ckpt") == "step_00000002.ckpt"
+    other = tmp_path / "elsewhere.ckpt"  # a resume from another folder at step 1: this folder's step 1 is not it
+    other.write_bytes(b"y")
+    moved, _ = ck.abandon_later_checkpoints(tmp_path, 1, other)
+    assert [p.name for p in moved] == ["step_00000001.ckpt", "step_00000002.ckpt"]
+    assert not (tmp_path / "last.ckpt").is_symlink()  # no checkpoint left here: no dangling link either
+
+
+def test_distill_moves_aside_the_checkpoints_past_the_common_resume_step(tmp_path, monkeypatch, capsys) -> None:
+    """Distillation resumes every student from the newest step all of them have (a MIN over ranks): a student whose
+    folder also held a later checkpoint (another student's save was cut short) kept it, and keep_last then deleted
+    each new lower-step checkpoint as it was written. The later one is moved aside now and the new one stays."""
+    import os
+    from types import SimpleNamespace
+
+    import torch
+    import torch.distributed as dist
+    from torch import nn
+
+    from geodino.train.distill import DistillConfig, loop
+    from geodino.train.distill.export import save_checkpoint
+
+    class Student(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.backbone = nn.Linear(2, 2)
+            self.backbone.config = {"arch": "stand-in"}
+
+    arch = SimpleNamespace(students={"s": Student()}, students_ema={"s": Student()})
+    opt = torch.optim.SGD(arch.students["s"].parameters(), lr=0.1)
+    cfg = DistillConfig()
+    ckpts = tmp_path / "s" / "checkpoints"
+    for step in (2, 4):
+        save_checkpoint(ckpts, arch, opt, step, cfg, keep_last=0)
+    loaded: list[str] = []
+    monkeypatch.setattr(dist, "all_reduce", lambda t, op=None: t.fill_(2))  # the other student's newest: step 2
+    monkeypatch.setattr(loop, "load_checkpoint", lambda path, *a: loaded.append(path.name) or 2)
+    capsys.readouterr()
+    start = loop._resume(cfg, arch, opt, ckpts, torch.device("cpu"), True)  # the writer of this folder
+    assert start == 2 and loaded == ["step_00000002.ckpt"]
+    asides = [p for p in ckpts.iterdir() if p.name.startswith("abandoned-")]
+    assert len(asides) == 1 and os.listdir(asides[0]) == ["step_00000004.ckpt"]
+    assert "geodino: every student resumes from step 2, which abandons the 1 checkpoint of later steps" in (
+        capsys.readouterr().err
+    )
+    save_checkpoint(ckpts, arch, opt, 3, cfg, keep_last=1)  # the resumed run's next checkpoint
+    assert sorted(p.name for p in ckpts.glob("step_*.ckpt")) == ["step_00000003.ckpt"]
+
+
+def test_keep_last_never_deletes_the_checkpoint_just_written(tmp_path) -> None:
+    """Pruning counts only the running branch (steps up to the one just written): a later file that is somehow
+    there is left alone and never makes the new checkpoint look old."""
+    from geodino.train import checkpointing as ck
+
+    for i in (1, 2, 3, 9):
+        (tmp_path / f"step_{i:08d}.ckpt").write_bytes(b"x")
+    removed = ck.prune_checkpoints(tmp_path, 3, 1, lambda p: p.unlink())
+    assert [p.name for p in removed] == ["step_00000001.ckpt", "step_00000002.ckpt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_00000003.ckpt", "step_00000009.ckpt"]

@@ -61,7 +61,7 @@ def save_checkpoint(
     from geodino.config import to_dict
     from geodino.io import atomic_path
     from geodino.models.checkpoints.reproducible import save_torch
-    from geodino.train.checkpointing import find_checkpoints
+    from geodino.train.checkpointing import prune_checkpoints
 
     path_dir.mkdir(parents=True, exist_ok=True)
     final = path_dir / f"step_{step:08d}.ckpt"
@@ -82,9 +82,8 @@ def save_checkpoint(
         from geodino.train.checkpointing import write_error
 
         raise write_error(final, exc, step) from exc
-    if keep_last > 0:
-        for old in find_checkpoints(path_dir)[:-keep_last]:
-            old.unlink(missing_ok=True)
+    # among the running branch's checkpoints (steps up to this one): the one just written is always kept
+    prune_checkpoints(path_dir, step, keep_last, lambda p: p.unlink(missing_ok=True))
     return final
 
 

@@ -182,7 +182,7 @@ def _setup(cfg: DistillConfig, made: list[Path]) -> DistillRun:
     opt = b.build_optimizer(cfg, arch)
 
     writer = layout.subgroup_rank == 0 if not layout.colocated else rank == 0
-    start = _resume(cfg, arch, opt, ckpt_dir, device, distributed)
+    start = _resume(cfg, arch, opt, ckpt_dir, device, distributed, writer)
     _wrap_ddp(arch, layout, device, distributed)
     log_file = (out_dir / "log.csv") if writer and layout.colocated else (out_dir / names[0] / "log.csv")
     if writer:
@@ -208,9 +208,17 @@ def _refuse_used_folder(out_dir: Path, names: list[str]) -> None:
 
 
 def _resume(
-    cfg: DistillConfig, arch: nn.Module, opt: torch.optim.Optimizer, ckpt_dir: Path, device: torch.device, dist_on: bool
+    cfg: DistillConfig,
+    arch: nn.Module,
+    opt: torch.optim.Optimizer,
+    ckpt_dir: Path,
+    device: torch.device,
+    dist_on: bool,
+    writer: bool = True,
 ) -> int:
-    """The step to start from: 0, or the newest checkpoint step every student has (`train.resume=auto`)."""
+    """The step to start from: 0, or the newest checkpoint step every student has (`train.resume=auto`). A student
+    whose folder holds later checkpoints than that step (another student's save was cut short) moves them aside
+    (`writer`: the rank that writes this folder), so that its `keep_last` does not delete the new ones."""
     if cfg.train.resume != "auto":
         return 0
     import torch.distributed as dist
@@ -223,6 +231,8 @@ def _resume(
         t = torch.tensor([step_found], device=device if device.type == "cuda" else "cpu")
         dist.all_reduce(t, op=dist.ReduceOp.MIN)
         step_found = int(t.item())
+    if writer and found and max(found) > step_found:
+        _abandon_later_branch(ckpt_dir, step_found, found.get(step_found))
     if step_found == 0:
         return 0
     if step_found not in found:
@@ -233,6 +243,23 @@ def _resume(
     start = load_checkpoint(found[step_found], arch, opt)
     log.info("resumed from %s at step %d", found[step_found], start)
     return start
+
+
+def _abandon_later_branch(ckpt_dir: Path, step: int, resume: Path | None) -> None:
+    """Move this folder's checkpoints of steps after `step` (where every student resumes) into
+    `abandoned-<timestamp>/`, with one line saying so: the run's history is linear again, nothing is deleted."""
+    from geodino.errors import plural
+    from geodino.train.checkpointing import abandon_later_checkpoints
+
+    moved, aside = abandon_later_checkpoints(ckpt_dir, step, resume)
+    if moved:
+        names = ", ".join(p.name for p in moved)
+        print(
+            f"geodino: every student resumes from step {step}, which abandons the {plural(len(moved), 'checkpoint')} "
+            f"of later steps in {ckpt_dir} ({names}): moved to {aside}/ so that the run's history is linear; delete "
+            "that folder when you no longer need them",
+            file=sys.stderr,
+        )
 
 
 def _wrap_ddp(arch: nn.Module, layout: Any, device: torch.device, distributed: bool) -> None:
