@@ -135,6 +135,7 @@ def _prepare_output(cfg: PretrainConfig) -> tuple[Path, Path | None]:
         # a checkpoint a killed run was writing: never complete (a sharded one is a folder)
         for tmp in (out / "checkpoints").glob(".*.tmp-*"):
             remove_path(tmp)
+        _set_aside_hpc_checkpoints(out)
     resume = cfg.checkpoint.resume
     existing = latest_checkpoint(out / "checkpoints")
     if resume == "never":
@@ -150,6 +151,30 @@ def _prepare_output(cfg: PretrainConfig) -> tuple[Path, Path | None]:
     if not path.exists():
         raise CheckpointError(f"checkpoint.resume={resume} not found; pass an existing checkpoint, auto or never")
     return out, path
+
+
+def _set_aside_hpc_checkpoints(out: Path) -> None:
+    """Move `hpc_ckpt_*.ckpt` files out of the run folder, with one line naming them. Lightning's SLURM handler wrote
+    them in earlier geodino versions from inside a signal handler (mid-step, not atomically), and under SLURM
+    Lightning itself still resumes from the newest one whenever `fit` gets no checkpoint (a folder without step
+    checkpoints), i.e. from a state no step ended in. geodino resumes only from its step checkpoints: the files go
+    (renamed, nothing deleted) into `checkpoints/ignored-<timestamp>/`, where Lightning does not look (it lists the
+    run folder only, every name that contains `hpc_ckpt_`)."""
+    import time
+
+    found = sorted(p for p in out.iterdir() if "hpc_ckpt_" in p.name and p.is_file())
+    if not found:
+        return
+    aside = out / "checkpoints" / f"ignored-{time.strftime('%Y%m%d-%H%M%S')}"
+    aside.mkdir(parents=True, exist_ok=True)
+    for p in found:
+        os.replace(p, aside / p.name)
+    names = ", ".join(p.name for p in found)
+    print(
+        f"geodino: ignoring {names} in {out} (written mid-step by Lightning's SLURM handler in an earlier geodino "
+        f"version, not safe to resume from): moved to {aside}/; this run resumes only from step checkpoints",
+        file=sys.stderr,
+    )
 
 
 def _abandon_later_branch(folder: Path, step: int, resume: Path) -> None:

@@ -227,3 +227,48 @@ def test_keep_last_never_deletes_the_checkpoint_just_written(tmp_path) -> None:
     removed = ck.prune_checkpoints(tmp_path, 3, 1, lambda p: p.unlink())
     assert [p.name for p in removed] == ["step_00000001.ckpt", "step_00000002.ckpt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step_00000003.ckpt", "step_00000009.ckpt"]
+
+
+def test_an_old_hpc_checkpoint_is_never_resumed_from(tmp_path, tiny_data, monkeypatch, capsys):
+    """Earlier geodino versions let Lightning's SLURM handler write `hpc_ckpt_N.ckpt` into the run folder mid-step;
+    under SLURM, Lightning resumes from the newest one whenever `fit` gets no checkpoint, so a folder without step
+    checkpoints silently continued from that mid-step state. Now the file is moved aside with one line naming it
+    and the run starts from step 0. The file here is generated: a real step-1 checkpoint renamed as Lightning named
+    its own (the strongest case: the old code loaded it without a word)."""
+    import lightning as L
+
+    from geodino.train.pretrain import pretrain
+    from tests.train.conftest import add_trainer_callback
+    from tests.train.test_reliability_audit import SLURM_ENV, _cfg
+
+    base = ("trainer.max_steps=2", "checkpoint.export_at_end=false")
+    pretrain(_cfg(tmp_path, tiny_data, "run", *base))
+    run, ckpts = tmp_path / "run", tmp_path / "run" / "checkpoints"
+    hpc = run / "hpc_ckpt_1.ckpt"
+    (ckpts / "step_00000001.ckpt").rename(hpc)
+    for p in ckpts.iterdir():
+        p.unlink()
+    inode = hpc.stat().st_ino
+
+    started: list[int] = []
+
+    class FirstStep(L.Callback):
+        def on_train_start(self, trainer, *args):
+            started.append(trainer.global_step)
+
+    for k, v in SLURM_ENV.items():
+        monkeypatch.setenv(k, v)
+    add_trainer_callback(monkeypatch, FirstStep())
+    capsys.readouterr()
+    pretrain(_cfg(tmp_path, tiny_data, "run", *base))
+    err = capsys.readouterr().err
+    assert started == [0], started  # the old code started at step 1, from the hpc file
+    assert not list(run.glob("*hpc_ckpt_*"))
+    kept = list(ckpts.glob("ignored-*/hpc_ckpt_1.ckpt"))
+    assert len(kept) == 1 and kept[0].stat().st_ino == inode  # moved, not lost
+    said = [line for line in err.splitlines() if "hpc_ckpt" in line]
+    assert said == [
+        f"geodino: ignoring hpc_ckpt_1.ckpt in {run} (written mid-step by Lightning's SLURM handler in an earlier "
+        f"geodino version, not safe to resume from): moved to {kept[0].parent}/; this run resumes only from step "
+        "checkpoints"
+    ], err
