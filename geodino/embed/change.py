@@ -2,9 +2,9 @@
 
 `1 - cos(a, b)` (0 = same direction, 2 = opposite) for every cell valid in both rasters, NaN where either is
 nodata, as a float32 COG; then, with `threshold` (a number, or "otsu" for Otsu's threshold on the histogram of
-distances), a binary uint8 change COG (0 = no change, 1 = change, 255 = nodata). Both rasters must come from the
-same backbone (fingerprint, layers) and lie on the same grid; `resample=True` warps B onto A's grid (bilinear,
-nodata-aware; nearest for int8 codes) through a GDAL WarpedVRT.
+distances), a binary uint8 change COG (0 = no change, 1 = change, 255 = nodata; named in a raster attribute
+table). Both rasters must come from the same backbone (fingerprint, layers) and lie on the same grid;
+`resample=True` warps B onto A's grid (bilinear, nodata-aware; nearest for int8 codes) through a GDAL WarpedVRT.
 """
 
 from __future__ import annotations
@@ -226,12 +226,11 @@ def _write_mask(distance: Path, out: Path, t: float, otsu: bool) -> int:
                 changed += int((m == 1).sum())
                 yield win, m[None]
 
-        cmap = {k: tuple(v[0]) for k, v in CHANGE_COLOURS.items()} | {NODATA: (0, 0, 0, 0)}
         write_cog(
             out,
             blocks(),
             profile,
-            colormap=cmap,
+            classes=CHANGE_COLOURS,  # colour table and RAT, as the .qml and the PNG legend
             bands=("change",),
             GEODINO_CHANGE_THRESHOLD=f"{t:.6f}",
             GEODINO_THRESHOLD_METHOD="otsu" if otsu else "given",

@@ -14,8 +14,9 @@ would otherwise report near-duplicate cells as "unseen" (two clicks in one cell 
 A `--test` layer gives accuracy, per-class F1 and a confusion matrix on independent labels. Outputs: a 2-band
 uint8 COG (band 1 class with a colour table, 255 = nodata; integer classes 0..254 keep their own code as pixel
 value, other class names are numbered in natural order; band 2 confidence = the top class probability in %,
-255 = nodata), a `.qml` style, a PNG with a legend, a metrics JSON and the fitted model (joblib) that `--model`
-applies to other feature rasters of the same backbone and normalisation.
+255 = nodata; band 1's class names also in a GDAL raster attribute table, MAP.tif.aux.xml), a `.qml` style, a PNG
+with a legend, a metrics JSON and the fitted model (joblib) that `--model` applies to other feature rasters of the
+same backbone and normalisation.
 
 Reading and placing the labels and the CV groups live in `labels.py`; loading a saved model and its identity
 checks in `classifier_model.py`.
@@ -270,6 +271,7 @@ def classify_map(
 
     `cv_gap`: label features with cells within this many cells of each other are one group of the blocked
     cross-validation (never on both sides of a split)."""
+    from geodino.embed.map_outputs import pam_path
     from geodino.embed.products import check_map_outputs
 
     if (labels is None) == (model is None):
@@ -287,6 +289,7 @@ def classify_map(
         metrics=side["metrics"],
         style=side["qml"],
         save_model=model_out if model is None else None,
+        **{"attribute table": pam_path(out)},
     )
     out = check_writable(out, overwrite=overwrite)
     for p in (side["metrics"], png) + ((model_out,) if model is None else ()):
@@ -420,13 +423,11 @@ def _write_map(rd: EmbeddingReader, clf: Any, codes: dict[str, int], out: Path, 
                 band[1][valid] = np.clip(np.rint(proba.max(axis=1) * 100), 0, 100).astype(np.uint8)
             yield win, band
 
-    cmap = {value: colour for value, (colour, _) in _entries(classes, codes).items()}
-    cmap[NODATA] = (0, 0, 0, 0)
     write_cog(
         out,
         blocks(),
         cog_profile(rd, 2, "uint8", NODATA),
-        colormap=cmap,
+        classes=_entries(classes, codes),  # colour table and RAT of band 1, as the .qml and the PNG legend
         bands=("class", "confidence"),
         desc="classify",
         total=n_blocks(rd),

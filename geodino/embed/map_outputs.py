@@ -1,14 +1,17 @@
-"""The files every raster product writes: a streamed COG and checked output names.
+"""The files every raster product writes: a streamed COG, a class map's attribute table, checked output names.
 
-`write_cog` writes row blocks to a tiled GTiff and copies it to a COG (atomically, with a progress bar),
-`check_map_outputs` refuses wrong or clashing output names before anything is written, `cog_profile`/`n_blocks`
-describe the output grid; the PNG quick-looks are `quicklook.py`. Kept apart from `products.py` (what each product
-computes) because classify and change write their maps through the same helpers; `products.py` re-exports them.
+`write_cog` writes row blocks to a tiled GTiff and copies it to a COG (atomically, with a progress bar); for a
+class map its colour table and, in `OUT.tif.aux.xml`, a GDAL raster attribute table (`write_rat`) come from one
+`classes` mapping, the one the `.qml` and the PNG legend are drawn from. `check_map_outputs` refuses wrong or
+clashing output names before anything is written, `cog_profile`/`n_blocks` describe the output grid; the PNG
+quick-looks are `quicklook.py`. Kept apart from `products.py` (what each product computes) because classify and
+change write their maps through the same helpers; `products.py` re-exports them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +32,7 @@ def write_cog(
     data: Any,
     profile: dict[str, Any],
     *,
-    colormap: dict | None = None,
+    classes: Mapping[int, tuple[Sequence[int], str]] | None = None,
     bands: Sequence[str] = (),
     desc: str | None = None,
     total: int | None = None,
@@ -37,8 +40,11 @@ def write_cog(
 ) -> None:
     """Write blocks (an iterator of (window, array)) to a tiled GTiff, then copy it to a COG under `out`.
 
-    `bands` are the band descriptions (what each band holds, as QGIS and gdalinfo show it). With `desc`, a progress
-    bar over the `total` blocks (see `progress`)."""
+    `bands` are the band descriptions (what each band holds, as QGIS and gdalinfo show it). `classes` (a class map:
+    `classes[value] = (rgb or rgba 0-255, name)`) gives band 1 its colour table (nodata transparent) and, once the
+    COG is in place, its raster attribute table (`write_rat`). A PAM file `OUT.tif.aux.xml` left from the file this
+    replaces (statistics, an older table) is removed with it. With `desc`, a progress bar over the `total` blocks
+    (see `progress`)."""
     import rasterio
     import rasterio.shutil
 
@@ -53,7 +59,10 @@ def write_cog(
             ) as d:
                 for window, arr in data:
                     d.write(arr, window=window)
-                if colormap:
+                if classes:
+                    colormap = {int(v): _rgba(c) for v, (c, _) in classes.items()}
+                    if profile.get("nodata") is not None:
+                        colormap[int(profile["nodata"])] = (0, 0, 0, 0)
                     d.write_colormap(1, colormap)
                 for i, name in enumerate(bands, start=1):
                     d.set_band_description(i, name)
@@ -64,6 +73,70 @@ def write_cog(
             )
         finally:
             staging.unlink(missing_ok=True)
+        pam_path(out).unlink(missing_ok=True)  # it described the file being replaced (right before the rename)
+    if classes:
+        write_rat(out, classes)
+
+
+def pam_path(cog: str | Path) -> Path:
+    """GDAL's side file of `cog` (PAM: statistics, a raster attribute table...): `OUT.tif.aux.xml`."""
+    return Path(f"{cog}.aux.xml")
+
+
+def _rgba(colour: Sequence[float | int]) -> tuple[int, int, int, int]:
+    """An rgb or rgba colour as 0-255 integers (alpha 255 when not given), as the colour table stores it."""
+    vals = [int(v) for v in colour[:4]]
+    return (vals[0], vals[1], vals[2], vals[3] if len(vals) > 3 else 255)
+
+
+# GDAL's GDALRATFieldType and GDALRATFieldUsage codes (gdal.h), as a PAM file spells them
+GFT_INTEGER, GFT_STRING = 0, 2
+GFU_NAME, GFU_MINMAX, GFU_RED, GFU_GREEN, GFU_BLUE, GFU_ALPHA = 2, 5, 6, 7, 8, 9
+RAT_COLUMNS = (
+    ("Value", GFT_INTEGER, GFU_MINMAX),
+    ("Class_Name", GFT_STRING, GFU_NAME),
+    ("Red", GFT_INTEGER, GFU_RED),
+    ("Green", GFT_INTEGER, GFU_GREEN),
+    ("Blue", GFT_INTEGER, GFU_BLUE),
+    ("Alpha", GFT_INTEGER, GFU_ALPHA),
+)
+
+
+def write_rat(cog: str | Path, classes: Mapping[int, tuple[Sequence[int], str]], *, band: int = 1) -> Path:
+    """The raster attribute table of a class band, in GDAL's PAM file `COG.aux.xml`: one row per class value
+    (Value, Class_Name, Red, Green, Blue, Alpha, with the usages GDAL, QGIS and ArcGIS read), so a map opened
+    without its `.qml` still names its classes. A PAM file already there (statistics GDAL computed on this COG) is
+    kept and only the band's table replaced; written atomically."""
+    path = pam_path(cog)
+    root = None
+    if path.exists():
+        try:
+            root = ET.parse(path).getroot()
+        except ET.ParseError:
+            root = None  # unreadable to GDAL as well: replaced by the table alone
+        if root is not None and root.tag != "PAMDataset":
+            root = None
+    if root is None:
+        root = ET.Element("PAMDataset")
+    pam_band = next((b for b in root.findall("PAMRasterBand") if b.get("band") == str(band)), None)
+    if pam_band is None:
+        pam_band = ET.SubElement(root, "PAMRasterBand", {"band": str(band)})
+    for old in pam_band.findall("GDALRasterAttributeTable"):
+        pam_band.remove(old)
+    rat = ET.Element("GDALRasterAttributeTable", {"tableType": "thematic"})
+    for i, (name, kind, usage) in enumerate(RAT_COLUMNS):
+        field = ET.SubElement(rat, "FieldDefn", {"index": str(i)})
+        for tag, text in (("Name", name), ("Type", str(kind)), ("Usage", str(usage))):
+            ET.SubElement(field, tag).text = text
+    for row, (value, (colour, label)) in enumerate(sorted(classes.items())):
+        r = ET.SubElement(rat, "Row", {"index": str(row)})
+        for text in (str(int(value)), str(label), *map(str, _rgba(colour))):
+            ET.SubElement(r, "F").text = text
+    pam_band.insert(0, rat)
+    ET.indent(root)
+    with atomic_path(path, overwrite=True) as tmp:
+        tmp.write_text(ET.tostring(root, encoding="unicode") + "\n", encoding="utf-8")
+    return path
 
 
 MAP_SUFFIXES = (".tif", ".tiff")  # what the raster products write: a COG

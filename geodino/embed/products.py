@@ -110,8 +110,9 @@ def cluster_map(
     seed: int = 0,
     overwrite: bool = False,
 ) -> Path:
-    """k-means class COG (uint8 with a colour table; 255 = nodata), fitted on a pixel sample (cosine k-means
-    when the features are unit-length: they are L2-normalised before fitting and assigning)."""
+    """k-means class COG (uint8 with a colour table and a raster attribute table naming `cluster i`; 255 =
+    nodata), fitted on a pixel sample (cosine k-means when the features are unit-length: they are L2-normalised
+    before fitting and assigning)."""
     from sklearn.cluster import MiniBatchKMeans
 
     if not 2 <= k <= 254:
@@ -132,19 +133,18 @@ def cluster_map(
                 lab[~valid] = 255
                 yield win, lab[None]
 
-        cmap = class_palette(k, seed)
-        cmap[255] = (0, 0, 0, 0)
+        palette = class_palette(k, seed)
+        entries = {i: (palette[i], f"cluster {i}") for i in range(k)}  # colour table, RAT, .qml and PNG legend
         write_cog(
             out,
             blocks(),
             cog_profile(rd, 1, "uint8", 255),
-            colormap=cmap,
+            classes=entries,
             bands=("cluster",),
             desc="cluster",
             total=n_blocks(rd),
             GEODINO_KMEANS_K=k,
         )
-    entries = {i: (cmap[i], f"cluster {i}") for i in range(k)}  # one source: colour table, .qml, PNG legend
     style.palette_qml(out, entries)
     if png is not None:
         from geodino.embed.quicklook import classes_png
