@@ -254,6 +254,7 @@ def run_canopy(
             out_dir / "canopy_maps.png",
             tiles=[] if val_data is not None else _val_tile_boxes(train_data, crop, tile_split),
             crop=crop,
+            rgb=dense.rgb_indices(*dense.image_bands(backbone, val_data or train_data)),
         )
     scaling.say()  # one line at the end, predicted rasters included
     return metrics

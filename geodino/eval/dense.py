@@ -229,13 +229,55 @@ def head_predict(backbone: Backbone, head: nn.Module, layers: str | list[int]) -
     return predict
 
 
-def rgb_preview(image: Tensor) -> np.ndarray:
-    """[H,W,3] in [0,1] for plots: first three bands (or the single band), 2-98 % stretched per band."""
+def image_bands(backbone: Any, data: Any = None) -> tuple[list[str] | None, Any]:
+    """(band names, sensor) of the images a probe feeds `backbone`: a dataset adapter's (`bands`, `sensor`), else
+    the backbone's record (its bands are the data's: the probe checks the count); (None, None) when unknown."""
+    names, sensor = getattr(data, "bands", None), getattr(data, "sensor", None)
+    if names:
+        return [str(b) for b in names], sensor or None
+    rec = getattr(backbone, "normalization", None)
+    rec = rec if isinstance(rec, dict) else {}
+    names = rec.get("bands") or getattr(backbone, "bands", None)
+    return ([str(b) for b in names] if names else None), rec.get("sensor") or None
+
+
+def rgb_indices(bands: Sequence[str] | None, sensor: Any = None) -> list[int] | None:
+    """Positions of the red, green and blue bands among an image's `bands` (names), as the data's `sensor` names
+    them (`geodino.data.sensors`: its `rgb_bands`, else its bands called red, green, blue), or without one as every
+    built-in sensor knowing the names does (Sentinel-2 B04, B03, B02); None when not all three are there."""
+    if not bands:
+        return None
+    from geodino.data.sensors import rgb_names
+
+    for s in (sensor, None) if sensor else (None,):
+        try:
+            named = rgb_names(list(bands), s, check=False)
+        except ConfigError:  # an unknown sensor, or names the built-in sensors read differently
+            continue
+        idx = [named.index(c) for c in "RGB" if c in named]
+        if len(idx) == 3:
+            return idx
+    return None
+
+
+def rgb_preview(image: Tensor, rgb: Sequence[int] | None = None, valid: Any = None) -> np.ndarray:
+    """[H,W,3] in [0,1] for plots: the red, green and blue bands at positions `rgb` (`rgb_indices`; without them
+    the first three, or the single band), each stretched 2-98 % over the valid pixels only (`valid` [H,W] and
+    finite values), so nodata does not set the stretch; invalid pixels are drawn black."""
     x = image.detach().float()
-    x = x[:3] if x.shape[0] >= 3 else x[:1].expand(3, -1, -1)
+    if rgb is not None and len(rgb) == 3 and max(rgb) < x.shape[0]:
+        x = x[list(rgb)]
+    else:
+        x = x[:3] if x.shape[0] >= 3 else x[:1].expand(3, -1, -1)
     arr = x.permute(1, 2, 0).numpy().astype(np.float64)
-    lo, hi = np.percentile(arr, 2, axis=(0, 1)), np.percentile(arr, 98, axis=(0, 1))
-    return np.clip((arr - lo) / np.maximum(hi - lo, 1e-6), 0, 1)
+    ok = np.isfinite(arr).all(axis=-1)
+    if valid is not None:
+        ok &= np.asarray(valid, dtype=bool)
+    pix = arr[ok]
+    lo, hi = (np.percentile(pix, 2, axis=0), np.percentile(pix, 98, axis=0)) if pix.size else (0.0, 1.0)
+    out = np.clip((np.nan_to_num(arr) - lo) / np.maximum(hi - lo, 1e-6), 0, 1)
+    out[~ok] = 0.0
+    return out
 
 
 class LazySamples:

@@ -491,7 +491,9 @@ def run_detection(
         if not plotted:
             from geodino.eval.plots import plot_boxes
 
-            plot_boxes(image, s.get("boxes"), pred, cfg.export_threshold, out_dir / "detection_boxes.png")
+            rgb = dense.rgb_indices(*dense.image_bands(backbone, val_data if val_data is not None else train_data))
+            valid = r.valid if r is not None else None  # the stretch leaves nodata out
+            plot_boxes(image, s.get("boxes"), pred, cfg.export_threshold, out_dir / "detection_boxes.png", rgb, valid)
             plotted = True
     scaling.say()  # one line at the end, predicted images included
     return metrics

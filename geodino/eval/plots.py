@@ -6,6 +6,7 @@ same way: Agg backend, atomic write, closed afterwards).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,12 +82,14 @@ def plot_maps(
     path: Path,
     tiles: list[tuple[int, int]] | None = None,
     crop: int = 0,
+    rgb: Sequence[int] | None = None,
 ) -> None:
-    """Image, reference CHM, prediction and error side by side (held-out tiles outlined)."""
+    """Image, reference CHM, prediction and error side by side (held-out tiles outlined); the image in its `rgb`
+    bands (`dense.rgb_indices`), stretched over the `valid` pixels."""
     plt = figures()
     from matplotlib.patches import Rectangle
 
-    panels: list[tuple[str, Any, dict]] = [("image", rgb_preview(image), {})]
+    panels: list[tuple[str, Any, dict]] = [("image", rgb_preview(image, rgb, valid), {})]
     vmax = float(np.nanpercentile(pred.numpy(), 99.5)) or 1.0
     if target is not None:
         t = np.where(valid.numpy(), target.numpy(), np.nan) if valid is not None else target.numpy()
@@ -111,13 +114,22 @@ def plot_maps(
     save_figure(fig, path, dpi=100, format="png")
 
 
-def plot_boxes(image: Tensor, truth: Tensor | None, pred: dict[str, Tensor], threshold: float, path: Path) -> None:
-    """The image with reference boxes (green) and predictions above `threshold` (red, with scores)."""
+def plot_boxes(
+    image: Tensor,
+    truth: Tensor | None,
+    pred: dict[str, Tensor],
+    threshold: float,
+    path: Path,
+    rgb: Sequence[int] | None = None,
+    valid: Any = None,
+) -> None:
+    """The image (its `rgb` bands, stretched over the `valid` pixels) with reference boxes (green) and predictions
+    above `threshold` (red, with scores)."""
     plt = figures()
     from matplotlib.patches import Rectangle
 
     fig, ax = plt.subplots(figsize=(7, 7))
-    ax.imshow(rgb_preview(image))
+    ax.imshow(rgb_preview(image, rgb, valid))
     for b in truth.tolist() if truth is not None else []:
         ax.add_patch(Rectangle((b[0], b[1]), b[2] - b[0], b[3] - b[1], fill=False, ec="lime", lw=1.2))
     for b, s in zip(pred["boxes"].tolist(), pred["scores"].tolist()):
@@ -148,21 +160,23 @@ def class_cmap(k: int) -> Any:
 
 
 def plot_examples(
-    items: list[tuple[Tensor, Tensor, Tensor]],
+    items: list[tuple[Any, ...]],
     k: int,
     ignore: int,
     path: Path,
     class_names: list[str] | None = None,
+    rgb: Sequence[int] | None = None,
 ) -> None:
     """Image / ground truth / prediction panels (ignored pixels in white), with a legend of the class colours
-    (`class_names`, else the class ids) below them."""
+    (`class_names`, else the class ids) below them. An item may add the image's valid pixels [H,W] as a fourth
+    entry (the preview's stretch leaves nodata out); `rgb`: the positions of its red, green and blue bands."""
     plt = figures()
     from matplotlib.patches import Patch
 
     cmap = class_cmap(k)  # k distinct colours: class i is colour i (vmin 0, vmax k - 1)
     fig, axes = plt.subplots(len(items), 3, figsize=(9, 3 * len(items)), squeeze=False)
-    for row, (img, mask, pred) in zip(axes, items):
-        row[0].imshow(rgb_preview(img))
+    for row, (img, mask, pred, *valid) in zip(axes, items):
+        row[0].imshow(rgb_preview(img, rgb, valid[0] if valid else None))
         m = np.ma.masked_equal(mask.numpy(), ignore)
         row[1].imshow(m, cmap=cmap, vmin=0, vmax=max(k - 1, 1), interpolation="nearest")
         row[2].imshow(pred.numpy(), cmap=cmap, vmin=0, vmax=max(k - 1, 1), interpolation="nearest")

@@ -135,6 +135,7 @@ def load_pair(
         "mask": target,
         "name": image.name,
         "nodata_px": int(nodata.sum()),
+        "valid": torch.from_numpy(r.valid),  # the image's valid pixels: the preview's stretch leaves nodata out
     }
 
 
@@ -376,7 +377,7 @@ def run_segmentation(
         pred = logits.argmax(0)
         meter.update(pred, s["mask"])
         if len(shown) < cfg.plots:
-            shown.append((s["image"], s["mask"], pred))
+            shown.append((s["image"], s["mask"], pred, s.get("valid")))
     metrics = meter.compute()
     metrics["train_loss"] = history[-1] if history else math.nan
 
@@ -386,7 +387,7 @@ def run_segmentation(
     if shown:
         from geodino.eval.plots import plot_examples
 
-        plot_examples(
-            shown, cfg.num_classes, cfg.ignore_index, out_dir / "segmentation_examples.png", cfg.class_names or None
-        )
+        rgb = dense.rgb_indices(*dense.image_bands(backbone, val_data))  # the data's red, green, blue bands
+        path = out_dir / "segmentation_examples.png"
+        plot_examples(shown, cfg.num_classes, cfg.ignore_index, path, cfg.class_names or None, rgb=rgb)
     return metrics
