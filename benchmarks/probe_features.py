@@ -2,8 +2,10 @@
 
 Each mode (`off` = the eager model as before issue 15, then the fast-path modes) extracts the same images with the
 same backbone and batch; modes alternate over `--rounds` (round-robin, so machine load hits all alike). Printed:
-images/s (median over rounds), the ratio to `off`, and the lowest CLS cosine to the `off` features. The compile
-warm-up is paid in a first untimed pass when `--compile` is given.
+images/s (median over rounds), the ratio to `off`, and the lowest CLS cosine to the `off` features. Every mode first
+runs one untimed extraction of the same images (`--warmup-rounds`): the compile warm-up when `--compile` is given,
+and for every mode the first-call costs (thread pools, oneDNN primitives, allocator growth, a compile of a partial
+last batch), which otherwise fell in the first timed round of whichever mode ran first (`off`).
 
     .venv/bin/python benchmarks/probe_features.py [--images 64] [--modes off float32 bfloat16] [--compile]
 """
@@ -32,6 +34,7 @@ def main() -> None:
     ap.add_argument("--modes", nargs="+", default=["off", "float32", "bfloat16"])
     ap.add_argument("--compile", action="store_true", help="compile the fast path (warm-up untimed)")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--warmup-rounds", type=int, default=1, help="untimed extractions per mode before the timed ones")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     if not DATA.is_dir():
@@ -59,11 +62,12 @@ def main() -> None:
     }
     times: dict[str, list[float]] = {m: [] for m in args.modes}
     feats = {}
-    for _ in range(args.rounds):
+    for r in range(args.warmup_rounds + args.rounds):
         for m in args.modes:
             t0 = time.perf_counter()
             feats[m] = extract_features(backbones[m], ds, cfg[m], progress=False)
-            times[m].append(time.perf_counter() - t0)
+            if r >= args.warmup_rounds:
+                times[m].append(time.perf_counter() - t0)
     n = len(ds)
     base = n / statistics.median(times["off"]) if "off" in times else None
     print(f"torch {torch.__version__}, {args.threads} threads, {n} EuroSAT images at 224 px, batch {args.batch}")
