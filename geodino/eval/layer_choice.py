@@ -33,6 +33,16 @@ def blocks_text(n: int) -> str:
     return plural(n, "block")
 
 
+def pangaea_layers(n_blocks: int) -> list[int]:
+    """PANGAEA's four UPerNet blocks, mapped by depth: the last block of the first 4, 6, 8 and 12 twelfths of the
+    depth (round half up), which gives its encoder configs' `output_layers` exactly, [3, 5, 7, 11] for 12 blocks
+    (ViT-S/B) and [7, 11, 15, 23] for 24 (ViT-L); kept distinct for shallow backbones (5 blocks: [1, 2, 3, 4])."""
+    idx = [max(int(k * n_blocks / 12 + 0.5) - 1, 0) for k in (4, 6, 8, 12)]
+    for i in range(1, 4):
+        idx[i] = max(idx[i], idx[i - 1] + 1)
+    return idx
+
+
 def resolve_layers(
     layers: str | Sequence[int],
     n_blocks: int,
@@ -41,19 +51,20 @@ def resolve_layers(
     what: str = "this probe",
     backbone: str = "in use",
 ) -> str | list[int]:
-    """Validate a layer choice; dense multi-level heads need exactly four layers. `what` names the probe and head
+    """Validate a layer choice (`pangaea` becomes its block indices for this depth: `pangaea_layers`); dense
+    multi-level heads need exactly four layers. `what` names the probe and head
     (`segmentation head=upernet`) and `backbone` the spec, for the messages. LayerError when the backbone has too
     few blocks for the choice; ConfigError when the choice itself is wrong."""
     if isinstance(layers, str):
-        if layers not in ("last", "four_last", "four_even"):
+        if layers not in ("last", "four_last", "four_even", "pangaea"):
             raise ConfigError(
-                f"{what}: layers={layers!r} must be last, four_last, four_even or a list of block indices"
+                f"{what}: layers={layers!r} must be last, four_last, four_even, pangaea or a list of block indices"
             )
         if need_four and layers == "last":
             raise ConfigError(
                 f"{what}: layers='last' gives one map but this head needs four; use four_even or four_last"
             )
-        if need_four and n_blocks < 4:  # four_last / four_even would give one map per block
+        if (need_four or layers == "pangaea") and n_blocks < 4:  # four_* would give one map per block
             raise LayerError(
                 f"{what} on backbone {backbone}: this head needs four layers but the backbone has "
                 f"{blocks_text(n_blocks)}; use head=linear or a backbone with at least 4 blocks",
@@ -61,7 +72,7 @@ def resolve_layers(
                 "head=linear",
                 n_blocks,
             )
-        return layers
+        return pangaea_layers(n_blocks) if layers == "pangaea" else layers
     idx = [int(i) for i in layers]
     if need_four and len(idx) != 4:
         raise ConfigError(f"{what}: layers={idx} must list four blocks for this head (e.g. four_even)")

@@ -54,7 +54,7 @@ class SegmentationProbeConfig:
     ignore_index: int = 255  # unlabelled pixels (and nodata pixels) are ignored by the loss and metrics
     label_map: dict[int, int] = field(default_factory=dict)  # mask value -> class id, e.g. {255: 1} for 0/255 masks
     head: str = "linear"  # linear | upernet | dpt
-    layers: Any = "auto"  # auto (linear: last; upernet/dpt: four_even) | last | four_last | four_even | [i, ...]
+    layers: Any = "auto"  # auto (linear: last; upernet/dpt: four_even) | last | four_last | four_even | pangaea | [i]
     crop_size: int = 256  # training tile and sliding-window size, pixels (multiple of the patch size)
     stride: int = 0  # sliding-window stride at evaluation; 0: 2/3 of crop_size (as DINOv3's 512/341)
     bands: list[int] = field(default_factory=list)  # 0-based band indices to keep; empty: all
