@@ -281,7 +281,10 @@ def _product(args: argparse.Namespace) -> int:
         out = products.cluster_map(
             feats, args.out, k=args.k, png=png, sample=args.sample, seed=args.seed, overwrite=overwrite
         )
-        print(f"cluster: {out} ({args.k} k-means classes, colour table), {qml_path(out)}" + _also(png))
+        print(
+            f"cluster: {out} ({args.k} k-means classes, colour table), {out}.aux.xml (class table: keep it with the "
+            f".tif), {qml_path(out)}" + _also(png)
+        )
     elif args.input == "similar":
         from geodino.cli import parse_point
 
@@ -346,7 +349,8 @@ def _classify_or_change(args: argparse.Namespace, rest: list[str], overwrite: bo
     if "test" in m:
         score += f", test accuracy {m['test']['accuracy']:.1%} on {plural(m['test']['n'], 'cell')}"
     print(
-        f"classify: {m['map']} ({len(m['classes'])} classes: {', '.join(m['classes'])}); {score}; "
+        f"classify: {m['map']} ({len(m['classes'])} classes: {', '.join(m['classes'])}; class names also in "
+        f"{m['map']}.aux.xml); {score}; "
         f"metrics {m['metrics']}" + (f"; model {m['model']}" if "model" in m else "")
     )
     return 0
