@@ -86,7 +86,7 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "info dinov3_vitl16_pretrain_sat493m-eadcf0ff.pth": Run(),
     G + "probe --config configs/eval/eurosat_knn_linear.yaml --backbone dinov3_vitl16_pretrain_sat493m-eadcf0ff.pth backbone_sensor=sat493m --out probe/eurosat": ConfigOnly(DOWNLOAD),
     G + "probe --config configs/eval/all.yaml --backbone exports/s2_vits16.pth --out probe/all": ConfigOnly(DOWNLOAD),
-    G + "probe -c configs/eval/all.yaml -b exports/s2_vits16.pth --compare baseline:colour --compare 'arch:vit_small?seed=0' --out probe/all_vs": ConfigOnly(DOWNLOAD),
+    G + "probe -c configs/eval/all.yaml -b exports/s2_vits16.pth --compare baseline:colour --compare 'arch:vit_small?seed=0&layerscale_init=1.0' --out probe/all_vs": ConfigOnly(DOWNLOAD),
     G + "embed scene.tif --backbone exports/s2_vits16.pth --out features.tif --tile 512 --overlap 128": Run(OW, WS_WROTE),
     G + "embed scene.vrt --backbone SPEC --out features.zarr --workers 2 --resume": Run(),
     G + "embed pca features.tif --out pca.tif --png pca.png": Run(),
@@ -194,7 +194,7 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     # --- docs/probing.md
     G + "probe --config configs/eval/eurosat_knn_linear.yaml --backbone checkpoints/dinov3_vits16_pretrain_lvd1689m.pth --out runs/eurosat_vits": ConfigOnly(DOWNLOAD),
     G + "probe -c configs/eval/eurosat_knn_linear.yaml -b baseline:colour --out runs/eurosat_colour": ConfigOnly(DOWNLOAD),
-    G + "probe -c configs/eval/eurosat_knn_linear.yaml -b exports/s2_vits16.pth --compare baseline:colour --compare 'arch:vit_small?seed=0' --out runs/eurosat_vs": ConfigOnly(DOWNLOAD),
+    G + "probe -c configs/eval/eurosat_knn_linear.yaml -b exports/s2_vits16.pth --compare baseline:colour --compare 'arch:vit_small?seed=0&layerscale_init=1.0' --out runs/eurosat_vs": ConfigOnly(DOWNLOAD),
     G + "probe -c configs/eval/all.yaml -b 'baseline:colour?patch_size=16' tasks.canopy_neon_dpt.head=linear 'only=[eurosat_knn_linear,loveda_linear,canopy_neon_dpt,vhr10_fasterrcnn]' tasks.eurosat_knn_linear.backbone_sensor=sentinel2_l2a 'tasks.eurosat_knn_linear.backbone_bands=[red,green,blue]' --out runs/all_colour": ConfigOnly(DOWNLOAD),
     G + "probe -c configs/eval/eurosat_knn_linear.yaml -b arch:vit_small --out runs/mine tasks.eurosat_knn_linear.data.name=image_folder tasks.eurosat_knn_linear.data.root=/data/my_scenes 'tasks.eurosat_knn_linear.data.bands=[]'": Run(),
     G + "probe -c configs/eval/all.yaml -b SPEC --out runs/all": ConfigOnly(DOWNLOAD),
