@@ -224,7 +224,9 @@ class ImageFiles:
         return len(self.files)
 
     def prime(self) -> None:
-        """Read up to the first readable image (its shape is the reference); one line when none reads."""
+        """Settle the DN -> reflectance rule for every image at once (`_settle`), then read up to the first
+        readable image (its shape is the reference); one line when none reads."""
+        self._settle()
         for i in range(len(self.files)):
             x = self._load(i)
             if x is not None:
@@ -234,6 +236,23 @@ class ImageFiles:
         what = "the image file" if len(self.files) == 1 else f"none of the {len(self.files)} image files"
         verb = "could not be read" if len(self.files) == 1 else "could be read"
         raise InputError(f"{what} in {self.root} {verb} ({shown})")
+
+    def _settle(self) -> None:
+        """One rule per dtype and band count for the whole folder (`InputScaling.settle`, as the probes), not
+        the rule of a dtype's first image: with a backbone recording 8-bit DN, a dark 16-bit first image (max <=
+        255) set x/255 for every 16-bit image after it, 39x brighter than x/10000. Files that do not read are left
+        to `_load` (skipped or stopped there, as `on_error` says)."""
+        from geodino.eval.datasets import read_array
+
+        def read(path: Path) -> tuple[np.ndarray, None]:
+            try:
+                return read_array(path), None
+            except InputError:
+                return np.zeros((0, 0, 0), dtype=np.uint8), None  # an empty uint8 group: decides nothing
+
+        bands = [b - 1 for b in self.select] or None
+        self.scaling.settle([self.root / f for f in self.files], read, bands)
+        self.rules.clear()
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         import torch
@@ -277,7 +296,7 @@ class ImageFiles:
             arr = arr[[b - 1 for b in self.select]]
         self._check(arr, path)
         dtype = arr.dtype.str
-        if dtype not in self.rules:  # one rule per dtype, decided on its first image (as the image-folder probe)
+        if dtype not in self.rules:  # the folder's rule for this dtype and band count (settled in `prime`)
             self.rules[dtype] = self.scaling.rule(arr)
         scale, offset, _ = self.rules[dtype]
         x = arr.astype(np.float32) * np.asarray(scale, dtype=np.float32)

@@ -149,6 +149,25 @@ def test_uint16_tiff_scaled_by_dtype_and_bands_selected(tmp_path, bb, capsys) ->
     assert "x*0.0002-0.1 (--scale, --offset)" in capsys.readouterr().err
 
 
+def test_a_dark_16bit_first_image_does_not_set_the_rule_for_the_folder(tmp_path) -> None:
+    """A backbone recording 8-bit DN (x/255) fits 16-bit files only while they stay <= 255. The rule used to be
+    the dtype's first image's: a dark first tile (max 200) gave x/255 to every 16-bit image after it, 39x too
+    bright. Now the folder is settled first (as the probes): one rule, x/10000, for both."""
+    from geodino.backbones import load_backbone
+    from geodino.embed import embed_images
+
+    eight = load_backbone("arch:vit_tiny?depth=1&patch_size=8&seed=0&bands=red,green,blue&sensor=maxar")
+    root = tmp_path / "tifs"
+    root.mkdir()
+    dark = rgb(32, 32, seed=7, dtype=np.uint16, top=200)
+    light = rgb(32, 32, seed=8, dtype=np.uint16, top=4000)
+    helpers.write_tif(root / "a_dark.tif", dark, crs=None)  # read first
+    helpers.write_tif(root / "b_light.tif", light, crs=None)
+    got = vectors(read(embed_images(root, eight, tmp_path / "o.parquet", progress=False)))
+    np.testing.assert_allclose(got["a_dark.tif"], by_hand(eight, dark / 10000.0)[0], atol=1e-4)
+    np.testing.assert_allclose(got["b_light.tif"], by_hand(eight, light / 10000.0)[0], atol=1e-4)
+
+
 def test_the_backbones_recorded_dn_scale_is_applied(tmp_path, capsys) -> None:
     from geodino.backbones import load_backbone
     from geodino.embed import embed_images
