@@ -175,12 +175,16 @@ def _declared_rule(scene: Scene, cfg: EmbedConfig) -> dict[str, Any]:
     """`band_scale`/`band_offset` of a STAC scene whose item declares its bands' scale and offset (raster:bands):
     one item of Sentinel-2 processing baseline >= 04.00 (offset -0.1) beside one before it (offset 0) then gives
     the same reflectance for the same ground. Not when the user gave the rule (`scale`, `band_scale`,
-    `band_offset`) or turned it off (`stac_scale=false`)."""
+    `band_offset`) or turned it off (`stac_scale=false`). With `bands` (1-based, the scene naming none of its own)
+    the rules of the bands it picks, in its order (out-of-range picks are left to the reader's own error)."""
     if not scene.radiometry or not cfg.stac_scale:
         return {}
     if cfg.scale is not None or cfg.band_scale is not None or cfg.band_offset is not None:
         return {}
-    return {"band_scale": [s for s, _ in scene.radiometry], "band_offset": [o for _, o in scene.radiometry]}
+    rule = scene.radiometry
+    if not scene.bands and cfg.bands and all(1 <= b <= len(rule) for b in cfg.bands):
+        rule = [rule[b - 1] for b in cfg.bands]  # `bands` picks among the item's bands: their rules, in that order
+    return {"band_scale": [s for s, _ in rule], "band_offset": [o for _, o in rule]}
 
 
 def _refuse_existing(outs: list[Path], folder: Path) -> None:

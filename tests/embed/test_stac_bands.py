@@ -253,3 +253,29 @@ def test_band_scale_and_offset_on_a_raster_and_their_errors(tmp_path, conv_bb):
         embed_raster(dn, conv_bb, tmp_path / "bad.tif", band_scale=[1e-4, 1e-4], **opts)
     with pytest.raises(ConfigError, match="scale and band_scale/band_offset both give"):
         EmbedConfig(scale=1e-4, band_offset=[-0.1]).validate()
+
+
+def test_declared_rules_follow_a_bands_selection(tmp_path, conv_bb):
+    """`bands=` picking 3 of an item's 4 stacked assets applies the declared rules of the bands picked, in that
+    order: a swir16 band with its own offset (-0.2) read first still matches the older item (the rule of all 4 bands
+    was applied to the 3 read: 'band_scale/band_offset give 4/4 values ... has 3 bands read')."""
+    (tmp_path / "cogs").mkdir()
+    refl = random_image(48, 48, c=4, seed=3, dtype="uint16").astype(np.int64) % 5000 + 1
+    items = []
+    for k, adds in enumerate(((0, 0, 0, 0), (1000, 1000, 1000, 2000))):
+        hrefs = {}
+        for (es_key, _, _), band, add in zip(S2, refl, adds):
+            write_cog(tmp_path / "cogs" / f"B{k}_{es_key}.tif", (band + add).astype(np.uint16), 10)
+            hrefs[es_key] = f"cogs/B{k}_{es_key}.tif"
+        item = s2_item(f"S2_{k}", hrefs)
+        for (es_key, _, _), add in zip(S2, adds):
+            rule = {"data_type": "uint16", "nodata": 0, "scale": 1e-4, "offset": -add * 1e-4}
+            item["assets"][es_key]["raster:bands"] = [rule]
+        items.append(item)
+    path = tmp_path / "items.json"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": items}))
+    opts = {k: v for k, v in OPTS.items() if k != "scale"}
+    out = tmp_path / "picked"
+    embed_scenes(path, backbone=conv_bb, out=out, asset="red,green,blue,swir16", bands=[4, 2, 1], **opts)
+    a, b = read_all(out / "S2_0.tif")[0], read_all(out / "S2_1.tif")[0]
+    np.testing.assert_allclose(a, b, atol=1e-5)
