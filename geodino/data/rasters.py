@@ -136,7 +136,8 @@ def open_raster(
     A WarpedVRT fills the target grid's cells beyond the file (a reprojected scene's corners) with `nodata` (the
     scene's value: the file's, a `nodata:` override or the sensor's; default the file's), which also stays out of
     the resampling. Without a usable one it gets an alpha band (the last band, colour interpretation alpha) that
-    `read_window` applies, so those cells are never read as valid zeros."""
+    `read_window` applies, so those cells are never read as valid zeros; a file with an alpha band of its own (RGBA)
+    keeps that one, which the warp sets to 0 there too."""
     global _handles_pid
     import rasterio
     from rasterio.enums import Resampling
@@ -162,7 +163,11 @@ def open_raster(
         dst_crs = CRS.from_user_input(crs)
         transform, width, height = target_grid(src, dst_crs, res)
         value = warp_nodata(src.nodata if nodata == FILE_NODATA else nodata, src.dtypes[0])  # type: ignore[arg-type]
-        fill: dict[str, Any] = {"nodata": value} if value is not None else {"add_alpha": True}
+        # without a value: an alpha band marks them; a file with its own (RGBA) keeps it, warped with the data
+        # (GDAL refuses a second one: 'The VRT already has an alpha band')
+        fill: dict[str, Any] = (
+            {"nodata": value} if value is not None else {} if alpha_bands(src) else {"add_alpha": True}
+        )
         ds = WarpedVRT(
             src,
             crs=dst_crs,

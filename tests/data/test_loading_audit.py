@@ -242,3 +242,29 @@ def test_data_stats_with_a_sensor_matches_the_files_band_names(tmp_path):
     assert sensor.bands == ("B04", "B02") and prov["pixels"] == [2048, 2048]
     assert sensor.mean == pytest.approx((0.03, 0.005))
     assert sensor.std[1] == pytest.approx(0.005, rel=1e-3)  # half 0, half 0.01
+
+
+@pytest.mark.parametrize("sensor", [None, "naip"])
+def test_a_reprojected_rgba_raster_keeps_its_own_alpha_band(tmp_path, sensor):
+    """An RGBA GeoTIFF without a nodata value read with `crs:` set: the WarpedVRT was asked to add an alpha band
+    for the cells beyond the file, which GDAL refuses when the file has one ('The VRT already has an alpha band'),
+    so every window read failed (with naip, which read the same file before 192a1bc, too). The file's own alpha
+    band is warped instead: its transparent half and the corners beyond the file are nodata, the rest valid."""
+    import warnings
+
+    import rasterio
+    from affine import Affine
+
+    p = _rgba(tmp_path / "rgba.tif")
+    with rasterio.open(p, "r+") as dst:  # 200 km off the central meridian: tilted in EPSG:4326
+        dst.transform = Affine(10.0, 0.0, 300000.0, 0.0, -10.0, 4650000.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # naip: the alpha band goes in as data, said once
+        archive = RasterArchive([p], sensor=sensor, crs="EPSG:4326", resampling="nearest", progress=False)
+    scene = archive.scenes[0]
+    values, valid = archive.read(0, 0, 0, scene.width, scene.height)
+    assert values.shape[0] == (3 if sensor is None else 4)
+    inside = _inside_file(scene, p)
+    assert (~inside).sum() > 20 and not (valid & ~inside).any()  # nothing beyond the file is valid
+    assert (values[:3, valid] == np.array([[30], [60], [90]])).all()
+    assert 0.4 < valid.sum() / inside.sum() < 0.6  # the opaque half of the file, not its transparent one
