@@ -163,7 +163,9 @@ def _warmup_losses(
     s_patch = heads["ibot_head"](torch.index_select(views[0]["x_norm_patchtokens"].flatten(0, 1), 0, idx))
     loss_ibot = ibot_loss(s_patch, t_patch, masks, weight)
     total_terms = g_terms + l_terms
-    loss = (g_terms / total_terms) * loss_global + (l_terms / total_terms) * loss_local + loss_ibot
+    loss = loss_ibot  # one global crop and no local ones (crops.n_local=0): no DINO term at all, not a 0 / 0
+    if total_terms:
+        loss = (g_terms / total_terms) * loss_global + (l_terms / total_terms) * loss_local + loss
     return loss, loss_global, loss_ibot
 
 

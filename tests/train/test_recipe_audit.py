@@ -112,3 +112,22 @@ def test_web_image_config_does_not_rotate_photos() -> None:
     web = load_config(PretrainConfig, root / "web_vits16.yaml")
     assert web.crops.rot90 is False
     assert load_config(PretrainConfig, root / "sat_vits16.yaml").crops.rot90 is True  # overhead imagery keeps them
+
+
+def test_head_warmup_with_one_global_crop_and_no_local_ones_is_ibot_only() -> None:
+    """crops.n_global=1 with n_local=0 has no DINO pair at all (no cross-view global pair, no local crop): the
+    warm-up loss weighted its terms by g_terms / total_terms with total_terms 0 and stopped with ZeroDivisionError
+    (since c9228f4 made it read the batch's count); it is now the iBOT loss alone."""
+    from geodino.losses.dino import DINOLoss
+    from geodino.losses.ibot import IBOTPatchLoss
+    from geodino.models import build_model
+    from geodino.models.heads import DINOHead
+    from geodino.train.teacher_heads import _warmup_losses
+
+    torch.manual_seed(0)
+    model = build_model("vit_tiny", patch_size=8, depth=1, n_storage_tokens=0).eval()
+    heads = torch.nn.ModuleDict({"dino_head": DINOHead(192, 16, 8, 4), "ibot_head": DINOHead(192, 12, 8, 4)})
+    losses = (DINOLoss(16), IBOTPatchLoss(12))
+    loss, loss_global, loss_ibot = _warmup_losses(model, heads, heads, _batch(1, 0, 4), losses, 0.07, 2, "cpu")
+    assert torch.isfinite(loss) and float(loss_global) == 0.0
+    assert float(loss) == float(loss_ibot)
