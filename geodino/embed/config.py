@@ -97,6 +97,12 @@ class EmbedConfig:
                 raise ConfigError(f"{key}={value!r} must be a list of numbers (one, or one per band read), e.g. [1e-4]")
         if self.scale is not None and (self.band_scale is not None or self.band_offset is not None):
             raise ConfigError("scale and band_scale/band_offset both give the DN -> reflectance rule; keep one")
+        if self.band_offset is not None and self.band_scale is None:  # as the probes' data_offset needs data_scale
+            # the rule is x * band_scale + band_offset: an offset alone is x * 1 + offset, DN left unscaled
+            raise ConfigError(
+                f"band_offset={self.band_offset} needs band_scale: set band_scale to the DN -> reflectance factor too "
+                "(e.g. band_scale=[0.0001] band_offset=[-0.1] for Sentinel-2 of processing baseline >= 04.00)"
+            )
 
     def effective_margin(self, patch: int) -> int:
         """`margin`, or its default (overlap/4 rounded down to the patch size) when unset; the config is not changed."""

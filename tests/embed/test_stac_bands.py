@@ -279,3 +279,24 @@ def test_declared_rules_follow_a_bands_selection(tmp_path, conv_bb):
     embed_scenes(path, backbone=conv_bb, out=out, asset="red,green,blue,swir16", bands=[4, 2, 1], **opts)
     a, b = read_all(out / "S2_0.tif")[0], read_all(out / "S2_1.tif")[0]
     np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_band_offset_alone_is_refused_not_added_to_raw_dn(tmp_path, conv_bb):
+    """docs/embed.md told Planetary Computer users to give band_offset=[-0.1] for Sentinel-2 of baseline >= 04.00;
+    alone it was read as x * 1 - 0.1 (band_scale defaults to 1), so DN of 1000..6000 reached the backbone as
+    'reflectance' without a word. An offset without band_scale is refused, as the probes' data_offset without
+    data_scale; with band_scale=[1e-4] it is the documented rule."""
+    from geodino.embed.config import EmbedConfig
+    from geodino.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"band_offset=\[-0.1\] needs band_scale"):
+        EmbedConfig(band_offset=[-0.1]).validate()
+    refl = random_image(48, 48, c=3, seed=5, dtype="uint16").astype(np.int64) % 5000 + 1
+    dn = write_tif(
+        tmp_path / "dn.tif", (refl + 1000).astype(np.uint16), transform=from_origin(X0, Y0, 10, 10), nodata=0
+    )
+    opts = {k: v for k, v in OPTS.items() if k != "scale"}
+    with pytest.raises(ConfigError, match="needs band_scale"):
+        embed_raster(dn, conv_bb, tmp_path / "off.tif", band_offset=[-0.1], **opts)
+    assert not (tmp_path / "off.tif").exists()
+    EmbedConfig(band_scale=[1e-4], band_offset=[-0.1]).validate()
