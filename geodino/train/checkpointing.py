@@ -186,6 +186,25 @@ def abandon_later_checkpoints(folder: Path, step: int, resume: Path | None = Non
     return later, aside
 
 
+def abandon_and_say(folder: Path, step: int, resume: Path | None, why: str) -> list[Path]:
+    """`abandon_later_checkpoints`, and one line on stderr naming what moved where (`why`: what makes the run resume
+    from `step`, e.g. "resuming from step 2" or "every student resumes from step 2"). Returns the moved paths."""
+    import sys
+
+    from geodino.errors import plural
+
+    moved, aside = abandon_later_checkpoints(folder, step, resume)
+    if moved:
+        names = ", ".join(p.name for p in moved)
+        print(
+            f"geodino: {why}, which abandons the {plural(len(moved), 'checkpoint')} of later steps in {folder} "
+            f"({names}): moved to {aside}/ so that the run's history is linear; delete that folder when you no "
+            "longer need them",
+            file=sys.stderr,
+        )
+    return moved
+
+
 def write_error(final: Path, exc: OSError, step: int) -> TrainingError:
     """The one line a run stops with when its checkpoint `final` cannot be written (ENOSPC, EROFS, EACCES, ...): what
     failed, why, the newest complete checkpoint (untouched), and how to go on."""

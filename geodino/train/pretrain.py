@@ -177,23 +177,6 @@ def _set_aside_hpc_checkpoints(out: Path) -> None:
     )
 
 
-def _abandon_later_branch(folder: Path, step: int, resume: Path) -> None:
-    """`checkpoint.resume=PATH` at an earlier step than this folder's newest checkpoint: the later ones belong to the
-    branch this run abandons; they are moved into `checkpoints/abandoned-<timestamp>/` with one line saying so, and
-    `last.ckpt` points at the newest checkpoint of the running branch (see `abandon_later_checkpoints`)."""
-    from geodino.train.checkpointing import abandon_later_checkpoints
-
-    moved, aside = abandon_later_checkpoints(folder, step, resume)
-    if moved:
-        names = ", ".join(p.name for p in moved)
-        print(
-            f"geodino: resuming from step {step} abandons the {plural(len(moved), 'checkpoint')} of later steps in "
-            f"{folder} ({names}): moved to {aside}/ so that the run's history is linear; delete that folder when "
-            "you no longer need them",
-            file=sys.stderr,
-        )
-
-
 def _build_arch(cfg: PretrainConfig) -> Any:
     """The SSL meta-architecture; on the meta device (no storage) with `trainer.meta_init`."""
     import torch
@@ -340,7 +323,10 @@ def _pretrain(cfg: PretrainConfig) -> Path:
             resume_step = (saved.get("geodino") or {}).get("step")
         del saved
         if _rank() == 0 and isinstance(resume_step, int):
-            _abandon_later_branch(out / "checkpoints", resume_step, resume)
+            from geodino.train.checkpointing import abandon_and_say
+
+            # the later checkpoints belong to the branch this run abandons (see `abandon_later_checkpoints`)
+            abandon_and_say(out / "checkpoints", resume_step, resume, f"resuming from step {resume_step}")
     elif cfg.init_from:
         src = init_src or ck.read_init_source(cfg.init_from)
         init_src = None

@@ -223,16 +223,16 @@ def _resume(
         return 0
     import torch.distributed as dist
 
-    from geodino.train.checkpointing import find_checkpoints
+    from geodino.train.checkpointing import abandon_and_say, checkpoint_step, find_checkpoints
 
-    found = {int(p.name[5:13]): p for p in find_checkpoints(ckpt_dir)}
+    found = {checkpoint_step(p) or 0: p for p in find_checkpoints(ckpt_dir)}
     step_found = max(found) if found else 0
     if dist_on:  # every subgroup resumes from the same step (the oldest newest checkpoint)
         t = torch.tensor([step_found], device=device if device.type == "cuda" else "cpu")
         dist.all_reduce(t, op=dist.ReduceOp.MIN)
         step_found = int(t.item())
     if writer and found and max(found) > step_found:
-        _abandon_later_branch(ckpt_dir, step_found, found.get(step_found))
+        abandon_and_say(ckpt_dir, step_found, found.get(step_found), f"every student resumes from step {step_found}")
     if step_found == 0:
         return 0
     if step_found not in found:
@@ -243,23 +243,6 @@ def _resume(
     start = load_checkpoint(found[step_found], arch, opt)
     log.info("resumed from %s at step %d", found[step_found], start)
     return start
-
-
-def _abandon_later_branch(ckpt_dir: Path, step: int, resume: Path | None) -> None:
-    """Move this folder's checkpoints of steps after `step` (where every student resumes) into
-    `abandoned-<timestamp>/`, with one line saying so: the run's history is linear again, nothing is deleted."""
-    from geodino.errors import plural
-    from geodino.train.checkpointing import abandon_later_checkpoints
-
-    moved, aside = abandon_later_checkpoints(ckpt_dir, step, resume)
-    if moved:
-        names = ", ".join(p.name for p in moved)
-        print(
-            f"geodino: every student resumes from step {step}, which abandons the {plural(len(moved), 'checkpoint')} "
-            f"of later steps in {ckpt_dir} ({names}): moved to {aside}/ so that the run's history is linear; delete "
-            "that folder when you no longer need them",
-            file=sys.stderr,
-        )
 
 
 def _wrap_ddp(arch: nn.Module, layout: Any, device: torch.device, distributed: bool) -> None:
