@@ -187,6 +187,24 @@ def _declared_rule(scene: Scene, cfg: EmbedConfig) -> dict[str, Any]:
     return {"band_scale": [s for s, _ in rule], "band_offset": [o for _, o in rule]}
 
 
+def _check_declared_rules(scenes: list[Scene], cfg: EmbedConfig) -> None:
+    """Items that declare their scale/offset beside items that do not: the first are read by their rule, the others
+    by the sensor's or the dtype's, and the mosaic would refuse the mix only after every scene was embedded. Refused
+    up front (every rank sees all scenes, so all agree), naming one of each and the ways out."""
+    if not cfg.stac_scale or cfg.scale is not None or cfg.band_scale is not None or cfg.band_offset is not None:
+        return
+    declared = [s for s in scenes if s.radiometry]
+    bare = [s for s in scenes if not s.radiometry]
+    if not declared or not bare:
+        return
+    raise InputError(
+        f"{len(declared)} of {plural(len(scenes), 'STAC item')} declare their bands' scale/offset (raster:bands, "
+        f"e.g. {declared[0].name}) and {len(bare)} do not (e.g. {bare[0].name}), so their pixels would be read by "
+        "different rules; give one rule for all (--scale FACTOR, or band_scale=[...] band_offset=[...]) or ignore "
+        "the declarations with stac_scale=false"
+    )
+
+
 def _refuse_existing(outs: list[Path], folder: Path) -> None:
     """Without --resume or --overwrite, scene outputs (finished or partial) already in `folder` are refused: one
     line saying whether the run is done (--overwrite redoes it) or can be finished (--resume)."""
@@ -329,6 +347,7 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     scenes, stacks = stack_sources(scenes, folder / STACKED, say=console.say)
     outs = {s.name: folder / f"{s.name}.tif" for s in scenes}
     _check_headers(scenes)
+    _check_declared_rules(scenes, cfg)
     mine = scenes[cfg.rank :: cfg.world_size]
     if not mine:  # more ranks than scenes (a SLURM array sized for another archive): nothing here, nothing written
         print(

@@ -300,3 +300,23 @@ def test_band_offset_alone_is_refused_not_added_to_raw_dn(tmp_path, conv_bb):
         embed_raster(dn, conv_bb, tmp_path / "off.tif", band_offset=[-0.1], **opts)
     assert not (tmp_path / "off.tif").exists()
     EmbedConfig(band_scale=[1e-4], band_offset=[-0.1]).validate()
+
+
+def test_items_that_declare_a_rule_beside_items_that_do_not_are_refused_up_front(tmp_path, conv_bb):
+    """One item declaring raster:bands scale/offset, one not: read by two rules, the mosaic refused the mix only
+    after both scenes were embedded (with advice to rerun with the same settings). Now refused before anything is
+    written, naming one of each; one rule for all (--scale) runs."""
+    from geodino.errors import InputError
+
+    items, _ = _baseline_items(tmp_path)
+    collection = json.loads(items.read_text())
+    for asset in collection["features"][0]["assets"].values():
+        asset.pop("raster:bands", None)
+    items.write_text(json.dumps(collection))
+    out = tmp_path / "feats"
+    opts = {k: v for k, v in OPTS.items() if k != "scale"}
+    with pytest.raises(InputError, match=r"1 of 2 STAC items declare .* \(raster:bands, e\.g\. S2_1\) and 1 do not"):
+        embed_scenes(items, backbone=conv_bb, out=out, asset="red,green,blue", **opts)
+    assert not out.exists() or not any(out.glob("*.tif"))
+    embed_scenes(items, backbone=conv_bb, out=out, asset="red,green,blue", **opts, scale=1e-4)
+    assert (out / "S2_0.tif").exists() and (out / "S2_1.tif").exists()
