@@ -233,7 +233,9 @@ def read_image(
 
 
 def read_array(path: str | Path) -> np.ndarray:
-    """An image file's pixels [C,H,W] as stored (JPEG/PNG via Pillow, GeoTIFF via rasterio)."""
+    """An image file's pixels [C,H,W] (JPEG/PNG via Pillow, GeoTIFF via rasterio): as stored, except that a photo's
+    EXIF orientation is applied (upright as every viewer shows it, and as pretraining reads it:
+    `geodino.data.images.decode_image`; a phone stores portraits sideways with orientation 6 or 8)."""
     path = Path(path)
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
@@ -242,9 +244,10 @@ def read_array(path: str | Path) -> np.ndarray:
             with rasterio.open(path) as src:
                 arr = src.read()
         else:
-            from PIL import Image
+            from PIL import Image, ImageOps
 
-            with Image.open(path) as img:
+            with Image.open(path) as raw:
+                img = ImageOps.exif_transpose(raw)  # a copy, turned when the file says so
                 arr = np.asarray(img.convert("RGB") if img.mode not in ("L", "RGB", "I;16") else img)
             arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
     except Exception as exc:  # Pillow/rasterio raise many kinds; all mean "unreadable"

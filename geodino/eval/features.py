@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from geodino.errors import ConfigError, InputError, plural
 from geodino.io import atomic_path
 
-CACHE_VERSION = 1  # bump when the stored layout or the extraction maths change
+CACHE_VERSION = 2  # bump when the stored layout or the extraction maths change (2: photos read upright by EXIF)
 
 
 @dataclass

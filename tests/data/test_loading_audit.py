@@ -268,3 +268,24 @@ def test_a_reprojected_rgba_raster_keeps_its_own_alpha_band(tmp_path, sensor):
     assert (~inside).sum() > 20 and not (valid & ~inside).any()  # nothing beyond the file is valid
     assert (values[:3, valid] == np.array([[30], [60], [90]])).all()
     assert 0.4 < valid.sum() / inside.sum() < 0.6  # the opaque half of the file, not its transparent one
+
+
+def test_probes_and_embed_images_read_photos_upright_as_pretraining_does(tmp_path):
+    """`eval.datasets.read_array` (image-folder probes, `embed images`) read a photo as stored while pretraining
+    turned it by its EXIF orientation: the same phone photo was upright in training and sideways in the probes.
+    Both now give the same upright pixels."""
+    from PIL import Image
+
+    from geodino.data.images import decode_image
+    from geodino.eval.datasets import read_array
+
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, :20] = 255
+    im = Image.fromarray(stored)
+    exif = im.getexif()
+    exif[0x0112] = 6
+    path = tmp_path / "photo.png"
+    im.save(path, exif=exif.tobytes())
+    got = read_array(path)
+    assert got.shape == (3, 40, 20)
+    np.testing.assert_array_equal(got, np.asarray(decode_image(path.read_bytes(), "photo.png")))
