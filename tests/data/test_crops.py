@@ -168,3 +168,14 @@ def test_crop_set_choice_is_per_step_and_weighted():
     assert 0.65 < picks.count(0) / 2000 < 0.75
     with pytest.raises(ConfigError, match="probabilities sum to"):
         CropsConfig(crop_sets=[CropSet(224, 96, None, 0.5)]).validate()
+
+
+def test_the_official_horizontal_flips_keyword_means_horizontal_only():
+    """`build_ssl_loader(..., horizontal_flips=True)` (the official augmentation's name) switched `crops.flips`,
+    which flips vertically too unless `vflips` is false."""
+    from geodino.data.loaders import _legacy_configs
+
+    _, crops = _legacy_configs(["x.tar"], {"kind": "tar", "horizontal_flips": True})
+    assert crops.flips and not crops.vflips
+    _, crops = _legacy_configs(["x.tar"], {"kind": "tar", "horizontal_flips": False})
+    assert not crops.flips
