@@ -148,9 +148,9 @@ def test_a_resume_from_an_earlier_step_moves_the_later_checkpoints_aside(tmp_pat
     assert ck.load_file(ckpts / "last.ckpt")["global_step"] == 4
     said = [line for line in err.splitlines() if "abandons" in line]
     assert said == [
-        f"geodino: resuming from step 2, which abandons the 2 checkpoints of later steps in {ckpts} (step_00000003.ckpt, "
-        f"step_00000004.ckpt): moved to {asides[0]}/ so that the run's history is linear; delete that folder when "
-        "you no longer need them"
+        f"geodino: resuming from step 2, which abandons the 2 checkpoints of later steps in {ckpts} "
+        f"(step_00000003.ckpt, step_00000004.ckpt): moved to {asides[0]}/ so that the run's history is linear; "
+        "delete that folder when you no longer need them"
     ], err
 
 
