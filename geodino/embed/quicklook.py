@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -83,8 +84,15 @@ def classes_png(
     handles = [Patch(facecolor=np.asarray(c[:3]) / 255, edgecolor="k", label=n) for _, (c, n) in items]
     if not painted.all():  # white cells said nothing: a reader took them for a class or the page
         handles.append(Patch(facecolor="white", edgecolor="k", label="nodata"))
-    ncol = -(-len(handles) // 40)  # at most 40 rows: a k=254 cluster legend stays on the page
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9, ncol=ncol)
+    return _finish(fig, ax, png, title, handles)
+
+
+def _finish(fig: Any, ax: Any, png: str | Path, title: str, handles: list[Any]) -> Path:
+    """The legend right of the map (at most 40 rows a column: a k=254 cluster legend stays on the page), the
+    title, and the PNG written."""
+    if handles:
+        ncol = -(-len(handles) // 40)
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9, ncol=ncol)
     if title:
         ax.set_title(title, fontsize=10)
     return save_png(fig, png)
@@ -112,12 +120,7 @@ def rgb_png(
     fig, ax = _figure((h, w), 1.2 if nodata.any() else 0.0)
     ax.add_patch(Rectangle((-0.5, -0.5), w, h, linewidth=0, zorder=0, **NODATA_HATCH))
     ax.imshow(rgba, interpolation="nearest", zorder=1)
-    if nodata.any():
-        handles = [Patch(label="nodata", **NODATA_HATCH)]
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=9)
-    if title:
-        ax.set_title(title, fontsize=10)
-    return save_png(fig, png)
+    return _finish(fig, ax, png, title, [Patch(label="nodata", **NODATA_HATCH)] if nodata.any() else [])
 
 
 def ramp_png(
@@ -142,6 +145,4 @@ def ramp_png(
     below, above = bool(vals.size and vals.min() < vmin), bool(vals.size and vals.max() > vmax)
     extend = {(True, True): "both", (True, False): "min", (False, True): "max"}.get((below, above), "neither")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label=label, extend=extend)
-    if title:
-        ax.set_title(title, fontsize=10)
-    return save_png(fig, png)
+    return _finish(fig, ax, png, title, [])
