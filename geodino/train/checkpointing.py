@@ -151,6 +151,22 @@ def point_last(link: Path, target_name: str) -> None:
     os.replace(tmp, link)
 
 
+def move_aside(paths: list[Path], folder: Path, prefix: str) -> Path:
+    """Move `paths` (files or sharded checkpoint folders) into a new `folder/<prefix>-<YYYYmmdd-HHMMSS>[-n]/`,
+    renamed, nothing deleted; returns that folder. Renames within one file system are atomic."""
+    import time
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside, n = folder / f"{prefix}-{stamp}", 1
+    while aside.exists():
+        n += 1
+        aside = folder / f"{prefix}-{stamp}-{n}"
+    aside.mkdir(parents=True)
+    for p in paths:
+        os.replace(p, aside / p.name)
+    return aside
+
+
 def abandon_later_checkpoints(folder: Path, step: int, resume: Path | None = None) -> tuple[list[Path], Path | None]:
     """A run resumed from step `step` (from `resume`, which stays) in a folder that holds checkpoints of later steps:
     those belong to the branch the resume abandons. Left in place, `keep_last` counted the new lower-step
@@ -159,7 +175,6 @@ def abandon_later_checkpoints(folder: Path, step: int, resume: Path | None = Non
     `folder/abandoned-<YYYYmmdd-HHMMSS>/`, so the folder's history is linear again, and `last.ckpt` points at the
     newest checkpoint left (removed when none is). A checkpoint of the same step that is not `resume` itself (a
     resume from another folder) is another branch too. Returns (the moved files' old paths, the new folder)."""
-    import time
 
     def same(p: Path) -> bool:
         try:
@@ -170,14 +185,7 @@ def abandon_later_checkpoints(folder: Path, step: int, resume: Path | None = Non
     later = [p for p in find_checkpoints(folder) if (checkpoint_step(p) or 0) >= step and not same(p)]
     if not later:
         return [], None
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    aside, n = folder / f"abandoned-{stamp}", 1
-    while aside.exists():
-        n += 1
-        aside = folder / f"abandoned-{stamp}-{n}"
-    aside.mkdir()
-    for p in later:
-        os.replace(p, aside / p.name)  # a rename in the same folder tree: atomic, a sharded checkpoint (folder) too
+    aside = move_aside(later, folder, "abandoned")
     link, newest = folder / "last.ckpt", latest_checkpoint(folder)
     if newest is not None:
         point_last(link, newest.name)

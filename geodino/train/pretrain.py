@@ -160,15 +160,12 @@ def _set_aside_hpc_checkpoints(out: Path) -> None:
     checkpoints), i.e. from a state no step ended in. geodino resumes only from its step checkpoints: the files go
     (renamed, nothing deleted) into `checkpoints/ignored-<timestamp>/`, where Lightning does not look (it lists the
     run folder only, every name that contains `hpc_ckpt_`)."""
-    import time
+    from geodino.train.checkpointing import move_aside
 
     found = sorted(p for p in out.iterdir() if "hpc_ckpt_" in p.name and p.is_file())
     if not found:
         return
-    aside = out / "checkpoints" / f"ignored-{time.strftime('%Y%m%d-%H%M%S')}"
-    aside.mkdir(parents=True, exist_ok=True)
-    for p in found:
-        os.replace(p, aside / p.name)
+    aside = move_aside(found, out / "checkpoints", "ignored")
     names = ", ".join(p.name for p in found)
     print(
         f"geodino: ignoring {names} in {out} (written mid-step by Lightning's SLURM handler in an earlier geodino "
