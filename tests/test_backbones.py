@@ -267,4 +267,32 @@ def test_preprocess_uses_the_dtype_rule_where_the_record_does_not_fit():
     u16 = torch.randint(300, 30000, (3, 16, 16), dtype=torch.int32).to(torch.uint16)
     torch.testing.assert_close(rgb8.preprocess(u16), rgb8.normalize(u16.float() / 10000), atol=1e-6, rtol=0)
     small = torch.randint(0, 256, (3, 16, 16), dtype=torch.int32).to(torch.uint16)  # 8-bit values stored as 16 bits
-    torch.testing.assert_close(rgb8.preprocess(small), rgb8.normalize(small.float() / 255), atol=1e-6, rtol=0)
+    fresh = load_backbone("arch:vit_tiny?depth=1&patch_size=8&sensor=imagenet")  # rgb8 keeps its uint16 choice
+    torch.testing.assert_close(fresh.preprocess(small), fresh.normalize(small.float() / 255), atol=1e-6, rtol=0)
+
+
+def test_preprocess_auto_rule_keeps_its_first_choice_across_batches():
+    """A 16-bit archive read batch by batch through an 8-bit record: a dark first batch (values <= 255) fits the
+    record and sets the choice; decided per batch, a later bright batch was /10000 while the dark one was /255
+    (39x brighter). The contradicting batch is refused, naming the rule to pass; rule="dtype" / "record" scale every
+    batch alike, and a first batch above 255 keeps the dtype rule for a later dark one."""
+    rgb8 = load_backbone("arch:vit_tiny?depth=1&patch_size=8&sensor=imagenet")
+    dark = torch.randint(0, 256, (1, 3, 16, 16), dtype=torch.int32).to(torch.uint16)
+    bright = torch.randint(300, 30000, (1, 3, 16, 16), dtype=torch.int32).to(torch.uint16)
+    torch.testing.assert_close(rgb8.preprocess(dark), rgb8.normalize(dark.float() / 255), atol=1e-6, rtol=0)
+    with pytest.raises(InputError, match=r"^this torch.uint16 batch does not fit .*rule='dtype'"):
+        rgb8.preprocess(bright)
+    torch.testing.assert_close(rgb8.preprocess(bright, rule="dtype"), rgb8.normalize(bright.float() / 10000))
+    torch.testing.assert_close(
+        rgb8.preprocess(bright, rule="record"), rgb8.normalize(bright.float() / 255), atol=1e-5, rtol=1e-6
+    )
+    other = load_backbone("arch:vit_tiny?depth=1&patch_size=8&sensor=imagenet")
+    torch.testing.assert_close(other.preprocess(bright), other.normalize(bright.float() / 10000), atol=1e-6, rtol=0)
+    torch.testing.assert_close(other.preprocess(dark), other.normalize(dark.float() / 10000), atol=1e-6, rtol=0)
+    u8 = torch.randint(0, 256, (1, 3, 16, 16), dtype=torch.uint8)  # uint8 has its own choice
+    torch.testing.assert_close(other.preprocess(u8), other.normalize(u8.float() / 255), atol=1e-6, rtol=0)
+    bare = load_backbone("arch:vit_tiny?depth=1&patch_size=8")
+    with pytest.raises(InputError, match=r"rule='record' but backbone .* carries no DN scale"):
+        bare.preprocess(u8, rule="record")
+    with pytest.raises(InputError, match=r"rule='tile' is not one of"):
+        bare.preprocess(u8, rule="tile")

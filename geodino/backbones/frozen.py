@@ -100,20 +100,32 @@ class FrozenBackbone(nn.Module):
             return None
         return torch.tensor(found[0], dtype=torch.float32), torch.tensor(found[1], dtype=torch.float32)
 
-    def preprocess(self, x: Tensor) -> Tensor:
+    def preprocess(self, x: Tensor, rule: str = "auto") -> Tensor:
         """Raw pixels (DN, any dtype: what rasterio, PIL or `torchvision.io.read_image` give) [B, C, H, W] or
-        [C, H, W] -> the model's input: DN -> reflectance with the record's scale and offset (`dn_scale`) when it
-        fits the data (the probes' rule, `data.bit_depth.scale_misfit`: integer DN of the bit depth it is for), else
-        by dtype (uint8 / 255, other integers / 10000, floats as they are: reflectance), then `normalize`.
-        What official DINOv3's `make_transform` (ToDtype(scale=True) + Normalize) does for 8-bit RGB."""
+        [C, H, W] -> the model's input: DN -> reflectance, then `normalize`. `rule`: "record" scales by the record's
+        scale and offset (`dn_scale`); "dtype" by dtype (uint8 / 255, other integers / 10000, floats as they are:
+        reflectance); "auto" (default) takes the record when it fits the data (the probes' rule,
+        `data.bit_depth.scale_misfit`: integer DN of the bit depth it is for), else the dtype rule. "auto" decides on
+        the first batch of each dtype and keeps that choice for later batches of it, so every batch of one archive is
+        scaled alike (decided per batch, a dark 16-bit batch with values <= 255 was read as 8-bit DN by an 8-bit
+        record, 39x too bright, while the next batch was /10000); a later batch that contradicts the choice is
+        refused, naming the rule to pass. What official DINOv3's `make_transform` (ToDtype(scale=True) +
+        Normalize) does for 8-bit RGB."""
         _tensor(x, "preprocess")
         if x.ndim not in (3, 4):
             raise InputError(f"preprocess takes an image [C, H, W] or a batch [B, C, H, W], got shape {tuple(x.shape)}")
         if x.is_complex():
             raise InputError(f"preprocess takes real-valued pixels, got {x.dtype}")
+        if rule not in ("auto", "record", "dtype"):
+            raise InputError(f"preprocess rule={rule!r} is not one of 'auto', 'record', 'dtype'")
         dn = self.dn_scale()
-        if dn is not None and self._dn_misfit(x, *dn):
-            dn = None  # as embed and the probes: a record that does not fit the data gives way to the dtype rule
+        if rule == "record" and dn is None:
+            raise InputError(
+                f"preprocess rule='record' but backbone {self.spec} carries no DN scale (no sensor or export record); "
+                "pass a sensor when loading it, or use rule='dtype'"
+            )
+        if rule == "dtype" or (dn is not None and rule == "auto" and not self._record_fits(x, dn)):
+            dn = None
         if dn is not None:
             scale, offset = (v.to(x.device).reshape(-1, 1, 1) for v in dn)
             y = x.float() * scale + offset
@@ -124,6 +136,20 @@ class FrozenBackbone(nn.Module):
         else:
             y = x.float()
         return self.normalize(y)
+
+    def _record_fits(self, x: Tensor, dn: tuple[Tensor, Tensor]) -> bool:
+        """ "auto"'s choice for `x`: whether the record's scale fits it, decided on the first batch of each dtype
+        and kept (see `preprocess`); a later batch whose own answer differs is refused."""
+        misfit = self._dn_misfit(x, *dn)
+        choices = self.__dict__.setdefault("_dn_choices", {})
+        first = choices.setdefault(x.dtype, not misfit)
+        if first and misfit:
+            raise InputError(
+                f"this {x.dtype} batch does not fit the backbone's DN record ({misfit}), but earlier {x.dtype} batches "
+                f"were scaled by it: pass preprocess(x, rule='dtype') for every batch (integers / 10000, uint8 / 255), "
+                "or rule='record', so all batches are scaled alike"
+            )
+        return first
 
     @staticmethod
     def _dn_misfit(x: Tensor, scale: Tensor, offset: Tensor) -> str:
