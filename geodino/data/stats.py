@@ -73,19 +73,18 @@ STATS_HINTS = {
 
 
 def _first_bands(paths: Any) -> tuple[int, tuple[str, ...] | None, str, tuple[int, ...]]:
-    """(bands, their descriptions when every band has one, dtype, 1-based alpha bands) of the first raster."""
-    import rasterio
-
+    """(bands, their descriptions when every band has one, dtype, 1-based alpha bands) of the first raster, from
+    its header as rasterio reads it (`geodino.data.headers`, cached: asked up to four times a run)."""
+    from geodino.data.headers import HeaderError, read_header
     from geodino.data.paths import RASTER_EXTS, resolve_paths
-    from geodino.data.rasters import alpha_bands
 
     files = resolve_paths(paths, RASTER_EXTS, what="raster")
     try:
-        with rasterio.open(files[0]) as src:
-            desc = tuple(d for d in (src.descriptions or ()) if d)
-            return src.count, (desc if len(desc) == src.count else None), src.dtypes[0], alpha_bands(src)
-    except Exception as exc:
+        head = read_header(files[0], reader="rasterio")
+    except HeaderError as err:
+        exc = err.__cause__ or err
         raise InputError(f"raster {files[0]} cannot be read ({type(exc).__name__}: {exc})") from exc
+    return head.count, head.band_names, head.dtype, head.alpha
 
 
 def _first_named(paths: Any, type: str) -> str:

@@ -158,20 +158,13 @@ def list_images(root: Path) -> list[str]:
 
 
 def header_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) of an image from its header (no pixels read: rasterio for TIFFs, Pillow for the rest, as
-    `read_array` reads them), or None when the header does not read (the read applies --on-error to the file)."""
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import rasterio
+    """(width, height) of an image as `read_array` reads it, from its header (`geodino.data.headers`: no pixels
+    read; a photo upright by its EXIF orientation, as read), or None when the header does not read (the read
+    applies --on-error to the file)."""
+    from geodino.data.headers import header_or_none
 
-            with rasterio.open(path) as src:
-                return int(src.width), int(src.height)
-        from PIL import Image
-
-        with Image.open(path) as img:
-            return int(img.size[0]), int(img.size[1])
-    except Exception:  # Pillow/rasterio raise many kinds; the read that follows names the file per --on-error
-        return None
+    head = header_or_none(path)
+    return None if head is None else head.size
 
 
 def check_sizes(root: Path, files: list[str]) -> None:

@@ -16,12 +16,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from geodino.data.headers import RASTERIO_SUFFIXES
 from geodino.errors import ConfigError
 from geodino.eval.layer_choice import backbone_name
 
 SAMPLES_SCALED = "none here: the samples came scaled (train_data/val_data or a dataset adapter)"
 SIXTEEN_BIT = (np.dtype(np.uint16), np.dtype(np.int16))
-HEADER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")  # read with rasterio: dtype and count from the header
+HEADER_SUFFIXES = RASTERIO_SUFFIXES  # read with rasterio: dtype and count from the header
 Rule = tuple[np.ndarray | float, np.ndarray | float, str]
 
 
@@ -203,27 +204,17 @@ def check_data_offset(scale: float, offset: float, keys: tuple[str, str] = ("dat
 
 
 def image_header(path: Path, read: Callable[[Path], np.ndarray]) -> tuple[np.dtype, int]:
-    """(dtype, band count) of an image file from its header (rasterio for GeoTIFF/VRT/..., Pillow's mode for 8-bit
-    L/RGB PNG/JPEG), else of `read(path)` (pixels [C,H,W] as the caller reads them)."""
-    suffix = path.suffix.lower()
-    try:
-        if suffix in HEADER_SUFFIXES:
-            import warnings
+    """(dtype, band count) of an image file from its header (`geodino.data.headers`: rasterio for GeoTIFF/VRT/...,
+    Pillow's mode for 8-bit L/RGB PNG/JPEG, the modes every reader of the probes reads as stored), else of
+    `read(path)` (pixels [C,H,W] as the caller reads them)."""
+    from geodino.data.headers import header_or_none
 
-            import rasterio
-            from rasterio.errors import NotGeoreferencedWarning
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                with rasterio.open(path) as src:
-                    return np.dtype(src.dtypes[0]), int(src.count)
-        from PIL import Image
-
-        with Image.open(path) as im:
-            if im.mode in ("L", "RGB"):
-                return np.dtype(np.uint8), len(im.getbands())
-    except Exception:  # unreadable header: the reader below says why in its own words
-        pass
+    head = header_or_none(path)
+    if head is not None and (head.reader == "rasterio" or head.mode in ("L", "RGB")):
+        try:
+            return np.dtype(head.dtype), head.count
+        except TypeError:  # a type numpy has no name for (complex_int16): the reader below says what it makes of it
+            pass
     arr = read(path)
     return arr.dtype, int(arr.shape[0])
 

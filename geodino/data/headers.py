@@ -1,0 +1,199 @@
+"""What an image file's header says: its size as read (upright by EXIF orientation), band count, dtype, band
+descriptions and alpha bands, without decoding pixels where the format allows.
+
+The one home for the header reads of the probes' DN -> reflectance rule (`geodino.eval.scaling.image_header`:
+dtype and band count), `geodino embed images`' size check at native size (`geodino.embed.images.check_sizes`)
+and `geodino data stats` (the first raster's bands, names, dtype and alpha bands). The library follows the
+readers': rasterio for GeoTIFF/VRT/IMG/JPEG 2000 (`RASTERIO_SUFFIXES`, or every file with `reader="rasterio"`, as
+the raster archive reads them), Pillow for photos and chips (PNG, JPEG, WebP, BMP), whose size is given upright as
+`geodino.eval.datasets.read_array` turns them (a phone stores a portrait sideways with EXIF orientation 6 or 8).
+
+Headers are cached per local file for the run, keyed by path, mtime and size (a rewritten file is read again): an
+image-folder dataset settles its DN rule over every split's files once per split it builds, `embed images`
+checks the sizes and then the dtypes of the same files, `data stats` asks for the first raster up to four times.
+A cache here serves them all without threading a header through their signatures.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from geodino.errors import InputError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = ["RASTERIO_SUFFIXES", "HeaderError", "ImageHeader", "header_or_none", "read_header"]
+
+RASTERIO_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")  # read with rasterio; the rest with Pillow
+READERS = ("auto", "rasterio")
+ORIENTATION = 0x0112  # the EXIF tag
+TURNED = (5, 6, 7, 8)  # EXIF orientations that swap width and height (transpose, rotate 270, transverse, rotate 90)
+_MODE_DTYPES = {"1": "bool", "I": "int32", "F": "float32", "I;16": "uint16", "I;16L": "uint16", "I;16B": "uint16"}
+_REMOTE = ("/vsi", "http://", "https://", "s3://", "gs://")  # not cached: no mtime to key on
+
+
+class HeaderError(InputError):
+    """An image's header does not read (the library's exception is the `__cause__`)."""
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image's header says. `width`/`height`: as read (a Pillow image turned by its EXIF orientation;
+    rasterio ignores it, as its readers do); `count`, `dtype` (rasterio's name of the first band's type, or the
+    numpy type of Pillow's mode) and `alpha` (1-based alpha bands) of the pixels as stored; `descriptions`: one
+    per band (None where a band has none; Pillow files have none); `mode`: Pillow's mode ("" for rasterio)."""
+
+    width: int
+    height: int
+    count: int
+    dtype: str
+    descriptions: tuple[str | None, ...]
+    alpha: tuple[int, ...]
+    reader: str  # "rasterio" or "pillow"
+    mode: str = ""
+    orientation: int = 1  # EXIF orientation (1: upright as stored)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) as read."""
+        return self.width, self.height
+
+    @property
+    def band_names(self) -> tuple[str, ...] | None:
+        """Every band's description, or None when any band has none."""
+        names = tuple(d for d in self.descriptions if d)
+        return names if len(names) == self.count else None
+
+
+def read_header(path: str | Path, *, reader: str = "auto") -> ImageHeader:
+    """The header of the image at `path` (`reader`: "auto" picks rasterio by suffix, "rasterio" always uses it);
+    cached per local file by mtime and size. HeaderError (an InputError naming the file; the library's exception
+    as its cause) when it does not read."""
+    if reader not in READERS:
+        raise ValueError(f"reader={reader!r}; use one of {', '.join(READERS)}")
+    name = str(path)
+    try:
+        if name.startswith(_REMOTE):
+            return _read(name, reader)
+        st = os.stat(name)
+        return _cached(name, reader, st.st_mtime_ns, st.st_size)
+    except Exception as exc:  # Pillow/rasterio raise many kinds; all mean "the header does not read"
+        raise HeaderError(
+            f"cannot read the header of image {name} ({type(exc).__name__}: {exc}); check the file or remove it"
+        ) from exc
+
+
+def header_or_none(path: str | Path, *, reader: str = "auto") -> ImageHeader | None:
+    """`read_header`, or None when the header does not read (for callers whose pixel read says why later)."""
+    try:
+        return read_header(path, reader=reader)
+    except HeaderError:
+        return None
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _cached(name: str, reader: str, mtime_ns: int, size: int) -> ImageHeader:
+    """`_read`, once per (file, reader, mtime, size); failures are not cached (they raise)."""
+    return _read(name, reader)
+
+
+def _read(name: str, reader: str) -> ImageHeader:
+    if reader == "rasterio" or os.path.splitext(name)[1].lower() in RASTERIO_SUFFIXES:
+        return _rasterio_header(name)
+    return _pillow_header(name)
+
+
+def _rasterio_header(name: str) -> ImageHeader:
+    """The header as rasterio opens it (no warning for a file without georeferencing: a header read is no use)."""
+    import warnings
+
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    from geodino.data.rasters import alpha_bands
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(name) as src:
+            return ImageHeader(
+                width=int(src.width),
+                height=int(src.height),
+                count=int(src.count),
+                dtype=str(src.dtypes[0]),
+                descriptions=tuple(src.descriptions or ()),
+                alpha=alpha_bands(src),
+                reader="rasterio",
+            )
+
+
+def _pillow_header(name: str) -> ImageHeader:
+    """The header as Pillow opens it, the size turned by the EXIF orientation as `ImageOps.exif_transpose` turns
+    the pixels."""
+    from PIL import Image
+
+    with Image.open(name) as im:
+        orientation = _orientation(im, name)
+        w, h = im.size
+        if orientation in TURNED:
+            w, h = h, w
+        bands = im.getbands()
+        return ImageHeader(
+            width=int(w),
+            height=int(h),
+            count=len(bands),
+            dtype=_MODE_DTYPES.get(im.mode, "uint8"),
+            descriptions=(None,) * len(bands),
+            alpha=tuple(i for i, b in enumerate(bands, start=1) if b in ("A", "a")),
+            reader="pillow",
+            mode=im.mode,
+            orientation=orientation,
+        )
+
+
+def _orientation(im: Image.Image, name: str) -> int:
+    """The EXIF orientation (1-8) `ImageOps.exif_transpose` applies: from the EXIF, a "Raw profile type exif" text
+    or the XMP. A PNG's own `getexif` decodes the pixels to look behind them, so the pixels are decoded only when
+    such a chunk follows them (`_png_meta_after_pixels`); before the pixels Pillow has read it on opening."""
+    from PIL import Image
+
+    if im.format == "PNG" and _png_meta_after_pixels(name):
+        im.load()
+        exif = im.getexif()
+    else:
+        exif = Image.Image.getexif(im)  # the base class: what Pillow read on opening, nothing decoded
+    value = exif.get(ORIENTATION, 1)
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+_PNG_META_KEYS = (b"Raw profile type exif", b"XML:com.adobe.xmp")  # the text keys Pillow's getexif reads
+
+
+def _png_meta_after_pixels(name: str) -> bool:
+    """Whether a PNG holds an eXIf chunk, or a text chunk of EXIF or XMP, after its first IDAT (walked chunk by
+    chunk: 8 bytes read per chunk, the rest skipped)."""
+    with open(name, "rb") as f:
+        if f.read(8) != b"\x89PNG\r\n\x1a\n":
+            return False
+        pixels = False
+        while len(head := f.read(8)) == 8:
+            length, cid = struct.unpack(">I4s", head)
+            if cid == b"IEND":
+                return False
+            if cid == b"IDAT":
+                pixels = True
+            elif pixels and cid == b"eXIf":
+                return True
+            elif pixels and cid in (b"tEXt", b"zTXt", b"iTXt"):
+                n = min(length, 80)  # a keyword is at most 79 bytes, then a NUL
+                if f.read(n).split(b"\0", 1)[0] in _PNG_META_KEYS:
+                    return True
+                f.seek(length - n + 4, os.SEEK_CUR)  # the rest and the CRC
+                continue
+            f.seek(length + 4, os.SEEK_CUR)  # data and CRC
+    return False
