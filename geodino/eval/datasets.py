@@ -308,7 +308,8 @@ def image_folder(cfg: DatasetConfig, split: str, backbone: Any = None) -> ProbeD
 
 def _dataset_scaling(cfg: DatasetConfig, folders: list[Path], backbone: Any = None) -> InputScaling:
     """The image folder dataset's DN -> reflectance rule (`InputScaling`), settled over the image files of all
-    `folders` (every split of the dataset) before any split is built: each split gets the same rule."""
+    `folders` (every split of the dataset) before any split is built: each split gets the same rule. Called once per
+    split; the headers come from `geodino.data.headers`' per-file cache, so the splits after the first open none."""
     from geodino.eval.scaling import InputScaling, check_data_offset
 
     keys = ("data.scale", "data.offset")
