@@ -175,6 +175,13 @@ class SSLModule(L.LightningModule):
         return self.loader_factory(start_step=t.global_step, rank=t.global_rank, world_size=t.world_size)
 
     # ---- the step ---------------------------------------------------------------------------------------------
+    def on_train_start(self) -> None:
+        """Tell the arch's collapse monitor this process's global rank: each rank checks its own batch, only rank 0
+        warns (one paragraph per run, not one per process)."""
+        monitor = getattr(self.arch, "collapse_monitor", None)
+        if monitor is not None:
+            monitor.rank = self.global_rank
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         it = self.trainer.global_step
         if isinstance(batch, dict) and "step" in batch and int(batch["step"]) != it:

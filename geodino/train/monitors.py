@@ -127,6 +127,10 @@ class CollapseMonitor:
 
     `update(stats)` reads `teacher_entropy`, `teacher_usage_entropy`, `n_prototypes` and `teacher_feature_std`
     (+ `feature_dim`) from a dict of logged values and returns the list of reasons (empty when healthy).
+
+    `rank` is the process's global rank in a multi-process run (set by whoever drives the monitor, the pretraining
+    module): every rank checks its own batch's statistics and keeps `collapsed`, but only rank 0 warns, so an
+    8-process run prints the paragraph once, not 8 times (the logged `monitor/*` curves are rank 0's too).
     """
 
     entropy_tol: float = 0.05  # fraction of log K counted as "near 0" / "near log K"
@@ -135,6 +139,7 @@ class CollapseMonitor:
     bad_checks: int = 0
     warned: bool = False
     history: list[list[str]] = field(default_factory=list)
+    rank: int = 0  # global rank: only rank 0 warns
 
     def reasons(self, stats: Mapping[str, Any]) -> list[str]:
         out: list[str] = []
@@ -174,8 +179,10 @@ class CollapseMonitor:
                     "configs/pretrain/small_vit_tiny.yaml leaves it; see docs/recipe.md#why-short-runs-sit-at-ln-k"
                 )
             # once, as a CollapseWarning (which a notebook or `warnings.simplefilter` can catch or silence); it was also
-            # logged to the `geodino.train` logger, whose fallback handler printed the same paragraph a second time
-            warnings.warn(msg, CollapseWarning, stacklevel=2)
+            # logged to the `geodino.train` logger, whose fallback handler printed the same paragraph a second time;
+            # and once per run: on global rank 0 only (every rank used to print it)
+            if self.rank == 0:
+                warnings.warn(msg, CollapseWarning, stacklevel=2)
             self.warned = True
         return why
 
