@@ -22,7 +22,9 @@ from geodino.data.rasters import (
     SceneInfo,
     alpha_bands,
     alpha_is_data,
+    declared_scaling,
     file_mask,
+    format_rule,
     open_raster,
     read_bands,
     read_dtype,
@@ -45,6 +47,13 @@ def _file_band_names(src: Any) -> tuple[str, ...] | None:
     if len(desc) == src.count and len(set(desc)) == src.count:
         return desc
     return None
+
+
+def _yaml_value(values: Sequence[float]) -> str:
+    """One value, or a YAML list when the bands differ (as a sensor YAML writes `scale:`/`offset:`)."""
+    if len(set(values)) == 1:
+        return f"{values[0]:g}"
+    return "[" + ", ".join(f"{v:g}" for v in values) + "]"
 
 
 def _unnamed(names: Sequence[str]) -> bool:
@@ -105,6 +114,9 @@ class RasterArchive:
         on_error: "stop" raises on an unreadable file or one without CRS; "skip" warns and leaves it out.
         index_cache: a JSON file holding the index; reused while the files (size, mtime) and settings match,
             so a large archive is indexed once.
+
+    The DN -> physical rule a file declares in its header (GDAL scale/offset, read once per file while indexing)
+    must be the sensor's: another is refused up front (`_check_declared`), naming the file and both rules.
     """
 
     def __init__(
@@ -160,6 +172,7 @@ class RasterArchive:
                     f"select the same bands with {self.hints['bands']} or {self.hints['split']}"
                 )
         self.sensor = self._data_sensor(sensor)
+        self._check_declared()
         for dtype in dict.fromkeys(sc.dtype for sc in self.scenes):  # one line for the first file of each dtype
             path = next(sc.path for sc in self.scenes if sc.dtype == dtype)
             check_bit_depth(path, dtype, self.sensor, kind="raster")
@@ -183,7 +196,8 @@ class RasterArchive:
                 files.append([f, -1, -1])
         sensor = self._sensor_arg.name if isinstance(self._sensor_arg, Sensor) else self._sensor_arg
         return {
-            "version": 3,  # 2: warped scenes without a nodata value have has_mask; 3: alpha bands left out
+            # 2: warped scenes without a nodata value have has_mask; 3: alpha bands left out; 4: declared scale/offset
+            "version": 4,
             "files": files,
             "bands": self.requested_bands,
             "band_names": list(self.band_names_override or []),
@@ -211,6 +225,8 @@ class RasterArchive:
                                 "transform": tuple(d["transform"]),
                                 "band_names": tuple(d["band_names"]),
                                 "band_indexes": tuple(d["band_indexes"]),
+                                "scales": tuple(d.get("scales", ())),
+                                "offsets": tuple(d.get("offsets", ())),
                             }
                         )
                         for d in stored["scenes"]
@@ -282,6 +298,7 @@ class RasterArchive:
                     else:
                         transform, width, height = src.transform, src.width, src.height
                         crs_wkt = src.crs.to_wkt() if src.crs else ""
+                    scales, offsets = declared_scaling(src, idx) or ((), ())
                     scenes.append(
                         SceneInfo(
                             path=path,
@@ -296,6 +313,8 @@ class RasterArchive:
                             band_indexes=idx,
                             warped=self.crs is not None,
                             has_mask=has_mask,
+                            scales=scales,
+                            offsets=offsets,
                         )
                     )
             except InputError:
@@ -315,6 +334,50 @@ class RasterArchive:
             f"so {'it goes' if one else 'they go'} in as data; {alpha_is_data(alpha, path, count, dtype)}"
             + (f", else read the other bands with {pick} and a {count - len(alpha)}-band sensor" if pick else ""),
             stacklevel=5,
+        )
+
+    def _check_declared(self) -> None:
+        """Refuse files whose header declares a DN -> physical rule (GDAL scale/offset) other than the sensor's.
+
+        Why not apply each file's rule: two statements disagree and nothing says which is right. The tags may be
+        the right one (Sentinel-2 L2A of processing baseline >= 04.00 declares offset -0.1 for DN + 1000) or stale
+        (pixels rescaled after the tags were written, a product in other units); the sensor's mean/std, and the
+        export that records its scale, assume the sensor's rule. Either silent choice shifts the pixels of some
+        scenes (0.1 reflectance in every band) in the pretraining data without a trace, so the user decides, told
+        how: files of the declared rule read with a sensor that has it (a source of their own), or the tags
+        cleared. A file that declares the sensor's own rule, or none (1/0), passes. Headers were read once while
+        indexing (`SceneInfo.scales`/`offsets`), so this costs nothing per window."""
+        want_s = self._sensor_rule(self.sensor.scale)
+        want_o = self._sensor_rule(self.sensor.offset)
+        bad = [sc for sc in self.scenes if sc.scales and not self._same_rule(sc, want_s, want_o)]
+        if not bad:
+            return
+        first = bad[0]
+        more = f" (and {plural(len(bad) - 1, 'other raster')} of {len(self.scenes)})" if len(bad) > 1 else ""
+        rule = format_rule(first.scales, first.offsets)
+        yaml = f"scale: {_yaml_value(first.scales)} and offset: {_yaml_value(first.offsets)}"
+        via = f" ({self.hints['sensor']})" if self.hints.get("sensor") else ""
+        split = f", {self.hints['split']} if other files follow the sensor's rule" if self.hints.get("split") else ""
+        raise InputError(
+            f"raster {first.path}{more} declares physical value = {rule} (GDAL scale/offset of bands "
+            f"{', '.join(first.band_names)}) but sensor {self.sensor.name!r} reads {format_rule(want_s, want_o)}; if "
+            f"the file's rule is right, read it with a sensor YAML of {yaml}{via}{split}; if its tags are wrong, "
+            f"clear them (gdal_edit.py -scale 1 -offset 0 FILE, or for a read-only file a VRT: gdal_translate -of "
+            f"VRT -a_scale 1 -a_offset 0 FILE FILE.vrt)"
+        )
+
+    def _sensor_rule(self, value: float | tuple[float, ...]) -> tuple[float, ...]:
+        """The sensor's scale or offset, one value per band read."""
+        n = len(self.band_names)
+        return tuple(float(v) for v in value) if isinstance(value, tuple) else (float(value),) * n
+
+    @staticmethod
+    def _same_rule(sc: SceneInfo, scales: Sequence[float], offsets: Sequence[float]) -> bool:
+        """Whether a scene's declared rule is the sensor's, up to the rounding of a float32 tag."""
+        import math
+
+        return all(math.isclose(a, b, rel_tol=1e-6) for a, b in zip(sc.scales, scales, strict=True)) and all(
+            math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) for a, b in zip(sc.offsets, offsets, strict=True)
         )
 
     def _data_sensor(self, sensor: str | Sensor | None) -> Sensor:

@@ -33,7 +33,9 @@ __all__ = [
     "SceneInfo",
     "alpha_bands",
     "alpha_is_data",
+    "declared_scaling",
     "file_mask",
+    "format_rule",
     "open_raster",
     "own_mask",
     "read_bands",
@@ -100,6 +102,9 @@ class SceneInfo(SceneGrid):
     band_indexes: tuple[int, ...]  # 1-based file band indexes read, in output order
     warped: bool = False
     has_mask: bool = False  # the file's internal mask or alpha band (it declares no nodata value), always applied
+    # DN -> physical value the file declares for the bands read (GDAL <Scale>/<Offset>), () when none does
+    scales: tuple[float, ...] = ()
+    offsets: tuple[float, ...] = ()
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -223,6 +228,36 @@ def file_mask(ds: Any, indexes: Sequence[int], window: Any = None, out_shape: An
     if own_mask(ds, indexes[0]):
         return ds.read_masks(indexes[0], window=window, out_shape=out_shape) > 0
     return None
+
+
+def declared_scaling(ds: Any, indexes: Sequence[int]) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """(scales, offsets) an open raster declares for bands `indexes` (GDAL `<Scale>`/`<Offset>`, rasterio's
+    `ds.scales`/`ds.offsets`: physical value = DN * scale + offset), or None when every band read has 1 and 0,
+    GDAL's value for "none declared". A band of 1/0 beside declaring ones keeps 1/0 (e.g. a class band next to
+    scaled reflectance), as GDAL reads it. Header only: call it once per file, not per window."""
+
+    def value(values: Any, band: int, default: float) -> float:
+        v = values[band - 1] if values is not None and 0 < band <= len(values) else None
+        return default if v is None or not math.isfinite(float(v)) else float(v)
+
+    scales = tuple(value(ds.scales, b, 1.0) for b in indexes)
+    offsets = tuple(value(ds.offsets, b, 0.0) for b in indexes)
+    if all(s == 1.0 for s in scales) and all(o == 0.0 for o in offsets):
+        return None
+    return scales, offsets
+
+
+def format_rule(scales: Sequence[float], offsets: Sequence[float]) -> str:
+    """A DN rule for messages: "DN * 0.0001 - 0.1", per band in brackets when the bands differ."""
+
+    def one(values: Sequence[float]) -> str:
+        if len(set(values)) == 1:
+            return f"{values[0]:g}"
+        return "[" + ", ".join(f"{v:g}" for v in values) + "]"
+
+    off = one(offsets)
+    sign = "- " + off[1:] if off.startswith("-") else "+ " + off
+    return f"DN * {one(scales)} {sign}"
 
 
 def read_dtype(ds: Any, indexes: Sequence[int]) -> np.dtype:

@@ -10,10 +10,20 @@ from geodino.embed.blend import BLEND_MODES
 from geodino.embed.writers import DTYPES
 from geodino.errors import ConfigError, did_you_mean, plural
 
-__all__ = ["IDENT_KEYS", "EmbedConfig", "check_margin", "make_config"]
+__all__ = [
+    "DECLARED_BY_FILE",
+    "IDENT_KEYS",
+    "EmbedConfig",
+    "check_margin",
+    "make_config",
+    "reads_file_rule",
+    "user_rule",
+]
 
 # Settings a partial output records: a resume with other values would mix two rasters.
 IDENT_KEYS = ("blend", "margin", "layers", "layer_mode", "norm", "dtype", "bands", "nodata", "upsample")
+# how the metadata (GEODINO_INPUT_SCALE) names a rule the raster declares itself: "x*0.0001-0.1 (...)"
+DECLARED_BY_FILE = "the input's GDAL scale/offset"
 
 
 @dataclasses.dataclass
@@ -46,6 +56,9 @@ class EmbedConfig:
     band_scale: list[float] | None = None
     band_offset: list[float] | None = None
     stac_scale: bool = True  # STAC input: apply the scale/offset each item declares for its bands
+    # GeoTIFF/VRT input: apply the scale/offset the raster declares for the bands read (GDAL <Scale>/<Offset>,
+    # rasterio's src.scales/src.offsets), as stac_scale does; a STAC item's raster:bands wins over them
+    file_scale: bool = True
     bands: list[int] | None = None  # 1-based input bands to use (default: all)
     nodata: float | None = None  # override the input's declared nodata value
     variable: str | None = None  # variable of a Zarr/NetCDF cube input
@@ -107,6 +120,18 @@ class EmbedConfig:
     def effective_margin(self, patch: int) -> int:
         """`margin`, or its default (overlap/4 rounded down to the patch size) when unset; the config is not changed."""
         return (self.overlap // 4) // patch * patch if self.margin is None else int(self.margin)
+
+
+def user_rule(cfg: EmbedConfig) -> bool:
+    """Whether the DN -> reflectance rule is given outright (`scale`, `band_scale`, `band_offset`): then what the
+    input declares (a STAC item's raster:bands, a raster's GDAL scale/offset) is not looked at."""
+    return cfg.scale is not None or cfg.band_scale is not None or cfg.band_offset is not None
+
+
+def reads_file_rule(cfg: EmbedConfig) -> bool:
+    """Whether a raster's own GDAL scale/offset may apply: `file_scale` on and no rule given outright (a STAC
+    scene whose item declares raster:bands has them as `band_scale`/`band_offset` by then: the item wins)."""
+    return cfg.file_scale and not user_rule(cfg)
 
 
 def check_margin(margin: int, overlap: int, patch: int) -> None:

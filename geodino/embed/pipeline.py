@@ -276,7 +276,7 @@ def _embed(
     # what the run uses, said once: by rank 0, not again by the workers it spawns (finalize=False)
     console = Console(now=cfg.progress, quiet=not (cfg.rank == 0 and finalize))
     given = cfg.sensor or cfg.scale is not None or cfg.band_scale is not None or cfg.band_offset is not None
-    how = "passed" if given else "default"
+    how = "declared by the input" if prep.declared is not None else "passed" if given else "default"
     console.say(f"geodino: input DN -> reflectance {prep.meta['input_scale']} ({how})")
     before, known_eager = getattr(bb, "model", None), getattr(bb, "__dict__", {}).get("_eager_model")
     try:

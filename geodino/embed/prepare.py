@@ -11,7 +11,7 @@ import torch
 
 from geodino.backbones import layer_indices
 from geodino.embed.backbone import describe_backbone, parse_layers
-from geodino.embed.config import IDENT_KEYS, EmbedConfig, check_margin
+from geodino.embed.config import IDENT_KEYS, EmbedConfig, check_margin, reads_file_rule
 from geodino.embed.memory import (
     check_memory,
     default_scale_desc,
@@ -22,7 +22,7 @@ from geodino.embed.sweep import input_scaler, recorded_scale, scaling_sensor
 from geodino.embed.writers import DEQUANT_RULE
 from geodino.errors import ConfigError, InputError, plural
 
-__all__ = ["PreparedRun", "out_kind", "prepare"]
+__all__ = ["PreparedRun", "file_rule", "out_kind", "prepare"]
 
 
 @dataclasses.dataclass
@@ -38,6 +38,8 @@ class PreparedRun:
     l2: bool  # unit-length vectors
     margin: int  # px at inner tile borders with weight 0 (the config's, or its default)
     n_valid: int | None = None  # valid cells, known once every block is done
+    # (scales, offsets) the raster declares for the bands read and the run applies (`file_rule`), else None
+    declared: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -65,6 +67,30 @@ def _probe_dim(bb: Any, layers: Any, mode: str, norm: bool, device: str) -> tupl
             bb.model = model
     d = int(maps[0].shape[1])
     return (d * len(maps) if mode == "concat" else d), len(maps)
+
+
+def file_rule(
+    path: str, bands: list[int] | None, cfg: EmbedConfig
+) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The (scales, offsets) a GeoTIFF/VRT declares for the bands read (GDAL <Scale>/<Offset>), when the run
+    applies them: `file_scale` on and no rule given (`scale`, `band_scale`, `band_offset`; a STAC scene's
+    raster:bands arrive as `band_scale`/`band_offset`, so an item's declaration wins over its file's tags). None
+    when the file declares 1/0 for every band read, or `bands` picks a band it lacks (left to the reader's error).
+    One header read, in `prepare` (once per process) and in the scenes' up-front check."""
+    if not reads_file_rule(cfg):
+        return None
+    import rasterio
+
+    from geodino.data.rasters import declared_scaling
+
+    try:
+        with rasterio.open(path) as src:
+            picked = list(bands) if bands else list(range(1, src.count + 1))
+            if not all(1 <= b <= src.count for b in picked):
+                return None
+            return declared_scaling(src, picked)
+    except rasterio.errors.RasterioIOError:
+        return None  # the reader says what is wrong with the file
 
 
 def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
@@ -127,10 +153,11 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
         )
     per = dim // len(_layer_label(idx, cfg.layer_mode))
     band_names = [f"{lab}{'_' if lab else ''}E{i:03d}" for lab in _layer_label(idx, cfg.layer_mode) for i in range(per)]
+    declared = file_rule(info.path, source.bands, cfg) if source.kind == "raster" else None  # cubes: raw values
     explicit = cfg.sensor or cfg.scale is not None or recorded_scale(bb) is not None
-    explicit = explicit or cfg.band_scale is not None or cfg.band_offset is not None
+    explicit = explicit or cfg.band_scale is not None or cfg.band_offset is not None or declared is not None
     n_in = getattr(source, "input_count", None)  # the input's bands before --bands selects some
-    _, scale_desc = input_scaler(info, cfg, bb, n_in) if explicit else (None, "")
+    _, scale_desc = input_scaler(info, cfg, bb, n_in, declared) if explicit else (None, "")
     sensor = scaling_sensor(cfg, bb, n_in)
     if sensor is not None:  # uint8 input with a sensor of 16-bit DN is refused before anything is written
         from geodino.data.sensors import check_bit_depth
@@ -171,7 +198,7 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
         "scale": scale_desc,
         "l2": l2,
     }
-    return PreparedRun(source, plan, dim, band_names, meta, ident, l2, margin)
+    return PreparedRun(source, plan, dim, band_names, meta, ident, l2, margin, declared=declared)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from geodino.data.paths import RASTER_EXTS, resolve_paths
 from geodino.data.vrt import north_up
-from geodino.embed.config import EmbedConfig, make_config
+from geodino.embed.config import DECLARED_BY_FILE, EmbedConfig, make_config, reads_file_rule, user_rule
 from geodino.embed.stac import Scene, is_stac, read_stac
 from geodino.embed.stac_items import raster_item_path, write_catalog, write_raster_item
 from geodino.errors import ConfigError, InputError, plural
@@ -126,13 +126,16 @@ def stack_sources(
     return out, pending
 
 
-def _check_headers(scenes: list[Scene]) -> None:
+def _check_headers(scenes: list[Scene], cfg: EmbedConfig) -> set[str]:
     """All scenes readable, of one band count and north-up (headers only, before any scene is embedded); one line
-    naming two scenes whose band counts differ, or every scene the mosaic could not take."""
+    naming two scenes whose band counts differ, or every scene the mosaic could not take. Returns the names of the
+    scenes read by the GDAL scale/offset their file declares for the bands read (`_file_declares`), from the same
+    header read."""
     import rasterio
 
     first: tuple[Scene, int] | None = None
     tilted: list[Scene] = []
+    by_file: set[str] = set()
     for s in scenes:
         try:
             if s.sources:  # a STAC stack, checked by stack_sources: one band per source, north-up assets
@@ -142,6 +145,8 @@ def _check_headers(scenes: list[Scene]) -> None:
                     count = len(s.bands) if s.bands else src.count
                     if not north_up(src.transform):
                         tilted.append(s)
+                    if _file_declares(s, src, cfg):
+                        by_file.add(s.name)
         except rasterio.errors.RasterioIOError as exc:
             where = f" ({s.origin})" if s.origin and s.origin != s.path else ""
             raise InputError(f"cannot read scene {s.path}{where}: {str(exc).splitlines()[0]}") from exc
@@ -169,6 +174,21 @@ def _check_headers(scenes: list[Scene]) -> None:
             f"which the scenes' mosaic cannot hold; warp them north-up first (e.g. {warp}) and embed those in their "
             f"place, or embed each on its own (e.g. {alone}) and leave them out of this run"
         )
+    return by_file
+
+
+def _file_declares(scene: Scene, src: Any, cfg: EmbedConfig) -> bool:
+    """Whether `scene` will be read by its file's own GDAL scale/offset (`geodino.embed.prepare.file_rule`, which
+    decides it again per scene from the same header): `file_scale` on, no rule given, no raster:bands rule of its
+    STAC item applied (the item wins over its file's tags), and a band read declaring other than 1/0."""
+    from geodino.data.rasters import declared_scaling
+
+    if not reads_file_rule(cfg) or (cfg.stac_scale and scene.radiometry):
+        return False
+    picked = scene.bands or cfg.bands or list(range(1, src.count + 1))
+    if not all(1 <= b <= src.count for b in picked):
+        return False  # the reader names the band the file lacks
+    return declared_scaling(src, picked) is not None
 
 
 def _declared_rule(scene: Scene, cfg: EmbedConfig) -> dict[str, Any]:
@@ -187,21 +207,32 @@ def _declared_rule(scene: Scene, cfg: EmbedConfig) -> dict[str, Any]:
     return {"band_scale": [s for s, _ in rule], "band_offset": [o for _, o in rule]}
 
 
-def _check_declared_rules(scenes: list[Scene], cfg: EmbedConfig) -> None:
-    """Items that declare their scale/offset beside items that do not: the first are read by their rule, the others
-    by the sensor's or the dtype's, and the mosaic would refuse the mix only after every scene was embedded. Refused
-    up front (every rank sees all scenes, so all agree), naming one of each and the ways out."""
-    if not cfg.stac_scale or cfg.scale is not None or cfg.band_scale is not None or cfg.band_offset is not None:
+def _check_declared_rules(scenes: list[Scene], cfg: EmbedConfig, by_file: set[str] = frozenset()) -> None:
+    """Scenes that declare their scale/offset (a STAC item's raster:bands, or the GDAL scale/offset of the file:
+    `by_file`) beside scenes that do not: the first are read by their rule, the others by the sensor's or the
+    dtype's, and the mosaic would refuse the mix only after every scene was embedded. Refused up front (every rank
+    sees all scenes, so all agree), naming one of each and the ways out."""
+    if user_rule(cfg):
         return
-    declared = [s for s in scenes if s.radiometry]
-    bare = [s for s in scenes if not s.radiometry]
+    by_item = {s.name for s in scenes if cfg.stac_scale and s.radiometry}
+    declared = [s for s in scenes if s.name in by_item or s.name in by_file]
+    bare = [s for s in scenes if s.name not in by_item and s.name not in by_file]
     if not declared or not bare:
         return
+    rule = "different rules; give one rule for all (--scale FACTOR, or band_scale=[...] band_offset=[...])"
+    if not by_file:  # STAC items only: as before the rasters' own tags were read
+        raise InputError(
+            f"{len(declared)} of {plural(len(scenes), 'STAC item')} declare their bands' scale/offset (raster:bands, "
+            f"e.g. {declared[0].name}) and {len(bare)} do not (e.g. {bare[0].name}), so their pixels would be read "
+            f"by {rule} or ignore the declarations with stac_scale=false"
+        )
+    d, b = declared[0], bare[0]
+    how = "raster:bands" if d.name in by_item else "GDAL scale/offset"
+    off = " and ".join(k for k, on in (("stac_scale=false", by_item), ("file_scale=false", by_file)) if on)
     raise InputError(
-        f"{len(declared)} of {plural(len(scenes), 'STAC item')} declare their bands' scale/offset (raster:bands, "
-        f"e.g. {declared[0].name}) and {len(bare)} do not (e.g. {bare[0].name}), so their pixels would be read by "
-        "different rules; give one rule for all (--scale FACTOR, or band_scale=[...] band_offset=[...]) or ignore "
-        "the declarations with stac_scale=false"
+        f"{len(declared)} of {plural(len(scenes), 'scene')} declare their bands' scale/offset (e.g. {d.path}: "
+        f"{how}) and {len(bare)} do not (e.g. {b.path}), so their pixels would be read by {rule} or ignore the "
+        f"declarations with {off}"
     )
 
 
@@ -264,8 +295,9 @@ def _scale_setting(desc: str | None) -> str | None:
 
     if desc is not None and (desc.startswith(("x/255 (", "x/10000 (")) or desc == default_scale_desc("float32")):
         return "default (by the input's data type)"
-    if desc is not None and desc.endswith("(band_scale/band_offset)"):  # each STAC item's own rule: one setting
-        return "per scene (band_scale/band_offset: each STAC item's raster:bands)"
+    # each scene's own rule (a STAC item's raster:bands, or the GDAL scale/offset of its file): one setting
+    if desc is not None and desc.endswith(("(band_scale/band_offset)", f"({DECLARED_BY_FILE})")):
+        return "per scene (band_scale/band_offset, or the scale/offset each scene declares)"
     return desc
 
 
@@ -346,8 +378,8 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     console = Console(now=cfg.progress)  # without the bar, notes come at the end (see Console)
     scenes, stacks = stack_sources(scenes, folder / STACKED, say=console.say)
     outs = {s.name: folder / f"{s.name}.tif" for s in scenes}
-    _check_headers(scenes)
-    _check_declared_rules(scenes, cfg)
+    by_file = _check_headers(scenes, cfg)
+    _check_declared_rules(scenes, cfg, by_file)
     mine = scenes[cfg.rank :: cfg.world_size]
     if not mine:  # more ranks than scenes (a SLURM array sized for another archive): nothing here, nothing written
         print(

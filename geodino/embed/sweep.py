@@ -22,7 +22,7 @@ import torch
 
 from geodino.embed.backbone import parse_layers
 from geodino.embed.blend import tile_weights
-from geodino.embed.config import EmbedConfig
+from geodino.embed.config import DECLARED_BY_FILE, EmbedConfig
 from geodino.embed.plan import Block, Plan
 from geodino.embed.workdir import DONE, PLAN_FILE, STORE, WorkDirGone, damaged, mark_done, mark_rows
 from geodino.embed.writers import ZarrBlockWriter, encode
@@ -60,15 +60,24 @@ def recorded_scale(bb: Any) -> tuple[np.ndarray, np.ndarray, str] | None:
 
 
 def input_scaler(
-    info: Any, cfg: EmbedConfig, bb: Any = None, input_count: int | None = None
+    info: Any,
+    cfg: EmbedConfig,
+    bb: Any = None,
+    input_count: int | None = None,
+    declared: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
     """DN -> reflectance for the input, and a description for the metadata. In order: `--sensor` (the data's
     sensor), `--scale`, the DN scale/offset the backbone's export records (for integer input: float input is read
     as reflectance, as the probes and `FrozenBackbone.preprocess` read it), then a default from the dtype.
     `input_count`: the bands of the input before `--bands` selects some (info.count is the selection). Ahead of
-    them all, `band_scale`/`band_offset` (set per scene from a STAC item's raster:bands, or by the user)."""
+    them all, `band_scale`/`band_offset` (set per scene from a STAC item's raster:bands, or by the user), then
+    `declared`: the (scales, offsets) the raster declares for the bands read (`geodino.embed.prepare.file_rule`,
+    None unless it applies: `file_scale` on, no rule given), described as "x*0.0001-0.1 (the input's GDAL
+    scale/offset)"; like a STAC item's rule, it goes ahead of `--sensor`."""
     if cfg.band_scale is not None or cfg.band_offset is not None:
-        return _band_rule(info, cfg)
+        return _band_rule(info, cfg.band_scale, cfg.band_offset, "band_scale/band_offset")
+    if declared is not None:
+        return _band_rule(info, list(declared[0]), list(declared[1]), DECLARED_BY_FILE)
     if cfg.sensor:
         sensor = _selected_sensor(cfg, input_count)
         if sensor.n_bands != info.count:
@@ -108,11 +117,13 @@ def input_scaler(
     return (lambda x: x), "x (float input used as reflectance)"
 
 
-def _band_rule(info: Any, cfg: EmbedConfig) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+def _band_rule(
+    info: Any, band_scale: list[float] | None, band_offset: list[float] | None, source: str
+) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
     """x * band_scale + band_offset, one value or one per band read; described as "x*0.0001-0.1 (band_scale/
-    band_offset)" (one number when every band has the same)."""
-    scale = np.asarray(cfg.band_scale if cfg.band_scale is not None else [1.0], dtype=np.float32)
-    offset = np.asarray(cfg.band_offset if cfg.band_offset is not None else [0.0], dtype=np.float32)
+    band_offset)", `source` in the brackets (one number when every band has the same)."""
+    scale = np.asarray(band_scale if band_scale is not None else [1.0], dtype=np.float32)
+    offset = np.asarray(band_offset if band_offset is not None else [0.0], dtype=np.float32)
     if scale.size not in (1, info.count) or offset.size not in (1, info.count):
         raise InputError(
             f"band_scale/band_offset give {scale.size}/{offset.size} values but input {info.path} has "
@@ -126,7 +137,7 @@ def _band_rule(info: Any, cfg: EmbedConfig) -> tuple[Callable[[np.ndarray], np.n
     off = fmt(offset)
     text = f"x*{fmt(scale)}" + ("" if not np.any(offset) else off if off.startswith("-") else f"+{off}")
     s, o = scale.reshape(-1, 1, 1), offset.reshape(-1, 1, 1)
-    return (lambda x: x * s + o), f"{text} (band_scale/band_offset)"
+    return (lambda x: x * s + o), f"{text} ({source})"
 
 
 def _selected_sensor(cfg: EmbedConfig, input_count: int | None) -> Any:
@@ -231,7 +242,7 @@ class Sweeper:
         self.plan: Plan = prep.plan
         self.margin = cfg.effective_margin(self.plan.patch)
         n_in = getattr(prep.source, "input_count", None)
-        self.scale, _ = input_scaler(prep.source.info, cfg, bb, n_in)
+        self.scale, _ = input_scaler(prep.source.info, cfg, bb, n_in, prep.declared)
         self.sensor = scaling_sensor(cfg, bb, n_in)  # an 8-bit one refuses 16-bit values above 255 as tiles are read
         self.fill = self.plan.batch_fill(cfg.batch_size)  # tiles per batch (<= batch_size, balanced per row)
         self.layers = parse_layers(cfg.layers)
