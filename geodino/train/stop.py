@@ -11,11 +11,12 @@ the same step. DataLoader workers ignore both signals (`quiet_worker`): a termin
 process group, and a worker that died of it broke the batch the last step still needed. They still exit with
 their parent, which they watch.
 
-On SLURM with `trainer.slurm_auto_requeue`, SLURM's warning signal (`sbatch --signal=SIGUSR1@120`) is one more such
-request (`REQUEUE_SIGNAL`): the step finishes, is saved, and rank 0 requeues the job (`requeue_slurm_job`), which
-resumes from that checkpoint. Lightning's own SIGUSR1 handler is left off: it saved `hpc_ckpt_N.ckpt` from inside
-the signal handler, mid-step, non-atomically, into the run folder (never pruned), kept training, and a requeued job
-with no step checkpoint yet resumed from that mid-step state.
+On SLURM with `trainer.slurm_auto_requeue` (pretraining) or `train.slurm_auto_requeue` (distillation), SLURM's
+warning signal (`sbatch --signal=SIGUSR1@120`) is one more such request (`REQUEUE_SIGNAL`, taken over only where
+`stop_signals` says so): the step finishes, is saved, and rank 0 requeues the job (`end_stopped_run`,
+`requeue_slurm_job`), which resumes from that checkpoint. In pretraining, Lightning's own SIGUSR1 handler is left
+off: it saved `hpc_ckpt_N.ckpt` from inside the signal handler, mid-step, non-atomically, into the run folder (never
+pruned), kept training, and a requeued job with no step checkpoint yet resumed from that mid-step state.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["REQUEUE_SIGNAL", "SIGNALS", "StopRequest", "quiet_worker", "requeue_slurm_job", "say_completed",
-           "say_stopped"]  # fmt: skip
+__all__ = ["REQUEUE_SIGNAL", "SIGNALS", "StopRequest", "end_stopped_run", "on_slurm", "quiet_worker",
+           "requeue_slurm_job", "say_completed", "say_stopped", "stop_signals"]  # fmt: skip
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 REQUEUE_SIGNAL = signal.SIGUSR1  # SLURM's warning before the time limit (sbatch --signal=SIGUSR1@120)
@@ -83,6 +84,21 @@ class StopRequest:
         return bool(any_rank(wanted)) if any_rank is not None else wanted
 
 
+def on_slurm() -> bool:
+    """Whether this process is a SLURM task, decided as pretraining's Trainer does (Lightning's
+    `SLURMEnvironment.detect`: SLURM_NTASKS set, in a job not named `bash` or `interactive`, whose processes are
+    started by hand)."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    return SLURMEnvironment.detect()
+
+
+def stop_signals(slurm_auto_requeue: bool) -> tuple[signal.Signals, ...]:
+    """The signals a run's `StopRequest` takes over: SIGINT and SIGTERM, and SLURM's warning signal (SIGUSR1) when
+    the run's `slurm_auto_requeue` switch is on and it runs on SLURM (elsewhere SIGUSR1 keeps its handler)."""
+    return SIGNALS + ((REQUEUE_SIGNAL,) if slurm_auto_requeue and on_slurm() else ())
+
+
 def quiet_worker() -> None:
     """In a DataLoader worker: leave SIGINT and SIGTERM to the main process, which stops the run cleanly."""
     for sig in SIGNALS:
@@ -103,6 +119,15 @@ def say_stopped(step: int, max_steps: int, signal_name: str | None, saved: Any) 
         file=sys.stderr,
         flush=True,
     )
+
+
+def end_stopped_run(step: int, max_steps: int, signal_name: str | None, saved: Any, rank_zero: bool) -> None:
+    """What a run stopped by a signal does before `geodino: interrupted`: say where it stopped (`say_stopped`) and,
+    when the signal was SLURM's warning (`REQUEUE_SIGNAL`), requeue the job from global rank 0 only (one
+    `scontrol requeue` per job). Every rank calls it once the step's checkpoint is complete."""
+    say_stopped(step, max_steps, signal_name, saved)
+    if signal_name == REQUEUE_SIGNAL.name and rank_zero:
+        requeue_slurm_job()
 
 
 def say_completed(max_steps: int, signal_name: str) -> None:

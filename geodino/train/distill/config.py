@@ -65,6 +65,8 @@ class DistillTrainConfig:
     checkpoint_every_n_steps: int = 1000
     keep_last: int = 2  # the newest N checkpoints of each student are kept (0 keeps all; < 0 is refused)
     resume: str = "auto"  # auto (newest checkpoint of output_dir) | never
+    # on SLURM, save and requeue on SIGUSR1 (sbatch --signal=SIGUSR1@120), as pretraining's trainer.slurm_auto_requeue
+    slurm_auto_requeue: bool = True
     export: str = "ema"  # ema (official: the student's EMA is dumped) | student
     progress_bar: bool = True
     # csv (the run's log.csv, always written) | tensorboard | wandb | mlflow (pip install 'geodino[tracking]')

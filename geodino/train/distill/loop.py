@@ -321,7 +321,7 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
     """`distill` while this process holds the run folder (`setup` takes it on rank 0)."""
     from tqdm.auto import tqdm
 
-    from geodino.train.stop import StopRequest, say_stopped
+    from geodino.train.stop import StopRequest, end_stopped_run, stop_signals
 
     made: list[Path] = []
     try:
@@ -349,7 +349,9 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
         disable=not (cfg.train.progress_bar and run.writer),
     )
     trackers = _trackers(run) if run.writer else []
-    stop = StopRequest()  # Ctrl-C / SIGTERM: finish the step, save it, stop (geodino.train.stop)
+    # Ctrl-C / SIGTERM (and SLURM's SIGUSR1 with train.slurm_auto_requeue): finish the step, save it, stop (and
+    # requeue the job); the requeued job resumes from that checkpoint (train.resume=auto) (geodino.train.stop)
+    stop = StopRequest(stop_signals(cfg.train.slurm_auto_requeue))
     with stop:
         for step in bar:
             row = train_step(run, step, next(batches))
@@ -374,7 +376,7 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
                     import torch.distributed as dist
 
                     dist.barrier()
-                say_stopped(done, cfg.train.max_steps, stop.signal, saved)
+                end_stopped_run(done, cfg.train.max_steps, stop.signal, saved, rank_zero=run.rank == 0)
                 raise KeyboardInterrupt
     if stop.signal is not None:  # it came during the last step: nothing left to stop, the run is complete
         from geodino.train.stop import say_completed
