@@ -58,6 +58,9 @@ class ImageHeader:
     reader: str  # "rasterio" or "pillow"
     mode: str = ""
     orientation: int = 1  # EXIF orientation (1: upright as stored)
+    # DN -> physical value per band (GDAL <Scale>/<Offset>, `data.rasters.declared_scaling`), () when none declared
+    scales: tuple[float, ...] = ()
+    offsets: tuple[float, ...] = ()
 
     @property
     def size(self) -> tuple[int, int]:
@@ -116,11 +119,12 @@ def _rasterio_header(name: str) -> ImageHeader:
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning
 
-    from geodino.data.rasters import alpha_bands
+    from geodino.data.rasters import alpha_bands, declared_scaling
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.open(name) as src:
+            rule = declared_scaling(src, range(1, src.count + 1)) or ((), ())
             return ImageHeader(
                 width=int(src.width),
                 height=int(src.height),
@@ -129,6 +133,8 @@ def _rasterio_header(name: str) -> ImageHeader:
                 descriptions=tuple(src.descriptions or ()),
                 alpha=alpha_bands(src),
                 reader="rasterio",
+                scales=rule[0],
+                offsets=rule[1],
             )
 
 

@@ -87,6 +87,24 @@ def _first_bands(paths: Any) -> tuple[int, tuple[str, ...] | None, str, tuple[in
     return head.count, head.band_names, head.dtype, head.alpha
 
 
+def _first_declared(paths: Any, alpha: tuple[int, ...]) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The DN -> physical rule (scales, offsets per band, alpha bands left out) the first raster declares in its
+    GDAL scale/offset tags, or None. `data stats` without --sensor or --scale takes it, so the YAML's statistics are
+    in the units the file declares (Sentinel-2 L2A of baseline >= 04.00: DN * 0.0001 - 0.1) and the YAML reads the
+    archive as its tags say; the raster archive refuses later files that declare another rule, naming both."""
+    from geodino.data.headers import read_header
+    from geodino.data.paths import RASTER_EXTS, resolve_paths
+
+    head = read_header(resolve_paths(paths, RASTER_EXTS, what="raster")[0], reader="rasterio")
+    if not head.scales:
+        return None
+    keep = [i for i in range(head.count) if i + 1 not in alpha]
+    scales, offsets = tuple(head.scales[i] for i in keep), tuple(head.offsets[i] for i in keep)
+    if all(v == 1.0 for v in scales) and not any(offsets):
+        return None
+    return scales, offsets
+
+
 def _first_named(paths: Any, type: str) -> str:
     """The file whose bands were read (the first one), as a message names it: "raster a.tif", or "the first of 3
     rasters, a.tif," (the others are checked as they are read)."""
@@ -139,7 +157,10 @@ def _base_sensor(
             count -= len(alpha)
         else:
             count, names, dtype = 3, ("R", "G", "B"), "uint8"
-        if scale is None:
+        declared = _first_declared(paths, alpha) if type == "raster" and scale is None else None
+        if declared is not None:  # the files' own GDAL scale/offset (the archive refuses files that declare another)
+            scale, offset = declared  # type: ignore[assignment]
+        elif scale is None:
             scale = 1 / 255 if dtype == "uint8" else 1.0
         base = Sensor(
             name or "custom", names, scale, (0.0,) * count, (1.0,) * count, count == 3, nodata=nodata, offset=offset

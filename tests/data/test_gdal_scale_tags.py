@@ -70,14 +70,23 @@ def test_the_index_cache_keeps_the_declared_rule(tmp_path):
         RasterArchive([str(path)], sensor=SENSOR, index_cache=cache, progress=False)
 
 
-def test_data_stats_without_a_rule_on_tagged_files_asks_for_it(tmp_path):
-    """`data stats` without --sensor guesses scale 1 for uint16; on files that declare 0.0001 / -0.1 it wrote
+def test_data_stats_without_a_rule_takes_the_files_declared_rule(tmp_path):
+    """`data stats` without --sensor guessed scale 1 for uint16: on files that declare 0.0001 / -0.1 it wrote
     statistics in DN with scale 1, which a training source reading the same files then mixes with the tags' rule.
-    Now it asks for the rule, and with it (--scale/--offset, as the tags say) the YAML records it."""
+    It now takes the first file's declared rule (per band): the YAML records it and its mean/std are those of
+    DN * 0.0001 - 0.1 (hand-computed over the whole 16x16 file, one window); a second file declaring another rule is
+    refused, naming it; an explicit --scale still decides, and a file it disagrees with is refused."""
     from geodino.data.stats import compute_stats
 
-    path = tag(write_tif(tmp_path / "a.tif", ramp(3, 16, 16)), (1e-4,) * 3, (-0.1,) * 3)
-    with pytest.raises(InputError, match=r"declares physical value = DN \* 0\.0001 - 0\.1 .*reads DN \* 1 \+ 0"):
-        compute_stats(str(path), samples=4, tile_size=16, progress=False)
-    sensor, _ = compute_stats(str(path), samples=4, tile_size=16, progress=False, scale=1e-4, offset=-0.1)
-    assert sensor.scale == pytest.approx(1e-4) and sensor.offset == pytest.approx(-0.1)
+    data = ramp(3, 16, 16)
+    path = tag(write_tif(tmp_path / "a.tif", data), (1e-4, 1e-4, 2e-4), (-0.1,) * 3)
+    sensor, _ = compute_stats(str(path), samples=4, tile_size=16, progress=False)
+    assert sensor.scale == pytest.approx((1e-4, 1e-4, 2e-4)) and sensor.offset == pytest.approx((-0.1,) * 3)
+    refl = data.reshape(3, -1).astype(np.float64) * np.array([[1e-4], [1e-4], [2e-4]]) - 0.1
+    np.testing.assert_allclose(sensor.mean, refl.mean(axis=1), atol=2e-6)
+    np.testing.assert_allclose(sensor.std, refl.std(axis=1, ddof=1), rtol=1e-3)
+    other = tag(write_tif(tmp_path / "b.tif", data), (1e-4,) * 3, (0.0,) * 3)
+    with pytest.raises(InputError, match=r"raster .*b\.tif declares physical value = DN \* 0\.0001 \+ 0 "):
+        compute_stats([str(path), str(other)], samples=4, tile_size=16, progress=False)
+    with pytest.raises(InputError, match=r"declares physical value = .* reads DN \* 0\.0001 \+ 0"):
+        compute_stats(str(path), samples=4, tile_size=16, progress=False, scale=1e-4, offset=0.0)
