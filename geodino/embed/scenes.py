@@ -68,19 +68,21 @@ def list_scenes(
     paths = resolve_paths(inputs, RASTER_EXTS, what="raster", hint="pass a folder, a glob or a .txt list of the scenes")
     if exclude is not None:
         paths = [p for p in paths if p.startswith("/vsi") or "://" in p or not _inside(p, exclude)]
-    stems = [Path(p).stem for p in paths]
-    scenes = []
-    for p, stem in zip(paths, stems):
-        name = stem
-        if stems.count(stem) > 1:  # same file name in several folders: prefix the folder names
-            parts = Path(p).resolve().parts
-            name = "_".join((*parts[-3:-1], stem))
-        scenes.append(Scene(name, str(p), None, p))
-    names = [s.name for s in scenes]
+    names = [Path(p).stem for p in paths]
+    # same file name in several folders: prefix the folder names; still the same (a.tif beside a.zarr, two stores
+    # of one scene): add the format too. Only the same file listed twice keeps one name, refused below.
+    for widen in (lambda p, n: "_".join((*Path(p).resolve().parts[-3:-1], n)), lambda p, n: f"{n}_{_format(p)}"):
+        names = [widen(p, n) if names.count(n) > 1 else n for p, n in zip(paths, names)]
+    scenes = [Scene(name, str(p), None, p) for p, name in zip(paths, names)]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise InputError(f"scenes {dup[0]!r} appear twice in the input list; list each raster once")
     return scenes
+
+
+def _format(path: str) -> str:
+    """The file's format as its suffix says ("tif", "zarr"; "vrt" for a .vrt), for a scene name."""
+    return Path(path.rstrip("/")).suffix.lstrip(".").lower() or "raster"
 
 
 def _inside(path: str, folder: Path) -> bool:

@@ -319,3 +319,29 @@ def test_existing_outputs_message_says_whether_the_run_is_done(tmp_path, conv_bb
     (out / "c.tif").unlink()
     with pytest.raises(InputError, match=r"2 of 3 scene outputs already exist .*; pass --resume to finish the others"):
         embed_scenes(tmp_path / "scenes", backbone=conv_bb, out=out, **OPTS)
+
+
+def test_scenes_of_one_name_in_two_formats_get_two_names(tmp_path):
+    """a.tif beside a.vrt built over it (or the same stem in two folders): the folder prefix alone left the two
+    names equal, and the run was refused as if one raster were listed twice. The format is added where the folder
+    does not tell them apart; the same file listed twice is still refused."""
+    import rasterio
+
+    from geodino.embed.scenes import list_scenes
+    from geodino.errors import InputError
+
+    folder, other = tmp_path / "s" / "x", tmp_path / "t" / "x"
+    folder.mkdir(parents=True)
+    other.mkdir(parents=True)
+    tif = write_tif(folder / "a.tif", random_image(3, 32, 32))
+    with rasterio.open(tif) as src, rasterio.vrt.WarpedVRT(src) as vrt:
+        from rasterio.shutil import copy
+
+        copy(vrt, folder / "a.vrt", driver="VRT")
+    write_tif(other / "a.tif", random_image(3, 32, 32))
+    names = {Path(s.path).relative_to(tmp_path).as_posix(): s.name for s in list_scenes([str(tmp_path)])}
+    assert names == {"s/x/a.tif": "s_x_a_tif", "s/x/a.vrt": "s_x_a_vrt", "t/x/a.tif": "t_x_a"}
+    single = {s.name for s in list_scenes([str(folder)])}
+    assert single == {"s_x_a_tif", "s_x_a_vrt"}
+    with pytest.raises(InputError, match=r"appear twice in the input list"):
+        list_scenes([str(tif), str(folder / ".." / "x" / "a.tif")])
