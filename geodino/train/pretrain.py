@@ -402,13 +402,15 @@ def _pretrain(cfg: PretrainConfig) -> Path:
         raise KeyboardInterrupt from exc  # geodino's one line and exit code 130, as every other command
 
     if ckpt_cb.stopped_at is not None:  # Ctrl-C or SIGTERM: the step in progress finished and was saved
-        from geodino.train.stop import say_stopped
+        from geodino.train.stop import end_stopped_run  # after SLURM's SIGUSR1, rank 0 requeues the job
 
-        say_stopped(ckpt_cb.stopped_at, cfg.trainer.max_steps, ckpt_cb.stop.signal, ckpt_cb.last_path)
-        if ckpt_cb.stop.signal == "SIGUSR1" and trainer.is_global_zero:  # SLURM's warning: requeue the job
-            from geodino.train.stop import requeue_slurm_job
-
-            requeue_slurm_job()
+        end_stopped_run(
+            ckpt_cb.stopped_at,
+            cfg.trainer.max_steps,
+            ckpt_cb.stop.signal,
+            ckpt_cb.last_path,
+            rank_zero=trainer.is_global_zero,
+        )
         raise KeyboardInterrupt
     if ckpt_cb.stop.signal is not None:  # it came during the last step: nothing left to stop
         from geodino.train.stop import say_completed
