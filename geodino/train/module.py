@@ -18,8 +18,9 @@ the uninterrupted run computed (tests/train/test_resume.py).
 Strategies (`trainer.strategy`, built in `geodino.train.trainer`): `auto`/`single`, `ddp`, `ddp_spawn`, `fsdp2`.
 FSDP2 uses Lightning's ModelParallelStrategy with our `configure_model`: `fully_shard` per transformer block, then
 per head and per backbone root, for student, teacher and Gram teacher, with `MixedPrecisionPolicy(bf16 params,
-fp32 reduce)` as the official recipe. SLURM: Lightning's SLURMEnvironment is used when the job runs under `srun`
-(auto requeue on SIGUSR1, resumed from the newest checkpoint).
+fp32 reduce)` as the official recipe. SLURM: Lightning's SLURMEnvironment is used when the job runs under `srun`;
+its SIGUSR1 warning is geodino's stop request (`geodino.train.stop`: the step finishes and is saved, rank 0 requeues
+the job, which resumes from that checkpoint), not Lightning's mid-step handler.
 """
 
 from __future__ import annotations

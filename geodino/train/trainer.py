@@ -92,10 +92,10 @@ def build_trainer(
     _quiet_lightning()
     torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
     strategy, precision, plugins = _strategy(cfg, ckpt)
-    from lightning.pytorch.plugins.environments import SLURMEnvironment
+    from geodino.train.stop import on_slurm
 
     # SLURM's SIGUSR1 is geodino's stop request (save at the step's end, then requeue), not Lightning's (_strategy)
-    requeue = cfg.slurm_auto_requeue and SLURMEnvironment.detect()
+    requeue = cfg.slurm_auto_requeue and on_slurm()
     ckpt_cb = CheckpointCallback(out_dir / "checkpoints", ckpt.every_n_steps, ckpt.keep_last, requeue=requeue)
     callbacks: list[L.Callback] = [ckpt_cb]
     if cfg.progress_bar:
@@ -138,8 +138,10 @@ def build_trainer(
 def _strategy(cfg: TrainerConfig, ckpt: CheckpointConfig) -> tuple[Any, str, list[Any]]:
     from lightning.pytorch.plugins.environments import SLURMEnvironment
 
+    from geodino.train.stop import on_slurm
+
     plugins: list[Any] = []
-    if SLURMEnvironment.detect():
+    if on_slurm():
         import signal
 
         # Lightning's auto requeue saved hpc_ckpt_N.ckpt from its signal handler, mid-step and not atomically, and
