@@ -296,3 +296,15 @@ def test_preprocess_auto_rule_keeps_its_first_choice_across_batches():
         bare.preprocess(u8, rule="record")
     with pytest.raises(InputError, match=r"rule='tile' is not one of"):
         bare.preprocess(u8, rule="tile")
+
+
+def test_band_count_message_names_the_python_and_the_spec_forms():
+    """The band-count refusal reaches CLI users too (embed, viz, curate): it named only the Python keyword
+    `bands=[...]`; it now gives the spec a -b flag takes, the backbone's own options kept."""
+    bb = load_backbone("arch:vit_tiny?depth=1&patch_size=8")
+    x = torch.rand(1, 4, 16, 16)
+    spec = r"'arch:vit_tiny\?depth=1&patch_size=8&bands=red,green,blue' \(your band names\) as a -b/--backbone spec"
+    with pytest.raises(InputError, match=r"^input has 4 bands but backbone .* takes 3; .*load_backbone\(\.\.\., "):
+        bb.features(x)
+    with pytest.raises(InputError, match=spec):
+        bb.normalize(x[0])

@@ -179,10 +179,15 @@ class FrozenBackbone(nn.Module):
         if c != self.in_chans:
             raise InputError(
                 f"input has {plural(c, 'band')} but backbone {self.spec} takes {self.in_chans}; select the matching "
-                "bands or load the backbone with bands=[...] to adapt its patch embedding"
+                "bands, or adapt its patch embedding to your bands: load_backbone(..., bands=[...]) in Python, "
+                f"'{self._spec_with('bands=red,green,blue')}' (your band names) as a -b/--backbone spec"
             )
         mean, std = self.mean.to(x.device), self.std.to(x.device)
         return (x.float() - mean) / std
+
+    def _spec_with(self, option: str) -> str:
+        """The spec with one more `?key=value` option, for messages that say how to load it otherwise."""
+        return f"{self.spec}{'&' if '?' in self.spec else '?'}{option}"
 
     def _check(self, x: Tensor) -> None:
         _tensor(x, "features")
@@ -192,7 +197,8 @@ class FrozenBackbone(nn.Module):
         if c != self.in_chans:
             raise InputError(
                 f"input has {plural(c, 'band')} but backbone {self.spec} takes {self.in_chans}; select the matching "
-                "bands or load the backbone with bands=[...] to adapt its patch embedding"
+                "bands, or adapt its patch embedding to your bands: load_backbone(..., bands=[...]) in Python, "
+                f"'{self._spec_with('bands=red,green,blue')}' (your band names) as a -b/--backbone spec"
             )
         p = self.patch_size
         if h % p or w % p:
