@@ -11,7 +11,7 @@ import functools
 import hashlib
 import os
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,9 +21,15 @@ from geodino.run_lock import RUN_LOCK, release_run_folder
 T = TypeVar("T")
 
 
+def _named(path: Path) -> Path:
+    """`path` resolved when its last part is `.` or `..` (or it is empty): a temporary sibling and the folder
+    swap need the real name (`Path(".").with_name(...)` fails; `..` would name a sibling of the wrong folder)."""
+    return path.resolve() if path.name in ("", ".", "..") else path
+
+
 def temp_name(path: str | Path) -> Path:
     """The temporary sibling used while `path` is being written (same folder, so rename is atomic)."""
-    path = Path(path)
+    path = _named(Path(path).expanduser())
     suffix = "".join(path.suffixes)
     stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
     return path.with_name(f".{stem}.tmp-{os.getpid()}{suffix}")
@@ -95,7 +101,7 @@ def removes_created_dirs(func: Callable[..., T]) -> Callable[..., T]:
 
 def check_writable(path: str | Path, *, overwrite: bool = False) -> Path:
     """Fail early, naming the path, when an output exists (and overwrite is off) or its folder is not writable."""
-    path = Path(path).expanduser()
+    path = _named(Path(path).expanduser())
     if path.exists() and not overwrite:
         raise InputError(
             f"output {path} already exists; pass --overwrite (overwrite=True in Python) to replace it, or choose "
@@ -113,6 +119,40 @@ def refuse_folder_in_the_way(path: Path) -> None:
         raise InputError(
             f"output {path} is an existing folder, and a {path.suffix} output is a file; remove or rename the "
             "folder, or choose another output path"
+        )
+
+
+def check_replaceable_folder(
+    path: Path, names: Collection[str], what: str, is_kind: Callable[[Path], bool] | None = None
+) -> None:
+    """Refuse, in one line, to replace `path` with an output folder unless it is absent, an empty folder, or an
+    earlier output of the same kind: only files among `names` (and `is_kind(path)` true). --overwrite replaces
+    outputs, never a folder of other content (a project folder, `.`) nor a file."""
+    path = _named(Path(path).expanduser())
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_dir():
+        raise InputError(
+            f"output {path} is a file, and {what} is a folder; remove or rename the file, or choose another output path"
+        )
+    try:
+        entries = list(path.iterdir())
+    except OSError as exc:
+        raise InputError(f"output folder {path} cannot be read ({exc.strerror}); choose another output path") from exc
+    if not entries:
+        return
+    rule = f"--overwrite replaces only an empty folder or an earlier {what} ({', '.join(sorted(names))})"
+    other = sorted(p.name + ("/" if p.is_dir() else "") for p in entries if p.name not in names or not p.is_file())
+    if other:
+        shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
+        raise InputError(
+            f"output folder {path} holds other content ({shown}) and {rule}; choose a new folder name, or move that "
+            "content away first"
+        )
+    if is_kind is not None and not is_kind(path):
+        raise InputError(
+            f"output folder {path} holds files of another kind ({', '.join(sorted(p.name for p in entries))}, not an "
+            f"earlier {what}) and {rule}; choose a new folder name, or move those files away first"
         )
 
 
@@ -137,16 +177,25 @@ def set_default_mode(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
+def atomic_path(
+    path: str | Path, *, overwrite: bool = True, replaces: Callable[[Path], None] | None = None
+) -> Iterator[Path]:
     """Yield a temporary path to write to; on success rename it to `path`, on error remove it.
 
     Works for files and folders (Zarr stores). The rename is atomic for files; an existing folder is moved
-    aside first and deleted after the new one is in place.
+    aside first and deleted after the new one is in place. `replaces(path)` (e.g. `check_replaceable_folder`)
+    raises unless an existing `path` may be replaced; it runs before the write and again before the swap. A
+    folder output that is the working directory (`.`) has its files replaced in place instead, so that the shell
+    in it does not end up in a deleted folder.
     """
-    path = Path(path)
+    path = _named(Path(path))
     if path.exists() and not overwrite:
         raise InputError(f"output {path} already exists; pass --overwrite (overwrite=True in Python) to replace it")
+    if not path.name:
+        raise InputError(f"output {path} names no file or folder; choose an output path inside a folder")
     refuse_folder_in_the_way(path)
+    if replaces is not None:
+        replaces(path)
     make_dirs(path.parent)
     tmp = temp_name(path)
     _remove(tmp)
@@ -166,12 +215,41 @@ def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
     if tmp.is_file():
         set_default_mode(tmp)
     if tmp.is_dir() and path.exists():
+        if replaces is not None:
+            try:
+                replaces(path)  # it may have changed while the output was written
+            except BaseException:
+                _remove(tmp)
+                raise
+            if _is_cwd(path):
+                _replace_files(tmp, path)
+                return
         old = path.with_name(f".{path.name}.old-{os.getpid()}")
         os.replace(path, old)
         os.replace(tmp, path)
         _remove(old)
     else:
         os.replace(tmp, path)
+
+
+def _is_cwd(path: Path) -> bool:
+    try:
+        return path.resolve() == Path.cwd().resolve()
+    except OSError:
+        return False
+
+
+def _replace_files(tmp: Path, path: Path) -> None:
+    """Move the files of the finished folder `tmp` into `path` one by one (each rename atomic; `config.json`, what
+    marks a model folder, last), drop the files of `path` the new output lacks, and remove `tmp`."""
+    new = sorted((p for p in tmp.iterdir()), key=lambda p: (p.name == "config.json", p.name))
+    keep = {p.name for p in new}
+    for p in path.iterdir():
+        if p.name not in keep and p.is_file():
+            p.unlink(missing_ok=True)
+    for p in new:
+        os.replace(p, path / p.name)
+    _remove(tmp)
 
 
 def json_text(obj: Any, **dumps: Any) -> str:

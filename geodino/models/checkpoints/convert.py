@@ -105,6 +105,14 @@ def convert_checkpoint(
     # later in transformers or timm
     check_architecture(state, expect_arch, expect_bands, config, src)
     dst = check_writable(Path(dst).expanduser(), overwrite=overwrite)
+    if dst_layout == "hf":
+        from geodino.models.checkpoints.hf import check_hf_output
+
+        check_hf_output(dst)  # before any work: --overwrite never replaces a folder of other content
+    elif dst_layout == "timm" and not dst.suffix:
+        from geodino.models.checkpoints.timm import check_timm_output
+
+        check_timm_output(dst)
     if (norm or dst_layout == "timm") and dst.suffix in (".pth", ".pt"):
         # the sidecar that carries the normalisation (and a timm file's architecture and model_args)
         check_writable(heads_path(dst), overwrite=overwrite)

@@ -24,6 +24,7 @@ from geodino.models.checkpoints.keymap import count_blocks, invert, key_bias_mas
 
 HF_CONFIG_FILE = "config.json"
 HF_PREPROCESSOR_FILE = "preprocessor_config.json"
+HF_EXPORT_FILES = (HF_CONFIG_FILE, "model.safetensors", HF_PREPROCESSOR_FILE)  # what `write_hf_folder` writes
 # official -> HF names inside a block (SwiGLU: gate = w1, up = w2, down = w3; MLP: up = fc1, down = fc2)
 _NORMS = {"norm1": "norm1", "norm2": "norm2"}
 _SWIGLU = {"mlp.w1": "mlp.gate_proj", "mlp.w2": "mlp.up_proj", "mlp.w3": "mlp.down_proj"}
@@ -295,6 +296,22 @@ def read_hf_normalization(path: Path) -> dict[str, Any] | None:
     return check_normalization(rec, str(f))
 
 
+def _is_hf_export(path: Path) -> bool:
+    """True when `path/config.json` describes a DINOv3 ViT (an earlier HF export, which --overwrite may replace)."""
+    try:
+        return json.loads((path / HF_CONFIG_FILE).read_text()).get("model_type") == "dinov3_vit"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_hf_output(path: str | Path) -> None:
+    """Refuse (one line) an HF output folder that exists and is neither empty nor an earlier HF export holding only
+    its files: --overwrite must never replace a folder of other content."""
+    from geodino.io import check_replaceable_folder
+
+    check_replaceable_folder(Path(path), HF_EXPORT_FILES, "HF export", _is_hf_export)
+
+
 def write_hf_folder(
     state: Mapping[str, Tensor],
     path: str | Path,
@@ -314,7 +331,7 @@ def write_hf_folder(
     hf_cfg = hf_config_from_official(cfg, state)
     hf_state = {k: v.detach().cpu().contiguous().clone() for k, v in official_to_hf(state).items()}
     path = Path(path).expanduser()
-    with atomic_path(path) as tmp:
+    with atomic_path(path, replaces=check_hf_output) as tmp:
         tmp.mkdir(parents=True)
         (tmp / HF_CONFIG_FILE).write_text(json.dumps(hf_cfg, indent=2) + "\n")
         pp = hf_preprocessor_config(normalization, int(cfg["patch_size"]), int(cfg["in_chans"]))

@@ -251,6 +251,19 @@ def timm_metadata(
     }
 
 
+TIMM_EXPORT_FILES = ("config.json", "model.safetensors")  # what `write_timm_folder` writes
+
+
+def check_timm_output(path: Any) -> None:
+    """Refuse (one line) a timm output folder that exists and is neither empty nor an earlier timm export holding
+    only its files: --overwrite must never replace a folder of other content."""
+    from pathlib import Path
+
+    from geodino.io import check_replaceable_folder
+
+    check_replaceable_folder(Path(path), TIMM_EXPORT_FILES, "timm export", is_timm_folder)
+
+
 def write_timm_folder(
     state: Mapping[str, Tensor],
     path: Any,
@@ -282,7 +295,7 @@ def write_timm_folder(
     if normalization:
         cfg_json[NORMALIZATION_KEY] = dict(normalization)
     path = Path(path).expanduser()
-    with atomic_path(path) as tmp:
+    with atomic_path(path, replaces=check_timm_output) as tmp:
         tmp.mkdir(parents=True)
         (tmp / "config.json").write_text(json.dumps(cfg_json, indent=2) + "\n")
         save_file(timm_state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
