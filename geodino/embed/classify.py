@@ -140,6 +140,31 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict[s
     }
 
 
+def headline(s: dict[str, Any]) -> str:
+    """The scores of `scores` for a line that says "... accuracy: " before them, balanced accuracy and macro F1
+    first: plain accuracy on imbalanced labels mostly scores the largest class (1417 tree cells against 40 ground
+    ones: 90.7 % plain, 62 % balanced)."""
+    return f"balanced {s['balanced_accuracy']:.1%}, macro F1 {s['macro_f1']:.2f}, plain {s['accuracy']:.1%}"
+
+
+IMBALANCE = 0.1
+"""A smallest class with fewer than this share of the largest class's labelled cells is warned about."""
+
+
+def imbalance_warning(counts: dict[str, dict[str, int]], labels: Any) -> str | None:
+    """One line when the smallest class has fewer than `IMBALANCE` of the largest class's cells (`counts`: class ->
+    {"cells": n, ...}), else None: its plain accuracy says little, balanced accuracy and macro F1 do."""
+    cells = {c: v["cells"] for c, v in counts.items()}
+    small, large = min(cells, key=cells.__getitem__), max(cells, key=cells.__getitem__)
+    if cells[small] >= IMBALANCE * cells[large]:
+        return None
+    return (
+        f"geodino: warning: imbalanced labels in {labels}: class {small!r} has {cells[small]} labelled cells, "
+        f"{cells[small] / cells[large]:.1%} of class {large!r} ({cells[large]}); plain accuracy mostly scores "
+        f"{large!r}: read balanced accuracy and macro F1, or label more {small!r}"
+    )
+
+
 def blocked_cv(
     x: np.ndarray,
     y: np.ndarray,
@@ -214,6 +239,9 @@ def _fit(
     counts = {
         c: {"cells": int((y == c).sum()), "label_features": len(set(features_of[y == c].tolist()))} for c in classes
     }
+    warning = imbalance_warning(counts, labels)
+    if warning:
+        print(warning, file=sys.stderr)
     codes = class_codes(classes)
     bundle = {
         "kind": MODEL_KIND,
@@ -336,8 +364,8 @@ def classify_map(
     style.palette_qml(out, entries)
     from geodino.embed.quicklook import classes_png
 
-    acc = (metrics.get("cv") or {}).get("accuracy")
-    title = f"{Path(out).name}" + (f"  (blocked CV accuracy {acc:.1%})" if acc is not None else "")
+    cv = metrics.get("cv") or {}
+    title = f"{Path(out).name}" + (f"\nblocked CV accuracy: {headline(cv)}" if "accuracy" in cv else "")
     classes_png(out, png, entries, title=title)
     metrics.update(classes=classes, values={c: codes[c] for c in classes}, png=str(png), qml=str(side["qml"]))
     if model is None:

@@ -335,19 +335,19 @@ def _classify_or_change(args: argparse.Namespace, rest: list[str], overwrite: bo
             line += f"{s['threshold']:.3f}, {s['method']})"
         print(line)
         return 0
-    from geodino.embed.classify import classify_map
+    from geodino.embed.classify import classify_map, headline
 
     if len(rest) > 2:
         raise ConfigError(f"geodino embed classify takes FEATURES and LABELS; unexpected {' '.join(rest[2:])}")
     labels = rest[1] if len(rest) > 1 else None
     m = classify_map(rest[0], labels, args.out, **options_for(classify_map, args, overwrite=overwrite))
     cv = m.get("cv") or {}
-    if "accuracy" in cv:
-        score = f"blocked CV accuracy {cv['accuracy']:.1%} ({cv['folds']} folds)"
+    if "accuracy" in cv:  # balanced accuracy and macro F1 first: plain accuracy flatters imbalanced labels
+        score = f"blocked CV accuracy ({cv['folds']} folds): {headline(cv)}"
     else:
         score = "model reused" if "cv_at_fit" in m else "no CV (a class lies in one group of labels: see the warning)"
     if "test" in m:
-        score += f", test accuracy {m['test']['accuracy']:.1%} on {plural(m['test']['n'], 'cell')}"
+        score += f"; test accuracy on {plural(m['test']['n'], 'cell')}: {headline(m['test'])}"
     print(
         f"classify: {m['map']} ({len(m['classes'])} classes: {', '.join(m['classes'])}; class names also in "
         f"{m['map']}.aux.xml); {score}; "
