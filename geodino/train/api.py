@@ -130,7 +130,8 @@ def pretrain(
 
 def _has_heads(path: Path) -> bool:
     """Whether `init_from` brings DINO/iBOT heads, judged without reading it: a training checkpoint (.ckpt) or an
-    export with its `.heads.pth` sidecar does; an official release (backbone only) does not."""
-    from geodino.models.checkpoints import heads_path
+    export whose `.heads.pth` sidecar holds heads does; an official release (backbone only) or a converted `.pth`
+    (a sidecar with build kwargs only) does not."""
+    from geodino.models.checkpoints.files import sidecar_has_heads
 
-    return path.suffix == ".ckpt" or heads_path(path).is_file()
+    return path.suffix == ".ckpt" or sidecar_has_heads(path)

@@ -113,8 +113,9 @@ def convert_checkpoint(
         from geodino.models.checkpoints.timm import check_timm_output
 
         check_timm_output(dst)
-    if (norm or dst_layout == "timm") and dst.suffix in (".pth", ".pt"):
-        # the sidecar that carries the normalisation (and a timm file's architecture and model_args)
+    if dst.suffix in (".pth", ".pt"):
+        # the sidecar that carries the build kwargs and normalisation (a timm file's architecture and model_args),
+        # always written, so an earlier file's sidecar never describes the new weights
         check_writable(heads_path(dst), overwrite=overwrite)
     return save_backbone(state, dst, layout=dst_layout, config=config, normalization=norm)
 

@@ -265,6 +265,22 @@ def read_sidecar(path: Path) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if k not in HEAD_NAMES} if isinstance(obj, Mapping) else {}
 
 
+def sidecar_has_heads(path: str | Path) -> bool:
+    """Whether the `X.heads.pth` next to `X` holds DINO/iBOT heads (an export's), not only build kwargs and the
+    normalisation record (what `save_backbone` writes beside every `.pth`); memory-mapped, so a large head costs
+    nothing to ask about. An unreadable sidecar counts as holding heads (the loader then says what is wrong)."""
+    side = heads_path(path)
+    if not side.is_file():
+        return False
+    try:
+        obj = torch.load(side, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # legacy (non-zip) or damaged: let the loader report it
+        return True
+    return isinstance(obj, Mapping) and any(
+        isinstance(k, str) and (k in HEAD_NAMES or k.startswith(tuple(h + "." for h in HEAD_NAMES))) for k in obj
+    )
+
+
 def sidecar_config(path: Path) -> dict[str, Any] | None:
     """Build kwargs from the `X.heads.pth` file that `geodino export` writes next to `X.pth` (None when absent)."""
     cfg = read_sidecar(path).get("backbone")

@@ -92,7 +92,9 @@ def save_backbone(
     (`timm.create_model("local-dir:PATH", pretrained=True)`).
 
     `normalization` (a record, see `checkpoints.normalization`) travels with every format: safetensors
-    metadata, the `X.heads.pth` sidecar of a `.pth`, the HF preprocessor config, the timm `pretrained_cfg`."""
+    metadata, the `X.heads.pth` sidecar of a `.pth`, the HF preprocessor config, the timm `pretrained_cfg`. A
+    `.pth` always gets its sidecar (build kwargs, `normalization: None` when there is no record), replacing any
+    earlier one."""
     cfg = _config_of(obj, config)
     state = _state_of(obj)
     path = Path(path).expanduser()
@@ -124,8 +126,10 @@ def save_backbone(
     if path.suffix == ".safetensors":
         return save_safetensors(state, path, config=cfg, normalization=norm)
     save_pth(state, path)
-    if norm:
-        write_heads(heads_path(path), {}, backbone=dict(cfg or {}), normalization=norm)
+    # always, also without a record: the build kwargs the weights cannot show (LayerNorm eps, RoPE settings) go
+    # with the file, and an earlier file's sidecar (its mean/std and kwargs) never stays beside new weights. The
+    # .pth itself stays a plain state_dict that the official code loads.
+    write_heads(heads_path(path), {}, backbone=dict(cfg or {}), normalization=norm)
     return path
 
 
