@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import sys
 from typing import Any
 
 from geodino.cli import Parser
@@ -47,9 +49,41 @@ def _ints(v: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{v!r} is not a comma-separated list of band numbers") from exc
 
 
+NUMBER_LIST_FLAGS = ("--point", "--bbox")
+"""Flags whose value is a comma-separated list of numbers, often negative (western longitudes, southern latitudes)."""
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _negative_list(token: str) -> bool:
+    """Whether `token` is a comma-separated list of numbers starting with a minus (`-119.72,37.11`), which argparse
+    takes for an option (its negative-number rule knows single numbers only)."""
+    parts = token.split(",")
+    return token.startswith("-") and len(parts) > 1 and all(_NUMBER.fullmatch(p.strip()) for p in parts)
+
+
+def join_negative_lists(args: list[str]) -> list[str]:
+    """`--point -119.72,37.11` as `--point=-119.72,37.11` (and `--bbox -120.5,37,-119.5,38`): argparse read the
+    value as an unknown option and said "expected at least one argument". Only comma lists are joined: a single
+    negative number (`--point -119.72 37.11`) is already a value to argparse. Nothing after `--` is touched."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            return out + list(args[i:])
+        if a in NUMBER_LIST_FLAGS and i + 1 < len(args) and _negative_list(args[i + 1]):
+            out.append(f"{a}={args[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
 class _IntermixedParser(Parser):
     """Allows `key=value` overrides after options (`embed IN --out X tile=256`): plain argparse stops taking
-    positionals once the first group is consumed."""
+    positionals once the first group is consumed. Negative comma lists after --point/--bbox are joined to their
+    flag first (`join_negative_lists`)."""
 
     _inside = False
 
@@ -58,6 +92,7 @@ class _IntermixedParser(Parser):
             return super().parse_known_args(args, namespace)
         self._inside = True
         try:
+            args = join_negative_lists(list(sys.argv[1:] if args is None else args))
             return super().parse_known_intermixed_args(args, namespace)
         finally:
             self._inside = False
