@@ -71,6 +71,21 @@ class CurateConfig:
         for key in ("max_nodata", "max_cloud"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ConfigError(f"--{key.replace('_', '-')} {getattr(self, key)} must be in [0, 1]")
+        # counts checked before anything is read or written: 0 crashed deep inside (IndexError, ZeroDivisionError,
+        # torch's ValueError) and --chunk 0 left the output folder behind
+        for key, least, what in (
+            ("resamples", 0, "resampling steps per k-means level; 0 is plain k-means"),
+            ("resample_size", 1, "points per centroid in a resampling step"),
+            ("chunk", 1, "tiles per cached embedding chunk"),
+            ("batch_size", 1, "tiles per forward pass"),
+            ("workers", 0, "reader processes; 0 reads in the main process"),
+            ("tile_size", 1, "raster tile edge in px"),
+        ):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ConfigError(
+                    f"--{key.replace('_', '-')} {value!r} is out of range: give an integer >= {least} ({what})"
+                )
 
     def source_configs(self) -> tuple[list[Any], list[str]]:
         """The `SourceConfig`s to curate and where each comes from (for messages): the `data.sources` of
