@@ -49,8 +49,12 @@ DATETIMES = ("datetime", "start_datetime", "end_datetime")
 
 
 def raster_item_path(out: str | Path) -> Path:
-    """`features.stac.json` for the feature raster `features.tif` (or `features.zarr`)."""
+    """`features.stac.json` for the COG `features.tif`, `features.zarr.stac.json` for the Zarr store `features.zarr`:
+    the docs write both formats of one name into one folder (a COG for GIS, a store for Python), and one shared
+    `features.stac.json` was silently taken over by the second."""
     out = Path(out)
+    if out.suffix.lower() == ".zarr":
+        return out.with_name(out.name + ".stac.json")
     return out.with_name(out.stem + ".stac.json")
 
 

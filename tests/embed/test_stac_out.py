@@ -107,6 +107,19 @@ def test_zarr_and_int8_items_describe_their_storage(tmp_path, conv_bb):
     assert not [lk for lk in item.links if lk.rel == "derived_from"]  # a toy backbone object: no MLM item
 
 
+def test_a_cog_and_a_store_of_one_name_keep_one_item_each(tmp_path, conv_bb):
+    """docs/embed.md writes features.tif and then features.zarr into one folder: both owned features.stac.json, and
+    the second run replaced the COG's item without a word. The store's item is features.zarr.stac.json; each item's
+    data asset is its own raster."""
+    src = write_tif(tmp_path / "rgb.tif", random_image(64, 64))
+    cog = embed_raster(src, conv_bb, tmp_path / "features.tif", **OPTS)
+    store = embed_raster(src, conv_bb, tmp_path / "features.zarr", **OPTS)
+    assert raster_item_path(cog).name == "features.stac.json"
+    assert raster_item_path(store).name == "features.zarr.stac.json"
+    hrefs = {p.name: json.loads(p.read_text())["assets"]["data"]["href"] for p in tmp_path.glob("*.stac.json")}
+    assert hrefs == {"features.stac.json": "./features.tif", "features.zarr.stac.json": "./features.zarr"}
+
+
 def test_item_ids_are_unique_across_runs_and_stable_for_the_same_product(tmp_path, conv_bb):
     """Every single-raster run writes `features.tif`: a catalogue keyed on id must tell two backbones' (or two
     inputs') rasters apart, and the same product written again must keep its id."""
