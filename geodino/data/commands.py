@@ -5,6 +5,7 @@ stack (per-band files -> one VRT per scene), preview (a PNG of tiles and their m
 from __future__ import annotations
 
 import argparse
+import textwrap
 from typing import Any
 
 from geodino.config import options_for
@@ -55,11 +56,23 @@ def register(subparsers: Any) -> None:
     l = sub.add_parser("sensors", help="list the built-in sensors (bands, scale, statistics source)")  # noqa: E741
     l.set_defaults(func=_sensors)
 
-    i = sub.add_parser("index", help="index an archive once and print a summary (scenes, CRSs, bands, size)")
-    i.add_argument("paths", nargs="+")
-    i.add_argument("--sensor", default=None)
-    i.add_argument("--on-error", default="skip", choices=["skip", "stop"])
-    i.add_argument("--out", default=None, help="also write the footprints as GeoParquet/GeoJSON (by extension)")
+    i = sub.add_parser(
+        "index",
+        help="index an archive once and print a summary (scenes, CRSs, bands, size)",
+        description="Read the header of every raster of an archive (no pixels) and print the scene count, the "
+        "pixels in all, the band layouts and the CRSs, and each raster skipped with the reason; with --out also "
+        "write the scene footprints (EPSG:4326 outlines of the valid pixels) as GeoParquet or GeoJSON.",
+    )
+    i.add_argument("paths", nargs="+", help="folders (searched recursively), globs, raster files or .txt lists")
+    i.add_argument("--sensor", default=None,
+                   help="data sensor: a built-in name or a YAML of `geodino data stats` (its band names; default: "
+                   "none, the files' own band descriptions)")  # fmt: skip
+    i.add_argument("--on-error", default="skip", choices=["skip", "stop"],
+                   help="an unreadable raster: skip it (listed as skipped) or stop at it "
+                   "(default: %(default)s)")  # fmt: skip
+    i.add_argument("--out", "-o", default=None,
+                   help="also write the footprints: GeoParquet (.parquet) or GeoJSON (.geojson), by the "
+                   "suffix")  # fmt: skip
     i.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     i.set_defaults(func=_index)
 
@@ -76,15 +89,23 @@ def register(subparsers: Any) -> None:
     k.set_defaults(func=_stack)
 
     v = sub.add_parser(
-        "preview", help="PNG of sample tiles and their multi-crops for a data config (or a pretraining config)"
+        "preview",
+        help="PNG of sample tiles and their multi-crops for a data config (or a pretraining config)",
+        # wrapped here: the config-keys epilog makes the formatter a raw one, which keeps the lines as given
+        description=textwrap.fill(
+            "Draw --samples samples of the first source of a data config (or of a pretraining config's `data` "
+            "section, with its own crops) and write one PNG row per sample: the tile as RGB and the global, local "
+            "and Gram crops made from it. Check the bands, nodata and scaling before a long run.",
+            79,
+        ),
     )
     from geodino.cli import add_config_arguments
     from geodino.data.config import DataConfig
 
-    v.add_argument("--out", "-o", default="data_preview.png")
+    v.add_argument("--out", "-o", default="data_preview.png", help="PNG to write (default: %(default)s)")
     v.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    v.add_argument("--samples", type=int, default=4)
-    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--samples", type=int, default=4, help="samples (rows) to draw (default: %(default)s)")
+    v.add_argument("--seed", type=int, default=0, help="seed of the samples and crops drawn (default: %(default)s)")
     add_config_arguments(v, DataConfig)
     v.set_defaults(func=_preview)
 
@@ -111,26 +132,36 @@ def register(subparsers: Any) -> None:
     c.add_argument("--backbone", "-b", required=True, help="backbone spec used to embed the tiles")
     c.add_argument("--out", "-o", required=True, help="output folder (embeddings are cached there for resume)")
     c.add_argument("--size", type=int, required=True, help="number of tiles to keep")
-    c.add_argument("--type", default="images", choices=["images", "raster", "cube", "tar"])
+    c.add_argument("--type", default="images", choices=["images", "raster", "cube", "tar"],
+                   help="archive type of PATHS (default: %(default)s)")  # fmt: skip
     c.add_argument("--sensor", default=None, help="data sensor (scale, band names, RGB bands for the cloud rule)")
     c.add_argument("--bands", nargs="+", default=None, help="band names to read (rasters)")
-    c.add_argument("--tile-size", type=int, default=256, help="raster tile edge in px (default 256)")
+    c.add_argument("--tile-size", type=int, default=256, help="raster tile edge in px (default: %(default)s)")
     c.add_argument("--clusters", type=int, nargs="+", default=[64, 16, 4],
-                   help="clusters per k-means level, finest first (default 64 16 4)")  # fmt: skip
-    c.add_argument("--resamples", type=int, default=0, help="resampling steps per k-means level (default 0)")
-    c.add_argument("--resample-size", type=int, default=10, help="points per centroid in a resampling step")
-    c.add_argument("--strategy", default="random", choices=["random", "closest"], help="pick within a cluster")
-    c.add_argument("--dedup", type=float, default=0.95, help="cosine at/above which a tile is a near-duplicate")
-    c.add_argument("--max-nodata", type=float, default=0.5, help="drop tiles with a larger nodata share")
+                   help="clusters per k-means level, finest first (default: 64 16 4)")  # fmt: skip
+    c.add_argument("--resamples", type=int, default=0,
+                   help="resampling steps per k-means level (default: %(default)s, plain k-means)")  # fmt: skip
+    c.add_argument("--resample-size", type=int, default=10,
+                   help="points closest to each centroid used in a resampling step (default: %(default)s)")  # fmt: skip
+    c.add_argument("--strategy", default="random", choices=["random", "closest"],
+                   help="tiles picked within a level-1 cluster: random, or those closest to the centroid "
+                   "(default: %(default)s)")  # fmt: skip
+    c.add_argument("--dedup", type=float, default=0.95,
+                   help="cosine at/above which a tile is a near-duplicate of an earlier kept one (default: "
+                   "%(default)s; 1 or above turns it off)")  # fmt: skip
+    c.add_argument("--max-nodata", type=float, default=0.5,
+                   help="drop tiles with a larger nodata share (default: %(default)s)")  # fmt: skip
     c.add_argument("--cloud-rule", default="auto", choices=["auto", "qa", "swir", "rgb", "bright", "off"],
-                   help="cloud test (default auto: qa, else swir, else rgb by the sensor's bands)")  # fmt: skip
-    c.add_argument("--cloud-threshold", type=float, default=0.5, help="least RGB reflectance of a cloud-like pixel")
-    c.add_argument("--max-cloud", type=float, default=0.5, help="drop tiles with a larger cloud-like share")
-    c.add_argument("--chunk", type=int, default=512, help="tiles per cached embedding chunk")
-    c.add_argument("--batch-size", type=int, default=64)
-    c.add_argument("--workers", type=int, default=0, help="reader processes (default 0: in the main process)")
-    c.add_argument("--device", default="cpu")
-    c.add_argument("--seed", type=int, default=0)
+                   help="cloud test (default: auto: qa, else swir, else rgb by the sensor's bands)")  # fmt: skip
+    c.add_argument("--cloud-threshold", type=float, default=0.5,
+                   help="least RGB reflectance of a cloud-like pixel (default: %(default)s)")  # fmt: skip
+    c.add_argument("--max-cloud", type=float, default=0.5,
+                   help="drop tiles with a larger cloud-like share (default: %(default)s)")  # fmt: skip
+    c.add_argument("--chunk", type=int, default=512, help="tiles per cached embedding chunk (default: %(default)s)")
+    c.add_argument("--batch-size", type=int, default=64, help="tiles per forward pass (default: %(default)s)")
+    c.add_argument("--workers", type=int, default=0, help="reader processes (default: 0, in the main process)")
+    c.add_argument("--device", default="cpu", help="torch device of the backbone (default: %(default)s)")
+    c.add_argument("--seed", type=int, default=0, help="seed of k-means and of the sampling (default: %(default)s)")
     c.add_argument("--on-error", default=None, choices=["stop", "skip"],
                    help="an unreadable image: stop (default) or skip it (dropped as nodata); with --config it "
                    "replaces each source's on_error")  # fmt: skip
