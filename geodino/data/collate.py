@@ -98,10 +98,12 @@ def finish_photometric(batch: dict[str, Any]) -> dict[str, Any]:
     return batch
 
 
-def crops_on(batch: dict[str, Any], device: torch.device | str) -> dict[str, torch.Tensor]:
-    """The batch's `global_crops` and `local_crops` on `device`, with any pending photometric step applied there."""
+def crops_on(batch: dict[str, Any], device: torch.device | str) -> dict[str, Any]:
+    """The batch's `global_crops` and `local_crops` on `device`, with any pending photometric step applied there,
+    and its `n_global_crops` (the rows of `global_crops` alone do not say how many crops per image they hold: a
+    consumer that lost the count assumed 2 and paired crops of different images)."""
     moved: dict[str, Any] = {k: batch[k].to(device, non_blocking=True) for k in ("global_crops", "local_crops")}
-    for k in ("global_params", "local_params", "photometric"):
+    for k in ("n_global_crops", "global_params", "local_params", "photometric"):
         if k in batch:
             moved[k] = batch[k]
     return finish_photometric(moved)

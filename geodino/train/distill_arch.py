@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from geodino.errors import InputError
 from geodino.losses.dino import DINOLoss
 from geodino.losses.ibot import IBOTPatchLoss
 from geodino.losses.koleo import KoLeoLoss, KoLeoLossDistributed
@@ -235,6 +236,8 @@ class DistillMetaArch(nn.Module):
         global_crops, local_crops = batch["global_crops"], batch["local_crops"]
         masks, mask_indices = batch["masks"], batch["mask_indices"]
         masks_weight, n_masked = batch["masks_weight"], batch["n_masked_patches"]
+        if n_g < 1 or global_crops.shape[0] % n_g:
+            raise InputError(f"global_crops has {global_crops.shape[0]} rows, not a multiple of {n_g} crops per image")
         teacher = self.teacher_targets(global_crops, mask_indices, n_masked, teacher_temp, global_batch_size)
         if not self.layout.colocated:
             g = global_batch_size
@@ -244,6 +247,11 @@ class DistillMetaArch(nn.Module):
                 local_crops = broadcast_to_subgroups(local_crops.unflatten(0, (n_l, -1)), 1, self.layout, g).flatten(
                     0, 1
                 )
+        if masks.shape[0] != global_crops.shape[0]:  # drawn for another crop count: iBOT would pair other patches
+            raise InputError(
+                f"masks has {masks.shape[0]} rows for {global_crops.shape[0]} student global crops "
+                f"({n_g} per image); draw one mask per global crop"
+            )
         total = global_crops.new_zeros(())
         metrics: dict[str, Tensor] = {}
         for name, student in self.students.items():

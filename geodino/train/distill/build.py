@@ -426,15 +426,17 @@ def make_loader(cfg: DistillConfig, patch_size: int, start_step: int, rank: int,
 
 
 def student_masks(cfg: DistillConfig, batch: dict[str, Any], n_images: int, patch: int, step: int, rank: int) -> dict:
-    """iBOT positions for the student batch: the loader's when it matches, else drawn for (seed, step, rank)."""
-    if batch["masks"].shape[0] == 2 * n_images:
+    """iBOT positions for the student batch (`n_images` images of `n_global_crops` global crops each, the loader's
+    count, else `crops.n_global`): the loader's when it matches, else drawn for (seed, step, rank)."""
+    n_global = int(batch.get("n_global_crops", cfg.crops.n_global))
+    if batch["masks"].shape[0] == n_global * n_images:
         return {k: batch[k] for k in ("masks", "mask_indices", "masks_weight", "n_masked_patches")}
     from geodino.data.collate import mask_rng
     from geodino.data.masking import collate_masks, sample_masks
 
     h, w = (s // patch for s in batch["global_crops"].shape[-2:])
     masks, upper = sample_masks(
-        2 * n_images,
+        n_global * n_images,
         (h, w),
         mask_rng(cfg.train.seed, step, rank),
         mask_ratio=tuple(cfg.crops.mask_ratio),  # type: ignore[arg-type]

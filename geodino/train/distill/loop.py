@@ -173,7 +173,7 @@ def _setup(cfg: DistillConfig, made: list[Path]) -> DistillRun:
         koleo_group_size=cfg.koleo.group_size,
         koleo_topk=cfg.koleo.topk,
     )
-    arch = DistillMetaArch(teacher, t_dino, t_ibot, students, weights, layout).to(device)
+    arch = DistillMetaArch(teacher, t_dino, t_ibot, students, weights, layout, cfg.crops.n_global).to(device)
     arch.train()
     from geodino.train.activation_checkpointing import apply_activation_checkpointing
 
