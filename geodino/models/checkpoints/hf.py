@@ -20,7 +20,14 @@ from torch import Tensor
 from geodino.errors import CheckpointError
 from geodino.models.checkpoints.files import BackboneWeights, read_file
 from geodino.models.checkpoints.infer import default_heads, infer_config, rope_periods
-from geodino.models.checkpoints.keymap import count_blocks, invert, key_bias_mask, masked_qkv_bias, rename
+from geodino.models.checkpoints.keymap import (
+    check_rope_portable,
+    count_blocks,
+    invert,
+    key_bias_mask,
+    masked_qkv_bias,
+    rename,
+)
 
 HF_CONFIG_FILE = "config.json"
 HF_PREPROCESSOR_FILE = "preprocessor_config.json"
@@ -116,6 +123,7 @@ def hf_config_from_official(config: Mapping[str, Any], state: Mapping[str, Tenso
         raise CheckpointError("an RMSNorm backbone cannot be expressed in HF DINOv3ViTModel (LayerNorm only)")
     if config.get("pos_embed_rope_base") is None:
         raise CheckpointError("a min/max-period RoPE cannot be expressed in HF DINOv3ViTModel (rope_theta only)")
+    check_rope_portable(config, "HF DINOv3ViTModel")
     swiglu = str(config["ffn_layer"]).startswith("swiglu")
     bias = masked_qkv_bias(state, "blocks.0.")
     k_bias = bias is not None and bool(bias.chunk(3)[1].any())

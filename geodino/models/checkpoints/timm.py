@@ -17,7 +17,14 @@ from torch import Tensor
 
 from geodino.errors import CheckpointError
 from geodino.models.checkpoints.infer import default_heads, rope_periods
-from geodino.models.checkpoints.keymap import count_blocks, invert, key_bias_mask, masked_qkv_bias, rename
+from geodino.models.checkpoints.keymap import (
+    check_rope_portable,
+    count_blocks,
+    invert,
+    key_bias_mask,
+    masked_qkv_bias,
+    rename,
+)
 
 # official -> timm names inside a block (SwiGLU: fc1_g = w1 gated by SiLU, fc1_x = w2, fc2 = w3)
 _SAME = {"norm1": "norm1", "norm2": "norm2", "attn.proj": "attn.proj"}
@@ -177,6 +184,7 @@ def timm_model_args(config: Mapping[str, Any]) -> dict[str, Any]:
             "a min/max-period RoPE cannot be expressed in timm's DINOv3 Eva (rope_temperature only); keep the "
             "official layout"
         )
+    check_rope_portable(config, "timm's DINOv3 Eva")
     dim = int(config["embed_dim"])
     args: dict[str, Any] = {
         "global_pool": "token",
