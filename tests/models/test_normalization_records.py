@@ -155,7 +155,8 @@ def test_convert_carries_the_record_and_selects_adapted_bands(tmp_path, model):
 def test_convert_to_bands_the_record_lacks_records_the_named_sensor(tmp_path):
     """`convert --bands R G B N --sensor naip` of an R,G,B export: the record covers R, G, B only, so the output
     recorded nothing (an HF folder with do_normalize false, mean 0 / std 1) although naip has every output band;
-    it records naip's statistics now (without a sensor it still records nothing, with the warning)."""
+    it records R, G, B's recorded statistics and naip's for N now (without a sensor it still records nothing, with
+    the warning)."""
     from geodino.data.sensors import get_sensor
     from geodino.models.checkpoints.convert import convert_checkpoint
 
@@ -166,9 +167,9 @@ def test_convert_to_bands_the_record_lacks_records_the_named_sensor(tmp_path):
     hf = convert_checkpoint(src, tmp_path / "hf", dst_layout="hf", bands=["R", "G", "B", "N"], sensor="naip")
     rec = read_backbone_weights(hf).normalization
     assert rec["sensor"] == "naip" and rec["bands"] == ["R", "G", "B", "N"]
-    assert rec["mean"] == pytest.approx(list(naip.mean)) and rec["std"] == pytest.approx(list(naip.std))
+    assert rec["mean"] == pytest.approx([*rgb["mean"], naip.mean[3]]) and rec["std"][3] == pytest.approx(naip.std[3])
     pp = json.loads((hf / "preprocessor_config.json").read_text())
-    assert pp["do_normalize"] is True and pp["image_mean"] == pytest.approx(list(naip.mean))
+    assert pp["do_normalize"] is True and pp["image_mean"] == pytest.approx([*rgb["mean"], naip.mean[3]])
     with pytest.warns(UserWarning, match=r"records none"):  # no sensor: nothing covers N
         pth = convert_checkpoint(src, tmp_path / "x.pth", bands=["R", "G", "B", "N"])
     assert read_backbone_weights(pth).normalization is None

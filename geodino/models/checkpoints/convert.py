@@ -87,8 +87,10 @@ def convert_checkpoint(
             if norm and list(bands) != norm.get("bands")
             else norm
         )
-        if kept is None and sensor:  # the sensor the names come from, when it has every output band
-            kept = _sensor_normalization(sensor, bands)
+        if kept is None and sensor:
+            # the recorded statistics for the bands the file has (what the model was trained with), the sensor's
+            # for the new ones (the sensor the names come from must have each of them)
+            kept = _merged_normalization(norm, sensor, bands)
         if norm and kept is None:
             lacking = [b for b in bands if str(b).lower() not in {str(x).lower() for x in norm.get("bands") or []}]
             warnings.warn(
@@ -141,6 +143,49 @@ def check_architecture(
         flags = {k: cfg[k] for k in ("untie_cls_and_patch_norms", "untie_global_and_local_cls_norm")}
         model = build_model(arch, in_chans=cfg["in_chans"], patch_size=int(cfg["patch_size"]), device="meta", **flags)
     check_fits(model, state, source, own_config=arch is None and bands is None)
+
+
+def _merged_normalization(norm: Mapping[str, Any] | None, sensor: str, bands: Sequence[str]) -> dict[str, Any] | None:
+    """One record for `bands`: each band the file's record `norm` covers keeps its recorded scale, offset, mean and
+    std (the standardisation the model was trained with; replacing them by the sensor's statistics changed the
+    input of trained kernels), each other band takes `sensor`'s; None when the sensor lacks one of those. Without
+    a record: the sensor's for every band."""
+    whole = _sensor_normalization(sensor, bands)
+    if not norm:
+        return whole
+    resolve = band_resolver(norm)
+    per_band: list[Mapping[str, Any]] = []
+    from_record: list[str] = []
+    for b in bands:
+        own = select_normalization(norm, [b], resolve)
+        if own is not None:
+            from_record.append(str(b))
+        else:
+            own = _sensor_normalization(sensor, [b])
+            if own is None:
+                return None
+        per_band.append(own)
+
+    def column(key: str, default: float) -> float | list[float]:
+        vals = [float(v[0] if isinstance(v := r.get(key, default), list) else v) for r in per_band]
+        return vals[0] if len(set(vals)) == 1 else vals
+
+    new = [str(b) for b in bands if str(b) not in from_record]
+    if not from_record:
+        return whole
+    recorded = norm.get("sensor") or "the file's record"
+    named = whole["sensor"] if whole else sensor
+    return check_normalization(
+        {
+            "sensor": named,
+            "bands": [str(b) for b in bands],
+            "scale": column("scale", 1.0),
+            "offset": column("offset", 0.0),
+            "mean": [float(r["mean"][0]) for r in per_band],
+            "std": [float(r["std"][0]) for r in per_band],
+            "origin": f"{recorded} ({', '.join(from_record)}) + sensor {named} ({', '.join(new)}) (convert --sensor)",
+        }
+    )
 
 
 def _sensor_normalization(sensor: str, bands: Sequence[str]) -> dict[str, Any] | None:
