@@ -157,11 +157,16 @@ def geodino_vit(
     return GeoDinoTerraTorchBackbone(model.train(), out_indices, return_cls_token)
 
 
-def datamodule_stats(ckpt_path: str, bands: Sequence[Any] | None = None) -> tuple[list[float], list[float]] | None:
+def datamodule_stats(
+    ckpt_path: str, bands: Sequence[Any] | None = None, sensor: str | None = None
+) -> tuple[list[float], list[float]] | None:
     """(means, stds) in the data's DN units for a TerraTorch datamodule, from the normalisation the export
     records (DN scale folded in), in the order of `bands` (the backbone's `bands`/`model_bands`: the data's
-    order) or else of the export's own bands; None when it records none. Bands the record lacks are refused."""
+    order) or else of the export's own bands; None when it records none. `sensor` names the sensor the band
+    names come from, resolved as `geodino_vit(..., sensor=...)` resolves them (HLS's NIR_NARROW, landsat7's and
+    landsat8's SR_Bn need it). Bands the record lacks are refused."""
     from geodino.models.checkpoints import read_backbone_weights
+    from geodino.models.checkpoints.bands import band_matches
     from geodino.models.checkpoints.normalization import band_resolver, folded_mean_std, select_normalization
 
     rec = read_backbone_weights(ckpt_path).normalization
@@ -169,13 +174,25 @@ def datamodule_stats(ckpt_path: str, bands: Sequence[Any] | None = None) -> tupl
         return None
     names = _band_names(bands)
     if names is not None:
-        picked = select_normalization(rec, names, band_resolver(rec))
-        if picked is None:
-            have = rec.get("bands") or []
+        have = [str(b) for b in rec.get("bands") or []]
+        if sensor is not None:  # the way geodino_vit matches the kernels (resolve_bands through that sensor)
+            m = band_matches(have, names, sensor=sensor) if have else {}
+            lacking = [b for j, b in enumerate(names) if j not in m]
+            picked = None if lacking else select_normalization(rec, [have[m[j]] for j in range(len(names))])
+        else:
+            picked = select_normalization(rec, names, band_resolver(rec))
             lacking = [b for b in names if select_normalization(rec, [b], band_resolver(rec)) is None]
+        if picked is None:
+            hint = (
+                ""
+                if sensor is not None
+                else "; if the names are a sensor's (HLS's NIR_NARROW, landsat8's SR_B5), pass sensor=NAME as to "
+                "geodino_vit"
+            )
             raise ConfigError(
                 f"the normalisation {ckpt_path} records covers bands {', '.join(have) or '(unnamed)'}, not "
-                f"{', '.join(lacking)}; give the datamodule the statistics of those bands yourself"
+                f"{', '.join(lacking) or ', '.join(names)}; give the datamodule the statistics of those bands "
+                f"yourself{hint}"
             )
         rec = picked
     return folded_mean_std(rec)

@@ -34,11 +34,16 @@ def rgb_canonical(name: str) -> str:
     return _canon(name)
 
 
-def band_matches(src_bands: Sequence[str], bands: Sequence[str], *, src_sensor: str | None = None) -> dict[int, int]:
-    """index in `bands` -> index in `src_bands` for the bands that `resolve_bands` matches (the same names through
-    the built-in sensors, `src_sensor`'s numbering deciding): what a record's statistics must follow so that they
-    stay with the kernels."""
-    _, src_keys, dst_keys = _keys_without_sensor(list(src_bands), bands, from_file=True, src_sensor=src_sensor)
+def band_matches(
+    src_bands: Sequence[str], bands: Sequence[str], *, src_sensor: str | None = None, sensor: Any = None
+) -> dict[int, int]:
+    """index in `bands` -> index in `src_bands` for the bands that `resolve_bands` matches (through `sensor`, the
+    sensor `bands` are named after, when given, else the built-in sensors, `src_sensor`'s numbering deciding):
+    what a record's statistics must follow so that they stay with the kernels."""
+    if sensor is not None:
+        _, src_keys, dst_keys = _keys(list(src_bands), bands, sensor, from_file=True)
+    else:
+        _, src_keys, dst_keys = _keys_without_sensor(list(src_bands), bands, from_file=True, src_sensor=src_sensor)
     return match_bands(src_keys, dst_keys)
 
 
