@@ -6,9 +6,9 @@ import glob as _glob
 from collections.abc import Sequence
 from pathlib import Path
 
-from geodino.errors import InputError
+from geodino.errors import InputError, plural
 
-__all__ = ["IMAGE_EXTS", "RASTER_EXTS", "resolve_paths"]
+__all__ = ["IMAGE_EXTS", "RASTER_EXTS", "one_listed", "read_list", "resolve_paths"]
 
 RASTER_EXTS = (".tif", ".tiff", ".vrt", ".jp2", ".img")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
@@ -16,6 +16,55 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
 
 def _has_magic(text: str) -> bool:
     return any(ch in text for ch in "*?[")
+
+
+REMOTE_PREFIXES = ("/vsi", "http://", "https://", "s3://", "gs://")
+
+
+def read_list(path: str | Path, what: str = "raster") -> list[str]:
+    """The entries of a `.txt` file list, one path per line (blank lines and `#` comments skipped; relative paths
+    from the list's folder). Local entries must exist: a missing one is named with the list and its line number
+    (it used to surface later as "raster hello: cannot be read"); remote ones (/vsi..., s3://, gs://, http(s)://)
+    are passed on unchecked, as written."""
+    p = Path(path)
+    base = p.parent
+    listed: list[tuple[int, str]] = []
+    for number, raw in enumerate(p.read_text().splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith(REMOTE_PREFIXES):
+            listed.append((number, line))
+            continue
+        entry = Path(line).expanduser()
+        listed.append((number, str(entry if entry.is_absolute() else base / entry)))
+    if not listed:
+        raise InputError(f"file list {p} is empty; put one {what} path per line")
+    missing = [(n, e) for n, e in listed if not e.startswith(REMOTE_PREFIXES) and not Path(e).exists()]
+    if missing:
+        n, entry = missing[0]
+        more = f" (and {plural(len(missing) - 1, 'more line')} like it)" if len(missing) > 1 else ""
+        where = (
+            ""
+            if Path(entry).is_absolute()
+            else f" (relative entries are read from the list's folder, {base.resolve()})"
+        )
+        raise InputError(
+            f"file list {p}, line {n}: {what} {entry} does not exist{where}{more}; fix the line or remove it"
+        )
+    return [e for _, e in listed]
+
+
+def one_listed(inputs: Sequence[str | Path], what: str = "raster") -> list[str]:
+    """`inputs` with a lone `.txt` list that names one path replaced by that path, for callers that treat one
+    input and many differently (`geodino embed`: one feature raster, or a folder of them and a mosaic): a list
+    with one entry is that one path. The list's entries are checked (`read_list`) either way."""
+    items = [str(i) for i in inputs]
+    if len(items) == 1 and items[0].lower().endswith(".txt") and Path(items[0]).expanduser().is_file():
+        listed = read_list(Path(items[0]).expanduser(), what)
+        if len(listed) == 1:
+            return listed
+    return items
 
 
 def resolve_paths(
@@ -62,12 +111,7 @@ def resolve_paths(
                 )
             found.extend(hits)
         elif p.is_file() and p.suffix.lower() == ".txt":
-            lines = [ln.strip() for ln in p.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
-            base = p.parent
-            listed = [ln if Path(ln).is_absolute() or ln.startswith("/vsi") else str(base / ln) for ln in lines]
-            if not listed:
-                raise InputError(f"file list {p} is empty; put one {what} path per line")
-            found.extend(listed)
+            found.extend(read_list(p, what))
         elif p.is_file() and p.suffix.lower() == ".parquet":  # a tile list written by `geodino data curate`
             from geodino.data.curate import read_paths
 

@@ -249,13 +249,14 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             setattr(cfg, name, value)
     cfg.validate()
+    from geodino.data.paths import one_listed
     from geodino.embed.scenes import embed_scenes, is_many
 
-    inputs = [args.input, *extra]
+    inputs = one_listed([args.input, *extra])  # a .txt list of one raster is that raster (its entries checked)
     if is_many(inputs):
         embed_scenes(inputs, cfg)  # writes each scene's STAC item and the folder's catalog.json itself
     else:
-        embed_raster(args.input, config=cfg)  # and its STAC item, once the raster is complete
+        embed_raster(inputs[0], config=cfg)  # and its STAC item, once the raster is complete
     return 0
 
 

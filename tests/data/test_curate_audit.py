@@ -85,17 +85,18 @@ def test_failed_run_leaves_nothing_and_an_interrupted_run_resumes(tmp_path, caps
     (tmp_path / "bad" / "fake.jpg").write_text("not an image")
     (tmp_path / "bad" / "list2.txt").write_text(f"{root / 'green' / '00.png'}\nfake.jpg\n")
     run = ("data", "curate", "-b", SPEC, "--size", "1", "--clusters", "1", "--no-progress", "-o")
-    for bad in ("list.txt", "list2.txt"):  # nothing computed: no OUT, no embeddings/meta.json
-        one_line_exit_2(capsys, tmp_path, *run, tmp_path / "out", tmp_path / "bad" / bad, expect=("cannot be decoded",))
+    # nothing computed: no OUT, no embeddings/meta.json (a listed file that does not exist is named with its line)
+    for bad, says in (("list.txt", "list.txt, line 2: image"), ("list2.txt", "cannot be decoded")):
+        one_line_exit_2(capsys, tmp_path, *run, tmp_path / "out", tmp_path / "bad" / bad, expect=(says,))
         assert not (tmp_path / "out").exists()
     # a reused folder stays as it was
     out = tmp_path / "cur"
     argv = [*run, str(out), str(root), "--chunk", "8", "--size", "9", "--clusters", "4", "2", "--dedup", "0.999"]
     assert cli.main(argv) == 0
     meta = (out / "embeddings" / "meta.json").read_text()
-    bad = (*run, out, tmp_path / "bad" / "list.txt")
+    bad = (*run, out, tmp_path / "bad" / "list2.txt")  # it exists and fails only when fake.jpg is decoded
     one_line_exit_2(capsys, tmp_path, *bad, expect=("holds an earlier curation of other inputs",))
-    one_line_exit_2(capsys, tmp_path, *bad, "--overwrite", expect=("nothere.jpg",))
+    one_line_exit_2(capsys, tmp_path, *bad, "--overwrite", expect=("fake.jpg",))
     assert (out / "embeddings" / "meta.json").read_text() == meta
     # an interrupted run keeps its chunks (and meta.json) and resumes after them
     interrupted = tmp_path / "int"
@@ -210,6 +211,9 @@ def test_clipped_cluster_counts_are_warned_and_the_report_ratio_is_true(tmp_path
 def test_unreadable_image_is_named_and_on_error_skip_drops_it(tmp_path, capsys):
     root = _image_archive(tmp_path / "archive")
     lst = tmp_path / "list.txt"
+    # a listed file that does not exist is a broken list (named with its line, tests/data/test_path_lists.py); one
+    # that exists and does not decode is an unreadable image
+    (tmp_path / "nothere.jpg").write_text("not an image")
     lst.write_text("".join(f"{p}\n" for p in sorted((root / "green").glob("*.png"))[:6]) + "nothere.jpg\n")
     run = ["data", "curate", str(lst), "-b", SPEC, "--size", "3", "--clusters", "2", "--no-progress", "-o"]
     line = one_line_exit_2(capsys, tmp_path, *run, tmp_path / "o", expect=("nothere.jpg", "--on-error skip"))
