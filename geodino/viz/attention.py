@@ -29,6 +29,7 @@ import numpy as np
 from geodino.errors import InputError, plural
 from geodino.viz.attention_input import (
     crop_note,
+    is_image,
     read_input,
     window_point,
 )
@@ -40,8 +41,10 @@ from geodino.viz.attention_outputs import (
 __all__ = [
     "AttentionMaps",
     "attention_maps",
+    "check_mass",
     "check_output_folder",
     "crop_note",
+    "is_image",
     "mass_mask",
     "read_input",
     "visualize_attention",
@@ -78,11 +81,24 @@ class AttentionMaps:
         return int(self.mean.shape[0]), int(self.mean.shape[1])
 
 
+def check_mass(mass: float) -> None:
+    """Refuse a mass share outside (0, 1], naming the CLI flag and the Python keyword (one check, run before
+    the backbone is loaded, so a typo costs no forward pass)."""
+    try:
+        ok = 0.0 < float(mass) <= 1.0  # NaN is refused too
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise InputError(
+            f"--mass {mass} (mass={mass!r} in Python): the attention mass share the mask keeps must be in (0, 1]; "
+            "DINO uses 0.6"
+        )
+
+
 def mass_mask(attn: np.ndarray, mass: float = 0.6) -> np.ndarray:
     """The smallest set of highest-attention cells whose share of the total attention reaches `mass` (DINO's
     thresholded self-attention). Works on [..., h, w]; cells are ranked by value over the last two axes."""
-    if not 0.0 < mass <= 1.0:
-        raise InputError(f"attention mass share must be in (0, 1], got {mass}")
+    check_mass(mass)
     a = np.asarray(attn, dtype=np.float64)
     flat = a.reshape(*a.shape[:-2], -1)
     order = np.argsort(-flat, axis=-1, kind="stable")
@@ -186,6 +202,7 @@ def attention_maps(
     loaded backbone or a spec string (loaded on CPU)."""
     import torch
 
+    check_mass(mass)
     if isinstance(backbone, str | Path):
         from geodino.backbones import load_backbone
 
@@ -287,12 +304,15 @@ def visualize_attention(
 ) -> dict[str, Path]:
     """`geodino viz attention`: read `path`, load `backbone` (a spec or a FrozenBackbone), write the maps (an
     `out_dir` that holds earlier maps is refused before any work unless `overwrite`)."""
+    check_mass(mass)
     check_output_folder(out_dir, overwrite=overwrite)
     if isinstance(backbone, str | Path):
         from geodino.backbones import load_backbone
 
         backbone = load_backbone(str(backbone), device=device)
-    sample = read_input(path, sensor=sensor, bands=bands, window=window)
+    sample = read_input(path, sensor=sensor, bands=bands, window=window, backbone=backbone)
+    if sample.get("sensor_note"):
+        print(sample["sensor_note"], file=sys.stderr)
     at = window_point(point, window, path) if point is not None else None
     maps = attention_maps(backbone, sample, layer=layer, heads=heads, mass=mass, point=at)
     note = crop_note(maps, sample)

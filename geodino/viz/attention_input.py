@@ -24,6 +24,11 @@ MAX_PIXELS = 4096 * 4096  # a whole-scene forward beyond this needs a --window (
 # ------------------------------------------------------------------------------------------------------------------
 # input
 # ------------------------------------------------------------------------------------------------------------------
+def is_image(path: str | Path) -> bool:
+    """Whether `path` is read as an image file (.jpg/.png/...), not a raster: images have their own scale rule."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
 def read_input(
     path: str | Path,
     *,
@@ -31,9 +36,14 @@ def read_input(
     bands: Sequence[str] | None = None,
     band_names: Sequence[str] | None = None,
     window: Sequence[int] | None = None,
+    backbone: Any = None,
 ) -> dict[str, Any]:
     """An image or raster as a sample: reflectance `image` float32 [C,H,W], `valid` [H,W], `sensor`, and for a
-    georeferenced raster `crs` and `transform` (of the window); `window` is (col, row, width, height) in pixels."""
+    georeferenced raster `crs` and `transform` (of the window); `window` is (col, row, width, height) in pixels.
+
+    A raster read without `sensor` takes the DN scale `backbone`'s normalisation record carries, as `geodino
+    embed` does (`recorded_sensor`); `sample["sensor_note"]` then says so, for the caller to print. A `.txt` list
+    naming one raster is read as that raster; a list of several is refused (one input per run)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"input {path} does not exist; give an image (.jpg/.png) or a raster (.tif/.vrt)")
@@ -42,6 +52,10 @@ def read_input(
             f"input {path} is a folder; viz attention takes one image (.jpg/.png) or raster (.tif/.vrt) file: "
             "pass one of its files"
         )
+    source = str(path)  # what the raster reader opens: a listed /vsi or URL entry as written
+    if path.suffix.lower() == ".txt":
+        source = _one_listed(path)
+        path = Path(source)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         from geodino.data.images import decode_image, match_bit_depth
         from geodino.data.sensors import get_sensor
@@ -74,8 +88,13 @@ def read_input(
         }
     from geodino.data.archive import RasterArchive
 
+    note = None
+    if sensor is None and backbone is not None:
+        found = recorded_sensor(backbone, source)
+        if found is not None:
+            sensor, note = found
     archive = RasterArchive(
-        [str(path)],
+        [source],
         sensor=sensor,
         bands=bands,
         band_names=band_names,
@@ -93,7 +112,52 @@ def read_input(
     sample["window"] = [c, r, w, h] if window is not None else None
     if not scene.crs:
         sample["crs"], sample["transform"] = None, None
+    if note:
+        sample["sensor_note"] = note
     return sample
+
+
+def recorded_sensor(backbone: Any, path: str | Path) -> tuple[Any, str] | None:
+    """The data sensor of a raster given without --sensor: the one the backbone's normalisation record carries
+    (its sensor, bands and DN scale: `geodino.embed.sweep.scaling_sensor`, the rule `geodino embed` reads rasters
+    by), with the line saying so; None when the record has no DN scale (then --sensor is asked for). A float
+    raster is reflectance already, as embed reads it: the record's bands with scale 1."""
+    from geodino.embed.config import EmbedConfig
+    from geodino.embed.sweep import recorded_scale, scaling_sensor
+
+    sensor = scaling_sensor(EmbedConfig(), backbone)
+    if sensor is None:
+        return None
+    import dataclasses
+
+    import rasterio
+
+    try:
+        with rasterio.open(path) as src:
+            is_float = np.dtype(src.dtypes[0]).kind == "f"
+    except rasterio.errors.RasterioError:  # the archive says what is wrong with the file, in its own words
+        is_float = False
+    _, _, desc = recorded_scale(backbone)
+    if is_float:
+        sensor = dataclasses.replace(sensor, scale=1.0, offset=0.0)
+        rule = f"float pixels read as reflectance (bands of sensor {sensor.name} as the backbone records them)"
+    else:
+        rule = f"DN -> reflectance {desc}"
+    return sensor, f"geodino: no --sensor given: {path} is read by the backbone's record, {rule}; --sensor overrides"
+
+
+def _one_listed(path: Path) -> str:
+    """The one raster a `.txt` list names (its entries checked by `resolve_paths`); a list of several is refused:
+    viz attention draws the maps of one input."""
+    from geodino.data.paths import RASTER_EXTS, resolve_paths
+
+    listed = resolve_paths([str(path)], RASTER_EXTS, what="raster", hint="list one raster in it")
+    if len(listed) != 1:
+        raise InputError(
+            f"input {path} lists {plural(len(listed), 'raster')}; viz attention draws the maps of one input: pass "
+            f"one of them (e.g. {listed[0]})"
+        )
+    return listed[0]
 
 
 def crop_note(maps: AttentionMaps, sample: dict[str, Any]) -> str | None:

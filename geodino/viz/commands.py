@@ -64,8 +64,10 @@ def _attention(args: argparse.Namespace) -> int:
     from geodino.errors import InputError
     from geodino.viz.attention import (
         attention_maps,
+        check_mass,
         check_output_folder,
         crop_note,
+        is_image,
         read_input,
         window_point,
         write_attention,
@@ -73,8 +75,14 @@ def _attention(args: argparse.Namespace) -> int:
 
     if args.point_crs and args.point is None:  # a flag that changes nothing would hide a forgotten --point
         raise InputError("--point-crs says how to read --point, which is missing; pass --point X Y as well")
+    check_mass(args.mass)
     check_output_folder(args.out, overwrite=args.overwrite)  # before the backbone is loaded and run
-    sample = read_input(args.input, sensor=args.sensor, bands=args.bands, window=args.window)
+    backbone = None
+    if args.sensor is None and not is_image(args.input):  # a raster may be read by the backbone's record
+        backbone = load_backbone(args.backbone, device=args.device)
+    sample = read_input(args.input, sensor=args.sensor, bands=args.bands, window=args.window, backbone=backbone)
+    if sample.get("sensor_note"):
+        print(sample["sensor_note"], file=sys.stderr)
     point = None
     if args.point is not None:
         import math
@@ -102,7 +110,8 @@ def _attention(args: argparse.Namespace) -> int:
             point = (math.floor(col), math.floor(row))
         else:
             point = window_point((int(x), int(y)), args.window, args.input)
-    backbone = load_backbone(args.backbone, device=args.device)
+    if backbone is None:
+        backbone = load_backbone(args.backbone, device=args.device)
     maps = attention_maps(backbone, sample, layer=args.layer, heads=args.heads, mass=args.mass, point=point)
     note = crop_note(maps, sample)
     if note:
