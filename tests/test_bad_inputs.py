@@ -189,7 +189,7 @@ def test_convert_bands_resolve_through_the_sensor_registry(capsys, tmp_path):
     # B08 (NIR) matches no RGB band: an error unless a fill is asked for
     one_line_exit_2(
         capsys, tmp_path, "convert", src, tmp_path / "s2.pth", "--bands", "B02", "B03", "B04", "B08",
-        expect=("1 band of --bands (B08) matches no band", "--fill zeros for it"),
+        expect=("1 requested band (B08) matches no band", "--fill mean / --fill zeros on the command line"),
     )  # fmt: skip
     # a name of another sensor: one line naming the band and the sensor's bands
     one_line_exit_2(

@@ -34,7 +34,12 @@ def register(subparsers: Any) -> None:
         help="kernel of bands matching none of the input's (default: such a band is an error)",
     )
     c.add_argument("--sensor", default=None, help="sensor whose band names --bands uses (e.g. sentinel2_l2a, landsat8)")
-    c.add_argument("--which", default="teacher", help="backbone inside a training checkpoint (teacher/student)")
+    c.add_argument(
+        "--which",
+        default=None,
+        help="backbone inside a training checkpoint: teacher (default) or student, or a key prefix such as "
+        "arch.student.backbone (refused for a file holding one backbone)",
+    )
     c.add_argument("--overwrite", action="store_true", help="replace an existing output")
     c.add_argument("--expect-arch", default=None, help="fail unless the weights fit this architecture (e.g. vit_large)")
     c.add_argument("--expect-bands", type=int, default=None, help="fail unless the weights take this many bands")

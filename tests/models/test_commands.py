@@ -81,9 +81,9 @@ def one_line_error(capsys, *argv: str) -> str:
 def test_bad_input_paths_exit_2_with_one_line(capsys, tmp_path):
     _, path = tiny_file(tmp_path)
     _, path12 = tiny_file(tmp_path, "m12.pth", in_chans=12)
-    # another architecture: names the mismatching keys and shapes
+    # another architecture: says what the weights are (dim, depth), not each mismatching key
     msg = one_line_error(capsys, "convert", str(path), str(tmp_path / "x.pth"), "--expect-arch", "vit_small")
-    assert "cls_token [1,1,192] in the file vs [1,1,384] in the model" in msg
+    assert "holds a ViT (dim 192, depth 2), not vit_small (dim 384, depth 12)" in msg
     # another band count: suggests band adaptation
     msg = one_line_error(capsys, "convert", str(path12), str(tmp_path / "x.pth"), "--expect-bands", "3")
     assert "12 input bands and the model 3: adapt the patch embedding" in msg

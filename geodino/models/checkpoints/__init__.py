@@ -127,6 +127,14 @@ def _prefixes(state: Mapping[str, Any]) -> list[str]:
     return sorted(set(out), key=len)
 
 
+def _which_matches(prefix: str, which: str) -> bool:
+    """Whether `which` names the backbone under `prefix`: the whole prefix, a leading part of it
+    (`arch.teacher`), or one of its dotted names (`teacher`); never a substring (`e` named the teacher)."""
+    w = which.strip(".")
+    p = prefix.rstrip(".")
+    return bool(w) and (p == w or p.startswith(w + ".") or w in p.split("."))
+
+
 def _pick_prefix(state: Mapping[str, Any], path: Path, which: str) -> str:
     found = _prefixes(state)
     if not found:
@@ -136,13 +144,21 @@ def _pick_prefix(state: Mapping[str, Any], path: Path, which: str) -> str:
         )
     if len(found) == 1:
         return found[0]
-    pick = [p for p in found if which in p]
-    if len(pick) >= 1:
+    names = ", ".join(p.rstrip(".") or "<root>" for p in found)
+    pick = [p for p in found if _which_matches(p, which)]
+    # one backbone may be found under nested prefixes ("arch.teacher." and "arch.teacher.backbone."): those agree
+    apart = [p for p in pick if not any(q != p and (p.startswith(q) or q.startswith(p)) for q in pick)]
+    if len(apart) > 1:
+        raise CheckpointError(
+            f"checkpoint {path}: --which {which} (which={which!r} in Python) matches several backbones "
+            f"({', '.join(p.rstrip('.') for p in pick)}); name one of {names}"
+        )
+    if pick:
         # prefer the backbone itself (e.g. "arch.teacher.backbone." over "arch.teacher.")
         return min(pick, key=lambda p: (0 if p.endswith("backbone.") else 1, len(p)))
     raise CheckpointError(
-        f"checkpoint {path} holds several backbones ({', '.join(p.rstrip('.') or '<root>' for p in found)}); "
-        f"choose one with which=<prefix> (e.g. which=teacher)"
+        f"checkpoint {path} holds several backbones ({names}) and --which {which} (which={which!r} in Python) "
+        "names none of them; choose one by name or leading part, e.g. --which teacher"
     )
 
 
@@ -248,12 +264,14 @@ def backbone_state(
         kind = "geodino-ssl"
         config = dict(geo.get("backbone") or {}) or None
         state = obj["state_dict"]
-    elif isinstance(obj.get("teacher"), Mapping) and which == "teacher":
+    elif evals := [k for k in ("teacher", "student") if isinstance(obj.get(k), Mapping)]:
         kind = "official-eval"
-        state = obj["teacher"]
-    elif isinstance(obj.get("student"), Mapping) and which == "student":
-        kind = "official-eval"
-        state = obj["student"]
+        if which not in evals:
+            raise CheckpointError(
+                f"checkpoint {path} holds the backbone{'s' if len(evals) > 1 else ''} {' and '.join(evals)}, and "
+                f"--which {which} (which={which!r} in Python) names none; pass --which {evals[0]}"
+            )
+        state = obj[which]
     else:
         for key in ("model", "state_dict", "module", "backbone"):
             if isinstance(obj.get(key), Mapping) and not _tensors(obj):
@@ -267,6 +285,7 @@ def backbone_state(
                 state = v
                 break
     prefix = _pick_prefix(state, path, which)
+    several = kind == "official-eval" or len(_prefixes(state)) > 1
     raw = _strip(state, prefix)
     layout = detect_layout(raw, path)
     hints: dict[str, Any] = {}
@@ -275,6 +294,7 @@ def backbone_state(
 
         hints = timm_layout_hints(timm_args)
     weights = BackboneWeights(state=to_official(raw, layout, path, **hints), source=path, layout=layout, kind=kind)
+    weights.several = several
     if config:
         weights.config = config
     if geo is not None and kind == "geodino-ssl":

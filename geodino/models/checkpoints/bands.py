@@ -167,12 +167,18 @@ def resolve_bands(
     matched = match_bands(src_keys, dst_keys)
     unmatched = [b for j, b in enumerate(bands) if j not in matched]
     if unmatched and fill is None:
-        hint = "" if sensor or matched else "; or --sensor NAME so the names resolve (e.g. sentinel2_l2a)"
+        hint = (
+            ""
+            if sensor or matched
+            else "; or name their sensor so the names resolve (sensor='sentinel2_l2a' in Python, --sensor on the "
+            "command line)"
+        )
         one = len(unmatched) == 1
         raise ConfigError(
-            f"{plural(len(unmatched), 'band')} of --bands ({', '.join(unmatched)}) {'matches' if one else 'match'} "
-            f"no band of checkpoint {source} ({', '.join(file_bands)}); pass --fill mean (the mean kernel) or "
-            f"--fill zeros for {'it' if one else 'them'}{hint}"
+            f"{plural(len(unmatched), 'requested band')} ({', '.join(unmatched)}) {'matches' if one else 'match'} "
+            f"no band of checkpoint {source} ({', '.join(file_bands)}); give {'it' if one else 'them'} the mean "
+            "or zero kernel (fill='mean' / fill='zeros' in Python and TerraTorch's backbone_fill, --fill mean / "
+            f"--fill zeros on the command line){hint}"
         )
     if unmatched:
         # said out loud: a typo or another naming convention (NIR_NARROW for nir) would otherwise silently

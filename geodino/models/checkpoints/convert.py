@@ -35,7 +35,7 @@ def convert_checkpoint(
     bands: Sequence[str] | None = None,
     src_bands: Sequence[str] | None = None,
     fill: str | None = "mean",
-    which: str = "teacher",
+    which: str | None = None,
     overwrite: bool = False,
     expect_arch: str | None = None,
     expect_bands: int | None = None,
@@ -51,7 +51,8 @@ def convert_checkpoint(
 
     Band names resolve through the sensor registry (`sensor`, or the built-in sensors that know every name:
     Sentinel-2 B04/B03/B02 are red/green/blue). `fill=None` refuses names that match no band of the file
-    instead of giving them the `mean` kernel."""
+    instead of giving them the `mean` kernel. `which` chooses the backbone of a checkpoint holding several (default
+    the teacher); given for a file that holds one, it is refused rather than ignored."""
     from geodino.io import check_writable
 
     for name, value in (("--from", src_layout), ("--to", dst_layout)):
@@ -68,7 +69,12 @@ def convert_checkpoint(
             f"output {dst} must end in .safetensors, .pth or .pt, or have no suffix (a timm folder for "
             "timm.create_model('local-dir:PATH'))"
         )
-    weights = read_backbone_weights(src, which=which)
+    weights = read_backbone_weights(src, which=which or "teacher")
+    if which is not None and not weights.several:
+        raise ConfigError(
+            f"--which {which} (which={which!r} in Python): {src} holds one backbone, not a training checkpoint with "
+            "a teacher and a student, so there is nothing to choose; drop --which"
+        )
     if src_layout != "auto" and src_layout != weights.layout:
         raise CheckpointError(
             f"checkpoint {src} is in the {weights.layout} layout, not {src_layout}; pass --from {weights.layout} "
@@ -140,6 +146,18 @@ def check_architecture(
         name = cfg.pop("arch", None)
         model = build_model(name, device="meta", **cfg)
     else:
+        from geodino.models.archs import ARCHS, arch_kwargs
+
+        want = arch_kwargs(arch)
+        have = (int(cfg["embed_dim"]), int(cfg["depth"]))
+        if have != (int(want["embed_dim"]), int(want["depth"])):  # one line, not every mismatching key
+            own = cfg.get("arch")  # named only when the table's sizes are the file's (a depth-2 vit_tiny is not one)
+            same = own in ARCHS and (ARCHS[own]["embed_dim"], ARCHS[own]["depth"]) == have
+            name = own if same else "a ViT"
+            raise CheckpointError(
+                f"checkpoint {source} holds {name} (dim {have[0]}, depth {have[1]}), not {arch} (dim "
+                f"{want['embed_dim']}, depth {want['depth']}); pass the weights of a {arch}, or drop --expect-arch"
+            )
         flags = {k: cfg[k] for k in ("untie_cls_and_patch_norms", "untie_global_and_local_cls_norm")}
         model = build_model(arch, in_chans=cfg["in_chans"], patch_size=int(cfg["patch_size"]), device="meta", **flags)
     check_fits(model, state, source, own_config=arch is None and bands is None)

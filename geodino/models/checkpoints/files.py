@@ -63,6 +63,8 @@ class BackboneWeights:
     # the input normalisation the file records (`checkpoints.normalization`), and which file/key it came from
     normalization: dict[str, Any] | None = None
     normalization_from: str = ""
+    # the file held several backbones (teacher and student) and `which` chose this one
+    several: bool = False
 
 
 # ----------------------------------------------------------------------------------------------------------------
