@@ -75,13 +75,17 @@ class DistillTrainConfig:
     logger_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+# the official ViT-L distillation ramps the lr over its first 10 of 20 epochs (`cosine_epochs: 10`), then holds it
+DEFAULT_LR_COSINE = 0.5
+
+
 def _distill_schedules() -> SchedulesConfig:
-    """Official ViT-L multi-distillation schedule shapes (v2): lr 0 -> 5e-5 as a cosine ramp (official: over the first
-    half of the run, then constant; here over the whole run unless `schedules.lr.cosine_iters` is set), momentum
-    0.994 -> 1 (cosine), teacher temperature 0.07, weight decay 0.04."""
+    """Official ViT-L multi-distillation schedule shapes (v2): lr 0 -> 5e-5 as a cosine ramp over the first half of
+    the run, then constant (official: 10 of 20 epochs), momentum 0.994 -> 1 (cosine), teacher temperature 0.07,
+    weight decay 0.04."""
     return SchedulesConfig(
         kind="v2",
-        lr=ScheduleConfig(start=0.0, peak=0.0, end=5e-5, warmup_iters=0, cosine_iters=None),
+        lr=ScheduleConfig(start=0.0, peak=0.0, end=5e-5, warmup_iters=0, cosine_iters=DEFAULT_LR_COSINE),
         weight_decay=ScheduleConfig(0.04, 0.04, 0.04),
         momentum=ScheduleConfig(0.994, 0.994, 1.0),
         teacher_temp=ScheduleConfig(0.07, 0.07, 0.07),
@@ -98,8 +102,11 @@ class DistillConfig:
     dino: DinoConfig = field(default_factory=DinoConfig)  # loss weight, temperatures; head_* size warm-up heads
     ibot: IbotConfig = field(default_factory=IbotConfig)  # loss weight; positions come from crops.mask_*
     koleo: KoLeoConfig = field(default_factory=KoLeoConfig)
+    # the official distillation's optimiser: LLRD 0.99, clip 3, no frozen prototypes, lr x 4*sqrt(B/1024)
     optim: OptimConfig = field(
-        default_factory=lambda: OptimConfig(layerwise_decay=0.99, freeze_last_layer_iters=0, clip_grad=3.0)
+        default_factory=lambda: OptimConfig(
+            layerwise_decay=0.99, freeze_last_layer_iters=0, clip_grad=3.0, scaling_rule="sqrt_wrt_1024"
+        )
     )
     schedules: SchedulesConfig = field(default_factory=_distill_schedules)
     data: DataConfig = field(default_factory=DataConfig)  # sources, sensor, bands (as pretraining)
@@ -162,6 +169,7 @@ class DistillConfig:
             raise ConfigError(f"teacher.head_warmup_steps={self.teacher.head_warmup_steps} must be >= 0")
         if self.schedules.kind not in ("v1", "v2"):
             raise ConfigError(f"schedules.kind={self.schedules.kind!r} must be 'v1' or 'v2'")
+        _check_lr_cosine(self.schedules.lr.cosine_iters)
         for sec in (self.data, self.crops):
             v = getattr(sec, "validate", None)
             if callable(v):
@@ -170,6 +178,25 @@ class DistillConfig:
             raise ConfigError("crops.mask_probability must be > 0: the masks pick the patch-distillation positions")
         if getattr(self.crops, "gram", False):
             raise ConfigError("crops.gram=true: distillation has no Gram term; set crops.gram=false")
+
+
+def _check_lr_cosine(value: Any) -> None:
+    """`schedules.lr.cosine_iters`: a fraction of the run in (0, 1] (default 0.5: the official ramp over the first
+    half), a step count >= 0 (0: no ramp, the lr starts at its end value), or null (the whole run). A float outside
+    (0, 1] is neither a fraction nor clearly a step count. That the steps fit the run is checked with the schedules
+    (`schedules.reference_iters` may rescale a step count)."""
+    key = f"schedules.lr.cosine_iters={value!r}"
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key} is not a length: write a fraction of the run in (0, 1] or a step count")
+    if isinstance(value, float) and not 0.0 < value <= 1.0:
+        raise ConfigError(
+            f"{key} is not a fraction of the run in (0, 1] (0.5: the official ramp over the first half); "
+            "write a fraction, or an integer step count (0: no ramp)"
+        )
+    if isinstance(value, int) and value < 0:
+        raise ConfigError(f"{key} must be a step count >= 0 or a fraction of the run in (0, 1]")
 
 
 # pretraining's iBOT mask keys (ssl.ibot.*), which distillation does not read, and the crops keys it reads instead
