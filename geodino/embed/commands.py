@@ -21,6 +21,7 @@ from geodino.errors import ConfigError, plural
 PRODUCTS = ("pca", "cluster", "similar", "zonal", "classify", "change")
 
 USAGE = """geodino embed INPUT --backbone SPEC --out OUT.tif|OUT.zarr [options] [key=value ...]
+       geodino embed INPUT ... (--bbox MINX MINY MAXX MAXY [--bbox-crs EPSG:4326] | --window COL ROW WIDTH HEIGHT)
        geodino embed FOLDER|'GLOB'|LIST.txt|SCENES... --backbone SPEC --out FOLDER [--world-size W --rank R]
        geodino embed ITEMS.json|CATALOG.json|URL --asset NAME [--asset-bands red,green,nir] -b SPEC --out FOLDER
        geodino embed ITEMS.json --asset red,green,blue,nir -b SPEC --out FOLDER   (one band per asset, stacked)
@@ -143,6 +144,22 @@ def register(subparsers: Any) -> None:
     g.add_argument("--nodata", type=float, help="override the input's nodata value")
     g.add_argument("--variable", help="variable of a Zarr/NetCDF cube")
     g.add_argument(
+        "--bbox",
+        nargs="+",
+        metavar="MINX MINY MAXX MAXY",
+        help="embed only this area (or MINX,MINY,MAXX,MAXY; negative values as they are), in --bbox-crs; snapped "
+        "outward to the patch grid; many scenes: scenes outside it are skipped",
+    )
+    g.add_argument(
+        "--bbox-crs", dest="bbox_crs", help="CRS of --bbox, e.g. EPSG:4326 for lon/lat (default: the raster's)"
+    )
+    g.add_argument(
+        "--window",
+        nargs="+",
+        metavar="COL ROW WIDTH HEIGHT",
+        help="embed only this pixel window of the input (one raster; snapped outward to the patch grid)",
+    )
+    g.add_argument(
         "--asset",
         help="STAC input: the item asset to embed (e.g. visual), or single-band assets to stack in order "
         "(red,green,blue,nir: asset keys or band common names)",
@@ -224,8 +241,8 @@ def register(subparsers: Any) -> None:
 
 EMBED_FLAGS = (
     "backbone out tile overlap blend margin batch_size layers layer_mode l2_normalize dtype chunk upsample sensor "
-    "scale bands nodata variable asset asset_bands allow_no_crs overwrite resume amp device workers world_size rank "
-    "threads progress"
+    "scale bands nodata variable bbox bbox_crs window asset asset_bands allow_no_crs overwrite resume amp device "
+    "workers world_size rank threads progress"
 ).split()
 
 
@@ -262,8 +279,8 @@ def run(args: argparse.Namespace) -> int:
 
 IMAGES_FLAGS = ("pool", "image_size", "on_error", "offset")
 RASTER_FLAGS = (
-    "tile overlap blend margin layer_mode dtype chunk upsample sensor nodata variable asset asset_bands allow_no_crs "
-    "resume workers world_size rank config"
+    "tile overlap blend margin layer_mode dtype chunk upsample sensor nodata variable bbox bbox_crs window asset "
+    "asset_bands allow_no_crs resume workers world_size rank config"
 ).split()
 
 

@@ -62,6 +62,12 @@ class EmbedConfig:
     bands: list[int] | None = None  # 1-based input bands to use (default: all)
     nodata: float | None = None  # override the input's declared nodata value
     variable: str | None = None  # variable of a Zarr/NetCDF cube input
+    # the area to embed (default: the whole raster), snapped outward to the patch grid and clipped to the raster:
+    # bbox [minx, miny, maxx, maxy] in bbox_crs (default: the raster's CRS; many scenes: each scene's, scenes
+    # outside it skipped), or window [col, row, width, height] in input pixels (one raster only); not both
+    bbox: list[float] | None = None
+    bbox_crs: str | None = None
+    window: list[int] | None = None
     asset: str | None = None  # STAC input: the item asset to embed (e.g. visual, image)
     asset_bands: list[str] | None = None  # STAC input: bands of the asset by name (red,nir) or 1-based number
     allow_no_crs: bool = False
@@ -104,6 +110,9 @@ class EmbedConfig:
         if self.workers > 1 and self.world_size > 1:
             raise ConfigError("use either workers=N (spawned here) or world_size/rank (launched outside), not both")
         parse_layers(self.layers)
+        from geodino.embed.extent import check_extent
+
+        check_extent(self)
         for key in ("band_scale", "band_offset"):
             value = getattr(self, key)
             if value is not None and (not isinstance(value, list) or not value):

@@ -35,6 +35,7 @@ import torch
 
 from geodino.embed.backbone import parse_layers, resolve_backbone
 from geodino.embed.config import EmbedConfig, make_config
+from geodino.embed.extent import WindowSource, describe_window, has_extent, windowed
 from geodino.embed.memory import (
     bound_heap_growth,
     check_memory,
@@ -257,7 +258,11 @@ def _embed(
         from geodino.embed.sources import open_source
 
         source = open_source(input, variable=cfg.variable, bands=cfg.bands, nodata=cfg.nodata)
-        check_grid(out_path, source.info.height, source.info.width, patch_of(cfg.backbone), upsample=cfg.upsample)
+        patch = patch_of(cfg.backbone)
+        if patch and has_extent(cfg):  # the grid checked is the window's (`prepare` cuts it when patch is unknown)
+            source = windowed(source, cfg, patch)
+        if patch or not has_extent(cfg):
+            check_grid(out_path, source.info.height, source.info.width, patch, upsample=cfg.upsample)
     bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
     prep = prep or prepare(source, cfg, bb)
     if cfg.overwrite and not cfg.resume and cfg.rank == 0 and finalize and work.exists():
@@ -277,6 +282,8 @@ def _embed(
     console = Console(now=cfg.progress, quiet=not (cfg.rank == 0 and finalize))
     given = cfg.sensor or cfg.scale is not None or cfg.band_scale is not None or cfg.band_offset is not None
     how = "declared by the input" if prep.declared is not None else "passed" if given else "default"
+    if isinstance(prep.source, WindowSource):
+        console.say(describe_window(prep.source.window, cfg, prep.plan.patch))
     console.say(f"geodino: input DN -> reflectance {prep.meta['input_scale']} ({how})")
     before, known_eager = getattr(bb, "model", None), getattr(bb, "__dict__", {}).get("_eager_model")
     try:

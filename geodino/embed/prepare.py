@@ -12,6 +12,7 @@ import torch
 from geodino.backbones import layer_indices
 from geodino.embed.backbone import describe_backbone, parse_layers
 from geodino.embed.config import IDENT_KEYS, EmbedConfig, check_margin, reads_file_rule
+from geodino.embed.extent import WindowSource, windowed
 from geodino.embed.memory import (
     check_memory,
     default_scale_desc,
@@ -95,8 +96,10 @@ def file_rule(
 
 def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
     """Everything a process needs: source, plan, band names, metadata (no pixels read yet)."""
-    source = open_source(inp, variable=cfg.variable, bands=cfg.bands, nodata=cfg.nodata)
+    # the run's --bbox/--window: a pixel window of the input on its patch grid, read as a raster of its own
+    source = windowed(open_source(inp, variable=cfg.variable, bands=cfg.bands, nodata=cfg.nodata), cfg, bb.patch_size)
     info = source.info
+    window = source.window if isinstance(source, WindowSource) else (0, 0, info.width, info.height)
     if info.crs is None and not cfg.allow_no_crs:
         raise InputError(f"input {info.path} has no CRS; set one (gdal_edit.py -a_srs EPSG:...) or pass --allow-no-crs")
     t = info.transform
@@ -178,6 +181,7 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
         "nodata": "-128" if cfg.dtype == "int8" else "nan",
         "input": str(info.path),
         "input_bands": cfg.bands or list(range(1, info.count + 1)),
+        "input_window": list(window),  # col, row, width, height in input pixels (--bbox/--window; else all)
         "input_nodata": info.nodata,  # declared or --nodata: decides which input pixels are valid
         "input_scale": scale_desc or default_scale_desc(info.dtype),
         "tile": cfg.tile,
@@ -198,6 +202,8 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
         "scale": scale_desc,
         "l2": l2,
     }
+    if isinstance(source, WindowSource):  # only then: a full-scene record of an earlier version resumes as it was
+        ident["window"] = list(window)
     return PreparedRun(source, plan, dim, band_names, meta, ident, l2, margin, declared=declared)
 
 

@@ -238,6 +238,28 @@ def _check_declared_rules(scenes: list[Scene], cfg: EmbedConfig, by_file: set[st
     )
 
 
+def _in_bbox(scenes: list[Scene], cfg: EmbedConfig) -> list[Scene]:
+    """The scenes that hold part of `cfg.bbox` (each in its own CRS: `geodino.embed.extent.overlaps`; a stack of
+    single-band assets on its first asset's grid); the others are skipped with one line saying how many. None:
+    one line naming the bbox and the scenes' extent."""
+    from geodino.embed.extent import format_numbers, overlaps, scenes_extent
+
+    grid = {s.name: s.sources[0][1] if s.sources else s.path for s in scenes}
+    keep = [s for s in scenes if overlaps(grid[s.name], cfg)]
+    box = f"--bbox {format_numbers(cfg.bbox)} ({cfg.bbox_crs or 'each scene CRS'})"
+    if not keep:
+        raise InputError(
+            f"{box} overlaps none of the {plural(len(scenes), 'scene')}, whose extent is "
+            f"{scenes_extent(list(grid.values()), cfg.bbox_crs)}; pass a bbox that overlaps them"
+        )
+    if len(keep) < len(scenes):
+        print(
+            f"geodino: {box}: skipped {len(scenes) - len(keep)} of {plural(len(scenes), 'scene')} outside it",
+            file=sys.stderr,
+        )
+    return keep
+
+
 def _refuse_existing(outs: list[Path], folder: Path) -> None:
     """Without --resume or --overwrite, scene outputs (finished or partial) already in `folder` are refused: one
     line saying whether the run is done (--overwrite redoes it) or can be finished (--resume)."""
@@ -371,10 +393,18 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     cfg = make_config(config, backbone, None, options)
     if not cfg.out:
         raise ConfigError("no output given; pass --out FOLDER for the per-scene feature rasters and their mosaic")
+    if cfg.window is not None:
+        raise ConfigError(
+            f"--window {' '.join(map(str, cfg.window))} is in input pixels, which name no common place in many scenes "
+            "(each has its own grid); pass --bbox MINX MINY MAXX MAXY (with --bbox-crs EPSG:4326 for lon/lat), which "
+            "each scene takes in its own CRS"
+        )
     folder, mosaic = scene_outputs(cfg.out)
     scenes = list_scenes(inputs, asset=cfg.asset, asset_bands=cfg.asset_bands, exclude=folder)
     if not scenes:
         raise InputError(f"{' '.join(inputs)} holds no raster outside the output folder {folder}; pass the scenes")
+    if cfg.bbox is not None:
+        scenes = _in_bbox(scenes, cfg)
     from geodino.embed.pipeline import Console, embed_raster
 
     console = Console(now=cfg.progress)  # without the bar, notes come at the end (see Console)

@@ -291,11 +291,11 @@ def with_spec_option(spec: str, key: str, value: str, drop: Sequence[str] = ()) 
 
 def open_source(
     obj: Any, *, variable: str | None = None, bands: list[int] | None = None, nodata: float | None = None
-) -> RasterSource | CubeSource:
+) -> WindowedSource:
     """A source for a path (raster file, VRT, Zarr/NetCDF cube) or an in-memory xarray object."""
     from geodino.data.cubes import is_zarr_store
 
-    if isinstance(obj, (RasterSource, CubeSource)):
+    if isinstance(obj, WindowedSource):  # opened already (a pixel window of one too: `geodino.embed.extent`)
         return obj
     if isinstance(obj, (str, Path)):
         path = str(obj)

@@ -208,6 +208,8 @@ SETTING_NAMES = {
     "plan.height_px": "input size",
     "plan.width_px": "input size",
     "plan.transform": "input georeferencing",
+    "window": "window/bbox (input col, row, width, height)",
+    "input_window": "window/bbox (input col, row, width, height)",
     "bands": "bands",
     "input_bands": "bands",
     "nodata": "nodata",
@@ -238,8 +240,8 @@ _FOLLOWS = {
     "backbone weights": ("backbone",),
     "patch size": ("backbone",),
     "feature count": ("backbone", "layers", "layer_mode"),
-    "input size": ("input", "bands"),
-    "input georeferencing": ("input",),
+    "input size": ("input", "bands", "window/bbox (input col, row, width, height)"),
+    "input georeferencing": ("input", "window/bbox (input col, row, width, height)"),
     "margin": ("overlap",),  # its default is overlap/4
     "l2_normalize": ("dtype",),  # int8 forces it
 }

@@ -1,0 +1,302 @@
+"""The part of a raster an embedding run covers: `bbox` (map coordinates, in `bbox_crs` or the raster's CRS) or
+`window` (input pixels), or the whole raster.
+
+The requested area is snapped outward to the input's patch grid (cells start at multiples of the patch size from
+the raster's origin, as in a full-scene run) and clipped to the raster, so a cell of the windowed output covers
+the same pixels as the same cell of a full-scene run. The window is then read as a raster of its own
+(`WindowSource`: pixels outside it are outside the raster), so with a tile covering the whole window the output
+equals the embedding of that pixel window cut out with gdal_translate. A bbox is placed with the training tiler's
+ROI rule (`geodino.data.tiling.TileSampler._roi_in_pixels`: reprojected to the raster's CRS, then to pixels);
+its edges are densified first, so a lon/lat box keeps its curved outline in a projected CRS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from geodino.embed.sources import SourceInfo, WindowedSource
+from geodino.errors import ConfigError, InputError
+
+__all__ = [
+    "WindowSource",
+    "check_extent",
+    "describe_window",
+    "format_numbers",
+    "has_extent",
+    "overlaps",
+    "parse_numbers",
+    "pixel_window",
+    "windowed",
+]
+
+_EDGE_POINTS = 21  # points per bbox edge when it is reprojected (as rasterio's transform_bounds densifies)
+_SNAP = 1e-6  # a bbox edge this close to a pixel edge (in pixels) is on it: float noise adds no pixel
+
+
+def parse_numbers(value: Any, key: str, *, integer: bool = False) -> list[float] | list[int] | None:
+    """Four numbers from a list (`[-120.5, 37, -119.5, 38]`, the CLI's strings) or comma text
+    (`"-120.5,37,-119.5,38"`); None stays None; anything else is one ConfigError naming `key`."""
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else list(value) if isinstance(value, Sequence) else [value]
+    parts = [p for v in items for p in (str(v).replace(",", " ").split() if isinstance(v, str) else [v])]
+    what = "COL ROW WIDTH HEIGHT (input pixels)" if integer else "MINX MINY MAXX MAXY"
+    try:
+        nums = [float(p) for p in parts]
+    except (TypeError, ValueError):
+        nums = []
+    if len(nums) != 4 or not all(math.isfinite(n) for n in nums) or (integer and any(n != int(n) for n in nums)):
+        raise ConfigError(
+            f"{key} {_shown(value)} must be four {'whole numbers' if integer else 'numbers'}, {what}, e.g. "
+            f"{'--window 0 0 1024 1024' if integer else '--bbox -120.5,37,-119.5,38'}"
+        )
+    return [int(n) for n in nums] if integer else nums
+
+
+def _shown(value: Any) -> str:
+    return " ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+
+
+def check_extent(cfg: Any) -> None:
+    """Normalise and check `cfg.bbox`, `cfg.bbox_crs` and `cfg.window` (an `EmbedConfig`), in place: one of the
+    two at most, a bbox with min < max, a window of positive size."""
+    cfg.bbox = parse_numbers(cfg.bbox, "bbox")
+    cfg.window = parse_numbers(cfg.window, "window", integer=True)
+    if cfg.bbox is not None and cfg.window is not None:
+        raise ConfigError(
+            "bbox and window both choose the area to embed; keep one (--bbox in map coordinates, --window in pixels)"
+        )
+    if cfg.bbox_crs is not None and cfg.bbox is None:
+        raise ConfigError(f"bbox_crs={cfg.bbox_crs!r} is given without a bbox; pass --bbox MINX MINY MAXX MAXY too")
+    if cfg.bbox is not None:
+        x0, y0, x1, y1 = cfg.bbox
+        if not (x0 < x1 and y0 < y1):
+            ordered = format_numbers([min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)])
+            raise ConfigError(
+                f"bbox {format_numbers(cfg.bbox)} must be MINX MINY MAXX MAXY with MINX < MAXX and MINY < MAXY "
+                f"(west, south, east, north); e.g. --bbox {ordered}"
+            )
+    if cfg.window is not None:
+        c, r, w, h = cfg.window
+        if w < 1 or h < 1 or c < 0 or r < 0:
+            raise ConfigError(
+                f"window {format_numbers(cfg.window)} must be COL ROW WIDTH HEIGHT with COL, ROW >= 0 and WIDTH, "
+                "HEIGHT >= 1 (input pixels from the raster's top-left corner)"
+            )
+
+
+def has_extent(cfg: Any) -> bool:
+    """Whether the run covers part of the raster (`bbox` or `window` given)."""
+    return getattr(cfg, "bbox", None) is not None or getattr(cfg, "window", None) is not None
+
+
+def format_numbers(values: Sequence[float]) -> str:
+    """Numbers as a user writes them: 500000 not 500000.0 or 5e+05, at most 6 decimals."""
+    return " ".join(f"{float(v):.6f}".rstrip("0").rstrip(".") for v in values)
+
+
+def _crs_of(text: str, key: str = "--bbox-crs") -> Any:
+    from rasterio.crs import CRS
+    from rasterio.errors import CRSError
+
+    try:
+        return CRS.from_user_input(text)
+    except (CRSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"{key} {text!r} is not a CRS GDAL knows; pass e.g. EPSG:4326 for lon/lat") from exc
+
+
+def _bbox_pixels(bbox: Sequence[float], bbox_crs: str | None, crs: Any, transform: Any, w: int, h: int) -> Any:
+    """The part of the raster under `bbox` as a shapely geometry in pixel coordinates (empty when none)."""
+    import shapely
+
+    from geodino.data.tiling import TileSampler
+
+    box = shapely.box(*bbox)
+    if bbox_crs is not None:  # reprojected: its edges curve, so they are densified first
+        box = shapely.segmentize(box, max(bbox[2] - bbox[0], bbox[3] - bbox[1]) / (_EDGE_POINTS - 1))
+    scene = SimpleNamespace(crs=crs if bbox_crs is not None else None, affine=transform, width=w, height=h)
+    return TileSampler._roi_in_pixels(box, bbox_crs, scene)
+
+
+def _extent_text(crs: Any, transform: Any, w: int, h: int, bbox_crs: str | None) -> str:
+    """The raster's extent in its own CRS, and in the bbox's when that is another, for a message."""
+    corners = [transform * (c, r) for c in (0, w) for r in (0, h)]
+    xs, ys = [p[0] for p in corners], [p[1] for p in corners]
+    own = [min(xs), min(ys), max(xs), max(ys)]
+    name = crs.to_string() if crs else "no CRS"
+    text = f"{format_numbers(own)} in {name}"
+    if bbox_crs is not None and crs and _crs_of(bbox_crs) != crs:
+        from rasterio.warp import transform_bounds
+
+        try:
+            there = transform_bounds(crs, _crs_of(bbox_crs), *own, densify_pts=_EDGE_POINTS)
+            text = f"{format_numbers(there)} in {bbox_crs} ({text})"
+        except Exception:  # a CRS pair that cannot be transformed: the raster's own extent says enough
+            pass
+    return text
+
+
+def pixel_window(
+    info: SourceInfo | Any, cfg: Any, patch: int, *, what: str | None = None
+) -> tuple[int, int, int, int] | None:
+    """(col, row, width, height) in input pixels of the run's `bbox`/`window` over a raster `info` (with `height`,
+    `width`, `crs`, `transform`), snapped outward to the `patch` grid and clipped to the raster; None when the run
+    covers the whole raster. An area outside the raster is one InputError naming both extents (`what`: the input
+    as messages name it, default its path)."""
+    if not has_extent(cfg):
+        return None
+    W, H = int(info.width), int(info.height)
+    what = what or f"input {info.path}"
+    if cfg.window is not None:
+        c, r, w, h = cfg.window
+        c0, r0, c1, r1 = max(c, 0), max(r, 0), min(c + w, W), min(r + h, H)
+        if c0 >= c1 or r0 >= r1:
+            raise InputError(
+                f"--window {format_numbers(cfg.window)} (COL ROW WIDTH HEIGHT) lies outside {what}, which is {W} x "
+                f"{H} px (width x height: columns 0..{W}, rows 0..{H}); pass a window that overlaps it"
+            )
+    else:
+        found = _bbox_cols_rows(info, cfg, what)
+        if found is None:
+            crs, crs_text = info.crs, cfg.bbox_crs
+            lonlat = crs_text is None and crs and not crs.is_geographic and _looks_lonlat(cfg.bbox)
+            raise InputError(
+                f"--bbox {format_numbers(cfg.bbox)} ({crs_text or 'the raster CRS'}) lies outside {what}, whose extent "
+                f"is {_extent_text(crs, info.transform, W, H, crs_text)}; pass a bbox that overlaps it"
+                + (" (lon/lat? pass --bbox-crs EPSG:4326)" if lonlat else "")
+            )
+        c0, r0, c1, r1 = found
+    c0, r0 = c0 // patch * patch, r0 // patch * patch
+    c1, r1 = min(-(-c1 // patch) * patch, W), min(-(-r1 // patch) * patch, H)
+    return c0, r0, c1 - c0, r1 - r0
+
+
+def _bbox_cols_rows(info: Any, cfg: Any, what: str) -> tuple[int, int, int, int] | None:
+    """The pixel columns and rows [c0, c1) x [r0, r1) the bbox covers part of; None when it lies outside."""
+    crs, crs_text = info.crs, cfg.bbox_crs
+    if crs_text is not None and not crs:
+        raise InputError(
+            f"--bbox-crs {crs_text} needs an input with a CRS, but {what} has none; give --bbox in the raster's own "
+            "coordinates without --bbox-crs"
+        )
+    if crs_text is not None:
+        _crs_of(crs_text)
+    W, H = int(info.width), int(info.height)
+    try:
+        px = _bbox_pixels(cfg.bbox, crs_text, crs, info.transform, W, H)
+    except ConfigError:
+        raise
+    except Exception as exc:  # a bbox the projection cannot take (e.g. beyond the CRS's area of use)
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(
+            f"--bbox {format_numbers(cfg.bbox)} ({crs_text or 'the raster CRS'}) cannot be placed on {what} ({why}); "
+            f"its extent is {_extent_text(crs, info.transform, W, H, crs_text)}"
+        ) from exc
+    if px.is_empty or px.area <= 0:
+        return None
+    x0, y0, x1, y1 = px.bounds
+    c0, r0 = (math.floor(v + _SNAP) for v in (x0, y0))
+    c1, r1 = (math.ceil(v - _SNAP) for v in (x1, y1))
+    return max(c0, 0), max(r0, 0), min(max(c1, c0 + 1), W), min(max(r1, r0 + 1), H)
+
+
+def _looks_lonlat(bbox: Sequence[float]) -> bool:
+    return all(-180 <= v <= 180 for v in bbox[::2]) and all(-90 <= v <= 90 for v in bbox[1::2])
+
+
+def overlaps(path: str, cfg: Any) -> bool:
+    """Whether the raster at `path` (header only) holds any pixel of `cfg.bbox` (a many-scene run skips those
+    that do not); an unreadable file is left to the run's own header check."""
+    import rasterio
+
+    try:
+        with rasterio.open(path) as src:
+            info = SimpleNamespace(path=path, width=src.width, height=src.height, crs=src.crs, transform=src.transform)
+    except rasterio.errors.RasterioIOError:
+        return True
+    return _bbox_cols_rows(info, cfg, f"scene {path}") is not None
+
+
+def scenes_extent(paths: Sequence[str], bbox_crs: str | None) -> str:
+    """The union of the scenes' extents in the bbox's CRS (or the first scene's), for the line of a bbox that
+    meets none of them."""
+    import rasterio
+    from rasterio.warp import transform_bounds
+
+    boxes, name = [], bbox_crs
+    for p in paths:
+        try:
+            with rasterio.open(p) as src:
+                b, crs = src.bounds, src.crs
+        except rasterio.errors.RasterioIOError:
+            continue
+        name = name or (crs.to_string() if crs else "no CRS")
+        try:
+            boxes.append(transform_bounds(crs, _crs_of(bbox_crs), *b) if bbox_crs and crs else tuple(b))
+        except Exception:
+            continue
+    if not boxes:
+        return "unknown"
+    a = np.asarray(boxes, dtype=float)
+    return f"{format_numbers([a[:, 0].min(), a[:, 1].min(), a[:, 2].max(), a[:, 3].max()])} in {name}"
+
+
+def describe_window(window: tuple[int, int, int, int], cfg: Any, patch: int) -> str:
+    """The line a run says about its window: what was asked, and the pixels read after snapping."""
+    c, r, w, h = window
+    asked = (
+        f"--window {format_numbers(cfg.window)}"
+        if cfg.window is not None
+        else f"--bbox {format_numbers(cfg.bbox)} ({cfg.bbox_crs or 'the raster CRS'})"
+    )
+    return (
+        f"geodino: {asked} -> input columns {c}..{c + w}, rows {r}..{r + h} ({w} x {h} px, snapped outward to the "
+        f"{patch} px patch grid)"
+    )
+
+
+class WindowSource(WindowedSource):
+    """A pixel window of a source read as a raster of its own: `info` has the window's size and transform, and
+    pixels outside the window read as outside the raster (zero, invalid), as in a file cut out with gdal_translate.
+    """
+
+    def __init__(self, base: WindowedSource, window: tuple[int, int, int, int]) -> None:
+        from geodino.data.rasters import window_affine
+
+        c, r, w, h = window
+        self.base, self.window = base, (int(c), int(r), int(w), int(h))
+        self.bands, self.kind = base.bands, base.kind
+        self.input_count = base.input_count
+        self.path = getattr(base, "path", base.info.path)
+        self.user_nodata = getattr(base, "user_nodata", None)
+        self.info = dataclasses.replace(
+            base.info, height=int(h), width=int(w), transform=window_affine(base.info.transform, c, r)
+        )
+
+    def open(self) -> WindowSource:
+        """A copy on its own open handle of the source (one per thread)."""
+        return WindowSource(self.base.open(), self.window)
+
+    def close(self) -> None:
+        self.base.close()
+
+    def read_inside(self, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
+        c, r, _, _ = self.window
+        return self.base.read_inside(y0 + r, y1 + r, x0 + c, x1 + c)
+
+
+def windowed(source: WindowedSource, cfg: Any, patch: int) -> WindowedSource:
+    """`source` cut to the run's `bbox`/`window` (snapped to the `patch` grid); itself when it is cut already, or
+    when the area covers the whole raster (then the run is the full-scene run, and resumes as one)."""
+    if isinstance(source, WindowSource):
+        return source
+    window = pixel_window(source.info, cfg, patch)
+    if window is None or window == (0, 0, source.info.width, source.info.height):
+        return source
+    return WindowSource(source, window)
