@@ -113,6 +113,7 @@ def main() -> None:
         "crops={global_size: 64, local_size: 32, n_local: 4, rot90: false}",
         f"schedules.lr={{start: 0.0, peak: 0.0, end: {args.lr}, cosine_iters: {max(args.steps // 10, 1)}}}",
         "schedules.momentum={start: 0.99, peak: 0.99, end: 0.999}",
+        "optim.scaling_rule=none",  # --lr is the lr this runs at (the default sqrt_wrt_1024 made it x0.35 at batch 8)
         f"train.max_steps={args.steps}",
         f"train.global_batch_size={args.batch}",
         f"train.num_workers={args.workers}",
