@@ -83,3 +83,18 @@ def add_trainer_callback(monkeypatch, callback) -> None:
         return trainer, cb
 
     monkeypatch.setattr(module_lib, "build_trainer", build)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> Path:
+    """Eight 40 x 40 RGB PNGs with some structure (a red band of growing height): the distillation tests' chips."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        arr = (rng.random((40, 40, 3)) * 255).astype(np.uint8)
+        arr[: 10 + i, :, 0] = 255  # some structure
+        Image.fromarray(arr).save(root / f"im{i}.png")
+    return root

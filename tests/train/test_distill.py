@@ -19,19 +19,6 @@ TEACHER = "arch:vit_tiny?seed=0&patch_size=8&depth=2&n_storage_tokens=1"
 HEADS = "{head_n_prototypes: 64, head_hidden_dim: 32, head_bottleneck_dim: 16}"
 
 
-@pytest.fixture(scope="module")
-def images(tmp_path_factory) -> Path:
-    from PIL import Image
-
-    root = tmp_path_factory.mktemp("imgs")
-    rng = np.random.default_rng(0)
-    for i in range(8):
-        arr = (rng.random((40, 40, 3)) * 255).astype(np.uint8)
-        arr[: 10 + i, :, 0] = 255  # some structure
-        Image.fromarray(arr).save(root / f"im{i}.png")
-    return root
-
-
 def _cfg(images: Path, out: Path, *extra: str) -> DistillConfig:
     return load_config(DistillConfig, None, _overrides(images, out, *extra))
 

@@ -9,7 +9,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -23,19 +22,6 @@ from geodino.train.distill_arch import DistillMetaArch, DistillStudent
 
 PATCH, GLOBAL, B = 8, 32, 4
 HEADS = "{head_n_prototypes: 64, head_hidden_dim: 32, head_bottleneck_dim: 16}"
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory) -> Path:
-    from PIL import Image
-
-    root = tmp_path_factory.mktemp("imgs")
-    rng = np.random.default_rng(0)
-    for i in range(8):
-        arr = (rng.random((40, 40, 3)) * 255).astype(np.uint8)
-        arr[: 10 + i, :, 0] = 255
-        Image.fromarray(arr).save(root / f"im{i}.png")
-    return root
 
 
 def _cfg(images: Path, out: Path, n_global: int) -> DistillConfig:
