@@ -14,7 +14,8 @@ A spec is one of:
 
 Options follow a `?`, joined by `&`: `seed=0`, `bands=12` or `bands=B02,B03,B04,B08`, `patch_size=16`,
 `sensor=sentinel2_l2a`, `fill=mean|zeros` (band adaptation), `which=teacher|student` (checkpoints holding
-several backbones), `pretrained=true` (timm), and for `arch:` any build option (`depth=2`, `in_chans=...`).
+several backbones; refused for a file holding one), `pretrained=true` (timm), and for `arch:` any build option
+(`depth=2`, `in_chans=...`).
 Keyword arguments of `load_backbone` win over spec options.
 
 `FrozenBackbone.features(x, layers)` returns patch maps [B, D, h, w] and CLS tokens [B, D] from chosen blocks

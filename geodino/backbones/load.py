@@ -258,7 +258,7 @@ def _from_path(
     if not path.exists():
         hint = " (arch:NAME for a random backbone, timm:NAME for a timm model)" if ":" not in str(path) else ""
         raise CheckpointError(f"backbone checkpoint {path} not found{hint}")
-    which = options.pop("which", "teacher")
+    which = options.pop("which", None)  # given for a file holding one backbone: refused by read_backbone_weights
     unknown = sorted(set(options))
     if unknown:
         raise ConfigError(
@@ -304,7 +304,7 @@ def _from_path(
     recorded = weights.normalization
     if recorded is not None and adapted:
         recorded = select_normalization(recorded, names or [], band_resolver(recorded))
-    fp: dict[str, Any] = {"file": str(path), "which": which}
+    fp: dict[str, Any] = {"file": str(path), "which": which or "teacher"}  # the default keeps caches' keys
     if adapted:
         fp.update(bands=names, fill=fill)
     if sensor is None and recorded is not None and len(recorded["mean"]) == model.in_chans:

@@ -104,7 +104,7 @@ def _describe(spec: str | Path) -> dict[str, Any]:
     if kind == "path":
         from geodino.models.checkpoints import infer_config, read_backbone_weights
 
-        weights = read_backbone_weights(Path(target).expanduser(), which=options.get("which", "teacher"))
+        weights = read_backbone_weights(Path(target).expanduser(), which=options.get("which"))
         cfg = infer_config(weights.state, weights.source)
         params = sum(v.numel() for k, v in weights.state.items() if not k.endswith(("periods", "bias_mask")))
         return {

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from geodino.errors import CheckpointError
+from geodino.errors import CheckpointError, ConfigError
 from geodino.models.checkpoints.bands import (
     RGB,
     adapt_patch_embed,
@@ -76,6 +76,7 @@ __all__ = [
     "build_from_state",
     "check_architecture",
     "check_fits",
+    "check_which",
     "convert_checkpoint",
     "default_heads",
     "detect_layout",
@@ -167,12 +168,28 @@ def _strip(state: Mapping[str, Any], prefix: str) -> dict[str, Tensor]:
     return {k[n:]: v for k, v in state.items() if k.startswith(prefix) and isinstance(v, Tensor)}
 
 
-def read_backbone_weights(path: str | Path, *, which: str = "teacher") -> BackboneWeights:
+def check_which(weights: BackboneWeights, which: str | None) -> None:
+    """Refuse a `which` given for a file holding one backbone: there is nothing to choose, and ignoring it would
+    hide a wrong file (an export passed where the training checkpoint was meant)."""
+    if which is not None and not weights.several:
+        raise ConfigError(
+            f"--which {which} (which={which!r} in Python and backbone specs): {weights.source} holds one backbone, "
+            "not a training checkpoint with a teacher and a student, so there is nothing to choose; drop --which"
+        )
+
+
+def read_backbone_weights(path: str | Path, *, which: str | None = None) -> BackboneWeights:
     """Read any supported file or HF folder and return its backbone in the official layout.
 
-    `which` selects the backbone inside checkpoints holding several (teacher/student, or any key prefix).
+    `which` selects the backbone inside checkpoints holding several (teacher/student, or any key prefix; default
+    the teacher); given for a file holding one backbone, it is refused (`check_which`) rather than ignored.
     """
-    path = Path(path).expanduser()
+    weights = _read_backbone_weights(Path(path).expanduser(), which or "teacher")
+    check_which(weights, which)
+    return weights
+
+
+def _read_backbone_weights(path: Path, which: str) -> BackboneWeights:
     if path.is_dir():
         from geodino.models.checkpoints.timm import is_timm_folder, read_timm_folder
 
@@ -428,7 +445,7 @@ def load_model(
     bands: Sequence[str] | None = None,
     src_bands: Sequence[str] | None = None,
     fill: str = "mean",
-    which: str = "teacher",
+    which: str | None = None,
     device: str | torch.device = "cpu",
     sensor: Any = None,
     **overrides: Any,

@@ -69,12 +69,7 @@ def convert_checkpoint(
             f"output {dst} must end in .safetensors, .pth or .pt, or have no suffix (a timm folder for "
             "timm.create_model('local-dir:PATH'))"
         )
-    weights = read_backbone_weights(src, which=which or "teacher")
-    if which is not None and not weights.several:
-        raise ConfigError(
-            f"--which {which} (which={which!r} in Python): {src} holds one backbone, not a training checkpoint with "
-            "a teacher and a student, so there is nothing to choose; drop --which"
-        )
+    weights = read_backbone_weights(src, which=which)  # refuses a `which` for a file holding one backbone
     if src_layout != "auto" and src_layout != weights.layout:
         raise CheckpointError(
             f"checkpoint {src} is in the {weights.layout} layout, not {src_layout}; pass --from {weights.layout} "
