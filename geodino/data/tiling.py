@@ -17,7 +17,7 @@ import numpy as np
 
 from geodino.errors import InputError, plural
 
-__all__ = ["EpochOrder", "TileSampler", "least_nodata", "load_roi"]
+__all__ = ["EpochOrder", "TileSampler", "least_nodata", "load_roi", "roi_in_pixels"]
 
 GRID_SALT = 0x67726964  # "grid": keeps the epoch permutation apart from the random draws of the same stream
 
@@ -78,6 +78,24 @@ class _Scene(Protocol):
 
     @property
     def affine(self) -> Any: ...
+
+
+def roi_in_pixels(roi: Any, transform: Any, width: int, height: int, *, roi_crs: Any = None, crs: Any = None) -> Any:
+    """The part of a width x height raster under `roi` (a shapely geometry in map coordinates) as a geometry in
+    its pixel coordinates (col, row), empty when none: reprojected from `roi_crs` to the raster's `crs` when both
+    are given, then mapped through the inverse of the raster's affine `transform`, then clipped to the raster.
+
+    One rule for the training tiler's ROI and `geodino embed --bbox`, so both place an area on the same pixels."""
+    import shapely
+    import shapely.affinity  # not imported by `import shapely` (shapely 2.0 fails without it)
+    from rasterio.warp import transform_geom
+
+    geom = roi
+    if crs and roi_crs:
+        geom = shapely.geometry.shape(transform_geom(roi_crs, crs, shapely.geometry.mapping(roi)))
+    inv = ~transform
+    px = shapely.affinity.affine_transform(geom, [inv.a, inv.b, inv.d, inv.e, inv.c, inv.f])
+    return px.intersection(shapely.box(0, 0, width, height))
 
 
 def load_roi(roi: Any) -> Any:
@@ -181,7 +199,7 @@ class TileSampler:
             region = None
             area = float((s.height - hpx + 1) * (s.width - wpx + 1))
             if roi_geom is not None:
-                region = self._roi_in_pixels(roi_geom, roi_crs, s)
+                region = roi_in_pixels(roi_geom, s.affine, s.width, s.height, roi_crs=roi_crs, crs=s.crs)
                 if region is None or region.is_empty:
                     continue
                 area = float(region.area)
@@ -217,19 +235,6 @@ class TileSampler:
         self._cum = np.cumsum(self.weights)
         if sampling == "grid":
             self._build_grid()
-
-    @staticmethod
-    def _roi_in_pixels(roi: Any, roi_crs: str, scene: _Scene) -> Any:
-        import shapely
-        import shapely.affinity  # not imported by `import shapely` (shapely 2.0 fails without it)
-        from rasterio.warp import transform_geom
-
-        geom = roi
-        if scene.crs and roi_crs:
-            geom = shapely.geometry.shape(transform_geom(roi_crs, scene.crs, shapely.geometry.mapping(roi)))
-        inv = ~scene.affine
-        px = shapely.affinity.affine_transform(geom, [inv.a, inv.b, inv.d, inv.e, inv.c, inv.f])
-        return px.intersection(shapely.box(0, 0, scene.width, scene.height))
 
     # -- grid ----------------------------------------------------------------------------------------------------
     @staticmethod

@@ -6,7 +6,7 @@ the raster's origin, as in a full-scene run) and clipped to the raster, so a cel
 the same pixels as the same cell of a full-scene run. The window is then read as a raster of its own
 (`WindowSource`: pixels outside it are outside the raster), so with a tile covering the whole window the output
 equals the embedding of that pixel window cut out with gdal_translate. A bbox is placed with the training tiler's
-ROI rule (`geodino.data.tiling.TileSampler._roi_in_pixels`: reprojected to the raster's CRS, then to pixels);
+ROI rule (`geodino.data.tiling.roi_in_pixels`: reprojected to the raster's CRS, then to pixels);
 its edges are densified first, so a lon/lat box keeps its curved outline in a projected CRS.
 """
 
@@ -115,13 +115,12 @@ def _bbox_pixels(bbox: Sequence[float], bbox_crs: str | None, crs: Any, transfor
     """The part of the raster under `bbox` as a shapely geometry in pixel coordinates (empty when none)."""
     import shapely
 
-    from geodino.data.tiling import TileSampler
+    from geodino.data.tiling import roi_in_pixels
 
     box = shapely.box(*bbox)
     if bbox_crs is not None:  # reprojected: its edges curve, so they are densified first
         box = shapely.segmentize(box, max(bbox[2] - bbox[0], bbox[3] - bbox[1]) / (_EDGE_POINTS - 1))
-    scene = SimpleNamespace(crs=crs if bbox_crs is not None else None, affine=transform, width=w, height=h)
-    return TileSampler._roi_in_pixels(box, bbox_crs, scene)
+    return roi_in_pixels(box, transform, w, h, roi_crs=bbox_crs, crs=crs)
 
 
 def _extent_text(crs: Any, transform: Any, w: int, h: int, bbox_crs: str | None) -> str:
