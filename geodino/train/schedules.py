@@ -175,11 +175,14 @@ def _from_config(
     )
     freeze = resolve_iters(sc.freeze_iters, total, f"{prefix}schedules.{key}.freeze_iters", reference_iters)
     hold = resolve_iters(sc.hold_iters, total, f"{prefix}schedules.{key}.hold_iters", reference_iters)
+    cosine_given = sc.cosine_iters
+    if kind == "v1":  # its cosine runs over what warmup, freeze and hold leave: cosine_iters is not used, nor counted
+        cosine = cosine_given = None
     used = warmup + (cosine or 0) + freeze + hold
     if used > total:
         # fractions summing to <= 1 can overshoot by rounding each part: take the excess (at most one iteration
         # per fraction) off the fractional parts, cosine first, never off a length given in iterations
-        given = (sc.cosine_iters, sc.warmup_iters, sc.freeze_iters, sc.hold_iters)
+        given = (cosine_given, sc.warmup_iters, sc.freeze_iters, sc.hold_iters)
         parts = [cosine or 0, warmup, freeze, hold]
         fractional = [isinstance(v, float) for v in given]
         exact = sum(float(v) * total if f else n for v, n, f in zip(given, parts, fractional))
@@ -198,8 +201,9 @@ def _from_config(
         full = _build(kind, sc, scale, used, warmup, cosine, freeze, hold)
         return Schedule(full.values[:total], final=full.final)
     if used > total:
+        counted = "warmup_iters + " + ("" if kind == "v1" else "cosine_iters + ") + "freeze_iters + hold_iters"
         raise ConfigError(
-            f"{prefix}schedules.{key}: warmup_iters + cosine_iters + freeze_iters + hold_iters = {used} exceeds the "
+            f"{prefix}schedules.{key}: {counted} = {used} exceeds the "
             f"run's {plural(total, 'iteration')}; lower them, write them as fractions of the run (e.g. 0.1), set "
             f"{prefix}schedules.reference_iters to the run length they were written for (the config's "
             "trainer.max_steps) so that they shrink with the run, or train longer"
