@@ -278,6 +278,42 @@ def run(args: argparse.Namespace) -> int:
 
 
 IMAGES_FLAGS = ("pool", "image_size", "on_error", "offset")
+# the embedding flags a product takes too: every product writes --out and may --overwrite it; the others choose how
+# features are computed (or which area), and a product reads features already computed, so it refuses them
+PRODUCT_SHARED = ("out", "overwrite")
+# flags whose name is not their dest with dashes
+FLAG_NAMES = {"l2_normalize": "--l2", "amp": "--bf16", "progress": "--no-progress"}
+
+
+def _flag(dest: str) -> str:
+    return FLAG_NAMES.get(dest) or "--" + dest.replace("_", "-")
+
+
+def check_product_flags(args: argparse.Namespace) -> None:
+    """Refuse an embedding flag given to a product (`geodino embed pca FEATURES --bbox ...`) in one line: the
+    products read a feature raster as it is, so `--bbox`, `--tile`, `--backbone`, `--config` ... were ignored
+    silently (a study-area map came out for the whole raster)."""
+    given = [n for n in (*EMBED_FLAGS, "config") if n not in PRODUCT_SHARED and getattr(args, n, None) is not None]
+    if not given:
+        return
+    product, name = args.input, given[0]
+    if name in ("bbox", "bbox_crs", "window"):
+        flag = _flag(name)
+        raise ConfigError(
+            f"{flag} applies to geodino embed itself (the area whose features are computed), not to geodino embed "
+            f"{product}, which works on the whole feature raster it is given; for a {product} product of a study "
+            f"area, embed that area first (geodino embed INPUT -b SPEC {flag.removesuffix('-crs')} ... --out "
+            f"AREA.tif), then run geodino embed {product} on AREA.tif"
+        )
+    flags = [_flag(n) for n in given]
+    named = flags[0] if len(flags) == 1 else f"{', '.join(flags[:-1])} and {flags[-1]}"
+    what = "an embed config file" if given == ["config"] else "how features are computed"
+    raise ConfigError(
+        f"{named} {'applies' if len(flags) == 1 else 'apply'} to geodino embed itself ({what}), not to geodino "
+        f"embed {product}, which works on a feature raster already computed; drop {'it' if len(flags) == 1 else 'them'}"
+    )
+
+
 RASTER_FLAGS = (
     "tile overlap blend margin layer_mode dtype chunk upsample sensor nodata variable bbox bbox_crs window asset "
     "asset_bands allow_no_crs resume workers world_size rank config"
@@ -316,6 +352,7 @@ def _images(args: argparse.Namespace) -> int:
 def _product(args: argparse.Namespace) -> int:
     from geodino.embed import products
 
+    check_product_flags(args)
     rest = list(args.overrides)
     if not rest:
         raise ConfigError(f"geodino embed {args.input} needs a feature raster: geodino embed {args.input} FEATURES ...")
