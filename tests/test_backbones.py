@@ -308,3 +308,22 @@ def test_band_count_message_names_the_python_and_the_spec_forms():
         bb.features(x)
     with pytest.raises(InputError, match=spec):
         bb.normalize(x[0])
+
+
+def test_preprocess_refuses_float_dn_and_band_numbers_and_bad_fill():
+    """Float DN (`x.float()` of a uint16 read) under a backbone whose record scales DN by 1e-4 was read as
+    reflectance, 10,000x too bright (mean 87,938 against 6.5 for the same DN as integers), while the HF processor
+    of the same export scaled it: refused with the ways out; rule='record' scales it as the integers are. Band
+    numbers to load_backbone were matched as names, none matched, and the patch embedding became the mean kernel
+    with only a warning; a bad `fill` passed silently when no band needed filling."""
+    s2 = load_backbone("arch:vit_tiny?depth=1&patch_size=8&bands=red,green,blue&sensor=sentinel2_l2a")
+    dn = torch.randint(1, 10000, (1, 3, 16, 16), dtype=torch.int32)
+    with pytest.raises(InputError, match=r"^float input reaches \d+, which is not reflectance.*rule='record'"):
+        s2.preprocess(dn.float())
+    torch.testing.assert_close(s2.preprocess(dn.float(), rule="record"), s2.preprocess(dn), atol=1e-5, rtol=1e-6)
+    refl = torch.rand(1, 3, 16, 16) * 1.5  # bright but plausible reflectance passes
+    torch.testing.assert_close(s2.preprocess(refl), s2.normalize(refl))
+    with pytest.raises(ConfigError, match=r"^bands=\[1, 2, 3\] gives numbers, but a backbone's bands are names"):
+        load_backbone("arch:vit_tiny?depth=1&patch_size=8", bands=[1, 2, 3])
+    with pytest.raises(ConfigError, match=r"^fill='foo' must be 'mean' or 'zeros'"):
+        load_backbone("arch:vit_tiny?depth=1&patch_size=8", fill="foo")

@@ -16,6 +16,10 @@ from geodino.backbones.layers import layer_indices
 from geodino.backbones.timm import timm_features, timm_geometry
 from geodino.errors import ConfigError, InputError, plural
 
+FLOAT_REFLECTANCE_MAX = 2.0
+"""Float input above this is not reflectance (bright snow and specular water stay below ~1.6): with a DN record,
+`preprocess` refuses it rather than read DN as reflectance."""
+
 
 class FrozenBackbone(nn.Module):
     """An eval-mode, no-grad backbone with normalisation and multi-layer features (see module docstring)."""
@@ -124,6 +128,14 @@ class FrozenBackbone(nn.Module):
                 f"preprocess rule='record' but backbone {self.spec} carries no DN scale (no sensor or export record); "
                 "pass a sensor when loading it, or use rule='dtype'"
             )
+        if rule == "auto" and dn is not None and x.is_floating_point() and x.numel():
+            top = float(x.detach().float().abs().max())
+            if top > FLOAT_REFLECTANCE_MAX:  # float DN (x.float() of a uint16 read) taken as reflectance: 1e4 x off
+                raise InputError(
+                    f"float input reaches {top:g}, which is not reflectance, but floats are read as reflectance; pass "
+                    "the DN as integers (the record's scale applies), or preprocess(x, rule='record') to scale these "
+                    "floats by it, or divide them to reflectance yourself"
+                )
         if rule == "dtype" or (dn is not None and rule == "auto" and not self._record_fits(x, dn)):
             dn = None
         if dn is not None:

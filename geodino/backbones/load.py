@@ -106,6 +106,8 @@ def _spec_options(
         options.pop("sensor", None)
     fill = fill or options.pop("fill", "mean")
     options.pop("fill", None)
+    if fill not in ("mean", "zeros"):  # checked here: only a band adaptation reads it, and most loads adapt nothing
+        raise ConfigError(f"fill={fill!r} must be 'mean' or 'zeros' (how bands the weights lack are initialised)")
     # a random backbone is the same weights every time unless ?seed= asks for others (unseeded, two probes of
     # `arch:vit_small` would compare different models under one name)
     seed = as_int(options.pop("seed"), "seed") if "seed" in options else 0

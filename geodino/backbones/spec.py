@@ -120,6 +120,13 @@ def bands_option(bands: Any) -> tuple[int | None, list[str] | None]:
             return int(text), None
         names = [b.strip() for b in text.split(",") if b.strip()]
     else:
+        if any(isinstance(b, int) and not isinstance(b, bool) for b in bands):
+            # band numbers (embed's 1-based `bands`) read as names matched none, and every patch-embedding kernel
+            # was replaced by the mean kernel with only a warning: the trained weights thrown away
+            raise ConfigError(
+                f"bands={list(bands)} gives numbers, but a backbone's bands are names (bands=['red','green','blue']) "
+                "or a count (bands=3); 1-based band numbers select input bands in embed (bands=[4,3,2])"
+            )
         names = [str(b) for b in bands]
     if not names:
         raise ConfigError("bands is empty; pass a band count (bands=12) or names (bands=B02,B03,B04)")
