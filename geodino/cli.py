@@ -179,6 +179,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("geodino: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        line = storage_error(exc)
+        if line is None or debug:
+            raise
+        from geodino.io import remove_created_dirs
+
+        remove_created_dirs()
+        print(f"geodino: error: {line}", file=sys.stderr)
+        return 1
+
+
+STORAGE_ERRNOS = {"ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM"}
+STORAGE_WORDS = ("No space left on device", "Disk quota exceeded", "Read-only file system", "Permission denied")
+
+
+def storage_error(exc: BaseException) -> str | None:
+    """One line for a write that the storage refused (full disk, quota, read-only or forbidden folder), found on
+    `exc` or its causes, whichever library raised it (OSError from Python, pyarrow's OSError, safetensors'
+    SafetensorError and GDAL errors carry only the OS message): names the file when known and what to do. Every
+    writer writes under a temporary name and renames when complete, so nothing under a final name is partial;
+    None for any other error, which keeps its traceback."""
+    import errno
+
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        code = errno.errorcode.get(cur.errno, "") if isinstance(cur, OSError) and cur.errno else ""
+        text = str(cur)
+        word = next((w for w in STORAGE_WORDS if w in text), None)
+        if code in STORAGE_ERRNOS or word:
+            what = (cur.strerror if isinstance(cur, OSError) and cur.strerror else None) or word or code
+            where = getattr(cur, "filename", None)
+            if code in ("EACCES", "EPERM") or word == "Permission denied":
+                return f"permission denied{f' on {where}' if where else ''} ({what}); make it readable or writable"
+            target = f" writing {where}" if where else ""
+            return (
+                f"the storage refused a write{target} ({what}); nothing was left under a final name: free space "
+                "or choose a writable --out, then run the same command again"
+            )
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 if __name__ == "__main__":
