@@ -125,15 +125,36 @@ class Tiles:
         return i, int(k - self.starts[i])
 
     def __getitem__(self, k: int) -> tuple[np.ndarray, np.ndarray, int]:
-        """Tile `k`; an image the source skipped as unreadable (on_error skip reads another one instead) comes
-        back with no valid pixel, so that the nodata filter drops it rather than keep it under another's pixels."""
+        """Tile `k`; one whose read failed under on_error skip comes back with no valid pixel, so that the nodata
+        filter drops it rather than keep it under another tile's pixels: an image source reads the next image
+        instead (caught by its path), a raster source would draw the next grid tile (so its window is read here
+        directly), a cube read raises."""
         i, j = self.locate(k)
-        src = self.sources[i]
+        src, kind = self.sources[i], self.types[i]
+        if kind in ("raster", "cube"):
+            return (*self._grid_read(i, j), int(k))
         s = src.get(j, 0)
         valid = s["valid"]
-        if self.types[i] in ("images", "tar") and s.get("path") != src.label(j):
+        if s.get("path") != src.label(j):
             valid = np.zeros_like(valid)
         return s["image"], valid, int(k)
+
+    def _grid_read(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """(image, valid) of grid tile `j` of raster or cube source `i`, exactly that window (no retry on another
+        tile); a failed read is all nodata under on_error skip (warned) and raises under stop."""
+        import warnings
+
+        src = self.sources[i]
+        tile = src.tiles.grid_tile(j // getattr(src, "_n_times", 1))
+        try:
+            s = src.archive.sample(*tile) if self.types[i] == "raster" else src.get(j, 0)
+        except InputError as exc:
+            if self.configs[i].on_error != "skip":
+                raise
+            warnings.warn(f"{exc}; the tile is dropped as nodata (on_error: skip)", stacklevel=2)
+            _, _, _, w, h = tile
+            return np.zeros((len(src.band_names), h, w), dtype=np.float32), np.zeros((h, w), dtype=bool)
+        return s["image"], s["valid"]
 
     def identity(self) -> Iterator[str]:
         """One string per tile naming it (source, path and member or window and time step), streamed."""
