@@ -4,10 +4,18 @@ Importing the package is cheap: heavy libraries (torchgeo, lightning, transforme
 lazily by the modules that need them.
 """
 
-from geodino.errors import CheckpointError, ConfigError, GeoDinoError, InputError
+from geodino.errors import CheckpointError, ConfigError, GeoDinoError, InputError, TrainingError
 
 __version__ = "0.1.0"
-__all__ = ["CheckpointError", "ConfigError", "GeoDinoError", "InputError", "__version__", "pretrain"]
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "GeoDinoError",
+    "InputError",
+    "TrainingError",
+    "__version__",
+    "pretrain",
+]
 
 
 def __getattr__(name: str) -> object:

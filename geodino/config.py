@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -198,12 +198,15 @@ def is_override(arg: str) -> bool:
     return bool(eq) and not arg.startswith("-") and key.replace(".", "").replace("_", "").isalnum()
 
 
-def load_config(schema: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
-    """Build a `schema` instance from defaults, an optional YAML file and dotted overrides.
+def load_config(schema: type[T], path: str | Path | None = None, overrides: str | Sequence[str] | None = None) -> T:
+    """Build a `schema` instance from defaults, an optional YAML file and dotted overrides (a list of `key=value`
+    strings, or one such string).
 
     Raises ConfigError naming the file and key for unknown keys, wrong types and bad YAML.
     """
     from omegaconf import OmegaConf
+
+    overrides = _override_list(overrides)
 
     cfg = OmegaConf.structured(schema)
     sources: list[tuple[str, dict[str, Any]]] = []
@@ -221,6 +224,49 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: list
     for where, data in sources:
         cfg = _merge(cfg, data, schema, where)
     return _finish(cfg, schema, "")
+
+
+def whole_number(value: Any, name: str, example: int = 100) -> int:
+    """`value` as an int for a Python argument `name`: ints, whole floats and numeric strings ("4", " 4 ") pass;
+    anything else (text, 2.5, True, None) is one ConfigError line naming the argument and what it takes."""
+    if isinstance(value, bool):
+        ok = None
+    elif isinstance(value, int):
+        return value
+    elif isinstance(value, float):
+        ok = int(value) if value.is_integer() else None
+    elif isinstance(value, str):
+        try:
+            ok = int(value.strip())
+        except ValueError:
+            try:
+                f = float(value.strip())
+                ok = int(f) if f.is_integer() else None
+            except ValueError:
+                ok = None
+    else:
+        ok = None
+    if ok is None:
+        raise ConfigError(f"{name} must be a whole number (e.g. {name}={example}), got {value!r}")
+    return ok
+
+
+def _override_list(overrides: Any) -> list[str]:
+    """`load_config`'s overrides as a list: one `key=value` string is one override (iterated, it was read letter by
+    letter); anything but strings is refused in one line."""
+    if overrides is None:
+        return []
+    if isinstance(overrides, str):
+        return [overrides]
+    if not isinstance(overrides, list | tuple):
+        raise ConfigError(
+            f"overrides must be a list of key=value strings (e.g. ['trainer.max_steps=100']), got "
+            f"{type(overrides).__name__}"
+        )
+    bad = [o for o in overrides if not isinstance(o, str)]
+    if bad:
+        raise ConfigError(f"override {bad[0]!r} is not a key=value string (e.g. 'trainer.max_steps=100')")
+    return list(overrides)
 
 
 def from_mapping(schema: type[T], data: dict[str, Any], where: str) -> T:

@@ -9,9 +9,44 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from geodino.errors import ConfigError
+from geodino.errors import ConfigError, did_you_mean
 
 __all__ = ["DEFAULT_SENSORS", "CropSet", "CropsConfig", "DataConfig", "PreviewDataConfig", "SourceConfig"]
+
+SOURCE_TYPES = ("raster", "cube", "images", "tar", "torchgeo", "synthetic")
+"""The values of a source's `type`."""
+
+
+def check_source_type(value: object, key: str) -> None:
+    """The one check of a source's `type` (a config's `data.sources[i].type`, `compute_stats(type=...)`): a
+    ConfigError naming `key`, the closest type and the valid ones."""
+    if value in SOURCE_TYPES:
+        return
+    close = did_you_mean(str(value), SOURCE_TYPES)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(f"{key}={value!r}; use raster, cube, images, tar, torchgeo or synthetic{hint}")
+
+
+def band_list(value: object, key: str) -> list[str] | None:
+    """A source's `bands` (or `band_names`) as a list of names: None and [] stay None, one comma-separated string
+    ("red,nir") is split; band numbers are refused (names are matched, so 1, 2 matched none)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [b.strip() for b in value.split(",") if b.strip()]
+    elif not isinstance(value, list | tuple):
+        raise ConfigError(f"{key} must be a list of band names (e.g. ['red', 'nir']), got {value!r}")
+    if any(isinstance(b, int | float) and not isinstance(b, bool) for b in value):
+        names = [f"b{b}" if isinstance(b, int) and b >= 1 else str(b) for b in value]
+        raise ConfigError(
+            f"{key}={list(value)!r}: bands are band names here (e.g. ['red', 'nir']), not numbers; a raster whose "
+            f"bands carry no names calls them b1, b2 ..., so write {key}={names!r}"
+        )
+    bad = [b for b in value if not isinstance(b, str)]
+    if bad:
+        raise ConfigError(f"{key} must be band names (text), got {bad[0]!r}")
+    return list(value) or None
+
 
 # the sensor of a source that names none, where it does not depend on the files (rasters infer theirs from the data)
 DEFAULT_SENSORS = {"images": "imagenet", "tar": "imagenet", "synthetic": "sat493m"}
@@ -71,10 +106,9 @@ class DataConfig:
             )
         names = set()
         for i, s in enumerate(self.sources):
-            if s.type not in ("raster", "cube", "images", "tar", "torchgeo", "synthetic"):
-                raise ConfigError(
-                    f"{p}sources[{i}].type={s.type!r}; use raster, cube, images, tar, torchgeo or synthetic"
-                )
+            check_source_type(s.type, f"{p}sources[{i}].type")
+            s.bands = band_list(s.bands, f"{p}sources[{i}].bands")  # "red,nir" split; band numbers refused
+            s.band_names = band_list(s.band_names, f"{p}sources[{i}].band_names")
             if not s.paths and s.type != "synthetic":
                 raise ConfigError(f"{p}sources[{i}].paths is empty; list folders, globs or files")
             name = s.name or f"source{i}"

@@ -18,7 +18,7 @@ import torch
 
 from geodino.config import options_for
 from geodino.data.collate import collate_ssl, finish_photometric
-from geodino.data.config import DEFAULT_SENSORS, DataConfig, SourceConfig
+from geodino.data.config import DEFAULT_SENSORS, DataConfig, SourceConfig, check_source_type
 from geodino.data.crops import CropsConfig, MultiCropTransform, choose_crop_set
 from geodino.data.mixing import SourceMixer
 from geodino.data.sensors import get_sensor
@@ -46,6 +46,7 @@ def _grid_options(cfg: SourceConfig, windows: Any) -> dict[str, Any]:
 def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, progress: bool = True) -> Any:
     """The source object of one `SourceConfig` (RasterSource, CubeSource, ImageFolderSource, TarShardSource)."""
     name = cfg.name or f"source{index}"
+    check_source_type(cfg.type, f"source {name!r}: type")
     if cfg.on_error is None:  # web image folders hold the odd broken download; an archive's bad file is news
         import dataclasses
 

@@ -210,8 +210,17 @@ def compute_stats(
     random tiles (images, tar shards); returns (sensor, provenance)."""
     from tqdm import tqdm
 
+    from geodino.config import whole_number
+    from geodino.data.config import band_list, check_source_type
     from geodino.data.loaders import SourceConfig, build_source
 
+    check_source_type(type, "type")  # before any file is read: a typo would otherwise be read as image folders
+    bands, band_names = band_list(bands, "bands"), band_list(band_names, "band_names")  # "red,nir" is two bands
+    samples, tile_size, seed = (
+        whole_number(samples, "samples", 256),
+        whole_number(tile_size, "tile_size", 256),
+        whole_number(seed, "seed", 0),
+    )
     if samples <= 0:
         raise InputError(f"samples must be > 0, got {samples}")
     alpha = _alpha_left_out(paths, type, bands)

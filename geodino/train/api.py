@@ -108,23 +108,30 @@ def pretrain(
     `config`: a shipped recipe name or a YAML file (`small_vit_tiny`: the short-run recipe); `steps`:
     `trainer.max_steps`; `init_from`: a checkpoint, export or official release to continue from, whose
     architecture the student takes (`ssl.student.arch=from_init`) and whose missing heads train alone for the
-    first 10 % of the run (`head_warmup_steps=0.1`) unless `overrides` say otherwise; `sensor`: the data's sensor;
-    `tile_size`: tiles cut from rasters (pixels).
+    first 10 % of the run (`head_warmup_steps=0.1`; a 1-step run has no room for it) unless `overrides` say
+    otherwise; `sensor`: the data's sensor; `tile_size`: tiles cut from rasters (pixels).
     The backbone is exported to `out/export/teacher.pth` (load it with `geodino.backbones.load_backbone`)."""
-    from geodino.config import load_config
+    from geodino.config import load_config, whole_number
     from geodino.train.pretrain import PretrainConfig
     from geodino.train.pretrain import pretrain as run
 
     if isinstance(overrides, str):  # one override given as a string: it would be read letter by letter
         overrides = [overrides]
+    if steps is not None:
+        steps = whole_number(steps, "steps")
     keys = [source_of(data, sensor, tile_size), f"output_dir={_quoted(Path(out).expanduser())}"]
     if steps is not None:
-        keys.append(f"trainer.max_steps={int(steps)}")
+        keys.append(f"trainer.max_steps={steps}")
     if init_from is not None:
         keys += [f"init_from={_quoted(init_from)}", "ssl.student.arch=from_init"]
         if not _has_heads(Path(init_from).expanduser()):  # an official release: fresh heads train alone first
-            # 10 % of the run, and at least one step (a fraction of a tiny run rounds to none, which then warns)
-            keys.append(f"head_warmup_steps={max(1, int(steps) // 10)}" if steps else "head_warmup_steps=0.1")
+            # 10 % of the run, and at least one step (a fraction of a tiny run rounds to none, which then warns); a
+            # 1-step run has no room for it (the warm-up must end before the run does): the heads train with the
+            # backbone from step 0, which the run's log says (init_from has no heads ...)
+            if steps is None:
+                keys.append("head_warmup_steps=0.1")
+            elif steps >= 2:
+                keys.append(f"head_warmup_steps={max(1, steps // 10)}")
     return run(load_config(PretrainConfig, config, [*keys, *overrides]))
 
 
