@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from geodino.config import options_for
 from geodino.errors import ConfigError, InputError
 from geodino.eval import dense
+from geodino.eval.backbone_arg import probe_backbone
 from geodino.eval.chm import CHM_SUFFIXES, load_chm_pair, load_pairs, pair_chms, write_height_geotiff
 from geodino.eval.head_training import FeatureStore, assert_frozen, extract, seed_everything, train_head
 from geodino.eval.height_head import CanopyModel, HeightDecoder, build_model, height_bins, height_loss
@@ -203,6 +204,7 @@ def run_canopy(
     from geodino.eval.plots import plot_maps, plot_scatter
 
     cfg.validate()
+    backbone = probe_backbone(backbone)  # a spec string is loaded as embed_raster loads it
     out_dir = Path(out_dir)
     make_dirs(out_dir)
     assert_frozen(backbone)

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from geodino.errors import ConfigError, InputError
+from geodino.eval.backbone_arg import probe_backbone
 from geodino.eval.datasets import DatasetConfig, ProbeDataset, build_dataset, check_classes
 from geodino.eval.features import FeatureConfig, FeatureSet, extract_features
 from geodino.eval.linear import LinearConfig, concat_features, linear_probe, refit_head
@@ -210,6 +211,7 @@ def run_classification(backbone: Any, cfg: ClassificationConfig, out_dir: str | 
     """
     if cfg.eval_split not in ("test", "val"):
         raise ConfigError(f"eval_split={cfg.eval_split!r} is not valid; use test or val")
+    backbone = probe_backbone(backbone)  # a spec string is loaded as embed_raster loads it
     out = Path(out_dir)
     make_dirs(out)
     torch.manual_seed(cfg.seed)

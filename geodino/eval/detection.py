@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from geodino.errors import ConfigError, InputError, plural
 from geodino.eval import dense
+from geodino.eval.backbone_arg import probe_backbone
 from geodino.eval.boxes import Boxes, check_boxes, match_boxes, read_boxes, tiles_of
 from geodino.eval.datasets import DatasetConfig
 from geodino.eval.head_training import assert_frozen, extract, seed_everything
@@ -402,6 +403,7 @@ def run_detection(
     (map coordinates) or `<image>_boxes.json` (pixels), and `detection_boxes.png`.
     """
     cfg.validate()
+    backbone = probe_backbone(backbone)  # a spec string is loaded as embed_raster loads it
     out_dir = Path(out_dir)
     make_dirs(out_dir)
     assert_frozen(backbone)

@@ -292,20 +292,59 @@ def release_backbones(suite: PreparedSuite | None = None) -> None:
         torch.cuda.empty_cache()
 
 
+def suite_config(cfg: Any) -> SuiteConfig:
+    """`cfg` as a SuiteConfig: a mapping (the suite YAML's content) is read with `load_config`'s checks."""
+    if isinstance(cfg, SuiteConfig):
+        return cfg
+    if isinstance(cfg, dict):
+        from geodino.config import from_mapping
+
+        return from_mapping(SuiteConfig, cfg, "the suite")
+    raise ConfigError(
+        f"the suite config must be a SuiteConfig (load_config(SuiteConfig, 'suite.yaml')) or a mapping, got "
+        f"{type(cfg).__name__}"
+    )
+
+
+def _given_backbone(backbone: Any, cfg: SuiteConfig, parsed: dict[str, ParsedTask], names: list[str]) -> dict:
+    """The backbones of a suite run on an already loaded backbone: it serves every task that takes it as it is; a
+    task with its own bands or sensor needs the backbone re-loaded from its spec, which only a spec string allows."""
+    from geodino.eval.backbone_arg import probe_backbone
+
+    backbone = probe_backbone(backbone)
+    other = [n for n in names if _backbone_key(parsed[n]) != ((), "")]
+    if other:
+        spec = getattr(backbone, "spec", "")
+        example = f" (this one's is {spec!r})" if spec and not str(spec).startswith("<") else ""
+        raise ConfigError(
+            f"task{'s' if len(other) > 1 else ''} {', '.join(other)} set backbone_bands/backbone_sensor, which load "
+            f"the backbone again from its spec; pass the spec string{example} instead of a loaded backbone"
+        )
+    return {((), ""): backbone}
+
+
 def prepare_suite(
-    cfg: SuiteConfig, backbone_spec: str | None = None, out_dir: str | Path = "probe_out", *, skip_unfit: bool = False
+    cfg: SuiteConfig | dict[str, Any],
+    backbone_spec: Any = None,
+    out_dir: str | Path = "probe_out",
+    *,
+    skip_unfit: bool = False,
 ) -> PreparedSuite:
     """Check a suite on one backbone before anything runs: parse every task, open every named dataset, load the
     backbone(s), check each task's head against its backbone. A task the backbone cannot run stops here with one
-    line naming the task(s) and backbone, or, with `skip_unfit` (comparison backbones), is skipped with a warning."""
+    line naming the task(s) and backbone, or, with `skip_unfit` (comparison backbones), is skipped with a warning.
+    `backbone_spec`: a spec string, or a loaded FrozenBackbone when no task sets its own bands or sensor."""
     import warnings
 
     from geodino.eval.layer_choice import blocks_text
     from geodino.io import make_dirs
 
-    spec = backbone_spec or cfg.backbone
+    cfg = suite_config(cfg)
+    given = None if backbone_spec is None or isinstance(backbone_spec, str | Path) else backbone_spec
+    spec = str(getattr(given, "spec", type(given).__name__)) if given is not None else backbone_spec or cfg.backbone
     if not spec:
         raise ConfigError("no backbone: pass --backbone SPEC (a checkpoint, arch:vit_small, timm:<name>, ...)")
+    spec = str(spec)
     cfg.validate()
     out = make_dirs(Path(out_dir).expanduser())
     names = [n for n in cfg.tasks if not cfg.only or n in cfg.only]
@@ -314,7 +353,10 @@ def prepare_suite(
     parsed = parse_tasks(cfg, out, names)
     for t in parsed.values():
         _precheck_data(t.data if t.data is not None else getattr(t.cfg, "data", None))
-    backbones = load_suite_backbones(cfg, spec, parsed, names)
+    if given is not None:
+        backbones = _given_backbone(given, cfg, parsed, names)
+    else:
+        backbones = load_suite_backbones(cfg, spec, parsed, names)
     problems = {
         n: exc for n in names if (exc := task_layer_problem(parsed[n], backbones[_backbone_key(parsed[n])])) is not None
     }
@@ -338,13 +380,16 @@ def prepare_suite(
 
 
 def run_suite(
-    cfg: SuiteConfig,
-    backbone_spec: str | None = None,
+    cfg: SuiteConfig | dict[str, Any],
+    backbone_spec: Any = None,
     out_dir: str | Path = "probe_out",
     *,
     skip_unfit: bool = False,
 ) -> list[dict]:
     """Run every task of the suite on one backbone; write results.json and results.md; return the rows.
+
+    `cfg`: a SuiteConfig or the suite YAML's mapping; `backbone_spec`: a spec string (loaded once per task band/sensor
+    setting), or a loaded FrozenBackbone, used as it is (no task may then set backbone_bands/backbone_sensor).
 
     Every task is checked against the backbone first (`prepare_suite`); with `skip_unfit` a task the backbone
     cannot run is skipped (named in results.json's `skipped`) instead of stopping the suite."""

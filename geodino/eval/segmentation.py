@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from geodino.config import options_for
 from geodino.errors import ConfigError, InputError, plural
 from geodino.eval import dense
+from geodino.eval.backbone_arg import probe_backbone
 from geodino.eval.datasets import DatasetConfig
 from geodino.eval.head_training import FeatureStore, assert_frozen, seed_everything, train_head
 from geodino.eval.layer_choice import backbone_name, resolve_layers
@@ -339,6 +340,7 @@ def run_segmentation(
     `segmentation_metrics.json`, `segmentation_head.pt` and `segmentation_examples.png` into `out_dir`.
     """
     cfg.validate()
+    backbone = probe_backbone(backbone)  # a spec string is loaded as embed_raster loads it
     cfg = dataclasses.replace(cfg)  # filled from the dataset below without touching the caller's config
     out_dir = Path(out_dir)
     make_dirs(out_dir)
