@@ -195,10 +195,12 @@ def test_a_killed_re_export_leaves_no_stale_item_and_a_users_item_is_not_replace
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(save, "save_safetensors", killed)  # the new .pth is written, then the run dies
+    first = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
+    monkeypatch.setattr(save, "save_safetensors", killed)  # the new .pth is staged, then the run dies
     with pytest.raises(KeyboardInterrupt):
         save_export(tmp_path / "r" / "bb", build_model("vit_tiny", patch_size=8, depth=1, in_chans=4), None)
-    assert not export_item_path(tmp_path / "r" / "bb").exists()
+    # the new files are renamed into place only once all are written: the first export, item included, is whole
+    assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == first
     monkeypatch.undo()
 
     state = {f"arch.teacher.backbone.{k}": v for k, v in model.state_dict().items()}

@@ -153,18 +153,36 @@ def save_export(
 ) -> list[Path]:
     """Write an export: the backbone as `X.pth` and `X.safetensors` (official layout, build kwargs and the
     normalisation record in the safetensors metadata) and the sidecar `X.heads.pth`
-    (`{"dino_head", "ibot_head", "backbone": kwargs, "normalization": record, **extra}`); each atomically.
-    Then, once all three are in place, the STAC item `X.stac.json` that catalogues them (MLM extension;
-    `stac_properties` go into its properties: `checkpoints.stac_item`). Returns the three weight file paths."""
+    (`{"dino_head", "ibot_head", "backbone": kwargs, "normalization": record, **extra}`); all three are written
+    under temporary names first and then renamed into place (an earlier export's files removed just before), so
+    an interrupted (re-)export never leaves a new file beside an old one. Then, once all three are in place, the
+    STAC item `X.stac.json` that catalogues them (MLM extension; `stac_properties` go into its properties:
+    `checkpoints.stac_item`). Returns the three weight file paths."""
+    import os
+
+    from geodino.io import make_dirs, refuse_folder_in_the_way, temp_name
     from geodino.models.checkpoints.stac_item import export_item_path, write_export_item
 
     pth, st, hp = export_paths(out)
     norm = check_normalization(normalization, str(pth))
-    # an earlier export's item goes first: a re-export killed part-way must not leave it describing (and
-    # checksumming) weights that are no longer there
-    export_item_path(pth).unlink(missing_ok=True)
-    save_pth(state, pth)
-    save_safetensors(state, st, config=config, normalization=norm)
-    write_heads(hp, heads or {}, backbone=dict(config or {}), normalization=norm, **extra)
+    for p in (pth, st, hp):
+        refuse_folder_in_the_way(p)
+    make_dirs(pth.parent)
+    # the three files are written under temporary names and renamed into place only once all are written, so a
+    # re-export killed or failing part-way leaves the earlier export whole; the earlier item and companions go
+    # just before the renames, so that no moment shows a new file beside an old one (only fewer files)
+    staged = [temp_name(p) for p in (pth, st, hp)]
+    try:
+        save_pth(state, staged[0])
+        save_safetensors(state, staged[1], config=config, normalization=norm)
+        write_heads(staged[2], heads or {}, backbone=dict(config or {}), normalization=norm, **extra)
+        export_item_path(pth).unlink(missing_ok=True)  # never describing (and checksumming) other weights
+        for p in (st, hp):  # the .pth is replaced by its rename, first
+            p.unlink(missing_ok=True)
+        for tmp, p in zip(staged, (pth, st, hp)):
+            os.replace(tmp, p)
+    finally:
+        for tmp in staged:
+            tmp.unlink(missing_ok=True)
     write_export_item([pth, st, hp], state, config, norm, stac_properties)
     return [pth, st, hp]
