@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from geodino.errors import InputError, plural
+from geodino.io import set_default_mode
 
 if TYPE_CHECKING:
     from geodino.viz.attention import AttentionMaps
@@ -167,12 +170,29 @@ def write_attention(
 ) -> dict[str, Path]:
     """PNGs over the image (mean, mask, each head, similarity, one panel), a COG on the patch grid when the
     sample is georeferenced, and a JSON summary; returns {name: path}. A folder that already holds attention maps
-    is refused unless `overwrite` (then an earlier run's maps that this run does not write are removed)."""
-    from geodino.data.preview import to_rgb
-    from geodino.data.sensors import get_sensor
-    from geodino.io import atomic_path, make_dirs
+    is refused unless `overwrite` (then the earlier run's set is replaced whole: the new one is written aside and
+    moved in once complete, the earlier run's maps removed just before)."""
+    from geodino.io import make_dirs
 
     out = make_dirs(check_output_folder(out_dir, prefix=prefix, overwrite=overwrite))
+    # the set is written into a hidden folder inside `out` and moved in only when whole (the earlier set removed
+    # first, the JSON last), so an interrupted overwrite never leaves maps of two runs side by side
+    stage = out / f".{prefix}.tmp-{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    try:
+        files = _write_set(maps, sample, stage, prefix)
+        _swap_in(stage, out, files, prefix)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return {k: out / v.name for k, v in files.items()}
+
+
+def _write_set(maps: AttentionMaps, sample: dict[str, Any], out: Path, prefix: str) -> dict[str, Path]:
+    """Write the PNGs, the COG (georeferenced samples) and the JSON summary of `write_attention` into `out`."""
+    from geodino.data.preview import to_rgb
+    from geodino.data.sensors import get_sensor
+
     H, W = maps.image_size
     image = np.asarray(sample["image"])[:, :H, :W]
     valid = np.asarray(sample.get("valid", np.ones(image.shape[1:], bool)))[:H, :W]
@@ -214,16 +234,27 @@ def write_attention(
         "files": {k: v.name for k, v in files.items()},
     }
     files["json"] = out / f"{prefix}.json"
-    earlier = _earlier_files(files["json"])
-    with atomic_path(files["json"], overwrite=True) as tmp:
-        tmp.write_text(json.dumps(summary, indent=2))
-    for name in sorted(earlier - {f.name for f in files.values()}):  # an earlier run's maps, not this input's
-        (out / name).unlink(missing_ok=True)
+    files["json"].write_text(json.dumps(summary, indent=2))
     return files
 
 
+def _swap_in(stage: Path, out: Path, files: dict[str, Path], prefix: str) -> None:
+    """Replace the attention set in `out` with the one written in `stage`: the earlier run's JSON and every file it
+    lists (and any other file of this prefix's set, e.g. of an interrupted run) go first, then the new files move
+    in, the JSON last; a stop part-way leaves part of the new set without its JSON, never a mix of two runs."""
+    summary = out / f"{prefix}.json"
+    earlier = _earlier_files(summary) | {f.name for f in out.iterdir() if _written_here(f.name, prefix)}
+    summary.unlink(missing_ok=True)
+    for name in sorted(earlier):
+        (out / name).unlink(missing_ok=True)
+    for path in sorted(files.values(), key=lambda f: f.name == summary.name):
+        set_default_mode(path)
+        os.replace(path, out / path.name)
+
+
 def _earlier_files(summary: Path) -> set[str]:
-    """The file names an earlier run listed in its JSON summary in this folder (only those are ever removed)."""
+    """The file names an earlier run listed in its JSON summary in this folder (removed on overwrite, with the files
+    named like this set's: nothing else in the folder is touched)."""
     try:
         listed = json.loads(summary.read_text()).get("files", {})
     except (OSError, ValueError, AttributeError):
