@@ -14,16 +14,25 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 from geodino.errors import InputError
 
-__all__ = ["RUN_LOCK", "lock_run_folder", "release_all_run_folders", "release_run_folder"]
+__all__ = [
+    "RUN_LOCK",
+    "lock_run_folder",
+    "locked_output",
+    "output_lock_path",
+    "release_all_run_folders",
+    "release_run_folder",
+]
 
 RUN_LOCK = ".geodino.lock"  # the lock file a training run holds in its output folder
 
 _LOCKS: dict[str, tuple[Path, IO[str], int]] = {}  # run folder -> (lock file, its open handle, owner pid)
+_OUTPUTS: set[str] = set()  # output lock files this process holds (`locked_output`)
 
 
 def _same_file(fh: IO[str], path: Path) -> bool:
@@ -94,3 +103,62 @@ def release_all_run_folders() -> None:
     their own) and before a multi-process run leaves through `os._exit`, which skips `atexit`."""
     while _LOCKS:
         _release(*_LOCKS.popitem()[1])
+
+
+def output_lock_path(path: Path) -> Path:
+    """The lock file of output `path` (a file, an export's name or a folder): the hidden sibling
+    `.NAME.geodino.lock`, outside the output itself, so that a folder swapped in whole keeps its lock."""
+    path = Path(path).expanduser()
+    if path.name in ("", ".", ".."):
+        path = path.resolve()
+    return path.with_name(f".{path.name}{RUN_LOCK}")
+
+
+@contextlib.contextmanager
+def locked_output(path: Path, *, what: str = "output") -> Iterator[None]:
+    """Hold an exclusive `flock` on output `path` (`output_lock_path`) while the block writes it, so that a second
+    run writing the same output (another process, e.g. `data curate`, `viz attention` or `export` into one --out)
+    stops with one InputError line instead of mixing its files with the first one's. A no-op when this process
+    holds it already (nested writers) or cannot create the lock file beside the output (a read-only parent); the
+    OS frees the lock on any exit and the file is removed when the block ends."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: no lock
+        yield
+        return
+    lock = output_lock_path(path)
+    key = str(lock.resolve())
+    if key in _OUTPUTS:
+        yield
+        return
+    for _ in range(10):
+        try:
+            fh = open(lock, "a+")
+        except OSError:  # no lock file possible beside it (a missing or read-only parent): the writer says why
+            yield
+            return
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            fh.seek(0)
+            owner = fh.read().strip() or "another process"
+            fh.close()
+            raise InputError(
+                f"{what} {path} is being written by another run ({owner}, lock {lock}); wait for it to finish (a "
+                f"killed run frees it) or choose another {what}"
+            ) from exc
+        if _same_file(fh, lock):
+            break
+        fh.close()  # the holder released (and unlinked) it between our open and our lock: lock the new file
+    else:
+        raise InputError(f"{what} {path}: its lock file {lock} keeps being replaced; try again")
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()}")
+    fh.flush()
+    _OUTPUTS.add(key)
+    try:
+        yield
+    finally:
+        _OUTPUTS.discard(key)
+        _release(lock, fh, os.getpid())

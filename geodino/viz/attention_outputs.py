@@ -173,18 +173,20 @@ def write_attention(
     is refused unless `overwrite` (then the earlier run's set is replaced whole: the new one is written aside and
     moved in once complete, the earlier run's maps removed just before)."""
     from geodino.io import make_dirs
+    from geodino.run_lock import locked_output
 
     out = make_dirs(check_output_folder(out_dir, prefix=prefix, overwrite=overwrite))
     # the set is written into a hidden folder inside `out` and moved in only when whole (the earlier set removed
     # first, the JSON last), so an interrupted overwrite never leaves maps of two runs side by side
     stage = out / f".{prefix}.tmp-{os.getpid()}"
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir()
-    try:
-        files = _write_set(maps, sample, stage, prefix)
-        _swap_in(stage, out, files, prefix)
-    finally:
+    with locked_output(out, what="output folder"):  # one run at a time (held already by the CLI: a no-op)
         shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir()
+        try:
+            files = _write_set(maps, sample, stage, prefix)
+            _swap_in(stage, out, files, prefix)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
     return {k: out / v.name for k, v in files.items()}
 
 

@@ -60,23 +60,26 @@ def register(subparsers: Any) -> None:
 
 
 def _attention(args: argparse.Namespace) -> int:
-    from geodino.backbones import load_backbone
     from geodino.errors import InputError
-    from geodino.viz.attention import (
-        attention_maps,
-        check_mass,
-        check_output_folder,
-        crop_note,
-        is_image,
-        read_input,
-        window_point,
-        write_attention,
-    )
+    from geodino.io import make_dirs
+    from geodino.run_lock import locked_output
+    from geodino.viz.attention import check_mass, check_output_folder
 
     if args.point_crs and args.point is None:  # a flag that changes nothing would hide a forgotten --point
         raise InputError("--point-crs says how to read --point, which is missing; pass --point X Y as well")
     check_mass(args.mass)
-    check_output_folder(args.out, overwrite=args.overwrite)  # before the backbone is loaded and run
+    out = check_output_folder(args.out, overwrite=args.overwrite)  # before the backbone is loaded and run
+    make_dirs(out.parent)  # the lock file sits beside the output folder
+    with locked_output(out, what="output folder"):  # a second run into one --out stops with one line
+        return _attention_locked(args)
+
+
+def _attention_locked(args: argparse.Namespace) -> int:
+    """`viz attention` while holding its output folder's lock."""
+    from geodino.backbones import load_backbone
+    from geodino.errors import InputError
+    from geodino.viz.attention import attention_maps, crop_note, is_image, read_input, window_point, write_attention
+
     backbone = None
     if args.sensor is None and not is_image(args.input):  # a raster may be read by the backbone's record
         backbone = load_backbone(args.backbone, device=args.device)

@@ -26,10 +26,23 @@ __all__ = ["curate"]
 def curate(cfg: CurateConfig, out_dir: str | Path, *, progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Run the whole curation (see the package docstring); returns the report dict. An `out_dir` holding another
     curation (another backbone or other inputs) is refused unless `overwrite`; the same one re-uses its cache."""
+    from geodino.io import make_dirs
+    from geodino.run_lock import locked_output
+
+    cfg.validate()
+    out = Path(out_dir).expanduser()
+    make_dirs(out.parent)  # the lock file sits beside the output folder
+    # one run at a time into one folder: a second curation (another backbone) deleted the first one's embedding
+    # chunks as it claimed them, and both could cluster a mix; the second now stops with one line
+    with locked_output(out, what="output folder"):
+        return _curate(cfg, out, progress=progress, overwrite=overwrite)
+
+
+def _curate(cfg: CurateConfig, out: Path, *, progress: bool, overwrite: bool) -> dict[str, Any]:
+    """`curate` while holding the output folder's lock."""
     from geodino.backbones import load_backbone
     from geodino.io import atomic_path, make_dirs
 
-    cfg.validate()
     configs, where = cfg.source_configs()
     tiles = Tiles(configs, where, skip_hint="pass --on-error skip (the tile is then dropped as nodata)")
     rules = [cloud_rule(s, cfg.cloud_rule, cfg.cloud_threshold) for s in tiles.sensors]
@@ -40,7 +53,6 @@ def curate(cfg: CurateConfig, out_dir: str | Path, *, progress: bool = True, ove
         raise InputError(
             f"--size {cfg.size} is larger than the archive ({plural(tiles.n, 'tile')}); ask for at most {tiles.n}"
         )
-    out = Path(out_dir).expanduser()
     fresh = [d for d in (out, out / "embeddings") if not d.exists()]
     make_dirs(out)
     try:

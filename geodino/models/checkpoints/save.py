@@ -158,16 +158,38 @@ def save_export(
     an interrupted (re-)export never leaves a new file beside an old one. Then, once all three are in place, the
     STAC item `X.stac.json` that catalogues them (MLM extension; `stac_properties` go into its properties:
     `checkpoints.stac_item`). Returns the three weight file paths."""
-    import os
-
-    from geodino.io import make_dirs, refuse_folder_in_the_way, temp_name
-    from geodino.models.checkpoints.stac_item import export_item_path, write_export_item
+    from geodino.io import make_dirs, refuse_folder_in_the_way
+    from geodino.models.checkpoints.stac_item import write_export_item
+    from geodino.run_lock import locked_output
 
     pth, st, hp = export_paths(out)
     norm = check_normalization(normalization, str(pth))
     for p in (pth, st, hp):
         refuse_folder_in_the_way(p)
     make_dirs(pth.parent)
+    # one writer at a time per export name: a second export onto X stops with one line while the first writes
+    with locked_output(pth.with_suffix(""), what="export"):
+        _stage_export(pth, st, hp, state, config, heads, norm, extra)
+        write_export_item([pth, st, hp], state, config, norm, stac_properties)
+    return [pth, st, hp]
+
+
+def _stage_export(
+    pth: Path,
+    st: Path,
+    hp: Path,
+    state: nn.Module | Mapping[str, Tensor],
+    config: Mapping[str, Any] | None,
+    heads: Mapping[str, nn.Module | Mapping[str, Tensor]] | None,
+    norm: Mapping[str, Any] | None,
+    extra: Mapping[str, Any],
+) -> None:
+    """Write the three files of `save_export` and swap them in as one set (see there)."""
+    import os
+
+    from geodino.io import temp_name
+    from geodino.models.checkpoints.stac_item import export_item_path
+
     # the three files are written under temporary names and renamed into place only once all are written, so a
     # re-export killed or failing part-way leaves the earlier export whole; the earlier item and companions go
     # just before the renames, so that no moment shows a new file beside an old one (only fewer files)
@@ -184,5 +206,3 @@ def save_export(
     finally:
         for tmp in staged:
             tmp.unlink(missing_ok=True)
-    write_export_item([pth, st, hp], state, config, norm, stac_properties)
-    return [pth, st, hp]
