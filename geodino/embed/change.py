@@ -9,6 +9,7 @@ table). Both rasters must come from the same backbone (fingerprint, layers) and 
 
 from __future__ import annotations
 
+import numbers
 import sys
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,28 @@ def _unit(f: np.ndarray) -> np.ndarray:
     return f / np.maximum(np.sqrt(np.sum(f * f, axis=0, keepdims=True)), 1e-12)
 
 
+def _threshold(threshold: Any) -> float | str | None:
+    """`threshold` as a float in [0, 2] (an int, a numpy number or numeric text alike), 'otsu' or None; anything
+    else (a bool, text, a value outside [0, 2]) is one InputError line naming both spellings."""
+    if threshold is None or (isinstance(threshold, str) and threshold.strip().lower() == "otsu"):
+        return None if threshold is None else "otsu"
+    value = None
+    if isinstance(threshold, numbers.Real) and not isinstance(threshold, bool):
+        value = float(threshold)
+    elif isinstance(threshold, str):
+        try:
+            value = float(threshold)
+        except ValueError:
+            pass
+    if value is None:
+        raise InputError(f"--threshold {threshold!r} must be a number in [0, 2] or 'otsu' (threshold= in Python)")
+    if not 0.0 <= value <= 2.0:  # also NaN
+        raise InputError(
+            f"--threshold {threshold} must lie in [0, 2] (cosine distance) or be 'otsu' (threshold= in Python)"
+        )
+    return value
+
+
 def change_map(
     a: str | Path,
     b: str | Path,
@@ -115,13 +138,7 @@ def change_map(
     from geodino.embed.products import cog_profile, n_blocks, write_cog
     from geodino.embed.quicklook import classes_png, ramp_png
 
-    if isinstance(threshold, str) and threshold.lower() != "otsu":
-        try:
-            threshold = float(threshold)
-        except ValueError as exc:
-            raise InputError(f"--threshold {threshold!r} must be a number in [0, 2] or 'otsu'") from exc
-    if isinstance(threshold, float) and not 0.0 <= threshold <= 2.0:
-        raise InputError(f"--threshold {threshold} must lie in [0, 2] (cosine distance) or be 'otsu'")
+    threshold = _threshold(threshold)
     from geodino.embed.products import check_map_outputs
 
     out = Path(out)

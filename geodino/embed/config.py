@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Any
 
 from geodino.embed.backbone import parse_layers
@@ -14,6 +15,7 @@ __all__ = [
     "DECLARED_BY_FILE",
     "IDENT_KEYS",
     "EmbedConfig",
+    "band_numbers",
     "check_margin",
     "make_config",
     "reads_file_rule",
@@ -83,6 +85,8 @@ class EmbedConfig:
     progress: bool = True
 
     def validate(self) -> None:
+        coerce_fields(self)
+        self.bands = band_numbers(self.bands)
         if self.blend not in BLEND_MODES:
             raise ConfigError(f"blend={self.blend!r} is not valid; choose one of {', '.join(BLEND_MODES)}")
         if self.dtype not in DTYPES:
@@ -131,6 +135,84 @@ class EmbedConfig:
         return (self.overlap // 4) // patch * patch if self.margin is None else int(self.margin)
 
 
+# the scalar fields a Python caller may give as text ("256", "1e-4", "true"), read as YAML and the CLI read them
+_INTS = ("tile", "overlap", "margin", "batch_size", "chunk", "block_rows", "max_block_cols")
+_INTS += ("workers", "world_size", "rank", "threads", "gdal_cache_mb")
+_FLOATS = ("scale", "nodata")
+_BOOLS = ("norm", "l2_normalize", "upsample", "stac_scale", "file_scale", "allow_no_crs", "overwrite", "resume")
+_BOOLS += ("amp", "progress")
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def coerce_fields(cfg: EmbedConfig) -> None:
+    """Read the scalar options as YAML and the CLI do, in place: a whole number (or its text, "256") for the int
+    fields, a number (or its text) for the float ones, true/false (or "true"/"false", "yes"/"no", 1/0) for the
+    flags; None stays None where the default is None. Anything else is one ConfigError line naming the option."""
+    from geodino.config import whole_number
+
+    for name in _INTS + _FLOATS + _BOOLS:
+        value = getattr(cfg, name)
+        if value is None and getattr(EmbedConfig, name) is None:
+            continue
+        if name in _INTS:
+            setattr(cfg, name, whole_number(value, name, getattr(EmbedConfig, name) or 0))
+        elif name in _FLOATS:
+            setattr(cfg, name, _number(value, name))
+        else:
+            setattr(cfg, name, _flag(value, name))
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            pass
+    example = "1e-4" if name == "scale" else "0"
+    raise ConfigError(f"{name} must be a number (e.g. {name}={example}), got {value!r}")
+
+
+def _flag(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral) and int(value) in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigError(f"{name} must be true or false (e.g. {name}=True), got {value!r}")
+
+
+BAND_NUMBERS_HINT = (
+    "embed's bands are 1-based band numbers of the input (e.g. bands=[4,3,2], --bands 4,3,2); band names go to the "
+    "backbone (its spec's ?bands=red,green,blue) or a sensor (sensor=NAME, --sensor NAME)"
+)
+
+
+def band_numbers(bands: Any, key: str = "bands", hint: str = BAND_NUMBERS_HINT) -> list[int] | None:
+    """`bands` (the input bands to read) as a list of 1-based ints: None or [] stays None, whole numbers and their
+    text ("4", "4,3,2" as --bands takes it) pass; a bare number (a count? band 3?), band names or anything else is
+    one ConfigError line saying what `bands` is."""
+    if bands is None:
+        return None
+    if isinstance(bands, str) and bands.strip():  # "4,3,2" or "4 3 2", as the CLI's --bands takes it
+        bands = bands.replace(",", " ").split()
+    if isinstance(bands, list | tuple) or (hasattr(bands, "tolist") and getattr(bands, "ndim", 0) == 1):
+        items = list(bands.tolist() if hasattr(bands, "tolist") else bands)
+        out = []
+        for b in items:
+            if isinstance(b, numbers.Integral) and not isinstance(b, bool):
+                out.append(int(b))
+            elif isinstance(b, str) and b.strip().lstrip("+").isdigit():
+                out.append(int(b))
+            else:
+                break
+        else:
+            return out or None
+    raise ConfigError(f"{key}={bands!r} cannot be used: {hint}")
+
+
 def user_rule(cfg: EmbedConfig) -> bool:
     """Whether the DN -> reflectance rule is given outright (`scale`, `band_scale`, `band_offset`): then what the
     input declares (a STAC item's raster:bands, a raster's GDAL scale/offset) is not looked at."""
@@ -159,7 +241,13 @@ def check_margin(margin: int, overlap: int, patch: int) -> None:
 
 def make_config(config: EmbedConfig | None, backbone: Any, out: Any, options: dict[str, Any]) -> EmbedConfig:
     """A validated copy of `config` (the caller's is never changed) with `options` (EmbedConfig fields; unknown
-    names fail with the closest valid one), the backbone (a spec or an object) and the output set when given."""
+    names fail with the closest valid one), the backbone (a spec or an object) and the output set when given.
+
+    A `config` that is not an EmbedConfig is refused in one line rather than read as options: a dict would be a
+    second way to pass the same options (which wins when both give one?), and a string there is nearly always a
+    backbone spec given as embed_scenes' second positional argument."""
+    if config is not None and not isinstance(config, EmbedConfig):
+        raise ConfigError(_not_a_config(config))
     cfg = dataclasses.replace(config) if config is not None else EmbedConfig()
     names = [f.name for f in dataclasses.fields(EmbedConfig)]
     unknown = sorted(set(options) - set(names))
@@ -175,3 +263,18 @@ def make_config(config: EmbedConfig | None, backbone: Any, out: Any, options: di
         cfg.out = str(out)
     cfg.validate()
     return cfg
+
+
+def _not_a_config(config: Any) -> str:
+    """Why `config` (not an EmbedConfig) cannot be used, and what to pass instead: one line."""
+    if isinstance(config, dict):
+        return (
+            f"config= takes an EmbedConfig, not a dict ({config!r}); pass the options as keywords "
+            "(embed_raster(..., tile=256)), or EmbedConfig(**d)"
+        )
+    if isinstance(config, str):
+        return (
+            f"config= takes an EmbedConfig, not the string {config!r}: the second argument of embed_scenes is "
+            f"config; pass backbone={config!r} (a YAML file: config=load_config(EmbedConfig, PATH) from geodino.config)"
+        )
+    return f"config= takes an EmbedConfig (or None), not a {type(config).__name__}; pass the options as keywords"

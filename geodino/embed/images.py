@@ -35,6 +35,10 @@ __all__ = ["ON_ERROR", "POOLS", "check_sizes", "embed_images", "footprint_4326",
 POOLS = ("cls", "mean", "cls+mean")
 ON_ERROR = ("skip", "stop")
 OUT_SUFFIXES = (".parquet", ".geoparquet")
+IMAGE_BANDS_HINT = (
+    "embed_images' bands are 1-based band numbers of each image (e.g. bands=[4,3,2], --bands 4,3,2); band names go "
+    "to the backbone (its spec's ?bands=red,green,blue, or ?sensor=NAME)"
+)
 SCALE_KEYS = ("--scale", "--offset")  # the CLI flags of an explicit DN -> reflectance rule (scale=, offset= in Python)
 
 
@@ -69,10 +73,12 @@ def embed_images(
     """
     from geodino.backbones import layer_indices
     from geodino.embed.backbone import parse_layers, resolve_backbone
+    from geodino.embed.config import band_numbers
     from geodino.eval.scaling import InputScaling, check_data_offset
     from geodino.io import atomic_path, check_writable
 
     _check_options(pool, on_error, batch_size, image_size, out)
+    bands = band_numbers(bands, hint=IMAGE_BANDS_HINT)
     check_data_offset(scale, offset, SCALE_KEYS)
     out = check_writable(out, overwrite=overwrite)
     root = Path(folder).expanduser()
@@ -284,7 +290,8 @@ class ImageFiles:
             if bad:
                 raise InputError(
                     f"--bands {','.join(map(str, self.select))} asks for band {bad[0]} but {path} has "
-                    f"{plural(n_file, 'band')} (bands are 1-based); choose bands 1..{n_file}"
+                    f"{plural(n_file, 'band')} (bands are 1-based); choose bands 1..{n_file} (--bands, bands=[...] "
+                    "in Python)"
                 )
             arr = arr[[b - 1 for b in self.select]]
         self._check(arr, path)
@@ -329,7 +336,10 @@ def band_message(backbone: Any, n: int, path: Path, *, selected: bool) -> str:
     select = ""
     if n > want:
         first = ",".join(map(str, range(1, want + 1)))
-        select = f"select {plural(want, 'band')} with --bands (1-based, e.g. --bands {first}) or "
+        select = (
+            f"select {plural(want, 'band')} with --bands (1-based, e.g. --bands {first}), bands=[{first}] in "
+            "Python, or "
+        )
     adapted = f"{spec}{'&' if '?' in spec else '?'}bands={n}"
     return (
         f"{path} {what} {plural(n, 'band')} but backbone {spec} takes {want}; {select}adapt the backbone's patch "

@@ -211,19 +211,23 @@ def check_complete(out: Path, prep: PreparedRun) -> None:
 
     why = damage_of(out)
     if why:
-        raise InputError(f"output {out} exists but is damaged ({why}); pass --overwrite to write it again")
+        raise InputError(
+            f"output {out} exists but is damaged ({why}); pass --overwrite to write it again (overwrite=True in Python)"
+        )
     with EmbeddingReader(out) as rd:
         stored = rd.metadata
     if "model_spec" not in stored:
         raise InputError(
             f"output {out} exists but holds no geodino metadata (GEODINO_MODEL_SPEC), so it was not written by "
-            f"`geodino embed`; pass --overwrite to replace it or choose another --out"
+            f"`geodino embed`; pass --overwrite to replace it or choose another --out (overwrite=True or out= in "
+            "Python)"
         )
     diff = settings_diff(flat_settings(stored), flatten_meta(prep.meta))
     if diff:
         raise InputError(
             f"output {out} is complete but was written with other settings: {'; '.join(diff)}; rerun with the same "
-            f"settings to keep it, pass --overwrite to replace it, or choose another --out"
+            f"settings to keep it, pass --overwrite to replace it, or choose another --out (overwrite=True or out= in "
+            "Python)"
         )
 
 

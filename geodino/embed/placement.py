@@ -173,9 +173,34 @@ def _proj_reason(exc: Exception) -> str:
     return text.rsplit("proj_create: ", 1)[-1].rstrip(")") if "proj_create: " in text else text
 
 
-def point_cell(rd: EmbeddingReader, point: tuple[float, float], point_crs: Any) -> tuple[int, int]:
-    """(row, col) of the cell under `point` (in `point_crs`, else the raster's CRS), or a one-line error naming the
-    raster's CRS and bounds when it misses the raster, or saying why `point_crs` cannot place it."""
+def user_point(point: Any) -> tuple[float, float]:
+    """A query point as (x, y) floats: a 2-sequence of numbers ((500100, 4999900), [x, y], numpy) or text as the
+    CLI's --point takes it ("500100,4999900", "500100 4999900"); anything else is one InputError naming the value."""
+    if isinstance(point, str):
+        parts: list[Any] = point.replace(",", " ").split()
+    elif hasattr(point, "__len__") and hasattr(point, "__getitem__") and not isinstance(point, bytes | dict):
+        parts = list(point)
+    else:
+        parts = []
+    if len(parts) == 2 and not any(isinstance(p, bool) for p in parts):
+        try:
+            x, y = float(parts[0]), float(parts[1])
+        except (TypeError, ValueError):
+            pass
+        else:
+            if math.isfinite(x) and math.isfinite(y):
+                return x, y
+    raise InputError(
+        f"point={point!r} must be two numbers X,Y in the raster's CRS (or point_crs=): point=(500100, 4999900) or "
+        "point='500100,4999900' in Python, --point X,Y on the command line"
+    )
+
+
+def point_cell(rd: EmbeddingReader, point: Any, point_crs: Any) -> tuple[int, int]:
+    """(row, col) of the cell under `point` (in `point_crs`, else the raster's CRS; any form `user_point` takes), or
+    a one-line error naming the raster's CRS and bounds when it misses the raster, or saying why `point_crs` cannot
+    place it."""
+    point = user_point(point)
     x, y = point
     where = ""
     if point_crs is not None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from geodino.config import whole_number
 from geodino.embed import style
 from geodino.embed.map_outputs import check_map_outputs, cog_profile, n_blocks, progress, write_cog
 from geodino.embed.placement import (
@@ -29,6 +30,7 @@ from geodino.embed.placement import (
     raster_extent,
     to_raster_crs,
     unplaced_hint,
+    user_point,
 )
 from geodino.embed.vectors import has_geometry, read_features
 from geodino.embed.writers import EmbeddingReader
@@ -48,6 +50,7 @@ def pca_map(
     """3-band uint8 COG of the first three principal components (0 = nodata; values stretched 2-98 %)."""
     from sklearn.decomposition import PCA
 
+    sample, seed = whole_number(sample, "sample", 50000), whole_number(seed, "seed", 0)
     check_map_outputs("pca", out, png=png, style=style.qml_path(out))
     out = check_writable(out, overwrite=overwrite)
     with EmbeddingReader(features).require_features() as rd:
@@ -115,6 +118,7 @@ def cluster_map(
     before fitting and assigning)."""
     from sklearn.cluster import MiniBatchKMeans
 
+    k, sample, seed = whole_number(k, "k", 8), whole_number(sample, "sample", 50000), whole_number(seed, "seed", 0)
     if not 2 <= k <= 254:
         raise InputError(f"k={k} clusters: choose between 2 and 254")
     check_map_outputs("cluster", out, png=png, style=style.qml_path(out))
@@ -211,6 +215,8 @@ def similarity_map(
 
     if (point is None) == (polygon is None):
         raise InputError("give exactly one query: a point (--point X,Y) or a polygon file (--polygon FILE)")
+    if point is not None:
+        point = user_point(point)
     png = Path(png) if png else Path(out).with_suffix(".png")
     check_map_outputs("similar", out, png=png, style=style.qml_path(out))
     out = check_writable(out, overwrite=overwrite)

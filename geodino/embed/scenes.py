@@ -158,7 +158,7 @@ def _check_headers(scenes: list[Scene], cfg: EmbedConfig) -> set[str]:
             raise InputError(
                 f"scenes of different band counts in one run: {first[0].path} has {plural(first[1], 'band')}, "
                 f"{s.path} has "
-                f"{count}; embed them in separate runs (or choose the same bands with --bands)"
+                f"{count}; embed them in separate runs (or choose the same bands with --bands, bands=[...] in Python)"
             )
     if tilted:
         one, stem = tilted[0].path, Path(tilted[0].path).stem
@@ -221,7 +221,10 @@ def _check_declared_rules(scenes: list[Scene], cfg: EmbedConfig, by_file: set[st
     bare = [s for s in scenes if s.name not in by_item and s.name not in by_file]
     if not declared or not bare:
         return
-    rule = "different rules; give one rule for all (--scale FACTOR, or band_scale=[...] band_offset=[...])"
+    rule = (
+        "different rules; give one rule for all (--scale FACTOR, scale= in Python, or band_scale=[...] "
+        "band_offset=[...])"
+    )
     if not by_file:  # STAC items only: as before the rasters' own tags were read
         raise InputError(
             f"{len(declared)} of {plural(len(scenes), 'STAC item')} declare their bands' scale/offset (raster:bands, "
@@ -273,14 +276,14 @@ def _refuse_existing(outs: list[Path], folder: Path) -> None:
         raise InputError(
             f"{'the' if len(outs) == 1 else 'all'} {plural(len(outs), 'scene output')} already exist"
             f"{'s' if len(outs) == 1 else ''} in {folder}: this run is done; pass --overwrite to redo them (or "
-            "--resume to only rewrite the mosaic)"
+            "--resume to only rewrite the mosaic; overwrite=True or resume=True in Python)"
         )
     started = finished + partial
     split = f"{len(finished)} finished, {len(partial)} partial; " if finished and partial else ""
     raise InputError(
         f"{len(started)} of {plural(len(outs), 'scene output')} already exist{'s' if len(started) == 1 else ''} "
         f"in {folder} ({split}e.g. {started[0].name}); "
-        f"pass --resume to finish the others or --overwrite to redo all"
+        f"pass --resume to finish the others or --overwrite to redo all (resume=True or overwrite=True in Python)"
     )
 
 
@@ -292,7 +295,7 @@ def _check_stacks(started: list[Scene], stacks: dict[Path, str]) -> None:
         if vrt in stacks and vrt.exists() and vrt.read_text() != stacks[vrt]:
             raise InputError(
                 f"scene {s.name} was started from other assets than this run's --asset ({vrt} differs); rerun "
-                f"with the same --asset or pass --overwrite to redo it"
+                f"with the same --asset or pass --overwrite to redo it (asset= or overwrite=True in Python)"
             )
 
 

@@ -215,6 +215,11 @@ def check_bands_fit(source: WindowedSource, bands: list[int] | None, bb: Any) ->
         )
 
 
+def _py(bands: list[int]) -> str:
+    """The Python spelling of `--bands 1,2,3` in a message: "bands=[1, 2, 3] in Python"."""
+    return f"bands={list(bands)} in Python"
+
+
 def _band_count_message(source: Any, bands: list[int] | None, bb: Any) -> str:
     """Why the input's (selected) bands do not fit the backbone, and what to pass: with --bands, how many of the
     input's bands it selected (not "the input has N bands", which reads as the file's count); an alpha band (RGBA)
@@ -229,7 +234,11 @@ def _band_count_message(source: Any, bands: list[int] | None, bb: Any) -> str:
     if bands:
         adapt = f"adapt the backbone to {plural(info.count, 'band')} "
         adapt += _adapt_example(spec, info.count, info.descriptions)
-        pick = f"pass {plural(n, 'band number')} (e.g. --bands {_listed(data[:n])}) or " if len(data) >= n else ""
+        pick = (
+            f"pass {plural(n, 'band number')} (e.g. --bands {_listed(data[:n])}), {_py(data[:n])}, or "
+            if len(data) >= n
+            else ""
+        )
         note = f" ({which}, the validity mask, not data)" if set(bands) & set(alpha) else ""
         return (
             f"--bands {_listed(bands)} selects {info.count} of the {total} bands of input {info.path}{note} but "
@@ -238,14 +247,19 @@ def _band_count_message(source: Any, bands: list[int] | None, bb: Any) -> str:
     head = f"input {info.path} has {plural(total, 'band')} but backbone {spec} takes {n}"
     if alpha and len(data) == n:
         return (
-            f"{head}, and {is_alpha}: pass --bands {_listed(data)} to embed its {plural(n, 'data band')} (the "
+            f"{head}, and {is_alpha}: pass --bands {_listed(data)} ({_py(data)}) to embed its "
+            f"{plural(n, 'data band')} (the "
             f"alpha band stays the validity mask); {alpha_is_data(alpha, info.path, total, info.dtype)} and adapt "
             f"the backbone to {plural(total, 'band')} {_adapt_example(spec, total, info.descriptions)}"
         )
     names = tuple(info.descriptions[b - 1] for b in data)
     adapt = f"adapt the backbone to {plural(len(data), 'band')} {_adapt_example(spec, len(data), names)}"
     adapt += f" with --bands {_listed(data)}" if alpha else ""
-    pick = f"select {plural(n, 'band')} with --bands (e.g. --bands {_listed(data[:n])}) or " if len(data) > n else ""
+    pick = (
+        f"select {plural(n, 'band')} with --bands (e.g. --bands {_listed(data[:n])}), {_py(data[:n])}, or "
+        if len(data) > n
+        else ""
+    )
     return f"{head}{f', and {is_alpha}' if alpha else ''}; {pick}{adapt}"
 
 

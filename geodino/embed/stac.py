@@ -141,7 +141,7 @@ def _declared(per_band: list[tuple[float | None, float | None]], where: str) -> 
 
         warnings.warn(
             f"{where} declares a scale/offset (raster:bands) for some of the bands read but not all: none applied; "
-            "pass --scale or --sensor for the DN rule",
+            "pass --scale or --sensor for the DN rule (scale= or sensor= in Python)",
             stacklevel=3,
         )
         return None

@@ -84,7 +84,8 @@ def input_scaler(
             picked = f"--bands {','.join(map(str, cfg.bands))} selects {info.count} of" if cfg.bands else "has"
             raise InputError(
                 f"sensor {sensor.name!r} has {plural(sensor.n_bands, 'band')} but input {info.path} {picked} "
-                f"{input_count or info.count}; pick matching bands with --bands or another --sensor"
+                f"{input_count or info.count}; pick matching bands with --bands or another --sensor (bands=[...] or "
+                "sensor=NAME in Python)"
             )
         return (lambda x: np.asarray(sensor.to_reflectance(x), dtype=np.float32)), f"sensor:{sensor.name}"
     if cfg.scale is not None:
@@ -97,7 +98,8 @@ def input_scaler(
             raise InputError(
                 f"backbone {getattr(bb, 'spec', '')} records a DN scale for "
                 f"{plural(max(scale.size, offset.size), 'band')} but "
-                f"input {info.path} has {info.count}; pass --scale FACTOR or --sensor NAME"
+                f"input {info.path} has {info.count}; pass --scale FACTOR or --sensor NAME (scale= or sensor= in "
+                "Python)"
             )
         if scale.size > 1 or offset.size > 1:  # per band: broadcast over [C, H, W]
             scale, offset = scale.reshape(-1, 1, 1), offset.reshape(-1, 1, 1)
@@ -110,7 +112,7 @@ def input_scaler(
     if dt.kind in "iu":
         warnings.warn(
             f"input {info.path} is {dt.name}: assuming reflectance = DN / 10000 (Sentinel-2/Landsat L2 convention); "
-            f"pass --sensor NAME or --scale FACTOR if that is wrong",
+            f"pass --sensor NAME or --scale FACTOR (sensor=NAME or scale=FACTOR in Python) if that is wrong",
             stacklevel=3,
         )
         return (lambda x: x * np.float32(1e-4)), f"x/10000 ({dt.name}, assumed)"

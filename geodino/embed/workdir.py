@@ -100,7 +100,10 @@ def init_work_dir(work: Path, prep: Any, *, join: bool) -> None:
     plan_file = work / PLAN_FILE
     check_output_grid(work, prep)
     if not join and work.exists():
-        raise InputError(f"partial output {work} exists; pass --resume to finish it or --overwrite to start again")
+        raise InputError(
+            f"partial output {work} exists; pass --resume to finish it or --overwrite to start again (resume=True or "
+            "overwrite=True in Python)"
+        )
     ident = jsonable(prep.ident)
     if plan_file.exists():
         check_partial(work, ident)
@@ -139,14 +142,15 @@ def check_partial(work: Path, ident: dict[str, Any]) -> None:
     if diff:
         raise InputError(
             f"the partial output {work} was started with other settings: {'; '.join(diff)}; rerun with the "
-            f"same settings or pass --overwrite to start again"
+            f"same settings or pass --overwrite to start again (overwrite=True in Python)"
         )
 
 
 def damaged(work: Path, why: str) -> InputError:
     """The one-line error for a work folder that cannot be continued (`why`: what is wrong with it)."""
     return InputError(
-        f"the work folder {work} is damaged ({why}); delete it, or run again with --overwrite instead of --resume"
+        f"the work folder {work} is damaged ({why}); delete it, or run again with --overwrite instead of --resume "
+        "(overwrite=True instead of resume=True in Python)"
     )
 
 
