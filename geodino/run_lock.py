@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib.util
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -31,6 +32,7 @@ __all__ = [
 
 RUN_LOCK = ".geodino.lock"  # the lock file a training run holds in its output folder
 
+HAS_FLOCK = importlib.util.find_spec("fcntl") is not None  # POSIX only
 _LOCKS: dict[str, tuple[Path, IO[str], int]] = {}  # run folder -> (lock file, its open handle, owner pid)
 _OUTPUTS: set[str] = set()  # output lock files this process holds (`locked_output`)
 
@@ -44,38 +46,51 @@ def _same_file(fh: IO[str], path: Path) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def lock_run_folder(out: Path) -> None:
-    """Lock `out` for this process (a no-op when it already holds it, e.g. a second stage in one process); raise
-    InputError naming the holder when another process has it."""
-    try:
-        import fcntl
-    except ImportError:  # not a POSIX system: no lock
-        return
-    key = str(out.resolve())
-    if key in _LOCKS:
-        return
-    path = out / RUN_LOCK
+def _acquire(lock: Path, busy: Callable[[str], str], replaced: str) -> IO[str]:
+    """Open and `flock` the file `lock` without waiting, write this process's id in it and return the handle: the
+    one acquire of run folders and outputs. InputError `busy(holder)` when another process holds it; the holder may
+    release (and unlink) it between our open and our lock, so the handle is checked to still be the file at `lock`
+    and the new file locked if not (`replaced` after ten tries). OSError when the file cannot be opened."""
+    import fcntl
+
     for _ in range(10):
-        fh = open(path, "a+")
+        fh = open(lock, "a+")
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             fh.seek(0)
             owner = fh.read().strip() or "another process"
             fh.close()
-            raise InputError(
-                f"output_dir {out} is in use by another run ({owner}); wait for it to finish (a killed run frees "
-                "it) or choose another output_dir"
-            ) from exc
-        if _same_file(fh, path):
+            raise InputError(busy(owner)) from exc
+        if _same_file(fh, lock):
             break
-        fh.close()  # the holder released (and unlinked) it between our open and our lock: lock the new file
+        fh.close()
     else:
-        raise InputError(f"output_dir {out}: its lock file {RUN_LOCK} keeps being replaced; try again")
+        raise InputError(replaced)
     fh.seek(0)
     fh.truncate()
     fh.write(f"pid {os.getpid()}")
     fh.flush()
+    return fh
+
+
+def lock_run_folder(out: Path) -> None:
+    """Lock `out` for this process (a no-op when it already holds it, e.g. a second stage in one process); raise
+    InputError naming the holder when another process has it."""
+    if not HAS_FLOCK:  # not a POSIX system: no lock
+        return
+    key = str(out.resolve())
+    if key in _LOCKS:
+        return
+    path = out / RUN_LOCK
+    fh = _acquire(
+        path,
+        lambda owner: (
+            f"output_dir {out} is in use by another run ({owner}); wait for it to finish (a killed run frees "
+            "it) or choose another output_dir"
+        ),
+        f"output_dir {out}: its lock file {RUN_LOCK} keeps being replaced; try again",
+    )
     _LOCKS[key] = (path, fh, os.getpid())
 
 
@@ -121,9 +136,7 @@ def locked_output(path: Path, *, what: str = "output") -> Iterator[None]:
     stops with one InputError line instead of mixing its files with the first one's. A no-op when this process
     holds it already (nested writers) or cannot create the lock file beside the output (a read-only parent); the
     OS frees the lock on any exit and the file is removed when the block ends."""
-    try:
-        import fcntl
-    except ImportError:  # not a POSIX system: no lock
+    if not HAS_FLOCK:  # not a POSIX system: no lock
         yield
         return
     lock = output_lock_path(path)
@@ -131,31 +144,20 @@ def locked_output(path: Path, *, what: str = "output") -> Iterator[None]:
     if key in _OUTPUTS:
         yield
         return
-    for _ in range(10):
-        try:
-            fh = open(lock, "a+")
-        except OSError:  # no lock file possible beside it (a missing or read-only parent): the writer says why
-            yield
-            return
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            fh.seek(0)
-            owner = fh.read().strip() or "another process"
-            fh.close()
-            raise InputError(
-                f"{what} {path} is being written by another run ({owner}, lock {lock}); wait for it to finish (a "
-                f"killed run frees it) or choose another {what}"
-            ) from exc
-        if _same_file(fh, lock):
-            break
-        fh.close()  # the holder released (and unlinked) it between our open and our lock: lock the new file
-    else:
-        raise InputError(f"{what} {path}: its lock file {lock} keeps being replaced; try again")
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"pid {os.getpid()}")
-    fh.flush()
+    try:
+        fh = _acquire(
+            lock,
+            lambda owner: (
+                f"{what} {path} is being written by another run ({owner}, lock {lock}); wait for it to "
+                f"finish (a killed run frees it) or choose another {what}"
+            ),
+            f"{what} {path}: its lock file {lock} keeps being replaced; try again",
+        )
+    except OSError:  # no lock file possible beside it (a missing or read-only parent): the writer says why
+        fh = None
+    if fh is None:
+        yield
+        return
     _OUTPUTS.add(key)
     try:
         yield
