@@ -9,11 +9,7 @@ import geodino.cli
 from geodino.models import build_model
 from geodino.models.checkpoints import load_model, save_backbone
 
-
-@pytest.fixture(autouse=True)
-def only_model_commands(monkeypatch):
-    """Run the real `geodino.cli.main` with this part's commands (independent of the other parts' modules)."""
-    monkeypatch.setattr(geodino.cli, "COMMAND_MODULES", ("geodino.models.commands",))
+pytestmark = pytest.mark.usefixtures("only_model_commands")
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

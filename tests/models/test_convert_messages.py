@@ -12,10 +12,7 @@ from geodino.errors import CheckpointError, ConfigError
 from geodino.models import build_model
 from geodino.models.checkpoints import read_backbone_weights, resolve_bands, save_backbone
 
-
-@pytest.fixture(autouse=True)
-def only_model_commands(monkeypatch):
-    monkeypatch.setattr(geodino.cli, "COMMAND_MODULES", ("geodino.models.commands",))
+pytestmark = pytest.mark.usefixtures("only_model_commands")
 
 
 def err_line(capsys, *argv) -> str:
@@ -24,19 +21,6 @@ def err_line(capsys, *argv) -> str:
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, err
     return lines[0]
-
-
-@pytest.fixture
-def ssl_ckpt(tmp_path):
-    """A training-checkpoint-shaped file with a teacher and a student backbone (different weights)."""
-    torch.manual_seed(0)
-    t = build_model("vit_tiny", patch_size=8, in_chans=3, depth=1)
-    s = build_model("vit_tiny", patch_size=8, in_chans=3, depth=1)
-    state = {f"arch.teacher.backbone.{k}": v for k, v in t.state_dict().items()}
-    state |= {f"arch.student.backbone.{k}": v for k, v in s.state_dict().items()}
-    path = tmp_path / "run.pth"
-    torch.save({"state_dict": state}, path)
-    return path, t, s
 
 
 def test_which_matches_a_name_or_leading_part_never_a_substring(ssl_ckpt):

@@ -18,9 +18,7 @@ from geodino.models.checkpoints import save_backbone
 HF_FILES = ["config.json", "model.safetensors", "preprocessor_config.json"]
 
 
-@pytest.fixture(autouse=True)
-def only_model_commands(monkeypatch):
-    monkeypatch.setattr(geodino.cli, "COMMAND_MODULES", ("geodino.models.commands",))
+pytestmark = pytest.mark.usefixtures("only_model_commands")
 
 
 @pytest.fixture

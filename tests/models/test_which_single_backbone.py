@@ -16,26 +16,12 @@ from geodino.models.checkpoints import load_model, save_backbone
 ONE = r"--which student \(which='student' in Python and backbone specs\): .* holds one backbone.*drop --which"
 
 
-@pytest.fixture(autouse=True)
-def only_model_commands(monkeypatch):
-    monkeypatch.setattr(geodino.cli, "COMMAND_MODULES", ("geodino.models.commands",))
+pytestmark = pytest.mark.usefixtures("only_model_commands")
 
 
 @pytest.fixture
 def one(tmp_path):
     return save_backbone(build_model("vit_tiny", patch_size=8, depth=1), tmp_path / "bb.safetensors")
-
-
-@pytest.fixture
-def ssl_ckpt(tmp_path):
-    torch.manual_seed(0)
-    t = build_model("vit_tiny", patch_size=8, in_chans=3, depth=1)
-    s = build_model("vit_tiny", patch_size=8, in_chans=3, depth=1)
-    state = {f"arch.teacher.backbone.{k}": v for k, v in t.state_dict().items()}
-    state |= {f"arch.student.backbone.{k}": v for k, v in s.state_dict().items()}
-    path = tmp_path / "run.pth"
-    torch.save({"state_dict": state}, path)
-    return path, s
 
 
 def test_info_refuses_which_for_one_backbone(capsys, one):
@@ -49,7 +35,7 @@ def test_info_refuses_which_for_one_backbone(capsys, one):
 
 
 def test_info_takes_which_for_a_training_checkpoint(capsys, ssl_ckpt):
-    path, _ = ssl_ckpt
+    path, _, _ = ssl_ckpt
     assert geodino.cli.main(["info", f"{path}?which=student"]) == 0
     assert "every key and shape fits" in capsys.readouterr().out
 
@@ -59,7 +45,7 @@ def test_load_backbone_spec_refuses_which_for_one_backbone(one, ssl_ckpt):
         load_backbone(f"{one}?which=student")
     with pytest.raises(ConfigError, match="holds one backbone"):
         load_backbone(f"{one}?which=teacher")  # the default named on a file without a choice: refused too
-    path, s = ssl_ckpt
+    path, _, s = ssl_ckpt
     fb = load_backbone(f"{path}?which=student")
     assert torch.equal(fb.model.cls_token, s.cls_token)
     # the default's fingerprint is unchanged (feature caches keyed on it stay valid)
