@@ -18,6 +18,7 @@ from geodino.eval.datasets import DatasetConfig
 from geodino.eval.features import FeatureConfig, FeatureSet
 from geodino.eval.linear import LinearConfig, _train_heads, linear_probe
 from geodino.eval.metrics import multilabel_metrics, single_label_metrics
+from tests.eval.class_folder import class_folder
 from tests.eval.tiny_backbone import TinyBackbone
 
 
@@ -126,18 +127,8 @@ def test_multilabel_f1_of_linear_logits_that_all_lie_in_0_1_thresholds_their_sig
     assert multilabel_metrics(logits, y)["f1_micro"] == pytest.approx(2 / 5)  # the guess: only 0.9 is positive
 
 
-def _folder(root, classes=("dark", "bright"), n=8, size=16):
-    rng = np.random.default_rng(0)
-    for ci, c in enumerate(classes):
-        (root / c).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            base = 40 + 170 * ci
-            arr = np.clip(base + rng.integers(-30, 30, (size, size, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(arr).save(root / c / f"{i}.png")
-
-
 def test_run_classification_end_to_end_on_a_class_folder(tmp_path):
-    _folder(tmp_path / "data")
+    class_folder(tmp_path / "data")
     cfg = ClassificationConfig(
         data=DatasetConfig(name="image_folder", root=str(tmp_path / "data"), val_fraction=0.25, test_fraction=0.25),
         features=FeatureConfig(cache_dir=str(tmp_path / "cache"), batch_size=8),
@@ -190,12 +181,12 @@ def test_run_classification_multilabel_bigearthnet_layout(tmp_path):
 
 
 def test_class_and_count_mismatches_are_one_line(tmp_path):
-    _folder(tmp_path / "d" / "train")
-    _folder(tmp_path / "d" / "val", classes=("dark", "cloud"), n=2)
+    class_folder(tmp_path / "d" / "train")
+    class_folder(tmp_path / "d" / "val", classes=("dark", "cloud"), n=2)
     cfg = ClassificationConfig(data=DatasetConfig(name="image_folder", root=str(tmp_path / "d")), progress=False)
     with pytest.raises(InputError, match=r"class 'cloud' in .*val has no training images"):
         run_classification(TinyBackbone(spec="tiny"), cfg, tmp_path / "out")
-    _folder(tmp_path / "e")
+    class_folder(tmp_path / "e")
     cfg = ClassificationConfig(data=DatasetConfig(name="image_folder", root=str(tmp_path / "e"), num_classes=10))
     with pytest.raises(ConfigError, match=r"num_classes=10 but image_folder in .* has 2 classes"):
         run_classification(TinyBackbone(spec="tiny"), cfg, tmp_path / "out")
@@ -206,7 +197,7 @@ def test_class_and_count_mismatches_are_one_line(tmp_path):
 
 def test_knn_k_values_above_the_training_set_are_skipped_not_mislabelled(tmp_path):
     """ks=[1, 3, 500] on 8 training images: k=500 would vote with all 8 and be reported as `@k500`."""
-    _folder(tmp_path / "data")
+    class_folder(tmp_path / "data")
     cfg = ClassificationConfig(
         data=DatasetConfig(name="image_folder", root=str(tmp_path / "data"), val_fraction=0.25, test_fraction=0.25),
         features=FeatureConfig(cache=False, batch_size=8),
@@ -252,7 +243,7 @@ def test_a_dataset_rewritten_in_place_gets_a_new_cache_key(tmp_path):
 
     from geodino.eval.datasets import build_dataset
 
-    _folder(tmp_path / "data")
+    class_folder(tmp_path / "data")
     cfg = DatasetConfig(name="image_folder", root=str(tmp_path / "data"))
     before = build_dataset(cfg, "train")
     assert before.subset([0, 1]).key.endswith(before.stamp)  # subsets share the dataset's stamp

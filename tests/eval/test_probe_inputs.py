@@ -3,21 +3,10 @@ one ConfigError line saying why not."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from geodino.errors import ConfigError
-
-
-def _folder(root, n=6, size=16):
-    rng = np.random.default_rng(0)
-    for ci, c in enumerate(("dark", "bright")):
-        (root / c).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            arr = np.clip(40 + 170 * ci + rng.integers(-30, 30, (size, size, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(arr).save(root / c / f"{i}.png")
-    return root
+from tests.eval.class_folder import class_folder
 
 
 def _task(root):
@@ -38,7 +27,7 @@ def test_a_probe_takes_a_spec_string(monkeypatch, tmp_path):
 
     loaded = []
     monkeypatch.setattr(geodino.backbones, "load_backbone", lambda spec: loaded.append(spec) or TinyBackbone())
-    root = _folder(tmp_path / "imgs")
+    root = class_folder(tmp_path / "imgs", n=6)
     data = DatasetConfig(name="image_folder", root=str(root), val_fraction=0.25, test_fraction=0.25)
     cfg = ClassificationConfig(data=data, progress=False)
     cfg.features.cache = False
@@ -57,7 +46,7 @@ def test_a_suite_takes_a_mapping_and_a_loaded_backbone(tmp_path):
         run_suite({"tasks": {}}, "arch:vit_small?depth=1", tmp_path / "s0")
     with pytest.raises(ConfigError, match=r"^the suite config must be a SuiteConfig .* got str$"):
         run_suite("suite.yaml", "arch:vit_small?depth=1", tmp_path / "s0")  # type: ignore[arg-type]
-    suite = {"progress": False, "tasks": {"folder": _task(_folder(tmp_path / "imgs"))}}
+    suite = {"progress": False, "tasks": {"folder": _task(class_folder(tmp_path / "imgs", n=6))}}
     rows = run_suite(suite, TinyBackbone(spec="tiny"), tmp_path / "s1")
     assert {r["backbone"] for r in rows} == {"tiny"} and "linear_top1" in {r["metric"] for r in rows}
     # a task with its own bands needs the backbone loaded again from its spec: only a spec string allows that

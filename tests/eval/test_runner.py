@@ -6,24 +6,14 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import geodino.cli
 from geodino.config import load_config
 from geodino.errors import ConfigError
 from geodino.eval import runner
 from geodino.eval.runner import SuiteConfig, read_results, run_suite
+from tests.eval.class_folder import class_folder
 from tests.eval.tiny_backbone import TinyBackbone
-
-
-def _folder(root, n=8, size=16):
-    rng = np.random.default_rng(0)
-    for ci, c in enumerate(("dark", "bright")):
-        (root / c).mkdir(parents=True, exist_ok=True)
-        for i in range(n):
-            arr = np.clip(40 + 170 * ci + rng.integers(-30, 30, (size, size, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(arr).save(root / c / f"{i}.png")
-
 
 SUITE = """
 name: tiny_suite
@@ -50,7 +40,7 @@ def tiny_backbone(monkeypatch):
 
 
 def _suite(tmp_path):
-    _folder(tmp_path / "imgs")
+    class_folder(tmp_path / "imgs")
     path = tmp_path / "suite.yaml"
     path.write_text(SUITE.format(root=tmp_path / "imgs"))
     return path
@@ -192,7 +182,7 @@ def test_real_vit_tiny_backbone_through_the_cli(tmp_path, monkeypatch, capsys):
 
 
 def test_per_task_backbone_bands_load_one_backbone_per_band_set(tmp_path, tiny_backbone):
-    _folder(tmp_path / "imgs")
+    class_folder(tmp_path / "imgs")
     task = {"type": "classification", "data": {"name": "image_folder", "root": str(tmp_path / "imgs")},
             "linear": {"enabled": False}, "knn": {"ks": [1]}}  # fmt: skip
     cfg = SuiteConfig(
