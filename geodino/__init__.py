@@ -14,14 +14,16 @@ __all__ = [
     "InputError",
     "TrainingError",
     "__version__",
+    "distill",
     "pretrain",
 ]
 
 
 def __getattr__(name: str) -> object:
-    """`geodino.pretrain(data, out, ...)` (geodino.train.api), imported on first use: the package stays cheap."""
-    if name == "pretrain":
-        from geodino.train.api import pretrain
+    """`geodino.pretrain(data, out, ...)` and `geodino.distill(teacher, data, out, ...)` (geodino.train.api),
+    imported on first use: the package stays cheap."""
+    if name in ("pretrain", "distill"):
+        from geodino.train import api
 
-        return pretrain
+        return getattr(api, name)
     raise AttributeError(f"module 'geodino' has no attribute {name!r}")

@@ -1,18 +1,21 @@
-"""`geodino.pretrain(data, out)`: pretraining in one call from Python, as LightlyTrain's `train(out=, data=, model=)`.
+"""`geodino.pretrain(data, out)` and `geodino.distill(teacher, data, out)`: pretraining and distillation in one call
+from Python, as LightlyTrain's `train(out=, data=, model=)` and `distill(...)`.
 
-It builds the run's config from a shipped recipe (`small_vit_tiny` by default) and a data folder, and runs
-`geodino.train.pretrain.pretrain` on it: the same run, folder layout and export as `geodino pretrain -c RECIPE
-'data.sources=[...]' output_dir=OUT`. Anything else is a dotted override, as on the command line.
+Each builds the run's config from a shipped recipe (`small_vit_tiny` / `small_vit_tiny_half` by default) and a data
+folder, and runs `geodino.train.pretrain.pretrain` / `geodino.train.distill.distill` on it: the same run, folder
+layout and export as `geodino pretrain|distill -c RECIPE 'data.sources=[...]' output_dir=OUT`. Anything else is a
+dotted override, as on the command line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from geodino.errors import InputError, plural
 
-__all__ = ["pretrain", "source_of"]
+__all__ = ["distill", "pretrain", "source_of"]
 
 
 def source_of(data: str | Path, sensor: str | None = None, tile_size: int | None = None) -> str:
@@ -133,6 +136,65 @@ def pretrain(
             elif steps >= 2:
                 keys.append(f"head_warmup_steps={max(1, steps // 10)}")
     return run(load_config(PretrainConfig, config, [*keys, *overrides]))
+
+
+def distill(
+    teacher: str | Path,
+    data: str | Path | Sequence[str | Path],
+    out: str | Path,
+    *,
+    config: str | Path = "small_vit_tiny_half",
+    student: str | Mapping[str, Any] | None = None,
+    steps: int | None = None,
+    sensor: str | None = None,
+    tile_size: int | None = None,
+    overrides: Sequence[str] = (),
+) -> dict[str, Path]:
+    """Distil the frozen `teacher` (any backbone spec: a `geodino.pretrain` export, an official release, a checkpoint)
+    into a smaller ViT on `data` (as `pretrain`'s) in the run folder `out`; returns `{student name: export path}`.
+
+    `config`: a shipped distillation recipe or a YAML file (`small_vit_tiny_half`: a half-width student of a
+    `small_vit_tiny` teacher on small chips; `vitl_to_vits`: a ViT-L/16 teacher, e.g. the official SAT-493M release,
+    into a ViT-S/16); `student`: an architecture name (`vit_small`: one student of that name with the recipe's
+    other settings) or a mapping of `students[]` keys (`{"arch": "vit_tiny", "overrides": {"depth": 6}}`), in
+    place of the recipe's students; `steps`: `train.max_steps`; `sensor`, `tile_size`: the data's, as in `pretrain`.
+    Each student is exported to `out/NAME/NAME.pth` (load it with `geodino.backbones.load_backbone`)."""
+    from geodino.config import load_config, whole_number
+    from geodino.train.distill import DistillConfig
+    from geodino.train.distill import distill as run
+
+    if isinstance(overrides, str):  # one override given as a string: it would be read letter by letter
+        overrides = [overrides]
+    keys = [
+        f"teacher.spec={_quoted(Path(teacher).expanduser() if str(teacher).startswith('~') else teacher)}",
+        source_of(data, sensor, tile_size),
+        f"output_dir={_quoted(Path(out).expanduser())}",
+    ]
+    if steps is not None:
+        keys.append(f"train.max_steps={whole_number(steps, 'steps')}")
+    if student is not None:
+        keys.append(f"students=[{_student(student)}]")
+    return run(load_config(DistillConfig, config, [*keys, *overrides]))
+
+
+def _student(student: str | Mapping[str, Any]) -> str:
+    """One `students[]` entry as a YAML flow mapping: an architecture name names its student after itself; a mapping
+    without a name is named after its arch (the export folder is the name)."""
+    import yaml
+
+    from geodino.errors import ConfigError
+
+    if isinstance(student, str):
+        entry: dict[str, Any] = {"name": student, "arch": student}
+    elif isinstance(student, Mapping):
+        entry = dict(student)
+        entry.setdefault("name", str(entry.get("arch", "vits")))
+    else:
+        raise ConfigError(
+            f"student={student!r}: give an architecture name (student='vit_small') or a mapping of students[] keys "
+            "(student={'arch': 'vit_tiny', 'overrides': {'depth': 6}})"
+        )
+    return yaml.safe_dump(entry, default_flow_style=True, width=10**6).strip()
 
 
 def _has_heads(path: Path) -> bool:

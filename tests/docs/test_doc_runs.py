@@ -228,13 +228,16 @@ SNIPPETS: dict[tuple[str, int], Snippet] = {
         replace=(*RGB, ("chip.tif", "rgb_scene.tif")), fresh=("features.tif", "pca.tif", "pca.png")
     ),
     ("README.md", 1): Snippet(
-        skip="700 steps of the short-run recipe (an hour on a CPU); tests/train/test_api.py runs geodino.pretrain "
-        "on tiny rasters"
+        skip="700 steps of the short-run recipe (an hour on a CPU), then 1000 distillation steps; "
+        "tests/train/test_api.py runs geodino.pretrain on tiny rasters and geodino.distill from its export"
     ),
     ("backbone.md", 0): Snippet(skip="loads the released ViT-S/16 weights (a download) and builds ViT-7B on meta"),
     ("data.md", 0): Snippet(skip="a fragment inside a training loop (rank, world_size, resume_step from the trainer)"),
     ("dense_probes.md", 0): Snippet(skip="NEON / tree-crown / land-cover files (downloads)"),
-    ("distillation.md", 0): Snippet(skip="reads ../shared/data scenes; the same loop runs as a documented command"),
+    ("distillation.md", 0): Snippet(
+        skip="the released ViT-L (a download), then ../shared/data scenes; tests/train/test_api.py runs "
+        "geodino.distill end to end and the same loop runs as a documented command"
+    ),
     ("embed.md", 0): Snippet(
         replace=RGB, fresh=("scene_emb.tif", "scene_pca.tif", "scene_pca.png", "fields_emb.parquet", "fields_emb.png")
     ),

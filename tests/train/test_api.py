@@ -111,3 +111,61 @@ def test_a_refused_call_leaves_no_new_folder(tmp_path):
     with pytest.raises(InputError, match="need a sensor"):
         geodino.pretrain(data, tmp_path / "runs" / "x", tile_size=32, steps=1)
     assert not (tmp_path / "runs").exists()
+
+
+def test_distill_in_one_call_writes_each_student_export(tmp_path, tiny_run, images):
+    """`geodino.distill(teacher, data, out)` builds the config the command line would (teacher spec, data source,
+    output folder, steps, the student in place of the recipe's) and returns the export of each student, which loads
+    as a backbone of the asked architecture."""
+    from geodino.backbones import load_backbone
+    from geodino.train.distill import DistillConfig
+
+    teacher = tiny_run / "export" / "teacher.pth"
+    quick = ["train.global_batch_size=4", "train.device=cpu", "train.progress_bar=false"]
+    exports = geodino.distill(
+        teacher,
+        images,
+        tmp_path / "d",
+        student={"arch": "vit_tiny", "overrides": {"depth": 1}},
+        steps=1,
+        overrides=quick,
+    )
+    assert list(exports) == ["vit_tiny"] and exports["vit_tiny"].is_file()
+    assert exports["vit_tiny"].is_relative_to(tmp_path / "d")
+    saved = load_config(DistillConfig, tmp_path / "d" / "config.yaml")
+    assert saved.teacher.spec == str(teacher) and saved.train.max_steps == 1
+    assert [(s.name, s.arch, s.overrides) for s in saved.students] == [("vit_tiny", "vit_tiny", {"depth": 1})]
+    assert saved.data.sources[0].type == "images" and saved.data.sources[0].paths == [str(images)]
+    student = load_backbone(exports["vit_tiny"])
+    assert (student.embed_dim, student.n_blocks, student.patch_size) == (192, 1, 8)  # patch: the teacher's
+
+
+def test_distill_call_keeps_the_recipe_student_and_lets_overrides_win(monkeypatch, tmp_path, images):
+    """Without `student` the recipe's students stay (small_vit_tiny_half: width 96); an override given after `steps`
+    wins, as on the command line; a teacher path with `~` is expanded; a wrong student is one line before anything
+    runs."""
+    import geodino.train.distill
+    from geodino.errors import ConfigError
+
+    monkeypatch.setattr(geodino.train.distill, "distill", lambda cfg: cfg)  # the config the call would run
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = geodino.distill("~/t.pth", images, tmp_path / "d", steps=7, overrides="train.max_steps=9")
+    assert cfg.train.max_steps == 9 and cfg.teacher.spec == str(tmp_path / "t.pth")
+    assert [(s.name, s.overrides["embed_dim"]) for s in cfg.students] == [("vit_tiny_half", 96)]
+    cfg = geodino.distill("arch:vit_small?seed=1", images, tmp_path / "d", config="vitl_to_vits", student="vit_tiny")
+    assert cfg.teacher.spec == "arch:vit_small?seed=1" and [s.name for s in cfg.students] == ["vit_tiny"]
+    teacher = "arch:vit_tiny?seed=0"
+    with pytest.raises(ConfigError, match=r"students\[0\]\.arch='vit_smal' is not a known architecture.*vit_small"):
+        geodino.distill(teacher, images, tmp_path / "e", student="vit_smal", steps=1)
+    with pytest.raises(ConfigError, match=r"^student=3: give an architecture name"):
+        geodino.distill(teacher, images, tmp_path / "f", student=3, steps=1)
+
+
+def test_a_named_student_is_named_after_its_architecture():
+    from geodino.train.api import _student
+
+    assert _student("vit_small") == "{arch: vit_small, name: vit_small}"
+    assert (
+        _student({"arch": "vit_base", "drop_path_rate": 0.0}) == "{arch: vit_base, drop_path_rate: 0.0, name: vit_base}"
+    )
+    assert _student({"name": "s", "arch": "vit_small"}) == "{arch: vit_small, name: s}"
