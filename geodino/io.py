@@ -1,7 +1,15 @@
 """Atomic writes: outputs appear under their final name only when complete.
 
-A killed process leaves at most a `*.tmp-<pid>` file or folder next to the target, never a half-written
-output under the final name. Checkpoints, rasters, tables and stores all go through `atomic_path`.
+A killed process leaves at most a `.STEM.tmp-TAG-PID.SUFFIX` file or folder next to the target (`temp_name`), never
+a half-written output under the final name. Checkpoints, rasters, tables and stores all go through `atomic_path`.
+
+Such leftovers are removed when the next write of the same target starts (`sweep_temps`, one stderr line saying
+what and how big). TAG names the writer's host and pid space (`writer_tag`), because a pid means something only
+where it was issued: on a shared filesystem another node (or container) may run a live writer whose pid is unused
+here. So a temporary is a killed run's when its TAG is ours and its pid is no live process here (removed right
+away: a 3 GB temporary should not sit beside its rerun); one of another TAG, or an older geodino's name without a
+TAG whose pid is not alive here, only when nothing in it has changed for `STALE_AFTER_S` (a day: a live writer
+keeps writing into its temporary until the rename, so its temporary is kept).
 """
 
 from __future__ import annotations
@@ -10,7 +18,10 @@ import contextlib
 import functools
 import hashlib
 import os
+import re
 import shutil
+import sys
+import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,12 +38,125 @@ def _named(path: Path) -> Path:
     return path.resolve() if path.name in ("", ".", "..") else path
 
 
+def _split(name: str) -> tuple[str, str]:
+    """A file name's stem and all its suffixes ("x.tar.gz" -> "x", ".tar.gz")."""
+    suffix = "".join(Path(name).suffixes)
+    return (name[: len(name) - len(suffix)], suffix) if suffix else (name, "")
+
+
+@functools.cache
+def writer_tag() -> str:
+    """Where this process's pid means something: the host name, and on Linux a short hash of the machine's boot id
+    and the pid namespace (containers may share a host name, or run on several nodes under one, and each has its own
+    pids). Only [A-Za-z0-9_-], so that no dot reads as a suffix of the temporary."""
+    import socket
+
+    tag = re.sub(r"[^A-Za-z0-9-]", "_", socket.gethostname() or "host")[:40]
+    with contextlib.suppress(OSError):
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        space = f"{boot}|{os.readlink('/proc/self/ns/pid')}"  # "pid:[4026531836]"
+        tag += "_" + hashlib.sha1(space.encode()).hexdigest()[:8]
+    return tag
+
+
 def temp_name(path: str | Path) -> Path:
-    """The temporary sibling used while `path` is being written (same folder, so rename is atomic)."""
+    """The temporary sibling used while `path` is being written (same folder, so rename is atomic):
+    `.STEM.tmp-TAG-PID.SUFFIX`, TAG from `writer_tag`, so that `sweep_temps` can tell a killed run's."""
     path = _named(Path(path).expanduser())
-    suffix = "".join(path.suffixes)
-    stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
-    return path.with_name(f".{stem}.tmp-{os.getpid()}{suffix}")
+    stem, suffix = _split(path.name)
+    return path.with_name(f".{stem}.tmp-{writer_tag()}-{os.getpid()}{suffix}")
+
+
+STALE_AFTER_S = 24 * 3600  # a temporary of another host untouched this long is a killed run's (see the docstring)
+_OWNER = r"(?:([A-Za-z0-9_-]+)-)?(\d+)"  # TAG-PID, or PID alone in the names of geodino before the tag
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host (in doubt, alive: another user's process, not a pid at all)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True
+    return True
+
+
+def _untouched_for(p: Path, seconds: float) -> bool:
+    """Whether nothing in `p` (itself and, for a folder, everything inside: a store's own mtime does not change as
+    chunks are written into its subfolders) was modified within the last `seconds` (stops at the first recent one)."""
+    import itertools
+
+    cutoff = time.time() - seconds
+    for q in itertools.chain([p], (Path(r) / n for r, ds, fs in os.walk(p) for n in (*ds, *fs))):
+        if q.lstat().st_mtime > cutoff:
+            return False
+    return True
+
+
+def _killed(p: Path, tag: str | None, pid: int) -> bool:
+    """Whether the temporary `p` of writer `tag`/`pid` belongs to a run that is gone (see the module docstring)."""
+    if tag == writer_tag():
+        return not _alive(pid)
+    if tag is None and _alive(pid):  # an older geodino's name: a live pid here may be its writer
+        return False
+    return _untouched_for(p, STALE_AFTER_S)
+
+
+def _size(p: Path) -> int:
+    if not p.is_dir() or p.is_symlink():
+        return p.lstat().st_size
+    return sum((Path(r) / n).lstat().st_size for r, _, fs in os.walk(p) for n in fs)
+
+
+def _size_text(n: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # unreachable
+
+
+def sweep_temps(path: str | Path) -> list[Path]:
+    """Remove the temporaries that killed runs left beside output `path`: its `temp_name`s (and names derived from
+    them, e.g. GDAL's `TMP.L0.tif` overviews or `TMP.aux.xml`, when `path` has a suffix) and, once `path` itself is
+    in place, the earlier output `atomic_path` set aside as `.NAME.old-TAG-PID`. Only those of writers that are gone
+    (`_killed`); other targets' temporaries and live writers' are kept. Best effort: what cannot be listed or
+    removed stays. Says once on stderr what was removed; returns it."""
+    from geodino.errors import plural
+
+    path = _named(Path(path).expanduser())
+    stem, suffix = _split(path.name)
+    derived = r"(?:\..+)?" if suffix else ""
+    patterns = [re.compile(rf"\.{re.escape(stem)}\.tmp-{_OWNER}{re.escape(suffix)}{derived}")]
+    if path.exists() or path.is_symlink():  # else the aside is the only whole copy of the earlier output: kept
+        patterns.append(re.compile(rf"\.{re.escape(path.name)}\.old-{_OWNER}"))
+    starts = (f".{stem}.tmp-", f".{path.name}.old-")
+    removed: list[tuple[Path, int]] = []
+    try:
+        names = [e.name for e in os.scandir(path.parent) if e.name.startswith(starts)]
+    except OSError:
+        return []
+    for name in names:
+        m = next((m for pat in patterns if (m := pat.fullmatch(name))), None)
+        p = path.parent / name
+        try:
+            if m is None or not _killed(p, m.group(1), int(m.group(2))):
+                continue
+            size = _size(p)
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        _remove(p)
+        if not (p.exists() or p.is_symlink()):
+            removed.append((p, size))
+    if removed:
+        what = plural(len(removed), "temporary", "temporaries")
+        runs = "a killed run" if len(removed) == 1 else "killed runs"
+        listed = ", ".join(f"{p.name} ({_size_text(n)})" for p, n in removed)
+        print(f"geodino: removed {what} of {runs}: {listed}", file=sys.stderr)
+    return [p for p, _ in removed]
 
 
 # Folders created by `make_dirs` in this process, parents first: a command that fails with a user error removes
@@ -197,6 +321,7 @@ def atomic_path(
     if replaces is not None:
         replaces(path)
     make_dirs(path.parent)
+    sweep_temps(path)  # what killed runs left beside it (their pid is no live process)
     tmp = temp_name(path)
     _remove(tmp)
     try:
@@ -224,7 +349,7 @@ def atomic_path(
             if _is_cwd(path):
                 _replace_files(tmp, path)
                 return
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        old = path.with_name(f".{path.name}.old-{writer_tag()}-{os.getpid()}")
         os.replace(path, old)
         os.replace(tmp, path)
         _remove(old)

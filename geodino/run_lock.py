@@ -7,7 +7,12 @@ The lock file itself is removed when the lock is given up normally: `release_run
 the run ends or fails), the CLI's clean-up of a folder created for a failed start, or at the latest at interpreter
 exit (an `atexit` handler; `release_all_run_folders` before a distributed worker's `os._exit`), so a finished or
 failed run leaves no `.geodino.lock` in its folder. A killed process may leave the file; that is harmless, since
-the flock, not the file, is what locks."""
+the flock, not the file, is what locks.
+
+Such leftover lock files (`.geodino.lock`, an output's `.NAME.geodino.lock`) are deliberately not swept the way
+`geodino.io.sweep_temps` sweeps killed runs' temporaries: one is a few bytes, locks nothing while unheld, and the
+next run of that folder or output locks the same file and removes it when it ends; removing it from outside would
+race with a run that has just opened it to lock it."""
 
 from __future__ import annotations
 

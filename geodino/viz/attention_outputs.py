@@ -172,14 +172,15 @@ def write_attention(
     sample is georeferenced, and a JSON summary; returns {name: path}. A folder that already holds attention maps
     is refused unless `overwrite` (then the earlier run's set is replaced whole: the new one is written aside and
     moved in once complete, the earlier run's maps removed just before)."""
-    from geodino.io import make_dirs
+    from geodino.io import make_dirs, sweep_temps, temp_name
     from geodino.run_lock import locked_output
 
     out = make_dirs(check_output_folder(out_dir, prefix=prefix, overwrite=overwrite))
-    # the set is written into a hidden folder inside `out` and moved in only when whole (the earlier set removed
-    # first, the JSON last), so an interrupted overwrite never leaves maps of two runs side by side
-    stage = out / f".{prefix}.tmp-{os.getpid()}"
+    # the set is written into a hidden folder inside `out` (`.PREFIX.tmp-TAG-PID`) and moved in only when whole (the
+    # earlier set removed first, the JSON last), so an interrupted overwrite never leaves maps of two runs side by side
+    stage = temp_name(out / prefix)
     with locked_output(out, what="output folder"):  # one run at a time (held already by the CLI: a no-op)
+        sweep_temps(out / prefix)  # the hidden folders of killed runs
         shutil.rmtree(stage, ignore_errors=True)
         stage.mkdir()
         try:
