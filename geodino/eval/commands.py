@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from geodino.cli import add_config_arguments
+
+if TYPE_CHECKING:
+    from geodino.eval.runner import SuiteConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,9 +45,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _probe(args: argparse.Namespace) -> int:
     from geodino.config import load_config
-    from geodino.eval.runner import SuiteConfig, run_suite
+    from geodino.eval.runner import SuiteConfig, locked_probe_output
 
     cfg = load_config(SuiteConfig, args.config, args.overrides)
+    # one run at a time into one --out: a second probe (or comparison) stops with one line instead of interleaving
+    # its results, plots and comparison folders with the first one's
+    with locked_probe_output(args.out):
+        return _probe_locked(args, cfg)
+
+
+def _probe_locked(args: argparse.Namespace, cfg: SuiteConfig) -> int:
+    """`geodino probe` while holding its output folder's lock."""
+    from geodino.eval.runner import run_suite
+
     if args.compare:
         from geodino.eval.compare import run_comparison
 

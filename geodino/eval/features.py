@@ -276,14 +276,55 @@ class _null:
         return None
 
 
+# Cache folders a write into failed in this process (full disk, quota, no permission): caching into them is off for
+# the rest of the run, so the warning is said once; `forget_unwritable_caches` starts over (each probe suite run).
+_UNWRITABLE: set[str] = set()
+
+
+def forget_unwritable_caches() -> None:
+    """Try the cache folders that refused a write again (a new run: space may have been freed)."""
+    _UNWRITABLE.clear()
+
+
 def _save(path: Path, fs: FeatureSet) -> None:
+    """Store `fs` in the cache. The cache is optional: a write the storage refuses (a full disk, a quota, a read-only
+    or forbidden folder) warns once per folder and the run goes on with the features in memory."""
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = path.parent
+    if str(folder) in _UNWRITABLE:
+        return
     meta = {"key": fs.key, "layers": json.dumps(fs.layers), "meta": json.dumps(fs.meta), "version": str(CACHE_VERSION)}
     tensors = {"cls": fs.cls.contiguous(), "patch_mean": fs.patch_mean.contiguous(), "targets": fs.targets.contiguous()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
+    except Exception as exc:
+        reason = _refused(exc)
+        if reason is None:
+            raise
+        import warnings
+
+        _UNWRITABLE.add(str(folder))
+        warnings.warn(
+            f"feature cache {folder} could not be written ({reason}); the features stay in memory for this run and "
+            "are computed again next time: free space, or set cache_dir to a writable folder (features.cache=false "
+            "turns the cache off)",
+            stacklevel=3,
+        )
+
+
+def _refused(exc: BaseException) -> str | None:
+    """Why the storage refused a cache write (an OSError, safetensors' error carrying the OS message, or the one-line
+    error `make_dirs` gives for an unwritable folder), or None for any other error."""
+    from geodino.cli import storage_error
+
+    if isinstance(exc, OSError):
+        return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, InputError):  # the cache folder cannot be created or written (make_dirs)
+        return str(exc)
+    return str(exc) if storage_error(exc) is not None else None
 
 
 def _load(path: Path, key: str) -> FeatureSet | None:

@@ -8,6 +8,7 @@ to each task's own plots. Every task is seeded from the suite seed, so a rerun g
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import gc
@@ -18,6 +19,7 @@ import json
 import random
 import time
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -392,19 +394,41 @@ def run_suite(
     setting), or a loaded FrozenBackbone, used as it is (no task may then set backbone_bands/backbone_sensor).
 
     Every task is checked against the backbone first (`prepare_suite`); with `skip_unfit` a task the backbone
-    cannot run is skipped (named in results.json's `skipped`) instead of stopping the suite."""
-    return run_prepared(prepare_suite(cfg, backbone_spec, out_dir, skip_unfit=skip_unfit))
+    cannot run is skipped (named in results.json's `skipped`) instead of stopping the suite.
+
+    One run at a time per `out_dir` (`locked_output`): a second run into it stops with one line, as `geodino probe`
+    does, instead of interleaving its results and plots with the first one's."""
+    with locked_probe_output(out_dir):
+        return run_prepared(prepare_suite(cfg, backbone_spec, out_dir, skip_unfit=skip_unfit))
+
+
+@contextlib.contextmanager
+def locked_probe_output(out_dir: str | Path) -> Iterator[None]:
+    """Hold the lock of a probe output folder (`run_lock.locked_output`, the hidden `.NAME.geodino.lock` beside it)
+    while the block writes into it; a no-op when this process holds it already (the CLI, then `run_suite`)."""
+    from geodino.io import make_dirs
+    from geodino.run_lock import locked_output
+
+    out = Path(out_dir).expanduser()
+    make_dirs(out.parent if str(out.parent) else Path("."))  # the lock file sits beside the output folder
+    with locked_output(out, what="output folder"):
+        yield
 
 
 @keeps_global_rng
 def run_prepared(suite: PreparedSuite) -> list[dict]:
-    """Run the tasks of a prepared suite (see `prepare_suite`); write results.json and results.md."""
+    """Run the tasks of a prepared suite (see `prepare_suite`); write results.json and results.md (holding the output
+    folder's lock: see `run_suite`)."""
     import torch
 
+    from geodino.eval.features import forget_unwritable_caches
+
+    forget_unwritable_caches()  # a cache folder that was full in an earlier run is tried again
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     try:
-        return _run_tasks(suite)
+        with locked_probe_output(suite.out):
+            return _run_tasks(suite)
     finally:
         torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
 
