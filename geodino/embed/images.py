@@ -11,22 +11,30 @@ Nothing here is written a second time: pixels are read as the image-folder probe
 (`geodino.eval.datasets.read_array`), DN -> reflectance follows their rule (`geodino.eval.scaling.InputScaling`: an
 explicit scale, else the backbone's recorded DN scale, else by dtype; decided on the first image of each dtype), and
 the backbone runs through the probes' extraction (`geodino.eval.features.extract_features`: batches, resizing to
-a patch multiple, the fast inference path, the progress bar). geodino's equivalent of LightlyTrain's
+a patch multiple, the fast inference path). geodino's equivalent of LightlyTrain's
 `embed(out=..., checkpoint=..., data=<folder>)`.
+
+A run is resumable as a feature raster is: the vectors go into parts in the work folder `.NAME.partial/` beside the
+output as they are computed (`geodino.embed.image_parts`), with a record of the run's identity; a rerun with the same
+arguments after a kill continues after the last part and writes the file an uninterrupted run writes, one with
+other arguments is refused in one line naming what differs (`--overwrite` starts again). The output is locked
+(`geodino.run_lock.locked_output`) while a run writes it and its parts.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
+import numbers
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from geodino.embed.image_parts import ImageParts, PartRunner, files_digest, run_parts, write_output
 from geodino.errors import ConfigError, InputError, plural
 from geodino.io import removes_created_dirs
 
@@ -69,77 +77,125 @@ def embed_images(
     `cls+mean` adds the last block's mean. `image_size` 0 feeds each image at its own size rounded up to the patch
     size (all images must then have one size); N resizes every image to N x N. `bands`: 1-based bands of each file
     to use. `scale`/`offset`: DN -> reflectance (`x * scale + offset`; 0 = the backbone's recorded DN scale, else by
-    dtype). `on_error`: `skip` (warn, leave the file out) or `stop` at an unreadable image. Returns `out`.
+    dtype). `on_error`: `skip` (warn, leave the file out) or `stop` at an unreadable image. Numbers may be given as
+    text (`batch_size="16"`), as the CLI reads them. Returns `out`.
+
+    Resumable: vectors go into parts in `.NAME.partial/` beside `out` as they are computed (`image_parts`); a rerun
+    with the same arguments after a kill continues after the last part and writes the file an uninterrupted run
+    writes; one with other arguments is refused in one line (`overwrite=True` starts again).
     """
     from geodino.backbones import layer_indices
     from geodino.embed.backbone import parse_layers, resolve_backbone
     from geodino.embed.config import band_numbers
     from geodino.eval.scaling import InputScaling, check_data_offset
-    from geodino.io import atomic_path, check_writable
+    from geodino.io import check_writable
+    from geodino.run_lock import locked_output
 
-    _check_options(pool, on_error, batch_size, image_size, out)
+    batch_size, image_size = _check_options(pool, on_error, batch_size, image_size, out)
     bands = band_numbers(bands, hint=IMAGE_BANDS_HINT)
+    scale, offset = _real(scale, "--scale", "scale"), _real(offset, "--offset", "offset")
     check_data_offset(scale, offset, SCALE_KEYS)
     out = check_writable(out, overwrite=overwrite)
     root = Path(folder).expanduser()
     files = list_images(root)
     if not image_size:
         check_sizes(root, files)  # headers only: before the backbone loads and any image runs through it
-    bb = resolve_backbone(backbone, device=device, amp=amp)
-    idx = layer_indices(parse_layers(layers), int(bb.n_blocks))
-    patch = int(bb.patch_size)
-    if image_size % patch:
-        raise ConfigError(
-            f"--image-size {image_size} is not a multiple of the patch size {patch} of backbone "
-            f"{getattr(bb, 'spec', type(bb).__name__)}; use {-(-image_size // patch) * patch} (or 0: native size)"
-        )
-    scaling = InputScaling(bb, scale, offset, keys=SCALE_KEYS)
-    data = ImageFiles(root, files, bb, scaling, bands=bands, on_error=on_error, native=not image_size)
-    data.prime()
-    fs = _extract(bb, data, idx, image_size, batch_size, amp, progress)
-    keep = (fs.targets >= 0).numpy()
-    vectors = _pool(fs, pool)[keep]
-    if l2_normalize:
-        import torch.nn.functional as F
-
-        vectors = F.normalize(vectors, dim=1)
-    rows = [int(i) for i in fs.targets[keep].tolist()]
-    path_name = _path_name(bb, fs.meta.get("path", "eager"))
-    meta = {
-        "backbone": str(getattr(bb, "spec", type(bb).__name__)),
-        "fingerprint": str(getattr(bb, "fingerprint", "")),
-        "pool": pool,
-        "layers": idx,
-        "image_size": image_size,
-        "l2_normalize": bool(l2_normalize),
-        "input_scaling": data.rules_text(),
-        "inference_path": path_name,
-        "skipped": [files[i] for i in sorted(data.failed)],
-    }
-    with atomic_path(out, overwrite=True) as tmp:
-        write_table(tmp, [files[i] for i in rows], [data.info[i] for i in rows], vectors.numpy(), meta)
-    size = f"{image_size}x{image_size} px" if image_size else "native size"
-    skipped = f"; {plural(len(data.failed), 'unreadable image')} skipped" if data.failed else ""
-    print(
-        f"geodino: wrote {out} ({plural(len(rows), 'image')}, {vectors.shape[1]} dims: {pool} of block"
-        f"{'s' if len(idx) > 1 else ''} {','.join(map(str, idx))}{', unit length' if l2_normalize else ''}, "
-        f"{size}; input scaling {data.rules_text()}; inference path {path_name}{skipped})",
-        file=sys.stderr,
-    )
+    with locked_output(out, what="output"):  # one run at a time writes `out` and its parts
+        bb = resolve_backbone(backbone, device=device, amp=amp)
+        idx = layer_indices(parse_layers(layers), int(bb.n_blocks))
+        patch = int(bb.patch_size)
+        if image_size % patch:
+            raise ConfigError(
+                f"--image-size {image_size} (image_size= in Python) is not a multiple of the patch size {patch} of "
+                f"backbone {getattr(bb, 'spec', type(bb).__name__)}; use {-(-image_size // patch) * patch} (or 0: "
+                "native size)"
+            )
+        scaling = InputScaling(bb, scale, offset, keys=SCALE_KEYS)
+        data = ImageFiles(root, files, bb, scaling, bands=bands, on_error=on_error, native=not image_size)
+        data.prime()
+        run = PartRunner(bb, data, idx, pool=pool, image_size=image_size, batch_size=batch_size, amp=amp)
+        with run.accelerated() as path_name:
+            ident = {
+                "backbone": str(getattr(bb, "spec", type(bb).__name__)),
+                "fingerprint": str(getattr(bb, "fingerprint", "")),
+                "mean/std": _norm_stats(bb),
+                "input": str(root.resolve()),
+                "images": files_digest(files),
+                "pool": pool,
+                "layers": idx,
+                "image_size": image_size,
+                "l2_normalize": bool(l2_normalize),
+                "bands": bands,
+                "scale": scale,
+                "offset": offset,
+                "inference_path": path_name,
+            }
+            work = ImageParts(out, ident)
+            parts = run_parts(run, work, overwrite=overwrite, on_error=on_error, progress=progress)
+        write_output(out, files, parts, ident)
+        work.remove()
     return out
 
 
-def _check_options(pool: str, on_error: str, batch_size: int, image_size: int, out: str | Path) -> None:
-    if pool not in POOLS:
-        raise ConfigError(f"--pool {pool!r} is not one of {', '.join(POOLS)}; pass --pool cls (the default)")
-    if on_error not in ON_ERROR:
-        raise ConfigError(f"--on-error {on_error!r}; use stop or skip")
-    if int(batch_size) < 1:
-        raise ConfigError(f"--batch-size {batch_size} must be at least 1")
-    if int(image_size) < 0:
-        raise ConfigError(f"--image-size {image_size} must be >= 0 (0: each image at its own size)")
+def _check_options(pool: Any, on_error: Any, batch_size: Any, image_size: Any, out: str | Path) -> tuple[int, int]:
+    """Check the options before any work; returns (batch_size, image_size) as ints. Each bad value is one line
+    naming the CLI flag and the Python keyword (Python callers meet these; argparse checks the CLI's choices)."""
+    if not isinstance(pool, str) or pool not in POOLS:
+        raise ConfigError(
+            f"--pool {pool!r} (pool= in Python) is not one of {', '.join(POOLS)}; pass --pool cls (pool='cls', the "
+            "default)"
+        )
+    if not isinstance(on_error, str) or on_error not in ON_ERROR:
+        raise ConfigError(
+            f"--on-error {on_error!r} (on_error= in Python) is not one of {', '.join(ON_ERROR)}; pass --on-error skip "
+            "(on_error='skip', the default) or stop"
+        )
+    batch = _whole(batch_size, "--batch-size", "batch_size", 32)
+    if batch < 1:
+        raise ConfigError(
+            f"--batch-size {batch} (batch_size= in Python) must be at least 1, e.g. --batch-size 32 (batch_size=32)"
+        )
+    size = _whole(image_size, "--image-size", "image_size", 224)
+    if size < 0:
+        raise ConfigError(f"--image-size {size} (image_size= in Python) must be >= 0 (0: each image at its own size)")
     if Path(out).suffix.lower() not in OUT_SUFFIXES:
         raise ConfigError(f"--out {out}: embed images writes GeoParquet; give the output a .parquet name")
+    return batch, size
+
+
+def _whole(value: Any, flag: str, key: str, example: int) -> int:
+    """`value` read as `EmbedConfig.validate` reads a whole number or its text (`geodino.config.whole_number`: 16,
+    16.0, "16"), else one line naming `flag` and `key`."""
+    from geodino.config import whole_number
+
+    try:
+        return whole_number(value, key, example)
+    except ConfigError:
+        raise ConfigError(
+            f"{flag} {value!r} ({key}= in Python) must be a whole number, e.g. {flag} {example} ({key}={example})"
+        ) from None
+
+
+def _real(value: Any, flag: str, key: str) -> float:
+    """`value` as a finite float: a number or its text ("1e-4"), as YAML and the CLI read --scale and --offset
+    (EmbedConfig's float fields); else one line naming `flag` and `key`."""
+    number: float | None = None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number):
+        raise ConfigError(f"{flag} {value!r} ({key}= in Python) must be a number, e.g. {flag} 1e-4 ({key}=1e-4)")
+    return number
+
+
+def _norm_stats(bb: Any) -> list[list[float]]:
+    """The backbone's input mean and std (the same weights under another ?sensor= standardise otherwise)."""
+    stats = (getattr(bb, "mean", None), getattr(bb, "std", None))
+    return [[round(float(v), 8) for v in t.flatten().tolist()] for t in stats if hasattr(t, "flatten")]
 
 
 def list_images(root: Path) -> list[str]:
@@ -216,6 +272,7 @@ class ImageFiles:
         self.info: list[dict[str, Any] | None] = [None] * len(files)
         self.failed: dict[int, str] = {}
         self.rules: dict[str, tuple[Any, Any, str]] = {}  # dtype -> the DN -> reflectance rule its first image got
+        self.dtypes: dict[int, str] = {}  # file index -> its dtype, for the rules a part of the run met
         self.ref: tuple[int, tuple[int, ...]] | None = None  # (index, shape [C,H,W]) of the first readable image
         self._first: Any = None
 
@@ -295,7 +352,7 @@ class ImageFiles:
                 )
             arr = arr[[b - 1 for b in self.select]]
         self._check(arr, path)
-        dtype = arr.dtype.str
+        dtype = self.dtypes[i] = arr.dtype.str
         if dtype not in self.rules:  # the folder's rule for this dtype and band count (settled in `prime`)
             self.rules[dtype] = self.scaling.rule(arr)
         scale, offset, _ = self.rules[dtype]
@@ -394,40 +451,6 @@ def _has_sidecar(path: Path) -> bool:
     if ext:
         names += [f"{path.stem}.{ext[0]}{ext[-1]}w", f"{path.stem}.{ext}w", f"{path.stem}.wld"]
     return any((path.parent / n).exists() for n in names)
-
-
-def _extract(bb: Any, data: ImageFiles, idx: list[int], image_size: int, batch_size: int, amp: bool, progress: bool):
-    """The probes' extraction (batching, resize, fast path, progress), without its feature cache."""
-    from geodino.eval.features import FeatureConfig, extract_features
-
-    cfg = FeatureConfig(
-        layers=idx,
-        image_size=image_size,
-        batch_size=batch_size,
-        num_workers=0,  # `data` records sizes, footprints and skipped files as it reads: one process
-        cache=False,
-        fast="bfloat16" if amp else "auto",
-    )
-    # skipped files' stand-ins (index -1) run through the model too, but are not images embedded
-    return extract_features(bb, data, cfg, target_key="index", desc="embed images", progress=progress, stand_in=-1)
-
-
-def _pool(fs: Any, pool: str) -> Any:
-    """[N, dim] float32: the CLS tokens, the patch means, or both (the linear probes' avgpool), chosen blocks
-    concatenated."""
-    if pool == "mean":
-        return fs.patch_mean.flatten(1).float()
-    return fs.linear_input(n_last_blocks=fs.cls.shape[1], avgpool=pool == "cls+mean")
-
-
-def _path_name(bb: Any, name: str) -> str:
-    """The inference path as the feature rasters record it, with the dtype an eager run computes in."""
-    if name != "eager":
-        return name
-    from geodino.inference import runs_on
-    from geodino.models.frozen import FastPath
-
-    return f"eager ({runs_on(bb, FastPath(False))})"
 
 
 def write_table(
