@@ -323,7 +323,7 @@ def test_preprocess_refuses_float_dn_and_band_numbers_and_bad_fill():
     torch.testing.assert_close(s2.preprocess(dn.float(), rule="record"), s2.preprocess(dn), atol=1e-5, rtol=1e-6)
     refl = torch.rand(1, 3, 16, 16) * 1.5  # bright but plausible reflectance passes
     torch.testing.assert_close(s2.preprocess(refl), s2.normalize(refl))
-    with pytest.raises(ConfigError, match=r"^bands=\[1, 2, 3\] gives numbers, but a backbone's bands are names"):
+    with pytest.raises(ConfigError, match=r"^bands=\[1, 2, 3\] cannot be used: a backbone's bands are band names"):
         load_backbone("arch:vit_tiny?depth=1&patch_size=8", bands=[1, 2, 3])
     with pytest.raises(ConfigError, match=r"^fill='foo' must be 'mean' or 'zeros'"):
         load_backbone("arch:vit_tiny?depth=1&patch_size=8", fill="foo")

@@ -14,8 +14,9 @@ from torch import nn
 
 from geodino.backbones.frozen import FrozenBackbone
 from geodino.backbones.normalization import IMAGENET_MEAN, IMAGENET_STD, sensor_stats
-from geodino.backbones.spec import DEFAULT_PATCH, as_int, bands_option, check_build_options, parse_spec, parse_value
+from geodino.backbones.spec import DEFAULT_PATCH, as_int, check_build_options, parse_spec, parse_value
 from geodino.backbones.timm import build_timm, timm_geometry
+from geodino.data.band_args import parse_backbone_bands
 from geodino.errors import CheckpointError, ConfigError, plural
 
 log = logging.getLogger("geodino.backbones")
@@ -55,7 +56,7 @@ def load_backbone(
         return _from_module(spec, bands=bands, sensor=sensor, device=device, amp=amp)
     kind, target, options, bands, sensor, fill, seed = _spec_options(spec, bands, sensor, fill)
     spec_text = str(spec)
-    n_bands, names = bands_option(bands)
+    n_bands, names = parse_backbone_bands(bands)
 
     if kind == "arch":
         from geodino.models import build_model
@@ -69,7 +70,8 @@ def load_backbone(
         build = {k: str(v) for k, v in sorted(overrides.items())}
         fingerprint = {"arch": target, "build": build, "patch_size": patch, "in_chans": in_chans, "seed": seed}
         fingerprint["bands"] = names or n_bands
-        return _frozen(model, "geodino", stats, spec_text, fingerprint, amp, sensor).to(device)
+        fb = _frozen(model, "geodino", stats, spec_text, fingerprint, amp, sensor)
+        return _unstandardised_names(fb, names, sensor).to(device)
 
     if kind == "timm":
         model = build_timm(target, options, n_bands, seed)
@@ -82,7 +84,8 @@ def load_backbone(
             stats = sensor_stats(sensor, names, in_chans, spec_text, None)
         build = {k: str(v) for k, v in sorted(options.items())}
         fingerprint = {"timm": target, "build": build, "bands": names or n_bands, "seed": seed}
-        return _frozen(model, "timm", stats, spec_text, fingerprint, amp, sensor).to(device)
+        fb = _frozen(model, "timm", stats, spec_text, fingerprint, amp, sensor)
+        return _unstandardised_names(fb, names, sensor).to(device)
 
     if kind == "baseline":
         return _baseline(target, spec_text, options, n_bands, names, sensor).to(device)
@@ -132,7 +135,7 @@ def check_spec(spec: str | Path) -> None:
     name only looked up. Used to stop `probe --compare` on a bad comparison spec before the main run."""
     kind, target, options, bands, sensor, _fill, _seed = _spec_options(spec, None, None, None)
     spec_text = str(spec)
-    n_bands, names = bands_option(bands)
+    n_bands, names = parse_backbone_bands(bands)
     if kind == "arch":
         from geodino.models import build_model
 
@@ -348,10 +351,30 @@ def _from_module(
     """Wrap an in-memory DinoVisionTransformer (e.g. a just-trained teacher); fingerprint from its weights."""
     if not hasattr(model, "get_intermediate_layers"):
         raise ConfigError(f"{type(model).__name__} is not a DinoVisionTransformer; pass a spec string instead")
-    _, names = bands_option(bands)
+    _, names = parse_backbone_bands(bands)
     stats = sensor_stats(sensor, names, int(model.in_chans), "<module>", None)
     h = hashlib.sha256()
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode())
         h.update(v.detach().float().cpu().numpy().tobytes())
-    return _frozen(model, "geodino", stats, "<module>", {"weights": h.hexdigest()}, amp, sensor).to(device)
+    fb = _frozen(model, "geodino", stats, "<module>", {"weights": h.hexdigest()}, amp, sensor)
+    return _unstandardised_names(fb, names, sensor).to(device)
+
+
+def _unstandardised_names(fb: FrozenBackbone, names: list[str] | None, passed: Any) -> FrozenBackbone:
+    """Warn (one line naming sensor= / ?sensor=) when band names were given without a sensor and the backbone
+    records no statistics, so its input is left unstandardised (mean 0 / std 1): the names alone chose no statistics,
+    which `load_backbone("arch:vit_small", bands=["red", "green", "blue", "nir"])` did without a word. Not refused:
+    the names still say which band is which (probes' RGB previews read them, and the band-count messages suggest
+    `?bands=red,green,blue`); the 3-band default (ImageNet statistics) is documented and stays quiet."""
+    identity = bool((fb.mean == 0).all()) and bool((fb.std == 1).all())
+    if names is None or passed is not None or fb.sensor is not None or not identity:
+        return fb
+    fb.norm_source = "none: bands named without a sensor (mean 0 / std 1)"
+    warnings.warn(
+        f"backbone {fb.spec}: band names {', '.join(names)} were given without a sensor, so nothing gives their "
+        "statistics and the input is not standardised (mean 0 / std 1); pass the sensor they are bands of "
+        "(load_backbone(..., sensor=NAME), ?sensor=NAME in a spec, backbone_sensor=NAME for probes)",
+        stacklevel=3,
+    )
+    return fb

@@ -106,28 +106,3 @@ def parse_value(value: str) -> Any:
         except ValueError:
             pass
     return value
-
-
-def bands_option(bands: Any) -> tuple[int | None, list[str] | None]:
-    """(count, names) from `bands` given as an int, "12", "B02,B03" or a list of names."""
-    if bands is None:
-        return None, None
-    if isinstance(bands, int):
-        return bands, None
-    if isinstance(bands, str):
-        text = bands.strip()
-        if text.isdigit():
-            return int(text), None
-        names = [b.strip() for b in text.split(",") if b.strip()]
-    else:
-        if any(isinstance(b, int) and not isinstance(b, bool) for b in bands):
-            # band numbers (embed's 1-based `bands`) read as names matched none, and every patch-embedding kernel
-            # was replaced by the mean kernel with only a warning: the trained weights thrown away
-            raise ConfigError(
-                f"bands={list(bands)} gives numbers, but a backbone's bands are names (bands=['red','green','blue']) "
-                "or a count (bands=3); 1-based band numbers select input bands in embed (bands=[4,3,2])"
-            )
-        names = [str(b) for b in bands]
-    if not names:
-        raise ConfigError("bands is empty; pass a band count (bands=12) or names (bands=B02,B03,B04)")
-    return len(names), names

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from geodino.data.band_args import parse_band_names
 from geodino.errors import ConfigError, did_you_mean
 
 __all__ = ["DEFAULT_SENSORS", "CropSet", "CropsConfig", "DataConfig", "PreviewDataConfig", "SourceConfig"]
@@ -27,25 +28,9 @@ def check_source_type(value: object, key: str) -> None:
     raise ConfigError(f"{key}={value!r}; use raster, cube, images, tar, torchgeo or synthetic{hint}")
 
 
-def band_list(value: object, key: str) -> list[str] | None:
-    """A source's `bands` (or `band_names`) as a list of names: None and [] stay None, one comma-separated string
-    ("red,nir") is split; band numbers are refused (names are matched, so 1, 2 matched none)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = [b.strip() for b in value.split(",") if b.strip()]
-    elif not isinstance(value, list | tuple):
-        raise ConfigError(f"{key} must be a list of band names (e.g. ['red', 'nir']), got {value!r}")
-    if any(isinstance(b, int | float) and not isinstance(b, bool) for b in value):
-        names = [f"b{b}" if isinstance(b, int) and b >= 1 else str(b) for b in value]
-        raise ConfigError(
-            f"{key}={list(value)!r}: bands are band names here (e.g. ['red', 'nir']), not numbers; a raster whose "
-            f"bands carry no names calls them b1, b2 ..., so write {key}={names!r}"
-        )
-    bad = [b for b in value if not isinstance(b, str)]
-    if bad:
-        raise ConfigError(f"{key} must be band names (text), got {bad[0]!r}")
-    return list(value) or None
+band_list = parse_band_names
+"""The old name of `geodino.data.band_args.parse_band_names` (a source's `bands` / `band_names` as names), kept for
+its callers (`data/stats.py`)."""
 
 
 # the sensor of a source that names none, where it does not depend on the files (rasters infer theirs from the data)
@@ -107,8 +92,8 @@ class DataConfig:
         names = set()
         for i, s in enumerate(self.sources):
             check_source_type(s.type, f"{p}sources[{i}].type")
-            s.bands = band_list(s.bands, f"{p}sources[{i}].bands")  # "red,nir" split; band numbers refused
-            s.band_names = band_list(s.band_names, f"{p}sources[{i}].band_names")
+            s.bands = parse_band_names(s.bands, f"{p}sources[{i}].bands")  # "red,nir" split; band numbers refused
+            s.band_names = parse_band_names(s.band_names, f"{p}sources[{i}].band_names")
             if not s.paths and s.type != "synthetic":
                 raise ConfigError(f"{p}sources[{i}].paths is empty; list folders, globs or files")
             name = s.name or f"source{i}"

@@ -6,6 +6,7 @@ import dataclasses
 import numbers
 from typing import Any
 
+from geodino.data.band_args import parse_band_numbers as band_numbers  # the old name (embed/images.py)
 from geodino.embed.backbone import parse_layers
 from geodino.embed.blend import BLEND_MODES
 from geodino.embed.writers import DTYPES
@@ -182,35 +183,6 @@ def _flag(value: Any, name: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
         return value.strip().lower() in _TRUE
     raise ConfigError(f"{name} must be true or false (e.g. {name}=True), got {value!r}")
-
-
-BAND_NUMBERS_HINT = (
-    "embed's bands are 1-based band numbers of the input (e.g. bands=[4,3,2], --bands 4,3,2); band names go to the "
-    "backbone (its spec's ?bands=red,green,blue) or a sensor (sensor=NAME, --sensor NAME)"
-)
-
-
-def band_numbers(bands: Any, key: str = "bands", hint: str = BAND_NUMBERS_HINT) -> list[int] | None:
-    """`bands` (the input bands to read) as a list of 1-based ints: None or [] stays None, whole numbers and their
-    text ("4", "4,3,2" as --bands takes it) pass; a bare number (a count? band 3?), band names or anything else is
-    one ConfigError line saying what `bands` is."""
-    if bands is None:
-        return None
-    if isinstance(bands, str) and bands.strip():  # "4,3,2" or "4 3 2", as the CLI's --bands takes it
-        bands = bands.replace(",", " ").split()
-    if isinstance(bands, list | tuple) or (hasattr(bands, "tolist") and getattr(bands, "ndim", 0) == 1):
-        items = list(bands.tolist() if hasattr(bands, "tolist") else bands)
-        out = []
-        for b in items:
-            if isinstance(b, numbers.Integral) and not isinstance(b, bool):
-                out.append(int(b))
-            elif isinstance(b, str) and b.strip().lstrip("+").isdigit():
-                out.append(int(b))
-            else:
-                break
-        else:
-            return out or None
-    raise ConfigError(f"{key}={bands!r} cannot be used: {hint}")
 
 
 def user_rule(cfg: EmbedConfig) -> bool:
