@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -163,39 +162,12 @@ def check_store(work: Path) -> None:
 
 
 def remove_stale_temps(out: Path) -> list[Path]:
-    """Remove the temporaries of output `out` (`.STEM.tmp-PID...`, `.NAME.old-PID`) left by processes that are no
-    longer alive (a kill during the final conversion); those of live processes, this one included, are kept.
-    Returns what was removed."""
-    from geodino.embed.writers import remove_tree
+    """Remove the temporaries of output `out` left by killed runs (a kill during the final conversion: the COG
+    temporary, its GDAL overviews, a folder set aside); those of live writers, this one included, are kept.
+    `geodino.io.sweep_temps` decides for every atomic output (writer tag, pid, age); returns what was removed."""
+    from geodino.io import sweep_temps
 
-    suffix = "".join(out.suffixes)
-    stem = out.name[: len(out.name) - len(suffix)] if suffix else out.name
-    patterns = (
-        re.compile(rf"\.{re.escape(stem)}\.tmp-(\d+){re.escape(suffix)}(\.L\d+\.tif|\.src\.vrt)?"),
-        re.compile(rf"\.{re.escape(out.name)}\.old-(\d+)"),
-    )
-    removed: list[Path] = []
-    if not out.parent.is_dir():
-        return removed
-    for p in out.parent.iterdir():
-        m = next((m for pat in patterns if (m := pat.fullmatch(p.name))), None)
-        if m is not None and not _alive(int(m.group(1))):
-            remove_tree(p)
-            removed.append(p)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    """Whether process `pid` runs (on this machine); in doubt, alive (its files are kept)."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (OSError, OverflowError):  # another user's process, or not a process id at all
-        return True
-    return True
+    return sweep_temps(out)
 
 
 # Where a setting of a run record (`PreparedRun.ident`, `plan.*` its plan) or of a feature raster's metadata

@@ -15,6 +15,7 @@ import pytest
 from geodino.embed import embed_raster, sweep
 from geodino.embed.pipeline import work_dir_for
 from geodino.errors import InputError
+from geodino.io import writer_tag
 from tests.embed.conftest import random_image, read_all, write_tif
 
 # 4-px patches on a 160 x 96 input: 40 x 24 cells, three blocks of 16 rows, a tile row every 6 cells
@@ -147,10 +148,14 @@ def test_resume_removes_stale_temporaries_of_dead_processes_only(tmp_path, conv_
     dead = _dead_pid()
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        stale = [tmp_path / f".o.tmp-{dead}.tif", tmp_path / f".o.tmp-{dead}.tif.L0.tif"]
-        stale += [tmp_path / f".o.tmp-{dead}.tif.src.vrt"]
-        kept = [tmp_path / f".o.tmp-{live.pid}.tif.L0.tif", tmp_path / f".o.tmp-{os.getpid()}.tif.L1.tif"]
-        kept += [tmp_path / f".other.tmp-{dead}.tif.L0.tif", tmp_path / f".o2.tmp-{dead}.tif"]
+        tag = writer_tag()  # temporaries are named .STEM.tmp-TAG-PID.SUFFIX (geodino.io.temp_name)
+        stale = [tmp_path / f".o.tmp-{tag}-{dead}.tif", tmp_path / f".o.tmp-{tag}-{dead}.tif.L0.tif"]
+        stale += [tmp_path / f".o.tmp-{tag}-{dead}.tif.src.vrt"]
+        kept = [tmp_path / f".o.tmp-{tag}-{live.pid}.tif.L0.tif", tmp_path / f".o.tmp-{tag}-{os.getpid()}.tif.L1.tif"]
+        kept += [tmp_path / f".other.tmp-{tag}-{dead}.tif.L0.tif", tmp_path / f".o2.tmp-{tag}-{dead}.tif"]
+        kept += [
+            tmp_path / f".o.tmp-{dead}.tif.src.vrt"
+        ]  # untagged (older geodino), fresh: kept
         for p in stale + kept:
             p.write_bytes(b"x")
         embed_raster(src, conv_bb, out, resume=True, **OPTS)
