@@ -121,14 +121,15 @@ def _describe(spec: str | Path) -> dict[str, Any]:
             "weights": _fit(weights.state, cfg, weights.source),
         }
     if kind == "arch":
-        from geodino.backbones import as_int, check_build_options, parse_value
+        from geodino.backbones import as_int, parse_value
+        from geodino.backbones.load import check_spec
+        from geodino.data.band_args import parse_backbone_bands
         from geodino.models import build_model, count_parameters
 
+        check_spec(spec)  # what load_backbone(spec) would refuse (band numbers, bands != in_chans, ...) is refused here
         overrides = {k: parse_value(v) for k, v in options.items() if k not in ("seed", "sensor", "fill")}
-        bands = overrides.pop("bands", 3)
-        default = bands if isinstance(bands, int) else len(str(bands).split(","))
-        in_chans = as_int(str(overrides.pop("in_chans", default)), "in_chans")
-        check_build_options({"in_chans": in_chans, **overrides}, str(spec))
+        n_bands, _ = parse_backbone_bands(overrides.pop("bands", None))
+        in_chans = as_int(str(overrides.pop("in_chans", n_bands or 3)), "in_chans")
         model = build_model(target, in_chans=in_chans, device="meta", **overrides)
         cfg = model.config
         return {

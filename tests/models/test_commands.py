@@ -115,3 +115,24 @@ def test_bad_input_paths_exit_2_with_one_line(capsys, tmp_path):
         capsys, "convert", str(path), str(tmp_path / "z.pth"), "--from", "hf"
     )
     assert "already exists" in one_line_error(capsys, "convert", str(path), str(path12))
+
+
+@pytest.mark.parametrize(
+    ("spec", "said"),
+    [
+        ("arch:vit_tiny?bands=4,3,2&depth=1", r"bands='4,3,2' cannot be used: a backbone's bands are band names"),
+        ("arch:vit_tiny?bands=4&in_chans=5&depth=1", r"bands=4 but in_chans=5"),
+    ],
+)
+def test_info_refuses_an_arch_spec_load_backbone_refuses(capsys, spec, said):
+    """`info` described `?bands=4,3,2` (band numbers) as a 3-band model and `?bands=4&in_chans=5` as 5 bands, where
+    `load_backbone` refuses both: it now says what loading would say, in one line; a band count or names still
+    describe their model."""
+    import re
+
+    assert geodino.cli.main(["info", spec]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1 and re.search(said, err), err
+    for good, n in (("arch:vit_tiny?bands=5&depth=1", 5), ("arch:vit_tiny?bands=red,green,blue,nir&depth=1", 4)):
+        assert geodino.cli.main(["info", good]) == 0
+        assert re.search(rf"^bands\s+{n}$", capsys.readouterr().out, re.M)
