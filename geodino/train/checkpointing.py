@@ -13,7 +13,8 @@ the optimizer and the global step) with one extra entry, `geodino`, that says wh
 The schedules are pure functions of the iteration and the data is a pure function of (seed, sample index),
 so the global step is the whole "schedule position" and "data position". Files are written by
 `CheckpointCallback` under a temporary name and renamed when complete, so a killed run never leaves a
-half-written checkpoint under a final name.
+half-written checkpoint under a final name. The folder's housekeeping by file name (`find_checkpoints`,
+`last.ckpt`, `keep_last`, moving checkpoints aside) is `checkpoint_folder.py`, re-exported here.
 
 `export()` writes the teacher backbone as a plain state_dict in the official DINOv3 layout (`.pth` and
 `.safetensors`, loadable with `weights_only=True` and `strict=True`) and the heads in a separate file, so that
@@ -27,8 +28,6 @@ does with `student.resume_from_teacher_chkpt` and `gram.ckpt`).
 from __future__ import annotations
 
 import json
-import os
-import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from geodino.errors import CheckpointError, InputError, TrainingError
+from geodino.errors import CheckpointError, InputError
 from geodino.models.checkpoints.files import (
     HEAD_NAMES,
     SAFETENSORS_CONFIG_KEY,
@@ -48,11 +47,25 @@ from geodino.models.checkpoints.files import (
     read_heads,
     strict_mismatch,
 )
+from geodino.train.checkpoint_folder import (  # re-exported: the folder's housekeeping has its own module
+    CKPT_PATTERN,
+    abandon_and_say,
+    abandon_later_checkpoints,
+    checkpoint_step,
+    find_checkpoints,
+    latest_checkpoint,
+    move_aside,
+    point_last,
+    prune_checkpoints,
+    write_error,
+)
 
 __all__ = [
+    "CKPT_PATTERN",
     "FORMAT",
     "VERSION",
     "InitSource",
+    "abandon_and_say",
     "abandon_later_checkpoints",
     "apply_init",
     "check_resume_fits",
@@ -62,6 +75,7 @@ __all__ = [
     "is_training_checkpoint",
     "latest_checkpoint",
     "load_file",
+    "move_aside",
     "point_last",
     "prune_checkpoints",
     "read_init_source",
@@ -83,7 +97,6 @@ DISTILL_FIT_HINT = (
     "it was trained with another architecture: set students[i].arch (and the dino/ibot head sizes) to match it "
     "(`geodino info FILE` shows its architecture), or choose another file"
 )
-CKPT_PATTERN = re.compile(r"^step_(\d+)\.ckpt$")
 # backbone build kwargs that decide which keys and shapes its state_dict has (what an init source must match)
 STRUCTURE_KEYS = ("arch", "patch_size", "in_chans", "embed_dim", "depth", "num_heads", "ffn_layer", "ffn_hidden_dim",
                   "n_storage_tokens", "qkv_bias", "proj_bias", "ffn_bias", "mask_k_bias", "norm_layer",
@@ -106,122 +119,6 @@ def sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Te
     """The entries of `state` under `prefix` (e.g. "arch.teacher.backbone."), with the prefix removed."""
     n = len(prefix)
     return {k[n:]: v for k, v in state.items() if k.startswith(prefix)}
-
-
-def find_checkpoints(folder: str | Path) -> list[Path]:
-    """`step_*.ckpt` files in a run's checkpoint folder, oldest first."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := CKPT_PATTERN.match(p.name))]
-    return [p for _, p in sorted(found)]
-
-
-def latest_checkpoint(folder: str | Path) -> Path | None:
-    """The newest complete checkpoint of a run (temporary files are never matched)."""
-    found = find_checkpoints(folder)
-    return found[-1] if found else None
-
-
-def checkpoint_step(path: str | Path) -> int | None:
-    """The step in a `step_XXXXXXXX.ckpt` name (None for any other name)."""
-    m = CKPT_PATTERN.match(Path(path).name)
-    return int(m.group(1)) if m else None
-
-
-def prune_checkpoints(folder: Path, step: int, keep_last: int, remove: Callable[[Path], None]) -> list[Path]:
-    """Apply `keep_last` after the checkpoint of `step` was written: keep the newest `keep_last` step checkpoints of
-    the running branch (steps up to `step`, the one just written always among them) and `remove` the older ones;
-    0 keeps all. A checkpoint past `step` is never counted nor removed: it is no older than the one just written
-    (a resume from an earlier step moves them aside first, `abandon_later_checkpoints`). Returns what was removed."""
-    if keep_last <= 0:
-        return []
-    branch = [p for p in find_checkpoints(folder) if (checkpoint_step(p) or 0) <= step]
-    old = branch[:-keep_last]
-    for p in old:
-        remove(p)
-    return old
-
-
-def point_last(link: Path, target_name: str) -> None:
-    """Atomically make `last.ckpt` a relative symlink to the step checkpoint `target_name` of its folder."""
-    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    os.symlink(target_name, tmp)
-    os.replace(tmp, link)
-
-
-def move_aside(paths: list[Path], folder: Path, prefix: str) -> Path:
-    """Move `paths` (files or sharded checkpoint folders) into a new `folder/<prefix>-<YYYYmmdd-HHMMSS>[-n]/`,
-    renamed, nothing deleted; returns that folder. Renames within one file system are atomic."""
-    import time
-
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    aside, n = folder / f"{prefix}-{stamp}", 1
-    while aside.exists():
-        n += 1
-        aside = folder / f"{prefix}-{stamp}-{n}"
-    aside.mkdir(parents=True)
-    for p in paths:
-        os.replace(p, aside / p.name)
-    return aside
-
-
-def abandon_later_checkpoints(folder: Path, step: int, resume: Path | None = None) -> tuple[list[Path], Path | None]:
-    """A run resumed from step `step` (from `resume`, which stays) in a folder that holds checkpoints of later steps:
-    those belong to the branch the resume abandons. Left in place, `keep_last` counted the new lower-step
-    checkpoints as the oldest and deleted each as it was written (with keep_last=1 `last.ckpt` pointed at nothing),
-    and the next `resume=auto` jumped back to the abandoned branch. They are moved (renamed, nothing is deleted) into
-    `folder/abandoned-<YYYYmmdd-HHMMSS>/`, so the folder's history is linear again, and `last.ckpt` points at the
-    newest checkpoint left (removed when none is). A checkpoint of the same step that is not `resume` itself (a
-    resume from another folder) is another branch too. Returns (the moved files' old paths, the new folder)."""
-
-    def same(p: Path) -> bool:
-        try:
-            return resume is not None and p.resolve() == resume.resolve()
-        except OSError:
-            return False
-
-    later = [p for p in find_checkpoints(folder) if (checkpoint_step(p) or 0) >= step and not same(p)]
-    if not later:
-        return [], None
-    aside = move_aside(later, folder, "abandoned")
-    link, newest = folder / "last.ckpt", latest_checkpoint(folder)
-    if newest is not None:
-        point_last(link, newest.name)
-    elif link.is_symlink():
-        link.unlink()
-    return later, aside
-
-
-def abandon_and_say(folder: Path, step: int, resume: Path | None, why: str) -> list[Path]:
-    """`abandon_later_checkpoints`, and one line on stderr naming what moved where (`why`: what makes the run resume
-    from `step`, e.g. "resuming from step 2" or "every student resumes from step 2"). Returns the moved paths."""
-    import sys
-
-    from geodino.errors import plural
-
-    moved, aside = abandon_later_checkpoints(folder, step, resume)
-    if moved:
-        names = ", ".join(p.name for p in moved)
-        print(
-            f"geodino: {why}, which abandons the {plural(len(moved), 'checkpoint')} of later steps in {folder} "
-            f"({names}): moved to {aside}/ so that the run's history is linear; delete that folder when you no "
-            "longer need them",
-            file=sys.stderr,
-        )
-    return moved
-
-
-def write_error(final: Path, exc: OSError, step: int) -> TrainingError:
-    """The one line a run stops with when its checkpoint `final` cannot be written (ENOSPC, EROFS, EACCES, ...): what
-    failed, why, the newest complete checkpoint (untouched), and how to go on."""
-    last = latest_checkpoint(final.parent)
-    kept = f"the newest complete checkpoint is {last}" if last else "no complete checkpoint was written yet"
-    return TrainingError(
-        f"cannot write checkpoint {final} ({exc.strerror or exc}); training stopped after step {step} and {kept}; "
-        f"free space in {final.parent} (or make it writable) and run the same command again to resume"
-    )
 
 
 # --------------------------------------------------------------------------------------------------------------
