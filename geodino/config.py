@@ -251,6 +251,44 @@ def whole_number(value: Any, name: str, example: int = 100) -> int:
     return ok
 
 
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def real_number(value: Any, name: str, example: str = "0", *, finite: bool = True) -> float:
+    """`value` as a float for a Python argument `name`, as YAML and the CLI read it: numbers (numpy's too) and numeric
+    strings ("1e-4") pass; anything else (text, True, None; nan and inf unless `finite=False`, e.g. for a nodata
+    value) is one ConfigError line naming it."""
+    import math
+    import numbers
+
+    number: float | None = None
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or (finite and not math.isfinite(number)):
+        raise ConfigError(f"{name} must be a number (e.g. {name}={example}), got {value!r}")
+    return number
+
+
+def true_or_false(value: Any, name: str) -> bool:
+    """`value` as a bool for a Python argument `name`, as YAML and the CLI read it: True/False, 1/0, and the text
+    "true"/"false", "yes"/"no", "on"/"off", "1"/"0" (any case); anything else is one ConfigError line naming it
+    (`bool("false")` is True: a flag given as text from a config file would otherwise turn on)."""
+    import numbers
+
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral) and int(value) in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigError(f"{name} must be true or false (e.g. {name}=True), got {value!r}")
+
+
 def _override_list(overrides: Any) -> list[str]:
     """`load_config`'s overrides as a list: one `key=value` string is one override (iterated, it was read letter by
     letter); anything but strings is refused in one line."""

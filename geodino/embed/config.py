@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from typing import Any
 
 from geodino.data.band_args import parse_band_numbers as band_numbers  # the old name (embed/images.py)
@@ -142,14 +141,13 @@ _INTS += ("workers", "world_size", "rank", "threads", "gdal_cache_mb")
 _FLOATS = ("scale", "nodata")
 _BOOLS = ("norm", "l2_normalize", "upsample", "stac_scale", "file_scale", "allow_no_crs", "overwrite", "resume")
 _BOOLS += ("amp", "progress")
-_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
 def coerce_fields(cfg: EmbedConfig) -> None:
     """Read the scalar options as YAML and the CLI do, in place: a whole number (or its text, "256") for the int
     fields, a number (or its text) for the float ones, true/false (or "true"/"false", "yes"/"no", 1/0) for the
     flags; None stays None where the default is None. Anything else is one ConfigError line naming the option."""
-    from geodino.config import whole_number
+    from geodino.config import real_number, true_or_false, whole_number
 
     for name in _INTS + _FLOATS + _BOOLS:
         value = getattr(cfg, name)
@@ -158,31 +156,9 @@ def coerce_fields(cfg: EmbedConfig) -> None:
         if name in _INTS:
             setattr(cfg, name, whole_number(value, name, getattr(EmbedConfig, name) or 0))
         elif name in _FLOATS:
-            setattr(cfg, name, _number(value, name))
+            setattr(cfg, name, real_number(value, name, "1e-4" if name == "scale" else "0", finite=False))
         else:
-            setattr(cfg, name, _flag(value, name))
-
-
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            pass
-    example = "1e-4" if name == "scale" else "0"
-    raise ConfigError(f"{name} must be a number (e.g. {name}={example}), got {value!r}")
-
-
-def _flag(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, numbers.Integral) and int(value) in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
-        return value.strip().lower() in _TRUE
-    raise ConfigError(f"{name} must be true or false (e.g. {name}=True), got {value!r}")
+            setattr(cfg, name, true_or_false(value, name))
 
 
 def user_rule(cfg: EmbedConfig) -> bool:

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
-import numbers
 import os
 import warnings
 from pathlib import Path
@@ -94,6 +92,8 @@ def embed_images(
     batch_size, image_size = _check_options(pool, on_error, batch_size, image_size, out)
     bands = band_numbers(bands, hint=IMAGE_BANDS_HINT)
     scale, offset = _real(scale, "--scale", "scale"), _real(offset, "--offset", "offset")
+    l2_normalize, overwrite = _bool(l2_normalize, "--l2", "l2_normalize"), _bool(overwrite, "--overwrite", "overwrite")
+    progress, amp = _bool(progress, "--no-progress", "progress"), _bool(amp, "--bf16", "amp")
     check_data_offset(scale, offset, SCALE_KEYS)
     out = check_writable(out, overwrite=overwrite)
     root = Path(folder).expanduser()
@@ -178,18 +178,28 @@ def _whole(value: Any, flag: str, key: str, example: int) -> int:
 
 def _real(value: Any, flag: str, key: str) -> float:
     """`value` as a finite float: a number or its text ("1e-4"), as YAML and the CLI read --scale and --offset
-    (EmbedConfig's float fields); else one line naming `flag` and `key`."""
-    number: float | None = None
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            number = None
-    if number is None or not math.isfinite(number):
-        raise ConfigError(f"{flag} {value!r} ({key}= in Python) must be a number, e.g. {flag} 1e-4 ({key}=1e-4)")
-    return number
+    (`geodino.config.real_number`); else one line naming `flag` and `key`."""
+    from geodino.config import real_number
+
+    try:
+        return real_number(value, key)
+    except ConfigError:
+        raise ConfigError(
+            f"{flag} {value!r} ({key}= in Python) must be a number, e.g. {flag} 1e-4 ({key}=1e-4)"
+        ) from None
+
+
+def _bool(value: Any, flag: str, key: str) -> bool:
+    """`value` as a bool, as YAML and the CLI read flags (`geodino.config.true_or_false`: "false" is False, where
+    `bool("false")` is True); else one line naming `flag` and `key`."""
+    from geodino.config import true_or_false
+
+    try:
+        return true_or_false(value, key)
+    except ConfigError:
+        raise ConfigError(
+            f"{flag} ({key}= in Python) is true or false (True/False, 1/0, 'true'/'false'), got {value!r}"
+        ) from None
 
 
 def _norm_stats(bb: Any) -> list[list[float]]:

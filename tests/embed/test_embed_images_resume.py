@@ -309,6 +309,13 @@ def test_numeric_options_as_text_are_read_as_the_cli_reads_them(tmp_path):
     assert_same_output(got, want)
     got = embed_images(root, SPEC, tmp_path / "f.parquet", batch_size=2.0, image_size=16.0, scale=2e-3, progress=False)
     assert_same_output(got, want)
+    # flags given as text: "false" is False (bool("false") is True: l2_normalize="false" normalised the vectors)
+    got = embed_images(root, SPEC, tmp_path / "b.parquet", batch_size=2, image_size=16, scale=2e-3,
+                       l2_normalize="false", progress="no")  # fmt: skip
+    assert_same_output(got, want)
+    l2 = embed_images(root, SPEC, tmp_path / "l2.parquet", batch_size=2, image_size=16, scale=2e-3,
+                      l2_normalize="true", progress=0)  # fmt: skip
+    assert l2.read_bytes() != want.read_bytes()
 
 
 @pytest.mark.parametrize(
@@ -326,6 +333,9 @@ def test_numeric_options_as_text_are_read_as_the_cli_reads_them(tmp_path):
         ("on_error", "ignore", "--on-error"),
         ("scale", "1e-4x", "--scale"),
         ("scale", float("nan"), "--scale"),
+        ("l2_normalize", "maybe", "--l2"),
+        ("overwrite", 2, "--overwrite"),
+        ("amp", "bf16", "--bf16"),
     ],
 )
 def test_bad_values_are_one_line_naming_the_flag_and_the_keyword(tmp_path, option, value, flag):
