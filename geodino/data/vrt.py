@@ -384,19 +384,15 @@ def stack_files_xml(sources: Sequence[tuple[str, str]], *, where: str = "") -> t
 
 def write_vrt(text: str, out: str | Path) -> Path:
     """Write VRT XML at `out` atomically, unless the file already holds exactly this text; returns `out`."""
-    import os
-
-    from geodino.io import make_dirs
+    from geodino.io import atomic_path
 
     out = Path(out)
     if out.exists() and out.read_text() == text:  # a rerun or another rank wrote the same stack
         return out
-
-    make_dirs(out.parent)
-    # a per-process temporary name (not atomic_path's fixed one): ranks of an array may write the same stack
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, out)
+    # atomic_path's temporary is per process (`temp_name`), so ranks of an array may write the same stack; a killed
+    # writer's is swept (`sweep_temps`) when the next write of `out` starts
+    with atomic_path(out) as tmp:
+        tmp.write_text(text)
     return out
 
 

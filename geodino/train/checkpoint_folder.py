@@ -54,8 +54,13 @@ def prune_checkpoints(folder: Path, step: int, keep_last: int, remove: Callable[
 
 
 def point_last(link: Path, target_name: str) -> None:
-    """Atomically make `last.ckpt` a relative symlink to the step checkpoint `target_name` of its folder."""
-    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
+    """Atomically make `last.ckpt` a relative symlink to the step checkpoint `target_name` of its folder. The link is
+    made under `temp_name` (not `atomic_path`, which would set the mode of the file a link points to), so a killed
+    run's temporary link is swept (`sweep_temps`) here and by the run folder's `.*.tmp-*` clean-up on resume."""
+    from geodino.io import sweep_temps, temp_name
+
+    sweep_temps(link)
+    tmp = temp_name(link)
     tmp.unlink(missing_ok=True)
     os.symlink(target_name, tmp)
     os.replace(tmp, link)

@@ -53,3 +53,28 @@ def test_stack_cli(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "v" / "a.vrt").is_file()
     assert cli.main(["data", "stack", str(tmp_path / "nothing"), "--bands", "B04", "--out", str(tmp_path / "v")]) == 2
     assert "is not a folder of scene folders" in capsys.readouterr().err
+
+
+def test_a_killed_vrt_writers_temporary_is_swept_by_the_next_write(tmp_path, capsys):
+    """`write_vrt` names its temporary with `geodino.io.temp_name` (it was `.NAME.PID.tmp`, which `sweep_temps`
+    never matched, so a killed writer's stayed beside the stack forever): the next write removes it."""
+    import os
+    import subprocess
+    import sys
+
+    from geodino import io
+    from geodino.data.vrt import write_vrt
+
+    out = tmp_path / "stack.vrt"
+    killed = (
+        "import os, signal, sys\nfrom geodino.data import vrt\n"
+        "os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\nvrt.write_vrt('<VRTDataset/>', sys.argv[1])\n"
+    )
+    run = subprocess.Popen([sys.executable, "-c", killed, str(out)])
+    assert run.wait() == -9
+    (left,) = tmp_path.iterdir()
+    assert left.name == io.temp_name(out).name.replace(f"-{os.getpid()}.", f"-{run.pid}.") and not out.exists()
+    capsys.readouterr()
+    assert write_vrt("<VRTDataset></VRTDataset>\n", out) == out
+    assert [p.name for p in tmp_path.iterdir()] == ["stack.vrt"] and out.read_text() == "<VRTDataset></VRTDataset>\n"
+    assert f"removed 1 temporary of a killed run: {left.name}" in capsys.readouterr().err

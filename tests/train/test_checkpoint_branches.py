@@ -272,3 +272,36 @@ def test_an_old_hpc_checkpoint_is_never_resumed_from(tmp_path, tiny_data, monkey
         f"geodino version, not safe to resume from): moved to {kept[0].parent}/; this run resumes only from step "
         "checkpoints"
     ], err
+
+
+KILLED_POINT_LAST = """
+import os, signal, sys
+from pathlib import Path
+from geodino.train import checkpoint_folder
+os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)  # killed between making the link and the rename
+checkpoint_folder.point_last(Path(sys.argv[1]), "step_00000001.ckpt")
+"""
+
+
+def test_a_killed_point_last_leaves_a_temporary_that_is_swept(tmp_path, capsys) -> None:
+    """`last.ckpt` is made under `geodino.io.temp_name` (one naming rule, `.last.tmp-TAG-PID.ckpt`, no longer
+    `.last.ckpt.tmp-PID`): the link a killed run left matches the run folder's `.*.tmp-*` clean-up on resume, and
+    the next `point_last` sweeps it."""
+    import os
+    import subprocess
+    import sys
+
+    from geodino import io
+    from geodino.train import checkpointing as ck
+
+    (tmp_path / "step_00000001.ckpt").write_bytes(b"x")
+    link = tmp_path / "last.ckpt"
+    run = subprocess.Popen([sys.executable, "-c", KILLED_POINT_LAST, str(link)])
+    assert run.wait() == -9
+    (left,) = tmp_path.glob(".*.tmp-*")  # what pretrain's and distillation's resume clean-up remove
+    assert left.is_symlink() and left.name == io.temp_name(link).name.replace(f"-{os.getpid()}.", f"-{run.pid}.")
+    capsys.readouterr()
+    ck.point_last(link, "step_00000001.ckpt")
+    assert not left.is_symlink() and os.readlink(link) == "step_00000001.ckpt"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt", "step_00000001.ckpt"]
+    assert f"removed 1 temporary of a killed run: {left.name}" in capsys.readouterr().err
