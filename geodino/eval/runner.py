@@ -3,7 +3,8 @@
 `run_suite(cfg, backbone_spec, out_dir)` runs each task of `cfg.tasks` (classification, segmentation, canopy
 height, detection) by calling its module's `run_<task>(backbone, task_cfg, task_dir) -> dict[str, float]`, then
 writes `out_dir/results.json` and `out_dir/results.md` (task, dataset, metric, value, backbone, config hash) next
-to each task's own plots. Every task is seeded from the suite seed, so a rerun gives the same numbers.
+to each task's own plots (`results.py`: those files, written and read). Every task is seeded from the suite seed,
+so a rerun gives the same numbers.
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geodino.errors import ConfigError, InputError
+from geodino.errors import ConfigError
+from geodino.eval.results import INFO_METRICS as INFO_METRICS  # re-exported: the results files' home
+from geodino.eval.results import metric_kind as metric_kind
+from geodino.eval.results import read_results as read_results
+from geodino.eval.results import write_results
 from geodino.eval.seeding import keeps_global_rng
-from geodino.io import atomic_path, json_text
 
 if typing.TYPE_CHECKING:
     from geodino.eval.layer_choice import LayerError
@@ -95,16 +99,6 @@ def task_config(schema: type, data: dict[str, Any], where: str) -> Any:
     from geodino.config import from_mapping
 
     return from_mapping(schema, {k: v for k, v in data.items() if k not in RUNNER_TASK_KEYS}, where)
-
-
-INFO_METRICS = ("n_pixels", "val_tiles", "val_images", "train_loss")
-"""Values a task returns beside its scores for bookkeeping (evaluated pixels, tiles or images; the last epoch's
-training loss): kept in results.json with kind `info`, listed apart in results.md, never differenced by --compare."""
-
-
-def metric_kind(metric: str) -> str:
-    """`info` for bookkeeping values (INFO_METRICS), `score` for everything a probe reports as a result."""
-    return "info" if metric in INFO_METRICS else "score"
 
 
 NOT_HASHED = {"cache_dir", "progress", "plots", "num_workers", "cache_features"}
@@ -478,76 +472,7 @@ def _run_tasks(suite: PreparedSuite) -> list[dict]:
                     "seconds": round(elapsed, 2),
                 }
             )
-        _write_results(out, cfg, spec, fingerprint, rows, started, parsed, suite.skipped)
+        write_results(out, cfg, spec, fingerprint, rows, started, parsed, suite.skipped)
     if not suite.names:  # every task skipped: the results still say why
-        _write_results(out, cfg, spec, fingerprint, rows, started, parsed, suite.skipped)
+        write_results(out, cfg, spec, fingerprint, rows, started, parsed, suite.skipped)
     return rows
-
-
-def _write_results(
-    out: Path,
-    cfg: SuiteConfig,
-    spec: str,
-    fingerprint: str,
-    rows: list[dict],
-    started: str,
-    parsed: dict,
-    skipped: dict[str, str],
-) -> None:
-    """results.json (rows, the configs that made them, skipped tasks) and results.md (the scores, then the
-    bookkeeping rows, then the skipped tasks), both atomic."""
-    from geodino.config import to_dict
-
-    payload = {
-        "suite": cfg.name,
-        "backbone": spec,
-        "fingerprint": fingerprint,
-        "seed": cfg.seed,
-        "started": started,
-        "rows": rows,
-        "skipped": skipped,
-        "configs": {
-            n: {
-                "type": t.type,
-                "backbone_bands": t.backbone_bands,
-                "backbone_sensor": t.backbone_sensor,
-                **to_dict(t.cfg),
-                **({"data": to_dict(t.data)} if t.data is not None else {}),
-            }
-            for n, t in parsed.items()
-        },
-    }
-    with atomic_path(out / "results.json") as tmp:
-        tmp.write_text(json_text(payload, indent=1, default=str))
-    table_head = ["| task | dataset | metric | value | backbone | config |", "|---|---|---|---|---|---|"]
-
-    def line(r: dict[str, Any]) -> str:
-        return (
-            f"| {r['task']} | {r['dataset']} | {r['metric']} | {r['value']:.4f} | `{r['backbone']}` | "
-            f"`{r['config_hash']}` |"
-        )
-
-    lines = [
-        f"# Probe results: {cfg.name}",
-        "",
-        f"Backbone `{spec}` (fingerprint `{fingerprint[:16]}`), seed {cfg.seed}, started {started}.",
-        "",
-        *table_head,
-        *(line(r) for r in rows if r.get("kind") != "info"),
-    ]
-    info = [line(r) for r in rows if r.get("kind") == "info"]
-    if info:
-        lines += ["", "Run details (bookkeeping: counts and the last training loss, not scores):", "", *table_head]
-        lines += info
-    if skipped:
-        lines += ["", "Skipped on this backbone:", ""] + [f"- {n}: {why}" for n, why in skipped.items()]
-    with atomic_path(out / "results.md") as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-
-
-def read_results(out_dir: str | Path) -> dict[str, Any]:
-    """The results.json of a finished suite."""
-    path = Path(out_dir) / "results.json"
-    if not path.is_file():
-        raise InputError(f"{path} not found; run `geodino probe` with --out {out_dir} first")
-    return json.loads(path.read_text())
