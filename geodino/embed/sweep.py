@@ -2,7 +2,8 @@
 
 A reader thread (windowed reads, scaling, nodata masks, all-nodata tiles skipped), the main thread (batched
 inference, blending into a band of accumulators one tile high) and a writer thread (Zarr writes and progress
-records). See `geodino.embed.pipeline` for the whole run.
+records). See `geodino.embed.pipeline` for the whole run; the DN -> reflectance rule the reader applies is
+`geodino.embed.input_scaling`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import queue
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,8 @@ import torch
 
 from geodino.embed.backbone import parse_layers
 from geodino.embed.blend import tile_weights
-from geodino.embed.config import DECLARED_BY_FILE, EmbedConfig
+from geodino.embed.config import EmbedConfig
+from geodino.embed.input_scaling import input_scaler, recorded_scale, scaling_sensor  # re-exported
 from geodino.embed.plan import Block, Plan
 from geodino.embed.workdir import DONE, PLAN_FILE, STORE, WorkDirGone, damaged, mark_done, mark_rows
 from geodino.embed.writers import ZarrBlockWriter, encode
@@ -34,146 +35,6 @@ __all__ = ["Sweeper", "input_scaler", "recorded_scale", "scaling_sensor", "time_
 def _after_row(n_blocks: int, n_rows: int) -> None:
     """Called after every tile row with the blocks and tile rows finished so far: a seam for tests that simulate
     a kill mid-run (they monkeypatch it to raise)."""
-
-
-def recorded_scale(bb: Any) -> tuple[np.ndarray, np.ndarray, str] | None:
-    """(scale, offset, description) of the DN -> reflectance step the backbone's export records, or None.
-
-    A record carries a DN scale when it names its sensor or has a scale/offset other than 1/0; a bare mean/std
-    (e.g. a foreign timm `pretrained_cfg`) says nothing about the data's units, so the dtype default applies."""
-    from geodino.models.checkpoints.normalization import dn_scale_of
-
-    rec = getattr(bb, "normalization", None)
-    found = dn_scale_of(rec)
-    if found is None:
-        return None
-    scale, offset = (np.asarray(v, dtype=np.float32) for v in found)
-    where = str(getattr(bb, "norm_source", "") or "the backbone").split(":")[0]
-    named = rec.get("sensor") and not where.startswith(f"sensor {rec['sensor']}")  # a passed sensor says it once
-    sensor = f"sensor {rec['sensor']}, " if named else ""
-
-    def fmt(v: np.ndarray) -> str:
-        return f"{float(v[0]):g}" if v.size == 1 else "[" + ",".join(f"{float(x):g}" for x in v) + "]"
-
-    text = f"x*{fmt(scale)}" + (f"+{fmt(offset)}" if np.any(offset != 0) else "")
-    return scale, offset, f"{text} ({sensor}{where})"
-
-
-def input_scaler(
-    info: Any,
-    cfg: EmbedConfig,
-    bb: Any = None,
-    input_count: int | None = None,
-    declared: tuple[Sequence[float], Sequence[float]] | None = None,
-) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
-    """DN -> reflectance for the input, and a description for the metadata. In order: `--sensor` (the data's
-    sensor), `--scale`, the DN scale/offset the backbone's export records (for integer input: float input is read
-    as reflectance, as the probes and `FrozenBackbone.preprocess` read it), then a default from the dtype.
-    `input_count`: the bands of the input before `--bands` selects some (info.count is the selection). Ahead of
-    them all, `band_scale`/`band_offset` (set per scene from a STAC item's raster:bands, or by the user), then
-    `declared`: the (scales, offsets) the raster declares for the bands read (`geodino.embed.prepare.file_rule`,
-    None unless it applies: `file_scale` on, no rule given), described as "x*0.0001-0.1 (the input's GDAL
-    scale/offset)"; like a STAC item's rule, it goes ahead of `--sensor`."""
-    if cfg.band_scale is not None or cfg.band_offset is not None:
-        return _band_rule(info, cfg.band_scale, cfg.band_offset, "band_scale/band_offset")
-    if declared is not None:
-        return _band_rule(info, list(declared[0]), list(declared[1]), DECLARED_BY_FILE)
-    if cfg.sensor:
-        sensor = _selected_sensor(cfg, input_count)
-        if sensor.n_bands != info.count:
-            picked = f"--bands {','.join(map(str, cfg.bands))} selects {info.count} of" if cfg.bands else "has"
-            raise InputError(
-                f"sensor {sensor.name!r} has {plural(sensor.n_bands, 'band')} but input {info.path} {picked} "
-                f"{input_count or info.count}; pick matching bands with --bands or another --sensor (bands=[...] or "
-                "sensor=NAME in Python)"
-            )
-        return (lambda x: np.asarray(sensor.to_reflectance(x), dtype=np.float32)), f"sensor:{sensor.name}"
-    if cfg.scale is not None:
-        s = float(cfg.scale)
-        return (lambda x: x * np.float32(s)), f"x*{s}"
-    rec = recorded_scale(bb) if np.dtype(info.dtype).kind != "f" else None  # float input is reflectance
-    if rec is not None:
-        scale, offset, desc = rec
-        if scale.size not in (1, info.count) or offset.size not in (1, info.count):
-            raise InputError(
-                f"backbone {getattr(bb, 'spec', '')} records a DN scale for "
-                f"{plural(max(scale.size, offset.size), 'band')} but "
-                f"input {info.path} has {info.count}; pass --scale FACTOR or --sensor NAME (scale= or sensor= in "
-                "Python)"
-            )
-        if scale.size > 1 or offset.size > 1:  # per band: broadcast over [C, H, W]
-            scale, offset = scale.reshape(-1, 1, 1), offset.reshape(-1, 1, 1)
-        if np.all(offset == 0):
-            return (lambda x: x * scale), desc
-        return (lambda x: x * scale + offset), desc
-    dt = np.dtype(info.dtype)
-    if dt == np.uint8:
-        return (lambda x: x * np.float32(1 / 255)), "x/255 (uint8)"
-    if dt.kind in "iu":
-        warnings.warn(
-            f"input {info.path} is {dt.name}: assuming reflectance = DN / 10000 (Sentinel-2/Landsat L2 convention); "
-            f"pass --sensor NAME or --scale FACTOR (sensor=NAME or scale=FACTOR in Python) if that is wrong",
-            stacklevel=3,
-        )
-        return (lambda x: x * np.float32(1e-4)), f"x/10000 ({dt.name}, assumed)"
-    return (lambda x: x), "x (float input used as reflectance)"
-
-
-def _band_rule(
-    info: Any, band_scale: list[float] | None, band_offset: list[float] | None, source: str
-) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
-    """x * band_scale + band_offset, one value or one per band read; described as "x*0.0001-0.1 (band_scale/
-    band_offset)", `source` in the brackets (one number when every band has the same)."""
-    scale = np.asarray(band_scale if band_scale is not None else [1.0], dtype=np.float32)
-    offset = np.asarray(band_offset if band_offset is not None else [0.0], dtype=np.float32)
-    if scale.size not in (1, info.count) or offset.size not in (1, info.count):
-        raise InputError(
-            f"band_scale/band_offset give {scale.size}/{offset.size} values but input {info.path} has "
-            f"{plural(info.count, 'band')} read; give one value, or one per band"
-        )
-
-    def fmt(v: np.ndarray) -> str:
-        same = bool(np.all(v == v[0]))
-        return f"{float(v[0]):g}" if same else "[" + ",".join(f"{float(x):g}" for x in v) + "]"
-
-    off = fmt(offset)
-    text = f"x*{fmt(scale)}" + ("" if not np.any(offset) else off if off.startswith("-") else f"+{off}")
-    s, o = scale.reshape(-1, 1, 1), offset.reshape(-1, 1, 1)
-    return (lambda x: x * s + o), f"{text} ({source})"
-
-
-def _selected_sensor(cfg: EmbedConfig, input_count: int | None) -> Any:
-    """`--sensor` as the selected bands see it: a sensor of every input band is restricted to the `--bands` picked
-    (in their order, with their own scale, offset, mean and std); any other sensor is returned as given."""
-    from geodino.data.sensors import get_sensor
-
-    sensor = get_sensor(cfg.sensor)
-    if cfg.bands and input_count == sensor.n_bands and all(1 <= b <= sensor.n_bands for b in cfg.bands):
-        sensor = sensor.select([sensor.bands[b - 1] for b in cfg.bands])
-    return sensor
-
-
-def scaling_sensor(cfg: EmbedConfig, bb: Any = None, input_count: int | None = None) -> Any:
-    """The sensor whose DN scale `input_scaler` applies (a `geodino.data.sensors.Sensor`), for the bit-depth check
-    of the pixels the sweep reads: `--sensor`, else the sensor of the DN scale the backbone's export records;
-    None with `--scale` (the user's own factor) or the dtype default (x/255 for uint8, x/10000 for 16 bits)."""
-    from geodino.data.sensors import Sensor
-
-    if cfg.sensor:
-        return _selected_sensor(cfg, input_count)
-    if cfg.scale is not None or recorded_scale(bb) is None:
-        return None
-    rec = bb.normalization
-    n = len(rec["mean"])
-    return Sensor(
-        name=rec.get("sensor") or "recorded by the backbone",
-        bands=tuple(rec.get("bands") or (f"b{i}" for i in range(1, n + 1))),
-        scale=rec["scale"],
-        offset=rec.get("offset", 0.0),
-        mean=rec["mean"],
-        std=rec["std"],
-        rgb_like=False,
-    )
 
 
 @dataclass
