@@ -1,5 +1,5 @@
 """Raster archives: a set of GeoTIFF/COG/VRT scenes indexed once (`RasterArchive`) and the tiles drawn from them
-(`RasterSource`, a pure function of seed and sample index).
+(`RasterSource`, a pure function of seed and sample index, in `geodino.data.raster_source`; re-exported here).
 
 Why not torchgeo's `RasterDataset`, and how scenes are opened and windows read: see `geodino.data.rasters`.
 `RasterArchive.to_geodataframe()` gives the torchgeo-style footprint index.
@@ -18,25 +18,22 @@ from typing import Any
 import numpy as np
 
 from geodino.data.paths import RASTER_EXTS, resolve_paths
+from geodino.data.raster_source import RasterSource  # re-exported: the tiles drawn from an archive
 from geodino.data.rasters import (
     SceneInfo,
     alpha_bands,
     alpha_is_data,
     declared_scaling,
-    file_mask,
     format_rule,
     open_raster,
-    read_bands,
     read_dtype,
     read_window,
-    stream_id,
     target_grid,
     warp_nodata,
     window_affine,
 )
 from geodino.data.sensors import Sensor, check_bit_depth, check_read_values, get_sensor
-from geodino.data.tiling import EpochOrder, TileSampler, least_nodata
-from geodino.data.validity import check_nodata, valid_pixels
+from geodino.data.validity import check_nodata
 from geodino.errors import InputError, plural
 
 __all__ = ["RasterArchive", "RasterSource"]
@@ -498,135 +495,3 @@ class RasterArchive:
             else:
                 placed.append((s.path, geom))
         return gpd.GeoDataFrame({"filepath": [p for p, _ in placed]}, geometry=[g for _, g in placed], crs=crs)
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Source: tiles of an archive as a pure function of (seed, sample index)
-# ------------------------------------------------------------------------------------------------------------------
-class RasterSource:
-    """Tiles of a `RasterArchive`: `get(index, seed)` returns one sample, the same one for the same arguments.
-
-    Random sampling redraws a tile whose nodata fraction exceeds `max_nodata_fraction` (up to `max_tries`, then
-    keeps the best draw). Grid sampling enumerates tiles (optionally dropping mostly-nodata ones after a
-    decimated pre-scan) and visits them in a per-epoch permutation of (seed, epoch): indices [e·N, (e+1)·N) cover
-    every tile exactly once, so disjoint index ranges on ranks and workers never duplicate a tile.
-    """
-
-    def __init__(
-        self,
-        archive: RasterArchive,
-        *,
-        tile_size: float | Sequence[float] = 256,
-        units: str = "px",
-        sampling: str = "random",
-        stride: float | Sequence[float] | None = None,
-        roi: Any = None,
-        roi_crs: str = "EPSG:4326",
-        max_nodata_fraction: float = 0.5,
-        max_tries: int = 10,
-        shuffle: bool = True,
-        name: str = "raster",
-        prescan: bool = True,
-    ) -> None:
-        self.archive = archive
-        self.name = name
-        self.sensor = archive.sensor
-        self.band_names = list(archive.band_names)
-        self.max_nodata_fraction = float(max_nodata_fraction)
-        self.max_tries = max(1, int(max_tries))
-        self.shuffle = shuffle
-        self.stream = stream_id(name)
-        self.tiles = TileSampler(
-            archive.scenes, tile_size, units=units, stride=stride, sampling=sampling, roi=roi, roi_crs=roi_crs
-        )
-        self.redraws = 0
-        self._order = EpochOrder(self.stream, shuffle=shuffle)
-        if sampling == "grid" and prescan and self.max_nodata_fraction < 1.0:
-            self._prescan_grid()
-
-    def __len__(self) -> int:
-        return len(self.tiles)
-
-    def _prescan_grid(self, cells_per_tile: int = 8) -> None:
-        """Drop grid tiles whose nodata fraction, estimated on a decimated read, exceeds the threshold."""
-        t = self.tiles
-        keep = np.ones(t.grid_scene.size, dtype=bool)
-        for k, sid in enumerate(t.scene_ids):
-            sel = np.flatnonzero(t.grid_scene == k)
-            if sel.size == 0:
-                continue
-            s = self.archive.scenes[sid]
-            hpx, wpx = t.tile_px[k]
-            factor = max(1, min(hpx, wpx) // cells_per_tile)
-            oh, ow = max(1, s.height // factor), max(1, s.width // factor)
-            ds = self.archive.dataset(sid)
-            data = read_bands(ds, s.band_indexes, out_shape=(oh, ow))
-            valid = valid_pixels(data, s.nodata, band_axis=0)  # the one rule (nodata in every band; non-finite)
-            if s.has_mask:  # the file's own mask, also under a nodata value from the sensor or the user
-                m = file_mask(ds, s.band_indexes, out_shape=(oh, ow))
-                if m is not None:
-                    valid &= m
-            self.archive.check_values(sid, data, valid)  # every scene's pixels, read here anyway
-            integral = np.pad(valid.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-            sy, sx = oh / s.height, ow / s.width
-            r0 = np.clip(np.floor(t.grid_row[sel] * sy).astype(int), 0, oh)
-            c0 = np.clip(np.floor(t.grid_col[sel] * sx).astype(int), 0, ow)
-            r1 = np.clip(np.ceil((t.grid_row[sel] + hpx) * sy).astype(int), 0, oh)
-            c1 = np.clip(np.ceil((t.grid_col[sel] + wpx) * sx).astype(int), 0, ow)
-            area = np.maximum((r1 - r0) * (c1 - c0), 1)
-            n_valid = integral[r1, c1] - integral[r0, c1] - integral[r1, c0] + integral[r0, c0]
-            keep[sel] = 1.0 - n_valid / area <= self.max_nodata_fraction
-        t.keep_grid(keep)
-
-    def _grid_index(self, index: int, seed: int) -> int:
-        return self._order.position(index, seed, len(self.tiles))
-
-    def tile(self, index: int, seed: int) -> tuple[int, int, int, int, int]:
-        """The (scene, col, row, width, height) of sample `index` (first draw only, for random sampling)."""
-        if self.tiles.sampling == "grid":
-            return self.tiles.grid_tile(self._grid_index(index, seed))
-        rng = np.random.default_rng([int(seed), self.stream, int(index)])
-        return self.tiles.random_tile(rng)
-
-    def _read(self, tile: tuple[int, int, int, int, int]) -> dict[str, Any] | None:
-        """The sample of `tile`, or None when its file fails mid-run and on_error is "skip" (warned)."""
-        try:
-            return self.archive.sample(*tile)
-        except InputError as exc:
-            if self.archive.on_error != "skip":
-                raise
-            self.last_error = exc
-            warnings.warn(f"{exc}; drawing another tile (on_error: skip)", stacklevel=3)
-            return None
-
-    def get(self, index: int, seed: int) -> dict[str, Any]:
-        """Sample `index`: reflectance `image` float32 [C,H,W], `valid` [H,W], `crs`, `transform`, `bands`."""
-        if self.tiles.sampling == "grid":
-            n = len(self.tiles)
-            for k in range(n):  # a tile whose file broke since indexing: the next one of the epoch order
-                sample = self._read(self.tiles.grid_tile(self._grid_index(index + k, seed)))
-                if sample is not None:
-                    return sample
-            last = getattr(self, "last_error", None)
-            raise InputError(
-                f"every grid tile of source {self.name!r} failed to read, the last: {last}; re-download or remove "
-                "the broken file(s)"
-            )
-        rng = np.random.default_rng([int(seed), self.stream, int(index)])
-        failures = 0
-
-        def draw() -> dict[str, Any]:  # a tile that reads; failed reads (on_error: skip) are drawn again
-            nonlocal failures
-            while (sample := self._read(self.tiles.random_tile(rng))) is None:
-                failures += 1
-                if failures > 10 * self.max_tries:
-                    last = getattr(self, "last_error", None)
-                    raise InputError(
-                        f"{failures} tile reads failed in a row in source {self.name!r}, the last: {last}; "
-                        "re-download or remove the broken file(s) (or fix the archive's paths)"
-                    )
-            return sample
-
-        best, draws = least_nodata(draw, self.max_tries, self.max_nodata_fraction)
-        self.redraws += draws - 1
-        return best
