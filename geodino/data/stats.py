@@ -11,7 +11,8 @@ replacement, so every pixel has the same chance to be counted (random overlappin
 of a small scene: 11-16 % off on a 349x352 Landsat scene). Image folders and tar shards use random tiles.
 
 The grid windows and their reader are in `geodino.data.stats_windows`; the uniform pixel sample the percentiles
-come from in `geodino.data.pixel_sample`.
+come from in `geodino.data.pixel_sample`; the running mean/variance and the check of its result in
+`geodino.data.running_stats`.
 """
 
 from __future__ import annotations
@@ -24,42 +25,12 @@ from typing import Any
 import numpy as np
 
 from geodino.data.pixel_sample import PERCENTILE_PIXELS, UniformPixelSample, percentiles
+from geodino.data.running_stats import MIN_VALID_PIXELS, STD_FLOOR, RunningStats, warn_degenerate  # re-exported
 from geodino.data.sensors import Sensor, get_sensor, save_sensor_yaml
 from geodino.data.stats_windows import grid_windows, read_windows
 from geodino.errors import InputError, plural
 
-__all__ = ["RunningStats", "compute_stats", "plot_stats", "write_stats"]
-
-
-class RunningStats:
-    """Per-band count, mean and M2 merged tile by tile (Chan et al.), float64."""
-
-    def __init__(self, n_bands: int) -> None:
-        self.count = np.zeros(n_bands, dtype=np.float64)
-        self.mean = np.zeros(n_bands, dtype=np.float64)
-        self.m2 = np.zeros(n_bands, dtype=np.float64)
-
-    def update(self, image: np.ndarray, valid: np.ndarray) -> None:
-        """Add the valid pixels of `image` [C,H,W] (NaNs ignored per band)."""
-        x = image.reshape(image.shape[0], -1)[:, valid.reshape(-1)].astype(np.float64)
-        if x.size == 0:
-            return
-        finite = np.isfinite(x)
-        n_b = finite.sum(axis=1).astype(np.float64)
-        x = np.where(finite, x, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean_b = np.where(n_b > 0, x.sum(axis=1) / np.maximum(n_b, 1), 0.0)
-            m2_b = (np.where(finite, x - mean_b[:, None], 0.0) ** 2).sum(axis=1)
-        n = self.count + n_b
-        delta = mean_b - self.mean
-        safe = np.maximum(n, 1)
-        self.mean = self.mean + delta * n_b / safe
-        self.m2 = self.m2 + m2_b + delta**2 * self.count * n_b / safe
-        self.count = n
-
-    @property
-    def std(self) -> np.ndarray:
-        return np.sqrt(self.m2 / np.maximum(self.count - 1, 1))
+__all__ = ["MIN_VALID_PIXELS", "STD_FLOOR", "RunningStats", "compute_stats", "plot_stats", "write_stats"]
 
 
 STATS_HINTS = {
@@ -298,7 +269,7 @@ def compute_stats(
             f"no valid pixels for {plural(len(empty), 'band')} ({', '.join(empty)}) in {plural(n_read, 'tile')}; "
             "check nodata and the paths"
         )
-    _warn_degenerate(list(source.band_names), stats)
+    warn_degenerate(list(source.band_names), stats)
     sel = source.sensor
     if nodata is None:  # carry the files' own nodata value into the sensor (used when a file declares none)
         scenes = getattr(getattr(source, "archive", None), "scenes", None) or getattr(source, "scenes", [])
@@ -336,52 +307,6 @@ def compute_stats(
             else f"a random {sample.shape[1]:,} of the {n_valid:,} valid pixels read (mean and std use them all)"
         )
     return out, prov
-
-
-STD_FLOOR = 1e-4
-"""A band whose std (in the YAML's units: reflectance after the scale) is below this is constant or nearly: a model
-standardising with it would multiply the band by 10,000 or more (std is written floored at 1e-6). 1e-4 is one DN
-of 16-bit data at scale 1e-4, and 1/39 of one DN of 8-bit data at 1/255."""
-MIN_VALID_PIXELS = 1000
-"""Fewer valid pixels than this for a band (a 32 x 32 window holds 1,024) give a mean and std too noisy to use."""
-
-
-def _warn_degenerate(names: list[str], stats: RunningStats) -> None:
-    """One warning line naming the bands with fewer than MIN_VALID_PIXELS valid pixels, and one naming those whose
-    std is below STD_FLOOR, each with its valid pixel count: the YAML is written, but using it would be a mistake
-    (a constant band in an archive is usually one too: leave it out with --bands)."""
-    import warnings
-
-    def listed(idx: list[int]) -> str:
-        counts = {int(stats.count[i]) for i in idx}
-        if len(counts) == 1:
-            n = counts.pop()
-            return f"{', '.join(names[i] for i in idx)} ({n:,} valid {'pixel' if n == 1 else 'pixels'})"
-        return ", ".join(f"{names[i]} ({int(stats.count[i]):,})" for i in idx)
-
-    std = stats.std
-    few = [i for i in range(len(names)) if stats.count[i] < MIN_VALID_PIXELS]
-    flat = [i for i in range(len(names)) if std[i] < STD_FLOOR and i not in few]
-
-    def factor(idx: list[int]) -> str:  # what standardising with the written std does to the band
-        return f"{1 / max(float(min(std[i] for i in idx)), 1e-6):,.0f}"
-
-    if few:
-        low = [i for i in few if std[i] < STD_FLOOR]
-        warnings.warn(
-            f"{'band' if len(few) == 1 else 'bands'} {listed(few)}: fewer than {MIN_VALID_PIXELS:,} valid pixels, so "
-            f"the mean and std are unreliable{f' (a model would multiply by up to {factor(low)})' if low else ''}; "
-            "read more data (more files, a larger --samples) or check nodata before using this YAML",
-            stacklevel=3,
-        )
-    if flat:
-        one = len(flat) == 1
-        warnings.warn(
-            f"{'band' if one else 'bands'} {listed(flat)} {'is' if one else 'are'} constant or nearly (std below "
-            f"{STD_FLOOR:g}): a model standardising with this YAML would multiply {'it' if one else 'them'} by up to "
-            f"{factor(flat)}; leave {'it' if one else 'them'} out with --bands, or read more of the archive",
-            stacklevel=3,
-        )
 
 
 def _alpha_left_out(paths: Any, type: str, bands: Sequence[str] | None) -> tuple[int, ...]:
