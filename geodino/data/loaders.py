@@ -1,4 +1,5 @@
-"""Data configs, sources and DataLoaders: the SSL multi-crop loader and a plain sample loader.
+"""Data configs, sources and DataLoaders: the SSL multi-crop loader and a plain sample loader. The source objects
+are built from configs in `geodino.data.source_build` (re-exported here).
 
 Determinism contract (CONTRIBUTING.md): rank r of w at step s reads global sample indices
 `s·B·w + r·B + [0, B)` from the source chosen for step s; every sample (tile, crops) is a function of
@@ -16,12 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from geodino.config import options_for
 from geodino.data.collate import collate_ssl, finish_photometric
-from geodino.data.config import DEFAULT_SENSORS, DataConfig, SourceConfig, check_source_type
+from geodino.data.config import DataConfig, SourceConfig
 from geodino.data.crops import CropsConfig, MultiCropTransform, choose_crop_set
 from geodino.data.mixing import SourceMixer
 from geodino.data.sensors import get_sensor
+from geodino.data.source_build import build_source, build_sources  # re-exported: config -> source
 from geodino.errors import ConfigError, InputError, plural
 
 __all__ = [
@@ -34,105 +35,6 @@ __all__ = [
 ]
 
 _CROP_STREAM = 0x63726F70
-
-
-def _grid_options(cfg: SourceConfig, windows: Any) -> dict[str, Any]:
-    """Tile size, units and sampling of a raster or cube source: its config's, or the fixed grid of a curated list."""
-    if windows is None:
-        return {"tile_size": cfg.tile_size, "units": cfg.tile_units, "sampling": cfg.sampling}
-    return {"tile_size": (int(windows["height"][0]), int(windows["width"][0])), "units": "px", "sampling": "grid"}
-
-
-def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, progress: bool = True) -> Any:
-    """The source object of one `SourceConfig` (RasterSource, CubeSource, ImageFolderSource, TarShardSource)."""
-    name = cfg.name or f"source{index}"
-    check_source_type(cfg.type, f"source {name!r}: type")
-    if cfg.on_error is None:  # web image folders hold the odd broken download; an archive's bad file is news
-        import dataclasses
-
-        cfg = dataclasses.replace(cfg, on_error="skip" if cfg.type in ("images", "tar") else "stop")
-    if cfg.type == "raster":
-        from geodino.data.archive import RasterArchive, RasterSource
-        from geodino.data.curate.tilelist import apply_windows, curated_windows
-
-        windows = curated_windows(cfg.paths)  # a `geodino data curate` list fixes the tiles
-
-        # a SourceConfig's keys are the archive's and the source's own option names (options_for passes them on)
-        archive = RasterArchive(cfg.paths, **options_for(RasterArchive, cfg, progress=progress))
-        grid = _grid_options(cfg, windows)
-        source = RasterSource(
-            archive, **options_for(RasterSource, cfg, **grid, shuffle=shuffle, name=name, prescan=windows is None)
-        )
-        return source if windows is None else apply_windows(source, windows)
-    if cfg.type == "cube":
-        from geodino.data.cubes import CubeSource
-        from geodino.data.curate.tilelist import apply_windows, curated_windows
-
-        windows = curated_windows(cfg.paths)  # a `geodino data curate` list fixes the windows and time steps
-        stores = list(dict.fromkeys(windows["path"].tolist())) if windows is not None else cfg.paths
-        grid = _grid_options(cfg, windows)
-        source = CubeSource(stores, **options_for(CubeSource, cfg, **grid, shuffle=shuffle, name=name))
-        return source if windows is None else apply_windows(source, windows)
-    if cfg.type == "synthetic":
-        from geodino.data.synthetic import SyntheticSource
-
-        return SyntheticSource(
-            sensor=cfg.sensor or DEFAULT_SENSORS["synthetic"], tile_size=int(cfg.tile_size), name=name
-        )
-    if cfg.type == "torchgeo":
-        from geodino.data.torchgeo_source import TorchGeoSource
-
-        if not cfg.dataset or not cfg.sensor:
-            raise ConfigError(f"source {name!r} (type torchgeo) needs `dataset:` (a GeoDataset class) and `sensor:`")
-        kwargs = {"paths": list(cfg.paths), **dict(cfg.dataset_kwargs)}
-        return TorchGeoSource(
-            cfg.dataset,
-            kwargs=kwargs,
-            sensor=cfg.sensor,
-            tile_size=int(cfg.tile_size),
-            name=name,
-            max_nodata_fraction=cfg.max_nodata_fraction,
-            max_tries=cfg.max_tries,
-        )
-    from geodino.data.curate.tilelist import curated_windows
-    from geodino.data.images import ImageFolderSource, TarShardSource
-
-    if curated_windows(cfg.paths) is not None:  # its `path` column names whole scenes: read as images, each is one
-        lists = [p for p in cfg.paths if str(p).lower().endswith(".parquet")]
-        raise InputError(
-            f"source {name!r} (type {cfg.type}): {lists[0] if lists else cfg.paths} lists raster windows (curated "
-            "from rasters or cubes); read it with `type: raster` (or `cube`) to visit exactly the kept windows"
-        )
-    cls = ImageFolderSource if cfg.type == "images" else TarShardSource
-    kwargs: dict[str, Any] = {"recursive": cfg.recursive} if cfg.type == "images" else {}
-    source = cls(
-        cfg.paths,
-        sensor=cfg.sensor or DEFAULT_SENSORS[cfg.type],
-        name=name,
-        on_error=cfg.on_error,
-        shuffle=shuffle,
-        **kwargs,
-    )
-    if cfg.type == "tar":
-        from geodino.data.curate.tilelist import apply_members, curated_members
-
-        members = curated_members(cfg.paths)  # a `geodino data curate` list fixes the members
-        if members is not None:
-            apply_members(source, members)
-    if cfg.bands and list(cfg.bands) != list(source.sensor.bands):
-        raise InputError(f"source {name!r}: web images give bands {source.sensor.bands}; `bands:` cannot select others")
-    return source
-
-
-def build_sources(cfg: DataConfig, *, progress: bool = True) -> list[Any]:
-    """All sources of a config; they must give the same number of bands (one model input)."""
-    cfg.validate()
-    sources = [build_source(s, index=i, shuffle=cfg.shuffle, progress=progress) for i, s in enumerate(cfg.sources)]
-    n = {len(s.band_names) for s in sources}
-    if len(n) > 1:
-        desc = ", ".join(f"{s.name}: {len(s.band_names)}" for s in sources)
-        raise ConfigError(f"data sources give different band counts ({desc}); select the same bands in each")
-    return sources
 
 
 # ------------------------------------------------------------------------------------------------------------------
