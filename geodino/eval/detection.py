@@ -5,12 +5,12 @@ torchvision's Faster R-CNN (default), RetinaNet or FCOS through a ViTDet-style s
 from one layer (the last, as ViTDet) or several layers concatenated. Only the pyramid and the detector heads
 train. Boxes are read from Pascal VOC xml, COCO json or CSV (`xmin,ymin,xmax,ymax,label`, with an optional
 `image_path` column as DeepForest writes); mAP and mAP50 come from torchmetrics (pycocotools backend).
-Predictions of georeferenced images are exported as GeoJSON polygons in the image's map coordinates.
+Predictions of georeferenced images are exported as GeoJSON polygons in the image's map coordinates
+(`geodino.eval.detection_outputs`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +26,8 @@ from geodino.eval import dense
 from geodino.eval.backbone_arg import probe_backbone
 from geodino.eval.boxes import Boxes, check_boxes, match_boxes, read_boxes, tiles_of
 from geodino.eval.datasets import DatasetConfig
+from geodino.eval.detection_outputs import boxes_to_geojson as boxes_to_geojson  # re-exported
+from geodino.eval.detection_outputs import write_predictions
 from geodino.eval.head_training import assert_frozen, extract, seed_everything
 from geodino.eval.layer_choice import backbone_name, resolve_layers
 from geodino.eval.metrics import DetectionMeter
@@ -315,72 +317,6 @@ def predict_image(model: nn.Module, image: Tensor, cfg: DetectionProbeConfig) ->
     b, s, lab = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
     keep = batched_nms(b, s, lab, cfg.nms_iou)[: cfg.max_detections]
     return {"boxes": b[keep], "scores": s[keep], "labels": lab[keep]}
-
-
-# ----------------------------------------------------------------------------------------------- export
-
-
-def boxes_to_geojson(pred: dict[str, Tensor], raster: dense.Raster, class_names: list[str], threshold: float) -> dict:
-    """A GeoJSON FeatureCollection of box polygons in the raster's map coordinates (its CRS named in `crs`)."""
-    from shapely.geometry import Polygon, mapping
-    from shapely.geometry.polygon import orient
-
-    t = raster.transform
-    features = []
-    for box, score, label in zip(pred["boxes"].tolist(), pred["scores"].tolist(), pred["labels"].tolist()):
-        if score < threshold:
-            continue
-        x0, y0, x1, y1 = box
-        ring = [t @ (x0, y0), t @ (x1, y0), t @ (x1, y1), t @ (x0, y1)]
-        poly = orient(Polygon(ring), sign=1.0)  # RFC 7946: exterior rings counter-clockwise
-        name = class_names[label] if 0 <= label < len(class_names) else str(label)
-        features.append(
-            {
-                "type": "Feature",
-                "geometry": mapping(poly),
-                "properties": {
-                    "label": name,
-                    "score": round(float(score), 4),
-                    "xmin": x0,
-                    "ymin": y0,
-                    "xmax": x1,
-                    "ymax": y1,
-                },
-            }
-        )
-    fc: dict[str, Any] = {"type": "FeatureCollection", "features": features}
-    epsg = raster.crs.to_epsg() if raster.crs is not None else None
-    if epsg is not None:
-        fc["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{epsg}"}}
-    elif raster.crs is not None:
-        fc["crs_wkt"] = raster.crs.to_wkt()
-    return fc
-
-
-def write_predictions(
-    pred: dict[str, Tensor], raster: dense.Raster, class_names: list[str], threshold: float, out_dir: Path
-) -> Path:
-    """GeoJSON in map coordinates for georeferenced images, else a COCO-style results json in pixels."""
-    from geodino.io import atomic_path
-
-    stem = Path(raster.path).stem
-    if raster.georeferenced:
-        path, payload = out_dir / f"{stem}_boxes.geojson", boxes_to_geojson(pred, raster, class_names, threshold)
-    else:
-        path = out_dir / f"{stem}_boxes.json"
-        payload = [
-            {
-                "image": Path(raster.path).name,
-                "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
-                "score": float(s),
-                "label": class_names[lab] if 0 <= lab < len(class_names) else str(lab),
-            }
-            for b, s, lab in zip(pred["boxes"].tolist(), pred["scores"].tolist(), pred["labels"].tolist())
-            if s >= threshold
-        ]
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload))
-    return path
 
 
 # ----------------------------------------------------------------------------------------------- run

@@ -1,0 +1,84 @@
+"""What the detection probe writes for each predicted image: the boxes as GeoJSON polygons in the image's map
+coordinates (`boxes_to_geojson`, RFC 7946 ring order, the CRS named), or a COCO-style results list in pixels for an
+image without georeferencing (`write_predictions`, atomic).
+
+Kept apart from the probe (`detection.py`: the detector, its training and the run; it re-exports these names)
+because the output format is its own concern and needs neither torch nor torchvision.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from pathlib import Path
+from typing import Any
+
+if typing.TYPE_CHECKING:
+    from torch import Tensor
+
+    from geodino.eval import dense
+
+__all__ = ["boxes_to_geojson", "write_predictions"]
+
+
+def boxes_to_geojson(pred: dict[str, Tensor], raster: dense.Raster, class_names: list[str], threshold: float) -> dict:
+    """A GeoJSON FeatureCollection of box polygons in the raster's map coordinates (its CRS named in `crs`)."""
+    from shapely.geometry import Polygon, mapping
+    from shapely.geometry.polygon import orient
+
+    t = raster.transform
+    features = []
+    for box, score, label in zip(pred["boxes"].tolist(), pred["scores"].tolist(), pred["labels"].tolist()):
+        if score < threshold:
+            continue
+        x0, y0, x1, y1 = box
+        ring = [t @ (x0, y0), t @ (x1, y0), t @ (x1, y1), t @ (x0, y1)]
+        poly = orient(Polygon(ring), sign=1.0)  # RFC 7946: exterior rings counter-clockwise
+        name = class_names[label] if 0 <= label < len(class_names) else str(label)
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": mapping(poly),
+                "properties": {
+                    "label": name,
+                    "score": round(float(score), 4),
+                    "xmin": x0,
+                    "ymin": y0,
+                    "xmax": x1,
+                    "ymax": y1,
+                },
+            }
+        )
+    fc: dict[str, Any] = {"type": "FeatureCollection", "features": features}
+    epsg = raster.crs.to_epsg() if raster.crs is not None else None
+    if epsg is not None:
+        fc["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{epsg}"}}
+    elif raster.crs is not None:
+        fc["crs_wkt"] = raster.crs.to_wkt()
+    return fc
+
+
+def write_predictions(
+    pred: dict[str, Tensor], raster: dense.Raster, class_names: list[str], threshold: float, out_dir: Path
+) -> Path:
+    """GeoJSON in map coordinates for georeferenced images, else a COCO-style results json in pixels."""
+    from geodino.io import atomic_path
+
+    stem = Path(raster.path).stem
+    if raster.georeferenced:
+        path, payload = out_dir / f"{stem}_boxes.geojson", boxes_to_geojson(pred, raster, class_names, threshold)
+    else:
+        path = out_dir / f"{stem}_boxes.json"
+        payload = [
+            {
+                "image": Path(raster.path).name,
+                "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+                "score": float(s),
+                "label": class_names[lab] if 0 <= lab < len(class_names) else str(lab),
+            }
+            for b, s, lab in zip(pred["boxes"].tolist(), pred["scores"].tolist(), pred["labels"].tolist())
+            if s >= threshold
+        ]
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload))
+    return path
