@@ -182,14 +182,30 @@ _DISTILL_PANELS = (
 
 def describe_loss(loss: dict[str, float]) -> str:
     """A `loss_summary` in words: where the DINO loss started and ended against ln K (the demo's and the pretrain
-    command's closing line)."""
-    where = f"0.1 below from step {loss['left_plateau_at']}" if loss["left_plateau_at"] >= 0 else "never 0.1 below"
-    return f"{loss['first']:.3f} at the start -> {loss['end']:.3f} at the end (ln K = {loss['ln_k']:.3f}; {where})"
+    command's closing line). One logged point is said as one point (a "start -> end" of one value reads as a run
+    that learned nothing); a dip below ln K - 0.1 that did not last is said as such."""
+    ln_k = f"ln K = {loss['ln_k']:.3f}"
+    at = loss.get("left_plateau_at", -1)
+    if loss.get("n_logged", 2) == 1:
+        where = "0.1 below" if at >= 0 else "not 0.1 below"
+        step = loss.get("first_step", loss.get("last_step"))
+        return (
+            f"{loss['first']:.3f} at step {step}, the only logged step ({ln_k}; {where}; log more often with "
+            "trainer.log_every_n_steps)"
+        )
+    if at < 0:
+        where = "never 0.1 below"
+    elif loss.get("end_below", True):
+        where = f"0.1 below from step {at}"
+    else:
+        where = f"first 0.1 below at step {at}, above again by the end"
+    return f"{loss['first']:.3f} at the start -> {loss['end']:.3f} at the end ({ln_k}; {where})"
 
 
 def loss_summary(run_dir: str | Path, key: str = "dino_global_loss", margin: float = 0.1) -> dict[str, float]:
-    """Where a run's DINO loss went: ln K, the first logged value, the mean over the last 10 % of logged steps,
-    and the first step at which it was `margin` nats below ln K (-1: never). Empty when nothing was logged."""
+    """Where a run's DINO loss went: ln K, the first logged value and its step, the mean over the last 10 % of
+    logged steps (`end`) and whether it is `margin` nats below ln K (`end_below`), the first step at which the loss
+    was that far below (-1: never), and how many steps were logged. Empty when nothing was logged."""
     m = read_metrics(find_metrics(run_dir))
     loss = m.get(key, {})
     k = m.get("monitor/max_entropy", {})
@@ -199,10 +215,14 @@ def loss_summary(run_dir: str | Path, key: str = "dino_global_loss", margin: flo
     ln_k = next(iter(k.values()))
     tail = [loss[s] for s in steps[int(0.9 * len(steps)) :]]
     below = [s for s in steps if loss[s] < ln_k - margin]
+    end = sum(tail) / len(tail)
     return {
         "ln_k": round(ln_k, 3),
         "first": round(loss[steps[0]], 3),
-        "end": round(sum(tail) / len(tail), 3),
+        "first_step": steps[0],
+        "end": round(end, 3),
+        "end_below": end < ln_k - margin,
         "left_plateau_at": below[0] if below else -1,
         "last_step": steps[-1],
+        "n_logged": len(steps),
     }
