@@ -69,7 +69,7 @@ class SourceConfig:
     band_dim: str | None = None  # cube: band dimension name (auto: band/bands/channel/...)
     time_dim: str = "time"
     time_sampling: str = "random"  # cube: random | first | last | stack
-    align_to_chunks: bool = True  # cube: snap random tiles to the chunk grid
+    align_to_chunks: bool = True  # cube: snap random tiles to the tile grid inside chunks (docs/data.md)
     dataset: str | None = None  # torchgeo: GeoDataset class, e.g. torchgeo.datasets.Sentinel2 (paths -> `paths=`)
     dataset_kwargs: dict[str, Any] = field(default_factory=dict)  # torchgeo: further constructor arguments
 

@@ -3,7 +3,9 @@
 Each store is a "scene": its CRS and affine come from rioxarray (the `spatial_ref`/grid-mapping variable, CF
 attributes) or from `crs`/`transform` attributes (GeoZarr-style); tiles come from the same `TileSampler` as
 raster archives. Arrays are opened without dask (`chunks=None`), so a tile read touches only the chunks it
-covers; with `align_to_chunks` random tile origins snap to the chunk grid (one chunk read per chunk-sized tile).
+covers; with `align_to_chunks` random tile origins move to the tile grid inside each chunk when chunks are at least
+the tile size (a tile never straddles chunks, yet every tile-aligned place is drawn), else to the chunk grid (the
+fewest chunks per tile); `tiling.chunk_places` is the rule.
 Values are kept raw (`mask_and_scale=False`): nodata comes from `_FillValue`/`nodata` or the config.
 """
 
@@ -18,7 +20,7 @@ import numpy as np
 
 from geodino.data.rasters import SceneGrid, stream_id, window_affine
 from geodino.data.sensors import Sensor, check_bit_depth, check_read_values, get_sensor
-from geodino.data.tiling import EpochOrder, TileSampler, least_nodata
+from geodino.data.tiling import EpochOrder, TileSampler, chunk_aligned, least_nodata
 from geodino.data.validity import valid_pixels
 from geodino.errors import InputError, plural
 
@@ -244,6 +246,8 @@ class CubeSource:
 
     time_sampling: "random" (one time step per sample; grid mode enumerates every (tile, time) pair),
     "first", "last", or "stack" (all times, `image` [T,C,H,W]; for plain loaders, not multi-crop).
+    align_to_chunks: random tile origins only at `tiling.chunk_places` (the tile grid inside chunks at least the tile
+    size, else the chunk grid), drawn equally often; False: uniform origins.
     """
 
     def __init__(
@@ -386,7 +390,7 @@ class CubeSource:
             s = self.scenes[sid]
             if self.align_to_chunks and s.chunks:
                 ch, cw = s.chunks
-                col, row = col - col % cw, row - row % ch
+                col, row = chunk_aligned(col, w, cw, s.width), chunk_aligned(row, h, ch, s.height)
             return self.read(sid, col, row, w, h, self._time_index(s, rng))
 
         return least_nodata(draw, self.max_tries, self.max_nodata_fraction)[0]

@@ -7,6 +7,7 @@ compact numpy arrays so that tile k is O(1) and rank/worker sharding is plain in
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -17,7 +18,7 @@ import numpy as np
 
 from geodino.errors import InputError, plural
 
-__all__ = ["EpochOrder", "TileSampler", "least_nodata", "load_roi", "roi_in_pixels"]
+__all__ = ["EpochOrder", "TileSampler", "chunk_aligned", "chunk_places", "least_nodata", "load_roi", "roi_in_pixels"]
 
 GRID_SALT = 0x67726964  # "grid": keeps the epoch permutation apart from the random draws of the same stream
 
@@ -43,6 +44,36 @@ class EpochOrder:
             self._perm = np.random.default_rng([int(seed), self.stream, epoch, self.salt]).permutation(n)
             self._key = (int(seed), epoch, n)
         return int(self._perm[pos])  # type: ignore[index]
+
+
+@functools.lru_cache(maxsize=64)
+def chunk_places(tile: int, chunk: int, n: int) -> np.ndarray:
+    """The tile origins along one axis (`n` px, `chunk`-px chunks, `tile`-px tiles) that chunked reads allow.
+
+    A chunk at least as large as the tile: the tile grid inside every chunk plus one place flush with the chunk's
+    end (as the grid places its last tile flush with the edge), so a tile never straddles a chunk boundary, every
+    tile-aligned place of a chunk is there (a 128-px chunk with 64-px tiles: two places, not one) and every pixel
+    can be drawn; a last chunk cut by the array's edge to less than a tile gets the one place flush with the edge.
+    A chunk smaller than the tile: the chunk grid (and the place flush with the edge), so a tile covers the fewest
+    chunks (a 256-px tile on 128-px chunks reads two, not three)."""
+    if chunk < tile:
+        places = list(range(0, n - tile + 1, chunk))
+    else:
+        places = []
+        for c0 in range(0, n, chunk):
+            extent = min(chunk, n - c0)
+            places += [c0 + int(k) for k in TileSampler.starts(extent, tile, tile)] if extent >= tile else []
+    if not places or places[-1] != n - tile:  # the last pixels of the axis
+        places.append(n - tile)
+    return np.asarray(places, dtype=np.int64)
+
+
+def chunk_aligned(start: int, tile: int, chunk: int, n: int) -> int:
+    """A random tile origin along one axis (`start`, uniform over 0..n-tile) moved to one of `chunk_places`: the
+    place of the same rank (start·P // (n-tile+1) of P places), so the places are drawn equally often (snapping to the
+    nearest place below would leave the last places of the axis almost never drawn) and the order is kept."""
+    places = chunk_places(int(tile), int(chunk), int(n))
+    return int(places[min(len(places) - 1, int(start) * len(places) // (int(n) - int(tile) + 1))])
 
 
 def least_nodata(
@@ -238,7 +269,7 @@ class TileSampler:
 
     # -- grid ----------------------------------------------------------------------------------------------------
     @staticmethod
-    def _starts(n: int, tile: int, stride: int) -> np.ndarray:
+    def starts(n: int, tile: int, stride: int) -> np.ndarray:
         """Tile origins along one axis: every `stride`, plus a last one flush with the edge (no padding)."""
         starts = np.arange(0, n - tile + 1, stride, dtype=np.int64)
         if starts.size == 0 or starts[-1] != n - tile:
@@ -255,8 +286,8 @@ class TileSampler:
             hpx, wpx = self.tile_px[k]
             shpx, swpx = self.stride_px[k]
             h, w = self._hw[k]
-            ys = self._starts(h, hpx, shpx)
-            xs = self._starts(w, wpx, swpx)
+            ys = self.starts(h, hpx, shpx)
+            xs = self.starts(w, wpx, swpx)
             yy, xx = np.meshgrid(ys, xs, indexing="ij")
             yy, xx = yy.ravel(), xx.ravel()
             if self.roi_px[k] is not None:
