@@ -22,7 +22,21 @@ from geodino.data.paths import IMAGE_EXTS, resolve_paths
 from geodino.data.sensors import Sensor, check_bit_depth, get_sensor, scales_8bit
 from geodino.errors import InputError, plural
 
-__all__ = ["ImageFolderSource", "TarShardSource", "decode_image", "match_bit_depth"]
+__all__ = [
+    "GREY_MODES",
+    "PHOTO_EXTS",
+    "ImageFolderSource",
+    "TarShardSource",
+    "dataset_bands",
+    "decode_image",
+    "match_bit_depth",
+    "photo_array",
+    "read_bands",
+]
+
+PHOTO_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")  # web formats: decoded as photos (RGB), never as rasters
+GREY_MODES = ("1", "L", "LA", "La", "I;16", "I;16L", "I;16B", "I;16N")  # Pillow modes of one grey band (+ alpha)
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 
 _skipped_count = 0
 
@@ -55,6 +69,73 @@ def decode_image(data: bytes, name: str, n_bands: int = 3) -> np.ndarray:
 
         with Image.open(io.BytesIO(data)) as im:
             return np.asarray(ImageOps.exif_transpose(im).convert("RGB")).transpose(2, 0, 1).copy()
+
+
+def photo_array(im: Any, *, rgb: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """A Pillow image's pixels [C,H,W], upright by its EXIF orientation, and its validity [H,W] (alpha > 0, as an
+    alpha band masks a raster) or None when it has no alpha. Grey modes (L, LA, 1, 16-bit grey) give one band, or
+    three equal ones with `rgb` (as pretraining reads every photo of an RGB source); RGB stays as stored (8 or 16
+    bit); every other mode (palette, RGBA, CMYK ...) becomes RGB. The one photo rule of the probes' `read_array`,
+    `embed images` and pretraining's Pillow path."""
+    from PIL import ImageOps
+
+    im = ImageOps.exif_transpose(im)  # a copy, turned when the file says so
+    valid = None
+    if im.mode in _ALPHA_MODES:
+        valid = np.asarray(im.getchannel("A")) > 0
+    elif "transparency" in im.info:  # palette, grey or RGB with a transparent colour (PNG tRNS, GIF-style)
+        valid = np.asarray(im.convert("RGBA").getchannel("A")) > 0
+    if im.mode.startswith("I;16"):
+        arr = np.asarray(im).astype(np.uint16)[None]  # native byte order, whatever the file's
+    elif im.mode in GREY_MODES:
+        arr = np.asarray(im.convert("L"))[None]
+    else:
+        arr = np.asarray(im if im.mode == "RGB" else im.convert("RGB")).transpose(2, 0, 1)
+    if rgb and arr.shape[0] == 1:
+        arr = np.repeat(arr, 3, axis=0)
+    return np.ascontiguousarray(arr), valid
+
+
+def read_bands(path: str | Path) -> tuple[int, bool] | None:
+    """(bands as `geodino.eval.datasets.read_array` reads the file, whether it is a one-band web-format photo that
+    an RGB dataset reads as three equal bands), from the header alone; None when the header does not read (the
+    pixel read says why)."""
+    from geodino.data.headers import header_or_none
+
+    head = header_or_none(path)
+    if head is None:
+        return None
+    if head.reader == "rasterio" or Path(path).suffix.lower() not in PHOTO_EXTS:
+        return head.count, False
+    return (1, True) if head.mode in GREY_MODES else (3, False)
+
+
+def dataset_bands(paths: Sequence[str | Path], where: str, *, rgb: bool | None = None) -> int:
+    """The one band count of a dataset's image files as read (headers only), before any feature is extracted.
+    One-band web-format photos (greyscale JPEG/PNG) count as RGB when `rgb` is True, or, with `rgb` None, when
+    another file reads three bands (the dataset is RGB, as pretraining reads it); TIFFs count as stored. A file of
+    another count is one line naming it, its count and the dataset's (the most common; ties: the first met). Files
+    whose header does not read are left to the read. Returns the count (0 when no header reads)."""
+    from collections import Counter
+
+    found = {str(p): read_bands(p) for p in paths}
+    known = {p: nb for p, nb in found.items() if nb is not None}
+    if rgb is None:
+        rgb = any(n == 3 and not grey for n, grey in known.values())
+    counts = {p: 3 if grey and rgb else n for p, (n, grey) in known.items()}
+    tally = Counter(counts.values())
+    if not tally:
+        return 0
+    want = tally.most_common(1)[0][0]
+    odd = next((p for p, n in counts.items() if n != want), None)
+    if odd is not None:
+        example = next(p for p, n in counts.items() if n == want)
+        raise InputError(
+            f"image {odd} has {plural(counts[odd], 'band')} but {tally[want]} of the {len(counts)} images of {where} "
+            f"have {want} (e.g. {example}); a dataset's images share one band count: convert or remove "
+            f"{Path(odd).name}, or keep such images in a folder of their own"
+        )
+    return want
 
 
 def match_bit_depth(arr: np.ndarray, name: str, sensor: Sensor) -> np.ndarray:

@@ -232,10 +232,11 @@ def read_image(
     return torch.from_numpy(x), scale
 
 
-def read_array(path: str | Path) -> np.ndarray:
-    """An image file's pixels [C,H,W] (JPEG/PNG via Pillow, GeoTIFF via rasterio): as stored, except that a photo's
-    EXIF orientation is applied (upright as every viewer shows it, and as pretraining reads it:
-    `geodino.data.images.decode_image`; a phone stores portraits sideways with orientation 6 or 8)."""
+def read_array(path: str | Path, rgb: bool = False) -> np.ndarray:
+    """An image file's pixels [C,H,W] (GeoTIFF via rasterio, as stored; JPEG/PNG/WebP/BMP via Pillow, as pretraining
+    reads photos: upright by their EXIF orientation (a phone stores portraits sideways with orientation 6 or 8),
+    palette/RGBA/CMYK as RGB, alpha dropped; `geodino.data.images.photo_array`). A greyscale photo is one band, or
+    three equal bands with `rgb` (a dataset of RGB photos: `geodino.data.images.dataset_bands` decides)."""
     path = Path(path)
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
@@ -244,12 +245,12 @@ def read_array(path: str | Path) -> np.ndarray:
             with rasterio.open(path) as src:
                 arr = src.read()
         else:
-            from PIL import Image, ImageOps
+            from PIL import Image
+
+            from geodino.data.images import photo_array
 
             with Image.open(path) as raw:
-                img = ImageOps.exif_transpose(raw)  # a copy, turned when the file says so
-                arr = np.asarray(img.convert("RGB") if img.mode not in ("L", "RGB", "I;16") else img)
-            arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+                arr = photo_array(raw, rgb=rgb)[0]
     except Exception as exc:  # Pillow/rasterio raise many kinds; all mean "unreadable"
         raise InputError(f"cannot read image {path}: {exc}; check the file or remove it") from exc
     return arr
@@ -280,16 +281,22 @@ def image_folder(cfg: DatasetConfig, split: str, backbone: Any = None) -> ProbeD
     root = require_folder(cfg.root, cfg.name, "one sub-folder of images per class (ROOT/<class>/*.jpg)")
     split_dirs = {s: root / getattr(cfg, f"{s}_split") for s in ("train", "val", "test")}
     has_splits = split_dirs["train"].is_dir()
-    scaling = _dataset_scaling(cfg, [d for d in split_dirs.values() if d.is_dir()] if has_splits else [root], backbone)
+    folders = [d for d in split_dirs.values() if d.is_dir()] if has_splits else [root]
+    rgb = _dataset_rgb(cfg, root, folders)
+    scaling = _dataset_scaling(cfg, folders, backbone, rgb)
     if has_splits:
         train_classes = sorted(_class_folders(split_dirs["train"]))
         if not train_classes:
             raise InputError(f"no class folders with images in {split_dirs['train']}; expected <class>/*.jpg")
         if split == "val" and not split_dirs["val"].is_dir():
             # no val folder: carve it from train, stratified
-            return _folder_from_files(cfg, split_dirs["train"], train_classes, "val", carve=True, scaling=scaling)
+            return _folder_from_files(
+                cfg, split_dirs["train"], train_classes, "val", carve=True, scaling=scaling, rgb=rgb
+            )
         if split == "train" and not split_dirs["val"].is_dir():
-            return _folder_from_files(cfg, split_dirs["train"], train_classes, "train", carve=True, scaling=scaling)
+            return _folder_from_files(
+                cfg, split_dirs["train"], train_classes, "train", carve=True, scaling=scaling, rgb=rgb
+            )
         folder = split_dirs[split]
         if not folder.is_dir():
             raise InputError(f"split folder {folder} not found; create it or point {split}_split at another folder")
@@ -299,14 +306,26 @@ def image_folder(cfg: DatasetConfig, split: str, backbone: Any = None) -> ProbeD
                 f"class {extra[0]!r} in {folder} has no training images in {split_dirs['train']}; "
                 "add training images for it or remove it"
             )
-        return _folder_from_files(cfg, folder, train_classes, split, carve=False, scaling=scaling)
+        return _folder_from_files(cfg, folder, train_classes, split, carve=False, scaling=scaling, rgb=rgb)
     classes = sorted(_class_folders(root))
     if not classes:
         raise InputError(f"no class folders with images in {root}; expected ROOT/<class>/*.jpg ({README_HINT})")
-    return _folder_from_files(cfg, root, classes, split, carve=True, three_way=True, scaling=scaling)
+    return _folder_from_files(cfg, root, classes, split, carve=True, three_way=True, scaling=scaling, rgb=rgb)
 
 
-def _dataset_scaling(cfg: DatasetConfig, folders: list[Path], backbone: Any = None) -> InputScaling:
+def _dataset_rgb(cfg: DatasetConfig, root: Path, folders: list[Path]) -> bool:
+    """Whether the dataset's greyscale photos read as RGB (three equal bands, as pretraining reads them): when its
+    `bands` name three, or (none named) when another image has three; a file whose band count still differs from
+    the others' (a 4-band TIFF among RGB PNGs) is one line naming it, from the headers, before any feature is
+    extracted (it crashed the batching with a torch.stack traceback)."""
+    named = None if not cfg.bands else cfg.bands == ["rgb"] or len(cfg.bands) == 3
+    files = [f for d in folders for fs in _class_folders(d).values() for f in fs]
+    from geodino.data.images import dataset_bands
+
+    return dataset_bands(files, f"dataset {cfg.name!r} in {root}", rgb=named) == 3
+
+
+def _dataset_scaling(cfg: DatasetConfig, folders: list[Path], backbone: Any = None, rgb: bool = False) -> InputScaling:
     """The image folder dataset's DN -> reflectance rule (`InputScaling`), settled over the image files of all
     `folders` (every split of the dataset) before any split is built: each split gets the same rule. Called once per
     split; the headers come from `geodino.data.headers`' per-file cache, so the splits after the first open none."""
@@ -316,7 +335,7 @@ def _dataset_scaling(cfg: DatasetConfig, folders: list[Path], backbone: Any = No
     check_data_offset(cfg.scale, cfg.offset, keys)
     scaling = InputScaling(backbone, cfg.scale, cfg.offset, keys=keys)
     files = [f for d in folders for fs in _class_folders(d).values() for f in fs]
-    scaling.settle(files, lambda p: (read_array(p), None))
+    scaling.settle(files, lambda p: (read_array(p, rgb), None))
     return scaling
 
 
@@ -329,6 +348,7 @@ def _folder_from_files(
     carve: bool,
     three_way: bool = False,
     scaling: InputScaling,
+    rgb: bool = False,
 ) -> ProbeDataset:
     found = _class_folders(folder)
     files: list[Path] = []
@@ -350,7 +370,7 @@ def _folder_from_files(
     idx = [idx[i] for i in seeded_subset(len(idx), cfg.max_samples, cfg.split_seed)]
     from geodino.eval.scaling import scaling_text
 
-    first = read_array(files[idx[0]] if idx else files[0])
+    first = read_array(files[idx[0]] if idx else files[0], rgb)
     scale, offset, rule = scaling.rule(first)  # the dataset's rule for the first image's dtype and bands
     # the old spelling when there is one factor and no offset, so feature caches made before stay valid
     key_scale = scale if isinstance(scale, float) and not np.any(offset) else scaling_text(scale, offset)
@@ -364,7 +384,7 @@ def _folder_from_files(
         raise ConfigError(f"dataset bands {bands} name {plural(len(bands), 'band')} but images in {folder} have {nb}")
 
     def get(i: int) -> dict[str, Any]:
-        arr = read_array(files[i])
+        arr = read_array(files[i], rgb)
         s, o, _ = scaling.rule(arr)  # the dataset's rule of this file's dtype, not one decided on its values
         x = arr.astype(np.float32) * np.asarray(s, dtype=np.float32)
         if np.any(o):
