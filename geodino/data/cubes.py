@@ -245,7 +245,8 @@ class CubeSource:
     """Tiles of one or more datacubes as a pure function of (seed, index), like `RasterSource`.
 
     time_sampling: "random" (one time step per sample; grid mode enumerates every (tile, time) pair),
-    "first", "last", or "stack" (all times, `image` [T,C,H,W]; for plain loaders, not multi-crop).
+    "first", "last", or "stack" (all times, `image` [T,C,H,W]; for plain loaders, not multi-crop). first/last
+    fall back to the nearest date with a valid pixel in the tile where theirs has none (a missing acquisition).
     align_to_chunks: random tile origins only at `tiling.chunk_places` (the tile grid inside chunks at least the tile
     size, else the chunk grid), drawn equally often; False: uniform origins.
     """
@@ -335,6 +336,9 @@ class CubeSource:
         self._n_times = max(1, len(first.times)) if time_sampling == "random" and first.time_dim else 1
         self._order = EpochOrder(self.stream, shuffle=shuffle)
         self.grid_times: np.ndarray | None = None  # per grid tile time step (a curated list); -1: none
+        self.redraws = 0  # random tiles drawn again for too much nodata (as RasterSource counts them)
+        self.date_fallbacks = 0  # first/last tiles read at another date: the chosen one had no valid pixel there
+        self.empty_tiles = 0  # tiles returned without a valid pixel (after every redraw and date); warned once
 
     def __len__(self) -> int:
         return len(self.tiles) * (self._n_times if self.tiles.sampling == "grid" else 1)
@@ -373,17 +377,50 @@ class CubeSource:
             out["time"] = s.times[t]
         return out
 
+    def read_dated(self, scene_i: int, col: int, row: int, width: int, height: int, t: int | None) -> dict[str, Any]:
+        """`read` at time step `t`; with time_sampling first/last, when the window holds no valid pixel at `t` (an
+        acquisition missing there), the nearest date that has one: the next-latest for last, the next-earliest for
+        first (counted in `date_fallbacks`); when no date has one, the window at `t` (nodata everywhere)."""
+        sample = self.read(scene_i, col, row, width, height, t)
+        s = self.scenes[scene_i]
+        if t is None or self.time_sampling not in ("first", "last") or sample["valid"].any():
+            return sample
+        later = range(t - 1, -1, -1) if self.time_sampling == "last" else range(t + 1, s.array.sizes[s.time_dim])
+        for k in later:
+            other = self.read(scene_i, col, row, width, height, k)
+            if other["valid"].any():
+                self.date_fallbacks += 1
+                return other
+        return sample
+
+    def _checked(self, sample: dict[str, Any], tries: int) -> dict[str, Any]:
+        """Count (and say once per source) a tile returned without a valid pixel: it trains as constant crops."""
+        if sample["valid"].any():
+            return sample
+        self.empty_tiles += 1
+        if self.empty_tiles == 1:
+            import warnings
+
+            dates = " at any date" if self.time_sampling in ("first", "last") and self.scenes[0].time_dim else ""
+            warnings.warn(
+                f"source {self.name!r}: a tile of datacube {sample['path']} holds no valid pixel{dates} after "
+                f"{plural(tries, 'draw')} (nodata everywhere); it is used as it is (`empty_tiles` counts them); "
+                "check the store's nodata/_FillValue, the ROI and max_tries",
+                stacklevel=3,
+            )
+        return sample
+
     def get(self, index: int, seed: int) -> dict[str, Any]:
         rng = np.random.default_rng([int(seed), self.stream, int(index)])
         if self.tiles.sampling == "grid":
             k, t_pos = divmod(self._order.position(index, seed, len(self)), self._n_times)
             sid, col, row, w, h = self.tiles.grid_tile(k)
             s = self.scenes[sid]
-            if self.grid_times is not None:
+            if self.grid_times is not None:  # a curated list: the tile at the date it was kept for
                 t = int(self.grid_times[k]) if self.grid_times[k] >= 0 and s.time_dim else None
-            else:
-                t = t_pos if (self.time_sampling == "random" and s.time_dim) else self._time_index(s, rng)
-            return self.read(sid, col, row, w, h, t)
+                return self._checked(self.read(sid, col, row, w, h, t), 1)
+            t = t_pos if (self.time_sampling == "random" and s.time_dim) else self._time_index(s, rng)
+            return self._checked(self.read_dated(sid, col, row, w, h, t), 1)
 
         def draw() -> dict[str, Any]:
             sid, col, row, w, h = self.tiles.random_tile(rng)
@@ -391,6 +428,8 @@ class CubeSource:
             if self.align_to_chunks and s.chunks:
                 ch, cw = s.chunks
                 col, row = chunk_aligned(col, w, cw, s.width), chunk_aligned(row, h, ch, s.height)
-            return self.read(sid, col, row, w, h, self._time_index(s, rng))
+            return self.read_dated(sid, col, row, w, h, self._time_index(s, rng))
 
-        return least_nodata(draw, self.max_tries, self.max_nodata_fraction)[0]
+        best, draws = least_nodata(draw, self.max_tries, self.max_nodata_fraction)
+        self.redraws += draws - 1
+        return self._checked(best, draws)

@@ -4,6 +4,7 @@ that are missing (all nodata) at the drawn place."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from affine import Affine
 
 from geodino.data.cubes import CubeSource
@@ -74,3 +75,50 @@ def test_chunks_smaller_than_the_tile_still_snap_to_the_chunk_grid(tmp_path):
     assert origins == {(c, r) for c in (0, 16, 32) for r in (0, 16, 32)}
     off = CubeSource(store, sensor=S3, tile_size=32, align_to_chunks=False)
     assert len({_origin(off.get(i, 0)) for i in range(300)}) > 100  # uniform origins when asked
+
+
+def _dated_cube(tmp_path, missing: dict[int, slice]) -> str:
+    """A float32 3-date cube, 64x64, chunked 32x32; `missing` makes date k NaN over columns `slice` (a missing
+    acquisition); date k holds the value k + 1 elsewhere."""
+    data = np.stack([np.full((3, 64, 64), k + 1.0, "float32") for k in range(3)])
+    for k, cols in missing.items():
+        data[k, :, :, cols] = np.nan
+    return _store(tmp_path / "t.zarr", data, chunks=(32, 32), times=3)
+
+
+@pytest.mark.parametrize(("sampling", "missing", "fallback"), [("last", 2, 1), ("first", 0, 1)])
+def test_first_or_last_date_missing_falls_back_to_the_nearest_date_with_data(tmp_path, sampling, missing, fallback):
+    """time_sampling last on a cube whose last date is all NaN returned tiles of nodata fraction 1.0 (every redraw
+    kept the date): constant crops. Now the next-latest date (next-earliest for first) with data there."""
+    store = _dated_cube(tmp_path, {missing: slice(None)})
+    for mode in ("random", "grid"):
+        src = CubeSource(store, sensor=S3, tile_size=32, time_sampling=sampling, sampling=mode)
+        for i in range(4):
+            s = src.get(i, 0)
+            assert s["time"][:10] == f"2024-{fallback + 1:02d}-01"
+            assert s["valid"].all() and np.allclose(s["image"], (fallback + 1) * 1e-4)
+        assert src.date_fallbacks == 4 and src.empty_tiles == 0
+
+
+def test_a_date_missing_only_in_part_of_the_cube_falls_back_only_there(tmp_path):
+    """The last date is missing in the left half: tiles there come from the second date, the right half keeps the
+    last date (a partly covered tile keeps its date; the redraw rule handles its nodata fraction)."""
+    store = _dated_cube(tmp_path, {2: slice(0, 32)})
+    src = CubeSource(store, sensor=S3, tile_size=32, time_sampling="last", sampling="grid")
+    by_col = {_origin(s)[0]: s["time"][:10] for s in (src.get(i, 0) for i in range(len(src)))}
+    assert by_col == {0: "2024-02-01", 32: "2024-03-01"}
+
+
+def test_a_tile_without_any_valid_pixel_is_counted_and_said_once(tmp_path):
+    """Nodata at every date everywhere: the tile is returned (the loader's check stops a source that gives only
+    such tiles), but no longer silently: one warning per source, and `empty_tiles` counts each."""
+    store = _dated_cube(tmp_path, {k: slice(None) for k in range(3)})
+    src = CubeSource(store, sensor=S3, tile_size=32, time_sampling="last", max_tries=3)
+    with pytest.warns(
+        UserWarning,
+        match=r"source 'cube': a tile of datacube .*t\.zarr holds no valid pixel at any "
+        r"date after 3 draws",
+    ) as said:
+        samples = [src.get(i, 0) for i in range(3)]
+    assert len([w for w in said if "no valid pixel" in str(w.message)]) == 1
+    assert src.empty_tiles == 3 and src.redraws == 6 and all(s["nodata_fraction"] == 1.0 for s in samples)
