@@ -8,11 +8,13 @@ files skipped as unreadable and the input-scaling rules met. Every file is writt
 record only right before the first part, so a run that fails before any part leaves nothing to resume. A rerun
 with another identity is refused (`workdir.check_partial`: one line naming what differs, `--overwrite` the way out).
 Parts hold whole batches, so the rerun feeds the backbone the batches an uninterrupted run feeds it.
+The output GeoParquet is written here too, from the parts (`write_output`, `write_table`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -25,7 +27,17 @@ import numpy as np
 
 from geodino.errors import GeoDinoError, InputError, plural
 
-__all__ = ["PART_IMAGES", "ImageParts", "Part", "PartRunner", "files_digest", "part_size", "run_parts", "write_output"]
+__all__ = [
+    "PART_IMAGES",
+    "ImageParts",
+    "Part",
+    "PartRunner",
+    "files_digest",
+    "part_size",
+    "run_parts",
+    "write_output",
+    "write_table",
+]
 
 PART_IMAGES = 256  # images per part, rounded up to whole batches: the most a kill makes a rerun redo
 PART_KEY = b"geodino_part"
@@ -206,7 +218,6 @@ def run_parts(run: PartRunner, work: ImageParts, *, overwrite: bool, on_error: s
 def write_output(out: Path, files: list[str], parts: list[Part], ident: dict[str, Any]) -> None:
     """Write the GeoParquet `out` from the parts (L2 applied to all rows at once, as an uninterrupted run) and say
     what was written."""
-    from geodino.embed.images import write_table
     from geodino.io import atomic_path
 
     rows = [i for p in parts for i in p.rows]
@@ -359,3 +370,39 @@ def _path_name(bb: Any, name: str) -> str:
     from geodino.models.frozen import FastPath
 
     return f"eager ({runs_on(bb, FastPath(False))})"
+
+
+def write_table(
+    path: Path, files: list[str], info: list[dict[str, Any] | None], vectors: np.ndarray, meta: dict
+) -> None:
+    """Write the rows as GeoParquet (EPSG:4326, geometry null where not georeferenced) with `embedding` a
+    fixed-size list of float32 and `meta` as JSON under the file's `geodino` metadata key."""
+    import geopandas as gpd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [r or {} for r in info]
+    gdf = gpd.GeoDataFrame(
+        {
+            "path": files,
+            "label": [f.split("/", 1)[0] if "/" in f else None for f in files],
+            "width": np.array([r.get("width", 0) for r in rows], dtype=np.int32),
+            "height": np.array([r.get("height", 0) for r in rows], dtype=np.int32),
+            "bands": np.array([r.get("bands", 0) for r in rows], dtype=np.int32),
+        },
+        geometry=[r.get("geometry") for r in rows],
+        crs="EPSG:4326",
+    )
+    # geopandas writes the GeoParquet `geo` metadata; pandas cannot hold a fixed-size list column (its dtype string
+    # does not read back), so the table geopandas wrote is read back and the embedding column added in Arrow
+    buf = io.BytesIO()
+    gdf.to_parquet(buf, index=False)
+    table = pq.read_table(io.BytesIO(buf.getvalue()))
+    dim = int(vectors.shape[1]) if vectors.ndim == 2 else 0
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
+    table = table.add_column(
+        table.schema.get_field_index("geometry"), "embedding", pa.FixedSizeListArray.from_arrays(flat, dim)
+    )
+    keep = {k: v for k, v in (table.schema.metadata or {}).items() if k != b"pandas"}
+    keep[b"geodino"] = json.dumps({**meta, "dim": dim, "n_images": len(files)}).encode()
+    pq.write_table(table.replace_schema_metadata(keep), path)

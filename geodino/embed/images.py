@@ -8,7 +8,8 @@ the file is georeferenced (a GeoTIFF, or a PNG/JPEG with a GDAL sidecar), else n
 there, so every output has one schema and opens with `geopandas.read_parquet`.
 
 Nothing here is written a second time: pixels are read as the image-folder probes read them
-(`geodino.eval.datasets.read_array`), DN -> reflectance follows their rule (`geodino.eval.scaling.InputScaling`: an
+(`geodino.eval.datasets.read_array`; a greyscale photo as three equal bands for a 3-band backbone, as pretraining
+reads it), DN -> reflectance follows their rule (`geodino.eval.scaling.InputScaling`: an
 explicit scale, else the backbone's recorded DN scale, else by dtype; decided on the first image of each dtype), and
 the backbone runs through the probes' extraction (`geodino.eval.features.extract_features`: batches, resizing to
 a patch multiple, the fast inference path). geodino's equivalent of LightlyTrain's
@@ -23,8 +24,6 @@ other arguments is refused in one line naming what differs (`--overwrite` starts
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import warnings
 from pathlib import Path
@@ -279,6 +278,7 @@ class ImageFiles:
         self.select, self.on_error, self.native = [int(b) for b in bands or []], on_error, native
         self.name, self.split, self.key = str(root), "images", ""  # key "": extract_features keeps no cache
         self.bands = [f"b{i + 1}" for i in range(int(backbone.in_chans))]
+        self.rgb = int(backbone.in_chans) == 3  # greyscale photos read as RGB for an RGB backbone, as pretraining
         self.info: list[dict[str, Any] | None] = [None] * len(files)
         self.failed: dict[int, str] = {}
         self.rules: dict[str, tuple[Any, Any, str]] = {}  # dtype -> the DN -> reflectance rule its first image got
@@ -291,7 +291,13 @@ class ImageFiles:
 
     def prime(self) -> None:
         """Settle the DN -> reflectance rule for every image at once (`_settle`), then read up to the first
-        readable image (its shape is the reference); one line when none reads."""
+        readable image (its shape is the reference); one line when none reads. Without --bands, a folder whose
+        images differ in band count as read (a 4-band TIFF among RGB photos) is one line naming one, from the headers
+        (`data.images.dataset_bands`), before any image runs through the backbone."""
+        from geodino.data.images import dataset_bands
+
+        if not self.select:
+            dataset_bands([self.root / f for f in self.files], f"folder {self.root}", rgb=self.rgb)
         self._settle()
         for i in range(len(self.files)):
             x = self._load(i)
@@ -312,7 +318,7 @@ class ImageFiles:
 
         def read(path: Path) -> tuple[np.ndarray, None]:
             try:
-                return read_array(path), None
+                return read_array(path, self.rgb), None
             except InputError:
                 return np.zeros((0, 0, 0), dtype=np.uint8), None  # an empty uint8 group: decides nothing
 
@@ -342,7 +348,7 @@ class ImageFiles:
 
         path = self.root / self.files[i]
         try:
-            arr = read_array(path)
+            arr = read_array(path, self.rgb)
         except InputError as exc:
             if self.on_error == "stop":
                 raise InputError(f"{exc}, or pass --on-error skip (on_error='skip') to leave it out") from exc
@@ -461,39 +467,3 @@ def _has_sidecar(path: Path) -> bool:
     if ext:
         names += [f"{path.stem}.{ext[0]}{ext[-1]}w", f"{path.stem}.{ext}w", f"{path.stem}.wld"]
     return any((path.parent / n).exists() for n in names)
-
-
-def write_table(
-    path: Path, files: list[str], info: list[dict[str, Any] | None], vectors: np.ndarray, meta: dict
-) -> None:
-    """Write the rows as GeoParquet (EPSG:4326, geometry null where not georeferenced) with `embedding` a
-    fixed-size list of float32 and `meta` as JSON under the file's `geodino` metadata key."""
-    import geopandas as gpd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    rows = [r or {} for r in info]
-    gdf = gpd.GeoDataFrame(
-        {
-            "path": files,
-            "label": [f.split("/", 1)[0] if "/" in f else None for f in files],
-            "width": np.array([r.get("width", 0) for r in rows], dtype=np.int32),
-            "height": np.array([r.get("height", 0) for r in rows], dtype=np.int32),
-            "bands": np.array([r.get("bands", 0) for r in rows], dtype=np.int32),
-        },
-        geometry=[r.get("geometry") for r in rows],
-        crs="EPSG:4326",
-    )
-    # geopandas writes the GeoParquet `geo` metadata; pandas cannot hold a fixed-size list column (its dtype string
-    # does not read back), so the table geopandas wrote is read back and the embedding column added in Arrow
-    buf = io.BytesIO()
-    gdf.to_parquet(buf, index=False)
-    table = pq.read_table(io.BytesIO(buf.getvalue()))
-    dim = int(vectors.shape[1]) if vectors.ndim == 2 else 0
-    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
-    table = table.add_column(
-        table.schema.get_field_index("geometry"), "embedding", pa.FixedSizeListArray.from_arrays(flat, dim)
-    )
-    keep = {k: v for k, v in (table.schema.metadata or {}).items() if k != b"pandas"}
-    keep[b"geodino"] = json.dumps({**meta, "dim": dim, "n_images": len(files)}).encode()
-    pq.write_table(table.replace_schema_metadata(keep), path)
