@@ -4,6 +4,7 @@ Both are indexed once (file list, or member offsets inside uncompressed tars, so
 and read as a pure function of (seed, index): index i of epoch e is image perm_e[i mod N]. A corrupt image is
 skipped (a deterministic replacement is read instead) and counted in a warning; `on_error="stop"` raises
 instead, naming the file.
+Transparent pixels (alpha 0, a PNG's transparent colour) are not valid (`decode_photo`), as a raster's alpha band.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "TarShardSource",
     "dataset_bands",
     "decode_image",
+    "decode_photo",
     "match_bit_depth",
     "photo_array",
     "read_bands",
@@ -42,19 +44,28 @@ _skipped_count = 0
 
 
 def decode_image(data: bytes, name: str, n_bands: int = 3) -> np.ndarray:
-    """Decode image bytes to uint8/uint16 [C,H,W]; TIFFs keep their bands, others become RGB, turned upright as
-    their EXIF orientation says (a phone photo stored sideways is shown upright by every viewer)."""
+    """Decode image bytes to uint8/uint16 [C,H,W] (`decode_photo` without the validity)."""
+    return decode_photo(data, name, n_bands)[0]
+
+
+def decode_photo(data: bytes, name: str, n_bands: int = 3) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode image bytes to uint8/uint16 [C,H,W] and their validity [H,W] (None: every pixel valid). TIFFs keep
+    their bands (an alpha band beyond the sensor's bands is the validity mask, as a raster source reads it); others
+    become RGB, turned upright as their EXIF orientation says (a phone photo stored sideways is shown upright by
+    every viewer). A PNG/WebP/BMP with alpha or a transparent colour is valid where alpha > 0 (a cut-out's
+    transparent area is not black ground: it trained and entered `data stats` as black before)."""
     suffix = Path(name).suffix.lower()
     if suffix in (".tif", ".tiff"):
-        from rasterio.io import MemoryFile
+        return _decode_tiff(data, n_bands)
+    if suffix not in (".jpg", ".jpeg"):  # JPEG has no alpha; the others may: Pillow reads it (torchvision's
+        try:  # RGB_ALPHA mode ignores a PNG's transparent colour and garbles palette and 1-bit alpha)
+            from PIL import Image
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # NotGeoreferencedWarning: web TIFFs have no CRS, as expected
-            with MemoryFile(data) as mem, mem.open() as src:
-                arr = src.read()
-        if arr.shape[0] == 1 and n_bands == 3:
-            arr = np.repeat(arr, 3, axis=0)
-        return arr
+            with Image.open(io.BytesIO(data)) as im:
+                if im.mode in _ALPHA_MODES or "transparency" in im.info:
+                    return photo_array(im, rgb=n_bands == 3)
+        except Exception:  # not an image Pillow opens: torchvision below tries, and its error is the one raised
+            pass
     try:
         import torch
         from torchvision.io import ImageReadMode
@@ -63,12 +74,32 @@ def decode_image(data: bytes, name: str, n_bands: int = 3) -> np.ndarray:
         t = tv_decode(
             torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB, apply_exif_orientation=True
         )
-        return t.numpy()
+        return t.numpy(), None
     except Exception:  # formats torchvision cannot decode (bmp, odd pngs): fall back to Pillow
-        from PIL import Image, ImageOps
+        from PIL import Image
 
         with Image.open(io.BytesIO(data)) as im:
-            return np.asarray(ImageOps.exif_transpose(im).convert("RGB")).transpose(2, 0, 1).copy()
+            return photo_array(im, rgb=True)
+
+
+def _decode_tiff(data: bytes, n_bands: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """A TIFF chip's bands and validity: alpha bands (GDAL colour interpretation) are the mask when the file has
+    the sensor's bands besides them (RGBA for an RGB sensor); one band is repeated for an RGB sensor."""
+    from rasterio.io import MemoryFile
+
+    from geodino.data.rasters import alpha_bands
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NotGeoreferencedWarning: web TIFFs have no CRS, as expected
+        with MemoryFile(data) as mem, mem.open() as src:
+            arr, alpha = src.read(), alpha_bands(src)
+    valid = None
+    if alpha and arr.shape[0] - len(alpha) == n_bands:
+        valid = (arr[[b - 1 for b in alpha]] > 0).all(axis=0)
+        arr = arr[[b for b in range(arr.shape[0]) if b + 1 not in alpha]]
+    if arr.shape[0] == 1 and n_bands == 3:
+        arr = np.repeat(arr, 3, axis=0)
+    return arr, valid
 
 
 def photo_array(im: Any, *, rgb: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -207,7 +238,8 @@ class _ImageSourceBase:
             name = self.label(k)
             try:
                 data, name = self._read(k)
-                arr = match_bit_depth(decode_image(data, name, self.sensor.n_bands), name, self.sensor)
+                arr, valid = decode_photo(data, name, self.sensor.n_bands)
+                arr = match_bit_depth(arr, name, self.sensor)
                 if arr.shape[0] != self.sensor.n_bands:
                     raise InputError(
                         f"image {name} has {plural(arr.shape[0], 'band')} but sensor {self.sensor.name!r} has "
@@ -216,7 +248,7 @@ class _ImageSourceBase:
                 image = self.sensor.to_reflectance(arr).astype(np.float32, copy=False)
                 return {
                     "image": image,
-                    "valid": np.ones(image.shape[-2:], dtype=bool),
+                    "valid": np.ones(image.shape[-2:], dtype=bool) if valid is None else valid,  # alpha > 0
                     "bands": self.band_names,
                     "path": name,
                 }
