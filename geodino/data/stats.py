@@ -8,7 +8,9 @@ Unbiased for rasters and datacubes: every scene (every time step of a cube) is c
 windows (the last row/column clipped at the edge). When the grid has at most `samples` windows all are read and
 the statistics are exact over every valid pixel; otherwise `samples` windows are drawn uniformly without
 replacement, so every pixel has the same chance to be counted (random overlapping windows over-weight the centre
-of a small scene: 11-16 % off on a 349x352 Landsat scene). Image folders and tar shards use random tiles.
+of a small scene: 11-16 % off on a 349x352 Landsat scene). Image folders and tar shards are read whole, each image
+once: all of them when there are at most `samples`, else `samples` drawn uniformly without replacement (a corrupt one
+is left out, said once, not replaced by a random other); `tile_size` does not apply to them.
 
 The grid windows and their reader are in `geodino.data.stats_windows`; the uniform pixel sample the percentiles
 come from in `geodino.data.pixel_sample`; the running mean/variance and the check of its result in
@@ -27,7 +29,7 @@ import numpy as np
 from geodino.data.pixel_sample import PERCENTILE_PIXELS, UniformPixelSample, percentiles
 from geodino.data.running_stats import MIN_VALID_PIXELS, STD_FLOOR, RunningStats, warn_degenerate  # re-exported
 from geodino.data.sensors import Sensor, get_sensor, save_sensor_yaml
-from geodino.data.stats_windows import grid_windows, read_windows
+from geodino.data.stats_windows import grid_windows, image_picks, read_images, read_windows
 from geodino.errors import InputError, plural
 
 __all__ = ["MIN_VALID_PIXELS", "STD_FLOOR", "RunningStats", "compute_stats", "plot_stats", "write_stats"]
@@ -171,25 +173,25 @@ def compute_stats(
     offset: float = 0.0,
     nodata: float | None = None,
     samples: int = 256,
-    tile_size: int = 256,
+    tile_size: int | None = None,
     seed: int = 0,
     on_error: str = "skip",
     name: str | None = None,
     progress: bool = True,
 ) -> tuple[Sensor, dict[str, Any]]:
-    """Per-band mean/std (reflectance units) over at most `samples` grid windows (rasters, datacubes) or `samples`
-    random tiles (images, tar shards); returns (sensor, provenance)."""
-    from tqdm import tqdm
-
+    """Per-band mean/std (reflectance units) over at most `samples` grid windows of `tile_size` px (rasters,
+    datacubes; default 256) or at most `samples` whole images, each once (image folders, tar shards); returns
+    (sensor, provenance)."""
     from geodino.config import whole_number
     from geodino.data.config import band_list, check_source_type
     from geodino.data.loaders import SourceConfig, build_source
 
     check_source_type(type, "type")  # before any file is read: a typo would otherwise be read as image folders
     bands, band_names = band_list(bands, "bands"), band_list(band_names, "band_names")  # "red,nir" is two bands
+    _check_tile_size(type, tile_size)
     samples, tile_size, seed = (
         whole_number(samples, "samples", 256),
-        whole_number(tile_size, "tile_size", 256),
+        whole_number(256 if tile_size is None else tile_size, "tile_size", 256),
         whole_number(seed, "seed", 0),
     )
     if samples <= 0:
@@ -250,9 +252,10 @@ def compute_stats(
             return source.read(units[u][0], x, y, w, h, units[u][1])
 
         tiles = read_windows(read, windows, on_error, progress)
-    else:
-        method = "random tiles"
-        tiles = (source.get(i, seed) for i in tqdm(range(samples), desc="band statistics", disable=not progress))
+    else:  # image folders, tar shards: whole images, each once
+        picks = image_picks(len(source), samples, seed)
+        method = "exact: every image" if len(picks) == len(source) else f"uniform sample of {len(source)} images"
+        tiles = read_images(source, picks, seed, progress)
     n_read = 0
     shapes: set[tuple[int, int]] = set()
     for s in tiles:
@@ -288,9 +291,11 @@ def compute_stats(
         aliases=sel.aliases,
     )
     prov: dict[str, Any] = {"tiles": samples, "seed": seed, "method": method}
-    if type in ("images", "tar"):  # chips are read whole: record their size, not the unused --tile-size
-        if len(shapes) == 1:
-            prov["chip_size"] = list(next(iter(shapes)))
+    if type in ("images", "tar"):  # read whole: their size (one, or the range of mixed sizes), and how many
+        prov["tiles"] = n_read
+        hs, ws = [h for h, _ in shapes], [w for _, w in shapes]
+        one = len(shapes) == 1
+        prov["chip_size"] = list(next(iter(shapes))) if one else {"min": [min(hs), min(ws)], "max": [max(hs), max(ws)]}
     else:
         prov["tile_size"] = tile_size
     if type in ("raster", "cube"):
@@ -307,6 +312,16 @@ def compute_stats(
             else f"a random {sample.shape[1]:,} of the {n_valid:,} valid pixels read (mean and std use them all)"
         )
     return out, prov
+
+
+def _check_tile_size(type: str, tile_size: Any) -> None:
+    """Refuse a tile size for image folders and tar shards, which are read whole (256, the CLI's default, passes)."""
+    if type in ("images", "tar") and tile_size is not None and tile_size != 256:
+        what = "image folders" if type == "images" else "tar shards"
+        raise InputError(
+            f"--tile-size {tile_size} does not apply to {what}: each image is read whole, at its own size (the YAML "
+            "records it as chip_size); leave --tile-size out"
+        )
 
 
 def _alpha_left_out(paths: Any, type: str, bands: Sequence[str] | None) -> tuple[int, ...]:
@@ -415,8 +430,10 @@ def _build_with_sensor(cfg: Any, sensor: Sensor, build_source: Any) -> Any:
             name=cfg.name,
         )
     cfg = dataclasses.replace(cfg, sensor=None)
-    src = loaders.build_source(cfg)
+    src = loaders.build_source(cfg, shuffle=False)  # image k is sample k: `read_images` reads each once
     src.sensor = sensor if sensor.n_bands == len(src.band_names) else src.sensor
+    src.max_tries = 1  # a corrupt image is left out (said once by the source), not replaced by a random other
+    src.skip_hint = STATS_HINTS["skip"]
     return src
 
 

@@ -1,6 +1,7 @@
 """The windows `geodino data stats` reads from rasters and datacubes: every scene's grid of non-overlapping windows
 (the last row/column clipped at the edge), all of them or a uniform sample without replacement, so every pixel has
-the same chance to be counted; and the loop that reads them, skipping (on_error=skip) or raising on failed reads."""
+the same chance to be counted; and the loop that reads them, skipping (on_error=skip) or raising on failed reads.
+Image folders and tar shards likewise: every image once, or a uniform sample of them without replacement."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from geodino.errors import InputError, plural
 
-__all__ = ["grid_windows", "read_windows"]
+__all__ = ["grid_windows", "image_picks", "read_images", "read_windows"]
 
 
 def grid_windows(
@@ -68,4 +69,37 @@ def read_windows(read: Any, windows: Sequence[tuple[int, ...]], on_error: str, p
             f"{len(failed)} of {len(windows)} windows failed to read and were skipped (on_error: skip), the last: "
             f"{failed[-1]}; the statistics cover the other windows",
             stacklevel=2,
+        )
+
+
+def image_picks(n: int, samples: int, seed: int) -> list[int]:
+    """The images (0..n-1) to read: every one when there are at most `samples`, else `samples` drawn uniformly
+    without replacement (an image read twice would weigh twice)."""
+    if n <= samples:
+        return list(range(n))
+    rng = np.random.default_rng([int(seed), 0x696D6773])
+    return sorted(int(k) for k in rng.choice(n, size=samples, replace=False))
+
+
+def read_images(source: Any, picks: Sequence[int], seed: int, progress: bool) -> Any:
+    """Samples of images `picks` of an image folder or tar shard source (unshuffled, `max_tries` 1), each read once:
+    a corrupt one is left out under on_error skip (the source says it, once per file: each is read once), not
+    replaced by a random other; other errors (band count, bit depth) and on_error stop raise."""
+    from tqdm import tqdm
+
+    failed = 0
+    for k in tqdm(picks, desc="band statistics", unit="image", disable=not progress):
+        skipped = source.skipped
+        try:
+            sample = source.get(k, seed)
+        except InputError:
+            if source.skipped == skipped:  # not a file that failed to decode
+                raise
+            failed += 1
+            continue
+        yield sample
+    if picks and failed == len(picks):
+        raise InputError(
+            f"{'the' if failed == 1 else 'every one of the'} {plural(failed, 'image')} failed to decode; re-download "
+            "or remove the broken file(s)"
         )

@@ -28,10 +28,11 @@ def _chips(root, n: int, size: int) -> None:
 
 
 def test_image_stats_percentiles_come_from_200k_pixels_of_the_chips(tmp_path):
-    """Chips of 40 px, not --tile-size 256: 200 samples hold 320,000 pixels, of which exactly 200,000 are kept."""
+    """Chips of 40 px, not --tile-size 256: 200 chips (each read once) hold 320,000 pixels, of which exactly 200,000
+    are kept."""
     from geodino.data.stats import compute_stats
 
-    _chips(tmp_path / "imgs", 20, 40)
+    _chips(tmp_path / "imgs", 200, 40)
     _, prov = compute_stats(str(tmp_path / "imgs"), type="images", samples=200, progress=False)
     assert prov["pixels"] == [200 * 40 * 40] * 3
     assert prov["percentiles_from"].startswith("a random 200,000 of the 320,000 valid pixels")
