@@ -259,21 +259,40 @@ def _fit(
     return clf, classes, bundle, fitted, cells
 
 
-def _check_options(folds: int, neighbors: int, max_cells: int, cv_gap: int, method: str) -> None:
-    """One line for a classify option out of range (before any file is read)."""
+def _check_options(
+    folds: Any, neighbors: Any, max_cells: Any, cv_gap: Any, seed: Any, method: str
+) -> tuple[int, int, int, int, int]:
+    """The numeric classify options as ints, read as YAML and the CLI read them (`whole_option`: 5, 5.0, "5" and
+    numpy integers alike), or one line for one that is not a whole number or
+    is out of range, naming the CLI flag and the keyword (before any file is read)."""
+    from geodino.embed.map_outputs import whole_option
+
+    folds, neighbors = whole_option(folds, "folds", 5), whole_option(neighbors, "neighbors", 5)
+    max_cells, cv_gap = whole_option(max_cells, "max_cells", 1000), whole_option(cv_gap, "cv_gap", 1)
+    seed = whole_option(seed, "seed", 0)
     if method not in METHODS:
-        raise ConfigError(f"--method {method!r} is not one of {', '.join(METHODS)}")
+        raise ConfigError(f"--method {method!r} is not one of {', '.join(METHODS)} (method= in Python)")
     if folds < 2:
         raise ConfigError(
             f"--folds {folds}: cross-validation needs at least 2 folds (default 5); a class drawn in one place only "
-            "skips the CV with a warning by itself"
+            "skips the CV with a warning by itself (folds= in Python)"
         )
     if neighbors < 1:
-        raise ConfigError(f"--neighbors {neighbors}: the kNN classifier needs at least 1 neighbour (default 5)")
+        raise ConfigError(
+            f"--neighbors {neighbors}: the kNN classifier needs at least 1 neighbour (default 5; neighbors= in Python)"
+        )
     if max_cells < 1:
-        raise ConfigError(f"--max-cells {max_cells}: sample at least 1 cell per label polygon (default 1000)")
+        raise ConfigError(
+            f"--max-cells {max_cells}: sample at least 1 cell per label polygon (default 1000; max_cells= in Python)"
+        )
     if cv_gap < 0:
-        raise ConfigError(f"--cv-gap {cv_gap}: give a distance in cells >= 0 (default 1; 0 joins only shared cells)")
+        raise ConfigError(
+            f"--cv-gap {cv_gap}: give a distance in cells >= 0 (default 1; 0 joins only shared cells; cv_gap= in "
+            "Python)"
+        )
+    if seed < 0:
+        raise ConfigError(f"--seed {seed}: give a whole number >= 0 (default 0; seed= in Python)")
+    return folds, neighbors, max_cells, cv_gap, seed
 
 
 def classify_map(
@@ -306,7 +325,7 @@ def classify_map(
         raise InputError("give either LABELS (a label file to fit on, with --column) or --model FILE, not both")
     if labels is not None and not column:
         raise InputError("classify needs --column NAME: the label file's column that holds the class names")
-    _check_options(folds, neighbors, max_cells, cv_gap, method)
+    folds, neighbors, max_cells, cv_gap, seed = _check_options(folds, neighbors, max_cells, cv_gap, seed, method)
     side = sidecars(out)
     png = Path(png) if png else side["png"]
     model_out = Path(save_model) if save_model else side["model"]

@@ -3,12 +3,14 @@
 One parser serves both forms (argparse cannot mix a positional INPUT with sub-commands): when the first
 positional is a product name the product runs on the feature raster given next. Every handler is a thin call
 of the public function (`embed_raster`, `pca_map`, `cluster_map`, `similarity_map`, `zonal_embeddings`,
-`classify_map`, `change_map`) that prints one line naming what it wrote.
+`classify_map`, `change_map`) that prints one line naming what it wrote. A flag the form given does not read
+(`check_flags`), or a product's `key=value` item or extra file (`check_product_items`), is one line (was ignored).
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import re
 import sys
@@ -182,13 +184,13 @@ def register(subparsers: Any) -> None:
     g.add_argument("--rank", type=int)
     g.add_argument("--threads", type=int, help="torch threads per process")
     g.add_argument("--no-progress", action="store_false", default=None, dest="progress")
-    q = p.add_argument_group("products (pca | cluster | similar | zonal)")
+    q = p.add_argument_group("products (pca | cluster | similar | zonal; each refuses the flags of the others)")
     q.add_argument(
         "--png", help="PNG quick-look (pca, cluster; similar, zonal, classify, change write OUT.png unless given)"
     )
-    q.add_argument("--k", type=int, default=8, help="number of clusters (cluster)")
-    q.add_argument("--sample", type=int, default=50000, help="pixels sampled to fit PCA / k-means")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--k", type=int, help="number of clusters (cluster; default 8)")
+    q.add_argument("--sample", type=int, help="pixels sampled to fit PCA / k-means (default 50000)")
+    q.add_argument("--seed", type=int, help="random seed of the sample and fit (pca, cluster, classify; default 0)")
     q.add_argument("--point", nargs="+", metavar="X,Y", help="query point X,Y or X Y (similar)")
     q.add_argument(
         "--point-crs",
@@ -201,26 +203,25 @@ def register(subparsers: Any) -> None:
     q.add_argument(
         "--layer", help="layer of a multi-layer GeoPackage (zonal POLYGONS, classify LABELS, similar --polygon)"
     )
-    q.add_argument("--all-touched", action="store_true", dest="all_touched", help="count every touched cell (zonal)")
+    q.add_argument("--all-touched", action="store_true", default=None, help="count every touched cell (zonal)")
     c = p.add_argument_group("classify FEATURES LABELS --column NAME | change A B")
     c.add_argument("--column", help="label column holding the class names (classify)")
     c.add_argument("--model", help="apply a saved classifier instead of fitting one (classify)")
     c.add_argument("--save-model", dest="save_model", help="where to save the fitted model (default MAP.model.joblib)")
     c.add_argument("--test", help="independent test labels (same column): accuracy, F1, confusion matrix (classify)")
-    c.add_argument("--method", choices=("logreg", "knn"), default="logreg", help="classifier (default logreg)")
-    c.add_argument("--neighbors", type=int, default=5, help="k of the kNN classifier (default 5)")
-    c.add_argument("--folds", type=int, default=5, help="blocked cross-validation folds (default 5, at least 2)")
+    c.add_argument("--method", choices=("logreg", "knn"), help="classifier (default logreg)")
+    c.add_argument("--neighbors", type=int, help="k of the kNN classifier (default 5)")
+    c.add_argument("--folds", type=int, help="blocked cross-validation folds (default 5, at least 2)")
     c.add_argument(
         "--cv-gap",
         type=int,
-        default=1,
         dest="cv_gap",
         help="labels with cells this close (in cells) are one cross-validation group (default 1; 0: a shared cell)",
     )
-    c.add_argument("--max-cells", type=int, default=1000, dest="max_cells", help="cells sampled per label polygon")
+    c.add_argument("--max-cells", type=int, dest="max_cells", help="cells sampled per label polygon (default 1000)")
     c.add_argument("--threshold", help="change: a cosine distance in [0, 2] or 'otsu' -> binary change COG")
     c.add_argument("--mask", help="change: path of the binary change COG (default CHANGE_mask.tif)")
-    c.add_argument("--resample", action="store_true", help="change: resample B onto A's grid when they differ")
+    c.add_argument("--resample", action="store_true", default=None, help="change: resample B onto A's grid if needed")
     i = p.add_argument_group(
         "images DIR: one vector per image file -> GeoParquet (also --batch-size, --layers, --l2 ...)"
     )
@@ -247,13 +248,14 @@ EMBED_FLAGS = (
 
 
 def run(args: argparse.Namespace) -> int:
-    """Dispatch to the embedding or to a product."""
+    """Dispatch to the embedding, `embed images` or a product, once `check_flags` found no flag of another form."""
+    command = args.input if args.input in PRODUCTS else "embed"
     if args.input == "images" and (args.overrides or not os.path.exists("images")):
-        return _images(args)  # a folder named images is still embedded as scenes when nothing follows it
-    images_only = [f"--{n.replace('_', '-')}" for n in IMAGES_FLAGS if getattr(args, n, None) is not None]
-    if images_only:
-        raise ConfigError(f"{images_only[0]} applies to geodino embed images DIR only; drop it")
-    if args.input in PRODUCTS:
+        command = "images"  # a folder named images is still embedded as scenes when nothing follows it
+    check_flags(args, command)
+    if command == "images":
+        return _images(args)
+    if command in PRODUCTS:
         return _product(args)
     from geodino.config import load_config
     from geodino.embed.pipeline import EmbedConfig, embed_raster
@@ -281,6 +283,23 @@ IMAGES_FLAGS = ("pool", "image_size", "on_error", "offset")
 # the embedding flags a product takes too: every product writes --out and may --overwrite it; the others choose how
 # features are computed (or which area), and a product reads features already computed, so it refuses them
 PRODUCT_SHARED = ("out", "overwrite")
+# each product's own flags: the keyword-only parameters of its function, passed on by name (`options_for`)
+PRODUCT_OPTIONS = {
+    "pca": ("png", "sample", "seed"),
+    "cluster": ("png", "k", "sample", "seed"),
+    "similar": ("png", "point", "point_crs", "polygon", "layer"),
+    "zonal": ("png", "layer", "all_touched"),
+    "classify": tuple("png column layer model save_model test method neighbors folds cv_gap max_cells seed".split()),
+    "change": ("png", "threshold", "mask", "resample"),
+}
+PRODUCT_FLAGS = tuple(dict.fromkeys(n for names in PRODUCT_OPTIONS.values() for n in names))
+# what each product takes before its flags (more, or a key=value override, was ignored silently)
+PRODUCT_ITEMS = {"zonal": ("FEATURES", "POLYGONS"), "classify": ("FEATURES", "LABELS"), "change": ("A", "B")}
+_OVERRIDE = re.compile(r"[A-Za-z_][\w.-]*=")  # a key=value item (embed's config overrides), not a file
+RASTER_FLAGS = (
+    "tile overlap blend margin layer_mode dtype chunk upsample sensor nodata variable bbox bbox_crs window asset "
+    "asset_bands allow_no_crs resume workers world_size rank config"
+).split()
 # flags whose name is not their dest with dashes
 FLAG_NAMES = {"l2_normalize": "--l2", "amp": "--bf16", "progress": "--no-progress"}
 
@@ -289,16 +308,58 @@ def _flag(dest: str) -> str:
     return FLAG_NAMES.get(dest) or "--" + dest.replace("_", "-")
 
 
-def check_product_flags(args: argparse.Namespace) -> None:
-    """Refuse an embedding flag given to a product (`geodino embed pca FEATURES --bbox ...`) in one line: the
-    products read a feature raster as it is, so `--bbox`, `--tile`, `--backbone`, `--config` ... were ignored
-    silently (a study-area map came out for the whole raster)."""
-    given = [n for n in (*EMBED_FLAGS, "config") if n not in PRODUCT_SHARED and getattr(args, n, None) is not None]
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def accepted_flags(command: str) -> set[str]:
+    """The flags (argparse dests) that `command` reads: "embed" (a raster, scenes, STAC), "images" or a product."""
+    if command in PRODUCTS:
+        return {*PRODUCT_SHARED, *PRODUCT_OPTIONS[command]}
+    if command == "images":
+        return {*EMBED_FLAGS, *IMAGES_FLAGS} - set(RASTER_FLAGS)
+    return {*EMBED_FLAGS, "config"}
+
+
+def check_flags(args: argparse.Namespace, command: str) -> None:
+    """One rule for every form of `geodino embed` (`accepted_flags`): a flag given to a form that does not read it
+    is one ConfigError line naming the flag and the form it belongs to. One parser holds every form's flags, so
+    each form ignored the others' silently: `embed pca F --bbox ...` mapped the whole raster, `embed IN --k 8 ...`
+    and `embed pca F --k 8 ...` did nothing with --k."""
+    accepted = accepted_flags(command)
+    given = [n for n in (*IMAGES_FLAGS, *EMBED_FLAGS, "config", *PRODUCT_FLAGS) if getattr(args, n, None) is not None]
+    given = [n for n in dict.fromkeys(given) if n not in accepted]
     if not given:
         return
-    product, name = args.input, given[0]
-    if name in ("bbox", "bbox_crs", "window"):
-        flag = _flag(name)
+    name = given[0]
+    if name in IMAGES_FLAGS:
+        raise ConfigError(f"{_flag(name)} applies to geodino embed images DIR only; drop it")
+    if command == "images" and name in RASTER_FLAGS:
+        if name == "sensor":  # the data's sensor: what a backbone spec option gives embed images
+            raise ConfigError(
+                f"--sensor does not apply to geodino embed images; pass the sensor with the backbone "
+                f"(--backbone 'SPEC?sensor={args.sensor}': its DN scale and statistics) or --scale/--offset"
+            )
+        raise ConfigError(f"{_flag(name)} does not apply to geodino embed images (a feature-raster option); drop it")
+    if name in (*EMBED_FLAGS, "config"):  # a product given embedding flags
+        _embedding_flags(command, [n for n in given if n not in PRODUCT_FLAGS])
+    owned = [n for n in given if n in PRODUCT_FLAGS]  # flags of other products: say whose they are
+    owners = {n: [p for p in PRODUCTS if n in PRODUCT_OPTIONS[p]] for n in owned}
+    named = f"{_flag(name)} applies to geodino embed {_and(owners[name])}"
+    if len(owned) > 1:
+        named = _and([f"{_flag(n)} ({', '.join(owners[n])})" for n in owned]) + " apply to those geodino embed products"
+    target = "geodino embed itself (which computes features)" if command == "embed" else f"geodino embed {command}"
+    if command in PRODUCTS:
+        target += f" (its flags: {', '.join(_flag(n) for n in (*PRODUCT_OPTIONS[command], *PRODUCT_SHARED))})"
+    raise ConfigError(f"{named}, not to {target}; drop {'it' if len(owned) == 1 else 'them'}")
+
+
+def _embedding_flags(product: str, given: list[str]) -> None:
+    """The line for embedding flags given to a product (`geodino embed pca FEATURES --bbox ...`): the products read
+    a feature raster as it is, so `--bbox`, `--tile`, `--backbone`, `--config` ... were ignored silently (a
+    study-area map came out for the whole raster)."""
+    if given[0] in ("bbox", "bbox_crs", "window"):
+        flag = _flag(given[0])
         raise ConfigError(
             f"{flag} applies to geodino embed itself (the area whose features are computed), not to geodino embed "
             f"{product}, which works on the whole feature raster it is given; for a {product} product of a study "
@@ -306,18 +367,32 @@ def check_product_flags(args: argparse.Namespace) -> None:
             f"AREA.tif), then run geodino embed {product} on AREA.tif"
         )
     flags = [_flag(n) for n in given]
-    named = flags[0] if len(flags) == 1 else f"{', '.join(flags[:-1])} and {flags[-1]}"
     what = "an embed config file" if given == ["config"] else "how features are computed"
     raise ConfigError(
-        f"{named} {'applies' if len(flags) == 1 else 'apply'} to geodino embed itself ({what}), not to geodino "
+        f"{_and(flags)} {'applies' if len(flags) == 1 else 'apply'} to geodino embed itself ({what}), not to geodino "
         f"embed {product}, which works on a feature raster already computed; drop {'it' if len(flags) == 1 else 'them'}"
     )
 
 
-RASTER_FLAGS = (
-    "tile overlap blend margin layer_mode dtype chunk upsample sensor nodata variable bbox bbox_crs window asset "
-    "asset_bands allow_no_crs resume workers world_size rank config"
-).split()
+def check_product_items(product: str, items: list[str]) -> None:
+    """A product's positionals are its files (`PRODUCT_ITEMS`): a `key=value` item (geodino embed's own config
+    overrides) or a file more than it takes is one ConfigError line (both were ignored silently), and so is one less."""
+    takes = PRODUCT_ITEMS.get(product, ("FEATURES",))
+    named = _and(list(takes))
+    for item in items:
+        if _OVERRIDE.match(item) and not os.path.exists(item):
+            key, value = item.split("=", 1)
+            if key.replace("-", "_") in PRODUCT_OPTIONS[product]:
+                flag = f"{_flag(key.replace('-', '_'))} {value}"
+                raise ConfigError(f"{item}: geodino embed {product} takes its options as flags; pass {flag}")
+            raise ConfigError(
+                f"{item}: key=value overrides set geodino embed itself (how features are computed), not geodino embed "
+                f"{product}, which takes {named} and flags; drop it"
+            )
+    if len(items) > len(takes):
+        raise ConfigError(f"geodino embed {product} takes {named}; unexpected {' '.join(items[len(takes) :])}")
+    if len(items) < len(takes) and product != "classify":  # classify FEATURES --model M: no LABELS
+        raise ConfigError(f"geodino embed {product} needs {named}: geodino embed {product} {' '.join(takes)} --out ...")
 
 
 def _images(args: argparse.Namespace) -> int:
@@ -329,33 +404,28 @@ def _images(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"geodino embed images takes one folder: geodino embed images DIR -b SPEC --out F.parquet{got}"
         )
-    given = [n for n in RASTER_FLAGS if getattr(args, n, None) is not None]
-    if given:
-        flag = "--" + given[0].replace("_", "-")
-        if given[0] == "sensor":  # the data's sensor: what a backbone spec option gives embed images
-            raise ConfigError(
-                f"--sensor does not apply to geodino embed images; pass the sensor with the backbone "
-                f"(--backbone 'SPEC?sensor={args.sensor}': its DN scale and statistics) or --scale/--offset"
-            )
-        raise ConfigError(f"{flag} does not apply to geodino embed images (a feature-raster option); drop it")
     if not args.backbone or not args.out:
         raise ConfigError("geodino embed images needs --backbone SPEC and --out FEATS.parquet")
     if args.threads:
         import torch
 
         torch.set_num_threads(int(args.threads))
-    options = {k: v for k, v in options_for(embed_images, args).items() if v is not None}
-    embed_images(args.overrides[0], args.backbone, args.out, **options)
+    embed_images(args.overrides[0], args.backbone, args.out, **_options(embed_images, args))
     return 0
+
+
+def _options(func: Any, args: argparse.Namespace, **values: Any) -> dict[str, Any]:
+    """`options_for(func, args, ...)` less the flags not given (None): `func`'s own defaults apply to those."""
+    return {k: v for k, v in options_for(func, args, **values).items() if v is not None}
 
 
 def _product(args: argparse.Namespace) -> int:
     from geodino.embed import products
 
-    check_product_flags(args)
     rest = list(args.overrides)
     if not rest:
         raise ConfigError(f"geodino embed {args.input} needs a feature raster: geodino embed {args.input} FEATURES ...")
+    check_product_items(args.input, rest)
     if not args.out:
         raise ConfigError(f"geodino embed {args.input} needs --out")
     feats, overwrite = rest[0], bool(args.overwrite)
@@ -364,40 +434,31 @@ def _product(args: argparse.Namespace) -> int:
     from geodino.embed.style import qml_path
 
     png = args.png
+    also = f", {png}" if png else ""
     if args.input == "pca":
-        out = products.pca_map(feats, args.out, png=png, sample=args.sample, seed=args.seed, overwrite=overwrite)
-        print(f"pca: {out} (3-band uint8 COG of the first principal components), {qml_path(out)}" + _also(png))
+        out = products.pca_map(feats, args.out, **_options(products.pca_map, args, overwrite=overwrite))
+        print(f"pca: {out} (3-band uint8 COG of the first principal components), {qml_path(out)}{also}")
     elif args.input == "cluster":
-        out = products.cluster_map(
-            feats, args.out, k=args.k, png=png, sample=args.sample, seed=args.seed, overwrite=overwrite
-        )
+        opts = _options(products.cluster_map, args, overwrite=overwrite)
+        out = products.cluster_map(feats, args.out, **opts)
+        k = opts.get("k", inspect.signature(products.cluster_map).parameters["k"].default)
         print(
-            f"cluster: {out} ({args.k} k-means classes, colour table), {out}.aux.xml (class table: keep it with the "
-            f".tif), {qml_path(out)}" + _also(png)
+            f"cluster: {out} ({k} k-means classes, colour table), {out}.aux.xml (class table: keep it with the "
+            f".tif), {qml_path(out)}{also}"
         )
     elif args.input == "similar":
         from geodino.cli import parse_point
 
         point = parse_point(args.point) if args.point else None
-        out = products.similarity_map(
-            feats,
-            args.out,
-            point=point,
-            point_crs=None if args.point_crs == "raster" else args.point_crs,
-            polygon=args.polygon,
-            layer=args.layer,
-            png=png,
-            overwrite=overwrite,
-        )
+        crs = None if args.point_crs == "raster" else args.point_crs
+        opts = _options(products.similarity_map, args, point=point, point_crs=crs, overwrite=overwrite)
+        out = products.similarity_map(feats, args.out, **opts)
         query = f"the point {','.join(args.point)}" if point else f"the polygons of {args.polygon}"
         png = png or out.with_suffix(".png")
         print(f"similar: {out} (cosine similarity to {query}), {qml_path(out)}, {png}")
     else:
-        if len(rest) < 2:
-            raise ConfigError("geodino embed zonal needs FEATURES and POLYGONS: geodino embed zonal F.tif P.gpkg --out")
-        out = products.zonal_embeddings(
-            feats, rest[1], args.out, layer=args.layer, all_touched=args.all_touched, png=png, overwrite=overwrite
-        )
+        opts = _options(products.zonal_embeddings, args, overwrite=overwrite)
+        out = products.zonal_embeddings(feats, rest[1], args.out, **opts)
         import pandas as pd
 
         status = pd.read_parquet(out, columns=["status"])["status"]
@@ -407,18 +468,12 @@ def _product(args: argparse.Namespace) -> int:
     return 0
 
 
-def _also(png: str | None) -> str:
-    return f", {png}" if png else ""
-
-
 def _classify_or_change(args: argparse.Namespace, rest: list[str], overwrite: bool) -> int:
     """`embed classify FEATURES [LABELS]` and `embed change A B`: print where the outputs went and the scores."""
     if args.input == "change":
         from geodino.embed.change import change_map
 
-        if len(rest) != 2:
-            raise ConfigError("geodino embed change needs two feature rasters: geodino embed change A B --out C.tif")
-        s = change_map(rest[0], rest[1], args.out, **options_for(change_map, args, overwrite=overwrite))
+        s = change_map(rest[0], rest[1], args.out, **_options(change_map, args, overwrite=overwrite))
         line = f"change: {s['distance']} (cosine distance, p99 {s['p99']:.3f}), {s['png']}"
         if "mask" in s:
             line += f"; {s['mask']}: {s['changed_share']:.1%} of {plural(s['valid_cells'], 'cell')} changed (threshold "
@@ -427,10 +482,8 @@ def _classify_or_change(args: argparse.Namespace, rest: list[str], overwrite: bo
         return 0
     from geodino.embed.classify import classify_map, headline
 
-    if len(rest) > 2:
-        raise ConfigError(f"geodino embed classify takes FEATURES and LABELS; unexpected {' '.join(rest[2:])}")
     labels = rest[1] if len(rest) > 1 else None
-    m = classify_map(rest[0], labels, args.out, **options_for(classify_map, args, overwrite=overwrite))
+    m = classify_map(rest[0], labels, args.out, **_options(classify_map, args, overwrite=overwrite))
     cv = m.get("cv") or {}
     if "accuracy" in cv:  # balanced accuracy and macro F1 first: plain accuracy flatters imbalanced labels
         score = f"blocked CV accuracy ({cv['folds']} folds): {headline(cv)}"

@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from geodino.config import whole_number
 from geodino.embed import style
-from geodino.embed.map_outputs import check_map_outputs, cog_profile, n_blocks, progress, write_cog
+from geodino.embed.map_outputs import check_map_outputs, cog_profile, n_blocks, progress, whole_option, write_cog
 from geodino.embed.placement import (
     LINES,
     POINTS,
@@ -38,6 +37,20 @@ from geodino.errors import ConfigError, InputError, plural
 from geodino.io import atomic_path, check_writable
 
 
+def _sample_and_seed(sample: Any, seed: Any, least: int, why: str) -> tuple[int, int]:
+    """pca's and cluster's `sample` (at least `least` cells: `why`) and `seed` (>= 0) as ints (`whole_option`), or
+    one line naming the flag and the keyword: sample=0 said the raster had too few valid pixels, seed=-1 was numpy's
+    traceback."""
+    sample, seed = whole_option(sample, "sample", 50000), whole_option(seed, "seed", 0)
+    if sample < least:
+        raise ConfigError(
+            f"--sample {sample}: fit on at least {least} sampled cells ({why}; default 50000; sample= in Python)"
+        )
+    if seed < 0:
+        raise ConfigError(f"--seed {seed}: give a whole number >= 0 (default 0; seed= in Python)")
+    return sample, seed
+
+
 def pca_map(
     features: str | Path,
     out: str | Path,
@@ -50,7 +63,7 @@ def pca_map(
     """3-band uint8 COG of the first three principal components (0 = nodata; values stretched 2-98 %)."""
     from sklearn.decomposition import PCA
 
-    sample, seed = whole_number(sample, "sample", 50000), whole_number(seed, "seed", 0)
+    sample, seed = _sample_and_seed(sample, seed, 3, "three components")
     check_map_outputs("pca", out, png=png, style=style.qml_path(out))
     out = check_writable(out, overwrite=overwrite)
     with EmbeddingReader(features).require_features() as rd:
@@ -118,9 +131,10 @@ def cluster_map(
     before fitting and assigning)."""
     from sklearn.cluster import MiniBatchKMeans
 
-    k, sample, seed = whole_number(k, "k", 8), whole_number(sample, "sample", 50000), whole_number(seed, "seed", 0)
+    k = whole_option(k, "k", 8)
     if not 2 <= k <= 254:
-        raise InputError(f"k={k} clusters: choose between 2 and 254")
+        raise InputError(f"k={k} clusters (--k {k}): choose between 2 and 254")
+    sample, seed = _sample_and_seed(sample, seed, k, f"one per cluster, --k {k}")
     check_map_outputs("cluster", out, png=png, style=style.qml_path(out))
     out = check_writable(out, overwrite=overwrite)
     with EmbeddingReader(features).require_features() as rd:

@@ -3,11 +3,17 @@ features + validity, int8 dequantised) and `read_store_info` (a store's shape, d
 
 The products, classify and change read through it. Kept apart from the writers (`geodino.embed.writers`), which
 use only `read_store_info` (to copy a store into a COG); the stored encoding is `geodino.embed.encoding`.
+
+A feature raster damaged after it was written (a COG cut short, a Zarr chunk file deleted or overwritten) is one
+`damaged_raster` line naming the file, the cells that do not read when known, and what to do (write it again with
+the `geodino embed` command that made it, which the file's own record names): `require_features` looks before any
+work (`writers.damage_of`: the end of the file, the chunk files), `read` names the window a deeper fault is in.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -58,6 +64,69 @@ def _missing_raster(path: Path) -> str:
 FEATURE_MARKERS = ("model_spec", "model_fingerprint")  # metadata keys every `geodino embed` output records
 
 
+def gdal_detail(exc: BaseException, path: str | Path | None = None) -> str:
+    """The root of a GDAL read error, one line: rasterio raises "Read failed. See previous exception for details."
+    and chains GDAL's own messages behind it (`__cause__`), the deepest of which says what failed ("got 74691 bytes,
+    expected 151876", "Decompression of tile .../embedding/0.3.2 failed"); the file a shallower one names ("s1.tif,
+    band 1: IReadBlock failed ...": a mosaic's scene) is put in front when it is not `path` itself."""
+    lines, seen, e = [], set(), exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        text = str(e).strip()
+        if text:
+            lines.append(text.splitlines()[0])
+        e = e.__cause__ or e.__context__
+    detail = lines[-1] if lines else type(exc).__name__
+    detail = detail.replace(" at row 4294967295, col 4294967295,", "")  # libtiff's -1: no row or column
+    for line in lines[:-1]:
+        m = re.match(r"(.+?), band \d+: ", line)
+        if m and m.group(1) not in detail and (path is None or Path(m.group(1)).resolve() != Path(path).resolve()):
+            detail = f"{m.group(1)}: {detail}"
+            break
+    return detail if len(detail) <= 200 else detail[:197] + "..."
+
+
+def damaged_raster(path: str | Path, why: str, metadata: dict[str, Any] | None = None, window: Any = None) -> str:
+    """The one line for a feature raster that does not read as written (truncated, a chunk missing or garbled):
+    the file, where (`window`, a rasterio Window, when known), why, and what to do. A finished output is complete,
+    so `--resume` has nothing to finish there (it says the output is damaged): the remedy is the `geodino embed`
+    command that made it, with --overwrite; the input and backbone its record names (`metadata`) are given when
+    known. Without the record (the header itself lost) the file may not be geodino's: the remedy is conditional."""
+    where = ""
+    if window is not None:
+        r0, c0 = int(window.row_off), int(window.col_off)
+        where = f" at rows {r0}..{r0 + int(window.height)}, columns {c0}..{c0 + int(window.width)}"
+    meta = metadata or {}
+    source, spec = meta.get("input"), meta.get("model_spec")
+    again = "write it again (the `geodino embed` command that made it, with --overwrite)"
+    if source and spec:
+        again = (
+            f"write it again (geodino embed {source} --backbone {spec} --out {path} --overwrite, with the options it "
+            "was made with)"
+        )
+    elif not any(meta.get(k) for k in FEATURE_MARKERS):
+        again = f"if `geodino embed` wrote it, {again}"
+    return (
+        f"cannot read feature raster {path}{where} ({why}): the file is truncated or corrupt (cut short or changed "
+        f"after it was written); {again} and run this command again"
+    )
+
+
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
+
+
+def _written_as_raster(path: Path) -> bool:
+    """Whether `path` was written as a raster `geodino embed` writes (a Zarr store, a TIFF), so that GDAL failing
+    to open it means damage rather than a file of another kind (a GeoPackage passed by mistake)."""
+    if path.is_dir():
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) in TIFF_MAGIC
+    except OSError:
+        return False
+
+
 class EmbeddingReader:
     """Read a feature raster written by geodino (COG, GeoTIFF or Zarr) as float32 features + validity.
 
@@ -81,10 +150,17 @@ class EmbeddingReader:
                     warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
                 self.src = rasterio.open(gdal_path)
         except rasterio.errors.RasterioIOError as exc:
+            if _written_as_raster(Path(self.path)):  # a TIFF or store whose header does not read: damaged
+                raise InputError(damaged_raster(self.path, gdal_detail(exc, self.path))) from exc
             raise InputError(f"cannot read feature raster {self.path}: {str(exc).splitlines()[0]}") from exc
         self.crs, self.transform = self.src.crs, self.src.transform
         if Path(self.path).is_dir():
-            info = read_store_info(self.path)
+            try:
+                info = read_store_info(self.path)
+            except (OSError, ValueError, KeyError, TypeError) as exc:  # zarr's and JSON's errors of a damaged store
+                self.src.close()
+                why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise InputError(damaged_raster(self.path, why)) from exc
             attrs = info["attrs"]
             # the store's own record (`spatial_ref`): for a store one cell wide or high, written before such outputs
             # were refused, GDAL gives the identity transform (see `check_zarr_grid`)
@@ -100,7 +176,18 @@ class EmbeddingReader:
         """This reader, or (closed) a one-line InputError when the raster was not written by `geodino embed`: the
         products would map a plain RGB GeoTIFF or a DEM as if its pixel values were features and say nothing.
         Every feature raster, Zarr store and scene mosaic carries the backbone record (GEODINO_MODEL_SPEC and
-        GEODINO_MODEL_FINGERPRINT tags, `model_spec` attributes); one of the two is enough."""
+        GEODINO_MODEL_FINGERPRINT tags, `model_spec` attributes); one of the two is enough. A raster damaged after it
+        was written (`writers.damage_of`: cut short, a chunk file missing) is one line too (`damaged_raster`)."""
+        from geodino.embed.writers import damage_of  # writers imports this module
+
+        why = damage_of(self.path)  # cheap (the chunk files, the last tile): a deeper fault is named by `read`
+        if why is not None:  # before the record: a header cut short loses the GEODINO_ tags too
+            where = None
+            if "See previous exception" in why:  # rasterio's wrapper line: GDAL's own (a VRT's scene file) is behind
+                where, detail = self._bad_block(None, last_first=True)
+                why = detail or why
+            self.close()
+            raise InputError(damaged_raster(self.path, why, self.metadata, where))
         if any(self.metadata.get(k) not in (None, "") for k in FEATURE_MARKERS):
             return self
         self.close()
@@ -121,11 +208,19 @@ class EmbeddingReader:
         self.close()
 
     def read(self, window: Any = None, out_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(features [D,h,w] float32, valid [h,w] bool) for a rasterio window (None: everything)."""
+        """(features [D,h,w] float32, valid [h,w] bool) for a rasterio window (None: everything); a window that does
+        not decode is one InputError line (`damaged_raster`) naming it."""
+        import rasterio.errors
+
         kw: dict[str, Any] = {"window": window}
         if out_shape is not None:
             kw["out_shape"] = (self.count, *out_shape)
-        raw = self.src.read(**kw)
+        try:
+            raw = self.src.read(**kw)
+        except rasterio.errors.RasterioError as exc:  # a tile or chunk that does not decode: truncated, overwritten
+            where, detail = (window, None) if out_shape is not None else self._bad_block(window)
+            why = detail or gdal_detail(exc, self.path)
+            raise InputError(damaged_raster(self.path, why, self.metadata, where)) from exc
         if self.dtype == "int8" or raw.dtype == np.int8:
             valid = ~np.any(raw == INT8_NODATA, axis=0)  # -128 is no code (codes are -127..127)
             feats = dequantize_int8(raw, renormalize=True)
@@ -134,6 +229,26 @@ class EmbeddingReader:
             valid = ~np.any(np.isnan(feats), axis=0)
         feats = np.where(valid[None], feats, 0.0).astype(np.float32)
         return feats, valid
+
+    def _bad_block(self, window: Any, *, last_first: bool = False) -> tuple[Any, str | None]:
+        """The first storage block (COG tile, Zarr chunk) inside `window` (None: the raster; `last_first`: from the
+        end) that does not read, and GDAL's message for it, for the error line (a row block of `blocks` spans
+        many); (`window`, None) when each reads alone."""
+        import rasterio.errors
+        from rasterio.windows import Window
+
+        win = window if window is not None else Window(0, 0, self.width, self.height)
+        r0, c0 = int(win.row_off), int(win.col_off)
+        r1, c1 = r0 + int(win.height), c0 + int(win.width)
+        bh, bw = self.src.block_shapes[0]
+        starts = [(r, c) for r in range(r0 - r0 % bh, r1, bh) for c in range(c0 - c0 % bw, c1, bw)]
+        for r, c in reversed(starts) if last_first else starts:
+            block = Window(c, r, min(bw, self.width - c), min(bh, self.height - r))
+            try:
+                self.src.read(1, window=block)
+            except rasterio.errors.RasterioError as exc:
+                return block, gdal_detail(exc, self.path)
+        return window, None
 
     def blocks(self, budget_bytes: int = 64 * 2**20) -> Any:
         """Row windows covering the raster, each at most ~`budget_bytes` of float32 features (streaming products)."""
