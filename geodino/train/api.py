@@ -18,20 +18,42 @@ from geodino.errors import InputError, plural
 __all__ = ["distill", "pretrain", "source_of"]
 
 
-def source_of(data: str | Path, sensor: str | None = None, tile_size: int | None = None) -> str:
-    """The `data.sources=[...]` override for a folder (or file list, glob) of images or rasters: `raster` when its
-    files are georeferenced rasters (GeoTIFF, VRT, JP2 with a CRS: tiles cut by the archive reader), else `images`
-    (JPEG, PNG, or TIFF chips without a CRS), decided per file from its header; `sensor` names the data's sensor (a
-    built-in name or a sensor YAML from `geodino data stats`; without it images use ImageNet statistics and 3-band
-    8-bit rasters `sat493m`, named in the source so that the export records it); `tile_size`: the tiles cut from
-    rasters, in pixels (the reader's default, 256, without it). A folder mixing georeferenced rasters and chips
-    (of any extension), or `tile_size` for chips, is refused in one line. A raster-extension file whose header does
-    not read counts as neither (the source's reader stops at it or skips it per its on_error) unless none reads."""
+CUBE_SUFFIXES = (".nc", ".nc4", ".netcdf", ".h5")  # NetCDF/HDF5 files a `cube` source opens (and Zarr stores)
+ROUTE = "other data: overrides=['data.sources=[{type: ..., paths: [...]}]'] (docs/data.md, Sources)"
+
+
+def source_of(data: str | Path | Sequence[str | Path], sensor: str | None = None, tile_size: int | None = None) -> str:
+    """The `data.sources=[...]` override for a folder (or file list, glob) of images, rasters or tar shards, or for
+    datacubes: `cube` for Zarr stores and NetCDF files (each named, or a folder holding only such), `tar` for
+    WebDataset-style `.tar` shards (a folder, glob or list of them), `raster` when the files are georeferenced
+    rasters (GeoTIFF, VRT, JP2 with a CRS: tiles cut by the archive reader), else `images` (JPEG, PNG, or TIFF chips
+    without a CRS), decided per file from its header; `sensor` names the data's sensor (a built-in name or a sensor
+    YAML from `geodino data stats`; without it images and shards use ImageNet statistics and 3-band 8-bit rasters
+    `sat493m`, named in the source so that the export records it); `tile_size`: the tiles cut from rasters or cubes,
+    in pixels (the reader's default, 256, without it). Data mixing kinds (rasters and chips, shards and loose files,
+    cubes and files), or `tile_size` for chips or shards, is refused in one line; so is data of no kind, naming the
+    `overrides=['data.sources=[...]']` route. A raster-extension file whose header does not read counts as neither
+    (the source's reader stops at it or skips it per its on_error) unless none reads."""
     from geodino.data.paths import IMAGE_EXTS, RASTER_EXTS, resolve_paths
 
-    hint = "pass a folder of images or rasters, a glob or a list of files"
-    exts = tuple(dict.fromkeys((*RASTER_EXTS, *IMAGE_EXTS)))
-    files = resolve_paths(data, exts, what="image or raster", hint=hint)
+    hint = f"pass a folder of images, rasters or .tar shards, Zarr stores or NetCDF files, a glob or a list; {ROUTE}"
+    items = [data] if isinstance(data, str | Path) else list(data)
+    cubes = _cubes(items)
+    if cubes:
+        return _entry("cube", cubes, sensor, tile_size)
+    exts = tuple(dict.fromkeys((*RASTER_EXTS, *IMAGE_EXTS, ".tar")))
+    files = resolve_paths(data, exts, what="image, raster or tar shard", hint=hint)
+    tars = [f for f in files if f.lower().endswith(".tar")]
+    if tars:
+        loose = [f for f in files if not f.lower().endswith(".tar")]
+        if loose:
+            raise InputError(
+                f"{data} holds tar shards ({tars[0]}) and {plural(len(loose), 'image or raster file')} ({loose[0]}); "
+                "a source is one kind: pass them as two folders, or build data.sources with a tar and an images source"
+            )
+        if tile_size is not None:
+            raise InputError(f"tile_size={tile_size} applies to rasters and cubes; {data} holds tar shards of images")
+        return _entry("tar", items, sensor, None)
     rasters, chips, first_raster, unread = _kinds(files)
     if not rasters and not chips:  # no header read: nothing to decide from
         raise InputError(f"cannot read {unread[0][0]} ({unread[0][1]}); {hint}")
@@ -47,12 +69,49 @@ def source_of(data: str | Path, sensor: str | None = None, tile_size: int | None
     default_sensor = None
     if first_raster is not None and first_raster[0] == 3 and first_raster[1] == "uint8":
         default_sensor = "sat493m"  # what the raster reader standardises 8-bit RGB with; the export records it
-    paths = ", ".join(_quoted(p) for p in ([data] if isinstance(data, str | Path) else data))
-    sensor = sensor or default_sensor
+    return _entry(kind, items, sensor or default_sensor, tile_size)
+
+
+def _entry(kind: str, paths: Sequence[str | Path], sensor: str | None, tile_size: int | None) -> str:
+    """The `data.sources=[...]` override of one source."""
     extra = f", sensor: {_quoted(sensor)}" if sensor else ""
     if tile_size is not None:
         extra += f", tile_size: {int(tile_size)}"
-    return f"data.sources=[{{type: {kind}, paths: [{paths}]{extra}}}]"
+    return f"data.sources=[{{type: {kind}, paths: [{', '.join(_quoted(p) for p in paths)}]{extra}}}]"
+
+
+def _is_cube(path: str | Path) -> bool:
+    """A Zarr store (`data.cubes.is_zarr_store`) or an existing NetCDF/HDF5 file."""
+    from geodino.data.cubes import is_zarr_store
+
+    p = Path(path).expanduser()
+    return is_zarr_store(p) or (p.is_file() and p.suffix.lower() in CUBE_SUFFIXES)
+
+
+def _cubes(items: list[str | Path]) -> list[str | Path]:
+    """The datacubes `items` name (each a Zarr store or NetCDF file, or a folder whose data are such stores and
+    files, at its top level), or [] when they name none; cubes beside other data are refused in one line."""
+    from geodino.data.paths import IMAGE_EXTS, RASTER_EXTS
+
+    exts = (*RASTER_EXTS, *IMAGE_EXTS, ".tar")
+    found: list[str | Path] = []
+    other: list[str | Path] = []
+    for item in items:
+        p = Path(item).expanduser()
+        if _is_cube(p):
+            found.append(item)
+            continue
+        kids = [c for c in sorted(p.iterdir()) if not c.name.startswith(".")] if p.is_dir() else []
+        data = [c for c in kids if _is_cube(c) or c.is_dir() or c.suffix.lower() in exts]  # not READMEs
+        stores = [str(c) for c in data if _is_cube(c)]
+        found += stores
+        other += [item] if not stores else [str(c) for c in data if not _is_cube(c)]
+    if found and other:
+        raise InputError(
+            f"{found[0]} is a datacube but {other[0]} is other data; a source is one kind: pass the Zarr stores or "
+            "NetCDF files alone, or build data.sources with a cube and another source"
+        )
+    return found
 
 
 def _kinds(files: list[str]) -> tuple[list[str], list[str], tuple[int, str] | None, list[tuple[str, str]]]:
@@ -96,7 +155,7 @@ def _quoted(value: str | Path) -> str:
 
 
 def pretrain(
-    data: str | Path | Sequence[str | Path],
+    data: str | Path | Sequence[str | Path] | None,
     out: str | Path,
     *,
     config: str | Path = "small_vit_tiny",
@@ -106,7 +165,8 @@ def pretrain(
     tile_size: int | None = None,
     overrides: Sequence[str] = (),
 ) -> Path:
-    """Pretrain on `data` (a folder, glob or list of image/raster files) into the run folder `out`; returns it.
+    """Pretrain on `data` (a folder, glob or list of images, rasters or tar shards; Zarr stores or NetCDF files: see
+    `source_of`; None with `overrides=['data.sources=[...]']` for anything else) into the run folder `out`; returns it.
 
     `config`: a shipped recipe name or a YAML file (`small_vit_tiny`: the short-run recipe); `steps`:
     `trainer.max_steps`; `init_from`: a checkpoint, export or official release to continue from, whose
@@ -122,7 +182,7 @@ def pretrain(
         overrides = [overrides]
     if steps is not None:
         steps = whole_number(steps, "steps")
-    keys = [source_of(data, sensor, tile_size), f"output_dir={_quoted(Path(out).expanduser())}"]
+    keys = [*_data_keys(data, sensor, tile_size, overrides), f"output_dir={_quoted(Path(out).expanduser())}"]
     if steps is not None:
         keys.append(f"trainer.max_steps={steps}")
     if init_from is not None:
@@ -140,7 +200,7 @@ def pretrain(
 
 def distill(
     teacher: str | Path,
-    data: str | Path | Sequence[str | Path],
+    data: str | Path | Sequence[str | Path] | None,
     out: str | Path,
     *,
     config: str | Path = "small_vit_tiny_half",
@@ -167,7 +227,7 @@ def distill(
         overrides = [overrides]
     keys = [
         f"teacher.spec={_quoted(Path(teacher).expanduser() if str(teacher).startswith('~') else teacher)}",
-        source_of(data, sensor, tile_size),
+        *_data_keys(data, sensor, tile_size, overrides),
         f"output_dir={_quoted(Path(out).expanduser())}",
     ]
     if steps is not None:
@@ -175,6 +235,22 @@ def distill(
     if student is not None:
         keys.append(f"students=[{_student(student)}]")
     return run(load_config(DistillConfig, config, [*keys, *overrides]))
+
+
+def _data_keys(data: Any, sensor: str | None, tile_size: int | None, overrides: Sequence[str]) -> list[str]:
+    """The data source's override (`source_of`), or none when `overrides` set `data.sources` themselves (then `data`
+    is None: one place names the data)."""
+    from geodino.errors import ConfigError
+
+    if any(str(o).split("=", 1)[0].strip() == "data.sources" for o in overrides):
+        if data is not None:
+            raise ConfigError(
+                f"data={str(data)!r} and overrides=['data.sources=...'] both name the data; pass data=None"
+            )
+        return []
+    if data is None:
+        raise ConfigError(f"data=None needs the sources in overrides: {ROUTE}")
+    return [source_of(data, sensor, tile_size)]
 
 
 def _student(student: str | Mapping[str, Any]) -> str:
