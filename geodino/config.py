@@ -227,8 +227,15 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: str 
 
 
 def whole_number(value: Any, name: str, example: int = 100) -> int:
-    """`value` as an int for a Python argument `name`: ints, whole floats and numeric strings ("4", " 4 ") pass;
-    anything else (text, 2.5, True, None) is one ConfigError line naming the argument and what it takes."""
+    """`value` as an int for a Python argument `name`: ints, whole floats and numeric strings ("4", " 4 ") pass, numpy
+    numbers too (an array's element, np.int64(4)); anything else (text, 2.5, True, None) is one ConfigError line naming
+    the argument and what it takes."""
+    import numbers
+
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = int(value)
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool | float):  # np.float32 is not a float
+        value = float(value)
     if isinstance(value, bool):
         ok = None
     elif isinstance(value, int):

@@ -224,9 +224,12 @@ def removes_created_dirs(func: Callable[..., T]) -> Callable[..., T]:
 
 
 def check_writable(path: str | Path, *, overwrite: bool = False) -> Path:
-    """Fail early, naming the path, when an output exists (and overwrite is off) or its folder is not writable."""
+    """Fail early, naming the path, when an output exists (and overwrite is off) or its folder is not writable.
+    `overwrite` is read as the CLI and YAML read a flag ("false" is False: `bool("false")` would replace the file)."""
+    from geodino.config import true_or_false
+
     path = _named(Path(path).expanduser())
-    if path.exists() and not overwrite:
+    if path.exists() and not true_or_false(overwrite, "overwrite"):
         raise InputError(
             f"output {path} already exists; pass --overwrite (overwrite=True in Python) to replace it, or choose "
             "another path"

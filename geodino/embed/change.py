@@ -135,11 +135,12 @@ def change_map(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Write the distance COG (and with `threshold` the binary change COG), their `.qml` styles and PNGs."""
-    from geodino.embed.products import cog_profile, n_blocks, write_cog
+    from geodino.config import true_or_false
+    from geodino.embed.products import check_map_outputs, cog_profile, n_blocks, write_cog
     from geodino.embed.quicklook import classes_png, ramp_png
 
     threshold = _threshold(threshold)
-    from geodino.embed.products import check_map_outputs
+    resample = true_or_false(resample, "resample")  # "false" from a YAML or a caller's text is False
 
     out = Path(out)
     png = Path(png) if png else out.with_suffix(".png")

@@ -262,14 +262,14 @@ def _fit(
 def _check_options(
     folds: Any, neighbors: Any, max_cells: Any, cv_gap: Any, seed: Any, method: str
 ) -> tuple[int, int, int, int, int]:
-    """The numeric classify options as ints, read as YAML and the CLI read them (`whole_option`: 5, 5.0, "5" and
+    """The numeric classify options as ints, read as YAML and the CLI read them (`whole_number`: 5, 5.0, "5" and
     numpy integers alike), or one line for one that is not a whole number or
     is out of range, naming the CLI flag and the keyword (before any file is read)."""
-    from geodino.embed.map_outputs import whole_option
+    from geodino.config import whole_number
 
-    folds, neighbors = whole_option(folds, "folds", 5), whole_option(neighbors, "neighbors", 5)
-    max_cells, cv_gap = whole_option(max_cells, "max_cells", 1000), whole_option(cv_gap, "cv_gap", 1)
-    seed = whole_option(seed, "seed", 0)
+    folds, neighbors = whole_number(folds, "folds", 5), whole_number(neighbors, "neighbors", 5)
+    max_cells, cv_gap = whole_number(max_cells, "max_cells", 1000), whole_number(cv_gap, "cv_gap", 1)
+    seed = whole_number(seed, "seed", 0)
     if method not in METHODS:
         raise ConfigError(f"--method {method!r} is not one of {', '.join(METHODS)} (method= in Python)")
     if folds < 2:

@@ -5,8 +5,7 @@ class map its colour table and, in `OUT.tif.aux.xml`, a GDAL raster attribute ta
 `classes` mapping, the one the `.qml` and the PNG legend are drawn from. `check_map_outputs` refuses wrong or
 clashing output names before anything is written, `cog_profile`/`n_blocks` describe the output grid; the PNG
 quick-looks are `quicklook.py`. Kept apart from `products.py` (what each product computes) because classify and
-change write their maps through the same helpers; `products.py` re-exports them. `whole_option` reads the products'
-whole-number keywords (k, sample, seed, folds ...) as the CLI and YAML read them.
+change write their maps through the same helpers; `products.py` re-exports them.
 """
 
 from __future__ import annotations
@@ -19,21 +18,6 @@ from typing import Any
 from geodino.embed.writers import EmbeddingReader
 from geodino.errors import ConfigError
 from geodino.io import atomic_path
-
-
-def whole_option(value: Any, name: str, example: int) -> int:
-    """A product's whole-number keyword (`name`, e.g. folds=5) as an int, read as `EmbedConfig.validate` reads
-    embed's (`geodino.config.whole_number`: 5, 5.0 and "5" alike; anything else one ConfigError line naming it), and
-    numpy numbers too (an array's element; whole_number takes Python numbers only: np.int64(5) was refused)."""
-    import numbers
-
-    from geodino.config import whole_number
-
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        value = int(value)
-    elif isinstance(value, numbers.Real) and not isinstance(value, bool | float):  # np.float32: not a float
-        value = float(value)
-    return whole_number(value, name, example)
 
 
 def progress(items: Any, *, total: int | None, desc: str) -> Any:

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from geodino.config import true_or_false, whole_number
 from geodino.embed import style
-from geodino.embed.map_outputs import check_map_outputs, cog_profile, n_blocks, progress, whole_option, write_cog
+from geodino.embed.map_outputs import check_map_outputs, cog_profile, n_blocks, progress, write_cog
 from geodino.embed.placement import (
     LINES,
     POINTS,
@@ -38,10 +39,10 @@ from geodino.io import atomic_path, check_writable
 
 
 def _sample_and_seed(sample: Any, seed: Any, least: int, why: str) -> tuple[int, int]:
-    """pca's and cluster's `sample` (at least `least` cells: `why`) and `seed` (>= 0) as ints (`whole_option`), or
+    """pca's and cluster's `sample` (at least `least` cells: `why`) and `seed` (>= 0) as ints (`whole_number`), or
     one line naming the flag and the keyword: sample=0 said the raster had too few valid pixels, seed=-1 was numpy's
     traceback."""
-    sample, seed = whole_option(sample, "sample", 50000), whole_option(seed, "seed", 0)
+    sample, seed = whole_number(sample, "sample", 50000), whole_number(seed, "seed", 0)
     if sample < least:
         raise ConfigError(
             f"--sample {sample}: fit on at least {least} sampled cells ({why}; default 50000; sample= in Python)"
@@ -131,7 +132,7 @@ def cluster_map(
     before fitting and assigning)."""
     from sklearn.cluster import MiniBatchKMeans
 
-    k = whole_option(k, "k", 8)
+    k = whole_number(k, "k", 8)
     if not 2 <= k <= 254:
         raise InputError(f"k={k} clusters (--k {k}): choose between 2 and 254")
     sample, seed = _sample_and_seed(sample, seed, k, f"one per cluster, --k {k}")
@@ -335,6 +336,7 @@ def zonal_embeddings(
             f"--out {out}: zonal writes GeoParquet (polygons, attributes and embeddings), not a raster; name the "
             f"output {Path(out).with_suffix('.parquet').name} ({' or '.join(ZONAL_SUFFIXES)})"
         )
+    all_touched = true_or_false(all_touched, "all_touched")  # "false" from a YAML or a caller's text is False
     out = check_writable(out, overwrite=overwrite)
     png = check_writable(png or out.with_suffix(".png"), overwrite=overwrite)
     gdf = read_features(polygons, layer=layer, what="polygons")

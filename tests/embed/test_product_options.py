@@ -90,3 +90,27 @@ def test_change_threshold_as_text(tmp_path):
     assert s["threshold"] == 0.5 and s["method"] == "given"
     with pytest.raises(InputError, match=r"^--threshold 2\.5 must lie in \[0, 2\] .*\(threshold= in Python\)$"):
         change_map(f, f, tmp_path / "d.tif", threshold="2.5")
+
+
+def test_flags_and_numbers_as_text_or_numpy_are_read_as_the_cli_reads_them(tmp_path):
+    """`overwrite="false"` replaced an existing output (bool("false") is True) in every Python writer that checks
+    its output with `geodino.io.check_writable`; numpy whole numbers are whole numbers (`geodino.config.whole_number`
+    took Python numbers only, so `k=np.int64(8)` was refused where 8 was taken)."""
+    import numpy as np
+
+    from geodino.config import true_or_false, whole_number
+    from geodino.errors import ConfigError, InputError
+    from geodino.io import check_writable
+
+    out = tmp_path / "x.tif"
+    out.write_bytes(b"x")
+    for no in ("false", "no", "0", 0, False):
+        with pytest.raises(InputError, match="already exists"):
+            check_writable(out, overwrite=no)
+    assert check_writable(out, overwrite="true") == out
+    with pytest.raises(ConfigError, match=r"^overwrite must be true or false"):
+        check_writable(out, overwrite="maybe")
+    assert [whole_number(v, "k") for v in (np.int64(8), np.uint8(8), np.float32(8.0), "8", 8.0)] == [8] * 5
+    with pytest.raises(ConfigError, match=r"^k must be a whole number"):
+        whole_number(np.float64(8.5), "k")
+    assert [true_or_false(v, "f") for v in ("Yes", " off ", np.int64(1), 0)] == [True, False, True, False]
