@@ -9,6 +9,7 @@ dotted override, as on the command line.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,7 @@ def pretrain(
     init_from: str | Path | None = None,
     sensor: str | None = None,
     tile_size: int | None = None,
+    photos: bool | None = None,
     overrides: Sequence[str] = (),
 ) -> Path:
     """Pretrain on `data` (a folder, glob or list of images, rasters or tar shards; Zarr stores or NetCDF files: see
@@ -172,7 +174,11 @@ def pretrain(
     `trainer.max_steps`; `init_from`: a checkpoint, export or official release to continue from, whose
     architecture the student takes (`ssl.student.arch=from_init`) and whose missing heads train alone for the
     first 10 % of the run (`head_warmup_steps=0.1`; a 1-step run has no room for it) unless `overrides` say
-    otherwise; `sensor`: the data's sensor; `tile_size`: tiles cut from rasters (pixels).
+    otherwise; `sensor`: the data's sensor; `tile_size`: tiles cut from rasters (pixels); `photos`: the images are
+    photos, which have an up (horizontal flips only, as the official web recipe: `crops.vflips=false`,
+    `crops.rot90=false`), not overhead chips (the recipe's flips and 90° rotations); None: photos for an images or
+    tar source read with ImageNet statistics (no sensor, or `imagenet`), overhead for any other sensor and for rasters
+    and cubes (one stderr line says which, for images and tar).
     The backbone is exported to `out/export/teacher.pth` (load it with `geodino.backbones.load_backbone`)."""
     from geodino.config import load_config, whole_number
     from geodino.train.pretrain import PretrainConfig
@@ -182,7 +188,7 @@ def pretrain(
         overrides = [overrides]
     if steps is not None:
         steps = whole_number(steps, "steps")
-    keys = [*_data_keys(data, sensor, tile_size, overrides), f"output_dir={_quoted(Path(out).expanduser())}"]
+    keys = [*_data_keys(data, sensor, tile_size, overrides, photos), f"output_dir={_quoted(Path(out).expanduser())}"]
     if steps is not None:
         keys.append(f"trainer.max_steps={steps}")
     if init_from is not None:
@@ -208,6 +214,7 @@ def distill(
     steps: int | None = None,
     sensor: str | None = None,
     tile_size: int | None = None,
+    photos: bool | None = None,
     overrides: Sequence[str] = (),
 ) -> dict[str, Path]:
     """Distil the frozen `teacher` (any backbone spec: a `geodino.pretrain` export, an official release, a checkpoint)
@@ -217,7 +224,7 @@ def distill(
     `small_vit_tiny` teacher on small chips; `vitl_to_vits`: a ViT-L/16 teacher, e.g. the official SAT-493M release,
     into a ViT-S/16); `student`: an architecture name (`vit_small`: one student of that name with the recipe's
     other settings) or a mapping of `students[]` keys (`{"arch": "vit_tiny", "overrides": {"depth": 6}}`), in
-    place of the recipe's students; `steps`: `train.max_steps`; `sensor`, `tile_size`: the data's, as in `pretrain`.
+    place of the recipe's students; `steps`: `train.max_steps`; `sensor`, `tile_size`, `photos`: as in `pretrain`.
     Each student is exported to `out/NAME/NAME.pth` (load it with `geodino.backbones.load_backbone`)."""
     from geodino.config import load_config, whole_number
     from geodino.train.distill import DistillConfig
@@ -227,7 +234,7 @@ def distill(
         overrides = [overrides]
     keys = [
         f"teacher.spec={_quoted(Path(teacher).expanduser() if str(teacher).startswith('~') else teacher)}",
-        *_data_keys(data, sensor, tile_size, overrides),
+        *_data_keys(data, sensor, tile_size, overrides, photos),
         f"output_dir={_quoted(Path(out).expanduser())}",
     ]
     if steps is not None:
@@ -237,20 +244,43 @@ def distill(
     return run(load_config(DistillConfig, config, [*keys, *overrides]))
 
 
-def _data_keys(data: Any, sensor: str | None, tile_size: int | None, overrides: Sequence[str]) -> list[str]:
+def _data_keys(
+    data: Any, sensor: str | None, tile_size: int | None, overrides: Sequence[str], photos: bool | None = None
+) -> list[str]:
     """The data source's override (`source_of`), or none when `overrides` set `data.sources` themselves (then `data`
-    is None: one place names the data)."""
+    is None: one place names the data); then the crops of photos (`_photo_keys`)."""
     from geodino.errors import ConfigError
+
+    if photos is not None and not isinstance(photos, bool):
+        raise ConfigError(f"photos={photos!r}: pass True (photos: horizontal flips only), False or None (decide)")
 
     if any(str(o).split("=", 1)[0].strip() == "data.sources" for o in overrides):
         if data is not None:
             raise ConfigError(
                 f"data={str(data)!r} and overrides=['data.sources=...'] both name the data; pass data=None"
             )
-        return []
+        return _photo_keys(None, sensor, photos)
     if data is None:
         raise ConfigError(f"data=None needs the sources in overrides: {ROUTE}")
-    return [source_of(data, sensor, tile_size)]
+    source = source_of(data, sensor, tile_size)
+    return [source, *_photo_keys(source.split("type: ", 1)[1].split(",", 1)[0], sensor, photos)]
+
+
+def _photo_keys(kind: str | None, sensor: str | None, photos: bool | None) -> list[str]:
+    """Horizontal flips only for photos (they have an up; the official web recipe's crops), as overrides; the
+    recipe's crops (flips and 90° rotations: overhead imagery has no up) otherwise. `photos` None decides from the
+    source: an images or tar source read with ImageNet statistics (the web sensor, also their default) holds photos,
+    one with a satellite or aerial sensor (or a `data stats` YAML) overhead chips; rasters and cubes are overhead.
+    Whether EuroSAT-like chips are photos cannot be told from the files, so the line printed says how to choose."""
+    if photos is None and kind in ("images", "tar"):
+        photos = (sensor or "imagenet") == "imagenet"
+        what = "photos: horizontal flips only" if photos else "overhead chips: the recipe's flips and 90° rotations"
+        other = "False for overhead chips" if photos else "True for photos, which have an up"
+        print(
+            f"geodino: {kind} source with sensor {sensor or 'imagenet'} read as {what} (photos={other})",
+            file=sys.stderr,
+        )
+    return ["crops.vflips=false", "crops.rot90=false"] if photos else []
 
 
 def _student(student: str | Mapping[str, Any]) -> str:

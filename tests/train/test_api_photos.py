@@ -1,0 +1,65 @@
+"""`geodino.pretrain(photo_folder)` used the `small_vit_tiny` recipe's vertical flips and 90° rotations, made for
+overhead chips, though photos have an up (docs/pretraining.md; the official web recipe flips horizontally only). An
+images or tar source read with ImageNet statistics now trains as photos (horizontal flips only), one with a satellite
+sensor, rasters and cubes as overhead imagery; `photos=` decides by hand and overrides still win."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import geodino
+from geodino.errors import ConfigError
+from tests.helpers import write_tif
+
+
+@pytest.fixture
+def seen(monkeypatch, tmp_path):
+    """The configs `geodino.pretrain` / `geodino.distill` would run (the runs themselves replaced)."""
+    import geodino.train.distill as distill_lib
+    import geodino.train.pretrain as pretrain_lib
+
+    configs = []
+    monkeypatch.setattr(pretrain_lib, "pretrain", lambda cfg: configs.append(cfg) or tmp_path / "run")
+    monkeypatch.setattr(distill_lib, "distill", lambda cfg: configs.append(cfg) or {})
+    return configs
+
+
+def crops(cfg) -> tuple[bool, bool, bool]:
+    return cfg.crops.flips, cfg.crops.vflips, cfg.crops.rot90
+
+
+@pytest.fixture
+def photos_dir(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(folder / "a.jpg")
+    return folder
+
+
+def test_photos_get_horizontal_flips_only_and_overhead_chips_keep_the_recipe(seen, photos_dir, tmp_path, capsys):
+    geodino.pretrain(photos_dir, tmp_path / "r")
+    assert crops(seen[-1]) == (True, False, False)
+    assert "images source with sensor imagenet read as photos: horizontal flips only" in capsys.readouterr().err
+    geodino.pretrain(photos_dir, tmp_path / "r", sensor="sat493m")  # overhead chips with a satellite sensor
+    assert crops(seen[-1]) == (True, True, True)
+    assert "read as overhead chips" in capsys.readouterr().err
+    geodino.pretrain(photos_dir, tmp_path / "r", photos=False)
+    assert crops(seen[-1]) == (True, True, True)
+    geodino.pretrain(photos_dir, tmp_path / "r", overrides=["crops.rot90=true"])  # an override wins
+    assert crops(seen[-1]) == (True, False, True)
+    geodino.distill("arch:vit_tiny", photos_dir, tmp_path / "d")
+    assert crops(seen[-1])[1:] == (False, False)
+    with pytest.raises(ConfigError, match=r"^photos='yes'"):
+        geodino.pretrain(photos_dir, tmp_path / "r", photos="yes")  # type: ignore[arg-type]
+
+
+def test_rasters_stay_overhead_unless_told(seen, tmp_path, capsys):
+    rasters = tmp_path / "rasters"
+    rasters.mkdir()
+    write_tif(rasters / "a.tif", np.zeros((3, 64, 64), np.uint8))
+    geodino.pretrain(rasters, tmp_path / "r", tile_size=32)
+    assert crops(seen[-1]) == (True, True, True) and "photos" not in capsys.readouterr().err
+    geodino.pretrain(rasters, tmp_path / "r", tile_size=32, photos=True)
+    assert crops(seen[-1]) == (True, False, False)
