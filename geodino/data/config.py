@@ -70,6 +70,7 @@ class SourceConfig:
     time_dim: str = "time"
     time_sampling: str = "random"  # cube: random | first | last | stack
     align_to_chunks: bool = True  # cube: snap random tiles to the tile grid inside chunks (docs/data.md)
+    allow_no_crs: bool = False  # cube: train on a store without a CRS (tiles in px, no roi; no extent in exports)
     dataset: str | None = None  # torchgeo: GeoDataset class, e.g. torchgeo.datasets.Sentinel2 (paths -> `paths=`)
     dataset_kwargs: dict[str, Any] = field(default_factory=dict)  # torchgeo: further constructor arguments
 

@@ -241,12 +241,32 @@ def _fill_value(da: Any, nodata: float | None, sensor: Sensor | None) -> float |
     return sensor.nodata if sensor is not None else None
 
 
+def _check_crs(scenes: Sequence[CubeScene], allow_no_crs: bool, units: str, roi: Any) -> None:
+    """Refuse a store without a CRS unless `allow_no_crs`; even then tiles in metres and a ROI, which need one."""
+    bare = next((sc for sc in scenes if not sc.crs), None)
+    if bare is None:
+        return
+    if not allow_no_crs:
+        raise InputError(
+            f"datacube {bare.path} has no CRS (no spatial_ref/grid_mapping or crs attribute); write one with "
+            "rioxarray, or set `allow_no_crs: true` in the source to train on it without one (tiles in px, no roi)"
+        )
+    if units != "px" or roi is not None:
+        what = "tile_units: m" if units != "px" else "a roi"
+        raise InputError(
+            f"datacube {bare.path} has no CRS, so {what} cannot be placed on it; give tile_size in px"
+            f"{' and drop roi' if roi is not None else ''}, or write a CRS with rioxarray"
+        )
+
+
 class CubeSource:
     """Tiles of one or more datacubes as a pure function of (seed, index), like `RasterSource`.
 
     time_sampling: "random" (one time step per sample; grid mode enumerates every (tile, time) pair),
     "first", "last", or "stack" (all times, `image` [T,C,H,W]; for plain loaders, not multi-crop). first/last
     fall back to the nearest date with a valid pixel in the tile where theirs has none (a missing acquisition).
+    allow_no_crs: train on stores without a CRS (web-style cubes): samples carry `crs` "" and the store's own
+    coordinates; tiles in px only, no ROI.
     align_to_chunks: random tile origins only at `tiling.chunk_places` (the tile grid inside chunks at least the tile
     size, else the chunk grid), drawn equally often; False: uniform origins.
     """
@@ -272,7 +292,7 @@ class CubeSource:
         max_tries: int = 10,
         align_to_chunks: bool = True,
         shuffle: bool = True,
-        require_crs: bool = True,
+        allow_no_crs: bool = False,
         band_names: Sequence[str] | None = None,
         name: str = "cube",
     ) -> None:
@@ -290,12 +310,13 @@ class CubeSource:
                 band_dim=band_dim,
                 time_dim=time_dim,
                 nodata=nodata,
-                require_crs=require_crs,
+                require_crs=False,  # refused below, naming the source key
                 sensor=sensor_obj,
                 band_names=band_names,
             )
             for p in items
         ]
+        _check_crs(self.scenes, allow_no_crs, units, roi)
         first = self.scenes[0]
         for s in self.scenes[1:]:
             if len(s.band_names) != len(first.band_names):

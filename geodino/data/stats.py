@@ -428,6 +428,7 @@ def _build_with_sensor(cfg: Any, sensor: Sensor, build_source: Any) -> Any:
             nodata=cfg.nodata,
             tile_size=None,
             name=cfg.name,
+            allow_no_crs=True,  # statistics need no CRS
         )
     cfg = dataclasses.replace(cfg, sensor=None)
     src = loaders.build_source(cfg, shuffle=False)  # image k is sample k: `read_images` reads each once
