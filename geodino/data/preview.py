@@ -13,21 +13,22 @@ __all__ = ["to_rgb", "write_preview"]
 
 
 def to_rgb(image: np.ndarray, sensor: Any, valid: np.ndarray | None = None) -> np.ndarray:
-    """[C,H,W] -> uint8 [H,W,3]: the sensor's RGB bands (else the first three), 2-98 % stretch per band."""
+    """[C,H,W] -> uint8 [H,W,3]: the sensor's RGB bands (else the first three), 2-98 % stretch per band over the
+    valid, finite pixels; invalid and non-finite (NaN gaps of a cube) pixels are magenta, never cast from NaN."""
     if sensor.rgb_bands and all(b in sensor.bands for b in sensor.rgb_bands):
         idx = [sensor.bands.index(b) for b in sensor.rgb_bands]
     else:
         idx = [0, 0, 0] if image.shape[0] < 3 else [0, 1, 2]
     rgb = image[idx].astype(np.float32)
-    mask = np.ones(rgb.shape[1:], bool) if valid is None else valid
+    finite = np.isfinite(rgb).all(axis=0)
+    mask = finite if valid is None else np.asarray(valid, bool) & finite
     out = np.zeros_like(rgb)
     for c in range(3):
         vals = rgb[c][mask]
         lo, hi = np.percentile(vals, [2, 98]) if vals.size else (0.0, 1.0)
-        out[c] = np.clip((rgb[c] - lo) / max(hi - lo, 1e-6), 0, 1)
+        out[c] = np.where(mask, np.clip((rgb[c] - lo) / max(hi - lo, 1e-6), 0, 1), 0.0)
     out = (out.transpose(1, 2, 0) * 255).astype(np.uint8)
-    if valid is not None:
-        out[~valid] = (255, 0, 255)
+    out[~mask] = (255, 0, 255)
     return out
 
 
