@@ -177,8 +177,8 @@ def pretrain(
     otherwise; `sensor`: the data's sensor; `tile_size`: tiles cut from rasters (pixels); `photos`: the images are
     photos, which have an up (horizontal flips only, as the official web recipe: `crops.vflips=false`,
     `crops.rot90=false`), not overhead chips (the recipe's flips and 90° rotations); None: photos for an images or
-    tar source read with ImageNet statistics (no sensor, or `imagenet`), overhead for any other sensor and for rasters
-    and cubes (one stderr line says which, for images and tar).
+    tar source given `sensor="imagenet"`, overhead chips without a sensor or with any other, and for rasters and
+    cubes (one stderr line says which, for images and tar).
     The backbone is exported to `out/export/teacher.pth` (load it with `geodino.backbones.load_backbone`)."""
     from geodino.config import load_config, whole_number
     from geodino.train.pretrain import PretrainConfig
@@ -269,15 +269,15 @@ def _data_keys(
 def _photo_keys(kind: str | None, sensor: str | None, photos: bool | None) -> list[str]:
     """Horizontal flips only for photos (they have an up; the official web recipe's crops), as overrides; the
     recipe's crops (flips and 90° rotations: overhead imagery has no up) otherwise. `photos` None decides from the
-    source: an images or tar source read with ImageNet statistics (the web sensor, also their default) holds photos,
-    one with a satellite or aerial sensor (or a `data stats` YAML) overhead chips; rasters and cubes are overhead.
-    Whether EuroSAT-like chips are photos cannot be told from the files, so the line printed says how to choose."""
+    source: an images or tar source whose sensor is given as `imagenet` (the web sensor) holds photos; without a
+    sensor, or with a satellite one, the images are taken as overhead chips (EuroSAT-like chips are what an EO
+    package is given most; the files cannot tell), and the line printed says how to choose otherwise."""
     if photos is None and kind in ("images", "tar"):
-        photos = (sensor or "imagenet") == "imagenet"
+        photos = sensor == "imagenet"
         what = "photos: horizontal flips only" if photos else "overhead chips: the recipe's flips and 90° rotations"
         other = "False for overhead chips" if photos else "True for photos, which have an up"
         print(
-            f"geodino: {kind} source with sensor {sensor or 'imagenet'} read as {what} (photos={other})",
+            f"geodino: {kind} source with sensor {sensor or 'imagenet (default)'} read as {what} (photos={other})",
             file=sys.stderr,
         )
     return ["crops.vflips=false", "crops.rot90=false"] if photos else []

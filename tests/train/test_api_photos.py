@@ -1,7 +1,8 @@
 """`geodino.pretrain(photo_folder)` used the `small_vit_tiny` recipe's vertical flips and 90° rotations, made for
-overhead chips, though photos have an up (docs/pretraining.md; the official web recipe flips horizontally only). An
-images or tar source read with ImageNet statistics now trains as photos (horizontal flips only), one with a satellite
-sensor, rasters and cubes as overhead imagery; `photos=` decides by hand and overrides still win."""
+overhead chips, though photos have an up (docs/pretraining.md; the official web recipe flips horizontally only).
+`photos=True`, or an images or tar source given the web sensor `imagenet`, now trains as photos (horizontal flips
+only); without a sensor (EuroSAT-like chips, an EO package's usual input), with a satellite sensor, and for rasters
+and cubes, as overhead imagery, and a line says how to choose the other; overrides still win."""
 
 from __future__ import annotations
 
@@ -39,17 +40,20 @@ def photos_dir(tmp_path):
 
 
 def test_photos_get_horizontal_flips_only_and_overhead_chips_keep_the_recipe(seen, photos_dir, tmp_path, capsys):
-    geodino.pretrain(photos_dir, tmp_path / "r")
+    geodino.pretrain(photos_dir, tmp_path / "r")  # no sensor: overhead chips (an EO package's usual input)
+    assert crops(seen[-1]) == (True, True, True)
+    err = capsys.readouterr().err
+    assert "images source with sensor imagenet (default) read as overhead chips" in err and "photos=True" in err
+    geodino.pretrain(photos_dir, tmp_path / "r", sensor="imagenet")  # the web sensor given: photos
     assert crops(seen[-1]) == (True, False, False)
-    assert "images source with sensor imagenet read as photos: horizontal flips only" in capsys.readouterr().err
+    assert "read as photos: horizontal flips only (photos=False for overhead chips)" in capsys.readouterr().err
     geodino.pretrain(photos_dir, tmp_path / "r", sensor="sat493m")  # overhead chips with a satellite sensor
     assert crops(seen[-1]) == (True, True, True)
-    assert "read as overhead chips" in capsys.readouterr().err
-    geodino.pretrain(photos_dir, tmp_path / "r", photos=False)
-    assert crops(seen[-1]) == (True, True, True)
-    geodino.pretrain(photos_dir, tmp_path / "r", overrides=["crops.rot90=true"])  # an override wins
+    geodino.pretrain(photos_dir, tmp_path / "r", photos=True)
+    assert crops(seen[-1]) == (True, False, False)
+    geodino.pretrain(photos_dir, tmp_path / "r", photos=True, overrides=["crops.rot90=true"])  # an override wins
     assert crops(seen[-1]) == (True, False, True)
-    geodino.distill("arch:vit_tiny", photos_dir, tmp_path / "d")
+    geodino.distill("arch:vit_tiny", photos_dir, tmp_path / "d", photos=True)
     assert crops(seen[-1])[1:] == (False, False)
     with pytest.raises(ConfigError, match=r"^photos='yes'"):
         geodino.pretrain(photos_dir, tmp_path / "r", photos="yes")  # type: ignore[arg-type]
