@@ -64,6 +64,9 @@ class EmbedConfig:
     bands: list[int] | None = None  # 1-based input bands to use (default: all)
     nodata: float | None = None  # override the input's declared nodata value
     variable: str | None = None  # variable of a Zarr/NetCDF cube input
+    # the date of a cube input with a time dimension: an index (0; -1: the last) or a date label (text: 2024-02-01
+    # picks the one date whose label starts with it); recorded as the output's input_time
+    time: str | int | None = None
     # the area to embed (default: the whole raster), snapped outward to the patch grid and clipped to the raster:
     # bbox [minx, miny, maxx, maxy] in bbox_crs (default: the raster's CRS; many scenes: each scene's, scenes
     # outside it skipped), or window [col, row, width, height] in input pixels (one raster only); not both
@@ -86,6 +89,7 @@ class EmbedConfig:
 
     def validate(self) -> None:
         coerce_fields(self)
+        self.time = time_choice(self.time)
         self.bands = band_numbers(self.bands)
         if self.blend not in BLEND_MODES:
             raise ConfigError(f"blend={self.blend!r} is not valid; choose one of {', '.join(BLEND_MODES)}")
@@ -159,6 +163,24 @@ def coerce_fields(cfg: EmbedConfig) -> None:
             setattr(cfg, name, real_number(value, name, "1e-4" if name == "scale" else "0", finite=False))
         else:
             setattr(cfg, name, true_or_false(value, name))
+
+
+def time_choice(value: Any) -> int | str | None:
+    """The `time` option as `select_time` takes it: an int index (whole floats and numpy ints too), or a date label
+    as text (a YAML or Python date becomes its ISO text); a flag or anything else is one ConfigError line."""
+    import datetime
+
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if hasattr(value, "dtype") and getattr(value, "ndim", None) == 0 and value.dtype.kind in "iu":
+        return int(value)
+    raise ConfigError(f"time={value!r} must be a date index (time=0; -1: the last) or a date label (time=2024-02-01)")
 
 
 def user_rule(cfg: EmbedConfig) -> bool:

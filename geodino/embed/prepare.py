@@ -97,7 +97,8 @@ def file_rule(
 def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
     """Everything a process needs: source, plan, band names, metadata (no pixels read yet)."""
     # the run's --bbox/--window: a pixel window of the input on its patch grid, read as a raster of its own
-    source = windowed(open_source(inp, variable=cfg.variable, bands=cfg.bands, nodata=cfg.nodata), cfg, bb.patch_size)
+    opened = open_source(inp, variable=cfg.variable, bands=cfg.bands, nodata=cfg.nodata, time=cfg.time)
+    source = windowed(opened, cfg, bb.patch_size)
     info = source.info
     window = source.window if isinstance(source, WindowSource) else (0, 0, info.width, info.height)
     if info.crs is None and not cfg.allow_no_crs:
@@ -204,6 +205,8 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
     }
     if isinstance(source, WindowSource):  # only then: a full-scene record of an earlier version resumes as it was
         ident["window"] = list(window)
+    if info.time is not None:  # a cube's date (the `time` option): recorded, and a resume must embed the same one
+        meta["input_time"] = ident["time"] = info.time
     return PreparedRun(source, plan, dim, band_names, meta, ident, l2, margin, declared=declared)
 
 

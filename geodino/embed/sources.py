@@ -38,6 +38,7 @@ class SourceInfo:
     nodata: float | None
     descriptions: tuple[str | None, ...]
     alpha_bands: tuple[int, ...] = ()  # 1-based bands of the input that are alpha (a validity mask, not data)
+    time: str | None = None  # a cube's date embedded (the `time` option): its label, recorded as input_time
 
 
 def _bands_not_in(bad: list[int]) -> str:
@@ -143,32 +144,38 @@ class RasterSource(WindowedSource):
 
 
 class CubeSource(WindowedSource):
-    """A Zarr/NetCDF store or an in-memory xarray Dataset/DataArray with dims (band, y, x), opened by the training
-    reader (`geodino.data.cubes.open_cube`: variable choice, dim order, CRS, transform and nodata from the store);
-    values are read raw (no CF scale/offset decoding), as rasterio reads a GeoTIFF."""
+    """A Zarr/NetCDF store or an in-memory xarray Dataset/DataArray with dims (band, y, x), or (time, band, y, x)
+    with one date chosen by `time` (`select_time`), opened by the training reader (`geodino.data.cubes.open_cube`:
+    variable choice, dim order, CRS, transform and nodata from the store); values are read raw (no CF
+    scale/offset decoding), as rasterio reads a GeoTIFF."""
 
     kind = "datacube"
 
-    def __init__(self, obj: Any, *, variable: str | None = None, bands: list[int] | None = None, nodata=None):
+    def __init__(
+        self,
+        obj: Any,
+        *,
+        variable: str | None = None,
+        bands: list[int] | None = None,
+        nodata=None,
+        time: int | str | None = None,
+    ):
         from rasterio.crs import CRS
 
         from geodino.data.cubes import open_cube
 
         where = str(obj) if isinstance(obj, (str, Path)) else type(obj).__name__
         scene = open_cube(obj, variable=variable, nodata=nodata, require_crs=False)
-        if scene.time_dim is not None:
-            raise InputError(
-                f"cube {where} has dims {scene.array.dims}; select one value of the extra dims (e.g. time) first"
-            )
-        check_real(scene.array.dtype, f"cube {where}")
-        check_nodata(nodata, scene.array.dtype, f"cube {where}")
-        count = scene.array.shape[0]
+        array, label = select_time(scene, where, time)
+        check_real(array.dtype, f"cube {where}")
+        check_nodata(nodata, array.dtype, f"cube {where}")
+        count = array.shape[0]
         self.input_count = count  # bands of the cube, before `bands` selects some
         self.bands = list(range(count)) if not bands else [int(b) - 1 for b in bands]
         bad = [b + 1 for b in self.bands if b < 0 or b >= count]
         if bad:
             raise InputError(f"{_bands_not_in(bad)} not in cube {where}, which has bands 1..{count}")
-        self.da = scene.array.isel({scene.array.dims[0]: self.bands})
+        self.da = array.isel({array.dims[0]: self.bands})
         self.user_nodata = nodata
         self.info = SourceInfo(
             path=where,
@@ -180,6 +187,7 @@ class CubeSource(WindowedSource):
             transform=scene.affine,
             nodata=scene.nodata,
             descriptions=tuple(scene.band_names[b] for b in self.bands),
+            time=label,
         )
 
     def open(self) -> CubeSource:
@@ -192,6 +200,59 @@ class CubeSource(WindowedSource):
         raw = np.asarray(self.da[:, y0:y1, x0:x1].values)
         ok = valid_pixels(raw, self.info.nodata)
         return (np.nan_to_num(raw, nan=0.0) if raw.dtype.kind == "f" else raw), ok
+
+
+def time_labels(scene: Any) -> list[str]:
+    """The labels of a cube's dates: ISO dates as short as they are exact (2024-02-01, 2024-02-01T10:32:11) for a
+    datetime coordinate, else the coordinate's values as text, else the indices."""
+    da, tdim = scene.array, scene.time_dim
+    if tdim not in da.coords:
+        return [str(i) for i in range(da.sizes[tdim])]
+    values = da[tdim].values
+    if np.issubdtype(values.dtype, np.datetime64):
+        return [str(np.datetime_as_string(v, unit="auto")) for v in values]
+    return [str(v) for v in values]
+
+
+def select_time(scene: Any, where: str, time: int | str | None) -> tuple[Any, str | None]:
+    """(the cube's (band, y, x) array, the label of the date chosen) for the `time` option: an int is an index
+    (negative from the end, -1: the last), text a date label that must start exactly one of the cube's labels
+    (2024-02 or 2024-02-01 picks 2024-02-01T10:32:11 when no other date matches); no nearest-date guess, so the
+    date embedded is always one the user named. A cube with a time dimension needs `time`; one without refuses it."""
+    da, tdim = scene.array, scene.time_dim
+    if tdim is None:
+        if time is not None:
+            raise InputError(f"time={time!r} chooses a date, but cube {where} has no time dimension (dims {da.dims}); "
+                             "drop time")  # fmt: skip
+        return da, None
+    labels = time_labels(scene)
+    n = len(labels)
+    listed = ", ".join(labels) if n <= 6 else f"{', '.join(labels[:3])}, ..., {', '.join(labels[-2:])}"
+    if time is None:
+        raise InputError(
+            f"cube {where} has a time dimension {tdim!r} of {plural(n, 'date')} ({listed}); choose the one to embed "
+            f"with the option time: an index (time=0; time=-1 for the last) or a date (time={labels[-1]}), e.g. "
+            f"`geodino embed {where} ... time=0`; in Python embed_raster(path, ..., time=0) or "
+            f"embed_raster(ds[VARIABLE].isel({tdim}=0), ...)"
+        )
+    if isinstance(time, (int, np.integer)) and not isinstance(time, bool):
+        if not -n <= int(time) < n:
+            raise InputError(
+                f"time={int(time)} is out of range for cube {where}, which has {plural(n, 'date')} ({listed}): "
+                f"pass an index 0..{n - 1} (or -{n}..-1 from the end) or a date"
+            )
+        k = int(time) % n
+    else:
+        hits = [i for i, lab in enumerate(labels) if lab.startswith(str(time).strip())]
+        if len(hits) != 1:
+            what = "matches no date" if not hits else f"matches {len(hits)} dates"
+            some = listed if not hits else ", ".join(labels[i] for i in hits[:4]) + (", ..." if len(hits) > 4 else "")
+            raise InputError(
+                f"time={str(time)!r} {what} of cube {where} ({some}); pass one of its dates (a label's start that "
+                f"only one date has) or an index 0..{n - 1}"
+            )
+        k = hits[0]
+    return da.isel({tdim: k}), labels[k]
 
 
 def check_bands_fit(source: WindowedSource, bands: list[int] | None, bb: Any) -> None:
@@ -304,9 +365,15 @@ def with_spec_option(spec: str, key: str, value: str, drop: Sequence[str] = ()) 
 
 
 def open_source(
-    obj: Any, *, variable: str | None = None, bands: list[int] | None = None, nodata: float | None = None
+    obj: Any,
+    *,
+    variable: str | None = None,
+    bands: list[int] | None = None,
+    nodata: float | None = None,
+    time: int | str | None = None,
 ) -> WindowedSource:
-    """A source for a path (raster file, VRT, Zarr/NetCDF cube) or an in-memory xarray object."""
+    """A source for a path (raster file, VRT, Zarr/NetCDF cube) or an in-memory xarray object; `time` chooses a
+    cube's date (`select_time`) and is refused for a raster."""
     from geodino.data.cubes import is_zarr_store
 
     if isinstance(obj, WindowedSource):  # opened already (a pixel window of one too: `geodino.embed.extent`)
@@ -316,7 +383,7 @@ def open_source(
         if not Path(path).exists() and "://" not in path and not path.startswith("/vsi"):
             raise InputError(f"input {path} does not exist; pass a raster file, a VRT or a Zarr store")
         if is_zarr_store(path) or Path(path).suffix.lower() in (".nc", ".nc4"):
-            return CubeSource(path, variable=variable, bands=bands, nodata=nodata)
+            return CubeSource(path, variable=variable, bands=bands, nodata=nodata, time=time)
         if Path(path).is_dir():
             tifs = sorted(p.name for p in Path(path).iterdir() if p.suffix.lower() in (".tif", ".tiff", ".vrt", ".jp2"))
             more = ", ..." if len(tifs) > 2 else ""
@@ -326,5 +393,8 @@ def open_source(
                 f"a Zarr store or a VRT; for one feature raster per scene use embed_scenes (geodino embed {path} "
                 f"--out FOLDER)"
             )
+        if time is not None:
+            raise InputError(f"time={time!r} chooses a date of a datacube (Zarr, NetCDF); input {path} is a raster "
+                             "(one date): drop time")  # fmt: skip
         return RasterSource(path, bands=bands, nodata=nodata)
-    return CubeSource(obj, variable=variable, bands=bands, nodata=nodata)
+    return CubeSource(obj, variable=variable, bands=bands, nodata=nodata, time=time)
