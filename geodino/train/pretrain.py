@@ -20,7 +20,6 @@ import dataclasses
 import logging
 import os
 import sys
-import warnings
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -266,21 +265,10 @@ def _pretrain(cfg: PretrainConfig) -> Path:
     """`pretrain` while this process holds the run folder (`_prepare_output` takes it)."""
     import torch
 
-    from geodino.config import save_config
-    from geodino.data.loaders import check_sources_have_pixels
-    from geodino.io import atomic_path
-    from geodino.train import checkpointing as ck
-    from geodino.train.module import SSLModule, build_trainer, fsdp_settings
+    from geodino.train.module import build_trainer
+    from geodino.train.pretrain_fit import finish_run, fit
 
-    cfg.validate()
-    _check_koleo_groups(cfg)
-    from geodino.train.schedules import Schedules, resolve_iters
-
-    # schedule lengths that do not fit the run fail here, naming full keys, before the run folder is made (a
-    # config's data section alone, as data curate reads it, need not describe a runnable schedule)
-    Schedules.build(cfg.ssl, cfg.trainer.max_steps, cfg.batch_size, prefix="ssl.")
-
-    head_warmup = resolve_iters(cfg.head_warmup_steps, cfg.trainer.max_steps, "head_warmup_steps")
+    head_warmup = _check_schedules(cfg)
     init_src = _adopt_init_architecture(cfg)  # ssl.student.arch: from_init (before anything reads the architecture)
     out, resume = _prepare_output(cfg)
     torch.manual_seed(cfg.seed)
@@ -289,6 +277,43 @@ def _pretrain(cfg: PretrainConfig) -> Path:
     backbone_config = dict(getattr(backbone, "config", {}) or {})
 
     factory = _loader_factory(cfg)
+    extent = _probe_data(cfg)
+
+    init_lines: list[str] = []
+    post_init = None
+    resume_step = None
+    if resume is not None:
+        resume_step = _check_resume(cfg, out, resume, backbone_config)
+    elif cfg.init_from:
+        init_lines, post_init = _apply_init_from(cfg, arch, init_src, head_warmup)
+        init_src = None
+
+    module = _build_module(cfg, arch, factory, out, backbone_config, extent, head_warmup, post_init)
+    trainer, ckpt_cb = build_trainer(cfg.trainer, cfg.checkpoint, out, run_name=cfg.name)
+    if trainer.is_global_zero:
+        _announce_start(cfg, out, arch, init_lines, head_warmup, resume, resume_step)
+    fit(trainer, module, resume)
+    finish_run(cfg, out, trainer, ckpt_cb)
+    return out
+
+
+def _check_schedules(cfg: PretrainConfig) -> int:
+    """Validate the config and its schedules before the run folder is made; the head warm-up in steps."""
+    cfg.validate()
+    _check_koleo_groups(cfg)
+    from geodino.train.schedules import Schedules, resolve_iters
+
+    # schedule lengths that do not fit the run fail here, naming full keys, before the run folder is made (a
+    # config's data section alone, as data curate reads it, need not describe a runnable schedule)
+    Schedules.build(cfg.ssl, cfg.trainer.max_steps, cfg.batch_size, prefix="ssl.")
+
+    return resolve_iters(cfg.head_warmup_steps, cfg.trainer.max_steps, "head_warmup_steps")
+
+
+def _probe_data(cfg: PretrainConfig) -> Any:
+    """Read one batch in this process so bad data fails in one line before training; the data's extent."""
+    from geodino.data.loaders import check_sources_have_pixels
+
     # one batch in this process first: unreadable data or a band count that does not fit fails here, in one line
     probe_loader = _loader_factory(cfg, num_workers=0, max_steps=1, progress=False)
     probe = probe_loader(start_step=0, rank=0, world_size=1)
@@ -296,53 +321,75 @@ def _pretrain(cfg: PretrainConfig) -> Path:
     check_data_fits(cfg, next(iter(probe)))
     from geodino.train.data_extent import training_extent
 
-    extent = training_extent(probe.sources, cfg.init_from)  # once, from the scenes the probe loader indexed
+    return training_extent(probe.sources, cfg.init_from)  # once, from the scenes the probe loader indexed
+
+
+def _check_resume(cfg: PretrainConfig, out: Path, resume: Path, backbone_config: dict[str, Any]) -> int | None:
+    """Check the checkpoint to resume from fits this run; the step it was saved at (None when unknown)."""
+    from geodino.train import checkpointing as ck
+
+    try:
+        saved = ck.load_file(resume)
+    except CheckpointError as exc:
+        if cfg.checkpoint.resume != "auto":
+            raise
+        raise CheckpointError(
+            f"the newest checkpoint of {out}, {resume.name}, is corrupt or truncated; delete it to resume from "
+            "the one before, or pass checkpoint.resume=PATH"
+        ) from exc
+    ck.check_resume_fits(saved, resume, backbone_config)
+    from geodino.config import to_dict
+
+    ck.check_resume_config(saved, resume, to_dict(cfg), cfg.batch_size * world_size(cfg))
+    resume_step = saved.get("global_step")
+    if not isinstance(resume_step, int):
+        resume_step = (saved.get("geodino") or {}).get("step")
+    del saved
+    if _rank() == 0 and isinstance(resume_step, int):
+        from geodino.train.checkpointing import abandon_and_say
+
+        # the later checkpoints belong to the branch this run abandons (see `abandon_later_checkpoints`)
+        abandon_and_say(out / "checkpoints", resume_step, resume, f"resuming from step {resume_step}")
+    return resume_step
+
+
+def _apply_init_from(cfg: PretrainConfig, arch: Any, init_src: Any, head_warmup: int) -> tuple[list[str], Any]:
+    """Start from `init_from`: its lines for the console, or the deferred loader when `trainer.meta_init` is set."""
+    from geodino.train import checkpointing as ck
 
     init_lines: list[str] = []
     post_init = None
-    resume_step = None
-    if resume is not None:
-        try:
-            saved = ck.load_file(resume)
-        except CheckpointError as exc:
-            if cfg.checkpoint.resume != "auto":
-                raise
-            raise CheckpointError(
-                f"the newest checkpoint of {out}, {resume.name}, is corrupt or truncated; delete it to resume from "
-                "the one before, or pass checkpoint.resume=PATH"
-            ) from exc
-        ck.check_resume_fits(saved, resume, backbone_config)
-        from geodino.config import to_dict
+    src = init_src or ck.read_init_source(cfg.init_from)
+    # a Gram teacher named by ssl.gram.ckpt was loaded when the arch was built; else it is init_from's teacher
+    kw = {"student_from": cfg.init_student_from, "load_gram": not cfg.ssl.gram.ckpt}
+    if cfg.trainer.meta_init:  # applied into the shards once they exist (SSLModule.configure_model)
+        post_init = partial(ck.apply_init, src=src, **kw)
+    else:
+        init_lines = ck.apply_init(arch, src, **kw)
+    if not src.has_heads and head_warmup == 0:
+        log.warning(
+            "init_from %s has no heads: fresh DINO/iBOT heads will train together with the pretrained backbone; "
+            "set head_warmup_steps (e.g. 1000) to train the heads alone first",
+            src.path,
+        )
+    return init_lines, post_init
 
-        ck.check_resume_config(saved, resume, to_dict(cfg), cfg.batch_size * world_size(cfg))
-        resume_step = saved.get("global_step")
-        if not isinstance(resume_step, int):
-            resume_step = (saved.get("geodino") or {}).get("step")
-        del saved
-        if _rank() == 0 and isinstance(resume_step, int):
-            from geodino.train.checkpointing import abandon_and_say
 
-            # the later checkpoints belong to the branch this run abandons (see `abandon_later_checkpoints`)
-            abandon_and_say(out / "checkpoints", resume_step, resume, f"resuming from step {resume_step}")
-    elif cfg.init_from:
-        src = init_src or ck.read_init_source(cfg.init_from)
-        init_src = None
-        # a Gram teacher named by ssl.gram.ckpt was loaded when the arch was built; else it is init_from's teacher
-        kw = {"student_from": cfg.init_student_from, "load_gram": not cfg.ssl.gram.ckpt}
-        if cfg.trainer.meta_init:  # applied into the shards once they exist (SSLModule.configure_model)
-            post_init = partial(ck.apply_init, src=src, **kw)
-        else:
-            init_lines = ck.apply_init(arch, src, **kw)
-        if not src.has_heads and head_warmup == 0:
-            log.warning(
-                "init_from %s has no heads: fresh DINO/iBOT heads will train together with the pretrained backbone; "
-                "set head_warmup_steps (e.g. 1000) to train the heads alone first",
-                src.path,
-            )
+def _build_module(
+    cfg: PretrainConfig,
+    arch: Any,
+    factory: Any,
+    out: Path,
+    backbone_config: dict[str, Any],
+    extent: Any,
+    head_warmup: int,
+    post_init: Any,
+) -> Any:
+    """The Lightning module of the run, with the metadata every checkpoint carries."""
+    from geodino.config import to_dict
+    from geodino.train.module import SSLModule, fsdp_settings
 
     gbs = cfg.batch_size * world_size(cfg)
-    from geodino.config import to_dict
-
     # a partial of a module-level function, not a closure: ddp_spawn pickles the module into each process
     meta = partial(
         _checkpoint_meta,
@@ -353,7 +400,7 @@ def _pretrain(cfg: PretrainConfig) -> Path:
         init_from=cfg.init_from,
         data_extent=extent,
     )
-    module = SSLModule(
+    return SSLModule(
         arch,
         arch.schedules.at,
         loader_factory=factory,
@@ -369,64 +416,36 @@ def _pretrain(cfg: PretrainConfig) -> Path:
         fused=cfg.ssl.optim.fused,
         post_init=post_init,
     )
-    trainer, ckpt_cb = build_trainer(cfg.trainer, cfg.checkpoint, out, run_name=cfg.name)
-    if trainer.is_global_zero:
-        with atomic_path(out / "config.yaml") as tmp:
-            save_config(cfg, tmp)
-        log.info("schedules: %s", arch.schedules.plot(out / "schedules.png"))
-        # said on the console (stderr, beside Lightning's own lines), not only in the log: what the run starts from
-        for line in init_lines:
-            print(f"geodino: init_from: {line}", file=sys.stderr)
-        if head_warmup and resume is None:
-            print(
-                f"geodino: the heads train alone (backbone frozen) for the first {plural(head_warmup, 'step')}, "
-                "then everything",
-                file=sys.stderr,
-            )
-        if resume is not None:
-            at = f" at step {resume_step} of {cfg.trainer.max_steps}" if isinstance(resume_step, int) else ""
-            print(f"geodino: resuming from {resume}{at}", file=sys.stderr)
-    try:
-        with warnings.catch_warnings():
-            # the loader starts at the checkpoint's step (start_step), so a mid-epoch resume is exact (tested
-            # bit-identical); Lightning cannot know that and warns of "unreliable results" on every resume
-            warnings.filterwarnings("ignore", message=".*your dataloader is not resumable")
-            trainer.fit(module, ckpt_path=str(resume) if resume is not None else None)
-    except SystemExit as exc:  # Lightning answers Ctrl-C with exit(1) and leaves SIGINT ignored
-        if not trainer.interrupted:
-            raise
-        import signal
 
-        with contextlib.suppress(ValueError):  # not the main thread: nothing to restore
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-        raise KeyboardInterrupt from exc  # geodino's one line and exit code 130, as every other command
 
-    if ckpt_cb.stopped_at is not None:  # Ctrl-C or SIGTERM: the step in progress finished and was saved
-        from geodino.train.stop import end_stopped_run  # after SLURM's SIGUSR1, rank 0 requeues the job
+def _announce_start(
+    cfg: PretrainConfig,
+    out: Path,
+    arch: Any,
+    init_lines: list[str],
+    head_warmup: int,
+    resume: Path | None,
+    resume_step: int | None,
+) -> None:
+    """Rank zero: write config.yaml and schedules.png, and say on stderr what the run starts from."""
+    from geodino.config import save_config
+    from geodino.io import atomic_path
 
-        end_stopped_run(
-            ckpt_cb.stopped_at,
-            cfg.trainer.max_steps,
-            ckpt_cb.stop.signal,
-            ckpt_cb.last_path,
-            rank_zero=trainer.is_global_zero,
+    with atomic_path(out / "config.yaml") as tmp:
+        save_config(cfg, tmp)
+    log.info("schedules: %s", arch.schedules.plot(out / "schedules.png"))
+    # said on the console (stderr, beside Lightning's own lines), not only in the log: what the run starts from
+    for line in init_lines:
+        print(f"geodino: init_from: {line}", file=sys.stderr)
+    if head_warmup and resume is None:
+        print(
+            f"geodino: the heads train alone (backbone frozen) for the first {plural(head_warmup, 'step')}, "
+            "then everything",
+            file=sys.stderr,
         )
-        raise KeyboardInterrupt
-    if ckpt_cb.stop.signal is not None:  # it came during the last step: nothing left to stop
-        from geodino.train.stop import say_completed
-
-        say_completed(cfg.trainer.max_steps, ckpt_cb.stop.signal)
-    final = ckpt_cb.last_path or ck.latest_checkpoint(out / "checkpoints")
-    if cfg.checkpoint.export_at_end and final is not None and trainer.is_global_zero:
-        ck.export(final, out / "export" / "teacher.pth", overwrite=True)
-    if trainer.is_global_zero:
-        from geodino.train.curves import plot_run
-
-        curves = plot_run(out, n_prototypes=cfg.ssl.dino.head_n_prototypes)
-        if curves is not None:
-            log.info("training curves: %s", curves)
-    trainer.strategy.barrier("geodino_pretrain_done")
-    return out
+    if resume is not None:
+        at = f" at step {resume_step} of {cfg.trainer.max_steps}" if isinstance(resume_step, int) else ""
+        print(f"geodino: resuming from {resume}{at}", file=sys.stderr)
 
 
 def replace(cfg: PretrainConfig, **changes: Any) -> PretrainConfig:
