@@ -16,11 +16,19 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     """Add the `data` command and its sub-commands."""
-    from geodino.data.vrt import RESAMPLING
-
     p = subparsers.add_parser("data", help="data tools: per-band stats, sensors, archive index, crop previews")
     sub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    _add_stats(sub)
+    _add_sensors(sub)
+    _add_index(sub)
+    _add_stack(sub)
+    _add_preview(sub)
+    _add_curate(sub)
+    p.set_defaults(func=lambda args: p.print_help() or 0)
 
+
+def _add_stats(sub: Any) -> None:
+    """`data stats`: per-band mean/std of an archive -> a sensor YAML."""
     s = sub.add_parser(
         "stats",
         help="per-band mean/std over an archive -> sensor YAML",
@@ -53,9 +61,15 @@ def register(subparsers: Any) -> None:
     s.add_argument("--plot", default=None, help="also write per-band histograms to this PNG")
     s.set_defaults(func=_stats)
 
+
+def _add_sensors(sub: Any) -> None:
+    """`data sensors`: list the built-in sensors."""
     l = sub.add_parser("sensors", help="list the built-in sensors (bands, scale, statistics source)")  # noqa: E741
     l.set_defaults(func=_sensors)
 
+
+def _add_index(sub: Any) -> None:
+    """`data index`: read every raster header of an archive once and summarise it."""
     i = sub.add_parser(
         "index",
         help="index an archive once and print a summary (scenes, CRSs, bands, size)",
@@ -76,6 +90,11 @@ def register(subparsers: Any) -> None:
     i.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     i.set_defaults(func=_index)
 
+
+def _add_stack(sub: Any) -> None:
+    """`data stack`: one multi-band VRT per scene folder of one-file-per-band rasters."""
+    from geodino.data.vrt import RESAMPLING
+
     k = sub.add_parser(
         "stack",
         help="one multi-band VRT per scene folder of one-file-per-band rasters (e.g. Sentinel-2 B02/B03/B11)",
@@ -88,6 +107,9 @@ def register(subparsers: Any) -> None:
     k.add_argument("--overwrite", action="store_true", help="replace VRTs of the same names already in --out")
     k.set_defaults(func=_stack)
 
+
+def _add_preview(sub: Any) -> None:
+    """`data preview`: a PNG of sample tiles and their crops for a data config."""
     v = sub.add_parser(
         "preview",
         help="PNG of sample tiles and their multi-crops for a data config (or a pretraining config)",
@@ -109,6 +131,9 @@ def register(subparsers: Any) -> None:
     add_config_arguments(v, DataConfig)
     v.set_defaults(func=_preview)
 
+
+def _add_curate(sub: Any) -> None:
+    """`data curate`: embed, filter, cluster and sample the tiles of an archive."""
     c = sub.add_parser(
         "curate",
         help="DINOv2/v3-style curation: embed tiles, drop nodata/cloud/near-duplicates, hierarchical k-means, "
@@ -170,7 +195,6 @@ def register(subparsers: Any) -> None:
                    "curation re-uses its cached embeddings without it)")  # fmt: skip
     c.add_argument("--no-progress", dest="progress", action="store_false")
     c.set_defaults(func=_curate, overrides=[])
-    p.set_defaults(func=lambda args: p.print_help() or 0)
 
 
 def _curate(args: argparse.Namespace) -> int:
