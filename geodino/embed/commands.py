@@ -134,6 +134,15 @@ def register(subparsers: Any) -> None:
         + "; or images DIR (one vector per image file -> GeoParquet)",
     )
     add_config_arguments(p, EmbedConfig)
+    _add_embedding_flags(p)
+    _add_product_flags(p)
+    _add_classify_change_flags(p)
+    _add_images_flags(p)
+    p.set_defaults(func=run)
+
+
+def _add_embedding_flags(p: argparse.ArgumentParser) -> None:
+    """The "embedding" group: how features are computed, of which area, and how the run is spread."""
     g = p.add_argument_group("embedding")
     g.add_argument("--backbone", "-b", help="backbone spec: checkpoint, arch:vit_small?bands=4, timm:NAME")
     g.add_argument("--out", "-o", help="output .tif (COG) or .zarr (GeoZarr v2); products: their output")
@@ -196,6 +205,10 @@ def register(subparsers: Any) -> None:
     g.add_argument("--rank", type=int)
     g.add_argument("--threads", type=int, help="torch threads per process")
     g.add_argument("--no-progress", action="store_false", default=None, dest="progress")
+
+
+def _add_product_flags(p: argparse.ArgumentParser) -> None:
+    """The pca | cluster | similar | zonal group."""
     q = p.add_argument_group("products (pca | cluster | similar | zonal; each refuses the flags of the others)")
     q.add_argument(
         "--png", help="PNG quick-look (pca, cluster; similar, zonal, classify, change write OUT.png unless given)"
@@ -216,6 +229,10 @@ def register(subparsers: Any) -> None:
         "--layer", help="layer of a multi-layer GeoPackage (zonal POLYGONS, classify LABELS, similar --polygon)"
     )
     q.add_argument("--all-touched", action="store_true", default=None, help="count every touched cell (zonal)")
+
+
+def _add_classify_change_flags(p: argparse.ArgumentParser) -> None:
+    """The classify and change group."""
     c = p.add_argument_group("classify FEATURES LABELS --column NAME | change A B")
     c.add_argument("--column", help="label column holding the class names (classify)")
     c.add_argument("--model", help="apply a saved classifier instead of fitting one (classify)")
@@ -234,6 +251,10 @@ def register(subparsers: Any) -> None:
     c.add_argument("--threshold", help="change: a cosine distance in [0, 2] or 'otsu' -> binary change COG")
     c.add_argument("--mask", help="change: path of the binary change COG (default CHANGE_mask.tif)")
     c.add_argument("--resample", action="store_true", default=None, help="change: resample B onto A's grid if needed")
+
+
+def _add_images_flags(p: argparse.ArgumentParser) -> None:
+    """The `embed images DIR` group (one vector per image file)."""
     i = p.add_argument_group(
         "images DIR: one vector per image file -> GeoParquet (also --batch-size, --layers, --l2 ...)"
     )
@@ -249,7 +270,6 @@ def register(subparsers: Any) -> None:
     )
     i.add_argument("--on-error", choices=("skip", "stop"), dest="on_error", help="unreadable images (default skip)")
     i.add_argument("--offset", type=float, help="added after --scale: reflectance = DN * scale + offset")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
