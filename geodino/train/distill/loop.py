@@ -15,7 +15,6 @@ students train on separate ranks), the trackers of `train.loggers`, `checkpoints
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import itertools
 import logging
@@ -33,12 +32,11 @@ from geodino.errors import CheckpointError, GeoDinoError, TrainingError
 from geodino.train.distill import build as b
 from geodino.train.distill.config import DistillConfig
 from geodino.train.distill.export import (
-    check_resume_config,
-    checkpoint_dir,
     export_student,
     load_checkpoint,
     save_checkpoint,
 )
+from geodino.train.distill.run_folder import take_run_folder, undo_start, write_start_files
 from geodino.train.host import host_floats
 
 log = logging.getLogger("geodino.distill")
@@ -74,15 +72,44 @@ def setup(cfg: DistillConfig) -> DistillRun:
 
 def _setup(cfg: DistillConfig, made: list[Path]) -> DistillRun:
     """`setup`, listing in `made` what it creates that was not there (on rank 0, which writes: the run folder,
-    config.yaml, schedules.png), so that a start that fails can remove them again (`_undo_start`)."""
+    config.yaml, schedules.png), so that a start that fails can remove them again (`undo_start`)."""
+    sched, device, distributed, rank, world, plan = _join_world(cfg)
+    out_dir, layout, names, ckpt_dir = take_run_folder(cfg, made, rank, plan)
+
+    torch.manual_seed(cfg.train.seed)
+    teacher, fb = b.load_teacher(cfg.teacher.spec, device)
+    patch = int(teacher.patch_size)
+    # the teacher's heads (or the word that a warm-up makes them) and every student (patch size, prototype counts,
+    # build options, init_from) are checked before anything is written and before any warm-up work
+    found = b.find_heads(cfg, teacher, fb, out_dir)
+    init_states = b.check_students(cfg, teacher, *b.head_prototypes(cfg, found), keep=layout.students)
+    if rank == 0:
+        write_start_files(cfg, out_dir, sched, made)
+
+    teacher, t_dino, t_ibot = _fast_teacher_and_heads(
+        cfg, teacher, fb, out_dir, found, device, layout, patch, rank, world, distributed
+    )
+    del found
+    arch = _build_meta_arch(cfg, teacher, t_dino, t_ibot, layout, init_states, device)
+    opt = b.build_optimizer(cfg, arch)
+
+    writer = layout.subgroup_rank == 0 if not layout.colocated else rank == 0
+    start = _resume(cfg, arch, opt, ckpt_dir, device, distributed, writer)
+    _wrap_ddp(arch, layout, device, distributed)
+    log_file = (out_dir / "log.csv") if writer and layout.colocated else (out_dir / names[0] / "log.csv")
+    if writer:
+        _drop_rows_from(log_file, start)  # a killed run logged steps past its last checkpoint: they run again
+    return DistillRun(
+        cfg, sched, device, rank, distributed, out_dir, layout, arch, opt, patch, start, writer, ckpt_dir, log_file
+    )
+
+
+def _join_world(cfg: DistillConfig) -> tuple[Any, torch.device, bool, int, int, Any]:
+    """Check the config, files and schedules, join the process group and plan the students' subgroups (the same
+    answer on every rank, before anything is written): schedules, device, distributed, rank, world, plan."""
     import torch.distributed as dist
 
-    from geodino.config import save_config, to_dict
-    from geodino.io import make_dirs
-    from geodino.run_lock import lock_run_folder
-    from geodino.train.checkpointing import latest_checkpoint
-    from geodino.train.distill_arch import DistillLossWeights, DistillMetaArch
-    from geodino.train.subgroups import init_subgroups, plan_subgroups
+    from geodino.train.subgroups import plan_subgroups
 
     cfg.validate()
     b.check_files(cfg)
@@ -97,35 +124,25 @@ def _setup(cfg: DistillConfig, made: list[Path]) -> DistillRun:
     ]
     plan = plan_subgroups(students_cfg, world, cfg.train.global_batch_size)
     b.check_koleo_groups(cfg, plan, world)  # the same answer on every rank, before anything is written
-    fresh = not Path(cfg.output_dir).expanduser().exists()
-    out_dir = make_dirs(Path(cfg.output_dir).expanduser(), what="output_dir")
-    layout = init_subgroups(plan, cfg.train.global_batch_size, len(cfg.students))
+    return sched, device, distributed, rank, world, plan
 
-    names = [cfg.students[i].name for i in layout.students]
-    ckpt_dir = checkpoint_dir(out_dir, names, layout.colocated)
-    if rank == 0:
-        lock_run_folder(out_dir)
-        if fresh:  # listed once this run holds it: no other run writes into it
-            made.append(out_dir)
-    if (layout.subgroup_rank == 0) if not layout.colocated else rank == 0:
-        for tmp in ckpt_dir.glob(".*.tmp-*"):  # a checkpoint a killed run was writing: never complete
-            tmp.unlink(missing_ok=True)
-    if cfg.train.resume == "auto" and (newest := latest_checkpoint(ckpt_dir)) is not None:
-        check_resume_config(newest, to_dict(cfg))  # before config.yaml is rewritten
-    if cfg.train.resume == "never":
-        _refuse_used_folder(out_dir, [s.name for s in cfg.students])
 
-    torch.manual_seed(cfg.train.seed)
-    teacher, fb = b.load_teacher(cfg.teacher.spec, device)
-    patch = int(teacher.patch_size)
-    # the teacher's heads (or the word that a warm-up makes them) and every student (patch size, prototype counts,
-    # build options, init_from) are checked before anything is written and before any warm-up work
-    found = b.find_heads(cfg, teacher, fb, out_dir)
-    init_states = b.check_students(cfg, teacher, *b.head_prototypes(cfg, found), keep=layout.students)
-    if rank == 0:
-        made += [p for p in (out_dir / "config.yaml", out_dir / "schedules.png") if not p.exists()]
-        save_config(cfg, out_dir / "config.yaml")
-        log.info("schedules: %s", sched.plot(out_dir / "schedules.png"))
+def _fast_teacher_and_heads(
+    cfg: DistillConfig,
+    teacher: Any,
+    fb: Any,
+    out_dir: Path,
+    found: Any,
+    device: torch.device,
+    layout: Any,
+    patch: int,
+    rank: int,
+    world: int,
+    distributed: bool,
+) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    """The frozen teacher on its fast inference path and its DINO/iBOT heads (warmed up when it has none), on
+    `device` on every rank: teacher, DINO head, iBOT head."""
+    import torch.distributed as dist
 
     warmup_batch = max(layout.data_batch, 2)
 
@@ -146,7 +163,6 @@ def _setup(cfg: DistillConfig, made: list[Path]) -> DistillRun:
         step_batch=layout.data_batch,
         found=found,
     )
-    del found
     if distributed:
         dist.barrier()
     t_dino, t_ibot = t_dino.to(device), t_ibot.to(device)
@@ -154,6 +170,21 @@ def _setup(cfg: DistillConfig, made: list[Path]) -> DistillRun:
     log.info("teacher %s, heads from %s, inference path %s", cfg.teacher.spec, heads_src, path.name)
     if rank == 0:  # on the console as embed and probe say theirs (GEODINO_FAST=0 / teacher.fast=off turn it off)
         print(f"geodino: teacher inference path {path.name} ({path.reason})", file=sys.stderr)
+    return teacher, t_dino, t_ibot
+
+
+def _build_meta_arch(
+    cfg: DistillConfig,
+    teacher: Any,
+    t_dino: torch.Tensor,
+    t_ibot: torch.Tensor,
+    layout: Any,
+    init_states: dict[int, Any],
+    device: torch.device,
+) -> nn.Module:
+    """This rank's students around the teacher (`DistillMetaArch`), in train mode, with activation checkpointing."""
+    from geodino.train.activation_checkpointing import apply_activation_checkpointing
+    from geodino.train.distill_arch import DistillLossWeights, DistillMetaArch
 
     torch.manual_seed(cfg.train.seed + 1)
     students: dict[str, nn.Module] = {}
@@ -175,36 +206,9 @@ def _setup(cfg: DistillConfig, made: list[Path]) -> DistillRun:
     )
     arch = DistillMetaArch(teacher, t_dino, t_ibot, students, weights, layout, cfg.crops.n_global).to(device)
     arch.train()
-    from geodino.train.activation_checkpointing import apply_activation_checkpointing
-
     for st in arch.students.values():  # after the EMA copies were made: those never run backward
         apply_activation_checkpointing(st.backbone.blocks, cfg.train.activation_checkpointing)
-    opt = b.build_optimizer(cfg, arch)
-
-    writer = layout.subgroup_rank == 0 if not layout.colocated else rank == 0
-    start = _resume(cfg, arch, opt, ckpt_dir, device, distributed, writer)
-    _wrap_ddp(arch, layout, device, distributed)
-    log_file = (out_dir / "log.csv") if writer and layout.colocated else (out_dir / names[0] / "log.csv")
-    if writer:
-        _drop_rows_from(log_file, start)  # a killed run logged steps past its last checkpoint: they run again
-    return DistillRun(
-        cfg, sched, device, rank, distributed, out_dir, layout, arch, opt, patch, start, writer, ckpt_dir, log_file
-    )
-
-
-def _refuse_used_folder(out_dir: Path, names: list[str]) -> None:
-    """`train.resume=never` in a folder that holds checkpoints (any student's, so every rank answers alike): refused,
-    as pretraining does. Started from step 0 there, the run pruned its own new checkpoints as older than the earlier
-    run's (keep_last keeps the highest steps), wiped its log.csv, and a later `auto` resumed the earlier run."""
-    from geodino.errors import InputError
-    from geodino.train.checkpointing import latest_checkpoint
-
-    for folder in dict.fromkeys(checkpoint_dir(out_dir, [n], c) for n in names for c in (True, False)):
-        if (found := latest_checkpoint(folder)) is not None:
-            raise InputError(
-                f"output_dir {out_dir} already holds checkpoints ({found.relative_to(out_dir)}); resume with "
-                "train.resume=auto or choose another output_dir"
-            )
+    return arch
 
 
 def _resume(
@@ -338,7 +342,7 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
             _check_bands(cfg, run, first)
             batches = itertools.chain([first], batches)
     except GeoDinoError:
-        _undo_start(Path(cfg.output_dir).expanduser(), made)
+        undo_start(Path(cfg.output_dir).expanduser(), made)
         raise
     last = cfg.train.max_steps - 1
     bar = tqdm(
@@ -416,23 +420,6 @@ def _check_bands(cfg: DistillConfig, run: DistillRun, batch: dict[str, Any]) -> 
             f"{want} bands in data.* so they match, or adapt the teacher's input to the data (a teacher.spec with "
             "?bands=..., docs/backbone.md)"
         )
-
-
-def _undo_start(out: Path, made: list[Path]) -> None:
-    """A start refused with a geodino error (teacher, heads, students or data) leaves the run folder as it found
-    it: what `_setup` created is removed, the run folder only when nothing else is in it (a new folder whose heads
-    warm-up finished keeps its `teacher.heads.pth` for the next attempt). A folder that existed is never removed."""
-    from geodino.run_lock import release_run_folder
-
-    if not made:
-        return
-    release_run_folder(out)  # its lock file goes with it
-    for path in reversed(made):  # the files first, then the folder
-        with contextlib.suppress(OSError):
-            if path.is_dir():
-                path.rmdir()
-            else:
-                path.unlink()
 
 
 def _trackers(run: DistillRun) -> list[Any]:
