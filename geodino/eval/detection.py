@@ -345,6 +345,40 @@ def run_detection(
     assert_frozen(backbone)
     names = list(class_names or cfg.class_names)
     scaling = InputScaling.of(cfg, backbone, "detection")
+    train_data, val_data, names = _detection_sets(cfg, backbone, train_data, val_data, names, scaling)
+    _settle_run_scaling(cfg, scaling, train_data, val_data)
+
+    def check(s: dict[str, Any], where: str) -> dict[str, Any]:
+        return _checked_sample(s, where, backbone, names)
+
+    first = check(train_data[0], "train sample 0")
+    train_units, val_tiles = _training_units(cfg, train_data, val_data, check)
+    seed_everything(cfg.seed)  # the heads' initial weights depend on the seed, not on what ran before
+    model = build_detector(backbone, cfg, len(names), first["image"].shape[0])
+    history = train_detector(model, train_units, cfg)
+
+    evaluated = val_tiles if val_tiles is not None else val_data
+    metrics = _evaluate(model, evaluated, cfg, names, check)
+    metrics["train_loss"] = history[-1] if history else math.nan
+    metrics["val_images"] = float(len(evaluated))
+
+    head = {"detector": cfg.detector, "class_names": names, "state_dict": model.state_dict()}
+    dense.save_probe(out_dir, "detection", head, {**metrics, "input_scaling": scaling.describe()})
+    _export_predictions(model, cfg, backbone, scaling, out_dir, names, train_data, val_data)
+    scaling.say()  # one line at the end, predicted images included
+    return metrics
+
+
+def _detection_sets(
+    cfg: DetectionProbeConfig,
+    backbone: Any,
+    train_data: Sequence[dict[str, Any]] | None,
+    val_data: Sequence[dict[str, Any]] | None,
+    names: list[str],
+    scaling: InputScaling,
+) -> tuple[Any, Any, list[str]]:
+    """The training and validation samples and the class names: given, from `cfg.data`, or read from the image
+    and box files of the config (validation: None when none is given)."""
     if train_data is None and cfg.data.name:
         from geodino.eval.datasets import build_dataset
 
@@ -361,23 +395,35 @@ def run_detection(
         val_data, _ = load_detection_set(cfg.val_images, cfg.val_boxes or cfg.train_boxes, cfg, names, scaling)
     if not names:
         raise ConfigError("detection needs class_names when samples come without them (one name per label)")
-    # one rule for every image file of the run (training, validation, predict_images), before any is read
+    return train_data, val_data, names
+
+
+def _settle_run_scaling(cfg: DetectionProbeConfig, scaling: InputScaling, train_data: Any, val_data: Any) -> None:
+    """One input-scaling rule for every image file of the run (training, validation, predict_images), before any
+    is read."""
     files = [f for d in (train_data, val_data) if isinstance(d, dense.LazySamples) for f, _ in d.items]
     if cfg.predict_images:
         files += dense.list_files(cfg.predict_images, dense.IMAGE_SUFFIXES, "image")
     if files:
         dense.settle_scaling(scaling, files, cfg.bands)
 
-    def check(s: dict[str, Any], where: str) -> dict[str, Any]:
-        dense.check_bands(s["image"].shape[0], backbone, f"image {s.get('name', where)}")
-        if len(s["labels"]) and (int(s["labels"].max()) >= len(names) or int(s["labels"].min()) < 0):
-            raise InputError(
-                f"{s.get('name', where)} has box label {int(s['labels'].max())} but "
-                f"{plural(len(names), 'class', 'classes')} ({', '.join(names[:5])}); labels are 0-based class indices"
-            )
-        return s
 
-    first = check(train_data[0], "train sample 0")
+def _checked_sample(s: dict[str, Any], where: str, backbone: Any, names: list[str]) -> dict[str, Any]:
+    """`s` once its band count fits the backbone and its box labels index `names` (one line naming it else)."""
+    dense.check_bands(s["image"].shape[0], backbone, f"image {s.get('name', where)}")
+    if len(s["labels"]) and (int(s["labels"].max()) >= len(names) or int(s["labels"].min()) < 0):
+        raise InputError(
+            f"{s.get('name', where)} has box label {int(s['labels'].max())} but "
+            f"{plural(len(names), 'class', 'classes')} ({', '.join(names[:5])}); labels are 0-based class indices"
+        )
+    return s
+
+
+def _training_units(
+    cfg: DetectionProbeConfig, train_data: Any, val_data: Any, check: Any
+) -> tuple[Any, list[dict[str, Any]] | None]:
+    """What the heads train on and the held-out tiles: the training samples as they are when validation samples
+    were given (held-out tiles: None), else whole tiles of the training images split into both."""
     val_tiles: list[dict[str, Any]] | None = None
     if val_data is None:  # hold out whole tiles of the training images (small generic sets)
         tiles = [
@@ -394,25 +440,32 @@ def run_detection(
         train_units: Any = [tiles[i] for i in keep]
     else:
         train_units = train_data
-    seed_everything(cfg.seed)  # the heads' initial weights depend on the seed, not on what ran before
-    model = build_detector(backbone, cfg, len(names), first["image"].shape[0])
-    history = train_detector(model, train_units, cfg)
+    return train_units, val_tiles
 
+
+def _evaluate(model: Any, evaluated: Any, cfg: DetectionProbeConfig, names: list[str], check: Any) -> dict[str, float]:
+    """mAP, mAP50, mAP75, mAR100 (and per class) of the detector on the validation samples or held-out tiles."""
     meter = DetectionMeter(names, class_metrics=len(names) > 1, max_detections=cfg.max_detections)
-    evaluated = val_tiles if val_tiles is not None else val_data
     for i in range(len(evaluated)):
         s = check(evaluated[i], f"val sample {i}")
         pred = predict_image(model, s["image"], cfg)
         target = {k: s[k] for k in ("boxes", "labels", "ignore_boxes", "ignore_labels") if k in s}
         meter.update([pred], [target])  # ignore boxes: objects the held-out tile's edge cut
-    metrics = meter.compute()
-    metrics["train_loss"] = history[-1] if history else math.nan
-    metrics["val_images"] = float(len(evaluated))
+    return meter.compute()
 
-    head = {"detector": cfg.detector, "class_names": names, "state_dict": model.state_dict()}
-    dense.save_probe(out_dir, "detection", head, {**metrics, "input_scaling": scaling.describe()})
 
-    # whole-image predictions: GeoJSON in map coordinates (pixels json otherwise) and a box overlay
+def _export_predictions(
+    model: Any,
+    cfg: DetectionProbeConfig,
+    backbone: Any,
+    scaling: InputScaling,
+    out_dir: Path,
+    names: list[str],
+    train_data: Any,
+    val_data: Any,
+) -> None:
+    """Whole-image predictions of predict_images (else of the validation or training samples): GeoJSON in map
+    coordinates (pixel json otherwise), and a box overlay PNG of the first image."""
     if cfg.predict_images:
         files = dense.list_files(cfg.predict_images, dense.IMAGE_SUFFIXES, "image")
         sources: Any = dense.LazySamples(files, lambda f: {"raster": dense.read_raster(f), "path": f})
@@ -433,5 +486,3 @@ def run_detection(
             valid = r.valid if r is not None else None  # the stretch leaves nodata out
             plot_boxes(image, s.get("boxes"), pred, cfg.export_threshold, out_dir / "detection_boxes.png", rgb, valid)
             plotted = True
-    scaling.say()  # one line at the end, predicted images included
-    return metrics
