@@ -101,6 +101,25 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
     source = windowed(opened, cfg, bb.patch_size)
     info = source.info
     window = source.window if isinstance(source, WindowSource) else (0, 0, info.width, info.height)
+    _check_grid(info, cfg)
+    check_bands_fit(source, cfg.bands, bb)
+    p = int(bb.patch_size)
+    _check_tiling(cfg, p)
+    layers = parse_layers(cfg.layers)
+    dim, n_maps = _probe_dim(bb, layers, cfg.layer_mode, cfg.norm, cfg.device)
+    plan, margin = _make_run_plan(info, cfg, bb, dim)
+    idx = _layer_blocks(bb, cfg, layers, n_maps)
+    per = dim // len(_layer_label(idx, cfg.layer_mode))
+    band_names = [f"{lab}{'_' if lab else ''}E{i:03d}" for lab in _layer_label(idx, cfg.layer_mode) for i in range(per)]
+    declared, scale_desc = _input_scaling(info, source, cfg, bb)
+    l2 = cfg.dtype == "int8" if cfg.l2_normalize is None else bool(cfg.l2_normalize)
+    meta, ident = _records(info, source, window, cfg, bb, plan, dim, idx, margin, scale_desc, l2)
+    return PreparedRun(source, plan, dim, band_names, meta, ident, l2, margin, declared=declared)
+
+
+def _check_grid(info: Any, cfg: EmbedConfig) -> None:
+    """The input's grid must be one the output can hold: a CRS (unless allowed without), north-up to upsample, and
+    north-up for a Zarr store."""
     if info.crs is None and not cfg.allow_no_crs:
         raise InputError(f"input {info.path} has no CRS; set one (gdal_edit.py -a_srs EPSG:...) or pass --allow-no-crs")
     t = info.transform
@@ -112,8 +131,10 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
             f"input {info.path} has a rotated geotransform, which a Zarr store's x/y coordinates cannot carry "
             f"(GDAL and QGIS would place {cfg.out} north-up); write a COG instead (--out {Path(cfg.out).stem}.tif)"
         )
-    check_bands_fit(source, cfg.bands, bb)
-    p = int(bb.patch_size)
+
+
+def _check_tiling(cfg: EmbedConfig, p: int) -> None:
+    """tile and overlap must be multiples of the patch size `p`, and the overlap at most half a tile."""
     for name, value, default, lowest in (
         ("tile", cfg.tile, EmbedConfig.tile, 1),
         ("overlap", cfg.overlap, EmbedConfig.overlap, 0),
@@ -131,8 +152,11 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
             f"{cfg.tile // 2 // p * p} or less (a multiple of the patch size {p}), or a --tile of at least "
             f"{2 * cfg.overlap}"
         )
-    layers = parse_layers(cfg.layers)
-    dim, n_maps = _probe_dim(bb, layers, cfg.layer_mode, cfg.norm, cfg.device)
+
+
+def _make_run_plan(info: Any, cfg: EmbedConfig, bb: Any, dim: int) -> tuple[Plan, int]:
+    """The tile plan of the input and the tile margin, checked against the overlap and the memory they need."""
+    p = int(bb.patch_size)
     itemsize = {"float32": 4, "float16": 2, "int8": 1}[cfg.dtype]
     chunk = cfg.chunk or auto_chunk(dim, itemsize)
     plan = make_plan(
@@ -149,14 +173,23 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
     margin = cfg.effective_margin(p)
     check_margin(margin, cfg.overlap, p)
     check_memory(plan, cfg, info, dim, int(getattr(bb, "embed_dim", 0) or dim))
+    return plan, margin
+
+
+def _layer_blocks(bb: Any, cfg: EmbedConfig, layers: Any, n_maps: int) -> list[int]:
+    """The backbone blocks `layers` names; refused when the backbone returned another number of feature maps."""
     idx = layer_indices(layers, int(getattr(bb, "n_blocks", 1) or 1))
     if len(idx) != n_maps:
         raise ConfigError(
             f"backbone {describe_backbone(bb)['model_spec']} returned {plural(n_maps, 'feature map')} for layers="
             f"{cfg.layers!r} (blocks {idx}); pass layers naming blocks it has (it has {getattr(bb, 'n_blocks', '?')})"
         )
-    per = dim // len(_layer_label(idx, cfg.layer_mode))
-    band_names = [f"{lab}{'_' if lab else ''}E{i:03d}" for lab in _layer_label(idx, cfg.layer_mode) for i in range(per)]
+    return idx
+
+
+def _input_scaling(info: Any, source: Any, cfg: EmbedConfig, bb: Any) -> tuple[Any, str]:
+    """The raster's declared scale/offset rule (`file_rule`; None for cubes) and the scaling's description ("" when
+    nothing sets one); uint8 input with a sensor of 16-bit DN is refused here, before anything is written."""
     declared = file_rule(info.path, source.bands, cfg) if source.kind == "raster" else None  # cubes: raw values
     explicit = cfg.sensor or cfg.scale is not None or recorded_scale(bb) is not None
     explicit = explicit or cfg.band_scale is not None or cfg.band_offset is not None or declared is not None
@@ -167,7 +200,23 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
         from geodino.data.sensors import check_bit_depth
 
         check_bit_depth(str(info.path), info.dtype, sensor, kind=source.kind)
-    l2 = cfg.dtype == "int8" if cfg.l2_normalize is None else bool(cfg.l2_normalize)
+    return declared, scale_desc
+
+
+def _records(
+    info: Any,
+    source: Any,
+    window: Any,
+    cfg: EmbedConfig,
+    bb: Any,
+    plan: Plan,
+    dim: int,
+    idx: list[int],
+    margin: int,
+    scale_desc: str,
+    l2: bool,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The output's metadata and the run's identity (the settings a partial output records; a resume must match)."""
     from geodino import __version__
 
     meta = {
@@ -207,7 +256,7 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
         ident["window"] = list(window)
     if info.time is not None:  # a cube's date (the `time` option): recorded, and a resume must embed the same one
         meta["input_time"] = ident["time"] = info.time
-    return PreparedRun(source, plan, dim, band_names, meta, ident, l2, margin, declared=declared)
+    return meta, ident
 
 
 # ---------------------------------------------------------------------------------------------------------------
