@@ -33,13 +33,13 @@ import numpy as np
 
 from geodino.embed import style
 from geodino.embed.classifier_model import MODEL_KIND, _complete_old_identity, _identity, load_model
+from geodino.embed.classify_outputs import NODATA, class_entries, write_class_map
 from geodino.embed.compat import check_same_backbone
 from geodino.embed.labels import cv_groups, read_labels, sample_labels
 from geodino.embed.writers import EmbeddingReader
 from geodino.errors import ConfigError, InputError
 from geodino.io import atomic_path, check_writable
 
-NODATA = 255
 METHODS = ("logreg", "knn")
 
 
@@ -318,48 +318,18 @@ def classify_map(
 
     `cv_gap`: label features with cells within this many cells of each other are one group of the blocked
     cross-validation (never on both sides of a split)."""
-    from geodino.embed.map_outputs import pam_path
-    from geodino.embed.products import check_map_outputs
-
     if (labels is None) == (model is None):
         raise InputError("give either LABELS (a label file to fit on, with --column) or --model FILE, not both")
     if labels is not None and not column:
         raise InputError("classify needs --column NAME: the label file's column that holds the class names")
     folds, neighbors, max_cells, cv_gap, seed = _check_options(folds, neighbors, max_cells, cv_gap, seed, method)
-    side = sidecars(out)
-    png = Path(png) if png else side["png"]
-    model_out = Path(save_model) if save_model else side["model"]
-    check_map_outputs(
-        "classify",
-        out,
-        png=png,
-        metrics=side["metrics"],
-        style=side["qml"],
-        save_model=model_out if model is None else None,
-        **{"attribute table": pam_path(out)},
-    )
-    out = check_writable(out, overwrite=overwrite)
-    for p in (side["metrics"], png) + ((model_out,) if model is None else ()):
-        check_writable(p, overwrite=overwrite)
+    out, side, png, model_out = _check_outputs(out, png, save_model, model, overwrite)
     metrics: dict[str, Any] = {"features": str(features), "map": str(out)}
+    train_cells = None
     with EmbeddingReader(features).require_features() as rd:
         ident = _identity(rd)
         if model is not None:
-            bundle = load_model(model)
-            _complete_old_identity(bundle, Path(model), ident)
-            check_same_backbone(
-                bundle["backbone"],
-                f"model {model}",
-                ident,
-                f"feature raster {features}",
-                hint="a model applies only to feature rasters of the backbone, layers and normalisation it was fitted "
-                "on: embed this raster with the same settings, or fit a model on it (classify FEATURES LABELS)",
-            )
-            clf, classes, column = bundle["classifier"], list(bundle["classes"]), column or bundle["column"]
-            # a model saved before class codes were recorded numbered its classes by position
-            codes = dict(bundle.get("codes") or {c: i for i, c in enumerate(classes)})
-            # the CV of the fit scored the labels of the raster it was fitted on, not this one: kept apart
-            metrics.update(model=str(model), fitted_on=bundle.get("fitted_on"), cv_at_fit=bundle.get("cv"))
+            clf, classes, column, codes, bundle = _saved_model(model, ident, features, column, metrics)
         else:
             clf, classes, bundle, fitted, train_cells = _fit(
                 rd, labels, column, layer, method, neighbors, folds, max_cells, seed, ident, features, cv_gap
@@ -378,8 +348,73 @@ def classify_map(
             metrics["test"] = scores(ty, tp, classes)
             if model is None:
                 _test_near_training(metrics, tcells, train_cells, ty, tp, classes, cv_gap, test, labels)
-        _write_map(rd, clf, codes, out, classes)
-    entries = _entries(classes, codes)
+        write_class_map(rd, clf, codes, out, classes)
+    _write_side_files(out, png, side, classes, codes, metrics, bundle if model is None else None, model_out)
+    return metrics
+
+
+def _check_outputs(
+    out: str | Path, png: str | Path | None, save_model: str | Path | None, model: Any, overwrite: bool
+) -> tuple[Path, dict[str, Path], Path, Path]:
+    """Every output of the run checked writable before any work: the map, its side files and (when fitting) the
+    model file. Returns the map's path, the side files, the PNG and the model file."""
+    from geodino.embed.map_outputs import pam_path
+    from geodino.embed.products import check_map_outputs
+
+    side = sidecars(out)
+    png = Path(png) if png else side["png"]
+    model_out = Path(save_model) if save_model else side["model"]
+    check_map_outputs(
+        "classify",
+        out,
+        png=png,
+        metrics=side["metrics"],
+        style=side["qml"],
+        save_model=model_out if model is None else None,
+        **{"attribute table": pam_path(out)},
+    )
+    out = check_writable(out, overwrite=overwrite)
+    for p in (side["metrics"], png) + ((model_out,) if model is None else ()):
+        check_writable(p, overwrite=overwrite)
+    return out, side, png, model_out
+
+
+def _saved_model(
+    model: str | Path, ident: Any, features: str | Path, column: str | None, metrics: dict[str, Any]
+) -> tuple[Any, list[str], Any, dict[str, int], dict[str, Any]]:
+    """A saved model, refused unless fitted on features of this raster's backbone: classifier, classes, label
+    column, class codes and the bundle; `metrics` records where it came from."""
+    bundle = load_model(model)
+    _complete_old_identity(bundle, Path(model), ident)
+    check_same_backbone(
+        bundle["backbone"],
+        f"model {model}",
+        ident,
+        f"feature raster {features}",
+        hint="a model applies only to feature rasters of the backbone, layers and normalisation it was fitted "
+        "on: embed this raster with the same settings, or fit a model on it (classify FEATURES LABELS)",
+    )
+    clf, classes, column = bundle["classifier"], list(bundle["classes"]), column or bundle["column"]
+    # a model saved before class codes were recorded numbered its classes by position
+    codes = dict(bundle.get("codes") or {c: i for i, c in enumerate(classes)})
+    # the CV of the fit scored the labels of the raster it was fitted on, not this one: kept apart
+    metrics.update(model=str(model), fitted_on=bundle.get("fitted_on"), cv_at_fit=bundle.get("cv"))
+    return clf, classes, column, codes, bundle
+
+
+def _write_side_files(
+    out: Path,
+    png: Path,
+    side: dict[str, Path],
+    classes: list[str],
+    codes: dict[str, int],
+    metrics: dict[str, Any],
+    fitted: dict[str, Any] | None,
+    model_out: Path,
+) -> None:
+    """After the map: its QGIS style, the PNG quick-look, the fitted model (`fitted`: its bundle, None when a
+    saved model was applied) and the metrics JSON; `metrics` gains what they are."""
+    entries = class_entries(classes, codes)
     style.palette_qml(out, entries)
     from geodino.embed.quicklook import classes_png
 
@@ -387,16 +422,15 @@ def classify_map(
     title = f"{Path(out).name}" + (f"\nblocked CV accuracy: {headline(cv)}" if "accuracy" in cv else "")
     classes_png(out, png, entries, title=title)
     metrics.update(classes=classes, values={c: codes[c] for c in classes}, png=str(png), qml=str(side["qml"]))
-    if model is None:
+    if fitted is not None:
         import joblib
 
         with atomic_path(model_out, overwrite=True) as tmp:
-            joblib.dump(bundle, tmp)
+            joblib.dump(fitted, tmp)
         metrics["model"] = str(model_out)
     with atomic_path(side["metrics"], overwrite=True) as tmp:
         tmp.write_text(json.dumps(metrics, indent=2) + "\n")
     metrics["metrics"] = str(side["metrics"])
-    return metrics
 
 
 def _test_near_training(
@@ -436,51 +470,7 @@ def _test_near_training(
     )
 
 
-def _entries(classes: list[str], codes: dict[str, int]) -> dict[int, tuple[tuple[int, int, int, int], str]]:
-    """Legend / palette entries: pixel value -> (colour, class name), colours by the class's position."""
-    cmap = _class_colours(len(classes))
-    return {codes[c]: (cmap[i], c) for i, c in enumerate(classes)}
-
-
 def _sklearn_version() -> str:
     import sklearn
 
     return str(sklearn.__version__)
-
-
-def _class_colours(k: int) -> dict[int, tuple[int, int, int, int]]:
-    from geodino.embed.products import class_palette
-
-    return class_palette(k)
-
-
-def _write_map(rd: EmbeddingReader, clf: Any, codes: dict[str, int], out: Path, classes: list[str]) -> None:
-    from geodino.embed.products import cog_profile, n_blocks, write_cog
-
-    lut = np.array([codes[str(c)] for c in clf.classes_], np.uint8)
-
-    def blocks():
-        for win in rd.blocks():
-            f, valid = rd.read(win)
-            _, h, w = f.shape
-            band = np.full((2, h, w), NODATA, np.uint8)
-            if valid.any():
-                proba = clf.predict_proba(f[:, valid].T)
-                band[0][valid] = lut[np.argmax(proba, axis=1)]
-                band[1][valid] = np.clip(np.rint(proba.max(axis=1) * 100), 0, 100).astype(np.uint8)
-            yield win, band
-
-    write_cog(
-        out,
-        blocks(),
-        cog_profile(rd, 2, "uint8", NODATA),
-        classes=_entries(classes, codes),  # colour table and RAT of band 1, as the .qml and the PNG legend
-        bands=("class", "confidence"),
-        desc="classify",
-        total=n_blocks(rd),
-        GEODINO_CLASS_NAMES=json.dumps(classes),
-        GEODINO_CLASS_VALUES=json.dumps([codes[c] for c in classes]),
-        GEODINO_BANDS="1: class (colour table; GEODINO_CLASS_VALUES[i] is class GEODINO_CLASS_NAMES[i]; "
-        "255 = nodata), 2: confidence = top class probability in % (255 = nodata)",
-        GEODINO_MODEL_FINGERPRINT=rd.metadata.get("model_fingerprint", ""),
-    )
