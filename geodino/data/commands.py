@@ -35,7 +35,7 @@ def _add_stats(sub: Any) -> None:
         description="Stream tiles of an archive and write per-band mean/std (valid pixels only) as a sensor YAML "
         "usable as `sensor: file.yaml`. Rasters and cubes are cut into a grid of windows, all read when they are "
         "at most --samples (exact statistics), else --samples of them drawn uniformly; image folders and tar "
-        "shards use --samples random tiles.",
+        "shards read each image whole, every image when there are at most --samples, else --samples of them.",
     )
     s.add_argument("paths", nargs="+", help="folders, globs, files or .txt lists (cube: Zarr stores)")
     s.add_argument("--out", "-o", required=True, help="sensor YAML to write")
@@ -51,9 +51,11 @@ def _add_stats(sub: Any) -> None:
         type=int,
         default=256,
         help="windows to read at most (default 256): rasters and cubes read every grid window when there are "
-        "no more, else this many drawn uniformly; images and tar shards: random tiles",
+        "no more, else this many drawn uniformly; images and tar shards: whole images, each at most once",
     )
-    s.add_argument("--tile-size", type=int, default=256, help="tile edge in pixels (default 256)")
+    s.add_argument(
+        "--tile-size", type=int, default=None, help="grid window edge in pixels, rasters and cubes (default 256)"
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--name", default=None, help="sensor name in the YAML (default: from the file name)")
     s.add_argument("--on-error", default="skip", choices=["skip", "stop"], help="unreadable files: skip or stop")

@@ -315,8 +315,8 @@ def compute_stats(
 
 
 def _check_tile_size(type: str, tile_size: Any) -> None:
-    """Refuse a tile size for image folders and tar shards, which are read whole (256, the CLI's default, passes)."""
-    if type in ("images", "tar") and tile_size is not None and tile_size != 256:
+    """Refuse a tile size for image folders and tar shards, which are read whole."""
+    if type in ("images", "tar") and tile_size is not None:
         what = "image folders" if type == "images" else "tar shards"
         raise InputError(
             f"--tile-size {tile_size} does not apply to {what}: each image is read whole, at its own size (the YAML "

@@ -70,6 +70,9 @@ def test_tile_size_is_refused_for_images_in_one_line(capsys, tmp_path):
     one_line_exit_2(capsys, tmp_path, "data", "stats", src, "--type", "images", "--out", tmp_path / "s.yaml",
                     "--tile-size", "16", expect=said)  # fmt: skip
     assert not (tmp_path / "s.yaml").exists()
+    said = ("--tile-size 256 does not apply to image folders", "leave --tile-size out")  # the raster default too
+    one_line_exit_2(capsys, tmp_path, "data", "stats", src, "--type", "images", "--out", tmp_path / "s.yaml",
+                    "--tile-size", "256", expect=said)  # fmt: skip
 
 
 def test_cli_yaml_records_every_image_once(tmp_path):
