@@ -15,7 +15,7 @@ PRODUCTS = ("pca", "cluster", "similar", "zonal", "classify", "change")
 
 EMBED_FLAGS = (
     "backbone out tile overlap blend margin batch_size layers layer_mode l2_normalize dtype chunk upsample sensor "
-    "scale bands nodata variable bbox bbox_crs window asset asset_bands allow_no_crs overwrite resume amp device "
+    "scale bands nodata variable time bbox bbox_crs window asset asset_bands allow_no_crs overwrite resume amp device "
     "workers world_size rank threads progress"
 ).split()
 
@@ -38,7 +38,7 @@ PRODUCT_FLAGS = tuple(dict.fromkeys(n for names in PRODUCT_OPTIONS.values() for 
 PRODUCT_ITEMS = {"zonal": ("FEATURES", "POLYGONS"), "classify": ("FEATURES", "LABELS"), "change": ("A", "B")}
 _OVERRIDE = re.compile(r"[A-Za-z_][\w.-]*=")  # a key=value item (embed's config overrides), not a file
 RASTER_FLAGS = (
-    "tile overlap blend margin layer_mode dtype chunk upsample sensor nodata variable bbox bbox_crs window asset "
+    "tile overlap blend margin layer_mode dtype chunk upsample sensor nodata variable time bbox bbox_crs window asset "
     "asset_bands allow_no_crs resume workers world_size rank config"
 ).split()
 # flags whose name is not their dest with dashes

@@ -64,6 +64,11 @@ def _ints(v: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{v!r} is not a comma-separated list of band numbers") from exc
 
 
+def _time(text: str) -> int | str:
+    """`--time`: a whole number is a date index (`-1`: the last), anything else a date label (as `time=` in YAML)."""
+    return int(text) if re.fullmatch(r"\s*-?\d+\s*", text) else text
+
+
 NUMBER_LIST_FLAGS = ("--point", "--bbox")
 """Flags whose value is a comma-separated list of numbers, often negative (western longitudes, southern latitudes)."""
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -166,6 +171,11 @@ def _add_embedding_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--bands", type=_ints, help="1-based input bands to use, e.g. 4,3,2")
     g.add_argument("--nodata", type=float, help="override the input's nodata value")
     g.add_argument("--variable", help="variable of a Zarr/NetCDF cube")
+    g.add_argument(
+        "--time",
+        type=_time,
+        help="the date of a cube with a time dimension: an index (0; -1: the last) or a date label (2024-02-01)",
+    )
     g.add_argument(
         "--bbox",
         nargs="+",

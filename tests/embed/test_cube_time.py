@@ -84,3 +84,17 @@ def test_time_on_a_cube_or_raster_without_dates_is_refused(tmp_path):
     _, da = _cube(tmp_path / "ts.zarr")
     with pytest.raises(InputError, match=r"has no time dimension .*drop time"):
         embed_raster(da.isel(time=0), ConvBackbone(), tmp_path / "g.tif", time=0, progress=False)
+
+
+def test_the_time_flag_equals_the_override(tmp_path):
+    """`--time 1` is the date index 1 and `--time -1` the last date (whole numbers are indices, as `time=1` in YAML),
+    `--time 2024-02` a date label; each writes what the `time=` override writes."""
+    store, _ = _cube(tmp_path / "ts.zarr")
+    base = ["embed", store, "-b", SPEC, "--tile", "32", "--overlap", "0", "--no-progress"]
+    for flag, item in (("1", "time=1"), ("-1", "time=-1"), ("2024-02", "time=2024-02")):
+        a, b = tmp_path / f"flag{flag}.tif", tmp_path / f"item{flag}.tif"
+        assert cli.main([*base, "--out", str(a), "--time", flag]) == 0
+        assert cli.main([*base, "--out", str(b), item]) == 0
+        (fa, ta), (fb, tb) = _features(a), _features(b)
+        np.testing.assert_array_equal(fa, fb)
+        assert ta["GEODINO_INPUT_TIME"] == tb["GEODINO_INPUT_TIME"]
