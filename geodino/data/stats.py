@@ -182,9 +182,39 @@ def compute_stats(
     """Per-band mean/std (reflectance units) over at most `samples` grid windows of `tile_size` px (rasters,
     datacubes; default 256) or at most `samples` whole images, each once (image folders, tar shards); returns
     (sensor, provenance)."""
+    bands, band_names, samples, tile_size, seed = _checked_arguments(type, bands, band_names, samples, tile_size, seed)
+    alpha = _alpha_left_out(paths, type, bands)
+    base = _base_sensor(paths, type, sensor, band_names, scale, offset, nodata, name, alpha)
+    if alpha:  # read the other bands by name (the alpha band still masks them: GDAL's per-dataset mask)
+        bands, band_names = _without_alpha(base, alpha, sensor, band_names)
+    source = _stats_source(paths, type, sensor, bands, band_names, base, nodata, tile_size, on_error)
+    if alpha:
+        _warn_alpha(paths, type, alpha)
+    tiles, method, n_windows = _tiles_to_read(source, type, tile_size, samples, seed, on_error, progress)
+    stats, kept, n_read, shapes = _accumulate(tiles, list(source.band_names), seed)
+    warn_degenerate(list(source.band_names), stats)
+    out = _stats_sensor(source, stats, sensor, name, nodata)
+    prov: dict[str, Any] = {"tiles": samples, "seed": seed, "method": method}
+    if type in ("images", "tar"):  # read whole: their size (one, or the range of mixed sizes), and how many
+        prov["tiles"] = n_read
+        hs, ws = [h for h, _ in shapes], [w for _, w in shapes]
+        one = len(shapes) == 1
+        prov["chip_size"] = list(next(iter(shapes))) if one else {"min": [min(hs), min(ws)], "max": [max(hs), max(ws)]}
+    else:
+        prov["tile_size"] = tile_size
+    if type in ("raster", "cube"):
+        prov["tiles"] = n_windows
+    prov["pixels"] = [int(c) for c in stats.count]
+    _add_percentiles(prov, stats, kept)
+    return out, prov
+
+
+def _checked_arguments(
+    type: str, bands: Any, band_names: Any, samples: Any, tile_size: Any, seed: Any
+) -> tuple[list[str] | None, list[str] | None, int, int, int]:
+    """(bands, band_names, samples, tile_size, seed) checked and normalised, before any file is read."""
     from geodino.config import whole_number
     from geodino.data.config import band_list, check_source_type
-    from geodino.data.loaders import SourceConfig, build_source
 
     check_source_type(type, "type")  # before any file is read: a typo would otherwise be read as image folders
     bands, band_names = band_list(bands, "bands"), band_list(band_names, "band_names")  # "red,nir" is two bands
@@ -196,10 +226,23 @@ def compute_stats(
     )
     if samples <= 0:
         raise InputError(f"samples must be > 0, got {samples}")
-    alpha = _alpha_left_out(paths, type, bands)
-    base = _base_sensor(paths, type, sensor, band_names, scale, offset, nodata, name, alpha)
-    if alpha:  # read the other bands by name (the alpha band still masks them: GDAL's per-dataset mask)
-        bands, band_names = _without_alpha(base, alpha, sensor, band_names)
+    return bands, band_names, samples, tile_size, seed
+
+
+def _stats_source(
+    paths: Any,
+    type: str,
+    sensor: str | None,
+    bands: Sequence[str] | None,
+    band_names: Sequence[str] | None,
+    base: Sensor,
+    nodata: float | None,
+    tile_size: int,
+    on_error: str,
+) -> Any:
+    """The source the statistics read (every tile kept, whatever its nodata), checked before any pixel is read."""
+    from geodino.data.loaders import SourceConfig, build_source
+
     cfg = SourceConfig(
         name="stats",
         type=type,
@@ -217,45 +260,58 @@ def compute_stats(
         max_nodata_fraction=1.0,
         on_error=on_error,
     )
-    cfg_sensor = base
-    source = _build_with_sensor(cfg, cfg_sensor, build_source)
+    source = _build_with_sensor(cfg, base, build_source)
     _check_scenes(source, type, nodata)  # before any pixel is read
-    if alpha:
-        import warnings
+    return source
 
-        from geodino.data.rasters import alpha_is_data
 
-        one, first = len(alpha) == 1, _first_named(paths, type).rstrip(",")
-        which = f"band {alpha[0]} is an alpha band" if one else f"bands {', '.join(map(str, alpha))} are alpha bands"
-        count, _, dtype, _ = _first_bands(paths)
-        warnings.warn(
-            f"{which} (the validity mask) in {first}: left out of the statistics, its mask applied; name the bands "
-            f"with --bands to include {'it' if one else 'them'}, or "
-            f"{alpha_is_data(alpha, first.split(' ')[-1], count, dtype)}",
-            stacklevel=2,
-        )
-    stats = RunningStats(len(source.band_names))
-    kept = UniformPixelSample(PERCENTILE_PIXELS, np.random.default_rng([int(seed), 0x70637431]))
+def _warn_alpha(paths: Any, type: str, alpha: tuple[int, ...]) -> None:
+    """Say once that the first raster's alpha bands are left out of the statistics, and how to include them."""
+    import warnings
+
+    from geodino.data.rasters import alpha_is_data
+
+    one, first = len(alpha) == 1, _first_named(paths, type).rstrip(",")
+    which = f"band {alpha[0]} is an alpha band" if one else f"bands {', '.join(map(str, alpha))} are alpha bands"
+    count, _, dtype, _ = _first_bands(paths)
+    warnings.warn(
+        f"{which} (the validity mask) in {first}: left out of the statistics, its mask applied; name the bands "
+        f"with --bands to include {'it' if one else 'them'}, or "
+        f"{alpha_is_data(alpha, first.split(' ')[-1], count, dtype)}",
+        stacklevel=3,
+    )
+
+
+def _tiles_to_read(
+    source: Any, type: str, tile_size: int, samples: int, seed: int, on_error: str, progress: bool
+) -> tuple[Any, str, int | None]:
+    """(lazy iterator of the samples, the method the provenance names, grid windows read or None for images):
+    rasters and cubes by non-overlapping grid windows, all or a uniform sample; images whole, each once."""
     archive = getattr(source, "archive", None)
+    if archive is None and type != "cube":  # image folders, tar shards: whole images, each once
+        picks = image_picks(len(source), samples, seed)
+        method = "exact: every image" if len(picks) == len(source) else f"uniform sample of {len(source)} images"
+        return read_images(source, picks, seed, progress), method, None
     if archive is not None:  # rasters: non-overlapping grid windows, all of them or a uniform sample
-        windows, n_windows = grid_windows(archive.scenes, int(tile_size), samples, seed)
-        method = "exact: every pixel" if len(windows) == n_windows else f"uniform sample of {n_windows} grid windows"
-        tiles = read_windows(archive.sample, windows, on_error, progress)
-    elif type == "cube":  # the same grid over every time step of every store
+        scenes, read = archive.scenes, archive.sample
+    else:  # the same grid over every time step of every store
         units = [
             (i, t) for i, sc in enumerate(source.scenes) for t in (range(len(sc.times)) if sc.time_dim else (None,))
         ]
-        windows, n_windows = grid_windows([source.scenes[i] for i, _ in units], int(tile_size), samples, seed)
-        method = "exact: every pixel" if len(windows) == n_windows else f"uniform sample of {n_windows} grid windows"
+        scenes = [source.scenes[i] for i, _ in units]
 
         def read(u: int, x: int, y: int, w: int, h: int) -> dict[str, Any]:
             return source.read(units[u][0], x, y, w, h, units[u][1])
 
-        tiles = read_windows(read, windows, on_error, progress)
-    else:  # image folders, tar shards: whole images, each once
-        picks = image_picks(len(source), samples, seed)
-        method = "exact: every image" if len(picks) == len(source) else f"uniform sample of {len(source)} images"
-        tiles = read_images(source, picks, seed, progress)
+    windows, n_windows = grid_windows(scenes, int(tile_size), samples, seed)
+    method = "exact: every pixel" if len(windows) == n_windows else f"uniform sample of {n_windows} grid windows"
+    return read_windows(read, windows, on_error, progress), method, len(windows)
+
+
+def _accumulate(tiles: Any, band_names: list[str], seed: int) -> tuple[RunningStats, UniformPixelSample, int, set]:
+    """(stats, kept pixels, samples read, their sizes) over the valid pixels; a band without any is refused."""
+    stats = RunningStats(len(band_names))
+    kept = UniformPixelSample(PERCENTILE_PIXELS, np.random.default_rng([int(seed), 0x70637431]))
     n_read = 0
     shapes: set[tuple[int, int]] = set()
     for s in tiles:
@@ -267,20 +323,24 @@ def compute_stats(
         if pix.shape[1]:
             kept.add(pix)
     if (stats.count == 0).any():
-        empty = [b for b, c in zip(source.band_names, stats.count) if c == 0]
+        empty = [b for b, c in zip(band_names, stats.count) if c == 0]
         raise InputError(
             f"no valid pixels for {plural(len(empty), 'band')} ({', '.join(empty)}) in {plural(n_read, 'tile')}; "
             "check nodata and the paths"
         )
-    warn_degenerate(list(source.band_names), stats)
-    sel = source.sensor
+    return stats, kept, n_read, shapes
+
+
+def _stats_sensor(src: Any, stats: RunningStats, sensor: str | None, name: str | None, nodata: float | None) -> Sensor:
+    """The sensor the YAML records: the one read with, with the computed mean/std (and the files' nodata)."""
+    sel = src.sensor
     if nodata is None:  # carry the files' own nodata value into the sensor (used when a file declares none)
-        scenes = getattr(getattr(source, "archive", None), "scenes", None) or getattr(source, "scenes", [])
+        scenes = getattr(getattr(src, "archive", None), "scenes", None) or getattr(src, "scenes", [])
         values = {sc.nodata for sc in scenes}
         nodata = values.pop() if len(values) == 1 else sel.nodata
-    out = Sensor(
+    return Sensor(
         name=name or (f"{sel.name}_custom" if sensor else sel.name),
-        bands=tuple(source.band_names),
+        bands=tuple(src.band_names),
         scale=sel.scale,
         mean=tuple(round(float(v), 6) for v in stats.mean),
         std=tuple(round(max(float(v), 1e-6), 6) for v in stats.std),
@@ -290,17 +350,10 @@ def compute_stats(
         rgb_bands=sel.rgb_bands,
         aliases=sel.aliases,
     )
-    prov: dict[str, Any] = {"tiles": samples, "seed": seed, "method": method}
-    if type in ("images", "tar"):  # read whole: their size (one, or the range of mixed sizes), and how many
-        prov["tiles"] = n_read
-        hs, ws = [h for h, _ in shapes], [w for _, w in shapes]
-        one = len(shapes) == 1
-        prov["chip_size"] = list(next(iter(shapes))) if one else {"min": [min(hs), min(ws)], "max": [max(hs), max(ws)]}
-    else:
-        prov["tile_size"] = tile_size
-    if type in ("raster", "cube"):
-        prov["tiles"] = len(windows)
-    prov["pixels"] = [int(c) for c in stats.count]
+
+
+def _add_percentiles(prov: dict[str, Any], stats: RunningStats, kept: UniformPixelSample) -> None:
+    """Add the kept pixels' percentiles to `prov`, and say which pixels they come from."""
     if kept.size:
         sample = kept.result()
         prov.update(percentiles(sample))
@@ -311,7 +364,6 @@ def compute_stats(
             if sample.shape[1] >= n_valid
             else f"a random {sample.shape[1]:,} of the {n_valid:,} valid pixels read (mean and std use them all)"
         )
-    return out, prov
 
 
 def _check_tile_size(type: str, tile_size: Any) -> None:
