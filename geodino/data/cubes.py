@@ -402,17 +402,23 @@ class CubeSource:
         """`read` at time step `t`; with time_sampling first/last, when the window holds no valid pixel at `t` (an
         acquisition missing there), the nearest date that has one: the next-latest for last, the next-earliest for
         first (counted in `date_fallbacks`); when no date has one, the window at `t` (nodata everywhere)."""
+        return self.dated_read(scene_i, col, row, width, height, t)[1]
+
+    def dated_read(
+        self, scene_i: int, col: int, row: int, width: int, height: int, t: int | None
+    ) -> tuple[int | None, dict[str, Any]]:
+        """(time step read, sample) of `read_dated`: curation records the date a first/last tile is read at."""
         sample = self.read(scene_i, col, row, width, height, t)
         s = self.scenes[scene_i]
         if t is None or self.time_sampling not in ("first", "last") or sample["valid"].any():
-            return sample
+            return t, sample
         later = range(t - 1, -1, -1) if self.time_sampling == "last" else range(t + 1, s.array.sizes[s.time_dim])
         for k in later:
             other = self.read(scene_i, col, row, width, height, k)
             if other["valid"].any():
                 self.date_fallbacks += 1
-                return other
-        return sample
+                return k, other
+        return t, sample
 
     def _checked(self, sample: dict[str, Any], tries: int) -> dict[str, Any]:
         """Count (and say once per source) a tile returned without a valid pixel: it trains as constant crops."""

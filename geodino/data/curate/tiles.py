@@ -3,8 +3,9 @@
 Tiles come from the same source objects pretraining reads (`geodino.data.loaders.build_source`), so a curated
 list names exactly the tiles pretraining would draw: raster and cube sources are enumerated on their grid
 (`tile_size`, `tile_units`, `stride`, `roi`, `crs`/`res` of the source; a cube's "random" time sampling gives one
-tile per (window, time step)), image folders and tar shards one tile per image. Sources that only draw random
-windows (torchgeo, synthetic) have no tile list to curate.
+tile per (window, time step); first/last one tile per window at the date the source reads: the nearest with a
+valid pixel there where the chosen one is missing), image folders and tar shards one tile per image. Sources that
+only draw random windows (torchgeo, synthetic) have no tile list to curate.
 """
 
 from __future__ import annotations
@@ -43,6 +44,25 @@ def _grid_config(cfg: SourceConfig, where: str) -> SourceConfig:
     if cfg.type in ("raster", "cube"):
         return dataclasses.replace(cfg, sampling="grid", max_nodata_fraction=1.0)
     return cfg
+
+
+def _cube_time(src: Any, tile: tuple[int, int, int, int, int], t_pos: int, skip: bool) -> int:
+    """The time step the cube source reads for grid tile `tile` (scene, col, row, width, height); -1: the cube has
+    no time dimension. first/last read the window (`CubeSource.dated_read`) to find the date the source falls back
+    to where its own has no valid pixel there, so the list never names a missing acquisition. A failed read under
+    on_error skip (`skip`) keeps the first/last date: the tile's own read fails again and drops it as nodata."""
+    scene = src.scenes[tile[0]]
+    if scene.time_dim is None:
+        return -1
+    if src.time_sampling == "random":
+        return int(t_pos)
+    first_or_last = 0 if src.time_sampling == "first" else int(scene.array.sizes[scene.time_dim]) - 1
+    try:
+        return int(src.dated_read(*tile, first_or_last)[0])
+    except InputError:
+        if not skip:
+            raise
+        return first_or_last
 
 
 class Tiles:
@@ -92,7 +112,7 @@ class Tiles:
                 "member": list(src.names),
             }
         scenes = src.archive.scenes if kind == "raster" else src.scenes
-        n_times = getattr(src, "_n_times", 1)
+        n_times, skip = getattr(src, "_n_times", 1), self.configs[i].on_error == "skip"
         rows: dict[str, list] = {"path": [], **{c: [] for c in WINDOW_COLUMNS}}
         if kind == "cube":
             rows["time"] = []
@@ -103,18 +123,11 @@ class Tiles:
                 rows[name].append(int(v))
             if kind == "cube":
                 listed = getattr(src, "grid_times", None)  # a curated list's own time steps
-                t = int(listed[k]) if listed is not None else self._cube_time(src, scenes[sid], k % n_times)
+                t = int(listed[k]) if listed is not None else _cube_time(src, (sid, col, row, w, h), k % n_times, skip)
                 rows["time"].append(t)
+        if kind == "cube" and src.time_sampling in ("first", "last"):  # one tile per window: read at the listed date
+            src.grid_times = np.asarray(rows["time"], dtype=np.int64)
         return rows
-
-    @staticmethod
-    def _cube_time(src: Any, scene: Any, t_pos: int) -> int:
-        """The time step the cube source reads for a grid tile (-1: the cube has no time dimension)."""
-        if scene.time_dim is None:
-            return -1
-        if src.time_sampling == "random":
-            return int(t_pos)
-        return 0 if src.time_sampling == "first" else int(scene.array.sizes[scene.time_dim]) - 1
 
     def __len__(self) -> int:
         return self.n
