@@ -398,16 +398,13 @@ class CubeSource:
             out["time"] = s.times[t]
         return out
 
-    def read_dated(self, scene_i: int, col: int, row: int, width: int, height: int, t: int | None) -> dict[str, Any]:
-        """`read` at time step `t`; with time_sampling first/last, when the window holds no valid pixel at `t` (an
-        acquisition missing there), the nearest date that has one: the next-latest for last, the next-earliest for
-        first (counted in `date_fallbacks`); when no date has one, the window at `t` (nodata everywhere)."""
-        return self.dated_read(scene_i, col, row, width, height, t)[1]
-
     def dated_read(
         self, scene_i: int, col: int, row: int, width: int, height: int, t: int | None
     ) -> tuple[int | None, dict[str, Any]]:
-        """(time step read, sample) of `read_dated`: curation records the date a first/last tile is read at."""
+        """`read` at time step `t` -> (time step read, sample); with time_sampling first/last, when the window holds
+        no valid pixel at `t` (an acquisition missing there), the nearest date that has one: the next-latest for last,
+        the next-earliest for first (counted in `date_fallbacks`); when no date has one, the window at `t` (nodata
+        everywhere). Curation records the time step it returns."""
         sample = self.read(scene_i, col, row, width, height, t)
         s = self.scenes[scene_i]
         if t is None or self.time_sampling not in ("first", "last") or sample["valid"].any():
@@ -447,7 +444,7 @@ class CubeSource:
                 t = int(self.grid_times[k]) if self.grid_times[k] >= 0 and s.time_dim else None
                 return self._checked(self.read(sid, col, row, w, h, t), 1)
             t = t_pos if (self.time_sampling == "random" and s.time_dim) else self._time_index(s, rng)
-            return self._checked(self.read_dated(sid, col, row, w, h, t), 1)
+            return self._checked(self.dated_read(sid, col, row, w, h, t)[1], 1)
 
         def draw() -> dict[str, Any]:
             sid, col, row, w, h = self.tiles.random_tile(rng)
@@ -455,7 +452,7 @@ class CubeSource:
             if self.align_to_chunks and s.chunks:
                 ch, cw = s.chunks
                 col, row = chunk_aligned(col, w, cw, s.width), chunk_aligned(row, h, ch, s.height)
-            return self.read_dated(sid, col, row, w, h, self._time_index(s, rng))
+            return self.dated_read(sid, col, row, w, h, self._time_index(s, rng))[1]
 
         best, draws = least_nodata(draw, self.max_tries, self.max_nodata_fraction)
         self.redraws += draws - 1
