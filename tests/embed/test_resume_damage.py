@@ -153,7 +153,11 @@ def test_resume_removes_stale_temporaries_of_dead_processes_only(tmp_path, conv_
         stale += [tmp_path / f".o.tmp-{tag}-{dead}.tif.src.vrt"]
         kept = [tmp_path / f".o.tmp-{tag}-{live.pid}.tif.L0.tif", tmp_path / f".o.tmp-{tag}-{os.getpid()}.tif.L1.tif"]
         kept += [tmp_path / f".other.tmp-{tag}-{dead}.tif.L0.tif", tmp_path / f".o2.tmp-{tag}-{dead}.tif"]
-        kept += [tmp_path / f".o.tmp-{dead}.tif.src.vrt"]  # untagged (older geodino), fresh: kept
+        kept += [
+            tmp_path / f".o.tmp-{dead}.tif.src.vrt",
+            tmp_path / f".o.tmp-{dead}.tif",
+            tmp_path / f".o.tmp-{dead}.tif.L0.tif",
+        ]
         for p in stale + kept:
             p.write_bytes(b"x")
         embed_raster(src, conv_bb, out, resume=True, **OPTS)
