@@ -13,7 +13,9 @@ best of transformers and timm in the same run (issue 15 target >= 1.2); `cos` is
 its patch tokens to eager float32 and `max diff` their largest absolute difference (the float32 paths keep it
 under 1e-4). The fast path is the one `geodino.models.frozen.choose_path` picks for the row's dtype on the device:
 on a CUDA GPU with TF32 tensor cores the float32 row runs its projections as 3xTF32; `--dtypes fp32-ieee` adds a
-row with plain float32 products there (the same as `fp32` on a CPU). `--int8` adds the opt-in int8 row (eager,
+row with plain float32 products there (the same as `fp32` on a CPU). On a CPU the float32 row runs the
+projections through oneDNN with the GELU fused (`fast-float32-onednn`); `--dtypes fp32-mkl` adds a row with the MKL
+products inductor packs by itself (the CPU route before oneDNN). `--int8` adds the opt-in int8 row (eager,
 compared with float32).
 
 `--compile-peers` adds transformers and timm each behind a plain `torch.compile(model)` (the one line a user of
@@ -127,7 +129,9 @@ def bench(
         run = dict(fns)
         extra: dict = {}
         if fast:
-            mode = {"fp32": "float32", "fp32-ieee": "float32-ieee", "bf16": "bfloat16", "int8": "int8"}[dt]
+            mode = {"fp32": "float32", "fp32-ieee": "float32-ieee", "fp32-mkl": "float32-mkl", "bf16": "bfloat16"}.get(
+                dt, dt
+            )
             run["fast"], extra["path"], extra["cos"], extra["diff"], extra["warmup_s"] = fast_fn(geo, x, mode, compile)
         if dt == "int8":  # the baselines of the int8 row are the float32 ones
             amp = False
@@ -154,7 +158,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "fp32-ieee", "bf16"])
+    ap.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "fp32-ieee", "fp32-mkl", "bf16"])
     ap.add_argument("--no-fast", dest="fast", action="store_false", help="leave out the fast-path column")
     ap.add_argument("--no-compile", dest="compile", action="store_false", help="fast path without torch.compile")
     ap.add_argument("--int8", action="store_true", help="add the opt-in int8 fast-path row (vs float32 baselines)")

@@ -90,8 +90,8 @@ def accelerate(
 ) -> FastPath:
     """Replace `backbone.model` (a geodino ViT inside a FrozenBackbone) by its fast path, in place.
 
-    `mode`: auto | off | float32 | float32-ieee | bfloat16 | int8 (see `choose_path`); `compile`: None = auto (on
-    when a compiler is present and, if `n_images` images of `image_size` (h, w) are to run, the job reaches
+    `mode`: auto | off | float32 | float32-ieee | float32-mkl | bfloat16 | int8 (see `choose_path`); `compile`: None
+    = auto (on when a compiler is present and, if `n_images` images of `image_size` (h, w) are to run, the job reaches
     `compile_min_images` for the device, the path's dtype and that size). Returns the path used
     (`FastPath(enabled=False)` when the backbone stays eager)."""
     path = plan_path(backbone, mode=mode, compile=compile, n_images=n_images, image_size=image_size)
@@ -211,7 +211,7 @@ def prepare_embed(
     """What `geodino embed` calls once per run: accelerate `backbone` in place, pay the compile warm-up on the
     call `embed` makes (batch_size x tile x tile, its layers and final norm) before the timed work unless that
     graph is compiled already (a backbone object reused for another raster), and return the metadata the feature raster
-    records: {"inference_path": "fast-float32-compiled" | ... | "eager", "inference_dtype": "float32" | ...}."""
+    records: {"inference_path": "fast-float32-onednn-compiled" | ... | "eager", "inference_dtype": "float32" | ...}."""
     from geodino.backbones import layer_indices
 
     h, w = (tile, tile) if isinstance(tile, int) else tile

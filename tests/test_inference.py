@@ -16,7 +16,7 @@ def test_accelerate_swaps_in_place_and_features_agree(monkeypatch):
     maps, cls = fb.features(x, "four_last")
     eager = fb.model
     path = accelerate(fb, compile=False)
-    assert path.name == "fast-float32" and isinstance(fb.model, FastViT) and path_of(fb) == path
+    assert path.name == "fast-float32-onednn" and isinstance(fb.model, FastViT) and path_of(fb) == path
     assert not any(n.startswith("_eager_model") for n, _ in fb.named_modules())  # not a hidden submodule
     maps2, cls2 = fb.features(x, "four_last")
     for a, b in zip(maps + cls, maps2 + cls2):
@@ -50,7 +50,7 @@ def test_probe_features_print_the_path_and_throughput(capsys, monkeypatch):
     fast = extract_features(fb, ds, FeatureConfig(layers="last", batch_size=2, cache=False), desc="toy")
     err = capsys.readouterr().err
     assert "toy: path fast-float32" in err and "5 images" in err and "img/s" in err
-    assert fast.meta["path"] == "fast-float32"
+    assert fast.meta["path"] == "fast-float32-onednn"
     eager = extract_features(fb, ds, FeatureConfig(layers="last", batch_size=2, cache=False, fast="off"))
     assert eager.meta["path"] == "eager" and "path eager" in capsys.readouterr().err
     assert torch.allclose(fast.cls, eager.cls, atol=1e-4) and torch.allclose(

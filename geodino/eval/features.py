@@ -36,7 +36,8 @@ class FeatureConfig:
     num_workers: int = 0
     cache: bool = True
     cache_dir: str = ""  # "" = the runner's OUT/feature_cache (or ~/.cache/geodino/features from Python)
-    fast: str = "auto"  # inference path: auto | off | float32 | float32-ieee | bfloat16 | int8 (models.frozen; README)
+    # inference path: auto | off | float32 | float32-ieee | float32-mkl | bfloat16 | int8 (geodino.models.frozen)
+    fast: str = "auto"
 
 
 @dataclass

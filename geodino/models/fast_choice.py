@@ -17,11 +17,12 @@ from typing import Any
 import torch
 
 from geodino.errors import ConfigError
+from geodino.models.onednn_linear import onednn_linears_available
 from geodino.models.tf32x3 import _tensor_core_tf32
 
 __all__ = ["ENV_SWITCH", "MODES", "FastPath", "choose_path", "env_mode", "fast_mode"]
 
-MODES = ("auto", "off", "float32", "float32-ieee", "bfloat16", "int8")
+MODES = ("auto", "off", "float32", "float32-ieee", "bfloat16", "int8", "float32-mkl")
 ENV_SWITCH = "GEODINO_FAST"  # "0" / "off" turns the fast path off everywhere; a mode name forces that mode
 
 
@@ -36,12 +37,14 @@ class FastPath:
     # under which `geodino.inference.accelerate` keeps its prepared models)
     reason: str = field(default="", compare=False)
     tf32x3: bool = False  # float32 projections as three TF32 tensor-core products (`_Tf32x3Linear`)
+    onednn: bool = False  # CPU float32 projections through oneDNN, GELU fused (`onednn_linear._OneDnnLinear`)
 
     @property
     def name(self) -> str:
         if not self.enabled:
             return "eager"
-        return f"fast-{self.dtype}" + ("-3xtf32" if self.tf32x3 else "") + ("-compiled" if self.compile else "")
+        variant = "-3xtf32" if self.tf32x3 else "-onednn" if self.onednn else ""
+        return f"fast-{self.dtype}{variant}" + ("-compiled" if self.compile else "")
 
 
 def _compiler_available(device: torch.device) -> bool:
@@ -91,7 +94,9 @@ def choose_path(
     `compile=False`: see `geodino.inference.COMPILE_MIN_IMAGES`); 'float32' / 'bfloat16' /
     'int8' force the dtype (int8: CPU only, eager); 'off' (or GEODINO_FAST=0) is the eager model as it is.
     float32 on a GPU with TF32 tensor cores runs its projections as 3xTF32 (`_Tf32x3Linear`); 'float32-ieee'
-    keeps plain float32 products there. `amp` (the FrozenBackbone setting) picks bf16 in auto mode when set."""
+    keeps plain float32 products there. float32 on a CPU runs its projections through oneDNN with the GELU fused
+    (`onednn_linear`, where the build has it); 'float32-mkl' keeps the MKL products inductor packs (CPU only).
+    `amp` (the FrozenBackbone setting) picks bf16 in auto mode when set."""
     device = torch.device(device)
     env = env_mode()
     if env == "off":
@@ -102,8 +107,11 @@ def choose_path(
     if mode == "auto":
         bf16 = amp if amp is not None else device.type == "cuda"
         mode = "bfloat16" if bf16 else "float32"
+    if mode == "float32-mkl" and device.type != "cpu":
+        raise ConfigError(f"fast path float32-mkl is a CPU mode (MKL float32 products), not for {device}")
     tf32x3 = mode == "float32" and _tensor_core_tf32(device)
-    mode = "float32" if mode == "float32-ieee" else mode
+    onednn = mode in ("float32", "float32-ieee") and device.type == "cpu" and onednn_linears_available()
+    mode = "float32" if mode in ("float32-ieee", "float32-mkl") else mode
     if mode == "int8":
         if device.type != "cpu":
             raise ConfigError(f"fast path int8 runs on CPU only (torch.ao dynamic quantisation), not on {device}")
@@ -111,4 +119,4 @@ def choose_path(
     can = _compiler_available(device)
     use = can if compile is None else (compile and can)
     why = "compiled" if use else ("compile off" if compile is False else "no compiler found: eager")
-    return FastPath(True, mode, use, reason=why, tf32x3=tf32x3)
+    return FastPath(True, mode, use, reason=why, tf32x3=tf32x3, onednn=onednn)

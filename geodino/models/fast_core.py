@@ -72,6 +72,7 @@ class _Block(nn.Module):
         self.num_heads = attn.num_heads
         self.head_dim = dim // attn.num_heads
         self.dtype = dtype
+        self.gelu_fused = False  # set by `onednn_linear.use_onednn_linears` when fc1 applies the GELU itself
         self.norm1 = _Norm(blk.norm1)
         self.norm2 = _Norm(blk.norm2)
         qkv_b = attn.qkv.bias
@@ -105,7 +106,7 @@ class _Block(nn.Module):
         if self.swiglu:
             h1, h2 = h.chunk(2, dim=-1)
             h = F.silu(h1) * h2
-        else:
+        elif not self.gelu_fused:
             h = F.gelu(h)
         return x + self.fc2(h).float()
 

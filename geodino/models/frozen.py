@@ -13,7 +13,9 @@ same outputs (`forward_features`, `get_intermediate_layers`, official semantics;
 - `dtype="int8"`: opt-in dynamic int8 quantisation of the projections (torch.ao, eager; fidelity measured by
   the feature cosine to float32, see docs/fast_inference.md);
 - float32 on CUDA GPUs with TF32 tensor cores: the projections run as "3xTF32" (`geodino.models.tf32x3`);
-  `GEODINO_FAST=float32-ieee` keeps plain float32 products.
+  `GEODINO_FAST=float32-ieee` keeps plain float32 products;
+- float32 on CPU: the projections run through oneDNN with the FFN's GELU fused (`geodino.models.onednn_linear`);
+  `GEODINO_FAST=float32-mkl` keeps the MKL products inductor packs by itself.
 
 `fast_path(model, device=..., mode=...)` chooses the path (see `choose_path`, `geodino.models.fast_choice`) and
 returns a `FastViT`, or the model unchanged when the fast path is off: `mode="off"` or the environment variable
@@ -39,6 +41,7 @@ from geodino.models.fast_choice import ENV_SWITCH as ENV_SWITCH  # re-exported: 
 from geodino.models.fast_choice import MODES, FastPath, choose_path, env_mode, fast_mode
 from geodino.models.fast_core import _Core
 from geodino.models.layers.patch_embed import check_image_batch
+from geodino.models.onednn_linear import use_onednn_linears
 from geodino.models.tf32x3 import _split_tf32x3, tf32_matmuls, tf32_round
 from geodino.models.tf32x3 import _Tf32x3Linear as _Tf32x3Linear  # re-exported: tests use frozen._Tf32x3Linear
 from geodino.models.vit import block_indices, layer_outputs
@@ -92,6 +95,8 @@ class FastViT(nn.Module):
             self.core = _quantize_int8(self.core)
         elif self.path.tf32x3:
             self.core = _split_tf32x3(self.core)
+        elif self.path.onednn:
+            self.core = use_onednn_linears(self.core)
         self._compiled: Any = None
         self._rope_cache: dict[tuple[int, int, torch.device], tuple[Tensor, Tensor]] = {}
         self._graphs: set[tuple[Any, ...]] = set()  # (batch, H, W, take, norm) of every compiled call made

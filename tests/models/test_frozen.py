@@ -235,7 +235,7 @@ def test_choose_path_modes_and_switch(monkeypatch):
         choose_path("cpu")
     monkeypatch.setenv("GEODINO_FAST", "1")
     fast = fast_path(m, compile=False)
-    assert isinstance(fast, FastViT) and path_name(fast) == "fast-float32"
+    assert isinstance(fast, FastViT) and path_name(fast) == "fast-float32-onednn"
 
 
 def test_cpu_compile_runs_with_inductor_freezing(monkeypatch):

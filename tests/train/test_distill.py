@@ -187,7 +187,7 @@ def test_the_teacher_path_may_change_on_resume_and_the_teacher_may_not() -> None
 @pytest.mark.parametrize(
     ("setting", "env", "want"),
     [
-        ("auto", None, "fast-float32"),
+        ("auto", None, "fast-float32-onednn"),
         ("off", None, "eager"),
         ("auto", "0", "eager"),
         ("bfloat16", None, "fast-bfloat16"),
@@ -244,7 +244,7 @@ def test_a_resumed_run_keeps_the_teacher_path_its_warm_up_chose(images, tmp_path
         with caplog.at_level(logging.INFO, logger="geodino"):
             distill(_cfg(images, tmp_path / "run", student))
         said += [r.getMessage().rsplit(" ", 1)[-1] for r in caplog.records if "inference path" in r.getMessage()]
-    assert said == ["fast-float32-compiled", "fast-float32-compiled"]
+    assert said == ["fast-float32-onednn-compiled", "fast-float32-onednn-compiled"]
     assert "resumed from" in caplog.text
 
 

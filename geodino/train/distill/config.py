@@ -26,8 +26,8 @@ class TeacherConfig:
     head_warmup_teacher_temp: float = 0.07
     head_warmup_momentum: list[float] = field(default_factory=lambda: [0.994, 1.0])  # EMA heads: start -> end
     # inference path of the frozen teacher (heads warm-up and every step): auto | off | float32 | float32-ieee |
-    # bfloat16 | int8 (geodino.models.frozen; auto: bf16 weights under train.precision=bf16-mixed, else float32,
-    # compiled when the run is long enough to repay the warm-up). GEODINO_FAST=0 also turns it off.
+    # float32-mkl | bfloat16 | int8 (geodino.models.frozen; auto: bf16 weights under train.precision=bf16-mixed,
+    # else float32, compiled when the run is long enough to repay the warm-up). GEODINO_FAST=0 also turns it off.
     fast: str = "auto"
 
 
