@@ -13,6 +13,7 @@ against 14.1 for the MKL route (docs/fast_inference.md). The MKL route stays one
 from __future__ import annotations
 
 import functools
+import platform
 
 import torch
 import torch.nn.functional as F
@@ -23,10 +24,12 @@ __all__ = ["onednn_linears_available", "use_onednn_linears"]
 
 @functools.cache
 def onednn_linears_available() -> bool:
-    """True when this torch build runs oneDNN's float32 linear on this CPU and it agrees with `F.linear` (checked
-    once on a small product with a fused GELU): builds without oneDNN, or where the op is missing, keep MKL."""
+    """True on x86-64 when this torch build runs oneDNN's float32 linear and it agrees with `F.linear` (checked once
+    on a small product with a fused GELU): builds without oneDNN, or where the op is missing, keep MKL. Other CPUs
+    (Arm: oneDNN there may lack its Compute Library kernels) keep the route inductor picks; nothing was measured
+    there."""
     try:
-        if not torch.backends.mkldnn.is_available():
+        if platform.machine().lower() not in ("x86_64", "amd64") or not torch.backends.mkldnn.is_available():
             return False
         g = torch.Generator().manual_seed(0)
         x, w, b = (torch.randn(s, generator=g) for s in ((5, 8), (3, 8), (3,)))

@@ -63,6 +63,17 @@ def test_choose_path_takes_onednn_for_float32_on_cpu_only(monkeypatch):
     assert choose_path("cpu", "auto", compile=False).name == "fast-float32"
 
 
+def test_onednn_is_taken_on_x86_64_only(monkeypatch):
+    import geodino.models.onednn_linear as onednn
+
+    onednn.onednn_linears_available.cache_clear()
+    monkeypatch.setattr(onednn.platform, "machine", lambda: "arm64")
+    try:
+        assert not onednn.onednn_linears_available()
+    finally:
+        onednn.onednn_linears_available.cache_clear()
+
+
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_onednn_fast_path_matches_eager_within_1e4(variant):
     m = trained_like(**VARIANTS[variant])
