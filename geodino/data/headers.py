@@ -149,11 +149,18 @@ def _pillow_header(name: str) -> ImageHeader:
         if orientation in TURNED:
             w, h = h, w
         bands = im.getbands()
+        dtype = _MODE_DTYPES.get(im.mode, "uint8")
+        if im.format == "PNG" and dtype == "uint8":
+            # Pillow's mode (RGB, RGBA) of a 16-bit PNG says 8 bits; `geodino.data.images.photo_array` reads uint16
+            from geodino.data.images import png_bit_depth
+
+            with open(name, "rb") as fh:
+                dtype = "uint16" if png_bit_depth(fh.read(26)) == 16 else dtype
         return ImageHeader(
             width=int(w),
             height=int(h),
             count=len(bands),
-            dtype=_MODE_DTYPES.get(im.mode, "uint8"),
+            dtype=dtype,
             descriptions=(None,) * len(bands),
             alpha=tuple(i for i, b in enumerate(bands, start=1) if b in ("A", "a")),
             reader="pillow",

@@ -5,6 +5,7 @@ and read as a pure function of (seed, index): index i of epoch e is image perm_e
 skipped (a deterministic replacement is read instead) and counted in a warning; `on_error="stop"` raises
 instead, naming the file.
 Transparent pixels (alpha 0, a PNG's transparent colour) are not valid (`decode_photo`), as a raster's alpha band.
+A 16-bit PNG keeps its 16-bit values (`photo_array`: Pillow reads 16-bit RGB, RGBA and grey+alpha as 8 bits).
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ def decode_photo(data: bytes, name: str, n_bands: int = 3) -> tuple[np.ndarray, 
             from PIL import Image
 
             with Image.open(io.BytesIO(data)) as im:
-                if im.mode in _ALPHA_MODES or "transparency" in im.info:
-                    return photo_array(im, rgb=n_bands == 3)
+                if im.mode in _ALPHA_MODES or "transparency" in im.info or png_bit_depth(data) == 16:
+                    return photo_array(im, rgb=n_bands == 3, data=data)
         except Exception:  # not an image Pillow opens: torchvision below tries, and its error is the one raised
             pass
     try:
@@ -102,14 +103,19 @@ def _decode_tiff(data: bytes, n_bands: int) -> tuple[np.ndarray, np.ndarray | No
     return arr, valid
 
 
-def photo_array(im: Any, *, rgb: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def photo_array(im: Any, *, rgb: bool, data: bytes | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """A Pillow image's pixels [C,H,W], upright by its EXIF orientation, and its validity [H,W] (alpha > 0, as an
     alpha band masks a raster) or None when it has no alpha. Grey modes (L, LA, 1, 16-bit grey) give one band, or
     three equal ones with `rgb` (as pretraining reads every photo of an RGB source); RGB stays as stored (8 or 16
-    bit); every other mode (palette, RGBA, CMYK ...) becomes RGB. The one photo rule of the probes' `read_array`,
-    `embed images` and pretraining's Pillow path."""
+    bit); every other mode (palette, RGBA, CMYK ...) becomes RGB. A 16-bit PNG is uint16 as stored (`_png16_array`;
+    `data`: the file's bytes when `im` was opened from memory, else they are read again from its file). The one
+    photo rule of the probes' `read_array`, `embed images` and pretraining's Pillow path."""
     from PIL import ImageOps
 
+    if im.format == "PNG":
+        raw = data if data is not None else _file_bytes(im, 26)
+        if png_bit_depth(raw) == 16:
+            return _png16_array(im, data if data is not None else _file_bytes(im), rgb=rgb)
     im = ImageOps.exif_transpose(im)  # a copy, turned when the file says so
     valid = None
     if im.mode in _ALPHA_MODES:
@@ -125,6 +131,72 @@ def photo_array(im: Any, *, rgb: bool) -> tuple[np.ndarray, np.ndarray | None]:
     if rgb and arr.shape[0] == 1:
         arr = np.repeat(arr, 3, axis=0)
     return np.ascontiguousarray(arr), valid
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_bit_depth(head: bytes) -> int:
+    """A PNG's bits per sample from its first 26 bytes (signature, then the IHDR chunk); 0 when not a PNG."""
+    if len(head) >= 26 and head.startswith(_PNG_SIGNATURE) and head[12:16] == b"IHDR":
+        return head[24]
+    return 0
+
+
+def _file_bytes(im: Any, n: int = -1) -> bytes:
+    """The first `n` bytes (all with -1) of the file Pillow opened `im` from: its path, else its open file object
+    (rewound, then left where it was); b"" when neither is there (an image already loaded from memory)."""
+    if getattr(im, "filename", ""):
+        with open(im.filename, "rb") as fh:
+            return fh.read(n)
+    fp = getattr(im, "fp", None)
+    if fp is None:
+        return b""
+    pos = fp.tell()
+    try:
+        fp.seek(0)
+        return fp.read(n)
+    finally:
+        fp.seek(pos)
+
+
+# EXIF orientation -> the numpy turn of [..., H, W] that `PIL.ImageOps.exif_transpose` applies (Image.Transpose)
+_TURNS = {
+    2: lambda a: a[..., ::-1],  # FLIP_LEFT_RIGHT
+    3: lambda a: a[..., ::-1, ::-1],  # ROTATE_180
+    4: lambda a: a[..., ::-1, :],  # FLIP_TOP_BOTTOM
+    5: lambda a: np.swapaxes(a, -1, -2),  # TRANSPOSE
+    6: lambda a: np.rot90(a, -1, axes=(-2, -1)),  # ROTATE_270 (counter-clockwise)
+    7: lambda a: np.swapaxes(a, -1, -2)[..., ::-1, ::-1],  # TRANSVERSE
+    8: lambda a: np.rot90(a, 1, axes=(-2, -1)),  # ROTATE_90
+}
+
+
+def _png16_array(im: Any, data: bytes, *, rgb: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """`photo_array` of a 16-bit PNG: Pillow reads RGB, RGBA and grey+alpha at 16 bits as 8-bit images (the low
+    byte dropped, so bit-depth detection saw 8-bit data) and ignores a 16-bit transparent colour, so the pixels
+    are decoded by `torchvision.io.decode_png` (uint16, as stored); Pillow gives the transparent colour (tRNS) and
+    the EXIF orientation, as for every other photo. The alpha channel is the validity (alpha > 0). Grey+alpha
+    gives three equal bands, as Pillow's mode (RGBA) and so the header say; grey gives one, or three with `rgb`."""
+    import torch
+    from torchvision.io import ImageReadMode, decode_png
+
+    buf = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    arr = decode_png(buf, mode=ImageReadMode.UNCHANGED, apply_exif_orientation=False).numpy()
+    valid = None
+    if arr.shape[0] in (2, 4):  # grey + alpha, RGBA
+        valid, arr = arr[-1] > 0, arr[:-1]
+        if arr.shape[0] == 1:
+            arr = np.repeat(arr, 3, axis=0)
+    elif (key := im.info.get("transparency")) is not None:  # tRNS: the one transparent grey value or RGB colour
+        valid = (arr != np.asarray(key, dtype=np.uint16).reshape(-1, 1, 1)).any(axis=0)
+    turn = _TURNS.get(im.getexif().get(0x0112, 1))  # 0x0112: the EXIF orientation tag, as ImageOps reads it
+    if turn is not None:
+        arr = turn(arr)
+        valid = None if valid is None else turn(valid)
+    if rgb and arr.shape[0] == 1:
+        arr = np.repeat(arr, 3, axis=0)
+    return np.ascontiguousarray(arr, dtype=np.uint16), None if valid is None else np.ascontiguousarray(valid)
 
 
 def read_bands(path: str | Path) -> tuple[int, bool] | None:
