@@ -28,9 +28,15 @@ from geodino.backbones.frozen import FrozenBackbone
 from geodino.backbones.layers import LAYER_SETS, layer_indices
 from geodino.backbones.load import load_backbone
 from geodino.backbones.normalization import IMAGENET_MEAN, IMAGENET_STD, SAT493M_MEAN, SAT493M_STD
-from geodino.backbones.spec import as_int, check_build_options, parse_spec, parse_value
-from geodino.backbones.timm import build_timm, timm_geometry
+from geodino.backbones.spec import as_int as as_int
+from geodino.backbones.spec import check_build_options as check_build_options
+from geodino.backbones.spec import parse_spec
+from geodino.backbones.spec import parse_value as parse_value
+from geodino.backbones.timm import build_timm as build_timm
+from geodino.backbones.timm import timm_geometry as timm_geometry
 
+# as_int, check_build_options, parse_value, build_timm, timm_geometry: helpers of geodino's own modules
+# (geodino.models.info), not user API; importable by name (the `x as x` re-exports), left out of __all__
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -38,12 +44,7 @@ __all__ = [
     "SAT493M_MEAN",
     "SAT493M_STD",
     "FrozenBackbone",
-    "as_int",
-    "build_timm",
-    "check_build_options",
     "layer_indices",
     "load_backbone",
     "parse_spec",
-    "parse_value",
-    "timm_geometry",
 ]
