@@ -1,4 +1,4 @@
-"""`geodino viz attention`: CLS-to-patch attention maps, the attention-mass mask and a patch-similarity map."""
+"""`geodino viz attention`: CLS-to-patch attention maps, the attention-mass mask and, with --point, a similarity map."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     """Add the `viz` command and its `attention` sub-command."""
-    p = subparsers.add_parser("viz", help="look inside a backbone: attention and patch-similarity maps")
+    what = "look inside a backbone: CLS attention maps (viz attention), a patch-similarity map (viz attention --point)"
+    p = subparsers.add_parser("viz", help=what, description=what[0].upper() + what[1:] + ".")
     sub = p.add_subparsers(dest="viz_command", metavar="SUBCOMMAND")
     a = sub.add_parser(
         "attention",
-        help="per-head CLS-to-patch attention of a block, its mean, the 60 %% mass mask, as PNGs (+ COG)",
+        help="per-head CLS-to-patch attention of a block, its mean, the 60 %% mass mask (--mass), and with "
+        "--point a patch-similarity map, as PNGs (+ COG)",
         description="The CLS query's attention over the patch tokens of one block (storage tokens excluded), per "
         "head and averaged, the mask of the patches holding --mass of the attention, and with --point the cosine "
         "similarity of that patch to every patch. PNGs over the image (multispectral: the sensor's RGB bands); "
