@@ -106,10 +106,16 @@ def _distill(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    """Export under the output's lock, taken before the checkpoint is read: a second export onto the same name
+    stops with one line at once, not after reading a whole checkpoint (`save_export` takes the same lock: nested,
+    a no-op)."""
+    from geodino.models.checkpoints import export_paths
     from geodino.models.checkpoints.stac_item import export_item_path
+    from geodino.run_lock import locked_output
     from geodino.train.checkpointing import export
 
-    paths = export(args.ckpt, args.out, which=args.which, overwrite=args.overwrite)
+    with locked_output(export_paths(args.out)[0].with_suffix(""), what="export"):
+        paths = export(args.ckpt, args.out, which=args.which, overwrite=args.overwrite)
     for p in [*paths, export_item_path(paths[0])]:  # the weights, the heads and the STAC item
         print(p)
     return 0
