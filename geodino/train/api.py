@@ -21,9 +21,15 @@ __all__ = ["distill", "pretrain", "source_of"]
 
 CUBE_SUFFIXES = (".nc", ".nc4", ".netcdf", ".h5")  # NetCDF/HDF5 files a `cube` source opens (and Zarr stores)
 ROUTE = "other data: overrides=['data.sources=[{type: ..., paths: [...]}]'] (docs/data.md, Sources)"
+WHOLE = "which are read with all their sensor's bands; leave bands out"
 
 
-def source_of(data: str | Path | Sequence[str | Path], sensor: str | None = None, tile_size: int | None = None) -> str:
+def source_of(
+    data: str | Path | Sequence[str | Path],
+    sensor: str | None = None,
+    tile_size: int | None = None,
+    bands: str | Sequence[str] | None = None,
+) -> str:
     """The `data.sources=[...]` override for a folder (or file list, glob) of images, rasters or tar shards, or for
     datacubes: `cube` for Zarr stores and NetCDF files (each named, or a folder holding only such), `tar` for
     WebDataset-style `.tar` shards (a folder, glob or list of them), `raster` when the files are georeferenced
@@ -31,17 +37,22 @@ def source_of(data: str | Path | Sequence[str | Path], sensor: str | None = None
     without a CRS), decided per file from its header; `sensor` names the data's sensor (a built-in name or a sensor
     YAML from `geodino data stats`; without it images and shards use ImageNet statistics and 3-band 8-bit rasters
     `sat493m`, named in the source so that the export records it); `tile_size`: the tiles cut from rasters or cubes,
-    in pixels (the reader's default, 256, without it). Data mixing kinds (rasters and chips, shards and loose files,
-    cubes and files), or `tile_size` for chips or shards, is refused in one line; so is data of no kind, naming the
+    in pixels (the reader's default, 256, without it); `bands`: band names (a list or "red,nir") that rasters or
+    cubes are read as, in that order (the source's `bands:`, matched against the files' band names or the sensor's
+    aliases; a name the data lacks is refused when the source opens, naming the file and its bands). Data mixing
+    kinds (rasters and chips, shards and loose files, cubes and files), or `tile_size` / `bands` for chips or shards
+    (read whole, with their sensor's bands), is refused in one line; so is data of no kind, naming the
     `overrides=['data.sources=[...]']` route. A raster-extension file whose header does not read counts as neither
     (the source's reader stops at it or skips it per its on_error) unless none reads."""
+    from geodino.data.band_args import parse_band_names
     from geodino.data.paths import IMAGE_EXTS, RASTER_EXTS, resolve_paths
 
     hint = f"pass a folder of images, rasters or .tar shards, Zarr stores or NetCDF files, a glob or a list; {ROUTE}"
+    names = parse_band_names(bands, "bands")  # "red,nir" split; band numbers refused
     items = [data] if isinstance(data, str | Path) else list(data)
     cubes = _cubes(items)
     if cubes:
-        return _entry("cube", cubes, sensor, tile_size)
+        return _entry("cube", cubes, sensor, tile_size, names)
     exts = tuple(dict.fromkeys((*RASTER_EXTS, *IMAGE_EXTS, ".tar")))
     files = resolve_paths(data, exts, what="image, raster or tar shard", hint=hint)
     tars = [f for f in files if f.lower().endswith(".tar")]
@@ -54,6 +65,10 @@ def source_of(data: str | Path | Sequence[str | Path], sensor: str | None = None
             )
         if tile_size is not None:
             raise InputError(f"tile_size={tile_size} applies to rasters and cubes; {data} holds tar shards of images")
+        if names:
+            raise InputError(
+                f"bands={names} select bands of rasters and cubes; {data} holds tar shards of images, {WHOLE}"
+            )
         return _entry("tar", items, sensor, None)
     rasters, chips, first_raster, unread = _kinds(files)
     if not rasters and not chips:  # no header read: nothing to decide from
@@ -67,17 +82,23 @@ def source_of(data: str | Path | Sequence[str | Path], sensor: str | None = None
         )
     if kind == "images" and tile_size is not None:
         raise InputError(f"tile_size={tile_size} applies to rasters; {data} holds image chips, which train whole")
+    if kind == "images" and names:
+        raise InputError(f"bands={names} select bands of rasters and cubes; {data} holds image chips, {WHOLE}")
     default_sensor = None
     if first_raster is not None and first_raster[0] == 3 and first_raster[1] == "uint8":
         default_sensor = "sat493m"  # what the raster reader standardises 8-bit RGB with; the export records it
-    return _entry(kind, items, sensor or default_sensor, tile_size)
+    return _entry(kind, items, sensor or default_sensor, tile_size, names)
 
 
-def _entry(kind: str, paths: Sequence[str | Path], sensor: str | None, tile_size: int | None) -> str:
+def _entry(
+    kind: str, paths: Sequence[str | Path], sensor: str | None, tile_size: int | None, bands: list[str] | None = None
+) -> str:
     """The `data.sources=[...]` override of one source."""
     extra = f", sensor: {_quoted(sensor)}" if sensor else ""
     if tile_size is not None:
         extra += f", tile_size: {int(tile_size)}"
+    if bands:
+        extra += f", bands: [{', '.join(_quoted(b) for b in bands)}]"
     return f"data.sources=[{{type: {kind}, paths: [{', '.join(_quoted(p) for p in paths)}]{extra}}}]"
 
 
@@ -164,6 +185,7 @@ def pretrain(
     init_from: str | Path | None = None,
     sensor: str | None = None,
     tile_size: int | None = None,
+    bands: str | Sequence[str] | None = None,
     photos: bool | None = None,
     overrides: Sequence[str] = (),
 ) -> Path:
@@ -174,7 +196,9 @@ def pretrain(
     `trainer.max_steps`; `init_from`: a checkpoint, export or official release to continue from, whose
     architecture the student takes (`ssl.student.arch=from_init`) and whose missing heads train alone for the
     first 10 % of the run (`head_warmup_steps=0.1`; a 1-step run has no room for it) unless `overrides` say
-    otherwise; `sensor`: the data's sensor; `tile_size`: tiles cut from rasters (pixels); `photos`: the images are
+    otherwise; `sensor`: the data's sensor; `tile_size`: tiles cut from rasters (pixels); `bands`: the band names a
+    cube's or rasters' bands are read as, in that order (["B04", "B03", "B02"] or "B04,B03,B02": a store whose bands
+    differ in number or order from the sensor's; see `source_of`); `photos`: the images are
     photos, which have an up (horizontal flips only, as the official web recipe: `crops.vflips=false`,
     `crops.rot90=false`), not overhead chips (the recipe's flips and 90° rotations); None: photos for an images or
     tar source given `sensor="imagenet"`, overhead chips without a sensor or with any other, and for rasters and
@@ -188,7 +212,10 @@ def pretrain(
         overrides = [overrides]
     if steps is not None:
         steps = whole_number(steps, "steps")
-    keys = [*_data_keys(data, sensor, tile_size, overrides, photos), f"output_dir={_quoted(Path(out).expanduser())}"]
+    keys = [
+        *_data_keys(data, sensor, tile_size, overrides, photos, bands),
+        f"output_dir={_quoted(Path(out).expanduser())}",
+    ]
     if steps is not None:
         keys.append(f"trainer.max_steps={steps}")
     if init_from is not None:
@@ -214,6 +241,7 @@ def distill(
     steps: int | None = None,
     sensor: str | None = None,
     tile_size: int | None = None,
+    bands: str | Sequence[str] | None = None,
     photos: bool | None = None,
     overrides: Sequence[str] = (),
 ) -> dict[str, Path]:
@@ -224,7 +252,8 @@ def distill(
     `small_vit_tiny` teacher on small chips; `vitl_to_vits`: a ViT-L/16 teacher, e.g. the official SAT-493M release,
     into a ViT-S/16); `student`: an architecture name (`vit_small`: one student of that name with the recipe's
     other settings) or a mapping of `students[]` keys (`{"arch": "vit_tiny", "overrides": {"depth": 6}}`), in
-    place of the recipe's students; `steps`: `train.max_steps`; `sensor`, `tile_size`, `photos`: as in `pretrain`.
+    place of the recipe's students; `steps`: `train.max_steps`; `sensor`, `tile_size`, `bands`, `photos`: as in
+    `pretrain`.
     Each student is exported to `out/NAME/NAME.pth` (load it with `geodino.backbones.load_backbone`)."""
     from geodino.config import load_config, whole_number
     from geodino.train.distill import DistillConfig
@@ -234,7 +263,7 @@ def distill(
         overrides = [overrides]
     keys = [
         f"teacher.spec={_quoted(Path(teacher).expanduser() if str(teacher).startswith('~') else teacher)}",
-        *_data_keys(data, sensor, tile_size, overrides, photos),
+        *_data_keys(data, sensor, tile_size, overrides, photos, bands),
         f"output_dir={_quoted(Path(out).expanduser())}",
     ]
     if steps is not None:
@@ -245,10 +274,15 @@ def distill(
 
 
 def _data_keys(
-    data: Any, sensor: str | None, tile_size: int | None, overrides: Sequence[str], photos: bool | None = None
+    data: Any,
+    sensor: str | None,
+    tile_size: int | None,
+    overrides: Sequence[str],
+    photos: bool | None = None,
+    bands: str | Sequence[str] | None = None,
 ) -> list[str]:
     """The data source's override (`source_of`), or none when `overrides` set `data.sources` themselves (then `data`
-    is None: one place names the data); then the crops of photos (`_photo_keys`)."""
+    is None: one place names the data, and `bands` goes in that source); then the crops of photos (`_photo_keys`)."""
     from geodino.errors import ConfigError
 
     if photos is not None and not isinstance(photos, bool):
@@ -259,10 +293,15 @@ def _data_keys(
             raise ConfigError(
                 f"data={str(data)!r} and overrides=['data.sources=...'] both name the data; pass data=None"
             )
+        if bands is not None:
+            raise ConfigError(
+                f"bands={bands!r} selects the bands of `data`; with overrides=['data.sources=...'] write them in "
+                "that source (bands: [...])"
+            )
         return _photo_keys(None, sensor, photos)
     if data is None:
         raise ConfigError(f"data=None needs the sources in overrides: {ROUTE}")
-    source = source_of(data, sensor, tile_size)
+    source = source_of(data, sensor, tile_size, bands)
     return [source, *_photo_keys(source.split("type: ", 1)[1].split(",", 1)[0], sensor, photos)]
 
 
