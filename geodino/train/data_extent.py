@@ -6,9 +6,12 @@ keeps: `geodino.data.footprints.union_footprint`), joined with the extent of the
 that model is a geodino export whose item has one or a geodino training checkpoint that recorded one (`init_from`
 for pretraining, e.g. the previous stage's `last.ckpt`; the teacher for distillation): the weights carry what it
 saw. Image folders, tar shards, Zarr cubes and torchgeo datasets have no footprint here, so
-a run of those alone has no extent (a null geometry, as before). Computed once at the start of a run from the
-scenes the loader has already indexed (one projection per CRS, not per file), and stored in every checkpoint
-(`geodino.data_extent`), so `geodino export` of any checkpoint writes it without reading the data again.
+a run of those alone has no extent (a null geometry, as before); the extent then records why instead (`note`, the
+item's `geodino:extent_note`): the data have no CRS (a cube read with `allow_no_crs`), its kind has no footprint
+here, or the footprint failed to compute, so a catalogue reader sees why the item is not on the map. Computed once at
+the start of a run from the scenes the loader has already indexed (one projection per CRS, not per file), and
+stored in every checkpoint (`geodino.data_extent`), so `geodino export` of any checkpoint writes it without reading
+the data again.
 """
 
 from __future__ import annotations
@@ -19,7 +22,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["export_extent", "training_extent"]
+__all__ = ["export_extent", "no_extent_note", "training_extent"]
+
+KINDS = {
+    "CubeSource": "datacubes",
+    "ImageFolderSource": "image folders",
+    "TarShardSource": "tar shards",
+    "TorchGeoSource": "torchgeo datasets",
+    "SyntheticSource": "synthetic tiles",
+}
+"""Source classes as an item's note names them (the kinds without a footprint here)."""
 
 
 def export_extent(spec: str | Path | None) -> Any | None:
@@ -64,10 +76,11 @@ def _checkpoint_extent(path: Path) -> Any:
     return meta.get("data_extent") if isinstance(meta, dict) else None
 
 
-def training_extent(sources: Sequence[Any], start_from: str | Path | None = None) -> dict[str, Any] | None:
+def training_extent(sources: Sequence[Any], start_from: str | Path | None = None) -> dict[str, Any]:
     """`{"geometry": GeoJSON, "bbox": [w, s, e, n]}` of the raster sources' scenes (ROI applied) joined with the
-    extent of the export `start_from`, or None when nothing can be placed. Never stops a run: a footprint that
-    fails to compute is a warning and no extent."""
+    extent of the export `start_from`, or `{"geometry": None, "bbox": None, "note": why}` when nothing can be placed
+    (`no_extent_note`). Never stops a run: a footprint that fails to compute is a warning and no extent, whose note
+    says so."""
     import shapely
 
     from geodino.data.footprints import geojson_bbox, oriented, union_footprint
@@ -85,12 +98,37 @@ def training_extent(sources: Sequence[Any], start_from: str | Path | None = None
         if earlier is not None:
             parts.append(earlier)
         if not parts:
-            return None
+            return {"geometry": None, "bbox": None, "note": no_extent_note(sources)}
         geom = oriented(shapely.union_all(parts)) if len(parts) > 1 else parts[0]
         return {"geometry": shapely.geometry.mapping(geom), "bbox": geojson_bbox(geom)}
     except Exception as exc:  # a catalogue nicety: never worth a failed run
         warnings.warn(f"the training data's extent was not computed ({exc}); exports get no geometry", stacklevel=2)
-        return None
+        return {
+            "geometry": None,
+            "bbox": None,
+            "note": f"no geometry: the training data's extent failed to compute ({exc})",
+        }
+
+
+def no_extent_note(sources: Sequence[Any]) -> str:
+    """Why a run's exports have no geometry when none of its `sources` could be placed, as their items say
+    (`geodino:extent_note`; a failed computation has its own note): scenes without a CRS (a datacube read with
+    `allow_no_crs`) cannot be placed on a map; other sources (image folders, tar shards, datacubes, torchgeo
+    datasets) have no footprint here; raster sources whose tiles keep no scene have none either."""
+    for source in sources:
+        scenes = getattr(getattr(source, "archive", None), "scenes", None) or getattr(source, "scenes", None) or []
+        bare = next((sc for sc in scenes if not getattr(sc, "crs", None)), None)
+        if bare is not None:
+            return (
+                f"no geometry: the training data have no CRS ({getattr(bare, 'path', 'a scene')} of source "
+                f"{getattr(source, 'name', '?')!r}, read with allow_no_crs), so they cannot be placed on a map"
+            )
+    if any(getattr(getattr(s, "archive", None), "scenes", None) for s in sources):
+        return "no geometry: the raster sources' tiles cover none of their scenes (ROI or tile size)"
+    kinds = sorted({KINDS.get(type(s).__name__, type(s).__name__) for s in sources})
+    if not kinds:
+        return "no geometry: no training data to place"
+    return f"no geometry: only raster sources give a footprint here, and this run's data are {', '.join(kinds)}"
 
 
 def _regions(tiles: Any, n: int) -> list[Any] | None:

@@ -52,7 +52,8 @@ def test_a_cube_source_trains_on_a_store_without_crs_when_allowed(tmp_path):
     np.testing.assert_allclose(s["image"], data[t, :, row : row + 16, col : col + 16] * 1e-4, rtol=1e-6)
     from geodino.train.data_extent import training_extent
 
-    assert training_extent([src]) is None  # no footprint claimed: exports of such a run get no geometry
+    extent = training_extent([src])  # no footprint claimed: exports of such a run get no geometry, and say why
+    assert extent["geometry"] is None and "have no CRS" in extent["note"]
 
 
 @pytest.mark.parametrize(

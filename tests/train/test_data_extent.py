@@ -224,8 +224,9 @@ def test_the_extent_joins_the_export_a_run_starts_from_and_sources_without_scene
     geom = shapely.geometry.shape(joined["geometry"])
     assert geom.geom_type == "MultiPolygon" and len(geom.geoms) == 2
     assert all(geom.buffer(1e-9).contains(shapely.Point(p)) for p in corners(here) + corners(there))
-    assert training_extent([object()]) is None  # image folders and the like: no place on the map
-    assert training_extent([], "arch:vit_small") is None and training_extent([], str(tmp_path / "none.pth")) is None
+    assert training_extent([object()])["geometry"] is None  # image folders and the like: no place on the map
+    assert training_extent([], "arch:vit_small")["geometry"] is None
+    assert training_extent([], str(tmp_path / "none.pth"))["geometry"] is None
 
 
 def test_a_stage_started_from_the_previous_stages_checkpoint_keeps_its_extent(tmp_path):
@@ -250,7 +251,8 @@ def test_a_stage_started_from_the_previous_stages_checkpoint_keeps_its_extent(tm
         assert all(geom.buffer(1e-9).contains(shapely.Point(p)) for p in corners(here) + corners(there))
     old = tmp_path / "old.ckpt"  # a checkpoint from before extents were recorded: nothing to join
     torch.save({"state_dict": {}, "geodino": {"format": FORMAT}}, old)
-    assert training_extent([], str(old)) is None and training_extent([], str(tmp_path / "gone.ckpt")) is None
+    assert training_extent([], str(old))["geometry"] is None
+    assert training_extent([], str(tmp_path / "gone.ckpt"))["geometry"] is None
 
 
 def test_a_pretraining_runs_exports_carry_the_rasters_extent(tiny_run, tiny_data, tmp_path):

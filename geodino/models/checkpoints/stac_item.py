@@ -20,7 +20,8 @@ a killed or refused export leaves none). It holds:
   with role `mlm:model`, and the heads sidecar, each with `file:size` and `file:checksum` (sha256 multihash: the
   weights are byte-reproducible, so the checksum identifies them; the item itself records when it was written);
 - geometry and bbox: the training data's extent when the run recorded one (`train.data_extent`: its rasters' union
-  footprint, ROI applied, with the extent of the model it started from), else null (as STAC allows).
+  footprint, ROI applied, with the extent of the model it started from), else null (as STAC allows), and the
+  property `geodino:extent_note` says why (data without a CRS, sources without a footprint, a failed computation).
 
 Plain dicts and the standard library (no pystac, which is an optional extra); tests read the item back with pystac.
 """
@@ -299,9 +300,12 @@ def distill_properties(teacher: str, data: Any, extent: Mapping[str, Any] | None
 
 
 def _extent(extent: Any) -> dict[str, Any]:
-    """`geometry` and `bbox` from a recorded training extent (`train.data_extent`), else nothing (null geometry)."""
+    """`geometry` and `bbox` from a recorded training extent (`train.data_extent`), else `geodino:extent_note`: why
+    the geometry is null (data without a CRS, kinds without a footprint, a failed computation), where recorded."""
     if isinstance(extent, Mapping) and extent.get("geometry") and extent.get("bbox"):
         return {"geometry": dict(extent["geometry"]), "bbox": [float(v) for v in extent["bbox"]]}
+    if isinstance(extent, Mapping) and extent.get("note"):
+        return {"geodino:extent_note": str(extent["note"])}
     return {}
 
 
