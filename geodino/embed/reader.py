@@ -145,14 +145,15 @@ class EmbeddingReader:
         if Path(self.path).is_dir():
             gdal_path = f'ZARR:"{Path(self.path).resolve()}":/{VAR}'
         try:
-            with warnings.catch_warnings():  # a store one cell wide or high: placed from `spatial_ref` below
-                if gdal_path != self.path:
+            with warnings.catch_warnings(record=True) as opened:
+                if gdal_path != self.path:  # a store one cell wide or high: placed from `spatial_ref` below
                     warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
                 self.src = rasterio.open(gdal_path)
         except rasterio.errors.RasterioIOError as exc:
             if _written_as_raster(Path(self.path)):  # a TIFF or store whose header does not read: damaged
                 raise InputError(damaged_raster(self.path, gdal_detail(exc, self.path))) from exc
             raise InputError(f"cannot read feature raster {self.path}: {str(exc).splitlines()[0]}") from exc
+        self._replay(opened)
         self.crs, self.transform = self.src.crs, self.src.transform
         if Path(self.path).is_dir():
             try:
@@ -171,6 +172,21 @@ class EmbeddingReader:
         self.metadata: dict[str, Any] = attrs
         self.dtype = str(attrs.get("dtype", self.src.dtypes[0]))
         self.count, self.height, self.width = self.src.count, self.src.height, self.src.width
+
+    def _replay(self, opened: list[warnings.WarningMessage]) -> None:
+        """Pass on the warnings rasterio gave while opening the file, except "no geotransform" of a damaged one: a
+        header cut short loses the geotransform tags too, and that warning came before the one line
+        (`damaged_raster`) saying the file is damaged. Only then is the file checked (`writers.damage_of`)."""
+        import rasterio.errors
+
+        unplaced = [w for w in opened if issubclass(w.category, rasterio.errors.NotGeoreferencedWarning)]
+        if unplaced:
+            from geodino.embed.writers import damage_of  # writers imports this module
+
+            if damage_of(self.path) is not None:
+                opened = [w for w in opened if w not in unplaced]
+        for w in opened:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
     def require_features(self) -> EmbeddingReader:
         """This reader, or (closed) a one-line InputError when the raster was not written by `geodino embed`: the

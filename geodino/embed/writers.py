@@ -182,7 +182,11 @@ def missing_chunks(store: str | Path) -> list[str]:
 def damage_of(path: str | Path) -> str | None:
     """What is wrong with a finished feature raster, cheaply (None: nothing found): a Zarr store's metadata or
     chunk files missing; a GeoTIFF that does not open, is shorter than its last full-resolution tile's end (a
-    truncated copy) or whose last tile does not decode. Not a full read: a chunk damaged inside is not seen."""
+    truncated copy) or whose last tile does not decode. Not a full read: a chunk damaged inside is not seen.
+    Quiet: a header cut short loses the geotransform tags too, and rasterio's NotGeoreferencedWarning ("no
+    geotransform") came before the caller's one line saying the file is damaged."""
+    import warnings
+
     import rasterio
     from rasterio.windows import Window
 
@@ -194,15 +198,17 @@ def damage_of(path: str | Path) -> str | None:
         missing = missing_chunks(path)
         return f"{plural(len(missing), 'chunk file')} missing, e.g. {VAR}/{missing[0]}" if missing else None
     try:
-        with rasterio.open(path) as src:
-            bw, bh = src.block_shapes[0][1], src.block_shapes[0][0]
-            nx, ny = -(-src.width // bw), -(-src.height // bh)
-            offset = src.get_tag_item(f"BLOCK_OFFSET_{nx - 1}_{ny - 1}", "TIFF", bidx=1)
-            size = src.get_tag_item(f"BLOCK_SIZE_{nx - 1}_{ny - 1}", "TIFF", bidx=1)
-            if offset and size and int(offset) + int(size) > path.stat().st_size:
-                return f"the file ends at byte {path.stat().st_size} but its last tile at {int(offset) + int(size)}"
-            x0, y0 = (nx - 1) * bw, (ny - 1) * bh
-            src.read(1, window=Window(x0, y0, src.width - x0, src.height - y0))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                bw, bh = src.block_shapes[0][1], src.block_shapes[0][0]
+                nx, ny = -(-src.width // bw), -(-src.height // bh)
+                offset = src.get_tag_item(f"BLOCK_OFFSET_{nx - 1}_{ny - 1}", "TIFF", bidx=1)
+                size = src.get_tag_item(f"BLOCK_SIZE_{nx - 1}_{ny - 1}", "TIFF", bidx=1)
+                if offset and size and int(offset) + int(size) > path.stat().st_size:
+                    return f"the file ends at byte {path.stat().st_size} but its last tile at {int(offset) + int(size)}"
+                x0, y0 = (nx - 1) * bw, (ny - 1) * bh
+                src.read(1, window=Window(x0, y0, src.width - x0, src.height - y0))
     except rasterio.errors.RasterioError as exc:  # RasterioIOError included
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return None
