@@ -54,6 +54,7 @@ def test_curated_tiles_record_the_date_the_source_falls_back_to(tmp_path, sampli
     cfg = SourceConfig(name="cube", type="cube", paths=[store], sensor=sensor, tile_size=32, time_sampling=sampling)
     tiles = Tiles([cfg])
     assert len(tiles) == 4
+    tiles.set_times([tiles.read(k)[3] for k in range(len(tiles))])  # the dates the reads fell back to
     by_col = dict(zip(tiles.table["col"], tiles.table["time"]))
     assert by_col == {0: fallback, 32: missing}
     for k in range(len(tiles)):

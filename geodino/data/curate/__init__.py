@@ -4,7 +4,8 @@ The pipeline (`curate`):
 
 1. **Tiles**, from the same sources pretraining reads (`--config CFG.yaml`: its `data.sources`; or PATHS with
    `--type`): images and tar-shard members one tile each, rasters and datacubes their grid of `tile_size` tiles
-   (a cube's "random" time sampling: one tile per window and time step). See `tiles.py`.
+   (a cube's "random" time sampling: one tile per window and time step; first/last: one per window, at the date
+   its embedding read found). See `tiles.py`.
 2. **Embed** every tile with a frozen backbone (CLS token of the last block, L2-normalised): streamed in chunks of
    `chunk` tiles read by `workers` processes; each chunk is written to `embeddings/part_NNNNN.npz` atomically, so a
    killed run resumes at the first missing chunk (a `meta.json` ties the parts to the backbone and the tile list).

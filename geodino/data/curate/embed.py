@@ -17,9 +17,26 @@ from geodino.errors import InputError
 
 __all__ = ["check_same_curation", "embed_tiles"]
 
+FIELDS = ("emb", "nodata", "cloud", "time")
+"""The arrays of a cached chunk, per tile."""
 
-def _collate(batch: list[tuple[np.ndarray, np.ndarray, int]]) -> list[tuple[np.ndarray, np.ndarray, int]]:
+
+def _collate(batch: list[tuple[np.ndarray, np.ndarray, int, int]]) -> list[tuple[np.ndarray, np.ndarray, int, int]]:
     return batch
+
+
+class _Reads:
+    """The tiles as the embedding pass reads them: (image, valid, k, time step read) by `Tiles.read`, so the date a
+    cube under first/last falls back to comes back with the embedding instead of a read of its own."""
+
+    def __init__(self, tiles: Tiles) -> None:
+        self.tiles = tiles
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def __getitem__(self, k: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+        return self.tiles.read(k)
 
 
 def embed_tiles(
@@ -31,7 +48,8 @@ def embed_tiles(
     rules: list[CloudRule] | None = None,
 ) -> dict:
     """Embeddings [N, D] (L2-normalised CLS) plus per-tile nodata and cloud shares (by `rules`, one per source;
-    default from `cfg`), chunk by chunk with resume.
+    default from `cfg`) and the time step each tile was read at (`time`: -1 without one; `Tiles.set_times` records
+    it), chunk by chunk with resume.
 
     `meta.json` ties the chunks to the backbone, every tile and the size and mtime of each file, the cloud rules
     and the chunk size; it is written (and chunks of another key removed) only right before this run writes its
@@ -72,14 +90,15 @@ def embed_tiles(
             if bar is not None:
                 bar.update(hi - lo)
             continue
-        subset = torch.utils.data.Subset(tiles, range(lo, hi))  # type: ignore[arg-type]
+        subset = torch.utils.data.Subset(_Reads(tiles), range(lo, hi))  # type: ignore[arg-type]
         loader = torch.utils.data.DataLoader(
             subset, batch_size=cfg.batch_size, num_workers=cfg.workers, collate_fn=_collate
         )
-        embs, nodata, cloud = [], [], []
+        embs, nodata, cloud, times = [], [], [], []
         for batch in loader:
             images = []
-            for image, valid, k in batch:
+            for image, valid, k, t in batch:
+                times.append(t)
                 nodata.append(1.0 - float(valid.mean()))
                 cloud.append(rules[tiles.locate(k)[0]].share(image, valid))
                 h, w = (image.shape[1] // p) * p, (image.shape[2] // p) * p
@@ -104,11 +123,12 @@ def embed_tiles(
                     emb=np.concatenate(embs).astype(np.float32),
                     nodata=np.asarray(nodata, np.float32),
                     cloud=np.asarray(cloud, np.float32),
+                    time=np.asarray(times, np.int64),
                 )
     if bar is not None:
         bar.close()
     parts = [np.load(folder / f"part_{c:05d}.npz") for c in range(n_chunks)]
-    return {k: np.concatenate([q[k] for q in parts]) for k in ("emb", "nodata", "cloud")}
+    return {k: np.concatenate([q[k] for q in parts]) for k in FIELDS}
 
 
 def _cache_key(tiles: Tiles, backbone: Any, rules: list[CloudRule], cfg: CurateConfig) -> str:
@@ -181,6 +201,6 @@ def _part_ok(part: Path, n: int) -> bool:
         return False
     try:
         with np.load(part) as z:
-            return all(len(z[k]) == n for k in ("emb", "nodata", "cloud"))
+            return all(len(z[k]) == n for k in FIELDS)  # a chunk of an older geodino has no `time`: redone
     except Exception:  # zipfile.BadZipFile, EOFError, KeyError, ValueError...: any unreadable chunk is redone
         return False

@@ -64,6 +64,9 @@ def _curate(cfg: CurateConfig, out: Path, *, progress: bool, overwrite: bool) ->
             with contextlib.suppress(OSError):
                 d.rmdir()
         raise
+    tiles.set_times(
+        e["time"]
+    )  # the dates cubes under first/last were read at (their fallbacks), from the embedding pass
     emb = e["emb"]
     status = np.full(tiles.n, "candidate", dtype=object)
     status[e["nodata"] > cfg.max_nodata] = "nodata"

@@ -46,29 +46,24 @@ def _grid_config(cfg: SourceConfig, where: str) -> SourceConfig:
     return cfg
 
 
-def _cube_time(src: Any, tile: tuple[int, int, int, int, int], t_pos: int, skip: bool) -> int:
-    """The time step the cube source reads for grid tile `tile` (scene, col, row, width, height); -1: the cube has
-    no time dimension. first/last read the window (`CubeSource.dated_read`) to find the date the source falls back
-    to where its own has no valid pixel there, so the list never names a missing acquisition. A failed read under
-    on_error skip (`skip`) keeps the first/last date: the tile's own read fails again and drops it as nodata."""
-    scene = src.scenes[tile[0]]
+def _chosen_time(src: Any, scene_i: int) -> int:
+    """The time step a cube source chooses for a grid tile of scene `scene_i` under first/last (before any fallback:
+    `CubeSource.dated_read` finds the date it reads when the tile is read); -1: the cube has no time dimension."""
+    scene = src.scenes[scene_i]
     if scene.time_dim is None:
         return -1
-    if src.time_sampling == "random":
-        return int(t_pos)
-    first_or_last = 0 if src.time_sampling == "first" else int(scene.array.sizes[scene.time_dim]) - 1
-    try:
-        return int(src.dated_read(*tile, first_or_last)[0])
-    except InputError:
-        if not skip:
-            raise
-        return first_or_last
+    return 0 if src.time_sampling == "first" else int(scene.array.sizes[scene.time_dim]) - 1
 
 
 class Tiles:
     """Index -> (reflectance image [C,H,W], valid [H,W]) over one or more sources, with a table of what each
     tile is (`source`, `path`, and per type `member` (tar), `col/row/width/height` (raster, cube), `time`
-    (cube)). Picklable for DataLoader workers (the sources re-open their handles per process)."""
+    (cube)). Picklable for DataLoader workers (the sources re-open their handles per process).
+
+    A cube under time_sampling first/last reads the nearest date with a valid pixel where its own has none, which
+    only the tile's read finds: until `set_times` is given the dates `read` returned, `table["time"]` holds the
+    first/last date itself (`dated`: those rows), and the identity, fingerprint and cache key are of that list, so
+    building the list reads nothing and each tile is read once, by the embedding pass."""
 
     def __init__(
         self, configs: list[SourceConfig], where: list[str] | None = None, skip_hint: str | None = None
@@ -90,6 +85,7 @@ class Tiles:
         self.sensors = [s.sensor for s in self.sources]
         self.sensor = self.sensors[0]
         self.types = [c.type for c in self.configs]
+        self._dated = [False] * len(self.sources)  # per source: cube first/last rows whose date `set_times` records
         rows = [self._rows(i) for i in range(len(self.sources))]
         self.counts = np.array([len(r["path"]) for r in rows], dtype=np.int64)
         self.starts = np.concatenate([[0], np.cumsum(self.counts)])
@@ -112,22 +108,43 @@ class Tiles:
                 "member": list(src.names),
             }
         scenes = src.archive.scenes if kind == "raster" else src.scenes
-        n_times, skip = getattr(src, "_n_times", 1), self.configs[i].on_error == "skip"
+        n_times = getattr(src, "_n_times", 1)
         rows: dict[str, list] = {"path": [], **{c: [] for c in WINDOW_COLUMNS}}
         if kind == "cube":
             rows["time"] = []
+        listed = getattr(src, "grid_times", None)  # a curated list's own time steps
+        dated = kind == "cube" and listed is None and src.time_sampling in ("first", "last")
         for k in range(len(src)):
             sid, col, row, w, h = src.tiles.grid_tile(k // n_times)
             rows["path"].append(str(Path(scenes[sid].path).resolve()))
             for name, v in zip(WINDOW_COLUMNS, (col, row, w, h)):
                 rows[name].append(int(v))
             if kind == "cube":
-                listed = getattr(src, "grid_times", None)  # a curated list's own time steps
-                t = int(listed[k]) if listed is not None else _cube_time(src, (sid, col, row, w, h), k % n_times, skip)
+                if listed is not None:
+                    t = int(listed[k])
+                elif dated:  # the date the tile's read falls back to is set by `set_times`
+                    t = _chosen_time(src, sid)
+                else:
+                    t = int(k % n_times) if scenes[sid].time_dim is not None else -1
                 rows["time"].append(t)
-        if kind == "cube" and src.time_sampling in ("first", "last"):  # one tile per window: read at the listed date
-            src.grid_times = np.asarray(rows["time"], dtype=np.int64)
+        self._dated[i] = dated
         return rows
+
+    def set_times(self, times: Any) -> None:
+        """Record the time step each tile was read at (`read`'s fourth value, per tile in index order) for the
+        rows of cubes under first/last, and read those tiles at it from then on (`CubeSource.grid_times`: the
+        exemplars, a curated list); other rows keep theirs."""
+        times = np.asarray(times, dtype=np.int64)
+        column = np.asarray(self.table["time"], dtype=np.int64) if "time" in self.table else None
+        for i, dated in enumerate(self._dated):
+            if not dated or column is None:
+                continue
+            lo, hi = int(self.starts[i]), int(self.starts[i + 1])
+            column[lo:hi] = times[lo:hi]
+            self.sources[i].grid_times = column[lo:hi].copy()
+            self._dated[i] = False
+        if column is not None:
+            self.table["time"] = column.tolist()
 
     def __len__(self) -> int:
         return self.n
@@ -138,36 +155,47 @@ class Tiles:
         return i, int(k - self.starts[i])
 
     def __getitem__(self, k: int) -> tuple[np.ndarray, np.ndarray, int]:
-        """Tile `k`; one whose read failed under on_error skip comes back with no valid pixel, so that the nodata
-        filter drops it rather than keep it under another tile's pixels: an image source reads the next image
-        instead (caught by its path), a raster source would draw the next grid tile (so its window is read here
-        directly), a cube read raises."""
+        """Tile `k` as (image, valid, k): `read` without the time step."""
+        return self.read(k)[:3]
+
+    def read(self, k: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """Tile `k` as (image, valid, k, time step read; -1 without one). One whose read failed under on_error skip
+        comes back with no valid pixel, so that the nodata filter drops it rather than keep it under another tile's
+        pixels: an image source reads the next image instead (caught by its path), a raster source would draw the
+        next grid tile (so its window is read here directly), a cube read raises."""
         i, j = self.locate(k)
         src, kind = self.sources[i], self.types[i]
         if kind in ("raster", "cube"):
-            return (*self._grid_read(i, j), int(k))
+            image, valid, t = self._grid_read(i, j)
+            return image, valid, int(k), t
         s = src.get(j, 0)
         valid = s["valid"]
         if s.get("path") != src.label(j):
             valid = np.zeros_like(valid)
-        return s["image"], valid, int(k)
+        return s["image"], valid, int(k), -1
 
-    def _grid_read(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
-        """(image, valid) of grid tile `j` of raster or cube source `i`, exactly that window (no retry on another
-        tile); a failed read is all nodata under on_error skip (warned) and raises under stop."""
+    def _grid_read(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """(image, valid, time step) of grid tile `j` of raster or cube source `i`, exactly that window (no retry on
+        another tile); a failed read is all nodata under on_error skip (warned) and raises under stop. A cube tile
+        under first/last whose date `set_times` has not recorded is read by `CubeSource.dated_read`, which falls
+        back to the nearest date with data, and its time step is the one read (a failed read keeps first/last's)."""
         import warnings
 
         src = self.sources[i]
         tile = src.tiles.grid_tile(j // getattr(src, "_n_times", 1))
+        t = int(self.table["time"][int(self.starts[i]) + j]) if "time" in self.table else -1
         try:
+            if self._dated[i]:
+                read, s = src.dated_read(*tile, t if t >= 0 else None)
+                return s["image"], s["valid"], t if read is None else int(read)
             s = src.archive.sample(*tile) if self.types[i] == "raster" else src.get(j, 0)
         except InputError as exc:
             if self.configs[i].on_error != "skip":
                 raise
             warnings.warn(f"{exc}; the tile is dropped as nodata (on_error: skip)", stacklevel=2)
             _, _, _, w, h = tile
-            return np.zeros((len(src.band_names), h, w), dtype=np.float32), np.zeros((h, w), dtype=bool)
-        return s["image"], s["valid"]
+            return np.zeros((len(src.band_names), h, w), dtype=np.float32), np.zeros((h, w), dtype=bool), t
+        return s["image"], s["valid"], t
 
     def identity(self) -> Iterator[str]:
         """One string per tile naming it (source, path and member or window and time step), streamed."""
