@@ -37,7 +37,7 @@ from geodino.embed.classify_outputs import NODATA, class_entries, write_class_ma
 from geodino.embed.compat import check_same_backbone
 from geodino.embed.labels import cv_groups, read_labels, sample_labels
 from geodino.embed.writers import EmbeddingReader
-from geodino.errors import ConfigError, InputError
+from geodino.errors import ConfigError, InputError, plural
 from geodino.io import atomic_path, check_writable
 
 METHODS = ("logreg", "knn")
@@ -232,10 +232,11 @@ def _fit(
     blocked_by = (
         "label features sharing a cell" if cv_gap == 0 else f"label features within {cv_gap} cell(s) of each other"
     )
-    cv = blocked_cv(x, y, groups, method=method, neighbors=neighbors, folds=folds, seed=seed, blocked_by=blocked_by)
-    if "skipped" in cv:
-        print(f"geodino: warning: no cross-validation: {cv['skipped']}", file=sys.stderr)
-    clf = build_classifier(method, neighbors=neighbors, n_train=len(y), seed=seed).fit(x, y)
+    with rd.fitting(f"the {method} classifier's fit on {plural(len(y), 'labelled cell')}"):
+        cv = blocked_cv(x, y, groups, method=method, neighbors=neighbors, folds=folds, seed=seed, blocked_by=blocked_by)
+        if "skipped" in cv:
+            print(f"geodino: warning: no cross-validation: {cv['skipped']}", file=sys.stderr)
+        clf = build_classifier(method, neighbors=neighbors, n_train=len(y), seed=seed).fit(x, y)
     counts = {
         c: {"cells": int((y == c).sum()), "label_features": len(set(features_of[y == c].tolist()))} for c in classes
     }

@@ -32,6 +32,7 @@ from geodino.embed.placement import (
     unplaced_hint,
     user_point,
 )
+from geodino.embed.reader import fitting
 from geodino.embed.vectors import has_geometry, read_features
 from geodino.embed.writers import EmbeddingReader
 from geodino.errors import ConfigError, InputError, plural
@@ -71,7 +72,8 @@ def pca_map(
         x = rd.sample(sample, seed)
         if len(x) < 3:
             raise InputError(f"feature raster {features} has fewer than 3 valid pixels; nothing to map")
-        pca = PCA(n_components=3, random_state=seed).fit(x)
+        with rd.fitting(f"the PCA of {plural(len(x), 'sampled cell')}"):
+            pca = PCA(n_components=3, random_state=seed).fit(x)
         proj = pca.transform(x)
         lo, hi = np.percentile(proj, 2, axis=0), np.percentile(proj, 98, axis=0)
         span = np.where(hi > lo, hi - lo, 1.0)
@@ -142,7 +144,8 @@ def cluster_map(
         x = _unit(rd.sample(sample, seed))
         if len(x) < k:
             raise InputError(f"feature raster {features} has {plural(len(x), 'valid pixel')}, fewer than k={k}")
-        km = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=4096).fit(x)
+        with rd.fitting(f"k-means on {plural(len(x), 'sampled cell')}"):
+            km = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=4096).fit(x)
 
         def blocks():
             for win in rd.blocks():
@@ -341,6 +344,7 @@ def zonal_embeddings(
     png = check_writable(png or out.with_suffix(".png"), overwrite=overwrite)
     gdf = read_features(polygons, layer=layer, what="polygons")
     with EmbeddingReader(features).require_features() as rd:
+        metadata = rd.metadata  # its record: the command that writes it again, should the quick-look's PCA fail
         geoms = list(to_raster_crs(gdf, rd, what="polygons", path=polygons).geometry)
         unplaced = sum(not finite_bounds(g) for g in geoms if g is not None and not g.is_empty)
         extent = raster_extent(rd)
@@ -394,12 +398,14 @@ def zonal_embeddings(
         )
     with atomic_path(out, overwrite=True) as tmp:
         res.to_parquet(tmp)
-    zonal_png(res, png, title=out.name)
+    with fitting(features, metadata, f"the quick-look's PCA of {plural(int((status == 'ok').sum()), 'zone mean')}"):
+        zonal_png(res, png, title=out.name)
     return out
 
 
 def zonal_png(res: Any, png: str | Path, *, title: str = "") -> Path:
-    """Polygons of a zonal result painted by their embedding (PCA to RGB), those without one hatched grey."""
+    """Polygons of a zonal result painted by their embedding (PCA to RGB), those without one hatched grey.
+    The PCA's LinAlgError passes to the caller, which names the raster (`reader.fitting`)."""
     from matplotlib.figure import Figure  # no pyplot: no global backend switch inside a user's notebook
     from matplotlib.patches import Patch
 

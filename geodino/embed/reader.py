@@ -8,6 +8,9 @@ A feature raster damaged after it was written (a COG cut short, a Zarr chunk fil
 `damaged_raster` line naming the file, the cells that do not read when known, and what to do (write it again with
 the `geodino embed` command that made it, which the file's own record names): `require_features` looks before any
 work (`writers.damage_of`: the end of the file, the chunk files), `read` names the window a deeper fault is in.
+A tile overwritten with bytes that still decode (no checksum sees it) reads as garbage: `read` refuses values no
+backbone gives (not finite, beyond +/-`FEATURE_LIMIT`) in the same line, naming the tile, so no product fits PCA,
+k-means or a classifier on them; `fitting` says a fit that fails on the numbers alike.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +115,45 @@ def damaged_raster(path: str | Path, why: str, metadata: dict[str, Any] | None =
         f"cannot read feature raster {path}{where} ({why}): the file is truncated or corrupt (cut short or changed "
         f"after it was written); {again} and run this command again"
     )
+
+
+FEATURE_LIMIT = 1e6
+"""The largest feature magnitude `read` takes as a backbone's: final-norm tokens are of order 1 to 10 (unit length
+with --l2, int8 codes dequantise to [-1, 1]) and float16 files stop at 65504, while a float32 tile whose bytes were
+overwritten reads as values spread over every exponent (up to 3e38, inf), two in five of them beyond a million."""
+
+NON_FINITE_FIT = re.compile(r"contains (NaN|infinity)")  # sklearn's check_array: "Input X contains infinity or ..."
+
+
+def garbled_values(feats: np.ndarray) -> tuple[int, int, str] | None:
+    """(row, column, value) of the first cell of `feats` [D,h,w] holding a value no backbone gives (not finite, or
+    beyond +/-`FEATURE_LIMIT`), or None. Two reductions (no copy) in the common case: nothing found."""
+    if not feats.size:
+        return None
+    with np.errstate(invalid="ignore"):
+        lo, hi = feats.min(), feats.max()  # NaN and +/-inf propagate
+    if -FEATURE_LIMIT <= lo and hi <= FEATURE_LIMIT:
+        return None
+    bad = ~(np.abs(feats) <= FEATURE_LIMIT)  # NaN too
+    band, r, c = (int(i[0]) for i in np.nonzero(bad))
+    return r, c, f"{float(feats[band, r, c]):.3g}"
+
+
+@contextmanager
+def fitting(path: str | Path, metadata: dict[str, Any] | None, what: str) -> Iterator[None]:
+    """Turn a fit (PCA, k-means, a classifier) that fails on the numbers of a feature raster into its one
+    `damaged_raster` line: numpy's LinAlgError ("Eigenvalues did not converge", "SVD did not converge") and
+    sklearn's ValueError about non-finite input come from values `read` lets pass only when they are damage it
+    cannot see. Other errors, sklearn's other ValueErrors included, are bugs and pass unchanged."""
+    try:
+        yield
+    except np.linalg.LinAlgError as exc:
+        raise InputError(damaged_raster(path, f"{what} failed on its values: {exc}", metadata)) from exc
+    except ValueError as exc:
+        if not NON_FINITE_FIT.search(str(exc)):
+            raise
+        first = str(exc).splitlines()[0]
+        raise InputError(damaged_raster(path, f"{what} failed on its values: {first}", metadata)) from exc
 
 
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
@@ -244,7 +288,33 @@ class EmbeddingReader:
             feats = raw.astype(np.float32, copy=False)
             valid = ~np.any(np.isnan(feats), axis=0)
         feats = np.where(valid[None], feats, 0.0).astype(np.float32)
+        self._check_values(feats, window, out_shape)
         return feats, valid
+
+    def _check_values(self, feats: np.ndarray, window: Any, out_shape: tuple[int, int] | None) -> None:
+        """Refuse values no backbone gives (`garbled_values`: +/-inf, beyond +/-`FEATURE_LIMIT`) in one
+        `damaged_raster` line naming the storage block (COG tile, Zarr chunk) of the first: bytes overwritten inside
+        a tile that still decode. PCA said "Eigenvalues did not converge", k-means and similarity maps went on with
+        overflow warnings and garbage."""
+        found = garbled_values(feats)
+        if found is None:
+            return
+        from rasterio.windows import Window
+
+        r, c, value = found
+        where, at = None, ""
+        if out_shape is None:  # full resolution: the cell, and the block that holds it
+            win = window if window is not None else Window(0, 0, self.width, self.height)
+            r, c = r + int(win.row_off), c + int(win.col_off)
+            bh, bw = self.src.block_shapes[0]
+            r0, c0 = r - r % bh, c - c % bw
+            where, at = Window(c0, r0, min(bw, self.width - c0), min(bh, self.height - r0)), f" at row {r}, column {c}"
+        why = f"values no backbone gives, e.g. {value}{at}: not finite or beyond +/-{FEATURE_LIMIT:g}"
+        raise InputError(damaged_raster(self.path, why, self.metadata, where))
+
+    def fitting(self, what: str) -> Any:
+        """`fitting` for this raster: a fit on its features that fails on their numbers is its one line."""
+        return fitting(self.path, self.metadata, what)
 
     def _bad_block(self, window: Any, *, last_first: bool = False) -> tuple[Any, str | None]:
         """The first storage block (COG tile, Zarr chunk) inside `window` (None: the raster; `last_first`: from the
