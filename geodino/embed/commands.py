@@ -293,7 +293,7 @@ def run(args: argparse.Namespace) -> int:
     if command in PRODUCTS:
         return _product(args)
     from geodino.config import load_config
-    from geodino.embed.pipeline import EmbedConfig, embed_raster
+    from geodino.embed.pipeline import EmbedConfig, embed_raster, run_lines
 
     # a shell-expanded glob (`geodino embed scenes/*.tif`) arrives as extra positionals: they are more inputs
     extra = [v for v in args.overrides if "=" not in v]
@@ -307,10 +307,11 @@ def run(args: argparse.Namespace) -> int:
     from geodino.embed.scenes import embed_scenes, is_many
 
     inputs = one_listed([args.input, *extra])  # a .txt list of one raster is that raster (its entries checked)
-    if is_many(inputs):
-        embed_scenes(inputs, cfg)  # writes each scene's STAC item and the folder's catalog.json itself
-    else:
-        embed_raster(inputs[0], config=cfg)  # and its STAC item, once the raster is complete
+    with run_lines():  # the command says what it used and wrote, also with --no-progress (Python: only with the bar)
+        if is_many(inputs):
+            embed_scenes(inputs, cfg)  # writes each scene's STAC item and the folder's catalog.json itself
+        else:
+            embed_raster(inputs[0], config=cfg)  # and its STAC item, once the raster is complete
     return 0
 
 

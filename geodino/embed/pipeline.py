@@ -19,6 +19,10 @@ How it runs (see docs/embed.md for the user view):
   are a pure function of the plan and the inputs (tiles are batched per tile row and column block,
   accumulators add tile rows in the same order however a sweep starts), so a resumed run, a run split over N
   processes and an uninterrupted run give identical bytes.
+
+What a run says on stderr (input scaling, inference path, time, "wrote ...") goes through `Console` and `says`:
+the `geodino embed` command always says it (`run_lines`), a Python call only with its progress bar, so
+`embed_raster(..., progress=False)` in a notebook or a script is quiet; what went wrong is a warning regardless.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ import dataclasses
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +84,31 @@ __all__ = [
     "estimate_memory",
     "partial_blocks",
     "rank_blocks",
+    "run_lines",
+    "says",
     "work_dir_for",
 ]
+
+_RUN_LINES: ContextVar[bool] = ContextVar("geodino_embed_run_lines", default=False)
+
+
+@contextmanager
+def run_lines() -> Iterator[None]:
+    """Within it, embed runs say what they used and wrote on stderr also without the progress bar (`--no-progress`
+    holds the lines to the end instead): the `geodino embed` command's way (`commands.run`). A context variable,
+    not a setting: it is how the run is called, not what it writes, so it stays out of the record and the config."""
+    token = _RUN_LINES.set(True)
+    try:
+        yield
+    finally:
+        _RUN_LINES.reset(token)
+
+
+def says(cfg: EmbedConfig) -> bool:
+    """Whether a run prints its lines (input scaling, inference path, time, wrote ...): under `run_lines` (the
+    command line) or with the progress bar (someone is watching); `embed_raster(..., progress=False)` from Python
+    is quiet. Warnings are not lines: they reach the user either way."""
+    return bool(cfg.progress) or _RUN_LINES.get()
 
 
 def rank_blocks(blocks: Sequence[Block], rank: int, world_size: int) -> list[Block]:
@@ -145,7 +174,9 @@ def embed_raster(
     `input`: a raster path (GeoTIFF, COG, VRT...), a Zarr/NetCDF cube path or an xarray object.
     `backbone`: a spec string for `geodino.backbones.load_backbone` or a backbone object (see
     `geodino.embed.backbone.Backbone`). `options` are `EmbedConfig` fields (tile, overlap, blend, layers, dtype,
-    resume, workers ...). Returns the output path, which exists only once the raster is complete. `_prepared` is
+    resume, workers ...). With `progress=False` the run is quiet on stderr (no bar, none of the lines the command
+    prints: input scaling, inference path, time, wrote; `run_lines` asks for them); warnings still come.
+    Returns the output path, which exists only once the raster is complete. `_prepared` is
     internal: the `prepare` of this very input, config and backbone object when the caller already made it
     (`check_started` of a resumed folder run), so it is not made twice. Once the raster is complete its STAC item
     is written beside it (`OUT.stac.json`, `embed.stac_items`); `_stac` is internal: the source STAC item of a
@@ -279,11 +310,12 @@ def _embed(
         check_complete(out_path, prep)
         if cfg.world_size == 1 and cfg.rank == 0:
             remove_stale_temps(out_path)
-        print(f"geodino: {out_path} is already complete; nothing to resume", file=sys.stderr)
+        if says(cfg):
+            print(f"geodino: {out_path} is already complete; nothing to resume", file=sys.stderr)
         return out_path
     heap_for_forward(prep.plan, cfg, int(getattr(bb, "embed_dim", 0) or prep.dim))
     # what the run uses, said once: by rank 0, not again by the workers it spawns (finalize=False)
-    console = Console(now=cfg.progress, quiet=not (cfg.rank == 0 and finalize))
+    console = Console(now=cfg.progress, quiet=not (cfg.rank == 0 and finalize and says(cfg)))
     given = cfg.sensor or cfg.scale is not None or cfg.band_scale is not None or cfg.band_offset is not None
     how = "declared by the input" if prep.declared is not None else "passed" if given else "default"
     if isinstance(prep.source, WindowSource):
@@ -315,7 +347,7 @@ class Console:
     """The run's lines on stderr (input scaling, inference path...). With the progress bar they are printed at once
     (someone is watching); without it (`--no-progress`: logs, scripts) they are held and printed just before the
     run's last line, so a successful run says what it used and wrote and a failed one prints only its error.
-    `quiet`: a spawned worker, whose parent says it all."""
+    `quiet`: a spawned worker, whose parent says it all, or a Python call without the bar (`says`)."""
 
     def __init__(self, *, now: bool, quiet: bool = False) -> None:
         self.now, self.quiet, self.held = now, quiet, []
@@ -401,11 +433,13 @@ def _write(
     _finalize(work, out_path, prep, cfg)
     t_end = time.perf_counter()
     console.flush()
+    if not says(cfg):  # a Python call without the bar: quiet
+        return out_path
     if sweeper is not None and cfg.world_size == 1:  # one process did the whole sweep: its clock covers it
         setup = t_sweep - t0
         line = time_line(t_end - t0, setup, sweep_s, t_end - t_fin, sweeper.timing, sweeper.tiles)
         print(f"geodino: {line}", file=sys.stderr)
-    # the last line names what was written (printed with or without the progress bar)
+    # the last line names what was written (on the command line with or without the progress bar)
     print(f"geodino: wrote {out_path} ({written_grid(prep, cfg.upsample)}, {t_end - t0:.1f}s)", file=sys.stderr)
     return out_path
 

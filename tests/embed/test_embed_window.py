@@ -14,7 +14,7 @@ from affine import Affine
 from rasterio.transform import from_origin
 
 from geodino import cli
-from geodino.embed.pipeline import embed_raster, work_dir_for
+from geodino.embed.pipeline import embed_raster, run_lines, work_dir_for
 from geodino.embed.scenes import embed_scenes
 from geodino.errors import ConfigError, InputError
 from tests.embed.conftest import random_image, read_all, write_tif
@@ -32,7 +32,8 @@ def _cut(tmp_path, img, c, r, w, h, name="cut.tif", transform=T, crs="EPSG:32633
 def test_window_equals_embedding_the_cut_out_pixels(tmp_path, conv_bb, capsys):
     img = random_image(120, 152)
     src = write_tif(tmp_path / "in.tif", img)
-    out = embed_raster(src, conv_bb, tmp_path / "w.tif", tile=64, overlap=8, window=[13, 9, 30, 20], **FAST)
+    with run_lines():  # the command's lines, without the bar
+        out = embed_raster(src, conv_bb, tmp_path / "w.tif", tile=64, overlap=8, window=[13, 9, 30, 20], **FAST)
     # columns 13..43, rows 9..29 snapped outward to the 4 px patch grid: columns 12..44, rows 8..32
     assert "--window 13 9 30 20 -> input columns 12..44, rows 8..32 (32 x 24 px" in capsys.readouterr().err
     ref = embed_raster(_cut(tmp_path, img, 12, 8, 32, 24), conv_bb, tmp_path / "ref.tif", tile=64, overlap=8, **FAST)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from geodino.embed import embed_raster, embed_scenes
+from geodino.embed.pipeline import run_lines
 from geodino.errors import InputError
 from tests.embed.conftest import random_image, read_all, write_tif
 
@@ -53,7 +54,7 @@ def test_a_rasters_own_scale_and_offset_are_applied_and_recorded(tmp_path, capsy
     refl = reflectance()
     dn = tag(write_tif(tmp_path / "dn.tif", (refl + 1000).astype(np.uint16), nodata=0), (1e-4,) * 3, (-0.1,) * 3)
     want = reference(tmp_path, refl)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, run_lines():  # the command's lines, without the bar
         warnings.simplefilter("always")
         got = embed_raster(dn, _bb(), tmp_path / "dn_f.tif", **OPTS)
     assert not [w for w in caught if "assuming reflectance" in str(w.message)]  # the file says its rule

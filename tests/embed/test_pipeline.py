@@ -11,7 +11,7 @@ import pytest
 from rasterio.transform import from_origin
 
 from geodino.embed import embed_raster, sweep
-from geodino.embed.pipeline import work_dir_for
+from geodino.embed.pipeline import run_lines, work_dir_for
 from geodino.embed.writers import INT8_NODATA, dequantize_int8, int8_error_bound, quantize_int8
 from geodino.errors import ConfigError, InputError
 from tests.embed.conftest import random_image, read_all, whole_image_features, write_tif
@@ -731,7 +731,8 @@ def test_resume_onto_a_complete_output_checks_its_settings(tmp_path, conv_bb, ca
     with pytest.raises(InputError, match=r"other settings: input .*in\.tif \(this run: .*other\.tif\);"):
         embed_raster(other, conv_bb, out, resume=True, **opts)
     capsys.readouterr()
-    assert embed_raster(src, conv_bb, out, resume=True, **opts) == out  # the same settings: nothing to do
+    with run_lines():  # the command's lines, without the bar
+        assert embed_raster(src, conv_bb, out, resume=True, **opts) == out  # the same settings: nothing to do
     assert "already complete; nothing to resume" in capsys.readouterr().err
     assert out.stat().st_mtime_ns == written and not work_dir_for(out).exists()
 
@@ -804,10 +805,12 @@ def test_bands_that_select_the_wrong_count_are_named_as_a_selection(tmp_path, co
 
 
 def test_no_progress_hides_only_the_bar(tmp_path, conv_bb, capsys, monkeypatch):
-    """progress=False (--no-progress) turns the tqdm bar off; the lines saying what was used and written stay
-    (held to the end: a failed run prints only its error)."""
+    """--no-progress (progress=False under `run_lines`, as the command runs) turns the tqdm bar off; the lines
+    saying what was used and written stay (held to the end: a failed run prints only its error). From Python,
+    progress=False is quiet (test_embed_quiet)."""
     src = write_tif(tmp_path / "in.tif", random_image(32, 32))
-    embed_raster(src, conv_bb, tmp_path / "o.tif", tile=32, overlap=0, progress=False)
+    with run_lines():
+        embed_raster(src, conv_bb, tmp_path / "o.tif", tile=32, overlap=0, progress=False)
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == "geodino: input DN -> reflectance x/255 (uint8) (default)"
     assert lines[-2].startswith("geodino: time ") and lines[-1].startswith(f"geodino: wrote {tmp_path / 'o.tif'} (")
@@ -817,7 +820,7 @@ def test_no_progress_hides_only_the_bar(tmp_path, conv_bb, capsys, monkeypatch):
         raise InputError("simulated bad block")
 
     monkeypatch.setattr(sweep, "_after_row", fail)  # the sweep's fault seam
-    with pytest.raises(InputError):
+    with pytest.raises(InputError), run_lines():
         embed_raster(src, conv_bb, tmp_path / "p.tif", tile=32, overlap=0, progress=False)
     assert capsys.readouterr().err == ""  # the CLI adds the error's one line
 
@@ -827,11 +830,13 @@ def test_summary_line_gives_width_x_height_of_what_was_written(tmp_path, const_b
     import rasterio
 
     src = write_tif(tmp_path / "in.tif", random_image(40, 72))  # 72 px wide, 40 high; patch 8: 9 x 5 cells
-    out = embed_raster(src, const_bb, tmp_path / "cells.tif", tile=32, overlap=8, **FAST)
+    with run_lines():  # the command's lines, without the bar
+        out = embed_raster(src, const_bb, tmp_path / "cells.tif", tile=32, overlap=8, **FAST)
     assert "(4 bands, 9 x 5 cells (width x height) of 8 px, " in capsys.readouterr().err
     with rasterio.open(out) as ds:
         assert (ds.width, ds.height) == (9, 5)
-    up = embed_raster(src, const_bb, tmp_path / "up.tif", tile=32, overlap=8, upsample=True, **FAST)
+    with run_lines():
+        up = embed_raster(src, const_bb, tmp_path / "up.tif", tile=32, overlap=8, upsample=True, **FAST)
     err = capsys.readouterr().err
     assert "(4 bands, 72 x 40 px (width x height) at the input resolution, upsampled from 9 x 5 cells" in err
     with rasterio.open(up) as ds:

@@ -10,6 +10,7 @@ import pytest
 from rasterio.transform import from_origin
 
 from geodino.embed import embed_raster, embed_scenes
+from geodino.embed.pipeline import run_lines
 from geodino.embed.stac import gdal_path, read_stac
 from tests.embed.conftest import random_image, read_all, write_tif
 
@@ -285,7 +286,8 @@ def test_resume_checks_the_settings_of_scenes_already_done(tmp_path, conv_bb, ca
     with pytest.raises(InputError, match=r"a\.tif is complete but was written with other settings: tile 32 \(this"):
         embed_scenes(tmp_path / "scenes", backbone=conv_bb, out=out, resume=True, **{**OPTS, "tile": 16})
     capsys.readouterr()
-    embed_scenes(tmp_path / "scenes", backbone=conv_bb, out=out, resume=True, **OPTS)  # the same settings
+    with run_lines():  # the command's lines, without the bar
+        embed_scenes(tmp_path / "scenes", backbone=conv_bb, out=out, resume=True, **OPTS)  # the same settings
     err = capsys.readouterr().err
     assert f"wrote {out / 'b.tif'} (" in err and "2 scenes already done with these settings, skipped" in err
     assert f"wrote {out / 'a.tif'}" not in err and (out / "b.tif").exists()
