@@ -15,14 +15,7 @@ from geodino.data.sensor_yaml import save_sensor_yaml
 from geodino.data.sensors import Sensor
 from geodino.models.checkpoints.stac_item import export_item_path, training_properties
 from geodino.train.data_extent import training_extent
-
-TINY = [
-    "batch_size=2",
-    "ssl.student.overrides.depth=1",
-    "crops.n_local=1",
-    "crops.global_size=16",
-    "crops.local_size=8",
-]
+from tests.train.test_pretrain_api_bands import TINY
 
 
 def _nocrs(root) -> tuple[str, str]:

@@ -69,3 +69,28 @@ def read_all(path: Path):
 
     with rasterio.open(path) as src:
         return src.read(), src.crs, src.transform, src.descriptions, src.tags(), src.nodata
+
+
+_DAMAGE_OPTS = dict(tile=32, overlap=8, chunk=16, block_rows=16, progress=False)
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory) -> dict[str, Path]:
+    """Feature rasters written by geodino (COG and Zarr, a tiny conv backbone), label points and zone polygons: what
+    the tests of damaged feature rasters copy and break."""
+    import geopandas as gpd
+    from shapely.geometry import Point, box
+
+    from geodino.embed import embed_raster
+
+    root = tmp_path_factory.mktemp("damaged")
+    src = write_tif(root / "in.tif", random_image(160, 96))
+    bb = ConvBackbone(in_chans=3, dim=8, patch=4, n_convs=2)
+    cog = embed_raster(src, bb, root / "feats.tif", **_DAMAGE_OPTS)
+    store = embed_raster(src, bb, root / "feats.zarr", **_DAMAGE_OPTS)
+    x0, y0 = 500000.0, 4000000.0
+    pts = [Point(x0 + 40 * c + 20, y0 - 40 * r - 20) for c, r in ((2, 2), (3, 20), (20, 3), (21, 21))]
+    gpd.GeoDataFrame({"cover": ["a", "a", "b", "b"]}, geometry=pts, crs="EPSG:32633").to_file(root / "labels.gpkg")
+    zones = [box(x0, y0 - 400, x0 + 400, y0), box(x0 + 400, y0 - 1600, x0 + 960, y0 - 400)]  # the 2nd: to the corner
+    gpd.GeoDataFrame({"id": [1, 2]}, geometry=zones, crs="EPSG:32633").to_file(root / "zones.gpkg")
+    return {"src": src, "cog": cog, "zarr": store, "labels": root / "labels.gpkg", "zones": root / "zones.gpkg"}

@@ -14,38 +14,17 @@ import numpy as np
 import pytest
 
 from geodino import cli
-from geodino.embed import embed_raster, pca_map, zonal_embeddings
+from geodino.embed import pca_map, zonal_embeddings
 from geodino.embed.reader import FEATURE_LIMIT, fitting, garbled_values
 from geodino.errors import InputError
-from tests.embed.conftest import random_image, write_tif
-from tests.embed.toy_backbones import ConvBackbone
+from tests.embed.test_damaged_features import argv
 
 # 4-px patches on a 160 x 96 (rows x columns) input: 40 x 24 cells of 40 m from (500000, 4000000)
-OPTS = dict(tile=32, overlap=8, chunk=16, block_rows=16, progress=False)
 # decoded bytes of the overwritten tile: a repeating run, which zstd packs small, so it fits where the tile was
 GARBAGE = bytes(range(1, 256)) * 200
 
 
-@pytest.fixture(scope="module")
-def made(tmp_path_factory) -> dict[str, Path]:
-    """A feature COG and Zarr store written by geodino (a tiny conv backbone), label points and zone polygons."""
-    import geopandas as gpd
-    from shapely.geometry import Point, box
-
-    root = tmp_path_factory.mktemp("numeric")
-    src = write_tif(root / "in.tif", random_image(160, 96))
-    bb = ConvBackbone(in_chans=3, dim=8, patch=4, n_convs=2)
-    cog = embed_raster(src, bb, root / "feats.tif", **OPTS)
-    store = embed_raster(src, bb, root / "feats.zarr", **OPTS)
-    x0, y0 = 500000.0, 4000000.0
-    pts = [Point(x0 + 40 * c + 20, y0 - 40 * r - 20) for c, r in ((2, 2), (3, 20), (20, 3), (21, 21))]
-    gpd.GeoDataFrame({"cover": ["a", "a", "b", "b"]}, geometry=pts, crs="EPSG:32633").to_file(root / "labels.gpkg")
-    zones = [box(x0, y0 - 400, x0 + 400, y0), box(x0 + 400, y0 - 1600, x0 + 960, y0 - 400)]
-    gpd.GeoDataFrame({"id": [1, 2]}, geometry=zones, crs="EPSG:32633").to_file(root / "zones.gpkg")
-    return {"src": src, "cog": cog, "zarr": store, "labels": root / "labels.gpkg", "zones": root / "zones.gpkg"}
-
-
-def garbled_cog(made, tmp_path) -> Path:
+def garbled_cog(written, tmp_path) -> Path:
     """The COG as geodino writes it (ZSTD, floating-point predictor) in 16 x 16 tiles, the tile of rows 16..32,
     columns 0..16 overwritten with a valid ZSTD frame of other bytes: it decodes, to values spread over every
     exponent."""
@@ -53,7 +32,7 @@ def garbled_cog(made, tmp_path) -> Path:
     import rasterio
 
     path = tmp_path / "garbled.tif"
-    with rasterio.open(made["cog"]) as src:
+    with rasterio.open(written["cog"]) as src:
         profile = dict(src.profile, tiled=True, blockxsize=16, blockysize=16, compress="zstd", predictor=3)
         with rasterio.open(path, "w", **profile) as dst:
             dst.write(src.read())
@@ -71,32 +50,19 @@ def garbled_cog(made, tmp_path) -> Path:
     return path
 
 
-def garbled_store(made, tmp_path) -> tuple[Path, str]:
+def garbled_store(written, tmp_path) -> tuple[Path, str]:
     """A copy of the Zarr store whose last chunk file holds a valid Blosc frame of huge (finite) values."""
     import json
 
     import numcodecs
 
     store = tmp_path / "garbled.zarr"
-    shutil.copytree(made["zarr"], store)
+    shutil.copytree(written["zarr"], store)
     meta = json.loads((store / "embedding" / ".zarray").read_text())
     chunk = sorted(p for p in (store / "embedding").iterdir() if not p.name.startswith("."))[-1]
     data = np.full(meta["chunks"], 3.0e30, dtype=meta["dtype"])
     chunk.write_bytes(numcodecs.get_codec(meta["compressor"]).encode(data))
     return store, chunk.name
-
-
-def argv(product: str, feats: Path, made, tmp_path) -> list[str]:
-    out = ["--out", str(tmp_path / ("z.parquet" if product == "zonal" else f"{product}.tif"))]
-    if product == "zonal":
-        return [product, str(feats), str(made["zones"]), *out]
-    if product == "classify":
-        return [product, str(feats), str(made["labels"]), "--column", "cover", "--folds", "2", *out]
-    if product == "change":
-        return [product, str(made["cog"]), str(feats), *out]
-    if product == "similar":
-        return [product, str(feats), *out, "--point", "500100,3999900"]
-    return [product, str(feats), *out]
 
 
 def err_line(capsys, args: list[str]) -> str:
@@ -108,17 +74,17 @@ def err_line(capsys, args: list[str]) -> str:
 
 
 @pytest.mark.parametrize("product", ["pca", "cluster", "similar", "zonal", "classify", "change"])
-def test_a_tile_that_decodes_to_garbage_is_one_line_in_every_product(capsys, tmp_path, made, product):
-    bad = garbled_cog(made, tmp_path)
-    line = err_line(capsys, argv(product, bad, made, tmp_path))
+def test_a_tile_that_decodes_to_garbage_is_one_line_in_every_product(capsys, tmp_path, written, product):
+    bad = garbled_cog(written, tmp_path)
+    line = err_line(capsys, argv(product, bad, written, tmp_path))
     assert line.startswith(f"geodino: error: cannot read feature raster {bad} at rows 16..32, columns 0..16 ("), line
     assert "values no backbone gives, e.g. " in line and "not finite or beyond +/-1e+06" in line
-    assert f"write it again (geodino embed {made['src']} --backbone toy:conv8p4 --out {bad} --overwrite" in line
+    assert f"write it again (geodino embed {written['src']} --backbone toy:conv8p4 --out {bad} --overwrite" in line
     assert not [p for p in tmp_path.iterdir() if p.name not in ("garbled.tif", "garbled.tif.aux.xml")]
 
 
-def test_a_zarr_chunk_of_huge_values_is_named_by_its_cells(tmp_path, made):
-    store, chunk = garbled_store(made, tmp_path)
+def test_a_zarr_chunk_of_huge_values_is_named_by_its_cells(tmp_path, written):
+    store, chunk = garbled_store(written, tmp_path)
     _, r, c = (int(i) for i in chunk.split("."))  # 16 x 16 chunks on 40 x 24 cells
     cells = f"rows {16 * r}..{min(16 * r + 16, 40)}, columns {16 * c}..{min(16 * c + 16, 24)}"
     with pytest.raises(InputError, match=rf"garbled\.zarr at {cells} \(values no backbone gives, e\.g\. 3e\+30 at "):
@@ -126,12 +92,12 @@ def test_a_zarr_chunk_of_huge_values_is_named_by_its_cells(tmp_path, made):
     assert not (tmp_path / "p.tif").exists()
 
 
-def test_inf_in_a_valid_cell_is_refused_and_large_finite_features_still_map(tmp_path, made):
+def test_inf_in_a_valid_cell_is_refused_and_large_finite_features_still_map(tmp_path, written):
     """NaN marks nodata, so +inf in one band left the cell valid (and the PCA without an answer); features a
     thousand times larger than the toy's are still features."""
     import rasterio
 
-    with rasterio.open(made["cog"]) as src:
+    with rasterio.open(written["cog"]) as src:
         data, profile, tags = src.read(), src.profile, src.tags()
     big = tmp_path / "big.tif"
     with rasterio.open(big, "w", **profile) as dst:
@@ -165,7 +131,7 @@ def test_garbled_values_finds_the_first_bad_cell():
     assert garbled_values(f) == (2, 4, "-2e+06")
 
 
-def test_a_fit_that_fails_on_the_numbers_is_the_raster_line_and_other_errors_pass(tmp_path, made, monkeypatch):
+def test_a_fit_that_fails_on_the_numbers_is_the_raster_line_and_other_errors_pass(tmp_path, written, monkeypatch):
     from sklearn.decomposition import PCA
 
     meta = {"input": "in.tif", "model_spec": "toy"}
@@ -187,7 +153,7 @@ def test_a_fit_that_fails_on_the_numbers_is_the_raster_line_and_other_errors_pas
     monkeypatch.setattr(PCA, "fit_transform", diverge)
     with pytest.raises(InputError, match=r"feats\.tif \(the PCA of \d+ sampled cells failed on its values: "
                        r"Eigenvalues did not converge\): .*--overwrite"):  # fmt: skip
-        pca_map(made["cog"], tmp_path / "p.tif")
+        pca_map(written["cog"], tmp_path / "p.tif")
     assert not (tmp_path / "p.tif").exists()
     import geopandas as gpd
     from shapely.geometry import box
@@ -197,4 +163,4 @@ def test_a_fit_that_fails_on_the_numbers_is_the_raster_line_and_other_errors_pas
     gpd.GeoDataFrame({"id": [1, 2, 3]}, geometry=zones, crs="EPSG:32633").to_file(tmp_path / "zones.gpkg")
     with pytest.raises(InputError, match=r"feats\.tif \(the quick-look's PCA of 3 zone means failed on its values: "
                        r"Eigenvalues did not converge\)"):  # fmt: skip
-        zonal_embeddings(made["cog"], tmp_path / "zones.gpkg", tmp_path / "z.parquet")
+        zonal_embeddings(written["cog"], tmp_path / "zones.gpkg", tmp_path / "z.parquet")

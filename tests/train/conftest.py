@@ -98,3 +98,15 @@ def images(tmp_path_factory) -> Path:
         arr[: 10 + i, :, 0] = 255  # some structure
         Image.fromarray(arr).save(root / f"im{i}.png")
     return root
+
+
+@pytest.fixture
+def api_configs(monkeypatch, tmp_path):
+    """The configs `geodino.pretrain` / `geodino.distill` would run (the runs themselves replaced)."""
+    import geodino.train.distill as distill_lib
+    import geodino.train.pretrain as pretrain_lib
+
+    configs = []
+    monkeypatch.setattr(pretrain_lib, "pretrain", lambda cfg: configs.append(cfg) or tmp_path / "run")
+    monkeypatch.setattr(distill_lib, "distill", lambda cfg: configs.append(cfg) or {})
+    return configs

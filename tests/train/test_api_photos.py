@@ -15,18 +15,6 @@ from geodino.errors import ConfigError
 from tests.helpers import write_tif
 
 
-@pytest.fixture
-def seen(monkeypatch, tmp_path):
-    """The configs `geodino.pretrain` / `geodino.distill` would run (the runs themselves replaced)."""
-    import geodino.train.distill as distill_lib
-    import geodino.train.pretrain as pretrain_lib
-
-    configs = []
-    monkeypatch.setattr(pretrain_lib, "pretrain", lambda cfg: configs.append(cfg) or tmp_path / "run")
-    monkeypatch.setattr(distill_lib, "distill", lambda cfg: configs.append(cfg) or {})
-    return configs
-
-
 def crops(cfg) -> tuple[bool, bool, bool]:
     return cfg.crops.flips, cfg.crops.vflips, cfg.crops.rot90
 
@@ -39,31 +27,31 @@ def photos_dir(tmp_path):
     return folder
 
 
-def test_photos_get_horizontal_flips_only_and_overhead_chips_keep_the_recipe(seen, photos_dir, tmp_path, capsys):
+def test_photos_get_horizontal_flips_only_and_overhead_chips_keep_the_recipe(api_configs, photos_dir, tmp_path, capsys):
     geodino.pretrain(photos_dir, tmp_path / "r")  # no sensor: overhead chips (an EO package's usual input)
-    assert crops(seen[-1]) == (True, True, True)
+    assert crops(api_configs[-1]) == (True, True, True)
     err = capsys.readouterr().err
     assert "images source with sensor imagenet (default) read as overhead chips" in err and "photos=True" in err
     geodino.pretrain(photos_dir, tmp_path / "r", sensor="imagenet")  # the web sensor given: photos
-    assert crops(seen[-1]) == (True, False, False)
+    assert crops(api_configs[-1]) == (True, False, False)
     assert "read as photos: horizontal flips only (photos=False for overhead chips)" in capsys.readouterr().err
     geodino.pretrain(photos_dir, tmp_path / "r", sensor="sat493m")  # overhead chips with a satellite sensor
-    assert crops(seen[-1]) == (True, True, True)
+    assert crops(api_configs[-1]) == (True, True, True)
     geodino.pretrain(photos_dir, tmp_path / "r", photos=True)
-    assert crops(seen[-1]) == (True, False, False)
+    assert crops(api_configs[-1]) == (True, False, False)
     geodino.pretrain(photos_dir, tmp_path / "r", photos=True, overrides=["crops.rot90=true"])  # an override wins
-    assert crops(seen[-1]) == (True, False, True)
+    assert crops(api_configs[-1]) == (True, False, True)
     geodino.distill("arch:vit_tiny", photos_dir, tmp_path / "d", photos=True)
-    assert crops(seen[-1])[1:] == (False, False)
+    assert crops(api_configs[-1])[1:] == (False, False)
     with pytest.raises(ConfigError, match=r"^photos='yes'"):
         geodino.pretrain(photos_dir, tmp_path / "r", photos="yes")  # type: ignore[arg-type]
 
 
-def test_rasters_stay_overhead_unless_told(seen, tmp_path, capsys):
+def test_rasters_stay_overhead_unless_told(api_configs, tmp_path, capsys):
     rasters = tmp_path / "rasters"
     rasters.mkdir()
     write_tif(rasters / "a.tif", np.zeros((3, 64, 64), np.uint8))
     geodino.pretrain(rasters, tmp_path / "r", tile_size=32)
-    assert crops(seen[-1]) == (True, True, True) and "photos" not in capsys.readouterr().err
+    assert crops(api_configs[-1]) == (True, True, True) and "photos" not in capsys.readouterr().err
     geodino.pretrain(rasters, tmp_path / "r", tile_size=32, photos=True)
-    assert crops(seen[-1]) == (True, False, False)
+    assert crops(api_configs[-1]) == (True, False, False)

@@ -70,27 +70,15 @@ def test_a_name_the_cube_lacks_is_one_line_naming_the_cube_and_its_bands(tmp_pat
                          overrides=TINY)  # fmt: skip
 
 
-@pytest.fixture
-def seen(monkeypatch, tmp_path):
-    """The configs `geodino.pretrain` / `geodino.distill` would run (the runs themselves replaced)."""
-    import geodino.train.distill as distill_lib
-    import geodino.train.pretrain as pretrain_lib
-
-    configs = []
-    monkeypatch.setattr(pretrain_lib, "pretrain", lambda cfg: configs.append(cfg) or tmp_path / "run")
-    monkeypatch.setattr(distill_lib, "distill", lambda cfg: configs.append(cfg) or {})
-    return configs
-
-
-def test_distill_rasters_and_the_refusals(seen, tmp_path):
+def test_distill_rasters_and_the_refusals(api_configs, tmp_path):
     store, sensor = _cube(tmp_path)
     geodino.distill("arch:vit_tiny", store, tmp_path / "d", sensor=sensor, bands=["B3", "B1"])
-    assert seen[-1].data.sources[0].bands == ["B3", "B1"]
+    assert api_configs[-1].data.sources[0].bands == ["B3", "B1"]
     rasters = tmp_path / "rasters"
     rasters.mkdir()
     write_tif(rasters / "a.tif", np.zeros((3, 32, 32), np.uint8))
     geodino.pretrain(rasters, tmp_path / "r", tile_size=16, bands="blue,red")
-    assert seen[-1].data.sources[0].type == "raster" and seen[-1].data.sources[0].bands == ["blue", "red"]
+    assert api_configs[-1].data.sources[0].type == "raster" and api_configs[-1].data.sources[0].bands == ["blue", "red"]
     with pytest.raises(ConfigError, match=r"^bands=\[4, 3\] cannot be used: bands are band names here"):
         geodino.pretrain(store, tmp_path / "r", sensor=sensor, bands=[4, 3])
     chips = tmp_path / "chips"
