@@ -16,9 +16,8 @@ from geodino import cli
 from geodino.config import load_config
 from geodino.data.cubes import CubeSource
 from geodino.data.loaders import build_sources
-from geodino.data.sensor_yaml import save_sensor_yaml
-from geodino.data.sensors import Sensor
 from geodino.train.config import PretrainConfig
+from tests.data.test_curate_cube_dates import write_dated_cube
 
 T = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4650000.0)
 SPEC = "arch:vit_tiny?depth=1&seed=0&layerscale_init=1.0"
@@ -33,9 +32,6 @@ WANT = {
 def _curate(root, sampling: str) -> tuple[str, object]:
     """(store, curate folder) of `geodino data curate` on a float32 64x64 cube of 3 dates (date k holds about
     0.1 (k + 1) in reflectance) with NaN gaps as WANT describes, tiles of 32 px, 2 kept."""
-    import rioxarray  # noqa: F401
-    import xarray as xr
-
     rng = np.random.default_rng(0)
     data = np.stack([np.full((3, 64, 64), k + 1.0, "float32") for k in range(3)])
     data += rng.uniform(0, 0.5, data.shape).astype("float32")
@@ -43,16 +39,7 @@ def _curate(root, sampling: str) -> tuple[str, object]:
     data[chosen, :, :32, :] = np.nan  # the chosen date is missing in the top row of tiles
     data[after, :, :32, :32] = np.nan  # and the next one too in the top-left tile
     data[:, :, 32:, :32] = np.nan  # the bottom-left tile has no data at any date
-    coords = {
-        "time": np.array(["2024-01-01", "2024-02-01", "2024-03-01"], "datetime64[ns]"),
-        "band": ["B1", "B2", "B3"],
-        "y": T.f + (np.arange(64) + 0.5) * T.e,
-        "x": T.c + (np.arange(64) + 0.5) * T.a,
-    }
-    da = xr.DataArray(data, dims=("time", "band", "y", "x"), coords=coords, name="refl").rio.write_crs("EPSG:32633")
-    store = root / "cube.zarr"
-    da.to_dataset().to_zarr(store, zarr_format=3)
-    sensor = save_sensor_yaml(Sensor("s3", ("B1", "B2", "B3"), 0.1, (0.2,) * 3, (0.1,) * 3, True), root / "s3.yaml")
+    store, sensor = write_dated_cube(root, data)
     source = {"name": "cube", "type": "cube", "paths": [str(store)], "sensor": str(sensor), "tile_size": 32}
     source["time_sampling"] = sampling
     config = root / "pretrain.yaml"

@@ -26,13 +26,19 @@ SPEC = "arch:vit_tiny?depth=1&seed=0&layerscale_init=1.0"
 def _cube(root, missing: int) -> tuple[str, str]:
     """(store, sensor YAML): a float32 64x64 cube of 3 dates (2024-01..03), date k holding k + 1 over 3 bands,
     except date `missing`, all NaN over columns 0-31 (a missing acquisition there)."""
-    import rioxarray  # noqa: F401
-    import xarray as xr
-
     data = np.stack([np.full((3, 64, 64), k + 1.0, "float32") for k in range(3)])
     data[missing, :, :, :32] = np.nan
     rng = np.random.default_rng(0)
     data += rng.uniform(0, 0.5, data.shape).astype("float32")  # distinct tiles for the embedding
+    return write_dated_cube(root, data)
+
+
+def write_dated_cube(root, data: np.ndarray) -> tuple[str, str]:
+    """(store, sensor YAML) of `data` [3 dates (2024-01..03), 3 bands B1-B3, 64, 64] as a Zarr cube in UTM 33N
+    (10 m pixels), and a sensor with scale 0.1."""
+    import rioxarray  # noqa: F401
+    import xarray as xr
+
     coords = {
         "time": np.array(["2024-01-01", "2024-02-01", "2024-03-01"], "datetime64[ns]"),
         "band": ["B1", "B2", "B3"],
