@@ -156,6 +156,7 @@ def throughput(src_path: Path, spec: str, *, tile: int, overlap: int, batch: int
 FAST_MODES = {  # row -> GEODINO_FAST
     "eager": "0",
     "fast-float32": "float32",
+    "fast-float32-mkl": "float32-mkl",  # the CPU float32 route before the oneDNN projections (session 51)
     "fast-bfloat16": "bfloat16",
     # the batching before balanced batches: batches of batch_size per tile row, a partial last one always padded
     # to the compiled batch (`_padded_batches`), so that the change is measured side by side
