@@ -143,7 +143,8 @@ def test_a_probe_cache_hit_prepares_no_fast_weights(tmp_path, monkeypatch, mode)
     assert not first.from_cache and len(built) == (mode != "off")
     again = extract_features(_load(), ds, cfg, progress=False)  # a new process's backbone: nothing prepared yet
     assert again.from_cache and len(built) == (mode != "off") and torch.equal(again.cls, first.cls)
-    assert again.meta["path"] == first.meta["path"] == ("eager" if mode == "off" else f"fast-{mode}")
+    want = {"off": "eager", "float32": "fast-float32-onednn"}.get(mode, f"fast-{mode}")  # float32 on CPU: oneDNN
+    assert again.meta["path"] == first.meta["path"] == want
 
 
 def test_a_compiled_fast_path_pickles_without_its_graphs():
