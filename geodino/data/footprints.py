@@ -138,7 +138,9 @@ def union_footprint(
         px = box if region is None else box.intersection(region)
         t = scene.affine
         poly = affinity.affine_transform(px, [t.a, t.b, t.d, t.e, t.c, t.f])
-        if scene.warped:  # read through a WarpedVRT: the target rectangle's corners beyond the file are nodata
+        # read through a WarpedVRT (a datacube's store never is): the target rectangle's corners beyond the file are
+        # nodata
+        if getattr(scene, "warped", False):
             native = _native_outline(scene)
             poly = poly if native is None else _polygons(poly.intersection(native))
         groups.setdefault(scene.crs, []).append(poly)

@@ -77,10 +77,10 @@ def _checkpoint_extent(path: Path) -> Any:
 
 
 def training_extent(sources: Sequence[Any], start_from: str | Path | None = None) -> dict[str, Any]:
-    """`{"geometry": GeoJSON, "bbox": [w, s, e, n]}` of the raster sources' scenes (ROI applied) joined with the
-    extent of the export `start_from`, or `{"geometry": None, "bbox": None, "note": why}` when nothing can be placed
-    (`no_extent_note`). Never stops a run: a footprint that fails to compute is a warning and no extent, whose note
-    says so."""
+    """`{"geometry": GeoJSON, "bbox": [w, s, e, n]}` of the raster and datacube sources' scenes (ROI applied) joined
+    with the extent of the export `start_from`, or `{"geometry": None, "bbox": None, "note": why}` when nothing can
+    be placed (`no_extent_note`). Never stops a run: a footprint that fails to compute is a warning and no extent,
+    whose note says so."""
     import shapely
 
     from geodino.data.footprints import geojson_bbox, oriented, union_footprint
@@ -88,7 +88,7 @@ def training_extent(sources: Sequence[Any], start_from: str | Path | None = None
     try:
         parts = []
         for source in sources:
-            scenes = getattr(getattr(source, "archive", None), "scenes", None)
+            scenes = _placed_scenes(source)
             if not scenes:
                 continue
             geom = union_footprint(scenes, _regions(getattr(source, "tiles", None), len(scenes)))
@@ -123,12 +123,24 @@ def no_extent_note(sources: Sequence[Any]) -> str:
                 f"no geometry: the training data have no CRS ({getattr(bare, 'path', 'a scene')} of source "
                 f"{getattr(source, 'name', '?')!r}, read with allow_no_crs), so they cannot be placed on a map"
             )
-    if any(getattr(getattr(s, "archive", None), "scenes", None) for s in sources):
-        return "no geometry: the raster sources' tiles cover none of their scenes (ROI or tile size)"
+    if any(_placed_scenes(s) for s in sources):
+        return "no geometry: the sources' tiles cover none of their scenes (ROI or tile size)"
     kinds = sorted({KINDS.get(type(s).__name__, type(s).__name__) for s in sources})
     if not kinds:
         return "no geometry: no training data to place"
-    return f"no geometry: only raster sources give a footprint here, and this run's data are {', '.join(kinds)}"
+    return (
+        "no geometry: only raster sources and datacubes give a footprint here, and this run's data are "
+        f"{', '.join(kinds)}"
+    )
+
+
+def _placed_scenes(source: Any) -> list[Any]:
+    """The scenes of `source` that have a grid to place: a raster source's archive scenes, or a datacube source's
+    stores (`CubeScene`: CRS, transform, size), whose tiles come from the same `TileSampler`."""
+    scenes = getattr(getattr(source, "archive", None), "scenes", None)
+    if scenes is None and type(source).__name__ == "CubeSource":
+        scenes = getattr(source, "scenes", None)
+    return list(scenes or [])
 
 
 def _regions(tiles: Any, n: int) -> list[Any] | None:

@@ -62,6 +62,25 @@ def test_a_failed_extent_and_sources_without_footprints_have_their_own_notes(mon
     chips = object.__new__(ImageFolderSource)  # its class names its kind; nothing of it is read
     props = training_properties({"data_extent": training_extent([chips])})
     assert props["geodino:extent_note"] == (
-        "no geometry: only raster sources give a footprint here, and this run's data are image folders"
+        "no geometry: only raster sources and datacubes give a footprint here, and this run's data are image folders"
     )
     assert "geodino:extent_note" not in training_properties({"data_extent": None})  # a checkpoint from before
+
+
+def test_a_cube_with_a_crs_gives_its_footprint(tmp_path):
+    """Datacube sources had no footprint (only raster sources did): a run on a placed cube exported a null
+    geometry. Its extent is now the cube's grid, projected to EPSG:4326 like a raster scene's."""
+    from rasterio.warp import transform_bounds
+
+    from geodino.data.config import SourceConfig
+    from geodino.data.source_build import build_source
+    from tests.data.test_curate_cube_dates import T, write_dated_cube
+
+    data = np.random.default_rng(0).uniform(0.1, 0.5, (3, 3, 64, 64)).astype("float32")
+    store, sensor = write_dated_cube(tmp_path, data)
+    cfg = SourceConfig(name="cube", type="cube", paths=[store], sensor=sensor, tile_size=32)
+    source = build_source(cfg, progress=False)
+    extent = training_extent([source])
+    assert extent["geometry"] is not None and "note" not in extent
+    west, south, east, north = transform_bounds("EPSG:32633", "EPSG:4326", T.c, T.f - 640, T.c + 640, T.f)
+    assert np.allclose(extent["bbox"], [west, south, east, north], atol=1e-6)
