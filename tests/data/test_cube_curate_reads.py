@@ -9,15 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from affine import Affine
 
-from geodino import cli
 from geodino.config import load_config
 from geodino.data.cubes import CubeSource
 from geodino.data.loaders import build_sources
 from geodino.train.config import PretrainConfig
-from tests.data.test_curate_cube_dates import write_dated_cube
+from tests.data.test_curate_cube_dates import curate_cube, write_dated_cube
 
 T = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4650000.0)
 SPEC = "arch:vit_tiny?depth=1&seed=0&layerscale_init=1.0"
@@ -40,15 +38,7 @@ def _curate(root, sampling: str) -> tuple[str, object]:
     data[after, :, :32, :32] = np.nan  # and the next one too in the top-left tile
     data[:, :, 32:, :32] = np.nan  # the bottom-left tile has no data at any date
     store, sensor = write_dated_cube(root, data)
-    source = {"name": "cube", "type": "cube", "paths": [str(store)], "sensor": str(sensor), "tile_size": 32}
-    source["time_sampling"] = sampling
-    config = root / "pretrain.yaml"
-    config.write_text(yaml.safe_dump({"batch_size": 2, "output_dir": "runs/c", "data": {"sources": [source]}}))
-    out = root / "cur"
-    argv = ["data", "curate", "--config", config, "-b", SPEC, "-o", out, "--size", "2"]
-    argv += ["--clusters", "2", "--dedup", "1.0", "--no-progress"]
-    assert cli.main([str(a) for a in argv]) == 0
-    return str(store), out
+    return str(store), curate_cube(root, store, sensor, sampling, size=2)
 
 
 @pytest.mark.parametrize("sampling", ["last", "first"])

@@ -74,14 +74,7 @@ def test_curated_list_of_a_cube_with_a_missing_last_date_trains_on_data(tmp_path
     """`geodino data curate` on a last-date cube whose last date is missing in the left half keeps every tile
     (none dropped as nodata), records the previous date there, and the curated list reads valid pixels back."""
     store, sensor = _cube(tmp_path, 2)
-    source = {"name": "cube", "type": "cube", "paths": [store], "sensor": sensor, "tile_size": 32}
-    source["time_sampling"] = "last"
-    config = tmp_path / "pretrain.yaml"
-    config.write_text(yaml.safe_dump({"batch_size": 2, "output_dir": "runs/c", "data": {"sources": [source]}}))
-    out = tmp_path / "cur"
-    argv = ["data", "curate", "--config", config, "-b", SPEC, "-o", out, "--size", "4"]
-    argv += ["--clusters", "2", "--dedup", "1.0", "--no-progress"]
-    assert cli.main([str(a) for a in argv]) == 0
+    out = curate_cube(tmp_path, store, sensor, "last", size=4)
     table = pd.read_parquet(out / "tiles.parquet")
     assert dict(zip(table.col, table.time)) == {0: 1, 32: 2}
     assert (table.status != "nodata").all()
@@ -92,3 +85,17 @@ def test_curated_list_of_a_cube_with_a_missing_last_date_trains_on_data(tmp_path
         col = round((s["transform"].c - T.c) / 10)
         assert s["time"][:10] == ("2024-02-01" if col == 0 else "2024-03-01")
         assert s["valid"].all()
+
+
+def curate_cube(root, store: str, sensor: str, sampling: str, size: int):
+    """The output folder of `geodino data curate` (2 clusters, no dedup, `size` kept) on the cube `store` read in
+    tiles of 32 px with `time_sampling: sampling`."""
+    source = {"name": "cube", "type": "cube", "paths": [str(store)], "sensor": str(sensor), "tile_size": 32}
+    source["time_sampling"] = sampling
+    config = root / "pretrain.yaml"
+    config.write_text(yaml.safe_dump({"batch_size": 2, "output_dir": "runs/c", "data": {"sources": [source]}}))
+    out = root / "cur"
+    argv = ["data", "curate", "--config", config, "-b", SPEC, "-o", out, "--size", str(size)]
+    argv += ["--clusters", "2", "--dedup", "1.0", "--no-progress"]
+    assert cli.main([str(a) for a in argv]) == 0
+    return out
