@@ -32,6 +32,8 @@ import argparse
 import os
 import statistics
 import time
+import traceback
+from collections.abc import Iterator
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -110,7 +112,9 @@ def bench(
     int8: bool,
     device: torch.device,
     compile_peers: bool = False,
-) -> list[dict]:
+) -> Iterator[dict]:
+    """One row per dtype, yielded as soon as it is measured; a dtype whose run raises gives a row with `failed` (the
+    error in one line) and the next dtype still runs, so one broken path does not cost a GPU session the others."""
     geo, hf, tm = (m.to(device) for m in build_trio(arch))
     x = torch.randn(batch, 3, size, size, device=device)
     err = check_agree(geo, hf, tm, x[:2])
@@ -123,32 +127,54 @@ def bench(
         hf_c, tm_c = torch.compile(hf, dynamic=False), torch.compile(tm.forward_features, dynamic=False)
         fns["transformers compiled"] = lambda: hf_c(pixel_values=x)
         fns["timm compiled"] = lambda: tm_c(x)
-    rows = []
     for dt in dtypes + (["int8"] if int8 else []):
-        amp = dt == "bf16"
-        run = dict(fns)
-        extra: dict = {}
-        if fast:
-            mode = {"fp32": "float32", "fp32-ieee": "float32-ieee", "fp32-mkl": "float32-mkl", "bf16": "bfloat16"}.get(
-                dt, dt
-            )
-            run["fast"], extra["path"], extra["cos"], extra["diff"], extra["warmup_s"] = fast_fn(geo, x, mode, compile)
-        if dt == "int8":  # the baselines of the int8 row are the float32 ones
-            amp = False
-        times: dict[str, list[float]] = {k: [] for k in run}
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            for fn in run.values():  # warm-up
+        try:
+            yield _bench_dtype(dt, arch, batch, repeats, fast, compile, geo, x, fns, err, device)
+        except Exception as e:  # reported in the table (traceback on stderr); the other rows still run
+            traceback.print_exc()
+            first = (str(e).splitlines() or [""])[0][:200]
+            yield {"arch": arch, "dtype": dt, "failed": f"{type(e).__name__}: {first}"}
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+
+
+def _bench_dtype(
+    dt: str,
+    arch: str,
+    batch: int,
+    repeats: int,
+    fast: bool,
+    compile: bool,
+    geo: torch.nn.Module,
+    x: torch.Tensor,
+    fns: dict,
+    err: float,
+    device: torch.device,
+) -> dict:
+    """Median img/s of every model in `fns` (and the fast path) for one dtype, interleaved repeat by repeat."""
+    amp = dt == "bf16"
+    run = dict(fns)
+    extra: dict = {}
+    if fast:
+        mode = {"fp32": "float32", "fp32-ieee": "float32-ieee", "fp32-mkl": "float32-mkl", "bf16": "bfloat16"}.get(
+            dt, dt
+        )
+        run["fast"], extra["path"], extra["cos"], extra["diff"], extra["warmup_s"] = fast_fn(geo, x, mode, compile)
+    if dt == "int8":  # the baselines of the int8 row are the float32 ones
+        amp = False
+    times: dict[str, list[float]] = {k: [] for k in run}
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        for fn in run.values():  # warm-up
+            fn()
+        for _ in range(repeats):
+            for name, fn in run.items():
+                _sync(device)
+                t0 = time.perf_counter()
                 fn()
-            for _ in range(repeats):
-                for name, fn in run.items():
-                    _sync(device)
-                    t0 = time.perf_counter()
-                    fn()
-                    _sync(device)
-                    times[name].append(time.perf_counter() - t0)
-        ips = {k: batch / statistics.median(v) for k, v in times.items()}
-        rows.append({"arch": arch, "dtype": dt, "max_abs_diff": err, **ips, **extra})
-    return rows
+                _sync(device)
+                times[name].append(time.perf_counter() - t0)
+    ips = {k: batch / statistics.median(v) for k, v in times.items()}
+    return {"arch": arch, "dtype": dt, "max_abs_diff": err, **ips, **extra}
 
 
 def main() -> None:
@@ -193,6 +219,9 @@ def main() -> None:
             args.compile_peers,
         ):
             rows.append(r)
+            if "failed" in r:
+                print(f"| {r['arch']:9s} | {r['dtype']:9s} | FAILED: {r['failed']} |", flush=True)
+                continue
             line = (
                 f"| {r['arch']:9s} | {r['dtype']:9s} | {r['geodino']:13.2f} | {r['transformers']:18.2f} | "
                 f"{r['timm']:10.2f} | {r['geodino'] / r['transformers']:20.2f} | {r['geodino'] / r['timm']:12.2f} |"
@@ -208,7 +237,9 @@ def main() -> None:
                 line += f" {r['transformers compiled']:27.2f} | {r['timm compiled']:19.2f} |"
                 line += f" {r['fast'] / best_c:18.2f} |" if args.fast else ""
             print(line, flush=True)
-    print(f"outputs agree within {max(r['max_abs_diff'] for r in rows):.1e} (float32)")
+    done = [r["max_abs_diff"] for r in rows if "failed" not in r]
+    if done:
+        print(f"outputs agree within {max(done):.1e} (float32)")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ if [[ $SMOKE == 1 ]]; then
   AC_FLAGS="--arch vit_tiny --batch 1 --steps 1 --prototypes 256 --global-size 64 --local-size 32"
   DT_FLAGS="--teacher vit_tiny --student vit_tiny --batch 1 --repeats 1 --prototypes 256 --precisions bf16-mixed"
 else
-  DEV=cuda; ARCHS="vit_small vit_large"; BATCH=64; SIZES="224 512"; REPEATS=10; SCENE=8192; STEPS=50; PROFILE="44-47"
+  DEV=cuda; ARCHS="vit_small vit_large"; BATCH=64; SIZES="224 512"; REPEATS=${REPEATS:-10}; SCENE=8192; STEPS=50; PROFILE="44-47"
   BB_FLAGS="--threads 8 --dtypes fp32 fp32-ieee bf16"; EMBED_SPEC="arch:vit_small?seed=0"
   TRAIN_OVR="trainer.devices=1 trainer.strategy=auto num_workers=12"; IMGS_PER_STEP=$((64 * 10))
   TRAIN_DESC="batch 64 x (2 global 224 + 8 local 96)"
