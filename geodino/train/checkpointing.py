@@ -455,38 +455,45 @@ def export(ckpt: str | Path, out: str | Path, *, which: str = "teacher", overwri
     official-layout state_dicts; the safetensors metadata holds the build kwargs) and `X.heads.pth`
     (`{"dino_head": ..., "ibot_head": ..., "backbone": build kwargs}`). `which` is "teacher" (the EMA teacher,
     what DINOv3 releases) or "student". Returns the written paths.
+
+    The output's lock is taken, and existing outputs refused, before the (possibly large) checkpoint is read; a
+    missing folder of `out` is created first (`make_dirs`, as every geodino writer does) to hold the lock file.
     """
     if which not in ("teacher", "student"):
         raise InputError(f"export which={which!r} must be 'teacher' or 'student'")
-    ckpt = Path(ckpt).expanduser()
-    obj = load_file(ckpt)
-    if not is_training_checkpoint(obj):
-        raise CheckpointError(
-            f"checkpoint {ckpt} was not written by geodino pretrain (no 'geodino' entry); export needs a training "
-            "checkpoint such as runs/NAME/checkpoints/last.ckpt"
-        )
-    state = obj["state_dict"]
-    backbone = {k: v.detach().contiguous() for k, v in sub_state(state, f"{PREFIX}{which}.backbone.").items()}
-    if not backbone:
-        raise CheckpointError(f"checkpoint {ckpt} holds no {which} backbone weights")
-    heads = {h: sub_state(state, f"{PREFIX}{which}.{h}.") for h in HEAD_NAMES}
-    config = dict(obj["geodino"].get("backbone") or {})
-
-    from geodino.io import check_writable
+    from geodino.io import check_writable, make_dirs, refuse_folder_in_the_way
     from geodino.models.checkpoints import export_paths, normalization_of_training, save_export
-    from geodino.models.checkpoints.stac_item import export_item_path
+    from geodino.models.checkpoints.stac_item import export_item_path, training_properties
+    from geodino.run_lock import locked_output
 
-    for p in (*export_paths(out), export_item_path(out)):  # the STAC item too: a file of the user's is not replaced
-        check_writable(p, overwrite=overwrite)
-    norm, why = normalization_of_training(obj["geodino"])
-    if norm is None:
-        warnings.warn(
-            f"export {out} records no input normalisation ({why}); whoever loads it must pass the sensor it was "
-            "trained with (load_backbone(..., sensor=NAME), or the backbone spec option ?sensor=NAME)",
-            stacklevel=2,
-        )
-    from geodino.models.checkpoints.stac_item import training_properties
-
-    props = training_properties(obj["geodino"], which)  # for the export's STAC item
-    step = obj["geodino"].get("step")
-    return save_export(out, backbone, config, heads, normalization=norm, stac_properties=props, step=step)
+    ckpt = Path(ckpt).expanduser()
+    if not ckpt.exists():
+        load_file(ckpt)  # its one line ("not found", naming files nearby) before any output folder is made
+    outputs = (*export_paths(out), export_item_path(out))  # the STAC item too: a file of the user's is not replaced
+    for p in outputs:
+        refuse_folder_in_the_way(p)
+    make_dirs(outputs[0].parent)
+    with locked_output(outputs[0].with_suffix(""), what="export"):  # save_export takes the same lock: nested no-op
+        for p in outputs:
+            check_writable(p, overwrite=overwrite)
+        obj = load_file(ckpt)
+        if not is_training_checkpoint(obj):
+            raise CheckpointError(
+                f"checkpoint {ckpt} was not written by geodino pretrain (no 'geodino' entry); export needs a training "
+                "checkpoint such as runs/NAME/checkpoints/last.ckpt"
+            )
+        state = obj["state_dict"]
+        backbone = {k: v.detach().contiguous() for k, v in sub_state(state, f"{PREFIX}{which}.backbone.").items()}
+        if not backbone:
+            raise CheckpointError(f"checkpoint {ckpt} holds no {which} backbone weights")
+        heads = {h: sub_state(state, f"{PREFIX}{which}.{h}.") for h in HEAD_NAMES}
+        norm, why = normalization_of_training(obj["geodino"])
+        if norm is None:
+            warnings.warn(
+                f"export {out} records no input normalisation ({why}); whoever loads it must pass the sensor it was "
+                "trained with (load_backbone(..., sensor=NAME), or the backbone spec option ?sensor=NAME)",
+                stacklevel=2,
+            )
+        props = training_properties(obj["geodino"], which)  # for the export's STAC item
+        config, step = dict(obj["geodino"].get("backbone") or {}), obj["geodino"].get("step")
+        return save_export(out, backbone, config, heads, normalization=norm, stac_properties=props, step=step)
