@@ -198,7 +198,8 @@ def pretrain(
     first 10 % of the run (`head_warmup_steps=0.1`; a 1-step run has no room for it) unless `overrides` say
     otherwise; `sensor`: the data's sensor; `tile_size`: tiles cut from rasters (pixels); `bands`: the band names a
     cube's or rasters' bands are read as, in that order (["B04", "B03", "B02"] or "B04,B03,B02": a store whose bands
-    differ in number or order from the sensor's; see `source_of`); `photos`: the images are
+    differ in number or order from the sensor's; see `source_of`; a name a cube lacks is refused before the run
+    starts, naming the store and its bands); `photos`: the images are
     photos, which have an up (horizontal flips only, as the official web recipe: `crops.vflips=false`,
     `crops.rot90=false`), not overhead chips (the recipe's flips and 90° rotations); None: photos for an images or
     tar source given `sensor="imagenet"`, overhead chips without a sensor or with any other, and for rasters and
@@ -302,7 +303,31 @@ def _data_keys(
     if data is None:
         raise ConfigError(f"data=None needs the sources in overrides: {ROUTE}")
     source = source_of(data, sensor, tile_size, bands)
-    return [source, *_photo_keys(source.split("type: ", 1)[1].split(",", 1)[0], sensor, photos)]
+    kind = source.split("type: ", 1)[1].split(",", 1)[0]
+    if kind == "cube" and bands is not None and not any(str(o).startswith("data.sources") for o in overrides):
+        _check_cube_bands(data, sensor, bands)
+    return [source, *_photo_keys(kind, sensor, photos)]
+
+
+def _check_cube_bands(data: Any, sensor: str | None, bands: str | Sequence[str]) -> None:
+    """Refuse a band name a datacube of `data` lacks before the run starts: the cube source refused it only once the
+    run folder was made and locked (a used one's leftovers already moved aside) and the model built. Each store is
+    opened as the source opens it (`open_cube`: metadata only; names matched as there, the sensor's aliases too), so
+    the line is the source's: the store, the name and the bands it has."""
+    from geodino.data.band_args import parse_band_names
+    from geodino.data.cubes import open_cube
+    from geodino.data.sensors import get_sensor
+
+    sensor_obj = get_sensor(sensor) if sensor is not None else None
+    names = parse_band_names(bands, "bands")
+    for store in _cubes([data] if isinstance(data, str | Path) else list(data)):
+        try:
+            open_cube(str(store), bands=names, require_crs=False, sensor=sensor_obj)
+        except InputError as exc:
+            msg = str(exc)
+            if " has no band " not in msg:
+                raise
+            raise InputError(msg.replace("; fix `bands:`", "; pass bands= names among those")) from None
 
 
 def _photo_keys(kind: str | None, sensor: str | None, photos: bool | None) -> list[str]:
