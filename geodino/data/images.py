@@ -34,6 +34,8 @@ __all__ = [
     "decode_photo",
     "match_bit_depth",
     "photo_array",
+    "png_bit_depth",
+    "png_colour_type",
     "read_bands",
 ]
 
@@ -53,18 +55,25 @@ def decode_photo(data: bytes, name: str, n_bands: int = 3) -> tuple[np.ndarray, 
     """Decode image bytes to uint8/uint16 [C,H,W] and their validity [H,W] (None: every pixel valid). TIFFs keep
     their bands (an alpha band beyond the sensor's bands is the validity mask, as a raster source reads it); others
     become RGB, turned upright as their EXIF orientation says (a phone photo stored sideways is shown upright by
-    every viewer). A PNG/WebP/BMP with alpha or a transparent colour is valid where alpha > 0 (a cut-out's
-    transparent area is not black ground: it trained and entered `data stats` as black before)."""
+    every viewer). A greyscale photo (grey, or grey+alpha, at 8 or 16 bits) is three equal bands for a 3-band
+    sensor (`n_bands`, RGB photos) and one band otherwise, as a one-band TIFF: an 8-bit grey PNG or JPEG gave three
+    bands (refused by a one-band sensor) where a 16-bit one gave one. A PNG/WebP/BMP with alpha or a transparent
+    colour is valid where alpha > 0 (a cut-out's transparent area is not black ground: it trained and entered
+    `data stats` as black before)."""
     suffix = Path(name).suffix.lower()
     if suffix in (".tif", ".tiff"):
         return _decode_tiff(data, n_bands)
-    if suffix not in (".jpg", ".jpeg"):  # JPEG has no alpha; the others may: Pillow reads it (torchvision's
-        try:  # RGB_ALPHA mode ignores a PNG's transparent colour and garbles palette and 1-bit alpha)
+    rgb = n_bands == 3
+    if suffix not in (".jpg", ".jpeg") or not rgb:  # JPEG has no alpha; the others may: Pillow reads it
+        try:  # (torchvision's RGB_ALPHA mode ignores a PNG's transparent colour and garbles palette and 1-bit alpha)
             from PIL import Image
 
             with Image.open(io.BytesIO(data)) as im:
-                if im.mode in _ALPHA_MODES or "transparency" in im.info or png_bit_depth(data) == 16:
-                    return photo_array(im, rgb=n_bands == 3, data=data)
+                grey = im.mode in GREY_MODES or png_colour_type(data) in (0, 4)  # Pillow: 16-bit grey+alpha is RGBA
+                alpha = im.mode in _ALPHA_MODES or "transparency" in im.info
+                if alpha or png_bit_depth(data) == 16 or (grey and not rgb):
+                    arr, valid = photo_array(im, rgb=rgb, data=data)
+                    return (arr[:1] if grey and not rgb else arr), valid  # 16-bit grey+alpha: three equal bands
         except Exception:  # not an image Pillow opens: torchvision below tries, and its error is the one raised
             pass
     try:
@@ -80,7 +89,7 @@ def decode_photo(data: bytes, name: str, n_bands: int = 3) -> tuple[np.ndarray, 
         from PIL import Image
 
         with Image.open(io.BytesIO(data)) as im:
-            return photo_array(im, rgb=True)
+            return photo_array(im, rgb=rgb)
 
 
 def _decode_tiff(data: bytes, n_bands: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -141,6 +150,14 @@ def png_bit_depth(head: bytes) -> int:
     if len(head) >= 26 and head.startswith(_PNG_SIGNATURE) and head[12:16] == b"IHDR":
         return head[24]
     return 0
+
+
+def png_colour_type(head: bytes) -> int:
+    """A PNG's colour type from its first 26 bytes (0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA); -1 when not a
+    PNG. Pillow opens a 16-bit grey+alpha PNG as RGBA: this tells it is grey."""
+    if len(head) >= 26 and head.startswith(_PNG_SIGNATURE) and head[12:16] == b"IHDR":
+        return head[25]
+    return -1
 
 
 def _file_bytes(im: Any, n: int = -1) -> bytes:
