@@ -330,7 +330,10 @@ def _images(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(int(args.threads))
-    embed_images(args.overrides[0], args.backbone, args.out, **_options(embed_images, args))
+    from geodino.embed.pipeline import run_lines
+
+    with run_lines():  # the command says what it wrote, also with --no-progress (Python: only with the bar)
+        embed_images(args.overrides[0], args.backbone, args.out, **_options(embed_images, args))
     return 0
 
 

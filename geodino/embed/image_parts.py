@@ -185,10 +185,12 @@ def _wkb(geom: Any) -> bytes | None:
     return shapely.to_wkb(geom)
 
 
-def run_parts(run: PartRunner, work: ImageParts, *, overwrite: bool, on_error: str, progress: bool) -> list[Part]:
-    """The parts of the run: those a killed run left (checked against this run's identity), then the rest, each
-    written as soon as it is computed. A user error in a run that started the work folder removes it (a rerun
-    cannot fix it, as for feature rasters); kills and interrupts leave it to resume."""
+def run_parts(
+    run: PartRunner, work: ImageParts, *, overwrite: bool, on_error: str, progress: bool, say: bool = True
+) -> list[Part]:
+    """The parts of the run: those a killed run left (checked against this run's identity; `say`: one line that it
+    resumes), then the rest, each written as soon as it is computed. A user error in a run that started the work
+    folder removes it (a rerun cannot fix it, as for feature rasters); kills and interrupts leave it to resume."""
     files, n = run.data.files, len(run.data.files)
     parts = work.open(overwrite=overwrite)
     start = parts[-1].hi if parts else 0
@@ -201,11 +203,12 @@ def run_parts(run: PartRunner, work: ImageParts, *, overwrite: bool, on_error: s
                 "(on_error='skip') to finish it, or --overwrite to start again (overwrite=True in Python)"
             )
         was = f", {plural(len(skipped), 'unreadable image')} skipped" if skipped else ""
-        print(
-            f"geodino: resuming: {start - len(skipped):,} of {n:,} images embedded{was} ({work.work}); "
-            "--overwrite (overwrite=True in Python) starts again",
-            file=sys.stderr,
-        )
+        if say:
+            print(
+                f"geodino: resuming: {start - len(skipped):,} of {n:,} images embedded{was} ({work.work}); "
+                "--overwrite (overwrite=True in Python) starts again",
+                file=sys.stderr,
+            )
     try:
         parts += run.run(start, work.write, progress=progress)
     except GeoDinoError:
@@ -215,9 +218,9 @@ def run_parts(run: PartRunner, work: ImageParts, *, overwrite: bool, on_error: s
     return parts
 
 
-def write_output(out: Path, files: list[str], parts: list[Part], ident: dict[str, Any]) -> None:
-    """Write the GeoParquet `out` from the parts (L2 applied to all rows at once, as an uninterrupted run) and say
-    what was written."""
+def write_output(out: Path, files: list[str], parts: list[Part], ident: dict[str, Any], *, say: bool = True) -> None:
+    """Write the GeoParquet `out` from the parts (L2 applied to all rows at once, as an uninterrupted run) and, with
+    `say`, one line saying what was written."""
     from geodino.io import atomic_path
 
     rows = [i for p in parts for i in p.rows]
@@ -243,6 +246,8 @@ def write_output(out: Path, files: list[str], parts: list[Part], ident: dict[str
     }
     with atomic_path(out, overwrite=True) as tmp:
         write_table(tmp, [files[i] for i in rows], [r for p in parts for r in p.info], vectors, meta)
+    if not say:
+        return
     size = f"{image_size}x{image_size} px" if image_size else "native size"
     was = f"; {plural(len(skipped), 'unreadable image')} skipped" if skipped else ""
     print(

@@ -20,6 +20,10 @@ output as they are computed (`geodino.embed.image_parts`), with a record of the 
 arguments after a kill continues after the last part and writes the file an uninterrupted run writes, one with
 other arguments is refused in one line naming what differs (`--overwrite` starts again). The output is locked
 (`geodino.run_lock.locked_output`) while a run writes it and its parts.
+
+What a run says on stderr ("resuming: ...", "wrote ...", the throughput line with the bar) follows `embed_raster`'s
+rule (`geodino.embed.pipeline.says`): the `geodino embed images` command always says it, a Python call only with
+its progress bar, so `embed_images(..., progress=False)` is quiet; an unreadable image skipped is a warning either way.
 """
 
 from __future__ import annotations
@@ -75,7 +79,8 @@ def embed_images(
     size (all images must then have one size); N resizes every image to N x N. `bands`: 1-based bands of each file
     to use. `scale`/`offset`: DN -> reflectance (`x * scale + offset`; 0 = the backbone's recorded DN scale, else by
     dtype). `on_error`: `skip` (warn, leave the file out) or `stop` at an unreadable image. Numbers may be given as
-    text (`batch_size="16"`), as the CLI reads them. Returns `out`.
+    text (`batch_size="16"`), as the CLI reads them. Returns `out`. With `progress=False` the run is quiet on stderr
+    (no bar, no "wrote ..." line; `geodino.embed.pipeline.run_lines` asks for the lines); warnings still come.
 
     Resumable: vectors go into parts in `.NAME.partial/` beside `out` as they are computed (`image_parts`); a rerun
     with the same arguments after a kill continues after the last part and writes the file an uninterrupted run
@@ -129,9 +134,13 @@ def embed_images(
                 "offset": offset,
                 "inference_path": path_name,
             }
+            from geodino.embed.config import EmbedConfig
+            from geodino.embed.pipeline import says
+
+            say = says(EmbedConfig(progress=progress))  # the rule of a feature raster run, by its progress flag
             work = ImageParts(out, ident)
-            parts = run_parts(run, work, overwrite=overwrite, on_error=on_error, progress=progress)
-        write_output(out, files, parts, ident)
+            parts = run_parts(run, work, overwrite=overwrite, on_error=on_error, progress=progress, say=say)
+        write_output(out, files, parts, ident, say=say)
         work.remove()
     return out
 

@@ -16,12 +16,17 @@ like one feature raster.
 - All scenes must have the same band count and a north-up geotransform (checked from their headers before any
   scene is embedded): the vectors of one run come from one input layout, and the mosaic holds north-up rasters
   only (a rotated or south-up scene is refused, naming it, with `gdalwarp` or a run of its own as the way out).
+
+What the run says on stderr (scenes outside --bbox, assets resampled, scenes already done, "wrote ...") follows
+`embed_raster`'s rule (`geodino.embed.pipeline.says`): the `geodino embed` command always says it, a Python call
+only with its progress bar; a rank without a scene is a warning, which comes either way.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -243,9 +248,10 @@ def _check_declared_rules(scenes: list[Scene], cfg: EmbedConfig, by_file: set[st
 
 def _in_bbox(scenes: list[Scene], cfg: EmbedConfig) -> list[Scene]:
     """The scenes that hold part of `cfg.bbox` (each in its own CRS: `geodino.embed.extent.overlaps`; a stack of
-    single-band assets on its first asset's grid); the others are skipped with one line saying how many. None:
-    one line naming the bbox and the scenes' extent."""
+    single-band assets on its first asset's grid); the others are skipped with one line saying how many (when the
+    run says its lines: `says`). None: one line naming the bbox and the scenes' extent."""
     from geodino.embed.extent import format_numbers, overlaps, scenes_extent
+    from geodino.embed.pipeline import says
 
     grid = {s.name: s.sources[0][1] if s.sources else s.path for s in scenes}
     keep = [s for s in scenes if overlaps(grid[s.name], cfg)]
@@ -255,7 +261,7 @@ def _in_bbox(scenes: list[Scene], cfg: EmbedConfig) -> list[Scene]:
             f"{box} overlaps none of the {plural(len(scenes), 'scene')}, whose extent is "
             f"{scenes_extent(list(grid.values()), cfg.bbox_crs)}; pass a bbox that overlaps them"
         )
-    if len(keep) < len(scenes):
+    if len(keep) < len(scenes) and says(cfg):
         print(
             f"geodino: {box}: skipped {len(scenes) - len(keep)} of {plural(len(scenes), 'scene')} outside it",
             file=sys.stderr,
@@ -387,7 +393,8 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
 
     `inputs`: a folder, a glob, a `.txt` list, raster paths, or one STAC JSON (with `asset`, `asset_bands`).
     `options` are `EmbedConfig` fields (`backbone` may also be a backbone object, loaded once for every scene).
-    Returns the mosaic path(s), or [] when other ranks still have scenes to do.
+    Returns the mosaic path(s), or [] when other ranks still have scenes to do (or this rank has none: a warning).
+    With `progress=False` the run is quiet on stderr, as `embed_raster` (`run_lines` asks for the lines).
     """
     from geodino.embed.backbone import resolve_backbone
 
@@ -408,19 +415,20 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
         raise InputError(f"{' '.join(inputs)} holds no raster outside the output folder {folder}; pass the scenes")
     if cfg.bbox is not None:
         scenes = _in_bbox(scenes, cfg)
-    from geodino.embed.pipeline import Console, embed_raster
+    from geodino.embed.pipeline import Console, embed_raster, says
 
-    console = Console(now=cfg.progress)  # without the bar, notes come at the end (see Console)
+    # without the bar, notes come at the end (see Console); a Python call without the bar says none (`says`)
+    console = Console(now=cfg.progress, quiet=not says(cfg))
     scenes, stacks = stack_sources(scenes, folder / STACKED, say=console.say)
     outs = {s.name: folder / f"{s.name}.tif" for s in scenes}
     by_file = _check_headers(scenes, cfg)
     _check_declared_rules(scenes, cfg, by_file)
     mine = scenes[cfg.rank :: cfg.world_size]
     if not mine:  # more ranks than scenes (a SLURM array sized for another archive): nothing here, nothing written
-        print(
-            f"geodino: warning: rank {cfg.rank} of --world-size {cfg.world_size} has no scene: the run has "
+        warnings.warn(  # the command line shows it as "geodino: warning: ..." (`geodino.cli`)
+            f"rank {cfg.rank} of --world-size {cfg.world_size} has no scene: the run has "
             f"{plural(len(scenes), 'scene')}, done by ranks 0..{len(scenes) - 1}; nothing to do here",
-            file=sys.stderr,
+            stacklevel=3,  # the caller of embed_scenes (through removes_created_dirs)
         )
         return []
     if not cfg.resume and not cfg.overwrite:  # only this rank's scenes: other ranks' outputs appear meanwhile
@@ -463,13 +471,14 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
         # writes the scene's STAC item (linked to its source item) once its raster is in place
         embed_raster(s.path, bb, config=scene_cfg[s.name], _prepared=prepared.pop(s.name, None), _stac=s.stac)
     console.flush()
-    if done:
+    if done and says(cfg):
         print(f"geodino: {plural(len(done), 'scene')} already done with these settings, skipped", file=sys.stderr)
     if not all(p.exists() for p in outs.values()):
         return []  # other ranks are still working: the last to finish writes the mosaic
     # bands chosen by name (STAC --asset-bands) may have other numbers in each item: their names are the setting
     written = _mosaic(list(outs.values()), mosaic, skip=("input_bands",) if cfg.asset_bands else ())
     _catalog(scenes, outs, folder, written)
-    wrote = f"{plural(len(outs), 'feature raster')} in {folder} and {', '.join(map(str, written))}"
-    print(f"geodino: wrote {wrote}", file=sys.stderr)
+    if says(cfg):  # the last line names what was written (a Python call without the bar: quiet)
+        wrote = f"{plural(len(outs), 'feature raster')} in {folder} and {', '.join(map(str, written))}"
+        print(f"geodino: wrote {wrote}", file=sys.stderr)
     return written

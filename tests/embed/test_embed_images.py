@@ -14,6 +14,7 @@ import pytest
 import shapely
 import torch
 
+from geodino.embed.pipeline import run_lines
 from tests import helpers
 
 SPEC = "arch:vit_tiny?depth=1&patch_size=8&seed=0"
@@ -139,12 +140,14 @@ def test_uint16_tiff_scaled_by_dtype_and_bands_selected(tmp_path, bb, capsys) ->
     root.mkdir()
     dn = rgb(32, 32, seed=5, c=4, dtype=np.uint16, top=9000)
     helpers.write_tif(root / "s.tif", dn, crs=None)
-    out = embed_images(root, bb, tmp_path / "o.parquet", bands=[3, 2, 1], progress=False)
+    with run_lines():  # the command's lines, without the bar
+        out = embed_images(root, bb, tmp_path / "o.parquet", bands=[3, 2, 1], progress=False)
     np.testing.assert_allclose(vectors(read(out))["s.tif"], by_hand(bb, dn[[2, 1, 0]] / 10000.0)[0], atol=1e-4)
     err = capsys.readouterr().err
     assert "x/10000 (by dtype: uint16" in err and "geodino: wrote" in err and "1 image, 192 dims" in err
     # an explicit scale and offset win
-    embed_images(root, bb, out, bands=[1, 2, 3], scale=2e-4, offset=-0.1, overwrite=True, progress=False)
+    with run_lines():
+        embed_images(root, bb, out, bands=[1, 2, 3], scale=2e-4, offset=-0.1, overwrite=True, progress=False)
     np.testing.assert_allclose(vectors(read(out))["s.tif"], by_hand(bb, dn[:3] * 2e-4 - 0.1)[0], rtol=1e-4, atol=2e-4)
     assert "x*0.0002-0.1 (--scale, --offset)" in capsys.readouterr().err
 
@@ -177,7 +180,8 @@ def test_the_backbones_recorded_dn_scale_is_applied(tmp_path, capsys) -> None:
     root.mkdir()
     dn = (8000 + rgb(32, 32, seed=6, c=6, dtype=np.uint16, top=20000)).astype(np.uint16)
     helpers.write_tif(root / "l.tif", dn)
-    out = embed_images(root, ls, tmp_path / "o.parquet", progress=False)
+    with run_lines():  # the command's lines, without the bar
+        out = embed_images(root, ls, tmp_path / "o.parquet", progress=False)
     np.testing.assert_allclose(vectors(read(out))["l.tif"], by_hand(ls, dn * 2.75e-5 - 0.2)[0], atol=2e-4)
     assert "x*2.75e-05-0.2 (the backbone's DN scale: sensor landsat8)" in capsys.readouterr().err
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from geodino.embed.pipeline import run_lines
 from tests.embed.test_embed_images import SPEC, cli, meta_of, one_error_line, rgb, save_png
 
 N_IMAGES = 9
@@ -107,7 +108,7 @@ def test_a_run_killed_after_3_parts_resumes_to_the_uninterrupted_output(tmp_path
     work = tmp_path / ".o.parquet.partial"
     assert not out.exists() and len(list(work.glob("part_*.parquet"))) == 3
     capsys.readouterr()
-    with killed_after(-1) as calls:
+    with killed_after(-1) as calls, run_lines():  # the command's lines, without the bar
         embed_images(root, SPEC, out, **OPTIONS)
     err = capsys.readouterr().err
     # 6 images done (one of them skipped as unreadable); only the other 3 run through the model
@@ -178,7 +179,7 @@ def test_a_damaged_last_part_is_redone(tmp_path, capsys):
     last = sorted((tmp_path / ".o.parquet.partial").glob("part_*.parquet"))[-1]
     last.write_bytes(last.read_bytes()[:100])  # cut short (a disk error, a copy interrupted)
     capsys.readouterr()
-    with killed_after(-1) as calls:
+    with killed_after(-1) as calls, run_lines():  # the command's lines, without the bar
         embed_images(root, SPEC, out, **OPTIONS)
     assert "resuming: 3 of 9 images embedded, 1 unreadable image skipped" in capsys.readouterr().err
     assert calls["images"] == N_IMAGES - 4

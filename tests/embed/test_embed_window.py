@@ -172,7 +172,8 @@ def test_many_scenes_take_the_bbox_in_their_own_crs(tmp_path, conv_bb, capsys):
                                                  [4000000 - 10 * 30.5, 4000000 - 10 * 10.5])  # fmt: skip
     out = tmp_path / "feats"
     opts = dict(backbone=conv_bb, out=out, tile=32, overlap=8, **FAST)
-    embed_scenes(str(folder), bbox=[lon0, lat0, lon1, lat1], bbox_crs="EPSG:4326", **opts)
+    with run_lines():  # the command's lines, without the bar
+        embed_scenes(str(folder), bbox=[lon0, lat0, lon1, lat1], bbox_crs="EPSG:4326", **opts)
     err = capsys.readouterr().err
     assert "(EPSG:4326): skipped 1 of 3 scenes outside it" in err
     assert sorted(p.name for p in out.glob("*.tif")) == ["s0.tif", "s1.tif"]
