@@ -20,12 +20,16 @@ same backbone and normalisation.
 
 Reading and placing the labels and the CV groups live in `labels.py`; loading a saved model and its identity
 checks in `classifier_model.py`.
+
+What may mislead a reader of the scores (no cross-validation, imbalanced labels, test labels next to training ones)
+is a `UserWarning` (`warnings.warn`): a Python caller can catch or filter it, and the command line shows it as one
+line "geodino: warning: ..." (`geodino.cli`).
 """
 
 from __future__ import annotations
 
 import json
-import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -152,14 +156,15 @@ IMBALANCE = 0.1
 
 
 def imbalance_warning(counts: dict[str, dict[str, int]], labels: Any) -> str | None:
-    """One line when the smallest class has fewer than `IMBALANCE` of the largest class's cells (`counts`: class ->
-    {"cells": n, ...}), else None: its plain accuracy says little, balanced accuracy and macro F1 do."""
+    """One line (a warning's message, without the CLI's "geodino: warning: ") when the smallest class has fewer
+    than `IMBALANCE` of the largest class's cells (`counts`: class -> {"cells": n, ...}), else None: its plain
+    accuracy says little, balanced accuracy and macro F1 do."""
     cells = {c: v["cells"] for c, v in counts.items()}
     small, large = min(cells, key=cells.__getitem__), max(cells, key=cells.__getitem__)
     if cells[small] >= IMBALANCE * cells[large]:
         return None
     return (
-        f"geodino: warning: imbalanced labels in {labels}: class {small!r} has {cells[small]} labelled cells, "
+        f"imbalanced labels in {labels}: class {small!r} has {cells[small]} labelled cells, "
         f"{cells[small] / cells[large]:.1%} of class {large!r} ({cells[large]}); plain accuracy mostly scores "
         f"{large!r}: read balanced accuracy and macro F1, or label more {small!r}"
     )
@@ -235,14 +240,14 @@ def _fit(
     with rd.fitting(f"the {method} classifier's fit on {plural(len(y), 'labelled cell')}"):
         cv = blocked_cv(x, y, groups, method=method, neighbors=neighbors, folds=folds, seed=seed, blocked_by=blocked_by)
         if "skipped" in cv:
-            print(f"geodino: warning: no cross-validation: {cv['skipped']}", file=sys.stderr)
+            warnings.warn(f"no cross-validation: {cv['skipped']}", stacklevel=2)
         clf = build_classifier(method, neighbors=neighbors, n_train=len(y), seed=seed).fit(x, y)
     counts = {
         c: {"cells": int((y == c).sum()), "label_features": len(set(features_of[y == c].tolist()))} for c in classes
     }
     warning = imbalance_warning(counts, labels)
     if warning:
-        print(warning, file=sys.stderr)
+        warnings.warn(warning, stacklevel=2)
     codes = class_codes(classes)
     bundle = {
         "kind": MODEL_KIND,
@@ -318,7 +323,8 @@ def classify_map(
     """Fit on `labels[column]` (or load `model`), write the class COG and its side files; return the metrics.
 
     `cv_gap`: label features with cells within this many cells of each other are one group of the blocked
-    cross-validation (never on both sides of a split)."""
+    cross-validation (never on both sides of a split). No cross-validation, imbalanced labels and test cells next to
+    training cells are each a `UserWarning`."""
     if (labels is None) == (model is None):
         raise InputError("give either LABELS (a label file to fit on, with --column) or --model FILE, not both")
     if labels is not None and not column:
@@ -457,17 +463,17 @@ def _test_near_training(
         return
     within = "on" if gap == 0 else f"on or within {gap} cell(s) of"
     if near.all():
-        print(
-            f"geodino: warning: all {len(near)} test cells from {test} lie {within} training cells from {labels}; "
+        warnings.warn(
+            f"all {len(near)} test cells from {test} lie {within} training cells from {labels}; "
             "the test scores are not independent: draw test labels away from the training labels",
-            file=sys.stderr,
+            stacklevel=2,
         )
         return
     metrics["test"]["independent"] = scores(y[~near], pred[~near], classes)
-    print(
-        f"geodino: warning: {int(near.sum())} of {len(near)} test cells from {test} lie {within} training cells "
+    warnings.warn(
+        f"{int(near.sum())} of {len(near)} test cells from {test} lie {within} training cells "
         f"from {labels}; the metrics' test.independent scores the other {int((~near).sum())}",
-        file=sys.stderr,
+        stacklevel=2,
     )
 
 

@@ -10,7 +10,7 @@ product takes more than a second. How those files are written (COG, output-name 
 
 from __future__ import annotations
 
-import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -330,9 +330,10 @@ def zonal_embeddings(
     the raster's CRS for the statistics and written back with their own geometry and attributes plus `n_cells`,
     `status` (`ok`; `outside`: beyond the raster or only touching its edge; `nodata`: only nodata cells;
     `too_small`: no cell centre inside, try all_touched; `no_geometry`: a null or empty geometry) and `embedding`
-    (float32 list; null when not ok). Rows that are not `ok` are reported on stderr, never silently dropped. A PNG
-    quick-look (`png`, default OUT.png) paints each polygon with the first three principal components of its
-    embedding as RGB (similar colours: similar embeddings), polygons without an embedding hatched grey.
+    (float32 list; null when not ok). Rows that are not `ok` are counted in a `UserWarning`, never silently dropped
+    (the command line shows it as "geodino: warning: ..."). A PNG quick-look (`png`, default OUT.png) paints each
+    polygon with the first three principal components of its embedding as RGB (similar colours: similar
+    embeddings), polygons without an embedding hatched grey.
     """
     if Path(out).suffix.lower() not in ZONAL_SUFFIXES:
         raise ConfigError(
@@ -376,11 +377,11 @@ def zonal_embeddings(
     if len(bad):
         kinds = res.loc[bad, "status"].value_counts().to_dict()
         ids = ", ".join(str(i) for i in list(bad[:10]))
-        print(
-            f"geodino: warning: {len(bad)} of {plural(len(res), 'polygon')} {'has' if len(bad) == 1 else 'have'} "
+        warnings.warn(
+            f"{len(bad)} of {plural(len(res), 'polygon')} {'has' if len(bad) == 1 else 'have'} "
             f"no embedding ({kinds}); "
             f"first ids: {ids}{' ...' if len(bad) > 10 else ''}",
-            file=sys.stderr,
+            stacklevel=2,
         )
     n_out, n_none = int((res["status"] == "outside").sum()), int((res["status"] == "no_geometry").sum())
     if n_out and n_out + n_none == len(res):  # none lies on the raster (a file of no geometries at all: read_features)
