@@ -23,13 +23,14 @@ from geodino.models.layers.rope import rope_for_tokens
 def _linear(weight: Tensor, bias: Tensor | None, dtype: torch.dtype) -> nn.Linear:
     """An inference nn.Linear holding `weight` / `bias` in `dtype` (an nn.Linear so that torch.ao can quantise it)."""
     out_f, in_f = weight.shape
-    # skip_init: no random initialisation that the copy overwrites anyway (it also drew from the caller's global
-    # generator, so merely preparing the fast path moved a notebook's random stream)
-    lin = torch.nn.utils.skip_init(nn.Linear, in_f, out_f, bias=bias is not None, device=weight.device, dtype=dtype)
-    with torch.no_grad():
-        lin.weight.copy_(weight)
-        if bias is not None:
-            lin.bias.copy_(bias)
+    # built on the meta device and given fresh tensors: no random initialisation that the copy would overwrite (it
+    # also drew from the caller's global generator, so merely preparing the fast path moved a notebook's random
+    # stream). Not torch.nn.utils.skip_init: its `to_empty` goes through torch's Python refs, which import sympy and
+    # torch.fx's symbolic shapes (0.65 s here, more on a cold disk) on a path that compiles nothing
+    lin = nn.Linear(in_f, out_f, bias=bias is not None, device="meta")
+    lin.weight = nn.Parameter(torch.empty(out_f, in_f, dtype=dtype, device=weight.device).copy_(weight))
+    if bias is not None:
+        lin.bias = nn.Parameter(torch.empty(out_f, dtype=dtype, device=bias.device).copy_(bias))
     return lin.requires_grad_(False)
 
 

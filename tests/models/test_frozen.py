@@ -482,3 +482,26 @@ def test_yaml_booleans_name_the_off_and_auto_modes():
     assert not choose_path("cpu", "False").enabled and choose_path("cpu", "True").enabled
     with pytest.raises(ConfigError, match=r"^probe.fast='fastest' is not one of auto, off, float32, float32-ieee"):
         fast_mode("fastest", "probe.fast")
+
+
+def test_preparing_an_uncompiled_fast_path_imports_no_compiler_machinery():
+    """Preparing the fast path without compiling imports neither sympy nor dynamo/inductor (torch's skip_init pulled in
+    sympy and torch.fx's symbolic shapes: 0.65 s on this CPU, suspected of much of an embed's extra set-up on a GPU)
+    and leaves the caller's random stream where it was. In a fresh process, so that no other test's imports count."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from geodino.models import build_model\n"
+        "from geodino.models.frozen import FastPath, FastViT\n"
+        "m = build_model('vit_tiny', depth=2).eval()\n"
+        "torch.manual_seed(0); want = torch.rand(3); torch.manual_seed(0)\n"
+        "for dtype in ('float32', 'bfloat16'):\n"
+        "    FastViT(m, FastPath(True, dtype))(torch.zeros(1, 3, 32, 32))\n"
+        "assert torch.equal(torch.rand(3), want), 'the random stream moved'\n"
+        "print(sorted(k for k in ('sympy', 'torch._dynamo', 'torch._inductor') if k in sys.modules))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "[]"
