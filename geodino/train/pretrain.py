@@ -201,13 +201,14 @@ def _loader_factory(cfg: PretrainConfig, **over: Any) -> Any:
         mask_ratio=list(cfg.ssl.ibot.mask_ratio_min_max),
         mask_probability=cfg.ssl.ibot.mask_sample_probability,
     )
-    kw.update(over)
     import torch
 
     from geodino.data.config import resolve_photometric
 
     acc = str(cfg.trainer.accelerator).lower()
     on_cuda = acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available())
+    kw["pin_memory"] = on_cuda
+    kw.update(over)
     return partial(build_ssl_loader, cfg.data, resolve_photometric(cfg.crops, on_cuda), **kw)
 
 

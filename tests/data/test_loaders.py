@@ -229,3 +229,32 @@ def test_an_archive_that_is_nodata_everywhere_stops_with_one_line(tmp_path):
     corner[:, :8, :8] = 90
     write_tif(tmp_path / "blank" / "empty.tif", corner, nodata=0)
     check_sources_have_pixels(build_sources(cfg, progress=False), seed=0)
+
+
+def test_pinned_batches_on_cuda_only(cfg, monkeypatch):
+    """The trainers ask for page-locked batches when they train on a CUDA GPU (asynchronous host-to-GPU copies of
+    the crops), never on a CPU; the loader passes the request to its DataLoader."""
+    from geodino.train.pretrain import PretrainConfig, _loader_factory
+
+    assert build_ssl_loader(cfg, CROPS, batch_size=3, num_workers=0, patch_size=8, pin_memory=True).pin_memory
+    assert not build_ssl_loader(cfg, CROPS, batch_size=3, num_workers=0, patch_size=8).pin_memory
+    pre = PretrainConfig()
+    for accelerator, pinned in (("cuda", True), ("gpu", True), ("cpu", False)):
+        pre.trainer.accelerator = accelerator
+        assert _loader_factory(pre).keywords["pin_memory"] is pinned
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    pre.trainer.accelerator = "auto"
+    assert _loader_factory(pre).keywords["pin_memory"] is True
+
+
+def test_distillation_pins_batches_on_cuda_only(monkeypatch):
+    import geodino.data.loaders as loaders
+    import geodino.train.distill.build as build
+    from geodino.train.distill.config import DistillConfig
+
+    seen: list[bool] = []
+    monkeypatch.setattr(loaders, "build_ssl_loader", lambda *a, **kw: seen.append(kw["pin_memory"]))
+    for device in ("cuda", "cpu"):
+        monkeypatch.setattr(build, "pick_device", lambda cfg, d=device: torch.device(d))
+        build.make_loader(DistillConfig(), 16, 0, 0, 1, 4)
+    assert seen == [True, False]

@@ -412,9 +412,10 @@ def make_loader(cfg: DistillConfig, patch_size: int, start_step: int, rank: int,
     from geodino.data.config import resolve_photometric
     from geodino.data.loaders import build_ssl_loader
 
+    on_cuda = pick_device(cfg).type == "cuda"
     return build_ssl_loader(
         cfg.data,
-        resolve_photometric(cfg.crops, pick_device(cfg).type == "cuda"),
+        resolve_photometric(cfg.crops, on_cuda),
         batch_size=batch,
         num_workers=cfg.train.num_workers,
         seed=cfg.train.seed,
@@ -422,6 +423,7 @@ def make_loader(cfg: DistillConfig, patch_size: int, start_step: int, rank: int,
         start_step=start_step,
         rank=rank,
         world_size=world,
+        pin_memory=on_cuda,  # asynchronous host-to-GPU copies of the crops (build_ssl_loader)
     )
 
 
