@@ -46,7 +46,8 @@ class _Tf32x3Linear(nn.Module):
     6.7e-5 (IEEE float32 on the CUDA cores 9.3e-6 / 1.4e-5), at about the same speed; the ViT-L/16 forward came
     within 4.6e-5 of eager float32 instead of 1.9e-4. The operands are exact TF32 values, so the hardware's own
     float32 -> TF32 conversion changes nothing, and on a CPU (float32 products of 11-bit significands are exact)
-    the same module computes the GPU's numerics up to summation order, which is how the tests check it.
+    the same module computes the GPU's numerics up to summation order and that accumulation, which is how the tests
+    check it.
     Hand-written: PyTorch runs float32 matrix products as either IEEE or plain TF32; its 3xTF32 is inside the
     memory-efficient attention kernel only (CUTLASS `OpMultiplyAddFastF32`)."""
 
