@@ -361,6 +361,11 @@ class CubeSource:
         self.date_fallbacks = 0  # first/last tiles read at another date: the chosen one had no valid pixel there
         self.empty_tiles = 0  # tiles returned without a valid pixel (after every redraw and date); warned once
 
+    def placed_scenes(self) -> list[CubeScene]:
+        """The scenes whose grid places this source's tiles on the ground (CRS, transform, size): every store, whose
+        tiles come from the same `TileSampler` as a raster scene's (the STAC footprint of an export reads them)."""
+        return list(self.scenes)
+
     def __len__(self) -> int:
         return len(self.tiles) * (self._n_times if self.tiles.sampling == "grid" else 1)
 

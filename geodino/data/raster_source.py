@@ -67,6 +67,11 @@ class RasterSource:
         if sampling == "grid" and prescan and self.max_nodata_fraction < 1.0:
             self._prescan_grid()
 
+    def placed_scenes(self) -> list[Any]:
+        """The archive's scenes, whose grids place this source's tiles on the ground (the STAC footprint of an
+        export reads them)."""
+        return list(self.archive.scenes)
+
     def __len__(self) -> int:
         return len(self.tiles)
 

@@ -135,12 +135,11 @@ def no_extent_note(sources: Sequence[Any]) -> str:
 
 
 def _placed_scenes(source: Any) -> list[Any]:
-    """The scenes of `source` that have a grid to place: a raster source's archive scenes, or a datacube source's
-    stores (`CubeScene`: CRS, transform, size), whose tiles come from the same `TileSampler`."""
-    scenes = getattr(getattr(source, "archive", None), "scenes", None)
-    if scenes is None and type(source).__name__ == "CubeSource":
-        scenes = getattr(source, "scenes", None)
-    return list(scenes or [])
+    """The scenes of `source` that have a grid to place (`placed_scenes()`: a raster source's archive scenes, a
+    datacube source's stores); none for sources without one (image folders, shards: their `scenes`, when they
+    have any, carry no grid)."""
+    placed = getattr(source, "placed_scenes", None)
+    return list(placed()) if callable(placed) else []
 
 
 def _regions(tiles: Any, n: int) -> list[Any] | None:

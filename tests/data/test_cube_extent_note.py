@@ -50,7 +50,7 @@ def test_a_failed_extent_and_sources_without_footprints_have_their_own_notes(mon
         raise RuntimeError("boom")
 
     monkeypatch.setattr(footprints, "union_footprint", boom)
-    raster = SimpleNamespace(archive=SimpleNamespace(scenes=[SimpleNamespace(crs="EPSG:32633")]), tiles=None)
+    raster = SimpleNamespace(placed_scenes=lambda: [SimpleNamespace(crs="EPSG:32633")], tiles=None)
     with pytest.warns(UserWarning, match=r"extent was not computed \(boom\)"):
         extent = training_extent([raster])
     props = training_properties({"data_extent": extent})

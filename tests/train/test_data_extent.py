@@ -174,13 +174,16 @@ def test_scenes_far_apart_in_one_crs_keep_their_curved_edges():
 
 
 class _Source:
-    """What training_extent reads of a loader's raster source: `archive.scenes` and its tile sampler (no ROI)."""
+    """What training_extent reads of a loader's raster source: its placed scenes and its tile sampler (no ROI)."""
 
     def __init__(self, scenes):
         from geodino.data.tiling import TileSampler
 
-        self.archive = type("A", (), {"scenes": scenes})()
+        self.scenes = scenes
         self.tiles = TileSampler(scenes, 16)
+
+    def placed_scenes(self):
+        return list(self.scenes)
 
 
 @pytest.mark.parametrize("sampling", ["random", "grid"])
