@@ -18,7 +18,8 @@
 #   6. (only with PARTS containing 6) benchmarks/distill_teacher.py: a ViT-L/16 distillation teacher eager vs on the
 #      fast path (bf16-mixed, compiled and not), for its forward, a ViT-S student's step and a heads warm-up step.
 #
-#   bash benchmarks/gpu.sh            # on a machine with a GPU (about 7-9 minutes on an H200 with the fp32-ieee rows)
+#   bash benchmarks/gpu.sh            # on a machine with a GPU (on an H200 with REPEATS=5: part 1 over 5 minutes,
+#                                     # part 2 about 70 s, part 3 about 60 s; REPEATS=10, the default, takes longer)
 #   bash benchmarks/gpu.sh --smoke    # every part on CPU with tiny sizes (a check that the script runs)
 #
 # Part 1 first compiles every (arch, size) in parallel untimed processes (one per shape, sharing inductor's on-disk
