@@ -5,12 +5,14 @@ nodata, as a float32 COG; then, with `threshold` (a number, or "otsu" for Otsu's
 distances), a binary uint8 change COG (0 = no change, 1 = change, 255 = nodata; named in a raster attribute
 table). Both rasters must come from the same backbone (fingerprint, layers) and lie on the same grid;
 `resample=True` warps B onto A's grid (bilinear, nodata-aware; nearest for int8 codes) through a GDAL WarpedVRT.
+An empty change mask (no cell above the threshold) is a `UserWarning` (`warnings.warn`; the command line shows it as
+one line "geodino: warning: ...").
 """
 
 from __future__ import annotations
 
 import numbers
-import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +136,8 @@ def change_map(
     png: str | Path | None = None,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Write the distance COG (and with `threshold` the binary change COG), their `.qml` styles and PNGs."""
+    """Write the distance COG (and with `threshold` the binary change COG), their `.qml` styles and PNGs; a
+    threshold no cell exceeds (an empty mask) is a `UserWarning`."""
     from geodino.config import true_or_false
     from geodino.embed.products import check_map_outputs, cog_profile, n_blocks, write_cog
     from geodino.embed.quicklook import classes_png, ramp_png
@@ -221,7 +224,7 @@ def change_map(
             changed_share=changed / n_valid,
         )
         if changed == 0:
-            print(f"geodino: warning: no cell has a distance above {t:.3f}; the change mask is empty", file=sys.stderr)
+            warnings.warn(f"no cell has a distance above {t:.3f}; the change mask is empty", stacklevel=2)
     return summary
 
 

@@ -1,10 +1,11 @@
 """The saved `embed classify` model (a joblib bundle: classifier, classes, codes, backbone identity, where it was
 fitted): loading it, and completing the identity of a model saved before normalisation was recorded, so `--model`
-is matched to the backbone, layers and normalisation of the raster it is applied to."""
+is matched to the backbone, layers and normalisation of the raster it is applied to. Completing an old model's
+identity is a `UserWarning` (`warnings.warn`; the command line shows it as one line "geodino: warning: ...")."""
 
 from __future__ import annotations
 
-import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,9 @@ NORM_KEYS = ("final_norm", "l2_normalize")
 def _complete_old_identity(bundle: dict[str, Any], path: Path, target: dict[str, Any]) -> None:
     """Give a model saved before its identity recorded `final_norm` and `l2_normalize` the values of the feature
     raster it was fitted on (`fitted_on`), when that raster is still there with the model's backbone, layers and
-    feature count; otherwise one line saying how to fit it again. Without them the model cannot be matched to a
-    raster that records them (a float model on unit-length vectors put every cell into one class)."""
+    feature count (a `UserWarning` says so); otherwise one line saying how to fit it again. Without them the model
+    cannot be matched to a raster that records them (a float model on unit-length vectors put every cell into one
+    class)."""
     ident = bundle.get("backbone") or {}
     if any(k in ident for k in NORM_KEYS) or not any(k in target for k in NORM_KEYS):
         return  # a current model, or a raster as old as the model: compared as they are
@@ -80,8 +82,8 @@ def _complete_old_identity(bundle: dict[str, Any], path: Path, target: dict[str,
             f"{remake}"
         )
     ident.update({k: recorded[k] for k in NORM_KEYS})
-    print(
-        f"geodino: warning: model {path} predates recorded normalisation; using final_norm={recorded['final_norm']} "
+    warnings.warn(
+        f"model {path} predates recorded normalisation; using final_norm={recorded['final_norm']} "
         f"and l2_normalize={recorded['l2_normalize']} from {source}, the raster it was fitted on",
-        file=sys.stderr,
+        stacklevel=2,
     )

@@ -1,10 +1,14 @@
 """Labels for `embed classify`: reading label features (points, lines, polygons) from a vector file, placing them on
 a feature raster's grid (the feature vectors of the cells they cover) and joining them into the groups of the blocked
-cross-validation (`cv_groups`: label features that share a cell or lie within `gap` cells of each other)."""
+cross-validation (`cv_groups`: label features that share a cell or lie within `gap` cells of each other).
+
+Labels left out (no value or no geometry, outside the raster, only on nodata cells) and a multi-layer file read by
+its first layer are each a `UserWarning` (`warnings.warn`): a Python caller can catch or filter them, and the command
+line shows each as one line "geodino: warning: ..." (`geodino.cli`)."""
 
 from __future__ import annotations
 
-import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +19,9 @@ from geodino.errors import InputError, did_you_mean
 
 
 def read_labels(path: str | Path, column: str, *, layer: str | None = None, what: str = "labels") -> Any:
-    """Label features with a non-null `column`, as a GeoDataFrame (own CRS; reprojected by the caller)."""
+    """Label features with a non-null `column`, as a GeoDataFrame (own CRS; reprojected by the caller). A file of
+    several layers read without `layer` (its first is read) and label features without a value or a geometry (left
+    out) are each a `UserWarning`."""
     from geodino.embed.vectors import first_layer_note, has_geometry, read_features
 
     hint = "draw a few points or polygons per class"
@@ -23,14 +29,14 @@ def read_labels(path: str | Path, column: str, *, layer: str | None = None, what
     if column not in gdf.columns:  # names the layer read: no separate note
         raise InputError(_missing_column(path, column, [c for c in gdf.columns if c != gdf.geometry.name], layer, what))
     note = first_layer_note(path, layer, what)
-    if note:
-        print(note, file=sys.stderr)
+    if note:  # the first layer may not be the labels: a warning, as for any product reading a vector file
+        warnings.warn(note, stacklevel=2)
     keep = gdf[column].notna().to_numpy() & has_geometry(gdf.geometry)
     if (~keep).any():
-        print(
-            f"geodino: warning: {int((~keep).sum())} of {len(gdf)} {what} in {path} "
+        warnings.warn(
+            f"{int((~keep).sum())} of {len(gdf)} {what} in {path} "
             f"{'has' if (~keep).sum() == 1 else 'have'} no {column!r} value or no geometry and are ignored",
-            file=sys.stderr,
+            stacklevel=2,
         )
     return gdf[keep].reset_index(drop=True)
 
@@ -68,7 +74,8 @@ def sample_labels(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Feature vectors under the labels: (X [n,D], class values [n], label feature index [n], cell [n, 2] as
     (row, col) of the feature raster; `cv_groups` joins features by cell for the cross-validation). Labels are placed
-    as `zonal` places its rows (`placement.point_cells`, `cell_window`, `cell_mask`), on any affine grid."""
+    as `zonal` places its rows (`placement.point_cells`, `cell_window`, `cell_mask`), on any affine grid. Labels
+    outside the raster or only on nodata cells are left out with a `UserWarning` counting them."""
     from rasterio.windows import Window
 
     from geodino.embed.placement import (
@@ -141,11 +148,11 @@ def sample_labels(
             f"{raster_extent(rd)})" + (hint or "; check that they cover the same area")
         )
     if outside or nodata:
-        print(
-            f"geodino: warning: {outside + nodata} of {n} {name} {'is' if outside + nodata == 1 else 'are'} ignored "
+        warnings.warn(
+            f"{outside + nodata} of {n} {name} {'is' if outside + nodata == 1 else 'are'} ignored "
             f"({outside} outside {rd.path}, "
             f"{nodata} only on nodata cells){hint}",
-            file=sys.stderr,
+            stacklevel=2,
         )
     return np.concatenate(xs).astype(np.float32), np.concatenate(ys), np.concatenate(gs), np.concatenate(cs)
 

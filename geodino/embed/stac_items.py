@@ -22,7 +22,9 @@ An item holds:
   `X.stac.json`, with its `mlm:name`, as the MLM spec asks of inference outputs).
 
 Written with plain dicts (pystac is an optional extra, used only to read STAC), atomically, after the raster is in
-place: a refused or killed run leaves no item.
+place: a refused or killed run leaves no item. A `catalog.json` that is not geodino's (left alone) and items of an
+earlier run that this run's catalog no longer lists are each a `UserWarning` (`warnings.warn`; the command line shows
+it as one line "geodino: warning: ...").
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -308,7 +311,7 @@ def _up_links() -> list[dict[str, Any]]:
 def write_catalog(folder: str | Path, items: Sequence[Path], *, mosaics: Sequence[Path] = ()) -> Path | None:
     """`folder/catalog.json`: a self-contained static STAC catalog linking the scene items (relative hrefs; each
     item gets `root` and `parent` links back to it), so a STAC browser or QGIS opens the folder. A `catalog.json`
-    geodino did not write is left alone (None), and so are the items' links."""
+    geodino did not write is left alone (None, with a `UserWarning`), and so are the items' links."""
     folder = Path(folder)
     path = folder / CATALOG
     listed: list[str] = []  # the items the catalog being replaced listed
@@ -320,12 +323,7 @@ def write_catalog(folder: str | Path, items: Sequence[Path], *, mosaics: Sequenc
         except (OSError, ValueError, TypeError, AttributeError, KeyError):
             ours = False
         if not ours:
-            import sys
-
-            print(
-                f"geodino: warning: {path} exists and is not geodino's; the scenes' STAC catalog is not written",
-                file=sys.stderr,
-            )
+            warnings.warn(f"{path} exists and is not geodino's; the scenes' STAC catalog is not written", stacklevel=2)
             return None
     links = [{"rel": "root", "href": f"./{CATALOG}", "type": "application/json"}]
     for p in items:
@@ -368,16 +366,14 @@ def _unlink_dropped(folder: Path, listed: Sequence[str], items: Sequence[Path]) 
         ]
         _write_json(p, item)
     if dropped:
-        import sys
-
         from geodino.errors import plural
 
-        print(
-            f"geodino: warning: {plural(len(dropped), 'feature raster')} of an earlier run in {folder} "
+        warnings.warn(
+            f"{plural(len(dropped), 'feature raster')} of an earlier run in {folder} "
             f"(e.g. {dropped[0].name}) {'is' if len(dropped) == 1 else 'are'} not among this run's scenes: left out of "
             f"{CATALOG} and the mosaic; delete {'it' if len(dropped) == 1 else 'them'} or embed "
             f"{'it' if len(dropped) == 1 else 'them'} again with the others",
-            file=sys.stderr,
+            stacklevel=3,  # the caller of write_catalog
         )
 
 

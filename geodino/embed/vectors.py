@@ -6,11 +6,15 @@ read with a one-line note when none is given (instead of pyogrio's "Specify laye
 an option geodino does not have), and the columns of every layer for errors about a missing column. Every
 product reads points (the cell each falls in), lines (every cell they touch) and polygons; a file of other
 geometries (GeometryCollection) or of rows without any geometry is refused in one line.
+
+The note about the first layer is a `UserWarning` (`warnings.warn`; the layer read may not be the one meant): a
+Python caller can catch or filter it, and the command line shows it as one line "geodino: warning: ..."
+(`geodino.cli`).
 """
 
 from __future__ import annotations
 
-import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +65,8 @@ def read_features(
     path: str | Path, *, layer: str | None = None, what: str = "polygons", empty_hint: str = "", note: bool = True
 ) -> Any:
     """The features of `path` as a GeoDataFrame in its own CRS: `layer` of a multi-layer file, else its first layer
-    (with a note naming the others, unless `note=False`: the caller prints `first_layer_note` once its own checks
-    passed, so a failing run prints one line); a layer the file lacks is refused with its layers listed."""
+    (with a `UserWarning` naming the others, unless `note=False`: the caller warns with `first_layer_note` once its
+    own checks passed, so a failing run says one line); a layer the file lacks is refused with its layers listed."""
     from geodino.data.vectors import read_vector
 
     layers = list_layers(path)
@@ -74,7 +78,7 @@ def read_features(
         )
     text = first_layer_note(path, layer, what, layers)
     if note and text:
-        print(text, file=sys.stderr)
+        warnings.warn(text, stacklevel=2)
     gdf = read_vector(path, layer=layer or (layers[0] if layers else None), what=what, empty_hint=empty_hint)
     check_geometries(gdf, path, what, layer or (layers[0] if len(layers) > 1 else None))
     return gdf
@@ -105,11 +109,12 @@ def check_geometries(gdf: Any, path: str | Path, what: str, layer: str | None = 
 
 
 def first_layer_note(path: str | Path, layer: str | None, what: str, layers: list[str] | None = None) -> str | None:
-    """The warning for a multi-layer file read without `--layer` (its first layer is read), or None."""
+    """The warning's message (without the CLI's "geodino: warning: ") for a multi-layer file read without `--layer`
+    (its first layer is read), or None."""
     layers = list_layers(path) if layers is None else layers
     if layer is not None or len(layers) < 2:
         return None
     return (
-        f"geodino: warning: {what} file {path} has {len(layers)} layers ({', '.join(layers)}); reading the first, "
+        f"{what} file {path} has {len(layers)} layers ({', '.join(layers)}); reading the first, "
         f"{layers[0]!r}; pass --layer NAME for another"
     )

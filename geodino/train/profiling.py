@@ -8,6 +8,9 @@ device tensor, and explicit stream / device synchronisations). They are printed 
 
 Hand-written rather than Lightning's `profiler="pytorch"`: that one profiles every hook of the whole run (huge
 traces, a slow run) and reports none of the four numbers; this captures only the chosen steps, on rank 0.
+
+A range a resumed run has already passed is a `UserWarning` (`warnings.warn`; the command line shows it as one line
+"geodino: warning: ...").
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,10 +128,12 @@ class StepProfiler(L.Callback):
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         if trainer.is_global_zero and trainer.global_step > self.last:  # a resumed run already past the range
             self.done = True
-            print(
-                f"geodino: warning: trainer.profile_steps={self.first}-{self.last} lies before step "
+            # stacklevel 1 (this file): Lightning calls this hook, and Lightning's warnings.formatwarning shows a
+            # warning attributed to its own files as "path:line: message", not the CLI's "geodino: warning: ..."
+            warnings.warn(
+                f"trainer.profile_steps={self.first}-{self.last} lies before step "
                 f"{trainer.global_step}, where this run resumes; nothing is profiled (pick later steps)",
-                file=sys.stderr,
+                stacklevel=1,
             )
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
