@@ -41,9 +41,13 @@ def read_input(
     """An image or raster as a sample: reflectance `image` float32 [C,H,W], `valid` [H,W], `sensor`, and for a
     georeferenced raster `crs` and `transform` (of the window); `window` is (col, row, width, height) in pixels.
 
-    A raster read without `sensor` takes the DN scale `backbone`'s normalisation record carries, as `geodino
-    embed` does (`recorded_sensor`); `sample["sensor_note"]` then says so, for the caller to print. A `.txt` list
-    naming one raster is read as that raster; a list of several is refused (one input per run)."""
+    An image (.jpg/.png/...) is read by `sensor` (default `imagenet`: 8-bit RGB) and decoded with its band count,
+    so a greyscale photo is one band for a one-band sensor (the data sensor of a one-band backbone) and three equal
+    bands for an RGB one (`geodino.data.images.decode_photo`); it was always decoded as RGB, so a one-band sensor
+    refused a grey PNG or JPEG. A raster read without `sensor` takes the DN scale `backbone`'s normalisation record
+    carries, as `geodino embed` does (`recorded_sensor`); `sample["sensor_note"]` then says so, for the caller to
+    print. A `.txt` list naming one raster is read as that raster; a list of several is refused (one input per
+    run)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"input {path} does not exist; give an image (.jpg/.png) or a raster (.tif/.vrt)")
@@ -60,11 +64,11 @@ def read_input(
         from geodino.data.images import decode_image, match_bit_depth
         from geodino.data.sensors import get_sensor
 
-        try:
-            data = decode_image(path.read_bytes(), path.name)
+        s = get_sensor(sensor or "imagenet")
+        try:  # with the sensor's band count: a grey photo is one band for a one-band sensor, RGB for a 3-band one
+            data = decode_image(path.read_bytes(), path.name, s.n_bands)
         except Exception as exc:
             raise InputError(f"image {path} cannot be decoded ({type(exc).__name__}); is it a complete image?") from exc
-        s = get_sensor(sensor or "imagenet")
         data = match_bit_depth(data, str(path), s)
         if s.n_bands != data.shape[0]:
             raise InputError(f"image {path} has {plural(data.shape[0], 'band')} but sensor {s.name!r} has {s.n_bands}")
