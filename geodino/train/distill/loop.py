@@ -7,8 +7,9 @@ checkpoint writer per student, which Lightning's strategies do not offer. The lo
 pieces instead: the recipe config sections, schedules, parameter groups, per-module clipping, checkpoint
 readers and the official-layout writers.
 
-A run folder holds `config.yaml`, `schedules.png` (written at the start, once the teacher's heads and every student
-are checked; a start refused later removes them, and the folder if it made it), `log.csv` (one per student folder when
+A run folder holds `config.yaml`, `schedules.png` (written at the start, once the teacher's heads, every student and
+the data's first batch are checked; a start refused later removes them, or puts an earlier run's back, and the folder
+and its missing parents if it made them), `log.csv` (one per student folder when
 students train on separate ranks), the trackers of `train.loggers`, `checkpoints/`, and at the end the exports and
 `curves.png` (each student's loss terms and the schedules, from log.csv).
 """
@@ -22,6 +23,7 @@ import math
 import sys
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ import torch
 from torch import nn
 
 from geodino.errors import CheckpointError, GeoDinoError, TrainingError
+from geodino.io import removes_created_dirs
 from geodino.train.distill import build as b
 from geodino.train.distill.config import DistillConfig
 from geodino.train.distill.export import (
@@ -36,7 +39,14 @@ from geodino.train.distill.export import (
     load_checkpoint,
     save_checkpoint,
 )
-from geodino.train.distill.run_folder import take_run_folder, undo_start, write_start_files
+from geodino.train.distill.run_folder import (
+    Start,
+    check_bands,
+    probe_data,
+    take_run_folder,
+    undo_start,
+    write_start_files,
+)
 from geodino.train.host import host_floats
 
 log = logging.getLogger("geodino.distill")
@@ -67,14 +77,18 @@ class DistillRun:
 def setup(cfg: DistillConfig) -> DistillRun:
     """Validate, join the process group, load the teacher and its heads, build the students and the optimizer,
     and resume from the newest checkpoint of `output_dir` when there is one."""
-    return _setup(cfg, [])
+    start = Start()
+    run = _setup(cfg, start)
+    start.settle()
+    return run
 
 
-def _setup(cfg: DistillConfig, made: list[Path]) -> DistillRun:
-    """`setup`, listing in `made` what it creates that was not there (on rank 0, which writes: the run folder,
-    config.yaml, schedules.png), so that a start that fails can remove them again (`undo_start`)."""
+def _setup(cfg: DistillConfig, start: Start) -> DistillRun:
+    """`setup`, recording in `start` what it creates or replaces (on rank 0, which writes: the run folder,
+    config.yaml, schedules.png), so that a start that fails can undo it (`undo_start`), and deferring the
+    housekeeping of a used folder to `start.settle`."""
     sched, device, distributed, rank, world, plan = _join_world(cfg)
-    out_dir, layout, names, ckpt_dir = take_run_folder(cfg, made, rank, plan)
+    out_dir, layout, names, ckpt_dir = take_run_folder(cfg, start, rank, plan)
 
     torch.manual_seed(cfg.train.seed)
     teacher, fb = b.load_teacher(cfg.teacher.spec, device)
@@ -83,8 +97,9 @@ def _setup(cfg: DistillConfig, made: list[Path]) -> DistillRun:
     # build options, init_from) are checked before anything is written and before any warm-up work
     found = b.find_heads(cfg, teacher, fb, out_dir)
     init_states = b.check_students(cfg, teacher, *b.head_prototypes(cfg, found), keep=layout.students)
+    probe_data(cfg, patch, int(teacher.in_chans), layout.data_batch)  # unreadable, nodata or band count: here
     if rank == 0:
-        write_start_files(cfg, out_dir, sched, made)
+        write_start_files(cfg, out_dir, sched, start)
 
     teacher, t_dino, t_ibot = _fast_teacher_and_heads(
         cfg, teacher, fb, out_dir, found, device, layout, patch, rank, world, distributed
@@ -94,13 +109,13 @@ def _setup(cfg: DistillConfig, made: list[Path]) -> DistillRun:
     opt = b.build_optimizer(cfg, arch)
 
     writer = layout.subgroup_rank == 0 if not layout.colocated else rank == 0
-    start = _resume(cfg, arch, opt, ckpt_dir, device, distributed, writer)
+    step = _resume(cfg, arch, opt, ckpt_dir, device, distributed, writer, start)
     _wrap_ddp(arch, layout, device, distributed)
     log_file = (out_dir / "log.csv") if writer and layout.colocated else (out_dir / names[0] / "log.csv")
-    if writer:
-        _drop_rows_from(log_file, start)  # a killed run logged steps past its last checkpoint: they run again
+    if writer:  # a killed run logged steps past its last checkpoint: they run again
+        start.later.append(lambda: _drop_rows_from(log_file, step))
     return DistillRun(
-        cfg, sched, device, rank, distributed, out_dir, layout, arch, opt, patch, start, writer, ckpt_dir, log_file
+        cfg, sched, device, rank, distributed, out_dir, layout, arch, opt, patch, step, writer, ckpt_dir, log_file
     )
 
 
@@ -219,10 +234,12 @@ def _resume(
     device: torch.device,
     dist_on: bool,
     writer: bool = True,
+    start: Start | None = None,
 ) -> int:
     """The step to start from: 0, or the newest checkpoint step every student has (`train.resume=auto`). A student
     whose folder holds later checkpoints than that step (another student's save was cut short) moves them aside
-    (`writer`: the rank that writes this folder), so that its `keep_last` does not delete the new ones."""
+    (`writer`: the rank that writes this folder; once the start is accepted when `start` is given), so that its
+    `keep_last` does not delete the new ones."""
     if cfg.train.resume != "auto":
         return 0
     import torch.distributed as dist
@@ -236,7 +253,12 @@ def _resume(
         dist.all_reduce(t, op=dist.ReduceOp.MIN)
         step_found = int(t.item())
     if writer and found and max(found) > step_found:
-        abandon_and_say(ckpt_dir, step_found, found.get(step_found), f"every student resumes from step {step_found}")
+        why = f"every student resumes from step {step_found}"
+        move = partial(abandon_and_say, ckpt_dir, step_found, found.get(step_found), why)
+        if start is None:
+            move()
+        else:
+            start.later.append(move)
     if step_found == 0:
         return 0
     if step_found not in found:
@@ -309,10 +331,12 @@ def train_step(run: DistillRun, step: int, batch: dict[str, Any]) -> dict[str, A
     return {"step": float(step), **metrics, **norms, **sched}
 
 
+@removes_created_dirs
 def distill(cfg: DistillConfig) -> dict[str, Path]:
     """Run a distillation; return `{student name: exported .pth}` for the students this process trained. The run
     folder's lock is released (its `.geodino.lock` removed) when the run ends or fails, so a notebook that runs
-    `distill` leaves no folder locked behind it."""
+    `distill` leaves no folder locked behind it; a start refused with a geodino error leaves the file system as it
+    was (`run_folder.undo_start`, and the empty folders it made removed, as `pretrain` does)."""
     from geodino.run_lock import release_run_folder
 
     try:
@@ -327,9 +351,9 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
 
     from geodino.train.stop import StopRequest, end_stopped_run, stop_signals
 
-    made: list[Path] = []
+    start = Start()
     try:
-        run = _setup(cfg, made)
+        run = _setup(cfg, start)
         loader = b.make_loader(cfg, run.patch, run.start, run.rank, dist_world(), run.layout.data_batch)
         batches = iter(loader)
         extent = None
@@ -339,11 +363,13 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
             extent = training_extent(loader.sources, cfg.teacher.spec)
         if run.start < cfg.train.max_steps:  # data that cannot be read or does not fit fails here, before any step
             first = next(batches)
-            _check_bands(cfg, run, first)
+            check_bands(cfg, int(run.arch.teacher["backbone"].in_chans), first)
             batches = itertools.chain([first], batches)
+        trackers = _trackers(run) if run.writer else []
     except GeoDinoError:
-        undo_start(Path(cfg.output_dir).expanduser(), made)
+        undo_start(Path(cfg.output_dir).expanduser(), start)
         raise
+    start.settle()  # the used folder's housekeeping, now that the run goes ahead
     last = cfg.train.max_steps - 1
     bar = tqdm(
         range(run.start, cfg.train.max_steps),
@@ -352,7 +378,6 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
         total=cfg.train.max_steps,
         disable=not (cfg.train.progress_bar and run.writer),
     )
-    trackers = _trackers(run) if run.writer else []
     # Ctrl-C / SIGTERM (and SLURM's SIGUSR1 with train.slurm_auto_requeue): finish the step, save it, stop (and
     # requeue the job); the requeued job resumes from that checkpoint (train.resume=auto) (geodino.train.stop)
     stop = StopRequest(stop_signals(cfg.train.slurm_auto_requeue))
@@ -407,19 +432,6 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
 
         dist.barrier()
     return exports
-
-
-def _check_bands(cfg: DistillConfig, run: DistillRun, batch: dict[str, Any]) -> None:
-    """The data's band count must be the teacher's input bands: one line naming both before the first step."""
-    from geodino.errors import InputError, plural
-
-    got, want = int(batch["global_crops"].shape[1]), int(run.arch.teacher["backbone"].in_chans)
-    if got != want:
-        raise InputError(
-            f"the data has {plural(got, 'band')} per image but the teacher {cfg.teacher.spec} takes {want}; select "
-            f"{want} bands in data.* so they match, or adapt the teacher's input to the data (a teacher.spec with "
-            "?bands=..., docs/backbone.md)"
-        )
 
 
 def _trackers(run: DistillRun) -> list[Any]:

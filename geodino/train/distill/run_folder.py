@@ -1,12 +1,17 @@
-"""A distillation run's folder at the start: made and locked, half-written checkpoints cleared, the resume choice
-checked against it (`take_run_folder`, `refuse_used_folder`), config.yaml and schedules.png written once teacher and
-students are checked (`write_start_files`), and what the start made removed again when it is refused (`undo_start`).
+"""A distillation run's folder at the start: made and locked, the resume choice checked against it
+(`take_run_folder`, `refuse_used_folder`), the data read once (`probe_data`), config.yaml and schedules.png written
+once teacher, students and data are checked (`write_start_files`), and what the start wrote undone when it is refused
+(`undo_start`): new files and folders removed, replaced ones restored. The housekeeping of a used folder (half-written
+checkpoints removed, later checkpoints moved aside, log rows past the resume step dropped) waits in `Start.later`
+until the start is accepted (`Start.settle`), so a refused start leaves a used folder as it found it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +21,27 @@ from geodino.train.distill.export import check_resume_config, checkpoint_dir
 log = logging.getLogger("geodino.distill")
 
 
-def take_run_folder(cfg: DistillConfig, made: list[Path], rank: int, plan: Any) -> tuple[Path, Any, list[str], Path]:
-    """Make and lock the run folder, form the subgroups, clear half-written checkpoints and check the resume
-    choice against the folder: run folder, subgroup layout, this rank's student names, checkpoint folder."""
+@dataclass
+class Start:
+    """What a start changed or means to change: `made` (new paths, listed on rank 0: the run folder, then its new
+    files), `replaced` (the earlier bytes of files it rewrote) and `later` (changes to a used folder, run by `settle`
+    once every check passed)."""
+
+    made: list[Path] = field(default_factory=list)
+    replaced: dict[Path, bytes] = field(default_factory=dict)
+    later: list[Callable[[], Any]] = field(default_factory=list)
+
+    def settle(self) -> None:
+        """The start is accepted: run the deferred housekeeping (in the order it was asked for)."""
+        for step in self.later:
+            step()
+        self.later.clear()
+
+
+def take_run_folder(cfg: DistillConfig, start: Start, rank: int, plan: Any) -> tuple[Path, Any, list[str], Path]:
+    """Make and lock the run folder, form the subgroups and check the resume choice against the folder (clearing
+    half-written checkpoints waits in `start.later`): run folder, subgroup layout, this rank's student names,
+    checkpoint folder."""
     from geodino.config import to_dict
     from geodino.io import make_dirs
     from geodino.run_lock import lock_run_folder
@@ -34,15 +57,20 @@ def take_run_folder(cfg: DistillConfig, made: list[Path], rank: int, plan: Any) 
     if rank == 0:
         lock_run_folder(out_dir)
         if fresh:  # listed once this run holds it: no other run writes into it
-            made.append(out_dir)
+            start.made.append(out_dir)
     if (layout.subgroup_rank == 0) if not layout.colocated else rank == 0:
-        for tmp in ckpt_dir.glob(".*.tmp-*"):  # a checkpoint a killed run was writing: never complete
-            tmp.unlink(missing_ok=True)
+        start.later.append(lambda: _clear_partial_checkpoints(ckpt_dir))
     if cfg.train.resume == "auto" and (newest := latest_checkpoint(ckpt_dir)) is not None:
         check_resume_config(newest, to_dict(cfg))  # before config.yaml is rewritten
     if cfg.train.resume == "never":
         refuse_used_folder(out_dir, [s.name for s in cfg.students])
     return out_dir, layout, names, ckpt_dir
+
+
+def _clear_partial_checkpoints(ckpt_dir: Path) -> None:
+    """Remove the checkpoints a killed run was writing (never complete)."""
+    for tmp in ckpt_dir.glob(".*.tmp-*"):
+        tmp.unlink(missing_ok=True)
 
 
 def refuse_used_folder(out_dir: Path, names: list[str]) -> None:
@@ -60,27 +88,76 @@ def refuse_used_folder(out_dir: Path, names: list[str]) -> None:
             )
 
 
-def write_start_files(cfg: DistillConfig, out_dir: Path, sched: Any, made: list[Path]) -> None:
-    """Rank 0, once teacher and students are checked: config.yaml and schedules.png (listed in `made` when new)."""
+def write_start_files(cfg: DistillConfig, out_dir: Path, sched: Any, start: Start) -> None:
+    """Rank 0, once teacher, students and data are checked: config.yaml and schedules.png (listed in `start.made`
+    when new; an earlier run's kept in `start.replaced`, to be put back if the start is refused)."""
     from geodino.config import save_config
 
-    made += [p for p in (out_dir / "config.yaml", out_dir / "schedules.png") if not p.exists()]
+    for p in (out_dir / "config.yaml", out_dir / "schedules.png"):
+        if p.is_file():
+            start.replaced[p] = p.read_bytes()
+        elif not p.exists():
+            start.made.append(p)
     save_config(cfg, out_dir / "config.yaml")
     log.info("schedules: %s", sched.plot(out_dir / "schedules.png"))
 
 
-def undo_start(out: Path, made: list[Path]) -> None:
-    """A start refused with a geodino error (teacher, heads, students or data) leaves the run folder as it found
-    it: what `_setup` created is removed, the run folder only when nothing else is in it (a new folder whose heads
-    warm-up finished keeps its `teacher.heads.pth` for the next attempt). A folder that existed is never removed."""
+def undo_start(out: Path, start: Start) -> None:
+    """A start refused with a geodino error (teacher, heads, students, data or resume checkpoint) leaves the run
+    folder as it found it: the files it replaced get their earlier bytes back, what `_setup` created is removed, the
+    run folder only when nothing else is in it (a new folder whose heads warm-up finished keeps its
+    `teacher.heads.pth` for the next attempt), and the deferred housekeeping is dropped. A folder that existed is
+    never removed; the missing folders above a new one go with it (`geodino.io.removes_created_dirs` on `distill`)."""
+    from geodino.io import atomic_path
     from geodino.run_lock import release_run_folder
 
-    if not made:
+    start.later.clear()
+    for path, data in start.replaced.items():
+        with contextlib.suppress(OSError), atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+    if not start.made:
         return
     release_run_folder(out)  # its lock file goes with it
-    for path in reversed(made):  # the files first, then the folder
+    for path in reversed(start.made):  # the files first, then the folder
         with contextlib.suppress(OSError):
             if path.is_dir():
                 path.rmdir()
             else:
                 path.unlink()
+
+
+def probe_data(cfg: DistillConfig, patch: int, in_chans: int, batch: int) -> None:
+    """Read the first batch in this process (no workers) before the run writes anything or warms heads up, as
+    pretraining's probe does: data that cannot be read, a source whose sampled tiles are all nodata, or a band count
+    the teacher does not take fails here in one line. The global random state is left as it was."""
+    import torch
+
+    from geodino.data.config import resolve_photometric
+    from geodino.data.loaders import build_ssl_loader, check_sources_have_pixels
+
+    with torch.random.fork_rng(devices=[]):
+        loader = build_ssl_loader(
+            cfg.data,
+            resolve_photometric(cfg.crops, False),
+            batch_size=batch,
+            num_workers=0,
+            seed=cfg.train.seed,
+            patch_size=patch,
+            max_steps=1,
+            progress=False,
+        )
+        check_sources_have_pixels(loader.sources, cfg.train.seed)
+        check_bands(cfg, in_chans, next(iter(loader)))
+
+
+def check_bands(cfg: DistillConfig, in_chans: int, batch: dict[str, Any]) -> None:
+    """The data's band count must be the teacher's input bands: one line naming both before the first step."""
+    from geodino.errors import InputError, plural
+
+    got = int(batch["global_crops"].shape[1])
+    if got != in_chans:
+        raise InputError(
+            f"the data has {plural(got, 'band')} per image but the teacher {cfg.teacher.spec} takes {in_chans}; "
+            f"select {in_chans} bands in data.* so they match, or adapt the teacher's input to the data (a "
+            "teacher.spec with ?bands=..., docs/backbone.md)"
+        )
