@@ -44,6 +44,17 @@ def source_of(
     (read whole, with their sensor's bands), is refused in one line; so is data of no kind, naming the
     `overrides=['data.sources=[...]']` route. A raster-extension file whose header does not read counts as neither
     (the source's reader stops at it or skips it per its on_error) unless none reads."""
+    return _source(data, sensor, tile_size, bands)[0]
+
+
+def _source(
+    data: str | Path | Sequence[str | Path],
+    sensor: str | None,
+    tile_size: int | None,
+    bands: str | Sequence[str] | None,
+) -> tuple[str, str | None, str | None]:
+    """`source_of`'s override, with the first georeferenced raster (None for other data) and the sensor the source
+    names (the given one, or the 8-bit RGB default), which `_check_raster_bands` reads its bands with."""
     from geodino.data.band_args import parse_band_names
     from geodino.data.paths import IMAGE_EXTS, RASTER_EXTS, resolve_paths
 
@@ -52,7 +63,7 @@ def source_of(
     items = [data] if isinstance(data, str | Path) else list(data)
     cubes = _cubes(items)
     if cubes:
-        return _entry("cube", cubes, sensor, tile_size, names)
+        return _entry("cube", cubes, sensor, tile_size, names), None, sensor
     exts = tuple(dict.fromkeys((*RASTER_EXTS, *IMAGE_EXTS, ".tar")))
     files = resolve_paths(data, exts, what="image, raster or tar shard", hint=hint)
     tars = [f for f in files if f.lower().endswith(".tar")]
@@ -69,7 +80,7 @@ def source_of(
             raise InputError(
                 f"bands={names} select bands of rasters and cubes; {data} holds tar shards of images, {WHOLE}"
             )
-        return _entry("tar", items, sensor, None)
+        return _entry("tar", items, sensor, None), None, sensor
     rasters, chips, first_raster, unread = _kinds(files)
     if not rasters and not chips:  # no header read: nothing to decide from
         raise InputError(f"cannot read {unread[0][0]} ({unread[0][1]}); {hint}")
@@ -87,7 +98,8 @@ def source_of(
     default_sensor = None
     if first_raster is not None and first_raster[0] == 3 and first_raster[1] == "uint8":
         default_sensor = "sat493m"  # what the raster reader standardises 8-bit RGB with; the export records it
-    return _entry(kind, items, sensor or default_sensor, tile_size, names)
+    first = rasters[0] if rasters else None
+    return _entry(kind, items, sensor or default_sensor, tile_size, names), first, sensor or default_sensor
 
 
 def _entry(
@@ -198,8 +210,8 @@ def pretrain(
     first 10 % of the run (`head_warmup_steps=0.1`; a 1-step run has no room for it) unless `overrides` say
     otherwise; `sensor`: the data's sensor; `tile_size`: tiles cut from rasters (pixels); `bands`: the band names a
     cube's or rasters' bands are read as, in that order (["B04", "B03", "B02"] or "B04,B03,B02": a store whose bands
-    differ in number or order from the sensor's; see `source_of`; a name a cube lacks is refused before the run
-    starts, naming the store and its bands); `photos`: the images are
+    differ in number or order from the sensor's; see `source_of`; a name a cube or the first raster lacks is refused
+    before the run starts, naming the store or file and its bands); `photos`: the images are
     photos, which have an up (horizontal flips only, as the official web recipe: `crops.vflips=false`,
     `crops.rot90=false`), not overhead chips (the recipe's flips and 90° rotations); None: photos for an images or
     tar source given `sensor="imagenet"`, overhead chips without a sensor or with any other, and for rasters and
@@ -302,10 +314,13 @@ def _data_keys(
         return _photo_keys(None, sensor, photos)
     if data is None:
         raise ConfigError(f"data=None needs the sources in overrides: {ROUTE}")
-    source = source_of(data, sensor, tile_size, bands)
+    source, first_raster, source_sensor = _source(data, sensor, tile_size, bands)
     kind = source.split("type: ", 1)[1].split(",", 1)[0]
-    if kind == "cube" and bands is not None and not any(str(o).startswith("data.sources") for o in overrides):
-        _check_cube_bands(data, sensor, bands)
+    if bands is not None and not any(str(o).startswith("data.sources") for o in overrides):
+        if kind == "cube":
+            _check_cube_bands(data, sensor, bands)
+        elif kind == "raster" and first_raster is not None:
+            _check_raster_bands(first_raster, source_sensor, bands)
     return [source, *_photo_keys(kind, sensor, photos)]
 
 
@@ -328,6 +343,33 @@ def _check_cube_bands(data: Any, sensor: str | None, bands: str | Sequence[str])
             if " has no band " not in msg:
                 raise
             raise InputError(msg.replace("; fix `bands:`", "; pass bands= names among those")) from None
+
+
+def _check_raster_bands(path: str, sensor: str | None, bands: str | Sequence[str]) -> None:
+    """Refuse a band name the rasters lack before the run starts, as `_check_cube_bands` does for cubes: the raster
+    source refused it only once the run folder was taken. One header is read, the first raster's (the source matches
+    the names in every file's own header, so a name the first lacks fails there for the whole source), through the
+    source's own reader (`RasterArchive` of that one file: its band descriptions, else its sensor's names when the
+    counts match, else b1..bN; the sensor's aliases too). Other faults are left to the source, which names them when
+    the run builds it, with the whole set of files in view."""
+    import re
+    import warnings
+
+    from geodino.data.archive import RasterArchive
+    from geodino.data.band_args import parse_band_names
+
+    try:
+        with warnings.catch_warnings():  # the source says them (once) when the run builds it
+            warnings.simplefilter("ignore")
+            RasterArchive([path], bands=parse_band_names(bands, "bands"), sensor=sensor, progress=False)
+    except InputError as exc:
+        msg = str(exc)
+        if " has no band " not in msg:
+            return
+        fix = "; pass bands= names among those"
+        if re.search(r"\(its bands: b1[,)]", msg):  # no band descriptions, and no sensor of its band count
+            fix += " or name the file's bands (band descriptions in the file, or a sensor= of its band count)"
+        raise InputError(msg.split("; fix ", 1)[0] + fix) from None
 
 
 def _photo_keys(kind: str | None, sensor: str | None, photos: bool | None) -> list[str]:

@@ -1,0 +1,97 @@
+"""`geodino.pretrain/distill(rasters, bands=...)` with a band name the rasters lack was refused only when the run
+built its sources: after the run folder was made and locked (a used folder's leftover `hpc_ckpt_*` moved aside into
+`checkpoints/ignored-*`), and distill left the missing parents of `out` behind. As for datacubes, the names are now
+checked first, against the first raster's header read as the raster source reads it (band descriptions, else the
+sensor's names, the sensor's aliases too): one line naming the file, the name and its bands, nothing written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import geodino
+from geodino.errors import InputError
+from tests.helpers import write_tif
+from tests.train.test_pretrain_api_bands import TINY
+
+S2 = ["B02", "B03", "B04", "B08"]
+
+
+def _named(root, n: int = 2):
+    """A folder of `n` 4-band uint16 GeoTIFFs whose band descriptions are B02, B03, B04, B08."""
+    folder = root / "s2"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        write_tif(folder / f"t{i}.tif", rng.integers(1, 3000, (4, 32, 32)).astype("uint16"), descriptions=S2)
+    return folder
+
+
+@pytest.mark.parametrize("fn", ["pretrain", "distill"])
+def test_a_band_the_rasters_lack_is_refused_before_the_run_starts(api_configs, tmp_path, fn):
+    folder = _named(tmp_path)
+    args = ("arch:vit_tiny",) if fn == "distill" else ()
+    line = r"^raster .*t0\.tif has no band 'B9' \(its bands: B02, B03, B04, B08\); pass bands= names among those$"
+    with pytest.raises(InputError, match=line):
+        getattr(geodino, fn)(*args, folder, tmp_path / "a" / "run", sensor="sentinel2_l2a", bands="B04,B9")
+    assert api_configs == []  # the run (replaced here) was never started
+    assert not (tmp_path / "a").exists()
+    # the files' names in any case, and the sensor's aliases of them (red: B04, nir: B08), pass
+    getattr(geodino, fn)(*args, folder, tmp_path / "a" / "run", sensor="sentinel2_l2a", bands=["b08", "red"])
+    assert api_configs[-1].data.sources[0].bands == ["b08", "red"]
+
+
+def test_unnamed_bands_take_the_sensors_names_and_the_line_says_how_to_name_them(api_configs, tmp_path):
+    """A file without band descriptions: a sensor of its band count names its bands (8-bit RGB without a sensor is
+    read as sat493m: R, G, B); with none, they are b1..bN and the line says how to name them."""
+    folder = tmp_path / "rgb"
+    folder.mkdir()
+    write_tif(folder / "rgb.tif", np.ones((3, 32, 32), "uint8"))
+    geodino.pretrain(folder, tmp_path / "r", bands="B,R")
+    assert api_configs[-1].data.sources[0].bands == ["B", "R"]
+    with pytest.raises(InputError, match=r"rgb\.tif has no band 'nir' \(its bands: R, G, B\); pass bands= names"):
+        geodino.pretrain(folder, tmp_path / "r", bands="R,nir")
+    five = tmp_path / "five"
+    five.mkdir()
+    write_tif(five / "x.tif", np.ones((5, 32, 32), "uint16"))
+    with pytest.raises(InputError) as err:
+        geodino.distill("arch:vit_tiny", five, tmp_path / "d", bands="red")
+    assert str(err.value) == (
+        f"raster {five / 'x.tif'} has no band 'red' (its bands: b1, b2, b3, b4, b5); pass bands= names among those "
+        "or name the file's bands (band descriptions in the file, or a sensor= of its band count)"
+    )
+    assert len(api_configs) == 1 and not (tmp_path / "d").exists()
+
+
+def test_one_header_is_read_for_the_check(api_configs, tmp_path, monkeypatch):
+    """The check reads the first raster only (the source matches names in each file's header; a name the first
+    lacks fails the whole source), not the folder again."""
+    import geodino.data.archive as archive
+
+    folder = _named(tmp_path, n=3)
+    seen = []
+    real = archive.RasterArchive.__init__
+
+    def spy(self, paths, **kw):
+        seen.append(list(paths))
+        return real(self, paths, **kw)
+
+    monkeypatch.setattr(archive.RasterArchive, "__init__", spy)
+    with pytest.raises(InputError, match="has no band 'B9'"):
+        geodino.pretrain(folder, tmp_path / "r", sensor="sentinel2_l2a", bands="B9")
+    assert seen == [[str(folder / "t0.tif")]]
+
+
+def test_a_used_run_folder_is_left_as_it_was(tmp_path):
+    """The real run: a folder with a leftover Lightning `hpc_ckpt_1.ckpt` and a killed run's temporary checkpoint
+    keeps both (the run's start moved the one aside and removed the other before the band was refused)."""
+    folder = _named(tmp_path)
+    out = tmp_path / "used"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "hpc_ckpt_1.ckpt").write_text("x")
+    (out / "checkpoints" / ".step_00000002.ckpt.tmp-1").write_text("x")
+    before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
+    with pytest.raises(InputError, match=r"t0\.tif has no band 'swir16' \(its bands: B02, B03, B04, B08\)"):
+        geodino.pretrain(folder, out, steps=1, sensor="sentinel2_l2a", tile_size=16, bands="red,swir16",
+                         overrides=TINY)  # fmt: skip
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before
