@@ -24,9 +24,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from geodino.errors import CheckpointError, ConfigError, InputError, plural
+from geodino.errors import CheckpointError, ConfigError, GeoDinoError, InputError, plural
 from geodino.io import removes_created_dirs
 from geodino.train.config import PRECISIONS, STRATEGIES, CheckpointConfig, PretrainConfig, TrainerConfig
+from geodino.train.run_start import Start, undo_start
 
 __all__ = [
     "PRECISIONS",
@@ -120,21 +121,24 @@ def _rank() -> int:
     return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", os.environ.get("LOCAL_RANK", "0"))) or 0)
 
 
-def _prepare_output(cfg: PretrainConfig) -> tuple[Path, Path | None]:
-    """Check the run folder is writable; return it and the checkpoint to resume from (or None)."""
+def _prepare_output(cfg: PretrainConfig, start: Start) -> tuple[Path, Path | None]:
+    """Make and lock the run folder (listed in `start.made` when new); return it and the checkpoint to resume from
+    (or None). A used folder's housekeeping (a killed run's half-written checkpoints removed, `hpc_ckpt_*` moved
+    aside) waits in `start.later` until the start is accepted."""
     from geodino.io import make_dirs
     from geodino.run_lock import lock_run_folder
     from geodino.train.checkpointing import latest_checkpoint
 
+    fresh = not Path(cfg.output_dir).expanduser().exists()
     out = make_dirs(Path(cfg.output_dir).expanduser(), what="output_dir")  # removed again if the run fails on input
     if _rank() == 0:
         lock_run_folder(out)
-        from geodino.train.checkpoint_callback import remove_path
-
-        # a checkpoint a killed run was writing: never complete (a sharded one is a folder)
-        for tmp in (out / "checkpoints").glob(".*.tmp-*"):
-            remove_path(tmp)
-        _set_aside_hpc_checkpoints(out)
+        if fresh:  # listed once this run holds it: no other run writes into it
+            start.made.append(out)
+        start.later += [
+            partial(_clear_partial_checkpoints, out / "checkpoints"),
+            partial(_set_aside_hpc_checkpoints, out),
+        ]
     resume = cfg.checkpoint.resume
     existing = latest_checkpoint(out / "checkpoints")
     if resume == "never":
@@ -150,6 +154,14 @@ def _prepare_output(cfg: PretrainConfig) -> tuple[Path, Path | None]:
     if not path.exists():
         raise CheckpointError(f"checkpoint.resume={resume} not found; pass an existing checkpoint, auto or never")
     return out, path
+
+
+def _clear_partial_checkpoints(folder: Path) -> None:
+    """Remove the checkpoints a killed run was writing: never complete (a sharded one is a folder)."""
+    from geodino.train.checkpoint_callback import remove_path
+
+    for tmp in folder.glob(".*.tmp-*"):
+        remove_path(tmp)
 
 
 def _set_aside_hpc_checkpoints(out: Path) -> None:
@@ -252,7 +264,10 @@ def pretrain(cfg: PretrainConfig) -> Path:
 
     Resumes from the newest checkpoint in `output_dir` when there is one (`checkpoint.resume=auto`), so a killed
     or requeued run continues where it stopped and ends with the same weights as an uninterrupted one. The run
-    folder's lock is released (and its `.geodino.lock` removed) when the run ends or fails, also at start-up.
+    folder's lock is released (and its `.geodino.lock` removed) when the run ends or fails, also at start-up. A start
+    refused with a geodino error (data, band count, resume checkpoint, init_from, ...) leaves the file system as it
+    was: a used folder byte for byte (its housekeeping waits until every check passed, `geodino.train.run_start`),
+    a new one removed with the missing folders above it.
     """
     from geodino.run_lock import release_run_folder
 
@@ -271,28 +286,35 @@ def _pretrain(cfg: PretrainConfig) -> Path:
 
     head_warmup = _check_schedules(cfg)
     init_src = _adopt_init_architecture(cfg)  # ssl.student.arch: from_init (before anything reads the architecture)
-    out, resume = _prepare_output(cfg)
-    torch.manual_seed(cfg.seed)
-    arch = _build_arch(cfg)
-    backbone = arch.student["backbone"]
-    backbone_config = dict(getattr(backbone, "config", {}) or {})
+    start = Start()  # what the start changes in the run folder: undone if it is refused, housekeeping deferred
+    try:
+        out, resume = _prepare_output(cfg, start)
+        torch.manual_seed(cfg.seed)
+        arch = _build_arch(cfg)
+        backbone_config = dict(getattr(arch.student["backbone"], "config", {}) or {})
 
-    factory = _loader_factory(cfg)
-    extent = _probe_data(cfg)
+        factory = _loader_factory(cfg)
+        extent = _probe_data(cfg)
 
-    init_lines: list[str] = []
-    post_init = None
-    resume_step = None
-    if resume is not None:
-        resume_step = _check_resume(cfg, out, resume, backbone_config)
-    elif cfg.init_from:
-        init_lines, post_init = _apply_init_from(cfg, arch, init_src, head_warmup)
-        init_src = None
+        init_lines: list[str] = []
+        post_init = None
+        resume_step = None
+        if resume is not None:
+            resume_step = _check_resume(cfg, out, resume, backbone_config, start)
+        elif cfg.init_from:
+            init_lines, post_init = _apply_init_from(cfg, arch, init_src, head_warmup)
+            init_src = None
 
-    module = _build_module(cfg, arch, factory, out, backbone_config, extent, head_warmup, post_init)
-    trainer, ckpt_cb = build_trainer(cfg.trainer, cfg.checkpoint, out, run_name=cfg.name)
+        module = _build_module(cfg, arch, factory, out, backbone_config, extent, head_warmup, post_init)
+        trainer, ckpt_cb = build_trainer(cfg.trainer, cfg.checkpoint, out, run_name=cfg.name)
+        if trainer.is_global_zero:
+            _write_start_files(cfg, out, arch, start)
+    except GeoDinoError:
+        undo_start(Path(cfg.output_dir).expanduser(), start)
+        raise
+    start.settle()  # the used folder's housekeeping, now that the run goes ahead (before Lightning looks at it)
     if trainer.is_global_zero:
-        _announce_start(cfg, out, arch, init_lines, head_warmup, resume, resume_step)
+        _announce_start(cfg, init_lines, head_warmup, resume, resume_step)
     fit(trainer, module, resume)
     finish_run(cfg, out, trainer, ckpt_cb)
     return out
@@ -325,8 +347,11 @@ def _probe_data(cfg: PretrainConfig) -> Any:
     return training_extent(probe.sources, cfg.init_from)  # once, from the scenes the probe loader indexed
 
 
-def _check_resume(cfg: PretrainConfig, out: Path, resume: Path, backbone_config: dict[str, Any]) -> int | None:
-    """Check the checkpoint to resume from fits this run; the step it was saved at (None when unknown)."""
+def _check_resume(
+    cfg: PretrainConfig, out: Path, resume: Path, backbone_config: dict[str, Any], start: Start
+) -> int | None:
+    """Check the checkpoint to resume from fits this run; the step it was saved at (None when unknown). Moving the
+    later checkpoints aside waits in `start.later`."""
     from geodino.train import checkpointing as ck
 
     try:
@@ -350,7 +375,8 @@ def _check_resume(cfg: PretrainConfig, out: Path, resume: Path, backbone_config:
         from geodino.train.checkpointing import abandon_and_say
 
         # the later checkpoints belong to the branch this run abandons (see `abandon_later_checkpoints`)
-        abandon_and_say(out / "checkpoints", resume_step, resume, f"resuming from step {resume_step}")
+        why = f"resuming from step {resume_step}"
+        start.later.append(partial(abandon_and_say, out / "checkpoints", resume_step, resume, why))
     return resume_step
 
 
@@ -419,22 +445,21 @@ def _build_module(
     )
 
 
-def _announce_start(
-    cfg: PretrainConfig,
-    out: Path,
-    arch: Any,
-    init_lines: list[str],
-    head_warmup: int,
-    resume: Path | None,
-    resume_step: int | None,
-) -> None:
-    """Rank zero: write config.yaml and schedules.png, and say on stderr what the run starts from."""
+def _write_start_files(cfg: PretrainConfig, out: Path, arch: Any, start: Start) -> None:
+    """Rank zero, once every check passed: config.yaml and schedules.png (an earlier run's kept in `start`)."""
     from geodino.config import save_config
     from geodino.io import atomic_path
 
+    start.keep(out / "config.yaml", out / "schedules.png")
     with atomic_path(out / "config.yaml") as tmp:
         save_config(cfg, tmp)
     log.info("schedules: %s", arch.schedules.plot(out / "schedules.png"))
+
+
+def _announce_start(
+    cfg: PretrainConfig, init_lines: list[str], head_warmup: int, resume: Path | None, resume_step: int | None
+) -> None:
+    """Rank zero: say on stderr what the run starts from."""
     # said on the console (stderr, beside Lightning's own lines), not only in the log: what the run starts from
     for line in init_lines:
         print(f"geodino: init_from: {line}", file=sys.stderr)

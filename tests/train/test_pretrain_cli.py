@@ -371,6 +371,7 @@ def test_a_run_folder_in_use_is_refused_and_a_killed_runs_temporaries_are_swept(
 
     from geodino.config import load_config
     from geodino.train.pretrain import PretrainConfig, _prepare_output
+    from geodino.train.run_start import Start
 
     out = tmp_path / "run"
     (out / "checkpoints").mkdir(parents=True)
@@ -382,9 +383,12 @@ def test_a_run_folder_in_use_is_refused_and_a_killed_runs_temporaries_are_swept(
         other.flush()
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with pytest.raises(InputError, match=r"output_dir .*run is in use by another run \(pid 4242\); wait for it"):
-            _prepare_output(cfg)
+            _prepare_output(cfg, Start())
         assert stale.exists()  # nothing of the other run's is touched
-    _prepare_output(cfg)  # the other run ended (its lock is gone): this one takes the folder
+    start = Start()
+    _prepare_output(cfg, start)  # the other run ended (its lock is gone): this one takes the folder
+    assert stale.exists()  # swept only once the start is accepted
+    start.settle()
     assert not stale.exists()
 
 

@@ -19,6 +19,7 @@ def test_a_sharded_checkpoint_temporary_left_by_a_kill_is_swept(tmp_path, tiny_d
     failed with a bare IsADirectoryError instead of resuming."""
     from geodino.run_lock import release_run_folder
     from geodino.train.pretrain import _prepare_output
+    from geodino.train.run_start import Start
 
     cfg = _cfg(tmp_path, tiny_data)
     ckpts = tmp_path / "run" / "checkpoints"
@@ -28,7 +29,9 @@ def test_a_sharded_checkpoint_temporary_left_by_a_kill_is_swept(tmp_path, tiny_d
     (ckpts / "step_00000002.ckpt").mkdir()  # a complete sharded checkpoint, and last.ckpt's temporary link to it
     (ckpts / ".last.ckpt.tmp-4242").symlink_to("step_00000002.ckpt")
     try:
-        _, resume = _prepare_output(cfg)
+        start = Start()
+        _, resume = _prepare_output(cfg, start)
+        start.settle()  # the housekeeping waits until the start is accepted
     finally:
         release_run_folder(tmp_path / "run")
     assert not half.exists() and not (ckpts / ".last.ckpt.tmp-4242").is_symlink()

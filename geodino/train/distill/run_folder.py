@@ -3,39 +3,31 @@
 once teacher, students and data are checked (`write_start_files`), and what the start wrote undone when it is refused
 (`undo_start`): new files and folders removed, replaced ones restored. The housekeeping of a used folder (half-written
 checkpoints removed, later checkpoints moved aside, log rows past the resume step dropped) waits in `Start.later`
-until the start is accepted (`Start.settle`), so a refused start leaves a used folder as it found it.
+until the start is accepted (`Start.settle`), so a refused start leaves a used folder as it found it. `Start` and
+`undo_start` are pretraining's too (`geodino.train.run_start`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from geodino.train.distill.config import DistillConfig
 from geodino.train.distill.export import check_resume_config, checkpoint_dir
+from geodino.train.run_start import Start, undo_start
+
+__all__ = [
+    "Start",
+    "check_bands",
+    "probe_data",
+    "refuse_used_folder",
+    "take_run_folder",
+    "undo_start",
+    "write_start_files",
+]
 
 log = logging.getLogger("geodino.distill")
-
-
-@dataclass
-class Start:
-    """What a start changed or means to change: `made` (new paths, listed on rank 0: the run folder, then its new
-    files), `replaced` (the earlier bytes of files it rewrote) and `later` (changes to a used folder, run by `settle`
-    once every check passed)."""
-
-    made: list[Path] = field(default_factory=list)
-    replaced: dict[Path, bytes] = field(default_factory=dict)
-    later: list[Callable[[], Any]] = field(default_factory=list)
-
-    def settle(self) -> None:
-        """The start is accepted: run the deferred housekeeping (in the order it was asked for)."""
-        for step in self.later:
-            step()
-        self.later.clear()
 
 
 def take_run_folder(cfg: DistillConfig, start: Start, rank: int, plan: Any) -> tuple[Path, Any, list[str], Path]:
@@ -93,37 +85,9 @@ def write_start_files(cfg: DistillConfig, out_dir: Path, sched: Any, start: Star
     when new; an earlier run's kept in `start.replaced`, to be put back if the start is refused)."""
     from geodino.config import save_config
 
-    for p in (out_dir / "config.yaml", out_dir / "schedules.png"):
-        if p.is_file():
-            start.replaced[p] = p.read_bytes()
-        elif not p.exists():
-            start.made.append(p)
+    start.keep(out_dir / "config.yaml", out_dir / "schedules.png")
     save_config(cfg, out_dir / "config.yaml")
     log.info("schedules: %s", sched.plot(out_dir / "schedules.png"))
-
-
-def undo_start(out: Path, start: Start) -> None:
-    """A start refused with a geodino error (teacher, heads, students, data or resume checkpoint) leaves the run
-    folder as it found it: the files it replaced get their earlier bytes back, what `_setup` created is removed, the
-    run folder only when nothing else is in it (a new folder whose heads warm-up finished keeps its
-    `teacher.heads.pth` for the next attempt), and the deferred housekeeping is dropped. A folder that existed is
-    never removed; the missing folders above a new one go with it (`geodino.io.removes_created_dirs` on `distill`)."""
-    from geodino.io import atomic_path
-    from geodino.run_lock import release_run_folder
-
-    start.later.clear()
-    for path, data in start.replaced.items():
-        with contextlib.suppress(OSError), atomic_path(path) as tmp:
-            tmp.write_bytes(data)
-    if not start.made:
-        return
-    release_run_folder(out)  # its lock file goes with it
-    for path in reversed(start.made):  # the files first, then the folder
-        with contextlib.suppress(OSError):
-            if path.is_dir():
-                path.rmdir()
-            else:
-                path.unlink()
 
 
 def probe_data(cfg: DistillConfig, patch: int, in_chans: int, batch: int) -> None:
