@@ -59,8 +59,23 @@ def encode(features: np.ndarray, valid: np.ndarray, dtype: str) -> np.ndarray:
         out = quantize_int8(features)
         out[:, ~valid] = INT8_NODATA
         return out
-    out = features.astype(dtype, copy=True)
-    out[:, ~valid] = np.nan
+    out = to_float16(features) if dtype == "float16" else features.astype(dtype, copy=True)
+    if not valid.all():  # the common all-valid row skips the masked write over every band
+        out[:, ~valid] = np.nan
+    return out
+
+
+def to_float16(x: np.ndarray) -> np.ndarray:
+    """`x.astype(np.float16)`, bit for bit, 5-15x faster: numpy converts float32 to float16 one value at a time (21
+    ms for a 384 x 24 x 512 row, half the main thread's rows-out work in a GPU run's sweep), torch with the CPU's
+    vector instructions (F16C: 1.3 ms). Both round to nearest even and agree on every finite and infinite float32
+    (checked over all 2^32 bit patterns); they differ only in NaN payloads, so numpy converts an array holding a NaN."""
+    import torch
+
+    if x.dtype != np.float32 or any(s < 0 for s in x.strides) or np.isnan(x).any():
+        return x.astype(np.float16)
+    out = np.empty(x.shape, np.float16)
+    torch.from_numpy(out).copy_(torch.from_numpy(x))
     return out
 
 

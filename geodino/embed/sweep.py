@@ -26,10 +26,16 @@ from geodino.embed.config import EmbedConfig
 from geodino.embed.input_scaling import input_scaler, recorded_scale, scaling_sensor  # re-exported
 from geodino.embed.plan import Block, Plan
 from geodino.embed.workdir import DONE, PLAN_FILE, STORE, WorkDirGone, damaged, mark_done, mark_rows
-from geodino.embed.writers import ZarrBlockWriter, encode
+from geodino.embed.writers import ChunkRowWriter, encode
 from geodino.errors import GeoDinoError, InputError, plural
 
 __all__ = ["Sweeper", "input_scaler", "recorded_scale", "scaling_sensor", "time_line"]
+
+# Rows the writer holds (the unfinished chunk row, `ChunkRowWriter`) are stored at the next progress record once they
+# are this old, so a hard kill (SIGKILL, power) loses at most about this much of the sweep or one tile row, whichever
+# is more; a faster sweep completes chunk rows first and stores each chunk once. An error or an interrupt loses
+# nothing more: the writer stores what it holds before the run ends.
+ROWS_FLUSH_S = 10.0
 
 
 def _after_row(n_blocks: int, n_rows: int) -> None:
@@ -162,27 +168,55 @@ class Sweeper:
 
     # -- writer thread ------------------------------------------------------------------------------------------
     def _writer(self, in_q: queue.Queue, errors: list[BaseException]) -> None:
-        writer: ZarrBlockWriter | None = None
+        """Store rows (`ChunkRowWriter`: a chunk row at a time) and record progress once the rows a record claims are
+        in the store; rows held longer than `ROWS_FLUSH_S` are stored at the next record, and all at the end (also
+        of a run stopped by an error or an interrupt, whose queued rows are still written)."""
+        writer: ChunkRowWriter | None = None
+        pending: list[tuple[str, int, int, int, int]] = []  # (kind, block, n_valid, rows done, c0) not yet stored
+
+        def record(job: tuple[str, int, int, int, int]) -> None:
+            kind, index, n_valid, rows, _ = job
+            if not (self.work / PLAN_FILE).exists():  # never recreate records in a folder someone removed
+                raise FileNotFoundError(self.work / PLAN_FILE)
+            if kind == "done":  # after every write of the block
+                mark_done(self.work, index, n_valid)
+                (self.work / DONE / f"{index}.rows").unlink(missing_ok=True)
+            else:  # a block written up to a row: finer-grained resume
+                mark_rows(self.work, index, rows, n_valid)
+
+        def stored(job: tuple[str, int, int, int, int]) -> bool:  # another column range: stored before it began
+            return writer is None or job[4] != writer.c0 or job[3] <= writer.stored_to
+
         while True:
             job = in_q.get()
-            if job is None:
-                return
             if errors:
+                if job is None:
+                    return
                 continue
             try:
+                if job is None:
+                    if writer is not None:
+                        writer.flush()
+                    for rec in pending:
+                        record(rec)
+                    return
                 kind, a, b = job
                 if not (self.work / PLAN_FILE).exists():  # never recreate records in a folder someone removed
                     raise FileNotFoundError(self.work / PLAN_FILE)
                 if kind == "data":
-                    writer = writer or ZarrBlockWriter(self.work / STORE)
-                    writer.write(a[0], a[1], b)
-                elif kind == "done":  # after every write of the block (the queue is ordered)
-                    mark_done(self.work, a, b)
-                    (self.work / DONE / f"{a}.rows").unlink(missing_ok=True)
-                elif kind == "rows":  # a block written up to a row: finer-grained resume
-                    mark_rows(self.work, a, b[0], b[1])
+                    writer = writer or ChunkRowWriter(self.work / STORE)
+                    writer.add(a[0], a[1], b)
+                else:  # "done" / "rows": (block index, (n_valid, rows done, c0))
+                    pending.append((kind, a, *b))
+                    if writer is not None and not stored(pending[-1]):
+                        if time.monotonic() - writer.held_since >= ROWS_FLUSH_S:
+                            writer.flush()
+                while pending and stored(pending[0]):
+                    record(pending.pop(0))
             except BaseException as exc:
                 errors.append(self._store_error(exc))
+                if job is None:
+                    return
 
     def _store_error(self, exc: BaseException) -> BaseException:
         """A writer failure as the user's one line where it comes from the work folder: removed while this run
@@ -377,10 +411,10 @@ class _Band:
                 if r1 > r0:
                     self.n_valid[b.index] += int(valid[r0 - lo : r1 - lo].sum())
                 if lo < b.r1 <= hi:
-                    out_q.put(("done", b.index, self.n_valid[b.index]))
+                    out_q.put(("done", b.index, (self.n_valid[b.index], b.r1, c0)))
                     completed += 1
                 elif b.r0 < hi < b.r1:  # written part-way: record the rows done
-                    out_q.put(("rows", b.index, (hi, self.n_valid[b.index])))
+                    out_q.put(("rows", b.index, (self.n_valid[b.index], hi, c0)))
         if not last:
             shift = nxt - self.base
             for arr in (self.acc, self.wsum, self.valid):
