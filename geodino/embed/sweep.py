@@ -194,15 +194,16 @@ class Sweeper:
                     return
                 continue
             try:
+                held = writer is not None and writer.held
+                if (job is not None or held) and not (self.work / PLAN_FILE).exists():
+                    raise FileNotFoundError(self.work / PLAN_FILE)  # never recreate a folder someone removed
                 if job is None:
-                    if writer is not None:
+                    if held:
                         writer.flush()
                     for rec in pending:
                         record(rec)
                     return
                 kind, a, b = job
-                if not (self.work / PLAN_FILE).exists():  # never recreate records in a folder someone removed
-                    raise FileNotFoundError(self.work / PLAN_FILE)
                 if kind == "data":
                     writer = writer or ChunkRowWriter(self.work / STORE)
                     writer.add(a[0], a[1], b)

@@ -190,6 +190,11 @@ class ChunkRowWriter:
         """Rows of the current column range up to this one (exclusive) are in the store."""
         return self.start
 
+    @property
+    def held(self) -> bool:
+        """Rows are held that are not in the store yet."""
+        return self.start < self.end
+
     def add(self, r0: int, c0: int, data: np.ndarray) -> None:
         """Take rows `[r0, r0 + h)` of columns `[c0, c0 + w)`; store every chunk row they complete. Rows that do not
         continue the held ones (another column range, a gap) first store those."""
@@ -222,7 +227,7 @@ class ChunkRowWriter:
 
     def flush(self) -> None:
         """Store the held rows (if any) now."""
-        if self.start < self.end and self._mem is not None:
+        if self.held and self._mem is not None:
             self.direct.write(self.start, self.c0, self._mem[:, self.start - self.top : self.end - self.top])
         self.start = self.end
 

@@ -96,7 +96,7 @@ class _DirectRows:
     """The writer before issue 15: every slice straight into the store."""
 
     def __init__(self, path):
-        self.direct, self.c0, self.stored_to, self.held_since = ZarrBlockWriter(path), -1, 0, 0.0
+        self.direct, self.c0, self.stored_to, self.held_since, self.held = ZarrBlockWriter(path), -1, 0, 0.0, False
 
     def add(self, r0, c0, data):
         self.direct.write(r0, c0, data)
@@ -170,3 +170,28 @@ def test_to_float16_is_numpy_bit_for_bit(shape):
     np.testing.assert_array_equal(to_float16(y).view(np.uint16), y.astype(np.float16).view(np.uint16))
     strided = x[:, ::2, ::-1]
     np.testing.assert_array_equal(to_float16(strided).view(np.uint16), strided.astype(np.float16).view(np.uint16))
+
+
+def test_held_rows_are_not_stored_into_a_removed_work_folder(tmp_path, conv_bb, monkeypatch):
+    """A run interrupted after its work folder was removed (another run's --overwrite): the rows the writer still
+    holds are not stored at the end, which would recreate the folder."""
+    import shutil
+    import time
+
+    from geodino.embed.pipeline import work_dir_for
+
+    src = write_tif(tmp_path / "in.tif", random_image(150, 100, seed=3))
+    out = tmp_path / "o.zarr"
+    work = work_dir_for(out)
+
+    def remove_then_interrupt(n_blocks: int, n_rows: int) -> None:
+        if n_rows == 2:  # rows 0-12 of the first chunk row (16 high) are held
+            time.sleep(0.5)  # the writer takes them (it would find the folder gone at once otherwise)
+            shutil.rmtree(work)
+            raise KeyboardInterrupt("simulated Ctrl-C")
+
+    monkeypatch.setattr(sweep, "_after_row", remove_then_interrupt)
+    monkeypatch.setattr(sweep, "ROWS_FLUSH_S", 1e9)
+    with pytest.raises(KeyboardInterrupt):
+        embed_raster(src, conv_bb, out, tile=32, overlap=8, chunk=16, progress=False)
+    assert not work.exists(), "the writer recreated the removed work folder"
