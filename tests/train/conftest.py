@@ -85,6 +85,24 @@ def add_trainer_callback(monkeypatch, callback) -> None:
     monkeypatch.setattr(module_lib, "build_trainer", build)
 
 
+# the one line a start refusal gives for data whose every pixel is nodata (pretrain and distill alike)
+NODATA = "16 sampled tiles hold no valid pixel, every pixel read is nodata"
+
+
+@pytest.fixture(scope="session")
+def blank(tmp_path_factory) -> Path:
+    """A folder with one GeoTIFF whose every pixel is its nodata value: data a run must refuse to start on."""
+    import numpy as np
+    from rasterio.transform import from_origin
+
+    from tests.helpers import write_tif
+
+    folder = tmp_path_factory.mktemp("blank")
+    arr = np.zeros((3, 64, 64), "uint8")
+    write_tif(folder / "z.tif", arr, crs="EPSG:32618", transform=from_origin(500000, 4000000, 10, 10), nodata=0)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def images(tmp_path_factory) -> Path:
     """Eight 40 x 40 RGB PNGs with some structure (a red band of growing height): the distillation tests' chips."""

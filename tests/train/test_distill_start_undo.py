@@ -9,29 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from geodino.errors import CheckpointError, ConfigError, InputError
 from geodino.train.distill import distill
+from tests.train.conftest import NODATA
 from tests.train.test_distill import TEACHER, _cfg
 
-NODATA = "16 sampled tiles hold no valid pixel, every pixel read is nodata"
 BANDS = f"the data has 12 bands per image but the teacher {TEACHER} takes 3"
-
-
-@pytest.fixture(scope="module")
-def blank(tmp_path_factory) -> Path:
-    """A GeoTIFF whose every pixel is its nodata value."""
-    from rasterio.transform import from_origin
-
-    from tests.helpers import write_tif
-
-    folder = tmp_path_factory.mktemp("blank")
-    arr = np.zeros((3, 64, 64), "uint8")
-    write_tif(folder / "z.tif", arr, crs="EPSG:32618", transform=from_origin(500000, 4000000, 10, 10), nodata=0)
-    return folder
 
 
 def _cases(tmp_path: Path, blank: Path) -> dict[str, tuple[list[str], type, str]]:

@@ -10,28 +10,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from geodino.config import load_config
 from geodino.errors import CheckpointError, ConfigError, InputError
 from geodino.train.pretrain import PretrainConfig, pretrain
-from tests.train.conftest import write_config
-
-NODATA = "16 sampled tiles hold no valid pixel, every pixel read is nodata"
-
-
-@pytest.fixture(scope="module")
-def blank(tmp_path_factory) -> Path:
-    """A GeoTIFF whose every pixel is its nodata value."""
-    from rasterio.transform import from_origin
-
-    from tests.helpers import write_tif
-
-    folder = tmp_path_factory.mktemp("blank")
-    arr = np.zeros((3, 64, 64), "uint8")
-    write_tif(folder / "z.tif", arr, crs="EPSG:32618", transform=from_origin(500000, 4000000, 10, 10), nodata=0)
-    return folder
+from tests.train.conftest import NODATA, write_config
 
 
 def _cfg(tmp_path: Path, data: Path, out: Path, *overrides: str) -> PretrainConfig:
