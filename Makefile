@@ -32,7 +32,7 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check geodino tests benchmarks
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=25 tests
 
 benchmarks: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
