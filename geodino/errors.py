@@ -19,6 +19,21 @@ class InputError(GeoDinoError):
     """Unreadable or unsuitable input data: raster, image, labels, polygons, output location."""
 
 
+class MissingBandError(InputError):
+    """A band name a raster or datacube lacks. Besides the line it keeps what the line is built from: `source`
+    ("raster PATH" / "datacube PATH"), `band` and `names` (the bands it has), so a caller that names its own setting
+    (`bands=` of geodino.pretrain) words its own fix without parsing the message. Pickles as its message alone
+    (the fields come back empty), like any InputError sent from a worker process."""
+
+    def __init__(self, message: str, *, source: str = "", band: str = "", names: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.source, self.band, self.names = source, band, tuple(names)
+
+    def with_fix(self, fix: str) -> InputError:
+        """The same line with `fix` in place of the setting it names (what to do, after the bands it has)."""
+        return InputError(f"{self.source} has no band {self.band!r} (its bands: {', '.join(self.names)}); {fix}")
+
+
 class ConfigError(GeoDinoError):
     """A config file, key or value that cannot be used."""
 

@@ -34,7 +34,7 @@ from geodino.data.rasters import (
 )
 from geodino.data.sensors import Sensor, check_bit_depth, check_read_values, get_sensor
 from geodino.data.validity import check_nodata
-from geodino.errors import InputError, plural
+from geodino.errors import InputError, MissingBandError, plural
 
 __all__ = ["RasterArchive", "RasterSource"]
 
@@ -91,9 +91,12 @@ def _resolve_bands(
                 break
         else:
             via = " / ".join(h for h in (hints["band_names"], hints["sensor"]) if h)
-            raise InputError(
+            raise MissingBandError(
                 f"raster {path} has no band {want!r} (its bands: {', '.join(names)}); fix {hints['bands']}"
-                + (f" or name the file's bands with {via}" if via else "")
+                + (f" or name the file's bands with {via}" if via else ""),
+                source=f"raster {path}",
+                band=want,
+                names=names,
             )
     return tuple(out_names), tuple(idx)
 

@@ -22,7 +22,7 @@ from geodino.data.rasters import SceneGrid, stream_id, window_affine
 from geodino.data.sensors import Sensor, check_bit_depth, check_read_values, get_sensor
 from geodino.data.tiling import EpochOrder, TileSampler, chunk_aligned, least_nodata
 from geodino.data.validity import valid_pixels
-from geodino.errors import InputError, plural
+from geodino.errors import InputError, MissingBandError, plural
 
 __all__ = ["CubeSource", "is_zarr_store", "open_cube"]
 
@@ -121,7 +121,12 @@ def open_cube(
             canon = sensor.resolve_band(b, strict=False) if sensor else None
             hit = next((lookup[c.lower()] for c in (b, canon) if c and c.lower() in lookup), None)
             if hit is None:
-                raise InputError(f"datacube {path} has no band {b!r} (its bands: {', '.join(names)}); fix `bands:`")
+                raise MissingBandError(
+                    f"datacube {path} has no band {b!r} (its bands: {', '.join(names)}); fix `bands:`",
+                    source=f"datacube {path}",
+                    band=b,
+                    names=names,
+                )
             idx.append(hit)
         da = da.isel({bdim: idx})
         names = tuple(names[i] for i in idx)

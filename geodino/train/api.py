@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from geodino.errors import InputError, plural
+from geodino.errors import InputError, MissingBandError, plural
 
 __all__ = ["distill", "pretrain", "source_of"]
 
@@ -338,11 +338,8 @@ def _check_cube_bands(data: Any, sensor: str | None, bands: str | Sequence[str])
     for store in _cubes([data] if isinstance(data, str | Path) else list(data)):
         try:
             open_cube(str(store), bands=names, require_crs=False, sensor=sensor_obj)
-        except InputError as exc:
-            msg = str(exc)
-            if " has no band " not in msg:
-                raise
-            raise InputError(msg.replace("; fix `bands:`", "; pass bands= names among those")) from None
+        except MissingBandError as exc:
+            raise exc.with_fix("pass bands= names among those") from None
 
 
 def _check_raster_bands(path: str, sensor: str | None, bands: str | Sequence[str]) -> None:
@@ -352,7 +349,6 @@ def _check_raster_bands(path: str, sensor: str | None, bands: str | Sequence[str
     source's own reader (`RasterArchive` of that one file: its band descriptions, else its sensor's names when the
     counts match, else b1..bN; the sensor's aliases too). Other faults are left to the source, which names them when
     the run builds it, with the whole set of files in view."""
-    import re
     import warnings
 
     from geodino.data.archive import RasterArchive
@@ -362,14 +358,13 @@ def _check_raster_bands(path: str, sensor: str | None, bands: str | Sequence[str
         with warnings.catch_warnings():  # the source says them (once) when the run builds it
             warnings.simplefilter("ignore")
             RasterArchive([path], bands=parse_band_names(bands, "bands"), sensor=sensor, progress=False)
-    except InputError as exc:
-        msg = str(exc)
-        if " has no band " not in msg:
-            return
-        fix = "; pass bands= names among those"
-        if re.search(r"\(its bands: b1[,)]", msg):  # no band descriptions, and no sensor of its band count
+    except MissingBandError as exc:
+        fix = "pass bands= names among those"
+        if exc.names == tuple(f"b{i}" for i in range(1, len(exc.names) + 1)):  # no descriptions, no sensor's names
             fix += " or name the file's bands (band descriptions in the file, or a sensor= of its band count)"
-        raise InputError(msg.split("; fix ", 1)[0] + fix) from None
+        raise exc.with_fix(fix) from None
+    except InputError:
+        return
 
 
 def _photo_keys(kind: str | None, sensor: str | None, photos: bool | None) -> list[str]:
