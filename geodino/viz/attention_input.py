@@ -44,10 +44,13 @@ def read_input(
     An image (.jpg/.png/...) is read by `sensor` (default `imagenet`: 8-bit RGB) and decoded with its band count,
     so a greyscale photo is one band for a one-band sensor (the data sensor of a one-band backbone) and three equal
     bands for an RGB one (`geodino.data.images.decode_photo`); it was always decoded as RGB, so a one-band sensor
-    refused a grey PNG or JPEG. A raster read without `sensor` takes the DN scale `backbone`'s normalisation record
-    carries, as `geodino embed` does (`recorded_sensor`); `sample["sensor_note"]` then says so, for the caller to
-    print. A `.txt` list naming one raster is read as that raster; a list of several is refused (one input per
-    run)."""
+    refused a grey PNG or JPEG. Without `sensor`, a `backbone` says how an image is read (`photo_sensor`): with its
+    band count (a grey photo is one band for a one-band backbone; a photo that cannot have its bands is refused in
+    one line) and by the sensor its normalisation record carries when that fits the photo, else as 8-bit DN. Its
+    transparent pixels (alpha 0) are not `valid`, as a raster's alpha band masks it. A raster read without `sensor`
+    takes the DN scale `backbone`'s normalisation record carries, as `geodino embed` does (`recorded_sensor`);
+    `sample["sensor_note"]` then says so, for the caller to print. A `.txt` list naming one raster is read as that
+    raster; a list of several is refused (one input per run)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"input {path} does not exist; give an image (.jpg/.png) or a raster (.tif/.vrt)")
@@ -61,35 +64,7 @@ def read_input(
         source = _one_listed(path)
         path = Path(source)
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        from geodino.data.images import decode_image, match_bit_depth
-        from geodino.data.sensors import get_sensor
-
-        s = get_sensor(sensor or "imagenet")
-        try:  # with the sensor's band count: a grey photo is one band for a one-band sensor, RGB for a 3-band one
-            data = decode_image(path.read_bytes(), path.name, s.n_bands)
-        except Exception as exc:
-            raise InputError(f"image {path} cannot be decoded ({type(exc).__name__}); is it a complete image?") from exc
-        data = match_bit_depth(data, str(path), s)
-        if s.n_bands != data.shape[0]:
-            raise InputError(f"image {path} has {plural(data.shape[0], 'band')} but sensor {s.name!r} has {s.n_bands}")
-        if bands:  # by the sensor's names or aliases (R/G/B, red/green/blue), as for rasters
-            data = data[s.band_indices(list(bands))]
-            s = s.select(list(bands))
-        if window is not None:
-            c, r, w, h = _check_window(window, data.shape[2], data.shape[1], path)
-            data = data[:, r : r + h, c : c + w]
-        _check_size(path, data.shape[2], data.shape[1], "image")
-        image = s.to_reflectance(data.astype(np.float32))
-        return {
-            "window": list(window) if window is not None else None,
-            "image": image,
-            "valid": np.ones(image.shape[1:], bool),
-            "sensor": s,
-            "crs": None,
-            "transform": None,
-            "path": str(path),
-            "bands": list(s.bands),
-        }
+        return _read_photo(path, sensor=sensor, bands=bands, window=window, backbone=backbone)
     from geodino.data.archive import RasterArchive
 
     note = None
@@ -119,6 +94,104 @@ def read_input(
     if note:
         sample["sensor_note"] = note
     return sample
+
+
+def _read_photo(
+    path: Path, *, sensor: Any, bands: Sequence[str] | None, window: Sequence[int] | None, backbone: Any
+) -> dict[str, Any]:
+    """`read_input` of an image file: decoded with the band count of the sensor it is read by (`decode_photo`, as
+    training decodes photos), its transparent pixels (alpha 0, a PNG's transparent colour) not valid. Without
+    `sensor`, a `backbone` says how: its band count (a grey photo is one band for a one-band backbone), and the
+    sensor its normalisation record carries when that fits the photo (`photo_sensor`); a photo that cannot have
+    the backbone's bands is refused in one line."""
+    from geodino.data.images import decode_photo, match_bit_depth
+    from geodino.data.sensors import get_sensor
+
+    s = get_sensor(sensor or "imagenet")
+    n_bands = s.n_bands if sensor is not None or backbone is None else int(backbone.in_chans)
+    try:  # with the sensor's band count: a grey photo is one band for a one-band sensor, RGB for a 3-band one
+        data, valid = decode_photo(path.read_bytes(), path.name, n_bands)
+    except Exception as exc:
+        raise InputError(f"image {path} cannot be decoded ({type(exc).__name__}); is it a complete image?") from exc
+    note = None
+    if sensor is None and backbone is not None:
+        s, note = photo_sensor(backbone, path, data)
+    data = match_bit_depth(data, str(path), s)
+    if s.n_bands != data.shape[0]:
+        raise InputError(f"image {path} has {plural(data.shape[0], 'band')} but sensor {s.name!r} has {s.n_bands}")
+    if bands:  # by the sensor's names or aliases (R/G/B, red/green/blue), as for rasters
+        data = data[s.band_indices(list(bands))]
+        s = s.select(list(bands))
+    valid = np.ones(data.shape[1:], bool) if valid is None else np.asarray(valid, bool)
+    if window is not None:
+        c, r, w, h = _check_window(window, data.shape[2], data.shape[1], path)
+        data, valid = data[:, r : r + h, c : c + w], valid[r : r + h, c : c + w]
+    _check_size(path, data.shape[2], data.shape[1], "image")
+    image = s.to_reflectance(data.astype(np.float32))
+    sample = {
+        "window": list(window) if window is not None else None,
+        "image": image,
+        "valid": valid,  # alpha > 0: transparent pixels are nodata, as a raster's alpha band makes them
+        "sensor": s,
+        "crs": None,
+        "transform": None,
+        "path": str(path),
+        "bands": list(s.bands),
+    }
+    if note:
+        sample["sensor_note"] = note
+    return sample
+
+
+def photo_sensor(backbone: Any, path: str | Path, data: np.ndarray) -> tuple[Any, str | None]:
+    """The sensor a photo given without --sensor is read by, from the backbone, and the line saying so (None when
+    nothing is said: an RGB backbone without a DN scale record reads it as `imagenet`, as before). `data` is the
+    photo decoded with the backbone's band count (grey: one band for a one-band backbone, else RGB). The sensor of
+    the backbone's normalisation record (`geodino.embed.sweep.scaling_sensor`, as for rasters) when it fits the
+    photo's bit depth; else 8-bit DN (x/255): `imagenet` for RGB, one grey band for a one-band backbone. A photo
+    without the backbone's band count (an RGB photo for a one-band backbone; any photo for a 4-band one) is
+    refused, naming the file, the backbone's bands and what to give instead."""
+    from geodino.data.bit_depth import scale_misfit
+    from geodino.data.sensors import Sensor, get_sensor
+    from geodino.embed.config import EmbedConfig
+    from geodino.embed.sweep import recorded_scale, scaling_sensor
+
+    n, have = int(backbone.in_chans), int(data.shape[0])
+    spec = getattr(backbone, "spec", "") or "the backbone"
+    if have != n:
+        kind = "a greyscale photo (one band)" if have == 1 else f"a photo of {plural(have, 'band')} (RGB)"
+        if n == 1:
+            fix = "give a greyscale photo or a one-band raster (.tif), or another backbone (--backbone) of 3 bands"
+        else:
+            fix = (
+                f"a photo is read as one grey or three RGB bands whatever --sensor says: give a raster (.tif) of the "
+                f"backbone's {plural(n, 'band')}, or another backbone (--backbone) of 1 or 3 bands"
+            )
+        raise InputError(f"image {path} is {kind} but backbone {spec} takes {plural(n, 'band')}; {fix}")
+    why = ""
+    recorded = scaling_sensor(EmbedConfig(), backbone)
+    if recorded is not None:
+        why = scale_misfit(data.dtype, n, recorded.scale, recorded.offset)
+        if not why:
+            desc = recorded_scale(backbone)[2]
+            return recorded, (
+                f"geodino: no --sensor given: {path} is read by the backbone's record, DN -> reflectance {desc}; "
+                "--sensor overrides"
+            )
+    if n == 3:
+        s = get_sensor("imagenet")
+        rule = "8-bit RGB (sensor imagenet, x/255)"
+    else:  # one grey band of 8-bit DN, the backbone's own mean/std (its normalisation is what the model sees)
+        mean, std = (tuple(float(v) for v in t.flatten().tolist()) for t in (backbone.mean, backbone.std))
+        s = Sensor("grey", ("grey",), 1 / 255, mean, std, False)
+        rule = "one grey band of 8-bit DN (x/255)"
+    if recorded is None and n == 3:
+        return s, None  # as every photo was read before
+    if recorded is not None:
+        rule += f": the backbone's record ({recorded_scale(backbone)[2]}) does not fit it, {why}"
+    else:
+        rule += f" for the one-band backbone {spec}"
+    return s, f"geodino: no --sensor given: {path} is read as {rule}; --sensor overrides"
 
 
 def recorded_sensor(backbone: Any, path: str | Path) -> tuple[Any, str] | None:

@@ -80,10 +80,10 @@ def _attention_locked(args: argparse.Namespace) -> int:
     """`viz attention` while holding its output folder's lock."""
     from geodino.backbones import load_backbone
     from geodino.errors import InputError
-    from geodino.viz.attention import attention_maps, crop_note, is_image, read_input, window_point, write_attention
+    from geodino.viz.attention import attention_maps, crop_note, read_input, window_point, write_attention
 
     backbone = None
-    if args.sensor is None and not is_image(args.input):  # a raster may be read by the backbone's record
+    if args.sensor is None:  # a raster may be read by the backbone's record, a photo with its band count too
         backbone = load_backbone(args.backbone, device=args.device)
     sample = read_input(args.input, sensor=args.sensor, bands=args.bands, window=args.window, backbone=backbone)
     if sample.get("sensor_note"):
