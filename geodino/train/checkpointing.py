@@ -41,6 +41,7 @@ from geodino.errors import CheckpointError, InputError
 from geodino.models.checkpoints.files import (
     HEAD_NAMES,
     SAFETENSORS_CONFIG_KEY,
+    check_fits,
     heads_path,
     load_file,
     load_strict,
@@ -68,6 +69,7 @@ __all__ = [
     "abandon_and_say",
     "abandon_later_checkpoints",
     "apply_init",
+    "check_init",
     "check_resume_fits",
     "checkpoint_step",
     "export",
@@ -289,13 +291,84 @@ def _load(module: nn.Module, state: dict[str, torch.Tensor], what: str, source: 
     load_strict(module, state, what, f"checkpoint {source}", FIT_HINT)
 
 
-def _load_backbone(module: nn.Module, state: dict[str, torch.Tensor], what: str, src: InitSource) -> None:
-    """`_load` for a backbone: when the file does not fit and records another architecture than this config builds,
-    fail naming the differing fields and the config keys to set (not "incomplete or damaged")."""
-    diff = architecture_differences(src.backbone_config, getattr(module, "config", None))
-    if diff and strict_mismatch(module.state_dict(), state)[0]:
-        raise architecture_error("init_from", src.path, diff)
-    _load(module, state, what, src.path)
+@dataclass
+class _InitStep:
+    """One module `apply_init` sets: the state it gets, its name in messages, the source it comes from, and whether
+    it is a backbone (whose misfit names the differing build kwargs when the file records them)."""
+
+    module: nn.Module
+    state: dict[str, torch.Tensor]
+    what: str
+    src: InitSource
+    backbone: bool = False
+
+
+def _check_step(step: _InitStep) -> None:
+    """Raise the one line `apply_init` refuses `step` with, or nothing when it fits. Reads only key names and shapes,
+    so a module built on the meta device (`trainer.meta_init`) is checked as a full one is."""
+    own = step.module.state_dict()
+    if step.backbone:
+        # the file records another architecture than this config builds: name the differing fields and the config
+        # keys to set (not "incomplete or damaged")
+        diff = architecture_differences(step.src.backbone_config, getattr(step.module, "config", None))
+        if diff and strict_mismatch(own, step.state)[0]:
+            raise architecture_error("init_from", step.src.path, diff)
+    check_fits(own, step.state, step.what, f"checkpoint {step.src.path}", FIT_HINT)
+
+
+def _init_steps(
+    arch: nn.Module, src: InitSource, student_from: str, gram: InitSource | None, load_gram: bool
+) -> tuple[list[_InitStep], list[str], bool]:
+    """What `apply_init` sets, in order: the steps, its lines for the log and whether the Gram teacher is set."""
+    if student_from not in ("teacher", "student"):
+        raise InputError(f"init_student_from={student_from!r} must be 'teacher' or 'student'")
+    if student_from == "student" and not src.student:
+        kind = f"{'an' if src.kind[0] in 'aeiou' else 'a'} {src.kind}"
+        raise CheckpointError(
+            f"init_from file {src.path} has no student weights (it is {kind} file); use init_student_from=teacher"
+        )
+    s_backbone = src.student if student_from == "student" else src.teacher
+    s_heads = src.student_heads if student_from == "student" else src.heads
+    student, teacher = arch.student, arch.teacher
+    steps = [
+        _InitStep(student["backbone"], s_backbone, "student backbone", src, backbone=True),
+        _InitStep(teacher["backbone"], src.teacher, "teacher backbone", src, backbone=True),
+    ]
+    done = [f"student backbone <- {student_from} of {src.path}; teacher backbone <- teacher of {src.path}"]
+    for h in HEAD_NAMES:
+        if h in s_heads and h in student:
+            steps.append(_InitStep(student[h], s_heads[h], f"student {h}", src))
+        if h in src.heads and h in teacher:
+            steps.append(_InitStep(teacher[h], src.heads[h], f"teacher {h}", src))
+    if src.has_heads:
+        done.append(f"dino_head, ibot_head <- {src.path}")
+    else:
+        done.append(f"{src.path} has no heads: dino_head and ibot_head start fresh (see head_warmup_steps)")
+    gram_module = getattr(arch, "gram_teacher", None)
+    with_gram = gram_module is not None and load_gram
+    if with_gram:
+        g = gram or src
+        g_module = gram_module["backbone"] if isinstance(gram_module, nn.ModuleDict) else gram_module
+        steps.append(_InitStep(g_module, g.teacher, "Gram teacher backbone", g, backbone=True))
+        done.append(f"Gram teacher <- teacher of {g.path}")
+    return steps, done, with_gram
+
+
+def check_init(
+    arch: nn.Module,
+    src: InitSource,
+    *,
+    student_from: str = "teacher",
+    gram: InitSource | None = None,
+    load_gram: bool = True,
+) -> None:
+    """Raise the one line `apply_init(arch, src, ...)` would refuse `src` with (a key or shape that does not fit,
+    another recorded architecture, no student weights), setting nothing. Only names and shapes are compared, so it
+    runs on an arch built on the meta device: `trainer.meta_init` checks the fit at start and applies the weights
+    once FSDP2 has sharded and allocated the arch."""
+    steps, _, _ = _init_steps(arch, src, student_from, gram, load_gram)
+    for step in steps:
+        _check_step(step)
 
 
 def apply_init(
@@ -314,39 +387,17 @@ def apply_init(
     - Gram teacher (when `arch` has one and `load_gram`) <- `gram` if given, else the source's teacher (official:
       the high-res stage's `gram.ckpt` is the Gram stage's teacher).
     Heads are copied only when the source has them; otherwise the fresh heads stay (see `head_warmup_steps`).
+    Every module is checked (`check_init`) before any is set, so a source that does not fit changes nothing.
     """
-    done: list[str] = []
-    if student_from not in ("teacher", "student"):
-        raise InputError(f"init_student_from={student_from!r} must be 'teacher' or 'student'")
-    if student_from == "student" and not src.student:
-        kind = f"{'an' if src.kind[0] in 'aeiou' else 'a'} {src.kind}"
-        raise CheckpointError(
-            f"init_from file {src.path} has no student weights (it is {kind} file); use init_student_from=teacher"
-        )
-    s_backbone = src.student if student_from == "student" else src.teacher
-    s_heads = src.student_heads if student_from == "student" else src.heads
-    student, teacher = arch.student, arch.teacher
-    _load_backbone(student["backbone"], s_backbone, "student backbone", src)
-    _load_backbone(teacher["backbone"], src.teacher, "teacher backbone", src)
-    done.append(f"student backbone <- {student_from} of {src.path}; teacher backbone <- teacher of {src.path}")
-    for h in HEAD_NAMES:
-        if h in s_heads and h in student:
-            _load(student[h], s_heads[h], f"student {h}", src.path)
-        if h in src.heads and h in teacher:
-            _load(teacher[h], src.heads[h], f"teacher {h}", src.path)
-    if src.has_heads:
-        done.append(f"dino_head, ibot_head <- {src.path}")
-    else:
-        done.append(f"{src.path} has no heads: dino_head and ibot_head start fresh (see head_warmup_steps)")
-    gram_module = getattr(arch, "gram_teacher", None)
-    if gram_module is not None and load_gram:
-        g = gram or src
-        g_module = gram_module["backbone"] if isinstance(gram_module, nn.ModuleDict) else gram_module
-        _load_backbone(g_module, g.teacher, "Gram teacher backbone", g)
+    steps, done, with_gram = _init_steps(arch, src, student_from, gram, load_gram)
+    for step in steps:
+        _check_step(step)
+    for step in steps:
+        _load(step.module, step.state, step.what, step.src.path)
+    if with_gram:
         mark = getattr(arch, "mark_gram_initialized", None)
         if callable(mark):
             mark()
-        done.append(f"Gram teacher <- teacher of {g.path}")
     return done
 
 

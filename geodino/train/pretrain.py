@@ -381,7 +381,8 @@ def _check_resume(
 
 
 def _apply_init_from(cfg: PretrainConfig, arch: Any, init_src: Any, head_warmup: int) -> tuple[list[str], Any]:
-    """Start from `init_from`: its lines for the console, or the deferred loader when `trainer.meta_init` is set."""
+    """Start from `init_from`: its lines for the console, or the deferred loader when `trainer.meta_init` is set
+    (whose fit is checked here all the same, so the refusal comes at start)."""
     from geodino.train import checkpointing as ck
 
     init_lines: list[str] = []
@@ -390,6 +391,9 @@ def _apply_init_from(cfg: PretrainConfig, arch: Any, init_src: Any, head_warmup:
     # a Gram teacher named by ssl.gram.ckpt was loaded when the arch was built; else it is init_from's teacher
     kw = {"student_from": cfg.init_student_from, "load_gram": not cfg.ssl.gram.ckpt}
     if cfg.trainer.meta_init:  # applied into the shards once they exist (SSLModule.configure_model)
+        # but checked now, on the meta-built arch's shapes, with apply_init's own check: a file that does not fit is
+        # refused at start with the line a run without meta_init gives, before the run folder changes
+        ck.check_init(arch, src, **kw)
         post_init = partial(ck.apply_init, src=src, **kw)
     else:
         init_lines = ck.apply_init(arch, src, **kw)

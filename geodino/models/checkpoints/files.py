@@ -26,6 +26,7 @@ __all__ = [
     "HEAD_NAMES",
     "SAFETENSORS_CONFIG_KEY",
     "BackboneWeights",
+    "check_fits",
     "heads_path",
     "load_file",
     "load_strict",
@@ -340,23 +341,38 @@ def _copy_into(dst: Tensor, src: Tensor) -> None:
         dst.copy_(src.to(dtype=dst.dtype, device=dst.device))
 
 
+LOAD_HINT = "build the architecture of the file (geodino info FILE shows it) or choose another checkpoint"
+
+
+def check_fits(
+    own: Mapping[str, Tensor],
+    state: Mapping[str, Tensor],
+    what: str = "model",
+    source: str | Path = "<state_dict>",
+    hint: str = LOAD_HINT,
+) -> None:
+    """`load_strict`'s check alone: raise its one line unless `state` fits `own` (a module's state_dict) key for key
+    and shape for shape. Only names and shapes are read, so `own` may be meta tensors (a model not yet allocated)."""
+    problem, _ = strict_mismatch(own, state)
+    if problem:
+        raise CheckpointError(f"{source} does not fit the {what} ({problem}); {incomplete_hint(own, state)}{hint}")
+
+
 def load_strict(
     module: nn.Module,
     state: Mapping[str, Tensor],
     what: str = "model",
     source: str | Path = "<state_dict>",
-    hint: str = "build the architecture of the file (geodino info FILE shows it) or choose another checkpoint",
+    hint: str = LOAD_HINT,
 ) -> nn.Module:
-    """Load `state` into `module` key for key and shape for shape, or raise one line:
+    """Load `state` into `module` key for key and shape for shape, or raise one line (`check_fits`):
     `{source} does not fit the {what} ({mismatch}); {hint}`.
 
     A module on the meta device gets the tensors assigned (cast to its floating dtype), so a large model is never
     allocated twice; a sharded (FSDP2 DTensor) module gets each full tensor distributed into its shards.
     """
     own = module.state_dict()
-    problem, _ = strict_mismatch(own, state)
-    if problem:
-        raise CheckpointError(f"{source} does not fit the {what} ({problem}); {incomplete_hint(own, state)}{hint}")
+    check_fits(own, state, what, source, hint)
     if any(t.is_meta for t in own.values()):
         fixed = {k: (v.to(own[k].dtype) if v.is_floating_point() else v).contiguous() for k, v in state.items()}
         module.load_state_dict(fixed, strict=True, assign=True)
