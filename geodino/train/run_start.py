@@ -48,14 +48,19 @@ def undo_start(out: Path, start: Start) -> None:
     """A start refused with a geodino error leaves the run folder `out` as it found it: the deferred housekeeping is
     dropped, the files the start replaced get their earlier bytes back and what it created is removed, the run folder
     only when nothing else is in it (distill's warmed-up `teacher.heads.pth` stays for the next attempt). A folder
-    that existed is never removed."""
+    that existed is never removed. A file that cannot be put back is one warning line naming it and the copy of its
+    earlier bytes kept in the temporary folder; what cannot be removed stays without a word (nothing is lost)."""
+    from geodino.errors import GeoDinoError
     from geodino.io import atomic_path
     from geodino.run_lock import release_run_folder
 
     start.later.clear()
     for path, data in start.replaced.items():
-        with contextlib.suppress(OSError), atomic_path(path) as tmp:
-            tmp.write_bytes(data)
+        try:
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(data)
+        except (OSError, GeoDinoError) as exc:  # the start's own error stays the one raised; this one is said
+            _say_not_restored(path, data, exc)
     if not start.made:
         return
     release_run_folder(out)  # its lock file goes with it
@@ -65,3 +70,30 @@ def undo_start(out: Path, start: Start) -> None:
                 path.rmdir()
             else:
                 path.unlink()
+
+
+def _say_not_restored(path: Path, data: bytes, exc: BaseException) -> None:
+    """Warn, in one line, that `path` did not get its earlier bytes `data` back and where they are: a copy in the
+    system's temporary folder (the write's temporary beside `path`, left when the rename failed, is then removed),
+    else that temporary itself when it holds them."""
+    import tempfile
+    import warnings
+
+    from geodino.io import temp_name
+
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    beside = temp_name(path)
+    try:
+        fd, copy = tempfile.mkstemp(prefix=f"geodino-earlier-{path.stem}-", suffix=path.suffix)
+        with open(fd, "wb") as f:
+            f.write(data)
+    except OSError as err:
+        said = f"its earlier content could not be copied ({err.strerror or err})"
+        with contextlib.suppress(OSError):
+            if beside.read_bytes() == data:
+                said = f"its earlier content is in {beside}; copy it back by hand before a next run there removes it"
+    else:
+        said = f"its earlier content is in {copy}; copy it back by hand"
+        with contextlib.suppress(OSError):
+            beside.unlink(missing_ok=True)
+    warnings.warn(f"{path} was not put back as it was before this start ({why}); {said}", stacklevel=3)
