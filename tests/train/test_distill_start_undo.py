@@ -110,3 +110,69 @@ def test_a_resume_checkpoint_refused_late_leaves_the_folder_as_it_was(images, tm
     after = _snapshot(out)
     assert after.pop("teacher.heads.pth")
     assert after == before
+
+
+ONE_STUDENT = [
+    "teacher.head_warmup_steps=1",
+    "students=[{name: tiny, arch: vit_tiny, drop_path_rate: 0.0, overrides: {depth: 1, n_storage_tokens: 1}}]",
+]
+
+
+@pytest.fixture(scope="module")
+def finished(images, tmp_path_factory) -> Path:
+    """A finished 2-step run of one student (checkpoints of steps 1 and 2, the warmed-up heads, the export)."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    distill(_cfg(images, out, *ONE_STUDENT))
+    return out
+
+
+@pytest.mark.parametrize(("kind", "reads"), [("finished", 0), ("killed after step 1", 2)])
+def test_a_rerun_reads_a_batch_only_when_it_trains(finished, images, tmp_path, monkeypatch, kind, reads) -> None:
+    """A re-run of a finished run trains nothing: it read one batch anyway to check the data (the probe). Now it
+    reads none and still exports; a run killed after step 1 reads the probe's batch and step 1's (the heads are
+    reused: no warm-up batch)."""
+    import shutil
+
+    import geodino.data.loaders as loaders
+
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    if kind != "finished":
+        (out / "checkpoints" / "step_00000002.ckpt").unlink()
+    steps: list[int] = []
+    collate = loaders.collate_ssl
+    monkeypatch.setattr(
+        loaders, "collate_ssl", lambda samples, **kw: steps.append(kw["step"]) or collate(samples, **kw)
+    )
+    exports = distill(_cfg(images, out, *ONE_STUDENT))
+    assert len(steps) == reads, steps
+    assert list(exports) == ["tiny"] and exports["tiny"].is_file()
+
+
+def test_a_config_yaml_that_cannot_be_put_back_is_named_with_its_copy(images, tmp_path, monkeypatch) -> None:
+    """The late resume refusal, with the rename that puts config.yaml's earlier bytes back failing: the refusal is
+    still the error raised, and one warning line names config.yaml and where its earlier bytes are kept (the restore
+    failed without a word and the earlier config.yaml was lost)."""
+    import os
+
+    import geodino.io as io
+
+    out = tmp_path / "used"
+    _used_folder(out)
+    torch.save({"step": 1}, out / "checkpoints" / "step_00000001.ckpt")
+    replace = os.replace
+
+    def no_restore(src, dst):  # the start's own writes go through; putting the earlier bytes back does not
+        if Path(dst) == out / "config.yaml" and Path(src).read_bytes() == b"name: earlier\n":
+            raise PermissionError(13, "Permission denied", str(dst))
+        return replace(src, dst)
+
+    monkeypatch.setattr(io.os, "replace", no_restore)
+    with pytest.warns(UserWarning) as said, pytest.raises(CheckpointError, match="was not written by geodino distill"):
+        distill(_cfg(images, out, "teacher.head_warmup_steps=1"))
+    (line,) = [str(w.message) for w in said if "was not put back" in str(w.message)]
+    assert line.startswith(f"{out / 'config.yaml'} was not put back as it was before this start (Permission denied)")
+    copy = Path(line.split("its earlier content is in ")[1].split("; ")[0])
+    assert copy.read_bytes() == b"name: earlier\n" and "\n" not in line
+    copy.unlink()
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".config")) == []  # no stray write temporary

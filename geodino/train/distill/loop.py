@@ -8,10 +8,10 @@ pieces instead: the recipe config sections, schedules, parameter groups, per-mod
 readers and the official-layout writers.
 
 A run folder holds `config.yaml`, `schedules.png` (written at the start, once the teacher's heads, every student and
-the data's first batch are checked; a start refused later removes them, or puts an earlier run's back, and the folder
-and its missing parents if it made them), `log.csv` (one per student folder when
-students train on separate ranks), the trackers of `train.loggers`, `checkpoints/`, and at the end the exports and
-`curves.png` (each student's loss terms and the schedules, from log.csv).
+the data's first batch (not read on a re-run of a finished run) are checked; a start refused later removes them, or
+puts an earlier run's back, and the folder and its missing parents if it made them), `log.csv` (one per student
+folder when students train on separate ranks), the trackers of `train.loggers`, `checkpoints/`, and at the end the
+exports and `curves.png` (each student's loss terms and the schedules, from log.csv).
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from geodino.train.distill.export import (
 )
 from geodino.train.distill.run_folder import (
     Start,
-    check_bands,
     probe_data,
+    resume_point,
     take_run_folder,
     undo_start,
     write_start_files,
@@ -97,7 +97,9 @@ def _setup(cfg: DistillConfig, start: Start) -> DistillRun:
     # build options, init_from) are checked before anything is written and before any warm-up work
     found = b.find_heads(cfg, teacher, fb, out_dir)
     init_states = b.check_students(cfg, teacher, *b.head_prototypes(cfg, found), keep=layout.students)
-    probe_data(cfg, patch, int(teacher.in_chans), layout.data_batch)  # unreadable, nodata or band count: here
+    resume_at = resume_point(cfg, ckpt_dir, device, distributed)  # the same step on every rank
+    if resume_at[1] < cfg.train.max_steps:  # a finished run's re-run trains on no batch: none is read to check
+        probe_data(cfg, patch, int(teacher.in_chans), layout.data_batch)  # unreadable, nodata or band count: here
     if rank == 0:
         write_start_files(cfg, out_dir, sched, start)
 
@@ -109,7 +111,7 @@ def _setup(cfg: DistillConfig, start: Start) -> DistillRun:
     opt = b.build_optimizer(cfg, arch)
 
     writer = layout.subgroup_rank == 0 if not layout.colocated else rank == 0
-    step = _resume(cfg, arch, opt, ckpt_dir, device, distributed, writer, start)
+    step = _resume(cfg, arch, opt, ckpt_dir, device, distributed, writer, start, resume_at)
     _wrap_ddp(arch, layout, device, distributed)
     log_file = (out_dir / "log.csv") if writer and layout.colocated else (out_dir / names[0] / "log.csv")
     if writer:  # a killed run logged steps past its last checkpoint: they run again
@@ -235,23 +237,17 @@ def _resume(
     dist_on: bool,
     writer: bool = True,
     start: Start | None = None,
+    at: tuple[dict[int, Path], int] | None = None,
 ) -> int:
-    """The step to start from: 0, or the newest checkpoint step every student has (`train.resume=auto`). A student
-    whose folder holds later checkpoints than that step (another student's save was cut short) moves them aside
-    (`writer`: the rank that writes this folder; once the start is accepted when `start` is given), so that its
-    `keep_last` does not delete the new ones."""
+    """The step to start from: 0, or the newest checkpoint step every student has (`train.resume=auto`; `at`: the
+    `resume_point` already found). A student whose folder holds later checkpoints than that step (another student's
+    save was cut short) moves them aside (`writer`: the rank that writes this folder; once the start is accepted when
+    `start` is given), so that its `keep_last` does not delete the new ones."""
     if cfg.train.resume != "auto":
         return 0
-    import torch.distributed as dist
+    from geodino.train.checkpointing import abandon_and_say
 
-    from geodino.train.checkpointing import abandon_and_say, checkpoint_step, find_checkpoints
-
-    found = {checkpoint_step(p) or 0: p for p in find_checkpoints(ckpt_dir)}
-    step_found = max(found) if found else 0
-    if dist_on:  # every subgroup resumes from the same step (the oldest newest checkpoint)
-        t = torch.tensor([step_found], device=device if device.type == "cuda" else "cpu")
-        dist.all_reduce(t, op=dist.ReduceOp.MIN)
-        step_found = int(t.item())
+    found, step_found = at if at is not None else resume_point(cfg, ckpt_dir, device, dist_on)
     if writer and found and max(found) > step_found:
         why = f"every student resumes from step {step_found}"
         move = partial(abandon_and_say, ckpt_dir, step_found, found.get(step_found), why)
@@ -361,10 +357,10 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
             from geodino.train.data_extent import training_extent
 
             extent = training_extent(loader.sources, cfg.teacher.spec)
-        if run.start < cfg.train.max_steps:  # data that cannot be read or does not fit fails here, before any step
-            first = next(batches)
-            check_bands(cfg, int(run.arch.teacher["backbone"].in_chans), first)
-            batches = itertools.chain([first], batches)
+        if run.start < cfg.train.max_steps:  # this rank's first tiles (not the probe's) unreadable: undone too
+            # no second band check: the probe's covers every batch (the sources must agree on one band count, each
+            # source on its files', and a photo of another count is refused where it is read)
+            batches = itertools.chain([next(batches)], batches)
         trackers = _trackers(run) if run.writer else []
     except GeoDinoError:
         undo_start(Path(cfg.output_dir).expanduser(), start)

@@ -1,10 +1,11 @@
 """A distillation run's folder at the start: made and locked, the resume choice checked against it
-(`take_run_folder`, `refuse_used_folder`), the data read once (`probe_data`), config.yaml and schedules.png written
-once teacher, students and data are checked (`write_start_files`), and what the start wrote undone when it is refused
-(`undo_start`): new files and folders removed, replaced ones restored. The housekeeping of a used folder (half-written
-checkpoints removed, later checkpoints moved aside, log rows past the resume step dropped) waits in `Start.later`
-until the start is accepted (`Start.settle`), so a refused start leaves a used folder as it found it. `Start` and
-`undo_start` are pretraining's too (`geodino.train.run_start`).
+(`take_run_folder`, `refuse_used_folder`) and its step found (`resume_point`), the data read once unless the run is
+finished (`probe_data`), config.yaml and schedules.png written once teacher, students and data are checked
+(`write_start_files`), and what the start wrote undone when it is refused (`undo_start`): new files and folders
+removed, replaced ones restored. The housekeeping of a used folder (half-written checkpoints removed, later
+checkpoints moved aside, log rows past the resume step dropped) waits in `Start.later` until the start is accepted
+(`Start.settle`), so a refused start leaves a used folder as it found it. `Start` and `undo_start` are pretraining's
+too (`geodino.train.run_start`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "check_bands",
     "probe_data",
     "refuse_used_folder",
+    "resume_point",
     "take_run_folder",
     "undo_start",
     "write_start_files",
@@ -65,6 +67,26 @@ def _clear_partial_checkpoints(ckpt_dir: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def resume_point(cfg: DistillConfig, ckpt_dir: Path, device: Any, dist_on: bool) -> tuple[dict[int, Path], int]:
+    """This rank's checkpoints by step and the step the run starts from: the newest step every student has (the
+    smallest newest step over the ranks; 0 with `train.resume=never` or no checkpoint). Found before the data is
+    probed, so that a re-run of a finished run (that step is `train.max_steps`) reads no batch."""
+    if cfg.train.resume != "auto":
+        return {}, 0
+    import torch
+    import torch.distributed as dist
+
+    from geodino.train.checkpointing import checkpoint_step, find_checkpoints
+
+    found = {checkpoint_step(p) or 0: p for p in find_checkpoints(ckpt_dir)}
+    step = max(found) if found else 0
+    if dist_on:  # every subgroup resumes from the same step (the oldest newest checkpoint)
+        t = torch.tensor([step], device=device if device.type == "cuda" else "cpu")
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        step = int(t.item())
+    return found, step
+
+
 def refuse_used_folder(out_dir: Path, names: list[str]) -> None:
     """`train.resume=never` in a folder that holds checkpoints (any student's, so every rank answers alike): refused,
     as pretraining does. Started from step 0 there, the run pruned its own new checkpoints as older than the earlier
@@ -93,7 +115,9 @@ def write_start_files(cfg: DistillConfig, out_dir: Path, sched: Any, start: Star
 def probe_data(cfg: DistillConfig, patch: int, in_chans: int, batch: int) -> None:
     """Read the first batch in this process (no workers) before the run writes anything or warms heads up, as
     pretraining's probe does: data that cannot be read, a source whose sampled tiles are all nodata, or a band count
-    the teacher does not take fails here in one line. The global random state is left as it was."""
+    the teacher does not take fails here in one line. The run's one band check: every later batch has this batch's
+    band count (the sources must agree on one, each source's files too, and a photo of another count is refused
+    where it is read). The global random state is left as it was."""
     import torch
 
     from geodino.data.config import resolve_photometric
