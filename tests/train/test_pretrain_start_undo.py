@@ -90,23 +90,23 @@ def test_a_used_run_folder_is_left_as_it_was(tiny_data, blank, tmp_path, kind) -
     assert _snapshot(out) == before
 
 
-def test_resume_never_in_a_used_folder_leaves_it_as_it_was(tiny_data, tmp_path) -> None:
-    out = tmp_path / "used"
-    _used_folder(out)
-    (out / "checkpoints" / "step_00000001.ckpt").write_bytes(b"an earlier run's")
-    before = _snapshot(out)
-    with pytest.raises(InputError, match=r"already holds checkpoints \(step_00000001\.ckpt\)"):
-        pretrain(_cfg(tmp_path, tiny_data, out, "checkpoint.resume=never"))
-    assert _snapshot(out) == before
-
-
-def test_a_corrupt_newest_checkpoint_leaves_the_folder_as_it_was(tiny_data, tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("override", "error", "match"),
+    [
+        (["checkpoint.resume=never"], InputError, r"already holds checkpoints \(step_00000002\.ckpt\)"),
+        ([], CheckpointError, r"step_00000002\.ckpt, is corrupt or truncated"),
+    ],
+    ids=["resume never", "corrupt newest"],
+)
+def test_a_checkpoint_that_refuses_the_start_leaves_the_folder_as_it_was(tiny_data, tmp_path, override, error, match):
+    """A used folder with a checkpoint (here truncated): `checkpoint.resume=never` refuses any, `auto` the truncated
+    newest one; either way the folder is left byte for byte as it was."""
     out = tmp_path / "used"
     _used_folder(out)
     (out / "checkpoints" / "step_00000002.ckpt").write_bytes(b"truncated")
     before = _snapshot(out)
-    with pytest.raises(CheckpointError, match=r"step_00000002\.ckpt, is corrupt or truncated"):
-        pretrain(_cfg(tmp_path, tiny_data, out))
+    with pytest.raises(error, match=match):
+        pretrain(_cfg(tmp_path, tiny_data, out, *override))
     assert _snapshot(out) == before
 
 
