@@ -10,7 +10,8 @@ reading, inferring or writing blocks.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,38 @@ import numpy as np
 from geodino.embed.config import DECLARED_BY_FILE, EmbedConfig
 from geodino.errors import InputError, plural
 
-__all__ = ["input_scaler", "recorded_scale", "scaling_sensor"]
+__all__ = ["InputScale", "input_scaler", "recorded_scale", "scaling_sensor"]
+
+
+@dataclass(frozen=True)
+class InputScale:
+    """DN -> reflectance as `x * scale (+ offset)` in float32, `scale`/`offset` one value or one per band ([C,1,1]).
+
+    Every rule `input_scaler` knows is this affine step, so the sweep can apply it where the tile is: in numpy
+    (`__call__`), or in torch on the device the raw tile was copied to (`apply_`: a uint8 tile crosses to a GPU in
+    a quarter of the bytes). Both round the same float32 product and sum, so they give the same bits."""
+
+    scale: np.ndarray | None = None  # None: identity (float input read as reflectance)
+    offset: np.ndarray | None = None  # None: no offset added
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """A float32 array [C,H,W] (or [B,C,H,W]) scaled; a new array unless the rule is the identity."""
+        x = np.asarray(x, dtype=np.float32)
+        if self.scale is not None:
+            x = x * self.scale
+        if self.offset is not None:
+            x = x + self.offset if self.scale is None else np.add(x, self.offset, out=x)
+        return x
+
+    def apply_(self, x: Any) -> Any:
+        """The same step on a float32 torch tensor, in place (the sweep's own copy of a batch)."""
+        import torch
+
+        if self.scale is not None:
+            x.mul_(torch.from_numpy(np.ascontiguousarray(self.scale)).to(x.device))
+        if self.offset is not None:
+            x.add_(torch.from_numpy(np.ascontiguousarray(self.offset)).to(x.device))
+        return x
 
 
 def recorded_scale(bb: Any) -> tuple[np.ndarray, np.ndarray, str] | None:
@@ -50,10 +82,10 @@ def input_scaler(
     bb: Any = None,
     input_count: int | None = None,
     declared: tuple[Sequence[float], Sequence[float]] | None = None,
-) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
-    """DN -> reflectance for the input, and a description for the metadata. In order: `--sensor` (the data's
-    sensor), `--scale`, the DN scale/offset the backbone's export records (for integer input: float input is read
-    as reflectance, as the probes and `FrozenBackbone.preprocess` read it), then a default from the dtype.
+) -> tuple[InputScale, str]:
+    """DN -> reflectance for the input (an `InputScale`), and a description for the metadata. In order: `--sensor`
+    (the data's sensor), `--scale`, the DN scale/offset the backbone's export records (for integer input: float
+    input is read as reflectance, as the probes and `FrozenBackbone.preprocess` read it), then a default from the dtype.
     `input_count`: the bands of the input before `--bands` selects some (info.count is the selection). Ahead of
     them all, `band_scale`/`band_offset` (set per scene from a STAC item's raster:bands, or by the user), then
     `declared`: the (scales, offsets) the raster declares for the bands read (`geodino.embed.prepare.file_rule`,
@@ -72,10 +104,10 @@ def input_scaler(
                 f"{input_count or info.count}; pick matching bands with --bands or another --sensor (bands=[...] or "
                 "sensor=NAME in Python)"
             )
-        return (lambda x: np.asarray(sensor.to_reflectance(x), dtype=np.float32)), f"sensor:{sensor.name}"
+        return _sensor_scale(sensor), f"sensor:{sensor.name}"
     if cfg.scale is not None:
         s = float(cfg.scale)
-        return (lambda x: x * np.float32(s)), f"x*{s}"
+        return InputScale(np.float32(s)), f"x*{s}"
     rec = recorded_scale(bb) if np.dtype(info.dtype).kind != "f" else None  # float input is reflectance
     if rec is not None:
         scale, offset, desc = rec
@@ -89,24 +121,35 @@ def input_scaler(
         if scale.size > 1 or offset.size > 1:  # per band: broadcast over [C, H, W]
             scale, offset = scale.reshape(-1, 1, 1), offset.reshape(-1, 1, 1)
         if np.all(offset == 0):
-            return (lambda x: x * scale), desc
-        return (lambda x: x * scale + offset), desc
+            return InputScale(scale), desc
+        return InputScale(scale, offset), desc
     dt = np.dtype(info.dtype)
     if dt == np.uint8:
-        return (lambda x: x * np.float32(1 / 255)), "x/255 (uint8)"
+        return InputScale(np.float32(1 / 255)), "x/255 (uint8)"
     if dt.kind in "iu":
         warnings.warn(
             f"input {info.path} is {dt.name}: assuming reflectance = DN / 10000 (Sentinel-2/Landsat L2 convention); "
             f"pass --sensor NAME or --scale FACTOR (sensor=NAME or scale=FACTOR in Python) if that is wrong",
             stacklevel=3,
         )
-        return (lambda x: x * np.float32(1e-4)), f"x/10000 ({dt.name}, assumed)"
-    return (lambda x: x), "x (float input used as reflectance)"
+        return InputScale(np.float32(1e-4)), f"x/10000 ({dt.name}, assumed)"
+    return InputScale(), "x (float input used as reflectance)"
+
+
+def _sensor_scale(sensor: Any) -> InputScale:
+    """A sensor's `to_reflectance` as an `InputScale` (float32 scale, offset when it has one, per band or one)."""
+
+    def values(v: float | tuple[float, ...]) -> np.ndarray:
+        arr = np.asarray(v, dtype=np.float32)
+        return arr.reshape(-1, 1, 1) if arr.ndim else arr
+
+    has_offset = sensor.offset != 0.0 and sensor.offset != ()
+    return InputScale(values(sensor.scale), values(sensor.offset) if has_offset else None)
 
 
 def _band_rule(
     info: Any, band_scale: list[float] | None, band_offset: list[float] | None, source: str
-) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+) -> tuple[InputScale, str]:
     """x * band_scale + band_offset, one value or one per band read; described as "x*0.0001-0.1 (band_scale/
     band_offset)", `source` in the brackets (one number when every band has the same)."""
     scale = np.asarray(band_scale if band_scale is not None else [1.0], dtype=np.float32)
@@ -123,8 +166,7 @@ def _band_rule(
 
     off = fmt(offset)
     text = f"x*{fmt(scale)}" + ("" if not np.any(offset) else off if off.startswith("-") else f"+{off}")
-    s, o = scale.reshape(-1, 1, 1), offset.reshape(-1, 1, 1)
-    return (lambda x: x * s + o), f"{text} ({source})"
+    return InputScale(scale.reshape(-1, 1, 1), offset.reshape(-1, 1, 1)), f"{text} ({source})"
 
 
 def _selected_sensor(cfg: EmbedConfig, input_count: int | None) -> Any:

@@ -59,15 +59,19 @@ class WindowedSource:
         raise NotImplementedError
 
     def read(self, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
-        """(data [C,h,w] float32, valid [h,w] bool) of any window; outside the raster is zero and invalid."""
+        """(data [C,h,w], valid [h,w] bool) of any window, in the values' own dtype (the sweep scales them where
+        the batch goes: a uint8 tile is a quarter of the float32 bytes); outside the raster is zero and invalid.
+        A window inside the raster (almost every tile) is the reader's own arrays, not a copy."""
         h, w = y1 - y0, x1 - x0
-        data = np.zeros((len(self.bands), h, w), dtype=np.float32)
-        valid = np.zeros((h, w), dtype=bool)
         ry0, ry1 = max(y0, 0), min(y1, self.info.height)
         rx0, rx1 = max(x0, 0), min(x1, self.info.width)
         if ry0 >= ry1 or rx0 >= rx1:
-            return data, valid
+            return np.zeros((len(self.bands), h, w), np.dtype(self.info.dtype)), np.zeros((h, w), bool)
         raw, ok = self.read_inside(ry0, ry1, rx0, rx1)
+        if (ry0, ry1, rx0, rx1) == (y0, y1, x0, x1):
+            return raw, ok
+        data = np.zeros((len(self.bands), h, w), dtype=raw.dtype)
+        valid = np.zeros((h, w), dtype=bool)
         sl = (slice(ry0 - y0, ry1 - y0), slice(rx0 - x0, rx1 - x0))
         data[(slice(None), *sl)] = raw
         valid[sl] = ok

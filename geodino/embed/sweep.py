@@ -1,8 +1,11 @@
 """The sweep: one process reads, infers, blends and writes its blocks, in three overlapping threads.
 
-A reader thread (windowed reads, scaling, nodata masks, all-nodata tiles skipped), the main thread (batched
-inference, blending into a band of accumulators one tile high) and a writer thread (Zarr writes and progress
-records). See `geodino.embed.pipeline` for the whole run; the DN -> reflectance rule the reader applies is
+A reader thread (windowed reads, nodata masks, all-nodata tiles skipped; on a CPU also scaling and normalising),
+the main thread (batched inference, blending into a band of accumulators one tile high, on the inference device)
+and a writer thread (Zarr writes and progress records). On an accelerator a batch crosses in the raster's own
+dtype (uint8: a quarter of float32's bytes; pinned on CUDA) and is scaled, normalised and blended there, so the
+host copies each cell's features once, when its rows are finished, not once per tile covering it. See
+`geodino.embed.pipeline` for the whole run; the DN -> reflectance rule the sweep applies is
 `geodino.embed.input_scaling`.
 """
 
@@ -14,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +52,13 @@ class _Tiles:
     """One batch of a tile row, stacked by the reader thread (the main thread only hands it to the backbone)."""
 
     size: int  # slots: the batch size
+    pin: bool = False  # hold the values in page-locked memory (CUDA: an asynchronous, faster copy to the device)
     cols: list[int] = field(default_factory=list)  # tile column index of each tile
-    x: np.ndarray | None = None  # [n, C, H, W] float32, scaled to reflectance; nodata pixels hold what was read
+    x: np.ndarray | None = None  # [n, C, H, W] as read (the raster's dtype); nodata pixels hold what was read
     valid: np.ndarray | None = None  # [n, H, W] bool pixel validity
     full: list[bool] = field(default_factory=list)  # per tile: every pixel valid (the common case skips masking)
+    ready: torch.Tensor | None = None  # the backbone's input, when the reader prepared it (CPU inference)
+    held: torch.Tensor | None = None  # the tensor `x` is a view of (pinned memory), for the copy to the device
 
     def __len__(self) -> int:
         return len(self.cols)
@@ -60,7 +67,12 @@ class _Tiles:
         """Copy one tile into the next slot (the arrays are allocated at the first, a new pair per batch: the main
         thread may still hold the previous one); True when the batch is full."""
         if self.x is None:
-            self.x = np.empty((self.size, *x.shape), np.float32)
+            shape = (self.size, *x.shape)
+            if self.pin:
+                self.held = torch.empty(shape, dtype=torch.from_numpy(x[:0, :0, :0]).dtype, pin_memory=True)
+                self.x = self.held.numpy()
+            else:
+                self.x = np.empty(shape, x.dtype)
             self.valid = np.empty((self.size, *valid.shape), bool)
         self.x[len(self.cols)] = x
         self.valid[len(self.cols)] = valid
@@ -73,7 +85,8 @@ class _Tiles:
         n = len(self.cols)
         if self.x is None or n == self.size:
             return self
-        return _Tiles(n, self.cols, self.x[:n], self.valid[:n], self.full)
+        held = None if self.held is None else self.held[:n]
+        return _Tiles(n, self.pin, self.cols, self.x[:n], self.valid[:n], self.full, self.ready, held)
 
 
 class _Failure:
@@ -115,7 +128,11 @@ class Sweeper:
         self.sensor = scaling_sensor(cfg, bb, n_in)  # an 8-bit one refuses 16-bit values above 255 as tiles are read
         self.fill = self.plan.batch_fill(cfg.batch_size)  # tiles per batch (<= batch_size, balanced per row)
         self.layers = parse_layers(cfg.layers)
-        self.weight_cache: dict[tuple, np.ndarray] = {}
+        self.weight_cache: dict[tuple, torch.Tensor] = {}  # blending weights on the device, per ramp pair
+        self.device = torch.device(cfg.device)
+        # a CPU reader thread prepares the backbone's input; an accelerator gets the raw batch and prepares it there
+        self.prep_in_reader = self.device.type == "cpu"
+        self.pin = self.device.type == "cuda" and torch.cuda.is_available()
         self.start_counts: dict[int, int] = {}  # valid cells already written in blocks resumed part-way
         # main-thread seconds per step of the sweep (see `time_line`), and the tiles that went through the backbone
         self.timing: dict[str, float] = dict.fromkeys(("forward", "waiting", "blending", "rows"), 0.0)
@@ -130,8 +147,9 @@ class Sweeper:
         from geodino.data.sensors import check_read_values
 
         plan, p, tc = self.plan, self.plan.patch, self.plan.tile_cells
-        info = self.prep.source.info  # `read` returns float32: the check takes the file's dtype
-        check = dict(dtype=info.dtype, kind=self.prep.source.kind, setting="--sensor")
+        info = self.prep.source.info
+        check = dict(kind=self.prep.source.kind, setting="--sensor")
+        new = partial(_Tiles, self.fill, self.pin)
         try:
             env = rasterio.Env(GDAL_CACHEMAX=int(self.cfg.gdal_cache_mb) * 2**20)
             env.__enter__()
@@ -143,7 +161,7 @@ class Sweeper:
                     tcols = plan.tiles_touching(plan.col_starts, run[0].c0, run[0].c1)
                     for i in trows:
                         y = plan.row_starts[i]
-                        tiles, skipped = _Tiles(self.fill), 0
+                        tiles, skipped = new(), 0
                         for j in tcols:
                             if stop.is_set():
                                 return
@@ -153,11 +171,11 @@ class Sweeper:
                                 skipped += 1
                                 continue
                             check_read_values(info.path, data, valid, self.sensor, **check)
-                            # stacked here, off the main thread; nodata is masked once, in `_infer`
-                            if tiles.add(j, self.scale(data), valid):
-                                _put(out_q, ("batch", i, tiles, skipped), stop)
-                                tiles, skipped = _Tiles(self.fill), 0
-                        _put(out_q, ("batch", i, tiles.trimmed(), skipped), stop)
+                            # stacked here, off the main thread; nodata is masked once, in `_input`
+                            if tiles.add(j, data, valid):
+                                _put(out_q, ("batch", i, self._ready(tiles), skipped), stop)
+                                tiles, skipped = new(), 0
+                        _put(out_q, ("batch", i, self._ready(tiles.trimmed()), skipped), stop)
                         _put(out_q, ("row_end", i, run, 0), stop)
             finally:
                 src.close()
@@ -240,39 +258,53 @@ class Sweeper:
         return err
 
     # -- inference ----------------------------------------------------------------------------------------------
-    def _infer(self, tiles: _Tiles) -> np.ndarray:
-        """Normalised, nodata pixels set to 0 (the backbone's mean), features of the requested layers [B,D,h,w].
+    def _ready(self, tiles: _Tiles) -> _Tiles:
+        """On a CPU, the batch's backbone input prepared here in the reader thread (`_input`), off the main thread."""
+        if self.prep_in_reader and tiles:
+            with torch.inference_mode():
+                tiles.ready = self._input(tiles)
+        return tiles
 
-        The one place nodata is masked: whatever value the reader scaled for a nodata pixel (NaN included) is
-        replaced here."""
+    def _input(self, tiles: _Tiles) -> torch.Tensor:
+        """The backbone's input of a batch on the inference device: the values as read, copied there (in their own
+        dtype), cast to float32, scaled to reflectance (`InputScale`), normalised, nodata pixels set to 0 (the
+        backbone's mean). The one place nodata is masked: whatever value a nodata pixel holds (NaN included) is
+        replaced here. The same float32 operations in the same order as the numpy steps before them: same bits."""
+        src = tiles.held if tiles.held is not None else torch.from_numpy(tiles.x)
+        x = src.to(self.device, non_blocking=tiles.held is not None)
+        x = self.bb.normalize(self.scale.apply_(x.float()))  # in place: a float32 batch is this batch's own copy
+        if not all(tiles.full):  # masked_fill, not a product: nodata may be NaN or inf, and 0 * NaN is NaN
+            invalid = torch.from_numpy(~tiles.valid)[:, None].to(self.device)
+            x = x.masked_fill(invalid, 0.0)
+        return x
+
+    def _infer(self, tiles: _Tiles) -> torch.Tensor:
+        """Features of the requested layers [B,D,h,w] float32 on the inference device (one layer: the backbone's own
+        tensor, not a copy; blending reads it)."""
         cfg, bb = self.cfg, self.bb
         try:
-            x = torch.from_numpy(tiles.x).to(cfg.device)
-            masked = not all(tiles.full)  # all-valid batches (the common case) skip the mask pass
             with torch.inference_mode():
-                x = bb.normalize(x)
-                if masked:  # masked_fill, not a product: nodata may be NaN or inf, and 0 * NaN is NaN
-                    invalid = torch.from_numpy(~tiles.valid)[:, None].to(cfg.device)
-                    x = x.masked_fill(invalid, 0.0)
-                dev = torch.device(cfg.device).type
-                with torch.autocast(dev, dtype=torch.bfloat16, enabled=cfg.amp):
+                x = tiles.ready if tiles.ready is not None else self._input(tiles)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
                     maps, _ = bb.features(x, layers=self.layers, norm=cfg.norm)
                 maps = [m.float() for m in maps]
-                f = torch.cat(maps, dim=1) if cfg.layer_mode == "concat" else torch.stack(maps).mean(0)
-            return f.cpu().numpy()
+                if len(maps) == 1:  # one layer: no concatenation copy
+                    return maps[0]
+                return torch.cat(maps, dim=1) if cfg.layer_mode == "concat" else torch.stack(maps).mean(0)
         except torch.OutOfMemoryError as exc:  # the estimate before the run does not know the device's other users
             raise InputError(
                 f"a batch of {plural(len(tiles), 'tile')} of {self.plan.tile_px} px does not fit in {cfg.device} "
                 "memory; pass a smaller --batch-size or --tile"
             ) from exc
 
-    def _weights(self, i: int, j: int) -> np.ndarray:
+    def _weights(self, i: int, j: int) -> torch.Tensor:
         plan = self.plan
         ry = plan.ramps(plan.row_starts, i, plan.out_height)
         rx = plan.ramps(plan.col_starts, j, plan.out_width)
         if (ry, rx) not in self.weight_cache:
             margin = self.margin // plan.patch
-            self.weight_cache[(ry, rx)] = tile_weights(plan.tile_cells, ry, rx, self.cfg.blend, margin)
+            w = tile_weights(plan.tile_cells, ry, rx, self.cfg.blend, margin)
+            self.weight_cache[(ry, rx)] = torch.from_numpy(w).to(self.device)
         return self.weight_cache[(ry, rx)]
 
     # -- main loop ----------------------------------------------------------------------------------------------
@@ -311,7 +343,7 @@ class Sweeper:
                 if kind == "end":
                     break
                 if kind == "run_start":
-                    band = _Band(plan, payload, self.prep.dim, self.start_counts)
+                    band = _Band(plan, payload, self.prep.dim, self.device, self.start_counts)
                 elif kind == "batch":
                     if payload:
                         t = clock()
@@ -358,9 +390,17 @@ def time_line(total: float, setup: float, sweep: float, finish: float, timing: d
 
 
 class _Band:
-    """Blending accumulators one tile high over one column block: feature sum, weight sum and cell validity."""
+    """Blending accumulators one tile high over one column block: feature sum and weight sum on the inference device
+    (torch, the same float32 products and sums as numpy's), cell validity on the host."""
 
-    def __init__(self, plan: Plan, run: list[Block], dim: int, start_counts: dict[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        run: list[Block],
+        dim: int,
+        device: torch.device | str = "cpu",
+        start_counts: dict[int, int] | None = None,
+    ) -> None:
         self.plan, self.run = plan, run
         tc = plan.tile_cells
         self.trows = plan.tiles_touching(plan.row_starts, run[0].r0, run[-1].r1)
@@ -368,13 +408,14 @@ class _Band:
         self.x_lo = plan.col_starts[tcols[0]]
         width = plan.col_starts[tcols[-1]] + tc - self.x_lo
         self.base = plan.row_starts[self.trows[0]]
-        self.acc = np.zeros((dim, tc, width), np.float32)
-        self.wsum = np.zeros((tc, width), np.float32)
+        self.acc = torch.zeros((dim, tc, width), dtype=torch.float32, device=device)
+        self.wsum = torch.zeros((tc, width), dtype=torch.float32, device=device)
         self.valid = np.zeros((tc, width), bool)
         self.n_valid = {b.index: (start_counts or {}).get(b.index, 0) for b in run}  # valid cells written per block
 
-    def add(self, i: int, tiles: _Tiles, feats: np.ndarray, weights: Callable[[int, int], np.ndarray]) -> None:
-        """Blend a batch's features [n, D, tc, tc] into the band (weighted in place: `feats` is this call's)."""
+    @torch.inference_mode()  # the features are inference tensors (and no version counters to bump)
+    def add(self, i: int, tiles: _Tiles, feats: torch.Tensor, weights: Callable[[int, int], torch.Tensor]) -> None:
+        """Blend a batch's features [n, D, tc, tc] into the band."""
         plan, tc, p = self.plan, self.plan.tile_cells, self.plan.patch
         if feats.shape[-2:] != (tc, tc):
             raise InputError(
@@ -385,12 +426,13 @@ class _Band:
         for j, valid_px, full, f in zip(tiles.cols, tiles.valid, tiles.full, feats):
             x = plan.col_starts[j] - self.x_lo
             w = weights(i, j)
-            self.acc[:, :, x : x + tc] += np.multiply(f, w, out=f)
+            self.acc[:, :, x : x + tc] += f * w  # not in place: `feats` may be the backbone's own (a view of its state)
             self.wsum[:, x : x + tc] += w
             # a cell is valid when any of its input pixels is (all-valid tiles, the common case, skip the reduction)
             cells = True if full else valid_px.reshape(tc, p, tc, p).any(axis=(1, 3))
             self.valid[:, x : x + tc] |= cells
 
+    @torch.inference_mode()
     def flush_after(self, i: int, out_q: queue.Queue, l2: bool, dtype: str) -> int:
         """Send the rows no later tile row touches to the writer, shift the band up; return blocks completed."""
         plan, tc, run = self.plan, self.plan.tile_cells, self.run
@@ -402,8 +444,9 @@ class _Band:
             c0, c1 = run[0].c0, run[0].c1
             xs, rs = slice(c0 - self.x_lo, c1 - self.x_lo), slice(lo - self.base, hi - self.base)
             wsum = self.wsum[rs, xs]
-            valid = self.valid[rs, xs] & (wsum > 0)
-            feats = self.acc[:, rs, xs] / np.where(wsum > 0, wsum, 1.0)
+            weighted = wsum > 0
+            feats = (self.acc[:, rs, xs] / torch.where(weighted, wsum, 1.0)).cpu().numpy()  # the one copy to the host
+            valid = self.valid[rs, xs] & weighted.cpu().numpy()
             if l2:
                 feats /= np.maximum(np.sqrt(np.sum(feats * feats, axis=0, keepdims=True)), 1e-12)
             out_q.put(("data", (lo, c0), encode(feats, valid, dtype)))
@@ -419,7 +462,8 @@ class _Band:
         if not last:
             shift = nxt - self.base
             for arr in (self.acc, self.wsum, self.valid):
-                arr[..., : tc - shift, :] = arr[..., shift:, :]
+                kept = arr[..., shift:, :]  # torch refuses a copy between overlapping views: copy it out first
+                arr[..., : tc - shift, :] = kept.clone() if isinstance(arr, torch.Tensor) else kept
                 arr[..., tc - shift :, :] = 0
             self.base = nxt
         return completed

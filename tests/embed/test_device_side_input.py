@@ -1,0 +1,112 @@
+"""The sweep's input side: windows read in the raster's own dtype, DN -> reflectance as one affine step that numpy
+and torch apply to the same bits, and the accelerator order (the raw batch copied to the device and prepared there)
+giving the raster the CPU order gives."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from geodino.embed import embed_raster, sweep
+from geodino.embed.config import EmbedConfig
+from geodino.embed.input_scaling import InputScale, input_scaler
+from geodino.embed.sources import RasterSource, SourceInfo
+from tests.embed.conftest import random_image, write_tif
+from tests.embed.toy_backbones import ConvBackbone
+
+
+def _info(dtype: str, count: int) -> SourceInfo:
+    return SourceInfo("x.tif", 8, 8, count, dtype, None, None, None, (None,) * count)
+
+
+RULES = [  # (dtype, bands, config, hand-written float32 rule of the data x)
+    ("uint8", 3, {}, lambda x: x * np.float32(1 / 255)),
+    ("uint16", 4, {}, lambda x: x * np.float32(1e-4)),
+    ("int16", 2, {"scale": 0.003}, lambda x: x * np.float32(0.003)),
+    ("float32", 3, {}, lambda x: x),
+    ("uint16", 6, {"sensor": "landsat8"}, lambda x: x * np.float32(2.75e-05) + np.float32(-0.2)),
+    (
+        "uint16",
+        2,
+        {"band_scale": [1e-4, 2e-4], "band_offset": [-0.1, 0.05]},
+        lambda x: x * np.float32([1e-4, 2e-4]).reshape(-1, 1, 1) + np.float32([-0.1, 0.05]).reshape(-1, 1, 1),
+    ),
+]
+
+
+@pytest.mark.parametrize(("dtype", "bands", "options", "by_hand"), RULES)
+def test_numpy_and_torch_scale_to_the_same_bits(dtype, bands, options, by_hand):
+    rng = np.random.default_rng(0)
+    if np.dtype(dtype).kind == "f":
+        raw = rng.random((2, bands, 5, 7)).astype(dtype)
+    else:
+        top = min(np.iinfo(dtype).max, 30000)
+        raw = rng.integers(max(np.iinfo(dtype).min, -3000), top, (2, bands, 5, 7)).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the assumed x/10000 of 16-bit input warns; not what this test is about
+        rule, _ = input_scaler(_info(dtype, bands), EmbedConfig(**options))
+    assert isinstance(rule, InputScale)
+    expected = by_hand(raw.astype(np.float32))
+    with_numpy = np.stack([rule(t) for t in raw])  # tile by tile, as the numpy readers apply it
+    with_torch = rule.apply_(torch.from_numpy(raw).float()).numpy()  # the batch, as the sweep applies it
+    assert with_numpy.dtype == with_torch.dtype == np.float32
+    np.testing.assert_array_equal(with_numpy.view(np.uint32), expected.view(np.uint32))
+    np.testing.assert_array_equal(with_torch.view(np.uint32), expected.view(np.uint32))
+
+
+def test_windows_are_read_in_the_rasters_dtype_and_zero_filled_outside(tmp_path):
+    data = random_image(40, 50, c=2, dtype="uint16")
+    src = RasterSource(str(write_tif(tmp_path / "u16.tif", data))).open()
+    try:
+        inside, ok = src.read(8, 24, 10, 30)
+        assert inside.dtype == np.uint16 and ok.all()
+        np.testing.assert_array_equal(inside, data[:, 8:24, 10:30])
+        edge, ok = src.read(32, 48, 40, 60)  # runs 8 rows and 10 columns past the raster
+        assert edge.dtype == np.uint16 and edge.shape == (2, 16, 20)
+        np.testing.assert_array_equal(edge[:, :8, :10], data[:, 32:, 40:])
+        assert not edge[:, 8:].any() and not edge[:, :, 10:].any()
+        assert ok[:8, :10].all() and not ok[8:].any() and not ok[:, 10:].any()
+        outside, ok = src.read(100, 116, 0, 16)
+        assert outside.dtype == np.uint16 and not outside.any() and not ok.any()
+    finally:
+        src.close()
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+def test_the_accelerator_order_writes_the_raster_the_cpu_order_writes(tmp_path, monkeypatch, dtype):
+    """On a GPU the reader hands the raw batch over and the main thread copies, scales, normalises and masks it on
+    the device; forced here on the CPU, that order must store the same bytes, and its batches must cross in the
+    raster's dtype (a uint8 batch is a quarter of the float32 bytes)."""
+    data = random_image(70, 90, c=3, dtype=dtype)
+    data[:, 20:35, 30:60] = 0  # nodata: a masked batch
+    src = write_tif(tmp_path / "in.tif", data, nodata=0)
+    bb = ConvBackbone(in_chans=3, dim=8, patch=4, n_convs=2)
+    opts = dict(tile=32, overlap=8, batch_size=3, progress=False, sensor=None, scale=1 / 300, dtype="float32")
+
+    def store(path):
+        import rasterio
+
+        with rasterio.open(path) as ds:
+            return ds.read()
+
+    cpu_order = store(embed_raster(src, bb, tmp_path / "cpu.zarr", **opts))
+    crossed: list[np.dtype] = []
+    init, prepare = sweep.Sweeper.__init__, sweep.Sweeper._input
+
+    def accelerator_order(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.prep_in_reader = False
+
+    def recording(self, tiles):
+        crossed.append(tiles.x.dtype)
+        return prepare(self, tiles)
+
+    monkeypatch.setattr(sweep.Sweeper, "__init__", accelerator_order)
+    monkeypatch.setattr(sweep.Sweeper, "_input", recording)
+    device_order = store(embed_raster(src, bb, tmp_path / "device.zarr", **opts))
+    assert crossed and set(crossed) == {np.dtype(dtype)}
+    assert np.isnan(cpu_order).any()  # the nodata block is in the output, so masking was exercised
+    np.testing.assert_array_equal(device_order.view(np.uint32), cpu_order.view(np.uint32))
