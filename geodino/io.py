@@ -290,6 +290,12 @@ def _remove(p: Path) -> None:
         p.unlink(missing_ok=True)
 
 
+def _discard(p: Path) -> None:
+    """`_remove` on the way out of an error: one that removing raises would hide the error being raised."""
+    with contextlib.suppress(OSError):
+        _remove(p)
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
@@ -307,7 +313,8 @@ def set_default_mode(path: Path) -> None:
 def atomic_path(
     path: str | Path, *, overwrite: bool = True, replaces: Callable[[Path], None] | None = None
 ) -> Iterator[Path]:
-    """Yield a temporary path to write to; on success rename it to `path`, on error remove it.
+    """Yield a temporary path to write to; on success rename it to `path`. When the body raises, or the rename is
+    refused or fails, the temporary is removed and that error raised unchanged.
 
     Works for files and folders (Zarr stores). The rename is atomic for files; an existing folder is moved
     aside first and deleted after the new one is in place. `replaces(path)` (e.g. `check_replaceable_folder`)
@@ -329,13 +336,18 @@ def atomic_path(
     _remove(tmp)
     try:
         yield tmp
-    except BaseException:
-        _remove(tmp)
+        _put_in_place(tmp, path, replaces)
+    except BaseException:  # the body's error, or a refused or failed rename: raised as it was, without the temporary
+        _discard(tmp)
         raise
+
+
+def _put_in_place(tmp: Path, path: Path, replaces: Callable[[Path], None] | None) -> None:
+    """Rename the finished temporary `tmp` to `path` (`atomic_path`'s last step; the caller removes `tmp` when this
+    raises). An existing folder `path` is set aside first and put back when the second rename fails."""
     if not tmp.exists():
         raise RuntimeError(f"nothing was written to {tmp} for {path}")
     if tmp.is_file() and path.is_dir() and not path.is_symlink():  # a folder holds the name: keep it, say so
-        _remove(tmp)
         raise InputError(
             f"output {path} is a folder, and this output is a file; remove or rename the folder, or choose another "
             "output path"
@@ -344,20 +356,30 @@ def atomic_path(
         set_default_mode(tmp)
     if tmp.is_dir() and path.exists():
         if replaces is not None:
-            try:
-                replaces(path)  # it may have changed while the output was written
-            except BaseException:
-                _remove(tmp)
-                raise
+            replaces(path)  # it may have changed while the output was written
             if _is_cwd(path):
                 _replace_files(tmp, path)
                 return
         old = path.with_name(f".{path.name}.old-{writer_tag()}-{os.getpid()}")
         os.replace(path, old)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            _put_back(old, path)
+            raise
         _remove(old)
     else:
         os.replace(tmp, path)
+
+
+def _put_back(old: Path, path: Path) -> None:
+    """The new folder could not take `path`: rename the earlier output, set aside as `old`, back. When that fails
+    too, `old` stays (`sweep_temps` keeps an aside while `path` is absent) and one stderr line says where it is."""
+    try:
+        os.replace(old, path)
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        print(f"geodino: {path} could not be put back ({why}); its earlier content is in {old}", file=sys.stderr)
 
 
 def _is_cwd(path: Path) -> bool:
