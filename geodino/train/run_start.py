@@ -74,8 +74,8 @@ def undo_start(out: Path, start: Start) -> None:
 
 def _say_not_restored(path: Path, data: bytes, exc: BaseException) -> None:
     """Warn, in one line, that `path` did not get its earlier bytes `data` back and where they are: a copy in the
-    system's temporary folder (the write's temporary beside `path`, left when the rename failed, is then removed),
-    else that temporary itself when it holds them."""
+    system's temporary folder, else a copy beside `path` under its temporary name (which a next run there sweeps
+    away: `atomic_path` removes its own temporary when the rename fails, so nothing else holds them)."""
     import tempfile
     import warnings
 
@@ -89,11 +89,13 @@ def _say_not_restored(path: Path, data: bytes, exc: BaseException) -> None:
             f.write(data)
     except OSError as err:
         said = f"its earlier content could not be copied ({err.strerror or err})"
-        with contextlib.suppress(OSError):
-            if beside.read_bytes() == data:
-                said = f"its earlier content is in {beside}; copy it back by hand before a next run there removes it"
+        try:
+            beside.write_bytes(data)
+        except OSError:
+            with contextlib.suppress(OSError):
+                beside.unlink(missing_ok=True)
+        else:
+            said = f"its earlier content is in {beside}; copy it back by hand before a next run there removes it"
     else:
         said = f"its earlier content is in {copy}; copy it back by hand"
-        with contextlib.suppress(OSError):
-            beside.unlink(missing_ok=True)
     warnings.warn(f"{path} was not put back as it was before this start ({why}); {said}", stacklevel=3)

@@ -1,7 +1,7 @@
 """`undo_start` puts a replaced file's earlier bytes back best-effort while the start's own error propagates. A
 restore that failed was silent (`contextlib.suppress(OSError)`) and the earlier file was lost without a word; now it
-is one warning line naming the file and where its earlier bytes are: a copy in the temporary folder, else the
-write's temporary left beside the file."""
+is one warning line naming the file and where its earlier bytes are: a copy in the temporary folder, else a copy
+beside the file under its temporary name."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ EARLIER = b"name: earlier\n"
 def _refused_start(out: Path, monkeypatch, fails: str) -> list[str]:
     """A start that replaced out/config.yaml and out/notes.txt and made out/schedules.png, then is refused while
     putting config.yaml back fails (`fails`: "rename", the write's rename; "rename, copy", the temporary copy too;
-    "write, copy", the write itself and the copy): the warnings as the CLI prints them."""
+    "write, copy", the write, the copy and the copy beside it): the warnings as the CLI prints them."""
     out.mkdir()
     (out / "config.yaml").write_bytes(EARLIER)
     (out / "notes.txt").write_bytes(b"mine")
@@ -48,10 +48,18 @@ def _refused_start(out: Path, monkeypatch, fails: str) -> list[str]:
     def no_copy(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
+    write_bytes = Path.write_bytes
+
+    def no_write_in_out(self, data):  # the copy beside config.yaml fails too
+        if self == io.temp_name(out / "config.yaml"):
+            raise PermissionError(13, "Permission denied", str(self))
+        return write_bytes(self, data)
+
     if fails.startswith("rename"):
         monkeypatch.setattr(io.os, "replace", no_rename)
     else:
         monkeypatch.setattr(io, "atomic_path", no_write)
+        monkeypatch.setattr(Path, "write_bytes", no_write_in_out)
     if "copy" in fails:
         monkeypatch.setattr(tempfile, "mkstemp", no_copy)
     with pytest.warns(UserWarning) as said, pytest.raises(InputError) as err:
