@@ -8,6 +8,7 @@ renamed into a subfolder, never deleted. Split out of `checkpointing.py`, which 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable
@@ -63,7 +64,12 @@ def point_last(link: Path, target_name: str) -> None:
     tmp = temp_name(link)
     tmp.unlink(missing_ok=True)
     os.symlink(target_name, tmp)
-    os.replace(tmp, link)
+    try:
+        os.replace(tmp, link)
+    except BaseException:  # the temporary link goes too; the rename's error is the one raised
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def move_aside(paths: list[Path], folder: Path, prefix: str) -> Path:

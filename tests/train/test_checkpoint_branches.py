@@ -305,3 +305,26 @@ def test_a_killed_point_last_leaves_a_temporary_that_is_swept(tmp_path, capsys) 
     assert not left.is_symlink() and os.readlink(link) == "step_00000001.ckpt"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt", "step_00000001.ckpt"]
     assert f"removed 1 temporary of a killed run: {left.name}" in capsys.readouterr().err
+
+
+def test_a_point_last_whose_rename_fails_leaves_no_temporary_link(tmp_path, monkeypatch) -> None:
+    """A rename refused (a permission, a full disk) raises its own error and takes the temporary link with it; the
+    earlier `last.ckpt` stays as it was."""
+    import os
+
+    from geodino.train import checkpoint_folder
+
+    for i in (1, 2):
+        (tmp_path / f"step_{i:08d}.ckpt").write_bytes(b"x" * i)
+    link = tmp_path / "last.ckpt"
+    checkpoint_folder.point_last(link, "step_00000001.ckpt")
+
+    def refused(src, dst):
+        raise PermissionError(13, "Permission denied", str(dst))
+
+    monkeypatch.setattr(checkpoint_folder.os, "replace", refused)
+    with pytest.raises(PermissionError, match="Permission denied"):
+        checkpoint_folder.point_last(link, "step_00000002.ckpt")
+    monkeypatch.undo()
+    assert not list(tmp_path.glob(".*.tmp-*"))
+    assert os.readlink(link) == "step_00000001.ckpt"
