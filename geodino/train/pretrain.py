@@ -27,6 +27,7 @@ from typing import Any
 from geodino.errors import CheckpointError, ConfigError, GeoDinoError, InputError, plural
 from geodino.io import removes_created_dirs
 from geodino.train.config import PRECISIONS, STRATEGIES, CheckpointConfig, PretrainConfig, TrainerConfig
+from geodino.train.resume_point import resume_point
 from geodino.train.run_start import Start, undo_start
 
 __all__ = [
@@ -294,7 +295,11 @@ def _pretrain(cfg: PretrainConfig) -> Path:
         backbone_config = dict(getattr(arch.student["backbone"], "config", {}) or {})
 
         factory = _loader_factory(cfg)
-        extent = _probe_data(cfg)
+        max_steps = cfg.trainer.max_steps
+        # the step it resumes from by the checkpoints' names, as distillation finds it (min over the ranks when a
+        # process group is up already; Lightning starts its own in fit, and every rank reads the same folder)
+        finished = resume_point(cfg.checkpoint.resume, out / "checkpoints")[1] >= max_steps
+        extent = None if finished else _probe_data(cfg)  # a finished run's re-run trains on no batch: none is read
 
         init_lines: list[str] = []
         post_init = None
@@ -304,6 +309,8 @@ def _pretrain(cfg: PretrainConfig) -> Path:
         elif cfg.init_from:
             init_lines, post_init = _apply_init_from(cfg, arch, init_src, head_warmup)
             init_src = None
+        if finished and not (isinstance(resume_step, int) and resume_step >= max_steps):
+            extent = _probe_data(cfg)  # the newest checkpoint's name said finished, the step saved in it does not
 
         module = _build_module(cfg, arch, factory, out, backbone_config, extent, head_warmup, post_init)
         trainer, ckpt_cb = build_trainer(cfg.trainer, cfg.checkpoint, out, run_name=cfg.name)
@@ -334,7 +341,8 @@ def _check_schedules(cfg: PretrainConfig) -> int:
 
 
 def _probe_data(cfg: PretrainConfig) -> Any:
-    """Read one batch in this process so bad data fails in one line before training; the data's extent."""
+    """Read one batch in this process so bad data fails in one line before training; the data's extent. Not read on
+    a re-run of a finished run (nothing trains; Lightning then saves no checkpoint to record an extent in)."""
     from geodino.data.loaders import check_sources_have_pixels
 
     # one batch in this process first: unreadable data or a band count that does not fit fails here, in one line

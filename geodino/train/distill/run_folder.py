@@ -70,21 +70,11 @@ def _clear_partial_checkpoints(ckpt_dir: Path) -> None:
 def resume_point(cfg: DistillConfig, ckpt_dir: Path, device: Any, dist_on: bool) -> tuple[dict[int, Path], int]:
     """This rank's checkpoints by step and the step the run starts from: the newest step every student has (the
     smallest newest step over the ranks; 0 with `train.resume=never` or no checkpoint). Found before the data is
-    probed, so that a re-run of a finished run (that step is `train.max_steps`) reads no batch."""
-    if cfg.train.resume != "auto":
-        return {}, 0
-    import torch
-    import torch.distributed as dist
+    probed, so that a re-run of a finished run (that step is `train.max_steps`) reads no batch. Pretraining's too:
+    `geodino.train.resume_point`, given `train.resume`."""
+    from geodino.train.resume_point import resume_point as find
 
-    from geodino.train.checkpointing import checkpoint_step, find_checkpoints
-
-    found = {checkpoint_step(p) or 0: p for p in find_checkpoints(ckpt_dir)}
-    step = max(found) if found else 0
-    if dist_on:  # every subgroup resumes from the same step (the oldest newest checkpoint)
-        t = torch.tensor([step], device=device if device.type == "cuda" else "cpu")
-        dist.all_reduce(t, op=dist.ReduceOp.MIN)
-        step = int(t.item())
-    return found, step
+    return find(cfg.train.resume, ckpt_dir, device, dist_on)
 
 
 def refuse_used_folder(out_dir: Path, names: list[str]) -> None:
