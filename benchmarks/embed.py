@@ -205,14 +205,25 @@ def _env(value: str):
     return cm()
 
 
-def pipeline_only(src: Path, work: Path, *, rounds: int, dim: int = 384, dtype: str = "float16") -> dict:
+def pipeline_only(
+    src: Path,
+    work: Path,
+    *,
+    rounds: int,
+    dim: int = 384,
+    dtype: str = "float16",
+    device: str = "cpu",
+    read_threads: int | None = None,
+) -> dict:
     """Median wall time of `embed_raster` runs whose backbone returns random features [B, dim, h, w] at once: the
     reader, scaling, normalisation, blending, encoding and writing (as `dtype`), without the forward. The eager path
     (`GEODINO_FAST=0`) so that nothing is compiled; the store is created and finalised in every run, as in a
-    real one."""
+    real one. On `device` "cuda" the batch crosses to the GPU and is prepared and blended there, as a GPU run does;
+    `read_threads` sets `geodino.embed.read_ahead.READ_THREADS` (None: the sweep's own choice for the device)."""
     import rasterio
     import torch
 
+    import geodino.embed.read_ahead as read_ahead
     from geodino.backbones import load_backbone
     from geodino.embed import embed_raster
 
@@ -237,16 +248,24 @@ def pipeline_only(src: Path, work: Path, *, rounds: int, dim: int = 384, dtype: 
     bb.features = features
     with rasterio.open(src) as ds:
         side = ds.width
-    times = []
-    with _env("0"):
-        for k in range(rounds):
-            t0 = time.perf_counter()
-            out = work / f"pipe{k}.zarr"
-            embed_raster(src, bb, out, tile=512, overlap=128, batch_size=8, progress=False, dtype=dtype)
-            times.append(time.perf_counter() - t0)
-            shutil.rmtree(out, ignore_errors=True)  # rounds alike: no earlier output's pages in the cache
+    times, before = [], read_ahead.READ_THREADS
+    read_ahead.READ_THREADS = read_threads
+    try:
+        with _env("0"):
+            for k in range(rounds):
+                t0 = time.perf_counter()
+                out = work / f"pipe{k}.zarr"
+                kw = dict(tile=512, overlap=128, batch_size=8, progress=False, dtype=dtype, device=device)
+                embed_raster(src, bb, out, **kw)
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - t0)
+                shutil.rmtree(out, ignore_errors=True)  # rounds alike: no earlier output's pages in the cache
+    finally:
+        read_ahead.READ_THREADS = before
     s, tiles = statistics.median(times), seen[0] // rounds
-    return {"tiles": tiles, "s": s, "tiles_s": tiles / s, "px_s": side * side / s}
+    threads = read_ahead.read_threads(torch.device(device).type) if read_threads is None else read_threads
+    return {"tiles": tiles, "s": s, "tiles_s": tiles / s, "px_s": side * side / s, "threads": threads}
 
 
 def _force_compile(on: bool) -> None:
@@ -535,6 +554,15 @@ def main() -> None:
     ap.add_argument("--only-pipeline", action="store_true", help="run only part 1c")
     ap.add_argument("--pipeline-size", type=int, default=4096, help="raster side of part 1c")
     ap.add_argument("--pipeline-rounds", type=int, default=3)
+    ap.add_argument("--pipeline-device", default=None, help="device of part 1c (default: cuda when there is one)")
+    ap.add_argument(
+        "--read-threads",
+        type=int,
+        nargs="+",
+        default=None,
+        help="part 1c once per reader-thread count (geodino.embed.read_ahead.READ_THREADS; 0: the sweep's own choice "
+        "for the device); default: the sweep's choice",
+    )
     ap.add_argument(
         "--pipeline-dtype",
         default="float16",
@@ -568,17 +596,25 @@ def main() -> None:
         size = 1024 if args.quick else 3072  # 64 tiles: pipeline fill and drain (~0.5 s) amortised
         if args.only_pipeline:
             psrc = make_raster(work / "pipeline.tif", args.pipeline_size)
+            import torch
+
+            device = args.pipeline_device or ("cuda" if torch.cuda.is_available() else "cpu")
             print(
                 f"\n## 1c. the pipeline alone ({args.pipeline_size}^2 generated uint8 raster, tile 512, overlap 128, "
-                f"batch 8, D 384, .zarr {args.pipeline_dtype}; the backbone forward replaced by a constant; load "
-                f"average {os.getloadavg()[0]:.1f})\n"
+                f"batch 8, D 384, .zarr {args.pipeline_dtype}, device {device}; the backbone forward replaced by a "
+                f"constant; load average {os.getloadavg()[0]:.1f})\n"
             )
-            r = pipeline_only(psrc, work, rounds=args.pipeline_rounds, dtype=args.pipeline_dtype)
-            print("| tiles | rounds | s per run (median) | tiles/s | Mpx/s |")
-            print("|---|---|---|---|---|")
-            print(
-                f"| {r['tiles']} | {args.pipeline_rounds} | {r['s']:.2f} | {r['tiles_s']:.1f} | {r['px_s'] / 1e6:.2f} |"
-            )
+            print("| reader threads | tiles | rounds | s per run (median) | tiles/s | Mpx/s |")
+            print("|---|---|---|---|---|---|")
+            kw = dict(rounds=args.pipeline_rounds, dtype=args.pipeline_dtype, device=device)
+            pipeline_only(psrc, work, **{**kw, "rounds": 1})  # untimed: imports, allocator, first-use costs
+            for n in args.read_threads or [None]:  # one row per reader-thread count, in the same process
+                r = pipeline_only(psrc, work, read_threads=n or None, **kw)
+                print(
+                    f"| {r['threads']}{'' if n else ' (auto)'} | {r['tiles']} | {args.pipeline_rounds} | {r['s']:.2f} "
+                    f"| {r['tiles_s']:.1f} | {r['px_s'] / 1e6:.2f} |",
+                    flush=True,
+                )
             return
         gen = make_raster(work / "thr.tif", size)
         if args.only_rss or args.only_fast:

@@ -117,8 +117,10 @@ if [[ " $PARTS " == *" 2 "* ]]; then
     for fast in 0 1; do  # where each run's time went (set-up, forward, waiting for tiles, blending, rows, finishing)
       echo "GEODINO_FAST=$fast: $(grep -h -o "time .* s: .*" "$LOGS/embed_$fast.log" | tail -1)"
     done
+    # on the GPU (the batch crosses in uint8, is prepared and blended there), with 1 reader thread and the sweep's
+    # own choice for a GPU (a quarter of the cores, 2 to 4)
     if "$PY" benchmarks/embed.py --only-pipeline --pipeline-size "$SCENE" --pipeline-rounds 2 \
-        > "$LOGS/pipeline.log" 2>&1; then
+        --pipeline-device "$DEV" --read-threads 1 0 > "$LOGS/pipeline.log" 2>&1; then
       grep -E "^(## 1c|\|)" "$LOGS/pipeline.log"
     else
       fail 2 "$LOGS/pipeline.log"

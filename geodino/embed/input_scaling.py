@@ -19,7 +19,27 @@ import numpy as np
 from geodino.embed.config import DECLARED_BY_FILE, EmbedConfig
 from geodino.errors import InputError, plural
 
-__all__ = ["InputScale", "input_scaler", "recorded_scale", "scaling_sensor"]
+__all__ = ["InputScale", "as_float32_on", "input_scaler", "recorded_scale", "scaling_sensor"]
+
+# unsigned integers torch supports only in part (copies, views; not every conversion kernel on every device): they
+# cross as the signed integer of their width and are widened and masked back on the device, exactly
+_UNSIGNED = {"uint16": ("int16", "int32", 0xFFFF), "uint32": ("int32", "int64", 0xFFFFFFFF)}
+
+
+def as_float32_on(x: Any, device: Any, non_blocking: bool = False) -> Any:
+    """A host tensor of raw values as float32 on `device`, copied in its own dtype (a uint8 batch is a quarter of
+    float32's bytes): uint16/uint32 as the signed integer of their width, widened and masked back there; uint64
+    (rare) converted on the host. The same values numpy's `astype(float32)` gives."""
+    import torch
+
+    name = str(x.dtype).removeprefix("torch.")
+    if name == "uint64":
+        return x.float().to(device, non_blocking=non_blocking)
+    if name in _UNSIGNED:
+        signed, wide, mask = _UNSIGNED[name]
+        y = x.view(getattr(torch, signed)).to(device, non_blocking=non_blocking)
+        return y.to(getattr(torch, wide)).bitwise_and_(mask).float()
+    return x.to(device, non_blocking=non_blocking).float()
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,12 @@ host copies each cell's features once, when its rows are finished, not once per 
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -24,11 +25,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from geodino.data.sensors import check_read_values
 from geodino.embed.backbone import parse_layers
 from geodino.embed.blend import tile_weights
 from geodino.embed.config import EmbedConfig
-from geodino.embed.input_scaling import input_scaler, recorded_scale, scaling_sensor  # re-exported
+from geodino.embed.input_scaling import as_float32_on, input_scaler, recorded_scale, scaling_sensor  # re-exported
 from geodino.embed.plan import Block, Plan
+from geodino.embed.read_ahead import read_ahead, read_threads
 from geodino.embed.workdir import DONE, PLAN_FILE, STORE, WorkDirGone, damaged, mark_done, mark_rows
 from geodino.embed.writers import ChunkRowWriter, encode
 from geodino.errors import GeoDinoError, InputError, plural
@@ -144,45 +147,55 @@ class Sweeper:
         `self.fill` tiles a batch (`Plan.batch_fill`)."""
         import rasterio
 
-        from geodino.data.sensors import check_read_values
-
         plan, p, tc = self.plan, self.plan.patch, self.plan.tile_cells
-        info = self.prep.source.info
-        check = dict(kind=self.prep.source.kind, setting="--sensor")
         new = partial(_Tiles, self.fill, self.pin)
+
+        def order() -> Iterator[tuple[int, int, int, int]]:  # the windows of every tile, in sweep order
+            for run in runs:
+                for i in plan.tiles_touching(plan.row_starts, run[0].r0, run[-1].r1):
+                    y = plan.row_starts[i]
+                    for j in plan.tiles_touching(plan.col_starts, run[0].c0, run[0].c1):
+                        x = plan.col_starts[j]
+                        yield y * p, (y + tc) * p, x * p, (x + tc) * p
+
         try:
             env = rasterio.Env(GDAL_CACHEMAX=int(self.cfg.gdal_cache_mb) * 2**20)
             env.__enter__()
-            src = self.prep.source.open()
+            threads = read_threads(self.device.type)
             try:
-                for run in runs:
-                    _put(out_q, ("run_start", None, run, 0), stop)
-                    trows = plan.tiles_touching(plan.row_starts, run[0].r0, run[-1].r1)
-                    tcols = plan.tiles_touching(plan.col_starts, run[0].c0, run[0].c1)
-                    for i in trows:
-                        y = plan.row_starts[i]
-                        tiles, skipped = new(), 0
-                        for j in tcols:
-                            if stop.is_set():
-                                return
-                            x = plan.col_starts[j]
-                            data, valid = src.read(y * p, (y + tc) * p, x * p, (x + tc) * p)
-                            if not valid.any():  # all nodata: skipped, its cells stay nodata
-                                skipped += 1
-                                continue
-                            check_read_values(info.path, data, valid, self.sensor, **check)
-                            # stacked here, off the main thread; nodata is masked once, in `_input`
-                            if tiles.add(j, data, valid):
-                                _put(out_q, ("batch", i, self._ready(tiles), skipped), stop)
-                                tiles, skipped = new(), 0
-                        _put(out_q, ("batch", i, self._ready(tiles.trimmed()), skipped), stop)
-                        _put(out_q, ("row_end", i, run, 0), stop)
+                with contextlib.closing(read_ahead(self.prep.source, order(), self._read, threads, stop)) as reads:
+                    for run in runs:
+                        _put(out_q, ("run_start", None, run, 0), stop)
+                        tcols = plan.tiles_touching(plan.col_starts, run[0].c0, run[0].c1)
+                        for i in plan.tiles_touching(plan.row_starts, run[0].r0, run[-1].r1):
+                            tiles, skipped = new(), 0
+                            for j in tcols:
+                                got = next(reads, None)
+                                if got is None:  # stopped
+                                    return
+                                data, valid = got[1]
+                                if not valid.any():  # all nodata: skipped, its cells stay nodata
+                                    skipped += 1
+                                    continue
+                                # stacked here, off the main thread; nodata is masked once, in `_input`
+                                if tiles.add(j, data, valid):
+                                    _put(out_q, ("batch", i, self._ready(tiles), skipped), stop)
+                                    tiles, skipped = new(), 0
+                            _put(out_q, ("batch", i, self._ready(tiles.trimmed()), skipped), stop)
+                            _put(out_q, ("row_end", i, run, 0), stop)
             finally:
-                src.close()
                 env.__exit__(None, None, None)
             _put(out_q, ("end", None, None, 0), stop)
         except BaseException as exc:  # handed to the main thread, which re-raises it
             _put(out_q, ("error", None, _Failure(exc), 0), stop)
+
+    def _read(self, src: Any, window: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """One tile's (values, validity) from the open source `src` (on a reading thread), its bit depth checked."""
+        data, valid = src.read(*window)
+        if valid.any():
+            check = dict(kind=self.prep.source.kind, setting="--sensor")
+            check_read_values(self.prep.source.info.path, data, valid, self.sensor, **check)
+        return data, valid
 
     # -- writer thread ------------------------------------------------------------------------------------------
     def _writer(self, in_q: queue.Queue, errors: list[BaseException]) -> None:
@@ -271,8 +284,8 @@ class Sweeper:
         backbone's mean). The one place nodata is masked: whatever value a nodata pixel holds (NaN included) is
         replaced here. The same float32 operations in the same order as the numpy steps before them: same bits."""
         src = tiles.held if tiles.held is not None else torch.from_numpy(tiles.x)
-        x = src.to(self.device, non_blocking=tiles.held is not None)
-        x = self.bb.normalize(self.scale.apply_(x.float()))  # in place: a float32 batch is this batch's own copy
+        x = as_float32_on(src, self.device, non_blocking=tiles.held is not None)
+        x = self.bb.normalize(self.scale.apply_(x))  # in place: a float32 batch is this batch's own copy
         if not all(tiles.full):  # masked_fill, not a product: nodata may be NaN or inf, and 0 * NaN is NaN
             invalid = torch.from_numpy(~tiles.valid)[:, None].to(self.device)
             x = x.masked_fill(invalid, 0.0)

@@ -12,7 +12,7 @@ import torch
 
 from geodino.embed import embed_raster, sweep
 from geodino.embed.config import EmbedConfig
-from geodino.embed.input_scaling import InputScale, input_scaler
+from geodino.embed.input_scaling import InputScale, as_float32_on, input_scaler
 from geodino.embed.sources import RasterSource, SourceInfo
 from tests.embed.conftest import random_image, write_tif
 from tests.embed.toy_backbones import ConvBackbone
@@ -55,6 +55,26 @@ def test_numpy_and_torch_scale_to_the_same_bits(dtype, bands, options, by_hand):
     assert with_numpy.dtype == with_torch.dtype == np.float32
     np.testing.assert_array_equal(with_numpy.view(np.uint32), expected.view(np.uint32))
     np.testing.assert_array_equal(with_torch.view(np.uint32), expected.view(np.uint32))
+
+
+@pytest.mark.parametrize(
+    "dtype", ["uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float16", "float32", "float64"]
+)
+def test_raw_values_cross_as_float32_exactly_as_numpy_casts_them(dtype):
+    """uint16/uint32 cross as the signed integer of their width and are masked back (torch converts them only in
+    part on accelerators): every value, the extremes included, equals numpy's cast bit for bit."""
+    rng = np.random.default_rng(1)
+    if np.dtype(dtype).kind in "iu":
+        lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+        raw = np.concatenate([np.array([lo, hi, 0, 1], dtype), rng.integers(lo, hi, 2000, dtype=dtype, endpoint=True)])
+    else:
+        big = np.finfo(dtype).max
+        raw = np.concatenate([np.array([-big, big, 0, np.inf, -np.inf], dtype), rng.normal(0, 1e3, 2000).astype(dtype)])
+    with np.errstate(over="ignore"):
+        expected = raw.astype(np.float32)
+    got = as_float32_on(torch.from_numpy(raw), "cpu").numpy()
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
 
 
 def test_windows_are_read_in_the_rasters_dtype_and_zero_filled_outside(tmp_path):
