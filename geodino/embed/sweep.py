@@ -70,12 +70,12 @@ class _Tiles:
         """Copy one tile into the next slot (the arrays are allocated at the first, a new pair per batch: the main
         thread may still hold the previous one); True when the batch is full."""
         if self.x is None:
-            shape = (self.size, *x.shape)
+            shape, dtype = (self.size, *x.shape), x.dtype.newbyteorder("=")  # torch takes the machine's order only
             if self.pin:
-                self.held = torch.empty(shape, dtype=torch.from_numpy(x[:0, :0, :0]).dtype, pin_memory=True)
+                self.held = torch.empty(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype, pin_memory=True)
                 self.x = self.held.numpy()
             else:
-                self.x = np.empty(shape, x.dtype)
+                self.x = np.empty(shape, dtype)
             self.valid = np.empty((self.size, *valid.shape), bool)
         self.x[len(self.cols)] = x
         self.valid[len(self.cols)] = valid

@@ -130,3 +130,38 @@ def test_the_accelerator_order_writes_the_raster_the_cpu_order_writes(tmp_path, 
     assert crossed and set(crossed) == {np.dtype(dtype)}
     assert np.isnan(cpu_order).any()  # the nodata block is in the output, so masking was exercised
     np.testing.assert_array_equal(device_order.view(np.uint32), cpu_order.view(np.uint32))
+
+
+@pytest.mark.parametrize("order", ["cpu", "accelerator"])
+def test_a_big_endian_cube_embeds_as_its_native_copy(tmp_path, monkeypatch, order):
+    """A cube whose values are big-endian (netCDF-3's byte order, kept by readers that map the file) is batched in
+    the machine's order: torch takes no other, and the raster equals that of the same values in native order."""
+    import rioxarray  # noqa: F401
+    import xarray as xr
+
+    data = random_image(64, 64, dtype="uint16")
+    coords = {"band": [1, 2, 3], "y": 4e6 - 10 * (np.arange(64) + 0.5), "x": 5e5 + 10 * (np.arange(64) + 0.5)}
+
+    def cube(values):
+        return xr.DataArray(values, dims=("band", "y", "x"), coords=coords).rio.write_crs("EPSG:32633")
+
+    if order == "accelerator":
+        init = sweep.Sweeper.__init__
+
+        def accelerator_order(self, *args, **kwargs):
+            init(self, *args, **kwargs)
+            self.prep_in_reader = False
+
+        monkeypatch.setattr(sweep.Sweeper, "__init__", accelerator_order)
+    bb = ConvBackbone(in_chans=3, dim=8, patch=4, n_convs=2)
+    opts = dict(tile=32, overlap=8, progress=False, scale=1e-4)
+    big = data.astype(">u2")
+    assert big.dtype.byteorder == ">" and np.array_equal(big, data)
+
+    def store(values, name):
+        import rasterio
+
+        with rasterio.open(embed_raster(cube(values), bb, tmp_path / name, **opts)) as ds:
+            return ds.read()
+
+    np.testing.assert_array_equal(store(big, "big.zarr").view(np.uint32), store(data, "native.zarr").view(np.uint32))
