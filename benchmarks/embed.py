@@ -213,17 +213,16 @@ def pipeline_only(
     dim: int = 384,
     dtype: str = "float16",
     device: str = "cpu",
-    read_threads: int | None = None,
+    read_threads: int = 0,
 ) -> dict:
     """Median wall time of `embed_raster` runs whose backbone returns random features [B, dim, h, w] at once: the
     reader, scaling, normalisation, blending, encoding and writing (as `dtype`), without the forward. The eager path
     (`GEODINO_FAST=0`) so that nothing is compiled; the store is created and finalised in every run, as in a
     real one. On `device` "cuda" the batch crosses to the GPU and is prepared and blended there, as a GPU run does;
-    `read_threads` sets `geodino.embed.read_ahead.READ_THREADS` (None: the sweep's own choice for the device)."""
+    `read_threads`: the run's `read_threads` (0: the sweep's own choice for the device)."""
     import rasterio
     import torch
 
-    import geodino.embed.read_ahead as read_ahead
     from geodino.backbones import load_backbone
     from geodino.embed import embed_raster
 
@@ -248,23 +247,21 @@ def pipeline_only(
     bb.features = features
     with rasterio.open(src) as ds:
         side = ds.width
-    times, before = [], read_ahead.READ_THREADS
-    read_ahead.READ_THREADS = read_threads
-    try:
-        with _env("0"):
-            for k in range(rounds):
-                t0 = time.perf_counter()
-                out = work / f"pipe{k}.zarr"
-                kw = dict(tile=512, overlap=128, batch_size=8, progress=False, dtype=dtype, device=device)
-                embed_raster(src, bb, out, **kw)
-                if device.startswith("cuda"):
-                    torch.cuda.synchronize()
-                times.append(time.perf_counter() - t0)
-                shutil.rmtree(out, ignore_errors=True)  # rounds alike: no earlier output's pages in the cache
-    finally:
-        read_ahead.READ_THREADS = before
+    from geodino.embed.read_ahead import read_threads as threads_for
+
+    times = []
+    with _env("0"):
+        for k in range(rounds):
+            t0 = time.perf_counter()
+            out = work / f"pipe{k}.zarr"
+            kw = dict(tile=512, overlap=128, batch_size=8, progress=False, dtype=dtype, device=device)
+            embed_raster(src, bb, out, read_threads=read_threads, **kw)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+            shutil.rmtree(out, ignore_errors=True)  # rounds alike: no earlier output's pages in the cache
     s, tiles = statistics.median(times), seen[0] // rounds
-    threads = read_ahead.read_threads(torch.device(device).type) if read_threads is None else read_threads
+    threads = threads_for(torch.device(device).type, read_threads)
     return {"tiles": tiles, "s": s, "tiles_s": tiles / s, "px_s": side * side / s, "threads": threads}
 
 
@@ -560,8 +557,8 @@ def main() -> None:
         type=int,
         nargs="+",
         default=None,
-        help="part 1c once per reader-thread count (geodino.embed.read_ahead.READ_THREADS; 0: the sweep's own choice "
-        "for the device); default: the sweep's choice",
+        help="part 1c once per reader-thread count (embed's read_threads; 0: the sweep's own choice for the device); "
+        "default: the sweep's choice",
     )
     ap.add_argument(
         "--pipeline-dtype",
@@ -609,7 +606,7 @@ def main() -> None:
             kw = dict(rounds=args.pipeline_rounds, dtype=args.pipeline_dtype, device=device)
             pipeline_only(psrc, work, **{**kw, "rounds": 1})  # untimed: imports, allocator, first-use costs
             for n in args.read_threads or [None]:  # one row per reader-thread count, in the same process
-                r = pipeline_only(psrc, work, read_threads=n or None, **kw)
+                r = pipeline_only(psrc, work, read_threads=n or 0, **kw)
                 print(
                     f"| {r['threads']}{'' if n else ' (auto)'} | {r['tiles']} | {args.pipeline_rounds} | {r['s']:.2f} "
                     f"| {r['tiles_s']:.1f} | {r['px_s'] / 1e6:.2f} |",

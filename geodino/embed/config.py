@@ -84,6 +84,7 @@ class EmbedConfig:
     world_size: int = 1  # or: this process is `rank` of `world_size` launched externally (e.g. SLURM)
     rank: int = 0
     threads: int = 0  # torch intra-op threads (0: default)
+    read_threads: int = 0  # windows read at once (0: 1 on a CPU, whose cores the forward needs; 2-4 on a GPU)
     gdal_cache_mb: int = 64  # GDAL block cache while reading/converting (GDAL's default, 5% of RAM, grows with size)
     progress: bool = True
 
@@ -115,6 +116,8 @@ class EmbedConfig:
             raise ConfigError("batch_size, workers and world_size must be >= 1")
         if not 0 <= self.rank < self.world_size:
             raise ConfigError(f"rank={self.rank} must be in 0..{self.world_size - 1} for world_size={self.world_size}")
+        if self.read_threads < 0:
+            raise ConfigError(f"read_threads={self.read_threads} is not valid; give 0 (automatic) or a count >= 1")
         if self.workers > 1 and self.world_size > 1:
             raise ConfigError("use either workers=N (spawned here) or world_size/rank (launched outside), not both")
         parse_layers(self.layers)
@@ -141,7 +144,7 @@ class EmbedConfig:
 
 # the scalar fields a Python caller may give as text ("256", "1e-4", "true"), read as YAML and the CLI read them
 _INTS = ("tile", "overlap", "margin", "batch_size", "chunk", "block_rows", "max_block_cols")
-_INTS += ("workers", "world_size", "rank", "threads", "gdal_cache_mb")
+_INTS += ("workers", "world_size", "rank", "threads", "read_threads", "gdal_cache_mb")
 _FLOATS = ("scale", "nodata")
 _BOOLS = ("norm", "l2_normalize", "upsample", "stac_scale", "file_scale", "allow_no_crs", "overwrite", "resume")
 _BOOLS += ("amp", "progress")

@@ -5,7 +5,8 @@ ViT-S on a data-centre GPU infers ~3,900, so on an accelerator the single reader
 releases the GIL while it decodes, so a few threads, each with its own dataset handle (GDAL handles are not
 shared between threads), read the next tiles while the sweep's reader thread stacks the current ones. Results come
 back in the order asked, so batches, blending and stores are exactly those of one thread. On a CPU run the backbone
-is the bound and the cores are its, so the sweep keeps one reader there (`read_threads`).
+is the bound and the cores are its, so the sweep keeps one reader there (`read_threads`; `EmbedConfig.read_threads`
+sets the count).
 """
 
 from __future__ import annotations
@@ -17,19 +18,17 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-__all__ = ["READ_THREADS", "read_ahead", "read_threads"]
+__all__ = ["read_ahead", "read_threads"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Reader threads of a sweep on an accelerator; None: a quarter of the CPU's cores, 2 to 4 (a CPU sweep keeps one).
-READ_THREADS: int | None = None
 
-
-def read_threads(device_type: str) -> int:
-    """Threads reading windows for a sweep on `device_type` ("cpu", "cuda", ...), `READ_THREADS` when set."""
-    if READ_THREADS is not None:
-        return max(1, int(READ_THREADS))
+def read_threads(device_type: str, setting: int = 0) -> int:
+    """Threads reading windows for a sweep on `device_type` ("cpu", "cuda", ...): `setting` (the run's
+    `read_threads`) when > 0, else 1 on a CPU and a quarter of the CPU's cores, 2 to 4, on an accelerator."""
+    if setting > 0:
+        return int(setting)
     if device_type == "cpu":
         return 1
     return min(4, max(2, (os.cpu_count() or 1) // 4))

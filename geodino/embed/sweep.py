@@ -161,7 +161,7 @@ class Sweeper:
         try:
             env = rasterio.Env(GDAL_CACHEMAX=int(self.cfg.gdal_cache_mb) * 2**20)
             env.__enter__()
-            threads = read_threads(self.device.type)
+            threads = read_threads(self.device.type, self.cfg.read_threads)
             try:
                 with contextlib.closing(read_ahead(self.prep.source, order(), self._read, threads, stop)) as reads:
                     for run in runs:

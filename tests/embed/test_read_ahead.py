@@ -13,7 +13,7 @@ import rasterio
 import geodino.embed.read_ahead as read_ahead_module
 from geodino.embed import embed_raster
 from geodino.embed.read_ahead import read_ahead, read_threads
-from geodino.errors import InputError
+from geodino.errors import ConfigError, InputError
 from tests.embed.conftest import random_image, write_tif
 from tests.embed.toy_backbones import ConvBackbone
 
@@ -91,8 +91,13 @@ def test_the_sweeps_reader_count(monkeypatch):
     assert read_threads("cuda") == 4
     monkeypatch.setattr(read_ahead_module.os, "cpu_count", lambda: 2)
     assert read_threads("cuda") == 2
-    monkeypatch.setattr(read_ahead_module, "READ_THREADS", 3)
-    assert read_threads("cpu") == 3
+    assert read_threads("cpu", 3) == 3 and read_threads("cuda", 1) == 1  # the run's read_threads
+
+
+def test_a_negative_reader_count_is_refused_in_one_line(tmp_path):
+    src = write_tif(tmp_path / "in.tif", random_image(32, 32))
+    with pytest.raises(ConfigError, match=r"^read_threads=-1 is not valid; give 0 \(automatic\) or a count >= 1$"):
+        embed_raster(src, ConvBackbone(), tmp_path / "out.zarr", read_threads=-1, progress=False)
 
 
 def test_a_sweep_on_three_readers_stores_what_one_reader_stores(tmp_path, monkeypatch):
@@ -107,7 +112,7 @@ def test_a_sweep_on_three_readers_stores_what_one_reader_stores(tmp_path, monkey
             return ds.read()
 
     one = stored("one.zarr")
-    monkeypatch.setattr(read_ahead_module, "READ_THREADS", 3)
+    opts["read_threads"] = 3
     threads: set[str] = set()
     real = read_ahead_module.read_ahead
 
@@ -125,15 +130,14 @@ def test_a_sweep_on_three_readers_stores_what_one_reader_stores(tmp_path, monkey
     np.testing.assert_array_equal(three.view(np.uint32), one.view(np.uint32))
 
 
-def test_a_damaged_raster_read_on_three_threads_is_the_same_one_line(tmp_path, monkeypatch):
+def test_a_damaged_raster_read_on_three_threads_is_the_same_one_line(tmp_path):
     data = random_image(128, 128, c=3)
     path = write_tif(tmp_path / "in.tif", data)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])  # the header reads, later blocks fail
     bb = ConvBackbone(in_chans=3, dim=8, patch=4, n_convs=2)
     lines = []
     for n in (1, 3):
-        monkeypatch.setattr(read_ahead_module, "READ_THREADS", n)
         with pytest.raises(InputError) as err:
-            embed_raster(path, bb, tmp_path / f"out{n}.zarr", tile=32, overlap=8, progress=False)
+            embed_raster(path, bb, tmp_path / f"out{n}.zarr", tile=32, overlap=8, progress=False, read_threads=n)
         lines.append(str(err.value))
     assert lines[0] == lines[1] and "truncated or corrupt" in lines[0]
