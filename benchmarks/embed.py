@@ -11,6 +11,8 @@
 1c. The pipeline alone: `embed_raster` with the backbone's forward replaced by a constant of the right shape
    (what an infinitely fast accelerator leaves: reading, scaling, normalising, blending, encoding, writing), in
    tiles/s and px/s. On a GPU this is the ceiling of a feature raster; `--only-pipeline` runs just this part.
+1d. Device check (`--device-check`): the sweep on a GPU (the batch crosses in uint16, is prepared and blended there)
+   against the same sweep on the CPU, and one reader against the sweep's own count: a correctness row for gpu.sh.
 2. Memory: peak RSS of `embed_raster` on a generated 16k x 16k raster against a 4k x 4k one, each in a fresh
    subprocess (a 1-block ViT-tiny so the 16k run takes minutes): target <= 1.1.
 3. Seams: mean |f(c) - f(c')| of adjacent cells across tile borders divided by the same inside tiles
@@ -263,6 +265,54 @@ def pipeline_only(
     s, tiles = statistics.median(times), seen[0] // rounds
     threads = threads_for(torch.device(device).type, read_threads)
     return {"tiles": tiles, "s": s, "tiles_s": tiles / s, "px_s": side * side / s, "threads": threads}
+
+
+def device_check(work: Path, device: str, size: int = 1024) -> list[dict]:
+    """The sweep on `device` against the same sweep on the CPU (eager float32, ViT-S, a generated uint16 raster with
+    a nodata hole: the path that crosses to the device in the raster's dtype, is masked back to unsigned, prepared
+    and blended there): the largest feature difference and the lowest cosine per cell, and whether the store of one
+    reader thread equals that of the sweep's own count, byte for byte. A correctness check, not a timing."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from geodino.backbones import load_backbone
+    from geodino.embed import embed_raster
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    img = 3000 + 2500 * np.stack([np.sin(xx / (31 + 7 * k)) * np.cos(yy / (47 + 5 * k)) for k in range(3)])
+    img = (img + rng.integers(0, 400, img.shape)).astype(np.uint16)
+    img[:, size // 4 : size // 3, size // 5 : size // 2] = 0
+    src = work / "check_u16.tif"
+    prof = dict(driver="GTiff", height=size, width=size, count=3, dtype="uint16", crs="EPSG:32633", nodata=0)
+    with rasterio.open(src, "w", transform=from_origin(5e5, 5e6, 10, 10), tiled=True, compress="deflate", **prof) as d:
+        d.write(img)
+    bb = load_backbone("arch:vit_small?seed=0")
+    stores = {}
+    with _env("0"):
+        for name, dev, threads in (("cpu", "cpu", 1), ("dev-1", device, 1), ("dev-auto", device, 0)):
+            out = work / f"check_{name}.zarr"
+            embed_raster(src, bb, out, progress=False, overwrite=True, device=dev, read_threads=threads, scale=1e-4)
+            with rasterio.open(out) as ds:
+                stores[name] = ds.read()
+    ref, got = stores["cpu"], stores["dev-1"]
+    ok = ~np.isnan(ref).any(0)
+    cos = (ref * got).sum(0)[ok] / (np.linalg.norm(ref, axis=0) * np.linalg.norm(got, axis=0))[ok]
+    same_nodata = bool((np.isnan(ref) == np.isnan(got)).all())
+    return [
+        {
+            "max_abs": float(np.nanmax(np.abs(got - ref))),
+            "min_cos": float(cos.min()),
+            "nodata_same": same_nodata,
+            "readers_identical": stores["dev-1"].tobytes() == stores["dev-auto"].tobytes(),
+        }
+    ]
+
+
+def torch_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _force_compile(on: bool) -> None:
@@ -551,6 +601,7 @@ def main() -> None:
     ap.add_argument("--only-pipeline", action="store_true", help="run only part 1c")
     ap.add_argument("--pipeline-size", type=int, default=4096, help="raster side of part 1c")
     ap.add_argument("--pipeline-rounds", type=int, default=3)
+    ap.add_argument("--device-check", action="store_true", help="run only part 1d (the sweep on a GPU vs the CPU)")
     ap.add_argument("--pipeline-device", default=None, help="device of part 1c (default: cuda when there is one)")
     ap.add_argument(
         "--read-threads",
@@ -591,6 +642,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="geodino-embed-bench-") as tmp:
         work = Path(tmp)
         size = 1024 if args.quick else 3072  # 64 tiles: pipeline fill and drain (~0.5 s) amortised
+        if args.device_check:
+            device = args.pipeline_device or ("cuda" if torch_cuda() else "cpu")
+            what = "1024^2 uint16 raster with a nodata hole, ViT-S, eager"
+            print(f"\n## 1d. the sweep on {device} against the CPU ({what})\n")
+            print("| max abs difference | lowest cell cosine | nodata cells equal | 1 reader == auto readers |")
+            print("|---|---|---|---|")
+            (r,) = device_check(work, device)
+            print(f"| {r['max_abs']:.2e} | {r['min_cos']:.6f} | {r['nodata_same']} | {r['readers_identical']} |")
+            return
         if args.only_pipeline:
             psrc = make_raster(work / "pipeline.tif", args.pipeline_size)
             import torch

@@ -7,6 +7,8 @@
 #      end-to-end px/s, the paths each run chose, and the ratio; then the same pipeline with the forward replaced
 #      by a constant (benchmarks/embed.py --only-pipeline): the ceiling the CPU side sets for a GPU; and where each
 #      embed run's time went (its "time" line: set-up, forward, waiting for tiles, blending, rows out, finishing);
+#      the pipeline runs on the GPU with 1 reader thread and the sweep's own count; then a correctness row
+#      (benchmarks/embed.py --device-check): a uint16 raster's store on the GPU against the CPU's, 1 vs auto readers;
 #   3. 50 pretraining steps of configs/pretrain/sat_vits16.yaml in bf16-mixed on the same scene: s/step between
 #      the first and the last logged step before the profiled ones (start-up excluded) and with start-up; then
 #      what bounds a step: `trainer.profile_steps` over the last steps (device busy share, kernel launches, syncs
@@ -124,6 +126,12 @@ if [[ " $PARTS " == *" 2 "* ]]; then
       grep -E "^(## 1c|\|)" "$LOGS/pipeline.log"
     else
       fail 2 "$LOGS/pipeline.log"
+    fi
+    # correctness of that GPU path (never run on a GPU before session 53's changes): the store against the CPU's
+    if "$PY" benchmarks/embed.py --device-check --pipeline-device "$DEV" > "$LOGS/device_check.log" 2>&1; then
+      grep -E "^(## 1d|\|)" "$LOGS/device_check.log"
+    else
+      fail 2 "$LOGS/device_check.log"
     fi
   else
     fail 2 "$LOGS/scene.log"
