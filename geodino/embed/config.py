@@ -18,6 +18,7 @@ __all__ = [
     "band_numbers",
     "check_margin",
     "make_config",
+    "rank_device",
     "reads_file_rule",
     "user_rule",
 ]
@@ -235,7 +236,28 @@ def make_config(config: EmbedConfig | None, backbone: Any, out: Any, options: di
     if out is not None:
         cfg.out = str(out)
     cfg.validate()
+    cfg.device = rank_device(cfg.device, cfg.rank, cfg.world_size)
     return cfg
+
+
+def rank_device(device: str, rank: int, world_size: int, local: int | None = None) -> str:
+    """One GPU per process on a machine with several: for rank `rank` of `world_size` > 1, a bare "cuda" becomes
+    cuda:<local rank mod GPUs>, the local rank being `local` (a spawned worker's index), else torchrun's LOCAL_RANK,
+    else SLURM_LOCALID, else `rank`. Every other device ("cpu", "cuda:1", "mps") and a single process are left as
+    given: a bare "cuda" put every rank of a node on its first GPU."""
+    if device != "cuda" or world_size <= 1:
+        return device
+    import os
+
+    import torch
+
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if n <= 1:
+        return device
+    if local is None:
+        env = os.environ.get("LOCAL_RANK") or os.environ.get("SLURM_LOCALID") or ""
+        local = int(env) if env.isdigit() else rank
+    return f"cuda:{local % n}"
 
 
 def _not_a_config(config: Any) -> str:

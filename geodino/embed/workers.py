@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from geodino.embed.config import EmbedConfig
+from geodino.embed.config import EmbedConfig, rank_device
 from geodino.embed.workdir import WorkDirGone, init_work_dir
 from geodino.errors import ConfigError, GeoDinoError, InputError, plural
 
@@ -88,7 +88,9 @@ def spawn_workers(input: Any, bb: Any, cfg: EmbedConfig, work: Path, prep: Prepa
     ctx = mp.get_context("spawn")
     procs, pipes = [], []
     for r in range(n):
+        device = rank_device(cfg.device, r, n, local=r)  # "cuda" on a machine with several GPUs: one each
         wcfg = dataclasses.replace(cfg, workers=1, world_size=n, rank=r, resume=True, overwrite=False, threads=threads)
+        wcfg.device = device
         wcfg.progress = cfg.progress and r == 0
         recv, send = ctx.Pipe(duplex=False)
         proc = ctx.Process(target=worker_main, args=(str(input), bb, wcfg, send), name=f"geodino-embed-{r}")
