@@ -221,6 +221,7 @@ def extract_features(
             shuffle=False,
             num_workers=cfg.num_workers,
             persistent_workers=False,
+            pin_memory=device.type == "cuda",  # page-locked batches: the non-blocking copy below is then asynchronous
         )
         cls_out: list[torch.Tensor] = []
         mean_out: list[torch.Tensor] = []
@@ -231,19 +232,21 @@ def extract_features(
             for x, y in loader:
                 x = backbone.normalize(x.to(device, non_blocking=True))
                 maps, cls_tokens = backbone.features(x, layers=layers)  # autocasts the eager model where it should
-                cls_out.append(torch.stack([t.float() for t in cls_tokens], dim=1).cpu())
-                mean_out.append(torch.stack([m.float().mean(dim=(-2, -1)) for m in maps], dim=1).cpu())
+                # kept on the device until the end: a copy to the host per batch would wait for the GPU each time
+                cls_out.append(torch.stack([t.float() for t in cls_tokens], dim=1))
+                mean_out.append(torch.stack([m.float().mean(dim=(-2, -1)) for m in maps], dim=1))
                 targets.append(y)
                 bar.update(len(x))
                 speed.add(len(x) if stand_in is None else int((y != stand_in).sum()))
         finally:
             bar.close()
         ran = path_of(backbone) if hasattr(backbone, "model") else fast
+    cls_all, mean_all = torch.cat(cls_out).cpu(), torch.cat(mean_out).cpu()  # waits for the device: inside the timing
     if progress:
         print(speed.line(desc, ran), file=sys.stderr)
     fs = FeatureSet(
-        cls=torch.cat(cls_out),
-        patch_mean=torch.cat(mean_out),
+        cls=cls_all,
+        patch_mean=mean_all,
         targets=torch.cat(targets),
         layers=layers,
         key=key,

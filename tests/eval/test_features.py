@@ -90,3 +90,26 @@ def test_images_of_different_sizes_need_image_size():
         extract_features(TinyBackbone(), ds, FeatureConfig(cache=False, batch_size=2), progress=False)
     fs = extract_features(TinyBackbone(), ds, FeatureConfig(cache=False, batch_size=2, image_size=16), progress=False)
     assert fs.cls.shape[0] == 2
+
+
+def test_a_cuda_backbone_gets_page_locked_batches(monkeypatch):
+    """On a GPU the loader pins its batches, so the non-blocking copy to the device is asynchronous (the features
+    stay on the device until the last batch); on a CPU it does not (pinning needs CUDA)."""
+    import geodino.eval.features as features
+
+    seen: list[bool] = []
+
+    class Stop(Exception):
+        pass
+
+    def loader(*args, **kwargs):
+        seen.append(kwargs.get("pin_memory", False))
+        raise Stop
+
+    monkeypatch.setattr(features, "DataLoader", loader)
+    cfg = FeatureConfig(batch_size=4, cache=False)
+    for device in ("cpu", "cuda"):
+        monkeypatch.setattr(features, "_device_of", lambda bb, d=device: torch.device(d))
+        with pytest.raises(Stop):
+            extract_features(TinyBackbone(), make_ds(), cfg, progress=False)
+    assert seen == [False, True]
