@@ -94,7 +94,7 @@ def test_images_of_different_sizes_need_image_size():
 
 def test_a_cuda_backbone_gets_page_locked_batches(monkeypatch):
     """On a GPU the loader pins its batches, so the non-blocking copy to the device is asynchronous (the features
-    stay on the device until the last batch); on a CPU it does not (pinning needs CUDA)."""
+    are copied back without waiting, awaited once at the end); on a CPU it does not (pinning needs CUDA)."""
     import geodino.eval.features as features
 
     seen: list[bool] = []
