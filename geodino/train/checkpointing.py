@@ -27,27 +27,14 @@ does with `student.resume_from_teacher_chkpt` and `gram.ckpt`).
 
 from __future__ import annotations
 
-import json
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from geodino.errors import CheckpointError, InputError
-from geodino.models.checkpoints.files import (
-    HEAD_NAMES,
-    SAFETENSORS_CONFIG_KEY,
-    check_fits,
-    heads_path,
-    load_file,
-    load_strict,
-    read_heads,
-    strict_mismatch,
-)
+from geodino.models.checkpoints.files import HEAD_NAMES, load_file
 from geodino.train.checkpoint_folder import (  # re-exported: the folder's housekeeping has its own module
     CKPT_PATTERN,
     abandon_and_say,
@@ -60,20 +47,42 @@ from geodino.train.checkpoint_folder import (  # re-exported: the folder's house
     prune_checkpoints,
     write_error,
 )
+from geodino.train.init_from import (  # re-exported: initialising a stage from another has its own module
+    DISTILL_FIT_HINT,
+    FIT_HINT,
+    FROM_INIT,
+    STRUCTURE_KEYS,
+    STUDENT_KEYS,
+    InitSource,
+    apply_init,
+    architecture_differences,
+    architecture_error,
+    check_init,
+    init_architecture,
+    read_init_source,
+)
 
 __all__ = [
     "CKPT_PATTERN",
+    "DISTILL_FIT_HINT",
+    "FIT_HINT",
     "FORMAT",
+    "FROM_INIT",
+    "STRUCTURE_KEYS",
+    "STUDENT_KEYS",
     "VERSION",
     "InitSource",
     "abandon_and_say",
     "abandon_later_checkpoints",
     "apply_init",
+    "architecture_differences",
+    "architecture_error",
     "check_init",
     "check_resume_fits",
     "checkpoint_step",
     "export",
     "find_checkpoints",
+    "init_architecture",
     "is_training_checkpoint",
     "latest_checkpoint",
     "load_file",
@@ -88,23 +97,6 @@ __all__ = [
 FORMAT = "geodino-ssl"
 VERSION = 1
 PREFIX = "arch."  # the LightningModule keeps the SSL meta-architecture in `self.arch`
-# What to do when a file does not fit the module it initialises (the config keys that set the architecture).
-FIT_HINT = (
-    "it was trained with another architecture: set ssl.student.arch=from_init to build it (with its head sizes), "
-    "or set ssl.student.arch, ssl.student.patch_size, ssl.student.in_chans and the ssl.dino/ssl.ibot head sizes "
-    "to match it (`geodino info FILE` shows its architecture), or choose another file"
-)
-# the same for a distillation student, whose architecture is set under students[i]
-DISTILL_FIT_HINT = (
-    "it was trained with another architecture: set students[i].arch (and the dino/ibot head sizes) to match it "
-    "(`geodino info FILE` shows its architecture), or choose another file"
-)
-# backbone build kwargs that decide which keys and shapes its state_dict has (what an init source must match)
-STRUCTURE_KEYS = ("arch", "patch_size", "in_chans", "embed_dim", "depth", "num_heads", "ffn_layer", "ffn_hidden_dim",
-                  "n_storage_tokens", "qkv_bias", "proj_bias", "ffn_bias", "mask_k_bias", "norm_layer",
-                  "untie_cls_and_patch_norms", "untie_global_and_local_cls_norm")  # fmt: skip
-# the pretrain config key of each build kwarg (any other one is an ssl.student.overrides entry)
-STUDENT_KEYS = {"arch": "ssl.student.arch", "patch_size": "ssl.student.patch_size", "in_chans": "ssl.student.in_chans"}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -121,284 +113,6 @@ def sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Te
     """The entries of `state` under `prefix` (e.g. "arch.teacher.backbone."), with the prefix removed."""
     n = len(prefix)
     return {k[n:]: v for k, v in state.items() if k.startswith(prefix)}
-
-
-# --------------------------------------------------------------------------------------------------------------
-# initialisation sources (stage chaining, continuing from official weights)
-# --------------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class InitSource:
-    """Weights to start a stage from: a teacher backbone, maybe heads and a student, and where they came from."""
-
-    path: Path
-    kind: str  # "training" | "export" | "official-teacher" | "backbone"
-    teacher: dict[str, torch.Tensor]
-    heads: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
-    student: dict[str, torch.Tensor] | None = None
-    student_heads: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
-    backbone_config: dict[str, Any] | None = None
-
-    @property
-    def has_heads(self) -> bool:
-        return all(h in self.heads for h in HEAD_NAMES)
-
-
-def read_init_source(path: str | Path) -> InitSource:
-    """Read what `init_from` points to.
-
-    Accepted: a geodino training checkpoint; a geodino export (`X.pth`/`X.safetensors`, heads taken from
-    `X.heads.pth` when present); an official backbone release (backbone only); an official eval dump
-    `{"teacher": {"backbone.*", "dino_head.*", "ibot_head.*"}}`.
-    """
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise CheckpointError(
-            f"init_from file {path} not found; pass a checkpoint of the previous stage (runs/NAME/checkpoints/"
-            "last.ckpt), an export (.pth/.safetensors) or an official backbone file"
-        )
-    obj = load_file(path)
-    if is_training_checkpoint(obj):
-        state = obj["state_dict"]
-        heads = {h: sub_state(state, f"{PREFIX}teacher.{h}.") for h in HEAD_NAMES}
-        sheads = {h: sub_state(state, f"{PREFIX}student.{h}.") for h in HEAD_NAMES}
-        return InitSource(
-            path=path,
-            kind="training",
-            teacher=sub_state(state, f"{PREFIX}teacher.backbone."),
-            heads={k: v for k, v in heads.items() if v},
-            student=sub_state(state, f"{PREFIX}student.backbone."),
-            student_heads={k: v for k, v in sheads.items() if v},
-            backbone_config=obj["geodino"].get("backbone"),
-        )
-    if isinstance(obj.get("teacher"), dict):  # official eval dump, or a student/teacher dict
-        t = obj["teacher"]
-        return InitSource(
-            path=path,
-            kind="official-teacher",
-            teacher=sub_state(t, "backbone.") or {k: v for k, v in t.items() if not k.startswith(HEAD_NAMES)},
-            heads={h: s for h in HEAD_NAMES if (s := sub_state(t, f"{h}."))},
-        )
-    if "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        raise CheckpointError(
-            f"checkpoint {path} is a Lightning checkpoint not written by geodino pretrain; export its backbone "
-            "as a plain state_dict and pass that to init_from"
-        )
-    state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-    if not state:
-        raise CheckpointError(
-            f"checkpoint {path} holds no tensors; pass a backbone state_dict or a training checkpoint"
-        )
-    heads_file = heads_path(path)
-    heads: dict[str, dict[str, torch.Tensor]] = {}
-    config = None
-    if heads_file.is_file():
-        heads, rest = read_heads(heads_file)
-        config = rest.get("backbone")
-    if not config:  # a .safetensors export copied without its sidecar still records its build kwargs
-        config = _safetensors_config(path)
-    return InitSource(
-        path=path, kind="export" if heads else "backbone", teacher=state, heads=heads, backbone_config=config
-    )
-
-
-FROM_INIT = "from_init"  # ssl.student.arch value: take the architecture (and head sizes) from init_from
-
-
-def init_architecture(src: InitSource) -> tuple[str, int, int, dict[str, Any], dict[str, dict[str, int]]]:
-    """(arch, patch_size, in_chans, build overrides, head sizes) that rebuild `src`'s teacher backbone exactly, for
-    `ssl.student.arch: from_init`: the build kwargs the file records, else those its shapes imply (`infer_config`);
-    head sizes (`head_n_prototypes`, `head_bottleneck_dim`, `head_hidden_dim`, `head_nlayers`) of the heads it
-    carries, per head name ({} without heads). The student's own drop path stays the config's."""
-    from geodino.models.archs import ARCHS
-    from geodino.models.checkpoints import infer_config
-
-    config = dict(src.backbone_config or infer_config(src.teacher, src.path))
-    arch = config.pop("arch", None)
-    arch = arch if arch in ARCHS else "vit_small"  # a base whose every structural default is overridden below
-    patch, chans = int(config.pop("patch_size")), int(config.pop("in_chans"))
-    config.pop("drop_path_rate", None)
-    heads: dict[str, dict[str, int]] = {}
-    for name, state in src.heads.items():
-        last = state.get("last_layer.weight", state.get("last_layer.weight_v"))
-        mlp = sorted(k for k in state if k.startswith("mlp.") and k.endswith(".weight"))
-        if last is None or not mlp:
-            continue
-        heads[name] = {
-            "head_n_prototypes": int(last.shape[0]),
-            "head_bottleneck_dim": int(last.shape[1]),
-            "head_hidden_dim": int(state[mlp[0]].shape[0]) if len(mlp) > 1 else int(last.shape[1]),
-            "head_nlayers": len(mlp),
-        }
-    return arch, patch, chans, config, heads
-
-
-def _safetensors_config(path: Path) -> dict[str, Any] | None:
-    """The build kwargs in a `.safetensors` export's metadata (None for any other file, or when absent)."""
-    if path.suffix != ".safetensors" or not path.is_file():
-        return None
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            text = (f.metadata() or {}).get(SAFETENSORS_CONFIG_KEY)
-        config = json.loads(text) if text else None
-    except Exception:  # the tensors already read; the metadata is only an optional record
-        return None
-    return config if isinstance(config, dict) and config else None
-
-
-def architecture_differences(
-    recorded: dict[str, Any] | None, built: dict[str, Any] | None
-) -> list[tuple[str, Any, Any]]:
-    """(build kwarg, value recorded in the file, value this config builds) for each structural field that differs;
-    [] when either side records nothing (then a file that does not fit may just be incomplete)."""
-    if not recorded or not built:
-        return []
-    return [
-        (k, recorded[k], built[k]) for k in STRUCTURE_KEYS if k in recorded and k in built and recorded[k] != built[k]
-    ]
-
-
-def _yaml_value(v: Any) -> str:
-    """`v` as written in a dotted `key=value` override."""
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
-
-
-def architecture_error(
-    label: str, path: Path, diff: list[tuple[str, Any, Any]], key_of: Callable[[str], str] | None = None
-) -> CheckpointError:
-    """One line naming what `path` was trained with, what this config builds, and the keys to set: `key_of(kwarg)`
-    names a build kwarg's config key (default: pretrain's `ssl.student.*`)."""
-    pretraining = key_of is None
-    key_of = key_of or (lambda k: STUDENT_KEYS.get(k, f"ssl.student.overrides.{k}"))
-    old = ", ".join(f"{k}={a!r}" for k, a, _ in diff)
-    new = ", ".join(f"{k}={b!r}" for k, _, b in diff)
-    keys = ", ".join(f"{key_of(k)}={_yaml_value(a)}" for k, a, _ in diff)
-    whole = f"ssl.student.arch={FROM_INIT} to build the file's architecture, or " if pretraining else ""
-    return CheckpointError(
-        f"{label} {path} was trained with {old} but this config builds {new}; set {keys} ({whole}init from a "
-        "matching run)"
-    )
-
-
-def _load(module: nn.Module, state: dict[str, torch.Tensor], what: str, source: Path) -> None:
-    load_strict(module, state, what, f"checkpoint {source}", FIT_HINT)
-
-
-@dataclass
-class _InitStep:
-    """One module `apply_init` sets: the state it gets, its name in messages, the source it comes from, and whether
-    it is a backbone (whose misfit names the differing build kwargs when the file records them)."""
-
-    module: nn.Module
-    state: dict[str, torch.Tensor]
-    what: str
-    src: InitSource
-    backbone: bool = False
-
-
-def _check_step(step: _InitStep) -> None:
-    """Raise the one line `apply_init` refuses `step` with, or nothing when it fits. Reads only key names and shapes,
-    so a module built on the meta device (`trainer.meta_init`) is checked as a full one is."""
-    own = step.module.state_dict()
-    if step.backbone:
-        # the file records another architecture than this config builds: name the differing fields and the config
-        # keys to set (not "incomplete or damaged")
-        diff = architecture_differences(step.src.backbone_config, getattr(step.module, "config", None))
-        if diff and strict_mismatch(own, step.state)[0]:
-            raise architecture_error("init_from", step.src.path, diff)
-    check_fits(own, step.state, step.what, f"checkpoint {step.src.path}", FIT_HINT)
-
-
-def _init_steps(
-    arch: nn.Module, src: InitSource, student_from: str, gram: InitSource | None, load_gram: bool
-) -> tuple[list[_InitStep], list[str], bool]:
-    """What `apply_init` sets, in order: the steps, its lines for the log and whether the Gram teacher is set."""
-    if student_from not in ("teacher", "student"):
-        raise InputError(f"init_student_from={student_from!r} must be 'teacher' or 'student'")
-    if student_from == "student" and not src.student:
-        kind = f"{'an' if src.kind[0] in 'aeiou' else 'a'} {src.kind}"
-        raise CheckpointError(
-            f"init_from file {src.path} has no student weights (it is {kind} file); use init_student_from=teacher"
-        )
-    s_backbone = src.student if student_from == "student" else src.teacher
-    s_heads = src.student_heads if student_from == "student" else src.heads
-    student, teacher = arch.student, arch.teacher
-    steps = [
-        _InitStep(student["backbone"], s_backbone, "student backbone", src, backbone=True),
-        _InitStep(teacher["backbone"], src.teacher, "teacher backbone", src, backbone=True),
-    ]
-    done = [f"student backbone <- {student_from} of {src.path}; teacher backbone <- teacher of {src.path}"]
-    for h in HEAD_NAMES:
-        if h in s_heads and h in student:
-            steps.append(_InitStep(student[h], s_heads[h], f"student {h}", src))
-        if h in src.heads and h in teacher:
-            steps.append(_InitStep(teacher[h], src.heads[h], f"teacher {h}", src))
-    if src.has_heads:
-        done.append(f"dino_head, ibot_head <- {src.path}")
-    else:
-        done.append(f"{src.path} has no heads: dino_head and ibot_head start fresh (see head_warmup_steps)")
-    gram_module = getattr(arch, "gram_teacher", None)
-    with_gram = gram_module is not None and load_gram
-    if with_gram:
-        g = gram or src
-        g_module = gram_module["backbone"] if isinstance(gram_module, nn.ModuleDict) else gram_module
-        steps.append(_InitStep(g_module, g.teacher, "Gram teacher backbone", g, backbone=True))
-        done.append(f"Gram teacher <- teacher of {g.path}")
-    return steps, done, with_gram
-
-
-def check_init(
-    arch: nn.Module,
-    src: InitSource,
-    *,
-    student_from: str = "teacher",
-    gram: InitSource | None = None,
-    load_gram: bool = True,
-) -> None:
-    """Raise the one line `apply_init(arch, src, ...)` would refuse `src` with (a key or shape that does not fit,
-    another recorded architecture, no student weights), setting nothing. Only names and shapes are compared, so it
-    runs on an arch built on the meta device: `trainer.meta_init` checks the fit at start and applies the weights
-    once FSDP2 has sharded and allocated the arch."""
-    steps, _, _ = _init_steps(arch, src, student_from, gram, load_gram)
-    for step in steps:
-        _check_step(step)
-
-
-def apply_init(
-    arch: nn.Module,
-    src: InitSource,
-    *,
-    student_from: str = "teacher",
-    gram: InitSource | None = None,
-    load_gram: bool = True,
-) -> list[str]:
-    """Initialise `arch` (an SSLMetaArch) from a previous stage; return one line per module set, for the log.
-
-    - student backbone and heads <- the source's teacher (`student_from="teacher"`, official high-res stage) or
-      its student (`"student"`, continuing the same student under a new config, e.g. the Gram stage);
-    - teacher backbone and heads <- the source's teacher;
-    - Gram teacher (when `arch` has one and `load_gram`) <- `gram` if given, else the source's teacher (official:
-      the high-res stage's `gram.ckpt` is the Gram stage's teacher).
-    Heads are copied only when the source has them; otherwise the fresh heads stay (see `head_warmup_steps`).
-    Every module is checked (`check_init`) before any is set, so a source that does not fit changes nothing.
-    """
-    steps, done, with_gram = _init_steps(arch, src, student_from, gram, load_gram)
-    for step in steps:
-        _check_step(step)
-    for step in steps:
-        _load(step.module, step.state, step.what, step.src.path)
-    if with_gram:
-        mark = getattr(arch, "mark_gram_initialized", None)
-        if callable(mark):
-            mark()
-    return done
 
 
 def check_resume_fits(ckpt: dict[str, Any], path: Path, backbone_config: dict[str, Any]) -> None:
