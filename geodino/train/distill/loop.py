@@ -42,12 +42,12 @@ from geodino.train.distill.export import (
 from geodino.train.distill.run_folder import (
     Start,
     probe_data,
-    resume_point,
     take_run_folder,
     undo_start,
     write_start_files,
 )
 from geodino.train.host import host_floats
+from geodino.train.resume_point import resume_point
 
 log = logging.getLogger("geodino.distill")
 
@@ -97,7 +97,7 @@ def _setup(cfg: DistillConfig, start: Start) -> DistillRun:
     # build options, init_from) are checked before anything is written and before any warm-up work
     found = b.find_heads(cfg, teacher, fb, out_dir)
     init_states = b.check_students(cfg, teacher, *b.head_prototypes(cfg, found), keep=layout.students)
-    resume_at = resume_point(cfg, ckpt_dir, device, distributed)  # the same step on every rank
+    resume_at = resume_point(cfg.train.resume, ckpt_dir, device, distributed)  # the same step on every rank
     if resume_at[1] < cfg.train.max_steps:  # a finished run's re-run trains on no batch: none is read to check
         probe_data(cfg, patch, int(teacher.in_chans), layout.data_batch)  # unreadable, nodata or band count: here
     if rank == 0:
@@ -247,7 +247,7 @@ def _resume(
         return 0
     from geodino.train.checkpointing import abandon_and_say
 
-    found, step_found = at if at is not None else resume_point(cfg, ckpt_dir, device, dist_on)
+    found, step_found = at if at is not None else resume_point(cfg.train.resume, ckpt_dir, device, dist_on)
     if writer and found and max(found) > step_found:
         why = f"every student resumes from step {step_found}"
         move = partial(abandon_and_say, ckpt_dir, step_found, found.get(step_found), why)

@@ -1,6 +1,6 @@
-"""A distillation run's folder at the start: made and locked, the resume choice checked against it
-(`take_run_folder`, `refuse_used_folder`) and its step found (`resume_point`), the data read once unless the run is
-finished (`probe_data`), config.yaml and schedules.png written once teacher, students and data are checked
+"""A distillation run's folder at the start: made and locked, the resume choice checked against it (`take_run_folder`,
+`refuse_used_folder`; the step it resumes from is `geodino.train.resume_point`), the data read once unless the run
+is finished (`probe_data`), config.yaml and schedules.png written once teacher, students and data are checked
 (`write_start_files`), and what the start wrote undone when it is refused (`undo_start`): new files and folders
 removed, replaced ones restored. The housekeeping of a used folder (half-written checkpoints removed, later
 checkpoints moved aside, log rows past the resume step dropped) waits in `Start.later` until the start is accepted
@@ -23,7 +23,6 @@ __all__ = [
     "check_bands",
     "probe_data",
     "refuse_used_folder",
-    "resume_point",
     "take_run_folder",
     "undo_start",
     "write_start_files",
@@ -65,16 +64,6 @@ def _clear_partial_checkpoints(ckpt_dir: Path) -> None:
     """Remove the checkpoints a killed run was writing (never complete)."""
     for tmp in ckpt_dir.glob(".*.tmp-*"):
         tmp.unlink(missing_ok=True)
-
-
-def resume_point(cfg: DistillConfig, ckpt_dir: Path, device: Any, dist_on: bool) -> tuple[dict[int, Path], int]:
-    """This rank's checkpoints by step and the step the run starts from: the newest step every student has (the
-    smallest newest step over the ranks; 0 with `train.resume=never` or no checkpoint). Found before the data is
-    probed, so that a re-run of a finished run (that step is `train.max_steps`) reads no batch. Pretraining's too:
-    `geodino.train.resume_point`, given `train.resume`."""
-    from geodino.train.resume_point import resume_point as find
-
-    return find(cfg.train.resume, ckpt_dir, device, dist_on)
 
 
 def refuse_used_folder(out_dir: Path, names: list[str]) -> None:
