@@ -267,7 +267,7 @@ def pipeline_only(
     return {"tiles": tiles, "s": s, "tiles_s": tiles / s, "px_s": side * side / s, "threads": threads}
 
 
-def device_check(work: Path, device: str, size: int = 1024) -> list[dict]:
+def device_check(work: Path, device: str, size: int = 1024) -> dict:
     """The sweep on `device` against the same sweep on the CPU (eager float32, ViT-S, a generated uint16 raster with
     a nodata hole: the path that crosses to the device in the raster's dtype, is masked back to unsigned, prepared
     and blended there): the largest feature difference and the lowest cosine per cell, and whether the store of one
@@ -299,20 +299,12 @@ def device_check(work: Path, device: str, size: int = 1024) -> list[dict]:
     ok = ~np.isnan(ref).any(0)
     cos = (ref * got).sum(0)[ok] / (np.linalg.norm(ref, axis=0) * np.linalg.norm(got, axis=0))[ok]
     same_nodata = bool((np.isnan(ref) == np.isnan(got)).all())
-    return [
-        {
-            "max_abs": float(np.nanmax(np.abs(got - ref))),
-            "min_cos": float(cos.min()),
-            "nodata_same": same_nodata,
-            "readers_identical": stores["dev-1"].tobytes() == stores["dev-auto"].tobytes(),
-        }
-    ]
-
-
-def torch_cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+    return {
+        "max_abs": float(np.nanmax(np.abs(got - ref))),
+        "min_cos": float(cos.min()),
+        "nodata_same": same_nodata,
+        "readers_identical": stores["dev-1"].tobytes() == stores["dev-auto"].tobytes(),
+    }
 
 
 def _force_compile(on: bool) -> None:
@@ -642,20 +634,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="geodino-embed-bench-") as tmp:
         work = Path(tmp)
         size = 1024 if args.quick else 3072  # 64 tiles: pipeline fill and drain (~0.5 s) amortised
+        device = args.pipeline_device or ("cuda" if torch.cuda.is_available() else "cpu")  # parts 1c and 1d
         if args.device_check:
-            device = args.pipeline_device or ("cuda" if torch_cuda() else "cpu")
             what = "1024^2 uint16 raster with a nodata hole, ViT-S, eager"
             print(f"\n## 1d. the sweep on {device} against the CPU ({what})\n")
             print("| max abs difference | lowest cell cosine | nodata cells equal | 1 reader == auto readers |")
             print("|---|---|---|---|")
-            (r,) = device_check(work, device)
+            r = device_check(work, device)
             print(f"| {r['max_abs']:.2e} | {r['min_cos']:.6f} | {r['nodata_same']} | {r['readers_identical']} |")
             return
         if args.only_pipeline:
             psrc = make_raster(work / "pipeline.tif", args.pipeline_size)
-            import torch
-
-            device = args.pipeline_device or ("cuda" if torch.cuda.is_available() else "cpu")
             print(
                 f"\n## 1c. the pipeline alone ({args.pipeline_size}^2 generated uint8 raster, tile 512, overlap 128, "
                 f"batch 8, D 384, .zarr {args.pipeline_dtype}, device {device}; the backbone forward replaced by a "

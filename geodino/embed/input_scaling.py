@@ -21,10 +21,6 @@ from geodino.errors import InputError, plural
 
 __all__ = ["InputScale", "as_float32_on", "input_scaler", "recorded_scale", "scaling_sensor"]
 
-# unsigned integers torch supports only in part (copies, views; not every conversion kernel on every device): they
-# cross as the signed integer of their width and are widened and masked back on the device, exactly
-_UNSIGNED = {"uint16": ("int16", "int32", 0xFFFF), "uint32": ("int32", "int64", 0xFFFFFFFF)}
-
 
 def as_float32_on(x: Any, device: Any, non_blocking: bool = False) -> Any:
     """A host tensor of raw values as float32 on `device`, copied in its own dtype (a uint8 batch is a quarter of
@@ -32,13 +28,14 @@ def as_float32_on(x: Any, device: Any, non_blocking: bool = False) -> Any:
     (rare) converted on the host. The same values numpy's `astype(float32)` gives."""
     import torch
 
-    name = str(x.dtype).removeprefix("torch.")
-    if name == "uint64":
+    # unsigned integers torch supports only in part (copies and views; not every conversion kernel on every device)
+    unsigned = {torch.uint16: (torch.int16, torch.int32, 0xFFFF), torch.uint32: (torch.int32, torch.int64, 2**32 - 1)}
+    if x.dtype == torch.uint64:
         return x.float().to(device, non_blocking=non_blocking)
-    if name in _UNSIGNED:
-        signed, wide, mask = _UNSIGNED[name]
-        y = x.view(getattr(torch, signed)).to(device, non_blocking=non_blocking)
-        return y.to(getattr(torch, wide)).bitwise_and_(mask).float()
+    if x.dtype in unsigned:
+        signed, wide, mask = unsigned[x.dtype]
+        y = x.view(signed).to(device, non_blocking=non_blocking)
+        return y.to(wide).bitwise_and_(mask).float()
     return x.to(device, non_blocking=non_blocking).float()
 
 
@@ -46,24 +43,15 @@ def as_float32_on(x: Any, device: Any, non_blocking: bool = False) -> Any:
 class InputScale:
     """DN -> reflectance as `x * scale (+ offset)` in float32, `scale`/`offset` one value or one per band ([C,1,1]).
 
-    Every rule `input_scaler` knows is this affine step, so the sweep can apply it where the tile is: in numpy
-    (`__call__`), or in torch on the device the raw tile was copied to (`apply_`: a uint8 tile crosses to a GPU in
-    a quarter of the bytes). Both round the same float32 product and sum, so they give the same bits."""
+    Every rule `input_scaler` knows is this affine step, so the sweep applies it on the device the raw batch was
+    copied to (`apply_`: a uint8 batch crosses to a GPU in a quarter of the bytes), as the same float32 product and
+    sum numpy's `x * scale + offset` rounds: the same bits."""
 
     scale: np.ndarray | None = None  # None: identity (float input read as reflectance)
     offset: np.ndarray | None = None  # None: no offset added
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """A float32 array [C,H,W] (or [B,C,H,W]) scaled; a new array unless the rule is the identity."""
-        x = np.asarray(x, dtype=np.float32)
-        if self.scale is not None:
-            x = x * self.scale
-        if self.offset is not None:
-            x = x + self.offset if self.scale is None else np.add(x, self.offset, out=x)
-        return x
-
     def apply_(self, x: Any) -> Any:
-        """The same step on a float32 torch tensor, in place (the sweep's own copy of a batch)."""
+        """The step on a float32 torch tensor [B,C,H,W], in place (the sweep's own copy of a batch)."""
         import torch
 
         if self.scale is not None:

@@ -105,6 +105,12 @@ class Plan:
         """Indices of tiles (along one axis) whose footprint `[s, s + tile)` meets `[lo, hi)`."""
         return [i for i, s in enumerate(starts) if s < hi and s + self.tile_cells > lo]
 
+    def run_tiles(self, run: Sequence[Block]) -> tuple[list[int], list[int]]:
+        """(tile rows, tile columns) a run of blocks stacked in one column block needs, in sweep order."""
+        return self.tiles_touching(self.row_starts, run[0].r0, run[-1].r1), self.tiles_touching(
+            self.col_starts, run[0].c0, run[0].c1
+        )
+
     def ramps(self, starts: Sequence[int], i: int, n_cells: int) -> tuple[int, int]:
         """Blending ramp lengths (cells) on the low and high side of tile `i`: its overlap with each neighbour.
 

@@ -149,14 +149,12 @@ class Sweeper:
 
         plan, p, tc = self.plan, self.plan.patch, self.plan.tile_cells
         new = partial(_Tiles, self.fill, self.pin)
+        grids = [(run, *plan.run_tiles(run)) for run in runs]  # the reads are asked for in this order, stacked in it
 
         def order() -> Iterator[tuple[int, int, int, int]]:  # the windows of every tile, in sweep order
-            for run in runs:
-                for i in plan.tiles_touching(plan.row_starts, run[0].r0, run[-1].r1):
-                    y = plan.row_starts[i]
-                    for j in plan.tiles_touching(plan.col_starts, run[0].c0, run[0].c1):
-                        x = plan.col_starts[j]
-                        yield y * p, (y + tc) * p, x * p, (x + tc) * p
+            for _, rows, cols in grids:
+                for y, x in ((plan.row_starts[i], plan.col_starts[j]) for i in rows for j in cols):
+                    yield y * p, (y + tc) * p, x * p, (x + tc) * p
 
         try:
             env = rasterio.Env(GDAL_CACHEMAX=int(self.cfg.gdal_cache_mb) * 2**20)
@@ -164,12 +162,11 @@ class Sweeper:
             threads = read_threads(self.device.type, self.cfg.read_threads)
             try:
                 with contextlib.closing(read_ahead(self.prep.source, order(), self._read, threads, stop)) as reads:
-                    for run in runs:
+                    for run, rows, cols in grids:
                         _put(out_q, ("run_start", None, run, 0), stop)
-                        tcols = plan.tiles_touching(plan.col_starts, run[0].c0, run[0].c1)
-                        for i in plan.tiles_touching(plan.row_starts, run[0].r0, run[-1].r1):
+                        for i in rows:
                             tiles, skipped = new(), 0
-                            for j in tcols:
+                            for j in cols:
                                 got = next(reads, None)
                                 if got is None:  # stopped
                                     return
@@ -193,8 +190,9 @@ class Sweeper:
         """One tile's (values, validity) from the open source `src` (on a reading thread), its bit depth checked."""
         data, valid = src.read(*window)
         if valid.any():
-            check = dict(kind=self.prep.source.kind, setting="--sensor")
-            check_read_values(self.prep.source.info.path, data, valid, self.sensor, **check)
+            check_read_values(
+                self.prep.source.info.path, data, valid, self.sensor, kind=self.prep.source.kind, setting="--sensor"
+            )
         return data, valid
 
     # -- writer thread ------------------------------------------------------------------------------------------
@@ -327,11 +325,7 @@ class Sweeper:
             return
         plan, cfg = self.plan, self.cfg
         runs = _runs(blocks)
-        n_tiles = sum(
-            len(plan.tiles_touching(plan.row_starts, r[0].r0, r[-1].r1))
-            * len(plan.tiles_touching(plan.col_starts, r[0].c0, r[0].c1))
-            for r in runs
-        )
+        n_tiles = sum(len(rows) * len(cols) for rows, cols in map(plan.run_tiles, runs))
         in_q: queue.Queue = queue.Queue(maxsize=3)
         out_q: queue.Queue = queue.Queue(maxsize=3)
         stop = threading.Event()
@@ -416,8 +410,7 @@ class _Band:
     ) -> None:
         self.plan, self.run = plan, run
         tc = plan.tile_cells
-        self.trows = plan.tiles_touching(plan.row_starts, run[0].r0, run[-1].r1)
-        tcols = plan.tiles_touching(plan.col_starts, run[0].c0, run[0].c1)
+        self.trows, tcols = plan.run_tiles(run)
         self.x_lo = plan.col_starts[tcols[0]]
         width = plan.col_starts[tcols[-1]] + tc - self.x_lo
         self.base = plan.row_starts[self.trows[0]]

@@ -38,7 +38,7 @@ RULES = [  # (dtype, bands, config, hand-written float32 rule of the data x)
 
 
 @pytest.mark.parametrize(("dtype", "bands", "options", "by_hand"), RULES)
-def test_numpy_and_torch_scale_to_the_same_bits(dtype, bands, options, by_hand):
+def test_torch_scales_to_the_bits_of_the_numpy_rule(dtype, bands, options, by_hand):
     rng = np.random.default_rng(0)
     if np.dtype(dtype).kind == "f":
         raw = rng.random((2, bands, 5, 7)).astype(dtype)
@@ -49,11 +49,9 @@ def test_numpy_and_torch_scale_to_the_same_bits(dtype, bands, options, by_hand):
         warnings.simplefilter("ignore")  # the assumed x/10000 of 16-bit input warns; not what this test is about
         rule, _ = input_scaler(_info(dtype, bands), EmbedConfig(**options))
     assert isinstance(rule, InputScale)
-    expected = by_hand(raw.astype(np.float32))
-    with_numpy = np.stack([rule(t) for t in raw])  # tile by tile, as the numpy readers apply it
+    expected = by_hand(raw.astype(np.float32))  # numpy, tile by tile, as the reader applied the rule before
     with_torch = rule.apply_(torch.from_numpy(raw).float()).numpy()  # the batch, as the sweep applies it
-    assert with_numpy.dtype == with_torch.dtype == np.float32
-    np.testing.assert_array_equal(with_numpy.view(np.uint32), expected.view(np.uint32))
+    assert with_torch.dtype == np.float32
     np.testing.assert_array_equal(with_torch.view(np.uint32), expected.view(np.uint32))
 
 
