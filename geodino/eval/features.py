@@ -215,13 +215,14 @@ def extract_features(
         fast = stack.enter_context(fast_backbone(backbone, **job)) if hasattr(backbone, "model") else planned
         # what runs is what was planned; should they ever differ, the entry is keyed on what ran
         transform, key = _cache_entry(backbone, ds_key, size, runs_in(backbone), device, layers)
+        on_cuda = device.type == "cuda"  # asynchronous copies only where they are awaited below (not MPS's)
         loader = DataLoader(
             _Resized(dataset, size, target_key, None if cfg.image_size else (h, w)),
             batch_size=cfg.batch_size,
             shuffle=False,
             num_workers=cfg.num_workers,
             persistent_workers=False,
-            pin_memory=device.type == "cuda",  # page-locked batches: the non-blocking copy below is then asynchronous
+            pin_memory=on_cuda,  # page-locked batches: the non-blocking copy below is then asynchronous
         )
         cls_out: list[torch.Tensor] = []
         mean_out: list[torch.Tensor] = []
@@ -234,9 +235,9 @@ def extract_features(
                 maps, cls_tokens = backbone.features(x, layers=layers)  # autocasts the eager model where it should
                 # copied to the host without waiting (into page-locked memory, from a GPU): a blocking copy per
                 # batch waited for the GPU each time; all copies are awaited once, after the last batch
-                cls_out.append(torch.stack([t.float() for t in cls_tokens], dim=1).to("cpu", non_blocking=True))
+                cls_out.append(torch.stack([t.float() for t in cls_tokens], dim=1).to("cpu", non_blocking=on_cuda))
                 mean_out.append(
-                    torch.stack([m.float().mean(dim=(-2, -1)) for m in maps], dim=1).to("cpu", non_blocking=True)
+                    torch.stack([m.float().mean(dim=(-2, -1)) for m in maps], dim=1).to("cpu", non_blocking=on_cuda)
                 )
                 targets.append(y)
                 bar.update(len(x))
@@ -244,7 +245,7 @@ def extract_features(
         finally:
             bar.close()
         ran = path_of(backbone) if hasattr(backbone, "model") else fast
-    if device.type == "cuda":  # the copies above have landed (and the throughput line counts the wait)
+    if on_cuda:  # the copies above have landed (and the throughput line counts the wait)
         torch.cuda.synchronize(device)
     cls_all, mean_all = torch.cat(cls_out), torch.cat(mean_out)
     if progress:
