@@ -69,10 +69,12 @@ def to_float16(x: np.ndarray) -> np.ndarray:
     """`x.astype(np.float16)`, bit for bit, 5-15x faster: numpy converts float32 to float16 one value at a time (21
     ms for a 384 x 24 x 512 row, half the main thread's rows-out work in a GPU run's sweep), torch with the CPU's
     vector instructions (F16C: 1.3 ms). Both round to nearest even and agree on every finite and infinite float32
-    (checked over all 2^32 bit patterns); they differ only in NaN payloads, so numpy converts an array holding a NaN."""
+    (checked over all 2^32 bit patterns); they differ only in NaN payloads, so numpy converts an array holding a NaN.
+    The NaN check is `isnan(x.max())`: max propagates NaN (numpy documents it), one pass without the boolean array
+    of `isnan(x).any()` (0.3 ms for that row instead of 0.7); an empty array, which has no max, goes to numpy."""
     import torch
 
-    if x.dtype != np.float32 or any(s < 0 for s in x.strides) or np.isnan(x).any():
+    if x.dtype != np.float32 or x.size == 0 or any(s < 0 for s in x.strides) or np.isnan(x.max()):
         return x.astype(np.float16)
     out = np.empty(x.shape, np.float16)
     torch.from_numpy(out).copy_(torch.from_numpy(x))

@@ -172,6 +172,49 @@ def test_to_float16_is_numpy_bit_for_bit(shape):
     np.testing.assert_array_equal(to_float16(strided).view(np.uint16), strided.astype(np.float16).view(np.uint16))
 
 
+_PAYLOAD_NAN = np.array([0x7FA00000], np.uint32).view(np.float32)[0]  # numpy makes it 0x7d00, torch 0x7f00
+
+
+def _edge_cases() -> dict[str, np.ndarray]:
+    """Arrays at the edges of `to_float16`'s NaN check (isnan of the max): a NaN first, in the middle and last (odd
+    lengths: vector loops' tails), with infinities of both signs (a sum would be NaN without one), -0.0, empty."""
+    x = np.random.default_rng(1).standard_normal((4, 6, 37)).astype(np.float32)
+    cases = {"no NaN": x, "empty": np.zeros(0, np.float32), "empty 2-D": np.zeros((0, 3), np.float32)}
+    for nan_name, nan in (("NaN", np.float32(np.nan)), ("payload NaN", _PAYLOAD_NAN)):
+        for where, i in (("first", 0), ("middle", x.size // 2), ("last", x.size - 1)):
+            y = x.copy()
+            y.flat[i] = nan
+            cases[f"{nan_name} {where}"] = y
+    infs = x.copy()
+    infs.flat[[0, 5, -1]] = [np.inf, -np.inf, np.inf]
+    cases["+-inf"] = infs
+    cases["+-inf and NaN last"] = infs.copy()
+    cases["+-inf and NaN last"].flat[-1] = _PAYLOAD_NAN
+    zeros = x.copy()
+    zeros.flat[::3] = -0.0
+    cases["-0.0"] = zeros
+    cases["all -0.0"] = np.full((3, 5), -0.0, np.float32)
+    strided = x.copy()
+    strided[:, 1::2] = _PAYLOAD_NAN  # outside the view: torch converts it
+    cases["strided, NaN outside"] = strided[:, ::2, 1::2]
+    strided = strided.copy()
+    strided[-1, -2, -2] = _PAYLOAD_NAN  # the last value of the view
+    cases["strided, NaN last"] = strided[:, ::2, 1::2]
+    return cases
+
+
+@pytest.mark.parametrize("name", list(_edge_cases()))
+def test_to_float16_edge_cases_are_numpy_bit_for_bit(name):
+    x = _edge_cases()[name]
+    got, want = to_float16(x), x.astype(np.float16)
+    assert got.dtype == np.float16 and got.shape == want.shape
+    nan = np.isnan(want)
+    np.testing.assert_array_equal(np.isnan(got), nan)
+    np.testing.assert_array_equal(got.view(np.uint16)[~nan], want.view(np.uint16)[~nan])
+    # NaNs too: an array holding one is converted by numpy (torch would give _PAYLOAD_NAN another payload)
+    np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+
+
 def test_held_rows_are_not_stored_into_a_removed_work_folder(tmp_path, conv_bb, monkeypatch):
     """A run interrupted after its work folder was removed (another run's --overwrite): the rows the writer still
     holds are not stored at the end, which would recreate the folder."""
