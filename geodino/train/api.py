@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from geodino.errors import InputError, MissingBandError, plural
 
@@ -22,6 +22,17 @@ __all__ = ["distill", "pretrain", "source_of"]
 CUBE_SUFFIXES = (".nc", ".nc4", ".netcdf", ".h5")  # NetCDF/HDF5 files a `cube` source opens (and Zarr stores)
 ROUTE = "other data: overrides=['data.sources=[{type: ..., paths: [...]}]'] (docs/data.md, Sources)"
 WHOLE = "which are read with all their sensor's bands; leave bands out"
+
+
+class _Header(NamedTuple):
+    """What `_kinds` keeps of a georeferenced raster's header, read once while deciding the source's kind: its band
+    count and first dtype (the 8-bit RGB default sensor) and band descriptions (`_check_raster_bands` names the bands
+    from them as the raster source does; `count` and `descriptions` are the attributes its rule reads)."""
+
+    path: str
+    count: int
+    dtype: str
+    descriptions: tuple[str | None, ...]
 
 
 def source_of(
@@ -52,9 +63,9 @@ def _source(
     sensor: str | None,
     tile_size: int | None,
     bands: str | Sequence[str] | None,
-) -> tuple[str, str | None, str | None]:
-    """`source_of`'s override, with the first georeferenced raster (None for other data) and the sensor the source
-    names (the given one, or the 8-bit RGB default), which `_check_raster_bands` reads its bands with."""
+) -> tuple[str, list[_Header], str | None]:
+    """`source_of`'s override, with the headers of its georeferenced rasters ([] for other data) and the sensor the
+    source names (the given one, or the 8-bit RGB default), which `_check_raster_bands` names their bands with."""
     from geodino.data.band_args import parse_band_names
     from geodino.data.paths import IMAGE_EXTS, RASTER_EXTS, resolve_paths
 
@@ -63,7 +74,7 @@ def _source(
     items = [data] if isinstance(data, str | Path) else list(data)
     cubes = _cubes(items)
     if cubes:
-        return _entry("cube", cubes, sensor, tile_size, names), None, sensor
+        return _entry("cube", cubes, sensor, tile_size, names), [], sensor
     exts = tuple(dict.fromkeys((*RASTER_EXTS, *IMAGE_EXTS, ".tar")))
     files = resolve_paths(data, exts, what="image, raster or tar shard", hint=hint)
     tars = [f for f in files if f.lower().endswith(".tar")]
@@ -80,14 +91,14 @@ def _source(
             raise InputError(
                 f"bands={names} select bands of rasters and cubes; {data} holds tar shards of images, {WHOLE}"
             )
-        return _entry("tar", items, sensor, None), None, sensor
-    rasters, chips, first_raster, unread = _kinds(files)
+        return _entry("tar", items, sensor, None), [], sensor
+    rasters, chips, unread = _kinds(files)
     if not rasters and not chips:  # no header read: nothing to decide from
         raise InputError(f"cannot read {unread[0][0]} ({unread[0][1]}); {hint}")
     kind = "raster" if rasters else "images"
     if rasters and chips:  # a source is one kind: either reader would misread or leave out the other files
         raise InputError(
-            f"{data} holds georeferenced rasters ({rasters[0]}) and {plural(len(chips), 'image chip')} without a "
+            f"{data} holds georeferenced rasters ({rasters[0].path}) and {plural(len(chips), 'image chip')} without a "
             f"CRS ({chips[0]}); a source is one kind: pass them as two folders, or build data.sources with a raster "
             "and an images source"
         )
@@ -96,10 +107,9 @@ def _source(
     if kind == "images" and names:
         raise InputError(f"bands={names} select bands of rasters and cubes; {data} holds image chips, {WHOLE}")
     default_sensor = None
-    if first_raster is not None and first_raster[0] == 3 and first_raster[1] == "uint8":
+    if rasters and rasters[0].count == 3 and rasters[0].dtype == "uint8":
         default_sensor = "sat493m"  # what the raster reader standardises 8-bit RGB with; the export records it
-    first = rasters[0] if rasters else None
-    return _entry(kind, items, sensor or default_sensor, tile_size, names), first, sensor or default_sensor
+    return _entry(kind, items, sensor or default_sensor, tile_size, names), rasters, sensor or default_sensor
 
 
 def _entry(
@@ -148,10 +158,10 @@ def _cubes(items: list[str | Path]) -> list[str | Path]:
     return found
 
 
-def _kinds(files: list[str]) -> tuple[list[str], list[str], tuple[int, str] | None, list[tuple[str, str]]]:
-    """(georeferenced rasters, chips, (band count, dtype) of the first raster, unreadable files with why) of the
-    files, each judged on its own header: a raster-extension file with a CRS is a raster, one without a chip (as
-    every JPEG/PNG/WebP/BMP, not opened)."""
+def _kinds(files: list[str]) -> tuple[list[_Header], list[str], list[tuple[str, str]]]:
+    """(headers of the georeferenced rasters, chips, unreadable files with why) of the files, each judged on its own
+    header: a raster-extension file with a CRS is a raster, one without a chip (as every JPEG/PNG/WebP/BMP, not
+    opened). Every raster's header is read here, so what the early band check needs is kept from this one read."""
     import warnings
 
     import rasterio
@@ -159,9 +169,8 @@ def _kinds(files: list[str]) -> tuple[list[str], list[str], tuple[int, str] | No
 
     from geodino.data.paths import RASTER_EXTS
 
-    rasters: list[str] = []
+    rasters: list[_Header] = []
     chips: list[str] = []
-    first: tuple[int, str] | None = None
     unread: list[tuple[str, str]] = []
     for f in files:
         if not f.lower().endswith(RASTER_EXTS):
@@ -171,16 +180,15 @@ def _kinds(files: list[str]) -> tuple[list[str], list[str], tuple[int, str] | No
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 with rasterio.open(f) as src:
-                    crs, count, dtype = src.crs, src.count, src.dtypes[0]
+                    crs, header = src.crs, _Header(f, src.count, src.dtypes[0], tuple(src.descriptions or ()))
         except rasterio.errors.RasterioIOError as exc:
             unread.append((f, str(exc).splitlines()[0]))
             continue
         if crs is None:
             chips.append(f)
         else:
-            rasters.append(f)
-            first = first or (count, dtype)
-    return rasters, chips, first, unread
+            rasters.append(header)
+    return rasters, chips, unread
 
 
 def _quoted(value: str | Path) -> str:
@@ -210,7 +218,7 @@ def pretrain(
     first 10 % of the run (`head_warmup_steps=0.1`; a 1-step run has no room for it) unless `overrides` say
     otherwise; `sensor`: the data's sensor; `tile_size`: tiles cut from rasters (pixels); `bands`: the band names a
     cube's or rasters' bands are read as, in that order (["B04", "B03", "B02"] or "B04,B03,B02": a store whose bands
-    differ in number or order from the sensor's; see `source_of`; a name a cube or the first raster lacks is refused
+    differ in number or order from the sensor's; see `source_of`; a name a cube or any raster lacks is refused
     before the run starts, naming the store or file and its bands); `photos`: the images are
     photos, which have an up (horizontal flips only, as the official web recipe: `crops.vflips=false`,
     `crops.rot90=false`), not overhead chips (the recipe's flips and 90° rotations); None: photos for an images or
@@ -314,13 +322,13 @@ def _data_keys(
         return _photo_keys(None, sensor, photos)
     if data is None:
         raise ConfigError(f"data=None needs the sources in overrides: {ROUTE}")
-    source, first_raster, source_sensor = _source(data, sensor, tile_size, bands)
+    source, rasters, source_sensor = _source(data, sensor, tile_size, bands)
     kind = source.split("type: ", 1)[1].split(",", 1)[0]
     if bands is not None and not any(str(o).startswith("data.sources") for o in overrides):
         if kind == "cube":
             _check_cube_bands(data, sensor, bands)
-        elif kind == "raster" and first_raster is not None:
-            _check_raster_bands(first_raster, source_sensor, bands)
+        elif kind == "raster":
+            _check_raster_bands(rasters, source_sensor, bands)
     return [source, *_photo_keys(kind, sensor, photos)]
 
 
@@ -342,29 +350,35 @@ def _check_cube_bands(data: Any, sensor: str | None, bands: str | Sequence[str])
             raise exc.with_fix("pass bands= names among those") from None
 
 
-def _check_raster_bands(path: str, sensor: str | None, bands: str | Sequence[str]) -> None:
-    """Refuse a band name the rasters lack before the run starts, as `_check_cube_bands` does for cubes: the raster
-    source refused it only once the run folder was taken. One header is read, the first raster's (the source matches
-    the names in every file's own header, so a name the first lacks fails there for the whole source), through the
-    source's own reader (`RasterArchive` of that one file: its band descriptions, else its sensor's names when the
-    counts match, else b1..bN; the sensor's aliases too). Other faults are left to the source, which names them when
-    the run builds it, with the whole set of files in view."""
-    import warnings
-
-    from geodino.data.archive import RasterArchive
+def _check_raster_bands(rasters: Sequence[_Header], sensor: str | None, bands: str | Sequence[str]) -> None:
+    """Refuse a band name any raster lacks before the run starts, as `_check_cube_bands` does for cubes: the raster
+    source refused it only once the run folder was taken. Each file's bands are named from the header `_kinds` read
+    (no file is opened again) by the raster source's own rules (`data.archive`: its band descriptions, else the
+    sensor's names when the counts match, else b1..bN; names matched as there, the sensor's aliases too), in the
+    source's file order, so the first file the source would stop at is the one named. Other faults (an unknown
+    sensor, mixed band counts, unreadable files) are left to the source, which names them when the run builds it."""
+    from geodino.data.archive import _file_band_names, _resolve_bands
     from geodino.data.band_args import parse_band_names
+    from geodino.data.sensors import get_sensor
 
     try:
-        with warnings.catch_warnings():  # the source says them (once) when the run builds it
-            warnings.simplefilter("ignore")
-            RasterArchive([path], bands=parse_band_names(bands, "bands"), sensor=sensor, progress=False)
-    except MissingBandError as exc:
-        fix = "pass bands= names among those"
-        if exc.names == tuple(f"b{i}" for i in range(1, len(exc.names) + 1)):  # no descriptions, no sensor's names
-            fix += " or name the file's bands (band descriptions in the file, or a sensor= of its band count)"
-        raise exc.with_fix(fix) from None
+        sensor_obj = get_sensor(sensor) if sensor is not None else None
     except InputError:
         return
+    wanted = parse_band_names(bands, "bands")
+    for header in rasters:
+        names = _file_band_names(header)
+        if names is None and sensor_obj is not None and sensor_obj.n_bands == header.count:
+            names = sensor_obj.bands
+        if names is None:
+            names = tuple(f"b{i}" for i in range(1, header.count + 1))
+        try:
+            _resolve_bands(header.path, names, wanted, sensor_obj)
+        except MissingBandError as exc:
+            fix = "pass bands= names among those"
+            if exc.names == tuple(f"b{i}" for i in range(1, len(exc.names) + 1)):  # no descriptions, no sensor's
+                fix += " or name the file's bands (band descriptions in the file, or a sensor= of its band count)"
+            raise exc.with_fix(fix) from None
 
 
 def _photo_keys(kind: str | None, sensor: str | None, photos: bool | None) -> list[str]:

@@ -1,8 +1,9 @@
 """`geodino.pretrain/distill(rasters, bands=...)` with a band name the rasters lack was refused only when the run
 built its sources: after the run folder was made and locked (a used folder's leftover `hpc_ckpt_*` moved aside into
 `checkpoints/ignored-*`), and distill left the missing parents of `out` behind. As for datacubes, the names are now
-checked first, against the first raster's header read as the raster source reads it (band descriptions, else the
-sensor's names, the sensor's aliases too): one line naming the file, the name and its bands, nothing written."""
+checked first, against every raster's header (read once, when the source's kind is decided) named as the raster
+source names it (band descriptions, else the sensor's names, the sensor's aliases too): one line naming the first
+file that lacks one, the name and its bands, nothing written."""
 
 from __future__ import annotations
 
@@ -63,23 +64,73 @@ def test_unnamed_bands_take_the_sensors_names_and_the_line_says_how_to_name_them
     assert len(api_configs) == 1 and not (tmp_path / "d").exists()
 
 
-def test_one_header_is_read_for_the_check(api_configs, tmp_path, monkeypatch):
-    """The check reads the first raster only (the source matches names in each file's header; a name the first
-    lacks fails the whole source), not the folder again."""
+def test_each_header_is_read_once(api_configs, tmp_path, monkeypatch):
+    """The check names each file's bands from the header read to decide the source's kind: every raster is opened
+    once, and no reader (`RasterArchive`) reads the folder again."""
+    import rasterio
+
     import geodino.data.archive as archive
 
     folder = _named(tmp_path, n=3)
-    seen = []
-    real = archive.RasterArchive.__init__
+    opened, built = [], []
+    real_open = rasterio.open
 
-    def spy(self, paths, **kw):
-        seen.append(list(paths))
-        return real(self, paths, **kw)
+    def spy_open(path, *args, **kw):
+        opened.append(str(path))
+        return real_open(path, *args, **kw)
 
-    monkeypatch.setattr(archive.RasterArchive, "__init__", spy)
-    with pytest.raises(InputError, match="has no band 'B9'"):
+    monkeypatch.setattr(rasterio, "open", spy_open)
+    monkeypatch.setattr(archive.RasterArchive, "__init__", lambda self, paths, **kw: built.append(paths))
+    with pytest.raises(InputError, match=r"t0\.tif has no band 'B9'"):
         geodino.pretrain(folder, tmp_path / "r", sensor="sentinel2_l2a", bands="B9")
-    assert seen == [[str(folder / "t0.tif")]]
+    assert sorted(opened) == [str(folder / f"t{i}.tif") for i in range(3)]
+    assert built == []
+
+
+def _second_lacks_b08(root):
+    """A folder of two 4-band uint16 GeoTIFFs: t0 named B02, B03, B04, B08; t1 B02, B03, B04, B05 (no B08)."""
+    folder = root / "mixed"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    write_tif(folder / "t0.tif", rng.integers(1, 3000, (4, 32, 32)).astype("uint16"), descriptions=S2)
+    write_tif(folder / "t1.tif", rng.integers(1, 3000, (4, 32, 32)).astype("uint16"),
+              descriptions=["B02", "B03", "B04", "B05"])  # fmt: skip
+    return folder
+
+
+@pytest.mark.parametrize("fn", ["pretrain", "distill"])
+def test_a_band_only_a_later_raster_lacks_is_refused_before_the_run_starts(api_configs, tmp_path, fn):
+    """Each file is matched on its own header by the source, so a name the first file has but a later one lacks
+    stopped the run only once its folder was taken; the check covers every raster and names that file."""
+    folder = _second_lacks_b08(tmp_path)
+    args = ("arch:vit_tiny",) if fn == "distill" else ()
+    with pytest.raises(InputError) as err:
+        getattr(geodino, fn)(*args, folder, tmp_path / "a" / "run", sensor="sentinel2_l2a", bands="B04,nir")
+    assert str(err.value) == (
+        f"raster {folder / 't1.tif'} has no band 'nir' (its bands: B02, B03, B04, B05); pass bands= names among those"
+    )
+    assert api_configs == []
+    assert not (tmp_path / "a").exists()
+    getattr(geodino, fn)(*args, folder, tmp_path / "a" / "run", sensor="sentinel2_l2a", bands="B04,B03")
+    assert api_configs[-1].data.sources[0].bands == ["B04", "B03"]
+
+
+def test_a_real_run_refused_for_a_later_raster_leaves_a_used_folder_as_it_was(tmp_path):
+    """The real run (not replaced), in a used folder: the late refusal had moved its leftover `hpc_ckpt_1.ckpt`
+    aside and removed a killed run's temporary checkpoint; the early one leaves both, and a new folder is not made."""
+    folder = _second_lacks_b08(tmp_path)
+    out = tmp_path / "used"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "hpc_ckpt_1.ckpt").write_text("x")
+    (out / "checkpoints" / ".step_00000002.ckpt.tmp-1").write_text("x")
+    before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
+    line = r"^raster .*t1\.tif has no band 'B08' \(its bands: B02, B03, B04, B05\); pass bands= names among those$"
+    for run in (out, tmp_path / "new" / "run"):
+        with pytest.raises(InputError, match=line):
+            geodino.pretrain(folder, run, steps=1, sensor="sentinel2_l2a", tile_size=16, bands="B08,B04",
+                             overrides=TINY)  # fmt: skip
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before
+    assert not (tmp_path / "new").exists()
 
 
 def test_a_used_run_folder_is_left_as_it_was(tmp_path):
