@@ -104,3 +104,25 @@ def test_fused_rope_matches_differentiable_path_and_backprops():
     torch.testing.assert_close(out, fused, atol=1e-6, rtol=0)
     out.square().sum().backward()
     assert leaf.grad is not None and leaf.grad.abs().sum() > 0
+
+
+def test_blocks_trace_as_one_graph_with_and_without_gradients():
+    """`trainer.compile=true` compiles each block's `forward_list`: the student's (autograd) and the teacher's (no
+    gradients) must each be one graph. The eager no-grad RoPE writes into a buffer's halves with `out=`, which Dynamo
+    cannot trace: it broke the graph in every teacher block and the teacher's blocks then ran eagerly. The compiled
+    output equals the eager one."""
+    torch._dynamo.reset()
+    m = build_model("vit_tiny", depth=1, n_storage_tokens=2).eval()
+    blk = m.blocks[0]
+    xs = [torch.randn(2, 2 + 1 + 16, 192), torch.randn(3, 2 + 1 + 4, 192)]
+    ropes = [m.rope(4, 4), m.rope(2, 2)]
+    compiled = torch.compile(blk.forward_list, backend="eager", fullgraph=True)  # raises on a graph break
+    with torch.no_grad():  # the teacher
+        ref = blk.forward_list(xs, ropes)
+        out = compiled(xs, ropes)
+    for a, b in zip(out, ref):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)  # functional form vs fused multiply-adds
+    leaf = [x.clone().requires_grad_(True) for x in xs]  # the student
+    sum(o.square().sum() for o in compiled(leaf, ropes)).backward()
+    assert all(x.grad is not None and x.grad.abs().sum() > 0 for x in leaf)
+    torch._dynamo.reset()

@@ -139,11 +139,14 @@ def apply_rope_half(x: Tensor, sin: Tensor, cos: Tensor) -> Tensor:
 
 def rope_qk(qk: Tensor, sin: Tensor, cos: Tensor) -> Tensor:
     """`apply_rope_half` computed in the RoPE dtype (float32 for the released models) and cast back to the input
-    dtype, as official. Without autograd it writes into one preallocated buffer with fused multiply-adds (no
-    temporaries, no cat); with autograd it uses the differentiable form (equal up to multiply-add rounding)."""
+    dtype, as official. Eager without autograd, it writes into one preallocated buffer with fused multiply-adds (no
+    temporaries, no cat); with autograd, or inside `torch.compile`, it uses the functional form (equal up to
+    multiply-add rounding; inductor fuses it into one kernel). Dynamo cannot trace `out=` into the buffer's halves
+    (non-contiguous views): under `trainer.compile=true` that broke the graph in every teacher block, and the
+    teacher's `forward_list` then ran eagerly."""
     dtype = torch.promote_types(qk.dtype, sin.dtype)
     x1, x2 = qk.chunk(2, dim=-1)
-    if torch.is_grad_enabled() and (qk.requires_grad or sin.requires_grad):
+    if torch.compiler.is_compiling() or (torch.is_grad_enabled() and (qk.requires_grad or sin.requires_grad)):
         x1, x2 = x1.to(dtype), x2.to(dtype)
         out = torch.cat([torch.addcmul(x1 * cos, x2, sin, value=-1), torch.addcmul(x2 * cos, x1, sin)], dim=-1)
         return out.to(qk.dtype)
