@@ -243,8 +243,10 @@ def make_config(config: EmbedConfig | None, backbone: Any, out: Any, options: di
 def rank_device(device: str, rank: int, world_size: int, local: int | None = None) -> str:
     """One GPU per process on a machine with several: for rank `rank` of `world_size` > 1, a bare "cuda" becomes
     cuda:<local rank mod GPUs>, the local rank being `local` (a spawned worker's index), else torchrun's LOCAL_RANK,
-    else SLURM_LOCALID, else `rank`. Every other device ("cpu", "cuda:1", "mps") and a single process are left as
-    given: a bare "cuda" put every rank of a node on its first GPU."""
+    else SLURM_LOCALID when SLURM_PROCID is `rank` (the ranks are srun's tasks), else `rank`. SLURM_LOCALID alone
+    does not say the rank's task: an sbatch script's own step sets it (to 0) too, and every rank that script starts
+    (a loop, GNU parallel, array tasks sharing a node) would land on the first GPU. Every other device ("cpu",
+    "cuda:1", "mps") and a single process are left as given: a bare "cuda" put every rank of a node on its first GPU."""
     if device != "cuda" or world_size <= 1:
         return device
     import os
@@ -255,7 +257,10 @@ def rank_device(device: str, rank: int, world_size: int, local: int | None = Non
     if n <= 1:
         return device
     if local is None:
-        env = os.environ.get("LOCAL_RANK") or os.environ.get("SLURM_LOCALID") or ""
+        env = os.environ.get("LOCAL_RANK", "").strip()
+        procid = os.environ.get("SLURM_PROCID", "").strip()
+        if not env.isdigit() and procid.isdigit() and int(procid) == rank:  # this rank is the srun task
+            env = os.environ.get("SLURM_LOCALID", "").strip()
         local = int(env) if env.isdigit() else rank
     return f"cuda:{local % n}"
 
