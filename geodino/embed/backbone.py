@@ -82,6 +82,17 @@ def resolve_backbone(backbone: Any, *, device: str = "cpu", amp: bool = False) -
     return load_backbone(backbone, device=device, amp=True if amp else None)
 
 
+def inference_device(bb: Any, device: str) -> str:
+    """Where a run infers: a backbone object's own device when it has weights (an object loaded on a GPU and passed to
+    `embed_raster` with the default device='cpu' runs on its GPU; one spawned worker's copy runs where the worker put
+    it), else the run's `device` (a spec string is loaded there)."""
+    import torch
+
+    params = getattr(bb, "parameters", None)
+    p = next(params(), None) if callable(params) else None
+    return device if p is None or torch.device(device) == p.device else str(p.device)
+
+
 def describe_backbone(bb: Any) -> dict[str, Any]:
     """Spec and fingerprint for metadata (objects without them are named by their class)."""
     return {

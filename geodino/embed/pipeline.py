@@ -39,7 +39,7 @@ from typing import Any
 
 import torch
 
-from geodino.embed.backbone import parse_layers, resolve_backbone
+from geodino.embed.backbone import inference_device, parse_layers, resolve_backbone
 from geodino.embed.config import EmbedConfig, make_config
 from geodino.embed.extent import WindowSource, describe_window, has_extent, windowed
 from geodino.embed.memory import (
@@ -299,6 +299,8 @@ def _embed(
         if patch or not has_extent(cfg):
             check_grid(out_path, source.info.height, source.info.width, patch, upsample=cfg.upsample)
     bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
+    if inference_device(bb, cfg.device) != cfg.device:  # the probe, the batches and the blending follow the weights
+        cfg = dataclasses.replace(cfg, device=inference_device(bb, cfg.device))
     prep = prep or prepare(source, cfg, bb)
     if cfg.overwrite and not cfg.resume and cfg.rank == 0 and finalize and work.exists():
         # only once the input, the backbone and the settings passed their checks: a refused run keeps the
@@ -437,7 +439,7 @@ def _write(
         return out_path
     if sweeper is not None and cfg.world_size == 1:  # one process did the whole sweep: its clock covers it
         setup = t_sweep - t0
-        line = time_line(t_end - t0, setup, sweep_s, t_end - t_fin, sweeper.timing, sweeper.tiles)
+        line = time_line(t_end - t0, setup, sweep_s, t_end - t_fin, sweeper.timing, sweeper.tiles, sweeper.device.type)
         print(f"geodino: {line}", file=sys.stderr)
     # the last line names what was written (on the command line with or without the progress bar)
     print(f"geodino: wrote {out_path} ({written_grid(prep, cfg.upsample)}, {t_end - t0:.1f}s)", file=sys.stderr)

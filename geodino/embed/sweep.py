@@ -32,6 +32,7 @@ from geodino.embed.config import EmbedConfig
 from geodino.embed.input_scaling import as_float32_on, input_scaler, recorded_scale, scaling_sensor  # re-exported
 from geodino.embed.plan import Block, Plan
 from geodino.embed.read_ahead import read_ahead, read_threads
+from geodino.embed.time_line import time_line
 from geodino.embed.workdir import DONE, PLAN_FILE, STORE, WorkDirGone, damaged, mark_done, mark_rows
 from geodino.embed.writers import ChunkRowWriter, encode
 from geodino.errors import GeoDinoError, InputError, plural
@@ -132,7 +133,7 @@ class Sweeper:
         self.fill = self.plan.batch_fill(cfg.batch_size)  # tiles per batch (<= batch_size, balanced per row)
         self.layers = parse_layers(cfg.layers)
         self.weight_cache: dict[tuple, torch.Tensor] = {}  # blending weights on the device, per ramp pair
-        self.device = torch.device(cfg.device)
+        self.device = torch.device(cfg.device)  # the backbone object's own, when it has weights (`_embed`)
         # a CPU reader thread prepares the backbone's input; an accelerator gets the raw batch and prepares it there
         self.prep_in_reader = self.device.type == "cpu"
         self.pin = self.device.type == "cuda" and torch.cuda.is_available()
@@ -298,7 +299,7 @@ class Sweeper:
                 x = tiles.ready if tiles.ready is not None else self._input(tiles)
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
                     maps, _ = bb.features(x, layers=self.layers, norm=cfg.norm)
-                maps = [m.float() for m in maps]
+                maps = [m.to(self.device, torch.float32) for m in maps]  # a duck-typed backbone may answer elsewhere
                 if len(maps) == 1:  # one layer: no concatenation copy
                     return maps[0]
                 return torch.cat(maps, dim=1) if cfg.layer_mode == "concat" else torch.stack(maps).mean(0)
@@ -380,20 +381,6 @@ class Sweeper:
             reader.join(timeout=30)
         if werrors:
             raise werrors[0]
-
-
-def time_line(total: float, setup: float, sweep: float, finish: float, timing: dict[str, float], tiles: int) -> str:
-    """Where an embed run's wall time went, for the console: set-up (backbone, plan, compile warm-up), the sweep
-    split by the main thread's steps, and finishing (the output written from the work store). The forward includes
-    normalisation and the host-device copies (on a GPU the read-back waits for the device); "waiting for tiles" is
-    time the main thread had nothing to infer (the reader is the bound when it is large); "rows out" is dividing,
-    normalising and encoding finished rows and handing them to the writer thread (which blocks when it is behind)."""
-    rate = f" at {tiles / timing['forward']:.1f} tiles/s" if timing["forward"] > 0 else ""
-    return (
-        f"time {total:.1f} s: set-up {setup:.1f}, sweep {sweep:.1f} (forward {timing['forward']:.1f}{rate}, waiting "
-        f"for tiles {timing['waiting']:.1f}, blending {timing['blending']:.1f}, rows out {timing['rows']:.1f}), "
-        f"finishing {finish:.1f}"
-    )
 
 
 class _Band:
