@@ -18,7 +18,7 @@ from geodino.errors import ConfigError, GeoDinoError, InputError, plural
 if TYPE_CHECKING:
     from geodino.embed.pipeline import PreparedRun
 
-__all__ = ["spawn_workers", "worker_error", "worker_main"]
+__all__ = ["place_backbone", "spawn_workers", "worker_error", "worker_main"]
 
 
 def worker_main(input: Any, bb: Any, cfg: EmbedConfig, conn: Any = None) -> None:
@@ -34,6 +34,7 @@ def worker_main(input: Any, bb: Any, cfg: EmbedConfig, conn: Any = None) -> None
     try:
         from geodino.embed.pipeline import _config, _run
 
+        bb = place_backbone(bb, cfg.device)
         _run(input, _config(cfg, bb, cfg.out, {}), finalize=False)
     except GeoDinoError as exc:
         if conn is None:
@@ -49,6 +50,38 @@ def worker_main(input: Any, bb: Any, cfg: EmbedConfig, conn: Any = None) -> None
         conn.send((blob, kind, str(exc), traceback.format_exc()))
         conn.close()
         sys.exit(exc.exit_code)
+
+
+def place_backbone(bb: Any, device: str) -> Any:
+    """The worker's backbone on its own device (`rank_device`: cuda:<worker> on a machine with several GPUs).
+
+    The parent sends the object it loaded on its own device (a bare "cuda" is GPU 0) and CUDA tensors come back on
+    that GPU in the worker, so without this every worker ran on GPU 0 (or met its batches on cuda:<worker>). The
+    object is sent, not its spec, so that every worker runs the weights the parent checked and fingerprinted (a
+    spec may not load the same weights twice: an unseeded `arch:`, an object changed in place, no spec at all).
+    A fast path the parent prepared (`geodino.inference.accelerate`) holds a copy of the weights on the parent's
+    device: the eager model is put back and the prepared copies dropped, so the run prepares one where it runs.
+    A backbone already there, or an object without weights, is returned as it is."""
+    if not isinstance(bb, torch.nn.Module):
+        return bb
+    target = torch.device(device)
+    held = [t.device for t in (*bb.parameters(), *bb.buffers())]
+    if not held or all(_same_device(d, target) for d in held):
+        return bb
+    eager = bb.__dict__.pop("_eager_model", None)
+    bb.__dict__.pop("_fast_models", None)
+    if eager is not None and getattr(bb, "model", None) is not eager:  # the parent's fast path: not moved, redone
+        bb.model = eager
+    return bb.to(target)
+
+
+def _same_device(held: torch.device, target: torch.device) -> bool:
+    """Whether a tensor on `held` is on `target`; a target without an index is the current one of its type."""
+    if held.type != target.type:
+        return False
+    if target.index is None:
+        return held.index in (None, 0) if target.type != "cuda" else held.index == torch.cuda.current_device()
+    return held.index == target.index
 
 
 def worker_error(rank: int, n: int, payload: tuple[bytes | None, str, str, str]) -> GeoDinoError:
