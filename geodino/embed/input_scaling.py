@@ -25,12 +25,14 @@ __all__ = ["InputScale", "as_float32_on", "input_scaler", "recorded_scale", "sca
 def as_float32_on(x: Any, device: Any, non_blocking: bool = False) -> Any:
     """A host tensor of raw values as float32 on `device`, copied in its own dtype (a uint8 batch is a quarter of
     float32's bytes): uint16/uint32 as the signed integer of their width, widened and masked back there; uint64
-    (rare) converted on the host. The same values numpy's `astype(float32)` gives."""
+    (rare) converted on the host, and float64 too for Apple MPS, which has no float64 (the copy itself raised). On
+    CUDA float64 still crosses as it is: a pinned batch copies asynchronously and the GPU's cast is cheap, where
+    the host's would hold up the thread that feeds it. The same values numpy's `astype(float32)` gives."""
     import torch
 
     # unsigned integers torch supports only in part (copies and views; not every conversion kernel on every device)
     unsigned = {torch.uint16: (torch.int16, torch.int32, 0xFFFF), torch.uint32: (torch.int32, torch.int64, 2**32 - 1)}
-    if x.dtype == torch.uint64:
+    if x.dtype == torch.uint64 or (x.dtype == torch.float64 and torch.device(device).type == "mps"):
         return x.float().to(device, non_blocking=non_blocking)
     if x.dtype in unsigned:
         signed, wide, mask = unsigned[x.dtype]
