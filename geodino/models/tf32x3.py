@@ -12,6 +12,7 @@ one concept with their own tests; `geodino.models.frozen.FastViT` applies them t
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -77,11 +78,24 @@ def _split_tf32x3(core: nn.Module) -> nn.Module:
     return core
 
 
+# `tf32_matmuls` changes a process-global switch: the threads inside it share one setting, made by the first to
+# enter and restored to what it found by the last to leave (each thread restoring what it saw itself left TF32 on
+# for the rest of the process when two blocks interleaved: A enters, B enters and sees A's TF32, A leaves, B
+# leaves and "restores" TF32).
+_LOCK = threading.Lock()
+_depth = 0
+_saved: tuple[str, bool | str] | None = None  # (switch, value) found by the first entry
+
+
 @contextmanager
 def tf32_matmuls(device: torch.device) -> Iterator[None]:
     """TF32 tensor cores for float32 matrix products on `device` (CUDA) inside the block, the previous setting
     restored after: what the 3xTF32 products need (their operands are exact TF32 values, so nothing else changes for
     them). A no-op elsewhere: on a CPU the products are float32 and exact for such operands.
+
+    Safe to nest and to use from several threads at once: a module lock and a depth count make the first entry set
+    TF32 and the last exit restore the setting found before the first (meanwhile every thread, inside the block or
+    not, sees TF32: the switch is per process).
 
     Set and restored with the legacy `allow_tf32` switch, which keeps every precision getter readable: setting the
     per-backend `fp32_precision = "tf32"` instead makes `torch.get_float32_matmul_precision()` raise (mixed APIs),
@@ -90,16 +104,37 @@ def tf32_matmuls(device: torch.device) -> Iterator[None]:
     if device.type != "cuda":
         yield
         return
-    matmul = torch.backends.cuda.matmul
-    try:
-        before, attr = matmul.allow_tf32, "allow_tf32"
-    except RuntimeError:
-        before, attr = matmul.fp32_precision, "fp32_precision"
-    setattr(matmul, attr, True if attr == "allow_tf32" else "tf32")
+    _enter_tf32()
     try:
         yield
     finally:
-        setattr(matmul, attr, before)
+        _exit_tf32()
+
+
+def _enter_tf32() -> None:
+    """Count one more block; the first sets TF32 and keeps the setting it replaced."""
+    global _depth, _saved
+    with _LOCK:
+        if _depth == 0:
+            matmul = torch.backends.cuda.matmul
+            try:
+                before, attr = matmul.allow_tf32, "allow_tf32"
+            except RuntimeError:
+                before, attr = matmul.fp32_precision, "fp32_precision"
+            setattr(matmul, attr, True if attr == "allow_tf32" else "tf32")
+            _saved = (attr, before)
+        _depth += 1
+
+
+def _exit_tf32() -> None:
+    """Count one block less; the last restores the setting the first found."""
+    global _depth, _saved
+    with _LOCK:
+        _depth -= 1
+        if _depth == 0 and _saved is not None:
+            attr, before = _saved
+            _saved = None
+            setattr(torch.backends.cuda.matmul, attr, before)
 
 
 def _tensor_core_tf32(device: torch.device) -> bool:
