@@ -107,7 +107,7 @@ def _hue(x: torch.Tensor, hue: torch.Tensor) -> torch.Tensor:
     rot = torch.zeros(len(hue), 3, 3, dtype=torch.float64, device=x.device)
     rot[:, 0, 0] = 1.0
     rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = cos, -sin, sin, cos
-    yiq2rgb, rgb2yiq = _YIQ2RGB.to(x.device, torch.float64), _RGB2YIQ.to(x.device, torch.float64)
+    yiq2rgb, rgb2yiq = _on(_YIQ2RGB, x.device, torch.float64), _on(_RGB2YIQ, x.device, torch.float64)
     m = (yiq2rgb @ rot @ rgb2yiq).to(x.dtype)
     return torch.einsum("nij,njhw->nihw", m, x).clamp_(0, 1)
 
@@ -139,39 +139,62 @@ def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int = 9) ->
     return y.view_as(x)
 
 
-def _blur_some(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -> torch.Tensor:
-    """Blur the crops with sigma > 0, in place: `apply_photometric` only passes tensors it created."""
-    idx = torch.nonzero(sigma > 0).flatten()
+def _on(t: torch.Tensor, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A host constant on `device` without a device synchronisation: a plain copy from pageable memory waits for
+    everything queued on the GPU; a non-blocking one is staged at once (the source is kept alive by the caller)."""
+    return t.to(device=device, dtype=dtype, non_blocking=True)
+
+
+def _blur_some(x: torch.Tensor, sigma: torch.Tensor, kernel_size: int, subsets: bool) -> torch.Tensor:
+    """Blur the crops with sigma > 0. On the CPU only those crops are computed (in place: `apply_photometric` only
+    passes tensors it created); on an accelerator every crop is blurred and the others are kept by `where`, since
+    finding the subset (`nonzero`) would wait for the device."""
+    on = sigma > 0
+    if not subsets:
+        blurred = gaussian_blur(x, torch.where(on, sigma, 1.0), kernel_size)  # sigma 0 would divide by zero
+        return torch.where(on.view(-1, 1, 1, 1), blurred, x)
+    idx = torch.nonzero(on).flatten()
     if len(idx):
         x[idx] = gaussian_blur(x[idx], sigma[idx], kernel_size)
     return x
 
 
-def apply_photometric(x: torch.Tensor, params: torch.Tensor, *, rgb: bool, kernel_size: int = 9) -> torch.Tensor:
+def apply_photometric(
+    x: torch.Tensor, params: torch.Tensor, *, rgb: bool, kernel_size: int = 9, subsets: bool | None = None
+) -> torch.Tensor:
     """Apply each crop's drawn photometric parameters (rows of `params`) to the batch `x` [N,C,H,W] in [0, 1].
 
     RGB (channels in R, G, B order: the luma weights and the hue rotation depend on it; `MultiCropTransform`
     reorders other band orders): colour jitter in each crop's own op order (only crops with jitter on change),
     grayscale, blur, solarize;
     values are clamped to [0, 1] as torchvision does. Multispectral: per-band brightness/contrast around each
-    band's mean, then blur (no clamp: reflectance may exceed 1).
+    band's mean, then blur (no clamp: reflectance may exceed 1). `subsets`: compute each op only on the crops that
+    need it (default on the CPU) or on every crop, kept by `where` (default elsewhere: no synchronisation).
     """
     if len(x) == 0:
         return x
-    p = params.to(device=x.device, dtype=torch.float32)
+    p = _on(params, x.device, torch.float32)
+    # On the CPU each op runs on the crops that need it. On an accelerator finding them (nonzero, any) waits for the
+    # device, 36 waits per batch that stalled the GPU's queue at every step, so there each op runs on every crop and
+    # `where` keeps it where it applies: more arithmetic, which the GPU has to spare, and no synchronisation.
+    subsets = x.device.type == "cpu" if subsets is None else subsets
     if rgb:
         x = x.clamp(0, 1)
         on = p[:, _JIT] > 0
         for pos in range(4):  # each crop's own op order; each op runs once per position on the crops that need it
             order = p[:, _ORDER + pos].round().long()
             for op in range(4):
-                idx = torch.nonzero(on & (order == op)).flatten()
+                sel = on & (order == op)
+                if not subsets:
+                    x = torch.where(sel.view(-1, 1, 1, 1), _jitter_op(x, op, p), x)
+                    continue
+                idx = torch.nonzero(sel).flatten()
                 if len(idx):
                     x[idx] = _jitter_op(x[idx], op, p[idx])
         gray = _col(p, _GRAY) > 0
-        if bool(gray.any()):
+        if not subsets or bool(gray.any()):
             x = torch.where(gray, _luma(x).expand_as(x), x)
-        x = _blur_some(x, p[:, _SIGMA], kernel_size)
+        x = _blur_some(x, p[:, _SIGMA], kernel_size, subsets)
         sol = _col(p, _SOL) > 0
         return torch.where(sol & (x >= 0.5), 1.0 - x, x)
     c = x.shape[1]
@@ -182,4 +205,4 @@ def apply_photometric(x: torch.Tensor, params: torch.Tensor, *, rgb: bool, kerne
     ct = p[:, 1 + c : 1 + 2 * c].view(-1, c, 1, 1)
     m = x.mean(dim=(-2, -1), keepdim=True)
     x = torch.where(on, ((x - m) * ct + m) * b, x)
-    return _blur_some(x, p[:, -1], kernel_size)
+    return _blur_some(x, p[:, -1], kernel_size, subsets)

@@ -197,7 +197,7 @@ class MultiCropTransform:
                 x = x[:, np.argsort(order).tolist()]
             else:
                 x = apply_photometric(x, params, rgb=self.rgb, kernel_size=self.cfg.blur_kernel)
-            x = (x - self.mean.to(x.device)) / self.std.to(x.device)
+            x = (x - self.mean.to(x.device, non_blocking=True)) / self.std.to(x.device, non_blocking=True)  # no sync
         return x.to(crops.dtype)
 
     def _standardize(self, x: torch.Tensor) -> torch.Tensor:

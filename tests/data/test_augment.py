@@ -153,3 +153,47 @@ def test_finish_ignores_autocast_and_keeps_the_dtype():
     assert auto.dtype == torch.float32 and torch.equal(auto, ref)
     half = tf.finish(x.bfloat16(), params)
     assert half.dtype == torch.bfloat16 and torch.allclose(half.float(), ref, atol=0.05)
+
+
+def _drawn(n: int, rgb: bool, c: int = 3) -> torch.Tensor:
+    cfg = CropsConfig(jitter_prob=0.7, grayscale_prob=0.3, solarize_prob=0.5, hue=0.1)
+    rng = np.random.default_rng(0)
+    rows = [draw_rgb_params(rng, cfg, 0.5, True) if rgb else draw_band_params(rng, cfg, c, 0.5) for _ in range(n)]
+    return torch.from_numpy(np.stack(rows))
+
+
+@pytest.mark.parametrize("rgb", [True, False])
+def test_every_crop_form_equals_the_subset_form(rgb):
+    """On an accelerator each op runs on every crop and `where` keeps it where it applies (no synchronisation);
+    on the CPU it runs on the crops that need it. Both give the same crops."""
+    c = 3 if rgb else 4
+    params = _drawn(24, rgb, c)
+    x = _smooth(24, c=c, size=20) * 1.2 - 0.1
+    subset = apply_photometric(x.clone(), params, rgb=rgb, subsets=True)
+    every = apply_photometric(x.clone(), params, rgb=rgb, subsets=False)
+    assert not torch.allclose(subset, x.clamp(0, 1) if rgb else x, atol=1e-3)  # the draws changed the crops
+    torch.testing.assert_close(every, subset, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("sensor", [get_sensor("imagenet"), MS4])
+def test_the_device_form_never_waits_for_the_device(sensor):
+    """The colour step on an accelerator must not read device values on the host (`nonzero`, `.any()` in an `if`,
+    `.item()`): each such read waited for the GPU's queue, 36 per batch before. On the meta device, where
+    data-dependent ops cannot run at all, the colour step must go through, and it dispatches no such op."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    waits = ("nonzero", "_local_scalar_dense", "masked_select", "item")
+    seen: list[str] = []
+
+    class Spy(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            seen.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    rgb, c = sensor.n_bands == 3, sensor.n_bands
+    params = _drawn(6, rgb, c)
+    out = apply_photometric(torch.empty(6, c, 16, 16, device="meta"), params.to("meta"), rgb=rgb)  # the default
+    assert out.shape == (6, c, 16, 16) and out.device.type == "meta"
+    with Spy():
+        apply_photometric(torch.rand(6, c, 16, 16), params, rgb=rgb, subsets=False)
+    assert seen and not [op for op in seen if any(w in op for w in waits)]
