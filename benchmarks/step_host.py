@@ -6,7 +6,8 @@ launches and ~20,000 aten calls per step). This benchmark measures that host wor
 at the real depth, head count, crop layout and losses (ViT-S: 12 blocks, 6 heads, 2 global + 8 local crops, DINO +
 iBOT + KoLeo, EMA teacher, per-module clipping, fused AdamW), but at tiny widths and crop sizes, so the arithmetic
 is negligible and the time left is dispatch: Python, the aten dispatcher, autocast casts and, when compiled, the
-compiled graphs' wrappers. It prints ms per step for both sides in the same run (alternating, medians), their
+compiled graphs' wrappers. Crop groups are concatenated per block as on a GPU (the CPU path runs them one at
+a time; `--groups-apart`). It prints ms per step for both sides in the same run (alternating, medians), their
 ratio, the aten calls of the eager step by phase, and Dynamo's graph and graph-break counts for the compiled side
 (a graph break in a block means that block runs, in part or whole, eagerly).
 
@@ -146,8 +147,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20, help="timed steps per side")
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps per side (the compile happens here)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (dispatch is single-threaded anyway)")
+    ap.add_argument(
+        "--groups-apart",
+        action="store_true",
+        help="run crop groups one at a time, as the CPU path does (default: concatenated, the GPU path's op graph)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    from geodino.models.layers.block import SelfAttentionBlock
+
+    SelfAttentionBlock.concat_groups = not args.groups_apart  # the op graph a GPU step dispatches
     from torch._dynamo.utils import counters
 
     batch, amp = _batch(2), args.precision == "bf16"
