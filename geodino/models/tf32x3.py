@@ -138,7 +138,12 @@ def _exit_tf32() -> None:
 
 
 def _tensor_core_tf32(device: torch.device) -> bool:
-    """Whether `device` is a CUDA GPU with TF32 tensor cores (compute capability 8.0 and later)."""
+    """Whether `device` is a GPU with TF32 tensor cores: on CUDA compute capability 8.0 and later; on ROCm torch's
+    own `torch.cuda.is_tf32_supported()` asked with `device` current (ROCm reports the gfx version as the
+    capability, e.g. (9, 0) for an MI250's gfx90a, which has no TF32; torch accepts only some gfx families)."""
     if device.type != "cuda" or not torch.cuda.is_available():  # no GPU here: the caller meets that error later
         return False
+    if torch.version.hip is not None:
+        with torch.cuda.device(device):
+            return bool(torch.cuda.is_tf32_supported())
     return torch.cuda.get_device_capability(device) >= (8, 0)
