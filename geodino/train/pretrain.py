@@ -345,8 +345,10 @@ def _probe_data(cfg: PretrainConfig) -> Any:
     a re-run of a finished run (nothing trains; Lightning then saves no checkpoint to record an extent in)."""
     from geodino.data.loaders import check_sources_have_pixels
 
-    # one batch in this process first: unreadable data or a band count that does not fit fails here, in one line
-    probe_loader = _loader_factory(cfg, num_workers=0, max_steps=1, progress=False)
+    # one batch in this process first: unreadable data or a band count that does not fit fails here, in one line.
+    # Not pinned: this runs on every rank before Lightning sets each rank's GPU, and pinning would make a CUDA
+    # context on GPU 0 in every rank for the whole run (distillation's probe pins nothing either)
+    probe_loader = _loader_factory(cfg, num_workers=0, max_steps=1, progress=False, pin_memory=False)
     probe = probe_loader(start_step=0, rank=0, world_size=1)
     check_sources_have_pixels(probe.sources, cfg.seed)
     check_data_fits(cfg, next(iter(probe)))
