@@ -362,10 +362,11 @@ def _check_resume(
 ) -> int | None:
     """Check the checkpoint to resume from fits this run; the step it was saved at (None when unknown). Moving the
     later checkpoints aside waits in `start.later`."""
+    from geodino.models.checkpoints.files import load_meta
     from geodino.train import checkpointing as ck
 
     try:
-        saved = ck.load_file(resume)
+        saved = load_meta(resume)  # a sharded folder: its meta.pt only (the weights are Lightning's to load)
     except CheckpointError as exc:
         if cfg.checkpoint.resume != "auto":
             raise

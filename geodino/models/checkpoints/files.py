@@ -29,6 +29,7 @@ __all__ = [
     "check_fits",
     "heads_path",
     "load_file",
+    "load_meta",
     "load_strict",
     "read_file",
     "read_heads",
@@ -196,14 +197,36 @@ def load_file(path: str | Path) -> dict[str, Any]:
     return obj
 
 
-def _load_sharded(path: Path) -> dict[str, Any]:
-    """Gather a Lightning/DCP sharded checkpoint folder into one full dict on CPU (for export and init)."""
+def load_meta(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's entries besides the weights (`global_step`, `geodino`, ...): a sharded folder's `meta.pt`
+    alone, never gathered (a resume check needs no weights; gathering a 7B run's model and optimizer on every rank
+    would write and load a full copy each), or a checkpoint file's whole dict."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        return load_file(path)
+    obj, _ = read_file(_meta_file(path))
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"checkpoint {path}/meta.pt holds a {type(obj).__name__}, not a dict")
+    return obj
+
+
+def _meta_file(path: Path) -> Path:
+    """The `meta.pt` of a Lightning/DCP sharded checkpoint folder (one line when it has none)."""
     meta = path / "meta.pt"
     if not meta.is_file():
         raise CheckpointError(f"checkpoint folder {path} has no meta.pt; pass a checkpoint file or a sharded folder")
+    return meta
+
+
+def _load_sharded(path: Path) -> dict[str, Any]:
+    """Gather a Lightning/DCP sharded checkpoint folder into one full dict on CPU (for export and init)."""
+    meta = _meta_file(path)
+    import socket
+
     from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 
-    tmp = path.parent / f".{path.name}.full-{os.getpid()}.pt"
+    # unique per process across nodes (ranks on several hosts share the folder and may have equal pids)
+    tmp = path.parent / f".{path.name}.full-{socket.gethostname()}-{os.getpid()}.pt"
     try:
         dcp_to_torch_save(str(path), str(tmp))
         full = torch.load(tmp, map_location="cpu", weights_only=True)
