@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from geodino.errors import plural
+from geodino.models.fast_choice import bf16_default
 from geodino.models.frozen import ENV_SWITCH, FastPath, FastViT, choose_path
 
 __all__ = [
@@ -260,14 +261,15 @@ def cpu_bf16_hint(backbone: Any, inference_dtype: str, n_images: int | None) -> 
 
 
 def _amp(backbone: Any) -> bool:
+    """Whether the eager model autocasts to bf16: `amp`, by default on GPUs with native bf16 (`bf16_default`)."""
     amp = getattr(backbone, "amp", None)
-    return bool(amp if amp is not None else _device(backbone).type == "cuda")
+    return bool(amp if amp is not None else bf16_default(_device(backbone)))
 
 
 def runs_in(backbone: Any) -> str:
     """The dtype a FrozenBackbone's features are computed in as it stands: its fast path's ('float32', 'bfloat16',
-    'int8'), else bfloat16 under the eager model's autocast (`amp`, default on CUDA), else float32 (what feature
-    rasters record and probe caches key on)."""
+    'int8'), else bfloat16 under the eager model's autocast (`amp`, default on GPUs with native bf16), else float32
+    (what feature rasters record and probe caches key on)."""
     return runs_on(backbone, path_of(backbone))
 
 

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from geodino.backbones.layers import layer_indices
 from geodino.backbones.timm import timm_features, timm_geometry
 from geodino.errors import ConfigError, InputError, plural
+from geodino.models.fast_choice import bf16_default
 
 FLOAT_REFLECTANCE_MAX = 2.0
 """Float input above this is not reflectance (bright snow and specular water stay below ~1.6): with a DN record,
@@ -217,10 +218,11 @@ class FrozenBackbone(nn.Module):
             raise InputError(f"image size {h}x{w} is not a multiple of the patch size {p}; crop or pad it")
 
     def _autocast(self, device: torch.device):
-        """bf16 autocast for the eager model when `amp` (default: on CUDA). A fast path (`FastViT`) turns autocast
-        off inside its own forward: its weights carry its dtype (an autocast around them ran a float32 path in bf16
-        while the raster recorded float32, and broke the int8 kernels)."""
-        amp = self.amp if self.amp is not None else device.type == "cuda"
+        """bf16 autocast for the eager model when `amp` (default: on GPUs with native bf16, `bf16_default`; not on
+        CUDA 7.x, where bf16 is emulated). A fast path (`FastViT`) turns autocast off inside its own forward: its
+        weights carry its dtype (an autocast around them ran a float32 path in bf16 while the raster recorded
+        float32, and broke the int8 kernels)."""
+        amp = self.amp if self.amp is not None else bf16_default(device)
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(amp))
 
     # -- features ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from geodino.errors import ConfigError
 from geodino.models.onednn_linear import onednn_linears_available
 from geodino.models.tf32x3 import _tensor_core_tf32
 
-__all__ = ["ENV_SWITCH", "MODES", "FastPath", "choose_path", "env_mode", "fast_mode"]
+__all__ = ["ENV_SWITCH", "MODES", "FastPath", "bf16_default", "choose_path", "env_mode", "fast_mode"]
 
 MODES = ("auto", "off", "float32", "float32-ieee", "bfloat16", "int8", "float32-mkl")
 ENV_SWITCH = "GEODINO_FAST"  # "0" / "off" turns the fast path off everywhere; a mode name forces that mode
@@ -86,13 +86,32 @@ def env_mode() -> str | None:
     return env
 
 
+def bf16_default(device: str | torch.device) -> bool:
+    """Whether features on `device` run in bf16 unless asked otherwise (the default of `amp`, the eager autocast and
+    the fast path's 'auto' mode): on a GPU that computes bf16 natively, torch's
+    `torch.cuda.is_bf16_supported(including_emulation=False)` asked with `device` current (CUDA: compute capability
+    8.0 and later; ROCm: yes). Not on CUDA GPUs of capability 7.x (T4, V100): bf16 is emulated there (slow matrix
+    products, SDPA's math fallback, inductor skipping bf16 graphs), so they default to float32. A CUDA device with
+    no GPU visible keeps bf16, the CUDA default (the caller meets that error later); every other device float32."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return False
+    if not torch.cuda.is_available():
+        return True
+    if device.index is None:  # the current GPU: what torch's check asks about
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    with torch.cuda.device(device):
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+
+
 def choose_path(
     device: str | torch.device = "cpu", mode: str = "auto", compile: bool | None = None, amp: bool | None = None
 ) -> FastPath:
-    """The path for `device`: `mode` 'auto' keeps today's numerics (float32 on CPU, bf16 on CUDA where the eager
-    path autocasts) with prepared weights and compilation when a compiler is present (callers with small jobs pass
-    `compile=False`: see `geodino.inference.COMPILE_MIN_IMAGES`); 'float32' / 'bfloat16' /
-    'int8' force the dtype (int8: CPU only, eager); 'off' (or GEODINO_FAST=0) is the eager model as it is.
+    """The path for `device`: `mode` 'auto' keeps the eager model's numerics (float32 on CPU and on CUDA GPUs
+    without native bf16, bf16 on the others, where the eager path autocasts: `bf16_default`) with prepared weights
+    and compilation when a compiler is present (callers with small jobs pass `compile=False`: see
+    `geodino.inference.COMPILE_MIN_IMAGES`); 'float32' / 'bfloat16' / 'int8' force the dtype (int8: CPU only,
+    eager); 'off' (or GEODINO_FAST=0) is the eager model as it is.
     float32 on a GPU with TF32 tensor cores runs its projections as 3xTF32 (`_Tf32x3Linear`); 'float32-ieee'
     keeps plain float32 products there. float32 on a CPU runs its projections through oneDNN with the GELU fused
     (`onednn_linear`, where the build has it); 'float32-mkl' keeps the MKL products inductor packs (CPU only).
@@ -105,7 +124,7 @@ def choose_path(
     if mode == "off":
         return FastPath(False, reason="mode=off")
     if mode == "auto":
-        bf16 = amp if amp is not None else device.type == "cuda"
+        bf16 = amp if amp is not None else bf16_default(device)
         mode = "bfloat16" if bf16 else "float32"
     if mode == "float32-mkl" and device.type != "cpu":
         raise ConfigError(f"fast path float32-mkl is a CPU mode (MKL float32 products), not for {device}")

@@ -376,16 +376,17 @@ def test_tf32x3_is_chosen_for_float32_on_tensor_core_gpus_only(monkeypatch):
     cap = {"value": (9, 0)}
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: cap["value"])
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: cap["value"] >= (8, 0))
     assert choose_path("cuda", "float32").tf32x3
     assert choose_path("cuda", "float32", compile=False).name == "fast-float32-3xtf32"
     assert not choose_path("cuda", "float32-ieee").tf32x3 and choose_path("cuda", "float32-ieee").dtype == "float32"
-    assert not choose_path("cuda").tf32x3  # auto on CUDA is bf16
+    assert not choose_path("cuda").tf32x3  # auto on CUDA with native bf16 is bf16
     assert not choose_path("cpu", "float32").tf32x3 and not choose_path("cpu", "float32-ieee").tf32x3
     monkeypatch.setenv("GEODINO_FAST", "float32-ieee")
     assert choose_path("cuda", "auto", compile=False).name == "fast-float32"
     monkeypatch.setenv("GEODINO_FAST", "float32")
     assert choose_path("cuda").tf32x3
-    cap["value"] = (7, 5)  # Turing: no TF32 tensor cores
+    cap["value"] = (7, 5)  # Turing: no TF32 tensor cores (and no native bf16: auto is float32 there)
     assert not choose_path("cuda").tf32x3
     with pytest.raises(ConfigError, match="float32 path"):
         FastViT(trained_like(depth=1), FastPath(True, "bfloat16", tf32x3=True))
