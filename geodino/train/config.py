@@ -14,10 +14,20 @@ from geodino.data.config import CropsConfig, DataConfig
 from geodino.errors import ConfigError
 from geodino.train.recipe import SSLConfig
 
-__all__ = ["PRECISIONS", "STRATEGIES", "CheckpointConfig", "PretrainConfig", "TrainerConfig"]
+__all__ = ["PRECISIONS", "STRATEGIES", "CheckpointConfig", "PretrainConfig", "TrainerConfig", "refuse_bf16_true"]
 
 STRATEGIES = ("auto", "single", "ddp", "ddp_spawn", "fsdp2")
-PRECISIONS = ("auto", "32-true", "bf16-mixed", "bf16-true", "16-mixed")
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
+
+
+def refuse_bf16_true(precision: str, key: str) -> None:
+    """One line for `bf16-true`: Lightning casts the whole module to bfloat16, teacher included, so the EMA lerp
+    (1 - momentum <= 0.004) rounds back to the old weights (a frozen teacher) and small AdamW steps vanish."""
+    if precision == "bf16-true":
+        raise ConfigError(
+            f"{key}=bf16-true keeps the weights in bfloat16, where the EMA update (1 - momentum <= 0.004) and small "
+            f"optimizer steps round away to nothing; use {key}=bf16-mixed (bfloat16 compute, float32 weights)"
+        )
 
 
 @dataclass
@@ -31,7 +41,7 @@ class TrainerConfig:
     strategy: str = "auto"  # auto (single device or ddp) | single | ddp | ddp_spawn | fsdp2
     # auto = bf16-mixed on GPUs, 32-true on CPUs (float32 is the faithful reference; measured on this project's
     # 2-core AVX-512 BF16 CPU, torch 2.14: bf16-mixed runs the small recipe at 0.74 s/step vs 0.81, too little to
-    # give that up) | 32-true | bf16-mixed | bf16-true; fsdp2: its own policy
+    # give that up) | 32-true | bf16-mixed | 16-mixed (bf16-true refused: refuse_bf16_true); fsdp2: its own policy
     precision: str = "auto"
     fsdp_param_dtype: str = "bfloat16"  # FSDP2 MixedPrecisionPolicy: compute/parameter dtype
     fsdp_reduce_dtype: str = "float32"  # FSDP2 gradient reduction dtype (official: fp32)
@@ -59,6 +69,7 @@ class TrainerConfig:
     def validate(self) -> None:
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"trainer.strategy={self.strategy!r} is not one of {', '.join(STRATEGIES)}")
+        refuse_bf16_true(self.precision, "trainer.precision")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"trainer.precision={self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if self.max_steps < 1:

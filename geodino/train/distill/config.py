@@ -147,6 +147,9 @@ class DistillConfig:
             raise ConfigError(
                 f"train.global_batch_size={self.train.global_batch_size} must be >= 2 (KoLeo needs pairs)"
             )
+        from geodino.train.config import refuse_bf16_true
+
+        refuse_bf16_true(self.train.precision, "train.precision")
         if self.train.precision not in ("32-true", "bf16-mixed"):
             raise ConfigError(f"train.precision={self.train.precision!r} must be 32-true or bf16-mixed")
         if self.train.export not in ("ema", "student"):
