@@ -51,9 +51,10 @@ def embed_tiles(
     default from `cfg`) and the time step each tile was read at (`time`: -1 without one; `Tiles.set_times` records
     it), chunk by chunk with resume.
 
-    `meta.json` ties the chunks to the backbone, every tile and the size and mtime of each file, the cloud rules
-    and the chunk size; it is written (and chunks of another key removed) only right before this run writes its
-    first chunk, so a run that fails before that leaves the folder as it was."""
+    `meta.json` ties the chunks to the backbone and the dtype it computes in (`_numerics`), every tile and the size
+    and mtime of each file, the cloud rules and the chunk size; it is written (and chunks of another key removed)
+    only right before this run writes its first chunk, so a run that fails before that leaves the folder as it
+    was."""
     import torch
 
     from geodino.io import atomic_path, make_dirs
@@ -72,6 +73,7 @@ def embed_tiles(
         record = {"key": key, "tiles": tiles.n, "backbone": backbone.spec, "cloud": [r.describe() for r in rules]}
         # what makes a curation another one (check_same_curation): the backbone's weights and the tile list
         record.update(backbone_fingerprint=str(backbone.fingerprint), tile_list=_tile_list_hash(tiles))
+        record["dtype"] = _numerics(backbone)
         record["inputs"] = _inputs(cfg)
         with atomic_path(meta, overwrite=True) as tmp:
             tmp.write_text(json.dumps(record))
@@ -132,9 +134,22 @@ def embed_tiles(
 
 
 def _cache_key(tiles: Tiles, backbone: Any, rules: list[CloudRule], cfg: CurateConfig) -> str:
-    """The key cached chunks apply under: backbone, every tile and file (size, mtime), cloud rules, chunk size."""
+    """The key cached chunks apply under: backbone and its numerics, every tile and file (size, mtime), cloud rules,
+    chunk size."""
     fields = [backbone.fingerprint, tiles.fingerprint(), tiles.n, [r.describe() for r in rules], cfg.chunk]
+    fields.append(_numerics(backbone))
     return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
+
+
+def _numerics(backbone: Any) -> str | None:
+    """The dtype `backbone` computes its features in (`geodino.inference.runs_in`: bf16 under the eager autocast,
+    by default on a GPU with native bf16; float32 on CPU): a curation resumed on another device must not mix its
+    chunks with ones computed in other numerics. None for a stand-in without weights (no dtype to tell)."""
+    if not hasattr(backbone, "parameters"):
+        return None
+    from geodino.inference import runs_in
+
+    return runs_in(backbone)
 
 
 def _tile_list_hash(tiles: Tiles) -> str:
@@ -188,7 +203,7 @@ def check_same_curation(
         were = f"{old_n} tiles" + (f" of {old_inputs}" if old_inputs else "")
         detail = f"of other inputs ({were}; this run {tiles.n} tiles of {_inputs(cfg) or 'its inputs'})"
     else:
-        return  # the same backbone and tiles: only cloud rules, chunk size or file contents differ (redone)
+        return  # the same backbone and tiles: only numerics, cloud rules, chunk size or file contents differ (redone)
     raise InputError(
         f"--out {out} holds an earlier curation {detail}; this run would replace its cached embeddings: pass "
         "--overwrite to do so, or choose another --out folder"
