@@ -132,9 +132,10 @@ def _warmup_losses(
     dino_loss, ibot_loss = losses
     crops = crops_on(batch, device)  # applies a pending photometric step on the device
     g, loc = crops["global_crops"], crops["local_crops"]
-    masks = batch["masks"].to(device)
-    idx = batch["mask_indices"].to(device)
-    weight = batch["masks_weight"].to(device)
+    # batch tensors (pinned on CUDA): copies queued without waiting for the device, as crops_on does
+    masks = batch["masks"].to(device, non_blocking=True)
+    idx = batch["mask_indices"].to(device, non_blocking=True)
+    weight = batch["masks_weight"].to(device, non_blocking=True)
     n_masked = batch["n_masked_patches"]
     n_global_crops = int(batch.get("n_global_crops", n_global_crops))  # the loader's count wins over the default
     b = g.shape[0] // n_global_crops

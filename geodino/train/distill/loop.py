@@ -298,7 +298,8 @@ def train_step(run: DistillRun, step: int, batch: dict[str, Any]) -> dict[str, A
     arch.weights.dino_local = float(v.get("dino_local_weight", 1.0))
     inputs: dict[str, Any] = crops_on(batch, device)  # applies a pending photometric step on the device
     masks = b.student_masks(cfg, batch, run.layout.student_batch, run.patch, step, run.rank)
-    inputs.update({k: (t.to(device) if torch.is_tensor(t) else t) for k, t in masks.items()})
+    # the loader's (pinned on CUDA) or freshly drawn masks: copies queued without waiting for the device
+    inputs.update({k: (t.to(device, non_blocking=True) if torch.is_tensor(t) else t) for k, t in masks.items()})
     amp = (
         torch.autocast(device_type=device.type, dtype=torch.bfloat16)
         if cfg.train.precision == "bf16-mixed"
