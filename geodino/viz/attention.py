@@ -132,6 +132,30 @@ def _geodino_capture(model: Any, layer: int, store: dict[str, Any]):
             del attn.compute_attention
 
 
+@contextmanager
+def _eager(backbone: Any):
+    """The backbone's eager geodino ViT, as `backbone.model` for the block: a fast path (`FastViT`, put there by
+    `geodino.inference.accelerate`) has no attention modules to read, so the eager model `accelerate` keeps is put
+    back for the pass and the fast path after (a caller's accelerated backbone stays accelerated)."""
+    from geodino.models.frozen import FastViT
+
+    model = backbone.model
+    if not isinstance(model, FastViT):
+        yield model
+        return
+    eager = backbone.__dict__.get("_eager_model")
+    if eager is None:
+        raise InputError(
+            f"backbone {backbone.spec} runs a fast path without its eager model, which attention maps need; "
+            "load it again (load_backbone) or accelerate it with geodino.inference.accelerate"
+        )
+    backbone.model = eager
+    try:
+        yield eager
+    finally:
+        backbone.model = model
+
+
 def _geodino_cls_attention(attn: Any, store: dict[str, Any], n_prefix: int) -> Any:
     """softmax(q_cls kᵀ / √d) over all tokens from the recorded qkv -> [B, heads, N - n_prefix] (patches only)."""
     import torch
@@ -225,8 +249,7 @@ def attention_maps(
     x = torch.where(torch.from_numpy(valid)[None, None], x, torch.zeros(()))  # nodata -> the band mean
     store: dict[str, Any] = {}
     if backbone.kind == "geodino":
-        model = backbone.model
-        with _geodino_capture(model, idx, store) as attn:
+        with _eager(backbone) as model, _geodino_capture(model, idx, store) as attn:
             maps, _ = backbone.features(x, layers=[idx])
         weights = _geodino_cls_attention(attn, store, int(model.n_prefix_tokens))
         n_heads = int(attn.num_heads)
