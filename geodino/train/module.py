@@ -201,15 +201,17 @@ class SSLModule(L.LightningModule):
 
             batch = finish_photometric(batch)
         loss, logs = self.arch(batch, it)
-        finite = bool(torch.isfinite(loss.detach()).all())
-        if not self.trainer.strategy.reduce_boolean_decision(finite, all=True):
-            self._raise_nan(loss, logs, it)
 
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         if it < self.head_warmup_steps:  # fresh heads on a pretrained backbone: train the heads only
             for p in self.arch.student["backbone"].parameters():
                 p.grad = None
+        # the NaN stop reads the loss on the host: after backward is queued (checked before it, every step waited
+        # for the forward to finish first) and before the optimizer step, so a bad loss never reaches the weights
+        finite = bool(torch.isfinite(loss.detach()).all())
+        if not self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+            self._raise_nan(loss, logs, it)
         self._norms: dict[str, torch.Tensor] = {}
         opt.step()  # clips in on_before_optimizer_step: after a 16-mixed GradScaler has unscaled the gradients
         norms = self._norms
