@@ -197,7 +197,10 @@ class SSLMetaArch(nn.Module):
 
         self.gram_teacher: nn.ModuleDict | None = None
         self.gram_loss: GramLoss | None = None
+        # the buffer goes into checkpoints; the per-step checks read its host copy (`_gram_ready`, kept in sync by
+        # `_set_gram_initialized` and on state-dict loads): reading a CUDA buffer waited for the device every step
         self.register_buffer("gram_initialized", torch.zeros((), dtype=torch.bool), persistent=True)
+        self._gram_ready = False
         if g.use_loss:
             self.gram_loss = GramLoss(g.normalized, g.img_level, g.remove_neg, g.remove_only_teacher_neg)
             if not g.ema_teacher:
@@ -259,7 +262,7 @@ class SSLMetaArch(nn.Module):
             return
         _reshard(self.teacher, self.gram_teacher)
         _copy_tensors(self.teacher["backbone"], self.gram_teacher["backbone"])
-        self.gram_initialized.fill_(True)
+        self._set_gram_initialized(True)
 
     @torch.no_grad()
     def materialize(self, device: torch.device | str) -> None:
@@ -278,7 +281,7 @@ class SSLMetaArch(nn.Module):
         for loss in (self.dino_loss, self.ibot_loss, self.koleo_loss, self.gram_loss):
             for buf in loss.buffers() if loss is not None else ():
                 _local(buf).zero_()
-        self.gram_initialized.zero_()
+        self._set_gram_initialized(False)
 
     def load_gram_teacher(self, source: str | Path | Mapping[str, Any]) -> None:
         """Gram teacher backbone from a checkpoint path or state dict (backbone, teacher or training checkpoint)."""
@@ -295,11 +298,23 @@ class SSLMetaArch(nn.Module):
         else:
             state = source
         _load_strict(self.gram_teacher["backbone"], _backbone(state, str(source)), "Gram teacher", where)
-        self.gram_initialized.fill_(True)
+        self._set_gram_initialized(True)
 
     def mark_gram_initialized(self) -> None:
         """Call after writing the Gram teacher's weights by other means (e.g. stage initialisation)."""
-        self.gram_initialized.fill_(True)
+        self._set_gram_initialized(True)
+
+    def _set_gram_initialized(self, value: bool) -> None:
+        """The Gram flag: the checkpointed buffer and its host copy together."""
+        self.gram_initialized.fill_(value)
+        self._gram_ready = value
+
+    def _load_from_state_dict(self, state_dict: Mapping[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        """Load as nn.Module does, then take the Gram flag's host copy from the loaded value (one read per load)."""
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[arg-type]
+        loaded = state_dict.get(prefix + "gram_initialized")
+        if torch.is_tensor(loaded) and loaded.device.type != "meta":
+            self._gram_ready = bool(loaded.item())
 
     def maybe_refresh_gram(self, iteration: int) -> bool:
         """After the optimizer step of `iteration`: refresh the Gram teacher from the EMA teacher when due."""
@@ -487,7 +502,7 @@ class SSLMetaArch(nn.Module):
         vals = self._schedule_values(iteration, sched)
         g = self.cfg.gram
         # Gram teacher snapshot from the EMA teacher (official `it_load_ema_teacher`; also after a resume).
-        if self.gram_teacher is not None and not bool(self.gram_initialized) and not g.ckpt:
+        if self.gram_teacher is not None and not self._gram_ready and not g.ckpt:
             if iteration >= g.it_load_ema_teacher:
                 self.snapshot_gram_from_teacher()
         teacher = self.get_teacher_output(x, vals["teacher_temp"])
@@ -524,7 +539,7 @@ class SSLMetaArch(nn.Module):
         if self.gram_teacher is None:  # gram.ema_teacher: the EMA teacher's own patches
             target = t_patch
         else:
-            if not bool(self.gram_initialized):
+            if not self._gram_ready:
                 raise ConfigError(
                     "the Gram teacher has no weights yet: set gram.ckpt, or gram.it_load_ema_teacher <= the current "
                     "iteration, or initialise the stage from a checkpoint (init_from)"
