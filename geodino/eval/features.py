@@ -271,10 +271,14 @@ def extract_features(
 def _cache_entry(
     backbone: Any, ds_key: str, size: tuple[int, int], dtype: str, device: torch.device, layers: Any
 ) -> tuple[str, str]:
-    """The transform string a feature set records and its cache key, for features computed in `dtype`."""
+    """The transform string a feature set records and its cache key, for features computed in `dtype`.
+
+    Every lossy dtype (bfloat16, int8), on any device, gets its own entry, so a float32 run never reads features a
+    bf16 run cached (a GPU's default bf16 autocast and `fast: float32` for fidelity) and vice versa; float32 keeps
+    the plain key (`device` does not enter it), so caches written before stay valid."""
     transform = f"resize={size[0]}x{size[1]},bilinear,antialias;normalize=backbone"
-    if dtype == "int8" or (dtype == "bfloat16" and device.type == "cpu"):
-        transform += f";dtype={dtype}"  # lossy paths on CPU get their own cache entries
+    if dtype != "float32":
+        transform += f";dtype={dtype}"
     return transform, cache_key(backbone, ds_key, transform, layers)
 
 
@@ -338,13 +342,18 @@ def _refused(exc: BaseException) -> str | None:
 
 
 def _load(path: Path, key: str) -> FeatureSet | None:
-    """Read a cached FeatureSet; None (recompute) when the file is unreadable or of another version/key."""
+    """Read a cached FeatureSet; None (recompute) when the file is unreadable or of another version/key, or holds
+    features of a bf16/int8 fast path under a key naming no dtype (written on a GPU before bf16 was keyed apart)."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             if meta.get("key") != key or meta.get("version") != str(CACHE_VERSION):
+                return None
+            made = json.loads(meta.get("meta", "{}"))
+            lossy = any(d in str(made.get("path", "")) for d in ("bfloat16", "int8"))
+            if lossy and "dtype=" not in str(made.get("transform", "")):
                 return None
             t = {k: f.get_tensor(k) for k in ("cls", "patch_mean", "targets")}
     except Exception:  # a truncated or foreign file is simply recomputed
@@ -356,5 +365,5 @@ def _load(path: Path, key: str) -> FeatureSet | None:
         layers=json.loads(meta["layers"]),
         key=key,
         from_cache=True,
-        meta=json.loads(meta.get("meta", "{}")),
+        meta=made,
     )

@@ -113,3 +113,58 @@ def test_a_cuda_backbone_gets_page_locked_batches(monkeypatch):
         with pytest.raises(Stop):
             extract_features(TinyBackbone(), make_ds(), cfg, progress=False)
     assert seen == [False, True]
+
+
+def test_cache_keys_name_bf16_on_any_device_and_keep_float32_keys():
+    """The key named the dtype only for int8, or for bf16 on the CPU: a GPU run with `fast: float32` read features
+    cached by a default-bf16 GPU run, and vice versa. bf16 now has its own entry on every device; float32 keeps
+    the key it always had (existing caches stay valid) and shares it across devices (the same numerics)."""
+    from geodino.eval.features import _cache_entry
+
+    bb, size, layers = TinyBackbone(), (16, 16), "last"
+    plain = "resize=16x16,bilinear,antialias;normalize=backbone"
+    keys = {
+        (dtype, dev): _cache_entry(bb, "ds|train", size, dtype, torch.device(dev), layers)
+        for dtype in ("float32", "bfloat16", "int8")
+        for dev in ("cpu", "cuda", "mps")
+    }
+    for dev in ("cpu", "cuda", "mps"):
+        assert keys["float32", dev] == (plain, cache_key(bb, "ds|train", plain, layers))  # as before
+        assert keys["bfloat16", dev][0] == plain + ";dtype=bfloat16"
+        assert len({keys[d, dev][1] for d in ("float32", "bfloat16", "int8")}) == 3
+        assert keys["bfloat16", dev] == keys["bfloat16", "cpu"]  # the key names numerics, not where they ran
+
+
+def test_a_bf16_gpu_run_does_not_read_float32_features(tmp_path, monkeypatch):
+    """End to end on a faked CUDA device: float32 features cached, then a bf16-autocast run of the same backbone
+    (the GPU default) must compute its own instead of reading them (it reached the loader: Stop)."""
+    import geodino.eval.features as features
+
+    class Stop(Exception):
+        pass
+
+    bb, ds = TinyBackbone(), make_ds()
+    cfg = FeatureConfig(layers="last", batch_size=4, cache_dir=str(tmp_path))
+    assert not extract_features(bb, ds, cfg, progress=False).from_cache  # float32, cached
+    monkeypatch.setattr(features, "_device_of", lambda b: torch.device("cuda"))
+    monkeypatch.setattr(features, "DataLoader", lambda *a, **k: (_ for _ in ()).throw(Stop()))
+    bb.amp = True  # the eager model autocasts to bf16, as on a GPU by default
+    with pytest.raises(Stop):
+        extract_features(bb, ds, cfg, progress=False)
+    bb.amp = False  # float32 on the GPU reads the float32 entry
+    assert extract_features(bb, ds, cfg, progress=False).from_cache
+
+
+def test_bf16_features_cached_under_a_float32_key_before_are_not_read(tmp_path):
+    """Entries a GPU's bf16 fast path wrote under the plain key (before bf16 was keyed apart) record that path:
+    a float32 run recomputes them instead of reading bf16 features; float32 entries are read as before."""
+    import geodino.eval.features as features
+
+    bb, ds = TinyBackbone(), make_ds()
+    cfg = FeatureConfig(layers="last", batch_size=4, cache_dir=str(tmp_path))
+    first = extract_features(bb, ds, cfg, progress=False)
+    assert extract_features(bb, ds, cfg, progress=False).from_cache
+    for path, read in (("fast-float32-compiled", True), ("fast-bfloat16-compiled", False), ("fast-int8", False)):
+        first.meta["path"] = path
+        features._save(tmp_path / f"{first.key}.safetensors", first)
+        assert extract_features(bb, ds, cfg, progress=False).from_cache is read, path
