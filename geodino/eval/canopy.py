@@ -32,7 +32,16 @@ from geodino.errors import ConfigError, InputError
 from geodino.eval import dense
 from geodino.eval.backbone_arg import probe_backbone
 from geodino.eval.chm import CHM_SUFFIXES, load_chm_pair, load_pairs, pair_chms, write_height_geotiff
-from geodino.eval.head_training import FeatureStore, assert_frozen, extract, seed_everything, train_head
+from geodino.eval.head_training import (
+    FeatureStore,
+    assert_frozen,
+    extract,
+    head_device,
+    host_state,
+    seed_everything,
+    to_device,
+    train_head,
+)
 from geodino.eval.height_head import CanopyModel, HeightDecoder, build_model, height_bins, height_loss
 from geodino.eval.layer_choice import backbone_name, resolve_layers
 from geodino.eval.metrics import RegressionMeter, tree_iou_degenerate
@@ -177,14 +186,9 @@ def head_layers(backbone: Any, cfg: CanopyProbeConfig) -> str | list[int]:
 
 
 def height_predictor(backbone: Any, model: CanopyModel, layers: Any):
-    """[B,C,H,W] reflectance -> [B,1,H,W] metres (logits upsampled bilinearly before decoding)."""
-    logits_of = dense.head_predict(backbone, model.head, layers)
-
-    @torch.no_grad()
-    def predict(x: Tensor) -> Tensor:
-        return model.decoder(logits_of(x))[:, None]
-
-    return predict
+    """[B,C,H,W] reflectance -> [B,1,H,W] metres on the host (logits upsampled bilinearly, then decoded on the
+    model's device)."""
+    return dense.head_predict(backbone, model.head, layers, decode=lambda logits: model.decoder(logits)[:, None])
 
 
 @keeps_global_rng
@@ -234,7 +238,7 @@ def run_canopy(
     head = {
         "config": {k: getattr(cfg, k) for k in ("head", "output", "n_bins", "min_height", "max_height")},
         "layers": layers,
-        "state_dict": model.state_dict(),
+        "state_dict": host_state(model),
     }
     # the tree-cover shares and the degenerate flag go to canopy_metrics.json only: returned, they would be
     # ranked as scores in the suite's results table
@@ -327,12 +331,13 @@ def _train(
     maps0, _ = extract(backbone, tiles["image"][:1], layers)
     seed_everything(cfg.seed)  # the head's initial weights depend on the seed, not on what ran before
     model = build_model(cfg, maps0[0].shape[1], len(maps0))
+    device = head_device(backbone)  # the head trains where the backbone runs; the tiles stay on the host
+    model.to(device)
 
     def loss_fn(m: nn.Module, maps: list[Tensor], cls: list[Tensor], idx: list[int]) -> Tensor:
         heights = model.decoder(dense.upsample_to(m(maps, cls), (crop, crop)))
-        return height_loss(
-            heights, tiles["target"][idx], tiles["valid"][idx], cfg.loss, cfg.silog_lambda, cfg.silog_eps
-        )
+        target, valid = to_device((tiles["target"][idx], tiles["valid"][idx]), device)
+        return height_loss(heights, target, valid, cfg.loss, cfg.silog_lambda, cfg.silog_eps)
 
     train_options = options_for(train_head, cfg, desc=f"canopy {cfg.head}/{cfg.output}")
     history = train_head(model, store, loss_fn, **train_options)  # epochs, batch_size, lr, ... of `cfg`

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from geodino.errors import ConfigError, InputError, plural
-from geodino.eval.head_training import Backbone, extract
+from geodino.eval.features import _device_of
+from geodino.eval.head_training import Backbone, extract, to_device, to_host
 from geodino.eval.head_training import FeatureStore as FeatureStore  # re-exported: tests use dense.FeatureStore
 from geodino.eval.layer_choice import LayerError as LayerError  # re-exported: tests import it from here
 from geodino.eval.scaling import InputScaling, data_scale
@@ -185,11 +186,12 @@ def sliding_window(
     """Predict [K,H,W] for a [C,H,W] image with windows of `crop` and `stride` (outputs averaged by count).
 
     An image that fits in one window is predicted whole, so the result equals whole-image inference there.
-    `predict` maps [B,C,h,w] to [B,K,h,w] at the input size.
+    `predict` maps [B,C,h,w] to [B,K,h,w] at the input size; its output is brought to the host (a head on a GPU
+    predicts there) and stitched there.
     """
     h, w = image.shape[-2:]
     if h <= crop and w <= crop:
-        return predict(image[None])[0]
+        return to_host(predict(image[None]))[0]
     ch, cw = min(crop, h), min(crop, w)
     starts = [(r, q) for r in window_starts(h, ch, stride) for q in window_starts(w, cw, stride)]
     out: Tensor | None = None
@@ -197,7 +199,7 @@ def sliding_window(
     for b in range(0, len(starts), batch_size):
         chunk = starts[b : b + batch_size]
         batch = torch.stack([image[:, r : r + ch, q : q + cw] for r, q in chunk])
-        pred = predict(batch)
+        pred = to_host(predict(batch))
         if out is None:
             out = torch.zeros(pred.shape[1], h, w)
         for (r, q), p in zip(chunk, pred):
@@ -214,17 +216,24 @@ def upsample_to(x: Tensor, size: tuple[int, int]) -> Tensor:
     )
 
 
-def head_predict(backbone: Backbone, head: nn.Module, layers: str | list[int]) -> Callable[[Tensor], Tensor]:
-    """A [B,C,H,W] reflectance -> [B,K,H,W] predictor through the frozen backbone and a trained head."""
+def head_predict(
+    backbone: Backbone, head: nn.Module, layers: str | list[int], decode: Callable[[Tensor], Tensor] | None = None
+) -> Callable[[Tensor], Tensor]:
+    """A [B,C,H,W] reflectance -> [B,K,H,W] predictor through the frozen backbone and a trained head.
+
+    The head runs on its own device (the backbone's: `head_training.head_device`), `decode` (e.g. bins to metres)
+    after it there; the prediction comes back on the host."""
     p = backbone.patch_size
+    device = _device_of(head)
 
     @torch.no_grad()
     def predict(x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
-        maps, cls = extract(backbone, x, layers)
+        maps, cls = to_device(extract(backbone, x, layers), device)
         out = head(maps, cls)
         hp, wp = math.ceil(h / p) * p, math.ceil(w / p) * p
-        return upsample_to(out, (hp, wp))[..., :h, :w]
+        out = upsample_to(out, (hp, wp))[..., :h, :w]
+        return to_host(decode(out) if decode is not None else out)
 
     return predict
 

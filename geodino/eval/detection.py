@@ -28,7 +28,15 @@ from geodino.eval.boxes import Boxes, check_boxes, match_boxes, read_boxes, tile
 from geodino.eval.datasets import DatasetConfig
 from geodino.eval.detection_outputs import boxes_to_geojson as boxes_to_geojson  # re-exported
 from geodino.eval.detection_outputs import write_predictions
-from geodino.eval.head_training import assert_frozen, extract, seed_everything
+from geodino.eval.head_training import (
+    assert_frozen,
+    extract,
+    head_device,
+    host_state,
+    seed_everything,
+    to_device,
+    to_host,
+)
 from geodino.eval.layer_choice import backbone_name, resolve_layers
 from geodino.eval.metrics import DetectionMeter
 from geodino.eval.scaling import InputScaling, check_data_offset
@@ -146,7 +154,7 @@ class FrozenPyramidBackbone(nn.Module):
 
     def forward(self, x: Tensor):
         maps, _ = extract(self.backbone, x, self.layers)  # normalises, pads to the patch grid, no grad
-        return self.pyramid(maps)
+        return self.pyramid(to_device(maps, x.device))  # the backbone's device, the detector's too
 
 
 def head_layers(backbone: Any, cfg: DetectionProbeConfig) -> str | list[int]:
@@ -162,7 +170,7 @@ def head_layers(backbone: Any, cfg: DetectionProbeConfig) -> str | list[int]:
 
 
 def build_detector(backbone: Any, cfg: DetectionProbeConfig, num_classes: int, in_chans: int) -> nn.Module:
-    """A torchvision detector on the frozen backbone; images keep their size (no resizing in the transform)."""
+    """A torchvision detector on the frozen backbone, on its device; images keep their size (no resizing)."""
     from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.ops import MultiScaleRoIAlign
@@ -213,7 +221,7 @@ def build_detector(backbone: Any, cfg: DetectionProbeConfig, num_classes: int, i
         [1.0] * in_chans,
         size_divisible=max(32, 2 * backbone.patch_size),
     )
-    return model
+    return model.to(head_device(backbone))
 
 
 def _native_transform_class() -> type:
@@ -251,13 +259,14 @@ def _flip(t: dict[str, Any], gen: torch.Generator) -> dict[str, Any]:
 
 
 def train_detector(model: nn.Module, data: Any, cfg: DetectionProbeConfig) -> list[float]:
-    """Train the pyramid and detector heads on the tiles of `data` (samples read lazily, shuffled per epoch);
-    the ViT stays frozen and in eval mode. AdamW, x0.1 at 60 % and 90 % of the epochs."""
+    """Train the pyramid and detector heads on the tiles of `data` (read lazily, shuffled per epoch, each batch then
+    moved to the model's device); the ViT stays frozen, in eval mode. AdamW, x0.1 at 60 % and 90 % of the epochs."""
     from tqdm.auto import tqdm
 
     from geodino.errors import TrainingError
 
     gen = seed_everything(cfg.seed)
+    device = head_device(model)
     opt = torch.optim.AdamW(_trainable(model), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(0.6 * cfg.epochs), int(0.9 * cfg.epochs)], gamma=0.1)
     shift = 1 if cfg.detector == "faster_rcnn" else 0  # Faster R-CNN reserves class 0 for background
@@ -266,8 +275,8 @@ def train_detector(model: nn.Module, data: Any, cfg: DetectionProbeConfig) -> li
     def step(batch: list[dict[str, Any]], epoch: int) -> float:
         if cfg.flips:
             batch = [_flip(t, gen) for t in batch]
-        targets = [{"boxes": t["boxes"], "labels": t["labels"] + shift} for t in batch]
-        loss_dict = model([t["image"] for t in batch], targets)
+        targets = to_device([{"boxes": t["boxes"], "labels": t["labels"] + shift} for t in batch], device)
+        loss_dict = model(to_device([t["image"] for t in batch], device), targets)
         loss = sum(loss_dict.values())
         if not torch.isfinite(loss):
             raise TrainingError(f"non-finite detection loss at epoch {epoch}; lower lr (now {cfg.lr})")
@@ -297,20 +306,22 @@ def train_detector(model: nn.Module, data: Any, cfg: DetectionProbeConfig) -> li
 
 @torch.no_grad()
 def predict_image(model: nn.Module, image: Tensor, cfg: DetectionProbeConfig) -> dict[str, Tensor]:
-    """Detections on a [C,H,W] image: one pass when it fits in a tile, else overlapping windows merged by NMS."""
+    """Detections on a [C,H,W] image, on the host: one pass when it fits in a tile, else overlapping windows merged
+    by NMS. The model runs on its device; each window's detections come back to the host."""
     from torchvision.ops import batched_nms
 
     model.eval()
+    device = head_device(model)
     h, w = image.shape[-2:]
     shift = 1 if cfg.detector == "faster_rcnn" else 0
     if h <= cfg.tile_size and w <= cfg.tile_size:
-        out = model([image])[0]
+        out = to_host(model([image.to(device)])[0])
         return {"boxes": out["boxes"], "scores": out["scores"], "labels": out["labels"] - shift}
     stride = cfg.tile_size - min(cfg.tile_overlap, cfg.tile_size // 2)
     boxes, scores, labels = [], [], []
     for r, c in dense.tile_grid(h, w, cfg.tile_size, stride):
         win = image[:, r : r + cfg.tile_size, c : c + cfg.tile_size]
-        out = model([win])[0]
+        out = to_host(model([win.to(device)])[0])
         boxes.append(out["boxes"] + torch.tensor([c, r, c, r], dtype=out["boxes"].dtype))
         scores.append(out["scores"])
         labels.append(out["labels"] - shift)
@@ -362,7 +373,7 @@ def run_detection(
     metrics["train_loss"] = history[-1] if history else math.nan
     metrics["val_images"] = float(len(evaluated))
 
-    head = {"detector": cfg.detector, "class_names": names, "state_dict": model.state_dict()}
+    head = {"detector": cfg.detector, "class_names": names, "state_dict": host_state(model)}
     dense.save_probe(out_dir, "detection", head, {**metrics, "input_scaling": scaling.describe()})
     _export_predictions(model, cfg, backbone, scaling, out_dir, names, train_data, val_data)
     scaling.say()  # one line at the end, predicted images included

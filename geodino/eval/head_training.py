@@ -3,6 +3,11 @@
 Extracting features (normalised, padded to the patch grid), the tile feature store (in memory, on disk, or
 re-extracted every batch), seeding, freezing the backbone, and the head training loop (AdamW, PANGAEA's step decay
 at 60 % and 90 %).
+
+Devices, one rule for the three probes: a head trains and predicts where the backbone's weights are
+(`head_device`: a backbone on a GPU trains its UPerNet, DPT or detector there). The feature store stays on the host
+(features are copied back once per extraction); each training batch and its targets go to the head's device
+(`to_device`), and predictions come back to the host (`to_host`) before they are stitched and scored.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from geodino.errors import ConfigError
+from geodino.eval.features import _device_of
 
 
 class Backbone(Protocol):
@@ -31,6 +37,51 @@ class Backbone(Protocol):
     def normalize(self, x: Tensor) -> Tensor: ...
 
     def features(self, x: Tensor, layers: Any = "last", norm: bool = True) -> tuple[list[Tensor], list[Tensor]]: ...
+
+
+# ----------------------------------------------------------------------------------------------- devices
+
+HOST = torch.device("cpu")
+
+
+def head_device(backbone: Any) -> torch.device:
+    """Where a probe's head trains and predicts: the device of the backbone's weights (where its features come
+    out), the host for a backbone without weights (a parameter-free baseline computes where its input is)."""
+    return _device_of(backbone) if callable(getattr(backbone, "parameters", None)) else HOST
+
+
+def to_device(obj: Any, device: torch.device | str) -> Any:
+    """`obj` (a tensor, or lists, tuples and dicts of them; anything else as it is) with its tensors on `device`:
+    a training batch and its targets, moved to the head. A tensor already there is returned as it is."""
+    if isinstance(obj, Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(to_device(v, device) for v in obj)
+    return obj
+
+
+def to_host(obj: Any) -> Any:
+    """`obj` with its tensors copied to the host (`.cpu()`; no copy for one already there): predictions and
+    features leave the accelerator before numpy, the CPU accumulators of sliding windows and the float64 metrics
+    (which MPS lacks)."""
+    if isinstance(obj, Tensor):
+        return obj.cpu()
+    if isinstance(obj, dict):
+        return {k: to_host(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(to_host(v) for v in obj)
+    return obj
+
+
+def host_state(module: nn.Module) -> dict[str, Any]:
+    """`module.state_dict()` with its tensors on the host, so a head trained on a GPU loads anywhere (replaced in
+    place: the dict keeps its `_metadata`, which `load_state_dict` reads)."""
+    state = module.state_dict()
+    for k, v in state.items():
+        state[k] = v.cpu()
+    return state
 
 
 # ----------------------------------------------------------------------------------------------- features
@@ -55,7 +106,9 @@ class FeatureStore:
 
     `memory` keeps float16 tensors; `disk` writes float16 `.npy` chunks under `folder` and memory-maps them, so
     tile sets larger than RAM train heads without re-running the backbone each epoch; `none` keeps the tiles
-    (float16) and re-extracts features every batch (least memory for features, slowest).
+    (float16) and re-extracts features every batch (least memory for features, slowest). What it keeps is on the
+    host whatever the backbone's device (features cast to float16 there, then copied back once); `get` hands a
+    batch to the device the head is on.
     """
 
     def __init__(
@@ -95,11 +148,13 @@ class FeatureStore:
         """Append a batch of tiles [B,C,H,W] (reflectance): their features, or the tiles themselves for `none`."""
         c = len(self._chunks)
         if self.mode == "none":
-            self._chunks.append(([tiles.half()], []))
+            self._chunks.append(([to_host(tiles.half())], []))
         else:
             maps, cls = extract(self.backbone, tiles, self.layers)
+            # float16 on the backbone's device (half the bytes to copy), then on the host once
+            maps, cls = to_host([m.half() for m in maps]), to_host([t.half() for t in cls])
             if self.mode == "memory":
-                self._chunks.append(([m.half() for m in maps], [t.half() for t in cls]))
+                self._chunks.append((maps, cls))
             else:
                 assert self.folder is not None
                 self.folder.mkdir(parents=True, exist_ok=True)
@@ -107,7 +162,7 @@ class FeatureStore:
                 for kind, group in (("map", maps), ("cls", cls)):
                     for i, t in enumerate(group):
                         f = self.folder / f"{kind}{i}_{c:06d}.npy"
-                        np.save(f, t.half().numpy())
+                        np.save(f, t.numpy())
                         arrays[0 if kind == "map" else 1].append(np.load(f, mmap_mode="r"))
                 self._chunks.append(arrays)
         self._index.extend((c, r) for r in range(tiles.shape[0]))
@@ -115,21 +170,23 @@ class FeatureStore:
     def __len__(self) -> int:
         return len(self._index)
 
-    def _gather(self, group: int, layer: int, idx: Sequence[int]) -> Tensor:
+    def _gather(self, group: int, layer: int, idx: Sequence[int], device: torch.device | str) -> Tensor:
         rows = []
         for i in idx:
             c, r = self._index[i]
             x = self._chunks[c][group][layer][r]
             rows.append(x if isinstance(x, Tensor) else torch.from_numpy(np.array(x)))
-        return torch.stack(rows).float()
+        return torch.stack(rows).to(device).float()  # float16 crosses to the device, float32 there
 
-    def get(self, idx: Sequence[int]) -> tuple[list[Tensor], list[Tensor]]:
-        """Features (float32) of the tiles `idx`: (maps per layer [B,D,h,w], CLS per layer [B,D])."""
+    def get(self, idx: Sequence[int], device: torch.device | str = HOST) -> tuple[list[Tensor], list[Tensor]]:
+        """Features (float32) of the tiles `idx` on `device` (the host unless told): (maps per layer [B,D,h,w],
+        CLS per layer [B,D])."""
         idx = list(idx)
         if self.mode == "none":
-            return extract(self.backbone, self._gather(0, 0, idx), self.layers)
+            return to_device(extract(self.backbone, self._gather(0, 0, idx, HOST), self.layers), device)
         n_maps, n_cls = len(self._chunks[0][0]), len(self._chunks[0][1])
-        return [self._gather(0, i, idx) for i in range(n_maps)], [self._gather(1, i, idx) for i in range(n_cls)]
+        maps = [self._gather(0, i, idx, device) for i in range(n_maps)]
+        return maps, [self._gather(1, i, idx, device) for i in range(n_cls)]
 
 
 # ----------------------------------------------------------------------------------------------- training
@@ -168,15 +225,16 @@ def train_head(
 ) -> list[float]:
     """Train `head` on cached frozen features; `loss_fn(head, maps, cls, idx)` returns the batch loss.
 
-    AdamW with PANGAEA's step decay (x0.1 at 60 % and 90 % of the steps); a per-epoch progress bar unless
-    `progress` is off (the suite's `progress=false`). Returns the mean loss per epoch.
-    Raises TrainingError on a non-finite loss.
+    Each batch of features goes to the head's device (`loss_fn` moves the targets of `idx` there). AdamW with
+    PANGAEA's step decay (x0.1 at 60 % and 90 % of the steps); a per-epoch progress bar unless `progress` is off
+    (the suite's `progress=false`). Returns the mean loss per epoch. Raises TrainingError on a non-finite loss.
     """
     from tqdm.auto import tqdm
 
     from geodino.errors import TrainingError
 
     gen = seed_everything(seed)
+    device = _device_of(head)
     params = [p for p in head.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     n = len(store)
@@ -193,7 +251,7 @@ def train_head(
             idx = perm[s : s + batch_size]
             if len(idx) == 1 and n > 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in head.modules()):
                 idx = idx + perm[:1]  # BatchNorm cannot train on a single sample
-            maps, cls = store.get(idx)
+            maps, cls = store.get(idx, device)
             loss = loss_fn(head, maps, cls, idx)
             if not torch.isfinite(loss):
                 raise TrainingError(f"non-finite loss {float(loss)} at epoch {epoch}; lower lr (now {lr})")

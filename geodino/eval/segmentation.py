@@ -29,7 +29,15 @@ from geodino.errors import ConfigError, InputError, plural
 from geodino.eval import dense
 from geodino.eval.backbone_arg import probe_backbone
 from geodino.eval.datasets import DatasetConfig
-from geodino.eval.head_training import FeatureStore, assert_frozen, seed_everything, train_head
+from geodino.eval.head_training import (
+    FeatureStore,
+    assert_frozen,
+    head_device,
+    host_state,
+    seed_everything,
+    to_device,
+    train_head,
+)
 from geodino.eval.layer_choice import backbone_name, resolve_layers
 from geodino.eval.metrics import SegmentationMeter, check_labels
 from geodino.eval.scaling import InputScaling, check_data_offset
@@ -358,10 +366,12 @@ def run_segmentation(
     probe_maps, _ = store.get([0])
     seed_everything(cfg.seed)  # the head's initial weights depend on the seed, not on what ran before
     head = build_head(cfg.head, probe_maps[0].shape[1], len(probe_maps), cfg.num_classes, cfg.channels, cfg.dropout)
+    device = head_device(backbone)  # the head trains where the backbone runs; the tile masks stay on the host
+    head.to(device)
 
     def loss_fn(h: nn.Module, maps: list[Tensor], cls: list[Tensor], idx: list[int]) -> Tensor:
         logits = dense.upsample_to(h(maps, cls), (crop, crop))
-        target = tile_masks[idx].long()
+        target = to_device(tile_masks[idx], device).long()
         if not (target != cfg.ignore_index).any():
             return logits.sum() * 0.0
         return F.cross_entropy(logits, target, ignore_index=cfg.ignore_index)
@@ -383,7 +393,7 @@ def run_segmentation(
     metrics = meter.compute()
     metrics["train_loss"] = history[-1] if history else math.nan
 
-    saved = {"head": cfg.head, "layers": layers, "num_classes": cfg.num_classes, "state_dict": head.state_dict()}
+    saved = {"head": cfg.head, "layers": layers, "num_classes": cfg.num_classes, "state_dict": host_state(head)}
     scored = {"scored_split": f"{cfg.data.name} {cfg.data.test_split}"} if named else {}
     dense.save_probe(out_dir, "segmentation", saved, {**metrics, **scored, "input_scaling": scaling.say()})
     if shown:
