@@ -32,6 +32,7 @@ __all__ = [
     "head_prototypes",
     "init_distributed",
     "load_teacher",
+    "local_gpu",
     "make_batches",
     "make_loader",
     "pick_device",
@@ -47,12 +48,27 @@ def pick_device(cfg: DistillConfig) -> torch.device:
     if want == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError("train.device=cuda but no CUDA device is visible; use train.device=cpu")
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cuda", local_gpu())
     return torch.device("cpu")
 
 
+def local_gpu() -> int:
+    """This process's GPU: LOCAL_RANK, else SLURM_LOCALID if SLURM_PROCID is set and is RANK (where set), else
+    RANK, else 0; modulo the visible GPUs (one GPU per process via CUDA_VISIBLE_DEVICES: each sees only cuda:0)."""
+    local = os.environ.get("LOCAL_RANK", "").strip()
+    rank = os.environ.get("RANK", "").strip()
+    if not local.isdigit():
+        procid = os.environ.get("SLURM_PROCID", "").strip()
+        if procid.isdigit() and (not rank.isdigit() or int(rank) == int(procid)):
+            local = os.environ.get("SLURM_LOCALID", "").strip()
+    if not local.isdigit():
+        local = rank
+    return (int(local) if local.isdigit() else 0) % max(torch.cuda.device_count(), 1)
+
+
 def init_distributed(device: torch.device) -> None:
-    """Join the process group when launched by torchrun/srun with WORLD_SIZE > 1 (gloo on CPU, NCCL on GPU)."""
+    """Join the process group when WORLD_SIZE > 1 (gloo on CPU, NCCL on GPU): torchrun sets it; plain srun does
+    not (run torchrun per node, or export WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT per task)."""
     import torch.distributed as dist
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or (dist.is_available() and dist.is_initialized()):
