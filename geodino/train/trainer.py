@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import convert_inf
 
 from geodino.errors import ConfigError
+from geodino.models.fast_choice import bf16_default
 from geodino.train.checkpoint_callback import CheckpointCallback
 from geodino.train.config import CheckpointConfig, TrainerConfig
 
@@ -150,7 +151,9 @@ def _strategy(cfg: TrainerConfig, ckpt: CheckpointConfig) -> tuple[Any, str, lis
     precision = cfg.precision
     if precision == "auto":
         on_gpu = cfg.accelerator in ("gpu", "cuda") or (cfg.accelerator == "auto" and torch.cuda.is_available())
-        precision = "bf16-mixed" if on_gpu else "32-true"
+        # bf16 where the GPU computes it natively; float16 with a loss scaler on older GPUs (V100, T4), which only
+        # emulate bf16 (slow matrix products, SDPA's math fallback)
+        precision = ("bf16-mixed" if bf16_default("cuda") else "16-mixed") if on_gpu else "32-true"
     if cfg.strategy in ("auto", "single"):
         return "auto", precision, plugins
     if cfg.strategy in ("ddp", "ddp_spawn"):
