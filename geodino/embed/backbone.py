@@ -82,14 +82,16 @@ def resolve_backbone(backbone: Any, *, device: str = "cpu", amp: bool = False) -
     return load_backbone(backbone, device=device, amp=True if amp else None)
 
 
-def inference_device(bb: Any, device: str) -> str:
+def inference_device(bb: Any, device: str, workers: int = 1) -> str:
     """Where a run infers: a backbone object's own device when it has weights (an object loaded on a GPU and passed to
     `embed_raster` with the default device='cpu' runs on its GPU; one spawned worker's copy runs where the worker put
-    it), else the run's `device` (a spec string is loaded there)."""
+    it), else the run's `device` (a spec string is loaded there). With `workers` > 1 the run's `device` stays: the
+    parent infers nothing, and each worker takes its own GPU from it (`rank_device`: a bare "cuda" read as the
+    parent's "cuda:0" would have put every worker on GPU 0) and moves the backbone there (`place_backbone`)."""
     import torch
 
     params = getattr(bb, "parameters", None)
-    p = next(params(), None) if callable(params) else None
+    p = next(params(), None) if callable(params) and workers <= 1 else None
     return device if p is None or torch.device(device) == p.device else str(p.device)
 
 

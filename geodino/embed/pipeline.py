@@ -299,8 +299,8 @@ def _embed(
         if patch or not has_extent(cfg):
             check_grid(out_path, source.info.height, source.info.width, patch, upsample=cfg.upsample)
     bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
-    if inference_device(bb, cfg.device) != cfg.device:  # the probe, the batches and the blending follow the weights
-        cfg = dataclasses.replace(cfg, device=inference_device(bb, cfg.device))
+    if inference_device(bb, cfg.device, cfg.workers) != cfg.device:  # the probe, batches and blending follow weights
+        cfg = dataclasses.replace(cfg, device=inference_device(bb, cfg.device, cfg.workers))
     prep = prep or prepare(source, cfg, bb)
     if cfg.overwrite and not cfg.resume and cfg.rank == 0 and finalize and work.exists():
         # only once the input, the backbone and the settings passed their checks: a refused run keeps the

@@ -34,6 +34,10 @@ def test_inference_device_rule():
     assert inference_device(torch.nn.Linear(2, 2), "cpu") == "cpu"
     assert inference_device(ConstantBackbone(), "cuda:1") == "cuda:1"  # no weights: the run's device
     assert inference_device(torch.nn.Identity(), "cuda") == "cuda"
+    # workers: the parent's device stays as given (a spec loaded on "cuda" sits on cuda:0, and the parent's "cuda:0"
+    # would have put every worker on GPU 0 through rank_device); each worker moves the backbone to its own
+    assert inference_device(module, "cuda", workers=2) == "cuda"
+    assert inference_device(module, "cpu", workers=1) == "meta"
 
 
 def test_time_line_on_an_accelerator_rates_the_host_share():
