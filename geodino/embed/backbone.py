@@ -83,16 +83,26 @@ def resolve_backbone(backbone: Any, *, device: str = "cpu", amp: bool = False) -
 
 
 def inference_device(bb: Any, device: str, workers: int = 1) -> str:
-    """Where a run infers: a backbone object's own device when it has weights (an object loaded on a GPU and passed to
-    `embed_raster` with the default device='cpu' runs on its GPU; one spawned worker's copy runs where the worker put
-    it), else the run's `device` (a spec string is loaded there). With `workers` > 1 the run's `device` stays: the
-    parent infers nothing, and each worker takes its own GPU from it (`rank_device`: a bare "cuda" read as the
-    parent's "cuda:0" would have put every worker on GPU 0) and moves the backbone there (`place_backbone`)."""
+    """Where a run infers, given the backbone object `bb` and the run's `device` (a spec string is loaded there).
+
+    An object with weights on another device type than `device` runs on its weights' device (an object loaded on a
+    GPU and passed to `embed_raster` with the default device='cpu' runs on that GPU). Within one type, a `device`
+    without an index follows the weights (cuda:1), and one with an index wins (a rank's cuda:LOCAL_RANK, set by
+    `rank_device`; the pipeline moves the object there). With `workers` > 1 only the type is taken and no index: each
+    worker takes its own GPU from it (`rank_device`) and moves the backbone there (`place_backbone`); a parent's
+    "cuda:0" would have put every worker on GPU 0. An object without weights runs on `device`."""
     import torch
 
     params = getattr(bb, "parameters", None)
-    p = next(params(), None) if callable(params) and workers <= 1 else None
-    return device if p is None or torch.device(device) == p.device else str(p.device)
+    p = next(params(), None) if callable(params) else None
+    if p is None:
+        return device
+    want = torch.device(device)
+    if want.type != p.device.type:
+        return p.device.type if workers > 1 else str(p.device)
+    if workers > 1 or want.index is not None:
+        return device
+    return str(p.device)
 
 
 def describe_backbone(bb: Any) -> dict[str, Any]:

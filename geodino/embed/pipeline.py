@@ -301,6 +301,10 @@ def _embed(
     bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
     if inference_device(bb, cfg.device, cfg.workers) != cfg.device:  # the probe, batches and blending follow weights
         cfg = dataclasses.replace(cfg, device=inference_device(bb, cfg.device, cfg.workers))
+    if cfg.workers <= 1:  # a rank's own GPU (cuda:LOCAL_RANK) wins over the object's index: moved there
+        from geodino.embed.workers import place_backbone
+
+        bb = place_backbone(bb, cfg.device)
     prep = prep or prepare(source, cfg, bb)
     if cfg.overwrite and not cfg.resume and cfg.rank == 0 and finalize and work.exists():
         # only once the input, the backbone and the settings passed their checks: a refused run keeps the

@@ -28,16 +28,42 @@ def test_an_object_on_one_device_embeds_there_whatever_device_says(tmp_path):
     assert next(bb.parameters()).device.type == "cpu"  # the object was not moved
 
 
-def test_inference_device_rule():
+def test_inference_device_rule(monkeypatch):
     module = torch.nn.Linear(2, 2, device="meta")
-    assert inference_device(module, "cpu") == "meta"
+    assert inference_device(module, "cpu") == "meta"  # another type: the weights' device
     assert inference_device(torch.nn.Linear(2, 2), "cpu") == "cpu"
     assert inference_device(ConstantBackbone(), "cuda:1") == "cuda:1"  # no weights: the run's device
     assert inference_device(torch.nn.Identity(), "cuda") == "cuda"
-    # workers: the parent's device stays as given (a spec loaded on "cuda" sits on cuda:0, and the parent's "cuda:0"
-    # would have put every worker on GPU 0 through rank_device); each worker moves the backbone to its own
-    assert inference_device(module, "cuda", workers=2) == "cuda"
-    assert inference_device(module, "cpu", workers=1) == "meta"
+    # workers: the type only, never an index (a spec loaded on "cuda" sits on cuda:0, and the parent's "cuda:0" would
+    # have put every worker on GPU 0 through rank_device); each worker moves the backbone to its own
+    assert inference_device(module, "meta", workers=2) == "meta"
+    assert inference_device(module, "cpu", workers=2) == "meta"
+    # one type, faked as two GPUs: a bare device follows the weights' index, an explicit index (a rank's) wins
+    on_gpu1 = torch.nn.Linear(2, 2)
+    monkeypatch.setattr(on_gpu1, "parameters", lambda: iter([_Placed(torch.device("cuda", 1))]))
+    assert inference_device(on_gpu1, "cuda") == "cuda:1"
+    assert inference_device(on_gpu1, "cuda:3") == "cuda:3"
+    assert inference_device(on_gpu1, "cuda", workers=4) == "cuda"
+    assert inference_device(on_gpu1, "cpu", workers=4) == "cuda"
+
+
+class _Placed:
+    """A stand-in parameter that only says where it is (no GPU here)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+
+def test_a_resume_check_and_a_workers_parent_probe_where_the_weights_are(tmp_path):
+    """The probe forward before a run (and before a resume) builds its input on the device the weights run on: a CPU
+    object with device='cuda' probed on cuda (no GPU here: an error) before the rule reached the probe."""
+    from geodino.embed.pipeline import _config, check_resume
+
+    src = write_tif(tmp_path / "in.tif", random_image(64, 64))
+    bb = load_backbone("arch:vit_tiny?seed=0&depth=1")
+    opts = dict(tile=32, overlap=16, device="cuda", progress=False)
+    out = embed_raster(src, bb, tmp_path / "a.zarr", **opts)
+    assert check_resume(src, _config(None, bb, out, dict(opts)), bb) is True  # finished, nothing left
 
 
 def test_time_line_on_an_accelerator_rates_the_host_share():
