@@ -23,7 +23,9 @@ from torch.utils.data import DataLoader, Dataset
 from geodino.errors import ConfigError, InputError, plural
 from geodino.io import atomic_path
 
-CACHE_VERSION = 2  # bump when the stored layout or the extraction maths change (2: photos read upright by EXIF)
+# bump when the stored layout or the extraction maths change (2: photos read upright by EXIF; 3: keys name every
+# non-float32 dtype, and entries an eager bf16 GPU run cached under a float32 key, which nothing in them marks, go)
+CACHE_VERSION = 3
 
 
 @dataclass

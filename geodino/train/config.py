@@ -39,9 +39,10 @@ class TrainerConfig:
     devices: int = 1  # devices per node (-1: all visible)
     num_nodes: int = 1  # >1 on SLURM: srun --ntasks-per-node=devices
     strategy: str = "auto"  # auto (single device or ddp) | single | ddp | ddp_spawn | fsdp2
-    # auto = bf16-mixed on GPUs, 32-true on CPUs (float32 is the faithful reference; measured on this project's
-    # 2-core AVX-512 BF16 CPU, torch 2.14: bf16-mixed runs the small recipe at 0.74 s/step vs 0.81, too little to
-    # give that up) | 32-true | bf16-mixed | 16-mixed (bf16-true refused: refuse_bf16_true); fsdp2: its own policy
+    # auto = bf16-mixed on GPUs with native bf16, 16-mixed on older ones (V100, T4), 32-true on CPUs (float32 is
+    # the faithful reference; measured on this project's 2-core AVX-512 BF16 CPU, torch 2.14: bf16-mixed runs the
+    # small recipe at 0.74 s/step vs 0.81, too little to give that up) | 32-true | bf16-mixed | 16-mixed (bf16-true
+    # refused: refuse_bf16_true); fsdp2: its own policy
     precision: str = "auto"
     fsdp_param_dtype: str = "bfloat16"  # FSDP2 MixedPrecisionPolicy: compute/parameter dtype
     fsdp_reduce_dtype: str = "float32"  # FSDP2 gradient reduction dtype (official: fp32)

@@ -168,3 +168,17 @@ def test_bf16_features_cached_under_a_float32_key_before_are_not_read(tmp_path):
         first.meta["path"] = path
         features._save(tmp_path / f"{first.key}.safetensors", first)
         assert extract_features(bb, ds, cfg, progress=False).from_cache is read, path
+
+
+def test_entries_of_an_older_cache_version_are_recomputed(tmp_path, monkeypatch):
+    """Version 3: an eager bf16 GPU run had cached its features under the float32 key with nothing in the entry to
+    tell (its path reads 'eager'), so every entry written before is recomputed once; a current one is read."""
+    import geodino.eval.features as features
+
+    bb, ds = TinyBackbone(), make_ds()
+    cfg = FeatureConfig(layers="last", batch_size=4, cache_dir=str(tmp_path))
+    monkeypatch.setattr(features, "CACHE_VERSION", 2)
+    extract_features(bb, ds, cfg, progress=False)  # written as version 2
+    monkeypatch.setattr(features, "CACHE_VERSION", 3)
+    assert not extract_features(bb, ds, cfg, progress=False).from_cache
+    assert extract_features(bb, ds, cfg, progress=False).from_cache
