@@ -110,12 +110,36 @@ def spawn_workers(input: Any, bb: Any, cfg: EmbedConfig, work: Path, prep: Prepa
     partial output is removed when this run started it (`fresh`; kept for --resume otherwise). The other workers
     are stopped at once, not left to finish shares whose output is discarded. A worker that crashes prints its
     traceback, and this process says which ones failed; the others finish, for --resume."""
-    import multiprocessing as mp
-    from multiprocessing.connection import wait
-
     if not isinstance(input, (str, Path)):
         raise ConfigError("workers > 1 needs the input as a path (each process opens it itself)")
     init_work_dir(work, prep, join=cfg.resume)
+    home = _accelerator_of(bb)
+    if home is None:
+        _run_workers(input, bb, cfg, work, prep, fresh)
+        return
+    # the backbone crosses on the host: CUDA tensors would reach every worker through CUDA IPC on the parent's GPU,
+    # a CUDA context there per worker (refused outright by GPUs in exclusive-process mode); each worker moves it to
+    # its own GPU (place_backbone). The caller's object goes back to its device after the run (fast path dropped).
+    bb = place_backbone(bb, "cpu")
+    try:
+        _run_workers(input, bb, cfg, work, prep, fresh)
+    finally:
+        bb.to(home)
+
+
+def _accelerator_of(bb: Any) -> torch.device | None:
+    """The device of a backbone's weights when not the CPU (None for CPU weights and objects without any)."""
+    if not isinstance(bb, torch.nn.Module):
+        return None
+    p = next(iter((*bb.parameters(), *bb.buffers())), None)
+    return p.device if p is not None and p.device.type != "cpu" else None
+
+
+def _run_workers(input: Any, bb: Any, cfg: EmbedConfig, work: Path, prep: PreparedRun, fresh: bool) -> None:
+    """`spawn_workers`' processes, once the backbone is ready to send."""
+    import multiprocessing as mp
+    from multiprocessing.connection import wait
+
     n = cfg.workers
     threads = cfg.threads or max(1, (os.cpu_count() or 1) // n)
     ctx = mp.get_context("spawn")

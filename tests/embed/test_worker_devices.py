@@ -75,3 +75,34 @@ def test_each_worker_gets_its_own_gpu(spawned):
 def test_a_named_device_is_every_workers(spawned, device):
     started = spawned(EmbedConfig(backbone="arch:vit_tiny?seed=0", out="out.zarr", device=device, workers=3))
     assert [w.device for w in started] == [device] * 3
+
+
+def test_a_gpu_backbone_crosses_to_the_workers_on_the_host_and_comes_back(monkeypatch, tmp_path):
+    """CUDA tensors sent to spawned workers reach each through CUDA IPC on the parent's GPU (a context there per
+    worker; refused by GPUs in exclusive-process mode): the backbone crosses on the host, each worker moves it to its
+    own GPU, and the caller's object is back on its device after the run. Here the 'GPU' is faked: the weights'
+    device is reported as cuda:0 and the moves are recorded."""
+    monkeypatch.setattr(multiprocessing, "get_context", lambda method=None: _Context())
+    monkeypatch.setattr(workers, "init_work_dir", lambda *a, **k: None)
+    bb = torch.nn.Linear(2, 2)
+    moves: list[str] = []
+    sent: list[Any] = []
+    monkeypatch.setattr(workers, "_accelerator_of", lambda b: torch.device("cuda", 0) if b is bb else None)
+
+    def place(b: Any, device: str) -> Any:
+        moves.append(f"place {device}")
+        return b
+
+    monkeypatch.setattr(workers, "place_backbone", place)
+    monkeypatch.setattr(bb, "to", lambda device: moves.append(f"to {device}") or bb)
+    monkeypatch.setattr(_Recorded, "start", lambda self: (sent.append(self.args[1]), self.args[3].close()))
+    cfg = EmbedConfig(backbone="arch:vit_tiny?seed=0", out="out.zarr", device="cuda", workers=2)
+    workers.spawn_workers(tmp_path / "in.tif", bb, cfg, tmp_path / "work", prep=None)
+    assert moves == ["place cpu", "to cuda:0"]  # on the host while the workers start, then home again
+    assert sent == [bb, bb]
+
+
+def test_accelerator_of():
+    assert workers._accelerator_of(torch.nn.Linear(2, 2, device="meta")) == torch.device("meta")
+    assert workers._accelerator_of(torch.nn.Linear(2, 2)) is None  # CPU weights cross as they are
+    assert workers._accelerator_of(torch.nn.Identity()) is None and workers._accelerator_of("arch:vit_tiny") is None
