@@ -54,12 +54,16 @@ def int8_error_bound(v: np.ndarray) -> np.ndarray:
 
 
 def encode(features: np.ndarray, valid: np.ndarray, dtype: str) -> np.ndarray:
-    """Float32 features `[D,h,w]` + validity `[h,w]` -> the stored array (nodata where invalid)."""
+    """Float32 features `[D,h,w]` + validity `[h,w]` -> the stored array (nodata where invalid). Features already in
+    the stored float dtype (cast on the accelerator) are masked in place: the caller hands over its own array."""
     if dtype == "int8":
         out = quantize_int8(features)
         out[:, ~valid] = INT8_NODATA
         return out
-    out = to_float16(features) if dtype == "float16" else features.astype(dtype, copy=True)
+    if features.dtype == np.dtype(dtype):
+        out = features
+    else:
+        out = to_float16(features) if dtype == "float16" else features.astype(dtype, copy=True)
     if not valid.all():  # the common all-valid row skips the masked write over every band
         out[:, ~valid] = np.nan
     return out

@@ -402,6 +402,7 @@ class _Band:
         width = plan.col_starts[tcols[-1]] + tc - self.x_lo
         self.base = plan.row_starts[self.trows[0]]
         self.acc = torch.zeros((dim, tc, width), dtype=torch.float32, device=device)
+        self.on_device = torch.device(device).type != "cpu"  # finished rows normalised and cast on the accelerator
         self.wsum = torch.zeros((tc, width), dtype=torch.float32, device=device)
         self.valid = np.zeros((tc, width), bool)
         self.n_valid = {b.index: (start_counts or {}).get(b.index, 0) for b in run}  # valid cells written per block
@@ -438,9 +439,14 @@ class _Band:
             xs, rs = slice(c0 - self.x_lo, c1 - self.x_lo), slice(lo - self.base, hi - self.base)
             wsum = self.wsum[rs, xs]
             weighted = wsum > 0
-            feats = (self.acc[:, rs, xs] / torch.where(weighted, wsum, 1.0)).cpu().numpy()  # the one copy to the host
+            f = self.acc[:, rs, xs] / torch.where(weighted, wsum, 1.0)
+            if self.on_device:  # normalised and cast where they are: the host gets half the bytes and no arithmetic
+                if l2:
+                    f = f / torch.sqrt((f * f).sum(0, keepdim=True)).clamp_min(1e-12)
+                f = f.half() if dtype == "float16" else f  # IEEE round-to-nearest-even, as numpy's cast
+            feats = f.cpu().numpy()  # the one copy of the row to the host
             valid = self.valid[rs, xs] & weighted.cpu().numpy()
-            if l2:
+            if l2 and not self.on_device:
                 feats /= np.maximum(np.sqrt(np.sum(feats * feats, axis=0, keepdims=True)), 1e-12)
             out_q.put(("data", (lo, c0), encode(feats, valid, dtype)))
             for b in run:
