@@ -4,7 +4,6 @@ data, the schedules and the optimizer."""
 from __future__ import annotations
 
 import logging
-import os
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -14,6 +13,7 @@ from torch import nn
 
 from geodino.errors import CheckpointError, ConfigError
 from geodino.train.distill.config import DistillConfig, StudentSpec
+from geodino.train.distill.processes import init_distributed, local_gpu, pick_device, srun_world
 
 if TYPE_CHECKING:
     from geodino.models.frozen import FastPath
@@ -36,46 +36,10 @@ __all__ = [
     "make_batches",
     "make_loader",
     "pick_device",
+    "srun_world",
     "student_masks",
     "teacher_heads",
 ]
-
-
-def pick_device(cfg: DistillConfig) -> torch.device:
-    want = cfg.train.device
-    if want == "auto":
-        want = "cuda" if torch.cuda.is_available() else "cpu"
-    if want == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("train.device=cuda but no CUDA device is visible; use train.device=cpu")
-        return torch.device("cuda", local_gpu())
-    return torch.device("cpu")
-
-
-def local_gpu() -> int:
-    """This process's GPU: LOCAL_RANK, else SLURM_LOCALID if SLURM_PROCID is set and is RANK (where set), else
-    RANK, else 0; modulo the visible GPUs (one GPU per process via CUDA_VISIBLE_DEVICES: each sees only cuda:0)."""
-    local = os.environ.get("LOCAL_RANK", "").strip()
-    rank = os.environ.get("RANK", "").strip()
-    if not local.isdigit():
-        procid = os.environ.get("SLURM_PROCID", "").strip()
-        if procid.isdigit() and (not rank.isdigit() or int(rank) == int(procid)):
-            local = os.environ.get("SLURM_LOCALID", "").strip()
-    if not local.isdigit():
-        local = rank
-    return (int(local) if local.isdigit() else 0) % max(torch.cuda.device_count(), 1)
-
-
-def init_distributed(device: torch.device) -> None:
-    """Join the process group when WORLD_SIZE > 1 (gloo on CPU, NCCL on GPU): torchrun sets it; plain srun does
-    not (run torchrun per node, or export WORLD_SIZE, RANK, MASTER_ADDR, MASTER_PORT per task)."""
-    import torch.distributed as dist
-
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or (dist.is_available() and dist.is_initialized()):
-        return
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
 def load_teacher(spec: str, device: torch.device) -> tuple[nn.Module, Any]:

@@ -131,6 +131,7 @@ def _join_world(cfg: DistillConfig) -> tuple[Any, torch.device, bool, int, int, 
     cfg.validate()
     b.check_files(cfg)
     sched = b.build_schedules(cfg)  # schedule errors (lengths) before any work
+    b.srun_world()  # srun with several tasks and no torchrun: torchrun's variables from SLURM's
     device = b.pick_device(cfg)
     b.init_distributed(device)
     distributed = dist.is_available() and dist.is_initialized()
