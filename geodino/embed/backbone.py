@@ -82,6 +82,13 @@ def resolve_backbone(backbone: Any, *, device: str = "cpu", amp: bool = False) -
     return load_backbone(backbone, device=device, amp=True if amp else None)
 
 
+def weights_device(bb: Any, device: str) -> str:
+    """The device of a backbone object's weights, or `device` for an object without any (or a spec)."""
+    params = getattr(bb, "parameters", None)
+    p = next(params(), None) if callable(params) else None
+    return device if p is None else str(p.device)
+
+
 def inference_device(bb: Any, device: str, workers: int = 1) -> str:
     """Where a run infers, given the backbone object `bb` and the run's `device` (a spec string is loaded there).
 

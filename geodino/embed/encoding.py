@@ -55,7 +55,8 @@ def int8_error_bound(v: np.ndarray) -> np.ndarray:
 
 def encode(features: np.ndarray, valid: np.ndarray, dtype: str) -> np.ndarray:
     """Float32 features `[D,h,w]` + validity `[h,w]` -> the stored array (nodata where invalid). Features already in
-    the stored float dtype (cast on the accelerator) are masked in place: the caller hands over its own array."""
+    the stored float dtype (float32 rows, or float16 rows cast on the accelerator) are masked in place: callers hand
+    over a fresh array they do not use again."""
     if dtype == "int8":
         out = quantize_int8(features)
         out[:, ~valid] = INT8_NODATA

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from geodino.backbones import layer_indices
-from geodino.embed.backbone import describe_backbone, inference_device, parse_layers
+from geodino.embed.backbone import describe_backbone, parse_layers, weights_device
 from geodino.embed.config import IDENT_KEYS, EmbedConfig, check_margin, reads_file_rule
 from geodino.embed.extent import WindowSource, windowed
 from geodino.embed.memory import (
@@ -106,8 +106,8 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
     p = int(bb.patch_size)
     _check_tiling(cfg, p)
     layers = parse_layers(cfg.layers)
-    # probed where the weights run (`inference_device`): a resume check or a workers run's parent probes too
-    dim, n_maps = _probe_dim(bb, layers, cfg.layer_mode, cfg.norm, inference_device(bb, cfg.device))
+    # probed where the weights are (a resume check, or a rank's object not yet moved to its cuda:LOCAL_RANK)
+    dim, n_maps = _probe_dim(bb, layers, cfg.layer_mode, cfg.norm, weights_device(bb, cfg.device))
     plan, margin = _make_run_plan(info, cfg, bb, dim)
     idx = _layer_blocks(bb, cfg, layers, n_maps)
     per = dim // len(_layer_label(idx, cfg.layer_mode))

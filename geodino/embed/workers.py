@@ -53,15 +53,13 @@ def worker_main(input: Any, bb: Any, cfg: EmbedConfig, conn: Any = None) -> None
 
 
 def place_backbone(bb: Any, device: str) -> Any:
-    """The worker's backbone on its own device (`rank_device`: cuda:<worker> on a machine with several GPUs).
-
-    The parent sends the object it loaded on its own device (a bare "cuda" is GPU 0) and CUDA tensors come back on
-    that GPU in the worker, so without this every worker ran on GPU 0 (or met its batches on cuda:<worker>). The
-    object is sent, not its spec, so that every worker runs the weights the parent checked and fingerprinted (a
-    spec may not load the same weights twice: an unseeded `arch:`, an object changed in place, no spec at all).
-    A fast path the parent prepared (`geodino.inference.accelerate`) holds a copy of the weights on the parent's
-    device: the eager model is put back and the prepared copies dropped, so the run prepares one where it runs.
-    A backbone already there, or an object without weights, is returned as it is."""
+    """`bb` on `device` (a worker's own GPU from `rank_device`, a rank's cuda:LOCAL_RANK, or the host before
+    spawning). A fast path prepared elsewhere (`geodino.inference.accelerate`) holds a copy of the weights on that
+    other device: the eager model is put back and the prepared copies dropped, so the run prepares one where it
+    runs. The object is sent to workers rather than its spec, so that every worker runs the weights the parent
+    checked and fingerprinted (a spec may not load the same weights twice: an unseeded `arch:`, an object changed in
+    place, no spec at all). A backbone already there (a bare device type: any index of it), or an object without
+    weights, is returned as it is."""
     if not isinstance(bb, torch.nn.Module):
         return bb
     target = torch.device(device)
@@ -76,12 +74,11 @@ def place_backbone(bb: Any, device: str) -> Any:
 
 
 def _same_device(held: torch.device, target: torch.device) -> bool:
-    """Whether a tensor on `held` is on `target`; a target without an index is the current one of its type."""
+    """Whether a tensor on `held` is on `target`; a target without an index is any device of its type (as
+    `inference_device` reads a bare "cuda": the weights' own GPU)."""
     if held.type != target.type:
         return False
-    if target.index is None:
-        return held.index in (None, 0) if target.type != "cuda" else held.index == torch.cuda.current_device()
-    return held.index == target.index
+    return target.index is None or held.index == target.index
 
 
 def worker_error(rank: int, n: int, payload: tuple[bytes | None, str, str, str]) -> GeoDinoError:
@@ -118,9 +115,12 @@ def spawn_workers(input: Any, bb: Any, cfg: EmbedConfig, work: Path, prep: Prepa
         _run_workers(input, bb, cfg, work, prep, fresh)
         return
     # the backbone crosses on the host: CUDA tensors would reach every worker through CUDA IPC on the parent's GPU,
-    # a CUDA context there per worker (refused outright by GPUs in exclusive-process mode); each worker moves it to
-    # its own GPU (place_backbone). The caller's object goes back to its device after the run (fast path dropped).
+    # a CUDA context there per worker; each worker moves it to its own GPU (place_backbone). The parent keeps its
+    # own context on its GPU (it loaded and probed the backbone there). The caller's object goes back to its
+    # device after the run (its fast path dropped, the model it had put back by `_embed`).
     bb = place_backbone(bb, "cpu")
+    if home.type == "cuda":  # the blocks the weights and the parent's fast path held, for worker 0 on that GPU
+        torch.cuda.empty_cache()
     try:
         _run_workers(input, bb, cfg, work, prep, fresh)
     finally:

@@ -75,3 +75,17 @@ def test_time_line_on_an_accelerator_rates_the_host_share():
         "0.5, blending 0.5, rows out 2.5), finishing 0.5"
     )
     assert "at 400.0 tiles/s" in time_line(6.0, 1.0, 4.5, 0.5, timing, 400, "cpu")
+
+
+def test_the_probe_device_and_a_bare_device_type():
+    """The probe runs where the weights are (before the pipeline moves an object to a rank's own GPU, and in a
+    resume check, which does not move it); `place_backbone` reads a bare device type as any device of it, as
+    `inference_device` does (it moved weights on cuda:1 to the current GPU, dropping their fast path)."""
+    from geodino.embed.backbone import weights_device
+    from geodino.embed.workers import _same_device
+
+    assert weights_device(torch.nn.Linear(2, 2, device="meta"), "cuda:3") == "meta"
+    assert weights_device(ConstantBackbone(), "cuda:1") == "cuda:1"  # no weights: the run's device
+    assert _same_device(torch.device("cuda", 1), torch.device("cuda"))
+    assert not _same_device(torch.device("cuda", 1), torch.device("cuda", 0))
+    assert not _same_device(torch.device("cpu"), torch.device("cuda"))

@@ -68,3 +68,16 @@ def test_a_set_master_address_and_port_are_kept(env) -> None:
     env({**STEP, "MASTER_ADDR": "login1", "MASTER_PORT": "29500"})
     srun_world()
     assert (os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"], os.environ["WORLD_SIZE"]) == ("login1", "29500", "8")
+
+
+def test_a_heterogeneous_step_or_an_outside_rank_is_refused(env) -> None:
+    from geodino.errors import ConfigError
+
+    env({**STEP, "SLURM_HET_SIZE": "2"})
+    with pytest.raises(ConfigError, match=r"heterogeneous job.*torchrun"):
+        srun_world()
+    os.environ.pop("SLURM_HET_SIZE")
+    env({"SLURM_PROCID": "8"})
+    with pytest.raises(ConfigError, match="srun task 8 of a 8-task step cannot form one distillation group"):
+        srun_world()
+    assert "WORLD_SIZE" not in os.environ

@@ -24,13 +24,21 @@ def srun_world() -> None:
     set) to the step's first node and Lightning's port for the job (15000 + the job id's last four digits), so the
     tasks form one process group. The step variables, not `SLURM_NTASKS`: the batch script's own step also carries
     `SLURM_NTASKS` (the job's task count) while it is one process, which would then wait for tasks that never come.
-    Nothing is changed when `WORLD_SIZE` is set (torchrun, or the user) or the step has one task."""
+    Nothing is changed when `WORLD_SIZE` is set (torchrun, or the user: `WORLD_SIZE=1` keeps srun's tasks separate
+    runs) or the step has one task; otherwise `RANK` and `LOCAL_RANK` are SLURM's. A heterogeneous step, or a task
+    rank outside the step's count, is refused (the group would wait forever)."""
     if "WORLD_SIZE" in os.environ:
         return
     n = os.environ.get("SLURM_STEP_NUM_TASKS", "").strip()
     rank = os.environ.get("SLURM_PROCID", "").strip()
     if not (n.isdigit() and int(n) > 1 and rank.isdigit()):
         return
+    if os.environ.get("SLURM_HET_SIZE") or int(rank) >= int(n):
+        raise ConfigError(
+            f"srun task {rank} of a {n}-task step{' (heterogeneous job)' if os.environ.get('SLURM_HET_SIZE') else ''}"
+            " cannot form one distillation group; launch with torchrun, or set WORLD_SIZE, RANK, LOCAL_RANK, "
+            "MASTER_ADDR and MASTER_PORT per task"
+        )
     from lightning.fabric.plugins.environments.slurm import SLURMEnvironment
 
     nodes = os.environ.get("SLURM_STEP_NODELIST") or os.environ.get("SLURM_JOB_NODELIST") or "127.0.0.1"
