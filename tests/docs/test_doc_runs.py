@@ -120,6 +120,10 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "probe --config my_dense.yaml --backbone dinov3_vitl16_pretrain_sat493m.pth --out results/": ConfigOnly("NEON, tree-crown and land-cover data (downloads) and three 30-epoch dense trainings; tests/eval runs each task on tiny data"),
     G + "probe --config my_dense.yaml --backbone 'arch:vit_small?seed=0' --out results_random/": ConfigOnly("as above: real dense datasets, 30-epoch trainings"),
     # --- docs/distillation.md
+    G + "distill --config configs/distill/official_vitl16_sat_to_small.yaml": ConfigOnly(
+        "the official 4-student recipe on 296 GPUs under srun; tests/train/test_distill_srun.py checks the srun "
+        "variables and tests/train/test_distill_subgroups.py the subgroups"
+    ),
     G + "distill --config configs/distill/vitl_to_vits.yaml": ConfigOnly("trains a random ViT-L teacher's heads and distils it for 30 steps on generated tiles: minutes on 2 cores; the same loop runs in the teacher.spec=... command below"),
     G + "distill --config configs/distill/vitl_to_vits.yaml teacher.spec=weights/dinov3_vitl16_pretrain_sat493m-eadcf0ff.pth 'data.sources=[{type: raster, paths: [/data/naip/], sensor: naip}]' train.max_steps=20000 train.device=cuda train.precision=bf16-mixed": ConfigOnly("a GPU (cuda, bf16) and 20 000 steps with the released ViT-L weights"),
     G + "distill --config configs/distill/vitl_to_vits.yaml teacher.spec=runs/sat_vitl/export/teacher.pth": Run(
