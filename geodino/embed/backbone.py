@@ -14,6 +14,9 @@ from geodino.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
+    from geodino.embed.config import EmbedConfig
+    from geodino.embed.plan import Plan
+
 
 @runtime_checkable
 class Backbone(Protocol):
@@ -110,6 +113,39 @@ def inference_device(bb: Any, device: str, workers: int = 1) -> str:
     if workers > 1 or want.index is not None:
         return device
     return str(p.device)
+
+
+def inference_path(bb: Any, cfg: EmbedConfig, plan: Plan, *, say: Any = None) -> dict[str, str]:
+    """Put a geodino ViT on the fast inference path (`geodino.inference`; GEODINO_FAST=0 turns it off) and return
+    what the feature raster records: {"inference_path", "inference_dtype"}; `say` (a `Console.say`) is told which
+    path it took. Other backbones stay as given. A workers run's parent prepares nothing (each worker prepares its
+    own where it runs, and a compile warm-up here would be paid for nothing): it records the path they take."""
+    if getattr(bb, "kind", None) != "geodino" or not hasattr(bb, "model"):
+        return {"inference_path": "eager", "inference_dtype": "bfloat16" if cfg.amp else "float32"}
+    from geodino.inference import cpu_bf16_hint, image_equivalents, path_of, plan_path, prepare_embed, runs_on
+
+    mode = "bfloat16" if cfg.amp else "auto"
+    if cfg.workers > 1:
+        path = plan_path(bb, mode=mode, n_images=plan.n_tiles, image_size=(cfg.tile, cfg.tile))
+        meta = {"inference_path": path.name, "inference_dtype": runs_on(bb, path)}
+    else:
+        meta = prepare_embed(
+            bb,
+            tile=cfg.tile,
+            batch_size=plan.batch_fill(cfg.batch_size),  # the batch the sweep fills, so the one compiled
+            n_tiles=plan.n_tiles,
+            layers=parse_layers(cfg.layers),
+            mode=mode,
+            norm=cfg.norm,
+        )
+        path = path_of(bb)
+    if say is not None:  # an uncompiled path says why (job size, no compiler), so a user knows what to change
+        note = f"; {path.reason}" if path.enabled and not path.compile and path.reason else ""
+        say(f"geodino: inference path {meta['inference_path']} ({meta['inference_dtype']}{note})")
+        hint = cpu_bf16_hint(bb, meta["inference_dtype"], image_equivalents(plan.n_tiles, cfg.tile, cfg.tile))
+        if hint:
+            say(hint)
+    return meta
 
 
 def describe_backbone(bb: Any) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from typing import Any
 
 import torch
 
-from geodino.embed.backbone import inference_device, parse_layers, resolve_backbone
+from geodino.embed.backbone import inference_device, inference_path, resolve_backbone
 from geodino.embed.config import EmbedConfig, make_config
 from geodino.embed.extent import WindowSource, describe_window, has_extent, windowed
 from geodino.embed.memory import (
@@ -329,7 +329,7 @@ def _embed(
     console.say(f"geodino: input DN -> reflectance {prep.meta['input_scale']} ({how})")
     before, known_eager = getattr(bb, "model", None), getattr(bb, "__dict__", {}).get("_eager_model")
     try:
-        prep.meta.update(_inference_path(bb, cfg, prep.plan, say=console.say))
+        prep.meta.update(inference_path(bb, cfg, prep.plan, say=console.say))
         return _write(input, cfg, bb, prep, out_path, work, t0, finalize=finalize, console=console)
     finally:  # the caller's backbone object gets its model back (it may be used for other things next)
         if before is not None and getattr(bb, "model", None) is not before:
@@ -462,33 +462,6 @@ def written_grid(prep: PreparedRun, upsample: bool) -> str:
             f"upsampled from {cells}{valid}"
         )
     return f"{prep.dim} bands, {cells}{valid}"
-
-
-def _inference_path(bb: Any, cfg: EmbedConfig, plan: Plan, *, say: Any = None) -> dict[str, str]:
-    """Put a geodino ViT on the fast inference path (`geodino.inference`; GEODINO_FAST=0 turns it off) and return
-    what the feature raster records: {"inference_path", "inference_dtype"}; `say` (a `Console.say`) is told which
-    path it took. Other backbones stay as given."""
-    if getattr(bb, "kind", None) != "geodino" or not hasattr(bb, "model"):
-        return {"inference_path": "eager", "inference_dtype": "bfloat16" if cfg.amp else "float32"}
-    from geodino.inference import cpu_bf16_hint, image_equivalents, path_of, prepare_embed
-
-    meta = prepare_embed(
-        bb,
-        tile=cfg.tile,
-        batch_size=plan.batch_fill(cfg.batch_size),  # the batch the sweep fills, so the one compiled
-        n_tiles=plan.n_tiles,
-        layers=parse_layers(cfg.layers),
-        mode="bfloat16" if cfg.amp else "auto",
-        norm=cfg.norm,
-    )
-    if say is not None:
-        path = path_of(bb)  # an uncompiled path says why (job size, no compiler), so a user knows what to change
-        note = f"; {path.reason}" if path.enabled and not path.compile and path.reason else ""
-        say(f"geodino: inference path {meta['inference_path']} ({meta['inference_dtype']}{note})")
-        hint = cpu_bf16_hint(bb, meta["inference_dtype"], image_equivalents(plan.n_tiles, cfg.tile, cfg.tile))
-        if hint:
-            say(hint)
-    return meta
 
 
 def _valid_note(n_valid: int | None, plan: Plan) -> str:
