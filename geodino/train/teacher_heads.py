@@ -35,6 +35,7 @@ from geodino.losses.dino import DINOLoss
 from geodino.losses.ibot import IBOTPatchLoss
 from geodino.models.checkpoints.files import HEAD_NAMES
 from geodino.models.heads import DINOHead
+from geodino.train.host import host_floats
 
 
 def head_from_state(state: dict[str, Tensor], source: str, what: str) -> DINOHead:
@@ -237,12 +238,10 @@ def warmup_heads(
         with torch.no_grad():
             e, s = list(ema.parameters()), [p.detach() for p in heads.parameters()]
             torch._foreach_lerp_(e, s, 1 - m)
-        rec = {
-            "step": float(step),
-            "loss": float(loss.detach()),
-            "dino": float(loss_global.detach()),
-            "ibot": float(loss_ibot.detach()),
-        }
+        # one device-to-host copy for the three losses (each float() waited for the GPU on its own)
+        rec = host_floats(
+            {"step": step, "loss": loss.detach(), "dino": loss_global.detach(), "ibot": loss_ibot.detach()}
+        )
         log.append(rec)
         if on_step is not None:
             on_step(step, rec)

@@ -239,3 +239,27 @@ def test_the_batchs_global_crop_count_groups_the_crops(n_g: int) -> None:
     for key in runs[0]:
         assert runs[0][key] == pytest.approx(runs[1][key], rel=1e-5), key
     assert arch.n_global_crops == n_g
+
+
+def test_warmup_reads_its_losses_in_one_copy_per_step(monkeypatch) -> None:
+    """The heads warm-up logs three losses per step: read together (`host_floats`, one device-to-host copy), not by
+    three `float()` calls, each of which waited for the GPU."""
+    import geodino.train.teacher_heads as th
+
+    torch.manual_seed(0)
+    backbone = _vit("vit_tiny", depth=2)
+    dino, ibot = _heads(backbone.embed_dim)
+    rows: list[dict] = []
+    real = th.host_floats
+    monkeypatch.setattr(th, "host_floats", lambda row: rows.append(dict(row)) or real(row))
+
+    def batches():
+        i = 0
+        while True:
+            yield _batch(i)
+            i += 1
+
+    _, _, hist = warmup_heads(backbone, batches(), steps=2, dino=dino, ibot=ibot, progress=False)
+    assert len(rows) == 2  # one copy per step, of the losses still on the device
+    assert all(isinstance(r[k], torch.Tensor) for r in rows for k in ("loss", "dino", "ibot"))
+    assert [h["step"] for h in hist] == [0.0, 1.0] and all(type(h["loss"]) is float for h in hist)
