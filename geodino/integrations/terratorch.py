@@ -102,12 +102,21 @@ class GeoDinoTerraTorchBackbone(nn.Module):
         self.patch_size = int(model.patch_size)
         self.in_chans = int(model.in_chans)
 
-    def forward(self, x: Tensor) -> list[Tensor]:
-        """Tokens [B, (1 +) N, D] of each block in `out_indices` (final norm applied, storage tokens dropped)."""
+    def forward(self, x: Tensor, **kwargs: Any) -> list[Tensor]:
+        """Tokens [B, (1 +) N, D] of each block in `out_indices` (final norm applied, storage tokens dropped). Other
+        batch keys TerraTorch's tasks pass on (`metadata`, temporal or location coordinates) are not used."""
+        self._grid = (x.shape[-2] // self.patch_size, x.shape[-1] // self.patch_size)
         outs = self.model.get_intermediate_layers(x, n=self.out_indices, return_class_token=self.return_cls_token)
         if self.return_cls_token:
             return [torch.cat([c.unsqueeze(1), p], dim=1) for p, c in outs]
         return list(outs)
+
+    def prepare_features_for_image_model(self, features: list[Tensor]) -> list[Tensor]:
+        """Token maps [B, D, H/p, W/p] of the last forward, without the CLS token: what TerraTorch's pixel-wise
+        models use when a config has no `necks` (its ViT backbones' convention). The grid is the last input's, so
+        non-square images reshape right (a square root of the token count would not)."""
+        h, w = self._grid
+        return [t[:, -h * w :].transpose(1, 2).reshape(t.shape[0], t.shape[-1], h, w) for t in features]
 
 
 def geodino_vit(
@@ -117,7 +126,7 @@ def geodino_vit(
     return_cls_token: bool = True,
     pretrained: bool = True,
     arch: str = "vit_small",
-    patch_size: int = 16,
+    patch_size: int | None = None,
     in_chans: int | None = None,
     fill: str = "mean",
     model_bands: Sequence[Any] | int | None = None,
@@ -125,7 +134,10 @@ def geodino_vit(
     **kwargs: Any,
 ) -> GeoDinoTerraTorchBackbone:
     """TerraTorch backbone constructor: a geodino export, checkpoint, HF or timm folder (`ckpt_path`) with its
-    patch embedding adapted to `bands`, or a random `arch` when `ckpt_path` is None or `pretrained=False`.
+    patch embedding adapted to `bands`; with `pretrained=False` the same architecture at the official random
+    initialisation (TerraTorch's deploy config sets `backbone_pretrained: false` and then loads the fine-tuned
+    weights into it); a random `arch` (patch 16 unless `patch_size`) without `ckpt_path`. A `patch_size` that
+    differs from the checkpoint's is refused (TerraTorch pads inputs to it).
     `model_bands` (TerraTorch's name for the input bands) is the same as `bands`; `sensor` (backbone_sensor)
     names the sensor the band names come from (landsat7 and landsat8 number SR_Bn differently); other unknown
     options are dropped with a warning naming them."""
@@ -138,7 +150,7 @@ def geodino_vit(
             "(the names decide the band count) or name every band"
         )
     count = len(names) if names else (bands if isinstance(bands, int) else in_chans)
-    if ckpt_path and pretrained:
+    if ckpt_path:
         from geodino.models.checkpoints import load_model, read_backbone_weights
 
         weights = read_backbone_weights(ckpt_path)
@@ -150,10 +162,17 @@ def geodino_vit(
             )
         src = (weights.normalization or {}).get("bands") or (weights.config or {}).get("bands")
         model = load_model(ckpt_path, bands=names, src_bands=src, fill=fill, sensor=sensor)
+        if patch_size is not None and int(patch_size) != int(model.patch_size):
+            raise ConfigError(
+                f"geodino_vit got patch_size={patch_size} but {ckpt_path} has patch size {model.patch_size}; drop "
+                "backbone_patch_size (TerraTorch pads inputs to it, so a different value fails on the first batch)"
+            )
+        if not pretrained:  # the checkpoint's architecture, its weights not used
+            model.init_weights()
     else:
         from geodino.models import build_model
 
-        model = build_model(arch, patch_size=patch_size, in_chans=int(count or 3))
+        model = build_model(arch, patch_size=int(patch_size or 16), in_chans=int(count or 3))
     return GeoDinoTerraTorchBackbone(model.train(), out_indices, return_cls_token)
 
 
@@ -204,7 +223,9 @@ def register(registry: Any | None = None) -> bool:
     if registry is None:
         try:
             from terratorch.registry import TERRATORCH_BACKBONE_REGISTRY as registry
-        except ImportError:
+        except ModuleNotFoundError as exc:  # not installed; a TerraTorch that fails to import says why
+            if (exc.name or "").split(".")[0] != "terratorch":
+                raise
             return False
     if "geodino_vit" not in registry:
         registry.register(geodino_vit)
