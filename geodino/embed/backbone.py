@@ -103,16 +103,14 @@ def inference_device(bb: Any, device: str, workers: int = 1) -> str:
     "cuda:0" would have put every worker on GPU 0. An object without weights runs on `device`."""
     import torch
 
-    params = getattr(bb, "parameters", None)
-    p = next(params(), None) if callable(params) else None
-    if p is None:
+    held, want = torch.device(weights_device(bb, device)), torch.device(device)
+    if held == want:
         return device
-    want = torch.device(device)
-    if want.type != p.device.type:
-        return p.device.type if workers > 1 else str(p.device)
+    if want.type != held.type:
+        return held.type if workers > 1 else str(held)
     if workers > 1 or want.index is not None:
         return device
-    return str(p.device)
+    return str(held)
 
 
 def inference_path(bb: Any, cfg: EmbedConfig, plan: Plan, *, say: Any = None) -> dict[str, str]:

@@ -131,8 +131,10 @@ def _accelerator_of(bb: Any) -> torch.device | None:
     """The device of a backbone's weights when not the CPU (None for CPU weights and objects without any)."""
     if not isinstance(bb, torch.nn.Module):
         return None
-    p = next(iter((*bb.parameters(), *bb.buffers())), None)
-    return p.device if p is not None and p.device.type != "cpu" else None
+    from geodino.embed.backbone import weights_device
+
+    held = torch.device(weights_device(bb, "cpu"))
+    return held if held.type != "cpu" else None
 
 
 def _run_workers(input: Any, bb: Any, cfg: EmbedConfig, work: Path, prep: PreparedRun, fresh: bool) -> None:

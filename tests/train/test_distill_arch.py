@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 
 import numpy as np
 import pytest
@@ -162,6 +163,11 @@ def test_heads_file_errors(tmp_path) -> None:
         load_heads_file(tmp_path / "plain.pth")
 
 
+def _batches():
+    """The loader's batches, one after another (the heads warm-up draws as many as it needs)."""
+    return map(_batch, itertools.count())
+
+
 def test_warmup_trains_heads_only_and_returns_frozen_ema_heads() -> None:
     torch.manual_seed(0)
     backbone = _vit("vit_tiny", depth=2)
@@ -169,13 +175,7 @@ def test_warmup_trains_heads_only_and_returns_frozen_ema_heads() -> None:
     dino, ibot = _heads(backbone.embed_dim)
     init = copy.deepcopy(dino.state_dict())
 
-    def batches():
-        i = 0
-        while True:
-            yield _batch(i)
-            i += 1
-
-    d, i, hist = warmup_heads(backbone, batches(), steps=4, dino=dino, ibot=ibot, progress=False)
+    d, i, hist = warmup_heads(backbone, _batches(), steps=4, dino=dino, ibot=ibot, progress=False)
     assert len(hist) == 4 and all(np.isfinite(h["loss"]) for h in hist)
     for k, v in backbone.state_dict().items():
         assert torch.equal(v, before[k]), k
@@ -253,13 +253,7 @@ def test_warmup_reads_its_losses_in_one_copy_per_step(monkeypatch) -> None:
     real = th.host_floats
     monkeypatch.setattr(th, "host_floats", lambda row: rows.append(dict(row)) or real(row))
 
-    def batches():
-        i = 0
-        while True:
-            yield _batch(i)
-            i += 1
-
-    _, _, hist = warmup_heads(backbone, batches(), steps=2, dino=dino, ibot=ibot, progress=False)
+    _, _, hist = warmup_heads(backbone, _batches(), steps=2, dino=dino, ibot=ibot, progress=False)
     assert len(rows) == 2  # one copy per step, of the losses still on the device
     assert all(isinstance(r[k], torch.Tensor) for r in rows for k in ("loss", "dino", "ibot"))
     assert [h["step"] for h in hist] == [0.0, 1.0] and all(type(h["loss"]) is float for h in hist)
