@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from geodino.backbones.device import weights_device
 from geodino.errors import plural
 from geodino.models.fast_choice import bf16_default
 from geodino.models.frozen import ENV_SWITCH, FastPath, FastViT, choose_path
@@ -76,11 +77,6 @@ def compile_min_images(device_type: str, dtype: str, image_size: tuple[int, int]
     return COMPILE_MIN_IMAGES.get(device_type, COMPILE_MIN_IMAGES["cpu"])
 
 
-def _device(backbone: Any) -> torch.device:
-    p = next(backbone.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
 def accelerate(
     backbone: Any,
     *,
@@ -101,7 +97,7 @@ def accelerate(
         if not path.enabled:  # asked for the eager model (mode off, GEODINO_FAST=0): not the prepared one
             backbone.model = backbone.__dict__["_eager_model"]
         return path
-    device = _device(backbone)
+    device = weights_device(backbone)
     if path.enabled:
         backbone.__dict__["_eager_model"] = model  # kept outside nn.Module registration (not a submodule)
         # one FastViT per (eager model, path), kept on the backbone object: callers that restore the eager model
@@ -137,13 +133,13 @@ def plan_path(
     if isinstance(model, FastViT):
         if (
             backbone.__dict__.get("_eager_model") is not None
-            and not choose_path(_device(backbone), mode, compile, amp).enabled
+            and not choose_path(weights_device(backbone), mode, compile, amp).enabled
         ):
             return FastPath(False, reason="mode=off")
         return model.path
     if getattr(backbone, "kind", "geodino") != "geodino" or not hasattr(model, "rope_embed"):
         return FastPath(False, reason="not a geodino ViT")
-    return job_path(_device(backbone), mode, compile, amp, n_images, image_size)
+    return job_path(weights_device(backbone), mode, compile, amp, n_images, image_size)
 
 
 def job_path(
@@ -246,7 +242,7 @@ def cpu_bf16_hint(backbone: Any, inference_dtype: str, n_images: int | None) -> 
 
     float32 stays the CPU default because its features equal the eager model's; the hint says what bf16 costs and
     gains, measured side by side (docs/fast_inference.md)."""
-    if _device(backbone).type != "cpu" or inference_dtype != "float32" or os.environ.get(ENV_SWITCH):
+    if weights_device(backbone).type != "cpu" or inference_dtype != "float32" or os.environ.get(ENV_SWITCH):
         return None
     if n_images is None or n_images < BF16_HINT_MIN_IMAGES or getattr(backbone, "kind", None) != "geodino":
         return None
@@ -263,7 +259,7 @@ def cpu_bf16_hint(backbone: Any, inference_dtype: str, n_images: int | None) -> 
 def _amp(backbone: Any) -> bool:
     """Whether the eager model autocasts to bf16: `amp`, by default on GPUs with native bf16 (`bf16_default`)."""
     amp = getattr(backbone, "amp", None)
-    return bool(amp if amp is not None else bf16_default(_device(backbone)))
+    return bool(amp if amp is not None else bf16_default(weights_device(backbone)))
 
 
 def runs_in(backbone: Any) -> str:

@@ -138,7 +138,7 @@ def _chosen(monkeypatch, device: str, **kw):
     monkeypatch.delenv("GEODINO_FAST", raising=False)
     monkeypatch.setattr(fast_choice, "_compiler_available", lambda d: True)
     monkeypatch.setattr(inference, "FastViT", _RecordedFastViT)
-    monkeypatch.setattr(inference, "_device", lambda bb: torch.device(device))
+    monkeypatch.setattr(inference, "weights_device", lambda bb: torch.device(device))
     return accelerate(load_backbone("arch:vit_tiny?seed=0&depth=1"), **kw)
 
 

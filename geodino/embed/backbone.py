@@ -87,9 +87,10 @@ def resolve_backbone(backbone: Any, *, device: str = "cpu", amp: bool = False) -
 
 def weights_device(bb: Any, device: str) -> str:
     """The device of a backbone object's weights, or `device` for an object without any (or a spec)."""
-    params = getattr(bb, "parameters", None)
-    p = next(params(), None) if callable(params) else None
-    return device if p is None else str(p.device)
+    from geodino.backbones.device import held_device
+
+    held = held_device(bb)
+    return device if held is None else str(held)
 
 
 def inference_device(bb: Any, device: str, workers: int = 1) -> str:

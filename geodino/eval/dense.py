@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from geodino.backbones.device import weights_device
 from geodino.errors import ConfigError, InputError, plural
-from geodino.eval.features import _device_of
 from geodino.eval.head_training import Backbone, extract, to_device, to_host
 from geodino.eval.head_training import FeatureStore as FeatureStore  # re-exported: tests use dense.FeatureStore
 from geodino.eval.layer_choice import LayerError as LayerError  # re-exported: tests import it from here
@@ -224,7 +224,7 @@ def head_predict(
     The head runs on its own device (the backbone's: `head_training.head_device`), `decode` (e.g. bins to metres)
     after it there; the prediction comes back on the host."""
     p = backbone.patch_size
-    device = _device_of(head)
+    device = weights_device(head)
 
     @torch.no_grad()
     def predict(x: Tensor) -> Tensor:

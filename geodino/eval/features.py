@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from geodino.backbones.device import weights_device
 from geodino.errors import ConfigError, InputError, plural
 from geodino.io import atomic_path
 
@@ -157,11 +158,6 @@ def default_cache_dir() -> Path:
     return Path("~/.cache/geodino/features").expanduser()
 
 
-def _device_of(backbone: torch.nn.Module) -> torch.device:
-    p = next(backbone.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
 @torch.inference_mode()
 def extract_features(
     backbone: Any,
@@ -198,7 +194,7 @@ def extract_features(
     if c != backbone.in_chans:
         raise InputError(band_mismatch_message(backbone, c, bands, getattr(dataset, "name", "the data")))
     size = resolve_image_size(cfg.image_size, (h, w), backbone.patch_size)
-    device = _device_of(backbone)
+    device = weights_device(backbone)
     # the fast inference path (geodino.models.frozen) for geodino ViTs; timm baselines and fast="off" stay eager. The
     # cache key names the numerics that will run (an amp backbone, or one accelerated before, runs other numerics than
     # `cfg.fast` alone says), decided before any weights are prepared: a cache hit never pays for preparing them.

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from geodino.backbones.device import weights_device
 from geodino.errors import ConfigError
-from geodino.eval.features import _device_of
 
 
 class Backbone(Protocol):
@@ -47,7 +47,7 @@ HOST = torch.device("cpu")
 def head_device(backbone: Any) -> torch.device:
     """Where a probe's head trains and predicts: the device of the backbone's weights (where its features come
     out), the host for a backbone without weights (a parameter-free baseline computes where its input is)."""
-    return _device_of(backbone) if callable(getattr(backbone, "parameters", None)) else HOST
+    return weights_device(backbone) if callable(getattr(backbone, "parameters", None)) else HOST
 
 
 def to_device(obj: Any, device: torch.device | str) -> Any:
@@ -234,7 +234,7 @@ def train_head(
     from geodino.errors import TrainingError
 
     gen = seed_everything(seed)
-    device = _device_of(head)
+    device = weights_device(head)
     params = [p for p in head.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     n = len(store)

@@ -109,7 +109,7 @@ def test_a_cuda_backbone_gets_page_locked_batches(monkeypatch):
     monkeypatch.setattr(features, "DataLoader", loader)
     cfg = FeatureConfig(batch_size=4, cache=False)
     for device in ("cpu", "cuda"):
-        monkeypatch.setattr(features, "_device_of", lambda bb, d=device: torch.device(d))
+        monkeypatch.setattr(features, "weights_device", lambda bb, d=device: torch.device(d))
         with pytest.raises(Stop):
             extract_features(TinyBackbone(), make_ds(), cfg, progress=False)
     assert seen == [False, True]
@@ -146,7 +146,7 @@ def test_a_bf16_gpu_run_does_not_read_float32_features(tmp_path, monkeypatch):
     bb, ds = TinyBackbone(), make_ds()
     cfg = FeatureConfig(layers="last", batch_size=4, cache_dir=str(tmp_path))
     assert not extract_features(bb, ds, cfg, progress=False).from_cache  # float32, cached
-    monkeypatch.setattr(features, "_device_of", lambda b: torch.device("cuda"))
+    monkeypatch.setattr(features, "weights_device", lambda b: torch.device("cuda"))
     monkeypatch.setattr(features, "DataLoader", lambda *a, **k: (_ for _ in ()).throw(Stop()))
     bb.amp = True  # the eager model autocasts to bf16, as on a GPU by default
     with pytest.raises(Stop):
