@@ -21,6 +21,12 @@ per head and per backbone root, for student, teacher and Gram teacher, with `Mix
 fp32 reduce)` as the official recipe. SLURM: Lightning's SLURMEnvironment is used when the job runs under `srun`;
 its SIGUSR1 warning is geodino's stop request (`geodino.train.stop`: the step finishes and is saved, rank 0 requeues
 the job, which resumes from that checkpoint), not Lightning's mid-step handler.
+
+Logging: the step keeps its values as device tensors and reads them on the host only on the steps that log
+(every `trainer.log_every_n_steps`), in one copy (`_log_step`); the rows go to the loggers as Lightning wrote them
+(same steps, same columns, an `epoch` column), values logged as Python floats (the schedules) now exactly instead
+of through a float32 tensor. `self.log` is not used, so `trainer.callback_metrics` / `progress_bar_metrics` stay
+empty; `RunProgressBar` shows the loss terms of the last logged row.
 """
 
 from __future__ import annotations
@@ -104,6 +110,9 @@ class SSLModule(L.LightningModule):
         self.fused = fused
         self.post_init = post_init
         self.strict_loading = True
+        # the loss terms of the last logged row, shown by RunProgressBar (refreshed on logging steps only)
+        self.progress_values: dict[str, float] = {}
+        self.on_train_epoch_start()
 
     # ---- setup ------------------------------------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -220,7 +229,7 @@ class SSLModule(L.LightningModule):
         if callable(refresh):
             refresh(it)
 
-        self._log_step(loss, logs, sched, norms)
+        self._log_step(loss, logs, sched, norms, it)
         return loss.detach()
 
     def _apply_schedules(self, opt: torch.optim.Optimizer, sched: dict[str, float], it: int) -> None:
@@ -282,18 +291,65 @@ class SSLModule(L.LightningModule):
             path = path or file
         return f"; every value of the step: {path}" if path else ""
 
-    def _log_step(self, loss: torch.Tensor, logs: dict[str, Any], sched: dict[str, float], norms: dict) -> None:
-        bar = {"loss": loss.detach().float()}
-        rest: dict[str, Any] = {}
+    def _log_step(
+        self, loss: torch.Tensor, logs: dict[str, Any], sched: dict[str, float], norms: dict, it: int
+    ) -> None:
+        """Keep this step's values as a row (device tensors stay on the device) and read it on the host only when the
+        step logs, in one device-to-host copy (`host_floats`): a step that does not log waits for the device only in
+        the NaN guard. `self.log_dict` read every logged value on its own (one GPU synchronisation per value, in the
+        progress bar every step and in the loggers' conversion on logging steps), so it is not used here; the rows
+        go to the loggers in `on_train_batch_end`, the loss terms to `RunProgressBar` through `progress_values`."""
+        row: dict[str, Any] = {"loss": loss.detach()}
         for k, v in logs.items():
             if not _is_number(v):
                 continue
-            v = v.detach().float() if isinstance(v, torch.Tensor) else float(v)
-            (bar if k.endswith("_loss") or k in ("dino_local", "dino_global", "ibot", "koleo", "gram") else rest)[k] = v
-        rest.update({f"sched/{k}": float(v) for k, v in sched.items()})
-        rest.update({f"grad_norm/{k}": v for k, v in norms.items()})
-        self.log_dict(bar, prog_bar=True, on_step=True, on_epoch=False, batch_size=1)
-        self.log_dict(rest, prog_bar=False, on_step=True, on_epoch=False, batch_size=1)
+            row[k] = v.detach() if isinstance(v, torch.Tensor) else float(v)
+            if k.endswith("_loss") or k in _BAR_TERMS:
+                self._bar_keys[k] = None
+        row.update({f"sched/{k}": float(v) for k, v in sched.items()})
+        row.update({f"grad_norm/{k}": v for k, v in norms.items()})
+        # a key not logged at this step (the monitors, every `monitor.every` steps) keeps its last value in the next
+        # logged rows, as Lightning's step results kept it: the csv has the same columns in the same rows as before
+        self._row.update(row)
+        self._row_step, self._host_row = it, None
+        if self._logs_at(it):  # read now, so the progress bar (a callback, before on_train_batch_end) shows them
+            self._read_row()
+
+    def _logs_at(self, it: int) -> bool:
+        """Whether step `it` writes a row: Lightning's rule for `on_step` logging (`should_update_logs`), every
+        `trainer.log_every_n_steps` steps, a step that stops the run early (`trainer.should_stop`) and every step
+        of a fast_dev_run; `it` is the step's global step, which is Lightning's logged step."""
+        t = self.trainer
+        if t.fast_dev_run:
+            return True
+        every = t.log_every_n_steps
+        return every > 0 and ((it + 1) % every == 0 or t.should_stop)
+
+    def _read_row(self) -> dict[str, float]:
+        """The row of the last step on the host (one device-to-host copy, at most once per step)."""
+        if self._host_row is None:
+            from geodino.train.host import host_floats
+
+            self._host_row = host_floats(self._row)
+            self.progress_values = {k: self._host_row[k] for k in self._bar_keys if k in self._host_row}
+        return self._host_row
+
+    def on_train_epoch_start(self) -> None:
+        """Start the epoch's row empty (Lightning's step results were reset per epoch too)."""
+        self._row, self._bar_keys = {}, {"loss": None}
+        self._row_step, self._host_row = None, None
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Write the step's row to the run's loggers when the step logs, as Lightning's logger connector wrote it:
+        the same step (the global step the batch ran at), an `epoch` column, then `save()`. Runs after the callbacks'
+        own `on_train_batch_end`, so a stop requested there (which logs its step) is seen."""
+        it = self._row_step
+        if it is None or not self._logs_at(it):
+            return
+        metrics: dict[str, Any] = {**self._read_row(), "epoch": self.trainer.current_epoch}
+        for logger in self.trainer.loggers:
+            logger.log_metrics(metrics, step=it)
+            logger.save()
 
     # ---- checkpoints ------------------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -303,6 +359,9 @@ class SSLModule(L.LightningModule):
             meta.update(self.checkpoint_meta(step))
         checkpoint["geodino"] = meta
 
+
+# logged terms shown in the progress bar beside every `*_loss` (and the total loss)
+_BAR_TERMS = ("dino_local", "dino_global", "ibot", "koleo", "gram")
 
 # values beside the loss terms that a NaN message lists when they are not finite (the rest: "and N more")
 NAN_EXTRAS = 3

@@ -39,6 +39,10 @@ class RunProgressBar(TQDMProgressBar):
     left from the current step while the bar counts batches from the epoch's start; a run resumed at step 43
     showed `43/?`. Here the total counts from the step the epoch began at, and a resume inside the epoch starts
     the bar at the restored step (`43/M`, its rate over the steps this launch ran).
+
+    The loss terms it shows are the module's `progress_values`: read on the host on logging steps only (every
+    `trainer.log_every_n_steps` steps, in the one device-to-host copy of the logged row), so they refresh on those
+    steps and are absent before the first one; reading them every step made every step wait for the device.
     """
 
     _epoch_start: int | None = None  # the global step the current epoch began at (None: not known yet)
@@ -50,6 +54,10 @@ class RunProgressBar(TQDMProgressBar):
         if self._epoch_start is None or not (t.max_epochs == -1 and t.max_steps is not None and t.max_steps > 0):
             return super().total_train_batches
         return min(t.num_training_batches, t.max_steps - self._epoch_start)
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        """Lightning's items plus the loss terms of the module's last logged row (host floats: nothing is read)."""
+        return {**super().get_metrics(trainer, pl_module), **getattr(pl_module, "progress_values", {})}
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
