@@ -88,7 +88,11 @@ def check_memory(plan: Plan, cfg: EmbedConfig, info: Any, dim: int, embed_dim: i
     parts = estimate_memory(plan, cfg, info.count, dim, embed_dim)
     where = "memory"
     avail = available_memory()
-    if torch.device(cfg.device).type == "cuda" and torch.cuda.is_available():
+    on_cuda = torch.device(cfg.device).type == "cuda" and torch.cuda.is_available()
+    if on_cuda and cfg.workers > 1:
+        # a workers run's parent: each worker checks its own GPU; asking here would open a context on GPU 0
+        parts = {k: v for k, v in parts.items() if k != "activations"}
+    elif on_cuda:
         # the device holds the batch, its activations and its features; the host the band and the tiles read
         dev_parts = {k: parts[k] for k in ("input tiles", "feature maps", "activations")}
         free = torch.cuda.mem_get_info(torch.device(cfg.device))[0]

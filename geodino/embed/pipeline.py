@@ -298,8 +298,12 @@ def _embed(
             source = windowed(source, cfg, patch)
         if patch or not has_extent(cfg):
             check_grid(out_path, source.info.height, source.info.width, patch, upsample=cfg.upsample)
-    bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
-    if inference_device(bb, cfg.device, cfg.workers) != cfg.device:  # the probe, batches and blending follow weights
+    # a workers run's parent only probes and fingerprints the weights it sends: a spec is loaded on the host, so the
+    # parent opens no context on an accelerator (on GPUs in exclusive-process mode, one on GPU 0 refused worker 0)
+    spec_to_workers = cfg.workers > 1 and isinstance(cfg.backbone, str)
+    bb = resolve_backbone(cfg.backbone, device="cpu" if spec_to_workers else cfg.device, amp=cfg.amp)
+    if not spec_to_workers and inference_device(bb, cfg.device, cfg.workers) != cfg.device:
+        # the probe, batches and blending follow the weights of an object the caller passed
         cfg = dataclasses.replace(cfg, device=inference_device(bb, cfg.device, cfg.workers))
     if cfg.workers <= 1:  # a rank's own GPU (cuda:LOCAL_RANK) wins over the object's index: moved there
         from geodino.embed.workers import place_backbone

@@ -115,9 +115,10 @@ def spawn_workers(input: Any, bb: Any, cfg: EmbedConfig, work: Path, prep: Prepa
         _run_workers(input, bb, cfg, work, prep, fresh)
         return
     # the backbone crosses on the host: CUDA tensors would reach every worker through CUDA IPC on the parent's GPU,
-    # a CUDA context there per worker; each worker moves it to its own GPU (place_backbone). The parent keeps its
-    # own context on its GPU (it loaded and probed the backbone there). The caller's object goes back to its
-    # device after the run (its fast path dropped, the model it had put back by `_embed`).
+    # a CUDA context there per worker; each worker moves it to its own GPU (place_backbone). Only an object the
+    # caller put on a GPU gets here (a spec is loaded on the host), and the parent keeps its own context on that GPU.
+    # The caller's object goes back to its device after the run (its fast path dropped, the model it had put back
+    # by `_embed`).
     bb = place_backbone(bb, "cpu")
     if home.type == "cuda":  # the blocks the weights and the parent's fast path held, for worker 0 on that GPU
         torch.cuda.empty_cache()
