@@ -5,7 +5,9 @@ The COG is read decimated (at most `max_side` pixels a side), so the PNG is chea
 never painted in a colour the data can take: white on class maps (their palettes have no white), grey hatching on
 the PCA's RGB (any flat colour is some PCA colour; zonal's PNG hatches its rows without an embedding alike), and
 listed in the legend as "nodata" when the map has some; the axes keep their frame, so nodata at an edge still
-shows where the raster ends.
+shows where the raster ends. Maps are drawn north-up and west-left whatever the grid's orientation (a south-up or
+west-pointing grid is flipped, as zonal's PNG is drawn in CRS coordinates); a rotated grid is drawn in grid order,
+which the title says.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ NODATA_HATCH = {"facecolor": "0.85", "edgecolor": "0.4", "hatch": "//"}
 """How the PCA quick-look (and zonal's PNG) draws cells without data: a pattern, which no data colour is."""
 
 
-def _read(cog: str | Path, band: int | Sequence[int], max_side: int) -> np.ma.MaskedArray:
+def _read(cog: str | Path, band: int | Sequence[int], max_side: int) -> tuple[np.ma.MaskedArray, str]:
     """`band` (an index, or a list of indexes: then [bands, h, w]) decimated to at most `max_side` pixels a side,
-    nodata masked."""
+    nodata masked, turned north-up and west-left by the geotransform (a south-up grid, e > 0, is flipped top to
+    bottom; a west-pointing one, a < 0, left to right), as zonal's PNG (drawn in CRS coordinates) is; and a note
+    for the title: "" or, for a rotated grid (b or d != 0), which no flip makes north-up, that it is drawn in grid
+    order."""
     import rasterio
     from rasterio.enums import Resampling
 
@@ -33,7 +38,20 @@ def _read(cog: str | Path, band: int | Sequence[int], max_side: int) -> np.ma.Ma
         shape = (max(1, int(src.height / f)), max(1, int(src.width / f)))
         if not isinstance(band, int):
             shape = (len(band), *shape)
-        return src.read(band, out_shape=shape, masked=True, resampling=Resampling.nearest)
+        arr = src.read(band, out_shape=shape, masked=True, resampling=Resampling.nearest)
+        t = src.transform
+    if t.b != 0 or t.d != 0:
+        return arr, "rotated grid: drawn in grid order (row 0 on top), not north-up"
+    if t.e > 0:  # row 0 is the southern edge
+        arr = arr[..., ::-1, :]
+    if t.a < 0:  # column 0 is the eastern edge
+        arr = arr[..., ::-1]
+    return arr, ""
+
+
+def _titled(title: str, note: str) -> str:
+    """The PNG's title with the grid-order note (rotated grids) on a line of its own."""
+    return f"{title}\n({note})" if title and note else title or (f"({note})" if note else "")
 
 
 def save_png(fig, png: str | Path) -> Path:
@@ -70,7 +88,7 @@ def classes_png(
     without an entry) white, listed in the legend as "nodata" when the map has some."""
     from matplotlib.patches import Patch
 
-    arr = _read(cog, band, max_side)
+    arr, note = _read(cog, band, max_side)
     rgb = np.full((*arr.shape, 3), 255, np.uint8)
     data = np.asarray(arr.filled(0))
     painted = np.zeros(arr.shape, bool)
@@ -84,7 +102,7 @@ def classes_png(
     handles = [Patch(facecolor=np.asarray(c[:3]) / 255, edgecolor="k", label=n) for _, (c, n) in items]
     if not painted.all():  # white cells said nothing: a reader took them for a class or the page
         handles.append(Patch(facecolor="white", edgecolor="k", label="nodata"))
-    return _finish(fig, ax, png, title, handles)
+    return _finish(fig, ax, png, _titled(title, note), handles)
 
 
 def _finish(fig: Any, ax: Any, png: str | Path, title: str, handles: list[Any]) -> Path:
@@ -111,7 +129,7 @@ def rgb_png(
     from the darkest PCA colours, and no flat colour can: every RGB is some PCA colour."""
     from matplotlib.patches import Patch, Rectangle
 
-    arr = _read(cog, list(bands), max_side)
+    arr, note = _read(cog, list(bands), max_side)
     nodata = np.ma.getmaskarray(arr).any(axis=0)
     rgba = np.empty((*arr.shape[1:], 4), np.uint8)
     rgba[..., :3] = np.moveaxis(np.asarray(arr.filled(0)), 0, -1)
@@ -120,7 +138,8 @@ def rgb_png(
     fig, ax = _figure((h, w), 1.2 if nodata.any() else 0.0)
     ax.add_patch(Rectangle((-0.5, -0.5), w, h, linewidth=0, zorder=0, **NODATA_HATCH))
     ax.imshow(rgba, interpolation="nearest", zorder=1)
-    return _finish(fig, ax, png, title, [Patch(label="nodata", **NODATA_HATCH)] if nodata.any() else [])
+    handles = [Patch(label="nodata", **NODATA_HATCH)] if nodata.any() else []
+    return _finish(fig, ax, png, _titled(title, note), handles)
 
 
 def ramp_png(
@@ -137,12 +156,12 @@ def ramp_png(
 ) -> Path:
     """A continuous band through a matplotlib colormap between `vmin` and `vmax`, with a colour bar whose ends are
     arrows where the data go beyond the limits (those cells take the end colours; nodata is white)."""
-    arr = _read(cog, band, max_side).astype(np.float32)
-    arr = np.ma.masked_invalid(arr)
+    read, note = _read(cog, band, max_side)
+    arr = np.ma.masked_invalid(read.astype(np.float32))
     fig, ax = _figure(arr.shape, 1.2)
     im = ax.imshow(arr, cmap=ramp, vmin=vmin, vmax=vmax, interpolation="nearest")
     vals = arr.compressed()
     below, above = bool(vals.size and vals.min() < vmin), bool(vals.size and vals.max() > vmax)
     extend = {(True, True): "both", (True, False): "min", (False, True): "max"}.get((below, above), "neither")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02, label=label, extend=extend)
-    return _finish(fig, ax, png, title, [])
+    return _finish(fig, ax, png, _titled(title, note), [])
