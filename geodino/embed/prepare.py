@@ -121,8 +121,26 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
 def _check_grid(info: Any, cfg: EmbedConfig) -> None:
     """The input's grid must be one the output can hold: a CRS (unless allowed without), north-up to upsample, and
     north-up for a Zarr store."""
-    if info.crs is None and not cfg.allow_no_crs:
-        raise InputError(f"input {info.path} has no CRS; set one (gdal_edit.py -a_srs EPSG:...) or pass --allow-no-crs")
+    if info.crs is None:
+        control = _control_points(info.path)
+        if control and not cfg.allow_no_crs:
+            raise InputError(
+                f"input {info.path} is georeferenced by {control[0]} only, not by a geotransform; warp it to a grid "
+                f"first (e.g. {control[1]}) and embed that, or pass --allow-no-crs to embed it in pixel coordinates"
+            )
+        if control:  # said once: the output is in pixel coordinates, the input's georeferencing is not carried
+            import warnings
+
+            warnings.warn(
+                f"input {info.path} is georeferenced by {control[0]} only: --allow-no-crs embeds it in pixel "
+                f"coordinates and the output does not carry its {control[0].split()[-1]} (warp it to a grid first, "
+                f"e.g. {control[1]}, to keep its place)",
+                stacklevel=3,
+            )
+        elif not cfg.allow_no_crs:
+            raise InputError(
+                f"input {info.path} has no CRS; set one (gdal_edit.py -a_srs EPSG:...) or pass --allow-no-crs"
+            )
     t = info.transform
     if cfg.upsample and (t.b != 0 or t.d != 0):
         raise InputError(f"input {info.path} has a rotated geotransform; upsampling needs a north-up grid")
@@ -132,6 +150,32 @@ def _check_grid(info: Any, cfg: EmbedConfig) -> None:
             f"input {info.path} has a rotated geotransform, which a Zarr store's x/y coordinates cannot carry "
             f"(GDAL and QGIS would place {cfg.out} north-up); write a COG instead (--out {Path(cfg.out).stem}.tif)"
         )
+
+
+def _control_points(path: str) -> tuple[str, str] | None:
+    """For a raster without a geotransform that is georeferenced by ground control points or RPCs: (what, e.g.
+    "4 GCPs", a gdalwarp command that puts it on a grid); None otherwise (or for what rasterio cannot open: cubes)."""
+    import warnings
+
+    import rasterio
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # NotGeoreferencedWarning: that is the point
+            with rasterio.open(path) as src:
+                gcps, gcp_crs = src.gcps
+                rpcs = src.rpcs
+    except (rasterio.errors.RasterioIOError, TypeError, ValueError):
+        return None
+    if gcps:
+        code = gcp_crs.to_string() if gcp_crs is not None else "EPSG:<the GCPs' CRS>"
+        if "[" in code or "{" in code:  # WKT/JSON: a placeholder reads better in a one-line message
+            code = "EPSG:<the GCPs' CRS>"
+        name = f"{len(gcps)} GCP{'s' if len(gcps) != 1 else ''}"
+        return name, f"gdalwarp -t_srs {code} {path} gridded.tif"
+    if rpcs is not None:
+        return "RPCs", f"gdalwarp -rpc -t_srs EPSG:4326 {path} gridded.tif"
+    return None
 
 
 def _check_tiling(cfg: EmbedConfig, p: int) -> None:
