@@ -254,6 +254,11 @@ class DetectionMeter:
             class_metrics=False,  # per-class AP comes from the precision array (see compute)
             backend="pycocotools",
             max_detection_thresholds=[1, 10, max_detections],
+            # pycocotools' own thresholds (float64, as its Params builds them): torchmetrics' defaults come from a
+            # float32 torch.linspace, whose 0.55, 0.6, ... and recall points differ from COCOeval's in the 8th
+            # decimal, which moves a match or a recall step and changes mAP in the 3rd decimal
+            iou_thresholds=coco_thresholds(0.5, 0.95, 0.05),
+            rec_thresholds=coco_thresholds(0.0, 1.0, 0.01),
             extended_summary=True,  # COCOeval's precision array [T, R, K, A, M]
         )
         self.class_metrics = class_metrics
@@ -275,12 +280,18 @@ class DetectionMeter:
         at_cap = precision[:, :, :, 0, -1] if precision is not None else None
         out = {"mAP": _mean_valid(at_cap), "mAP50": float(res["map_50"]), "mAP75": float(res["map_75"])}
         out[f"mAR{self.max_detections}"] = float(res[f"mar_{self.max_detections}"])
-        classes = res["classes"].tolist() if "classes" in res else []
-        if self.class_metrics and at_cap is not None and len(classes) > 1 and at_cap.shape[2] == len(classes):
+        # a 0-d tensor when a single class occurs among the predictions and targets
+        classes = torch.atleast_1d(res["classes"]).tolist() if "classes" in res else []
+        if self.class_metrics and at_cap is not None and classes and at_cap.shape[2] == len(classes):
             for k, c in enumerate(classes):
                 name = self.class_names[c] if self.class_names and 0 <= c < len(self.class_names) else str(c)
                 out[f"AP/{name}"] = _mean_valid(at_cap[:, :, k])
         return {k: (math.nan if v == -1.0 else v) for k, v in out.items()}
+
+
+def coco_thresholds(start: float, stop: float, step: float) -> list[float]:
+    """Evenly spaced thresholds from `start` to `stop` as pycocotools' `Params` builds them (float64 linspace)."""
+    return np.linspace(start, stop, int(np.round((stop - start) / step)) + 1, endpoint=True).tolist()
 
 
 def _with_crowds(t: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -180,7 +181,13 @@ def test_map_and_per_class_ap_at_any_cap_equal_torchmetrics_when_no_image_exceed
         targets.append({"boxes": gt, "labels": gl})
     preds.append({"boxes": boxes(3), "scores": torch.rand(3, generator=g), "labels": torch.zeros(3, dtype=torch.long)})
     targets.append({"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.long)})  # an empty image
-    ref = MeanAveragePrecision(box_format="xyxy", class_metrics=True, backend="pycocotools")
+    ref = MeanAveragePrecision(  # with pycocotools' float64 thresholds, as DetectionMeter passes them
+        box_format="xyxy",
+        class_metrics=True,
+        backend="pycocotools",
+        iou_thresholds=np.linspace(0.5, 0.95, 10).tolist(),
+        rec_thresholds=np.linspace(0.0, 1.0, 101).tolist(),
+    )
     ref.update(preds, targets)
     r = ref.compute()
     for cap in (100, 200):  # at most 50 detections per image: every cap >= 50 gives COCO's numbers
