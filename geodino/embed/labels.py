@@ -75,14 +75,18 @@ def sample_labels(
     """Feature vectors under the labels: (X [n,D], class values [n], label feature index [n], cell [n, 2] as
     (row, col) of the feature raster; `cv_groups` joins features by cell for the cross-validation). Labels are placed
     as `zonal` places its rows (`placement.point_cells`, `cell_window`, `cell_mask`), on any affine grid. Labels
-    outside the raster or only on nodata cells are left out with a `UserWarning` counting them."""
+    outside the raster, beyond the input's own bounds (in the margin of the last partial cells, over no input
+    pixel; rasters that record `input_bounds`) or only on nodata cells are left out with a `UserWarning` counting
+    them."""
     from rasterio.windows import Window
 
     from geodino.embed.placement import (
         POINTS,
+        beyond_input,
         cell_mask,
         cell_window,
         finite_bounds,
+        input_footprint,
         point_cells,
         raster_extent,
         to_raster_crs,
@@ -94,13 +98,23 @@ def sample_labels(
     unplaced = sum(not finite_bounds(g) for g in gdf.geometry if g is not None and not g.is_empty)
     rng = np.random.default_rng(seed)
     xs, ys, gs, cs = [], [], [], []
-    outside = nodata = 0
+    outside = nodata = margin = 0
+    fp = input_footprint(rd)  # None for rasters that do not record the input's bounds: the whole raster, as before
     for g, (geom, value) in enumerate(zip(gdf.geometry, gdf[column], strict=True)):
         if not finite_bounds(geom):  # not placeable in the raster's CRS (PROJ gives inf): outside, without casts
             outside += 1
             continue
+        if beyond_input(geom, fp):  # on the last partial cells' margin at most: over no input pixel
+            on_raster = (
+                point_cells(rd.transform, geom, rd.width, rd.height)
+                if geom.geom_type in POINTS
+                else cell_window(rd.transform, geom, rd.width, rd.height) is not None
+            )
+            margin += bool(on_raster)
+            outside += not on_raster
+            continue
         if geom.geom_type in POINTS:
-            cells = point_cells(rd.transform, geom, rd.width, rd.height)
+            cells = point_cells(rd.transform, geom, rd.width, rd.height, fp)
             if not cells:
                 outside += 1
                 continue
@@ -142,15 +156,17 @@ def sample_labels(
         cs.append(at)
     n = len(gdf)
     hint = f"; {unplaced_hint(unplaced, own_crs)}" if unplaced else ""
+    beyond = f", {margin} outside its input's bounds (on the last partial cells' margin)" if margin else ""
     if not xs:
         raise InputError(
-            f"none of the {n} {name} cover a valid cell of {rd.path} ({outside} outside it, {nodata} on nodata; "
-            f"{raster_extent(rd)})" + (hint or "; check that they cover the same area")
+            f"none of the {n} {name} cover a valid cell of {rd.path} ({outside} outside it{beyond}, {nodata} on "
+            f"nodata; {raster_extent(rd)})" + (hint or "; check that they cover the same area")
         )
-    if outside or nodata:
+    if outside or nodata or margin:
+        left_out = outside + nodata + margin
         warnings.warn(
-            f"{outside + nodata} of {n} {name} {'is' if outside + nodata == 1 else 'are'} ignored "
-            f"({outside} outside {rd.path}, "
+            f"{left_out} of {n} {name} {'is' if left_out == 1 else 'are'} ignored "
+            f"({outside} outside {rd.path}{beyond}, "
             f"{nodata} only on nodata cells){hint}",
             stacklevel=2,
         )

@@ -139,11 +139,59 @@ def cell_of(transform: Any, x: float, y: float, width: int, height: int) -> tupl
     return None
 
 
-def point_cells(transform: Any, geom: Any, width: int, height: int) -> list[tuple[int, int]]:
-    """The cells (row, col) a Point or MultiPoint falls in, each once, in order."""
+def point_cells(transform: Any, geom: Any, width: int, height: int, footprint: Any = None) -> list[tuple[int, int]]:
+    """The cells (row, col) a Point or MultiPoint falls in, each once, in order; with `footprint` (the input's
+    extent, `input_footprint`), only its points within it."""
     pts = [geom] if geom.geom_type == "Point" else list(geom.geoms)
-    cells = {cell_of(transform, p.x, p.y, width, height) for p in pts}
+    cells = {cell_of(transform, p.x, p.y, width, height) for p in pts if on_input(footprint, p.x, p.y)}
     return sorted(c for c in cells if c is not None)
+
+
+def input_footprint(rd: EmbeddingReader) -> Any:
+    """The input's own extent (`input_bounds` in the raster's metadata: [left, bottom, right, top] in its CRS) as a
+    shapely box, or None when the raster does not record it (written before it was recorded, a scene mosaic): then
+    positions are placed on the whole raster as before. The feature grid's last partial cells reach up to p-1
+    input pixels past it; a position there is over no input pixel."""
+    import json
+
+    from shapely.geometry import box
+
+    value = rd.metadata.get("input_bounds")
+    if value is None or str(rd.metadata.get("input", "")).startswith("mosaic of"):  # a mosaic: the 1st scene's
+        return None
+    try:
+        left, bottom, right, top = (float(v) for v in (json.loads(value) if isinstance(value, str) else value))
+    except (TypeError, ValueError):
+        return None
+    if not all(math.isfinite(v) for v in (left, bottom, right, top)) or right < left or top < bottom:
+        return None
+    return box(left, bottom, right, top)
+
+
+def input_bounds_text(footprint: Any) -> str:
+    """ "input bounds x LOW..HIGH, y LOW..HIGH" for a message."""
+    x0, y0, x1, y1 = footprint.bounds
+    return f"input bounds x {_coord(x0)}..{_coord(x1)}, y {_coord(y0)}..{_coord(y1)}"
+
+
+def on_input(footprint: Any, x: float, y: float) -> bool:
+    """Whether (x, y) lies within the input's extent (edges included); True when it is not recorded (None)."""
+    if footprint is None:
+        return True
+    x0, y0, x1, y1 = footprint.bounds
+    return x0 <= x <= x1 and y0 <= y <= y1
+
+
+def beyond_input(geom: Any, footprint: Any) -> bool:
+    """Whether a (placeable) geometry lies wholly beyond the input's extent: every point of a (Multi)Point outside
+    it, a line or polygon that does not reach into it (touching its edge is not reaching in). False without a
+    recorded extent."""
+    if footprint is None or not finite_bounds(geom):
+        return False
+    if geom.geom_type in POINTS:
+        pts = [geom] if geom.geom_type == "Point" else list(geom.geoms)
+        return not any(on_input(footprint, p.x, p.y) for p in pts)
+    return not footprint.intersects(geom) or footprint.touches(geom)
 
 
 def _crs(value: Any, what: str, rd: EmbeddingReader) -> Any:
@@ -224,6 +272,13 @@ def point_cell(rd: EmbeddingReader, point: Any, point_crs: Any) -> tuple[int, in
         shown = f"({_coord(x)}, {_coord(y)})" if math.isfinite(x) and math.isfinite(y) else "no finite point"
         where = f" (in {crs.to_string()}; {shown} in the raster's CRS)"
     cell = cell_of(rd.transform, x, y, rd.width, rd.height)
+    fp = input_footprint(rd)
+    if cell is not None and not on_input(fp, x, y):
+        raise InputError(
+            f"query point {point}{where} lies outside the input of feature raster {rd.path} ({input_bounds_text(fp)}"
+            f", CRS {crs_label(rd.crs)}): it falls in the margin by which the last partial cells reach past the "
+            "input's edge, over no input pixel; pick a point within the input"
+        )
     if cell is not None:
         return cell
     hint = ""

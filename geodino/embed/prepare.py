@@ -248,6 +248,22 @@ def _input_scaling(info: Any, source: Any, cfg: EmbedConfig, bb: Any) -> tuple[A
     return declared, scale_desc
 
 
+def input_bounds(info: Any, source: Any) -> list[float]:
+    """[left, bottom, right, top] of the input pixels the run reads, in the input's CRS (pixel coordinates without
+    one): the window's pixels that lie on the raster (a --bbox/--window), else the whole raster; on a rotated grid
+    the envelope of their four corners. The feature grid's last partial cells reach up to p-1 pixels past it."""
+    x0, y0, x1, y1 = 0, 0, info.width, info.height
+    if isinstance(source, WindowSource):  # pixels of the window beyond the raster read as nodata: not input
+        c, r, _, _ = source.window
+        base = source.base.info
+        x0, y0 = max(0, -c), max(0, -r)
+        x1, y1 = max(x0, min(info.width, base.width - c)), max(y0, min(info.height, base.height - r))
+    a, b, c0, d, e, f = tuple(info.transform)[:6]
+    xs = [a * x + b * y + c0 for x in (x0, x1) for y in (y0, y1)]
+    ys = [d * x + e * y + f for x in (x0, x1) for y in (y0, y1)]
+    return [float(min(xs)), float(min(ys)), float(max(xs)), float(max(ys))]
+
+
 def _records(
     info: Any,
     source: Any,
@@ -277,6 +293,7 @@ def _records(
         "input": str(info.path),
         "input_bands": cfg.bands or list(range(1, info.count + 1)),
         "input_window": list(window),  # col, row, width, height in input pixels (--bbox/--window; else all)
+        "input_bounds": input_bounds(info, source),  # the output's last partial cells reach past it
         "input_nodata": info.nodata,  # declared or --nodata: decides which input pixels are valid
         "input_scale": scale_desc or default_scale_desc(info.dtype),
         "tile": cfg.tile,

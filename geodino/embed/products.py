@@ -22,9 +22,12 @@ from geodino.embed.map_outputs import check_map_outputs, cog_profile, n_blocks, 
 from geodino.embed.placement import (
     LINES,
     POINTS,
+    beyond_input,
     cell_mask,
     cell_window,
     finite_bounds,
+    input_bounds_text,
+    input_footprint,
     point_cell,
     point_cells,
     raster_extent,
@@ -193,10 +196,17 @@ def _query_vector(
         return f[:, 0, 0]
     gdf = read_features(polygon, layer=layer, what="polygons")
     geoms = list(to_raster_crs(gdf, rd, what="polygons", path=polygon).geometry)
-    sums, counts, _ = _zonal_sums(rd, geoms, all_touched=True)
+    fp = input_footprint(rd)
+    sums, counts, _ = _zonal_sums(rd, geoms, all_touched=True, footprint=fp)
     if counts.sum() == 0:
         unplaced = sum(not finite_bounds(g) for g in geoms if g is not None and not g.is_empty)
         why = f"; {unplaced_hint(unplaced, gdf.crs)}" if unplaced else ""
+        beyond = sum(beyond_input(g, fp) and _on_raster(rd, g) for g in geoms)
+        if beyond and not why:
+            why = (
+                f"; {beyond} of them lie only in the margin by which the last partial cells reach past the input "
+                f"({input_bounds_text(fp)}), over no input pixel"
+            )
         raise InputError(f"query polygons in {polygon} cover no valid cell of {rd.path} ({raster_extent(rd)}){why}")
     return sums.sum(0) / counts.sum()
 
@@ -268,13 +278,30 @@ def similarity_map(
     return out
 
 
+def _on_raster(rd: EmbeddingReader, geom: Any) -> bool:
+    """Whether a geometry reaches the raster's cells at all (a point in a cell, a line or polygon into a cell)."""
+    if not finite_bounds(geom):
+        return False
+    if geom.geom_type in POINTS:
+        return bool(point_cells(rd.transform, geom, rd.width, rd.height))
+    return cell_window(rd.transform, geom, rd.width, rd.height) is not None
+
+
 def _zonal_sums(
-    rd: EmbeddingReader, geoms: list, *, all_touched: bool, max_cells: int = 1 << 20, desc: str | None = None
+    rd: EmbeddingReader,
+    geoms: list,
+    *,
+    all_touched: bool,
+    max_cells: int = 1 << 20,
+    desc: str | None = None,
+    footprint: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-geometry sum of valid feature vectors, valid-cell count and count of the raster cells it covers, valid
     or not (0: it misses the raster, or has no geometry). A point covers the cell it falls in, a line every cell
-    it touches, a polygon the cells whose centre is inside (`all_touched`: every cell it touches). Window reads,
-    tiled for big polygons; with `desc`, a progress bar over the geometries."""
+    it touches, a polygon the cells whose centre is inside (`all_touched`: every cell it touches). With
+    `footprint` (the input's extent, `placement.input_footprint`), points beyond it and lines or polygons that do
+    not reach into it cover nothing: they lie in the margin of the last partial cells, over no input pixel.
+    Window reads, tiled for big polygons; with `desc`, a progress bar over the geometries."""
     from rasterio.windows import Window
 
     sums = np.zeros((len(geoms), rd.count), np.float64)
@@ -283,10 +310,10 @@ def _zonal_sums(
     step = int(np.sqrt(max_cells))
     items = enumerate(geoms)
     for g, geom in progress(items, total=len(geoms), desc=desc) if desc else items:
-        if not finite_bounds(geom):  # no geometry, or not placeable in the raster's CRS
+        if not finite_bounds(geom) or beyond_input(geom, footprint):  # no geometry, not placeable, not on the input
             continue
         if geom.geom_type in POINTS:
-            for r, c in point_cells(rd.transform, geom, rd.width, rd.height):
+            for r, c in point_cells(rd.transform, geom, rd.width, rd.height, footprint):
                 f, valid = rd.read(Window(c, r, 1, 1))
                 cells[g] += 1
                 if valid[0, 0]:
@@ -328,7 +355,9 @@ def zonal_embeddings(
 
     Rows may also be points (the cell each falls in) or lines (every cell they touch). Polygons are reprojected to
     the raster's CRS for the statistics and written back with their own geometry and attributes plus `n_cells`,
-    `status` (`ok`; `outside`: beyond the raster or only touching its edge; `nodata`: only nodata cells;
+    `status` (`ok`; `outside`: beyond the raster or only touching its edge; `outside_input`: on the raster but
+    beyond the input's own bounds, in the margin by which its last partial cells reach past the input's edge, over
+    no input pixel (rasters that record `input_bounds`); `nodata`: only nodata cells;
     `too_small`: no cell centre inside, try all_touched; `no_geometry`: a null or empty geometry) and `embedding`
     (float32 list; null when not ok). Rows that are not `ok` are counted in a `UserWarning`, never silently dropped
     (the command line shows it as "geodino: warning: ..."). A PNG quick-look (`png`, default OUT.png) paints each
@@ -349,11 +378,13 @@ def zonal_embeddings(
         geoms = list(to_raster_crs(gdf, rd, what="polygons", path=polygons).geometry)
         unplaced = sum(not finite_bounds(g) for g in geoms if g is not None and not g.is_empty)
         extent = raster_extent(rd)
-        sums, counts, cells = _zonal_sums(rd, geoms, all_touched=all_touched, desc="zonal")
+        fp = input_footprint(rd)  # None for rasters that do not record it: placed on the whole raster, as before
+        beyond = [beyond_input(g, fp) and _on_raster(rd, g) for g in geoms]
+        sums, counts, cells = _zonal_sums(rd, geoms, all_touched=all_touched, desc="zonal", footprint=fp)
         # polygons on the raster that hold no cell centre: do they touch a cell at all, and a valid one?
         small = [g for g in range(len(geoms)) if not cells[g] and finite_bounds(geoms[g])]
         small = [g for g in small if not all_touched and geoms[g].geom_type not in POINTS + LINES]
-        _, probe_counts, probe_cells = _zonal_sums(rd, [geoms[g] for g in small], all_touched=True)
+        _, probe_counts, probe_cells = _zonal_sums(rd, [geoms[g] for g in small], all_touched=True, footprint=fp)
         probe = {g: (int(probe_counts[i]), int(probe_cells[i])) for i, g in enumerate(small)}
     status = np.empty(len(geoms), object)
     for g, geom in enumerate(geoms):
@@ -365,6 +396,8 @@ def zonal_embeddings(
             status[g] = "nodata"
         elif probe.get(g, (0, 0))[1]:
             status[g] = "too_small" if probe[g][0] else "nodata"
+        elif beyond[g]:
+            status[g] = "outside_input"
         else:
             status[g] = "outside"
     means = [(sums[g] / counts[g]).astype(np.float32) if counts[g] else None for g in range(len(geoms))]

@@ -13,6 +13,8 @@ An item holds:
   nodata ("nan" for float, -128 for int8) and the cell size. int8 features carry no `scale`/`offset`: their
   quantisation is square-root companding (`geodino.embed.encoding`), which no linear scale undoes; the rule is the
   item's `geodino:dequantization`;
+- `geodino:input_bbox`: the input's own bounds (`geodino:input_bounds`, in the raster's CRS) as a lon/lat bbox: the
+  feature grid's last partial cells make the asset (bbox, geometry) up to p-1 input pixels wider and taller;
 - `geodino:*` properties: the metadata the raster carries (backbone spec and fingerprint, layers, layer mode, patch
   size, embedding width, dtype, input, input scaling, inference path ...), `processing:software`;
 - `datetime`: the source STAC item's (or its start/end), else when the raster was finished (its file time);
@@ -150,6 +152,20 @@ def _geometry(crs: Any, transform: Any, width: int, height: int) -> tuple[dict |
     return shapely.geometry.mapping(geom), geojson_bbox(geom)
 
 
+def _input_bbox(crs: Any, bounds: Any) -> list[float] | None:
+    """The input's bounds (`geodino:input_bounds`, [left, bottom, right, top] in the raster's CRS) as a lon/lat bbox
+    like the item's; None when not recorded (rasters written before it) or not placeable."""
+    from affine import Affine
+
+    try:
+        left, bottom, right, top = (float(v) for v in bounds)
+    except (TypeError, ValueError):
+        return None
+    if not right > left or not top > bottom:
+        return None
+    return _geometry(crs, Affine(right - left, 0.0, left, 0.0, bottom - top, top), 1, 1)[1]
+
+
 def _model_link(spec: str | None, folder: Path) -> dict[str, Any] | None:
     """A `derived_from` link to the MLM item of the backbone when the spec names an export that has one."""
     from geodino.models.checkpoints.stac_item import export_item_path
@@ -220,6 +236,9 @@ def raster_item(out: str | Path, source: Mapping[str, Any] | None = None) -> dic
         "processing:software": {"geodino": geodino.__version__},
         **{f"geodino:{k}": _value(v) for k, v in sorted(meta.items())},
     }
+    in_bbox = _input_bbox(crs, props.get("geodino:input_bounds"))
+    if in_bbox is not None:  # the input's own extent: the asset's (bbox, geometry) reaches past it by partial cells
+        props["geodino:input_bbox"] = in_bbox
     times = {k: (source or {}).get(k) for k in DATETIMES if (source or {}).get(k)}
     props.update(times or {"datetime": props["created"]})
     props.setdefault("datetime", None)
