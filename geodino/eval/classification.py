@@ -47,6 +47,7 @@ class KNNConfig:
 @dataclass
 class LogRegConfig:
     enabled: bool = False
+    # one C per decade over DINOv3's range; DINOv3's log_regression sweeps 45 values (10 ** linspace(-6, 5, 45))
     cs: list[float] = field(default_factory=lambda: [float(c) for c in np.logspace(-6, 5, 12)])
     max_iter: int = 1000
     standardize: bool = True  # z-score features (fit on train): L-BFGS converges in far fewer steps

@@ -319,7 +319,10 @@ def _mean_valid(precision: Tensor | None) -> float:
 
 
 def single_label_metrics(scores: torch.Tensor, targets: torch.Tensor, num_classes: int) -> dict[str, Any]:
-    """top-1, top-5 (when K > 5), macro-F1, balanced accuracy, per-class accuracy (recall) and confusion matrix."""
+    """top-1, top-5 (when K > 5), macro-F1, balanced accuracy, per-class accuracy (recall) and confusion matrix.
+
+    macro-F1 is sklearn's `f1_score(average="macro")`: over the classes present in the targets or predictions.
+    """
     from sklearn.metrics import confusion_matrix, f1_score
 
     pred = scores.argmax(1).numpy()
@@ -330,7 +333,9 @@ def single_label_metrics(scores: torch.Tensor, targets: torch.Tensor, num_classe
     per_class = np.where(support > 0, np.diag(cm) / np.maximum(support, 1), np.nan)
     out: dict[str, Any] = {
         "top1": float((pred == y).mean()),
-        "macro_f1": float(f1_score(y, pred, labels=[c for c in labels if support[c] > 0], average="macro")),
+        # sklearn's default: mean over the classes in the targets or the predictions, so a class predicted but
+        # absent from the targets scores F1 = 0 instead of being dropped
+        "macro_f1": float(f1_score(y, pred, average="macro")),
         "balanced_acc": float(np.nanmean(per_class)),
         "per_class_acc": [None if np.isnan(v) else float(v) for v in per_class],
         "confusion": cm.tolist(),
