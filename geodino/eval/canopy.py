@@ -149,8 +149,14 @@ def warn_degenerate_tree_iou(tree_iou: float, cover: dict[str, float], threshold
     return True
 
 
-def make_tiles(samples: Sequence[dict[str, Any]], crop: int, overlap_free: bool) -> dict[str, Tensor]:
-    """Tiles of image/target/valid (padding invalid); `overlap_free` pads instead of shifting the last tile."""
+def make_tiles(
+    samples: Sequence[dict[str, Any]], crop: int, overlap_free: bool, fill: float | Tensor = 0.0
+) -> dict[str, Tensor]:
+    """Tiles of image/target/valid (padding invalid); `overlap_free` pads instead of shifting the last tile.
+
+    Images are padded with `fill`: the probe passes `dense.pad_fill(backbone)`, the band means, which normalise to
+    0 as inference pads (a small image is predicted whole, padded to the patch grid with 0 after normalisation).
+    """
     imgs, tgts, vals = [], [], []
     for s in samples:
         h, w = s["image"].shape[-2:]
@@ -162,7 +168,7 @@ def make_tiles(samples: Sequence[dict[str, Any]], crop: int, overlap_free: bool)
             v = dense.crop_pad(s["valid"].float(), r, c, crop, 0.0) > 0.5
             if not v.any():
                 continue
-            imgs.append(dense.crop_pad(s["image"], r, c, crop, 0.0))
+            imgs.append(dense.crop_pad(s["image"], r, c, crop, fill))
             tgts.append(dense.crop_pad(s["target"], r, c, crop, 0.0))
             vals.append(v)
     if not imgs:
@@ -216,7 +222,8 @@ def run_canopy(
     scaling = InputScaling.of(cfg, backbone, "canopy")
     train_data, val_data = _read_pairs(backbone, cfg, train_data, val_data, scaling)
     crop, stride = dense.crop_and_stride(backbone.patch_size, cfg.crop_size, cfg.stride)
-    tiles, val_tiles, tile_split = _tiles(train_data, val_data is None, crop, cfg)
+    fill = dense.pad_fill(backbone, train_data[0]["image"].shape[0]) if train_data else 0.0
+    tiles, val_tiles, tile_split = _tiles(train_data, val_data is None, crop, cfg, fill)
     model, history = _train(backbone, cfg, tiles, layers, crop, out_dir)
     predict = height_predictor(backbone, model, layers)
     meter = RegressionMeter(cfg.block_size, cfg.block_border, cfg.tree_threshold)
@@ -298,13 +305,13 @@ def _read_pairs(
 
 
 def _tiles(
-    train_data: list[dict[str, Any]], hold_out: bool, crop: int, cfg: CanopyProbeConfig
+    train_data: list[dict[str, Any]], hold_out: bool, crop: int, cfg: CanopyProbeConfig, fill: float | Tensor = 0.0
 ) -> tuple[dict[str, Tensor], dict[str, Tensor] | None, list[int]]:
     """Training tiles; with `hold_out`, whole non-overlapping tiles are held out (no pixel both trained and
-    scored): returns (train tiles, held-out tiles or None, held-out tile indices)."""
+    scored): returns (train tiles, held-out tiles or None, held-out tile indices). Images are padded with `fill`."""
     if not hold_out:
-        return make_tiles(train_data, crop, overlap_free=False), None, []
-    tiles = make_tiles(train_data, crop, overlap_free=True)
+        return make_tiles(train_data, crop, overlap_free=False, fill=fill), None, []
+    tiles = make_tiles(train_data, crop, overlap_free=True, fill=fill)
     n = tiles["image"].shape[0]
     if n < 2:
         raise InputError(

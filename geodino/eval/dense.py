@@ -167,13 +167,35 @@ def tile_grid(h: int, w: int, crop: int, stride: int | None = None) -> list[tupl
     return [(r, c) for r in window_starts(h, crop, stride) for c in window_starts(w, crop, stride)]
 
 
-def crop_pad(x: Tensor, r: int, c: int, size: int, fill: float = 0.0) -> Tensor:
-    """The [..., size, size] window at (r, c), padded with `fill` where it runs past the edge."""
+def crop_pad(x: Tensor, r: int, c: int, size: int, fill: float | Tensor = 0.0) -> Tensor:
+    """The [..., size, size] window at (r, c), padded with `fill` where it runs past the edge: a number, or a
+    per-band [C, 1, 1] tensor (`pad_fill`)."""
     win = x[..., r : r + size, c : c + size]
     ph, pw = size - win.shape[-2], size - win.shape[-1]
-    if ph or pw:
-        win = F.pad(win, (0, pw, 0, ph), value=fill)
-    return win
+    if not (ph or pw):
+        return win
+    if not isinstance(fill, Tensor):
+        return F.pad(win, (0, pw, 0, ph), value=fill)
+    out = fill.to(win.dtype).expand(*win.shape[:-2], size, size).clone()
+    out[..., : win.shape[-2], : win.shape[-1]] = win
+    return out
+
+
+def pad_fill(backbone: Any, bands: int) -> Tensor:
+    """The reflectance [C, 1, 1] that `backbone.normalize` maps to 0: its band means.
+
+    Image tiles smaller than the crop are padded with it before they are normalised, so the padding is 0 after
+    normalisation (the band mean), as `head_training.extract` pads images to the patch grid at inference. With
+    reflectance 0, a training tile's padding became -mean/std (a dark border the head saw in training but never
+    at inference, where a small image is predicted whole). Padded pixels are left out of the loss and the
+    metrics either way; what differs is what the backbone sees next to the real pixels.
+    """
+    mean = getattr(backbone, "mean", None)
+    if isinstance(mean, Tensor) and mean.numel() == bands:
+        return mean.detach().float().cpu().reshape(bands, 1, 1)
+    # any per-band affine normalisation: n(v) = (v - m) / s, so m = n(0) / (n(0) - n(1))
+    z = backbone.normalize(torch.stack([torch.zeros(bands, 1, 1), torch.ones(bands, 1, 1)])).detach().cpu().double()
+    return (z[0] / (z[0] - z[1])).float()
 
 
 # ----------------------------------------------------------------------------------------------- inference

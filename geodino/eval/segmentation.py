@@ -264,8 +264,10 @@ def cache_tiles(
         nodata += n_nodata
         total += flat.numel()
         h, w = s["image"].shape[-2:]
+        # padding past the image edge: the band mean, 0 once normalised, as at inference (dense.pad_fill)
+        fill = dense.pad_fill(backbone, s["image"].shape[0]) if h < crop or w < crop else 0.0
         for r, c in dense.tile_grid(h, w, crop):
-            buf.append(dense.crop_pad(s["image"], r, c, crop, 0.0))
+            buf.append(dense.crop_pad(s["image"], r, c, crop, fill))
             m = dense.crop_pad(s["mask"].long(), r, c, crop, cfg.ignore_index)
             masks.append(m.to(torch.uint8) if small else m)
             if len(buf) == batch_size:
