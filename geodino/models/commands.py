@@ -43,6 +43,14 @@ def register(subparsers: Any) -> None:
     c.add_argument("--overwrite", action="store_true", help="replace an existing output")
     c.add_argument("--expect-arch", default=None, help="fail unless the weights fit this architecture (e.g. vit_large)")
     c.add_argument("--expect-bands", type=int, default=None, help="fail unless the weights take this many bands")
+    c.add_argument(
+        "--local-cls-norm",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="official output: write local_cls_norm (the SAT ViT-L's and 7B's local-crop CLS norm, which HF and timm "
+        "do not store) as a copy of norm when the input lacks it, exact for inference (--no-local-cls-norm: write "
+        "none). Default: re-created when the HF/timm input records it (geodino writes that) or is 7B-sized",
+    )
     c.set_defaults(func=_convert)
 
     i = subparsers.add_parser(

@@ -217,6 +217,12 @@ def _read_backbone_weights(path: Path, which: str) -> BackboneWeights:
             weights.kind = "geodino-export"
     if weights.normalization is None:
         _file_normalization(weights, meta, side, path)
+    if weights.layout == "timm":  # whether the official model has the local_cls_norm timm does not store
+        from geodino.models.checkpoints.timm import recorded_local_norm
+
+        weights.local_cls_norm = recorded_local_norm(meta)
+        if weights.local_cls_norm is None and path.suffix in (".pth", ".pt"):
+            weights.local_cls_norm = recorded_local_norm(read_sidecar(path))
     return weights
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from torch import Tensor
 
 from geodino.errors import CheckpointError, ConfigError, GeoDinoError
+from geodino.models.archs import arch_kwargs
 from geodino.models.checkpoints import (
     check_fits,
     heads_path,
@@ -40,6 +41,7 @@ def convert_checkpoint(
     expect_arch: str | None = None,
     expect_bands: int | None = None,
     sensor: str | None = None,
+    local_cls_norm: bool | None = None,
 ) -> Path:
     """Convert a backbone file or HF folder between the official, HF and timm layouts (optionally adapting its
     bands); `.safetensors` or `.pth` by the suffix of `dst`, a folder for `hf` (and for `timm` without a suffix).
@@ -52,7 +54,12 @@ def convert_checkpoint(
     Band names resolve through the sensor registry (`sensor`, or the built-in sensors that know every name:
     Sentinel-2 B04/B03/B02 are red/green/blue). `fill=None` refuses names that match no band of the file
     instead of giving them the `mean` kernel. `which` chooses the backbone of a checkpoint holding several (default
-    the teacher); given for a file that holds one, it is refused rather than ignored."""
+    the teacher); given for a file that holds one, it is refused rather than ignored.
+
+    `local_cls_norm` (official output only): whether the written backbone has `local_cls_norm`, which HF and timm
+    do not store. None: an HF/timm input gets it back (a copy of `norm`, with a warning) when the file records that
+    its official model had one (geodino writes that record) or its size is the 7B's, whose release has one;
+    True: re-created likewise when missing; False: none is written."""
     from geodino.io import check_writable
 
     for name, value in (("--from", src_layout), ("--to", dst_layout)):
@@ -104,6 +111,13 @@ def convert_checkpoint(
     config = dict(infer_config(state, src))
     if weights.config:
         config.update({k: v for k, v in weights.config.items() if k in config and k != "in_chans"})
+    if local_cls_norm is not None and dst_layout != "official":
+        raise ConfigError(
+            f"--local-cls-norm (local_cls_norm= in Python) sets the local_cls_norm of an official-layout output; the "
+            f"{dst_layout} layout stores none (leave it out, or pass --to official)"
+        )
+    if dst_layout == "official":
+        state = _local_cls_norm(state, config, weights, local_cls_norm, src)
     # always: a file with missing, extra or misshapen keys must not become a "converted" file that only fails
     # later in transformers or timm
     check_architecture(state, expect_arch, expect_bands, config, src)
@@ -121,6 +135,50 @@ def convert_checkpoint(
         # always written, so an earlier file's sidecar never describes the new weights
         check_writable(heads_path(dst), overwrite=overwrite)
     return save_backbone(state, dst, layout=dst_layout, config=config, normalization=norm)
+
+
+def _local_cls_norm(
+    state: dict[str, Tensor], config: dict[str, Any], weights: Any, wanted: bool | None, src: str | Path
+) -> dict[str, Tensor]:
+    """The official-layout state with or without `local_cls_norm` (see `convert_checkpoint`), `config` updated to
+    match. Re-created as a copy of `norm`: the local-crop CLS norm is applied only in training, to local crops, so
+    inference is unchanged, and the official loader accepts the file with strict=True."""
+    keys = ("local_cls_norm.weight", "local_cls_norm.bias")
+    if wanted is False:
+        config["untie_global_and_local_cls_norm"] = False
+        return {k: v for k, v in state.items() if k not in keys}
+    if keys[0] in state or "norm.weight" not in state:
+        return state
+    foreign = weights.layout in ("hf", "timm")
+    arch = config.get("arch")
+    table = bool(arch and arch_kwargs(arch)["untie_global_and_local_cls_norm"])
+    if wanted:
+        why = "local_cls_norm=True (--local-cls-norm) asks for one"
+    elif foreign and weights.local_cls_norm:
+        why = "the file records that its official model has one (untie_global_and_local_cls_norm)"
+    elif foreign and weights.local_cls_norm is None and table:
+        why = f"the official {arch} (same size) has one (untie_global_and_local_cls_norm)"
+    else:
+        if foreign and weights.local_cls_norm is None and arch == "vit_large":
+            warnings.warn(
+                f"{src} ({weights.layout} layout) stores no local_cls_norm and records no architecture: for the "
+                "SAT-493M ViT-L (untie_global_and_local_cls_norm=True) pass --local-cls-norm (local_cls_norm=True "
+                "in Python) to get a file the official loader accepts with strict=True; written without one",
+                stacklevel=3,
+            )
+        return state
+    warnings.warn(
+        f"{src} has no local_cls_norm ({weights.layout} layout) and {why}: re-created as a copy of norm, which is "
+        "exact for inference (the local-crop CLS norm is used only in training, on local crops) but not the trained "
+        "values",
+        stacklevel=3,
+    )
+    config["untie_global_and_local_cls_norm"] = True
+    out = dict(state)
+    for k in keys:
+        if k.replace("local_cls_norm", "norm") in state:
+            out[k] = state[k.replace("local_cls_norm", "norm")].clone()
+    return out
 
 
 def check_architecture(

@@ -67,6 +67,9 @@ class BackboneWeights:
     normalization_from: str = ""
     # the file held several backbones (teacher and student) and `which` chose this one
     several: bool = False
+    # an HF / timm file (neither stores `local_cls_norm`) records whether the official model it came from has one
+    # (`keymap.LOCAL_NORM_KEY`); None when it records nothing
+    local_cls_norm: bool | None = None
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -21,12 +21,14 @@ from geodino.errors import CheckpointError
 from geodino.models.checkpoints.files import BackboneWeights, read_file
 from geodino.models.checkpoints.infer import default_heads, infer_config, rope_periods
 from geodino.models.checkpoints.keymap import (
+    LOCAL_NORM_KEY,
     check_rope_portable,
     count_blocks,
     invert,
     key_bias_mask,
     masked_qkv_bias,
     rename,
+    warn_local_norm_dropped,
 )
 
 HF_CONFIG_FILE = "config.json"
@@ -83,8 +85,8 @@ def hf_to_official(
 
 
 def official_to_hf(state: Mapping[str, Tensor], *, layer_prefix: str = "layer.") -> dict[str, Tensor]:
-    """Official layout -> HF `DINOv3ViTModel` state_dict. `local_cls_norm` (training only) is dropped;
-    an untied `cls_norm` cannot be expressed in HF and is refused."""
+    """Official layout -> HF `DINOv3ViTModel` state_dict. `local_cls_norm` (training only) is dropped
+    (`write_hf_folder` warns and records it); an untied `cls_norm` cannot be expressed in HF and is refused."""
     s = dict(state)
     if "cls_norm.weight" in s:
         raise CheckpointError(
@@ -236,6 +238,7 @@ def read_hf_folder(path: str | Path):
     config = geodino_config_from_hf(hf)
     official = hf_to_official(state, num_heads=config["num_heads"], rope_theta=config["pos_embed_rope_base"])
     weights = BackboneWeights(state=official, source=path, layout="hf", kind="hf-folder", config=config)
+    weights.local_cls_norm = bool(hf[LOCAL_NORM_KEY]) if LOCAL_NORM_KEY in hf else None
     weights.normalization = read_hf_normalization(path)
     if weights.normalization is not None:
         weights.normalization_from = f"{path.name}/{HF_PREPROCESSOR_FILE}"
@@ -337,6 +340,8 @@ def write_hf_folder(
     if config:
         cfg.update({k: v for k, v in config.items() if k in cfg and k not in ("ffn_hidden_dim", "depth", "embed_dim")})
     hf_cfg = hf_config_from_official(cfg, state)
+    if warn_local_norm_dropped(state, "HF DINOv3ViTModel"):
+        hf_cfg[LOCAL_NORM_KEY] = True  # an extra config attribute for transformers; read back by read_hf_folder
     hf_state = {k: v.detach().cpu().contiguous().clone() for k, v in official_to_hf(state).items()}
     path = Path(path).expanduser()
     with atomic_path(path, replaces=check_hf_output) as tmp:

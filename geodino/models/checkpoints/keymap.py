@@ -12,7 +12,21 @@ from torch import Tensor
 
 from geodino.errors import CheckpointError
 
-__all__ = ["check_rope_portable", "count_blocks", "invert", "key_bias_mask", "masked_qkv_bias", "rename"]
+__all__ = [
+    "LOCAL_NORM_KEY",
+    "check_rope_portable",
+    "count_blocks",
+    "invert",
+    "key_bias_mask",
+    "masked_qkv_bias",
+    "rename",
+    "warn_local_norm_dropped",
+]
+
+# HF config.json / timm metadata key saying that the official model has `local_cls_norm`
+# (untie_global_and_local_cls_norm), which neither layout stores: `geodino convert` back to the official layout
+# re-creates it from `norm`
+LOCAL_NORM_KEY = "geodino_local_cls_norm"
 
 # what a bf16 RoPE (pos_embed_rope_dtype: bf16, as configs/pretrain/vitl16.yaml trains) changes in the tokens when
 # HF / timm compute it in float32, measured with random weights (LayerScale 0.3): max abs token difference 2.1e-3 on
@@ -85,3 +99,17 @@ def masked_qkv_bias(state: Mapping[str, Tensor], prefix: str) -> Tensor | None:
     if bias is not None and f"{prefix}attn.qkv.bias_mask" in state:
         bias = bias * state[f"{prefix}attn.qkv.bias_mask"].to(bias.dtype)
     return bias
+
+
+def warn_local_norm_dropped(state: Mapping[str, Tensor], target: str) -> bool:
+    """Warn (one line) that `local_cls_norm` is not written to `target`, which has no such norm; True when the
+    state has one (the writer then records LOCAL_NORM_KEY so that converting back can re-create it)."""
+    if "local_cls_norm.weight" not in state:
+        return False
+    warnings.warn(
+        f"local_cls_norm (the CLS norm of local crops, used only in training) is dropped: {target} has none; the "
+        "output records that the model has one, and `geodino convert` back to the official layout re-creates it as "
+        "a copy of norm (exact for inference, not the trained values)",
+        stacklevel=4,
+    )
+    return True

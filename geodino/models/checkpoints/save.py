@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from geodino.errors import ConfigError
 from geodino.models.checkpoints.files import SAFETENSORS_CONFIG_KEY, heads_path, write_heads
+from geodino.models.checkpoints.keymap import LOCAL_NORM_KEY
 from geodino.models.checkpoints.normalization import NORMALIZATION_KEY, check_normalization, to_json
 from geodino.models.checkpoints.reproducible import save_safetensors_file, save_torch
 
@@ -117,6 +118,8 @@ def save_backbone(
         save_pth(state, path)
         extra = {k: json.loads(meta[k]) for k in ("pretrained_cfg", "model_args")}
         extra["architecture"] = meta["architecture"]
+        if LOCAL_NORM_KEY in meta:  # the official model has local_cls_norm, which timm does not store
+            extra[LOCAL_NORM_KEY] = True
         if norm:
             extra["normalization"] = norm
         write_heads(heads_path(path), {}, **extra)  # what rebuilds it: timm's architecture, heads, RoPE base

@@ -3,8 +3,10 @@
 timm names the storage tokens `reg_token`, LayerScale `gamma_1`/`gamma_2`, splits the qkv bias into `q_bias` and
 `v_bias` (the key bias is a fixed zero buffer, as the official masked key bias) and the SwiGLU input projections
 into `fc1_g` (= w1, gated by SiLU) and `fc1_x` (= w2), with `fc2` = w3. It stores no mask token, RoPE periods or
-`local_cls_norm`. The distilled S/B/L releases have all-zero qkv biases, so timm also has variants without them
-(`*_dinov3`) beside the `*_dinov3_qkvb` ones.
+`local_cls_norm` (writing warns when a non-zero mask token or a `local_cls_norm` is dropped, and records the latter
+under `keymap.LOCAL_NORM_KEY`). A backbone without LayerScale gets gammas of ones (timm's DINOv3 entries always have
+LayerScale), which come back as no LayerScale. The distilled S/B/L releases have all-zero qkv biases, so timm also
+has variants without them (`*_dinov3`) beside the `*_dinov3_qkvb` ones.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from torch import Tensor
 from geodino.errors import CheckpointError
 from geodino.models.checkpoints.infer import default_heads, rope_periods
 from geodino.models.checkpoints.keymap import (
+    LOCAL_NORM_KEY,
     check_rope_portable,
     count_blocks,
     invert,
     key_bias_mask,
     masked_qkv_bias,
     rename,
+    warn_local_norm_dropped,
 )
 
 # official -> timm names inside a block (SwiGLU: fc1_g = w1 gated by SiLU, fc1_x = w2, fc2 = w3)
@@ -99,7 +103,19 @@ def timm_to_official(
         ffn = _SWIGLU if f"{b}mlp.fc1_g.weight" in s else _MLP
         rename(out, s, b, b, invert({**_SAME, **ffn}))
         rename(out, s, b, b, invert(_SCALES), params=("",))
+    _drop_unit_scales(out, depth)
     return out
+
+
+def _drop_unit_scales(out: dict[str, Tensor], depth: int) -> None:
+    """Remove the LayerScale gammas when every one of every block is exactly 1: what `official_to_timm` writes for
+    a backbone without LayerScale (the same output), so that its round trip gives back the official key list."""
+    gammas = [f"blocks.{i}.ls{j}.gamma" for i in range(depth) for j in (1, 2)]
+    if not all(k in out and not out[k].is_meta for k in gammas):
+        return
+    if all(bool((out[k] == 1).all()) for k in gammas):
+        for k in gammas:
+            del out[k]
 
 
 def official_to_timm(state: Mapping[str, Tensor], *, qkv_bias: bool | None = None) -> dict[str, Tensor]:
@@ -135,6 +151,10 @@ def official_to_timm(state: Mapping[str, Tensor], *, qkv_bias: bool | None = Non
         ffn = _SWIGLU if f"{b}mlp.w1.weight" in s else _MLP
         rename(out, s, b, b, {**_SAME, **ffn})
         rename(out, s, b, b, _SCALES, params=("",))
+        for src, dst in _SCALES.items():
+            if f"{b}{src}" not in s:  # no LayerScale: timm's DINOv3 entries always have it, identity gammas
+                w = s[f"{b}norm1.weight"]
+                out[f"{b}{dst}"] = torch.ones(dim, dtype=w.dtype, device=w.device)
         # timm's Eva always has projection and FFN biases: a backbone without them gets zero ones (same output)
         for src, dst in {"attn.proj": "attn.proj", **ffn}.items():
             if f"{b}{dst}.bias" not in out:
@@ -200,8 +220,9 @@ def timm_model_args(config: Mapping[str, Any]) -> dict[str, Any]:
         # timm's DINOv3 entries fix rope_temperature=100 (the released base); another base must be passed on
         "rope_temperature": float(config["pos_embed_rope_base"]),
     }
-    if config.get("layerscale_init") is None:  # no LayerScale: timm's entries default to init_values=1e-5
-        args["init_values"] = None
+    # no LayerScale (layerscale_init None) keeps timm's default init_values: `init_values=None` is ignored by
+    # timm.create_model (it drops None kwargs), which then built gammas the file lacked; `official_to_timm` writes
+    # gammas of ones instead
     if str(config["ffn_layer"]).startswith("swiglu"):
         args["swiglu_align_to"] = 8
     return args
@@ -251,12 +272,23 @@ def timm_metadata(
             "the timm model's features differ slightly from geodino's; --to hf keeps the eps exactly",
             stacklevel=3,
         )
+    mask = state.get("mask_token")
+    if mask is not None and not mask.is_meta and bool(mask.any()):
+        warnings.warn(
+            "timm's DINOv3 Eva stores no mask token: this backbone's non-zero mask_token (the iBOT mask token; it "
+            "matters only if SSL continues from the file) is dropped, and converting back gives zeros; the official "
+            "or HF layout keeps it",
+            stacklevel=3,
+        )
     qkvb = _has_qkv_bias(official_to_timm(state))
-    return {
+    meta = {
         "pretrained_cfg": json.dumps(_pretrained_cfg(cfg, normalization)),
         "architecture": _timm_base_name(cfg, qkvb),
         "model_args": json.dumps(timm_model_args(cfg)),
     }
+    if warn_local_norm_dropped(state, "timm's DINOv3 Eva"):
+        meta[LOCAL_NORM_KEY] = "true"  # read back by `recorded_local_norm`
+    return meta
 
 
 TIMM_EXPORT_FILES = ("config.json", "model.safetensors")  # what `write_timm_folder` writes
@@ -302,6 +334,8 @@ def write_timm_folder(
     }
     if normalization:
         cfg_json[NORMALIZATION_KEY] = dict(normalization)
+    if LOCAL_NORM_KEY in meta:
+        cfg_json[LOCAL_NORM_KEY] = True
     path = Path(path).expanduser()
     with atomic_path(path, replaces=check_timm_output) as tmp:
         tmp.mkdir(parents=True)
@@ -363,6 +397,7 @@ def read_timm_folder(path: Any):
         raise CheckpointError(f"timm folder {path}: {cfg.get('architecture')!r} is not a DINOv3 (Eva) ViT")
     official = timm_to_official(state, **timm_layout_hints(cfg.get("model_args")))
     weights = BackboneWeights(state=official, source=path, layout="timm", kind="timm-folder")
+    weights.local_cls_norm = recorded_local_norm(cfg)
     pcfg = cfg.get("pretrained_cfg") or {}
     if cfg.get(NORMALIZATION_KEY):
         weights.normalization = check_normalization(cfg[NORMALIZATION_KEY], str(path / "config.json"))
@@ -371,3 +406,12 @@ def read_timm_folder(path: Any):
         weights.normalization = from_mean_std(pcfg["mean"], pcfg["std"], origin="timm pretrained_cfg")
         weights.normalization_from = f"{path.name}/config.json (pretrained_cfg)"
     return weights
+
+
+def recorded_local_norm(record: Mapping[str, Any]) -> bool | None:
+    """Whether a timm/HF record (safetensors metadata, config.json, `.heads.pth` sidecar) says the official model
+    has `local_cls_norm` (`LOCAL_NORM_KEY`, written as "true" in metadata, true in JSON); None when it says nothing."""
+    value = record.get(LOCAL_NORM_KEY)
+    if value is None:
+        return None
+    return value is True or str(value).lower() == "true"
