@@ -8,9 +8,10 @@ with exit code 2 (`--debug` shows the traceback instead).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 from geodino.errors import GeoDinoError
@@ -139,8 +140,40 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
     return f"geodino: warning: {message}\n"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a `kill`, a scheduler's stop) as an interrupt: it takes the way Ctrl-C does (the run's clean-up,
+    `geodino: interrupted`), with exit code 143 (128 + 15) instead of 130."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within it, SIGTERM raises `Terminated` in the main thread instead of killing the process silently (exit 143
+    with no clean-up, no line). Training takes SIGTERM over during fit (`train.stop.StopRequest`: save the step, exit
+    130 with a resume hint) and gives this handler back after; the previous handler is restored at the end."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
+    with sigterm_as_interrupt():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     from geodino.io import forget_created_dirs
@@ -176,9 +209,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"geodino: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("geodino: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (`Terminated`); a note says how to finish (embed: --resume)
+        notes = "".join(f"; {note}" for note in getattr(exc, "__notes__", ()))
+        print(f"geodino: interrupted{notes}", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     except Exception as exc:
         line = storage_error(exc)
         if line is None or debug:
@@ -194,12 +228,13 @@ STORAGE_ERRNOS = {"ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM"}
 STORAGE_WORDS = ("No space left on device", "Disk quota exceeded", "Read-only file system", "Permission denied")
 
 
-def storage_error(exc: BaseException) -> str | None:
+def storage_error(exc: BaseException, *, again: str | None = None) -> str | None:
     """One line for a write that the storage refused (full disk, quota, read-only or forbidden folder), found on
     `exc` or its causes, whichever library raised it (OSError from Python, pyarrow's OSError, safetensors'
     SafetensorError and GDAL errors carry only the OS message): names the file when known and what to do. Every
     writer writes under a temporary name and renames when complete, so nothing under a final name is partial;
-    None for any other error, which keeps its traceback."""
+    None for any other error, which keeps its traceback. `again`: how to go on once space is freed, when not "run the
+    same command again" (embed: its partial output is kept, so --resume)."""
     import errno
 
     seen: set[int] = set()
@@ -213,12 +248,17 @@ def storage_error(exc: BaseException) -> str | None:
             what = (cur.strerror if isinstance(cur, OSError) and cur.strerror else None) or word or code
             where = getattr(cur, "filename", None)
             if code in ("EACCES", "EPERM") or word == "Permission denied":
-                return f"permission denied{f' on {where}' if where else ''} ({what}); make it readable or writable"
+                tail = f", {again}" if again else ""
+                return (
+                    f"permission denied{f' on {where}' if where else ''} ({what}); make it readable or writable{tail}"
+                )
             target = f" writing {where}" if where else ""
-            return (
-                f"the storage refused a write{target} ({what}); nothing was left under a final name: free space "
-                "or choose a writable --out, then run the same command again"
+            fix = (
+                f"free space (or make it writable), {again}"
+                if again
+                else ("free space or choose a writable --out, then run the same command again")
             )
+            return f"the storage refused a write{target} ({what}); nothing was left under a final name: {fix}"
         cur = cur.__cause__ or cur.__context__
     return None
 

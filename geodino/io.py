@@ -309,9 +309,30 @@ def set_default_mode(path: Path) -> None:
         os.chmod(path, 0o666 & ~_umask())
 
 
+class StorageError(GeoDinoError):
+    """The storage refused a write (full disk, quota, read-only): not the input's fault, so exit code 1."""
+
+    exit_code = 1
+
+
+def fsync_path(path: Path) -> None:
+    """Flush file `path`, or folder `path`'s entries (a rename), to the disk: a power loss after a rename leaves no
+    empty file under the final name. A folder's error is ignored (not all file systems sync one), a file's raised."""
+    folder = path.is_dir()
+    try:
+        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if folder else 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        if not folder:
+            raise
+
+
 @contextlib.contextmanager
 def atomic_path(
-    path: str | Path, *, overwrite: bool = True, replaces: Callable[[Path], None] | None = None
+    path: str | Path, *, overwrite: bool = True, replaces: Callable[[Path], None] | None = None, durable: bool = True
 ) -> Iterator[Path]:
     """Yield a temporary path to write to; on success rename it to `path`. When the body raises, or the rename is
     refused or fails, the temporary is removed and that error raised unchanged.
@@ -321,6 +342,9 @@ def atomic_path(
     raises unless an existing `path` may be replaced; it runs before the write and again before the swap. A
     folder output that is the working directory (`.`) has its files replaced in place instead, so that the shell
     in it does not end up in a deleted folder.
+
+    `durable`: a file is synced before its rename and its folder after (`fsync_path`); files inside a folder output
+    (Zarr chunks) are not, one by one: too costly; often rewritten records (embed progress) pass durable=False.
     """
     path = _named(Path(path))
     if path.exists() and not overwrite:
@@ -336,7 +360,11 @@ def atomic_path(
     _remove(tmp)
     try:
         yield tmp
+        if durable and tmp.is_file():
+            fsync_path(tmp)
         _put_in_place(tmp, path, replaces)
+        if durable:
+            fsync_path(path.parent)
     except BaseException:  # the body's error, or a refused or failed rename: raised as it was, without the temporary
         _discard(tmp)
         raise

@@ -30,6 +30,7 @@ __all__ = [
     "RUN_LOCK",
     "lock_run_folder",
     "locked_output",
+    "output_holder",
     "output_lock_path",
     "release_all_run_folders",
     "release_run_folder",
@@ -132,6 +133,28 @@ def output_lock_path(path: Path) -> Path:
     if path.name in ("", ".", ".."):
         path = path.resolve()
     return path.with_name(f".{path.name}{RUN_LOCK}")
+
+
+def output_holder(path: Path, *, also: str = "") -> str | None:
+    """Who holds the lock of output `path` (`locked_output`), as its lock file says ("pid 123"), or None when no
+    other process does (this one's own lock does not count). `also`: a glob of more lock files beside it that
+    count as the output's (the per-rank locks of `geodino embed --world-size`). A probe, not a lock: the answer
+    may change right after."""
+    if not HAS_FLOCK:
+        return None
+    import fcntl
+
+    lock = output_lock_path(path)
+    for p in (lock, *(lock.parent.glob(also) if also else ())):
+        with contextlib.suppress(OSError):
+            if str(p.resolve()) in _OUTPUTS:
+                continue
+            with open(p) as fh:  # read-only: a probe never creates a lock file
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except OSError:
+                    return fh.read().strip() or "another process"
+    return None
 
 
 @contextlib.contextmanager

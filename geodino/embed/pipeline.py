@@ -62,6 +62,8 @@ from geodino.embed.workdir import (
     done_blocks,
     flat_settings,
     init_work_dir,
+    kept_for_resume,
+    output_lock,
     partial_blocks,
     remove_stale_temps,
     settings_diff,
@@ -188,10 +190,13 @@ def embed_raster(
             f"CRS), not a {type(input).__module__}.{type(input).__name__}; write the array as a GeoTIFF first so "
             "the features can carry its georeference"
         )
-    path = _run(input, _config(config, backbone, out, options), finalize=True, prep=_prepared)
+    cfg = _config(config, backbone, out, options)
     from geodino.embed.stac_items import write_raster_item
 
-    write_raster_item(path, _stac)  # nothing while another rank still finishes the raster
+    out_path = Path(cfg.out).expanduser()
+    with output_lock(out_path, cfg), kept_for_resume(out_path):
+        path = _run(input, cfg, finalize=True, prep=_prepared)
+        write_raster_item(path, _stac)  # nothing while another rank still finishes the raster
     return path
 
 

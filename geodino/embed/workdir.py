@@ -7,13 +7,15 @@ half-written one; readers skip the temporary (dot) names.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from geodino.errors import InputError
+from geodino.errors import GeoDinoError, InputError
 from geodino.io import atomic_path
 
 __all__ = [
@@ -28,8 +30,10 @@ __all__ = [
     "damaged",
     "done_blocks",
     "init_work_dir",
+    "kept_for_resume",
     "mark_done",
     "mark_rows",
+    "output_lock",
     "output_of",
     "partial_blocks",
     "remove_stale_temps",
@@ -59,6 +63,75 @@ def output_of(work: Path) -> Path:
     return work.with_name(name[1 : -len(".partial")] if name.startswith(".") and name.endswith(".partial") else name)
 
 
+@contextlib.contextmanager
+def output_lock(out: Path, cfg: Any) -> Iterator[None]:
+    """One run at a time writes `out` and its work folder (`run_lock.locked_output`, the hidden `.NAME.geodino.lock`
+    beside it), taken before the work folder is looked at or the backbone loads: a second run stops with one line
+    naming the holder's pid (exit 2) instead of attaching to, or removing, the live run's work folder.
+
+    Who locks: a single process (and the parent of `--workers`, whose spawned workers run `_run(finalize=False)` and
+    take no lock: the parent holds it for them). Ranks of `--world-size N` legitimately share one output, so each
+    takes a lock of its own rank (`.NAME.rankR.geodino.lock`): two processes of one rank are refused, and a rank
+    refuses while a single-process run holds the output, as that run refuses while any rank holds one of its own
+    (probes, `output_holder`: a start at the very same instant can slip between probe and lock)."""
+    from geodino.embed.prepare import out_kind
+    from geodino.io import make_dirs, refuse_folder_in_the_way
+    from geodino.run_lock import locked_output, output_holder
+
+    out_kind(out)
+    refuse_folder_in_the_way(out)
+    make_dirs(out.parent)  # the lock file sits beside the output
+    ranks = f".{out.name}.rank*.geodino.lock"
+    if cfg.world_size > 1:
+        lock, what, other = out.with_name(f"{out.name}.rank{cfg.rank}"), f"rank {cfg.rank} of output", ""
+    else:
+        lock, what, other = out, "output", ranks
+    with locked_output(lock, what=what):
+        holder = output_holder(out, also=other) if cfg.world_size == 1 else output_holder(out)
+        if holder:
+            raise InputError(
+                f"output {out} is being written by another run ({holder}); wait for it to finish (a killed run "
+                "frees it) or choose another --out"
+            )
+        yield
+
+
+@contextlib.contextmanager
+def kept_for_resume(out: Path) -> Iterator[None]:
+    """What a run that stops before its end says about its partial output (`.NAME.partial`, kept): interrupted
+    (Ctrl-C, SIGTERM through the CLI) or a write the storage refused (a full disk) ends with how to finish it, run
+    again with --resume; the plain "run the same command again" would be refused, the partial output being there.
+    A removed work folder (a FileNotFoundError from the store) is the one-line `WorkDirGone`."""
+    work = work_dir_for(out)
+    try:
+        yield
+    except GeoDinoError:
+        raise
+    except FileNotFoundError as exc:
+        if ((work / PLAN_FILE).exists() and (work / STORE).exists()) or out.exists():
+            raise
+        if work.name not in f"{exc} {exc.filename or ''}":  # not the work folder's: keeps its traceback
+            raise
+        raise WorkDirGone(
+            f"the work folder {work} was removed while this run was writing into it (another run with "
+            f"--overwrite, or a clean-up?); run it again"
+        ) from exc
+    except Exception as exc:
+        from geodino.cli import storage_error
+
+        again = f"then run it again with --resume to finish {out} (its partial output {work} is kept)"
+        line = storage_error(exc, again=again if work.exists() else None)
+        if line is None:
+            raise
+        from geodino.io import StorageError
+
+        raise StorageError(line) from exc
+    except KeyboardInterrupt as exc:
+        if work.exists() and not out.exists():
+            exc.add_note(f"run it again with --resume to finish {out} (its partial output {work} is kept)")
+        raise
+
+
 def check_output_grid(work: Path, prep: Any) -> None:
     """Refuse, before anything is written, an output its format cannot place (`check_grid`), on the run's plan."""
     plan = prep.plan
@@ -81,7 +154,9 @@ def check_grid(out: Path, height_px: int, width_px: int, patch: int | None, *, u
 
 
 def _write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
+    # not synced to the disk (durable=False): a record per row range would cost two fsyncs each, and the chunks it
+    # describes are not synced either (see atomic_path); a power loss is recovered with --overwrite, a kill by --resume
+    with atomic_path(path, durable=False) as tmp:
         tmp.write_text(text)
 
 
@@ -99,6 +174,15 @@ def init_work_dir(work: Path, prep: Any, *, join: bool) -> None:
     plan_file = work / PLAN_FILE
     check_output_grid(work, prep)
     if not join and work.exists():
+        from geodino.run_lock import output_holder
+
+        out = output_of(work)
+        holder = output_holder(out, also=f".{out.name}.rank*.geodino.lock")
+        if holder:  # a live run writes it: --resume or --overwrite would attach to it or remove its work
+            raise InputError(
+                f"partial output {work} is being written by another run ({holder}); wait for it to finish (a killed "
+                "run frees it) or choose another --out"
+            )
         raise InputError(
             f"partial output {work} exists; pass --resume to finish it or --overwrite to start again (resume=True or "
             "overwrite=True in Python)"

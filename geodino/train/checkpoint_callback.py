@@ -10,7 +10,6 @@ state), so the move changes nothing in saved checkpoints.
 
 from __future__ import annotations
 
-import os
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -90,7 +89,7 @@ class CheckpointCallback(L.Callback):
                     import shutil
 
                     shutil.rmtree(final)
-                os.replace(tmp, final)
+                ckpt_lib.replace_durably(tmp, final)  # synced: a power loss leaves no empty checkpoint
                 ckpt_lib.point_last(self.folder / "last.ckpt", final.name)
             except OSError as exc:
                 remove_path(tmp)

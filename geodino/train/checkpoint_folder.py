@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from geodino.errors import TrainingError
+from geodino.io import StorageError
 
 CKPT_PATTERN = re.compile(r"^step_(\d+)\.ckpt$")
 
@@ -70,6 +71,20 @@ def point_last(link: Path, target_name: str) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+    from geodino.io import fsync_path
+
+    fsync_path(link.parent)  # the new link (and the rename of the checkpoint it names) on the disk
+
+
+def replace_durably(tmp: Path, final: Path) -> None:
+    """Rename the finished checkpoint `tmp` to `final` so that a power loss cannot leave an empty `final`: the file
+    is synced to the disk before the rename (its data first, then the name) and the folder after it."""
+    from geodino.io import fsync_path
+
+    if tmp.is_file():  # a sharded checkpoint is a folder: its files are not synced one by one (see atomic_path)
+        fsync_path(tmp)
+    os.replace(tmp, final)
+    fsync_path(final.parent)
 
 
 def move_aside(paths: list[Path], folder: Path, prefix: str) -> Path:
@@ -134,12 +149,17 @@ def abandon_and_say(folder: Path, step: int, resume: Path | None, why: str) -> l
     return moved
 
 
+class CheckpointWriteError(TrainingError, StorageError):
+    """A checkpoint the storage refused (full disk, read-only): a `TrainingError` whose exit code is the storage
+    errors' 1 (`geodino.io.StorageError`, docs/errors.md), as any other command's full disk, not a bad input's 2."""
+
+
 def write_error(final: Path, exc: OSError, step: int) -> TrainingError:
     """The one line a run stops with when its checkpoint `final` cannot be written (ENOSPC, EROFS, EACCES, ...): what
     failed, why, the newest complete checkpoint (untouched), and how to go on."""
     last = latest_checkpoint(final.parent)
     kept = f"the newest complete checkpoint is {last}" if last else "no complete checkpoint was written yet"
-    return TrainingError(
+    return CheckpointWriteError(
         f"cannot write checkpoint {final} ({exc.strerror or exc}); training stopped after step {step} and {kept}; "
         f"free space in {final.parent} (or make it writable) and run the same command again to resume"
     )

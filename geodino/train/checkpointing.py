@@ -37,6 +37,7 @@ from geodino.errors import CheckpointError, InputError
 from geodino.models.checkpoints.files import HEAD_NAMES, load_file
 from geodino.train.checkpoint_folder import (  # re-exported: the folder's housekeeping has its own module
     CKPT_PATTERN,
+    CheckpointWriteError,
     abandon_and_say,
     abandon_later_checkpoints,
     checkpoint_step,
@@ -45,6 +46,7 @@ from geodino.train.checkpoint_folder import (  # re-exported: the folder's house
     move_aside,
     point_last,
     prune_checkpoints,
+    replace_durably,
     write_error,
 )
 from geodino.train.init_from import (  # re-exported: initialising a stage from another has its own module
@@ -71,6 +73,7 @@ __all__ = [
     "STRUCTURE_KEYS",
     "STUDENT_KEYS",
     "VERSION",
+    "CheckpointWriteError",
     "InitSource",
     "abandon_and_say",
     "abandon_later_checkpoints",
@@ -90,6 +93,7 @@ __all__ = [
     "point_last",
     "prune_checkpoints",
     "read_init_source",
+    "replace_durably",
     "sub_state",
     "write_error",
 ]
