@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from geodino.data.archive_bands import (  # re-exported: band naming and reading order of the files
+    CONFIG_HINTS,
+    _file_band_names,
+    _resolve_bands,
+    _unnamed,
+    canonical_scenes,
+)
 from geodino.data.paths import RASTER_EXTS, resolve_paths
 from geodino.data.raster_source import RasterSource  # re-exported: the tiles drawn from an archive
 from geodino.data.rasters import (
@@ -34,16 +40,9 @@ from geodino.data.rasters import (
 )
 from geodino.data.sensors import Sensor, check_bit_depth, check_read_values, get_sensor
 from geodino.data.validity import check_nodata
-from geodino.errors import InputError, MissingBandError, plural
+from geodino.errors import InputError, plural
 
 __all__ = ["RasterArchive", "RasterSource"]
-
-
-def _file_band_names(src: Any) -> tuple[str, ...] | None:
-    desc = tuple(d for d in (src.descriptions or ()) if d)
-    if len(desc) == src.count and len(set(desc)) == src.count:
-        return desc
-    return None
 
 
 def _yaml_value(values: Sequence[float]) -> str:
@@ -51,54 +50,6 @@ def _yaml_value(values: Sequence[float]) -> str:
     if len(set(values)) == 1:
         return f"{values[0]:g}"
     return "[" + ", ".join(f"{v:g}" for v in values) + "]"
-
-
-def _unnamed(names: Sequence[str]) -> bool:
-    """Whether `names` are only positions (b1, b4, ...: a file without band descriptions)."""
-    return all(re.fullmatch(r"b\d+", n) for n in names)
-
-
-CONFIG_HINTS: dict[str, str | None] = {
-    "bands": "`bands:`",
-    "band_names": "`band_names:`",
-    "sensor": "`sensor:`",
-    "skip": "set on_error: skip",
-    "split": "split them into separate sources",
-    "nodata": "set the source's `nodata:`",
-}
-"""How messages name the settings (a source config's keys); a command passes its own flags (None: it has none)."""
-
-
-def _resolve_bands(
-    path: str,
-    names: tuple[str, ...],
-    requested: Sequence[str] | None,
-    sensor: Sensor | None,
-    hints: Mapping[str, str | None] = CONFIG_HINTS,
-) -> tuple[tuple[str, ...], tuple[int, ...]]:
-    """Output band names and the 1-based file indexes to read for them."""
-    if not requested:
-        return names, tuple(range(1, len(names) + 1))
-    lookup = {n.lower(): i for i, n in enumerate(names)}
-    out_names: list[str] = []
-    idx: list[int] = []
-    for want in requested:
-        canon = sensor.resolve_band(want, strict=False) if sensor else None
-        for cand in (want, canon):
-            if cand is not None and cand.lower() in lookup:
-                idx.append(lookup[cand.lower()] + 1)
-                out_names.append(canon or want)
-                break
-        else:
-            via = " / ".join(h for h in (hints["band_names"], hints["sensor"]) if h)
-            raise MissingBandError(
-                f"raster {path} has no band {want!r} (its bands: {', '.join(names)}); fix {hints['bands']}"
-                + (f" or name the file's bands with {via}" if via else ""),
-                source=f"raster {path}",
-                band=want,
-                names=names,
-            )
-    return tuple(out_names), tuple(idx)
 
 
 class RasterArchive:
@@ -398,7 +349,7 @@ class RasterArchive:
             for b in self.band_names
         ]
         if s.n_bands == n and all(known):
-            return s.select(list(self.band_names))
+            return self._canonical(s)
         if s.n_bands == n:
             if not unnamed and not self.requested_bands:  # the file's own names (`bands:` picks are the user's)
                 self._check_positions(s, known)
@@ -414,12 +365,22 @@ class RasterArchive:
                 f"with {plural(n, 'band')}"
             )
         try:
-            return s.select(list(self.band_names))
+            return self._canonical(s)
         except InputError as exc:
             raise InputError(
                 f"rasters give {plural(n, 'band')} ({', '.join(self.band_names)}) but sensor {s.name!r} has "
                 f"{s.n_bands} ({', '.join(s.bands)}); select bands with {self.hints['bands']} or use a matching sensor"
             ) from exc
+
+    def _canonical(self, s: Sensor) -> Sensor:
+        """The data sensor of bands the sensor names: without `bands:` every scene is read in the sensor's band
+        order (`canonical_scenes`), so files (and sources) storing them in other orders agree; `bands:` picks are
+        read in the order given."""
+        scenes = None if self.requested_bands else canonical_scenes(self.scenes, s, self.hints)
+        if scenes is not None:
+            self.scenes = scenes
+            self.band_names = scenes[0].band_names
+        return s.select(list(self.band_names))
 
     def _check_positions(self, s: Sensor, known: Sequence[str | None]) -> None:
         """Refuse band names the sensor knows at another position than the file's, when the sensor is taken

@@ -28,7 +28,6 @@ import torch.nn.functional as F
 
 from geodino.data.config import CropsConfig, CropSet
 from geodino.data.sensors import Sensor
-from geodino.errors import ConfigError, plural
 
 __all__ = ["CropSet", "CropsConfig", "MultiCropTransform", "choose_crop_set", "crop_sets", "rgb_order"]
 
@@ -154,13 +153,9 @@ class MultiCropTransform:
         cfg.validate()
         self.cfg = cfg
         self.sensor = data_sensor
-        norm = norm_sensor or data_sensor
-        if norm.n_bands != data_sensor.n_bands:
-            raise ConfigError(
-                f"normalisation sensor {norm.name!r} has {plural(norm.n_bands, 'band')} but the data has "
-                f"{data_sensor.n_bands} "
-                f"({', '.join(data_sensor.bands)}); pick a norm sensor with the same bands"
-            )
+        from geodino.data.normalization import norm_for_data
+
+        norm = norm_for_data(norm_sensor, data_sensor)  # its statistics in the data's band order, by name
         self.mean = torch.tensor(norm.mean, dtype=torch.float32).view(-1, 1, 1)
         self.std = torch.tensor(norm.std, dtype=torch.float32).view(-1, 1, 1)
         # channel order of R, G, B for the colour ops (None: the multispectral jitter); see `rgb_order`

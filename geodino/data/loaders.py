@@ -21,6 +21,7 @@ from geodino.data.collate import collate_ssl, finish_photometric
 from geodino.data.config import DataConfig, SourceConfig
 from geodino.data.crops import CropsConfig, MultiCropTransform, choose_crop_set
 from geodino.data.mixing import SourceMixer
+from geodino.data.normalization import norm_for_data
 from geodino.data.sensors import get_sensor
 from geodino.data.source_build import build_source, build_sources  # re-exported: config -> source
 from geodino.errors import ConfigError, InputError, plural
@@ -344,7 +345,7 @@ class SampleDataset(torch.utils.data.Dataset):
         self.source = source
         self.seed = seed
         self.standardize = standardize
-        self.norm = get_sensor(norm_sensor) if norm_sensor else source.sensor
+        self.norm = norm_for_data(get_sensor(norm_sensor) if norm_sensor else None, source.sensor)
 
     def __len__(self) -> int:
         return len(self.source)

@@ -9,6 +9,7 @@ imports only what its type needs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from geodino.config import options_for
@@ -67,9 +68,16 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
         if not cfg.dataset or not cfg.sensor:
             raise ConfigError(f"source {name!r} (type torchgeo) needs `dataset:` (a GeoDataset class) and `sensor:`")
         kwargs = {"paths": list(cfg.paths), **dict(cfg.dataset_kwargs)}
+        if cfg.bands and "bands" not in kwargs and _accepts_bands(cfg.dataset):
+            from geodino.data.sensors import get_sensor
+
+            # read only those, by the sensor's names (`red` is B04 to torchgeo); the sensor is narrowed to them too
+            kwargs["bands"] = [get_sensor(cfg.sensor).resolve_band(b) for b in cfg.bands]
         return TorchGeoSource(
             cfg.dataset,
             kwargs=kwargs,
+            bands=list(cfg.bands) if cfg.bands else None,
+            nodata=cfg.nodata,
             sensor=cfg.sensor,
             tile_size=int(cfg.tile_size),
             name=name,
@@ -106,6 +114,19 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
     return source
 
 
+def _accepts_bands(dataset: str) -> bool:
+    """Whether the torchgeo dataset class named `dataset` takes a `bands=` argument (torchgeo's Sentinel2,
+    Landsat8, ... do; a class that cannot be imported is left to TorchGeoSource to report)."""
+    import inspect
+
+    from geodino.data.torchgeo_source import _dataset_class
+
+    try:
+        return "bands" in inspect.signature(_dataset_class(dataset)).parameters
+    except (ConfigError, TypeError, ValueError):
+        return False
+
+
 def build_sources(cfg: DataConfig, *, progress: bool = True) -> list[Any]:
     """All sources of a config; they must give the same number of bands (one model input)."""
     cfg.validate()
@@ -114,4 +135,21 @@ def build_sources(cfg: DataConfig, *, progress: bool = True) -> list[Any]:
     if len(n) > 1:
         desc = ", ".join(f"{s.name}: {len(s.band_names)}" for s in sources)
         raise ConfigError(f"data sources give different band counts ({desc}); select the same bands in each")
+    check_band_orders(sources)
     return sources
+
+
+def check_band_orders(sources: Sequence[Any]) -> None:
+    """Refuse sources that give the same bands in different orders: mixed, one model channel would be one band in
+    some batches and another in the rest. Sources of different bands (other sensors, standardised alike by
+    `data.norm_sensor`) are not compared. Raster sources already read the bands their sensor names in its order."""
+    seen: list[tuple[str, tuple[str, ...]]] = []
+    for s in sources:
+        bands = tuple(str(b) for b in getattr(getattr(s, "sensor", None), "bands", None) or s.band_names)
+        for name, other in seen:
+            if bands != other and sorted(b.lower() for b in bands) == sorted(b.lower() for b in other):
+                raise ConfigError(
+                    f"data sources {name!r} and {s.name!r} give the same bands in different orders ({name}: "
+                    f"{', '.join(other)}; {s.name}: {', '.join(bands)}); list them in one order with `bands:` in each"
+                )
+        seen.append((s.name, bands))

@@ -45,6 +45,28 @@ def _dataset_class(path: str) -> type:
         raise ConfigError(f"torchgeo dataset class {path!r} not found (e.g. torchgeo.datasets.Sentinel2)") from exc
 
 
+def _band_take(dataset: Any, sensor: Sensor) -> tuple[int, ...] | None:
+    """Indexes of the sensor's bands among the bands the dataset reads, matched by its band names (`dataset.bands`,
+    as torchgeo's `RasterDataset` sets them), or None when it names none of them (then the counts must agree and
+    the bands are taken in order). A dataset naming some of the sensor's bands but not all is refused."""
+    names = [str(b) for b in (getattr(dataset, "bands", None) or ())]
+    canon = [sensor.resolve_band(b, strict=False) for b in names]
+    where: dict[str, int] = {}
+    for i, c in enumerate(canon):
+        if c is not None:
+            where.setdefault(c, i)
+    if not where:
+        return None
+    missing = [b for b in sensor.bands if b not in where]
+    if missing:
+        raise InputError(
+            f"torchgeo dataset {type(dataset).__name__} reads bands {', '.join(names)}, without sensor "
+            f"{sensor.name!r}'s {', '.join(missing)}; set the source's `bands:` to bands it has, or use a sensor of "
+            "its bands"
+        )
+    return tuple(where[b] for b in sensor.bands)
+
+
 class TorchGeoSource:
     """Deterministic random tiles (pixel size `tile_size`) of a torchgeo GeoDataset."""
 
@@ -58,6 +80,8 @@ class TorchGeoSource:
         name: str = "torchgeo",
         max_nodata_fraction: float = 0.5,
         max_tries: int = 10,
+        bands: list[str] | None = None,
+        nodata: float | None = None,
     ) -> None:
         from geodino.data.rasters import stream_id
 
@@ -69,8 +93,11 @@ class TorchGeoSource:
             except Exception as exc:  # torchgeo raises DatasetNotFoundError and others for missing files
                 raise InputError(f"torchgeo dataset {dataset} could not be built: {exc}") from exc
         self.dataset = dataset
-        self.sensor = get_sensor(sensor)
+        self.sensor = get_sensor(sensor).select(list(bands)) if bands else get_sensor(sensor)
         self.band_names = list(self.sensor.bands)
+        # no nodata unless the sensor or the source declares one: 0 would mask legitimate all-zero pixels
+        self.nodata = nodata if nodata is not None else self.sensor.nodata
+        self._take = _band_take(dataset, self.sensor)
         self.tile = int(tile_size)
         self.name = name
         self.stream = stream_id(name)
@@ -108,14 +135,17 @@ class TorchGeoSource:
             y1 = y1b - int(rng.integers(0, max(ny, 0) + 1)) * ry
             x1, y0 = x0 + self.tile * rx, y1 - self.tile * ry
             out = self.dataset[x0:x1, y0:y1]
-            raw = np.asarray(out["image"], dtype=np.float32)[: self.sensor.n_bands]
-            if raw.shape[0] != self.sensor.n_bands:
+            raw = np.asarray(out["image"], dtype=np.float32)
+            if self._take is not None:  # the sensor's bands, by the dataset's band names
+                raw = raw[list(self._take)]
+            elif raw.shape[0] != self.sensor.n_bands:
                 raise InputError(
                     f"torchgeo dataset gives {plural(raw.shape[0], 'band')} but sensor {self.sensor.name!r} has "
-                    f"{self.sensor.n_bands}; pass bands= in torchgeo kwargs or use a matching sensor"
+                    f"{self.sensor.n_bands} ({', '.join(self.sensor.bands)}) and {type(self.dataset).__name__} "
+                    "names none of its bands; set the source's `bands:` (or bands= in dataset_kwargs) or use a "
+                    "sensor of its bands"
                 )
-            nodata = self.sensor.nodata if self.sensor.nodata is not None else 0
-            valid = valid_pixels(raw, nodata)  # the one rule: every band nodata, or any band NaN
+            valid = valid_pixels(raw, self.nodata)  # the one rule: every band nodata, or any band NaN
             return {
                 "image": self.sensor.to_reflectance(raw).astype(np.float32, copy=False),
                 "valid": valid,

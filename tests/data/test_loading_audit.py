@@ -35,12 +35,13 @@ def test_band_descriptions_in_another_case_are_matched_by_name_not_position(tmp_
     blue band was standardised with red's mean and std (and labelled red in the export record)."""
     p = write_tif(tmp_path / "bgrn.tif", _bands((1000, 2000, 3000, 4000)), descriptions=["Blue", "Green", "Red", "NIR"])
     archive = RasterArchive([p], sensor=RGBN, progress=False)
-    assert archive.sensor.bands == ("blue", "green", "red", "nir")
-    assert archive.sensor.mean == (0.3, 0.2, 0.1, 0.4)
+    # read in the sensor's band order (the file's red, band 3, comes first), each band with its own statistics
+    assert archive.sensor.bands == ("red", "green", "blue", "nir")
+    assert archive.sensor.mean == (0.1, 0.2, 0.3, 0.4)
     image = archive.sample(0, 0, 0, 4, 4)["image"]
     z = archive.sensor.standardize(image)[:, 0, 0]
-    # blue: (0.1 - 0.3) / 0.03; green (0.2 - 0.2) / 0.02; red (0.3 - 0.1) / 0.01; nir (0.4 - 0.4) / 0.04
-    np.testing.assert_allclose(z, [-0.2 / 0.03, 0.0, 20.0, 0.0], atol=1e-3)
+    # red (0.3 - 0.1) / 0.01; green (0.2 - 0.2) / 0.02; blue: (0.1 - 0.3) / 0.03; nir (0.4 - 0.4) / 0.04
+    np.testing.assert_allclose(z, [20.0, 0.0, -0.2 / 0.03, 0.0], atol=1e-3)
 
 
 def test_band_names_the_sensor_places_elsewhere_are_refused_not_read_by_position(tmp_path):

@@ -1,0 +1,116 @@
+"""Band naming and reading order of raster archive files (`geodino.data.archive`): which file band is which, and
+the one order every scene is read in.
+
+Why one canonical order: two files (or two sources) holding the same bands in different orders would otherwise
+each be read in their own order, so one model channel would be SR_B2 in some batches and SR_B5 in others, and be
+standardised with one band's statistics throughout. Files whose bands the sensor names are read in the sensor's
+band order, whatever order they store them in (`canonical_scenes` permutes the band indexes read).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from geodino.data.rasters import SceneInfo
+from geodino.data.sensors import Sensor
+from geodino.errors import InputError, MissingBandError
+
+__all__ = ["CONFIG_HINTS", "canonical_scenes"]
+
+
+def _file_band_names(src: Any) -> tuple[str, ...] | None:
+    desc = tuple(d for d in (src.descriptions or ()) if d)
+    if len(desc) == src.count and len(set(desc)) == src.count:
+        return desc
+    return None
+
+
+def _unnamed(names: Sequence[str]) -> bool:
+    """Whether `names` are only positions (b1, b4, ...: a file without band descriptions)."""
+    return all(re.fullmatch(r"b\d+", n) for n in names)
+
+
+CONFIG_HINTS: dict[str, str | None] = {
+    "bands": "`bands:`",
+    "band_names": "`band_names:`",
+    "sensor": "`sensor:`",
+    "skip": "set on_error: skip",
+    "split": "split them into separate sources",
+    "nodata": "set the source's `nodata:`",
+}
+"""How messages name the settings (a source config's keys); a command passes its own flags (None: it has none)."""
+
+
+def _resolve_bands(
+    path: str,
+    names: tuple[str, ...],
+    requested: Sequence[str] | None,
+    sensor: Sensor | None,
+    hints: Mapping[str, str | None] = CONFIG_HINTS,
+) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """Output band names and the 1-based file indexes to read for them."""
+    if not requested:
+        return names, tuple(range(1, len(names) + 1))
+    lookup = {n.lower(): i for i, n in enumerate(names)}
+    out_names: list[str] = []
+    idx: list[int] = []
+    for want in requested:
+        canon = sensor.resolve_band(want, strict=False) if sensor else None
+        for cand in (want, canon):
+            if cand is not None and cand.lower() in lookup:
+                idx.append(lookup[cand.lower()] + 1)
+                out_names.append(canon or want)
+                break
+        else:
+            via = " / ".join(h for h in (hints["band_names"], hints["sensor"]) if h)
+            raise MissingBandError(
+                f"raster {path} has no band {want!r} (its bands: {', '.join(names)}); fix {hints['bands']}"
+                + (f" or name the file's bands with {via}" if via else ""),
+                source=f"raster {path}",
+                band=want,
+                names=names,
+            )
+    return tuple(out_names), tuple(idx)
+
+
+def canonical_scenes(
+    scenes: Sequence[SceneInfo], sensor: Sensor, hints: Mapping[str, str | None] = CONFIG_HINTS
+) -> list[SceneInfo] | None:
+    """`scenes` with their bands read in `sensor`'s band order, or None when some scene's band names are not all
+    the sensor's (distinct) bands: those are read as the files give them (positionally; see the archive).
+
+    Each scene is permuted by its own names, so files storing the same bands in different orders all give the
+    sensor's order. Scenes naming different sets of the sensor's bands are refused in one line naming two of them.
+    """
+    out: list[SceneInfo] = []
+    first: tuple[str, ...] | None = None
+    for sc in scenes:
+        canon = [sensor.resolve_band(b, strict=False) for b in sc.band_names]
+        if None in canon or len(set(canon)) != len(canon):
+            return None
+        perm = sorted(range(len(canon)), key=lambda i: sensor.bands.index(canon[i]))  # type: ignore[arg-type]
+        ordered = tuple(canon[i] for i in perm)  # type: ignore[misc]
+        if first is None:
+            first = ordered
+        elif ordered != first:
+            raise InputError(
+                f"raster {sc.path} gives bands {', '.join(ordered)} but {scenes[0].path} gives {', '.join(first)}; "
+                f"select the same bands with {hints['bands']} or {hints['split']}"
+            )
+
+        def pick(values: tuple[Any, ...], perm: list[int] = perm) -> tuple[Any, ...]:
+            return tuple(values[i] for i in perm) if values else values
+
+        out.append(
+            dataclasses.replace(
+                sc,
+                band_names=pick(sc.band_names),
+                band_indexes=pick(sc.band_indexes),
+                scales=pick(sc.scales),
+                offsets=pick(sc.offsets),
+            )
+        )
+    return out
