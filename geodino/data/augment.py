@@ -83,11 +83,12 @@ def draw_band_params(rng: np.random.Generator, cfg: CropsConfig, n_bands: int, b
     p[0] = 0.0
     if rng.random() < cfg.jitter_prob:
         bj = cfg.band_jitter
+        low = max(0.0, 1 - bj)  # factors never below 0 (as the RGB path): a negative one would invert the band
         p[0] = 1.0
-        p[1 : 1 + n_bands] = rng.uniform(1 - cfg.brightness, 1 + cfg.brightness) * rng.uniform(1 - bj, 1 + bj, n_bands)
-        p[1 + n_bands : 1 + 2 * n_bands] = rng.uniform(1 - cfg.contrast, 1 + cfg.contrast) * rng.uniform(
-            1 - bj, 1 + bj, n_bands
-        )
+        bright = rng.uniform(max(0.0, 1 - cfg.brightness), 1 + cfg.brightness)
+        p[1 : 1 + n_bands] = bright * rng.uniform(low, 1 + bj, n_bands)
+        contrast = rng.uniform(max(0.0, 1 - cfg.contrast), 1 + cfg.contrast)
+        p[1 + n_bands : 1 + 2 * n_bands] = contrast * rng.uniform(low, 1 + bj, n_bands)
     p[-1] = rng.uniform(*cfg.blur_sigma) if blur_p > 0 and rng.random() < blur_p else 0.0
     return p
 

@@ -8,6 +8,7 @@ concern of its own that `data/tiling.py` and `data/cubes.py` share.
 
 from __future__ import annotations
 
+import os
 import typing
 import warnings
 from collections.abc import Sequence
@@ -24,6 +25,8 @@ if typing.TYPE_CHECKING:
     from geodino.data.archive import RasterArchive
 
 __all__ = ["RasterSource"]
+
+_failed_reads = 0  # reads that failed under on_error: skip, in this process (as images' _skipped_count)
 
 
 class RasterSource:
@@ -63,6 +66,7 @@ class RasterSource:
             archive.scenes, tile_size, units=units, stride=stride, sampling=sampling, roi=roi, roi_crs=roi_crs
         )
         self.redraws = 0
+        self.failed_scenes: set[int] = set()  # scenes whose read failed mid-run (on_error: skip): not read again
         self._order = EpochOrder(self.stream, shuffle=shuffle)
         if sampling == "grid" and prescan and self.max_nodata_fraction < 1.0:
             self._prescan_grid()
@@ -117,14 +121,27 @@ class RasterSource:
         return self.tiles.random_tile(rng)
 
     def _read(self, tile: tuple[int, int, int, int, int]) -> dict[str, Any] | None:
-        """The sample of `tile`, or None when its file fails mid-run and on_error is "skip" (warned)."""
+        """The sample of `tile`, or None when its file fails mid-run and on_error is "skip": warned once per scene
+        with this process's count of failed reads, and the scene is left out of sampling (not read again: a broken
+        file retried on every draw cost a failed read each time, and said nothing after the first warning)."""
+        global _failed_reads
+        if tile[0] in self.failed_scenes:
+            _failed_reads += 1
+            return None
         try:
             return self.archive.sample(*tile)
         except InputError as exc:
             if self.archive.on_error != "skip":
                 raise
             self.last_error = exc
-            warnings.warn(f"{exc}; drawing another tile (on_error: skip)", stacklevel=3)
+            self.failed_scenes.add(tile[0])
+            _failed_reads += 1
+            warnings.warn(
+                f"{exc}; scene left out of sampling, drawing another tile (on_error: skip); "
+                f"{len(self.failed_scenes)} scene(s) of source {self.name!r} left out, {_failed_reads} failed "
+                f"read(s) so far in process {os.getpid()}",
+                stacklevel=3,
+            )
             return None
 
     def get(self, index: int, seed: int) -> dict[str, Any]:
