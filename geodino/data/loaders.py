@@ -1,10 +1,12 @@
 """Data configs, sources and DataLoaders: the SSL multi-crop loader and a plain sample loader. The source objects
 are built from configs in `geodino.data.source_build` (re-exported here).
 
-Determinism contract (CONTRIBUTING.md): rank r of w at step s reads global sample indices
-`s·B·w + r·B + [0, B)` from the source chosen for step s; every sample (tile, crops) is a function of
-(seed, index), and masks of (seed, step, rank). So a run resumed at `start_step` reads exactly what the
-uninterrupted run would have read, whatever the number of DataLoader workers.
+Determinism contract (CONTRIBUTING.md): rank r of w at step s reads sample indices `k·B·w + r·B + [0, B)` of the
+source chosen for step s, where k counts that source's earlier steps (k = s with one source), so each source
+numbers its own samples and a grid or image source covers all of its items once per epoch of its own, however
+the sources are mixed; every sample (tile, crops) is a function of (seed, index), and masks of (seed, step,
+rank). So a run resumed at `start_step` reads exactly what the uninterrupted run would have read, whatever the
+number of DataLoader workers.
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ class _SSLDataset(torch.utils.data.Dataset):
 
 
 class _SSLBatches(torch.utils.data.Sampler):
-    """Yields, per step from `start_step`, the B keys of this rank: indices s·B·w + r·B + [0, B)."""
+    """Yields, per step from `start_step`, the B keys of this rank: indices k·B·w + r·B + [0, B), k the number of
+    earlier steps of the step's source (`SourceMixer.steps_before`)."""
 
     def __init__(
         self,
@@ -114,10 +117,12 @@ class _SSLBatches(torch.utils.data.Sampler):
     def __iter__(self) -> Iterator[list[tuple[int, int, int, int]]]:
         steps = itertools.count(self.start_step) if self.max_steps is None else range(self.start_step, self.max_steps)
         b, w, r = self.batch_size, self.world_size, self.rank
+        done = self.mixer.steps_before(self.start_step)  # each source's earlier batches: its own step counter
         for step in steps:
             src = self.mixer.source_for_step(step)
             cs = choose_crop_set(self.crops_cfg, self.seed, step)
-            base = step * b * w + r * b
+            base = done[src] * b * w + r * b
+            done[src] += 1
             yield [(step, base + j, src, cs) for j in range(b)]
 
 
