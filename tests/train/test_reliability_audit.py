@@ -186,8 +186,8 @@ def _fail_at_step_2(real, error: OSError):
 
 def test_a_full_disk_during_a_checkpoint_is_one_line_naming_the_file_and_the_last_good_one(tmp_path, tiny_data, capsys):
     """ENOSPC while a checkpoint was written ended pretraining and distillation with a bare OSError traceback (exit
-    code 1). Now one line (exit code 1, a storage error as in every command): the file, the reason, the newest complete checkpoint and what to do; no
-    temporary is left and the earlier checkpoint is untouched."""
+    code 1). Now one line (exit code 1, a storage error as in every command): the file, the reason, the newest
+    complete checkpoint and what to do; no temporary is left and the earlier checkpoint is untouched."""
     import errno
 
     import lightning.fabric.plugins.io.torch_io as torch_io
