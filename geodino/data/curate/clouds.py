@@ -145,9 +145,11 @@ def cloud_rule(sensor: Any, kind: str = "auto", threshold: float = 0.5) -> Cloud
         return CloudRule("qa", {"qa": i}, threshold, (qa, float(scale), float(offset)))
     if kind == "swir":
         if not has_swir:
+            missing = [r for r in ("blue", "green", "red", "nir", "swir16") if spectral[r] is None]
             raise ConfigError(
-                f"--cloud-rule swir: sensor {sensor.name!r} lacks a blue, green, red, nir or swir16 band "
-                f"(its bands: {', '.join(sensor.bands)})"
+                f"--cloud-rule swir: sensor {sensor.name!r} lacks {' and '.join(missing)} (the rule needs "
+                f"blue, green, red, nir and swir16; its bands: {', '.join(sensor.bands)}); read the missing "
+                "band(s) too or choose another --cloud-rule"
             )
         return CloudRule("swir", {k: v for k, v in spectral.items() if v is not None}, threshold)
     r, g, bl = rgb_index(sensor, len(sensor.bands))
