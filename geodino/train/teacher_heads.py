@@ -10,7 +10,9 @@ model cannot be distilled as is. geodino then trains fresh heads first, in a sho
   keeps its trained mask token); an EMA copy of the heads reads the unmasked global crops and gives
   Sinkhorn-Knopp targets; losses are DINO (cross-view globals + locals, 2/18 and 16/18) and iBOT;
   KoLeo is left out since it acts on the frozen CLS token and has no gradient here;
-- the EMA heads are the result: they are frozen and saved next to the run as `teacher.heads.pth`
+- the EMA heads are the result; their momentum starts at `warmup_momentum_start` (at most 1 - 10/steps, so that
+  at most 1 % of the random initial heads is left in them after `steps`; the official 0.994 kept 40 % at 300
+  steps), and they are frozen and saved next to the run as `teacher.heads.pth`
   (the format `geodino.train.checkpointing` uses for exports), so a second distillation reuses them with
   `teacher.heads=...` and skips the warm-up.
 
@@ -118,6 +120,32 @@ def save_heads_file(path: str | Path, dino: DINOHead, ibot: DINOHead, meta: dict
     return write_heads(path, {"dino_head": dino, "ibot_head": ibot}, **(meta or {}))
 
 
+WARMUP_EMA_CONSTANT = 10.0  # momentum start <= 1 - C/steps: the cosine to 1 then keeps <= 1 % of the init
+
+
+def warmup_momentum_start(start: float, steps: int) -> float:
+    """The warm-up EMA's starting momentum: `start`, lowered to 1 - 10/`steps` (not below 0) for short warm-ups.
+
+    With a cosine from m0 to 1 over T steps the EMA keeps the product of the momenta of its initial (random)
+    weights, about exp(-(1 - m0) T / 2); at the official 0.994 that is 40 % after 300 steps. 1 - 10/T keeps at most
+    0.7 % for every T (`init_share`; T >= 1667 keeps the 0.994 start)."""
+    if steps <= 0:
+        return float(start)
+    return max(0.0, min(float(start), 1.0 - WARMUP_EMA_CONSTANT / steps))
+
+
+def init_share(momentum: tuple[float, float], steps: int) -> float:
+    """The share of its initial weights the warm-up's EMA keeps after `steps` (the product of the momenta of the
+    schedule `warmup_heads` uses, its start lowered by `warmup_momentum_start`)."""
+    import numpy as np
+
+    from geodino.train.schedules import cosine_schedule
+
+    if steps <= 0:
+        return 1.0
+    return float(np.prod(cosine_schedule(warmup_momentum_start(momentum[0], steps), momentum[1], steps)))
+
+
 def _warmup_losses(
     model: nn.Module,
     heads: nn.ModuleDict,
@@ -190,7 +218,8 @@ def warmup_heads(
     group: Any = None,
 ) -> tuple[DINOHead, DINOHead, list[dict[str, float]]]:
     """Train `dino` and `ibot` heads on a frozen `backbone` for `steps` batches; return the frozen EMA heads and the
-    per-step log. See the module docstring for the recipe.
+    per-step log. See the module docstring for the recipe. The EMA's momentum goes from
+    `warmup_momentum_start(momentum[0], steps)` to `momentum[1]` (a cosine).
 
     Under torch.distributed every rank of `group` (default: the world) takes part, each on its own batches: the
     heads start from rank 0's weights, Sinkhorn-Knopp normalises over the group's batch and the head gradients
@@ -214,7 +243,7 @@ def warmup_heads(
     # the pretraining optimizer pieces: AdamW groups (no decay on biases), official schedule shapes, per-head clip
     opt = build_optimizer(param_groups(heads, layerwise_decay=1.0, patch_embed_lr_mult=1.0), betas=(0.9, 0.999))
     lrs = cosine_schedule(lr, lr * 1e-2, steps, warmup_iters=max(steps // 10, 1))  # 10 % linear warm-up
-    moms = cosine_schedule(momentum[0], momentum[1], steps)
+    moms = cosine_schedule(warmup_momentum_start(momentum[0], steps), momentum[1], steps)
     log: list[dict[str, float]] = []
     from tqdm.auto import tqdm
 

@@ -102,8 +102,9 @@ def _count_warmup(cfg: DistillConfig, teacher: nn.Module, step_batch: int, warmu
         teacher.path = teacher_path(cfg, next(teacher.parameters()).device, step_batch, warmup_batch)
 
 
-def _check_heads_teacher(saved: Path, fingerprint: str, spec: str) -> None:
-    """A run folder's warmed-up heads serve only the teacher they were warmed up on (its weights' fingerprint)."""
+def _check_heads_teacher(saved: Path, fingerprint: str, spec: str) -> dict[str, Any]:
+    """A run folder's warmed-up heads serve only the teacher they were warmed up on (its weights' fingerprint).
+    Returns the file's metadata."""
     from geodino.models.checkpoints import read_heads
 
     meta = read_heads(saved)[1]
@@ -113,6 +114,7 @@ def _check_heads_teacher(saved: Path, fingerprint: str, spec: str) -> None:
             f"{saved} holds heads warmed up on another teacher ({meta.get('teacher_spec')!r}), not on {spec!r}; "
             "delete it to warm up fresh heads for this teacher, or choose another output_dir"
         )
+    return meta
 
 
 class FoundHeads(NamedTuple):
@@ -125,15 +127,19 @@ class FoundHeads(NamedTuple):
     saved: bool = False
 
 
-def find_heads(cfg: DistillConfig, teacher: nn.Module, fb: Any, out_dir: Path) -> FoundHeads:
+def find_heads(cfg: DistillConfig, teacher: nn.Module, fb: Any, out_dir: Path, resuming: bool = False) -> FoundHeads:
     """The teacher's heads from `teacher.heads`, the teacher file or `out_dir/teacher.heads.pth`, else the word that
     a warm-up must make them. Called before the run writes anything, so that a teacher without heads and
-    `teacher.head_warmup_steps=0` is refused (ConfigError) before config.yaml exists."""
+    `teacher.head_warmup_steps=0` is refused (ConfigError) before config.yaml exists. `out_dir/teacher.heads.pth`
+    made with other head sizes, warm-up settings, seed or data than `cfg` asks is warmed up again (`heads_record`),
+    unless the run resumes (`resuming`: its students learnt from those heads; the resume checks the recipe)."""
     from geodino.train import teacher_heads as th
+    from geodino.train.distill.heads_record import check_given_heads, stale_heads
 
     embed_dim = int(teacher.embed_dim)
     if cfg.teacher.heads:
         dino, ibot = th.load_heads_file(cfg.teacher.heads, embed_dim)
+        check_given_heads(cfg.teacher.heads, dino, ibot, cfg)
         return FoundHeads(dino, ibot, cfg.teacher.heads)
     spec_path = Path(cfg.teacher.spec).expanduser()
     if spec_path.is_file():
@@ -152,10 +158,14 @@ def find_heads(cfg: DistillConfig, teacher: nn.Module, fb: Any, out_dir: Path) -
                     )
             return FoundHeads(dino, ibot, str(spec_path))
     saved = out_dir / "teacher.heads.pth"
-    if saved.is_file():  # a resumed run: the warm-up was done already (for this teacher, checked)
-        _check_heads_teacher(saved, str(getattr(fb, "fingerprint", "")), cfg.teacher.spec)
-        dino, ibot = th.load_heads_file(saved, embed_dim)
-        return FoundHeads(dino, ibot, str(saved), saved=True)
+    # a resumed run, or a re-run of one killed before its first checkpoint: the warm-up was done already (for this
+    # teacher, checked; with these settings, checked unless the run resumes)
+    if saved.is_file():
+        meta = _check_heads_teacher(saved, str(getattr(fb, "fingerprint", "")), cfg.teacher.spec)
+        if resuming or cfg.teacher.head_warmup_steps == 0 or not stale_heads(saved, meta, cfg):
+            dino, ibot = th.load_heads_file(saved, embed_dim)
+            return FoundHeads(dino, ibot, str(saved), saved=True)
+        return FoundHeads()
     if cfg.teacher.head_warmup_steps == 0:
         raise ConfigError(
             f"teacher {cfg.teacher.spec} has no DINO/iBOT heads and teacher.head_warmup_steps=0; pass "
@@ -189,6 +199,7 @@ def teacher_heads(
     `found`: `find_heads`'s answer when the caller asked it already (None: asked here)."""
     from geodino.models.heads import DINOHead
     from geodino.train import teacher_heads as th
+    from geodino.train.distill.heads_record import warmup_record
 
     if found is None:
         found = find_heads(cfg, teacher, fb, out_dir)
@@ -218,15 +229,27 @@ def teacher_heads(
         device=next(teacher.parameters()).device,
         progress=cfg.train.progress_bar and write,
     )
+    steps, mom = cfg.teacher.head_warmup_steps, tuple(cfg.teacher.head_warmup_momentum)
+    share = th.init_share(mom, steps)  # type: ignore[arg-type]
     meta = {
         "teacher_spec": cfg.teacher.spec,
         "teacher_fingerprint": str(getattr(fb, "fingerprint", "")),
-        "warmup_steps": cfg.teacher.head_warmup_steps,
+        "warmup_steps": steps,
         "warmup_final_loss": hist[-1]["loss"] if hist else float("nan"),
+        "warmup_init_share": share,
+        **warmup_record(cfg),
     }
     if write:
         th.save_heads_file(saved, dino, ibot, meta)
-    return dino, ibot, f"warm-up ({cfg.teacher.head_warmup_steps} steps) -> {saved}"
+    m0 = th.warmup_momentum_start(mom[0], steps)
+    return (
+        dino,
+        ibot,
+        (
+            f"warm-up ({steps} steps, EMA momentum {m0:.4g} -> {mom[1]:.4g}: {share:.2%} of the random init left) "
+            f"-> {saved}"
+        ),
+    )
 
 
 def check_files(cfg: DistillConfig) -> None:

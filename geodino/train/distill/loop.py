@@ -39,6 +39,7 @@ from geodino.train.distill.export import (
     load_checkpoint,
     save_checkpoint,
 )
+from geodino.train.distill.processes import agreed_resume_point
 from geodino.train.distill.run_folder import (
     Start,
     probe_data,
@@ -95,9 +96,10 @@ def _setup(cfg: DistillConfig, start: Start) -> DistillRun:
     patch = int(teacher.patch_size)
     # the teacher's heads (or the word that a warm-up makes them) and every student (patch size, prototype counts,
     # build options, init_from) are checked before anything is written and before any warm-up work
-    found = b.find_heads(cfg, teacher, fb, out_dir)
+    # the same step on every rank; refused when some ranks see checkpoints and others none (output_dir not shared)
+    resume_at = agreed_resume_point(cfg.train.resume, ckpt_dir, device, distributed)
+    found = b.find_heads(cfg, teacher, fb, out_dir, resuming=resume_at[1] > 0)
     init_states = b.check_students(cfg, teacher, *b.head_prototypes(cfg, found), keep=layout.students)
-    resume_at = resume_point(cfg.train.resume, ckpt_dir, device, distributed)  # the same step on every rank
     if resume_at[1] < cfg.train.max_steps:  # a finished run's re-run trains on no batch: none is read to check
         probe_data(cfg, patch, int(teacher.in_chans), layout.data_batch)  # unreadable, nodata or band count: here
     if rank == 0:
@@ -392,7 +394,11 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
             periodic = done % cfg.train.checkpoint_every_n_steps == 0 or done == cfg.train.max_steps
             if run.writer and periodic:
                 save_checkpoint(run.ckpt_dir, run.arch, run.opt, done, cfg, cfg.train.keep_last)
-            if done < cfg.train.max_steps and stop.agreed(_any_rank if run.distributed else None):
+            if (
+                done < cfg.train.max_steps
+                and stop_due(done, periodic, run.distributed)
+                and stop.agreed(_any_rank if run.distributed else None)
+            ):
                 saved = None
                 if run.writer:
                     saved = run.ckpt_dir / f"step_{done:08d}.ckpt"
@@ -447,6 +453,17 @@ def _trackers(run: DistillRun) -> list[Any]:
     for tracker in trackers:
         tracker.log_hyperparams(to_dict(run.cfg))
     return trackers
+
+
+STOP_CHECK_EVERY = 10  # steps between the ranks' agreements on a stop request (a collective each) when world > 1
+
+
+def stop_due(done: int, periodic: bool, distributed: bool) -> bool:
+    """Whether the ranks agree on a stop request after step `done`: every step in one process (no collective),
+    else every `STOP_CHECK_EVERY` steps and at every checkpoint step (`periodic`), so that a step does not wait
+    on a global all-reduce and host sync. Every rank answers the same, so all stop after the same step, at most
+    `STOP_CHECK_EVERY` - 1 steps after the signal (SLURM's warning signal comes minutes before the kill)."""
+    return not distributed or periodic or done % STOP_CHECK_EVERY == 0
 
 
 def _any_rank(wanted: bool) -> bool:

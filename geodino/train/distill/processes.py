@@ -8,14 +8,23 @@ pretraining.
 
 from __future__ import annotations
 
+import hashlib
 import os
+from pathlib import Path
 
 import torch
 
-from geodino.errors import ConfigError
+from geodino.errors import CheckpointError, ConfigError
 from geodino.train.distill.config import DistillConfig
 
-__all__ = ["init_distributed", "local_gpu", "pick_device", "srun_world"]
+__all__ = [
+    "agreed_resume_point",
+    "check_shared_checkpoints",
+    "init_distributed",
+    "local_gpu",
+    "pick_device",
+    "srun_world",
+]
 
 
 def srun_world() -> None:
@@ -85,3 +94,46 @@ def init_distributed(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def _gather_views(step: int, has: int, where: int) -> list[tuple[int, int, int]]:
+    """(newest step, has checkpoints, folder key) of every rank, by rank (one all-gather, on the GPU under NCCL)."""
+    import torch.distributed as dist
+
+    on = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    mine = torch.tensor([step, has, where], dtype=torch.int64, device=on)
+    parts = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, mine)
+    return [tuple(int(x) for x in p.tolist()) for p in parts]  # type: ignore[misc]
+
+
+def check_shared_checkpoints(views: list[tuple[int, int, int]], ckpt_dir: Path) -> None:
+    """Refuse (one line) when, among ranks reading the same checkpoint folder (the same folder key), some see
+    checkpoints and others none: a node-local output_dir, which would pull every rank back to step 0."""
+    for r, (_, has, where) in enumerate(views):
+        if has:
+            continue
+        seen = [(q, s) for q, (s, h, w) in enumerate(views) if h and w == where]
+        if seen:
+            q, s = seen[0]
+            raise CheckpointError(
+                f"rank {r} sees no checkpoint in {ckpt_dir} while rank {q} sees step {s}; output_dir must be on a "
+                "filesystem every node shares"
+            )
+
+
+def agreed_resume_point(
+    resume: str, ckpt_dir: Path, device: torch.device | None, distributed: bool
+) -> tuple[dict[int, Path], int]:
+    """`resume_point`'s answer (this rank's checkpoints, the step every rank starts from: the smallest newest step
+    over the ranks, gathered on the GPU under NCCL), refusing a folder that some ranks see checkpoints in and others
+    see empty (`check_shared_checkpoints`): the run would silently start again from step 0 on every rank."""
+    from geodino.train.resume_point import resume_point
+
+    found, step = resume_point(resume, ckpt_dir, device, dist_on=False)
+    if resume != "auto" or not distributed:
+        return found, step
+    key = int.from_bytes(hashlib.sha256(str(Path(ckpt_dir).resolve()).encode()).digest()[:7], "big")
+    views = _gather_views(step, int(bool(found)), key)
+    check_shared_checkpoints(views, ckpt_dir)
+    return found, min(v[0] for v in views)

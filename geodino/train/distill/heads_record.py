@@ -1,0 +1,108 @@
+"""What a run folder's warmed-up `teacher.heads.pth` was made with, so that a re-run reuses it only when it asked
+for the same heads.
+
+A run killed after the heads warm-up but before its first checkpoint, re-run with other head settings, reloaded
+the old file: its students got the old prototype count while config.yaml said the new one. The file now records
+the heads' sizes, the warm-up's settings, `train.seed` and a hash of the data and crops config (`warmup_record`);
+a re-run whose settings differ warms up again and replaces it (`stale_heads`, said in one line). A heads file the
+user names (`teacher.heads`) is never replaced: a head size that differs from the config is refused
+(`check_given_heads`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from geodino.errors import ConfigError
+
+log = logging.getLogger("geodino.distill")
+
+__all__ = ["check_given_heads", "stale_heads", "warmup_record"]
+
+HEAD_SECTIONS = ("dino", "ibot")
+HEAD_SIZES = ("head_n_prototypes", "head_hidden_dim", "head_bottleneck_dim", "head_nlayers")
+RECORD_KEYS = ("head_sizes", "warmup_settings", "seed", "data_hash")
+
+
+def _data_hash(cfg: Any) -> str:
+    """A hash of the config of what the warm-up read (`data` and `crops`)."""
+    from geodino.config import to_dict
+
+    text = json.dumps({"data": to_dict(cfg.data), "crops": to_dict(cfg.crops)}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def warmup_record(cfg: Any) -> dict[str, Any]:
+    """The heads metadata a warm-up saves beside the teacher's fingerprint: head sizes (`dino.head_*`,
+    `ibot.head_*`), warm-up settings (`teacher.head_warmup_*`), `train.seed` and the data hash."""
+    t = cfg.teacher
+    sizes = {f"{s}.{k}": int(getattr(getattr(cfg, s), k)) for s in HEAD_SECTIONS for k in HEAD_SIZES}
+    settings = {
+        "teacher.head_warmup_steps": int(t.head_warmup_steps),
+        "teacher.head_warmup_lr": float(t.head_warmup_lr),
+        "teacher.head_warmup_teacher_temp": float(t.head_warmup_teacher_temp),
+        "teacher.head_warmup_momentum": [float(m) for m in t.head_warmup_momentum],
+    }
+    return {"head_sizes": sizes, "warmup_settings": settings, "seed": int(cfg.train.seed), "data_hash": _data_hash(cfg)}
+
+
+def _differences(saved: dict[str, Any], now: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(key, saved value, this run's value) for every recorded setting that differs."""
+    out: list[tuple[str, Any, Any]] = []
+    for group in ("head_sizes", "warmup_settings"):
+        was, want = dict(saved.get(group) or {}), now[group]
+        out += [(k, was.get(k), v) for k, v in want.items() if was.get(k) != v]
+    if saved.get("seed") != now["seed"]:
+        out.append(("train.seed", saved.get("seed"), now["seed"]))
+    if saved.get("data_hash") != now["data_hash"]:
+        out.append(("data/crops config (hash)", saved.get("data_hash"), now["data_hash"]))
+    return out
+
+
+def _say(message: str) -> None:
+    """One line on rank 0 (every rank decides the same; one says it)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0:
+        log.warning(message)
+
+
+def stale_heads(path: Path, meta: dict[str, Any], cfg: Any) -> bool:
+    """Whether this run's own warmed-up heads at `path` (metadata `meta`) were made with other head sizes, warm-up
+    settings, seed or data than `cfg` asks: the run then warms up again and replaces them (said in one line). A file
+    without the record (an older geodino) is reused as before, said once."""
+    if not all(k in meta for k in RECORD_KEYS):
+        _say(f"{path} records no head sizes or warm-up settings (an older geodino): reused without checking them")
+        return False
+    diff = _differences(meta, warmup_record(cfg))
+    if not diff:
+        return False
+    what = ", ".join(f"{k} {a} -> {b}" for k, a, b in diff)
+    _say(f"{path} was warmed up with other settings ({what}): warming up fresh heads and replacing it")
+    return True
+
+
+def check_given_heads(path: str, dino: nn.Module, ibot: nn.Module, cfg: Any) -> None:
+    """Refuse heads the user named (`teacher.heads`) whose sizes differ from `dino.head_*`/`ibot.head_*` (one line
+    naming the key and both values), so that config.yaml says what the students learn from."""
+    for section, head in zip(HEAD_SECTIONS, (dino, ibot), strict=True):
+        c = getattr(cfg, section)
+        sizes = [
+            ("head_n_prototypes", int(head.out_dim)),
+            ("head_bottleneck_dim", int(head.bottleneck_dim)),
+            ("head_nlayers", int(head.nlayers)),
+        ]
+        if int(head.nlayers) > 1:  # one layer has no hidden size
+            sizes.insert(1, ("head_hidden_dim", int(head.hidden_dim)))
+        for key, got in sizes:
+            if int(getattr(c, key)) != got:
+                raise ConfigError(
+                    f"{section}.{key}={getattr(c, key)} but the heads in teacher.heads={path} have {got}; set "
+                    f"{section}.{key}={got} (the heads' sizes) or pass heads of this size"
+                )
