@@ -168,8 +168,10 @@ def _add_curate(sub: Any) -> None:
                    help="clusters per k-means level, finest first (default: 64 16 4)")  # fmt: skip
     c.add_argument("--resamples", type=int, default=0,
                    help="resampling steps per k-means level (default: %(default)s, plain k-means)")  # fmt: skip
-    c.add_argument("--resample-size", type=int, default=10,
-                   help="points closest to each centroid used in a resampling step (default: %(default)s)")  # fmt: skip
+    c.add_argument("--resample-size", type=int, nargs="+", default=10,
+                   help="points closest to each centroid used in a resampling step: one for every level, or "
+                   "one per --clusters level (finest first; 1 or less skips resampling there) "
+                   "(default: %(default)s)")  # fmt: skip
     c.add_argument("--strategy", default="random", choices=["random", "closest"],
                    help="tiles picked within a level-1 cluster: random, or those closest to the centroid "
                    "(default: %(default)s)")  # fmt: skip

@@ -6,7 +6,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["balanced_sample", "hierarchical_kmeans", "nearest_centroid", "point_labels", "water_fill"]
+from geodino.errors import ConfigError
+
+__all__ = [
+    "balanced_sample",
+    "hierarchical_kmeans",
+    "nearest_centroid",
+    "per_level_sizes",
+    "point_labels",
+    "water_fill",
+]
 
 
 def _kmeans(x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -37,33 +46,50 @@ def nearest_centroid(x: np.ndarray, cent: np.ndarray, *, max_bytes: int = MAX_DI
     return out
 
 
+def per_level_sizes(resample_size: int | Sequence[int], levels: int) -> list[int | None]:
+    """The resampling sample size of each of `levels` levels: one int for all (as given), or a list of one per
+    level, where a size <= 1 means no resampling there (None). A list of another length is refused in one line."""
+    if isinstance(resample_size, (int, np.integer)) and not isinstance(resample_size, bool):
+        return [int(resample_size)] * levels
+    sizes = [int(v) for v in resample_size]
+    if len(sizes) != levels:
+        raise ConfigError(
+            f"--resample-size {' '.join(map(str, sizes))}: give one size for every level or one per level "
+            f"({levels} for --clusters of {levels} levels), not {len(sizes)}"
+        )
+    return [v if v > 1 else None for v in sizes]
+
+
 def hierarchical_kmeans(
     x: np.ndarray,
     clusters: Sequence[int],
     *,
     resamples: int = 0,
-    resample_size: int = 10,
+    resample_size: int | Sequence[int] = 10,
     seed: int = 0,
     max_bytes: int = MAX_DISTANCE_BYTES,
 ) -> list[dict[str, np.ndarray]]:
     """Levels finest first: level 1 clusters `x`, level l clusters the centroids of level l-1. Each level holds
     `centroids` [K_l, D] and `assign` (the level-(l-1) item -> level-l cluster; points for level 1). A resampling
     step re-fits the level's k-means on the `resample_size` items closest to each centroid, then reassigns all.
+    `resample_size` is one size for every level, or a list of one size per level (finest first; as
+    ssl-data-curation's per-level sample sizes) where a size <= 1 skips resampling at that level.
 
     Memory stays O(N D + K D + `max_bytes`) at any N, K, D: the items closest to a centroid are ranked by the
     distance to their own centroid (O(N D)), and the reassignment goes over blocks of rows (`nearest_centroid`);
     a dense [N, K, D] difference array took 61 GB for `--clusters 20000 2000 200` and was skipped without a word
     past N K = 5e7."""
+    sizes = per_level_sizes(resample_size, len(clusters))
     levels = []
     items = np.asarray(x, dtype=np.float32)
     for li, k in enumerate(clusters):
         cent, assign = _kmeans(items, k, seed + li)
-        for r in range(resamples):
+        for r in range(resamples if sizes[li] is not None else 0):
             own = ((items - cent[assign]) ** 2).sum(-1)  # each item's squared distance to its own centroid
             pick = []
             for c in range(cent.shape[0]):
                 members = np.flatnonzero(assign == c)
-                pick.extend(members[np.argsort(own[members])[:resample_size]])
+                pick.extend(members[np.argsort(own[members])[: sizes[li]]])
             cent, _ = _kmeans(items[np.asarray(pick)], cent.shape[0], seed + 1000 * (r + 1) + li)
             assign = nearest_centroid(items, cent, max_bytes=max_bytes)
         levels.append({"centroids": cent, "assign": assign})

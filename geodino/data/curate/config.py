@@ -25,7 +25,9 @@ class CurateConfig:
     size: int = 0  # tiles to keep
     clusters: list[int] = field(default_factory=lambda: [64, 16, 4])  # per level, finest first
     resamples: int = 0  # resampling steps per level (0: plain k-means)
-    resample_size: int = 10  # points closest to each centroid used in a resampling step
+    # points closest to each centroid used in a resampling step: one for every level, or one per level (finest
+    # first) where <= 1 skips resampling at that level (ssl-data-curation's per-level sample sizes)
+    resample_size: int | list[int] = 10
     strategy: str = "random"  # random | closest (within level-1 clusters)
     dedup: float = 0.95  # cosine similarity at or above which a later tile is a near-duplicate (1.0 < off)
     max_nodata: float = 0.5
@@ -39,6 +41,10 @@ class CurateConfig:
     seed: int = 0
     exemplars: int = 8
     on_error: str | None = None  # stop | skip for unreadable images (None: stop, or each config source's own)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.resample_size, (list, tuple)) and len(self.resample_size) == 1:
+            self.resample_size = self.resample_size[0]  # `--resample-size 10`: one size for every level
 
     def validate(self) -> None:
         if self.type not in ("images", "raster", "cube", "tar"):
@@ -71,6 +77,16 @@ class CurateConfig:
         for key in ("max_nodata", "max_cloud"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ConfigError(f"--{key.replace('_', '-')} {getattr(self, key)} must be in [0, 1]")
+        if isinstance(self.resample_size, (list, tuple)):
+            sizes = list(self.resample_size)
+            if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in sizes):
+                raise ConfigError(
+                    f"--resample-size {' '.join(map(str, sizes))} is out of range: give integers >= 0, one per level "
+                    "(<= 1 skips resampling at that level)"
+                )
+            from geodino.data.curate.cluster import per_level_sizes
+
+            per_level_sizes(sizes, len(self.clusters))  # one per level, or refused in one line
         # counts checked before anything is read or written: 0 crashed deep inside (IndexError, ZeroDivisionError,
         # torch's ValueError) and --chunk 0 left the output folder behind
         for key, least, what in (
@@ -82,6 +98,8 @@ class CurateConfig:
             ("tile_size", 1, "raster tile edge in px"),
         ):
             value = getattr(self, key)
+            if key == "resample_size" and isinstance(value, (list, tuple)):
+                continue  # one per level: checked above
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ConfigError(
                     f"--{key.replace('_', '-')} {value!r} is out of range: give an integer >= {least} ({what})"
