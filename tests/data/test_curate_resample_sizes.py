@@ -69,3 +69,9 @@ def test_cli_takes_one_size_or_one_per_level():
     cfg = parsed("--clusters", "8", "4", "--resample-size", "7", "1")
     assert cfg.resample_size == [7, 1]
     cfg.validate()
+
+
+def test_one_size_of_one_skips_resampling_as_the_same_size_per_level_does():
+    """A size <= 1 skips resampling whether it is given once or per level (one rule, as ssl-data-curation)."""
+    assert cluster.per_level_sizes(1, 3) == [None, None, None] == cluster.per_level_sizes([1, 1, 0], 3)
+    assert cluster.per_level_sizes(4, 2) == [4, 4]

@@ -47,10 +47,11 @@ def nearest_centroid(x: np.ndarray, cent: np.ndarray, *, max_bytes: int = MAX_DI
 
 
 def per_level_sizes(resample_size: int | Sequence[int], levels: int) -> list[int | None]:
-    """The resampling sample size of each of `levels` levels: one int for all (as given), or a list of one per
-    level, where a size <= 1 means no resampling there (None). A list of another length is refused in one line."""
+    """The resampling sample size of each of `levels` levels: one int for all, or a list of one per level. A size
+    <= 1 means no resampling at that level (None), as in ssl-data-curation (re-fitting on one point per centroid
+    only moves each centroid onto a point). A list of another length is refused in one line."""
     if isinstance(resample_size, (int, np.integer)) and not isinstance(resample_size, bool):
-        return [int(resample_size)] * levels
+        resample_size = [int(resample_size)] * levels
     sizes = [int(v) for v in resample_size]
     if len(sizes) != levels:
         raise ConfigError(
