@@ -18,7 +18,7 @@ from geodino.data.rasters import SceneInfo
 from geodino.data.sensors import Sensor
 from geodino.errors import InputError, MissingBandError
 
-__all__ = ["CONFIG_HINTS", "canonical_scenes"]
+__all__ = ["CONFIG_HINTS", "canonical_scenes", "sensor_order"]
 
 
 def _file_band_names(src: Any) -> tuple[str, ...] | None:
@@ -76,6 +76,17 @@ def _resolve_bands(
     return tuple(out_names), tuple(idx)
 
 
+def sensor_order(names: Sequence[str], sensor: Sensor) -> tuple[list[int], tuple[str, ...]] | None:
+    """The positions of `names` in `sensor`'s band order and the sensor's names for them, or None unless every name
+    is a distinct band of the sensor (by name, alias such as `red`/`nir`, or case-insensitively). Shared by raster
+    scenes and datacubes, so both read the bands the sensor names in its order."""
+    canon = [sensor.resolve_band(str(b), strict=False) for b in names]
+    if None in canon or len(set(canon)) != len(canon):
+        return None
+    perm = sorted(range(len(canon)), key=lambda i: sensor.bands.index(canon[i]))  # type: ignore[arg-type]
+    return perm, tuple(canon[i] for i in perm)  # type: ignore[misc]
+
+
 def canonical_scenes(
     scenes: Sequence[SceneInfo], sensor: Sensor, hints: Mapping[str, str | None] = CONFIG_HINTS
 ) -> list[SceneInfo] | None:
@@ -88,11 +99,10 @@ def canonical_scenes(
     out: list[SceneInfo] = []
     first: tuple[str, ...] | None = None
     for sc in scenes:
-        canon = [sensor.resolve_band(b, strict=False) for b in sc.band_names]
-        if None in canon or len(set(canon)) != len(canon):
+        order = sensor_order(sc.band_names, sensor)
+        if order is None:
             return None
-        perm = sorted(range(len(canon)), key=lambda i: sensor.bands.index(canon[i]))  # type: ignore[arg-type]
-        ordered = tuple(canon[i] for i in perm)  # type: ignore[misc]
+        perm, ordered = order
         if first is None:
             first = ordered
         elif ordered != first:

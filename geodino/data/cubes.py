@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from geodino.data.archive_bands import sensor_order
 from geodino.data.rasters import SceneGrid, stream_id, window_affine
 from geodino.data.sensors import Sensor, check_bit_depth, check_read_values, get_sensor
 from geodino.data.tiling import EpochOrder, TileSampler, chunk_aligned, least_nodata
@@ -88,7 +89,9 @@ def open_cube(
     """Open one store and describe it (array, grid, bands, times); errors name the store and what is missing.
 
     `band_names` names the array's bands in order (instead of its band coordinate's, the sensor's or b1..bN), before
-    `bands` selects some. `path` may also be an in-memory xarray Dataset or DataArray (messages then name its type)."""
+    `bands` selects some (in the order given). Without `bands`, named bands are read in `sensor`'s order by name; a
+    store naming none of the sensor's bands is read positionally (CubeSource: only with the sensor's band count).
+    `path` may also be an in-memory xarray Dataset or DataArray (messages then name its type)."""
     import rioxarray  # noqa: F401 - registers the .rio accessor
     import xarray as xr
 
@@ -107,6 +110,7 @@ def open_cube(
         da = ds[_data_variable(ds, path, variable)]
     da, (tdim, bdim, ydim, xdim) = _order_dims(da, path, band_dim, time_dim)
     names = _band_names(da, bdim, sensor)
+    named = bool(band_names) or (bdim in da.coords and da[bdim].dtype.kind in "USO")
     if band_names:
         if len(band_names) != len(names):
             raise InputError(
@@ -130,6 +134,8 @@ def open_cube(
             idx.append(hit)
         da = da.isel({bdim: idx})
         names = tuple(names[i] for i in idx)
+    elif sensor is not None and named:
+        da, names = _in_sensor_order(da, bdim, names, sensor, path)
     crs = _cube_crs(da, ds)
     if crs is None and require_crs:
         raise InputError(
@@ -200,6 +206,28 @@ def _band_names(da: Any, bdim: str, sensor: Sensor | None) -> tuple[str, ...]:
     if sensor is not None and sensor.n_bands == da.sizes[bdim]:
         return sensor.bands
     return tuple(f"b{i}" for i in range(1, da.sizes[bdim] + 1))
+
+
+def _in_sensor_order(
+    da: Any, bdim: str, names: tuple[str, ...], sensor: Sensor, path: str
+) -> tuple[Any, tuple[str, ...]]:
+    """The array's bands in the sensor's band order, by the store's names (`sensor_order`: aliases such as `nir`,
+    any case), so a store of B08, B04, B03, B02 feeds each band on the sensor's channel. Names of none of the
+    sensor's bands are left to positional reading; naming some but not all (or one twice) is refused in one line."""
+    order = sensor_order(names, sensor)
+    if order is not None:
+        perm, canon = order
+        return (da if perm == sorted(perm) else da.isel({bdim: perm})), canon
+    canon = [sensor.resolve_band(n, strict=False) for n in names]
+    if not any(canon):
+        return da, names
+    other = [n for n, c in zip(names, canon, strict=True) if c is None]
+    twice = sorted({c for c in canon if c and canon.count(c) > 1})
+    why = f"{', '.join(other)} not the sensor's" if other else f"{', '.join(twice)} named twice"
+    raise InputError(
+        f"datacube {path} has bands {', '.join(names)} but sensor {sensor.name!r} has {', '.join(sensor.bands)} "
+        f"({why}); name the store's bands with `band_names:`, pick some with `bands:`, or use a matching sensor"
+    )
 
 
 def _cube_crs(da: Any, ds: Any) -> Any:
@@ -332,7 +360,9 @@ class CubeSource:
         self.band_names = list(first.band_names)
         if sensor_obj is None:
             raise InputError(f"datacube {first.path} needs a sensor: set `sensor:` (built-in name or YAML)")
-        if sensor_obj.n_bands != len(self.band_names):
+        # named bands (in the sensor's order, or `bands:`'s): the sensor in the order fed; unnamed: positional
+        order = sensor_order(self.band_names, sensor_obj)
+        if sensor_obj.n_bands != len(self.band_names) or (order is not None and order[0] != sorted(order[0])):
             try:
                 sensor_obj = sensor_obj.select(self.band_names)
             except InputError as exc:

@@ -142,7 +142,8 @@ def build_sources(cfg: DataConfig, *, progress: bool = True) -> list[Any]:
 def check_band_orders(sources: Sequence[Any]) -> None:
     """Refuse sources that give the same bands in different orders: mixed, one model channel would be one band in
     some batches and another in the rest. Sources of different bands (other sensors, standardised alike by
-    `data.norm_sensor`) are not compared. Raster sources already read the bands their sensor names in its order."""
+    `data.norm_sensor`) are not compared. Raster and cube sources already read the bands their sensor names in its
+    order, and a source's `sensor.bands` is the order it feeds (`bands:` picks included), which is what is compared."""
     seen: list[tuple[str, tuple[str, ...]]] = []
     for s in sources:
         bands = tuple(str(b) for b in getattr(getattr(s, "sensor", None), "bands", None) or s.band_names)
