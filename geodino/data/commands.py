@@ -182,6 +182,9 @@ def _add_curate(sub: Any) -> None:
                    help="drop tiles with a larger nodata share (default: %(default)s)")  # fmt: skip
     c.add_argument("--cloud-rule", default="auto", choices=["auto", "qa", "swir", "rgb", "bright", "off"],
                    help="cloud test (default: auto: qa, else swir, else rgb by the sensor's bands)")  # fmt: skip
+    c.add_argument("--qa-band", default=None, metavar="NAME",
+                   help="a QA band of each raster (SCL, QA60 or QA_PIXEL, by band name or 1-based index) read only "
+                   "for the cloud screen, never by the backbone; --cloud-rule auto then uses qa")  # fmt: skip
     c.add_argument("--cloud-threshold", type=float, default=0.5,
                    help="least RGB reflectance of a cloud-like pixel (default: %(default)s)")  # fmt: skip
     c.add_argument("--max-cloud", type=float, default=0.5,

@@ -6,7 +6,8 @@ scale and offset):
 - **qa**: a quality band says so. `SCL` (Sentinel-2 L2A scene classification): classes 8, 9 (cloud medium/high
   probability) and 10 (thin cirrus); `QA60` (Sentinel-2 L1C): bit 10 (opaque) or 11 (cirrus); `QA_PIXEL`
   (Landsat Collection 2): bit 1 (dilated cloud), 2 (cirrus) or 3 (cloud). The raw value is recovered by undoing
-  the sensor's scale for that band.
+  the sensor's scale for that band. With a screening-only QA band (`--qa-band NAME`, `qaband.py`) the rule reads
+  that band's raw values, read apart from the image, instead of a model input band; `auto` then picks `qa`.
 - **swir**: the potential-cloud-pixel test of Fmask (Zhu & Woodcock 2012, without the thermal band): SWIR-2
   (SWIR-1 when there is no SWIR-2) > 0.03, NDSI < 0.8 (not snow), NDVI < 0.8, whiteness < 0.7, the haze-optimised
   transform blue − 0.5·red − 0.08 > 0, and NIR/SWIR-1 > 0.75 (bright soil and roofs reflect more SWIR than NIR);
@@ -76,12 +77,20 @@ class CloudRule:
     bands: dict[str, int] = field(default_factory=dict)
     threshold: float = 0.5
     qa: tuple[str, float, float] | None = None  # (band name, scale, offset) of the QA band
+    qa_band: str | None = None  # a screening-only QA band (--qa-band): `mask` reads its raw values from `qa_values`
 
     def describe(self) -> str:
+        if self.qa_band is not None and self.qa is not None:
+            return f"qa(qa_band={self.qa_band} ({self.qa[0]}), read for screening only; t={self.threshold})"
         return f"{self.kind}({', '.join(f'{k}={v}' for k, v in sorted(self.bands.items()))}; t={self.threshold})"
 
-    def mask(self, image: np.ndarray) -> np.ndarray:
-        """Bool [H, W]: cloud-like pixels of a reflectance image [C, H, W]."""
+    def mask(self, image: np.ndarray, qa_values: np.ndarray | None = None) -> np.ndarray:
+        """Bool [H, W]: cloud-like pixels of a reflectance image [C, H, W] (with --qa-band: of the raw QA values
+        [H, W] of the same window, `qa_values`)."""
+        if self.qa_band is not None:
+            if qa_values is None:
+                raise ValueError(f"the qa rule of --qa-band {self.qa_band} needs the band's values (qa_values)")
+            return _decode_qa(self.qa[0], np.asarray(qa_values).astype(np.int64))  # type: ignore[index]
         b = {k: image[i].astype(np.float32) for k, i in self.bands.items()}
         if self.kind == "off":
             return np.zeros(image.shape[1:], bool)
@@ -89,11 +98,7 @@ class CloudRule:
             return np.all(image[[self.bands[k] for k in ("red", "green", "blue")]] >= self.threshold, axis=0)
         if self.kind == "qa":
             name, scale, offset = self.qa  # type: ignore[misc]
-            raw = np.rint((b["qa"] - offset) / scale).astype(np.int64)
-            if name == "scl":
-                return np.isin(raw, (8, 9, 10))
-            bits = (10, 11) if name == "qa60" else (1, 2, 3)
-            return np.any([(raw >> k) & 1 for k in bits], axis=0).astype(bool)
+            return _decode_qa(name, np.rint((b["qa"] - offset) / scale).astype(np.int64))
         vis = np.stack([b["blue"], b["green"], b["red"]])
         if self.kind == "rgb":
             from scipy.ndimage import uniform_filter
@@ -117,17 +122,33 @@ class CloudRule:
         )
         return pcp | (b["cirrus"] >= CIRRUS) if "cirrus" in b else pcp
 
-    def share(self, image: np.ndarray, valid: np.ndarray) -> float:
+    def share(self, image: np.ndarray, valid: np.ndarray, qa_values: np.ndarray | None = None) -> float:
         """Share of valid pixels that are cloud-like."""
         if self.kind == "off":
             return 0.0
-        return float((self.mask(image) & valid).sum() / max(int(valid.sum()), 1))
+        return float((self.mask(image, qa_values) & valid).sum() / max(int(valid.sum()), 1))
 
 
-def cloud_rule(sensor: Any, kind: str = "auto", threshold: float = 0.5) -> CloudRule:
-    """The cloud test for `sensor`: `kind` (see the module docstring), `auto` choosing the best its bands allow."""
+def _decode_qa(name: str, raw: np.ndarray) -> np.ndarray:
+    """Cloud pixels of raw QA codes: SCL classes 8, 9, 10; QA60 bit 10 or 11; QA_PIXEL bit 1, 2 or 3."""
+    if name == "scl":
+        return np.isin(raw, (8, 9, 10))
+    bits = (10, 11) if name == "qa60" else (1, 2, 3)
+    return np.any([(raw >> k) & 1 for k in bits], axis=0).astype(bool)
+
+
+def cloud_rule(
+    sensor: Any, kind: str = "auto", threshold: float = 0.5, qa_band: tuple[str, str] | None = None
+) -> CloudRule:
+    """The cloud test for `sensor`: `kind` (see the module docstring), `auto` choosing the best its bands allow.
+    `qa_band` (the --qa-band name and its encoding, scl/qa60/qa_pixel): a screening-only QA band, which `auto` and
+    `qa` read instead of the sensor's bands."""
     if kind not in CLOUD_RULES:
         raise ConfigError(f"--cloud-rule {kind!r}; use one of {', '.join(CLOUD_RULES)}")
+    if qa_band is not None:
+        if kind not in ("auto", "qa"):
+            raise ConfigError(f"--qa-band {qa_band[0]} is read by the qa cloud rule; use --cloud-rule auto or qa")
+        return CloudRule("qa", {}, threshold, (qa_band[1], 1.0, 0.0), qa_band=qa_band[0])
     names = [str(b).lower() for b in sensor.bands]
     qa = next((n for n in _QA_NAMES if n in names), None)
     spectral = {r: _role(sensor, r) for r in ("blue", "green", "red", "nir", "swir16", "swir22", "cirrus")}

@@ -33,6 +33,8 @@ class CurateConfig:
     max_nodata: float = 0.5
     cloud_rule: str = "auto"  # auto | qa | swir | rgb | bright | off (see geodino.data.curate.clouds)
     cloud_threshold: float = 0.5
+    # a band of each raster (its description, or 1-based index) read only for the qa cloud rule, never a model input
+    qa_band: str | None = None
     max_cloud: float = 0.5
     chunk: int = 512
     batch_size: int = 64
@@ -74,6 +76,14 @@ class CurateConfig:
 
         if self.cloud_rule not in CLOUD_RULES:
             raise ConfigError(f"--cloud-rule {self.cloud_rule!r}; use one of {', '.join(CLOUD_RULES)}")
+        if self.qa_band is not None:
+            if not str(self.qa_band).strip():
+                raise ConfigError("--qa-band ''; name the QA band (its band description, e.g. SCL, or 1-based index)")
+            if self.cloud_rule not in ("auto", "qa"):
+                raise ConfigError(
+                    f"--qa-band {self.qa_band} is read by the qa cloud rule, not --cloud-rule {self.cloud_rule}; use "
+                    "--cloud-rule auto or qa, or drop --qa-band"
+                )
         for key in ("max_nodata", "max_cloud"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ConfigError(f"--{key.replace('_', '-')} {getattr(self, key)} must be in [0, 1]")

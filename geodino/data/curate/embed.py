@@ -15,19 +15,23 @@ from geodino.data.curate.config import CurateConfig
 from geodino.data.curate.tiles import Tiles
 from geodino.errors import InputError
 
-__all__ = ["check_same_curation", "embed_tiles"]
+__all__ = ["check_same_curation", "embed_tiles", "source_rules"]
 
 FIELDS = ("emb", "nodata", "cloud", "time")
 """The arrays of a cached chunk, per tile."""
 
 
-def _collate(batch: list[tuple[np.ndarray, np.ndarray, int, int]]) -> list[tuple[np.ndarray, np.ndarray, int, int]]:
+_Read = tuple[np.ndarray, np.ndarray, int, int, "np.ndarray | None"]
+
+
+def _collate(batch: list[_Read]) -> list[_Read]:
     return batch
 
 
 class _Reads:
     """The tiles as the embedding pass reads them: (image, valid, k, time step read) by `Tiles.read`, so the date a
-    cube under first/last falls back to comes back with the embedding instead of a read of its own."""
+    cube under first/last falls back to comes back with the embedding instead of a read of its own; then the raw
+    values of a screening-only QA band (`Tiles.read_qa`; None without --qa-band), which only the cloud rule reads."""
 
     def __init__(self, tiles: Tiles) -> None:
         self.tiles = tiles
@@ -35,8 +39,8 @@ class _Reads:
     def __len__(self) -> int:
         return len(self.tiles)
 
-    def __getitem__(self, k: int) -> tuple[np.ndarray, np.ndarray, int, int]:
-        return self.tiles.read(k)
+    def __getitem__(self, k: int) -> _Read:
+        return (*self.tiles.read(k), self.tiles.read_qa(k))
 
 
 def embed_tiles(
@@ -60,7 +64,7 @@ def embed_tiles(
     from geodino.io import atomic_path, make_dirs
 
     make_dirs(folder)
-    rules = rules or [cloud_rule(sensor, cfg.cloud_rule, cfg.cloud_threshold) for sensor in tiles.sensors]
+    rules = rules or source_rules(tiles, cfg)
     key = _cache_key(tiles, backbone, rules, cfg)
     meta = folder / "meta.json"
     cached = (_read_meta(meta) or {}).get("key") == key
@@ -99,10 +103,10 @@ def embed_tiles(
         embs, nodata, cloud, times = [], [], [], []
         for batch in loader:
             images = []
-            for image, valid, k, t in batch:
+            for image, valid, k, t, qa in batch:
                 times.append(t)
                 nodata.append(1.0 - float(valid.mean()))
-                cloud.append(rules[tiles.locate(k)[0]].share(image, valid))
+                cloud.append(rules[tiles.locate(k)[0]].share(image, valid, qa))  # qa: never a backbone input
                 h, w = (image.shape[1] // p) * p, (image.shape[2] // p) * p
                 if h == 0 or w == 0:
                     raise InputError(f"tiles of {image.shape[2]}x{image.shape[1]} px are smaller than one {p} px patch")
@@ -131,6 +135,14 @@ def embed_tiles(
         bar.close()
     parts = [np.load(folder / f"part_{c:05d}.npz") for c in range(n_chunks)]
     return {k: np.concatenate([q[k] for q in parts]) for k in FIELDS}
+
+
+def source_rules(tiles: Tiles, cfg: CurateConfig) -> list[CloudRule]:
+    """The cloud rule of each source: `cfg.cloud_rule` on its sensor, or on its screening-only QA band."""
+    return [
+        cloud_rule(s, cfg.cloud_rule, cfg.cloud_threshold, None if qa is None else (qa.name, qa.kind))
+        for s, qa in zip(tiles.sensors, tiles.qa_bands)
+    ]
 
 
 def _cache_key(tiles: Tiles, backbone: Any, rules: list[CloudRule], cfg: CurateConfig) -> str:

@@ -11,11 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from geodino.data.curate.clouds import cloud_rule
 from geodino.data.curate.cluster import balanced_sample, hierarchical_kmeans, point_labels
 from geodino.data.curate.config import CurateConfig
 from geodino.data.curate.dedup import near_duplicates
-from geodino.data.curate.embed import check_same_curation, embed_tiles
+from geodino.data.curate.embed import check_same_curation, embed_tiles, source_rules
 from geodino.data.curate.report import curated_config, markdown, mosaic, tile_map, write_lists, write_table
 from geodino.data.curate.tiles import Tiles
 from geodino.errors import GeoDinoError, InputError, plural
@@ -44,8 +43,10 @@ def _curate(cfg: CurateConfig, out: Path, *, progress: bool, overwrite: bool) ->
     from geodino.io import atomic_path, make_dirs
 
     configs, where = cfg.source_configs()
-    tiles = Tiles(configs, where, skip_hint="pass --on-error skip (the tile is then dropped as nodata)")
-    rules = [cloud_rule(s, cfg.cloud_rule, cfg.cloud_threshold) for s in tiles.sensors]
+    tiles = Tiles(
+        configs, where, skip_hint="pass --on-error skip (the tile is then dropped as nodata)", qa_band=cfg.qa_band
+    )
+    rules = source_rules(tiles, cfg)
     what = cfg.config or cfg.paths
     if tiles.n == 0:
         raise InputError(f"the archive {what} holds no tiles; check the paths and the tile size")
@@ -117,6 +118,8 @@ def _curate(cfg: CurateConfig, out: Path, *, progress: bool, overwrite: bool) ->
         "tiles": tiles.n,
         "sources": {n: int(c) for n, c in zip(tiles.names, tiles.counts)},
         "cloud_rules": {n: r.describe() for n, r in zip(tiles.names, rules)},
+        # the screening-only QA band of each source (--qa-band): its name and encoding; None: none
+        "qa_band": {n: None if q is None else q.describe() for n, q in zip(tiles.names, tiles.qa_bands)},
         "removed": {k: int((status == k).sum()) for k in ("nodata", "cloud", "duplicate")},
         "clustered": int(pool.size),
         "kept": int(keep.size),

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from geodino.data.config import SourceConfig
+from geodino.data.curate.qaband import QaBand, read_qa_window, resolve_qa_band
 from geodino.data.curate.tilelist import WINDOW_COLUMNS
 from geodino.errors import InputError
 from geodino.io import content_stamp
@@ -66,9 +67,14 @@ class Tiles:
     building the list reads nothing and each tile is read once, by the embedding pass."""
 
     def __init__(
-        self, configs: list[SourceConfig], where: list[str] | None = None, skip_hint: str | None = None
+        self,
+        configs: list[SourceConfig],
+        where: list[str] | None = None,
+        skip_hint: str | None = None,
+        qa_band: str | None = None,
     ) -> None:
-        """`skip_hint` replaces "set on_error: skip" in an image source's decode error (e.g. a CLI flag)."""
+        """`skip_hint` replaces "set on_error: skip" in an image source's decode error (e.g. a CLI flag); `qa_band`
+        names a band of every raster read apart from the image, for the cloud screen only (`read_qa`)."""
         from geodino.data.loaders import build_source
 
         where = where or [f"data.sources[{i}]" for i in range(len(configs))]
@@ -85,6 +91,9 @@ class Tiles:
         self.sensors = [s.sensor for s in self.sources]
         self.sensor = self.sensors[0]
         self.types = [c.type for c in self.configs]
+        self.qa_bands: list[QaBand | None] = [None] * len(self.sources)
+        if qa_band:
+            self.qa_bands = [self._qa_band(qa_band, i, w) for i, w in enumerate(where)]
         self._dated = [False] * len(self.sources)  # per source: cube first/last rows whose date `set_times` records
         rows = [self._rows(i) for i in range(len(self.sources))]
         self.counts = np.array([len(r["path"]) for r in rows], dtype=np.int64)
@@ -129,6 +138,34 @@ class Tiles:
                 rows["time"].append(t)
         self._dated[i] = dated
         return rows
+
+    def _qa_band(self, name: str, i: int, where: str) -> QaBand:
+        """Source `i`'s screening QA band `name` (resolved in each of its files), refused for other than rasters."""
+        if self.types[i] != "raster":
+            raise InputError(
+                f"--qa-band {name} reads a band of raster files, but {where} is a {self.configs[i].type} source; "
+                "curate rasters with it, or drop --qa-band"
+            )
+        return resolve_qa_band(name, self.sources[i].archive.scenes, where)
+
+    def read_qa(self, k: int) -> np.ndarray | None:
+        """The raw QA band values [h, w] of tile `k`'s window (None: its source has no --qa-band), read apart from
+        the image so that they never reach the backbone. A failed read is all zeros under on_error skip (the tile's
+        image read fails too and drops it as nodata) and raises under stop."""
+        i, j = self.locate(k)
+        qa = self.qa_bands[i]
+        if qa is None:
+            return None
+        src = self.sources[i]
+        sid, col, row, w, h = src.tiles.grid_tile(j)
+        try:
+            return read_qa_window(src.archive, qa, sid, col, row, w, h)
+        except Exception as exc:
+            if self.configs[i].on_error == "skip":
+                return np.zeros((h, w), dtype=np.uint16)
+            raise InputError(
+                f"--qa-band {qa.name}: window read of {src.archive.scenes[sid].path} failed ({exc})"
+            ) from exc
 
     def set_times(self, times: Any) -> None:
         """Record the time step each tile was read at (`read`'s fourth value, per tile in index order) for the
