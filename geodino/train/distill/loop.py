@@ -16,7 +16,6 @@ exports and `curves.png` (each student's loss terms and the schedules, from log.
 
 from __future__ import annotations
 
-import csv
 import itertools
 import logging
 import math
@@ -39,6 +38,7 @@ from geodino.train.distill.export import (
     load_checkpoint,
     save_checkpoint,
 )
+from geodino.train.distill.log_csv import append_row, drop_rows_from
 from geodino.train.distill.processes import agreed_resume_point
 from geodino.train.distill.run_folder import (
     Start,
@@ -117,7 +117,7 @@ def _setup(cfg: DistillConfig, start: Start) -> DistillRun:
     _wrap_ddp(arch, layout, device, distributed)
     log_file = (out_dir / "log.csv") if writer and layout.colocated else (out_dir / names[0] / "log.csv")
     if writer:  # a killed run logged steps past its last checkpoint: they run again
-        start.later.append(lambda: _drop_rows_from(log_file, step))
+        start.later.append(lambda: drop_rows_from(log_file, step))
     return DistillRun(
         cfg, sched, device, rank, distributed, out_dir, layout, arch, opt, patch, step, writer, ckpt_dir, log_file
     )
@@ -386,7 +386,7 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
             row = train_step(run, step, next(batches))
             if run.writer and (step % cfg.train.log_every_n_steps == 0 or step == last):
                 row = {**host_floats(row), "step": step}
-                _append_csv(run.log_file, row)
+                append_row(run.log_file, row)
                 for tracker in trackers:
                     tracker.log_metrics({k: v for k, v in row.items() if k != "step"}, step=step)
                 bar.set_postfix(loss=f"{row['loss']:.3f}")
@@ -480,32 +480,3 @@ def dist_world() -> int:
     import torch.distributed as dist
 
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def _drop_rows_from(path: Path, step: int) -> None:
-    """Keep only the log rows before `step` (atomically), so that a resumed run's log has one row per step."""
-    if not path.is_file():
-        return
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    kept = [r for r in rows if r.get("step") and float(r["step"]) < step]
-    if len(kept) == len(rows):
-        return
-    from geodino.io import atomic_path
-
-    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
-        if kept:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(kept)
-
-
-def _append_csv(path: Path, row: dict[str, float]) -> None:
-    """Append one row to the run's log.csv (header on the first row)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row), extrasaction="ignore")
-        if new:
-            w.writeheader()
-        w.writerow(row)
