@@ -4,7 +4,9 @@
 nodata, as a float32 COG; then, with `threshold` (a number, or "otsu" for Otsu's threshold on the histogram of
 distances), a binary uint8 change COG (0 = no change, 1 = change, 255 = nodata; named in a raster attribute
 table). Both rasters must come from the same backbone (fingerprint, layers) and lie on the same grid;
-`resample=True` warps B onto A's grid (bilinear, nodata-aware; nearest for int8 codes) through a GDAL WarpedVRT.
+`resample=True` warps B onto A's grid through a GDAL WarpedVRT, nodata-aware: the area-weighted average of B's cells
+under each A cell when B's cells are finer than A's (bilinear there widens its kernel and mixed in A's neighbours:
+B = A at half the cell size scored distances up to 0.51), bilinear otherwise, nearest for int8 codes.
 An empty change mask (no cell above the threshold) is a `UserWarning` (`warnings.warn`; the command line shows it as
 one line "geodino: warning: ...").
 """
@@ -82,7 +84,7 @@ class _Warped(EmbeddingReader):
                 transform=onto.transform,
                 width=onto.width,
                 height=onto.height,
-                resampling=Resampling.nearest if int8 else Resampling.bilinear,
+                resampling=Resampling.nearest if int8 else _float_resampling(self._base, onto),
                 src_nodata=-128 if int8 else float("nan"),
                 nodata=-128 if int8 else float("nan"),
             )
@@ -97,6 +99,19 @@ class _Warped(EmbeddingReader):
         self.src.close()
         if hasattr(self, "_base"):
             self._base.close()
+
+
+def _float_resampling(src: Any, onto: EmbeddingReader) -> Any:
+    """Average when B's cells (measured in A's CRS) are finer than A's on both axes, so each A cell gets the mean of
+    the B cells it covers; bilinear otherwise (B as coarse as A or coarser: interpolation between its centres)."""
+    from rasterio.enums import Resampling
+    from rasterio.warp import transform_bounds
+
+    left, bottom, right, top = transform_bounds(src.crs, onto.crs, *src.bounds)
+    b_x, b_y = abs(right - left) / src.width, abs(top - bottom) / src.height
+    a_x, a_y = abs(onto.transform.a) + abs(onto.transform.b), abs(onto.transform.e) + abs(onto.transform.d)
+    finer = b_x < a_x * (1 - 1e-6) and b_y < a_y * (1 - 1e-6)
+    return Resampling.average if finer else Resampling.bilinear
 
 
 def _unit(f: np.ndarray) -> np.ndarray:
