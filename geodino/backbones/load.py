@@ -321,8 +321,12 @@ def _from_path(
         log.info("backbone %s: normalisation %s", spec_text, fb.norm_source)
         return fb.to(device)
     bands_for_stats = names if names is not None else (src_bands if not adapted else None)
-    default = None if adapted else default_sensor
-    stats = sensor_stats(sensor, bands_for_stats, model.in_chans, spec_text, default)
+    order = _reordering(src_bands, names) if adapted and sensor is None else None
+    default = default_sensor if order is not None or not adapted else None
+    if order is not None:  # the file's own bands in another order: its default statistics, moved with the kernels
+        stats = _reordered(sensor_stats(None, src_bands, model.in_chans, spec_text, default), order, names)
+    else:
+        stats = sensor_stats(sensor, bands_for_stats, model.in_chans, spec_text, default)
     fb = _frozen(model, "geodino", stats, spec_text, fp, amp, sensor)
     s = stats[0]
     if sensor is not None:
@@ -343,6 +347,27 @@ def _from_path(
         )
     log.info("backbone %s: normalisation %s", spec_text, fb.norm_source)
     return fb.to(device)
+
+
+def _reordering(src: list[str] | None, names: list[str] | None) -> list[int] | None:
+    """For each of `names`, the index of the same band among the file's bands `src` (R = red ...), when `names` are
+    exactly the file's bands in another order; else None (other bands: the file's 3-band defaults do not apply)."""
+    from geodino.models.checkpoints.bands import match_bands
+
+    if not src or not names or len(src) != len(names):
+        return None
+    found = match_bands(src, names)
+    order = [found.get(j, -1) for j in range(len(names))]
+    return order if sorted(order) == list(range(len(src))) else None
+
+
+def _reordered(stats: tuple[Any, Any, Any, Any], order: list[int], names: list[str]) -> tuple[Any, Any, Any, Any]:
+    """`sensor_stats`' (sensor, mean, std, bands) of the file's bands, in the order of `names` (`_reordering`): a
+    BGR input to an RGB file gets blue's mean/std for its first band, not red's."""
+    s, mean, std, _ = stats
+    if s is not None and not isinstance(s, str):
+        s = s.select([s.bands[i] for i in order])
+    return s, [mean[i] for i in order], [std[i] for i in order], names
 
 
 def _from_module(
