@@ -152,8 +152,9 @@ def resolve_bands(
         if len(bands) == c:
             return dict(state), list(bands)
         raise CheckpointError(
-            f"checkpoint {source} has {c} input bands and {len(bands)} were requested; name the checkpoint's bands "
-            "(src_bands=[...], --src-bands) to adapt its patch embedding"
+            f"checkpoint {source} has {c} input bands and {len(bands)} were requested, and it records no band names "
+            "to adapt its patch embedding from; name them with geodino.models.checkpoints.load_model(..., "
+            "src_bands=[...]), or request all its bands"
         )
     file_bands = list(src)  # as the file names them, for messages
     if sensor is not None:
