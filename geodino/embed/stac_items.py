@@ -149,7 +149,33 @@ def _geometry(crs: Any, transform: Any, width: int, height: int) -> tuple[dict |
     geom, _ = footprint(scene, "EPSG:4326")
     if geom is None:
         return None, None
+    if not geom.is_valid:  # GDAL's antimeridian cut can fail (EPSG:3857 past x = 20037508 m): a globe-wide bowtie
+        geom = _unwrapped_footprint(crs, scene) or geom
     return shapely.geometry.mapping(geom), geojson_bbox(geom)
+
+
+def _unwrapped_footprint(crs: Any, scene: Any) -> Any | None:
+    """The lon/lat footprint cut at the antimeridian by hand: the outline's longitudes made continuous (a step of
+    more than 180 degrees between neighbouring points is a wrap, not an edge), then cut at +-180 and shifted into
+    [-180, 180]. None for an outline around a pole (its longitudes wind through 360 degrees) or one that does not
+    transform."""
+    import numpy as np
+    import shapely
+    from rasterio.warp import transform
+
+    from geodino.data.footprints import _outline, _wrap_longitudes, oriented
+
+    xy = shapely.get_coordinates(_outline(scene))
+    lon, lat = (np.asarray(v, dtype=float) for v in transform(crs, "EPSG:4326", xy[:, 0], xy[:, 1]))
+    if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
+        return None
+    lon = np.unwrap(lon, period=360.0)
+    if abs(lon[-1] - lon[0]) > 180.0:  # the ring does not close: it winds round a pole
+        return None
+    geom = shapely.Polygon(np.column_stack([lon, lat]))
+    if not geom.is_valid:
+        return None
+    return oriented(_wrap_longitudes(geom))
 
 
 def _input_bbox(crs: Any, bounds: Any) -> list[float] | None:
