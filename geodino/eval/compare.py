@@ -12,10 +12,12 @@ read "-".
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
 
+from geodino.errors import GeoDinoError
 from geodino.io import atomic_path, json_text
 
 COMPARE_DIR = "compare"  # OUT/compare/<i>_<slug>/ holds each comparison's run
@@ -32,10 +34,11 @@ def comparison_rows(runs: list[tuple[str, list[dict[str, Any]]]]) -> list[dict[s
     """[{task, metric, kind, values: {spec: value or None}}] over the main run's (task, metric) pairs, then any pair
     only a comparison has; `runs[0]` is the main backbone. `kind` is `score` or `info` (bookkeeping such as pixel
     counts and the last training loss: shown, never differenced; see `geodino.eval.runner.metric_kind`)."""
-    from geodino.eval.runner import metric_kind
+    from geodino.eval.results import better, metric_kind
 
     keys: list[tuple[str, str]] = []
-    values: dict[tuple[str, str], dict[str, float]] = {}
+    values: dict[tuple[str, str], dict[str, float | None]] = {}
+    cis: dict[tuple[str, str], dict[str, list[float]]] = {}
     kinds: dict[tuple[str, str], str] = {}
     for spec, rows in runs:
         for r in rows:
@@ -43,39 +46,68 @@ def comparison_rows(runs: list[tuple[str, list[dict[str, Any]]]]) -> list[dict[s
             if key not in values:
                 keys.append(key)
                 values[key] = {}
+                cis[key] = {}
                 kinds[key] = str(r.get("kind") or metric_kind(key[1]))
-            values[key][spec] = float(r["value"])
-    return [
-        {"task": t, "metric": m, "kind": kinds[(t, m)], "values": {s: values[(t, m)].get(s) for s, _ in runs}}
-        for t, m in keys
-    ]
+            values[key][spec] = None if r["value"] is None else float(r["value"])  # JSON null: a NaN
+            if r.get("ci95"):
+                cis[key][spec] = [float(x) for x in r["ci95"]]
+    out = []
+    for t, m in keys:
+        row: dict[str, Any] = {"task": t, "metric": m, "kind": kinds[(t, m)], "better": better(m)}
+        row["values"] = {s: values[(t, m)].get(s) for s, _ in runs}
+        if cis[(t, m)]:  # Wilson 95 % intervals of proportion scores (results.add_intervals)
+            row["ci95"] = {s: cis[(t, m)].get(s) for s, _ in runs}
+        out.append(row)
+    return out
+
+
+def intervals_overlap(row: dict[str, Any], main: str, other: str) -> bool:
+    """Whether the 95 % intervals of `main` and `other` on this row overlap (both must have one): a Δ then is
+    within the test-set sampling noise of single-seed numbers and should not be read as a difference."""
+    ci = row.get("ci95") or {}
+    a, b = ci.get(main), ci.get(other)
+    return bool(a and b and a[0] <= b[1] and b[0] <= a[1])
 
 
 def comparison_markdown(
-    runs: list[tuple[str, list[dict[str, Any]]]], suite: str, skipped: dict[str, dict[str, str]] | None = None
+    runs: list[tuple[str, list[dict[str, Any]]]],
+    suite: str,
+    skipped: dict[str, dict[str, str]] | None = None,
+    failed: dict[str, str] | None = None,
 ) -> str:
     """The comparison table (Markdown): a column per backbone and, per comparison, its difference to the main;
     bookkeeping rows (counts, last training loss) in a second table without differences; then a note per task a
-    backbone skipped (`skipped`: spec -> {task: why}), whose cells read "-"."""
+    backbone skipped (`skipped`: spec -> {task: why}) and per backbone that failed (`failed`: spec -> error line),
+    whose cells read "-"; a dagger on a Δ whose two 95 % intervals overlap (`intervals_overlap`)."""
     main = runs[0][0]
     others = [s for s, _ in runs[1:]]
+    rows = comparison_rows(runs)
     head = ["task", "metric", f"`{main}`"] + [c for s in others for c in (f"`{s}`", "Δ")]
     lines = [
         f"# Probe comparison: {suite}",
         "",
-        f"Main backbone `{main}`; Δ = comparison minus main (for error metrics such as MAE, lower is better).",
+        f"Main backbone `{main}`; Δ = comparison minus main, on the same task and metric; {_sign_note(rows)}",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]
-    rows = comparison_rows(runs)
+    marked = False
     for row in (r for r in rows if r["kind"] == "score"):
         v = row["values"]
         cells = [row["task"], row["metric"], _fmt(v[main])]
         for s in others:
             delta = None if v[s] is None or v[main] is None else v[s] - v[main]
-            cells += [_fmt(v[s]), "-" if delta is None else f"{delta:+.4f}"]
+            delta = None if delta is None or math.isnan(delta) else delta  # a NaN score (no blocks): no Δ
+            mark = " †" if delta is not None and intervals_overlap(row, main, s) else ""
+            marked = marked or bool(mark)
+            cells += [_fmt(v[s]), "-" if delta is None else f"{delta:+.4f}{mark}"]
         lines.append("| " + " | ".join(cells) + " |")
+    if marked:
+        lines += [
+            "",
+            "† the two backbones' 95 % Wilson intervals (test-set size; results.md of each run) overlap: this Δ is "
+            "within the sampling noise of a single-seed number and is no evidence of a difference.",
+        ]
     info = [r for r in rows if r["kind"] == "info"]
     if info:
         specs = [main, *others]
@@ -90,10 +122,24 @@ def comparison_markdown(
             "| " + " | ".join([r["task"], r["metric"], *(_fmt(r["values"][s]) for s in specs)]) + " |" for r in info
         ]
     notes = [(s, task, why) for s in [main, *others] for task, why in (skipped or {}).get(s, {}).items()]
-    if notes:
+    if notes or failed:
         lines += ["", "Not run (its cells read -):", ""]
         lines += [f"- `{s}` skipped {task}: {why}" for s, task, why in notes]
+        lines += [f"- `{s}` failed (tasks it finished before are shown): {why}" for s, why in (failed or {}).items()]
     return "\n".join(lines) + "\n"
+
+
+def _sign_note(rows: list[dict[str, Any]]) -> str:
+    """The sign convention of the table's Δ, naming the error metrics it holds (lower is better)."""
+    scores = [r for r in rows if r["kind"] == "score"]
+    lower = list(dict.fromkeys(r["metric"] for r in scores if r["better"] == "lower"))
+    zero = list(dict.fromkeys(r["metric"] for r in scores if r["better"] == "zero"))
+    note = "a positive Δ means the comparison backbone scored higher, which is better"
+    if lower:
+        note += f" except for {', '.join(lower)} (errors: lower is better, so a negative Δ is an improvement)"
+    if zero:
+        note += f"; for {', '.join(zero)} closer to 0 is better, whatever the sign"
+    return note + "."
 
 
 def _fmt(v: float | None) -> str:
@@ -136,10 +182,16 @@ def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str 
     finally:
         release_backbones(main_suite)  # the main backbone is loaded once, and gone before a comparison loads
     skipped: dict[str, dict[str, str]] = {}
+    failed: dict[str, BaseException] = {}
     for k in range(1, len(specs)):
-        rows[k] = run_suite(copy.deepcopy(cfg), specs[k], folders[k], skip_unfit=True)
-        release_backbones()  # run_suite's backbones are unreferenced now; collect them before the next load
-        skipped[specs[k]] = dict(read_results(folders[k]).get("skipped") or {})
+        try:
+            rows[k] = run_suite(copy.deepcopy(cfg), specs[k], folders[k], skip_unfit=True)
+            skipped[specs[k]] = dict(read_results(folders[k]).get("skipped") or {})
+        except Exception as exc:  # one backbone failing keeps the others' runs and the table; raised at the end
+            failed[specs[k]] = exc
+            rows[k] = _partial_rows(folders[k])  # the tasks it finished before failing, if any
+        finally:
+            release_backbones()  # run_suite's backbones are unreferenced now; collect them before the next load
     runs = list(zip(specs, rows, strict=True))
     payload = {
         "suite": cfg.name,
@@ -147,10 +199,37 @@ def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str 
         "folders": [str(f) for f in folders],
         "rows": comparison_rows(runs),
         "skipped": {s: t for s, t in skipped.items() if t},
+        "failed": {s: _one_line(e) for s, e in failed.items()},
     }
     with atomic_path(out / "comparison.json") as tmp:
         tmp.write_text(json_text(payload, indent=1))
     md = out / "comparison.md"
     with atomic_path(md) as tmp:
-        tmp.write_text(comparison_markdown(runs, cfg.name, skipped))
+        tmp.write_text(comparison_markdown(runs, cfg.name, skipped, payload["failed"]))
+    if failed:
+        spec0, exc0 = next(iter(failed.items()))
+        more = f" (and {len(failed) - 1} more, listed there)" if len(failed) > 1 else ""
+        error = ComparisonError(
+            f"comparison backbone {spec0} failed: {_one_line(exc0)}{more}; the other backbones ran and {md} has "
+            "their columns (the failed one's cells read -)"
+        )
+        error.exit_code = getattr(exc0, "exit_code", 1)
+        raise error from exc0
     return md
+
+
+class ComparisonError(GeoDinoError):
+    """A comparison backbone failed; the others ran and comparison.md was written (the message says which)."""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text and text[0] else type(exc).__name__
+
+
+def _partial_rows(folder: Path) -> list[dict[str, Any]]:
+    """The rows a failed run wrote before failing (results.json is rewritten after each task), else none."""
+    import json
+
+    path = folder / "results.json"
+    return list(json.loads(path.read_text()).get("rows") or []) if path.is_file() else []

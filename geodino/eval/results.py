@@ -8,6 +8,10 @@ are bookkeeping rather than scores (`metric_kind`), have one home that `compare.
 from __future__ import annotations
 
 import json
+import math
+import re
+import shlex
+import sys
 import typing
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,45 @@ training loss): kept in results.json with kind `info`, listed apart in results.m
 def metric_kind(metric: str) -> str:
     """`info` for bookkeeping values (INFO_METRICS), `score` for everything a probe reports as a result."""
     return "info" if metric in INFO_METRICS else "score"
+
+
+LOWER_IS_BETTER = ("MAE", "RMSE", "nMAE")
+"""Error metrics (canopy height, metres): a smaller value is better, so a negative Δ is an improvement."""
+ZERO_IS_BETTER = ("bias",)
+"""Signed errors: closer to 0 is better, so a Δ's sign says nothing by itself."""
+
+
+def better(metric: str) -> str:
+    """Which way a score improves: `lower` (errors), `zero` (signed bias) or `higher` (everything else)."""
+    return "lower" if metric in LOWER_IS_BETTER else "zero" if metric in ZERO_IS_BETTER else "higher"
+
+
+PROPORTION_METRIC = re.compile(r"(^|_)top[15](@k\d+)?$")
+"""Scores that are a fraction of independent test images classified right (`knn_top1@k20`, `linear_top1`,
+`logreg_top5`): the ones a binomial (Wilson) interval fits. Balanced accuracy, F1, mAP, mIoU, pixel accuracy and
+errors are not a count of independent successes, so they get no interval."""
+
+Z95 = 1.959963984540054  # the two-sided 95 % standard-normal quantile
+
+
+def wilson_interval(p: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion `p` observed on `n` trials (95 % by default). Unlike p +- z*se it
+    stays inside [0, 1] and is not zero-width at p = 0 or 1, which small probe test sets often hit."""
+    if n <= 0 or not 0.0 <= p <= 1.0:
+        raise ValueError(f"wilson_interval needs n > 0 and 0 <= p <= 1, got p={p}, n={n}")
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def add_intervals(rows: list[dict[str, Any]], n_eval: int) -> None:
+    """Give each proportion row (PROPORTION_METRIC) of a single-label task evaluated on `n_eval` test images its
+    `n_eval` and `ci95` (Wilson, [lo, hi]): the test-set sampling uncertainty of a single-seed number."""
+    for r in rows:
+        if n_eval > 0 and PROPORTION_METRIC.search(str(r["metric"])) and 0.0 <= float(r["value"]) <= 1.0:
+            r["n_eval"] = int(n_eval)
+            r["ci95"] = [round(x, 6) for x in wilson_interval(float(r["value"]), int(n_eval))]
 
 
 def write_results(
@@ -49,6 +92,8 @@ def write_results(
         "fingerprint": fingerprint,
         "seed": cfg.seed,
         "started": started,
+        "geodino_version": _version(),
+        "command": shlex.join(sys.argv),  # the command line of the process that wrote this file
         "rows": rows,
         "skipped": skipped,
         "configs": {
@@ -75,7 +120,8 @@ def write_results(
     lines = [
         f"# Probe results: {cfg.name}",
         "",
-        f"Backbone `{spec}` (fingerprint `{fingerprint[:16]}`), seed {cfg.seed}, started {started}.",
+        f"Backbone `{spec}` (fingerprint `{fingerprint[:16]}`), seed {cfg.seed}, started {started}, "
+        f"geodino {_version()}.",
         "",
         *table_head,
         *(line(r) for r in rows if r.get("kind") != "info"),
@@ -84,10 +130,30 @@ def write_results(
     if info:
         lines += ["", "Run details (bookkeeping: counts and the last training loss, not scores):", "", *table_head]
         lines += info
+    ci = [r for r in rows if r.get("ci95")]
+    if ci:
+        lines += [
+            "",
+            "95 % Wilson intervals of the proportion scores (test-set sampling only: one seed, one split):",
+            "",
+            "| task | metric | value | n (test images) | 95 % interval |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['task']} | {r['metric']} | {r['value']:.4f} | {r['n_eval']} | "
+            f"[{r['ci95'][0]:.4f}, {r['ci95'][1]:.4f}] |"
+            for r in ci
+        ]
     if skipped:
         lines += ["", "Skipped on this backbone:", ""] + [f"- {n}: {why}" for n, why in skipped.items()]
     with atomic_path(out / "results.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
+
+
+def _version() -> str:
+    from geodino import __version__
+
+    return str(__version__)
 
 
 def read_results(out_dir: str | Path) -> dict[str, Any]:

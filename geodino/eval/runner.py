@@ -27,9 +27,9 @@ from typing import Any
 
 from geodino.errors import ConfigError
 from geodino.eval.results import INFO_METRICS as INFO_METRICS  # re-exported: the results files' home
+from geodino.eval.results import add_intervals, write_results
 from geodino.eval.results import metric_kind as metric_kind
 from geodino.eval.results import read_results as read_results
-from geodino.eval.results import write_results
 from geodino.eval.seeding import keeps_global_rng
 
 if typing.TYPE_CHECKING:
@@ -427,6 +427,16 @@ def run_prepared(suite: PreparedSuite) -> list[dict]:
         torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
 
 
+def _single_label_test_size(task_type: str, task_dir: Path) -> int:
+    """The number of test images a single-label classification task scored (its classification.json's `n_eval`),
+    for the Wilson intervals of its top-1/top-5 rows; 0 (no interval) for other tasks and multi-label sets."""
+    path = task_dir / "classification.json"
+    if task_type != "classification" or not path.is_file():
+        return 0
+    report = json.loads(path.read_text())
+    return 0 if report.get("multilabel") else int(report.get("n_eval") or 0)
+
+
 def _run_tasks(suite: PreparedSuite) -> list[dict]:
     from tqdm.auto import tqdm
 
@@ -456,8 +466,9 @@ def _run_tasks(suite: PreparedSuite) -> list[dict]:
                 "backbone_sensor": task.backbone_sensor,
             }
         )
+        task_rows: list[dict[str, Any]] = []
         for metric, value in metrics.items():
-            rows.append(
+            task_rows.append(
                 {
                     "task": name,
                     "type": task.type,
@@ -472,6 +483,8 @@ def _run_tasks(suite: PreparedSuite) -> list[dict]:
                     "seconds": round(elapsed, 2),
                 }
             )
+        add_intervals(task_rows, _single_label_test_size(task.type, out / name))
+        rows += task_rows
         write_results(out, cfg, spec, fingerprint, rows, started, parsed, suite.skipped)
     if not suite.names:  # every task skipped: the results still say why
         write_results(out, cfg, spec, fingerprint, rows, started, parsed, suite.skipped)
