@@ -436,7 +436,13 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     bb = resolve_backbone(cfg.backbone, device=cfg.device, amp=cfg.amp)
     scene_cfg = {
         s.name: dataclasses.replace(
-            cfg, out=str(outs[s.name]), world_size=1, rank=0, bands=s.bands or cfg.bands, **_declared_rule(s, cfg)
+            cfg,
+            out=str(outs[s.name]),
+            world_size=1,
+            rank=0,
+            bands=s.bands or cfg.bands,
+            nodata=cfg.nodata if cfg.nodata is not None else s.nodata,  # --nodata, else the item's raster:bands
+            **_declared_rule(s, cfg),
         )
         for s in mine
     }

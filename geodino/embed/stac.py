@@ -45,6 +45,8 @@ class Scene:
     stac: dict[str, Any] | None = None  # the STAC item it came from: href, id, datetime fields (the output's item)
     # per band read: (scale, offset) the item declares (raster:bands), DN -> physical units; None when none does
     radiometry: list[tuple[float, float]] | None = None
+    # the nodata value every band read declares (raster:bands / STAC 1.1 bands `nodata`); None when not all agree
+    nodata: float | None = None
 
 
 def is_stac(text: str) -> bool:
@@ -128,6 +130,31 @@ def _band_radiometry(asset: Any) -> list[tuple[float | None, float | None]]:
                 found.append(tuple(float(b[n]) if isinstance(b.get(n), int | float) else None for n in names))  # type: ignore[misc]
             return found
     return found
+
+
+def _band_nodata(asset: Any) -> list[float | None]:
+    """Per band of an asset, the nodata value it declares (`raster:bands` or STAC 1.1 `bands` `nodata`: a number,
+    "inf" or "-inf"); None where a band declares none or something else. "nan" counts as none: NaN pixels are
+    invalid anyway, and as the run's nodata value NaN would switch off the file's own."""
+    for key in ("raster:bands", "bands"):
+        listed = [b if isinstance(b, dict) else {} for b in (asset.extra_fields.get(key) or [])]
+        if any("nodata" in b for b in listed):
+            out: list[float | None] = []
+            for b in listed:
+                v = b.get("nodata")
+                ok = isinstance(v, int | float) and not isinstance(v, bool)
+                ok = ok or (isinstance(v, str) and v.lower() in ("inf", "-inf"))
+                out.append(float(v) if ok and float(v) == float(v) else None)  # NaN != NaN: dropped
+            return out
+    return []
+
+
+def _one_nodata(per_band: list[float | None]) -> float | None:
+    """The one nodata value all bands read declare; None when any declares none or they differ (a run takes one
+    nodata value for all bands, so the file's own nodata stays in force then)."""
+    if not per_band or any(v is None for v in per_band):
+        return None
+    return per_band[0] if all(v == per_band[0] for v in per_band) else None
 
 
 def _declared(per_band: list[tuple[float | None, float | None]], where: str) -> list[tuple[float, float]] | None:
@@ -272,6 +299,9 @@ def read_stac(href: str, asset: str | None, bands: list[str] | None = None) -> l
             per_band = _band_radiometry(a)
             if picked and per_band:
                 per_band = [per_band[k - 1] if k <= len(per_band) else (None, None) for k in picked]
+            nodata = _band_nodata(a)
+            if picked and nodata:
+                nodata = [nodata[k - 1] if k <= len(nodata) else None for k in picked]
             scenes.append(
                 Scene(
                     name,
@@ -280,6 +310,7 @@ def read_stac(href: str, asset: str | None, bands: list[str] | None = None) -> l
                     f"asset {keys[0]!r} of {where}",
                     stac=stac,
                     radiometry=_declared(per_band, f"asset {keys[0]!r} of {where}"),
+                    nodata=_one_nodata(nodata),
                 )
             )
         else:
@@ -293,5 +324,6 @@ def read_stac(href: str, asset: str | None, bands: list[str] | None = None) -> l
             sources = [(key, gdal_path(_href(item.assets[key], item, base))) for key in keys]
             origin = f"assets {', '.join(keys)} of {where}"
             per_band = [(_band_radiometry(item.assets[key]) or [(None, None)])[0] for key in keys]
-            scenes.append(Scene(name, "", None, origin, sources, stac, _declared(per_band, origin)))
+            nodata = _one_nodata([(_band_nodata(item.assets[key]) or [None])[0] for key in keys])
+            scenes.append(Scene(name, "", None, origin, sources, stac, _declared(per_band, origin), nodata))
     return scenes
