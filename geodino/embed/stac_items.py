@@ -146,11 +146,14 @@ def _geometry(crs: Any, transform: Any, width: int, height: int) -> tuple[dict |
         band_names=(),
         band_indexes=(1,),
     )
-    geom, _ = footprint(scene, "EPSG:4326")
+    # GDAL's antimeridian cut (WRAPDATELINE, in `footprint`) gets some crossings wrong: EPSG:3857 past x = 20037508
+    # m gives an invalid globe-wide polygon, EPSG:3413 across 180 E a valid band round the globe; it is kept for
+    # outlines round a pole, which the unwrapping cannot close
+    geom = _unwrapped_footprint(crs, scene)
+    if geom is None:
+        geom, _ = footprint(scene, "EPSG:4326")
     if geom is None:
         return None, None
-    if not geom.is_valid:  # GDAL's antimeridian cut can fail (EPSG:3857 past x = 20037508 m): a globe-wide bowtie
-        geom = _unwrapped_footprint(crs, scene) or geom
     return shapely.geometry.mapping(geom), geojson_bbox(geom)
 
 

@@ -28,6 +28,9 @@ def _item(tmp_path, bb, crs: str, transform) -> dict:
         ("EPSG:3857", from_origin(EDGE - 64000.0, 64000.0, 2000.0, 2000.0)),  # GDAL's cut fails here
         ("EPSG:3857", from_origin(-EDGE - 64000.0, 64000.0, 2000.0, 2000.0)),
         ("EPSG:32601", from_origin(300000.0, 6700000.0, 2000.0, 2000.0)),  # UTM zone 1 at 60 N reaches past 180
+        # EPSG:3413 (lon_0 -45) at 180 E, 75 N: GDAL's cut gave a valid band round the globe (bbox -180..179.8)
+        ("EPSG:3413", from_origin(-1155327.0 - 64000.0, 1155327.0 + 64000.0, 2000.0, 2000.0)),
+        ("EPSG:3031", from_origin(-64000.0, -1638783.0 + 64000.0, 2000.0, 2000.0)),  # 180 E, 75 S
     ],
 )
 def test_a_raster_across_the_antimeridian_gets_a_split_footprint_and_a_west_gt_east_bbox(
