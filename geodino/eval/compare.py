@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +162,7 @@ def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str 
 
     from geodino.backbones.load import check_spec
     from geodino.errors import ConfigError
+    from geodino.eval.results import geodino_version
     from geodino.eval.runner import prepare_suite, read_results, release_backbones, run_prepared, run_suite
 
     main = spec or cfg.backbone
@@ -195,6 +198,9 @@ def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str 
     runs = list(zip(specs, rows, strict=True))
     payload = {
         "suite": cfg.name,
+        "seed": cfg.seed,
+        "geodino_version": geodino_version(),
+        "command": shlex.join(sys.argv),  # the command line of the process that wrote this file
         "backbones": specs,
         "folders": [str(f) for f in folders],
         "rows": comparison_rows(runs),

@@ -92,7 +92,7 @@ def write_results(
         "fingerprint": fingerprint,
         "seed": cfg.seed,
         "started": started,
-        "geodino_version": _version(),
+        "geodino_version": geodino_version(),
         "command": shlex.join(sys.argv),  # the command line of the process that wrote this file
         "rows": rows,
         "skipped": skipped,
@@ -121,7 +121,7 @@ def write_results(
         f"# Probe results: {cfg.name}",
         "",
         f"Backbone `{spec}` (fingerprint `{fingerprint[:16]}`), seed {cfg.seed}, started {started}, "
-        f"geodino {_version()}.",
+        f"geodino {geodino_version()}.",
         "",
         *table_head,
         *(line(r) for r in rows if r.get("kind") != "info"),
@@ -150,7 +150,8 @@ def write_results(
         tmp.write_text("\n".join(lines) + "\n")
 
 
-def _version() -> str:
+def geodino_version() -> str:
+    """The installed geodino version, recorded in results.json and comparison.json."""
     from geodino import __version__
 
     return str(__version__)

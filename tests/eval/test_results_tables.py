@@ -100,6 +100,7 @@ def test_a_failing_comparison_backbone_keeps_the_others_and_fails_in_one_line(tm
     assert msg.startswith("comparison backbone broken failed: checkpoint broken cannot be read; the other")
     table = json.loads((out / "comparison.json").read_text())
     assert table["failed"] == {"broken": "checkpoint broken cannot be read"}
+    assert table["seed"] == 0 and table["geodino_version"] and table["command"]
     top1 = next(r for r in table["rows"] if r["metric"] == "linear_top1")
     assert top1["values"]["broken"] is None and top1["values"]["other"] is not None  # the last one still ran
     md = (out / "comparison.md").read_text()
