@@ -16,6 +16,7 @@ import math
 import re
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -187,12 +188,13 @@ def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str 
     skipped: dict[str, dict[str, str]] = {}
     failed: dict[str, BaseException] = {}
     for k in range(1, len(specs)):
+        began = time.time()
         try:
             rows[k] = run_suite(copy.deepcopy(cfg), specs[k], folders[k], skip_unfit=True)
             skipped[specs[k]] = dict(read_results(folders[k]).get("skipped") or {})
         except Exception as exc:  # one backbone failing keeps the others' runs and the table; raised at the end
             failed[specs[k]] = exc
-            rows[k] = _partial_rows(folders[k])  # the tasks it finished before failing, if any
+            rows[k] = _partial_rows(folders[k], began)  # the tasks it finished before failing, if any
         finally:
             release_backbones()  # run_suite's backbones are unreferenced now; collect them before the next load
     runs = list(zip(specs, rows, strict=True))
@@ -233,9 +235,12 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text and text[0] else type(exc).__name__
 
 
-def _partial_rows(folder: Path) -> list[dict[str, Any]]:
-    """The rows a failed run wrote before failing (results.json is rewritten after each task), else none."""
+def _partial_rows(folder: Path, began: float) -> list[dict[str, Any]]:
+    """The rows a failed run wrote before failing (results.json is rewritten after each task), else none; a
+    results.json older than this run (`began`, time.time()) is an earlier run's and is not read."""
     import json
 
     path = folder / "results.json"
-    return list(json.loads(path.read_text()).get("rows") or []) if path.is_file() else []
+    if not path.is_file() or path.stat().st_mtime < began:
+        return []
+    return list(json.loads(path.read_text()).get("rows") or [])

@@ -106,3 +106,29 @@ def test_a_failing_comparison_backbone_keeps_the_others_and_fails_in_one_line(tm
     md = (out / "comparison.md").read_text()
     assert "- `broken` failed (tasks it finished before are shown): checkpoint broken cannot be read" in md
     assert (out / "compare" / "2_other" / "results.json").is_file()
+
+
+def test_a_failed_rerun_does_not_show_the_earlier_runs_numbers(tmp_path, monkeypatch):
+    from geodino.config import load_config
+    from geodino.errors import CheckpointError, GeoDinoError
+    from geodino.eval import runner
+    from geodino.eval.runner import SuiteConfig
+    from tests.eval.tiny_backbone import TinyBackbone
+
+    broken = {"now": False}
+
+    def load(spec, bands, sensor, device):
+        if spec == "flaky" and broken["now"]:
+            raise CheckpointError("checkpoint flaky cannot be read")
+        return TinyBackbone(spec=spec)
+
+    monkeypatch.setattr(runner, "load_probe_backbone", load)
+    monkeypatch.setattr("geodino.backbones.load.check_spec", lambda spec: None)
+    cfg = load_config(SuiteConfig, _suite(tmp_path), ["progress=false"])
+    out = tmp_path / "out"
+    run_comparison(cfg, "main", ["flaky"], out)  # a first run leaves compare/1_flaky/results.json
+    broken["now"] = True
+    with pytest.raises(GeoDinoError, match="comparison backbone flaky failed"):
+        run_comparison(cfg, "main", ["flaky"], out)
+    table = json.loads((out / "comparison.json").read_text())
+    assert all(r["values"]["flaky"] is None for r in table["rows"])  # not the first run's numbers
