@@ -32,7 +32,39 @@ def footprint(scene: SceneInfo, crs: str = "EPSG:4326") -> tuple[Any, str]:
 
     if not scene.crs:
         return None, "it has no CRS, so it cannot be placed on the map (assign one: gdal_edit.py -a_srs EPSG:... FILE)"
-    return _project(_outline(scene), CRS.from_wkt(scene.crs), CRS.from_user_input(crs))
+    src, dst = CRS.from_wkt(scene.crs), CRS.from_user_input(crs)
+    if dst.is_geographic and src != dst:
+        # GDAL's antimeridian cut (WRAPDATELINE) gets some crossings wrong: EPSG:3857 past x = 20037508 m gives an
+        # invalid globe-wide polygon, EPSG:3413 across 180 E a valid band round the whole globe. The outline is cut
+        # by hand instead; GDAL's cut is kept for outlines round a pole, which the unwrapping cannot close.
+        geom = _unwrapped(_outline(scene), src, dst)
+        if geom is not None:
+            return geom, ""
+    return _project(_outline(scene), src, dst)
+
+
+def _unwrapped(outline: Any, src: Any, dst: Any) -> Any | None:
+    """`outline` in the geographic CRS `dst`, cut at the antimeridian by hand: its longitudes made continuous (a
+    step of more than 180 degrees between neighbouring points is a wrap, not an edge), then cut at +-180 and shifted
+    into [-180, 180]. None for an outline round a pole (its longitudes wind through 360 degrees), one that does not
+    transform, or one that is not a valid polygon once unwrapped."""
+    import shapely
+    from rasterio.warp import transform
+
+    xy = shapely.get_coordinates(outline)
+    try:
+        lon, lat = (np.asarray(v, dtype=float) for v in transform(src, dst, xy[:, 0], xy[:, 1]))
+    except Exception:  # no coordinate operation / out of domain: `_project` says why in one line
+        return None
+    if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
+        return None
+    lon = np.unwrap(lon, period=360.0)
+    if abs(lon[-1] - lon[0]) > 180.0:  # the ring does not close: it winds round a pole
+        return None
+    geom = shapely.Polygon(np.column_stack([lon, lat]))
+    if not geom.is_valid:
+        return None
+    return oriented(_wrap_longitudes(geom))
 
 
 def _outline(scene: SceneGrid) -> Any:

@@ -146,39 +146,10 @@ def _geometry(crs: Any, transform: Any, width: int, height: int) -> tuple[dict |
         band_names=(),
         band_indexes=(1,),
     )
-    # GDAL's antimeridian cut (WRAPDATELINE, in `footprint`) gets some crossings wrong: EPSG:3857 past x = 20037508
-    # m gives an invalid globe-wide polygon, EPSG:3413 across 180 E a valid band round the globe; it is kept for
-    # outlines round a pole, which the unwrapping cannot close
-    geom = _unwrapped_footprint(crs, scene)
-    if geom is None:
-        geom, _ = footprint(scene, "EPSG:4326")
+    geom, _ = footprint(scene, "EPSG:4326")  # cut at the antimeridian by hand where GDAL's cut fails
     if geom is None:
         return None, None
     return shapely.geometry.mapping(geom), geojson_bbox(geom)
-
-
-def _unwrapped_footprint(crs: Any, scene: Any) -> Any | None:
-    """The lon/lat footprint cut at the antimeridian by hand: the outline's longitudes made continuous (a step of
-    more than 180 degrees between neighbouring points is a wrap, not an edge), then cut at +-180 and shifted into
-    [-180, 180]. None for an outline around a pole (its longitudes wind through 360 degrees) or one that does not
-    transform."""
-    import numpy as np
-    import shapely
-    from rasterio.warp import transform
-
-    from geodino.data.footprints import _outline, _wrap_longitudes, oriented
-
-    xy = shapely.get_coordinates(_outline(scene))
-    lon, lat = (np.asarray(v, dtype=float) for v in transform(crs, "EPSG:4326", xy[:, 0], xy[:, 1]))
-    if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
-        return None
-    lon = np.unwrap(lon, period=360.0)
-    if abs(lon[-1] - lon[0]) > 180.0:  # the ring does not close: it winds round a pole
-        return None
-    geom = shapely.Polygon(np.column_stack([lon, lat]))
-    if not geom.is_valid:
-        return None
-    return oriented(_wrap_longitudes(geom))
 
 
 def _input_bbox(crs: Any, bounds: Any) -> list[float] | None:
