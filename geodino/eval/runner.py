@@ -446,6 +446,11 @@ def _run_tasks(suite: PreparedSuite) -> list[dict]:
     fingerprint = ""
     rows: list[dict[str, Any]] = []
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    if (out / "results.json").exists() or not suite.names:
+        # an earlier run's table is replaced at once (with this run's, empty so far): a rerun that fails in its
+        # first task must not leave it looking current; a fresh folder gets nothing until a task finishes, so a
+        # failed first run leaves no output behind. Every task skipped: the results still say why.
+        write_results(out, cfg, spec, fingerprint, rows, started, parsed, suite.skipped)
     bar = tqdm(suite.names, desc=f"probe {cfg.name}", unit="task", disable=not cfg.progress)
     for name in bar:
         task = parsed[name]
@@ -485,7 +490,5 @@ def _run_tasks(suite: PreparedSuite) -> list[dict]:
             )
         add_intervals(task_rows, _single_label_test_size(task.type, out / name))
         rows += task_rows
-        write_results(out, cfg, spec, fingerprint, rows, started, parsed, suite.skipped)
-    if not suite.names:  # every task skipped: the results still say why
         write_results(out, cfg, spec, fingerprint, rows, started, parsed, suite.skipped)
     return rows

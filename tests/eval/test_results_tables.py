@@ -132,3 +132,27 @@ def test_a_failed_rerun_does_not_show_the_earlier_runs_numbers(tmp_path, monkeyp
         run_comparison(cfg, "main", ["flaky"], out)
     table = json.loads((out / "comparison.json").read_text())
     assert all(r["values"]["flaky"] is None for r in table["rows"])  # not the first run's numbers
+
+
+def test_a_rerun_failing_in_its_first_task_replaces_the_earlier_table(tmp_path, monkeypatch):
+    from geodino.config import load_config
+    from geodino.eval import runner
+    from geodino.eval.runner import SuiteConfig, read_results, run_suite
+    from tests.eval.tiny_backbone import TinyBackbone
+
+    monkeypatch.setattr(runner, "load_probe_backbone", lambda *a: TinyBackbone(spec="tiny"))
+    cfg = load_config(SuiteConfig, _suite(tmp_path), ["progress=false"])
+    out = tmp_path / "out"
+    run_suite(cfg, "tiny", out)
+    first = read_results(out)
+    assert first["rows"]
+
+    def fail(*a, **k):
+        raise RuntimeError("task failed")
+
+    monkeypatch.setattr(runner, "_call_task", fail)
+    with pytest.raises(RuntimeError, match="task failed"):
+        run_suite(cfg, "tiny", out)
+    again = read_results(out)
+    assert again["rows"] == [] and again["started"] >= first["started"]
+    assert "linear_top1" not in (out / "results.md").read_text()
