@@ -180,6 +180,8 @@ def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str 
     for c in specs[1:]:
         check_spec(c)  # a typo in a comparison spec stops here, not after the main run
     main_suite = prepare_suite(copy.deepcopy(cfg), specs[0], folders[0])  # stops here if main cannot run a task
+    for name in ("comparison.md", "comparison.json"):  # an earlier run's table must not outlive a failed rerun
+        (out / name).unlink(missing_ok=True)
     rows: list[list[dict[str, Any]]] = [[] for _ in specs]
     try:
         rows[0] = run_prepared(main_suite)

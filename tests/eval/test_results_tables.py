@@ -156,3 +156,25 @@ def test_a_rerun_failing_in_its_first_task_replaces_the_earlier_table(tmp_path, 
     again = read_results(out)
     assert again["rows"] == [] and again["started"] >= first["started"]
     assert "linear_top1" not in (out / "results.md").read_text()
+
+
+def test_a_comparison_rerun_whose_main_backbone_fails_leaves_no_old_comparison(tmp_path, monkeypatch):
+    from geodino.config import load_config
+    from geodino.eval import runner
+    from geodino.eval.runner import SuiteConfig
+    from tests.eval.tiny_backbone import TinyBackbone
+
+    monkeypatch.setattr(runner, "load_probe_backbone", lambda spec, *a: TinyBackbone(spec=spec))
+    monkeypatch.setattr("geodino.backbones.load.check_spec", lambda spec: None)
+    cfg = load_config(SuiteConfig, _suite(tmp_path), ["progress=false"])
+    out = tmp_path / "out"
+    run_comparison(cfg, "main", ["other"], out)
+    assert (out / "comparison.md").is_file()
+
+    def fail(*a, **k):
+        raise RuntimeError("task failed")
+
+    monkeypatch.setattr(runner, "_call_task", fail)
+    with pytest.raises(RuntimeError, match="task failed"):
+        run_comparison(cfg, "main", ["other"], out)
+    assert not (out / "comparison.md").exists() and not (out / "comparison.json").exists()
