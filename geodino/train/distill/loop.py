@@ -394,11 +394,10 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
             periodic = done % cfg.train.checkpoint_every_n_steps == 0 or done == cfg.train.max_steps
             if run.writer and periodic:
                 save_checkpoint(run.ckpt_dir, run.arch, run.opt, done, cfg, cfg.train.keep_last)
-            if (
-                done < cfg.train.max_steps
-                and stop_due(done, periodic, run.distributed)
-                and stop.agreed(_any_rank if run.distributed else None)
-            ):
+            # after every step, as pretraining (Lightning's reduce_boolean_decision): the one-flag all-reduce comes
+            # right after the NaN guard has waited for the step anyway, and DDP's gradient all-reduce already syncs
+            # the ranks each step, so agreeing every N steps saved little and stopped up to N - 1 steps late
+            if done < cfg.train.max_steps and stop.agreed(_any_rank if run.distributed else None):
                 saved = None
                 if run.writer:
                     saved = run.ckpt_dir / f"step_{done:08d}.ckpt"
@@ -453,17 +452,6 @@ def _trackers(run: DistillRun) -> list[Any]:
     for tracker in trackers:
         tracker.log_hyperparams(to_dict(run.cfg))
     return trackers
-
-
-STOP_CHECK_EVERY = 10  # steps between the ranks' agreements on a stop request (a collective each) when world > 1
-
-
-def stop_due(done: int, periodic: bool, distributed: bool) -> bool:
-    """Whether the ranks agree on a stop request after step `done`: every step in one process (no collective),
-    else every `STOP_CHECK_EVERY` steps and at every checkpoint step (`periodic`), so that a step does not wait
-    on a global all-reduce and host sync. Every rank answers the same, so all stop after the same step, at most
-    `STOP_CHECK_EVERY` - 1 steps after the signal (SLURM's warning signal comes minutes before the kill)."""
-    return not distributed or periodic or done % STOP_CHECK_EVERY == 0
 
 
 def _any_rank(wanted: bool) -> bool:
