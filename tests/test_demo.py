@@ -167,3 +167,15 @@ def test_demo_embed_step_uses_the_normalisation_the_export_records(tmp_path):
     with pytest.warns(UserWarning, match=r"\?sensor=NAME"):
         wrong = embed(str(plain), "wrong.tif")
     assert not torch.allclose(torch.nan_to_num(wrong), torch.nan_to_num(right), atol=1e-3)
+
+
+def test_demo_says_whether_the_gain_over_colour_is_within_the_test_set_intervals():
+    from geodino.demo import _interval_note
+
+    def comparison(pre: list[float], col: list[float]) -> dict:
+        ci = {"pre": pre, "rnd": [0.1, 0.2], "col": col}
+        return {"backbones": ["pre", "rnd", "col"], "rows": [{"metric": "knn_top1", "ci95": ci}]}
+
+    assert "overlap on 1 of 1 top-1 metrics" in _interval_note(comparison([0.82, 0.95], [0.74, 0.90]))
+    assert "do not overlap" in _interval_note(comparison([0.91, 0.97], [0.74, 0.90]))
+    assert _interval_note({"backbones": ["pre", "col"], "rows": [{"metric": "knn_top1"}]}) == ""
