@@ -12,12 +12,15 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from geodino.errors import InputError
 from geodino.eval import dense
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 BOX_SUFFIXES = (".xml", ".json", ".csv")
 
@@ -144,11 +147,14 @@ def check_boxes(b: Boxes, width: int, height: int, where: str, tol: float = 1.0)
 # ----------------------------------------------------------------------------------------------- tiles
 
 
-def tile_sample(s: dict[str, Any], r: int, c: int, size: int, min_visible: float) -> dict[str, Any]:
+def tile_sample(
+    s: dict[str, Any], r: int, c: int, size: int, min_visible: float, fill: float | Tensor = 0.0
+) -> dict[str, Any]:
     """A tile of a sample with the boxes cut to it: kept when >= min_visible of their area is inside, else (when a
     part of them is inside) listed as `ignore_boxes`/`ignore_labels`: scoring treats those as COCO crowd regions,
-    so a detection of an object the tile edge cut is neither a true nor a false positive."""
-    img = dense.crop_pad(s["image"], r, c, size, 0.0)
+    so a detection of an object the tile edge cut is neither a true nor a false positive. The image is padded
+    past its edge with `fill` (the probe passes the band means, `dense.pad_fill`: 0 once normalised)."""
+    img = dense.crop_pad(s["image"], r, c, size, fill)
     b = s["boxes"].clone()
     area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     b[:, [0, 2]] = (b[:, [0, 2]] - c).clamp(0, size)
@@ -171,10 +177,10 @@ def tile_sample(s: dict[str, Any], r: int, c: int, size: int, min_visible: float
     }
 
 
-def tiles_of(s: dict[str, Any], size: int, min_visible: float) -> list[dict[str, Any]]:
-    """Non-overlapping tiles of a sample (the last padded), so a held-out tile shares no pixel with a training
-    tile; a sample that fits in one tile is returned as it is (no padding)."""
+def tiles_of(s: dict[str, Any], size: int, min_visible: float, fill: float | Tensor = 0.0) -> list[dict[str, Any]]:
+    """Non-overlapping tiles of a sample (the last padded with `fill`), so a held-out tile shares no pixel with a
+    training tile; a sample that fits in one tile is returned as it is (no padding)."""
     h, w = s["image"].shape[-2:]
     if h <= size and w <= size:
         return [s]
-    return [tile_sample(s, r, c, size, min_visible) for r in range(0, h, size) for c in range(0, w, size)]
+    return [tile_sample(s, r, c, size, min_visible, fill) for r in range(0, h, size) for c in range(0, w, size)]

@@ -28,6 +28,7 @@ from geodino.eval.boxes import Boxes, check_boxes, match_boxes, read_boxes, tile
 from geodino.eval.datasets import DatasetConfig
 from geodino.eval.detection_outputs import boxes_to_geojson as boxes_to_geojson  # re-exported
 from geodino.eval.detection_outputs import write_predictions
+from geodino.eval.detection_transform import NativeSizeTransform
 from geodino.eval.head_training import (
     assert_frozen,
     extract,
@@ -220,26 +221,9 @@ def build_detector(backbone: Any, cfg: DetectionProbeConfig, num_classes: int, i
         [0.0] * in_chans,
         [1.0] * in_chans,
         size_divisible=max(32, 2 * backbone.patch_size),
+        fill=dense.pad_fill(backbone, in_chans),  # the band means: 0 once normalised, as the dense probes pad
     )
     return model.to(head_device(backbone))
-
-
-def _native_transform_class() -> type:
-    from torchvision.models.detection.transform import GeneralizedRCNNTransform
-
-    class _NativeSize(GeneralizedRCNNTransform):
-        """torchvision's batching/padding without its resize: in EO the ground sampling distance matters, so
-        images keep their native size (padding goes to a multiple of the coarsest pyramid stride)."""
-
-        def resize(self, image, target=None):  # type: ignore[override]
-            return image, target
-
-    return _NativeSize
-
-
-def NativeSizeTransform(*args: Any, **kwargs: Any) -> nn.Module:
-    """A GeneralizedRCNNTransform that pads but never rescales (torchvision imported lazily)."""
-    return _native_transform_class()(*args, **kwargs)
 
 
 def _trainable(model: nn.Module) -> list[nn.Parameter]:
@@ -267,6 +251,8 @@ def train_detector(model: nn.Module, data: Any, cfg: DetectionProbeConfig) -> li
 
     gen = seed_everything(cfg.seed)
     device = head_device(model)
+    fill = getattr(model.transform, "fill", None)  # edge tiles padded as batches are: the band means
+    fill = 0.0 if fill is None else fill
     opt = torch.optim.AdamW(_trainable(model), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(0.6 * cfg.epochs), int(0.9 * cfg.epochs)], gamma=0.1)
     shift = 1 if cfg.detector == "faster_rcnn" else 0  # Faster R-CNN reserves class 0 for background
@@ -290,7 +276,7 @@ def train_detector(model: nn.Module, data: Any, cfg: DetectionProbeConfig) -> li
         model.train()
         losses, batch = [], []
         for i in torch.randperm(len(data), generator=gen).tolist():
-            for t in tiles_of(data[i], cfg.tile_size, cfg.min_visible):
+            for t in tiles_of(data[i], cfg.tile_size, cfg.min_visible, fill):
                 batch.append(t)
                 if len(batch) == cfg.batch_size:
                     losses.append(step(batch, epoch))
@@ -363,7 +349,8 @@ def run_detection(
         return _checked_sample(s, where, backbone, names)
 
     first = check(train_data[0], "train sample 0")
-    train_units, val_tiles = _training_units(cfg, train_data, val_data, check)
+    fill = dense.pad_fill(backbone, first["image"].shape[0])  # the band means: 0 once normalised
+    train_units, val_tiles = _training_units(cfg, train_data, val_data, check, fill)
     seed_everything(cfg.seed)  # the heads' initial weights depend on the seed, not on what ran before
     model = build_detector(backbone, cfg, len(names), first["image"].shape[0])
     history = train_detector(model, train_units, cfg)
@@ -431,16 +418,17 @@ def _checked_sample(s: dict[str, Any], where: str, backbone: Any, names: list[st
 
 
 def _training_units(
-    cfg: DetectionProbeConfig, train_data: Any, val_data: Any, check: Any
+    cfg: DetectionProbeConfig, train_data: Any, val_data: Any, check: Any, fill: float | Tensor = 0.0
 ) -> tuple[Any, list[dict[str, Any]] | None]:
     """What the heads train on and the held-out tiles: the training samples as they are when validation samples
-    were given (held-out tiles: None), else whole tiles of the training images split into both."""
+    were given (held-out tiles: None), else whole tiles of the training images (edges padded with `fill`) split
+    into both."""
     val_tiles: list[dict[str, Any]] | None = None
     if val_data is None:  # hold out whole tiles of the training images (small generic sets)
         tiles = [
             t
             for i in range(len(train_data))
-            for t in tiles_of(check(train_data[i], f"train sample {i}"), cfg.tile_size, cfg.min_visible)
+            for t in tiles_of(check(train_data[i], f"train sample {i}"), cfg.tile_size, cfg.min_visible, fill)
         ]
         if len(tiles) < 2:
             raise InputError(
