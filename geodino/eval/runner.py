@@ -446,6 +446,8 @@ def _run_tasks(suite: PreparedSuite) -> list[dict]:
     fingerprint = ""
     rows: list[dict[str, Any]] = []
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    for stale in ("comparison.md", "comparison.json"):  # an earlier --compare run's: its main column was the
+        (out / stale).unlink(missing_ok=True)  # results replaced now (--compare writes a new one after this run)
     if (out / "results.json").exists() or not suite.names:
         # an earlier run's table is replaced at once (with this run's, empty so far): a rerun that fails in its
         # first task must not leave it looking current; a fresh folder gets nothing until a task finishes, so a

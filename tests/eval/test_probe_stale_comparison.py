@@ -1,0 +1,51 @@
+"""A plain `geodino probe` (no --compare) into an --out holding an earlier comparison: the comparison's main column
+described the earlier results.json, so it is removed when this run replaces the results (2de3211 did the same for
+a --compare rerun). And a --compare run whose main backbone fails says, in its one line, that no comparison ran."""
+
+from __future__ import annotations
+
+import pytest
+
+from geodino.eval.compare import run_comparison
+from tests.eval.test_runner import _suite  # the tiny image-folder suite on generated chips
+
+
+@pytest.fixture
+def compared(tmp_path, monkeypatch):
+    """A suite config and an --out holding a finished comparison of `main` with `other`."""
+    from geodino.config import load_config
+    from geodino.eval import runner
+    from geodino.eval.runner import SuiteConfig
+    from tests.eval.tiny_backbone import TinyBackbone
+
+    monkeypatch.setattr(runner, "load_probe_backbone", lambda spec, *a: TinyBackbone(spec=spec))
+    monkeypatch.setattr("geodino.backbones.load.check_spec", lambda spec: None)
+    cfg = load_config(SuiteConfig, _suite(tmp_path), ["progress=false"])
+    out = tmp_path / "out"
+    run_comparison(cfg, "main", ["other"], out)
+    assert (out / "comparison.md").is_file() and (out / "comparison.json").is_file()
+    return cfg, out
+
+
+def test_a_plain_rerun_removes_the_earlier_comparison(compared):
+    from geodino.eval.runner import read_results, run_suite
+
+    cfg, out = compared
+    run_suite(cfg, "another", out)
+    assert read_results(out)["backbone"] == "another"
+    assert not (out / "comparison.md").exists() and not (out / "comparison.json").exists()
+
+
+def test_a_plain_rerun_failing_in_its_first_task_removes_the_earlier_comparison(compared, monkeypatch):
+    from geodino.eval import runner
+    from geodino.eval.runner import run_suite
+
+    cfg, out = compared
+
+    def fail(*a, **k):
+        raise RuntimeError("task failed")
+
+    monkeypatch.setattr(runner, "_call_task", fail)
+    with pytest.raises(RuntimeError, match="task failed"):
+        run_suite(cfg, "another", out)
+    assert not (out / "comparison.md").exists() and not (out / "comparison.json").exists()
