@@ -18,11 +18,13 @@ from geodino.viz.figures import figures, save_figure
 
 
 def plot_confusion(cm: list[list[int]], classes: list[str], path: str | Path, title: str) -> None:
-    """Row-normalised confusion matrix as a PNG (counts printed in cells when the matrix is small)."""
+    """Row-normalised confusion matrix as a PNG (counts printed in cells when the matrix is small). A class with no
+    test samples gets a hatched row that says so: drawn blank, it read as a class the probe never predicted right."""
     plt = figures()
 
     m = np.asarray(cm, dtype=float)
-    norm = m / np.maximum(m.sum(1, keepdims=True), 1)
+    totals = m.sum(1)
+    norm = m / np.maximum(totals[:, None], 1)
     k = len(classes)
     size = max(4.0, 0.45 * k + 2)
     fig, ax = plt.subplots(figsize=(size, size))
@@ -38,7 +40,12 @@ def plot_confusion(cm: list[list[int]], classes: list[str], path: str | Path, ti
                 if m[i, j]:
                     color = "white" if norm[i, j] > 0.5 else "black"
                     ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7, color=color)
-    fig.colorbar(im, ax=ax, fraction=0.046)
+    from matplotlib.patches import Rectangle
+
+    for i in np.flatnonzero(totals == 0):
+        ax.add_patch(Rectangle((-0.5, i - 0.5), k, 1, fill=False, hatch="//", ec="0.6", lw=0))
+        ax.text((k - 1) / 2, i, "no test samples", ha="center", va="center", fontsize=7, color="0.3")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class (row)")
     save_figure(fig, path, dpi=120, format="png")
 
 
