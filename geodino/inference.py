@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from geodino.backbones.device import weights_device
-from geodino.errors import plural
+from geodino.errors import ConfigError, plural
 from geodino.models.fast_choice import bf16_default
 from geodino.models.frozen import ENV_SWITCH, FastPath, FastViT, choose_path
 
@@ -128,6 +128,7 @@ def plan_path(
     """The path `accelerate` puts `backbone` on for these arguments, decided without preparing any weights (so that
     a caller can look up what that path computed before, e.g. a probe's feature cache, before paying for it). A
     backbone accelerated before keeps its path unless the mode turns the fast path off."""
+    check_compile_flag(compile)
     model = backbone.model
     amp = getattr(backbone, "amp", None)
     if isinstance(model, FastViT):
@@ -153,12 +154,20 @@ def job_path(
     """`choose_path` for a job of `n_images` images of `image_size` (h, w): with `compile=None` the compile is kept
     only when the job reaches `compile_min_images` for the device, the path's dtype and that size (unknown size:
     kept). What `accelerate` and the distillation teacher decide with."""
+    check_compile_flag(compile)
     path = choose_path(device, mode, compile, amp)
     if compile is None and n_images is not None and path.compile:
         if image_equivalents(n_images, *image_size) < compile_min_images(device.type, path.dtype, image_size):
             # the warm-up would cost more than the compiled forward saves
             path = dataclasses.replace(path, compile=False, reason="compile off: job too small to repay the warm-up")
     return path
+
+
+def check_compile_flag(compile: Any) -> None:
+    """One line when `compile` is not True, False or None: a string is truthy, so compile="no" (or "false" from a
+    config) paid a compile warm-up nobody asked for."""
+    if compile is not None and (isinstance(compile, str) or compile not in (True, False)):
+        raise ConfigError(f"compile={compile!r} must be True, False or None (None: compile when the job repays it)")
 
 
 def weights_stamp(model: torch.nn.Module) -> tuple[tuple[int, int], ...]:

@@ -39,6 +39,9 @@ class FrozenBackbone(nn.Module):
         amp: bool | None = None,
     ) -> None:
         super().__init__()
+        if amp is not None and (isinstance(amp, str) or amp not in (True, False)):
+            # a string is truthy: amp="false" (or "no") from a config turned bf16 autocast on
+            raise ConfigError(f"amp={amp!r} must be True, False or None (None: bf16 on GPUs with native bf16)")
         self.model = model.eval().requires_grad_(False)
         self.spec = spec
         self.kind = kind  # "geodino", "timm" or "baseline" (geodino.backbones.colour)
@@ -206,6 +209,11 @@ class FrozenBackbone(nn.Module):
         _tensor(x, "features")
         if x.ndim != 4:
             raise InputError(f"expected an image batch [B, C, H, W], got shape {tuple(x.shape)}")
+        if not x.is_floating_point():  # raw DN (a uint8 / uint16 read) ran unstandardised, 255-10000x off
+            raise InputError(
+                f"features takes normalised float input, got {x.dtype} (raw DN?); pass backbone.preprocess(x), which "
+                "scales DN to reflectance and standardises it"
+            )
         _, c, h, w = x.shape
         if c != self.in_chans:
             raise InputError(

@@ -2,17 +2,43 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
+from typing import Any
 
 from geodino.errors import ConfigError, plural
 
 LAYER_SETS = ("last", "four_last", "four_even", "four_even_official")
 
 
+def _as_index(value: Any) -> int | None:
+    """`value` as a Python int when it is an integer (int, numpy or one-element torch integer), else None. bool is
+    not one: `layers=True` read as 1 last block was a silent typo."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def _lenient_index(value: str | float) -> int | None:
+    """A list entry written as text ("3", as a YAML or CLI value may be) or an integral float (3.0): the block it
+    names, as before; None for anything else (2.5 was truncated to block 2)."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None
+
+
 def layer_indices(layers: str | int | Sequence[int], n_blocks: int) -> list[int]:
     """Block indices for a layer set name, a count of last blocks, or explicit indices (negative allowed), in block
     order without repeats: the order `get_intermediate_layers` returns them in (official semantics), so that a
-    feature raster's band labels and a probe's concatenation follow the outputs whatever order a user listed."""
+    feature raster's band labels and a probe's concatenation follow the outputs whatever order a user listed.
+    Anything else (a float, a bool, a list holding a non-integer) is one ConfigError naming `layers` and the value."""
+    usage = f"use one of {', '.join(LAYER_SETS)}, a count of last blocks or a list of block indices"
     if isinstance(layers, str):
         key = layers.strip().lower()
         if key == "last":
@@ -24,17 +50,25 @@ def layer_indices(layers: str | int | Sequence[int], n_blocks: int) -> list[int]
             return [i * step - 1 for i in range(1, 5)] if n_blocks >= 4 else list(range(n_blocks))
         if key == "four_even_official":  # the official eval forces [4, 11, 17, 23] for 24-block models
             return [4, 11, 17, 23] if n_blocks == 24 else layer_indices("four_even", n_blocks)
-        raise ConfigError(f"unknown layers {layers!r}; use one of {', '.join(LAYER_SETS)} or a list of block indices")
-    if isinstance(layers, int):
-        if not 1 <= layers <= n_blocks:
-            raise ConfigError(f"layers={layers} last blocks requested from a backbone with {plural(n_blocks, 'block')}")
-        return list(range(n_blocks - layers, n_blocks))
+        raise ConfigError(f"unknown layers {layers!r}; {usage}")
+    count = _as_index(layers)
+    if count is not None:
+        if not 1 <= count <= n_blocks:
+            raise ConfigError(f"layers={count} last blocks requested from a backbone with {plural(n_blocks, 'block')}")
+        return list(range(n_blocks - count, n_blocks))
+    try:
+        items = list(layers)  # type: ignore[arg-type]
+    except TypeError:
+        raise ConfigError(f"layers={layers!r} ({type(layers).__name__}) is not valid; {usage}") from None
     out = []
-    for i in layers:
-        j = int(i) + n_blocks if int(i) < 0 else int(i)
+    for i in items:
+        k = _as_index(i) if not isinstance(i, str | float) else _lenient_index(i)
+        if k is None:
+            raise ConfigError(f"layers={layers!r}: block index {i!r} is not an integer; {usage}")
+        j = k + n_blocks if k < 0 else k
         if not 0 <= j < n_blocks:
             raise ConfigError(
-                f"layer index {i} out of range for a backbone with {plural(n_blocks, 'block')} (0..{n_blocks - 1})"
+                f"layer index {k} out of range for a backbone with {plural(n_blocks, 'block')} (0..{n_blocks - 1})"
             )
         out.append(j)
     if not out:
