@@ -26,3 +26,9 @@ def test_notebook_executes(name, tmp_path, monkeypatch):
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
     assert any(tmp_path.iterdir())
+    if name == "pretraining":  # its curves are lines, not one point each (a 6-step run logged only step 4 before)
+        import csv
+
+        with open(tmp_path / "run" / "logs" / "metrics.csv", newline="") as f:
+            steps = {row["step"] for row in csv.DictReader(f) if row.get("step")}
+        assert len(steps) >= 2, f"the toy run logged {len(steps)} step(s): its curves draw nothing"
