@@ -185,6 +185,8 @@ def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str 
     rows: list[list[dict[str, Any]]] = [[] for _ in specs]
     try:
         rows[0] = run_prepared(main_suite)
+    except GeoDinoError as exc:  # one line saying that no comparison ran (and what OUT/compare/ holds)
+        raise _main_failed(exc, specs, folders) from exc
     finally:
         release_backbones(main_suite)  # the main backbone is loaded once, and gone before a comparison loads
     skipped: dict[str, dict[str, str]] = {}
@@ -229,7 +231,24 @@ def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str 
 
 
 class ComparisonError(GeoDinoError):
-    """A comparison backbone failed; the others ran and comparison.md was written (the message says which)."""
+    """A backbone of a comparison failed: a comparison backbone (the others ran and comparison.md was written) or
+    the main one (no comparison ran); the message says which."""
+
+
+def _main_failed(exc: GeoDinoError, specs: list[str], folders: list[Path]) -> ComparisonError:
+    """The main backbone's error as one line that also says the comparisons did not run and no comparison.md was
+    written, and that OUT/compare/ folders (from an earlier run) are not this run's; keeps the error's exit code."""
+    n = len(specs) - 1
+    line = (
+        f"main backbone {specs[0]} failed: {_one_line(exc)}; the {n} comparison backbone{'s' if n > 1 else ''} "
+        f"({', '.join(specs[1:])}) did not run and no comparison.md was written"
+    )
+    earlier = [f for f in folders[1:] if (f / "results.json").is_file()]
+    if earlier:
+        line += f" ({earlier[0].parent} holds an earlier run's results)"
+    error = ComparisonError(line)
+    error.exit_code = exc.exit_code
+    return error
 
 
 def _one_line(exc: BaseException) -> str:

@@ -49,3 +49,32 @@ def test_a_plain_rerun_failing_in_its_first_task_removes_the_earlier_comparison(
     with pytest.raises(RuntimeError, match="task failed"):
         run_suite(cfg, "another", out)
     assert not (out / "comparison.md").exists() and not (out / "comparison.json").exists()
+
+
+def test_a_failing_main_backbone_says_that_no_comparison_ran(compared, monkeypatch, capsys):
+    """`geodino probe --compare`: the main backbone's task error is one line that also says the comparison
+    backbones did not run, no comparison.md was written and OUT/compare/ holds an earlier run's results; the
+    exit code is the task error's."""
+    from geodino.cli import main
+    from geodino.errors import InputError
+    from geodino.eval import runner
+
+    _cfg, out = compared
+
+    def fail(*a, **k):
+        exc = InputError("images of image_folder have different sizes")
+        exc.exit_code = 3  # kept through the comparison's line
+        raise exc
+
+    monkeypatch.setattr(runner, "_call_task", fail)
+    suite = out.parent / "suite.yaml"
+    argv = ["probe", "-c", str(suite), "-b", "main", "--compare", "other", "--out", str(out), "progress=false"]
+    code = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3
+    assert err[-1] == (
+        "geodino: error: main backbone main failed: images of image_folder have different sizes; the 1 comparison "
+        f"backbone (other) did not run and no comparison.md was written ({out / 'compare'} holds an earlier run's "
+        "results)"
+    )
+    assert not (out / "comparison.md").exists() and (out / "compare" / "1_other" / "results.json").is_file()
