@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from geodino.data.archive_bands import sensor_order
+from geodino.data.cube_variables import band_variables, data_variable, same_bands
 from geodino.data.rasters import SceneGrid, stream_id, window_affine
 from geodino.data.sensors import Sensor, check_bit_depth, check_read_values, get_sensor
 from geodino.data.tiling import EpochOrder, TileSampler, chunk_aligned, least_nodata
@@ -91,6 +92,8 @@ def open_cube(
     `band_names` names the array's bands in order (instead of its band coordinate's, the sensor's or b1..bN), before
     `bands` selects some (in the order given). Without `bands`, named bands are read in `sensor`'s order by name; a
     store naming none of the sensor's bands is read positionally (CubeSource: only with the sensor's band count).
+    A store of one variable per band is stacked by variable name (`cube_variables.band_variables`), as rasters are
+    read by band description: the variables `bands` names, else those naming the sensor's bands in its order.
     `path` may also be an in-memory xarray Dataset or DataArray (messages then name its type)."""
     import rioxarray  # noqa: F401 - registers the .rio accessor
     import xarray as xr
@@ -102,12 +105,13 @@ def open_cube(
     else:
         path = str(path)
         ds = _open_dataset(path)
-    per_band_variables = variable is None and bool(bands) and all(b in ds.data_vars for b in bands)
-    if per_band_variables:
-        da = ds[list(bands)].to_dataarray(dim="band")  # one variable per band
+    stacked = band_variables(ds, path, bands, sensor, time_dim) if variable is None else None
+    per_band_variables = stacked is not None
+    if stacked is not None:
+        da = ds[stacked].to_dataarray(dim="band")  # one variable per band (by name, in the sensor's order)
         band_dim = "band"
     else:
-        da = ds[_data_variable(ds, path, variable)]
+        da = ds[data_variable(ds, path, variable)]
     da, (tdim, bdim, ydim, xdim) = _order_dims(da, path, band_dim, time_dim)
     names = _band_names(da, bdim, sensor)
     named = bool(band_names) or (bdim in da.coords and da[bdim].dtype.kind in "USO")
@@ -134,7 +138,7 @@ def open_cube(
             idx.append(hit)
         da = da.isel({bdim: idx})
         names = tuple(names[i] for i in idx)
-    elif sensor is not None and named:
+    elif sensor is not None and named and not bands:  # `bands:` (per-band variables too): in its order
         da, names = _in_sensor_order(da, bdim, names, sensor, path)
     crs = _cube_crs(da, ds)
     if crs is None and require_crs:
@@ -161,20 +165,6 @@ def open_cube(
         nodata=_fill_value(da, nodata, sensor),
         chunks=(int(ychunk), int(xchunk)) if ychunk and xchunk else None,
     )
-
-
-def _data_variable(ds: Any, path: str, variable: str | None) -> str:
-    """The named data variable, or the one with the most dims (2-D or more)."""
-    if variable is None:
-        cands = [v for v in ds.data_vars if ds[v].ndim >= 2 and v != "spatial_ref"]
-        if not cands:
-            raise InputError(f"datacube {path} has no 2-D or larger data variable; set `variable:`")
-        variable = max(cands, key=lambda v: ds[v].ndim)
-    if variable not in ds.data_vars:
-        raise InputError(
-            f"datacube {path} has no variable {variable!r} (variables: {', '.join(map(str, ds.data_vars))})"
-        )
-    return variable
 
 
 def _order_dims(
@@ -351,12 +341,7 @@ class CubeSource:
         ]
         _check_crs(self.scenes, allow_no_crs, units, roi)
         first = self.scenes[0]
-        for s in self.scenes[1:]:
-            if len(s.band_names) != len(first.band_names):
-                raise InputError(
-                    f"datacube {s.path} has {plural(len(s.band_names), 'band')} but {first.path} has "
-                    f"{len(first.band_names)}"
-                )
+        same_bands(self.scenes, sensor_obj)  # by name: stores of B02..B08 and B02..B05 are not one source
         self.band_names = list(first.band_names)
         if sensor_obj is None:
             raise InputError(f"datacube {first.path} needs a sensor: set `sensor:` (built-in name or YAML)")
