@@ -11,7 +11,7 @@ import argparse
 import contextlib
 import importlib
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
 from geodino.errors import GeoDinoError
@@ -30,6 +30,8 @@ COMMANDS = {
     "demo": "geodino.demo",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
+DEBUG_ENV = "GEODINO_DEBUG"
+"""Set to anything but empty or 0 to get tracebacks, as `--debug` does (for wrappers that cannot add the flag)."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -42,7 +44,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:  # argparse's hook for every parse error
-        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+        self.exit(2, f"{self.prog}: error: {message}{closest_choice(message)}; see {self.prog} --help\n")
 
     def unknown(self, extra: Sequence[str]) -> NoReturn:
         """Refuse the arguments `parse_known_args` left over, naming the closest known option of each flag."""
@@ -58,6 +60,36 @@ class Parser(argparse.ArgumentParser):
                 hints.append(f"{flag}: did you mean {names[close[0]]}?")
         tail = f" ({'; '.join(hints)})" if hints else ""
         self.error(f"unrecognized arguments: {' '.join(extra)}{tail}")
+
+
+def closest_choice(message: str) -> str:
+    """` (did you mean embed?)` for argparse's "invalid choice: 'emebd' (choose from ...)" when one is close, else
+    ''. Commands, sub-commands and every `choices=` flag (`--dtype`, `--to`, `--cloud-rule` ...) get it."""
+    import re
+
+    from geodino.errors import did_you_mean
+
+    found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+    if found is None:
+        return ""
+    close = did_you_mean(found.group(1), [c.strip().strip("'") for c in found.group(2).split(",")])
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def whole_number(minimum: int = 1) -> Callable[[str], int]:
+    """An argparse `type` for counts and sizes: a whole number >= `minimum`, else argparse's one-line error naming the
+    flag (`argument --samples: 0 is out of range: give a whole number >= 1`), before any work is done."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (>= {minimum})") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: give a whole number >= {minimum}")
+        return value
+
+    return parse
 
 
 def command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
@@ -128,7 +160,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="geodino", description="DINOv3 for Earth observation: pretrain, distill, probe, embed, convert."
     )
     parser.add_argument("--version", action="version", version=f"geodino {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"show full tracebacks instead of one-line errors (anywhere on the line; or set {DEBUG_ENV}=1)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in (COMMANDS[only],) if only in COMMANDS else COMMAND_MODULES:
         module = importlib.import_module(name)
@@ -174,8 +210,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    import os
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
+    # `--debug` anywhere on the line (`geodino embed ... --debug` too, which the sub-command's parser refused as an
+    # unknown argument), or GEODINO_DEBUG=1 in the environment
+    debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]  # read here; the top-level flag stays for --help
     from geodino.io import forget_created_dirs
 
     forget_created_dirs()

@@ -16,7 +16,8 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     """Add the `data` command and its sub-commands."""
-    p = subparsers.add_parser("data", help="data tools: per-band stats, sensors, archive index, crop previews")
+    what = "data tools: per-band stats, sensors, archive index, band stacks, crop previews, curation"
+    p = subparsers.add_parser("data", help=what, description=what[0].upper() + what[1:] + ".")
     sub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     _add_stats(sub)
     _add_sensors(sub)
@@ -39,12 +40,13 @@ def _add_stats(sub: Any) -> None:
     )
     s.add_argument("paths", nargs="+", help="folders, globs, files or .txt lists (cube: Zarr stores)")
     s.add_argument("--out", "-o", required=True, help="sensor YAML to write")
-    s.add_argument("--type", default="raster", choices=["raster", "cube", "images", "tar"])
+    s.add_argument("--type", default="raster", choices=["raster", "cube", "images", "tar"],
+                   help="archive type of PATHS (default: %(default)s)")  # fmt: skip
     s.add_argument("--sensor", default=None, help="start from a built-in sensor (its scale and band names)")
     s.add_argument("--bands", nargs="+", default=None, help="band names to keep")
     s.add_argument("--band-names", nargs="+", default=None, help="names of the files' bands, in order")
     s.add_argument("--scale", type=float, default=None, help="DN -> reflectance factor (default: 1/255 for uint8)")
-    s.add_argument("--offset", type=float, default=0.0, help="added after scaling")
+    s.add_argument("--offset", type=float, default=0.0, help="added after scaling (default: %(default)s)")
     s.add_argument("--nodata", type=float, default=None, help="override the files' nodata value")
     s.add_argument(
         "--samples",
@@ -56,9 +58,10 @@ def _add_stats(sub: Any) -> None:
     s.add_argument(
         "--tile-size", type=int, default=None, help="grid window edge in pixels, rasters and cubes (default 256)"
     )
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="seed of the windows drawn (default: %(default)s)")
     s.add_argument("--name", default=None, help="sensor name in the YAML (default: from the file name)")
-    s.add_argument("--on-error", default="skip", choices=["skip", "stop"], help="unreadable files: skip or stop")
+    s.add_argument("--on-error", default="skip", choices=["skip", "stop"],
+                   help="unreadable files: skip or stop (default: %(default)s)")  # fmt: skip
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     s.add_argument("--plot", default=None, help="also write per-band histograms to this PNG")
     s.set_defaults(func=_stats)
@@ -66,7 +69,8 @@ def _add_stats(sub: Any) -> None:
 
 def _add_sensors(sub: Any) -> None:
     """`data sensors`: list the built-in sensors."""
-    l = sub.add_parser("sensors", help="list the built-in sensors (bands, scale, statistics source)")  # noqa: E741
+    what = "list the built-in sensors (bands, scale, statistics source)"
+    l = sub.add_parser("sensors", help=what, description=what[0].upper() + what[1:] + ".")  # noqa: E741
     l.set_defaults(func=_sensors)
 
 
@@ -100,6 +104,9 @@ def _add_stack(sub: Any) -> None:
     k = sub.add_parser(
         "stack",
         help="one multi-band VRT per scene folder of one-file-per-band rasters (e.g. Sentinel-2 B02/B03/B11)",
+        description="Write one multi-band VRT per scene folder under ROOT whose files hold one band each (named "
+        "after --bands, e.g. T33UUP_B02_10m.jp2), in the order of --bands, on the grid of the finest band; use "
+        "--out as a raster source's path.",
     )
     k.add_argument("root", help="folder of scene folders (each holding one file per band)")
     k.add_argument("--bands", nargs="+", required=True, help="band names as they appear in the file names, in order")
@@ -123,12 +130,12 @@ def _add_preview(sub: Any) -> None:
             79,
         ),
     )
-    from geodino.cli import add_config_arguments
+    from geodino.cli import add_config_arguments, whole_number
     from geodino.data.config import DataConfig
 
     v.add_argument("--out", "-o", default="data_preview.png", help="PNG to write (default: %(default)s)")
     v.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    v.add_argument("--samples", type=int, default=4, help="samples (rows) to draw (default: %(default)s)")
+    v.add_argument("--samples", type=whole_number(1), default=4, help="samples (rows) to draw (default: %(default)s)")
     v.add_argument("--seed", type=int, default=0, help="seed of the samples and crops drawn (default: %(default)s)")
     add_config_arguments(v, DataConfig)
     v.set_defaults(func=_preview)
@@ -200,7 +207,7 @@ def _add_curate(sub: Any) -> None:
     c.add_argument("--overwrite", action="store_true",
                    help="replace an earlier curation of another backbone or other inputs in --out (the same "
                    "curation re-uses its cached embeddings without it)")  # fmt: skip
-    c.add_argument("--no-progress", dest="progress", action="store_false")
+    c.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     c.set_defaults(func=_curate, overrides=[])
 
 

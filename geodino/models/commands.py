@@ -12,6 +12,8 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     """Add the `convert` and `info` commands."""
+    from geodino.cli import whole_number
+
     c = subparsers.add_parser(
         "convert",
         help="convert a backbone between the official, HF transformers and timm layouts",
@@ -23,8 +25,10 @@ def register(subparsers: Any) -> None:
     c.add_argument(
         "output", help="output file (.pth or .safetensors) or, for --to hf (and --to timm without a suffix), a folder"
     )
-    c.add_argument("--from", dest="src_layout", default="auto", choices=["auto", "official", "hf", "timm"])
-    c.add_argument("--to", dest="dst_layout", default="official", choices=["official", "hf", "timm"])
+    c.add_argument("--from", dest="src_layout", default="auto", choices=["auto", "official", "hf", "timm"],
+                   help="layout of INPUT (default: %(default)s, detected; another value checks it)")  # fmt: skip
+    c.add_argument("--to", dest="dst_layout", default="official", choices=["official", "hf", "timm"],
+                   help="layout to write (default: %(default)s)")  # fmt: skip
     c.add_argument("--bands", nargs="+", default=None, help="adapt the patch embedding to these band names")
     c.add_argument("--src-bands", nargs="+", default=None, help="band names of the input (default R G B)")
     c.add_argument(
@@ -42,7 +46,8 @@ def register(subparsers: Any) -> None:
     )
     c.add_argument("--overwrite", action="store_true", help="replace an existing output")
     c.add_argument("--expect-arch", default=None, help="fail unless the weights fit this architecture (e.g. vit_large)")
-    c.add_argument("--expect-bands", type=int, default=None, help="fail unless the weights take this many bands")
+    c.add_argument("--expect-bands", type=whole_number(1), default=None,
+                   help="fail unless the weights take this many bands")  # fmt: skip
     c.add_argument(
         "--local-cls-norm",
         action=argparse.BooleanOptionalAction,

@@ -55,7 +55,7 @@ def register(subparsers: Any) -> None:
         default=None,
         help="read only this pixel window of the input",
     )
-    a.add_argument("--device", default="cpu")
+    a.add_argument("--device", default="cpu", help="torch device of the backbone (default: %(default)s)")
     a.add_argument("--overwrite", action="store_true", help="replace the attention maps of an earlier run in --out")
     a.set_defaults(func=_attention)
     p.set_defaults(func=lambda args: p.print_help() or 0)

@@ -1,0 +1,148 @@
+"""The command line as a whole: `--debug` anywhere and GEODINO_DEBUG, the closest choice named for a misspelt one,
+counts refused in one line before any work, and every option of the shell's commands documented with its default."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+
+from geodino import cli
+from geodino.errors import InputError
+
+
+def _err_lines(capsys) -> list[str]:
+    return [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+
+
+def _one_line_exit_2(capsys, argv: list[str]) -> str:
+    """argparse errors leave through SystemExit(2), geodino's own through the return value: either way one line."""
+    capsys.readouterr()
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    lines = _err_lines(capsys)
+    assert code == 2 and len(lines) == 1, lines
+    assert "Traceback" not in lines[0]
+    return lines[0]
+
+
+def test_debug_after_the_sub_command_shows_the_traceback(tmp_path, capsys):
+    """`geodino data stats ... --debug` was refused as an unrecognized argument of `data stats`."""
+    argv = ["data", "stats", str(tmp_path / "missing.tif"), "--out", str(tmp_path / "s.yaml")]
+    with pytest.raises(InputError, match=r"missing\.tif does not exist"):
+        cli.main([*argv, "--debug"])
+    with pytest.raises(InputError, match=r"missing\.tif does not exist"):
+        cli.main(["--debug", *argv])  # the documented place still works
+    assert "missing.tif does not exist" in _one_line_exit_2(capsys, argv)
+
+
+@pytest.mark.parametrize(("value", "traceback"), [("1", True), ("yes", True), ("0", False), ("", False)])
+def test_geodino_debug_in_the_environment(tmp_path, capsys, monkeypatch, value, traceback):
+    monkeypatch.setenv(cli.DEBUG_ENV, value)
+    argv = ["data", "stats", str(tmp_path / "missing.tif"), "--out", str(tmp_path / "s.yaml")]
+    if traceback:
+        with pytest.raises(InputError):
+            cli.main(argv)
+    else:
+        assert "missing.tif" in _one_line_exit_2(capsys, argv)
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["emebd", "x.tif"], "did you mean embed?"),
+        (["data", "statz", "x.tif"], "did you mean stats?"),
+        (["convert", "a.pth", "b", "--to", "hff"], "did you mean hf?"),
+        (["embed", "x.tif", "--dtype", "flaot16"], "did you mean float16?"),
+    ],
+)
+def test_a_misspelt_choice_names_the_closest(capsys, argv, hint):
+    line = _one_line_exit_2(capsys, argv)
+    assert hint in line and "invalid choice" in line
+
+
+def test_a_choice_with_nothing_close_gets_no_guess(capsys):
+    assert "did you mean" not in _one_line_exit_2(capsys, ["zzzzzz"])
+
+
+def _tif(path, bands: int = 3, size: int = 64):
+    import rasterio
+    from rasterio.transform import from_origin
+
+    data = np.random.default_rng(0).integers(1, 255, (bands, size, size)).astype(np.uint8)
+    profile = dict(driver="GTiff", width=size, height=size, count=bands, dtype="uint8", crs="EPSG:32633")
+    with rasterio.open(path, "w", transform=from_origin(500000, 5000000, 10, 10), **profile) as dst:
+        dst.write(data)
+    return path
+
+
+@pytest.mark.parametrize("samples", ["0", "-2", "two"])
+def test_data_preview_refuses_a_bad_sample_count_in_one_line(tmp_path, capsys, samples):
+    """`--samples 0` / `-2` reached matplotlib (a ValueError traceback, exit 1) after the tiles were read."""
+    src = _tif(tmp_path / "s.tif")
+    source = f"sources=[{{type: raster, paths: [{src}], tile_size: 32}}]"
+    out = tmp_path / "p.png"
+    line = _one_line_exit_2(capsys, ["data", "preview", "--samples", samples, source, "--out", str(out)])
+    assert "--samples" in line and samples in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("bands", ["0", "-3"])
+def test_convert_refuses_a_bad_expect_bands_in_one_line(tmp_path, capsys, bands):
+    """`--expect-bands -3` built a tensor of negative size (a RuntimeError traceback); 0 a 0-band model."""
+    import torch
+
+    from geodino.backbones.load import load_backbone
+
+    ckpt = tmp_path / "tiny.pth"
+    torch.save(load_backbone("arch:vit_tiny?depth=1&patch_size=8").model.state_dict(), ckpt)
+    out = tmp_path / "out.pth"
+    line = _one_line_exit_2(capsys, ["convert", str(ckpt), str(out), "--expect-bands", bands])
+    assert "--expect-bands" in line and bands in line
+    assert not out.exists()
+
+
+def test_whole_number_type():
+    parse = cli.whole_number(0)
+    assert parse("0") == 0 and parse("12") == 12
+    for bad in ("-1", "1.5", "x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse(bad)
+
+
+OWNED_ELSEWHERE = {"embed", "probe", "demo"}  # their flags are registered by their own parts
+
+
+def _parsers(parser, path=(), line="geodino"):
+    yield path, parser, line
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            lines = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                if not path and name in OWNED_ELSEWHERE:
+                    continue
+                yield from _parsers(sub, (*path, name), lines.get(name))
+
+
+def test_every_command_and_option_says_what_it_does_and_its_default():
+    """Options without help (data stats --type/--seed, convert --from/--to, viz attention --device ...) and
+    sub-commands without a description (data, data sensors, data stack) were listed bare by --help."""
+    missing = []
+    for path, parser, line in _parsers(cli.build_parser()):
+        name = " ".join(path) or "geodino"
+        if not line or not parser.description:
+            missing.append(f"{name}: no one-line help or no description")
+        for action in parser._actions:
+            if not action.option_strings or isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+                continue
+            flag = action.option_strings[0]
+            if not action.help:
+                missing.append(f"{name} {flag}: no help")
+                continue
+            switch = isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction))
+            if action.default not in (None, False, []) and not switch and "default" not in action.help.lower():
+                missing.append(f"{name} {flag}: default {action.default!r} not shown")
+    assert not missing, missing
