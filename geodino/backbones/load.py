@@ -147,9 +147,9 @@ def check_spec(spec: str | Path) -> None:
             warnings.simplefilter("ignore")
             _baseline(target, spec_text, options, n_bands, names, sensor)
     elif kind == "timm":
-        import timm
+        from geodino.backbones.timm import known_timm_name
 
-        if not timm.list_models(target) and not timm.list_models(target.split(".")[0]):
+        if not known_timm_name(target):
             raise ConfigError(f"unknown timm model {target!r} in backbone spec {spec_text}")
     else:
         path = Path(target).expanduser()

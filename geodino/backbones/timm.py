@@ -54,10 +54,24 @@ def timm_features(model: nn.Module, x: Tensor, idx: list[int], norm: bool) -> tu
     return maps, cls
 
 
-def build_timm(name: str, options: dict[str, str], in_chans: int | None, seed: int | None) -> nn.Module:
+# timm.create_model's own sources: a model on the HF hub (`hf-hub:timm/vit_small_patch16_dinov3.lvd1689m`) or a
+# local folder with config.json + weights (`local-dir:path`, what `geodino convert --to timm` writes); list_models
+# knows neither, so they were refused as unknown names
+TIMM_SOURCES = ("hf-hub:", "local-dir:")
+
+
+def known_timm_name(name: str) -> bool:
+    """Whether timm can build `name`: a registered architecture (with or without a `.tag`) or a hub/folder source."""
     import timm
 
-    if not timm.list_models(name) and not timm.list_models(name.split(".")[0]):
+    return name.startswith(TIMM_SOURCES) or bool(timm.list_models(name) or timm.list_models(name.split(".")[0]))
+
+
+def build_timm(name: str, options: dict[str, str], in_chans: int | None, seed: int | None) -> nn.Module:
+    """A timm model by name (`TIMM_SOURCES` prefixes included), seeded, without a classifier head."""
+    import timm
+
+    if not known_timm_name(name):
         from geodino.errors import did_you_mean
 
         close = did_you_mean(name, timm.list_models(), n=3)
