@@ -32,8 +32,9 @@ def band_variables(
 
     With `bands`: the variable each band names (exactly, else any case or the same sensor band: `red` for B04),
     None unless every band names one. Without: the variables naming the sensor's bands in the sensor's order, when
-    two or more name one; naming some but not all of them (or one twice) is refused in one line, and so is a store
-    of several same-shaped single-band variables naming none (it would be read as its first variable's one band).
+    two or more name one (some of the sensor's bands: those, as a band coordinate naming some is read; other
+    variables such as a QA layer are left out); two naming one band are refused in one line, and so is a store of
+    several same-shaped single-band variables naming none (it would be read as its first variable's one band).
     """
     cands = data_variables(ds)
     if len(cands) < 2:
@@ -69,16 +70,14 @@ def band_variables(
     if sum(len(vs) for vs in named.values()) < 2:
         _refuse_unnamed_planes(ds, path, cands, sensor, time_dim)
         return None
-    missing = [b for b in sensor.bands if b not in named]
     twice = [vs for vs in named.values() if len(vs) > 1]
-    if missing or twice:
-        why = f"none for {', '.join(missing)}" if missing else f"{' and '.join(twice[0])} name the same band"
+    if twice:
         raise InputError(
             f"datacube {path} holds one variable per band ({_shown([v for vs in named.values() for v in vs])}) "
-            f"but sensor {sensor.name!r} has {', '.join(sensor.bands)} ({why}); pick the variables with `bands:` "
-            "or use a sensor of those bands"
+            f"but {' and '.join(twice[0])} name the same band of sensor {sensor.name!r}; pick the variables with "
+            "`bands:`"
         )
-    return [named[b][0] for b in sensor.bands]
+    return [named[b][0] for b in sensor.bands if b in named]  # some of them: the sensor narrows, as for bands
 
 
 def _refuse_unnamed_planes(ds: Any, path: str, cands: list[str], sensor: Sensor, time_dim: str) -> None:

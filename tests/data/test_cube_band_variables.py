@@ -46,15 +46,16 @@ def test_bands_may_name_per_band_variables_by_common_name(tmp_path):
     assert src.sensor.bands == ("B08", "B04")
 
 
-def test_per_band_variables_lacking_a_sensor_band_are_refused_in_one_line(tmp_path):
-    path = _per_band_store(tmp_path, ["B02", "B03", "B04"])
-    with pytest.raises(InputError) as err:
-        CubeSource(str(path), sensor=S2, tile_size=16)
-    msg = str(err.value)
-    assert "holds one variable per band (B02, B03, B04)" in msg and "(none for B08)" in msg
-    assert "pick the variables with `bands:`" in msg and "\n" not in msg
-    src = CubeSource(str(path), sensor=S2, bands=["B02", "B03", "B04"], tile_size=16)  # the way it names works
-    assert src.sensor.bands == ("B02", "B03", "B04")
+def test_per_band_variables_naming_some_sensor_bands_are_read_as_those_bands(tmp_path):
+    """As a band coordinate naming some of the sensor's bands: those, in the sensor's order (a QA variable left
+    out); two variables naming one band are refused in one line."""
+    path = _per_band_store(tmp_path, ["B08", "SCL", "B03"], values=[4000, 4, 2000])
+    src = CubeSource(str(path), sensor=S2, tile_size=16)
+    assert src.sensor.bands == ("B03", "B08") and src.band_names == ["B03", "B08"]
+    assert [round(float(v), 6) for v in src.get(0, 0)["image"].reshape(2, -1).mean(1)] == pytest.approx([0.2, 0.4])
+    twice = _per_band_store(tmp_path, ["B08", "nir", "B03"], values=[4000, 4000, 2000], name="twice.zarr")
+    with pytest.raises(InputError, match=r"holds one variable per band \(B03, B08, nir\) but B08 and nir name the "):
+        CubeSource(str(twice), sensor=S2, tile_size=16)
 
 
 def test_unnamed_single_band_variables_say_to_pass_bands(tmp_path):
