@@ -39,3 +39,22 @@ def test_hub_names_are_not_refused_as_unknown_and_typos_still_are():
     assert not known_timm_name("vit_smal_patch16_dinov3")
     with pytest.raises(Exception, match="unknown timm model"):
         check_spec("timm:vit_smal_patch16_dinov3")
+
+
+def test_cnn_stages_of_other_widths_are_one_config_error_not_a_tensor_size_error():
+    """A timm CNN's stages differ in width and stride; the backbone's features are the last stage's (`embed_dim`,
+    `patch_size`). Several stages crashed feature rasters (torch.cat) and probes (torch.stack) with a bare
+    RuntimeError; now features names the stages and what to pass."""
+    from geodino.errors import ConfigError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cnn = load_backbone("timm:resnet18?bands=4")
+    x = torch.randn(1, 4, 64, 64)
+    with pytest.raises(ConfigError, match=r"layers='last'"):
+        cnn.features(x, layers="four_last")
+    with pytest.raises(ConfigError, match=r"stage 1: 64 ch at 1/4"):
+        cnn.features(x, layers=[1])
+    maps, cls = cnn.features(x, layers="last")
+    assert maps[0].shape == (1, cnn.embed_dim, 64 // cnn.patch_size, 64 // cnn.patch_size)
+    assert cls[0].shape == (1, cnn.embed_dim)

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from geodino.backbones.layers import layer_indices
-from geodino.backbones.timm import timm_features, timm_geometry
+from geodino.backbones.timm import check_timm_layers, timm_features, timm_geometry
 from geodino.errors import ConfigError, InputError, plural
 from geodino.models.fast_choice import bf16_default
 
@@ -241,6 +241,8 @@ class FrozenBackbone(nn.Module):
         """(patch maps [B, D, h, w], CLS tokens [B, D]) of the chosen blocks, float32; `x` already normalised."""
         self._check(x)
         idx = layer_indices(layers, self.n_blocks)
+        if self.kind == "timm":
+            check_timm_layers(self.model, idx, self.spec)
         if self.kind == "baseline":  # parameter-free statistics: computed where the input is, in float32
             return self.model.features(x.float(), idx)
         device = next(self.model.parameters()).device

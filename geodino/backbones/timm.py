@@ -30,6 +30,25 @@ def timm_geometry(model: nn.Module) -> tuple[int, int, int, int]:
     return reductions[-1], int(info[-1]["num_chs"]), int(first.in_channels), len(reductions)
 
 
+def check_timm_layers(model: nn.Module, idx: list[int], spec: str) -> None:
+    """One line when a chosen stage of a timm CNN differs in width or stride from the last one: a FrozenBackbone's
+    maps have its `embed_dim` channels on its `patch_size` grid (the last stage's), which feature rasters and probes
+    size their outputs by; several ResNet stages failed there with a bare tensor-size RuntimeError."""
+    info = list(getattr(model, "feature_info", None) or [])
+    if hasattr(model, "blocks") or not info:
+        return
+    last = (int(info[-1]["num_chs"]), int(info[-1]["reduction"]))
+    odd = [i for i in idx if (int(info[i]["num_chs"]), int(info[i]["reduction"])) != last]
+    if odd:
+        stages = ", ".join(f"{i}: {info[i]['num_chs']} ch at 1/{info[i]['reduction']}" for i in odd)
+        raise ConfigError(
+            f"backbone {spec}: {'stage' if len(odd) == 1 else 'stages'} {stages} "
+            f"{'differs' if len(odd) == 1 else 'differ'} from the last stage ({last[0]} ch at 1/{last[1]}), whose "
+            f"width and stride the backbone's features have; a timm CNN gives its last stage here: layers='last' "
+            f"(or [{len(info) - 1}])"
+        )
+
+
 def timm_features(model: nn.Module, x: Tensor, idx: list[int], norm: bool) -> tuple[list[Tensor], list[Tensor]]:
     """Multi-layer features of any timm model through `forward_intermediates` (ViTs: prefix tokens give CLS;
     CNNs: CLS is the global average of the map)."""
