@@ -92,6 +92,18 @@ def whole_number(minimum: int = 1) -> Callable[[str], int]:
     return parse
 
 
+class CommaList(argparse.Action):
+    """`nargs="+"` names given either way: `--bands B04 B03 B02` or `--bands B04,B03,B02` (the comma form of
+    `embed --bands 4,3,2` and of a spec's `?bands=red,green,blue`), one flat list; `B04,B03 B02` mixes both. Before,
+    `--bands b1,b2` was one band named "b1,b2"."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None):
+        names = [w.strip() for v in values for w in str(v).split(",") if w.strip()]
+        if not names:
+            parser.error(f"argument {option}: expected at least one name, e.g. {option} B04,B03,B02")
+        setattr(namespace, self.dest, names)
+
+
 def command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
     """The deepest sub-command parser `args` went through (`geodino embed pca` -> the pca parser)."""
     while parser._subparsers is not None:

@@ -146,3 +146,37 @@ def test_every_command_and_option_says_what_it_does_and_its_default():
             if action.default not in (None, False, []) and not switch and "default" not in action.help.lower():
                 missing.append(f"{name} {flag}: default {action.default!r} not shown")
     assert not missing, missing
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["data", "stats", "x.tif", "--out", "s.yaml", "--bands", "{}"],
+        ["data", "stats", "x.tif", "--out", "s.yaml", "--band-names", "{}"],
+        ["data", "stack", "root", "--out", "o", "--bands", "{}"],
+        ["data", "curate", "d", "-b", "arch:vit_small", "--out", "o", "--size", "3", "--bands", "{}"],
+        ["convert", "a.pth", "b.pth", "--bands", "{}"],
+        ["convert", "a.pth", "b.pth", "--src-bands", "{}"],
+        ["viz", "attention", "x.tif", "-b", "arch:vit_small", "--out", "o", "--bands", "{}"],
+    ],
+)
+def test_band_name_flags_take_the_comma_form_too(argv):
+    """`--bands B04,B03,B02` (the form of embed's --bands 4,3,2 and of a spec's ?bands=) was one band named
+    "B04,B03,B02"; the space form and a mix of both give the same list."""
+    parser = cli.build_parser(argv[0])
+    flag = argv[argv.index("{}") - 1]
+    for form in (["B04,B03,B02"], ["B04", "B03", "B02"], ["B04,B03", "B02"], ["B04, B03,", "B02"]):
+        i = argv.index("{}")
+        args = parser.parse_args([*argv[:i], *form, *argv[i + 1 :]])
+        got = getattr(args, flag.lstrip("-").replace("-", "_"))
+        assert got == ["B04", "B03", "B02"], (form, got)
+
+
+def test_data_stats_reads_comma_separated_bands(tmp_path, capsys):
+    import yaml
+
+    src = _tif(tmp_path / "s.tif")
+    out = tmp_path / "s.yaml"
+    assert cli.main(["data", "stats", str(src), "--out", str(out), "--bands", "b3,b1"]) == 0
+    assert yaml.safe_load(out.read_text())["bands"] == ["b3", "b1"]
+    assert "--bands" in _one_line_exit_2(capsys, ["data", "stats", str(src), "--out", str(out), "--bands", ","])

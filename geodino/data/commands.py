@@ -8,6 +8,7 @@ import argparse
 import textwrap
 from typing import Any
 
+from geodino.cli import CommaList
 from geodino.config import options_for
 from geodino.errors import plural
 
@@ -43,8 +44,9 @@ def _add_stats(sub: Any) -> None:
     s.add_argument("--type", default="raster", choices=["raster", "cube", "images", "tar"],
                    help="archive type of PATHS (default: %(default)s)")  # fmt: skip
     s.add_argument("--sensor", default=None, help="start from a built-in sensor (its scale and band names)")
-    s.add_argument("--bands", nargs="+", default=None, help="band names to keep")
-    s.add_argument("--band-names", nargs="+", default=None, help="names of the files' bands, in order")
+    s.add_argument("--bands", nargs="+", action=CommaList, default=None, help="band names to keep (B04 B03 or B04,B03)")
+    s.add_argument("--band-names", nargs="+", action=CommaList, default=None,
+                   help="names of the files' bands, in order")  # fmt: skip
     s.add_argument("--scale", type=float, default=None, help="DN -> reflectance factor (default: 1/255 for uint8)")
     s.add_argument("--offset", type=float, default=0.0, help="added after scaling (default: %(default)s)")
     s.add_argument("--nodata", type=float, default=None, help="override the files' nodata value")
@@ -109,7 +111,8 @@ def _add_stack(sub: Any) -> None:
         "--out as a raster source's path.",
     )
     k.add_argument("root", help="folder of scene folders (each holding one file per band)")
-    k.add_argument("--bands", nargs="+", required=True, help="band names as they appear in the file names, in order")
+    k.add_argument("--bands", nargs="+", action=CommaList, required=True,
+                   help="band names as they appear in the file names, in order")  # fmt: skip
     k.add_argument("--out", "-o", required=True, help="folder for the VRTs (use it as a raster source path)")
     k.add_argument("--resampling", default="bilinear", choices=RESAMPLING,
                    help="for bands coarser than the finest (default bilinear)")  # fmt: skip
@@ -169,7 +172,7 @@ def _add_curate(sub: Any) -> None:
     c.add_argument("--type", default="images", choices=["images", "raster", "cube", "tar"],
                    help="archive type of PATHS (default: %(default)s)")  # fmt: skip
     c.add_argument("--sensor", default=None, help="data sensor (scale, band names, RGB bands for the cloud rule)")
-    c.add_argument("--bands", nargs="+", default=None, help="band names to read (rasters)")
+    c.add_argument("--bands", nargs="+", action=CommaList, default=None, help="band names to read (rasters)")
     c.add_argument("--tile-size", type=int, default=256, help="raster tile edge in px (default: %(default)s)")
     c.add_argument("--clusters", type=int, nargs="+", default=[64, 16, 4],
                    help="clusters per k-means level, finest first (default: 64 16 4)")  # fmt: skip

@@ -12,7 +12,7 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     """Add the `convert` and `info` commands."""
-    from geodino.cli import whole_number
+    from geodino.cli import CommaList, whole_number
 
     c = subparsers.add_parser(
         "convert",
@@ -29,8 +29,10 @@ def register(subparsers: Any) -> None:
                    help="layout of INPUT (default: %(default)s, detected; another value checks it)")  # fmt: skip
     c.add_argument("--to", dest="dst_layout", default="official", choices=["official", "hf", "timm"],
                    help="layout to write (default: %(default)s)")  # fmt: skip
-    c.add_argument("--bands", nargs="+", default=None, help="adapt the patch embedding to these band names")
-    c.add_argument("--src-bands", nargs="+", default=None, help="band names of the input (default R G B)")
+    c.add_argument("--bands", nargs="+", action=CommaList, default=None,
+                   help="adapt the patch embedding to these band names (B04 B03 B02 or B04,B03,B02)")  # fmt: skip
+    c.add_argument("--src-bands", nargs="+", action=CommaList, default=None,
+                   help="band names of the input (default R G B)")  # fmt: skip
     c.add_argument(
         "--fill",
         default=None,

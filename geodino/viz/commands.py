@@ -13,6 +13,8 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     """Add the `viz` command and its `attention` sub-command."""
+    from geodino.cli import CommaList
+
     what = "look inside a backbone: CLS attention maps (viz attention), a patch-similarity map (viz attention --point)"
     p = subparsers.add_parser("viz", help=what, description=what[0].upper() + what[1:] + ".")
     sub = p.add_subparsers(dest="viz_command", metavar="SUBCOMMAND")
@@ -46,7 +48,8 @@ def register(subparsers: Any) -> None:
         help="--point is in map coordinates: the bare flag for the raster's CRS, or a CRS such as EPSG:4326 (lon,lat)",
     )
     a.add_argument("--sensor", default=None, help="data sensor of the input (scale, band names, RGB bands)")
-    a.add_argument("--bands", nargs="+", default=None, help="band names to read from the raster")
+    a.add_argument("--bands", nargs="+", action=CommaList, default=None,
+                   help="band names to read from the raster (B04 B03 B02 or B04,B03,B02)")  # fmt: skip
     a.add_argument(
         "--window",
         type=int,
