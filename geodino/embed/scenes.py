@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,21 +74,29 @@ def list_scenes(
     paths = resolve_paths(inputs, RASTER_EXTS, what="raster", hint="pass a folder, a glob or a .txt list of the scenes")
     if exclude is not None:
         paths = [p for p in paths if p.startswith("/vsi") or "://" in p or not _inside(p, exclude)]
-    names = [Path(p).stem for p in paths]
-    # same file name in several folders: prefix the folder names; still the same (a.tif beside a.zarr, two stores
-    # of one scene): add the format too. Only the same file listed twice keeps one name, refused below.
-    for widen in (lambda p, n: "_".join((*Path(p).resolve().parts[-3:-1], n)), lambda p, n: f"{n}_{_format(p)}"):
-        names = [widen(p, n) if names.count(n) > 1 else n for p, n in zip(paths, names)]
+    names = _scene_names(paths)
     scenes = [Scene(name, str(p), None, p) for p, name in zip(paths, names)]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
+    if dup := sorted(n for n, c in Counter(names).items() if c > 1):
         raise InputError(f"scenes {dup[0]!r} appear twice in the input list; list each raster once")
     return scenes
 
 
-def _format(path: str) -> str:
-    """The file's format as its suffix says ("tif", "zarr"; "vrt" for a .vrt), for a scene name."""
-    return Path(path.rstrip("/")).suffix.lstrip(".").lower() or "raster"
+def _scene_names(paths: list[str]) -> list[str]:
+    """Output names: the stem; a stem in several folders gets its two folders in front (x/y/s.tif -> x_y_s), more
+    of its path while those are alike (a/2024/06/s.tif, b/2024/06/s.tif -> a_2024_06_s, b_2024_06_s), and one still
+    shared in one folder (s.tif, s.zarr) its format (s_tif). A file listed twice keeps one name (refused above)."""
+    stems = [Path(p).stem for p in paths]
+    parents = [Path(p).resolve().parts[:-1] for p in paths]
+    names = list(stems)
+    for k in range(2, max(map(len, parents), default=0) + 1):
+        count, folders = Counter(names), Counter(n for n, _ in set(zip(names, parents)))
+        clash = {n for n in names if count[n] > 1 and (k == 2 or folders[n] > 1)}
+        if not clash:
+            break
+        names = ["_".join((*q[-k:], s)) if n in clash else n for n, q, s in zip(names, parents, stems)]
+    count = Counter(names)
+    fmt = [Path(p.rstrip("/")).suffix.lstrip(".").lower() or "raster" for p in paths]  # "tif", "zarr", "vrt"
+    return [f"{n}_{f}" if count[n] > 1 else n for f, n in zip(fmt, names)]
 
 
 def _inside(path: str, folder: Path) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +22,18 @@ if TYPE_CHECKING:
 __all__ = ["place_backbone", "spawn_workers", "worker_error", "worker_main"]
 
 
-def worker_main(input: Any, bb: Any, cfg: EmbedConfig, conn: Any = None) -> None:
+def worker_main(input: Any, bb: Any, cfg: EmbedConfig, conn: Any = None, formatwarning: Any = None) -> None:
     """A spawned worker's run. A refusal (a `GeoDinoError`: bad input or setting) is not printed here: it goes to
     the parent through `conn` with its traceback, and the worker exits with its exit code; the parent says it in
-    one line. Anything else is a crash and prints its traceback here (multiprocessing's exit code 1)."""
+    one line. Anything else is a crash and prints its traceback here (multiprocessing's exit code 1). Warnings are
+    written as the parent writes them (`formatwarning`: the CLI's one `geodino: warning:` line), by worker 0 only:
+    they are about the input, the same in every worker."""
     import signal
+
+    if formatwarning is not None:
+        warnings.formatwarning = formatwarning
+    if cfg.rank > 0:
+        warnings.simplefilter("ignore")
 
     # the parent stops the others when one refuses the input (SIGTERM): exit through Python, so that what the worker
     # holds (the multiprocessing locks zarr's codecs create) is released, not reported as leaked by the parent
@@ -128,6 +136,17 @@ def spawn_workers(input: Any, bb: Any, cfg: EmbedConfig, work: Path, prep: Prepa
         bb.to(home)
 
 
+def _picklable(fn: Any) -> Any:
+    """`fn` when it can be sent to a spawned process (a module-level function), else None."""
+    import pickle
+
+    try:
+        pickle.dumps(fn)
+    except Exception:
+        return None
+    return fn
+
+
 def _accelerator_of(bb: Any) -> torch.device | None:
     """The device of a backbone's weights when not the CPU (None for CPU weights and objects without any)."""
     if not isinstance(bb, torch.nn.Module):
@@ -146,14 +165,14 @@ def _run_workers(input: Any, bb: Any, cfg: EmbedConfig, work: Path, prep: Prepar
     n = cfg.workers
     threads = cfg.threads or max(1, (os.cpu_count() or 1) // n)
     ctx = mp.get_context("spawn")
-    procs, pipes = [], []
+    procs, pipes, fmt = [], [], _picklable(warnings.formatwarning)
     for r in range(n):
         device = rank_device(cfg.device, r, n, local=r)  # "cuda" on a machine with several GPUs: one each
         wcfg = dataclasses.replace(cfg, workers=1, world_size=n, rank=r, resume=True, overwrite=False, threads=threads)
         wcfg.device = device
         wcfg.progress = cfg.progress and r == 0
         recv, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=worker_main, args=(str(input), bb, wcfg, send), name=f"geodino-embed-{r}")
+        proc = ctx.Process(target=worker_main, args=(str(input), bb, wcfg, send, fmt), name=f"geodino-embed-{r}")
         proc.start()
         send.close()  # the worker holds the sending end: when it exits without a word, recv() ends (EOFError)
         procs.append(proc)
