@@ -35,6 +35,17 @@ from geodino.errors import ConfigError, plural
 __all__ = ["GeoDinoTerraTorchBackbone", "datamodule_stats", "geodino_vit", "register"]
 
 
+def _text_bands(bands: Any, key: str) -> Any:
+    """Bands given as one string ("blue,green,red,nir", or a count "4") as load_backbone and `?bands=` read them;
+    anything else unchanged. A plain string was iterated letter by letter: bands="red" became bands r, e, d."""
+    if not isinstance(bands, str):
+        return bands
+    from geodino.data.band_args import parse_backbone_bands
+
+    count, names = parse_backbone_bands(bands, key)
+    return names if names is not None else count
+
+
 def _band_names(bands: Any) -> list[str] | None:
     """Band names from TerraTorch band enums (their value or name), strings, or None."""
     if bands is None or isinstance(bands, int):
@@ -90,13 +101,14 @@ def _warn_dropped(kwargs: dict[str, Any]) -> None:
 class GeoDinoTerraTorchBackbone(nn.Module):
     """A trainable geodino ViT returning token sequences of chosen blocks, as TerraTorch's ViT backbones do."""
 
-    def __init__(self, model: nn.Module, out_indices: Sequence[int] | None, return_cls_token: bool) -> None:
+    def __init__(self, model: nn.Module, out_indices: Sequence[int] | int | None, return_cls_token: bool) -> None:
         super().__init__()
         from geodino.backbones import layer_indices
 
         self.model = model
         n = int(model.n_blocks)
-        self.out_indices = layer_indices(list(out_indices), n) if out_indices is not None else list(range(n))
+        # a count takes the last blocks, as timm's out_indices=N (and layer_indices) do
+        self.out_indices = layer_indices(out_indices, n) if out_indices is not None else list(range(n))
         self.return_cls_token = return_cls_token
         self.out_channels = [int(model.embed_dim)] * len(self.out_indices)
         self.patch_size = int(model.patch_size)
@@ -121,15 +133,15 @@ class GeoDinoTerraTorchBackbone(nn.Module):
 
 def geodino_vit(
     ckpt_path: str | None = None,
-    bands: Sequence[Any] | int | None = None,
-    out_indices: Sequence[int] | None = None,
+    bands: Sequence[Any] | int | str | None = None,
+    out_indices: Sequence[int] | int | None = None,
     return_cls_token: bool = True,
     pretrained: bool = True,
     arch: str = "vit_small",
     patch_size: int | None = None,
     in_chans: int | None = None,
     fill: str = "mean",
-    model_bands: Sequence[Any] | int | None = None,
+    model_bands: Sequence[Any] | int | str | None = None,
     sensor: str | None = None,
     **kwargs: Any,
 ) -> GeoDinoTerraTorchBackbone:
@@ -142,7 +154,7 @@ def geodino_vit(
     names the sensor the band names come from (landsat7 and landsat8 number SR_Bn differently); other unknown
     options are dropped with a warning naming them."""
     _warn_dropped(kwargs)
-    bands = _merge_model_bands(bands, model_bands)
+    bands = _merge_model_bands(_text_bands(bands, "bands"), _text_bands(model_bands, "model_bands"))
     names = _band_names(bands)
     if names and in_chans is not None and int(in_chans) != len(names):
         raise ConfigError(
@@ -177,7 +189,7 @@ def geodino_vit(
 
 
 def datamodule_stats(
-    ckpt_path: str, bands: Sequence[Any] | None = None, sensor: str | None = None
+    ckpt_path: str, bands: Sequence[Any] | str | None = None, sensor: str | None = None
 ) -> tuple[list[float], list[float]] | None:
     """(means, stds) in the data's DN units for a TerraTorch datamodule, from the normalisation the export
     records (DN scale folded in), in the order of `bands` (the backbone's `bands`/`model_bands`: the data's
@@ -191,7 +203,7 @@ def datamodule_stats(
     rec = read_backbone_weights(ckpt_path).normalization
     if not rec:
         return None
-    names = _band_names(bands)
+    names = _band_names(_text_bands(bands, "bands"))
     if names is not None:
         have = [str(b) for b in rec.get("bands") or []]
         if sensor is not None:  # the way geodino_vit matches the kernels (resolve_bands through that sensor)
