@@ -27,3 +27,8 @@ def __getattr__(name: str) -> object:
 
         return getattr(api, name)
     raise AttributeError(f"module 'geodino' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names plus the lazy `pretrain` / `distill`, so `dir(geodino)` and completion list them."""
+    return sorted(set(globals()) | set(__all__))
