@@ -84,7 +84,7 @@ def list_scenes(
 def _scene_names(paths: list[str]) -> list[str]:
     """Output names: the stem; a stem in several folders gets its two folders in front (x/y/s.tif -> x_y_s), more
     of its path while those are alike (a/2024/06/s.tif, b/2024/06/s.tif -> a_2024_06_s, b_2024_06_s), and one still
-    shared in one folder (s.tif, s.zarr) its format (s_tif). A file listed twice keeps one name (refused above)."""
+    shared in one folder its format (x/y/s.tif, x/y/s.zarr -> x_y_s_tif). A file listed twice keeps one name."""
     stems = [Path(p).stem for p in paths]
     parents = [Path(p).resolve().parts[:-1] for p in paths]
     names = list(stems)
