@@ -260,10 +260,12 @@ def _main(argv: Sequence[str] | None) -> int:
         remove_created_dirs()  # a failed run leaves no empty output folder behind
         if debug:
             raise
+        close_progress_bars()
         print(f"geodino: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (`Terminated`); a note says how to finish (embed: --resume)
         notes = "".join(f"; {note}" for note in getattr(exc, "__notes__", ()))
+        close_progress_bars()
         print(f"geodino: interrupted{notes}", file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
     except Exception as exc:
@@ -273,8 +275,19 @@ def _main(argv: Sequence[str] | None) -> int:
         from geodino.io import remove_created_dirs
 
         remove_created_dirs()
+        close_progress_bars()
         print(f"geodino: error: {line}", file=sys.stderr)
         return 1
+
+
+def close_progress_bars() -> None:
+    """Close the progress bars a stopped run left open, so that its last line starts a line of its own: a Ctrl-C
+    during `data curate` printed `embedding tiles:   0%|   | 0/256 [...]geodino: interrupted`, the bar finished
+    under it when the interpreter collected it."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ()) or ()):
+        with contextlib.suppress(Exception):  # a bar of a closed stream: nothing left to tidy
+            bar.close()
 
 
 STORAGE_ERRNOS = {"ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM"}

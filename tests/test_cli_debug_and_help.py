@@ -180,3 +180,32 @@ def test_data_stats_reads_comma_separated_bands(tmp_path, capsys):
     assert cli.main(["data", "stats", str(src), "--out", str(out), "--bands", "b3,b1"]) == 0
     assert yaml.safe_load(out.read_text())["bands"] == ["b3", "b1"]
     assert "--bands" in _one_line_exit_2(capsys, ["data", "stats", str(src), "--out", str(out), "--bands", ","])
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "last"),
+    [
+        (KeyboardInterrupt, 130, "geodino: interrupted"),
+        (InputError("bad tile"), 2, "geodino: error: bad tile"),
+    ],
+)
+def test_the_last_line_starts_a_line_of_its_own_after_an_open_progress_bar(monkeypatch, capsys, raised, code, last):
+    """A Ctrl-C (or an error) while a progress bar was open printed `...0/256 [00:00<?, ?tile/s]geodino: interrupted`
+    on one line; the bar was finished under the message when the interpreter collected it."""
+    import sys
+
+    from tqdm import tqdm
+
+    import geodino.data.commands as data_commands
+
+    def stopped_mid_bar(args):
+        bar = tqdm(total=256, desc="embedding tiles", file=sys.stderr)
+        bar.update(3)
+        stopped_mid_bar.bar = bar  # held, as a traceback's frames hold it
+        raise raised
+
+    monkeypatch.setattr(data_commands, "_sensors", stopped_mid_bar)
+    assert cli.main(["data", "sensors"]) == code
+    err = capsys.readouterr().err
+    assert err.endswith(last + "\n"), repr(err[-200:])
+    assert err.split("\n")[-2] == last, repr(err[-200:])  # the whole line, no bar before it
