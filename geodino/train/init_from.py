@@ -81,6 +81,7 @@ class InitSource:
     student: dict[str, torch.Tensor] | None = None
     student_heads: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     backbone_config: dict[str, Any] | None = None
+    layout: str = "official"  # the key layout the file was in: official, hf or timm (converted on reading)
 
     @property
     def has_heads(self) -> bool:
@@ -90,9 +91,10 @@ class InitSource:
 def read_init_source(path: str | Path) -> InitSource:
     """Read what `init_from` points to.
 
-    Accepted: a geodino training checkpoint; a geodino export (`X.pth`/`X.safetensors`, heads taken from
-    `X.heads.pth` when present); an official backbone release (backbone only); an official eval dump
-    `{"teacher": {"backbone.*", "dino_head.*", "ibot_head.*"}}`.
+    Accepted: a geodino training checkpoint, or a run folder / its `checkpoints/` folder (its `last.ckpt`); a
+    geodino export (`X.pth`/`X.safetensors`, heads taken from `X.heads.pth` when present); an official backbone
+    release (backbone only); an official eval dump `{"teacher": {"backbone.*", "dino_head.*", "ibot_head.*"}}`;
+    an HF `DINOv3ViTModel` or timm `*_dinov3` file or folder (backbone only, converted to the official layout).
     """
     from geodino.train.checkpointing import PREFIX, is_training_checkpoint, sub_state  # the checkpoint format
 
@@ -102,6 +104,9 @@ def read_init_source(path: str | Path) -> InitSource:
             f"init_from file {path} not found; pass a checkpoint of the previous stage (runs/NAME/checkpoints/"
             "last.ckpt), an export (.pth/.safetensors) or an official backbone file"
         )
+    path = _resolve_folder(path)
+    if path.is_dir() and not (path / "meta.pt").is_file():  # an HF or timm model folder
+        return _foreign_source(path)
     obj = load_file(path)
     if is_training_checkpoint(obj):
         state = obj["state_dict"]
@@ -134,6 +139,8 @@ def read_init_source(path: str | Path) -> InitSource:
         raise CheckpointError(
             f"checkpoint {path} holds no tensors; pass a backbone state_dict or a training checkpoint"
         )
+    if _layout(state) != "official":  # an HF DINOv3ViTModel or timm *_dinov3 file: converted as every loader does
+        return _foreign_source(path)
     heads_file = heads_path(path)
     heads: dict[str, dict[str, torch.Tensor]] = {}
     config = None
@@ -145,6 +152,56 @@ def read_init_source(path: str | Path) -> InitSource:
     return InitSource(
         path=path, kind="export" if heads else "backbone", teacher=state, heads=heads, backbone_config=config
     )
+
+
+def _resolve_folder(path: Path) -> Path:
+    """The file a folder given as `init_from` stands for: a geodino run folder (`runs/NAME`) or its `checkpoints/`
+    folder -> its `last.ckpt` (else its newest step checkpoint); a sharded checkpoint (`meta.pt`) or an HF/timm
+    model folder (`config.json`) stays as it is; any other folder is refused in one line."""
+    if not path.is_dir() or (path / "meta.pt").is_file() or (path / "config.json").is_file():
+        return path
+    from geodino.train.checkpoint_folder import latest_checkpoint
+
+    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    last = folder / "last.ckpt"
+    found = last if last.exists() else latest_checkpoint(folder)
+    if found is not None:
+        return found
+    if folder is not path or (path / "config.yaml").is_file():
+        raise CheckpointError(
+            f"init_from run folder {path} has no checkpoint yet (nothing in {folder}); let that run save one (or "
+            "finish), or pass a checkpoint or export file"
+        )
+    raise CheckpointError(
+        f"init_from folder {path} is neither a geodino run folder (no checkpoints/), a sharded checkpoint (no "
+        "meta.pt) nor an HF/timm model folder (no config.json); pass a checkpoint, an export or a backbone file"
+    )
+
+
+def _layout(state: dict[str, torch.Tensor]) -> str:
+    """'official', 'hf' or 'timm' from a state_dict's key names ('official' for keys of no known layout, whose
+    misfit `apply_init` then reports key by key)."""
+    from geodino.models.checkpoints import detect_layout
+
+    try:
+        return detect_layout(state)
+    except CheckpointError:
+        return "official"
+
+
+def _foreign_source(path: Path) -> InitSource:
+    """An HF (`DINOv3ViTModel` folder or `model.safetensors`) or timm (`*_dinov3` file or folder) backbone as an
+    init source: converted to the official layout by the same reader every backbone loader uses. Neither layout
+    stores heads; timm stores no mask token (it starts at zero); a `local_cls_norm` the file records its official
+    model had is re-created as a copy of `norm` (the local-crop CLS norm then trains from there)."""
+    from geodino.models.checkpoints import read_backbone_weights
+
+    weights = read_backbone_weights(path)
+    state = dict(weights.state)
+    if weights.local_cls_norm and "local_cls_norm.weight" not in state and "norm.weight" in state:
+        state["local_cls_norm.weight"] = state["norm.weight"].clone()
+        state["local_cls_norm.bias"] = state["norm.bias"].clone()
+    return InitSource(path=path, kind="backbone", teacher=state, backbone_config=weights.config, layout=weights.layout)
 
 
 FROM_INIT = "from_init"  # ssl.student.arch value: take the architecture (and head sizes) from init_from
@@ -279,6 +336,11 @@ def _init_steps(
         _InitStep(teacher["backbone"], src.teacher, "teacher backbone", src, backbone=True),
     ]
     done = [f"student backbone <- {student_from} of {src.path}; teacher backbone <- teacher of {src.path}"]
+    if src.layout != "official":
+        names = {"hf": "HF DINOv3ViTModel", "timm": "timm"}
+        done[0] += f" ({names.get(src.layout, src.layout)} layout, converted to the official one)"
+    if src.layout == "timm":
+        done.append(f"{src.path} is a timm file, which stores no mask_token: the iBOT mask token starts at zero")
     for h in HEAD_NAMES:
         if h in s_heads and h in student:
             steps.append(_InitStep(student[h], s_heads[h], f"student {h}", src))

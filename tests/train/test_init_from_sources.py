@@ -1,0 +1,73 @@
+"""`init_from` of an HF or timm backbone (file or folder) and of a run folder: the backbone is converted to the
+official layout as every backbone loader does, and a run folder stands for its `last.ckpt` (both were refused:
+the HF/timm files as "trained with another architecture", the folders as "no meta.pt")."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from geodino.config import load_config
+from geodino.errors import CheckpointError
+from geodino.models.checkpoints.convert import convert_checkpoint
+from geodino.train import checkpointing as ck
+from geodino.train.pretrain import PretrainConfig, _build_arch
+from tests.train.conftest import write_config
+
+
+@pytest.fixture(scope="module")
+def converted(tiny_run, tmp_path_factory):
+    """The tiny run's exported teacher in the HF (folder) and timm (file and folder) layouts, and that teacher."""
+    root = tmp_path_factory.mktemp("converted")
+    export = tiny_run / "export" / "teacher.pth"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # timm drops the (non-zero) mask token, and says so
+        paths = {
+            "hf": convert_checkpoint(export, root / "hf", dst_layout="hf"),
+            "timm": convert_checkpoint(export, root / "timm.safetensors", dst_layout="timm"),
+            "timm_dir": convert_checkpoint(export, root / "timm_dir", dst_layout="timm"),
+        }
+    paths["hf_file"] = paths["hf"] / "model.safetensors"
+    teacher = ck.sub_state(ck.load_file(tiny_run / "checkpoints" / "last.ckpt")["state_dict"], "arch.teacher.backbone.")
+    return paths, teacher
+
+
+def _arch(tmp_path, tiny_data):
+    return _build_arch(load_config(PretrainConfig, write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)))
+
+
+@pytest.mark.parametrize("which", ["hf", "hf_file", "timm", "timm_dir"])
+def test_init_from_hf_and_timm_backbones(tmp_path, tiny_data, converted, which):
+    paths, teacher = converted
+    arch = _arch(tmp_path, tiny_data)
+    src = ck.read_init_source(paths[which])
+    lines = ck.apply_init(arch, src)
+    layout = "timm" if which.startswith("timm") else "hf"
+    assert src.layout == layout and not src.has_heads
+    assert "converted to the official one" in lines[0]
+    for module in (arch.student["backbone"], arch.teacher["backbone"]):
+        own = module.state_dict()
+        for k, v in teacher.items():
+            if layout == "timm" and k == "mask_token":  # timm stores none: it starts at zero, and the log says so
+                assert not own[k].any()
+                continue
+            assert torch.equal(own[k], v), (which, k)
+    if layout == "timm":
+        assert any("stores no mask_token" in line for line in lines)
+
+
+def test_init_from_a_run_folder_is_its_last_checkpoint(tmp_path, tiny_data, tiny_run):
+    last = tiny_run / "checkpoints" / "last.ckpt"
+    for folder in (tiny_run, tiny_run / "checkpoints"):
+        src = ck.read_init_source(folder)
+        assert src.kind == "training" and src.path == last and src.student
+    empty = tmp_path / "fresh_run"
+    (empty / "checkpoints").mkdir(parents=True)
+    with pytest.raises(CheckpointError, match=r"init_from run folder .*fresh_run has no checkpoint yet"):
+        ck.read_init_source(empty)
+    other = tmp_path / "pictures"
+    other.mkdir()
+    with pytest.raises(CheckpointError, match=r"init_from folder .*pictures is neither a geodino run folder"):
+        ck.read_init_source(other)
