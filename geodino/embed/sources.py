@@ -241,9 +241,12 @@ def select_time(scene: Any, where: str, time: int | str | None) -> tuple[Any, st
         )
     if isinstance(time, (int, np.integer)) and not isinstance(time, bool):
         if not -n <= int(time) < n:
+            # a year given as a number (`--time 2024`) is an index: say which text picks its dates
+            dated = [lab for lab in labels if int(time) >= 0 and lab.startswith(f"{int(time)}-")]
             raise InputError(
                 f"time={int(time)} is out of range for cube {where}, which has {plural(n, 'date')} ({listed}): "
                 f"pass an index 0..{n - 1} (or -{n}..-1 from the end) or a date"
+                + (f"; a number is an index: for a date of {time} pass its label (time={dated[-1]})" if dated else "")
             )
         k = int(time) % n
     else:

@@ -59,3 +59,20 @@ def test_a_workers_run_says_a_warning_once_in_one_line(tmp_path, capfd):
     assert len(said) == 1 and said[0].startswith("geodino: warning: input "), err
     assert "UserWarning" not in err and "Sweeper(" not in err, err
     assert (tmp_path / "f.tif").exists()
+
+
+def test_a_year_given_as_a_number_is_told_which_text_picks_its_date(tmp_path):
+    """`--time 2024` on a cube of 2024 dates reaches the run as the index 2024: "out of range ... pass an index
+    0..2 or a date", though 2024 was the date. The line now says a number is an index and names a label to pass;
+    a number that starts no date keeps the plain line."""
+    from geodino.errors import InputError
+    from tests.embed.test_cube_time import _cube
+    from tests.embed.toy_backbones import ConvBackbone
+
+    store, _ = _cube(tmp_path / "ts.zarr")
+    kw = dict(tile=32, overlap=0, progress=False)
+    said = r"a number is an index: for a date of 2024 pass its label \(time=2024-03-01\)"
+    with pytest.raises(InputError, match=said):
+        embed_raster(store, ConvBackbone(), tmp_path / "f.tif", time=2024, **kw)
+    with pytest.raises(InputError, match=r"or a date$"):
+        embed_raster(store, ConvBackbone(), tmp_path / "f.tif", time=2023, **kw)
