@@ -14,7 +14,15 @@ from geodino.data.config import CropsConfig, DataConfig
 from geodino.errors import ConfigError
 from geodino.train.recipe import SSLConfig
 
-__all__ = ["PRECISIONS", "STRATEGIES", "CheckpointConfig", "PretrainConfig", "TrainerConfig", "refuse_bf16_true"]
+__all__ = [
+    "PRECISIONS",
+    "STRATEGIES",
+    "CheckpointConfig",
+    "PretrainConfig",
+    "TrainerConfig",
+    "check_crops",
+    "refuse_bf16_true",
+]
 
 STRATEGIES = ("auto", "single", "ddp", "ddp_spawn", "fsdp2")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
@@ -114,6 +122,40 @@ class CheckpointConfig:
         check_keep_last(self.keep_last, "checkpoint.keep_last")
 
 
+def check_crops(crops: CropsConfig, ssl: SSLConfig) -> None:
+    """Crop settings that pretraining cannot use, one line naming the key (before: `crops.global_size=0` and
+    `crops.n_local=-1` ended in a traceback or ran with no local crops, `crops.local_size` above the global size
+    ran silently, and `crops.mask_ratio`/`crops.mask_probability` were silently replaced by the recipe's iBOT
+    settings)."""
+    if crops.n_local < 0:
+        raise ConfigError(f"crops.n_local={crops.n_local} must be >= 0 (official: 8 local crops; 0 turns them off)")
+    patch = ssl.student.patch_size
+    sets = [("crops.", crops)] + [(f"crops.crop_sets[{i}].", c) for i, c in enumerate(crops.crop_sets)]
+    for where, c in sets[1:] if crops.crop_sets else sets[:1]:
+        for name in ("global_size", "local_size"):
+            v = getattr(c, name)
+            if v < patch:
+                raise ConfigError(
+                    f"{where}{name}={v} is smaller than one patch (ssl.student.patch_size={patch}); use a multiple "
+                    f"of {patch} (official: global 224, local 96 at patch 16)"
+                )
+        if crops.n_local and c.local_size > c.global_size:
+            raise ConfigError(
+                f"{where}local_size={c.local_size} is larger than {where}global_size={c.global_size}: local crops are "
+                "the small views (official 96 vs 224 px); swap the two or lower local_size"
+            )
+    defaults = CropsConfig()
+    for key, recipe_key, value, own in (
+        ("mask_ratio", "mask_ratio_min_max", list(crops.mask_ratio), list(ssl.ibot.mask_ratio_min_max)),
+        ("mask_probability", "mask_sample_probability", crops.mask_probability, ssl.ibot.mask_sample_probability),
+    ):
+        if value != getattr(defaults, key) and value != own:
+            raise ConfigError(
+                f"crops.{key}={value} is not read by pretraining, whose iBOT masks follow ssl.ibot.{recipe_key} "
+                f"(now {own}); set ssl.ibot.{recipe_key}={value} instead"
+            )
+
+
 @dataclass
 class PretrainConfig:
     """A pretraining stage: the recipe (`ssl`), the data and crops, how to run it and where to write it."""
@@ -135,10 +177,12 @@ class PretrainConfig:
 
     def validate(self) -> None:
         """Cross-section checks, each naming its key."""
-        for sec in (self.ssl, self.data, self.crops, self.trainer, self.checkpoint):
+        self.ssl.validate(prefix="ssl.")  # messages name ssl.* keys, as the user writes them
+        for sec in (self.data, self.crops, self.trainer, self.checkpoint):
             v = getattr(sec, "validate", None)
             if callable(v):
                 v()
+        check_crops(self.crops, self.ssl)
         if self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size} must be >= 1")
         if self.num_workers < 0:

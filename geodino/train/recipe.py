@@ -8,6 +8,7 @@ run config embeds this schema; `SSLMetaArch(cfg)` only reads it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,42 +209,123 @@ class SSLConfig:
     schedules: SchedulesConfig = field(default_factory=SchedulesConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
-    def validate(self) -> None:
-        """Raise ConfigError naming the key for values the recipe cannot use."""
+    def validate(self, prefix: str = "") -> None:
+        """Raise ConfigError naming the key for values the recipe cannot use.
+
+        `prefix` is where this section sits in the user's config (`ssl.` in pretraining), so the message names
+        the key as the user writes it."""
+        p = prefix
         for name, sec in (("dino", self.dino), ("ibot", self.ibot)):
             if sec.centering not in ("sinkhorn_knopp", "centering"):
-                raise ConfigError(f"{name}.centering={sec.centering!r} must be 'sinkhorn_knopp' or 'centering'")
+                raise ConfigError(f"{p}{name}.centering={sec.centering!r} must be 'sinkhorn_knopp' or 'centering'")
             if sec.head_last_layer not in ("linear", "weight_norm", "normalized"):
                 raise ConfigError(
-                    f"{name}.head_last_layer={sec.head_last_layer!r} must be 'linear' (DINOv3), 'weight_norm' "
+                    f"{p}{name}.head_last_layer={sec.head_last_layer!r} must be 'linear' (DINOv3), 'weight_norm' "
                     "(DINOv2) or 'normalized' (DINO v1, unit prototypes)"
                 )
             if sec.head_n_prototypes < 1 or sec.head_bottleneck_dim < 1 or sec.head_hidden_dim < 1:
-                raise ConfigError(f"{name}.head_* sizes must be positive")
+                raise ConfigError(f"{p}{name}.head_* sizes must be positive")
         lo, hi = self.ibot.mask_ratio_min_max
         if not 0 <= lo < hi <= 1:
-            raise ConfigError(f"ibot.mask_ratio_min_max={[lo, hi]} must satisfy 0 <= min < max <= 1")
+            raise ConfigError(f"{p}ibot.mask_ratio_min_max={[lo, hi]} must satisfy 0 <= min < max <= 1")
         if not 0 <= self.ibot.mask_sample_probability <= 1:
-            raise ConfigError(f"ibot.mask_sample_probability={self.ibot.mask_sample_probability} must be in [0, 1]")
+            raise ConfigError(f"{p}ibot.mask_sample_probability={self.ibot.mask_sample_probability} must be in [0, 1]")
         g = self.gram
         if g.tokens_used not in ("all", "masked", "unmasked"):
-            raise ConfigError(f"gram.tokens_used={g.tokens_used!r} must be 'all', 'masked' or 'unmasked'")
+            raise ConfigError(f"{p}gram.tokens_used={g.tokens_used!r} must be 'all', 'masked' or 'unmasked'")
         if g.tokens_used != "all" and g.img_level:
-            raise ConfigError("gram.tokens_used='masked'/'unmasked' needs gram.img_level=false (as official)")
+            raise ConfigError(f"{p}gram.tokens_used='masked'/'unmasked' needs {p}gram.img_level=false (as official)")
         if g.remove_neg and g.remove_only_teacher_neg:
-            raise ConfigError("gram.remove_neg and gram.remove_only_teacher_neg are exclusive; set one to false")
+            raise ConfigError(f"{p}gram.remove_neg and {p}gram.remove_only_teacher_neg are exclusive; set one to false")
         if g.ema_teacher and g.ckpt:
-            raise ConfigError("gram.ema_teacher=true and gram.ckpt are exclusive; use one Gram teacher source")
+            raise ConfigError(f"{p}gram.ema_teacher=true and {p}gram.ckpt are exclusive; use one Gram teacher source")
         if g.ema_teacher and g.rep_update:
-            raise ConfigError("gram.ema_teacher=true needs gram.rep_update=false (the EMA teacher is always current)")
+            raise ConfigError(
+                f"{p}gram.ema_teacher=true needs {p}gram.rep_update=false (the EMA teacher is always current)"
+            )
         if g.update_frequency < 1:
-            raise ConfigError(f"gram.update_frequency={g.update_frequency} must be >= 1")
+            raise ConfigError(f"{p}gram.update_frequency={g.update_frequency} must be >= 1")
         if g.resize_method not in ("bicubic", "bilinear", "nearest", "area"):
-            raise ConfigError(f"gram.resize_method={g.resize_method!r} must be bicubic, bilinear, nearest or area")
+            raise ConfigError(f"{p}gram.resize_method={g.resize_method!r} must be bicubic, bilinear, nearest or area")
         if self.schedules.kind not in ("v1", "v2"):
-            raise ConfigError(f"schedules.kind={self.schedules.kind!r} must be 'v1' or 'v2'")
-        self.koleo.validate()
+            raise ConfigError(f"{p}schedules.kind={self.schedules.kind!r} must be 'v1' or 'v2'")
+        self.koleo.validate()  # its messages name koleo.* (distillation's keys; tests pin them)
         if self.optim.scaling_rule not in ("sqrt_wrt_1024", "linear_wrt_256", "none"):
             raise ConfigError(
-                f"optim.scaling_rule={self.optim.scaling_rule!r} must be sqrt_wrt_1024, linear_wrt_256 or none"
+                f"{p}optim.scaling_rule={self.optim.scaling_rule!r} must be sqrt_wrt_1024, linear_wrt_256 or none"
             )
+        check_ranges(self, prefix)
+
+
+def _in_range(
+    key: str, value: float, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False, why: str = ""
+) -> None:
+    """ConfigError naming `key` unless `value` is a finite number in the interval (NaN passes no comparison, so
+    it is refused explicitly: a NaN lr trained a few steps before the loss check stopped the run)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+    if not ok:
+        left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+        span = f">= {lo:g}" if hi == math.inf else f"in {left}{lo:g}, {hi:g}{right}"
+        span = f"> {lo:g}" if lo_open and hi == math.inf else span
+        raise ConfigError(f"{key}={value!r} must be a number {span}" + (f": {why}" if why else ""))
+
+
+def check_ranges(cfg: SSLConfig, prefix: str = "") -> None:
+    """Refuse recipe values outside their meaningful range, one line naming the key: before, a negative lr trained
+    (gradient ascent: DINO loss 6.4 -> 7.6 in 3 steps), momentum 1.5 or a negative weight decay ran silently, and
+    adamw_beta2=1.0 ended in a torch traceback."""
+    p, inf = prefix, math.inf
+    s = cfg.schedules
+    for name, sc in (
+        ("lr", s.lr),
+        ("weight_decay", s.weight_decay),
+        ("momentum", s.momentum),
+        ("teacher_temp", s.teacher_temp),
+    ):
+        for part in ("start", "peak", "end"):
+            key, v = f"{p}schedules.{name}.{part}", getattr(sc, part)
+            if name == "momentum":
+                _in_range(key, v, 0.0, 1.0, why="the teacher keeps this share of its weights each step")
+            elif name == "teacher_temp":
+                _in_range(key, v, 0.0, inf, lo_open=True, why="the teacher's softmax divides by it")
+            else:
+                _in_range(key, v, 0.0, inf)
+        _in_range(f"{p}schedules.{name}.trunc_extra", sc.trunc_extra, 0.0, inf)
+    o = cfg.optim
+    _in_range(f"{p}optim.adamw_beta1", o.adamw_beta1, 0.0, 1.0, hi_open=True)
+    _in_range(f"{p}optim.adamw_beta2", o.adamw_beta2, 0.0, 1.0, hi_open=True)
+    _in_range(f"{p}optim.clip_grad", o.clip_grad, 0.0, inf, why="0 turns clipping off")
+    _in_range(
+        f"{p}optim.layerwise_decay",
+        o.layerwise_decay,
+        0.0,
+        1.0,
+        lo_open=True,
+        why="block i gets lr x rate^(depth-i); 1.0 turns the decay off",
+    )
+    _in_range(f"{p}optim.patch_embed_lr_mult", o.patch_embed_lr_mult, 0.0, inf)
+    _in_range(f"{p}optim.dino_head_wd_multiplier", o.dino_head_wd_multiplier, 0.0, inf)
+    _in_range(f"{p}student.drop_path_rate", cfg.student.drop_path_rate, 0.0, 1.0, hi_open=True)
+    for name, v in (("patch_size", cfg.student.patch_size), ("in_chans", cfg.student.in_chans)):
+        if v < 1:
+            raise ConfigError(f"{p}student.{name}={v} must be >= 1")
+    for name, sec in (("dino", cfg.dino), ("ibot", cfg.ibot)):
+        _in_range(f"{p}{name}.loss_weight", sec.loss_weight, 0.0, inf, why="0 turns the loss off")
+        _in_range(
+            f"{p}{name}.student_temp",
+            sec.student_temp,
+            0.0,
+            inf,
+            lo_open=True,
+            why="the student's softmax divides by it",
+        )
+        _in_range(f"{p}{name}.center_momentum", sec.center_momentum, 0.0, 1.0)
+        if sec.head_nlayers < 1:
+            raise ConfigError(f"{p}{name}.head_nlayers={sec.head_nlayers} must be >= 1")
+        if sec.centering == "sinkhorn_knopp" and sec.sinkhorn_iterations < 1:
+            raise ConfigError(f"{p}{name}.sinkhorn_iterations={sec.sinkhorn_iterations} must be >= 1 (official: 3)")
+    for name in ("local_loss_weight", "local_loss_weight_initial"):
+        _in_range(f"{p}dino.{name}", getattr(cfg.dino, name), 0.0, inf)
+    _in_range(f"{p}koleo.loss_weight", cfg.koleo.loss_weight, 0.0, inf, why="0 turns the loss off")
+    _in_range(f"{p}gram.loss_weight", cfg.gram.loss_weight, 0.0, inf, why="0 turns the loss off")
