@@ -106,6 +106,13 @@ class GeoDinoTerraTorchBackbone(nn.Module):
         from geodino.backbones import layer_indices
 
         self.model = model
+        # local_cls_norm (the SAT-493M ViT-L and the 7B have one) normalises local crops in SSL only: this forward
+        # never uses it, and DDP (Lightning's default multi-GPU strategy, find_unused_parameters=False) then failed
+        # on the second step ("Expected to have finished reduction in the prior iteration"). Frozen, it stays in the
+        # state_dict, so TerraTorch's fine-tuned checkpoints still load into the deploy model strictly.
+        local = getattr(model, "local_cls_norm", None)
+        if isinstance(local, nn.Module):
+            local.requires_grad_(False)
         n = int(model.n_blocks)
         # a count takes the last blocks, as timm's out_indices=N (and layer_indices) do
         self.out_indices = layer_indices(out_indices, n) if out_indices is not None else list(range(n))
