@@ -1,0 +1,189 @@
+"""The checks of a many-scene `geodino embed` run (`geodino.embed.scenes`) made before any scene is embedded:
+headers (band counts, north-up grids, the scale/offset each scene declares), `--bbox` (which scenes it meets),
+existing outputs and the assets of resumed stacks. Each refuses in one line, naming the scenes concerned.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from geodino.data.vrt import north_up
+from geodino.embed.config import EmbedConfig, reads_file_rule, user_rule
+from geodino.embed.stac import Scene
+from geodino.errors import InputError, plural
+
+__all__ = ["check_declared_rules", "check_headers", "check_stacks", "declared_rule", "in_bbox", "refuse_existing"]
+
+
+def check_headers(scenes: list[Scene], cfg: EmbedConfig) -> set[str]:
+    """All scenes readable, of one band count and north-up (headers only, before any scene is embedded); one line
+    naming two scenes whose band counts differ, or every scene the mosaic could not take. Returns the names of the
+    scenes read by the GDAL scale/offset their file declares for the bands read (`_file_declares`), from the same
+    header read."""
+    import rasterio
+
+    first: tuple[Scene, int] | None = None
+    tilted: list[Scene] = []
+    by_file: set[str] = set()
+    for s in scenes:
+        try:
+            if s.sources:  # a STAC stack, checked by stack_sources: one band per source, north-up assets
+                count = len(s.sources)
+            else:
+                with rasterio.open(s.path) as src:
+                    count = len(s.bands) if s.bands else src.count
+                    if not north_up(src.transform):
+                        tilted.append(s)
+                    if _file_declares(s, src, cfg):
+                        by_file.add(s.name)
+        except rasterio.errors.RasterioIOError as exc:
+            where = f" ({s.origin})" if s.origin and s.origin != s.path else ""
+            raise InputError(f"cannot read scene {s.path}{where}: {str(exc).splitlines()[0]}") from exc
+        if first is None:
+            first = (s, count)
+        elif count != first[1]:
+            raise InputError(
+                f"scenes of different band counts in one run: {first[0].path} has {plural(first[1], 'band')}, "
+                f"{s.path} has "
+                f"{count}; embed them in separate runs (or choose the same bands with --bands, bands=[...] in Python)"
+            )
+    if tilted:
+        one, stem = tilted[0].path, Path(tilted[0].path).stem
+        warp = f"gdalwarp {one} {stem}_north_up.tif"
+        alone = f"geodino embed {one} -b BACKBONE --out {stem}_features.tif"
+        if len(tilted) == 1:
+            raise InputError(
+                f"scene {one} has a rotated or south-up geotransform, which the scenes' mosaic cannot hold; warp it "
+                f"north-up first ({warp}) and embed that in its place, or embed it on its own ({alone}) and leave it "
+                "out of this run"
+            )
+        names = ", ".join(s.path for s in tilted[:5]) + (f" and {len(tilted) - 5} more" if len(tilted) > 5 else "")
+        raise InputError(
+            f"{len(tilted)} of {plural(len(scenes), 'scene')} have a rotated or south-up geotransform ({names}), "
+            f"which the scenes' mosaic cannot hold; warp them north-up first (e.g. {warp}) and embed those in their "
+            f"place, or embed each on its own (e.g. {alone}) and leave them out of this run"
+        )
+    return by_file
+
+
+def _file_declares(scene: Scene, src: Any, cfg: EmbedConfig) -> bool:
+    """Whether `scene` will be read by its file's own GDAL scale/offset (`geodino.embed.prepare.file_rule`, which
+    decides it again per scene from the same header): `file_scale` on, no rule given, no raster:bands rule of its
+    STAC item applied (the item wins over its file's tags), and a band read declaring other than 1/0."""
+    from geodino.data.rasters import declared_scaling
+
+    if not reads_file_rule(cfg) or (cfg.stac_scale and scene.radiometry):
+        return False
+    picked = scene.bands or cfg.bands or list(range(1, src.count + 1))
+    if not all(1 <= b <= src.count for b in picked):
+        return False  # the reader names the band the file lacks
+    return declared_scaling(src, picked) is not None
+
+
+def declared_rule(scene: Scene, cfg: EmbedConfig) -> dict[str, Any]:
+    """`band_scale`/`band_offset` of a STAC scene whose item declares its bands' scale and offset (raster:bands):
+    one item of Sentinel-2 processing baseline >= 04.00 (offset -0.1) beside one before it (offset 0) then gives
+    the same reflectance for the same ground. Not when the user gave the rule (`scale`, `band_scale`,
+    `band_offset`) or turned it off (`stac_scale=false`). With `bands` (1-based, the scene naming none of its own)
+    the rules of the bands it picks, in its order (out-of-range picks are left to the reader's own error)."""
+    if not scene.radiometry or not cfg.stac_scale:
+        return {}
+    if cfg.scale is not None or cfg.band_scale is not None or cfg.band_offset is not None:
+        return {}
+    rule = scene.radiometry
+    if not scene.bands and cfg.bands and all(1 <= b <= len(rule) for b in cfg.bands):
+        rule = [rule[b - 1] for b in cfg.bands]  # `bands` picks among the item's bands: their rules, in that order
+    return {"band_scale": [s for s, _ in rule], "band_offset": [o for _, o in rule]}
+
+
+def check_declared_rules(scenes: list[Scene], cfg: EmbedConfig, by_file: set[str] = frozenset()) -> None:
+    """Scenes that declare their scale/offset (a STAC item's raster:bands, or the GDAL scale/offset of the file:
+    `by_file`) beside scenes that do not: the first are read by their rule, the others by the sensor's or the
+    dtype's, and the mosaic would refuse the mix only after every scene was embedded. Refused up front (every rank
+    sees all scenes, so all agree), naming one of each and the ways out."""
+    if user_rule(cfg):
+        return
+    by_item = {s.name for s in scenes if cfg.stac_scale and s.radiometry}
+    declared = [s for s in scenes if s.name in by_item or s.name in by_file]
+    bare = [s for s in scenes if s.name not in by_item and s.name not in by_file]
+    if not declared or not bare:
+        return
+    rule = (
+        "different rules; give one rule for all (--scale FACTOR, scale= in Python, or band_scale=[...] "
+        "band_offset=[...])"
+    )
+    if not by_file:  # STAC items only: as before the rasters' own tags were read
+        raise InputError(
+            f"{len(declared)} of {plural(len(scenes), 'STAC item')} declare their bands' scale/offset (raster:bands, "
+            f"e.g. {declared[0].name}) and {len(bare)} do not (e.g. {bare[0].name}), so their pixels would be read "
+            f"by {rule} or ignore the declarations with stac_scale=false"
+        )
+    d, b = declared[0], bare[0]
+    how = "raster:bands" if d.name in by_item else "GDAL scale/offset"
+    off = " and ".join(k for k, on in (("stac_scale=false", by_item), ("file_scale=false", by_file)) if on)
+    raise InputError(
+        f"{len(declared)} of {plural(len(scenes), 'scene')} declare their bands' scale/offset (e.g. {d.path}: "
+        f"{how}) and {len(bare)} do not (e.g. {b.path}), so their pixels would be read by {rule} or ignore the "
+        f"declarations with {off}"
+    )
+
+
+def in_bbox(scenes: list[Scene], cfg: EmbedConfig) -> list[Scene]:
+    """The scenes that hold part of `cfg.bbox` (each in its own CRS: `geodino.embed.extent.overlaps`; a stack of
+    single-band assets on its first asset's grid); the others are skipped with one line saying how many (when the
+    run says its lines: `says`). None: one line naming the bbox and the scenes' extent."""
+    from geodino.embed.extent import format_numbers, overlaps, scenes_extent
+    from geodino.embed.pipeline import says
+
+    grid = {s.name: s.sources[0][1] if s.sources else s.path for s in scenes}
+    keep = [s for s in scenes if overlaps(grid[s.name], cfg)]
+    box = f"--bbox {format_numbers(cfg.bbox)} ({cfg.bbox_crs or 'each scene CRS'})"
+    if not keep:
+        raise InputError(
+            f"{box} overlaps none of the {plural(len(scenes), 'scene')}, whose extent is "
+            f"{scenes_extent(list(grid.values()), cfg.bbox_crs)}; pass a bbox that overlaps them"
+        )
+    if len(keep) < len(scenes) and says(cfg):
+        print(
+            f"geodino: {box}: skipped {len(scenes) - len(keep)} of {plural(len(scenes), 'scene')} outside it",
+            file=sys.stderr,
+        )
+    return keep
+
+
+def refuse_existing(outs: list[Path], folder: Path) -> None:
+    """Without --resume or --overwrite, scene outputs (finished or partial) already in `folder` are refused: one
+    line saying whether the run is done (--overwrite redoes it) or can be finished (--resume)."""
+    from geodino.embed.pipeline import work_dir_for
+
+    finished = [p for p in outs if p.exists()]
+    partial = [p for p in outs if not p.exists() and work_dir_for(p).exists()]
+    if not finished and not partial:
+        return
+    if len(finished) == len(outs):
+        raise InputError(
+            f"{'the' if len(outs) == 1 else 'all'} {plural(len(outs), 'scene output')} already exist"
+            f"{'s' if len(outs) == 1 else ''} in {folder}: this run is done; pass --overwrite to redo them (or "
+            "--resume to only rewrite the mosaic; overwrite=True or resume=True in Python)"
+        )
+    started = finished + partial
+    split = f"{len(finished)} finished, {len(partial)} partial; " if finished and partial else ""
+    raise InputError(
+        f"{len(started)} of {plural(len(outs), 'scene output')} already exist{'s' if len(started) == 1 else ''} "
+        f"in {folder} ({split}e.g. {started[0].name}); "
+        f"pass --resume to finish the others or --overwrite to redo all (resume=True or overwrite=True in Python)"
+    )
+
+
+def check_stacks(started: list[Scene], stacks: dict[Path, str]) -> None:
+    """A resumed scene stacked from single-band assets must be stacked from the same assets: its VRT (the input
+    path its output records) keeps its name when `--asset` changes, so compare the VRT's text instead."""
+    for s in started:
+        vrt = Path(s.path)
+        if vrt in stacks and vrt.exists() and vrt.read_text() != stacks[vrt]:
+            raise InputError(
+                f"scene {s.name} was started from other assets than this run's --asset ({vrt} differs); rerun "
+                f"with the same --asset or pass --overwrite to redo it (asset= or overwrite=True in Python)"
+            )
