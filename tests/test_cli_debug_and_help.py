@@ -209,3 +209,27 @@ def test_the_last_line_starts_a_line_of_its_own_after_an_open_progress_bar(monke
     err = capsys.readouterr().err
     assert err.endswith(last + "\n"), repr(err[-200:])
     assert err.split("\n")[-2] == last, repr(err[-200:])  # the whole line, no bar before it
+
+
+@pytest.mark.parametrize(
+    ("command", "module", "func"), [("pretrain", "pretrain", "pretrain"), ("distill", "distill", "distill")]
+)
+def test_pretrain_and_distill_take_out_as_the_run_folder(tmp_path, capsys, monkeypatch, command, module, func):
+    """Every other command names its output --out; `geodino pretrain ... --out runs/x` was an unknown argument."""
+    import importlib
+
+    seen = {}
+
+    def fake(cfg):
+        seen["output_dir"] = cfg.output_dir
+        return {} if command == "distill" else tmp_path
+
+    monkeypatch.setattr(importlib.import_module(f"geodino.train.{module}"), func, fake)
+    config = ["--config", "demo" if command == "pretrain" else "small_vit_tiny_half"]  # shipped configs
+    run = tmp_path / "runs: a 'b'"  # any path is text, not YAML
+    assert cli.main([command, *config, "--out", str(run)]) == 0
+    assert seen["output_dir"] == str(run)
+    key = "trainer.max_steps=7" if command == "pretrain" else "train.max_steps=7"  # an override beside it
+    assert cli.main([command, *config, "-o", "r1", key]) == 0 and seen["output_dir"] == "r1"
+    line = _one_line_exit_2(capsys, [command, *config, "--out", "r1", "output_dir=r2"])
+    assert "--out r1 and output_dir=r2" in line

@@ -24,6 +24,7 @@ def register(subparsers: Any) -> None:
         "configs/pretrain/demo.yaml trainer.max_steps=50",
     )
     add_config_arguments(p, PretrainConfig)
+    _add_out(p)
     p.set_defaults(func=_pretrain)
 
     d = subparsers.add_parser(
@@ -35,6 +36,7 @@ def register(subparsers: Any) -> None:
     from geodino.train.distill.config import DistillConfig
 
     add_config_arguments(d, DistillConfig)
+    _add_out(d)
     d.set_defaults(func=_distill)
 
     e = subparsers.add_parser(
@@ -49,6 +51,28 @@ def register(subparsers: Any) -> None:
     )
     e.add_argument("--overwrite", action="store_true", help="replace existing output files")
     e.set_defaults(func=_export)
+
+
+def _add_out(parser: argparse.ArgumentParser) -> None:
+    """`--out/-o RUN` as the other commands name their output: the `output_dir=RUN` override, said shorter."""
+    parser.add_argument(
+        "--out", "-o", default=None, metavar="RUN", help="run folder: the output_dir key (default: the config's)"
+    )
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """The key=value overrides with `--out` as `output_dir=` (quoted: any path is text); both given is refused."""
+    import json
+
+    from geodino.errors import ConfigError
+
+    overrides = list(args.overrides)
+    if args.out is None:
+        return overrides
+    given = [o for o in overrides if o.split("=", 1)[0].strip() == "output_dir"]
+    if given:
+        raise ConfigError(f"--out {args.out} and {given[-1]} both set the run folder; give one of them")
+    return [*overrides, f"output_dir={json.dumps(str(args.out))}"]
 
 
 def _exit_distributed_worker(code: int) -> int:
@@ -78,7 +102,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     from geodino.config import load_config
     from geodino.train.pretrain import PretrainConfig, pretrain
 
-    cfg = load_config(PretrainConfig, args.config, args.overrides)
+    cfg = load_config(PretrainConfig, args.config, _overrides(args))
     out = pretrain(cfg)
     if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0) == 0:
         from geodino.train.curves import describe_loss, loss_summary
@@ -98,7 +122,7 @@ def _distill(args: argparse.Namespace) -> int:
     from geodino.config import load_config
     from geodino.train.distill import DistillConfig, distill
 
-    out = distill(load_config(DistillConfig, args.config, args.overrides))
+    out = distill(load_config(DistillConfig, args.config, _overrides(args)))
     if int(os.environ.get("RANK", "0") or 0) == 0:
         done = ", ".join(f"{name} -> {path}" for name, path in out.items())  # each student's export
         print(f"geodino: distillation done: {done}")
