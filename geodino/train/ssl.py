@@ -289,15 +289,16 @@ class SSLMetaArch(nn.Module):
             raise ConfigError("gram.ckpt is set but no separate Gram teacher is used; set gram.use_loss=true")
         where = f"Gram checkpoint {source}" if isinstance(source, (str, Path)) else "Gram teacher state_dict"
         if isinstance(source, (str, Path)):
-            from geodino.models.checkpoints import load_file
+            from geodino.train.init_from import read_init_source
 
             path = Path(source).expanduser()
             if not path.exists():
                 raise CheckpointError(f"checkpoint {path} not found; fix gram.ckpt (or init_from) to an existing file")
-            state: Mapping[str, Any] = load_file(path)  # every supported layout (Lightning, DCP, safetensors)
+            # what init_from reads (a run folder, HF/timm files and folders too), its teacher backbone, official layout
+            backbone = read_init_source(path).teacher
         else:
-            state = source
-        _load_strict(self.gram_teacher["backbone"], _backbone(state, str(source)), "Gram teacher", where)
+            backbone = _backbone(source, str(source))
+        _load_strict(self.gram_teacher["backbone"], backbone, "Gram teacher", where)
         self._set_gram_initialized(True)
 
     def mark_gram_initialized(self) -> None:
