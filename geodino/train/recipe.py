@@ -225,6 +225,11 @@ class SSLConfig:
                 )
             if sec.head_n_prototypes < 1 or sec.head_bottleneck_dim < 1 or sec.head_hidden_dim < 1:
                 raise ConfigError(f"{p}{name}.head_* sizes must be positive")
+        if len(self.ibot.mask_ratio_min_max) != 2:  # unpacked below: a ValueError traceback before
+            raise ConfigError(
+                f"{p}ibot.mask_ratio_min_max={list(self.ibot.mask_ratio_min_max)} must be two numbers [min, max] "
+                "(official: [0.1, 0.5])"
+            )
         lo, hi = self.ibot.mask_ratio_min_max
         if not 0 <= lo < hi <= 1:
             raise ConfigError(f"{p}ibot.mask_ratio_min_max={[lo, hi]} must satisfy 0 <= min < max <= 1")

@@ -32,6 +32,8 @@ BAD = [
     ("ssl.gram.loss_weight=-2", "ssl.gram.loss_weight=-2.0 must be"),
     ("ssl.student.drop_path_rate=1.5", "ssl.student.drop_path_rate=1.5 must be a number in [0, 1)"),
     ("ssl.ibot.mask_ratio_min_max=[0.1,1.5]", "ssl.ibot.mask_ratio_min_max=[0.1, 1.5] must satisfy"),
+    ("ssl.ibot.mask_ratio_min_max=[0.5]", "ssl.ibot.mask_ratio_min_max=[0.5] must be two numbers [min, max]"),
+    ("ssl.ibot.mask_ratio_min_max=[0.1,0.2,0.3]", "must be two numbers [min, max]"),
     ("ssl.koleo.topk=2", "koleo.topk > 1 needs koleo.distributed=true"),
     ("crops.n_local=-1", "crops.n_local=-1 must be >= 0"),
     ("crops.global_size=0", "crops.global_size=0 is smaller than one patch"),
