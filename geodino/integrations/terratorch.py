@@ -116,6 +116,10 @@ class GeoDinoTerraTorchBackbone(nn.Module):
         n = int(model.n_blocks)
         # a count takes the last blocks, as timm's out_indices=N (and layer_indices) do
         self.out_indices = layer_indices(out_indices, n) if out_indices is not None else list(range(n))
+        # blocks after the last taken one run (official get_intermediate_layers) but feed no output: frozen, for the
+        # same DDP reason (out_indices [2, 5, 8, 11] on a 24-block ViT-L left blocks 12-23 without gradients)
+        for block in list(model.blocks)[max(self.out_indices) + 1 :]:
+            block.requires_grad_(False)
         self.return_cls_token = return_cls_token
         self.out_channels = [int(model.embed_dim)] * len(self.out_indices)
         self.patch_size = int(model.patch_size)

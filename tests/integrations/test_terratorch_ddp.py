@@ -39,13 +39,25 @@ def test_every_trainable_parameter_gets_a_gradient(tmp_path):
     deploy.load_state_dict(bb.state_dict(), strict=True)
 
 
+def test_blocks_after_the_last_out_index_are_frozen(tmp_path):
+    """They run but feed no output: trainable, they had no gradient (the same DDP failure)."""
+    path = _sat_like(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bb = geodino_vit(str(path), out_indices=[0])
+    sum(t.sum() for t in bb(torch.randn(1, 3, 16, 16))).backward()
+    assert [n for n, p in bb.named_parameters() if p.requires_grad and p.grad is None] == []
+    assert all(p.grad is not None for p in bb.model.blocks[0].parameters())
+    assert not any(p.requires_grad for p in bb.model.blocks[1].parameters())
+
+
 def _ddp_two_steps(rank: int, path: str, port: int, out: str) -> None:
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     try:
-        model = torch.nn.parallel.DistributedDataParallel(geodino_vit(path, out_indices=[1]))
+        model = torch.nn.parallel.DistributedDataParallel(geodino_vit(path, out_indices=[0]))
         opt = torch.optim.SGD(model.parameters(), lr=0.01)
         for _ in range(2):
             sum(t.sum() for t in model(torch.randn(1, 3, 16, 16))).backward()
