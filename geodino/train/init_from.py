@@ -136,9 +136,12 @@ def read_init_source(path: str | Path) -> InitSource:
         )
     state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not state:
-        raise CheckpointError(
-            f"checkpoint {path} holds no tensors; pass a backbone state_dict or a training checkpoint"
-        )
+        try:  # a wrapped backbone ({"model": {...}}, ...), read as every backbone loader reads it
+            return _foreign_source(path)
+        except CheckpointError:
+            raise CheckpointError(
+                f"checkpoint {path} holds no tensors; pass a backbone state_dict or a training checkpoint"
+            ) from None
     if _layout(state) != "official":  # an HF DINOv3ViTModel or timm *_dinov3 file: converted as every loader does
         return _foreign_source(path)
     heads_file = heads_path(path)

@@ -71,3 +71,23 @@ def test_init_from_a_run_folder_is_its_last_checkpoint(tmp_path, tiny_data, tiny
     other.mkdir()
     with pytest.raises(CheckpointError, match=r"init_from folder .*pictures is neither a geodino run folder"):
         ck.read_init_source(other)
+
+
+def test_wrapped_backbone_for_init_from_and_gram_ckpt(tmp_path, tiny_data, converted):
+    """{"model": state_dict} (a common wrapper) was refused by init_from ('holds no tensors'); gram.ckpt, which
+    read it before, keeps reading it now that it goes through the same reader."""
+    _, teacher = converted
+    wrapped = tmp_path / "wrapped.pth"
+    torch.save({"model": teacher}, wrapped)
+    arch = _arch(tmp_path, tiny_data)
+    ck.apply_init(arch, ck.read_init_source(wrapped))
+    own = arch.student["backbone"].state_dict()
+    assert all(torch.equal(own[k], v) for k, v in teacher.items())
+    cfg = write_config(tmp_path / "g.yaml", tmp_path / "run", tiny_data)
+    overrides = ["ssl.gram.use_loss=true", f"ssl.gram.ckpt={wrapped}"]
+    arch = _build_arch(load_config(PretrainConfig, cfg, overrides))
+    own = arch.gram_teacher["backbone"].state_dict()
+    assert all(torch.equal(own[k], v) for k, v in teacher.items())
+    torch.save({"epoch": 3}, tmp_path / "no_tensors.pth")
+    with pytest.raises(CheckpointError, match=r"no_tensors.pth holds no tensors"):
+        ck.read_init_source(tmp_path / "no_tensors.pth")
