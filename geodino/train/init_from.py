@@ -130,10 +130,13 @@ def read_init_source(path: str | Path) -> InitSource:
             heads={h: s for h in HEAD_NAMES if (s := sub_state(t, f"{h}."))},
         )
     if "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        raise CheckpointError(
-            f"checkpoint {path} is a Lightning checkpoint not written by geodino pretrain; export its backbone "
-            "as a plain state_dict and pass that to init_from"
-        )
+        try:  # a backbone under a prefix the backbone loaders find (`backbone.`, `model.`, `teacher.`...)
+            return _foreign_source(path)
+        except CheckpointError:
+            raise CheckpointError(
+                f"checkpoint {path} is a Lightning checkpoint not written by geodino pretrain; export its backbone "
+                "as a plain state_dict and pass that to init_from"
+            ) from None
     state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not state:
         try:  # a wrapped backbone ({"model": {...}}, ...), read as every backbone loader reads it

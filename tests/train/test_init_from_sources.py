@@ -91,3 +91,18 @@ def test_wrapped_backbone_for_init_from_and_gram_ckpt(tmp_path, tiny_data, conve
     torch.save({"epoch": 3}, tmp_path / "no_tensors.pth")
     with pytest.raises(CheckpointError, match=r"no_tensors.pth holds no tensors"):
         ck.read_init_source(tmp_path / "no_tensors.pth")
+
+
+def test_foreign_lightning_checkpoint_with_a_backbone(tmp_path, tiny_data, converted):
+    """A Lightning checkpoint of another trainer holding the backbone under a prefix (`model.backbone.*`) was
+    refused ('not written by geodino pretrain') although the backbone loaders read it; one holding none still is."""
+    _, teacher = converted
+    good, bad = tmp_path / "other.ckpt", tmp_path / "other_bad.ckpt"
+    torch.save({"state_dict": {f"model.backbone.{k}": v for k, v in teacher.items()}, "epoch": 1}, good)
+    torch.save({"state_dict": {"head.weight": torch.zeros(2)}, "epoch": 1}, bad)
+    arch = _arch(tmp_path, tiny_data)
+    ck.apply_init(arch, ck.read_init_source(good))
+    own = arch.teacher["backbone"].state_dict()
+    assert all(torch.equal(own[k], v) for k, v in teacher.items())
+    with pytest.raises(CheckpointError, match=r"other_bad.ckpt is a Lightning checkpoint not written by geodino"):
+        ck.read_init_source(bad)
