@@ -18,15 +18,6 @@ def _cfg(name: str) -> PretrainConfig:
     return load_config(PretrainConfig, name)
 
 
-@pytest.mark.parametrize(
-    ("name", "mode"), [("vit7b16", "selective"), ("vit7b16_gram", "full"), ("vit7b16_highres", "full")]
-)
-def test_7b_activation_checkpointing_follows_each_official_stage(name: str, mode: str) -> None:
-    # official train.checkpointing: true in all three; checkpointing_full: false in pretrain, true in the Gram
-    # (512 px Gram crops) and high-res (768 px global crops) stages
-    assert _cfg(name).trainer.activation_checkpointing == mode
-
-
 def test_7b_stage_values() -> None:
     pre, gram, hr = _cfg("vit7b16_pretrain"), _cfg("vit7b16_gram"), _cfg("vit7b16_highres")
     for c in (pre, gram, hr):
