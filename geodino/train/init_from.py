@@ -310,6 +310,23 @@ class _InitStep:
     backbone: bool = False
 
 
+def _check_patch_embed(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], path: Path) -> None:
+    """One line for a backbone of another band count, naming what to do: adapt the file's patch embedding with
+    `geodino convert --bands` (ssl.student.arch=from_init, which the generic line suggests, builds a model the data's
+    bands do not fit)."""
+    key = "patch_embed.proj.weight"
+    mine, theirs = own.get(key), state.get(key)
+    if mine is None or theirs is None or mine.dim() != 4 or theirs.dim() != 4 or mine.shape[0] != theirs.shape[0]:
+        return  # absent, or another width: the generic key-by-key message says more (a patch size too)
+    if theirs.shape[1] != mine.shape[1]:
+        raise CheckpointError(
+            f"init_from {path} takes {theirs.shape[1]} input bands but this config builds {mine.shape[1]} "
+            "(ssl.student.in_chans, the data's bands); adapt its patch embedding to your bands with `geodino convert "
+            f"{path} OUT.pth --bands ...` (docs/integrations.md) and init_from OUT.pth, or train on "
+            f"{theirs.shape[1]}-band data"
+        )
+
+
 def _check_step(step: _InitStep) -> None:
     """Raise the one line `apply_init` refuses `step` with, or nothing when it fits. Reads only key names and shapes,
     so a module built on the meta device (`trainer.meta_init`) is checked as a full one is."""
@@ -320,6 +337,7 @@ def _check_step(step: _InitStep) -> None:
         diff = architecture_differences(step.src.backbone_config, getattr(step.module, "config", None))
         if diff and strict_mismatch(own, step.state)[0]:
             raise architecture_error("init_from", step.src.path, diff)
+        _check_patch_embed(own, step.state, step.src.path)
     check_fits(own, step.state, step.what, f"checkpoint {step.src.path}", FIT_HINT)
 
 

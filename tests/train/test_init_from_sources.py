@@ -106,3 +106,18 @@ def test_foreign_lightning_checkpoint_with_a_backbone(tmp_path, tiny_data, conve
     assert all(torch.equal(own[k], v) for k, v in teacher.items())
     with pytest.raises(CheckpointError, match=r"other_bad.ckpt is a Lightning checkpoint not written by geodino"):
         ck.read_init_source(bad)
+
+
+def test_other_bands_named_with_what_to_do(tmp_path, tiny_data):
+    """A backbone file (no recorded architecture) of other bands: one line naming the file, the band counts and
+    `geodino convert --bands` (was the generic 'trained with another architecture ... set ssl.student.arch=
+    from_init', which then fails on the data's bands)."""
+    override = "ssl.student.in_chans=4"
+    said = r"takes 4 input bands but this config builds 3 .*geodino convert .*--bands"
+    cfg = write_config(tmp_path / "o.yaml", tmp_path / "other", tiny_data)
+    other = _build_arch(load_config(PretrainConfig, cfg, [override]))
+    path = tmp_path / "other.pth"
+    torch.save(other.teacher["backbone"].state_dict(), path)
+    arch = _arch(tmp_path, tiny_data)
+    with pytest.raises(CheckpointError, match=rf"^init_from {path} {said}"):
+        ck.apply_init(arch, ck.read_init_source(path))
