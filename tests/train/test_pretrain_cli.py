@@ -269,7 +269,7 @@ def test_official_7b_values_and_meta_build():
     assert (s.schedules.lr.peak, s.schedules.momentum.peak, cfg.trainer.max_steps) == (3e-5, 0.999, 200000)
     assert cfg.batch_size * cfg.trainer.devices * cfg.trainer.num_nodes == 4096
     assert cfg.trainer.meta_init and cfg.trainer.strategy == "fsdp2"  # 7B: shards are initialised in place
-    assert cfg.trainer.activation_checkpointing == "selective"  # official train.checkpointing: true (not full)
+    assert cfg.trainer.activation_checkpointing == "full"  # official gram_anchor: checkpointing_full: true
     with torch.device("meta"):  # a config that names a 7B model builds a 7B model
         arch = SSLMetaArch(s)
     n = sum(p.numel() for p in arch.student["backbone"].parameters())
