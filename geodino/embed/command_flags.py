@@ -16,7 +16,7 @@ PRODUCTS = ("pca", "cluster", "similar", "zonal", "classify", "change")
 EMBED_FLAGS = (
     "backbone out tile overlap blend margin batch_size layers layer_mode l2_normalize dtype chunk upsample sensor "
     "scale bands nodata variable time bbox bbox_crs window asset asset_bands allow_no_crs overwrite resume amp device "
-    "workers world_size rank threads progress"
+    "workers world_size rank threads progress on_error"
 ).split()
 
 
@@ -74,7 +74,7 @@ def check_flags(args: argparse.Namespace, command: str) -> None:
     if not given:
         return
     name = given[0]
-    if name in IMAGES_FLAGS:
+    if name in IMAGES_FLAGS and name not in EMBED_FLAGS:  # --on-error: embed images and many scenes
         raise ConfigError(f"{flag_name(name)} applies to geodino embed images DIR only; drop it")
     if command == "images" and name in RASTER_FLAGS:
         if name == "sensor":  # the data's sensor: what a backbone spec option gives embed images

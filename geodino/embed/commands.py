@@ -278,7 +278,12 @@ def _add_images_flags(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="resize every image to N x N (default 0: native size)",
     )
-    i.add_argument("--on-error", choices=("skip", "stop"), dest="on_error", help="unreadable images (default skip)")
+    i.add_argument(
+        "--on-error",
+        choices=("skip", "stop"),
+        dest="on_error",
+        help="unreadable images (default skip); many scenes: a scene that cannot be read (default stop)",
+    )
     i.add_argument("--offset", type=float, help="added after --scale: reflectance = DN * scale + offset")
 
 
@@ -307,6 +312,11 @@ def run(args: argparse.Namespace) -> int:
     from geodino.embed.scenes import embed_scenes, is_many
 
     inputs = one_listed([args.input, *extra])  # a .txt list of one raster is that raster (its entries checked)
+    if cfg.on_error == "skip" and not is_many(inputs):  # nothing to go on with: it was ignored
+        raise ConfigError(
+            "--on-error skip (on_error) applies to many scenes (a folder, glob, .txt list or STAC) and to geodino "
+            "embed images DIR; one raster stops at a block it cannot read (its partial output removed); drop it"
+        )
     with run_lines():  # the command says what it used and wrote, also with --no-progress (Python: only with the bar)
         if is_many(inputs):
             embed_scenes(inputs, cfg)  # writes each scene's STAC item and the folder's catalog.json itself

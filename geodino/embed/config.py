@@ -79,6 +79,10 @@ class EmbedConfig:
     allow_no_crs: bool = False
     overwrite: bool = False
     resume: bool = False
+    # many scenes: a scene that fails while it is embedded (data truncated mid-file...) stops the run ("stop"), or is
+    # skipped ("skip": warned, its partial output removed, recorded as OUT/<scene>.skipped.json, left out of the
+    # mosaic and catalog; --resume retries it); one raster always stops. The flag and key `embed images` uses
+    on_error: str = "stop"
     amp: bool = False  # bf16 autocast for inference
     device: str = "cpu"
     workers: int = 1  # spawn this many processes on disjoint blocks
@@ -117,6 +121,11 @@ class EmbedConfig:
             raise ConfigError("batch_size, workers and world_size must be >= 1")
         if not 0 <= self.rank < self.world_size:
             raise ConfigError(f"rank={self.rank} must be in 0..{self.world_size - 1} for world_size={self.world_size}")
+        if self.on_error not in ("stop", "skip"):
+            raise ConfigError(
+                f"--on-error {self.on_error!r} (on_error= in Python) is not one of stop, skip; pass --on-error skip "
+                "to go on past a scene that cannot be read, or stop (the default)"
+            )
         if self.read_threads < 0:
             raise ConfigError(f"read_threads={self.read_threads} is not valid; give 0 (automatic) or a count >= 1")
         if self.workers > 1 and self.world_size > 1:

@@ -12,7 +12,7 @@ from typing import Any
 from geodino.data.vrt import north_up
 from geodino.embed.config import EmbedConfig, reads_file_rule, user_rule
 from geodino.embed.stac import Scene
-from geodino.errors import InputError, plural
+from geodino.errors import ConfigError, InputError, plural
 
 __all__ = ["check_declared_rules", "check_headers", "check_stacks", "declared_rule", "in_bbox", "refuse_existing"]
 
@@ -133,11 +133,14 @@ def check_declared_rules(scenes: list[Scene], cfg: EmbedConfig, by_file: set[str
 def in_bbox(scenes: list[Scene], cfg: EmbedConfig) -> list[Scene]:
     """The scenes that hold part of `cfg.bbox` (each in its own CRS: `geodino.embed.extent.overlaps`; a stack of
     single-band assets on its first asset's grid); the others are skipped with one line saying how many (when the
-    run says its lines: `says`). None: one line naming the bbox and the scenes' extent."""
+    run says its lines: `says`). None: one line naming the bbox and the scenes' extent. Without `bbox_crs` over
+    scenes in several CRSs, refused (`_one_crs`)."""
     from geodino.embed.extent import format_numbers, overlaps, scenes_extent
     from geodino.embed.pipeline import says
 
     grid = {s.name: s.sources[0][1] if s.sources else s.path for s in scenes}
+    if not cfg.bbox_crs:
+        _one_crs(list(grid.values()), cfg)
     keep = [s for s in scenes if overlaps(grid[s.name], cfg)]
     box = f"--bbox {format_numbers(cfg.bbox)} ({cfg.bbox_crs or 'each scene CRS'})"
     if not keep:
@@ -151,6 +154,32 @@ def in_bbox(scenes: list[Scene], cfg: EmbedConfig) -> list[Scene]:
             file=sys.stderr,
         )
     return keep
+
+
+def _one_crs(paths: list[str], cfg: EmbedConfig) -> None:
+    """`--bbox` without `--bbox-crs` is read in each scene's own CRS: over scenes in several CRSs (UTM zones) its
+    numbers name a different place in each (metres of zone 32 vs zone 33), so refuse it in one line naming two
+    CRSs and the way out. Unreadable headers are left to the header check."""
+    import rasterio
+
+    from geodino.embed.extent import format_numbers
+
+    seen: dict[str, str] = {}
+    for p in paths:
+        try:
+            with rasterio.open(p) as src:
+                crs = src.crs.to_string() if src.crs else "no CRS"
+        except rasterio.errors.RasterioIOError:
+            continue
+        seen.setdefault(crs, p)
+    if len(seen) > 1:
+        (a, pa), (b, pb) = list(seen.items())[:2]
+        raise ConfigError(
+            f"--bbox {format_numbers(cfg.bbox)} without --bbox-crs would be read in each scene's own CRS, but the "
+            f"scenes span {len(seen)} CRSs ({a}: {Path(pa).name}; {b}: {Path(pb).name}), where the same numbers "
+            "name different places; pass --bbox-crs with the bbox's CRS (e.g. --bbox-crs EPSG:4326 for lon/lat; "
+            "bbox_crs= in Python)"
+        )
 
 
 def refuse_existing(outs: list[Path], folder: Path) -> None:

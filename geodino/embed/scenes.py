@@ -7,6 +7,9 @@ like one feature raster.
 
 - Resumable per scene: with `--resume` finished scenes are skipped, a scene killed part-way resumes inside
   (`embed_raster`'s own resume) and the others start; without it, existing outputs are refused up front.
+- A scene that fails while it is embedded (data cut short mid-file) stops the run, or with `on_error="skip"` is
+  skipped: its partial output removed, one warning, `OUT/<scene>.skipped.json`, left out of the mosaic and
+  catalog, retried by `--resume` (`geodino.embed.scene_skips`).
 - Split across processes: with `world_size`/`rank` (e.g. a SLURM array: `--world-size $SLURM_ARRAY_TASK_COUNT
   --rank $SLURM_ARRAY_TASK_ID`) rank r embeds scenes r, r + w, r + 2w, ...; whichever rank finds every scene
   done writes the mosaic. A rank that finishes early leaves it to the last one.
@@ -178,10 +181,13 @@ def _scale_setting(desc: str | None) -> str | None:
     return desc
 
 
-def _mosaic(paths: list[Path], mosaic: Path, *, skip: tuple[str, ...] = ()) -> list[Path]:
+def _mosaic(
+    paths: list[Path], mosaic: Path, *, skip: tuple[str, ...] = (), skipped: list[str] | None = None
+) -> list[Path]:
     """One VRT of every scene per CRS (`mosaic` itself when they share one), with the first scene's GEODINO tags;
     scenes written with another backbone, other layers or other input settings (`MOSAIC_IDENTITY` less `skip`)
-    are refused, naming the setting and both values (they cannot share one set of bands)."""
+    are refused, naming the setting and both values (they cannot share one set of bands). `skipped`: the scenes
+    left out under --on-error skip, recorded as GEODINO_SKIPPED_SCENES."""
     import rasterio
 
     groups: dict[str, list[Path]] = {}
@@ -211,6 +217,8 @@ def _mosaic(paths: list[Path], mosaic: Path, *, skip: tuple[str, ...] = ()) -> l
             )
         groups.setdefault(key, []).append(p)
     tags["GEODINO_INPUT"] = f"mosaic of {plural(len(paths), 'scene')}"
+    if skipped:
+        tags["GEODINO_SKIPPED_SCENES"] = ", ".join(skipped)
     from geodino.data.vrt import mosaic_vrt
 
     if len(groups) == 1:
@@ -222,13 +230,14 @@ def _mosaic(paths: list[Path], mosaic: Path, *, skip: tuple[str, ...] = ()) -> l
     return written
 
 
-def _catalog(scenes: list[Scene], outs: dict[str, Path], folder: Path, mosaics: list[Path]) -> None:
-    """The scenes' STAC items (those another rank, or an earlier run, has not written yet) and `catalog.json`."""
+def _catalog(scenes: list[Scene], outs: dict[str, Path], folder: Path, mosaics: list[Path]) -> Path | None:
+    """The scenes' STAC items (those another rank, or an earlier run, has not written yet) and `catalog.json` (its
+    path; None when a catalog.json geodino did not write is in the way)."""
     for s in scenes:
         if not raster_item_path(outs[s.name]).exists():
             write_raster_item(outs[s.name], s.stac)
     items = [raster_item_path(outs[s.name]) for s in scenes]
-    write_catalog(folder, [p for p in items if p.exists()], mosaics=mosaics)
+    return write_catalog(folder, [p for p in items if p.exists()], mosaics=mosaics)
 
 
 @removes_created_dirs
@@ -313,22 +322,43 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     make_dirs(folder)
     for path, text in stacks.items():
         write_vrt(text, path)
+    from geodino.embed.scene_skips import add_to_catalog, clear_skip, read_skips, skip_scene
+    from geodino.embed.workdir import WorkDirGone, output_lock
+
     for k, s in enumerate(mine, start=1):
         if s.name in done:
             continue
         if cfg.progress:  # a progress line, like the bar (each scene's own lines name it)
             print(f"geodino: scene {k}/{len(mine)} {s.name} ({s.path})", file=sys.stderr)
-        # writes the scene's STAC item (linked to its source item) once its raster is in place
-        embed_raster(s.path, bb, config=scene_cfg[s.name], _prepared=prepared.pop(s.name, None), _stac=s.stac)
+        clear_skip(folder, s.name)  # skipped by an earlier run: tried again
+        # the scene's lock is held here too: a scene another run writes stops this one (never skipped), and a skip
+        # removes only what this run wrote
+        with output_lock(outs[s.name], scene_cfg[s.name]):
+            try:  # writes the scene's STAC item (linked to its source item) once its raster is in place
+                embed_raster(s.path, bb, config=scene_cfg[s.name], _prepared=prepared.pop(s.name, None), _stac=s.stac)
+            except InputError as exc:  # this scene's input (a truncated file...); settings errors are ConfigErrors
+                if cfg.on_error != "skip" or isinstance(exc, WorkDirGone):
+                    raise
+                skip_scene(s, outs[s.name], exc)
     console.flush()
     if done and says(cfg):
         print(f"geodino: {plural(len(done), 'scene')} already done with these settings, skipped", file=sys.stderr)
-    if not all(p.exists() for p in outs.values()):
+    skips = read_skips(folder, [n for n, p in outs.items() if not p.exists()])
+    made = {n: p for n, p in outs.items() if p.exists()}
+    if len(made) + len(skips) < len(outs):
         return []  # other ranks are still working: the last to finish writes the mosaic
+    if not made:
+        raise InputError(
+            f"none of the {plural(len(outs), 'scene')} could be embedded (each was skipped under --on-error skip, "
+            f"e.g. {skips[0]['scene']}: {skips[0]['reason']}); fix or remove the files and run again"
+        )
     # bands chosen by name (STAC --asset-bands) may have other numbers in each item: their names are the setting
-    written = _mosaic(list(outs.values()), mosaic, skip=("input_bands",) if cfg.asset_bands else ())
-    _catalog(scenes, outs, folder, written)
+    identity = ("input_bands",) if cfg.asset_bands else ()
+    written = _mosaic(list(made.values()), mosaic, skip=identity, skipped=[r["scene"] for r in skips])
+    add_to_catalog(_catalog([s for s in scenes if s.name in made], made, folder, written), skips)
     if says(cfg):  # the last line names what was written (a Python call without the bar: quiet)
-        wrote = f"{plural(len(outs), 'feature raster')} in {folder} and {', '.join(map(str, written))}"
+        wrote = f"{plural(len(made), 'feature raster')} in {folder} and {', '.join(map(str, written))}"
+        if skips:
+            wrote += f" ({plural(len(skips), 'scene')} skipped as unreadable: {', '.join(r['scene'] for r in skips)})"
         print(f"geodino: wrote {wrote}", file=sys.stderr)
     return written
