@@ -423,5 +423,10 @@ def _has_heads(path: Path) -> bool:
     export whose `.heads.pth` sidecar holds heads does; an official release (backbone only) or a converted `.pth`
     (a sidecar with build kwargs only) does not."""
     from geodino.models.checkpoints.files import sidecar_has_heads
+    from geodino.train.init_from import resolve_init_path
 
+    if path.is_dir():  # a run folder or its checkpoints/ stands for its last.ckpt; an HF/timm folder has no heads
+        path = resolve_init_path(path)
+        if path.is_dir():
+            return (path / "meta.pt").is_file()  # a sharded training checkpoint
     return path.suffix == ".ckpt" or sidecar_has_heads(path)

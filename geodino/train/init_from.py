@@ -44,6 +44,7 @@ __all__ = [
     "check_init",
     "init_architecture",
     "read_init_source",
+    "resolve_init_path",
 ]
 
 # What to do when a file does not fit the module it initialises (the config keys that set the architecture).
@@ -104,7 +105,7 @@ def read_init_source(path: str | Path) -> InitSource:
             f"init_from file {path} not found; pass a checkpoint of the previous stage (runs/NAME/checkpoints/"
             "last.ckpt), an export (.pth/.safetensors) or an official backbone file"
         )
-    path = _resolve_folder(path)
+    path = resolve_init_path(path)
     if path.is_dir() and not (path / "meta.pt").is_file():  # an HF or timm model folder
         return _foreign_source(path)
     obj = load_file(path)
@@ -160,7 +161,7 @@ def read_init_source(path: str | Path) -> InitSource:
     )
 
 
-def _resolve_folder(path: Path) -> Path:
+def resolve_init_path(path: Path) -> Path:
     """The file a folder given as `init_from` stands for: a geodino run folder (`runs/NAME`) or its `checkpoints/`
     folder -> its `last.ckpt` (else its newest step checkpoint); a sharded checkpoint (`meta.pt`) or an HF/timm
     model folder (`config.json`) stays as it is; any other folder is refused in one line."""

@@ -121,3 +121,14 @@ def test_other_bands_named_with_what_to_do(tmp_path, tiny_data):
     arch = _arch(tmp_path, tiny_data)
     with pytest.raises(CheckpointError, match=rf"^init_from {path} {said}"):
         ck.apply_init(arch, ck.read_init_source(path))
+
+
+def test_python_api_sees_the_heads_of_a_run_folder(tiny_run, converted):
+    """`geodino.train.api.pretrain(init_from=runs/NAME)` judged a run folder headless (its suffix is not .ckpt) and
+    froze the backbone for a heads warm-up it does not need; an HF folder has no heads."""
+    from geodino.train.api import _has_heads
+
+    paths, _ = converted
+    assert _has_heads(tiny_run) and _has_heads(tiny_run / "checkpoints")
+    assert _has_heads(tiny_run / "checkpoints" / "last.ckpt")
+    assert not _has_heads(paths["hf"]) and not _has_heads(paths["timm_dir"])
