@@ -33,6 +33,48 @@ def _lenient_index(value: str | float) -> int | None:
         return None
 
 
+def block_list(layers: Any, usage: str) -> list[int]:
+    """The block indices a list names (unchecked against a depth; negative count from the end): integers (numpy or
+    torch ones too), digit text ("3", as a YAML or CLI value may be) or integral floats (3.0). Anything else (2.5,
+    a bool, "a", a non-iterable) is one ConfigError naming `layers` and the value; `usage` says what to pass."""
+    try:
+        items = list(layers)
+    except TypeError:
+        raise ConfigError(f"layers={layers!r} ({type(layers).__name__}) is not valid; {usage}") from None
+    out = []
+    for i in items:
+        k = _as_index(i) if not isinstance(i, str | float) else _lenient_index(i)
+        if k is None:
+            raise ConfigError(f"layers={layers!r}: block index {i!r} is not an integer; {usage}")
+        out.append(k)
+    return out
+
+
+def even_blocks(n_blocks: int) -> list[int]:
+    """`four_even`: four blocks evenly spaced over the depth, the last block the last of them: block
+    round(k * n_blocks / 4) - 1 for k = 1..4 (halves up). Every quarter of the depth when 4 divides it (the official
+    `i * (n_blocks // 4) - 1`: ViT-S/B [2, 5, 8, 11], ViT-L [5, 11, 17, 23], 7B [9, 19, 29, 39]); depth 6 gives
+    [1, 2, 4, 5], where the official formula gives [0, 1, 2, 3] (`four_even_official` keeps that). Fewer than four
+    blocks cannot give four: one ConfigError line."""
+    _need_four("four_even", n_blocks)
+    return [(k * n_blocks + 2) // 4 - 1 for k in range(1, 5)]
+
+
+def official_even_blocks(n_blocks: int) -> list[int]:
+    """`four_even_official`: the official evaluation's FOUR_EVEN_INTERVALS exactly, `i * (n_blocks // 4) - 1` for
+    i = 1..4, forced to [4, 11, 17, 23] for 24 blocks (its ViT-L quirk)."""
+    _need_four("four_even_official", n_blocks)
+    return [4, 11, 17, 23] if n_blocks == 24 else [i * (n_blocks // 4) - 1 for i in range(1, 5)]
+
+
+def _need_four(name: str, n_blocks: int) -> None:
+    if n_blocks < 4:
+        raise ConfigError(
+            f"layers={name} needs four blocks but the backbone has {plural(n_blocks, 'block')}; "
+            f"pass last, four_last or block indices (0..{n_blocks - 1})"
+        )
+
+
 def layer_indices(layers: str | int | Sequence[int], n_blocks: int) -> list[int]:
     """Block indices for a layer set name, a count of last blocks, or explicit indices (negative allowed), in block
     order without repeats: the order `get_intermediate_layers` returns them in (official semantics), so that a
@@ -46,25 +88,17 @@ def layer_indices(layers: str | int | Sequence[int], n_blocks: int) -> list[int]
         if key == "four_last":
             return list(range(max(0, n_blocks - 4), n_blocks))
         if key == "four_even":
-            step = max(1, n_blocks // 4)
-            return [i * step - 1 for i in range(1, 5)] if n_blocks >= 4 else list(range(n_blocks))
-        if key == "four_even_official":  # the official eval forces [4, 11, 17, 23] for 24-block models
-            return [4, 11, 17, 23] if n_blocks == 24 else layer_indices("four_even", n_blocks)
+            return even_blocks(n_blocks)
+        if key == "four_even_official":
+            return official_even_blocks(n_blocks)
         raise ConfigError(f"unknown layers {layers!r}; {usage}")
     count = _as_index(layers)
     if count is not None:
         if not 1 <= count <= n_blocks:
             raise ConfigError(f"layers={count} last blocks requested from a backbone with {plural(n_blocks, 'block')}")
         return list(range(n_blocks - count, n_blocks))
-    try:
-        items = list(layers)  # type: ignore[arg-type]
-    except TypeError:
-        raise ConfigError(f"layers={layers!r} ({type(layers).__name__}) is not valid; {usage}") from None
     out = []
-    for i in items:
-        k = _as_index(i) if not isinstance(i, str | float) else _lenient_index(i)
-        if k is None:
-            raise ConfigError(f"layers={layers!r}: block index {i!r} is not an integer; {usage}")
+    for k in block_list(layers, usage):
         j = k + n_blocks if k < 0 else k
         if not 0 <= j < n_blocks:
             raise ConfigError(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from geodino.errors import ConfigError
+from geodino.errors import ConfigError, plural
 
 if TYPE_CHECKING:
     import torch
@@ -36,21 +36,49 @@ class Backbone(Protocol):
         ...
 
 
+EMBED_LAYERS_USAGE = (
+    "use last, four_last, four_even, four_even_official or block indices like 4,8,11 (negative count from the end: "
+    "-2,-1 are the last two blocks)"
+)
+
+
 def parse_layers(layers: Any) -> Any:
-    """`"last"`, `"four_last"`, `"four_even"`, an int, a list of ints, or a string like `"4,8,11"`."""
+    """embed's layer choice as `FrozenBackbone.features` takes it: a layer set name (`last`, `four_last`,
+    `four_even`, `four_even_official`, any case), or block indices as a list or as text `"4,8,11"` (negative count
+    from the end). Both always name blocks: text `"2"` is block 2, as documented.
+
+    A bare int is refused in one line: `features` (and DINOv3's `get_intermediate_layers(n=2)`) read it as the
+    last 2 blocks, embed's index syntax as block 2, and either reading would surprise the other's users."""
+    from geodino.backbones.layers import LAYER_SETS, _as_index, block_list
+
     if isinstance(layers, str):
         s = layers.strip()
-        if s in ("last", "four_last", "four_even"):
-            return s
+        if s.lower() in LAYER_SETS:
+            return s.lower()
+        parts = s.replace(" ", "").split(",")
         try:
-            return [int(v) for v in s.replace(" ", "").split(",") if v != ""]
-        except ValueError as exc:
-            raise ConfigError(
-                f"layers={layers!r} is not valid; use last, four_last, four_even or block indices like 4,8,11"
-            ) from exc
-    if isinstance(layers, int):
-        return [layers]
-    return [int(v) for v in layers]
+            idx = [int(v) for v in parts if v != ""]
+        except ValueError:
+            raise ConfigError(f"layers={layers!r} is not valid; {EMBED_LAYERS_USAGE}") from None
+        if not idx:
+            raise ConfigError(f"layers={layers!r} names no block; {EMBED_LAYERS_USAGE}")
+        return idx
+    n = _as_index(layers)
+    if n is not None:
+        block = f"pass [{n}] (text {str(n)!r}) for block {n}"
+        if not 1 <= n <= 64:
+            raise ConfigError(f"layers={n} (an int) is not taken: {block}; {EMBED_LAYERS_USAGE}")
+        last = ", ".join(str(i) for i in range(-n, 0))
+        raise ConfigError(
+            f"layers={n} (an int) is ambiguous: features() reads it as the last {plural(n, 'block')}, embed as "
+            f"block {n}; {block}, or [{last}] (text {last.replace(' ', '')!r}) for the last {plural(n, 'block')}"
+        )
+    if isinstance(layers, bool) or type(layers).__name__ == "bool_":
+        raise ConfigError(f"layers={layers!r} is not valid; {EMBED_LAYERS_USAGE}")
+    idx = block_list(layers, EMBED_LAYERS_USAGE)
+    if not idx:
+        raise ConfigError(f"layers={layers!r} names no block; {EMBED_LAYERS_USAGE}")
+    return idx
 
 
 def __getattr__(name: str) -> Any:

@@ -56,23 +56,32 @@ def resolve_layers(
     (`segmentation head=upernet`) and `backbone` the spec, for the messages. LayerError when the backbone has too
     few blocks for the choice; ConfigError when the choice itself is wrong."""
     if isinstance(layers, str):
-        if layers not in ("last", "four_last", "four_even", "pangaea"):
+        if layers not in ("last", "four_last", "four_even", "four_even_official", "pangaea"):
             raise ConfigError(
-                f"{what}: layers={layers!r} must be last, four_last, four_even, pangaea or a list of block indices"
+                f"{what}: layers={layers!r} must be last, four_last, four_even, four_even_official, pangaea or a "
+                "list of block indices"
             )
         if need_four and layers == "last":
             raise ConfigError(
                 f"{what}: layers='last' gives one map but this head needs four; use four_even or four_last"
             )
-        if (need_four or layers == "pangaea") and n_blocks < 4:  # four_* would give one map per block
+        # four_even* and pangaea pick four blocks spread over the depth: none exists under 4 blocks (four_last would
+        # give one map per block, which a four-map head cannot take)
+        if (need_four or layers in ("four_even", "four_even_official", "pangaea")) and n_blocks < 4:
             raise LayerError(
-                f"{what} on backbone {backbone}: this head needs four layers but the backbone has "
-                f"{blocks_text(n_blocks)}; use head=linear or a backbone with at least 4 blocks",
+                f"{what} on backbone {backbone}: layers={layers} needs four layers but the backbone has "
+                f"{blocks_text(n_blocks)}; use {'head=linear' if need_four else 'layers=last'} or a backbone with at "
+                "least 4 blocks",
                 f"{what} needs four layers",
-                "head=linear",
+                "head=linear" if need_four else "layers=last",
                 n_blocks,
             )
         return pangaea_layers(n_blocks) if layers == "pangaea" else layers
+    if isinstance(layers, int):  # features() reads an int as a count of last blocks, a list here names blocks
+        raise ConfigError(
+            f"{what}: layers={layers!r} is a bare number; list the blocks ([{layers}] is block {layers}) or use "
+            "last, four_last, four_even"
+        )
     idx = [int(i) for i in layers]
     if need_four and len(idx) != 4:
         raise ConfigError(f"{what}: layers={idx} must list four blocks for this head (e.g. four_even)")

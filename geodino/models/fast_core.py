@@ -156,7 +156,9 @@ class _Core(nn.Module):
     ) -> tuple[list[Tensor], Tensor]:
         """`sin` / `cos` from `rope_tables`, passed in rather than computed here: inside a compiled graph inductor
         fused the table computation (arange, sin, cos) into every block's RoPE kernel instead of folding it.
-        `masks` [B, patches] (bool): those patch tokens become the mask token (official `prepare_tokens_with_masks`)."""
+        `masks` [B, patches] (bool): those patch tokens become the mask token (official `prepare_tokens_with_masks`).
+        Returns (the `take` blocks' outputs, the output of the last block run): with `take` empty every block runs and
+        that is the final block's output; otherwise the blocks after the last taken are skipped (they feed nothing)."""
         p = self.patch_size
         t = F.conv2d(x.to(self.dtype), self.patch_w, None, stride=p).flatten(2).transpose(1, 2).float()
         if self.patch_b is not None:
@@ -165,8 +167,11 @@ class _Core(nn.Module):
             t = torch.where(masks.unsqueeze(-1), self.mask_token.unsqueeze(0), t)
         t = torch.cat([self.prefix.expand(t.shape[0], -1, -1), t], dim=1)
         taken = []
+        stop = max(take) if take else len(self.blocks) - 1  # blocks after the last taken feed no output: not run
         for i, blk in enumerate(self.blocks):
             t = blk(t, sin, cos)
             if i in take:
                 taken.append(self.apply_norm(t) if norm else t)
+            if i >= stop:
+                break
         return taken, t

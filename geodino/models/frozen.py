@@ -126,7 +126,9 @@ class FastViT(nn.Module):
         """The forward: a compiled graph that serves the call (`_graph_batch`), else a new one when no larger graph
         of the call exists (or `new_graph`: the warm-up), else the prepared weights uncompiled (a partial batch too
         small to pad). Never under autocast: the path's weights carry its dtype (a float32 path called inside a
-        caller's bf16 autocast, such as a bf16-mixed training step, would otherwise compute in bf16)."""
+        caller's bf16 autocast, such as a bf16-mixed training step, would otherwise compute in bf16). Returns (the
+        `take` blocks' outputs, the last block's output); with `take` given, blocks after its last are not run (see
+        `fast_core._Core.forward`) and the second is that block's output."""
         self._check_input(x)
         x = x.float()
         if masks is not None:

@@ -208,8 +208,11 @@ class DinoVisionTransformer(nn.Module):
         """Half-width RoPE (sin, cos) over all tokens of an H×W grid (prefix rows are the identity)."""
         return rope_for_tokens(self.rope_embed(H=H, W=W), self.n_prefix_tokens)
 
-    def _run_blocks(self, xs: list[Tensor], grids: list[tuple[int, int]], take: set[int] | None = None):
-        """Run all blocks over the groups; returns the final groups and, if `take`, the outputs of those blocks."""
+    def _run_blocks(
+        self, xs: list[Tensor], grids: list[tuple[int, int]], take: set[int] | None = None, stop: int | None = None
+    ):
+        """Run the blocks over the groups; returns the last groups computed and, if `take`, the outputs of those
+        blocks. `stop`: the last block to run (None: all), for a caller that reads only intermediate outputs."""
         per_block = self.rope_sampling == "per_block" and self.rope_embed.augments
         ropes = None if per_block else [self.rope(H, W) for H, W in grids]
         taken: list[list[Tensor]] = []
@@ -219,6 +222,8 @@ class DinoVisionTransformer(nn.Module):
             xs = blk.forward_list(xs, ropes)
             if take is not None and i in take:
                 taken.append(xs)
+            if stop is not None and i >= stop:
+                break
         return xs, taken
 
     # ------------------------------------------------------------------ forward
@@ -287,7 +292,11 @@ class DinoVisionTransformer(nn.Module):
         """Outputs of the `n` last blocks (or of the block indices in `n`), official semantics and return form."""
         take = block_indices(n, len(self.blocks))
         tokens, (H, W) = self.prepare_tokens_with_masks(x)
-        _, taken = self._run_blocks([tokens], [(H, W)], take=set(take))
+        # blocks after the last one taken feed no output: in eval mode they are skipped (the official runs them all;
+        # the outputs are the same). In training mode they still run, as the official does, so that drop path and
+        # RoPE augmentation draw the same random numbers and a seeded run stays reproducible against it.
+        stop = None if self.training else max(take)
+        _, taken = self._run_blocks([tokens], [(H, W)], take=set(take), stop=stop)
         outputs = [t[0] for t in taken]
         k = self.n_prefix_tokens
         if norm:
