@@ -366,7 +366,10 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "demo",
         help="run the whole path on CPU on a small scene it writes itself (pretrain, export, embed, probe)",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description="Run the whole path a user takes, on CPU, on a small 4-band scene the demo writes itself (no "
+        "download): data stats, pretrain (then a Gram-anchoring stage), export, embed with a PCA map, and kNN and "
+        "linear probes against a random-init ViT and colour statistics. Each step is the public CLI command, "
+        "printed before it runs; --out holds every output and a summary table.",
     )
     p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     p.add_argument("--size", choices=sorted(SIZES), default="default", help="default (minutes) or tiny (seconds)")

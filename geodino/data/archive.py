@@ -23,6 +23,7 @@ from geodino.data.archive_bands import (  # re-exported: band naming and reading
     _unnamed,
     canonical_scenes,
 )
+from geodino.data.headers import gdal_read_errors, read_error
 from geodino.data.paths import RASTER_EXTS, resolve_paths
 from geodino.data.raster_source import RasterSource  # re-exported: the tiles drawn from an archive
 from geodino.data.rasters import (
@@ -43,6 +44,8 @@ from geodino.data.validity import check_nodata
 from geodino.errors import InputError, plural
 
 __all__ = ["RasterArchive", "RasterSource"]
+
+_REFETCH = "re-download or re-copy it, or remove it"
 
 
 def _yaml_value(values: Sequence[float]) -> str:
@@ -203,7 +206,10 @@ class RasterArchive:
         it = tqdm(self.files, desc="indexing rasters", unit="file", disable=not progress or len(self.files) < 200)
         for path in it:
             try:
-                with rasterio.open(path) as src:
+                with gdal_read_errors(path) as broken, rasterio.open(path) as src:
+                    if broken:  # a header cut short opens without its CRS/nodata: name the cause, not the symptom
+                        self._fail(path, f"is truncated or corrupt (GDAL: {broken[0]}); {_REFETCH}")
+                        continue
                     if src.crs is None and self.require_crs:
                         self._fail(path, "has no CRS; assign one (e.g. `gdal_edit.py -a_srs EPSG:32633 FILE`)")
                         continue
@@ -271,7 +277,14 @@ class RasterArchive:
             except InputError:
                 raise
             except Exception as exc:  # GDAL raises many types for corrupt/unsupported files
-                self._fail(path, f"cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
+                why = str(exc).splitlines()[0][:200] if str(exc) else ""
+                cut = read_error(why, path)
+                self._fail(
+                    path,
+                    f"cannot be read: it is truncated or corrupt (GDAL: {cut}); {_REFETCH}"
+                    if cut
+                    else f"cannot be read ({type(exc).__name__}: {why})",
+                )
         return scenes
 
     def _warn_alpha_as_data(self, path: str, alpha: Sequence[int], count: int, dtype: str, sensor: Sensor) -> None:

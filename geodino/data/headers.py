@@ -16,9 +16,12 @@ A cache here serves them all without threading a header through their signatures
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import re
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,7 +31,15 @@ from geodino.errors import InputError
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["RASTERIO_SUFFIXES", "HeaderError", "ImageHeader", "header_or_none", "read_header"]
+__all__ = [
+    "RASTERIO_SUFFIXES",
+    "HeaderError",
+    "ImageHeader",
+    "gdal_read_errors",
+    "header_or_none",
+    "read_error",
+    "read_header",
+]
 
 RASTERIO_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")  # read with rasterio; the rest with Pillow
 READERS = ("auto", "rasterio")
@@ -36,6 +47,53 @@ ORIENTATION = 0x0112  # the EXIF tag
 TURNED = (5, 6, 7, 8)  # EXIF orientations that swap width and height (transpose, rotate 270, transverse, rotate 90)
 _MODE_DTYPES = {"1": "bool", "I": "int32", "F": "float32", "I;16": "uint16", "I;16L": "uint16", "I;16B": "uint16"}
 _REMOTE = ("/vsi", "http://", "https://", "s3://", "gs://")  # not cached: no mtime to key on
+
+
+_READ_ERROR = re.compile(r"IO error|read error|failed to read|truncat|apparently corrupt|short read|cannot read", re.I)
+"""GDAL/libtiff messages that say part of a file did not read (a file cut short: a failed download or copy)."""
+
+
+def read_error(message: str, path: str | Path | None = None) -> str | None:
+    """`message` (a GDAL warning or error) without rasterio's "CPLE_... in PATH: " prefix when it says part of the
+    file did not read, else None."""
+    if not _READ_ERROR.search(message):
+        return None
+    message = re.sub(r"^CPLE_\w+ in ", "", message).removesuffix("; tag ignored")
+    for name in (str(path), os.path.basename(str(path))) if path is not None else ():
+        message = message.removeprefix(f"{name}: ")  # libtiff names the file by its base name
+    return message
+
+
+@contextlib.contextmanager
+def gdal_read_errors(path: str | Path | None = None) -> Iterator[list[str]]:
+    """Collect, while the block runs, the GDAL warnings (logged by rasterio) that say part of a file did not read.
+
+    Why: libtiff reads a GeoTIFF cut inside its header with only warnings ("IO error during reading of
+    GeoKeyDirectory; tag ignored"), so the file opens without its CRS, nodata or band names and a caller would blame
+    the missing CRS; the caller names the file as truncated or corrupt instead."""
+    import logging
+
+    found: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            text = record.getMessage()
+            if path is not None and os.path.basename(str(path)) not in text:
+                return  # another file's (a reader on another thread): libtiff names the file it reads
+            msg = read_error(text, path)
+            if msg is not None:
+                found.append(msg)
+
+    logger = logging.getLogger("rasterio._env")
+    handler, level = _Collect(logging.WARNING), logger.level
+    if not logger.isEnabledFor(logging.WARNING):
+        logger.setLevel(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield found
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 class HeaderError(InputError):

@@ -29,7 +29,7 @@ import numpy as np
 from geodino.data.pixel_sample import PERCENTILE_PIXELS, UniformPixelSample, percentiles
 from geodino.data.running_stats import MIN_VALID_PIXELS, STD_FLOOR, RunningStats, warn_degenerate  # re-exported
 from geodino.data.sensors import Sensor, get_sensor, save_sensor_yaml
-from geodino.data.stats_windows import grid_windows, image_picks, read_images, read_windows
+from geodino.data.stats_windows import check_tile_size, grid_windows, image_picks, read_images, read_windows
 from geodino.errors import InputError, plural
 
 __all__ = ["MIN_VALID_PIXELS", "STD_FLOOR", "RunningStats", "compute_stats", "plot_stats", "write_stats"]
@@ -38,6 +38,7 @@ __all__ = ["MIN_VALID_PIXELS", "STD_FLOOR", "RunningStats", "compute_stats", "pl
 STATS_HINTS = {
     "bands": "--bands",
     "band_names": "--band-names",
+    "nodata": "pass a --nodata (nodata= in Python)",
     "sensor": "--sensor",
     "skip": "pass --on-error skip",
     "split": "run data stats on each kind separately",
@@ -48,7 +49,7 @@ STATS_HINTS = {
 def _first_bands(paths: Any) -> tuple[int, tuple[str, ...] | None, str, tuple[int, ...]]:
     """(bands, their descriptions when every band has one, dtype, 1-based alpha bands) of the first raster, from
     its header as rasterio reads it (`geodino.data.headers`, cached: asked up to four times a run)."""
-    from geodino.data.headers import HeaderError, read_header
+    from geodino.data.headers import HeaderError, read_error, read_header
     from geodino.data.paths import RASTER_EXTS, resolve_paths
 
     files = resolve_paths(paths, RASTER_EXTS, what="raster")
@@ -56,7 +57,9 @@ def _first_bands(paths: Any) -> tuple[int, tuple[str, ...] | None, str, tuple[in
         head = read_header(files[0], reader="rasterio")
     except HeaderError as err:
         exc = err.__cause__ or err
-        raise InputError(f"raster {files[0]} cannot be read ({type(exc).__name__}: {exc})") from exc
+        cut = read_error(str(exc), files[0])
+        why = f"is truncated or corrupt (GDAL: {cut}); re-download or re-copy it" if cut else "cannot be read"
+        raise InputError(f"raster {files[0]} {why}" + ("" if cut else f" ({type(exc).__name__}: {exc})")) from exc
     return head.count, head.band_names, head.dtype, head.alpha
 
 
@@ -182,7 +185,8 @@ def compute_stats(
     """Per-band mean/std (reflectance units) over at most `samples` grid windows of `tile_size` px (rasters,
     datacubes; default 256) or at most `samples` whole images, each once (image folders, tar shards); returns
     (sensor, provenance)."""
-    bands, band_names, samples, tile_size, seed = _checked_arguments(type, bands, band_names, samples, tile_size, seed)
+    args = _checked_arguments(type, bands, band_names, samples, tile_size, seed, scale)
+    bands, band_names, samples, tile_size, seed = args
     alpha = _alpha_left_out(paths, type, bands)
     base = _base_sensor(paths, type, sensor, band_names, scale, offset, nodata, name, alpha)
     if alpha:  # read the other bands by name (the alpha band still masks them: GDAL's per-dataset mask)
@@ -210,15 +214,22 @@ def compute_stats(
 
 
 def _checked_arguments(
-    type: str, bands: Any, band_names: Any, samples: Any, tile_size: Any, seed: Any
+    type: str, bands: Any, band_names: Any, samples: Any, tile_size: Any, seed: Any, scale: Any = None
 ) -> tuple[list[str] | None, list[str] | None, int, int, int]:
-    """(bands, band_names, samples, tile_size, seed) checked and normalised, before any file is read."""
+    """(bands, band_names, samples, tile_size, seed) checked and normalised, and `scale` checked (a DN -> reflectance
+    factor <= 0 would write statistics of negated or zeroed pixels), before any file is read."""
+    if scale is not None and not (np.isfinite(np.asarray(scale, float)).all() and (np.asarray(scale) > 0).all()):
+        raise InputError(
+            f"--scale {f'{float(scale):g}' if np.ndim(scale) == 0 else scale} must be a positive DN -> reflectance "
+            "factor (e.g. 0.0001 for Sentinel-2 DN); pass one, or leave --scale out to use the files' declared scale, "
+            "else 1/255 for uint8 and 1 otherwise"
+        )
     from geodino.config import whole_number
     from geodino.data.config import band_list, check_source_type
 
     check_source_type(type, "type")  # before any file is read: a typo would otherwise be read as image folders
     bands, band_names = band_list(bands, "bands"), band_list(band_names, "band_names")  # "red,nir" is two bands
-    _check_tile_size(type, tile_size)
+    check_tile_size(type, tile_size)
     samples, tile_size, seed = (
         whole_number(samples, "samples", 256),
         whole_number(256 if tile_size is None else tile_size, "tile_size", 256),
@@ -363,16 +374,6 @@ def _add_percentiles(prov: dict[str, Any], stats: RunningStats, kept: UniformPix
             "every valid pixel read"
             if sample.shape[1] >= n_valid
             else f"a random {sample.shape[1]:,} of the {n_valid:,} valid pixels read (mean and std use them all)"
-        )
-
-
-def _check_tile_size(type: str, tile_size: Any) -> None:
-    """Refuse a tile size for image folders and tar shards, which are read whole."""
-    if type in ("images", "tar") and tile_size is not None:
-        what = "image folders" if type == "images" else "tar shards"
-        raise InputError(
-            f"--tile-size {tile_size} does not apply to {what}: each image is read whole, at its own size (the YAML "
-            "records it as chip_size); leave --tile-size out"
         )
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from geodino.errors import InputError, plural
 
-__all__ = ["grid_windows", "image_picks", "read_images", "read_windows"]
+__all__ = ["check_tile_size", "grid_windows", "image_picks", "read_images", "read_windows"]
 
 
 def grid_windows(
@@ -102,4 +102,14 @@ def read_images(source: Any, picks: Sequence[int], seed: int, progress: bool) ->
         raise InputError(
             f"{'the' if failed == 1 else 'every one of the'} {plural(failed, 'image')} failed to decode; re-download "
             "or remove the broken file(s)"
+        )
+
+
+def check_tile_size(type: str, tile_size: Any) -> None:
+    """Refuse a tile size for image folders and tar shards (`geodino data stats`), which are read whole."""
+    if type in ("images", "tar") and tile_size is not None:
+        what = "image folders" if type == "images" else "tar shards"
+        raise InputError(
+            f"--tile-size {tile_size} does not apply to {what}: each image is read whole, at its own size (the YAML "
+            "records it as chip_size); leave --tile-size out"
         )

@@ -88,22 +88,33 @@ def _stack_bands_xml(band_files: dict[str, str | Path], resampling: str) -> str:
     """The VRT XML stacking `band_files` (in order) on the finest of their grids; reads headers only."""
     import rasterio
 
+    from geodino.data.headers import gdal_read_errors
+
     _check_resampling(resampling)
     infos = []
+    out = "re-download it or move its scene folder out of the root"
     for band, path in band_files.items():
         try:
-            with rasterio.open(path) as src:
+            with gdal_read_errors(path) as broken, rasterio.open(path) as src:
+                if broken:  # a header cut short opens without its CRS: say so, not "no CRS"
+                    raise InputError(f"band file {path} is truncated or corrupt (GDAL: {broken[0]}); {out}")
                 if src.crs is None:
-                    raise InputError(f"band file {path} has no CRS; cannot stack it with the others")
+                    raise InputError(
+                        f"band file {path} has no CRS, so it cannot be stacked with the other bands; assign one "
+                        f"(gdal_edit.py -a_srs EPSG:... {path}) or move its scene folder out of the root"
+                    )
                 infos.append(
                     (band, Path(path), src.crs, src.transform, src.width, src.height, src.dtypes[0], src.nodata)
                 )
         except rasterio.errors.RasterioIOError as exc:
-            raise InputError(f"band file {path} cannot be read ({exc})") from exc
+            raise InputError(f"band file {path} cannot be read ({str(exc).splitlines()[0]}); {out}") from exc
     crs = infos[0][2]
     for band, path, c, *_ in infos[1:]:
         if c != crs:
-            raise InputError(f"band file {path} ({band}) is in {c} but {infos[0][1]} is in {crs}; stack one CRS")
+            raise InputError(
+                f"band file {path} ({band}) is in {c.to_string()} but {infos[0][1]} is in {crs.to_string()}; "
+                f"reproject it to that CRS (gdalwarp -t_srs {crs.to_string()}) or move its scene folder out"
+            )
     finest = min(infos, key=lambda i: abs(i[3].a))
     t, width, height = finest[3], finest[4], finest[5]
     lines = [
@@ -164,11 +175,19 @@ def stack_scenes(
     _check_resampling(resampling)
     root = Path(root)
     if not root.is_dir():
-        raise InputError(f"{root} is not a folder of scene folders")
+        what = "is a file" if root.exists() else "does not exist"
+        raise InputError(
+            f"{root} is not a folder of scene folders (it {what}); pass the folder that holds the scene folders "
+            "(each with one file per band)"
+        )
     pats = [_band_pattern(b) for b in bands]
     scene_dirs = sorted({p.parent for p in root.rglob("*") if p.is_file() and any(pt.search(p.stem) for pt in pats)})
     if not scene_dirs:
-        raise InputError(f"no files named after bands {list(bands)} under {root}")
+        raise InputError(
+            f"no file under {root} is named after any of the bands {', '.join(bands)} (e.g. "
+            f"T33UUP_{bands[0]}_10m.jp2); pass --bands as the band names appear in the file names, or the folder "
+            "that holds the scene folders"
+        )
     planned: list[tuple[Path, str]] = []
     for d in scene_dirs:
         name = "_".join(d.relative_to(root).parts) or root.name

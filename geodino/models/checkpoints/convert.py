@@ -62,6 +62,14 @@ def convert_checkpoint(
     True: re-created likewise when missing; False: none is written."""
     from geodino.io import check_writable
 
+    if expect_bands is not None:  # before any file is read: -3 or 0 bands would fail deep in building the model
+        from geodino.config import whole_number
+
+        if whole_number(expect_bands, "expect_bands", 4) < 1:
+            raise ConfigError(
+                f"expect_bands={expect_bands} (--expect-bands) must be a positive number of input bands (e.g. 4); "
+                "pass the band count the weights should take, or leave it out"
+            )
     for name, value in (("--from", src_layout), ("--to", dst_layout)):
         if value not in (*LAYOUTS, "auto") or (name == "--to" and value == "auto"):
             raise ConfigError(f"{name} {value!r} is not a layout; use one of {', '.join(LAYOUTS)}")
