@@ -353,8 +353,10 @@ def _probe_data(cfg: PretrainConfig) -> Any:
     check_sources_have_pixels(probe.sources, cfg.seed)
     check_data_fits(cfg, next(iter(probe)))
     from geodino.train.data_extent import training_extent
+    from geodino.train.init_from import resolve_init_path
 
-    return training_extent(probe.sources, cfg.init_from)  # once, from the scenes the probe loader indexed
+    start = cfg.init_from and resolve_init_path(Path(cfg.init_from).expanduser())  # a run folder: its last.ckpt
+    return training_extent(probe.sources, start)  # once, from the scenes the probe loader indexed
 
 
 def _check_resume(

@@ -132,3 +132,16 @@ def test_python_api_sees_the_heads_of_a_run_folder(tiny_run, converted):
     assert _has_heads(tiny_run) and _has_heads(tiny_run / "checkpoints")
     assert _has_heads(tiny_run / "checkpoints" / "last.ckpt")
     assert not _has_heads(paths["hf"]) and not _has_heads(paths["timm_dir"])
+
+
+def test_a_run_folder_passes_its_extent_on(tmp_path, tiny_data, tiny_run, monkeypatch):
+    """The extent a run starts from is joined from init_from's checkpoint: for a run folder its last.ckpt (the folder
+    itself was read as a sharded checkpoint without meta.pt: no extent, silently)."""
+    from geodino.train import data_extent, pretrain
+
+    seen = []
+    monkeypatch.setattr(data_extent, "training_extent", lambda sources, start=None: seen.append(start) or {})
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)
+    pretrain._probe_data(load_config(PretrainConfig, cfg, [f"init_from={tiny_run}"]))
+    assert seen == [tiny_run / "checkpoints" / "last.ckpt"]
+    assert data_extent.export_extent(seen[0]) is not None  # what the stage joins: the run's recorded extent
