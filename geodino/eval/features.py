@@ -147,11 +147,26 @@ def cache_key(backbone: Any, dataset_key: str, transform: str, layers: Any) -> s
             "dataset": dataset_key,
             "transform": transform,
             "layers": layers if isinstance(layers, str) else [int(i) for i in layers],
+            "blocks": _blocks(backbone, layers),
             "version": CACHE_VERSION,
         },
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def _blocks(backbone: Any, layers: Any) -> list[int] | None:
+    """The block indices a layer set name stands for on this backbone, so that a change in how a name resolves
+    (cd448c2 changed `four_even` on depths not divisible by 4) gives another key; None when it cannot resolve."""
+    n_blocks = getattr(backbone, "n_blocks", None)
+    if not isinstance(layers, str) or not isinstance(n_blocks, int):
+        return None
+    from geodino.backbones import layers as layer_sets
+
+    try:
+        return layer_sets.layer_indices(layers, n_blocks)
+    except ConfigError:
+        return None  # the feature run itself reports the bad name
 
 
 def default_cache_dir() -> Path:

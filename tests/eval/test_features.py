@@ -183,3 +183,18 @@ def test_entries_of_an_older_cache_version_are_recomputed(tmp_path, monkeypatch)
     monkeypatch.setattr(features, "CACHE_VERSION", 3)
     assert not extract_features(bb, ds, cfg, progress=False).from_cache
     assert extract_features(bb, ds, cfg, progress=False).from_cache
+
+
+def test_cache_key_follows_the_blocks_a_layer_name_resolves_to(monkeypatch):
+    """A cache written when `four_even` stood for other blocks (before cd448c2 on depths not divisible by 4) is
+    not read: the key holds the resolved block indices, not only the name."""
+    import geodino.backbones.layers as layer_sets
+
+    bb = TinyBackbone(seed=0)
+    assert isinstance(bb.n_blocks, int)
+    now = cache_key(bb, "ds|train", "resize=16x16", "four_last")
+    real = layer_sets.layer_indices
+    monkeypatch.setattr(layer_sets, "layer_indices", lambda layers, n: [0] * len(real(layers, n)))
+    assert cache_key(bb, "ds|train", "resize=16x16", "four_last") != now
+    monkeypatch.setattr(layer_sets, "layer_indices", real)
+    assert cache_key(bb, "ds|train", "resize=16x16", "four_last") == now
