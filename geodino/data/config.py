@@ -159,6 +159,18 @@ class CropsConfig:
             v = getattr(self, key)
             if len(v) != 2 or v[0] > v[1] or v[0] < 0:
                 raise ConfigError(f"crops.{key} must be [low, high] with 0 <= low <= high, got {list(v)}")
+        if self.n_local < 0:
+            raise ConfigError(f"crops.n_local={self.n_local} must be >= 0 (official: 8 local crops; 0 turns them off)")
+        lo, hi = self.mask_ratio
+        if not 0 <= lo <= hi <= 1:  # NaN fails every comparison
+            raise ConfigError(
+                f"crops.mask_ratio={list(self.mask_ratio)} must be [low, high] with 0 <= low <= high <= 1: shares of "
+                "a crop's patches to mask (official: [0.1, 0.5])"
+            )
+        if not 0 <= self.mask_probability <= 1:
+            raise ConfigError(
+                f"crops.mask_probability={self.mask_probability} must be in [0, 1]: the share of global crops masked"
+            )
         if self.photometric not in ("auto", "loader", "device"):
             raise ConfigError(f"crops.photometric must be 'auto', 'loader' or 'device', got {self.photometric!r}")
         if len(self.blur_probs) != 3:

@@ -5,6 +5,7 @@ Torch-free, so reading or describing a distillation config (the CLI's `--help`) 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,6 +142,7 @@ class DistillConfig:
         _refuse_pretraining_mask_keys(self.ibot)
         _refuse_pretraining_head_keys(self)
         self.koleo.validate()
+        _check_ranges(self)
         if self.train.max_steps < 1:
             raise ConfigError(f"train.max_steps={self.train.max_steps} must be >= 1")
         if self.train.global_batch_size < 2:
@@ -181,6 +183,44 @@ class DistillConfig:
             raise ConfigError("crops.mask_probability must be > 0: the masks pick the patch-distillation positions")
         if getattr(self.crops, "gram", False):
             raise ConfigError("crops.gram=true: distillation has no Gram term; set crops.gram=false")
+
+
+def _check_ranges(cfg: DistillConfig) -> None:
+    """Pretraining's recipe checks (`SSLConfig.validate`, with `recipe.check_ranges`) on the recipe sections
+    distillation builds its schedules and losses from, plus the student and heads warm-up values, one line naming
+    the key as a distillation config spells it. Before, `build_schedules` built its SSLConfig unvalidated, so a
+    negative lr, momentum 1.5, a negative loss weight or `optim.adamw_beta2=1.0` ran silently or in a traceback."""
+    from geodino.train.recipe import GramConfig, SSLConfig, _in_range
+
+    # the same recipe view as build.build_schedules; its student / gram sections are defaults and pass
+    ssl = SSLConfig(
+        dino=cfg.dino,
+        ibot=cfg.ibot,
+        koleo=cfg.koleo,
+        gram=GramConfig(use_loss=False),
+        optim=cfg.optim,
+        schedules=cfg.schedules,
+    )
+    ssl.validate(prefix="")  # distillation's keys are top-level: schedules.lr.peak, dino.loss_weight, optim.*
+    for i, s in enumerate(cfg.students):
+        _in_range(f"students[{i}].drop_path_rate", s.drop_path_rate, 0.0, 1.0, hi_open=True)
+    t = cfg.teacher
+    _in_range("teacher.head_warmup_lr", t.head_warmup_lr, 0.0, math.inf)
+    _in_range(
+        "teacher.head_warmup_teacher_temp",
+        t.head_warmup_teacher_temp,
+        0.0,
+        math.inf,
+        lo_open=True,
+        why="the teacher's softmax divides by it",
+    )
+    mom = list(t.head_warmup_momentum)
+    ok = len(mom) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v) and 0 <= v <= 1 for v in mom)
+    if not ok:
+        raise ConfigError(
+            f"teacher.head_warmup_momentum={mom} must be two numbers [start, end] in [0, 1]: the EMA heads keep "
+            "this share of their weights each step"
+        )
 
 
 def _check_lr_cosine(value: Any) -> None:
