@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
+from typing import Any
 
 __all__ = ["find_metrics", "loss_summary", "plot_curves", "plot_distill_log", "plot_run", "read_metrics"]
 
@@ -81,9 +82,7 @@ def plot_curves(
     ln_k = math.log(n_prototypes) if n_prototypes and n_prototypes > 1 else None
     for ax, (title, keys, frac) in zip(axes, loss_rows):
         for key in keys:
-            series = metrics[key]
-            steps = sorted(series)
-            ax.plot(steps, [series[s] for s in steps], label=key.removesuffix("_loss"), lw=1.2)
+            _plot_series(ax, metrics[key], key.removesuffix("_loss"))
         if ln_k is not None and frac:
             ax.axhline(frac * ln_k, color="k", ls="--", lw=0.8, label=_share_of_ln_k(frac))
         ax.set_ylabel(title, fontsize=8)
@@ -93,9 +92,7 @@ def plot_curves(
         axes[0].set_title(f"losses: a flat DINO loss at ln K (iBOT at {ibot}) means nothing was learned", fontsize=9)
     for ax, (title, keys) in zip(axes[len(loss_rows) :], panels):
         for key in keys:
-            series = metrics[key]
-            steps = sorted(series)
-            ax.plot(steps, [series[s] for s in steps], label=key.split("/")[-1], lw=1.2)
+            _plot_series(ax, metrics[key], key.split("/")[-1])
         if title.startswith("teacher target entropy") and n_prototypes and n_prototypes > 1:
             ax.axhline(math.log(n_prototypes), color="k", ls="--", lw=0.8)
         ax.set_ylabel(title, fontsize=7)
@@ -103,6 +100,18 @@ def plot_curves(
             ax.legend(fontsize=7)
     axes[-1].set_xlabel("step")
     return save_figure(fig, out_png, dpi=110, format="png")
+
+
+# a series with fewer logged steps than this is drawn with markers: a line through one point draws nothing
+# (`geodino demo --size tiny` logs one step and its curves.png looked empty)
+MARKERS_BELOW = 20
+
+
+def _plot_series(ax: Any, series: dict[int, float], label: str) -> None:
+    """One logged series against its steps; with a marker at every point when there are few of them."""
+    steps = sorted(series)
+    marker = {"marker": "o", "ms": 3.5} if len(steps) < MARKERS_BELOW else {}
+    ax.plot(steps, [series[s] for s in steps], label=label, lw=1.2, **marker)
 
 
 def _share_of_ln_k(frac: float) -> str:
@@ -158,9 +167,7 @@ def plot_distill_log(log_csv: str | Path, out_png: str | Path | None = None) -> 
     axes = fig.subplots(len(rows), 1, sharex=True, squeeze=False)[:, 0]
     for ax, (title, keys) in zip(axes, rows):
         for key in keys:
-            series = metrics[key]
-            steps = sorted(series)
-            ax.plot(steps, [series[s] for s in steps], label=key.split("/")[-1], lw=1.2)
+            _plot_series(ax, metrics[key], key.split("/")[-1])
         ax.set_ylabel(title, fontsize=8)
         if len(keys) > 1:
             ax.legend(fontsize=7, ncol=3)
