@@ -56,6 +56,18 @@ def _sample_and_seed(sample: Any, seed: Any, least: int, why: str) -> tuple[int,
     return sample, seed
 
 
+# total variance at most this share of the mean squared feature norm is no variance: float32 round-off of constant
+# features (relative std ~1e-7) is below it, any real variation (even of int8 or float16 features) far above
+FLAT_VARIANCE = 1e-12
+
+
+def _no_variance(x: np.ndarray) -> tuple[bool, float]:
+    """(whether the sampled feature vectors `x` [n, d] are constant up to round-off, their total variance)."""
+    x64 = x.astype(np.float64)
+    total = float(x64.var(axis=0).sum())
+    return total <= FLAT_VARIANCE * float((x64**2).sum(axis=1).mean()), total
+
+
 def pca_map(
     features: str | Path,
     out: str | Path,
@@ -65,7 +77,9 @@ def pca_map(
     seed: int = 0,
     overwrite: bool = False,
 ) -> Path:
-    """3-band uint8 COG of the first three principal components (0 = nodata; values stretched 2-98 %)."""
+    """3-band uint8 COG of the first three principal components (0 = nodata; values stretched 2-98 %). Features
+    that do not vary over the sample (total variance ~0 next to their magnitude) give a flat map: a UserWarning,
+    and the explained variance is tagged 0,0,0."""
     from sklearn.decomposition import PCA
 
     sample, seed = _sample_and_seed(sample, seed, 3, "three components")
@@ -75,8 +89,18 @@ def pca_map(
         x = rd.sample(sample, seed)
         if len(x) < 3:
             raise InputError(f"feature raster {features} has fewer than 3 valid pixels; nothing to map")
-        with rd.fitting(f"the PCA of {plural(len(x), 'sampled cell')}"):
+        flat, total = _no_variance(x)
+        with rd.fitting(f"the PCA of {plural(len(x), 'sampled cell')}"), warnings.catch_warnings():
+            if flat:  # sklearn's own 0/0 of the explained variance ratio: the warning below says it in words
+                warnings.simplefilter("ignore", RuntimeWarning)
             pca = PCA(n_components=3, random_state=seed).fit(x)
+        if flat:  # PCA of round-off: a flat map tagged "1.0000,0,0" (or noise ratios) read as structure
+            warnings.warn(
+                f"{features}: the features do not vary over {plural(len(x), 'sampled cell')} (total variance "
+                f"{total:.3g}); the PCA map is one flat colour, not structure, and its explained variance is tagged "
+                "0,0,0",
+                stacklevel=2,
+            )
         proj = pca.transform(x)
         lo, hi = np.percentile(proj, 2, axis=0), np.percentile(proj, 98, axis=0)
         span = np.where(hi > lo, hi - lo, 1.0)
@@ -91,7 +115,7 @@ def pca_map(
                 rgb[:, ~valid] = 0
                 yield win, rgb
 
-        ratio = ",".join(f"{v:.4f}" for v in pca.explained_variance_ratio_)
+        ratio = ",".join(f"{0.0 if flat else v:.4f}" for v in pca.explained_variance_ratio_)
         write_cog(
             out,
             blocks(),
@@ -105,7 +129,8 @@ def pca_map(
     if png is not None:
         from geodino.embed.quicklook import rgb_png
 
-        rgb_png(out, png, title=f"{out.name}  (red, green, blue: PC1, PC2, PC3)")
+        what = "constant features: no principal components" if flat else "red, green, blue: PC1, PC2, PC3"
+        rgb_png(out, png, title=f"{out.name}  ({what})")
     return out
 
 
