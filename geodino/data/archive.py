@@ -206,10 +206,16 @@ class RasterArchive:
         it = tqdm(self.files, desc="indexing rasters", unit="file", disable=not progress or len(self.files) < 200)
         for path in it:
             try:
-                with gdal_read_errors(path) as broken, rasterio.open(path) as src:
-                    if broken:  # a header cut short opens without its CRS/nodata: name the cause, not the symptom
-                        self._fail(path, f"is truncated or corrupt (GDAL: {broken[0]}); {_REFETCH}")
-                        continue
+                with warnings.catch_warnings(record=True) as held, gdal_read_errors(path) as broken:
+                    warnings.simplefilter("always")
+                    src = rasterio.open(path)
+                if broken:  # a header cut short opens without its CRS/nodata: name the cause, not the symptom
+                    src.close()  # and its "no geotransform" warning, a symptom, is not shown
+                    self._fail(path, f"is truncated or corrupt (GDAL: {broken[0]}); {_REFETCH}")
+                    continue
+                for w in held:
+                    warnings.warn(w.message, w.category, stacklevel=2)
+                with src:
                     if src.crs is None and self.require_crs:
                         self._fail(path, "has no CRS; assign one (e.g. `gdal_edit.py -a_srs EPSG:32633 FILE`)")
                         continue

@@ -24,7 +24,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from geodino.errors import InputError
 
@@ -39,6 +39,7 @@ __all__ = [
     "header_or_none",
     "read_error",
     "read_header",
+    "tiff_cut_short",
 ]
 
 RASTERIO_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")  # read with rasterio; the rest with Pillow
@@ -94,6 +95,24 @@ def gdal_read_errors(path: str | Path | None = None) -> Iterator[list[str]]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+def tiff_cut_short(src: Any, path: str | Path) -> tuple[int, int] | None:
+    """(byte where the last pixel block ends, file size) of a local GeoTIFF whose pixel data runs past its end (a
+    download or copy cut short after the header), else None. Reads the block table only (GDAL's TIFF metadata), so a
+    header scan (`geodino data index`) can name the cut file before any window read fails; the raster archive does
+    not call it, so a cut file among others still reads as failed windows (curate records their tiles as nodata). A
+    healthy file never has a block past its end; overviews appended after the full-resolution data are not checked."""
+    if getattr(src, "driver", None) != "GTiff" or not os.path.isfile(str(path)) or not src.count:
+        return None
+    (bh, bw), end = src.block_shapes[0], 0
+    last = f"{-(-src.width // bw) - 1}_{-(-src.height // bh) - 1}"
+    for band in dict.fromkeys((1, src.count)):  # pixel-interleaved: band 1 holds all; band-separate: the last band
+        offset, size = (src.get_tag_item(f"BLOCK_{k}_{last}", "TIFF", bidx=band) for k in ("OFFSET", "SIZE"))
+        if offset and size and int(offset) > 0:
+            end = max(end, int(offset) + int(size))
+    have = os.path.getsize(str(path))
+    return (end, have) if end > have else None
 
 
 class HeaderError(InputError):

@@ -3,6 +3,8 @@ naming the file, flag or value and what to do (exit 2 from the CLI, no traceback
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import rasterio
@@ -20,9 +22,9 @@ def _tif(path, dtype="uint16", count=4, size=64, crs="EPSG:32631"):
     return path
 
 
-def _cut_in_geokeys(src, dst):
-    """`src` cut inside its GeoKeyDirectory (a download that stopped in the header): libtiff opens it with only
-    warnings, and without its CRS."""
+def _cut_in_geokeys(src, dst, at=34735):
+    """`src` cut inside its GeoKeyDirectory (tag `at`; 33550: its pixel scale, so no geotransform either), as a
+    download that stopped in the header: libtiff opens it with only warnings, and without its CRS."""
     import struct
 
     raw = src.read_bytes()
@@ -30,7 +32,7 @@ def _cut_in_geokeys(src, dst):
     n = struct.unpack("<H", raw[ifd : ifd + 2])[0]
     for i in range(n):
         tag, _typ, _cnt, value = struct.unpack("<HHII", raw[ifd + 2 + 12 * i : ifd + 14 + 12 * i])
-        if tag == 34735:  # GeoKeyDirectoryTag: its values live at `value`
+        if tag == at:  # its values live at `value`
             dst.write_bytes(raw[: value + 4])
             return dst
     raise AssertionError("no GeoKeyDirectory")
@@ -167,3 +169,52 @@ def test_demo_help_is_a_full_sentence(capsys):
     out = capsys.readouterr().out
     desc = " ".join(out.split("\n\n")[1].split())
     assert desc.endswith(".") and not desc.endswith(":") and "pretrain" in desc
+
+
+def test_tiff_cut_short_finds_pixels_that_stop_short(tmp_path):
+    """The header reads, the pixel data stops (no GDAL warning on opening): the block table says where it ends."""
+    from geodino.data.headers import tiff_cut_short
+
+    full = _tif(tmp_path / "full.tif", size=128).read_bytes()
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(full[: len(full) // 2])
+    with rasterio.open(cut) as src:
+        assert tiff_cut_short(src, cut) == (len(full), len(full) // 2)
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [{}, {"interleave": "band"}, {"tiled": True, "blockxsize": 64, "blockysize": 64, "compress": "deflate"},
+     {"tiled": True, "blockxsize": 64, "blockysize": 64, "sparse_ok": True}, {"driver": "COG", "blocksize": 64}],
+)  # fmt: skip
+def test_healthy_layouts_are_not_called_truncated(tmp_path, layout):
+    """No false alarm: strips, band-separate, tiled+compressed, sparse (empty blocks), COG with overviews."""
+    from geodino.data.archive import RasterArchive
+    from geodino.data.headers import tiff_cut_short
+
+    path = tmp_path / "ok.tif"
+    kw = {"driver": "GTiff", **layout}
+    data = (
+        np.zeros((5, 300, 260), "uint16") if layout.get("sparse_ok") else np.arange(5 * 300 * 260).reshape(5, 300, 260)
+    )
+    with rasterio.open(path, "w", width=260, height=300, count=5, dtype="uint16", crs="EPSG:32631",
+                       transform=from_origin(0, 0, 10, 10), **kw) as dst:  # fmt: skip
+        dst.write(data.astype("uint16"))
+    with rasterio.open(path) as src:
+        assert tiff_cut_short(src, path) is None
+    assert len(RasterArchive([str(path)], uniform=False)) == 1
+
+
+def test_a_file_cut_in_its_header_is_one_warning_when_skipped(tmp_path):
+    """Skipped (on_error skip; `viz attention` and `data index` read so): one warning naming the cause; rasterio's
+    "Dataset has no geotransform" (a symptom of the cut) came before it."""
+    from geodino.data.archive import RasterArchive
+
+    good = _tif(tmp_path / "good.tif")
+    cut = _cut_in_geokeys(_tif(tmp_path / "full.tif"), tmp_path / "cut.tif", at=33550)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        archive = RasterArchive([str(good), str(cut)], on_error="skip", require_crs=False, uniform=False)
+    assert len(archive) == 1 and archive.skipped[0][0] == str(cut)
+    (only,) = [str(w.message) for w in seen]
+    assert only.startswith(f"skipping raster {cut}: is truncated or corrupt (GDAL: ")
