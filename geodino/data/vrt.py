@@ -86,7 +86,10 @@ def _check_resampling(resampling: str) -> None:
 
 def _stack_bands_xml(band_files: dict[str, str | Path], resampling: str) -> str:
     """The VRT XML stacking `band_files` (in order) on the finest of their grids; reads headers only."""
+    import warnings
+
     import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
 
     from geodino.data.headers import gdal_read_errors
 
@@ -95,7 +98,11 @@ def _stack_bands_xml(band_files: dict[str, str | Path], resampling: str) -> str:
     out = "re-download it or move its scene folder out of the root"
     for band, path in band_files.items():
         try:
-            with gdal_read_errors(path) as broken, rasterio.open(path) as src:
+            # "no geotransform" only repeats what the one-line error below says (no CRS, or a header cut short)
+            with warnings.catch_warnings(), gdal_read_errors(path) as broken:
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                src = rasterio.open(path)
+            with src:
                 if broken:  # a header cut short opens without its CRS: say so, not "no CRS"
                     raise InputError(f"band file {path} is truncated or corrupt (GDAL: {broken[0]}); {out}")
                 if src.crs is None:
