@@ -56,8 +56,7 @@ def _first_bands(paths: Any) -> tuple[int, tuple[str, ...] | None, str, tuple[in
     try:
         head = read_header(files[0], reader="rasterio")
     except HeaderError as err:
-        exc = err.__cause__ or err
-        cut = read_error(str(exc), files[0])
+        cut = read_error(str(exc := err.__cause__ or err), files[0])
         why = f"is truncated or corrupt (GDAL: {cut}); re-download or re-copy it" if cut else "cannot be read"
         raise InputError(f"raster {files[0]} {why}" + ("" if cut else f" ({type(exc).__name__}: {exc})")) from exc
     return head.count, head.band_names, head.dtype, head.alpha
