@@ -113,6 +113,8 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = (), schema: type | None = No
     from omegaconf import OmegaConf
 
     path = path.expanduser()
+    if path.is_dir():
+        raise ConfigError(_folder_line(path, seen))
     if not path.is_file():
         if seen:  # a _base_: name the file that asks for it
             raise ConfigError(
@@ -126,8 +128,7 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = (), schema: type | None = No
     try:
         raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
     except Exception as exc:  # yaml errors have many classes; all mean the same to the user
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"config file {path} is not valid YAML: {first}") from exc
+        raise ConfigError(_yaml_line(path, exc)) from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must hold a mapping of keys, not {type(raw).__name__}")
     bases = raw.pop(BASE_KEY, None)
@@ -198,6 +199,32 @@ def is_override(arg: str) -> bool:
     return bool(eq) and not arg.startswith("-") and key.replace(".", "").replace("_", "").isalnum()
 
 
+def _yaml_line(path: Path, exc: Exception) -> str:
+    """One line for a YAML file that does not parse: where (line and column, 1-based, from yaml's problem_mark) and
+    what, with the construct it was in and where that started (yaml's context). Was only the context's first line
+    ("while parsing a flow sequence"), which says neither where nor what went wrong."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    if mark is None or not problem:
+        text = str(exc).strip()
+        return f"config file {path} is not valid YAML: {text.splitlines()[0] if text else type(exc).__name__}"
+    where = f"config file {path} is not valid YAML at line {mark.line + 1}, column {mark.column + 1}"
+    context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and start is not None:
+        problem += f" ({context} started at line {start.line + 1}, column {start.column + 1})"
+    elif context:
+        problem += f" ({context})"
+    return f"{where}: {problem}"
+
+
+def _folder_line(path: Path, seen: tuple[Path, ...] = ()) -> str:
+    """One line for a config path that is a folder (was "not found"): a YAML file is expected; the folder's own
+    YAML files are offered when it has a few."""
+    names = sorted(p.name for p in path.glob("*.y*ml"))
+    offer = f" (it holds {', '.join(names[:5])}{', ...' if len(names) > 5 else ''})" if names else ""
+    asked = f", the {BASE_KEY} of {seen[-1]}," if seen else ""
+    return f"config file {path}{asked} is a folder; a YAML config file is expected{offer}"
+
+
 def load_config(schema: type[T], path: str | Path | None = None, overrides: str | Sequence[str] | None = None) -> T:
     """Build a `schema` instance from defaults, an optional YAML file and dotted overrides (a list of `key=value`
     strings, or one such string).
@@ -212,6 +239,8 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: str 
     sources: list[tuple[str, dict[str, Any]]] = []
     if path is not None:
         found = find_config(path, schema)
+        if found.is_dir():
+            raise ConfigError(_folder_line(found))
         if not found.is_file() and schema.__name__ in _CONFIG_FOLDERS:
             raise ConfigError(
                 f"config file {found} not found; pass an existing YAML file to --config or a shipped one by name: "

@@ -155,11 +155,20 @@ def _add_embedding_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--overlap", type=int, help="tile overlap in input pixels (default 128)")
     g.add_argument("--blend", choices=("cosine", "hann", "center"), help="blending of overlaps (default cosine)")
     g.add_argument("--margin", type=int, help="pixels at inner tile borders with weight 0 (default overlap/4)")
-    g.add_argument("--batch-size", type=int, dest="batch_size")
+    g.add_argument("--batch-size", type=int, dest="batch_size", help="tiles per forward pass (default 8)")
     g.add_argument("--layers", help="last | four_last | four_even | block indices like 4,8,11")
-    g.add_argument("--layer-mode", choices=("concat", "mean"), dest="layer_mode")
+    g.add_argument(
+        "--layer-mode",
+        choices=("concat", "mean"),
+        dest="layer_mode",
+        help="several --layers: concatenate their features or average them (default concat)",
+    )
     g.add_argument("--l2", type=_bool, dest="l2_normalize", help="unit-length vectors (default: on for int8)")
-    g.add_argument("--dtype", choices=("float32", "float16", "int8"))
+    g.add_argument(
+        "--dtype",
+        choices=("float32", "float16", "int8"),
+        help="stored feature type (default float32; int8: unit-length vectors, AlphaEarth coding)",
+    )
     g.add_argument("--chunk", type=int, help="storage chunk in output cells (default: auto)")
     g.add_argument("--upsample", action="store_true", default=None, help="write at the input resolution")
     g.add_argument("--sensor", help="the data's sensor (its DN scale), e.g. sentinel2_l2a")
@@ -203,18 +212,30 @@ def _add_embedding_flags(p: argparse.ArgumentParser) -> None:
         type=lambda v: [b.strip() for b in v.split(",") if b.strip()],
         help="STAC input: bands of the asset by name or 1-based number, e.g. red,green,blue",
     )
-    g.add_argument("--allow-no-crs", action="store_true", default=None, dest="allow_no_crs")
-    g.add_argument("--overwrite", action="store_true", default=None)
+    g.add_argument(
+        "--allow-no-crs",
+        action="store_true",
+        default=None,
+        dest="allow_no_crs",
+        help="embed an input without a CRS (default: refuse it; the output has none either)",
+    )
+    g.add_argument("--overwrite", action="store_true", default=None, help="replace an existing --out (default: refuse)")
     g.add_argument("--resume", action="store_true", default=None, help="finish an interrupted run")
     g.add_argument("--bf16", action="store_true", default=None, dest="amp", help="bf16 autocast inference")
-    g.add_argument("--device")
+    g.add_argument("--device", help="torch device: cpu, cuda, cuda:1, mps (default cpu)")
     g.add_argument("--workers", type=int, help="spawn N processes on disjoint blocks of one store")
     g.add_argument(
         "--world-size", type=int, dest="world_size", help="ranks launched outside (e.g. SLURM); many scenes: split them"
     )
-    g.add_argument("--rank", type=int)
-    g.add_argument("--threads", type=int, help="torch threads per process")
-    g.add_argument("--no-progress", action="store_false", default=None, dest="progress")
+    g.add_argument("--rank", type=int, help="this process's rank in 0..--world-size - 1 (default 0)")
+    g.add_argument("--threads", type=int, help="torch threads per process (default 0: torch's default)")
+    g.add_argument(
+        "--no-progress",
+        action="store_false",
+        default=None,
+        dest="progress",
+        help="no progress bar (default: shown); the closing lines still come",
+    )
 
 
 def _add_product_flags(p: argparse.ArgumentParser) -> None:
@@ -336,6 +357,8 @@ def _images(args: argparse.Namespace) -> int:
         )
     if not args.backbone or not args.out:
         raise ConfigError("geodino embed images needs --backbone SPEC and --out FEATS.parquet")
+    if args.threads is not None and args.threads < 0:  # torch.set_num_threads raised a RuntimeError traceback
+        raise ConfigError(f"--threads {args.threads} must be >= 0; pass a count >= 1, or 0 for torch's default")
     if args.threads:
         import torch
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from geodino.data.band_args import parse_band_numbers as band_numbers  # the old name (embed/images.py)
 from geodino.embed.backbone import parse_layers
 from geodino.embed.blend import BLEND_MODES
+from geodino.embed.command_flags import flag_name
 from geodino.embed.writers import DTYPES
 from geodino.errors import ConfigError, did_you_mean, plural
 
@@ -117,8 +119,23 @@ class EmbedConfig:
                 f"margin={self.margin} must be >= 0 (a multiple of the patch size, at most overlap/2); pass --margin 0 "
                 f"or leave it out (default overlap/4)"
             )
-        if self.batch_size < 1 or self.workers < 1 or self.world_size < 1:
-            raise ConfigError("batch_size, workers and world_size must be >= 1")
+        for name in ("batch_size", "workers", "world_size"):  # each named with its value (was one line for all three)
+            if getattr(self, name) < 1:
+                raise ConfigError(
+                    f"{flag_name(name)} {getattr(self, name)} ({name}= in Python) must be >= 1; pass "
+                    f"{flag_name(name)} {getattr(EmbedConfig, name)} (the default) or more"
+                )
+        if self.threads < 0:  # torch.set_num_threads raised a RuntimeError traceback deep in the run
+            raise ConfigError(
+                f"--threads {self.threads} (threads= in Python) must be >= 0; pass a count >= 1, or 0 for torch's "
+                "default (the default)"
+            )
+        if self.scale is not None and not 0 < self.scale < math.inf:  # a negative factor flips every band's sign
+            raise ConfigError(
+                f"--scale {self.scale} (scale= in Python) must be a positive DN -> reflectance factor, e.g. --scale "
+                "1e-4 for reflectance x 10000; leave it out for the default (the backbone's recorded scale, else by "
+                "dtype)"
+            )
         if not 0 <= self.rank < self.world_size:
             raise ConfigError(f"rank={self.rank} must be in 0..{self.world_size - 1} for world_size={self.world_size}")
         if self.on_error not in ("stop", "skip"):
