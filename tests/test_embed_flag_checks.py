@@ -140,3 +140,27 @@ def test_config_folder_is_called_a_folder(capsys, scene, tmp_path):
     assert "is a folder" in line and "not found" not in line and "mine.yaml" in line, line
     with pytest.raises(ConfigError, match="is a folder"):
         load_config(EmbedConfig, folder)
+
+
+@pytest.mark.parametrize(
+    "override, expect",
+    [
+        ("band_scale=[0]", "band_scale=[0.0]: 0.0 is not a positive"),  # was accepted: every band read as 0
+        ("band_scale=[-1e-4]", "is not a positive DN -> reflectance factor"),  # was accepted: bands negated
+        ("gdal_cache_mb=-1", "gdal_cache_mb=-1 must be >= 0"),  # went to GDAL_CACHEMAX as a negative byte count
+    ],
+)
+def test_band_scale_and_cache_out_of_range_are_one_line(capsys, scene, tmp_path, override, expect):
+    out = tmp_path / "out.tif"
+    line = error_line(capsys, "embed", scene, "-b", SPEC, "--out", out, "--tile", "64", "--overlap", "0", override)
+    assert expect in line, line
+    assert not out.exists()
+
+
+def test_band_rule_values_in_python():
+    for options in ({"band_scale": ["a"]}, {"band_scale": [True]}, {"band_scale": [1e-4], "band_offset": [np.nan]}):
+        with pytest.raises(ConfigError, match="band_"):
+            EmbedConfig(**options).validate()
+    cfg = EmbedConfig(band_scale=["1e-4", np.float32(2.0)], band_offset=[-0.1, "0"])  # text read as numbers
+    cfg.validate()
+    assert cfg.band_scale == [1e-4, 2.0] and cfg.band_offset == [-0.1, 0.0]

@@ -155,6 +155,10 @@ class EmbedConfig:
             value = getattr(self, key)
             if value is not None and (not isinstance(value, list) or not value):
                 raise ConfigError(f"{key}={value!r} must be a list of numbers (one, or one per band read), e.g. [1e-4]")
+            if value is not None:
+                setattr(self, key, band_rule(key, value))
+        if self.gdal_cache_mb < 0:  # went to GDAL_CACHEMAX as a negative byte count
+            raise ConfigError(f"gdal_cache_mb={self.gdal_cache_mb} must be >= 0 (MB of GDAL block cache; default 64)")
         if self.scale is not None and (self.band_scale is not None or self.band_offset is not None):
             raise ConfigError("scale and band_scale/band_offset both give the DN -> reflectance rule; keep one")
         if self.band_offset is not None and self.band_scale is None:  # as the probes' data_offset needs data_scale
@@ -193,6 +197,32 @@ def coerce_fields(cfg: EmbedConfig) -> None:
             setattr(cfg, name, real_number(value, name, "1e-4" if name == "scale" else "0", finite=False))
         else:
             setattr(cfg, name, true_or_false(value, name))
+
+
+def band_rule(key: str, values: list[Any]) -> list[float]:
+    """`band_scale` / `band_offset` as floats (numeric text, "1e-4", read as the scalar options read it): each
+    `band_scale` value a finite number > 0 and each `band_offset` value a finite number, as `scale` must be; a zero
+    or negative factor zeroed or negated the band (it was accepted), other text failed deep in the run."""
+    import numbers
+
+    out = []
+    for v in values:
+        x = v
+        if isinstance(v, str):
+            try:
+                x = float(v.strip())
+            except ValueError:
+                x = None
+        ok = isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+        if ok:
+            out.append(float(x))
+        if not ok or (key == "band_scale" and x <= 0):
+            what = "a positive DN -> reflectance factor" if key == "band_scale" else "a finite number"
+            raise ConfigError(
+                f"{key}={values!r}: {v!r} is not {what}; give one value or one per band read, e.g. "
+                + ("band_scale=[0.0001]" if key == "band_scale" else "band_scale=[0.0001] band_offset=[-0.1]")
+            )
+    return out
 
 
 def time_choice(value: Any) -> int | str | None:
