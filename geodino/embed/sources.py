@@ -88,8 +88,22 @@ class RasterSource(WindowedSource):
 
         self.path = str(path)
         self.user_nodata = nodata
+        import warnings
+
+        from geodino.data.headers import gdal_read_errors
+
         try:
-            with rasterio.open(self.path) as src:
+            with warnings.catch_warnings(record=True) as held, gdal_read_errors(self.path) as broken:
+                warnings.simplefilter("always")
+                src = rasterio.open(self.path)
+            if broken:  # a header cut short opens without its CRS: name the cause, not the missing CRS
+                src.close()
+                raise InputError(
+                    f"input {self.path} is truncated or corrupt (GDAL: {broken[0]}); re-download or re-copy it"
+                )
+            for w in held:
+                warnings.warn(w.message, w.category, stacklevel=2)
+            with src:
                 count, dtype = src.count, src.dtypes[0]
                 self.info = SourceInfo(
                     path=self.path,
