@@ -78,9 +78,10 @@ def embed_images(
     `cls+mean` adds the last block's mean. `image_size` 0 feeds each image at its own size rounded up to the patch
     size (all images must then have one size); N resizes every image to N x N. `bands`: 1-based bands of each file
     to use. `scale`/`offset`: DN -> reflectance (`x * scale + offset`; 0 = the backbone's recorded DN scale, else by
-    dtype). `on_error`: `skip` (warn, leave the file out) or `stop` at an unreadable image. Numbers may be given as
-    text (`batch_size="16"`), as the CLI reads them. Returns `out`. With `progress=False` the run is quiet on stderr
-    (no bar, no "wrote ..." line; `geodino.embed.pipeline.run_lines` asks for the lines); warnings still come.
+    dtype; a negative scale is refused). `on_error`: `skip` (warn, leave the file out) or `stop` at an unreadable
+    image. Numbers may be given as text (`batch_size="16"`), as the CLI reads them. Returns `out`. With
+    `progress=False` the run is quiet on stderr (no bar, no "wrote ..." line; `geodino.embed.pipeline.run_lines`
+    asks for the lines); warnings still come.
 
     Resumable: vectors go into parts in `.NAME.partial/` beside `out` as they are computed (`image_parts`); a rerun
     with the same arguments after a kill continues after the last part and writes the file an uninterrupted run
@@ -96,6 +97,11 @@ def embed_images(
     batch_size, image_size = _check_options(pool, on_error, batch_size, image_size, out)
     bands = band_numbers(bands, hint=IMAGE_BANDS_HINT)
     scale, offset = _real(scale, "--scale", "scale"), _real(offset, "--offset", "offset")
+    if scale < 0:  # was read as "unset" (the default rule): the user's factor silently ignored
+        raise ConfigError(
+            f"--scale {scale:g} (scale= in Python) must be a positive DN -> reflectance factor, e.g. --scale 1e-4; "
+            "leave it out (scale=0 in Python) for the default: the backbone's recorded scale, else by dtype"
+        )
     l2_normalize, overwrite = _bool(l2_normalize, "--l2", "l2_normalize"), _bool(overwrite, "--overwrite", "overwrite")
     progress, amp = _bool(progress, "--no-progress", "progress"), _bool(amp, "--bf16", "amp")
     check_data_offset(scale, offset, SCALE_KEYS)

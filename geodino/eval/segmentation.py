@@ -207,9 +207,21 @@ def check_sample(s: dict[str, Any], cfg: SegmentationProbeConfig, backbone: Any,
 
 
 def default_layers(cfg_layers: Any, head: str) -> Any:
-    if cfg_layers in (None, "auto"):
-        return "last" if head == "linear" else "four_even"
-    return list(cfg_layers) if not isinstance(cfg_layers, str) else cfg_layers
+    """`auto`/None as the head's default (linear: last, else four_even); a list or tuple as a list; a whole number
+    as an int, which `resolve_layers` refuses in its one line (`list(2)` was a TypeError traceback); anything else
+    (2.5, True, a mapping) is refused here in one line."""
+    import numbers
+
+    if isinstance(cfg_layers, str) or cfg_layers is None:
+        return ("last" if head == "linear" else "four_even") if cfg_layers in (None, "auto") else cfg_layers
+    if isinstance(cfg_layers, (list, tuple)):
+        return list(cfg_layers)
+    if isinstance(cfg_layers, numbers.Integral) and not isinstance(cfg_layers, bool):
+        return int(cfg_layers)
+    raise ConfigError(
+        f"segmentation head={head}: layers={cfg_layers!r} must be auto, last, four_last, four_even, "
+        "four_even_official, pangaea or a list of block indices, e.g. layers=[8, 11]"
+    )
 
 
 def head_layers(backbone: Any, cfg: SegmentationProbeConfig) -> str | list[int]:
