@@ -42,7 +42,14 @@ from geodino.eval.head_training import (
     to_device,
     train_head,
 )
-from geodino.eval.height_head import CanopyModel, HeightDecoder, build_model, height_bins, height_loss
+from geodino.eval.height_head import (
+    CanopyModel,
+    HeightDecoder,
+    build_model,
+    height_bins,
+    height_loss,
+    init_output,
+)
 from geodino.eval.layer_choice import backbone_name, resolve_layers
 from geodino.eval.metrics import RegressionMeter, tree_iou_degenerate
 from geodino.eval.scaling import InputScaling, check_data_offset
@@ -65,6 +72,7 @@ __all__ = [
     "make_tiles",
     "pair_chms",
     "run_canopy",
+    "train_epochs",
     "warn_degenerate_tree_iou",
     "write_height_geotiff",
 ]
@@ -100,6 +108,7 @@ class CanopyProbeConfig:
     data_scale: float = 0.0  # DN -> reflectance factor; 0: the backbone's recorded scale/offset, else by dtype
     data_offset: float = 0.0  # added after data_scale (reflectance = DN * data_scale + data_offset)
     epochs: int = 30
+    min_steps: int = 0  # epochs raised to give at least this many optimiser steps (one raster: use ~500); 0: epochs
     batch_size: int = 4
     lr: float = 3e-4
     weight_decay: float = 1e-4
@@ -338,6 +347,7 @@ def _train(
     maps0, _ = extract(backbone, tiles["image"][:1], layers)
     seed_everything(cfg.seed)  # the head's initial weights depend on the seed, not on what ran before
     model = build_model(cfg, maps0[0].shape[1], len(maps0))
+    init_output(model, float(tiles["target"][tiles["valid"]].median()))  # start at the heights' scale
     device = head_device(backbone)  # the head trains where the backbone runs; the tiles stay on the host
     model.to(device)
 
@@ -347,8 +357,20 @@ def _train(
         return height_loss(heights, target, valid, cfg.loss, cfg.silog_lambda, cfg.silog_eps)
 
     train_options = options_for(train_head, cfg, desc=f"canopy {cfg.head}/{cfg.output}")
+    train_options["epochs"] = train_epochs(cfg, len(store))
     history = train_head(model, store, loss_fn, **train_options)  # epochs, batch_size, lr, ... of `cfg`
     return model, history
+
+
+def train_epochs(cfg: CanopyProbeConfig, n_tiles: int) -> int:
+    """`cfg.epochs`, raised so that the head takes at least `cfg.min_steps` optimiser steps.
+
+    Epochs alone scale the budget with the data: one 400 px raster at crop 64 is 12 training tiles, 3 steps an
+    epoch, so 20 epochs were 60 AdamW steps (36 at the full lr), too few for a DPT head to leave the constant
+    prediction (R2 < 0 where ridge on the same patch features gives 0.7).
+    """
+    per_epoch = max(1, math.ceil(n_tiles / max(1, cfg.batch_size)))
+    return max(cfg.epochs, math.ceil(max(0, cfg.min_steps) / per_epoch))
 
 
 def _predict_rasters(

@@ -94,3 +94,43 @@ def build_model(cfg: CanopyProbeConfig, embed_dim: int, n_layers: int) -> Canopy
     else:
         head = LinearHead([embed_dim] * n_layers, n_out)
     return CanopyModel(head, HeightDecoder(cfg.output, cfg.n_bins, cfg.min_height, cfg.max_height))
+
+
+def init_output(model: CanopyModel, median: float) -> None:
+    """Start the head's prediction at `median` metres (the training heights' median) rather than far from it.
+
+    Before, a binned head started at about the mean of its bins (31 m for CHMv2's mixlog bins over [0.001, 96] m)
+    and a direct one at `min_height`, so on CHMs with a median of a few metres the first steps went to moving that
+    constant. Now `direct` sets the last bias to median - min_height; binned outputs get biases (summing to 10,
+    more for the uniform bins' 0.1 floor) proportional to exp(-bin / tau), tau solved so that the weighted mean of
+    the bins is the median, and the last weights are scaled by 0.1 so the random part stays small beside it.
+    """
+    last = _last_conv(model.head)
+    if last is None or last.bias is None:
+        return
+    dec = model.decoder
+    median = float(max(median, dec.lo))
+    with torch.no_grad():
+        if dec.output == "direct":
+            last.bias.fill_(median - dec.lo)
+            return
+        bins = dec.bins.double()
+        floor = 0.1 if dec.output == "uniform" else 0.0  # AdaBins' ReLU + 0.1 gives every bin a floor weight
+        mass = 10.0 + 20.0 * floor * len(bins)  # the floor then holds under 5 % of the weight
+        lo_t, hi_t = 1e-3, 1e4  # tau in metres; the weighted mean grows with tau
+        for _ in range(60):
+            tau = math.sqrt(lo_t * hi_t)
+            p = torch.exp(-(bins - bins[0]) / tau)
+            w = mass * p / p.sum() + floor
+            if float((w * bins).sum() / w.sum()) > median:
+                hi_t = tau
+            else:
+                lo_t = tau
+        last.weight.mul_(0.1)
+        last.bias.copy_((mass * p / p.sum()).to(last.bias))
+
+
+def _last_conv(head: nn.Module) -> nn.Conv2d | None:
+    """The head's final 1x1 convolution (the one whose channels are the bins)."""
+    convs = [m for m in head.modules() if isinstance(m, nn.Conv2d)]
+    return convs[-1] if convs else None
