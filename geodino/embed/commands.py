@@ -156,7 +156,11 @@ def _add_embedding_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--blend", choices=("cosine", "hann", "center"), help="blending of overlaps (default cosine)")
     g.add_argument("--margin", type=int, help="pixels at inner tile borders with weight 0 (default overlap/4)")
     g.add_argument("--batch-size", type=int, dest="batch_size", help="tiles per forward pass (default 8)")
-    g.add_argument("--layers", help="last | four_last | four_even | block indices like 4,8,11")
+    g.add_argument(
+        "--layers",
+        help="last (default) | four_last | four_even | four_even_official | block indices like 4,8,11; negative "
+        "count from the end: --layers=-2,-1 (with '=') is the last two blocks",
+    )
     g.add_argument(
         "--layer-mode",
         choices=("concat", "mean"),

@@ -42,7 +42,9 @@ class EmbedConfig:
     blend: str = "cosine"  # cosine | hann | center
     margin: int | None = None  # px at inner tile borders given weight 0 (cosine/hann); None: overlap/4
     batch_size: int = 8
-    layers: str = "last"  # last | four_last | four_even | block indices "4,8,11"
+    # last | four_last | four_even | four_even_official | block indices "4,8,11" (negative from the end: "-2,-1" are
+    # the last two blocks); text always names blocks ("2" is block 2), a bare int is refused (parse_layers)
+    layers: str = "last"
     layer_mode: str = "concat"  # concat | mean (of several layers)
     norm: bool = True  # apply the backbone's final LayerNorm to the patch features
     l2_normalize: bool | None = None  # unit-length vectors; None: on for int8, off otherwise
