@@ -99,7 +99,16 @@ def plot_curves(
         if len(keys) > 1:
             ax.legend(fontsize=7)
     axes[-1].set_xlabel("step")
+    _integer_steps(axes)
     return save_figure(fig, out_png, dpi=110, format="png")
+
+
+def _integer_steps(axes: Any) -> None:
+    """Whole-number ticks on the step axis: one logged step drew ticks at 2.85, 2.9 ... 3.15."""
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # one step: one tick
 
 
 # a series with fewer logged steps than this is drawn with markers: a line through one point draws nothing
@@ -172,6 +181,7 @@ def plot_distill_log(log_csv: str | Path, out_png: str | Path | None = None) -> 
         if len(keys) > 1:
             ax.legend(fontsize=7, ncol=3)
     axes[-1].set_xlabel("step")
+    _integer_steps(axes)
     fig.tight_layout()
     out_png = Path(out_png) if out_png else log_csv.with_name("curves.png")
     with atomic_path(out_png, overwrite=True) as tmp:
