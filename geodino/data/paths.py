@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob as _glob
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -67,6 +68,30 @@ def one_listed(inputs: Sequence[str | Path], what: str = "raster") -> list[str]:
     return items
 
 
+def _folder_files(folder: Path, exts: tuple[str, ...], recursive: bool) -> list[str]:
+    """The sorted files with `exts` in `folder` (and, with `recursive`, its subfolders), following symbolic links
+    to folders as torchvision's ImageFolder does (`os.walk(followlinks=True)`): an ImageNet subset made of links to
+    class folders was read as empty (Python 3.11's `Path.glob("**")` does not enter linked folders). A folder
+    reached twice (a link back up the tree, two links to one folder) is listed once."""
+    if not recursive:
+        return sorted(str(h) for h in folder.iterdir() if h.is_file() and h.suffix.lower() in exts)
+    hits: list[str] = []
+    seen: set[str] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()  # a folder reached twice keeps the same (first sorted) path on every machine
+        hits.extend(
+            os.path.join(root, f)
+            for f in files
+            if os.path.splitext(f)[1].lower() in exts and os.path.isfile(os.path.join(root, f))
+        )
+    return sorted(hits)
+
+
 def resolve_paths(
     paths: str | Path | Sequence[str | Path],
     exts: Sequence[str],
@@ -102,8 +127,7 @@ def resolve_paths(
                 )
             found.extend(hits)
         elif p.is_dir():
-            pattern = "**/*" if recursive else "*"
-            hits = sorted(str(h) for h in p.glob(pattern) if h.is_file() and h.suffix.lower() in exts)
+            hits = _folder_files(p, exts, recursive)
             if not hits:
                 raise InputError(
                     f"folder {p} holds no {what} files ({', '.join(exts)}"
