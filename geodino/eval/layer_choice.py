@@ -82,7 +82,12 @@ def resolve_layers(
             f"{what}: layers={layers!r} is a bare number; list the blocks ([{layers}] is block {layers}) or use "
             "last, four_last, four_even"
         )
-    idx = [int(i) for i in layers]
+    from geodino.backbones.layers import block_list
+
+    # block_list refuses 2.5, True, "a" in one line (int() made 2.5 block 2 and True block 1)
+    idx = block_list(layers, "list block indices or use last, four_last, four_even")
+    if not idx:
+        raise ConfigError(f"{what}: layers=[] names no block; list block indices or use last, four_last, four_even")
     if need_four and len(idx) != 4:
         raise ConfigError(f"{what}: layers={idx} must list four blocks for this head (e.g. four_even)")
     if any(i < 0 or i >= n_blocks for i in idx):
