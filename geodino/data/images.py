@@ -304,6 +304,7 @@ class _ImageSourceBase:
         self.stream = stream_id(name)
         self._order = EpochOrder(self.stream, shuffle=shuffle, salt=0x696D67)
         self.skipped = 0
+        self._bad: set[int] = set()  # items that failed to decode in this process (said once, then replaced)
 
     def __len__(self) -> int:
         return self._n
@@ -325,6 +326,11 @@ class _ImageSourceBase:
         rng = None
         for _ in range(self.max_tries):
             name = self.label(k)
+            if k in self._bad:  # failed before in this process: replaced as then, without decoding or warning again
+                self.skipped += 1
+                rng = rng or np.random.default_rng([int(seed), self.stream, int(index), 0x736B6970])
+                k = int(rng.integers(0, self._n))
+                continue
             try:
                 data, name = self._read(k)
                 arr, valid = decode_photo(data, name, self.sensor.n_bands)
@@ -349,10 +355,11 @@ class _ImageSourceBase:
                         f"image {name} cannot be decoded ({type(exc).__name__}); remove it or {self.skip_hint}"
                     ) from exc
                 self.skipped += 1
+                self._bad.add(k)
                 _skipped_count += 1
                 warnings.warn(
                     f"skipped corrupt image {name} ({type(exc).__name__}); {_skipped_count} skipped so far "
-                    f"in process {os.getpid()}",
+                    f"in process {os.getpid()} (each file said once, then replaced by another image at every read)",
                     stacklevel=2,
                 )
                 rng = rng or np.random.default_rng([int(seed), self.stream, int(index), 0x736B6970])
