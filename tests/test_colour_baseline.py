@@ -179,5 +179,5 @@ def test_dense_heads_that_need_four_layers_say_to_use_the_linear_head(tmp_path):
 
     img, msk = make_folder(tmp_path, n=2, size=32)
     cfg = SegmentationProbeConfig(train_images=str(img), train_masks=str(msk), num_classes=2, head="upernet", plots=0)
-    with pytest.raises(ConfigError, match=r"this head needs four layers but the backbone has 1 block; use head=linear"):
+    with pytest.raises(ConfigError, match=r"needs four layers but the backbone has 1 block; use head=linear"):
         run_segmentation(load_backbone("baseline:colour?patch_size=8"), cfg, tmp_path / "out")
