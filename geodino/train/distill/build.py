@@ -453,18 +453,10 @@ def student_masks(cfg: DistillConfig, batch: dict[str, Any], n_images: int, patc
 
 
 def build_schedules(cfg: DistillConfig) -> Any:
-    from geodino.train.recipe import GramConfig, SSLConfig
+    from geodino.train.distill.config import recipe_view
     from geodino.train.schedules import Schedules
 
-    ssl = SSLConfig(
-        dino=cfg.dino,
-        ibot=cfg.ibot,
-        koleo=cfg.koleo,
-        gram=GramConfig(use_loss=False),
-        optim=cfg.optim,
-        schedules=cfg.schedules,
-    )
-    return Schedules.build(ssl, cfg.train.max_steps, cfg.train.global_batch_size)
+    return Schedules.build(recipe_view(cfg), cfg.train.max_steps, cfg.train.global_batch_size)
 
 
 def build_optimizer(cfg: DistillConfig, arch: nn.Module) -> torch.optim.Optimizer:

@@ -185,15 +185,12 @@ class DistillConfig:
             raise ConfigError("crops.gram=true: distillation has no Gram term; set crops.gram=false")
 
 
-def _check_ranges(cfg: DistillConfig) -> None:
-    """Pretraining's recipe checks (`SSLConfig.validate`, with `recipe.check_ranges`) on the recipe sections
-    distillation builds its schedules and losses from, plus the student and heads warm-up values, one line naming
-    the key as a distillation config spells it. Before, `build_schedules` built its SSLConfig unvalidated, so a
-    negative lr, momentum 1.5, a negative loss weight or `optim.adamw_beta2=1.0` ran silently or in a traceback."""
-    from geodino.train.recipe import GramConfig, SSLConfig, _in_range
+def recipe_view(cfg: DistillConfig) -> Any:
+    """The pretraining recipe (`SSLConfig`) a distillation config's dino/ibot/koleo/optim/schedules sections make:
+    one view for the schedules (`build.build_schedules`) and the range checks, so both read the same values."""
+    from geodino.train.recipe import GramConfig, SSLConfig
 
-    # the same recipe view as build.build_schedules; its student / gram sections are defaults and pass
-    ssl = SSLConfig(
+    return SSLConfig(
         dino=cfg.dino,
         ibot=cfg.ibot,
         koleo=cfg.koleo,
@@ -201,6 +198,16 @@ def _check_ranges(cfg: DistillConfig) -> None:
         optim=cfg.optim,
         schedules=cfg.schedules,
     )
+
+
+def _check_ranges(cfg: DistillConfig) -> None:
+    """Pretraining's recipe checks (`SSLConfig.validate`, with `recipe.check_ranges`) on the recipe sections
+    distillation builds its schedules and losses from, plus the student and heads warm-up values, one line naming
+    the key as a distillation config spells it. Before, `build_schedules` built its SSLConfig unvalidated, so a
+    negative lr, momentum 1.5, a negative loss weight or `optim.adamw_beta2=1.0` ran silently or in a traceback."""
+    from geodino.train.recipe import _in_range
+
+    ssl = recipe_view(cfg)  # what build.build_schedules builds from; its student / gram sections are defaults
     ssl.validate(prefix="")  # distillation's keys are top-level: schedules.lr.peak, dino.loss_weight, optim.*
     for i, s in enumerate(cfg.students):
         _in_range(f"students[{i}].drop_path_rate", s.drop_path_rate, 0.0, 1.0, hi_open=True)
