@@ -23,7 +23,7 @@ from geodino.data.archive_bands import (  # re-exported: band naming and reading
     _unnamed,
     canonical_scenes,
 )
-from geodino.data.headers import gdal_read_errors, read_error
+from geodino.data.headers import gdal_read_errors, read_error, tiff_cut_short
 from geodino.data.paths import RASTER_EXTS, resolve_paths
 from geodino.data.raster_source import RasterSource  # re-exported: the tiles drawn from an archive
 from geodino.data.rasters import (
@@ -68,6 +68,9 @@ class RasterArchive:
         on_error: "stop" raises on an unreadable file or one without CRS; "skip" warns and leaves it out.
         index_cache: a JSON file holding the index; reused while the files (size, mtime) and settings match,
             so a large archive is indexed once.
+        check_cut_short: also fail (under `on_error`) a local GeoTIFF whose pixel blocks run past its end (cut after
+            an intact header: it opens without a GDAL warning; `headers.tiff_cut_short`, read from the handle the
+            header scan has open). `geodino data index` sets it; curate leaves it off and reads such tiles as nodata.
 
     The DN -> physical rule a file declares in its header (GDAL scale/offset, read once per file while indexing)
     must be the sensor's: another is refused up front (`_check_declared`), naming the file and both rules.
@@ -91,6 +94,7 @@ class RasterArchive:
         uniform: bool = True,
         index_cache: str | Path | None = None,
         hints: Mapping[str, str | None] | None = None,
+        check_cut_short: bool = False,
     ) -> None:
         if on_error not in ("stop", "skip"):
             raise InputError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
@@ -105,6 +109,7 @@ class RasterArchive:
         self.resampling = resampling
         self.on_error = on_error
         self.require_crs = require_crs
+        self.check_cut_short = check_cut_short
         self.hints = {**CONFIG_HINTS, **(hints or {})}
         self.skipped: list[tuple[str, str]] = []
         self._sensor_arg = sensor
@@ -159,6 +164,7 @@ class RasterArchive:
             "crs": self.crs,
             "res": list(self.res) if self.res else None,
             "sensor": str(sensor) if sensor is not None else None,
+            **({"check_cut_short": True} if self.check_cut_short else {}),  # a key of its own: old caches stay valid
         }
 
     def _cached_index(self, progress: bool) -> list[SceneInfo]:
@@ -216,6 +222,14 @@ class RasterArchive:
                 for w in held:
                     warnings.warn(w.message, w.category, stacklevel=2)
                 with src:
+                    cut = tiff_cut_short(src, path) if self.check_cut_short else None
+                    if cut is not None:
+                        self._fail(
+                            path,
+                            f"is truncated or corrupt: the file has {cut[1]:,} bytes but its pixel blocks run to "
+                            f"byte {cut[0]:,}; {_REFETCH}",
+                        )
+                        continue
                     if src.crs is None and self.require_crs:
                         self._fail(path, "has no CRS; assign one (e.g. `gdal_edit.py -a_srs EPSG:32633 FILE`)")
                         continue

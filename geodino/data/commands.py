@@ -298,8 +298,8 @@ def _index(args: argparse.Namespace) -> int:
         require_crs=False,
         uniform=False,
         hints={"skip": "pass --on-error skip", "sensor": "--sensor"},
+        check_cut_short=True,  # a copy cut after its header is named here; curate reads its tiles as nodata
     )
-    _skip_cut_short(archive)
     crs = Counter()
     for s in archive.scenes:
         from rasterio.crs import CRS
@@ -338,43 +338,6 @@ def _index(args: argparse.Namespace) -> int:
         left = len(archive.scenes) - len(gdf)
         print(f"wrote {args.out}" + (f" ({plural(left, 'raster')} left out: no place on the map)" if left else ""))
     return 0
-
-
-def _skip_cut_short(archive: Any) -> None:
-    """Move each local GeoTIFF whose pixel data stops before its block table says (a copy cut after an intact header,
-    which opens without any GDAL warning: `headers.tiff_cut_short`) from the index's scenes to its skipped files,
-    under --on-error (stop: one line). Only `data index` checks this: curate reads such a file's tiles as nodata."""
-    import os
-    import warnings
-
-    import rasterio
-
-    from geodino.data.archive import _REFETCH
-    from geodino.data.headers import tiff_cut_short
-    from geodino.errors import InputError
-
-    kept = []
-    for scene in archive.scenes:
-        path = scene.path
-        cut = None
-        if str(path).lower().endswith((".tif", ".tiff")) and os.path.isfile(path):
-            with warnings.catch_warnings():  # the index passed its warnings on already
-                warnings.simplefilter("ignore")
-                with rasterio.open(path) as src:
-                    cut = tiff_cut_short(src, path)
-        if cut is None:
-            kept.append(scene)
-            continue
-        end, have = cut
-        archive._fail(
-            path,
-            f"is truncated or corrupt: the file has {have:,} bytes but its pixel blocks run to byte {end:,}; "
-            + _REFETCH,
-        )
-    if not kept:
-        detail = "; ".join(f"{p}: {why}" for p, why in archive.skipped[:3])
-        raise InputError(f"no readable raster among {plural(len(archive.files), 'file')} ({detail})")
-    archive.scenes = kept
 
 
 def _preview(args: argparse.Namespace) -> int:
