@@ -382,7 +382,37 @@ def _init_steps(
         g_module = gram_module["backbone"] if isinstance(gram_module, nn.ModuleDict) else gram_module
         steps.append(_InitStep(g_module, g.teacher, "Gram teacher backbone", g, backbone=True))
         done.append(f"Gram teacher <- teacher of {g.path}")
+    _local_cls_norm_from_norm(steps)
     return steps, done, with_gram
+
+
+def _local_cls_norm_from_norm(steps: list[_InitStep]) -> None:
+    """Give each backbone step from an HF/timm file a `local_cls_norm` copied from `norm` when the module has one
+    (untie_global_and_local_cls_norm, the SAT-493M ViT-L) and the file stores none (neither layout does, and a hub
+    file does not record it), as `geodino convert` to the official layout re-creates it: exact for inference (the
+    global-crop CLS norm), and the local-crop CLS norm trains from there. It was refused as 2 missing keys. One
+    warning per file."""
+    import warnings
+
+    told: set[Path] = set()
+    for step in steps:
+        state = step.state
+        if not step.backbone or step.src.layout == "official" or "local_cls_norm.weight" in state:
+            continue
+        if "norm.weight" not in state or "local_cls_norm.weight" not in step.module.state_dict():
+            continue
+        step.state = {**state, **{f"local_cls_norm.{k}": state[f"norm.{k}"].clone() for k in ("weight", "bias")
+                                  if f"norm.{k}" in state}}  # fmt: skip
+        if step.src.path not in told:
+            told.add(step.src.path)
+            names = {"hf": "HF DINOv3ViTModel", "timm": "timm"}
+            warnings.warn(
+                f"init_from {step.src.path} ({names.get(step.src.layout, step.src.layout)} layout) stores no "
+                "local_cls_norm but this config builds one (untie_global_and_local_cls_norm: true): it starts as a "
+                "copy of norm (exact for inference, as geodino convert re-creates it; the local-crop CLS norm trains "
+                "from there)",
+                stacklevel=4,
+            )
 
 
 def check_init(
