@@ -32,6 +32,7 @@ __all__ = [
     "dataset_bands",
     "decode_image",
     "decode_photo",
+    "draft_jpeg",
     "match_bit_depth",
     "photo_array",
     "png_bit_depth",
@@ -51,7 +52,9 @@ def decode_image(data: bytes, name: str, n_bands: int = 3) -> np.ndarray:
     return decode_photo(data, name, n_bands)[0]
 
 
-def decode_photo(data: bytes, name: str, n_bands: int = 3) -> tuple[np.ndarray, np.ndarray | None]:
+def decode_photo(
+    data: bytes, name: str, n_bands: int = 3, *, min_area: int | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Decode image bytes to uint8/uint16 [C,H,W] and their validity [H,W] (None: every pixel valid). TIFFs keep
     their bands (an alpha band beyond the sensor's bands is the validity mask, as a raster source reads it); others
     become RGB, turned upright as their EXIF orientation says (a phone photo stored sideways is shown upright by
@@ -59,11 +62,19 @@ def decode_photo(data: bytes, name: str, n_bands: int = 3) -> tuple[np.ndarray, 
     sensor (`n_bands`, RGB photos) and one band otherwise, as a one-band TIFF: an 8-bit grey PNG or JPEG gave three
     bands (refused by a one-band sensor) where a 16-bit one gave one. A PNG/WebP/BMP with alpha or a transparent
     colour is valid where alpha > 0 (a cut-out's transparent area is not black ground: it trained and entered
-    `data stats` as black before)."""
+    `data stats` as black before). `min_area`: an RGB JPEG may be decoded at 1/2, 1/4 or 1/8 scale while it keeps
+    at least this many pixels (`draft_jpeg`; None: full resolution)."""
     suffix = Path(name).suffix.lower()
     if suffix in (".tif", ".tiff"):
         return _decode_tiff(data, n_bands)
     rgb = n_bands == 3
+    if min_area and rgb and suffix in (".jpg", ".jpeg"):
+        try:
+            drafted = draft_jpeg(data, min_area)
+        except Exception:  # a broken file: the full decode below raises its usual error
+            drafted = None
+        if drafted is not None:
+            return drafted
     if suffix not in (".jpg", ".jpeg") or not rgb:  # JPEG has no alpha; the others may: Pillow reads it
         try:  # (torchvision's RGB_ALPHA mode ignores a PNG's transparent colour and garbles palette and 1-bit alpha)
             from PIL import Image
@@ -90,6 +101,23 @@ def decode_photo(data: bytes, name: str, n_bands: int = 3) -> tuple[np.ndarray, 
 
         with Image.open(io.BytesIO(data)) as im:
             return photo_array(im, rgb=rgb)
+
+
+def draft_jpeg(data: bytes, min_area: int) -> tuple[np.ndarray, None] | None:
+    """An RGB JPEG decoded by libjpeg's DCT scaling (Pillow's `draft`) at the largest reduction of 8, 4 or 2 that
+    keeps at least `min_area` pixels, upright (`photo_array`); None when no reduction keeps that many (or not a
+    JPEG): the caller decodes at full resolution as before (docs/data.md, `fast_decode`)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        w, h = im.size
+        f = next((f for f in (8, 4, 2) if (w // f) * (h // f) >= min_area), 1)
+        if im.format != "JPEG" or f == 1:
+            return None
+        im.draft("RGB", (w // f, h // f))  # Pillow picks the largest scale whose size is >= this: exactly 1/f
+        if im.size[0] * im.size[1] < min_area:  # pragma: no cover - defensive: never smaller than asked
+            return None
+        return photo_array(im, rgb=True)[0], None
 
 
 def _decode_tiff(data: bytes, n_bands: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -305,6 +333,8 @@ class _ImageSourceBase:
         self._order = EpochOrder(self.stream, shuffle=shuffle, salt=0x696D67)
         self.skipped = 0
         self._bad: set[int] = set()  # items that failed to decode in this process (said once, then replaced)
+        self.fast_decode = True  # JPEGs at 1/2..1/8 scale while they keep `decode_min_area` pixels
+        self.decode_min_area: int | None = None  # set by the SSL loader from its crops (`loaders.decode_min_area`)
 
     def __len__(self) -> int:
         return self._n
@@ -333,7 +363,8 @@ class _ImageSourceBase:
                 continue
             try:
                 data, name = self._read(k)
-                arr, valid = decode_photo(data, name, self.sensor.n_bands)
+                area = self.decode_min_area if self.fast_decode else None
+                arr, valid = decode_photo(data, name, self.sensor.n_bands, min_area=area)
                 arr = match_bit_depth(arr, name, self.sensor)
                 if arr.shape[0] != self.sensor.n_bands:
                     raise InputError(
@@ -380,11 +411,13 @@ class ImageFolderSource(_ImageSourceBase):
         sensor: str | Sensor = "imagenet",
         name: str = "images",
         on_error: str = "skip",
+        fast_decode: bool = True,
         recursive: bool = True,
         shuffle: bool = True,
         max_tries: int = 10,
     ) -> None:
         super().__init__(sensor=sensor, name=name, on_error=on_error, shuffle=shuffle, max_tries=max_tries)
+        self.fast_decode = fast_decode
         self.files = resolve_paths(paths, IMAGE_EXTS, recursive=recursive, what="image")
         self._n = len(self.files)
 
@@ -408,10 +441,12 @@ class TarShardSource(_ImageSourceBase):
         sensor: str | Sensor = "imagenet",
         name: str = "tar",
         on_error: str = "skip",
+        fast_decode: bool = True,
         shuffle: bool = True,
         max_tries: int = 10,
     ) -> None:
         super().__init__(sensor=sensor, name=name, on_error=on_error, shuffle=shuffle, max_tries=max_tries)
+        self.fast_decode = fast_decode
         self.shards = resolve_paths(paths, (".tar",), what="tar shard")
         shard_ids: list[int] = []
         offsets: list[int] = []

@@ -35,6 +35,7 @@ __all__ = [
     "build_source",
     "build_sources",
     "build_ssl_loader",
+    "decode_min_area",
 ]
 
 _CROP_STREAM = 0x63726F70
@@ -240,6 +241,31 @@ def warn_coarse_tiles(data_cfg: DataConfig, crops_cfg: CropsConfig) -> list[str]
     return said
 
 
+def decode_min_area(crops_cfg: CropsConfig) -> int:
+    """The fewest pixels a web image may be decoded to (`fast_decode` JPEGs) without any crop being upsampled.
+
+    A crop of scale s and aspect a (in [r0, r1], r0 <= 1 <= r1) of an image of A pixels is sqrt(s A a) wide and
+    sqrt(s A / a) high (`crops._rrc_box`), so its shorter side is >= sqrt(s A q), q = min(r0, 1 / r1). It is cut
+    to an output of S px with no upsampling when sqrt(s A q) >= S, i.e. A >= S^2 / (s q), with s the smallest
+    scale of its kind: global crops (and Gram crops, the same boxes) at global_scale[0], local ones at
+    local_scale[0]. One pixel of margin covers the box's rounding. An image reduced to this area still cuts every
+    crop from at least as many pixels as it outputs; one smaller than this at full size is not reduced at all.
+    Defaults (224 px at 0.32, 96 px at 0.05, ratio 3/4..4/3): 250,907 px, so a 4000x3000 JPEG decodes at 1/4."""
+    import math
+
+    from geodino.data.crops import crop_sets
+
+    q = min(float(crops_cfg.ratio[0]), 1.0 / float(crops_cfg.ratio[1]), 1.0)
+    need = 0.0
+    for cs in crop_sets(crops_cfg):
+        big = max(cs.global_size, cs.gram_size or 0)
+        if crops_cfg.n_global:
+            need = max(need, (big + 1) ** 2 / (float(crops_cfg.global_scale[0]) * q))
+        if crops_cfg.n_local:
+            need = max(need, (cs.local_size + 1) ** 2 / (float(crops_cfg.local_scale[0]) * q))
+    return math.ceil(need)
+
+
 def build_ssl_loader(
     data_cfg: DataConfig | Sequence[str] | str,
     crops_cfg: CropsConfig | None = None,
@@ -291,6 +317,9 @@ def build_ssl_loader(
     if rank == 0:
         warn_coarse_tiles(data_cfg, crops_cfg)
     sources = build_sources(data_cfg, progress=progress and rank == 0)
+    for s in sources:  # web images: JPEGs decoded no smaller than every crop needs (`fast_decode`)
+        if hasattr(s, "decode_min_area"):
+            s.decode_min_area = decode_min_area(crops_cfg)
     norm = get_sensor(data_cfg.norm_sensor) if data_cfg.norm_sensor else None
     transforms = [MultiCropTransform(crops_cfg, s.sensor, norm) for s in sources]
     mixer = SourceMixer([s.name for s in sources], [c.weight for c in data_cfg.sources], seed)
