@@ -129,9 +129,13 @@ def resolve_paths(
         elif p.is_dir():
             hits = _folder_files(p, exts, recursive)
             if not hits:
+                # a folder of class subfolders read with recursive: false: say why the images were not found
+                flat = not recursive and any(c.is_dir() for c in p.iterdir())
                 raise InputError(
                     f"folder {p} holds no {what} files ({', '.join(exts)}"
-                    f"{', searched recursively' if recursive else ''}); {hint or 'point `paths` at the files'}"
+                    f"{', searched recursively' if recursive else ''})"
+                    f"{' (subfolders not searched: recursive is false)' if flat else ''}; "
+                    f"{hint or 'point `paths` at the files'}"
                 )
             found.extend(hits)
         elif p.is_file() and p.suffix.lower() == ".txt":
