@@ -64,6 +64,7 @@ class SourceConfig:
     # stop | skip: unreadable files, files without CRS, corrupt images; null: skip for images and tar, else stop
     on_error: str | None = None
     recursive: bool = True
+    fast_decode: bool = True  # images/tar: decode large JPEGs at 1/2..1/8 scale when no crop is upsampled
     index_cache: str | None = None  # raster: JSON index reused while files and settings are unchanged
     variable: str | None = None  # cube: data variable
     band_dim: str | None = None  # cube: band dimension name (auto: band/bands/channel/...)

@@ -100,8 +100,9 @@ def gdal_read_errors(path: str | Path | None = None) -> Iterator[list[str]]:
 def tiff_cut_short(src: Any, path: str | Path) -> tuple[int, int] | None:
     """(byte where the last pixel block ends, file size) of a local GeoTIFF whose pixel data runs past its end (a
     download or copy cut short after the header), else None. Reads the block table only (GDAL's TIFF metadata), so a
-    header scan (`geodino data index`) can name the cut file before any window read fails; the raster archive does
-    not call it, so a cut file among others still reads as failed windows (curate records their tiles as nodata). A
+    header scan (`geodino data index`) can name the cut file before any window read fails; the raster archive calls
+    it only with `check_cut_short=True` (data index), so for curate and pretraining a cut file among others still
+    reads as failed windows (curate records their tiles as nodata). A
     healthy file never has a block past its end; overviews appended after the full-resolution data are not checked."""
     if getattr(src, "driver", None) != "GTiff" or not os.path.isfile(str(path)) or not src.count:
         return None

@@ -101,7 +101,7 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
         name=name,
         on_error=cfg.on_error,
         shuffle=shuffle,
-        fast_decode=bool(getattr(cfg, "fast_decode", True)),  # a SourceConfig key once config.py has it
+        fast_decode=bool(cfg.fast_decode),
         **kwargs,
     )
     if cfg.type == "tar":

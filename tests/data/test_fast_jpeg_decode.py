@@ -86,6 +86,18 @@ def test_the_ssl_loader_passes_its_minimum_to_image_sources(big: Path) -> None:
     assert batch is not None
 
 
+def test_fast_decode_false_in_a_yaml_source_keeps_the_full_decode(big: Path, tmp_path: Path) -> None:
+    """`fast_decode: false` is a source key (a YAML config), not only a Python argument."""
+    from geodino.config import load_config
+    from geodino.train.config import PretrainConfig
+
+    yaml = tmp_path / "c.yaml"
+    yaml.write_text(f"data:\n  sources:\n    - {{type: images, paths: ['{big}'], fast_decode: false}}\n")
+    data = load_config(PretrainConfig, str(yaml)).data
+    loader = build_ssl_loader(data, CropsConfig(), batch_size=1, num_workers=0, max_steps=1, progress=False)
+    assert not loader.sources[0].fast_decode
+
+
 def test_a_reduced_decode_is_upright_as_the_full_one(tmp_path: Path) -> None:
     from PIL import Image
 
