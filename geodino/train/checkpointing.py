@@ -144,8 +144,9 @@ _RESUME_FIXED = ("batch_size", "seed", "data.", "crops.", "ssl.", "trainer.max_s
                  "head_warmup_steps")  # fmt: skip
 _RESUME_FREE = ("ssl.monitor.",)
 # fields free in any list entry: a source's on_error (a run stopped at a corrupt image may resume skipping it: the
-# steps before it read the same samples either way)
-RESUME_FREE_FIELDS = ("on_error",)
+# steps before it read the same samples either way) and fast_decode (the JPEG decode scale: the same images and crop
+# draws, pixels within ~1 DN; runs checkpointed before the key existed resume with it)
+RESUME_FREE_FIELDS = ("on_error", "fast_decode")
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
