@@ -7,24 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 import torch
 
 from geodino.eval.detection import run_detection
 from tests.eval.dense_backbone import tiny_backbone
+from tests.eval.test_dense_padding import _record_inputs
 from tests.eval.test_detection import _scene, _small_cfg
-
-
-def _record_inputs(monkeypatch: pytest.MonkeyPatch, bb: Any) -> list[torch.Tensor]:
-    seen: list[torch.Tensor] = []
-    features = bb.features
-
-    def recording(x: torch.Tensor, *args: Any, **kwargs: Any):
-        seen.append(x.detach().cpu().clone())
-        return features(x, *args, **kwargs)
-
-    monkeypatch.setattr(bb, "features", recording)
-    return seen
 
 
 def _padding_checks(seen: list[torch.Tensor], bb: Any) -> int:
