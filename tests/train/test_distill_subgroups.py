@@ -102,7 +102,10 @@ _WORKER = textwrap.dedent(
     t = torch.ones(1)
     dist.all_reduce(t, group=lay.group)                     # a collective inside the subgroup only
     print(f"R{rank} students={lay.students} sub={lay.subgroup_rank}/{members} sum={int(t)} got={y.tolist()}")
+    sys.stdout.flush()
+    dist.barrier()
     dist.destroy_process_group()
+    os._exit(0)  # gloo worker threads can abort at interpreter exit (see the install notes)
     """
 )
 
