@@ -90,18 +90,21 @@ class KoLeoConfig:
     group_size: int | None = None  # None: the whole global batch
     topk: int = 1
 
-    def validate(self) -> None:
-        """Raise ConfigError for options the KoLeo loss cannot use or would ignore (pretraining and distillation)."""
+    def validate(self, prefix: str = "") -> None:
+        """Raise ConfigError for options the KoLeo loss cannot use or would ignore (pretraining and distillation).
+
+        `prefix` is where the section's parent sits in the user's config (`ssl.` in pretraining, none in distillation)."""
+        k = f"{prefix}koleo"
         if self.topk < 1:
-            raise ConfigError(f"koleo.topk={self.topk} must be >= 1")
+            raise ConfigError(f"{k}.topk={self.topk} must be >= 1")
         if not self.distributed and self.topk != 1:
-            raise ConfigError("koleo.topk > 1 needs koleo.distributed=true (as official)")
+            raise ConfigError(f"{k}.topk > 1 needs {k}.distributed=true (as official)")
         if self.group_size is not None and self.group_size < 2:
-            raise ConfigError(f"koleo.group_size={self.group_size} must be >= 2 (or null for the whole batch)")
+            raise ConfigError(f"{k}.group_size={self.group_size} must be >= 2 (or null for the whole batch)")
         if self.group_size is not None and not self.distributed:
             # it would be ignored: the plain loss (official KoLeoLoss) runs over each process's batch of each crop
             raise ConfigError(
-                f"koleo.group_size={self.group_size} needs koleo.distributed=true (KoLeo over groups of the "
+                f"{k}.group_size={self.group_size} needs {k}.distributed=true (KoLeo over groups of the "
                 "gathered batch, as the official high-res stage); without it KoLeo runs over each process's batch "
                 "and the group size would be ignored"
             )
@@ -254,7 +257,7 @@ class SSLConfig:
             raise ConfigError(f"{p}gram.resize_method={g.resize_method!r} must be bicubic, bilinear, nearest or area")
         if self.schedules.kind not in ("v1", "v2"):
             raise ConfigError(f"{p}schedules.kind={self.schedules.kind!r} must be 'v1' or 'v2'")
-        self.koleo.validate()  # its messages name koleo.* (distillation's keys; tests pin them)
+        self.koleo.validate(p)
         if self.optim.scaling_rule not in ("sqrt_wrt_1024", "linear_wrt_256", "none"):
             raise ConfigError(
                 f"{p}optim.scaling_rule={self.optim.scaling_rule!r} must be sqrt_wrt_1024, linear_wrt_256 or none"

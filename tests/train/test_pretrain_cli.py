@@ -360,7 +360,7 @@ def test_koleo_groups_that_do_not_tile_the_batch_stop_before_anything_is_written
     # a group size without the distributed KoLeo was ignored silently (the run trained on per-batch KoLeo)
     assert main(["pretrain", "--config", str(cfg), "ssl.koleo.group_size=16"]) == 2
     err = _err(capsys)
-    assert "koleo.group_size=16 needs koleo.distributed=true" in err and "would be ignored" in err
+    assert "ssl.koleo.group_size=16 needs ssl.koleo.distributed=true" in err and "would be ignored" in err
     assert not (tmp_path / "run").exists()
 
 
