@@ -93,7 +93,7 @@ class KoLeoConfig:
     def validate(self, prefix: str = "") -> None:
         """Raise ConfigError for options the KoLeo loss cannot use or would ignore (pretraining and distillation).
 
-        `prefix` is where the section's parent sits in the user's config (`ssl.` in pretraining, none in distillation)."""
+        `prefix` is where the section's parent sits in the config (`ssl.` in pretraining, none in distillation)."""
         k = f"{prefix}koleo"
         if self.topk < 1:
             raise ConfigError(f"{k}.topk={self.topk} must be >= 1")
