@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from geodino.data.paths import RASTER_EXTS
 from geodino.errors import InputError
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ __all__ = [
     "tiff_cut_short",
 ]
 
-RASTERIO_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")  # read with rasterio; the rest with Pillow
+RASTERIO_SUFFIXES = RASTER_EXTS  # read with rasterio; the rest with Pillow
 READERS = ("auto", "rasterio")
 ORIENTATION = 0x0112  # the EXIF tag
 TURNED = (5, 6, 7, 8)  # EXIF orientations that swap width and height (transpose, rotate 270, transverse, rotate 90)

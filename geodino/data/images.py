@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from geodino.data.paths import IMAGE_EXTS, resolve_paths
+from geodino.data.paths import IMAGE_EXTS, TIFF_EXTS, resolve_paths
 from geodino.data.sensors import Sensor, check_bit_depth, get_sensor, scales_8bit
 from geodino.errors import InputError, plural
 
@@ -65,7 +65,7 @@ def decode_photo(
     `data stats` as black before). `min_area`: an RGB JPEG may be decoded at 1/2, 1/4 or 1/8 scale while it keeps
     at least this many pixels (`draft_jpeg`; None: full resolution)."""
     suffix = Path(name).suffix.lower()
-    if suffix in (".tif", ".tiff"):
+    if suffix in TIFF_EXTS:
         return _decode_tiff(data, n_bands)
     rgb = n_bands == 3
     if min_area and rgb and suffix in (".jpg", ".jpeg"):
@@ -291,7 +291,7 @@ def match_bit_depth(arr: np.ndarray, name: str, sensor: Sensor) -> np.ndarray:
     definition, so for a sensor of 8-bit DN (scale 1/255) it is brought to 0..255 (/257; it trained as a blank,
     saturated image before); a 16-bit TIFF above 255 holds the DN of some sensor, and an 8-bit image with a sensor
     of 16-bit DN is near-constant: both refused with one line (`check_bit_depth`). Others get the DN as decoded."""
-    if arr.dtype == np.uint16 and scales_8bit(sensor) and Path(name).suffix.lower() not in (".tif", ".tiff"):
+    if arr.dtype == np.uint16 and scales_8bit(sensor) and Path(name).suffix.lower() not in TIFF_EXTS:
         return ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
     top = int(arr.max()) if arr.dtype == np.uint16 and arr.size and scales_8bit(sensor) else None
     check_bit_depth(name, arr.dtype, sensor, top=top)

@@ -9,10 +9,13 @@ from pathlib import Path
 
 from geodino.errors import InputError, plural
 
-__all__ = ["IMAGE_EXTS", "RASTER_EXTS", "one_listed", "read_list", "resolve_paths"]
+__all__ = ["IMAGE_EXTS", "RASTER_EXTS", "TIFF_EXTS", "one_listed", "read_list", "resolve_paths"]
 
-RASTER_EXTS = (".tif", ".tiff", ".vrt", ".jp2", ".img")
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
+TIFF_EXTS = (".tif", ".tiff", ".gtif", ".gtiff")
+"""The suffixes GeoTIFFs are written with (compared lower-cased): GDAL's GTiff driver opens a file by its content,
+so `.gtif`/`.GTiff` files written by GDAL users and older tools are GeoTIFFs like `.tif` ones."""
+RASTER_EXTS = (*TIFF_EXTS, ".vrt", ".jp2", ".img")
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", *TIFF_EXTS, ".bmp")
 
 
 def _has_magic(text: str) -> bool:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from geodino.data.paths import TIFF_EXTS
 from geodino.errors import InputError, plural
 
 __all__ = [
@@ -53,7 +54,7 @@ def _band_pattern(band: str) -> re.Pattern[str]:
     return re.compile(rf"(^|[_\-.]){re.escape(band)}($|[_\-.])", re.IGNORECASE)
 
 
-def find_band_files(folder: str | Path, bands: Sequence[str], exts: Sequence[str] = (".tif", ".tiff", ".jp2")) -> dict:
+def find_band_files(folder: str | Path, bands: Sequence[str], exts: Sequence[str] = (*TIFF_EXTS, ".jp2")) -> dict:
     """{band: file} for one scene folder (recursive); each band must match exactly one file."""
     folder = Path(folder)
     files = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts]
