@@ -113,6 +113,11 @@ class GeoDinoTerraTorchBackbone(nn.Module):
         local = getattr(model, "local_cls_norm", None)
         if isinstance(local, nn.Module):
             local.requires_grad_(False)
+        # cls_norm (untie_cls_and_patch_norms) normalises the prefix tokens only: without the CLS token in the output
+        # (return_cls_token=False) nothing it computes is returned, so it is frozen for the same DDP reason
+        cls_norm = getattr(model, "cls_norm", None)
+        if isinstance(cls_norm, nn.Module) and not return_cls_token:
+            cls_norm.requires_grad_(False)
         n = int(model.n_blocks)
         # a count takes the last blocks, as timm's out_indices=N (and layer_indices) do
         self.out_indices = layer_indices(out_indices, n) if out_indices is not None else list(range(n))
