@@ -145,6 +145,17 @@ class EmbedConfig:
                 f"--on-error {self.on_error!r} (on_error= in Python) is not one of stop, skip; pass --on-error skip "
                 "to go on past a scene that cannot be read, or stop (the default)"
             )
+        if self.max_block_cols < 1:  # was taken as one chunk wide, silently
+            raise ConfigError(
+                f"max_block_cols={self.max_block_cols} must be >= 1 (output cells, rounded down to a multiple of the "
+                f"chunk); leave it out for {EmbedConfig.max_block_cols} (the default)"
+            )
+        if self.chunk < 0:  # 0 is automatic; a negative count went on to the plan (refused after the weights loaded)
+            raise ConfigError(f"--chunk {self.chunk} (chunk= in Python) must be >= 0 (output cells; 0: automatic)")
+        if self.block_rows < 0:
+            raise ConfigError(
+                f"block_rows={self.block_rows} must be >= 0 (output rows, a multiple of chunk; 0: one chunk)"
+            )
         if self.read_threads < 0:
             raise ConfigError(f"read_threads={self.read_threads} is not valid; give 0 (automatic) or a count >= 1")
         if self.workers > 1 and self.world_size > 1:
