@@ -311,6 +311,7 @@ def _records(
         "dim": dim,
         **{k: getattr(cfg, k) for k in IDENT_KEYS},
         "margin": margin,
+        "blocks": idx,  # what `layers` resolved to: a name's rule may change between versions (cd448c2)
         "scale": scale_desc,
         "l2": l2,
     }

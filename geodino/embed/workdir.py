@@ -221,12 +221,38 @@ def check_partial(work: Path, ident: dict[str, Any]) -> None:
     """Refuse to continue the partial output in `work` with settings other than those it was started with (one
     line naming the options that differ, with both values), so a resume never mixes two rasters."""
     old = json.loads((work / PLAN_FILE).read_text())
+    if "blocks" in ident and "blocks" not in old:
+        old["blocks"] = _recorded_blocks(work, old, ident)
     diff = settings_diff(flat_settings(old), flat_settings(jsonable(ident)), every=True)
     if diff:
         raise InputError(
             f"the partial output {work} was started with other settings: {'; '.join(diff)}; rerun with the "
             f"same settings or pass --overwrite to start again (overwrite=True in Python)"
         )
+
+
+def _recorded_blocks(work: Path, old: dict[str, Any], ident: dict[str, Any]) -> Any:
+    """The backbone blocks of a partial output whose plan record predates `blocks` (it kept only the layer name,
+    and a name's rule may have changed since: cd448c2 moved `four_even` on depths not divisible by 4): the store's
+    metadata holds the blocks the run used. Without it, the recorded name as this version resolves it, said in a
+    warning (nothing else tells which blocks that run used)."""
+    import warnings
+
+    try:
+        attrs = json.loads((work / STORE / ".zattrs").read_text())
+        blocks = json.loads(attrs["layers"]) if isinstance(attrs["layers"], str) else attrs["layers"]
+        if isinstance(blocks, list) and all(isinstance(b, int) for b in blocks):
+            return blocks
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if old.get("layers") != jsonable(ident).get("layers"):
+        return None  # the names differ: that line says it
+    warnings.warn(
+        f"the partial output {work} records layers={old.get('layers')!r} but not the blocks it used; taking "
+        f"{ident['blocks']} (the name as this version resolves it)",
+        stacklevel=3,
+    )
+    return ident["blocks"]
 
 
 def damaged(work: Path, why: str) -> InputError:
@@ -283,6 +309,7 @@ SETTING_NAMES = {
     "margin": "margin",
     "blend": "blend",
     "layers": "layers",
+    "blocks": "layers (blocks)",
     "layer_mode": "layer_mode",
     "norm": "norm",
     "final_norm": "norm",
@@ -299,7 +326,8 @@ SETTING_NAMES = {
 _FOLLOWS = {
     "backbone weights": ("backbone",),
     "patch size": ("backbone",),
-    "feature count": ("backbone", "layers", "layer_mode"),
+    "feature count": ("backbone", "layers", "layers (blocks)", "layer_mode"),
+    "layers (blocks)": ("backbone", "layers"),  # another name or backbone gives other blocks
     "input size": ("input", "bands", "window/bbox (input col, row, width, height)"),
     "input georeferencing": ("input", "window/bbox (input col, row, width, height)"),
     "margin": ("overlap",),  # its default is overlap/4
