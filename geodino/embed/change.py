@@ -114,8 +114,18 @@ def _float_resampling(src: Any, onto: EmbeddingReader) -> Any:
     return Resampling.average if finer else Resampling.bilinear
 
 
-def _unit(f: np.ndarray) -> np.ndarray:
-    return f / np.maximum(np.sqrt(np.sum(f * f, axis=0, keepdims=True)), 1e-12)
+def cosine_distance(fa: np.ndarray, fb: np.ndarray) -> np.ndarray:
+    """`1 - cos` of two [D,h,w] float32 blocks per cell, in [0, 2] as float32 (1 where one vector is zero, the
+    other not).
+
+    Dot products and norms in float32 (einsum, no unit-vector copies: half the time of normalising both blocks),
+    their ratio in float64; a cell whose two vectors are equal is exactly 0 (float32 rounding left up to ~2e-6 for
+    768 features, so two embeddings of one input did not read as "no change")."""
+    dot = np.einsum("chw,chw->hw", fa, fb).astype(np.float64)
+    norms = np.einsum("chw,chw->hw", fa, fa).astype(np.float64) * np.einsum("chw,chw->hw", fb, fb)
+    d = 1.0 - dot / np.maximum(np.sqrt(norms), 1e-24)
+    d[np.all(fa == fb, axis=0)] = 0.0
+    return np.clip(d, 0.0, 2.0).astype(np.float32)
 
 
 def _threshold(threshold: Any) -> float | str | None:
@@ -198,8 +208,7 @@ def change_map(
                     fa, va = ra.read(win)
                     fb, vb = rb.read(win)
                     ok = va & vb
-                    d = (1.0 - np.sum(_unit(fa) * _unit(fb), axis=0)).astype(np.float32)
-                    d = np.clip(d, 0.0, 2.0)
+                    d = cosine_distance(fa, fb)
                     d[~ok] = np.nan
                     hist[:] += np.histogram(d[ok], bins=edges)[0]
                     n_valid += int(ok.sum())
