@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
@@ -34,6 +35,10 @@ DEBUG_ENV = "GEODINO_DEBUG"
 """Set to anything but empty or 0 to get tracebacks, as `--debug` does (for wrappers that cannot add the flag)."""
 
 
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^-inf(inity)?$", re.IGNORECASE)
+"""A negative number as a value, not an option: -5, -0.5, -.5, -1e-4, -3.4E+38, -inf (what `float` reads)."""
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with geodino's error rule: one line (no usage block), exit code 2, the closest option named for an
     unknown one, and no abbreviated options (`--til` is not silently taken for `--tile`). Sub-command parsers
@@ -42,6 +47,9 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        # argparse's own rule knows -5 and -.5 only: `--scale -1e-4`, `--nodata -3.4e38` or `--nodata -inf` were
+        # "expected one argument" (the value read as an unknown option); no geodino option looks like a number
+        self._negative_number_matcher = NEGATIVE_NUMBER
 
     def error(self, message: str) -> NoReturn:  # argparse's hook for every parse error
         self.exit(2, f"{self.prog}: error: {message}{closest_choice(message)}; see {self.prog} --help\n")
@@ -146,6 +154,34 @@ def override_example(schema: type) -> str:
     plain = [(k, v) for k, v in keys if v not in ("true", "false")] or keys
     key, value = next(((k, v) for k, v in keys if k.endswith("max_steps")), plain[0] if plain else ("key", "value"))
     return f"{key}={value}"
+
+
+def add_output(parser: argparse.ArgumentParser, dest: str, help: str) -> None:
+    """The output of `export` and `convert`: positional as documented (`geodino export CKPT OUT`), or `--out/-o OUT`
+    as every other command names its output (`--out` was "unrecognized arguments"). `output_path` reads it."""
+    parser.add_argument(dest, nargs="?", default=None, help=f"{help} (or --out)")
+    parser.add_argument(
+        "--out",
+        "-o",
+        dest=f"{dest}_flag",
+        default=None,
+        metavar=dest.upper(),
+        help=f"{dest.upper()} as an option, as the other commands name their output",
+    )
+
+
+def output_path(args: argparse.Namespace, dest: str, usage: str) -> str:
+    """The output `add_output` took: the positional or --out; both (different) or neither is one ConfigError line."""
+    from geodino.errors import ConfigError
+
+    positional, flag = getattr(args, dest), getattr(args, f"{dest}_flag")
+    if positional is not None and flag is not None and positional != flag:
+        raise ConfigError(f"{positional} and --out {flag} both name the output; give one of them")
+    out = positional if positional is not None else flag
+    if out is None:
+        raise ConfigError(f"no output given: {usage}")
+    setattr(args, dest, out)
+    return out
 
 
 def parse_point(values: Sequence[str], flag: str = "--point") -> tuple[float, float]:

@@ -52,13 +52,20 @@ def _add_stats(sub: Any) -> None:
     s.add_argument("--nodata", type=float, default=None, help="override the files' nodata value")
     s.add_argument(
         "--samples",
+        "--sample",
+        dest="samples",
         type=int,
         default=256,
         help="windows to read at most (default 256): rasters and cubes read every grid window when there are "
         "no more, else this many drawn uniformly; images and tar shards: whole images, each at most once",
     )
     s.add_argument(
-        "--tile-size", type=int, default=None, help="grid window edge in pixels, rasters and cubes (default 256)"
+        "--tile-size",
+        "--tile",
+        dest="tile_size",
+        type=int,
+        default=None,
+        help="grid window edge in pixels, rasters and cubes (default 256)",
     )
     s.add_argument("--seed", type=int, default=0, help="seed of the windows drawn (default: %(default)s)")
     s.add_argument("--name", default=None, help="sensor name in the YAML (default: from the file name)")
@@ -138,7 +145,8 @@ def _add_preview(sub: Any) -> None:
 
     v.add_argument("--out", "-o", default="data_preview.png", help="PNG to write (default: %(default)s)")
     v.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    v.add_argument("--samples", type=whole_number(1), default=4, help="samples (rows) to draw (default: %(default)s)")
+    v.add_argument("--samples", "--sample", dest="samples", type=whole_number(1), default=4,
+                   help="samples (rows) to draw (default: %(default)s)")  # fmt: skip
     v.add_argument("--seed", type=int, default=0, help="seed of the samples and crops drawn (default: %(default)s)")
     add_config_arguments(v, DataConfig)
     v.set_defaults(func=_preview)
@@ -173,7 +181,8 @@ def _add_curate(sub: Any) -> None:
                    help="archive type of PATHS (default: %(default)s)")  # fmt: skip
     c.add_argument("--sensor", default=None, help="data sensor (scale, band names, RGB bands for the cloud rule)")
     c.add_argument("--bands", nargs="+", action=CommaList, default=None, help="band names to read (rasters)")
-    c.add_argument("--tile-size", type=int, default=256, help="raster tile edge in px (default: %(default)s)")
+    c.add_argument("--tile-size", "--tile", dest="tile_size", type=int, default=256,
+                   help="raster tile edge in px (default: %(default)s)")  # fmt: skip
     c.add_argument("--clusters", type=int, nargs="+", default=[64, 16, 4],
                    help="clusters per k-means level, finest first (default: 64 16 4)")  # fmt: skip
     c.add_argument("--resamples", type=int, default=0,

@@ -9,6 +9,7 @@ import argparse
 import os
 import re
 
+from geodino.data.band_args import BAND_NUMBERS_HINT
 from geodino.errors import ConfigError
 
 PRODUCTS = ("pca", "cluster", "similar", "zonal", "classify", "change")
@@ -139,3 +140,69 @@ def check_product_items(product: str, items: list[str]) -> None:
         raise ConfigError(f"geodino embed {product} takes {named}; unexpected {' '.join(items[len(takes) :])}")
     if len(items) < len(takes) and product != "classify":  # classify FEATURES --model M: no LABELS
         raise ConfigError(f"geodino embed {product} needs {named}: geodino embed {product} {' '.join(takes)} --out ...")
+
+
+NUMBER_LIST_FLAGS = ("--point", "--bbox", "--layers")
+"""Flags whose value is a comma-separated list of numbers, often negative (western longitudes, southern latitudes,
+blocks counted from the end)."""
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_BAND_NUMBERS = re.compile(r"\d+(,\d+)*,?")
+
+
+def _negative_list(token: str) -> bool:
+    """Whether `token` is a comma-separated list of numbers starting with a minus (`-119.72,37.11`), which argparse
+    takes for an option (its negative-number rule knows single numbers only)."""
+    parts = token.split(",")
+    return token.startswith("-") and len(parts) > 1 and all(_NUMBER.fullmatch(p.strip()) for p in parts)
+
+
+def join_negative_lists(args: list[str]) -> list[str]:
+    """`--point -119.72,37.11` as `--point=-119.72,37.11` (and `--bbox -120.5,37,-119.5,38`, `--layers -2,-1`):
+    argparse read the value as an unknown option and said "expected at least one argument". Only comma lists are
+    joined: a single negative number (`--point -119.72 37.11`) is already a value to argparse. Nothing after `--`
+    is touched."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            return out + list(args[i:])
+        if a in NUMBER_LIST_FLAGS and i + 1 < len(args) and _negative_list(args[i + 1]):
+            out.append(f"{a}={args[i + 1]}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
+def join_band_numbers(args: list[str]) -> list[str]:
+    """`--bands 4 3 2` as `--bands=4,3,2`, the spelling every other command's `--bands` takes (names there: B04 B03
+    B02): embed's --bands took one value, so 3 and 2 became more input scenes ("--out names one raster, but the
+    input has many scenes"). Only whole numbers right after --bands that are not existing files are joined."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            return out + list(args[i:])
+        out.append(a)
+        i += 1
+        if a != "--bands":
+            continue
+        taken = []
+        while i < len(args) and _BAND_NUMBERS.fullmatch(args[i]) and not os.path.exists(args[i]):
+            taken.append(args[i].strip(","))
+            i += 1
+        if taken:
+            out[-1] = f"--bands={','.join(taken)}"
+    return out
+
+
+def band_numbers(text: str) -> list[int]:
+    """The `type` of embed's `--bands`: 1-based band numbers (4,3,2); band names are a one-line argparse error that
+    says where names go (the backbone spec, --sensor), as `bands=` in YAML is refused (`parse_band_numbers`)."""
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of band numbers: {BAND_NUMBERS_HINT}") from None

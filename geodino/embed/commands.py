@@ -21,6 +21,7 @@ from geodino.config import options_for
 from geodino.embed.command_flags import (  # noqa: F401  the flag rules' home; importable from here as before
     EMBED_FLAGS,
     IMAGES_FLAGS,
+    NUMBER_LIST_FLAGS,
     PRODUCT_FLAGS,
     PRODUCT_ITEMS,
     PRODUCT_OPTIONS,
@@ -28,8 +29,11 @@ from geodino.embed.command_flags import (  # noqa: F401  the flag rules' home; i
     PRODUCTS,
     RASTER_FLAGS,
     accepted_flags,
+    band_numbers,
     check_flags,
     check_product_items,
+    join_band_numbers,
+    join_negative_lists,
 )
 from geodino.embed.command_flags import flag_name as _flag  # noqa: F401  (tests import it as _flag)
 from geodino.errors import ConfigError, plural
@@ -57,53 +61,15 @@ def _bool(v: str) -> bool:
     raise argparse.ArgumentTypeError(f"{v!r} is not a boolean (true/false)")
 
 
-def _ints(v: str) -> list[int]:
-    try:
-        return [int(x) for x in v.split(",") if x.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{v!r} is not a comma-separated list of band numbers") from exc
-
-
 def _time(text: str) -> int | str:
     """`--time`: a whole number is a date index (`-1`: the last), anything else a date label (as `time=` in YAML)."""
     return int(text) if re.fullmatch(r"\s*-?\d+\s*", text) else text
 
 
-NUMBER_LIST_FLAGS = ("--point", "--bbox")
-"""Flags whose value is a comma-separated list of numbers, often negative (western longitudes, southern latitudes)."""
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-
-
-def _negative_list(token: str) -> bool:
-    """Whether `token` is a comma-separated list of numbers starting with a minus (`-119.72,37.11`), which argparse
-    takes for an option (its negative-number rule knows single numbers only)."""
-    parts = token.split(",")
-    return token.startswith("-") and len(parts) > 1 and all(_NUMBER.fullmatch(p.strip()) for p in parts)
-
-
-def join_negative_lists(args: list[str]) -> list[str]:
-    """`--point -119.72,37.11` as `--point=-119.72,37.11` (and `--bbox -120.5,37,-119.5,38`): argparse read the
-    value as an unknown option and said "expected at least one argument". Only comma lists are joined: a single
-    negative number (`--point -119.72 37.11`) is already a value to argparse. Nothing after `--` is touched."""
-    out: list[str] = []
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a == "--":
-            return out + list(args[i:])
-        if a in NUMBER_LIST_FLAGS and i + 1 < len(args) and _negative_list(args[i + 1]):
-            out.append(f"{a}={args[i + 1]}")
-            i += 2
-            continue
-        out.append(a)
-        i += 1
-    return out
-
-
 class _IntermixedParser(Parser):
     """Allows `key=value` overrides after options (`embed IN --out X tile=256`): plain argparse stops taking
-    positionals once the first group is consumed. Negative comma lists after --point/--bbox are joined to their
-    flag first (`join_negative_lists`)."""
+    positionals once the first group is consumed. Negative comma lists after --point/--bbox/--layers are joined to
+    their flag first (`join_negative_lists`), and `--bands 4 3 2` to `--bands=4,3,2` (`join_band_numbers`)."""
 
     _inside = False
 
@@ -112,7 +78,7 @@ class _IntermixedParser(Parser):
             return super().parse_known_args(args, namespace)
         self._inside = True
         try:
-            args = join_negative_lists(list(sys.argv[1:] if args is None else args))
+            args = join_band_numbers(join_negative_lists(list(sys.argv[1:] if args is None else args)))
             return super().parse_known_intermixed_args(args, namespace)
         finally:
             self._inside = False
@@ -151,7 +117,7 @@ def _add_embedding_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("embedding")
     g.add_argument("--backbone", "-b", help="backbone spec: checkpoint, arch:vit_small?bands=4, timm:NAME")
     g.add_argument("--out", "-o", help="output .tif (COG) or .zarr (GeoZarr v2); products: their output")
-    g.add_argument("--tile", type=int, help="tile size in input pixels (default 512)")
+    g.add_argument("--tile", "--tile-size", type=int, dest="tile", help="tile size in input pixels (default 512)")
     g.add_argument("--overlap", type=int, help="tile overlap in input pixels (default 128)")
     g.add_argument("--blend", choices=("cosine", "hann", "center"), help="blending of overlaps (default cosine)")
     g.add_argument("--margin", type=int, help="pixels at inner tile borders with weight 0 (default overlap/4)")
@@ -159,7 +125,7 @@ def _add_embedding_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--layers",
         help="last (default) | four_last | four_even | four_even_official | block indices like 4,8,11; negative "
-        "count from the end: --layers=-2,-1 (with '=') is the last two blocks",
+        "count from the end: --layers -2,-1 is the last two blocks",
     )
     g.add_argument(
         "--layer-mode",
@@ -181,7 +147,11 @@ def _add_embedding_flags(p: argparse.ArgumentParser) -> None:
         type=float,
         help="DN -> reflectance factor (default: the export's recorded scale, else by dtype: uint8 /255, ints /1e4)",
     )
-    g.add_argument("--bands", type=_ints, help="1-based input bands to use, e.g. 4,3,2")
+    g.add_argument(
+        "--bands",
+        type=band_numbers,
+        help="1-based input bands to use, e.g. 4,3,2 or 4 3 2 (band names go to the backbone spec or --sensor)",
+    )
     g.add_argument("--nodata", type=float, help="override the input's nodata value")
     g.add_argument("--variable", help="variable of a Zarr/NetCDF cube")
     g.add_argument(
@@ -249,7 +219,9 @@ def _add_product_flags(p: argparse.ArgumentParser) -> None:
         "--png", help="PNG quick-look (pca, cluster; similar, zonal, classify, change write OUT.png unless given)"
     )
     q.add_argument("--k", type=int, help="number of clusters (cluster; default 8)")
-    q.add_argument("--sample", type=int, help="pixels sampled to fit PCA / k-means (default 50000)")
+    q.add_argument(
+        "--sample", "--samples", type=int, dest="sample", help="pixels sampled to fit PCA / k-means (default 50000)"
+    )
     q.add_argument("--seed", type=int, help="random seed of the sample and fit (pca, cluster, classify; default 0)")
     q.add_argument("--point", nargs="+", metavar="X,Y", help="query point X,Y or X Y (similar)")
     q.add_argument(

@@ -28,6 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--backbone", "-b", default=None, help="backbone spec: checkpoint path, arch:vit_small, timm:<name>")
     p.add_argument("--out", "-o", default="probe_out", help="output folder (default: probe_out)")
     p.add_argument(
+        "--device",
+        default=None,
+        help="torch device of the backbone: cpu, cuda, cuda:1, mps (the suite's device key, default cpu)",
+    )
+    p.add_argument(
         "--compare",
         action="append",
         default=[],
@@ -47,11 +52,27 @@ def _probe(args: argparse.Namespace) -> int:
     from geodino.config import load_config
     from geodino.eval.runner import SuiteConfig, locked_probe_output
 
-    cfg = load_config(SuiteConfig, args.config, args.overrides)
+    cfg = load_config(SuiteConfig, args.config, _overrides(args))
     # one run at a time into one --out: a second probe (or comparison) stops with one line instead of interleaving
     # its results, plots and comparison folders with the first one's
     with locked_probe_output(args.out):
         return _probe_locked(args, cfg)
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """The key=value overrides with `--device` as `device=` (as embed, data curate and viz attention take it);
+    `--device` with a `device=` override as well is refused (which one was meant?)."""
+    import json
+
+    from geodino.errors import ConfigError
+
+    overrides = list(args.overrides)
+    if args.device is None:
+        return overrides
+    given = [o for o in overrides if o.split("=", 1)[0].strip() == "device"]
+    if given:
+        raise ConfigError(f"--device {args.device} and {given[-1]} both set the device; give one of them")
+    return [*overrides, f"device={json.dumps(str(args.device))}"]
 
 
 def _probe_locked(args: argparse.Namespace, cfg: SuiteConfig) -> int:

@@ -12,7 +12,7 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     """Add the `convert` and `info` commands."""
-    from geodino.cli import CommaList, whole_number
+    from geodino.cli import CommaList, add_output, whole_number
 
     c = subparsers.add_parser(
         "convert",
@@ -22,8 +22,8 @@ def register(subparsers: Any) -> None:
         "to other bands. The input layout is detected; --from checks it.",
     )
     c.add_argument("input", help="checkpoint file (.pth/.safetensors/.ckpt) or HF folder")
-    c.add_argument(
-        "output", help="output file (.pth or .safetensors) or, for --to hf (and --to timm without a suffix), a folder"
+    add_output(
+        c, "output", "output file (.pth or .safetensors) or, for --to hf (and --to timm without a suffix), a folder"
     )
     c.add_argument("--from", dest="src_layout", default="auto", choices=["auto", "official", "hf", "timm"],
                    help="layout of INPUT (default: %(default)s, detected; another value checks it)")  # fmt: skip
@@ -74,8 +74,10 @@ def register(subparsers: Any) -> None:
 
 
 def _convert(args: argparse.Namespace) -> int:
+    from geodino.cli import output_path
     from geodino.models.checkpoints.convert import convert_checkpoint
 
+    output_path(args, "output", "geodino convert INPUT OUTPUT (or --out OUTPUT)")
     out = convert_checkpoint(args.input, args.output, **options_for(convert_checkpoint, args))
     print(f"wrote {out} ({args.dst_layout} layout)")
     return 0

@@ -14,7 +14,7 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     """Add the pretrain, distill and export sub-commands."""
-    from geodino.cli import add_config_arguments
+    from geodino.cli import add_config_arguments, add_output
     from geodino.train.config import PretrainConfig
 
     p = subparsers.add_parser(
@@ -45,7 +45,7 @@ def register(subparsers: Any) -> None:
         description="Export CKPT (runs/NAME/checkpoints/last.ckpt) to OUT.pth, OUT.safetensors and OUT.heads.pth.",
     )
     e.add_argument("ckpt", help="a checkpoint written by geodino pretrain")
-    e.add_argument("out", help="output backbone path, e.g. exports/sat_vits16.pth")
+    add_output(e, "out", "output backbone path, e.g. exports/sat_vits16.pth")
     e.add_argument(
         "--which", choices=("teacher", "student"), default="teacher", help="EMA teacher (default) or student"
     )
@@ -133,11 +133,13 @@ def _export(args: argparse.Namespace) -> int:
     """Export under the output's lock, taken before the checkpoint is read: a second export onto the same name
     stops with one line at once, not after reading a whole checkpoint (`save_export` takes the same lock: nested,
     a no-op)."""
+    from geodino.cli import output_path
     from geodino.models.checkpoints import export_paths
     from geodino.models.checkpoints.stac_item import export_item_path
     from geodino.run_lock import locked_output
     from geodino.train.checkpointing import export
 
+    output_path(args, "out", "geodino export CKPT OUT.pth (or --out OUT.pth)")
     with locked_output(export_paths(args.out)[0].with_suffix(""), what="export"):
         paths = export(args.ckpt, args.out, which=args.which, overwrite=args.overwrite)
     for p in [*paths, export_item_path(paths[0])]:  # the weights, the heads and the STAC item

@@ -30,7 +30,15 @@ def register(subparsers: Any) -> None:
     a.add_argument("input", help="an image (.jpg/.png) or a raster (.tif/.vrt)")
     a.add_argument("--backbone", "-b", required=True, help="backbone spec (checkpoint, HF folder, arch:..., timm:...)")
     a.add_argument("--out", "-o", required=True, help="output folder")
-    a.add_argument("--layer", type=int, default=-1, help="block index (default -1: the last block)")
+    a.add_argument(
+        "--layer",
+        "--block",
+        dest="layer",
+        type=int,
+        default=-1,
+        help="block index (default -1: the last block; embed's --layers names blocks too, its --layer a GeoPackage "
+        "layer)",
+    )
     a.add_argument("--heads", type=int, nargs="+", default=None, help="head indices to show (default: all)")
     a.add_argument("--mass", type=float, default=0.6, help="share of attention mass the mask keeps (default 0.6)")
     a.add_argument(

@@ -1,0 +1,193 @@
+"""One concept, one set of spellings across the commands: negative numbers in scientific notation as values
+(`--scale -1e-4` was "expected one argument"), `--tile`/`--tile-size` and `--sample`/`--samples` in every command
+that takes one of them, embed's `--bands 4 3 2` as other commands take names, `--device` for probe, `--out` for
+export and convert, `--block` for viz attention's `--layer`."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+import pytest
+
+from geodino import cli
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = cli.build_parser(argv[0])
+    args, extra = parser.parse_known_args(argv)
+    assert extra == []
+    return args
+
+
+@pytest.mark.parametrize(
+    ("argv", "dest", "value"),
+    [
+        (["data", "stats", "x.tif", "--out", "s.yaml", "--scale", "-1e-4"], "scale", -1e-4),
+        (["data", "stats", "x.tif", "--out", "s.yaml", "--offset", "-1E-1"], "offset", -0.1),
+        (["data", "stats", "x.tif", "--out", "s.yaml", "--nodata", "-3.4e+38"], "nodata", -3.4e38),
+        (["embed", "x.tif", "--out", "o.tif", "--nodata", "-3.4e38"], "nodata", -3.4e38),
+        (["embed", "x.tif", "--out", "o.tif", "--scale", "-1e-4"], "scale", -1e-4),
+        (["embed", "images", "d", "--out", "o.parquet", "--offset", "-1e-1"], "offset", -0.1),
+        (["embed", "x.tif", "--out", "o.tif", "--nodata", "-inf"], "nodata", float("-inf")),
+        (["viz", "attention", "x.tif", "-b", "s", "-o", "o", "--mass", "-5e-1"], "mass", -0.5),
+        (["embed", "x.tif", "--out", "o.tif", "--nodata", "-9999"], "nodata", -9999.0),  # worked before, still does
+    ],
+)
+def test_negative_numbers_in_scientific_notation_are_values(argv, dest, value):
+    assert getattr(_parse(argv), dest) == value
+
+
+def test_negative_scale_reaches_the_range_check_not_an_argparse_error(tmp_path, capsys):
+    """`data stats --scale -1e-4`: the line now says what is wrong with the value (was 'expected one argument')."""
+    code = cli.main(
+        ["data", "stats", str(tmp_path / "none.tif"), "--out", str(tmp_path / "s.yaml"), "--scale", "-1e-4"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "expected one argument" not in err
+    assert "--scale -0.0001 must be a positive" in err
+
+
+def test_an_option_that_looks_like_a_word_is_still_an_option(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["data", "stats", "x.tif", "--out", "s.yaml", "--scale", "-e4"])
+    assert exc.value.code == 2 and "--scale: expected one argument" in capsys.readouterr().err
+
+
+def test_embed_layers_takes_negative_blocks_without_the_equals_sign():
+    assert _parse(["embed", "x.tif", "--out", "o.tif", "--layers", "-2,-1"]).layers == "-2,-1"
+
+
+@pytest.mark.parametrize(
+    ("argv", "bands", "rest"),
+    [
+        (["embed", "x.tif", "--bands", "4", "3", "2", "--out", "o.tif"], [4, 3, 2], []),
+        (["embed", "x.tif", "--bands", "4,", "3,", "2"], [4, 3, 2], []),
+        (["embed", "x.tif", "--bands", "4,3,2", "tile=256"], [4, 3, 2], ["tile=256"]),
+        (["embed", "--bands", "4", "3", "x.tif", "-o", "o.tif"], [4, 3], []),
+    ],
+)
+def test_embed_bands_space_separated_is_one_list(argv, bands, rest):
+    """`--bands 4 3 2`, as `--bands B04 B03 B02` elsewhere: 3 and 2 were taken for more input scenes."""
+    args = _parse(argv)
+    assert args.bands == bands and args.input == "x.tif" and args.overrides == rest
+
+
+def test_embed_bands_leaves_an_existing_file_named_as_a_number_an_input(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "2").write_bytes(b"")
+    args = _parse(["embed", "x.tif", "--bands", "4", "2", "--out", "o"])
+    assert args.bands == [4] and args.overrides == ["2"]
+
+
+def test_embed_bands_given_names_says_where_names_go(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["embed", "x.tif", "-b", "arch:vit_test", "--out", "o.tif", "--bands", "B04,B03"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert "'B04,B03' is not a list of band numbers" in err and "band names go to the backbone" in err
+
+
+ALIASES = [
+    (["embed", "x.tif", "--out", "o.tif"], "--tile", "--tile-size", "tile", "64"),
+    (["embed", "pca", "f.tif", "--out", "o.tif"], "--sample", "--samples", "sample", "500"),
+    (["data", "stats", "x.tif", "--out", "s.yaml"], "--tile-size", "--tile", "tile_size", "64"),
+    (["data", "stats", "x.tif", "--out", "s.yaml"], "--samples", "--sample", "samples", "16"),
+    (["data", "preview"], "--samples", "--sample", "samples", "2"),
+    (["data", "curate", "d", "-b", "s", "-o", "o", "--size", "4"], "--tile-size", "--tile", "tile_size", "64"),
+    (["viz", "attention", "x.tif", "-b", "s", "-o", "o"], "--layer", "--block", "layer", "-2"),
+]
+
+
+@pytest.mark.parametrize(("argv", "flag", "alias", "dest", "value"), ALIASES)
+def test_both_spellings_set_the_same_option_and_both_are_in_help(argv, flag, alias, dest, value, capsys):
+    a, b = _parse([*argv, flag, value]), _parse([*argv, alias, value])
+    assert getattr(a, dest) == getattr(b, dest) == int(value)
+    help_argv = argv[:2] if argv[0] in ("data", "viz") else argv[:1]
+    with pytest.raises(SystemExit):
+        cli.main([*help_argv, "--help"])
+    text = capsys.readouterr().out
+    # one help entry for both: "--tile TILE, --tile-size TILE"
+    assert re.search(rf"{flag}( [A-Z_]+)?, {alias}( |$)", text, re.MULTILINE), text
+
+
+def test_embed_refuses_an_alias_of_another_form_by_its_flag(tmp_path, capsys):
+    """The per-form flag rule still holds for the new spelling (`embed pca F --tile-size 64`: not pca's)."""
+    code = cli.main(["embed", "pca", str(tmp_path / "f.tif"), "--out", str(tmp_path / "p.tif"), "--tile-size", "64"])
+    assert code == 2 and "--tile applies to geodino embed itself" in capsys.readouterr().err
+
+
+def test_probe_device_sets_the_suite_device(monkeypatch):
+    from geodino.eval import commands
+
+    seen = {}
+
+    def record(args, cfg):
+        seen["device"] = cfg.device
+        return 0
+
+    monkeypatch.setattr(commands, "_probe_locked", record)
+    monkeypatch.setattr("geodino.eval.runner.locked_probe_output", lambda out: _null())
+    tasks = "tasks={t: {type: classification}}"
+    assert cli.main(["probe", "--device", "cuda:1", tasks]) == 0
+    assert seen["device"] == "cuda:1"
+    seen.clear()
+    assert cli.main(["probe", tasks]) == 0 and seen["device"] == "cpu"  # the key's default without the flag
+
+
+def test_probe_device_and_a_device_override_both_is_one_line(capsys):
+    assert cli.main(["probe", "--device", "cuda", "device=cpu", "tasks={t: {type: classification}}"]) == 2
+    err = capsys.readouterr().err
+    assert "--device cuda and device=cpu both set the device" in err and len(err.strip().splitlines()) == 1
+
+
+def _null():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def test_convert_takes_its_output_as_out_too(monkeypatch, tmp_path, capsys):
+    from geodino.models.checkpoints import convert
+
+    calls = []
+    monkeypatch.setattr(convert, "convert_checkpoint", lambda src, dst, **kw: calls.append((src, dst)) or dst)
+    assert cli.main(["convert", "in.pth", "--out", "o.pth"]) == 0
+    assert cli.main(["convert", "in.pth", "o2.pth"]) == 0  # the documented positional form
+    assert calls == [("in.pth", "o.pth"), ("in.pth", "o2.pth")]
+    capsys.readouterr()
+    assert cli.main(["convert", "in.pth", "a.pth", "-o", "b.pth"]) == 2
+    assert "a.pth and --out b.pth both name the output" in capsys.readouterr().err
+    assert cli.main(["convert", "in.pth"]) == 2
+    assert "no output given: geodino convert INPUT OUTPUT (or --out OUTPUT)" in capsys.readouterr().err
+
+
+def test_export_takes_its_output_as_out_too(monkeypatch, tmp_path, capsys):
+    from geodino.train import checkpointing
+
+    calls = []
+
+    def fake_export(ckpt, out, which="teacher", overwrite=False):
+        calls.append((ckpt, str(out)))
+        return [tmp_path / "o.pth"]
+
+    monkeypatch.setattr(checkpointing, "export", fake_export)
+    out = str(tmp_path / "o.pth")
+    assert cli.main(["export", "last.ckpt", "-o", out]) == 0
+    assert calls == [("last.ckpt", out)]
+    assert cli.main(["export", "last.ckpt"]) == 2
+    assert "no output given" in capsys.readouterr().err
+
+
+def test_every_sub_command_parser_is_geodinos():
+    """Every sub-command parser is a `cli.Parser` (so each gets the negative-number rule)."""
+    parser = cli.build_parser()
+
+    def walk(p):
+        assert isinstance(p, cli.Parser), p.prog
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for sp in a.choices.values():
+                    walk(sp)
+
+    walk(parser)
