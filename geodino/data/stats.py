@@ -29,6 +29,10 @@ import numpy as np
 from geodino.data.pixel_sample import PERCENTILE_PIXELS, UniformPixelSample, percentiles
 from geodino.data.running_stats import MIN_VALID_PIXELS, STD_FLOOR, RunningStats, warn_degenerate  # re-exported
 from geodino.data.sensors import Sensor, get_sensor, save_sensor_yaml
+from geodino.data.stats_first import first_bands as _first_bands
+from geodino.data.stats_first import first_declared as _first_declared
+from geodino.data.stats_first import first_named as _first_named
+from geodino.data.stats_first import readable_from
 from geodino.data.stats_windows import check_tile_size, grid_windows, image_picks, read_images, read_windows
 from geodino.errors import InputError, plural
 
@@ -44,53 +48,6 @@ STATS_HINTS = {
     "split": "run data stats on each kind separately",
 }
 """How raster messages name the settings: data stats' flags."""
-
-
-def _first_bands(paths: Any) -> tuple[int, tuple[str, ...] | None, str, tuple[int, ...]]:
-    """(bands, their descriptions when every band has one, dtype, 1-based alpha bands) of the first raster, from
-    its header as rasterio reads it (`geodino.data.headers`, cached: asked up to four times a run)."""
-    from geodino.data.headers import HeaderError, read_error, read_header
-    from geodino.data.paths import RASTER_EXTS, resolve_paths
-
-    files = resolve_paths(paths, RASTER_EXTS, what="raster")
-    try:
-        head = read_header(files[0], reader="rasterio")
-    except HeaderError as err:
-        cut = read_error(str(exc := err.__cause__ or err), files[0])
-        why = f"is truncated or corrupt (GDAL: {cut}); re-download or re-copy it" if cut else "cannot be read"
-        raise InputError(f"raster {files[0]} {why}" + ("" if cut else f" ({type(exc).__name__}: {exc})")) from exc
-    return head.count, head.band_names, head.dtype, head.alpha
-
-
-def _first_declared(paths: Any, alpha: tuple[int, ...]) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
-    """The DN -> physical rule (scales, offsets per band, alpha bands left out) the first raster declares in its
-    GDAL scale/offset tags, or None. `data stats` without --sensor or --scale takes it, so the YAML's statistics are
-    in the units the file declares (Sentinel-2 L2A of baseline >= 04.00: DN * 0.0001 - 0.1) and the YAML reads the
-    archive as its tags say; the raster archive refuses later files that declare another rule, naming both."""
-    from geodino.data.headers import read_header
-    from geodino.data.paths import RASTER_EXTS, resolve_paths
-
-    head = read_header(resolve_paths(paths, RASTER_EXTS, what="raster")[0], reader="rasterio")
-    if not head.scales:
-        return None
-    keep = [i for i in range(head.count) if i + 1 not in alpha]
-    scales, offsets = tuple(head.scales[i] for i in keep), tuple(head.offsets[i] for i in keep)
-    if all(v == 1.0 for v in scales) and not any(offsets):
-        return None
-    return scales, offsets
-
-
-def _first_named(paths: Any, type: str) -> str:
-    """The file whose bands were read (the first one), as a message names it: "raster a.tif", or "the first of 3
-    rasters, a.tif," (the others are checked as they are read)."""
-    if type == "raster":
-        from geodino.data.paths import RASTER_EXTS, resolve_paths
-
-        files = [str(f) for f in resolve_paths(paths, RASTER_EXTS, what="raster")]
-    else:
-        files = [str(paths)] if isinstance(paths, (str, Path)) else [str(p) for p in paths]
-    what = "raster" if type == "raster" else "datacube"
-    return f"{what} {files[0]}" if len(files) == 1 else f"the first of {len(files)} {what}s, {files[0]},"
 
 
 def _first_cube_bands(paths: Any) -> tuple[int, tuple[str, ...], str]:
@@ -186,13 +143,14 @@ def compute_stats(
     (sensor, provenance)."""
     args = _checked_arguments(type, bands, band_names, samples, tile_size, seed, scale)
     bands, band_names, samples, tile_size, seed = args
-    alpha = _alpha_left_out(paths, type, bands)
-    base = _base_sensor(paths, type, sensor, band_names, scale, offset, nodata, name, alpha)
+    heads = readable_from(paths, type, on_error)  # the first raster's header: under skip, the first intact one
+    alpha = _alpha_left_out(heads, type, bands)
+    base = _base_sensor(heads, type, sensor, band_names, scale, offset, nodata, name, alpha)
     if alpha:  # read the other bands by name (the alpha band still masks them: GDAL's per-dataset mask)
         bands, band_names = _without_alpha(base, alpha, sensor, band_names)
     source = _stats_source(paths, type, sensor, bands, band_names, base, nodata, tile_size, on_error)
     if alpha:
-        _warn_alpha(paths, type, alpha)
+        _warn_alpha(heads, type, alpha)
     tiles, method, n_windows = _tiles_to_read(source, type, tile_size, samples, seed, on_error, progress)
     stats, kept, n_read, shapes = _accumulate(tiles, list(source.band_names), seed)
     warn_degenerate(list(source.band_names), stats)
