@@ -191,3 +191,16 @@ def test_every_sub_command_parser_is_geodinos():
                     walk(sp)
 
     walk(parser)
+
+
+def test_embed_images_scale_0_is_refused_as_embed_refuses_it(tmp_path, monkeypatch, capsys):
+    """`embed images DIR --scale 0` ran with the default rule (0 is the Python API's "unset") while `embed IN
+    --scale 0` is refused; now both say to leave --scale out, before any image is read."""
+    from geodino.embed import images
+
+    monkeypatch.setattr(images, "embed_images", lambda *a, **k: pytest.fail("embed_images was called"))
+    (tmp_path / "imgs").mkdir()
+    argv = ["embed", "images", str(tmp_path / "imgs"), "-b", "arch:vit_tiny", "--out", str(tmp_path / "f.parquet")]
+    assert cli.main([*argv, "--scale", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--scale 0 must be a positive DN -> reflectance factor" in err and "leave --scale out" in err

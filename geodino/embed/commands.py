@@ -333,6 +333,11 @@ def _images(args: argparse.Namespace) -> int:
         )
     if not args.backbone or not args.out:
         raise ConfigError("geodino embed images needs --backbone SPEC and --out FEATS.parquet")
+    if args.scale == 0:  # scale=0 is the Python default ("unset"); the other forms of embed refuse --scale 0
+        raise ConfigError(
+            "--scale 0 must be a positive DN -> reflectance factor, e.g. --scale 1e-4; leave --scale out for the "
+            "default (the backbone's recorded scale, else by dtype), as geodino embed INPUT takes it"
+        )
     if args.threads is not None and args.threads < 0:  # torch.set_num_threads raised a RuntimeError traceback
         raise ConfigError(f"--threads {args.threads} must be >= 0; pass a count >= 1, or 0 for torch's default")
     if args.threads:
