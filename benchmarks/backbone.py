@@ -195,7 +195,10 @@ def main() -> None:
     if args.int8 and device.type != "cpu":
         ap.error("--int8 runs on CPU only")
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {device}, {args.threads} threads, batch {args.batch}, {args.size} px")
+    from versions import versions
+
+    peers = versions("torch", "transformers", "timm")
+    print(f"{peers}; {device}, {args.threads} threads, batch {args.batch}, {args.size} px")
     head = f"| {'arch':9s} | {'dtype':9s} | geodino img/s | transformers img/s | timm img/s | "
     head += "geodino/transformers | geodino/timm |"
     if args.fast:

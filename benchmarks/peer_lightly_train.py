@@ -397,12 +397,17 @@ def run_lightly_train(
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--minutes", type=float, required=True, help="wall-clock budget of the pretrain subprocess")
+    ap.add_argument(
+        "--minutes", type=float, default=None, help="wall-clock budget of the pretrain subprocess (required)"
+    )
     ap.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "data" / "eurosat_3000")
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=None, help="run folder (required)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    if args.minutes is None or args.out is None:  # `make benchmarks` runs every script bare: say so and exit 0
+        print("peer_lightly_train: skipped, needs --minutes M --out DIR (it installs and runs LightlyTrain; docstring)")
+        return 0
     feats, files, info = run_lightly_train(args.images, args.out, args.minutes, batch_size=args.batch_size,
                                            seed=args.seed)  # fmt: skip
     print(json.dumps(info, indent=2))

@@ -111,7 +111,9 @@ def main() -> None:
     with torch.inference_mode():
         peak32 = mm_peak(args.mm, torch.float32)
         peak16 = mm_peak(args.mm, torch.bfloat16)
-    print(f"torch {torch.__version__}, {args.threads} threads; load average {os.getloadavg()[0]:.2f}")
+    from versions import versions
+
+    print(f"{versions('torch', 'transformers', 'timm')}; {args.threads} threads; load average {os.getloadavg()[0]:.2f}")
     print(f"matmul peak ({args.mm}^3): float32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s\n")
     geo, hf, tm = build_trio(args.arch)
     fast = FastViT(geo, FastPath(True, "float32"))

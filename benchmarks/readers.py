@@ -179,6 +179,9 @@ def main() -> None:
     ap.add_argument("--only", choices=["a", "b"], default=None, help="run only table (a) or (b)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from versions import versions
+
+    print(versions("geodino", "rasterio", "torchgeo", "torch"))
     n = 300 if args.quick else 1500
     tmp = Path(tempfile.mkdtemp(prefix="geodino_bench_"))
     atexit.register(shutil.rmtree, tmp, True)  # the generated 107 MB COG goes with the run

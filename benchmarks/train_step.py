@@ -165,11 +165,13 @@ def main(argv: list[str] | None = None) -> None:
                 raise SystemExit(f"{name} produced a non-finite loss")
             if i >= args.warmup:
                 times[name].append(dt)
+    from versions import versions
+
     med = {k: statistics.median(v) for k, v in times.items()}
     ips = {k: args.batch / v for k, v in med.items()}
     print(
         f"\nSSL training step, ViT-S/16, batch {args.batch} x (2x224 + 8x96), K={args.prototypes}, "
-        f"{torch.get_num_threads()} threads, median of {args.steps} steps"
+        f"{torch.get_num_threads()} threads, median of {args.steps} steps; {versions('torch', 'lightly')}"
     )
     print("| pipeline | s/step | images/s |")
     print("|---|---|---|")
