@@ -112,6 +112,24 @@ class CommaList(argparse.Action):
         setattr(namespace, self.dest, names)
 
 
+class NumberList(argparse.Action):
+    """`nargs="+"` whole numbers given either way, as `CommaList` takes names: `--heads 0 1` or `--heads 0,1`,
+    `--window 0 0 256 256` or `--window 0,0,256,256` (as embed's `--window` and `--bbox` take them); before, a comma
+    was "invalid int value: '0,1'". `count` (the `const`): exactly that many numbers."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None):
+        words = [w for v in values for w in str(v).replace(",", " ").split()]
+        try:
+            numbers = [int(w) for w in words]
+        except ValueError:
+            bad = next(w for w in words if not w.lstrip("+-").isdigit())
+            parser.error(f"argument {option}: {bad!r} is not a whole number")
+        if not numbers or (self.const is not None and len(numbers) != self.const):
+            want = f"{self.const} whole numbers" if self.const is not None else "at least one whole number"
+            parser.error(f"argument {option}: expected {want} (space- or comma-separated), got {len(numbers)}")
+        setattr(namespace, self.dest, numbers)
+
+
 def command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
     """The deepest sub-command parser `args` went through (`geodino embed pca` -> the pca parser)."""
     while parser._subparsers is not None:

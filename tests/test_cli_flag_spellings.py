@@ -204,3 +204,43 @@ def test_embed_images_scale_0_is_refused_as_embed_refuses_it(tmp_path, monkeypat
     assert cli.main([*argv, "--scale", "0"]) == 2
     err = capsys.readouterr().err
     assert "--scale 0 must be a positive DN -> reflectance factor" in err and "leave --scale out" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "dest", "value"),
+    [
+        (["viz", "attention", "x.tif", "-b", "s", "-o", "o", "--window", "0,8,32,16"], "window", [0, 8, 32, 16]),
+        (
+            ["viz", "attention", "x.tif", "-b", "s", "-o", "o", "--window", "0", "8", "32", "16"],
+            "window",
+            [0, 8, 32, 16],
+        ),
+        (["viz", "attention", "x.tif", "-b", "s", "-o", "o", "--heads", "0,2"], "heads", [0, 2]),
+        (["viz", "attention", "x.tif", "-b", "s", "-o", "o", "--heads", "0", "2"], "heads", [0, 2]),
+        (["data", "curate", "d", "-b", "s", "-o", "o", "--size", "4", "--clusters", "8,4"], "clusters", [8, 4]),
+        (
+            ["data", "curate", "d", "-b", "s", "-o", "o", "--size", "4", "--resample-size", "3", "2"],
+            "resample_size",
+            [3, 2],
+        ),
+        (["info", "arch:vit_tiny", "--image-size", "224,320"], "image_size", [224, 320]),
+        (["info", "arch:vit_tiny", "--image-size", "224"], "image_size", [224]),
+    ],
+)
+def test_number_lists_take_commas_as_embed_window_and_bbox_do(argv, dest, value):
+    """`viz attention --window 0,0,64,64` was "expected 4 arguments", `--heads 0,1` "invalid int value: '0,1'"."""
+    assert getattr(_parse(argv), dest) == value
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (["--window", "0,0,32"], "argument --window: expected 4 whole numbers (space- or comma-separated), got 3"),
+        (["--heads", "0,a"], "argument --heads: 'a' is not a whole number"),
+    ],
+)
+def test_number_lists_refuse_a_wrong_count_or_word_in_one_line(extra, said, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["viz", "attention", "x.tif", "-b", "s", "-o", "o", *extra])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and said in err and len(err.strip().splitlines()) == 1

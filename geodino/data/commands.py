@@ -8,7 +8,7 @@ import argparse
 import textwrap
 from typing import Any
 
-from geodino.cli import CommaList
+from geodino.cli import CommaList, NumberList
 from geodino.config import options_for
 from geodino.errors import plural
 
@@ -183,11 +183,11 @@ def _add_curate(sub: Any) -> None:
     c.add_argument("--bands", nargs="+", action=CommaList, default=None, help="band names to read (rasters)")
     c.add_argument("--tile-size", "--tile", dest="tile_size", type=int, default=256,
                    help="raster tile edge in px (default: %(default)s)")  # fmt: skip
-    c.add_argument("--clusters", type=int, nargs="+", default=[64, 16, 4],
-                   help="clusters per k-means level, finest first (default: 64 16 4)")  # fmt: skip
+    c.add_argument("--clusters", nargs="+", action=NumberList, default=[64, 16, 4],
+                   help="clusters per k-means level, finest first (default: 64 16 4; or 64,16,4)")  # fmt: skip
     c.add_argument("--resamples", type=int, default=0,
                    help="resampling steps per k-means level (default: %(default)s, plain k-means)")  # fmt: skip
-    c.add_argument("--resample-size", type=int, nargs="+", default=10,
+    c.add_argument("--resample-size", nargs="+", action=NumberList, default=10,
                    help="points closest to each centroid used in a resampling step: one for every level, or "
                    "one per --clusters level (finest first; 1 or less skips resampling there) "
                    "(default: %(default)s)")  # fmt: skip

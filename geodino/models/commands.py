@@ -12,7 +12,7 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     """Add the `convert` and `info` commands."""
-    from geodino.cli import CommaList, add_output, whole_number
+    from geodino.cli import CommaList, NumberList, add_output, whole_number
 
     c = subparsers.add_parser(
         "convert",
@@ -68,7 +68,12 @@ def register(subparsers: Any) -> None:
     )
     i.add_argument("spec", nargs="?", default=None, help="backbone spec (optional)")
     i.add_argument(
-        "--image-size", nargs="+", type=int, default=None, metavar="PX", help="also show the token grid for H [W]"
+        "--image-size",
+        nargs="+",
+        action=NumberList,
+        default=None,
+        metavar="PX",
+        help="also show the token grid for H [W] (or H,W)",
     )
     i.set_defaults(func=_info)
 

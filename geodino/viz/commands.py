@@ -13,7 +13,7 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     """Add the `viz` command and its `attention` sub-command."""
-    from geodino.cli import CommaList
+    from geodino.cli import CommaList, NumberList
 
     what = "look inside a backbone: CLS attention maps (viz attention), a patch-similarity map (viz attention --point)"
     p = subparsers.add_parser("viz", help=what, description=what[0].upper() + what[1:] + ".")
@@ -39,7 +39,8 @@ def register(subparsers: Any) -> None:
         help="block index (default -1: the last block; embed's --layers names blocks too, its --layer a GeoPackage "
         "layer)",
     )
-    a.add_argument("--heads", type=int, nargs="+", default=None, help="head indices to show (default: all)")
+    a.add_argument("--heads", nargs="+", action=NumberList, default=None,
+                   help="head indices to show, 0 1 or 0,1 (default: all)")  # fmt: skip
     a.add_argument("--mass", type=float, default=0.6, help="share of attention mass the mask keeps (default 0.6)")
     a.add_argument(
         "--point",
@@ -60,11 +61,12 @@ def register(subparsers: Any) -> None:
                    help="band names to read from the raster (B04 B03 B02 or B04,B03,B02)")  # fmt: skip
     a.add_argument(
         "--window",
-        type=int,
-        nargs=4,
-        metavar=("COL", "ROW", "W", "H"),
+        nargs="+",
+        action=NumberList,
+        const=4,
+        metavar="COL ROW W H",
         default=None,
-        help="read only this pixel window of the input",
+        help="read only this pixel window of the input (or COL,ROW,W,H)",
     )
     a.add_argument("--device", default="cpu", help="torch device of the backbone (default: %(default)s)")
     a.add_argument("--overwrite", action="store_true", help="replace the attention maps of an earlier run in --out")
