@@ -1,10 +1,13 @@
 """Reader and loader throughput, measured side by side in one run.
 
-(a) The same windows read by geodino's reader (`RasterArchive.sample`: window read + valid mask + DN scaling)
-    and by raw rasterio windowed reads on an open handle (the limit), plus torchgeo's `RasterDataset` on the
-    same windows (one dataset per file, so no reprojection is involved). Target: geodino / rasterio >= 0.8.
+(a) The same windows read by geodino's reader (`RasterArchive.read`: window read + valid mask; and
+    `RasterArchive.sample`: + float32 DN scaling, the "+ reflectance" column) and by raw rasterio windowed reads
+    on an open handle (the limit), interleaved; then torchgeo's `RasterDataset` on the first 200 of the same
+    windows, one pass after the others (one dataset per file, so no reprojection is involved; it opens and merges
+    per query, ~100x slower). Target: geodino (`read`) / rasterio >= 0.8.
 (b) The whole multi-crop SSL loader (2 workers, 2x224 + 8x96 crops) in crops/s against what one ViT-S/16
-    training step consumes on this machine (forward + backward on the same crops, batch 16).
+    training step consumes on this machine (forward + backward on the same crops, batch 16, also with --quick:
+    several minutes on a busy 2-core machine; `--only a` skips it).
 
 Uses ../shared/data/scenes/*.tif when present (plus a generated 13-band uint16 COG, the typical Sentinel-2
 archive tile); run: `.venv/bin/python benchmarks/readers.py [--quick]`.
@@ -199,7 +202,8 @@ def main() -> None:
     if args.only in (None, "a"):
         print("\n(a) the same windows: tiles/s (interleaved per window, order rotated, 2 passes)\n")
         print("geodino = RasterArchive.read (window + valid mask); + reflectance = RasterArchive.sample (float32 DN")
-        print("scaling, window transform, CRS); torchgeo = RasterDataset[x0:x1, y0:y1] on the same windows\n")
+        print("scaling, window transform, CRS); torchgeo = RasterDataset[x0:x1, y0:y1] on the first 200 of the same")
+        print("windows, one pass after the interleaved ones\n")
         print(
             "| data | tile | rasterio | geodino | geodino / rasterio | + reflectance | / rasterio "
             "| torchgeo | / rasterio |"

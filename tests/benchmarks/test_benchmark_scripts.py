@@ -86,3 +86,15 @@ def test_backbone_benchmark_names_its_peers_and_prints_ratios_of_its_own_numbers
         lo, hi = (num - 0.005) / (den + 0.005), (num + 0.005) / max(den - 0.005, 1e-9)
         assert lo - 0.005 <= ratio <= hi + 0.005, (ratio, num, den)
     assert re.search(r"outputs agree within \d", p.stdout)
+
+
+def test_readers_header_names_what_each_column_times():
+    """readers.py's docstring said the geodino column was `RasterArchive.sample` and torchgeo read "the same
+    windows"; the code times `RasterArchive.read` for that column (`sample` is "+ reflectance") and torchgeo on the
+    first 200 windows, after the interleaved passes."""
+    src = (BENCH / "readers.py").read_text()
+    doc = ast.get_docstring(ast.parse(src))
+    part_a = doc.split("(b)")[0]
+    assert '"geodino": lambda i, c, r: archive.read(' in src
+    assert part_a.index("RasterArchive.read") < part_a.index("RasterArchive.sample")
+    assert "n = min(len(wins), 200)" in src and "first 200" in part_a
