@@ -52,6 +52,10 @@ class LogRegConfig:
     max_iter: int = 1000
     standardize: bool = True  # z-score features (fit on train): L-BFGS converges in far fewer steps
     refit_on_trainval: bool = True
+    # L-BFGS stopping tolerance; 0 = auto: sklearn's 1e-4 on standardised features, DINOv3's 1e-12 (with float64
+    # features, as its train_dtype) when standardize is false. Raw CLS tokens can vary by ~1e-4 per dimension
+    # around a large common part, and at tol 1e-4 L-BFGS then stops before its first step (chance scores).
+    tol: float = 0.0
 
 
 @dataclass
@@ -145,18 +149,27 @@ def logistic_regression(
         raise ConfigError("logreg.cs must list at least one C value")
     multilabel = train.targets.dim() == 2
 
+    if cfg.tol < 0:
+        raise ConfigError(f"logreg.tol={cfg.tol} must be >= 0 (0 = auto)")
+    tol = cfg.tol or (1e-4 if cfg.standardize else 1e-12)
+    dtype = np.float32 if cfg.standardize else np.float64  # unstandardised: DINOv3's float64 fit
+    stalled: list[float] = []  # C values whose fit stopped before its first L-BFGS step
+
     def fit(c: float, x: np.ndarray, y: np.ndarray) -> Any:
-        clf: Any = LogisticRegression(C=c, max_iter=cfg.max_iter, random_state=seed)
+        clf: Any = LogisticRegression(C=c, max_iter=cfg.max_iter, tol=tol, random_state=seed)
         if multilabel:
             clf = OneVsRestClassifier(clf)
         steps = [StandardScaler(), clf] if cfg.standardize else [clf]
-        return make_pipeline(*steps).fit(x, y)
+        model = make_pipeline(*steps).fit(x, y)
+        if _iterations(model[-1]) == 0:
+            stalled.append(c)
+        return model
 
     def scores(model: Any, x: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(model.predict_proba(x), dtype=np.float32))
+        return torch.from_numpy(np.asarray(model.predict_proba(x.astype(dtype)), dtype=np.float32))
 
-    xt, yt = train.cls[:, -1].numpy(), train.targets.numpy()
-    xv, yv = val.cls[:, -1].numpy(), val.targets.numpy()
+    xt, yt = train.cls[:, -1].numpy().astype(dtype), train.targets.numpy()
+    xv, yv = val.cls[:, -1].numpy().astype(dtype), val.targets.numpy()
     best_c, best_score = cfg.cs[0], -1.0
     import warnings
 
@@ -174,7 +187,20 @@ def logistic_regression(
             model = fit(best_c, xt, yt)
             fitted_on = train
         test_scores = _full_proba(model, scores(model, test.cls[:, -1].numpy()), fitted_on, multilabel)
-    return test_scores, {"C": float(best_c), "val": float(best_score)}
+    if stalled:
+        warnings.warn(
+            f"logreg: L-BFGS stopped before its first step (tol={tol:g}) for C={', '.join(f'{c:.3g}' for c in stalled)}"
+            ": those fits are the initial all-zero model; lower logreg.tol or set logreg.standardize=true",
+            stacklevel=2,
+        )
+    return test_scores, {"C": float(best_c), "val": float(best_score), "tol": tol}
+
+
+def _iterations(clf: Any) -> int:
+    """The L-BFGS iterations of a fitted LogisticRegression (the most over a one-vs-rest ensemble)."""
+    if hasattr(clf, "estimators_"):
+        return max(_iterations(e) for e in clf.estimators_)
+    return int(np.max(clf.n_iter_))
 
 
 def _full_proba(model: Any, proba: torch.Tensor, fitted_on: FeatureSet, multilabel: bool) -> torch.Tensor:
