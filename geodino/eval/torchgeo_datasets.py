@@ -49,12 +49,19 @@ def _band_list(requested: list[str], all_bands: tuple[str, ...], rgb: tuple[str,
 def eurosat(cfg: DatasetConfig, split: str) -> ProbeDataset:
     """torchgeo `EuroSAT` (13-band Sentinel-2 L1C GeoTIFFs, 10 classes, the 60/20/20 split of Neumann et al.).
 
-    DN are scaled by 1/10000 to reflectance. `bands` selects bands (default all 13; "rgb" = B04,B03,B02).
+    DN are scaled by 1/10000 to reflectance. `bands` selects bands by name (default all 13 in the Sentinel-2
+    order of the `sentinel2_l1c` sensor, B01..B08, B8A, B09..B12; "rgb" = B04,B03,B02). The default is asked of
+    torchgeo by name: its own order is the files' (B8A last since torchgeo 0.7, 9th before), so a 13-band
+    sentinel2_l1c backbone would otherwise get B09..B12 and B8A one channel off.
     """
     from torchgeo.datasets import EuroSAT
 
+    from geodino.data.sensors import get_sensor
+
     root = require_folder(cfg.root, "eurosat", "torchgeo's EuroSAT layout (EuroSATallBands.zip or ds/...)")
-    bands = _band_list(cfg.bands, EuroSAT.all_band_names, EuroSAT.rgb_bands, "EuroSAT")
+    s2_order = [b for b in get_sensor("sentinel2_l1c").bands if b in EuroSAT.all_band_names]
+    s2_order += [b for b in EuroSAT.all_band_names if b not in s2_order]
+    bands = _band_list(cfg.bands or s2_order, EuroSAT.all_band_names, EuroSAT.rgb_bands, "EuroSAT")
     expect = f"eurosat-{split}.txt and ds/images/remote_sensing/otherDatasets/sentinel_2/tif/<Class>/*.tif"
     ds = torchgeo_call("eurosat", root, expect, lambda: EuroSAT(str(root), split=split, bands=bands))
 
