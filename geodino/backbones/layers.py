@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import operator
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 from geodino.errors import ConfigError, plural
+from geodino.models.caller import user_stacklevel
 
 LAYER_SETS = ("last", "four_last", "four_even", "four_even_official")
 
@@ -75,6 +77,19 @@ def _need_four(name: str, n_blocks: int) -> None:
         )
 
 
+def _warn_short(name: str, n_blocks: int) -> None:
+    """One line when `four_last` meets a backbone of fewer than four blocks: it gives every block (fewer than four
+    maps), which changed the feature width of probes and feature rasters without a word (the official
+    `get_intermediate_layers(n=4)` fails on such a backbone). A warning, not an error: `four_last` is the probes'
+    default layer set, and the blocks it gives are the last ones there are."""
+    warnings.warn(
+        f"layers={name} on a backbone with {plural(n_blocks, 'block')} gives {plural(n_blocks, 'map')} "
+        f"(blocks 0..{n_blocks - 1}), not 4; pass layers=last, a count of last blocks ({n_blocks} for all of them) "
+        "or block indices to choose them without this warning",
+        stacklevel=user_stacklevel(),
+    )
+
+
 def layer_indices(layers: str | int | Sequence[int], n_blocks: int) -> list[int]:
     """Block indices for a layer set name, a count of last blocks, or explicit indices (negative allowed), in block
     order without repeats: the order `get_intermediate_layers` returns them in (official semantics), so that a
@@ -86,6 +101,8 @@ def layer_indices(layers: str | int | Sequence[int], n_blocks: int) -> list[int]
         if key == "last":
             return [n_blocks - 1]
         if key == "four_last":
+            if n_blocks < 4:
+                _warn_short("four_last", n_blocks)
             return list(range(max(0, n_blocks - 4), n_blocks))
         if key == "four_even":
             return even_blocks(n_blocks)

@@ -18,6 +18,7 @@ from geodino.backbones.spec import DEFAULT_PATCH, as_int, check_build_options, p
 from geodino.backbones.timm import build_timm, timm_geometry
 from geodino.data.band_args import parse_backbone_bands
 from geodino.errors import CheckpointError, ConfigError, plural
+from geodino.models.caller import user_stacklevel
 
 log = logging.getLogger("geodino.backbones")
 
@@ -208,7 +209,7 @@ def _baseline(
             "not standardised and the histogram bins "
             f"(±{limit:g} standard units) see raw values; pass the data's sensor (?sensor=NAME, or backbone_sensor= "
             "for probes)",
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     fingerprint = {"spec": spec_text, "bands": names or in_chans}  # no weights; feature caches key on mean/std
     return _frozen(model, "baseline", stats, spec_text, fingerprint, None, sensor)
@@ -343,7 +344,7 @@ def _from_path(
             f"backbone {spec_text} records no input normalisation{' ' + why if why else ''}: using {what}; pass "
             "the sensor it was trained with (load_backbone(..., sensor=NAME), the spec option ?sensor=NAME as in "
             f"--backbone '{path}?sensor=sentinel2_l2a', or backbone_sensor=NAME for probes)",
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     log.info("backbone %s: normalisation %s", spec_text, fb.norm_source)
     return fb.to(device)
@@ -400,6 +401,6 @@ def _unstandardised_names(fb: FrozenBackbone, names: list[str] | None, passed: A
         f"backbone {fb.spec}: band names {', '.join(names)} were given without a sensor, so nothing gives their "
         "statistics and the input is not standardised (mean 0 / std 1); pass the sensor they are bands of "
         "(load_backbone(..., sensor=NAME), ?sensor=NAME in a spec, backbone_sensor=NAME for probes)",
-        stacklevel=3,
+        stacklevel=user_stacklevel(),
     )
     return fb

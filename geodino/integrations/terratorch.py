@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from geodino.errors import ConfigError, plural
+from geodino.models.caller import user_stacklevel
 
 __all__ = ["GeoDinoTerraTorchBackbone", "datamodule_stats", "geodino_vit", "register"]
 
@@ -94,7 +95,7 @@ def _warn_dropped(kwargs: dict[str, Any]) -> None:
         warnings.warn(
             f"geodino_vit ignores {plural(len(dropped), 'option')} {', '.join(dropped)}: it takes ckpt_path, bands "
             "(or model_bands), sensor, out_indices, return_cls_token, pretrained, arch, patch_size, in_chans and fill",
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
 
 

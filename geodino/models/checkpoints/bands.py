@@ -16,6 +16,7 @@ from typing import Any
 from torch import Tensor
 
 from geodino.errors import CheckpointError, ConfigError, plural
+from geodino.models.caller import user_stacklevel
 
 __all__ = ["RGB", "adapt_patch_embed", "adapt_state_bands", "match_bands", "resolve_bands", "same_bands"]
 
@@ -193,7 +194,7 @@ def resolve_bands(
         warnings.warn(
             f"{plural(len(unmatched), 'band')} ({', '.join(unmatched)}) {'matches' if one else 'match'} "
             f"no band of checkpoint {source} ({', '.join(file_bands)}): {fate}",
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     return adapt_state_bands(state, dst_keys, src_bands=src_keys, fill=fill or "mean"), resolved
 

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from geodino.errors import CheckpointError, ConfigError, GeoDinoError
 from geodino.models.archs import arch_kwargs
+from geodino.models.caller import user_stacklevel
 from geodino.models.checkpoints import (
     check_fits,
     heads_path,
@@ -113,7 +114,7 @@ def convert_checkpoint(
                 f"the normalisation {src} records covers bands {', '.join(map(str, norm.get('bands') or []))}, "
                 f"not {', '.join(map(str, lacking))}: {dst} records none; give its users the statistics of "
                 "all its bands (a sensor YAML: load_backbone(..., sensor=...), --backbone 'FILE?sensor=...')",
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
         norm = kept
     config = dict(infer_config(state, src))
@@ -172,14 +173,14 @@ def _local_cls_norm(
                 f"{src} ({weights.layout} layout) stores no local_cls_norm and records no architecture: for the "
                 "SAT-493M ViT-L (untie_global_and_local_cls_norm=True) pass --local-cls-norm (local_cls_norm=True "
                 "in Python) to get a file the official loader accepts with strict=True; written without one",
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         return state
     warnings.warn(
         f"{src} has no local_cls_norm ({weights.layout} layout) and {why}: re-created as a copy of norm, which is "
         "exact for inference (the local-crop CLS norm is used only in training, on local crops) but not the trained "
         "values",
-        stacklevel=3,
+        stacklevel=user_stacklevel(),
     )
     config["untie_global_and_local_cls_norm"] = True
     out = dict(state)

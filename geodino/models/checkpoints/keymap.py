@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from geodino.errors import CheckpointError
+from geodino.models.caller import user_stacklevel
 
 __all__ = [
     "LOCAL_NORM_KEY",
@@ -51,7 +52,7 @@ def check_rope_portable(config: Mapping[str, Any], target: str) -> None:
             f"this backbone computes its RoPE in {dtype} (pos_embed_rope_dtype: {dtype}) and {target} in float32: "
             f"the converted model's tokens differ from geodino's ({ROPE_BF16_DIFF}); the official layout "
             "(.pth / .safetensors) keeps it exactly",
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
 
 
@@ -110,6 +111,6 @@ def warn_local_norm_dropped(state: Mapping[str, Tensor], target: str) -> bool:
         f"local_cls_norm (the CLS norm of local crops, used only in training) is dropped: {target} has none; the "
         "output records that the model has one, and `geodino convert` back to the official layout re-creates it as "
         "a copy of norm (exact for inference, not the trained values)",
-        stacklevel=4,
+        stacklevel=user_stacklevel(),
     )
     return True

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from geodino.errors import CheckpointError
+from geodino.models.caller import user_stacklevel
 from geodino.models.checkpoints.infer import default_heads, rope_periods
 from geodino.models.checkpoints.keymap import (
     LOCAL_NORM_KEY,
@@ -270,7 +271,7 @@ def timm_metadata(
         warnings.warn(
             "this backbone's LayerNorms have eps 1e-6 (norm_layer layernorm) and timm's DINOv3 Eva fixes eps 1e-5: "
             "the timm model's features differ slightly from geodino's; --to hf keeps the eps exactly",
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     mask = state.get("mask_token")
     if mask is not None and not mask.is_meta and bool(mask.any()):
@@ -278,7 +279,7 @@ def timm_metadata(
             "timm's DINOv3 Eva stores no mask token: this backbone's non-zero mask_token (the iBOT mask token; it "
             "matters only if SSL continues from the file) is dropped, and converting back gives zeros; the official "
             "or HF layout keeps it",
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
     qkvb = _has_qkv_bias(official_to_timm(state))
     meta = {
