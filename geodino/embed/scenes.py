@@ -27,6 +27,7 @@ only with its progress bar; a rank without a scene is a warning, which comes eit
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 import warnings
@@ -268,7 +269,7 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
         raise InputError(f"{' '.join(inputs)} holds no raster outside the output folder {folder}; pass the scenes")
     if cfg.bbox is not None:
         scenes = in_bbox(scenes, cfg)
-    from geodino.embed.pipeline import Console, embed_raster, says
+    from geodino.embed.pipeline import Console, says
 
     # without the bar, notes come at the end (see Console); a Python call without the bar says none (`says`)
     console = Console(now=cfg.progress, quiet=not says(cfg))
@@ -299,22 +300,48 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
         )
         for s in mine
     }
+    with contextlib.ExitStack() as locks:  # on any exit (a refused check too), the locks the checks hold are freed
+        return _run_scenes(scenes, mine, stacks, outs, scene_cfg, folder, mosaic, cfg, bb, console, locks)
+
+
+def _run_scenes(
+    scenes: list[Scene],
+    mine: list[Scene],
+    stacks: dict[Path, str],
+    outs: dict[str, Path],
+    scene_cfg: dict[str, EmbedConfig],
+    folder: Path,
+    mosaic: Path,
+    cfg: EmbedConfig,
+    bb: Any,
+    console: Any,
+    locks: contextlib.ExitStack,
+) -> list[Path]:
+    """The body of `embed_scenes` once the scenes, their settings and the backbone are known: check the started
+    scenes (`--resume`), embed the others, write the mosaic and catalog once every scene is done."""
     from geodino.data.vrt import write_vrt
+    from geodino.embed.pipeline import embed_raster, says
+    from geodino.embed.workdir import WorkDirGone, output_lock
 
     done: set[str] = set()
     prepared: dict[str, PreparedRun] = {}  # partial scenes: the check's preparation, reused by their run
+    held: dict[str, contextlib.ExitStack] = {}  # partial scenes' locks, taken for their check, kept for their run
     if cfg.resume and not cfg.overwrite:  # every scene already started must match this run before any is written
         from geodino.embed.pipeline import check_started, work_dir_for
 
         started = [s for s in mine if outs[s.name].exists() or work_dir_for(outs[s.name]).exists()]
         check_stacks(started, stacks)
         for s in started:
+            # under the scene's lock: a scene another run writes is refused as such (its pid), not judged from that
+            # run's work folder (another run's settings, or a folder it is rewriting)
+            lock = held[s.name] = locks.enter_context(contextlib.ExitStack())
+            lock.enter_context(output_lock(outs[s.name], scene_cfg[s.name]))
             if Path(s.path) in stacks:  # a started stack's VRT is the input it was read from
                 write_vrt(stacks[Path(s.path)], s.path)
-        for s in started:
             finished, prep = check_started(s.path, scene_cfg[s.name], bb)
             if finished:
                 done.add(s.name)
+                held.pop(s.name).close()  # nothing left to write there
             elif prep is not None:
                 prepared[s.name] = prep
     from geodino.io import make_dirs
@@ -323,7 +350,6 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     for path, text in stacks.items():
         write_vrt(text, path)
     from geodino.embed.scene_skips import add_to_catalog, clear_skip, read_skips, skip_scene
-    from geodino.embed.workdir import WorkDirGone, output_lock
 
     for k, s in enumerate(mine, start=1):
         if s.name in done:
@@ -340,6 +366,8 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
                 if cfg.on_error != "skip" or isinstance(exc, WorkDirGone):
                     raise
                 skip_scene(s, outs[s.name], exc)
+        if s.name in held:  # taken for its check: freed once the scene is done
+            held.pop(s.name).close()
     console.flush()
     if done and says(cfg):
         print(f"geodino: {plural(len(done), 'scene')} already done with these settings, skipped", file=sys.stderr)
