@@ -85,8 +85,9 @@ class CloudRule:
         return f"{self.kind}({', '.join(f'{k}={v}' for k, v in sorted(self.bands.items()))}; t={self.threshold})"
 
     def mask(self, image: np.ndarray, qa_values: np.ndarray | None = None) -> np.ndarray:
-        """Bool [H, W]: cloud-like pixels of a reflectance image [C, H, W] (with --qa-band: of the raw QA values
-        [H, W] of the same window, `qa_values`)."""
+        """Bool [H, W]: cloud-like pixels of a reflectance image [C, H, W] (with --qa-band, or a QA band among the
+        bands of a reprojected source (`qaband.warped_model_qa`): of its raw values [H, W] in the same window,
+        `qa_values`, which the qa rule reads instead of the image's band)."""
         if self.qa_band is not None:
             if qa_values is None:
                 raise ValueError(f"the qa rule of --qa-band {self.qa_band} needs the band's values (qa_values)")
@@ -98,6 +99,8 @@ class CloudRule:
             return np.all(image[[self.bands[k] for k in ("red", "green", "blue")]] >= self.threshold, axis=0)
         if self.kind == "qa":
             name, scale, offset = self.qa  # type: ignore[misc]
+            if qa_values is not None:  # the band's raw values read apart (a reprojected source: nearest, not the
+                return _decode_qa(name, np.asarray(qa_values).astype(np.int64))  # image's interpolated codes)
             return _decode_qa(name, np.rint((b["qa"] - offset) / scale).astype(np.int64))
         vis = np.stack([b["blue"], b["green"], b["red"]])
         if self.kind == "rgb":

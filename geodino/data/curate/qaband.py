@@ -16,7 +16,7 @@ import numpy as np
 
 from geodino.errors import InputError
 
-__all__ = ["QA_KINDS", "QaBand", "read_qa_window", "resolve_qa_band"]
+__all__ = ["QA_KINDS", "QaBand", "read_qa_window", "resolve_qa_band", "warped_model_qa"]
 
 QA_KINDS = ("scl", "qa60", "qa_pixel")
 """The QA encodings the `qa` rule decodes (by band name, case-insensitive)."""
@@ -81,6 +81,22 @@ def resolve_qa_band(name: str, scenes: list[Any], where: str) -> QaBand:
     if len(kinds) > 1:
         raise InputError(f"--qa-band {name}: the rasters of {where} name it {', '.join(sorted(kinds))}; give one kind")
     return QaBand(name, kinds.pop(), index)
+
+
+def warped_model_qa(archive: Any) -> QaBand | None:
+    """The QA band among the bands a raster source reads (a sensor naming SCL, QA60 or QA_PIXEL; the one the `qa`
+    rule picks) when its scenes are reprojected with another resampling than nearest, else None. The image then holds
+    that band interpolated (bilinear QA60 between 0 and 1024 gives 512, 335, ...: codes that are not in the file, and
+    cloud bits set or cleared at random), so the qa rule reads its raw values apart, warped with nearest
+    (`read_qa_window`), as it reads a screening-only --qa-band."""
+    if getattr(archive, "crs", None) is None or getattr(archive, "resampling", "nearest") == "nearest":
+        return None
+    names = [str(b).lower() for b in archive.band_names]
+    kind = next((k for k in QA_KINDS if k in names), None)
+    if kind is None:
+        return None
+    pos = names.index(kind)
+    return QaBand(archive.band_names[pos], kind, {s.path: s.band_indexes[pos] for s in archive.scenes})
 
 
 def read_qa_window(archive: Any, qa: QaBand, sid: int, col: int, row: int, width: int, height: int) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from geodino.data.config import SourceConfig
-from geodino.data.curate.qaband import QaBand, read_qa_window, resolve_qa_band
+from geodino.data.curate.qaband import QaBand, read_qa_window, resolve_qa_band, warped_model_qa
 from geodino.data.curate.tilelist import WINDOW_COLUMNS
 from geodino.errors import InputError
 from geodino.io import content_stamp
@@ -94,6 +94,11 @@ class Tiles:
         self.qa_bands: list[QaBand | None] = [None] * len(self.sources)
         if qa_band:
             self.qa_bands = [self._qa_band(qa_band, i, w) for i, w in enumerate(where)]
+        # without --qa-band: a QA band among the bands read, reprojected, is read apart with nearest for the qa rule
+        self._warped_qa = [
+            warped_model_qa(s.archive) if t == "raster" and not qa_band else None
+            for s, t in zip(self.sources, self.types)
+        ]
         self._dated = [False] * len(self.sources)  # per source: cube first/last rows whose date `set_times` records
         rows = [self._rows(i) for i in range(len(self.sources))]
         self.counts = np.array([len(r["path"]) for r in rows], dtype=np.int64)
@@ -149,11 +154,13 @@ class Tiles:
         return resolve_qa_band(name, self.sources[i].archive.scenes, where)
 
     def read_qa(self, k: int) -> np.ndarray | None:
-        """The raw QA band values [h, w] of tile `k`'s window (None: its source has no --qa-band), read apart from
-        the image so that they never reach the backbone. A failed read is all zeros under on_error skip (the tile's
-        image read fails too and drops it as nodata) and raises under stop."""
+        """The raw QA band values [h, w] of tile `k`'s window (None: its source has no --qa-band, nor a QA band among
+        the bands of reprojected scenes: `qaband.warped_model_qa`), read apart from the image, so that a --qa-band never
+        reaches the backbone and a reprojected QA band is warped with nearest, not the image's resampling. A failed
+        read is all zeros under on_error skip (the tile's image read fails too and drops it as nodata) and raises
+        under stop."""
         i, j = self.locate(k)
-        qa = self.qa_bands[i]
+        qa = self.qa_bands[i] or self._warped_qa[i]
         if qa is None:
             return None
         src = self.sources[i]
@@ -163,9 +170,8 @@ class Tiles:
         except Exception as exc:
             if self.configs[i].on_error == "skip":
                 return np.zeros((h, w), dtype=np.uint16)
-            raise InputError(
-                f"--qa-band {qa.name}: window read of {src.archive.scenes[sid].path} failed ({exc})"
-            ) from exc
+            what = f"--qa-band {qa.name}" if self.qa_bands[i] else f"QA band {qa.name} (read with nearest resampling)"
+            raise InputError(f"{what}: window read of {src.archive.scenes[sid].path} failed ({exc})") from exc
 
     def set_times(self, times: Any) -> None:
         """Record the time step each tile was read at (`read`'s fourth value, per tile in index order) for the
