@@ -15,6 +15,7 @@ import torch
 from geodino.embed.config import EmbedConfig, rank_device
 from geodino.embed.workdir import WorkDirGone, init_work_dir
 from geodino.errors import ConfigError, GeoDinoError, InputError, plural
+from geodino.io import StorageError
 
 if TYPE_CHECKING:
     from geodino.embed.pipeline import PreparedRun
@@ -41,9 +42,13 @@ def worker_main(input: Any, bb: Any, cfg: EmbedConfig, conn: Any = None, formatw
     torch.set_num_threads(max(1, cfg.threads or 1))
     try:
         from geodino.embed.pipeline import _config, _run
+        from geodino.embed.workdir import kept_for_resume
 
         bb = place_backbone(bb, cfg.device)
-        _run(input, _config(cfg, bb, cfg.out, {}), finalize=False)
+        # a write the storage refused (a full disk) is a `StorageError` line naming the path, sent to the parent as a
+        # refusal: it crashed with a traceback here, and the parent said only "workers failed ..."
+        with kept_for_resume(Path(cfg.out).expanduser()):
+            _run(input, _config(cfg, bb, cfg.out, {}), finalize=False)
     except GeoDinoError as exc:
         if conn is None:
             raise
@@ -199,7 +204,8 @@ def _run_workers(input: Any, bb: Any, cfg: EmbedConfig, work: Path, prep: Prepar
                 recv.close()
             pending.clear()
     if refused:  # the first worker's refusal (they may all have refused the same input)
-        if fresh and not isinstance(refused[0], WorkDirGone):  # as a single process: a resume cannot fix bad input
+        # as a single process: a resume cannot fix bad input, but finishes once a full disk has space again
+        if fresh and not isinstance(refused[0], WorkDirGone | StorageError):
             from geodino.embed.writers import remove_tree
 
             remove_tree(work)
