@@ -244,3 +244,16 @@ def test_number_lists_refuse_a_wrong_count_or_word_in_one_line(extra, said, caps
         cli.main(["viz", "attention", "x.tif", "-b", "s", "-o", "o", *extra])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and said in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--samples", "0"), ("--sample", "-3"), ("--tile-size", "-8"), ("--tile", "0")]
+)
+def test_data_stats_counts_out_of_range_name_the_flag(flag, value, tmp_path, capsys):
+    """`data stats --samples 0` said "samples must be > 0, got 0", `--tile-size -8` "tile_size=-8 must be ...":
+    the key, not the flag given; now argparse's line names the flag, as data preview's --samples did."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["data", "stats", str(tmp_path / "x.tif"), "--out", str(tmp_path / "s.yaml"), flag, value])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"{value} is out of range: give a whole number >= 1" in err
+    assert re.search(rf"argument [-a-z/]*{flag}[/:]", err), err  # argument --samples/--sample: ...

@@ -8,7 +8,7 @@ import argparse
 import textwrap
 from typing import Any
 
-from geodino.cli import CommaList, NumberList
+from geodino.cli import CommaList, NumberList, whole_number
 from geodino.config import options_for
 from geodino.errors import plural
 
@@ -54,7 +54,7 @@ def _add_stats(sub: Any) -> None:
         "--samples",
         "--sample",
         dest="samples",
-        type=int,
+        type=whole_number(1),
         default=256,
         help="windows to read at most (default 256): rasters and cubes read every grid window when there are "
         "no more, else this many drawn uniformly; images and tar shards: whole images, each at most once",
@@ -63,7 +63,7 @@ def _add_stats(sub: Any) -> None:
         "--tile-size",
         "--tile",
         dest="tile_size",
-        type=int,
+        type=whole_number(1),
         default=None,
         help="grid window edge in pixels, rasters and cubes (default 256)",
     )
@@ -140,7 +140,7 @@ def _add_preview(sub: Any) -> None:
             79,
         ),
     )
-    from geodino.cli import add_config_arguments, whole_number
+    from geodino.cli import add_config_arguments
     from geodino.data.config import DataConfig
 
     v.add_argument("--out", "-o", default="data_preview.png", help="PNG to write (default: %(default)s)")
