@@ -138,7 +138,20 @@ def test_probe_device_sets_the_suite_device(monkeypatch):
 def test_probe_device_and_a_device_override_both_is_one_line(capsys):
     assert cli.main(["probe", "--device", "cuda", "device=cpu", "tasks={t: {type: classification}}"]) == 2
     err = capsys.readouterr().err
-    assert "--device cuda and device=cpu both set the device" in err and len(err.strip().splitlines()) == 1
+    assert "--device cuda and device=cpu both set device" in err and len(err.strip().splitlines()) == 1
+
+
+def test_probe_no_progress_sets_the_suite_progress_key():
+    from geodino.config import load_config
+    from geodino.eval.commands import _overrides
+    from geodino.eval.runner import SuiteConfig
+
+    tasks = "tasks={t: {type: classification}}"
+    args = _parse(["probe", "--no-progress", tasks])
+    assert load_config(SuiteConfig, None, _overrides(args)).progress is False
+    assert load_config(SuiteConfig, None, _overrides(_parse(["probe", tasks]))).progress is True
+    with pytest.raises(Exception, match="--no-progress and progress=true both set progress"):
+        _overrides(_parse(["probe", "--no-progress", "progress=true", tasks]))
 
 
 def _null():

@@ -33,6 +33,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="torch device of the backbone: cpu, cuda, cuda:1, mps (the suite's device key, default cpu)",
     )
     p.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        default=None,
+        help="no progress bars (the suite's progress key), as embed and data curate take it",
+    )
+    p.add_argument(
         "--compare",
         action="append",
         default=[],
@@ -60,19 +67,22 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
-    """The key=value overrides with `--device` as `device=` (as embed, data curate and viz attention take it);
-    `--device` with a `device=` override as well is refused (which one was meant?)."""
+    """The key=value overrides with `--device` as `device=` (as embed, data curate and viz attention take it) and
+    `--no-progress` as `progress=false`; a flag with its key's override as well is refused (which one was meant?)."""
     import json
 
     from geodino.errors import ConfigError
 
     overrides = list(args.overrides)
-    if args.device is None:
-        return overrides
-    given = [o for o in overrides if o.split("=", 1)[0].strip() == "device"]
-    if given:
-        raise ConfigError(f"--device {args.device} and {given[-1]} both set the device; give one of them")
-    return [*overrides, f"device={json.dumps(str(args.device))}"]
+    flags = {"device": (args.device, f"--device {args.device}"), "progress": (args.progress, "--no-progress")}
+    for key, (value, flag) in flags.items():
+        if value is None:
+            continue
+        given = [o for o in overrides if o.split("=", 1)[0].strip() == key]
+        if given:
+            raise ConfigError(f"{flag} and {given[-1]} both set {key}; give one of them")
+        overrides.append(f"{key}={json.dumps(value if isinstance(value, bool) else str(value))}")
+    return overrides
 
 
 def _probe_locked(args: argparse.Namespace, cfg: SuiteConfig) -> int:
