@@ -82,7 +82,13 @@ OUTPUTS = ("mixlog", "uniform", "direct")
 
 @dataclass
 class CanopyProbeConfig:
-    """Keys of a canopy-height probe (`geodino probe` task `canopy`)."""
+    """Keys of a canopy-height probe (`geodino probe` task `canopy`).
+
+    Training length: `epochs` passes over the training tiles, raised to at least `min_steps` optimiser steps
+    (default 0: `epochs` alone). One plot gives few tiles (a 400 px raster at crop 128 is 12, 3 steps an epoch), so
+    set `min_steps` (~500) there; a run of fewer than 300 steps with `min_steps` 0 warns (a head this short
+    predicts about the median), one with an explicit `min_steps` is taken as meant.
+    """
 
     train_images: list[str] = field(default_factory=list)  # image rasters (files, folders or globs)
     train_chms: list[str] = field(default_factory=list)  # CHM rasters (metres), paired by name (a.tif: a_CHM.tif)
@@ -130,6 +136,8 @@ class CanopyProbeConfig:
             raise ConfigError(f"min_height={self.min_height} and max_height={self.max_height} need 0 < min < max")
         if self.output != "direct" and self.n_bins < 2:
             raise ConfigError(f"n_bins={self.n_bins} must be >= 2 for binned output (or output=direct)")
+        if self.min_steps < 0:
+            raise ConfigError(f"canopy min_steps={self.min_steps} must be >= 0 (0: epochs alone)")
         check_data_offset(self.data_scale, self.data_offset)
 
 
