@@ -98,3 +98,28 @@ def test_readers_header_names_what_each_column_times():
     assert '"geodino": lambda i, c, r: archive.read(' in src
     assert part_a.index("RasterArchive.read") < part_a.index("RasterArchive.sample")
     assert "n = min(len(wins), 200)" in src and "first 200" in part_a
+
+
+def _default(script: str, flag: str) -> str:
+    """The argparse default of `flag` in a benchmark script, read from its source (nothing imported or run)."""
+    for node in ast.walk(ast.parse((BENCH / script).read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_argument":
+            if node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == flag:
+                return next(k.value.value for k in node.keywords if k.arg == "default")
+    raise AssertionError(f"{script} has no {flag}")
+
+
+def test_probe_features_default_backbone_tells_images_apart():
+    """probe_features.py prints the lowest CLS cosine of each fast path to eager; with the default random ViT-S at
+    the official LayerScale init (1e-5) every image had the same CLS (cosine 1.0 between different images), so the
+    column read 1.00000 whatever a path computed. The default backbone's CLS must differ between images."""
+    import torch
+
+    from geodino.backbones import load_backbone
+
+    bb = load_backbone(_default("probe_features.py", "--backbone"))
+    x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        cls = bb.features(bb.normalize(x), layers="last")[1][0]
+    cos = torch.nn.functional.cosine_similarity(cls[:1], cls[1:], dim=-1)
+    assert cos.max().item() < 0.99, cos
