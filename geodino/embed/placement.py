@@ -151,7 +151,9 @@ def input_footprint(rd: EmbeddingReader) -> Any:
     """The input's own extent (`input_bounds` in the raster's metadata: [left, bottom, right, top] in its CRS) as a
     shapely box, or None when the raster does not record it (written before it was recorded, a scene mosaic): then
     positions are placed on the whole raster as before. The feature grid's last partial cells reach up to p-1
-    input pixels past it; a position there is over no input pixel."""
+    input pixels past it; a position there is over no input pixel. On a rotated grid `input_bounds` is the
+    envelope of the input's parallelogram, which holds parts of those partial cells: the parallelogram itself
+    (`_rotated_footprint`) when the recorded window gives one with that envelope."""
     import json
 
     from shapely.geometry import box
@@ -165,7 +167,46 @@ def input_footprint(rd: EmbeddingReader) -> Any:
         return None
     if not all(math.isfinite(v) for v in (left, bottom, right, top)) or right < left or top < bottom:
         return None
-    return box(left, bottom, right, top)
+    t = rd.transform
+    if t.b == 0 and t.d == 0:
+        return box(left, bottom, right, top)
+    return _rotated_footprint(rd, (left, bottom, right, top)) or box(left, bottom, right, top)
+
+
+def _rotated_footprint(rd: EmbeddingReader, bounds: tuple[float, float, float, float]) -> Any:
+    """`input_corners` of the raster as a shapely polygon, or None."""
+    from shapely.geometry import Polygon
+
+    corners = input_corners(rd.transform, rd.metadata, bounds)
+    return None if corners is None else Polygon(corners)
+
+
+def input_corners(transform: Any, meta: Any, bounds: Any) -> list[tuple[float, float]] | None:
+    """The four corners of the input's parallelogram on a feature grid `transform` (rotated grids: `input_bounds`
+    is its envelope): the window's pixels that lie on the input (`input_window`, col/row/width/height; those before
+    its first row or column are not input) in cells of the grid (p input pixels each, 1 on an --upsample grid).
+    None when the metadata does not give them, or their envelope is not the recorded `bounds` (a window reaching
+    past the input's far edges, whose width there the raster does not record): the caller keeps the envelope."""
+    import json
+
+    try:
+        window = meta["input_window"]
+        col, row, width, height = (int(v) for v in (json.loads(window) if isinstance(window, str) else window))
+        step = 1 if str(meta.get("grid", "")).startswith("input pixels") else int(meta["patch_size"])
+        left, bottom, right, top = (float(v) for v in (json.loads(bounds) if isinstance(bounds, str) else bounds))
+    except (KeyError, TypeError, ValueError):
+        return None
+    if step < 1 or width < 1 or height < 1:
+        return None
+    x0, y0 = max(0, -col) / step, max(0, -row) / step
+    x1, y1 = width / step, height / step
+    corners = [apply_affine(transform, x, y) for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))]
+    xs, ys = [x for x, _ in corners], [y for _, y in corners]
+    envelope = (left, bottom, right, top)
+    tol = 1e-6 * max(1.0, *(abs(v) for v in envelope))
+    if any(abs(u - v) > tol for u, v in zip((min(xs), min(ys), max(xs), max(ys)), envelope)):
+        return None
+    return corners
 
 
 def input_bounds_text(footprint: Any) -> str:
@@ -179,7 +220,11 @@ def on_input(footprint: Any, x: float, y: float) -> bool:
     if footprint is None:
         return True
     x0, y0, x1, y1 = footprint.bounds
-    return x0 <= x <= x1 and y0 <= y <= y1
+    if not (x0 <= x <= x1 and y0 <= y <= y1):
+        return False
+    from shapely.geometry import Point
+
+    return footprint.covers(Point(x, y))  # a rotated input's parallelogram (`input_footprint`): not its envelope
 
 
 def beyond_input(geom: Any, footprint: Any) -> bool:

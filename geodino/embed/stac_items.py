@@ -152,10 +152,14 @@ def _geometry(crs: Any, transform: Any, width: int, height: int) -> tuple[dict |
     return shapely.geometry.mapping(geom), geojson_bbox(geom)
 
 
-def _input_bbox(crs: Any, bounds: Any) -> list[float] | None:
+def _input_bbox(crs: Any, bounds: Any, transform: Any = None, meta: Any = None) -> list[float] | None:
     """The input's bounds (`geodino:input_bounds`, [left, bottom, right, top] in the raster's CRS) as a lon/lat bbox
-    like the item's; None when not recorded (rasters written before it) or not placeable."""
+    like the item's; None when not recorded (rasters written before it) or not placeable. On a rotated grid those
+    bounds are the envelope of the input's parallelogram: the bbox is the parallelogram's (`input_corners`), whose
+    lon/lat extent the envelope's corners overstate, when the metadata gives it."""
     from affine import Affine
+
+    from geodino.embed.placement import input_corners
 
     try:
         left, bottom, right, top = (float(v) for v in bounds)
@@ -163,6 +167,11 @@ def _input_bbox(crs: Any, bounds: Any) -> list[float] | None:
         return None
     if not right > left or not top > bottom:
         return None
+    rotated = transform is not None and (transform.b != 0 or transform.d != 0)
+    corners = input_corners(transform, meta, bounds) if rotated and meta is not None else None
+    if corners is not None:
+        (x0, y0), (x1, y1), _, (x3, y3) = corners
+        return _geometry(crs, Affine(x1 - x0, x3 - x0, x0, y1 - y0, y3 - y0, y0), 1, 1)[1]
     return _geometry(crs, Affine(right - left, 0.0, left, 0.0, bottom - top, top), 1, 1)[1]
 
 
@@ -236,7 +245,7 @@ def raster_item(out: str | Path, source: Mapping[str, Any] | None = None) -> dic
         "processing:software": {"geodino": geodino.__version__},
         **{f"geodino:{k}": _value(v) for k, v in sorted(meta.items())},
     }
-    in_bbox = _input_bbox(crs, props.get("geodino:input_bounds"))
+    in_bbox = _input_bbox(crs, props.get("geodino:input_bounds"), transform, meta)
     if in_bbox is not None:  # the input's own extent: the asset's (bbox, geometry) reaches past it by partial cells
         props["geodino:input_bbox"] = in_bbox
     times = {k: (source or {}).get(k) for k in DATETIMES if (source or {}).get(k)}
