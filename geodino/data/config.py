@@ -136,6 +136,10 @@ class CropsConfig:
     contrast: float = 0.4
     saturation: float = 0.2
     hue: float = 0.1
+    # hue jitter: "hsv" is torchvision's adjust_hue (the official ColorJitter), "yiq" a YIQ chroma rotation, kept as
+    # None (the default): what runs checkpointed before the key hold, so they resume with either (crops.* are fixed
+    # on resume). Measured differences and speed: geodino/data/augment.py
+    hue_space: str | None = None
     band_jitter: float = 0.1  # multispectral: extra per-band brightness/contrast spread
     grayscale_prob: float = 0.2
     solarize_prob: float = 0.2
@@ -152,6 +156,10 @@ class CropsConfig:
     mask_ratio: list[float] = field(default_factory=lambda: [0.1, 0.5])
     mask_probability: float = 0.5
     mask_max_block_fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.hue_space == "yiq":
+            self.hue_space = None
 
     def validate(self) -> None:
         if self.n_global < 1:
@@ -171,6 +179,11 @@ class CropsConfig:
         if not 0 <= self.mask_probability <= 1:
             raise ConfigError(
                 f"crops.mask_probability={self.mask_probability} must be in [0, 1]: the share of global crops masked"
+            )
+        if self.hue_space not in (None, "yiq", "hsv"):
+            raise ConfigError(
+                f"crops.hue_space must be 'hsv' (torchvision's HSV hue, as the official recipe) or 'yiq' (a YIQ "
+                f"chroma rotation; the default), got {self.hue_space!r}"
             )
         if self.photometric not in ("auto", "loader", "device"):
             raise ConfigError(f"crops.photometric must be 'auto', 'loader' or 'device', got {self.photometric!r}")

@@ -186,12 +186,12 @@ class MultiCropTransform:
 
         with torch.autocast(device_type=crops.device.type, enabled=False):
             x = crops.float()
-            order = self.rgb_channels
+            order, k, hue = self.rgb_channels, self.cfg.blur_kernel, self.cfg.hue_space
             if order is not None and order != [0, 1, 2]:  # bands stored as e.g. B, G, R: colour ops on R, G, B
-                x = apply_photometric(x[:, order], params, rgb=True, kernel_size=self.cfg.blur_kernel)
+                x = apply_photometric(x[:, order], params, rgb=True, kernel_size=k, hue_space=hue)
                 x = x[:, np.argsort(order).tolist()]
             else:
-                x = apply_photometric(x, params, rgb=self.rgb, kernel_size=self.cfg.blur_kernel)
+                x = apply_photometric(x, params, rgb=self.rgb, kernel_size=k, hue_space=hue)
             x = (x - self.mean.to(x.device, non_blocking=True)) / self.std.to(x.device, non_blocking=True)  # no sync
         return x.to(crops.dtype)
 
