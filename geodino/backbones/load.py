@@ -49,13 +49,17 @@ def load_backbone(
     device: str | torch.device = "cpu",
     fill: str | None = None,
     amp: bool | None = None,
+    subset: str | None = None,
 ) -> FrozenBackbone:
     """A frozen backbone from a spec (see the module docstring); `bands` names (or counts) the input bands and,
-    for a checkpoint with other bands, adapts its patch embedding; `sensor` sets the normalisation."""
+    for a checkpoint with other bands, adapts its patch embedding; `sensor` sets the normalisation. `subset`
+    (spec option `?subset=`): the rule for a subset of a checkpoint's bands, "copy" (default: the trained kernels
+    unscaled) or "rescale" (scaled by C_src / C_dst, the rule before; `adapt_patch_embed`)."""
     device = check_device(device)
     if isinstance(spec, nn.Module):
         return _from_module(spec, bands=bands, sensor=sensor, device=device, amp=amp)
     kind, target, options, bands, sensor, fill, seed = _spec_options(spec, bands, sensor, fill)
+    subset = _subset_option(options, subset)
     spec_text = str(spec)
     n_bands, names = parse_backbone_bands(bands)
 
@@ -91,7 +95,21 @@ def load_backbone(
     if kind == "baseline":
         return _baseline(target, spec_text, options, n_bands, names, sensor).to(device)
 
-    return _from_path(Path(target).expanduser(), spec_text, options, n_bands, names, sensor, fill, device, amp)
+    path = Path(target).expanduser()
+    return _from_path(path, spec_text, options, n_bands, names, sensor, (fill, subset), device, amp)
+
+
+def _subset_option(options: dict[str, str], subset: str | None) -> str:
+    """The band-subset rule: `subset=` passed by the caller, else the spec's `?subset=`, else "copy"; checked."""
+    from geodino.models.checkpoints.bands import SUBSET_RULES
+
+    given = options.pop("subset", None)
+    rule = subset or given or "copy"
+    if rule not in SUBSET_RULES:
+        raise ConfigError(
+            f"subset={rule!r} must be 'copy' or 'rescale' (how a subset of a checkpoint's bands keeps its kernels)"
+        )
+    return rule
 
 
 def _spec_options(
@@ -135,6 +153,7 @@ def check_spec(spec: str | Path) -> None:
     model is built on the meta device, a baseline (no weights) is built, a checkpoint is only looked for and a timm
     name only looked up. Used to stop `probe --compare` on a bad comparison spec before the main run."""
     kind, target, options, bands, sensor, _fill, _seed = _spec_options(spec, None, None, None)
+    _subset_option(options, None)
     spec_text = str(spec)
     n_bands, names = parse_backbone_bands(bands)
     if kind == "arch":
@@ -161,7 +180,7 @@ def check_spec(spec: str | Path) -> None:
         if unknown:
             raise ConfigError(
                 f"{plural(len(unknown), 'unknown option')} in backbone spec {spec_text}: {', '.join(unknown)}; "
-                "checkpoint specs accept bands, sensor, fill, which"
+                "checkpoint specs accept bands, sensor, fill, subset, which"
             )
 
 
@@ -254,10 +273,12 @@ def _from_path(
     n_bands: int | None,
     names: list[str] | None,
     sensor: Any,
-    fill: str,
+    fill_subset: tuple[str, str],
     device: str | torch.device,
     amp: bool | None,
 ) -> FrozenBackbone:
+    """A checkpoint's backbone; `fill_subset`: (fill, subset), the band-adaptation rules."""
+    fill, subset = fill_subset
     from geodino.models.checkpoints import build_from_state, read_backbone_weights, resolve_bands
     from geodino.models.checkpoints.normalization import band_resolver, describe_normalization, select_normalization
 
@@ -269,7 +290,7 @@ def _from_path(
     if unknown:
         raise ConfigError(
             f"{plural(len(unknown), 'unknown option')} in backbone spec {spec_text}: {', '.join(unknown)}; "
-            "checkpoint specs accept bands, sensor, fill, which"
+            "checkpoint specs accept bands, sensor, fill, subset, which"
         )
     weights = read_backbone_weights(path, which=which)
     state = weights.state
@@ -304,6 +325,7 @@ def _from_path(
             source=path,
             check_sensor=False,
             src_sensor=recorded_sensor,
+            subset=subset,
         )
         adapted = state["patch_embed.proj.weight"] is not before
     model = build_from_state(state, config, source=path)
@@ -313,6 +335,8 @@ def _from_path(
     fp: dict[str, Any] = {"file": str(path), "which": which or "teacher"}  # the default keeps caches' keys
     if adapted:
         fp.update(bands=names, fill=fill)
+        if model.in_chans < c and subset == "copy":  # fewer bands: a subset's kernels differ from the old rule's
+            fp["subset"] = subset
     if sensor is None and recorded is not None and len(recorded["mean"]) == model.in_chans:
         band_names = names if names is not None and not recorded.get("bands") else recorded.get("bands") or names
         stats = (recorded.get("sensor") or None, recorded["mean"], recorded["std"], band_names)

@@ -94,7 +94,8 @@ def _warn_dropped(kwargs: dict[str, Any]) -> None:
     if dropped:
         warnings.warn(
             f"geodino_vit ignores {plural(len(dropped), 'option')} {', '.join(dropped)}: it takes ckpt_path, bands "
-            "(or model_bands), sensor, out_indices, return_cls_token, pretrained, arch, patch_size, in_chans and fill",
+            "(or model_bands), sensor, out_indices, return_cls_token, pretrained, arch, patch_size, in_chans, fill "
+            "and subset",
             stacklevel=user_stacklevel(),
         )
 
@@ -160,6 +161,7 @@ def geodino_vit(
     fill: str = "mean",
     model_bands: Sequence[Any] | int | str | None = None,
     sensor: str | None = None,
+    subset: str = "copy",
     **kwargs: Any,
 ) -> GeoDinoTerraTorchBackbone:
     """TerraTorch backbone constructor: a geodino export, checkpoint, HF or timm folder (`ckpt_path`) with its
@@ -169,7 +171,9 @@ def geodino_vit(
     differs from the checkpoint's is refused (TerraTorch pads inputs to it).
     `model_bands` (TerraTorch's name for the input bands) is the same as `bands`; `sensor` (backbone_sensor)
     names the sensor the band names come from (landsat7 and landsat8 number SR_Bn differently); other unknown
-    options are dropped with a warning naming them."""
+    options are dropped with a warning naming them. `subset` (backbone_subset): the rule for a subset of the
+    checkpoint's bands, "copy" (the trained kernels unscaled) or "rescale" (scaled by C_src / C_dst, the rule
+    before; `geodino.models.checkpoints.adapt_patch_embed`)."""
     _warn_dropped(kwargs)
     bands = _merge_model_bands(_text_bands(bands, "bands"), _text_bands(model_bands, "model_bands"))
     names = _band_names(bands)
@@ -190,7 +194,7 @@ def geodino_vit(
                 "(backbone_bands: [BLUE, GREEN, ...]) so the patch embedding can be adapted by name"
             )
         src = (weights.normalization or {}).get("bands") or (weights.config or {}).get("bands")
-        model = load_model(ckpt_path, bands=names, src_bands=src, fill=fill, sensor=sensor)
+        model = load_model(ckpt_path, bands=names, src_bands=src, fill=fill, sensor=sensor, subset=subset)
         if patch_size is not None and int(patch_size) != int(model.patch_size):
             raise ConfigError(
                 f"geodino_vit got patch_size={patch_size} but {ckpt_path} has patch size {model.patch_size}; drop "

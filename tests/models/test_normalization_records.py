@@ -238,6 +238,6 @@ def test_record_bands_match_the_sensor_codes_the_kernels_match(tmp_path):
     assert pp["image_mean"] == [0.04, 0.03, 0.01] and pp["image_std"] == [0.4, 0.3, 0.1]
     w = m.patch_embed.proj.weight.detach()  # and the kernels follow the same bands
     k = read_backbone_weights(hf).state["patch_embed.proj.weight"]
-    torch.testing.assert_close(k, w[:, [3, 2, 0]] * 4 / 3)
+    torch.testing.assert_close(k, w[:, [3, 2, 0]])  # a subset of the file's bands: copied unscaled
     # a name no sensor alias resolves still finds nothing (and the None of an unresolved name matches nothing)
     assert select_normalization(check_normalization(rec), ["blue", "thermal"], lambda b: None) is None

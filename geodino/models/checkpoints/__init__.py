@@ -454,13 +454,15 @@ def load_model(
     which: str | None = None,
     device: str | torch.device = "cpu",
     sensor: Any = None,
+    subset: str = "copy",
     **overrides: Any,
 ):
     """A DinoVisionTransformer from any supported file or HF folder, architecture inferred.
 
     With `bands` (names), the patch embedding is adapted from the file's bands (`src_bands`, default R, G, B
     for 3-band files) when they differ; see `adapt_patch_embed`. `sensor` names the sensor `bands` are named
-    after (Landsat 7 SR_B1..SR_B7 and Landsat 8 number their bands differently).
+    after (Landsat 7 SR_B1..SR_B7 and Landsat 8 number their bands differently). `subset`: the rule for a subset
+    of the file's bands ("copy": the trained kernels unscaled; "rescale": scaled by C_src / C_dst, the rule before).
     """
     weights = read_backbone_weights(path, which=which)
     state = weights.state
@@ -468,7 +470,14 @@ def load_model(
         recorded = (weights.normalization or {}).get("sensor") or (weights.config or {}).get("sensor")
         src_bands = src_bands or (weights.normalization or {}).get("bands")  # the bands the file records
         state, _ = resolve_bands(
-            state, bands, src_bands=src_bands, sensor=sensor, fill=fill, source=weights.source, src_sensor=recorded
+            state,
+            bands,
+            src_bands=src_bands,
+            sensor=sensor,
+            fill=fill,
+            source=weights.source,
+            src_sensor=recorded,
+            subset=subset,
         )
     return build_from_state(state, weights.config, source=weights.source, device=device, **overrides)
 

@@ -23,6 +23,9 @@ __all__ = ["RGB", "adapt_patch_embed", "adapt_state_bands", "match_bands", "reso
 RGB = ("R", "G", "B")
 # Names that mean red, green and blue in band lists (case-insensitive); sensor-specific names (B04, SR_B4, ...)
 # are resolved through the sensor's `rgb_bands` (`geodino.data.sensors.rgb_names`).
+SUBSET_RULES = ("copy", "rescale")
+"""`adapt_patch_embed(subset=...)`: a subset of the source bands keeps its trained kernels ("copy", the default) or
+scales them by C_src / C_dst ("rescale", the rule before)."""
 _RGB_SYNONYMS = {"r": "R", "red": "R", "g": "G", "green": "G", "b": "B", "blue": "B"}
 
 
@@ -60,6 +63,7 @@ def adapt_patch_embed(
     dst_bands: Sequence[str],
     *,
     fill: str = "mean",
+    subset: str = "copy",
 ) -> Tensor:
     """Patch-embedding kernel [D, C_src, p, p] -> [D, C_dst, p, p] for another band set, by band names.
 
@@ -68,11 +72,18 @@ def adapt_patch_embed(
     - every other band gets the mean source kernel (`fill="mean"`) or zeros (`fill="zeros"`);
     - the result is scaled so activations keep their magnitude: by C_src / C_dst for `mean` (a uniform input,
       all bands equal, then gives exactly the source model's response when all source bands are matched) and
-      by C_src / k for `zeros` with k matched bands (k = C_src: the source model, unchanged, on those bands).
+      by C_src / k for `zeros` with k matched bands (k = C_src: the source model, unchanged, on those bands);
+    - except for a subset (every destination band matches a source band, e.g. 4 of a 12-band file's bands):
+      `subset="copy"` (default) keeps the copied kernels unscaled, which is exactly the source model with the
+      dropped bands at their mean (0 after standardisation: they add nothing), the input the model has seen;
+      `subset="rescale"` scales them by C_src / C_dst (fill mean) or C_src / k (fill zeros) as above, the rule
+      before (and timm's `adapt_input_conv`), which multiplied the patch embedding by 3 for 4 of 12 bands.
     The bias is unchanged.
     """
     if fill not in ("mean", "zeros"):
         raise ConfigError(f"band fill {fill!r} must be 'mean' or 'zeros'")
+    if subset not in SUBSET_RULES:
+        raise ConfigError(f"band subset rule {subset!r} must be 'copy' or 'rescale'")
     c_src = weight.shape[1]
     if len(src_bands) != c_src:
         raise ConfigError(
@@ -93,6 +104,8 @@ def adapt_patch_embed(
             out[:, j] = weight[:, matches[j]]
         elif fill == "mean":
             out[:, j] = mean
+    if subset == "copy" and len(set(matches.values())) == len(dst_bands):  # every band matched, none twice
+        return out  # a subset (or reordering) of the source bands: the kernels as trained
     scale = c_src / len(dst_bands) if fill == "mean" else c_src / len(matches)
     return out * scale
 
@@ -103,8 +116,10 @@ def adapt_state_bands(
     *,
     src_bands: Sequence[str] | None = None,
     fill: str = "mean",
+    subset: str = "copy",
 ) -> dict[str, Tensor]:
-    """A copy of `state` whose `patch_embed.proj.weight` is adapted to `dst_bands` (see `adapt_patch_embed`).
+    """A copy of `state` whose `patch_embed.proj.weight` is adapted to `dst_bands` (see `adapt_patch_embed`;
+    `subset`: its rule for a subset of the source bands).
 
     `src_bands` defaults to R, G, B for a 3-band checkpoint; other band counts need their names.
     """
@@ -117,7 +132,8 @@ def adapt_state_bands(
             )
         src_bands = RGB
     out = dict(state)
-    out["patch_embed.proj.weight"] = adapt_patch_embed(w.float(), src_bands, dst_bands, fill=fill).to(w.dtype)
+    adapted = adapt_patch_embed(w.float(), src_bands, dst_bands, fill=fill, subset=subset)
+    out["patch_embed.proj.weight"] = adapted.to(w.dtype)
     return out
 
 
@@ -136,6 +152,7 @@ def resolve_bands(
     source: str | Path = "<state_dict>",
     check_sensor: bool = True,
     src_sensor: str | None = None,
+    subset: str = "copy",
 ) -> tuple[dict[str, Tensor], list[str]]:
     """`state` with its patch embedding adapted to `bands` (unchanged when they are the file's bands), and the
     band names the result takes (`bands`, sensor names resolved to R/G/B where they are red/green/blue).
@@ -145,7 +162,8 @@ def resolve_bands(
     not bands of `sensor` instead of refusing them (the data sensor need not name the checkpoint's bands).
     Without `sensor`, names that built-in sensors would match differently (SR_B2 is blue for landsat8, green for
     landsat7) are refused with a ConfigError asking for the sensor, unless `src_sensor` (the sensor the file
-    records it was trained on) is one of them: the file's own numbering then decides.
+    records it was trained on) is one of them: the file's own numbering then decides. `subset`: the rule for a
+    subset of the file's bands (`adapt_patch_embed`: "copy", the trained kernels unscaled, or "rescale").
     """
     c = int(state["patch_embed.proj.weight"].shape[1])
     src = list(src_bands) if src_bands else (list(RGB) if c == 3 else None)
@@ -196,7 +214,7 @@ def resolve_bands(
             f"no band of checkpoint {source} ({', '.join(file_bands)}): {fate}",
             stacklevel=user_stacklevel(),
         )
-    return adapt_state_bands(state, dst_keys, src_bands=src_keys, fill=fill or "mean"), resolved
+    return adapt_state_bands(state, dst_keys, src_bands=src_keys, fill=fill or "mean", subset=subset), resolved
 
 
 def _keys(

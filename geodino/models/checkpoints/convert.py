@@ -43,6 +43,7 @@ def convert_checkpoint(
     expect_bands: int | None = None,
     sensor: str | None = None,
     local_cls_norm: bool | None = None,
+    subset: str = "copy",
 ) -> Path:
     """Convert a backbone file or HF folder between the official, HF and timm layouts (optionally adapting its
     bands); `.safetensors` or `.pth` by the suffix of `dst`, a folder for `hf` (and for `timm` without a suffix).
@@ -55,7 +56,8 @@ def convert_checkpoint(
     Band names resolve through the sensor registry (`sensor`, or the built-in sensors that know every name:
     Sentinel-2 B04/B03/B02 are red/green/blue). `fill=None` refuses names that match no band of the file
     instead of giving them the `mean` kernel. `which` chooses the backbone of a checkpoint holding several (default
-    the teacher); given for a file that holds one, it is refused rather than ignored.
+    the teacher); given for a file that holds one, it is refused rather than ignored. `subset`: the rule for a subset
+    of the file's bands ("copy": the trained kernels unscaled; "rescale": scaled by C_src / C_dst, the rule before).
 
     `local_cls_norm` (official output only): whether the written backbone has `local_cls_norm`, which HF and timm
     do not store. None: an HF/timm input gets it back (a copy of `norm`, with a warning) when the file records that
@@ -97,7 +99,14 @@ def convert_checkpoint(
         src_bands = src_bands or (norm or {}).get("bands")  # the bands the file records
         recorded_sensor = (norm or {}).get("sensor") or (weights.config or {}).get("sensor")
         state, _ = resolve_bands(
-            state, bands, src_bands=src_bands, sensor=sensor, fill=fill, source=src, src_sensor=recorded_sensor
+            state,
+            bands,
+            src_bands=src_bands,
+            sensor=sensor,
+            fill=fill,
+            source=src,
+            src_sensor=recorded_sensor,
+            subset=subset,
         )
         kept = (
             select_normalization(norm, bands, band_resolver(norm))
