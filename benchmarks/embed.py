@@ -268,10 +268,12 @@ def pipeline_only(
 
 
 def device_check(work: Path, device: str, size: int = 1024) -> dict:
-    """The sweep on `device` against the same sweep on the CPU (eager float32, ViT-S, a generated uint16 raster with
-    a nodata hole: the path that crosses to the device in the raster's dtype, is masked back to unsigned, prepared
-    and blended there): the largest feature difference and the lowest cosine per cell, and whether the store of one
-    reader thread equals that of the sweep's own count, byte for byte. A correctness check, not a timing."""
+    """The sweep on `device` against the same sweep on the CPU (eager float32, a random ViT-S with LayerScale 1.0, so
+    that a wrong block on the device shows: at the official 1e-5 the features are the patch embedding's, the blocks
+    scaled to nothing; a generated uint16 raster with a nodata hole: the path that crosses to the device in the
+    raster's dtype, is masked back to unsigned, prepared and blended there): the largest feature difference and the
+    lowest cosine per cell, and whether the store of one reader thread equals that of the sweep's own count, byte for
+    byte. A correctness check, not a timing."""
     import rasterio
     from rasterio.transform import from_origin
 
@@ -287,7 +289,7 @@ def device_check(work: Path, device: str, size: int = 1024) -> dict:
     prof = dict(driver="GTiff", height=size, width=size, count=3, dtype="uint16", crs="EPSG:32633", nodata=0)
     with rasterio.open(src, "w", transform=from_origin(5e5, 5e6, 10, 10), tiled=True, compress="deflate", **prof) as d:
         d.write(img)
-    bb = load_backbone("arch:vit_small?seed=0")
+    bb = load_backbone("arch:vit_small?seed=0&layerscale_init=1.0")  # at 1e-5 the blocks would hardly show
     stores = {}
     with _env("0"):
         for name, dev, threads in (("cpu", "cpu", 1), ("dev-1", device, 1), ("dev-auto", device, 0)):

@@ -123,3 +123,29 @@ def test_probe_features_default_backbone_tells_images_apart():
         cls = bb.features(bb.normalize(x), layers="last")[1][0]
     cos = torch.nn.functional.cosine_similarity(cls[:1], cls[1:], dim=-1)
     assert cos.max().item() < 0.99, cos
+
+
+def _backbone_spec_in(script: str, function: str) -> str:
+    """The literal spec passed to `load_backbone` inside `function` of a benchmark script."""
+    tree = ast.parse((BENCH / script).read_text())
+    fn = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == function)
+    call = next(n for n in ast.walk(fn) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "load_backbone")
+    return call.args[0].value
+
+
+def test_embed_device_check_backbone_lets_the_blocks_show():
+    """embed.py's device check (the GPU sweep vs the CPU sweep: max difference, lowest cell cosine) used a random
+    ViT-S at LayerScale 1e-5, whose patch tokens are the patch embedding's: a wrong attention or MLP on the device
+    would have changed them by ~1e-5 and passed. With its backbone, dropping every block must change the tokens."""
+    import torch
+
+    from geodino.backbones import load_backbone
+
+    model = load_backbone(_backbone_spec_in("embed.py", "device_check")).model.eval()
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        full = model.forward_features(x)["x_norm_patchtokens"]
+        model.blocks = torch.nn.ModuleList()
+        bare = model.forward_features(x)["x_norm_patchtokens"]
+    cos = torch.nn.functional.cosine_similarity(full, bare, dim=-1)
+    assert cos.mean().item() < 0.99, cos.mean()
