@@ -192,3 +192,27 @@ def test_curate_end_to_end_qa_pixel_on_a_reprojected_grid(tmp_path):
     assert shares.max() > 0.9 and shares.min() < 0.1  # the cloud block and the clear block were both screened
     report = json.loads((out / "report.json").read_text())
     assert list(report["qa_band"].values()) == ["QA_PIXEL (qa_pixel)"]
+
+
+def test_curations_cached_before_the_nearest_qa_read_are_not_reused(tmp_path):
+    """Chunks cached by a curation that decoded the resampled QA band hold other cloud shares: the cache key of a
+    source whose QA band is read apart changes; every other key stays as it was (no needless re-embedding)."""
+    from types import SimpleNamespace
+
+    from geodino.data.curate.embed import _cache_key
+
+    path = tmp_path / "scene.tif"
+    _scene(path, "QA60", QA60, nodata=None)
+    sensor = _sensor_yaml(tmp_path / "s2qa.yaml", "QA60")
+    cfg = SourceConfig(name="s", type="raster", paths=[str(path)], sensor=str(sensor), tile_size=32,
+                       crs="EPSG:32632", res=10.0)  # fmt: skip
+    tiles = Tiles([cfg])
+    backbone, curate = SimpleNamespace(fingerprint="w"), SimpleNamespace(chunk=64)
+    rules = [cloud_rule(tiles.sensor, "auto")]
+    now = _cache_key(tiles, backbone, rules, curate)
+    tiles._warped_qa = [None]  # as the code before read it
+    assert _cache_key(tiles, backbone, rules, curate) != now
+    native = Tiles([SourceConfig(name="s", type="raster", paths=[str(path)], sensor=str(sensor), tile_size=32)])
+    key = _cache_key(native, backbone, rules, curate)
+    del native._warped_qa  # a key without the field at all: the one earlier code computed
+    assert _cache_key(native, backbone, rules, curate) == key

@@ -147,9 +147,12 @@ def source_rules(tiles: Tiles, cfg: CurateConfig) -> list[CloudRule]:
 
 def _cache_key(tiles: Tiles, backbone: Any, rules: list[CloudRule], cfg: CurateConfig) -> str:
     """The key cached chunks apply under: backbone and its numerics, every tile and file (size, mtime), cloud rules,
-    chunk size."""
+    chunk size, and (only where there is one) a QA band read apart with nearest (`qaband.warped_model_qa`)."""
     fields = [backbone.fingerprint, tiles.fingerprint(), tiles.n, [r.describe() for r in rules], cfg.chunk]
     fields.append(_numerics(backbone))
+    warped = [q.describe() if q is not None else None for q in getattr(tiles, "_warped_qa", ())]
+    if any(warped):  # a reprojected source's own QA band read apart with nearest: shares cached before it differ
+        fields.append(["qa read with nearest", warped])
     return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
 
 
