@@ -270,3 +270,19 @@ def test_data_stats_counts_out_of_range_name_the_flag(flag, value, tmp_path, cap
     err = capsys.readouterr().err
     assert exc.value.code == 2 and f"{value} is out of range: give a whole number >= 1" in err
     assert re.search(rf"argument [-a-z/]*{flag}[/:]", err), err  # argument --samples/--sample: ...
+
+
+@pytest.mark.parametrize("flag", ["--bands", "--src-bands"])
+def test_convert_refuses_band_numbers_where_it_matches_names(flag, tmp_path, capsys):
+    """`convert --bands 4 3 2 1 --fill mean` wrote a backbone whose every band had the mean kernel (numbers match
+    none of the checkpoint's names R, G, B; only a warning said so); now one line before anything is read."""
+    from geodino.models import build_model
+    from geodino.models.checkpoints import save_backbone
+
+    src = save_backbone(build_model("vit_tiny", depth=1).eval(), tmp_path / "m.pth")
+    out = tmp_path / "o.pth"
+    assert cli.main(["convert", str(src), str(out), flag, "4", "3", "2", "1", "--fill", "mean"]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag} 4 3 2 1: geodino convert takes band names" in err and "not numbers such as 4" in err
+    assert not out.exists()
+    assert cli.main(["convert", str(src), str(out), "--bands", "R,G,B,nir", "--fill", "mean"]) == 0  # names: as before

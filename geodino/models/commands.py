@@ -83,9 +83,26 @@ def _convert(args: argparse.Namespace) -> int:
     from geodino.models.checkpoints.convert import convert_checkpoint
 
     output_path(args, "output", "geodino convert INPUT OUTPUT (or --out OUTPUT)")
+    _check_band_names(args)
     out = convert_checkpoint(args.input, args.output, **options_for(convert_checkpoint, args))
     print(f"wrote {out} ({args.dst_layout} layout)")
     return 0
+
+
+def _check_band_names(args: argparse.Namespace) -> None:
+    """`--bands` and `--src-bands` are band names: numbers (`--bands 4 3 2 1`, embed's spelling of input bands)
+    matched none of the checkpoint's names, and with `--fill mean` every band got the mean kernel with only a warning
+    (a backbone spec's `?bands=4,3,2` is refused the same way, `parse_backbone_bands`)."""
+    from geodino.data.band_args import NUMBERS_GO_TO_EMBED
+    from geodino.errors import ConfigError
+
+    for flag, names in (("--bands", args.bands), ("--src-bands", args.src_bands)):
+        number = next((n for n in names or () if n.strip().lstrip("+-").replace(".", "", 1).isdigit()), None)
+        if number is not None:
+            raise ConfigError(
+                f"{flag} {' '.join(names)}: geodino convert takes band names (e.g. --bands B04 B03 B02 B08 --sensor "
+                f"sentinel2_l2a, or red,green,blue,nir), not numbers such as {number}; {NUMBERS_GO_TO_EMBED}"
+            )
 
 
 def _info(args: argparse.Namespace) -> int:
