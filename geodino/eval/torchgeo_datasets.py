@@ -35,6 +35,19 @@ def torchgeo_call(name: str, root: Path, expect: str, make: Callable[[], Any]) -
         raise InputError(f"dataset {name!r} in {root} is incomplete ({exc.filename or exc}); {README_HINT}") from exc
 
 
+def _fixed_splits(cfg: DatasetConfig, name: str) -> None:
+    """Refuse renamed splits for datasets whose splits are fixed files (EuroSAT, BigEarthNet): the keys were
+    ignored silently (`test_split: val` still read the test split). To report on val, use eval_split=val,
+    which also keeps val out of the refit."""
+    renamed = [f"{s}_split={getattr(cfg, f'{s}_split')!r}" for s in ("train", "val", "test")
+               if getattr(cfg, f"{s}_split") != s]  # fmt: skip
+    if renamed:
+        raise ConfigError(
+            f"{name} has fixed train/val/test splits; {', '.join(renamed)} is not supported: drop it (to report "
+            "on val, set the task's eval_split=val)"
+        )
+
+
 def _band_list(requested: list[str], all_bands: tuple[str, ...], rgb: tuple[str, ...], name: str) -> list[str]:
     if not requested:
         return list(all_bands)
@@ -59,6 +72,7 @@ def eurosat(cfg: DatasetConfig, split: str) -> ProbeDataset:
     from geodino.data.sensors import get_sensor
 
     root = require_folder(cfg.root, "eurosat", "torchgeo's EuroSAT layout (EuroSATallBands.zip or ds/...)")
+    _fixed_splits(cfg, "EuroSAT")
     s2_order = [b for b in get_sensor("sentinel2_l1c").bands if b in EuroSAT.all_band_names]
     s2_order += [b for b in EuroSAT.all_band_names if b not in s2_order]
     bands = _band_list(cfg.bands or s2_order, EuroSAT.all_band_names, EuroSAT.rgb_bands, "EuroSAT")
@@ -92,6 +106,7 @@ def bigearthnet(cfg: DatasetConfig, split: str) -> ProbeDataset:
     from torchgeo.datasets import BigEarthNet
 
     root = require_folder(cfg.root, "bigearthnet", "torchgeo's BigEarthNet layout")
+    _fixed_splits(cfg, "BigEarthNet")
     if cfg.modality not in ("s1", "s2", "all"):
         raise ConfigError(f"dataset.modality={cfg.modality!r} is not valid; choose s1, s2 or all")
     if cfg.label_set not in (19, 43):
