@@ -149,3 +149,23 @@ def test_embed_device_check_backbone_lets_the_blocks_show():
         bare = model.forward_features(x)["x_norm_patchtokens"]
     cos = torch.nn.functional.cosine_similarity(full, bare, dim=-1)
     assert cos.mean().item() < 0.99, cos.mean()
+
+
+def test_onnxruntime_peer_model_lets_the_blocks_show():
+    """onnxruntime_peer.py checks ONNX Runtime against eager by the max abs difference of the patch tokens; on a
+    random ViT at LayerScale 1e-5 those are the patch embedding's, so a wrongly exported block would have passed.
+    Its model must change when the blocks are dropped."""
+    import torch
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        from onnxruntime_peer import patch_token_model
+    finally:
+        sys.path.remove(str(BENCH))
+    net = patch_token_model("vit_small")
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        full = net(x)
+        net.m.blocks = torch.nn.ModuleList()
+        bare = net(x)
+    assert torch.nn.functional.cosine_similarity(full, bare, dim=-1).mean().item() < 0.99
