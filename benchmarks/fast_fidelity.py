@@ -1,7 +1,8 @@
 """Feature fidelity of the fast inference paths on real imagery, with a pretrained backbone.
 
 The backbone is a geodino teacher pretrained on EuroSAT (`benchmarks/pretrain_quality.py`'s run; default
-`/work/main/runs/bench_pq_rerun/geodino`). For each path (`geodino.models.frozen`: fast float32, bf16 weights
+`runs/bench_pretrain_quality/geodino` of this checkout, that script's default `--out`; without it the script says
+so and exits 0). For each path (`geodino.models.frozen`: fast float32, bf16 weights
 and int8 dynamic quantisation, each against the eager float32 model):
 
 - EuroSAT (`../shared/data/eurosat_3000`, 3000 RGB chips at 64 px): cosine of the per-chip feature that the probes

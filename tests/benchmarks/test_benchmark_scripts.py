@@ -169,3 +169,14 @@ def test_onnxruntime_peer_model_lets_the_blocks_show():
         net.m.blocks = torch.nn.ModuleList()
         bare = net(x)
     assert torch.nn.functional.cosine_similarity(full, bare, dim=-1).mean().item() < 0.99
+
+
+def test_fast_fidelity_header_names_its_default_run():
+    """fast_fidelity.py's docstring gave `/work/main/runs/bench_pq_rerun/geodino` as the default run; the code reads
+    `runs/bench_pretrain_quality/geodino` (pretrain_quality.py's default --out), so a reader who ran that script
+    looked for the wrong folder."""
+    src = (BENCH / "fast_fidelity.py").read_text()
+    doc = ast.get_docstring(ast.parse(src))
+    assert '"runs" / "bench_pretrain_quality" / "geodino"' in src
+    assert _default("pretrain_quality.py", "--out") == "runs/bench_pretrain_quality"
+    assert "`runs/bench_pretrain_quality/geodino`" in doc and "bench_pq_rerun" not in doc
