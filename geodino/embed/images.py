@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from geodino.data.paths import TIFF_EXTS
 from geodino.embed.image_parts import ImageParts, PartRunner, files_digest, run_parts, write_output
 from geodino.errors import ConfigError, InputError, plural
 from geodino.io import removes_created_dirs
@@ -441,7 +442,7 @@ def footprint_4326(path: Path) -> Any:
     TIFFs, and PNG/JPEG with a GDAL sidecar (`.aux.xml` or a world file), are asked; a header that does not read
     counts as not georeferenced, a CRS that cannot be placed on the map is warned about."""
     suffix = path.suffix.lower()
-    if suffix not in (".tif", ".tiff") and not _has_sidecar(path):
+    if suffix not in TIFF_EXTS and not _has_sidecar(path):
         return None
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning

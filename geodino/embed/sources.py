@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from geodino.data.paths import RASTER_EXTS
 from geodino.data.rasters import alpha_bands, alpha_is_data
 from geodino.data.validity import check_nodata, check_real, valid_pixels
 from geodino.errors import InputError, plural
@@ -406,7 +407,7 @@ def open_source(
         if is_zarr_store(path) or Path(path).suffix.lower() in (".nc", ".nc4"):
             return CubeSource(path, variable=variable, bands=bands, nodata=nodata, time=time)
         if Path(path).is_dir():
-            tifs = sorted(p.name for p in Path(path).iterdir() if p.suffix.lower() in (".tif", ".tiff", ".vrt", ".jp2"))
+            tifs = sorted(p.name for p in Path(path).iterdir() if p.suffix.lower() in RASTER_EXTS)
             more = ", ..." if len(tifs) > 2 else ""
             what = f"a folder of {plural(len(tifs), 'raster')} ({', '.join(tifs[:2])}{more})"
             raise InputError(
