@@ -84,6 +84,18 @@ def resolve_image_size(image_size: int, native: tuple[int, int], patch_size: int
     return -(-h // patch_size) * patch_size, -(-w // patch_size) * patch_size
 
 
+def check_band_order(backbone: Any, data_bands: list[str], dataset: str) -> None:
+    """Refuse data whose named bands are the backbone's recorded bands in another order: channels are matched by
+    position, so each band would feed another band's weights (e.g. B8A and B09 swapped, or BGR into RGB)."""
+    want = [str(b) for b in (getattr(backbone, "bands", None) or [])]
+    have = [str(b) for b in data_bands]
+    if want and have and have != want and sorted(have) == sorted(want) and len(set(want)) == len(want):
+        raise InputError(
+            f"{dataset} delivers bands {','.join(have)} but backbone {getattr(backbone, 'spec', '')} takes "
+            f"{','.join(want)}: the same bands in another order; set the task's data.bands=[{', '.join(want)}]"
+        )
+
+
 def band_mismatch_message(backbone: Any, n_data: int, data_bands: list[str], dataset: str) -> str:
     """The one-line error for a backbone whose input band count differs from the data's."""
     spec = getattr(backbone, "spec", "the backbone")
@@ -208,6 +220,8 @@ def extract_features(
     bands = list(getattr(dataset, "bands", []) or [f"b{i + 1}" for i in range(c)])
     if c != backbone.in_chans:
         raise InputError(band_mismatch_message(backbone, c, bands, getattr(dataset, "name", "the data")))
+    if getattr(dataset, "sensor", ""):  # names an adapter (or the user's data.sensor) vouches for, not guessed
+        check_band_order(backbone, list(getattr(dataset, "bands", []) or []), getattr(dataset, "name", "the data"))
     size = resolve_image_size(cfg.image_size, (h, w), backbone.patch_size)
     device = weights_device(backbone)
     # the fast inference path (geodino.models.frozen) for geodino ViTs; timm baselines and fast="off" stay eager. The
