@@ -24,6 +24,7 @@ from geodino.models.checkpoints.keymap import (
     LOCAL_NORM_KEY,
     check_rope_portable,
     count_blocks,
+    drop_unit_scales,
     invert,
     key_bias_mask,
     masked_qkv_bias,
@@ -237,6 +238,10 @@ def read_hf_folder(path: str | Path):
     state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     config = geodino_config_from_hf(hf)
     official = hf_to_official(state, num_heads=config["num_heads"], rope_theta=config["pos_embed_rope_base"])
+    # gammas of ones under layerscale_value 1.0: what official_to_hf writes for a backbone without LayerScale (HF
+    # always has it); dropped, as the timm reader does, so the round trip gives back the official key list
+    if float(hf.get("layerscale_value", 1e-5)) == 1.0 and drop_unit_scales(official, config["depth"]):
+        config["layerscale_init"] = None
     weights = BackboneWeights(state=official, source=path, layout="hf", kind="hf-folder", config=config)
     weights.local_cls_norm = bool(hf[LOCAL_NORM_KEY]) if LOCAL_NORM_KEY in hf else None
     weights.normalization = read_hf_normalization(path)

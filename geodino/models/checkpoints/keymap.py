@@ -17,6 +17,7 @@ __all__ = [
     "LOCAL_NORM_KEY",
     "check_rope_portable",
     "count_blocks",
+    "drop_unit_scales",
     "invert",
     "key_bias_mask",
     "masked_qkv_bias",
@@ -113,4 +114,18 @@ def warn_local_norm_dropped(state: Mapping[str, Tensor], target: str) -> bool:
         "a copy of norm (exact for inference, not the trained values)",
         stacklevel=user_stacklevel(),
     )
+    return True
+
+
+def drop_unit_scales(out: dict[str, Tensor], depth: int) -> bool:
+    """Remove the LayerScale gammas when every one of every block is exactly 1: what `official_to_timm` and
+    `official_to_hf` write for a backbone without LayerScale (the same output), so that its round trip gives back
+    the official key list. True when they were removed."""
+    gammas = [f"blocks.{i}.ls{j}.gamma" for i in range(depth) for j in (1, 2)]
+    if not all(k in out and not out[k].is_meta for k in gammas):
+        return False
+    if not all(bool((out[k] == 1).all()) for k in gammas):
+        return False
+    for k in gammas:
+        del out[k]
     return True

@@ -24,6 +24,7 @@ from geodino.models.checkpoints.keymap import (
     LOCAL_NORM_KEY,
     check_rope_portable,
     count_blocks,
+    drop_unit_scales,
     invert,
     key_bias_mask,
     masked_qkv_bias,
@@ -104,19 +105,8 @@ def timm_to_official(
         ffn = _SWIGLU if f"{b}mlp.fc1_g.weight" in s else _MLP
         rename(out, s, b, b, invert({**_SAME, **ffn}))
         rename(out, s, b, b, invert(_SCALES), params=("",))
-    _drop_unit_scales(out, depth)
+    drop_unit_scales(out, depth)
     return out
-
-
-def _drop_unit_scales(out: dict[str, Tensor], depth: int) -> None:
-    """Remove the LayerScale gammas when every one of every block is exactly 1: what `official_to_timm` writes for
-    a backbone without LayerScale (the same output), so that its round trip gives back the official key list."""
-    gammas = [f"blocks.{i}.ls{j}.gamma" for i in range(depth) for j in (1, 2)]
-    if not all(k in out and not out[k].is_meta for k in gammas):
-        return
-    if all(bool((out[k] == 1).all()) for k in gammas):
-        for k in gammas:
-            del out[k]
 
 
 def official_to_timm(state: Mapping[str, Tensor], *, qkv_bias: bool | None = None) -> dict[str, Tensor]:
