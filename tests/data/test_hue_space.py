@@ -113,6 +113,9 @@ def test_web_vits16_uses_torchvision_hue():
     root = Path(__file__).resolve().parents[2]
     assert load_config(PretrainConfig, root / "configs/pretrain/web_vits16.yaml").crops.hue_space == "hsv"
     assert load_config(PretrainConfig, root / "configs/pretrain/sat_vits16.yaml").crops.hue_space is None
+    # the configs that mirror an official one (ColorJitter: HSV hue), and every stage built on them
+    for name in ("vitl16", "vitl16_gram", "vitl16_highres", "vit7b16", "vit7b16_gram", "vit7b16_highres"):
+        assert load_config(PretrainConfig, root / f"configs/pretrain/{name}.yaml").crops.hue_space == "hsv", name
 
 
 def test_hsv_hue_runs_on_an_accelerator_without_host_reads():
