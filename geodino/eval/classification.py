@@ -197,10 +197,11 @@ def logistic_regression(
 
 
 def _iterations(clf: Any) -> int:
-    """The L-BFGS iterations of a fitted LogisticRegression (the most over a one-vs-rest ensemble)."""
+    """The L-BFGS iterations of a fitted LogisticRegression (the most over a one-vs-rest ensemble); -1 where none
+    ran (one-vs-rest fits a constant, without iterations, for a label that is never or always present)."""
     if hasattr(clf, "estimators_"):
-        return max(_iterations(e) for e in clf.estimators_)
-    return int(np.max(clf.n_iter_))
+        return max((_iterations(e) for e in clf.estimators_), default=-1)
+    return int(np.max(clf.n_iter_)) if hasattr(clf, "n_iter_") else -1
 
 
 def _full_proba(model: Any, proba: torch.Tensor, fitted_on: FeatureSet, multilabel: bool) -> torch.Tensor:

@@ -46,3 +46,21 @@ def test_standardised_default_keeps_sklearn_tolerance():
     s, info = logistic_regression(tr, va, te, LogRegConfig(enabled=True, cs=[1.0]))
     assert info["tol"] == 1e-4
     assert float((s.argmax(1) == te.targets).float().mean()) > 0.9
+
+
+def test_multilabel_with_a_label_never_present_in_train():
+    """One-vs-rest fits a constant (no iterations) for such a label: the step check skips it."""
+    g = torch.Generator().manual_seed(0)
+    mix = torch.randn(4, 16, generator=torch.Generator().manual_seed(1))
+
+    def split(n: int) -> FeatureSet:
+        y = (torch.rand(n, 4, generator=g) > 0.5).float()
+        y[:, 3] = 0
+        x = torch.randn(n, 16, generator=g) + y @ mix
+        return FeatureSet(cls=x[:, None], patch_mean=x[:, None], targets=y, layers=[0])
+
+    for standardize in (True, False):
+        s, _ = logistic_regression(
+            split(100), split(50), split(50), LogRegConfig(enabled=True, cs=[1.0], standardize=standardize)
+        )
+        assert s.shape == (50, 4)
