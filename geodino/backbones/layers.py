@@ -82,10 +82,11 @@ def _warn_short(name: str, n_blocks: int) -> None:
     maps), which changed the feature width of probes and feature rasters without a word (the official
     `get_intermediate_layers(n=4)` fails on such a backbone). A warning, not an error: `four_last` is the probes'
     default layer set, and the blocks it gives are the last ones there are."""
+    which = "block 0" if n_blocks == 1 else f"blocks 0..{n_blocks - 1}"
     warnings.warn(
-        f"layers={name} on a backbone with {plural(n_blocks, 'block')} gives {plural(n_blocks, 'map')} "
-        f"(blocks 0..{n_blocks - 1}), not 4; pass layers=last, a count of last blocks ({n_blocks} for all of them) "
-        "or block indices to choose them without this warning",
+        f"layers={name} on a backbone with {plural(n_blocks, 'block')} gives {plural(n_blocks, 'map')} ({which}), "
+        f"not 4; pass layers=last, a count of last blocks ({n_blocks} for all of them) or block indices to choose "
+        "them without this warning",
         stacklevel=user_stacklevel(),
     )
 
