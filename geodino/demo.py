@@ -371,7 +371,7 @@ def register(subparsers: Any) -> None:
         "linear probes against a random-init ViT and colour statistics. Each step is the public CLI command, "
         "printed before it runs; --out holds every output and a summary table.",
     )
-    p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
+    p.add_argument("--out", "-o", default="demo_out", help="output folder (default demo_out)")
     p.add_argument("--size", choices=sorted(SIZES), default="default", help="default (minutes) or tiny (seconds)")
     p.set_defaults(func=_demo)
 

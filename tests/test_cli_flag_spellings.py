@@ -286,3 +286,7 @@ def test_convert_refuses_band_numbers_where_it_matches_names(flag, tmp_path, cap
     assert f"{flag} 4 3 2 1: geodino convert takes band names" in err and "not numbers such as 4" in err
     assert not out.exists()
     assert cli.main(["convert", str(src), str(out), "--bands", "R,G,B,nir", "--fill", "mean"]) == 0  # names: as before
+
+
+def test_demo_takes_o_for_out_as_every_other_command():
+    assert _parse(["demo", "-o", "elsewhere"]).out == _parse(["demo", "--out", "elsewhere"]).out == "elsewhere"
