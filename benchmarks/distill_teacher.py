@@ -19,6 +19,8 @@ paid once per crop shape, is printed separately). Ratios are eager median / fast
 (largest difference of the teacher's CLS logits).
 
     .venv/bin/python benchmarks/distill_teacher.py                      # ViT-B/16 teacher -> ViT-S/16, batch 8
+    .venv/bin/python benchmarks/distill_teacher.py --teacher vit_tiny --student vit_tiny --batch 1 --repeats 1 \
+        --prototypes 64 --global-size 32 --local-size 16                # a smoke run (seconds)
     .venv/bin/python benchmarks/distill_teacher.py --teacher vit_large --student vit_small --batch 4 --compile
     .venv/bin/python benchmarks/distill_teacher.py --device cuda --teacher vit_large --batch 32 --compile \
         --precisions bf16-mixed                                         # what benchmarks/gpu.sh part 6 runs
@@ -64,6 +66,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--teacher", default="vit_base")
     p.add_argument("--student", default="vit_small")
     p.add_argument("--batch", type=int, default=8, help="images per step (x2 global crops, x8 local crops)")
+    p.add_argument("--global-size", type=int, default=224, help="global crop size (px; a multiple of 16)")
+    p.add_argument("--local-size", type=int, default=96, help="local crop size (px; small for a smoke run)")
     p.add_argument("--prototypes", type=int, default=8192)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
@@ -87,14 +91,16 @@ def main(argv: list[str] | None = None) -> None:
             if name.endswith(("gamma", "bias")):
                 prm.normal_(0, 0.2)
     arch = _arch(eager, args.student, args.prototypes).to(device)
-    batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in _batch(args.batch).items()}
+    crops = _batch(args.batch, gsize=args.global_size, lsize=args.local_size)
+    batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in crops.items()}
     heads = nn.ModuleDict({h: copy.deepcopy(arch.teacher[h]) for h in ("dino_head", "ibot_head")})
     heads.train().requires_grad_(True)
     ema = copy.deepcopy(heads).eval().requires_grad_(False)
     losses = (DINOLoss(args.prototypes).to(device), IBOTPatchLoss(args.prototypes).to(device))
     print(
         f"torch {torch.__version__}, {device}, {args.threads} threads, teacher {args.teacher} -> student "
-        f"{args.student}, batch {args.batch} (2 x 224 global + 8 x 96 local crops), {args.prototypes} prototypes"
+        f"{args.student}, batch {args.batch} (2 x {args.global_size} global + 8 x {args.local_size} local crops), "
+        f"{args.prototypes} prototypes"
     )
     print(
         "| precision | teacher path | compile warm-up s | teacher s (eager / fast) | teacher ratio | step s "

@@ -67,6 +67,7 @@ def test_versions_reads_installed_distributions():
     assert line == f"timm {importlib.metadata.version('timm')}, no-such-package-xyz not installed"
 
 
+@pytest.mark.slow
 def test_backbone_benchmark_names_its_peers_and_prints_ratios_of_its_own_numbers():
     """A tiny run of benchmarks/backbone.py (32 px, batch 1, one repeat, eager rows only): the first line names
     transformers and timm with their installed versions, and each ratio column is the quotient of the img/s columns
@@ -180,3 +181,26 @@ def test_fast_fidelity_header_names_its_default_run():
     assert '"runs" / "bench_pretrain_quality" / "geodino"' in src
     assert _default("pretrain_quality.py", "--out") == "runs/bench_pretrain_quality"
     assert "`runs/bench_pretrain_quality/geodino`" in doc and "bench_pq_rerun" not in doc
+
+
+@pytest.mark.slow
+def test_distill_teacher_smoke_run_prints_ratios_of_its_own_medians():
+    """distill_teacher.py had no crop-size flags: its smallest run (ViT-T teacher and student, batch 1, 2x224 + 8x96
+    crops) ran past 4 minutes on this busy 2-core machine. --global-size / --local-size make a smoke run of seconds;
+    each bold ratio is eager / fast of the medians printed beside it."""
+    p = _run(
+        "distill_teacher.py", "--teacher", "vit_tiny", "--student", "vit_tiny", "--batch", "1", "--repeats", "1",
+        "--prototypes", "64", "--global-size", "32", "--local-size", "16", "--threads", "1", timeout=300,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "2 x 32 global + 8 x 16 local crops" in p.stdout
+    rows = [line for line in p.stdout.splitlines() if line.startswith(("| 32-true", "| bf16-mixed"))]
+    assert len(rows) == 2
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        for pair, ratio in ((cells[3], cells[4]), (cells[5], cells[6]), (cells[7], cells[8])):
+            e, f = (float(v) for v in pair.split("/"))
+            r = float(ratio.strip("*"))
+            lo, hi = (e - 0.005) / (f + 0.005), (e + 0.005) / max(f - 0.005, 1e-9)
+            assert lo - 0.005 <= r <= hi + 0.005, (pair, ratio)
+        assert float(cells[9]) < 1e-2  # the fast teacher's CLS logits agree with eager
