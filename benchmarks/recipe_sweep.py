@@ -7,6 +7,9 @@ teacher is evaluated exactly as in `pretrain_quality.py` (kNN k=20 T=0.07 and lo
 patch, bank 2/3 / queries 1/3), next to the colour-statistics baseline.
 
     .venv/bin/python benchmarks/recipe_sweep.py --steps 300 --variants base nojitter noblur
+
+Results accumulate in `--out`/results.json: the table also lists variants of earlier invocations, each row with its
+step count, those not trained by this invocation marked "(earlier run)".
 """
 
 from __future__ import annotations
@@ -129,14 +132,26 @@ def main() -> int:
         results[name] = {**scores, "steps": args.steps, "wall_s": round(wall, 1), "loss": loss, "overrides": extra}
         print(f"{name}: {scores} in {wall / 60:.1f} min; DINO {loss.get('first')} -> {loss.get('end')}", flush=True)
         (out / "results.json").write_text(json.dumps(results, indent=2))
-    print("\n| variant | kNN % | logreg % | DINO loss first -> end | wall (min) |\n|---|---|---|---|---|")
+    print("\n" + "\n".join(table(results, args.variants)))
+    return 0
+
+
+def table(results: dict, ran: list[str]) -> list[str]:
+    """The Markdown table of `results` (results.json: this run's variants and those kept from earlier runs in the
+    same --out). Every row says its step count, and a variant not trained by this invocation is marked as an
+    earlier run: its number may come from other steps or other code, so it is not side by side with this run's."""
+    lines = ["| variant | steps | kNN % | logreg % | DINO loss first -> end | wall (min) |", "|---" * 6 + "|"]
     c = results["colour"]
-    print(f"| colour statistics | {c['knn']} | {c['logreg']} | | |")
+    lines.append(f"| colour statistics | | {c['knn']} | {c['logreg']} | | |")
     for name, r in results.items():
         if name != "colour":
             lo, wall = r["loss"], r["wall_s"] / 60
-            print(f"| {name} | {r['knn']} | {r['logreg']} | {lo.get('first')} -> {lo.get('end')} | {wall:.1f} |")
-    return 0
+            label = name if name in ran else f"{name} (earlier run)"
+            lines.append(
+                f"| {label} | {r.get('steps', '?')} | {r['knn']} | {r['logreg']} | {lo.get('first')} -> "
+                f"{lo.get('end')} | {wall:.1f} |"
+            )
+    return lines
 
 
 if __name__ == "__main__":

@@ -204,3 +204,25 @@ def test_distill_teacher_smoke_run_prints_ratios_of_its_own_medians():
             lo, hi = (e - 0.005) / (f + 0.005), (e + 0.005) / max(f - 0.005, 1e-9)
             assert lo - 0.005 <= r <= hi + 0.005, (pair, ratio)
         assert float(cells[9]) < 1e-2  # the fast teacher's CLS logits agree with eager
+
+
+def test_recipe_sweep_table_marks_variants_of_earlier_runs_with_their_steps():
+    """recipe_sweep.py keeps results.json across invocations and printed every stored variant in one table without a
+    step count: `--steps 50 --variants base` after a 300-step sweep showed base@50 beside plain@300 as if side by
+    side. Each row now carries its steps, and a variant this invocation did not train is marked."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from recipe_sweep import table
+    finally:
+        sys.path.remove(str(BENCH))
+    loss = {"first": 9.0, "end": 8.0}
+    results = {
+        "colour": {"knn": 80.0, "logreg": 85.0},
+        "plain": {"knn": 70.0, "logreg": 75.0, "steps": 300, "wall_s": 600.0, "loss": loss},
+        "base": {"knn": 60.0, "logreg": 65.0, "steps": 50, "wall_s": 60.0, "loss": loss},
+    }
+    lines = table(results, ["base"])
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")] for line in lines[2:]}
+    assert rows["plain (earlier run)"][1] == "300"
+    assert rows["base"][1] == "50" and rows["base"][2] == "60.0"
+    assert "plain" not in rows
