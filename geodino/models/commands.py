@@ -39,6 +39,13 @@ def register(subparsers: Any) -> None:
         choices=["mean", "zeros"],
         help="kernel of bands matching none of the input's (default: such a band is an error)",
     )
+    c.add_argument(
+        "--subset",
+        default="copy",
+        choices=["copy", "rescale"],
+        help="--bands a subset of the input's: copy their kernels as they are (default), or rescale them by "
+        "input bands / kept bands (the rule before 70db84a, timm's adapt_input_conv)",
+    )
     c.add_argument("--sensor", default=None, help="sensor whose band names --bands uses (e.g. sentinel2_l2a, landsat8)")
     c.add_argument(
         "--which",

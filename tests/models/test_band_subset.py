@@ -73,3 +73,16 @@ def test_the_old_rule_stays_selectable_everywhere(six_band_file):
     torch.testing.assert_close(tt.model.patch_embed.proj.weight, w[:, [2, 3, 4]] * 2)
     with pytest.raises(ConfigError, match="subset='half' must be 'copy' or 'rescale'"):
         load_backbone(f"{six_band_file}?bands={keep}&subset=half")
+
+
+def test_convert_cli_takes_the_subset_rule(six_band_file, tmp_path):
+    from geodino.cli import main
+
+    w = load_model(six_band_file).patch_embed.proj.weight.detach()
+    for rule, factor in (("copy", 1), ("rescale", 2)):
+        out = tmp_path / f"{rule}.pth"
+        argv = ["convert", str(six_band_file), str(out), "--bands", "red,nir,swir16", "--subset", rule]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert main(argv) == 0
+        torch.testing.assert_close(load_model(out).patch_embed.proj.weight, w[:, [2, 3, 4]] * factor)
