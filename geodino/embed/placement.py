@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from geodino.data.rasters import window_affine
 from geodino.embed.writers import EmbeddingReader
 from geodino.errors import ConfigError, InputError
 
@@ -94,11 +93,16 @@ LINES = ("LineString", "MultiLineString", "LinearRing")
 def pixel_bounds(transform: Any, geom: Any) -> tuple[float, float, float, float]:
     """(col_min, row_min, col_max, row_max) of `geom` in pixel coordinates of `transform`: exact for any affine
     (north-up, south-up, rotated), where `rasterio.windows.from_bounds` refuses a positive pixel height."""
+    return to_pixels(transform, geom).bounds
+
+
+def to_pixels(transform: Any, geom: Any) -> Any:
+    """`geom` in pixel (cell) coordinates of `transform`: column, row from the raster's top-left corner."""
     from affine import Affine
     from shapely import affinity
 
     inv = ~Affine(*tuple(transform)[:6])
-    return affinity.affine_transform(geom, (inv.a, inv.b, inv.d, inv.e, inv.c, inv.f)).bounds
+    return affinity.affine_transform(geom, (inv.a, inv.b, inv.d, inv.e, inv.c, inv.f))
 
 
 def cell_window(transform: Any, geom: Any, width: int, height: int) -> Any:
@@ -116,13 +120,22 @@ def cell_window(transform: Any, geom: Any, width: int, height: int) -> Any:
 
 def cell_mask(geom: Any, transform: Any, win: Any, *, all_touched: bool) -> np.ndarray:
     """Cells of `win` a line or polygon covers: every cell a line touches; a polygon's cells whose centre is inside
-    (`all_touched`: every cell it touches)."""
-    from rasterio.features import geometry_mask
+    (`all_touched`: every cell it touches).
 
+    Rasterised in the whole raster's pixel coordinates, moved by the window's whole-cell offset (exact in floats),
+    so whether a cell is in does not depend on the window it is read through. Through the window's own transform
+    (its origin rounded), an edge that runs through cell centres (adjacent parcels of a grid, boxes drawn in pixel
+    units) fell on either side by the window's rounding: cells of two adjacent polygons were counted in both or in
+    neither. Now each such cell goes to exactly one, by GDAL's rule, as it would in one whole-raster rasterisation."""
+    from affine import Affine
+    from rasterio.features import geometry_mask
+    from shapely import affinity
+
+    local = affinity.translate(to_pixels(transform, geom), -int(win.col_off), -int(win.row_off))
     return geometry_mask(
-        [geom],
+        [local],
         out_shape=(int(win.height), int(win.width)),
-        transform=window_affine(transform, win.col_off, win.row_off),
+        transform=Affine.identity(),
         invert=True,
         all_touched=all_touched or geom.geom_type in LINES,
     )
