@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from geodino.data.paths import IMAGE_EXTS, TIFF_EXTS
 from geodino.errors import ConfigError, InputError, plural
 from geodino.eval.folder_listing import folder_stamp, list_folder
 
@@ -38,7 +39,7 @@ IGNORE_INDEX = 255
 
 README_HINT = "see datasets/README.md for how to get it and the layout geodino expects"
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+IMAGE_EXTENSIONS = IMAGE_EXTS  # one list with pretraining and embed (GeoTIFFs as .tif/.tiff/.gtif/.gtiff)
 
 
 @dataclass
@@ -239,7 +240,7 @@ def read_array(path: str | Path, rgb: bool = False) -> np.ndarray:
     three equal bands with `rgb` (a dataset of RGB photos: `geodino.data.images.dataset_bands` decides)."""
     path = Path(path)
     try:
-        if path.suffix.lower() in (".tif", ".tiff"):
+        if path.suffix.lower() in TIFF_EXTS:
             import rasterio
 
             with rasterio.open(path) as src:

@@ -20,13 +20,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from geodino.backbones.device import weights_device
+from geodino.data.paths import RASTER_EXTS
 from geodino.errors import ConfigError, InputError, plural
 from geodino.eval.head_training import Backbone, extract, to_device, to_host
 from geodino.eval.head_training import FeatureStore as FeatureStore  # re-exported: tests use dense.FeatureStore
 from geodino.eval.layer_choice import LayerError as LayerError  # re-exported: tests import it from here
 from geodino.eval.scaling import InputScaling, data_scale
 
-RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".jp2")
+RASTER_SUFFIXES = RASTER_EXTS  # geodino.data.paths: .tif/.tiff/.gtif/.gtiff, .vrt, .jp2, .img
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", *RASTER_SUFFIXES)
 
 
