@@ -126,6 +126,7 @@ def _attention_locked(args: argparse.Namespace) -> int:
                     )
             col, row = ~sample["transform"] @ (x, y)  # the sample's transform is the window's
             point = (math.floor(col), math.floor(row))
+            _check_map_point(point, sample, args)
         else:
             point = window_point((int(x), int(y)), args.window, args.input)
     if backbone is None:
@@ -143,3 +144,20 @@ def _attention_locked(args: argparse.Namespace) -> int:
     for name, path in files.items():
         print(f"  {name:10s} {path}")
     return 0
+
+
+def _check_map_point(point: tuple[int, int], sample: dict[str, Any], args: argparse.Namespace) -> None:
+    """A `--point` in map coordinates that misses the pixels read, named as given (its CRS) and at the file's pixel
+    it falls on, not at window-relative pixels the user never wrote (`point (col -23, row -22) is outside ...`)."""
+    from geodino.errors import InputError
+
+    c, r, w, h = sample.get("window") or (0, 0, sample["image"].shape[-1], sample["image"].shape[-2])
+    col, row = point
+    if 0 <= col < w and 0 <= row < h:
+        return
+    crs = "the raster's CRS" if args.point_crs == "raster" else args.point_crs
+    where = f"--window {c} {r} {w} {h}" if sample.get("window") else f"the raster ({w} x {h} px, width x height)"
+    raise InputError(
+        f"--point {' '.join(args.point)} (in {crs}) falls on pixel col {col + c}, row {row + r} of {args.input}, "
+        f"outside {where}; give a point inside it"
+    )
