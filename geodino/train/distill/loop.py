@@ -114,6 +114,9 @@ def _setup(cfg: DistillConfig, start: Start) -> DistillRun:
 
     writer = layout.subgroup_rank == 0 if not layout.colocated else rank == 0
     step = _resume(cfg, arch, opt, ckpt_dir, device, distributed, writer, start, resume_at)
+    if rank == 0 and step > 0:  # as pretraining says its resume (the logger alone is not on the console)
+        where = resume_at[0].get(step, ckpt_dir)
+        print(f"geodino: resuming from {where} at step {step} of {cfg.train.max_steps}", file=sys.stderr)
     _wrap_ddp(arch, layout, device, distributed)
     log_file = (out_dir / "log.csv") if writer and layout.colocated else (out_dir / names[0] / "log.csv")
     if writer:  # a killed run logged steps past its last checkpoint: they run again
@@ -189,6 +192,7 @@ def _fast_teacher_and_heads(
     path = getattr(teacher, "path", path)  # the heads warm-up may have widened the compile decision
     log.info("teacher %s, heads from %s, inference path %s", cfg.teacher.spec, heads_src, path.name)
     if rank == 0:  # on the console as embed and probe say theirs (GEODINO_FAST=0 / teacher.fast=off turn it off)
+        print(f"geodino: teacher heads from {heads_src}", file=sys.stderr)
         print(f"geodino: teacher inference path {path.name} ({path.reason})", file=sys.stderr)
     return teacher, t_dino, t_ibot
 
