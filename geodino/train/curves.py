@@ -199,7 +199,8 @@ _DISTILL_PANELS = (
 
 def describe_loss(loss: dict[str, float]) -> str:
     """A `loss_summary` in words: where the DINO loss started and ended against ln K (the demo's and the pretrain
-    command's closing line). One logged point is said as one point (a "start -> end" of one value reads as a run
+    command's closing line). The first logged value is "at the start" only when step 0 was logged, else it is
+    named by its step; one logged point is said as one point (a "start -> end" of one value reads as a run
     that learned nothing); a dip below ln K - 0.1 that did not last is said as such."""
     ln_k = f"ln K = {loss['ln_k']:.3f}"
     at = loss.get("left_plateau_at", -1)
@@ -216,7 +217,10 @@ def describe_loss(loss: dict[str, float]) -> str:
         where = f"0.1 below from step {at}"
     else:
         where = f"first 0.1 below at step {at}, above again by the end"
-    return f"{loss['first']:.3f} at the start -> {loss['end']:.3f} at the end ({ln_k}; {where})"
+    # Lightning logs step N-1 first (N = trainer.log_every_n_steps): that value is not the loss at the start
+    first_step = int(loss.get("first_step", 0))
+    start = "at the start" if first_step == 0 else f"at step {first_step} (the first logged)"
+    return f"{loss['first']:.3f} {start} -> {loss['end']:.3f} at the end ({ln_k}; {where})"
 
 
 def loss_summary(run_dir: str | Path, key: str = "dino_global_loss", margin: float = 0.1) -> dict[str, float]:

@@ -41,3 +41,11 @@ def test_one_logged_step_is_said_as_one_point(tmp_path):
 def test_a_dip_that_did_not_last_is_not_below_from(tmp_path, losses, said):
     line = describe_loss(loss_summary(_run(tmp_path, losses)))
     assert said in line and line.startswith(f"{losses[0]:.3f} at the start -> "), line
+
+
+def test_a_first_logged_step_after_0_is_not_called_the_start(tmp_path):
+    """Lightning logs step N-1 first (N = trainer.log_every_n_steps; 9 by default): a run's closing line said that
+    value was the loss 'at the start', which a reader compares with ln K as the untrained loss."""
+    line = describe_loss(loss_summary(_run(tmp_path, {9: 6.805, 19: 6.791, 29: 6.757})))
+    assert line.startswith("6.805 at step 9 (the first logged) -> 6.757 at the end (ln K = 6.931;"), line
+    assert "at the start" not in line
