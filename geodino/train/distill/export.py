@@ -116,10 +116,13 @@ def export_student(
     which: str = "ema",
     normalization: dict[str, Any] | None = None,
     stac_properties: dict[str, Any] | None = None,
+    step: int | None = None,
 ) -> Path:
     """Write a student's backbone in the official layout (`<name>.pth`, `.safetensors`) and its heads
     (`<name>.heads.pth`) under `out_dir/<name>/`, with the input normalisation record of the distillation data,
-    and its STAC item (`<name>.stac.json`, `stac_properties` in its properties); return the `.pth` path."""
+    and its STAC item (`<name>.stac.json`, `stac_properties` in its properties); return the `.pth` path. `step`:
+    the distillation step the weights are from, recorded as a pretraining export records its step (`"step"` in the
+    heads file, `geodino:step` in the item)."""
     from geodino.models.checkpoints import save_export
 
     module = (arch.students_ema if which == "ema" else arch.students)[name]
@@ -129,4 +132,8 @@ def export_student(
     heads = {"dino_head": module.dino_head, "ibot_head": module.ibot_head}
     config = dict(module.backbone.config)
     props = {"geodino:network": f"student {name} ({which})", **(stac_properties or {})}
-    return save_export(folder / name, state, config, heads, normalization=normalization, stac_properties=props)[0]
+    extra: dict[str, Any] = {}
+    if step is not None:
+        props["geodino:step"] = extra["step"] = int(step)
+    out = folder / name
+    return save_export(out, state, config, heads, normalization=normalization, stac_properties=props, **extra)[0]

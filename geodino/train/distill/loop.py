@@ -426,7 +426,9 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
         norm = data_normalization(cfg.data)[0]  # what the students' input was standardised with
         props = distill_properties(cfg.teacher.spec, cfg.data, extent)  # for each export's STAC item
         for name in run.arch.students:
-            exports[name] = export_student(run.arch, name, run.out_dir, cfg.train.export, norm, props)
+            exports[name] = export_student(
+                run.arch, name, run.out_dir, cfg.train.export, norm, props, step=cfg.train.max_steps
+            )
         for tracker in trackers:
             tracker.finalize("success")
         from geodino.train.curves import plot_distill_log

@@ -1,0 +1,22 @@
+"""A distilled student's export records its step, as a pretraining export does (docs/pretraining.md, Export:
+`X.heads.pth` holds `"step"`, the STAC item `geodino:step`; "distillation exports ... are written the same way").
+The students' exports had neither, so an export could not tell how long its student was distilled."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from geodino.train.distill import distill
+from tests.train.test_distill import _cfg
+
+
+def test_a_distilled_students_export_records_its_step(images: Path, tmp_path: Path) -> None:
+    exports = distill(_cfg(images, tmp_path / "run"))
+    for name, pth in exports.items():
+        heads = torch.load(pth.with_name(f"{name}.heads.pth"), map_location="cpu", weights_only=False)
+        assert heads["step"] == 2, name
+        item = json.loads(pth.with_name(f"{name}.stac.json").read_text())
+        assert item["properties"]["geodino:step"] == 2, name
