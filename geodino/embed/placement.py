@@ -122,16 +122,27 @@ def cell_mask(geom: Any, transform: Any, win: Any, *, all_touched: bool) -> np.n
     """Cells of `win` a line or polygon covers: every cell a line touches; a polygon's cells whose centre is inside
     (`all_touched`: every cell it touches).
 
-    Rasterised in the whole raster's pixel coordinates, moved by the window's whole-cell offset (exact in floats),
-    so whether a cell is in does not depend on the window it is read through. Through the window's own transform
-    (its origin rounded), an edge that runs through cell centres (adjacent parcels of a grid, boxes drawn in pixel
-    units) fell on either side by the window's rounding: cells of two adjacent polygons were counted in both or in
-    neither. Now each such cell goes to exactly one, by GDAL's rule, as it would in one whole-raster rasterisation."""
+    Rasterised in the whole raster's pixel coordinates (as GDAL's inverse geotransform computes them on a north-up
+    or south-up grid), moved by the window's whole-cell offset (exact in floats), so whether a cell is in does not
+    depend on the window it is read through. Through the window's own transform (its origin rounded), an edge that
+    runs through cell centres (adjacent parcels of a grid, boxes drawn in pixel units) fell on either side by the
+    window's rounding: cells of two adjacent polygons were counted in both or in neither. Now each such cell goes to
+    exactly one (the scanline rule is half-open in pixel rows and columns), and every touched cell is the one a
+    whole-raster `rasterio.features.rasterize(all_touched=True)` gives. Without all_touched, a whole-raster
+    rasterize of a north-up grid breaks centre ties the other way in rows and can give a tie row to both of two
+    adjacent polygons; here it goes to one."""
     from affine import Affine
     from rasterio.features import geometry_mask
     from shapely import affinity
 
-    local = affinity.translate(to_pixels(transform, geom), -int(win.col_off), -int(win.row_off))
+    a, b, c, d, e, f = (float(v) for v in tuple(transform)[:6])
+    col, row = int(win.col_off), int(win.row_off)
+    if b == 0 and d == 0:
+        # GDALInvGeoTransform's north-up formula, so the touched cells are GDAL's to the last bit
+        pixels = affinity.affine_transform(geom, (1.0 / a, 0.0, 0.0, 1.0 / e, -c / a, -f / e))
+    else:  # rotated: window-independent all the same
+        pixels = to_pixels(transform, geom)
+    local = affinity.translate(pixels, -col, -row)  # whole cells: exact
     return geometry_mask(
         [local],
         out_shape=(int(win.height), int(win.width)),
