@@ -276,7 +276,7 @@ def attention_maps(
     mean = sel.mean(axis=0)
     sim = None
     if point is not None:
-        col, row = int(point[0]), int(point[1])
+        col, row = math.floor(point[0]), math.floor(point[1])  # int() would take -0.5 for column 0
         what = "window" if sample.get("window") is not None else "image"
         if not (0 <= col < W and 0 <= row < H):
             raise InputError(f"point (col {col}, row {row}) is outside the {W} x {H} px {what} (width x height)")
@@ -304,7 +304,7 @@ def attention_maps(
         patch_size=p,
         image_size=(h * p, w * p),
         similarity=sim,
-        point=None if point is None else (int(point[0]), int(point[1])),
+        point=None if point is None else (math.floor(point[0]), math.floor(point[1])),
         info=info,
         valid=None if patch_valid.all() else patch_valid,
     )

@@ -128,7 +128,7 @@ def _attention_locked(args: argparse.Namespace) -> int:
             point = (math.floor(col), math.floor(row))
             _check_map_point(point, sample, args)
         else:
-            point = window_point((int(x), int(y)), args.window, args.input)
+            point = window_point((math.floor(x), math.floor(y)), args.window, args.input)  # -0.5: col -1
     if backbone is None:
         backbone = load_backbone(args.backbone, device=args.device)
     maps = attention_maps(backbone, sample, layer=args.layer, heads=args.heads, mass=args.mass, point=point)

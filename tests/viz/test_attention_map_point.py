@@ -27,3 +27,14 @@ def test_a_map_point_outside_the_window_is_named_in_the_files_pixels(tmp_path, c
         expect=("--point 500995,3999895 (in EPSG:32633) falls on pixel col 99, row 10 of",
                 "outside the raster (64 x 64 px, width x height)"),
     )  # fmt: skip
+
+
+def test_a_pixel_point_just_left_of_the_image_is_outside_it(tmp_path, capsys):
+    """Pixel --point -0.5,3 lies left of column 0 (floor: -1); int() truncated it to column 0 and accepted it."""
+    tif = write_tif(tmp_path / "s.tif", random_image(64, 64))
+    one_line_exit_2(
+        capsys,
+        tmp_path,
+        "viz", "attention", tif, "-b", SPEC, "-o", tmp_path / "att", "--point=-0.5,3",
+        expect=("point (col -1, row 3) is outside the 64 x 64 px",),
+    )  # fmt: skip
