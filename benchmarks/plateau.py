@@ -65,6 +65,19 @@ KEYS = (
 )
 
 
+def report_steps(runs: dict[str, dict[str, dict[int, float]]], steps: int) -> list[int]:
+    """The distinct logged steps nearest to 0, 1/4, 1/2 and the end of a `steps`-long run (those of the DINO loss,
+    else of any series). Distinct: a short run logs only a step or two (Lightning logs steps 9, 19, ... at
+    `log_every_n_steps` 10), and the nearest logged step to each mark was printed once per mark, the same value
+    three times over in a 10-step run."""
+    logged = {s for m in runs.values() for s in m.get(KEYS[0][0], {})}
+    logged = logged or {s for m in runs.values() for series in m.values() for s in series}
+    if not logged:
+        return []
+    targets = (0, steps // 4, steps // 2, max(steps - steps % 5 - 5, 0))
+    return sorted({min(logged, key=lambda s: (abs(s - t), s)) for t in targets})
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=200)
@@ -100,16 +113,18 @@ def main() -> int:
         runs[name] = read_metrics(find_metrics(pretrain(load_config(PretrainConfig, RECIPE, over))))
 
     ln_k = math.log(load_config(PretrainConfig, RECIPE, []).ssl.dino.head_n_prototypes)
-    marks = sorted({0, args.steps // 4, args.steps // 2, args.steps - args.steps % 5 - 5})
-    print(f"\nln K = {ln_k:.3f}; values at the logged steps nearest to {marks}")
+    marks = report_steps(runs, args.steps)
+    print(f"\nln K = {ln_k:.3f}; values at the logged steps {marks} (nearest to 0, 1/4, 1/2 and the end of the run)")
     print("| variant | " + " | ".join(label for _, label in KEYS) + " |")
     print("|---|" + "---|" * len(KEYS))
     for name, m in runs.items():
         cells = []
         for key, _ in KEYS:
-            series = m.get(key, {})
-            vals = [series.get(s, series.get(min(series, key=lambda t: abs(t - s)), math.nan)) for s in marks]
-            cells.append(" / ".join(f"{v:.3g}" for v in vals) if series else "-")
+            series = m.get(key, {})  # a series never logged is '-' (it raised on the empty min() before)
+            vals = (
+                [series[s if s in series else min(series, key=lambda t: abs(t - s))] for s in marks] if series else []
+            )
+            cells.append(" / ".join(f"{v:.3g}" for v in vals) if vals else "-")
         print(f"| {name} | " + " | ".join(cells) + " |")
     _plot(runs, ln_k, Path(args.png))
     print(f"figure: {args.png}")
