@@ -17,11 +17,14 @@ What runs (see `run_lightly_train`):
 3. `lightly-train embed ... checkpoint=<run>/checkpoints/last.ckpt format=csv`: one vector per image, the CLS token
    of the EMA teacher after the final LayerNorm (`x_norm_clstoken`, 384-d; no pooling of patch tokens, no head).
 
-Model: `dinov2/vits14-notpretrained` = ViT-S/14 with 4 registers (22 M parameters), random init. The `dinov2`
-method documents only DINOv2 ViTs (`dinov2/vits14|vitb14|vitl14|vitg14`); ViT-S/14 is the smallest, and the
-`-notpretrained` variant is the same architecture without Meta's weights (which would need the network and would
-not be a from-scratch comparison). `dinov3/vitt16-notpretrained` (5.5 M) exists in 0.18.0 but is documented for
-the distillation methods, not for `dinov2`; pass `model=` to try it.
+Model (this file's default): `dinov2/vits14-notpretrained` = ViT-S/14 with 4 registers (22 M parameters), random
+init. The `dinov2` method documents only DINOv2 ViTs (`dinov2/vits14|vitb14|vitl14|vitg14`); ViT-S/14 is the
+smallest, and the `-notpretrained` variant is the same architecture without Meta's weights (which would need the
+network and would not be a from-scratch comparison). `dinov3/vitt16-notpretrained` (ViT-T/16, 5.5 M), the smallest
+ViT LightlyTrain 0.18.0 ships, is documented for the `distillation` method (LightlyTrain's own ViT-T/16 is distilled
+from DINOv3 ViT-L/16), not listed for `dinov2`, yet 0.18.0 runs it under `dinov2`: `pretrain_quality.py` passes
+`model="dinov3/vitt16-notpretrained"`, so its LightlyTrain row (and the README's) is ViT-T/16 with method `dinov2`,
+not this default.
 
 Crops: LightlyTrain's `dinov2` transform makes 2 global crops (RandomResizedCrop scale 0.32-1 to `image_size`,
 default 224) and 8 local crops (scale 0.05-0.32 to 98 px), with flips, colour jitter, grey, blur, solarize. The

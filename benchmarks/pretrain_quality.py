@@ -8,9 +8,12 @@ labels are used only for evaluation) this prints one table:
   normalised chip, the baseline `geodino probe` and `make demo` report); the verdict uses the stronger;
 - the same ViT as the recipe at random initialisation (CLS + mean patch token);
 - geodino pretrained with `configs/pretrain/small_vit_tiny.yaml` for `--minutes` of this machine;
-- LightlyTrain (`lightly-train` 0.18.0, method `dinov2`, its smallest ViT) for the same wall-clock, installed by
+- LightlyTrain (`lightly-train` 0.18.0, method `dinov2`) for the same wall-clock, installed by
   `peer_lightly_train.py` into its own virtual environment (never a geodino dependency), features from its own
-  `embed` command;
+  `embed` command. Model `dinov3/vitt16-notpretrained` (ViT-T/16, 5.5 M parameters, random init), the smallest
+  ViT LightlyTrain ships; it is not one its docs list for `dinov2` (`dinov2/vits14|vitb14|vitl14|vitg14`, ViT-S/14
+  the smallest, `peer_lightly_train.py`'s own default): LightlyTrain documents ViT-T/16 for its `distillation`
+  method (distilled from DINOv3 ViT-L/16), but 0.18.0 runs it under `dinov2`, which the README row did;
 - continued pretraining (on unless `--no-continued`), the path most users take: a backbone pretrained on other
   real imagery (64 px chips cut from the Landsat-7 and NEON aerial rasters of ../shared/data), exported in the
   official layout, then `init_from` it with a heads-only warm-up on the EuroSAT chips; kNN before and after.
@@ -317,7 +320,8 @@ def main() -> int:
         from peer_lightly_train import run_lightly_train
 
         print("LightlyTrain: installing (first time) and pretraining at the same budget")
-        # its smallest ViT (ViT-T/16, 5.5 M parameters), crops at the chip size (patch 16: 64 / 32 px), the same
+        # its smallest ViT (ViT-T/16, 5.5 M parameters; documented for `distillation`, not listed for `dinov2`, run
+        # under `dinov2` all the same: see the docstring), crops at the chip size (patch 16: 64 / 32 px), the same
         # heads, momentum and local-crop count as the geodino recipe where its DINOv2Args has the setting
         feats, files, info = run_lightly_train(
             CHIPS,
