@@ -17,6 +17,7 @@ handle). With `crs`/`res` set, each scene is read through a `WarpedVRT` onto one
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 from collections import OrderedDict
@@ -144,10 +145,6 @@ def open_raster(
     `read_window` applies, so those cells are never read as valid zeros; a file with an alpha band of its own (RGBA)
     keeps that one, which the warp sets to 0 there too."""
     global _handles_pid
-    import rasterio
-    from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
-
     if _handles_pid != os.getpid():  # after fork: drop the parent's handles without closing them
         _handles.clear()
         _handles_pid = os.getpid()
@@ -161,6 +158,10 @@ def open_raster(
     if ds is not None:
         _handles.move_to_end(key)
         return ds
+    import rasterio  # imported on a miss only: a cache hit is on every window read's path
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
     src = rasterio.open(path)
     if crs is not None:
         from rasterio.crs import CRS
@@ -260,17 +261,27 @@ def format_rule(scales: Sequence[float], offsets: Sequence[float]) -> str:
     return f"DN * {one(scales)} {sign}"
 
 
+@functools.lru_cache(maxsize=256)
+def _band_types(dtypes: tuple[str, ...], indexes: tuple[int, ...]) -> tuple[np.dtype, bool]:
+    """(read dtype, whether every band read has it) of bands `indexes` given a file's `dtypes`: a pure function of
+    the header, cached because every window read asks (rasterio rebuilds `ds.dtypes` and numpy's `result_type`
+    costs microseconds, per call)."""
+    types = [np.dtype(dtypes[i - 1]) for i in indexes]
+    dtype = np.result_type(*types)
+    return dtype, all(t == dtype for t in types)
+
+
 def read_dtype(ds: Any, indexes: Sequence[int]) -> np.dtype:
     """The data type bands `indexes` of `ds` are read in: theirs, or the smallest holding every one's values when
     they differ (a `data stack` VRT of uint16 reflectance and a uint8 classification band)."""
-    return np.result_type(*[np.dtype(ds.dtypes[i - 1]) for i in indexes])
+    return _band_types(tuple(ds.dtypes), tuple(indexes))[0]
 
 
 def read_bands(ds: Any, indexes: Sequence[int], **kwargs: Any) -> np.ndarray:
     """`ds.read(indexes, **kwargs)` [C,h,w] in `read_dtype`: band by band when the bands' data types differ, which
     rasterio refuses to read in one call ("more than one 'dtype' found")."""
-    dtype = read_dtype(ds, indexes)
-    if all(np.dtype(ds.dtypes[i - 1]) == dtype for i in indexes):
+    dtype, uniform = _band_types(tuple(ds.dtypes), tuple(indexes))
+    if uniform:
         return ds.read(list(indexes), **kwargs)
     return np.stack([ds.read(i, out_dtype=dtype, **kwargs) for i in indexes])
 
@@ -320,13 +331,13 @@ def read_window(
 
     c0, r0 = max(col, 0), max(row, 0)
     c1, r1 = min(col + width, ds.width), min(row + height, ds.height)
-    dtype = read_dtype(ds, indexes)
-    fill = 0 if nodata is None or np.isnan(nodata) or not nodata_fits(nodata, dtype) else nodata
     inside = c1 > c0 and r1 > r0
     full = inside and c0 == col and r0 == row and c1 == col + width and r1 == row + height
-    if full:
+    if full:  # the common case: one read, nothing to fill
         data = read_bands(ds, indexes, window=Window(col, row, width, height))
     else:
+        dtype = read_dtype(ds, indexes)
+        fill = 0 if nodata is None or math.isnan(nodata) or not nodata_fits(nodata, dtype) else nodata
         data = np.full((len(indexes), height, width), fill, dtype=dtype)
         if inside:
             data[:, r0 - row : r1 - row, c0 - col : c1 - col] = read_bands(
