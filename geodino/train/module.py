@@ -316,14 +316,15 @@ class SSLModule(L.LightningModule):
             self._read_row()
 
     def _logs_at(self, it: int) -> bool:
-        """Whether step `it` writes a row: Lightning's rule for `on_step` logging (`should_update_logs`), every
+        """Whether step `it` writes a row: step 0 (the untrained loss, ~ln K, as the official MetricLogger and
+        distillation log it first), then Lightning's rule for `on_step` logging (`should_update_logs`): every
         `trainer.log_every_n_steps` steps, a step that stops the run early (`trainer.should_stop`) and every step
         of a fast_dev_run; `it` is the step's global step, which is Lightning's logged step."""
         t = self.trainer
         if t.fast_dev_run:
             return True
         every = t.log_every_n_steps
-        return every > 0 and ((it + 1) % every == 0 or t.should_stop)
+        return every > 0 and (it == 0 or (it + 1) % every == 0 or t.should_stop)
 
     def _read_row(self) -> dict[str, float]:
         """The row of the last step on the host (one device-to-host copy, at most once per step)."""

@@ -26,7 +26,7 @@ from tests.train.standin import StandInArch, loader_factory, schedules
 NAN_GUARD_READS = 1  # the NaN guard's `bool(isfinite(loss))`, every step by design
 ROW_COPIES = 1  # a logging step reads its whole row in one copy
 MAX_STEPS, EVERY = 7, 3
-LOGGED = [2, 5]  # Lightning's rule: global step + 1 a multiple of log_every_n_steps (the last step 6 is not one)
+LOGGED = [0, 2, 5]  # step 0, then Lightning's rule: global step + 1 a multiple of log_every_n_steps (not step 6)
 COLUMNS = [
     "dino_global_loss",
     "epoch",
@@ -135,7 +135,7 @@ def test_metrics_csv_keeps_its_rows_and_the_bar_its_loss_terms(tmp_path) -> None
     assert sorted(rows[0]) == COLUMNS and all(sorted(r) == COLUMNS for r in rows)
     assert all(r["epoch"] == "0" for r in rows)
     # a value logged at step 0 only stays in the later rows (Lightning's on_step results kept it)
-    assert [r["monitor/probe"] for r in rows] == ["0.25", "0.25"]
+    assert [r["monitor/probe"] for r in rows] == ["0.25"] * len(LOGGED)
     assert float(rows[-1]["sched/lr"]) == 1e-3 and float(rows[-1]["sched/momentum"]) == 0.9
     for r in rows:  # the stand-in's loss is the sum of its two terms
         assert abs(float(r["loss"]) - float(r["dino_global_loss"]) - float(r["ibot_loss"])) < 1e-5

@@ -53,7 +53,7 @@ def test_a_run_shorter_than_log_every_n_steps_still_draws_its_curves(tiny_data, 
     over = ["trainer.log_every_n_steps=10", "trainer.max_steps=3", "checkpoint.every_n_steps=3"]
     assert main(["pretrain", "-c", str(cfg), *over]) == 0
     rows = list(csv.DictReader(open(tmp_path / "run" / "logs" / "metrics.csv")))
-    assert [int(r["step"]) for r in rows] == [2] and rows[0]["loss"] != ""
+    assert [int(r["step"]) for r in rows] == [0, 2] and rows[-1]["loss"] != ""  # step 0, then the last
     assert (tmp_path / "run" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     out = capsys.readouterr().out
     assert f"curves: {tmp_path / 'run' / 'curves.png'}" in out
