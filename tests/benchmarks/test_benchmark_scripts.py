@@ -135,14 +135,15 @@ def _backbone_spec_in(script: str, function: str) -> str:
 
 
 def test_embed_device_check_backbone_lets_the_blocks_show():
-    """embed.py's device check (the GPU sweep vs the CPU sweep: max difference, lowest cell cosine) used a random
-    ViT-S at LayerScale 1e-5, whose patch tokens are the patch embedding's: a wrong attention or MLP on the device
-    would have changed them by ~1e-5 and passed. With its backbone, dropping every block must change the tokens."""
+    """embed.py's device check (in embed_paths.py; the GPU sweep vs the CPU sweep: max difference, lowest cell
+    cosine) used a random ViT-S at LayerScale 1e-5, whose patch tokens are the patch embedding's: a wrong attention
+    or MLP on the device would have changed them by ~1e-5 and passed. With its backbone, dropping every block must
+    change the tokens."""
     import torch
 
     from geodino.backbones import load_backbone
 
-    model = load_backbone(_backbone_spec_in("embed.py", "device_check")).model.eval()
+    model = load_backbone(_backbone_spec_in("embed_paths.py", "device_check")).model.eval()
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         full = model.forward_features(x)["x_norm_patchtokens"]
