@@ -471,7 +471,7 @@ class RasterArchive:
             "image": image,
             "valid": valid,
             "crs": s.crs,
-            "transform": window_affine(s.affine, col, row),
+            "transform": window_affine(s.transform, col, row),
             "bands": list(self.band_names),
             "path": s.path,
         }

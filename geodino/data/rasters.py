@@ -55,10 +55,26 @@ def window_affine(transform: Any, col: float, row: float) -> Any:
     """The affine transform of a window whose top-left pixel is (`col`, `row`) of a raster with `transform`.
 
     Equal to `rasterio.windows.transform` / `DatasetReader.window_transform`, which apply an Affine with `*` and so
-    raise affine's PendingDeprecationWarning on every tile read; composing with `@` gives the same numbers."""
+    raise affine's PendingDeprecationWarning on every tile read; composing with `@` gives the same numbers.
+
+    Written out as `Affine.__matmul__` computes `Affine(*transform[:6]) @ Affine.translation(col, row)`, the same
+    float operations in the same order (bit for bit), without its cost on every tile (~11 us: building two Affines
+    and reading both back through attrs' `astuple`)."""
     from affine import Affine
 
-    return Affine(*tuple(transform)[:6]) @ Affine.translation(col, row)
+    if isinstance(transform, Affine):
+        sa, sb, sc, sd, se, sf = transform.a, transform.b, transform.c, transform.d, transform.e, transform.f
+    else:
+        sa, sb, sc, sd, se, sf = (float(v) for v in tuple(transform)[:6])
+    oc, of = float(col), float(row)  # Affine.translation(col, row) = (1, 0, col, 0, 1, row)
+    return Affine(
+        sa * 1.0 + sb * 0.0,
+        sa * 0.0 + sb * 1.0,
+        sa * oc + sb * of + sc,
+        sd * 1.0 + se * 0.0,
+        sd * 0.0 + se * 1.0,
+        sd * oc + se * of + sf,
+    )
 
 
 class SceneGrid:
