@@ -86,3 +86,16 @@ def test_convert_cli_takes_the_subset_rule(six_band_file, tmp_path):
             warnings.simplefilter("ignore")
             assert main(argv) == 0
         torch.testing.assert_close(load_model(out).patch_embed.proj.weight, w[:, [2, 3, 4]] * factor)
+
+
+@pytest.mark.parametrize("bands", [[4, 3, 2], ["4", "3", "2"], "4,3,2", 3])
+def test_convert_checkpoint_refuses_band_numbers_in_python_too(six_band_file, tmp_path, bands):
+    """As `geodino convert --bands 4 3 2` (983a888): numbers matched no name and, with fill=mean, every band got the
+    mean kernel with only a warning; a count is not a set of names."""
+    from geodino.models.checkpoints.convert import convert_checkpoint
+
+    with pytest.raises(ConfigError, match=r"^bands="):
+        convert_checkpoint(six_band_file, tmp_path / "o.pth", bands=bands)
+    assert not (tmp_path / "o.pth").exists()
+    out = convert_checkpoint(six_band_file, tmp_path / "ok.pth", bands="red,nir")  # names as text still work
+    assert load_model(out).patch_embed.proj.weight.shape[1] == 2

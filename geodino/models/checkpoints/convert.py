@@ -28,6 +28,19 @@ __all__ = ["LAYOUTS", "check_architecture", "convert_checkpoint"]
 LAYOUTS = ("official", "hf", "timm")
 
 
+def _band_names(value: Any, key: str) -> list[str] | None:
+    """`bands` / `src_bands` as band names: numbers ([4, 3, 2], "4,3,2") matched none of a file's names and, with
+    `fill="mean"`, gave every band the mean kernel with only a warning; a count is not a set of names."""
+    from geodino.data.band_args import parse_backbone_bands
+
+    if value is None:
+        return None
+    _count, names = parse_backbone_bands(value, key)
+    if names is None:
+        raise ConfigError(f"{key}={value!r} must be band names (e.g. {key}=['B04', 'B03', 'B02']), not a band count")
+    return names
+
+
 def convert_checkpoint(
     src: str | Path,
     dst: str | Path,
@@ -65,6 +78,7 @@ def convert_checkpoint(
     True: re-created likewise when missing; False: none is written."""
     from geodino.io import check_writable
 
+    bands, src_bands = _band_names(bands, "bands"), _band_names(src_bands, "src_bands")
     if expect_bands is not None:  # before any file is read: -3 or 0 bands would fail deep in building the model
         from geodino.config import whole_number
 
