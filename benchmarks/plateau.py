@@ -67,9 +67,9 @@ KEYS = (
 
 def report_steps(runs: dict[str, dict[str, dict[int, float]]], steps: int) -> list[int]:
     """The distinct logged steps nearest to 0, 1/4, 1/2 and the end of a `steps`-long run (those of the DINO loss,
-    else of any series). Distinct: a short run logs only a step or two (Lightning logs steps 9, 19, ... at
-    `log_every_n_steps` 10), and the nearest logged step to each mark was printed once per mark, the same value
-    three times over in a 10-step run."""
+    else of any series). Distinct: a short run logs only a step or two (steps 0, 9, 19, ... at `log_every_n_steps`
+    10; only 9, 19, ... before 9a185a6), and the nearest logged step to each mark was printed once per mark: a
+    10-step run printed its step-9 values three times."""
     logged = {s for m in runs.values() for s in m.get(KEYS[0][0], {})}
     logged = logged or {s for m in runs.values() for series in m.values() for s in series}
     if not logged:

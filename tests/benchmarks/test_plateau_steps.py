@@ -37,9 +37,10 @@ def _table_row(plateau, tmp_path, monkeypatch, capsys, metrics: dict) -> tuple[s
 
 
 def test_a_short_run_prints_each_logged_step_once(tmp_path, monkeypatch, capsys):
-    """A 20-step run logs steps 9 and 19 (Lightning, log_every_n_steps 10). The marks 0, 5, 10 and 15 all had 9 or
-    19 as their nearest logged step, so each cell read 'a / a / a / b' (in a 10-step run, one value three times);
-    now the header names the logged steps [9, 19] and each cell holds their two values."""
+    """A 20-step run that logged steps 9 and 19 (log_every_n_steps 10 before 9a185a6 added step 0). The marks 0,
+    5, 10 and 15 all had 9 or 19 as their nearest logged step, so each cell read 'a / a / a / b' (a real 10-step run
+    at 53469a2: its step-9 values three times); now the header names the logged steps [9, 19] and each cell holds
+    their two values."""
     plateau = _plateau()
     metrics = {key: {9: 6.0 - k, 19: 5.5 - k} for k, (key, _) in enumerate(plateau.KEYS)}
     out, cells = _table_row(plateau, tmp_path, monkeypatch, capsys, metrics)
