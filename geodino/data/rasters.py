@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import math
 import os
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -236,15 +237,38 @@ def alpha_is_data(alpha: Sequence[int], path: str, count: int, dtype: str) -> st
     )
 
 
+_mask_plans: weakref.WeakKeyDictionary[Any, dict[tuple[int, ...], tuple[str, int] | None]] = weakref.WeakKeyDictionary()
+
+
+def _mask_plan(ds: Any, indexes: Sequence[int]) -> tuple[str, int] | None:
+    """Which own mask `file_mask` reads for bands `indexes` of `ds`: ("alpha", band), ("mask", band) or None.
+
+    A header fact of a read-only handle, kept per handle (weakly: it goes with the handle): finding it reads every
+    band's colour interpretation and mask flags, ~10-30 us that each masked window read paid again."""
+    key = tuple(indexes)
+    try:
+        plans = _mask_plans.setdefault(ds, {})
+    except TypeError:  # a handle that cannot be weakly referenced: no cache
+        plans = None
+    if plans is not None and key in plans:
+        return plans[key]
+    extra = [b for b in alpha_bands(ds) if b not in key]
+    plan = ("alpha", extra[0]) if extra else ("mask", key[0]) if own_mask(ds, key[0]) else None
+    if plans is not None and getattr(ds, "mode", None) == "r":  # an r+/w handle's flags may still change
+        plans[key] = plan
+    return plan
+
+
 def file_mask(ds: Any, indexes: Sequence[int], window: Any = None, out_shape: Any = None) -> np.ndarray | None:
     """The valid pixels [h,w] of `ds`'s own mask (None: it has none): an alpha band not read as data (RGBA read
     as RGB, the alpha band a WarpedVRT adds), else GDAL's internal/external mask of the first band read."""
-    extra = [b for b in alpha_bands(ds) if b not in indexes]
-    if extra:
-        return ds.read(extra[0], window=window, out_shape=out_shape) > 0
-    if own_mask(ds, indexes[0]):
-        return ds.read_masks(indexes[0], window=window, out_shape=out_shape) > 0
-    return None
+    plan = _mask_plan(ds, indexes)
+    if plan is None:
+        return None
+    kind, band = plan
+    if kind == "alpha":
+        return ds.read(band, window=window, out_shape=out_shape) > 0
+    return ds.read_masks(band, window=window, out_shape=out_shape) > 0
 
 
 def declared_scaling(ds: Any, indexes: Sequence[int]) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
