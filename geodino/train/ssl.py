@@ -510,7 +510,9 @@ class SSLMetaArch(nn.Module):
         student = self.get_student_output(x)
         total, logs = self.compute_losses(x, teacher, student, vals)
         every = self.cfg.monitor.every
-        if every and iteration % every == 0:
+        # at the steps a row is logged with the default trainer.log_every_n_steps == monitor.every (0, then N-1, 2N-1,
+        # ...): at 0, N, 2N the rows at N-1, 2N-1 carried values N-1 steps old, drawn in curves.png at the wrong step
+        if every and (iteration == 0 or (iteration + 1) % every == 0):
             logs.update(self._monitor(teacher, student, iteration))
         return total, logs
 

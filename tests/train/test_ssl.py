@@ -85,7 +85,7 @@ def test_step_reads_nothing_on_the_host_between_monitor_checks(monkeypatch: pyte
         loss.backward()
     assert reads.n == 0 and copies == []
     with HostReads() as reads:
-        _, logs = arch(second, iteration=10)
+        _, logs = arch(second, iteration=9)  # a monitor step: 0, then 9, 19, ... (the logged steps)
     assert reads.n == 0 and len(copies) == 1
     assert {"teacher_entropy", "cls_patch_cosine", "layerscale_gamma", "ibot_teacher_entropy"} <= set(copies[0])
     assert type(logs["monitor/teacher_entropy"]) is float and type(logs["monitor/layerscale_gamma"]) is float
