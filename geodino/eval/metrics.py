@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from geodino.errors import InputError, plural
+from geodino.errors import ConfigError, InputError, plural
 
 # ----------------------------------------------------------------------------------------------- segmentation
 
@@ -44,11 +44,18 @@ def check_labels(mask: Tensor, num_classes: int, ignore_index: int | None, where
 class SegmentationMeter:
     """Streams predictions and masks into a confusion matrix; reports mIoU, per-class IoU, pixel accuracy."""
 
-    def __init__(self, num_classes: int, ignore_index: int | None = 255, class_names: Sequence[str] | None = None):
+    def __init__(
+        self,
+        num_classes: int,
+        ignore_index: int | None = 255,
+        class_names: Sequence[str] | None = None,
+        mean_excludes: Sequence[int] = (),
+    ):
         from torchmetrics.classification import MulticlassConfusionMatrix
 
         self.num_classes = num_classes
         self.ignore_index = ignore_index
+        self.mean_excludes = tuple(int(c) for c in mean_excludes)  # class ids left out of mIoU/mAcc means
         self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
         self._cm = MulticlassConfusionMatrix(num_classes, ignore_index=ignore_index, validate_args=False)
 
@@ -67,11 +74,19 @@ class SegmentationMeter:
 
     def compute(self) -> dict[str, float]:
         """`mIoU`, `pixel_acc`, `mAcc` and `IoU/<class>` (NaN for classes absent from target and prediction)."""
-        return segmentation_scores(self.confusion, self.class_names)
+        return segmentation_scores(self.confusion, self.class_names, self.mean_excludes)
 
 
-def segmentation_scores(cm: Tensor, class_names: Sequence[str] | None = None) -> dict[str, float]:
-    """Scores from a confusion matrix (rows target, columns prediction)."""
+def segmentation_scores(
+    cm: Tensor, class_names: Sequence[str] | None = None, mean_excludes: Sequence[int] = ()
+) -> dict[str, float]:
+    """Scores from a confusion matrix (rows target, columns prediction).
+
+    `mean_excludes`: class ids left out of the mIoU and mAcc means (GEO-Bench's m-cashew-plantation leaves out
+    class 0). Their pixels stay in the matrix, so a background pixel predicted as class 1 still lowers class 1's
+    IoU, and their own IoU is still reported per class; unlike torchmetrics' `ignore_index`, which drops the
+    pixels themselves.
+    """
     cm = cm.to(torch.float64)
     tp = cm.diag()
     union = cm.sum(0) + cm.sum(1) - tp
@@ -80,10 +95,18 @@ def segmentation_scores(cm: Tensor, class_names: Sequence[str] | None = None) ->
     acc = torch.where(support > 0, tp / support.clamp_min(1), torch.full_like(tp, math.nan))
     total = cm.sum()
     names = list(class_names) if class_names else [str(i) for i in range(cm.shape[0])]
+    kept = torch.ones(cm.shape[0], dtype=torch.bool)
+    for c in mean_excludes:
+        if not 0 <= int(c) < cm.shape[0]:
+            raise ConfigError(f"metric_ignore_classes holds {c}; class ids are 0..{cm.shape[0] - 1}")
+        kept[int(c)] = False
+    if not kept.any():
+        raise ConfigError("metric_ignore_classes leaves out every class; the mIoU mean needs at least one")
+    miou, macc = iou[kept], acc[kept]
     out = {
-        "mIoU": float(torch.nanmean(iou)) if torch.isfinite(iou).any() else math.nan,
+        "mIoU": float(torch.nanmean(miou)) if torch.isfinite(miou).any() else math.nan,
         "pixel_acc": float(tp.sum() / total) if total > 0 else math.nan,
-        "mAcc": float(torch.nanmean(acc)) if torch.isfinite(acc).any() else math.nan,
+        "mAcc": float(torch.nanmean(macc)) if torch.isfinite(macc).any() else math.nan,
     }
     for name, v in zip(names, iou.tolist()):
         out[f"IoU/{name}"] = v

@@ -32,6 +32,7 @@ from geodino.eval.datasets import DatasetConfig
 from geodino.eval.head_training import (
     FeatureStore,
     assert_frozen,
+    budget_epochs,
     head_device,
     host_state,
     seed_everything,
@@ -39,7 +40,7 @@ from geodino.eval.head_training import (
     train_head,
 )
 from geodino.eval.layer_choice import backbone_name, resolve_layers
-from geodino.eval.metrics import SegmentationMeter, check_labels
+from geodino.eval.metrics import SegmentationMeter, check_labels, segmentation_scores
 from geodino.eval.scaling import InputScaling, check_data_offset
 from geodino.eval.seeding import keeps_global_rng
 from geodino.io import make_dirs
@@ -61,6 +62,8 @@ class SegmentationProbeConfig:
     num_classes: int = 0  # required: labels are 0..num_classes-1
     class_names: list[str] = field(default_factory=list)
     ignore_index: int = 255  # unlabelled pixels (and nodata pixels) are ignored by the loss and metrics
+    metric_ignore_classes: list[int] = field(default_factory=list)  # class ids left out of the mIoU/mAcc means
+    # (still trained on, scored and reported per class; GEO-Bench m-cashew-plantation: [0])
     label_map: dict[int, int] = field(default_factory=dict)  # mask value -> class id, e.g. {255: 1} for 0/255 masks
     head: str = "linear"  # linear | upernet | dpt
     layers: Any = "auto"  # auto (linear: last; upernet/dpt: four_even) | last | four_last | four_even | pangaea | [i]
@@ -70,6 +73,7 @@ class SegmentationProbeConfig:
     data_scale: float = 0.0  # DN -> reflectance factor; 0: the backbone's recorded scale/offset, else by dtype
     data_offset: float = 0.0  # added after data_scale (reflectance = DN * data_scale + data_offset)
     epochs: int = 20
+    min_steps: int = 0  # epochs raised to give at least this many optimiser steps; 0: epochs (under 300 warns)
     batch_size: int = 8
     lr: float = 0.0  # 0: 1e-3 for linear, 1e-4 for upernet/dpt
     weight_decay: float = 1e-3
@@ -94,6 +98,13 @@ class SegmentationProbeConfig:
             raise ConfigError(
                 f"label_map applies to mask files (train_masks/val_masks); the {self.data.name} adapter maps its own "
                 "labels: drop label_map"
+            )
+        if self.min_steps < 0:
+            raise ConfigError(f"segmentation min_steps={self.min_steps} must be >= 0 (0: epochs alone)")
+        if any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in self.metric_ignore_classes):
+            raise ConfigError(
+                f"segmentation metric_ignore_classes={self.metric_ignore_classes!r} must be a list of class ids "
+                "(whole numbers >= 0), e.g. [0]"
             )
         if self.crop_size < 16:
             raise ConfigError(f"crop_size={self.crop_size} is too small; use at least the patch size")
@@ -373,6 +384,7 @@ def run_segmentation(
     train_data, val_data = _samples(cfg, train_data, val_data, scaling, backbone)
     if cfg.num_classes < 2:
         raise ConfigError(f"segmentation num_classes={cfg.num_classes} must be >= 2")
+    segmentation_scores(torch.zeros(cfg.num_classes, cfg.num_classes), None, cfg.metric_ignore_classes)  # ids ok
 
     crop, stride = dense.crop_and_stride(backbone.patch_size, cfg.crop_size, cfg.stride)
     store = FeatureStore(backbone, layers, cfg.cache_features, out_dir / "feature_cache")
@@ -392,9 +404,11 @@ def run_segmentation(
 
     lr = cfg.lr or (1e-3 if cfg.head == "linear" else 1e-4)
     train_options = options_for(train_head, cfg, lr=lr, desc=f"segmentation {cfg.head}")
+    what = f"segmentation {cfg.head} head"
+    train_options["epochs"] = budget_epochs(cfg.epochs, cfg.batch_size, cfg.min_steps, len(tile_masks), what)
     history = train_head(head, store, loss_fn, **train_options)  # epochs, batch_size, ... of `cfg`
     predict = dense.head_predict(backbone, head, layers)
-    meter = SegmentationMeter(cfg.num_classes, cfg.ignore_index, cfg.class_names or None)
+    meter = SegmentationMeter(cfg.num_classes, cfg.ignore_index, cfg.class_names or None, cfg.metric_ignore_classes)
     shown = []
     for i in range(len(val_data)):
         s = val_data[i]
