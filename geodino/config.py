@@ -13,6 +13,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from geodino.config_entries import INDEX as _INDEX
+from geodino.config_entries import list_path as _list_path
+from geodino.config_entries import update_entry as _update_entry
 from geodino.errors import ConfigError, did_you_mean
 
 T = TypeVar("T")
@@ -196,7 +199,8 @@ def _parse_override(item: str, schema: type | None = None) -> tuple[str, Any]:
 def is_override(arg: str) -> bool:
     """A command-line `key=value` override (dotted key, no leading dash), as `load_config` takes them."""
     key, eq, _ = arg.partition("=")
-    return bool(eq) and not arg.startswith("-") and key.replace(".", "").replace("_", "").isalnum()
+    plain = _INDEX.sub("", key).replace(".", "").replace("_", "")  # data.sources[0].paths: one entry of a list
+    return bool(eq) and not arg.startswith("-") and plain.isalnum()
 
 
 def _yaml_line(path: Path, exc: Exception) -> str:
@@ -236,7 +240,7 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: str 
     overrides = _override_list(overrides)
 
     cfg = OmegaConf.structured(schema)
-    sources: list[tuple[str, dict[str, Any]]] = []
+    sources: list[tuple[str, Any, Any]] = []
     if path is not None:
         found = find_config(path, schema)
         if found.is_dir():
@@ -246,12 +250,15 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: str 
                 f"config file {found} not found; pass an existing YAML file to --config or a shipped one by name: "
                 f"{', '.join(shipped_configs(schema))}"
             )
-        sources.append((str(found), _read_yaml(found, schema=schema)))
+        sources.append((str(found), _read_yaml(found, schema=schema), None))
     for item in overrides or []:
         key, value = _parse_override(item, schema)
-        sources.append((f"override {item!r}", _nest(key, value)))
-    for where, data in sources:
-        cfg = _merge(cfg, data, schema, where)
+        sources.append((f"override {item!r}", _list_path(key) or _nest(key, value), value))
+    for where, data, value in sources:
+        if isinstance(data, str):  # one entry of a list, after the file and the overrides before it
+            cfg = _update_entry(cfg, data, value, schema, where)
+        else:
+            cfg = _merge(cfg, data, schema, where)
     return _finish(cfg, schema, "")
 
 
