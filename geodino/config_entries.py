@@ -37,7 +37,8 @@ def update_entry(cfg: Any, dotted: str, value: Any, schema: type, where: str) ->
         if not isinstance(node, ListConfig):
             raise ConfigError(f"{where}: {head or dotted!r} is not a list, so [{part}] names nothing in it")
         if int(part) >= len(node):
-            have = f"entries {head}[0]..{head}[{len(node) - 1}]" if len(node) else "no entries"
+            n = len(node)
+            have = f"entries {head}[0]..{head}[{n - 1}]" if n > 1 else f"one entry, {head}[0]" if n else "no entries"
             raise ConfigError(
                 f"{where}: {head} has {have}; set the whole list to add one ({head}=[...] on the command line)"
             )

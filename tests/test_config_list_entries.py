@@ -50,6 +50,11 @@ def test_bad_entries_are_one_line(override: str, message: str) -> None:
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
+def test_one_entry_is_named_as_one() -> None:
+    with pytest.raises(ConfigError, match=r"data.sources has one entry, data.sources\[0\]; set the whole list"):
+        load_config(PretrainConfig, "demo", ["data.sources[1].weight=2"])
+
+
 def test_the_cli_takes_them_as_overrides() -> None:
     assert is_override("data.sources[0].paths=[x]") and is_override("students.1.arch=vit_small")
     assert not is_override("data.sources[0]/x=1") and not is_override("--x[0]=1")
