@@ -423,6 +423,8 @@ def run_segmentation(
 
     saved = {"head": cfg.head, "layers": layers, "num_classes": cfg.num_classes, "state_dict": host_state(head)}
     scored = {"scored_split": f"{cfg.data.name} {cfg.data.test_split}"} if named else {}
+    if cfg.metric_ignore_classes:  # the json says which classes its mIoU/mAcc means leave out
+        scored["mean_leaves_out_classes"] = sorted(set(cfg.metric_ignore_classes))
     dense.save_probe(out_dir, "segmentation", saved, {**metrics, **scored, "input_scaling": scaling.say()})
     if shown:
         from geodino.eval.plots import plot_examples

@@ -3,6 +3,7 @@ class 0), a warning for runs of very few optimiser steps (min_steps), and loveda
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -78,6 +79,9 @@ def test_segmentation_run_reports_the_mean_without_class_0(tmp_path):
     assert 0 < full["IoU/0"] < 1 and 0 < full["IoU/1"] < 1 and full["mIoU"] != full["IoU/1"]
     assert part["IoU/0"] == full["IoU/0"] and part["IoU/1"] == full["IoU/1"]
     assert part["mIoU"] == pytest.approx(full["IoU/1"])
+    saved = json.loads((tmp_path / "b" / "segmentation_metrics.json").read_text())
+    assert saved["mean_leaves_out_classes"] == [0] and saved["mIoU"] == pytest.approx(part["mIoU"])
+    assert "mean_leaves_out_classes" not in json.loads((tmp_path / "a" / "segmentation_metrics.json").read_text())
 
 
 def test_budget_epochs_warns_exactly_below_few_steps_without_min_steps():
