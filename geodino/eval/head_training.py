@@ -283,8 +283,11 @@ def budget_epochs(epochs: int, batch_size: int, min_steps: int, n_items: int, wh
     if out * per_epoch < FEW_STEPS and min_steps <= 0:
         import warnings
 
+        from geodino.errors import plural
+
+        steps, tiles = plural(out * per_epoch, "optimiser step"), plural(n_items, "tile")
         warnings.warn(
-            f"{what}: {out * per_epoch} optimiser steps ({out} epochs x {per_epoch} per epoch of {n_items} tiles); "
+            f"{what}: {steps} ({plural(out, 'epoch')} x {per_epoch} per epoch of {tiles}); "
             f"a head this short is barely trained and its scores say little: set min_steps (e.g. {FEW_STEPS}) "
             "or more epochs",
             stacklevel=3,

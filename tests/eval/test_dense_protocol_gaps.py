@@ -98,6 +98,7 @@ def test_budget_epochs_warns_exactly_below_few_steps_without_min_steps():
     assert run(3, 8, 50, 6) == (50, [])  # explicit min_steps raises the epochs and is taken as meant
     assert run(3, 8, 1, 6) == (3, [])  # even when below FEW_STEPS
     assert run(10, 2, 0, 80) == (10, [])  # 40 steps an epoch x 10
+    assert "1 optimiser step (1 epoch x 1 per epoch of 1 tile)" in run(1, 8, 0, 1)[1][0]  # no "1 steps"
 
 
 def test_segmentation_min_steps_raises_the_epochs_and_the_short_run_warns(tmp_path):
