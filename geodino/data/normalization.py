@@ -71,8 +71,9 @@ def _get(obj: Any, key: str) -> Any:
     return obj.get(key) if isinstance(obj, Mapping) else getattr(obj, key, None)
 
 
-def data_normalization(data_cfg: Any) -> tuple[dict[str, Any] | None, str]:
+def data_normalization(data_cfg: Any, purpose: str = "pretraining") -> tuple[dict[str, Any] | None, str]:
     """(record, '') of the normalisation a pretraining data config standardises with, or (None, why not).
+    `purpose` names the data in the record's origin ("distillation" for a student's).
 
     `data.norm_sensor` decides when set (with each source's DN scale, which must then agree); else every
     source's own sensor, which must agree on bands, scale and mean/std (one backbone has one input
@@ -94,7 +95,7 @@ def data_normalization(data_cfg: Any) -> tuple[dict[str, Any] | None, str]:
         except GeoDinoError as exc:
             return None, f"data.sources[{i}].sensor {name!r} cannot be read now ({exc})"
         data_sensors.append(s)
-        records.append(sensor_record(s, f"pretraining data (sensor {s.name})"))
+        records.append(sensor_record(s, f"{purpose} data (sensor {s.name})"))
     if not records:
         return None, "the data config has no sources"
     norm = _get(data_cfg, "norm_sensor")
@@ -112,7 +113,7 @@ def data_normalization(data_cfg: Any) -> tuple[dict[str, Any] | None, str]:
             if n.n_bands != len(first["bands"]):
                 return None, f"norm_sensor {n.name!r} has {plural(n.n_bands, 'band')}, the data {len(first['bands'])}"
             return None, str(exc)
-        rec = sensor_record(n, f"pretraining data (norm_sensor {n.name})")
+        rec = sensor_record(n, f"{purpose} data (norm_sensor {n.name})")
         return rec | {"bands": first["bands"], "scale": first["scale"], "offset": first["offset"]}, ""
     keys = ("bands", "scale", "offset", "mean", "std")
     if any(tuple(map(str, (r[k] for k in keys))) != tuple(map(str, (records[0][k] for k in keys))) for r in records):

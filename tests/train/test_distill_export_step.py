@@ -20,3 +20,13 @@ def test_a_distilled_students_export_records_its_step(images: Path, tmp_path: Pa
         assert heads["step"] == 2, name
         item = json.loads(pth.with_name(f"{name}.stac.json").read_text())
         assert item["properties"]["geodino:step"] == 2, name
+
+
+def test_a_distilled_students_normalisation_names_the_distillation_data(images: Path, tmp_path: Path) -> None:
+    """Its record's origin said 'pretraining data (sensor ...)', shown in the STAC item's description."""
+    from geodino.models.checkpoints import read_backbone_weights
+
+    exports = distill(_cfg(images, tmp_path / "run"))
+    for name, pth in exports.items():
+        origin = read_backbone_weights(pth).normalization["origin"]
+        assert origin.startswith("distillation data (") and "pretraining" not in origin, (name, origin)

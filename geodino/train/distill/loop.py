@@ -423,7 +423,7 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
         from geodino.data.normalization import data_normalization
         from geodino.models.checkpoints.stac_item import distill_properties
 
-        norm = data_normalization(cfg.data)[0]  # what the students' input was standardised with
+        norm = data_normalization(cfg.data, "distillation")[0]  # what the students' input was standardised with
         props = distill_properties(cfg.teacher.spec, cfg.data, extent)  # for each export's STAC item
         for name in run.arch.students:
             exports[name] = export_student(
