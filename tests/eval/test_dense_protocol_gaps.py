@@ -48,6 +48,10 @@ def test_metric_ignore_classes_leaves_classes_out_of_the_mean_only():
     assert got["mIoU"] == pytest.approx(np.nanmean(iou[1:]), abs=1e-12)  # the mean over classes 1..3
     assert got["mIoU"] != pytest.approx(np.nanmean(iou), abs=1e-6)
     assert [got[f"IoU/{c}"] for c in range(4)] == pytest.approx(iou.tolist(), abs=1e-12)  # class 0 still reported
+    keep = target != 255
+    acc = [np.mean(pred[keep][target[keep] == c] == c) for c in range(4)]
+    assert got["mAcc"] == pytest.approx(np.mean(acc[1:]), abs=1e-12) and got["mAcc"] != pytest.approx(np.mean(acc))
+    assert got["pixel_acc"] == pytest.approx(np.mean(pred[keep] == target[keep]), abs=1e-12)  # all pixels
     # unlike torchmetrics' ignore_index=0, class 0's pixels stay scored: its pixels predicted 1 are class 1's FPs
     from torchmetrics.functional.classification import multiclass_jaccard_index
 
