@@ -153,10 +153,12 @@ def plot_run(run_dir: str | Path, out_png: str | Path | None = None, n_prototype
     return plot_curves(metrics, out_png or Path(run_dir) / "curves.png", n_prototypes, run_mask_share(run_dir))
 
 
-def plot_distill_log(log_csv: str | Path, out_png: str | Path | None = None) -> Path | None:
+def plot_distill_log(
+    log_csv: str | Path, out_png: str | Path | None = None, n_prototypes: int | None = None
+) -> Path | None:
     """`curves.png` beside a distillation `log.csv`: one panel per student with its loss terms (columns
-    `<student>/<term>`), then the total loss and the lr / momentum / teacher-temperature schedules. None when the
-    log has no rows yet."""
+    `<student>/<term>`; with `n_prototypes`, a dashed ln K line, the DINO loss of a student that learned nothing),
+    then the total loss and the lr / momentum / teacher-temperature schedules. None when the log has no rows yet."""
     from matplotlib.figure import Figure  # no pyplot: no global backend switch inside a user's notebook
 
     from geodino.io import atomic_path
@@ -174,9 +176,12 @@ def plot_distill_log(log_csv: str | Path, out_png: str | Path | None = None) -> 
     rows = [(t, keys) for t, keys in rows if keys]
     fig = Figure(figsize=(7.5, 1.2 + 1.7 * len(rows)))
     axes = fig.subplots(len(rows), 1, sharex=True, squeeze=False)[:, 0]
+    ln_k = math.log(n_prototypes) if n_prototypes and n_prototypes > 1 else None
     for ax, (title, keys) in zip(axes, rows):
         for key in keys:
             _plot_series(ax, metrics[key], key.split("/")[-1])
+        if ln_k is not None and title.endswith(" losses"):
+            ax.axhline(ln_k, color="k", ls="--", lw=0.8, label="ln K")
         ax.set_ylabel(title, fontsize=8)
         if len(keys) > 1:
             ax.legend(fontsize=7, ncol=3)

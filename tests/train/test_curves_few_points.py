@@ -76,3 +76,23 @@ def test_long_series_stay_plain_lines(saved_lines, tmp_path) -> None:
     plot_curves({"dino_global_loss": {s: 8.0 - s / 100 for s in range(100)}}, tmp_path / "c.png", n_prototypes=16)
     (line,) = _data_lines(saved_lines[-1])
     assert line["n"] == 100 and line["marker"] in ("None", "", " ", None)
+
+
+def test_distill_curves_draw_ln_k_on_each_students_losses(saved_lines, tmp_path) -> None:
+    """As pretraining's curves do: a DINO loss at ln K means the student learned nothing (the line was missing)."""
+    import math
+
+    from geodino.train.curves import plot_distill_log
+
+    log = tmp_path / "log.csv"
+    with open(log, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step", "a/dino_loss", "b/dino_loss", "loss", "lr"])
+        for step in range(3):
+            w.writerow([step, 6.9 - step, 6.8 - step, 13.0, 1e-4])
+    plot_distill_log(log, n_prototypes=1024)
+    refs = [ln for ln in saved_lines[-1] if ln["ls"] == "--"]
+    assert [ln["label"] for ln in refs] == ["ln K", "ln K"]  # one per student panel, none on the schedules
+    plot_distill_log(log)
+    assert [ln for ln in saved_lines[-1] if ln["ls"] == "--"] == []
+    assert math.isclose(math.log(1024), 6.931, abs_tol=1e-3)

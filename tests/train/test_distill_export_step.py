@@ -22,11 +22,27 @@ def test_a_distilled_students_export_records_its_step(images: Path, tmp_path: Pa
         assert item["properties"]["geodino:step"] == 2, name
 
 
-def test_a_distilled_students_normalisation_names_the_distillation_data(images: Path, tmp_path: Path) -> None:
-    """Its record's origin said 'pretraining data (sensor ...)', shown in the STAC item's description."""
+def test_a_distilled_students_normalisation_names_the_distillation_data(images: Path, tmp_path: Path, monkeypatch):
+    """Its record's origin said 'pretraining data (sensor ...)', shown in the STAC item's description. The run's
+    curves.png draws ln K of the teacher head's prototypes on each student's losses (it had no ln K line)."""
+    import math
+
+    from matplotlib.figure import Figure
+
     from geodino.models.checkpoints import read_backbone_weights
 
+    refs: list[list[float]] = []
+    original = Figure.savefig
+
+    def record(fig, *args, **kwargs):
+        refs.append([ln.get_ydata()[0] for ax in fig.axes for ln in ax.get_lines() if ln.get_label() == "ln K"])
+        return original(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", record)
     exports = distill(_cfg(images, tmp_path / "run"))
     for name, pth in exports.items():
         origin = read_backbone_weights(pth).normalization["origin"]
         assert origin.startswith("distillation data (") and "pretraining" not in origin, (name, origin)
+    k = int(torch.load(next(iter(exports.values())).with_name(f"{next(iter(exports))}.heads.pth"), weights_only=False)[
+        "dino_head"]["last_layer.weight"].shape[0])  # fmt: skip
+    assert refs and refs[-1] == [math.log(k)] * len(exports)

@@ -433,7 +433,8 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
             tracker.finalize("success")
         from geodino.train.curves import plot_distill_log
 
-        curves = plot_distill_log(run.log_file)
+        k = getattr(run.arch.teacher["dino_head"], "out_dim", None)  # the teacher head's: the students' K
+        curves = plot_distill_log(run.log_file, n_prototypes=k)
         if curves is not None:
             log.info("training curves: %s", curves)
     if run.distributed:
