@@ -31,7 +31,6 @@ is cached across sharding). Sinkhorn-Knopp and KoLeo reduce over `process_group`
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,16 +39,17 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from geodino.errors import CheckpointError, ConfigError, InputError
 from geodino.losses import DINOLoss, GramLoss, IBOTPatchLoss, KoLeoLoss, KoLeoLossDistributed
 from geodino.models.heads import DINOHead
 from geodino.train import monitors as mon
-from geodino.train.host import host_floats
 from geodino.train.optim import param_groups as build_param_groups
 from geodino.train.recipe import DinoConfig, IbotConfig, SSLConfig
 from geodino.train.schedules import Schedules
+from geodino.train.ssl_gram import gram_term, gram_updates_before, resize_patch_tokens
+from geodino.train.ssl_monitoring import monitor_step
+from geodino.train.ssl_sharding import call_backbone, copy_tensors, fully_shard_arch, local_shard, reshard
 
 __all__ = [
     "SSLMetaArch",
@@ -67,34 +67,6 @@ _ALIASES = {  # official collate names -> geodino names
     "mask_indices_list": "mask_indices",
     "collated_gram_teacher_crops": "gram_crops",
 }
-
-
-def resize_patch_tokens(
-    tokens: Tensor, src_hw: tuple[int, int], dst_hw: tuple[int, int], mode: str = "bicubic", antialias: bool = False
-) -> Tensor:
-    """Resize patch tokens [B, h·w, D] from grid `src_hw` to `dst_hw` (identity when equal), as the Gram teacher's
-    high-resolution maps are brought to the student grid (official: bicubic, antialias off)."""
-    if tuple(src_hw) == tuple(dst_hw):
-        return tokens
-    b, n, d = tokens.shape
-    if n != src_hw[0] * src_hw[1]:
-        raise ValueError(f"{n} tokens do not form a {src_hw[0]}x{src_hw[1]} grid")
-    maps = tokens.transpose(1, 2).reshape(b, d, *src_hw)
-    kwargs: dict[str, Any] = {"size": tuple(dst_hw), "mode": mode}
-    if mode in ("bilinear", "bicubic"):
-        kwargs.update(align_corners=False, antialias=antialias)
-    maps = F.interpolate(maps.float() if maps.dtype == torch.bfloat16 else maps, **kwargs).to(tokens.dtype)
-    return maps.flatten(2).transpose(1, 2)
-
-
-def gram_updates_before(iteration: int, first: int, every: int) -> int:
-    """How many Gram refreshes happened after iterations < `iteration` (refresh after it when (it+1) % every == 0
-    and it+1 >= first). A pure function of the iteration, so a resumed run keeps the count without state."""
-    lo = max(first, 1)
-    hi = iteration  # refreshes after iterations 0..iteration-1 happen at counts n = it+1 in [1, iteration]
-    if hi < lo:
-        return 0
-    return hi // every - (lo - 1) // every
 
 
 def _backbone(state: Mapping[str, Any], source: str) -> dict[str, Tensor]:
@@ -130,11 +102,6 @@ class SSLInputs:
 
 def _named_tensors(module: nn.Module) -> dict[str, Tensor]:
     return dict(module.named_parameters())
-
-
-def _call_backbone(backbone: nn.Module, x: Tensor | list[Tensor], masks: Any = None) -> Any:
-    """Through `__call__` (FSDP/DDP hooks run) with the official `is_training=True` (dict outputs)."""
-    return backbone(x, masks=masks, is_training=True)
 
 
 class SSLMetaArch(nn.Module):
@@ -244,7 +211,7 @@ class SSLMetaArch(nn.Module):
     @torch.no_grad()
     def update_teacher(self, momentum: float) -> None:
         """teacher <- m·teacher + (1-m)·student for backbone and heads, as one foreach lerp (one pass over memory)."""
-        _reshard(self.student, self.teacher)
+        reshard(self.student, self.teacher)
         t_list: list[Tensor] = []
         s_list: list[Tensor] = []
         for key, s_mod in self.student.items():
@@ -252,7 +219,7 @@ class SSLMetaArch(nn.Module):
             for name, p in s_mod.named_parameters():
                 t_list.append(t_params[name])
                 s_list.append(p.detach())
-        local = [_local(t) for t in t_list], [_local(s) for s in s_list]
+        local = [local_shard(t) for t in t_list], [local_shard(s) for s in s_list]
         torch._foreach_lerp_(local[0], local[1], 1.0 - float(momentum))
 
     @torch.no_grad()
@@ -260,8 +227,8 @@ class SSLMetaArch(nn.Module):
         """Gram teacher backbone <- EMA teacher backbone (parameters and buffers); marks it initialised."""
         if self.gram_teacher is None:
             return
-        _reshard(self.teacher, self.gram_teacher)
-        _copy_tensors(self.teacher["backbone"], self.gram_teacher["backbone"])
+        reshard(self.teacher, self.gram_teacher)
+        copy_tensors(self.teacher["backbone"], self.gram_teacher["backbone"])
         self._set_gram_initialized(True)
 
     @torch.no_grad()
@@ -277,10 +244,10 @@ class SSLMetaArch(nn.Module):
             module.init_weights()
         for other in (self.teacher, self.gram_teacher):
             for name, module in (other or {}).items():
-                _copy_tensors(self.student[name], module)
+                copy_tensors(self.student[name], module)
         for loss in (self.dino_loss, self.ibot_loss, self.koleo_loss, self.gram_loss):
             for buf in loss.buffers() if loss is not None else ():
-                _local(buf).zero_()
+                local_shard(buf).zero_()
         self._set_gram_initialized(False)
 
     def load_gram_teacher(self, source: str | Path | Mapping[str, Any]) -> None:
@@ -418,7 +385,7 @@ class SSLMetaArch(nn.Module):
     def get_teacher_output(self, x: SSLInputs, teacher_temp: float) -> dict[str, Tensor]:
         """The EMA teacher on the unmasked global crops: CLS and patch tokens, DINO logits and Sinkhorn-Knopp
         targets [n_global, B, K], and iBOT targets of the masked patches (official `get_teacher_output`)."""
-        t_out = _call_backbone(self.teacher["backbone"], x.global_crops)
+        t_out = call_backbone(self.teacher["backbone"], x.global_crops)
         t_cls = t_out["x_norm_clstoken"]
         t_patch = t_out["x_norm_patchtokens"]
         t_cls_logits = self.teacher["dino_head"](t_cls)
@@ -427,7 +394,7 @@ class SSLMetaArch(nn.Module):
         )
         t_masked = torch.index_select(t_patch.flatten(0, 1), 0, x.mask_indices)
         t_masked_probs = self.ibot_loss.teacher_targets(self.teacher["ibot_head"](t_masked), teacher_temp, x.n_masked)
-        _reshard(self.teacher)
+        reshard(self.teacher)
         return {
             "cls": t_cls,
             "patch": t_patch,
@@ -440,7 +407,7 @@ class SSLMetaArch(nn.Module):
         """The student on the masked global crops and the local crops: CLS and patch tokens of the globals, DINO
         logits per crop set and iBOT logits of the masked patches (official `get_student_output`)."""
         crops = [x.global_crops] + ([x.local_crops] if x.local_crops is not None else [])
-        outs = _call_backbone(self.student["backbone"], crops, masks=[x.masks] + ([None] if x.n_local else []))
+        outs = call_backbone(self.student["backbone"], crops, masks=[x.masks] + ([None] if x.n_local else []))
         g_cls, g_patch = outs[0]["x_norm_clstoken"], outs[0]["x_norm_patchtokens"]
         cls_all = [g_cls] + ([outs[1]["x_norm_clstoken"]] if x.n_local else [])
         sizes = [c.shape[0] for c in cls_all]
@@ -488,7 +455,7 @@ class SSLMetaArch(nn.Module):
         if self.gram_loss is not None:
             logs["gram_weight"] = float(vals["gram_weight"])
             if vals["gram_weight"] != 0.0:
-                gram = self._gram_term(x.batch, student["patch"], teacher["patch"], x.masks, x.grid)
+                gram = gram_term(self, x.batch, student["patch"], teacher["patch"], x.masks, x.grid)
                 total = total + vals["gram_weight"] * gram
                 logs["gram_loss"] = gram.detach()
         logs["dino_local_weight"] = float(vals["dino_local_weight"])
@@ -513,134 +480,5 @@ class SSLMetaArch(nn.Module):
         # at the steps a row is logged with the default trainer.log_every_n_steps == monitor.every (0, then N-1, 2N-1,
         # ...): at 0, N, 2N the rows at N-1, 2N-1 carried values N-1 steps old, drawn in curves.png at the wrong step
         if every and (iteration == 0 or (iteration + 1) % every == 0):
-            logs.update(self._monitor(teacher, student, iteration))
+            logs.update(monitor_step(self, teacher, student, iteration))
         return total, logs
-
-    @torch.no_grad()
-    def _plateau_stats(
-        self, t_cls: Tensor, t_logits: Tensor, s_logits: Tensor, t_masked_probs: Tensor
-    ) -> dict[str, Tensor]:
-        """What holds a run at ln K (docs/recipe.md): image spread of the teacher CLS, logit scales, iBOT target
-        entropy, LayerScale size and prototype norms."""
-        out = {
-            "teacher_cls_spread": mon.image_spread(t_cls),
-            "teacher_logit_std": mon.logit_std(t_logits),
-            "student_logit_std": mon.logit_std(s_logits),
-            "layerscale_gamma": mon.layerscale_gamma(self.student["backbone"]),
-            "dino_prototype_norm": mon.prototype_norm(self.student["dino_head"]),
-            "ibot_prototype_norm": mon.prototype_norm(self.student["ibot_head"]),
-        }
-        if t_masked_probs.shape[0]:
-            out["ibot_teacher_entropy"] = mon.teacher_entropy(t_masked_probs)
-        return out
-
-    def _gram_term(
-        self, b: Mapping[str, Any], s_patch: Tensor, t_patch: Tensor, masks: Tensor, grid: tuple[int, int]
-    ) -> Tensor:
-        g = self.cfg.gram
-        assert self.gram_loss is not None
-        if self.gram_teacher is None:  # gram.ema_teacher: the EMA teacher's own patches
-            target = t_patch
-        else:
-            if not self._gram_ready:
-                raise ConfigError(
-                    "the Gram teacher has no weights yet: set gram.ckpt, or gram.it_load_ema_teacher <= the current "
-                    "iteration, or initialise the stage from a checkpoint (init_from)"
-                )
-            crops = b.get("gram_crops")
-            if crops is None:
-                crops = b["global_crops"]
-            with torch.no_grad():
-                target = _call_backbone(self.gram_teacher["backbone"], crops)["x_norm_patchtokens"]
-            _reshard(self.gram_teacher)
-            src = (crops.shape[-2] // self.patch_size, crops.shape[-1] // self.patch_size)
-            target = resize_patch_tokens(target, src, grid, g.resize_method, g.resize_antialias)
-        if g.tokens_used == "masked":
-            return self.gram_loss(s_patch[masks], target[masks], img_level=False)
-        if g.tokens_used == "unmasked":
-            return self.gram_loss(s_patch[~masks], target[~masks], img_level=False)
-        return self.gram_loss(s_patch, target)
-
-    @torch.no_grad()
-    def _monitor(self, teacher: Mapping[str, Any], student: Mapping[str, Any], iteration: int) -> dict[str, float]:
-        """The collapse and plateau statistics of this step, read on the host in one copy (one GPU synchronisation
-        per check, not one per statistic), and the collapse check on them."""
-        t_cls, t_probs, g_cls = teacher["cls"], teacher["cls_probs"], student["cls"]
-        stats = {
-            "teacher_entropy": mon.teacher_entropy(t_probs),
-            "teacher_usage_entropy": mon.usage_entropy(t_probs),
-            "student_teacher_kl": mon.student_teacher_kl(student["global_logits"], t_probs, self.cfg.dino.student_temp),
-            "teacher_feature_std": mon.feature_std(t_cls),
-            "student_feature_std": mon.feature_std(g_cls),
-            "cls_patch_cosine": mon.cls_patch_cosine(g_cls, student["patch"]),
-        }
-        s_logits = student["cls_logits"][0]
-        stats.update(self._plateau_stats(t_cls, teacher["cls_logits"], s_logits, teacher["masked_probs"]))
-        values = host_floats(stats)
-        warmup = self.cfg.monitor.warmup_iters
-        if self.schedules is not None:
-            from geodino.train.schedules import resolve_iters
-
-            warmup = resolve_iters(warmup, self.schedules.total_iters, "monitor.warmup_iters")
-        if iteration < warmup:  # at init all images look alike by construction
-            self.collapse_monitor.bad_checks = 0
-        else:
-            self.collapse_monitor.update(
-                {**values, "n_prototypes": self.cfg.dino.head_n_prototypes, "feature_dim": self.embed_dim}, iteration
-            )
-        out = {f"monitor/{k}": v for k, v in values.items()}
-        out["monitor/collapsed"] = float(self.collapse_monitor.collapsed)
-        out["monitor/max_entropy"] = math.log(self.cfg.dino.head_n_prototypes)
-        return out
-
-
-def fully_shard_arch(arch: nn.Module, mesh: Any, **fsdp_kwargs: Any) -> None:
-    """FSDP2 as the official recipe: `fully_shard` every transformer block, then every module of `student`,
-    `teacher` and `gram_teacher` (identically, so EMA and Gram refreshes pair matching shards).
-
-    Methods other than `forward` that the recipe calls are registered with `register_fsdp_forward_method` so
-    their parameters are gathered: `forward_list` of blocks (the list-of-crops path), `forward_features` and
-    `get_intermediate_layers` of backbones. `fsdp_kwargs` go to `fully_shard` (`mp_policy`,
-    `reshard_after_forward`, ...).
-    """
-    from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
-
-    parts = [getattr(arch, "student", None), getattr(arch, "teacher", None), getattr(arch, "gram_teacher", None)]
-    for part in parts:
-        if part is None:
-            continue
-        for module in part.values():
-            for blk in getattr(module, "blocks", []):
-                fully_shard(blk, mesh=mesh, **fsdp_kwargs)
-                if hasattr(blk, "forward_list"):
-                    register_fsdp_forward_method(blk, "forward_list")
-            fully_shard(module, mesh=mesh, **fsdp_kwargs)
-            for method in ("forward_features", "get_intermediate_layers"):
-                if hasattr(module, method):
-                    register_fsdp_forward_method(module, method)
-
-
-def _reshard(*parts: nn.Module | None) -> None:
-    """Bring FSDP2-sharded modules back to their sharded state. An inference-only root (teacher, Gram teacher)
-    never runs backward, so FSDP keeps its gathered parameters after forward; EMA and refreshes must pair
-    sharded student and teacher parameters, and the memory is better released."""
-    for part in parts:
-        if part is None:
-            continue
-        for m in part.modules():
-            reshard = getattr(m, "reshard", None)
-            if callable(reshard) and type(m).__name__.startswith("FSDP"):
-                reshard()
-
-
-def _copy_tensors(src: nn.Module, dst: nn.Module) -> None:
-    """dst's parameters and buffers <- src's of the same names (shard by shard when FSDP2-sharded alike)."""
-    from_src = dict(src.named_parameters())
-    from_src.update(dict(src.named_buffers()))
-    items = list(dst.named_parameters()) + list(dst.named_buffers())
-    torch._foreach_copy_([_local(v) for _, v in items], [_local(from_src[n]) for n, _ in items])
-
-
-def _local(t: Tensor) -> Tensor:
-    """The local shard of an FSDP2 DTensor (foreach kernels run on plain tensors), else the tensor itself."""
-    return t.to_local() if hasattr(t, "to_local") else t

@@ -67,7 +67,7 @@ def test_step_reads_nothing_on_the_host_between_monitor_checks(monkeypatch: pyte
     """Forward and backward of a step without a collapse check read no device value on the host (each read is a
     GPU sync): the iBOT masked count stays a device tensor. A monitor step brings its dozen statistics over in one
     `host_floats` copy, not one read each."""
-    import geodino.train.ssl as ssl_mod
+    import geodino.train.ssl_monitoring as ssl_mod  # the monitor step reads its statistics there
 
     copies: list[list[str]] = []
 
