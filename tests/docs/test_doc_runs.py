@@ -184,8 +184,8 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "convert exports/backbone.pth hf_backbone --to hf": Run(),
     # --- docs/pretraining.md
     G + "demo --out demo_out": ConfigOnly("minutes on a CPU; tests/test_demo.py runs the same pipeline with --size tiny"),
-    G + "pretrain -c configs/pretrain/demo.yaml ssl.student.in_chans=4 'data.sources=[{type: raster, paths: [demo_out/data/scene], sensor: demo_out/data/sensor.yaml}]'": Run(TINY, TINY_WHY),
-    G + "pretrain -c configs/pretrain/demo.yaml trainer.max_steps=20 output_dir=runs/smoke 'data.sources=[{type: raster, paths: [/data/scenes/], sensor: maxar}]'": Run(TINY, TINY_WHY),
+    G + "pretrain -c configs/pretrain/demo.yaml ssl.student.in_chans=4 'data.sources=[{type: raster, paths: [demo_out/data/scene], sensor: demo_out/data/sensor.yaml, tile_size: 64}]'": Run(TINY, TINY_WHY),
+    G + "pretrain -c configs/pretrain/demo.yaml trainer.max_steps=20 output_dir=runs/smoke 'data.sources=[{type: raster, paths: [/data/scenes/], sensor: maxar, tile_size: 64}]'": Run(TINY, TINY_WHY),
     G + "pretrain -c configs/pretrain/demo.yaml 'trainer.loggers=[csv, wandb]' 'trainer.logger_options={wandb: {project: geo}}'": ConfigOnly("needs wandb (geodino[tracking]) and an account; the missing-package error is tested in tests/train/test_loggers.py"),
     G + "pretrain -c configs/pretrain/demo.yaml 'trainer.loggers=[csv, mlflow]'": ConfigOnly("needs mlflow (geodino[tracking]); the missing-package error is tested in tests/train/test_loggers.py"),
     G + "pretrain -c configs/pretrain/sat_vits16.yaml trainer.devices=1 trainer.strategy=auto batch_size=128": Run(TINY, TINY_WHY),

@@ -176,7 +176,7 @@ def build_workspace(root: Path) -> dict[str, float]:
             write_tif(data / f"s2_safe/S2A_T33.SAFE/T33_20240601_{band}_10m.tif", src.read([b]))
     from geodino.demo_data import write_demo_scene
 
-    # 256 px: docs/pretraining.md's `ssl.student.in_chans=4` override keeps demo.yaml's default 256 px tiles
+    # 256 px: room for docs/pretraining.md's `ssl.student.in_chans=4` command's 64 px tiles (`tile_size: 64`)
     _, landcover = write_demo_scene(root / "demo_out/data/scene/scene.tif", size=256)
     landcover.unlink()  # as `geodino demo` does: the scene folder holds only the scene
     vectors(root)
