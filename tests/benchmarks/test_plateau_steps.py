@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture(autouse=True)
+def _lightning_level():
+    """plateau.main() quiets Lightning's logger (ERROR) for good: restored, so later tests in this process see
+    Lightning's INFO lines (tests/train/test_module.py's console test read nothing after this file in CI)."""
+    log = logging.getLogger("lightning.pytorch")
+    level = log.level
+    yield
+    log.setLevel(level)
 
 
 def _plateau():

@@ -103,13 +103,16 @@ def test_trainer_console_drops_lightning_tips_and_keeps_its_messages(tmp_path):
 
     console = logging.StreamHandler(io.StringIO())  # stands in for Lightning's stderr handler
     lightning_log = logging.getLogger("lightning.pytorch")
+    level = lightning_log.level  # Lightning's own INFO level, whatever an earlier in-process run set it to
     lightning_log.addHandler(console)
+    lightning_log.setLevel(logging.INFO)
     try:
         fit(tmp_path, StandInArch(), max_steps=2, every=1)
         rank_zero_info("💡 Tip: install something")
         rank_zero_info("a real message")
     finally:
         lightning_log.removeHandler(console)
+        lightning_log.setLevel(level)
     err = console.stream.getvalue()
     assert "`max_steps=2` reached" in err and "a real message" in err
     assert "Tip" not in err and "weights_only" not in err
