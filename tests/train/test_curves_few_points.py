@@ -21,7 +21,13 @@ def saved_lines(monkeypatch) -> list[list[dict[str, Any]]]:
     def record(fig: Figure, *args: Any, **kwargs: Any) -> Any:
         seen.append(
             [
-                {"label": ln.get_label(), "marker": ln.get_marker(), "n": len(ln.get_xdata()), "ls": ln.get_linestyle()}
+                {
+                    "label": ln.get_label(),
+                    "marker": ln.get_marker(),
+                    "n": len(ln.get_xdata()),
+                    "ls": ln.get_linestyle(),
+                    "y": float(ln.get_ydata()[0]),
+                }
                 for ax in fig.axes
                 for ln in ax.get_lines()
             ]
@@ -80,8 +86,6 @@ def test_long_series_stay_plain_lines(saved_lines, tmp_path) -> None:
 
 def test_distill_curves_draw_ln_k_on_each_students_losses(saved_lines, tmp_path) -> None:
     """As pretraining's curves do: a DINO loss at ln K means the student learned nothing (the line was missing)."""
-    import math
-
     from geodino.train.curves import plot_distill_log
 
     log = tmp_path / "log.csv"
@@ -93,6 +97,6 @@ def test_distill_curves_draw_ln_k_on_each_students_losses(saved_lines, tmp_path)
     plot_distill_log(log, n_prototypes=1024)
     refs = [ln for ln in saved_lines[-1] if ln["ls"] == "--"]
     assert [ln["label"] for ln in refs] == ["ln K", "ln K"]  # one per student panel, none on the schedules
+    assert all(ln["y"] == pytest.approx(6.9315, abs=1e-4) for ln in refs)  # ln 1024
     plot_distill_log(log)
     assert [ln for ln in saved_lines[-1] if ln["ls"] == "--"] == []
-    assert math.isclose(math.log(1024), 6.931, abs_tol=1e-3)
