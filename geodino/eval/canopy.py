@@ -371,28 +371,16 @@ def _train(
 
 
 def train_epochs(cfg: CanopyProbeConfig, n_tiles: int) -> int:
-    """`cfg.epochs`, raised so that the head takes at least `cfg.min_steps` optimiser steps.
+    """`cfg.epochs`, raised so that the head takes at least `cfg.min_steps` optimiser steps (the dense probes'
+    rule, `head_training.budget_epochs`, which warns below `FEW_STEPS` steps without a budget).
 
     Epochs alone scale the budget with the data: one 400 px raster at crop 64 is 12 training tiles, 3 steps an
     epoch, so 20 epochs were 60 AdamW steps (36 at the full lr), too few for a DPT head to leave the constant
-    prediction (R2 < 0 where ridge on the same patch features gives 0.7).
+    prediction (R2 < 0 where ridge on the same patch features gives 0.7; 300 steps reached R2 0.83, 2ecf65b).
     """
-    per_epoch = max(1, math.ceil(n_tiles / max(1, cfg.batch_size)))
-    epochs = max(cfg.epochs, math.ceil(max(0, cfg.min_steps) / per_epoch))
-    if epochs * per_epoch < FEW_STEPS and cfg.min_steps <= 0:
-        import warnings
+    from geodino.eval.head_training import budget_epochs
 
-        warnings.warn(
-            f"canopy head: {epochs * per_epoch} optimiser steps ({epochs} epochs x {per_epoch} per epoch of "
-            f"{n_tiles} tiles); a head this short usually predicts about the median everywhere: set min_steps "
-            f"(e.g. {FEW_STEPS}) or more epochs",
-            stacklevel=2,
-        )
-    return epochs
-
-
-# 60 steps left the notebook plot at R2 -0.08, 300 reached 0.83 (2ecf65b): below this, say so
-FEW_STEPS = 300
+    return budget_epochs(cfg.epochs, cfg.batch_size, cfg.min_steps, n_tiles, "canopy head")
 
 
 def _predict_rasters(
