@@ -204,13 +204,19 @@ def _add_curate(sub: Any) -> None:
     c.add_argument("--qa-band", default=None, metavar="NAME",
                    help="a QA band of each raster (SCL, QA60 or QA_PIXEL, by band name or 1-based index) read only "
                    "for the cloud screen, never by the backbone; --cloud-rule auto then uses qa")  # fmt: skip
+    c.add_argument("--qa-shadow", action="store_true",
+                   help="the qa cloud rule also counts cloud shadow as cloud: SCL class 3, QA_PIXEL bit 4 (QA60 "
+                   "has no shadow flag; default: shadow is kept)")  # fmt: skip
     c.add_argument("--cloud-threshold", type=float, default=0.5,
                    help="least RGB reflectance of a cloud-like pixel (default: %(default)s)")  # fmt: skip
     c.add_argument("--max-cloud", type=float, default=0.5,
                    help="drop tiles with a larger cloud-like share (default: %(default)s)")  # fmt: skip
     c.add_argument("--chunk", type=int, default=512, help="tiles per cached embedding chunk (default: %(default)s)")
     c.add_argument("--batch-size", type=int, default=64, help="tiles per forward pass (default: %(default)s)")
-    c.add_argument("--workers", type=int, default=0, help="reader processes (default: 0, in the main process)")
+    c.add_argument("--workers", "--readers", dest="workers", type=int, default=0, metavar="N",
+                   help="processes that read and decode tiles (and their QA band) for the embedding pass, a "
+                   "DataLoader's num_workers; the backbone runs in the main process either way (default: 0, read in "
+                   "the main process)")  # fmt: skip
     c.add_argument("--device", default="cpu", help="torch device of the backbone (default: %(default)s)")
     c.add_argument("--seed", type=int, default=0, help="seed of k-means and of the sampling (default: %(default)s)")
     c.add_argument("--on-error", default=None, choices=["stop", "skip"],

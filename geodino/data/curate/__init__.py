@@ -12,8 +12,8 @@ The pipeline (`curate`):
 3. **Filter** (the documented rule, counted in the report):
    - *nodata*: a tile whose share of nodata pixels exceeds `max_nodata` (default 0.5) is dropped;
    - *cloud*: a tile whose share of cloud-like pixels exceeds `max_cloud` (default 0.5) is dropped; the pixel test
-     follows the sensor's bands (`clouds.py`): a QA band (SCL, QA60, QA_PIXEL), else Fmask's SWIR tests (+ cirrus),
-     else for plain RGB bright + white + smooth (bright but textured roofs stay);
+     follows the sensor's bands (`clouds.py`): a QA band (SCL, QA60, QA_PIXEL; cloud shadow too with `qa_shadow`),
+     else Fmask's SWIR tests (+ cirrus), else for plain RGB bright + white + smooth (bright but textured roofs stay);
    - *near-duplicates*: tiles are visited in archive order and a tile whose cosine similarity to an earlier kept
      tile is >= `dedup` (default 0.95) is dropped (the earlier one stays).
 4. **Cluster** the remaining embeddings with hierarchical k-means as in DINOv2/v3 curation (Vo et al. 2024):

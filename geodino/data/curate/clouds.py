@@ -8,6 +8,10 @@ scale and offset):
   (Landsat Collection 2): bit 1 (dilated cloud), 2 (cirrus) or 3 (cloud). The raw value is recovered by undoing
   the sensor's scale for that band. With a screening-only QA band (`--qa-band NAME`, `qaband.py`) the rule reads
   that band's raw values, read apart from the image, instead of a model input band; `auto` then picks `qa`.
+  Cloud shadow is not cloud by default; `--qa-shadow` (`qa_shadow`) counts it too: SCL class 3 (cloud shadows;
+  not class 2, dark area / topographic shadow) and QA_PIXEL bit 4 (cloud shadow). QA60 has no shadow flag, so
+  `--qa-shadow` is refused there, as it is for the spectral rules. Snow (SCL 11, QA_PIXEL bit 5) is ground, never
+  counted.
 - **swir**: the potential-cloud-pixel test of Fmask (Zhu & Woodcock 2012, without the thermal band): SWIR-2
   (SWIR-1 when there is no SWIR-2) > 0.03, NDSI < 0.8 (not snow), NDVI < 0.8, whiteness < 0.7, the haze-optimised
   transform blue − 0.5·red − 0.08 > 0, and NIR/SWIR-1 > 0.75 (bright soil and roofs reflect more SWIR than NIR);
@@ -34,7 +38,7 @@ import numpy as np
 
 from geodino.errors import ConfigError
 
-__all__ = ["CLOUD_RULES", "CloudRule", "cloud_fraction", "cloud_rule", "rgb_index"]
+__all__ = ["CLOUD_RULES", "SHADOW_KINDS", "CloudRule", "cloud_fraction", "cloud_rule", "rgb_index"]
 
 CLOUD_RULES = ("auto", "qa", "swir", "rgb", "bright", "off")
 WHITENESS_SWIR = 0.7  # Fmask's whiteness limit, with the SWIR tests to separate bright surfaces
@@ -78,11 +82,14 @@ class CloudRule:
     threshold: float = 0.5
     qa: tuple[str, float, float] | None = None  # (band name, scale, offset) of the QA band
     qa_band: str | None = None  # a screening-only QA band (--qa-band): `mask` reads its raw values from `qa_values`
+    shadow: bool = False  # --qa-shadow: the qa rule also counts cloud shadow (SCL 3, QA_PIXEL bit 4)
 
     def describe(self) -> str:
+        shadow = ", with cloud shadow" if self.shadow else ""  # only when set: earlier caches' keys stay valid
         if self.qa_band is not None and self.qa is not None:
-            return f"qa(qa_band={self.qa_band} ({self.qa[0]}), read for screening only; t={self.threshold})"
-        return f"{self.kind}({', '.join(f'{k}={v}' for k, v in sorted(self.bands.items()))}; t={self.threshold})"
+            return f"qa(qa_band={self.qa_band} ({self.qa[0]}), read for screening only{shadow}; t={self.threshold})"
+        bands = ", ".join(f"{k}={v}" for k, v in sorted(self.bands.items()))
+        return f"{self.kind}({bands}{shadow}; t={self.threshold})"
 
     def mask(self, image: np.ndarray, qa_values: np.ndarray | None = None) -> np.ndarray:
         """Bool [H, W]: cloud-like pixels of a reflectance image [C, H, W] (with --qa-band, or a QA band among the
@@ -91,7 +98,8 @@ class CloudRule:
         if self.qa_band is not None:
             if qa_values is None:
                 raise ValueError(f"the qa rule of --qa-band {self.qa_band} needs the band's values (qa_values)")
-            return _decode_qa(self.qa[0], np.asarray(qa_values).astype(np.int64))  # type: ignore[index]
+            raw = np.asarray(qa_values).astype(np.int64)
+            return _decode_qa(self.qa[0], raw, self.shadow)  # type: ignore[index]
         b = {k: image[i].astype(np.float32) for k, i in self.bands.items()}
         if self.kind == "off":
             return np.zeros(image.shape[1:], bool)
@@ -100,8 +108,10 @@ class CloudRule:
         if self.kind == "qa":
             name, scale, offset = self.qa  # type: ignore[misc]
             if qa_values is not None:  # the band's raw values read apart (a reprojected source: nearest, not the
-                return _decode_qa(name, np.asarray(qa_values).astype(np.int64))  # image's interpolated codes)
-            return _decode_qa(name, np.rint((b["qa"] - offset) / scale).astype(np.int64))
+                raw = np.asarray(qa_values).astype(np.int64)  # image's interpolated codes)
+            else:
+                raw = np.rint((b["qa"] - offset) / scale).astype(np.int64)
+            return _decode_qa(name, raw, self.shadow)
         vis = np.stack([b["blue"], b["green"], b["red"]])
         if self.kind == "rgb":
             from scipy.ndimage import uniform_filter
@@ -132,20 +142,59 @@ class CloudRule:
         return float((self.mask(image, qa_values) & valid).sum() / max(int(valid.sum()), 1))
 
 
-def _decode_qa(name: str, raw: np.ndarray) -> np.ndarray:
-    """Cloud pixels of raw QA codes: SCL classes 8, 9, 10; QA60 bit 10 or 11; QA_PIXEL bit 1, 2 or 3."""
+SCL_CLOUD, SCL_SHADOW = (8, 9, 10), (3,)  # ESA L2A scene classes: cloud medium/high, thin cirrus; cloud shadows
+QA60_CLOUD = (10, 11)  # opaque clouds, cirrus (QA60 has no shadow bit)
+QA_PIXEL_CLOUD, QA_PIXEL_SHADOW = (1, 2, 3), (4,)  # USGS C2: dilated cloud, cirrus, cloud; cloud shadow
+SHADOW_KINDS = ("scl", "qa_pixel")
+"""The QA encodings with a cloud-shadow flag (`--qa-shadow`)."""
+
+
+def _decode_qa(name: str, raw: np.ndarray, shadow: bool = False) -> np.ndarray:
+    """Cloud pixels of raw QA codes: SCL classes 8, 9, 10; QA60 bit 10 or 11; QA_PIXEL bit 1, 2 or 3; with
+    `shadow` also SCL class 3 and QA_PIXEL bit 4 (cloud shadow)."""
     if name == "scl":
-        return np.isin(raw, (8, 9, 10))
-    bits = (10, 11) if name == "qa60" else (1, 2, 3)
+        return np.isin(raw, SCL_CLOUD + (SCL_SHADOW if shadow else ()))
+    bits = QA60_CLOUD if name == "qa60" else QA_PIXEL_CLOUD + (QA_PIXEL_SHADOW if shadow else ())
     return np.any([(raw >> k) & 1 for k in bits], axis=0).astype(bool)
 
 
+def _shadow_refusal(rule: CloudRule, sensor: Any) -> None:
+    """Refuse `--qa-shadow` for a rule that cannot tell cloud shadow: a spectral rule, or QA60 (no shadow flag)."""
+    kind = rule.qa[0] if rule.kind == "qa" and rule.qa is not None else None
+    if kind in SHADOW_KINDS:
+        return
+    if kind is not None:
+        band = f"--qa-band {rule.qa_band}" if rule.qa_band is not None else f"the {kind.upper()} band of the sensor"
+        what = f"{band} is QA60, which has no cloud-shadow flag"
+    else:
+        name = getattr(sensor, "name", sensor)
+        what = f"sensor {name!r} is screened by the {rule.kind} rule, which has no shadow test"
+    raise ConfigError(
+        f"--qa-shadow: {what}; cloud shadow is read from an SCL (class 3) or QA_PIXEL (bit 4) band: give one with "
+        "--qa-band, or drop --qa-shadow"
+    )
+
+
 def cloud_rule(
-    sensor: Any, kind: str = "auto", threshold: float = 0.5, qa_band: tuple[str, str] | None = None
+    sensor: Any,
+    kind: str = "auto",
+    threshold: float = 0.5,
+    qa_band: tuple[str, str] | None = None,
+    shadow: bool = False,
 ) -> CloudRule:
     """The cloud test for `sensor`: `kind` (see the module docstring), `auto` choosing the best its bands allow.
     `qa_band` (the --qa-band name and its encoding, scl/qa60/qa_pixel): a screening-only QA band, which `auto` and
-    `qa` read instead of the sensor's bands."""
+    `qa` read instead of the sensor's bands. `shadow` (--qa-shadow): the qa rule counts cloud shadow too; refused
+    (ConfigError) where the rule is not qa on an SCL or QA_PIXEL band."""
+    rule = _cloud_rule(sensor, kind, threshold, qa_band)
+    if shadow:
+        _shadow_refusal(rule, sensor)
+        rule.shadow = True
+    return rule
+
+
+def _cloud_rule(sensor: Any, kind: str, threshold: float, qa_band: tuple[str, str] | None) -> CloudRule:
+    """`cloud_rule` without the shadow option."""
     if kind not in CLOUD_RULES:
         raise ConfigError(f"--cloud-rule {kind!r}; use one of {', '.join(CLOUD_RULES)}")
     if qa_band is not None:

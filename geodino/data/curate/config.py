@@ -35,6 +35,9 @@ class CurateConfig:
     cloud_threshold: float = 0.5
     # a band of each raster (its description, or 1-based index) read only for the qa cloud rule, never a model input
     qa_band: str | None = None
+    # the qa rule also counts cloud shadow (SCL class 3, QA_PIXEL bit 4): a shadowed tile is as dark and unlike the
+    # ground as a cloudy one is bright; off by default (earlier curations keep their rule and cache)
+    qa_shadow: bool = False
     max_cloud: float = 0.5
     chunk: int = 512
     batch_size: int = 64
@@ -84,6 +87,11 @@ class CurateConfig:
                     f"--qa-band {self.qa_band} is read by the qa cloud rule, not --cloud-rule {self.cloud_rule}; use "
                     "--cloud-rule auto or qa, or drop --qa-band"
                 )
+        if self.qa_shadow and self.cloud_rule not in ("auto", "qa"):
+            raise ConfigError(
+                f"--qa-shadow is read from an SCL or QA_PIXEL band by the qa cloud rule, not --cloud-rule "
+                f"{self.cloud_rule}; use --cloud-rule auto or qa, or drop --qa-shadow"
+            )
         for key in ("max_nodata", "max_cloud"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ConfigError(f"--{key.replace('_', '-')} {getattr(self, key)} must be in [0, 1]")

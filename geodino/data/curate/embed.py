@@ -138,9 +138,11 @@ def embed_tiles(
 
 
 def source_rules(tiles: Tiles, cfg: CurateConfig) -> list[CloudRule]:
-    """The cloud rule of each source: `cfg.cloud_rule` on its sensor, or on its screening-only QA band."""
+    """The cloud rule of each source: `cfg.cloud_rule` on its sensor, or on its screening-only QA band (with
+    `cfg.qa_shadow`, cloud shadow counted too)."""
+    shadow = bool(getattr(cfg, "qa_shadow", False))
     return [
-        cloud_rule(s, cfg.cloud_rule, cfg.cloud_threshold, None if qa is None else (qa.name, qa.kind))
+        cloud_rule(s, cfg.cloud_rule, cfg.cloud_threshold, None if qa is None else (qa.name, qa.kind), shadow)
         for s, qa in zip(tiles.sensors, tiles.qa_bands)
     ]
 
