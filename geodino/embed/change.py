@@ -280,5 +280,5 @@ def _write_mask(distance: Path, out: Path, t: float, otsu: bool) -> int:
             GEODINO_CHANGE_THRESHOLD=f"{t:.6f}",
             GEODINO_THRESHOLD_METHOD="otsu" if otsu else "given",
         )
-    style.palette_qml(out, CHANGE_COLOURS)
+    style.palette_qml(out, CHANGE_COLOURS, nodata=NODATA)
     return changed

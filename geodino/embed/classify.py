@@ -48,13 +48,14 @@ METHODS = ("logreg", "knn")
 
 
 def sidecars(out: str | Path) -> dict[str, Path]:
-    """Files written next to the class COG: metrics JSON, model, PNG quick-look, QGIS style."""
+    """Files written next to the class COG: metrics JSON, model, PNG quick-look, QGIS style, SLD style."""
     out = Path(out)
     return {
         "metrics": out.with_suffix(".metrics.json"),
         "model": out.with_suffix(".model.joblib"),
         "png": out.with_suffix(".png"),
         "qml": style.qml_path(out),
+        "sld": style.sld_path(out),
     }
 
 
@@ -422,13 +423,15 @@ def _write_side_files(
     """After the map: its QGIS style, the PNG quick-look, the fitted model (`fitted`: its bundle, None when a
     saved model was applied) and the metrics JSON; `metrics` gains what they are."""
     entries = class_entries(classes, codes)
-    style.palette_qml(out, entries)
+    style.palette_qml(out, entries, nodata=NODATA)
     from geodino.embed.quicklook import classes_png
 
     cv = metrics.get("cv") or {}
     title = f"{Path(out).name}" + (f"\nblocked CV accuracy: {headline(cv)}" if "accuracy" in cv else "")
     classes_png(out, png, entries, title=title)
-    metrics.update(classes=classes, values={c: codes[c] for c in classes}, png=str(png), qml=str(side["qml"]))
+    metrics.update(
+        classes=classes, values={c: codes[c] for c in classes}, png=str(png), qml=str(side["qml"]), sld=str(side["sld"])
+    )
     if fitted is not None:
         import joblib
 

@@ -195,7 +195,7 @@ def cluster_map(
             total=n_blocks(rd),
             GEODINO_KMEANS_K=k,
         )
-    style.palette_qml(out, entries)
+    style.palette_qml(out, entries, nodata=255)
     if png is not None:
         from geodino.embed.quicklook import classes_png
 

@@ -1,11 +1,13 @@
-"""QGIS layer styles (`.qml`) written next to every product COG, so a dragged-in file shows what its PNG shows.
+"""QGIS layer styles (`.qml`), and beside each an OGC SLD (`.sld`), written next to every product COG.
 
 QGIS loads `NAME.qml` as the default style of `NAME.tif` when the layer is added. Three renderers cover the
 products: `multibandcolor` (PCA: bands 1-3 as RGB, stretched over the stored 1..255 range), `paletted`
 (clusters, classes, change masks: one entry per value with its colour and name) and `singlebandpseudocolor`
 (similarity, change distance, confidence: an interpolated colour ramp between fixed limits). The XML is built
 with `xml.etree` (escaping of class names included); QGIS does not publish a schema, the element names follow
-what QGIS 3 writes when saving a raster style.
+what QGIS 3 writes when saving a raster style. Each writer hands the same colours, values and labels to
+`geodino.embed.style_sld`, which writes `NAME.sld` (SLD 1.0.0, for GeoServer, MapServer and other WMS servers), so
+the two styles cannot drift apart.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from geodino.embed import style_sld
 from geodino.io import atomic_path
 
 QGIS_VERSION = "3.34.0"
@@ -23,6 +26,11 @@ RAMPS = {"similarity": "viridis", "change": "magma", "confidence": "cividis"}
 def qml_path(cog: str | Path) -> Path:
     """The style file QGIS picks up for `cog` (same folder and stem, `.qml`)."""
     return Path(cog).with_suffix(".qml")
+
+
+def sld_path(cog: str | Path) -> Path:
+    """The OGC SLD written beside the `.qml` (same folder and stem, `.sld`)."""
+    return style_sld.sld_path(cog)
 
 
 def _hex(rgb: Sequence[float | int]) -> str:
@@ -64,28 +72,37 @@ def rgb_qml(cog: str | Path, *, bands: tuple[int, int, int] = (1, 2, 3), vmin: f
         ET.SubElement(ce, "minValue").text = repr(float(vmin))
         ET.SubElement(ce, "maxValue").text = repr(float(vmax))
         ET.SubElement(ce, "algorithm").text = "StretchToMinimumMaximum"
+    style_sld.rgb_sld(cog, bands=bands)
     return _write(root, qml_path(cog))
 
 
-def palette_qml(cog: str | Path, entries: Mapping[int, tuple[Sequence[float | int], str]], *, band: int = 1) -> Path:
-    """A paletted style: `entries[value] = (rgb or rgba, label)`; values without an entry (nodata) stay empty."""
+def palette_qml(
+    cog: str | Path,
+    entries: Mapping[int, tuple[Sequence[float | int], str]],
+    *,
+    band: int = 1,
+    nodata: int | None = None,
+) -> Path:
+    """A paletted style: `entries[value] = (rgb or rgba, label)`; values without an entry (nodata) stay empty. The
+    `.sld` gets the same entries, and `nodata` (the COG's nodata value) as a transparent one."""
     root, r = _root("paletted", band=str(band))
     pal = ET.SubElement(r, "colorPalette")
-    for value, (rgb, label) in sorted(entries.items()):
-        alpha = int(rgb[3]) if len(rgb) > 3 and not isinstance(rgb[3], float) else 255
-        ET.SubElement(
-            pal, "paletteEntry", {"value": str(int(value)), "color": _hex(rgb), "alpha": str(alpha), "label": label}
-        )
+    rows = [(int(v), _hex(rgb), _alpha(rgb), label) for v, (rgb, label) in sorted(entries.items())]
+    for value, colour, alpha, label in rows:
+        ET.SubElement(pal, "paletteEntry", {"value": str(value), "color": colour, "alpha": str(alpha), "label": label})
+    style_sld.palette_sld(cog, rows, band=band, nodata=nodata)
     return _write(root, qml_path(cog))
+
+
+def _alpha(rgb: Sequence[float | int]) -> int:
+    """The 0-255 alpha of an rgba colour given as integers (255 when not given, or given as a float)."""
+    return int(rgb[3]) if len(rgb) > 3 and not isinstance(rgb[3], float) else 255
 
 
 def ramp_qml(
     cog: str | Path, *, vmin: float, vmax: float, ramp: str = "viridis", band: int = 1, steps: int = 9
 ) -> Path:
     """An interpolated colour ramp (a matplotlib colormap sampled at `steps` stops) from `vmin` to `vmax`."""
-    import matplotlib
-
-    cmap = matplotlib.colormaps[ramp]
     lo, hi = float(vmin), float(vmax)
     root, r = _root("singlebandpseudocolor", band=str(band), classificationMin=repr(lo), classificationMax=repr(hi))
     shader = ET.SubElement(ET.SubElement(r, "rastershader"), "colorrampshader")
@@ -99,12 +116,23 @@ def ramp_qml(
             "labelPrecision": "2",
         }
     )
+    stops = ramp_stops(lo, hi, ramp, steps)
+    for v, colour, label in stops:
+        ET.SubElement(shader, "item", {"value": repr(v), "color": colour, "alpha": "255", "label": label})
+    style_sld.ramp_sld(cog, stops, band=band)
+    return _write(root, qml_path(cog))
+
+
+def ramp_stops(vmin: float, vmax: float, ramp: str, steps: int) -> list[tuple[float, str, str]]:
+    """`steps` (value, "#rrggbb", label) stops of a matplotlib colormap from `vmin` to `vmax` (exact end values)."""
+    import matplotlib
     import numpy as np
 
-    for t, v in zip(np.linspace(0.0, 1.0, steps), np.linspace(lo, hi, steps), strict=True):  # exact end values
-        v = float(v)
-        ET.SubElement(shader, "item", {"value": repr(v), "color": _hex(cmap(t)), "alpha": "255", "label": f"{v:.2f}"})
-    return _write(root, qml_path(cog))
+    cmap = matplotlib.colormaps[ramp]
+    return [
+        (float(v), _hex(cmap(t)), f"{float(v):.2f}")
+        for t, v in zip(np.linspace(0.0, 1.0, steps), np.linspace(float(vmin), float(vmax), steps), strict=True)
+    ]
 
 
 def data_limits(cog: str | Path, *, band: int = 1, pct: tuple[float, float] = (2, 98), side: int = 1024) -> tuple:
