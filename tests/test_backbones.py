@@ -71,7 +71,7 @@ def test_arch_spec_is_seeded_frozen_and_gives_features():
     expected = torch.rand(3)
     torch.manual_seed(5)
     load_backbone("arch:vit_tiny?depth=1")
-    load_backbone("timm:vit_tiny_patch16_224?depth=1")
+    load_backbone("timm:vit_tiny_patch16_224")
     assert torch.equal(torch.rand(3), expected)
     assert not any(p.requires_grad for p in fb.parameters())
     fb.train()
@@ -310,7 +310,7 @@ def test_band_count_message_names_the_python_and_the_spec_forms():
         bb.normalize(x[0])
 
 
-def test_preprocess_refuses_float_dn_and_band_numbers_and_bad_fill():
+def test_preprocess_refuses_float_dn_and_band_numbers_and_bad_fill(tmp_path):
     """Float DN (`x.float()` of a uint16 read) under a backbone whose record scales DN by 1e-4 was read as
     reflectance, 10,000x too bright (mean 87,938 against 6.5 for the same DN as integers), while the HF processor
     of the same export scaled it: refused with the ways out; rule='record' scales it as the integers are. Band
@@ -325,5 +325,7 @@ def test_preprocess_refuses_float_dn_and_band_numbers_and_bad_fill():
     torch.testing.assert_close(s2.preprocess(refl), s2.normalize(refl))
     with pytest.raises(ConfigError, match=r"^bands=\[1, 2, 3\] cannot be used: a backbone's bands are band names"):
         load_backbone("arch:vit_tiny?depth=1&patch_size=8", bands=[1, 2, 3])
+    # a checkpoint whose bands need no filling (an arch: spec refuses fill= outright: it has nothing to adapt)
+    path = save_backbone(build_model("vit_tiny", depth=1, patch_size=8), tmp_path / "rgb.safetensors")
     with pytest.raises(ConfigError, match=r"^fill='foo' must be 'mean' or 'zeros'"):
-        load_backbone("arch:vit_tiny?depth=1&patch_size=8", fill="foo")
+        load_backbone(path, fill="foo")

@@ -14,7 +14,14 @@ from torch import nn
 
 from geodino.backbones.frozen import FrozenBackbone
 from geodino.backbones.normalization import IMAGENET_MEAN, IMAGENET_STD, sensor_stats
-from geodino.backbones.spec import DEFAULT_PATCH, as_int, check_build_options, parse_spec, parse_value
+from geodino.backbones.spec import (
+    DEFAULT_PATCH,
+    as_int,
+    check_build_options,
+    check_kind_options,
+    parse_spec,
+    parse_value,
+)
 from geodino.backbones.timm import build_timm, timm_geometry
 from geodino.data.band_args import parse_backbone_bands
 from geodino.errors import CheckpointError, ConfigError, plural
@@ -57,8 +64,9 @@ def load_backbone(
     unscaled) or "rescale" (scaled by C_src / C_dst, the rule before; `adapt_patch_embed`)."""
     device = check_device(device)
     if isinstance(spec, nn.Module):
+        check_kind_options("module", {}, "<module>", {"fill": fill, "subset": subset})
         return _from_module(spec, bands=bands, sensor=sensor, device=device, amp=amp)
-    kind, target, options, bands, sensor, fill, seed = _spec_options(spec, bands, sensor, fill)
+    kind, target, options, bands, sensor, fill, seed = _spec_options(spec, bands, sensor, fill, subset)
     subset = _subset_option(options, subset)
     spec_text = str(spec)
     n_bands, names = parse_backbone_bands(bands)
@@ -113,11 +121,13 @@ def _subset_option(options: dict[str, str], subset: str | None) -> str:
 
 
 def _spec_options(
-    spec: str | Path, bands: Any, sensor: Any, fill: str | None
+    spec: str | Path, bands: Any, sensor: Any, fill: str | None, subset: str | None = None
 ) -> tuple[str, str, dict[str, str], Any, Any, str, int]:
     """(kind, target, the kind's own options, bands, sensor, fill, seed) of a spec string: the options every kind
-    shares are taken out of the `?` tail; `bands`/`sensor` passed by the caller win over the spec's."""
+    shares are taken out of the `?` tail; `bands`/`sensor` passed by the caller win over the spec's. A shared
+    option the kind does nothing for (`?subset=` on `arch:`, `fill=` with a timm spec ...) is refused in one line."""
     kind, target, options = parse_spec(spec)
+    check_kind_options(kind, options, str(spec), {"fill": fill, "subset": subset})
     if bands is None and "bands" in options:
         bands = options.pop("bands")
     else:

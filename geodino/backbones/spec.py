@@ -34,6 +34,46 @@ def parse_spec(spec: str | Path) -> tuple[str, str, dict[str, str]]:
     return "path", head, options
 
 
+# the `?` options every spec kind shares (`load._spec_options` takes them out) and the kinds each one acts on: an
+# option on another kind was read and dropped without a word (`arch:vit_small?subset=rescale` built the same model)
+_WHERE: dict[str, tuple[tuple[str, ...], str]] = {
+    "fill": (("path",), "how bands a checkpoint lacks are initialised when bands= adapts its patch embedding"),
+    "subset": (("path",), "how a subset of a checkpoint's bands keeps its kernels when bands= adapts them"),
+    "seed": (("arch", "timm"), "which random weights an arch: or timm: spec draws"),
+}
+_WHY_NOT = {
+    "arch": "an arch: spec builds its patch embedding for its bands, with no weights to adapt",
+    "timm": "a timm: spec builds its input layer for its bands (timm adapts pretrained weights its own way)",
+    "baseline": "a baseline: spec has no weights",
+    "path": "a checkpoint's weights come from its file",
+    "module": "an in-memory model is used as it is",
+}
+TIMM_OPTIONS = ("pretrained", "img_size")  # `backbones.timm.build_timm` reads these; the shared ones besides
+
+
+def check_kind_options(kind: str, options: dict[str, str], spec: str, passed: dict[str, Any] | None = None) -> None:
+    """One line when a shared option (`?fill=`, `?subset=`, `?seed=`, or `fill=`/`subset=` passed to
+    `load_backbone`, in `passed`) is given to a spec kind it does nothing for, naming where it applies; and, for a
+    timm: spec, when an option is not one `build_timm` reads (`timm:NAME?depth=1` built the full model)."""
+    for key, (kinds, what) in _WHERE.items():
+        if kind in kinds or (key not in options and (passed or {}).get(key) is None):
+            continue
+        label = f"?{key}=" if key in options else f"{key}="
+        where = " and ".join("checkpoint" if k == "path" else f"{k}:" for k in kinds)
+        raise ConfigError(
+            f"backbone spec {spec}: {label} applies to {where} specs only ({what}); {_WHY_NOT[kind]}, "
+            "so it would be ignored"
+        )
+    if kind == "timm":
+        unknown = sorted(set(options) - {"bands", "sensor", *_WHERE, *TIMM_OPTIONS})
+        if unknown:
+            n = len(unknown)
+            raise ConfigError(
+                f"{n} unknown option{'s' if n > 1 else ''} in backbone spec {spec}: {', '.join(unknown)}; timm: "
+                f"specs accept bands, sensor, seed, {', '.join(TIMM_OPTIONS)} (the architecture is the timm name's)"
+            )
+
+
 def stated_patch_size(spec: str | Path) -> int | None:
     """The patch size a spec's text gives without building anything: an `arch:` or `baseline:` spec's patch_size
     option, else `DEFAULT_PATCH`; None for a checkpoint or timm model (only its weights or timm's model say) and for

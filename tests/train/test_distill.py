@@ -256,8 +256,8 @@ def test_a_bad_env_mode_or_a_timm_teacher_fails_before_the_run_folder_is_made(im
         distill(_cfg(images, tmp_path / "env"))
     assert not (tmp_path / "env").exists()
     monkeypatch.delenv("GEODINO_FAST")
-    with pytest.raises(ConfigError, match=r"teacher.spec='timm:vit_tiny_patch16_224\?depth=1' is a timm model, not a"):
-        distill(_cfg(images, tmp_path / "timm", "teacher.spec='timm:vit_tiny_patch16_224?depth=1'"))
+    with pytest.raises(ConfigError, match=r"teacher.spec='timm:vit_tiny_patch16_224\?img_size=32' is a timm model"):
+        distill(_cfg(images, tmp_path / "timm", "teacher.spec='timm:vit_tiny_patch16_224?img_size=32'"))
 
 
 def test_the_fast_teacher_keeps_no_part_of_the_eager_teacher_alive() -> None:
