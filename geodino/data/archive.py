@@ -22,6 +22,7 @@ from geodino.data.archive_bands import (  # re-exported: band naming and reading
     _resolve_bands,
     _unnamed,
     canonical_scenes,
+    warn_qa_model_bands,
 )
 from geodino.data.headers import gdal_read_errors, read_error, tiff_cut_short
 from geodino.data.paths import RASTER_EXTS, resolve_paths
@@ -131,6 +132,7 @@ class RasterArchive:
                     f"select the same bands with {self.hints['bands']} or {self.hints['split']}"
                 )
         self.sensor = self._data_sensor(sensor)
+        warn_qa_model_bands(self.band_names, self.hints)  # SCL/QA60/QA_PIXEL fed to the backbone: one line
         self._check_declared()
         for dtype in dict.fromkeys(sc.dtype for sc in self.scenes):  # one line for the first file of each dtype
             path = next(sc.path for sc in self.scenes if sc.dtype == dtype)

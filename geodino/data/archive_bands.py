@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ from geodino.data.rasters import SceneInfo
 from geodino.data.sensors import Sensor
 from geodino.errors import InputError, MissingBandError
 
-__all__ = ["CONFIG_HINTS", "canonical_scenes", "sensor_order"]
+__all__ = ["CONFIG_HINTS", "QA_BAND_NAMES", "canonical_scenes", "sensor_order", "warn_qa_model_bands"]
 
 
 def _file_band_names(src: Any) -> tuple[str, ...] | None:
@@ -124,3 +125,28 @@ def canonical_scenes(
             )
         )
     return out
+
+
+QA_BAND_NAMES = ("scl", "qa60", "qa_pixel")
+"""Quality bands (Sentinel-2 L2A scene classes, Sentinel-2 L1C QA60 bits, Landsat C2 QA_PIXEL bits), by name,
+case-insensitive: codes, not measurements (`geodino.data.curate.qaband` reads them for the cloud screen)."""
+
+
+def warn_qa_model_bands(names: Sequence[str], hints: Mapping[str, str | None] = CONFIG_HINTS) -> list[str]:
+    """Warn, in one line, when a QA band (`QA_BAND_NAMES`) is among the bands read as model input; returns those
+    names. The backbone would get class codes or bit flags standardised like reflectance, and every resampling on
+    the way (a reprojection's bilinear warp, the crops' bicubic resize) interpolates them into values no file holds
+    (between SCL 3, cloud shadow, and 4, vegetation: 3.6); the cloud screen reads such a band apart instead."""
+    qa = [str(n) for n in names if str(n).lower() in QA_BAND_NAMES]
+    if qa:
+        which = f"band {qa[0]} is a QA band" if len(qa) == 1 else f"bands {', '.join(qa)} are QA bands"
+        bands = hints.get("bands") or "the bands read"
+        warnings.warn(
+            f"{which} (class codes / bit flags, not reflectance) read as a model input: the backbone gets "
+            f"{'it' if len(qa) == 1 else 'them'} standardised like a spectral band, and resampling (reprojection, "
+            f"crop resizing) interpolates the codes into values the file does not hold; leave "
+            f"{'it' if len(qa) == 1 else 'them'} out of {bands} and screen clouds with "
+            f"`geodino data curate --qa-band {qa[0]}` instead",
+            stacklevel=3,
+        )
+    return qa
