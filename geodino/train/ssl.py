@@ -164,7 +164,7 @@ class SSLMetaArch(nn.Module):
 
         self.gram_teacher: nn.ModuleDict | None = None
         self.gram_loss: GramLoss | None = None
-        # the buffer goes into checkpoints; the per-step checks read its host copy (`_gram_ready`, kept in sync by
+        # the buffer goes into checkpoints; the per-step checks read its host copy (`gram_ready`, kept in sync by
         # `_set_gram_initialized` and on state-dict loads): reading a CUDA buffer waited for the device every step
         self.register_buffer("gram_initialized", torch.zeros((), dtype=torch.bool), persistent=True)
         self._gram_ready = False
@@ -267,6 +267,12 @@ class SSLMetaArch(nn.Module):
             backbone = _backbone(source, str(source))
         _load_strict(self.gram_teacher["backbone"], backbone, "Gram teacher", where)
         self._set_gram_initialized(True)
+
+    @property
+    def gram_ready(self) -> bool:
+        """Whether the Gram teacher holds weights: the host copy of the checkpointed `gram_initialized` buffer
+        (read-only; `mark_gram_initialized`, snapshots and state-dict loads set both)."""
+        return self._gram_ready
 
     def mark_gram_initialized(self) -> None:
         """Call after writing the Gram teacher's weights by other means (e.g. stage initialisation)."""
@@ -470,7 +476,7 @@ class SSLMetaArch(nn.Module):
         vals = self._schedule_values(iteration, sched)
         g = self.cfg.gram
         # Gram teacher snapshot from the EMA teacher (official `it_load_ema_teacher`; also after a resume).
-        if self.gram_teacher is not None and not self._gram_ready and not g.ckpt:
+        if self.gram_teacher is not None and not self.gram_ready and not g.ckpt:
             if iteration >= g.it_load_ema_teacher:
                 self.snapshot_gram_from_teacher()
         teacher = self.get_teacher_output(x, vals["teacher_temp"])

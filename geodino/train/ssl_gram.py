@@ -52,7 +52,7 @@ def gram_term(
     if arch.gram_teacher is None:  # gram.ema_teacher: the EMA teacher's own patches
         target = t_patch
     else:
-        if not arch._gram_ready:
+        if not arch.gram_ready:
             raise ConfigError(
                 "the Gram teacher has no weights yet: set gram.ckpt, or gram.it_load_ema_teacher <= the current "
                 "iteration, or initialise the stage from a checkpoint (init_from)"
