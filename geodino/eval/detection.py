@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -28,6 +27,7 @@ from geodino.eval.boxes import Boxes, check_boxes, match_boxes, read_boxes, tile
 from geodino.eval.datasets import DatasetConfig
 from geodino.eval.detection_outputs import boxes_to_geojson as boxes_to_geojson  # re-exported
 from geodino.eval.detection_outputs import write_predictions
+from geodino.eval.detection_training import train_detector as train_detector  # re-exported
 from geodino.eval.detection_transform import NativeSizeTransform
 from geodino.eval.head_training import (
     assert_frozen,
@@ -49,7 +49,11 @@ DETECTORS = ("faster_rcnn", "retinanet", "fcos")
 
 @dataclass
 class DetectionProbeConfig:
-    """Keys of a detection probe (`geodino probe` task `detection`)."""
+    """Keys of a detection probe (`geodino probe` task `detection`).
+
+    Training length: `epochs` passes over the training tiles, raised to at least `min_steps` optimiser steps once
+    the first epoch has counted the tiles (`detection_training`); fewer than 300 steps with `min_steps` 0 warns.
+    """
 
     data: DatasetConfig = field(default_factory=lambda: DatasetConfig(name=""))  # a named dataset (vhr10, dior)
     train_images: list[str] = field(default_factory=list)  # images (files, folders or globs); when data.name is ""
@@ -71,6 +75,7 @@ class DetectionProbeConfig:
     data_scale: float = 0.0  # DN -> reflectance factor; 0: the backbone's recorded scale/offset, else by dtype
     data_offset: float = 0.0  # added after data_scale (reflectance = DN * data_scale + data_offset)
     epochs: int = 12
+    min_steps: int = 0  # epochs raised to give at least this many optimiser steps; 0: epochs (under 300 warns)
     batch_size: int = 2
     lr: float = 1e-4
     weight_decay: float = 1e-4
@@ -88,6 +93,8 @@ class DetectionProbeConfig:
             raise ConfigError(f"anchor_sizes={list(self.anchor_sizes)} must give 5 sizes (p2..p5 and p6)")
         if self.tile_overlap < 0:
             raise ConfigError(f"tile_overlap={self.tile_overlap} must be >= 0 (pixels)")
+        if self.min_steps < 0:
+            raise ConfigError(f"detection min_steps={self.min_steps} must be >= 0 (0: epochs alone)")
         check_data_offset(self.data_scale, self.data_offset)
 
 
@@ -224,70 +231,6 @@ def build_detector(backbone: Any, cfg: DetectionProbeConfig, num_classes: int, i
         fill=dense.pad_fill(backbone, in_chans),  # the band means: 0 once normalised, as the dense probes pad
     )
     return model.to(head_device(backbone))
-
-
-def _trainable(model: nn.Module) -> list[nn.Parameter]:
-    return [p for p in model.parameters() if p.requires_grad]
-
-
-def _flip(t: dict[str, Any], gen: torch.Generator) -> dict[str, Any]:
-    img, boxes = t["image"], t["boxes"].clone()
-    size_h, size_w = img.shape[-2:]
-    if torch.rand(1, generator=gen) < 0.5:
-        img = img.flip(-1)
-        boxes[:, [0, 2]] = size_w - boxes[:, [2, 0]]
-    if torch.rand(1, generator=gen) < 0.5:
-        img = img.flip(-2)
-        boxes[:, [1, 3]] = size_h - boxes[:, [3, 1]]
-    return {**t, "image": img, "boxes": boxes}
-
-
-def train_detector(model: nn.Module, data: Any, cfg: DetectionProbeConfig) -> list[float]:
-    """Train the pyramid and detector heads on the tiles of `data` (read lazily, shuffled per epoch, each batch then
-    moved to the model's device); the ViT stays frozen, in eval mode. AdamW, x0.1 at 60 % and 90 % of the epochs."""
-    from tqdm.auto import tqdm
-
-    from geodino.errors import TrainingError
-
-    gen = seed_everything(cfg.seed)
-    device = head_device(model)
-    fill = getattr(model.transform, "fill", None)  # edge tiles padded as batches are: the band means
-    fill = 0.0 if fill is None else fill
-    opt = torch.optim.AdamW(_trainable(model), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(0.6 * cfg.epochs), int(0.9 * cfg.epochs)], gamma=0.1)
-    shift = 1 if cfg.detector == "faster_rcnn" else 0  # Faster R-CNN reserves class 0 for background
-    history = []
-
-    def step(batch: list[dict[str, Any]], epoch: int) -> float:
-        if cfg.flips:
-            batch = [_flip(t, gen) for t in batch]
-        targets = to_device([{"boxes": t["boxes"], "labels": t["labels"] + shift} for t in batch], device)
-        loss_dict = model(to_device([t["image"] for t in batch], device), targets)
-        loss = sum(loss_dict.values())
-        if not torch.isfinite(loss):
-            raise TrainingError(f"non-finite detection loss at epoch {epoch}; lower lr (now {cfg.lr})")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return float(loss.detach())
-
-    bar = tqdm(range(cfg.epochs), desc=f"detection {cfg.detector}", leave=False, disable=not cfg.progress)
-    for epoch in bar:
-        model.train()
-        losses, batch = [], []
-        for i in torch.randperm(len(data), generator=gen).tolist():
-            for t in tiles_of(data[i], cfg.tile_size, cfg.min_visible, fill):
-                batch.append(t)
-                if len(batch) == cfg.batch_size:
-                    losses.append(step(batch, epoch))
-                    batch = []
-        if batch:
-            losses.append(step(batch, epoch))
-        sched.step()
-        history.append(float(np.mean(losses)))
-        bar.set_postfix(loss=f"{history[-1]:.3f}")
-    model.eval()
-    return history
 
 
 @torch.no_grad()

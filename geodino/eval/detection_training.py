@@ -1,0 +1,117 @@
+"""Training the detection probe's heads (the simple feature pyramid and the torchvision detector) on a frozen ViT.
+
+Kept apart from the probe (`detection.py`: the config, the detector, prediction and the run; it re-exports
+`train_detector`) so both stay short.
+
+Training length: `epochs` passes over the training tiles, raised to at least `min_steps` optimiser steps, as the
+dense probes do (`head_training.budget_epochs`: default 0, epochs alone; fewer than `FEW_STEPS` steps without a
+`min_steps` warns, naming the step count; an explicit `min_steps` is taken as meant). The detector trains on tiles
+cut from whole images as they are read (`boxes.tiles_of`), so the number of tiles, and with it the steps an epoch
+(ceil(tiles / batch_size): batches run across images), is known once the first epoch has read every image: the
+budget is settled then, and the learning-rate schedule (x0.1 at 60 % and 90 % of the epochs) follows the settled
+epoch count. The first epoch always runs at the full learning rate.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from geodino.eval.boxes import tiles_of
+from geodino.eval.head_training import budget_epochs, head_device, seed_everything, to_device
+
+if TYPE_CHECKING:
+    from geodino.eval.detection import DetectionProbeConfig
+
+__all__ = ["lr_factor", "train_detector"]
+
+
+def _trainable(model: nn.Module) -> list[nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def _flip(t: dict[str, Any], gen: torch.Generator) -> dict[str, Any]:
+    """Random horizontal and vertical flips of a tile and its boxes (xyxy pixels, half-open: x -> width - x)."""
+    img, boxes = t["image"], t["boxes"].clone()
+    size_h, size_w = img.shape[-2:]
+    if torch.rand(1, generator=gen) < 0.5:
+        img = img.flip(-1)
+        boxes[:, [0, 2]] = size_w - boxes[:, [2, 0]]
+    if torch.rand(1, generator=gen) < 0.5:
+        img = img.flip(-2)
+        boxes[:, [1, 3]] = size_h - boxes[:, [3, 1]]
+    return {**t, "image": img, "boxes": boxes}
+
+
+def lr_factor(epoch: int, epochs: int) -> float:
+    """The learning-rate factor of 0-based `epoch` in a run of `epochs`: x0.1 from epoch int(0.6 * epochs) and again
+    from int(0.9 * epochs), never before epoch 1 (a 1-epoch run trains at the full rate; torch's MultiStepLR with
+    milestone 0, which int(0.6) gives, had it at 0.01x from the start)."""
+    milestones = (max(1, int(0.6 * epochs)), max(1, int(0.9 * epochs)))
+    return 0.1 ** sum(epoch >= m for m in milestones)
+
+
+def train_detector(model: nn.Module, data: Any, cfg: DetectionProbeConfig) -> list[float]:
+    """Train the pyramid and detector heads on the tiles of `data` (read lazily, shuffled per epoch, each batch then
+    moved to the model's device); the ViT stays frozen, in eval mode. AdamW, x0.1 at 60 % and 90 % of the epochs;
+    `cfg.epochs` raised to `cfg.min_steps` optimiser steps once the first epoch has counted the tiles (module
+    docstring). Returns the mean loss per epoch."""
+    from tqdm.auto import tqdm
+
+    from geodino.errors import TrainingError
+
+    if cfg.epochs <= 0 and cfg.min_steps <= 0:
+        return []
+    gen = seed_everything(cfg.seed)
+    device = head_device(model)
+    fill = getattr(model.transform, "fill", None) if hasattr(model, "transform") else None
+    fill = 0.0 if fill is None else fill  # edge tiles padded as batches are: the band means
+    opt = torch.optim.AdamW(_trainable(model), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    shift = 1 if cfg.detector == "faster_rcnn" else 0  # Faster R-CNN reserves class 0 for background
+    history: list[float] = []
+
+    def step(batch: list[dict[str, Any]], epoch: int) -> float:
+        if cfg.flips:
+            batch = [_flip(t, gen) for t in batch]
+        targets = to_device([{"boxes": t["boxes"], "labels": t["labels"] + shift} for t in batch], device)
+        loss_dict = model(to_device([t["image"] for t in batch], device), targets)
+        loss = sum(loss_dict.values())
+        if not torch.isfinite(loss):
+            raise TrainingError(f"non-finite detection loss at epoch {epoch}; lower lr (now {cfg.lr})")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    epochs = max(1, cfg.epochs)  # provisional: settled after the first epoch has counted the tiles
+    bar = tqdm(total=epochs, desc=f"detection {cfg.detector}", leave=False, disable=not cfg.progress)
+    epoch = 0
+    while epoch < epochs:
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * lr_factor(epoch, epochs)
+        model.train()
+        losses, batch, n_tiles = [], [], 0
+        for i in torch.randperm(len(data), generator=gen).tolist():
+            for t in tiles_of(data[i], cfg.tile_size, cfg.min_visible, fill):
+                n_tiles += 1
+                batch.append(t)
+                if len(batch) == cfg.batch_size:
+                    losses.append(step(batch, epoch))
+                    batch = []
+        if batch:
+            losses.append(step(batch, epoch))
+        if epoch == 0:
+            epochs = budget_epochs(cfg.epochs, cfg.batch_size, cfg.min_steps, n_tiles, f"detection {cfg.detector} head")
+            epochs = max(1, epochs)
+            bar.total = epochs
+        history.append(float(np.mean(losses)) if losses else math.nan)
+        bar.update(1)
+        bar.set_postfix(loss=f"{history[-1]:.3f}")
+        epoch += 1
+    bar.close()
+    model.eval()
+    return history
