@@ -41,8 +41,16 @@ def check_labels(mask: Tensor, num_classes: int, ignore_index: int | None, where
         )
 
 
+IGNORE_MODES = ("pixels", "mean")  # what `metric_ignore_classes` does; see `segmentation_scores`
+
+
 class SegmentationMeter:
-    """Streams predictions and masks into a confusion matrix; reports mIoU, per-class IoU, pixel accuracy."""
+    """Streams predictions and masks into a confusion matrix; reports mIoU, per-class IoU, pixel accuracy.
+
+    `mean_excludes` and `ignore_mode` are the probe's `metric_ignore_classes` and `metric_ignore_mode` (see
+    `segmentation_scores`). An `ignore_index` inside 0..num_classes-1 is also left out of the means: its pixels
+    are dropped, so its IoU could only be 0 or undefined (torchmetrics' `JaccardIndex` leaves it out too).
+    """
 
     def __init__(
         self,
@@ -50,12 +58,14 @@ class SegmentationMeter:
         ignore_index: int | None = 255,
         class_names: Sequence[str] | None = None,
         mean_excludes: Sequence[int] = (),
+        ignore_mode: str = "pixels",
     ):
         from torchmetrics.classification import MulticlassConfusionMatrix
 
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.mean_excludes = tuple(int(c) for c in mean_excludes)  # class ids left out of mIoU/mAcc means
+        self.ignore_mode = ignore_mode
         self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
         self._cm = MulticlassConfusionMatrix(num_classes, ignore_index=ignore_index, validate_args=False)
 
@@ -69,32 +79,41 @@ class SegmentationMeter:
 
     @property
     def confusion(self) -> Tensor:
-        """[K,K] counts, rows = target, columns = prediction."""
+        """[K,K] counts, rows = target, columns = prediction (every class's pixels, whatever the ignore mode)."""
         return self._cm.compute().to(torch.float64)
 
     def compute(self) -> dict[str, float]:
         """`mIoU`, `pixel_acc`, `mAcc` and `IoU/<class>` (NaN for classes absent from target and prediction)."""
-        return segmentation_scores(self.confusion, self.class_names, self.mean_excludes)
+        excludes = list(self.mean_excludes)
+        inside = self.ignore_index is not None and 0 <= self.ignore_index < self.num_classes
+        if inside:  # its row is empty already (torchmetrics dropped its pixels); only the means change
+            excludes.append(int(self.ignore_index))
+        out = segmentation_scores(self.confusion, self.class_names, excludes, self.ignore_mode)
+        if inside:
+            out[f"IoU/{self.class_names[int(self.ignore_index)]}"] = math.nan
+        return out
 
 
 def segmentation_scores(
-    cm: Tensor, class_names: Sequence[str] | None = None, mean_excludes: Sequence[int] = ()
+    cm: Tensor, class_names: Sequence[str] | None = None, mean_excludes: Sequence[int] = (), mode: str = "pixels"
 ) -> dict[str, float]:
     """Scores from a confusion matrix (rows target, columns prediction).
 
     `mean_excludes`: class ids left out of the mIoU and mAcc means (GEO-Bench's m-cashew-plantation leaves out
-    class 0). Their pixels stay in the matrix, so a background pixel predicted as class 1 still lowers class 1's
-    IoU, and their own IoU is still reported per class; unlike torchmetrics' `ignore_index`, which drops the
-    pixels themselves.
+    class 0, "no data"). `mode` says what happens to their pixels:
+
+    - `pixels` (default): pixels whose target is such a class are dropped (their rows of the matrix), as
+      torchmetrics' `JaccardIndex(ignore_index=c)` (TerraTorch's segmentation metrics) and DINOv3's
+      `reduce_zero_label` (its segmentation eval drops label-0 pixels) do. A prediction of the class on another
+      class's pixel still counts against that class. The class's own `IoU/<class>` is NaN (no pixel left).
+    - `mean`: the pixels stay in the matrix (a class-0 pixel predicted as class 1 lowers class 1's IoU) and the
+      class's IoU is still reported; only the means leave it out.
+
+    The two agree when the scored masks hold no pixel of the classes (DINOv3 on m-cashew's test split).
     """
-    cm = cm.to(torch.float64)
-    tp = cm.diag()
-    union = cm.sum(0) + cm.sum(1) - tp
-    iou = torch.where(union > 0, tp / union.clamp_min(1), torch.full_like(tp, math.nan))
-    support = cm.sum(1)
-    acc = torch.where(support > 0, tp / support.clamp_min(1), torch.full_like(tp, math.nan))
-    total = cm.sum()
-    names = list(class_names) if class_names else [str(i) for i in range(cm.shape[0])]
+    if mode not in IGNORE_MODES:
+        raise ConfigError(f"metric_ignore_mode={mode!r} must be one of {', '.join(IGNORE_MODES)}")
+    cm = cm.to(torch.float64).clone()
     kept = torch.ones(cm.shape[0], dtype=torch.bool)
     for c in mean_excludes:
         if not 0 <= int(c) < cm.shape[0]:
@@ -102,6 +121,17 @@ def segmentation_scores(
         kept[int(c)] = False
     if not kept.any():
         raise ConfigError("metric_ignore_classes leaves out every class; the mIoU mean needs at least one")
+    if mode == "pixels":
+        cm[~kept] = 0.0  # drop the pixels whose target is a left-out class
+    tp = cm.diag()
+    union = cm.sum(0) + cm.sum(1) - tp
+    iou = torch.where(union > 0, tp / union.clamp_min(1), torch.full_like(tp, math.nan))
+    support = cm.sum(1)
+    acc = torch.where(support > 0, tp / support.clamp_min(1), torch.full_like(tp, math.nan))
+    if mode == "pixels":
+        iou[~kept] = math.nan  # no pixel of the class is left to score
+    total = cm.sum()
+    names = list(class_names) if class_names else [str(i) for i in range(cm.shape[0])]
     miou, macc = iou[kept], acc[kept]
     out = {
         "mIoU": float(torch.nanmean(miou)) if torch.isfinite(miou).any() else math.nan,

@@ -40,7 +40,7 @@ from geodino.eval.head_training import (
     train_head,
 )
 from geodino.eval.layer_choice import backbone_name, resolve_layers
-from geodino.eval.metrics import SegmentationMeter, check_labels, segmentation_scores
+from geodino.eval.metrics import IGNORE_MODES, SegmentationMeter, check_labels, segmentation_scores
 from geodino.eval.scaling import InputScaling, check_data_offset
 from geodino.eval.seeding import keeps_global_rng
 from geodino.io import make_dirs
@@ -63,7 +63,9 @@ class SegmentationProbeConfig:
     class_names: list[str] = field(default_factory=list)
     ignore_index: int = 255  # unlabelled pixels (and nodata pixels) are ignored by the loss and metrics
     metric_ignore_classes: list[int] = field(default_factory=list)  # class ids left out of the mIoU/mAcc means
-    # (still trained on, scored and reported per class; GEO-Bench m-cashew-plantation: [0])
+    # (GEO-Bench m-cashew-plantation: [0]); still trained on. What happens to their pixels: metric_ignore_mode
+    metric_ignore_mode: str = "pixels"  # pixels: their pixels are dropped from the scores (torchmetrics
+    # ignore_index, TerraTorch, DINOv3's reduce_zero_label); mean: the pixels stay scored, only the means skip them
     label_map: dict[int, int] = field(default_factory=dict)  # mask value -> class id, e.g. {255: 1} for 0/255 masks
     head: str = "linear"  # linear | upernet | dpt
     layers: Any = "auto"  # auto (linear: last; upernet/dpt: four_even) | last | four_last | four_even | pangaea | [i]
@@ -105,6 +107,10 @@ class SegmentationProbeConfig:
             raise ConfigError(
                 f"segmentation metric_ignore_classes={self.metric_ignore_classes!r} must be a list of class ids "
                 "(whole numbers >= 0), e.g. [0]"
+            )
+        if self.metric_ignore_mode not in IGNORE_MODES:
+            raise ConfigError(
+                f"segmentation metric_ignore_mode={self.metric_ignore_mode!r} must be one of {', '.join(IGNORE_MODES)}"
             )
         if self.crop_size < 16:
             raise ConfigError(f"crop_size={self.crop_size} is too small; use at least the patch size")
@@ -408,7 +414,9 @@ def run_segmentation(
     train_options["epochs"] = budget_epochs(cfg.epochs, cfg.batch_size, cfg.min_steps, len(tile_masks), what)
     history = train_head(head, store, loss_fn, **train_options)  # epochs, batch_size, ... of `cfg`
     predict = dense.head_predict(backbone, head, layers)
-    meter = SegmentationMeter(cfg.num_classes, cfg.ignore_index, cfg.class_names or None, cfg.metric_ignore_classes)
+    meter = SegmentationMeter(
+        cfg.num_classes, cfg.ignore_index, cfg.class_names or None, cfg.metric_ignore_classes, cfg.metric_ignore_mode
+    )
     shown = []
     for i in range(len(val_data)):
         s = val_data[i]
@@ -425,6 +433,7 @@ def run_segmentation(
     scored = {"scored_split": f"{cfg.data.name} {cfg.data.test_split}"} if named else {}
     if cfg.metric_ignore_classes:  # the json says which classes its mIoU/mAcc means leave out
         scored["mean_leaves_out_classes"] = sorted(set(cfg.metric_ignore_classes))
+        scored["metric_ignore_mode"] = cfg.metric_ignore_mode  # their pixels dropped (pixels) or still scored (mean)
     dense.save_probe(out_dir, "segmentation", saved, {**metrics, **scored, "input_scaling": scaling.say()})
     if shown:
         from geodino.eval.plots import plot_examples

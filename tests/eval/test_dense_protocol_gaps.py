@@ -1,5 +1,6 @@
 """Segmentation protocol keys: classes left out of the mIoU mean (GEO-Bench m-cashew-plantation leaves out
-class 0), a warning for runs of very few optimiser steps (min_steps), and loveda_upernet's PANGAEA weight decay."""
+class 0; here with metric_ignore_mode=mean, the pixels still scored), a warning for runs of very few optimiser
+steps (min_steps), and loveda_upernet's PANGAEA weight decay."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def test_metric_ignore_classes_leaves_classes_out_of_the_mean_only():
     target[:, :5] = 255
     pred = np.where(rng.random(target.shape) < 0.6, target % 4, rng.integers(0, 4, target.shape))
     iou = numpy_ious(pred, target, 4, 255)
-    meter = SegmentationMeter(4, 255, mean_excludes=[0])
+    meter = SegmentationMeter(4, 255, mean_excludes=[0], ignore_mode="mean")  # the pixels-dropping default:
+    # tests/eval/test_miou_ignore_conventions.py
     meter.update(torch.from_numpy(pred), torch.from_numpy(target))
     got = meter.compute()
     assert got["mIoU"] == pytest.approx(np.nanmean(iou[1:]), abs=1e-12)  # the mean over classes 1..3
@@ -79,7 +81,8 @@ def test_segmentation_run_reports_the_mean_without_class_0(tmp_path):
     common = dict(train_images=str(img), train_masks=str(msk), num_classes=2, crop_size=16, epochs=1, min_steps=2)
     bb = tiny_backbone()
     full = run_segmentation(bb, SegmentationProbeConfig(**common), tmp_path / "a")
-    part = run_segmentation(bb, SegmentationProbeConfig(**common, metric_ignore_classes=[0]), tmp_path / "b")
+    part_cfg = SegmentationProbeConfig(**common, metric_ignore_classes=[0], metric_ignore_mode="mean")
+    part = run_segmentation(bb, part_cfg, tmp_path / "b")
     assert 0 < full["IoU/0"] < 1 and 0 < full["IoU/1"] < 1 and full["mIoU"] != full["IoU/1"]
     assert part["IoU/0"] == full["IoU/0"] and part["IoU/1"] == full["IoU/1"]
     assert part["mIoU"] == pytest.approx(full["IoU/1"])
