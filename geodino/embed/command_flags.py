@@ -8,6 +8,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
+from collections.abc import Callable
+from typing import Any
 
 from geodino.data.band_args import BAND_NUMBERS_HINT
 from geodino.errors import ConfigError
@@ -146,7 +149,9 @@ NUMBER_LIST_FLAGS = ("--point", "--bbox", "--layers")
 """Flags whose value is a comma-separated list of numbers, often negative (western longitudes, southern latitudes,
 blocks counted from the end)."""
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-_BAND_NUMBERS = re.compile(r"\d+(,\d+)*,?")
+_BAND_WORD = r"(\d+|[A-Za-z_][\w-]*)"  # a band number (4) or name (B04, SR_B2, red, nir08): no dot, slash, glob, =
+_BAND_LIST = re.compile(rf"{_BAND_WORD}(,{_BAND_WORD})*,?")
+NOT_BANDS = (*PRODUCTS, "images")  # words that start another form of the command, never band names
 
 
 def _negative_list(token: str) -> bool:
@@ -156,53 +161,170 @@ def _negative_list(token: str) -> bool:
     return token.startswith("-") and len(parts) > 1 and all(_NUMBER.fullmatch(p.strip()) for p in parts)
 
 
+def _join_values(args: list[str], flags: tuple[str, ...], take: Callable[[str, list[str]], str | None]) -> list[str]:
+    """The one argv walker of `join_negative_lists` and `join_band_numbers`: after each of `flags`, the tokens
+    `take(token, taken so far)` accepts (it returns the text to join, or None to stop) become that flag's one value,
+    `FLAG=V1,V2`; a flag with none is left as it is, and nothing after `--` is touched."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            return out + list(args[i:])
+        out.append(a)
+        i += 1
+        if a not in flags:
+            continue
+        taken: list[str] = []
+        while i < len(args) and (value := take(args[i], taken)) is not None:
+            taken.append(value)
+            i += 1
+        if taken:
+            out[-1] = f"{a}={','.join(taken)}"
+    return out
+
+
 def join_negative_lists(args: list[str]) -> list[str]:
     """`--point -119.72,37.11` as `--point=-119.72,37.11` (and `--bbox -120.5,37,-119.5,38`, `--layers -2,-1`):
     argparse read the value as an unknown option and said "expected at least one argument". Only comma lists are
     joined: a single negative number (`--point -119.72 37.11`) is already a value to argparse. Nothing after `--`
     is touched."""
-    out: list[str] = []
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a == "--":
-            return out + list(args[i:])
-        if a in NUMBER_LIST_FLAGS and i + 1 < len(args) and _negative_list(args[i + 1]):
-            out.append(f"{a}={args[i + 1]}")
-            i += 2
-            continue
-        out.append(a)
-        i += 1
-    return out
+    return _join_values(args, NUMBER_LIST_FLAGS, lambda t, taken: t if not taken and _negative_list(t) else None)
 
 
 def join_band_numbers(args: list[str]) -> list[str]:
     """`--bands 4 3 2` as `--bands=4,3,2`, the spelling every other command's `--bands` takes (names there: B04 B03
     B02): embed's --bands took one value, so 3 and 2 became more input scenes ("--out names one raster, but the
-    input has many scenes"). Only whole numbers right after --bands that are not existing files are joined."""
-    out: list[str] = []
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a == "--":
-            return out + list(args[i:])
-        out.append(a)
-        i += 1
-        if a != "--bands":
-            continue
-        taken = []
-        while i < len(args) and _BAND_NUMBERS.fullmatch(args[i]) and not os.path.exists(args[i]):
-            taken.append(args[i].strip(","))
-            i += 1
-        if taken:
-            out[-1] = f"--bands={','.join(taken)}"
-    return out
+    input has many scenes"). Names join too (`--bands red green blue`, `--bands B04 B03 B02`): the whole numbers
+    and plain names (no dot, slash or glob: `scene.tif`, `'*.tif'` stay inputs) right after --bands that are not
+    existing files, nor a product name or `images`; a mix of both is joined for `band_list` to refuse."""
+
+    def take(token: str, taken: list[str]) -> str | None:
+        if token in NOT_BANDS or not _BAND_LIST.fullmatch(token) or os.path.exists(token):
+            return None
+        return token.strip(",")
+
+    return _join_values(args, ("--bands",), take)
 
 
 def band_numbers(text: str) -> list[int]:
-    """The `type` of embed's `--bands`: 1-based band numbers (4,3,2); band names are a one-line argparse error that
-    says where names go (the backbone spec, --sensor), as `bands=` in YAML is refused (`parse_band_numbers`)."""
+    """1-based band numbers (4,3,2) as text: a name is a one-line argparse error that says where names go."""
     try:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a list of band numbers: {BAND_NUMBERS_HINT}") from None
+
+
+def band_list(text: str) -> list[int] | list[str]:
+    """The `type` of embed's `--bands`: 1-based band numbers (4,3,2), as before, or band names (red,nir; B04,B03),
+    which `geodino embed` turns into the numbers of each input's bands (`resolve_band_names`). Numbers and names
+    mixed (4,red) or a name given twice are one line (exit 2): which bands were meant cannot be told."""
+    parts = [x.strip() for x in text.split(",") if x.strip()]
+    numbers = [p for p in parts if _NUMBER.fullmatch(p)]
+    if numbers and len(numbers) == len(parts):
+        if all(re.fullmatch(r"[+-]?\d+", p) for p in parts):
+            return [int(p) for p in parts]
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of band numbers: they are whole 1-based numbers of the input's bands (4,3,2); "
+            "band names (red,green,blue) are taken too"
+        )
+    if numbers:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} mixes band numbers ({', '.join(numbers)}) and names; give 1-based numbers (4,3,2) or band "
+            "names (red,green,blue), not both"
+        )
+    twice = [p for i, p in enumerate(parts) if p.lower() in (q.lower() for q in parts[:i])]
+    if twice:
+        raise argparse.ArgumentTypeError(f"{text!r} names band {twice[0]!r} twice; name each band once")
+    return parts
+
+
+BAND_FLAG_HINTS = {"bands": "--bands", "band_names": None, "sensor": "--sensor"}
+"""How `_resolve_bands` names the settings in its refusal when `geodino embed --bands` gave the names."""
+
+
+def resolve_band_names(names: list[str], inputs: list[str], cfg: Any) -> list[int]:
+    """The 1-based numbers of the bands `--bands NAME,...` names in the input(s), by the rule a data source matches
+    its `bands:` with (`geodino.data.archive`): each file's band descriptions (all present and distinct), else the
+    names of `--sensor` when it has the file's band count, else b1..bN; a name matches one of those case-insensitively
+    or through the sensor's aliases (red, nir, swir16). A name no band has, or two names of one band, is one line
+    listing the bands there are. Many scenes must give the same numbers (one `bands` serves them all); STAC input
+    names its bands with `--asset-bands` (the item's band names), so names in --bands are refused there."""
+    from geodino.data.sensors import get_sensor
+    from geodino.embed.scenes import is_many, list_scenes, scene_outputs
+    from geodino.embed.stac import is_stac
+
+    shown = ",".join(names)
+    if is_many(inputs) and is_stac(str(inputs[0])):
+        raise ConfigError(
+            f"--bands {shown}: a STAC item's bands are named with --asset-bands {shown} (bands of --asset by their "
+            f"names in the item) or --asset {shown} (one single-band asset each); --bands takes their 1-based numbers"
+        )
+    sensor = get_sensor(cfg.sensor) if cfg.sensor else None
+    paths = [str(inputs[0])]
+    if is_many(inputs):
+        exclude = scene_outputs(cfg.out)[0] if cfg.out else None
+        paths = [s.path for s in list_scenes(inputs, exclude=exclude)]
+    first: tuple[str, list[int]] | None = None
+    for path in paths:
+        got = _band_numbers_of(path, names, sensor, cfg)
+        if first is None:
+            first = (path, got)
+        elif got != first[1]:
+            raise ConfigError(
+                f"--bands {shown} names bands {','.join(map(str, first[1]))} of {first[0]} but "
+                f"{','.join(map(str, got))} of {path}; one --bands serves every scene: embed these scenes in separate "
+                "runs, or give band numbers"
+            )
+    assert first is not None  # list_scenes found at least one scene or refused
+    more = f" (and of the {len(paths) - 1} other scenes)" if len(paths) > 1 else ""
+    print(f"geodino: --bands {shown} reads bands {','.join(map(str, first[1]))} of {first[0]}{more}", file=sys.stderr)
+    return first[1]
+
+
+def _band_numbers_of(path: str, names: list[str], sensor: Any, cfg: Any) -> list[int]:
+    """The numbers of `names` among the bands of one raster or cube (`resolve_band_names`)."""
+    from geodino.data.archive_bands import _file_band_names, _resolve_bands
+    from geodino.embed.sources import open_source
+    from geodino.errors import MissingBandError
+
+    info = open_source(path, variable=cfg.variable, time=cfg.time).info
+    own = _file_band_names(info)
+    file_names = own or (sensor.bands if sensor is not None and sensor.n_bands == info.count else None)
+    file_names = file_names or tuple(f"b{i}" for i in range(1, info.count + 1))
+    try:
+        _, idx = _resolve_bands(path, tuple(file_names), names, sensor, BAND_FLAG_HINTS)
+    except MissingBandError as exc:
+        fix = f"pass --bands names among those, or their 1-based numbers (1..{info.count})"
+        if sensor is not None:
+            aliases = sorted({a for a, b in sensor.aliases.items() if a.islower() and b in file_names})
+            fix = f"pass --bands names among those{' or ' + ', '.join(aliases) if aliases else ''}, or their 1-based "
+            fix += f"numbers (1..{info.count})"
+        elif own is None:  # b1..bN: the file names no band
+            fix += f"; the file names no bands: --sensor NAME (a sensor of {info.count} bands) gives them its names"
+        else:  # an alias (red) of a band the file names (B04): say which, as no sensor is given to match aliases
+            fix += _alias_hint(exc.band, file_names)
+        raise exc.with_fix(fix) from None
+    for i, b in enumerate(idx):
+        if b in idx[:i]:
+            other = names[idx.index(b)]
+            raise ConfigError(
+                f"--bands {','.join(names)}: {other} and {names[i]} are both band {b} ({file_names[b - 1]}) of {path}; "
+                "name each band once"
+            )
+    return list(idx)
+
+
+def _alias_hint(name: str, file_names: Any) -> str:
+    """`; red is B04 in sentinel2_l1c/sentinel2_l2a` when built-in sensors read `name` as one of the file's band
+    names (matched without a sensor, an alias matches nothing); empty when none does."""
+    from geodino.data.sensors import SENSORS
+
+    low = {n.lower(): n for n in file_names}
+    found: dict[str, list[str]] = {}
+    for key, s in SENSORS.items():
+        canon = s.resolve_band(name, strict=False)
+        if canon is not None and canon.lower() in low and canon.lower() != name.lower():
+            found.setdefault(low[canon.lower()], []).append(key)
+    said = "; ".join(f"{name} is {n} in {'/'.join(ks)}" for n, ks in found.items())
+    return f"; {said}: pass --bands {next(iter(found))} or that --sensor" if found else ""

@@ -29,11 +29,13 @@ from geodino.embed.command_flags import (  # noqa: F401  the flag rules' home; i
     PRODUCTS,
     RASTER_FLAGS,
     accepted_flags,
+    band_list,
     band_numbers,
     check_flags,
     check_product_items,
     join_band_numbers,
     join_negative_lists,
+    resolve_band_names,
 )
 from geodino.embed.command_flags import flag_name as _flag  # noqa: F401  (tests import it as _flag)
 from geodino.errors import ConfigError, plural
@@ -149,8 +151,9 @@ def _add_embedding_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--bands",
-        type=band_numbers,
-        help="1-based input bands to use, e.g. 4,3,2 or 4 3 2 (band names go to the backbone spec or --sensor)",
+        type=band_list,
+        help="input bands to use: 1-based numbers (4,3,2 or 4 3 2) or names (red,green,blue or B04 B03 B02: the "
+        "raster's band descriptions, else --sensor's band names and aliases when it has the raster's band count)",
     )
     g.add_argument("--nodata", type=float, help="override the input's nodata value")
     g.add_argument("--variable", help="variable of a Zarr/NetCDF cube")
@@ -304,11 +307,16 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name, None)
         if value is not None:
             setattr(cfg, name, value)
-    cfg.validate()
     from geodino.data.paths import one_listed
     from geodino.embed.scenes import embed_scenes, is_many
 
+    names = args.bands if args.bands and isinstance(args.bands[0], str) else None
+    if names:
+        cfg.bands = None  # --bands red,nir: numbered below, once the other settings are checked
+    cfg.validate()
     inputs = one_listed([args.input, *extra])  # a .txt list of one raster is that raster (its entries checked)
+    if names:  # the numbers of the bands so named in the input (its band descriptions, else --sensor's names)
+        cfg.bands = resolve_band_names(names, inputs, cfg)
     if cfg.on_error == "skip" and not is_many(inputs):  # nothing to go on with: it was ignored
         raise ConfigError(
             "--on-error skip (on_error) applies to many scenes (a folder, glob, .txt list or STAC) and to geodino "
@@ -333,6 +341,11 @@ def _images(args: argparse.Namespace) -> int:
         )
     if not args.backbone or not args.out:
         raise ConfigError("geodino embed images needs --backbone SPEC and --out FEATS.parquet")
+    if args.bands and isinstance(args.bands[0], str):  # image files carry no band names to match
+        raise ConfigError(
+            f"--bands {','.join(args.bands)}: geodino embed images selects the images' bands by 1-based number "
+            "(e.g. --bands 1,2,3); band names apply to rasters (geodino embed INPUT)"
+        )
     if args.scale == 0:  # scale=0 is the Python default ("unset"); the other forms of embed refuse --scale 0
         raise ConfigError(
             "--scale 0 must be a positive DN -> reflectance factor, e.g. --scale 1e-4; leave --scale out for the "
