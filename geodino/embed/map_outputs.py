@@ -42,7 +42,8 @@ def write_cog(
 
     `bands` are the band descriptions (what each band holds, as QGIS and gdalinfo show it). `classes` (a class map:
     `classes[value] = (rgb or rgba 0-255, name)`) gives band 1 its colour table (nodata transparent) and, once the
-    COG is in place, its raster attribute table (`write_rat`). A PAM file `OUT.tif.aux.xml` left from the file this
+    COG is in place, its raster attribute table (`write_rat`; bands after the first are marked grey there, as the
+    COG driver writes the second band of a paletted TIFF as alpha). A PAM file `OUT.tif.aux.xml` left from the file this
     replaces (statistics, an older table) is removed with it. With `desc`, a progress bar over the `total` blocks
     (see `progress`)."""
     import rasterio
@@ -75,7 +76,7 @@ def write_cog(
             staging.unlink(missing_ok=True)
         pam_path(out).unlink(missing_ok=True)  # it described the file being replaced (right before the rename)
     if classes:
-        write_rat(out, classes)
+        write_rat(out, classes, extra_bands=int(profile["count"]) - 1)
 
 
 def pam_path(cog: str | Path) -> Path:
@@ -102,11 +103,18 @@ RAT_COLUMNS = (
 )
 
 
-def write_rat(cog: str | Path, classes: Mapping[int, tuple[Sequence[int], str]], *, band: int = 1) -> Path:
+def write_rat(
+    cog: str | Path, classes: Mapping[int, tuple[Sequence[int], str]], *, band: int = 1, extra_bands: int = 0
+) -> Path:
     """The raster attribute table of a class band, in GDAL's PAM file `COG.aux.xml`: one row per class value
     (Value, Class_Name, Red, Green, Blue, Alpha, with the usages GDAL, QGIS and ArcGIS read), so a map opened
     without its `.qml` still names its classes. A PAM file already there (statistics GDAL computed on this COG) is
-    kept and only the band's table replaced; written atomically."""
+    kept and only the band's table replaced; written atomically.
+
+    `extra_bands` (the classify map's confidence): bands `band + 1 ...` get `<ColorInterp>Gray</ColorInterp>`. GDAL's
+    COG driver writes the second sample of a paletted TIFF as alpha, so GDAL, QGIS (without the `.qml`) and
+    MapServer drew the class map with the confidence (0..100 stored in 0..255) as its transparency: at most 39 %
+    opaque. The PAM value overrides the TIFF's for every GDAL reader that has the `.aux.xml` beside the COG."""
     path = pam_path(cog)
     root = None
     if path.exists():
@@ -133,6 +141,13 @@ def write_rat(cog: str | Path, classes: Mapping[int, tuple[Sequence[int], str]],
         for text in (str(int(value)), str(label), *map(str, _rgba(colour))):
             ET.SubElement(r, "F").text = text
     pam_band.insert(0, rat)
+    for extra in range(band + 1, band + 1 + extra_bands):
+        other = next((b for b in root.findall("PAMRasterBand") if b.get("band") == str(extra)), None)
+        if other is None:
+            other = ET.SubElement(root, "PAMRasterBand", {"band": str(extra)})
+        for old in other.findall("ColorInterp"):
+            other.remove(old)
+        ET.SubElement(other, "ColorInterp").text = "Gray"
     ET.indent(root)
     with atomic_path(path, overwrite=True) as tmp:
         tmp.write_text(ET.tostring(root, encoding="unicode") + "\n", encoding="utf-8")
