@@ -28,6 +28,20 @@ class LayerNorm2d(nn.Module):
         return x.permute(0, 3, 1, 2)
 
 
+class HalfMaxPool(nn.Module):
+    """The x0.5 pyramid level: 2x2 max-pool, stride 2 (floor, as `nn.MaxPool2d(2, 2)` in ViTDet and PANGAEA).
+
+    A map one token high or wide (an image or window no bigger than a patch in that direction, or crop_size equal
+    to the patch size) keeps that size 1 instead of failing with "Output size is too small".
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        ph, pw = max(0, 2 - x.shape[-2]), max(0, 2 - x.shape[-1])
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        return F.max_pool2d(x, 2, 2)
+
+
 class SimpleFeaturePyramid(nn.Module):
     """Maps [B,D,h,w] (one or several layers) -> OrderedDict p2..p5 (+ `pool` = p6) of `out_channels` each.
 
@@ -63,7 +77,7 @@ class SimpleFeaturePyramid(nn.Module):
             elif s == 1:
                 up, c = nn.Identity(), dim
             elif s == 0.5:
-                up, c = nn.MaxPool2d(2, 2), dim
+                up, c = HalfMaxPool(), dim
             else:
                 raise ValueError(f"SimpleFeaturePyramid scale {s} not in (4, 2, 1, 0.5)")
             stages.append(

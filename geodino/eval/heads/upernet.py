@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from geodino.eval.heads.pyramid import HalfMaxPool
+
 
 def conv_bn_relu(cin: int, cout: int, k: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True))
@@ -38,7 +40,7 @@ class Feature2Pyramid(nn.Module):
             elif s == 1:
                 ops.append(nn.Identity())
             elif s == 0.5:
-                ops.append(nn.MaxPool2d(2, 2))
+                ops.append(HalfMaxPool())  # nn.MaxPool2d(2, 2) that also takes a 1-token map
             else:
                 raise ValueError(f"Feature2Pyramid scale {s} not in (4, 2, 1, 0.5)")
         self.ops = nn.ModuleList(ops)
