@@ -160,6 +160,7 @@ def markdown(r: dict[str, Any]) -> str:
         f"{r['tiles']} tiles; removed {rm['nodata']} nodata, {rm['cloud']} cloud, {rm['duplicate']} near-duplicates; "
         f"{r['clustered']} clustered into levels {r['levels']} (finest first); **{r['kept']} kept**.",
         "",
+        *_cloud_lines(r),
         "| top-level cluster | tiles before sampling | kept |",
         "|---|---|---|",
     ]
@@ -176,6 +177,21 @@ def markdown(r: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _cloud_lines(r: dict[str, Any]) -> list[str]:
+    """The cloud rule of each source and the share it may hold, so that a report with many `cloud` tiles says which
+    test called them cloud (the spectral rules read reflectance: a wrong sensor scale makes forest and sea cloud)."""
+    rules = r.get("cloud_rules") or {}
+    if not rules:
+        return []
+    cfg = r.get("config") or {}
+    limit = (
+        f" (a tile is dropped above a {cfg['max_cloud']:g} share of cloud-like pixels)" if "max_cloud" in cfg else ""
+    )
+    out = [f"Cloud rule{limit}:", ""]
+    out += [f"- {name}: {rule}" for name, rule in rules.items()]
+    return [*out, ""]
 
 
 def _ratio(sizes: np.ndarray) -> float:
