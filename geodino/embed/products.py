@@ -297,7 +297,7 @@ def similarity_map(
             total=n_blocks(rd),
             **query,
         )
-    vmin = style.data_limits(out)[0]
+    vmin = style.ramp_range(style.data_limits(out)[0], 1.0)[0]  # the PNG's limits are the styles'
     style.ramp_qml(out, vmin=vmin, vmax=1.0, ramp=style.RAMPS["similarity"])
     ramp_png(out, png, vmin=vmin, vmax=1.0, ramp=style.RAMPS["similarity"], label="cosine similarity", title=out.name)
     return out

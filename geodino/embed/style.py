@@ -102,8 +102,9 @@ def _alpha(rgb: Sequence[float | int]) -> int:
 def ramp_qml(
     cog: str | Path, *, vmin: float, vmax: float, ramp: str = "viridis", band: int = 1, steps: int = 9
 ) -> Path:
-    """An interpolated colour ramp (a matplotlib colormap sampled at `steps` stops) from `vmin` to `vmax`."""
-    lo, hi = float(vmin), float(vmax)
+    """An interpolated colour ramp (a matplotlib colormap sampled at `steps` stops) from `vmin` to `vmax` (widened
+    by `ramp_range` when they are equal)."""
+    lo, hi = ramp_range(vmin, vmax)
     root, r = _root("singlebandpseudocolor", band=str(band), classificationMin=repr(lo), classificationMax=repr(hi))
     shader = ET.SubElement(ET.SubElement(r, "rastershader"), "colorrampshader")
     shader.attrib.update(
@@ -121,6 +122,14 @@ def ramp_qml(
         ET.SubElement(shader, "item", {"value": repr(v), "color": colour, "alpha": "255", "label": label})
     style_sld.ramp_sld(cog, stops, band=band)
     return _write(root, qml_path(cog))
+
+
+def ramp_range(vmin: float, vmax: float, *, least: float = 1e-3) -> tuple[float, float]:
+    """(vmin, vmax) as floats, with vmin lowered to `vmax - least` when not below vmax: a similarity map of constant
+    features (every cell 1.0, so its 2nd percentile is 1.0 too) gave a ramp of 9 stops all at 1.0, which no
+    renderer can interpolate and SLD servers expect in increasing order."""
+    lo, hi = float(vmin), float(vmax)
+    return (lo, hi) if hi > lo else (hi - least, hi)
 
 
 def ramp_stops(vmin: float, vmax: float, ramp: str, steps: int) -> list[tuple[float, str, str]]:

@@ -204,3 +204,17 @@ def test_writers_escape_names_keep_bands_and_opacity(tmp_path):
     assert [c.tag[len(SLD) :] for c in sel] == ["RedChannel", "GreenChannel", "BlueChannel"]
     assert [c.findtext(f"{SLD}SourceChannelName") for c in sel] == ["4", "3", "2"]
     assert qml_path(tmp_path / "e.tif").exists()
+
+
+def test_similarity_of_constant_features_gets_an_increasing_ramp(tmp_path):
+    """Every cell 1.0 (constant features): the 2nd percentile is 1.0 too, and the ramp was 9 stops all at 1.0."""
+    from tests.embed.test_products import feature_raster
+
+    feats = feature_raster(tmp_path / "c.tif", np.ones((4, 10, 12), np.float32))
+    similarity_map(feats, tmp_path / "s.tif", point=(500000.0 + 40 * 2.5, 4000000.0 - 40 * 2.5))
+    sld = [q for q, *_ in sld_entries(check_sld(tmp_path / "s.sld"))]
+    qml = [q for q, *_ in qml_ramp(tmp_path / "s.qml")]
+    assert sld == qml and sld == sorted(set(sld)) and sld[-1] == 1.0
+    assert sld[0] == pytest.approx(0.999)
+    ramp_qml(tmp_path / "d.tif", vmin=0.5, vmax=0.5)
+    assert [q for q, *_ in sld_entries(check_sld(tmp_path / "d.sld"))][::8] == [pytest.approx(0.499), 0.5]
