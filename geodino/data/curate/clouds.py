@@ -38,7 +38,7 @@ import numpy as np
 
 from geodino.errors import ConfigError
 
-__all__ = ["CLOUD_RULES", "SHADOW_KINDS", "CloudRule", "cloud_fraction", "cloud_rule", "rgb_index"]
+__all__ = ["CLOUD_RULES", "SHADOW_KINDS", "CloudRule", "cloud_fraction", "cloud_rule", "empty_qa60", "rgb_index"]
 
 CLOUD_RULES = ("auto", "qa", "swir", "rgb", "bright", "off")
 WHITENESS_SWIR = 0.7  # Fmask's whiteness limit, with the SWIR tests to separate bright surfaces
@@ -227,3 +227,17 @@ def _cloud_rule(sensor: Any, kind: str, threshold: float, qa_band: tuple[str, st
         return CloudRule("swir", {k: v for k, v in spectral.items() if v is not None}, threshold)
     r, g, bl = rgb_index(sensor, len(sensor.bands))
     return CloudRule(kind, {"red": r, "green": g, "blue": bl}, threshold)
+
+
+def empty_qa60(rules: Sequence[CloudRule], source_of: np.ndarray, cloud: np.ndarray, nodata: np.ndarray) -> list[int]:
+    """The sources screened by a QA60 band that flagged no cloud pixel in any tile with valid pixels: Sentinel-2
+    L1C of processing baseline 04.00 and later (from 2022-01-25) ship QA60 empty, the clouds moving to the
+    MSK_CLASSI_OPAQUE / MSK_CLASSI_CIRRUS masks, so such a screen passes every tile without a word."""
+    out = []
+    for i, rule in enumerate(rules):
+        if rule.kind != "qa" or rule.qa is None or rule.qa[0] != "qa60":
+            continue
+        sel = (np.asarray(source_of) == i) & (np.asarray(nodata) < 1.0)
+        if sel.any() and not (np.asarray(cloud)[sel] > 0).any():
+            out.append(i)
+    return out

@@ -69,6 +69,7 @@ def _curate(cfg: CurateConfig, out: Path, *, progress: bool, overwrite: bool) ->
         e["time"]
     )  # the dates cubes under first/last were read at (their fallbacks), from the embedding pass
     emb = e["emb"]
+    _warn_empty_qa60(rules, tiles, e)
     status = np.full(tiles.n, "candidate", dtype=object)
     status[e["nodata"] > cfg.max_nodata] = "nodata"
     status[(status == "candidate") & (e["cloud"] > cfg.max_cloud)] = "cloud"
@@ -146,6 +147,21 @@ def _sizes(labels: np.ndarray, picked: np.ndarray, level: dict[str, np.ndarray])
         "before": np.bincount(labels, minlength=k).tolist(),
         "after": np.bincount(labels[picked], minlength=k).tolist(),
     }
+
+
+def _warn_empty_qa60(rules: list[Any], tiles: Tiles, e: dict[str, np.ndarray]) -> None:
+    """One warning per source whose QA60 band flagged no cloud at all (`clouds.empty_qa60`)."""
+    from geodino.data.curate.clouds import empty_qa60
+
+    for i in empty_qa60(rules, tiles.source_of, e["cloud"], e["nodata"]):
+        n = int(tiles.counts[i])
+        warnings.warn(
+            f"source {tiles.names[i]}: its QA60 band flags no cloud in any of its {plural(n, 'tile')}; Sentinel-2 L1C "
+            "of processing baseline 04.00 and later (from 2022-01-25) ship QA60 empty (clouds are in "
+            "MSK_CLASSI_OPAQUE / MSK_CLASSI_CIRRUS), so nothing was screened if the scenes are that recent: screen "
+            "them with an L2A SCL band (--qa-band SCL) or --cloud-rule swir",
+            stacklevel=3,
+        )
 
 
 def _warn_clipped_clusters(clusters: list[int], n: int) -> None:
