@@ -179,7 +179,8 @@ def check_label_counts(counts: Tensor, ignored_value: int, nodata: int, total: i
     """Refuse training masks where a class has no pixel while the ignore value is present (a 0/255 mask read with
     num_classes=2 loses its foreground that way); return a line saying how many pixels each rule ignores."""
     pct = 100.0 / max(total, 1)
-    empty = [i for i in range(cfg.num_classes) if int(counts[i]) == 0]
+    # an ignore_index inside 0..K-1 (ignore_index=0 for 0 = unlabelled) has no training pixel by definition
+    empty = [i for i in range(cfg.num_classes) if int(counts[i]) == 0 and i != cfg.ignore_index]
     if empty and ignored_value:
         names = ", ".join(str(i) for i in empty)
         raise InputError(

@@ -137,3 +137,16 @@ def test_probe_run_scores_both_conventions_and_says_which(tmp_path):
     saved = json.loads((tmp_path / "b" / "segmentation_metrics.json").read_text())
     assert saved["metric_ignore_mode"] == "pixels" and saved["mean_leaves_out_classes"] == [0]
     assert json.loads((tmp_path / "c" / "segmentation_metrics.json").read_text())["metric_ignore_mode"] == "mean"
+
+
+def test_probe_runs_with_ignore_index_inside_the_classes(tmp_path):
+    # masks 0/1/2 with 0 = unlabelled (TerraTorch style: ignore_index=0, num_classes counting it); the label-count
+    # check read the ignored class 0 as a class without training pixels and refused the run
+    img, msk = make_folder(tmp_path, n=4, size=32, classes=3)
+    cfg = SegmentationProbeConfig(
+        train_images=str(img), train_masks=str(msk), num_classes=3, ignore_index=0, crop_size=16, epochs=1,
+        min_steps=1, plots=0,
+    )  # fmt: skip
+    out = run_segmentation(tiny_backbone(), cfg, tmp_path / "out")
+    assert math.isnan(out["IoU/0"])
+    assert out["mIoU"] == pytest.approx(np.nanmean([out["IoU/1"], out["IoU/2"]]))
