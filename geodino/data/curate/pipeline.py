@@ -47,6 +47,7 @@ def _curate(cfg: CurateConfig, out: Path, *, progress: bool, overwrite: bool) ->
         configs, where, skip_hint="pass --on-error skip (the tile is then dropped as nodata)", qa_band=cfg.qa_band
     )
     rules = source_rules(tiles, cfg)
+    _warn_swir_on_bytes(rules, tiles)
     what = cfg.config or cfg.paths
     if tiles.n == 0:
         raise InputError(f"the archive {what} holds no tiles; check the paths and the tile size")
@@ -147,6 +148,21 @@ def _sizes(labels: np.ndarray, picked: np.ndarray, level: dict[str, np.ndarray])
         "before": np.bincount(labels, minlength=k).tolist(),
         "after": np.bincount(labels[picked], minlength=k).tolist(),
     }
+
+
+def _warn_swir_on_bytes(rules: list[Any], tiles: Tiles) -> None:
+    """One warning per source whose 8-bit rasters the swir rule reads as reflectance (`clouds.swir_on_bytes`)."""
+    from geodino.data.curate.clouds import swir_on_bytes
+
+    dtypes = [[sc.dtype for sc in s.archive.scenes] if hasattr(s, "archive") else [] for s in tiles.sources]
+    for i in swir_on_bytes(rules, dtypes):
+        warnings.warn(
+            f"source {tiles.names[i]}: the swir cloud rule reads reflectance (after the sensor's scale and offset), "
+            "but its rasters hold 8-bit values, seldom reflectance x 255: digital numbers with a sensor offset put "
+            "sea and forest above Fmask's thresholds and drop them as cloud; give the sensor's reflectance scale "
+            "and offset, or choose --cloud-rule rgb or off (tiles.parquet lists each tile's cloud share)",
+            stacklevel=3,
+        )
 
 
 def _warn_empty_qa60(rules: list[Any], tiles: Tiles, e: dict[str, np.ndarray]) -> None:
