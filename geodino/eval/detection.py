@@ -6,7 +6,8 @@ from one layer (the last, as ViTDet) or several layers concatenated. Only the py
 train. Boxes are read from Pascal VOC xml, COCO json or CSV (`xmin,ymin,xmax,ymax,label`, with an optional
 `image_path` column as DeepForest writes); mAP and mAP50 come from torchmetrics (pycocotools backend).
 Predictions of georeferenced images are exported as GeoJSON polygons in the image's map coordinates
-(`geodino.eval.detection_outputs`).
+(`geodino.eval.detection_outputs`). Training: `detection_training`; images larger than a tile are predicted in
+overlapping windows merged by `detection_windows`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from geodino.eval.detection_outputs import boxes_to_geojson as boxes_to_geojson 
 from geodino.eval.detection_outputs import write_predictions
 from geodino.eval.detection_training import train_detector as train_detector  # re-exported
 from geodino.eval.detection_transform import NativeSizeTransform
+from geodino.eval.detection_windows import predict_image as predict_image  # re-exported
 from geodino.eval.head_training import (
     assert_frozen,
     extract,
@@ -36,7 +38,6 @@ from geodino.eval.head_training import (
     host_state,
     seed_everything,
     to_device,
-    to_host,
 )
 from geodino.eval.layer_choice import backbone_name, resolve_layers
 from geodino.eval.metrics import DetectionMeter
@@ -231,32 +232,6 @@ def build_detector(backbone: Any, cfg: DetectionProbeConfig, num_classes: int, i
         fill=dense.pad_fill(backbone, in_chans),  # the band means: 0 once normalised, as the dense probes pad
     )
     return model.to(head_device(backbone))
-
-
-@torch.no_grad()
-def predict_image(model: nn.Module, image: Tensor, cfg: DetectionProbeConfig) -> dict[str, Tensor]:
-    """Detections on a [C,H,W] image, on the host: one pass when it fits in a tile, else overlapping windows merged
-    by NMS. The model runs on its device; each window's detections come back to the host."""
-    from torchvision.ops import batched_nms
-
-    model.eval()
-    device = head_device(model)
-    h, w = image.shape[-2:]
-    shift = 1 if cfg.detector == "faster_rcnn" else 0
-    if h <= cfg.tile_size and w <= cfg.tile_size:
-        out = to_host(model([image.to(device)])[0])
-        return {"boxes": out["boxes"], "scores": out["scores"], "labels": out["labels"] - shift}
-    stride = cfg.tile_size - min(cfg.tile_overlap, cfg.tile_size // 2)
-    boxes, scores, labels = [], [], []
-    for r, c in dense.tile_grid(h, w, cfg.tile_size, stride):
-        win = image[:, r : r + cfg.tile_size, c : c + cfg.tile_size]
-        out = to_host(model([win.to(device)])[0])
-        boxes.append(out["boxes"] + torch.tensor([c, r, c, r], dtype=out["boxes"].dtype))
-        scores.append(out["scores"])
-        labels.append(out["labels"] - shift)
-    b, s, lab = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
-    keep = batched_nms(b, s, lab, cfg.nms_iou)[: cfg.max_detections]
-    return {"boxes": b[keep], "scores": s[keep], "labels": lab[keep]}
 
 
 # ----------------------------------------------------------------------------------------------- run
