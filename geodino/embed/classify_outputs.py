@@ -28,7 +28,7 @@ def _class_colours(k: int) -> dict[int, tuple[int, int, int, int]]:
 
 def write_class_map(rd: EmbeddingReader, clf: Any, codes: dict[str, int], out: Path, classes: list[str]) -> None:
     """The class COG: band 1 the class value (colour table and RAT), band 2 the top class probability in %."""
-    from geodino.embed.products import cog_profile, n_blocks, write_cog
+    from geodino.embed.products import cog_profile, write_cog
 
     lut = np.array([codes[str(c)] for c in clf.classes_], np.uint8)
 
@@ -50,10 +50,9 @@ def write_class_map(rd: EmbeddingReader, clf: Any, codes: dict[str, int], out: P
         classes=class_entries(classes, codes),  # colour table and RAT of band 1, as the .qml and the PNG legend
         bands=("class", "confidence"),
         desc="classify",
-        total=n_blocks(rd),
+        source=rd,
         GEODINO_CLASS_NAMES=json.dumps(classes),
         GEODINO_CLASS_VALUES=json.dumps([codes[c] for c in classes]),
         GEODINO_BANDS="1: class (colour table; GEODINO_CLASS_VALUES[i] is class GEODINO_CLASS_NAMES[i]; "
         "255 = nodata), 2: confidence = top class probability in % (255 = nodata)",
-        GEODINO_MODEL_FINGERPRINT=rd.metadata.get("model_fingerprint", ""),
     )

@@ -36,6 +36,7 @@ def write_cog(
     bands: Sequence[str] = (),
     desc: str | None = None,
     total: int | None = None,
+    source: EmbeddingReader | None = None,
     **tags: Any,
 ) -> None:
     """Write blocks (an iterator of (window, array)) to a tiled GTiff, then copy it to a COG under `out`.
@@ -45,10 +46,14 @@ def write_cog(
     COG is in place, its raster attribute table (`write_rat`; bands after the first are marked grey there, as the
     COG driver writes the second band of a paletted TIFF as alpha). A PAM file `OUT.tif.aux.xml` left from the file this
     replaces (statistics, an older table) is removed with it. With `desc`, a progress bar over the `total` blocks
-    (see `progress`)."""
+    (see `progress`; by default the blocks of `source`). `source`, the feature raster the product was made from,
+    adds its lineage to the tags (`lineage_tags`); `tags` given here win."""
     import rasterio
     import rasterio.shutil
 
+    if source is not None:
+        tags = {**lineage_tags(source), **tags}
+        total = n_blocks(source) if total is None else total
     if desc:
         data = progress(data, total=total, desc=desc)
 
@@ -77,6 +82,20 @@ def write_cog(
         pam_path(out).unlink(missing_ok=True)  # it described the file being replaced (right before the rename)
     if classes:
         write_rat(out, classes, extra_bands=int(profile["count"]) - 1)
+
+
+LINEAGE = ("model_spec", "model_fingerprint", "layers", "layer_mode", "input")
+
+
+def lineage_tags(rd: EmbeddingReader) -> dict[str, str]:
+    """Where a product comes from, as GDAL metadata: `GEODINO_SOURCE_FEATURES` (the feature raster, as given) and
+    the feature raster's backbone spec, fingerprint, layers and input imagery (`GEODINO_SOURCE_MODEL_SPEC` ...),
+    those it records. Under their own names: a product carrying GEODINO_MODEL_SPEC or GEODINO_MODEL_FINGERPRINT
+    would pass for a feature raster (`reader.FEATURE_MARKERS`), as the classify map did, so `embed pca map.tif`
+    ran a PCA of its class and confidence bands into a scikit-learn traceback."""
+    md = rd.metadata
+    tags = {"GEODINO_SOURCE_FEATURES": str(rd.path)}
+    return tags | {f"GEODINO_SOURCE_{k.upper()}": str(md[k]) for k in LINEAGE if md.get(k)}
 
 
 def pam_path(cog: str | Path) -> Path:

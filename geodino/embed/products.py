@@ -18,7 +18,7 @@ import numpy as np
 
 from geodino.config import true_or_false, whole_number
 from geodino.embed import style
-from geodino.embed.map_outputs import check_map_outputs, cog_profile, n_blocks, progress, write_cog
+from geodino.embed.map_outputs import check_map_outputs, cog_profile, n_blocks, progress, write_cog  # noqa: F401
 from geodino.embed.placement import (
     LINES,
     POINTS,
@@ -122,7 +122,7 @@ def pca_map(
             cog_profile(rd, 3, "uint8", 0),
             bands=("PC1", "PC2", "PC3"),
             desc="pca",
-            total=n_blocks(rd),
+            source=rd,
             GEODINO_PCA_EXPLAINED_VARIANCE=ratio,
         )
     style.rgb_qml(out)
@@ -192,7 +192,7 @@ def cluster_map(
             classes=entries,
             bands=("cluster",),
             desc="cluster",
-            total=n_blocks(rd),
+            source=rd,
             GEODINO_KMEANS_K=k,
         )
     style.palette_qml(out, entries, nodata=255)
@@ -294,7 +294,7 @@ def similarity_map(
             cog_profile(rd, 1, "float32", float("nan")),
             bands=("cosine similarity",),
             desc="similar",
-            total=n_blocks(rd),
+            source=rd,
             **query,
         )
     vmin = style.ramp_range(style.data_limits(out)[0], 1.0)[0]  # the PNG's limits are the styles'
