@@ -145,6 +145,9 @@ class DistillConfig:
         _check_ranges(self)
         if self.train.max_steps < 1:
             raise ConfigError(f"train.max_steps={self.train.max_steps} must be >= 1")
+        for key in ("log_every_n_steps", "checkpoint_every_n_steps"):  # 0 stopped the first step on `step % 0`
+            if getattr(self.train, key) < 1:
+                raise ConfigError(f"train.{key}={getattr(self.train, key)} must be >= 1 (a step count)")
         if self.train.global_batch_size < 2:
             raise ConfigError(
                 f"train.global_batch_size={self.train.global_batch_size} must be >= 2 (KoLeo needs pairs)"

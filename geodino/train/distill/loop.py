@@ -119,11 +119,25 @@ def _setup(cfg: DistillConfig, start: Start) -> DistillRun:
         print(f"geodino: resuming from {where} at step {step} of {cfg.train.max_steps}", file=sys.stderr)
     _wrap_ddp(arch, layout, device, distributed)
     log_file = (out_dir / "log.csv") if writer and layout.colocated else (out_dir / names[0] / "log.csv")
+    if rank == 0 and step == 0:  # an export that would be mostly the students' init: said before the run
+        _warn_short_ema(cfg, sched)
     if writer:  # a killed run logged steps past its last checkpoint: they run again
         start.later.append(lambda: drop_rows_from(log_file, step))
     return DistillRun(
         cfg, sched, device, rank, distributed, out_dir, layout, arch, opt, patch, step, writer, ckpt_dir, log_file
     )
+
+
+def _warn_short_ema(cfg: DistillConfig, sched: Any) -> None:
+    """One warning when the exported EMA keeps more than 1 % of the students' initial weights (`ema_share`)."""
+    import warnings
+
+    from geodino.models.caller import user_stacklevel
+    from geodino.train.distill.ema_share import short_ema_warning
+
+    message = short_ema_warning(cfg, sched)
+    if message is not None:
+        warnings.warn(message, stacklevel=user_stacklevel())
 
 
 def _join_world(cfg: DistillConfig) -> tuple[Any, torch.device, bool, int, int, Any]:
