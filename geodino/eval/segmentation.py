@@ -2,8 +2,9 @@
 
 Protocols: the linear head is the official DINOv3 one (BN + 1x1 conv on the last layer's patch tokens); UPerNet
 on four layers with a Feature2Pyramid neck is PANGAEA's frozen-encoder protocol (AdamW 1e-4, step decay at
-60/90 %); DPT on four layers with CLS readout as DINOv3's dense heads. Training uses fixed tiles of
-`crop_size` (features cached once); evaluation slides `crop_size` windows over whole images.
+60/90 %); DPT on four layers with CLS readout and the segmentation head DINOv3 describes for GEO-Bench
+(dinov3#95). Training uses fixed tiles of `crop_size` (features cached once); evaluation slides `crop_size`
+windows over whole images.
 
 Data: folders of images and masks paired by file name (`a.tif` with `a.png`, `a_mask.png`, `a_label.tif` ...),
 or any sequence of probe samples (`image` reflectance [C,H,W], `mask` long [H,W]) from a dataset adapter.
@@ -266,7 +267,16 @@ def build_head(
         return UPerNetHead(embed_dim, n_out, channels=channels, dropout=dropout)
     if kind == "dpt":
         c = max(channels // 2, 8)  # 256 for the default 512: DPT's fusion width, reassembly (128, 256, 512, 1024)
-        return DPTHead(embed_dim, n_out, post_channels=(c // 2, c, 2 * c, 4 * c), channels=c, readout="project")
+        # DINOv3's GEO-Bench segmentation DPT (dinov3#95): 3x3 conv + ReLU after fusion, then conv-BN-ReLU-dropout-1x1
+        return DPTHead(
+            embed_dim,
+            n_out,
+            post_channels=(c // 2, c, 2 * c, 4 * c),
+            channels=c,
+            readout="project",
+            project_after_fusion=True,
+            seg_dropout=dropout,
+        )
     raise ConfigError(f"head={kind!r} must be one of {', '.join(HEADS)}")
 
 

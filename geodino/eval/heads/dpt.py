@@ -5,6 +5,11 @@ Reassemble four ViT layers (CLS readout `project`: concat CLS to every token, Li
 (pre-activation residual units, x2 upsampling each) and an up-conv head (3x3, x2 up, 3x3 to hidden, ReLU,
 1x1), so the output is at input resolution for any patch size. Hand-written in torch because the reference
 implementations live in mmseg/dinov3 trees that are not pip-installable libraries.
+
+For segmentation (`seg_dropout` set) the up-conv head is replaced as DINOv3's maintainers describe their GEO-Bench
+DPT (dinov3 issue #95, on HighResCanopyHeight's `dpt_head.py`): a 3x3 conv + ReLU after the fusion blocks
+(`project_after_fusion`), then 3x3 conv, BatchNorm, ReLU, Dropout2d and a 1x1 conv to the classes, at the last
+fusion block's resolution (8x the token grid); the caller upsamples the logits to the image.
 """
 
 from __future__ import annotations
@@ -71,10 +76,12 @@ class FusionBlock(nn.Module):
 
 
 class DPTHead(nn.Module):
-    """Four (patch map, CLS) pairs -> [B, out_channels, ~patch*h, ~patch*w].
+    """Four (patch map, CLS) pairs -> [B, out_channels, 16h, 16w] (8h, 8w with the segmentation head).
 
     `out_channels` is the number of classes (segmentation), of bins (binned regression) or 1 (direct).
     The final size is 16x the token grid for any patch size: the caller resizes to the image when it differs.
+    `seg_dropout` (not None) selects the segmentation head (see the module docstring) with that dropout;
+    `project_after_fusion` adds DPT's 3x3 conv + ReLU between the fusion blocks and the head (CHMv2: off).
     """
 
     def __init__(
@@ -86,6 +93,8 @@ class DPTHead(nn.Module):
         hidden: int = 32,
         readout: str = "project",
         use_bn: bool = False,
+        project_after_fusion: bool = False,
+        seg_dropout: float | None = None,
     ):
         super().__init__()
         if len(post_channels) != 4:
@@ -102,13 +111,27 @@ class DPTHead(nn.Module):
         )
         self.convs = nn.ModuleList(nn.Conv2d(c, channels, 3, padding=1, bias=False) for c in post_channels)
         self.fusions = nn.ModuleList(FusionBlock(channels, use_bn) for _ in post_channels)
-        self.head = nn.Sequential(
-            nn.Conv2d(channels, channels // 2, 3, padding=1),
-            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
-            nn.Conv2d(channels // 2, hidden, 3, padding=1),
-            nn.ReLU(True),
-            nn.Conv2d(hidden, out_channels, 1),
+        self.project = (
+            nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(True))
+            if project_after_fusion
+            else nn.Identity()
         )
+        if seg_dropout is None:  # the depth / canopy up-conv head
+            self.head = nn.Sequential(
+                nn.Conv2d(channels, channels // 2, 3, padding=1),
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True),
+                nn.Conv2d(channels // 2, hidden, 3, padding=1),
+                nn.ReLU(True),
+                nn.Conv2d(hidden, out_channels, 1),
+            )
+        else:
+            self.head = nn.Sequential(
+                nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+                nn.BatchNorm2d(channels),
+                nn.ReLU(True),
+                nn.Dropout2d(seg_dropout) if seg_dropout > 0 else nn.Identity(),
+                nn.Conv2d(channels, out_channels, 1),
+            )
 
     def forward(self, feats: list[Tensor], cls_tokens: list[Tensor] | None = None) -> Tensor:
         if len(feats) != 4:
@@ -121,4 +144,4 @@ class DPTHead(nn.Module):
         out = self.fusions[0](xs[3])
         for i in range(1, 4):
             out = self.fusions[i](out, xs[3 - i])
-        return self.head(out)
+        return self.head(self.project(out))
