@@ -1,7 +1,7 @@
 """Detection boxes: reading Pascal VOC xml, COCO json and CSV annotations, checking them, cutting them to tiles.
 
 Boxes are xyxy pixel coordinates of their image. CSV files have `xmin,ymin,xmax,ymax,label` and an optional
-`image_path` column (as DeepForest writes). Used by `eval/detection.py`.
+`image_path` column (as DeepForest writes; a 0,0,0,0 row is an image without objects). Used by `eval/detection.py`.
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ def read_coco(path: Path) -> dict[str, Boxes]:
 
 def read_csv_boxes(path: Path, default_image: str | None = None) -> dict[str, Boxes]:
     """CSV with xmin,ymin,xmax,ymax,label (+ optional image_path); without image_path the rows belong to the
-    image of the same stem as the CSV (or `default_image`)."""
+    image of the same stem as the CSV (or `default_image`). A row of four zeros lists an image with no objects (a
+    negative image, as DeepForest writes it) and adds no box."""
     with path.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     need = {"xmin", "ymin", "xmax", "ymax"}
@@ -95,6 +96,8 @@ def read_csv_boxes(path: Path, default_image: str | None = None) -> dict[str, Bo
         except (TypeError, ValueError) as exc:
             raise InputError(f"{path} row {i + 2}: box coordinates must be numbers") from exc
         per.setdefault(name, ([], []))
+        if not any(box):  # DeepForest's row for an image without objects (0,0,0,0): listed, no box
+            continue
         per[name][0].append(box)
         per[name][1].append((row.get("label") or "object").strip())
     return {k: Boxes(np.asarray(b, np.float32).reshape(-1, 4), lab, str(path)) for k, (b, lab) in per.items()}
