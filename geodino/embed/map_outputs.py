@@ -73,7 +73,9 @@ def write_cog(
                 for i, name in enumerate(bands, start=1):
                     d.set_band_description(i, name)
                 d.update_tags(**{k: str(v) for k, v in tags.items()})
-            resampling = "nearest" if profile["dtype"] in ("uint8", "uint16") else "average"
+            # class maps keep class values in their overviews; the PCA's RGB (uint8 too) and the float maps average
+            # (nodata-aware), where nearest showed one cell in 4, 16 ... as a speckle of the full-resolution colours
+            resampling = "nearest" if classes else "average"
             rasterio.shutil.copy(
                 staging, tmp, driver="COG", compress="deflate", overviews="auto", resampling=resampling, blocksize=256
             )
