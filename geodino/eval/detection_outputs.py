@@ -22,7 +22,8 @@ __all__ = ["boxes_to_geojson", "write_predictions"]
 
 
 def boxes_to_geojson(pred: dict[str, Tensor], raster: dense.Raster, class_names: list[str], threshold: float) -> dict:
-    """A GeoJSON FeatureCollection of box polygons in the raster's map coordinates (its CRS named in `crs`)."""
+    """A GeoJSON FeatureCollection of box polygons in the raster's map coordinates, its CRS named in `crs` (an
+    EPSG URN, else the WKT; the WKT also in `crs_wkt`)."""
     from shapely.geometry import Polygon, mapping
     from shapely.geometry.polygon import orient
 
@@ -53,8 +54,10 @@ def boxes_to_geojson(pred: dict[str, Tensor], raster: dense.Raster, class_names:
     epsg = raster.crs.to_epsg() if raster.crs is not None else None
     if epsg is not None:
         fc["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{epsg}"}}
-    elif raster.crs is not None:
-        fc["crs_wkt"] = raster.crs.to_wkt()
+    elif raster.crs is not None:  # no EPSG code: the WKT as the name, which GDAL (QGIS, geopandas) reads
+        wkt = raster.crs.to_wkt()  # (it ignores a crs_wkt member and took the map coordinates for EPSG:4326)
+        fc["crs"] = {"type": "name", "properties": {"name": wkt}}
+        fc["crs_wkt"] = wkt
     return fc
 
 
