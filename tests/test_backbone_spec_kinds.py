@@ -66,6 +66,9 @@ def test_timm_options_it_does_not_read_are_refused():
     for load in (load_backbone, check_spec):
         with pytest.raises(ConfigError, match=r"^1 unknown option in backbone spec timm:.*: depth; timm: specs accept"):
             load(_join(TIMM, "depth=1"))
+        # pretrained weights are timm's whatever the seed (no head: num_classes=0); only the fingerprint changed
+        with pytest.raises(ConfigError, match=r"[?]seed= draws random weights, but pretrained=true loads timm's"):
+            load(_join(TIMM, "pretrained=true&seed=1"))
 
 
 def test_the_options_still_act_where_they_have_meaning(four_band_file):

@@ -65,6 +65,11 @@ def check_kind_options(kind: str, options: dict[str, str], spec: str, passed: di
             "so it would be ignored"
         )
     if kind == "timm":
+        if "seed" in options and as_bool(options.get("pretrained", "false"), "pretrained"):
+            raise ConfigError(
+                f"backbone spec {spec}: ?seed= draws random weights, but pretrained=true loads timm's; drop one "
+                "(every seed gave the same model under another fingerprint)"
+            )
         unknown = sorted(set(options) - {"bands", "sensor", *_WHERE, *TIMM_OPTIONS})
         if unknown:
             n = len(unknown)
