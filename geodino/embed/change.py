@@ -262,6 +262,8 @@ def _write_mask(distance: Path, out: Path, t: float, otsu: bool) -> int:
     with rasterio.open(distance) as src:
         profile = {k: src.profile[k] for k in ("height", "width", "crs", "transform")}
         profile.update(count=1, dtype="uint8", nodata=NODATA)
+        # what was compared (A, B, resampled): the mask alone said only its threshold
+        compared = {k: v for k, v in src.tags().items() if k.startswith(("GEODINO_CHANGE_", "GEODINO_RESAMPLED"))}
 
         def blocks():
             nonlocal changed
@@ -277,6 +279,8 @@ def _write_mask(distance: Path, out: Path, t: float, otsu: bool) -> int:
             profile,
             classes=CHANGE_COLOURS,  # colour table and RAT, as the .qml and the PNG legend
             bands=("change",),
+            **compared,
+            GEODINO_CHANGE_DISTANCE=str(distance),
             GEODINO_CHANGE_THRESHOLD=f"{t:.6f}",
             GEODINO_THRESHOLD_METHOD="otsu" if otsu else "given",
         )

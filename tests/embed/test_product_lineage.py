@@ -50,3 +50,16 @@ def test_a_product_is_not_taken_for_a_feature_raster(products, tmp_path):
             with pytest.raises(InputError, match="is not a feature raster from `geodino embed`"):
                 make(out, tmp_path / "again" / f"{name}.tif")
     assert not (tmp_path / "again").exists() or not any((tmp_path / "again").iterdir())  # nothing written
+
+
+def test_the_change_mask_names_what_was_compared(tmp_path):
+    from geodino.embed.change import change_map
+    from tests.embed.test_change import pair
+
+    fa, fb, _, _ = pair(tmp_path)
+    s = change_map(fa, fb, tmp_path / "c.tif", threshold=0.5)
+    with rasterio.open(s["mask"]) as ds:
+        tags = ds.tags()
+    assert (tags["GEODINO_CHANGE_A"], tags["GEODINO_CHANGE_B"]) == (str(fa), str(fb))
+    assert tags["GEODINO_RESAMPLED_B"] == "False" and tags["GEODINO_CHANGE_DISTANCE"] == str(tmp_path / "c.tif")
+    assert tags["GEODINO_CHANGE_THRESHOLD"] == "0.500000" and "GEODINO_CHANGE" not in tags
