@@ -249,8 +249,10 @@ def train_head(
         losses = []
         for s in range(0, n, batch_size):
             idx = perm[s : s + batch_size]
-            if len(idx) == 1 and n > 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in head.modules()):
-                idx = idx + perm[:1]  # BatchNorm cannot train on a single sample
+            if len(idx) == 1 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in head.modules()):
+                # BatchNorm cannot train on one value per channel (UPerNet's 1x1 pyramid pool on a single sample):
+                # add the epoch's first tile, the same one when there is a single training tile
+                idx = idx + perm[:1]
             maps, cls = store.get(idx, device)
             loss = loss_fn(head, maps, cls, idx)
             if not torch.isfinite(loss):

@@ -69,3 +69,15 @@ def test_upernet_predicts_a_strip_one_patch_high_at_its_own_size():
     predict = dense.head_predict(bb, head, [0, 1, 2, 3])
     out = predict(torch.rand(1, 3, 6, 40))  # padded to 8 x 40: a 1 x 5 token grid
     assert out.shape == (1, 3, 6, 40) and torch.isfinite(out).all()
+
+
+def test_upernet_trains_on_a_single_tile(tmp_path):
+    # one training image of one tile: UPerNet's 1x1 pyramid pool met BatchNorm with a batch of one
+    # ("Expected more than 1 value per channel when training"); the lone tile is now doubled in its batch
+    img, msk = make_folder(tmp_path, n=2, size=32)
+    cfg = SegmentationProbeConfig(
+        train_images=str(img), train_masks=str(msk), num_classes=2, head="upernet", crop_size=32, channels=16,
+        epochs=1, min_steps=2, progress=False, plots=0,
+    )  # fmt: skip
+    out = run_segmentation(tiny_backbone(), cfg, tmp_path / "out")
+    assert 0.0 <= out["mIoU"] <= 1.0 and out["train_loss"] > 0
