@@ -61,7 +61,9 @@ def load_backbone(
     """A frozen backbone from a spec (see the module docstring); `bands` names (or counts) the input bands and,
     for a checkpoint with other bands, adapts its patch embedding; `sensor` sets the normalisation. `subset`
     (spec option `?subset=`): the rule for a subset of a checkpoint's bands, "copy" (default: the trained kernels
-    unscaled) or "rescale" (scaled by C_src / C_dst, the rule before; `adapt_patch_embed`)."""
+    unscaled) or "rescale" (scaled by C_src / C_dst, the rule before; `adapt_patch_embed`). `fill` and `subset`
+    act on checkpoints only: with an `arch:`, `timm:` or `baseline:` spec or a module they are refused in one line
+    (`spec.check_kind_options`), as `?seed=` is on a checkpoint or baseline."""
     device = check_device(device)
     if isinstance(spec, nn.Module):
         check_kind_options("module", {}, "<module>", {"fill": fill, "subset": subset})
