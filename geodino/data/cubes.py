@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from geodino.data.archive_bands import sensor_order
+from geodino.data.archive_bands import sensor_order, warn_qa_model_bands
 from geodino.data.cube_variables import band_variables, data_variable, same_bands
 from geodino.data.rasters import SceneGrid, stream_id, window_affine
 from geodino.data.sensors import Sensor, check_bit_depth, check_read_values, get_sensor
@@ -357,6 +357,7 @@ class CubeSource:
                     "bands or use a matching sensor"
                 ) from exc
         self.sensor = sensor_obj
+        warn_qa_model_bands(self.band_names)  # an SCL/QA60/QA_PIXEL variable fed to the backbone: one line
         for dtype in dict.fromkeys(str(sc.array.dtype) for sc in self.scenes):  # one line: the first store of each
             path = next(sc.path for sc in self.scenes if str(sc.array.dtype) == dtype)
             check_bit_depth(path, dtype, sensor_obj, kind="datacube")  # uint8 with a sensor of 16-bit DN: refused

@@ -66,3 +66,22 @@ def test_the_codes_such_a_band_reaches_the_backbone_with_are_interpolated():
     scl[:, :, :16], scl[:, :, 16:] = 3.0, 4.0
     codes = set(np.round(_resize(scl, 20).numpy().ravel(), 3).tolist())
     assert codes - {3.0, 4.0}  # values between (and beyond) the two classes
+
+
+def test_qa_variable_of_a_datacube_read_as_model_input_is_warned(tmp_path):
+    """A datacube holding an SCL variable among the ones fed to the backbone: the same one line."""
+    from geodino.data.cubes import CubeSource
+    from tests.data.test_cube_band_variables import _per_band_store
+
+    names = ["B02", "B03", "B04", "SCL"]
+    path = _per_band_store(tmp_path, names, values=[500, 600, 700, 4])
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        src = CubeSource(str(path), sensor=_sensor(names), tile_size=16)
+    assert src.band_names == names
+    (line,) = _qa_warnings(record)
+    assert "band SCL is a QA band" in line and "--qa-band SCL" in line
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        CubeSource(str(path), sensor=_sensor(names[:3]), bands=names[:3], tile_size=16)
+    assert _qa_warnings(record) == []
