@@ -32,6 +32,7 @@ from geodino.embed.command_flags import (  # noqa: F401  the flag rules' home; i
     band_list,
     band_numbers,
     check_flags,
+    check_one_input_flags,
     check_product_items,
     join_band_numbers,
     join_negative_lists,
@@ -317,6 +318,8 @@ def run(args: argparse.Namespace) -> int:
     inputs = one_listed([args.input, *extra])  # a .txt list of one raster is that raster (its entries checked)
     if names:  # the numbers of the bands so named in the input (its band descriptions, else --sensor's names)
         cfg.bands = resolve_band_names(names, inputs, cfg)
+    if not is_many(inputs):
+        check_one_input_flags(inputs[0], cfg)
     if cfg.on_error == "skip" and not is_many(inputs):  # nothing to go on with: it was ignored
         raise ConfigError(
             "--on-error skip (on_error) applies to many scenes (a folder, glob, .txt list or STAC) and to geodino "
