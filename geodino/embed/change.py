@@ -231,7 +231,7 @@ def change_map(
         raise InputError(f"no cell is valid in both {a} and {b}: they do not overlap (or one is all nodata)")
     hi = float(edges[min(BINS, int(np.searchsorted(np.cumsum(hist), 0.99 * n_valid)) + 1)])
     vmax = max(hi, 1e-3)
-    style.ramp_qml(out, vmin=0.0, vmax=vmax, ramp=style.RAMPS["change"])
+    style.ramp_qml(out, vmin=0.0, vmax=vmax, ramp=style.RAMPS["change"], bounds=(0.0, 2.0))
     ramp_png(out, png, vmin=0.0, vmax=vmax, ramp=style.RAMPS["change"], label="cosine distance", title=out.name)
     summary: dict[str, Any] = {"distance": str(out), "png": str(png), "valid_cells": n_valid, "p99": hi}
     if threshold is not None:

@@ -298,7 +298,7 @@ def similarity_map(
             **query,
         )
     vmin = style.ramp_range(style.data_limits(out)[0], 1.0)[0]  # the PNG's limits are the styles'
-    style.ramp_qml(out, vmin=vmin, vmax=1.0, ramp=style.RAMPS["similarity"])
+    style.ramp_qml(out, vmin=vmin, vmax=1.0, ramp=style.RAMPS["similarity"], bounds=(-1.0, 1.0))
     ramp_png(out, png, vmin=vmin, vmax=1.0, ramp=style.RAMPS["similarity"], label="cosine similarity", title=out.name)
     return out
 

@@ -100,10 +100,18 @@ def _alpha(rgb: Sequence[float | int]) -> int:
 
 
 def ramp_qml(
-    cog: str | Path, *, vmin: float, vmax: float, ramp: str = "viridis", band: int = 1, steps: int = 9
+    cog: str | Path,
+    *,
+    vmin: float,
+    vmax: float,
+    ramp: str = "viridis",
+    band: int = 1,
+    steps: int = 9,
+    bounds: tuple[float, float] | None = None,
 ) -> Path:
     """An interpolated colour ramp (a matplotlib colormap sampled at `steps` stops) from `vmin` to `vmax` (widened
-    by `ramp_range` when they are equal)."""
+    by `ramp_range` when they are equal); `bounds`, the values the band can take, extend the `.sld`'s end colours
+    to them (`style_sld.ramp_sld`) as QGIS extends them beyond the stops."""
     lo, hi = ramp_range(vmin, vmax)
     root, r = _root("singlebandpseudocolor", band=str(band), classificationMin=repr(lo), classificationMax=repr(hi))
     shader = ET.SubElement(ET.SubElement(r, "rastershader"), "colorrampshader")
@@ -120,7 +128,7 @@ def ramp_qml(
     stops = ramp_stops(lo, hi, ramp, steps)
     for v, colour, label in stops:
         ET.SubElement(shader, "item", {"value": repr(v), "color": colour, "alpha": "255", "label": label})
-    style_sld.ramp_sld(cog, stops, band=band)
+    style_sld.ramp_sld(cog, stops, band=band, bounds=bounds)
     return _write(root, qml_path(cog))
 
 

@@ -115,8 +115,22 @@ def palette_sld(cog: str | Path, entries: Sequence[ClassEntry], *, band: int = 1
     return _write(root, sld_path(cog))
 
 
-def ramp_sld(cog: str | Path, stops: Sequence[RampStop], *, band: int = 1) -> Path:
-    """A continuous map: colours interpolated between the `stops` (ascending values), as the `.qml`'s ramp."""
+def ramp_sld(
+    cog: str | Path, stops: Sequence[RampStop], *, band: int = 1, bounds: tuple[float, float] | None = None
+) -> Path:
+    """A continuous map: colours interpolated between the `stops` (ascending values), as the `.qml`'s ramp. With
+    `bounds` (the values the map can take: -1..1 for a similarity), the end colours are repeated at those values:
+    QGIS (clip off) and the PNG paint values beyond the stops in the end colours, while SLD renderers may not
+    (MapServer turns the entries into classes [q_i, q_i+1) and draws nothing outside them, which dropped the 2 %
+    least similar cells and the 1 % most changed ones)."""
+    if bounds is not None:
+        lo, hi = (float(b) for b in bounds)
+        first, last = stops[0], stops[-1]
+        stops = [
+            *([(lo, first[1], f"{lo:.2f}")] if lo < first[0] else []),
+            *stops,
+            *([(hi, last[1], f"{hi:.2f}")] if hi > last[0] else []),
+        ]
     root, sym = _symbolizer(cog, f"{Path(cog).name}: band {band} from {stops[0][0]:.4g} to {stops[-1][0]:.4g}")
     _gray(sym, band)
     cmap = _sub(sym, "ColorMap")

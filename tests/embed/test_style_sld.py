@@ -157,7 +157,10 @@ def test_pca_cluster_similarity_write_an_sld_matching_the_qml(tmp_path, feats):
     sym = check_sld(tmp_path / "s.sld")
     assert gray_band(sym) == "1" and sym.find(f"{SLD}ColorMap").get("type") is None  # ramp: the default
     got = sld_entries(sym)
-    assert got == qml_ramp(tmp_path / "s.qml") and len(got) == 9 and got[-1][0] == 1.0
+    qml = qml_ramp(tmp_path / "s.qml")
+    assert got[1:] == qml and len(got) == 10 and got[-1][0] == 1.0
+    # the least similar cells (below the 2nd percentile) keep the first colour down to -1, as in QGIS
+    assert got[0] == (-1.0, qml[0][1], 1.0, "-1.00")
 
 
 def test_classify_and_change_mask_write_an_sld_matching_the_qml(tmp_path):
@@ -177,7 +180,9 @@ def test_classify_and_change_mask_write_an_sld_matching_the_qml(tmp_path):
     fa, fb, _, _ = pair(tmp_path)
     s = change_map(fa, fb, tmp_path / "c.tif", threshold=0.5)
     sym = check_sld(tmp_path / "c.sld")
-    assert sld_entries(sym) == qml_ramp(tmp_path / "c.qml") and sld_entries(sym)[0][0] == 0.0
+    got, qml = sld_entries(sym), qml_ramp(tmp_path / "c.qml")
+    assert got[:-1] == qml and got[0][0] == 0.0
+    assert got[-1] == (2.0, qml[-1][1], 1.0, "2.00")  # the most changed cells (above p99) keep the last colour
     sym = check_sld(Path(s["mask"]).with_suffix(".sld"))
     got = sld_entries(sym)
     assert got == [*qml_palette(tmp_path / "c_mask.qml"), NODATA_ENTRY]
@@ -214,7 +219,17 @@ def test_similarity_of_constant_features_gets_an_increasing_ramp(tmp_path):
     similarity_map(feats, tmp_path / "s.tif", point=(500000.0 + 40 * 2.5, 4000000.0 - 40 * 2.5))
     sld = [q for q, *_ in sld_entries(check_sld(tmp_path / "s.sld"))]
     qml = [q for q, *_ in qml_ramp(tmp_path / "s.qml")]
-    assert sld == qml and sld == sorted(set(sld)) and sld[-1] == 1.0
-    assert sld[0] == pytest.approx(0.999)
+    assert sld[1:] == qml and sld == sorted(set(sld)) and sld[-1] == 1.0
+    assert sld[0] == -1.0 and sld[1] == pytest.approx(0.999)
     ramp_qml(tmp_path / "d.tif", vmin=0.5, vmax=0.5)
     assert [q for q, *_ in sld_entries(check_sld(tmp_path / "d.sld"))][::8] == [pytest.approx(0.499), 0.5]
+
+
+def test_ramp_bounds_repeat_the_end_colours_only_beyond_the_stops(tmp_path):
+    ramp_qml(tmp_path / "a.tif", vmin=0.2, vmax=0.8, steps=3, bounds=(0.0, 1.0))
+    got = sld_entries(check_sld(tmp_path / "a.sld"))
+    qml = qml_ramp(tmp_path / "a.qml")
+    assert [q for q, *_ in got] == [0.0, 0.2, 0.5, 0.8, 1.0]
+    assert got[0][1] == got[1][1] == qml[0][1] and got[-1][1] == got[-2][1] == qml[-1][1]
+    ramp_qml(tmp_path / "b.tif", vmin=0.0, vmax=1.0, steps=3, bounds=(0.0, 1.0))  # already at the bounds
+    assert [q for q, *_ in sld_entries(check_sld(tmp_path / "b.sld"))] == [0.0, 0.5, 1.0]
