@@ -11,7 +11,8 @@ two styles cannot drift. One `RasterSymbolizer` per file, elements in the order 
   row), entry opacity from the palette's alpha (the change mask's *no change* is transparent), plus the nodata
   value as a transparent entry labelled `nodata`;
 - continuous maps (similarity, change distance): `ColorMap` ramp (the default type, interpolated) through the
-  `.qml`'s stops. Their nodata is NaN, which an SLD quantity cannot name: servers take it from the GeoTIFF.
+  `.qml`'s stops, its end colours repeated out to the values the band can take (`ramp_sld`'s bounds). Their
+  nodata is NaN, which an SLD quantity cannot name: servers take it from the GeoTIFF.
 
 `type` on `ColorMap` is a GeoServer/GeoTools extension that the 1.0.0 XSD does not declare (a strict schema
 validator flags it; MapServer ignores it); without it GeoServer would blend class colours as a ramp. The ramp
