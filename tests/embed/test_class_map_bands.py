@@ -27,6 +27,13 @@ def test_confidence_band_is_grey_not_alpha_and_the_table_stays(tmp_path):
     bands = {b.get("band"): b for b in pam.findall("PAMRasterBand")}
     assert bands["1"].find("GDALRasterAttributeTable") is not None
     assert [e.text for e in bands["2"].findall("ColorInterp")] == ["Gray"]
+    with rasterio.open(tmp_path / "map.tif") as ds:  # GDAL rewrites the PAM file with statistics ...
+        ds.stats(approx=False)
+    with rasterio.open(tmp_path / "map.tif") as ds:  # ... and keeps the grey band and the table
+        assert ds.colorinterp == (ColorInterp.palette, ColorInterp.gray)
+    pam = ET.parse(tmp_path / "map.tif.aux.xml").getroot()
+    assert pam.find("PAMRasterBand/GDALRasterAttributeTable") is not None
+    assert "STATISTICS_MEAN" in ET.tostring(pam, encoding="unicode")
 
 
 def test_single_band_class_maps_get_no_extra_band_entry(tmp_path):
