@@ -3,8 +3,9 @@
 Stacking: Sentinel-2 SAFE/COG layouts, Landsat `*_SR_B4.TIF` into multi-band VRTs.
 
 Archives often store each band in its own file, at different resolutions (Sentinel-2: 10, 20 and 60 m). A VRT
-with one band per file, all placed on the finest grid (GDAL resamples the coarser sources on read), turns each
-scene into one multi-band raster that `RasterArchive` reads like any GeoTIFF, without copying pixels.
+with one band per file, all placed on the finest grid (GDAL resamples the coarser sources on read; a QA band,
+SCL/QA60/QA_PIXEL, always with nearest: its codes must not be interpolated), turns each scene into one
+multi-band raster that `RasterArchive` reads like any GeoTIFF, without copying pixels.
 
 Mosaics (`mosaic_vrt`): many rasters of one CRS and band count side by side on the finest of their grids, each
 source masked by its nodata so that overlaps show the valid one (later files win), with dataset metadata (e.g. the
@@ -27,6 +28,7 @@ from geodino.errors import InputError, plural
 
 __all__ = [
     "RESAMPLING",
+    "band_resampling",
     "find_band_files",
     "mosaic_vrt",
     "north_up",
@@ -76,6 +78,19 @@ def find_band_files(folder: str | Path, bands: Sequence[str], exts: Sequence[str
 
 RESAMPLING = ("nearest", "bilinear", "cubic", "cubicspline", "lanczos", "average", "rms", "mode", "gauss")
 """The resampling names a VRT ComplexSource accepts (GDAL); anything else is refused before a VRT is written."""
+
+
+def band_resampling(band: str, resampling: str) -> str:
+    """The resampling of `band` in a stack: `nearest` for a QA band (`archive_bands.QA_BAND_NAMES`: SCL, QA60,
+    QA_PIXEL), whose class codes / bit flags any interpolation turns into values no file holds (bilinear between
+    SCL 4, vegetation, and 9, high cloud: 5 and 8); `resampling` for every other band."""
+    return "nearest" if _is_qa(band) else resampling
+
+
+def _is_qa(band: str) -> bool:
+    from geodino.data.archive_bands import QA_BAND_NAMES
+
+    return band.lower() in QA_BAND_NAMES
 
 
 def _check_resampling(resampling: str) -> None:
@@ -130,17 +145,22 @@ def _stack_bands_xml(band_files: dict[str, str | Path], resampling: str) -> str:
         f"  <SRS>{escape(crs.to_wkt())}</SRS>",
         f"  <GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}</GeoTransform>",
     ]
+    notes = []
     for k, (band, path, _, bt, bw, bh, dtype, nodata) in enumerate(infos, start=1):
         # destination window of this file on the finest grid
         x_off = (bt.c - t.c) / t.a
         y_off = (bt.f - t.f) / t.e
         x_size = bw * bt.a / t.a
         y_size = bh * bt.e / t.e
+        method = band_resampling(band, resampling)
+        if bt.a != t.a or bt.e != t.e or x_off != int(x_off) or y_off != int(y_off):
+            qa = " (QA band: class codes / bit flags)" if _is_qa(band) else ""
+            notes.append(f"{band} {_fmt_res(abs(bt.a))} m -> {_fmt_res(abs(t.a))} m {method}{qa}")
         lines += [
             f'  <VRTRasterBand dataType="{_GDAL_TYPES.get(dtype, "Float32")}" band="{k}">',
             f"    <Description>{escape(band)}</Description>",
             *([f"    <NoDataValue>{nodata!r}</NoDataValue>"] if nodata is not None else []),
-            f'    <ComplexSource resampling="{resampling}">',
+            f'    <ComplexSource resampling="{method}">',
             f'      <SourceFilename relativeToVRT="0">{escape(str(path.resolve()))}</SourceFilename>',
             "      <SourceBand>1</SourceBand>",
             f'      <SrcRect xOff="0" yOff="0" xSize="{bw}" ySize="{bh}"/>',
@@ -149,6 +169,9 @@ def _stack_bands_xml(band_files: dict[str, str | Path], resampling: str) -> str:
             "    </ComplexSource>",
             "  </VRTRasterBand>",
         ]
+    if notes:  # what was resampled how, for gdalinfo and `geodino data stack` readers of the VRT
+        lines[3:3] = ["  <Metadata>", f'    <MDI key="GEODINO_STACK_RESAMPLED">{escape("; ".join(notes))}</MDI>',
+                      "  </Metadata>"]  # fmt: skip
     lines.append("</VRTDataset>")
     return "\n".join(lines) + "\n"
 
@@ -176,6 +199,8 @@ def stack_scenes(
 ) -> list[Path]:
     """One VRT per scene folder under `root` (a folder holding a file for every band); returns the VRT paths.
 
+    Coarser bands are resampled with `resampling`, except QA bands (SCL, QA60, QA_PIXEL: nearest, whatever
+    `resampling`; see `band_resampling`); the VRT's `GEODINO_STACK_RESAMPLED` metadata lists each resampled band.
     Every folder is checked (each band's file found, headers read, CRSs agree) and every output is free (or
     `overwrite`) before the first VRT is written, so an incomplete folder leaves no partial set of VRTs."""
     from geodino.io import atomic_path, check_writable
@@ -342,8 +367,9 @@ def stack_files_xml(sources: Sequence[tuple[str, str]], *, where: str = "") -> t
     the VRT is read window by window like any raster and remote COGs are fetched by range requests. The grid
     (CRS, transform, size) is the first source's: list a 10 m band first for a 10 m scene. A source of another
     resolution is resampled on read by GDAL: bilinear when it is coarser (a 20 m band on a 10 m grid), average
-    when it is finer (a 10 m band on a 20 m grid). Sources of another CRS or data type, rotated grids and
-    multi-band files are refused (one line naming them; `where` says whose sources, e.g. the STAC item).
+    when it is finer (a 10 m band on a 20 m grid), nearest for a QA band (`band_resampling`: SCL, QA60,
+    QA_PIXEL). Sources of another CRS or data type, rotated grids and multi-band files are refused (one line
+    naming them; `where` says whose sources, e.g. the STAC item).
     Returns the XML and one note per resampled source ("swir16 20 m -> 10 m bilinear"). Only headers are read.
     """
     import rasterio
@@ -387,9 +413,10 @@ def stack_files_xml(sources: Sequence[tuple[str, str]], *, where: str = "") -> t
         x_off, y_off = (bt.c - t.c) / t.a, (bt.f - t.f) / t.e  # this source's place on the first one's grid
         x_size, y_size = bw * bt.a / t.a, bh * bt.e / t.e
         same = bt.a == t.a and bt.e == t.e and x_off == int(x_off) and y_off == int(y_off)
-        method = "" if same else "average" if abs(bt.a) < abs(t.a) else "bilinear"
+        method = "" if same else band_resampling(label, "average" if abs(bt.a) < abs(t.a) else "bilinear")
         if method:
-            notes.append(f"{label} {_fmt_res(abs(bt.a))} m -> {_fmt_res(abs(t.a))} m {method}")
+            qa = " (QA band: class codes / bit flags)" if _is_qa(label) else ""
+            notes.append(f"{label} {_fmt_res(abs(bt.a))} m -> {_fmt_res(abs(t.a))} m {method}{qa}")
         lines += [
             f'  <VRTRasterBand dataType="{_GDAL_TYPES.get(dtype, "Float32")}" band="{k}">',
             f"    <Description>{escape(label)}</Description>",
