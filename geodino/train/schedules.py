@@ -228,10 +228,11 @@ def _build(
         values = cosine_schedule(peak, end, total - hold, warmup, sc.start, freeze, sc.trunc_extra)
         return Schedule(_hold(values, freeze + warmup, hold, peak), final=end)
     peak, end = sc.peak * scale, sc.end * scale
-    values = linear_warmup_cosine_decay(sc.start, peak, end, warmup, total - hold, cosine)
-    if freeze:
-        values[:freeze] = 0.0
-    return Schedule(_hold(values, warmup, hold, peak), final=end)
+    # freeze_iters zeros come first and the warmup follows whole, as v1's (written over the warmup's first
+    # iterations, `freeze < warmup` jumped from 0 to a part of the peak and shortened the warmup by `freeze`)
+    values = linear_warmup_cosine_decay(sc.start, peak, end, warmup, total - hold - freeze, cosine)
+    values = np.concatenate([np.zeros(freeze), values])
+    return Schedule(_hold(values, freeze + warmup, hold, peak), final=end)
 
 
 def _hold(values: np.ndarray, at: int, hold: int, peak: float) -> np.ndarray:
