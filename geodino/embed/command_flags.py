@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from geodino.data.band_args import BAND_NUMBERS_HINT
-from geodino.errors import ConfigError
+from geodino.errors import ConfigError, plural
 
 PRODUCTS = ("pca", "cluster", "similar", "zonal", "classify", "change")
 
@@ -301,7 +301,7 @@ def resolve_band_names(names: list[str], inputs: list[str], cfg: Any) -> list[in
                 "runs, or give band numbers"
             )
     assert first is not None  # list_scenes found at least one scene or refused
-    more = f" (and of the {len(paths) - 1} other scenes)" if len(paths) > 1 else ""
+    more = f" (and of the {plural(len(paths) - 1, 'other scene')})" if len(paths) > 1 else ""
     print(f"geodino: --bands {shown} reads bands {','.join(map(str, first[1]))} of {first[0]}{more}", file=sys.stderr)
     return first[1]
 

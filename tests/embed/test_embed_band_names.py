@@ -173,7 +173,7 @@ def test_scenes_must_number_the_names_alike(tmp_path, capsys):
     _tif(scenes / "b.tif", S2, seed=1)
     out = tmp_path / "feats"
     assert cli.main(["embed", str(scenes), "-b", SPEC, "--out", str(out), *RUN, "--bands", "B04,B03,B02"]) == 0
-    assert "(and of the 1 other scenes)" in capsys.readouterr().err
+    assert "(and of the 1 other scene)" in capsys.readouterr().err
     for name in ("a", "b"):
         assert json.loads(read_all(out / f"{name}.tif")[4]["GEODINO_INPUT_BANDS"]) == [3, 2, 1]
     _tif(scenes / "c.tif", ["B04", "B03", "B02", "B08"], seed=2)
@@ -195,4 +195,19 @@ def test_names_for_stac_input_and_images_point_to_what_takes_them(tmp_path, caps
     one_line_exit_2(
         capsys, tmp_path, "embed", "images", folder, "-b", SPEC, "--out", tmp_path / "f.parquet", "--bands", "red",
         expect=("selects the images' bands by 1-based number",),
+    )  # fmt: skip
+
+
+def test_names_resolve_by_a_cube_band_coordinate(tmp_path, capsys):
+    """A Zarr cube's bands are named by its band coordinate (B1 B2 B3 here); --variable and --time still apply."""
+    from tests.embed.test_cube_time import _cube
+
+    store, _ = _cube(tmp_path / "ts.zarr")
+    base = [store, "-b", SPEC, "--out", str(tmp_path / "f.tif"), "--tile", "32", "--overlap", "0", "--no-progress"]
+    code = cli.main(["embed", *base, "--bands", "b3,B1,B2", "--time", "0", "--variable", "reflectance"])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(read_all(tmp_path / "f.tif")[4]["GEODINO_INPUT_BANDS"]) == [3, 1, 2]
+    one_line_exit_2(
+        capsys, tmp_path, "embed", *base[:4], tmp_path / "g.tif", *base[5:], "--bands", "B4", "--time", "0",
+        expect=("has no band 'B4' (its bands: B1, B2, B3)",),
     )  # fmt: skip
