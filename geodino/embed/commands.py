@@ -320,6 +320,11 @@ def run(args: argparse.Namespace) -> int:
         cfg.bands = resolve_band_names(names, inputs, cfg)
     if not is_many(inputs):
         check_one_input_flags(inputs[0], cfg)
+    if cfg.bands and cfg.asset_bands:  # each scene read the asset's --asset-bands; --bands went unused, silently
+        raise ConfigError(
+            f"--bands {','.join(map(str, cfg.bands))} and --asset-bands {','.join(map(str, cfg.asset_bands))} both "
+            f"choose the bands of STAC asset {cfg.asset}; keep one (--asset-bands takes names or 1-based numbers)"
+        )
     if cfg.on_error == "skip" and not is_many(inputs):  # nothing to go on with: it was ignored
         raise ConfigError(
             "--on-error skip (on_error) applies to many scenes (a folder, glob, .txt list or STAC) and to geodino "

@@ -38,3 +38,35 @@ def test_a_raster_without_those_flags_still_embeds(tmp_path, capsys):
     src = helpers.write_tif(tmp_path / "in.tif", random_image(32, 32))
     assert cli.main(["embed", str(src), "-b", SPEC, "--out", str(tmp_path / "o.tif"), *RUN]) == 0
     assert (tmp_path / "o.tif").is_file()
+
+
+def _item(tmp_path):
+    """A STAC item whose asset `image` is a 4-band raster named blue, green, red, nir (eo:bands)."""
+    import json
+
+    src = helpers.write_tif(tmp_path / "img.tif", random_image(32, 32, 4))
+    bands = [{"name": n.upper(), "common_name": n} for n in ("blue", "green", "red", "nir")]
+    item = {
+        "type": "Feature", "stac_version": "1.0.0", "id": "one", "links": [], "bbox": [0, 0, 1, 1],
+        "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]},
+        "properties": {"datetime": "2024-05-06T00:00:00Z"},
+        "assets": {"image": {"href": str(src), "type": "image/tiff; application=geotiff", "eo:bands": bands}},
+    }  # fmt: skip
+    (tmp_path / "item.json").write_text(json.dumps(item))
+    return tmp_path / "item.json"
+
+
+def test_bands_and_asset_bands_together_are_refused(tmp_path, capsys):
+    """`--asset-bands red,green,blue --bands 1,2,3`: each scene read the asset bands and --bands went unused."""
+    import json
+
+    from geodino import cli
+
+    item = _item(tmp_path)
+    base = ["embed", str(item), "-b", SPEC, *RUN, "--asset", "image", "--asset-bands", "red,green,blue"]
+    one_line_exit_2(
+        capsys, tmp_path, *base, "--bands", "1,2,3", "--out", tmp_path / "f",
+        expect=("--bands 1,2,3 and --asset-bands red,green,blue both choose the bands of STAC asset image",),
+    )  # fmt: skip
+    assert cli.main([*base, "--out", str(tmp_path / "g")]) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "g" / "one.stac.json").read_text())["properties"]["geodino:input_bands"] == [3, 2, 1]
