@@ -27,21 +27,31 @@ BOX_SUFFIXES = (".xml", ".json", ".csv")
 
 @dataclass
 class Boxes:
-    """Boxes of one image: xyxy pixels [N,4] and label names."""
+    """Boxes of one image: xyxy pixels [N,4], label names, and which are left out of scoring (`ignore`)."""
 
     boxes: np.ndarray
     labels: list[str]
     source: str = ""
+    ignore: np.ndarray | None = None  # [N] bool: Pascal VOC `difficult`, COCO `iscrowd`; None: none
+
+    def ignored(self) -> np.ndarray:
+        """[N] bool: the boxes scoring ignores (a detection there is neither a true nor a false positive)."""
+        return np.zeros(len(self.boxes), bool) if self.ignore is None else np.asarray(self.ignore, bool)
+
+
+def _flag(text: str | None) -> bool:
+    return (text or "0").strip().lower() not in ("", "0", "false")
 
 
 def read_voc(path: Path) -> dict[str, Boxes]:
-    """Pascal VOC xml: one image (`<filename>`), `<object><name>` and `<bndbox>` in pixels."""
+    """Pascal VOC xml: one image (`<filename>`), `<object><name>` and `<bndbox>` in pixels; `<difficult>1` objects
+    are ignored in scoring, as the VOC protocol does."""
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
         raise InputError(f"cannot parse Pascal VOC file {path}: {exc}") from exc
     name = (root.findtext("filename") or path.stem).strip()
-    boxes, labels = [], []
+    boxes, labels, difficult = [], [], []
     for obj in root.iter("object"):
         bb = obj.find("bndbox")
         if bb is None:
@@ -51,11 +61,14 @@ def read_voc(path: Path) -> dict[str, Boxes]:
         except (TypeError, ValueError) as exc:
             raise InputError(f"{path}: a <bndbox> lacks numeric xmin/ymin/xmax/ymax") from exc
         labels.append((obj.findtext("name") or "object").strip())
-    return {name: Boxes(np.asarray(boxes, dtype=np.float32).reshape(-1, 4), labels, str(path))}
+        difficult.append(_flag(obj.findtext("difficult")))
+    ignore = np.asarray(difficult, bool) if any(difficult) else None
+    return {name: Boxes(np.asarray(boxes, dtype=np.float32).reshape(-1, 4), labels, str(path), ignore)}
 
 
 def read_coco(path: Path) -> dict[str, Boxes]:
-    """COCO json: `images` (file_name), `annotations` (bbox = x, y, width, height), `categories` (name)."""
+    """COCO json: `images` (file_name), `annotations` (bbox = x, y, width, height), `categories` (name);
+    `iscrowd` annotations are ignored in scoring, as COCOeval does."""
     try:
         data = json.loads(path.read_text())
         images = {im["id"]: im["file_name"] for im in data["images"]}
@@ -67,7 +80,7 @@ def read_coco(path: Path) -> dict[str, Boxes]:
         for a in data.get("annotations", []):
             x, y, w, h = (float(v) for v in a["bbox"])
             per[Path(images[a["image_id"]]).name].append(
-                ([x, y, x + w, y + h], cats.get(a["category_id"], str(a["category_id"])))
+                ([x, y, x + w, y + h], cats.get(a["category_id"], str(a["category_id"])), bool(a.get("iscrowd", 0)))
             )
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise InputError(
@@ -75,7 +88,13 @@ def read_coco(path: Path) -> dict[str, Boxes]:
         ) from exc
     for name, items in per.items():
         if items:
-            out[name] = Boxes(np.asarray([b for b, _ in items], np.float32), [lab for _, lab in items], str(path))
+            crowd = np.asarray([c for _, _, c in items], bool)
+            out[name] = Boxes(
+                np.asarray([b for b, _, _ in items], np.float32),
+                [lab for _, lab, _ in items],
+                str(path),
+                crowd if crowd.any() else None,
+            )
     return out
 
 
@@ -112,7 +131,13 @@ def read_boxes(paths: Sequence[str | Path]) -> dict[str, Boxes]:
         for name, b in found.items():
             if name in out:  # the same image in two files: concatenate
                 prev = out[name]
-                out[name] = Boxes(np.concatenate([prev.boxes, b.boxes]), prev.labels + b.labels, prev.source)
+                ignore = np.concatenate([prev.ignored(), b.ignored()])
+                out[name] = Boxes(
+                    np.concatenate([prev.boxes, b.boxes]),
+                    prev.labels + b.labels,
+                    prev.source,
+                    ignore if ignore.any() else None,
+                )
             else:
                 out[name] = b
     return out
@@ -156,28 +181,43 @@ def tile_sample(
     """A tile of a sample with the boxes cut to it: kept when >= min_visible of their area is inside, else (when a
     part of them is inside) listed as `ignore_boxes`/`ignore_labels`: scoring treats those as COCO crowd regions,
     so a detection of an object the tile edge cut is neither a true nor a false positive. The image is padded
-    past its edge with `fill` (the probe passes the band means, `dense.pad_fill`: 0 once normalised)."""
+    past its edge with `fill` (the probe passes the band means, `dense.pad_fill`: 0 once normalised). The sample's own
+    ignored boxes (VOC difficult, COCO crowd) stay ignored in every tile they reach."""
+    import torch
+
     img = dense.crop_pad(s["image"], r, c, size, fill)
-    b = s["boxes"].clone()
-    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    b[:, [0, 2]] = (b[:, [0, 2]] - c).clamp(0, size)
-    b[:, [1, 3]] = (b[:, [1, 3]] - r).clamp(0, size)
     h, w = s["image"].shape[-2:]
-    b[:, [0, 2]] = b[:, [0, 2]].clamp(max=w - c)
-    b[:, [1, 3]] = b[:, [1, 3]].clamp(max=h - r)
+    b = _to_tile(s["boxes"], r, c, size, h, w)
+    area = (s["boxes"][:, 2] - s["boxes"][:, 0]) * (s["boxes"][:, 3] - s["boxes"][:, 1])
     inside = ((b[:, 2] - b[:, 0]).clamp_min(0) * (b[:, 3] - b[:, 1]).clamp_min(0)) / area.clamp_min(1e-6)
     visible = (b[:, 2] > b[:, 0] + 1) & (b[:, 3] > b[:, 1] + 1)
     keep = (inside >= min_visible) & visible
     cut = visible & ~keep
+    ignore_boxes, ignore_labels = b[cut], s["labels"][cut]
+    if "ignore_boxes" in s and len(s["ignore_boxes"]):  # the sample's own (VOC difficult, COCO crowd): any part
+        ib = _to_tile(s["ignore_boxes"], r, c, size, h, w)
+        seen = (ib[:, 2] > ib[:, 0]) & (ib[:, 3] > ib[:, 1])
+        ignore_boxes = torch.cat([ignore_boxes, ib[seen]])
+        ignore_labels = torch.cat([ignore_labels, s["ignore_labels"][seen]])
     return {
         "image": img,
         "boxes": b[keep],
         "labels": s["labels"][keep],
-        "ignore_boxes": b[cut],
-        "ignore_labels": s["labels"][cut],
+        "ignore_boxes": ignore_boxes,
+        "ignore_labels": ignore_labels,
         "origin": (r, c),
         "name": s["name"],
     }
+
+
+def _to_tile(boxes: Tensor, r: int, c: int, size: int, h: int, w: int) -> Tensor:
+    """Image-pixel boxes in the coordinates of the tile at (r, c), clipped to the tile and the image."""
+    b = boxes.clone()
+    b[:, [0, 2]] = (b[:, [0, 2]] - c).clamp(0, size)
+    b[:, [1, 3]] = (b[:, [1, 3]] - r).clamp(0, size)
+    b[:, [0, 2]] = b[:, [0, 2]].clamp(max=w - c)
+    b[:, [1, 3]] = b[:, [1, 3]].clamp(max=h - r)
+    return b
 
 
 def tiles_of(s: dict[str, Any], size: int, min_visible: float, fill: float | Tensor = 0.0) -> list[dict[str, Any]]:

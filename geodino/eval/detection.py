@@ -131,15 +131,20 @@ def load_detection_set(
         f, b = pair
         r = dense.read_raster(f)
         h, w = r.data.shape[1:]
-        xyxy = check_boxes(b, w, h, f"boxes of {f.name} in {b.source}")
-        return {
+        xyxy = torch.from_numpy(check_boxes(b, w, h, f"boxes of {f.name} in {b.source}"))
+        labels = torch.tensor([lookup[n] for n in b.labels], dtype=torch.long)
+        ignored = torch.from_numpy(b.ignored())
+        sample = {
             "image": dense.to_image_tensor(r, scaling, cfg.bands),
-            "boxes": torch.from_numpy(xyxy),
-            "labels": torch.tensor([lookup[n] for n in b.labels], dtype=torch.long),
+            "boxes": xyxy[~ignored],
+            "labels": labels[~ignored],
             "raster": r,
             "name": f.name,
             "path": f,
         }
+        if ignored.any():  # VOC difficult / COCO crowd: neither trained on nor scored (COCOeval's crowd regions)
+            sample["ignore_boxes"], sample["ignore_labels"] = xyxy[ignored], labels[ignored]
+        return sample
 
     return dense.LazySamples(pairs, load), names
 
