@@ -340,6 +340,8 @@ def write_catalog(folder: str | Path, items: Sequence[Path], *, mosaics: Sequenc
     """`folder/catalog.json`: a self-contained static STAC catalog linking the scene items (relative hrefs; each
     item gets `root` and `parent` links back to it), so a STAC browser or QGIS opens the folder. A `catalog.json`
     geodino did not write is left alone (None, with a `UserWarning`), and so are the items' links."""
+    from geodino.errors import plural
+
     folder = Path(folder)
     path = folder / CATALOG
     listed: list[str] = []  # the items the catalog being replaced listed
@@ -363,8 +365,8 @@ def write_catalog(folder: str | Path, items: Sequence[Path], *, mosaics: Sequenc
         "stac_version": STAC_VERSION,
         "id": folder.resolve().name or "feature-rasters",
         "title": f"geodino feature rasters in {folder.resolve().name}",
-        "description": f"{len(items)} feature rasters written by geodino embed, one per scene"
-        + (f"; their VRT mosaic: {shown}" if shown else ""),
+        "description": f"{plural(len(items), 'feature raster')} written by geodino embed, one per scene"
+        + (f"; their VRT {'mosaic' if len(mosaics) == 1 else 'mosaics'}: {shown}" if shown else ""),
         MARK: [p.name for p in mosaics],
         "links": links,
     }
