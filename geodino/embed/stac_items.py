@@ -17,7 +17,9 @@ An item holds:
   feature grid's last partial cells make the asset (bbox, geometry) up to p-1 input pixels wider and taller;
 - `geodino:*` properties: the metadata the raster carries (backbone spec and fingerprint, layers, layer mode, patch
   size, embedding width, dtype, input, input scaling, inference path ...), `processing:software`;
-- `datetime`: the source STAC item's (or its start/end), else when the raster was finished (its file time);
+- `datetime`: the source STAC item's (or its start/end), else the date of a datacube's `time` option (its label
+  `geodino:input_time`, when it is an ISO date: UTC unless it says otherwise), else when the raster was finished
+  (its file time);
 - `id`: the raster's name and a 12-hex digest of its backbone, settings, input and grid (`raster_item_id`), unique
   across runs that all write `features.tif`;
 - links `derived_from`: the source STAC item (when the scene came from one) and the backbone's MLM item (an export's
@@ -113,6 +115,21 @@ def _input_identity(given: Any, source: Mapping[str, Any] | None) -> str:
 
 def _stamp(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _input_datetime(label: Any) -> str | None:
+    """A datacube date label (`input_time`: "2024-02-01", "2024-02-01T10:32:11") as STAC's RFC 3339 UTC text, or
+    None for no label or one that is not an ISO date (a cube's time coordinate may be plain numbers). The features
+    show that date: a time series of feature rasters stamped with the day they were computed could not be searched
+    by date."""
+    if not isinstance(label, str) or not label.strip():
+        return None
+    try:
+        when = dt.datetime.fromisoformat(label.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S") + (f".{when.microsecond:06d}" if when.microsecond else "") + "Z"
 
 
 def _value(text: Any) -> Any:
@@ -249,7 +266,7 @@ def raster_item(out: str | Path, source: Mapping[str, Any] | None = None) -> dic
     if in_bbox is not None:  # the input's own extent: the asset's (bbox, geometry) reaches past it by partial cells
         props["geodino:input_bbox"] = in_bbox
     times = {k: (source or {}).get(k) for k in DATETIMES if (source or {}).get(k)}
-    props.update(times or {"datetime": props["created"]})
+    props.update(times or {"datetime": _input_datetime(meta.get("input_time")) or props["created"]})
     props.setdefault("datetime", None)
     asset: dict[str, Any] = {
         "href": f"./{out.name}",
