@@ -82,7 +82,7 @@ class DetectionProbeConfig:
     weight_decay: float = 1e-4
     score_threshold: float = 0.05  # detections kept for mAP
     export_threshold: float = 0.3  # detections written to GeoJSON and drawn
-    max_detections: int = 100  # per image, for the detector and mAP (COCO: 100; raise it for dense scenes)
+    max_detections: int = 100  # per scored image (COCO: 100; raise it for dense scenes); per window when exporting
     nms_iou: float = 0.5  # merging windows of large images
     seed: int = 0
     progress: bool = True  # progress bars (the suite's progress key sets it)
@@ -398,7 +398,7 @@ def _export_predictions(
         s = sources[i]
         r = s.get("raster")
         image = s["image"] if "image" in s else dense.to_image_tensor(r, scaling, cfg.bands)
-        pred = predict_image(model, image, cfg)
+        pred = predict_image(model, image, cfg, whole_image_cap=False)  # max_detections per window, not per scene
         if r is not None:
             write_predictions(pred, r, names, cfg.export_threshold, out_dir)
         if not plotted:

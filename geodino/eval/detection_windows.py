@@ -63,10 +63,12 @@ def drop_cut_duplicates(boxes: Tensor, labels: Tensor, window: Tensor, cut: Tens
 
 
 @torch.no_grad()
-def predict_image(model: nn.Module, image: Tensor, cfg: Any) -> dict[str, Tensor]:
+def predict_image(model: nn.Module, image: Tensor, cfg: Any, whole_image_cap: bool = True) -> dict[str, Tensor]:
     """Detections on a [C,H,W] image, on the host: one pass when it fits in a tile, else overlapping windows
-    (`cfg.tile_size`, `cfg.tile_overlap`) merged as the module docstring says, at most `cfg.max_detections`. The
-    model runs on its device; each window's detections come back to the host."""
+    (`cfg.tile_size`, `cfg.tile_overlap`) merged as the module docstring says. The detector keeps at most
+    `cfg.max_detections` per window; `whole_image_cap` keeps that many for the whole image too (COCO's cap per
+    scored image), off for exported predictions (a scene of thousands of trees kept its 100 best). The model
+    runs on its device; each window's detections come back to the host."""
     from torchvision.ops import batched_nms
 
     model.eval()
@@ -89,5 +91,7 @@ def predict_image(model: nn.Module, image: Tensor, cfg: Any) -> dict[str, Tensor
     b, s, lab = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
     kept = drop_cut_duplicates(b, lab, torch.cat(windows), torch.cat(cuts))
     b, s, lab = b[kept], s[kept], lab[kept]
-    keep = batched_nms(b, s, lab, cfg.nms_iou)[: cfg.max_detections]
+    keep = batched_nms(b, s, lab, cfg.nms_iou)
+    if whole_image_cap:
+        keep = keep[: cfg.max_detections]
     return {"boxes": b[keep], "scores": s[keep], "labels": lab[keep]}

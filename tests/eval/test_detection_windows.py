@@ -71,3 +71,44 @@ def test_an_object_larger_than_the_overlap_keeps_its_boxes_for_nms():
     oracle = WindowOracle(torch.tensor([[16.0, 10.0, 80.0, 50.0]]))  # 64 px wide: cut by both windows
     pred = predict_image(oracle, _image(), DetectionProbeConfig(tile_size=64, tile_overlap=32, nms_iou=0.5))
     assert sorted(pred["boxes"].tolist()) == [[16.0, 10.0, 64.0, 50.0], [32.0, 10.0, 80.0, 50.0]]
+
+
+class OnePerWindow(nn.Module):
+    """One object in every window (a 4 px box near its corner)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.p = nn.Parameter(torch.zeros(1))
+
+    def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        one = {
+            "boxes": torch.tensor([[2.0, 2.0, 6.0, 6.0]]),
+            "scores": torch.tensor([0.9]),
+            "labels": torch.tensor([1]),
+        }
+        return [one for _ in images]
+
+
+def test_exported_predictions_of_a_large_scene_are_not_cut_to_max_detections(tmp_path):
+    """The per-image cap (COCO's 100, for mAP) also cut the exported boxes of a whole scene: a 96 px image with
+    144 objects (one per 8 px window) wrote 100 to its GeoJSON. Now the cap applies per window when exporting."""
+    import json
+
+    import numpy as np
+    import rasterio
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    from geodino.eval.detection import _export_predictions
+    from geodino.eval.scaling import InputScaling
+    from tests.eval.dense_backbone import tiny_backbone
+
+    img = tmp_path / "big.tif"
+    profile = dict(driver="GTiff", width=96, height=96, count=3, dtype="uint8", crs=CRS.from_epsg(32617))
+    with rasterio.open(img, "w", transform=from_origin(400000, 3000000, 0.5, 0.5), **profile) as dst:
+        dst.write(np.full((3, 96, 96), 100, np.uint8))
+    cfg = DetectionProbeConfig(predict_images=[str(img)], tile_size=8, tile_overlap=0, max_detections=100)
+    _export_predictions(OnePerWindow(), cfg, tiny_backbone(), InputScaling.of(cfg), tmp_path, ["tree"], None, None)
+    fc = json.loads((tmp_path / "big_boxes.geojson").read_text())
+    assert len(fc["features"]) == 144
+    assert len(predict_image(OnePerWindow(), torch.zeros(3, 96, 96), cfg)["boxes"]) == 100  # scoring keeps the cap
