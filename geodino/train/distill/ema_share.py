@@ -4,7 +4,8 @@ The EMA is `ema <- m·ema + (1-m)·student` from a copy of the initial student, 
 product of the T momenta of those initial weights (random, or `init_from`'s). The official schedule (0.994 -> 1,
 cosine over the run) is made for runs of tens of thousands of steps; over T steps it keeps about
 exp(-0.003·T): 94 % after 20 steps, 41 % after 300, 5 % after 1000. A short run's export (`train.export=ema`, the
-default) was then mostly the init without a word; the run now says so at its start, with the ways out.
+default) was then largely the init without a word; a run whose EMA keeps more than a tenth of it now says so at its
+start, with the ways out (the default 1000-step run, 5 %, is not warned).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import numpy as np
 
 __all__ = ["EMA_SHARE_WARN", "ema_init_share", "short_ema_warning"]
 
-# warned above this; 1 - 10/T as the start and peak momentum (the heads warm-up's rule) keeps less for every T
-EMA_SHARE_WARN = 0.01
+# warned above this (a tenth of the export is the init); 1 - 10/T as the start and peak momentum (the heads
+# warm-up's rule, teacher_heads.warmup_momentum_start) keeps under 1 % for every T
+EMA_SHARE_WARN = 0.1
 EMA_CONSTANT = 10.0
 
 
@@ -38,8 +40,8 @@ def short_ema_warning(cfg: Any, sched: Any) -> str | None:
     first, last = sched.momentum[0], sched.momentum[steps - 1]
     return (
         f"the students' EMA keeps {share:.1%} of their initial weights after {steps} steps (schedules.momentum "
-        f"{first:.4g} -> {last:.4g}), so the export (train.export=ema) is mostly the init, not what they learned; "
-        f"for a run this short lower the momentum (schedules.momentum={{start: {m:.4g}, peak: {m:.4g}, end: 1.0}}, "
-        f"i.e. 1 - 10/steps, keeps under {EMA_SHARE_WARN:.0%}), train longer, or export the raw students "
+        f"{first:.4g} -> {last:.4g}), so that much of the export (train.export=ema) is the init, not what they "
+        f"learned; for a run this short lower the momentum (schedules.momentum={{start: {m:.4g}, peak: {m:.4g}, "
+        "end: 1.0}, i.e. 1 - 10/steps, keeps under 1%), train longer, or export the raw students "
         "(train.export=student)"
     )

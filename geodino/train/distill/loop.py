@@ -129,7 +129,7 @@ def _setup(cfg: DistillConfig, start: Start) -> DistillRun:
 
 
 def _warn_short_ema(cfg: DistillConfig, sched: Any) -> None:
-    """One warning when the exported EMA keeps more than 1 % of the students' initial weights (`ema_share`)."""
+    """One warning when the exported EMA keeps more than 10 % of the students' initial weights (`ema_share`)."""
     import warnings
 
     from geodino.models.caller import user_stacklevel
