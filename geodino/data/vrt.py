@@ -1,6 +1,7 @@
 """VRTs written by hand: one-file-per-band scenes stacked into multi-band rasters, and mosaics of many rasters.
 
-Stacking: Sentinel-2 SAFE/COG layouts, Landsat `*_SR_B4.TIF` into multi-band VRTs.
+Stacking: Sentinel-2 SAFE/COG layouts, Landsat `*_SR_B4.TIF` into multi-band VRTs (scene folders and band
+files found by `geodino.data.band_files`; band files in or below the VRT's folder referenced relative to it).
 
 Archives often store each band in its own file, at different resolutions (Sentinel-2: 10, 20 and 60 m). A VRT
 with one band per file, all placed on the finest grid (GDAL resamples the coarser sources on read; a QA band,
@@ -17,13 +18,12 @@ bindings are often absent.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from geodino.data.paths import TIFF_EXTS
+from geodino.data.band_files import find_band_files, scene_folders
 from geodino.errors import InputError, plural
 
 __all__ = [
@@ -51,31 +51,6 @@ _GDAL_TYPES = {
 }
 
 
-def _band_pattern(band: str) -> re.Pattern[str]:
-    # the band name as a whole token of the file stem: B02.tif, T33UUP_20240101_B02_10m.jp2, LC08_..._SR_B4.TIF
-    return re.compile(rf"(^|[_\-.]){re.escape(band)}($|[_\-.])", re.IGNORECASE)
-
-
-def find_band_files(folder: str | Path, bands: Sequence[str], exts: Sequence[str] = (*TIFF_EXTS, ".jp2")) -> dict:
-    """{band: file} for one scene folder (recursive); each band must match exactly one file."""
-    folder = Path(folder)
-    files = [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts]
-    out = {}
-    for band in bands:
-        pat = _band_pattern(band)
-        hits = sorted(p for p in files if pat.search(p.stem))
-        if len(hits) > 1:  # prefer the finest-resolution product when several exist (e.g. B02_10m and B02_20m)
-            tagged = [p for p in hits if re.search(r"_10m$", p.stem)]
-            hits = tagged or hits[:1]
-        if not hits:
-            raise InputError(
-                f"scene folder {folder} has no file for band {band!r} (looked for *{band}* in {exts}); add it or "
-                "move the folder out (no VRT is written while a scene folder is incomplete)"
-            )
-        out[band] = hits[0]
-    return out
-
-
 RESAMPLING = ("nearest", "bilinear", "cubic", "cubicspline", "lanczos", "average", "rms", "mode", "gauss")
 """The resampling names a VRT ComplexSource accepts (GDAL); anything else is refused before a VRT is written."""
 
@@ -100,8 +75,9 @@ def _check_resampling(resampling: str) -> None:
         )
 
 
-def _stack_bands_xml(band_files: dict[str, str | Path], resampling: str) -> str:
-    """The VRT XML stacking `band_files` (in order) on the finest of their grids; reads headers only."""
+def _stack_bands_xml(band_files: dict[str, str | Path], resampling: str, folder: Path | None = None) -> str:
+    """The VRT XML stacking `band_files` (in order) on the finest of their grids; reads headers only. Files in or
+    below `folder` (the VRT's) are referenced relative to it, as `mosaic_vrt` does, so that folder can be moved."""
     import warnings
 
     import rasterio
@@ -125,6 +101,17 @@ def _stack_bands_xml(band_files: dict[str, str | Path], resampling: str) -> str:
                     raise InputError(
                         f"band file {path} has no CRS, so it cannot be stacked with the other bands; assign one "
                         f"(gdal_edit.py -a_srs EPSG:... {path}) or move its scene folder out of the root"
+                    )
+                if src.count != 1:  # SourceBand 1 alone would be stacked, silently (a 3-band TCI: its red)
+                    raise InputError(
+                        f"band file {path} ({band}) holds {plural(src.count, 'band')}; data stack takes one band "
+                        "per file: name single-band files in --bands (a multi-band raster needs no stack: read it "
+                        "as it is)"
+                    )
+                if not north_up(src.transform):
+                    raise InputError(
+                        f"band file {path} ({band}) has a rotated or south-up grid; stacking needs north-up files "
+                        f"(gdalwarp {path} north_up.tif) or move its scene folder out"
                     )
                 infos.append(
                     (band, Path(path), src.crs, src.transform, src.width, src.height, src.dtypes[0], src.nodata)
@@ -153,6 +140,7 @@ def _stack_bands_xml(band_files: dict[str, str | Path], resampling: str) -> str:
         x_size = bw * bt.a / t.a
         y_size = bh * bt.e / t.e
         method = band_resampling(band, resampling)
+        name, relative = _local_source(path, folder)
         if bt.a != t.a or bt.e != t.e or x_off != int(x_off) or y_off != int(y_off):
             qa = " (QA band: class codes / bit flags)" if _is_qa(band) else ""
             notes.append(f"{band} {_fmt_res(abs(bt.a))} m -> {_fmt_res(abs(t.a))} m {method}{qa}")
@@ -161,7 +149,7 @@ def _stack_bands_xml(band_files: dict[str, str | Path], resampling: str) -> str:
             f"    <Description>{escape(band)}</Description>",
             *([f"    <NoDataValue>{nodata!r}</NoDataValue>"] if nodata is not None else []),
             f'    <ComplexSource resampling="{method}">',
-            f'      <SourceFilename relativeToVRT="0">{escape(str(path.resolve()))}</SourceFilename>',
+            f'      <SourceFilename relativeToVRT="{int(relative)}">{escape(name)}</SourceFilename>',
             "      <SourceBand>1</SourceBand>",
             f'      <SrcRect xOff="0" yOff="0" xSize="{bw}" ySize="{bh}"/>',
             f'      <DstRect xOff="{x_off!r}" yOff="{y_off!r}" xSize="{x_size!r}" ySize="{y_size!r}"/>',
@@ -176,14 +164,27 @@ def _stack_bands_xml(band_files: dict[str, str | Path], resampling: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _local_source(path: Path, folder: Path | None) -> tuple[str, bool]:
+    """(name, relative): `path` relative to `folder` when in or below it (gdalbuildvrt's rule), else absolute."""
+    import os
+
+    full = Path(path).resolve()
+    if folder is not None:
+        rel = os.path.relpath(full, Path(folder).resolve())
+        if not rel.startswith(".."):
+            return Path(rel).as_posix(), True
+    return str(full), False
+
+
 def stack_bands(
     band_files: dict[str, str | Path], out: str | Path, *, resampling: str = "bilinear", overwrite: bool = True
 ) -> Path:
-    """Write a VRT stacking `band_files` (in order) on the finest of their grids (atomically); returns its path."""
+    """Write a VRT stacking `band_files` (in order) on the finest of their grids (atomically); returns its path.
+    Files in or below the VRT's folder are referenced relative to it."""
     from geodino.io import atomic_path
 
-    text = _stack_bands_xml(band_files, resampling)
     out = Path(out)
+    text = _stack_bands_xml(band_files, resampling, folder=out.parent)
     with atomic_path(out, overwrite=overwrite) as tmp:
         tmp.write_text(text)
     return out
@@ -201,7 +202,9 @@ def stack_scenes(
 
     Coarser bands are resampled with `resampling`, except QA bands (SCL, QA60, QA_PIXEL: nearest, whatever
     `resampling`; see `band_resampling`); the VRT's `GEODINO_STACK_RESAMPLED` metadata lists each resampled band.
-    Every folder is checked (each band's file found, headers read, CRSs agree) and every output is free (or
+    Band files in or below `out_dir` (VRTs written into `root`) are referenced relative to it, so `root` can be
+    moved; others by absolute path. Every folder is checked (each band's file found, one band each, north-up,
+    headers read, CRSs agree, no two folders giving one VRT name) and every output is free (or
     `overwrite`) before the first VRT is written, so an incomplete folder leaves no partial set of VRTs."""
     from geodino.io import atomic_path, check_writable
 
@@ -213,8 +216,7 @@ def stack_scenes(
             f"{root} is not a folder of scene folders (it {what}); pass the folder that holds the scene folders "
             "(each with one file per band)"
         )
-    pats = [_band_pattern(b) for b in bands]
-    scene_dirs = sorted({p.parent for p in root.rglob("*") if p.is_file() and any(pt.search(p.stem) for pt in pats)})
+    scene_dirs = scene_folders(root, bands)
     if not scene_dirs:
         raise InputError(
             f"no file under {root} is named after any of the bands {', '.join(bands)} (e.g. "
@@ -222,9 +224,17 @@ def stack_scenes(
             "that holds the scene folders"
         )
     planned: list[tuple[Path, str]] = []
+    named: dict[Path, Path] = {}
     for d in scene_dirs:
         name = "_".join(d.relative_to(root).parts) or root.name
-        planned.append((Path(out_dir) / f"{name}.vrt", _stack_bands_xml(find_band_files(d, bands), resampling)))
+        out = Path(out_dir) / f"{name}.vrt"
+        if out in named:  # a_b/ and a/b/ would both be a_b.vrt: the second would replace the first
+            raise InputError(
+                f"scene folders {named[out]} and {d} would both be written as {out}; rename one of them (no VRT "
+                "is written)"
+            )
+        named[out] = d
+        planned.append((out, _stack_bands_xml(find_band_files(d, bands), resampling, folder=out.parent)))
     for out, _ in planned:
         check_writable(out, overwrite=overwrite)
     for out, text in planned:
