@@ -19,6 +19,14 @@ from typing import Any
 import numpy as np
 
 from geodino.data.archive_bands import sensor_order, warn_qa_model_bands
+from geodino.data.cube_grid import (
+    check_declared_rule,
+    cube_crs,
+    cube_transform,
+    declared_rule,
+    fill_value,
+    stacked_fill_value,
+)
 from geodino.data.cube_variables import band_variables, data_variable, same_bands
 from geodino.data.rasters import SceneGrid, stream_id, window_affine
 from geodino.data.sensors import Sensor, check_bit_depth, check_read_values, get_sensor
@@ -48,6 +56,8 @@ class CubeScene(SceneGrid):
     times: list[str]
     nodata: float | None
     chunks: tuple[int, int] | None  # (y, x) chunk shape
+    scales: tuple[float, ...] = ()  # per band, the CF scale_factor/add_offset the store declares; () for none
+    offsets: tuple[float, ...] = ()
 
 
 def is_zarr_store(path: str | Path) -> bool:
@@ -108,10 +118,14 @@ def open_cube(
     stacked = band_variables(ds, path, bands, sensor, time_dim) if variable is None else None
     per_band_variables = stacked is not None
     if stacked is not None:
+        fill = stacked_fill_value(ds, stacked, path) if nodata is None else None
         da = ds[stacked].to_dataarray(dim="band")  # one variable per band (by name, in the sensor's order)
+        if fill is not None:  # stacking drops the variables' attributes
+            da.attrs["_FillValue"] = fill
         band_dim = "band"
     else:
         da = ds[data_variable(ds, path, variable)]
+    sources = [ds[v] for v in stacked] if stacked is not None else [da]  # whose CF scale/offset the bands carry
     da, (tdim, bdim, ydim, xdim) = _order_dims(da, path, band_dim, time_dim)
     names = _band_names(da, bdim, sensor)
     named = bool(band_names) or (bdim in da.coords and da[bdim].dtype.kind in "USO")
@@ -140,7 +154,7 @@ def open_cube(
         names = tuple(names[i] for i in idx)
     elif sensor is not None and named and not bands:  # `bands:` (per-band variables too): in its order
         da, names = _in_sensor_order(da, bdim, names, sensor, path)
-    crs = _cube_crs(da, ds)
+    crs = cube_crs(da, ds)
     if crs is None and require_crs:
         raise InputError(
             f"datacube {path} has no CRS (no spatial_ref/grid_mapping or crs attribute); write one with rioxarray"
@@ -152,18 +166,21 @@ def open_cube(
     times = [str(v) for v in da[tdim].values] if tdim and tdim in da.coords else []
     if tdim and not times:
         times = [str(i) for i in range(da.sizes[tdim])]
+    rule = declared_rule(sources if stacked is not None else sources * len(names))  # stacked: in band order
     return CubeScene(
         path=path,
         array=da,
         crs=crs.to_wkt() if crs is not None else "",
-        transform=_cube_transform(da, ds, path, xdim, ydim),
+        transform=cube_transform(da, ds, path, xdim, ydim),
         width=int(da.sizes[xdim]),
         height=int(da.sizes[ydim]),
         band_names=names,
         time_dim=tdim,
         times=times,
-        nodata=_fill_value(da, nodata, sensor),
+        nodata=fill_value(da, nodata, sensor),
         chunks=(int(ychunk), int(xchunk)) if ychunk and xchunk else None,
+        scales=rule[0] if rule else (),
+        offsets=rule[1] if rule else (),
     )
 
 
@@ -218,50 +235,6 @@ def _in_sensor_order(
         f"datacube {path} has bands {', '.join(names)} but sensor {sensor.name!r} has {', '.join(sensor.bands)} "
         f"({why}); name the store's bands with `band_names:`, pick some with `bands:`, or use a matching sensor"
     )
-
-
-def _cube_crs(da: Any, ds: Any) -> Any:
-    """The CRS from rioxarray, a grid-mapping variable's WKT, or a crs/EPSG attribute; None when there is none."""
-    from rasterio.crs import CRS
-
-    try:
-        crs = da.rio.crs or ds.rio.crs
-    except Exception:  # rioxarray raises on malformed grid mappings; fall through to attributes
-        crs = None
-    if crs is not None:
-        return crs
-    for gm in ("spatial_ref", "crs"):  # a grid-mapping variable not linked from the data variable (encoding lost)
-        if gm in ds.variables:
-            wkt = ds[gm].attrs.get("crs_wkt") or ds[gm].attrs.get("spatial_ref")
-            if wkt:
-                return CRS.from_wkt(wkt)
-    for key in ("crs", "crs_wkt", "spatial_ref", "proj:epsg", "proj:wkt2"):
-        val = da.attrs.get(key, ds.attrs.get(key))
-        if val is not None:
-            return CRS.from_user_input(f"EPSG:{val}" if isinstance(val, (int, np.integer)) else val)
-    return None
-
-
-def _cube_transform(da: Any, ds: Any, path: str, xdim: str, ydim: str) -> tuple[float, ...]:
-    """The affine from a `transform` attribute (GeoZarr-style), else from the x/y coordinates."""
-    tr = da.attrs.get("transform", ds.attrs.get("transform"))
-    if tr is not None and len(tr) >= 6:
-        return tuple(float(v) for v in tr[:6])
-    try:
-        return tuple(da.rio.set_spatial_dims(x_dim=xdim, y_dim=ydim).rio.transform(recalc=True))[:6]
-    except Exception as exc:
-        raise InputError(f"datacube {path} has no usable x/y coordinates or transform attribute ({exc})") from exc
-
-
-def _fill_value(da: Any, nodata: float | None, sensor: Sensor | None) -> float | None:
-    """The nodata value: the configured one, else _FillValue/nodata/missing_value, else the sensor's."""
-    if nodata is not None:
-        return nodata
-    for src in (da.attrs, da.encoding):
-        for key in ("_FillValue", "nodata", "missing_value"):
-            if src.get(key) is not None:
-                return float(np.asarray(src[key]).ravel()[0])
-    return sensor.nodata if sensor is not None else None
 
 
 def _check_crs(scenes: Sequence[CubeScene], allow_no_crs: bool, units: str, roi: Any) -> None:
@@ -357,6 +330,7 @@ class CubeSource:
                     "bands or use a matching sensor"
                 ) from exc
         self.sensor = sensor_obj
+        check_declared_rule(self.scenes, sensor_obj)  # CF scale_factor/add_offset other than the sensor's: refused
         warn_qa_model_bands(self.band_names)  # an SCL/QA60/QA_PIXEL variable fed to the backbone: one line
         for dtype in dict.fromkeys(str(sc.array.dtype) for sc in self.scenes):  # one line: the first store of each
             path = next(sc.path for sc in self.scenes if str(sc.array.dtype) == dtype)

@@ -1,0 +1,169 @@
+"""What a datacube store says about its grid and values: CRS, affine, nodata and the DN -> physical rule it
+declares (CF `scale_factor`/`add_offset`), for `cubes.open_cube` and `cubes.CubeSource`.
+
+The affine comes from a `transform` attribute (GeoZarr/stackstac style) or from the x/y coordinates, which CF and
+rioxarray store as cell centres; rioxarray derives one step from the first and last coordinate, so coordinates that
+are unsorted or unevenly spaced are refused here instead of being placed on a grid they do not describe.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from geodino.data.sensors import Sensor
+from geodino.errors import InputError
+
+__all__ = ["check_declared_rule", "cube_crs", "cube_transform", "declared_rule", "fill_value", "stacked_fill_value"]
+
+_FILL_KEYS = ("_FillValue", "nodata", "missing_value")
+
+
+def cube_crs(da: Any, ds: Any) -> Any:
+    """The CRS from rioxarray, a grid-mapping variable's WKT, or a crs/EPSG attribute; None when there is none."""
+    from rasterio.crs import CRS
+
+    try:
+        crs = da.rio.crs or ds.rio.crs
+    except Exception:  # rioxarray raises on malformed grid mappings; fall through to attributes
+        crs = None
+    if crs is not None:
+        return crs
+    for gm in ("spatial_ref", "crs"):  # a grid-mapping variable not linked from the data variable (encoding lost)
+        if gm in ds.variables:
+            wkt = ds[gm].attrs.get("crs_wkt") or ds[gm].attrs.get("spatial_ref")
+            if wkt:
+                return CRS.from_wkt(wkt)
+    for key in ("crs", "crs_wkt", "spatial_ref", "proj:epsg", "proj:wkt2"):
+        val = da.attrs.get(key, ds.attrs.get(key))
+        if val is not None:
+            return CRS.from_user_input(f"EPSG:{val}" if isinstance(val, (int, np.integer)) else val)
+    return None
+
+
+def _check_even(da: Any, path: str, dim: str) -> None:
+    """Refuse a coordinate that is not sorted or not evenly spaced: the affine rioxarray derives from its first and
+    last value would misplace the pixels between (by up to the largest deviation). A tenth of a step (plus a few
+    float ulps of the stored values, for float32 lat/lon) is tolerated."""
+    if dim not in da.coords or da[dim].ndim != 1 or da[dim].size < 3 or da[dim].dtype.kind not in "iuf":
+        return
+    raw = np.asarray(da[dim].values)
+    v = raw.astype(np.float64)
+    n = v.size
+    step = (v[-1] - v[0]) / (n - 1)
+    diffs = np.diff(v)
+    slack = 4.0 * float(np.spacing(np.abs(raw).max())) if raw.dtype.kind == "f" else 0.0
+    if step != 0 and np.abs(v - (v[0] + step * np.arange(n))).max() <= 0.1 * abs(step) + slack:
+        return
+    if not (np.all(diffs > 0) or np.all(diffs < 0)):
+        k = int(np.argmax(diffs <= 0) if step > 0 else np.argmax(diffs >= 0))
+        raise InputError(
+            f"datacube {path}: its {dim} coordinates are not sorted ({dim}[{k}]={raw[k]:g}, {dim}[{k + 1}]="
+            f"{raw[k + 1]:g}), so they describe no grid; sort the store first (ds.sortby({dim!r}))"
+        )
+    raise InputError(
+        f"datacube {path}: its {dim} coordinates are not evenly spaced (steps from {np.abs(diffs).min():g} to "
+        f"{np.abs(diffs).max():g}), so no affine places every pixel; resample it onto a regular grid first "
+        f"(e.g. rioxarray's .rio.reproject, or .interp onto an even {dim}), or write the store's true `transform` "
+        "attribute (a, b, c, d, e, f) if its coordinates are wrong"
+    )
+
+
+def cube_transform(da: Any, ds: Any, path: str, xdim: str, ydim: str) -> tuple[float, ...]:
+    """The affine from a `transform` attribute (GeoZarr-style), else from the x/y coordinates (cell centres;
+    refused when unsorted or unevenly spaced)."""
+    tr = da.attrs.get("transform", ds.attrs.get("transform"))
+    if tr is not None and len(tr) >= 6:
+        return tuple(float(v) for v in tr[:6])
+    _check_even(da, path, xdim)
+    _check_even(da, path, ydim)
+    try:
+        return tuple(da.rio.set_spatial_dims(x_dim=xdim, y_dim=ydim).rio.transform(recalc=True))[:6]
+    except Exception as exc:
+        raise InputError(f"datacube {path} has no usable x/y coordinates or transform attribute ({exc})") from exc
+
+
+def _declared_fill(var: Any) -> float | None:
+    for src in (var.attrs, var.encoding):
+        for key in _FILL_KEYS:
+            if src.get(key) is not None:
+                return float(np.asarray(src[key]).ravel()[0])
+    return None
+
+
+def fill_value(da: Any, nodata: float | None, sensor: Sensor | None) -> float | None:
+    """The nodata value: the configured one, else _FillValue/nodata/missing_value, else the sensor's."""
+    if nodata is not None:
+        return nodata
+    found = _declared_fill(da)
+    if found is not None:
+        return found
+    return sensor.nodata if sensor is not None else None
+
+
+def stacked_fill_value(ds: Any, names: Sequence[str], path: str) -> float | None:
+    """The nodata value the per-band variables `names` declare (stacking them drops their attributes): the one
+    value they give, None when none gives one; variables giving different values are refused (one nodata per
+    source), unless `nodata:` is set (the caller does not ask then)."""
+    found = {v: f for v in names if (f := _declared_fill(ds[v])) is not None}
+    values = set(found.values())
+    if len(values) > 1:
+        listed = ", ".join(f"{v}: {f:g}" for v, f in found.items())
+        raise InputError(
+            f"datacube {path}: its band variables declare different nodata values ({listed}); set `nodata:` to "
+            "the one value that marks missing pixels in every band"
+        )
+    return values.pop() if values else None
+
+
+def _scalar(value: Any, default: float) -> float:
+    arr = np.asarray(value, dtype=np.float64).ravel()
+    return float(arr[0]) if arr.size and math.isfinite(float(arr[0])) else default
+
+
+def declared_rule(variables: Sequence[Any]) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """(scales, offsets), one per band, that variables declare by CF `scale_factor`/`add_offset` (physical value =
+    DN * scale_factor + add_offset), or None when every one declares 1/0 or nothing. `variables` gives one xarray
+    variable per band (a variable of several bands is repeated: CF's attributes cover the whole variable). Attributes
+    only: stores are opened undecoded, and an in-memory array xarray decoded keeps its rule in `encoding` (applied)."""
+    scales = tuple(_scalar(v.attrs.get("scale_factor", 1.0), 1.0) for v in variables)
+    offsets = tuple(_scalar(v.attrs.get("add_offset", 0.0), 0.0) for v in variables)
+    if all(s == 1.0 for s in scales) and all(o == 0.0 for o in offsets):
+        return None
+    return scales, offsets
+
+
+def check_declared_rule(scenes: Sequence[Any], sensor: Sensor, setting: str = "`sensor:`") -> None:
+    """Refuse stores declaring a DN -> physical rule other than the sensor's, as raster archives refuse GDAL
+    scale/offset tags: pixels are read raw and scaled by the sensor, so a store of DN * 0.0001 - 0.1 (Sentinel-2
+    L2A, baseline >= 04.00) read with a sensor of DN * 0.0001 would be 0.1 too bright in every band, silently."""
+    from geodino.data.rasters import format_rule
+
+    n = sensor.n_bands
+
+    def per_band(value: Any) -> tuple[float, ...]:
+        return tuple(float(v) for v in value) if isinstance(value, tuple) else (float(value),) * n
+
+    want_s, want_o = per_band(sensor.scale), per_band(sensor.offset)
+    for sc in scenes:
+        if not sc.scales:
+            continue
+        same = all(math.isclose(a, b, rel_tol=1e-6) for a, b in zip(sc.scales, want_s, strict=True)) and all(
+            math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) for a, b in zip(sc.offsets, want_o, strict=True)
+        )
+        if same:
+            continue
+        yaml_s = f"{sc.scales[0]:g}" if len(set(sc.scales)) == 1 else "[" + ", ".join(f"{v:g}" for v in sc.scales) + "]"
+        yaml_o = (
+            f"{sc.offsets[0]:g}" if len(set(sc.offsets)) == 1 else "[" + ", ".join(f"{v:g}" for v in sc.offsets) + "]"
+        )
+        raise InputError(
+            f"datacube {sc.path} declares physical value = {format_rule(sc.scales, sc.offsets)} (CF scale_factor/"
+            f"add_offset of bands {', '.join(sc.band_names)}; pixels are read raw) but sensor {sensor.name!r} reads "
+            f"{format_rule(want_s, want_o)}; if the store's rule is right, read it with a sensor YAML ({setting}) "
+            f"of scale: {yaml_s} and offset: {yaml_o}; if its attributes are wrong, drop scale_factor/add_offset "
+            "from the variable's attributes"
+        )
