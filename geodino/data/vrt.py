@@ -216,6 +216,11 @@ def stack_scenes(
             f"{root} is not a folder of scene folders (it {what}); pass the folder that holds the scene folders "
             "(each with one file per band)"
         )
+    seen: dict[str, str] = {}
+    for b in bands:  # {band: file} would keep one of B02 B02 (a band short), B1 b1 would stack one file twice
+        if b.lower() in seen:
+            raise InputError(f"band {b} is named twice in the bands ({seen[b.lower()]}, {b}); name each band once")
+        seen[b.lower()] = b
     scene_dirs = scene_folders(root, bands)
     if not scene_dirs:
         raise InputError(

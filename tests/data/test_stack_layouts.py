@@ -112,3 +112,12 @@ def test_a_south_up_band_file_is_refused(tmp_path):
     )  # fmt: skip
     with pytest.raises(InputError, match=r"x_B11.tif \(B11\) has a rotated or south-up grid"):
         stack_scenes(tmp_path / "root", ["B02", "B11"], tmp_path / "vrt")
+
+
+@pytest.mark.parametrize("bands", [["B02", "B03", "B02"], ["B02", "b02"]])
+def test_a_band_named_twice_is_refused(tmp_path, bands):
+    write_tif(tmp_path / "root" / "s1" / "x_B02.tif", ramp(1, 8, 8))
+    write_tif(tmp_path / "root" / "s1" / "x_B03.tif", ramp(1, 8, 8))
+    with pytest.raises(InputError, match=r"band .* is named twice in the bands"):
+        stack_scenes(tmp_path / "root", bands, tmp_path / "vrt")
+    assert not (tmp_path / "vrt").exists()
