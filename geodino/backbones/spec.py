@@ -49,12 +49,14 @@ _WHY_NOT = {
     "module": "an in-memory model is used as it is",
 }
 TIMM_OPTIONS = ("pretrained", "img_size")  # `backbones.timm.build_timm` reads these; the shared ones besides
+CHECKPOINT_OPTIONS = ("bands", "sensor", "fill", "subset", "which")  # what `load._from_path` reads of a file's spec
 
 
 def check_kind_options(kind: str, options: dict[str, str], spec: str, passed: dict[str, Any] | None = None) -> None:
     """One line when a shared option (`?fill=`, `?subset=`, `?seed=`, or `fill=`/`subset=` passed to
     `load_backbone`, in `passed`) is given to a spec kind it does nothing for, naming where it applies; and, for a
-    timm: spec, when an option is not one `build_timm` reads (`timm:NAME?depth=1` built the full model)."""
+    timm: spec or a checkpoint, when an option is not one its load reads (`timm:NAME?depth=1` built the full model,
+    `geodino info FILE?depth=1` described the file as it is)."""
     for key, (kinds, what) in _WHERE.items():
         if kind in kinds or (key not in options and (passed or {}).get(key) is None):
             continue
@@ -76,6 +78,14 @@ def check_kind_options(kind: str, options: dict[str, str], spec: str, passed: di
             raise ConfigError(
                 f"{n} unknown option{'s' if n > 1 else ''} in backbone spec {spec}: {', '.join(unknown)}; timm: "
                 f"specs accept bands, sensor, seed, {', '.join(TIMM_OPTIONS)} (the architecture is the timm name's)"
+            )
+    if kind == "path":
+        unknown = sorted(set(options) - set(CHECKPOINT_OPTIONS))
+        if unknown:
+            n = len(unknown)
+            raise ConfigError(
+                f"{n} unknown option{'s' if n > 1 else ''} in backbone spec {spec}: {', '.join(unknown)}; "
+                f"checkpoint specs accept {', '.join(CHECKPOINT_OPTIONS)}"
             )
 
 

@@ -99,11 +99,19 @@ def _fit(state: Any, cfg: dict[str, Any], source: Any) -> str:
 
 def _describe(spec: str | Path) -> dict[str, Any]:
     from geodino.backbones import parse_spec
+    from geodino.backbones.spec import check_kind_options
+    from geodino.data.band_args import parse_backbone_bands
 
     kind, target, options = parse_spec(spec)
+    # what load_backbone(spec) refuses is refused here, in its line: `timm:NAME?depth=1` was described as the full
+    # model and `FILE?seed=1` as the file, while the same spec failed everywhere else (exit 2)
+    check_kind_options(kind, options, str(spec))
+    n_bands, names = parse_backbone_bands(options.get("bands"))
     if kind == "path":
+        from geodino.backbones.load import check_spec
         from geodino.models.checkpoints import infer_config, read_backbone_weights
 
+        check_spec(spec)  # fill=/subset= values and the file's existence, as its load checks them
         weights = read_backbone_weights(Path(target).expanduser(), which=options.get("which"))
         cfg = infer_config(weights.state, weights.source)
         params = sum(v.numel() for k, v in weights.state.items() if not k.endswith(("periods", "bias_mask")))
@@ -119,6 +127,7 @@ def _describe(spec: str | Path) -> dict[str, Any]:
             "keys": len(weights.state),
             "dtype": str(next(iter(weights.state.values())).dtype).replace("torch.", ""),
             "weights": _fit(weights.state, cfg, weights.source),
+            **_adapted(n_bands, names, cfg["in_chans"]),
         }
     if kind == "arch":
         from geodino.backbones import as_int, parse_value
@@ -156,7 +165,8 @@ def _describe(spec: str | Path) -> dict[str, Any]:
     from geodino.backbones import build_timm, timm_geometry
 
     with torch.device("meta"):
-        model = build_timm(target, {k: v for k, v in options.items() if k != "pretrained"}, None, None)
+        # ?bands= sets timm's in_chans as load_backbone's build does (it was dropped: bands=4 showed 3)
+        model = build_timm(target, {k: v for k, v in options.items() if k != "pretrained"}, n_bands, None)
     patch, dim, in_chans, n = timm_geometry(model)
     return {
         "spec": str(spec),
@@ -168,6 +178,15 @@ def _describe(spec: str | Path) -> dict[str, Any]:
         "depth": n,
         "keys": len(model.state_dict()),
     }
+
+
+def _adapted(n_bands: int | None, names: list[str] | None, in_chans: int) -> dict[str, Any]:
+    """The row saying a checkpoint's `?bands=` adapts its patch embedding on load: the rows above describe the
+    file, whose band count `bands` is, not the backbone the spec loads (`FILE?bands=red,nir` takes 2 bands)."""
+    if n_bands is None or (n_bands == in_chans and names is None):
+        return {}
+    said = f" ({', '.join(names)})" if names else ""
+    return {"loaded_bands": f"{n_bands}{said}, the spec's ?bands= (the rows above are the file's {in_chans} bands)"}
 
 
 def format_params(n: int) -> str:

@@ -1,0 +1,90 @@
+"""`geodino info SPEC` refuses the spec options `load_backbone(SPEC)` refuses, in the same one line (exit 2): its
+checkpoint and timm branches read the spec without the shared check, so `timm:NAME?depth=1` was described as the
+full 12-block model and `FILE?seed=1` as the file, exit 0, while every other command refused those specs. A timm
+spec's `?bands=` now sets the described input layer as the load does (bands=4 showed 3 bands)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from geodino import cli
+from geodino.backbones import load_backbone
+from geodino.errors import ConfigError
+from geodino.models import build_model
+from geodino.models.checkpoints import save_backbone
+from geodino.models.info import describe
+from tests.test_bad_inputs import one_line_exit_2
+
+TIMM = "timm:vit_tiny_patch16_224"
+
+
+@pytest.fixture(scope="module")
+def four_band_file(tmp_path_factory):
+    torch.manual_seed(0)
+    model = build_model("vit_small", in_chans=4, depth=1, embed_dim=32, num_heads=2, patch_size=8)
+    rec = {"bands": ["blue", "green", "red", "nir"], "mean": [0.1] * 4, "std": [0.2] * 4, "scale": 1e-4}
+    return save_backbone(model, tmp_path_factory.mktemp("i") / "four.safetensors", normalization=rec)
+
+
+def _load_error(spec: str) -> str:
+    with pytest.raises(ConfigError) as exc:
+        load_backbone(spec)
+    return str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "option, expect",
+    [
+        ("depth=1", ("1 unknown option", ": depth; timm: specs accept")),
+        ("pretrained=true&seed=1", ("?seed= draws random weights, but pretrained=true",)),
+        ("fill=zeros", ("?fill= applies to checkpoint specs only",)),
+        ("subset=rescale", ("?subset= applies to checkpoint specs only",)),
+    ],
+)
+def test_info_refuses_timm_options_as_the_load_does(capsys, tmp_path, option, expect):
+    spec = f"{TIMM}?{option}"
+    line = one_line_exit_2(capsys, tmp_path, "info", spec, expect=expect)
+    if "pretrained" not in option:  # the load would fetch weights first; the check is the same function
+        assert line == f"geodino: error: {_load_error(spec)}"
+
+
+@pytest.mark.parametrize(
+    "option, expect",
+    [
+        ("seed=1", ("?seed= applies to arch: and timm: specs only", "a checkpoint's weights come from its file")),
+        ("depth=1", ("1 unknown option", ": depth; checkpoint specs accept bands, sensor, fill, subset, which")),
+        ("depth=1&img_size=32", ("2 unknown options", ": depth, img_size;")),
+        ("fill=foo", ("fill='foo' must be 'mean' or 'zeros'",)),
+        ("subset=foo", ("subset='foo' must be 'copy' or 'rescale'",)),
+    ],
+)
+def test_info_refuses_checkpoint_options_as_the_load_does(capsys, tmp_path, four_band_file, option, expect):
+    spec = f"{four_band_file}?{option}"
+    line = one_line_exit_2(capsys, tmp_path, "info", spec, expect=expect)
+    assert line == f"geodino: error: {_load_error(spec)}"
+
+
+@pytest.mark.parametrize("spec", ["arch:vit_tiny?depth=1&subset=rescale", "baseline:colour?seed=3"])
+def test_info_refuses_arch_and_baseline_options_as_the_load_does(capsys, tmp_path, spec):
+    line = one_line_exit_2(capsys, tmp_path, "info", spec)
+    assert line == f"geodino: error: {_load_error(spec)}"
+
+
+def test_options_that_act_are_still_described(capsys, four_band_file):
+    """What the shared check lets through is described: a seeded arch/timm spec, a checkpoint's fill/subset/bands,
+    and a timm spec's bands, whose input layer is the one load_backbone builds (4 bands, not timm's 3)."""
+    seeded = describe(f"{TIMM}?seed=1&img_size=32")
+    assert seeded["depth"] == 12 and seeded["bands"] == 3
+    four = describe(f"{TIMM}?bands=4")
+    assert four["bands"] == 4 == load_backbone(f"{TIMM}?bands=4").in_chans
+    assert four["params"] == describe(TIMM)["params"] + 192 * 16 * 16  # one more input channel of the 16x16 patch
+    assert describe("arch:vit_tiny?depth=1&seed=2")["depth"] == 1
+    plain = describe(four_band_file)
+    assert plain["bands"] == 4 and "loaded_bands" not in plain
+    adapted = describe(f"{four_band_file}?bands=red,nir&subset=rescale&fill=zeros")
+    assert adapted["bands"] == 4  # the rows describe the file ...
+    assert adapted["loaded_bands"].startswith("2 (red, nir), the spec's ?bands=")  # ... and this the load
+    assert load_backbone(f"{four_band_file}?bands=red,nir").in_chans == 2
+    assert cli.main(["info", f"{four_band_file}?sensor=sentinel2_l2a&bands=4"]) == 0
+    assert "loaded_bands" not in capsys.readouterr().out
