@@ -174,6 +174,12 @@ class EmbedConfig:
             raise ConfigError(f"gdal_cache_mb={self.gdal_cache_mb} must be >= 0 (MB of GDAL block cache; default 64)")
         if self.scale is not None and (self.band_scale is not None or self.band_offset is not None):
             raise ConfigError("scale and band_scale/band_offset both give the DN -> reflectance rule; keep one")
+        if self.scale is not None and self.sensor:  # the sensor's rule went first: --scale was dropped, silently
+            raise ConfigError(
+                f"--sensor {self.sensor} and --scale {self.scale:g} both give the DN -> reflectance rule (sensor= and "
+                "scale= in Python), and the sensor's would win; keep one: --scale for your own factor, --sensor for "
+                "the sensor's"
+            )
         if self.band_offset is not None and self.band_scale is None:  # as the probes' data_offset needs data_scale
             # the rule is x * band_scale + band_offset: an offset alone is x * 1 + offset, DN left unscaled
             raise ConfigError(
