@@ -96,6 +96,11 @@ class DetectionProbeConfig:
             raise ConfigError(f"tile_overlap={self.tile_overlap} must be >= 0 (pixels)")
         if self.min_steps < 0:
             raise ConfigError(f"detection min_steps={self.min_steps} must be >= 0 (0: epochs alone)")
+        if self.detector == "fcos" and self.pyramid_channels % 32:
+            raise ConfigError(
+                f"detector=fcos needs pyramid_channels divisible by 32 (its head's GroupNorm has 32 groups); "
+                f"got {self.pyramid_channels}: use e.g. {max(32, self.pyramid_channels // 32 * 32)}"
+            )
         check_data_offset(self.data_scale, self.data_offset)
 
 

@@ -84,3 +84,17 @@ def test_difficult_and_crowd_objects_are_not_scored(tmp_path, fmt):
     assert meter.compute()["mAP"] == pytest.approx(1.0)  # the unflagged object found: nothing missed
     tile = tile_sample(s, 0, 32, 32, 0.5)  # the difficult box (x 40..60) lies in the tile at column 32
     assert tile["boxes"].shape == (0, 4) and tile["ignore_boxes"].tolist() == [[8.0, 5.0, 28.0, 20.0]]
+
+
+def test_fcos_pyramid_channels_must_suit_its_group_norm():
+    """torchvision's FCOS head normalises with GroupNorm(32, channels): pyramid_channels=48 failed deep in
+    torchvision ('num_channels (48) must be divisible by num_groups (32)') after the data was read; now one line
+    from validate, before anything runs. Faster R-CNN and RetinaNet heads take any width."""
+    from geodino.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match=r"detector=fcos needs pyramid_channels divisible by 32 .*got 48: use e.g. 32"
+    ):
+        DetectionProbeConfig(detector="fcos", pyramid_channels=48).validate()
+    DetectionProbeConfig(detector="fcos", pyramid_channels=64).validate()
+    DetectionProbeConfig(detector="retinanet", pyramid_channels=48).validate()
