@@ -136,7 +136,7 @@ def declared_rule(variables: Sequence[Any]) -> tuple[tuple[float, ...], tuple[fl
     return scales, offsets
 
 
-def check_declared_rule(scenes: Sequence[Any], sensor: Sensor, setting: str = "`sensor:`") -> None:
+def check_declared_rule(scenes: Sequence[Any], sensor: Sensor) -> None:
     """Refuse stores declaring a DN -> physical rule other than the sensor's, as raster archives refuse GDAL
     scale/offset tags: pixels are read raw and scaled by the sensor, so a store of DN * 0.0001 - 0.1 (Sentinel-2
     L2A, baseline >= 04.00) read with a sensor of DN * 0.0001 would be 0.1 too bright in every band, silently."""
@@ -160,10 +160,12 @@ def check_declared_rule(scenes: Sequence[Any], sensor: Sensor, setting: str = "`
         yaml_o = (
             f"{sc.offsets[0]:g}" if len(set(sc.offsets)) == 1 else "[" + ", ".join(f"{v:g}" for v in sc.offsets) + "]"
         )
+        uniform = len(set(sc.scales)) == 1 and len(set(sc.offsets)) == 1
+        flags = f" (in data stats: --scale {yaml_s} --offset {yaml_o})" if uniform else ""
         raise InputError(
             f"datacube {sc.path} declares physical value = {format_rule(sc.scales, sc.offsets)} (CF scale_factor/"
             f"add_offset of bands {', '.join(sc.band_names)}; pixels are read raw) but sensor {sensor.name!r} reads "
-            f"{format_rule(want_s, want_o)}; if the store's rule is right, read it with a sensor YAML ({setting}) "
-            f"of scale: {yaml_s} and offset: {yaml_o}; if its attributes are wrong, drop scale_factor/add_offset "
-            "from the variable's attributes"
+            f"{format_rule(want_s, want_o)}; if the store's rule is right, read it with a sensor YAML (`sensor:`) "
+            f"of scale: {yaml_s} and offset: {yaml_o}{flags}; if its attributes are wrong, drop scale_factor/"
+            "add_offset from the variable's attributes"
         )

@@ -154,3 +154,25 @@ def test_float32_lat_lon_pass_and_place_cell_centres(tmp_path):
     t = open_cube(str(tmp_path / "geo.nc")).affine
     assert t.c == pytest.approx(100.0, abs=2e-5) and t.f == pytest.approx(45.0, abs=2e-5)
     assert t.a == pytest.approx(1e-4, rel=1e-3) and t.e == pytest.approx(-1e-4, rel=1e-3)
+
+
+def test_data_stats_on_a_cf_scaled_cube_is_told_the_flags_and_applies_them(tmp_path, capsys):
+    """data stats without --scale read the store's DN as physical (scale 1) although it declares DN * 0.0001 - 0.1;
+    now refused naming the flags, which give numpy's mean of DN * 0.0001 - 0.1 over the valid pixels."""
+    import yaml
+
+    from geodino import cli
+
+    data = _data()
+    data[:, :, :3, :3] = 0
+    store = _stack_store(tmp_path / "l2a.zarr", data, {"scale_factor": 1e-4, "add_offset": -0.1, "_FillValue": 0})
+    out = tmp_path / "s.yaml"
+    argv = ["data", "stats", "--type", "cube", store, "--out", str(out)]
+    assert cli.main(argv) != 0
+    assert "--scale 0.0001 --offset -0.1" in capsys.readouterr().err
+    assert cli.main([*argv, "--scale", "0.0001", "--offset", "-0.1"]) == 0
+    got = yaml.safe_load(out.read_text())
+    x = np.moveaxis(data, 1, 0).reshape(len(BANDS), -1)
+    want = np.array([b[b != 0].astype(np.float64).mean() * 1e-4 - 0.1 for b in x])
+    np.testing.assert_allclose(got["mean"], want, atol=2e-6)
+    assert got["bands"] == BANDS and got["offset"] == -0.1
