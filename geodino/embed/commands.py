@@ -144,11 +144,16 @@ def _add_embedding_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--chunk", type=int, help="storage chunk in output cells (default: auto)")
     g.add_argument("--upsample", action="store_true", default=None, help="write at the input resolution")
-    g.add_argument("--sensor", help="the data's sensor (its DN scale), e.g. sentinel2_l2a")
+    g.add_argument(
+        "--sensor",
+        help="the data's sensor, e.g. sentinel2_l2a: its DN scale (not with --scale) and, for a raster without band "
+        "descriptions, its band names for --bands",
+    )
     g.add_argument(
         "--scale",
         type=float,
-        help="DN -> reflectance factor (default: the export's recorded scale, else by dtype: uint8 /255, ints /1e4)",
+        help="DN -> reflectance factor, not with --sensor (default: the export's recorded scale, else by dtype: "
+        "uint8 /255, ints /1e4)",
     )
     g.add_argument(
         "--bands",
