@@ -17,7 +17,15 @@ import numpy as np
 from geodino.data.sensors import Sensor
 from geodino.errors import InputError
 
-__all__ = ["check_declared_rule", "cube_crs", "cube_transform", "declared_rule", "fill_value", "stacked_fill_value"]
+__all__ = [
+    "check_declared_rule",
+    "cube_crs",
+    "cube_transform",
+    "declared_rule",
+    "fill_value",
+    "in_time_order",
+    "stacked_fill_value",
+]
 
 _FILL_KEYS = ("_FillValue", "nodata", "missing_value")
 
@@ -42,6 +50,18 @@ def cube_crs(da: Any, ds: Any) -> Any:
         if val is not None:
             return CRS.from_user_input(f"EPSG:{val}" if isinstance(val, (int, np.integer)) else val)
     return None
+
+
+def in_time_order(da: Any, tdim: str | None) -> Any:
+    """The array with its dates in ascending order (a lazy re-index; a sorted store is returned as it is), so time
+    step 0 is the earliest date: time_sampling first/last, their fallback to the next-earliest/latest date and an
+    embed `time` index count in time, not in the order a store was concatenated in (newest first, say)."""
+    if tdim is None or tdim not in da.coords or da[tdim].ndim != 1 or da[tdim].dtype.kind not in "Mmiuf":
+        return da
+    values = np.asarray(da[tdim].values)
+    if values.size < 2 or bool(np.all(values[1:] > values[:-1])):
+        return da
+    return da.isel({tdim: np.argsort(values, kind="stable")})
 
 
 def _check_even(da: Any, path: str, dim: str) -> None:

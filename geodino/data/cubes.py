@@ -25,6 +25,7 @@ from geodino.data.cube_grid import (
     cube_transform,
     declared_rule,
     fill_value,
+    in_time_order,
     stacked_fill_value,
 )
 from geodino.data.cube_variables import band_variables, data_variable, same_bands
@@ -127,6 +128,7 @@ def open_cube(
         da = ds[data_variable(ds, path, variable)]
     sources = [ds[v] for v in stacked] if stacked is not None else [da]  # whose CF scale/offset the bands carry
     da, (tdim, bdim, ydim, xdim) = _order_dims(da, path, band_dim, time_dim)
+    da = in_time_order(da, tdim)  # time step 0: the earliest date, whatever the store's order
     names = _band_names(da, bdim, sensor)
     named = bool(band_names) or (bdim in da.coords and da[bdim].dtype.kind in "USO")
     if band_names:

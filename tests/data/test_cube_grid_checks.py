@@ -176,3 +176,26 @@ def test_data_stats_on_a_cf_scaled_cube_is_told_the_flags_and_applies_them(tmp_p
     want = np.array([b[b != 0].astype(np.float64).mean() * 1e-4 - 0.1 for b in x])
     np.testing.assert_allclose(got["mean"], want, atol=2e-6)
     assert got["bands"] == BANDS and got["offset"] == -0.1
+
+
+def test_time_steps_count_in_time_whatever_the_store_order(tmp_path):
+    """A store concatenated newest first (2024-02-01, 2024-01-01): time_sampling first read 2024-02-01 (step 0 of
+    the store) and last 2024-01-01. Now first/last are the earliest/latest dates, pixels those of that date."""
+    import xarray as xr
+
+    data = _data()
+    store = _stack_store(
+        tmp_path / "desc.zarr",
+        data,
+        {"_FillValue": 0},
+        time=np.array(["2024-02-01", "2024-01-01"], dtype="datetime64[ns]"),
+    )
+    on_disk = xr.open_zarr(store, mask_and_scale=False).refl
+    for mode, date in (("first", "2024-01-01"), ("last", "2024-02-01")):
+        src = CubeSource(store, sensor="sentinel2_l2a", bands=BANDS, tile_size=8, sampling="grid", time_sampling=mode)
+        s = src.get(0, 0)
+        col, row = round((s["transform"].c - LEFT) / RES), round((TOP - s["transform"].f) / RES)
+        assert s["time"].startswith(date)
+        want = on_disk.sel(time=date).values[:, row : row + 8, col : col + 8] * 1e-4
+        np.testing.assert_allclose(s["image"], want, rtol=1e-6)
+    assert [t[:10] for t in open_cube(store).times] == ["2024-01-01", "2024-02-01"]
