@@ -219,12 +219,19 @@ def join_negative_lists(args: list[str]) -> list[str]:
 def join_band_numbers(args: list[str]) -> list[str]:
     """`--bands 4 3 2` as `--bands=4,3,2`, the spelling every other command's `--bands` takes (names there: B04 B03
     B02): embed's --bands took one value, so 3 and 2 became more input scenes ("--out names one raster, but the
-    input has many scenes"). Names join too (`--bands red green blue`, `--bands B04 B03 B02`): the whole numbers
-    and plain names (no dot, slash or glob: `scene.tif`, `'*.tif'` stay inputs) right after --bands that are not
-    existing files, nor a product name or `images`; a mix of both is joined for `band_list` to refuse."""
+    input has many scenes"). Names join too (`--bands red green blue`, `--bands B04 B03 B02`): the tokens right
+    after --bands of the first one's kind (whole numbers, or plain names: no dot, slash or glob, so `scene.tif` and
+    `'*.tif'` stay inputs) that are not existing files, a product name or `images`; a token that mixes both
+    (`4,red`) is taken alone, for `band_list` to refuse."""
+
+    def kind(token: str) -> str:
+        parts = token.strip(",").split(",")
+        return "numbers" if all(p.isdigit() for p in parts) else "names" if not any(p.isdigit() for p in parts) else ""
 
     def take(token: str, taken: list[str]) -> str | None:
         if token in NOT_BANDS or not _BAND_LIST.fullmatch(token) or os.path.exists(token):
+            return None
+        if taken and (not kind(taken[0]) or kind(token) != kind(taken[0])):
             return None
         return token.strip(",")
 

@@ -45,7 +45,9 @@ def _parse(argv):
         (["--bands=1,2", "x.tif"], ["--bands=1,2", "x.tif"]),  # already one value
         (["--bands", "red", "green", "blue", "x.tif"], ["--bands=red,green,blue", "x.tif"]),
         (["--bands", "B04,", "B03", "--out", "o"], ["--bands=B04,B03", "--out", "o"]),
-        (["--bands", "4", "red"], ["--bands=4,red"]),  # joined for band_list to refuse
+        (["--bands", "4", "red"], ["--bands=4", "red"]),  # numbers then a word: the word stays an input, as before
+        (["--bands", "red", "4", "x.tif"], ["--bands=red", "4", "x.tif"]),
+        (["--bands", "4,red", "3"], ["--bands=4,red", "3"]),  # a mixed token alone, for band_list to refuse
         (["--bands", "red", "scenes/*.tif"], ["--bands=red", "scenes/*.tif"]),  # a glob stays an input
         (["--bands", "red", "pca", "f.tif"], ["--bands=red", "pca", "f.tif"]),
         (["--bands", "red", "tile=64"], ["--bands=red", "tile=64"]),
@@ -105,7 +107,7 @@ def test_band_list_refusals(text, said):
 def test_mixed_bands_are_one_line_exit_2(tmp_path, capsys):
     src = _tif(tmp_path / "in.tif", S2)
     with pytest.raises(SystemExit) as exc:
-        cli.main(["embed", str(src), "-b", SPEC, "--out", str(tmp_path / "o.tif"), "--bands", "4", "red"])
+        cli.main(["embed", str(src), "-b", SPEC, "--out", str(tmp_path / "o.tif"), "--bands", "4,red"])
     err = capsys.readouterr().err.strip().splitlines()
     assert exc.value.code == 2 and len(err) == 1 and "'4,red' mixes band numbers (4) and names" in err[0]
 
