@@ -45,7 +45,7 @@ def cube_crs(da: Any, ds: Any) -> Any:
             wkt = ds[gm].attrs.get("crs_wkt") or ds[gm].attrs.get("spatial_ref")
             if wkt:
                 return CRS.from_wkt(wkt)
-    for key in ("crs", "crs_wkt", "spatial_ref", "proj:epsg", "proj:wkt2"):
+    for key in ("crs", "crs_wkt", "spatial_ref", "proj:epsg", "proj:code", "proj:wkt2"):  # proj:*: GeoZarr/STAC
         val = da.attrs.get(key, ds.attrs.get(key))
         if val is not None:
             return CRS.from_user_input(f"EPSG:{val}" if isinstance(val, (int, np.integer)) else val)
@@ -92,18 +92,29 @@ def _check_even(da: Any, path: str, dim: str) -> None:
     )
 
 
-def cube_transform(da: Any, ds: Any, path: str, xdim: str, ydim: str) -> tuple[float, ...]:
-    """The affine from a `transform` attribute (GeoZarr-style), else from the x/y coordinates (cell centres;
-    refused when unsorted or unevenly spaced)."""
-    tr = da.attrs.get("transform", ds.attrs.get("transform"))
-    if tr is not None and len(tr) >= 6:
-        return tuple(float(v) for v in tr[:6])
+def cube_transform(da: Any, ds: Any, path: str, xdim: str, ydim: str, has_crs: bool = True) -> tuple[float, ...]:
+    """The affine from a `transform` or `spatial:transform` attribute (GeoZarr-style, a, b, c, d, e, f), else from
+    the x/y coordinates (cell centres; refused when unsorted or unevenly spaced) or the grid mapping's GeoTransform.
+    A store with a CRS and none of these is refused: rioxarray's identity fallback put pixel (0, 0) at the CRS's
+    origin with 1-unit pixels, silently (a store without a CRS keeps it: its pixel grid is all there is)."""
+    for key in ("transform", "spatial:transform"):
+        tr = da.attrs.get(key, ds.attrs.get(key))
+        if tr is not None and len(tr) >= 6:
+            return tuple(float(v) for v in tr[:6])
     _check_even(da, path, xdim)
     _check_even(da, path, ydim)
     try:
-        return tuple(da.rio.set_spatial_dims(x_dim=xdim, y_dim=ydim).rio.transform(recalc=True))[:6]
+        out = tuple(da.rio.set_spatial_dims(x_dim=xdim, y_dim=ydim).rio.transform(recalc=True))[:6]
     except Exception as exc:
         raise InputError(f"datacube {path} has no usable x/y coordinates or transform attribute ({exc})") from exc
+    missing = [d for d in (xdim, ydim) if d not in da.coords]
+    if has_crs and missing and out == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0):
+        raise InputError(
+            f"datacube {path} has a CRS but no {'/'.join(missing)} coordinates and no transform (attribute "
+            "`transform`/`spatial:transform` or a GeoTransform on its grid mapping), so its pixels cannot be placed; "
+            "write the cell-centre x/y coordinates, or the affine with rioxarray (.rio.write_transform)"
+        )
+    return out
 
 
 def _declared_fill(var: Any) -> float | None:

@@ -173,7 +173,7 @@ def open_cube(
         path=path,
         array=da,
         crs=crs.to_wkt() if crs is not None else "",
-        transform=cube_transform(da, ds, path, xdim, ydim),
+        transform=cube_transform(da, ds, path, xdim, ydim, has_crs=crs is not None),
         width=int(da.sizes[xdim]),
         height=int(da.sizes[ydim]),
         band_names=names,

@@ -199,3 +199,29 @@ def test_time_steps_count_in_time_whatever_the_store_order(tmp_path):
         want = on_disk.sel(time=date).values[:, row : row + 8, col : col + 8] * 1e-4
         np.testing.assert_allclose(s["image"], want, rtol=1e-6)
     assert [t[:10] for t in open_cube(store).times] == ["2024-01-01", "2024-02-01"]
+
+
+def test_a_store_with_a_crs_but_nothing_placing_its_pixels_is_refused(tmp_path):
+    """crs EPSG:32633, no x/y coordinates, no transform: rioxarray's identity affine put the store at UTM (0, 0)
+    with 1 m pixels and training/embedding went on. Now refused in one line saying what to write."""
+    import xarray as xr
+
+    da = xr.DataArray(np.ones((4, 12, 16), "uint16"), dims=("band", "y", "x"), attrs={"crs": "EPSG:32633"})
+    da.to_dataset(name="r").to_zarr(tmp_path / "bare.zarr", zarr_format=2)
+    with pytest.raises(InputError, match=r"has a CRS but no x/y coordinates and no transform .*write_transform"):
+        open_cube(str(tmp_path / "bare.zarr"))
+    del da.attrs["crs"]  # without a CRS the pixel grid is all there is (allow_no_crs): still read
+    da.to_dataset(name="r").to_zarr(tmp_path / "web.zarr", zarr_format=2)
+    assert open_cube(str(tmp_path / "web.zarr"), require_crs=False).transform == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+
+def test_geozarr_proj_code_and_spatial_transform_place_the_store(tmp_path):
+    """GeoZarr-convention attributes (proj:code, spatial:transform in a, b, c, d, e, f order) on a store without
+    x/y coordinates: were "no CRS"; now its CRS and affine."""
+    import xarray as xr
+
+    attrs = {"proj:code": "EPSG:32633", "spatial:transform": [RES, 0.0, LEFT, 0.0, -RES, TOP]}
+    da = xr.DataArray(np.ones((4, 12, 16), "uint16"), dims=("band", "y", "x"), coords={"band": BANDS}, attrs=attrs)
+    da.to_dataset(name="r").to_zarr(tmp_path / "gz.zarr", zarr_format=2)
+    sc = open_cube(str(tmp_path / "gz.zarr"))
+    assert "UTM zone 33N" in sc.crs and sc.transform == (RES, 0.0, LEFT, 0.0, -RES, TOP)
