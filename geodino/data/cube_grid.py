@@ -25,6 +25,7 @@ __all__ = [
     "fill_value",
     "in_time_order",
     "stacked_fill_value",
+    "unsigned_decoded",
 ]
 
 _FILL_KEYS = ("_FillValue", "nodata", "missing_value")
@@ -50,6 +51,32 @@ def cube_crs(da: Any, ds: Any) -> Any:
         if val is not None:
             return CRS.from_user_input(f"EPSG:{val}" if isinstance(val, (int, np.integer)) else val)
     return None
+
+
+def unsigned_decoded(ds: Any) -> Any:
+    """The dataset with its `_Unsigned = "true"` integer variables read as the unsigned integers they store, lazily
+    (a view per read), their fill values too. NetCDF3 has no uint16, so xarray and GDAL write Sentinel-2 DN as int16
+    with that attribute (the NUG convention); opened raw (`mask_and_scale=False`, which also skips xarray's
+    _Unsigned decoding) DN 40000 read as -25536 and the fill 65535 as -1."""
+    names = [
+        v for v in ds.data_vars if str(ds[v].attrs.get("_Unsigned", "")).lower() == "true" and ds[v].dtype.kind == "i"
+    ]
+    if not names:
+        return ds
+    import xarray as xr
+    from xarray.coding.common import lazy_elemwise_func
+
+    out = ds.copy()
+    for name in names:
+        var = ds[name].variable
+        unsigned = np.dtype(f"u{var.dtype.itemsize}")
+        attrs = {k: val for k, val in var.attrs.items() if k != "_Unsigned"}
+        for key in _FILL_KEYS:
+            if key in attrs and attrs[key] is not None:
+                attrs[key] = np.asarray(attrs[key]).astype(var.dtype).astype(unsigned)[()]
+        data = lazy_elemwise_func(var._data, lambda a, u=unsigned: np.asarray(a).view(u), unsigned)
+        out[name] = xr.Variable(var.dims, data, attrs, var.encoding)
+    return out
 
 
 def in_time_order(da: Any, tdim: str | None) -> Any:

@@ -27,6 +27,7 @@ from geodino.data.cube_grid import (
     fill_value,
     in_time_order,
     stacked_fill_value,
+    unsigned_decoded,
 )
 from geodino.data.cube_variables import band_variables, data_variable, same_bands
 from geodino.data.rasters import SceneGrid, stream_id, window_affine
@@ -116,6 +117,7 @@ def open_cube(
     else:
         path = str(path)
         ds = _open_dataset(path)
+    ds = unsigned_decoded(ds)  # NetCDF3's int16 + _Unsigned: the uint16 DN it stores
     stacked = band_variables(ds, path, bands, sensor, time_dim) if variable is None else None
     per_band_variables = stacked is not None
     if stacked is not None:

@@ -225,3 +225,26 @@ def test_geozarr_proj_code_and_spatial_transform_place_the_store(tmp_path):
     da.to_dataset(name="r").to_zarr(tmp_path / "gz.zarr", zarr_format=2)
     sc = open_cube(str(tmp_path / "gz.zarr"))
     assert "UTM zone 33N" in sc.crs and sc.transform == (RES, 0.0, LEFT, 0.0, -RES, TOP)
+
+
+def test_netcdf3_unsigned_int16_reads_as_the_uint16_it_stores(tmp_path):
+    """NetCDF3 has no uint16: xarray (and GDAL) store DN as int16 with _Unsigned = "true". Opened raw, DN 40000 read
+    as -25536 and the fill 65535 as -1, so bright pixels trained as negative reflectance. Now the uint16 values,
+    lazily, with the fill value decoded too; a layout needing a transpose (y, x, band) is read the same."""
+    import rioxarray  # noqa: F401
+    import xarray as xr
+
+    rng = np.random.default_rng(4)
+    dn = rng.integers(30000, 42000, (12, 16, len(BANDS))).astype("uint16")
+    dn[:2] = 65535
+    c = _coords(12, 16)
+    da = xr.DataArray(dn.view("int16"), dims=("y", "x", "band"), coords={**c, "band": BANDS}, name="refl")
+    da.attrs.update(_Unsigned="true", _FillValue=np.int16(-1))
+    da.rio.write_crs("EPSG:32633").to_dataset().to_netcdf(tmp_path / "u.nc", format="NETCDF3_64BIT")
+    sc = open_cube(str(tmp_path / "u.nc"))
+    assert sc.array.dtype == np.uint16 and sc.nodata == 65535
+    src = CubeSource(str(tmp_path / "u.nc"), sensor="sentinel2_l2a", bands=BANDS, tile_size=8, sampling="grid")
+    s = src.read(0, 4, 0, 8, 8, None)
+    want = np.moveaxis(dn[:8, 4:12], -1, 0)
+    assert not s["valid"][:2].any() and s["valid"][2:].all()
+    np.testing.assert_allclose(s["image"][:, 2:], want[:, 2:] * 1e-4, rtol=1e-6)
