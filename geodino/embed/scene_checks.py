@@ -18,10 +18,11 @@ __all__ = ["check_declared_rules", "check_headers", "check_stacks", "declared_ru
 
 
 def check_headers(scenes: list[Scene], cfg: EmbedConfig) -> set[str]:
-    """All scenes readable, of one band count and north-up (headers only, before any scene is embedded); one line
-    naming two scenes whose band counts differ, or every scene the mosaic could not take. Returns the names of the
-    scenes read by the GDAL scale/offset their file declares for the bands read (`_file_declares`), from the same
-    header read."""
+    """All scenes readable, reading one number of bands, and north-up (headers only, before any scene is embedded).
+    The bands read are `--bands` (or a scene's own, from STAC --asset-bands), so a 6-band and a 3-band scene go
+    together with `--bands 1,2,3`; one line naming a band a scene lacks, two scenes whose band counts differ, or
+    every scene the mosaic could not take. Returns the names of the scenes read by the GDAL scale/offset their file
+    declares for the bands read (`_file_declares`), from the same header read."""
     import rasterio
 
     first: tuple[Scene, int] | None = None
@@ -33,7 +34,9 @@ def check_headers(scenes: list[Scene], cfg: EmbedConfig) -> set[str]:
                 count = len(s.sources)
             else:
                 with rasterio.open(s.path) as src:
-                    count = len(s.bands) if s.bands else src.count
+                    picked = s.bands or cfg.bands  # the bands read: a scene's own (STAC --asset-bands), else --bands
+                    _check_picks(s, picked, src.count)
+                    count = len(picked) if picked else src.count
                     if not north_up(src.transform):
                         tilted.append(s)
                     if _file_declares(s, src, cfg):
@@ -66,6 +69,18 @@ def check_headers(scenes: list[Scene], cfg: EmbedConfig) -> set[str]:
             f"place, or embed each on its own (e.g. {alone}) and leave them out of this run"
         )
     return by_file
+
+
+def _check_picks(scene: Scene, picked: list[int] | None, count: int) -> None:
+    """A band number past the scene's band count, refused before any scene is embedded (else the scenes before it
+    were embedded first and the run stopped at this one)."""
+    past = [b for b in picked or [] if not 1 <= b <= count]
+    if past:
+        raise InputError(
+            f"bands {','.join(map(str, picked or []))} (--bands, bands= in Python) include band {past[0]}, but scene "
+            f"{scene.path} has {plural(count, 'band')}; pass bands every scene has (1..{count} there), or embed it in "
+            "a separate run"
+        )
 
 
 def _file_declares(scene: Scene, src: Any, cfg: EmbedConfig) -> bool:
