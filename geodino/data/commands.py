@@ -122,7 +122,8 @@ def _add_stack(sub: Any) -> None:
                    help="band names as they appear in the file names, in order")  # fmt: skip
     k.add_argument("--out", "-o", required=True, help="folder for the VRTs (use it as a raster source path)")
     k.add_argument("--resampling", default="bilinear", choices=RESAMPLING,
-                   help="for bands coarser than the finest (default bilinear)")  # fmt: skip
+                   help="for bands coarser than the finest (default bilinear; QA bands SCL, QA60, QA_PIXEL always "
+                   "nearest: class codes and bit flags)")  # fmt: skip
     k.add_argument("--overwrite", action="store_true", help="replace VRTs of the same names already in --out")
     k.set_defaults(func=_stack)
 
