@@ -68,6 +68,12 @@ def is_zarr_store(path: str | Path) -> bool:
     return p.suffix.lower() == ".zarr" or (p.is_dir() and ((p / ".zgroup").exists() or (p / "zarr.json").exists()))
 
 
+def _head(p: Path) -> bytes:
+    """The first 8 bytes of a file (the HDF5 signature of a NetCDF4 file)."""
+    with p.open("rb") as f:
+        return f.read(8)
+
+
 def _open_dataset(path: str) -> Any:
     import xarray as xr
 
@@ -77,6 +83,11 @@ def _open_dataset(path: str) -> Any:
             return xr.open_dataset(path, chunks=None, mask_and_scale=False, decode_coords="all")
         return xr.open_zarr(path, chunks=None, mask_and_scale=False, decode_coords="all", consolidated=None)
     except Exception as exc:
+        if "netcdf4" in str(exc).lower() and p.is_file() and _head(p) == b"\x89HDF\r\n\x1a\n":
+            raise InputError(  # xarray's message lists engines and links; say the one step
+                f"datacube {path} is a NetCDF4 (HDF5) file, which xarray reads with h5netcdf or netCDF4 and neither "
+                "is installed: pip install h5netcdf (NetCDF3 files and Zarr stores need neither)"
+            ) from exc
         raise InputError(
             f"datacube {path} cannot be opened ({type(exc).__name__}: {exc}); give a Zarr/NetCDF store"
         ) from exc
