@@ -174,8 +174,9 @@ def open_cube(
         raise InputError(
             f"datacube {path} has no CRS (no spatial_ref/grid_mapping or crs attribute); write one with rioxarray"
         )
-    chunks = da.encoding.get("preferred_chunks") or {}
-    enc = da.encoding.get("chunks")
+    encoding = sources[0].encoding  # stacking per-band variables drops their encoding: the first one's chunks
+    chunks = encoding.get("preferred_chunks") or {}
+    enc = encoding.get("chunks")
     ychunk = chunks.get(ydim) or (enc[-2] if enc else None)
     xchunk = chunks.get(xdim) or (enc[-1] if enc else None)
     times = [str(v) for v in da[tdim].values] if tdim and tdim in da.coords else []

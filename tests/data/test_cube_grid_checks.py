@@ -261,3 +261,19 @@ def test_a_netcdf4_file_without_its_reader_says_what_to_install(tmp_path):
     path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(504))
     with pytest.raises(InputError, match=r"s2.nc is a NetCDF4 \(HDF5\) file.*pip install h5netcdf"):
         open_cube(str(path))
+
+
+def test_per_band_variables_keep_their_chunk_shape_for_chunk_aligned_tiles(tmp_path):
+    """Stacking per-band variables dropped their encoding, so `chunks` was None and align_to_chunks did nothing on
+    such stores (tiles straddling chunks). Now the variables' (16, 32) chunks, as a one-array store gives."""
+    import rioxarray  # noqa: F401
+    import xarray as xr
+
+    c = _coords(64, 96)
+    ds = xr.Dataset({b: xr.DataArray(np.ones((64, 96), "uint16"), dims=("y", "x"), coords=c) for b in BANDS})
+    enc = {b: {"chunks": (16, 32)} for b in BANDS}
+    ds.rio.write_crs("EPSG:32633").to_zarr(tmp_path / "pb.zarr", zarr_format=2, encoding=enc)
+    src = CubeSource(str(tmp_path / "pb.zarr"), sensor="sentinel2_l2a", tile_size=16)
+    assert src.scenes[0].chunks == (16, 32)
+    origins = {(s["transform"].c - LEFT, TOP - s["transform"].f) for s in (src.get(i, 0) for i in range(12))}
+    assert all(x % 160 == 0 and y % 160 == 0 for x, y in origins)  # 16 px tiles on the 16 px grid inside chunks
