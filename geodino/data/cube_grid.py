@@ -25,6 +25,7 @@ __all__ = [
     "fill_value",
     "in_time_order",
     "stacked_fill_value",
+    "unplaced",
     "unsigned_decoded",
 ]
 
@@ -119,11 +120,10 @@ def _check_even(da: Any, path: str, dim: str) -> None:
     )
 
 
-def cube_transform(da: Any, ds: Any, path: str, xdim: str, ydim: str, has_crs: bool = True) -> tuple[float, ...]:
+def cube_transform(da: Any, ds: Any, path: str, xdim: str, ydim: str) -> tuple[float, ...]:
     """The affine from a `transform` or `spatial:transform` attribute (GeoZarr-style, a, b, c, d, e, f), else from
-    the x/y coordinates (cell centres; refused when unsorted or unevenly spaced) or the grid mapping's GeoTransform.
-    A store with a CRS and none of these is refused: rioxarray's identity fallback put pixel (0, 0) at the CRS's
-    origin with 1-unit pixels, silently (a store without a CRS keeps it: its pixel grid is all there is)."""
+    the x/y coordinates (cell centres; refused when unsorted or unevenly spaced) or the grid mapping's GeoTransform;
+    rioxarray's identity when there is none of these (`unplaced` says so)."""
     for key in ("transform", "spatial:transform"):
         tr = da.attrs.get(key, ds.attrs.get(key))
         if tr is not None and len(tr) >= 6:
@@ -131,17 +131,23 @@ def cube_transform(da: Any, ds: Any, path: str, xdim: str, ydim: str, has_crs: b
     _check_even(da, path, xdim)
     _check_even(da, path, ydim)
     try:
-        out = tuple(da.rio.set_spatial_dims(x_dim=xdim, y_dim=ydim).rio.transform(recalc=True))[:6]
+        return tuple(da.rio.set_spatial_dims(x_dim=xdim, y_dim=ydim).rio.transform(recalc=True))[:6]
     except Exception as exc:
         raise InputError(f"datacube {path} has no usable x/y coordinates or transform attribute ({exc})") from exc
+
+
+def unplaced(da: Any, path: str, xdim: str, ydim: str, transform: tuple[float, ...]) -> str:
+    """Why a store's pixels cannot be placed ("" when they can): no x/y coordinates and no transform, so
+    `cube_transform` gave rioxarray's identity fallback, which put pixel (0, 0) at the CRS's origin with 1-unit
+    pixels (a store with a CRS was trained and embedded there, silently)."""
     missing = [d for d in (xdim, ydim) if d not in da.coords]
-    if has_crs and missing and out == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0):
-        raise InputError(
-            f"datacube {path} has a CRS but no {'/'.join(missing)} coordinates and no transform (attribute "
-            "`transform`/`spatial:transform` or a GeoTransform on its grid mapping), so its pixels cannot be placed; "
-            "write the cell-centre x/y coordinates, or the affine with rioxarray (.rio.write_transform)"
-        )
-    return out
+    if not missing or transform != (1.0, 0.0, 0.0, 0.0, 1.0, 0.0):
+        return ""
+    return (
+        f"datacube {path} has a CRS but no {'/'.join(missing)} coordinates and no transform (attribute "
+        "`transform`/`spatial:transform` or a GeoTransform on its grid mapping), so its pixels cannot be placed; "
+        "write the cell-centre x/y coordinates, or the affine with rioxarray (.rio.write_transform)"
+    )
 
 
 def _declared_fill(var: Any) -> float | None:

@@ -27,6 +27,7 @@ from geodino.data.cube_grid import (
     fill_value,
     in_time_order,
     stacked_fill_value,
+    unplaced,
     unsigned_decoded,
 )
 from geodino.data.cube_variables import band_variables, data_variable, same_bands
@@ -60,6 +61,7 @@ class CubeScene(SceneGrid):
     chunks: tuple[int, int] | None  # (y, x) chunk shape
     scales: tuple[float, ...] = ()  # per band, the CF scale_factor/add_offset the store declares; () for none
     offsets: tuple[float, ...] = ()
+    unplaced: str = ""  # why a store's CRS was dropped: nothing places its pixels (no x/y coordinates or transform)
 
 
 def is_zarr_store(path: str | Path) -> bool:
@@ -170,6 +172,12 @@ def open_cube(
     elif sensor is not None and named and not bands:  # `bands:` (per-band variables too): in its order
         da, names = _in_sensor_order(da, bdim, names, sensor, path)
     crs = cube_crs(da, ds)
+    transform = cube_transform(da, ds, path, xdim, ydim)
+    lost = unplaced(da, path, xdim, ydim, transform) if crs is not None else ""
+    if lost and require_crs:
+        raise InputError(lost)
+    if lost:  # a CRS without a grid places nothing: read in pixel coordinates (data stats, allow_no_crs)
+        crs = None
     if crs is None and require_crs:
         raise InputError(
             f"datacube {path} has no CRS (no spatial_ref/grid_mapping or crs attribute); write one with rioxarray"
@@ -187,7 +195,7 @@ def open_cube(
         path=path,
         array=da,
         crs=crs.to_wkt() if crs is not None else "",
-        transform=cube_transform(da, ds, path, xdim, ydim, has_crs=crs is not None),
+        transform=transform,
         width=int(da.sizes[xdim]),
         height=int(da.sizes[ydim]),
         band_names=names,
@@ -197,6 +205,7 @@ def open_cube(
         chunks=(int(ychunk), int(xchunk)) if ychunk and xchunk else None,
         scales=rule[0] if rule else (),
         offsets=rule[1] if rule else (),
+        unplaced=lost,
     )
 
 
@@ -258,6 +267,8 @@ def _check_crs(scenes: Sequence[CubeScene], allow_no_crs: bool, units: str, roi:
     bare = next((sc for sc in scenes if not sc.crs), None)
     if bare is None:
         return
+    if not allow_no_crs and bare.unplaced:
+        raise InputError(f"{bare.unplaced}; or set `allow_no_crs: true` in the source to train in pixel coordinates")
     if not allow_no_crs:
         raise InputError(
             f"datacube {bare.path} has no CRS (no spatial_ref/grid_mapping or crs attribute); write one with "

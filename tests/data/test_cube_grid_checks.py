@@ -201,18 +201,26 @@ def test_time_steps_count_in_time_whatever_the_store_order(tmp_path):
     assert [t[:10] for t in open_cube(store).times] == ["2024-01-01", "2024-02-01"]
 
 
-def test_a_store_with_a_crs_but_nothing_placing_its_pixels_is_refused(tmp_path):
+def test_a_store_with_a_crs_but_nothing_placing_its_pixels_is_refused(tmp_path, capsys):
     """crs EPSG:32633, no x/y coordinates, no transform: rioxarray's identity affine put the store at UTM (0, 0)
-    with 1 m pixels and training/embedding went on. Now refused in one line saying what to write."""
+    with 1 m pixels and training/embedding went on. Now refused in one line saying what to write, for a training
+    source too; where no placement is needed (data stats, allow_no_crs) it reads as a store without a CRS."""
     import xarray as xr
+
+    from geodino import cli
 
     da = xr.DataArray(np.ones((4, 12, 16), "uint16"), dims=("band", "y", "x"), attrs={"crs": "EPSG:32633"})
     da.to_dataset(name="r").to_zarr(tmp_path / "bare.zarr", zarr_format=2)
-    with pytest.raises(InputError, match=r"has a CRS but no x/y coordinates and no transform .*write_transform"):
-        open_cube(str(tmp_path / "bare.zarr"))
-    del da.attrs["crs"]  # without a CRS the pixel grid is all there is (allow_no_crs): still read
-    da.to_dataset(name="r").to_zarr(tmp_path / "web.zarr", zarr_format=2)
-    assert open_cube(str(tmp_path / "web.zarr"), require_crs=False).transform == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    store = str(tmp_path / "bare.zarr")
+    said = r"has a CRS but no x/y coordinates and no transform .*write_transform"
+    with pytest.raises(InputError, match=said):
+        open_cube(store)
+    with pytest.raises(InputError, match=said + r".*allow_no_crs: true"):
+        CubeSource(store, sensor="sentinel2_l2a", band_names=BANDS, tile_size=8)
+    sc = CubeSource(store, sensor="sentinel2_l2a", band_names=BANDS, tile_size=8, allow_no_crs=True).scenes[0]
+    assert sc.crs == "" and sc.transform == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    argv = ["data", "stats", "--type", "cube", store, "--out", str(tmp_path / "s.yaml"), "--scale", "1e-4"]
+    assert cli.main(argv) == 0, capsys.readouterr().err
 
 
 def test_geozarr_proj_code_and_spatial_transform_place_the_store(tmp_path):
