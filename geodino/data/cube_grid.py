@@ -25,7 +25,6 @@ __all__ = [
     "fill_value",
     "in_time_order",
     "stacked_fill_value",
-    "unplaced",
     "unsigned_decoded",
 ]
 
@@ -92,12 +91,12 @@ def in_time_order(da: Any, tdim: str | None) -> Any:
     return da.isel({tdim: np.argsort(values, kind="stable")})
 
 
-def _check_even(da: Any, path: str, dim: str) -> None:
-    """Refuse a coordinate that is not sorted or not evenly spaced: the affine rioxarray derives from its first and
-    last value would misplace the pixels between (by up to the largest deviation). A tenth of a step (plus a few
-    float ulps of the stored values, for float32 lat/lon) is tolerated."""
+def _uneven(da: Any, path: str, dim: str) -> str:
+    """Why a coordinate describes no regular grid ("" when it does): unsorted, or not evenly spaced, so the affine
+    rioxarray derives from its first and last value would misplace the pixels between (by up to the largest
+    deviation). A tenth of a step (plus a few float ulps of the stored values, for float32 lat/lon) is tolerated."""
     if dim not in da.coords or da[dim].ndim != 1 or da[dim].size < 3 or da[dim].dtype.kind not in "iuf":
-        return
+        return ""
     raw = np.asarray(da[dim].values)
     v = raw.astype(np.float64)
     n = v.size
@@ -105,14 +104,14 @@ def _check_even(da: Any, path: str, dim: str) -> None:
     diffs = np.diff(v)
     slack = 4.0 * float(np.spacing(np.abs(raw).max())) if raw.dtype.kind == "f" else 0.0
     if step != 0 and np.abs(v - (v[0] + step * np.arange(n))).max() <= 0.1 * abs(step) + slack:
-        return
+        return ""
     if not (np.all(diffs > 0) or np.all(diffs < 0)):
         k = int(np.argmax(diffs <= 0) if step > 0 else np.argmax(diffs >= 0))
-        raise InputError(
+        return (
             f"datacube {path}: its {dim} coordinates are not sorted ({dim}[{k}]={raw[k]:g}, {dim}[{k + 1}]="
             f"{raw[k + 1]:g}), so they describe no grid; sort the store first (ds.sortby({dim!r}))"
         )
-    raise InputError(
+    return (
         f"datacube {path}: its {dim} coordinates are not evenly spaced (steps from {np.abs(diffs).min():g} to "
         f"{np.abs(diffs).max():g}), so no affine places every pixel; resample it onto a regular grid first "
         f"(e.g. rioxarray's .rio.reproject, or .interp onto an even {dim}), or write the store's true `transform` "
@@ -120,30 +119,30 @@ def _check_even(da: Any, path: str, dim: str) -> None:
     )
 
 
-def cube_transform(da: Any, ds: Any, path: str, xdim: str, ydim: str) -> tuple[float, ...]:
-    """The affine from a `transform` or `spatial:transform` attribute (GeoZarr-style, a, b, c, d, e, f), else from
-    the x/y coordinates (cell centres; refused when unsorted or unevenly spaced) or the grid mapping's GeoTransform;
-    rioxarray's identity when there is none of these (`unplaced` says so)."""
+IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+
+def cube_transform(da: Any, ds: Any, path: str, xdim: str, ydim: str, has_crs: bool) -> tuple[tuple[float, ...], str]:
+    """(affine, why its pixels cannot be placed: "" when they can). The affine comes from a `transform` or
+    `spatial:transform` attribute (GeoZarr-style, a, b, c, d, e, f), else from the x/y coordinates (cell centres) or
+    the grid mapping's GeoTransform. Unsorted or unevenly spaced coordinates, and a store with a CRS but none of these
+    (rioxarray's identity fallback put pixel (0, 0) at the CRS's origin with 1-unit pixels, silently), give the
+    identity and the reason: callers that place pixels refuse it, the others read in pixel coordinates."""
     for key in ("transform", "spatial:transform"):
         tr = da.attrs.get(key, ds.attrs.get(key))
         if tr is not None and len(tr) >= 6:
-            return tuple(float(v) for v in tr[:6])
-    _check_even(da, path, xdim)
-    _check_even(da, path, ydim)
+            return tuple(float(v) for v in tr[:6]), ""
+    why = _uneven(da, path, xdim) or _uneven(da, path, ydim)
+    if why:
+        return IDENTITY, why
     try:
-        return tuple(da.rio.set_spatial_dims(x_dim=xdim, y_dim=ydim).rio.transform(recalc=True))[:6]
+        out = tuple(da.rio.set_spatial_dims(x_dim=xdim, y_dim=ydim).rio.transform(recalc=True))[:6]
     except Exception as exc:
         raise InputError(f"datacube {path} has no usable x/y coordinates or transform attribute ({exc})") from exc
-
-
-def unplaced(da: Any, path: str, xdim: str, ydim: str, transform: tuple[float, ...]) -> str:
-    """Why a store's pixels cannot be placed ("" when they can): no x/y coordinates and no transform, so
-    `cube_transform` gave rioxarray's identity fallback, which put pixel (0, 0) at the CRS's origin with 1-unit
-    pixels (a store with a CRS was trained and embedded there, silently)."""
     missing = [d for d in (xdim, ydim) if d not in da.coords]
-    if not missing or transform != (1.0, 0.0, 0.0, 0.0, 1.0, 0.0):
-        return ""
-    return (
+    if not has_crs or not missing or out != IDENTITY:
+        return out, ""
+    return out, (
         f"datacube {path} has a CRS but no {'/'.join(missing)} coordinates and no transform (attribute "
         "`transform`/`spatial:transform` or a GeoTransform on its grid mapping), so its pixels cannot be placed; "
         "write the cell-centre x/y coordinates, or the affine with rioxarray (.rio.write_transform)"

@@ -27,7 +27,6 @@ from geodino.data.cube_grid import (
     fill_value,
     in_time_order,
     stacked_fill_value,
-    unplaced,
     unsigned_decoded,
 )
 from geodino.data.cube_variables import band_variables, data_variable, same_bands
@@ -61,7 +60,7 @@ class CubeScene(SceneGrid):
     chunks: tuple[int, int] | None  # (y, x) chunk shape
     scales: tuple[float, ...] = ()  # per band, the CF scale_factor/add_offset the store declares; () for none
     offsets: tuple[float, ...] = ()
-    unplaced: str = ""  # why a store's CRS was dropped: nothing places its pixels (no x/y coordinates or transform)
+    unplaced: str = ""  # why a store's CRS was dropped: no regular grid places its pixels (`cube_transform`)
 
 
 def is_zarr_store(path: str | Path) -> bool:
@@ -172,11 +171,10 @@ def open_cube(
     elif sensor is not None and named and not bands:  # `bands:` (per-band variables too): in its order
         da, names = _in_sensor_order(da, bdim, names, sensor, path)
     crs = cube_crs(da, ds)
-    transform = cube_transform(da, ds, path, xdim, ydim)
-    lost = unplaced(da, path, xdim, ydim, transform) if crs is not None else ""
+    transform, lost = cube_transform(da, ds, path, xdim, ydim, has_crs=crs is not None)
     if lost and require_crs:
         raise InputError(lost)
-    if lost:  # a CRS without a grid places nothing: read in pixel coordinates (data stats, allow_no_crs)
+    if lost:  # no regular grid places the pixels: read in pixel coordinates (data stats, allow_no_crs)
         crs = None
     if crs is None and require_crs:
         raise InputError(

@@ -112,8 +112,14 @@ def test_unevenly_spaced_coordinates_are_refused(tmp_path):
     x = LEFT + RES * (np.arange(16) + 0.5)
     x[8:] += 5.0
     store = _stack_store(tmp_path / "irregular.zarr", _data(), {}, x=x)
-    with pytest.raises(InputError, match=r"x coordinates are not evenly spaced \(steps from 10 to 15\)"):
+    said = r"x coordinates are not evenly spaced \(steps from 10 to 15\)"
+    with pytest.raises(InputError, match=said):
         open_cube(store)
+    with pytest.raises(InputError, match=said + r".*allow_no_crs: true"):
+        CubeSource(store, sensor="sentinel2_l2a", tile_size=8)
+    # where nothing is placed (statistics, allow_no_crs) the pixels are read in pixel coordinates, without a CRS
+    sc = CubeSource(store, sensor="sentinel2_l2a", tile_size=8, allow_no_crs=True).scenes[0]
+    assert sc.crs == "" and sc.transform == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
 
 def test_unsorted_coordinates_are_refused(tmp_path):
