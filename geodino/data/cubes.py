@@ -108,6 +108,7 @@ def open_cube(
     time_dim: str = "time",
     nodata: float | None = None,
     require_crs: bool = True,
+    warn_unplaced: bool = True,
     sensor: Sensor | None = None,
     band_names: Sequence[str] | None = None,
 ) -> CubeScene:
@@ -118,7 +119,9 @@ def open_cube(
     store naming none of the sensor's bands is read positionally (CubeSource: only with the sensor's band count).
     A store of one variable per band is stacked by variable name (`cube_variables.band_variables`), as rasters are
     read by band description: the variables `bands` names, else those naming the sensor's bands in its order.
-    `path` may also be an in-memory xarray Dataset or DataArray (messages then name its type)."""
+    `path` may also be an in-memory xarray Dataset or DataArray (messages then name its type). A store whose
+    pixels no regular grid places (`cube_grid.cube_transform`) is refused with `require_crs`, else read without a
+    CRS (warned)."""
     import rioxarray  # noqa: F401 - registers the .rio accessor
     import xarray as xr
 
@@ -176,6 +179,10 @@ def open_cube(
         raise InputError(lost)
     if lost:  # no regular grid places the pixels: read in pixel coordinates (data stats, allow_no_crs)
         crs = None
+        if warn_unplaced:  # a caller that then asks for a CRS (embed) says only that there is none
+            import warnings
+
+            warnings.warn(f"{lost}; read without a CRS, in pixel coordinates", stacklevel=2)
     if crs is None and require_crs:
         raise InputError(
             f"datacube {path} has no CRS (no spatial_ref/grid_mapping or crs attribute); write one with rioxarray"
@@ -332,6 +339,7 @@ class CubeSource:
                 time_dim=time_dim,
                 nodata=nodata,
                 require_crs=False,  # refused below, naming the source key
+                warn_unplaced=False,  # likewise
                 sensor=sensor_obj,
                 band_names=band_names,
             )

@@ -120,6 +120,8 @@ def test_unevenly_spaced_coordinates_are_refused(tmp_path):
     # where nothing is placed (statistics, allow_no_crs) the pixels are read in pixel coordinates, without a CRS
     sc = CubeSource(store, sensor="sentinel2_l2a", tile_size=8, allow_no_crs=True).scenes[0]
     assert sc.crs == "" and sc.transform == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    with pytest.warns(UserWarning, match=said + r".*read without a CRS"):  # embed's reader: says why there is none
+        assert open_cube(store, require_crs=False).crs == ""
 
 
 def test_unsorted_coordinates_are_refused(tmp_path):
