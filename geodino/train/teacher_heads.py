@@ -242,7 +242,9 @@ def warmup_heads(
     ibot_loss = IBOTPatchLoss(ibot.out_dim, group=group)
     # the pretraining optimizer pieces: AdamW groups (no decay on biases), official schedule shapes, per-head clip
     opt = build_optimizer(param_groups(heads, layerwise_decay=1.0, patch_embed_lr_mult=1.0), betas=(0.9, 0.999))
-    lrs = cosine_schedule(lr, lr * 1e-2, steps, warmup_iters=max(steps // 10, 1))  # 10 % linear warm-up
+    # 10 % linear warm-up, none under 10 steps: a one-iteration ramp is lr 0 (linspace(0, lr, 1)), so a 1-step
+    # warm-up returned the random heads and shorter ones lost their first step
+    lrs = cosine_schedule(lr, lr * 1e-2, steps, warmup_iters=steps // 10)
     moms = cosine_schedule(warmup_momentum_start(momentum[0], steps), momentum[1], steps)
     log: list[dict[str, float]] = []
     from tqdm.auto import tqdm
