@@ -270,17 +270,51 @@ def band_list(text: str) -> list[int] | list[str]:
     return parts
 
 
+def config_band_names(value: Any) -> list[str] | None:
+    """The band names of a `bands:` YAML key or `bands=[red,nir]` override (the config keeps what it was given:
+    numbers or names), checked as `--bands` checks them (`band_list`: no mix of numbers and names, no name twice) and
+    numbered per input by `resolve_band_names`, as the flag's are; None for numbers (left to `EmbedConfig.validate`)
+    or no bands. A mix or a name given twice is one ConfigError line."""
+    if not isinstance(value, (list, tuple)) or not value:
+        return None
+    items = [str(v).strip() for v in value]
+    if all(_NUMBER.fullmatch(v) for v in items):  # numbers (1.5 too): EmbedConfig.validate reads or refuses them
+        return None
+    try:
+        got = band_list(",".join(items))
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError(f"bands={list(value)}: {exc}") from None
+    return got if got and isinstance(got[0], str) else None
+
+
+def number_band_names(cfg: Any, inputs: list[Any]) -> None:
+    """Python's `bands=["red", "nir"]` (a config's names) as the numbers of those bands in the input(s), as
+    `geodino embed --bands red,nir` numbers them (`resolve_band_names`); numbers are left as they are. Names are
+    matched in files: for an xarray input they are one line asking for numbers."""
+    if not cfg.bands or not isinstance(cfg.bands[0], str):
+        return
+    if not all(isinstance(i, str | os.PathLike) for i in inputs):
+        raise ConfigError(
+            f"bands={list(cfg.bands)}: band names are matched in a raster or cube file's bands; for an xarray input "
+            "pass 1-based numbers (bands=[4,3,2]) or select the bands on the array first"
+        )
+    from geodino.embed.pipeline import says
+
+    cfg.bands = resolve_band_names(list(cfg.bands), [str(i) for i in inputs], cfg, say=says(cfg))
+
+
 BAND_FLAG_HINTS = {"bands": "--bands", "band_names": None, "sensor": "--sensor"}
 """How `_resolve_bands` names the settings in its refusal when `geodino embed --bands` gave the names."""
 
 
-def resolve_band_names(names: list[str], inputs: list[str], cfg: Any) -> list[int]:
+def resolve_band_names(names: list[str], inputs: list[str], cfg: Any, *, say: bool = True) -> list[int]:
     """The 1-based numbers of the bands `--bands NAME,...` names in the input(s), by the rule a data source matches
     its `bands:` with (`geodino.data.archive`): each file's band descriptions (all present and distinct), else the
     names of `--sensor` when it has the file's band count, else b1..bN; a name matches one of those case-insensitively
     or through the sensor's aliases (red, nir, swir16). A name no band has, or two names of one band, is one line
     listing the bands there are. Many scenes must give the same numbers (one `bands` serves them all); STAC input
-    names its bands with `--asset-bands` (the item's band names), so names in --bands are refused there."""
+    names its bands with `--asset-bands` (the item's band names), so names in --bands are refused there. `say`:
+    print the line naming the numbers (Python's quiet runs pass False)."""
     from geodino.data.sensors import get_sensor
     from geodino.embed.scenes import is_many, list_scenes, scene_outputs
     from geodino.embed.stac import is_stac
@@ -309,7 +343,10 @@ def resolve_band_names(names: list[str], inputs: list[str], cfg: Any) -> list[in
             )
     assert first is not None  # list_scenes found at least one scene or refused
     more = f" (and of the {plural(len(paths) - 1, 'other scene')})" if len(paths) > 1 else ""
-    print(f"geodino: --bands {shown} reads bands {','.join(map(str, first[1]))} of {first[0]}{more}", file=sys.stderr)
+    if say:
+        print(
+            f"geodino: --bands {shown} reads bands {','.join(map(str, first[1]))} of {first[0]}{more}", file=sys.stderr
+        )
     return first[1]
 
 

@@ -34,6 +34,7 @@ from geodino.embed.command_flags import (  # noqa: F401  the flag rules' home; i
     check_flags,
     check_one_input_flags,
     check_product_items,
+    config_band_names,
     join_band_numbers,
     join_negative_lists,
     resolve_band_names,
@@ -316,9 +317,10 @@ def run(args: argparse.Namespace) -> int:
     from geodino.data.paths import one_listed
     from geodino.embed.scenes import embed_scenes, is_many
 
-    names = args.bands if args.bands and isinstance(args.bands[0], str) else None
+    # --bands red,nir, or a `bands:` key / override of names: numbered below, once the other settings are checked
+    names = args.bands if args.bands and isinstance(args.bands[0], str) else config_band_names(cfg.bands)
     if names:
-        cfg.bands = None  # --bands red,nir: numbered below, once the other settings are checked
+        cfg.bands = None
     cfg.validate()
     inputs = one_listed([args.input, *extra])  # a .txt list of one raster is that raster (its entries checked)
     if names:  # the numbers of the bands so named in the input (its band descriptions, else --sensor's names)

@@ -9,7 +9,7 @@ from typing import Any
 from geodino.data.band_args import parse_band_numbers as band_numbers  # the old name (embed/images.py)
 from geodino.embed.backbone import parse_layers
 from geodino.embed.blend import BLEND_MODES
-from geodino.embed.command_flags import flag_name
+from geodino.embed.command_flags import config_band_names, flag_name
 from geodino.embed.writers import DTYPES
 from geodino.errors import ConfigError, did_you_mean, plural
 
@@ -66,7 +66,9 @@ class EmbedConfig:
     # GeoTIFF/VRT input: apply the scale/offset the raster declares for the bands read (GDAL <Scale>/<Offset>,
     # rasterio's src.scales/src.offsets), as stac_scale does; a STAC item's raster:bands wins over them
     file_scale: bool = True
-    bands: list[int] | None = None  # 1-based input bands to use (default: all)
+    # 1-based input bands to use (default: all); names too (red, B04) in a YAML or override, numbered per input by
+    # `geodino embed` as --bands names are (`command_flags.config_band_names`)
+    bands: list[Any] | None = None
     nodata: float | None = None  # override the input's declared nodata value
     variable: str | None = None  # variable of a Zarr/NetCDF cube input
     # the date of a cube input with a time dimension: an index (0; -1: the last) or a date label (text: 2024-02-01
@@ -100,7 +102,8 @@ class EmbedConfig:
     def validate(self) -> None:
         coerce_fields(self)
         self.time = time_choice(self.time)
-        self.bands = band_numbers(self.bands)
+        # names stay names (checked), numbered per input by the caller (`command_flags.number_band_names`)
+        self.bands = config_band_names(self.bands) or band_numbers(self.bands)
         if self.blend not in BLEND_MODES:
             raise ConfigError(f"blend={self.blend!r} is not valid; choose one of {', '.join(BLEND_MODES)}")
         if self.dtype not in DTYPES:

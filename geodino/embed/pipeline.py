@@ -191,7 +191,10 @@ def embed_raster(
             "the features can carry its georeference"
         )
     cfg = _config(config, backbone, out, options)
+    from geodino.embed.command_flags import number_band_names
     from geodino.embed.stac_items import write_raster_item
+
+    number_band_names(cfg, [input])  # bands=["red", "nir"]: their numbers in this input
 
     out_path = Path(cfg.out).expanduser()
     with output_lock(out_path, cfg), kept_for_resume(out_path):

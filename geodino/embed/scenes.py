@@ -263,6 +263,9 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
             "(each has its own grid); pass --bbox MINX MINY MAXX MAXY (with --bbox-crs EPSG:4326 for lon/lat), which "
             "each scene takes in its own CRS"
         )
+    from geodino.embed.command_flags import number_band_names
+
+    number_band_names(cfg, inputs)  # bands=["red", "nir"]: their numbers, alike in every scene
     folder, mosaic = scene_outputs(cfg.out)
     scenes = list_scenes(inputs, asset=cfg.asset, asset_bands=cfg.asset_bands, exclude=folder)
     if not scenes:

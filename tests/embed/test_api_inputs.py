@@ -46,7 +46,7 @@ def test_change_threshold_int_and_numpy_taken_as_numbers(tmp_path):
 
 
 # 2. embed's bands are 1-based numbers: names and a bare count are refused up front, in one line
-@pytest.mark.parametrize("bad", [["B02", "B03", "B04"], 3, "B04,B03", [1.5, 2], ""])
+@pytest.mark.parametrize("bad", [3, "B04,B03", [1.5, 2], ""])  # a list of names: test_config_band_names.py
 def test_embed_raster_band_names_or_count_refused(tmp_path, conv_bb, bad):
     src = write_tif(tmp_path / "in.tif", random_image(32, 32, c=4))
     with pytest.raises(ConfigError, match=r"^bands=.* cannot be used: embed's bands are " + BAND_HINT):
