@@ -163,7 +163,9 @@ def _describe(spec: str | Path) -> dict[str, Any]:
             "depth": fb.n_blocks,
         }
     from geodino.backbones import build_timm, timm_geometry
+    from geodino.backbones.load import check_spec
 
+    check_spec(spec)  # option values as its load reads them (`?seed=abc` was described, not refused)
     with torch.device("meta"):
         # ?bands= sets timm's in_chans as load_backbone's build does (it was dropped: bands=4 showed 3)
         model = build_timm(target, {k: v for k, v in options.items() if k != "pretrained"}, n_bands, None)

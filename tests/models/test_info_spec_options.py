@@ -40,6 +40,7 @@ def _load_error(spec: str) -> str:
         ("pretrained=true&seed=1", ("?seed= draws random weights, but pretrained=true",)),
         ("fill=zeros", ("?fill= applies to checkpoint specs only",)),
         ("subset=rescale", ("?subset= applies to checkpoint specs only",)),
+        ("seed=abc", ("seed='abc' must be an integer",)),
     ],
 )
 def test_info_refuses_timm_options_as_the_load_does(capsys, tmp_path, option, expect):
