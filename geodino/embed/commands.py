@@ -396,20 +396,22 @@ def _product(args: argparse.Namespace) -> int:
     feats, overwrite = rest[0], bool(args.overwrite)
     if args.input in ("classify", "change"):
         return _classify_or_change(args, rest, overwrite)
-    from geodino.embed.style import qml_path
+    from geodino.embed.style import qml_path, sld_path
 
     png = args.png
     also = f", {png}" if png else ""
     if args.input == "pca":
         out = products.pca_map(feats, args.out, **_options(products.pca_map, args, overwrite=overwrite))
-        print(f"pca: {out} (3-band uint8 COG of the first principal components), {qml_path(out)}{also}")
+        print(
+            f"pca: {out} (3-band uint8 COG of the first principal components), {qml_path(out)}, {sld_path(out)}{also}"
+        )
     elif args.input == "cluster":
         opts = _options(products.cluster_map, args, overwrite=overwrite)
         out = products.cluster_map(feats, args.out, **opts)
         k = opts.get("k", inspect.signature(products.cluster_map).parameters["k"].default)
         print(
             f"cluster: {out} ({k} k-means classes, colour table), {out}.aux.xml (class table: keep it with the "
-            f".tif), {qml_path(out)}{also}"
+            f".tif), {qml_path(out)}, {sld_path(out)}{also}"
         )
     elif args.input == "similar":
         from geodino.cli import parse_point
@@ -420,7 +422,7 @@ def _product(args: argparse.Namespace) -> int:
         out = products.similarity_map(feats, args.out, **opts)
         query = f"the point {','.join(args.point)}" if point else f"the polygons of {args.polygon}"
         png = png or out.with_suffix(".png")
-        print(f"similar: {out} (cosine similarity to {query}), {qml_path(out)}, {png}")
+        print(f"similar: {out} (cosine similarity to {query}), {qml_path(out)}, {sld_path(out)}, {png}")
     else:
         opts = _options(products.zonal_embeddings, args, overwrite=overwrite)
         out = products.zonal_embeddings(feats, rest[1], args.out, **opts)

@@ -210,10 +210,17 @@ def test_products_on_int8_zarr_and_cli(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
     assert cli.main(["embed", "pca", str(feats), "--out", str(tmp_path / "p.tif")]) == 0
     assert capsys.readouterr().out == (
-        f"pca: {tmp_path / 'p.tif'} (3-band uint8 COG of the first principal components), {tmp_path / 'p.qml'}\n"
-    )
+        f"pca: {tmp_path / 'p.tif'} (3-band uint8 COG of the first principal components), {tmp_path / 'p.qml'}, "
+        f"{tmp_path / 'p.sld'}\n"
+    )  # every file the line names (the .sld since 37c2bf0) exists
+    assert (tmp_path / "p.qml").is_file() and (tmp_path / "p.sld").is_file()
     assert cli.main(["embed", "cluster", str(feats), "--out", str(tmp_path / "c.tif"), "--k", "3"]) == 0
-    assert capsys.readouterr().out.startswith(f"cluster: {tmp_path / 'c.tif'} (3 k-means classes, colour table)")
+    c = tmp_path / "c"
+    assert capsys.readouterr().out == (
+        f"cluster: {c}.tif (3 k-means classes, colour table), {c}.tif.aux.xml (class table: keep it with the .tif), "
+        f"{c}.qml, {c}.sld\n"
+    )
+    assert all(Path(f"{c}{ext}").is_file() for ext in (".tif.aux.xml", ".qml", ".sld"))
     with rasterio.open(tmp_path / "c.tif") as ds:
         assert set(np.unique(ds.read(1))) <= {0, 1, 2} and ds.shape == (16, 24)
     code = cli.main(["embed", "similar", str(feats), "--out", str(tmp_path / "s.tif"), "--point", "1,2,3"])
@@ -222,7 +229,10 @@ def test_products_on_int8_zarr_and_cli(tmp_path, monkeypatch, capsys):
         x, y = ds.xy(8, 12)
     assert cli.main(["embed", "similar", str(feats), "--out", str(tmp_path / "s.tif"), "--point", f"{x},{y}"]) == 0
     s = tmp_path / "s"
-    assert capsys.readouterr().out == f"similar: {s}.tif (cosine similarity to the point {x},{y}), {s}.qml, {s}.png\n"
+    assert capsys.readouterr().out == (
+        f"similar: {s}.tif (cosine similarity to the point {x},{y}), {s}.qml, {s}.sld, {s}.png\n"
+    )
+    assert Path(f"{s}.sld").is_file()
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
 
 
