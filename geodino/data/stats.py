@@ -50,15 +50,24 @@ STATS_HINTS = {
 """How raster messages name the settings: data stats' flags."""
 
 
-def _first_cube_bands(paths: Any) -> tuple[int, tuple[str, ...], str]:
-    """(bands, their names, dtype) of the first datacube: its band coordinate's names, else b1..bN."""
+def _first_cube_bands(paths: Any, bands: Sequence[str] | None = None) -> tuple[int, tuple[str, ...], str, Any]:
+    """(bands, their names, dtype, declared rule) of the first datacube, read as `bands` selects them: its band
+    coordinate's (or band variables') names, else b1..bN; the rule is the (scales, offsets) its CF scale_factor/
+    add_offset declare per band, or None. Opened with `bands` so a store of one variable per band is stacked as
+    the source stacks it (without, it opened as its first variable: a 1-band sensor the source then refused)."""
     from geodino.data.cubes import open_cube
 
     first = paths if isinstance(paths, (str, Path)) else next(iter(paths), None)
     if first is None:
         raise InputError("no datacube paths given; pass Zarr stores or NetCDF files")
-    scene = open_cube(str(first), require_crs=False)
-    return len(scene.band_names), scene.band_names, str(scene.array.dtype)
+    scene = open_cube(str(first), bands=bands, require_crs=False)
+    rule = (scene.scales, scene.offsets) if scene.scales else None
+    return len(scene.band_names), scene.band_names, str(scene.array.dtype), rule
+
+
+def _one_or_per_band(values: tuple[float, ...]) -> float | tuple[float, ...]:
+    """One value when every band has it (the YAML then reads as --scale X --offset Y would write it)."""
+    return values[0] if len(set(values)) == 1 else values
 
 
 def _base_sensor(
@@ -71,14 +80,19 @@ def _base_sensor(
     nodata: float | None,
     name: str | None,
     alpha: tuple[int, ...] = (),
+    bands: Sequence[str] | None = None,
 ) -> Sensor:
     """The sensor the tiles are read with: the named one (scale/offset overridden when given), else a neutral
-    one (mean 0, std 1) with the files' (or the first datacube's) band names and a scale guessed from the dtype;
-    `alpha`: the first raster's alpha bands, left out of the statistics."""
+    one (mean 0, std 1) with the files' (or the first datacube's) band names and the scale/offset the first file
+    declares (GDAL scale/offset tags, CF scale_factor/add_offset) unless `scale` is given, else one guessed
+    from the dtype;
+    `alpha`: the first raster's alpha bands, left out of the statistics; `bands`: the datacube bands read (when
+    `band_names` does not name every band of the store)."""
     base: Sensor | None = get_sensor(sensor) if sensor else None
     if base is None:
         if type in ("raster", "cube"):
-            count, desc, dtype = (_first_bands(paths) if type == "raster" else _first_cube_bands(paths))[:3]
+            first = _first_bands(paths) if type == "raster" else _first_cube_bands(paths, None if band_names else bands)
+            count, desc, dtype = first[:3]
             names = tuple(band_names) if band_names else desc or tuple(f"b{i}" for i in range(1, count + 1))
             if band_names and len(band_names) != count:
                 raise InputError(
@@ -90,7 +104,9 @@ def _base_sensor(
         else:
             count, names, dtype = 3, ("R", "G", "B"), "uint8"
         declared = _first_declared(paths, alpha) if type == "raster" and scale is None else None
-        if declared is not None:  # the files' own GDAL scale/offset (the archive refuses files that declare another)
+        if type == "cube" and scale is None and first[3] is not None:  # the store's CF scale_factor/add_offset
+            declared = tuple(_one_or_per_band(v) for v in first[3])
+        if declared is not None:  # the files' own scale/offset (the source refuses files that declare another)
             scale, offset = declared  # type: ignore[assignment]
         elif scale is None:
             scale = 1 / 255 if dtype == "uint8" else 1.0
@@ -145,7 +161,7 @@ def compute_stats(
     bands, band_names, samples, tile_size, seed = args
     heads = readable_from(paths, type, on_error)  # the first raster's header: under skip, the first intact one
     alpha = _alpha_left_out(heads, type, bands)
-    base = _base_sensor(heads, type, sensor, band_names, scale, offset, nodata, name, alpha)
+    base = _base_sensor(heads, type, sensor, band_names, scale, offset, nodata, name, alpha, bands)
     if alpha:  # read the other bands by name (the alpha band still masks them: GDAL's per-dataset mask)
         bands, band_names = _without_alpha(base, alpha, sensor, band_names)
     source = _stats_source(paths, type, sensor, bands, band_names, base, nodata, tile_size, on_error)
