@@ -127,7 +127,7 @@ def _describe(spec: str | Path) -> dict[str, Any]:
             "keys": len(weights.state),
             "dtype": str(next(iter(weights.state.values())).dtype).replace("torch.", ""),
             "weights": _fit(weights.state, cfg, weights.source),
-            **_adapted(n_bands, names, cfg["in_chans"]),
+            **_adapted(n_bands, names, cfg["in_chans"], target),
         }
     if kind == "arch":
         from geodino.backbones import as_int, parse_value
@@ -182,11 +182,19 @@ def _describe(spec: str | Path) -> dict[str, Any]:
     }
 
 
-def _adapted(n_bands: int | None, names: list[str] | None, in_chans: int) -> dict[str, Any]:
+def _adapted(n_bands: int | None, names: list[str] | None, in_chans: int, target: str) -> dict[str, Any]:
     """The row saying a checkpoint's `?bands=` adapts its patch embedding on load: the rows above describe the
-    file, whose band count `bands` is, not the backbone the spec loads (`FILE?bands=red,nir` takes 2 bands)."""
+    file, whose band count `bands` is, not the backbone the spec loads (`FILE?bands=red,nir` takes 2 bands). A
+    count other than the file's without names is refused, as its load refuses it (nothing says which kernels)."""
     if n_bands is None or (n_bands == in_chans and names is None):
         return {}
+    if names is None:
+        from geodino.errors import CheckpointError
+
+        raise CheckpointError(
+            f"checkpoint {Path(target).expanduser()} has {in_chans} input bands but bands={n_bands} was requested; "
+            "name the bands (bands=B02,B03,...) to adapt its patch embedding"
+        )
     said = f" ({', '.join(names)})" if names else ""
     return {"loaded_bands": f"{n_bands}{said}, the spec's ?bands= (the rows above are the file's {in_chans} bands)"}
 

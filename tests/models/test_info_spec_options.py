@@ -5,12 +5,14 @@ spec's `?bands=` now sets the described input layer as the load does (bands=4 sh
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
 from geodino import cli
 from geodino.backbones import load_backbone
-from geodino.errors import ConfigError
+from geodino.errors import CheckpointError, ConfigError
 from geodino.models import build_model
 from geodino.models.checkpoints import save_backbone
 from geodino.models.info import describe
@@ -58,11 +60,16 @@ def test_info_refuses_timm_options_as_the_load_does(capsys, tmp_path, option, ex
         ("depth=1&img_size=32", ("2 unknown options", ": depth, img_size;")),
         ("fill=foo", ("fill='foo' must be 'mean' or 'zeros'",)),
         ("subset=foo", ("subset='foo' must be 'copy' or 'rescale'",)),
+        ("bands=2", ("has 4 input bands but bands=2 was requested; name the bands",)),
     ],
 )
 def test_info_refuses_checkpoint_options_as_the_load_does(capsys, tmp_path, four_band_file, option, expect):
     spec = f"{four_band_file}?{option}"
     line = one_line_exit_2(capsys, tmp_path, "info", spec, expect=expect)
+    if option == "bands=2":  # the load's line also lists the file's bands (read from its record)
+        with pytest.raises(CheckpointError, match=re.escape(line.removeprefix("geodino: error: "))):
+            load_backbone(spec)
+        return
     assert line == f"geodino: error: {_load_error(spec)}"
 
 
