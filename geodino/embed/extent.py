@@ -219,7 +219,39 @@ def overlaps(path: str, cfg: Any) -> bool:
             info = SimpleNamespace(path=path, width=src.width, height=src.height, crs=src.crs, transform=src.transform)
     except rasterio.errors.RasterioIOError:
         return True
+    if cfg.bbox_crs is not None and info.crs and _misses_footprint(info, cfg):
+        return False
     return _bbox_cols_rows(info, cfg, f"scene {path}") is not None
+
+
+def _misses_footprint(info: Any, cfg: Any) -> bool:
+    """Whether a lon/lat `cfg.bbox` misses the scene's footprint, tested in lon/lat. A bbox tens of degrees from a
+    scene's UTM zone cannot be projected into that zone (PROJ: 'Point outside of projection domain', and the run
+    failed instead of skipping the scene), or lands on the wrong ground (transverse Mercator folds longitudes more
+    than 90 degrees from its meridian back, so a scene half the globe away was kept); the scene's own small
+    footprint projects well. False (left to the bbox-side test) for a projected bbox CRS, a footprint that does not
+    transform or spans over 180 degrees of longitude (the antimeridian), and a bbox that meets it."""
+    import shapely
+    import shapely.affinity  # not imported by `import shapely`
+    from rasterio.warp import transform_geom
+
+    crs = _crs_of(cfg.bbox_crs)
+    if not crs.is_geographic:
+        return False
+    W, H, t = int(info.width), int(info.height), info.transform
+    foot = shapely.Polygon([t * (c, r) for c, r in ((0, 0), (W, 0), (W, H), (0, H))])
+    edge = max(abs(t.a) * W, abs(t.e) * H, abs(t.b) * H, abs(t.d) * W) / (_EDGE_POINTS - 1)
+    try:
+        geo = shapely.geometry.shape(
+            transform_geom(info.crs, crs, shapely.geometry.mapping(shapely.segmentize(foot, edge)))
+        )
+    except Exception:
+        return False
+    x0, y0, x1, y1 = geo.bounds
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)) or x1 - x0 > 180 or not geo.is_valid:
+        return False
+    box = shapely.box(*cfg.bbox)
+    return not any(shapely.affinity.translate(geo, dx).intersects(box) for dx in (0.0, -360.0, 360.0))
 
 
 def scenes_extent(paths: Sequence[str], bbox_crs: str | None) -> str:
