@@ -134,23 +134,28 @@ def find_heads(cfg: DistillConfig, teacher: nn.Module, fb: Any, out_dir: Path, r
     made with other head sizes, warm-up settings, seed or data than `cfg` asks is warmed up again (`heads_record`),
     unless the run resumes (`resuming`: its students learnt from those heads; the resume checks the recipe)."""
     from geodino.train import teacher_heads as th
-    from geodino.train.distill.heads_record import check_given_heads, stale_heads
+    from geodino.train.distill.heads_record import check_given_heads, spec_file, stale_heads, warn_heads_teacher
 
     embed_dim = int(teacher.embed_dim)
     if cfg.teacher.heads:
         dino, ibot = th.load_heads_file(cfg.teacher.heads, embed_dim)
         check_given_heads(cfg.teacher.heads, dino, ibot, cfg)
+        warn_heads_teacher(cfg.teacher.heads, str(getattr(fb, "fingerprint", "") or ""), cfg.teacher.spec)
         return FoundHeads(dino, ibot, cfg.teacher.heads)
-    spec_path = Path(cfg.teacher.spec).expanduser()
-    if spec_path.is_file():
+    spec_path, which = spec_file(cfg.teacher.spec)
+    if spec_path is not None:
         from geodino.train.checkpointing import read_init_source
 
         try:
             src = read_init_source(spec_path)
         except CheckpointError:
             src = None
-        if src is not None and src.has_heads:
-            dino, ibot = (th.head_from_state(src.heads[h], str(spec_path), h) for h in th.HEAD_NAMES)
+        # the heads of the backbone the spec loads: a training checkpoint's student heads for ?which=student
+        heads = {} if src is None else src.student_heads if which == "student" else src.heads
+        if which not in ("", "teacher", "student"):
+            heads = {}  # another prefix: no heads known to go with it
+        if src is not None and all(h in heads for h in th.HEAD_NAMES):
+            dino, ibot = (th.head_from_state(heads[h], str(spec_path), h) for h in th.HEAD_NAMES)
             for name, h in (("dino_head", dino), ("ibot_head", ibot)):
                 if h.in_dim != embed_dim:
                     raise CheckpointError(

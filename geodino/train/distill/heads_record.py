@@ -6,7 +6,8 @@ the old file: its students got the old prototype count while config.yaml said th
 the heads' sizes, the warm-up's settings, `train.seed` and a hash of the data and crops config (`warmup_record`);
 a re-run whose settings differ warms up again and replaces it (`stale_heads`, said in one line). A heads file the
 user names (`teacher.heads`) is never replaced: a head size that differs from the config is refused
-(`check_given_heads`).
+(`check_given_heads`), and one that records another teacher fingerprint is said in one line (`warn_heads_teacher`).
+`spec_file` finds the checkpoint file behind a teacher spec with `?options`, whose heads `find_heads` takes.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from typing import Any
 
 from torch import nn
 
-from geodino.errors import ConfigError
+from geodino.errors import CheckpointError, ConfigError
 
 log = logging.getLogger("geodino.distill")
 
-__all__ = ["check_given_heads", "stale_heads", "warmup_record"]
+__all__ = ["check_given_heads", "spec_file", "stale_heads", "warmup_record", "warn_heads_teacher"]
 
 HEAD_SECTIONS = ("dino", "ibot")
 HEAD_SIZES = ("head_n_prototypes", "head_hidden_dim", "head_bottleneck_dim", "head_nlayers")
@@ -106,3 +107,42 @@ def check_given_heads(path: str, dino: nn.Module, ibot: nn.Module, cfg: Any) -> 
                     f"{section}.{key}={getattr(c, key)} but the heads in teacher.heads={path} have {got}; set "
                     f"{section}.{key}={got} (the heads' sizes) or pass heads of this size"
                 )
+
+
+def spec_file(spec: str) -> tuple[Path | None, str]:
+    """(the checkpoint file a teacher spec names, its `?which=`): `FILE?sensor=...` names FILE (its heads were
+    missed, and a fresh warm-up ran, when the whole spec text was taken for the path); None for arch:/timm: specs
+    and for a path that is not a file."""
+    from geodino.backbones.spec import parse_spec
+
+    try:
+        kind, target, options = parse_spec(spec)
+    except ConfigError:
+        return None, ""
+    path = Path(target).expanduser()
+    if kind != "path" or not path.is_file():
+        return None, ""
+    return path, str(options.get("which", "") or "")
+
+
+def warn_heads_teacher(heads: str, fingerprint: str, spec: str) -> None:
+    """One line when `teacher.heads` records a teacher fingerprint other than the loaded teacher's. Not refused: a
+    converted copy of the same weights (another file, format or dtype) has another fingerprint."""
+    from geodino.models.checkpoints import read_heads
+
+    try:
+        meta = read_heads(Path(heads).expanduser())[1]
+    except (CheckpointError, OSError, ValueError, KeyError):
+        return
+    was = str(meta.get("teacher_fingerprint") or "")
+    if was and fingerprint and was != fingerprint:
+        log.warning(
+            "teacher.heads=%s was warmed up on another teacher (%r, fingerprint %s) than teacher.spec=%s "
+            "(fingerprint %s); its prototypes may not fit this teacher's features: use heads made with this teacher "
+            "unless it is a converted copy of the same weights",
+            heads,
+            meta.get("teacher_spec"),
+            was[:16],
+            spec,
+            fingerprint[:16],
+        )
