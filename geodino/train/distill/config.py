@@ -23,7 +23,7 @@ class TeacherConfig:
     spec: str = "arch:vit_small?seed=0"  # any load_backbone spec: .pth/.safetensors/export/checkpoint, arch:, HF dir
     heads: str = ""  # a *.heads.pth / teacher_checkpoint.pth; empty: from the spec file if it has heads, else warm-up
     head_warmup_steps: int = 300  # heads-only SSL steps on the frozen teacher when no heads exist
-    head_warmup_lr: float = 1e-3  # AdamW peak lr of the warm-up (10 % linear warm-up, none under 10 steps; cosine to 1 %)
+    head_warmup_lr: float = 1e-3  # AdamW peak lr of the warm-up (10 % linear warm-up, none < 10 steps; cosine to 1 %)
     head_warmup_teacher_temp: float = 0.07
     head_warmup_momentum: list[float] = field(default_factory=lambda: [0.994, 1.0])  # EMA heads: start -> end
     # inference path of the frozen teacher (heads warm-up and every step): auto | off | float32 | float32-ieee |
