@@ -169,6 +169,7 @@ def embed_raster(
     config: EmbedConfig | None = None,
     _prepared: PreparedRun | None = None,
     _stac: Mapping[str, Any] | None = None,
+    _rule_from: str | None = None,
     **options: Any,
 ) -> Path:
     """Write the backbone's patch features of a raster as a georeferenced COG (.tif) or GeoZarr (.zarr).
@@ -182,7 +183,8 @@ def embed_raster(
     internal: the `prepare` of this very input, config and backbone object when the caller already made it
     (`check_started` of a resumed folder run), so it is not made twice. Once the raster is complete its STAC item
     is written beside it (`OUT.stac.json`, `embed.stac_items`); `_stac` is internal: the source STAC item of a
-    scene of a many-scene run, which the item links to.
+    scene of a many-scene run, which the item links to; `_rule_from` is internal too: what gave the scene's
+    `band_scale`/`band_offset` when the user did not ("its STAC item's raster:bands"), for the line naming the rule.
     """
     if not isinstance(input, str | Path) and not hasattr(input, "dims"):  # not a path, not an xarray object
         raise InputError(
@@ -198,7 +200,7 @@ def embed_raster(
 
     out_path = Path(cfg.out).expanduser()
     with output_lock(out_path, cfg), kept_for_resume(out_path):
-        path = _run(input, cfg, finalize=True, prep=_prepared)
+        path = _run(input, cfg, finalize=True, prep=_prepared, rule_from=_rule_from)
         write_raster_item(path, _stac)  # nothing while another rank still finishes the raster
     return path
 
@@ -211,7 +213,9 @@ def _config(config: EmbedConfig | None, backbone: Any, out: Any, options: dict[s
     return cfg
 
 
-def _run(input: Any, cfg: EmbedConfig, *, finalize: bool, prep: PreparedRun | None = None) -> Path:
+def _run(
+    input: Any, cfg: EmbedConfig, *, finalize: bool, prep: PreparedRun | None = None, rule_from: str | None = None
+) -> Path:
     """`embed_raster` with a validated config; `finalize=False` (a spawned worker) writes its share of blocks and
     leaves the conversion to the output to the process that spawned it; `prep`: `prepare` already made."""
     out_path = Path(cfg.out).expanduser()
@@ -239,7 +243,7 @@ def _run(input: Any, cfg: EmbedConfig, *, finalize: bool, prep: PreparedRun | No
     os.environ.setdefault("GDAL_CACHEMAX", str(int(cfg.gdal_cache_mb)))
     bound_heap_growth()
     with rasterio.Env(GDAL_CACHEMAX=int(cfg.gdal_cache_mb) * 2**20):
-        return _embed(input, cfg, out_path, work, t0, finalize=finalize, prep=prep)
+        return _embed(input, cfg, out_path, work, t0, finalize=finalize, prep=prep, rule_from=rule_from)
 
 
 def check_complete(out: Path, prep: PreparedRun) -> None:
@@ -293,7 +297,15 @@ def check_started(input: Any, cfg: EmbedConfig, bb: Any) -> tuple[bool, Prepared
 
 
 def _embed(
-    input: Any, cfg: EmbedConfig, out_path: Path, work: Path, t0: float, *, finalize: bool, prep: PreparedRun | None
+    input: Any,
+    cfg: EmbedConfig,
+    out_path: Path,
+    work: Path,
+    t0: float,
+    *,
+    finalize: bool,
+    prep: PreparedRun | None,
+    rule_from: str | None = None,
 ) -> Path:
     """The body of `embed_raster` (inside a bounded GDAL cache); `prep` when the caller already prepared the run."""
     source = None
@@ -335,7 +347,8 @@ def _embed(
     # what the run uses, said once: by rank 0, not again by the workers it spawns (finalize=False)
     console = Console(now=cfg.progress, quiet=not (cfg.rank == 0 and finalize and says(cfg)))
     given = cfg.sensor or cfg.scale is not None or cfg.band_scale is not None or cfg.band_offset is not None
-    how = "declared by the input" if prep.declared is not None else "passed" if given else "default"
+    # a STAC scene's band_scale/band_offset come from its item (`rule_from`), not from the user
+    how = "declared by the input" if prep.declared is not None else rule_from or ("passed" if given else "default")
     if isinstance(prep.source, WindowSource):
         console.say(describe_window(prep.source.window, cfg, prep.plan.patch))
     console.say(f"geodino: input DN -> reflectance {prep.meta['input_scale']} ({how})")

@@ -364,7 +364,11 @@ def _run_scenes(
         # removes only what this run wrote
         with output_lock(outs[s.name], scene_cfg[s.name]):
             try:  # writes the scene's STAC item (linked to its source item) once its raster is in place
-                embed_raster(s.path, bb, config=scene_cfg[s.name], _prepared=prepared.pop(s.name, None), _stac=s.stac)
+                item = "declared by its STAC item" if declared_rule(s, cfg) else None  # its band_scale/band_offset
+                embed_raster(
+                    s.path, bb, config=scene_cfg[s.name], _prepared=prepared.pop(s.name, None), _stac=s.stac,
+                    _rule_from=item,
+                )  # fmt: skip
             except InputError as exc:  # this scene's input (a truncated file...); settings errors are ConfigErrors
                 if cfg.on_error != "skip" or isinstance(exc, WorkDirGone):
                     raise
