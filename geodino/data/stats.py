@@ -65,6 +65,26 @@ def _first_cube_bands(paths: Any, bands: Sequence[str] | None = None) -> tuple[i
     return len(scene.band_names), scene.band_names, str(scene.array.dtype), rule
 
 
+def _cube_band_variables(paths: Any, bands: list[str] | None, band_names: Any, sensor: str | None) -> list[str] | None:
+    """`bands`, else, when the first store holds one variable per band (several same-shaped (time?, y, x) variables)
+    and neither --band-names nor --sensor says which, all of them by name: without a sensor nothing else picks them,
+    and the store was read as its first variable alone (one band 'b1', silently)."""
+    if bands or band_names or sensor:
+        return bands
+    first = paths if isinstance(paths, (str, Path)) else next(iter(paths), None)
+    if not isinstance(first, (str, Path)):
+        return bands
+    from geodino.data.cube_variables import data_variables
+    from geodino.data.cubes import _open_dataset
+
+    ds = _open_dataset(str(first))
+    names = data_variables(ds)
+    if len(names) < 2 or len({(ds[v].dims, ds[v].shape) for v in names}) != 1:
+        return bands
+    dims = ds[names[0]].dims
+    return names if len(dims) == 2 or (len(dims) == 3 and "time" in dims) else bands
+
+
 def _one_or_per_band(values: tuple[float, ...]) -> float | tuple[float, ...]:
     """One value when every band has it (the YAML then reads as --scale X --offset Y would write it)."""
     return values[0] if len(set(values)) == 1 else values
@@ -160,6 +180,8 @@ def compute_stats(
     args = _checked_arguments(type, bands, band_names, samples, tile_size, seed, scale)
     bands, band_names, samples, tile_size, seed = args
     heads = readable_from(paths, type, on_error)  # the first raster's header: under skip, the first intact one
+    if type == "cube":  # a store of one variable per band: every variable, by name
+        bands = _cube_band_variables(paths, bands, band_names, sensor)
     alpha = _alpha_left_out(heads, type, bands)
     base = _base_sensor(heads, type, sensor, band_names, scale, offset, nodata, name, alpha, bands)
     if alpha:  # read the other bands by name (the alpha band still masks them: GDAL's per-dataset mask)

@@ -125,3 +125,18 @@ def test_a_store_without_a_rule_keeps_the_dtype_default(tmp_path):
     store = _store(tmp_path / "dn.zarr", _data(), {"_FillValue": 0})
     sensor, _ = compute_stats(store, type="cube", progress=False)
     assert sensor.scale == 1.0 and sensor.offset == 0.0
+
+
+def test_a_store_of_one_variable_per_band_gives_every_band_without_bands(tmp_path):
+    """Without --bands (or --sensor) a store of one variable per band was read as its first variable alone, one band
+    'b1', silently; every variable is now a band, by name, with its own CF rule."""
+    from geodino.data.stats import compute_stats
+
+    data = _data(t=1)[0]
+    scales = [1e-4, 2e-4, 3e-4]
+    store = _per_band_store(tmp_path / "pb.zarr", data, scales, -0.1)
+    sensor, _ = compute_stats(store, type="cube", nodata=0, tile_size=16, progress=False)
+    assert list(sensor.bands) == BANDS
+    assert sensor.scale == pytest.approx(tuple(scales))
+    mean, _ = _numpy_stats(data[None], scales, [-0.1] * 3)
+    np.testing.assert_allclose(sensor.mean, mean, atol=2e-6)
