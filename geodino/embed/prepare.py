@@ -4,6 +4,7 @@ bands, layers and feature width, the tile plan and the metadata every output rec
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,9 @@ def _probe_dim(bb: Any, layers: Any, mode: str, norm: bool, device: str) -> tupl
     if isinstance(model, FastViT) and eager is not None:  # a compiled fast path would compile this shape for nothing
         bb.model = eager
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), warnings.catch_warnings():
+            # the short-backbone line of layers=four_last: `_layer_blocks` says it (it said twice, once from here)
+            warnings.filterwarnings("ignore", message=r"layers=four_last on a backbone with")
             maps, _ = bb.features(x, layers=layers, norm=norm)
     finally:
         if model is not None:

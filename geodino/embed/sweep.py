@@ -132,6 +132,8 @@ class Sweeper:
         self.sensor = scaling_sensor(cfg, bb, n_in)  # an 8-bit one refuses 16-bit values above 255 as tiles are read
         self.fill = self.plan.batch_fill(cfg.batch_size)  # tiles per batch (<= batch_size, balanced per row)
         self.layers = parse_layers(cfg.layers)
+        if self.layers == "four_last" and len(prep.ident["blocks"]) < 4:  # a short backbone: every block it has
+            self.layers = list(prep.ident["blocks"])  # the same maps; `prepare` said so once, not again per forward
         self.weight_cache: dict[tuple, torch.Tensor] = {}  # blending weights on the device, per ramp pair
         self.device = torch.device(cfg.device)  # the backbone object's own, when it has weights (`_embed`)
         # a CPU reader thread prepares the backbone's input; an accelerator gets the raw batch and prepares it there
