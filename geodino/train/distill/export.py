@@ -84,6 +84,13 @@ def save_checkpoint(
         raise write_error(final, exc, step) from exc
     # among the running branch's checkpoints (steps up to this one): the one just written is always kept
     prune_checkpoints(path_dir, step, keep_last, lambda p: p.unlink(missing_ok=True))
+    # a resume that moved a later branch aside made `last.ckpt` (pointing at its start); kept current from then on,
+    # it pointed at the resume step (or, once pruned, at nothing) while newer checkpoints were written
+    link = path_dir / "last.ckpt"
+    if link.is_symlink():
+        from geodino.train.checkpoint_folder import point_last
+
+        point_last(link, final.name)
     return final
 
 
