@@ -41,6 +41,7 @@ import torch
 
 from geodino.embed.backbone import inference_device, inference_path, resolve_backbone
 from geodino.embed.config import EmbedConfig, make_config
+from geodino.embed.console import Console, rank_done
 from geodino.embed.extent import WindowSource, describe_window, has_extent, windowed
 from geodino.embed.memory import (
     bound_heap_growth,
@@ -374,30 +375,6 @@ def patch_of(backbone: Any) -> int | None:
     return int(patch) if isinstance(patch, int) else None
 
 
-class Console:
-    """The run's lines on stderr (input scaling, inference path...). With the progress bar they are printed at once
-    (someone is watching); without it (`--no-progress`: logs, scripts) they are held and printed just before the
-    run's last line, so a successful run says what it used and wrote and a failed one prints only its error.
-    `quiet`: a spawned worker, whose parent says it all, or a Python call without the bar (`says`)."""
-
-    def __init__(self, *, now: bool, quiet: bool = False) -> None:
-        self.now, self.quiet, self.held = now, quiet, []
-
-    def say(self, text: str) -> None:
-        if self.quiet:
-            return
-        if self.now:
-            print(text, file=sys.stderr)
-        else:
-            self.held.append(text)
-
-    def flush(self) -> None:
-        """Print the held lines (call before the last line)."""
-        for text in self.held:
-            print(text, file=sys.stderr)
-        self.held.clear()
-
-
 def _write(
     input: Any,
     cfg: EmbedConfig,
@@ -453,13 +430,13 @@ def _write(
         sweep_s = time.perf_counter() - t_sweep
         if not finalize:
             return out_path
-    if len(done_blocks(work)) < len(plan.blocks()):
-        return out_path  # another rank is still working; the last one to finish finalises
+    if len(done_blocks(work)) < len(plan.blocks()):  # another rank is still working; the last one to finish finalises
+        return rank_done(console, cfg, out_path)
     if cfg.world_size > 1:  # ranks launched outside: the first to grab the lock finalises
         try:
             os.close(os.open(work / "finalize.lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         except FileExistsError:
-            return out_path
+            return rank_done(console, cfg, out_path)
     t_fin = time.perf_counter()
     _finalize(work, out_path, prep, cfg)
     t_end = time.perf_counter()

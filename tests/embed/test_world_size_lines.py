@@ -1,0 +1,40 @@
+"""`--world-size N` with `--no-progress`: a rank's lines (input scaling, inference path) are held for its last line,
+'wrote', which only the rank that finishes last prints; rank 0 finishing first printed nothing at all. Now a rank
+whose blocks are done while another works prints its lines and one saying who writes the output."""
+
+from __future__ import annotations
+
+from geodino import cli
+from tests import helpers
+from tests.embed.conftest import random_image
+
+SPEC = "arch:vit_tiny?depth=1&patch_size=8&bands=3"
+RUN = [
+    "--tile",
+    "32",
+    "--overlap",
+    "8",
+    "--no-progress",
+    "--threads",
+    "1",
+    "--world-size",
+    "2",
+    "chunk=2",
+    "block_rows=2",
+]
+
+
+def test_rank_0_done_first_says_its_lines(tmp_path, capsys):
+    src = helpers.write_tif(tmp_path / "in.tif", random_image(64, 64, seed=1))
+    out = tmp_path / "f.tif"
+    capsys.readouterr()
+    assert cli.main(["embed", str(src), "-b", SPEC, "--out", str(out), *RUN, "--rank", "0"]) == 0
+    err = capsys.readouterr().err
+    assert not out.exists()  # rank 1's blocks are still to do
+    assert "geodino: input DN -> reflectance x/255 (uint8)" in err, err
+    assert "geodino: inference path" in err, err
+    assert f"geodino: rank 0 of --world-size 2: its blocks are done; the last rank to finish writes {out}" in err
+    assert cli.main(["embed", str(src), "-b", SPEC, "--out", str(out), *RUN, "--rank", "1"]) == 0
+    err = capsys.readouterr().err
+    assert out.exists() and f"geodino: wrote {out}" in err, err
+    assert "rank 1 of" not in err and "input DN" not in err  # the lines are rank 0's to say, once
