@@ -1,6 +1,9 @@
 """What the detection probe writes for each predicted image: the boxes as GeoJSON polygons in the image's map
 coordinates (`boxes_to_geojson`, RFC 7946 ring order, the CRS named), or a COCO-style results list in pixels for an
-image without georeferencing (`write_predictions`, atomic).
+image without georeferencing (`write_predictions`, atomic). Georeferenced images also get the same boxes as a
+GeoPackage (`boxes_to_geopackage`): RFC 7946 readers ignore the GeoJSON `crs` member of a projected CRS (they take
+the coordinates for WGS84 degrees), while a GeoPackage stores the raster's CRS in its own table, which every GIS
+reads.
 
 Kept apart from the probe (`detection.py`: the detector, its training and the run; it re-exports these names)
 because the output format is its own concern and needs neither torch nor torchvision.
@@ -18,7 +21,7 @@ if typing.TYPE_CHECKING:
 
     from geodino.eval import dense
 
-__all__ = ["boxes_to_geojson", "write_predictions"]
+__all__ = ["boxes_to_geojson", "boxes_to_geopackage", "write_predictions"]
 
 
 def boxes_to_geojson(pred: dict[str, Tensor], raster: dense.Raster, class_names: list[str], threshold: float) -> dict:
@@ -61,15 +64,35 @@ def boxes_to_geojson(pred: dict[str, Tensor], raster: dense.Raster, class_names:
     return fc
 
 
+def boxes_to_geopackage(fc: dict, raster: dense.Raster, path: Path) -> Path:
+    """Write the features of `boxes_to_geojson` to a GeoPackage (layer `boxes`) in the raster's CRS, under a
+    temporary name renamed into place. An image without boxes gets an empty polygon layer."""
+    import geopandas as gpd
+    from shapely.geometry import shape
+
+    from geodino.io import atomic_path
+
+    columns = ["label", "score", "xmin", "ymin", "xmax", "ymax"]
+    rows = [{k: f["properties"][k] for k in columns} for f in fc["features"]]
+    geoms = [shape(f["geometry"]) for f in fc["features"]]
+    gdf = gpd.GeoDataFrame(rows, columns=columns, geometry=geoms, crs=raster.crs.to_wkt())
+    gdf = gdf.astype({"label": str, "score": float, "xmin": float, "ymin": float, "xmax": float, "ymax": float})
+    with atomic_path(path) as tmp:
+        gdf.to_file(tmp, driver="GPKG", layer="boxes", engine="pyogrio", geometry_type="Polygon")
+    return path
+
+
 def write_predictions(
     pred: dict[str, Tensor], raster: dense.Raster, class_names: list[str], threshold: float, out_dir: Path
 ) -> Path:
-    """GeoJSON in map coordinates for georeferenced images, else a COCO-style results json in pixels."""
+    """GeoJSON in map coordinates (and the same boxes as `<stem>_boxes.gpkg`) for georeferenced images, else a
+    COCO-style results json in pixels. Returns the json/GeoJSON path."""
     from geodino.io import atomic_path
 
     stem = Path(raster.path).stem
     if raster.georeferenced:
         path, payload = out_dir / f"{stem}_boxes.geojson", boxes_to_geojson(pred, raster, class_names, threshold)
+        boxes_to_geopackage(payload, raster, out_dir / f"{stem}_boxes.gpkg")
     else:
         path = out_dir / f"{stem}_boxes.json"
         payload = [
