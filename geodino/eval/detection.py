@@ -84,6 +84,8 @@ class DetectionProbeConfig:
     export_threshold: float = 0.3  # detections written to GeoJSON and drawn
     max_detections: int = 100  # per scored image (COCO: 100; raise it for dense scenes); per window when exporting
     nms_iou: float = 0.5  # merging windows of large images
+    box_iou_threshold: float = 0.4  # box_precision/box_recall: a matched pair counts when IoU > this (DeepForest)
+    box_score_threshold: float = 0.1  # box_precision/box_recall score only detections above this (DeepForest)
     seed: int = 0
     progress: bool = True  # progress bars (the suite's progress key sets it)
 
@@ -101,6 +103,10 @@ class DetectionProbeConfig:
                 f"detector=fcos needs pyramid_channels divisible by 32 (its head's GroupNorm has 32 groups); "
                 f"got {self.pyramid_channels}: use e.g. {max(32, self.pyramid_channels // 32 * 32)}"
             )
+        if not 0.0 <= self.box_iou_threshold < 1.0:
+            raise ConfigError(f"box_iou_threshold={self.box_iou_threshold} must be in [0, 1) (DeepForest: 0.4)")
+        if not 0.0 <= self.box_score_threshold < 1.0:
+            raise ConfigError(f"box_score_threshold={self.box_score_threshold} must be in [0, 1) (DeepForest: 0.1)")
         check_data_offset(self.data_scale, self.data_offset)
 
 
@@ -371,14 +377,19 @@ def _training_units(
 
 
 def _evaluate(model: Any, evaluated: Any, cfg: DetectionProbeConfig, names: list[str], check: Any) -> dict[str, float]:
-    """mAP, mAP50, mAP75, mAR100 (and per class) of the detector on the validation samples or held-out tiles."""
+    """mAP, mAP50, mAP75, mAR100 (and per class) of the detector on the validation samples or held-out tiles, and
+    DeepForest's box_precision/box_recall (detection_recall.py)."""
+    from geodino.eval.detection_recall import BoxRecallMeter
+
     meter = DetectionMeter(names, class_metrics=len(names) > 1, max_detections=cfg.max_detections)
+    boxes = BoxRecallMeter(names, cfg.box_iou_threshold, cfg.box_score_threshold)
     for i in range(len(evaluated)):
         s = check(evaluated[i], f"val sample {i}")
         pred = predict_image(model, s["image"], cfg)
         target = {k: s[k] for k in ("boxes", "labels", "ignore_boxes", "ignore_labels") if k in s}
         meter.update([pred], [target])  # ignore boxes: objects the held-out tile's edge cut
-    return meter.compute()
+        boxes.update([pred], [target])
+    return {**meter.compute(), **boxes.compute()}
 
 
 def _export_predictions(
