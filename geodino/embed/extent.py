@@ -192,11 +192,19 @@ def _bbox_cols_rows(info: Any, cfg: Any, what: str) -> tuple[int, int, int, int]
     except ConfigError:
         raise
     except Exception as exc:  # a bbox the projection cannot take (e.g. beyond the CRS's area of use)
+        px = _clipped_bbox_pixels(info, cfg, W, H) if crs_text is not None else None
+        if px is not None:
+            return _cols_rows(px, W, H)
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(
             f"--bbox {format_numbers(cfg.bbox)} ({crs_text or 'the raster CRS'}) cannot be placed on {what} ({why}); "
             f"its extent is {_extent_text(crs, info.transform, W, H, crs_text)}"
         ) from exc
+    return _cols_rows(px, W, H)
+
+
+def _cols_rows(px: Any, W: int, H: int) -> tuple[int, int, int, int] | None:
+    """The pixel columns and rows [c0, c1) x [r0, r1) holding `px` (pixel coordinates); None when empty."""
     if px.is_empty or px.area <= 0:
         return None
     x0, y0, x1, y1 = px.bounds
@@ -224,20 +232,15 @@ def overlaps(path: str, cfg: Any) -> bool:
     return _bbox_cols_rows(info, cfg, f"scene {path}") is not None
 
 
-def _misses_footprint(info: Any, cfg: Any) -> bool:
-    """Whether a lon/lat `cfg.bbox` misses the scene's footprint, tested in lon/lat. A bbox tens of degrees from a
-    scene's UTM zone cannot be projected into that zone (PROJ: 'Point outside of projection domain', and the run
-    failed instead of skipping the scene), or lands on the wrong ground (transverse Mercator folds longitudes more
-    than 90 degrees from its meridian back, so a scene half the globe away was kept); the scene's own small
-    footprint projects well. False (left to the bbox-side test) for a projected bbox CRS, a footprint that does not
-    transform or spans over 180 degrees of longitude (the antimeridian), and a bbox that meets it."""
+def _footprint_lonlat(info: Any, bbox_crs: str) -> Any:
+    """The raster's outline (edges densified) in a geographic `bbox_crs`, or None: a projected bbox CRS, an outline
+    that does not transform, or one over 180 degrees of longitude wide (across the antimeridian)."""
     import shapely
-    import shapely.affinity  # not imported by `import shapely`
     from rasterio.warp import transform_geom
 
-    crs = _crs_of(cfg.bbox_crs)
-    if not crs.is_geographic:
-        return False
+    crs = _crs_of(bbox_crs)
+    if not crs.is_geographic or not info.crs:
+        return None
     W, H, t = int(info.width), int(info.height), info.transform
     foot = shapely.Polygon([t * (c, r) for c, r in ((0, 0), (W, 0), (W, H), (0, H))])
     edge = max(abs(t.a) * W, abs(t.e) * H, abs(t.b) * H, abs(t.d) * W) / (_EDGE_POINTS - 1)
@@ -246,12 +249,50 @@ def _misses_footprint(info: Any, cfg: Any) -> bool:
             transform_geom(info.crs, crs, shapely.geometry.mapping(shapely.segmentize(foot, edge)))
         )
     except Exception:
-        return False
+        return None
     x0, y0, x1, y1 = geo.bounds
     if not all(math.isfinite(v) for v in (x0, y0, x1, y1)) or x1 - x0 > 180 or not geo.is_valid:
+        return None
+    return geo
+
+
+def _misses_footprint(info: Any, cfg: Any) -> bool:
+    """Whether a lon/lat `cfg.bbox` misses the scene's footprint, tested in lon/lat. A bbox tens of degrees from a
+    scene's UTM zone cannot be projected into that zone (PROJ: 'Point outside of projection domain', and the run
+    failed instead of skipping the scene), or lands on the wrong ground (transverse Mercator folds longitudes more
+    than 90 degrees from its meridian back, so a scene half the globe away was kept); the scene's own small
+    footprint projects well. False (left to the bbox-side test) without a footprint (`_footprint_lonlat`) and for
+    a bbox that meets it."""
+    import shapely
+    import shapely.affinity  # not imported by `import shapely`
+
+    geo = _footprint_lonlat(info, cfg.bbox_crs)
+    if geo is None:
         return False
     box = shapely.box(*cfg.bbox)
     return not any(shapely.affinity.translate(geo, dx).intersects(box) for dx in (0.0, -360.0, 360.0))
+
+
+def _clipped_bbox_pixels(info: Any, cfg: Any, w: int, h: int) -> Any:
+    """`_bbox_pixels` of the lon/lat bbox cut to the raster's footprint (grown by a tenth of its size, so the cut
+    lies outside the raster), for a bbox that meets the raster but reaches too far from its UTM zone to be
+    projected whole (PROJ refuses points ~90 degrees off the zone's meridian); None when that cannot be done."""
+    import shapely
+
+    from geodino.data.tiling import roi_in_pixels
+
+    geo = _footprint_lonlat(info, cfg.bbox_crs)
+    if geo is None:
+        return None
+    x0, y0, x1, y1 = geo.bounds
+    box = shapely.segmentize(shapely.box(*cfg.bbox), max(x1 - x0, y1 - y0) / (_EDGE_POINTS - 1))
+    part = box.intersection(geo.buffer(0.1 * max(x1 - x0, y1 - y0)))
+    if part.is_empty:
+        return None
+    try:
+        return roi_in_pixels(part, info.transform, w, h, roi_crs=cfg.bbox_crs, crs=info.crs)
+    except Exception:
+        return None
 
 
 def scenes_extent(paths: Sequence[str], bbox_crs: str | None) -> str:

@@ -47,3 +47,26 @@ def test_a_bbox_over_both_zones_keeps_both(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 0 and "skipped" not in err, err
     assert (out / "a.tif").exists() and (out / "b.tif").exists()
+
+
+def test_a_bbox_reaching_far_past_the_zone_is_cut_to_the_raster(tmp_path, capsys):
+    """A lon/lat bbox that meets a zone-45 raster (87 E) but reaches 97 degrees west of its meridian could not be
+    projected whole ('Full reprojection failed'); the part over the raster's footprint is placed instead. Its east
+    edge, 87.002 E, is column 15.72 of the raster (pyproj), so columns 0..16 (2 cells of 8 px) and all 32 rows."""
+    import rasterio
+
+    src = helpers.write_tif(
+        tmp_path / "b.tif",
+        random_image(32, 32, seed=2),
+        crs="EPSG:32645",
+        transform=from_origin(500000, 5000000, 10, 10),
+    )
+    out = tmp_path / "f.tif"
+    argv = ["embed", str(src), "-b", SPEC, "--out", str(out), "--bbox", "-10,-10,87.002,60", "--bbox-crs"]
+    code = cli.main([*argv, "EPSG:4326", *RUN])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "input columns 0..16, rows 0..32" in err, err
+    with rasterio.open(out) as f:
+        assert (f.width, f.height) == (2, 4)
+        assert f.transform.c == 500000 and f.transform.f == 5000000
