@@ -295,7 +295,8 @@ def run_detection(
     metrics["val_images"] = float(len(evaluated))
 
     head = {"detector": cfg.detector, "class_names": names, "state_dict": host_state(model)}
-    dense.save_probe(out_dir, "detection", head, {**metrics, "input_scaling": scaling.describe()})
+    settings = {"box_iou_threshold": cfg.box_iou_threshold, "box_score_threshold": cfg.box_score_threshold}
+    dense.save_probe(out_dir, "detection", head, {**metrics, **settings, "input_scaling": scaling.describe()})
     _export_predictions(model, cfg, backbone, scaling, out_dir, names, train_data, val_data)
     scaling.say()  # one line at the end, predicted images included
     return metrics
@@ -378,7 +379,8 @@ def _training_units(
 
 def _evaluate(model: Any, evaluated: Any, cfg: DetectionProbeConfig, names: list[str], check: Any) -> dict[str, float]:
     """mAP, mAP50, mAP75, mAR100 (and per class) of the detector on the validation samples or held-out tiles, and
-    DeepForest's box_precision/box_recall (detection_recall.py)."""
+    DeepForest's box_precision/box_recall (detection_recall.py; its thresholds go to detection_metrics.json only,
+    not among the suite's scores)."""
     from geodino.eval.detection_recall import BoxRecallMeter
 
     meter = DetectionMeter(names, class_metrics=len(names) > 1, max_detections=cfg.max_detections)

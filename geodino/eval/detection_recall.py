@@ -16,8 +16,10 @@ What DeepForest does (`deepforest/IoU.py`, `evaluate.py`, `metrics.RecallPrecisi
 - `class_recall/<name>` (several classes): among the matched pairs whose true label is `name`, the fraction whose
   predicted label is `name` (DeepForest's `compute_class_recall`).
 
-One difference: DeepForest's `RecallPrecision` also divides the recall sum by images without ground truth (their
-recall counts as 0); its `evaluate_boxes` and this meter leave them out of the recall mean. Ignore regions (objects
+Images without ground truth are where DeepForest's two evaluators differ: `RecallPrecision` counts them in the
+recall mean (as 0) and, with predictions, in the precision mean (as 0); the older `evaluate_boxes` leaves them out
+of both. This meter follows `RecallPrecision` for precision and `evaluate_boxes` for recall; sets where every image
+has objects score the same under all three. Ignore regions (objects
 a held-out tile's edge cut, which DeepForest does not have): a prediction left unmatched that lies mostly inside one
 (intersection over its own area above the IoU threshold, COCO's crowd rule) counts neither way.
 """
@@ -62,7 +64,8 @@ def match_image(pred: np.ndarray, truth: np.ndarray, iou_threshold: float) -> li
 
 
 class BoxRecallMeter:
-    """Streams per-image predictions and targets; `compute` gives DeepForest's box precision and recall."""
+    """Streams per-image predictions and targets; `compute` gives DeepForest's box precision and recall (scores
+    only: the thresholds are settings, which `settings` names, kept out of the suite's score rows)."""
 
     def __init__(
         self,
@@ -106,12 +109,14 @@ class BoxRecallMeter:
             hits[0] += 1
             hits[1] += int(pl[c] == tl[r])
 
+    def settings(self) -> dict[str, float]:
+        """The thresholds the scores were computed at, for the probe's metrics json."""
+        return {"box_iou_threshold": self.iou_threshold, "box_score_threshold": self.score_threshold}
+
     def compute(self) -> dict[str, float]:
         out = {
             "box_precision": float(np.mean(self.precisions)) if self.precisions else math.nan,
             "box_recall": float(np.mean(self.recalls)) if self.recalls else math.nan,
-            "box_iou_threshold": self.iou_threshold,
-            "box_score_threshold": self.score_threshold,
         }
         if len(self.class_names) > 1:
             for k, (n, same) in sorted(self.class_hits.items()):
