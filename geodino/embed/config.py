@@ -14,6 +14,7 @@ from geodino.embed.writers import DTYPES
 from geodino.errors import ConfigError, did_you_mean, plural
 
 __all__ = [
+    "DECLARED_BY_CF",
     "DECLARED_BY_FILE",
     "IDENT_KEYS",
     "EmbedConfig",
@@ -29,6 +30,7 @@ __all__ = [
 IDENT_KEYS = ("blend", "margin", "layers", "layer_mode", "norm", "dtype", "bands", "nodata", "upsample")
 # how the metadata (GEODINO_INPUT_SCALE) names a rule the raster declares itself: "x*0.0001-0.1 (...)"
 DECLARED_BY_FILE = "the input's GDAL scale/offset"
+DECLARED_BY_CF = "the input's CF scale_factor/add_offset"  # a datacube's declared rule
 
 
 @dataclasses.dataclass

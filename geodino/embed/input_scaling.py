@@ -92,6 +92,7 @@ def input_scaler(
     bb: Any = None,
     input_count: int | None = None,
     declared: tuple[Sequence[float], Sequence[float]] | None = None,
+    declared_by: str = DECLARED_BY_FILE,
 ) -> tuple[InputScale, str]:
     """DN -> reflectance for the input (an `InputScale`), and a description for the metadata. In order: `--sensor`
     (the data's sensor), `--scale`, the DN scale/offset the backbone's export records (for integer input: float
@@ -100,11 +101,12 @@ def input_scaler(
     them all, `band_scale`/`band_offset` (set per scene from a STAC item's raster:bands, or by the user), then
     `declared`: the (scales, offsets) the raster declares for the bands read (`geodino.embed.prepare.file_rule`,
     None unless it applies: `file_scale` on, no rule given), described as "x*0.0001-0.1 (the input's GDAL
-    scale/offset)"; like a STAC item's rule, it goes ahead of `--sensor`."""
+    scale/offset)" (`declared_by`: a datacube's CF scale_factor/add_offset, `geodino.embed.prepare.cube_rule`, say
+    so); like a STAC item's rule, it goes ahead of `--sensor`."""
     if cfg.band_scale is not None or cfg.band_offset is not None:
         return _band_rule(info, cfg.band_scale, cfg.band_offset, "band_scale/band_offset")
     if declared is not None:
-        return _band_rule(info, list(declared[0]), list(declared[1]), DECLARED_BY_FILE)
+        return _band_rule(info, list(declared[0]), list(declared[1]), declared_by)
     if cfg.sensor:
         sensor = _selected_sensor(cfg, input_count)
         if sensor.n_bands != info.count:

@@ -12,7 +12,14 @@ import torch
 
 from geodino.backbones import layer_indices
 from geodino.embed.backbone import describe_backbone, parse_layers, weights_device
-from geodino.embed.config import IDENT_KEYS, EmbedConfig, check_margin, reads_file_rule
+from geodino.embed.config import (
+    DECLARED_BY_CF,
+    DECLARED_BY_FILE,
+    IDENT_KEYS,
+    EmbedConfig,
+    check_margin,
+    reads_file_rule,
+)
 from geodino.embed.extent import WindowSource, windowed
 from geodino.embed.memory import (
     check_memory,
@@ -24,7 +31,7 @@ from geodino.embed.sweep import input_scaler, recorded_scale, scaling_sensor
 from geodino.embed.writers import DEQUANT_RULE
 from geodino.errors import ConfigError, InputError, plural
 
-__all__ = ["PreparedRun", "file_rule", "out_kind", "prepare"]
+__all__ = ["PreparedRun", "cube_rule", "file_rule", "out_kind", "prepare"]
 
 
 @dataclasses.dataclass
@@ -95,6 +102,17 @@ def file_rule(
             return declared_scaling(src, picked)
     except rasterio.errors.RasterioIOError:
         return None  # the reader says what is wrong with the file
+
+
+def cube_rule(source: Any, cfg: EmbedConfig) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The (scales, offsets) a datacube declares for the bands read (CF `scale_factor`/`add_offset`, kept raw by
+    `CubeSource`), when the run applies them: by the same switches as a GeoTIFF's tags (`file_rule`: `file_scale`
+    on, no rule given). None when every band read declares 1/0."""
+    base = getattr(source, "base", source)  # a --bbox/--window reads a window of the cube
+    scales, offsets = tuple(getattr(base, "scales", ())), tuple(getattr(base, "offsets", ()))
+    if not reads_file_rule(cfg) or not scales or (all(v == 1.0 for v in scales) and not any(offsets)):
+        return None
+    return scales, offsets
 
 
 def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
@@ -236,13 +254,16 @@ def _layer_blocks(bb: Any, cfg: EmbedConfig, layers: Any, n_maps: int) -> list[i
 
 
 def _input_scaling(info: Any, source: Any, cfg: EmbedConfig, bb: Any) -> tuple[Any, str]:
-    """The raster's declared scale/offset rule (`file_rule`; None for cubes) and the scaling's description ("" when
-    nothing sets one); uint8 input with a sensor of 16-bit DN is refused here, before anything is written."""
-    declared = file_rule(info.path, source.bands, cfg) if source.kind == "raster" else None  # cubes: raw values
+    """The input's declared scale/offset rule (a raster's `file_rule`, a cube's `cube_rule`) and the scaling's
+    description ("" when nothing sets one); uint8 input with a sensor of 16-bit DN is refused here, before anything
+    is written."""
+    cube = source.kind == "datacube"
+    declared = cube_rule(source, cfg) if cube else file_rule(info.path, source.bands, cfg)
     explicit = cfg.sensor or cfg.scale is not None or recorded_scale(bb) is not None
     explicit = explicit or cfg.band_scale is not None or cfg.band_offset is not None or declared is not None
     n_in = getattr(source, "input_count", None)  # the input's bands before --bands selects some
-    _, scale_desc = input_scaler(info, cfg, bb, n_in, declared) if explicit else (None, "")
+    by = DECLARED_BY_CF if cube else DECLARED_BY_FILE
+    _, scale_desc = input_scaler(info, cfg, bb, n_in, declared, declared_by=by) if explicit else (None, "")
     sensor = scaling_sensor(cfg, bb, n_in)
     if sensor is not None:  # uint8 input with a sensor of 16-bit DN is refused before anything is written
         from geodino.data.sensors import check_bit_depth

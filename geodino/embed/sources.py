@@ -166,7 +166,8 @@ class CubeSource(WindowedSource):
     """A Zarr/NetCDF store or an in-memory xarray Dataset/DataArray with dims (band, y, x), or (time, band, y, x)
     with one date chosen by `time` (`select_time`), opened by the training reader (`geodino.data.cubes.open_cube`:
     variable choice, dim order, CRS, transform and nodata from the store); values are read raw (no CF
-    scale/offset decoding), as rasterio reads a GeoTIFF."""
+    scale/offset decoding), as rasterio reads a GeoTIFF; a declared CF rule is kept (`scales`/`offsets`) and applied
+    by `prepare`, as a GeoTIFF's GDAL scale/offset is."""
 
     kind = "datacube"
 
@@ -195,6 +196,10 @@ class CubeSource(WindowedSource):
         if bad:
             raise InputError(f"{_bands_not_in(bad)} not in cube {where}, which has bands 1..{count}")
         self.da = array.isel({array.dims[0]: self.bands})
+        # the CF scale_factor/add_offset the store declares for the bands read ((): none); `prepare` applies them
+        # as it applies a GeoTIFF's GDAL scale/offset (`geodino.embed.prepare.cube_rule`)
+        self.scales = tuple(scene.scales[b] for b in self.bands) if scene.scales else ()
+        self.offsets = tuple(scene.offsets[b] for b in self.bands) if scene.offsets else ()
         self.user_nodata = nodata
         self.info = SourceInfo(
             path=where,
