@@ -19,6 +19,9 @@ from typing import Any
 import numpy as np
 
 from geodino.data.archive_bands import sensor_order, warn_qa_model_bands
+from geodino.data.cube_dims import band_names_of as _band_names
+from geodino.data.cube_dims import in_sensor_order as _in_sensor_order
+from geodino.data.cube_dims import order_dims as _order_dims
 from geodino.data.cube_grid import (
     check_declared_rule,
     cube_crs,
@@ -37,10 +40,6 @@ from geodino.data.validity import valid_pixels
 from geodino.errors import InputError, MissingBandError, plural
 
 __all__ = ["CubeSource", "is_zarr_store", "open_cube"]
-
-_BAND_DIMS = ("band", "bands", "channel", "channels", "spectral", "wavelength")
-_Y_DIMS = ("y", "lat", "latitude", "northing")
-_X_DIMS = ("x", "lon", "longitude", "easting")
 
 
 @dataclasses.dataclass
@@ -92,11 +91,6 @@ def _open_dataset(path: str) -> Any:
         raise InputError(
             f"datacube {path} cannot be opened ({type(exc).__name__}: {exc}); give a Zarr/NetCDF store"
         ) from exc
-
-
-def _find_dim(dims: Sequence[str], names: Sequence[str]) -> str | None:
-    low = {d.lower(): d for d in dims}
-    return next((low[n] for n in names if n in low), None)
 
 
 def open_cube(
@@ -211,59 +205,6 @@ def open_cube(
         scales=rule[0] if rule else (),
         offsets=rule[1] if rule else (),
         unplaced=lost,
-    )
-
-
-def _order_dims(
-    da: Any, path: str, band_dim: str | None, time_dim: str
-) -> tuple[Any, tuple[str | None, str, str, str]]:
-    """The array transposed to (time?, band, y, x) (a band dim added when there is none) and those dim names."""
-    dims = list(map(str, da.dims))
-    ydim, xdim = _find_dim(dims, _Y_DIMS), _find_dim(dims, _X_DIMS)
-    if ydim is None or xdim is None:
-        raise InputError(f"datacube {path}: variable dims {dims} have no y/x (or lat/lon) dimension")
-    tdim = time_dim if time_dim in dims else None
-    bdim = band_dim or _find_dim([d for d in dims if d not in (ydim, xdim, tdim)], _BAND_DIMS)
-    rest = [d for d in dims if d not in (ydim, xdim, tdim, bdim)]
-    if bdim is None and len(rest) == 1:
-        bdim = rest[0]
-        rest = []
-    if rest:
-        raise InputError(f"datacube {path}: cannot tell what dims {rest} are; set band_dim/time_dim")
-    if bdim is None:
-        da = da.expand_dims("band")
-        bdim = "band"
-    return da.transpose(*([tdim] if tdim else []), bdim, ydim, xdim), (tdim, bdim, ydim, xdim)
-
-
-def _band_names(da: Any, bdim: str, sensor: Sensor | None) -> tuple[str, ...]:
-    """Band names from the band coordinate, else the sensor's (when the count matches), else b1, b2, ..."""
-    if bdim in da.coords and da[bdim].dtype.kind in "USO":
-        return tuple(str(v) for v in da[bdim].values)
-    if sensor is not None and sensor.n_bands == da.sizes[bdim]:
-        return sensor.bands
-    return tuple(f"b{i}" for i in range(1, da.sizes[bdim] + 1))
-
-
-def _in_sensor_order(
-    da: Any, bdim: str, names: tuple[str, ...], sensor: Sensor, path: str
-) -> tuple[Any, tuple[str, ...]]:
-    """The array's bands in the sensor's band order, by the store's names (`sensor_order`: aliases such as `nir`,
-    any case), so a store of B08, B04, B03, B02 feeds each band on the sensor's channel. Names of none of the
-    sensor's bands are left to positional reading; naming some but not all (or one twice) is refused in one line."""
-    order = sensor_order(names, sensor)
-    if order is not None:
-        perm, canon = order
-        return (da if perm == sorted(perm) else da.isel({bdim: perm})), canon
-    canon = [sensor.resolve_band(n, strict=False) for n in names]
-    if not any(canon):
-        return da, names
-    other = [n for n, c in zip(names, canon, strict=True) if c is None]
-    twice = sorted({c for c in canon if c and canon.count(c) > 1})
-    why = f"{', '.join(other)} not the sensor's" if other else f"{', '.join(twice)} named twice"
-    raise InputError(
-        f"datacube {path} has bands {', '.join(names)} but sensor {sensor.name!r} has {', '.join(sensor.bands)} "
-        f"({why}); name the store's bands with `band_names:`, pick some with `bands:`, or use a matching sensor"
     )
 
 

@@ -14,7 +14,7 @@ is left out, said once, not replaced by a random other); `tile_size` does not ap
 
 The grid windows and their reader are in `geodino.data.stats_windows`; the uniform pixel sample the percentiles
 come from in `geodino.data.pixel_sample`; the running mean/variance and the check of its result in
-`geodino.data.running_stats`.
+`geodino.data.running_stats`; the first datacube's bands and declared rule in `geodino.data.stats_cube`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ import numpy as np
 from geodino.data.pixel_sample import PERCENTILE_PIXELS, UniformPixelSample, percentiles
 from geodino.data.running_stats import MIN_VALID_PIXELS, STD_FLOOR, RunningStats, warn_degenerate  # re-exported
 from geodino.data.sensors import Sensor, get_sensor, save_sensor_yaml
+from geodino.data.stats_cube import cube_band_variables as _cube_band_variables
+from geodino.data.stats_cube import first_cube_bands as _first_cube_bands
+from geodino.data.stats_cube import one_or_per_band as _one_or_per_band
 from geodino.data.stats_first import first_bands as _first_bands
 from geodino.data.stats_first import first_declared as _first_declared
 from geodino.data.stats_first import first_named as _first_named
@@ -48,46 +51,6 @@ STATS_HINTS = {
     "split": "run data stats on each kind separately",
 }
 """How raster messages name the settings: data stats' flags."""
-
-
-def _first_cube_bands(paths: Any, bands: Sequence[str] | None = None) -> tuple[int, tuple[str, ...], str, Any]:
-    """(bands, their names, dtype, declared rule) of the first datacube, read as `bands` selects them: its band
-    coordinate's (or band variables') names, else b1..bN; the rule is the (scales, offsets) its CF scale_factor/
-    add_offset declare per band, or None. Opened with `bands` so a store of one variable per band is stacked as
-    the source stacks it (without, it opened as its first variable: a 1-band sensor the source then refused)."""
-    from geodino.data.cubes import open_cube
-
-    first = paths if isinstance(paths, (str, Path)) else next(iter(paths), None)
-    if first is None:
-        raise InputError("no datacube paths given; pass Zarr stores or NetCDF files")
-    scene = open_cube(str(first), bands=bands, require_crs=False)
-    rule = (scene.scales, scene.offsets) if scene.scales else None
-    return len(scene.band_names), scene.band_names, str(scene.array.dtype), rule
-
-
-def _cube_band_variables(paths: Any, bands: list[str] | None, band_names: Any, sensor: str | None) -> list[str] | None:
-    """`bands`, else, when the first store holds one variable per band (several same-shaped (time?, y, x) variables)
-    and neither --band-names nor --sensor says which, all of them by name: without a sensor nothing else picks them,
-    and the store was read as its first variable alone (one band 'b1', silently)."""
-    if bands or band_names or sensor:
-        return bands
-    first = paths if isinstance(paths, (str, Path)) else next(iter(paths), None)
-    if not isinstance(first, (str, Path)):
-        return bands
-    from geodino.data.cube_variables import data_variables
-    from geodino.data.cubes import _open_dataset
-
-    ds = _open_dataset(str(first))
-    names = data_variables(ds)
-    if len(names) < 2 or len({(ds[v].dims, ds[v].shape) for v in names}) != 1:
-        return bands
-    dims = ds[names[0]].dims
-    return names if len(dims) == 2 or (len(dims) == 3 and "time" in dims) else bands
-
-
-def _one_or_per_band(values: tuple[float, ...]) -> float | tuple[float, ...]:
-    """One value when every band has it (the YAML then reads as --scale X --offset Y would write it)."""
-    return values[0] if len(set(values)) == 1 else values
 
 
 def _base_sensor(
