@@ -436,15 +436,19 @@ def _product(args: argparse.Namespace) -> int:
 
 
 def _classify_or_change(args: argparse.Namespace, rest: list[str], overwrite: bool) -> int:
-    """`embed classify FEATURES [LABELS]` and `embed change A B`: print where the outputs went and the scores."""
+    """`embed classify FEATURES [LABELS]` and `embed change A B`: print where the outputs went (each COG's `.qml`
+    and `.sld` styles too, as pca/cluster/similar say theirs) and the scores."""
+    from geodino.embed.style import qml_path, sld_path
+
     if args.input == "change":
         from geodino.embed.change import change_map
 
         s = change_map(rest[0], rest[1], args.out, **_options(change_map, args, overwrite=overwrite))
-        line = f"change: {s['distance']} (cosine distance, p99 {s['p99']:.3f}), {s['png']}"
+        dist = s["distance"]
+        line = f"change: {dist} (cosine distance, p99 {s['p99']:.3f}), {qml_path(dist)}, {sld_path(dist)}, {s['png']}"
         if "mask" in s:
             line += f"; {s['mask']}: {s['changed_share']:.1%} of {plural(s['valid_cells'], 'cell')} changed (threshold "
-            line += f"{s['threshold']:.3f}, {s['method']})"
+            line += f"{s['threshold']:.3f}, {s['method']}), {qml_path(s['mask'])}, {sld_path(s['mask'])}"
         print(line)
         return 0
     from geodino.embed.classify import classify_map, headline
@@ -460,7 +464,7 @@ def _classify_or_change(args: argparse.Namespace, rest: list[str], overwrite: bo
         score += f"; test accuracy on {plural(m['test']['n'], 'cell')}: {headline(m['test'])}"
     print(
         f"classify: {m['map']} ({len(m['classes'])} classes: {', '.join(m['classes'])}; class names also in "
-        f"{m['map']}.aux.xml); {score}; "
+        f"{m['map']}.aux.xml), {qml_path(m['map'])}, {sld_path(m['map'])}; {score}; "
         f"metrics {m['metrics']}" + (f"; model {m['model']}" if "model" in m else "")
     )
     return 0
