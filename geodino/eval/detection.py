@@ -13,7 +13,8 @@ overlapping windows merged by `detection_windows`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,7 @@ class DetectionProbeConfig:
     nms_iou: float = 0.5  # merging windows of large images
     box_iou_threshold: float = 0.4  # box_precision/box_recall: a matched pair counts when IoU > this (DeepForest)
     box_score_threshold: float = 0.1  # box_precision/box_recall score only detections above this (DeepForest)
+    box_max_detections: int = 300  # box_precision/box_recall score the best this many per image (DeepForest: 300)
     seed: int = 0
     progress: bool = True  # progress bars (the suite's progress key sets it)
 
@@ -107,6 +109,10 @@ class DetectionProbeConfig:
             raise ConfigError(f"box_iou_threshold={self.box_iou_threshold} must be in [0, 1) (DeepForest: 0.4)")
         if not 0.0 <= self.box_score_threshold < 1.0:
             raise ConfigError(f"box_score_threshold={self.box_score_threshold} must be in [0, 1) (DeepForest: 0.1)")
+        if self.box_max_detections < 1 or self.max_detections < 1:
+            raise ConfigError(
+                f"max_detections={self.max_detections} and box_max_detections={self.box_max_detections} must be >= 1"
+            )
         check_data_offset(self.data_scale, self.data_offset)
 
 
@@ -295,7 +301,11 @@ def run_detection(
     metrics["val_images"] = float(len(evaluated))
 
     head = {"detector": cfg.detector, "class_names": names, "state_dict": host_state(model)}
-    settings = {"box_iou_threshold": cfg.box_iou_threshold, "box_score_threshold": cfg.box_score_threshold}
+    settings = {
+        "box_iou_threshold": cfg.box_iou_threshold,
+        "box_score_threshold": cfg.box_score_threshold,
+        "box_max_detections": cfg.box_max_detections,
+    }
     dense.save_probe(out_dir, "detection", head, {**metrics, **settings, "input_scaling": scaling.describe()})
     _export_predictions(model, cfg, backbone, scaling, out_dir, names, train_data, val_data)
     scaling.say()  # one line at the end, predicted images included
@@ -380,18 +390,36 @@ def _training_units(
 def _evaluate(model: Any, evaluated: Any, cfg: DetectionProbeConfig, names: list[str], check: Any) -> dict[str, float]:
     """mAP, mAP50, mAP75, mAR100 (and per class) of the detector on the validation samples or held-out tiles, and
     DeepForest's box_precision/box_recall (detection_recall.py; its thresholds go to detection_metrics.json only,
-    not among the suite's scores)."""
-    from geodino.eval.detection_recall import BoxRecallMeter
+    not among the suite's scores). One prediction pass keeps the larger of the two caps per window; COCO's metrics
+    then score each image's best `max_detections`, DeepForest's its best `box_max_detections` (its 300: a dense
+    tile of 150 trees was scored on 100 detections, recall 2/3 at best)."""
+    from geodino.eval.detection_recall import BoxRecallMeter, top_scoring
 
     meter = DetectionMeter(names, class_metrics=len(names) > 1, max_detections=cfg.max_detections)
-    boxes = BoxRecallMeter(names, cfg.box_iou_threshold, cfg.box_score_threshold)
-    for i in range(len(evaluated)):
-        s = check(evaluated[i], f"val sample {i}")
-        pred = predict_image(model, s["image"], cfg)
-        target = {k: s[k] for k in ("boxes", "labels", "ignore_boxes", "ignore_labels") if k in s}
-        meter.update([pred], [target])  # ignore boxes: objects the held-out tile's edge cut
-        boxes.update([pred], [target])
+    boxes = BoxRecallMeter(names, cfg.box_iou_threshold, cfg.box_score_threshold, cfg.box_max_detections)
+    with detections_kept(model, max(cfg.max_detections, cfg.box_max_detections)):
+        for i in range(len(evaluated)):
+            s = check(evaluated[i], f"val sample {i}")
+            pred = predict_image(model, s["image"], cfg, whole_image_cap=False)
+            target = {k: s[k] for k in ("boxes", "labels", "ignore_boxes", "ignore_labels") if k in s}
+            # COCO's cap is per image over all classes (COCOeval alone would cap each class); ignore boxes: objects
+            # the held-out tile's edge cut
+            meter.update([top_scoring(pred, cfg.max_detections)], [target])
+            boxes.update([pred], [target])  # the meter keeps its own best box_max_detections
     return {**meter.compute(), **boxes.compute()}
+
+
+@contextmanager
+def detections_kept(model: Any, n: int) -> Iterator[None]:
+    """The torchvision detector keeps up to `n` detections per window inside the block (Faster R-CNN's
+    `roi_heads.detections_per_img`, RetinaNet's and FCOS's `detections_per_img`), its own cap again after it."""
+    holder = model.roi_heads if hasattr(model, "roi_heads") else model
+    before = holder.detections_per_img
+    holder.detections_per_img = int(n)
+    try:
+        yield
+    finally:
+        holder.detections_per_img = before
 
 
 def _export_predictions(

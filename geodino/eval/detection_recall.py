@@ -4,7 +4,8 @@ those benchmarks publish (they report these, not COCO mAP).
 What DeepForest does (`deepforest/IoU.py`, `evaluate.py`, `metrics.RecallPrecision`), and this module repeats:
 
 - predictions are first cut at a score threshold (DeepForest's model config `score_thresh: 0.1`, applied by the
-  detector before evaluation; torchvision keeps scores strictly above it);
+  detector before evaluation; torchvision keeps scores strictly above it) and to the best `detections_per_img`
+  (300, DeepForest's config and torchvision RetinaNet's default; COCO mAP's cap is 100) of each image;
 - per image, predictions and ground-truth boxes are paired one-to-one by Hungarian assignment
   (`scipy.optimize.linear_sum_assignment`) maximising the *intersection area* of the pairs; a pair is a true
   positive when its IoU is strictly above the IoU threshold (`validation.iou_threshold: 0.4`). Labels play no part;
@@ -32,10 +33,24 @@ from collections.abc import Sequence
 import numpy as np
 from torch import Tensor
 
-__all__ = ["DEEPFOREST_IOU_THRESHOLD", "DEEPFOREST_SCORE_THRESHOLD", "BoxRecallMeter"]
+__all__ = [
+    "DEEPFOREST_IOU_THRESHOLD",
+    "DEEPFOREST_MAX_DETECTIONS",
+    "DEEPFOREST_SCORE_THRESHOLD",
+    "BoxRecallMeter",
+    "top_scoring",
+]
 
 DEEPFOREST_IOU_THRESHOLD = 0.4  # DeepForest config.yaml validation.iou_threshold
 DEEPFOREST_SCORE_THRESHOLD = 0.1  # DeepForest config.yaml score_thresh
+DEEPFOREST_MAX_DETECTIONS = 300  # DeepForest config.yaml detections_per_img (torchvision RetinaNet's default)
+
+
+def top_scoring(pred: dict[str, Tensor], n: int) -> dict[str, Tensor]:
+    """The `n` best-scoring detections of one image (boxes, scores, labels), best first: a detector's per-image
+    cap applied after the fact, so one prediction pass serves metrics with different caps."""
+    order = pred["scores"].argsort(descending=True, stable=True)[: max(int(n), 0)]
+    return {k: (v[order] if k in ("boxes", "scores", "labels") else v) for k, v in pred.items()}
 
 
 def _areas(b: np.ndarray) -> np.ndarray:
@@ -72,10 +87,12 @@ class BoxRecallMeter:
         class_names: Sequence[str] | None = None,
         iou_threshold: float = DEEPFOREST_IOU_THRESHOLD,
         score_threshold: float = DEEPFOREST_SCORE_THRESHOLD,
+        max_detections: int = DEEPFOREST_MAX_DETECTIONS,
     ):
         self.class_names = list(class_names) if class_names else []
         self.iou_threshold = float(iou_threshold)
         self.score_threshold = float(score_threshold)
+        self.max_detections = int(max_detections)
         self.precisions: list[float] = []
         self.recalls: list[float] = []
         self.class_hits: dict[int, list[int]] = {}  # true label -> [matched pairs, pairs with the same label]
@@ -86,6 +103,7 @@ class BoxRecallMeter:
             self._update_one(p, t)
 
     def _update_one(self, p: dict[str, Tensor], t: dict[str, Tensor]) -> None:
+        p = top_scoring(p, self.max_detections)  # DeepForest's detector keeps its best 300 per image
         scores = p["scores"].detach().cpu().double().numpy().reshape(-1)
         kept = scores > self.score_threshold
         pb = p["boxes"].detach().cpu().double().numpy().reshape(-1, 4)[kept]
