@@ -22,13 +22,16 @@ __all__ = [
     "cube_crs",
     "cube_transform",
     "declared_rule",
+    "declared_valid_range",
     "fill_value",
     "in_time_order",
+    "in_valid_range",
     "stacked_fill_value",
     "unsigned_decoded",
 ]
 
 _FILL_KEYS = ("_FillValue", "nodata", "missing_value")
+_RANGE_KEYS = ("valid_min", "valid_max", "valid_range")
 
 
 def cube_crs(da: Any, ds: Any) -> Any:
@@ -57,7 +60,8 @@ def unsigned_decoded(ds: Any) -> Any:
     """The dataset with its `_Unsigned = "true"` integer variables read as the unsigned integers they store, lazily
     (a view per read), their fill values too. NetCDF3 has no uint16, so xarray and GDAL write Sentinel-2 DN as int16
     with that attribute (the NUG convention); opened raw (`mask_and_scale=False`, which also skips xarray's
-    _Unsigned decoding) DN 40000 read as -25536 and the fill 65535 as -1."""
+    _Unsigned decoding) DN 40000 read as -25536 and the fill 65535 as -1. valid_min/valid_max/valid_range are
+    converted as the fill values are."""
     names = [
         v for v in ds.data_vars if str(ds[v].attrs.get("_Unsigned", "")).lower() == "true" and ds[v].dtype.kind == "i"
     ]
@@ -71,7 +75,7 @@ def unsigned_decoded(ds: Any) -> Any:
         var = ds[name].variable
         unsigned = np.dtype(f"u{var.dtype.itemsize}")
         attrs = {k: val for k, val in var.attrs.items() if k != "_Unsigned"}
-        for key in _FILL_KEYS:
+        for key in _FILL_KEYS + _RANGE_KEYS:  # NUG: the valid range of an _Unsigned variable is unsigned too
             if key in attrs and attrs[key] is not None:
                 attrs[key] = np.asarray(attrs[key]).astype(var.dtype).astype(unsigned)[()]
         data = lazy_elemwise_func(var._data, lambda a, u=unsigned: np.asarray(a).view(u), unsigned)
@@ -197,6 +201,51 @@ def declared_rule(variables: Sequence[Any]) -> tuple[tuple[float, ...], tuple[fl
     if all(s == 1.0 for s in scales) and all(o == 0.0 for o in offsets):
         return None
     return scales, offsets
+
+
+def _numbers(value: Any) -> np.ndarray:
+    """An attribute's values as float64 (empty when absent or not numbers: a malformed attribute is no bound)."""
+    try:
+        return np.asarray(value, dtype=np.float64).ravel() if value is not None else np.empty(0)
+    except (TypeError, ValueError):
+        return np.empty(0)
+
+
+def _bound(value: Any, default: float) -> float:
+    """One CF bound as a float; a missing, empty, malformed or NaN value is no bound (`default`, +/-inf)."""
+    arr = _numbers(value)
+    return float(arr[0]) if arr.size and not math.isnan(float(arr[0])) else default
+
+
+def declared_valid_range(variables: Sequence[Any]) -> tuple[tuple[float, float], ...]:
+    """((lo, hi), one per band) that variables declare by CF `valid_range` (two values) or `valid_min`/`valid_max`
+    (an absent bound is -inf/+inf), in packed units (the raw values stores are read in: CF compares them before
+    scale_factor/add_offset); () when no variable declares one. `variables` as for `declared_rule` (one per band,
+    a variable of several bands repeated). xarray applies none of these attributes, even when it decodes."""
+    out = []
+    for v in variables:
+        pair = _numbers(v.attrs.get("valid_range"))
+        if pair.size >= 2:  # CF: valid_range wins over valid_min/valid_max (it must not be given with them)
+            out.append((_bound(pair[0], -math.inf), _bound(pair[1], math.inf)))
+        else:
+            out.append((_bound(v.attrs.get("valid_min"), -math.inf), _bound(v.attrs.get("valid_max"), math.inf)))
+    if all(lo == -math.inf and hi == math.inf for lo, hi in out):
+        return ()
+    return tuple(out)
+
+
+def in_valid_range(data: np.ndarray, ranges: Sequence[tuple[float, float]], band_axis: int = -3) -> np.ndarray:
+    """Bool mask of the pixels whose every band lies in its declared valid range (`declared_valid_range`), `data`
+    raw with bands on `band_axis` ([C,h,w] or [T,C,h,w]). CF calls a value outside the range missing; the pixel is
+    then invalid as a whole, as for a NaN in any band (`validity.valid_pixels`), not only when every band is out
+    (the all-bands rule of a nodata value): an out-of-range value is a flag (saturation, an error code), never a
+    measurement, and a model fed the rest of the pixel would still see that band's flag as reflectance."""
+    shape = [1] * data.ndim
+    shape[band_axis] = len(ranges)
+    lo = np.asarray([r[0] for r in ranges], dtype=np.float64).reshape(shape)
+    hi = np.asarray([r[1] for r in ranges], dtype=np.float64).reshape(shape)
+    inside = (data >= lo) & (data <= hi)  # NaN is outside; `valid_pixels` marks it invalid anyway
+    return inside.all(axis=band_axis)
 
 
 def check_declared_rule(scenes: Sequence[Any], sensor: Sensor) -> None:

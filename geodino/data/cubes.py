@@ -6,7 +6,8 @@ raster archives. Arrays are opened without dask (`chunks=None`), so a tile read 
 covers; with `align_to_chunks` random tile origins move to the tile grid inside each chunk when chunks are at least
 the tile size (a tile never straddles chunks, yet every tile-aligned place is drawn), else to the chunk grid (the
 fewest chunks per tile); `tiling.chunk_places` is the rule.
-Values are kept raw (`mask_and_scale=False`): nodata comes from `_FillValue`/`nodata` or the config.
+Values are kept raw (`mask_and_scale=False`): nodata comes from `_FillValue`/`nodata` or the config; a pixel with a
+band outside its CF `valid_range`/`valid_min`/`valid_max` (raw units) is invalid too (`cube_grid.in_valid_range`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from geodino.data.cube_grid import (
     cube_crs,
     cube_transform,
     declared_rule,
+    declared_valid_range,
     fill_value,
     in_time_order,
+    in_valid_range,
     stacked_fill_value,
     unsigned_decoded,
 )
@@ -60,6 +63,7 @@ class CubeScene(SceneGrid):
     scales: tuple[float, ...] = ()  # per band, the CF scale_factor/add_offset the store declares; () for none
     offsets: tuple[float, ...] = ()
     unplaced: str = ""  # why a store's CRS was dropped: no regular grid places its pixels (`cube_transform`)
+    valid_ranges: tuple[tuple[float, float], ...] = ()  # per band, CF valid_range/valid_min/valid_max (raw); ()
 
 
 def is_zarr_store(path: str | Path) -> bool:
@@ -189,7 +193,8 @@ def open_cube(
     times = [str(v) for v in da[tdim].values] if tdim and tdim in da.coords else []
     if tdim and not times:
         times = [str(i) for i in range(da.sizes[tdim])]
-    rule = declared_rule(sources if stacked is not None else sources * len(names))  # stacked: in band order
+    per_band = sources if stacked is not None else sources * len(names)  # stacked: in band order
+    rule = declared_rule(per_band)
     return CubeScene(
         path=path,
         array=da,
@@ -205,6 +210,7 @@ def open_cube(
         scales=rule[0] if rule else (),
         offsets=rule[1] if rule else (),
         unplaced=lost,
+        valid_ranges=declared_valid_range(per_band),
     )
 
 
@@ -356,6 +362,8 @@ class CubeSource:
         except Exception as exc:
             raise InputError(f"datacube {s.path}: tile read failed ({type(exc).__name__}: {exc})") from exc
         valid = valid_pixels(data, s.nodata)
+        if s.valid_ranges:  # CF: a value outside its band's valid range is missing (the whole pixel, see there)
+            valid &= in_valid_range(data, s.valid_ranges)
         check_read_values(s.path, data, valid, self.sensor, kind="datacube", setting="`sensor:`")
         if data.ndim == 4:  # stacked times: a pixel is valid when valid at every time
             valid = valid.all(axis=0)
