@@ -119,6 +119,8 @@ def _describe(spec: str | Path) -> dict[str, Any]:
             "spec": str(spec),
             "layout": weights.layout,
             "kind": weights.kind,
+            # which network of a file holding several (a distill checkpoint's student, EMA or raw, and its step)
+            **({"network": weights.network} if weights.network else {}),
             "arch": cfg["arch"] or "custom",
             "params": params,
             **_geometry(cfg),

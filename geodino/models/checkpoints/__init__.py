@@ -12,8 +12,9 @@ Accepted inputs, all turned into the official DINOv3 state_dict layout:
 
 - official backbone releases `dinov3_*_pretrain_{lvd1689m,sat493m}-*.pth` (plain state_dict);
 - official eval dumps `{"teacher": {"backbone.*", "dino_head.*", "ibot_head.*"}}`;
-- geodino training checkpoints (`{"state_dict": {"arch.teacher.backbone.*", ...}, "geodino": {...}}`) and
-  exports (`X.pth` / `X.safetensors`, build kwargs in the safetensors metadata or the `X.heads.pth` sidecar);
+- geodino training checkpoints (`{"state_dict": {"arch.teacher.backbone.*", ...}, "geodino": {...}}`), distill
+  checkpoints (a student's EMA or raw weights: `distill`) and exports (`X.pth` / `X.safetensors`, build kwargs
+  in the safetensors metadata or the `X.heads.pth` sidecar);
 - `{"model": ...}` / `{"state_dict": ...}` wrappers with any key prefix;
 - Hugging Face transformers `DINOv3ViTModel` files or folders (`config.json` + `model.safetensors`) and timm
   `vit_*_patch16_dinov3` (Eva) state_dicts.
@@ -40,6 +41,7 @@ from geodino.models.checkpoints.bands import (
     resolve_bands,
     same_bands,
 )
+from geodino.models.checkpoints.distill import distill_backbone, is_distill_checkpoint
 from geodino.models.checkpoints.files import (
     HEAD_NAMES,
     HEADS_SUFFIX,
@@ -184,12 +186,12 @@ def read_backbone_weights(path: str | Path, *, which: str | None = None) -> Back
     `which` selects the backbone inside checkpoints holding several (teacher/student, or any key prefix; default
     the teacher); given for a file holding one backbone, it is refused (`check_which`) rather than ignored.
     """
-    weights = _read_backbone_weights(Path(path).expanduser(), which or "teacher")
+    weights = _read_backbone_weights(Path(path).expanduser(), which)
     check_which(weights, which)
     return weights
 
 
-def _read_backbone_weights(path: Path, which: str) -> BackboneWeights:
+def _read_backbone_weights(path: Path, which: str | None) -> BackboneWeights:
     if path.is_dir():
         from geodino.models.checkpoints.timm import is_timm_folder, read_timm_folder
 
@@ -269,12 +271,16 @@ def normalization_of_training(geo: Mapping[str, Any]) -> tuple[dict[str, Any] | 
 
 
 def backbone_state(
-    obj: Any, source: str | Path = "<state_dict>", *, which: str = "teacher", timm_args: Any = None
+    obj: Any, source: str | Path = "<state_dict>", *, which: str | None = None, timm_args: Any = None
 ) -> BackboneWeights:
     """The backbone inside an in-memory checkpoint object (any layout and wrapper `read_backbone_weights`
-    accepts), in the official layout; `source` names it in errors. `timm_args`: the timm `model_args` the file
-    records (its head count and RoPE base), used when the weights are in the timm layout."""
+    accepts), in the official layout; `source` names it in errors. `which`: default the teacher (a distill
+    checkpoint's only student). `timm_args`: the timm `model_args` the file records (its head count and RoPE
+    base), used when the weights are in the timm layout."""
     path = Path(source)
+    if is_distill_checkpoint(obj):  # a student's EMA or raw weights (`checkpoints.distill`)
+        return distill_backbone(obj, path, which)
+    which = which or "teacher"
     if not isinstance(obj, Mapping):
         raise CheckpointError(
             f"checkpoint {path} holds a {type(obj).__name__}, not a state_dict; save model.state_dict() instead"

@@ -70,6 +70,9 @@ class BackboneWeights:
     # an HF / timm file (neither stores `local_cls_norm`) records whether the official model it came from has one
     # (`keymap.LOCAL_NORM_KEY`); None when it records nothing
     local_cls_norm: bool | None = None
+    # which network of a file holding several the backbone is, when the file names it (a distill checkpoint's
+    # "student tiny (ema), step 2"); '' otherwise
+    network: str = ""
 
 
 # ----------------------------------------------------------------------------------------------------------------
