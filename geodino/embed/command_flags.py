@@ -300,30 +300,40 @@ def number_band_names(cfg: Any, inputs: list[Any]) -> None:
         )
     from geodino.embed.pipeline import says
 
-    cfg.bands = resolve_band_names(list(cfg.bands), [str(i) for i in inputs], cfg, say=says(cfg))
+    cfg.bands = resolve_band_names(list(cfg.bands), [str(i) for i in inputs], cfg, say=says(cfg), setting="bands")
 
 
 BAND_FLAG_HINTS = {"bands": "--bands", "band_names": None, "sensor": "--sensor"}
 """How `_resolve_bands` names the settings in its refusal when `geodino embed --bands` gave the names."""
 
 
-def resolve_band_names(names: list[str], inputs: list[str], cfg: Any, *, say: bool = True) -> list[int]:
+def _named(setting: str, names: list[str]) -> str:
+    """The band names as the user wrote them: `--bands B04,B03` for the flag, `bands=[B04, B03]` for the `bands`
+    key of a YAML config, a `bands=[...]` override or Python's `bands=` (`resolve_band_names`'s `setting`)."""
+    return f"--bands {','.join(names)}" if setting == "--bands" else f"{setting}=[{', '.join(names)}]"
+
+
+def resolve_band_names(
+    names: list[str], inputs: list[str], cfg: Any, *, say: bool = True, setting: str = "--bands"
+) -> list[int]:
     """The 1-based numbers of the bands `--bands NAME,...` names in the input(s), by the rule a data source matches
     its `bands:` with (`geodino.data.archive`): each file's band descriptions (all present and distinct), else the
     names of `--sensor` when it has the file's band count, else b1..bN; a name matches one of those case-insensitively
     or through the sensor's aliases (red, nir, swir16). A name no band has, or two names of one band, is one line
     listing the bands there are. Many scenes must give the same numbers (one `bands` serves them all); STAC input
     names its bands with `--asset-bands` (the item's band names), so names in --bands are refused there. `say`:
-    print the line naming the numbers (Python's quiet runs pass False)."""
+    print the line naming the numbers (Python's quiet runs pass False). `setting`: what gave the names, `--bands`
+    (the flag) or `bands` (a YAML key, an override, Python's keyword), as each message names it (`_named`)."""
     from geodino.data.sensors import get_sensor
     from geodino.embed.scenes import is_many, list_scenes, scene_outputs
     from geodino.embed.stac import is_stac
 
-    shown = ",".join(names)
+    shown, said = ",".join(names), _named(setting, names)
     if is_many(inputs) and is_stac(str(inputs[0])):
         raise ConfigError(
-            f"--bands {shown}: a STAC item's bands are named with --asset-bands {shown} (bands of --asset by their "
-            f"names in the item) or --asset {shown} (one single-band asset each); --bands takes their 1-based numbers"
+            f"{said}: a STAC item's bands are named with --asset-bands {shown} (bands of --asset by their "
+            f"names in the item) or --asset {shown} (one single-band asset each); {setting} takes their 1-based "
+            "numbers"
         )
     sensor = get_sensor(cfg.sensor) if cfg.sensor else None
     paths = [str(inputs[0])]
@@ -332,25 +342,23 @@ def resolve_band_names(names: list[str], inputs: list[str], cfg: Any, *, say: bo
         paths = [s.path for s in list_scenes(inputs, exclude=exclude)]
     first: tuple[str, list[int]] | None = None
     for path in paths:
-        got = _band_numbers_of(path, names, sensor, cfg)
+        got = _band_numbers_of(path, names, sensor, cfg, setting)
         if first is None:
             first = (path, got)
         elif got != first[1]:
             raise ConfigError(
-                f"--bands {shown} names bands {','.join(map(str, first[1]))} of {first[0]} but "
-                f"{','.join(map(str, got))} of {path}; one --bands serves every scene: embed these scenes in separate "
-                "runs, or give band numbers"
+                f"{said} names bands {','.join(map(str, first[1]))} of {first[0]} but "
+                f"{','.join(map(str, got))} of {path}; one {setting} serves every scene: embed these scenes in "
+                "separate runs, or give band numbers"
             )
     assert first is not None  # list_scenes found at least one scene or refused
     more = f" (and of the {plural(len(paths) - 1, 'other scene')})" if len(paths) > 1 else ""
     if say:
-        print(
-            f"geodino: --bands {shown} reads bands {','.join(map(str, first[1]))} of {first[0]}{more}", file=sys.stderr
-        )
+        print(f"geodino: {said} reads bands {','.join(map(str, first[1]))} of {first[0]}{more}", file=sys.stderr)
     return first[1]
 
 
-def _band_numbers_of(path: str, names: list[str], sensor: Any, cfg: Any) -> list[int]:
+def _band_numbers_of(path: str, names: list[str], sensor: Any, cfg: Any, setting: str = "--bands") -> list[int]:
     """The numbers of `names` among the bands of one raster or cube (`resolve_band_names`)."""
     from geodino.data.archive_bands import _file_band_names, _resolve_bands
     from geodino.embed.sources import open_source
@@ -363,27 +371,30 @@ def _band_numbers_of(path: str, names: list[str], sensor: Any, cfg: Any) -> list
     try:
         _, idx = _resolve_bands(path, tuple(file_names), names, sensor, BAND_FLAG_HINTS)
     except MissingBandError as exc:
-        fix = f"pass --bands names among those, or their 1-based numbers (1..{info.count})"
+        flag = setting == "--bands"
+        lead = "pass --bands" if flag else f"pass {setting}="  # as the training readers say it (bands=)
+        fix = f"{lead} names among those, or their 1-based numbers (1..{info.count})"
         if sensor is not None:
             aliases = sorted({a for a, b in sensor.aliases.items() if a.islower() and b in file_names})
-            fix = f"pass --bands names among those{' or ' + ', '.join(aliases) if aliases else ''}, or their 1-based "
-            fix += f"numbers (1..{info.count})"
+            fix = f"{lead} names among those{' or ' + ', '.join(aliases) if aliases else ''}, or their "
+            fix += f"1-based numbers (1..{info.count})"
         elif own is None:  # b1..bN: the file names no band
-            fix += f"; the file names no bands: --sensor NAME (a sensor of {info.count} bands) gives them its names"
+            how = "--sensor NAME" if flag else "sensor=NAME"
+            fix += f"; the file names no bands: {how} (a sensor of {info.count} bands) gives them its names"
         else:  # an alias (red) of a band the file names (B04): say which, as no sensor is given to match aliases
-            fix += _alias_hint(exc.band, file_names)
+            fix += _alias_hint(exc.band, file_names, flag)
         raise exc.with_fix(fix) from None
     for i, b in enumerate(idx):
         if b in idx[:i]:
             other = names[idx.index(b)]
             raise ConfigError(
-                f"--bands {','.join(names)}: {other} and {names[i]} are both band {b} ({file_names[b - 1]}) of {path}; "
-                "name each band once"
+                f"{_named(setting, names)}: {other} and {names[i]} are both band {b} ({file_names[b - 1]}) of "
+                f"{path}; name each band once"
             )
     return list(idx)
 
 
-def _alias_hint(name: str, file_names: Any) -> str:
+def _alias_hint(name: str, file_names: Any, flag: bool = True) -> str:
     """`; red is B04 in sentinel2_l1c/sentinel2_l2a` when built-in sensors read `name` as one of the file's band
     names (matched without a sensor, an alias matches nothing); empty when none does."""
     from geodino.data.sensors import SENSORS
@@ -395,4 +406,8 @@ def _alias_hint(name: str, file_names: Any) -> str:
         if canon is not None and canon.lower() in low and canon.lower() != name.lower():
             found.setdefault(low[canon.lower()], []).append(key)
     said = "; ".join(f"{name} is {n} in {'/'.join(ks)}" for n, ks in found.items())
-    return f"; {said}: pass --bands {next(iter(found))} or that --sensor" if found else ""
+    if not found:
+        return ""
+    if flag:
+        return f"; {said}: pass --bands {next(iter(found))} or that --sensor"
+    return f"; {said}: pass bands= {next(iter(found))} or that sensor="

@@ -318,13 +318,14 @@ def run(args: argparse.Namespace) -> int:
     from geodino.embed.scenes import embed_scenes, is_many
 
     # --bands red,nir, or a `bands:` key / override of names: numbered below, once the other settings are checked
-    names = args.bands if args.bands and isinstance(args.bands[0], str) else config_band_names(cfg.bands)
+    flag = bool(args.bands) and isinstance(args.bands[0], str)
+    names = args.bands if flag else config_band_names(cfg.bands)
     if names:
         cfg.bands = None
     cfg.validate()
     inputs = one_listed([args.input, *extra])  # a .txt list of one raster is that raster (its entries checked)
     if names:  # the numbers of the bands so named in the input (its band descriptions, else --sensor's names)
-        cfg.bands = resolve_band_names(names, inputs, cfg)
+        cfg.bands = resolve_band_names(names, inputs, cfg, setting="--bands" if flag else "bands")
     if not is_many(inputs):
         check_one_input_flags(inputs[0], cfg)
     if cfg.bands and cfg.asset_bands:  # each scene read the asset's --asset-bands; --bands went unused, silently
