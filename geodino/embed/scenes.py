@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from geodino.data.paths import RASTER_EXTS, resolve_paths
-from geodino.embed.config import DECLARED_BY_FILE, EmbedConfig, make_config
+from geodino.embed.config import DECLARED_BY_CF, DECLARED_BY_FILE, EmbedConfig, make_config
 from geodino.embed.scene_checks import (
     check_declared_rules,
     check_headers,
@@ -176,8 +176,8 @@ def _scale_setting(desc: str | None) -> str | None:
 
     if desc is not None and (desc.startswith(("x/255 (", "x/10000 (")) or desc == default_scale_desc("float32")):
         return "default (by the input's data type)"
-    # each scene's own rule (a STAC item's raster:bands, or the GDAL scale/offset of its file): one setting
-    if desc is not None and desc.endswith(("(band_scale/band_offset)", f"({DECLARED_BY_FILE})")):
+    # each scene's own rule (a STAC item's raster:bands, the GDAL scale/offset of its file, a cube's CF rule): one
+    if desc is not None and desc.endswith(("(band_scale/band_offset)", f"({DECLARED_BY_FILE})", f"({DECLARED_BY_CF})")):
         return "per scene (band_scale/band_offset, or the scale/offset each scene declares)"
     return desc
 

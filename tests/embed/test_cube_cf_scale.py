@@ -101,3 +101,39 @@ def test_a_window_of_the_cube_keeps_its_rule(tmp_path):
     data, *_, tags, _ = read_all(embed_raster(cube, _bb(), tmp_path / "cube_f.tif", **win))
     assert tags["GEODINO_INPUT_SCALE"] == CF
     np.testing.assert_allclose(data, by_tif, atol=1e-5)
+
+
+def _scene(path: Path, x0: float, **attrs: float) -> None:
+    import rioxarray  # noqa: F401
+    import xarray as xr
+
+    dn = _dn()[:3, :32, :32]
+    coords = {"band": ["B1", "B2", "B3"], "y": 4000000.0 - 10 * (np.arange(32) + 0.5),
+              "x": x0 + 10 * (np.arange(32) + 0.5)}  # fmt: skip
+    da = xr.DataArray(dn, dims=("band", "y", "x"), coords=coords, name="r", attrs=attrs)
+    da.rio.write_crs("EPSG:32633", inplace=True)
+    da.to_dataset().to_zarr(path, zarr_format=2)
+
+
+def test_cube_scenes_of_their_own_cf_rules_share_a_mosaic(tmp_path):
+    """Cubes listed as scenes, each declaring its own CF rule: each is read by its own (recorded per scene) and the
+    mosaic is written, as for GeoTIFFs of their own GDAL tags (the scenes' rule is 'per scene', not a setting that
+    differs); one declaring beside one that does not is refused naming the CF rule."""
+    from geodino.embed import embed_scenes
+    from geodino.errors import InputError
+
+    _scene(tmp_path / "a.zarr", 500000.0, scale_factor=1e-4, add_offset=-0.1)
+    _scene(tmp_path / "b.zarr", 500320.0, scale_factor=2e-4, add_offset=0.0)
+    (tmp_path / "list.txt").write_text("a.zarr\nb.zarr\n")
+    out = embed_scenes(str(tmp_path / "list.txt"), backbone=_bb(), out=str(tmp_path / "out"), **OPTS)
+    assert out and Path(out[0]).exists()
+    tags = {n: read_all(tmp_path / "out" / f"{n}.tif")[-2]["GEODINO_INPUT_SCALE"] for n in "ab"}
+    assert tags == {"a": CF, "b": "x*0.0002 (the input's CF scale_factor/add_offset)"}
+    _scene(tmp_path / "c.zarr", 500640.0)
+    (tmp_path / "mixed.txt").write_text("a.zarr\nc.zarr\n")
+    try:
+        embed_scenes(str(tmp_path / "mixed.txt"), backbone=_bb(), out=str(tmp_path / "out2"), **OPTS)
+    except InputError as exc:
+        assert f"(e.g. {tmp_path / 'a.zarr'}: CF scale_factor/add_offset) and 1 do not" in str(exc), str(exc)
+    else:
+        raise AssertionError("a cube declaring its rule beside one that does not was not refused")
