@@ -84,3 +84,14 @@ def test_info_describes_the_student_which_names(run, capsys) -> None:
         with pytest.raises(CheckpointError, match="names no student") as exc:
             describe(f"{ckpt}?which={which}")
         assert said in str(exc.value) and "\n" not in str(exc.value), which
+
+
+def test_convert_takes_a_student_of_a_distill_checkpoint(run, tmp_path) -> None:
+    """`geodino convert CKPT OUT --which NAME` writes what the export holds: its weights, config and normalisation."""
+    ckpt, exports = run
+    out = tmp_path / "small.pth"
+    assert cli.main(["convert", str(ckpt), str(out), "--which", "small"]) == 0
+    got, want = (torch.load(p, map_location="cpu", weights_only=True) for p in (out, exports["small"]))
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in got)
+    a, b = load_backbone(str(out)), load_backbone(str(exports["small"]))
+    assert a.normalization == b.normalization and a.model.config == b.model.config
