@@ -41,7 +41,7 @@ class KNNConfig:
     enabled: bool = True
     ks: list[int] = field(default_factory=lambda: [10, 20, 100, 200])
     temperature: float = 0.07
-    chunk_size: int = 1024  # test images per similarity block (memory bound: chunk x n_train floats)
+    chunk_size: int = 1024  # memory bound: a similarity block holds chunk x n_train float32s' worth (as float64)
 
 
 @dataclass
@@ -86,22 +86,30 @@ def knn_scores(
     num_classes: int,
     temperature: float = 0.07,
     chunk_size: int = 1024,
+    out_dtype: torch.dtype = torch.float32,
 ) -> dict[int, torch.Tensor]:
     """Weighted kNN votes [N_test, K] for each k, as DINO: cosine similarity, top-k neighbours, weight exp(sim/T).
 
     `train_y` is [N] class ids (votes sum one-hot labels) or [N, K] multi-hot (scores are the weighted mean of
     the neighbours' label vectors, a per-class probability for mAP).
+
+    Similarities, weights and votes are computed in float64, returned as `out_dtype` (the probe takes float64):
+    features sharing a large common part (a random or barely trained ViT's CLS tokens) have cosines within 1e-8
+    of 1, which float32 (eps 6e-8) rounds to ties, and kNN then voted by training order (top-1 0.20 where float64
+    neighbours give 0.60, 5 EuroSAT classes); float32 votes of such neighbours can tie again. Blocks hold
+    `chunk_size // 2` test images, the memory of `chunk_size` float32 rows.
     """
     if train_x.shape[0] == 0:
         raise InputError("kNN needs training features; the training split is empty")
     multilabel = train_y.dim() == 2
-    tr = F.normalize(train_x.float(), dim=1)
-    te = F.normalize(test_x.float(), dim=1)
+    tr = F.normalize(train_x.double(), dim=1)
+    te = F.normalize(test_x.double(), dim=1)
     k_max = min(max(ks), tr.shape[0])
-    y1h = train_y.float() if multilabel else F.one_hot(train_y.long(), num_classes).float()
+    y1h = train_y.double() if multilabel else F.one_hot(train_y.long(), num_classes).double()
     out: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
-    for start in range(0, te.shape[0], chunk_size):
-        sim = te[start : start + chunk_size] @ tr.T
+    rows = max(1, chunk_size // 2)
+    for start in range(0, te.shape[0], rows):
+        sim = te[start : start + rows] @ tr.T
         top_sim, top_idx = nearest(sim, k_max)  # sorted, largest first, ties by training index
         weights = (top_sim / temperature).exp()
         neigh = y1h[top_idx]  # [B, k_max, K]
@@ -111,7 +119,7 @@ def knn_scores(
             if multilabel:
                 votes = votes / weights[:, :kk].sum(1, keepdim=True)
             out[k].append(votes)
-    return {k: torch.cat(v) for k, v in out.items()}
+    return {k: torch.cat(v).to(out_dtype) for k, v in out.items()}
 
 
 def nearest(sim: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -413,6 +421,7 @@ def _knn_heads(ftr: FeatureSet, fte: FeatureSet, k: int, cfg: KNNConfig, report:
         num_classes=k,
         temperature=cfg.temperature,
         chunk_size=cfg.chunk_size,
+        out_dtype=torch.float64,  # near-equal votes stay apart for the argmax
     )
     for kk in ks:
         if report.multilabel:
