@@ -53,7 +53,7 @@ def parse_student_which(which: str | None, names: list[str], path: Path) -> tupl
     w = which.strip().strip(".").removesuffix(".backbone")
     ema = True
     head, _, tail = w.partition(".")
-    if head in ("students_ema", "students") and tail:  # the file's own key paths
+    if head in ("students_ema", "students") and tail in names:  # the file's own key paths
         w, ema = tail, head == "students_ema"
     elif "." in w:
         name, _, variant = w.rpartition(".")
