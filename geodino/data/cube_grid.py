@@ -221,14 +221,21 @@ def declared_valid_range(variables: Sequence[Any]) -> tuple[tuple[float, float],
     """((lo, hi), one per band) that variables declare by CF `valid_range` (two values) or `valid_min`/`valid_max`
     (an absent bound is -inf/+inf), in packed units (the raw values stores are read in: CF compares them before
     scale_factor/add_offset); () when no variable declares one. `variables` as for `declared_rule` (one per band,
-    a variable of several bands repeated). xarray applies none of these attributes, even when it decodes."""
+    a variable of several bands repeated). xarray applies none of these attributes, even when it decodes; an
+    object it decoded (its scale_factor/add_offset moved to `encoding`, the values unpacked) gets its bounds
+    unpacked by the same rule, so they compare with the values it holds."""
     out = []
     for v in variables:
         pair = _numbers(v.attrs.get("valid_range"))
         if pair.size >= 2:  # CF: valid_range wins over valid_min/valid_max (it must not be given with them)
-            out.append((_bound(pair[0], -math.inf), _bound(pair[1], math.inf)))
+            lo, hi = _bound(pair[0], -math.inf), _bound(pair[1], math.inf)
         else:
-            out.append((_bound(v.attrs.get("valid_min"), -math.inf), _bound(v.attrs.get("valid_max"), math.inf)))
+            lo, hi = _bound(v.attrs.get("valid_min"), -math.inf), _bound(v.attrs.get("valid_max"), math.inf)
+        enc = getattr(v, "encoding", None) or {}
+        if any(k in enc and k not in v.attrs for k in ("scale_factor", "add_offset")):
+            scale, offset = _scalar(enc.get("scale_factor", 1.0), 1.0), _scalar(enc.get("add_offset", 0.0), 0.0)
+            lo, hi = sorted((lo * scale + offset, hi * scale + offset))  # inf stays inf (a negative scale swaps)
+        out.append((lo, hi))
     if all(lo == -math.inf and hi == math.inf for lo, hi in out):
         return ()
     return tuple(out)

@@ -200,6 +200,9 @@ class CubeSource(WindowedSource):
         # as it applies a GeoTIFF's GDAL scale/offset (`geodino.embed.prepare.cube_rule`)
         self.scales = tuple(scene.scales[b] for b in self.bands) if scene.scales else ()
         self.offsets = tuple(scene.offsets[b] for b in self.bands) if scene.offsets else ()
+        # CF valid_range/valid_min/valid_max of the bands read ((): none): a value outside is missing, as the
+        # training reader marks it (`geodino.data.cube_grid.in_valid_range`)
+        self.valid_ranges = tuple(scene.valid_ranges[b] for b in self.bands) if scene.valid_ranges else ()
         self.user_nodata = nodata
         self.info = SourceInfo(
             path=where,
@@ -223,6 +226,10 @@ class CubeSource(WindowedSource):
     def read_inside(self, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
         raw = np.asarray(self.da[:, y0:y1, x0:x1].values)
         ok = valid_pixels(raw, self.info.nodata)
+        if self.valid_ranges:
+            from geodino.data.cube_grid import in_valid_range
+
+            ok &= in_valid_range(raw, self.valid_ranges)
         return (np.nan_to_num(raw, nan=0.0) if raw.dtype.kind == "f" else raw), ok
 
 
