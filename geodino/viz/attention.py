@@ -95,11 +95,20 @@ def check_mass(mass: float) -> None:
         )
 
 
-def mass_mask(attn: np.ndarray, mass: float = 0.6) -> np.ndarray:
+def mass_mask(attn: np.ndarray, mass: float = 0.6, valid: np.ndarray | None = None) -> np.ndarray:
     """The smallest set of highest-attention cells whose share of the total attention reaches `mass` (DINO's
-    thresholded self-attention). Works on [..., h, w]; cells are ranked by value over the last two axes."""
+    thresholded self-attention). Works on [..., h, w]; cells are ranked by value over the last two axes.
+
+    `valid` [h, w] (None: all): the cells that hold data. The others are never kept and their attention is left out
+    of the total, so the mask holds `mass` of the attention the pictures show (a nodata margin drew most of a
+    random backbone's mask, invisible in the PNGs and NaN in the COG). `mass` 1 keeps every valid cell, as DINO's
+    `cumsum > 1 - mass` does (the rounding tolerance dropped cells under 1e-12 of the total)."""
     check_mass(mass)
     a = np.asarray(attn, dtype=np.float64)
+    ok = np.ones(a.shape[-2:], bool) if valid is None else np.asarray(valid, bool)
+    if ok.shape != a.shape[-2:]:
+        raise ValueError(f"valid {ok.shape} does not match the attention grid {a.shape[-2:]}")
+    a = np.where(ok, a, 0.0)
     flat = a.reshape(*a.shape[:-2], -1)
     order = np.argsort(-flat, axis=-1, kind="stable")
     vals = np.take_along_axis(flat, order, axis=-1)
@@ -108,7 +117,10 @@ def mass_mask(attn: np.ndarray, mass: float = 0.6) -> np.ndarray:
     keep_sorted = before < mass - 1e-12
     keep = np.zeros_like(keep_sorted)
     np.put_along_axis(keep, order, keep_sorted, axis=-1)
-    return keep.reshape(a.shape)
+    keep = keep.reshape(a.shape)
+    if float(mass) >= 1.0:
+        keep[...] = True
+    return keep & ok
 
 
 @contextmanager
@@ -244,6 +256,13 @@ def attention_maps(
         raise InputError(f"image is {W}x{H} px, smaller than one {p}x{p} patch; give a larger image or window")
     image = image[:, : h * p, : w * p]
     valid = np.asarray(sample.get("valid", np.ones((H, W), bool)))[: h * p, : w * p]
+    if not valid.any():  # maps of nothing: every picture blank, the COG all NaN
+        what = "window" if sample.get("window") is not None else "image"
+        part = f" in its {w * p} x {h * p} px read as whole {p} px patches" if (h * p, w * p) != (H, W) else ""
+        raise InputError(
+            f"the {W} x {H} px {what} of {sample.get('path') or 'the input'} has no valid pixel{part} (all nodata or "
+            "masked), so its attention maps would show nothing; pick a --window over the data"
+        )
     idx = _layer_index(layer, int(backbone.n_blocks))
     x = backbone.normalize(torch.from_numpy(np.ascontiguousarray(image)))[None]
     x = torch.where(torch.from_numpy(valid)[None, None], x, torch.zeros(()))  # nodata -> the band mean
@@ -289,16 +308,22 @@ def attention_maps(
         feats = torch.nn.functional.normalize(maps[0][0].float(), dim=0)  # [D, h, w]
         # unit vectors' dot products, clamped: float32 rounding gave 1.0000002 at the query cell itself
         sim = torch.einsum("d,dhw->hw", feats[:, row // p, col // p], feats).clamp(-1.0, 1.0).cpu().numpy()
-    info = {"spec": backbone.spec, "n_heads": n_heads, "kept_share": float(mass_mask(mean, mass).mean())}
     patch_valid = valid.reshape(h, p, w, p).any(axis=(1, 3))  # a patch with one valid pixel shows data
+    mask = mass_mask(mean, mass, patch_valid)  # of the patches with data: the mask the pictures show
+    info = {
+        "spec": backbone.spec,
+        "n_heads": n_heads,
+        "kept_share": float(mask[patch_valid].mean()),
+        "valid_patches": int(patch_valid.sum()),
+    }
     if (h * p, w * p) != (H, W):
         info["cropped_from"] = (H, W)
     return AttentionMaps(
         heads=sel,
         head_ids=head_ids,
         mean=mean,
-        mask=mass_mask(mean, mass),
-        head_masks=mass_mask(sel, mass),
+        mask=mask,
+        head_masks=mass_mask(sel, mass, patch_valid),
         layer=idx,
         mass=float(mass),
         patch_size=p,

@@ -136,10 +136,12 @@ def _attention_locked(args: argparse.Namespace) -> int:
     if note:
         print(note, file=sys.stderr)
     files = write_attention(maps, sample, args.out, overwrite=args.overwrite)
+    n_valid, n_all = maps.info.get("valid_patches", maps.mean.size), maps.mean.size
+    of = "patches" if n_valid == n_all else f"the {n_valid} of {n_all} patches with data ({n_valid / n_all:.0%})"
     print(
         f"block {maps.layer}, {plural(len(maps.head_ids), 'head')}, patch grid {maps.grid[1]} x {maps.grid[0]} "
         "(width x height): "
-        f"{maps.info['kept_share']:.0%} of patches hold {maps.mass:.0%} of the mean attention"
+        f"{maps.info['kept_share']:.0%} of {of} hold {maps.mass:.0%} of the mean attention"
     )
     for name, path in files.items():
         print(f"  {name:10s} {path}")
