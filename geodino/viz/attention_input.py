@@ -253,8 +253,11 @@ def crop_note(maps: AttentionMaps, sample: dict[str, Any]) -> str | None:
 
 
 def window_point(point: Sequence[int], window: Sequence[int] | None, path: str | Path) -> tuple[int, int]:
-    """A `--point` in pixels of the input file as pixels of the window that was read (the image the maps cover)."""
-    col, row = int(point[0]), int(point[1])
+    """A `--point` in pixels of the input file as pixels of the window that was read (the image the maps cover),
+    floored as the CLI floors it: int() took -0.5 for column 0, so the Python API drew a point left of the image."""
+    import math
+
+    col, row = math.floor(point[0]), math.floor(point[1])
     if window is None:
         return col, row
     c, r, w, h = (int(v) for v in window)

@@ -12,6 +12,7 @@ import torch
 
 from geodino import cli
 from geodino.backbones import load_backbone
+from geodino.errors import InputError
 from geodino.models import build_model
 from geodino.models.layers.rope import rope_apply
 from geodino.viz.attention import attention_maps, mass_mask
@@ -130,3 +131,15 @@ def test_an_all_nodata_window_is_refused_in_one_line(tmp_path, capsys):
     assert "whole 32 px" not in capsys.readouterr().err  # tiny has 16 px patches: 40 -> 32 px read
     assert cli.main([*args, "-o", str(tmp_path / "c"), "--window", "16", "0", "48", "32"]) == 0
     assert "patches with data" in capsys.readouterr().out
+
+
+def test_a_point_left_of_the_image_is_refused_in_python_as_on_the_command_line(tmp_path):
+    from geodino.viz.attention import visualize_attention
+    from geodino.viz.attention_input import window_point
+
+    assert window_point((-0.5, 3.7), None, "x.tif") == (-1, 3)  # floored, as the CLI floors it (int gave 0)
+    with pytest.raises(InputError, match="outside --window"):
+        window_point((-0.5, 3), (0, 0, 32, 32), "x.tif")
+    tif = write_tif(tmp_path / "s.tif", random_image(32, 32))
+    with pytest.raises(InputError, match="col -1"):
+        visualize_attention(tif, "arch:vit_tiny?depth=1", tmp_path / "o", point=(-0.5, 3), sensor="imagenet")
