@@ -305,6 +305,12 @@ def attention_maps(
                 f"{w * p} x {h * p} px (whole {p} px patches from the top-left); give a point with col < {w * p} and "
                 f"row < {h * p}"
             )
+        r0, c0 = row // p * p, col // p * p
+        if not valid[r0 : r0 + p, c0 : c0 + p].any():  # its token is the nodata fill's: a map of nothing
+            raise InputError(
+                f"point (col {col}, row {row}) of the {what} is in a {p} x {p} px patch without a valid pixel "
+                "(nodata), so its similarity map would compare the nodata fill; give a point on the data"
+            )
         feats = torch.nn.functional.normalize(maps[0][0].float(), dim=0)  # [D, h, w]
         # unit vectors' dot products, clamped: float32 rounding gave 1.0000002 at the query cell itself
         sim = torch.einsum("d,dhw->hw", feats[:, row // p, col // p], feats).clamp(-1.0, 1.0).cpu().numpy()

@@ -143,3 +143,14 @@ def test_a_point_left_of_the_image_is_refused_in_python_as_on_the_command_line(t
     tif = write_tif(tmp_path / "s.tif", random_image(32, 32))
     with pytest.raises(InputError, match="col -1"):
         visualize_attention(tif, "arch:vit_tiny?depth=1", tmp_path / "o", point=(-0.5, 3), sensor="imagenet")
+
+
+def test_a_point_in_a_nodata_patch_is_refused(tmp_path, capsys):
+    data = random_image(48, 64)
+    data[:, :, :20] = 0  # nodata 0: patch column 0 (px 0-15) has no valid pixel, column 1 (16-31) some
+    tif = write_tif(tmp_path / "margin.tif", data, nodata=0)
+    args = ["viz", "attention", str(tif), "-b", "arch:vit_tiny?depth=1", "--sensor", "imagenet"]
+    assert cli.main([*args, "-o", str(tmp_path / "a"), "--point", "5", "30"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "without a valid pixel" in err and "col 5, row 30" in err
+    assert cli.main([*args, "-o", str(tmp_path / "b"), "--point", "17", "30"]) == 0  # a patch holding data
