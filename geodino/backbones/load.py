@@ -344,7 +344,9 @@ def _from_path(
     recorded = weights.normalization
     if recorded is not None and adapted:
         recorded = select_normalization(recorded, names or [], band_resolver(recorded))
-    fp: dict[str, Any] = {"file": str(path), "which": which or "teacher"}  # the default keeps caches' keys
+    # the network loaded, not how `which` spelt it: a distill checkpoint's student (FILE, ?which=NAME, NAME.ema are
+    # one network); `which or "teacher"` otherwise, so that caches of pretraining checkpoints keep their keys
+    fp: dict[str, Any] = {"file": str(path), "which": weights.network or which or "teacher"}
     if adapted:
         fp.update(bands=names, fill=fill)
         if model.in_chans < c and subset == "copy":  # fewer bands: a subset's kernels differ from the old rule's

@@ -51,7 +51,8 @@ def register(subparsers: Any) -> None:
         "--which",
         default=None,
         help="backbone inside a training checkpoint: teacher (default) or student, or a key prefix such as "
-        "arch.student.backbone (refused for a file holding one backbone)",
+        "arch.student.backbone (refused for a file holding one backbone); in a geodino distill checkpoint: NAME "
+        "(student NAME's EMA, what the run exports) or NAME.raw (its raw weights)",
     )
     c.add_argument("--overwrite", action="store_true", help="replace an existing output")
     c.add_argument("--expect-arch", default=None, help="fail unless the weights fit this architecture (e.g. vit_large)")

@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Any
+
+from geodino.errors import CheckpointError
 
 
 def register(subparsers: Any) -> None:
@@ -129,6 +132,28 @@ def _distill(args: argparse.Namespace) -> int:
     return _exit_distributed_worker(0)
 
 
+def _distill_refusal(ckpt: str, out: str) -> CheckpointError | None:
+    """The line `geodino export` stops with on a `geodino distill` checkpoint (None for any other file): it holds
+    students, which `geodino convert CKPT OUT --which NAME` writes (export said only "not written by geodino
+    pretrain")."""
+    import torch
+
+    from geodino.models.checkpoints.distill import is_distill_checkpoint
+
+    try:  # memory-mapped: only the students' names are read
+        obj = torch.load(Path(ckpt).expanduser(), map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # a folder, another format: export's own line stands
+        return None
+    if not is_distill_checkpoint(obj):
+        return None
+    names = [str(k) for k in obj["students"]] or ["NAME"]
+    return CheckpointError(
+        f"checkpoint {ckpt} is a geodino distill checkpoint (students: {', '.join(names)}), which export does not "
+        f"read; write a student's backbone with `geodino convert {ckpt} {out} --which {names[0]}` (its EMA, what the "
+        f"run exports; --which {names[0]}.raw for its raw weights)"
+    )
+
+
 def _export(args: argparse.Namespace) -> int:
     """Export under the output's lock, taken before the checkpoint is read: a second export onto the same name
     stops with one line at once, not after reading a whole checkpoint (`save_export` takes the same lock: nested,
@@ -141,7 +166,10 @@ def _export(args: argparse.Namespace) -> int:
 
     output_path(args, "out", "geodino export CKPT OUT.pth (or --out OUT.pth)")
     with locked_output(export_paths(args.out)[0].with_suffix(""), what="export"):
-        paths = export(args.ckpt, args.out, which=args.which, overwrite=args.overwrite)
+        try:
+            paths = export(args.ckpt, args.out, which=args.which, overwrite=args.overwrite)
+        except CheckpointError as exc:
+            raise _distill_refusal(args.ckpt, args.out) or exc from None
     for p in [*paths, export_item_path(paths[0])]:  # the weights, the heads and the STAC item
         print(p)
     return 0

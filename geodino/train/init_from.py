@@ -76,7 +76,7 @@ class InitSource:
     """Weights to start a stage from: a teacher backbone, maybe heads and a student, and where they came from."""
 
     path: Path
-    kind: str  # "training" | "export" | "official-teacher" | "backbone"
+    kind: str  # "training" | "distill" | "export" | "official-teacher" | "backbone"
     teacher: dict[str, torch.Tensor]
     heads: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     student: dict[str, torch.Tensor] | None = None
@@ -93,22 +93,33 @@ def read_init_source(path: str | Path) -> InitSource:
     """Read what `init_from` points to.
 
     Accepted: a geodino training checkpoint, or a run folder / its `checkpoints/` folder (its `last.ckpt`); a
-    geodino export (`X.pth`/`X.safetensors`, heads taken from `X.heads.pth` when present); an official backbone
-    release (backbone only); an official eval dump `{"teacher": {"backbone.*", "dino_head.*", "ibot_head.*"}}`;
-    an HF `DINOv3ViTModel` or timm `*_dinov3` file or folder (backbone only, converted to the official layout).
+    `geodino distill` checkpoint (`FILE?which=NAME`: student NAME, as `load_backbone` reads it, see
+    `_distill_source`); a geodino export (`X.pth`/`X.safetensors`, heads taken from `X.heads.pth` when present); an
+    official backbone release (backbone only); an official eval dump `{"teacher": {"backbone.*", "dino_head.*",
+    "ibot_head.*"}}`; an HF `DINOv3ViTModel` or timm `*_dinov3` file or folder (backbone only, converted to the
+    official layout).
     """
+    from geodino.models.checkpoints.distill import is_distill_checkpoint
     from geodino.train.checkpointing import PREFIX, is_training_checkpoint, sub_state  # the checkpoint format
 
-    path = Path(path).expanduser()
+    path, which = _split_which(path)
     if not path.exists():
         raise CheckpointError(
             f"init_from file {path} not found; pass a checkpoint of the previous stage (runs/NAME/checkpoints/"
             "last.ckpt), an export (.pth/.safetensors) or an official backbone file"
         )
     path = resolve_init_path(path)
-    if path.is_dir() and not (path / "meta.pt").is_file():  # an HF or timm model folder
+    foreign = path.is_dir() and not (path / "meta.pt").is_file()  # an HF or timm model folder
+    obj = None if foreign else load_file(path)
+    if is_distill_checkpoint(obj):
+        return _distill_source(obj, path, which)
+    if which is not None:
+        raise CheckpointError(
+            f"init_from {path}?which={which}: ?which= picks a student of a geodino distill checkpoint, and {path} is "
+            "not one; drop ?which= (init_student_from picks a pretraining checkpoint's teacher or student)"
+        )
+    if obj is None:
         return _foreign_source(path)
-    obj = load_file(path)
     if is_training_checkpoint(obj):
         state = obj["state_dict"]
         heads = {h: sub_state(state, f"{PREFIX}teacher.{h}.") for h in HEAD_NAMES}
@@ -159,6 +170,31 @@ def read_init_source(path: str | Path) -> InitSource:
     return InitSource(
         path=path, kind="export" if heads else "backbone", teacher=state, heads=heads, backbone_config=config
     )
+
+
+def _split_which(path: str | Path) -> tuple[Path, str | None]:
+    """(the file, its `?which=`) of an `init_from` value: `FILE?which=NAME` picks a student of a distill checkpoint,
+    spelled as backbone specs spell it (a path that exists with its `?` is taken whole, as `parse_spec` does)."""
+    text = str(path).strip()
+    if "?" not in text or Path(text).expanduser().exists():
+        return Path(text).expanduser(), None
+    head, query = text.split("?", 1)
+    key, _, value = query.partition("=")
+    if key.strip() != "which" or "&" in value:
+        raise CheckpointError(
+            f"init_from {text}: init_from accepts one option, ?which=NAME (a student of a geodino distill checkpoint)"
+        )
+    return Path(head).expanduser(), value.strip() or None
+
+
+def _distill_source(obj: dict[str, Any], path: Path, which: str | None) -> InitSource:
+    """Student NAME of a `geodino distill` checkpoint, `which` read as `load_backbone('FILE?which=...')` reads it:
+    the picked weights (its EMA, or NAME.raw) are the teacher (backbone, DINO/iBOT heads), its raw weights the
+    student (`init_student_from=student`), its recorded build kwargs the backbone config."""
+    from geodino.models.checkpoints.distill import student_init_parts
+
+    backbone, heads, raw, raw_heads, config = student_init_parts(obj, path, which)
+    return InitSource(path, "distill", backbone, heads, raw, raw_heads, config)
 
 
 def resolve_init_path(path: Path) -> Path:

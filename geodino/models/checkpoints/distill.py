@@ -20,7 +20,16 @@ from torch import Tensor
 from geodino.errors import CheckpointError
 from geodino.models.checkpoints.files import BackboneWeights
 
-__all__ = ["DISTILL_FORMAT", "distill_backbone", "is_distill_checkpoint", "parse_student_which"]
+__all__ = [
+    "DISTILL_FORMAT",
+    "distill_backbone",
+    "is_distill_checkpoint",
+    "parse_student_which",
+    "student_config",
+    "student_init_parts",
+    "student_name",
+    "student_state",
+]
 
 DISTILL_FORMAT = "geodino-distill"  # geodino.train.distill.export.FORMAT (not imported: models never import train)
 
@@ -84,29 +93,44 @@ def _normalization(obj: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str]:
     return data_normalization(data, "distillation")
 
 
-def distill_backbone(obj: Mapping[str, Any], path: Path, which: str | None) -> BackboneWeights:
-    """The backbone of the student `which` names (see the module docstring) in a loaded distill checkpoint `obj`,
-    in the official layout, with its build kwargs and the distillation data's normalisation."""
-    students = obj["students"]
-    names = [str(k) for k in students]
+def student_name(obj: Mapping[str, Any], path: Path, which: str | None) -> tuple[str, bool]:
+    """(student name, EMA?) that `which` picks in a loaded distill checkpoint `obj` (see the module docstring)."""
+    names = [str(k) for k in obj["students"]]
     if not names:
         raise CheckpointError(f"checkpoint {path} is a geodino distill checkpoint holding no student; re-run distill")
-    name, ema = parse_student_which(which, names, path)
+    return parse_student_which(which, names, path)
+
+
+def student_state(obj: Mapping[str, Any], path: Path, name: str, ema: bool) -> dict[str, Tensor]:
+    """Student `name`'s full state_dict (`backbone.*`, `dino_head.*`, `ibot_head.*`): its EMA or its raw weights;
+    one line when the entry or its backbone is missing."""
     group = "students_ema" if ema else "students"
     full = (obj.get(group) or {}).get(name)
     if not isinstance(full, Mapping):
         raise CheckpointError(f"checkpoint {path} has no {group}[{name!r}]: it is incomplete or damaged")
-    state: dict[str, Tensor] = {
-        k[len("backbone.") :]: v for k, v in full.items() if k.startswith("backbone.") and isinstance(v, Tensor)
-    }
-    if "cls_token" not in state:
+    if not isinstance(full.get("backbone.cls_token"), Tensor):
         raise CheckpointError(
             f"checkpoint {path}: {group}[{name!r}] holds no backbone.cls_token key: it is incomplete or damaged"
         )
+    return {str(k): v for k, v in full.items() if isinstance(v, Tensor)}
+
+
+def student_config(obj: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+    """Student `name`'s build kwargs as the checkpoint records them (None when absent)."""
+    cfg = (obj.get("backbones") or {}).get(name)
+    return dict(cfg) if isinstance(cfg, Mapping) and cfg else None
+
+
+def distill_backbone(obj: Mapping[str, Any], path: Path, which: str | None) -> BackboneWeights:
+    """The backbone of the student `which` names (see the module docstring) in a loaded distill checkpoint `obj`,
+    in the official layout, with its build kwargs and the distillation data's normalisation."""
+    name, ema = student_name(obj, path, which)
+    group = "students_ema" if ema else "students"
+    full = student_state(obj, path, name, ema)
+    state = {k[len("backbone.") :]: v for k, v in full.items() if k.startswith("backbone.")}
     weights = BackboneWeights(state=state, source=path, layout="official", kind=DISTILL_FORMAT)
     weights.several = True  # EMA and raw weights of each student: `which` always has something to choose
-    cfg = (obj.get("backbones") or {}).get(name)
-    weights.config = dict(cfg) if isinstance(cfg, Mapping) and cfg else None
+    weights.config = student_config(obj, name)
     step = obj.get("step")
     at = f", step {int(step)}" if step is not None else ""
     weights.network = f"student {name} ({'ema' if ema else 'raw'}){at}"
@@ -116,3 +140,25 @@ def distill_backbone(obj: Mapping[str, Any], path: Path, which: str | None) -> B
         weights.notes.append(f"no normalisation recorded: {why}")
     weights.notes.append(f"backbone taken from {group}[{name!r}]")
     return weights
+
+
+def _split(full: Mapping[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, dict[str, Tensor]]]:
+    """(backbone, {head name: head}) of a student's full state_dict, prefixes removed."""
+    parts: dict[str, dict[str, Tensor]] = {}
+    for k, v in full.items():
+        head, _, rest = k.partition(".")
+        if rest and head in ("backbone", "dino_head", "ibot_head"):
+            parts.setdefault(head, {})[rest] = v
+    return parts.pop("backbone", {}), parts
+
+
+def student_init_parts(
+    obj: Mapping[str, Any], path: Path, which: str | None
+) -> tuple[dict[str, Tensor], dict[str, dict[str, Tensor]], dict[str, Tensor], dict[str, dict[str, Tensor]], Any]:
+    """What `init_from: FILE?which=...` takes from a distill checkpoint (`which` read as `distill_backbone` reads
+    it): (picked backbone, its heads, the student's raw backbone, its raw heads, its build kwargs)."""
+    name, ema = student_name(obj, path, which)
+    picked = student_state(obj, path, name, ema)
+    backbone, heads = _split(picked)
+    raw, raw_heads = _split(student_state(obj, path, name, False)) if ema else (backbone, heads)
+    return backbone, heads, raw, raw_heads, student_config(obj, name)
