@@ -83,6 +83,7 @@ class InitSource:
     student_heads: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     backbone_config: dict[str, Any] | None = None
     layout: str = "official"  # the key layout the file was in: official, hf or timm (converted on reading)
+    names: tuple[str, str] = ("teacher", "student")  # what `teacher` and `student` are in the file, for the log
 
     @property
     def has_heads(self) -> bool:
@@ -109,8 +110,7 @@ def read_init_source(path: str | Path) -> InitSource:
             "last.ckpt), an export (.pth/.safetensors) or an official backbone file"
         )
     path = resolve_init_path(path)
-    foreign = path.is_dir() and not (path / "meta.pt").is_file()  # an HF or timm model folder
-    obj = None if foreign else load_file(path)
+    obj = None if path.is_dir() and not (path / "meta.pt").is_file() else load_file(path)  # None: an HF/timm folder
     if is_distill_checkpoint(obj):
         return _distill_source(obj, path, which)
     if which is not None:
@@ -173,8 +173,7 @@ def read_init_source(path: str | Path) -> InitSource:
 
 
 def _split_which(path: str | Path) -> tuple[Path, str | None]:
-    """(the file, its `?which=`) of an `init_from` value: `FILE?which=NAME` picks a student of a distill checkpoint,
-    spelled as backbone specs spell it (a path that exists with its `?` is taken whole, as `parse_spec` does)."""
+    """(file, `?which=`) of an `init_from` value (a path that exists with its `?` is whole, as in `parse_spec`)."""
     text = str(path).strip()
     if "?" not in text or Path(text).expanduser().exists():
         return Path(text).expanduser(), None
@@ -188,13 +187,14 @@ def _split_which(path: str | Path) -> tuple[Path, str | None]:
 
 
 def _distill_source(obj: dict[str, Any], path: Path, which: str | None) -> InitSource:
-    """Student NAME of a `geodino distill` checkpoint, `which` read as `load_backbone('FILE?which=...')` reads it:
-    the picked weights (its EMA, or NAME.raw) are the teacher (backbone, DINO/iBOT heads), its raw weights the
-    student (`init_student_from=student`), its recorded build kwargs the backbone config."""
-    from geodino.models.checkpoints.distill import student_init_parts
+    """Student NAME of a distill checkpoint (`which` as `load_backbone` reads it): the picked weights (EMA, or NAME.raw)
+    are the teacher (backbone, heads), its raw weights the student, its recorded build kwargs the config."""
+    from geodino.models.checkpoints.distill import student_init_parts, student_name
 
+    name, ema = student_name(obj, path, which)
     backbone, heads, raw, raw_heads, config = student_init_parts(obj, path, which)
-    return InitSource(path, "distill", backbone, heads, raw, raw_heads, config)
+    names = (f"student {name} ({'EMA' if ema else 'raw'})", f"student {name} (raw)")
+    return InitSource(path, "distill", backbone, heads, raw, raw_heads, config, names=names)
 
 
 def resolve_init_path(path: Path) -> Path:
@@ -396,7 +396,8 @@ def _init_steps(
         _InitStep(student["backbone"], s_backbone, "student backbone", src, backbone=True),
         _InitStep(teacher["backbone"], src.teacher, "teacher backbone", src, backbone=True),
     ]
-    done = [f"student backbone <- {student_from} of {src.path}; teacher backbone <- teacher of {src.path}"]
+    picked = src.names[student_from == "student"]
+    done = [f"student backbone <- {picked} of {src.path}; teacher backbone <- {src.names[0]} of {src.path}"]
     if src.layout != "official":
         names = {"hf": "HF DINOv3ViTModel", "timm": "timm"}
         done[0] += f" ({names.get(src.layout, src.layout)} layout, converted to the official one)"
@@ -417,7 +418,7 @@ def _init_steps(
         g = gram or src
         g_module = gram_module["backbone"] if isinstance(gram_module, nn.ModuleDict) else gram_module
         steps.append(_InitStep(g_module, g.teacher, "Gram teacher backbone", g, backbone=True))
-        done.append(f"Gram teacher <- teacher of {g.path}")
+        done.append(f"Gram teacher <- {g.names[0]} of {g.path}")
     _local_cls_norm_from_norm(steps)
     return steps, done, with_gram
 

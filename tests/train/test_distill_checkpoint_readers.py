@@ -97,7 +97,10 @@ def test_pretraining_starts_from_a_student(run, tmp_path, images) -> None:
         cfg = load_config(PretrainConfig, cfg_path, ["ssl.student.arch=from_init"])
         src = _adopt_init_architecture(cfg)
         arch = _build_arch(cfg)
-        ck.apply_init(arch, src, student_from=student_from)
+        lines = ck.apply_init(arch, src, student_from=student_from)
+        picked = "student small (EMA)" if student_from == "teacher" else "student small (raw)"
+        # the log names the student taken (it said "teacher of FILE", which a distill checkpoint does not hold)
+        assert lines[0] == f"student backbone <- {picked} of {ckpt}; teacher backbone <- student small (EMA) of {ckpt}"
         for module, full in ((arch.teacher, obj["students_ema"]["small"]), (arch.student, obj[group]["small"])):
             got = {
                 f"{n}.{k}": v for n in ("backbone", "dino_head", "ibot_head") for k, v in module[n].state_dict().items()
