@@ -241,7 +241,10 @@ def pretrain(
         keys.append(f"trainer.max_steps={steps}")
     if init_from is not None:
         keys += [f"init_from={_quoted(init_from)}", "ssl.student.arch=from_init"]
-        if not _has_heads(Path(init_from).expanduser()):  # an official release: fresh heads train alone first
+        from geodino.train.init_from import split_which
+
+        # an official release: fresh heads train alone first (FILE?which=NAME, a distill student: judged by FILE)
+        if not _has_heads(split_which(init_from)[0]):
             # 10 % of the run, and at least one step (a fraction of a tiny run rounds to none, which then warns); a
             # 1-step run has no room for it (the warm-up must end before the run does): the heads train with the
             # backbone from step 0, which the run's log says (init_from has no heads ...)

@@ -103,7 +103,7 @@ def read_init_source(path: str | Path) -> InitSource:
     from geodino.models.checkpoints.distill import is_distill_checkpoint
     from geodino.train.checkpointing import PREFIX, is_training_checkpoint, sub_state  # the checkpoint format
 
-    path, which = _split_which(path)
+    path, which = split_which(path)
     if not path.exists():
         raise CheckpointError(
             f"init_from file {path} not found; pass a checkpoint of the previous stage (runs/NAME/checkpoints/"
@@ -172,7 +172,7 @@ def read_init_source(path: str | Path) -> InitSource:
     )
 
 
-def _split_which(path: str | Path) -> tuple[Path, str | None]:
+def split_which(path: str | Path) -> tuple[Path, str | None]:
     """(file, `?which=`) of an `init_from` value (a path that exists with its `?` is whole, as in `parse_spec`)."""
     text = str(path).strip()
     if "?" not in text or Path(text).expanduser().exists():

@@ -256,13 +256,13 @@ class SSLMetaArch(nn.Module):
             raise ConfigError("gram.ckpt is set but no separate Gram teacher is used; set gram.use_loss=true")
         where = f"Gram checkpoint {source}" if isinstance(source, (str, Path)) else "Gram teacher state_dict"
         if isinstance(source, (str, Path)):
-            from geodino.train.init_from import read_init_source
+            from geodino.train.init_from import read_init_source, split_which
 
-            path = Path(source).expanduser()
+            path = split_which(source)[0]  # FILE?which=NAME (a distill student): FILE must exist
             if not path.exists():
                 raise CheckpointError(f"checkpoint {path} not found; fix gram.ckpt (or init_from) to an existing file")
             # what init_from reads (a run folder, HF/timm files and folders too), its teacher backbone, official layout
-            backbone = read_init_source(path).teacher
+            backbone = read_init_source(source).teacher
         else:
             backbone = _backbone(source, str(source))
         _load_strict(self.gram_teacher["backbone"], backbone, "Gram teacher", where)

@@ -152,3 +152,41 @@ def test_fingerprints_name_the_network_loaded(run, tmp_path) -> None:
     torch.save({"state_dict": state, "geodino": {"format": ck.FORMAT, "backbone": obj["backbones"]["tiny"]}}, pre)
     for spec, which in (("", "teacher"), ("?which=teacher", "teacher"), ("?which=student", "student")):
         assert load_backbone(f"{pre}{spec}").fingerprint == _old_fingerprint(pre, which), spec
+
+
+def test_which_paths_pass_the_existence_checks(run, images, tmp_path, monkeypatch) -> None:
+    """`students[i].init_from` and `geodino.pretrain(init_from=)` check FILE of `FILE?which=NAME`: the distillation
+    check refused it as 'not found', and the Python API judged `.ckpt?which=n` headless by its suffix (adding a
+    heads warm-up to a start whose checkpoint holds the student's heads)."""
+    from types import SimpleNamespace
+
+    import geodino.train.pretrain as pretrain_module
+    from geodino.train import api
+    from geodino.train.distill.build import check_files
+
+    ckpt, _, _ = run
+    cfg = SimpleNamespace(
+        teacher=SimpleNamespace(heads=""), students=[SimpleNamespace(init_from=f"{ckpt}?which=small")]
+    )
+    check_files(cfg)  # the file exists: no error
+    cfg.students[0].init_from = f"{ckpt.parent / 'missing.ckpt'}?which=small"
+    with pytest.raises(CheckpointError, match=r"students\[0\]\.init_from file .*missing\.ckpt\?which=small not found"):
+        check_files(cfg)
+    seen: list = []
+    monkeypatch.setattr(pretrain_module, "pretrain", lambda c, *a, **k: seen.append(c) or tmp_path)
+    api.pretrain(images, out=tmp_path / "p", steps=20, init_from=f"{ckpt}?which=small")
+    assert len(seen) == 1 and float(seen[0].head_warmup_steps) == 0.0  # no warm-up: the checkpoint has heads
+    seen.clear()
+    api.pretrain(images, out=tmp_path / "q", steps=20, init_from=tmp_path / "nohead.pth")  # a bare backbone file
+    assert float(seen[0].head_warmup_steps) > 0.0  # the contrast: a file without heads gets the warm-up
+
+
+def test_a_distillation_student_starts_from_a_student_named_by_which(run) -> None:
+    ckpt, _, obj = run
+    spec = StudentSpec(
+        name="t", arch="vit_tiny", overrides={"depth": 1, "n_storage_tokens": 1}, init_from=f"{ckpt}?which=tiny"
+    )
+    backbone = build_model("vit_tiny", patch_size=8, in_chans=3, depth=1, n_storage_tokens=1, device="meta")
+    assert _same(_init_state(spec, 0, backbone), _part(obj["students_ema"]["tiny"], "backbone."))
+    spec.init_from = f"{ckpt}?which=tiny.raw"
+    assert _same(_init_state(spec, 0, backbone), _part(obj["students"]["tiny"], "backbone."))

@@ -263,8 +263,10 @@ def check_files(cfg: DistillConfig) -> None:
         raise CheckpointError(
             f"teacher.heads file {cfg.teacher.heads} not found; pass a *.heads.pth file or leave it empty"
         )
+    from geodino.train.init_from import split_which
+
     for i, s in enumerate(cfg.students):
-        if s.init_from and not Path(s.init_from).expanduser().exists():
+        if s.init_from and not split_which(s.init_from)[0].exists():  # FILE?which=NAME: the file before the `?`
             raise CheckpointError(
                 f"students[{i}].init_from file {s.init_from} not found; pass an existing checkpoint, export or "
                 "official backbone file, or leave it empty to start from random weights"
