@@ -190,3 +190,22 @@ def test_a_distillation_student_starts_from_a_student_named_by_which(run) -> Non
     assert _same(_init_state(spec, 0, backbone), _part(obj["students_ema"]["tiny"], "backbone."))
     spec.init_from = f"{ckpt}?which=tiny.raw"
     assert _same(_init_state(spec, 0, backbone), _part(obj["students"]["tiny"], "backbone."))
+
+
+def test_a_teacher_spec_naming_a_student_takes_its_heads(run, tmp_path) -> None:
+    """A distill checkpoint as `teacher.spec=CKPT?which=NAME` brings student NAME's DINO/iBOT heads (EMA, or raw
+    with NAME.raw), as a bare one-student file does; with `?which=` they were dropped and a fresh warm-up ran."""
+    from types import SimpleNamespace
+
+    from geodino.train.distill import DistillConfig
+    from geodino.train.distill.build import find_heads
+
+    ckpt, _, obj = run
+    for which, group in (("small", "students_ema"), ("small.raw", "students")):
+        cfg = DistillConfig()
+        cfg.teacher.spec = f"{ckpt}?which={which}"
+        dim = obj[group]["small"]["dino_head.mlp.0.weight"].shape[1]
+        found = find_heads(cfg, SimpleNamespace(embed_dim=dim), None, tmp_path / "out")
+        assert found.dino is not None and found.source == str(ckpt), which
+        want = _part(obj[group]["small"], "dino_head.")
+        assert _same(found.dino.state_dict(), want), which

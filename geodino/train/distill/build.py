@@ -146,14 +146,15 @@ def find_heads(cfg: DistillConfig, teacher: nn.Module, fb: Any, out_dir: Path, r
     if spec_path is not None:
         from geodino.train.checkpointing import read_init_source
 
+        # ?which=NAME (NAME.raw) of a geodino distill checkpoint: that student, whose heads come with it; on any
+        # other file it is a key prefix (read_init_source refuses it there), with no heads known to go with it
+        picks_student = which not in ("", "teacher", "student")
         try:
-            src = read_init_source(spec_path)
+            src = read_init_source(f"{spec_path}?which={which}" if picks_student else spec_path)
         except CheckpointError:
             src = None
         # the heads of the backbone the spec loads: a training checkpoint's student heads for ?which=student
         heads = {} if src is None else src.student_heads if which == "student" else src.heads
-        if which not in ("", "teacher", "student"):
-            heads = {}  # another prefix: no heads known to go with it
         if src is not None and all(h in heads for h in th.HEAD_NAMES):
             dino, ibot = (th.head_from_state(heads[h], str(spec_path), h) for h in th.HEAD_NAMES)
             for name, h in (("dino_head", dino), ("ibot_head", ibot)):
