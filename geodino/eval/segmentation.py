@@ -267,7 +267,8 @@ def build_head(
         return UPerNetHead(embed_dim, n_out, channels=channels, dropout=dropout)
     if kind == "dpt":
         c = max(channels // 2, 8)  # 256 for the default 512: DPT's fusion width, reassembly (128, 256, 512, 1024)
-        # DINOv3's GEO-Bench segmentation DPT (dinov3#95): 3x3 conv + ReLU after fusion, then conv-BN-ReLU-dropout-1x1
+        # DINOv3's GEO-Bench segmentation DPT (dinov3#95): 3x3 conv + ReLU after fusion, then conv-BN-ReLU-dropout-1x1;
+        # residual units without bias (DINOv3's DPTHead use_bias=False default, HighResCanopyHeight's unit)
         return DPTHead(
             embed_dim,
             n_out,
@@ -276,6 +277,7 @@ def build_head(
             readout="project",
             project_after_fusion=True,
             seg_dropout=dropout,
+            res_bias=False,
         )
     raise ConfigError(f"head={kind!r} must be one of {', '.join(HEADS)}")
 

@@ -41,12 +41,16 @@ class Readout(nn.Module):
 
 
 class ResidualConvUnit(nn.Module):
-    """Pre-activation residual unit: ReLU, 3x3 conv, ReLU, 3x3 conv, plus the input."""
+    """Pre-activation residual unit: ReLU, 3x3 conv, ReLU, 3x3 conv, plus the input.
 
-    def __init__(self, ch: int, bn: bool = False):
+    `bias` of the two convs: None = without BatchNorm only (CHMv2's `use_bias=True` layout); DINOv3's `DPTHead`
+    default (`use_bias=False`) and HighResCanopyHeight's unit have no bias."""
+
+    def __init__(self, ch: int, bn: bool = False, bias: bool | None = None):
         super().__init__()
-        self.conv1 = nn.Conv2d(ch, ch, 3, padding=1, bias=not bn)
-        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1, bias=not bn)
+        bias = not bn if bias is None else bias
+        self.conv1 = nn.Conv2d(ch, ch, 3, padding=1, bias=bias)
+        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1, bias=bias)
         self.bn1 = nn.BatchNorm2d(ch) if bn else nn.Identity()
         self.bn2 = nn.BatchNorm2d(ch) if bn else nn.Identity()
 
@@ -59,10 +63,10 @@ class ResidualConvUnit(nn.Module):
 class FusionBlock(nn.Module):
     """Adds a residual-refined skip map, refines, upsamples x2 (bilinear, aligned corners), 1x1 projection."""
 
-    def __init__(self, ch: int, bn: bool = False):
+    def __init__(self, ch: int, bn: bool = False, res_bias: bool | None = None):
         super().__init__()
-        self.res1 = ResidualConvUnit(ch, bn)
-        self.res2 = ResidualConvUnit(ch, bn)
+        self.res1 = ResidualConvUnit(ch, bn, res_bias)
+        self.res2 = ResidualConvUnit(ch, bn, res_bias)
         self.project = nn.Conv2d(ch, ch, 1)
 
     def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
@@ -82,6 +86,8 @@ class DPTHead(nn.Module):
     The final size is 16x the token grid for any patch size: the caller resizes to the image when it differs.
     `seg_dropout` (not None) selects the segmentation head (see the module docstring) with that dropout;
     `project_after_fusion` adds DPT's 3x3 conv + ReLU between the fusion blocks and the head (CHMv2: off).
+    `res_bias`: bias in the fusion blocks' residual convs; None (default) = without `use_bn`, as CHMv2
+    (`use_bias=True`, the canopy head); False = DINOv3's `DPTHead` default and HighResCanopyHeight (segmentation).
     """
 
     def __init__(
@@ -95,6 +101,7 @@ class DPTHead(nn.Module):
         use_bn: bool = False,
         project_after_fusion: bool = False,
         seg_dropout: float | None = None,
+        res_bias: bool | None = None,
     ):
         super().__init__()
         if len(post_channels) != 4:
@@ -110,7 +117,7 @@ class DPTHead(nn.Module):
             ]
         )
         self.convs = nn.ModuleList(nn.Conv2d(c, channels, 3, padding=1, bias=False) for c in post_channels)
-        self.fusions = nn.ModuleList(FusionBlock(channels, use_bn) for _ in post_channels)
+        self.fusions = nn.ModuleList(FusionBlock(channels, use_bn, res_bias) for _ in post_channels)
         self.project = (
             nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(True))
             if project_after_fusion
