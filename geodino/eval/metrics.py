@@ -402,8 +402,12 @@ def single_label_metrics(scores: torch.Tensor, targets: torch.Tensor, num_classe
 def multilabel_metrics(
     scores: torch.Tensor, targets: torch.Tensor, threshold: float = 0.5, logits: bool | None = None
 ) -> dict[str, Any]:
-    """mAP (macro over classes with a positive, and micro), F1 (micro, macro) at `threshold`, per-class AP.
+    """mAP (macro and micro), F1 (micro, macro) at `threshold`, per-class AP.
 
+    The macro means run over every class, as sklearn (`average_precision_score`, `f1_score(average="macro")`)
+    and torchmetrics (`MultilabelAveragePrecision` / `MultilabelF1Score`, average="macro") do: a class with no
+    positive in the split scores AP 0 and F1 0 (also when never predicted). Before, such classes were left out of
+    both means, which raised them on small splits; `classes_without_positives` lists them.
     `logits`: True when `scores` are logits (the threshold applies to their sigmoid), False for probabilities.
     None guesses from the values (logits when any leaves [0, 1]); a caller that knows should say, since logits
     that all happen to lie in [0, 1] would be read as probabilities (a logit of 0.3 is a probability of 0.57).
@@ -417,15 +421,16 @@ def multilabel_metrics(
     y = targets.numpy().astype(int)
     p = prob.numpy()
     has_pos = y.sum(0) > 0
-    per_class = [float(average_precision_score(y[:, c], p[:, c])) if has_pos[c] else None for c in range(y.shape[1])]
-    aps = [v for v in per_class if v is not None]
+    # AP of a class without positives: 0, as sklearn and torchmetrics (both warn; the value is set here directly)
+    per_class = [float(average_precision_score(y[:, c], p[:, c])) if has_pos[c] else 0.0 for c in range(y.shape[1])]
     pred = (p >= threshold).astype(int)
     return {
-        "mAP": float(np.mean(aps)) if aps else float("nan"),
+        "mAP": float(np.mean(per_class)) if per_class else float("nan"),
         "mAP_micro": float(average_precision_score(y.ravel(), p.ravel())) if y.any() else float("nan"),
         "f1_micro": float(f1_score(y, pred, average="micro", zero_division=0)),
-        "f1_macro": float(f1_score(y[:, has_pos], pred[:, has_pos], average="macro", zero_division=0)),
+        "f1_macro": float(f1_score(y, pred, average="macro", zero_division=0)),
         "per_class_ap": per_class,
+        "classes_without_positives": [int(c) for c in np.flatnonzero(~has_pos)],
     }
 
 
