@@ -85,6 +85,7 @@ class DetectionProbeConfig:
     export_threshold: float = 0.3  # detections written to GeoJSON and drawn
     max_detections: int = 100  # per scored image (COCO: 100; raise it for dense scenes); per window when exporting
     nms_iou: float = 0.5  # merging windows of large images
+    cut_cover: float = 0.5  # a box cut by an inner window edge is dropped when this much of it is in another's box
     box_iou_threshold: float = 0.4  # box_precision/box_recall: a matched pair counts when IoU > this (DeepForest)
     box_score_threshold: float = 0.1  # box_precision/box_recall score only detections above this (DeepForest)
     box_max_detections: int = 300  # box_precision/box_recall score the best this many per image (DeepForest: 300)
@@ -109,6 +110,17 @@ class DetectionProbeConfig:
             raise ConfigError(f"box_iou_threshold={self.box_iou_threshold} must be in [0, 1) (DeepForest: 0.4)")
         if not 0.0 <= self.box_score_threshold < 1.0:
             raise ConfigError(f"box_score_threshold={self.box_score_threshold} must be in [0, 1) (DeepForest: 0.1)")
+        if not 0.0 < self.cut_cover <= 1.0:
+            raise ConfigError(f"cut_cover={self.cut_cover} must be in (0, 1] (default 0.5: SAHI's merge threshold)")
+        if self.box_score_threshold < self.score_threshold:
+            import warnings
+
+            warnings.warn(
+                f"box_score_threshold={self.box_score_threshold} is below score_threshold={self.score_threshold}: "
+                f"the detector drops detections scoring <= {self.score_threshold} first, so box_precision/box_recall "
+                "score those above score_threshold; lower score_threshold too for a lower cut",
+                stacklevel=2,
+            )
         if self.box_max_detections < 1 or self.max_detections < 1:
             raise ConfigError(
                 f"max_detections={self.max_detections} and box_max_detections={self.box_max_detections} must be >= 1"
@@ -269,7 +281,7 @@ def run_detection(
     val_data: Sequence[dict[str, Any]] | None = None,
     class_names: list[str] | None = None,
 ) -> dict[str, float]:
-    """Train detector heads on the frozen `backbone`; report mAP, mAP50, mAP75, mAR100; export predictions.
+    """Train detector heads on the frozen `backbone`; report mAP, mAP50, mAP75, mAR100, voc_mAP50; export predictions.
 
     `train_data`/`val_data` are probe samples (`image`, `boxes` xyxy px, `labels` 0-based) from an adapter
     (then give `class_names`). Writes `detection_metrics.json`, `detection_head.pt`, `<image>_boxes.geojson`
@@ -388,14 +400,17 @@ def _training_units(
 
 
 def _evaluate(model: Any, evaluated: Any, cfg: DetectionProbeConfig, names: list[str], check: Any) -> dict[str, float]:
-    """mAP, mAP50, mAP75, mAR100 (and per class) of the detector on the validation samples or held-out tiles, and
+    """mAP, mAP50, mAP75, mAR100 (and per class) of the detector on the validation samples or held-out tiles (COCO
+    rule: ignored objects are crowd regions), voc_mAP50/voc07_mAP50 (VOC devkit rule for them, detection_voc.py), and
     DeepForest's box_precision/box_recall (detection_recall.py; its thresholds go to detection_metrics.json only,
     not among the suite's scores). One prediction pass keeps the larger of the two caps per window; COCO's metrics
     then score each image's best `max_detections`, DeepForest's its best `box_max_detections` (its 300: a dense
     tile of 150 trees was scored on 100 detections, recall 2/3 at best)."""
     from geodino.eval.detection_recall import BoxRecallMeter, top_scoring
+    from geodino.eval.detection_voc import VocMeter
 
     meter = DetectionMeter(names, class_metrics=len(names) > 1, max_detections=cfg.max_detections)
+    voc = VocMeter(names)  # VOC devkit rule for ignored (difficult) objects: voc_mAP50, voc07_mAP50
     boxes = BoxRecallMeter(names, cfg.box_iou_threshold, cfg.box_score_threshold, cfg.box_max_detections)
     with detections_kept(model, max(cfg.max_detections, cfg.box_max_detections)):
         for i in range(len(evaluated)):
@@ -404,9 +419,11 @@ def _evaluate(model: Any, evaluated: Any, cfg: DetectionProbeConfig, names: list
             target = {k: s[k] for k in ("boxes", "labels", "ignore_boxes", "ignore_labels") if k in s}
             # COCO's cap is per image over all classes (COCOeval alone would cap each class); ignore boxes: objects
             # the held-out tile's edge cut
-            meter.update([top_scoring(pred, cfg.max_detections)], [target])
+            top = top_scoring(pred, cfg.max_detections)
+            meter.update([top], [target])
+            voc.update([top], [target])
             boxes.update([pred], [target])  # the meter keeps its own best box_max_detections
-    return {**meter.compute(), **boxes.compute()}
+    return {**meter.compute(), **voc.compute(), **boxes.compute()}
 
 
 @contextmanager

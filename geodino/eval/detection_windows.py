@@ -8,9 +8,11 @@ as a false positive, or, scored higher, replaced the whole box (a localisation e
 (61 crowns, 400 px) a per-window oracle gave mAP 0.86 at 200 px windows and 0.68 at 128 px windows (overlap 64).
 
 Here a box touching an inner edge of its window (an edge another window lies beyond, within 1 px) is dropped when
-at least `CUT_COVER` of it lies inside an untouched box of the same label from another window; then NMS
-(`nms_iou`) merges the rest, as before. Objects larger than the windows' overlap are cut in every window: their
-boxes are all kept for NMS, as before. Kept apart from the probe (`detection.py` re-exports `predict_image`).
+at least `cut_cover` (the probe's key; default `CUT_COVER`, 0.5) of it lies inside an untouched box of the same
+label from another window; then NMS (`nms_iou`) merges the rest, as before. Objects larger than the windows'
+overlap are cut in every window: their boxes are all kept for NMS, as before. Kept apart from the probe
+(`detection.py` re-exports `predict_image`). A lower `cut_cover` merges more loosely drawn partial boxes; a higher
+one (up to 1: wholly inside) keeps a partial box that reaches past the whole box (e.g. two touching objects).
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def predict_image(model: nn.Module, image: Tensor, cfg: Any, whole_image_cap: bo
         labels.append(out["labels"] - shift)
         windows.append(torch.full((len(out["boxes"]),), k))
     b, s, lab = torch.cat(boxes), torch.cat(scores), torch.cat(labels)
-    kept = drop_cut_duplicates(b, lab, torch.cat(windows), torch.cat(cuts))
+    kept = drop_cut_duplicates(b, lab, torch.cat(windows), torch.cat(cuts), getattr(cfg, "cut_cover", CUT_COVER))
     b, s, lab = b[kept], s[kept], lab[kept]
     keep = batched_nms(b, s, lab, cfg.nms_iou)
     if whole_image_cap:
