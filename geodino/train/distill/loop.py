@@ -328,10 +328,14 @@ def train_step(run: DistillRun, step: int, batch: dict[str, Any]) -> dict[str, A
     )
     with amp:
         loss, metrics = arch.forward_backward(inputs, v["teacher_temp"], cfg.train.global_batch_size)
-    if not math.isfinite(float(loss)):
+    # every rank decides together (one flag all-reduced; every rank calls it): DDP has all-reduced a NaN gradient
+    # into the ranks whose own loss is finite, and a rank stopping alone left the others stepping and then waiting
+    here = not math.isfinite(float(loss))
+    if _any_rank(here) if run.distributed else here:
         terms = ", ".join(f"{k}={x:.4g}" for k, x in host_floats(metrics).items())
+        what = f"loss is {float(loss)}" if here else "the loss of another process is not finite"
         raise TrainingError(
-            f"loss is {float(loss)} at step {step} ({terms}); "
+            f"{what} at step {step} ({terms}); "
             # not "resume": a resume keeps the recipe (check_resume_config) and, being exact, reaches this loss again
             f"lower schedules.lr.end or optim.clip_grad and start again in a new output_dir (a resume keeps the recipe "
             f"and would reach this loss again)"
