@@ -33,7 +33,7 @@ class LinearConfig:
     min_iterations: int = 500  # small datasets still get enough SGD steps (epochs grow to reach this)
     batch_size: int = 256
     momentum: float = 0.9
-    scale_lr_with_batch: bool = True  # lr * batch_size / 256, as official
+    scale_lr_with_batch: bool = True  # lr * batch_size / 256, the configured batch even for N < batch, as official
     refit_on_trainval: bool = False  # retrain the chosen head on train + val before testing
     standardize: bool = False  # z-score inputs with train statistics (off = official; on helps non-DINO baselines)
 
@@ -107,7 +107,10 @@ def _train_heads(
         w = (torch.randn(h, d, k, generator=generator) * 0.01).permute(1, 0, 2).contiguous()
         b = torch.zeros(h, k)
         bw, bb = torch.zeros_like(w), torch.zeros_like(b)
-        scale = bs / 256 if cfg.scale_lr_with_batch else 1.0
+        # the configured batch, not the one used: the official loader (infinite sampler, drop_last) always fills
+        # `batch_size`, repeating samples when N is smaller, so its mean gradient has the expectation of our
+        # full-data batch and its lr is lr * batch_size / 256 whatever N is (min(batch, N) / 256 before)
+        scale = cfg.batch_size / 256 if cfg.scale_lr_with_batch else 1.0
         lr0 = (lrs * scale).view(1, h, 1)
         wd = wds.view(1, h, 1)
         step = 0
