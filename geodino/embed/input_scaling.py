@@ -108,7 +108,7 @@ def input_scaler(
     if declared is not None:
         return _band_rule(info, list(declared[0]), list(declared[1]), declared_by)
     if cfg.sensor:
-        sensor = _selected_sensor(cfg, input_count)
+        sensor = _selected_sensor(cfg, input_count, info.descriptions)
         if sensor.n_bands != info.count:
             picked = f"--bands {','.join(map(str, cfg.bands))} selects {info.count} of" if cfg.bands else "has"
             raise InputError(
@@ -181,25 +181,32 @@ def _band_rule(
     return InputScale(scale.reshape(-1, 1, 1), offset.reshape(-1, 1, 1)), f"{text} ({source})"
 
 
-def _selected_sensor(cfg: EmbedConfig, input_count: int | None) -> Any:
+def _selected_sensor(cfg: EmbedConfig, input_count: int | None, names: Sequence[str | None] = ()) -> Any:
     """`--sensor` as the selected bands see it: a sensor of every input band is restricted to the `--bands` picked
-    (in their order, with their own scale, offset, mean and std); any other sensor is returned as given."""
+    (in their order, with their own scale, offset, mean and std); bands read whose `names` (descriptions, a cube's
+    per-band variables) each name another of the sensor's bands select those, as the training readers select
+    them (B02,B03,B04,B08 of sentinel2_l2a); any other sensor is returned as given."""
     from geodino.data.sensors import get_sensor
 
     sensor = get_sensor(cfg.sensor)
     if cfg.bands and input_count == sensor.n_bands and all(1 <= b <= sensor.n_bands for b in cfg.bands):
-        sensor = sensor.select([sensor.bands[b - 1] for b in cfg.bands])
+        return sensor.select([sensor.bands[b - 1] for b in cfg.bands])
+    canon = [sensor.resolve_band(str(n), strict=False) if n else None for n in names]
+    if canon and len(canon) != sensor.n_bands and all(canon) and len(set(canon)) == len(canon):
+        return sensor.select([str(c) for c in canon])
     return sensor
 
 
-def scaling_sensor(cfg: EmbedConfig, bb: Any = None, input_count: int | None = None) -> Any:
+def scaling_sensor(
+    cfg: EmbedConfig, bb: Any = None, input_count: int | None = None, names: Sequence[str | None] = ()
+) -> Any:
     """The sensor whose DN scale `input_scaler` applies (a `geodino.data.sensors.Sensor`), for the bit-depth check
     of the pixels the sweep reads: `--sensor`, else the sensor of the DN scale the backbone's export records;
     None with `--scale` (the user's own factor) or the dtype default (x/255 for uint8, x/10000 for 16 bits)."""
     from geodino.data.sensors import Sensor
 
     if cfg.sensor:
-        return _selected_sensor(cfg, input_count)
+        return _selected_sensor(cfg, input_count, names)
     if cfg.scale is not None or recorded_scale(bb) is None:
         return None
     rec = bb.normalization

@@ -313,7 +313,9 @@ def _embed(
     if prep is None:  # the input's header first: a grid the output cannot hold is refused before the backbone loads
         from geodino.embed.sources import open_source
 
-        source = open_source(input, variable=cfg.variable, bands=cfg.bands, nodata=cfg.nodata, time=cfg.time)
+        source = open_source(
+            input, variable=cfg.variable, bands=cfg.bands, nodata=cfg.nodata, time=cfg.time, sensor=cfg.sensor
+        )
         patch = patch_of(cfg.backbone)
         if patch and has_extent(cfg):  # the grid checked is the window's (`prepare` cuts it when patch is unknown)
             source = windowed(source, cfg, patch)

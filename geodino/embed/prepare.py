@@ -118,7 +118,9 @@ def cube_rule(source: Any, cfg: EmbedConfig) -> tuple[tuple[float, ...], tuple[f
 def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
     """Everything a process needs: source, plan, band names, metadata (no pixels read yet)."""
     # the run's --bbox/--window: a pixel window of the input on its patch grid, read as a raster of its own
-    opened = open_source(inp, variable=cfg.variable, bands=cfg.bands, nodata=cfg.nodata, time=cfg.time)
+    opened = open_source(
+        inp, variable=cfg.variable, bands=cfg.bands, nodata=cfg.nodata, time=cfg.time, sensor=cfg.sensor
+    )
     source = windowed(opened, cfg, bb.patch_size)
     info = source.info
     window = source.window if isinstance(source, WindowSource) else (0, 0, info.width, info.height)
@@ -264,7 +266,7 @@ def _input_scaling(info: Any, source: Any, cfg: EmbedConfig, bb: Any) -> tuple[A
     n_in = getattr(source, "input_count", None)  # the input's bands before --bands selects some
     by = DECLARED_BY_CF if cube else DECLARED_BY_FILE
     _, scale_desc = input_scaler(info, cfg, bb, n_in, declared, declared_by=by) if explicit else (None, "")
-    sensor = scaling_sensor(cfg, bb, n_in)
+    sensor = scaling_sensor(cfg, bb, n_in, info.descriptions)
     if sensor is not None:  # uint8 input with a sensor of 16-bit DN is refused before anything is written
         from geodino.data.sensors import check_bit_depth
 

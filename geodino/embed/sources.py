@@ -179,13 +179,19 @@ class CubeSource(WindowedSource):
         bands: list[int] | None = None,
         nodata=None,
         time: int | str | None = None,
+        sensor: str | None = None,
+        listing: bool = False,
     ):
         from rasterio.crs import CRS
 
         from geodino.data.cubes import open_cube
+        from geodino.embed.cube_bands import stacked_variables
 
         where = str(obj) if isinstance(obj, (str, Path)) else type(obj).__name__
-        scene = open_cube(obj, variable=variable, nodata=nodata, require_crs=False)
+        # a store of one variable per band: stacked by name (`cube_bands`), as the training readers stack them
+        named = _sensor(sensor)
+        stack = stacked_variables(obj, where, variable=variable, sensor=named, listing=listing or bool(bands))
+        scene = open_cube(obj, variable=variable, bands=stack, nodata=nodata, require_crs=False)
         array, label = select_time(scene, where, time)
         check_real(array.dtype, f"cube {where}")
         check_nodata(nodata, array.dtype, f"cube {where}")
@@ -231,6 +237,15 @@ class CubeSource(WindowedSource):
 
             ok &= in_valid_range(raw, self.valid_ranges)
         return (np.nan_to_num(raw, nan=0.0) if raw.dtype.kind == "f" else raw), ok
+
+
+def _sensor(name: str | None) -> Any:
+    """`--sensor` as a `Sensor` (None: none given)."""
+    if not name:
+        return None
+    from geodino.data.sensors import get_sensor
+
+    return get_sensor(name)
 
 
 def time_labels(scene: Any) -> list[str]:
@@ -405,9 +420,12 @@ def open_source(
     bands: list[int] | None = None,
     nodata: float | None = None,
     time: int | str | None = None,
+    sensor: str | None = None,
+    listing: bool = False,
 ) -> WindowedSource:
     """A source for a path (raster file, VRT, Zarr/NetCDF cube) or an in-memory xarray object; `time` chooses a
-    cube's date (`select_time`) and is refused for a raster."""
+    cube's date (`select_time`) and is refused for a raster. `sensor` (`--sensor`) and `listing` (opened to number
+    `--bands` names) decide which variables of a cube of one variable per band are its bands (`cube_bands`)."""
     from geodino.data.cubes import is_zarr_store
 
     if isinstance(obj, WindowedSource):  # opened already (a pixel window of one too: `geodino.embed.extent`)
@@ -417,7 +435,9 @@ def open_source(
         if not Path(path).exists() and "://" not in path and not path.startswith("/vsi"):
             raise InputError(f"input {path} does not exist; pass a raster file, a VRT or a Zarr store")
         if is_zarr_store(path) or Path(path).suffix.lower() in (".nc", ".nc4"):
-            return CubeSource(path, variable=variable, bands=bands, nodata=nodata, time=time)
+            return CubeSource(
+                path, variable=variable, bands=bands, nodata=nodata, time=time, sensor=sensor, listing=listing
+            )
         if Path(path).is_dir():
             tifs = sorted(p.name for p in Path(path).iterdir() if p.suffix.lower() in RASTER_EXTS)
             more = ", ..." if len(tifs) > 2 else ""
@@ -431,4 +451,4 @@ def open_source(
             raise InputError(f"time={time!r} chooses a date of a datacube (Zarr, NetCDF); input {path} is a raster "
                              "(one date): drop time")  # fmt: skip
         return RasterSource(path, bands=bands, nodata=nodata)
-    return CubeSource(obj, variable=variable, bands=bands, nodata=nodata, time=time)
+    return CubeSource(obj, variable=variable, bands=bands, nodata=nodata, time=time, sensor=sensor, listing=listing)

@@ -129,7 +129,7 @@ class Sweeper:
         self.margin = cfg.effective_margin(self.plan.patch)
         n_in = getattr(prep.source, "input_count", None)
         self.scale, _ = input_scaler(prep.source.info, cfg, bb, n_in, prep.declared)
-        self.sensor = scaling_sensor(cfg, bb, n_in)  # an 8-bit one refuses 16-bit values above 255 as tiles are read
+        self.sensor = scaling_sensor(cfg, bb, n_in, prep.source.info.descriptions)  # 8-bit: refuses DN > 255
         self.fill = self.plan.batch_fill(cfg.batch_size)  # tiles per batch (<= batch_size, balanced per row)
         self.layers = parse_layers(cfg.layers)
         if self.layers == "four_last" and len(prep.ident["blocks"]) < 4:  # a short backbone: every block it has

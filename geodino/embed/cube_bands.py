@@ -1,0 +1,59 @@
+"""Which variables of a datacube `geodino embed` stacks as its bands, for stores holding one variable per band (B02,
+B03, B04, B08 each a (time?, y, x) array), as the training readers stack them (`geodino.data.cube_variables`).
+
+With `--sensor`: the variables naming the sensor's bands, in the sensor's band order (the training rule). Without
+one: every single-band variable, in the store's order, when `--bands` picks among them (by name, or by number in
+that order); with neither, nothing says which variable is which channel of the backbone (a Zarr store lists its
+variables alphabetically: B12 before B8A), so the run is refused in one line naming the variables and the flags.
+Before, embed read the store's first variable alone (a 4-variable store was "1 band").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from geodino.errors import InputError, plural
+
+__all__ = ["single_band_planes", "stacked_variables"]
+
+
+def single_band_planes(ds: Any, time_dim: str = "time") -> list[str] | None:
+    """The store's single-band variables ((time?, y, x), all on one grid), in its order, when it holds two or more
+    and no variable with a band dimension; None otherwise (one array is read, as before)."""
+    from geodino.data.cube_variables import data_variables
+
+    cands = data_variables(ds)
+    if len(cands) < 2:
+        return None
+    spatial = {v: [d for d in ds[v].dims if d != time_dim] for v in cands}
+    if any(len(dims) != 2 for dims in spatial.values()):
+        return None
+    widest = max(cands, key=lambda v: ds[v].ndim)
+    planes = [v for v in cands if ds[v].dims == ds[widest].dims and ds[v].shape == ds[widest].shape]
+    return planes if len(planes) >= 2 else None
+
+
+def stacked_variables(obj: Any, where: str, *, variable: str | None, sensor: Any, listing: bool) -> list[str] | None:
+    """The variables of cube `obj` to stack as bands, in order, or None to read one array (`variable`, a DataArray,
+    or a store with a band dimension). `sensor` (a `Sensor`, or None): its bands' variables in its order. Without a
+    sensor, `listing` (the caller picks bands by name or number among the store's) gives every single-band variable in
+    the store's order; otherwise such a store is refused: nothing orders its variables as the backbone's channels."""
+    import xarray as xr
+
+    from geodino.data.cube_variables import _shown, band_variables
+    from geodino.data.cubes import _open_dataset
+
+    if variable is not None or isinstance(obj, xr.DataArray):
+        return None
+    ds = obj if isinstance(obj, xr.Dataset) else _open_dataset(str(obj))
+    if sensor is not None:
+        return band_variables(ds, where, None, sensor, "time")
+    planes = single_band_planes(ds)
+    if planes is None or listing:
+        return planes
+    raise InputError(
+        f"datacube {where} holds {plural(len(planes), 'single-band variable')} ({_shown(planes)}) and nothing says "
+        f"their band order: pass --sensor NAME (stacks the variables naming its bands, in its order), --bands "
+        f"{','.join(planes[:3])},... (those variables, in the backbone's band order), or variable=NAME (one "
+        f"of them); in Python sensor=, bands=[...] or variable="
+    )
