@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from geodino.config_entries import INDEX as _INDEX
 from geodino.config_entries import list_path as _list_path
 from geodino.config_entries import update_entry as _update_entry
+from geodino.config_lists import comma_list
 from geodino.errors import ConfigError, did_you_mean
 
 T = TypeVar("T")
@@ -253,6 +254,7 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: str 
         sources.append((str(found), _read_yaml(found, schema=schema), None))
     for item in overrides or []:
         key, value = _parse_override(item, schema)
+        value = comma_list(schema, key, value, item)  # bands=1,2 (YAML text): [1, 2] for a list key
         sources.append((f"override {item!r}", _list_path(key) or _nest(key, value), value))
     for where, data, value in sources:
         if isinstance(data, str):  # one entry of a list, after the file and the overrides before it
