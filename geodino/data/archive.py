@@ -157,8 +157,9 @@ class RasterArchive:
                 files.append([f, -1, -1])
         sensor = self._sensor_arg.name if isinstance(self._sensor_arg, Sensor) else self._sensor_arg
         return {
-            # 2: warped scenes without a nodata value have has_mask; 3: alpha bands left out; 4: declared scale/offset
-            "version": 4,
+            # 2: warped scenes without a nodata value have has_mask; 3: alpha bands left out; 4: declared scale/offset;
+            # 5: a file's own mask kept beside its nodata value
+            "version": 5,
             "files": files,
             "bands": self.requested_bands,
             "band_names": list(self.band_names_override or []),
@@ -263,7 +264,9 @@ class RasterArchive:
                     if nodata is None and sensor is not None:
                         nodata = sensor.nodata
                     mask_flags = src.mask_flag_enums[0] if src.count else ()
-                    has_mask = any(f.name in ("per_dataset", "alpha") for f in mask_flags) and src.nodata is None
+                    # the file's own mask, also beside a nodata value (a `data stack` VRT's coverage mask: GDAL
+                    # reports per_dataset only for a real mask, never for one derived from nodata)
+                    has_mask = any(f.name in ("per_dataset", "alpha") for f in mask_flags)
                     has_mask = has_mask or bool(alpha)
                     if self.crs is not None:
                         from rasterio.crs import CRS

@@ -19,7 +19,7 @@ from geodino.data.rasters import SceneInfo
 from geodino.data.sensors import Sensor
 from geodino.errors import InputError, MissingBandError
 
-__all__ = ["CONFIG_HINTS", "QA_BAND_NAMES", "canonical_scenes", "sensor_order", "warn_qa_model_bands"]
+__all__ = ["CONFIG_HINTS", "QA_BAND_NAMES", "canonical_scenes", "qa_kind", "sensor_order", "warn_qa_model_bands"]
 
 
 def _file_band_names(src: Any) -> tuple[str, ...] | None:
@@ -129,15 +129,28 @@ def canonical_scenes(
 
 QA_BAND_NAMES = ("scl", "qa60", "qa_pixel")
 """Quality bands (Sentinel-2 L2A scene classes, Sentinel-2 L1C QA60 bits, Landsat C2 QA_PIXEL bits), by name,
-case-insensitive: codes, not measurements (`geodino.data.curate.qaband` reads them for the cloud screen)."""
+case-insensitive: codes, not measurements (`geodino.data.curate.qaband` reads them for the cloud screen).
+A resolution tag after the name is the same band (`qa_kind`: SCL_20m, SCL_60m of a Sentinel-2 L2A SAFE)."""
+
+_RES_TAG = re.compile(r"_\d+(?:\.\d+)?m$", re.IGNORECASE)  # SAFE L2A T33UUP_..._SCL_20m: the band at 20 m
+
+
+def qa_kind(name: object) -> str | None:
+    """The QA encoding a band name stands for (one of `QA_BAND_NAMES`, lower case) or None: the name itself, or
+    the name less a SAFE-style resolution tag (`SCL_20m` and `scl_60m` -> `scl`, `QA60_60m` -> `qa60`), which is
+    how `data stack --bands SCL_20m` names the band it stacks (its VRT band description)."""
+    low = str(name).lower()
+    low = low if low in QA_BAND_NAMES else _RES_TAG.sub("", low)
+    return low if low in QA_BAND_NAMES else None
 
 
 def warn_qa_model_bands(names: Sequence[str], hints: Mapping[str, str | None] = CONFIG_HINTS) -> list[str]:
-    """Warn, in one line, when a QA band (`QA_BAND_NAMES`) is among the bands read as model input; returns those
-    names. The backbone would get class codes or bit flags standardised like reflectance, and every resampling on
-    the way (a reprojection's bilinear warp, the crops' bicubic resize) interpolates them into values no file holds
-    (between SCL 3, cloud shadow, and 4, vegetation: 3.6); the cloud screen reads such a band apart instead."""
-    qa = [str(n) for n in names if str(n).lower() in QA_BAND_NAMES]
+    """Warn, in one line, when a QA band (`qa_kind`: SCL, QA60, QA_PIXEL, SCL_20m) is among the model inputs;
+    returns those names. The backbone would get class codes or bit flags standardised like reflectance, and every
+    resampling on the way (a reprojection's bilinear warp, the crops' bicubic resize) interpolates them into values
+    no file holds (between SCL 3, cloud shadow, and 4, vegetation: 3.6); the cloud screen reads such a band
+    apart instead."""
+    qa = [str(n) for n in names if qa_kind(n)]
     if qa:
         which = f"band {qa[0]} is a QA band" if len(qa) == 1 else f"bands {', '.join(qa)} are QA bands"
         bands = hints.get("bands") or "the bands read"

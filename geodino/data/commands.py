@@ -125,6 +125,10 @@ def _add_stack(sub: Any) -> None:
                    help="for bands coarser than the finest (default bilinear; QA bands SCL, QA60, QA_PIXEL always "
                    "nearest: class codes and bit flags)")  # fmt: skip
     k.add_argument("--overwrite", action="store_true", help="replace VRTs of the same names already in --out")
+    k.add_argument("--relative", action="store_true",
+                   help="reference every band file by a path relative to the VRT (../ROOT/...), also outside --out, "
+                   "so the tree holding ROOT and --out can be moved as a whole (default: relative only for files "
+                   "in or below --out, absolute otherwise)")  # fmt: skip
     k.set_defaults(func=_stack)
 
 
@@ -273,7 +277,9 @@ def _stats(args: argparse.Namespace) -> int:
 def _stack(args: argparse.Namespace) -> int:
     from geodino.data.vrt import stack_scenes
 
-    paths = stack_scenes(args.root, args.bands, args.out, resampling=args.resampling, overwrite=args.overwrite)
+    paths = stack_scenes(
+        args.root, args.bands, args.out, resampling=args.resampling, overwrite=args.overwrite, relative=args.relative
+    )
     print(f"wrote {plural(len(paths), 'VRT')} to {args.out}")
     return 0
 

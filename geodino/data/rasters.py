@@ -119,7 +119,7 @@ class SceneInfo(SceneGrid):
     band_names: tuple[str, ...]
     band_indexes: tuple[int, ...]  # 1-based file band indexes read, in output order
     warped: bool = False
-    has_mask: bool = False  # the file's internal mask or alpha band (it declares no nodata value), always applied
+    has_mask: bool = False  # the file's internal mask or alpha band (also beside a nodata value), always applied
     # DN -> physical value the file declares for the bands read (GDAL <Scale>/<Offset>), () when none does
     scales: tuple[float, ...] = ()
     offsets: tuple[float, ...] = ()
@@ -364,7 +364,7 @@ def read_window(
     Only the part inside the raster is read (one `read` call, no boundless VRT); the rest is filled with
     `nodata` (or 0) and marked invalid. Validity is `geodino.data.validity.valid_pixels` (every band nodata, or
     any band NaN or +/-inf), and, when `use_mask`, the file's own mask (`file_mask`: an alpha band, or GDAL's mask
-    flags per_dataset/alpha, set only for files that declare no nodata value) on top of `nodata`, which may come
+    flags per_dataset/alpha: a real mask, not one derived from nodata) on top of `nodata`, which may come
     from the sensor or the user: a nodata value other than the file's does not make its mask wrong.
     """
     from rasterio.windows import Window

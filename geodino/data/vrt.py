@@ -24,6 +24,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from geodino.data.band_files import find_band_files, scene_folders
+from geodino.data.vrt_mosaic import mosaic_vrt
 from geodino.errors import InputError, plural
 
 __all__ = [
@@ -56,16 +57,16 @@ RESAMPLING = ("nearest", "bilinear", "cubic", "cubicspline", "lanczos", "average
 
 
 def band_resampling(band: str, resampling: str) -> str:
-    """The resampling of `band` in a stack: `nearest` for a QA band (`archive_bands.QA_BAND_NAMES`: SCL, QA60,
-    QA_PIXEL), whose class codes / bit flags any interpolation turns into values no file holds (bilinear between
-    SCL 4, vegetation, and 9, high cloud: 5 and 8); `resampling` for every other band."""
+    """The resampling of `band` in a stack: `nearest` for a QA band (`archive_bands.qa_kind`: SCL, QA60, QA_PIXEL,
+    also with a resolution tag as SCL_20m), whose class codes / bit flags any interpolation turns into values no
+    file holds (bilinear between SCL 4, vegetation, and 9, high cloud: 5 and 8); `resampling` for every other band."""
     return "nearest" if _is_qa(band) else resampling
 
 
 def _is_qa(band: str) -> bool:
-    from geodino.data.archive_bands import QA_BAND_NAMES
+    from geodino.data.archive_bands import qa_kind
 
-    return band.lower() in QA_BAND_NAMES
+    return qa_kind(band) is not None
 
 
 def _check_resampling(resampling: str) -> None:
@@ -75,9 +76,14 @@ def _check_resampling(resampling: str) -> None:
         )
 
 
-def _stack_bands_xml(band_files: dict[str, str | Path], resampling: str, folder: Path | None = None) -> str:
+def _stack_bands_xml(
+    band_files: dict[str, str | Path], resampling: str, folder: Path | None = None, *, relative: bool = False
+) -> str:
     """The VRT XML stacking `band_files` (in order) on the finest of their grids; reads headers only. Files in or
-    below `folder` (the VRT's) are referenced relative to it, as `mosaic_vrt` does, so that folder can be moved."""
+    below `folder` (the VRT's) are referenced relative to it, as `mosaic_vrt` does, so that folder can be moved;
+    with `relative`, files elsewhere too (`../`), so a tree holding both the VRTs and the band files can be moved.
+    Where a band's file does not cover the finest band's extent, a dataset mask (`_coverage_mask`) marks the
+    uncovered pixels invalid: GDAL would read them as 0 (or the band's nodata), values no file holds."""
     import warnings
 
     import rasterio
@@ -133,14 +139,16 @@ def _stack_bands_xml(band_files: dict[str, str | Path], resampling: str, folder:
         f"  <GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}</GeoTransform>",
     ]
     notes = []
+    windows = []
     for k, (band, path, _, bt, bw, bh, dtype, nodata) in enumerate(infos, start=1):
         # destination window of this file on the finest grid
         x_off = (bt.c - t.c) / t.a
         y_off = (bt.f - t.f) / t.e
         x_size = bw * bt.a / t.a
         y_size = bh * bt.e / t.e
+        windows.append((band, path, x_off, y_off, x_size, y_size))
         method = band_resampling(band, resampling)
-        name, relative = _local_source(path, folder)
+        name, is_relative = _local_source(path, folder, always=relative)
         if bt.a != t.a or bt.e != t.e or x_off != int(x_off) or y_off != int(y_off):
             qa = " (QA band: class codes / bit flags)" if _is_qa(band) else ""
             notes.append(f"{band} {_fmt_res(abs(bt.a))} m -> {_fmt_res(abs(t.a))} m {method}{qa}")
@@ -149,7 +157,7 @@ def _stack_bands_xml(band_files: dict[str, str | Path], resampling: str, folder:
             f"    <Description>{escape(band)}</Description>",
             *([f"    <NoDataValue>{nodata!r}</NoDataValue>"] if nodata is not None else []),
             f'    <ComplexSource resampling="{method}">',
-            f'      <SourceFilename relativeToVRT="{int(relative)}">{escape(name)}</SourceFilename>',
+            f'      <SourceFilename relativeToVRT="{int(is_relative)}">{escape(name)}</SourceFilename>',
             "      <SourceBand>1</SourceBand>",
             f'      <SrcRect xOff="0" yOff="0" xSize="{bw}" ySize="{bh}"/>',
             f'      <DstRect xOff="{x_off!r}" yOff="{y_off!r}" xSize="{x_size!r}" ySize="{y_size!r}"/>',
@@ -160,31 +168,82 @@ def _stack_bands_xml(band_files: dict[str, str | Path], resampling: str, folder:
     if notes:  # what was resampled how, for gdalinfo and `geodino data stack` readers of the VRT
         lines[3:3] = ["  <Metadata>", f'    <MDI key="GEODINO_STACK_RESAMPLED">{escape("; ".join(notes))}</MDI>',
                       "  </Metadata>"]  # fmt: skip
+    lines += _coverage_mask(windows, width, height, _local_source(finest[1], folder, always=relative))
     lines.append("</VRTDataset>")
     return "\n".join(lines) + "\n"
 
 
-def _local_source(path: Path, folder: Path | None) -> tuple[str, bool]:
-    """(name, relative): `path` relative to `folder` when in or below it (gdalbuildvrt's rule), else absolute."""
+def _coverage_mask(
+    windows: list[tuple[str, Path, float, float, float, float]], width: int, height: int, grid_source: tuple[str, bool]
+) -> list[str]:
+    """The VRT's dataset `<MaskBand>` (255 valid, 0 not) when some band's file covers only part of the finest grid
+    (`windows`: (band, path, x_off, y_off, x_size, y_size) in its pixels), else nothing: valid is the rectangle
+    every band covers in full (a pixel a band covers only in part is left out). GDAL reads a band's uncovered
+    pixels as 0 (or its nodata), which `valid_pixels`' every-band-nodata rule would take as data; the mask
+    (per_dataset, read by `file_mask`) drops them whatever the nodata. Its source is the grid's own file
+    (`grid_source`: name, relative) scaled to the constant 255 (ScaleRatio 0) on the covered window."""
+    import math
+
+    c0, r0, c1, r1 = 0, 0, width, height
+    for band, path, x_off, y_off, x_size, y_size in windows:
+        c0, r0 = max(c0, math.ceil(round(x_off, 6))), max(r0, math.ceil(round(y_off, 6)))
+        c1 = min(c1, math.floor(round(x_off + x_size, 6)))
+        r1 = min(r1, math.floor(round(y_off + y_size, 6)))
+        if c1 <= c0 or r1 <= r0:
+            raise InputError(
+                f"band file {path} ({band}) does not overlap the other bands' extent (not one pixel of the "
+                f"{width} x {height} grid holds every band); is it another tile's file? Move its scene folder out"
+            )
+    if (c0, r0, c1, r1) == (0, 0, width, height):
+        return []
+    name, relative = grid_source
+    return [
+        "  <MaskBand>",
+        '    <VRTRasterBand dataType="Byte">',
+        "      <ComplexSource>",
+        f'        <SourceFilename relativeToVRT="{int(relative)}">{escape(name)}</SourceFilename>',
+        "        <SourceBand>1</SourceBand>",
+        "        <ScaleOffset>255</ScaleOffset>",
+        "        <ScaleRatio>0</ScaleRatio>",
+        f'        <SrcRect xOff="{c0}" yOff="{r0}" xSize="{c1 - c0}" ySize="{r1 - r0}"/>',
+        f'        <DstRect xOff="{c0}" yOff="{r0}" xSize="{c1 - c0}" ySize="{r1 - r0}"/>',
+        "      </ComplexSource>",
+        "    </VRTRasterBand>",
+        "  </MaskBand>",
+    ]
+
+
+def _local_source(path: Path, folder: Path | None, *, always: bool = False) -> tuple[str, bool]:
+    """(name, relative): `path` relative to `folder` when in or below it (gdalbuildvrt's rule), else absolute;
+    with `always`, relative wherever it is (`../../s2/B02.tif`; absolute only where no relative path exists, as
+    between Windows drives)."""
     import os
 
     full = Path(path).resolve()
     if folder is not None:
-        rel = os.path.relpath(full, Path(folder).resolve())
-        if not rel.startswith(".."):
+        try:
+            rel = os.path.relpath(full, Path(folder).resolve())
+        except ValueError:  # another drive
+            return str(full), False
+        if always or not rel.startswith(".."):
             return Path(rel).as_posix(), True
     return str(full), False
 
 
 def stack_bands(
-    band_files: dict[str, str | Path], out: str | Path, *, resampling: str = "bilinear", overwrite: bool = True
+    band_files: dict[str, str | Path],
+    out: str | Path,
+    *,
+    resampling: str = "bilinear",
+    overwrite: bool = True,
+    relative: bool = False,
 ) -> Path:
     """Write a VRT stacking `band_files` (in order) on the finest of their grids (atomically); returns its path.
-    Files in or below the VRT's folder are referenced relative to it."""
+    Files in or below the VRT's folder are referenced relative to it; with `relative`, all files are."""
     from geodino.io import atomic_path
 
     out = Path(out)
-    text = _stack_bands_xml(band_files, resampling, folder=out.parent)
+    text = _stack_bands_xml(band_files, resampling, folder=out.parent, relative=relative)
     with atomic_path(out, overwrite=overwrite) as tmp:
         tmp.write_text(text)
     return out
@@ -197,15 +256,19 @@ def stack_scenes(
     *,
     resampling: str = "bilinear",
     overwrite: bool = False,
+    relative: bool = False,
 ) -> list[Path]:
     """One VRT per scene folder under `root` (a folder holding a file for every band); returns the VRT paths.
 
     Coarser bands are resampled with `resampling`, except QA bands (SCL, QA60, QA_PIXEL: nearest, whatever
     `resampling`; see `band_resampling`); the VRT's `GEODINO_STACK_RESAMPLED` metadata lists each resampled band.
     Band files in or below `out_dir` (VRTs written into `root`) are referenced relative to it, so `root` can be
-    moved; others by absolute path. Every folder is checked (each band's file found, one band each, north-up,
-    headers read, CRSs agree, no two folders giving one VRT name) and every output is free (or
-    `overwrite`) before the first VRT is written, so an incomplete folder leaves no partial set of VRTs."""
+    moved; others by absolute path, or with `relative` by relative ones too (`../root/s1/B02.tif`: move the tree
+    holding `root` and `out_dir` as a whole). A band whose file covers only part of the finest band's extent gets
+    the VRT a dataset mask, invalid where any band has no data (`_coverage_mask`). Every folder is checked (each
+    band's file found, one band each, north-up, headers read, CRSs agree, no two folders giving one VRT name) and
+    every output is free (or `overwrite`) before the first VRT is written, so an incomplete folder leaves no
+    partial set of VRTs."""
     from geodino.io import atomic_path, check_writable
 
     _check_resampling(resampling)
@@ -239,7 +302,8 @@ def stack_scenes(
                 "is written)"
             )
         named[out] = d
-        planned.append((out, _stack_bands_xml(find_band_files(d, bands), resampling, folder=out.parent)))
+        xml = _stack_bands_xml(find_band_files(d, bands), resampling, folder=out.parent, relative=relative)
+        planned.append((out, xml))
     for out, _ in planned:
         check_writable(out, overwrite=overwrite)
     for out, text in planned:
@@ -257,105 +321,6 @@ def north_up(t: Any) -> bool:
     """Whether a geotransform has no rotation and rows running south: what a VRT mosaic or band stack (and
     `geodino embed`'s scene mosaic) can place; the one home of that rule."""
     return t.b == 0 and t.d == 0 and t.e < 0
-
-
-def mosaic_vrt(paths: Sequence[str | Path], out: str | Path, *, metadata: dict[str, str] | None = None) -> Path:
-    """Write a VRT mosaic of `paths` (same CRS, band count and data type; north-up) at `out`; returns its path.
-
-    The mosaic covers the union of the rasters on the finest of their resolutions, aligned on the first one's
-    origin. Band descriptions come from the first raster; `metadata` becomes the VRT's dataset metadata. Files in
-    or below the VRT's folder are referenced relative to it, so the folder can be moved or shared as a whole.
-    """
-    import math
-    import os
-
-    import rasterio
-
-    out = Path(out)
-    if not paths:
-        raise InputError(f"no rasters to mosaic into {out}")
-    infos = []
-    for path in paths:
-        try:
-            with rasterio.open(path) as src:
-                infos.append(
-                    (
-                        str(path),
-                        src.crs,
-                        src.transform,
-                        src.width,
-                        src.height,
-                        src.count,
-                        src.dtypes[0],
-                        src.nodata,
-                        src.descriptions,
-                    )
-                )
-        except rasterio.errors.RasterioIOError as exc:
-            raise InputError(f"cannot read {path} for the mosaic {out}: {str(exc).splitlines()[0]}") from exc
-    first = infos[0]
-    for path, crs, t, _, _, count, dtype, *_ in infos:
-        if crs != first[1] or count != first[5] or dtype != first[6]:
-            raise InputError(
-                f"{path} ({crs}, {plural(count, 'band')}, {dtype}) cannot join the mosaic {out} of {first[0]} "
-                f"({first[1]}, {plural(first[5], 'band')}, {first[6]}); mosaic rasters of one CRS, band count and type"
-            )
-        if not north_up(t):
-            raise InputError(f"{path} has a rotated or south-up geotransform; a mosaic needs north-up rasters")
-    res_x = min(i[2].a for i in infos)
-    res_y = min(-i[2].e for i in infos)
-    x0 = min(i[2].c for i in infos)
-    y0 = max(i[2].f for i in infos)
-    x1 = max(i[2].c + i[3] * i[2].a for i in infos)
-    y1 = min(i[2].f + i[4] * i[2].e for i in infos)
-    # align on the first raster's origin so that a mosaic of one raster (or of tiles of one grid) is pixel-exact
-    t0 = first[2]
-    x0 = t0.c - math.ceil(round((t0.c - x0) / res_x, 6)) * res_x
-    y0 = t0.f + math.ceil(round((y0 - t0.f) / res_y, 6)) * res_y
-    width = math.ceil(round((x1 - x0) / res_x, 6))
-    height = math.ceil(round((y0 - y1) / res_y, 6))
-    folder = out.parent.resolve()
-    lines = [
-        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
-        f"  <SRS>{escape(first[1].to_wkt())}</SRS>" if first[1] is not None else "",
-        f"  <GeoTransform>{x0!r}, {res_x!r}, 0.0, {y0!r}, 0.0, {-res_y!r}</GeoTransform>",
-    ]
-    if metadata:
-        lines.append("  <Metadata>")
-        lines += [f'    <MDI key="{escape(str(k))}">{escape(str(v))}</MDI>' for k, v in metadata.items()]
-        lines.append("  </Metadata>")
-    sources = []
-    for path, _, t, w, h, *_rest in infos:
-        full = Path(path).resolve()
-        rel = os.path.relpath(full, folder)
-        relative = not rel.startswith("..")
-        sources.append((escape(rel if relative else str(full)), int(relative), t, w, h, _rest[2]))
-    for b in range(1, first[5] + 1):
-        nodata = first[7]
-        desc = first[8][b - 1] if first[8] else None
-        lines += [
-            f'  <VRTRasterBand dataType="{_GDAL_TYPES.get(first[6], "Float32")}" band="{b}">',
-            *([f"    <Description>{escape(desc)}</Description>"] if desc else []),
-            *([f"    <NoDataValue>{_xml_number(nodata)}</NoDataValue>"] if nodata is not None else []),
-        ]
-        for name, relative, t, w, h, src_nodata in sources:
-            lines += [
-                "    <ComplexSource>",
-                f'      <SourceFilename relativeToVRT="{relative}">{name}</SourceFilename>',
-                f"      <SourceBand>{b}</SourceBand>",
-                f'      <SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>',
-                f'      <DstRect xOff="{(t.c - x0) / res_x!r}" yOff="{(y0 - t.f) / res_y!r}" '
-                f'xSize="{w * t.a / res_x!r}" ySize="{h * -t.e / res_y!r}"/>',
-                *([f"      <NODATA>{_xml_number(src_nodata)}</NODATA>"] if src_nodata is not None else []),
-                "    </ComplexSource>",
-            ]
-        lines.append("  </VRTRasterBand>")
-    lines.append("</VRTDataset>")
-    from geodino.io import atomic_path
-
-    with atomic_path(out) as tmp:
-        tmp.write_text("\n".join(line for line in lines if line) + "\n")
-    return out
 
 
 def _fmt_res(v: float) -> str:

@@ -43,6 +43,8 @@ def resolve_qa_band(name: str, scenes: list[Any], where: str) -> QaBand:
     also read as a model input band, or when its encoding (SCL, QA60, QA_PIXEL) cannot be told from its name."""
     import rasterio
 
+    from geodino.data.archive_bands import qa_kind
+
     index: dict[str, int] = {}
     kinds: set[str] = set()
     for s in scenes:
@@ -64,8 +66,8 @@ def resolve_qa_band(name: str, scenes: list[Any], where: str) -> QaBand:
                 f"--qa-band {name}: raster {s.path} has no band named {name!r} ({bands}); give the QA band's name "
                 "or 1-based index"
             )
-        kind = name.lower() if name.lower() in QA_KINDS else names[i - 1]
-        if kind not in QA_KINDS:
+        kind = qa_kind(name) or qa_kind(names[i - 1])  # SCL, or SCL_20m (a SAFE band `data stack` named so)
+        if kind is None:
             raise InputError(
                 f"--qa-band {name}: band {i} of raster {s.path} is {descriptions[i - 1] or 'unnamed'}, not SCL, "
                 f"QA60 or QA_PIXEL (the codes the qa rule decodes; {bands})"
@@ -89,13 +91,15 @@ def warped_model_qa(archive: Any) -> QaBand | None:
     that band interpolated (bilinear QA60 between 0 and 1024 gives 512, 335, ...: codes that are not in the file, and
     cloud bits set or cleared at random), so the qa rule reads its raw values apart, warped with nearest
     (`read_qa_window`), as it reads a screening-only --qa-band."""
+    from geodino.data.archive_bands import qa_kind
+
     if getattr(archive, "crs", None) is None or getattr(archive, "resampling", "nearest") == "nearest":
         return None
-    names = [str(b).lower() for b in archive.band_names]
-    kind = next((k for k in QA_KINDS if k in names), None)
+    kinds = [qa_kind(b) for b in archive.band_names]
+    kind = next((k for k in QA_KINDS if k in kinds), None)
     if kind is None:
         return None
-    pos = names.index(kind)
+    pos = kinds.index(kind)
     return QaBand(archive.band_names[pos], kind, {s.path: s.band_indexes[pos] for s in archive.scenes})
 
 

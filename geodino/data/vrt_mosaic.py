@@ -1,0 +1,117 @@
+"""VRT mosaics of many rasters (`mosaic_vrt`): split from `geodino.data.vrt` (which re-exports it), unchanged.
+
+Many rasters of one CRS and band count side by side on the finest of their grids, each source masked by its
+nodata so that overlaps show the valid one (later files win), with dataset metadata (e.g. the `GEODINO_*` tags of
+feature rasters) so that tools reading the mosaic see what they see in one file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from geodino.errors import InputError, plural
+
+__all__ = ["mosaic_vrt"]
+
+
+def mosaic_vrt(paths: Sequence[str | Path], out: str | Path, *, metadata: dict[str, str] | None = None) -> Path:
+    """Write a VRT mosaic of `paths` (same CRS, band count and data type; north-up) at `out`; returns its path.
+
+    The mosaic covers the union of the rasters on the finest of their resolutions, aligned on the first one's
+    origin. Band descriptions come from the first raster; `metadata` becomes the VRT's dataset metadata. Files in
+    or below the VRT's folder are referenced relative to it, so the folder can be moved or shared as a whole.
+    """
+    import math
+    import os
+
+    import rasterio
+
+    from geodino.data.vrt import _GDAL_TYPES, _xml_number, north_up
+
+    out = Path(out)
+    if not paths:
+        raise InputError(f"no rasters to mosaic into {out}")
+    infos = []
+    for path in paths:
+        try:
+            with rasterio.open(path) as src:
+                infos.append(
+                    (
+                        str(path),
+                        src.crs,
+                        src.transform,
+                        src.width,
+                        src.height,
+                        src.count,
+                        src.dtypes[0],
+                        src.nodata,
+                        src.descriptions,
+                    )
+                )
+        except rasterio.errors.RasterioIOError as exc:
+            raise InputError(f"cannot read {path} for the mosaic {out}: {str(exc).splitlines()[0]}") from exc
+    first = infos[0]
+    for path, crs, t, _, _, count, dtype, *_ in infos:
+        if crs != first[1] or count != first[5] or dtype != first[6]:
+            raise InputError(
+                f"{path} ({crs}, {plural(count, 'band')}, {dtype}) cannot join the mosaic {out} of {first[0]} "
+                f"({first[1]}, {plural(first[5], 'band')}, {first[6]}); mosaic rasters of one CRS, band count and type"
+            )
+        if not north_up(t):
+            raise InputError(f"{path} has a rotated or south-up geotransform; a mosaic needs north-up rasters")
+    res_x = min(i[2].a for i in infos)
+    res_y = min(-i[2].e for i in infos)
+    x0 = min(i[2].c for i in infos)
+    y0 = max(i[2].f for i in infos)
+    x1 = max(i[2].c + i[3] * i[2].a for i in infos)
+    y1 = min(i[2].f + i[4] * i[2].e for i in infos)
+    # align on the first raster's origin so that a mosaic of one raster (or of tiles of one grid) is pixel-exact
+    t0 = first[2]
+    x0 = t0.c - math.ceil(round((t0.c - x0) / res_x, 6)) * res_x
+    y0 = t0.f + math.ceil(round((y0 - t0.f) / res_y, 6)) * res_y
+    width = math.ceil(round((x1 - x0) / res_x, 6))
+    height = math.ceil(round((y0 - y1) / res_y, 6))
+    folder = out.parent.resolve()
+    lines = [
+        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
+        f"  <SRS>{escape(first[1].to_wkt())}</SRS>" if first[1] is not None else "",
+        f"  <GeoTransform>{x0!r}, {res_x!r}, 0.0, {y0!r}, 0.0, {-res_y!r}</GeoTransform>",
+    ]
+    if metadata:
+        lines.append("  <Metadata>")
+        lines += [f'    <MDI key="{escape(str(k))}">{escape(str(v))}</MDI>' for k, v in metadata.items()]
+        lines.append("  </Metadata>")
+    sources = []
+    for path, _, t, w, h, *_rest in infos:
+        full = Path(path).resolve()
+        rel = os.path.relpath(full, folder)
+        relative = not rel.startswith("..")
+        sources.append((escape(rel if relative else str(full)), int(relative), t, w, h, _rest[2]))
+    for b in range(1, first[5] + 1):
+        nodata = first[7]
+        desc = first[8][b - 1] if first[8] else None
+        lines += [
+            f'  <VRTRasterBand dataType="{_GDAL_TYPES.get(first[6], "Float32")}" band="{b}">',
+            *([f"    <Description>{escape(desc)}</Description>"] if desc else []),
+            *([f"    <NoDataValue>{_xml_number(nodata)}</NoDataValue>"] if nodata is not None else []),
+        ]
+        for name, relative, t, w, h, src_nodata in sources:
+            lines += [
+                "    <ComplexSource>",
+                f'      <SourceFilename relativeToVRT="{relative}">{name}</SourceFilename>',
+                f"      <SourceBand>{b}</SourceBand>",
+                f'      <SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>',
+                f'      <DstRect xOff="{(t.c - x0) / res_x!r}" yOff="{(y0 - t.f) / res_y!r}" '
+                f'xSize="{w * t.a / res_x!r}" ySize="{h * -t.e / res_y!r}"/>',
+                *([f"      <NODATA>{_xml_number(src_nodata)}</NODATA>"] if src_nodata is not None else []),
+                "    </ComplexSource>",
+            ]
+        lines.append("  </VRTRasterBand>")
+    lines.append("</VRTDataset>")
+    from geodino.io import atomic_path
+
+    with atomic_path(out) as tmp:
+        tmp.write_text("\n".join(line for line in lines if line) + "\n")
+    return out
