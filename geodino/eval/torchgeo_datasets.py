@@ -261,9 +261,24 @@ def torchgeo_random_split(n: int, val_fraction: float, test_fraction: float, see
     return {name: sorted(int(i) for i in sub.indices) for name, sub in zip(("train", "val", "test"), subsets)}
 
 
+def _voc_difficult(path: Path, n: int) -> torch.Tensor:
+    """[n] bool: the `<difficult>` flags of the objects of a Pascal VOC file, in file order (all False when the file
+    cannot be read or lists another number of objects than torchgeo returned)."""
+    from geodino.eval.boxes import read_voc
+
+    try:
+        (found,) = read_voc(path).values()
+    except (InputError, OSError, ValueError):
+        return torch.zeros(n, dtype=torch.bool)
+    flags = torch.from_numpy(found.ignored().copy())
+    return flags if len(flags) == n else torch.zeros(n, dtype=torch.bool)
+
+
 def dior(cfg: DatasetConfig, split: str) -> ProbeDataset:
     """torchgeo `DIOR`: 20 classes of boxes on 800x800 RGB JPEGs (Pascal VOC). The test split has no labels,
-    so `test_split` defaults to `val` in the DIOR configs.
+    so `test_split` defaults to `val` in the DIOR configs. Boxes are the XML's pixel values as torchgeo reads them;
+    objects flagged `<difficult>1` (which torchgeo's reader drops) become ignore boxes, as the probe's VOC reader
+    makes them: not trained on, neither true nor false positives when detected.
     """
     from torchgeo.datasets import DIOR
 
@@ -276,11 +291,13 @@ def dior(cfg: DatasetConfig, split: str) -> ProbeDataset:
 
     def get(i: int) -> dict[str, Any]:
         s = ds[i]
-        return {
-            "image": s["image"].float() / 255.0,
-            "boxes": s["bbox_xyxy"].float().reshape(-1, 4),
-            "labels": s["label"].long().reshape(-1),
-        }
+        boxes, labels = s["bbox_xyxy"].float().reshape(-1, 4), s["label"].long().reshape(-1)
+        out = {"image": s["image"].float() / 255.0, "boxes": boxes, "labels": labels}
+        difficult = _voc_difficult(root / str(ds.sample_df.iloc[i]["label_path"]), len(boxes))
+        if difficult.any():  # torchgeo drops the flag: left out of training and of the positives, as VOC scores them
+            out.update(boxes=boxes[~difficult], labels=labels[~difficult])
+            out.update(ignore_boxes=boxes[difficult], ignore_labels=labels[difficult])
+        return out
 
     return ProbeDataset(
         name="dior",
