@@ -161,3 +161,14 @@ def test_the_probe_reports_voc_map50_beside_coco_map50():
     out = _evaluate(FixedDetector(pred), [sample], cfg, ["a"], lambda s, where: s)
     assert out["mAP50"] == pytest.approx(1.0)
     assert out["voc_mAP50"] == pytest.approx(0.5) and out["voc07_mAP50"] == pytest.approx(0.5)
+
+
+def test_without_difficult_objects_voc_takes_the_largest_iou_box_even_when_found():
+    """Objects A and B overlap; the second detection's IoU is 0.98 with A (already found) and 0.85 with B. VOC: a
+    false positive (A is its box), recall stays 0.5: AP 0.5. COCO: it takes B, the best box not yet found: AP 1."""
+    regular = T([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 12.0]])
+    pred = _pred([[0, 0, 10, 10], [0, 0, 10, 10.2]], [0.9, 0.8])
+    target = {"boxes": regular, "labels": torch.zeros(2, dtype=torch.long)}
+    coco, voc = _both(pred, target)
+    assert coco == pytest.approx(1.0)
+    assert voc == pytest.approx({"voc_mAP50": 0.5, "voc07_mAP50": 6 / 11})
