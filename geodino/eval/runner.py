@@ -30,6 +30,7 @@ from geodino.eval.results import INFO_METRICS as INFO_METRICS  # re-exported: th
 from geodino.eval.results import add_intervals, write_results
 from geodino.eval.results import metric_kind as metric_kind
 from geodino.eval.results import read_results as read_results
+from geodino.eval.runner_inputs import precheck_inputs
 from geodino.eval.seeding import keeps_global_rng
 
 if typing.TYPE_CHECKING:
@@ -154,15 +155,6 @@ def _dataset_name(cfg: Any, data: Any = None) -> str:
             p = Path(value)
             return p.parent.name if p.suffix else p.name
     return "?"
-
-
-def _precheck_data(data: Any) -> None:
-    """Open a task's named dataset before any backbone is loaded, so a missing folder fails at once."""
-    if data is None or not getattr(data, "name", ""):
-        return
-    from geodino.eval.datasets import build_dataset
-
-    build_dataset(data, "train")
 
 
 def _call_task(fn: Any, backbone: Any, tcfg: Any, out: Path, data: Any) -> dict[str, float]:
@@ -347,8 +339,8 @@ def prepare_suite(
     # Parse every task config and open every named dataset before loading the backbone: a typo or a missing
     # folder fails in a second, not after an hour.
     parsed = parse_tasks(cfg, out, names)
-    for t in parsed.values():
-        _precheck_data(t.data if t.data is not None else getattr(t.cfg, "data", None))
+    for n, t in parsed.items():
+        precheck_inputs(n, t.type, t.cfg, t.data)  # named datasets and file keys (runner_inputs)
     if given is not None:
         backbones = _given_backbone(given, cfg, parsed, names)
     else:
