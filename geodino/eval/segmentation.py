@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from geodino.config import options_for
-from geodino.errors import ConfigError, InputError, plural
+from geodino.errors import ConfigError, InputError
 from geodino.eval import dense
 from geodino.eval.backbone_arg import probe_backbone
 from geodino.eval.datasets import DatasetConfig
@@ -41,13 +40,26 @@ from geodino.eval.head_training import (
     train_head,
 )
 from geodino.eval.layer_choice import backbone_name, resolve_layers
-from geodino.eval.metrics import IGNORE_MODES, SegmentationMeter, check_labels, segmentation_scores
+from geodino.eval.metrics import IGNORE_MODES, SegmentationMeter, segmentation_scores
 from geodino.eval.scaling import InputScaling, check_data_offset
 from geodino.eval.seeding import keeps_global_rng
+from geodino.eval.segmentation_data import (  # noqa: F401  (re-exported: the data helpers lived here)
+    MASK_SUFFIXES,
+    check_label_counts,
+    check_sample,
+    left_out_line,
+    load_folder,
+    load_pair,
+    loss_target,
+    map_labels,
+    mask_untrained,
+    pair_masks,
+    trains_on_ignored,
+    untrained_classes,
+)
 from geodino.io import make_dirs
 
 HEADS = ("linear", "upernet", "dpt")
-MASK_SUFFIXES = ("", "_mask", "_masks", "_label", "_labels", "_gt", "_seg")
 
 
 @dataclass
@@ -64,9 +76,13 @@ class SegmentationProbeConfig:
     class_names: list[str] = field(default_factory=list)
     ignore_index: int = 255  # unlabelled pixels (and nodata pixels) are ignored by the loss and metrics
     metric_ignore_classes: list[int] = field(default_factory=list)  # class ids left out of the mIoU/mAcc means
-    # (GEO-Bench m-cashew-plantation: [0]); still trained on. What happens to their pixels: metric_ignore_mode
+    # (GEO-Bench m-cashew-plantation: [0]). What happens to their pixels: metric_ignore_mode (scores) and
+    # train_on_ignored_classes (loss)
     metric_ignore_mode: str = "pixels"  # pixels: their pixels are dropped from the scores (torchmetrics
     # ignore_index, TerraTorch, DINOv3's reduce_zero_label); mean: the pixels stay scored, only the means skip them
+    train_on_ignored_classes: bool | None = None  # the loss trains on metric_ignore_classes; null (default): not
+    # with metric_ignore_mode pixels (as DINOv3's reduce_zero_label and TerraTorch's ignore_index: neither trained
+    # on nor scored), yes with mean (their pixels stay scored). A class not trained on is never predicted
     label_map: dict[int, int] = field(default_factory=dict)  # mask value -> class id, e.g. {255: 1} for 0/255 masks
     head: str = "linear"  # linear | upernet | dpt
     layers: Any = "auto"  # auto (linear: last; upernet/dpt: four_even) | last | four_last | four_even | pangaea | [i]
@@ -113,113 +129,14 @@ class SegmentationProbeConfig:
             raise ConfigError(
                 f"segmentation metric_ignore_mode={self.metric_ignore_mode!r} must be one of {', '.join(IGNORE_MODES)}"
             )
+        if self.train_on_ignored_classes is not None and not isinstance(self.train_on_ignored_classes, bool):
+            raise ConfigError(
+                f"segmentation train_on_ignored_classes={self.train_on_ignored_classes!r} must be true, false or "
+                "null (null: false with metric_ignore_mode pixels, true with mean)"
+            )
         if self.crop_size < 16:
             raise ConfigError(f"crop_size={self.crop_size} is too small; use at least the patch size")
         check_data_offset(self.data_scale, self.data_offset)
-
-
-# ----------------------------------------------------------------------------------------------- data
-
-
-def pair_masks(images: list[Path], masks: list[Path]) -> list[tuple[Path, Path]]:
-    """Pair each image with the mask of the same stem (or stem + _mask/_label/...); name every image left over."""
-    by_stem = {m.stem: m for m in masks}
-    pairs, missing = [], []
-    for img in images:
-        match = next((by_stem[img.stem + s] for s in MASK_SUFFIXES if img.stem + s in by_stem), None)
-        if match is None or match == img:
-            missing.append(img.name)
-        else:
-            pairs.append((img, match))
-    if missing:
-        raise InputError(
-            f"no mask for {plural(len(missing), 'image')} ({', '.join(missing[:3])}"
-            f"{', ...' if len(missing) > 3 else ''}); name each mask like its image (a.tif -> a.png or a_mask.png) "
-            "in the mask folder"
-        )
-    return pairs
-
-
-def load_pair(
-    image: Path, mask: Path, cfg: SegmentationProbeConfig, scaling: InputScaling | None = None
-) -> dict[str, Tensor]:
-    """One probe sample from files; nodata pixels of the image become the ignore index. `scaling` is the run's
-    DN -> reflectance rule (default: `data_scale`/`data_offset`, else by dtype)."""
-    r = dense.read_raster(image)
-    m = dense.read_raster(mask)
-    if m.data.shape[0] != 1:
-        raise InputError(f"mask {mask} has {m.data.shape[0]} bands; a mask is one band of class ids")
-    if m.data.shape[1:] != r.data.shape[1:]:
-        raise InputError(
-            f"mask {mask} is {m.data.shape[2]}x{m.data.shape[1]} px but image {image} is "
-            f"{r.data.shape[2]}x{r.data.shape[1]} px; masks must match their image's size"
-        )
-    target = map_labels(torch.from_numpy(m.data[0].astype(np.int64)), cfg.label_map)
-    nodata = ~torch.from_numpy(r.valid)
-    target[nodata] = cfg.ignore_index
-    return {
-        "image": dense.to_image_tensor(r, scaling or InputScaling.of(cfg), cfg.bands),
-        "mask": target,
-        "name": image.name,
-        "nodata_px": int(nodata.sum()),
-        "valid": torch.from_numpy(r.valid),  # the image's valid pixels: the preview's stretch leaves nodata out
-    }
-
-
-def map_labels(mask: Tensor, label_map: dict[int, int]) -> Tensor:
-    """Mask values replaced by `label_map` (value -> class id), all at once (so {0: 1, 1: 0} swaps)."""
-    if not label_map:
-        return mask
-    out = mask.clone()
-    for src, dst in label_map.items():
-        out[mask == int(src)] = int(dst)
-    return out
-
-
-def check_label_counts(counts: Tensor, ignored_value: int, nodata: int, total: int, cfg: Any) -> str:
-    """Refuse training masks where a class has no pixel while the ignore value is present (a 0/255 mask read with
-    num_classes=2 loses its foreground that way); return a line saying how many pixels each rule ignores."""
-    pct = 100.0 / max(total, 1)
-    # an ignore_index inside 0..K-1 (ignore_index=0 for 0 = unlabelled) has no training pixel by definition
-    empty = [i for i in range(cfg.num_classes) if int(counts[i]) == 0 and i != cfg.ignore_index]
-    if empty and ignored_value:
-        names = ", ".join(str(i) for i in empty)
-        raise InputError(
-            f"the training masks hold no pixel of {'class' if len(empty) == 1 else 'classes'} {names} "
-            f"(num_classes={cfg.num_classes}) while {plural(ignored_value, 'pixel')} ({ignored_value * pct:.1f}%) "
-            f"{'carries' if ignored_value == 1 else 'carry'} the value {cfg.ignore_index} = ignore_index "
-            f"and are ignored; if {cfg.ignore_index} marks class {empty[-1]} (a 0/{cfg.ignore_index} mask), map it "
-            f"with label_map={{{cfg.ignore_index}: {empty[-1]}}}, otherwise set ignore_index to the unlabelled value"
-        )
-    line = (
-        f"segmentation: {total} training mask pixels; ignored: {ignored_value} ({ignored_value * pct:.1f}%) with "
-        f"value ignore_index={cfg.ignore_index}, {nodata} ({nodata * pct:.1f}%) as image nodata"
-    )
-    if empty:
-        some = "class " if len(empty) == 1 else "classes "
-        line += f"; {some}{', '.join(str(i) for i in empty)} {'has' if len(empty) == 1 else 'have'} no training pixel"
-    return line
-
-
-def load_folder(
-    images: str, masks: str, cfg: SegmentationProbeConfig, scaling: InputScaling | None = None
-) -> dense.LazySamples:
-    """Image/mask pairs of two folders (or globs), read when accessed (scaled by `scaling`, see `load_pair`)."""
-    imgs = dense.list_files(images, dense.IMAGE_SUFFIXES, "image")
-    msks = dense.list_files(masks, dense.IMAGE_SUFFIXES, "mask")
-    scaling = scaling or InputScaling.of(cfg)
-    return dense.LazySamples(pair_masks(imgs, msks), lambda pair: load_pair(pair[0], pair[1], cfg, scaling))
-
-
-def check_sample(s: dict[str, Any], cfg: SegmentationProbeConfig, backbone: Any, where: str) -> None:
-    img, mask = s["image"], s["mask"]
-    if tuple(img.shape[-2:]) != tuple(mask.shape[-2:]):
-        raise InputError(
-            f"{where}: mask is {mask.shape[-1]}x{mask.shape[-2]} px but image is {img.shape[-1]}x{img.shape[-2]} px; "
-            "masks must match their image's size"
-        )
-    check_labels(mask, cfg.num_classes, cfg.ignore_index, f"mask of {where}")
-    dense.check_bands(img.shape[0], backbone, f"image {where}")
 
 
 # ----------------------------------------------------------------------------------------------- model
@@ -320,6 +237,8 @@ def cache_tiles(
     if not masks:
         raise InputError("segmentation has no training samples; check train_images/train_masks")
     summary = check_label_counts(counts, ignored, nodata, total, cfg)
+    if cfg.metric_ignore_classes and not trains_on_ignored(cfg):
+        summary += left_out_line(counts, sorted(set(cfg.metric_ignore_classes)), total)
     print(summary, file=sys.stderr)
     return torch.stack(masks)
 
@@ -404,6 +323,18 @@ def run_segmentation(
     if cfg.num_classes < 2:
         raise ConfigError(f"segmentation num_classes={cfg.num_classes} must be >= 2")
     segmentation_scores(torch.zeros(cfg.num_classes, cfg.num_classes), None, cfg.metric_ignore_classes)  # ids ok
+    untrained = untrained_classes(cfg)  # left out of the loss and never predicted
+    if len(untrained) >= cfg.num_classes:
+        raise ConfigError(
+            f"segmentation: metric_ignore_classes={cfg.metric_ignore_classes} with ignore_index={cfg.ignore_index} "
+            f"leave no class of {cfg.num_classes} to train on; set train_on_ignored_classes: true or fewer classes"
+        )
+    if cfg.metric_ignore_classes and cfg.metric_ignore_mode == "mean" and not trains_on_ignored(cfg):
+        print(
+            "segmentation: metric_ignore_mode mean scores the pixels of metric_ignore_classes, which "
+            "train_on_ignored_classes: false never predicts: each counts as an error of another class",
+            file=sys.stderr,
+        )
 
     crop, stride = dense.crop_and_stride(backbone.patch_size, cfg.crop_size, cfg.stride)
     store = FeatureStore(backbone, layers, cfg.cache_features, out_dir / "feature_cache")
@@ -414,9 +345,11 @@ def run_segmentation(
     device = head_device(backbone)  # the head trains where the backbone runs; the tile masks stay on the host
     head.to(device)
 
+    left_out = torch.tensor(untrained, dtype=torch.long, device=device)  # their pixels give no gradient
+
     def loss_fn(h: nn.Module, maps: list[Tensor], cls: list[Tensor], idx: list[int]) -> Tensor:
         logits = dense.upsample_to(h(maps, cls), (crop, crop))
-        target = to_device(tile_masks[idx], device).long()
+        target = loss_target(to_device(tile_masks[idx], device).long(), left_out, cfg.ignore_index)
         if not (target != cfg.ignore_index).any():
             return logits.sum() * 0.0
         return F.cross_entropy(logits, target, ignore_index=cfg.ignore_index)
@@ -435,7 +368,7 @@ def run_segmentation(
         s = val_data[i]
         check_sample(s, cfg, backbone, f"val sample {s.get('name', i)}")
         logits = dense.sliding_window(predict, s["image"], crop, stride, cfg.batch_size)
-        pred = logits.argmax(0)
+        pred = mask_untrained(logits, untrained).argmax(0)
         meter.update(pred, s["mask"])
         if len(shown) < cfg.plots:
             shown.append((s["image"], s["mask"], pred, s.get("valid")))
@@ -443,10 +376,12 @@ def run_segmentation(
     metrics["train_loss"] = history[-1] if history else math.nan
 
     saved = {"head": cfg.head, "layers": layers, "num_classes": cfg.num_classes, "state_dict": host_state(head)}
+    saved["untrained_classes"] = untrained  # not learned: a reader masks their logits before argmax (mask_untrained)
     scored = {"scored_split": f"{cfg.data.name} {cfg.data.test_split}"} if named else {}
     if cfg.metric_ignore_classes:  # the json says which classes its mIoU/mAcc means leave out
         scored["mean_leaves_out_classes"] = sorted(set(cfg.metric_ignore_classes))
         scored["metric_ignore_mode"] = cfg.metric_ignore_mode  # their pixels dropped (pixels) or still scored (mean)
+        scored["trained_on_ignored_classes"] = trains_on_ignored(cfg)
     dense.save_probe(out_dir, "segmentation", saved, {**metrics, **scored, "input_scaling": scaling.say()})
     if shown:
         from geodino.eval.plots import plot_examples

@@ -1,0 +1,161 @@
+"""Segmentation probe data: image/mask pairs from folders, label mapping and checks, and which classes the loss
+leaves out (`metric_ignore_classes` unless `train_on_ignored_classes`). Split out of `segmentation.py`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from geodino.errors import InputError, plural
+from geodino.eval import dense
+from geodino.eval.metrics import check_labels
+from geodino.eval.scaling import InputScaling
+
+MASK_SUFFIXES = ("", "_mask", "_masks", "_label", "_labels", "_gt", "_seg")
+
+
+def pair_masks(images: list[Path], masks: list[Path]) -> list[tuple[Path, Path]]:
+    """Pair each image with the mask of the same stem (or stem + _mask/_label/...); name every image left over."""
+    by_stem = {m.stem: m for m in masks}
+    pairs, missing = [], []
+    for img in images:
+        match = next((by_stem[img.stem + s] for s in MASK_SUFFIXES if img.stem + s in by_stem), None)
+        if match is None or match == img:
+            missing.append(img.name)
+        else:
+            pairs.append((img, match))
+    if missing:
+        raise InputError(
+            f"no mask for {plural(len(missing), 'image')} ({', '.join(missing[:3])}"
+            f"{', ...' if len(missing) > 3 else ''}); name each mask like its image (a.tif -> a.png or a_mask.png) "
+            "in the mask folder"
+        )
+    return pairs
+
+
+def load_pair(image: Path, mask: Path, cfg: Any, scaling: InputScaling | None = None) -> dict[str, Tensor]:
+    """One probe sample from files; nodata pixels of the image become the ignore index. `scaling` is the run's
+    DN -> reflectance rule (default: `data_scale`/`data_offset`, else by dtype)."""
+    r = dense.read_raster(image)
+    m = dense.read_raster(mask)
+    if m.data.shape[0] != 1:
+        raise InputError(f"mask {mask} has {m.data.shape[0]} bands; a mask is one band of class ids")
+    if m.data.shape[1:] != r.data.shape[1:]:
+        raise InputError(
+            f"mask {mask} is {m.data.shape[2]}x{m.data.shape[1]} px but image {image} is "
+            f"{r.data.shape[2]}x{r.data.shape[1]} px; masks must match their image's size"
+        )
+    target = map_labels(torch.from_numpy(m.data[0].astype(np.int64)), cfg.label_map)
+    nodata = ~torch.from_numpy(r.valid)
+    target[nodata] = cfg.ignore_index
+    return {
+        "image": dense.to_image_tensor(r, scaling or InputScaling.of(cfg), cfg.bands),
+        "mask": target,
+        "name": image.name,
+        "nodata_px": int(nodata.sum()),
+        "valid": torch.from_numpy(r.valid),  # the image's valid pixels: the preview's stretch leaves nodata out
+    }
+
+
+def map_labels(mask: Tensor, label_map: dict[int, int]) -> Tensor:
+    """Mask values replaced by `label_map` (value -> class id), all at once (so {0: 1, 1: 0} swaps)."""
+    if not label_map:
+        return mask
+    out = mask.clone()
+    for src, dst in label_map.items():
+        out[mask == int(src)] = int(dst)
+    return out
+
+
+def check_label_counts(counts: Tensor, ignored_value: int, nodata: int, total: int, cfg: Any) -> str:
+    """Refuse training masks where a class has no pixel while the ignore value is present (a 0/255 mask read with
+    num_classes=2 loses its foreground that way); return a line saying how many pixels each rule ignores."""
+    pct = 100.0 / max(total, 1)
+    # an ignore_index inside 0..K-1 (ignore_index=0 for 0 = unlabelled) has no training pixel by definition
+    empty = [i for i in range(cfg.num_classes) if int(counts[i]) == 0 and i != cfg.ignore_index]
+    if empty and ignored_value:
+        names = ", ".join(str(i) for i in empty)
+        raise InputError(
+            f"the training masks hold no pixel of {'class' if len(empty) == 1 else 'classes'} {names} "
+            f"(num_classes={cfg.num_classes}) while {plural(ignored_value, 'pixel')} ({ignored_value * pct:.1f}%) "
+            f"{'carries' if ignored_value == 1 else 'carry'} the value {cfg.ignore_index} = ignore_index "
+            f"and are ignored; if {cfg.ignore_index} marks class {empty[-1]} (a 0/{cfg.ignore_index} mask), map it "
+            f"with label_map={{{cfg.ignore_index}: {empty[-1]}}}, otherwise set ignore_index to the unlabelled value"
+        )
+    line = (
+        f"segmentation: {total} training mask pixels; ignored: {ignored_value} ({ignored_value * pct:.1f}%) with "
+        f"value ignore_index={cfg.ignore_index}, {nodata} ({nodata * pct:.1f}%) as image nodata"
+    )
+    if empty:
+        some = "class " if len(empty) == 1 else "classes "
+        line += f"; {some}{', '.join(str(i) for i in empty)} {'has' if len(empty) == 1 else 'have'} no training pixel"
+    return line
+
+
+def load_folder(images: str, masks: str, cfg: Any, scaling: InputScaling | None = None) -> dense.LazySamples:
+    """Image/mask pairs of two folders (or globs), read when accessed (scaled by `scaling`, see `load_pair`)."""
+    imgs = dense.list_files(images, dense.IMAGE_SUFFIXES, "image")
+    msks = dense.list_files(masks, dense.IMAGE_SUFFIXES, "mask")
+    scaling = scaling or InputScaling.of(cfg)
+    return dense.LazySamples(pair_masks(imgs, msks), lambda pair: load_pair(pair[0], pair[1], cfg, scaling))
+
+
+def check_sample(s: dict[str, Any], cfg: Any, backbone: Any, where: str) -> None:
+    img, mask = s["image"], s["mask"]
+    if tuple(img.shape[-2:]) != tuple(mask.shape[-2:]):
+        raise InputError(
+            f"{where}: mask is {mask.shape[-1]}x{mask.shape[-2]} px but image is {img.shape[-1]}x{img.shape[-2]} px; "
+            "masks must match their image's size"
+        )
+    check_labels(mask, cfg.num_classes, cfg.ignore_index, f"mask of {where}")
+    dense.check_bands(img.shape[0], backbone, f"image {where}")
+
+
+def trains_on_ignored(cfg: Any) -> bool:
+    """Whether the loss trains on `metric_ignore_classes`: `train_on_ignored_classes`, or when unset (None) only
+    with `metric_ignore_mode: mean`, whose scores keep those pixels (the head must be able to predict them)."""
+    if cfg.train_on_ignored_classes is not None:
+        return bool(cfg.train_on_ignored_classes)
+    return cfg.metric_ignore_mode == "mean"
+
+
+def untrained_classes(cfg: Any) -> list[int]:
+    """Class ids the head never learns: `metric_ignore_classes` left out of the loss (see `trains_on_ignored`) and
+    an `ignore_index` inside 0..num_classes-1. Their logits only ever get pushed down, so a prediction could still
+    paint them where the head is unsure; `mask_untrained` keeps them out of predicted maps, as DINOv3's
+    reduce_zero_label (no output for the class at all)."""
+    out = set() if trains_on_ignored(cfg) else {int(c) for c in cfg.metric_ignore_classes}
+    if 0 <= cfg.ignore_index < cfg.num_classes:
+        out.add(int(cfg.ignore_index))
+    return sorted(c for c in out if c < cfg.num_classes)
+
+
+def loss_target(target: Tensor, left_out: Tensor | None, ignore_index: int) -> Tensor:
+    """`target` with the pixels of the `left_out` classes set to `ignore_index`, so the cross-entropy gives them no
+    gradient (DINOv3's reduce_zero_label maps class 0 to 255; TerraTorch passes ignore_index to the loss)."""
+    if left_out is None or left_out.numel() == 0:
+        return target
+    return torch.where(torch.isin(target, left_out), torch.full_like(target, ignore_index), target)
+
+
+def mask_untrained(logits: Tensor, classes: list[int]) -> Tensor:
+    """`logits` [K,H,W] or [B,K,H,W] with the logits of `classes` set to -inf, so argmax never picks a class the
+    head was not trained on."""
+    if not classes:
+        return logits
+    out = logits.clone()
+    out[(slice(None),) * (logits.dim() - 3) + (classes,)] = float("-inf")
+    return out
+
+
+def left_out_line(counts: Tensor, classes: list[int], total: int) -> str:
+    """The stderr note on the training pixels of `classes` (metric_ignore_classes) the loss leaves out."""
+    n = int(counts[classes].sum()) if classes else 0
+    return (
+        f"; left out of the loss: {plural(n, 'pixel')} ({100.0 * n / max(total, 1):.1f}%) of metric_ignore_classes "
+        f"{classes} (train_on_ignored_classes: true trains on them)"
+    )
