@@ -42,6 +42,21 @@ EMBED_LAYERS_USAGE = (
 )
 
 
+EMPTY_INDEX = "has an empty block index (a comma at an end, or two in a row)"
+
+
+def layers_flag(text: str) -> str:
+    """The `type` of embed's `--layers`: the text as given, once `parse_layers` reads it; what it refuses is an
+    argparse error (one line naming --layers and the value, exit 2)."""
+    import argparse
+
+    try:
+        parse_layers(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace(f"layers={text!r}", f"{text!r}", 1)) from None
+    return text
+
+
 def parse_layers(layers: Any) -> Any:
     """embed's layer choice as `FrozenBackbone.features` takes it: a layer set name (`last`, `four_last`,
     `four_even`, `four_even_official`, any case), or block indices as a list or as text `"4,8,11"` (negative count
@@ -62,6 +77,8 @@ def parse_layers(layers: Any) -> Any:
             raise ConfigError(f"layers={layers!r} is not valid; {EMBED_LAYERS_USAGE}") from None
         if not idx:
             raise ConfigError(f"layers={layers!r} names no block; {EMBED_LAYERS_USAGE}")
+        if "" in parts:  # `-2,` (a block left out?) was read as [-2] without a word
+            raise ConfigError(f"layers={layers!r} {EMPTY_INDEX}; {EMBED_LAYERS_USAGE}")
         return idx
     n = _as_index(layers)
     if n is not None:

@@ -181,8 +181,8 @@ NOT_BANDS = (*PRODUCTS, "images")  # words that start another form of the comman
 def _negative_list(token: str) -> bool:
     """Whether `token` is a comma-separated list of numbers starting with a minus (`-119.72,37.11`), which argparse
     takes for an option (its negative-number rule knows single numbers only)."""
-    parts = token.split(",")
-    return token.startswith("-") and len(parts) > 1 and all(_NUMBER.fullmatch(p.strip()) for p in parts)
+    parts = [p.strip() for p in token.split(",") if p.strip()]  # `-2,`: joined, for the flag's reader to judge
+    return token.startswith("-") and "," in token and bool(parts) and all(_NUMBER.fullmatch(p) for p in parts)
 
 
 def _join_values(args: list[str], flags: tuple[str, ...], take: Callable[[str, list[str]], str | None]) -> list[str]:

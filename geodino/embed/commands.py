@@ -18,6 +18,7 @@ from typing import Any
 
 from geodino.cli import Parser
 from geodino.config import options_for
+from geodino.embed.backbone import layers_flag
 from geodino.embed.command_flags import (  # noqa: F401  the flag rules' home; importable from here as before
     EMBED_FLAGS,
     IMAGES_FLAGS,
@@ -128,6 +129,7 @@ def _add_embedding_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, dest="batch_size", help="tiles per forward pass (default 8)")
     g.add_argument(
         "--layers",
+        type=layers_flag,
         help="last (default) | four_last | four_even | four_even_official | block indices like 4,8,11; negative "
         "count from the end: --layers -2,-1 is the last two blocks",
     )
