@@ -60,8 +60,8 @@ def unsigned_decoded(ds: Any) -> Any:
     """The dataset with its `_Unsigned = "true"` integer variables read as the unsigned integers they store, lazily
     (a view per read), their fill values too. NetCDF3 has no uint16, so xarray and GDAL write Sentinel-2 DN as int16
     with that attribute (the NUG convention); opened raw (`mask_and_scale=False`, which also skips xarray's
-    _Unsigned decoding) DN 40000 read as -25536 and the fill 65535 as -1. valid_min/valid_max/valid_range are
-    converted as the fill values are."""
+    _Unsigned decoding) DN 40000 read as -25536 and the fill 65535 as -1. valid_min/valid_max/valid_range of an
+    integer type are converted as the fill values are (float ones are unpacked values, `declared_valid_range`)."""
     names = [
         v for v in ds.data_vars if str(ds[v].attrs.get("_Unsigned", "")).lower() == "true" and ds[v].dtype.kind == "i"
     ]
@@ -76,11 +76,23 @@ def unsigned_decoded(ds: Any) -> Any:
         unsigned = np.dtype(f"u{var.dtype.itemsize}")
         attrs = {k: val for k, val in var.attrs.items() if k != "_Unsigned"}
         for key in _FILL_KEYS + _RANGE_KEYS:  # NUG: the valid range of an _Unsigned variable is unsigned too
-            if key in attrs and attrs[key] is not None:
+            if key in attrs and attrs[key] is not None and _integral(attrs[key], key in _RANGE_KEYS):
                 attrs[key] = np.asarray(attrs[key]).astype(var.dtype).astype(unsigned)[()]
         data = lazy_elemwise_func(var._data, lambda a, u=unsigned: np.asarray(a).view(u), unsigned)
         out[name] = xr.Variable(var.dims, data, attrs, var.encoding)
     return out
+
+
+def _integral(value: Any, is_range: bool) -> bool:
+    """Whether an _Unsigned variable's attribute is to be read unsigned: fill values always (they are of the
+    variable's type), range bounds only when of an integer type (a float bound is unpacked, CF: casting 0.5 to int16
+    made it 0)."""
+    if not is_range:
+        return True
+    try:
+        return np.asarray(value).dtype.kind in "iu"
+    except (TypeError, ValueError):
+        return False
 
 
 def in_time_order(da: Any, tdim: str | None) -> Any:
@@ -217,24 +229,80 @@ def _bound(value: Any, default: float) -> float:
     return float(arr[0]) if arr.size and not math.isnan(float(arr[0])) else default
 
 
+def _unpacked_bound(value: Any, packed: np.dtype, packs: bool) -> bool:
+    """Whether a CF bound attribute is in unpacked (physical) units: CF says valid_min/valid_max/valid_range are of
+    the packed type, unless they are of the type of scale_factor/add_offset; so a float bound on a variable packed
+    as integers (`packs`: it declares scale_factor/add_offset) is unpacked, e.g. valid_range [0.0, 1.0] of int16 DN
+    * 0.0001. (Zarr's JSON attributes keep only int vs float, which is enough for this test.)"""
+    if not packs or packed.kind not in "iu" or value is None:
+        return False
+    try:
+        return np.asarray(value).dtype.kind == "f"
+    except (TypeError, ValueError):
+        return False
+
+
+def _packed(bound: float, scale: float, offset: float) -> float:
+    """An unpacked bound in packed units, (bound - offset) / scale, snapped to the integer it misses by float
+    rounding (1.0 / float32(1e-4) is 10000.0003, which would leave DN 10000 out)."""
+    if not math.isfinite(bound) or scale == 0:
+        return bound
+    v = (bound - offset) / scale
+    r = round(v)
+    return float(r) if abs(v - r) <= 1e-6 * max(1.0, abs(v)) else v
+
+
+def _fill_range(v: Any) -> tuple[float, float]:
+    """The valid range netCDF's attribute conventions (NUG) derive from an explicit `_FillValue` when a variable
+    declares none, as netCDF4-python applies it: a positive fill is a valid maximum (values above it are invalid),
+    any other a valid minimum (values below it); the fill itself stays nodata (`fill_value`). (-inf, inf) without
+    a _FillValue attribute, for a NaN fill, and for a decoded object (its fill moved to `encoding`)."""
+    f = _bound(v.attrs.get("_FillValue"), math.nan)
+    if math.isnan(f):
+        return -math.inf, math.inf
+    return (-math.inf, f) if f > 0 else (f, math.inf)
+
+
 def declared_valid_range(variables: Sequence[Any]) -> tuple[tuple[float, float], ...]:
     """((lo, hi), one per band) that variables declare by CF `valid_range` (two values) or `valid_min`/`valid_max`
-    (an absent bound is -inf/+inf), in packed units (the raw values stores are read in: CF compares them before
-    scale_factor/add_offset); () when no variable declares one. `variables` as for `declared_rule` (one per band,
-    a variable of several bands repeated). xarray applies none of these attributes, even when it decodes; an
-    object it decoded (its scale_factor/add_offset moved to `encoding`, the values unpacked) gets its bounds
-    unpacked by the same rule, so they compare with the values it holds."""
+    (an absent bound is -inf/+inf), in the units the values are read in (raw, packed, for stores opened undecoded);
+    () when no variable declares one. `variables` as for `declared_rule` (one per band, a variable of several bands
+    repeated). xarray applies none of these attributes, even when it decodes.
+
+    Units (CF): a bound of the packed type is packed; a float bound on a variable packed as integers with
+    scale_factor/add_offset is unpacked (`_unpacked_bound`) and is packed here to compare with raw values. An object
+    xarray decoded (scale_factor/add_offset moved to `encoding`, values unpacked) gets its packed bounds unpacked
+    instead. A variable declaring no bound but an explicit `_FillValue` gets the NUG default range (`_fill_range`:
+    values beyond the fill, on the far side from the data, are invalid)."""
     out = []
     for v in variables:
+        enc = getattr(v, "encoding", None) or {}
+        decoded = any(k in enc and k not in v.attrs for k in ("scale_factor", "add_offset"))
+        rule = enc if decoded else v.attrs
+        packs = any(k in rule for k in ("scale_factor", "add_offset"))
+        scale, offset = _scalar(rule.get("scale_factor", 1.0), 1.0), _scalar(rule.get("add_offset", 0.0), 0.0)
+        packed = np.dtype(enc.get("dtype", v.dtype)) if decoded else np.dtype(v.dtype)
         pair = _numbers(v.attrs.get("valid_range"))
         if pair.size >= 2:  # CF: valid_range wins over valid_min/valid_max (it must not be given with them)
-            lo, hi = _bound(pair[0], -math.inf), _bound(pair[1], math.inf)
+            raw = v.attrs.get("valid_range")
+            bounds = [(_bound(pair[0], -math.inf), raw), (_bound(pair[1], math.inf), raw)]
         else:
-            lo, hi = _bound(v.attrs.get("valid_min"), -math.inf), _bound(v.attrs.get("valid_max"), math.inf)
-        enc = getattr(v, "encoding", None) or {}
-        if any(k in enc and k not in v.attrs for k in ("scale_factor", "add_offset")):
-            scale, offset = _scalar(enc.get("scale_factor", 1.0), 1.0), _scalar(enc.get("add_offset", 0.0), 0.0)
-            lo, hi = sorted((lo * scale + offset, hi * scale + offset))  # inf stays inf (a negative scale swaps)
+            bounds = [(_bound(v.attrs.get(k), d), v.attrs.get(k)) for k, d in (("valid_min", -math.inf),
+                                                                               ("valid_max", math.inf))]  # fmt: skip
+        if all(math.isinf(b) for b, _ in bounds):
+            lo, hi = (-math.inf, math.inf) if decoded else _fill_range(v)
+        else:
+            converted = []
+            for b, attr in bounds:
+                unpacked = _unpacked_bound(attr, packed, packs)
+                if decoded and not unpacked:  # packed bound, unpacked values: unpack it
+                    b = b * scale + offset
+                elif not decoded and unpacked:  # unpacked bound, raw values: pack it
+                    b = _packed(b, scale, offset)
+                converted.append(b)
+            lo, hi = sorted(converted)  # inf stays inf (a negative scale swaps)
+            if bounds[0][0] > bounds[1][0]:  # an inverted declaration stays empty (every value outside)
+                lo, hi = hi, lo
         out.append((lo, hi))
     if all(lo == -math.inf and hi == math.inf for lo, hi in out):
         return ()

@@ -118,6 +118,8 @@ def test_unsigned_variables_have_their_valid_range_read_unsigned(tmp_path):
 
 
 def test_a_store_without_range_attributes_declares_none(tmp_path):
+    """No valid_range/valid_min/valid_max: the NUG default range of the explicit _FillValue -9999 (values below a
+    non-positive fill are invalid, as netCDF4-python masks them); without a _FillValue either, no range at all."""
     vals = _values()
     path = _store(tmp_path, vals)
     import xarray as xr
@@ -126,6 +128,9 @@ def test_a_store_without_range_attributes_declares_none(tmp_path):
     for v in "ab":
         for key in ("valid_range", "valid_min", "valid_max"):
             ds[v].attrs.pop(key, None)
+    assert open_cube(ds, bands=["a", "b", "c"], require_crs=False).valid_ranges == ((-9999.0, float("inf")),) * 3
+    for v in "abc":
+        ds[v].attrs.pop("_FillValue")
     assert open_cube(ds, bands=["a", "b", "c"], require_crs=False).valid_ranges == ()
 
 
