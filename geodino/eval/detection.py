@@ -450,7 +450,9 @@ def _export_predictions(
     val_data: Any,
 ) -> None:
     """Whole-image predictions of predict_images (else of the validation or training samples): GeoJSON in map
-    coordinates (pixel json otherwise), and a box overlay PNG of the first image."""
+    coordinates (pixel json otherwise), and a box overlay PNG of the first image. Samples of a named dataset (no
+    raster) write nothing: only the first is predicted, for the overlay (all of them were predicted again after
+    scoring: a second pass over DIOR's thousands of val images that wrote nothing)."""
     if cfg.predict_images:
         files = dense.list_files(cfg.predict_images, dense.IMAGE_SUFFIXES, "image")
         sources: Any = dense.LazySamples(files, lambda f: {"raster": dense.read_raster(f), "path": f})
@@ -460,6 +462,8 @@ def _export_predictions(
     for i in range(len(sources)):
         s = sources[i]
         r = s.get("raster")
+        if r is None and plotted:  # samples of a named dataset: no raster to write for, the overlay is drawn
+            break
         image = s["image"] if "image" in s else dense.to_image_tensor(r, scaling, cfg.bands)
         pred = predict_image(model, image, cfg, whole_image_cap=False)  # max_detections per window, not per scene
         if r is not None:

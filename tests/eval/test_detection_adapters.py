@@ -85,3 +85,23 @@ def test_the_probe_runs_through_the_detection_adapters(tmp_path, name):
         assert key in metrics and key in saved
     head = torch.load(tmp_path / "out" / "detection_head.pt", weights_only=False)
     assert len(head["class_names"]) == (20 if name == "dior" else 10)
+
+
+def test_samples_without_a_raster_are_not_predicted_again_after_scoring(tmp_path, monkeypatch):
+    """A named dataset's samples have no raster to write predictions for: the export predicts the first one (for
+    the overlay) and stops. Before, it predicted every sample of the test split a second time and wrote nothing."""
+    import geodino.eval.detection as det
+
+    calls = []
+
+    def fake_predict(model, image, cfg, whole_image_cap=True):
+        calls.append(image.shape)
+        return {"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.long)}
+
+    monkeypatch.setattr(det, "predict_image", fake_predict)
+    samples = [{"image": torch.rand(3, 32, 32), "boxes": torch.zeros(0, 4), "labels": torch.zeros(0).long()}] * 5
+    bb = tiny_backbone()
+    cfg = DetectionProbeConfig(tile_size=32)
+    det._export_predictions(None, cfg, bb, None, tmp_path, ["a"], samples, samples)
+    assert len(calls) == 1 and (tmp_path / "detection_boxes.png").exists()
+    assert not list(tmp_path.glob("*_boxes.*json"))
