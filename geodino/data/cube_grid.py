@@ -35,24 +35,49 @@ _RANGE_KEYS = ("valid_min", "valid_max", "valid_range")
 
 
 def cube_crs(da: Any, ds: Any) -> Any:
-    """The CRS from rioxarray, a grid-mapping variable's WKT, or a crs/EPSG attribute; None when there is none."""
+    """The CRS from rioxarray, a grid-mapping variable's WKT, or a crs/EPSG attribute; None when there is none.
+
+    A grid mapping rioxarray cannot parse (pyproj's CRSError: WKT or an EPSG code PROJ does not know; ValueError: CF
+    parameters that are not numbers) falls through to the attributes; any other error is a bug and propagates. An
+    attribute that is not a CRS is skipped for the next one; when none gives a CRS but one was malformed, the store
+    is refused in one line naming it (it was rasterio's bare 'The WKT could not be parsed', no store named)."""
+    from pyproj.exceptions import CRSError as ProjCRSError
     from rasterio.crs import CRS
+    from rasterio.errors import CRSError
 
     try:
         crs = da.rio.crs or ds.rio.crs
-    except Exception:  # rioxarray raises on malformed grid mappings; fall through to attributes
+    except (ProjCRSError, ValueError):  # a malformed grid mapping: try the attributes below
         crs = None
     if crs is not None:
         return crs
+    bad: list[str] = []
+
+    def parse(value: Any, what: str, read: Any) -> Any:
+        try:
+            return read(value)
+        except (CRSError, ProjCRSError, ValueError, TypeError) as exc:
+            bad.append(f"{what} {str(value)[:60]!r} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
+            return None
+
     for gm in ("spatial_ref", "crs"):  # a grid-mapping variable not linked from the data variable (encoding lost)
         if gm in ds.variables:
-            wkt = ds[gm].attrs.get("crs_wkt") or ds[gm].attrs.get("spatial_ref")
-            if wkt:
-                return CRS.from_wkt(wkt)
+            for key in ("crs_wkt", "spatial_ref"):
+                wkt = ds[gm].attrs.get(key)
+                if wkt and (crs := parse(wkt, f"grid mapping {gm}'s {key}", CRS.from_wkt)) is not None:
+                    return crs
     for key in ("crs", "crs_wkt", "spatial_ref", "proj:epsg", "proj:code", "proj:wkt2"):  # proj:*: GeoZarr/STAC
         val = da.attrs.get(key, ds.attrs.get(key))
         if val is not None:
-            return CRS.from_user_input(f"EPSG:{val}" if isinstance(val, (int, np.integer)) else val)
+            user = f"EPSG:{val}" if isinstance(val, (int, np.integer)) else val
+            if (crs := parse(user, f"attribute {key}", CRS.from_user_input)) is not None:
+                return crs
+    if bad:
+        name = ds.encoding.get("source") or da.encoding.get("source") or f"(an in-memory {type(ds).__name__})"
+        raise InputError(
+            f"datacube {name} declares no CRS geodino can read: {'; '.join(bad)}; fix the attribute (e.g. "
+            "rioxarray's .rio.write_crs('EPSG:32633')) or remove it"
+        )
     return None
 
 
