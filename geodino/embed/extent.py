@@ -36,6 +36,22 @@ __all__ = [
 ]
 
 _EDGE_POINTS = 21  # points per bbox edge when it is reprojected (as rasterio's transform_bounds densifies)
+_MAX_POINTS = 20000  # points on a projected bbox's outline taken to lon/lat (`_bbox_lonlat`)
+
+
+def _place_errors() -> tuple[type[BaseException], ...]:
+    """What placing a bbox raises when PROJ cannot take its points (GDAL's CPLE_* errors from rasterio's
+    transform_geom/transform_bounds: 'Full reprojection failed', 'Reprojection failed, err = 2050'; rasterio's own
+    errors; GEOS on a folded outline; SystemError, rasterio's 'Unknown GDAL Error' when GDAL fails silently, as it
+    does on a second failing transform of one CRS pair): a fallback, not a bug, so these and nothing else are
+    caught."""
+    import shapely.errors
+    from rasterio._err import CPLE_BaseError
+    from rasterio.errors import CRSError, RasterioError
+
+    return (CPLE_BaseError, RasterioError, CRSError, shapely.errors.ShapelyError, SystemError)
+
+
 _SNAP = 1e-6  # a bbox edge this close to a pixel edge (in pixels) is on it: float noise adds no pixel
 
 
@@ -136,7 +152,7 @@ def _extent_text(crs: Any, transform: Any, w: int, h: int, bbox_crs: str | None)
         try:
             there = transform_bounds(crs, _crs_of(bbox_crs), *own, densify_pts=_EDGE_POINTS)
             text = f"{format_numbers(there)} in {bbox_crs} ({text})"
-        except Exception:  # a CRS pair that cannot be transformed: the raster's own extent says enough
+        except _place_errors():  # a CRS pair that cannot be transformed: the raster's own extent says enough
             pass
     return text
 
@@ -187,11 +203,18 @@ def _bbox_cols_rows(info: Any, cfg: Any, what: str) -> tuple[int, int, int, int]
     if crs_text is not None:
         _crs_of(crs_text)
     W, H = int(info.width), int(info.height)
+    # tested in lon/lat first: a bbox far from the scene's zone folds onto other ground when projected into it
+    near = _near_scene(info, cfg) if crs_text is not None and crs else None
+    meets = None if near is None else near[2] is not None
+    if meets is False:
+        return None
+    if near is not None and _reaches_far(near):  # only its part near the scene is projected (`_clipped_bbox_pixels`)
+        px = _clipped_bbox_pixels(info, cfg, W, H, near)
+        if px is not None:
+            return _cols_rows(px, W, H)
     try:
         px = _bbox_pixels(cfg.bbox, crs_text, crs, info.transform, W, H)
-    except ConfigError:
-        raise
-    except Exception as exc:  # a bbox the projection cannot take (e.g. beyond the CRS's area of use)
+    except _place_errors() as exc:  # a bbox the projection cannot take (e.g. beyond the CRS's area of use)
         px = _clipped_bbox_pixels(info, cfg, W, H) if crs_text is not None else None
         if px is not None:
             return _cols_rows(px, W, H)
@@ -200,7 +223,11 @@ def _bbox_cols_rows(info: Any, cfg: Any, what: str) -> tuple[int, int, int, int]
             f"--bbox {format_numbers(cfg.bbox)} ({crs_text or 'the raster CRS'}) cannot be placed on {what} ({why}); "
             f"its extent is {_extent_text(crs, info.transform, W, H, crs_text)}"
         ) from exc
-    return _cols_rows(px, W, H)
+    found = _cols_rows(px, W, H)
+    if found is None and meets:  # it meets the scene but projected whole it lands elsewhere: its part near the scene
+        px = _clipped_bbox_pixels(info, cfg, W, H)
+        found = _cols_rows(px, W, H) if px is not None else None
+    return found
 
 
 def _cols_rows(px: Any, W: int, H: int) -> tuple[int, int, int, int] | None:
@@ -248,7 +275,7 @@ def _footprint_lonlat(info: Any, bbox_crs: str) -> Any:
         geo = shapely.geometry.shape(
             transform_geom(info.crs, crs, shapely.geometry.mapping(shapely.segmentize(foot, edge)))
         )
-    except Exception:
+    except _place_errors():
         return None
     x0, y0, x1, y1 = geo.bounds
     if not all(math.isfinite(v) for v in (x0, y0, x1, y1)) or x1 - x0 > 180 or not geo.is_valid:
@@ -256,42 +283,103 @@ def _footprint_lonlat(info: Any, bbox_crs: str) -> Any:
     return geo
 
 
-def _misses_footprint(info: Any, cfg: Any) -> bool:
-    """Whether a lon/lat `cfg.bbox` misses the scene's footprint, tested in lon/lat. A bbox tens of degrees from a
-    scene's UTM zone cannot be projected into that zone (PROJ: 'Point outside of projection domain', and the run
-    failed instead of skipping the scene), or lands on the wrong ground (transverse Mercator folds longitudes more
-    than 90 degrees from its meridian back, so a scene half the globe away was kept); the scene's own small
-    footprint projects well. False (left to the bbox-side test) without a footprint (`_footprint_lonlat`) and for
-    a bbox that meets it."""
+def _lonlat_crs(bbox_crs: str) -> str:
+    """The geographic CRS a bbox is compared with a scene in: its own when geographic, else WGS 84."""
+    return bbox_crs if _crs_of(bbox_crs).is_geographic else "EPSG:4326"
+
+
+def _bbox_lonlat(cfg: Any, geo: Any) -> Any:
+    """`cfg.bbox` as a polygon in lon/lat (`_lonlat_crs`), or None when that cannot be told: a projected bbox's
+    outline is densified (finer than a twentieth of the scene's footprint `geo`, at most `_MAX_POINTS` points) and
+    taken to lon/lat, its longitudes made continuous across the antimeridian; an outline PROJ cannot take, or one
+    around a pole, gives None."""
+    import shapely
+    from rasterio.warp import transform_geom
+
+    box = shapely.box(*cfg.bbox)
+    if _crs_of(cfg.bbox_crs).is_geographic:
+        return box
+    x0, y0, x1, y1 = cfg.bbox
+    seg = max(x1 - x0, y1 - y0) / (_EDGE_POINTS - 1)
+    gx0, gy0, gx1, gy1 = geo.bounds  # the footprint's size in degrees, as metres (~111 km a degree): a finer step
+    seg = max(min(seg, 111_000 * max(gx1 - gx0, gy1 - gy0) / 20), 2 * (x1 - x0 + y1 - y0) / _MAX_POINTS)
+    try:
+        ring = transform_geom(cfg.bbox_crs, "EPSG:4326", shapely.geometry.mapping(shapely.segmentize(box, seg)))
+    except _place_errors():
+        return None
+    pts = np.asarray(ring["coordinates"][0], dtype=float)
+    if not np.isfinite(pts).all():
+        return None
+    lon = np.degrees(np.unwrap(np.radians(pts[:, 0])))  # continuous across the antimeridian
+    if abs(lon[-1] - lon[0]) > 1e-6:  # the outline goes around a pole: no polygon of lon/lat holds it
+        return None
+    out = shapely.Polygon(np.column_stack([lon, pts[:, 1]]))
+    return out if out.is_valid else None
+
+
+def _near_scene(info: Any, cfg: Any) -> tuple[Any, Any, float] | None:
+    """(scene footprint, bbox, longitude shift that brings the bbox onto the footprint) in lon/lat, the shift None
+    when they do not meet; None when that cannot be told (`_footprint_lonlat`, `_bbox_lonlat`)."""
     import shapely
     import shapely.affinity  # not imported by `import shapely`
 
-    geo = _footprint_lonlat(info, cfg.bbox_crs)
-    if geo is None:
-        return False
-    box = shapely.box(*cfg.bbox)
-    return not any(shapely.affinity.translate(geo, dx).intersects(box) for dx in (0.0, -360.0, 360.0))
+    geo = _footprint_lonlat(info, _lonlat_crs(cfg.bbox_crs))
+    box = _bbox_lonlat(cfg, geo) if geo is not None else None
+    if geo is None or box is None:
+        return None
+    dx = next((d for d in (0.0, -360.0, 360.0) if shapely.affinity.translate(box, d).intersects(geo)), None)
+    return geo, box, dx
 
 
-def _clipped_bbox_pixels(info: Any, cfg: Any, w: int, h: int) -> Any:
-    """`_bbox_pixels` of the lon/lat bbox cut to the raster's footprint (grown by a tenth of its size, so the cut
-    lies outside the raster), for a bbox that meets the raster but reaches too far from its UTM zone to be
-    projected whole (PROJ refuses points ~90 degrees off the zone's meridian); None when that cannot be done."""
+def _reaches_far(near: tuple[Any, Any, float]) -> bool:
+    """Whether the bbox reaches more than the footprint's size beyond the footprint (`_near_scene`'s answer, in
+    lon/lat). Projected whole into the scene's CRS, such a bbox's edges (21 points each) are chords kilometres off
+    the scene (a Web Mercator band over all longitudes cut a UTM scene 83 rows too low), and its far points fold."""
+    import shapely.affinity
+
+    geo, box, dx = near
+    x0, y0, x1, y1 = geo.bounds
+    return not shapely.affinity.translate(box, dx).within(geo.buffer(max(x1 - x0, y1 - y0)))
+
+
+def _meets_footprint(info: Any, cfg: Any) -> bool | None:
+    """Whether `cfg.bbox` (in `cfg.bbox_crs`, lon/lat or projected) meets the scene's footprint, tested in lon/lat.
+    A bbox tens of degrees from a scene's UTM zone cannot be projected into that zone (PROJ: 'Point outside of
+    projection domain', and the run failed instead of skipping the scene), or lands on the wrong ground (transverse
+    Mercator folds longitudes more than 90 degrees from its meridian back: a scene half the globe away was kept,
+    and a Web Mercator band over the scene was said to miss it); the scene's own small footprint projects well.
+    None (left to the bbox-side test) when that cannot be told."""
+    found = _near_scene(info, cfg)
+    return None if found is None else found[2] is not None
+
+
+def _misses_footprint(info: Any, cfg: Any) -> bool:
+    """Whether `cfg.bbox` surely misses the scene (`_meets_footprint` is False)."""
+    return _meets_footprint(info, cfg) is False
+
+
+def _clipped_bbox_pixels(info: Any, cfg: Any, w: int, h: int, near: Any = None) -> Any:
+    """`_bbox_pixels` of the bbox cut, in lon/lat, to the raster's footprint (grown by a tenth of its size, so the
+    cut lies outside the raster), for a bbox that meets the raster but reaches too far from its UTM zone to be
+    projected whole (PROJ refuses points ~90 degrees off the zone's meridian, or folds them); None when that
+    cannot be done."""
     import shapely
+    import shapely.affinity
 
     from geodino.data.tiling import roi_in_pixels
 
-    geo = _footprint_lonlat(info, cfg.bbox_crs)
-    if geo is None:
+    found = near or _near_scene(info, cfg)
+    if found is None or found[2] is None:
         return None
+    geo, box, dx = found
     x0, y0, x1, y1 = geo.bounds
-    box = shapely.segmentize(shapely.box(*cfg.bbox), max(x1 - x0, y1 - y0) / (_EDGE_POINTS - 1))
+    box = shapely.segmentize(shapely.affinity.translate(box, dx), max(x1 - x0, y1 - y0) / (_EDGE_POINTS - 1))
     part = box.intersection(geo.buffer(0.1 * max(x1 - x0, y1 - y0)))
     if part.is_empty:
         return None
     try:
-        return roi_in_pixels(part, info.transform, w, h, roi_crs=cfg.bbox_crs, crs=info.crs)
-    except Exception:
+        return roi_in_pixels(part, info.transform, w, h, roi_crs=_lonlat_crs(cfg.bbox_crs), crs=info.crs)
+    except _place_errors():
         return None
 
 
@@ -311,7 +399,7 @@ def scenes_extent(paths: Sequence[str], bbox_crs: str | None) -> str:
         name = name or (crs.to_string() if crs else "no CRS")
         try:
             boxes.append(transform_bounds(crs, _crs_of(bbox_crs), *b) if bbox_crs and crs else tuple(b))
-        except Exception:
+        except _place_errors():
             continue
     if not boxes:
         return "unknown"
