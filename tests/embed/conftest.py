@@ -52,6 +52,21 @@ def const_bb() -> ConstantBackbone:
 
 
 @pytest.fixture
+def feats(tmp_path: Path) -> Path:
+    """An 8-D float32 feature raster (20 x 30 cells) of two regions (left and right halves, each one random vector
+    plus noise of 0.05), with the record `geodino embed` writes: what the style tests map (test_style*.py)."""
+    from tests.embed.test_products import feature_raster
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=8), rng.normal(size=8)
+    f = np.empty((8, 20, 30), np.float32)
+    f[:, :, :15] = a[:, None, None]
+    f[:, :, 15:] = b[:, None, None]
+    f += rng.normal(scale=0.05, size=f.shape)
+    return feature_raster(tmp_path / "feat.tif", f)
+
+
+@pytest.fixture
 def rgb_tif(tmp_path: Path) -> Path:
     return write_tif(tmp_path / "rgb.tif", random_image(120, 152))
 

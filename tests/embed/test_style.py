@@ -5,12 +5,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import numpy as np
-import pytest
-
 from geodino.embed import cluster_map, pca_map, similarity_map
 from geodino.embed.style import palette_qml, qml_path, ramp_qml, rgb_qml
-from tests.embed.test_products import feature_raster
 
 
 def renderer(qml: Path) -> ET.Element:
@@ -21,17 +17,6 @@ def renderer(qml: Path) -> ET.Element:
     r = root.find("pipe/rasterrenderer")
     assert r is not None
     return r
-
-
-@pytest.fixture
-def feats(tmp_path) -> Path:
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(size=8), rng.normal(size=8)
-    f = np.empty((8, 20, 30), np.float32)
-    f[:, :, :15] = a[:, None, None]
-    f[:, :, 15:] = b[:, None, None]
-    f += rng.normal(scale=0.05, size=f.shape)
-    return feature_raster(tmp_path / "feat.tif", f)
 
 
 def test_pca_cluster_similarity_cogs_get_their_styles(tmp_path, feats):

@@ -123,19 +123,6 @@ def gray_band(sym: ET.Element) -> str:
 NODATA_ENTRY = (255.0, "#000000", 0.0, "nodata")
 
 
-@pytest.fixture
-def feats(tmp_path) -> Path:
-    from tests.embed.test_products import feature_raster
-
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(size=8), rng.normal(size=8)
-    f = np.empty((8, 20, 30), np.float32)
-    f[:, :, :15] = a[:, None, None]
-    f[:, :, 15:] = b[:, None, None]
-    f += rng.normal(scale=0.05, size=f.shape)
-    return feature_raster(tmp_path / "feat.tif", f)
-
-
 def test_pca_cluster_similarity_write_an_sld_matching_the_qml(tmp_path, feats):
     import rasterio
 
