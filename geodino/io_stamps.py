@@ -1,0 +1,84 @@
+"""Strict JSON text and content stamps of inputs (split from `geodino.io`, which re-exports every name).
+
+`content_stamp` keys caches (features, embeddings) on an input's size and newest mtime (a folder's content, a VRT's
+source files), so changed inputs are recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["content_stamp", "files_stamp", "json_text", "vrt_sources"]
+
+
+def json_text(obj: Any, **dumps: Any) -> str:
+    """`json.dumps` that writes strict JSON: NaN and ±inf (an undefined R² on constant heights, say) become null,
+    which every JSON reader accepts; Python's default writes bare NaN, which strict parsers reject."""
+    import json
+    import math
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        if hasattr(v, "item") and getattr(v, "ndim", None) == 0:  # numpy / torch scalars
+            return clean(v.item())
+        return v
+
+    return json.dumps(clean(obj), allow_nan=False, **dumps)
+
+
+def vrt_sources(path: str | Path) -> list[str]:
+    """The local files a GDAL VRT reads its pixels from (`SourceFilename`, resolved against the VRT's folder when
+    `relativeToVRT="1"`), in order; [] when the XML does not parse."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.parse(path).getroot()
+    except (OSError, ET.ParseError):
+        return []
+    folder = os.path.dirname(os.path.abspath(path))
+    out = []
+    for el in root.iter("SourceFilename"):
+        name = (el.text or "").strip()
+        if name and not name.startswith("/vsi"):
+            out.append(os.path.join(folder, name) if el.get("relativeToVRT") == "1" else name)
+    return out
+
+
+def content_stamp(path: str | Path, _depth: int = 0) -> str:
+    """Size and newest mtime of a file, or the total size, newest mtime and count of every file inside a folder (a
+    Zarr store or a dataset root: a file rewritten inside does not touch the folder's own mtime); a VRT adds the
+    stamps of the files it reads; "?" for remote (/vsi, http) or missing paths. Cached features and embeddings key
+    on it, so changed inputs are recomputed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "?"
+    if not os.path.isdir(path):
+        own = f"{st.st_size}|{st.st_mtime_ns}"
+        if str(path).lower().endswith(".vrt") and _depth < 4:  # a VRT's pixels live in the files it names
+            sources = "\n".join(f"{p}|{content_stamp(p, _depth + 1)}" for p in vrt_sources(path))
+            return f"{own}|vrt:{hashlib.sha1(sources.encode()).hexdigest()[:16]}"
+        return own
+    return files_stamp(st.st_mtime_ns, (os.path.join(root, n) for root, _, names in os.walk(path) for n in names))
+
+
+def files_stamp(newest: int, files: Iterable[str]) -> str:
+    """'total size|newest mtime|count' of `files`, stat'ed now (files gone meanwhile are skipped), starting from a
+    folder's own mtime `newest`: the stamp of a folder's content (`content_stamp`, probe dataset folders)."""
+    size, count = 0, 0
+    for p in files:
+        try:
+            f = os.stat(p)
+        except OSError:
+            continue
+        size, newest, count = size + f.st_size, max(newest, f.st_mtime_ns), count + 1
+    return f"{size}|{newest}|{count}"

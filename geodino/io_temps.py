@@ -1,0 +1,155 @@
+"""Temporary names of atomic writes and the sweep of those killed runs left (split from `geodino.io`, which
+re-exports every name; see its docstring for the naming and the rule).
+
+`temp_name` is the `.STEM.tmp-TAG-PID.SUFFIX` sibling an output is written under; `sweep_temps` removes the
+temporaries of writers that are gone (`_killed`: our TAG and a dead pid at once, another TAG only when untouched
+for `STALE_AFTER_S`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["STALE_AFTER_S", "sweep_temps", "temp_name", "writer_tag"]
+
+
+def _named(path: Path) -> Path:
+    """`path` resolved when its last part is `.` or `..` (or it is empty): a temporary sibling and the folder
+    swap need the real name (`Path(".").with_name(...)` fails; `..` would name a sibling of the wrong folder)."""
+    return path.resolve() if path.name in ("", ".", "..") else path
+
+
+def _split(name: str) -> tuple[str, str]:
+    """A file name's stem and all its suffixes ("x.tar.gz" -> "x", ".tar.gz")."""
+    suffix = "".join(Path(name).suffixes)
+    return (name[: len(name) - len(suffix)], suffix) if suffix else (name, "")
+
+
+@functools.cache
+def writer_tag() -> str:
+    """Where this process's pid means something: the host name, and on Linux a short hash of the machine's boot id
+    and the pid namespace (containers may share a host name, or run on several nodes under one, and each has its own
+    pids). Only [A-Za-z0-9_-], so that no dot reads as a suffix of the temporary."""
+    import socket
+
+    tag = re.sub(r"[^A-Za-z0-9-]", "_", socket.gethostname() or "host")[:40]
+    with contextlib.suppress(OSError):
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        space = f"{boot}|{os.readlink('/proc/self/ns/pid')}"  # "pid:[4026531836]"
+        tag += "_" + hashlib.sha1(space.encode()).hexdigest()[:8]
+    return tag
+
+
+def temp_name(path: str | Path) -> Path:
+    """The temporary sibling used while `path` is being written (same folder, so rename is atomic):
+    `.STEM.tmp-TAG-PID.SUFFIX`, TAG from `writer_tag`, so that `sweep_temps` can tell a killed run's."""
+    path = _named(Path(path).expanduser())
+    stem, suffix = _split(path.name)
+    return path.with_name(f".{stem}.tmp-{writer_tag()}-{os.getpid()}{suffix}")
+
+
+STALE_AFTER_S = 24 * 3600  # a temporary of another host untouched this long is a killed run's (see the docstring)
+_OWNER = r"(?:([A-Za-z0-9_-]+)-)?(\d+)"  # TAG-PID, or PID alone in the names of geodino before the tag
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host (in doubt, alive: another user's process, not a pid at all)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True
+    return True
+
+
+def _untouched_for(p: Path, seconds: float) -> bool:
+    """Whether nothing in `p` (itself and, for a folder, everything inside: a store's own mtime does not change as
+    chunks are written into its subfolders) was modified within the last `seconds` (stops at the first recent one)."""
+    import itertools
+
+    cutoff = time.time() - seconds
+    for q in itertools.chain([p], (Path(r) / n for r, ds, fs in os.walk(p) for n in (*ds, *fs))):
+        if q.lstat().st_mtime > cutoff:
+            return False
+    return True
+
+
+def _killed(p: Path, tag: str | None, pid: int) -> bool:
+    """Whether the temporary `p` of writer `tag`/`pid` belongs to a run that is gone (see the module docstring)."""
+    if tag == writer_tag():
+        return not _alive(pid)
+    if tag is None and _alive(pid):  # an older geodino's name: a live pid here may be its writer
+        return False
+    return _untouched_for(p, STALE_AFTER_S)
+
+
+def _size(p: Path) -> int:
+    if not p.is_dir() or p.is_symlink():
+        return p.lstat().st_size
+    return sum((Path(r) / n).lstat().st_size for r, _, fs in os.walk(p) for n in fs)
+
+
+def _size_text(n: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"  # unreachable
+
+
+def sweep_temps(path: str | Path) -> list[Path]:
+    """Remove the temporaries that killed runs left beside output `path`: its `temp_name`s (and names derived from
+    them, e.g. GDAL's `TMP.L0.tif` overviews or `TMP.aux.xml`, when `path` has a suffix) and, once `path` itself is
+    in place, the earlier output `atomic_path` set aside as `.NAME.old-TAG-PID`. Only those of writers that are gone
+    (`_killed`); other targets' temporaries and live writers' are kept. Best effort: what cannot be listed or
+    removed stays. Says once on stderr what was removed; returns it."""
+    from geodino.errors import plural
+
+    path = _named(Path(path).expanduser())
+    stem, suffix = _split(path.name)
+    derived = r"(?:\..+)?" if suffix else ""
+    patterns = [re.compile(rf"\.{re.escape(stem)}\.tmp-{_OWNER}{re.escape(suffix)}{derived}")]
+    if path.exists() or path.is_symlink():  # else the aside is the only whole copy of the earlier output: kept
+        patterns.append(re.compile(rf"\.{re.escape(path.name)}\.old-{_OWNER}"))
+    starts = (f".{stem}.tmp-", f".{path.name}.old-")
+    removed: list[tuple[Path, int]] = []
+    try:
+        names = [e.name for e in os.scandir(path.parent) if e.name.startswith(starts)]
+    except OSError:
+        return []
+    for name in names:
+        m = next((m for pat in patterns if (m := pat.fullmatch(name))), None)
+        p = path.parent / name
+        try:
+            if m is None or not _killed(p, m.group(1), int(m.group(2))):
+                continue
+            size = _size(p)
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        _remove(p)
+        if not (p.exists() or p.is_symlink()):
+            removed.append((p, size))
+    if removed:
+        what = plural(len(removed), "temporary", "temporaries")
+        runs = "a killed run" if len(removed) == 1 else "killed runs"
+        listed = ", ".join(f"{p.name} ({_size_text(n)})" for p, n in removed)
+        print(f"geodino: removed {what} of {runs}: {listed}", file=sys.stderr)
+    return [p for p, _ in removed]
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    elif p.exists() or p.is_symlink():
+        p.unlink(missing_ok=True)
