@@ -81,9 +81,13 @@ def write_results(
     started: str,
     parsed: dict,
     skipped: dict[str, str],
+    pending: list[str] | None = None,
 ) -> None:
     """results.json (rows, the configs that made them, skipped tasks) and results.md (the scores, then the
-    bookkeeping rows, then the skipped tasks), both atomic."""
+    bookkeeping rows, then the skipped tasks), both atomic. `pending`: the tasks of this run not finished yet (the
+    files are rewritten after each task): recorded as `pending` with `complete: false` in results.json and as a line
+    at the top of results.md, so the table of a run that is still going, crashed or was killed does not read as a
+    whole suite's."""
     from geodino.config import to_dict
 
     payload = {
@@ -94,6 +98,8 @@ def write_results(
         "started": started,
         "geodino_version": geodino_version(),
         "command": shlex.join(sys.argv),  # the command line of the process that wrote this file
+        "complete": not pending,
+        "pending": list(pending or []),
         "rows": rows,
         "skipped": skipped,
         "configs": {
@@ -123,6 +129,7 @@ def write_results(
         f"Backbone `{spec}` (fingerprint `{fingerprint[:16]}`), seed {cfg.seed}, started {started}, "
         f"geodino {geodino_version()}.",
         "",
+        *(_unfinished_note(pending) if pending else []),
         *table_head,
         *(line(r) for r in rows if r.get("kind") != "info"),
     ]
@@ -148,6 +155,16 @@ def write_results(
         lines += ["", "Skipped on this backbone:", ""] + [f"- {n}: {why}" for n, why in skipped.items()]
     with atomic_path(out / "results.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
+
+
+def _unfinished_note(pending: list[str]) -> list[str]:
+    """The results.md lines of a run whose tasks `pending` have not finished (yet)."""
+    return [
+        f"**Unfinished run**: {len(pending)} task{'s' if len(pending) > 1 else ''} of this run "
+        f"({', '.join(pending)}) had not finished when this table was written: the run is still going, or it "
+        "stopped (an error, a kill). The rows below are the finished tasks'; rerun the suite for the rest.",
+        "",
+    ]
 
 
 def geodino_version() -> str:

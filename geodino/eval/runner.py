@@ -444,9 +444,9 @@ def _run_tasks(suite: PreparedSuite) -> list[dict]:
         # an earlier run's table is replaced at once (with this run's, empty so far): a rerun that fails in its
         # first task must not leave it looking current; a fresh folder gets nothing until a task finishes, so a
         # failed first run leaves no output behind. Every task skipped: the results still say why.
-        write_results(out, cfg, spec, fingerprint, rows, started, parsed, suite.skipped)
+        write_results(out, cfg, spec, fingerprint, rows, started, parsed, suite.skipped, suite.names)
     bar = tqdm(suite.names, desc=f"probe {cfg.name}", unit="task", disable=not cfg.progress)
-    for name in bar:
+    for i, name in enumerate(bar):
         task = parsed[name]
         tcfg, data = task.cfg, task.data
         backbone = suite.backbones[_backbone_key(task)]
@@ -484,5 +484,6 @@ def _run_tasks(suite: PreparedSuite) -> list[dict]:
             )
         add_intervals(task_rows, _single_label_test_size(task.type, out / name))
         rows += task_rows
-        write_results(out, cfg, spec, fingerprint, rows, started, parsed, suite.skipped)
+        pending = suite.names[i + 1 :]  # marked unfinished until the last task is in
+        write_results(out, cfg, spec, fingerprint, rows, started, parsed, suite.skipped, pending)
     return rows
