@@ -35,14 +35,16 @@ def band_pattern(band: str) -> re.Pattern[str]:
 
 
 def _band_files(folder: Path, exts: Sequence[str]) -> list[Path]:
-    """Raster files under `folder` (recursive), outside SAFE quality-mask folders."""
+    """Raster files under `folder` (recursive, following links to folders as raster and image sources do:
+    `paths._folder_files`; Python 3.11's rglob skipped a scene folder linked into the root, which then read as 'no
+    file is named after any of the bands'), outside SAFE quality-mask folders."""
+    from geodino.data.paths import _folder_files
+
     exts = tuple(e.lower() for e in exts)
     return [
         p
-        for p in folder.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in exts
-        and not any(part.lower() in _SKIPPED_DIRS for part in p.relative_to(folder).parts[:-1])
+        for p in map(Path, _folder_files(folder, exts, recursive=True))
+        if not any(part.lower() in _SKIPPED_DIRS for part in p.relative_to(folder).parts[:-1])
     ]
 
 

@@ -216,13 +216,16 @@ def _coverage_mask(
 def _local_source(path: Path, folder: Path | None, *, always: bool = False) -> tuple[str, bool]:
     """(name, relative): `path` relative to `folder` when in or below it (gdalbuildvrt's rule), else absolute;
     with `always`, relative wherever it is (`../../s2/B02.tif`; absolute only where no relative path exists, as
-    between Windows drives)."""
+    between Windows drives), through links as named (not their targets): the links travel with a moved tree."""
     import os
 
     full = Path(path).resolve()
     if folder is not None:
         try:
-            rel = os.path.relpath(full, Path(folder).resolve())
+            if always:
+                rel = os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
+            else:
+                rel = os.path.relpath(full, Path(folder).resolve())
         except ValueError:  # another drive
             return str(full), False
         if always or not rel.startswith(".."):
