@@ -90,7 +90,8 @@ def _add_index(sub: Any) -> None:
         help="index an archive once and print a summary (scenes, CRSs, bands, size)",
         description="Read the header of every raster of an archive (no pixels) and print the scene count, the "
         "pixels in all, the band layouts and the CRSs, and each raster skipped with the reason; with --out also "
-        "write the scene footprints (EPSG:4326 outlines of the valid pixels) as GeoParquet or GeoJSON.",
+        "write the scene footprints (EPSG:4326 outlines of each raster's grid, from its header: nodata areas such "
+        "as a scene's rotated no-data corners are inside) as GeoParquet or GeoJSON.",
     )
     i.add_argument("paths", nargs="+", help="folders (searched recursively), globs, raster files or .txt lists")
     i.add_argument("--sensor", default=None,
