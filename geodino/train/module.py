@@ -359,6 +359,14 @@ class SSLModule(L.LightningModule):
         if self.checkpoint_meta is not None:
             meta.update(self.checkpoint_meta(step))
         checkpoint["geodino"] = meta
+        if self.fsdp is None and "optimizer_states" in checkpoint:
+            # ids by module order, as FSDP2's full optimizer state: a run may resume under trainer.strategy=fsdp2
+            from geodino.train.optim import key_by_module_order
+
+            checkpoint["optimizer_states"] = [
+                key_by_module_order(s, opt, self)
+                for s, opt in zip(checkpoint["optimizer_states"], self.trainer.optimizers)
+            ]
 
 
 # logged terms shown in the progress bar beside every `*_loss` (and the total loss)

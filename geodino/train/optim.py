@@ -24,6 +24,7 @@ __all__ = [
     "build_optimizer",
     "clean_param_name",
     "clip_grad_per_module",
+    "key_by_module_order",
     "layer_id",
     "param_groups",
 ]
@@ -122,6 +123,24 @@ def build_optimizer(
         fused = bool(params) and all(p.device.type in ("cuda", "cpu") for p in params)
     kwargs: dict[str, Any] = {"fused": True} if fused else {"foreach": True}
     return torch.optim.AdamW(groups, lr=0.0, weight_decay=0.0, betas=tuple(betas), **kwargs)
+
+
+def key_by_module_order(state: dict[str, Any], optimizer: torch.optim.Optimizer, module: nn.Module) -> dict[str, Any]:
+    """`optimizer.state_dict()` with each parameter's id replaced by its position in `module.parameters()`.
+
+    Why: `optimizer.state_dict()` numbers parameters in the order of the param groups (grouped by lr and wd
+    multipliers), while a checkpoint resumed under FSDP2 is read by Lightning as FSDP's full optimizer state, whose
+    ids are positions in the module's parameters (`FSDP.rekey_optim_state_dict`): a single-process or DDP checkpoint
+    gave its moments to other parameters (a shape error on resume). Keyed by module order, it loads the same into a
+    plain optimizer (ids are matched through the groups' `params` lists) and into FSDP2, as FSDP2's own files do.
+    """
+    if "param_groups" not in state or any(not isinstance(k, int) for k in state.get("state", {})):
+        return state  # not a plain optimizer's state (FSDP's is keyed by names)
+    position = {id(p): i for i, p in enumerate(module.parameters())}
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    new_id = {old: position[id(p)] for old, p in enumerate(params)}
+    groups = [{**g, "params": [new_id[i] for i in g["params"]]} for g in state["param_groups"]]
+    return {**state, "state": {new_id[k]: v for k, v in state["state"].items()}, "param_groups": groups}
 
 
 def apply_optim_schedule(optimizer: torch.optim.Optimizer, lr: float, wd: float, last_layer_lr: float) -> None:
