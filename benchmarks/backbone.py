@@ -18,6 +18,14 @@ projections through oneDNN with the GELU fused (`fast-float32-onednn`); `--dtype
 products inductor packs by itself (the CPU route before oneDNN). `--int8` adds the opt-in int8 row (eager,
 compared with float32).
 
+`--dtypes bf16-weights` adds a bf16 row where every model holds bf16 weights and takes a bf16 input, without
+autocast (what `from_pretrained(..., torch_dtype=torch.bfloat16)` or `model.to(torch.bfloat16)` gives a user of
+transformers or timm; norms and softmax then run in bf16 too, less accurate than the fast path, which keeps the
+residual stream and norms in float32). The `bf16` row's peers run under autocast, which casts the float32 weights on
+every call: `bf16-weights` is the fairer speed comparison for the fast path's bf16 weights. The last column gives,
+for each ratio, its smallest and largest value over the repeats (each taken within one repeat, so both sides saw
+the same load): a range wider than the gap to the target means the median is not settled.
+
 `--compile-peers` adds transformers and timm each behind a plain `torch.compile(model)` (the one line a user of
 those libraries would add; same dtype handling as their eager rows) and `fast/best compiled`: the fast path over the
 better of those two. The issue-15 target is against the eager libraries; this column says how much of the lead is
@@ -129,13 +137,44 @@ def bench(
         fns["timm compiled"] = lambda: tm_c(x)
     for dt in dtypes + (["int8"] if int8 else []):
         try:
-            yield _bench_dtype(dt, arch, batch, repeats, fast, compile, geo, x, fns, err, device)
+            row_fns = _bf16_weight_fns(geo, hf, tm, x, compile_peers) if dt == "bf16-weights" else fns
+            yield _bench_dtype(dt, arch, batch, repeats, fast, compile, geo, x, row_fns, err, device)
         except Exception as e:  # reported in the table (traceback on stderr); the other rows still run
             traceback.print_exc()
             first = (str(e).splitlines() or [""])[0][:200]
             yield {"arch": arch, "dtype": dt, "failed": f"{type(e).__name__}: {first}"}
             if device.type == "cuda":
                 torch.cuda.empty_cache()
+
+
+def _bf16_weight_fns(geo, hf, tm, x, compile_peers: bool) -> dict:
+    """The three eager forwards on bf16 copies of the models and a bf16 input, no autocast (a peer user's
+    `model.to(torch.bfloat16)`); the float32 models stay as they are for the other rows."""
+    import copy
+
+    g16, h16, t16 = (copy.deepcopy(m).to(torch.bfloat16) for m in (geo, hf, tm))
+    x16 = x.to(torch.bfloat16)
+    fns = {
+        "geodino": lambda: g16.forward_features(x16),
+        "transformers": lambda: h16(pixel_values=x16),
+        "timm": lambda: t16.forward_features(x16),
+    }
+    if compile_peers:
+        hc, tc = torch.compile(h16, dynamic=False), torch.compile(t16.forward_features, dynamic=False)
+        fns["transformers compiled"] = lambda: hc(pixel_values=x16)
+        fns["timm compiled"] = lambda: tc(x16)
+    return fns
+
+
+def _ranges(times: dict[str, list[float]]) -> str:
+    """Smallest-largest value over the repeats of each ratio the row prints, every ratio taken within a repeat."""
+    n = len(times["geodino"])
+    ips = {k: [1 / t for t in v] for k, v in times.items()}
+    pairs = {"g/tr": [ips["geodino"][i] / ips["transformers"][i] for i in range(n)]}
+    pairs["g/timm"] = [ips["geodino"][i] / ips["timm"][i] for i in range(n)]
+    if "fast" in ips:
+        pairs["fast/best"] = [ips["fast"][i] / max(ips["transformers"][i], ips["timm"][i]) for i in range(n)]
+    return ", ".join(f"{k} {min(v):.2f}-{max(v):.2f}" for k, v in pairs.items())
 
 
 def _bench_dtype(
@@ -156,9 +195,8 @@ def _bench_dtype(
     run = dict(fns)
     extra: dict = {}
     if fast:
-        mode = {"fp32": "float32", "fp32-ieee": "float32-ieee", "fp32-mkl": "float32-mkl", "bf16": "bfloat16"}.get(
-            dt, dt
-        )
+        modes = {"fp32": "float32", "fp32-ieee": "float32-ieee", "fp32-mkl": "float32-mkl", "bf16": "bfloat16"}
+        mode = {**modes, "bf16-weights": "bfloat16"}.get(dt, dt)
         run["fast"], extra["path"], extra["cos"], extra["diff"], extra["warmup_s"] = fast_fn(geo, x, mode, compile)
     if dt == "int8":  # the baselines of the int8 row are the float32 ones
         amp = False
@@ -174,7 +212,10 @@ def _bench_dtype(
                 _sync(device)
                 times[name].append(time.perf_counter() - t0)
     ips = {k: batch / statistics.median(v) for k, v in times.items()}
-    return {"arch": arch, "dtype": dt, "max_abs_diff": err, **ips, **extra}
+    return {"arch": arch, "dtype": dt, "max_abs_diff": err, **ips, **extra, "ranges": _ranges(times)}
+
+
+DTYPES = ["fp32", "fp32-ieee", "fp32-mkl", "bf16", "bf16-weights"]
 
 
 def main() -> None:
@@ -184,7 +225,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=["fp32", "fp32-ieee", "fp32-mkl", "bf16"])
+    ap.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=DTYPES)
     ap.add_argument("--no-fast", dest="fast", action="store_false", help="leave out the fast-path column")
     ap.add_argument("--no-compile", dest="compile", action="store_false", help="fast path without torch.compile")
     ap.add_argument("--int8", action="store_true", help="add the opt-in int8 fast-path row (vs float32 baselines)")
@@ -205,6 +246,7 @@ def main() -> None:
         head += " fast path | fast img/s | fast/best | cos | max diff | warm-up s |"
     if args.compile_peers:
         head += " transformers compiled img/s | timm compiled img/s |" + (" fast/best compiled |" if args.fast else "")
+    head += f" ratios over the {args.repeats} repeats (min-max) |"
     print(head)
     print("|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|", flush=True)
     rows = []
@@ -239,7 +281,7 @@ def main() -> None:
                 best_c = max(r["transformers compiled"], r["timm compiled"])
                 line += f" {r['transformers compiled']:27.2f} | {r['timm compiled']:19.2f} |"
                 line += f" {r['fast'] / best_c:18.2f} |" if args.fast else ""
-            print(line, flush=True)
+            print(line + f" {r['ranges']} |", flush=True)
     done = [r["max_abs_diff"] for r in rows if "failed" not in r]
     if done:
         print(f"outputs agree within {max(done):.1e} (float32)")

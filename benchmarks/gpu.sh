@@ -3,6 +3,8 @@
 #   1. backbone forward: geodino eager / transformers / timm / fast path, ViT-S/16 and ViT-L/16, batch 64,
 #      224 and 512 px, float32 and bf16 (benchmarks/backbone.py --device cuda); float32 twice: the fast path's
 #      3xTF32 projections (row fp32) and plain float32 products (row fp32-ieee), each with its max diff to eager;
+#      bf16 twice: the libraries under autocast (row bf16) and holding bf16 weights (row bf16-weights, what
+#      torch_dtype=torch.bfloat16 gives their users); the last column: each ratio's range over the repeats;
 #   2. a feature raster of a generated 8k x 8k scene with `geodino embed`, fast path on vs off (GEODINO_FAST=0):
 #      end-to-end px/s, the paths each run chose, and the ratio; then the same pipeline with the forward replaced
 #      by a constant (benchmarks/embed.py --only-pipeline): the ceiling the CPU side sets for a GPU; and where each
@@ -43,16 +45,17 @@ FAILED=0
 
 if [[ $SMOKE == 1 ]]; then
   DEV=cpu; ARCHS="vit_small"; BATCH=2; SIZES="32"; REPEATS=1; SCENE=512; STEPS=4; PROFILE="2-3"
-  BB_FLAGS="--no-compile --dtypes fp32 fp32-ieee bf16"
+  BB_FLAGS="--no-compile --dtypes fp32 fp32-ieee bf16 bf16-weights"
   EMBED_SPEC="arch:vit_tiny?seed=0&depth=2"; TRAIN_OVR="ssl.student.arch=vit_tiny batch_size=2 num_workers=0
     crops.global_size=64 crops.local_size=32 crops.n_local=2 trainer.accelerator=cpu trainer.strategy=auto
     trainer.devices=1 trainer.log_every_n_steps=1"; IMGS_PER_STEP=8
   TRAIN_DESC="batch 2 x (2 global 64 + 2 local 32)"
   AC_FLAGS="--arch vit_tiny --batch 1 --steps 1 --prototypes 256 --global-size 64 --local-size 32"
-  DT_FLAGS="--teacher vit_tiny --student vit_tiny --batch 1 --repeats 1 --prototypes 256 --precisions bf16-mixed"
+  DT_FLAGS="--teacher vit_tiny --student vit_tiny --batch 1 --repeats 1 --prototypes 256 --precisions bf16-mixed
+    --global-size 64 --local-size 32"
 else
   DEV=cuda; ARCHS="vit_small vit_large"; BATCH=64; SIZES="224 512"; REPEATS=${REPEATS:-10}; SCENE=8192; STEPS=50; PROFILE="44-47"
-  BB_FLAGS="--threads 8 --dtypes fp32 fp32-ieee bf16"; EMBED_SPEC="arch:vit_small?seed=0"
+  BB_FLAGS="--threads 8 --dtypes fp32 fp32-ieee bf16 bf16-weights"; EMBED_SPEC="arch:vit_small?seed=0"
   TRAIN_OVR="trainer.devices=1 trainer.strategy=auto num_workers=12"; IMGS_PER_STEP=$((64 * 10))
   TRAIN_DESC="batch 64 x (2 global 224 + 8 local 96)"
   AC_FLAGS="--arch vit_large --batch 32 --steps 3 --prototypes 65536"
