@@ -185,12 +185,15 @@ def open_raster(
 
         dst_crs = CRS.from_user_input(crs)
         transform, width, height = target_grid(src, dst_crs, res)
-        value = warp_nodata(src.nodata if nodata == FILE_NODATA else nodata, src.dtypes[0])  # type: ignore[arg-type]
+        alpha = alpha_bands(src)
+        # a mask of the file's own (per_dataset: an internal mask, a `data stack` VRT's coverage mask) is its
+        # validity in the warp too: GDAL's warper ignores it once a source nodata is set (masked cells, a stack's
+        # uncovered band, were warped as data); without one it reads the mask, and the added alpha band carries it
+        own = not alpha and own_mask(src, 1)
+        value = None if own else warp_nodata(src.nodata if nodata == FILE_NODATA else nodata, src.dtypes[0])  # type: ignore[arg-type]
         # without a value: an alpha band marks them; a file with its own (RGBA) keeps it, warped with the data
         # (GDAL refuses a second one: 'The VRT already has an alpha band')
-        fill: dict[str, Any] = (
-            {"nodata": value} if value is not None else {} if alpha_bands(src) else {"add_alpha": True}
-        )
+        fill: dict[str, Any] = {"nodata": value} if value is not None else {} if alpha else {"add_alpha": True}
         ds = WarpedVRT(
             src,
             crs=dst_crs,

@@ -91,3 +91,22 @@ def test_relative_paths_survive_moving_the_tree(tmp_path):
     with pytest.raises(rasterio.errors.RasterioIOError):
         with rasterio.open(f"{moved}/abs/s1.vrt") as src:
             src.read()
+
+
+@pytest.mark.parametrize("resampling", ["nearest", "bilinear"])
+@pytest.mark.parametrize("nodata", [None, 0])
+def test_the_coverage_mask_holds_in_a_reprojected_read(tmp_path, nodata, resampling):
+    """A source with `crs:` reads the VRT through a WarpedVRT; GDAL's warper ignored the VRT's mask once the
+    sensor's nodata (0) was passed as the source nodata, so the uncovered B11 half was warped as data again (read
+    0, or 1 with bilinear: GDAL moves a valid value off the nodata value) and counted valid. Now the warp reads the
+    file's own mask: only the covered half is valid, and every valid B11 value is the file's 9."""
+    _half_covered(tmp_path / "root", nodata)
+    (vrt,) = stack_scenes(tmp_path / "root", ["B02", "B11"], tmp_path / "vrt", resampling="nearest")
+    archive = RasterArchive(
+        [str(vrt)], sensor="sentinel2_l2a", bands=["B02", "B11"], crs="EPSG:32632", resampling=resampling,
+        progress=False,
+    )  # fmt: skip
+    s = archive.scenes[0]
+    data, valid = archive.read(0, 0, 0, s.width, s.height)
+    assert 150 <= valid.sum() <= 250  # about the covered half of 400 source pixels (the grid is warped)
+    assert set(data[1][valid].tolist()) == {9} and set(data[0][valid].tolist()) == {7}
