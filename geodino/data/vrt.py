@@ -174,14 +174,19 @@ def _stack_bands_xml(
 
 
 def _coverage_mask(
-    windows: list[tuple[str, Path, float, float, float, float]], width: int, height: int, grid_source: tuple[str, bool]
+    windows: list[tuple[str, Any, float, float, float, float]],
+    width: int,
+    height: int,
+    grid_source: tuple[str, bool],
+    fix: str = "is it another tile's file? Move its scene folder out",
 ) -> list[str]:
     """The VRT's dataset `<MaskBand>` (255 valid, 0 not) when some band's file covers only part of the finest grid
     (`windows`: (band, path, x_off, y_off, x_size, y_size) in its pixels), else nothing: valid is the rectangle
     every band covers in full (a pixel a band covers only in part is left out). GDAL reads a band's uncovered
     pixels as 0 (or its nodata), which `valid_pixels`' every-band-nodata rule would take as data; the mask
     (per_dataset, read by `file_mask`) drops them whatever the nodata. Its source is the grid's own file
-    (`grid_source`: name, relative) scaled to the constant 255 (ScaleRatio 0) on the covered window."""
+    (`grid_source`: name, relative) scaled to the constant 255 (ScaleRatio 0) on the covered window. A file
+    covering no pixel of the grid is refused, `fix` saying what to do."""
     import math
 
     c0, r0, c1, r1 = 0, 0, width, height
@@ -192,7 +197,7 @@ def _coverage_mask(
         if c1 <= c0 or r1 <= r0:
             raise InputError(
                 f"band file {path} ({band}) does not overlap the other bands' extent (not one pixel of the "
-                f"{width} x {height} grid holds every band); is it another tile's file? Move its scene folder out"
+                f"{width} x {height} grid holds every band); {fix}"
             )
     if (c0, r0, c1, r1) == (0, 0, width, height):
         return []
@@ -352,7 +357,8 @@ def stack_files_xml(sources: Sequence[tuple[str, str]], *, where: str = "") -> t
     resolution is resampled on read by GDAL: bilinear when it is coarser (a 20 m band on a 10 m grid), average
     when it is finer (a 10 m band on a 20 m grid), nearest for a QA band (`band_resampling`: SCL, QA60,
     QA_PIXEL). Sources of another CRS or data type, rotated grids and multi-band files are refused (one line
-    naming them; `where` says whose sources, e.g. the STAC item).
+    naming them; `where` says whose sources, e.g. the STAC item). A source covering only part of the first one's
+    grid gives the VRT a dataset mask, invalid where it has no data (`_coverage_mask`, as `data stack`).
     Returns the XML and one note per resampled source ("swir16 20 m -> 10 m bilinear"). Only headers are read.
     """
     import rasterio
@@ -392,9 +398,11 @@ def stack_files_xml(sources: Sequence[tuple[str, str]], *, where: str = "") -> t
         f"  <GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}</GeoTransform>",
     ]
     notes = []
+    windows = []
     for k, (label, path, _, bt, bw, bh, _c, dtype, nodata) in enumerate(infos, start=1):
         x_off, y_off = (bt.c - t.c) / t.a, (bt.f - t.f) / t.e  # this source's place on the first one's grid
         x_size, y_size = bw * bt.a / t.a, bh * bt.e / t.e
+        windows.append((label, path, x_off, y_off, x_size, y_size))
         same = bt.a == t.a and bt.e == t.e and x_off == int(x_off) and y_off == int(y_off)
         method = "" if same else band_resampling(label, "average" if abs(bt.a) < abs(t.a) else "bilinear")
         if method:
@@ -416,6 +424,8 @@ def stack_files_xml(sources: Sequence[tuple[str, str]], *, where: str = "") -> t
     if notes:
         lines[3:3] = ["  <Metadata>", f'    <MDI key="GEODINO_STACK_RESAMPLED">{escape("; ".join(notes))}</MDI>',
                       "  </Metadata>"]  # fmt: skip
+    fix = f"pass assets of one footprint{at}"
+    lines += _coverage_mask(windows, width, height, (_source_name(ref[1]), False), fix)  # as `stack_bands`
     return "\n".join(lines) + "\n</VRTDataset>\n", notes
 
 

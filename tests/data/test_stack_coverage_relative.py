@@ -110,3 +110,20 @@ def test_the_coverage_mask_holds_in_a_reprojected_read(tmp_path, nodata, resampl
     data, valid = archive.read(0, 0, 0, s.width, s.height)
     assert 150 <= valid.sum() <= 250  # about the covered half of 400 source pixels (the grid is warped)
     assert set(data[1][valid].tolist()) == {9} and set(data[0][valid].tolist()) == {7}
+
+
+def test_stac_asset_stacks_get_the_same_coverage_mask(tmp_path):
+    """`stack_files_xml` (one-band STAC assets, `geodino embed --asset red,swir16`): an asset covering half of the
+    first one's grid read 0 on the other half; now the VRT is masked there, and an asset off the grid is refused."""
+    from geodino.data.vrt import stack_files
+
+    scene = _half_covered(tmp_path / "root")
+    vrt, notes = stack_files([("red", str(scene / "B02.tif")), ("swir16", str(scene / "B11.tif"))], tmp_path / "a.vrt")
+    assert notes == ["swir16 20 m -> 10 m bilinear"]
+    with rasterio.open(vrt) as src:
+        mask = src.dataset_mask()
+    assert (mask[:, :10] == 255).all() and (mask[:, 10:] == 0).all()
+    write_tif(tmp_path / "far.tif", np.full((1, 10, 10), 9, np.uint16), res=20.0, origin=(600000.0, 4650000.0))
+    with pytest.raises(InputError, match=r"far\.tif \(swir16\) does not overlap.*pass assets of one footprint of "):
+        stack_files([("red", str(scene / "B02.tif")), ("swir16", str(tmp_path / "far.tif"))], tmp_path / "b.vrt",
+                    where="item x")  # fmt: skip
