@@ -47,6 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also run the suite on SPEC (repeatable; e.g. baseline:colour, arch:vit_small?seed=0) into "
         "OUT/compare/, and write OUT/comparison.md: a column per backbone and each one's difference to --backbone",
     )
+    p.add_argument(
+        "--seeds",
+        default=None,
+        metavar="S,S,...",
+        help="run the suite (and any --compare) once per seed (e.g. 0,1,2) into OUT/seed_<s>/, and write "
+        "OUT/seeds.md: mean +- sample std over the seeds per task and metric (and the paired difference per --compare)",
+    )
     add_config_arguments(p, SuiteConfig)
     p.epilog += (
         "\n  tasks.<name>.type=classification|segmentation|canopy|detection, plus that task type's keys"
@@ -59,11 +66,32 @@ def _probe(args: argparse.Namespace) -> int:
     from geodino.config import load_config
     from geodino.eval.runner import SuiteConfig, locked_probe_output
 
+    seeds = _seeds(args)
     cfg = load_config(SuiteConfig, args.config, _overrides(args))
     # one run at a time into one --out: a second probe (or comparison) stops with one line instead of interleaving
     # its results, plots and comparison folders with the first one's
     with locked_probe_output(args.out):
+        if seeds:
+            from geodino.eval.runner_seeds import run_seeds
+
+            md = run_seeds(cfg, args.backbone, args.compare, seeds, args.out)
+            print(md)
+            print(md.read_text())
+            return 0
         return _probe_locked(args, cfg)
+
+
+def _seeds(args: argparse.Namespace) -> list[int]:
+    """The `--seeds` list ([] without it); refused beside a `seed=` override (which one was meant?)."""
+    from geodino.errors import ConfigError
+    from geodino.eval.runner_seeds import parse_seeds
+
+    if args.seeds is None:
+        return []
+    given = [o for o in args.overrides if o.split("=", 1)[0].strip() == "seed"]
+    if given:
+        raise ConfigError(f"--seeds {args.seeds} and {given[-1]} both set the seed; give one of them")
+    return parse_seeds(args.seeds)
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
