@@ -281,9 +281,11 @@ def _fill_range(v: Any) -> tuple[float, float]:
     """The valid range netCDF's attribute conventions (NUG) derive from an explicit `_FillValue` when a variable
     declares none, as netCDF4-python applies it: a positive fill is a valid maximum (values above it are invalid),
     any other a valid minimum (values below it); the fill itself stays nodata (`fill_value`). (-inf, inf) without
-    a _FillValue attribute, for a NaN fill, and for a decoded object (its fill moved to `encoding`)."""
+    a _FillValue attribute, for a NaN fill, and for a decoded object (its fill moved to `encoding`). A fill of 0 is
+    left exact (no range; netCDF4-python would make it a valid minimum): 0 is the common "no data" of unsigned and
+    signed data alike, and as a minimum it would mask every negative value of, say, a dB backscatter cube."""
     f = _bound(v.attrs.get("_FillValue"), math.nan)
-    if math.isnan(f):
+    if math.isnan(f) or f == 0:
         return -math.inf, math.inf
     return (-math.inf, f) if f > 0 else (f, math.inf)
 

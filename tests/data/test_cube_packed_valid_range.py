@@ -109,3 +109,13 @@ def test_no_range_declared_the_fill_value_bounds_the_data(tmp_path, fill, kind):
     want = (dn >= lo) & (dn <= hi) & (dn != fill)
     assert want.sum() == H * W - 7
     np.testing.assert_array_equal(_valid(path, scale=1.0), want)
+
+
+def test_a_zero_fill_stays_exact(tmp_path):
+    """_FillValue 0 on signed data (a dB cube): no range from it (as a valid minimum it would mask every negative
+    value); only the exact 0 is nodata."""
+    db = np.linspace(-25.0, 5.0, H * W, dtype=np.float32).reshape(H, W)
+    db[0, 0] = 0.0
+    path = _zarr(tmp_path, db, _FillValue=np.float32(0.0))
+    assert open_cube(path).valid_ranges == ()
+    np.testing.assert_array_equal(_valid(path, scale=1.0), db != 0)
