@@ -5,7 +5,8 @@ published EO protocols report several seeded runs (GEO-Bench: 12 seeds). `run_se
 `--compare` comparison) once per seed, each into `OUT/seed_<s>/` with its own results files, then writes
 `OUT/seeds.md` and `OUT/seeds.json`: per task, metric and backbone the mean, the sample standard deviation (n - 1)
 and the per-seed values; with comparison backbones also the paired difference to the main backbone, seed by seed
-(the same seed, so the same held-out tiles and split), as its mean and sample standard deviation.
+(the same seed, so the same held-out tiles and split), as its mean and sample standard deviation. Frozen features
+are cached once for all seeds, in `OUT/feature_cache/` (unless `cache_dir` is set).
 """
 
 from __future__ import annotations
@@ -152,6 +153,9 @@ def run_seeds(cfg: Any, spec: str | None, compare: list[str], seeds: list[int], 
     for seed in seeds:
         run_cfg = copy.deepcopy(cfg)
         run_cfg.seed = seed
+        # frozen features do not depend on the seed (the cache key is the backbone fingerprint, data and transform):
+        # one cache for every seed, so a seed after the first extracts nothing again
+        run_cfg.cache_dir = run_cfg.cache_dir or str(out / "feature_cache")
         folder = out / f"seed_{seed}"
         if compare:
             run_comparison(run_cfg, spec, compare, folder)

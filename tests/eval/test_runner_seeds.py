@@ -71,6 +71,7 @@ def test_cli_seeds_with_compare_writes_the_table_of_its_runs(tmp_path, monkeypat
     argv = ["probe", "-c", str(suite), "-b", "main", "--compare", "other", "--seeds", "0,5", "--out", str(out)]
     assert geodino.cli.main([*argv, "progress=false"]) == 0
     table = json.loads((out / "seeds.json").read_text())
+    assert list((out / "feature_cache").glob("*.safetensors")) and not list(out.glob("seed_*/feature_cache"))
     assert table["seeds"] == [0, 5] and table["backbones"] == ["main", "other"]
     md = (out / "seeds.md").read_text()
     for row in (r for r in table["rows"] if r["kind"] == "score"):
