@@ -76,3 +76,19 @@ def test_per_band_variables_with_nothing_ordering_them_are_one_line(capsys, tmp_
     # one of them, by name, is still read alone
     one = _embed(per, tmp_path / "b08.tif", "variable=B08", "--scale", "1e-4", "-b", SPEC.replace("bands=4", "bands=1"))
     assert one.shape[0] == 192
+
+
+def test_a_raster_naming_some_of_the_sensor_bands_takes_their_scale(tmp_path: Path) -> None:
+    """The same rule for a GeoTIFF: bands described B02, B03, B04, B08 with --sensor sentinel2_l2a (12 bands) were
+    refused ('sensor has 12 bands but input has 4'); now the sensor is narrowed to them by name, as for the cube."""
+    from rasterio.transform import from_origin
+
+    from tests import helpers
+
+    per, _ = _stores(tmp_path)
+    dn = random_image(32, 32, c=4, seed=5, dtype="uint16")
+    tif = helpers.write_tif(tmp_path / "named.tif", dn, transform=from_origin(500000.0, 4000000.0, 10, 10),
+                            descriptions=list(NAMES))  # fmt: skip
+    got = _embed(tif, tmp_path / "tif.tif", "--sensor", "sentinel2_l2a")  # was refused: 12 bands vs 4
+    want = _embed(per, tmp_path / "cube.tif", "--sensor", "sentinel2_l2a")
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
