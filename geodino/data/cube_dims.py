@@ -16,6 +16,7 @@ __all__ = ["band_names_of", "in_sensor_order", "order_dims"]
 _BAND_DIMS = ("band", "bands", "channel", "channels", "spectral", "wavelength")
 _Y_DIMS = ("y", "lat", "latitude", "northing")
 _X_DIMS = ("x", "lon", "longitude", "easting")
+_TIME_DIMS = ("time", "t", "date", "dates", "datetime", "times")
 
 
 def _find_dim(dims: Sequence[str], names: Sequence[str]) -> str | None:
@@ -23,13 +24,26 @@ def _find_dim(dims: Sequence[str], names: Sequence[str]) -> str | None:
     return next((low[n] for n in names if n in low), None)
 
 
+def _time_like(da: Any, dims: Sequence[str], skip: Sequence[str | None]) -> str | None:
+    """The one dim (not in `skip`) that holds dates: a datetime64 coordinate, or a time name (`_TIME_DIMS`, any
+    case: openEO's `t`, `Time`); None when there is none or more than one."""
+    found = [
+        d for d in dims if d not in skip and ((d in da.coords and da[d].dtype.kind == "M") or d.lower() in _TIME_DIMS)
+    ]
+    return found[0] if len(found) == 1 else None
+
+
 def order_dims(da: Any, path: str, band_dim: str | None, time_dim: str) -> tuple[Any, tuple[str | None, str, str, str]]:
-    """The array transposed to (time?, band, y, x) (a band dim added when there is none) and those dim names."""
+    """The array transposed to (time?, band, y, x) (a band dim added when there is none) and those dim names.
+
+    The time dim is `time_dim`, else the one dim holding dates (`_time_like`): a (t, y, x) openEO cube, or one
+    whose dim is `Time`, had its dates read as bands b1..bN, silently (a lone unknown dim is taken as bands). An
+    explicit `band_dim` naming that dim keeps it as bands."""
     dims = list(map(str, da.dims))
     ydim, xdim = _find_dim(dims, _Y_DIMS), _find_dim(dims, _X_DIMS)
     if ydim is None or xdim is None:
         raise InputError(f"datacube {path}: variable dims {dims} have no y/x (or lat/lon) dimension")
-    tdim = time_dim if time_dim in dims else None
+    tdim = time_dim if time_dim in dims else _time_like(da, dims, (ydim, xdim, band_dim))
     bdim = band_dim or _find_dim([d for d in dims if d not in (ydim, xdim, tdim)], _BAND_DIMS)
     rest = [d for d in dims if d not in (ydim, xdim, tdim, bdim)]
     if bdim is None and len(rest) == 1:
