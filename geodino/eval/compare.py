@@ -65,8 +65,9 @@ def comparison_rows(runs: list[tuple[str, list[dict[str, Any]]]]) -> list[dict[s
 
 
 def intervals_overlap(row: dict[str, Any], main: str, other: str) -> bool:
-    """Whether the 95 % intervals of `main` and `other` on this row overlap (both must have one): a Δ then is
-    within the test-set sampling noise of single-seed numbers and should not be read as a difference."""
+    """Whether the 95 % intervals of `main` and `other` on this row overlap (both must have one): a Δ then may be
+    test-set sampling noise. A conservative screen, not a significance test: the two backbones scored the same test
+    images, and a paired test (McNemar's, on per-image results) can find an overlapping pair different."""
     ci = row.get("ci95") or {}
     a, b = ci.get(main), ci.get(other)
     return bool(a and b and a[0] <= b[1] and b[0] <= a[1])
@@ -108,8 +109,10 @@ def comparison_markdown(
     if marked:
         lines += [
             "",
-            "† the two backbones' 95 % Wilson intervals (test-set size; results.md of each run) overlap: this Δ is "
-            "within the sampling noise of a single-seed number and is no evidence of a difference.",
+            "† the two backbones' 95 % Wilson intervals (test-set size; results.md of each run) overlap: this Δ may "
+            "be test-set sampling noise of single-seed numbers. Overlap is a conservative screen, not a test: both "
+            "backbones scored the same test images, so a paired test on per-image results (McNemar's) can still find "
+            "a Δ marked † significant, and a Δ without † is not shown significant by it either.",
         ]
     info = [r for r in rows if r["kind"] == "info"]
     if info:
