@@ -1,5 +1,6 @@
 """Command-line overrides of a list-valued key written with commas (`bands=1,2`, `bbox=10.1,59.9,10.3,60.0`,
-`asset_bands=red,nir`) or as one value (`bands=4`), for `geodino.config.load_config`.
+`asset_bands=red,nir`), as numbers apart by spaces (`window="0 0 64 64"`, as the flags take them) or as one value
+(`bands=4`), for `geodino.config.load_config`.
 
 YAML reads `1,2` as the text "1,2", and OmegaConf refused it for a list key with "AnyNode is not a ListConfig"
 (only the bracket form `bands=[1,2]` worked). A list key's comma text is now its items (each read as YAML: numbers
@@ -58,8 +59,15 @@ def list_field(schema: Any, key: str) -> bool:
 def comma_list(schema: Any, key: str, value: Any, item: str) -> Any:
     """`value` of override `item` as a list when `key` is a list of plain values and it came as comma text or one
     value; else unchanged (null stays null, a bracket list stays as it was)."""
-    if value is None or value == "" or isinstance(value, (list, dict)) or not list_field(schema, key):
+    if value is None or isinstance(value, (list, dict)) or not list_field(schema, key):
         return value
+    if isinstance(value, str) and not value.strip():  # `bands=`: OmegaConf said "AnyNode is not a ListConfig"
+        raise ConfigError(
+            f"override {item!r}: {key} is given no value; list the values ({key}=1,2 or {key}=[1,2]), or "
+            f"{key}=null for none"
+        )
+    if isinstance(value, str) and "," not in value and len(value.split()) > 1 and all(map(_number, value.split())):
+        value = ",".join(value.split())  # `window="0 0 64 64"`, as the flags take them: numbers apart by spaces
     if not isinstance(value, str) or "," not in value:
         return [value]
     parts = [p.strip() for p in value.split(",")]
@@ -71,3 +79,11 @@ def comma_list(schema: Any, key: str, value: Any, item: str) -> Any:
     from omegaconf import OmegaConf
 
     return [OmegaConf.create(f"v: {p}")["v"] for p in parts]
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -49,3 +49,12 @@ def test_list_keys_inside_list_entries_take_commas_too() -> None:
     )  # fmt: skip
     assert cfg.data.sources[0].paths == ["a.tif", "b.tif"]
     assert cfg.data.sources[0].bands == ["B02", "B03"]
+
+
+def test_numbers_apart_by_spaces_and_an_empty_value() -> None:
+    """`window="0 0 64 32"` (the flags' spelling) was "'0 0 64 32' could not be converted to Integer"; `bands=` was
+    "AnyNode is not a ListConfig"."""
+    assert load_config(EmbedConfig, None, ["window=0 0 64 32"]).window == [0, 0, 64, 32]
+    assert load_config(EmbedConfig, None, ["bbox=-120.5 37 -119.5 38"]).bbox == [-120.5, 37.0, -119.5, 38.0]
+    with pytest.raises(ConfigError, match=r"override 'bands=': bands is given no value.*bands=null for none"):
+        load_config(EmbedConfig, None, ["bands="])
