@@ -72,6 +72,32 @@ def add_intervals(rows: list[dict[str, Any]], n_eval: int) -> None:
             r["ci95"] = [round(x, 6) for x in wilson_interval(float(r["value"]), int(n_eval))]
 
 
+GENERIC_FOLDERS = frozenset(
+    ("train", "training", "val", "valid", "validation", "test", "testing", "images", "image", "imgs", "img", "rgb",
+     "masks", "mask", "labels", "label", "chm", "chms", "tiles", "data", "annotations", "boxes")
+)  # fmt: skip
+"""Folder names that say which split or layer a folder holds, not which dataset: `dataset_label` looks past them."""
+
+
+def dataset_label(cfg: Any, data: Any = None) -> str:
+    """A short dataset label for the table: the adapter name (`image_folder:<root folder>`), else the nearest folder
+    of the training images that is not a split or layer name (GENERIC_FOLDERS): `neon_canopy` for
+    data/neon_canopy/train/RGB, which read `RGB` (and LoveDA-style train/images folders `images`)."""
+    sub = data if data is not None else getattr(cfg, "data", None)
+    if sub is not None and getattr(sub, "name", ""):
+        root = str(getattr(sub, "root", "") or "")
+        return f"{sub.name}:{Path(root).name}" if sub.name == "image_folder" and root else str(sub.name)
+    for attr in ("train_images", "images", "root"):
+        value = getattr(cfg, attr, None)
+        value = value[0] if isinstance(value, list) and value else value
+        if isinstance(value, str) and value:
+            p = Path(value)
+            folder = p.parent if p.suffix or any(ch in p.name for ch in "*?[") else p
+            named = [q.name for q in (folder, *folder.parents) if q.name and q.name.lower() not in GENERIC_FOLDERS]
+            return named[0] if named else folder.name or "?"
+    return "?"
+
+
 def write_results(
     out: Path,
     cfg: SuiteConfig,

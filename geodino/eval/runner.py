@@ -27,7 +27,7 @@ from typing import Any
 
 from geodino.errors import ConfigError
 from geodino.eval.results import INFO_METRICS as INFO_METRICS  # re-exported: the results files' home
-from geodino.eval.results import add_intervals, write_results
+from geodino.eval.results import add_intervals, dataset_label, write_results
 from geodino.eval.results import metric_kind as metric_kind
 from geodino.eval.results import read_results as read_results
 from geodino.eval.runner_inputs import precheck_inputs
@@ -140,21 +140,6 @@ def _set_if_present(cfg: Any, path: str, value: Any, only_if_empty: bool = False
             return
     if hasattr(obj, last) and (not only_if_empty or not getattr(obj, last)):
         setattr(obj, last, value)
-
-
-def _dataset_name(cfg: Any, data: Any = None) -> str:
-    """A short dataset label for the table: the adapter name, else the folder of the training images."""
-    sub = data if data is not None else getattr(cfg, "data", None)
-    if sub is not None and getattr(sub, "name", ""):
-        root = str(getattr(sub, "root", "") or "")
-        return f"{sub.name}:{Path(root).name}" if sub.name == "image_folder" and root else str(sub.name)
-    for attr in ("train_images", "images", "root"):
-        value = getattr(cfg, attr, None)
-        value = value[0] if isinstance(value, list) and value else value
-        if isinstance(value, str) and value:
-            p = Path(value)
-            return p.parent.name if p.suffix else p.name
-    return "?"
 
 
 def _call_task(fn: Any, backbone: Any, tcfg: Any, out: Path, data: Any) -> dict[str, float]:
@@ -471,7 +456,7 @@ def _run_tasks(suite: PreparedSuite) -> list[dict]:
                 {
                     "task": name,
                     "type": task.type,
-                    "dataset": _dataset_name(tcfg, data),
+                    "dataset": dataset_label(tcfg, data),
                     "metric": metric,
                     "kind": metric_kind(metric),
                     "value": float(value),
