@@ -16,6 +16,8 @@ from geodino.errors import InputError, plural
 
 __all__ = ["single_band_planes", "stacked_variables"]
 
+_TIME_NAMES = ("time", "t", "date", "dates", "datetime", "times")  # the time dims `cube_dims.order_dims` knows
+
 
 def single_band_planes(ds: Any, time_dim: str = "time") -> list[str] | None:
     """The store's single-band variables ((time?, y, x), all on one grid), in its order, when it holds two or more
@@ -25,7 +27,11 @@ def single_band_planes(ds: Any, time_dim: str = "time") -> list[str] | None:
     cands = data_variables(ds)
     if len(cands) < 2:
         return None
-    spatial = {v: [d for d in ds[v].dims if d != time_dim] for v in cands}
+
+    def is_time(d: Any) -> bool:  # as `cube_dims.order_dims` finds it: openEO's `t`, any datetime64 coordinate
+        return d == time_dim or str(d).lower() in _TIME_NAMES or (d in ds.coords and ds[d].dtype.kind == "M")
+
+    spatial = {v: [d for d in ds[v].dims if not is_time(d)] for v in cands}
     if any(len(dims) != 2 for dims in spatial.values()):
         return None
     widest = max(cands, key=lambda v: ds[v].ndim)

@@ -92,3 +92,19 @@ def test_a_raster_naming_some_of_the_sensor_bands_takes_their_scale(tmp_path: Pa
     got = _embed(tif, tmp_path / "tif.tif", "--sensor", "sentinel2_l2a")  # was refused: 12 bands vs 4
     want = _embed(per, tmp_path / "cube.tif", "--sensor", "sentinel2_l2a")
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_per_band_variables_with_an_openeo_time_dim(tmp_path: Path, capsys) -> None:
+    """Variables of dims (t, y, x) (openEO's time dim name, a time dim since 0403cb1) are single-band planes too."""
+    import rioxarray  # noqa: F401
+    import xarray as xr
+
+    dn = random_image(32, 32, c=4, seed=5, dtype="uint16")
+    t = np.array(["2024-01-01", "2024-02-01"], dtype="datetime64[ns]")
+    per = xr.Dataset({b: (("t", "y", "x"), np.stack([dn[i], dn[i]])) for i, b in enumerate(NAMES)},
+                     coords={"t": t, **_grid(32, 32)})  # fmt: skip
+    per.rio.write_crs("EPSG:32633", inplace=True).to_zarr(tmp_path / "t.zarr", zarr_format=2)
+    _, one = _stores(tmp_path)
+    want = _embed(one, tmp_path / "ref.tif", "--scale", "1e-4")
+    got = _embed(tmp_path / "t.zarr", tmp_path / "t.tif", "--scale", "1e-4", "--bands", ",".join(NAMES), "time=-1")
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
