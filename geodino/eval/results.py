@@ -121,6 +121,7 @@ def write_results(
         "backbone": spec,
         "fingerprint": fingerprint,
         "seed": cfg.seed,
+        "device": cfg.device,  # not in the config hash; features.fast=auto on a GPU runs bf16, the CPU float32
         "started": started,
         "geodino_version": geodino_version(),
         "command": shlex.join(sys.argv),  # the command line of the process that wrote this file
@@ -152,8 +153,8 @@ def write_results(
     lines = [
         f"# Probe results: {cfg.name}",
         "",
-        f"Backbone `{spec}` (fingerprint `{fingerprint[:16]}`), seed {cfg.seed}, started {started}, "
-        f"geodino {geodino_version()}.",
+        f"Backbone `{spec}` (fingerprint `{fingerprint[:16]}`), seed {cfg.seed}, device {cfg.device}, "
+        f"started {started}, geodino {geodino_version()}.",
         "",
         *(_unfinished_note(pending) if pending else []),
         *table_head,
