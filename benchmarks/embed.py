@@ -202,18 +202,18 @@ def main() -> None:
                     flush=True,
                 )
             return
-        gen = make_raster(work / "thr.tif", size)
         if args.only_rss or args.only_fast:
             srcs = []
         else:
-            srcs = [gen] + ([REAL] if REAL.exists() else [])
+            srcs = [make_raster(work / "thr.tif", size)] + ([REAL] if REAL.exists() else [])
         rounds = 2 if args.quick else 4
-        print(
-            f"\n## 1. throughput (tile 512, overlap 128, batch 4; px/s: best of {rounds} rounds; "
-            "ratio: median of per-round ratios)\n"
-        )
-        print("| raster | tiles | backbone-only px/s | e2e .zarr px/s | e2e .tif px/s | ratio .zarr | ratio .tif |")
-        print("|---|---|---|---|---|---|---|")
+        if srcs:  # --only-rss / --only-fast printed this header over an empty table
+            print(
+                f"\n## 1. throughput (tile 512, overlap 128, batch 4; px/s: best of {rounds} rounds; "
+                "ratio: median of per-round ratios)\n"
+            )
+            print("| raster | tiles | backbone-only px/s | e2e .zarr px/s | e2e .tif px/s | ratio .zarr | ratio .tif |")
+            print("|---|---|---|---|---|---|---|")
         for src in srcs:
             r = throughput(src, args.backbone, tile=512, overlap=128, batch=4, rounds=rounds, work=work)
             print(
@@ -253,24 +253,25 @@ def main() -> None:
                 print(f"  {r['path']}: {e2e}; {own}")
             if args.only_fast:
                 return
-        print("\n## 3. seams\n")
-        seam_size = 1024 if args.quick else 1536  # whole-image inference is the reference: keep it small
-        seam_src = make_raster(work / "seam.tif", seam_size) if not args.only_rss else gen
-        print(
-            f"raster: {seam_src.name} ({seam_size} px, no nodata), tile 128 px, backbone {args.seam_backbone}. "
-            "seam ratio = mean "
-            "adjacent-cell feature distance across tile edges / elsewhere (whole-image inference gives the "
-            "baseline in the last column); error = |tiled - whole-image| / mean |whole-image|, cells next to a "
-            "tile edge vs the rest.\n"
-        )
-        print("| tiling | seam ratio | error at tile edges | error elsewhere | seam ratio, whole image |")
-        print("|---|---|---|---|---|")
-        for row in [] if args.only_rss else seams(seam_src, args.seam_backbone, work, tile=128):
+        if not args.only_rss:  # --only-rss printed this header and an empty table
+            print("\n## 3. seams\n")
+            seam_size = 1024 if args.quick else 1536  # whole-image inference is the reference: keep it small
+            seam_src = make_raster(work / "seam.tif", seam_size)
             print(
-                f"| {row['case']} | {row['seam_ratio']:.3f} | {row['err_edge']:.4f} | {row['err_inside']:.4f} | "
-                f"{row['whole_ratio']:.3f} |",
-                flush=True,
+                f"raster: {seam_src.name} ({seam_size} px, no nodata), tile 128 px, backbone {args.seam_backbone}. "
+                "seam ratio = mean "
+                "adjacent-cell feature distance across tile edges / elsewhere (whole-image inference gives the "
+                "baseline in the last column); error = |tiled - whole-image| / mean |whole-image|, cells next to a "
+                "tile edge vs the rest.\n"
             )
+            print("| tiling | seam ratio | error at tile edges | error elsewhere | seam ratio, whole image |")
+            print("|---|---|---|---|---|")
+            for row in seams(seam_src, args.seam_backbone, work, tile=128):
+                print(
+                    f"| {row['case']} | {row['seam_ratio']:.3f} | {row['err_edge']:.4f} | {row['err_inside']:.4f} | "
+                    f"{row['whole_ratio']:.3f} |",
+                    flush=True,
+                )
         if not args.skip_rss:
             sizes = (2048, 8192) if args.quick else (4096, 16384)
             formats = tuple(f.strip().lstrip(".") for f in args.rss_formats.split(",") if f.strip())

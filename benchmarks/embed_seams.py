@@ -42,9 +42,14 @@ def seams(src_path: Path, spec: str, work: Path, tile: int) -> list[dict]:
         img = ds.read()[:, : h // p * p, : w // p * p]
     with torch.inference_mode():
         whole = bb.features(bb.normalize(torch.from_numpy(img[None] / 255.0).float()))[0][0][0].numpy()
+    # embed's default margin is overlap/4 rounded down to the patch: at small tiles (128 px, patch 16: 8 px) that is
+    # 0 cells, and the default row equalled the no-margin row; then one patch, so the margin is measured
+    default_margin = (tile // 4 // 4) // p * p
+    margin = default_margin or p
+    why = "embed's default, overlap/4" if margin == default_margin else "1 patch; the default overlap/4 is 0 cells here"
     cases = [
         ("no overlap (tiles abut)", dict(overlap=0)),
-        ("overlap 1/4, cosine, margin overlap/4", dict(overlap=tile // 4, blend="cosine")),
+        (f"overlap 1/4, cosine, margin {margin} px ({why})", dict(overlap=tile // 4, blend="cosine", margin=margin)),
         ("overlap 1/4, cosine, no margin", dict(overlap=tile // 4, blend="cosine", margin=0)),
         ("overlap 1/4, hann", dict(overlap=tile // 4, blend="hann")),
         ("overlap 1/4, centre crop", dict(overlap=tile // 4, blend="center")),
