@@ -3,7 +3,8 @@
 Rules (`--cloud-rule auto` picks the first the sensor's bands allow; values are reflectance after the sensor's
 scale and offset):
 
-- **qa**: a quality band says so. `SCL` (Sentinel-2 L2A scene classification): classes 8, 9 (cloud medium/high
+- **qa**: a quality band says so (by name, any case, a SAFE resolution tag such as `SCL_20m` or `QA60_60m`
+  allowed). `SCL` (Sentinel-2 L2A scene classification): classes 8, 9 (cloud medium/high
   probability) and 10 (thin cirrus); `QA60` (Sentinel-2 L1C): bit 10 (opaque) or 11 (cirrus); `QA_PIXEL`
   (Landsat Collection 2): bit 1 (dilated cloud), 2 (cirrus) or 3 (cloud). The raw value is recovered by undoing
   the sensor's scale for that band. With a screening-only QA band (`--qa-band NAME`, `qaband.py`) the rule reads
@@ -210,8 +211,10 @@ def _cloud_rule(sensor: Any, kind: str, threshold: float, qa_band: tuple[str, st
         if kind not in ("auto", "qa"):
             raise ConfigError(f"--qa-band {qa_band[0]} is read by the qa cloud rule; use --cloud-rule auto or qa")
         return CloudRule("qa", {}, threshold, (qa_band[1], 1.0, 0.0), qa_band=qa_band[0])
-    names = [str(b).lower() for b in sensor.bands]
-    qa = next((n for n in _QA_NAMES if n in names), None)
+    from geodino.data.archive_bands import qa_kind
+
+    kinds = [qa_kind(b) for b in sensor.bands]  # SCL, or SCL_20m as `data stack` names a SAFE band
+    qa = next((n for n in _QA_NAMES if n in kinds), None)
     spectral = {r: _role(sensor, r) for r in ("blue", "green", "red", "nir", "swir16", "swir22", "cirrus")}
     has_swir = all(spectral[r] is not None for r in ("blue", "green", "red", "nir", "swir16"))
     if kind == "auto":
@@ -221,7 +224,7 @@ def _cloud_rule(sensor: Any, kind: str, threshold: float, qa_band: tuple[str, st
     if kind == "qa":
         if qa is None:
             raise ConfigError(f"--cloud-rule qa: sensor {sensor.name!r} has no SCL, QA60 or QA_PIXEL band")
-        i = names.index(qa)
+        i = kinds.index(qa)
         scale = sensor.scale[i] if isinstance(sensor.scale, tuple) else sensor.scale
         offset = sensor.offset[i] if isinstance(sensor.offset, tuple) else sensor.offset
         return CloudRule("qa", {"qa": i}, threshold, (qa, float(scale), float(offset)))
