@@ -196,6 +196,11 @@ def parse_tasks(cfg: SuiteConfig, out: Path, names: list[str] | None = None) -> 
         data = None
         if "data" in raw and "data" not in {f.name for f in dataclasses.fields(schema)}:
             data = task_config(DatasetConfig, raw.pop("data"), f"tasks.{name}.data")
+        if "seed" in raw and raw["seed"] != cfg.seed:  # it was replaced by the suite's without a word
+            raise ConfigError(
+                f"tasks.{name}.seed={raw['seed']}: every task runs with the suite's seed ({cfg.seed}); set the suite "
+                f"key seed={raw['seed']} (or --seeds for several) and drop tasks.{name}.seed"
+            )
         tcfg = task_config(schema, raw, f"tasks.{name}")
         _set_if_present(tcfg, "seed", cfg.seed)
         _set_if_present(tcfg, "progress", cfg.progress)
