@@ -95,6 +95,15 @@ class CurateConfig:
         for key in ("max_nodata", "max_cloud"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ConfigError(f"--{key.replace('_', '-')} {getattr(self, key)} must be in [0, 1]")
+        # NaN compares false: --dedup nan turned the near-duplicate filter off and --cloud-threshold nan the rgb and
+        # bright screens, without a word; a cosine threshold <= -1 calls every tile a duplicate of the first
+        if not self.dedup > -1.0:
+            raise ConfigError(
+                f"--dedup {self.dedup} is out of range: give a cosine similarity above -1 (default 0.95; 1 or above "
+                "turns the near-duplicate filter off)"
+            )
+        if self.cloud_threshold != self.cloud_threshold:
+            raise ConfigError(f"--cloud-threshold {self.cloud_threshold}: give a reflectance number (default 0.5)")
         if isinstance(self.resample_size, (list, tuple)):
             sizes = list(self.resample_size)
             if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in sizes):
