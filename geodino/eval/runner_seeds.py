@@ -136,14 +136,16 @@ def rows_n(rows: list[dict[str, Any]], task: str, metric: str, spec: str) -> int
 
 
 def run_seeds(cfg: Any, spec: str | None, compare: list[str], seeds: list[int], out_dir: str | Path) -> Path:
-    """Run the suite (with `compare`: the comparison) once per seed into OUT/seed_<s>/ and write OUT/seeds.md and
-    OUT/seeds.json; returns the Markdown file's path. A failing seed stops the whole run (its error is raised) and
-    no seeds table is written: a mean over the seeds that happened to finish would read as the full one."""
+    """Run the suite (`cfg`: a SuiteConfig or the suite YAML's mapping; with `compare`, the comparison) once per
+    seed into OUT/seed_<s>/ and write OUT/seeds.md and OUT/seeds.json; returns the Markdown file's path. A failing
+    seed stops the whole run (its error is raised) and no seeds table is written: a mean over the seeds that happened
+    to finish would read as the full one."""
     from geodino.eval.compare import COMPARE_DIR, run_comparison, slug
     from geodino.eval.results import geodino_version, read_results
-    from geodino.eval.runner import run_suite
+    from geodino.eval.runner import run_suite, suite_config
     from geodino.io import make_dirs
 
+    cfg = suite_config(cfg)  # a SuiteConfig, or the suite YAML's mapping
     out = make_dirs(Path(out_dir).expanduser())
     for name in SEEDS_FILES:  # an earlier run's table must not outlive a failed rerun
         (out / name).unlink(missing_ok=True)

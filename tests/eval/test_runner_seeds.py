@@ -93,3 +93,16 @@ def test_cli_seeds_with_compare_writes_the_table_of_its_runs(tmp_path, monkeypat
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "geodino: error: --seeds 0,1 and seed=3 both set the seed; give one of them"
     )
+
+
+def test_run_seeds_takes_the_suite_mapping_from_python(tmp_path, monkeypatch):
+    import yaml
+
+    from geodino.eval.runner_seeds import run_seeds
+
+    monkeypatch.setattr(runner, "load_probe_backbone", lambda spec, *a: TinyBackbone(spec=spec))
+    mapping = yaml.safe_load(_suite(tmp_path).read_text()) | {"progress": False}
+    md = run_seeds(mapping, "tiny", [], [1, 2], tmp_path / "out")  # before: 'dict' object has no attribute 'seed'
+    table = json.loads((tmp_path / "out" / "seeds.json").read_text())
+    assert md.is_file() and table["backbones"] == ["tiny"] and table["rows"]
+    assert [runner.read_results(tmp_path / "out" / f"seed_{s}")["seed"] for s in (1, 2)] == [1, 2]
