@@ -141,6 +141,13 @@ def _open_dataset(path: str) -> Any:
                 f"datacube {path} is a NetCDF4 (HDF5) file, which xarray reads with h5netcdf or netCDF4 and {why}: "
                 "pip install 'geodino[netcdf]' (or pip install h5netcdf); NetCDF3 files and Zarr stores need neither"
             ) from exc
+        if kind is None and p.is_file():  # the Zarr reader's 'No group found' (a store is a folder) or xarray's list
+            tiff = _head(p)[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+            raise InputError(
+                f"datacube {path} is neither a NetCDF file (its first bytes are not NetCDF3's CDF or HDF5's "
+                "signature) nor a Zarr store (a folder); "
+                + ("it is a TIFF: read it as a raster (type: raster)" if tiff else "give a Zarr store or a NetCDF file")
+            ) from exc
         raise InputError(
             f"datacube {path} cannot be opened ({type(exc).__name__}: {_one_line(exc)}); give a Zarr/NetCDF store"
         ) from exc
