@@ -108,7 +108,9 @@ def bench_reader(paths: list[str], tile: int, n: int, sensor: str | None, repeat
             rates[key].append(2 * n / spent[key])
     results.update({key: float(np.median(v)) for key, v in rates.items()})
     for key in ("geodino", "geodino_sample"):  # per-repeat ratios: both sides of one ratio ran under the same load
-        results[f"{key}_ratio"] = float(np.median([a / b for a, b in zip(rates[key], rates["rasterio"])]))
+        ratios = [a / b for a, b in zip(rates[key], rates["rasterio"])]
+        results[f"{key}_ratio"] = float(np.median(ratios))
+        results[f"{key}_range"] = (min(ratios), max(ratios))
     for h in handles:
         h.close()
     try:
@@ -222,6 +224,7 @@ def main() -> None:
             "| torchgeo | / rasterio |"
         )
         print("|---|---|---|---|---|---|---|---|---|")
+        spread = []
         for name, paths, sensor, tile in sets:
             if sensor is None:  # L7: a sensor written by `geodino data stats` style (6 anonymous bands)
                 from geodino.data.sensors import Sensor, save_sensor_yaml
@@ -233,8 +236,14 @@ def main() -> None:
             raw = r["rasterio"]
             print(
                 f"| {name} | {tile} | {raw:.0f} | {r['geodino']:.0f} | {r['geodino_ratio']:.2f} "
-                f"| {r['geodino_sample']:.0f} | {r['geodino_sample_ratio']:.2f} | {tg:.0f} | {tg / raw:.2f} |"
+                f"| {r['geodino_sample']:.0f} | {r['geodino_sample_ratio']:.2f} | {tg:.0f} | {tg / raw:.2f} |",
+                flush=True,
             )
+            (a, b), (c, d) = r["geodino_range"], r["geodino_sample_range"]
+            spread.append(f"  {name.split(' (')[0]}: geodino / rasterio {a:.2f}-{b:.2f}, + reflectance {c:.2f}-{d:.2f}")
+        # one repeat's ratio can be off by 0.2 on a busy machine: the range says how settled each median is
+        print(f"\nratios over the {repeats} repeats (min-max):")
+        print("\n".join(spread))
 
     if args.only in (None, "b"):
         batch = 16
