@@ -231,7 +231,9 @@ class Tiles:
             if self._dated[i]:
                 read, s = src.dated_read(*tile, t if t >= 0 else None)
                 return s["image"], s["valid"], t if read is None else int(read)
-            s = src.archive.sample(*tile) if self.types[i] == "raster" else src.get(j, 0)
+            # a cube tile at its listed time step, read as is: `CubeSource.get` would warn that a tile without a
+            # valid pixel trains as constant crops ('check ... max_tries'), which the nodata filter drops here
+            s = src.archive.sample(*tile) if self.types[i] == "raster" else src.read(*tile, t if t >= 0 else None)
         except InputError as exc:
             if self.configs[i].on_error != "skip":
                 raise
