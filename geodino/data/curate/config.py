@@ -29,7 +29,7 @@ class CurateConfig:
     # first) where <= 1 skips resampling at that level (ssl-data-curation's per-level sample sizes)
     resample_size: int | list[int] = 10
     strategy: str = "random"  # random | closest (within level-1 clusters)
-    dedup: float = 0.95  # cosine similarity at or above which a later tile is a near-duplicate (1.0 < off)
+    dedup: float = 0.95  # cosine similarity at or above which a later tile is a near-duplicate (1.0 or above: off)
     max_nodata: float = 0.5
     cloud_rule: str = "auto"  # auto | qa | swir | rgb | bright | off (see geodino.data.curate.clouds)
     cloud_threshold: float = 0.5
