@@ -1,0 +1,42 @@
+"""docs/data.md (datacubes): a store whose band coordinate names only some of the sensor's bands reads those in
+the sensor's order (the source's sensor narrowed to them); band names mixing the sensor's with others, or naming one
+twice, are refused in one line. The docs said a store naming some but not all of the sensor's bands was refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geodino.data.cubes import CubeSource, open_cube
+from geodino.data.sensors import get_sensor
+from geodino.errors import InputError
+
+
+def _store(tmp_path, names):
+    import rioxarray  # noqa: F401
+    import xarray as xr
+
+    data = np.stack([np.full((8, 8), 1000 * (i + 1), "uint16") for i in range(len(names))])
+    coords = {"band": list(names), "y": 4500000 - 10 * np.arange(8) - 5.0, "x": 500000 + 10 * np.arange(8) + 5.0}
+    da = xr.DataArray(data, dims=("band", "y", "x"), coords=coords, name="refl").rio.write_crs("EPSG:32633")
+    path = tmp_path / "cube.zarr"
+    da.to_dataset().to_zarr(path)
+    return str(path)
+
+
+def test_some_of_the_sensors_bands_are_read_in_its_order(tmp_path):
+    src = CubeSource([_store(tmp_path, ["B08", "B04", "B03", "B02"])], sensor="sentinel2_l2a", tile_size=8)
+    assert list(src.band_names) == ["B02", "B03", "B04", "B08"] and src.sensor.bands == ("B02", "B03", "B04", "B08")
+    image = src.get(0, 0)["image"]
+    np.testing.assert_allclose(image[:, 0, 0], [0.4, 0.3, 0.2, 0.1], rtol=1e-6)  # B02 was stored last (4000 DN)
+
+
+@pytest.mark.parametrize(
+    ("names", "why"), [(["B02", "B03", "foo"], "foo not the sensor's"), (["B02", "B02"], "B02 named twice")]
+)
+def test_mixed_or_repeated_names_are_refused(names, why):
+    import xarray as xr
+
+    da = xr.DataArray(np.zeros((len(names), 4, 4), "uint16"), dims=("band", "y", "x"), coords={"band": names})
+    with pytest.raises(InputError, match=rf"has bands .* but sensor 'sentinel2_l2a' has .*\({why}\)"):
+        open_cube(da.rename("d"), sensor=get_sensor("sentinel2_l2a"), require_crs=False, warn_unplaced=False)
