@@ -15,7 +15,15 @@ log = logging.getLogger("geodino.train")
 
 
 def fit(trainer: Any, module: Any, resume: Path | None) -> None:
-    """`trainer.fit`, with Ctrl-C turned into geodino's KeyboardInterrupt (one line, exit code 130)."""
+    """`trainer.fit`, with Ctrl-C turned into geodino's KeyboardInterrupt (one line, exit code 130). A sharded
+    checkpoint folder resumed under a strategy other than FSDP2 is gathered into each process (`sharded_resume`)."""
+    if resume is not None and resume.is_dir():
+        from lightning.pytorch.strategies import ModelParallelStrategy
+
+        from geodino.train.sharded_resume import read_sharded_folders
+
+        if not isinstance(trainer.strategy, ModelParallelStrategy):  # FSDP2's own reader takes folders
+            read_sharded_folders(trainer)
     try:
         with warnings.catch_warnings():
             # the loader starts at the checkpoint's step (start_step), so a mid-epoch resume is exact (tested
