@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +34,7 @@ from geodino.data.cube_grid import (
     stacked_fill_value,
     unsigned_decoded,
 )
+from geodino.data.cube_open import _open_dataset, cube_paths, is_zarr_store
 from geodino.data.cube_variables import band_variables, data_variable, same_bands
 from geodino.data.rasters import SceneGrid, stream_id, window_affine
 from geodino.data.sensors import Sensor, check_bit_depth, check_read_values, get_sensor
@@ -64,93 +64,6 @@ class CubeScene(SceneGrid):
     offsets: tuple[float, ...] = ()
     unplaced: str = ""  # why a store's CRS was dropped: no regular grid places its pixels (`cube_transform`)
     valid_ranges: tuple[tuple[float, float], ...] = ()  # per band, CF valid_range/valid_min/valid_max (raw); ()
-
-
-def is_zarr_store(path: str | Path) -> bool:
-    """Whether `path` names a Zarr store (a `.zarr` name, or a folder with Zarr v2/v3 metadata)."""
-    p = Path(path)
-    return p.suffix.lower() == ".zarr" or (p.is_dir() and ((p / ".zgroup").exists() or (p / "zarr.json").exists()))
-
-
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"  # NetCDF4 is HDF5
-_CDF_MAGICS = (b"CDF\x01", b"CDF\x02", b"CDF\x05")  # classic, 64-bit offset, 64-bit data NetCDF
-_NETCDF_SUFFIXES = (".nc", ".nc4", ".h5", ".netcdf")
-_READERS = ("h5netcdf", "netcdf4", "h5py")  # xarray's NetCDF4 engines and what they import
-
-
-def _head(p: Path) -> bytes:
-    """The first 8 bytes of a file (the HDF5 signature of a NetCDF4 file, `CDF` of a classic one)."""
-    with p.open("rb") as f:
-        return f.read(8)
-
-
-def _netcdf_kind(p: Path) -> str | None:
-    """'hdf5' or 'classic' for a file whose first bytes say so (whatever its suffix), else None."""
-    if not p.is_file():
-        return None
-    try:
-        head = _head(p)
-    except OSError:
-        return None
-    if head.startswith(_HDF5_MAGIC):
-        return "hdf5"
-    return "classic" if head[:4] in _CDF_MAGICS else None
-
-
-def _reader_import_error(exc: BaseException) -> ImportError | None:
-    """The ImportError of a NetCDF4 reader (h5netcdf, netCDF4, h5py) in `exc`'s chain, if any."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, ImportError):
-            text = f"{cur.name or ''} {cur}".lower()
-            if any(r in text for r in _READERS):
-                return cur
-        cur = cur.__cause__ or cur.__context__
-    return None
-
-
-def _one_line(exc: BaseException) -> str:
-    """An exception's text on one line (xarray's engine messages span several)."""
-    return " ".join(str(exc).split())
-
-
-def _open_dataset(path: str) -> Any:
-    """Open a NetCDF file (told by its suffix or its first bytes) or a Zarr store, raw and without dask.
-
-    A NetCDF4 (HDF5) file that no installed reader opens (none installed, or its import fails) is one line naming
-    the file and the install (`pip install 'geodino[netcdf]'`) instead of xarray's engine list or an ImportError."""
-    import xarray as xr
-
-    p = Path(path)
-    kind = _netcdf_kind(p)
-    try:
-        if kind is not None or p.suffix.lower() in _NETCDF_SUFFIXES:
-            return xr.open_dataset(path, chunks=None, mask_and_scale=False, decode_coords="all")
-        return xr.open_zarr(path, chunks=None, mask_and_scale=False, decode_coords="all", consolidated=None)
-    except Exception as exc:
-        broken = _reader_import_error(exc)
-        if kind == "hdf5" and (broken is not None or "netcdf4" in str(exc).lower()):
-            why = (  # xarray's message lists engines and links; say the one step
-                f"its reader failed to import ({type(broken).__name__}: {_one_line(broken)})"
-                if broken is not None
-                else "neither is installed"
-            )
-            raise InputError(
-                f"datacube {path} is a NetCDF4 (HDF5) file, which xarray reads with h5netcdf or netCDF4 and {why}: "
-                "pip install 'geodino[netcdf]' (or pip install h5netcdf); NetCDF3 files and Zarr stores need neither"
-            ) from exc
-        if kind is None and p.is_file():  # the Zarr reader's 'No group found' (a store is a folder) or xarray's list
-            tiff = _head(p)[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-            raise InputError(
-                f"datacube {path} is neither a NetCDF file (its first bytes are not NetCDF3's CDF or HDF5's "
-                "signature) nor a Zarr store (a folder); "
-                + ("it is a TIFF: read it as a raster (type: raster)" if tiff else "give a Zarr store or a NetCDF file")
-            ) from exc
-        raise InputError(
-            f"datacube {path} cannot be opened ({type(exc).__name__}: {_one_line(exc)}); give a Zarr/NetCDF store"
-        ) from exc
 
 
 def open_cube(
@@ -329,7 +242,7 @@ class CubeSource:
     ) -> None:
         if time_sampling not in ("random", "first", "last", "stack"):
             raise InputError(f"time_sampling must be random, first, last or stack; got {time_sampling!r}")
-        items = [paths] if isinstance(paths, (str, Path)) else list(paths)
+        items = cube_paths(paths)  # folders searched for stores, globs and .txt lists expanded
         if not items:
             raise InputError("no datacube paths given; set `paths:` to Zarr stores or NetCDF files")
         sensor_obj = get_sensor(sensor) if sensor is not None else None

@@ -1,0 +1,163 @@
+"""Opening datacubes: which paths are stores (Zarr folders, NetCDF files told by suffix or first bytes), the
+stores a source's `paths` name (folders searched, globs, `.txt` lists), and xarray's open with one-line errors."""
+
+from __future__ import annotations
+
+import glob as _glob
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from geodino.errors import InputError
+
+__all__ = ["cube_paths", "is_zarr_store"]
+
+_REMOTE = ("/vsi", "http://", "https://", "s3://", "gs://", "az://", "abfs://", "gcs://")
+
+
+def is_zarr_store(path: str | Path) -> bool:
+    """Whether `path` names a Zarr store (a `.zarr` name, or a folder with Zarr v2/v3 metadata)."""
+    p = Path(path)
+    return p.suffix.lower() == ".zarr" or (p.is_dir() and ((p / ".zgroup").exists() or (p / "zarr.json").exists()))
+
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"  # NetCDF4 is HDF5
+_CDF_MAGICS = (b"CDF\x01", b"CDF\x02", b"CDF\x05")  # classic, 64-bit offset, 64-bit data NetCDF
+_NETCDF_SUFFIXES = (".nc", ".nc4", ".h5", ".netcdf")
+_READERS = ("h5netcdf", "netcdf4", "h5py")  # xarray's NetCDF4 engines and what they import
+
+
+def _head(p: Path) -> bytes:
+    """The first 8 bytes of a file (the HDF5 signature of a NetCDF4 file, `CDF` of a classic one)."""
+    with p.open("rb") as f:
+        return f.read(8)
+
+
+def _netcdf_kind(p: Path) -> str | None:
+    """'hdf5' or 'classic' for a file whose first bytes say so (whatever its suffix), else None."""
+    if not p.is_file():
+        return None
+    try:
+        head = _head(p)
+    except OSError:
+        return None
+    if head.startswith(_HDF5_MAGIC):
+        return "hdf5"
+    return "classic" if head[:4] in _CDF_MAGICS else None
+
+
+def _reader_import_error(exc: BaseException) -> ImportError | None:
+    """The ImportError of a NetCDF4 reader (h5netcdf, netCDF4, h5py) in `exc`'s chain, if any."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ImportError):
+            text = f"{cur.name or ''} {cur}".lower()
+            if any(r in text for r in _READERS):
+                return cur
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's text on one line (xarray's engine messages span several)."""
+    return " ".join(str(exc).split())
+
+
+def _open_dataset(path: str) -> Any:
+    """Open a NetCDF file (told by its suffix or its first bytes) or a Zarr store, raw and without dask.
+
+    A NetCDF4 (HDF5) file that no installed reader opens (none installed, or its import fails) is one line naming
+    the file and the install (`pip install 'geodino[netcdf]'`) instead of xarray's engine list or an ImportError."""
+    import xarray as xr
+
+    p = Path(path)
+    kind = _netcdf_kind(p)
+    try:
+        if kind is not None or p.suffix.lower() in _NETCDF_SUFFIXES:
+            return xr.open_dataset(path, chunks=None, mask_and_scale=False, decode_coords="all")
+        return xr.open_zarr(path, chunks=None, mask_and_scale=False, decode_coords="all", consolidated=None)
+    except Exception as exc:
+        broken = _reader_import_error(exc)
+        if kind == "hdf5" and (broken is not None or "netcdf4" in str(exc).lower()):
+            why = (  # xarray's message lists engines and links; say the one step
+                f"its reader failed to import ({type(broken).__name__}: {_one_line(broken)})"
+                if broken is not None
+                else "neither is installed"
+            )
+            raise InputError(
+                f"datacube {path} is a NetCDF4 (HDF5) file, which xarray reads with h5netcdf or netCDF4 and {why}: "
+                "pip install 'geodino[netcdf]' (or pip install h5netcdf); NetCDF3 files and Zarr stores need neither"
+            ) from exc
+        if kind is None and p.is_file():  # the Zarr reader's 'No group found' (a store is a folder) or xarray's list
+            tiff = _head(p)[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+            raise InputError(
+                f"datacube {path} is neither a NetCDF file (its first bytes are not NetCDF3's CDF or HDF5's "
+                "signature) nor a Zarr store (a folder); "
+                + ("it is a TIFF: read it as a raster (type: raster)" if tiff else "give a Zarr store or a NetCDF file")
+            ) from exc
+        raise InputError(
+            f"datacube {path} cannot be opened ({type(exc).__name__}: {_one_line(exc)}); give a Zarr/NetCDF store"
+        ) from exc
+
+
+def _is_store(p: Path) -> bool:
+    """A Zarr store, or a file that is NetCDF by its suffix or its first bytes."""
+    return is_zarr_store(p) or (p.is_file() and (p.suffix.lower() in _NETCDF_SUFFIXES or _netcdf_kind(p) is not None))
+
+
+def _stores_in(folder: Path) -> list[str]:
+    """The sorted Zarr stores and NetCDF files under `folder` (recursively, not inside a Zarr store; symbolic links
+    to folders followed, a folder reached twice listed once)."""
+    hits: list[str] = []
+    seen: set[str] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        stores = [d for d in dirs if is_zarr_store(Path(root, d))]
+        hits += [os.path.join(root, d) for d in stores]
+        dirs[:] = [d for d in dirs if d not in stores]  # a store's chunks are not datacubes of their own
+        hits += [os.path.join(root, f) for f in files if _is_store(Path(root, f))]
+    return sorted(hits)
+
+
+def cube_paths(paths: str | Path | Sequence[str | Path]) -> list[str]:
+    """The stores a cube source's `paths` name, in order, each once: a Zarr store or a file as given; a folder that
+    is not a Zarr store, its Zarr stores and NetCDF files (searched recursively, `_stores_in`); a glob, the stores it
+    matches; a `.txt` list, its entries; remote URLs as written. A folder or glob naming no store is one line."""
+    from geodino.data.paths import read_list
+
+    items = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    found: list[str] = []
+    for item in items:
+        text = str(item)
+        if text.startswith(_REMOTE):
+            found.append(text)
+            continue
+        p = Path(text).expanduser()
+        if is_zarr_store(p):
+            found.append(str(p))
+        elif any(ch in text for ch in "*?["):
+            hits = sorted(h for h in _glob.glob(str(p), recursive=True) if _is_store(Path(h)))
+            if not hits:
+                raise InputError(f"glob {text!r} matched no datacube (Zarr stores, NetCDF files); check the pattern")
+            found += hits
+        elif p.is_dir():
+            hits = _stores_in(p)
+            if not hits:
+                raise InputError(
+                    f"folder {p} is not a Zarr store and holds no datacube (Zarr stores with .zgroup/zarr.json, "
+                    "NetCDF files; searched recursively); point `paths` at the stores"
+                )
+            found += hits
+        elif p.is_file() and p.suffix.lower() == ".txt":
+            found += read_list(p, "datacube")
+        else:
+            found.append(str(p))  # a file, or a missing path: open_cube names it
+    return list(dict.fromkeys(found))
