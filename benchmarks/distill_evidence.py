@@ -39,7 +39,7 @@ ssl:
   student: {{arch: vit_tiny, patch_size: 8, in_chans: 3, drop_path_rate: 0.1, overrides: {{depth: 4}}}}
   dino: {{head_n_prototypes: 512, head_hidden_dim: 256, head_bottleneck_dim: 64}}
   ibot: {{head_n_prototypes: 512, head_hidden_dim: 256, head_bottleneck_dim: 64}}
-  optim: {{freeze_last_layer_iters: 10, clip_grad: 3.0, layerwise_decay: 1.0}}
+  optim: {{freeze_last_layer_iters: {freeze}, clip_grad: 3.0, layerwise_decay: 1.0}}
   schedules:
     kind: v2
     lr: {{start: 0.0, peak: 5.0e-4, end: 5.0e-4, warmup_iters: {warmup}}}
@@ -93,6 +93,8 @@ def main() -> None:
                 batch=args.batch,
                 workers=args.workers,
                 warmup=max(args.teacher_steps // 8, 1),
+                # 10 as before; a smoke run of 10 steps or fewer was refused ("exceeds the run's N iterations")
+                freeze=10 if args.teacher_steps > 10 else 0,
                 eurosat=d / "eurosat_sample",
                 rasters=rasters,
                 steps=args.teacher_steps,
