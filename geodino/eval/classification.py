@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from geodino.errors import ConfigError, InputError
 from geodino.eval.backbone_arg import probe_backbone
+from geodino.eval.classification_predictions import PREDICTIONS_FILE, sample_ids, write_predictions
 from geodino.eval.datasets import DatasetConfig, ProbeDataset, build_dataset, check_classes
 from geodino.eval.features import FeatureConfig, FeatureSet, extract_features
 from geodino.eval.linear import LinearConfig, concat_features, linear_probe, refit_head
@@ -302,6 +303,14 @@ def run_classification(backbone: Any, cfg: ClassificationConfig, out_dir: str | 
         report.details["logreg"].update(info, refit_on_trainval=refit_logreg)
     with atomic_path(out / "classification.json") as tmp:
         tmp.write_text(json_text(report.details, indent=1, default=float))
+    if report.preds:  # per-image predictions, for paired (McNemar) comparisons of backbones
+        write_predictions(
+            out / PREDICTIONS_FILE,
+            sample_ids(test_ds.sample_files(), len(fte)),
+            fte.targets,
+            report.preds,
+            train_ds.classes,
+        )
     write_splits(out / "splits.json", train_ds, val_ds, test_ds)
     return report.metrics
 
@@ -367,6 +376,7 @@ class _Report:
         self.cfg, self.train_ds, self.targets, self.out = cfg, train_ds, evaluated.targets, out
         self.multilabel = train_ds.task == "multilabel"
         self.metrics: dict[str, float] = {}
+        self.preds: dict[str, torch.Tensor] = {}  # single-label heads' predicted classes (predictions.csv)
         self.details: dict[str, Any] = {
             "classes": train_ds.classes,
             **counts,
@@ -382,6 +392,7 @@ class _Report:
             keys: tuple[str, ...] = ("mAP", "mAP_micro", "f1_micro", "f1_macro")
         else:
             m = single_label_metrics(s, self.targets, self.train_ds.num_classes)
+            self.preds[name] = s.argmax(1)
             keys = ("top1", "top5", "macro_f1", "balanced_acc")
             if self.cfg.plots:
                 from geodino.eval.plots import plot_confusion

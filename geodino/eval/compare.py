@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from geodino.errors import GeoDinoError
+from geodino.eval.classification_predictions import add_paired_tests, format_p
 from geodino.io import atomic_path, json_text
 
 COMPARE_DIR = "compare"  # OUT/compare/<i>_<slug>/ holds each comparison's run
@@ -78,14 +79,16 @@ def comparison_markdown(
     suite: str,
     skipped: dict[str, dict[str, str]] | None = None,
     failed: dict[str, str] | None = None,
+    rows: list[dict[str, Any]] | None = None,
 ) -> str:
     """The comparison table (Markdown): a column per backbone and, per comparison, its difference to the main;
     bookkeeping rows (counts, last training loss) in a second table without differences; then a note per task a
     backbone skipped (`skipped`: spec -> {task: why}) and per backbone that failed (`failed`: spec -> error line),
-    whose cells read "-"; a dagger on a Δ whose two 95 % intervals overlap (`intervals_overlap`)."""
+    whose cells read "-"; a dagger on a Δ whose two 95 % intervals overlap (`intervals_overlap`); `rows`
+    (`comparison_rows` of `runs`, with `add_paired_tests`' McNemar results) puts `p=` after a top-1 Δ."""
     main = runs[0][0]
     others = [s for s, _ in runs[1:]]
-    rows = comparison_rows(runs)
+    rows = comparison_rows(runs) if rows is None else rows
     head = ["task", "metric", f"`{main}`"] + [c for s in others for c in (f"`{s}`", "Δ")]
     lines = [
         f"# Probe comparison: {suite}",
@@ -95,7 +98,7 @@ def comparison_markdown(
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]
-    marked = False
+    marked = tested = False
     for row in (r for r in rows if r["kind"] == "score"):
         v = row["values"]
         cells = [row["task"], row["metric"], _fmt(v[main])]
@@ -104,6 +107,9 @@ def comparison_markdown(
             delta = None if delta is None or math.isnan(delta) else delta  # a NaN score (no blocks): no Δ
             mark = " †" if delta is not None and intervals_overlap(row, main, s) else ""
             marked = marked or bool(mark)
+            p = (row.get("mcnemar") or {}).get(s, {}).get("p") if delta is not None else None
+            mark += "" if p is None else f" p={format_p(p)}"
+            tested = tested or p is not None
             cells += [_fmt(v[s]), "-" if delta is None else f"{delta:+.4f}{mark}"]
         lines.append("| " + " | ".join(cells) + " |")
     if marked:
@@ -112,8 +118,24 @@ def comparison_markdown(
             "† the two backbones' 95 % Wilson intervals (test-set size; results.md of each run) overlap: this Δ may "
             "be test-set sampling noise of single-seed numbers. Overlap is a conservative screen, not a test: both "
             "backbones scored the same test images, so a paired test on per-image results (McNemar's) can still find "
-            "a Δ marked † significant, and a Δ without † is not shown significant by it either.",
+            "a Δ marked † significant, and a Δ without † is not shown significant by it either"
+            + (": read p where given." if tested else "."),
         ]
+    if tested:
+        lines += [
+            "",
+            "p: exact two-sided McNemar test on the test images matched by id (predictions.csv of each run): of the "
+            "images one backbone classifies right and the other wrong, could the split be a coin's? p < 0.05: the "
+            "difference is unlikely to be sampling noise of these test images (still one seed, one training run).",
+        ]
+    untested = [
+        f"- no p for {r['task']} {r['metric']}, `{s}`: {t['skipped']}"
+        for r in rows
+        for s, t in (r.get("mcnemar") or {}).items()
+        if "skipped" in t
+    ]
+    if untested:
+        lines += ["", "McNemar test not made (the Δ stands, without p):", "", *untested]
     info = [r for r in rows if r["kind"] == "info"]
     if info:
         specs = [main, *others]
@@ -205,6 +227,8 @@ def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str 
         finally:
             release_backbones()  # run_suite's backbones are unreferenced now; collect them before the next load
     runs = list(zip(specs, rows, strict=True))
+    table = comparison_rows(runs)
+    add_paired_tests(table, specs, folders)  # McNemar p per top-1 row, from each run's predictions.csv
     payload = {
         "suite": cfg.name,
         "seed": cfg.seed,
@@ -212,7 +236,7 @@ def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str 
         "command": shlex.join(sys.argv),  # the command line of the process that wrote this file
         "backbones": specs,
         "folders": [str(f) for f in folders],
-        "rows": comparison_rows(runs),
+        "rows": table,
         "skipped": {s: t for s, t in skipped.items() if t},
         "failed": {s: _one_line(e) for s, e in failed.items()},
     }
@@ -220,7 +244,7 @@ def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str 
         tmp.write_text(json_text(payload, indent=1))
     md = out / "comparison.md"
     with atomic_path(md) as tmp:
-        tmp.write_text(comparison_markdown(runs, cfg.name, skipped, payload["failed"]))
+        tmp.write_text(comparison_markdown(runs, cfg.name, skipped, payload["failed"], rows=table))
     if failed:
         spec0, exc0 = next(iter(failed.items()))
         more = f" (and {len(failed) - 1} more, listed there)" if len(failed) > 1 else ""
