@@ -11,7 +11,7 @@ from typing import Any
 
 from geodino.errors import InputError
 
-__all__ = ["cube_paths", "is_zarr_store"]
+__all__ = ["cube_paths", "is_cube_store", "is_zarr_store"]
 
 _REMOTE = ("/vsi", "http://", "https://", "s3://", "gs://", "az://", "abfs://", "gcs://")
 
@@ -103,9 +103,22 @@ def _open_dataset(path: str) -> Any:
         ) from exc
 
 
+def is_cube_store(path: str | Path) -> bool:
+    """Whether `path` names a datacube: a Zarr store (`is_zarr_store`), or a NetCDF file told by its suffix (.nc,
+    .nc4, .netcdf, .h5; also a remote or missing one, for the opener to name) or by its first bytes (NetCDF3's `CDF`,
+    HDF5's signature: a suffix-less file). The one test every reader shares (training sources, `data stats`,
+    `embed`), so a file one of them takes for a cube is not a raster to another."""
+    p = Path(path).expanduser()
+    if is_zarr_store(p):
+        return True
+    if p.is_dir():
+        return False
+    return p.suffix.lower() in _NETCDF_SUFFIXES or _netcdf_kind(p) is not None
+
+
 def _is_store(p: Path) -> bool:
-    """A Zarr store, or a file that is NetCDF by its suffix or its first bytes."""
-    return is_zarr_store(p) or (p.is_file() and (p.suffix.lower() in _NETCDF_SUFFIXES or _netcdf_kind(p) is not None))
+    """An existing datacube (`is_cube_store`); kept for older imports."""
+    return is_cube_store(p) and (p.is_file() or p.is_dir())
 
 
 def _stores_in(folder: Path) -> list[str]:

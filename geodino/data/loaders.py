@@ -169,8 +169,10 @@ def _legacy_configs(sources: Any, kw: dict[str, Any]) -> tuple[DataConfig, Crops
     kind = kw.pop("kind", "auto")
     paths = [sources] if isinstance(sources, str) else list(sources)
     if kind == "auto":
-        p = str(paths[0]).lower().rstrip("/")
-        kind = "cube" if p.endswith((".zarr", ".nc")) else "tar" if p.endswith(".tar") else "raster"
+        from geodino.data.cube_open import is_cube_store
+
+        p = str(paths[0]).lower().rstrip("/")  # a cube by suffix (.zarr, .nc, .nc4, ...) or a NetCDF's first bytes
+        kind = "cube" if is_cube_store(str(paths[0])) else "tar" if p.endswith(".tar") else "raster"
         if kind == "raster":
             from geodino.data.paths import RASTER_EXTS, resolve_paths
 

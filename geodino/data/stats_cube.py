@@ -10,7 +10,19 @@ from typing import Any
 
 from geodino.errors import InputError
 
-__all__ = ["cube_band_variables", "first_cube_bands", "one_or_per_band"]
+__all__ = ["cube_band_variables", "first_cube_bands", "first_store", "one_or_per_band"]
+
+
+def first_store(paths: Any) -> str | None:
+    """The first datacube `paths` name as the cube source expands them (`cube_open.cube_paths`: a folder's stores,
+    a glob's, a `.txt` list's entries), or None for no paths. The raw first entry was opened before, so
+    `geodino data stats --type cube FOLDER` failed with GroupNotFoundError where `data curate` read the folder."""
+    from geodino.data.cube_open import cube_paths
+
+    items = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if not items:
+        return None
+    return cube_paths(items)[0]
 
 
 def first_cube_bands(paths: Any, bands: Sequence[str] | None = None) -> tuple[int, tuple[str, ...], str, Any]:
@@ -20,7 +32,7 @@ def first_cube_bands(paths: Any, bands: Sequence[str] | None = None) -> tuple[in
     the source stacks it (without, it opened as its first variable: a 1-band sensor the source then refused)."""
     from geodino.data.cubes import open_cube
 
-    first = paths if isinstance(paths, (str, Path)) else next(iter(paths), None)
+    first = first_store(paths)
     if first is None:
         raise InputError("no datacube paths given; pass Zarr stores or NetCDF files")
     scene = open_cube(str(first), bands=bands, require_crs=False)
@@ -34,8 +46,10 @@ def cube_band_variables(paths: Any, bands: list[str] | None, band_names: Any, se
     and the store was read as its first variable alone (one band 'b1', silently)."""
     if bands or band_names or sensor:
         return bands
-    first = paths if isinstance(paths, (str, Path)) else next(iter(paths), None)
-    if not isinstance(first, (str, Path)):
+    if not isinstance(paths, (str, Path)) and not all(isinstance(p, (str, Path)) for p in paths):
+        return bands  # in-memory xarray objects: the source stacks them itself
+    first = first_store(paths)
+    if first is None:
         return bands
     from geodino.data.cube_variables import data_variables
     from geodino.data.cubes import _open_dataset

@@ -92,7 +92,10 @@ def first_named(paths: Any, type: str) -> str:
         from geodino.data.paths import RASTER_EXTS, resolve_paths
 
         files = [str(f) for f in resolve_paths(paths, RASTER_EXTS, what="raster")]
-    else:
-        files = [str(paths)] if isinstance(paths, (str, Path)) else [str(p) for p in paths]
+    else:  # the stores a folder, glob or .txt list names, as the cube source reads them
+        from geodino.data.cube_open import cube_paths
+
+        items = [paths] if isinstance(paths, (str, Path)) else list(paths)
+        files = cube_paths(items) if all(isinstance(p, (str, Path)) for p in items) else [str(p) for p in items]
     what = "raster" if type == "raster" else "datacube"
     return f"{what} {files[0]}" if len(files) == 1 else f"the first of {len(files)} {what}s, {files[0]},"

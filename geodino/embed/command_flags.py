@@ -149,9 +149,8 @@ def check_one_input_flags(path: str, cfg: Any) -> None:
     """Flags that one raster cannot use, refused in one line naming the value: `--asset`/`--asset-bands` (STAC
     input; many scenes already refused them) and `--variable` of a GeoTIFF/VRT (a datacube's; `--time` was refused
     there already). Both were ignored silently: `geodino embed in.tif --asset nir08` embedded every band of in.tif."""
-    from pathlib import Path
 
-    from geodino.data.cubes import is_zarr_store
+    from geodino.data.cube_open import is_cube_store
 
     given = [f"--asset {cfg.asset}"] if cfg.asset else []
     given += [f"--asset-bands {','.join(map(str, cfg.asset_bands))}"] if cfg.asset_bands else []
@@ -161,7 +160,7 @@ def check_one_input_flags(path: str, cfg: Any) -> None:
             f"catalog or item), but input {path} is one raster; drop {'them' if len(given) > 1 else 'it'} (its bands: "
             "--bands)"
         )
-    cube = is_zarr_store(path) or Path(path).suffix.lower() in (".nc", ".nc4")
+    cube = is_cube_store(path)
     if cfg.variable and not cube:
         raise ConfigError(
             f"--variable {cfg.variable} (variable=) chooses a variable of a datacube (Zarr, NetCDF), but input {path} "

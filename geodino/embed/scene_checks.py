@@ -136,10 +136,10 @@ def check_declared_rules(scenes: list[Scene], cfg: EmbedConfig, by_file: set[str
             f"by {rule} or ignore the declarations with stac_scale=false"
         )
     d, b = declared[0], bare[0]
-    from geodino.data.cubes import is_zarr_store
+    from geodino.data.cube_open import is_cube_store
 
     # a datacube is read by its CF rule (`geodino.embed.prepare.cube_rule`)
-    cube = is_zarr_store(str(d.path)) or Path(d.path).suffix.lower() in (".nc", ".nc4")
+    cube = is_cube_store(str(d.path))
     how = "raster:bands" if d.name in by_item else "CF scale_factor/add_offset" if cube else "GDAL scale/offset"
     off = " and ".join(k for k, on in (("stac_scale=false", by_item), ("file_scale=false", by_file)) if on)
     raise InputError(

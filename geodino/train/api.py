@@ -125,11 +125,12 @@ def _entry(
 
 
 def _is_cube(path: str | Path) -> bool:
-    """A Zarr store (`data.cubes.is_zarr_store`) or an existing NetCDF/HDF5 file."""
-    from geodino.data.cubes import is_zarr_store
+    """A Zarr store, or an existing NetCDF/HDF5 file told by its suffix or its first bytes (a suffix-less NetCDF
+    file in a folder was taken for other data): `data.cube_open.is_cube_store`, as cube sources expand folders."""
+    from geodino.data.cube_open import is_cube_store, is_zarr_store
 
     p = Path(path).expanduser()
-    return is_zarr_store(p) or (p.is_file() and p.suffix.lower() in CUBE_SUFFIXES)
+    return is_zarr_store(p) or (p.is_file() and is_cube_store(p))
 
 
 def _cubes(items: list[str | Path]) -> list[str | Path]:
