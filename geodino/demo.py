@@ -101,6 +101,7 @@ def run_demo(out: str | Path = "demo_out", *, size: str = "default", overwrite: 
 
     loss = loss_summary(stage1)
     table = _results_table(comparison)
+    paired = _paired_tests(comparison)
     summary = {
         "out": str(out),
         "seconds": round(time.perf_counter() - t_start, 1),
@@ -122,12 +123,15 @@ def run_demo(out: str | Path = "demo_out", *, size: str = "default", overwrite: 
         },
         "metrics": {f"{t}/{m}": v for (t, m), v in table.items()},
         "dino_loss": loss,
+        # exact McNemar test of pretrained vs colour statistics per top-1 row (b: chips right only with pretrained
+        # features, c: only with colour statistics); from comparison.json
+        "mcnemar_vs_colour": paired,
         "commands": commands,
     }
     _print_report(summary, loss, table, stage1)
-    note = _interval_note(comparison)
-    if note:
-        print(note)
+    for note in (_interval_note(comparison), _paired_note(paired)):
+        if note:
+            print(note)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -331,9 +335,8 @@ def _fmt(v: float | None) -> str:
 
 
 def _interval_note(comparison: dict[str, Any]) -> str:
-    """One line on whether the pretrained-vs-colour differences of the top-1 rows exceed test-set noise: their 95 %
-    Wilson intervals (from the test-set size) overlapping means a single-seed gain on this small test set is not
-    yet evidence (comparison.md marks such a difference with a dagger)."""
+    """One line on whether the pretrained-vs-colour 95 % Wilson intervals of the top-1 rows overlap (comparison.md
+    marks such a difference with a dagger): a conservative screen, not a test; `_paired_note` gives the test."""
     from geodino.eval.compare import intervals_overlap
 
     main, colour = comparison["backbones"][0], comparison["backbones"][-1]
@@ -345,9 +348,43 @@ def _interval_note(comparison: dict[str, Any]) -> str:
         return "Their 95 % intervals (Wilson, from the test-set size) do not overlap on any top-1 metric."
     return (
         f"Their 95 % intervals (Wilson, from the test-set size) overlap on {overlap} of {len(rows)} top-1 metrics "
-        "(comparison.md marks them with a dagger): on this small test set the gain is within sampling noise; the "
-        "README's EuroSAT benchmarks are the evidence."
+        "(comparison.md marks them with a dagger): a conservative screen, not a test, as both scored the same test "
+        "chips; the paired McNemar p says whether the difference is test-set noise."
     )
+
+
+def _paired_tests(comparison: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{"task/metric": {n, b, c, p}}: comparison.json's McNemar test of the pretrained backbone against colour
+    statistics (the last comparison) on each kNN and linear top-1 row that has one."""
+    colour = comparison["backbones"][-1]
+    out = {}
+    for row in comparison["rows"]:
+        test = (row.get("mcnemar") or {}).get(colour) or {}
+        if row["metric"] in ("knn_top1", "linear_top1") and "p" in test:
+            out[f"{row['task']}/{row['metric']}"] = test
+    return out
+
+
+def _paired_note(paired: dict[str, dict[str, Any]]) -> str:
+    """One line per top-1 row: the exact McNemar p of pretrained vs colour statistics on the same test chips and
+    what it shows (p < 0.05: the difference is unlikely to be test-set noise; otherwise it is not shown)."""
+    from geodino.eval.classification_predictions import format_p
+
+    lines = []
+    for key, t in paired.items():
+        head = "kNN" if key.endswith("/knn_top1") else "linear"
+        if t["p"] >= 0.05:
+            verdict = "a difference is not shown on these test chips"
+        elif t["b"] > t["c"]:
+            verdict = "the gain is unlikely to be test-set noise (one seed, one pretraining run)"
+        else:
+            verdict = "colour statistics' lead is unlikely to be test-set noise"
+        lines.append(
+            f"Paired McNemar test, pretrained vs colour statistics, {head} top-1: p = {format_p(t['p'])} "
+            f"({t['b']} of {t['n']} test chips right only with pretrained features, {t['c']} only with colour "
+            f"statistics): {verdict}."
+        )
+    return "\n".join(lines)
 
 
 def _results_table(comparison: dict[str, Any]) -> dict[tuple[str, str], dict[str, float]]:

@@ -112,6 +112,9 @@ def test_demo_runs_every_step(tmp_path):
         own = next(r["value"] for r in rows if r["metric"] == "knn_top1")
         assert metrics["demo_landcover/knn_top1"][name] == own, name
     assert (out / paths["probe_comparison"]).is_file()
+    # the paired test of pretrained vs colour statistics, from the comparison (a p in [0, 1] per top-1 row)
+    assert set(summary["mcnemar_vs_colour"]) == {"demo_landcover/knn_top1", "demo_landcover/linear_top1"}
+    assert all(0.0 < t["p"] <= 1.0 for t in summary["mcnemar_vs_colour"].values())
 
 
 def test_demo_verdict_says_whether_pretraining_beat_colour_statistics():
@@ -179,3 +182,30 @@ def test_demo_says_whether_the_gain_over_colour_is_within_the_test_set_intervals
     assert "overlap on 1 of 1 top-1 metrics" in _interval_note(comparison([0.82, 0.95], [0.74, 0.90]))
     assert "do not overlap" in _interval_note(comparison([0.91, 0.97], [0.74, 0.90]))
     assert _interval_note({"backbones": ["pre", "col"], "rows": [{"metric": "knn_top1"}]}) == ""
+
+
+def test_demo_words_its_verdict_from_the_paired_mcnemar_p():
+    """The demo said the gain over colour statistics 'is within sampling noise' whenever the Wilson intervals
+    overlapped; both backbones score the same chips, so the paired (McNemar) p decides, and summary.json has it."""
+    from geodino.demo import _interval_note, _paired_note, _paired_tests
+
+    ci = {"pre": [0.70, 0.86], "rnd": [0.1, 0.2], "col": [0.60, 0.78]}
+    rows = [
+        {"task": "t", "metric": "knn_top1", "ci95": ci, "mcnemar": {"rnd": {}, "col": {"n": 85, "b": 9, "c": 1}}},
+        {"task": "t", "metric": "linear_top1", "ci95": ci, "mcnemar": {"col": {"n": 85, "b": 5, "c": 3}}},
+        {"task": "t", "metric": "knn_macro_f1"},
+    ]
+    rows[0]["mcnemar"]["col"]["p"] = 2 * (1 + 10) / 2**10  # b=9, c=1: P[X <= 1] of Binomial(10, 1/2), doubled
+    rows[1]["mcnemar"]["col"]["p"] = 0.7265625  # b=5, c=3
+    comparison = {"backbones": ["pre", "rnd", "col"], "rows": rows}
+    paired = _paired_tests(comparison)
+    assert set(paired) == {"t/knn_top1", "t/linear_top1"} and paired["t/knn_top1"]["b"] == 9
+    note = _paired_note(paired)
+    assert (
+        "kNN top-1: p = 0.021 (9 of 85 test chips right only with pretrained features, 1 only with colour "
+        "statistics): the gain is unlikely to be test-set noise" in note
+    )
+    assert "linear top-1: p = 0.73 (5 of 85" in note and "a difference is not shown on these test chips" in note
+    assert "within sampling noise" not in _interval_note(comparison)
+    rows[0]["mcnemar"]["col"] = {"n": 85, "b": 1, "c": 9, "p": 0.021484375}
+    assert "colour statistics' lead is unlikely to be test-set noise" in _paired_note(_paired_tests(comparison))
