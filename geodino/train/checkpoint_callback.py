@@ -62,9 +62,14 @@ class CheckpointCallback(L.Callback):
             trainer.should_stop = True
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.stop.restore()
-        if trainer.global_step != self.last_saved_step and trainer.global_step > 0:
-            self.save(trainer)
+        # the last save runs with the stop request still installed: a first Ctrl-C/SIGTERM while it writes lets it
+        # finish (the run is complete); restored before it, the signal met the CLI's handler, which broke the write
+        # off (exit 130, the steps since the last periodic checkpoint lost)
+        try:
+            if trainer.global_step != self.last_saved_step and trainer.global_step > 0:
+                self.save(trainer)
+        finally:
+            self.stop.restore()
 
     def save(self, trainer: L.Trainer) -> Path:
         step = trainer.global_step
