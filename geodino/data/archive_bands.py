@@ -56,6 +56,10 @@ def _resolve_bands(
     if not requested:
         return names, tuple(range(1, len(names) + 1))
     lookup = {n.lower(): i for i, n in enumerate(names)}
+    for i, n in enumerate(names if sensor else ()):  # the file's names as the sensor reads them (B04_10m: B04)
+        canon_n = sensor.resolve_band(n, strict=False)  # type: ignore[union-attr]
+        if canon_n is not None:
+            lookup.setdefault(canon_n.lower(), i)
     out_names: list[str] = []
     idx: list[int] = []
     for want in requested:
@@ -118,7 +122,10 @@ def canonical_scenes(
         out.append(
             dataclasses.replace(
                 sc,
-                band_names=pick(sc.band_names),
+                band_names=tuple(  # a tagged name (B04_10m) as the sensor names it; others as the file does
+                    n if sensor.resolve_band(n, strict=False, tags=False) else c
+                    for n, c in zip(pick(sc.band_names), ordered)
+                ),
                 band_indexes=pick(sc.band_indexes),
                 scales=pick(sc.scales),
                 offsets=pick(sc.offsets),

@@ -26,6 +26,7 @@ and band names resolved across the built-in sensors in `band_names`; all are re-
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -124,8 +125,10 @@ class Sensor:
     def n_bands(self) -> int:
         return len(self.bands)
 
-    def resolve_band(self, name: str, *, strict: bool = True) -> str | None:
-        """The canonical band name for `name` (exact, alias, or case-insensitive match)."""
+    def resolve_band(self, name: str, *, strict: bool = True, tags: bool = True) -> str | None:
+        """The canonical band name for `name` (exact, alias, or case-insensitive match; else, the name less a
+        trailing resolution tag `_NNm` when that is one, never the tag stripped from a name known as written;
+        `tags=False`: names known as written only)."""
         if name in self.bands:
             return name
         if name in self.aliases:
@@ -134,6 +137,10 @@ class Sensor:
         low.update({a.lower(): b for a, b in self.aliases.items()})
         if name.lower() in low:
             return low[name.lower()]
+        bare = _RES_TAG.sub("", name)  # a SAFE resolution tag (B04_10m, B8A_20m) is the band, as qa_kind reads SCL_20m
+        canon = self.resolve_band(bare, strict=False) if tags and bare != name else None
+        if canon is not None:
+            return canon
         if strict:
             close = did_you_mean(name, [*self.bands, *self.aliases], n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -295,6 +302,8 @@ _S2_L2A_STD_DN = (
 # Landsat 8/9 OLI Collection-2 Level-2 surface reflectance: reflectance = DN * 2.75e-5 - 0.2 (USGS C2 L2 guide).
 # Statistics: HLS v2 surface reflectance over CONUS as used to pretrain Prithvi-EO (ibm-nasa-geospatial
 # Prithvi-EO-1.0-100M config: bands B02..B07 = blue, green, red, NIR narrow, SWIR1, SWIR2), DN/10000 here.
+_RES_TAG = re.compile(r"_\d+(?:\.\d+)?m$", re.IGNORECASE)  # B04_10m of a Sentinel-2 L2A SAFE: band B04 at 10 m
+
 _OLI_BANDS = ("SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B6", "SR_B7")
 # fmt: off
 _OLI_ALIASES = {
