@@ -14,7 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["gathered_checkpoint", "plain_optimizer_state", "read_sharded_folders"]
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+__all__ = ["FolderReadingIO", "gathered_checkpoint", "plain_optimizer_state", "read_sharded_folders"]
 
 
 def plain_optimizer_state(named: dict[str, Any]) -> dict[str, Any]:
@@ -57,18 +59,18 @@ def gathered_checkpoint(folder: str | Path) -> dict[str, Any]:
     return full
 
 
-def read_sharded_folders(trainer: Any) -> None:
-    """Let `trainer` (any strategy but FSDP2's, whose own reader takes folders) resume from a sharded checkpoint
-    folder: its checkpoint reader gathers a folder (`gathered_checkpoint`) and reads files as before."""
-    io = trainer.strategy.checkpoint_io
-    if getattr(io, "_geodino_reads_folders", False):
-        return
-    load = io.load_checkpoint
+class FolderReadingIO(TorchCheckpointIO):
+    """Lightning's checkpoint reader, which also reads a sharded checkpoint folder (`gathered_checkpoint`). A class
+    at module level, not a patched method: `ddp_spawn` pickles the trainer, its strategy and this reader."""
 
-    def load_checkpoint(path: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def load_checkpoint(self, path: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         if Path(path).is_dir():
             return gathered_checkpoint(path)
-        return load(path, *args, **kwargs)
+        return super().load_checkpoint(path, *args, **kwargs)
 
-    io.load_checkpoint = load_checkpoint
-    io._geodino_reads_folders = True
+
+def read_sharded_folders(trainer: Any) -> None:
+    """Let `trainer` (any strategy but FSDP2's, whose own reader takes folders) resume from a sharded checkpoint
+    folder: its plain checkpoint reader becomes a `FolderReadingIO` (a custom one is left alone)."""
+    if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+        trainer.strategy.checkpoint_io = FolderReadingIO()
