@@ -10,7 +10,8 @@ from typing import Any
 
 from geodino.cli import CommaList, NumberList, whole_number
 from geodino.config import options_for
-from geodino.errors import plural
+from geodino.data.config import SOURCE_KEY_FLAGS, name_flags
+from geodino.errors import GeoDinoError, plural
 
 __all__ = ["register"]
 
@@ -235,6 +236,9 @@ def _add_curate(sub: Any) -> None:
     c.set_defaults(func=_curate, overrides=[])
 
 
+_NO_CURATE_FLAG = ("`band_names:`", "set the source's `nodata:`")  # data curate has no --band-names, --nodata
+
+
 def _curate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -246,7 +250,12 @@ def _curate(args: argparse.Namespace) -> int:
         args.paths = [a for a in args.paths if not is_override(a)]
     keys = CurateConfig.__dataclass_fields__
     cfg = CurateConfig(**{k: v for k, v in vars(args).items() if k in keys})
-    r = curate(cfg, args.out, progress=args.progress, overwrite=args.overwrite)
+    try:
+        r = curate(cfg, args.out, progress=args.progress, overwrite=args.overwrite)
+    except GeoDinoError as exc:
+        if not args.config:  # a source of PATHS and flags: name the flags, not a source's keys (`sensor:`)
+            name_flags(exc, [kf for kf in SOURCE_KEY_FLAGS if kf[0] not in _NO_CURATE_FLAG])
+        raise
     rm = r["removed"]
     lists = [f for f in r["files"] if f.startswith("curated") and f.endswith(".parquet")]
     print(f"{plural(r['tiles'], 'tile')}: {rm['nodata']} nodata, {rm['cloud']} cloud, "
@@ -269,7 +278,11 @@ def _stats(args: argparse.Namespace) -> int:
 
     out = check_writable(args.out, overwrite=args.overwrite)
     name = args.name or Path(args.out).stem
-    path = write_stats(args.paths, out, plot=args.plot, **options_for(compute_stats, args, name=name))
+    try:  # a cube's messages name a source's keys (`bands:`); rasters' already name the flags (STATS_HINTS)
+        path = write_stats(args.paths, out, plot=args.plot, **options_for(compute_stats, args, name=name))
+    except GeoDinoError as exc:
+        name_flags(exc)
+        raise
     print(Path(path).read_text().rstrip())
     print(f"wrote {path}" + (f" and {args.plot}" if args.plot else ""))
     return 0

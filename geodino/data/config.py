@@ -14,6 +14,31 @@ from geodino.errors import ConfigError, did_you_mean
 
 __all__ = ["DEFAULT_SENSORS", "CropSet", "CropsConfig", "DataConfig", "PreviewDataConfig", "SourceConfig"]
 
+SOURCE_KEY_FLAGS = (
+    ("`sensor:`", "--sensor"),
+    ("sensor: file.yaml", "--sensor file.yaml"),
+    ("`bands:`", "--bands"),
+    ("`band_names:`", "--band-names"),
+    ("set on_error: skip", "pass --on-error skip"),
+    ("set the source's `nodata:`", "pass --nodata"),
+    ("a smaller tile_size", "a smaller --tile-size"),
+    ("check tile_size", "check --tile-size"),
+)
+"""How a source's messages name its keys, and the flags of the `data` commands that set them."""
+
+
+def name_flags(exc: BaseException, flags: Any = SOURCE_KEY_FLAGS) -> BaseException:
+    """`exc` with its message naming the command's flags where it names a source's keys (`sensor:` -> --sensor,
+    tile_size -> --tile-size): for a source a command built from its flags, where no `sensor:` is to be set.
+    `flags`: (key text, flag text) pairs, e.g. without the keys a command has no flag for."""
+    if exc.args and isinstance(exc.args[0], str):
+        message = exc.args[0]
+        for key, flag in flags:
+            message = message.replace(key, flag)
+        exc.args = (message, *exc.args[1:])
+    return exc
+
+
 SOURCE_TYPES = ("raster", "cube", "images", "tar", "torchgeo", "synthetic")
 """The values of a source's `type`."""
 
