@@ -125,6 +125,9 @@ def open_cube(
     if bands and not per_band_variables:
         idx = []
         lookup = {n.lower(): i for i, n in enumerate(names)}
+        for i, n in enumerate(names if sensor else ()):  # the store's names as the sensor reads them (B04_10m: B04)
+            if (canon_n := sensor.resolve_band(n, strict=False)) is not None:  # type: ignore[union-attr]
+                lookup.setdefault(canon_n.lower(), i)
         for b in bands:
             canon = sensor.resolve_band(b, strict=False) if sensor else None
             hit = next((lookup[c.lower()] for c in (b, canon) if c and c.lower() in lookup), None)
