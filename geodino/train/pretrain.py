@@ -378,8 +378,10 @@ def _check_resume(
         ) from exc
     ck.check_resume_fits(saved, resume, backbone_config)
     from geodino.config import to_dict
+    from geodino.train.resume_paths import same_paths_as_saved  # `data/` and `data` name the same files
 
-    ck.check_resume_config(saved, resume, to_dict(cfg), cfg.batch_size * world_size(cfg))
+    mine = same_paths_as_saved((saved.get("geodino") or {}).get("config"), to_dict(cfg))
+    ck.check_resume_config(saved, resume, mine, cfg.batch_size * world_size(cfg))
     resume_step = saved.get("global_step")
     if not isinstance(resume_step, int):
         resume_step = (saved.get("geodino") or {}).get("step")

@@ -46,6 +46,9 @@ def check_resume_config(path: Path, config: dict[str, Any]) -> None:
     saved = obj.get("config") if obj.get("format") == FORMAT else None
     if not isinstance(saved, dict):
         return  # not ours: load_checkpoint names it
+    from geodino.train.resume_paths import same_paths_as_saved  # `data/` and `data` name the same files
+
+    config = same_paths_as_saved(saved, config)
     changed = changed_resume_field(saved, config, RESUME_FIXED, RESUME_FREE, free_fields=RESUME_FREE_FIELDS)
     if changed:
         raise resume_config_error(path, *changed, keeps="teacher, students, data, batch, seed, recipe and length")
