@@ -19,7 +19,6 @@ from geodino.errors import InputError, MissingBandError, plural
 __all__ = ["distill", "pretrain", "source_of"]
 
 
-CUBE_SUFFIXES = (".nc", ".nc4", ".netcdf", ".h5")  # NetCDF/HDF5 files a `cube` source opens (and Zarr stores)
 ROUTE = "other data: overrides=['data.sources=[{type: ..., paths: [...]}]'] (docs/data.md, Sources)"
 WHOLE = "which are read with all their sensor's bands; leave bands out"
 
