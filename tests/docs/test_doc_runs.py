@@ -198,6 +198,7 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     # --- docs/probing.md
     G + "probe --config configs/eval/eurosat_knn_linear.yaml --backbone checkpoints/dinov3_vits16_pretrain_lvd1689m.pth --out runs/eurosat_vits": ConfigOnly(DOWNLOAD),
     G + "probe -c configs/eval/eurosat_knn_linear.yaml -b baseline:colour --out runs/eurosat_colour": ConfigOnly(DOWNLOAD),
+    G + "probe -c configs/eval/eurosat_knn_linear.yaml -b exports/s2_vits16.pth --compare baseline:colour --seeds 0,1,2 --out runs/eurosat_seeds": ConfigOnly(DOWNLOAD),
     G + "probe -c configs/eval/eurosat_knn_linear.yaml -b exports/s2_vits16.pth --compare baseline:colour --compare 'arch:vit_small?seed=0&layerscale_init=1.0' --out runs/eurosat_vs": ConfigOnly(DOWNLOAD),
     G + "probe -c configs/eval/all.yaml -b 'baseline:colour?patch_size=16' tasks.canopy_neon_dpt.head=linear 'only=[eurosat_knn_linear,loveda_linear,canopy_neon_dpt,vhr10_fasterrcnn]' tasks.eurosat_knn_linear.backbone_sensor=sentinel2_l2a 'tasks.eurosat_knn_linear.backbone_bands=[red,green,blue]' --out runs/all_colour": ConfigOnly(DOWNLOAD),
     G + "probe -c configs/eval/eurosat_knn_linear.yaml -b arch:vit_small --out runs/mine tasks.eurosat_knn_linear.data.name=image_folder tasks.eurosat_knn_linear.data.root=/data/my_scenes 'tasks.eurosat_knn_linear.data.bands=[]'": Run(),
