@@ -124,15 +124,10 @@ def _is_store(p: Path) -> bool:
 def _stores_in(folder: Path) -> list[str]:
     """The sorted Zarr stores and NetCDF files under `folder` (recursively, not inside a Zarr store; symbolic links
     to folders followed, a folder reached twice listed once)."""
+    from geodino.data.paths import walk_once
+
     hits: list[str] = []
-    seen: set[str] = set()
-    for root, dirs, files in os.walk(folder, followlinks=True):
-        real = os.path.realpath(root)
-        if real in seen:
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs.sort()
+    for root, dirs, files in walk_once(folder):
         stores = [d for d in dirs if is_zarr_store(Path(root, d))]
         hits += [os.path.join(root, d) for d in stores]
         dirs[:] = [d for d in dirs if d not in stores]  # a store's chunks are not datacubes of their own

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import glob as _glob
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from geodino.errors import InputError, plural
 
-__all__ = ["IMAGE_EXTS", "RASTER_EXTS", "TIFF_EXTS", "one_listed", "read_list", "resolve_paths"]
+__all__ = ["IMAGE_EXTS", "RASTER_EXTS", "TIFF_EXTS", "one_listed", "read_list", "resolve_paths", "walk_once"]
 
 TIFF_EXTS = (".tif", ".tiff", ".gtif", ".gtiff")
 """The suffixes GeoTIFFs are written with (compared lower-cased): GDAL's GTiff driver opens a file by its content,
@@ -71,14 +71,10 @@ def one_listed(inputs: Sequence[str | Path], what: str = "raster") -> list[str]:
     return items
 
 
-def _folder_files(folder: Path, exts: tuple[str, ...], recursive: bool) -> list[str]:
-    """The sorted files with `exts` in `folder` (and, with `recursive`, its subfolders), following symbolic links
-    to folders as torchvision's ImageFolder does (`os.walk(followlinks=True)`): an ImageNet subset made of links to
-    class folders was read as empty (Python 3.11's `Path.glob("**")` does not enter linked folders). A folder
-    reached twice (a link back up the tree, two links to one folder) is listed once."""
-    if not recursive:
-        return sorted(str(h) for h in folder.iterdir() if h.is_file() and h.suffix.lower() in exts)
-    hits: list[str] = []
+def walk_once(folder: str | Path) -> Iterator[tuple[str, list[str], list[str]]]:
+    """`os.walk(folder, followlinks=True)` with sorted subfolders, entering a folder reached twice (a link back up
+    the tree, two links to one folder) once: the file listings and the datacube search share it. A caller may prune
+    the yielded `dirs` in place, as with `os.walk`."""
     seen: set[str] = set()
     for root, dirs, files in os.walk(folder, followlinks=True):
         real = os.path.realpath(root)
@@ -87,6 +83,18 @@ def _folder_files(folder: Path, exts: tuple[str, ...], recursive: bool) -> list[
             continue
         seen.add(real)
         dirs.sort()  # a folder reached twice keeps the same (first sorted) path on every machine
+        yield root, dirs, files
+
+
+def _folder_files(folder: Path, exts: tuple[str, ...], recursive: bool) -> list[str]:
+    """The sorted files with `exts` in `folder` (and, with `recursive`, its subfolders), following symbolic links
+    to folders as torchvision's ImageFolder does (`os.walk(followlinks=True)`): an ImageNet subset made of links to
+    class folders was read as empty (Python 3.11's `Path.glob("**")` does not enter linked folders). A folder
+    reached twice (a link back up the tree, two links to one folder) is listed once."""
+    if not recursive:
+        return sorted(str(h) for h in folder.iterdir() if h.is_file() and h.suffix.lower() in exts)
+    hits: list[str] = []
+    for root, _dirs, files in walk_once(folder):
         hits.extend(
             os.path.join(root, f)
             for f in files
