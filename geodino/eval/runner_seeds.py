@@ -97,8 +97,16 @@ def _pm(cell: dict[str, Any], signed: bool = False) -> str:
     return mean if cell["std"] is None else f"{mean} ± {cell['std']:.4f}"
 
 
-def seeds_markdown(rows: list[dict[str, Any]], suite: str, seeds: list[int], specs: list[str]) -> str:
-    """The table of `aggregate`'s score rows: mean ± sample std per backbone (and paired Δ per comparison)."""
+def seeds_markdown(
+    rows: list[dict[str, Any]],
+    suite: str,
+    seeds: list[int],
+    specs: list[str],
+    skipped: dict[str, dict[str, str]] | None = None,
+) -> str:
+    """The table of `aggregate`'s score rows: mean ± sample std per backbone (and paired Δ per comparison), then
+    a note per task a backbone skipped (`skipped`: spec -> {task: why}, from the runs' results.json), whose cells
+    read "-", as each seed's comparison.md says."""
     from geodino.eval.compare import _sign_note
 
     head = ["task", "metric", f"`{specs[0]}`"] + [c for s in specs[1:] for c in (f"`{s}`", "Δ (paired)")]
@@ -128,6 +136,10 @@ def seeds_markdown(rows: list[dict[str, Any]], suite: str, seeds: list[int], spe
     if short:
         lines += ["", "Cells over fewer seeds than run (a NaN score or a task a seed did not finish):", ""]
         lines += [f"- {t} {m} `{s}`: {rows_n(rows, t, m, s)} of {len(seeds)}" for t, m, s in short]
+    notes = [(s, task, why) for s in specs for task, why in (skipped or {}).get(s, {}).items()]
+    if notes:
+        lines += ["", 'Tasks a backbone skipped (their cells read "-"):', ""]
+        lines += [f"- `{s}` skipped {task}: {why}" for s, task, why in notes]
     return "\n".join(lines) + "\n"
 
 
@@ -152,6 +164,7 @@ def run_seeds(cfg: Any, spec: str | None, compare: list[str], seeds: list[int], 
     main = str(spec or cfg.backbone)
     specs = [main] + [str(c) for c in compare]
     per_seed: dict[int, list[tuple[str, list[dict[str, Any]]]]] = {}
+    skipped: dict[str, dict[str, str]] = {}  # spec -> {task: why} over the seeds (a skip depends on the backbone)
     for seed in seeds:
         run_cfg = copy.deepcopy(cfg)
         run_cfg.seed = seed
@@ -165,7 +178,11 @@ def run_seeds(cfg: Any, spec: str | None, compare: list[str], seeds: list[int], 
         else:
             run_suite(run_cfg, spec, folder)
             folders = [folder]
-        per_seed[seed] = [(s, list(read_results(f).get("rows") or [])) for s, f in zip(specs, folders, strict=True)]
+        results = [read_results(f) for f in folders]
+        per_seed[seed] = [(s, list(r.get("rows") or [])) for s, r in zip(specs, results, strict=True)]
+        for s, r in zip(specs, results, strict=True):
+            for task, why in (r.get("skipped") or {}).items():
+                skipped.setdefault(s, {}).setdefault(str(task), str(why))
     rows = aggregate(per_seed)
     payload = {
         "suite": cfg.name,
@@ -175,10 +192,11 @@ def run_seeds(cfg: Any, spec: str | None, compare: list[str], seeds: list[int], 
         "geodino_version": geodino_version(),
         "command": shlex.join(sys.argv),
         "rows": rows,
+        "skipped": skipped,
     }
     with atomic_path(out / "seeds.json") as tmp:
         tmp.write_text(json_text(payload, indent=1))
     md = out / "seeds.md"
     with atomic_path(md) as tmp:
-        tmp.write_text(seeds_markdown(rows, cfg.name, seeds, specs))
+        tmp.write_text(seeds_markdown(rows, cfg.name, seeds, specs, skipped))
     return md

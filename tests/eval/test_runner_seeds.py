@@ -106,3 +106,40 @@ def test_run_seeds_takes_the_suite_mapping_from_python(tmp_path, monkeypatch):
     table = json.loads((tmp_path / "out" / "seeds.json").read_text())
     assert md.is_file() and table["backbones"] == ["tiny"] and table["rows"]
     assert [runner.read_results(tmp_path / "out" / f"seed_{s}")["seed"] for s in (1, 2)] == [1, 2]
+
+
+def test_seeds_table_says_why_a_comparison_backbone_skipped_a_task(tmp_path, monkeypatch):
+    """A task a comparison backbone cannot run reads "-" in seeds.md; the reason from its runs' results.json is
+    carried into a note under the table (each seed's comparison.md has it; seeds.md had only the "-")."""
+    import geodino.eval.compare
+    from geodino.eval.compare import COMPARE_DIR, slug
+    from geodino.eval.runner_seeds import run_seeds
+
+    why = "needs 4 blocks; the backbone has 2 blocks"
+
+    def fake_comparison(cfg, spec, compare, folder):
+        for sub, value, skipped in (
+            ("", 0.7 + cfg.seed / 100, {}),
+            (f"{COMPARE_DIR}/{slug('other', 1)}", None, {"seg": why}),
+        ):
+            f = folder / sub
+            f.mkdir(parents=True, exist_ok=True)
+            rows = [{"task": "cls", "metric": "knn_top1", "value": 0.6}]
+            if value is not None:
+                rows.append({"task": "seg", "metric": "mIoU", "value": value})
+            (f / "results.json").write_text(json.dumps({"rows": rows, "skipped": skipped}))
+
+    monkeypatch.setattr(geodino.eval.compare, "run_comparison", fake_comparison)
+    mapping = {"name": "s", "backbone": "main", "tasks": {}, "progress": False}
+    monkeypatch.setattr("geodino.eval.runner.suite_config", lambda cfg: _Cfg())
+    md = run_seeds(mapping, "main", ["other"], [0, 1], tmp_path / "out").read_text()
+    assert "| seg | mIoU | 0.7050 ± 0.0071 | - | - |" in md
+    assert f"- `other` skipped seg: {why}" in md
+    assert json.loads((tmp_path / "out" / "seeds.json").read_text())["skipped"] == {"other": {"seg": why}}
+
+
+class _Cfg:
+    name = "s"
+    backbone = "main"
+    seed = 0
+    cache_dir = ""
