@@ -28,7 +28,12 @@ import torch.nn.functional as F
 
 from geodino.errors import ConfigError, InputError
 from geodino.eval.backbone_arg import probe_backbone
-from geodino.eval.classification_predictions import PREDICTIONS_FILE, sample_ids, write_predictions
+from geodino.eval.classification_predictions import (
+    PREDICTIONS_FILE,
+    clear_predictions,
+    sample_ids,
+    write_predictions,
+)
 from geodino.eval.datasets import DatasetConfig, ProbeDataset, build_dataset, check_classes
 from geodino.eval.features import FeatureConfig, FeatureSet, extract_features
 from geodino.eval.linear import LinearConfig, concat_features, linear_probe, refit_head
@@ -256,6 +261,7 @@ def run_classification(backbone: Any, cfg: ClassificationConfig, out_dir: str | 
     backbone = probe_backbone(backbone)  # a spec string is loaded as embed_raster loads it
     out = Path(out_dir)
     make_dirs(out)
+    clear_predictions(out)  # an earlier run's must not outlive a rerun that fails or writes none
     torch.manual_seed(cfg.seed)
     train_ds = build_dataset(cfg.data, "train", backbone=backbone)  # image files: the backbone's recorded DN scale
     val_ds = build_dataset(cfg.data, "val", backbone=backbone)

@@ -63,6 +63,14 @@ def write_predictions(
         tmp.write_text(buf.getvalue())
 
 
+def clear_predictions(task_dir: Path) -> None:
+    """Remove an earlier run's `predictions.csv` at a task's start. `classification.json` is safe to leave: every
+    finished run rewrites it. This file is written only by single-label runs and read by `--compare` wherever it
+    exists, so one left by an earlier run (a rerun that failed, or one that writes none: multi-label) would pair
+    the old predictions with the new run's scores."""
+    (task_dir / PREDICTIONS_FILE).unlink(missing_ok=True)
+
+
 def sample_ids(files: list[str] | None, n: int) -> list[str]:
     """The id of each scored image: its file (relative to the dataset root) where the dataset has files, else its
     index in the split (`#0`, `#1`, ...)."""
