@@ -204,7 +204,15 @@ def check_resume_config(ckpt: dict[str, Any], path: Path, config: dict[str, Any]
         return
     changed = changed_resume_field(saved, config, _RESUME_FIXED, _RESUME_FREE)
     if changed:
-        raise resume_config_error(path, *changed, keeps="data, batch, seed, recipe and length")
+        exc = resume_config_error(path, *changed, keeps="data, batch, seed, recipe and length")
+        if changed[0].startswith("data.sources[") and changed[0].endswith("].paths"):
+            was = changed[1][0] if isinstance(changed[1], list) and len(changed[1]) == 1 else changed[1]
+            exc.args = (
+                f"{exc.args[0]}. A moved data folder resumes when its files (names and sizes) are those the run "
+                f"folder's data_paths.json records; a run started before geodino wrote it records none: make "
+                f"the old path {was!r} a symbolic link to the new folder and resume with the old path",
+            )
+        raise exc
     gbs = (meta.get("data") or {}).get("global_batch_size")
     if gbs is not None and int(gbs) != int(global_batch_size):
         raise CheckpointError(

@@ -27,6 +27,7 @@ from typing import Any
 from geodino.errors import CheckpointError, ConfigError, GeoDinoError, InputError, plural
 from geodino.io import removes_created_dirs
 from geodino.train.config import PRECISIONS, STRATEGIES, CheckpointConfig, PretrainConfig, TrainerConfig
+from geodino.train.resume_paths import same_paths_as_saved, write_data_stamp
 from geodino.train.resume_point import resume_point
 from geodino.train.run_start import Start, undo_start
 
@@ -377,10 +378,7 @@ def _check_resume(
             "the one before, or pass checkpoint.resume=PATH"
         ) from exc
     ck.check_resume_fits(saved, resume, backbone_config)
-    from geodino.config import to_dict
-    from geodino.train.resume_paths import same_paths_as_saved  # `data/` and `data` name the same files
-
-    mine = same_paths_as_saved((saved.get("geodino") or {}).get("config"), to_dict(cfg))
+    mine = same_paths_as_saved((saved.get("geodino") or {}).get("config"), cfg, out)  # `data/`, a moved folder
     ck.check_resume_config(saved, resume, mine, cfg.batch_size * world_size(cfg))
     resume_step = saved.get("global_step")
     if not isinstance(resume_step, int):
@@ -472,6 +470,7 @@ def _write_start_files(cfg: PretrainConfig, out: Path, arch: Any, start: Start) 
     start.keep(out / "config.yaml", out / "schedules.png")
     with atomic_path(out / "config.yaml") as tmp:
         save_config(cfg, tmp)
+    write_data_stamp(cfg, out)  # what each data path names: a moved data folder still resumes (`resume_paths`)
     log.info("schedules: %s", arch.schedules.plot(out / "schedules.png"))
 
 
