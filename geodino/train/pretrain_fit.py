@@ -17,6 +17,10 @@ log = logging.getLogger("geodino.train")
 def fit(trainer: Any, module: Any, resume: Path | None) -> None:
     """`trainer.fit`, with Ctrl-C turned into geodino's KeyboardInterrupt (one line, exit code 130). A sharded
     checkpoint folder resumed under a strategy other than FSDP2 is gathered into each process (`sharded_resume`)."""
+    if resume is not None:
+        from geodino.io_temps import sweep_gathered
+
+        sweep_gathered(resume.parent)  # what a killed gather of a sharded folder (below) left in checkpoints/
     if resume is not None and resume.is_dir():
         from lightning.pytorch.strategies import ModelParallelStrategy
 
