@@ -489,7 +489,8 @@ def _announce_start(
         )
     if resume is not None:
         at = f" at step {resume_step} of {cfg.trainer.max_steps}" if isinstance(resume_step, int) else ""
-        print(f"geodino: resuming from {resume}{at}", file=sys.stderr)
+        done = ": the run is already complete, nothing to train" * (cfg.trainer.max_steps <= (resume_step or 0))
+        print(f"geodino: resuming from {resume}{at}{done}", file=sys.stderr)
 
 
 def replace(cfg: PretrainConfig, **changes: Any) -> PretrainConfig:
