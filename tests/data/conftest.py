@@ -64,3 +64,21 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def curate_refuses(capsys, tmp_path: Path):
+    """`refuses(flags, expect)`: `geodino data curate` of a small image archive with `flags` exits 2 with one line
+    holding `expect`, leaves tmp_path as it was and writes no output folder (the option checks' shared set-up)."""
+    from tests.data.test_curate import SPEC, _image_archive
+    from tests.test_bad_inputs import one_line_exit_2
+
+    def refuses(flags: list[str], expect: str) -> None:
+        root = tmp_path / "imgs"
+        _image_archive(root)
+        out = tmp_path / "out"
+        one_line_exit_2(capsys, tmp_path, "data", "curate", root, "-b", SPEC, "--size", "4", "-o", out,
+                        "--no-progress", *flags, expect=(expect,))  # fmt: skip
+        assert not out.exists()
+
+    return refuses
