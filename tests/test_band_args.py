@@ -34,7 +34,7 @@ NAMES_ACCEPTED = [
     ("red", ["red"]),
     ("red,nir", ["red", "nir"]),
     (" red , nir ,", ["red", "nir"]),
-    ("red nir", ["red nir"]),  # only commas split names
+    (["red nir"], ["red nir"]),  # a list item with a space is one name (a file's band may be called so)
     ("12", ["12"]),  # a file's bands may be labelled "1", "2": numeric text stays a name here
     ("4,3,2", ["4", "3", "2"]),
     ([], None),
@@ -97,6 +97,12 @@ def test_names_accepted_as_before(value, expected):
 
     assert parse_band_names(value, "bands") == expected
     assert band_list(value, "bands") == expected  # the old name data/stats.py calls
+
+
+def test_names_as_text_apart_by_spaces_are_refused():
+    """'red nir' was one band named "red nir" that no file has; now one line with the comma spelling."""
+    with pytest.raises(ConfigError, match=r"bands='red nir' cannot be used: .*bands=red,nir"):
+        parse_band_names("red nir", "bands")
 
 
 @pytest.mark.parametrize(("value", "expected"), BACKBONE_ACCEPTED, ids=_ids(BACKBONE_ACCEPTED))

@@ -71,9 +71,16 @@ def _resolve_bands(
                 break
         else:
             via = " / ".join(h for h in (hints["band_names"], hints["sensor"]) if h)
+            words = want.split()
+            spaced = len(words) > 1 and all(w.lower() in lookup or (sensor and sensor.resolve_band(w, strict=False))
+                                            for w in words)  # fmt: skip
             raise MissingBandError(
-                f"raster {path} has no band {want!r} (its bands: {', '.join(names)}); fix {hints['bands']}"
-                + (f" or name the file's bands with {via}" if via else ""),
+                f"raster {path} has no band {want!r} (its bands: {', '.join(names)}); "
+                + (
+                    f"{want!r} is one name: list band names apart by commas ({','.join(words)}), not spaces"
+                    if spaced
+                    else f"fix {hints['bands']}" + (f" or name the file's bands with {via}" if via else "")
+                ),
                 source=f"raster {path}",
                 band=want,
                 names=names,

@@ -22,7 +22,7 @@ from typing import Any
 
 from geodino.errors import ConfigError
 
-__all__ = ["BAND_NUMBERS_HINT", "parse_backbone_bands", "parse_band_names", "parse_band_numbers"]
+__all__ = ["BAND_NUMBERS_HINT", "parse_backbone_bands", "parse_band_names", "parse_band_numbers", "space_rule"]
 
 BAND_NUMBERS_HINT = (
     "embed's bands are 1-based band numbers of the input (e.g. bands=[4,3,2], --bands 4,3,2); band names go to the "
@@ -93,6 +93,8 @@ def parse_band_names(value: Any, key: str) -> list[str] | None:
     rule = f"{field} are band names here (e.g. ['red', 'nir'], or the text 'red,nir')"
     if isinstance(value, str):
         listed = _yaml_list(value.strip())
+        if listed is None and "," not in value and len(value.split()) > 1:  # `bands: red nir`: one name "red nir"
+            raise _refuse(key, value, *space_rule(key, value))
         items = listed if listed is not None else [b.strip() for b in value.split(",") if b.strip()]
     else:
         items = _sequence(value)
@@ -111,6 +113,16 @@ def parse_band_names(value: Any, key: str) -> list[str] | None:
     if bad:
         raise _refuse(key, value, rule, f"{bad[0]!r} is not a band name")
     return [str(b) for b in items] or None
+
+
+def space_rule(key: str, value: str) -> tuple[str, str]:
+    """What a name list written with spaces ("red nir") should be: names apart by commas. Read whole it was one
+    band named "red nir" that no file has (a file's band may have a space in its name, so it is not split)."""
+    words = value.split()
+    return (
+        f"band names are apart by commas ({key}={','.join(words)} or {key}={words!r}), not spaces",
+        f"a single name with a space in it goes in a list ({key}=[{value.strip()!r}])",
+    )
 
 
 def parse_backbone_bands(value: Any, key: str = "bands") -> tuple[int | None, list[str] | None]:
