@@ -38,6 +38,18 @@ def ramp(c: int, h: int, w: int, dtype: str = "uint16", seed: int = 0) -> np.nda
     return data.astype(dtype)
 
 
+def band_cube(data: np.ndarray, bands: list[str] | tuple[str, ...] = ("B02", "B03", "B04"), name: str = "refl"):
+    """An xarray Dataset of one variable `name` holding [C,H,W] `data` on a `band` coordinate, in UTM 33N with 10 m
+    pixels whose top-left corner is (500000, 4500000) (coordinates at pixel centres), ready for to_zarr/to_netcdf."""
+    import rioxarray  # noqa: F401
+    import xarray as xr
+
+    _, h, w = data.shape
+    coords = {"band": list(bands), "y": 4500000 - 10 * np.arange(h) - 5.0, "x": 500000 + 10 * np.arange(w) + 5.0}
+    da = xr.DataArray(data, dims=("band", "y", "x"), coords=coords, name=name).rio.write_crs("EPSG:32633")
+    return da.to_dataset()
+
+
 @pytest.fixture
 def scenes(tmp_path: Path) -> dict[str, Path]:
     """Three 4-band scenes: UTM 33N (nodata corner), UTM 32N COG, WGS84 geographic; plus a 13-band one."""

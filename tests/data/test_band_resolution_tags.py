@@ -70,18 +70,10 @@ def test_a_cube_of_tagged_variables(tmp_path):
 
 
 def test_a_cube_band_coordinate_of_tagged_names(tmp_path):
-    import rioxarray  # noqa: F401
-    import xarray as xr
-
     from geodino.data.cubes import CubeSource
+    from tests.data.conftest import band_cube
 
-    coords = {
-        "band": ["B02_10m", "B03_10m", "B04_10m", "B8A_20m"],
-        "y": 4500000 - 10 * np.arange(32) - 5.0,
-        "x": 500000 + 10 * np.arange(32) + 5.0,
-    }
-    da = xr.DataArray(_data(), dims=("band", "y", "x"), coords=coords, name="refl").rio.write_crs("EPSG:32633")
-    da.to_dataset().to_netcdf(tmp_path / "c.nc", engine="scipy")
+    band_cube(_data(), ["B02_10m", "B03_10m", "B04_10m", "B8A_20m"]).to_netcdf(tmp_path / "c.nc", engine="scipy")
     picked = CubeSource([str(tmp_path / "c.nc")], sensor="sentinel2_l2a", tile_size=32, bands=["nir08", "red"])
     assert picked.sensor.bands == ("B8A", "B04")
     assert np.allclose(picked.read(0, 0, 0, 32, 32, None)["image"].mean((1, 2)), [0.4, 0.3], atol=1e-6)

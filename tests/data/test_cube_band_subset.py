@@ -10,17 +10,13 @@ import pytest
 from geodino.data.cubes import CubeSource, open_cube
 from geodino.data.sensors import get_sensor
 from geodino.errors import InputError
+from tests.data.conftest import band_cube
 
 
 def _store(tmp_path, names):
-    import rioxarray  # noqa: F401
-    import xarray as xr
-
     data = np.stack([np.full((8, 8), 1000 * (i + 1), "uint16") for i in range(len(names))])
-    coords = {"band": list(names), "y": 4500000 - 10 * np.arange(8) - 5.0, "x": 500000 + 10 * np.arange(8) + 5.0}
-    da = xr.DataArray(data, dims=("band", "y", "x"), coords=coords, name="refl").rio.write_crs("EPSG:32633")
     path = tmp_path / "cube.zarr"
-    da.to_dataset().to_zarr(path)
+    band_cube(data, names).to_zarr(path)
     return str(path)
 
 

@@ -11,20 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.data.conftest import band_cube
+
 
 def _cube(value: int):
-    import rioxarray  # noqa: F401
-    import xarray as xr
-
     data = np.full((3, 16, 16), value, "uint16")
     data[:, :8] += 100  # half the rows 100 DN brighter: a std to check
-    coords = {
-        "band": ["B02", "B03", "B04"],
-        "y": 4500000 - 10 * np.arange(16) - 5.0,
-        "x": 500000 + 10 * np.arange(16) + 5.0,
-    }
-    da = xr.DataArray(data, dims=("band", "y", "x"), coords=coords, name="refl").rio.write_crs("EPSG:32633")
-    return da.to_dataset()
+    return band_cube(data)
 
 
 @pytest.fixture
