@@ -44,7 +44,8 @@ def write_cog(
     `bands` are the band descriptions (what each band holds, as QGIS and gdalinfo show it). `classes` (a class map:
     `classes[value] = (rgb or rgba 0-255, name)`) gives band 1 its colour table (nodata transparent) and, once the
     COG is in place, its raster attribute table (`write_rat`; bands after the first are marked grey there, as the
-    COG driver writes the second band of a paletted TIFF as alpha). A PAM file `OUT.tif.aux.xml` left from the file this
+    COG driver writes the second band of a paletted TIFF as alpha; `unmark_alpha` also unmarks it in the TIFF, for a
+    map read without its `.aux.xml`). A PAM file `OUT.tif.aux.xml` left from the file this
     replaces (statistics, an older table) is removed with it. With `desc`, a progress bar over the `total` blocks
     (see `progress`; by default the blocks of `source`). `source`, the feature raster the product was made from,
     adds its lineage to the tags (`lineage_tags`); `tags` given here win."""
@@ -79,6 +80,8 @@ def write_cog(
             rasterio.shutil.copy(
                 staging, tmp, driver="COG", compress="deflate", overviews="auto", resampling=resampling, blocksize=256
             )
+            if classes and int(profile["count"]) > 1:
+                unmark_alpha(tmp)
         finally:
             staging.unlink(missing_ok=True)
         pam_path(out).unlink(missing_ok=True)  # it described the file being replaced (right before the rename)
@@ -98,6 +101,53 @@ def lineage_tags(rd: EmbeddingReader) -> dict[str, str]:
     md = rd.metadata
     tags = {"GEODINO_SOURCE_FEATURES": str(rd.path)}
     return tags | {f"GEODINO_SOURCE_{k.upper()}": str(md[k]) for k in LINEAGE if md.get(k)}
+
+
+TIFF_EXTRASAMPLES, TIFF_SHORT = 338, 3
+EXTRASAMPLE_UNSPECIFIED, EXTRASAMPLE_ASSOCALPHA, EXTRASAMPLE_UNASSALPHA = 0, 1, 2
+
+
+def unmark_alpha(tif: str | Path) -> int:
+    """Set every alpha ExtraSamples value (TIFF tag 338) of `tif` to unspecified, in place; return how many.
+
+    GDAL's GTiff CreateCopy (which the COG driver calls) hard-codes EXTRASAMPLE_UNASSALPHA for the second band of a
+    2-band paletted Byte TIFF, whatever the source band's colour interpretation or the ALPHA option says. Read
+    without its `.aux.xml` (a copied file, QGIS with PAM off), the classify map's confidence band then was its
+    alpha. The value is one SHORT held inside the IFD entry, so rewriting those two bytes moves nothing: the COG
+    layout (IFDs first, tile order) stays valid. Classic TIFF and BigTIFF, either byte order."""
+    import struct
+
+    changed = 0
+    with open(tif, "r+b") as fh:
+        head = fh.read(16)
+        order = {b"II": "<", b"MM": ">"}.get(head[:2])
+        if order is None:
+            return 0
+        big = struct.unpack(order + "H", head[2:4])[0] == 43
+        count_fmt, offset_fmt, entry = (order + "Q", order + "Q", 20) if big else (order + "H", order + "I", 12)
+        value_at = 12 if big else 8  # where an entry's inline value starts
+        offset = struct.unpack(offset_fmt, head[8:16] if big else head[4:8])[0]
+        seen: set[int] = set()
+        while offset and offset not in seen:
+            seen.add(offset)
+            fh.seek(offset)
+            n = struct.unpack(count_fmt, fh.read(struct.calcsize(count_fmt)))[0]
+            first = offset + struct.calcsize(count_fmt)
+            table = fh.read(n * entry)
+            for i in range(n):
+                tag, kind = struct.unpack(order + "HH", table[i * entry : i * entry + 4])
+                count = struct.unpack(offset_fmt, table[i * entry + 4 : i * entry + value_at])[0]
+                if tag != TIFF_EXTRASAMPLES or kind != TIFF_SHORT or count > (4 if big else 2):
+                    continue  # more values than fit inline are stored elsewhere: never written by GDAL here
+                at = first + i * entry + value_at
+                values = list(struct.unpack(order + "H" * count, table[at - first : at - first + 2 * count]))
+                if any(v in (EXTRASAMPLE_ASSOCALPHA, EXTRASAMPLE_UNASSALPHA) for v in values):
+                    fh.seek(at)
+                    fh.write(struct.pack(order + "H" * count, *[EXTRASAMPLE_UNSPECIFIED] * count))
+                    changed += 1
+            fh.seek(first + n * entry)
+            offset = struct.unpack(offset_fmt, fh.read(struct.calcsize(offset_fmt)))[0]
+    return changed
 
 
 def pam_path(cog: str | Path) -> Path:
@@ -135,7 +185,8 @@ def write_rat(
     `extra_bands` (the classify map's confidence): bands `band + 1 ...` get `<ColorInterp>Gray</ColorInterp>`. GDAL's
     COG driver writes the second sample of a paletted TIFF as alpha, so GDAL, QGIS (without the `.qml`) and
     MapServer drew the class map with the confidence (0..100 stored in 0..255) as its transparency: at most 39 %
-    opaque. The PAM value overrides the TIFF's for every GDAL reader that has the `.aux.xml` beside the COG."""
+    opaque. The PAM value overrides the TIFF's for every GDAL reader that has the `.aux.xml` beside the COG;
+    `write_cog` also unmarks the alpha in the TIFF itself (`unmark_alpha`: Undefined when read without it)."""
     path = pam_path(cog)
     root = None
     if path.exists():
