@@ -164,18 +164,8 @@ def test_run_classification_end_to_end_on_a_class_folder(tmp_path):
     assert json.loads((tmp_path / "again" / "splits.json").read_text())["splits"] == splits  # seeded
 
 
-def test_run_classification_multilabel_bigearthnet_layout(tmp_path):
-    from tests.eval.test_datasets import make_bigearthnet
-
-    make_bigearthnet(tmp_path / "ben")
-    cfg = ClassificationConfig(
-        data=DatasetConfig(name="bigearthnet", root=str(tmp_path / "ben")),
-        features=FeatureConfig(cache=False, image_size=32),
-        linear=LinearConfig(lrs=[0.1], weight_decays=[0.0], n_last_blocks=[1], avgpool=[False], min_iterations=5),
-        progress=False,
-    )
-    cfg.knn.ks = [2]
-    m = run_classification(TinyBackbone(in_chans=12, spec="tiny"), cfg, tmp_path / "out")
+def test_run_classification_multilabel_bigearthnet_layout(tmp_path, bigearthnet_cfg):
+    m = run_classification(TinyBackbone(in_chans=12, spec="tiny"), bigearthnet_cfg, tmp_path / "out")
     assert set(m) >= {"knn_mAP@k2", "knn_mAP", "linear_mAP", "linear_f1_micro", "linear_mAP_micro"}
     assert all(0.0 <= v <= 1.0 for v in m.values())
 

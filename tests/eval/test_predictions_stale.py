@@ -13,8 +13,6 @@ from geodino.errors import InputError
 from geodino.eval.classification import ClassificationConfig, run_classification
 from geodino.eval.classification_predictions import PREDICTIONS_FILE
 from geodino.eval.datasets import DatasetConfig
-from geodino.eval.features import FeatureConfig
-from geodino.eval.linear import LinearConfig
 from tests.eval.tiny_backbone import TinyBackbone
 
 
@@ -23,19 +21,9 @@ def _old_predictions(out):
     (out / PREDICTIONS_FILE).write_text("id,true,knn\n#0,a,a\n")
 
 
-def test_a_multilabel_rerun_removes_an_earlier_single_label_runs_predictions(tmp_path):
-    from tests.eval.test_datasets import make_bigearthnet
-
-    make_bigearthnet(tmp_path / "ben")
-    cfg = ClassificationConfig(
-        data=DatasetConfig(name="bigearthnet", root=str(tmp_path / "ben")),
-        features=FeatureConfig(cache=False, image_size=32),
-        linear=LinearConfig(lrs=[0.1], weight_decays=[0.0], n_last_blocks=[1], avgpool=[False], min_iterations=5),
-        progress=False,
-    )
-    cfg.knn.ks = [2]
+def test_a_multilabel_rerun_removes_an_earlier_single_label_runs_predictions(tmp_path, bigearthnet_cfg):
     _old_predictions(tmp_path / "out")
-    run_classification(TinyBackbone(in_chans=12, spec="tiny"), cfg, tmp_path / "out")
+    run_classification(TinyBackbone(in_chans=12, spec="tiny"), bigearthnet_cfg, tmp_path / "out")
     assert (tmp_path / "out" / "classification.json").is_file()
     assert not (tmp_path / "out" / PREDICTIONS_FILE).exists()
 
