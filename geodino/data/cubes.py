@@ -104,7 +104,9 @@ def open_cube(
     per_band_variables = stacked is not None
     if stacked is not None:
         fill = stacked_fill_value(ds, stacked, path) if nodata is None else None
-        da = ds[stacked].to_dataarray(dim="band")  # one variable per band (by name, in the sensor's order)
+        # one variable per band (by name, in the sensor's order); unnamed, its band coordinate naming the variables
+        # (`embed.cube_bands.read_variables`: what a resumed embed records)
+        da = ds[stacked].to_dataarray(dim="band", name=None)
         if fill is not None:  # stacking drops the variables' attributes
             da.attrs["_FillValue"] = fill
         band_dim = "band"

@@ -14,7 +14,7 @@ from typing import Any
 
 from geodino.errors import InputError, plural
 
-__all__ = ["single_band_planes", "stacked_variables"]
+__all__ = ["read_variables", "single_band_planes", "stacked_variables"]
 
 _TIME_NAMES = ("time", "t", "date", "dates", "datetime", "times")  # the time dims `cube_dims.order_dims` knows
 
@@ -63,3 +63,13 @@ def stacked_variables(obj: Any, where: str, *, variable: str | None, sensor: Any
         f"{','.join(planes[:3])},... (those variables, in the backbone's band order), or variable=NAME (one "
         f"of them); in Python sensor=, bands=[...] or variable="
     )
+
+
+def read_variables(da: Any) -> list[str]:
+    """The variables of the store an array `cubes.open_cube` returned reads, in the order of its bands: a stack of
+    per-band variables is unnamed and its band coordinate names them (xarray's `Dataset.to_dataarray`), any other
+    array is the one variable of that name (an in-memory DataArray without a name: "data")."""
+    if da.name is not None:
+        return [str(da.name)]
+    band = da.dims[-3]  # (band, y, x) or (time, band, y, x)
+    return [str(v) for v in da[band].values]

@@ -30,6 +30,7 @@ __all__ = [
     "damaged",
     "done_blocks",
     "init_work_dir",
+    "input_variables",
     "kept_for_resume",
     "mark_done",
     "mark_rows",
@@ -187,7 +188,7 @@ def init_work_dir(work: Path, prep: Any, *, join: bool) -> None:
             f"partial output {work} exists; pass --resume to finish it or --overwrite to start again (resume=True or "
             "overwrite=True in Python)"
         )
-    ident = jsonable(prep.ident)
+    ident = with_input_variables(jsonable(prep.ident), prep.source)
     if plan_file.exists():
         check_partial(work, ident)
         check_store(work)
@@ -223,12 +224,46 @@ def check_partial(work: Path, ident: dict[str, Any]) -> None:
     old = json.loads((work / PLAN_FILE).read_text())
     if "blocks" in ident and "blocks" not in old:
         old["blocks"] = _recorded_blocks(work, old, ident)
-    diff = settings_diff(flat_settings(old), flat_settings(jsonable(ident)), every=True)
+    new = jsonable(ident)
+    for key in _RECORDED_SINCE:  # compared when both records hold it: an earlier version's record lacks it
+        if (key in old) != (key in new):
+            old.pop(key, None)
+            new.pop(key, None)
+    diff = settings_diff(flat_settings(old), flat_settings(new), every=True)
     if diff:
+        hint = (  # which options chose the variables: a rewritten store gives others for the same flags
+            " (a datacube's variables come from variable=, --sensor and --bands, and from the store's own variables: "
+            "pass those of the first run, on the same store)"
+            if any(text.startswith("cube variables ") for text in diff)
+            else ""
+        )
         raise InputError(
             f"the partial output {work} was started with other settings: {'; '.join(diff)}; rerun with the "
-            f"same settings or pass --overwrite to start again (overwrite=True in Python)"
+            f"same settings{hint} or pass --overwrite to start again (overwrite=True in Python)"
         )
+
+
+# keys a run record holds since a later version; an earlier record without one resumes as it did (unchecked)
+_RECORDED_SINCE = ("input_variables",)
+
+
+def input_variables(source: Any) -> list[str] | None:
+    """The datacube variables `source` reads, in the order of its bands (`cube_bands.read_variables`): the one
+    variable read, or the per-band variables stacked (after --bands picks some); None for other inputs."""
+    from geodino.embed.cube_bands import read_variables
+
+    base = getattr(source, "base", source)  # a window (--bbox/--window) of a cube reads the cube's bands
+    if getattr(base, "kind", None) != "datacube" or getattr(base, "da", None) is None:
+        return None
+    return read_variables(base.da)
+
+
+def with_input_variables(ident: dict[str, Any], source: Any) -> dict[str, Any]:
+    """A run record with the datacube variables its input reads (`input_variables`): the bands' count and the
+    options alone do not tell them (variable=B08 and variable=B04 are both one band; a store rewritten with one more
+    variable stacks others for the same --bands 1,2,3,4), so a resume reading others is refused (`check_partial`)."""
+    names = input_variables(source)
+    return ident if names is None else {**ident, "input_variables": names}
 
 
 def _recorded_blocks(work: Path, old: dict[str, Any], ident: dict[str, Any]) -> Any:
@@ -298,6 +333,7 @@ SETTING_NAMES = {
     "input_window": "window/bbox (input col, row, width, height)",
     "bands": "bands",
     "input_bands": "bands",
+    "input_variables": "cube variables",
     "nodata": "nodata",
     "input_nodata": "nodata",
     "scale": "sensor/scale",
@@ -328,7 +364,8 @@ _FOLLOWS = {
     "patch size": ("backbone",),
     "feature count": ("backbone", "layers", "layers (blocks)", "layer_mode"),
     "layers (blocks)": ("backbone", "layers"),  # another name or backbone gives other blocks
-    "input size": ("input", "bands", "window/bbox (input col, row, width, height)"),
+    "input size": ("input", "bands", "cube variables", "window/bbox (input col, row, width, height)"),
+    "cube variables": ("input", "bands"),
     "input georeferencing": ("input", "window/bbox (input col, row, width, height)"),
     "margin": ("overlap",),  # its default is overlap/4
     "l2_normalize": ("dtype",),  # int8 forces it
