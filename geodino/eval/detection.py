@@ -27,6 +27,7 @@ from geodino.eval import dense
 from geodino.eval.backbone_arg import probe_backbone
 from geodino.eval.boxes import Boxes, check_boxes, match_boxes, read_boxes, tiles_of
 from geodino.eval.datasets import DatasetConfig
+from geodino.eval.detection_coco import CocoRecorder
 from geodino.eval.detection_outputs import boxes_to_geojson as boxes_to_geojson  # re-exported
 from geodino.eval.detection_outputs import write_predictions
 from geodino.eval.detection_training import train_detector as train_detector  # re-exported
@@ -285,7 +286,8 @@ def run_detection(
 
     `train_data`/`val_data` are probe samples (`image`, `boxes` xyxy px, `labels` 0-based) from an adapter
     (then give `class_names`). Writes `detection_metrics.json`, `detection_head.pt`, `<image>_boxes.geojson`
-    (map coordinates) or `<image>_boxes.json` (pixels), and `detection_boxes.png`.
+    (map coordinates) or `<image>_boxes.json` (pixels), `detection_boxes.png`, and the scored detections as COCO
+    results with their ground truth (`detections_coco.json`, `detections_coco_gt.json`: `detection_coco`).
     """
     cfg.validate()
     backbone = probe_backbone(backbone)  # a spec string is loaded as embed_raster loads it
@@ -308,7 +310,8 @@ def run_detection(
     history = train_detector(model, train_units, cfg)
 
     evaluated = val_tiles if val_tiles is not None else val_data
-    metrics = _evaluate(model, evaluated, cfg, names, check)
+    coco = CocoRecorder(names)  # the COCO-scored detections, re-scorable: detections_coco.json (+ _gt.json)
+    metrics = _evaluate(model, evaluated, cfg, names, check, coco)
     metrics["train_loss"] = history[-1] if history else math.nan
     metrics["val_images"] = float(len(evaluated))
 
@@ -319,6 +322,7 @@ def run_detection(
         "box_max_detections": cfg.box_max_detections,
     }
     dense.save_probe(out_dir, "detection", head, {**metrics, **settings, "input_scaling": scaling.describe()})
+    coco.write(out_dir)
     _export_predictions(model, cfg, backbone, scaling, out_dir, names, train_data, val_data)
     scaling.say()  # one line at the end, predicted images included
     return metrics
@@ -399,7 +403,14 @@ def _training_units(
     return train_units, val_tiles
 
 
-def _evaluate(model: Any, evaluated: Any, cfg: DetectionProbeConfig, names: list[str], check: Any) -> dict[str, float]:
+def _evaluate(
+    model: Any,
+    evaluated: Any,
+    cfg: DetectionProbeConfig,
+    names: list[str],
+    check: Any,
+    coco: CocoRecorder | None = None,
+) -> dict[str, float]:
     """mAP, mAP50, mAP75, mAR100 (and per class) of the detector on the validation samples or held-out tiles (COCO
     rule: ignored objects are crowd regions), voc_mAP50/voc07_mAP50 (VOC devkit rule for them, detection_voc.py), and
     DeepForest's box_precision/box_recall (detection_recall.py; its thresholds go to detection_metrics.json only,
@@ -421,6 +432,8 @@ def _evaluate(model: Any, evaluated: Any, cfg: DetectionProbeConfig, names: list
             # the held-out tile's edge cut
             top = top_scoring(pred, cfg.max_detections)
             meter.update([top], [target])
+            if coco is not None:
+                coco.add(top, target, s)
             voc.update([top], [target])
             boxes.update([pred], [target])  # the meter keeps its own best box_max_detections
     return {**meter.compute(), **voc.compute(), **boxes.compute()}
