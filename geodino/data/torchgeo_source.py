@@ -67,6 +67,28 @@ def _band_take(dataset: Any, sensor: Sensor) -> tuple[int, ...] | None:
     return tuple(where[b] for b in sensor.bands)
 
 
+def _files_nodata(dataset: Any, limit: int = 8) -> float | None:
+    """The nodata value the dataset's files declare (the first of up to `limit` indexed files that declares one),
+    as torchgeo's read (`rasterio.merge.merge`) fills masked cells with it; 0 (merge's fill) for files with an
+    internal mask and no nodata value; None when the files declare neither or are not listed (`filepath`)."""
+    import rasterio
+
+    from geodino.data.rasters import own_mask
+
+    index = getattr(dataset, "index", None)
+    paths = list(dict.fromkeys(index["filepath"]))[:limit] if index is not None and "filepath" in index else []
+    masked = False
+    for path in paths:
+        try:
+            with rasterio.open(path) as src:
+                if src.nodata is not None:
+                    return float(src.nodata)
+                masked = masked or own_mask(src, 1)
+        except Exception:  # an unreadable header here: torchgeo's own read will say so
+            continue
+    return 0.0 if masked else None
+
+
 class TorchGeoSource:
     """Deterministic random tiles (pixel size `tile_size`) of a torchgeo GeoDataset."""
 
@@ -95,8 +117,12 @@ class TorchGeoSource:
         self.dataset = dataset
         self.sensor = get_sensor(sensor).select(list(bands)) if bands else get_sensor(sensor)
         self.band_names = list(self.sensor.bands)
-        # no nodata unless the sensor or the source declares one: 0 would mask legitimate all-zero pixels
+        # the source's nodata, else the sensor's, else the files' own (torchgeo's read fills masked cells with it:
+        # without it fully-nodata tiles passed as valid); no nodata when none declares one: 0 would mask legitimate
+        # all-zero pixels
         self.nodata = nodata if nodata is not None else self.sensor.nodata
+        if self.nodata is None:
+            self.nodata = _files_nodata(dataset)
         self._take = _band_take(dataset, self.sensor)
         self.tile = int(tile_size)
         self.name = name
