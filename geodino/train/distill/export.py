@@ -36,9 +36,10 @@ RESUME_FREE_FIELDS = ("ranks", "share", "on_error", "fast_decode")  # student pr
 RESUME_FREE = ("teacher.fast", "ibot.mask_sample_probability", "ibot.mask_ratio_min_max")
 
 
-def check_resume_config(path: Path, config: dict[str, Any]) -> None:
+def check_resume_config(path: Path, config: dict[str, Any], out: Path | None = None) -> None:
     """Fail with one line when this run's config changes what a resumed distillation must keep (read from the
-    newest checkpoint `path` before anything of the run folder, config.yaml included, is rewritten)."""
+    newest checkpoint `path` before anything of the run folder, config.yaml included, is rewritten). `out`: the run
+    folder, whose `data_paths.json` (written at every start) lets a moved data folder with the same files resume."""
     from geodino.models.checkpoints import load_file
     from geodino.train.checkpointing import changed_resume_field, resume_config_error
 
@@ -48,10 +49,19 @@ def check_resume_config(path: Path, config: dict[str, Any]) -> None:
         return  # not ours: load_checkpoint names it
     from geodino.train.resume_paths import same_paths_as_saved  # `data/` and `data` name the same files
 
-    config = same_paths_as_saved(saved, config)
+    config = same_paths_as_saved(saved, config, out)
     changed = changed_resume_field(saved, config, RESUME_FIXED, RESUME_FREE, free_fields=RESUME_FREE_FIELDS)
     if changed:
-        raise resume_config_error(path, *changed, keeps="teacher, students, data, batch, seed, recipe and length")
+        exc = resume_config_error(path, *changed, keeps="teacher, students, data, batch, seed, recipe and length")
+        key, was = changed[0], changed[1]
+        if key.startswith("data.sources[") and key.endswith("].paths"):  # as pretraining says it
+            was = was[0] if isinstance(was, list) and len(was) == 1 else was
+            exc.args = (
+                f"{exc.args[0]}. A moved data folder resumes when its files (names and sizes) are those the run "
+                "folder's data_paths.json records; a run started before geodino wrote it records none: make the "
+                f"old path {was!r} a symbolic link to the new folder and resume with the old path",
+            )
+        raise exc
 
 
 def checkpoint_dir(out_dir: Path, names: list[str], colocated: bool) -> Path:

@@ -54,7 +54,7 @@ def take_run_folder(cfg: DistillConfig, start: Start, rank: int, plan: Any) -> t
     if (layout.subgroup_rank == 0) if not layout.colocated else rank == 0:
         start.later.append(lambda: _clear_partial_checkpoints(ckpt_dir))
     if cfg.train.resume == "auto" and (newest := latest_checkpoint(ckpt_dir)) is not None:
-        check_resume_config(newest, to_dict(cfg))  # before config.yaml is rewritten
+        check_resume_config(newest, to_dict(cfg), out_dir)  # before config.yaml and data_paths.json are rewritten
     if cfg.train.resume == "never":
         refuse_used_folder(out_dir, [s.name for s in cfg.students])
     return out_dir, layout, names, ckpt_dir
@@ -82,12 +82,15 @@ def refuse_used_folder(out_dir: Path, names: list[str]) -> None:
 
 
 def write_start_files(cfg: DistillConfig, out_dir: Path, sched: Any, start: Start) -> None:
-    """Rank 0, once teacher, students and data are checked: config.yaml and schedules.png (listed in `start.made`
-    when new; an earlier run's kept in `start.replaced`, to be put back if the start is refused)."""
+    """Rank 0, once teacher, students and data are checked: config.yaml, schedules.png and data_paths.json (what
+    each data path names, so that a moved data folder with the same files resumes: `resume_paths`); each listed in
+    `start.made` when new, an earlier run's kept in `start.replaced`, to be put back if the start is refused."""
     from geodino.config import save_config
+    from geodino.train.resume_paths import STAMP, write_data_stamp
 
-    start.keep(out_dir / "config.yaml", out_dir / "schedules.png")
+    start.keep(out_dir / "config.yaml", out_dir / "schedules.png", out_dir / STAMP)
     save_config(cfg, out_dir / "config.yaml")
+    write_data_stamp(cfg, out_dir)
     log.info("schedules: %s", sched.plot(out_dir / "schedules.png"))
 
 
