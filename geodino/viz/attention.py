@@ -101,8 +101,10 @@ def mass_mask(attn: np.ndarray, mass: float = 0.6, valid: np.ndarray | None = No
 
     `valid` [h, w] (None: all): the cells that hold data. The others are never kept and their attention is left out
     of the total, so the mask holds `mass` of the attention the pictures show (a nodata margin drew most of a
-    random backbone's mask, invisible in the PNGs and NaN in the COG). `mass` 1 keeps every valid cell, as DINO's
-    `cumsum > 1 - mass` does (the rounding tolerance dropped cells under 1e-12 of the total)."""
+    random backbone's mask, invisible in the PNGs and NaN in the COG). A cell of exactly zero attention (a float32
+    softmax underflows below ~1e-45) adds nothing to the mass, so it is never kept: `mass` 1 keeps every valid cell
+    with positive attention, as DINO's `cumsum > 1 - mass` does (the zeros sort first and their cumulative share is
+    0), not every cell; without the rounding tolerance, cells under 1e-12 of the total were dropped there."""
     check_mass(mass)
     a = np.asarray(attn, dtype=np.float64)
     ok = np.ones(a.shape[-2:], bool) if valid is None else np.asarray(valid, bool)
@@ -119,8 +121,8 @@ def mass_mask(attn: np.ndarray, mass: float = 0.6, valid: np.ndarray | None = No
     np.put_along_axis(keep, order, keep_sorted, axis=-1)
     keep = keep.reshape(a.shape)
     if float(mass) >= 1.0:
-        keep[...] = True
-    return keep & ok
+        keep[...] = True  # every cell with mass, whatever the rounding of the cumulative share
+    return keep & ok & (a > 0)
 
 
 @contextmanager

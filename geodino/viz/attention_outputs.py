@@ -20,6 +20,12 @@ if TYPE_CHECKING:
     from geodino.viz.attention import AttentionMaps
 
 
+def mass_percent(mass: float) -> str:
+    """The mask's mass share as a percentage for names and titles: 0.6 -> "60", 0.004 -> "0.4", 0.125 -> "12.5".
+    Rounded to a whole percent, --mass 0.004 named its COG band `mask_0pct` and --mass 0.605 passed for 60 %."""
+    return f"{float(mass) * 100:.6g}"
+
+
 def _up(grid: np.ndarray, p: int) -> np.ndarray:
     return np.repeat(np.repeat(grid, p, axis=0), p, axis=1)
 
@@ -84,7 +90,7 @@ def _panel(path: Path, rgb: np.ndarray, maps: AttentionMaps, title: str, valid: 
     tiles = [
         ("image", rgb),
         ("mean over heads", overlay(rgb, maps.mean, p, valid=valid)),
-        (f"{maps.mass:.0%} attention mass", _mask_overlay(rgb, maps.mask, p, valid)),
+        (f"{mass_percent(maps.mass)} % attention mass", _mask_overlay(rgb, maps.mask, p, valid)),
     ]
     if maps.similarity is not None:
         tiles.append(("similarity to point", overlay(rgb, maps.similarity, p, valid=valid)))
@@ -112,7 +118,7 @@ def _write_cog(path: Path, maps: AttentionMaps, crs: Any, transform: Any) -> Non
 
     from geodino.io import atomic_path
 
-    layers = [("attention_mean", maps.mean), (f"mask_{round(maps.mass * 100)}pct", maps.mask.astype(np.float32))]
+    layers = [("attention_mean", maps.mean), (f"mask_{mass_percent(maps.mass)}pct", maps.mask.astype(np.float32))]
     layers += [(f"head_{i}", a) for i, a in zip(maps.head_ids, maps.heads)]
     if maps.similarity is not None:
         layers.append(("similarity", maps.similarity))
