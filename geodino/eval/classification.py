@@ -36,6 +36,7 @@ from geodino.eval.classification_predictions import (
 )
 from geodino.eval.datasets import DatasetConfig, ProbeDataset, build_dataset, check_classes
 from geodino.eval.features import FeatureConfig, FeatureSet, extract_features
+from geodino.eval.label_budget import active, budget_details, budget_indices, check_budget, subset_features
 from geodino.eval.linear import LinearConfig, concat_features, linear_probe, refit_head
 from geodino.eval.metrics import multilabel_metrics, selection_score, single_label_metrics
 from geodino.eval.seeding import keeps_global_rng
@@ -74,6 +75,10 @@ class ClassificationConfig:
     linear: LinearConfig = field(default_factory=LinearConfig)
     logreg: LogRegConfig = field(default_factory=LogRegConfig)
     eval_split: str = "test"  # split the chosen heads are reported on (test, or val when there is no test)
+    # label budget (eval/label_budget.py): the share of training labels kept, stratified per class and nested
+    # across fractions (1 = all), or a number of training images per class (0 = off); val and test stay whole
+    train_fraction: float = 1.0
+    train_per_class: int = 0
     seed: int = 0
     plots: bool = True
     progress: bool = True
@@ -282,15 +287,21 @@ def run_classification(backbone: Any, cfg: ClassificationConfig, out_dir: str | 
         _check_targets(fs, k, ds)
         return fs
 
-    ftr, fva = feats(train_ds), feats(val_ds)
+    check_budget(cfg.train_fraction, cfg.train_per_class)  # a suite names tasks.<name>. (runner.parse_tasks)
+    ftr, fva = feats(train_ds), feats(val_ds)  # the full training split: one cache entry for every label budget
     if train_ds.task != "multilabel":
         _check_two_classes(ftr, train_ds)
+    budget = None
+    if active(cfg.train_fraction, cfg.train_per_class):  # subsampled after extraction, train only
+        rows = budget_indices(ftr.targets, cfg.train_fraction, cfg.train_per_class, cfg.seed, train_ds.classes)
+        budget = budget_details(ftr.targets, rows, cfg.train_fraction, cfg.train_per_class, cfg.seed, train_ds.classes)
+        ftr, train_ds = subset_features(ftr, rows), train_ds.subset(rows)
     fte = fva if test_ds is val_ds else feats(test_ds)
     report = _Report(cfg, train_ds, fte, out, counts={"n_train": len(ftr), "n_val": len(fva), "n_eval": len(fte)})
     report.details["input_scaling"] = input_scaling(train_ds, val_ds, test_ds)
     # Reported on val (eval_split=val), a head refit on train + val would be scored on its own training images:
     # the refit is then skipped (the head chosen on val and trained on train is reported, as documented).
-    refit_linear, refit_logreg = _refits(cfg, evaluates_val=test_ds is val_ds)
+    refit_linear, refit_logreg = _refits(cfg, evaluates_val=test_ds is val_ds, budget=budget is not None)
     if cfg.knn.enabled:
         _knn_heads(ftr, fte, k, cfg.knn, report)
     if cfg.linear.enabled:
@@ -312,6 +323,9 @@ def run_classification(backbone: Any, cfg: ClassificationConfig, out_dir: str | 
         s, info = logistic_regression(ftr, fva, fte, logreg_cfg, seed=cfg.seed)
         report.score("logreg", s)
         report.details["logreg"].update(info, refit_on_trainval=refit_logreg)
+    if budget is not None:  # info rows of results.json/results.md (INFO_METRICS), details in classification.json
+        report.details["label_budget"] = budget
+        report.metrics.update(train_fraction=budget["kept_fraction"], n_train=float(budget["n_train"]))
     with atomic_path(out / "classification.json") as tmp:
         tmp.write_text(json_text(report.details, indent=1, default=float))
     if report.preds:  # per-image predictions, for paired (McNemar) comparisons of backbones
@@ -326,11 +340,23 @@ def run_classification(backbone: Any, cfg: ClassificationConfig, out_dir: str | 
     return report.metrics
 
 
-def _refits(cfg: ClassificationConfig, evaluates_val: bool) -> tuple[bool, bool]:
+def _refits(cfg: ClassificationConfig, evaluates_val: bool, budget: bool = False) -> tuple[bool, bool]:
     """(linear, logreg): whether each enabled head is refit on train + val before it is scored. Never when the
-    scored split is val itself (one warning names the heads whose refit is skipped)."""
+    scored split is val itself, nor under a label budget (the whole val split's labels would join the budgeted
+    training labels: a 1 % EuroSAT head would train on 162 + 5400 images); one warning names the heads."""
     linear = cfg.linear.enabled and cfg.linear.refit_on_trainval
     logreg = cfg.logreg.enabled and cfg.logreg.refit_on_trainval
+    if budget and (linear or logreg):
+        import warnings
+
+        heads = " and ".join(h for h, on in (("linear", linear), ("logreg", logreg)) if on)
+        warnings.warn(
+            f"classification: a label budget (train_fraction/train_per_class) is set, so {heads} "
+            f"{'is' if ' and ' not in heads else 'are'} not refit on train + val (that would train on every "
+            "validation label too); the head chosen on val and trained on the budgeted training images is reported",
+            stacklevel=3,
+        )
+        return False, False
     if evaluates_val and (linear or logreg):
         import warnings
 

@@ -23,9 +23,10 @@ if typing.TYPE_CHECKING:
     from geodino.eval.runner import SuiteConfig
 
 
-INFO_METRICS = ("n_pixels", "val_tiles", "val_images", "train_loss")
+INFO_METRICS = ("n_pixels", "val_tiles", "val_images", "train_loss", "n_train", "train_fraction")
 """Values a task returns beside its scores for bookkeeping (evaluated pixels, tiles or images; the last epoch's
-training loss): kept in results.json with kind `info`, listed apart in results.md, never differenced by --compare."""
+training loss; a label budget's training images and the share of the training split they are): kept in
+results.json with kind `info`, listed apart in results.md, never differenced by --compare."""
 
 
 def metric_kind(metric: str) -> str:

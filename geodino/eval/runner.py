@@ -120,6 +120,13 @@ def config_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(strip(data), sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def _hashed_task(task: dict[str, Any]) -> dict[str, Any]:
+    """A task config as hashed: a classification label budget at its default (all labels) is left out, so a task
+    without one keeps the hash it had before the budget keys existed."""
+    defaults = {"train_fraction": 1.0, "train_per_class": 0}
+    return {k: v for k, v in task.items() if not (k in defaults and v == defaults[k])}
+
+
 def seed_everything(seed: int, deterministic: bool = True) -> None:
     random.seed(seed)
     import numpy as np
@@ -202,6 +209,13 @@ def parse_tasks(cfg: SuiteConfig, out: Path, names: list[str] | None = None) -> 
                 f"key seed={raw['seed']} (or --seeds for several) and drop tasks.{name}.seed"
             )
         tcfg = task_config(schema, raw, f"tasks.{name}")
+        if hasattr(tcfg, "train_fraction"):  # a label budget out of range: one line naming tasks.<name>.<key>
+            from geodino.eval.label_budget import check_budget
+
+            try:
+                check_budget(tcfg.train_fraction, tcfg.train_per_class)
+            except ConfigError as exc:
+                raise ConfigError(f"tasks.{name}.{exc}") from exc
         _set_if_present(tcfg, "seed", cfg.seed)
         _set_if_present(tcfg, "progress", cfg.progress)
         _set_if_present(tcfg, "features.cache_dir", cfg.cache_dir or str(out / "feature_cache"), only_if_empty=True)
@@ -449,7 +463,7 @@ def _run_tasks(suite: PreparedSuite) -> list[dict]:
         elapsed = time.perf_counter() - t0
         h = config_hash(
             {
-                "task": to_dict(tcfg),
+                "task": _hashed_task(to_dict(tcfg)),
                 "data": to_dict(data) if data is not None else None,
                 "backbone_bands": task.backbone_bands,
                 "backbone_sensor": task.backbone_sensor,

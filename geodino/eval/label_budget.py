@@ -1,0 +1,108 @@
+"""Label-efficiency probes: train a classification head on a small, seeded share of the training labels.
+
+EO papers compare backbones at 1 % or 10 % of the training labels (GEO-Bench's train partitions, SSL4EO-S12's
+linear probes), or at a fixed number of labelled images per class. `train_fraction` / `train_per_class` of a
+classification task pick that share here, on the training split only (validation and test stay whole), after the
+features of the full training split were extracted: the feature cache holds the full split once, so a sweep over
+fractions reads it instead of re-running the backbone.
+
+Single-label data is subsampled per class: each class is shuffled once by the task seed and its first
+max(1, round(fraction * n_class)) images (or `train_per_class`) are kept, so every class keeps at least one image
+and a smaller budget's subset is inside a larger one's for the same seed (nested). Multi-label data has no single
+class to stratify by: its images are shuffled once by the seed and the first max(1, round(fraction * n)) are kept
+(nested too).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from geodino.errors import ConfigError, InputError
+
+
+def check_budget(fraction: float, per_class: int) -> None:
+    """One line naming the key when a label budget is out of range or both keys are set."""
+    if not 0.0 < float(fraction) <= 1.0:
+        raise ConfigError(
+            f"train_fraction={fraction} must be > 0 and <= 1 (the share of training labels kept; 1 = all)"
+        )
+    if int(per_class) < 0:
+        raise ConfigError(f"train_per_class={per_class} must be >= 0 (training images kept per class; 0 = off)")
+    if per_class and fraction < 1.0:
+        raise ConfigError(f"train_fraction={fraction} and train_per_class={per_class} are both set; set one of them")
+
+
+def active(fraction: float, per_class: int) -> bool:
+    """Whether a label budget subsamples the training split at all."""
+    return bool(per_class) or float(fraction) < 1.0
+
+
+def budget_indices(
+    targets: torch.Tensor, fraction: float, per_class: int, seed: int, classes: list[str] | None = None
+) -> list[int]:
+    """The training rows a label budget keeps (sorted positions into `targets`: [N] class ids, or [N, K] multi-hot
+    for a plain subset). Deterministic for a seed and nested across budgets (see the module docstring)."""
+    check_budget(fraction, per_class)
+    n = int(targets.shape[0])
+    rng = np.random.default_rng(int(seed))
+    if targets.dim() == 2:
+        if per_class:
+            raise ConfigError(
+                f"train_per_class={per_class} needs single-label classes; this data is multi-label: "
+                "use train_fraction (a plain seeded subset of images) instead"
+            )
+        order = rng.permutation(n)
+        return sorted(int(i) for i in order[: max(1, round(fraction * n))]) if n else []
+    labels = targets.long().numpy()
+    kept: list[int] = []
+    for c in sorted(set(labels.tolist())):
+        members = np.flatnonzero(labels == c)
+        order = members[rng.permutation(len(members))]
+        if per_class:
+            if per_class > len(members):
+                name = classes[c] if classes and 0 <= c < len(classes) else c
+                raise InputError(
+                    f"train_per_class={per_class} is more than the {len(members)} training images of class "
+                    f"{name!r}; set train_per_class <= {_smallest(labels)} (the smallest class) or use train_fraction"
+                )
+            take = per_class
+        else:
+            take = max(1, round(fraction * len(members)))
+        kept.extend(int(i) for i in order[:take])
+    return sorted(kept)
+
+
+def _smallest(labels: np.ndarray) -> int:
+    return int(np.bincount(labels)[np.bincount(labels) > 0].min())
+
+
+def subset_features(fs: Any, rows: list[int]) -> Any:
+    """A FeatureSet holding only `rows` (positions) of `fs`."""
+    import dataclasses
+
+    idx = torch.as_tensor(rows, dtype=torch.long)
+    return dataclasses.replace(fs, cls=fs.cls[idx], patch_mean=fs.patch_mean[idx], targets=fs.targets[idx])
+
+
+def budget_details(
+    targets: torch.Tensor, rows: list[int], fraction: float, per_class: int, seed: int, classes: list[str]
+) -> dict[str, Any]:
+    """What classification.json records about a label budget: the keys, the counts and, single-label, the training
+    images kept per class."""
+    n_full = int(targets.shape[0])
+    out: dict[str, Any] = {
+        "train_fraction": float(fraction),
+        "train_per_class": int(per_class),
+        "seed": int(seed),
+        "n_train_full": n_full,
+        "n_train": len(rows),
+        "kept_fraction": len(rows) / n_full if n_full else 0.0,
+        "stratified": targets.dim() == 1,
+    }
+    if targets.dim() == 1:
+        kept = torch.bincount(targets[torch.as_tensor(rows, dtype=torch.long)].long(), minlength=len(classes))
+        out["per_class"] = {name: int(kept[i]) for i, name in enumerate(classes) if i < kept.numel()}
+    return out
