@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["STALE_AFTER_S", "sweep_gathered", "sweep_temps", "temp_name", "writer_tag"]
+__all__ = ["STALE_AFTER_S", "sweep_temps", "temp_name", "writer_tag"]
 
 
 def _named(path: Path) -> Path:
@@ -145,39 +145,6 @@ def sweep_temps(path: str | Path) -> list[Path]:
         runs = "a killed run" if len(removed) == 1 else "killed runs"
         listed = ", ".join(f"{p.name} ({_size_text(n)})" for p, n in removed)
         print(f"geodino: removed {what} of {runs}: {listed}", file=sys.stderr)
-    return [p for p, _ in removed]
-
-
-def sweep_gathered(folder: str | Path) -> list[Path]:
-    """Remove from `folder` the `.NAME.full-HOST-PID.pt` files that the gather of a sharded checkpoint folder NAME
-    (`geodino.models.checkpoints.files`, on resume, export or init_from) writes and deletes, left there when its
-    process was killed: those of a dead pid on this host, or of another host when untouched for `STALE_AFTER_S`.
-    Says once on stderr what was removed; returns it."""
-    import socket
-
-    host = socket.gethostname()
-    removed: list[tuple[Path, int]] = []
-    try:
-        names = [e.name for e in os.scandir(Path(folder).expanduser()) if ".full-" in e.name]
-    except OSError:
-        return []
-    for name in names:
-        m = re.fullmatch(r"\.(.+)\.full-(.+)-(\d+)\.pt", name)
-        p = Path(folder).expanduser() / name
-        try:
-            if m is None or not p.is_file():
-                continue
-            gone = not _alive(int(m.group(3))) if m.group(2) == host else _untouched_for(p, STALE_AFTER_S)
-            if not gone:
-                continue
-            size = p.lstat().st_size
-            p.unlink()
-        except OSError:
-            continue
-        removed.append((p, size))
-    if removed:
-        listed = ", ".join(f"{p.name} ({_size_text(n)})" for p, n in removed)
-        print(f"geodino: removed the gathered checkpoint copies of killed runs: {listed}", file=sys.stderr)
     return [p for p, _ in removed]
 
 

@@ -18,9 +18,9 @@ def fit(trainer: Any, module: Any, resume: Path | None) -> None:
     """`trainer.fit`, with Ctrl-C turned into geodino's KeyboardInterrupt (one line, exit code 130). A sharded
     checkpoint folder resumed under a strategy other than FSDP2 is gathered into each process (`sharded_resume`)."""
     if resume is not None:
-        from geodino.io_temps import sweep_gathered
+        from geodino.models.checkpoints.files import sweep_gathers
 
-        sweep_gathered(resume.parent)  # what a killed gather of a sharded folder (below) left in checkpoints/
+        sweep_gathers(resume.parent)  # what killed gathers of sharded folders (below, export, init_from) left there
     if resume is not None and resume.is_dir():
         from lightning.pytorch.strategies import ModelParallelStrategy
 

@@ -22,11 +22,13 @@ from torch import Tensor, nn
 from geodino.errors import CheckpointError, plural
 
 __all__ = [
+    "GATHER_SUFFIX",
     "HEADS_SUFFIX",
     "HEAD_NAMES",
     "SAFETENSORS_CONFIG_KEY",
     "BackboneWeights",
     "check_fits",
+    "gather_target",
     "heads_path",
     "load_file",
     "load_meta",
@@ -35,6 +37,7 @@ __all__ = [
     "read_heads",
     "read_sidecar",
     "strict_mismatch",
+    "sweep_gathers",
     "write_heads",
 ]
 
@@ -224,15 +227,44 @@ def _meta_file(path: Path) -> Path:
     return meta
 
 
-def _load_sharded(path: Path) -> dict[str, Any]:
-    """Gather a Lightning/DCP sharded checkpoint folder into one full dict on CPU (for export and init)."""
-    meta = _meta_file(path)
-    import socket
+GATHER_SUFFIX = ".full.pt"  # `gather_target`: what a sharded folder NAME is gathered into, as NAME.full.pt
 
+
+def gather_target(path: Path) -> Path:
+    """The file a sharded checkpoint folder `path` is gathered through, beside it. Only ever written under its
+    `geodino.io_temps.temp_name` (`.STEM.tmp-TAG-PID.SUFFIX.full.pt`: the writer's host tag and pid, so that ranks
+    on several hosts sharing the folder never collide) and deleted when the gather ends; `sweep_temps` of this path
+    removes what a killed gather left."""
+    return path.parent / f"{path.name}{GATHER_SUFFIX}"
+
+
+def sweep_gathers(folder: str | Path) -> list[Path]:
+    """Remove from `folder` what killed gathers of any sharded folder in it left (`sweep_temps` of each one's
+    `gather_target`: a dead pid on this host, another host's only when untouched for `STALE_AFTER_S`)."""
+    import re
+
+    from geodino.io_temps import sweep_temps
+
+    folder = Path(folder).expanduser()
+    pattern = re.compile(rf"\.(.+)\.tmp-[A-Za-z0-9_-]+?(\.[^/]*{re.escape(GATHER_SUFFIX)}|{re.escape(GATHER_SUFFIX)})")
+    try:
+        targets = {m[1] + m[2] for e in os.scandir(folder) if (m := pattern.fullmatch(e.name))}
+    except OSError:
+        return []
+    return [p for name in sorted(targets) for p in sweep_temps(folder / name)]
+
+
+def _load_sharded(path: Path) -> dict[str, Any]:
+    """Gather a Lightning/DCP sharded checkpoint folder into one full dict on CPU (for resume, export and init),
+    through a temporary file beside it (`gather_target`); first removes what killed gathers of it left."""
+    meta = _meta_file(path)
     from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 
-    # unique per process across nodes (ranks on several hosts share the folder and may have equal pids)
-    tmp = path.parent / f".{path.name}.full-{socket.gethostname()}-{os.getpid()}.pt"
+    from geodino.io_temps import sweep_temps, temp_name
+
+    target = gather_target(path)
+    sweep_temps(target)
+    tmp = temp_name(target)  # unique per process across hosts (writer_tag), as every geodino temporary
     try:
         dcp_to_torch_save(str(path), str(tmp))
         full = torch.load(tmp, map_location="cpu", weights_only=True)
