@@ -13,8 +13,7 @@ overlapping windows merged by `detection_windows`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,8 @@ from geodino.eval.datasets import DatasetConfig
 from geodino.eval.detection_coco import CocoRecorder
 from geodino.eval.detection_outputs import boxes_to_geojson as boxes_to_geojson  # re-exported
 from geodino.eval.detection_outputs import write_predictions
+from geodino.eval.detection_scoring import detections_kept as detections_kept  # re-exported
+from geodino.eval.detection_scoring import evaluate_detector as _evaluate  # re-exported (tests)
 from geodino.eval.detection_training import train_detector as train_detector  # re-exported
 from geodino.eval.detection_transform import NativeSizeTransform
 from geodino.eval.detection_windows import predict_image as predict_image  # re-exported
@@ -42,7 +43,6 @@ from geodino.eval.head_training import (
     to_device,
 )
 from geodino.eval.layer_choice import backbone_name, resolve_layers
-from geodino.eval.metrics import DetectionMeter
 from geodino.eval.scaling import InputScaling, check_data_offset
 from geodino.eval.seeding import keeps_global_rng
 from geodino.io import make_dirs
@@ -85,6 +85,7 @@ class DetectionProbeConfig:
     score_threshold: float = 0.05  # detections kept for mAP
     export_threshold: float = 0.3  # detections written to GeoJSON and drawn
     max_detections: int = 100  # per scored image (COCO: 100; raise it for dense scenes); per window when exporting
+    voc_max_detections: int = 0  # voc_mAP50's per-image cap; 0: none, as the VOC devkit (detection_scoring)
     nms_iou: float = 0.5  # merging windows of large images
     cut_cover: float = 0.5  # a box cut by an inner window edge is dropped when this much of it is in another's box
     box_iou_threshold: float = 0.4  # box_precision/box_recall: a matched pair counts when IoU > this (DeepForest)
@@ -122,6 +123,8 @@ class DetectionProbeConfig:
                 "score those above score_threshold; lower score_threshold too for a lower cut",
                 stacklevel=2,
             )
+        if self.voc_max_detections < 0:
+            raise ConfigError(f"voc_max_detections={self.voc_max_detections} must be >= 0 (0: no cap, the VOC devkit)")
         if self.box_max_detections < 1 or self.max_detections < 1:
             raise ConfigError(
                 f"max_detections={self.max_detections} and box_max_detections={self.box_max_detections} must be >= 1"
@@ -401,55 +404,6 @@ def _training_units(
     else:
         train_units = train_data
     return train_units, val_tiles
-
-
-def _evaluate(
-    model: Any,
-    evaluated: Any,
-    cfg: DetectionProbeConfig,
-    names: list[str],
-    check: Any,
-    coco: CocoRecorder | None = None,
-) -> dict[str, float]:
-    """mAP, mAP50, mAP75, mAR100 (and per class) of the detector on the validation samples or held-out tiles (COCO
-    rule: ignored objects are crowd regions), voc_mAP50/voc07_mAP50 (VOC devkit rule for them, detection_voc.py), and
-    DeepForest's box_precision/box_recall (detection_recall.py; its thresholds go to detection_metrics.json only,
-    not among the suite's scores). One prediction pass keeps the larger of the two caps per window; COCO's metrics
-    then score each image's best `max_detections`, DeepForest's its best `box_max_detections` (its 300: a dense
-    tile of 150 trees was scored on 100 detections, recall 2/3 at best)."""
-    from geodino.eval.detection_recall import BoxRecallMeter, top_scoring
-    from geodino.eval.detection_voc import VocMeter
-
-    meter = DetectionMeter(names, class_metrics=len(names) > 1, max_detections=cfg.max_detections)
-    voc = VocMeter(names)  # VOC devkit rule for ignored (difficult) objects: voc_mAP50, voc07_mAP50
-    boxes = BoxRecallMeter(names, cfg.box_iou_threshold, cfg.box_score_threshold, cfg.box_max_detections)
-    with detections_kept(model, max(cfg.max_detections, cfg.box_max_detections)):
-        for i in range(len(evaluated)):
-            s = check(evaluated[i], f"val sample {i}")
-            pred = predict_image(model, s["image"], cfg, whole_image_cap=False)
-            target = {k: s[k] for k in ("boxes", "labels", "ignore_boxes", "ignore_labels") if k in s}
-            # COCO's cap is per image over all classes (COCOeval alone would cap each class); ignore boxes: objects
-            # the held-out tile's edge cut
-            top = top_scoring(pred, cfg.max_detections)
-            meter.update([top], [target])
-            if coco is not None:
-                coco.add(top, target, s)
-            voc.update([top], [target])
-            boxes.update([pred], [target])  # the meter keeps its own best box_max_detections
-    return {**meter.compute(), **voc.compute(), **boxes.compute()}
-
-
-@contextmanager
-def detections_kept(model: Any, n: int) -> Iterator[None]:
-    """The torchvision detector keeps up to `n` detections per window inside the block (Faster R-CNN's
-    `roi_heads.detections_per_img`, RetinaNet's and FCOS's `detections_per_img`), its own cap again after it."""
-    holder = model.roi_heads if hasattr(model, "roi_heads") else model
-    before = holder.detections_per_img
-    holder.detections_per_img = int(n)
-    try:
-        yield
-    finally:
-        holder.detections_per_img = before
 
 
 def _export_predictions(

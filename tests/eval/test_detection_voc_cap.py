@@ -1,0 +1,72 @@
+"""VOC AP (`voc_mAP50`, `voc07_mAP50`) scores every detection of an image by default, as the VOC devkit (no per-image
+cap); `voc_max_detections` sets one. Before, VOC AP scored COCO's best `max_detections` (100), so a crafted image of
+150 objects that a stand-in detector finds exactly had voc_mAP50 2/3 instead of 1. COCO's metrics are unchanged."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from geodino.errors import ConfigError
+from geodino.eval.detection import DetectionProbeConfig, _evaluate
+
+N = 150
+
+
+def _objects() -> torch.Tensor:
+    """150 disjoint 6x6 boxes on a 15 x 10 grid of a 160 px image."""
+    return torch.tensor(
+        [[c * 10.0, r * 10.0, c * 10.0 + 6, r * 10.0 + 6] for r in range(10) for c in range(15)], dtype=torch.float32
+    )
+
+
+class _PerfectDetector(nn.Module):
+    """Finds every object (score falling with the index), returning its best `detections_per_img` as torchvision."""
+
+    def __init__(self, boxes: torch.Tensor, detections_per_img: int):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+        self.boxes = boxes
+        self.detections_per_img = detections_per_img
+
+    def forward(self, images):
+        n = min(len(self.boxes), self.detections_per_img)
+        scores = torch.linspace(0.99, 0.5, len(self.boxes))
+        return [{"boxes": self.boxes[:n], "scores": scores[:n], "labels": torch.zeros(n, dtype=torch.long)}]
+
+
+def _score(**keys) -> dict[str, float]:
+    boxes = _objects()
+    cfg = DetectionProbeConfig(detector="retinanet", tile_size=256, **keys)
+    model = _PerfectDetector(boxes, cfg.max_detections)
+    sample = {"image": torch.zeros(3, 160, 160), "boxes": boxes, "labels": torch.zeros(N, dtype=torch.long)}
+    out = _evaluate(model, [sample], cfg, ["tree"], lambda s, where: s)
+    assert model.detections_per_img == cfg.max_detections  # the detector's own cap is back
+    return out
+
+
+def test_voc_ap_has_no_per_image_cap_by_default():
+    out = _score()
+    assert out["voc_mAP50"] == pytest.approx(1.0)  # was 2/3: only COCO's best 100 of 150 were scored
+    assert out["voc07_mAP50"] == pytest.approx(1.0)
+    assert out["mAR100"] == pytest.approx(100 / 150)  # COCO keeps its 100
+
+
+def test_voc_max_detections_caps_each_image():
+    out = _score(voc_max_detections=100)
+    assert out["voc_mAP50"] == pytest.approx(100 / 150)  # precision 1 up to recall 2/3
+    assert out["voc07_mAP50"] == pytest.approx(7 / 11)  # recall points 0 .. 0.6 reached
+
+
+def test_the_voc_cap_leaves_coco_metrics_unchanged():
+    base = _score(voc_max_detections=100)
+    for cap in (0, 400):  # 400 raises the detector's cap while scoring: the best 100 stay the same
+        out = _score(voc_max_detections=cap)
+        for key in ("mAP", "mAP50", "mAP75", "mAR100", "box_recall", "box_precision"):
+            assert out[key] == pytest.approx(base[key], nan_ok=True), (cap, key)
+
+
+def test_voc_max_detections_must_not_be_negative():
+    with pytest.raises(ConfigError, match="voc_max_detections"):
+        DetectionProbeConfig(voc_max_detections=-1).validate()
