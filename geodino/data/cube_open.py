@@ -11,7 +11,7 @@ from typing import Any
 
 from geodino.errors import InputError
 
-__all__ = ["cube_paths", "is_cube_store", "is_zarr_store"]
+__all__ = ["cube_paths", "is_cube_store", "is_zarr_store", "open_dataset"]
 
 _REMOTE = ("/vsi", "http://", "https://", "s3://", "gs://", "az://", "abfs://", "gcs://")
 
@@ -66,11 +66,13 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def _open_dataset(path: str) -> Any:
+def open_dataset(path: str) -> Any:
     """Open a NetCDF file (told by its suffix or its first bytes) or a Zarr store, raw and without dask.
 
     A NetCDF4 (HDF5) file that no installed reader opens (none installed, or its import fails) is one line naming
-    the file and the install (`pip install 'geodino[netcdf]'`) instead of xarray's engine list or an ImportError."""
+    the file and the install (`pip install 'geodino[netcdf]'`) instead of xarray's engine list or an ImportError.
+    Each call opens the store (its metadata read again: costly on a remote Zarr), so a reader that needs it twice
+    passes the Dataset on (`cubes.open_cube(ds, name=path)`)."""
     import xarray as xr
 
     p = Path(path)

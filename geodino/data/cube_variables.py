@@ -13,7 +13,7 @@ from typing import Any
 from geodino.data.sensors import Sensor
 from geodino.errors import InputError, MissingBandError, plural
 
-__all__ = ["band_variables", "data_variable", "data_variables", "same_bands"]
+__all__ = ["band_variables", "data_variable", "data_variables", "same_bands", "shown"]
 
 
 def data_variables(ds: Any) -> list[str]:
@@ -21,7 +21,8 @@ def data_variables(ds: Any) -> list[str]:
     return [str(v) for v in ds.data_vars if ds[v].ndim >= 2 and v != "spatial_ref"]
 
 
-def _shown(names: Sequence[str], n: int = 8) -> str:
+def shown(names: Sequence[str], n: int = 8) -> str:
+    """Up to `n` names for a message, and how many there are in all when more."""
     return ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "")
 
 
@@ -52,7 +53,7 @@ def band_variables(
                 hit = next((v for v in cands if canon(v) == canon(str(b))), None)
             if hit is None and out:  # some bands name variables, this one none: one line naming the variables
                 raise MissingBandError(
-                    f"datacube {path} has no variable for band {b!r} (its variables: {_shown(cands)}); fix `bands:`",
+                    f"datacube {path} has no variable for band {b!r} (its variables: {shown(cands)}); fix `bands:`",
                     source=f"datacube {path}",
                     band=str(b),
                     names=tuple(cands),
@@ -73,7 +74,7 @@ def band_variables(
     twice = [vs for vs in named.values() if len(vs) > 1]
     if twice:
         raise InputError(
-            f"datacube {path} holds one variable per band ({_shown([v for vs in named.values() for v in vs])}) "
+            f"datacube {path} holds one variable per band ({shown([v for vs in named.values() for v in vs])}) "
             f"but {' and '.join(twice[0])} name the same band of sensor {sensor.name!r}; pick the variables with "
             "`bands:`"
         )
@@ -89,7 +90,7 @@ def _refuse_unnamed_planes(ds: Any, path: str, cands: list[str], sensor: Sensor,
     if sensor.n_bands < 2 or len(planes) < 2 or len([d for d in dims if d != time_dim]) != 2:
         return
     raise InputError(
-        f"datacube {path} holds {len(planes)} single-band variables ({_shown(planes)}) whose names are not the "
+        f"datacube {path} holds {len(planes)} single-band variables ({shown(planes)}) whose names are not the "
         f"bands of sensor {sensor.name!r} ({', '.join(sensor.bands)}); read them as one variable per band with "
         f"`bands:` listing them in the sensor's band order, or pick one array with `variable:`"
     )

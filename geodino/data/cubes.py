@@ -34,7 +34,7 @@ from geodino.data.cube_grid import (
     stacked_fill_value,
     unsigned_decoded,
 )
-from geodino.data.cube_open import _open_dataset, cube_paths, is_zarr_store
+from geodino.data.cube_open import cube_paths, is_zarr_store, open_dataset
 from geodino.data.cube_variables import band_variables, data_variable, same_bands
 from geodino.data.rasters import SceneGrid, stream_id, window_affine
 from geodino.data.sensors import Sensor, check_bit_depth, check_read_values, get_sensor
@@ -43,6 +43,8 @@ from geodino.data.validity import valid_pixels
 from geodino.errors import InputError, MissingBandError, plural
 
 __all__ = ["CubeSource", "is_zarr_store", "open_cube"]
+
+_open_dataset = open_dataset  # the name `geodino.data.stats_cube` imports (cube_open's public open_dataset)
 
 
 @dataclasses.dataclass
@@ -78,6 +80,7 @@ def open_cube(
     warn_unplaced: bool = True,
     sensor: Sensor | None = None,
     band_names: Sequence[str] | None = None,
+    name: str | None = None,
 ) -> CubeScene:
     """Open one store and describe it (array, grid, bands, times); errors name the store and what is missing.
 
@@ -86,19 +89,20 @@ def open_cube(
     store naming none of the sensor's bands is read positionally (CubeSource: only with the sensor's band count).
     A store of one variable per band is stacked by variable name (`cube_variables.band_variables`), as rasters are
     read by band description: the variables `bands` names, else those naming the sensor's bands in its order.
-    `path` may also be an in-memory xarray Dataset or DataArray (messages then name its type). A store whose
+    `path` may also be an in-memory xarray Dataset or DataArray (messages then name its type, or `name`: the path of
+    a store the caller opened already, `cube_open.open_dataset`, to read it without opening it again). A store whose
     pixels no regular grid places (`cube_grid.cube_transform`) is refused with `require_crs`, else read without a
     CRS (warned)."""
     import rioxarray  # noqa: F401 - registers the .rio accessor
     import xarray as xr
 
     if isinstance(path, xr.DataArray):
-        ds, path = path.to_dataset(name=path.name or "data"), "DataArray"
+        ds, path = path.to_dataset(name=path.name or "data"), name or "DataArray"
     elif isinstance(path, xr.Dataset):
-        ds, path = path, "Dataset"
+        ds, path = path, name or "Dataset"
     else:
         path = str(path)
-        ds = _open_dataset(path)
+        ds = open_dataset(path)
     ds = unsigned_decoded(ds)  # NetCDF3's int16 + _Unsigned: the uint16 DN it stores
     stacked = band_variables(ds, path, bands, sensor, time_dim) if variable is None else None
     per_band_variables = stacked is not None

@@ -5,7 +5,8 @@ With `--sensor`: the variables naming the sensor's bands, in the sensor's band o
 one: every single-band variable, in the store's order, when `--bands` picks among them (by name, or by number in
 that order); with neither, nothing says which variable is which channel of the backbone (a Zarr store lists its
 variables alphabetically: B12 before B8A), so the run is refused in one line naming the variables and the flags.
-Before, embed read the store's first variable alone (a 4-variable store was "1 band").
+Before, embed read the store's first variable alone (a 4-variable store was "1 band"). `open_embed_cube` opens the
+store once for both (the variables' choice and the read).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from geodino.errors import InputError, plural
 
-__all__ = ["read_variables", "single_band_planes", "stacked_variables"]
+__all__ = ["open_embed_cube", "read_variables", "single_band_planes", "stacked_variables"]
 
 _TIME_NAMES = ("time", "t", "date", "dates", "datetime", "times")  # the time dims `cube_dims.order_dims` knows
 
@@ -46,23 +47,39 @@ def stacked_variables(obj: Any, where: str, *, variable: str | None, sensor: Any
     the store's order; otherwise such a store is refused: nothing orders its variables as the backbone's channels."""
     import xarray as xr
 
-    from geodino.data.cube_variables import _shown, band_variables
-    from geodino.data.cubes import _open_dataset
+    from geodino.data.cube_open import open_dataset
+    from geodino.data.cube_variables import band_variables, shown
 
     if variable is not None or isinstance(obj, xr.DataArray):
         return None
-    ds = obj if isinstance(obj, xr.Dataset) else _open_dataset(str(obj))
+    ds = obj if isinstance(obj, xr.Dataset) else open_dataset(str(obj))
     if sensor is not None:
         return band_variables(ds, where, None, sensor, "time")
     planes = single_band_planes(ds)
     if planes is None or listing:
         return planes
     raise InputError(
-        f"datacube {where} holds {plural(len(planes), 'single-band variable')} ({_shown(planes)}) and nothing says "
+        f"datacube {where} holds {plural(len(planes), 'single-band variable')} ({shown(planes)}) and nothing says "
         f"their band order: pass --sensor NAME (stacks the variables naming its bands, in its order), --bands "
         f"{','.join(planes[:3])},... (those variables, in the backbone's band order), or variable=NAME (one "
         f"of them); in Python sensor=, bands=[...] or variable="
     )
+
+
+def open_embed_cube(
+    obj: Any, where: str, *, variable: str | None, sensor: Any, listing: bool, nodata: float | None
+) -> Any:
+    """The `CubeScene` embed reads from cube `obj` (a store's path, or an in-memory Dataset/DataArray; `where`
+    names it in messages): its variables chosen by `stacked_variables`, then read by `cubes.open_cube`, from one
+    open of the store (each open reads its metadata again: on a remote Zarr, requests)."""
+    import xarray as xr
+
+    from geodino.data.cube_open import open_dataset
+    from geodino.data.cubes import open_cube
+
+    ds = obj if isinstance(obj, (xr.Dataset, xr.DataArray)) else open_dataset(str(obj))
+    stack = stacked_variables(ds, where, variable=variable, sensor=sensor, listing=listing)
+    return open_cube(ds, variable=variable, bands=stack, nodata=nodata, require_crs=False, name=where)
 
 
 def read_variables(da: Any) -> list[str]:
