@@ -92,7 +92,8 @@ def _add_index(sub: Any) -> None:
         description="Read the header of every raster of an archive (no pixels) and print the scene count, the "
         "pixels in all, the band layouts and the CRSs, and each raster skipped with the reason; with --out also "
         "write the scene footprints (EPSG:4326 outlines of each raster's grid, from its header: nodata areas such "
-        "as a scene's rotated no-data corners are inside) as GeoParquet or GeoJSON.",
+        "as a scene's rotated no-data corners are inside; with --valid, the outlines of the valid pixels instead) as "
+        "GeoParquet or GeoJSON.",
     )
     i.add_argument("paths", nargs="+", help="folders (searched recursively), globs, raster files or .txt lists")
     i.add_argument("--sensor", default=None,
@@ -105,6 +106,10 @@ def _add_index(sub: Any) -> None:
                    help="also write the footprints: GeoParquet (.parquet) or GeoJSON (.geojson), by the "
                    "suffix")  # fmt: skip
     i.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    i.add_argument("--valid", action="store_true",
+                   help="with --out: trace each raster's valid pixels (its nodata / internal mask, read at most 1024 "
+                   "px a side, from overviews when it has them) instead of its grid's outline; exact to about one "
+                   "read pixel")  # fmt: skip
     i.set_defaults(func=_index)
 
 
@@ -315,6 +320,10 @@ def _index(args: argparse.Namespace) -> int:
     from geodino.data.archive import RasterArchive
     from geodino.io import check_writable
 
+    if getattr(args, "valid", False) and not args.out:
+        from geodino.errors import ConfigError
+
+        raise ConfigError("--valid traces the footprints --out writes; add --out FILE.parquet or FILE.geojson")
     if args.out:  # before indexing: an existing output, or one of no known format, is refused without work
         from pathlib import Path
 
@@ -352,12 +361,23 @@ def _index(args: argparse.Namespace) -> int:
     if args.out:
         from geodino.io import atomic_path
 
-        gdf = archive.to_geodataframe()  # warns for each raster it leaves out (no place on the map)
+        if args.valid:  # the valid pixels traced (a read of each file's mask), not the header outline
+            from geodino.data.valid_footprint import valid_geodataframe
+
+            gdf = valid_geodataframe(archive.scenes)
+        else:
+            gdf = archive.to_geodataframe()  # warns for each raster it leaves out (no place on the map)
         if gdf.empty:
             from geodino.errors import InputError
 
             n = len(archive.scenes)
             which = f"raster {archive.scenes[0].path} cannot" if n == 1 else f"none of the {n} rasters can"
+            if args.valid:
+                raise InputError(
+                    f"{which} be traced (see the warning{'s' if n > 1 else ''}: no CRS, or no valid pixel), so "
+                    f"{args.out} would hold no footprint and was not written; index without --valid for the grids' "
+                    "outlines"
+                )
             raise InputError(
                 f"{which} be placed on the map (see the warning{'s' if n > 1 else ''}), so {args.out} would hold no "
                 f"footprint and was not written; give {'it' if n == 1 else 'them'} a CRS (gdal_edit.py -a_srs "

@@ -83,7 +83,8 @@ def test_index_and_preview_describe_themselves_and_every_option(capsys, monkeypa
     text = _help(capsys, monkeypatch, "data", "index")
     assert "Read the header of every raster" in " ".join(text.split())
     opts = _options(text)
-    assert set(opts) == {"--sensor", "--on-error", "--out", "--overwrite"}
+    assert set(opts) == {"--sensor", "--on-error", "--out", "--overwrite", "--valid"}
+    assert "trace each raster's valid pixels" in opts["--valid"]
     assert "(default: skip)" in opts["--on-error"] and "built-in name" in opts["--sensor"]
     assert opts["--out"].startswith("--out OUT, -o OUT also write the footprints")
     args = _parser("data", "index", "arch/", "-o", "f.geojson").parse_args(["arch/", "-o", "f.geojson"])

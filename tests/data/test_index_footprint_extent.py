@@ -28,4 +28,7 @@ def test_the_footprint_is_the_grid_with_its_nodata_half_and_the_help_says_so(tmp
     except SystemExit:
         pass
     text = " ".join(capsys.readouterr().out.split())
-    assert "valid pixels" not in text and "nodata areas" in text
+    assert "nodata areas" in text
+    # the valid pixels are named only as what the opt-in --valid draws (test_data_index_valid.py)
+    assert text.replace("with --valid, the outlines of the valid pixels", "").count("valid pixels") == 1
+    assert "--valid with --out: trace each raster's valid pixels" in text

@@ -1,0 +1,81 @@
+"""Valid-pixel footprints (`geodino data index --valid`): the outline of where a raster holds data, not of its grid.
+
+A header footprint (`footprints.footprint`) covers a scene's whole grid, so the rotated no-data corners of a Landsat
+or Sentinel-2 scene, or a swath's empty half, count as covered. This traces the file's validity instead: GDAL's
+dataset mask (its nodata value, internal mask or alpha band; valid where any band is valid, geodino's rule) read
+at most `MAX_SIDE` pixels a side (from overviews when the file has them), polygonised with
+`rasterio.features.shapes`, simplified by one read pixel, and placed in the index CRS as header footprints are.
+The outline is exact to about one read pixel (the file's pixel size times its decimation factor).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from geodino.data.rasters import SceneInfo
+
+__all__ = ["MAX_SIDE", "valid_footprint", "valid_geodataframe"]
+
+MAX_SIDE = 1024
+"""Longest side, in pixels, of the mask read per file: a 10980 px Sentinel-2 tile is read 11x decimated."""
+
+
+def _valid_mask(src: Any, shape: tuple[int, int], nodata: float | None) -> np.ndarray:
+    """Bool mask [h, w] of the valid pixels of the open dataset `src` read at `shape` (nearest): GDAL's dataset
+    mask, and with a `nodata` the file does not declare (a sensor's), the pixels where every band equals it too."""
+    from geodino.data.validity import valid_pixels
+
+    mask = src.dataset_mask(out_shape=shape) > 0
+    declared = src.nodata
+    if nodata is not None and not (declared is not None and (declared == nodata or np.isnan([declared, nodata]).all())):
+        mask &= valid_pixels(src.read(out_shape=(src.count, *shape)), nodata)
+    return mask
+
+
+def valid_footprint(scene: SceneInfo, crs: str = "EPSG:4326", max_side: int = MAX_SIDE) -> tuple[Any, str]:
+    """(outline of `scene`'s valid pixels in `crs`, "") or (None, why it has none): see the module doc. The mask is
+    read at most `max_side` pixels a side, so the outline is exact to one read pixel, and simplified by as much."""
+    import rasterio
+    import shapely
+    from affine import Affine
+    from rasterio.crs import CRS
+    from rasterio.features import shapes
+
+    from geodino.data.footprints import _densified, _project
+
+    if not scene.crs:
+        return None, "it has no CRS, so it cannot be placed on the map (assign one: gdal_edit.py -a_srs EPSG:... FILE)"
+    try:
+        with rasterio.open(scene.path) as src:
+            step = max(1.0, max(src.width, src.height) / float(max_side))
+            shape = (max(1, round(src.height / step)), max(1, round(src.width / step)))
+            mask = _valid_mask(src, shape, scene.nodata)
+            transform = src.transform * Affine.scale(src.width / shape[1], src.height / shape[0])
+            src_crs = src.crs
+    except Exception as exc:  # GDAL errors of many kinds: name it, as a skipped raster is named
+        return None, f"its valid pixels could not be read ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
+    if not mask.any():
+        return None, "it has no valid pixel (all nodata or masked)"
+    polys = [shapely.geometry.shape(g) for g, v in shapes(mask.astype(np.uint8), mask=mask, transform=transform) if v]
+    geom = shapely.union_all(polys)
+    pixel = max(abs(transform.a), abs(transform.e), float(np.hypot(transform.b, transform.d)))
+    geom = geom.simplify(pixel, preserve_topology=True)
+    return _project(_densified(geom), src_crs or CRS.from_wkt(scene.crs), CRS.from_user_input(crs))
+
+
+def valid_geodataframe(scenes: list[SceneInfo], crs: str = "EPSG:4326", max_side: int = MAX_SIDE) -> Any:
+    """Valid-pixel footprints as a GeoDataFrame (`filepath`, geometry in `crs`), as `RasterArchive.to_geodataframe`
+    gives header footprints; a raster with none (no CRS, no valid pixel, unreadable) is left out with a warning."""
+    import geopandas as gpd
+
+    placed = []
+    for s in scenes:
+        geom, why = valid_footprint(s, crs, max_side)
+        if geom is None:
+            warnings.warn(f"{s.path} left out of the footprints: {why}", stacklevel=2)
+        else:
+            placed.append((s.path, geom))
+    return gpd.GeoDataFrame({"filepath": [p for p, _ in placed]}, geometry=[g for _, g in placed], crs=crs)
