@@ -54,8 +54,7 @@ def budget_indices(
                 f"train_per_class={per_class} needs single-label classes; this data is multi-label: "
                 "use train_fraction (a plain seeded subset of images) instead"
             )
-        order = rng.permutation(n)
-        return sorted(int(i) for i in order[: max(1, round(fraction * n))]) if n else []
+        return image_subset(n, fraction, seed)
     labels = targets.long().numpy()
     kept: list[int] = []
     for c in sorted(set(labels.tolist())):
@@ -73,6 +72,17 @@ def budget_indices(
             take = max(1, round(fraction * len(members)))
         kept.extend(int(i) for i in order[:take])
     return sorted(kept)
+
+
+def image_subset(n: int, fraction: float, seed: int) -> list[int]:
+    """A plain seeded subset of `n` images: the first max(1, round(fraction * n)) of one seeded shuffle (sorted),
+    so a smaller fraction's subset is inside a larger one's. For data without one class per image (multi-label;
+    a segmentation probe's training tiles would take it the same way)."""
+    check_budget(fraction, 0)
+    if n <= 0:
+        return []
+    order = np.random.default_rng(int(seed)).permutation(n)
+    return sorted(int(i) for i in order[: max(1, round(fraction * n))])
 
 
 def _smallest(labels: np.ndarray) -> int:

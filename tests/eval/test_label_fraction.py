@@ -12,7 +12,8 @@ import torch
 from geodino.config import load_config
 from geodino.errors import ConfigError, InputError
 from geodino.eval import runner
-from geodino.eval.label_budget import budget_indices
+from geodino.eval.classification import run_classification
+from geodino.eval.label_budget import budget_indices, image_subset
 from geodino.eval.runner import SuiteConfig, read_results, run_suite
 from tests.eval.class_folder import class_folder
 from tests.eval.tiny_backbone import TinyBackbone
@@ -54,8 +55,23 @@ def test_multilabel_is_a_plain_nested_subset():
     small, large = budget_indices(targets, 0.1, 0, 3), budget_indices(targets, 0.5, 0, 3)
     assert len(small) == 4 and len(large) == 20 and set(small) <= set(large)
     assert len(budget_indices(targets, 0.001, 0, 3)) == 1
+    assert small == image_subset(40, 0.1, 3) and image_subset(0, 0.5, 3) == []
     with pytest.raises(ConfigError, match=r"^train_per_class=2 needs single-label classes"):
         budget_indices(targets, 1.0, 2, 0)
+
+
+def test_multilabel_run_trains_on_a_subset_and_keeps_val_and_test(tmp_path, bigearthnet_cfg):
+    full = run_classification(TinyBackbone(in_chans=12, spec="tiny"), bigearthnet_cfg, tmp_path / "full")
+    bigearthnet_cfg.train_fraction = 0.5
+    m = run_classification(TinyBackbone(in_chans=12, spec="tiny"), bigearthnet_cfg, tmp_path / "half")
+    a, b = (json.loads((tmp_path / d / "classification.json").read_text()) for d in ("full", "half"))
+    budget = b["label_budget"]
+    assert budget["stratified"] is False and "per_class" not in budget and budget["n_train_full"] == a["n_train"]
+    assert b["n_train"] == m["n_train"] == max(1, round(0.5 * a["n_train"])) < a["n_train"]
+    assert (b["n_val"], b["n_eval"]) == (a["n_val"], a["n_eval"]) and "n_train" not in full
+    bigearthnet_cfg.train_fraction, bigearthnet_cfg.train_per_class = 1.0, 1
+    with pytest.raises(ConfigError, match=r"^train_per_class=1 needs single-label classes; this data is multi-label"):
+        run_classification(TinyBackbone(in_chans=12, spec="tiny"), bigearthnet_cfg, tmp_path / "pc")
 
 
 @pytest.mark.parametrize(
