@@ -4,7 +4,8 @@ A header footprint (`footprints.footprint`) covers a scene's whole grid, so the 
 or Sentinel-2 scene, or a swath's empty half, count as covered. This traces the file's validity instead: GDAL's
 dataset mask (its nodata value, internal mask or alpha band; valid where any band is valid, geodino's rule) read
 at most `MAX_SIDE` pixels a side (from overviews when the file has them), polygonised with
-`rasterio.features.shapes`, simplified by one read pixel, and placed in the index CRS as header footprints are.
+`rasterio.features.shapes`, islands and holes under `MIN_RING_PIXELS` read pixels left out, simplified by one
+read pixel, and placed in the index CRS as header footprints are.
 The outline is exact to about one read pixel (the file's pixel size times its decimation factor).
 """
 
@@ -18,6 +19,9 @@ import numpy as np
 from geodino.data.rasters import SceneInfo
 
 __all__ = ["MAX_SIDE", "valid_footprint", "valid_geodataframe"]
+
+MIN_RING_PIXELS = 16
+"""Islands and holes under this many read pixels (4 x 4) are left out of a footprint: stray pixels, not coverage."""
 
 MAX_SIDE = 1024
 """Longest side, in pixels, of the mask read per file: a 10980 px Sentinel-2 tile is read 11x decimated."""
@@ -33,6 +37,20 @@ def _valid_mask(src: Any, shape: tuple[int, int], nodata: float | None) -> np.nd
     if nodata is not None and not (declared is not None and (declared == nodata or np.isnan([declared, nodata]).all())):
         mask &= valid_pixels(src.read(out_shape=(src.count, *shape)), nodata)
     return mask
+
+
+def _without_specks(geom: Any, min_area: float) -> Any:
+    """`geom` without the islands and holes smaller than `min_area` (a few stray valid or nodata pixels: a dark
+    pixel equal to nodata inside a scene is a hole, not a gap in its coverage); the largest part is always kept."""
+    import shapely
+
+    parts = sorted(getattr(geom, "geoms", [geom]), key=lambda p: p.area, reverse=True)
+    kept = [
+        shapely.Polygon(p.exterior, [r for r in p.interiors if shapely.Polygon(r).area >= min_area])
+        for k, p in enumerate(parts)
+        if k == 0 or p.area >= min_area
+    ]
+    return kept[0] if len(kept) == 1 else shapely.MultiPolygon(kept)
 
 
 def valid_footprint(scene: SceneInfo, crs: str = "EPSG:4326", max_side: int = MAX_SIDE) -> tuple[Any, str]:
@@ -60,8 +78,8 @@ def valid_footprint(scene: SceneInfo, crs: str = "EPSG:4326", max_side: int = MA
     if not mask.any():
         return None, "it has no valid pixel (all nodata or masked)"
     polys = [shapely.geometry.shape(g) for g, v in shapes(mask.astype(np.uint8), mask=mask, transform=transform) if v]
-    geom = shapely.union_all(polys)
     pixel = max(abs(transform.a), abs(transform.e), float(np.hypot(transform.b, transform.d)))
+    geom = _without_specks(shapely.union_all(polys), MIN_RING_PIXELS * abs(transform.determinant))
     geom = geom.simplify(pixel, preserve_topology=True)
     return _project(_densified(geom), src_crs or CRS.from_wkt(scene.crs), CRS.from_user_input(crs))
 

@@ -8,6 +8,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import shapely
 
 from geodino import cli
 from geodino.data.archive import RasterArchive
@@ -82,3 +83,18 @@ def test_all_nodata_and_valid_without_out_are_one_line(tmp_path, capsys):
     assert "cannot be traced" in err and "\n" not in err and not out.exists()
     assert cli.main(["data", "index", str(path), "--valid"]) != 0
     assert "--valid traces the footprints --out writes" in capsys.readouterr().err
+
+
+def test_stray_pixels_are_left_out_and_real_holes_kept(tmp_path):
+    """A lone valid pixel off the data and a lone nodata pixel in it are specks, not coverage; a 20 x 20 px gap
+    is a hole of the footprint."""
+    rows, cols = np.mgrid[:N, :N]
+    data = np.where(cols <= rows, 100, 0).astype("uint16")
+    data[10, 300] = 100  # an island of one pixel in the nodata half
+    data[300, 100] = 0  # a hole of one pixel in the data
+    data[200:220, 20:40] = 0  # a real gap: 20 x 20 pixels
+    path = write_tif(tmp_path / "specks.tif", data[None], nodata=0)
+    geom, why = valid_footprint(read_scene_info(str(path)), "EPSG:32633")
+    assert why == "" and geom.geom_type == "Polygon"
+    (hole,) = geom.interiors
+    assert abs(shapely.Polygon(hole).area - 400 * 100.0) < 1.0
