@@ -45,7 +45,14 @@ def _flag(text: str | None) -> bool:
 
 def read_voc(path: Path) -> dict[str, Boxes]:
     """Pascal VOC xml: one image (`<filename>`), `<object><name>` and `<bndbox>` in pixels; `<difficult>1` objects
-    are ignored in scoring, as the VOC protocol does."""
+    are ignored in scoring, as the VOC protocol does.
+
+    Coordinates are taken as written, as continuous xyxy pixels, as torchgeo's DIOR reader, DeepForest (whose CSV
+    of the same NEON crowns holds the same numbers) and mmdetection read them; no 1 is subtracted. The VOC devkit
+    defines them as 1-based inclusive pixels (the box covers [xmin - 1, xmax] continuously, as detectron2 reads
+    it), but EO sets made with annotation tools (LabelImg starts at 1) do not state which they mean: read as
+    written, such a box may sit 1 px right/down of the object, 1 px narrower and shorter. Training and scoring use
+    the same frame; for the devkit's IoU on such data set `voc_inclusive_pixels` (`detection_voc`)."""
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:

@@ -86,6 +86,7 @@ class DetectionProbeConfig:
     export_threshold: float = 0.3  # detections written to GeoJSON and drawn
     max_detections: int = 100  # per scored image (COCO: 100; raise it for dense scenes); per window when exporting
     voc_max_detections: int = 0  # voc_mAP50's per-image cap; 0: none, as the VOC devkit (detection_scoring)
+    voc_inclusive_pixels: bool = False  # voc_mAP50 IoU with the devkit's +1 widths (VOC xml, DIOR): detection_voc
     nms_iou: float = 0.5  # merging windows of large images
     cut_cover: float = 0.5  # a box cut by an inner window edge is dropped when this much of it is in another's box
     box_iou_threshold: float = 0.4  # box_precision/box_recall: a matched pair counts when IoU > this (DeepForest)

@@ -49,7 +49,8 @@ def evaluate_detector(
     from geodino.eval.metrics import DetectionMeter
 
     meter = DetectionMeter(names, class_metrics=len(names) > 1, max_detections=cfg.max_detections)
-    voc = VocMeter(names)  # VOC devkit rule for ignored (difficult) objects: voc_mAP50, voc07_mAP50
+    # VOC devkit rule for ignored (difficult) objects: voc_mAP50, voc07_mAP50 (+1 pixel widths: voc_inclusive_pixels)
+    voc = VocMeter(names, pixel_inclusive=bool(getattr(cfg, "voc_inclusive_pixels", False)))
     boxes = BoxRecallMeter(names, cfg.box_iou_threshold, cfg.box_score_threshold, cfg.box_max_detections)
     voc_cap = int(getattr(cfg, "voc_max_detections", 0))
     with detections_kept(model, max(cfg.max_detections, cfg.box_max_detections, voc_cap)):

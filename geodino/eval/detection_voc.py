@@ -18,7 +18,12 @@ So the two rules differ on: a small detection inside a large ignored box (COCO: 
 positive), a detection whose best IoU is with an ignored box although it also overlaps a regular one (COCO: a true
 positive; VOC: ignored, and the regular box stays unfound), and a duplicate on a taken box that also overlaps an
 ignored box (COCO: ignored; VOC: a false positive). IoU is computed on continuous pixel coordinates (xyxy,
-half-open), as everywhere in geodino; the devkit's +1 on VOC's inclusive integer pixels is not applied.
+half-open), as everywhere in geodino, by default. Pascal VOC xml is read as written (`boxes.read_voc`, as torchgeo's
+DIOR reader, DeepForest and mmdetection read it), while the devkit (`VOCevaldet.m`) and mmdetection's VOC metric
+(`use_legacy_coordinate=True`) take the integers as 1-based inclusive pixels and add 1 to every width and height.
+`pixel_inclusive=True` (the probe's `voc_inclusive_pixels` key) does the same, so voc_mAP50 on VOC-xml data (DIOR)
+is the devkit's number for the same boxes; it matters for small objects (an 8 px box shifted by 2 px: IoU 0.342
+without, 0.391 with the +1). Leave it off for boxes in continuous coordinates (CSV, COCO json, held-out tiles).
 """
 
 from __future__ import annotations
@@ -45,22 +50,25 @@ def voc_ap(recall: np.ndarray, precision: np.ndarray, eleven_point: bool = False
     return float(np.sum((mrec[steps] - mrec[steps - 1]) * mpre[steps]))
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one xyxy box with each of `boxes` [N,4]."""
-    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+def _iou(box: np.ndarray, boxes: np.ndarray, extra: float = 0.0) -> np.ndarray:
+    """IoU of one xyxy box with each of `boxes` [N,4]; `extra` 1 adds the devkit's +1 to widths and heights."""
+    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]) + extra, 0, None)
+    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]) + extra, 0, None)
     inter = w * h
-    union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
+    area = (box[2] - box[0] + extra) * (box[3] - box[1] + extra)
+    union = area + (boxes[:, 2] - boxes[:, 0] + extra) * (boxes[:, 3] - boxes[:, 1] + extra) - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 class VocMeter:
     """Streams per-image predictions and targets (as `metrics.DetectionMeter` takes them: `ignore_boxes` and
-    `ignore_labels` are the difficult objects); `compute` gives `voc_mAP50` and `voc07_mAP50` (module docstring)."""
+    `ignore_labels` are the difficult objects); `compute` gives `voc_mAP50` and `voc07_mAP50` (module docstring).
+    `pixel_inclusive`: the devkit's +1 on widths and heights (1-based inclusive integer pixels)."""
 
-    def __init__(self, class_names: Sequence[str], iou_threshold: float = 0.5):
+    def __init__(self, class_names: Sequence[str], iou_threshold: float = 0.5, pixel_inclusive: bool = False):
         self.num_classes = len(class_names)
         self.iou_threshold = float(iou_threshold)
+        self.extra = 1.0 if pixel_inclusive else 0.0
         # per class: (score, image index, box) of every detection; per image and class: boxes and difficult flags
         self.dets: dict[int, list[tuple[float, int, np.ndarray]]] = {}
         self.truth: list[dict[int, tuple[np.ndarray, np.ndarray]]] = []
@@ -98,7 +106,7 @@ class VocMeter:
                 fp[k] = 1
                 continue
             gt, difficult = self.truth[image][c]
-            iou = _iou(box, gt)
+            iou = _iou(box, gt, self.extra)
             j = int(np.argmax(iou))
             if iou[j] < self.iou_threshold:
                 fp[k] = 1
