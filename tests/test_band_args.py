@@ -50,7 +50,7 @@ BACKBONE_ACCEPTED = [
     ("red", (1, ["red"])),
     ("red,nir", (2, ["red", "nir"])),
     (" red , nir ,", (2, ["red", "nir"])),
-    ("red nir", (1, ["red nir"])),
+    (["red nir"], (1, ["red nir"])),  # a list item with a space stays one name
     ("B02,B03,B04", (3, ["B02", "B03", "B04"])),
     ("12", (12, None)),
     (" 12 ", (12, None)),
@@ -103,6 +103,8 @@ def test_names_as_text_apart_by_spaces_are_refused():
     """'red nir' was one band named "red nir" that no file has; now one line with the comma spelling."""
     with pytest.raises(ConfigError, match=r"bands='red nir' cannot be used: .*bands=red,nir"):
         parse_band_names("red nir", "bands")
+    with pytest.raises(ConfigError, match=r"bands='red nir' cannot be used: .*bands=red,nir"):
+        parse_backbone_bands("red nir")  # a spec's ?bands=red nir: one name no checkpoint has
 
 
 @pytest.mark.parametrize(("value", "expected"), BACKBONE_ACCEPTED, ids=_ids(BACKBONE_ACCEPTED))

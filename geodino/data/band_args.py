@@ -142,6 +142,8 @@ def parse_backbone_bands(value: Any, key: str = "bands") -> tuple[int | None, li
     if isinstance(value, str):
         text = value.strip()
         listed = _yaml_list(text)
+        if listed is None and "," not in text and len(text.split()) > 1 and not _is_number_text(text):
+            raise _refuse(key, value, *space_rule(key, value))  # "red nir": one band, matched by no checkpoint
         items = listed if listed is not None else [b.strip() for b in text.split(",") if b.strip()]
     else:
         items = _sequence(value)
