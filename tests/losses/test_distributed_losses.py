@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from geodino.losses import IBOTPatchLoss, KoLeoLoss, KoLeoLossDistributed, sinkhorn_knopp
+from tests.gloo import spawn_gloo
 
 
 def _data() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -18,30 +14,21 @@ def _data() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return torch.randn(8, 6, generator=g), torch.randn(7, 6, generator=g), torch.randn(8, 5, generator=g)
 
 
-def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
-        cls, patches, feats = _data()
-        half = cls.shape[0] // world
-        q = sinkhorn_knopp(cls[rank * half : (rank + 1) * half], 0.07)
-        splits = [0, 3, 7] if world == 2 else [0, 7]  # uneven masked-patch counts across ranks
-        mine = patches[splits[rank] : splits[rank + 1]]
-        qi = IBOTPatchLoss(6).teacher_targets(mine, 0.07, n_masked_patches=torch.tensor([mine.shape[0]]))
-        x = feats[rank * half : (rank + 1) * half].clone().requires_grad_(True)
-        loss = KoLeoLossDistributed(group_size=8)(x)
-        (loss / world).backward()
-        torch.save({"q": q, "qi": qi, "loss": loss.detach(), "grad": x.grad}, os.path.join(out_dir, f"{rank}.pt"))
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
-    os._exit(0)  # gloo worker threads can abort at interpreter exit (see the install notes)
+def _worker(rank: int, world: int) -> dict[str, torch.Tensor]:
+    cls, patches, feats = _data()
+    half = cls.shape[0] // world
+    q = sinkhorn_knopp(cls[rank * half : (rank + 1) * half], 0.07)
+    splits = [0, 3, 7] if world == 2 else [0, 7]  # uneven masked-patch counts across ranks
+    mine = patches[splits[rank] : splits[rank + 1]]
+    qi = IBOTPatchLoss(6).teacher_targets(mine, 0.07, n_masked_patches=torch.tensor([mine.shape[0]]))
+    x = feats[rank * half : (rank + 1) * half].clone().requires_grad_(True)
+    loss = KoLeoLossDistributed(group_size=8)(x)
+    (loss / world).backward()
+    return {"q": q, "qi": qi, "loss": loss.detach(), "grad": x.grad}
 
 
 def _run(world: int) -> list[dict[str, torch.Tensor]]:
-    with tempfile.TemporaryDirectory() as tmp:
-        init_file = os.path.join(tmp, "init")
-        mp.spawn(_worker, args=(world, init_file, tmp), nprocs=world, join=True)
-        return [torch.load(os.path.join(tmp, f"{r}.pt")) for r in range(world)]
+    return spawn_gloo(_worker, world=world)
 
 
 def _reference() -> dict[str, torch.Tensor]:

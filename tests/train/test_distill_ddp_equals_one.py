@@ -5,14 +5,11 @@ rank) and the distributed KoLeo (features all-gathered with gradients)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
+from tests.gloo import spawn_gloo
 from tests.train.test_distill_arch import B, _arch, _batch, _student
 
 TERMS = ("s/dino_local", "s/dino_global", "s/koleo", "s/ibot", "loss")
@@ -45,32 +42,23 @@ def _rank_batch(batch: dict, rank: int, world: int) -> dict:
     return out
 
 
-def _worker(rank: int, world: int, init_file: str, out: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
-        from geodino.train.distill.loop import _wrap_ddp
-        from geodino.train.subgroups import layout_for_rank
+def _worker(rank: int, world: int) -> dict | None:
+    from geodino.train.distill.loop import _wrap_ddp
+    from geodino.train.subgroups import layout_for_rank
 
-        arch = _build()
-        _wrap_ddp(arch, layout_for_rank(None, rank, world, B), torch.device("cpu"), True)
-        assert type(arch.callers["s"]).__name__ == "DistributedDataParallel"
-        _, metrics = arch.forward_backward(_rank_batch(_batch(0), rank, world), teacher_temp=0.07)
-        terms = torch.stack([metrics[k] for k in TERMS])
-        dist.all_reduce(terms)
-        grads = {n: p.grad for n, p in arch.students["s"].named_parameters() if p.grad is not None}
-        if rank == 0:
-            torch.save({"terms": terms / world, "grads": grads}, out)
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
-    os._exit(0)  # gloo worker threads can abort at interpreter exit (see the install notes)
+    arch = _build()
+    _wrap_ddp(arch, layout_for_rank(None, rank, world, B), torch.device("cpu"), True)
+    assert type(arch.callers["s"]).__name__ == "DistributedDataParallel"
+    _, metrics = arch.forward_backward(_rank_batch(_batch(0), rank, world), teacher_temp=0.07)
+    terms = torch.stack([metrics[k] for k in TERMS])
+    dist.all_reduce(terms)
+    grads = {n: p.grad for n, p in arch.students["s"].named_parameters() if p.grad is not None}
+    return {"terms": terms / world, "grads": grads} if rank == 0 else None
 
 
 @pytest.mark.slow
 def test_ddp_two_processes_equal_one_process_on_the_doubled_batch() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        mp.spawn(_worker, args=(2, os.path.join(tmp, "init"), os.path.join(tmp, "r0.pt")), nprocs=2, join=True)
-        got = torch.load(os.path.join(tmp, "r0.pt"))
+    got = spawn_gloo(_worker)[0]
     arch = _build()
     _, metrics = arch.forward_backward(_batch(0), teacher_temp=0.07)
     ref = torch.stack([metrics[k] for k in TERMS])

@@ -5,16 +5,13 @@ those weights) and then waited at the next collective for the process that had s
 
 from __future__ import annotations
 
-import os
-import tempfile
 from types import SimpleNamespace
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from geodino.errors import TrainingError
+from tests.gloo import spawn_gloo
 
 
 class _Student(torch.nn.Module):
@@ -51,52 +48,45 @@ class _Arch(torch.nn.Module):
         self.ema_updates += 1
 
 
-def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
-        from geodino.train.distill import build as b
-        from geodino.train.distill import loop
+def _worker(rank: int, world: int) -> dict:
+    from geodino.train.distill import build as b
+    from geodino.train.distill import loop
 
-        b.student_masks = lambda *args, **kwargs: {}  # the stand-in draws no masks
-        arch = _Arch(rank)
-        opt = torch.optim.SGD(arch.students.parameters(), lr=0.1)
-        cfg = SimpleNamespace(
-            train=SimpleNamespace(seed=0, precision="32-true", global_batch_size=2),
-            optim=SimpleNamespace(clip_grad=0.0),
-        )
-        sched = SimpleNamespace(
-            at=lambda s: {"lr": 0.1, "weight_decay": 0.0, "last_layer_lr": 0.1, "momentum": 0.9, "teacher_temp": 0.07}
-        )
-        run = SimpleNamespace(
-            cfg=cfg,
-            arch=arch,
-            device=torch.device("cpu"),
-            sched=sched,
-            opt=opt,
-            layout=SimpleNamespace(student_batch=1),
-            patch=8,
-            rank=rank,
-            distributed=True,
-        )
-        batch = {"global_crops": torch.ones(2, 3, 8, 8), "local_crops": torch.ones(0, 3, 4, 4)}
-        before = [p.detach().clone() for p in arch.students.parameters()]
-        try:
-            loop.train_step(run, 0, batch)
-            outcome = "stepped"
-        except TrainingError as err:
-            outcome = f"stopped: {err}"
-        stepped = any(not torch.equal(a, p) for a, p in zip(before, arch.students.parameters()))
-        torch.save({"outcome": outcome, "stepped": stepped, "ema": arch.ema_updates}, os.path.join(out_dir, f"r{rank}"))
-    finally:
-        dist.destroy_process_group()
-    os._exit(0)  # gloo worker threads can abort at interpreter exit (see the install notes)
+    b.student_masks = lambda *args, **kwargs: {}  # the stand-in draws no masks
+    arch = _Arch(rank)
+    opt = torch.optim.SGD(arch.students.parameters(), lr=0.1)
+    cfg = SimpleNamespace(
+        train=SimpleNamespace(seed=0, precision="32-true", global_batch_size=2),
+        optim=SimpleNamespace(clip_grad=0.0),
+    )
+    sched = SimpleNamespace(
+        at=lambda s: {"lr": 0.1, "weight_decay": 0.0, "last_layer_lr": 0.1, "momentum": 0.9, "teacher_temp": 0.07}
+    )
+    run = SimpleNamespace(
+        cfg=cfg,
+        arch=arch,
+        device=torch.device("cpu"),
+        sched=sched,
+        opt=opt,
+        layout=SimpleNamespace(student_batch=1),
+        patch=8,
+        rank=rank,
+        distributed=True,
+    )
+    batch = {"global_crops": torch.ones(2, 3, 8, 8), "local_crops": torch.ones(0, 3, 4, 4)}
+    before = [p.detach().clone() for p in arch.students.parameters()]
+    try:
+        loop.train_step(run, 0, batch)
+        outcome = "stepped"
+    except TrainingError as err:
+        outcome = f"stopped: {err}"
+    stepped = any(not torch.equal(a, p) for a, p in zip(before, arch.students.parameters()))
+    return {"outcome": outcome, "stepped": stepped, "ema": arch.ema_updates}
 
 
 @pytest.mark.slow
 def test_a_nan_loss_on_one_rank_stops_every_rank_before_the_step() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        mp.spawn(_worker, args=(2, os.path.join(tmp, "init"), tmp), nprocs=2, join=True)
-        got = [torch.load(os.path.join(tmp, f"r{r}")) for r in range(2)]
+    got = spawn_gloo(_worker)
     for rank, r in enumerate(got):
         assert r["outcome"].startswith("stopped"), (rank, r)
         assert not r["stepped"] and r["ema"] == 0, (rank, r)

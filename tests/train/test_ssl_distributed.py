@@ -3,14 +3,11 @@ on the global batch: losses, student gradients and the EMA teacher update on DTe
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
+from tests.gloo import spawn_gloo
 from tests.train.ssl_fixtures import ssl_batch, tiny_cfg
 
 CFG = (
@@ -43,36 +40,27 @@ def _build(*extra: str):
     return SSLMetaArch(tiny_cfg(*CFG, *extra), total_iters=4, global_batch_size=B)
 
 
-def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
-        from torch.distributed.device_mesh import init_device_mesh
+def _worker(rank: int, world: int) -> dict | None:
+    from torch.distributed.device_mesh import init_device_mesh
 
-        from geodino.train.ssl import fully_shard_arch
+    from geodino.train.ssl import fully_shard_arch
 
-        arch = _build()
-        fully_shard_arch(arch, init_device_mesh("cpu", (world,)))
-        batch = _rank_batch(ssl_batch(B=B, seed=7), rank, world)
-        loss, logs = arch(batch, iteration=1)
-        loss.backward()
-        grads = {n: p.grad.full_tensor() for n, p in arch.student.named_parameters() if p.grad is not None}
-        arch.update_teacher(0.5)
-        teacher = {k: v.full_tensor() for k, v in arch.teacher.state_dict().items() if hasattr(v, "full_tensor")}
-        losses = torch.stack([loss.detach(), logs["dino_local_loss"], logs["ibot_loss"], logs["koleo_loss"]])
-        dist.all_reduce(losses)
-        if rank == 0:
-            torch.save({"losses": losses / world, "grads": grads, "teacher": teacher}, os.path.join(out_dir, "r0.pt"))
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
-    os._exit(0)  # gloo worker threads can abort at interpreter exit (see the install notes)
+    arch = _build()
+    fully_shard_arch(arch, init_device_mesh("cpu", (world,)))
+    batch = _rank_batch(ssl_batch(B=B, seed=7), rank, world)
+    loss, logs = arch(batch, iteration=1)
+    loss.backward()
+    grads = {n: p.grad.full_tensor() for n, p in arch.student.named_parameters() if p.grad is not None}
+    arch.update_teacher(0.5)
+    teacher = {k: v.full_tensor() for k, v in arch.teacher.state_dict().items() if hasattr(v, "full_tensor")}
+    losses = torch.stack([loss.detach(), logs["dino_local_loss"], logs["ibot_loss"], logs["koleo_loss"]])
+    dist.all_reduce(losses)
+    return {"losses": losses / world, "grads": grads, "teacher": teacher} if rank == 0 else None
 
 
 @pytest.mark.slow
 def test_fsdp2_two_processes_equal_one_process() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        mp.spawn(_worker, args=(2, os.path.join(tmp, "init"), tmp), nprocs=2, join=True)
-        out = torch.load(os.path.join(tmp, "r0.pt"))
+    out = spawn_gloo(_worker)[0]
     arch = _build()
     loss, logs = arch(ssl_batch(B=B, seed=7), iteration=1)
     loss.backward()
@@ -91,31 +79,22 @@ def test_fsdp2_two_processes_equal_one_process() -> None:
 PARAM_STATS = ("monitor/layerscale_gamma", "monitor/dino_prototype_norm", "monitor/ibot_prototype_norm")
 
 
-def _monitor_worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
-        from torch.distributed.device_mesh import init_device_mesh
+def _monitor_worker(rank: int, world: int) -> dict | None:
+    from torch.distributed.device_mesh import init_device_mesh
 
-        from geodino.train.ssl import fully_shard_arch
+    from geodino.train.ssl import fully_shard_arch
 
-        arch = _build("monitor.every=1")
-        fully_shard_arch(arch, init_device_mesh("cpu", (world,)))
-        _, logs = arch(_rank_batch(ssl_batch(B=B, seed=7), rank, world), iteration=1)
-        if rank == 0:
-            torch.save({k: v for k, v in logs.items() if k.startswith("monitor/")}, os.path.join(out_dir, "m0.pt"))
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
-    os._exit(0)
+    arch = _build("monitor.every=1")
+    fully_shard_arch(arch, init_device_mesh("cpu", (world,)))
+    _, logs = arch(_rank_batch(ssl_batch(B=B, seed=7), rank, world), iteration=1)
+    return {k: v for k, v in logs.items() if k.startswith("monitor/")} if rank == 0 else None
 
 
 @pytest.mark.slow
 def test_fsdp2_monitor_step_reads_sharded_parameters() -> None:
     """A collapse check under FSDP2: every statistic comes back as a float (the parameter statistics are read from
     DTensor shards, gathered, next to plain activation statistics), and the parameter ones equal one process's."""
-    with tempfile.TemporaryDirectory() as tmp:
-        mp.spawn(_monitor_worker, args=(2, os.path.join(tmp, "init"), tmp), nprocs=2, join=True)
-        got = torch.load(os.path.join(tmp, "m0.pt"))
+    got = spawn_gloo(_monitor_worker)[0]
     _, logs = _build("monitor.every=1")(ssl_batch(B=B, seed=7), iteration=1)
     assert "monitor/teacher_entropy" in got and all(type(v) is float for v in got.values())
     for k in PARAM_STATS:
