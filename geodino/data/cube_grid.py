@@ -26,6 +26,7 @@ __all__ = [
     "fill_value",
     "in_time_order",
     "in_valid_range",
+    "north_up",
     "stacked_fill_value",
     "unsigned_decoded",
 ]
@@ -188,6 +189,25 @@ def cube_transform(da: Any, ds: Any, path: str, xdim: str, ydim: str, has_crs: b
         "`transform`/`spatial:transform` or a GeoTransform on its grid mapping), so its pixels cannot be placed; "
         "write the cell-centre x/y coordinates, or the affine with rioxarray (.rio.write_transform)"
     )
+
+
+def north_up(da: Any, transform: tuple[float, ...], xdim: str, ydim: str) -> tuple[Any, tuple[float, ...]]:
+    """(the array, its affine) with rows north to south and columns west to east: a store whose y coordinates
+    ascend (south-up, as many CF/NetCDF lat grids are written) or whose x descend is reversed along that dim (a lazy
+    re-index: a window read touches the same chunks) and its affine mirrored to match. Read as stored, such a store
+    fed the backbone the scene upside down (a ViT's features are not flip-invariant) and embed wrote a south-up
+    raster (positive pixel height) that many GIS tools misdraw. Rotated grids (b, d != 0) are returned as they are;
+    call it only for a store placed in a CRS (in pixel coordinates an ascending y is the image's own row order)."""
+    a, b, c, d, e, f = (float(v) for v in transform[:6])
+    if b != 0 or d != 0:
+        return da, transform
+    if e > 0:
+        da = da.isel({ydim: slice(None, None, -1)})
+        f, e = f + e * da.sizes[ydim], -e
+    if a < 0:
+        da = da.isel({xdim: slice(None, None, -1)})
+        c, a = c + a * da.sizes[xdim], -a
+    return da, (a, b, c, d, e, f)
 
 
 def _declared_fill(var: Any) -> float | None:

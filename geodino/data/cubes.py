@@ -31,6 +31,7 @@ from geodino.data.cube_grid import (
     fill_value,
     in_time_order,
     in_valid_range,
+    north_up,
     stacked_fill_value,
     unsigned_decoded,
 )
@@ -151,6 +152,8 @@ def open_cube(
         da, names = _in_sensor_order(da, bdim, names, sensor, path)
     crs = cube_crs(da, ds)
     transform, lost = cube_transform(da, ds, path, xdim, ydim, has_crs=crs is not None)
+    if crs is not None and not lost:  # rows north to south, columns west to east, as rasters are read
+        da, transform = north_up(da, transform, xdim, ydim)
     if lost and require_crs:
         raise InputError(lost)
     if lost:  # no regular grid places the pixels: read in pixel coordinates (data stats, allow_no_crs)

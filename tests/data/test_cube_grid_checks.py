@@ -134,17 +134,18 @@ def test_unsorted_coordinates_are_refused(tmp_path):
 
 @pytest.mark.parametrize("flip", ["y", "x"])
 def test_evenly_spaced_coordinates_in_either_direction_are_placed_by_their_cell_centres(tmp_path, flip):
-    """South-up (ascending y, as many lat grids) and east-to-west stores are regular grids: their affine puts the
-    first cell's centre at the first coordinate (half a cell from the corner)."""
+    """South-up (ascending y, as many lat grids) and east-to-west stores are regular grids, read north-up
+    (`cube_grid.north_up`): the affine puts the first cell's centre at the north-west coordinate (half a cell from
+    the corner), the rows and columns reversed to match."""
     data = _data()
     c = _coords(12, 16)
     store = _stack_store(tmp_path / f"{flip}.zarr", data, {}, **{flip: c[flip][::-1]})
-    t = open_cube(store).affine
-    first_centre = t * (0.5, 0.5)
-    assert first_centre == pytest.approx(
-        (c["x"][::-1][0] if flip == "x" else c["x"][0], c["y"][::-1][0] if flip == "y" else c["y"][0])
-    )
-    assert abs(t.a) == pytest.approx(RES) and abs(t.e) == pytest.approx(RES)
+    scene = open_cube(store)
+    t = scene.affine
+    first_centre = t @ (0.5, 0.5)
+    assert first_centre == pytest.approx((c["x"][0], c["y"][0]))
+    assert t.a == pytest.approx(RES) and t.e == pytest.approx(-RES)
+    assert scene.array[{flip: 0}].coords[flip].item() == pytest.approx(c[flip][0])
 
 
 def test_float32_lat_lon_pass_and_place_cell_centres(tmp_path):
