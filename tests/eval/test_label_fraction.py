@@ -12,8 +12,11 @@ import torch
 from geodino.config import load_config
 from geodino.errors import ConfigError, InputError
 from geodino.eval import runner
-from geodino.eval.classification import run_classification
+from geodino.eval.classification import ClassificationConfig, run_classification
+from geodino.eval.datasets import DatasetConfig
+from geodino.eval.features import FeatureConfig
 from geodino.eval.label_budget import budget_indices, image_subset
+from geodino.eval.linear import LinearConfig
 from geodino.eval.runner import SuiteConfig, read_results, run_suite
 from tests.eval.class_folder import class_folder
 from tests.eval.tiny_backbone import TinyBackbone
@@ -72,6 +75,27 @@ def test_multilabel_run_trains_on_a_subset_and_keeps_val_and_test(tmp_path, bige
     bigearthnet_cfg.train_fraction, bigearthnet_cfg.train_per_class = 1.0, 1
     with pytest.raises(ConfigError, match=r"^train_per_class=1 needs single-label classes; this data is multi-label"):
         run_classification(TinyBackbone(in_chans=12, spec="tiny"), bigearthnet_cfg, tmp_path / "pc")
+
+
+def test_a_budget_scored_on_val_keeps_the_optimistic_number_warning(tmp_path):
+    """Under a budget the refit is skipped for the budget's reason; with eval_split=val the val-scored number must
+    still be flagged as optimistic (the budget's warning alone had replaced it)."""
+    class_folder(tmp_path / "imgs", classes=("a", "b"), n=8, size=8)
+    cfg = ClassificationConfig(
+        data=DatasetConfig(name="image_folder", root=str(tmp_path / "imgs"), val_fraction=0.25, test_fraction=0.25),
+        features=FeatureConfig(cache=False),
+        linear=LinearConfig(lrs=[0.1], weight_decays=[0.0], epochs=2, min_iterations=5, refit_on_trainval=True),
+        eval_split="val",
+        train_fraction=0.5,
+        progress=False,
+        plots=False,
+    )
+    cfg.knn.ks = [1]
+    with pytest.warns(UserWarning) as caught:
+        run_classification(TinyBackbone(spec="tiny"), cfg, tmp_path / "out")
+    text = " ".join(str(w.message) for w in caught)
+    assert "a label budget (train_fraction/train_per_class) is set, so linear is not refit" in text
+    assert "eval_split=val, so linear is not refit" in text and "an optimistic number" in text
 
 
 @pytest.mark.parametrize(
