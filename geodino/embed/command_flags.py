@@ -245,6 +245,29 @@ def band_numbers(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a list of band numbers: {BAND_NUMBERS_HINT}") from None
 
 
+def asset_bands_flag(text: str) -> list[str]:
+    """The `type` of `--asset-bands`: names or 1-based numbers apart by commas (`stac.asset_band_list`); "red nir"
+    (one band 'red nir' that no STAC item has, refused only once the item was read) is one line (exit 2)."""
+    from geodino.embed.stac import asset_band_list
+
+    try:
+        return asset_band_list(text, "--asset-bands") or []
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def asset_bands_override(overrides: list[str]) -> None:
+    """Refuse an `asset_bands=red nir` override in one line: the config reads it as the list ['red nir'], one band
+    no item has; a bracket list (`asset_bands=['red nir']`) keeps a name with a space."""
+    from geodino.embed.stac import asset_band_list
+
+    for item in overrides:
+        key, _, value = item.partition("=")
+        text = value.strip().strip("'\"")
+        if key.strip() == "asset_bands" and not text.startswith("["):
+            asset_band_list(text, "asset_bands")
+
+
 def band_list(text: str) -> list[int] | list[str]:
     """The `type` of embed's `--bands`: 1-based band numbers (4,3,2), as before, or band names (red,nir; B04,B03),
     which `geodino embed` turns into the numbers of each input's bands (`resolve_band_names`). Numbers and names

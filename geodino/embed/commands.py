@@ -30,6 +30,8 @@ from geodino.embed.command_flags import (  # noqa: F401  the flag rules' home; i
     PRODUCTS,
     RASTER_FLAGS,
     accepted_flags,
+    asset_bands_flag,
+    asset_bands_override,
     band_list,
     band_numbers,
     check_flags,
@@ -195,7 +197,7 @@ def _add_embedding_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--asset-bands",
         dest="asset_bands",
-        type=lambda v: [b.strip() for b in v.split(",") if b.strip()],
+        type=asset_bands_flag,
         help="STAC input: bands of the asset by name or 1-based number, e.g. red,green,blue",
     )
     g.add_argument(
@@ -311,6 +313,7 @@ def run(args: argparse.Namespace) -> int:
 
     # a shell-expanded glob (`geodino embed scenes/*.tif`) arrives as extra positionals: they are more inputs
     extra = [v for v in args.overrides if "=" not in v]
+    asset_bands_override(args.overrides)  # `asset_bands=red nir` is one band 'red nir' once read as a list
     cfg = load_config(EmbedConfig, args.config, [v for v in args.overrides if "=" in v])
     for name in EMBED_FLAGS:
         value = getattr(args, name, None)

@@ -28,7 +28,7 @@ from typing import Any
 
 from geodino.errors import ConfigError, InputError, did_you_mean
 
-__all__ = ["Scene", "gdal_path", "is_stac", "read_stac", "resolve_asset"]
+__all__ = ["Scene", "asset_band_list", "gdal_path", "is_stac", "read_stac", "resolve_asset"]
 
 _REMOTE = {"http://": "/vsicurl/", "https://": "/vsicurl/", "s3://": "/vsis3/", "gs://": "/vsigs/"}
 
@@ -175,6 +175,35 @@ def _declared(per_band: list[tuple[float | None, float | None]], where: str) -> 
     return [(1.0 if s is None else s, 0.0 if o is None else o) for s, o in per_band]
 
 
+def asset_band_list(value: Any, key: str = "asset_bands") -> list[str] | None:
+    """`asset_bands` as a list of band names or 1-based numbers (text): comma text ("red,nir") is split, a list
+    keeps its items (one may hold a space). Text apart by spaces ("red nir") was one band "red nir" that no item has
+    (Python's text was even read letter by letter): refused in one line naming the comma spelling; numbers apart
+    by spaces ("4 3") are split, as a list key's override (`config_lists.comma_list`) splits them."""
+    from geodino.data.band_args import space_rule
+
+    if value is None:
+        return None
+    if isinstance(value, str):
+        words = value.split()
+        if "," not in value and len(words) > 1:
+            if all(w.isdigit() for w in words):
+                return words
+            if key.startswith("--"):  # a flag: the comma spelling; a name with a space goes in the config's list
+                raise ConfigError(
+                    f"{key} {value!r} cannot be used: band names are apart by commas ({key} {','.join(words)}), "
+                    f"not spaces; a single name with a space in it goes in a list (asset_bands=[{value.strip()!r}])"
+                )
+            raise ConfigError(f"{key}={value!r} cannot be used: " + "; ".join(space_rule(key, value)))
+        items: list[Any] = value.split(",")
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise ConfigError(f"{key}={value!r} cannot be used: give band names or 1-based numbers (red,nir or [4, 3])")
+    out = [str(b).strip() for b in items if str(b).strip()]
+    return out or None
+
+
 def select_bands(asset: Any, wanted: list[str], where: str) -> list[int]:
     """1-based band numbers of `wanted` (names or numbers) in a STAC asset; a clear error for any it lacks."""
     names = _band_names(asset)
@@ -250,7 +279,7 @@ def resolve_asset(item: Any, name: str, where: str) -> str:
     )
 
 
-def read_stac(href: str, asset: str | None, bands: list[str] | None = None) -> list[Scene]:
+def read_stac(href: str, asset: str | None, bands: list[str] | str | None = None) -> list[Scene]:
     """One `Scene` per item of the STAC JSON at `href`.
 
     `asset`: one asset key (bands by name or number in `bands`, None: all) or several, comma-separated, of
@@ -260,6 +289,7 @@ def read_stac(href: str, asset: str | None, bands: list[str] | None = None) -> l
     if not asset or not asset.strip(" ,"):
         raise ConfigError(f"STAC input {href} needs --asset NAME (the item asset to embed, e.g. visual or image)")
     wanted = [a.strip() for a in asset.split(",") if a.strip()]
+    bands = asset_band_list(bands)
     if len(wanted) > 1 and bands:
         raise ConfigError(
             f"--asset-bands chooses bands inside one multi-band asset, but --asset {asset} stacks {len(wanted)} "
