@@ -5,23 +5,15 @@ those libraries. The last column gives each ratio's smallest and largest value o
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.benchmarks.conftest import bench_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import backbone
-    finally:
-        sys.path.remove(str(BENCH))
-    return backbone
+    return bench_module("backbone")
 
 
 def test_ratio_ranges_are_taken_within_each_repeat(bench):

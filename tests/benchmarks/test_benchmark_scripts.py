@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.benchmarks.conftest import bench_module
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "benchmarks"
 
@@ -58,11 +60,7 @@ def test_speed_benchmarks_print_the_versions_of_their_peers(script):
 
 
 def test_versions_reads_installed_distributions():
-    sys.path.insert(0, str(BENCH))
-    try:
-        from versions import versions
-    finally:
-        sys.path.remove(str(BENCH))
+    versions = bench_module("versions").versions
     line = versions("timm", "no-such-package-xyz")
     assert line == f"timm {importlib.metadata.version('timm')}, no-such-package-xyz not installed"
 
@@ -159,11 +157,7 @@ def test_onnxruntime_peer_model_lets_the_blocks_show():
     Its model must change when the blocks are dropped."""
     import torch
 
-    sys.path.insert(0, str(BENCH))
-    try:
-        from onnxruntime_peer import patch_token_model
-    finally:
-        sys.path.remove(str(BENCH))
+    patch_token_model = bench_module("onnxruntime_peer").patch_token_model
     net = patch_token_model("vit_small")
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
@@ -211,11 +205,7 @@ def test_recipe_sweep_table_marks_variants_of_earlier_runs_with_their_steps():
     """recipe_sweep.py keeps results.json across invocations and printed every stored variant in one table without a
     step count: `--steps 50 --variants base` after a 300-step sweep showed base@50 beside plain@300 as if side by
     side. Each row now carries its steps, and a variant this invocation did not train is marked."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        from recipe_sweep import table
-    finally:
-        sys.path.remove(str(BENCH))
+    table = bench_module("recipe_sweep").table
     loss = {"first": 9.0, "end": 8.0}
     results = {
         "colour": {"knn": 80.0, "logreg": 85.0},

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.benchmarks.conftest import bench_module
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "benchmarks"
 # every flag of embed.py before the split (docs/, README.md and gpu.sh call several of them)
@@ -69,12 +71,8 @@ def test_the_memory_child_runs_from_its_module_and_from_embed(tmp_path, script):
     """Part 2 starts `python benchmarks/embed_memory.py --rss-child ...` per raster (`rss`); `embed.py --rss-child`
     is kept. A 64 px raster (one 64 px tile) through a 1-block ViT-tiny: one JSON row with the peak RSS, time,
     inference path and batch fill."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        from embed_common import make_raster
-        from embed_memory import rss
-    finally:
-        sys.path.remove(str(BENCH))
+    make_raster = bench_module("embed_common").make_raster
+    rss = bench_module("embed_memory").rss
     src = make_raster(tmp_path / "src.tif", 64)
     out = tmp_path / "out.zarr"
     p = _run(

@@ -8,10 +8,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.benchmarks.conftest import bench_module
 
 ROOT = Path(__file__).resolve().parents[2]
 GPU_SH = ROOT / "benchmarks" / "gpu.sh"
@@ -52,12 +53,7 @@ def test_gpu_sh_calls_existing_scripts_with_their_flags():
     used = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", code))
     assert used - known == set(), f"gpu.sh passes flags no script it calls defines: {sorted(used - known)}"
     # the dtypes it asks backbone.py for are among its choices
-    sys_path = str(ROOT / "benchmarks")
-    sys.path.insert(0, sys_path)
-    try:
-        import backbone
-    finally:
-        sys.path.remove(sys_path)
+    backbone = bench_module("backbone")
     for dtypes in re.findall(r"--dtypes ([a-z0-9 -]+?)\"", code):
         assert set(dtypes.split()) <= set(backbone.DTYPES), dtypes
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+from tests.benchmarks.conftest import bench_module
 
 
 @pytest.fixture(autouse=True)
@@ -19,15 +18,6 @@ def _lightning_level():
     level = log.level
     yield
     log.setLevel(level)
-
-
-def _plateau():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import plateau
-    finally:
-        sys.path.remove(str(BENCH))
-    return plateau
 
 
 def _table_row(plateau, tmp_path, monkeypatch, capsys, metrics: dict) -> tuple[str, list[str]]:
@@ -54,7 +44,7 @@ def test_a_short_run_prints_each_logged_step_once(tmp_path, monkeypatch, capsys)
     5, 10 and 15 all had 9 or 19 as their nearest logged step, so each cell read 'a / a / a / b' (a real 10-step run
     at 53469a2: its step-9 values three times); now the header names the logged steps [9, 19] and each cell holds
     their two values."""
-    plateau = _plateau()
+    plateau = bench_module("plateau")
     metrics = {key: {9: 6.0 - k, 19: 5.5 - k} for k, (key, _) in enumerate(plateau.KEYS)}
     out, cells = _table_row(plateau, tmp_path, monkeypatch, capsys, metrics)
     assert "values at the logged steps [9, 19]" in out
@@ -63,14 +53,14 @@ def test_a_short_run_prints_each_logged_step_once(tmp_path, monkeypatch, capsys)
 
 def test_a_series_never_logged_is_a_dash(tmp_path, monkeypatch, capsys):
     """A diagnostic absent from the metrics (here the monitors) is '-'; the table raised on an empty min() before."""
-    plateau = _plateau()
+    plateau = bench_module("plateau")
     metrics = {"dino_global_loss": {9: 6.1, 19: 5.2}, "ibot_loss": {9: 3.1, 19: 2.9}}
     _, cells = _table_row(plateau, tmp_path, monkeypatch, capsys, metrics)
     assert cells[1:] == ["6.1 / 5.2", "3.1 / 2.9", "-", "-", "-", "-"], cells
 
 
 def test_report_steps_are_distinct_and_follow_the_marks():
-    plateau = _plateau()
+    plateau = bench_module("plateau")
     runs = {"a": {"dino_global_loss": dict.fromkeys(range(9, 200, 10), 1.0)}}
     assert plateau.report_steps(runs, 200) == [9, 49, 99, 199]
     assert plateau.report_steps({"a": {"dino_global_loss": {9: 1.0}}}, 10) == [9]
