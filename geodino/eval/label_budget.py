@@ -7,10 +7,10 @@ features of the full training split were extracted: the feature cache holds the 
 fractions reads it instead of re-running the backbone.
 
 Single-label data is subsampled per class: each class is shuffled once by the task seed and its first
-max(1, round(fraction * n_class)) images (or `train_per_class`) are kept, so every class keeps at least one image
-and a smaller budget's subset is inside a larger one's for the same seed (nested). Multi-label data has no single
-class to stratify by: its images are shuffled once by the seed and the first max(1, round(fraction * n)) are kept
-(nested too).
+max(1, fraction * n_class rounded half up) images, or `train_per_class`, are kept, so every class keeps at least
+one image and a smaller budget's subset is inside a larger one's for the same seed (nested). Multi-label data has
+no single class to stratify by: its images are shuffled once by the seed and the first max(1, fraction * n rounded
+half up) are kept (nested too).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def budget_indices(
                 )
             take = per_class
         else:
-            take = max(1, round(fraction * len(members)))
+            take = _share(fraction, len(members))
         kept.extend(int(i) for i in order[:take])
     return sorted(kept)
 
@@ -82,7 +82,12 @@ def image_subset(n: int, fraction: float, seed: int) -> list[int]:
     if n <= 0:
         return []
     order = np.random.default_rng(int(seed)).permutation(n)
-    return sorted(int(i) for i in order[: max(1, round(fraction * n))])
+    return sorted(int(i) for i in order[: _share(fraction, n)])
+
+
+def _share(fraction: float, n: int) -> int:
+    """max(1, fraction * n rounded half up): 50 % of 5 images is 3 (Python's round() gives 2, half to even)."""
+    return max(1, int(np.floor(fraction * n + 0.5)))
 
 
 def _smallest(labels: np.ndarray) -> int:

@@ -32,7 +32,11 @@ def _counts(rows: list[int], targets: torch.Tensor = LABELS) -> list[int]:
 def test_fraction_is_stratified_per_class_with_one_image_per_class_at_least():
     # by hand: max(1, round(f * n_class)): 10 % of 50, 20, 3, 1 -> 5, 2, max(1, 0), max(1, 0)
     assert _counts(budget_indices(LABELS, 0.1, 0, seed=0)) == [5, 2, 1, 1]
-    assert _counts(budget_indices(LABELS, 0.5, 0, seed=0)) == [25, 10, 2, 1]  # round(1.5) = 2
+    assert _counts(budget_indices(LABELS, 0.5, 0, seed=0)) == [25, 10, 2, 1]  # 1.5 -> 2, 0.5 -> 1
+    assert _counts(budget_indices(LABELS, 0.1, 0, seed=0, classes=None)) == [5, 2, 1, 1]
+    five = torch.tensor([0] * 5 + [1] * 25)
+    assert torch.bincount(five[budget_indices(five, 0.5, 0, 0)]).tolist() == [3, 13]  # half up: 2.5 -> 3, 12.5 -> 13
+    assert len(image_subset(5, 0.5, 0)) == 3
     assert _counts(budget_indices(LABELS, 0.01, 0, seed=0)) == [1, 1, 1, 1]
     assert budget_indices(LABELS, 1.0, 0, seed=0) == list(range(len(LABELS)))
     assert _counts(budget_indices(LABELS, 1.0, 1, seed=0)) == [1, 1, 1, 1]
