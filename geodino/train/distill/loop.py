@@ -33,11 +33,7 @@ from geodino.errors import CheckpointError, GeoDinoError, TrainingError
 from geodino.io import removes_created_dirs
 from geodino.train.distill import build as b
 from geodino.train.distill.config import DistillConfig
-from geodino.train.distill.export import (
-    export_student,
-    load_checkpoint,
-    save_checkpoint,
-)
+from geodino.train.distill.export import load_checkpoint, save_checkpoint
 from geodino.train.distill.log_csv import append_row, drop_rows_from
 from geodino.train.distill.processes import agreed_resume_point
 from geodino.train.distill.run_folder import (
@@ -116,7 +112,8 @@ def _setup(cfg: DistillConfig, start: Start) -> DistillRun:
     step = _resume(cfg, arch, opt, ckpt_dir, device, distributed, writer, start, resume_at)
     if rank == 0 and step > 0:  # as pretraining says its resume (the logger alone is not on the console)
         where = resume_at[0].get(step, ckpt_dir)
-        print(f"geodino: resuming from {where} at step {step} of {cfg.train.max_steps}", file=sys.stderr)
+        done = ": the run is already complete, nothing to train" * (step >= cfg.train.max_steps)  # as pretraining
+        print(f"geodino: resuming from {where} at step {step} of {cfg.train.max_steps}{done}", file=sys.stderr)
     _wrap_ddp(arch, layout, device, distributed)
     log_file = (out_dir / "log.csv") if writer and layout.colocated else (out_dir / names[0] / "log.csv")
     if rank == 0 and step == 0:  # an export that would be mostly the students' init: said before the run
@@ -387,7 +384,7 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
             # no second band check: the probe's covers every batch (the sources must agree on one band count, each
             # source on its files', and a photo of another count is refused where it is read)
             batches = itertools.chain([next(batches)], batches)
-        trackers = _trackers(run) if run.writer else []
+        trackers = _trackers(run) if run.writer and run.start < cfg.train.max_steps else []  # re-run: no log
     except GeoDinoError:
         undo_start(Path(cfg.output_dir).expanduser(), start)
         raise
@@ -437,24 +434,10 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
 
         say_completed(cfg.train.max_steps, stop.signal)
     exports: dict[str, Path] = {}
-    if run.writer:
-        from geodino.data.normalization import data_normalization
-        from geodino.models.checkpoints.stac_item import distill_properties
+    if run.writer:  # a finished run's re-run leaves the exports and curves.png that stay the same untouched
+        from geodino.train.distill.finish import finish_run
 
-        norm = data_normalization(cfg.data, "distillation")[0]  # what the students' input was standardised with
-        props = distill_properties(cfg.teacher.spec, cfg.data, extent)  # for each export's STAC item
-        for name in run.arch.students:
-            exports[name] = export_student(
-                run.arch, name, run.out_dir, cfg.train.export, norm, props, step=cfg.train.max_steps
-            )
-        for tracker in trackers:
-            tracker.finalize("success")
-        from geodino.train.curves import plot_distill_log
-
-        k = getattr(run.arch.teacher["dino_head"], "out_dim", None)  # the teacher head's: the students' K
-        curves = plot_distill_log(run.log_file, n_prototypes=k)
-        if curves is not None:
-            log.info("training curves: %s", curves)
+        exports = finish_run(run, extent, trackers)
     if run.distributed:
         import torch.distributed as dist
 

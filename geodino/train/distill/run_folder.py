@@ -11,6 +11,7 @@ too (`geodino.train.run_start`).
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -86,12 +87,27 @@ def write_start_files(cfg: DistillConfig, out_dir: Path, sched: Any, start: Star
     each data path names, so that a moved data folder with the same files resumes: `resume_paths`); each listed in
     `start.made` when new, an earlier run's kept in `start.replaced`, to be put back if the start is refused."""
     from geodino.config import save_config
-    from geodino.train.resume_paths import STAMP, write_data_stamp
+    from geodino.train.distill.finish import write_if_changed
+    from geodino.train.resume_paths import STAMP
 
     start.keep(out_dir / "config.yaml", out_dir / "schedules.png", out_dir / STAMP)
-    save_config(cfg, out_dir / "config.yaml")
-    write_data_stamp(cfg, out_dir)
-    log.info("schedules: %s", sched.plot(out_dir / "schedules.png"))
+    # each put in place only when its bytes change: a re-run of the same command leaves them as they were
+    write_if_changed(out_dir / "config.yaml", partial(save_config, cfg))
+    write_if_changed(out_dir / STAMP, partial(_data_stamp, cfg))
+    write_if_changed(out_dir / "schedules.png", sched.plot)
+    log.info("schedules: %s", out_dir / "schedules.png")
+
+
+def _data_stamp(cfg: DistillConfig, path: Path) -> None:
+    """`write_data_stamp`'s file written to `path` (it writes into a run folder: a staging folder beside `path`)."""
+    import shutil
+    import tempfile
+
+    from geodino.train.resume_paths import STAMP, write_data_stamp
+
+    with tempfile.TemporaryDirectory(prefix=".data-stamp-", dir=path.parent) as stage:
+        write_data_stamp(cfg, stage)
+        shutil.copyfile(Path(stage) / STAMP, path)
 
 
 def probe_data(cfg: DistillConfig, patch: int, in_chans: int, batch: int) -> None:
