@@ -288,14 +288,16 @@ def run_classification(backbone: Any, cfg: ClassificationConfig, out_dir: str | 
         return fs
 
     check_budget(cfg.train_fraction, cfg.train_per_class)  # a suite names tasks.<name>. (runner.parse_tasks)
-    ftr, fva = feats(train_ds), feats(val_ds)  # the full training split: one cache entry for every label budget
+    ftr = feats(train_ds)  # the full training split: one cache entry for every label budget
     if train_ds.task != "multilabel":
         _check_two_classes(ftr, train_ds)
     budget = None
-    if active(cfg.train_fraction, cfg.train_per_class):  # subsampled after extraction, train only
+    if active(cfg.train_fraction, cfg.train_per_class):  # subsampled after extraction, train only; a budget that
+        # does not fit the data (train_per_class above a class's size) stops before val and test are extracted
         rows = budget_indices(ftr.targets, cfg.train_fraction, cfg.train_per_class, cfg.seed, train_ds.classes)
         budget = budget_details(ftr.targets, rows, cfg.train_fraction, cfg.train_per_class, cfg.seed, train_ds.classes)
         ftr, train_ds = subset_features(ftr, rows), train_ds.subset(rows)
+    fva = feats(val_ds)
     fte = fva if test_ds is val_ds else feats(test_ds)
     report = _Report(cfg, train_ds, fte, out, counts={"n_train": len(ftr), "n_val": len(fva), "n_eval": len(fte)})
     report.details["input_scaling"] = input_scaling(train_ds, val_ds, test_ds)

@@ -102,6 +102,20 @@ def test_a_budget_scored_on_val_keeps_the_optimistic_number_warning(tmp_path):
     assert "eval_split=val, so linear is not refit" in text and "an optimistic number" in text
 
 
+def test_per_class_too_large_stops_before_val_and_test_are_extracted(tmp_path):
+    class_folder(tmp_path / "imgs", classes=("a", "b"), n=8, size=8)  # 4 training images per class
+    cfg = ClassificationConfig(
+        data=DatasetConfig(name="image_folder", root=str(tmp_path / "imgs"), val_fraction=0.25, test_fraction=0.25),
+        features=FeatureConfig(cache=False),
+        train_per_class=5,
+        progress=False,
+    )
+    backbone = TinyBackbone(spec="tiny")
+    with pytest.raises(InputError, match=r"^train_per_class=5 is more than the 4 training images of class 'a'"):
+        run_classification(backbone, cfg, tmp_path / "out")
+    assert backbone.calls == 1  # the training split's one batch; before: val's too
+
+
 @pytest.mark.parametrize(
     ("fraction", "per_class", "start"),
     [
