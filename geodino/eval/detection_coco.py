@@ -10,7 +10,8 @@ edge cut) as `iscrowd: 1` regions, as the probe scored them. Re-scoring:
     ev = COCOeval(gt, dt, "bbox"); ev.params.maxDets = [1, 10, max_detections]; ev.evaluate(); ev.accumulate()
 
 gives the run's `mAP` (mean of `ev.eval["precision"][..., 0, -1]` over its defined entries; `ev.stats[0]` when
-`max_detections` is 100), `mAP50` and `mAP75`. Image ids are 1-based positions in the scored order; category ids
+`max_detections` is 100), `mAP50` and `mAP75` (pycocotools' `loadRes` refuses an empty list: a run without any
+detection writes `[]`, its COCO metrics are 0 or NaN). Image ids are 1-based positions in the scored order; category ids
 are the class indices + 1 (`categories` names them). A scored unit that is a tile of a larger image (held-out
 tiles) names its file and `tile_origin` [row, col]; its boxes are in the tile's pixels. Named datasets (DIOR,
 NWPU VHR-10) have no file names: their images are named by their position in the scored split.
