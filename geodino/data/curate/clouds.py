@@ -94,8 +94,15 @@ class CloudRule:
     qa_band: str | None = None  # a screening-only QA band (--qa-band): `mask` reads its raw values from `qa_values`
     shadow: bool = False  # --qa-shadow: the qa rule also counts cloud shadow (SCL 3, QA_PIXEL bit 4)
 
-    def describe(self) -> str:
+    def describe(self, read_apart: str | None = None) -> str:
+        """The rule in one line (also part of curate's cache key, so the default text stays as it was).
+        `read_apart`: the name of a model input QA band the qa rule reads apart with nearest resampling on a
+        reprojected source (`qaband.warped_model_qa`), said in the report rather than the band's index alone."""
         shadow = ", with cloud shadow" if self.shadow else ""  # only when set: earlier caches' keys stay valid
+        if read_apart is not None and self.kind == "qa" and self.qa_band is None:
+            return (
+                f"qa({read_apart}: a model input band, its codes read apart with nearest{shadow}; t={self.threshold})"
+            )
         if self.qa_band is not None and self.qa is not None:
             return f"qa(qa_band={self.qa_band} ({self.qa[0]}), read for screening only{shadow}; t={self.threshold})"
         bands = ", ".join(f"{k}={v}" for k, v in sorted(self.bands.items()))

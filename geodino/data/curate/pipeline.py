@@ -116,12 +116,17 @@ def _curate(cfg: CurateConfig, out: Path, *, progress: bool, overwrite: bool) ->
     mosaic(tiles, emb, top_of, cents, pool[picked], cfg.exemplars, out / "exemplars.png")
     if geoms is not None:
         tile_map(geoms, status, out / "map.png", f"{keep.size} of {tiles.n} tiles kept")
+    # the QA band read apart with nearest (`qaband.warped_model_qa`) where the qa rule decodes it; None elsewhere
+    warped = getattr(tiles, "_warped_qa", None) or [None] * len(rules)
+    apart = [q if r.kind == "qa" and r.qa_band is None else None for q, r in zip(warped, rules)]
     report = {
         "tiles": tiles.n,
         "sources": {n: int(c) for n, c in zip(tiles.names, tiles.counts)},
-        "cloud_rules": {n: r.describe() for n, r in zip(tiles.names, rules)},
+        "cloud_rules": {n: r.describe(None if q is None else q.name) for n, r, q in zip(tiles.names, rules, apart)},
         # the screening-only QA band of each source (--qa-band): its name and encoding; None: none
         "qa_band": {n: None if q is None else q.describe() for n, q in zip(tiles.names, tiles.qa_bands)},
+        # a model input QA band of a reprojected source, decoded by the qa rule from its own nearest read
+        "qa_read_apart": {n: _read_apart(q, s) for n, q, s in zip(tiles.names, apart, tiles.sources)},
         "removed": {k: int((status == k).sum()) for k in ("nodata", "cloud", "duplicate")},
         "clustered": int(pool.size),
         "kept": int(keep.size),
@@ -209,3 +214,14 @@ def _remove_stale(out: Path, files: list[str]) -> list[str]:
             (out / name).unlink()
             gone.append(name)
     return gone
+
+
+def _read_apart(qa: Any, source: Any) -> str | None:
+    """How a model input QA band reached the cloud test and the backbone on a reprojected source; None: not so."""
+    if qa is None:
+        return None
+    how = getattr(getattr(source, "archive", None), "resampling", "bilinear")
+    return (
+        f"{qa.describe()}: a model input band; the qa rule decodes its codes read apart with nearest resampling "
+        f"(intact), the backbone gets it reprojected with {how} resampling (interpolated codes)"
+    )
