@@ -93,3 +93,33 @@ class HostReads:
 
     def __exit__(self, *exc: object) -> None:
         self._mode.__exit__(*exc)
+
+
+def scene_info(
+    crs: str = "EPSG:32633",
+    transform: tuple[float, ...] = (10.0, 0.0, 500000.0, 0.0, -10.0, 5000000.0),
+    width: int = 100,
+    height: int = 80,
+    *,
+    path: str = "a.tif",
+    band_names: tuple[str, ...] = ("r", "g", "b"),
+    count: int = 3,
+):
+    """A `SceneInfo` of a uint8 scene without nodata on a given grid (`transform`: affine a..f), reading bands 1 to
+    `count`, as the footprint, ROI and sampling tests build it without writing a file."""
+    from rasterio.crs import CRS
+
+    from geodino.data.rasters import SceneInfo
+
+    return SceneInfo(
+        path=path,
+        crs=CRS.from_user_input(crs).to_wkt(),
+        transform=tuple(transform)[:6],
+        width=width,
+        height=height,
+        count=count,
+        dtype="uint8",
+        nodata=None,
+        band_names=band_names,
+        band_indexes=tuple(range(1, count + 1)),
+    )

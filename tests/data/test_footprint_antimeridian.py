@@ -5,28 +5,17 @@ gave one invalid polygon spanning the globe, EPSG:3413 across 180 E a valid band
 from __future__ import annotations
 
 import pytest
-from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
 from geodino.data.footprints import footprint
 from geodino.data.rasters import SceneInfo
+from tests.helpers import scene_info
 
 EDGE = 20037508.342789244  # EPSG:3857's x at longitude 180
 
 
 def _scene(crs: str, transform, size: int = 64) -> SceneInfo:
-    return SceneInfo(
-        path="x.tif",
-        crs=CRS.from_user_input(crs).to_wkt(),
-        transform=tuple(transform)[:6],
-        width=size,
-        height=size,
-        count=1,
-        dtype="uint8",
-        nodata=None,
-        band_names=(),
-        band_indexes=(1,),
-    )
+    return scene_info(crs, transform, size, size, path="x.tif", band_names=(), count=1)
 
 
 @pytest.mark.parametrize(

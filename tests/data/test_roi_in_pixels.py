@@ -5,27 +5,14 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers import scene_info
+
 shapely = pytest.importorskip("shapely")
 pytest.importorskip("rasterio")
 
 
 def _scene():
-    from rasterio.crs import CRS
-
-    from geodino.data.rasters import SceneInfo
-
-    return SceneInfo(
-        path="a.tif",
-        crs=CRS.from_epsg(32633).to_wkt(),
-        transform=(10.0, 0.0, 500000.0, 0.0, -10.0, 5000000.0),
-        width=100,
-        height=80,
-        count=3,
-        dtype="uint8",
-        nodata=None,
-        band_names=("r", "g", "b"),
-        band_indexes=(1, 2, 3),
-    )
+    return scene_info("EPSG:32633", (10.0, 0.0, 500000.0, 0.0, -10.0, 5000000.0), 100, 80)
 
 
 def test_roi_in_pixels_maps_clips_and_reprojects():

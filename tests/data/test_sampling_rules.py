@@ -43,23 +43,11 @@ def test_a_thin_roi_gets_every_random_tile_centre_inside_it_and_spread_along_it(
     then; the old code then used the last miss and put the tile outside the ROI (a held-out area, say). The
     fallback draws over the ROI's triangles: every centre inside, and spread along the whole strip."""
     import shapely
-    from rasterio.crs import CRS
 
-    from geodino.data.rasters import SceneInfo
     from geodino.data.tiling import TileSampler
+    from tests.helpers import scene_info
 
-    scene = SceneInfo(
-        path="road.tif",
-        crs=CRS.from_epsg(32633).to_wkt(),
-        transform=(10.0, 0.0, 500000.0, 0.0, -10.0, 5000000.0),
-        width=1000,
-        height=1000,
-        count=3,
-        dtype="uint8",
-        nodata=None,
-        band_names=("r", "g", "b"),
-        band_indexes=(1, 2, 3),
-    )
+    scene = scene_info("EPSG:32633", (10.0, 0.0, 500000.0, 0.0, -10.0, 5000000.0), 1000, 1000, path="road.tif")
     road = shapely.LineString([(500100, 4999900), (509900, 4990100)]).buffer(10)  # pixels (10, 10) to (990, 990)
     tiles = TileSampler([scene], 16, roi=road, roi_crs="EPSG:32633")
     region = tiles.roi_px[0]

@@ -15,23 +15,11 @@ from pyproj import Transformer
 from geodino.data.footprints import MAX_POINTS, union_footprint
 from geodino.data.rasters import SceneInfo
 from geodino.train.data_extent import training_extent
+from tests.helpers import scene_info
 
 
 def scene(crs: str, x: float, y: float, size: int = 100, res: float = 10.0) -> SceneInfo:
-    from rasterio.crs import CRS
-
-    return SceneInfo(
-        path=f"{crs}_{x}_{y}.tif",
-        crs=CRS.from_user_input(crs).to_wkt(),
-        transform=(res, 0.0, x, 0.0, -res, y),
-        width=size,
-        height=size,
-        count=3,
-        dtype="uint8",
-        nodata=None,
-        band_names=("r", "g", "b"),
-        band_indexes=(1, 2, 3),
-    )
+    return scene_info(crs, (res, 0.0, x, 0.0, -res, y), size, size, path=f"{crs}_{x}_{y}.tif")
 
 
 def corners(s: SceneInfo, cols=(0, None), rows=(0, None)) -> list[tuple[float, float]]:
