@@ -324,6 +324,8 @@ def run_detection(
         "box_iou_threshold": cfg.box_iou_threshold,
         "box_score_threshold": cfg.box_score_threshold,
         "box_max_detections": cfg.box_max_detections,
+        "voc_max_detections": cfg.voc_max_detections,  # how voc_mAP50 was scored (0: no per-image cap)
+        "voc_inclusive_pixels": cfg.voc_inclusive_pixels,
     }
     dense.save_probe(out_dir, "detection", head, {**metrics, **settings, "input_scaling": scaling.describe()})
     coco.write(out_dir)

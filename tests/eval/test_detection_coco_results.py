@@ -129,6 +129,7 @@ def test_dior_run_writes_files_that_rescore_to_its_metrics(tmp_path):
     with pytest.warns(UserWarning):
         run_detection(tiny_backbone(), cfg, out_dir)
     saved = json.loads((out_dir / "detection_metrics.json").read_text())
+    assert saved["voc_max_detections"] == 0 and saved["voc_inclusive_pixels"] is False  # how voc_mAP50 was scored
     res = json.loads((out_dir / COCO_RESULTS_FILE).read_text())
     gt = json.loads((out_dir / COCO_GT_FILE).read_text())
     assert len(res) == 100 and len(gt["images"]) == 1 and len(gt["categories"]) == 20
