@@ -151,9 +151,10 @@ def cube_paths(paths: str | Path | Sequence[str | Path]) -> list[str]:
             found.append(text)
             continue
         p = Path(text).expanduser()
-        if is_zarr_store(p):
+        magic = any(ch in text for ch in "*?[")
+        if is_zarr_store(p) and (p.exists() or not magic):  # `cubes/*.zarr` is a glob, not a store of that name
             found.append(str(p))
-        elif any(ch in text for ch in "*?["):
+        elif magic:
             hits = sorted(h for h in _glob.glob(str(p), recursive=True) if _is_store(Path(h)))
             if not hits:
                 raise InputError(f"glob {text!r} matched no datacube (Zarr stores, NetCDF files); check the pattern")
