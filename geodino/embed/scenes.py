@@ -82,7 +82,7 @@ def list_scenes(
         return read_stac(str(inputs[0]), asset, asset_bands)
     if asset or asset_bands:
         raise ConfigError("--asset and --asset-bands apply to STAC input (a .json ItemCollection or catalog) only")
-    paths = resolve_paths(inputs, RASTER_EXTS, what="raster", hint="pass a folder, a glob or a .txt list of the scenes")
+    paths = _scene_paths(inputs)
     if exclude is not None:
         paths = [p for p in paths if p.startswith("/vsi") or "://" in p or not _inside(p, exclude)]
     names = _scene_names(paths)
@@ -90,6 +90,39 @@ def list_scenes(
     if dup := sorted(n for n, c in Counter(names).items() if c > 1):
         raise InputError(f"scenes {dup[0]!r} appear twice in the input list; list each raster once")
     return scenes
+
+
+_HINT = "pass a folder, a glob or a .txt list of the scenes (rasters, or Zarr stores and NetCDF files)"
+
+
+def _scene_paths(inputs: list[str]) -> list[str]:
+    """The scenes the inputs name, in order, each once: rasters (`resolve_paths`: folders, globs, lists, files) and
+    datacubes (`cube_open.cube_paths`): a Zarr store or NetCDF file named, and those a folder or glob holds beside
+    its rasters. Before, a Zarr store named among several inputs was searched as a folder of rasters, and a folder
+    or glob of cubes was refused as holding "no raster files" (a .txt list of them was the only way)."""
+    from geodino.data.cube_open import cube_paths, is_cube_store
+    from geodino.data.paths import _has_magic
+
+    found: list[str] = []
+    for item in inputs:
+        text = str(item)
+        local = not (text.startswith("/vsi") or "://" in text)
+        p = Path(text).expanduser()
+        if local and is_cube_store(p) and p.exists():
+            found.append(str(p))
+            continue
+        many = local and (p.is_dir() or _has_magic(text))
+        try:
+            cubes = cube_paths(text) if many else []
+        except InputError:  # none there: the rasters' line below says what was looked for
+            cubes = []
+        try:
+            found += resolve_paths(text, RASTER_EXTS, what="raster", hint=_HINT)
+        except InputError:
+            if not cubes:
+                raise
+        found += cubes
+    return list(dict.fromkeys(found))
 
 
 def _scene_names(paths: list[str]) -> list[str]:
