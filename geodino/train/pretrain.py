@@ -27,7 +27,8 @@ from typing import Any
 from geodino.errors import CheckpointError, ConfigError, GeoDinoError, InputError, plural
 from geodino.io import removes_created_dirs
 from geodino.train.config import PRECISIONS, STRATEGIES, CheckpointConfig, PretrainConfig, TrainerConfig
-from geodino.train.resume_paths import same_paths_as_saved, write_data_stamp
+from geodino.train.pretrain_start import announce_start, write_start_files
+from geodino.train.resume_paths import same_paths_as_saved
 from geodino.train.resume_point import resume_point
 from geodino.train.run_start import Start, undo_start
 
@@ -159,11 +160,14 @@ def _prepare_output(cfg: PretrainConfig, start: Start) -> tuple[Path, Path | Non
 
 
 def _clear_partial_checkpoints(folder: Path) -> None:
-    """Remove the checkpoints a killed run was writing: never complete (a sharded one is a folder)."""
+    """Remove the checkpoints a killed run was writing: never complete (a sharded one is a folder). A gather's copy of
+    a sharded one may be a live export's or init_from's: `sweep_gathers` (on resume) removes only dead writers'."""
+    from geodino.models.checkpoints.files import GATHER_SUFFIX
     from geodino.train.checkpoint_callback import remove_path
 
     for tmp in folder.glob(".*.tmp-*"):
-        remove_path(tmp)
+        if not tmp.name.endswith(GATHER_SUFFIX):
+            remove_path(tmp)
 
 
 def _set_aside_hpc_checkpoints(out: Path) -> None:
@@ -316,13 +320,13 @@ def _pretrain(cfg: PretrainConfig) -> Path:
         module = _build_module(cfg, arch, factory, out, backbone_config, extent, head_warmup, post_init)
         trainer, ckpt_cb = build_trainer(cfg.trainer, cfg.checkpoint, out, run_name=cfg.name)
         if trainer.is_global_zero:
-            _write_start_files(cfg, out, arch, start)
+            write_start_files(cfg, out, arch, start, resume, resume_step)
     except GeoDinoError:
         undo_start(Path(cfg.output_dir).expanduser(), start)
         raise
     start.settle()  # the used folder's housekeeping, now that the run goes ahead (before Lightning looks at it)
     if trainer.is_global_zero:
-        _announce_start(cfg, init_lines, head_warmup, resume, resume_step)
+        announce_start(cfg, init_lines, head_warmup, resume, resume_step)
     fit(trainer, module, resume)
     finish_run(cfg, out, trainer, ckpt_cb)
     return out
@@ -460,37 +464,6 @@ def _build_module(
         fused=cfg.ssl.optim.fused,
         post_init=post_init,
     )
-
-
-def _write_start_files(cfg: PretrainConfig, out: Path, arch: Any, start: Start) -> None:
-    """Rank zero, once every check passed: config.yaml and schedules.png (an earlier run's kept in `start`)."""
-    from geodino.config import save_config
-    from geodino.io import atomic_path
-
-    start.keep(out / "config.yaml", out / "schedules.png")
-    with atomic_path(out / "config.yaml") as tmp:
-        save_config(cfg, tmp)
-    write_data_stamp(cfg, out)  # what each data path names: a moved data folder still resumes (`resume_paths`)
-    log.info("schedules: %s", arch.schedules.plot(out / "schedules.png"))
-
-
-def _announce_start(
-    cfg: PretrainConfig, init_lines: list[str], head_warmup: int, resume: Path | None, resume_step: int | None
-) -> None:
-    """Rank zero: say on stderr what the run starts from."""
-    # said on the console (stderr, beside Lightning's own lines), not only in the log: what the run starts from
-    for line in init_lines:
-        print(f"geodino: init_from: {line}", file=sys.stderr)
-    if head_warmup and resume is None:
-        print(
-            f"geodino: the heads train alone (backbone frozen) for the first {plural(head_warmup, 'step')}, "
-            "then everything",
-            file=sys.stderr,
-        )
-    if resume is not None:
-        at = f" at step {resume_step} of {cfg.trainer.max_steps}" if isinstance(resume_step, int) else ""
-        done = ": the run is already complete, nothing to train" * (cfg.trainer.max_steps <= (resume_step or 0))
-        print(f"geodino: resuming from {resume}{at}{done}", file=sys.stderr)
 
 
 def replace(cfg: PretrainConfig, **changes: Any) -> PretrainConfig:

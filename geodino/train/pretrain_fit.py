@@ -44,8 +44,28 @@ def fit(trainer: Any, module: Any, resume: Path | None) -> None:
         raise KeyboardInterrupt from exc  # geodino's one line and exit code 130, as every other command
 
 
+def export_is_current(final: Path, export: Path) -> bool:
+    """Whether every file of the export `export` is in place, written after checkpoint `final`, and its STAC item
+    names `final`'s step: what re-exporting `final` would write again (but for the item's timestamps)."""
+    import json
+
+    from geodino.models.checkpoints import export_paths
+    from geodino.models.checkpoints.stac_item import export_item_path
+    from geodino.train.checkpointing import checkpoint_step
+
+    files = (*export_paths(export), export_item_path(export))
+    try:
+        written = min(p.stat().st_mtime for p in files)
+        step = json.loads(files[-1].read_text())["properties"].get("geodino:step")
+        return written >= final.stat().st_mtime and step is not None and step == checkpoint_step(final)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
 def finish_run(cfg: PretrainConfig, out: Path, trainer: Any, ckpt_cb: Any) -> None:
-    """After fit: end a stopped run, else export the teacher and plot the curves; then wait for every rank."""
+    """After fit: end a stopped run, else export the teacher (a re-run of a finished run, which saved no checkpoint,
+    keeps an export of its final checkpoint as it is: `export_is_current`) and plot the curves; then wait for every
+    rank."""
     from geodino.train import checkpointing as ck
 
     if ckpt_cb.stopped_at is not None:  # Ctrl-C or SIGTERM: the step in progress finished and was saved
@@ -64,8 +84,12 @@ def finish_run(cfg: PretrainConfig, out: Path, trainer: Any, ckpt_cb: Any) -> No
 
         say_completed(cfg.trainer.max_steps, ckpt_cb.stop.signal)
     final = ckpt_cb.last_path or ck.latest_checkpoint(out / "checkpoints")
+    export = out / "export" / "teacher.pth"
     if cfg.checkpoint.export_at_end and final is not None and trainer.is_global_zero:
-        ck.export(final, out / "export" / "teacher.pth", overwrite=True)
+        if ckpt_cb.last_path is None and export_is_current(final, export):  # a finished run's re-run: as it was
+            log.info("export of %s kept: %s", final.name, export)
+        else:
+            ck.export(final, export, overwrite=True)
     if trainer.is_global_zero:
         from geodino.train.curves import plot_run
 

@@ -4,9 +4,10 @@ A resumed run keeps its data (`data.*` is checked against the checkpoint's confi
 config's strings: `paths: [scenes/]` against the saved `[scenes]`, or `~/scenes` against `/home/me/scenes`, refused
 the resume of the same run over a spelling. `same_paths_as_saved` gives the check this run's config with each such
 entry spelled as the checkpoint spells it; entries that name other files still differ. A moved folder is the same
-data when the run folder's `data_paths.json` (`write_data_stamp`, written at every start) records, for that entry,
-the listing of the files it names (relative names and sizes) and the new path's listing is the same: a run whose old
-data path is gone can then be resumed.
+data when the run folder's `data_paths.json` (`write_data_stamp`, written at every start but one whose paths are
+spelled as the run folder's config.yaml spells them) records, for that entry, the listing of the files it names
+(relative names and sizes) and the new path's listing is the same: a run whose old data path is gone can then be
+resumed.
 """
 
 from __future__ import annotations
@@ -52,26 +53,42 @@ def listing_digest(path: str) -> str | None:
     return hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
 
-def _stamp(config: dict[str, Any], key: str) -> list[list[str | None]]:
+def _sources(config: dict[str, Any], key: str) -> list[Any]:
     sources = (config.get(key) or {}).get("sources")
-    if not isinstance(sources, list):
-        return []
-    out = []
-    for src in sources:
-        paths = src.get("paths") if isinstance(src, dict) else None
-        out.append([listing_digest(p) if isinstance(p, str) else None for p in paths or []])
-    return out
+    return sources if isinstance(sources, list) else []
 
 
-def write_data_stamp(cfg: Any, out: str | Path, key: str = "data") -> None:
+def _paths(config: dict[str, Any], key: str) -> list[Any]:
+    """Each source's `paths` list as spelled (None where a source has none), as the stamp records them."""
+    return [src.get("paths") if isinstance(src, dict) else None for src in _sources(config, key)]
+
+
+def _stamp(config: dict[str, Any], key: str) -> list[list[str | None]]:
+    return [[listing_digest(p) if isinstance(p, str) else None for p in paths or []] for paths in _paths(config, key)]
+
+
+def _stamp_fits(out: str | Path, key: str, paths: list[Any]) -> bool:
+    """Whether `out`/data_paths.json records a digest (or null) for each entry of these `paths`."""
+    got = _recorded(out, key)
+    return [len(d) if isinstance(d, list) else None for d in got] == [len(p or []) for p in paths]
+
+
+def write_data_stamp(cfg: Any, out: str | Path, key: str = "data", *, unchanged_from: Any = None) -> bool:
     """Record in `out`/data_paths.json the listing digest of every `key.sources[i].paths` entry of `cfg` (a config
-    or its dict), so that a resume can tell the same files under a moved path (`same_paths_as_saved`)."""
+    or its dict), so that a resume can tell the same files under a moved path (`same_paths_as_saved`). Kept as it
+    is, unlisted, when `unchanged_from` (the config of the start that wrote it: the run folder's config.yaml, read
+    before this start rewrites it) spells every path exactly as `cfg` does: listing costs ~0.1 ms a file, minutes
+    at every resume of a run over millions of files. Whether it was written."""
     from geodino.config import to_dict
     from geodino.io import atomic_path
 
     config = cfg if isinstance(cfg, dict) else to_dict(cfg)
+    paths = _paths(config, key)
+    if isinstance(unchanged_from, dict) and _paths(unchanged_from, key) == paths and _stamp_fits(out, key, paths):
+        return False
     with atomic_path(Path(out) / STAMP) as tmp:
         tmp.write_text(json.dumps({key: _stamp(config, key)}))
+    return True
 
 
 def _recorded(out: str | Path | None, key: str) -> list[Any]:

@@ -1,0 +1,78 @@
+"""The start of a pretraining run in its folder: the files it writes there (`config.yaml`, `data_paths.json`,
+`schedules.png`) and the lines it says on the console (split from `pretrain.py`).
+
+A re-run of a finished run (the same command after it completed: the checkpoint resumed from is at max_steps)
+trains nothing, so it writes none of the start files: `config.yaml` keeps saying what ran, even when the re-run
+changed a key a resume may change (logging, workers, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from geodino.errors import plural
+from geodino.train.config import PretrainConfig
+from geodino.train.run_start import Start
+
+__all__ = ["announce_start", "is_finished", "write_start_files"]
+
+log = logging.getLogger("geodino.train")
+
+
+def is_finished(cfg: PretrainConfig, resume: Path | None, resume_step: int | None) -> bool:
+    """Whether this start resumes a run that is complete already (nothing left to train)."""
+    return resume is not None and isinstance(resume_step, int) and resume_step >= cfg.trainer.max_steps
+
+
+def write_start_files(
+    cfg: PretrainConfig, out: Path, arch: Any, start: Start, resume: Path | None, resume_step: int | None
+) -> None:
+    """Rank zero, once every check passed: config.yaml, data_paths.json and schedules.png (an earlier run's kept in
+    `start`); none of them on a re-run of a finished run (see the module docstring)."""
+    from geodino.config import save_config
+    from geodino.io import atomic_path
+    from geodino.train.resume_paths import write_data_stamp
+
+    if is_finished(cfg, resume, resume_step):
+        return
+    before = _previous_config(out) if resume is not None else None  # the start that wrote data_paths.json
+    start.keep(out / "config.yaml", out / "schedules.png")
+    with atomic_path(out / "config.yaml") as tmp:
+        save_config(cfg, tmp)
+    # what each data path names: a moved data folder still resumes (`resume_paths`); a resume with the paths
+    # spelled as that start's keeps it, unlisted
+    write_data_stamp(cfg, out, unchanged_from=before)
+    log.info("schedules: %s", arch.schedules.plot(out / "schedules.png"))
+
+
+def _previous_config(out: Path) -> dict[str, Any] | None:
+    """The run folder's config.yaml as a dict (None when it is missing or unreadable)."""
+    import yaml
+
+    try:
+        got = yaml.safe_load((out / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return got if isinstance(got, dict) else None
+
+
+def announce_start(
+    cfg: PretrainConfig, init_lines: list[str], head_warmup: int, resume: Path | None, resume_step: int | None
+) -> None:
+    """Rank zero: say on stderr what the run starts from."""
+    # said on the console (stderr, beside Lightning's own lines), not only in the log: what the run starts from
+    for line in init_lines:
+        print(f"geodino: init_from: {line}", file=sys.stderr)
+    if head_warmup and resume is None:
+        print(
+            f"geodino: the heads train alone (backbone frozen) for the first {plural(head_warmup, 'step')}, "
+            "then everything",
+            file=sys.stderr,
+        )
+    if resume is not None:
+        at = f" at step {resume_step} of {cfg.trainer.max_steps}" if isinstance(resume_step, int) else ""
+        done = ": the run is already complete, nothing to train" * is_finished(cfg, resume, resume_step)
+        print(f"geodino: resuming from {resume}{at}{done}", file=sys.stderr)
