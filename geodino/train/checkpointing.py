@@ -144,9 +144,11 @@ _RESUME_FIXED = ("batch_size", "seed", "data.", "crops.", "ssl.", "trainer.max_s
                  "head_warmup_steps")  # fmt: skip
 _RESUME_FREE = ("ssl.monitor.",)
 # fields free in any list entry: a source's on_error (a run stopped at a corrupt image may resume skipping it: the
-# steps before it read the same samples either way) and fast_decode (the JPEG decode scale: the same images and crop
-# draws, pixels within ~1 DN; runs checkpointed before the key existed resume with it)
-RESUME_FREE_FIELDS = ("on_error", "fast_decode")
+# steps before it read the same samples either way), fast_decode (the JPEG decode scale: the same images and crop
+# draws, pixels within ~1 DN; runs checkpointed before the key existed resume with it) and index_cache (where the
+# raster index is kept: a stored index is reused only while the files and settings it was built from match, so
+# it is the index a fresh listing gives; the samples are the same with it, without it or in another file)
+RESUME_FREE_FIELDS = ("on_error", "fast_decode", "index_cache")
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
