@@ -11,12 +11,12 @@ from geodino.data.archive_bands import sensor_order
 from geodino.data.sensors import Sensor
 from geodino.errors import InputError
 
-__all__ = ["band_names_of", "in_sensor_order", "order_dims"]
+__all__ = ["TIME_DIMS", "band_names_of", "in_sensor_order", "order_dims"]
 
 _BAND_DIMS = ("band", "bands", "channel", "channels", "spectral", "wavelength")
 _Y_DIMS = ("y", "lat", "latitude", "northing")
 _X_DIMS = ("x", "lon", "longitude", "easting")
-_TIME_DIMS = ("time", "t", "date", "dates", "datetime", "times")
+TIME_DIMS = ("time", "t", "date", "dates", "datetime", "times")  # dims taken for time by name (any case)
 
 
 def _find_dim(dims: Sequence[str], names: Sequence[str]) -> str | None:
@@ -25,10 +25,10 @@ def _find_dim(dims: Sequence[str], names: Sequence[str]) -> str | None:
 
 
 def _time_like(da: Any, dims: Sequence[str], skip: Sequence[str | None]) -> str | None:
-    """The one dim (not in `skip`) that holds dates: a datetime64 coordinate, or a time name (`_TIME_DIMS`, any
+    """The one dim (not in `skip`) that holds dates: a datetime64 coordinate, or a time name (`TIME_DIMS`, any
     case: openEO's `t`, `Time`); None when there is none or more than one."""
     found = [
-        d for d in dims if d not in skip and ((d in da.coords and da[d].dtype.kind == "M") or d.lower() in _TIME_DIMS)
+        d for d in dims if d not in skip and ((d in da.coords and da[d].dtype.kind == "M") or d.lower() in TIME_DIMS)
     ]
     return found[0] if len(found) == 1 else None
 

@@ -17,12 +17,11 @@ from geodino.errors import InputError, plural
 
 __all__ = ["open_embed_cube", "read_variables", "single_band_planes", "stacked_variables"]
 
-_TIME_NAMES = ("time", "t", "date", "dates", "datetime", "times")  # the time dims `cube_dims.order_dims` knows
-
 
 def single_band_planes(ds: Any, time_dim: str = "time") -> list[str] | None:
     """The store's single-band variables ((time?, y, x), all on one grid), in its order, when it holds two or more
     and no variable with a band dimension; None otherwise (one array is read, as before)."""
+    from geodino.data.cube_dims import TIME_DIMS  # the time dims `cube_dims.order_dims` knows
     from geodino.data.cube_variables import data_variables
 
     cands = data_variables(ds)
@@ -30,7 +29,7 @@ def single_band_planes(ds: Any, time_dim: str = "time") -> list[str] | None:
         return None
 
     def is_time(d: Any) -> bool:  # as `cube_dims.order_dims` finds it: openEO's `t`, any datetime64 coordinate
-        return d == time_dim or str(d).lower() in _TIME_NAMES or (d in ds.coords and ds[d].dtype.kind == "M")
+        return d == time_dim or str(d).lower() in TIME_DIMS or (d in ds.coords and ds[d].dtype.kind == "M")
 
     spatial = {v: [d for d in ds[v].dims if not is_time(d)] for v in cands}
     if any(len(dims) != 2 for dims in spatial.values()):
