@@ -28,6 +28,22 @@ def write_tif(
     return helpers.write_tif(path, data, crs=crs, transform=transform, nodata=nodata, block=64)
 
 
+def stac_item(item_id: str, assets: dict, eo: bool = True) -> dict:
+    """A STAC 1.0 item dict with `assets`, dated 2024-06-01, without geometry; `eo`: it declares the eo extension."""
+    item = {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "id": item_id,
+        "geometry": None,
+        "properties": {"datetime": "2024-06-01T00:00:00Z"},
+        "links": [],
+        "assets": assets,
+    }
+    if eo:
+        item["stac_extensions"] = ["https://stac-extensions.github.io/eo/v1.1.0/schema.json"]
+    return item
+
+
 def random_image(h: int, w: int, c: int = 3, seed: int = 0, dtype: str = "uint8") -> np.ndarray:
     rng = np.random.default_rng(seed)
     # smooth-ish structure so features vary spatially, plus noise

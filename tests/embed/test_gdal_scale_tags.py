@@ -14,7 +14,7 @@ import pytest
 from geodino.embed import embed_raster, embed_scenes
 from geodino.embed.pipeline import run_lines
 from geodino.errors import InputError
-from tests.embed.conftest import random_image, read_all, write_tif
+from tests.embed.conftest import random_image, read_all, stac_item, write_tif
 
 OPTS = {"tile": 32, "overlap": 8, "progress": False}
 DECLARED = "x*0.0001-0.1 (the input's GDAL scale/offset)"
@@ -163,15 +163,7 @@ def test_a_stac_items_raster_bands_win_over_its_files_tags(tmp_path):
     refl = reflectance()
     cog = tag(write_tif(tmp_path / "s2.tif", (refl + 1000).astype(np.uint16), nodata=0), (1e-4,) * 3, (0.0,) * 3)
     rule = {"data_type": "uint16", "nodata": 0, "scale": 1e-4, "offset": -0.1}
-    item = {
-        "type": "Feature",
-        "stac_version": "1.0.0",
-        "id": "S2",
-        "geometry": None,
-        "properties": {"datetime": "2024-06-01T00:00:00Z"},
-        "links": [],
-        "assets": {"image": {"href": str(cog), "type": "image/tiff", "raster:bands": [rule] * 3}},
-    }
+    item = stac_item("S2", {"image": {"href": str(cog), "type": "image/tiff", "raster:bands": [rule] * 3}}, eo=False)
     items = tmp_path / "items.json"
     items.write_text(json.dumps({"type": "FeatureCollection", "features": [item]}))
     want = reference(tmp_path, refl)

@@ -12,7 +12,7 @@ from rasterio.transform import from_origin
 from geodino.embed import embed_raster, embed_scenes
 from geodino.embed.pipeline import run_lines
 from geodino.embed.stac import gdal_path, read_stac
-from tests.embed.conftest import random_image, read_all, write_tif
+from tests.embed.conftest import random_image, read_all, stac_item, write_tif
 
 OPTS = {"tile": 32, "overlap": 8, "progress": False}
 X0, Y0 = 500000.0, 4000000.0
@@ -173,16 +173,7 @@ EO_BANDS = [{"name": n, "common_name": c} for n, c in (("B2", "blue"), ("B3", "g
 
 
 def item_dict(item_id: str, href: str, asset: str = "image") -> dict:
-    return {
-        "type": "Feature",
-        "stac_version": "1.0.0",
-        "id": item_id,
-        "geometry": None,
-        "properties": {"datetime": "2024-06-01T00:00:00Z"},
-        "links": [],
-        "assets": {asset: {"href": href, "type": "image/tiff; application=geotiff", "eo:bands": EO_BANDS}},
-        "stac_extensions": ["https://stac-extensions.github.io/eo/v1.1.0/schema.json"],
-    }
+    return stac_item(item_id, {asset: {"href": href, "type": "image/tiff; application=geotiff", "eo:bands": EO_BANDS}})
 
 
 def item_collection(root: Path, items: list[dict]) -> Path:

@@ -13,7 +13,7 @@ from rasterio.transform import from_origin
 
 from geodino.embed import embed_raster, embed_scenes
 from geodino.embed.stac import read_stac
-from tests.embed.conftest import random_image, read_all, write_tif
+from tests.embed.conftest import random_image, read_all, stac_item, write_tif
 
 pytest.importorskip("pystac")
 
@@ -44,16 +44,7 @@ def s2_item(item_id: str, hrefs: dict[str, str], layout: str = "earth-search", j
         if jp2:  # Earth Search also lists each band as JPEG 2000 with the same eo:bands
             assets[f"{key}-jp2"] = {"href": hrefs[es_key], "type": "image/jp2", "eo:bands": bands}
     assets["thumbnail"] = {"href": "thumb.jpg", "type": "image/jpeg", "roles": ["thumbnail"]}
-    return {
-        "type": "Feature",
-        "stac_version": "1.0.0",
-        "id": item_id,
-        "geometry": None,
-        "properties": {"datetime": "2024-06-01T00:00:00Z"},
-        "links": [],
-        "assets": assets,
-        "stac_extensions": ["https://stac-extensions.github.io/eo/v1.1.0/schema.json"],
-    }
+    return stac_item(item_id, assets)
 
 
 def archive(tmp_path: Path, n: int = 2, **item_kw) -> tuple[Path, list[np.ndarray]]:
