@@ -131,6 +131,13 @@ class CurateConfig:
                 raise ConfigError(
                     f"--{key.replace('_', '-')} {value!r} is out of range: give an integer >= {least} ({what})"
                 )
+        if self.paths and self.type in ("images", "tar") and self.tile_size != CurateConfig.tile_size:
+            # each image (tar member) is one whole tile: --tile-size 32 on `curate scene.tif` was ignored silently
+            raise ConfigError(
+                f"--tile-size {self.tile_size} cuts raster and cube archives into tiles, but --type {self.type}"
+                f"{' (the default)' if self.type == 'images' else ''} reads each image whole as one tile; add --type "
+                "raster for GeoTIFF scenes, or drop --tile-size"
+            )
 
     def source_configs(self) -> tuple[list[Any], list[str]]:
         """The `SourceConfig`s to curate and where each comes from (for messages): the `data.sources` of

@@ -1,0 +1,33 @@
+"""Review follow-ups of `geodino data curate` (quality review of the curate package): `--tile-size` on an image or
+tar archive (PATHS read with --type images, the default, or tar) cut nothing: each image is one whole tile, so
+`geodino data curate scene.tif --tile-size 32` embedded the scene as one image and said nothing of the flag. It is
+refused in one line naming --type raster; raster archives still tile."""
+
+from __future__ import annotations
+
+import pytest
+
+from geodino.data.curate import CurateConfig
+from geodino.errors import ConfigError
+from tests.data.test_curate import SPEC
+
+
+def test_tile_size_on_images_is_one_line(curate_refuses):
+    curate_refuses(
+        ["--tile-size", "32"],
+        "--tile-size 32 cuts raster and cube archives into tiles, but --type images (the default) reads each image "
+        "whole as one tile; add --type raster",
+    )
+
+
+@pytest.mark.parametrize("kind", ["images", "tar"])
+def test_python_config_refuses_it_too(kind):
+    with pytest.raises(ConfigError, match=rf"^--tile-size 64 cuts raster and cube archives .* --type {kind}"):
+        CurateConfig(paths=["x"], backbone=SPEC, size=1, type=kind, tile_size=64).validate()
+
+
+def test_default_tile_size_and_raster_tiles_still_pass():
+    CurateConfig(paths=["x"], backbone=SPEC, size=1).validate()  # images, the default tile size: nothing said
+    for kind in ("raster", "cube"):
+        CurateConfig(paths=["x"], backbone=SPEC, size=1, type=kind, tile_size=32).validate()
+    CurateConfig(config="c.yaml", backbone=SPEC, size=1, tile_size=32).validate()  # documented: sources' own
