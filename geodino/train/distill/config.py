@@ -24,6 +24,8 @@ class TeacherConfig:
     heads: str = ""  # a *.heads.pth / teacher_checkpoint.pth; empty: from the spec file if it has heads, else warm-up
     head_warmup_steps: int = 300  # heads-only SSL steps on the frozen teacher when no heads exist
     head_warmup_lr: float = 1e-3  # AdamW peak lr of the warm-up (10 % linear warm-up, none < 10 steps; cosine to 1 %)
+    # constant, as the official distillation's teacher temperature (its v2 `schedules.teacher_temp` has
+    # warmup_epochs 0: 0.07 at every step), the temperature these heads' targets are then read at
     head_warmup_teacher_temp: float = 0.07
     head_warmup_momentum: list[float] = field(default_factory=lambda: [0.994, 1.0])  # EMA heads: start -> end
     # inference path of the frozen teacher (heads warm-up and every step): auto | off | float32 | float32-ieee |

@@ -23,6 +23,7 @@ __all__ = [
     "Start",
     "check_bands",
     "probe_data",
+    "refuse_other_layout",
     "refuse_used_folder",
     "take_run_folder",
     "undo_start",
@@ -54,6 +55,8 @@ def take_run_folder(cfg: DistillConfig, start: Start, rank: int, plan: Any) -> t
             start.made.append(out_dir)
     if (layout.subgroup_rank == 0) if not layout.colocated else rank == 0:
         start.later.append(lambda: _clear_partial_checkpoints(ckpt_dir))
+    if cfg.train.resume == "auto":  # the same answer on every rank: each looks at every student's folder
+        refuse_other_layout(out_dir, [s.name for s in cfg.students], layout.colocated)
     if cfg.train.resume == "auto" and (newest := latest_checkpoint(ckpt_dir)) is not None:
         check_resume_config(newest, to_dict(cfg), out_dir)  # before config.yaml and data_paths.json are rewritten
     if cfg.train.resume == "never":
@@ -65,6 +68,31 @@ def _clear_partial_checkpoints(ckpt_dir: Path) -> None:
     """Remove the checkpoints a killed run was writing (never complete)."""
     for tmp in ckpt_dir.glob(".*.tmp-*"):
         tmp.unlink(missing_ok=True)
+
+
+def refuse_other_layout(out_dir: Path, names: list[str], colocated: bool) -> None:
+    """`train.resume=auto` where only the other placement of the students wrote checkpoints: refused in one line.
+    Co-located students (one process, or no `students.ranks`/`share`) keep one `checkpoints/` of them all; students
+    on their own ranks keep `<student>/checkpoints/` each, with an optimizer of that student alone. Such a launch
+    looked only in its own layout's folders, found none and started again from step 0 beside the earlier run's
+    checkpoints, without a word."""
+    from geodino.errors import CheckpointError
+    from geodino.train.checkpointing import latest_checkpoint
+
+    def newest(together: bool) -> Path | None:
+        found = [latest_checkpoint(checkpoint_dir(out_dir, [n], together)) for n in names]
+        return next((f for f in found if f is not None), None)
+
+    if newest(colocated) is not None or (theirs := newest(not colocated)) is None:
+        return
+    wrote = "on their own ranks (students.ranks or share, several processes)" if colocated else "co-located"
+    now = "co-locates them (one process, or no students.ranks/share)" if colocated else "puts each on its own ranks"
+    raise CheckpointError(
+        f"output_dir {out_dir} holds checkpoints of students trained {wrote} ({theirs.relative_to(out_dir)}) but "
+        f"this launch {now}, which keeps its checkpoints elsewhere and would start again from step 0; resume with "
+        "the placement that wrote them (any process count that gives it), or start a new output_dir (students[i]."
+        "init_from a checkpoint ?which=NAME to continue from its weights)"
+    )
 
 
 def refuse_used_folder(out_dir: Path, names: list[str]) -> None:
