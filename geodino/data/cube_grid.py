@@ -26,6 +26,7 @@ __all__ = [
     "fill_value",
     "in_time_order",
     "in_valid_range",
+    "missing_as_fill",
     "north_up",
     "stacked_fill_value",
     "unsigned_decoded",
@@ -107,6 +108,34 @@ def unsigned_decoded(ds: Any) -> Any:
         data = lazy_elemwise_func(var._data, lambda a, u=unsigned: np.asarray(a).view(u), unsigned)
         out[name] = xr.Variable(var.dims, data, attrs, var.encoding)
     return out
+
+
+def missing_as_fill(ds: Any, nodata: float | None = None) -> Any:
+    """The dataset with each variable's CF `missing_value`s other than its fill value read as that fill value
+    (`nodata` when given, else its _FillValue/nodata attribute, else its first missing_value), lazily. CF calls both
+    missing, and xarray's own decoding masks both, but one nodata value marks a store's invalid pixels here
+    (`fill_value`): a store of _FillValue -9999 and missing_value -1 fed its -1 pixels to the model as data."""
+    out = None
+    for name in ds.data_vars:
+        var = ds[name].variable
+        missing = [float(m) for m in _numbers(var.attrs.get("missing_value")) if not math.isnan(m)]
+        declared = [var.attrs.get(k) for k in ("_FillValue", "nodata") if var.attrs.get(k) is not None]
+        target = nodata if nodata is not None else (float(np.asarray(declared[0]).ravel()[0]) if declared else None)
+        if target is None and missing:
+            target = missing[0]
+        extra = [m for m in missing if m != target]
+        if not extra or target is None or math.isnan(target) or var.dtype.kind not in "iuf":
+            continue
+        import xarray as xr
+        from xarray.coding.common import lazy_elemwise_func
+
+        def as_fill(a: Any, extra: list[float] = extra, fill: float = target, dtype: Any = var.dtype) -> Any:
+            a = np.asarray(a)
+            return np.where(np.isin(a, np.asarray(extra, dtype=np.float64)), fill, a).astype(dtype, copy=False)
+
+        out = ds.copy() if out is None else out
+        out[name] = xr.Variable(var.dims, lazy_elemwise_func(var._data, as_fill, var.dtype), var.attrs, var.encoding)
+    return ds if out is None else out
 
 
 def _integral(value: Any, is_range: bool) -> bool:

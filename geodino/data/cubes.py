@@ -31,6 +31,7 @@ from geodino.data.cube_grid import (
     fill_value,
     in_time_order,
     in_valid_range,
+    missing_as_fill,
     north_up,
     stacked_fill_value,
     unsigned_decoded,
@@ -105,6 +106,7 @@ def open_cube(
         path = str(path)
         ds = open_dataset(path)
     ds = unsigned_decoded(ds)  # NetCDF3's int16 + _Unsigned: the uint16 DN it stores
+    ds = missing_as_fill(ds, nodata)  # CF missing_value other than the fill: read as the fill (one nodata value)
     stacked = band_variables(ds, path, bands, sensor, time_dim) if variable is None else None
     per_band_variables = stacked is not None
     if stacked is not None:
