@@ -26,3 +26,25 @@ def bigearthnet_cfg(tmp_path: Path):
     )
     cfg.knn.ks = [2]
     return cfg
+
+
+@pytest.fixture
+def spec_backbones(monkeypatch) -> None:
+    """Every probe backbone spec loads as a TinyBackbone of that spec, and the spec check is skipped: suites and
+    comparisons run with made-up specs ('main', 'other') and read no checkpoint."""
+    from geodino.eval import runner
+    from tests.eval.tiny_backbone import TinyBackbone
+
+    monkeypatch.setattr(runner, "load_probe_backbone", lambda spec, *a: TinyBackbone(spec=spec))
+    monkeypatch.setattr("geodino.backbones.load.check_spec", lambda spec: None)
+
+
+@pytest.fixture
+def tiny_suite_cfg(tmp_path: Path, spec_backbones):
+    """The tiny image-folder suite of tests/eval/test_runner.py (chips under tmp_path) as a SuiteConfig without
+    progress bars, with `spec_backbones` in place: a comparison's set-up."""
+    from geodino.config import load_config
+    from geodino.eval.runner import SuiteConfig
+    from tests.eval.test_runner import _suite
+
+    return load_config(SuiteConfig, _suite(tmp_path), ["progress=false"])

@@ -7,20 +7,12 @@ from __future__ import annotations
 import pytest
 
 from geodino.eval.compare import run_comparison
-from tests.eval.test_runner import _suite  # the tiny image-folder suite on generated chips
 
 
 @pytest.fixture
-def compared(tmp_path, monkeypatch):
+def compared(tmp_path, tiny_suite_cfg):
     """A suite config and an --out holding a finished comparison of `main` with `other`."""
-    from geodino.config import load_config
-    from geodino.eval import runner
-    from geodino.eval.runner import SuiteConfig
-    from tests.eval.tiny_backbone import TinyBackbone
-
-    monkeypatch.setattr(runner, "load_probe_backbone", lambda spec, *a: TinyBackbone(spec=spec))
-    monkeypatch.setattr("geodino.backbones.load.check_spec", lambda spec: None)
-    cfg = load_config(SuiteConfig, _suite(tmp_path), ["progress=false"])
+    cfg = tiny_suite_cfg
     out = tmp_path / "out"
     run_comparison(cfg, "main", ["other"], out)
     assert (out / "comparison.md").is_file() and (out / "comparison.json").is_file()

@@ -76,10 +76,9 @@ def test_comparison_states_the_sign_and_marks_deltas_within_the_intervals():
     assert [r["better"] for r in rows] == ["higher", "higher", "lower", "zero", "higher"]
 
 
-def test_a_failing_comparison_backbone_keeps_the_others_and_fails_in_one_line(tmp_path, monkeypatch):
+def test_a_failing_comparison_backbone_keeps_the_others_and_fails_in_one_line(tmp_path, monkeypatch, tiny_suite_cfg):
     from geodino.errors import CheckpointError, GeoDinoError
     from geodino.eval import runner
-    from geodino.eval.runner import SuiteConfig
     from tests.eval.tiny_backbone import TinyBackbone
 
     def load(spec, bands, sensor, device):
@@ -88,10 +87,7 @@ def test_a_failing_comparison_backbone_keeps_the_others_and_fails_in_one_line(tm
         return TinyBackbone(spec=spec)
 
     monkeypatch.setattr(runner, "load_probe_backbone", load)
-    monkeypatch.setattr("geodino.backbones.load.check_spec", lambda spec: None)
-    from geodino.config import load_config
-
-    cfg = load_config(SuiteConfig, _suite(tmp_path), ["progress=false"])
+    cfg = tiny_suite_cfg
     out = tmp_path / "out"
     with pytest.raises(GeoDinoError) as caught:
         run_comparison(cfg, "main", ["broken", "other"], out)
@@ -108,11 +104,9 @@ def test_a_failing_comparison_backbone_keeps_the_others_and_fails_in_one_line(tm
     assert (out / "compare" / "2_other" / "results.json").is_file()
 
 
-def test_a_failed_rerun_does_not_show_the_earlier_runs_numbers(tmp_path, monkeypatch):
-    from geodino.config import load_config
+def test_a_failed_rerun_does_not_show_the_earlier_runs_numbers(tmp_path, monkeypatch, tiny_suite_cfg):
     from geodino.errors import CheckpointError, GeoDinoError
     from geodino.eval import runner
-    from geodino.eval.runner import SuiteConfig
     from tests.eval.tiny_backbone import TinyBackbone
 
     broken = {"now": False}
@@ -123,8 +117,7 @@ def test_a_failed_rerun_does_not_show_the_earlier_runs_numbers(tmp_path, monkeyp
         return TinyBackbone(spec=spec)
 
     monkeypatch.setattr(runner, "load_probe_backbone", load)
-    monkeypatch.setattr("geodino.backbones.load.check_spec", lambda spec: None)
-    cfg = load_config(SuiteConfig, _suite(tmp_path), ["progress=false"])
+    cfg = tiny_suite_cfg
     out = tmp_path / "out"
     run_comparison(cfg, "main", ["flaky"], out)  # a first run leaves compare/1_flaky/results.json
     broken["now"] = True
@@ -158,15 +151,10 @@ def test_a_rerun_failing_in_its_first_task_replaces_the_earlier_table(tmp_path, 
     assert "linear_top1" not in (out / "results.md").read_text()
 
 
-def test_a_comparison_rerun_whose_main_backbone_fails_leaves_no_old_comparison(tmp_path, monkeypatch):
-    from geodino.config import load_config
+def test_a_comparison_rerun_whose_main_backbone_fails_leaves_no_old_comparison(tmp_path, monkeypatch, tiny_suite_cfg):
     from geodino.eval import runner
-    from geodino.eval.runner import SuiteConfig
-    from tests.eval.tiny_backbone import TinyBackbone
 
-    monkeypatch.setattr(runner, "load_probe_backbone", lambda spec, *a: TinyBackbone(spec=spec))
-    monkeypatch.setattr("geodino.backbones.load.check_spec", lambda spec: None)
-    cfg = load_config(SuiteConfig, _suite(tmp_path), ["progress=false"])
+    cfg = tiny_suite_cfg
     out = tmp_path / "out"
     run_comparison(cfg, "main", ["other"], out)
     assert (out / "comparison.md").is_file()

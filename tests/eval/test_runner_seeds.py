@@ -63,10 +63,8 @@ def test_bad_seed_lists_are_one_line(text, message):
     assert parse_seeds(" 3, 1 ,2") == [3, 1, 2]
 
 
-def test_cli_seeds_with_compare_writes_the_table_of_its_runs(tmp_path, monkeypatch, capsys):
+def test_cli_seeds_with_compare_writes_the_table_of_its_runs(tmp_path, monkeypatch, capsys, spec_backbones):
     monkeypatch.setattr(geodino.cli, "COMMAND_MODULES", ("geodino.eval.commands",))
-    monkeypatch.setattr(runner, "load_probe_backbone", lambda spec, *a: TinyBackbone(spec=spec))
-    monkeypatch.setattr("geodino.backbones.load.check_spec", lambda spec: None)
     suite, out = _suite(tmp_path), tmp_path / "out"
     argv = ["probe", "-c", str(suite), "-b", "main", "--compare", "other", "--seeds", "0,5", "--out", str(out)]
     assert geodino.cli.main([*argv, "progress=false"]) == 0
