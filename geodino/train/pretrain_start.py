@@ -3,7 +3,7 @@
 
 A re-run of a finished run (the same command after it completed: the checkpoint resumed from is at max_steps)
 trains nothing, so it writes none of the start files: `config.yaml` keeps saying what ran, even when the re-run
-changed a key a resume may change (logging, workers, ...).
+changed a key a resume may change (logging, workers, ...); only a run folder without config.yaml gets them again.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def write_start_files(
     from geodino.io import atomic_path
     from geodino.train.resume_paths import write_data_stamp
 
-    if is_finished(cfg, resume, resume_step):
-        return
+    if is_finished(cfg, resume, resume_step) and (out / "config.yaml").is_file():
+        return  # nothing trains: what ran is recorded already (a run folder that lost it gets it back)
     before = _previous_config(out) if resume is not None else None  # the start that wrote data_paths.json
     start.keep(out / "config.yaml", out / "schedules.png")
     with atomic_path(out / "config.yaml") as tmp:

@@ -39,3 +39,26 @@ def test_rerun_of_a_finished_run_leaves_its_files(tmp_path, tiny_data) -> None:
     assert json.loads(item.read_text())["properties"]["geodino:step"] == 2
     assert (run / "export" / "teacher.pth").read_bytes() == first["export/teacher.pth"][0]
     assert (run / "config.yaml").read_bytes() == first["config.yaml"][0]
+
+
+def test_a_finished_run_folder_without_config_gets_it_back(tmp_path) -> None:
+    """The re-run of a finished run writes no start file, unless config.yaml is gone (then all are written)."""
+    from types import SimpleNamespace
+
+    from geodino.train.pretrain_start import write_start_files
+    from geodino.train.run_start import Start
+
+    (tmp_path / "data").mkdir()
+    cfg = load_config(PretrainConfig, write_config(tmp_path / "c.yaml", tmp_path / "run", tmp_path / "data"))
+    out = tmp_path / "run"
+    out.mkdir()
+    plotted: list[Path] = []
+    arch = SimpleNamespace(schedules=SimpleNamespace(plot=plotted.append))
+    resume = out / "checkpoints" / "step_00000002.ckpt"
+    write_start_files(cfg, out, arch, Start(), resume, 2)
+    assert (out / "config.yaml").is_file() and (out / "data_paths.json").is_file() and plotted
+    (out / "config.yaml").write_text("what ran\n")
+    write_start_files(cfg, out, arch, Start(), resume, 2)
+    assert (out / "config.yaml").read_text() == "what ran\n" and len(plotted) == 1
+    write_start_files(cfg, out, arch, Start(), resume, 1)  # not finished: a resume writes them
+    assert (out / "config.yaml").read_text() != "what ran\n" and len(plotted) == 2
