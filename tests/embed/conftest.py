@@ -73,13 +73,19 @@ def feats(tmp_path: Path) -> Path:
     plus noise of 0.05), with the record `geodino embed` writes: what the style tests map (test_style*.py)."""
     from tests.embed.test_products import feature_raster
 
+    return feature_raster(tmp_path / "feat.tif", two_regions(0.05))
+
+
+def two_regions(noise: float) -> np.ndarray:
+    """[8, 20, 30] float32 features (seed 0): one random 8-D vector over the left 15 columns, another over the right
+    15, plus Gaussian noise of std `noise`: two classes a clustering or a probe must tell apart."""
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=8), rng.normal(size=8)
     f = np.empty((8, 20, 30), np.float32)
     f[:, :, :15] = a[:, None, None]
     f[:, :, 15:] = b[:, None, None]
-    f += rng.normal(scale=0.05, size=f.shape)
-    return feature_raster(tmp_path / "feat.tif", f)
+    f += rng.normal(scale=noise, size=f.shape)
+    return f
 
 
 @pytest.fixture

@@ -30,12 +30,9 @@ def feature_raster(path: Path, feats: np.ndarray, crs: str = "EPSG:32633") -> Pa
 @pytest.fixture
 def two_class(tmp_path) -> tuple[Path, np.ndarray]:
     """Left half one vector, right half another (plus noise); a nodata corner."""
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(size=8), rng.normal(size=8)
-    f = np.empty((8, 20, 30), np.float32)
-    f[:, :, :15] = a[:, None, None]
-    f[:, :, 15:] = b[:, None, None]
-    f += rng.normal(scale=0.01, size=f.shape)
+    from tests.embed.conftest import two_regions
+
+    f = two_regions(0.01)
     f[:, :3, :3] = np.nan
     return feature_raster(tmp_path / "feat.tif", f), f
 
