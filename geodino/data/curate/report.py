@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -89,18 +90,35 @@ _TYPE_COLUMNS = {
 _ALL_ID = ("source", "path", "member", "col", "row", "width", "height", "time")
 
 
+def list_files(names: list[str]) -> list[str]:
+    """The curated list's file name of each source: `curated.parquet` for one, else `curated_<name>.parquet` with
+    the name's characters other than letters, digits, `.`, `_` and `-` as `_` (and `_2`, `_3` ... where two names
+    meet). A name with a `/` wrote into a subfolder (`curated_s2/l2a.parquet`, never removed as stale), and one with
+    `../` outside the output folder."""
+    if len(names) == 1:
+        return ["curated.parquet"]
+    out: list[str] = []
+    for name in names:
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)) or "source"
+        fname, k = f"curated_{stem}.parquet", 1
+        while fname in out:
+            k += 1
+            fname = f"curated_{stem}_{k}.parquet"
+        out.append(fname)
+    return out
+
+
 def write_lists(tiles: Tiles, table: dict[str, Any], keep: np.ndarray, geoms: list | None, out: Path) -> list[str]:
     """The curated list of each source with kept tiles (`curated.parquet`, or `curated_<name>.parquet` when there
     are several sources), holding the identity columns of its type; returns the file names."""
     files = []
     src_of = np.asarray(table["source"])
-    for i, name in enumerate(tiles.names):
+    for i, (name, fname) in enumerate(zip(tiles.names, list_files(tiles.names))):
         sel = keep[src_of[keep] == name]
         if sel.size == 0:
             continue
         kind = tiles.types[i]
         cols = [*_TYPE_COLUMNS[kind], *(c for c in table if c not in _ALL_ID and c != "status")]
-        fname = "curated.parquet" if len(tiles.names) == 1 else f"curated_{name}.parquet"
         georef = geoms is not None and kind in ("raster", "cube")
         write_table(
             {c: np.asarray(table[c])[sel] for c in cols}, out / fname, [geoms[k] for k in sel] if georef else None
@@ -121,11 +139,9 @@ def curated_config(tiles: Tiles, files: list[str], base: str, out: Path) -> str:
     from geodino.io import atomic_path
 
     defaults = SourceConfig()
-    by_name = {f.removeprefix("curated_").removesuffix(".parquet"): f for f in files}
     sources = []
-    for i, (name, cfg) in enumerate(zip(tiles.names, tiles.configs)):
-        fname = files[0] if len(tiles.names) == 1 and files else by_name.get(name)
-        if fname is None:
+    for i, (name, cfg, fname) in enumerate(zip(tiles.names, tiles.configs, list_files(tiles.names))):
+        if fname not in files:  # no tile of this source kept
             continue
         d = {"name": name, "type": cfg.type, "paths": [str((out / fname).resolve())]}
         d |= {
