@@ -207,7 +207,9 @@ def vhr10(cfg: DatasetConfig, split: str) -> ProbeDataset:
     VHR-10 has no official split; torchgeo's VHR10DataModule's is used: `torch.utils.data.random_split` of the
     positive set into 1 - val_fraction - test_fraction / val_fraction / test_fraction (default 0.6/0.2/0.2) with a
     torch generator seeded `split_seed` (the datamodule's seed is 0, the default), so the default test split holds
-    the same images as torchgeo's. Labels are 0-based (torchgeo's category ids 1..10 minus 1).
+    the same images as torchgeo's. Labels are 0-based (torchgeo's category ids 1..10 minus 1). `iscrowd: 1`
+    annotations (which torchgeo's reader drops) become ignore boxes: COCO crowd regions, neither true nor false
+    positives when detected. Samples are named by their file (`001.jpg`), as the COCO outputs name them.
     """
     from torchgeo.datasets import VHR10
 
@@ -228,7 +230,11 @@ def vhr10(cfg: DatasetConfig, split: str) -> ProbeDataset:
             labels = s["label"].long().reshape(-1) - 1
         else:
             boxes, labels = torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)
-        return {"image": img, "boxes": boxes, "labels": labels}
+        out = {"image": img, "boxes": boxes, "labels": labels, "name": f"{i % len(ds) + 1:03d}.jpg"}
+        crowd_boxes, crowd_labels = _vhr10_crowds(ds, i, img.shape[-2:])
+        if len(crowd_boxes):  # torchgeo drops them: COCO crowd regions, neither true nor false positives
+            out.update(ignore_boxes=crowd_boxes, ignore_labels=crowd_labels)
+        return out
 
     return ProbeDataset(
         name="vhr10",
@@ -243,6 +249,24 @@ def vhr10(cfg: DatasetConfig, split: str) -> ProbeDataset:
         indices=idx,
         extra_key=f"seed={cfg.split_seed},val={cfg.val_fraction},test={cfg.test_fraction}",
     )
+
+
+def _vhr10_crowds(ds: Any, i: int, hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """xyxy boxes [N,4] and 0-based labels [N] of the `iscrowd: 1` annotations of torchgeo VHR10 item `i`, which
+    its reader drops. Looked up as torchgeo looks up the others (COCO image id `i`, the image file `{i+1:03d}.jpg`)
+    and clipped to the image as it clips them; degenerate boxes are left out, as it leaves them out."""
+    coco = getattr(ds, "coco", None)
+    if coco is None:
+        return torch.zeros(0, 4), torch.zeros(0, dtype=torch.long)
+    anns = [a for a in coco.loadAnns(coco.getAnnIds(imgIds=[i % len(ds)])) if a.get("iscrowd", 0) == 1]
+    boxes = torch.tensor([a["bbox"] for a in anns], dtype=torch.float32).reshape(-1, 4)
+    boxes[:, 2:] += boxes[:, :2]
+    h, w = int(hw[0]), int(hw[1])
+    boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
+    boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+    labels = torch.tensor([int(a["category_id"]) - 1 for a in anns], dtype=torch.long)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    return boxes[keep], labels[keep]
 
 
 def torchgeo_random_split(n: int, val_fraction: float, test_fraction: float, seed: int) -> dict[str, list[int]]:
@@ -278,7 +302,8 @@ def dior(cfg: DatasetConfig, split: str) -> ProbeDataset:
     """torchgeo `DIOR`: 20 classes of boxes on 800x800 RGB JPEGs (Pascal VOC). The test split has no labels,
     so `test_split` defaults to `val` in the DIOR configs. Boxes are the XML's pixel values as torchgeo reads them;
     objects flagged `<difficult>1` (which torchgeo's reader drops) become ignore boxes, as the probe's VOC reader
-    makes them: not trained on, neither true nor false positives when detected.
+    makes them: not trained on, neither true nor false positives when detected. Samples are named by their image
+    file (`00012.jpg`), as the COCO outputs name them.
     """
     from torchgeo.datasets import DIOR
 
@@ -292,8 +317,10 @@ def dior(cfg: DatasetConfig, split: str) -> ProbeDataset:
     def get(i: int) -> dict[str, Any]:
         s = ds[i]
         boxes, labels = s["bbox_xyxy"].float().reshape(-1, 4), s["label"].long().reshape(-1)
-        out = {"image": s["image"].float() / 255.0, "boxes": boxes, "labels": labels}
-        difficult = _voc_difficult(root / str(ds.sample_df.iloc[i]["label_path"]), len(boxes))
+        row = ds.sample_df.iloc[i]
+        name = Path(str(row["image_path"])).name  # DIOR's image names are unique across its splits
+        out = {"image": s["image"].float() / 255.0, "boxes": boxes, "labels": labels, "name": name}
+        difficult = _voc_difficult(root / str(row["label_path"]), len(boxes))
         if difficult.any():  # torchgeo drops the flag: left out of training and of the positives, as VOC scores them
             out.update(boxes=boxes[~difficult], labels=labels[~difficult])
             out.update(ignore_boxes=boxes[difficult], ignore_labels=labels[difficult])
