@@ -123,3 +123,19 @@ def scene_info(
         band_names=band_names,
         band_indexes=tuple(range(1, count + 1)),
     )
+
+
+def trained_like(in_chans: int = 3, depth: int = 2):
+    """A tiny ViT (vit_tiny, seed 0, eval mode) whose LayerScale gammas are drawn from N(0, 0.5) instead of the 1e-5
+    init, so each block changes the tokens as a trained one does (the backbone and attention-map tests)."""
+    import torch
+
+    from geodino.models import build_model
+
+    torch.manual_seed(0)
+    m = build_model("vit_tiny", depth=depth, in_chans=in_chans).eval()
+    with torch.no_grad():
+        for blk in m.blocks:
+            blk.ls1.gamma.normal_(0, 0.5)
+            blk.ls2.gamma.normal_(0, 0.5)
+    return m

@@ -11,16 +11,7 @@ from geodino.backbones import layer_indices, load_backbone, parse_spec
 from geodino.errors import CheckpointError, ConfigError, InputError
 from geodino.models import build_model
 from geodino.models.checkpoints import save_backbone
-
-
-def trained_like(in_chans: int = 3, depth: int = 2):
-    torch.manual_seed(0)
-    m = build_model("vit_tiny", depth=depth, in_chans=in_chans).eval()
-    with torch.no_grad():
-        for blk in m.blocks:
-            blk.ls1.gamma.normal_(0, 0.5)
-            blk.ls2.gamma.normal_(0, 0.5)
-    return m
+from tests.helpers import trained_like
 
 
 def test_parse_spec():

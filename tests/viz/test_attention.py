@@ -12,20 +12,10 @@ import torch
 from geodino import cli
 from geodino.backbones import load_backbone
 from geodino.errors import InputError
-from geodino.models import build_model
 from geodino.models.checkpoints import save_backbone
 from geodino.viz.attention import _geodino_capture, _geodino_cls_attention, attention_maps, mass_mask, read_input
 from tests.embed.conftest import random_image, write_tif
-
-
-def trained_like(in_chans: int = 3):
-    torch.manual_seed(0)
-    m = build_model("vit_tiny", depth=2, in_chans=in_chans).eval()
-    with torch.no_grad():
-        for blk in m.blocks:
-            blk.ls1.gamma.normal_(0, 0.5)
-            blk.ls2.gamma.normal_(0, 0.5)
-    return m
+from tests.helpers import trained_like
 
 
 def test_mass_mask_hand_computed():
