@@ -128,3 +128,17 @@ def api_configs(monkeypatch, tmp_path):
     monkeypatch.setattr(pretrain_lib, "pretrain", lambda cfg: configs.append(cfg) or tmp_path / "run")
     monkeypatch.setattr(distill_lib, "distill", lambda cfg: configs.append(cfg) or {})
     return configs
+
+
+def signal_after_step(train_step, at: int, sig: int):
+    """`train_step` of the distillation loop that sends this process `sig` once step `at` has run: a Ctrl-C
+    (SIGINT) or SLURM's warning (SIGUSR1) between two steps."""
+    import signal
+
+    def step_then_signal(run, step, batch):
+        row = train_step(run, step, batch)
+        if step == at:
+            signal.raise_signal(sig)
+        return row
+
+    return step_then_signal

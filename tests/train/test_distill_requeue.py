@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.train.conftest import signal_after_step
 from tests.train.test_reliability_audit import SLURM_ENV
 from tests.train.test_stop import _noise_images
 
@@ -34,18 +35,6 @@ def _fake_slurm(mp: pytest.MonkeyPatch, folder: Path) -> Path:
         mp.setenv(k, v)
     mp.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     return calls
-
-
-def _usr1_after_step(train_step, at: int):
-    """`train_step` of the distillation loop that sends this process SIGUSR1 (SLURM's warning) once step `at` ran."""
-
-    def step_then_usr1(run, step, batch):
-        row = train_step(run, step, batch)
-        if step == at:
-            signal.raise_signal(signal.SIGUSR1)
-        return row
-
-    return step_then_usr1
 
 
 def _counted(train_step, steps: list[int]):
@@ -84,7 +73,7 @@ def test_distill_sigusr1_on_slurm_saves_the_step_requeues_and_the_rerun_resumes_
     previous = signal.signal(signal.SIGUSR1, not_geodinos)
     try:
         with monkeypatch.context() as m:
-            m.setattr(loop, "train_step", _usr1_after_step(loop.train_step, 0))
+            m.setattr(loop, "train_step", signal_after_step(loop.train_step, 0, signal.SIGUSR1))
             capsys.readouterr()
             code = main(b)
         err = capsys.readouterr().err

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from geodino.train.stop import StopRequest
+from tests.train.conftest import signal_after_step
 
 
 def test_the_first_signal_asks_the_second_stops_and_handlers_come_back():
@@ -79,18 +80,6 @@ def test_pretrain_stopped_by_sigterm_saves_its_step_and_resumes_as_if_uninterrup
     assert [int(r["step"]) for r in rows] == [0, 1, 2, 3, 4]
 
 
-def _sigint_after_step(train_step, at: int):
-    """`train_step` of the distillation loop that sends this process SIGINT (a Ctrl-C) once step `at` has run."""
-
-    def step_then_ctrl_c(run, step, batch):
-        row = train_step(run, step, batch)
-        if step == at:
-            signal.raise_signal(signal.SIGINT)
-        return row
-
-    return step_then_ctrl_c
-
-
 def _noise_images(folder):
     """Eight 40 px RGB noise PNGs in `folder`: a distillation run's smallest image folder."""
     import numpy as np
@@ -120,7 +109,7 @@ def test_distill_stopped_by_ctrl_c_saves_its_step_and_resumes_as_if_uninterrupte
 
     assert main(argv("a")) == 0
     b = argv("b")
-    monkeypatch.setattr(loop, "train_step", _sigint_after_step(loop.train_step, 0))
+    monkeypatch.setattr(loop, "train_step", signal_after_step(loop.train_step, 0, signal.SIGINT))
     capsys.readouterr()
     assert main(b) == 130
     err = capsys.readouterr().err
@@ -175,7 +164,7 @@ def test_distill_signalled_during_its_last_step_exports(tmp_path, capsys, monkey
     save_config(
         _cfg(imgs, tmp_path / "d", "train.max_steps=2", "train.checkpoint_every_n_steps=100"), tmp_path / "d.yaml"
     )
-    monkeypatch.setattr(loop, "train_step", _sigint_after_step(loop.train_step, 1))  # the last of 2 steps
+    monkeypatch.setattr(loop, "train_step", signal_after_step(loop.train_step, 1, signal.SIGINT))  # the last of 2 steps
     capsys.readouterr()
     assert main(["distill", "-c", str(tmp_path / "d.yaml")]) == 0
     err = capsys.readouterr().err
