@@ -39,6 +39,7 @@ from geodino.eval.head_training import (
     to_device,
     train_head,
 )
+from geodino.eval.label_budget import active, check_budget, image_subset
 from geodino.eval.layer_choice import backbone_name, resolve_layers
 from geodino.eval.metrics import IGNORE_MODES, SegmentationMeter, segmentation_scores
 from geodino.eval.scaling import InputScaling, check_data_offset
@@ -72,6 +73,9 @@ class SegmentationProbeConfig:
     val_images: str = ""  # held-out images; empty: val_fraction of the training images
     val_masks: str = ""
     val_fraction: float = 0.2
+    # label budget (eval/label_budget.py): the share of training images kept, a seeded subset nested across
+    # fractions for one seed, drawn after the val_fraction hold-out (1 = all); val and test stay whole
+    train_fraction: float = 1.0
     num_classes: int = 0  # required: labels are 0..num_classes-1
     class_names: list[str] = field(default_factory=list)
     ignore_index: int = 255  # unlabelled pixels (and nodata pixels) are ignored by the loss and metrics
@@ -103,7 +107,14 @@ class SegmentationProbeConfig:
     plots: int = 4  # number of validation images drawn as image / truth / prediction panels
     progress: bool = True  # progress bars (the suite's progress key sets it)
 
+    @property
+    def train_per_class(self) -> int:
+        """Always 0: a mask holds many classes, so a budget per class is not defined for segmentation (not a key;
+        the suite runner checks every task's budget as (train_fraction, train_per_class))."""
+        return 0
+
     def validate(self) -> None:
+        # train_fraction is checked by run_segmentation (a suite checks it first, naming tasks.<name>.train_fraction)
         if self.head not in HEADS:
             raise ConfigError(f"segmentation head={self.head!r} must be one of {', '.join(HEADS)}")
         if self.num_classes < 2 and self.train_images and not self.data.name:  # adapters know their classes
@@ -277,11 +288,35 @@ def _samples(
             val_data = load_folder(cfg.val_images, cfg.val_masks, cfg, scaling)
         else:
             train_data, val_data = dense.split_samples(train_data, cfg.val_fraction, cfg.seed, "segmentation")
+    if active(cfg.train_fraction, 0):  # a label budget: training images only, after the hold-out, seeded and nested
+        train_data = dense.Subset(train_data, image_subset(len(train_data), cfg.train_fraction, cfg.seed))
     # one rule for every image file of both splits, decided before any is read for features
     files = [img for d in (train_data, val_data) for img, _ in _pairs(d)]
     if files:
         dense.settle_scaling(scaling, files, cfg.bands)
     return train_data, val_data
+
+
+def _budget(cfg: SegmentationProbeConfig, train_data: Any) -> dict[str, Any] | None:
+    """What segmentation_metrics.json records about a label budget (None without one): the key, the seed, the
+    training images before and after it and the names of those kept (folder data)."""
+    if not active(cfg.train_fraction, 0) or not isinstance(train_data, dense.Subset):
+        return None
+    n_full, n = len(train_data.data), len(train_data)
+    out: dict[str, Any] = {"train_fraction": float(cfg.train_fraction), "seed": int(cfg.seed)}
+    out.update(n_train_full=n_full, n_train=n, kept_fraction=n / n_full if n_full else 0.0)
+    files = _kept_files(train_data)
+    if files:
+        out["train_images"] = files
+    return out
+
+
+def _kept_files(data: Any) -> list[str]:
+    """The image file names behind a (nested) `Subset` of folder samples, in order; [] for other samples."""
+    if isinstance(data, dense.Subset):
+        inner = _kept_files(data.data)
+        return [inner[i] for i in data.indices] if inner else []
+    return [img.name for img, _ in data.items] if isinstance(data, dense.LazySamples) else []
 
 
 def _pairs(data: Any) -> list[tuple[Path, Path]]:
@@ -311,6 +346,10 @@ def run_segmentation(
     `segmentation_metrics.json`, `segmentation_head.pt` and `segmentation_examples.png` into `out_dir`.
     """
     cfg.validate()
+    try:
+        check_budget(cfg.train_fraction, 0)
+    except ConfigError as exc:
+        raise ConfigError(f"segmentation {exc}") from exc
     backbone = probe_backbone(backbone)  # a spec string is loaded as embed_raster loads it
     cfg = dataclasses.replace(cfg)  # filled from the dataset below without touching the caller's config
     out_dir = Path(out_dir)
@@ -374,6 +413,9 @@ def run_segmentation(
             shown.append((s["image"], s["mask"], pred, s.get("valid")))
     metrics = meter.compute()
     metrics["train_loss"] = history[-1] if history else math.nan
+    budget = _budget(cfg, train_data)
+    if budget is not None:  # info rows of results.json/results.md (results.INFO_METRICS), as classification's
+        metrics.update(train_fraction=budget["kept_fraction"], n_train=float(budget["n_train"]))
 
     saved = {"head": cfg.head, "layers": layers, "num_classes": cfg.num_classes, "state_dict": host_state(head)}
     saved["untrained_classes"] = untrained  # not learned: a reader masks their logits before argmax (mask_untrained)
@@ -382,6 +424,8 @@ def run_segmentation(
         scored["mean_leaves_out_classes"] = sorted(set(cfg.metric_ignore_classes))
         scored["metric_ignore_mode"] = cfg.metric_ignore_mode  # their pixels dropped (pixels) or still scored (mean)
         scored["trained_on_ignored_classes"] = trains_on_ignored(cfg)
+    if budget is not None:
+        scored["label_budget"] = budget
     dense.save_probe(out_dir, "segmentation", saved, {**metrics, **scored, "input_scaling": scaling.say()})
     if shown:
         from geodino.eval.plots import plot_examples
