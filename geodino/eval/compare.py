@@ -86,6 +86,8 @@ def comparison_markdown(
     backbone skipped (`skipped`: spec -> {task: why}) and per backbone that failed (`failed`: spec -> error line),
     whose cells read "-"; a dagger on a Δ whose two 95 % intervals overlap (`intervals_overlap`); `rows`
     (`comparison_rows` of `runs`, with `add_paired_tests`' McNemar results) puts `p=` after a top-1 Δ."""
+    from geodino.eval.results import format_value
+
     main = runs[0][0]
     others = [s for s, _ in runs[1:]]
     rows = comparison_rows(runs) if rows is None else rows
@@ -147,7 +149,10 @@ def comparison_markdown(
             "|" + "---|" * (2 + len(specs)),
         ]
         lines += [
-            "| " + " | ".join([r["task"], r["metric"], *(_fmt(r["values"][s]) for s in specs)]) + " |" for r in info
+            "| "
+            + " | ".join([r["task"], r["metric"], *(format_value(r["metric"], r["values"][s]) for s in specs)])
+            + " |"
+            for r in info
         ]
     notes = [(s, task, why) for s in [main, *others] for task, why in (skipped or {}).get(s, {}).items()]
     if notes or failed:

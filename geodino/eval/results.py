@@ -29,6 +29,21 @@ training loss; a label budget's training images and the share of the training sp
 results.json with kind `info`, listed apart in results.md, never differenced by --compare."""
 
 
+COUNT_METRICS = ("n_pixels", "val_tiles", "val_images", "n_train")
+"""Info rows that are counts: results.md and comparison.md show them as whole numbers (180, not 180.0000)."""
+
+
+def format_value(metric: str, value: float | None) -> str:
+    """A table cell: a count (COUNT_METRICS) holding a whole number as an integer, anything else with 4 decimals;
+    `-` for None."""
+    if value is None:
+        return "-"
+    v = float(value)
+    if metric in COUNT_METRICS and math.isfinite(v) and v.is_integer():
+        return str(int(v))
+    return f"{v:.4f}"
+
+
 def metric_kind(metric: str) -> str:
     """`info` for bookkeeping values (INFO_METRICS), `score` for everything a probe reports as a result."""
     return "info" if metric in INFO_METRICS else "score"
@@ -146,10 +161,8 @@ def write_results(
     table_head = ["| task | dataset | metric | value | backbone | config |", "|---|---|---|---|---|---|"]
 
     def line(r: dict[str, Any]) -> str:
-        return (
-            f"| {r['task']} | {r['dataset']} | {r['metric']} | {r['value']:.4f} | `{r['backbone']}` | "
-            f"`{r['config_hash']}` |"
-        )
+        value = format_value(r["metric"], r["value"])
+        return f"| {r['task']} | {r['dataset']} | {r['metric']} | {value} | `{r['backbone']}` | `{r['config_hash']}` |"
 
     lines = [
         f"# Probe results: {cfg.name}",

@@ -1,6 +1,7 @@
 """A probe suite over several seeds (`geodino probe --seeds 0,1,2`): one run per seed, then mean and spread.
 
-A single-seed probe number moves with the head's initialisation, the batch order and the seeded held-out tiles;
+A single-seed probe number moves with the head's initialisation, the batch order, the seeded held-out tiles and
+the training subset of a label budget (train_fraction/train_per_class: drawn by the seed, nested for one seed);
 published EO protocols report several seeded runs (GEO-Bench: 12 seeds). `run_seeds` runs the suite (or the
 `--compare` comparison) once per seed, each into `OUT/seed_<s>/` with its own results files, then writes
 `OUT/seeds.md` and `OUT/seeds.json`: per task, metric and backbone the mean, the sample standard deviation (n - 1)
@@ -115,8 +116,9 @@ def seeds_markdown(
         "",
         f"Seeds {', '.join(map(str, seeds))}: one run each (`seed_<s>/`, with its own results.md). Each cell is the "
         "mean ± the sample standard deviation (n - 1) over the seeds that gave a finite value; the per-seed values "
-        "are in seeds.json. The seed sets the heads' initialisation, the batch order and seeded held-out tiles; "
-        "image-folder splits follow `data.split_seed`, not the seed.",
+        "are in seeds.json. The seed sets the heads' initialisation, the batch order, seeded held-out tiles and the "
+        "training subset a label budget (train_fraction/train_per_class) keeps; image-folder splits follow "
+        "`data.split_seed`, not the seed.",
         "",
     ]
     if len(specs) > 1:

@@ -206,7 +206,7 @@ def test_bookkeeping_values_are_listed_apart_and_never_differenced():
     assert [r["kind"] for r in comparison_rows(runs)] == ["score", "info", "info"]
     md = comparison_markdown(runs, "s")
     assert "| c | MAE | 3.0000 | 4.0000 | +1.0000 |" in md
-    assert "| c | n_pixels | 500.0000 | 500.0000 |\n" in md and "| c | train_loss | 2.0000 | 5.0000 |\n" in md
+    assert "| c | n_pixels | 500 | 500 |\n" in md and "| c | train_loss | 2.0000 | 5.0000 |\n" in md
     assert "+3.0000" not in md and "+0.0000" not in md  # no difference column for bookkeeping
 
 

@@ -204,7 +204,7 @@ def test_suite_runs_budgets_on_one_feature_extraction_and_records_them(tmp_path,
     assert info[("two_per_class", "train_fraction")]["value"] == pytest.approx(6 / 18)
     assert ("full", "n_train") not in info
     md = (out / "results.md").read_text()
-    assert "| half | image_folder:imgs | n_train | 9.0000 |" in md
+    assert "| half | image_folder:imgs | n_train | 9 |" in md
     assert "| half | image_folder:imgs | train_fraction | 0.5000 |" in md
     assert read_results(out)["configs"]["half"]["train_fraction"] == 0.5
     hashes = {r["task"]: r["config_hash"] for r in rows}
