@@ -139,3 +139,17 @@ def trained_like(in_chans: int = 3, depth: int = 2):
             blk.ls1.gamma.normal_(0, 0.5)
             blk.ls2.gamma.normal_(0, 0.5)
     return m
+
+
+def four_band_backbone(path: Path) -> Path:
+    """Save a 1-block ViT-small (32-D, patch 8, seed 0) for 4 bands with a blue/green/red/nir normalisation record
+    at `path` (.safetensors): a checkpoint whose band options (?bands=, subset=, fill=) the spec tests try."""
+    import torch
+
+    from geodino.models import build_model
+    from geodino.models.checkpoints import save_backbone
+
+    torch.manual_seed(0)
+    model = build_model("vit_small", in_chans=4, depth=1, embed_dim=32, num_heads=2, patch_size=8)
+    rec = {"bands": ["blue", "green", "red", "nir"], "mean": [0.1] * 4, "std": [0.2] * 4, "scale": 1e-4}
+    return save_backbone(model, path, normalization=rec)

@@ -12,7 +12,7 @@ from geodino.backbones import load_backbone
 from geodino.backbones.load import check_spec
 from geodino.errors import ConfigError
 from geodino.models import build_model
-from geodino.models.checkpoints import save_backbone
+from tests.helpers import four_band_backbone
 from tests.test_bad_inputs import one_line_exit_2
 
 ARCH = "arch:vit_tiny?depth=1&patch_size=8"
@@ -27,10 +27,7 @@ def _join(spec: str, option: str) -> str:
 
 @pytest.fixture(scope="module")
 def four_band_file(tmp_path_factory):
-    torch.manual_seed(0)
-    model = build_model("vit_small", in_chans=4, depth=1, embed_dim=32, num_heads=2, patch_size=8)
-    rec = {"bands": ["blue", "green", "red", "nir"], "mean": [0.1] * 4, "std": [0.2] * 4, "scale": 1e-4}
-    return save_backbone(model, tmp_path_factory.mktemp("k") / "four.safetensors", normalization=rec)
+    return four_band_backbone(tmp_path_factory.mktemp("k") / "four.safetensors")
 
 
 @pytest.mark.parametrize("spec", [ARCH, TIMM, BASE])

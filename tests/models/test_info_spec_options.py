@@ -8,14 +8,12 @@ from __future__ import annotations
 import re
 
 import pytest
-import torch
 
 from geodino import cli
 from geodino.backbones import load_backbone
 from geodino.errors import CheckpointError, ConfigError
-from geodino.models import build_model
-from geodino.models.checkpoints import save_backbone
 from geodino.models.info import describe
+from tests.helpers import four_band_backbone
 from tests.test_bad_inputs import one_line_exit_2
 
 TIMM = "timm:vit_tiny_patch16_224"
@@ -23,10 +21,7 @@ TIMM = "timm:vit_tiny_patch16_224"
 
 @pytest.fixture(scope="module")
 def four_band_file(tmp_path_factory):
-    torch.manual_seed(0)
-    model = build_model("vit_small", in_chans=4, depth=1, embed_dim=32, num_heads=2, patch_size=8)
-    rec = {"bands": ["blue", "green", "red", "nir"], "mean": [0.1] * 4, "std": [0.2] * 4, "scale": 1e-4}
-    return save_backbone(model, tmp_path_factory.mktemp("i") / "four.safetensors", normalization=rec)
+    return four_band_backbone(tmp_path_factory.mktemp("i") / "four.safetensors")
 
 
 def _load_error(spec: str) -> str:
