@@ -14,7 +14,7 @@ gives the run's `mAP` (mean of `ev.eval["precision"][..., 0, -1]` over its defin
 detection writes `[]`, its COCO metrics are 0 or NaN). Image ids are 1-based positions in the scored order; category ids
 are the class indices + 1 (`categories` names them). A scored unit that is a tile of a larger image (held-out
 tiles) names its file and `tile_origin` [row, col]; its boxes are in the tile's pixels. Images of named datasets are
-named by their file as torchgeo reads it (DIOR `11726.jpg`, NWPU VHR-10 `001.jpg` of its positive image set); a
+named by their file as torchgeo reads it (DIOR `00012.jpg`, NWPU VHR-10 `001.jpg` of its positive image set); a
 sample without a name by its position in the scored split (`000000`).
 """
 
