@@ -50,6 +50,22 @@ def band_cube(data: np.ndarray, bands: list[str] | tuple[str, ...] = ("B02", "B0
     return da.to_dataset()
 
 
+def tif_folder(tmp_path: Path, n: int, cut: bool = True) -> tuple[Path, Path]:
+    """(folder, t1.tif): `n` 3-band 64 x 64 uint8 GeoTIFFs side by side (10 km apart, no nodata) under tmp_path/tifs,
+    the second cut to a third of its bytes when `cut` (its header reads, its pixels stop)."""
+    folder = tmp_path / "tifs"
+    folder.mkdir()
+    for i in range(n):
+        write_tif(
+            folder / f"t{i}.tif", ramp(3, 64, 64, dtype="uint8", seed=i), nodata=None, origin=(5e5 + i * 1e4, 4.65e6)
+        )
+    bad = folder / "t1.tif"
+    if cut:
+        data = bad.read_bytes()
+        bad.write_bytes(data[: len(data) // 3])
+    return folder, bad
+
+
 @pytest.fixture
 def scenes(tmp_path: Path) -> dict[str, Path]:
     """Three 4-band scenes: UTM 33N (nodata corner), UTM 32N COG, WGS84 geographic; plus a 13-band one."""

@@ -9,20 +9,12 @@ import numpy as np
 import pandas as pd
 
 from geodino import cli
-from tests.data.conftest import ramp, write_tif
+from tests.data.conftest import tif_folder
 from tests.data.test_curate import SPEC
 
 
 def test_a_truncated_geotiff_among_good_ones_is_dropped_as_nodata(tmp_path):
-    folder = tmp_path / "tifs"
-    folder.mkdir()
-    for i in range(4):
-        write_tif(
-            folder / f"t{i}.tif", ramp(3, 64, 64, dtype="uint8", seed=i), nodata=None, origin=(5e5 + i * 1e4, 4.65e6)
-        )
-    bad = folder / "t1.tif"
-    data = bad.read_bytes()
-    bad.write_bytes(data[: len(data) // 3])  # the header reads (indexing works), the pixels do not
+    folder, _ = tif_folder(tmp_path, 4)  # t1.tif: the header reads (indexing works), the pixels do not
     run = [
         "data",
         "curate",

@@ -8,21 +8,11 @@ import warnings
 from pathlib import Path
 
 from geodino import cli
-from tests.data.conftest import ramp, write_tif
+from tests.data.conftest import tif_folder
 
 
 def archive(tmp_path: Path, cut: bool = True) -> tuple[Path, Path]:
-    folder = tmp_path / "tifs"
-    folder.mkdir()
-    for i in range(2):
-        write_tif(
-            folder / f"t{i}.tif", ramp(3, 64, 64, dtype="uint8", seed=i), nodata=None, origin=(5e5 + i * 1e4, 4.65e6)
-        )
-    bad = folder / "t1.tif"
-    if cut:
-        data = bad.read_bytes()
-        bad.write_bytes(data[: len(data) // 3])  # the header reads, the pixels stop
-    return folder, bad
+    return tif_folder(tmp_path, 2, cut)  # the second of two files cut after its header
 
 
 def test_a_file_cut_after_its_header_is_skipped_and_left_out_of_the_footprints(tmp_path, capsys) -> None:
