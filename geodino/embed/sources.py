@@ -184,14 +184,13 @@ class CubeSource(WindowedSource):
     ):
         from rasterio.crs import CRS
 
-        from geodino.data.cubes import open_cube
-        from geodino.embed.cube_bands import stacked_variables
+        from geodino.embed.cube_bands import open_embed_cube
 
         where = str(obj) if isinstance(obj, (str, Path)) else type(obj).__name__
-        # a store of one variable per band: stacked by name (`cube_bands`), as the training readers stack them
-        named = _sensor(sensor)
-        stack = stacked_variables(obj, where, variable=variable, sensor=named, listing=listing or bool(bands))
-        scene = open_cube(obj, variable=variable, bands=stack, nodata=nodata, require_crs=False)
+        # a store of one variable per band: stacked by name (`cube_bands`), as the training readers stack them; the
+        # store is opened once for the variables' choice and the read
+        listing = listing or bool(bands)
+        scene = open_embed_cube(obj, where, variable=variable, sensor=_sensor(sensor), listing=listing, nodata=nodata)
         array, label = select_time(scene, where, time)
         check_real(array.dtype, f"cube {where}")
         check_nodata(nodata, array.dtype, f"cube {where}")

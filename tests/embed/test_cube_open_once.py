@@ -87,11 +87,6 @@ def test_the_helpers_are_public_and_the_old_name_still_works() -> None:
     assert cube_variables.shown([f"v{i}" for i in range(10)], 2) == "v0, v1, ... (10 in all)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="geodino/embed/sources.py (outside this change) still calls stacked_variables and open_cube with the path: "
-    "two opens; it is to call cube_bands.open_embed_cube (then drop this mark)",
-)
 def test_the_embed_source_opens_the_store_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from geodino.embed.sources import CubeSource
 
