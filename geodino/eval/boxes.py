@@ -206,15 +206,17 @@ def tile_sample(
         seen = (ib[:, 2] > ib[:, 0]) & (ib[:, 3] > ib[:, 1])
         ignore_boxes = torch.cat([ignore_boxes, ib[seen]])
         ignore_labels = torch.cat([ignore_labels, s["ignore_labels"][seen]])
-    return {
+    tile = {
         "image": img,
         "boxes": b[keep],
         "labels": s["labels"][keep],
         "ignore_boxes": ignore_boxes,
         "ignore_labels": ignore_labels,
         "origin": (r, c),
-        "name": s["name"],
     }
+    if "name" in s:  # samples given to run_detection need not be named (the COCO outputs name them by position)
+        tile["name"] = s["name"]
+    return tile
 
 
 def _to_tile(boxes: Tensor, r: int, c: int, size: int, h: int, w: int) -> Tensor:
