@@ -23,16 +23,10 @@ T = from_origin(X0, Y0, RES, RES)
 
 
 def _feature_raster(path: Path, h: int = 30, w: int = 30, d: int = 4) -> tuple[Path, np.ndarray]:
-    import rasterio
+    from tests.embed.test_products import feature_raster
 
     f = np.random.default_rng(0).normal(size=(d, h, w)).astype(np.float32)
-    with rasterio.open(
-        path, "w", driver="GTiff", height=h, width=w, count=d, dtype="float32", crs="EPSG:32617", transform=T,
-        nodata=np.nan,
-    ) as dst:  # fmt: skip
-        dst.write(f)
-        dst.update_tags(GEODINO_MODEL_SPEC="arch:test", GEODINO_MODEL_FINGERPRINT="abc123")
-    return path, f
+    return feature_raster(path, f, "EPSG:32617", transform=T), f
 
 
 def _fishnet(k: int = 8, side: int = 3, start: float = 1.5):

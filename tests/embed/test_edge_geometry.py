@@ -28,18 +28,9 @@ def apply_affine(transform: Affine, x, y):
 
 def feature_raster(path: Path, feats: np.ndarray, transform: Affine, crs: str | None = "EPSG:32633") -> Path:
     """A float32 feature raster with the backbone record `geodino embed` writes, on any grid and CRS."""
-    import rasterio
-    from rasterio.crs import CRS
+    from tests.embed import test_products
 
-    d, h, w = feats.shape
-    crs_ = None if crs is None else CRS.from_wkt(crs) if crs.startswith("LOCAL_CS") else crs
-    with rasterio.open(
-        path, "w", driver="GTiff", height=h, width=w, count=d, dtype="float32", crs=crs_, transform=transform,
-        nodata=np.nan,
-    ) as dst:  # fmt: skip
-        dst.write(feats.astype(np.float32))
-        dst.update_tags(GEODINO_MODEL_SPEC="arch:test", GEODINO_MODEL_FINGERPRINT="abc123")
-    return path
+    return test_products.feature_raster(path, feats, crs, transform=transform)
 
 
 def features(h: int = 20, w: int = 30, d: int = 6, seed: int = 0) -> np.ndarray:

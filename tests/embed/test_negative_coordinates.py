@@ -14,16 +14,10 @@ T = from_origin(-120.0, 38.0, 0.05, 0.05)  # lon/lat cells west of Greenwich
 
 
 def _features(path):
-    import rasterio
+    from tests.embed.test_products import feature_raster
 
     f = np.random.default_rng(4).normal(size=(8, 20, 30)).astype(np.float32)  # every cell its own vector
-    with rasterio.open(
-        path, "w", driver="GTiff", height=20, width=30, count=8, dtype="float32", crs="EPSG:4326", transform=T,
-        nodata=np.nan,
-    ) as dst:  # fmt: skip
-        dst.write(f)
-        dst.update_tags(GEODINO_MODEL_SPEC="arch:test", GEODINO_MODEL_FINGERPRINT="abc123")
-    return path
+    return feature_raster(path, f, "EPSG:4326", transform=T)
 
 
 def test_similar_point_with_a_negative_longitude(tmp_path, monkeypatch, capsys):

@@ -14,15 +14,20 @@ from geodino.errors import InputError
 T = from_origin(500000.0, 4000000.0, 40.0, 40.0)
 
 
-def feature_raster(path: Path, feats: np.ndarray, crs: str = "EPSG:32633") -> Path:
-    """A float32 feature raster with the backbone record `geodino embed` writes (the products require it)."""
+def feature_raster(
+    path: Path, feats: np.ndarray, crs: str | None = "EPSG:32633", *, transform=T, dtype: str = "float32", nodata=np.nan
+) -> Path:
+    """A feature raster with the backbone record `geodino embed` writes (the products require it): float32 unless
+    `dtype`, on `transform` (default T: 40 m cells), in `crs` (a CRS string, a LOCAL_CS WKT, or None)."""
     import rasterio
+    from rasterio.crs import CRS
 
     d, h, w = feats.shape
+    crs_ = None if crs is None else CRS.from_wkt(crs) if crs.startswith("LOCAL_CS") else crs
     with rasterio.open(
-        path, "w", driver="GTiff", height=h, width=w, count=d, dtype="float32", crs=crs, transform=T, nodata=np.nan
+        path, "w", driver="GTiff", height=h, width=w, count=d, dtype=dtype, crs=crs_, transform=transform, nodata=nodata
     ) as dst:
-        dst.write(feats.astype(np.float32))
+        dst.write(feats.astype(dtype))
         dst.update_tags(GEODINO_MODEL_SPEC="arch:test", GEODINO_MODEL_FINGERPRINT="abc123")
     return path
 

@@ -11,28 +11,12 @@ from affine import Affine
 
 from geodino.embed import cluster_map
 from geodino.embed.quicklook import _read, ramp_png
+from tests.embed.test_products import feature_raster
 
 
 def _raster(path: Path, data: np.ndarray, transform: Affine, *, dtype: str = "float32", nodata=np.nan) -> Path:
     """A GeoTIFF with the backbone record the products require."""
-    import rasterio
-
-    d, h, w = data.shape
-    with rasterio.open(
-        path,
-        "w",
-        driver="GTiff",
-        height=h,
-        width=w,
-        count=d,
-        dtype=dtype,
-        crs="EPSG:32633",
-        transform=transform,
-        nodata=nodata,
-    ) as dst:
-        dst.write(data.astype(dtype))
-        dst.update_tags(GEODINO_MODEL_SPEC="arch:test", GEODINO_MODEL_FINGERPRINT="abc123")
-    return path
+    return feature_raster(path, data, transform=transform, dtype=dtype, nodata=nodata)
 
 
 SOUTH_UP = Affine(40.0, 0.0, 500000.0, 0.0, 40.0, 4000000.0)  # row 0 is the southern edge
