@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+from geodino.data.cube_open import is_cube_store
 from geodino.data.vrt import north_up
 from geodino.embed.config import EmbedConfig, reads_file_rule, user_rule
 from geodino.embed.stac import Scene
@@ -32,6 +34,12 @@ def check_headers(scenes: list[Scene], cfg: EmbedConfig) -> set[str]:
         try:
             if s.sources:  # a STAC stack, checked by stack_sources: one band per source, north-up assets
                 count = len(s.sources)
+            elif is_cube_store(s.path):  # GDAL reads cubes otherwise (per-band variables: 0 bands, no grid)
+                count, upright, declares = _cube_header(s, cfg)
+                if not upright:
+                    tilted.append(s)
+                if declares:
+                    by_file.add(s.name)
             else:
                 with rasterio.open(s.path) as src:
                     picked = s.bands or cfg.bands  # the bands read: a scene's own (STAC --asset-bands), else --bands
@@ -69,6 +77,26 @@ def check_headers(scenes: list[Scene], cfg: EmbedConfig) -> set[str]:
             f"place, or embed each on its own (e.g. {alone}) and leave them out of this run"
         )
     return by_file
+
+
+def _cube_header(scene: Scene, cfg: EmbedConfig) -> tuple[int, bool, bool]:
+    """A datacube scene's band count read, whether its grid is north-up, and whether it is read by the CF
+    scale_factor/add_offset it declares for the bands read (`prepare.cube_rule`), from geodino's own cube reader
+    (the variables, grid and bands `embed` reads: per-band variables stacked, south-up rows read north-up)."""
+    from geodino.embed.prepare import cube_rule
+    from geodino.embed.sources import CubeSource
+
+    picked = scene.bands or cfg.bands
+    src = CubeSource(
+        scene.path, variable=cfg.variable, nodata=cfg.nodata, time=cfg.time, sensor=cfg.sensor, listing=bool(picked)
+    )
+    _check_picks(scene, picked, src.input_count)
+    read = [b - 1 for b in picked] if picked else list(range(src.input_count))
+    rule = SimpleNamespace(  # the CF rule of the bands read, as `prepare` finds it on the scene's own source
+        scales=tuple(src.scales[b] for b in read) if src.scales else (),
+        offsets=tuple(src.offsets[b] for b in read) if src.offsets else (),
+    )
+    return len(read), north_up(src.info.transform), cube_rule(rule, cfg) is not None
 
 
 def _check_picks(scene: Scene, picked: list[int] | None, count: int) -> None:
