@@ -46,6 +46,7 @@ def _curate(cfg: CurateConfig, out: Path, *, progress: bool, overwrite: bool) ->
     tiles = Tiles(
         configs, where, skip_hint="pass --on-error skip (the tile is then dropped as nodata)", qa_band=cfg.qa_band
     )
+    _check_out_outside_images(tiles, out)
     rules = source_rules(tiles, cfg)
     _warn_swir_on_bytes(rules, tiles)
     what = cfg.config or cfg.paths
@@ -225,3 +226,26 @@ def _read_apart(qa: Any, source: Any) -> str | None:
         f"{qa.describe()}: a model input band; the qa rule decodes its codes read apart with nearest resampling "
         f"(intact), the backbone gets it reprojected with {how} resampling (interpolated codes)"
     )
+
+
+def _check_out_outside_images(tiles: Tiles, out: Path) -> None:
+    """Refuse an output folder inside (or equal to) a folder an images source lists: its exemplars.png (and
+    map.png) were read as tiles of the next run, which then refused the folder as holding 'other inputs' (3 tiles
+    then 4), and with --overwrite curated its own mosaic."""
+    where = out.expanduser().resolve()
+    for name, c in zip(tiles.names, tiles.configs):
+        if c.type != "images":
+            continue
+        folders = [Path(str(p)).expanduser() for p in c.paths]
+        folders = [d.resolve() for d in folders if d.is_dir()]
+        mine = [p for p, i in zip(tiles.table["path"], tiles.source_of) if tiles.names[i] == name]
+        listed = [Path(str(p)).resolve() for p in mine]
+        inside = next((d for d in folders if d == where or d in where.parents), None)
+        if inside is None and not any(where in f.parents for f in listed):
+            continue
+        held = f"the image folder {inside}" if inside is not None else "the images listed"
+        held += f" of source {name}" if c.name else ""
+        raise InputError(
+            f"--out {out} is inside {held}: the PNG files curate writes there (exemplars.png, "
+            "map.png) would be read as tiles by the next run; choose an --out folder outside it"
+        )

@@ -1,0 +1,42 @@
+"""Review follow-up of `geodino data curate`: an output folder inside the image folder it curates (`curate imgs -o
+imgs/cur`) ran once, then its exemplars.png was an input tile of the next run, which refused the folder as holding
+'other inputs (3 tiles ...; this run 4 tiles)' (and with --overwrite curated its own mosaic). It is now refused
+before anything is written, in one line naming the folder; a glob of the top folder's images still runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from geodino import cli
+from tests.data.test_curate import SPEC
+from tests.test_bad_inputs import one_line_exit_2
+
+RUN = ["-b", SPEC, "--size", "2", "--clusters", "1", "--no-progress"]
+
+
+def _images(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+def test_out_inside_the_image_folder_is_one_line_and_writes_nothing(tmp_path, capsys):
+    imgs = _images(tmp_path / "imgs")
+    for out in (imgs / "cur", imgs):
+        said = (f"--out {out} is inside the image folder {imgs.resolve()}", "exemplars.png")
+        line = one_line_exit_2(capsys, tmp_path, "data", "curate", imgs, "-o", out, *RUN, expect=said)
+        assert "choose an --out folder outside it" in line
+    assert sorted(p.name for p in imgs.iterdir()) == ["0.png", "1.png", "2.png"]
+
+
+def test_out_beside_or_under_a_glob_still_runs_and_reruns(tmp_path, capsys):
+    imgs = _images(tmp_path / "imgs")
+    for _ in range(2):  # the re-run reuses the cache: the same 3 tiles
+        assert cli.main(["data", "curate", str(imgs), "-o", str(tmp_path / "cur"), *RUN]) == 0, capsys.readouterr()
+    assert cli.main(["data", "curate", str(imgs / "*.png"), "-o", str(imgs / "c"), *RUN]) == 0
+    assert cli.main(["data", "curate", str(imgs / "*.png"), "-o", str(imgs / "c"), *RUN]) == 0  # not re-read
