@@ -126,6 +126,8 @@ def _probe_locked(args: argparse.Namespace, cfg: SuiteConfig) -> int:
         return 0
     rows = run_suite(cfg, args.backbone, args.out)
     print(Path(args.out) / "results.md")
+    from geodino.eval.results import format_value
+
     for r in rows:
-        print(f"{r['task']:<24} {r['metric']:<22} {r['value']:.4f}")
+        print(f"{r['task']:<24} {r['metric']:<22} {format_value(r['metric'], r['value'])}")
     return 0

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geodino.errors import ConfigError
+from geodino.errors import ConfigError, InputError
 from geodino.eval.results import INFO_METRICS as INFO_METRICS  # re-exported: the results files' home
 from geodino.eval.results import add_intervals, dataset_label, write_results
 from geodino.eval.results import metric_kind as metric_kind
@@ -459,7 +459,12 @@ def _run_tasks(suite: PreparedSuite) -> list[dict]:
         bar.set_postfix_str(name)
         seed_everything(cfg.seed, cfg.deterministic)
         t0 = time.perf_counter()
-        metrics = _call_task(task.fn, backbone, tcfg, out / name, data)
+        try:
+            metrics = _call_task(task.fn, backbone, tcfg, out / name, data)
+        except (ConfigError, InputError) as exc:
+            if getattr(exc, "task_key", "") and not str(exc).startswith("tasks."):
+                raise type(exc)(f"tasks.{name}.{exc}") from exc
+            raise
         elapsed = time.perf_counter() - t0
         h = config_hash(
             {
