@@ -30,3 +30,8 @@ def test_default_tile_size_and_raster_tiles_still_pass():
     for kind in ("raster", "cube"):
         CurateConfig(paths=["x"], backbone=SPEC, size=1, type=kind, tile_size=32).validate()
     CurateConfig(config="c.yaml", backbone=SPEC, size=1, tile_size=32).validate()  # documented: sources' own
+
+
+def test_qa_band_on_images_names_the_type_in_plain_words(curate_refuses):
+    """It said 'the images archive ['imgs'] is a images source'."""
+    curate_refuses(["--qa-band", "SCL"], "is a source of type images; curate rasters with it, or drop --qa-band")

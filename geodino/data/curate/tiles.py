@@ -148,8 +148,8 @@ class Tiles:
         """Source `i`'s screening QA band `name` (resolved in each of its files), refused for other than rasters."""
         if self.types[i] != "raster":
             raise InputError(
-                f"--qa-band {name} reads a band of raster files, but {where} is a {self.configs[i].type} source; "
-                "curate rasters with it, or drop --qa-band"
+                f"--qa-band {name} reads a band of raster files, but {where} is a source of type "
+                f"{self.configs[i].type}; curate rasters with it, or drop --qa-band"
             )
         return resolve_qa_band(name, self.sources[i].archive.scenes, where)
 
