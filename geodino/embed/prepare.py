@@ -28,6 +28,7 @@ from geodino.embed.memory import (
 from geodino.embed.plan import Plan, auto_chunk, make_plan, nearest_multiples
 from geodino.embed.sources import check_bands_fit, open_source
 from geodino.embed.sweep import input_scaler, recorded_scale, scaling_sensor
+from geodino.embed.workdir import with_input_variables
 from geodino.embed.writers import DEQUANT_RULE
 from geodino.errors import ConfigError, InputError, plural
 
@@ -345,6 +346,9 @@ def _records(
         ident["window"] = list(window)
     if info.time is not None:  # a cube's date (the `time` option): recorded, and a resume must embed the same one
         meta["input_time"] = ident["time"] = info.time
+    # a cube's variables, in band order: in the identity the up-front check of a resumed many-scene run compares
+    # (`pipeline.check_started`), so another variable list is refused before any scene runs
+    ident = with_input_variables(ident, source)
     return meta, ident
 
 
