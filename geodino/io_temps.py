@@ -3,7 +3,8 @@ re-exports every name; see its docstring for the naming and the rule).
 
 `temp_name` is the `.STEM.tmp-TAG-PID.SUFFIX` sibling an output is written under; `sweep_temps` removes the
 temporaries of writers that are gone (`_killed`: our TAG and a dead pid at once, another TAG only when untouched
-for `STALE_AFTER_S`).
+for `STALE_AFTER_S`). The sweep of a gather target `NAME.full.pt` also removes the `.NAME.full-HOST-PID.pt` copies
+geodino wrote before its gathers used `temp_name` (`_legacy_gather`: by the same rule, HOST the raw host name).
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def sweep_temps(path: str | Path) -> list[Path]:
     patterns = [re.compile(rf"\.{re.escape(stem)}\.tmp-{_OWNER}{re.escape(suffix)}{derived}")]
     if path.exists() or path.is_symlink():  # else the aside is the only whole copy of the earlier output: kept
         patterns.append(re.compile(rf"\.{re.escape(path.name)}\.old-{_OWNER}"))
-    starts = (f".{stem}.tmp-", f".{path.name}.old-")
+    starts = (f".{stem}.tmp-", f".{path.name}.old-", *_legacy_gather_start(path))
     removed: list[tuple[Path, int]] = []
     try:
         names = [e.name for e in os.scandir(path.parent) if e.name.startswith(starts)]
@@ -132,7 +133,10 @@ def sweep_temps(path: str | Path) -> list[Path]:
         m = next((m for pat in patterns if (m := pat.fullmatch(name))), None)
         p = path.parent / name
         try:
-            if m is None or not _killed(p, m.group(1), int(m.group(2))):
+            if m is None and (legacy := _legacy_gather(path, name)) is not None:
+                if not legacy:
+                    continue
+            elif m is None or not _killed(p, m.group(1), int(m.group(2))):
                 continue
             size = _size(p)
         except OSError:  # gone meanwhile, or not ours to read
@@ -146,6 +150,32 @@ def sweep_temps(path: str | Path) -> list[Path]:
         listed = ", ".join(f"{p.name} ({_size_text(n)})" for p, n in removed)
         print(f"geodino: removed {what} of {runs}: {listed}", file=sys.stderr)
     return [p for p, _ in removed]
+
+
+_GATHER = ".full.pt"  # `geodino.models.checkpoints.files.GATHER_SUFFIX`: a sharded folder NAME's gather target
+
+
+def _legacy_gather_start(path: Path) -> tuple[str, ...]:
+    """For a gather target `NAME.full.pt`: the start of the names geodino before the temp_name gather wrote,
+    `.NAME.full-HOST-PID.pt` (HOST: the raw host name, dots and all)."""
+    return (f".{path.name[: -len(_GATHER)]}.full-",) if path.name.endswith(_GATHER) else ()
+
+
+def _legacy_gather(path: Path, name: str) -> bool | None:
+    """None when `name` is no legacy gather copy of target `path`; else whether its writer is gone: a dead pid on
+    this host (the host name it records), another host's only when untouched for `STALE_AFTER_S`."""
+    import socket
+
+    start = _legacy_gather_start(path)
+    m = re.fullmatch(rf"{re.escape(start[0])}(.+)-(\d+)\.pt", name) if start else None
+    if m is None:
+        return None
+    p = path.parent / name
+    if not p.is_file() or p.is_symlink():
+        return False
+    if m.group(1) == socket.gethostname():
+        return not _alive(int(m.group(2)))
+    return _untouched_for(p, STALE_AFTER_S)
 
 
 def _remove(p: Path) -> None:
