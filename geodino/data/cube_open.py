@@ -35,7 +35,8 @@ def _head(p: Path) -> bytes:
 
 
 def _netcdf_kind(p: Path) -> str | None:
-    """'hdf5' or 'classic' for a file whose first bytes say so (whatever its suffix), else None."""
+    """'hdf5', 'classic' (CDF-1/CDF-2) or 'cdf5' (64-bit data, netCDF4 only) for a file whose first bytes say so
+    (whatever its suffix), else None."""
     if not p.is_file():
         return None
     try:
@@ -44,6 +45,8 @@ def _netcdf_kind(p: Path) -> str | None:
         return None
     if head.startswith(_HDF5_MAGIC):
         return "hdf5"
+    if head[:4] == b"CDF\x05":
+        return "cdf5"
     return "classic" if head[:4] in _CDF_MAGICS else None
 
 
@@ -77,9 +80,18 @@ def open_dataset(path: str) -> Any:
 
     p = Path(path)
     kind = _netcdf_kind(p)
+    if kind == "cdf5":  # scipy takes it for classic NetCDF: an IndexError, or an empty Dataset for a bare header
+        import importlib.util
+
+        if importlib.util.find_spec("netCDF4") is None:
+            raise InputError(
+                f"datacube {path} is a NetCDF CDF-5 (64-bit data) file, which only the netCDF4 package reads "
+                "(xarray's scipy reader misreads it): pip install netCDF4"
+            )
     try:
         if kind is not None or p.suffix.lower() in _NETCDF_SUFFIXES:
-            return xr.open_dataset(path, chunks=None, mask_and_scale=False, decode_coords="all")
+            engine = "netcdf4" if kind == "cdf5" else None  # never the scipy reader's guess
+            return xr.open_dataset(path, engine=engine, chunks=None, mask_and_scale=False, decode_coords="all")
         return xr.open_zarr(path, chunks=None, mask_and_scale=False, decode_coords="all", consolidated=None)
     except Exception as exc:
         broken = _reader_import_error(exc)
