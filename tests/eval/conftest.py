@@ -48,3 +48,51 @@ def tiny_suite_cfg(tmp_path: Path, spec_backbones):
     from tests.eval.test_runner import _suite
 
     return load_config(SuiteConfig, _suite(tmp_path), ["progress=false"])
+
+
+DENSE_N = 150  # objects on the dense image of `dense_objects`
+
+
+def dense_objects():
+    """150 disjoint 6x6 boxes on a 15 x 10 grid of a 160 px image."""
+    import torch
+
+    return torch.tensor(
+        [[c * 10.0, r * 10.0, c * 10.0 + 6, r * 10.0 + 6] for r in range(10) for c in range(15)], dtype=torch.float32
+    )
+
+
+def perfect_detector(boxes, detections_per_img: int):
+    """A stand-in detector that finds every object (score falling with the index) and, as torchvision's detectors
+    (RetinaNet) do, returns at most its best `detections_per_img`."""
+    import torch
+    from torch import nn
+
+    class PerfectDetector(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(1))
+            self.boxes = boxes
+            self.detections_per_img = detections_per_img
+
+        def forward(self, images):
+            n = min(len(self.boxes), self.detections_per_img)
+            scores = torch.linspace(0.99, 0.5, len(self.boxes))
+            return [{"boxes": self.boxes[:n], "scores": scores[:n], "labels": torch.zeros(n, dtype=torch.long)}]
+
+    return PerfectDetector()
+
+
+def evaluate_dense(**keys):
+    """Scores `perfect_detector` (built with COCO's cap, as build_detector builds it) on the dense image of
+    `dense_objects` (one class 'tree') through detection._evaluate with a retinanet DetectionProbeConfig of
+    tile_size 256 and `keys`; returns (metrics, detector, cfg)."""
+    import torch
+
+    from geodino.eval.detection import DetectionProbeConfig, _evaluate
+
+    boxes = dense_objects()
+    cfg = DetectionProbeConfig(detector="retinanet", tile_size=256, **keys)
+    model = perfect_detector(boxes, cfg.max_detections)
+    sample = {"image": torch.zeros(3, 160, 160), "boxes": boxes, "labels": torch.zeros(DENSE_N, dtype=torch.long)}
+    return _evaluate(model, [sample], cfg, ["tree"], lambda s, where: s), model, cfg

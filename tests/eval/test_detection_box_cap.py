@@ -6,44 +6,18 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 from geodino.errors import ConfigError
-from geodino.eval.detection import DetectionProbeConfig, _evaluate
+from geodino.eval.detection import DetectionProbeConfig
 from geodino.eval.detection_recall import BoxRecallMeter
 from geodino.eval.metrics import DetectionMeter
-
-N = 150
-
-
-def _objects() -> torch.Tensor:
-    """150 disjoint 6x6 boxes on a 15 x 10 grid of a 160 px image."""
-    return torch.tensor(
-        [[c * 10.0, r * 10.0, c * 10.0 + 6, r * 10.0 + 6] for r in range(10) for c in range(15)], dtype=torch.float32
-    )
-
-
-class _PerfectDetector(nn.Module):
-    """Finds every object (score falling with the index), keeping its best `detections_per_img` as RetinaNet."""
-
-    def __init__(self, boxes: torch.Tensor, detections_per_img: int):
-        super().__init__()
-        self.w = nn.Parameter(torch.zeros(1))
-        self.boxes = boxes
-        self.detections_per_img = detections_per_img
-
-    def forward(self, images):
-        n = min(len(self.boxes), self.detections_per_img)
-        scores = torch.linspace(0.99, 0.5, len(self.boxes))
-        return [{"boxes": self.boxes[:n], "scores": scores[:n], "labels": torch.zeros(n, dtype=torch.long)}]
+from tests.eval.conftest import DENSE_N as N
+from tests.eval.conftest import dense_objects, evaluate_dense
 
 
 def test_box_recall_scores_300_per_image_while_coco_keeps_100():
-    boxes = _objects()
-    cfg = DetectionProbeConfig(detector="retinanet", tile_size=256)
-    model = _PerfectDetector(boxes, cfg.max_detections)  # built with COCO's cap, as build_detector does
-    sample = {"image": torch.zeros(3, 160, 160), "boxes": boxes, "labels": torch.zeros(N, dtype=torch.long)}
-    out = _evaluate(model, [sample], cfg, ["tree"], lambda s, where: s)
+    out, model, _ = evaluate_dense()  # the detector built with COCO's cap, as build_detector does
+    boxes = dense_objects()
 
     assert out["box_recall"] == pytest.approx(1.0)  # was 100/150: only the detector's 100 were scored
     assert out["box_precision"] == pytest.approx(1.0)
@@ -63,7 +37,7 @@ def test_box_recall_scores_300_per_image_while_coco_keeps_100():
 
 
 def test_meter_keeps_its_best_max_detections():
-    boxes = _objects()
+    boxes = dense_objects()
     scores = torch.linspace(0.99, 0.5, N)
     pred = {"boxes": boxes.flip(0), "scores": scores.flip(0), "labels": torch.zeros(N, dtype=torch.long)}
     truth = {"boxes": boxes, "labels": torch.zeros(N, dtype=torch.long)}

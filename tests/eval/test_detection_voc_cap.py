@@ -5,43 +5,14 @@ cap); `voc_max_detections` sets one. Before, VOC AP scored COCO's best `max_dete
 from __future__ import annotations
 
 import pytest
-import torch
-from torch import nn
 
 from geodino.errors import ConfigError
-from geodino.eval.detection import DetectionProbeConfig, _evaluate
-
-N = 150
-
-
-def _objects() -> torch.Tensor:
-    """150 disjoint 6x6 boxes on a 15 x 10 grid of a 160 px image."""
-    return torch.tensor(
-        [[c * 10.0, r * 10.0, c * 10.0 + 6, r * 10.0 + 6] for r in range(10) for c in range(15)], dtype=torch.float32
-    )
-
-
-class _PerfectDetector(nn.Module):
-    """Finds every object (score falling with the index), returning its best `detections_per_img` as torchvision."""
-
-    def __init__(self, boxes: torch.Tensor, detections_per_img: int):
-        super().__init__()
-        self.w = nn.Parameter(torch.zeros(1))
-        self.boxes = boxes
-        self.detections_per_img = detections_per_img
-
-    def forward(self, images):
-        n = min(len(self.boxes), self.detections_per_img)
-        scores = torch.linspace(0.99, 0.5, len(self.boxes))
-        return [{"boxes": self.boxes[:n], "scores": scores[:n], "labels": torch.zeros(n, dtype=torch.long)}]
+from geodino.eval.detection import DetectionProbeConfig
+from tests.eval.conftest import evaluate_dense
 
 
 def _score(**keys) -> dict[str, float]:
-    boxes = _objects()
-    cfg = DetectionProbeConfig(detector="retinanet", tile_size=256, **keys)
-    model = _PerfectDetector(boxes, cfg.max_detections)
-    sample = {"image": torch.zeros(3, 160, 160), "boxes": boxes, "labels": torch.zeros(N, dtype=torch.long)}
-    out = _evaluate(model, [sample], cfg, ["tree"], lambda s, where: s)
+    out, model, cfg = evaluate_dense(**keys)
     assert model.detections_per_img == cfg.max_detections  # the detector's own cap is back
     return out
 
