@@ -5,19 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from geodino import cli
 from geodino.viz.attention import mass_mask
 from tests.embed.conftest import random_image, write_tif
-
-
-def dino_mask(att: np.ndarray, mass: float) -> np.ndarray:
-    """facebookresearch/dino visualize_attention.py's threshold, zeros included (no floor on the attention)."""
-    a = torch.as_tensor(att, dtype=torch.float64).reshape(att.shape[0], -1)
-    val, idx = torch.sort(a)
-    keep = torch.cumsum(val / val.sum(1, keepdim=True), 1) > (1 - mass)
-    return torch.gather(keep, 1, torch.argsort(idx)).reshape(att.shape).numpy()
+from tests.viz.conftest import dino_mask
 
 
 def test_mass_one_keeps_the_patches_with_attention_not_the_zeros():

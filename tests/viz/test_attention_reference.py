@@ -17,6 +17,7 @@ from geodino.models import build_model
 from geodino.models.layers.rope import rope_apply
 from geodino.viz.attention import attention_maps, mass_mask
 from tests.embed.conftest import random_image, write_tif
+from tests.viz.conftest import dino_mask
 
 
 def _input(bb, img: np.ndarray, valid: np.ndarray) -> torch.Tensor:
@@ -82,21 +83,13 @@ def test_timm_vit_with_registers_equals_its_blocks_run_by_hand():
     np.testing.assert_allclose(maps.heads, ref, rtol=1e-5, atol=1e-7)
 
 
-def _dino_mask(att: np.ndarray, mass: float) -> np.ndarray:
-    """facebookresearch/dino visualize_attention.py: sort ascending, normalise, keep cumsum > 1 - threshold."""
-    a = torch.as_tensor(att, dtype=torch.float64).reshape(att.shape[0], -1)
-    val, idx = torch.sort(a)
-    keep = torch.cumsum(val / val.sum(1, keepdim=True), 1) > (1 - mass)
-    return torch.gather(keep, 1, torch.argsort(idx)).reshape(att.shape).numpy()
-
-
 def test_mass_mask_matches_dino_and_mass_one_keeps_every_patch():
     rng = np.random.default_rng(0)
     for conc in (0.05, 1.0, 10.0):
         a = rng.dirichlet(np.ones(48) * conc, size=6).reshape(6, 6, 8) * 0.9  # patch share of a softmax row
         a = np.maximum(a, 1e-300)  # a softmax is never 0 (DINO's rule drops exact zeros even at mass 1)
         for mass in (0.1, 0.6, 0.9, 1.0):
-            np.testing.assert_array_equal(mass_mask(a, mass), _dino_mask(a, mass))
+            np.testing.assert_array_equal(mass_mask(a, mass), dino_mask(a, mass))
     # cells under 1e-12 of the total (a peaked trained head) were dropped at --mass 1
     assert mass_mask(np.array([[1.0, 1e-13], [1e-15, 0.3]]), 1.0).all()
 
