@@ -17,7 +17,7 @@ from geodino.errors import plural
 from geodino.train.config import PretrainConfig
 from geodino.train.run_start import Start
 
-__all__ = ["announce_start", "is_finished", "write_start_files"]
+__all__ = ["announce_start", "is_finished", "previous_config", "write_start_files"]
 
 log = logging.getLogger("geodino.train")
 
@@ -38,7 +38,7 @@ def write_start_files(
 
     if is_finished(cfg, resume, resume_step) and (out / "config.yaml").is_file():
         return  # nothing trains: what ran is recorded already (a run folder that lost it gets it back)
-    before = _previous_config(out) if resume is not None else None  # the start that wrote data_paths.json
+    before = previous_config(out) if resume is not None else None  # the start that wrote data_paths.json
     start.keep(out / "config.yaml", out / "schedules.png")
     with atomic_path(out / "config.yaml") as tmp:
         save_config(cfg, tmp)
@@ -48,8 +48,8 @@ def write_start_files(
     log.info("schedules: %s", arch.schedules.plot(out / "schedules.png"))
 
 
-def _previous_config(out: Path) -> dict[str, Any] | None:
-    """The run folder's config.yaml as a dict (None when it is missing or unreadable)."""
+def previous_config(out: Path) -> dict[str, Any] | None:
+    """The run folder's config.yaml as a dict (None when it is missing or unreadable); distillation's start too."""
     import yaml
 
     try:

@@ -29,7 +29,9 @@ VERSION = 1
 # length); devices, processes per student, workers, precision, logging and checkpoint cadence may change
 RESUME_FIXED = ("teacher.", "students.", "students[", "dino.", "ibot.", "koleo.", "optim.", "schedules.", "data.",
                 "crops.", "train.max_steps", "train.global_batch_size", "train.seed")  # fmt: skip
-RESUME_FREE_FIELDS = ("ranks", "share", "on_error", "fast_decode")  # student processes; a source's error policy, decode
+# student processes; a source's error policy, JPEG decode scale and index_cache (where the raster index is kept: a
+# stored index is reused only while the files and settings it was built from match, so the samples are the same)
+RESUME_FREE_FIELDS = ("ranks", "share", "on_error", "fast_decode", "index_cache")
 # how the frozen teacher computes (its outputs move within the path's measured tolerance): a run whose compile
 # fails on a new machine resumes with teacher.fast=off; pretraining's iBOT mask keys, which distillation never read
 # (crops.mask_* place its iBOT positions): a run that had set them resumes once they are taken out

@@ -72,18 +72,37 @@ def same_export(a: Path, b: Path, name: str) -> bool:
     return item is not None and item == _item(b / f"{name}.stac.json")
 
 
+EXPORT_CHECK = ".export-check"  # `export_check_target`
+
+
+def export_check_target(out_dir: Path, name: str) -> Path:
+    """What a finished re-run stages student `name`'s export in before comparing it (`export_unless_same`): only
+    ever made under its `temp_name` (`.NAME.tmp-TAG-PID.export-check`) and removed, so that `sweep_temps` of this
+    path (every start of the run, and each check) removes what a killed re-run left; never made itself."""
+    return out_dir / f"{name}{EXPORT_CHECK}"
+
+
 def export_unless_same(arch: nn.Module, name: str, out_dir: Path, *args: Any, **kwargs: Any) -> tuple[Path, bool]:
     """`export_student`, leaving an earlier export that is the same (`same_export`) untouched: the `.pth` path and
     whether it was written. The staging folder sits in `out_dir` (the same file system: no second copy of the
-    weights in a RAM-backed /tmp) and is removed."""
-    import tempfile
+    weights in a RAM-backed /tmp) and is removed (a killed check's by the next start: `export_check_target`)."""
+    import shutil
+
+    from geodino.io_temps import sweep_temps, temp_name
 
     folder = out_dir / name
     if (folder / f"{name}.pth").is_file():
-        with tempfile.TemporaryDirectory(prefix=f".{name}.export-check-", dir=out_dir) as stage:
-            export_student(arch, name, Path(stage), *args, **kwargs)
-            if same_export(Path(stage) / name, folder, name):
+        target = export_check_target(out_dir, name)
+        sweep_temps(target)
+        stage = temp_name(target)
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir()
+        try:
+            export_student(arch, name, stage, *args, **kwargs)
+            if same_export(stage / name, folder, name):
                 return folder / f"{name}.pth", False
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
     return export_student(arch, name, out_dir, *args, **kwargs), True
 
 

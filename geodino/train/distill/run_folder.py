@@ -110,32 +110,49 @@ def refuse_used_folder(out_dir: Path, names: list[str]) -> None:
             )
 
 
-def write_start_files(cfg: DistillConfig, out_dir: Path, sched: Any, start: Start) -> None:
+def write_start_files(cfg: DistillConfig, out_dir: Path, sched: Any, start: Start, resuming: bool = False) -> None:
     """Rank 0, once teacher, students and data are checked: config.yaml, schedules.png and data_paths.json (what
     each data path names, so that a moved data folder with the same files resumes: `resume_paths`); each listed in
-    `start.made` when new, an earlier run's kept in `start.replaced`, to be put back if the start is refused."""
+    `start.made` when new, an earlier run's kept in `start.replaced`, to be put back if the start is refused.
+    `resuming` (from a checkpoint): data_paths.json is kept, unlisted, when the run folder's config.yaml spells
+    every data path as this run does (listing every file costs minutes over millions of files), as pretraining.
+    First removes the export-check staging folders killed re-runs left (`finish.export_check_target`)."""
     from geodino.config import save_config
-    from geodino.train.distill.finish import write_if_changed
+    from geodino.io_temps import sweep_temps
+    from geodino.train.distill.finish import export_check_target, write_if_changed
+    from geodino.train.pretrain_start import previous_config
     from geodino.train.resume_paths import STAMP
 
+    for student in cfg.students:  # a dead writer's only: a live re-run's check of the same folder stays
+        sweep_temps(export_check_target(out_dir, student.name))
+    before = previous_config(out_dir) if resuming else None  # read before config.yaml is rewritten
     start.keep(out_dir / "config.yaml", out_dir / "schedules.png", out_dir / STAMP)
     # each put in place only when its bytes change: a re-run of the same command leaves them as they were
     write_if_changed(out_dir / "config.yaml", partial(save_config, cfg))
-    write_if_changed(out_dir / STAMP, partial(_data_stamp, cfg))
+    write_if_changed(out_dir / STAMP, partial(_data_stamp, cfg, before))
     write_if_changed(out_dir / "schedules.png", sched.plot)
     log.info("schedules: %s", out_dir / "schedules.png")
 
 
-def _data_stamp(cfg: DistillConfig, path: Path) -> None:
-    """`write_data_stamp`'s file written to `path` (it writes into a run folder: a staging folder beside `path`)."""
+def _data_stamp(cfg: DistillConfig, before: dict[str, Any] | None, path: Path) -> None:
+    """`write_data_stamp`'s file written to `path` (an `atomic_path` temporary of the run folder's stamp) through a
+    staging folder named after it (`path`.stage: the stamp's own sweep removes a killed start's). The stamp there
+    now is copied in first, so that `write_data_stamp(unchanged_from=before)` keeps it unlisted when the paths are
+    spelled as `before` spells them."""
     import shutil
-    import tempfile
 
     from geodino.train.resume_paths import STAMP, write_data_stamp
 
-    with tempfile.TemporaryDirectory(prefix=".data-stamp-", dir=path.parent) as stage:
-        write_data_stamp(cfg, stage)
-        shutil.copyfile(Path(stage) / STAMP, path)
+    stage = Path(f"{path}.stage")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    try:
+        if before is not None and (path.parent / STAMP).is_file():
+            shutil.copyfile(path.parent / STAMP, stage / STAMP)
+        write_data_stamp(cfg, stage, unchanged_from=before)
+        shutil.copyfile(stage / STAMP, path)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def probe_data(cfg: DistillConfig, patch: int, in_chans: int, batch: int) -> None:
