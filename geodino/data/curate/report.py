@@ -67,7 +67,8 @@ def tile_map(geoms: list, status: np.ndarray, out: Path, title: str) -> None:
     save_figure(fig, out, dpi=110, format="png")
 
 
-def write_table(table: dict[str, Any], out: Path, geoms: list | None) -> None:
+def write_table(table: dict[str, Any], out: Path, geoms: list | None, grid: dict[str, Any] | None = None) -> None:
+    """`table` as (Geo)Parquet, atomically; `grid`: the raster grid its windows are on (`tilelist.GRID_KEY`)."""
     from geodino.io import atomic_path
 
     with atomic_path(out, overwrite=True) as tmp:
@@ -79,6 +80,16 @@ def write_table(table: dict[str, Any], out: Path, geoms: list | None) -> None:
             import pandas as pd
 
             pd.DataFrame(table).to_parquet(tmp)
+        if grid is not None:
+            import json
+
+            import pyarrow.parquet as pq
+
+            from geodino.data.curate.tilelist import GRID_KEY
+
+            t = pq.read_table(tmp)
+            meta = {**(t.schema.metadata or {}), GRID_KEY.encode(): json.dumps(grid).encode()}
+            pq.write_table(t.replace_schema_metadata(meta), tmp)
 
 
 _TYPE_COLUMNS = {
@@ -120,11 +131,24 @@ def write_lists(tiles: Tiles, table: dict[str, Any], keep: np.ndarray, geoms: li
         kind = tiles.types[i]
         cols = [*_TYPE_COLUMNS[kind], *(c for c in table if c not in _ALL_ID and c != "status")]
         georef = geoms is not None and kind in ("raster", "cube")
+        archive = getattr(tiles.sources[i], "archive", None) if kind == "raster" else None
+        grid = None if archive is None else {"crs": _text(archive.crs), "res": archive.res and list(archive.res)}
         write_table(
-            {c: np.asarray(table[c])[sel] for c in cols}, out / fname, [geoms[k] for k in sel] if georef else None
+            {c: np.asarray(table[c])[sel] for c in cols},
+            out / fname,
+            [geoms[k] for k in sel] if georef else None,
+            grid,
         )
         files.append(fname)
     return files
+
+
+def _text(crs: Any) -> str | None:
+    """A reprojection target as text (an EPSG code, WKT, a rasterio CRS); None for native grids."""
+    if crs is None:
+        return None
+    to_string = getattr(crs, "to_string", None)
+    return to_string() if callable(to_string) else str(crs)
 
 
 def curated_config(tiles: Tiles, files: list[str], base: str, out: Path) -> str:

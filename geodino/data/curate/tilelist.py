@@ -11,6 +11,7 @@ import numpy as np
 from geodino.errors import InputError
 
 __all__ = [
+    "GRID_KEY",
     "WINDOW_COLUMNS",
     "apply_members",
     "apply_windows",
@@ -21,6 +22,8 @@ __all__ = [
 ]
 
 WINDOW_COLUMNS = ("col", "row", "width", "height")
+GRID_KEY = "geodino:grid"
+"""Parquet metadata key of a raster list's grid: the `crs`/`res` its windows were cut on (None: native grids)."""
 
 
 def is_tile_list(paths: Any) -> bool:
@@ -64,7 +67,14 @@ def _list_columns(paths: Any, needed: tuple[str, ...], optional: tuple[str, ...]
         return None
     cols = [*needed, *(c for c in optional if c in names)]
     t = pq.read_table(path, columns=["path", *cols])
-    return {"path": np.asarray(read_paths(path)), **{c: t.column(c).to_numpy(zero_copy_only=False) for c in cols}}
+    out: dict[str, Any] = {"path": np.asarray(read_paths(path))}
+    out |= {c: t.column(c).to_numpy(zero_copy_only=False) for c in cols}
+    grid = (pq.read_schema(path).metadata or {}).get(GRID_KEY.encode())
+    if grid is not None:  # lists written before it have none: not checked
+        import json
+
+        out["_grid"] = {**json.loads(grid), "list": str(path)}
+    return out
 
 
 def curated_windows(paths: Any) -> dict[str, np.ndarray] | None:
@@ -80,6 +90,8 @@ def curated_members(paths: Any) -> dict[str, np.ndarray] | None:
 
 def apply_windows(source: Any, windows: dict[str, np.ndarray]) -> Any:
     """Restrict a grid `RasterSource` or `CubeSource` to the listed windows (the tiles a curated list kept)."""
+    if "_grid" in windows and hasattr(source, "archive"):
+        _check_grid(windows["_grid"], source.archive)
     tiles = source.tiles
     scenes = source.archive.scenes if hasattr(source, "archive") else source.scenes
     scene_of = {str(Path(s.path).resolve()): i for i, s in enumerate(scenes)}
@@ -97,6 +109,36 @@ def apply_windows(source: Any, windows: dict[str, np.ndarray]) -> Any:
         source.grid_times = np.asarray(windows["time"], dtype=np.int64)
         source._n_times = 1
     return source
+
+
+def _check_grid(grid: dict[str, Any], archive: Any) -> None:
+    """Refuse a raster list whose windows were cut on another grid than `archive` reads (a curation with `crs:`/
+    `res:` read without them, or the reverse): the same col/row then name other pixels, partly past the scene."""
+    from rasterio.crs import CRS
+
+    def same_crs(a: Any, b: Any) -> bool:
+        if a is None or b is None:
+            return a is None and b is None
+        try:
+            return CRS.from_user_input(a) == CRS.from_user_input(b)
+        except Exception:  # an unreadable text: compare it as written
+            return str(a) == str(b)
+
+    def text(crs: Any, res: Any) -> str:
+        if crs is None:
+            return "the scenes' native grids (no crs:/res:)"
+        return f"crs: {crs}" + (f", res: {res[0]:g}" if res else " at the scenes' own resolution")
+
+    res = archive.res and list(archive.res)
+    listed = grid.get("res")
+    same_res = (listed is None and res is None) or (
+        listed is not None and res is not None and np.allclose(listed, res, rtol=1e-9, atol=0)
+    )
+    if not (same_crs(grid.get("crs"), archive.crs) and same_res):
+        raise InputError(
+            f"tile list {grid['list']} holds windows on {text(grid.get('crs'), listed)}, but this source reads "
+            f"{text(archive.crs, res)}; set the source's crs:/res: as the curation had them (its config.yaml does)"
+        )
 
 
 def apply_members(source: Any, members: dict[str, np.ndarray]) -> Any:
