@@ -96,3 +96,12 @@ def evaluate_dense(**keys):
     model = perfect_detector(boxes, cfg.max_detections)
     sample = {"image": torch.zeros(3, 160, 160), "boxes": boxes, "labels": torch.zeros(DENSE_N, dtype=torch.long)}
     return _evaluate(model, [sample], cfg, ["tree"], lambda s, where: s), model, cfg
+
+
+@pytest.fixture
+def tiny_probe_backbone(monkeypatch) -> None:
+    """The probe runner loads every backbone spec as TinyBackbone(spec='tiny'): suites run with no checkpoint read."""
+    from geodino.eval import runner
+    from tests.eval.tiny_backbone import TinyBackbone
+
+    monkeypatch.setattr(runner, "load_probe_backbone", lambda *a: TinyBackbone(spec="tiny"))

@@ -7,14 +7,11 @@ import pytest
 
 from geodino.config import load_config
 from geodino.errors import InputError
-from geodino.eval import runner
 from geodino.eval.runner import SuiteConfig, run_suite
 from tests.eval.test_label_fraction import _suite
-from tests.eval.tiny_backbone import TinyBackbone
 
 
-def test_suite_names_the_task_of_a_per_class_budget_too_large(tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "load_probe_backbone", lambda *a: TinyBackbone(spec="tiny"))
+def test_suite_names_the_task_of_a_per_class_budget_too_large(tmp_path, tiny_probe_backbone):
     cfg = load_config(SuiteConfig, _suite(tmp_path), ["progress=false", "tasks.two_per_class.train_per_class=7"])
     with pytest.raises(InputError) as info, pytest.warns(UserWarning):
         run_suite(cfg, "tiny", tmp_path / "out")

@@ -217,8 +217,7 @@ def test_suite_runs_budgets_on_one_feature_extraction_and_records_them(tmp_path,
     assert hashes["full"] == before
 
 
-def test_suite_refuses_a_bad_fraction_naming_the_task_key(tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "load_probe_backbone", lambda *a: TinyBackbone(spec="tiny"))
+def test_suite_refuses_a_bad_fraction_naming_the_task_key(tmp_path, tiny_probe_backbone):
     cfg = load_config(SuiteConfig, _suite(tmp_path), ["progress=false", "tasks.half.train_fraction=0"])
     with pytest.raises(ConfigError) as info:
         run_suite(cfg, "tiny", tmp_path / "out")

@@ -34,13 +34,10 @@ def test_only_proportion_metrics_get_an_interval():
     assert rows[1]["n_eval"] == 40
 
 
-def test_the_suite_writes_intervals_version_and_command(tmp_path, monkeypatch):
+def test_the_suite_writes_intervals_version_and_command(tmp_path, tiny_probe_backbone):
     from geodino.config import load_config
-    from geodino.eval import runner
     from geodino.eval.runner import SuiteConfig, read_results, run_suite
-    from tests.eval.tiny_backbone import TinyBackbone
 
-    monkeypatch.setattr(runner, "load_probe_backbone", lambda *a: TinyBackbone(spec="tiny"))
     cfg = load_config(SuiteConfig, _suite(tmp_path), ["progress=false"])
     rows = run_suite(cfg, "tiny", tmp_path / "out")
     res = read_results(tmp_path / "out")
@@ -127,13 +124,11 @@ def test_a_failed_rerun_does_not_show_the_earlier_runs_numbers(tmp_path, monkeyp
     assert all(r["values"]["flaky"] is None for r in table["rows"])  # not the first run's numbers
 
 
-def test_a_rerun_failing_in_its_first_task_replaces_the_earlier_table(tmp_path, monkeypatch):
+def test_a_rerun_failing_in_its_first_task_replaces_the_earlier_table(tmp_path, monkeypatch, tiny_probe_backbone):
     from geodino.config import load_config
     from geodino.eval import runner
     from geodino.eval.runner import SuiteConfig, read_results, run_suite
-    from tests.eval.tiny_backbone import TinyBackbone
 
-    monkeypatch.setattr(runner, "load_probe_backbone", lambda *a: TinyBackbone(spec="tiny"))
     cfg = load_config(SuiteConfig, _suite(tmp_path), ["progress=false"])
     out = tmp_path / "out"
     run_suite(cfg, "tiny", out)

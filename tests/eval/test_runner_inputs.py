@@ -12,7 +12,6 @@ from geodino.errors import InputError
 from geodino.eval import runner
 from geodino.eval.runner_inputs import precheck_inputs
 from tests.eval.class_folder import class_folder
-from tests.eval.tiny_backbone import TinyBackbone
 
 SUITE = """
 name: two_tasks
@@ -37,8 +36,9 @@ def _suite(tmp_path, images, chms):
     return path
 
 
-def test_a_missing_canopy_folder_stops_the_suite_before_the_first_task(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(runner, "load_probe_backbone", lambda *a: TinyBackbone(spec="tiny"))
+def test_a_missing_canopy_folder_stops_the_suite_before_the_first_task(
+    tmp_path, monkeypatch, capsys, tiny_probe_backbone
+):
     monkeypatch.setattr(geodino.cli, "COMMAND_MODULES", ("geodino.eval.commands",))
     ran = []
     call = runner._call_task
@@ -53,8 +53,7 @@ def test_a_missing_canopy_folder_stops_the_suite_before_the_first_task(tmp_path,
     assert not (out / "results.json").exists() and not (out / "folder_knn").exists()
 
 
-def test_an_empty_chm_folder_is_named_with_its_key(tmp_path, monkeypatch):
-    monkeypatch.setattr(runner, "load_probe_backbone", lambda *a: TinyBackbone(spec="tiny"))
+def test_an_empty_chm_folder_is_named_with_its_key(tmp_path, tiny_probe_backbone):
     (tmp_path / "rgb").mkdir()
     (tmp_path / "rgb" / "a.tif").write_bytes(b"")  # listed only: nothing is read before the task runs
     (tmp_path / "chm").mkdir()

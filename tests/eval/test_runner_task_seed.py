@@ -6,12 +6,10 @@ from __future__ import annotations
 import geodino.cli
 from geodino.eval import runner
 from tests.eval.test_runner import _suite
-from tests.eval.tiny_backbone import TinyBackbone
 
 
-def test_a_task_seed_other_than_the_suites_is_one_line(tmp_path, monkeypatch, capsys):
+def test_a_task_seed_other_than_the_suites_is_one_line(tmp_path, monkeypatch, capsys, tiny_probe_backbone):
     monkeypatch.setattr(geodino.cli, "COMMAND_MODULES", ("geodino.eval.commands",))
-    monkeypatch.setattr(runner, "load_probe_backbone", lambda *a: TinyBackbone(spec="tiny"))
     suite, out = _suite(tmp_path), tmp_path / "out"
     argv = ["probe", "-c", str(suite), "-b", "tiny", "--out", str(out), "progress=false"]
     assert geodino.cli.main([*argv, "tasks.folder_knn_linear.seed=7"]) == 2  # before: 0, run with seed 0
