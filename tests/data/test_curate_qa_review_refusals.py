@@ -35,3 +35,9 @@ def test_default_tile_size_and_raster_tiles_still_pass():
 def test_qa_band_on_images_names_the_type_in_plain_words(curate_refuses):
     """It said 'the images archive ['imgs'] is a images source'."""
     curate_refuses(["--qa-band", "SCL"], "is a source of type images; curate rasters with it, or drop --qa-band")
+
+
+def test_tile_size_on_tar_is_one_line():
+    """Tar members are whole tiles as images are; the flag was ignored there (data stats refuses it for tar)."""
+    with pytest.raises(ConfigError, match=r"^--tile-size 32 cuts raster and cube archives .* --type tar reads each"):
+        CurateConfig(paths=["x.tar"], backbone=SPEC, size=1, type="tar", tile_size=32).validate()

@@ -136,7 +136,8 @@ def test_curate_paths_mode_reads_tar_and_cube(tmp_path):
         ("cube", [str(tmp_path / "a" / "cube.zarr")], 8),
     ):
         out = tmp_path / f"cur_{kind}"
-        argv = ["data", "curate", *paths, "--type", kind, "--sensor", "sat493m", "--tile-size", "32", "-b", SPEC]
+        tiles = ["--tile-size", "32"] if kind == "cube" else []  # tar members are whole tiles (refused there)
+        argv = ["data", "curate", *paths, "--type", kind, "--sensor", "sat493m", *tiles, "-b", SPEC]
         argv += ["-o", str(out), "--size", "2", "--clusters", "2", "--dedup", "1.0", "--no-progress"]
         assert cli.main(argv) == 0
         assert json.loads((out / "report.json").read_text())["tiles"] == n

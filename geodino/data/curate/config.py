@@ -131,12 +131,18 @@ class CurateConfig:
                 raise ConfigError(
                     f"--{key.replace('_', '-')} {value!r} is out of range: give an integer >= {least} ({what})"
                 )
-        if self.paths and self.type == "images" and self.tile_size != CurateConfig.tile_size:
-            # each image is one whole tile: `curate scene.tif --tile-size 32` (--type images, the default) embedded
-            # the scene as one image and ignored the flag (tar members are whole too, but a test passes it there)
+        if self.paths and self.type in ("images", "tar") and self.tile_size != CurateConfig.tile_size:
+            # each image (or tar member) is one whole tile: `curate scene.tif --tile-size 32` (--type images, the
+            # default) embedded the scene as one image and ignored the flag; `data stats` refuses it for tar too
+            what = "--type images (the default)" if self.type == "images" else "--type tar"
+            hint = (
+                "add --type raster for GeoTIFF scenes, or drop --tile-size"
+                if self.type == "images"
+                else ("drop --tile-size")
+            )
             raise ConfigError(
-                f"--tile-size {self.tile_size} cuts raster and cube archives into tiles, but --type images (the "
-                "default) reads each image whole as one tile; add --type raster for GeoTIFF scenes, or drop --tile-size"
+                f"--tile-size {self.tile_size} cuts raster and cube archives into tiles, but {what} reads each image "
+                f"whole as one tile; {hint}"
             )
 
     def source_configs(self) -> tuple[list[Any], list[str]]:
