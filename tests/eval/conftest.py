@@ -105,3 +105,19 @@ def tiny_probe_backbone(monkeypatch) -> None:
     from tests.eval.tiny_backbone import TinyBackbone
 
     monkeypatch.setattr(runner, "load_probe_backbone", lambda *a: TinyBackbone(spec="tiny"))
+
+
+@pytest.fixture
+def fail_tasks(monkeypatch):
+    """A call that makes every probe task from then on raise RuntimeError('task failed') (runner._call_task): a
+    run that fails in its first task, after an earlier run in the same --out."""
+
+    def start() -> None:
+        from geodino.eval import runner
+
+        def fail(*a, **k):
+            raise RuntimeError("task failed")
+
+        monkeypatch.setattr(runner, "_call_task", fail)
+
+    return start

@@ -28,16 +28,11 @@ def test_a_plain_rerun_removes_the_earlier_comparison(compared):
     assert not (out / "comparison.md").exists() and not (out / "comparison.json").exists()
 
 
-def test_a_plain_rerun_failing_in_its_first_task_removes_the_earlier_comparison(compared, monkeypatch):
-    from geodino.eval import runner
+def test_a_plain_rerun_failing_in_its_first_task_removes_the_earlier_comparison(compared, fail_tasks):
     from geodino.eval.runner import run_suite
 
     cfg, out = compared
-
-    def fail(*a, **k):
-        raise RuntimeError("task failed")
-
-    monkeypatch.setattr(runner, "_call_task", fail)
+    fail_tasks()
     with pytest.raises(RuntimeError, match="task failed"):
         run_suite(cfg, "another", out)
     assert not (out / "comparison.md").exists() and not (out / "comparison.json").exists()

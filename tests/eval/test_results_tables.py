@@ -124,9 +124,8 @@ def test_a_failed_rerun_does_not_show_the_earlier_runs_numbers(tmp_path, monkeyp
     assert all(r["values"]["flaky"] is None for r in table["rows"])  # not the first run's numbers
 
 
-def test_a_rerun_failing_in_its_first_task_replaces_the_earlier_table(tmp_path, monkeypatch, tiny_probe_backbone):
+def test_a_rerun_failing_in_its_first_task_replaces_the_earlier_table(tmp_path, fail_tasks, tiny_probe_backbone):
     from geodino.config import load_config
-    from geodino.eval import runner
     from geodino.eval.runner import SuiteConfig, read_results, run_suite
 
     cfg = load_config(SuiteConfig, _suite(tmp_path), ["progress=false"])
@@ -134,11 +133,7 @@ def test_a_rerun_failing_in_its_first_task_replaces_the_earlier_table(tmp_path, 
     run_suite(cfg, "tiny", out)
     first = read_results(out)
     assert first["rows"]
-
-    def fail(*a, **k):
-        raise RuntimeError("task failed")
-
-    monkeypatch.setattr(runner, "_call_task", fail)
+    fail_tasks()
     with pytest.raises(RuntimeError, match="task failed"):
         run_suite(cfg, "tiny", out)
     again = read_results(out)
@@ -146,18 +141,12 @@ def test_a_rerun_failing_in_its_first_task_replaces_the_earlier_table(tmp_path, 
     assert "linear_top1" not in (out / "results.md").read_text()
 
 
-def test_a_comparison_rerun_whose_main_backbone_fails_leaves_no_old_comparison(tmp_path, monkeypatch, tiny_suite_cfg):
-    from geodino.eval import runner
-
+def test_a_comparison_rerun_whose_main_backbone_fails_leaves_no_old_comparison(tmp_path, fail_tasks, tiny_suite_cfg):
     cfg = tiny_suite_cfg
     out = tmp_path / "out"
     run_comparison(cfg, "main", ["other"], out)
     assert (out / "comparison.md").is_file()
-
-    def fail(*a, **k):
-        raise RuntimeError("task failed")
-
-    monkeypatch.setattr(runner, "_call_task", fail)
+    fail_tasks()
     with pytest.raises(RuntimeError, match="task failed"):
         run_comparison(cfg, "main", ["other"], out)
     assert not (out / "comparison.md").exists() and not (out / "comparison.json").exists()
