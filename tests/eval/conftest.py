@@ -121,3 +121,22 @@ def fail_tasks(monkeypatch):
         monkeypatch.setattr(runner, "_call_task", fail)
 
     return start
+
+
+@pytest.fixture
+def broken_specs(spec_backbones, monkeypatch) -> set[str]:
+    """`spec_backbones`, but a spec put in the returned set fails to load from then on with CheckpointError
+    'checkpoint <spec> cannot be read': a comparison backbone whose checkpoint is unreadable."""
+    from geodino.errors import CheckpointError
+    from geodino.eval import runner
+    from tests.eval.tiny_backbone import TinyBackbone
+
+    broken: set[str] = set()
+
+    def load(spec, bands, sensor, device):
+        if spec in broken:
+            raise CheckpointError(f"checkpoint {spec} cannot be read")
+        return TinyBackbone(spec=spec)
+
+    monkeypatch.setattr(runner, "load_probe_backbone", load)
+    return broken

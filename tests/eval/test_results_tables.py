@@ -73,17 +73,10 @@ def test_comparison_states_the_sign_and_marks_deltas_within_the_intervals():
     assert [r["better"] for r in rows] == ["higher", "higher", "lower", "zero", "higher"]
 
 
-def test_a_failing_comparison_backbone_keeps_the_others_and_fails_in_one_line(tmp_path, monkeypatch, tiny_suite_cfg):
-    from geodino.errors import CheckpointError, GeoDinoError
-    from geodino.eval import runner
-    from tests.eval.tiny_backbone import TinyBackbone
+def test_a_failing_comparison_backbone_keeps_the_others_and_fails_in_one_line(tmp_path, broken_specs, tiny_suite_cfg):
+    from geodino.errors import GeoDinoError
 
-    def load(spec, bands, sensor, device):
-        if spec == "broken":
-            raise CheckpointError("checkpoint broken cannot be read")
-        return TinyBackbone(spec=spec)
-
-    monkeypatch.setattr(runner, "load_probe_backbone", load)
+    broken_specs.add("broken")
     cfg = tiny_suite_cfg
     out = tmp_path / "out"
     with pytest.raises(GeoDinoError) as caught:
@@ -101,23 +94,13 @@ def test_a_failing_comparison_backbone_keeps_the_others_and_fails_in_one_line(tm
     assert (out / "compare" / "2_other" / "results.json").is_file()
 
 
-def test_a_failed_rerun_does_not_show_the_earlier_runs_numbers(tmp_path, monkeypatch, tiny_suite_cfg):
-    from geodino.errors import CheckpointError, GeoDinoError
-    from geodino.eval import runner
-    from tests.eval.tiny_backbone import TinyBackbone
+def test_a_failed_rerun_does_not_show_the_earlier_runs_numbers(tmp_path, broken_specs, tiny_suite_cfg):
+    from geodino.errors import GeoDinoError
 
-    broken = {"now": False}
-
-    def load(spec, bands, sensor, device):
-        if spec == "flaky" and broken["now"]:
-            raise CheckpointError("checkpoint flaky cannot be read")
-        return TinyBackbone(spec=spec)
-
-    monkeypatch.setattr(runner, "load_probe_backbone", load)
     cfg = tiny_suite_cfg
     out = tmp_path / "out"
     run_comparison(cfg, "main", ["flaky"], out)  # a first run leaves compare/1_flaky/results.json
-    broken["now"] = True
+    broken_specs.add("flaky")
     with pytest.raises(GeoDinoError, match="comparison backbone flaky failed"):
         run_comparison(cfg, "main", ["flaky"], out)
     table = json.loads((out / "comparison.json").read_text())
