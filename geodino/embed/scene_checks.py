@@ -188,7 +188,7 @@ def in_bbox(scenes: list[Scene], cfg: EmbedConfig) -> list[Scene]:
     grid = {s.name: s.sources[0][1] if s.sources else s.path for s in scenes}
     if not cfg.bbox_crs:
         _one_crs(list(grid.values()), cfg)
-    keep = [s for s in scenes if overlaps(grid[s.name], cfg)]
+    keep = [s for s in scenes if (_cube_overlaps if is_cube_store(grid[s.name]) else overlaps)(grid[s.name], cfg)]
     box = f"--bbox {format_numbers(cfg.bbox)} ({cfg.bbox_crs or 'each scene CRS'})"
     if not keep:
         raise InputError(
@@ -203,6 +203,25 @@ def in_bbox(scenes: list[Scene], cfg: EmbedConfig) -> list[Scene]:
     return keep
 
 
+def _cube_grid(path: str, cfg: EmbedConfig) -> SimpleNamespace:
+    """A datacube scene's grid as `embed` reads it (geodino's cube reader: GDAL reads a store of per-band variables
+    with no CRS and an identity transform, and a south-up one south-up)."""
+    from geodino.embed.sources import CubeSource
+
+    info = CubeSource(path, variable=cfg.variable, nodata=cfg.nodata, time=cfg.time, listing=True).info
+    return SimpleNamespace(path=path, width=info.width, height=info.height, crs=info.crs, transform=info.transform)
+
+
+def _cube_overlaps(path: str, cfg: EmbedConfig) -> bool:
+    """`extent.overlaps` of a datacube scene, on the grid `_cube_grid` reads."""
+    from geodino.embed.extent import _bbox_cols_rows, _misses_footprint
+
+    info = _cube_grid(path, cfg)
+    if cfg.bbox_crs is not None and info.crs and _misses_footprint(info, cfg):
+        return False
+    return _bbox_cols_rows(info, cfg, f"scene {path}") is not None
+
+
 def _one_crs(paths: list[str], cfg: EmbedConfig) -> None:
     """`--bbox` without `--bbox-crs` is read in each scene's own CRS: over scenes in several CRSs (UTM zones) its
     numbers name a different place in each (metres of zone 32 vs zone 33), so refuse it in one line naming two
@@ -214,8 +233,12 @@ def _one_crs(paths: list[str], cfg: EmbedConfig) -> None:
     seen: dict[str, str] = {}
     for p in paths:
         try:
-            with rasterio.open(p) as src:
-                crs = src.crs.to_string() if src.crs else "no CRS"
+            if is_cube_store(p):
+                crs = _cube_grid(p, cfg).crs
+                crs = crs.to_string() if crs else "no CRS"
+            else:
+                with rasterio.open(p) as src:
+                    crs = src.crs.to_string() if src.crs else "no CRS"
         except rasterio.errors.RasterioIOError:
             continue
         seen.setdefault(crs, p)

@@ -69,3 +69,22 @@ def test_cube_band_counts_are_checked_up_front(tmp_path: Path) -> None:
     assert check_headers(scenes, EmbedConfig(bands=[1, 2, 3])) == set()
     with pytest.raises(InputError, match=r"include band 4, but scene .*b.zarr has 3 bands"):
         check_headers(scenes, EmbedConfig(bands=[1, 2, 4]))
+
+
+def test_bbox_over_per_band_variable_cubes_is_judged_on_their_grid(tmp_path: Path) -> None:
+    """--bbox picks the scenes it meets from each scene's header: a cube of per-band variables, which GDAL reads
+    with no CRS and an identity transform, was refused ('--bbox-crs ... needs an input with a CRS, but scene a.zarr
+    has none') or judged on that wrong grid; now on the grid embed reads (south-up rows read north-up)."""
+    d = tmp_path / "in"
+    d.mkdir()
+    _store(d / "a.zarr", 4e6)
+    _store(d / "b.zarr", 4e6 - 320, south_up=True)
+    out = tmp_path / "out"
+    box = ["--bbox", "500000", "3999800", "500200", "4000000"]  # inside a (y 3999680..4000000), not b
+    for crs in (["--bbox-crs", "EPSG:32633"], []):  # without --bbox-crs: each scene's CRS, one CRS over both
+        argv = ["embed", str(d), "-b", SPEC, "--out", str(out), "--bands", "1,2,3", *box, *crs, *RUN, "--overwrite"]
+        assert cli.main(argv) == 0
+        assert sorted(p.name for p in out.glob("*.tif")) == ["a.tif"]
+    box = ["--bbox", "500000", "3999400", "500200", "3999500"]  # inside b (y 3999360..3999680) only
+    assert cli.main(["embed", str(d), "-b", SPEC, "--out", str(tmp_path / "o2"), "--bands", "1,2,3", *box, *RUN]) == 0
+    assert sorted(p.name for p in (tmp_path / "o2").glob("*.tif")) == ["b.tif"]
