@@ -56,6 +56,22 @@ def write_tif(
     return path
 
 
+def write_rgba(path: Path, rgb: np.ndarray, alpha: np.ndarray, origin: tuple[float, float] = (500000, 4000000)) -> Path:
+    """Write uint8 [3,H,W] `rgb` and [H,W] `alpha` as an RGBA GeoTIFF (EPSG:32633, 10 m pixels from `origin`) whose
+    band 4 is marked alpha, and return its path. The colour interpretation is set after the file is written, as
+    GDAL keeps it only on an existing file."""
+    import rasterio
+    from rasterio.enums import ColorInterp
+    from rasterio.transform import from_origin
+
+    prof = dict(driver="GTiff", width=rgb.shape[2], height=rgb.shape[1], count=4, dtype="uint8", photometric="RGB")
+    with rasterio.open(path, "w", crs="EPSG:32633", transform=from_origin(*origin, 10, 10), **prof) as dst:
+        dst.write(np.concatenate([rgb, alpha[None]]))
+    with rasterio.open(path, "r+") as dst:
+        dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
+    return path
+
+
 # The normalisation record of the 4-band exports the plug-in tests (stand-in and real TerraTorch) build.
 EXPORT_RECORD = {
     "sensor": "demo4",

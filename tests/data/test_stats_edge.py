@@ -11,6 +11,7 @@ import yaml
 from geodino import cli
 from geodino.data.stats import compute_stats
 from tests.embed.conftest import write_tif
+from tests.helpers import write_rgba
 from tests.test_bad_inputs import one_line_exit_2
 
 
@@ -18,19 +19,6 @@ def _stats(tmp_path, src, *extra: str) -> dict:
     out = tmp_path / "s.yaml"
     assert cli.main(["data", "stats", str(src), "--out", str(out), "--overwrite", *extra]) == 0
     return yaml.safe_load(out.read_text())
-
-
-def _rgba(path, rgb: np.ndarray, alpha: np.ndarray):
-    import rasterio
-    from rasterio.enums import ColorInterp
-    from rasterio.transform import from_origin
-
-    prof = dict(driver="GTiff", width=rgb.shape[2], height=rgb.shape[1], count=4, dtype="uint8", photometric="RGB")
-    with rasterio.open(path, "w", crs="EPSG:32633", transform=from_origin(0, 0, 10, 10), **prof) as dst:
-        dst.write(np.concatenate([rgb, alpha[None]]))
-    with rasterio.open(path, "r+") as dst:
-        dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
-    return path
 
 
 def test_inf_pixels_are_invalid_in_every_band(tmp_path):
@@ -67,7 +55,7 @@ def test_alpha_bands_are_left_out_unless_selected(tmp_path):
     rgb = rng.integers(1, 255, (3, 64, 64)).astype(np.uint8)
     alpha = np.full((64, 64), 255, np.uint8)
     alpha[:16, :16] = 0
-    src = _rgba(tmp_path / "rgba.tif", rgb, alpha)
+    src = write_rgba(tmp_path / "rgba.tif", rgb, alpha, origin=(0, 0))
     with pytest.warns(UserWarning, match=r"band 4 is an alpha band .* left out of the statistics") as rec:
         got = _stats(tmp_path, src)
     assert len([w for w in rec if "alpha" in str(w.message)]) == 1

@@ -10,6 +10,7 @@ import pytest
 from geodino import cli
 from geodino.errors import ConfigError, InputError
 from tests.embed.conftest import read_all, write_tif
+from tests.helpers import write_rgba
 from tests.test_bad_inputs import one_line_exit_2
 
 SPEC = "arch:vit_tiny?depth=1&patch_size=8&bands=3"
@@ -26,19 +27,6 @@ def _random(dtype: str = "float32", shape=(3, 32, 32), seed: int = 0) -> np.ndar
 def _embed(capsys, src, out, *extra: str) -> np.ndarray:
     assert cli.main(["embed", str(src), "-b", SPEC, "--out", str(out), *RUN, *extra]) == 0, capsys.readouterr().err
     return read_all(out)[0]
-
-
-def _write_rgba(path, rgb: np.ndarray, alpha: np.ndarray):
-    import rasterio
-    from rasterio.enums import ColorInterp
-    from rasterio.transform import from_origin
-
-    prof = dict(driver="GTiff", width=rgb.shape[2], height=rgb.shape[1], count=4, dtype="uint8", photometric="RGB")
-    with rasterio.open(path, "w", crs="EPSG:32633", transform=from_origin(500000, 4000000, 10, 10), **prof) as dst:
-        dst.write(np.concatenate([rgb, alpha[None]]))
-    with rasterio.open(path, "r+") as dst:  # GDAL keeps the colour interpretation set on an existing file
-        dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
-    return path
 
 
 # -- +/-inf pixels ---------------------------------------------------------------------------------------------------
@@ -128,7 +116,7 @@ def test_complex_input_is_refused(capsys, tmp_path):
 def test_an_alpha_band_is_named_as_the_mask_and_bands_1_2_3_keep_it_as_one(capsys, tmp_path):
     alpha = np.full((32, 32), 255, np.uint8)
     alpha[:8, :8] = 0
-    src = _write_rgba(tmp_path / "alpha.tif", _random("uint8"), alpha)
+    src = write_rgba(tmp_path / "alpha.tif", _random("uint8"), alpha)
     line = one_line_exit_2(capsys, tmp_path, "embed", src, "-b", SPEC, "--out", tmp_path / "a.tif", *RUN,
                            expect=("has 4 bands", "band 4 is an alpha band", "--bands 1,2,3"))  # fmt: skip
     # an RGBN file GDAL wrote as RGBA: the way out is said, and the adapted spec never repeats bands=
@@ -139,7 +127,7 @@ def test_an_alpha_band_is_named_as_the_mask_and_bands_1_2_3_keep_it_as_one(capsy
 
 
 def test_an_alpha_band_fed_as_data_is_said(capsys, tmp_path):
-    src = _write_rgba(tmp_path / "alpha.tif", _random("uint8"), np.full((32, 32), 255, np.uint8))
+    src = write_rgba(tmp_path / "alpha.tif", _random("uint8"), np.full((32, 32), 255, np.uint8))
     spec4 = "arch:vit_tiny?depth=1&patch_size=8&bands=4"
     with pytest.warns(UserWarning, match=r"band 4 of input .*alpha\.tif is an alpha band .*--bands 1,2,3"):
         assert cli.main(["embed", str(src), "-b", spec4, "--out", str(tmp_path / "a.tif"), *RUN]) == 0
