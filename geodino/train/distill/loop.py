@@ -99,7 +99,8 @@ def _setup(cfg: DistillConfig, start: Start) -> DistillRun:
     if resume_at[1] < cfg.train.max_steps:  # a finished run's re-run trains on no batch: none is read to check
         probe_data(cfg, patch, int(teacher.in_chans), layout.data_batch)  # unreadable, nodata or band count: here
     if rank == 0:
-        write_start_files(cfg, out_dir, sched, start, resuming=resume_at[1] > 0)
+        at = resume_at[1]
+        write_start_files(cfg, out_dir, sched, start, resuming=at > 0, finished=at >= cfg.train.max_steps)
 
     teacher, t_dino, t_ibot = _fast_teacher_and_heads(
         cfg, teacher, fb, out_dir, found, device, layout, patch, rank, world, distributed

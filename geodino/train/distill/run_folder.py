@@ -110,13 +110,17 @@ def refuse_used_folder(out_dir: Path, names: list[str]) -> None:
             )
 
 
-def write_start_files(cfg: DistillConfig, out_dir: Path, sched: Any, start: Start, resuming: bool = False) -> None:
+def write_start_files(
+    cfg: DistillConfig, out_dir: Path, sched: Any, start: Start, resuming: bool = False, finished: bool = False
+) -> None:
     """Rank 0, once teacher, students and data are checked: config.yaml, schedules.png and data_paths.json (what
     each data path names, so that a moved data folder with the same files resumes: `resume_paths`); each listed in
     `start.made` when new, an earlier run's kept in `start.replaced`, to be put back if the start is refused.
     `resuming` (from a checkpoint): data_paths.json is kept, unlisted, when the run folder's config.yaml spells
     every data path as this run does (listing every file costs minutes over millions of files), as pretraining.
-    First removes the export-check staging folders killed re-runs left (`finish.export_check_target`)."""
+    `finished` (a re-run of a finished run: nothing trains): none of them is written, as pretraining, so that
+    config.yaml keeps saying what ran (a re-run may change logging or workers); a folder without config.yaml gets
+    them again. First removes the export-check staging folders killed re-runs left (`finish.export_check_target`)."""
     from geodino.config import save_config
     from geodino.io_temps import sweep_temps
     from geodino.train.distill.finish import export_check_target, write_if_changed
@@ -125,6 +129,8 @@ def write_start_files(cfg: DistillConfig, out_dir: Path, sched: Any, start: Star
 
     for student in cfg.students:  # a dead writer's only: a live re-run's check of the same folder stays
         sweep_temps(export_check_target(out_dir, student.name))
+    if finished and (out_dir / "config.yaml").is_file():
+        return
     before = previous_config(out_dir) if resuming else None  # read before config.yaml is rewritten
     start.keep(out_dir / "config.yaml", out_dir / "schedules.png", out_dir / STAMP)
     # each put in place only when its bytes change: a re-run of the same command leaves them as they were
