@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -372,6 +373,23 @@ def _merge(cfg: Any, data: dict[str, Any], schema: type, where: str) -> Any:
     except ValidationError as exc:
         key = getattr(exc, "full_key", "?")
         msg = str(exc).strip().splitlines()[0]
+        from geodino.config_lists import list_field
+
+        if "is not a ListConfig" in msg and list_field(schema, str(key)):
+            # YAML text for a list key (`asset_bands: red nir` or `red,nir`): OmegaConf's AnyNode words say nothing
+            value: Any = data
+            for part in re.split(r"[.\[\]]+", str(key)):
+                if part:
+                    value = (
+                        value[int(part)]
+                        if part.isdigit() and isinstance(value, list)
+                        else (value.get(part) if isinstance(value, dict) else None)
+                    )
+            shown = f" ({value!r})" if isinstance(value, str) else ""
+            raise ConfigError(
+                f"config key {key!r} in {where} is a list but is given as text{shown}: write it in brackets, "
+                f"{key.rsplit('.', 1)[-1]}: [a, b], or one '- item' per line"
+            ) from exc
         raise ConfigError(f"config key {key!r} in {where} has a bad value: {msg}") from exc
     except OmegaConfBaseException as exc:
         msg = str(exc).strip().splitlines()[0]
