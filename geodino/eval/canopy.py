@@ -50,6 +50,7 @@ from geodino.eval.height_head import (
     height_loss,
     init_output,
 )
+from geodino.eval.label_budget import active, plain_budget, probe_budget
 from geodino.eval.layer_choice import backbone_name, resolve_layers
 from geodino.eval.metrics import RegressionMeter, tree_iou_degenerate
 from geodino.eval.scaling import InputScaling, check_data_offset
@@ -95,6 +96,9 @@ class CanopyProbeConfig:
     val_images: list[str] = field(default_factory=list)  # held-out pairs; empty: val_fraction of training tiles
     val_chms: list[str] = field(default_factory=list)
     val_fraction: float = 0.25  # tiles held out (non-overlapping, seeded) when no val rasters are given
+    # label budget (eval/label_budget.py): the share of training TILES kept (after the val_fraction hold-out), a
+    # seeded subset nested across fractions for one seed (1 = all); validation tiles and val rasters stay whole
+    train_fraction: float = 1.0
     predict_images: list[str] = field(default_factory=list)  # rasters written as height GeoTIFFs; empty: val (or train)
     head: str = "dpt"  # dpt (four layers, CLS readout) | linear (BN + 1x1 conv, patch resolution)
     layers: Any = "four_even"  # four_even | four_last | [i, i, i, i]
@@ -124,6 +128,12 @@ class CanopyProbeConfig:
     cache_features: str = "memory"  # memory | disk | none
     seed: int = 0
     progress: bool = True  # progress bars (the suite's progress key sets it)
+
+    @property
+    def train_per_class(self) -> int:
+        """Always 0: a CHM tile has no class, so a budget per class is not defined (not a key; the suite runner
+        checks every task's budget as (train_fraction, train_per_class))."""
+        return 0
 
     def validate(self) -> None:
         if self.output not in OUTPUTS:
@@ -231,6 +241,7 @@ def run_canopy(
     from geodino.eval.plots import plot_maps, plot_scatter
 
     cfg.validate()
+    probe_budget("canopy", cfg.train_fraction)
     backbone = probe_backbone(backbone)  # a spec string is loaded as embed_raster loads it
     out_dir = Path(out_dir)
     make_dirs(out_dir)
@@ -241,6 +252,10 @@ def run_canopy(
     crop, stride = dense.crop_and_stride(backbone.patch_size, cfg.crop_size, cfg.stride)
     fill = dense.pad_fill(backbone, train_data[0]["image"].shape[0]) if train_data else 0.0
     tiles, val_tiles, tile_split = _tiles(train_data, val_data is None, crop, cfg, fill)
+    budget = None
+    if active(cfg.train_fraction, 0):  # a label budget: training tiles only, after the hold-out, seeded and nested
+        rows, budget = plain_budget(tiles["image"].shape[0], cfg.train_fraction, cfg.seed, "tiles")
+        tiles = {k: v[rows] for k, v in tiles.items()}
     model, history = _train(backbone, cfg, tiles, layers, crop, out_dir)
     predict = height_predictor(backbone, model, layers)
     meter = RegressionMeter(cfg.block_size, cfg.block_border, cfg.tree_threshold)
@@ -259,6 +274,8 @@ def run_canopy(
     metrics = meter.compute()
     metrics["train_loss"] = history[-1] if history else math.nan
     metrics["val_tiles"] = float(len(tile_split)) if val_tiles is not None else math.nan
+    if budget is not None:  # info rows of results.json/results.md (results.INFO_METRICS), n_train in tiles
+        metrics.update(train_fraction=budget["kept_fraction"], n_train=float(budget["n_train"]))
     head = {
         "config": {k: getattr(cfg, k) for k in ("head", "output", "n_bins", "min_height", "max_height")},
         "layers": layers,
@@ -274,6 +291,8 @@ def run_canopy(
         "tree_IoU_degenerate": degenerate,
         "input_scaling": scaling.describe(),  # of the training and validation rasters
     }
+    if budget is not None:
+        saved["label_budget"] = budget
     dense.save_probe(out_dir, "canopy", head, saved)
     shown = list(val_data) if val_data else train_data
     first_map = _predict_rasters(backbone, predict, cfg, shown, crop, stride, out_dir, scaling)

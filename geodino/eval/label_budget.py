@@ -123,3 +123,20 @@ def budget_details(
         kept = torch.bincount(targets[torch.as_tensor(rows, dtype=torch.long)].long(), minlength=len(classes))
         out["per_class"] = {name: int(kept[i]) for i, name in enumerate(classes) if i < kept.numel()}
     return out
+
+
+def probe_budget(probe: str, fraction: float) -> None:
+    """`check_budget` for a dense probe's train_fraction, its one line prefixed with the probe's name."""
+    try:
+        check_budget(fraction, 0)
+    except ConfigError as exc:
+        raise ConfigError(f"{probe} {exc}") from exc
+
+
+def plain_budget(n: int, fraction: float, seed: int, unit: str) -> tuple[list[int], dict[str, Any]]:
+    """The `image_subset` of `n` training units (tiles or images) a train_fraction keeps, and what a probe's metrics
+    json records about it: the key, the seed, the unit counted, the counts before and after."""
+    rows = image_subset(n, fraction, seed)
+    record: dict[str, Any] = {"train_fraction": float(fraction), "seed": int(seed), "unit": unit}
+    record.update(n_train_full=int(n), n_train=len(rows), kept_fraction=len(rows) / n if n else 0.0)
+    return rows, record
