@@ -140,3 +140,21 @@ def broken_specs(spec_backbones, monkeypatch) -> set[str]:
 
     monkeypatch.setattr(runner, "load_probe_backbone", load)
     return broken
+
+
+def write_dn(path: Path, dn, georef: bool = False) -> None:
+    """Write [C,H,W] DN array `dn` as a GeoTIFF of its dtype: no CRS (a file of raw DN, GDAL's not-georeferenced
+    warning silenced), or with `georef` 1 m pixels in EPSG:32611."""
+    import warnings
+
+    import rasterio
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    profile = {"driver": "GTiff", "width": dn.shape[2], "height": dn.shape[1], "count": dn.shape[0]}
+    if georef:
+        profile.update(crs=CRS.from_epsg(32611), transform=from_origin(500000.0, 4100000.0, 1.0, 1.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # not georeferenced
+        with rasterio.open(path, "w", dtype=dn.dtype, **profile) as dst:
+            dst.write(dn)

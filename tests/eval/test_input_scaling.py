@@ -11,8 +11,6 @@ import pytest
 import rasterio
 import torch
 from PIL import Image
-from rasterio.crs import CRS
-from rasterio.transform import from_origin
 
 from geodino.errors import ConfigError
 from geodino.eval import dense
@@ -20,6 +18,7 @@ from geodino.eval.canopy import CanopyProbeConfig, run_canopy, write_height_geot
 from geodino.eval.datasets import DatasetConfig, build_dataset
 from geodino.eval.detection import DetectionProbeConfig, load_detection_set
 from geodino.eval.segmentation import SegmentationProbeConfig, run_segmentation
+from tests.eval.conftest import write_dn
 from tests.eval.dense_backbone import tiny_backbone
 
 LANDSAT = {  # Landsat Collection 2 Level-2 surface reflectance: DN * 2.75e-5 - 0.2
@@ -58,16 +57,6 @@ def recording(spec, monkeypatch) -> tuple[object, list[torch.Tensor]]:
 
     monkeypatch.setattr(bb, "normalize", normalize)
     return bb, seen
-
-
-def write_dn(path, dn: np.ndarray, georef: bool = False) -> None:
-    profile = {"driver": "GTiff", "width": dn.shape[2], "height": dn.shape[1], "count": dn.shape[0]}
-    if georef:
-        profile.update(crs=CRS.from_epsg(32611), transform=from_origin(500000.0, 4100000.0, 1.0, 1.0))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # not georeferenced
-        with rasterio.open(path, "w", dtype=dn.dtype, **profile) as dst:
-            dst.write(dn)
 
 
 def seg_folder(root, n: int = 2, size: int = 32) -> list[np.ndarray]:

@@ -9,7 +9,6 @@ train and test splits could be scaled differently. Now every file of the dataset
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +20,9 @@ from PIL import Image
 from geodino.eval.datasets import DatasetConfig, build_dataset
 from geodino.eval.scaling import InputScaling
 from geodino.eval.segmentation import SegmentationProbeConfig, run_segmentation
+from tests.eval.conftest import write_dn
 
 EIGHT_BIT = "arch:vit_tiny?seed=0&patch_size=8&bands=red,green,blue&sensor=maxar"  # records x/255
-
-
-def write_dn(path: Path, dn: np.ndarray) -> None:
-    profile = {"driver": "GTiff", "width": dn.shape[2], "height": dn.shape[1], "count": dn.shape[0]}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # not georeferenced
-        with rasterio.open(path, "w", dtype=dn.dtype, **profile) as dst:
-            dst.write(dn)
 
 
 def bright(rng: np.random.Generator, size: int = 32) -> np.ndarray:
