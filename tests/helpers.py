@@ -157,6 +157,21 @@ def trained_like(in_chans: int = 3, depth: int = 2):
     return m
 
 
+def jittered_vit(seed: int = 0, **kw):
+    """A 4-band vit_tiny (patch 8, depth 2, eval mode) whose every parameter has N(0, 0.05) noise added after the
+    init (torch seed `seed`), so no weight sits at its init value; `kw` goes to build_model (the convert tests)."""
+    import torch
+
+    from geodino.models import build_model
+
+    torch.manual_seed(seed)
+    m = build_model("vit_tiny", patch_size=8, in_chans=4, depth=2, **kw).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return m
+
+
 def four_band_backbone(path: Path) -> Path:
     """Save a 1-block ViT-small (32-D, patch 8, seed 0) for 4 bands with a blue/green/red/nir normalisation record
     at `path` (.safetensors): a checkpoint whose band options (?bands=, subset=, fill=) the spec tests try."""

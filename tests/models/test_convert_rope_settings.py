@@ -10,18 +10,9 @@ import pytest
 import torch
 
 from geodino.errors import CheckpointError
-from geodino.models import build_model
 from geodino.models.checkpoints import save_backbone
 from geodino.models.checkpoints.convert import convert_checkpoint
-
-
-def tiny(**kw):
-    torch.manual_seed(0)
-    m = build_model("vit_tiny", patch_size=8, in_chans=4, depth=2, **kw).eval()
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return m
+from tests.helpers import jittered_vit as tiny
 
 
 @pytest.mark.parametrize("coords", ["max", "min"])

@@ -9,9 +9,9 @@ import warnings
 import torch
 
 from geodino.backbones import load_backbone
-from geodino.models import build_model
 from geodino.models.checkpoints import heads_path, load_model, read_backbone_weights, save_backbone, save_export
 from geodino.models.checkpoints.convert import convert_checkpoint
+from tests.helpers import jittered_vit as tiny
 
 REC = {
     "sensor": "demo4",
@@ -20,15 +20,6 @@ REC = {
     "mean": [0.05, 0.08, 0.07, 0.3],
     "std": [0.02, 0.03, 0.04, 0.1],
 }
-
-
-def tiny(seed: int = 0, **kw):
-    torch.manual_seed(seed)
-    m = build_model("vit_tiny", patch_size=8, in_chans=4, depth=2, **kw).eval()
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    return m
 
 
 def tokens(m, x):
