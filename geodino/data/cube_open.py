@@ -86,7 +86,7 @@ def open_dataset(path: str) -> Any:
         if importlib.util.find_spec("netCDF4") is None:
             raise InputError(
                 f"datacube {path} is a NetCDF CDF-5 (64-bit data) file, which only the netCDF4 package reads "
-                "(xarray's scipy reader misreads it): pip install netCDF4"
+                "(xarray's scipy reader misreads it): pip install 'geodino[netcdf]' (or pip install netCDF4)"
             )
     try:
         if kind is not None or p.suffix.lower() in _NETCDF_SUFFIXES:

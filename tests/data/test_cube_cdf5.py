@@ -29,7 +29,7 @@ def test_a_cdf5_file_without_netcdf4_is_one_line(tmp_path: Path, monkeypatch: py
         open_dataset(str(path))
     assert str(exc.value) == (
         f"datacube {path} is a NetCDF CDF-5 (64-bit data) file, which only the netCDF4 package reads (xarray's scipy "
-        "reader misreads it): pip install netCDF4"
+        "reader misreads it): pip install 'geodino[netcdf]' (or pip install netCDF4)"
     )
 
 
