@@ -9,9 +9,10 @@ from __future__ import annotations
 import csv
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -75,18 +76,18 @@ def read_voc(path: Path) -> dict[str, Boxes]:
 
 def read_coco(path: Path) -> dict[str, Boxes]:
     """COCO json: `images` (file_name), `annotations` (bbox = x, y, width, height), `categories` (name);
-    `iscrowd` annotations are ignored in scoring, as COCOeval does."""
+    `iscrowd` annotations are ignored in scoring, as COCOeval does. Images are keyed by file name, or by their whole
+    `file_name` (a/x.tif) where two entries in different subfolders share a name (`coco_keys`; `match_boxes`)."""
     try:
         data = json.loads(path.read_text())
         images = {im["id"]: im["file_name"] for im in data["images"]}
         cats = {c["id"]: c["name"] for c in data.get("categories", [])}
-        out: dict[str, Boxes] = {
-            Path(n).name: Boxes(np.zeros((0, 4), np.float32), [], str(path)) for n in images.values()
-        }
-        per: dict[str, list] = {Path(n).name: [] for n in images.values()}
+        key = coco_keys(images.values())
+        out: dict[str, Boxes] = {key[n]: Boxes(np.zeros((0, 4), np.float32), [], str(path)) for n in images.values()}
+        per: dict[str, list] = {key[n]: [] for n in images.values()}
         for a in data.get("annotations", []):
             x, y, w, h = (float(v) for v in a["bbox"])
-            per[Path(images[a["image_id"]]).name].append(
+            per[key[images[a["image_id"]]]].append(
                 ([x, y, x + w, y + h], cats.get(a["category_id"], str(a["category_id"])), bool(a.get("iscrowd", 0)))
             )
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
@@ -102,6 +103,19 @@ def read_coco(path: Path) -> dict[str, Boxes]:
                 str(path),
                 crowd if crowd.any() else None,
             )
+    return out
+
+
+def coco_keys(file_names: Iterable[str]) -> dict[str, str]:
+    """The table key of each COCO `file_name`: its file name (x.tif), or the whole file_name with / separators
+    (a/x.tif) when another entry in another subfolder has the same file name: keyed by name alone, the two images'
+    boxes were merged into one."""
+    names = {str(n) for n in file_names}
+    count = Counter(PurePosixPath(n.replace("\\", "/")).name for n in names)
+    out = {}
+    for n in names:
+        posix = PurePosixPath(n.replace("\\", "/"))
+        out[n] = posix.name if count[posix.name] == 1 else str(posix)
     return out
 
 
@@ -151,9 +165,21 @@ def read_boxes(paths: Sequence[str | Path]) -> dict[str, Boxes]:
 
 
 def match_boxes(image: Path, table: dict[str, Boxes]) -> Boxes | None:
-    """The boxes of an image: by file name, else by stem (a.tif with a.xml / a.csv rows of a.png)."""
+    """The boxes of an image: by file name, else by a COCO key holding subfolders that ends the image's path
+    (a/x.tif for /data/a/x.tif: `coco_keys`), else by stem (a.tif with a.xml / a.csv rows of a.png). An image whose
+    name is only under subfolder keys, none ending its path, is refused: whose boxes it has is unknown."""
     if image.name in table:
         return table[image.name]
+    nested = [k for k in table if "/" in k and PurePosixPath(k).name == image.name]
+    for k in nested:
+        parts = PurePosixPath(k).parts
+        if tuple(image.parts[-len(parts) :]) == parts:
+            return table[k]
+    if nested:
+        raise InputError(
+            f"{image} matches none of the COCO images {', '.join(sorted(nested))}: their file_name differs only in "
+            "the folder, so give the images in those folders (paths ending in the file_name)"
+        )
     stems = {Path(k).stem: v for k, v in table.items()}
     return stems.get(image.stem)
 

@@ -28,9 +28,10 @@ from geodino.eval.boxes import Boxes, check_boxes, match_boxes, read_boxes, tile
 from geodino.eval.datasets import DatasetConfig
 from geodino.eval.detection_coco import CocoRecorder
 from geodino.eval.detection_outputs import boxes_to_geojson as boxes_to_geojson  # re-exported
-from geodino.eval.detection_outputs import write_predictions
+from geodino.eval.detection_outputs import output_names, write_predictions
 from geodino.eval.detection_scoring import detections_kept as detections_kept  # re-exported
 from geodino.eval.detection_scoring import evaluate_detector as _evaluate  # re-exported (tests)
+from geodino.eval.detection_training import budget_images
 from geodino.eval.detection_training import train_detector as train_detector  # re-exported
 from geodino.eval.detection_transform import NativeSizeTransform
 from geodino.eval.detection_windows import predict_image as predict_image  # re-exported
@@ -42,6 +43,7 @@ from geodino.eval.head_training import (
     seed_everything,
     to_device,
 )
+from geodino.eval.label_budget import probe_budget
 from geodino.eval.layer_choice import backbone_name, resolve_layers
 from geodino.eval.scaling import InputScaling, check_data_offset
 from geodino.eval.seeding import keeps_global_rng
@@ -64,6 +66,9 @@ class DetectionProbeConfig:
     val_images: list[str] = field(default_factory=list)  # empty: val_fraction of the training tiles held out
     val_boxes: list[str] = field(default_factory=list)
     val_fraction: float = 0.25
+    # label budget (eval/label_budget.py): the share of training IMAGES kept (before tiling, after the val_fraction
+    # hold-out), a seeded subset nested across fractions for one seed (1 = all); validation stays whole
+    train_fraction: float = 1.0
     predict_images: list[str] = field(default_factory=list)  # exported as GeoJSON; empty: val (or train) images
     class_names: list[str] = field(default_factory=list)  # empty: the sorted labels found in the training boxes
     detector: str = "faster_rcnn"  # faster_rcnn | retinanet | fcos
@@ -94,6 +99,12 @@ class DetectionProbeConfig:
     box_max_detections: int = 300  # box_precision/box_recall score the best this many per image (DeepForest: 300)
     seed: int = 0
     progress: bool = True  # progress bars (the suite's progress key sets it)
+
+    @property
+    def train_per_class(self) -> int:
+        """Always 0: an image holds boxes of many classes (not a key; the suite runner checks every task's budget
+        as (train_fraction, train_per_class))."""
+        return 0
 
     def validate(self) -> None:
         if self.detector not in DETECTORS:
@@ -294,6 +305,7 @@ def run_detection(
     results with their ground truth (`detections_coco.json`, `detections_coco_gt.json`: `detection_coco`).
     """
     cfg.validate()
+    probe_budget("detection", cfg.train_fraction)
     backbone = probe_backbone(backbone)  # a spec string is loaded as embed_raster loads it
     out_dir = Path(out_dir)
     make_dirs(out_dir)
@@ -308,7 +320,7 @@ def run_detection(
 
     first = check(train_data[0], "train sample 0")
     fill = dense.pad_fill(backbone, first["image"].shape[0])  # the band means: 0 once normalised
-    train_units, val_tiles = _training_units(cfg, train_data, val_data, check, fill)
+    train_units, val_tiles, budget = _training_units(cfg, train_data, val_data, check, fill)
     seed_everything(cfg.seed)  # the heads' initial weights depend on the seed, not on what ran before
     model = build_detector(backbone, cfg, len(names), first["image"].shape[0])
     history = train_detector(model, train_units, cfg)
@@ -318,6 +330,8 @@ def run_detection(
     metrics = _evaluate(model, evaluated, cfg, names, check, coco)
     metrics["train_loss"] = history[-1] if history else math.nan
     metrics["val_images"] = float(len(evaluated))
+    if budget is not None:  # info rows of results.json/results.md (results.INFO_METRICS), n_train in images
+        metrics.update(train_fraction=budget["kept_fraction"], n_train=float(budget["n_train"]))
 
     head = {"detector": cfg.detector, "class_names": names, "state_dict": host_state(model)}
     settings = {
@@ -327,6 +341,8 @@ def run_detection(
         "voc_max_detections": cfg.voc_max_detections,  # how voc_mAP50 was scored (0: no per-image cap)
         "voc_inclusive_pixels": cfg.voc_inclusive_pixels,
     }
+    if budget is not None:
+        settings["label_budget"] = budget
     dense.save_probe(out_dir, "detection", head, {**metrics, **settings, "input_scaling": scaling.describe()})
     coco.write(out_dir)
     _export_predictions(model, cfg, backbone, scaling, out_dir, names, train_data, val_data)
@@ -386,17 +402,19 @@ def _checked_sample(s: dict[str, Any], where: str, backbone: Any, names: list[st
 
 def _training_units(
     cfg: DetectionProbeConfig, train_data: Any, val_data: Any, check: Any, fill: float | Tensor = 0.0
-) -> tuple[Any, list[dict[str, Any]] | None]:
-    """What the heads train on and the held-out tiles: the training samples as they are when validation samples
-    were given (held-out tiles: None), else whole tiles of the training images (edges padded with `fill`) split
-    into both."""
+) -> tuple[Any, list[dict[str, Any]] | None, dict[str, Any] | None]:
+    """What the heads train on, the held-out tiles and the label budget's record: the training samples as they are
+    when validation samples were given (held-out tiles: None), else whole tiles of the training images (edges
+    padded with `fill`) split into both; a train_fraction then keeps a seeded share of the training images
+    (`detection_training.budget_images`)."""
     val_tiles: list[dict[str, Any]] | None = None
+    sources: list[int] | None = None
     if val_data is None:  # hold out whole tiles of the training images (small generic sets)
-        tiles = [
-            t
-            for i in range(len(train_data))
-            for t in tiles_of(check(train_data[i], f"train sample {i}"), cfg.tile_size, cfg.min_visible, fill)
-        ]
+        tiles, sources = [], []
+        for i in range(len(train_data)):
+            cut = tiles_of(check(train_data[i], f"train sample {i}"), cfg.tile_size, cfg.min_visible, fill)
+            tiles.extend(cut)
+            sources.extend([i] * len(cut))
         if len(tiles) < 2:
             raise InputError(
                 f"only {len(tiles)} detection tile of {cfg.tile_size} px; give val_images/val_boxes or lower tile_size"
@@ -404,9 +422,11 @@ def _training_units(
         keep, held = dense.holdout_indices(len(tiles), cfg.val_fraction, cfg.seed)
         val_tiles = [tiles[i] for i in held]
         train_units: Any = [tiles[i] for i in keep]
+        sources = [sources[i] for i in keep]
     else:
         train_units = train_data
-    return train_units, val_tiles
+    train_units, budget = budget_images(cfg, train_data, train_units, sources)
+    return train_units, val_tiles, budget
 
 
 def _export_predictions(
@@ -428,6 +448,9 @@ def _export_predictions(
         sources: Any = dense.LazySamples(files, lambda f: {"raster": dense.read_raster(f), "path": f})
     else:
         sources = val_data if val_data is not None else train_data
+    listed = sources.items if isinstance(sources, dense.LazySamples) else []
+    paths = [f if isinstance(f, Path) else Path(f[0]) for f in listed]
+    named = {p.resolve(): n for p, n in output_names(paths).items()}  # stems shared by two images: by folder
     plotted = False
     for i in range(len(sources)):
         s = sources[i]
@@ -437,7 +460,7 @@ def _export_predictions(
         image = s["image"] if "image" in s else dense.to_image_tensor(r, scaling, cfg.bands)
         pred = predict_image(model, image, cfg, whole_image_cap=False)  # max_detections per window, not per scene
         if r is not None:
-            write_predictions(pred, r, names, cfg.export_threshold, out_dir)
+            write_predictions(pred, r, names, cfg.export_threshold, out_dir, named.get(Path(r.path).resolve(), ""))
         if not plotted:
             from geodino.eval.plots import plot_boxes
 

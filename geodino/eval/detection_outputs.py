@@ -21,7 +21,36 @@ if typing.TYPE_CHECKING:
 
     from geodino.eval import dense
 
-__all__ = ["boxes_to_geojson", "boxes_to_geopackage", "write_predictions"]
+__all__ = ["boxes_to_geojson", "boxes_to_geopackage", "output_names", "write_predictions"]
+
+
+def output_names(paths: list[Path]) -> dict[Path, str]:
+    """The name each predicted image's outputs are written under (`<name>_boxes.*`): its stem, or, where two images
+    of the run share a stem (scene.tif in folders a/ and b/), the path below their common folder joined by `__`
+    (a__scene, b__scene; with the suffix, a__scene_png, where that is not unique either), so that neither
+    overwrites the other."""
+    import os
+
+    paths = [Path(p) for p in paths]
+    stems: dict[str, int] = {}
+    for p in paths:
+        stems[p.stem] = stems.get(p.stem, 0) + 1
+    clashing = [p.resolve() for p in paths if stems[p.stem] > 1]
+    root = Path(os.path.commonpath([str(p.parent) for p in clashing])) if clashing else Path()
+    out: dict[Path, str] = {}
+    for p in paths:
+        if stems[p.stem] == 1:
+            out[p] = p.stem
+            continue
+        rel = p.resolve().relative_to(root)
+        out[p] = "__".join(rel.with_suffix("").parts)
+    seen: dict[str, int] = {}
+    for name in out.values():
+        seen[name] = seen.get(name, 0) + 1
+    for p, name in out.items():
+        if seen[name] > 1:  # a.tif and a.png in one folder
+            out[p] = f"{name}_{p.suffix.lstrip('.').lower()}"
+    return out
 
 
 def boxes_to_geojson(pred: dict[str, Tensor], raster: dense.Raster, class_names: list[str], threshold: float) -> dict:
@@ -83,13 +112,19 @@ def boxes_to_geopackage(fc: dict, raster: dense.Raster, path: Path) -> Path:
 
 
 def write_predictions(
-    pred: dict[str, Tensor], raster: dense.Raster, class_names: list[str], threshold: float, out_dir: Path
+    pred: dict[str, Tensor],
+    raster: dense.Raster,
+    class_names: list[str],
+    threshold: float,
+    out_dir: Path,
+    name: str = "",
 ) -> Path:
-    """GeoJSON in map coordinates (and the same boxes as `<stem>_boxes.gpkg`) for georeferenced images, else a
-    COCO-style results json in pixels. Returns the json/GeoJSON path."""
+    """GeoJSON in map coordinates (and the same boxes as `<name>_boxes.gpkg`) for georeferenced images, else a
+    COCO-style results json in pixels. `name`: the image's stem unless given (`output_names`). Returns the
+    json/GeoJSON path."""
     from geodino.io import atomic_path
 
-    stem = Path(raster.path).stem
+    stem = name or Path(raster.path).stem
     if raster.georeferenced:
         path, payload = out_dir / f"{stem}_boxes.geojson", boxes_to_geojson(pred, raster, class_names, threshold)
         boxes_to_geopackage(payload, raster, out_dir / f"{stem}_boxes.gpkg")

@@ -115,3 +115,28 @@ def train_detector(model: nn.Module, data: Any, cfg: DetectionProbeConfig) -> li
     bar.close()
     model.eval()
     return history
+
+
+def budget_images(
+    cfg: DetectionProbeConfig, train_data: Any, units: Any, sources: list[int] | None
+) -> tuple[Any, dict[str, Any] | None]:
+    """The training units a label budget (`cfg.train_fraction`, a share of training IMAGES) keeps, and what
+    detection_metrics.json records about it (None without one). `units` are `train_data` itself when validation
+    samples were given (`sources` None), else the training tiles left after the hold-out, `sources[i]` the image
+    of tile i: the images counted are those with a training tile left, and a kept image keeps all its tiles. One
+    seeded shuffle of those images (label_budget.image_subset), so budgets are nested for a seed; held-out tiles
+    and validation images are untouched."""
+    from geodino.eval import dense
+    from geodino.eval.label_budget import active, plain_budget
+
+    if not active(cfg.train_fraction, 0):
+        return units, None
+    images = list(range(len(train_data))) if sources is None else sorted(set(sources))
+    rows, record = plain_budget(len(images), cfg.train_fraction, cfg.seed, "images")
+    kept = [images[r] for r in rows]
+    if isinstance(train_data, dense.LazySamples):  # folder data: the kept image files by name
+        record["train_images"] = [str(getattr(train_data.items[i][0], "name", train_data.items[i][0])) for i in kept]
+    if sources is None:
+        return dense.Subset(train_data, kept), record
+    chosen = set(kept)
+    return [t for t, s in zip(units, sources, strict=True) if s in chosen], record
