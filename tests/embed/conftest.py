@@ -28,14 +28,14 @@ def write_tif(
     return helpers.write_tif(path, data, crs=crs, transform=transform, nodata=nodata, block=64)
 
 
-def stac_item(item_id: str, assets: dict, eo: bool = True) -> dict:
-    """A STAC 1.0 item dict with `assets`, dated 2024-06-01, without geometry; `eo`: it declares the eo extension."""
+def stac_item(item_id: str, assets: dict, eo: bool = True, date: str = "2024-06-01") -> dict:
+    """A STAC 1.0 item dict with `assets`, dated `date`, without geometry; `eo`: it declares the eo extension."""
     item = {
         "type": "Feature",
         "stac_version": "1.0.0",
         "id": item_id,
         "geometry": None,
-        "properties": {"datetime": "2024-06-01T00:00:00Z"},
+        "properties": {"datetime": f"{date}T00:00:00Z"},
         "links": [],
         "assets": assets,
     }

@@ -12,7 +12,7 @@ import pytest
 from geodino.embed.stac import asset_band_list, read_stac
 from geodino.errors import ConfigError
 from tests import helpers
-from tests.embed.conftest import random_image
+from tests.embed.conftest import random_image, stac_item
 from tests.test_bad_inputs import one_line_exit_2
 
 pytest.importorskip("pystac")
@@ -25,11 +25,8 @@ def _item(tmp_path: Path) -> Path:
     """One local STAC item whose asset `image` is a 4-band raster named B2, B3, B4, B8 (blue, green, red, nir)."""
     src = helpers.write_tif(tmp_path / "img.tif", random_image(32, 32, 4))
     bands = [{"name": n, "common_name": c} for n, c in (("B2", "blue"), ("B3", "green"), ("B4", "red"), ("B8", "nir"))]
-    item = {
-        "type": "Feature", "stac_version": "1.0.0", "id": "one", "links": [], "geometry": None,
-        "properties": {"datetime": "2024-05-06T00:00:00Z"},
-        "assets": {"image": {"href": str(src), "type": "image/tiff; application=geotiff", "eo:bands": bands}},
-    }  # fmt: skip
+    image = {"href": str(src), "type": "image/tiff; application=geotiff", "eo:bands": bands}
+    item = stac_item("one", {"image": image}, eo=False, date="2024-05-06")
     (tmp_path / "item.json").write_text(json.dumps(item))
     return tmp_path / "item.json"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests import helpers
-from tests.embed.conftest import random_image
+from tests.embed.conftest import random_image, stac_item
 from tests.test_bad_inputs import one_line_exit_2
 
 SPEC = "arch:vit_tiny?depth=1&patch_size=8&bands=3"
@@ -46,12 +46,10 @@ def _item(tmp_path):
 
     src = helpers.write_tif(tmp_path / "img.tif", random_image(32, 32, 4))
     bands = [{"name": n.upper(), "common_name": n} for n in ("blue", "green", "red", "nir")]
-    item = {
-        "type": "Feature", "stac_version": "1.0.0", "id": "one", "links": [], "bbox": [0, 0, 1, 1],
-        "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]},
-        "properties": {"datetime": "2024-05-06T00:00:00Z"},
-        "assets": {"image": {"href": str(src), "type": "image/tiff; application=geotiff", "eo:bands": bands}},
-    }  # fmt: skip
+    image = {"href": str(src), "type": "image/tiff; application=geotiff", "eo:bands": bands}
+    item = stac_item("one", {"image": image}, eo=False, date="2024-05-06")
+    item["bbox"] = [0, 0, 1, 1]
+    item["geometry"] = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]}
     (tmp_path / "item.json").write_text(json.dumps(item))
     return tmp_path / "item.json"
 
