@@ -90,17 +90,23 @@ def test_no_autocast_around_a_fast_path_and_the_recorded_dtype_is_what_ran():
     assert torch.nn.functional.cosine_similarity(got, want).min() > 0.99
 
 
-def test_probe_cache_keys_name_the_numerics_that_ran(tmp_path):
-    """An amp backbone's bf16 features were cached under the float32 key; fast='off' on an int8-accelerated
-    backbone ran int8 under the eager key. Both were then served to plain float32 runs."""
+def _toy_probe_set(tmp_path):
+    """A 4-image, 2-class RGB probe dataset (32 px images of seeds 0..3, labels 0 1 0 1) rooted at tmp_path."""
     from geodino.eval.datasets import ProbeDataset
-    from geodino.eval.features import FeatureConfig, extract_features
 
     imgs = [torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(i)) for i in range(4)]
-    ds = ProbeDataset(
+    return ProbeDataset(
         name="toy", root=str(tmp_path), split="train", classes=["a", "b"], bands=["R", "G", "B"], length=4,
         getter=lambda i: {"image": imgs[i], "label": torch.tensor(i % 2)}, stamp="s",
     )  # fmt: skip
+
+
+def test_probe_cache_keys_name_the_numerics_that_ran(tmp_path):
+    """An amp backbone's bf16 features were cached under the float32 key; fast='off' on an int8-accelerated
+    backbone ran int8 under the eager key. Both were then served to plain float32 runs."""
+    from geodino.eval.features import FeatureConfig, extract_features
+
+    ds = _toy_probe_set(tmp_path)
     cfg = FeatureConfig(layers="last", batch_size=2, cache_dir=str(tmp_path / "c"))
     amp = _load(amp=True)
     a = extract_features(amp, ds, cfg, progress=False)
@@ -122,14 +128,9 @@ def test_a_probe_cache_hit_prepares_no_fast_weights(tmp_path, monkeypatch, mode)
     cache hit paid for weights it never ran. The key is now planned first: a hit builds no FastViT, and the key
     planned for each mode is the one its computing run saved under."""
     import geodino.inference as inference
-    from geodino.eval.datasets import ProbeDataset
     from geodino.eval.features import FeatureConfig, extract_features
 
-    imgs = [torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(i)) for i in range(4)]
-    ds = ProbeDataset(
-        name="toy", root=str(tmp_path), split="train", classes=["a", "b"], bands=["R", "G", "B"], length=4,
-        getter=lambda i: {"image": imgs[i], "label": torch.tensor(i % 2)}, stamp="s",
-    )  # fmt: skip
+    ds = _toy_probe_set(tmp_path)
     cfg = FeatureConfig(layers="last", batch_size=2, fast=mode, cache_dir=str(tmp_path / "c"))
     built: list[str] = []
 
