@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -29,6 +29,7 @@ __all__ = [
     "describe_window",
     "format_numbers",
     "has_extent",
+    "meets_bbox",
     "overlaps",
     "parse_numbers",
     "pixel_window",
@@ -141,9 +142,7 @@ def _bbox_pixels(bbox: Sequence[float], bbox_crs: str | None, crs: Any, transfor
 
 def _extent_text(crs: Any, transform: Any, w: int, h: int, bbox_crs: str | None) -> str:
     """The raster's extent in its own CRS, and in the bbox's when that is another, for a message."""
-    corners = [transform * (c, r) for c in (0, w) for r in (0, h)]
-    xs, ys = [p[0] for p in corners], [p[1] for p in corners]
-    own = [min(xs), min(ys), max(xs), max(ys)]
+    own = _grid_bounds(transform, w, h)
     name = crs.to_string() if crs else "no CRS"
     text = f"{format_numbers(own)} in {name}"
     if bbox_crs is not None and crs and _crs_of(bbox_crs) != crs:
@@ -155,6 +154,13 @@ def _extent_text(crs: Any, transform: Any, w: int, h: int, bbox_crs: str | None)
         except _place_errors():  # a CRS pair that cannot be transformed: the raster's own extent says enough
             pass
     return text
+
+
+def _grid_bounds(transform: Any, w: int, h: int) -> list[float]:
+    """MINX MINY MAXX MAXY of a `w` x `h` raster on `transform` (any orientation)."""
+    corners = [transform * (c, r) for c in (0, w) for r in (0, h)]
+    xs, ys = [p[0] for p in corners], [p[1] for p in corners]
+    return [min(xs), min(ys), max(xs), max(ys)]
 
 
 def pixel_window(
@@ -254,9 +260,17 @@ def overlaps(path: str, cfg: Any) -> bool:
             info = SimpleNamespace(path=path, width=src.width, height=src.height, crs=src.crs, transform=src.transform)
     except rasterio.errors.RasterioIOError:
         return True
+    return meets_bbox(info, cfg, f"scene {path}")
+
+
+def meets_bbox(info: Any, cfg: Any, what: str) -> bool:
+    """Whether a raster's grid `info` (`width`, `height`, `crs`, `transform`) holds any pixel of `cfg.bbox`: its
+    footprint is tested in lon/lat first (`_misses_footprint`), then the bbox is placed on its pixels. `what` names
+    the raster in the errors of a bbox that cannot be placed. `overlaps` on a header read by another reader (a
+    datacube's grid as `embed` reads it)."""
     if cfg.bbox_crs is not None and info.crs and _misses_footprint(info, cfg):
         return False
-    return _bbox_cols_rows(info, cfg, f"scene {path}") is not None
+    return _bbox_cols_rows(info, cfg, what) is not None
 
 
 def _footprint_lonlat(info: Any, bbox_crs: str) -> Any:
@@ -383,18 +397,25 @@ def _clipped_bbox_pixels(info: Any, cfg: Any, w: int, h: int, near: Any = None) 
         return None
 
 
-def scenes_extent(paths: Sequence[str], bbox_crs: str | None) -> str:
+def scenes_extent(paths: Sequence[str], bbox_crs: str | None, grid: Callable[[str], Any] | None = None) -> str:
     """The union of the scenes' extents in the bbox's CRS (or the first scene's), for the line of a bbox that
-    meets none of them."""
+    meets none of them. `grid` reads a datacube store's grid (`width`, `height`, `crs`, `transform`) as `embed`
+    reads it: GDAL reads a store of per-band variables with no CRS and an identity transform."""
     import rasterio
     from rasterio.warp import transform_bounds
+
+    from geodino.data.cube_open import is_cube_store
 
     boxes, name = [], bbox_crs
     for p in paths:
         try:
-            with rasterio.open(p) as src:
-                b, crs = src.bounds, src.crs
-        except rasterio.errors.RasterioIOError:
+            if grid is not None and is_cube_store(p):
+                info = grid(p)
+                b, crs = _grid_bounds(info.transform, int(info.width), int(info.height)), info.crs
+            else:
+                with rasterio.open(p) as src:
+                    b, crs = tuple(src.bounds), src.crs
+        except (rasterio.errors.RasterioIOError, InputError):
             continue
         name = name or (crs.to_string() if crs else "no CRS")
         try:

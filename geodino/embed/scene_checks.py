@@ -193,7 +193,8 @@ def in_bbox(scenes: list[Scene], cfg: EmbedConfig) -> list[Scene]:
     if not keep:
         raise InputError(
             f"{box} overlaps none of the {plural(len(scenes), 'scene')}, whose extent is "
-            f"{scenes_extent(list(grid.values()), cfg.bbox_crs)}; pass a bbox that overlaps them"
+            f"{scenes_extent(list(grid.values()), cfg.bbox_crs, lambda p: _cube_grid(p, cfg))}; pass a bbox that "
+            "overlaps them"
         )
     if len(keep) < len(scenes) and says(cfg):
         print(
@@ -214,12 +215,9 @@ def _cube_grid(path: str, cfg: EmbedConfig) -> SimpleNamespace:
 
 def _cube_overlaps(path: str, cfg: EmbedConfig) -> bool:
     """`extent.overlaps` of a datacube scene, on the grid `_cube_grid` reads."""
-    from geodino.embed.extent import _bbox_cols_rows, _misses_footprint
+    from geodino.embed.extent import meets_bbox
 
-    info = _cube_grid(path, cfg)
-    if cfg.bbox_crs is not None and info.crs and _misses_footprint(info, cfg):
-        return False
-    return _bbox_cols_rows(info, cfg, f"scene {path}") is not None
+    return meets_bbox(_cube_grid(path, cfg), cfg, f"scene {path}")
 
 
 def _one_crs(paths: list[str], cfg: EmbedConfig) -> None:
