@@ -240,15 +240,23 @@ def gather_target(path: Path) -> Path:
 
 def sweep_gathers(folder: str | Path) -> list[Path]:
     """Remove from `folder` what killed gathers of any sharded folder in it left (`sweep_temps` of each one's
-    `gather_target`: a dead pid on this host, another host's only when untouched for `STALE_AFTER_S`)."""
+    `gather_target`: a dead pid on this host, another host's only when untouched for `STALE_AFTER_S`). Targets are
+    found from the `temp_name` copies and from the `.NAME.full-HOST-PID.pt` copies of geodino before it (HOST the raw
+    host name), so those of checkpoints rotated away (never gathered again) go too."""
     import re
 
     from geodino.io_temps import sweep_temps
 
     folder = Path(folder).expanduser()
     pattern = re.compile(rf"\.(.+)\.tmp-[A-Za-z0-9_-]+?(\.[^/]*{re.escape(GATHER_SUFFIX)}|{re.escape(GATHER_SUFFIX)})")
+    legacy = re.compile(r"\.(.+?)\.full-.+-\d+\.pt")  # `NAME` up to its first `.full-`, as the old writer named it
+    targets: set[str] = set()
     try:
-        targets = {m[1] + m[2] for e in os.scandir(folder) if (m := pattern.fullmatch(e.name))}
+        for e in os.scandir(folder):
+            if m := pattern.fullmatch(e.name):
+                targets.add(m[1] + m[2])
+            elif m := legacy.fullmatch(e.name):
+                targets.add(m[1] + GATHER_SUFFIX)
     except OSError:
         return []
     return [p for name in sorted(targets) for p in sweep_temps(folder / name)]
