@@ -122,15 +122,18 @@ def coco_keys(file_names: Iterable[str]) -> dict[str, str]:
 def read_csv_boxes(path: Path, default_image: str | None = None) -> dict[str, Boxes]:
     """CSV with xmin,ymin,xmax,ymax,label (+ optional image_path); without image_path the rows belong to the
     image of the same stem as the CSV (or `default_image`). A row of four zeros lists an image with no objects (a
-    negative image, as DeepForest writes it) and adds no box."""
+    negative image, as DeepForest writes it) and adds no box. Images are keyed as COCO's (`coco_keys`): by file
+    name, or by the whole image_path (a/x.tif) where two rows' paths share a name in different folders."""
     with path.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     need = {"xmin", "ymin", "xmax", "ymax"}
     if rows and not need <= set(rows[0]):
         raise InputError(f"{path} must have columns xmin,ymin,xmax,ymax,label (has {', '.join(rows[0])})")
+    raw = [str(row.get("image_path") or default_image or path.stem).strip() for row in rows]
+    key = coco_keys(raw)
     per: dict[str, tuple[list, list]] = {}
-    for i, row in enumerate(rows):
-        name = Path(row.get("image_path") or default_image or path.stem).name
+    for i, (row, image) in enumerate(zip(rows, raw)):
+        name = key[image]
         try:
             box = [float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax")]
         except (TypeError, ValueError) as exc:
@@ -143,13 +146,19 @@ def read_csv_boxes(path: Path, default_image: str | None = None) -> dict[str, Bo
     return {k: Boxes(np.asarray(b, np.float32).reshape(-1, 4), lab, str(path)) for k, (b, lab) in per.items()}
 
 
-def read_boxes(paths: Sequence[str | Path]) -> dict[str, Boxes]:
-    """Boxes per image file name from VOC/COCO/CSV files (or folders of them)."""
-    out: dict[str, Boxes] = {}
+def read_boxes(paths: Sequence[str | Path]) -> BoxTable:
+    """Boxes per image from VOC/COCO/CSV files (or folders of them), keyed by file name, or by a path ending in
+    it where one name belongs to images in different folders (`coco_keys`; VOC: `_voc_keys`); `match_boxes`
+    finds an image's entry. The same key in two files: their boxes are concatenated."""
+    out = BoxTable()
+    read: list[tuple[Path, dict[str, Boxes]]] = []
     for p in dense.list_files(list(paths), BOX_SUFFIXES, "box annotation"):
         suffix = p.suffix.lower()
-        found = read_voc(p) if suffix == ".xml" else read_coco(p) if suffix == ".json" else read_csv_boxes(p)
+        read.append((p, read_voc(p) if suffix == ".xml" else read_coco(p) if suffix == ".json" else read_csv_boxes(p)))
+    voc = _voc_keys([(p, name) for p, found in read if p.suffix.lower() == ".xml" for name in found])
+    for p, found in read:
         for name, b in found.items():
+            name = voc.get((p, name), name)
             if name in out:  # the same image in two files: concatenate
                 prev = out[name]
                 ignore = np.concatenate([prev.ignored(), b.ignored()])
@@ -164,24 +173,95 @@ def read_boxes(paths: Sequence[str | Path]) -> dict[str, Boxes]:
     return out
 
 
-def match_boxes(image: Path, table: dict[str, Boxes]) -> Boxes | None:
-    """The boxes of an image: by file name, else by a COCO key holding subfolders that ends the image's path
-    (a/x.tif for /data/a/x.tif: `coco_keys`), else by stem (a.tif with a.xml / a.csv rows of a.png). An image whose
-    name is only under subfolder keys, none ending its path, is refused: whose boxes it has is unknown."""
-    if image.name in table:
-        return table[image.name]
-    nested = [k for k in table if "/" in k and PurePosixPath(k).name == image.name]
-    for k in nested:
-        parts = PurePosixPath(k).parts
-        if tuple(image.parts[-len(parts) :]) == parts:
-            return table[k]
-    if nested:
+def _voc_keys(entries: list[tuple[Path, str]]) -> dict[tuple[Path, str], str]:
+    """The key of each (VOC xml, `<filename>`): the file name, or, where xml files in different folders name the
+    same file (ann/a/x.xml and ann/b/x.xml both for x.tif), the xml's folder below the common folder of those xml
+    files plus the name (a/x.tif, b/x.tif): the images are taken to sit in folders named as the xml folders.
+    Keyed by name alone, the two images' boxes were merged into one."""
+    import os
+
+    folders: dict[str, set[Path]] = {}
+    for p, name in entries:
+        folders.setdefault(name, set()).add(p.resolve().parent)
+    out = {}
+    for p, name in entries:
+        if len(folders[name]) < 2:
+            continue
+        root = os.path.commonpath([str(f) for f in folders[name]])
+        rel = PurePosixPath(Path(os.path.relpath(p.resolve().parent, root)).as_posix())
+        out[(p, name)] = name if str(rel) == "." else str(rel / name)
+    return out
+
+
+def _tail(key: str) -> tuple[str, ...]:
+    """The folder parts of a key (a/x.tif: ("a",)), without a leading / or ../ (they cannot end an image path)."""
+    parts = PurePosixPath(key).parts[:-1]
+    while parts and parts[0] in ("/", "..", "."):
+        parts = parts[1:]
+    return parts
+
+
+def _kind(keys: list[str], table: dict[str, Boxes]) -> str:
+    kinds = {".json": "COCO", ".xml": "VOC", ".csv": "CSV"}
+    return "/".join(sorted({kinds.get(Path(table[k].source).suffix.lower(), "annotated") for k in keys}))
+
+
+def _pick(image: Path, keys: list[str], table: dict[str, Boxes]) -> Boxes | None:
+    """Of the keys naming the image (by name or stem): a bare key alone, else the one key whose folders end the
+    image's path; none or several of them: refused in one line."""
+    if not keys:
+        return None
+    nested = [k for k in keys if "/" in k]
+    bare = [k for k in keys if "/" not in k]
+    if not nested:
+        return table[bare[-1]]
+    folders = image.parent.parts
+    hits = [k for k in nested if (t := _tail(k)) and folders[-len(t) :] == t] + bare[-1:]
+    if len(hits) == 1:
+        return table[hits[0]]
+    listed = ", ".join(sorted(nested + bare))
+    if not hits:
         raise InputError(
-            f"{image} matches none of the COCO images {', '.join(sorted(nested))}: their file_name differs only in "
-            "the folder, so give the images in those folders (paths ending in the file_name)"
+            f"{image} matches none of the {_kind(nested, table)} images {listed}: their paths differ only in the "
+            "folder, so give the images in those folders (paths ending in the annotated path)"
         )
-    stems = {Path(k).stem: v for k, v in table.items()}
-    return stems.get(image.stem)
+    raise InputError(
+        f"{image} matches several of the {_kind(hits, table)} images {', '.join(sorted(hits))}: its path ends in "
+        "each, so whose boxes it has is unknown; make the annotated paths differ (e.g. give the whole path)"
+    )
+
+
+class BoxTable(dict):
+    """`read_boxes`' table (key -> Boxes) with its keys indexed by file name and stem, built once on first use, so
+    matching thousands of images is not a scan of the table per image. Do not add keys after matching."""
+
+    _index: tuple[dict[str, list[str]], dict[str, list[str]]] | None = None
+
+    def index(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        if self._index is None:
+            self._index = _index_keys(self)
+        return self._index
+
+
+def _index_keys(keys: Iterable[str]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    names: dict[str, list[str]] = {}
+    stems: dict[str, list[str]] = {}
+    for k in keys:
+        posix = PurePosixPath(k)
+        names.setdefault(posix.name, []).append(k)
+        stems.setdefault(posix.stem, []).append(k)
+    return names, stems
+
+
+def match_boxes(image: Path, table: dict[str, Boxes]) -> Boxes | None:
+    """The boxes of an image: the entry of its file name (a key with folders, a/x.tif from `coco_keys` or
+    `_voc_keys`, where that names the image only if its path ends in it), else of its stem (a.tif with a.xml / a.csv
+    rows of a.png). An image whose name fits several entries and none or more than one of them by path is refused:
+    whose boxes it has is unknown."""
+    names, stems = table.index() if isinstance(table, BoxTable) else _index_keys(table)
+    if image.name in names:
+        return _pick(image, names[image.name], table)
+    return _pick(image, stems.get(image.stem, []), table)
 
 
 def check_boxes(b: Boxes, width: int, height: int, where: str, tol: float = 1.0) -> np.ndarray:
