@@ -28,7 +28,7 @@ from geodino.eval.boxes import Boxes, check_boxes, match_boxes, read_boxes, tile
 from geodino.eval.datasets import DatasetConfig
 from geodino.eval.detection_coco import CocoRecorder
 from geodino.eval.detection_outputs import boxes_to_geojson as boxes_to_geojson  # re-exported
-from geodino.eval.detection_outputs import output_names, write_predictions
+from geodino.eval.detection_outputs import image_paths, output_names, write_predictions
 from geodino.eval.detection_scoring import detections_kept as detections_kept  # re-exported
 from geodino.eval.detection_scoring import evaluate_detector as _evaluate  # re-exported (tests)
 from geodino.eval.detection_training import budget_images
@@ -451,6 +451,7 @@ def _export_predictions(
     listed = sources.items if isinstance(sources, dense.LazySamples) else []
     paths = [f if isinstance(f, Path) else Path(f[0]) for f in listed]
     named = {p.resolve(): n for p, n in output_names(paths).items()}  # stems shared by two images: by folder
+    rel = {p.resolve(): n for p, n in image_paths(paths).items()}  # the pixel json's "image": below the common folder
     plotted = False
     for i in range(len(sources)):
         s = sources[i]
@@ -460,7 +461,8 @@ def _export_predictions(
         image = s["image"] if "image" in s else dense.to_image_tensor(r, scaling, cfg.bands)
         pred = predict_image(model, image, cfg, whole_image_cap=False)  # max_detections per window, not per scene
         if r is not None:
-            write_predictions(pred, r, names, cfg.export_threshold, out_dir, named.get(Path(r.path).resolve(), ""))
+            key = Path(r.path).resolve()
+            write_predictions(pred, r, names, cfg.export_threshold, out_dir, named.get(key, ""), rel.get(key, ""))
         if not plotted:
             from geodino.eval.plots import plot_boxes
 

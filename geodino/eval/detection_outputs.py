@@ -21,7 +21,7 @@ if typing.TYPE_CHECKING:
 
     from geodino.eval import dense
 
-__all__ = ["boxes_to_geojson", "boxes_to_geopackage", "output_names", "write_predictions"]
+__all__ = ["boxes_to_geojson", "boxes_to_geopackage", "image_paths", "output_names", "write_predictions"]
 
 
 def output_names(paths: list[Path]) -> dict[Path, str]:
@@ -51,6 +51,19 @@ def output_names(paths: list[Path]) -> dict[Path, str]:
         if seen[name] > 1:  # a.tif and a.png in one folder
             out[p] = f"{name}_{p.suffix.lstrip('.').lower()}"
     return out
+
+
+def image_paths(paths: list[Path]) -> dict[Path, str]:
+    """The `image` each predicted image's pixel boxes json names: its path below the common folder of the run's
+    images, with / separators (a/scene.tif, b/scene.tif; the file name where all sit in one folder), so that two
+    images of one name in different folders are told apart as their output file names are (`output_names`)."""
+    import os
+
+    paths = [Path(p) for p in paths]
+    if not paths:
+        return {}
+    root = os.path.commonpath([str(p.resolve().parent) for p in paths])
+    return {p: p.resolve().relative_to(root).as_posix() for p in paths}
 
 
 def boxes_to_geojson(pred: dict[str, Tensor], raster: dense.Raster, class_names: list[str], threshold: float) -> dict:
@@ -118,10 +131,11 @@ def write_predictions(
     threshold: float,
     out_dir: Path,
     name: str = "",
+    image: str = "",
 ) -> Path:
     """GeoJSON in map coordinates (and the same boxes as `<name>_boxes.gpkg`) for georeferenced images, else a
-    COCO-style results json in pixels. `name`: the image's stem unless given (`output_names`). Returns the
-    json/GeoJSON path."""
+    COCO-style results json in pixels. `name`: the image's stem unless given (`output_names`); `image`: what the
+    pixel json names the image, its file name unless given (`image_paths`). Returns the json/GeoJSON path."""
     from geodino.io import atomic_path
 
     stem = name or Path(raster.path).stem
@@ -132,7 +146,7 @@ def write_predictions(
         path = out_dir / f"{stem}_boxes.json"
         payload = [
             {
-                "image": Path(raster.path).name,
+                "image": image or Path(raster.path).name,
                 "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]],
                 "score": float(s),
                 "label": class_names[lab] if 0 <= lab < len(class_names) else str(lab),
