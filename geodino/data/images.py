@@ -54,6 +54,7 @@ __all__ = [
 ]
 
 _skipped_count = 0
+_warned: set[str] = set()  # corrupt files already said in this process, by any source object (one line each)
 
 
 def _tar_hint(path: str) -> str:
@@ -145,12 +146,15 @@ class _ImageSourceBase:
                     ) from exc
                 self.skipped += 1
                 self._bad.add(k)
-                _skipped_count += 1
-                warnings.warn(
-                    f"skipped corrupt image {name} ({type(exc).__name__}); {_skipped_count} skipped so far "
-                    f"in process {os.getpid()} (each file said once, then replaced by another image at every read)",
-                    stacklevel=2,
-                )
+                if name not in _warned:  # a second source object over the same files (pretraining's pixel check,
+                    _warned.add(name)  # then its loader) said every bad file twice in one process
+                    _skipped_count += 1
+                    warnings.warn(
+                        f"skipped corrupt image {name} ({type(exc).__name__}); {_skipped_count} skipped so far "
+                        f"in process {os.getpid()} (each file said once, then replaced by another image at every "
+                        "read)",
+                        stacklevel=2,
+                    )
                 rng = rng or np.random.default_rng([int(seed), self.stream, int(index), 0x736B6970])
                 k = int(rng.integers(0, self._n))
         raise InputError(
@@ -210,18 +214,20 @@ class TarShardSource(_ImageSourceBase):
         offsets: list[int] = []
         sizes: list[int] = []
         names: list[str] = []
+        shadowed: list[tuple[str, str]] = []  # (left-out member, the image kept for its key)
         for s, path in enumerate(self.shards):
             try:
                 with tarfile.open(path, "r:") as tf:
-                    seen: set[str] = set()
+                    seen: dict[str, str] = {}
                     for m in tf:
                         if not m.isfile() or not m.name.lower().endswith(IMAGE_EXTS):
                             continue
                         key = m.name.split("/")[-1].split(".")[0]
                         key = "/".join([*m.name.split("/")[:-1], key])
                         if key in seen:
+                            shadowed.append((f"{path}:{m.name}", seen[key]))
                             continue
-                        seen.add(key)
+                        seen[key] = m.name
                         shard_ids.append(s)
                         offsets.append(m.offset_data)
                         sizes.append(m.size)
@@ -233,6 +239,8 @@ class TarShardSource(_ImageSourceBase):
                 warnings.warn(f"skipping {msg}", stacklevel=2)
         if not offsets:
             raise InputError(f"no images found in {plural(len(self.shards), 'tar shard')} such as {self.shards[0]}")
+        if shadowed:
+            _warn_shadowed(shadowed, len(offsets))
         self.shard_ids = np.asarray(shard_ids, dtype=np.int32)
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.sizes = np.asarray(sizes, dtype=np.int64)
@@ -253,3 +261,18 @@ class TarShardSource(_ImageSourceBase):
             fh = self._fh[s] = open(self.shards[s], "rb")
         fh.seek(int(self.offsets[k]))
         return fh.read(int(self.sizes[k])), self.label(k)
+
+
+def _warn_shadowed(shadowed: list[tuple[str, str]], kept: int) -> None:
+    """One line for image members left out because an earlier image has their webdataset key (the name up to the
+    first dot): a tar of a photo folder named like photo.2021.01.jpg, photo.2021.02.jpg trained on one image of
+    them, silently (4 images, 1 sample), where the same folder as `type: images` gives 4."""
+    member, first = shadowed[0]
+    warnings.warn(
+        f"{plural(len(shadowed), 'image member')} of the tar shards left out ({kept} samples kept): each shares its "
+        f"webdataset key (the name up to the first dot) with an earlier image, e.g. {member} after {first}; "
+        "a sample uses its first image (as intended when a sample holds more than one, e.g. key.jpg and key.seg.png). "
+        "Otherwise rename such files so each image has its own key (e.g. dots replaced by "
+        "underscores before the extension), or read the folder with type: images",
+        stacklevel=3,
+    )
