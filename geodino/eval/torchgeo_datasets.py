@@ -223,7 +223,7 @@ def vhr10(cfg: DatasetConfig, split: str) -> ProbeDataset:
     idx = [idx[i] for i in seeded_subset(len(idx), cfg.max_samples, cfg.split_seed)]
 
     def get(i: int) -> dict[str, Any]:
-        s = ds[i]
+        s = _vhr10_crowd_only(ds, i) or ds[i]
         img = s["image"].float() / 255.0
         if "bbox_xyxy" in s:
             boxes = s["bbox_xyxy"].float().reshape(-1, 4)
@@ -249,6 +249,26 @@ def vhr10(cfg: DatasetConfig, split: str) -> ProbeDataset:
         indices=idx,
         extra_key=f"seed={cfg.split_seed},val={cfg.val_fraction},test={cfg.test_fraction}",
     )
+
+
+def _vhr10_crowd_only(ds: Any, i: int) -> dict[str, Any] | None:
+    """Item `i` of torchgeo VHR10 as its reader gives an image without objects ({"image": [3,H,W] float 0-255}),
+    where all its annotations are `iscrowd: 1`, else None. torchgeo (0.8.1) drops those and then stacks the masks
+    of none (`RuntimeError: stack expects a non-empty TensorList`): the image is read here as it reads it (the
+    positive set's `{i+1:03d}.jpg`, HWC -> CHW); `_vhr10_crowds` adds the crowd regions."""
+    import numpy as np
+    from PIL import Image
+
+    coco = getattr(ds, "coco", None)
+    if coco is None:
+        return None
+    anns = coco.loadAnns(coco.getAnnIds(imgIds=[i % len(ds)]))
+    if not anns or any(a.get("iscrowd", 0) == 0 for a in anns):
+        return None
+    path = Path(ds.root) / "NWPU VHR-10 dataset" / "positive image set" / f"{i % len(ds) + 1:03d}.jpg"
+    with Image.open(path) as im:
+        array = np.asarray(im.convert("RGB"))
+    return {"image": torch.from_numpy(array.copy()).float().permute(2, 0, 1)}
 
 
 def _vhr10_crowds(ds: Any, i: int, hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
