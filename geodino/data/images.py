@@ -66,7 +66,7 @@ def _tar_hint(path: str) -> str:
         head = b""
     if head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")):  # gzip, bzip2, xz, zstd
         return "it is compressed; shards must be uncompressed .tar files (decompress it, or re-create it with tar -cf)"
-    return "it is truncated or corrupt; re-create or re-download it (or set on_error: skip to leave it out)"
+    return "it is truncated or corrupt; re-create or re-download it"
 
 
 class _ImageSourceBase:
@@ -235,8 +235,9 @@ class TarShardSource(_ImageSourceBase):
             except tarfile.ReadError as exc:
                 msg = f"tar shard {path} cannot be read ({exc}); {_tar_hint(path)}"
                 if on_error == "stop":
-                    raise InputError(msg) from exc
-                warnings.warn(f"skipping {msg}", stacklevel=2)
+                    raise InputError(f"{msg} (or set on_error: skip to leave it out)") from exc
+                kept = _keep_whole_members(path, s, shard_ids, offsets, sizes, names)
+                warnings.warn(f"skipping the rest of {msg}; {plural(kept, 'image')} read before kept", stacklevel=2)
         if not offsets:
             raise InputError(f"no images found in {plural(len(self.shards), 'tar shard')} such as {self.shards[0]}")
         if shadowed:
@@ -276,3 +277,17 @@ def _warn_shadowed(shadowed: list[tuple[str, str]], kept: int) -> None:
         "underscores before the extension), or read the folder with type: images",
         stacklevel=3,
     )
+
+
+def _keep_whole_members(
+    path: str, shard: int, shard_ids: list[int], offsets: list[int], sizes: list[int], names: list[str]
+) -> int:
+    """After a shard failed to read on: keep its members indexed so far whose bytes lie wholly in the file, drop the
+    others (in place). A shard cut short in a member's data kept that member, which then read short and failed at
+    every epoch, and the warning said the shard was skipped. Returns how many of the shard's members are kept."""
+    end = os.path.getsize(path)
+    drop = [i for i, s in enumerate(shard_ids) if s == shard and offsets[i] + sizes[i] > end]
+    for i in reversed(drop):
+        for column in (shard_ids, offsets, sizes, names):
+            del column[i]
+    return sum(1 for s in shard_ids if s == shard)
