@@ -75,7 +75,9 @@ def decode_photo(
             with Image.open(io.BytesIO(data)) as im:
                 grey = im.mode in GREY_MODES or png_colour_type(data) in (0, 4)  # Pillow: 16-bit grey+alpha is RGBA
                 alpha = im.mode in _ALPHA_MODES or "transparency" in im.info
-                if alpha or png_bit_depth(data) == 16 or (grey and not rgb):
+                # torchvision turns JPEGs and PNGs by their EXIF orientation but not WebPs: Pillow turns those
+                turned = suffix == ".webp" and im.getexif().get(0x0112, 1) != 1
+                if alpha or turned or png_bit_depth(data) == 16 or (grey and not rgb):
                     arr, valid = photo_array(im, rgb=rgb, data=data)
                     return (arr[:1] if grey and not rgb else arr), valid  # 16-bit grey+alpha: three equal bands
         except Exception:  # not an image Pillow opens: torchvision below tries, and its error is the one raised
