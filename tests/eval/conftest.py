@@ -158,3 +158,18 @@ def write_dn(path: Path, dn, georef: bool = False) -> None:
         warnings.simplefilter("ignore")  # not georeferenced
         with rasterio.open(path, "w", dtype=dn.dtype, **profile) as dst:
             dst.write(dn)
+
+
+def canopy_dpt_cfg(tmp_path: Path, **fields):
+    """A CanopyProbeConfig of a short DPT canopy run on tmp_path/a.tif with its CHM paired by name from the folder
+    tmp_path: one epoch, the four last layers, 16 fusion channels; `fields` set the rest (crop, blocks, output)."""
+    from geodino.eval.canopy import CanopyProbeConfig
+
+    return CanopyProbeConfig(
+        train_images=[str(tmp_path / "a.tif")],
+        train_chms=[str(tmp_path)],  # a folder: paired by name
+        epochs=1,
+        layers="four_last",
+        dpt_channels=16,
+        **fields,
+    )

@@ -13,6 +13,7 @@ from rasterio.transform import from_origin
 from geodino.errors import InputError
 from geodino.eval.canopy import CanopyProbeConfig, load_chm_pair, run_canopy, warn_degenerate_tree_iou
 from geodino.eval.metrics import RegressionMeter
+from tests.eval.conftest import canopy_dpt_cfg
 from tests.eval.dense_backbone import assert_unchanged, snapshot, tiny_backbone
 
 CRS_UTM = CRS.from_epsg(32611)
@@ -129,19 +130,8 @@ def test_dpt_canopy_probe_end_to_end(tmp_path):
     before = snapshot(bb)
     write_image(tmp_path / "a.tif", nodata=None)
     write_chm(tmp_path / "a_CHM.tif")
-    cfg = CanopyProbeConfig(
-        train_images=[str(tmp_path / "a.tif")],
-        train_chms=[str(tmp_path)],  # a folder: paired by name
-        crop_size=32,
-        stride=32,
-        epochs=1,
-        batch_size=3,
-        layers="four_last",
-        block_size=10,
-        block_border=3,
-        output="mixlog",
-        n_bins=32,
-        dpt_channels=16,
+    cfg = canopy_dpt_cfg(
+        tmp_path, crop_size=32, stride=32, batch_size=3, block_size=10, block_border=3, output="mixlog", n_bins=32
     )
     metrics = run_canopy(bb, cfg, tmp_path / "out")
     assert {"MAE", "RMSE", "R2", "bias", "block_R2", "nMAE", "tree_IoU"} <= metrics.keys()

@@ -12,23 +12,20 @@ from geodino.errors import ConfigError
 from geodino.eval import canopy
 from geodino.eval.canopy import CanopyProbeConfig, run_canopy
 from geodino.eval.label_budget import plain_budget
+from tests.eval.conftest import canopy_dpt_cfg
 from tests.eval.dense_backbone import tiny_backbone
 from tests.eval.test_canopy import write_chm, write_image
 
 
 def _cfg(tmp_path, **extra) -> CanopyProbeConfig:
-    return CanopyProbeConfig(
-        train_images=[str(tmp_path / "a.tif")],
-        train_chms=[str(tmp_path)],
+    return canopy_dpt_cfg(
+        tmp_path,
         crop_size=16,
         stride=16,
-        epochs=1,
         batch_size=4,
-        layers="four_last",
         block_size=6,
         block_border=1,
         output="direct",
-        dpt_channels=16,
         progress=False,
         **extra,
     )
