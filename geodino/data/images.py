@@ -12,6 +12,7 @@ Decoding and header reading live in `geodino.data.photos` (every name re-exporte
 from __future__ import annotations
 
 import os
+import re
 import tarfile
 import warnings
 from collections.abc import Sequence
@@ -46,6 +47,7 @@ __all__ = [
     "decode_image",
     "decode_photo",
     "draft_jpeg",
+    "expand_braces",
     "match_bit_depth",
     "photo_array",
     "png_bit_depth",
@@ -54,7 +56,38 @@ __all__ = [
 ]
 
 _skipped_count = 0
+_BRACE = re.compile(r"\{([^{}]*)\}")
 _warned: set[str] = set()  # corrupt files already said in this process, by any source object (one line each)
+
+
+def expand_braces(paths: str | Path | Sequence[str | Path]) -> list[str]:
+    """webdataset's shard notation (braceexpand): `shard-{000000..000099}.tar` ranges (zero-padded to the wider
+    bound when a bound has a leading zero, as bash) and `{a,b}` lists are expanded, left to right, in the order
+    written; a path that exists as written, or has no braces, is kept as is. Without it such a path was "does not
+    exist"."""
+    items = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    out: list[str] = []
+    for item in items:
+        text = str(item)
+        m = _BRACE.search(text)
+        if m is None or os.path.exists(text):
+            out.append(text)
+            continue
+        body = m.group(1)
+        rng = re.fullmatch(r"(\d+)\.\.(\d+)", body)
+        if rng:
+            a, b = rng.groups()
+            step = 1 if int(b) >= int(a) else -1
+            zero = any(len(v) > 1 and v[0] == "0" for v in (a, b))  # bash's rule: padded when a bound is
+            width = max(len(a), len(b)) if zero else 0
+            choices = [str(i).zfill(width) for i in range(int(a), int(b) + step, step)]
+        elif "," in body:
+            choices = body.split(",")
+        else:  # not a pattern ({name} in a real name): kept
+            out.append(text)
+            continue
+        out.extend(expand_braces([text[: m.start()] + c + text[m.end() :] for c in choices]))
+    return out
 
 
 def _tar_hint(path: str) -> str:
@@ -209,7 +242,7 @@ class TarShardSource(_ImageSourceBase):
     ) -> None:
         super().__init__(sensor=sensor, name=name, on_error=on_error, shuffle=shuffle, max_tries=max_tries)
         self.fast_decode = fast_decode
-        self.shards = resolve_paths(paths, (".tar",), what="tar shard")
+        self.shards = resolve_paths(expand_braces(paths), (".tar",), what="tar shard")
         shard_ids: list[int] = []
         offsets: list[int] = []
         sizes: list[int] = []
