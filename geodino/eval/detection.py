@@ -172,6 +172,8 @@ def load_detection_set(
                 f"({', '.join(unknown)}); add {'it' if len(unknown) == 1 else 'them'} to class_names or relabel"
             )
 
+    rel = image_paths([f for f, _ in pairs])  # the sample names: a/x.tif, b/x.tif where one name is in two folders
+
     def load(pair: tuple[Path, Boxes]) -> dict[str, Any]:
         f, b = pair
         r = dense.read_raster(f)
@@ -184,7 +186,7 @@ def load_detection_set(
             "boxes": xyxy[~ignored],
             "labels": labels[~ignored],
             "raster": r,
-            "name": f.name,
+            "name": rel[f],
             "path": f,
         }
         if ignored.any():  # VOC difficult / COCO crowd: neither trained on nor scored (COCOeval's crowd regions)
