@@ -142,3 +142,27 @@ def signal_after_step(train_step, at: int, sig: int):
         return row
 
     return step_then_signal
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (a killed writer's)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def legacy_gather_copy(folder: Path, name: str, host: str, pid: int, age: float = 0.0) -> Path:
+    """An old-format gather copy `.NAME.full-HOST-PID.pt` of sharded checkpoint `name` (which need not exist: rotated
+    away) in `folder`, 2 KiB, last modified `age` seconds ago."""
+    import os
+    import time
+
+    p = folder / f".{name}.full-{host}-{pid}.pt"
+    p.write_bytes(b"x" * 2048)
+    if age:
+        t = time.time() - age
+        os.utime(p, (t, t))
+    return p

@@ -7,36 +7,20 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 from geodino.io_temps import STALE_AFTER_S, sweep_temps
+from tests.train.conftest import dead_pid, legacy_gather_copy
 
-
-def _dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
-
-
-def _copy(folder: Path, host: str, pid: int, age: float = 0.0) -> Path:
-    p = folder / f".step_00000004.ckpt.full-{host}-{pid}.pt"
-    p.write_bytes(b"x" * 2048)
-    if age:
-        t = time.time() - age
-        os.utime(p, (t, t))
-    return p
+TARGET = "step_00000004.ckpt"  # the sharded checkpoint whose gather copies the tests leave
 
 
 def test_legacy_gather_copies_of_gone_writers_are_swept(tmp_path, capsys) -> None:
     host = socket.gethostname()
-    dead = _copy(tmp_path, host, _dead_pid())
-    live = _copy(tmp_path, host, os.getpid())
-    recent = _copy(tmp_path, "other.node.example", 12345)
-    stale = _copy(tmp_path, "other.node.example", 12346, age=STALE_AFTER_S + 60)
-    other_step = tmp_path / f".step_00000008.ckpt.full-{host}-{_dead_pid()}.pt"  # another target's: not this sweep's
+    dead = legacy_gather_copy(tmp_path, TARGET, host, dead_pid())
+    live = legacy_gather_copy(tmp_path, TARGET, host, os.getpid())
+    recent = legacy_gather_copy(tmp_path, TARGET, "other.node.example", 12345)
+    stale = legacy_gather_copy(tmp_path, TARGET, "other.node.example", 12346, age=STALE_AFTER_S + 60)
+    other_step = tmp_path / f".step_00000008.ckpt.full-{host}-{dead_pid()}.pt"  # another target's: not this sweep's
     other_step.write_bytes(b"y")
     removed = sweep_temps(tmp_path / "step_00000004.ckpt.full.pt")
     assert sorted(removed) == sorted([dead, stale])
@@ -47,7 +31,7 @@ def test_legacy_gather_copies_of_gone_writers_are_swept(tmp_path, capsys) -> Non
 
 def test_a_legacy_name_of_another_target_or_a_folder_is_kept(tmp_path) -> None:
     host = socket.gethostname()
-    folder = tmp_path / f".step_00000004.ckpt.full-{host}-{_dead_pid()}.pt"
+    folder = tmp_path / f".step_00000004.ckpt.full-{host}-{dead_pid()}.pt"
     folder.mkdir()  # not a file geodino wrote
     assert sweep_temps(tmp_path / "step_00000004.ckpt") == []  # not a gather target: no legacy pattern
     assert sweep_temps(tmp_path / "step_00000004.ckpt.full.pt") == []

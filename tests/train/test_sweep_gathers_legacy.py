@@ -8,44 +8,26 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 from geodino.io_temps import STALE_AFTER_S
 from geodino.models.checkpoints.files import sweep_gathers
 from geodino.train.pretrain_fit import fit
-
-
-def _dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
-
-
-def _copy(folder: Path, name: str, host: str, pid: int, age: float = 0.0) -> Path:
-    """An old-format gather copy of sharded folder `name` (which need not exist: rotated away)."""
-    p = folder / f".{name}.full-{host}-{pid}.pt"
-    p.write_bytes(b"x" * 2048)
-    if age:
-        t = time.time() - age
-        os.utime(p, (t, t))
-    return p
+from tests.train.conftest import dead_pid, legacy_gather_copy
 
 
 def _leftovers(ckpts: Path) -> tuple[list[Path], list[Path]]:
     """(copies a sweep must remove, copies it must keep) for two rotated-away checkpoints."""
     host = socket.gethostname()
     gone = [
-        _copy(ckpts, "epoch=0-step=10.ckpt", host, _dead_pid()),
-        _copy(ckpts, "step_00000020.ckpt", host, _dead_pid()),
-        _copy(ckpts, "step_00000020.ckpt", "node-7.cluster.example", 123, age=STALE_AFTER_S + 60),
+        legacy_gather_copy(ckpts, "epoch=0-step=10.ckpt", host, dead_pid()),
+        legacy_gather_copy(ckpts, "step_00000020.ckpt", host, dead_pid()),
+        legacy_gather_copy(ckpts, "step_00000020.ckpt", "node-7.cluster.example", 123, age=STALE_AFTER_S + 60),
     ]
     kept = [
-        _copy(ckpts, "epoch=0-step=10.ckpt", host, os.getppid()),  # a live process here: maybe its gather
-        _copy(ckpts, "step_00000020.ckpt", "node-8.cluster.example", 124),  # another host's, recent
+        legacy_gather_copy(ckpts, "epoch=0-step=10.ckpt", host, os.getppid()),  # a live process here: maybe its gather
+        legacy_gather_copy(ckpts, "step_00000020.ckpt", "node-8.cluster.example", 124),  # another host's, recent
     ]
     return gone, kept
 
@@ -71,9 +53,9 @@ def test_sweep_gathers_returns_old_and_new_leftovers(tmp_path: Path) -> None:
     from geodino.io_temps import writer_tag
 
     gone, kept = _leftovers(tmp_path)
-    new = tmp_path / f".step_00000005.tmp-{writer_tag()}-{_dead_pid()}.ckpt.full.pt"
+    new = tmp_path / f".step_00000005.tmp-{writer_tag()}-{dead_pid()}.ckpt.full.pt"
     new.write_bytes(b"y")
-    other = tmp_path / f".notes.full-{socket.gethostname()}-{_dead_pid()}.txt"  # not a gather copy
+    other = tmp_path / f".notes.full-{socket.gethostname()}-{dead_pid()}.txt"  # not a gather copy
     other.write_bytes(b"z")
     removed = sweep_gathers(tmp_path)
     assert sorted(removed) == sorted([*gone, new])
