@@ -166,3 +166,18 @@ def legacy_gather_copy(folder: Path, name: str, host: str, pid: int, age: float 
         t = time.time() - age
         os.utime(p, (t, t))
     return p
+
+
+# the one student of the distillation resume tests: a 1-block vit_tiny (a `_cfg` override of tests/train/test_distill)
+ONE_STUDENT = "students=[{name: tiny, arch: vit_tiny, drop_path_rate: 0.0, overrides: {depth: 1, n_storage_tokens: 1}}]"
+
+
+@pytest.fixture(scope="module")
+def finished_distill(images, tmp_path_factory) -> Path:
+    """The run folder of a finished 2-step distillation of `ONE_STUDENT` on `images` (one per test module)."""
+    from geodino.train.distill import distill
+    from tests.train.test_distill import _cfg
+
+    out = tmp_path_factory.mktemp("finished") / "run"
+    distill(_cfg(images, out, ONE_STUDENT))
+    return out

@@ -10,20 +10,11 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 import torch
 
 from geodino.train.distill import distill
+from tests.train.conftest import ONE_STUDENT
 from tests.train.test_distill import _cfg
-
-ONE = "students=[{name: tiny, arch: vit_tiny, drop_path_rate: 0.0, overrides: {depth: 1, n_storage_tokens: 1}}]"
-
-
-@pytest.fixture(scope="module")
-def finished(images, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("rerun") / "run"
-    distill(_cfg(images, out, ONE))
-    return out
 
 
 def _files(out: Path) -> dict[str, tuple[bytes, int]]:
@@ -32,12 +23,12 @@ def _files(out: Path) -> dict[str, tuple[bytes, int]]:
     }
 
 
-def test_a_rerun_of_a_finished_run_leaves_its_folder_as_it_was(finished, images, capsys) -> None:
-    out = finished  # in place: config.yaml records output_dir
+def test_a_rerun_of_a_finished_run_leaves_its_folder_as_it_was(finished_distill, images, capsys) -> None:
+    out = finished_distill  # in place: config.yaml records output_dir
     before = _files(out)
     assert {"config.yaml", "schedules.png", "data_paths.json", "curves.png", "tiny/tiny.pth"} <= set(before)
     capsys.readouterr()
-    exports = distill(_cfg(images, out, ONE))
+    exports = distill(_cfg(images, out, ONE_STUDENT))
     assert exports == {"tiny": out / "tiny" / "tiny.pth"}
     after = _files(out)
     assert after.keys() == before.keys()
@@ -49,20 +40,20 @@ def test_a_rerun_of_a_finished_run_leaves_its_folder_as_it_was(finished, images,
     assert line in capsys.readouterr().err
 
 
-def test_a_deleted_export_is_written_again_the_same(finished, images, tmp_path) -> None:
+def test_a_deleted_export_is_written_again_the_same(finished_distill, images, tmp_path) -> None:
     out = tmp_path / "run"
-    shutil.copytree(finished, out)
+    shutil.copytree(finished_distill, out)
     weights = (out / "tiny" / "tiny.safetensors").read_bytes()
     (out / "tiny" / "tiny.safetensors").unlink()
-    distill(_cfg(images, out, ONE))
+    distill(_cfg(images, out, ONE_STUDENT))
     assert (out / "tiny" / "tiny.safetensors").read_bytes() == weights
     assert not list(out.glob(".*export-check*"))  # the staging folder is gone
 
 
-def test_another_train_export_is_written(finished, images, tmp_path) -> None:
+def test_another_train_export_is_written(finished_distill, images, tmp_path) -> None:
     out = tmp_path / "run"
-    shutil.copytree(finished, out)
-    distill(_cfg(images, out, ONE, "train.export=student"))
+    shutil.copytree(finished_distill, out)
+    distill(_cfg(images, out, ONE_STUDENT, "train.export=student"))
     ck = torch.load(out / "checkpoints" / "step_00000002.ckpt", map_location="cpu", weights_only=True)
     raw = {k[len("backbone.") :]: v for k, v in ck["students"]["tiny"].items() if k.startswith("backbone.")}
     exported = torch.load(out / "tiny" / "tiny.pth", map_location="cpu", weights_only=True)

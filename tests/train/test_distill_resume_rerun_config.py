@@ -5,32 +5,20 @@ lost its config.yaml gets it (and the other start files) back."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from geodino.train.distill import distill
+from tests.train.conftest import ONE_STUDENT
 from tests.train.test_distill import _cfg
 
-ONE = "students=[{name: tiny, arch: vit_tiny, drop_path_rate: 0.0, overrides: {depth: 1, n_storage_tokens: 1}}]"
 
-
-@pytest.fixture(scope="module")
-def finished(images, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("rerun_config") / "run"
-    distill(_cfg(images, out, ONE))
-    return out
-
-
-def test_a_finished_rerun_with_a_free_key_changed_keeps_config_yaml(finished, images) -> None:
-    before = (finished / "config.yaml").read_bytes()
+def test_a_finished_rerun_with_a_free_key_changed_keeps_config_yaml(finished_distill, images) -> None:
+    before = (finished_distill / "config.yaml").read_bytes()
     assert b"log_every_n_steps: 1" in before
-    distill(_cfg(images, finished, ONE, "train.log_every_n_steps=2"))
-    assert (finished / "config.yaml").read_bytes() == before  # what ran: every step logged
+    distill(_cfg(images, finished_distill, ONE_STUDENT, "train.log_every_n_steps=2"))
+    assert (finished_distill / "config.yaml").read_bytes() == before  # what ran: every step logged
 
 
-def test_a_finished_run_folder_without_config_gets_it_back(finished, images) -> None:
-    (finished / "config.yaml").unlink()
-    (finished / "schedules.png").unlink()
-    distill(_cfg(images, finished, ONE))
-    assert (finished / "config.yaml").is_file() and (finished / "schedules.png").is_file()
+def test_a_finished_run_folder_without_config_gets_it_back(finished_distill, images) -> None:
+    (finished_distill / "config.yaml").unlink()
+    (finished_distill / "schedules.png").unlink()
+    distill(_cfg(images, finished_distill, ONE_STUDENT))
+    assert (finished_distill / "config.yaml").is_file() and (finished_distill / "schedules.png").is_file()
