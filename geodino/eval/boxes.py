@@ -159,8 +159,9 @@ def read_boxes(paths: Sequence[str | Path]) -> BoxTable:
     for p, found in read:
         for name, b in found.items():
             name = voc.get((p, name), name)
-            if name in out:  # the same image in two files: concatenate
+            if name in out:  # the same image in two files: concatenate, less the boxes the first already has
                 prev = out[name]
+                b = _new_boxes(prev, b, name)
                 ignore = np.concatenate([prev.ignored(), b.ignored()])
                 out[name] = Boxes(
                     np.concatenate([prev.boxes, b.boxes]),
@@ -171,6 +172,27 @@ def read_boxes(paths: Sequence[str | Path]) -> BoxTable:
             else:
                 out[name] = b
     return out
+
+
+def _new_boxes(prev: Boxes, b: Boxes, name: str) -> Boxes:
+    """`b` without the boxes `prev` (of the same image, from another file) already holds with the same label and
+    ignore flag. One annotation in two formats in one folder (DeepForest's CSV beside the Pascal VOC xml of the same
+    crowns) gave every object twice: trained twice and, scored, one of each pair a missed object. Warns."""
+    import warnings
+
+    seen = {(tuple(x), lab, ig) for x, lab, ig in zip(prev.boxes.tolist(), prev.labels, prev.ignored().tolist())}
+    rows = list(zip(b.boxes.tolist(), b.labels, b.ignored().tolist()))
+    keep = [(tuple(x), lab, ig) not in seen for x, lab, ig in rows]
+    if all(keep):
+        return b
+    warnings.warn(
+        f"{sum(not k for k in keep)} of the {len(rows)} boxes of {name} in {b.source} are already given in "
+        f"{prev.source} (same box and label): counted once; point the boxes at one of the two files",
+        stacklevel=3,
+    )
+    k = np.asarray(keep, bool)
+    ignore = b.ignored()[k]
+    return Boxes(b.boxes[k], [lab for lab, kk in zip(b.labels, keep) if kk], b.source, ignore if ignore.any() else None)
 
 
 def _voc_keys(entries: list[tuple[Path, str]]) -> dict[tuple[Path, str], str]:
