@@ -181,3 +181,27 @@ def finished_distill(images, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("finished") / "run"
     distill(_cfg(images, out, ONE_STUDENT))
     return out
+
+
+@pytest.fixture(scope="module")
+def copied_distill(images, tmp_path_factory) -> tuple[Path, Path]:
+    """A finished 2-step distillation of `ONE_STUDENT` on a copy of `images` (its data folder, its run folder; one
+    per test module): `killed_copy` makes it one stopped after step 1, the copied data can be moved."""
+    import shutil
+
+    from geodino.train.distill import distill
+    from tests.train.test_distill import _cfg
+
+    root = tmp_path_factory.mktemp("copied")
+    data = shutil.copytree(images, root / "old" / "imgs")
+    distill(_cfg(data, root / "run", ONE_STUDENT))
+    return data, root / "run"
+
+
+def killed_copy(run: Path, dest: Path) -> Path:
+    """A copy at `dest` of finished 2-step run `run` as if killed after step 1's checkpoint."""
+    import shutil
+
+    shutil.copytree(run, dest)
+    (dest / "checkpoints" / "step_00000002.ckpt").unlink()
+    return dest

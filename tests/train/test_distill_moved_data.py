@@ -7,7 +7,6 @@ how a moved folder resumes, and the run folder is left as it was."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,48 +14,31 @@ import torch
 from geodino.errors import CheckpointError
 from geodino.train.distill import distill
 from geodino.train.resume_paths import STAMP, listing_digest
+from tests.train.conftest import ONE_STUDENT, killed_copy
 from tests.train.test_distill import _cfg
 
-ONE = "students=[{name: tiny, arch: vit_tiny, drop_path_rate: 0.0, overrides: {depth: 1, n_storage_tokens: 1}}]"
 
-
-@pytest.fixture(scope="module")
-def finished(images, tmp_path_factory) -> tuple[Path, Path]:
-    """A finished 2-step run on a copy of the images (its data folder, its run folder)."""
-    root = tmp_path_factory.mktemp("moved")
-    data = shutil.copytree(images, root / "old" / "imgs")
-    distill(_cfg(data, root / "run", ONE))
-    return data, root / "run"
-
-
-def _killed_copy(run: Path, dest: Path) -> Path:
-    """The finished run as if killed after step 1's checkpoint."""
-    shutil.copytree(run, dest)
-    (dest / "checkpoints" / "step_00000002.ckpt").unlink()
-    return dest
-
-
-def test_the_start_records_what_each_data_path_names(finished) -> None:
+def test_the_start_records_what_each_data_path_names(copied_distill) -> None:
     import json
 
-    data, run = finished
+    data, run = copied_distill
     assert json.loads((run / STAMP).read_text()) == {"data": [[listing_digest(str(data))]]}
 
 
-def test_a_moved_data_folder_resumes_bit_identically(finished, tmp_path) -> None:
-    data, run = finished
-    out = _killed_copy(run, tmp_path / "run")
+def test_a_moved_data_folder_resumes_bit_identically(copied_distill, tmp_path) -> None:
+    data, run = copied_distill
+    out = killed_copy(run, tmp_path / "run")
     moved = shutil.copytree(data, tmp_path / "new" / "imgs")  # the same files under another path
-    distill(_cfg(moved, out, ONE))
+    distill(_cfg(moved, out, ONE_STUDENT))
     a, b = (torch.load(d / "checkpoints" / "step_00000002.ckpt", weights_only=True) for d in (run, out))
     for part in ("students", "students_ema"):
         for k, v in a[part]["tiny"].items():
             assert torch.equal(b[part]["tiny"][k], v), (part, k)
 
 
-def test_a_folder_with_other_files_is_refused_in_one_line(finished, tmp_path) -> None:
-    data, run = finished
-    out = _killed_copy(run, tmp_path / "run")
+def test_a_folder_with_other_files_is_refused_in_one_line(copied_distill, tmp_path) -> None:
+    data, run = copied_distill
+    out = killed_copy(run, tmp_path / "run")
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     other = shutil.copytree(data, tmp_path / "other" / "imgs")
     next(other.glob("*.png")).unlink()
@@ -67,6 +49,6 @@ def test_a_folder_with_other_files_is_refused_in_one_line(finished, tmp_path) ->
         r"symbolic link to the new folder and resume with the old path$"
     )
     with pytest.raises(CheckpointError, match=line) as err:
-        distill(_cfg(other, out, ONE))
+        distill(_cfg(other, out, ONE_STUDENT))
     assert "\n" not in str(err.value)
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # config.yaml, stamp: as found

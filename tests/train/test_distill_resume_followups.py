@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,15 +19,16 @@ from geodino.errors import CheckpointError
 from geodino.io_temps import temp_name
 from geodino.train.distill import distill
 from geodino.train.distill.export import check_resume_config
+from tests.train.conftest import ONE_STUDENT, dead_pid, killed_copy
 from tests.train.test_distill import _cfg
-
-ONE = "students=[{name: tiny, arch: vit_tiny, drop_path_rate: 0.0, overrides: {depth: 1, n_storage_tokens: 1}}]"
 
 
 def _check(tmp_path: Path, images: Path, saved: tuple[str, ...], mine: tuple[str, ...]) -> None:
     ckpt = tmp_path / "step_00000001.ckpt"
-    torch.save({"format": "geodino-distill", "config": to_dict(_cfg(images, tmp_path / "run", ONE, *saved))}, ckpt)
-    check_resume_config(ckpt, to_dict(_cfg(images, tmp_path / "run", ONE, *mine)))
+    torch.save(
+        {"format": "geodino-distill", "config": to_dict(_cfg(images, tmp_path / "run", ONE_STUDENT, *saved))}, ckpt
+    )
+    check_resume_config(ckpt, to_dict(_cfg(images, tmp_path / "run", ONE_STUDENT, *mine)))
 
 
 @pytest.mark.parametrize(
@@ -49,22 +48,6 @@ def test_a_changed_tile_size_is_still_refused(images, tmp_path) -> None:
         _check(tmp_path, images, (), ("data.sources[0].tile_size=40",))
 
 
-@pytest.fixture(scope="module")
-def stopped(images, tmp_path_factory) -> tuple[Path, Path]:
-    """A finished 2-step run on a copy of the images (its data folder, its run folder): `_killed_copy` makes it one
-    stopped after step 1."""
-    root = tmp_path_factory.mktemp("followups")
-    data = shutil.copytree(images, root / "old" / "imgs")
-    distill(_cfg(data, root / "run", ONE))
-    return data, root / "run"
-
-
-def _killed_copy(run: Path, dest: Path) -> Path:
-    shutil.copytree(run, dest)
-    (dest / "checkpoints" / "step_00000002.ckpt").unlink()
-    return dest
-
-
 def _counting(monkeypatch) -> list[str]:
     import geodino.train.resume_paths as rp
 
@@ -79,49 +62,43 @@ def _counting(monkeypatch) -> list[str]:
     return calls
 
 
-def test_an_unchanged_resume_does_not_list_the_data(stopped, tmp_path, monkeypatch) -> None:
-    data, run = stopped
-    out = _killed_copy(run, tmp_path / "run")
+def test_an_unchanged_resume_does_not_list_the_data(copied_distill, tmp_path, monkeypatch) -> None:
+    data, run = copied_distill
+    out = killed_copy(run, tmp_path / "run")
     stamp = (out / "data_paths.json").read_bytes()
     calls = _counting(monkeypatch)
-    distill(_cfg(data, out, ONE))
+    distill(_cfg(data, out, ONE_STUDENT))
     assert (out / "checkpoints" / "step_00000002.ckpt").is_file()  # it resumed and trained step 2
     assert calls == []  # no data file listed: the stamp is the earlier start's
     assert (out / "data_paths.json").read_bytes() == stamp
 
 
-def test_a_moved_data_folder_still_lists_and_resumes(stopped, tmp_path, monkeypatch) -> None:
-    data, run = stopped
-    out = _killed_copy(run, tmp_path / "run")
+def test_a_moved_data_folder_still_lists_and_resumes(copied_distill, tmp_path, monkeypatch) -> None:
+    data, run = copied_distill
+    out = killed_copy(run, tmp_path / "run")
     moved = shutil.copytree(data, tmp_path / "new" / "imgs")
     calls = _counting(monkeypatch)
-    distill(_cfg(moved, out, ONE))
+    distill(_cfg(moved, out, ONE_STUDENT))
     assert (out / "checkpoints" / "step_00000002.ckpt").is_file()
     assert str(moved) in calls  # the new path was listed (to match it, and for the new stamp)
     assert str(moved) in (out / "config.yaml").read_text()
 
 
-def _dead_pid() -> int:
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
-    return proc.pid
-
-
-def test_a_killed_export_check_is_swept_at_the_next_start(stopped, tmp_path) -> None:
-    data, run = stopped
-    out = _killed_copy(run, tmp_path / "run")
+def test_a_killed_export_check_is_swept_at_the_next_start(copied_distill, tmp_path) -> None:
+    data, run = copied_distill
+    out = killed_copy(run, tmp_path / "run")
     target = out / "tiny.export-check"  # finish.export_check_target: staged as .tiny.tmp-TAG-PID.export-check
-    name = temp_name(target).name.replace(f"-{os.getpid()}.", f"-{_dead_pid()}.")
+    name = temp_name(target).name.replace(f"-{os.getpid()}.", f"-{dead_pid()}.")
     killed = out / name
     (killed / "tiny").mkdir(parents=True)
     (killed / "tiny" / "tiny.pth").write_bytes(b"x" * 100)
     live = temp_name(target)  # this process's: a live writer, kept
     live.mkdir()
-    distill(_cfg(data, out, ONE))
+    distill(_cfg(data, out, ONE_STUDENT))
     assert not killed.exists()
     assert live.is_dir()
     shutil.rmtree(live)
     # a finished re-run's own check leaves nothing behind
-    distill(_cfg(data, out, ONE))
+    distill(_cfg(data, out, ONE_STUDENT))
     assert not [p.name for p in out.iterdir() if "export-check" in p.name]
     assert not [p.name for p in out.iterdir() if p.name.startswith(".") and ".tmp-" in p.name]
