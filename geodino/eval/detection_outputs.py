@@ -27,8 +27,9 @@ __all__ = ["boxes_to_geojson", "boxes_to_geopackage", "image_paths", "output_nam
 def output_names(paths: list[Path]) -> dict[Path, str]:
     """The name each predicted image's outputs are written under (`<name>_boxes.*`): its stem, or, where two images
     of the run share a stem (scene.tif in folders a/ and b/), the path below their common folder joined by `__`
-    (a__scene, b__scene; with the suffix, a__scene_png, where that is not unique either), so that neither
-    overwrites the other."""
+    (a__scene, b__scene; with the suffix, a__scene_png, where that is not unique either; then _2, _3 in the order
+    given, for a name still shared, as a/scene.tif's with a file named a__scene.tif), so that none overwrites
+    another."""
     import os
 
     paths = [Path(p) for p in paths]
@@ -50,6 +51,13 @@ def output_names(paths: list[Path]) -> dict[Path, str]:
     for p, name in out.items():
         if seen[name] > 1:  # a.tif and a.png in one folder
             out[p] = f"{name}_{p.suffix.lstrip('.').lower()}"
+    used: set[str] = set()
+    for p, name in out.items():  # still shared (a/scene.tif beside a file named a__scene.tif): _2, _3 in run order
+        unique, k = name, 2
+        while unique in used:
+            unique, k = f"{name}_{k}", k + 1
+        used.add(unique)
+        out[p] = unique
     return out
 
 
