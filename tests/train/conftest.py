@@ -205,3 +205,19 @@ def killed_copy(run: Path, dest: Path) -> Path:
     shutil.copytree(run, dest)
     (dest / "checkpoints" / "step_00000002.ckpt").unlink()
     return dest
+
+
+@pytest.fixture
+def listings(monkeypatch) -> list[str]:
+    """Every path `geodino.train.resume_paths.listing_digest` is asked to list (a spy: it still lists)."""
+    import geodino.train.resume_paths as rp
+
+    calls: list[str] = []
+    real = rp.listing_digest
+
+    def spy(path: str) -> str | None:
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(rp, "listing_digest", spy)
+    return calls

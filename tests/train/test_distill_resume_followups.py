@@ -48,39 +48,25 @@ def test_a_changed_tile_size_is_still_refused(images, tmp_path) -> None:
         _check(tmp_path, images, (), ("data.sources[0].tile_size=40",))
 
 
-def _counting(monkeypatch) -> list[str]:
-    import geodino.train.resume_paths as rp
-
-    calls: list[str] = []
-    real = rp.listing_digest
-
-    def counted(path: str) -> str | None:
-        calls.append(path)
-        return real(path)
-
-    monkeypatch.setattr(rp, "listing_digest", counted)
-    return calls
-
-
-def test_an_unchanged_resume_does_not_list_the_data(copied_distill, tmp_path, monkeypatch) -> None:
+def test_an_unchanged_resume_does_not_list_the_data(copied_distill, tmp_path, listings) -> None:
     data, run = copied_distill
     out = killed_copy(run, tmp_path / "run")
     stamp = (out / "data_paths.json").read_bytes()
-    calls = _counting(monkeypatch)
+    listings.clear()
     distill(_cfg(data, out, ONE_STUDENT))
     assert (out / "checkpoints" / "step_00000002.ckpt").is_file()  # it resumed and trained step 2
-    assert calls == []  # no data file listed: the stamp is the earlier start's
+    assert listings == []  # no data file listed: the stamp is the earlier start's
     assert (out / "data_paths.json").read_bytes() == stamp
 
 
-def test_a_moved_data_folder_still_lists_and_resumes(copied_distill, tmp_path, monkeypatch) -> None:
+def test_a_moved_data_folder_still_lists_and_resumes(copied_distill, tmp_path, listings) -> None:
     data, run = copied_distill
     out = killed_copy(run, tmp_path / "run")
     moved = shutil.copytree(data, tmp_path / "new" / "imgs")
-    calls = _counting(monkeypatch)
+    listings.clear()
     distill(_cfg(moved, out, ONE_STUDENT))
     assert (out / "checkpoints" / "step_00000002.ckpt").is_file()
-    assert str(moved) in calls  # the new path was listed (to match it, and for the new stamp)
+    assert str(moved) in listings  # the new path was listed (to match it, and for the new stamp)
     assert str(moved) in (out / "config.yaml").read_text()
 
 

@@ -17,20 +17,6 @@ from geodino.train.pretrain import PretrainConfig, pretrain
 from tests.train.conftest import write_config
 
 
-@pytest.fixture
-def listings(monkeypatch) -> list[str]:
-    """Every path `listing_digest` is asked to list."""
-    calls: list[str] = []
-    real = rp.listing_digest
-
-    def spy(path: str) -> str | None:
-        calls.append(path)
-        return real(path)
-
-    monkeypatch.setattr(rp, "listing_digest", spy)
-    return calls
-
-
 def _config(*paths: str) -> dict:
     return {"data": {"sources": [{"type": "raster", "paths": list(paths)}, {"type": "raster"}]}}
 
