@@ -134,8 +134,14 @@ def budget_images(
     images = list(range(len(train_data))) if sources is None else sorted(set(sources))
     rows, record = plain_budget(len(images), cfg.train_fraction, cfg.seed, "images")
     kept = [images[r] for r in rows]
-    if isinstance(train_data, dense.LazySamples):  # folder data: the kept image files by name
-        record["train_images"] = [str(getattr(train_data.items[i][0], "name", train_data.items[i][0])) for i in kept]
+    if isinstance(train_data, dense.LazySamples):  # folder data: the kept image files, named as the outputs name them
+        from pathlib import Path
+
+        from geodino.eval.detection_outputs import image_paths
+
+        files = [Path(item[0]) for item in train_data.items]
+        names = image_paths(files)  # below the common folder: a/x.tif and b/x.tif stay apart
+        record["train_images"] = [names[files[i]] for i in kept]
     if sources is None:
         return dense.Subset(train_data, kept), record
     chosen = set(kept)

@@ -115,3 +115,21 @@ def test_held_out_tiles_are_the_same_with_a_budget(tmp_path, monkeypatch):
 def test_an_out_of_range_fraction_is_one_line():
     with pytest.raises(ConfigError, match=r"detection train_fraction=0"):
         run_detection(tiny_backbone(), DetectionProbeConfig(train_fraction=0.0), "/nonexistent")
+
+
+def test_budget_record_names_images_of_one_name_in_two_folders_apart(tmp_path, monkeypatch):
+    """The kept training images are recorded by their path below the common folder (a/t0.tif, b/t0.tif), as the
+    outputs name them; the bare file name recorded both as t0.tif."""
+    _images(tmp_path / "train" / "a", 2)
+    _images(tmp_path / "train" / "b", 2)
+    monkeypatch.setattr(det, "train_detector", lambda model, data, cfg: [1.0])
+    cfg = _cfg(tmp_path, train_fraction=0.99)
+    cfg.train_boxes = [str(tmp_path / "train" / f / "boxes.csv") for f in ("a", "b")]
+    cfg.train_images = [str(tmp_path / "train" / f) for f in ("a", "b")]
+    cfg.val_fraction = 0.0
+    with pytest.warns(UserWarning):
+        run_detection(tiny_backbone(), cfg, tmp_path / "out")
+    saved = json.loads((tmp_path / "out" / "detection_metrics.json").read_text())["label_budget"]
+    names = saved["train_images"]
+    assert len(names) == len(set(names)) == saved["n_train"] >= 2
+    assert set(names) <= {"a/t0.tif", "a/t1.tif", "b/t0.tif", "b/t1.tif"}
