@@ -72,6 +72,8 @@ def _files_nodata(dataset: Any, limit: int = 8) -> float | None:
     as torchgeo's read (`rasterio.merge.merge`) fills masked cells with it; 0 (merge's fill) for files with an
     internal mask and no nodata value; None when the files declare neither or are not listed (`filepath`)."""
     import rasterio
+    from rasterio._err import CPLE_BaseError
+    from rasterio.errors import RasterioError
 
     from geodino.data.rasters import own_mask
 
@@ -84,7 +86,7 @@ def _files_nodata(dataset: Any, limit: int = 8) -> float | None:
                 if src.nodata is not None:
                     return float(src.nodata)
                 masked = masked or own_mask(src, 1)
-        except Exception:  # an unreadable header here: torchgeo's own read will say so
+        except (RasterioError, CPLE_BaseError, OSError):  # an unreadable header: torchgeo's own read will say so
             continue
     return 0.0 if masked else None
 

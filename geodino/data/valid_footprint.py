@@ -59,7 +59,9 @@ def valid_footprint(scene: SceneInfo, crs: str = "EPSG:4326", max_side: int = MA
     import rasterio
     import shapely
     from affine import Affine
+    from rasterio._err import CPLE_BaseError
     from rasterio.crs import CRS
+    from rasterio.errors import RasterioError
     from rasterio.features import shapes
 
     from geodino.data.footprints import _densified, _project
@@ -73,7 +75,7 @@ def valid_footprint(scene: SceneInfo, crs: str = "EPSG:4326", max_side: int = MA
             mask = _valid_mask(src, shape, scene.nodata)
             transform = src.transform * Affine.scale(src.width / shape[1], src.height / shape[0])
             src_crs = src.crs
-    except Exception as exc:  # GDAL errors of many kinds: name it, as a skipped raster is named
+    except (CPLE_BaseError, RasterioError, OSError, ValueError) as exc:  # GDAL/rasterio errors: named, as a skip
         return None, f"its valid pixels could not be read ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
     if not mask.any():
         return None, "it has no valid pixel (all nodata or masked)"

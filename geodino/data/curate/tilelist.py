@@ -115,13 +115,14 @@ def _check_grid(grid: dict[str, Any], archive: Any) -> None:
     """Refuse a raster list whose windows were cut on another grid than `archive` reads (a curation with `crs:`/
     `res:` read without them, or the reverse): the same col/row then name other pixels, partly past the scene."""
     from rasterio.crs import CRS
+    from rasterio.errors import CRSError
 
     def same_crs(a: Any, b: Any) -> bool:
         if a is None or b is None:
             return a is None and b is None
         try:
             return CRS.from_user_input(a) == CRS.from_user_input(b)
-        except Exception:  # an unreadable text: compare it as written
+        except CRSError:  # an unreadable text: compare it as written
             return str(a) == str(b)
 
     def text(crs: Any, res: Any) -> str:
