@@ -18,6 +18,7 @@ from geodino.data.sensors import Sensor
 from geodino.errors import InputError
 
 __all__ = [
+    "assumed_lonlat",
     "check_declared_rule",
     "cube_crs",
     "cube_transform",
@@ -81,6 +82,37 @@ def cube_crs(da: Any, ds: Any) -> Any:
             "rioxarray's .rio.write_crs('EPSG:32633')) or remove it"
         )
     return None
+
+
+_LON_NAMES = ("lon", "longitude")
+_LAT_NAMES = ("lat", "latitude")
+
+
+def assumed_lonlat(da: Any, path: str, xdim: str, ydim: str) -> tuple[Any, str]:
+    """(EPSG:4326, the warning to give) for a store without any CRS whose x/y coordinates are named lon/longitude
+    and lat/latitude AND hold degree values (lon within [-180, 360], lat within [-90, 90]), as GDAL and rioxarray
+    read such grids; (None, "") otherwise: x/y-named grids, or lat/lon names over values no degree grid has (metres
+    of a projected grid mislabelled), stay without a CRS (refused where one is needed)."""
+    if xdim.lower() not in _LON_NAMES or ydim.lower() not in _LAT_NAMES:
+        return None, ""
+    ranges = []
+    for dim in (xdim, ydim):
+        if dim not in da.coords or da[dim].ndim != 1 or da[dim].dtype.kind not in "iuf" or da[dim].size == 0:
+            return None, ""
+        v = np.asarray(da[dim].values, dtype=np.float64)
+        if not np.all(np.isfinite(v)):
+            return None, ""
+        ranges.append((float(v.min()), float(v.max())))
+    (x0, x1), (y0, y1) = ranges
+    if not (-180.0 <= x0 and x1 <= 360.0 and x1 - x0 <= 360.0 and -90.0 <= y0 and y1 <= 90.0):
+        return None, ""
+    from rasterio.crs import CRS
+
+    return CRS.from_epsg(4326), (
+        f"datacube {path} declares no CRS; its {ydim}/{xdim} coordinates are degrees, so it is read in EPSG:4326 "
+        "(WGS 84 lat/lon), as GDAL and rioxarray do; if it is on another datum, write its CRS into the store "
+        "(a grid_mapping variable or crs attribute, e.g. rioxarray's .rio.write_crs('EPSG:4258'))"
+    )
 
 
 def unsigned_decoded(ds: Any) -> Any:

@@ -23,6 +23,7 @@ from geodino.data.cube_dims import band_names_of as _band_names
 from geodino.data.cube_dims import in_sensor_order as _in_sensor_order
 from geodino.data.cube_dims import order_dims as _order_dims
 from geodino.data.cube_grid import (
+    assumed_lonlat,
     check_declared_rule,
     cube_crs,
     cube_transform,
@@ -153,6 +154,12 @@ def open_cube(
     elif sensor is not None and named and not bands:  # `bands:` (per-band variables too): in its order
         da, names = _in_sensor_order(da, bdim, names, sensor, path)
     crs = cube_crs(da, ds)
+    if crs is None:  # a lat/lon grid without any CRS: EPSG:4326, as GDAL and rioxarray assume (warned)
+        crs, assumed = assumed_lonlat(da, path, xdim, ydim)
+        if assumed:
+            import warnings
+
+            warnings.warn(assumed, stacklevel=2)
     transform, lost = cube_transform(da, ds, path, xdim, ydim, has_crs=crs is not None)
     if crs is not None and not lost:  # rows north to south, columns west to east, as rasters are read
         da, transform = north_up(da, transform, xdim, ydim)
