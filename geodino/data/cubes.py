@@ -69,6 +69,7 @@ class CubeScene(SceneGrid):
     offsets: tuple[float, ...] = ()
     unplaced: str = ""  # why a store's CRS was dropped: no regular grid places its pixels (`cube_transform`)
     valid_ranges: tuple[tuple[float, float], ...] = ()  # per band, CF valid_range/valid_min/valid_max (raw); ()
+    mirrored: tuple[str, ...] = ()  # the dims read reversed to be north-up ("y": south-up store, "x": east-west)
 
 
 def open_cube(
@@ -161,8 +162,11 @@ def open_cube(
 
             warnings.warn(assumed, stacklevel=2)
     transform, lost = cube_transform(da, ds, path, xdim, ydim, has_crs=crs is not None)
+    mirrored: tuple[str, ...] = ()
     if crs is not None and not lost:  # rows north to south, columns west to east, as rasters are read
+        stored = transform
         da, transform = north_up(da, transform, xdim, ydim)
+        mirrored = tuple(d for d, i in (("y", 4), ("x", 0)) if transform[i] != stored[i])
     if lost and require_crs:
         raise InputError(lost)
     if lost:  # no regular grid places the pixels: read in pixel coordinates (data stats, allow_no_crs)
@@ -201,6 +205,7 @@ def open_cube(
         offsets=rule[1] if rule else (),
         unplaced=lost,
         valid_ranges=declared_valid_range(per_band),
+        mirrored=mirrored,
     )
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "WINDOW_COLUMNS",
     "apply_members",
     "apply_windows",
+    "cube_grid_record",
     "curated_members",
     "curated_windows",
     "is_tile_list",
@@ -23,7 +24,8 @@ __all__ = [
 
 WINDOW_COLUMNS = ("col", "row", "width", "height")
 GRID_KEY = "geodino:grid"
-"""Parquet metadata key of a raster list's grid: the `crs`/`res` its windows were cut on (None: native grids)."""
+"""Parquet metadata key of a list's grid: a raster list's `crs`/`res` its windows were cut on (None: native grids);
+a cube list's `north_up` marker and the `transforms` of the stores as read (`cube_grid_record`)."""
 
 
 def is_tile_list(paths: Any) -> bool:
@@ -74,6 +76,7 @@ def _list_columns(paths: Any, needed: tuple[str, ...], optional: tuple[str, ...]
         import json
 
         out["_grid"] = {**json.loads(grid), "list": str(path)}
+    out["_list"] = str(path)
     return out
 
 
@@ -92,6 +95,8 @@ def apply_windows(source: Any, windows: dict[str, np.ndarray]) -> Any:
     """Restrict a grid `RasterSource` or `CubeSource` to the listed windows (the tiles a curated list kept)."""
     if "_grid" in windows and hasattr(source, "archive"):
         _check_grid(windows["_grid"], source.archive)
+    if not hasattr(source, "archive") and hasattr(source, "scenes"):  # a cube source
+        check_cube_grid(windows.get("_grid"), source.scenes, str(windows.get("_list", "")))
     tiles = source.tiles
     scenes = source.archive.scenes if hasattr(source, "archive") else source.scenes
     scene_of = {str(Path(s.path).resolve()): i for i, s in enumerate(scenes)}
@@ -161,3 +166,54 @@ def apply_members(source: Any, members: dict[str, np.ndarray]) -> Any:
     source.names = [source.names[k] for k in ks]
     source._n = len(ks)
     return source
+
+
+def cube_grid_record(source: Any) -> dict[str, Any]:
+    """The `GRID_KEY` record of a cube list: `north_up` (its windows are rows/cols of the stores read north-up, as
+    geodino reads them since south-up/east-west stores are mirrored on read) and each store's affine as read, by
+    resolved path; a reader compares it with the stores as it reads them (`check_cube_grid`)."""
+    return {
+        "north_up": True,
+        "transforms": {str(Path(sc.path).resolve()): [float(v) for v in sc.transform[:6]] for sc in source.scenes},
+    }
+
+
+def check_cube_grid(grid: dict[str, Any] | None, scenes: Any, list_path: str) -> None:
+    """Refuse a cube list whose record (`cube_grid_record`) differs from the stores as now read: windows cut on rows
+    that have since been mirrored (a list from before north-up reading) or on another affine name other pixels.
+    A list without a record (older geodino) is read, with one warning when a store it reads is mirrored (south-up
+    or east-west), since such a list may predate north-up reading and then point at mirrored rows."""
+    if grid is None:
+        flipped = [sc for sc in scenes if getattr(sc, "mirrored", ())]
+        if flipped:
+            import warnings
+
+            sc = flipped[0]
+            how = " and ".join({"y": "south-up (ascending y)", "x": "east-west (descending x)"}[d] for d in sc.mirrored)
+            warnings.warn(
+                f"tile list {list_path} records no grid (written by an older geodino) and datacube {sc.path} is "
+                f"stored {how}, which geodino now reads north-up; if the list predates that, its windows point at "
+                "mirrored rows/columns: re-run `geodino data curate` to be sure",
+                stacklevel=3,
+            )
+        return
+    name = grid.get("list", list_path)
+    if not grid.get("north_up"):
+        raise InputError(
+            f"tile list {name} was cut on stores read as stored, not north-up as they are read now; re-run "
+            "`geodino data curate`"
+        )
+    recorded = grid.get("transforms") or {}
+    by_name = {Path(p).name: t for p, t in recorded.items()}
+    for sc in scenes:
+        listed = recorded.get(str(Path(sc.path).resolve()), by_name.get(Path(sc.path).name))
+        if listed is None:
+            continue
+        now = [float(v) for v in sc.transform[:6]]
+        if not np.allclose(listed[:6], now, rtol=1e-9, atol=1e-9):
+            fmt = ", ".join
+            raise InputError(
+                f"tile list {name} was cut on datacube {sc.path} with affine ({fmt(f'{v:g}' for v in listed[:6])}) "
+                f"but it is read now with ({fmt(f'{v:g}' for v in now)}); its windows name other pixels: re-run "
+                "`geodino data curate`"
+            )
