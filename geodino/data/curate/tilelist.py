@@ -191,9 +191,9 @@ def check_cube_grid(grid: dict[str, Any] | None, scenes: Any, list_path: str) ->
             sc = flipped[0]
             how = " and ".join({"y": "south-up (ascending y)", "x": "east-west (descending x)"}[d] for d in sc.mirrored)
             warnings.warn(
-                f"tile list {list_path} records no grid (written by an older geodino) and datacube {sc.path} is "
-                f"stored {how}, which geodino now reads north-up; if the list predates that, its windows point at "
-                "mirrored rows/columns: re-run `geodino data curate` to be sure",
+                f"tile list {list_path} records no grid and datacube {sc.path} is stored {how}, which geodino "
+                "reads north-up (mirrored); a list cut before geodino did so points at mirrored rows/columns: "
+                "re-run `geodino data curate` if it may predate that",
                 stacklevel=3,
             )
         return
