@@ -133,6 +133,10 @@ def write_lists(tiles: Tiles, table: dict[str, Any], keep: np.ndarray, geoms: li
         georef = geoms is not None and kind in ("raster", "cube")
         archive = getattr(tiles.sources[i], "archive", None) if kind == "raster" else None
         grid = None if archive is None else {"crs": _text(archive.crs), "res": archive.res and list(archive.res)}
+        if kind == "cube":  # each store's affine as read north-up (tilelist.check_cube_grid compares on read)
+            from geodino.data.curate.tilelist import cube_grid_record
+
+            grid = cube_grid_record(tiles.sources[i])
         write_table(
             {c: np.asarray(table[c])[sel] for c in cols},
             out / fname,
