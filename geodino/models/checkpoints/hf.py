@@ -305,11 +305,27 @@ def read_hf_normalization(path: Path) -> dict[str, Any] | None:
         raise CheckpointError(f"{f} is not valid JSON ({exc}); re-export or re-download the model folder") from exc
     if NORMALIZATION_KEY in pp:  # written by geodino: null when nothing was recorded
         return check_normalization(pp[NORMALIZATION_KEY], str(f))
+    scale = float(pp.get("rescale_factor", 1 / 255)) if pp.get("do_rescale", True) else 1.0
+    if pp.get("do_normalize", True) is False:
+        # the processor only rescales: its image_mean/std (often ImageNet's, left at their defaults) are not applied,
+        # and applying them here gave geodino other inputs than the processor gives transformers
+        n = len(pp.get("image_mean") or []) or _num_channels(path)
+        if not n:
+            return None
+        rec = {"mean": [0.0] * n, "std": [1.0] * n, "scale": scale, "origin": f"{f.name} (do_normalize false)"}
+        return check_normalization(rec, str(f))
     if not (pp.get("image_mean") and pp.get("image_std")):
         return None
-    scale = float(pp.get("rescale_factor", 1 / 255)) if pp.get("do_rescale", True) else 1.0
     rec = {"mean": pp["image_mean"], "std": pp["image_std"], "scale": scale, "origin": f"{f.name}"}
     return check_normalization(rec, str(f))
+
+
+def _num_channels(path: Path) -> int:
+    """`num_channels` of the folder's config.json (0 when unreadable)."""
+    try:
+        return int(json.loads((path / HF_CONFIG_FILE).read_text()).get("num_channels", 3))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0
 
 
 def _is_hf_export(path: Path) -> bool:
