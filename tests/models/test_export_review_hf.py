@@ -69,3 +69,22 @@ def test_processor_without_normalize_is_read_as_rescale_only(tmp_path):
     mean, std = torch.tensor(rec["mean"])[:, None, None], torch.tensor(rec["std"])[:, None, None]
     got = (img * rec["scale"] + rec["offset"] - mean) / std
     torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+
+
+def test_processor_with_one_mean_for_every_band_loads(tmp_path):
+    """transformers takes one number for every channel (image_mean: 0.5); geodino refused such a folder
+    ('lacks a numeric mean/std list'), though DINOv3ViTModel and its processor use it."""
+    from transformers import DINOv3ViTConfig, DINOv3ViTImageProcessor, DINOv3ViTModel
+
+    cfg = DINOv3ViTConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, num_channels=4
+    )
+    DINOv3ViTModel(cfg).save_pretrained(tmp_path)
+    proc = DINOv3ViTImageProcessor(image_mean=0.5, image_std=0.25, do_resize=False)
+    proc.save_pretrained(tmp_path)
+    img = torch.arange(4 * 16 * 16, dtype=torch.float32).reshape(4, 16, 16) % 256
+    want = proc(images=img, return_tensors="pt", do_convert_rgb=False, input_data_format="channels_first")
+    rec = read_backbone_weights(tmp_path).normalization
+    assert rec["mean"] == [0.5] * 4 and rec["std"] == [0.25] * 4
+    got = (img * rec["scale"] - torch.tensor(rec["mean"])[:, None, None]) / torch.tensor(rec["std"])[:, None, None]
+    torch.testing.assert_close(got, want["pixel_values"][0], atol=1e-5, rtol=0)

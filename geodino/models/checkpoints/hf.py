@@ -306,18 +306,27 @@ def read_hf_normalization(path: Path) -> dict[str, Any] | None:
     if NORMALIZATION_KEY in pp:  # written by geodino: null when nothing was recorded
         return check_normalization(pp[NORMALIZATION_KEY], str(f))
     scale = float(pp.get("rescale_factor", 1 / 255)) if pp.get("do_rescale", True) else 1.0
+    n = _num_channels(path)
     if pp.get("do_normalize", True) is False:
         # the processor only rescales: its image_mean/std (often ImageNet's, left at their defaults) are not applied,
         # and applying them here gave geodino other inputs than the processor gives transformers
-        n = len(pp.get("image_mean") or []) or _num_channels(path)
         if not n:
             return None
         rec = {"mean": [0.0] * n, "std": [1.0] * n, "scale": scale, "origin": f"{f.name} (do_normalize false)"}
         return check_normalization(rec, str(f))
-    if not (pp.get("image_mean") and pp.get("image_std")):
+    mean, std = _per_band(pp.get("image_mean"), n), _per_band(pp.get("image_std"), n)
+    if not (mean and std):
         return None
-    rec = {"mean": pp["image_mean"], "std": pp["image_std"], "scale": scale, "origin": f"{f.name}"}
+    rec = {"mean": mean, "std": std, "scale": scale, "origin": f"{f.name}"}
     return check_normalization(rec, str(f))
+
+
+def _per_band(value: Any, n: int) -> Any:
+    """A processor's image_mean/std as a list: transformers also takes one number for every channel (image_mean:
+    0.5), which the record (one value per band) refused, so such a folder did not load; other values unchanged."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and n:
+        return [float(value)] * n
+    return value
 
 
 def _num_channels(path: Path) -> int:
