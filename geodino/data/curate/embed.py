@@ -56,25 +56,32 @@ def embed_tiles(
     it), chunk by chunk with resume.
 
     `meta.json` ties the chunks to the backbone and the dtype it computes in (`_numerics`), every tile and the size
-    and mtime of each file, the cloud rules and the chunk size; it is written (and chunks of another key removed)
+    and mtime of each file and the chunk size (`_embedding_key`); it is written (and chunks of another key removed)
     only right before this run writes its first chunk, so a run that fails before that leaves the folder as it
-    was."""
+    was. The cloud rules are not part of that key (the backbone never sees them): each chunk records the key of
+    the rules its shares were computed by (`_cloud_key`), and a chunk of other rules gets its shares recomputed
+    from a read of its tiles, without the backbone, so a re-run with another --cloud-rule reuses the embeddings."""
     import torch
 
     from geodino.io import atomic_path, make_dirs
 
     make_dirs(folder)
     rules = rules or source_rules(tiles, cfg)
-    key = _cache_key(tiles, backbone, rules, cfg)
+    key, cloud_key = _embedding_key(tiles, backbone, cfg), _cloud_key(tiles, rules)
     meta = folder / "meta.json"
-    cached = (_read_meta(meta) or {}).get("key") == key
-    claimed = cached
+    old = _read_meta(meta) or {}
+    # a meta.json of an older geodino keyed the chunks with the cloud rules: its chunks hold this run's shares
+    legacy = old.get("key") == _cache_key(tiles, backbone, rules, cfg)
+    cached = legacy or old.get("key") == key
+    claimed = cached and not legacy and old.get("cloud_key") == cloud_key
 
     def claim() -> None:
-        """Make the folder this run's: drop the chunks of another key, then write meta.json."""
-        for old in folder.glob("part_*.npz"):  # another backbone, archive or file contents: they do not apply
-            old.unlink()
-        record = {"key": key, "tiles": tiles.n, "backbone": backbone.spec, "cloud": [r.describe() for r in rules]}
+        """Make the folder this run's: drop the chunks of another key (not those whose embeddings apply), then
+        write meta.json."""
+        for part in [] if cached else folder.glob("part_*.npz"):  # another backbone, archive or file contents
+            part.unlink()
+        record = {"key": key, "cloud_key": cloud_key, "tiles": tiles.n, "backbone": backbone.spec}
+        record["cloud"] = [r.describe() for r in rules]
         # what makes a curation another one (check_same_curation): the backbone's weights and the tile list
         record.update(backbone_fingerprint=str(backbone.fingerprint), tile_list=_tile_list_hash(tiles))
         record["dtype"] = _numerics(backbone)
@@ -93,6 +100,11 @@ def embed_tiles(
         part = folder / f"part_{c:05d}.npz"
         lo, hi = c * cfg.chunk, min((c + 1) * cfg.chunk, tiles.n)
         if cached and _part_ok(part, hi - lo):
+            if _part_cloud_key(part, cloud_key if legacy else None) != cloud_key:
+                if not claimed:
+                    claim()
+                    claimed = True
+                _reshare(part, tiles, rules, range(lo, hi), cfg, cloud_key)  # the embeddings apply: shares only
             if bar is not None:
                 bar.update(hi - lo)
             continue
@@ -130,7 +142,10 @@ def embed_tiles(
                     nodata=np.asarray(nodata, np.float32),
                     cloud=np.asarray(cloud, np.float32),
                     time=np.asarray(times, np.int64),
+                    cloud_key=np.asarray(cloud_key),
                 )
+    if legacy and not claimed:  # meta.json under this geodino's keys: another rule next time reuses the chunks
+        claim()
     if bar is not None:
         bar.close()
     parts = [np.load(folder / f"part_{c:05d}.npz") for c in range(n_chunks)]
@@ -147,9 +162,51 @@ def source_rules(tiles: Tiles, cfg: CurateConfig) -> list[CloudRule]:
     ]
 
 
+def _reshare(part: Path, tiles: Tiles, rules: list[CloudRule], ks: range, cfg: CurateConfig, cloud_key: str) -> None:
+    """Rewrite cached chunk `part` (tiles `ks`) with the cloud shares of `rules`, read from its tiles as the
+    embedding pass reads them, its embeddings, nodata shares and time steps kept: no backbone call."""
+    import torch
+
+    from geodino.io import atomic_path
+
+    subset = torch.utils.data.Subset(_Reads(tiles), ks)  # type: ignore[arg-type]
+    loader = torch.utils.data.DataLoader(
+        subset, batch_size=cfg.batch_size, num_workers=cfg.workers, collate_fn=_collate
+    )
+    cloud = [rules[tiles.locate(k)[0]].share(image, valid, qa) for b in loader for image, valid, k, _, qa in b]
+    with np.load(part) as z:
+        kept = {f: z[f] for f in FIELDS if f != "cloud"}
+    with atomic_path(part, overwrite=True) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **kept, cloud=np.asarray(cloud, np.float32), cloud_key=np.asarray(cloud_key))
+
+
+def _part_cloud_key(part: Path, default: str | None) -> str | None:
+    """The cloud key chunk `part` records its shares under (`default` for a chunk of an older geodino)."""
+    with np.load(part) as z:
+        return str(z["cloud_key"]) if "cloud_key" in z.files else default
+
+
+def _embedding_key(tiles: Tiles, backbone: Any, cfg: CurateConfig) -> str:
+    """The key cached embeddings apply under: backbone and its numerics, every tile and file (size, mtime) and the
+    chunk size; not the cloud rules, which the backbone never sees (`_cloud_key`)."""
+    fields = [backbone.fingerprint, tiles.fingerprint(), tiles.n, cfg.chunk, _numerics(backbone)]
+    return hashlib.sha256(json.dumps(["embeddings", *fields]).encode()).hexdigest()
+
+
+def _cloud_key(tiles: Tiles, rules: list[CloudRule]) -> str:
+    """The key a chunk's cloud shares apply under: the cloud rules and (only where there is one) a QA band read
+    apart with nearest (`qaband.warped_model_qa`)."""
+    fields: list[Any] = [[r.describe() for r in rules]]
+    warped = [q.describe() if q is not None else None for q in getattr(tiles, "_warped_qa", ())]
+    if any(warped):
+        fields.append(["qa read with nearest", warped])
+    return hashlib.sha256(json.dumps(fields).encode()).hexdigest()
+
+
 def _cache_key(tiles: Tiles, backbone: Any, rules: list[CloudRule], cfg: CurateConfig) -> str:
-    """The key cached chunks apply under: backbone and its numerics, every tile and file (size, mtime), cloud rules,
-    chunk size, and (only where there is one) a QA band read apart with nearest (`qaband.warped_model_qa`)."""
+    """The key of chunks and their cloud shares together (`_embedding_key` and the rules), as the meta.json of an
+    older geodino holds it: its chunks still apply, with the shares of these rules."""
     fields = [backbone.fingerprint, tiles.fingerprint(), tiles.n, [r.describe() for r in rules], cfg.chunk]
     fields.append(_numerics(backbone))
     warped = [q.describe() if q is not None else None for q in getattr(tiles, "_warped_qa", ())]
@@ -211,7 +268,7 @@ def check_same_curation(
         return
     old_spec, old_n, old_inputs = record.get("backbone", "?"), record.get("tiles", "?"), record.get("inputs")
     if "backbone_fingerprint" not in record or "tile_list" not in record:
-        if record.get("key") == _cache_key(tiles, backbone, rules, cfg):
+        if record.get("key") in (_cache_key(tiles, backbone, rules, cfg), _embedding_key(tiles, backbone, cfg)):
             return
         detail = f"(backbone {old_spec}, {old_n} tiles) recorded by an older geodino, which cannot be matched"
     elif record["backbone_fingerprint"] != str(backbone.fingerprint):
@@ -220,7 +277,7 @@ def check_same_curation(
         were = f"{old_n} tiles" + (f" of {old_inputs}" if old_inputs else "")
         detail = f"of other inputs ({were}; this run {tiles.n} tiles of {_inputs(cfg) or 'its inputs'})"
     else:
-        return  # the same backbone and tiles: only numerics, cloud rules, chunk size or file contents differ (redone)
+        return  # the same backbone and tiles: numerics, chunk size or file contents (redone), cloud rules (shares)
     raise InputError(
         f"--out {out} holds an earlier curation {detail}; this run would replace its cached embeddings: pass "
         "--overwrite to do so, or choose another --out folder"
