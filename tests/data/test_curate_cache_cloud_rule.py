@@ -63,3 +63,16 @@ def test_a_chunk_lost_after_a_rule_change_is_embedded_alone(tmp_path, monkeypatc
     assert len(calls) == 1  # the missing last chunk (4 tiles, one batch), the others' shares only
     tiles = pd.read_parquet(out / "tiles.parquet")
     assert (tiles.cloud_share == 0).all() and (tiles.status != "cloud").all()
+
+
+def test_qa_shadow_on_a_cached_curation_reuses_the_embeddings(tmp_path, monkeypatch):
+    from tests.data.test_curate_qa_shadow import _curate, _scene
+
+    tif = _scene(tmp_path)
+    out = tmp_path / "cur"
+    _, tiles = _curate(tif, out)
+    assert tiles.cloud_share.tolist() == [0.0, 0.0, 0.0, 1.0]
+    calls = _count_features(monkeypatch)
+    report, tiles = _curate(tif, out, "--qa-shadow")
+    assert calls == [] and tiles.cloud_share.tolist() == [0.0, 1.0, 0.0, 1.0]  # the shadowed tile 1 now counts
+    assert tiles.status.tolist() == ["kept", "cloud", "kept", "cloud"] and report["removed"]["cloud"] == 2
