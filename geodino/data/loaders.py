@@ -196,8 +196,8 @@ def _legacy_configs(sources: Any, kw: dict[str, Any]) -> tuple[DataConfig, Crops
         if old in kw:
             val = kw.pop(old)
             setattr(crops, new, list(val) if isinstance(val, tuple) else val)
-    if "horizontal_flips" in kw:  # the official name: horizontal flips, on or off, never vertical ones
-        crops.flips, crops.vflips = bool(kw.pop("horizontal_flips")), False
+    if "horizontal_flips" in kw:  # the official name: horizontal flips, on or off, never vertical ones or rotations
+        crops.flips, crops.vflips, crops.rot90 = bool(kw.pop("horizontal_flips")), False, False
     for key in list(kw):
         if hasattr(src, key):
             setattr(src, key, kw.pop(key))

@@ -176,6 +176,6 @@ def test_the_official_horizontal_flips_keyword_means_horizontal_only():
     from geodino.data.loaders import _legacy_configs
 
     _, crops = _legacy_configs(["x.tar"], {"kind": "tar", "horizontal_flips": True})
-    assert crops.flips and not crops.vflips
+    assert crops.flips and not crops.vflips and not crops.rot90  # the official augmentation has no 90-degree turns
     _, crops = _legacy_configs(["x.tar"], {"kind": "tar", "horizontal_flips": False})
-    assert not crops.flips
+    assert not crops.flips and not crops.rot90
