@@ -88,3 +88,19 @@ def test_processor_with_one_mean_for_every_band_loads(tmp_path):
     assert rec["mean"] == [0.5] * 4 and rec["std"] == [0.25] * 4
     got = (img * rec["scale"] - torch.tensor(rec["mean"])[:, None, None]) / torch.tensor(rec["std"])[:, None, None]
     torch.testing.assert_close(got, want["pixel_values"][0], atol=1e-5, rtol=0)
+
+
+def test_bare_mean_std_record_exports_with_the_pixel_rescale(tmp_path):
+    """A record with no DN scale (a foreign timm folder's pretrained_cfg: mean/std for pixels / 255) was written
+    as rescale_factor 1, so transformers' processor standardised 8-bit pixels unscaled (255x off); now 1/255, what
+    timm's transform and geodino's preprocess (dtype rule) apply to such a backbone."""
+    from transformers import AutoImageProcessor
+
+    geo = build_model("vit_small", embed_dim=32, depth=1, num_heads=2, in_chans=4).eval()
+    bare = {"mean": [0.449] * 4, "std": [0.226] * 4}  # as read from timm's pretrained_cfg
+    folder = save_backbone(geo, tmp_path / "hf", layout="hf", normalization=bare)
+    proc = AutoImageProcessor.from_pretrained(folder)
+    img = torch.randint(0, 256, (4, 16, 16), dtype=torch.uint8)
+    got = proc(images=img, return_tensors="pt", input_data_format="channels_first")["pixel_values"][0]
+    torch.testing.assert_close(got, (img.float() / 255 - 0.449) / 0.226, atol=1e-5, rtol=0)
+    assert read_backbone_weights(folder).normalization["scale"] == 1.0  # geodino's own record unchanged

@@ -259,7 +259,7 @@ def hf_preprocessor_config(
     processor gets ImageNet's statistics for 3 bands (as the RGB releases do) and passes other band counts through
     unchanged (mean 0 / std 1, as `load_backbone` uses such a file), and `geodino_normalization: null` says that
     nothing was recorded."""
-    from geodino.models.checkpoints.normalization import NORMALIZATION_KEY, folded_mean_std
+    from geodino.models.checkpoints.normalization import NORMALIZATION_KEY, dn_scale_of, folded_mean_std
 
     cfg: dict[str, Any] = {
         "image_processor_type": "DINOv3ViTImageProcessor",
@@ -281,7 +281,11 @@ def hf_preprocessor_config(
         cfg.update(rescale_factor=1.0, do_normalize=False, image_mean=[0.0] * in_chans, image_std=[1.0] * in_chans)
     if normalization:
         scale, offset = normalization.get("scale", 1.0), normalization.get("offset", 0.0)
-        if isinstance(scale, int | float) and offset == 0.0:
+        if dn_scale_of(normalization) is None:
+            # a bare mean/std (a foreign timm pretrained_cfg: scale 1, no sensor) names no DN scale; its statistics
+            # are for pixels / 255, timm's and the processor's convention (rescale 1 standardised uint8 DN unscaled)
+            cfg.update(image_mean=list(normalization["mean"]), image_std=list(normalization["std"]))
+        elif isinstance(scale, int | float) and offset == 0.0:
             cfg.update(rescale_factor=float(scale), image_mean=list(normalization["mean"]))
             cfg["image_std"] = list(normalization["std"])
         else:
