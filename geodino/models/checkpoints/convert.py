@@ -41,6 +41,18 @@ def _band_names(value: Any, key: str) -> list[str] | None:
     return names
 
 
+def _name_record(norm: dict[str, Any] | None, src_bands: Sequence[str] | None) -> dict[str, Any] | None:
+    """A record that names no bands (a foreign HF processor's or timm pretrained_cfg's mean/std) named after the
+    file's bands (--src-bands, else R, G, B for 3 values, the default the kernels take), so that --bands keeps the
+    statistics of the bands it keeps; it was dropped (with a warning naming no bands)."""
+    if not norm or norm.get("bands"):
+        return norm
+    names = list(src_bands) if src_bands else (["R", "G", "B"] if len(norm["mean"]) == 3 else None)
+    if names is None or len(names) != len(norm["mean"]):
+        return norm
+    return {**norm, "bands": names}
+
+
 def convert_checkpoint(
     src: str | Path,
     dst: str | Path,
@@ -111,6 +123,7 @@ def convert_checkpoint(
     norm = weights.normalization
     if bands is not None:
         src_bands = src_bands or (norm or {}).get("bands")  # the bands the file records
+        norm = _name_record(norm, src_bands)
         recorded_sensor = (norm or {}).get("sensor") or (weights.config or {}).get("sensor")
         state, _ = resolve_bands(
             state,
@@ -133,8 +146,9 @@ def convert_checkpoint(
             kept = _merged_normalization(norm, sensor, bands)
         if norm and kept is None:
             lacking = [b for b in bands if str(b).lower() not in {str(x).lower() for x in norm.get("bands") or []}]
+            have = ", ".join(map(str, norm.get("bands") or [])) or "(unnamed)"
             warnings.warn(
-                f"the normalisation {src} records covers bands {', '.join(map(str, norm.get('bands') or []))}, "
+                f"the normalisation {src} records covers bands {have}, "
                 f"not {', '.join(map(str, lacking))}: {dst} records none; give its users the statistics of "
                 "all its bands (a sensor YAML: load_backbone(..., sensor=...), --backbone 'FILE?sensor=...')",
                 stacklevel=user_stacklevel(),
