@@ -343,6 +343,10 @@ def _from_path(
     model = build_from_state(state, config, source=path)
     recorded = weights.normalization
     if recorded is not None and adapted:
+        # a record naming no bands (a foreign HF processor's or timm pretrained_cfg's mean/std) is named after the
+        # file's bands (src_bands: the config's, else R, G, B for 3) first, as convert --bands does; it was dropped
+        if not recorded.get("bands") and src_bands and len(src_bands) == len(recorded["mean"]):
+            recorded = {**recorded, "bands": list(src_bands)}
         recorded = select_normalization(recorded, names or [], band_resolver(recorded))
     # the network loaded, not how `which` spelt it: a distill checkpoint's student (FILE, ?which=NAME, NAME.ema are
     # one network); `which or "teacher"` otherwise, so that caches of pretraining checkpoints keep their keys
