@@ -278,6 +278,17 @@ def _frozen(
     return fb
 
 
+def default_sensor_of(path: Path, config: dict[str, Any], in_chans: int) -> str | None:
+    """The sensor whose statistics a file without a normalisation record is loaded with: its config's, else one
+    its released name implies (sat493m, or imagenet for a 3-band lvd1689m file); None: ImageNet for 3 bands, else
+    mean 0 / std 1. `geodino info` says the same."""
+    lower = path.name.lower()
+    default = config.get("sensor") or ("sat493m" if "sat493m" in lower else None)
+    if default is None and in_chans == 3 and "lvd1689m" in lower:
+        default = "imagenet"
+    return default
+
+
 def _from_path(
     path: Path,
     spec_text: str,
@@ -313,10 +324,7 @@ def _from_path(
         src_bands = list(weights.normalization["bands"])  # the bands the export records
     if src_bands is None and c == 3:
         src_bands = ["R", "G", "B"]
-    lower = path.name.lower()
-    default_sensor = config.get("sensor") or ("sat493m" if "sat493m" in lower else None)
-    if default_sensor is None and c == 3 and "lvd1689m" in lower:
-        default_sensor = "imagenet"
+    default_sensor = default_sensor_of(path, config, c)
     adapted = False
     if n_bands is not None and n_bands != c and names is None:
         raise CheckpointError(

@@ -129,6 +129,7 @@ def _describe(spec: str | Path) -> dict[str, Any]:
             "keys": len(weights.state),
             "dtype": str(next(iter(weights.state.values())).dtype).replace("torch.", ""),
             "weights": _fit(weights.state, cfg, weights.source),
+            **normalization_rows(weights, cfg["in_chans"], Path(target).expanduser()),
             **_adapted(n_bands, names, cfg["in_chans"], target),
         }
     if kind == "arch":
@@ -182,6 +183,39 @@ def _describe(spec: str | Path) -> dict[str, Any]:
         "depth": n,
         "keys": len(model.state_dict()),
     }
+
+
+def _numbers(v: Any) -> str:
+    """A scalar or per-band list of floats, short (4 significant digits)."""
+    if isinstance(v, list | tuple):
+        return ", ".join(f"{float(x):.4g}" for x in v)
+    return f"{float(v):.4g}"
+
+
+def normalization_rows(weights: Any, in_chans: int, path: Path) -> dict[str, Any]:
+    """The rows saying how the file's inputs are normalised: the record it carries (sensor, bands, DN scale and
+    offset, mean/std in reflectance units) and where it was read, or, with none, what `load_backbone` assumes
+    (`geodino info` showed only the band count, so an export's preprocessing could not be checked)."""
+    rec = weights.normalization
+    if rec:
+        from geodino.models.checkpoints.normalization import describe_normalization
+
+        return {
+            "normalization": f"{describe_normalization(rec)} (read from {weights.normalization_from})",
+            "norm_bands": ", ".join(map(str, rec.get("bands") or [])) or "(unnamed)",
+            "dn_scale": f"reflectance = DN * {_numbers(rec.get('scale', 1.0))} + {_numbers(rec.get('offset', 0.0))}",
+            "norm_mean": _numbers(rec["mean"]),
+            "norm_std": _numbers(rec["std"]),
+        }
+    from geodino.backbones.load import default_sensor_of
+
+    sensor = default_sensor_of(path, weights.config or {}, in_chans)
+    if sensor:
+        what = f"sensor {sensor}'s mean/std (the file's default)"
+    else:
+        what = "ImageNet mean/std (the 3-band default)" if in_chans == 3 else "mean 0 / std 1"
+        what += "; integer input scaled by dtype (uint8 / 255, other integers / 10000)"
+    return {"normalization": f"none recorded: geodino assumes {what}; pass sensor= (?sensor=) to set it"}
 
 
 def _adapted(n_bands: int | None, names: list[str] | None, in_chans: int, target: str) -> dict[str, Any]:
