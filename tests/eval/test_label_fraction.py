@@ -140,30 +140,26 @@ def test_per_class_larger_than_a_class_is_refused():
     assert "train_per_class <= 1 (the smallest class)" in msg
 
 
-SUITE = """
-name: budget
-tasks:
-  full:
-    type: classification
+_TASK = """
+  {name}:
+    type: classification{budget}
     data: {{name: image_folder, root: {root}, val_fraction: 0.25, test_fraction: 0.25}}
     features: {{batch_size: 64, layers: four_last}}
     knn: {{ks: [1]}}
-    linear: {{lrs: [0.1], weight_decays: [0.0], epochs: 2, min_iterations: 5, refit_on_trainval: true}}
-  half:
-    type: classification
-    train_fraction: 0.5
-    data: {{name: image_folder, root: {root}, val_fraction: 0.25, test_fraction: 0.25}}
-    features: {{batch_size: 64, layers: four_last}}
-    knn: {{ks: [1]}}
-    linear: {{lrs: [0.1], weight_decays: [0.0], epochs: 2, min_iterations: 5, refit_on_trainval: true}}
-  two_per_class:
-    type: classification
-    train_per_class: 2
-    data: {{name: image_folder, root: {root}, val_fraction: 0.25, test_fraction: 0.25}}
-    features: {{batch_size: 64, layers: four_last}}
-    knn: {{ks: [1]}}
-    linear: {{lrs: [0.1], weight_decays: [0.0], epochs: 2, min_iterations: 5, refit_on_trainval: true}}
-"""
+    linear: {{lrs: [0.1], weight_decays: [0.0], epochs: 2, min_iterations: 5, refit_on_trainval: true}}"""
+# one task per budget, the same probe otherwise (SUITE is formatted with root= by _suite)
+SUITE = (
+    "name: budget\ntasks:"
+    + "".join(
+        _TASK.replace("{name}", name).replace("{budget}", budget)
+        for name, budget in (
+            ("full", ""),
+            ("half", "\n    train_fraction: 0.5"),
+            ("two_per_class", "\n    train_per_class: 2"),
+        )
+    )
+    + "\n"
+)
 
 
 def _suite(tmp_path):
