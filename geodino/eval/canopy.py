@@ -129,12 +129,6 @@ class CanopyProbeConfig:
     seed: int = 0
     progress: bool = True  # progress bars (the suite's progress key sets it)
 
-    @property
-    def train_per_class(self) -> int:
-        """Always 0: a CHM tile has no class, so a budget per class is not defined (not a key; the suite runner
-        checks every task's budget as (train_fraction, train_per_class))."""
-        return 0
-
     def validate(self) -> None:
         if self.output not in OUTPUTS:
             raise ConfigError(f"canopy output={self.output!r} must be one of {', '.join(OUTPUTS)}")

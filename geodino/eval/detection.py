@@ -100,12 +100,6 @@ class DetectionProbeConfig:
     seed: int = 0
     progress: bool = True  # progress bars (the suite's progress key sets it)
 
-    @property
-    def train_per_class(self) -> int:
-        """Always 0: an image holds boxes of many classes (not a key; the suite runner checks every task's budget
-        as (train_fraction, train_per_class))."""
-        return 0
-
     def validate(self) -> None:
         if self.detector not in DETECTORS:
             raise ConfigError(f"detector={self.detector!r} must be one of {', '.join(DETECTORS)}")

@@ -213,7 +213,7 @@ def parse_tasks(cfg: SuiteConfig, out: Path, names: list[str] | None = None) -> 
             from geodino.eval.label_budget import check_budget
 
             try:
-                check_budget(tcfg.train_fraction, tcfg.train_per_class)
+                check_budget(tcfg.train_fraction, getattr(tcfg, "train_per_class", 0))  # per class: classification only
             except ConfigError as exc:
                 raise ConfigError(f"tasks.{name}.{exc}") from exc
         _set_if_present(tcfg, "seed", cfg.seed)

@@ -107,12 +107,6 @@ class SegmentationProbeConfig:
     plots: int = 4  # number of validation images drawn as image / truth / prediction panels
     progress: bool = True  # progress bars (the suite's progress key sets it)
 
-    @property
-    def train_per_class(self) -> int:
-        """Always 0: a mask holds many classes, so a budget per class is not defined for segmentation (not a key;
-        the suite runner checks every task's budget as (train_fraction, train_per_class))."""
-        return 0
-
     def validate(self) -> None:
         # train_fraction is checked by run_segmentation (a suite checks it first, naming tasks.<name>.train_fraction)
         if self.head not in HEADS:
