@@ -18,6 +18,8 @@ from geodino.config_entries import INDEX as _INDEX
 from geodino.config_entries import list_path as _list_path
 from geodino.config_entries import update_entry as _update_entry
 from geodino.config_lists import comma_list
+from geodino.config_record import record_set_keys
+from geodino.config_record import set_keys as set_keys
 from geodino.errors import ConfigError, did_you_mean
 
 T = TypeVar("T")
@@ -262,7 +264,8 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: str 
             cfg = _update_entry(cfg, data, value, schema, where)
         else:
             cfg = _merge(cfg, data, schema, where)
-    return _finish(cfg, schema, "")
+    # recorded after `validate`, so only a later check (the run's start) can tell a key set from one left default
+    return record_set_keys(_finish(cfg, schema, ""), (data for _, data, _ in sources))
 
 
 def whole_number(value: Any, name: str, example: int = 100) -> int:

@@ -252,7 +252,7 @@ def pretrain(
                 keys.append("head_warmup_steps=0.1")
             elif steps >= 2:
                 keys.append(f"head_warmup_steps={max(1, steps // 10)}")
-    return run(load_config(PretrainConfig, config, [*keys, *overrides]))
+    return run(_photos_chosen(load_config(PretrainConfig, config, [*_keys_only(keys), *overrides]), keys))
 
 
 def distill(
@@ -294,7 +294,7 @@ def distill(
         keys.append(f"train.max_steps={whole_number(steps, 'steps')}")
     if student is not None:
         keys.append(f"students=[{_student(student)}]")
-    return run(load_config(DistillConfig, config, [*keys, *overrides]))
+    return run(_photos_chosen(load_config(DistillConfig, config, [*_keys_only(keys), *overrides]), keys))
 
 
 def _data_keys(
@@ -384,12 +384,34 @@ def _check_raster_bands(rasters: Sequence[_Header], sensor: str | None, bands: s
             raise exc.with_fix(fix) from None
 
 
+_PHOTOS_CHOSEN = "#photos-chosen"  # in `_photo_keys`' list: this call chose photos or overhead chips (not a key)
+
+
+def _keys_only(keys: list[str]) -> list[str]:
+    """The overrides of `keys`, without `_photo_keys`' marker."""
+    return [k for k in keys if k != _PHOTOS_CHOSEN]
+
+
+def _photos_chosen(cfg: Any, keys: list[str]) -> Any:
+    """`cfg` with `crops.vflips` and `crops.rot90` recorded as set (`config_record`) when this call chose photos or
+    overhead chips (`photos=` given, or decided and said in one line by `_photo_keys`): the run's start then does not
+    warn a second time that the photo-like source gets the overhead default because they were left unset. Their
+    values stay the config's (an override =true would undo a config's false)."""
+    from geodino.config_record import record_set_keys, set_keys
+
+    recorded = set_keys(cfg)
+    if _PHOTOS_CHOSEN not in keys or recorded is None:
+        return cfg
+    return record_set_keys(cfg, [*recorded, "crops.vflips", "crops.rot90"])
+
+
 def _photo_keys(kind: str | None, sensor: str | None, photos: bool | None) -> list[str]:
     """Horizontal flips only for photos (they have an up; the official web recipe's crops), as overrides; the
     recipe's crops (flips and 90° rotations: overhead imagery has no up) otherwise. `photos` None decides from the
     source: an images or tar source whose sensor is given as `imagenet` (the web sensor) holds photos; without a
     sensor, or with a satellite one, the images are taken as overhead chips (EuroSAT-like chips are what an EO
-    package is given most; the files cannot tell), and the line printed says how to choose otherwise."""
+    package is given most; the files cannot tell), and the line printed says how to choose otherwise. Once chosen
+    (`photos` given or decided), the list ends with `_PHOTOS_CHOSEN` (`_photos_chosen` reads it; not an override)."""
     if photos is None and kind in ("images", "tar"):
         photos = sensor == "imagenet"
         what = "photos: horizontal flips only" if photos else "overhead chips: the recipe's flips and 90° rotations"
@@ -398,7 +420,8 @@ def _photo_keys(kind: str | None, sensor: str | None, photos: bool | None) -> li
             f"geodino: {kind} source with sensor {sensor or 'imagenet (default)'} read as {what} (photos={other})",
             file=sys.stderr,
         )
-    return ["crops.vflips=false", "crops.rot90=false"] if photos else []
+    chosen = [_PHOTOS_CHOSEN] if photos is not None else []
+    return [*(["crops.vflips=false", "crops.rot90=false"] if photos else []), *chosen]
 
 
 def _student(student: str | Mapping[str, Any]) -> str:

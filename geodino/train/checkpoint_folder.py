@@ -17,7 +17,9 @@ from pathlib import Path
 from geodino.errors import TrainingError
 from geodino.io import StorageError
 
-CKPT_PATTERN = re.compile(r"^step_(\d+)\.ckpt$")
+# the whole name, ASCII digits: `$` also matched before a trailing newline and `\d` any Unicode digit, so names
+# geodino never writes (`step_1.ckpt\n`, Arabic-Indic digits) counted as step checkpoints: pruned, moved aside
+CKPT_PATTERN = re.compile(r"^step_([0-9]+)\.ckpt\Z")
 
 
 def find_checkpoints(folder: str | Path) -> list[Path]:

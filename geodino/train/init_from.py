@@ -250,11 +250,10 @@ def _foreign_source(path: Path) -> InitSource:
 FROM_INIT = "from_init"  # ssl.student.arch value: take the architecture (and head sizes) from init_from
 
 
-def init_architecture(src: InitSource) -> tuple[str, int, int, dict[str, Any], dict[str, dict[str, int]]]:
+def init_architecture(src: InitSource) -> tuple[str, int, int, dict[str, Any], dict[str, dict[str, Any]]]:
     """(arch, patch_size, in_chans, build overrides, head sizes) that rebuild `src`'s teacher backbone exactly, for
     `ssl.student.arch: from_init`: the build kwargs the file records, else those its shapes imply (`infer_config`);
-    head sizes (`head_n_prototypes`, `head_bottleneck_dim`, `head_hidden_dim`, `head_nlayers`) of the heads it
-    carries, per head name ({} without heads). The student's own drop path stays the config's."""
+    per head ({} without) its `head_*` sizes and `head_last_layer` (normalized: weight_g all 1); drop path: config's."""
     from geodino.models.archs import ARCHS
     from geodino.models.checkpoints import infer_config
 
@@ -263,9 +262,9 @@ def init_architecture(src: InitSource) -> tuple[str, int, int, dict[str, Any], d
     arch = arch if arch in ARCHS else "vit_small"  # a base whose every structural default is overridden below
     patch, chans = int(config.pop("patch_size")), int(config.pop("in_chans"))
     config.pop("drop_path_rate", None)
-    heads: dict[str, dict[str, int]] = {}
+    heads: dict[str, dict[str, Any]] = {}
     for name, state in src.heads.items():
-        last = state.get("last_layer.weight", state.get("last_layer.weight_v"))
+        last, g = state.get("last_layer.weight", state.get("last_layer.weight_v")), state.get("last_layer.weight_g")
         mlp = sorted(k for k in state if k.startswith("mlp.") and k.endswith(".weight"))
         if last is None or not mlp:
             continue
@@ -274,6 +273,7 @@ def init_architecture(src: InitSource) -> tuple[str, int, int, dict[str, Any], d
             "head_bottleneck_dim": int(last.shape[1]),
             "head_hidden_dim": int(state[mlp[0]].shape[0]) if len(mlp) > 1 else int(last.shape[1]),
             "head_nlayers": len(mlp),
+            "head_last_layer": "linear" if g is None else "normalized" if bool((g == 1).all()) else "weight_norm",
         }
     return arch, patch, chans, config, heads
 

@@ -27,9 +27,9 @@ from typing import Any
 from geodino.errors import CheckpointError, ConfigError, GeoDinoError, InputError, plural
 from geodino.io import removes_created_dirs
 from geodino.train.config import PRECISIONS, STRATEGIES, CheckpointConfig, PretrainConfig, TrainerConfig
-from geodino.train.pretrain_start import announce_start, write_start_files
+from geodino.train.pretrain_start import announce_start, join_launched_group, write_start_files
 from geodino.train.resume_paths import same_paths_as_saved
-from geodino.train.resume_point import resume_point
+from geodino.train.resume_point import check_same_resume_point, resume_point
 from geodino.train.run_start import Start, undo_start
 
 __all__ = [
@@ -160,14 +160,15 @@ def _prepare_output(cfg: PretrainConfig, start: Start) -> tuple[Path, Path | Non
 
 
 def _clear_partial_checkpoints(folder: Path) -> None:
-    """Remove the checkpoints a killed run was writing: never complete (a sharded one is a folder). A gather's copy of
-    a sharded one may be a live export's or init_from's: `sweep_gathers` (on resume) removes only dead writers'."""
+    """Remove the checkpoints killed runs were writing (never complete; a sharded one is a folder) with the
+    writer-aware `sweep_held_folder`: this run holds the folder, so a checkpoint's temporary is a killed run's unless
+    its writer runs here (before, every `.*.tmp-*` went, a live writer's too); other outputs' temporaries go only when
+    their writers are gone. A gather's copy of a sharded one may be a live export's or init_from's: `sweep_gathers`
+    (on resume) removes only dead writers'."""
+    from geodino.io_temps import sweep_held_folder
     from geodino.models.checkpoints.files import GATHER_SUFFIX
-    from geodino.train.checkpoint_callback import remove_path
 
-    for tmp in folder.glob(".*.tmp-*"):
-        if not tmp.name.endswith(GATHER_SUFFIX):
-            remove_path(tmp)
+    sweep_held_folder(folder, held=lambda target: target.endswith(".ckpt"), skip=lambda n: n.endswith(GATHER_SUFFIX))
 
 
 def _set_aside_hpc_checkpoints(out: Path) -> None:
@@ -250,18 +251,21 @@ def _checkpoint_meta(
     global_batch_size: int,
     init_from: Any,
     data_extent: dict[str, Any] | None = None,
+    normalization: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What every checkpoint records besides the weights: the config, the backbone's build arguments, where the
-    data stream stands (so a resumed run continues with the next unseen batch) and the training data's extent
-    (`train.data_extent`: the geometry of the exports' STAC items)."""
+    data stream stands (so a resumed run continues with the next unseen batch), the training data's extent
+    (`train.data_extent`: the geometry of the exports' STAC items) and the input normalisation the loader used
+    (what `export` records; without it the export derives one from the data config)."""
     data = {"seed": seed, "next_step": step, "global_batch_size": global_batch_size}
-    return {
+    meta = {
         "config": config,
         "backbone": backbone,
         "data": {**data, "samples_seen": step * global_batch_size},
         "init_from": init_from,
         "data_extent": data_extent,
     }
+    return meta | ({"normalization": normalization} if normalization else {})
 
 
 @removes_created_dirs
@@ -289,38 +293,46 @@ def _pretrain(cfg: PretrainConfig) -> Path:
 
     from geodino.train.module import build_trainer
     from geodino.train.pretrain_fit import finish_run, fit
+    from geodino.train.rank_agreement import refusals_agreed
 
     head_warmup = _check_schedules(cfg)
-    init_src = _adopt_init_architecture(cfg)  # ssl.student.arch: from_init (before anything reads the architecture)
+    join_launched_group(cfg, world_size(cfg))  # launched as several processes: the checks below are agreed
     start = Start()  # what the start changes in the run folder: undone if it is refused, housekeeping deferred
     try:
-        out, resume = _prepare_output(cfg, start)
-        torch.manual_seed(cfg.seed)
-        arch = _build_arch(cfg)
-        backbone_config = dict(getattr(arch.student["backbone"], "config", {}) or {})
-
-        factory = _loader_factory(cfg)
+        # each rank reads its own init_from, run folder and data (a node-local disk): a refusal on some ranks stops
+        # every rank in one line (no block calls a collective; Lightning's group is joined above)
+        with refusals_agreed():
+            init_src = _adopt_init_architecture(cfg)  # ssl.student.arch: from_init (before the architecture is read)
+            out, resume = _prepare_output(cfg, start)
         max_steps = cfg.trainer.max_steps
-        # the step it resumes from by the checkpoints' names, as distillation finds it (min over the ranks when a
-        # process group is up already; Lightning starts its own in fit, and every rank reads the same folder)
+        # several processes: every rank sees the same newest checkpoint (each resumes from its own copy), else one
+        # line on every rank; then the step it resumes from by the checkpoints' names, as distillation finds it
+        check_same_resume_point(cfg.checkpoint.resume, out / "checkpoints")
         finished = resume_point(cfg.checkpoint.resume, out / "checkpoints")[1] >= max_steps
-        extent = None if finished else _probe_data(cfg)  # a finished run's re-run trains on no batch: none is read
+        with refusals_agreed():
+            torch.manual_seed(cfg.seed)
+            arch = _build_arch(cfg)
+            backbone_config = dict(getattr(arch.student["backbone"], "config", {}) or {})
+            factory = _loader_factory(cfg)
+            # a finished run's re-run trains on no batch: none is read
+            extent, norm = (None, None) if finished else _probe_data(cfg)
 
-        init_lines: list[str] = []
-        post_init = None
-        resume_step = None
-        if resume is not None:
-            resume_step = _check_resume(cfg, out, resume, backbone_config, start)
-        elif cfg.init_from:
-            init_lines, post_init = _apply_init_from(cfg, arch, init_src, head_warmup)
-            init_src = None
-        if finished and not (isinstance(resume_step, int) and resume_step >= max_steps):
-            extent = _probe_data(cfg)  # the newest checkpoint's name said finished, the step saved in it does not
+            init_lines: list[str] = []
+            post_init = None
+            resume_step = None
+            if resume is not None:
+                resume_step = _check_resume(cfg, out, resume, backbone_config, start)
+            elif cfg.init_from:
+                init_lines, post_init = _apply_init_from(cfg, arch, init_src, head_warmup)
+                init_src = None
+            if finished and not (isinstance(resume_step, int) and resume_step >= max_steps):
+                extent, norm = _probe_data(cfg)  # the newest checkpoint's name said finished, the step saved does not
 
-        module = _build_module(cfg, arch, factory, out, backbone_config, extent, head_warmup, post_init)
-        trainer, ckpt_cb = build_trainer(cfg.trainer, cfg.checkpoint, out, run_name=cfg.name)
-        if trainer.is_global_zero:
-            write_start_files(cfg, out, arch, start, resume, resume_step)
+            module = _build_module(cfg, arch, factory, out, backbone_config, extent, head_warmup, post_init, norm)
+            trainer, ckpt_cb = build_trainer(cfg.trainer, cfg.checkpoint, out, run_name=cfg.name)
+        with refusals_agreed():  # rank 0 writes (a full disk): the others stop with it
+            if trainer.is_global_zero:
+                write_start_files(cfg, out, arch, start, resume, resume_step)
     except GeoDinoError:
         undo_start(Path(cfg.output_dir).expanduser(), start)
         raise
@@ -345,10 +357,12 @@ def _check_schedules(cfg: PretrainConfig) -> int:
     return resolve_iters(cfg.head_warmup_steps, cfg.trainer.max_steps, "head_warmup_steps")
 
 
-def _probe_data(cfg: PretrainConfig) -> Any:
-    """Read one batch in this process so bad data fails in one line before training; the data's extent. Not read on
-    a re-run of a finished run (nothing trains; Lightning then saves no checkpoint to record an extent in)."""
+def _probe_data(cfg: PretrainConfig) -> tuple[Any, dict[str, Any] | None]:
+    """Read one batch in this process so bad data fails in one line before training; the data's extent and the
+    normalisation record the loader standardises with (None when it cannot be told). Not read on a re-run of a
+    finished run (nothing trains; Lightning then saves no checkpoint to record them in)."""
     from geodino.data.loaders import check_sources_have_pixels
+    from geodino.data.normalization import data_normalization
 
     # one batch in this process first: unreadable data or a band count that does not fit fails here, in one line.
     # Not pinned: this runs on every rank before Lightning sets each rank's GPU, and pinning would make a CUDA
@@ -361,7 +375,10 @@ def _probe_data(cfg: PretrainConfig) -> Any:
     from geodino.train.init_from import resolve_init_path
 
     start = cfg.init_from and resolve_init_path(Path(cfg.init_from).expanduser())  # a run folder: its last.ckpt
-    return training_extent(probe.sources, start)  # once, from the scenes the probe loader indexed
+    # the sensor each source was read as: a source without `sensor:` (3-band uint8 rasters: SAT-493M) is told only
+    # by its files, so the export records what training used, not nothing (and ImageNet's at load_backbone)
+    norm = data_normalization(cfg.data, sensors=[getattr(s, "sensor", None) for s in probe.sources])[0]
+    return training_extent(probe.sources, start), norm  # once, from the scenes the probe loader indexed
 
 
 def _check_resume(
@@ -432,6 +449,7 @@ def _build_module(
     extent: Any,
     head_warmup: int,
     post_init: Any,
+    normalization: dict[str, Any] | None = None,
 ) -> Any:
     """The Lightning module of the run, with the metadata every checkpoint carries."""
     from geodino.config import to_dict
@@ -447,6 +465,7 @@ def _build_module(
         global_batch_size=gbs,
         init_from=cfg.init_from,
         data_extent=extent,
+        normalization=normalization,
     )
     return SSLModule(
         arch,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from geodino.train.config import PretrainConfig
+from geodino.train.finished_run import export_is_current
 
 log = logging.getLogger("geodino.train")
 
@@ -42,24 +43,6 @@ def fit(trainer: Any, module: Any, resume: Path | None) -> None:
         with contextlib.suppress(ValueError):  # not the main thread: nothing to restore
             signal.signal(signal.SIGINT, signal.default_int_handler)
         raise KeyboardInterrupt from exc  # geodino's one line and exit code 130, as every other command
-
-
-def export_is_current(final: Path, export: Path) -> bool:
-    """Whether every file of the export `export` is in place, written after checkpoint `final`, and its STAC item
-    names `final`'s step: what re-exporting `final` would write again (but for the item's timestamps)."""
-    import json
-
-    from geodino.models.checkpoints import export_paths
-    from geodino.models.checkpoints.stac_item import export_item_path
-    from geodino.train.checkpointing import checkpoint_step
-
-    files = (*export_paths(export), export_item_path(export))
-    try:
-        written = min(p.stat().st_mtime for p in files)
-        step = json.loads(files[-1].read_text())["properties"].get("geodino:step")
-        return written >= final.stat().st_mtime and step is not None and step == checkpoint_step(final)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
 
 
 def finish_run(cfg: PretrainConfig, out: Path, trainer: Any, ckpt_cb: Any) -> None:

@@ -17,14 +17,51 @@ from geodino.errors import plural
 from geodino.train.config import PretrainConfig
 from geodino.train.run_start import Start
 
-__all__ = ["announce_start", "is_finished", "previous_config", "write_start_files"]
+__all__ = ["announce_start", "is_finished", "join_launched_group", "previous_config", "write_start_files"]
 
 log = logging.getLogger("geodino.train")
 
 
+def join_launched_group(cfg: PretrainConfig, processes: int) -> bool:
+    """Join the default process group now when a launcher started this process as one of several (torchrun's or a
+    hand launch's `WORLD_SIZE` > 1, or an `srun` step of several tasks, turned into torchrun's variables as
+    distillation does) for a multi-process strategy (`ddp`, `fsdp2`, `auto` over several `processes`): gloo on CPU,
+    NCCL on this process's GPU. The start's checks (each rank reads its own run folder, data and init_from) are then
+    agreed before anything is written (`refusals_agreed`): a rank that refused stopped alone while the others wrote
+    their start files and waited in Lightning's rendezvous for it, for ever. Lightning skips its own
+    `init_process_group` when a group is up (`_init_dist_connection`). Whether it joined; one process, or the
+    ranks Lightning's launcher starts itself (no `RANK`): nothing."""
+    import os
+
+    import torch
+    import torch.distributed as dist
+
+    from geodino.train.distill.processes import local_gpu, srun_world
+
+    t = cfg.trainer
+    if t.strategy in ("single", "ddp_spawn") or processes <= 1 or not dist.is_available():
+        return False
+    srun_world()  # srun with several tasks and no torchrun: torchrun's variables from SLURM's
+    # a process Lightning's own launcher started (`trainer.devices=2` from one command) has WORLD_SIZE but no RANK,
+    # and its rank 0 checks before it launches them: such a run is left to Lightning, as before
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1 or "RANK" not in os.environ or dist.is_initialized():
+        return False
+    acc = str(t.accelerator).lower()
+    if acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available()):
+        device = torch.device("cuda", local_gpu())
+        torch.cuda.set_device(device)
+        dist.init_process_group("nccl", device_id=device)
+    else:
+        dist.init_process_group("gloo")
+    return True
+
+
 def is_finished(cfg: PretrainConfig, resume: Path | None, resume_step: int | None) -> bool:
-    """Whether this start resumes a run that is complete already (nothing left to train)."""
-    return resume is not None and isinstance(resume_step, int) and resume_step >= cfg.trainer.max_steps
+    """Whether this start resumes a run that is complete already (nothing left to train; `finished_run`, shared
+    with distillation)."""
+    from geodino.train.finished_run import is_finished as finished
+
+    return resume is not None and finished(resume_step, cfg.trainer.max_steps)
 
 
 def write_start_files(

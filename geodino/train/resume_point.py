@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["resume_point"]
+__all__ = ["check_same_resume_point", "resume_point"]
 
 
 def resume_point(
@@ -37,3 +37,33 @@ def resume_point(
         dist.all_reduce(t, op=dist.ReduceOp.MIN)
         step = int(t.item())
     return found, step
+
+
+def check_same_resume_point(resume: str, ckpt_dir: Path) -> None:
+    """Pretraining, several processes: refuse (the same line on every rank) a `resume="auto"` start whose ranks see
+    different newest step checkpoints, as with an output_dir on each node's own disk, where only rank 0 writes them.
+    Lightning resumes each rank from the checkpoint it names, so rank 0 went on from its step and the others from
+    theirs (step 0: none), and the ranks, out of step, waited for each other for ever. Nothing without a process
+    group, with one process, or with another `resume` (`never`: no checkpoint; a path names the same file)."""
+    import torch.distributed as dist
+
+    from geodino.errors import CheckpointError
+
+    if resume != "auto" or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    found, step = resume_point(resume, ckpt_dir, dist_on=False)
+    views: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(views, (step if found else None, str(ckpt_dir)))
+    differ = [r for r, view in enumerate(views) if view[0] != views[0][0]]
+    if not differ:
+        return
+
+    def sees(r: int) -> str:
+        s, where = views[r]
+        return f"rank {r} sees {'no checkpoint' if s is None else f'step {s}'} in {where}"
+
+    raise CheckpointError(
+        f"{sees(differ[0])} while {sees(0)}; every rank resumes from its own copy of the newest checkpoint: put "
+        "output_dir on a filesystem every node shares (or give each node a copy of the same checkpoints), or start "
+        "a new output_dir"
+    )

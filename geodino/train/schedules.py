@@ -162,6 +162,7 @@ def _from_config(
     truncate: bool = False,
     reference_iters: int | None = None,
     prefix: str = "",
+    length_key: str = "trainer.max_steps",
 ) -> Schedule:
     if kind not in ("v1", "v2"):
         raise ConfigError(
@@ -206,7 +207,7 @@ def _from_config(
             f"{prefix}schedules.{key}: {counted} = {used} exceeds the "
             f"run's {plural(total, 'iteration')}; lower them, write them as fractions of the run (e.g. 0.1), set "
             f"{prefix}schedules.reference_iters to the run length they were written for (the config's "
-            "trainer.max_steps) so that they shrink with the run, or train longer"
+            f"{length_key}) so that they shrink with the run, or train longer"
         )
     return _build(kind, sc, scale, total, warmup, cosine, freeze, hold)
 
@@ -255,10 +256,18 @@ class Schedules:
     total_iters: int
 
     @classmethod
-    def build(cls, cfg: SSLConfig, total_iters: int, global_batch_size: int = 1024, prefix: str = "") -> Schedules:
+    def build(
+        cls,
+        cfg: SSLConfig,
+        total_iters: int,
+        global_batch_size: int = 1024,
+        prefix: str = "",
+        length_key: str = "trainer.max_steps",
+    ) -> Schedules:
         """Schedules for `total_iters` iterations; the lr is scaled by `cfg.optim.scaling_rule` (global batch).
 
-        `prefix` is where `cfg` sits in the user's config (`ssl.` in pretraining), so that errors name full keys."""
+        `prefix` is where `cfg` sits in the user's config (`ssl.` in pretraining), so that errors name full keys;
+        `length_key` is the key that sets the run's length there (`train.max_steps` in distillation)."""
         if total_iters <= 0:
             raise ConfigError(f"total iterations must be > 0, got {total_iters}")
         s = cfg.schedules
@@ -270,7 +279,9 @@ class Schedules:
                 "counts were written for) or null"
             )
         scale = lr_scale(cfg.optim.scaling_rule, global_batch_size)
-        lr = _from_config(kind, s.lr, total_iters, "lr", scale, reference_iters=ref, prefix=prefix)
+        lr = _from_config(
+            kind, s.lr, total_iters, "lr", scale, reference_iters=ref, prefix=prefix, length_key=length_key
+        )
         freeze = resolve_iters(
             cfg.optim.freeze_last_layer_iters, total_iters, f"{prefix}optim.freeze_last_layer_iters", ref
         )
@@ -290,12 +301,27 @@ class Schedules:
             lr=lr,
             last_layer_lr=Schedule(last, final=lr.final),
             weight_decay=_from_config(
-                kind, s.weight_decay, total_iters, "weight_decay", reference_iters=ref, prefix=prefix
+                kind,
+                s.weight_decay,
+                total_iters,
+                "weight_decay",
+                reference_iters=ref,
+                prefix=prefix,
+                length_key=length_key,
             ),
-            momentum=_from_config(kind, s.momentum, total_iters, "momentum", reference_iters=ref, prefix=prefix),
+            momentum=_from_config(
+                kind, s.momentum, total_iters, "momentum", reference_iters=ref, prefix=prefix, length_key=length_key
+            ),
             # official v1 teacher temperature is its own warmup-long schedule: a shorter run just stops inside it
             teacher_temp=_from_config(
-                kind, s.teacher_temp, total_iters, "teacher_temp", truncate=True, reference_iters=ref, prefix=prefix
+                kind,
+                s.teacher_temp,
+                total_iters,
+                "teacher_temp",
+                truncate=True,
+                reference_iters=ref,
+                prefix=prefix,
+                length_key=length_key,
             ),
             dino_local_weight=Schedule(
                 ramp_schedule(

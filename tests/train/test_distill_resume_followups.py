@@ -73,7 +73,7 @@ def test_a_moved_data_folder_still_lists_and_resumes(copied_distill, tmp_path, l
 def test_a_killed_export_check_is_swept_at_the_next_start(copied_distill, tmp_path) -> None:
     data, run = copied_distill
     out = killed_copy(run, tmp_path / "run")
-    target = out / "tiny.export-check"  # finish.export_check_target: staged as .tiny.tmp-TAG-PID.export-check
+    target = out / "tiny.export-check"  # what earlier versions staged as .tiny.tmp-TAG-PID.export-check
     name = temp_name(target).name.replace(f"-{os.getpid()}.", f"-{dead_pid()}.")
     killed = out / name
     (killed / "tiny").mkdir(parents=True)

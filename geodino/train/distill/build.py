@@ -464,7 +464,9 @@ def build_schedules(cfg: DistillConfig) -> Any:
     from geodino.train.distill.config import recipe_view
     from geodino.train.schedules import Schedules
 
-    return Schedules.build(recipe_view(cfg), cfg.train.max_steps, cfg.train.global_batch_size)
+    return Schedules.build(
+        recipe_view(cfg), cfg.train.max_steps, cfg.train.global_batch_size, length_key="train.max_steps"
+    )
 
 
 def build_optimizer(cfg: DistillConfig, arch: nn.Module) -> torch.optim.Optimizer:

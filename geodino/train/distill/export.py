@@ -17,6 +17,8 @@ __all__ = [
     "VERSION",
     "check_resume_config",
     "checkpoint_dir",
+    "data_record",
+    "export_properties",
     "export_student",
     "load_checkpoint",
     "save_checkpoint",
@@ -66,12 +68,27 @@ def check_resume_config(path: Path, config: dict[str, Any], out: Path | None = N
         raise exc
 
 
+def data_record(cfg: DistillConfig, sources: list[Any]) -> dict[str, Any] | None:
+    """The input normalisation the students are distilled with: the data config's, where a source naming no sensor
+    takes the one its loader resolved from the files (3-band uint8 rasters: SAT-493M), as pretraining records it;
+    None when it cannot be told (the export then says why)."""
+    from geodino.data.normalization import data_normalization
+
+    return data_normalization(cfg.data, "distillation", sensors=[getattr(s, "sensor", None) for s in sources])[0]
+
+
 def checkpoint_dir(out_dir: Path, names: list[str], colocated: bool) -> Path:
     return out_dir / "checkpoints" if colocated else out_dir / names[0] / "checkpoints"
 
 
 def save_checkpoint(
-    path_dir: Path, arch: nn.Module, opt: torch.optim.Optimizer, step: int, cfg: DistillConfig, keep_last: int
+    path_dir: Path,
+    arch: nn.Module,
+    opt: torch.optim.Optimizer,
+    step: int,
+    cfg: DistillConfig,
+    keep_last: int,
+    norm: dict[str, Any] | None = None,
 ) -> Path:
     from geodino.config import to_dict
     from geodino.io import atomic_path
@@ -89,7 +106,7 @@ def save_checkpoint(
         "backbones": {n: dict(m.backbone.config) for n, m in arch.students.items()},
         "optimizer": opt.state_dict(),
         "config": to_dict(cfg),
-    }
+    } | ({"normalization": norm} if norm else {})  # what the students' input was standardised with (data_record)
     try:
         with atomic_path(final) as tmp:  # the temporary is removed on any failure
             save_torch(state, tmp)
@@ -131,6 +148,17 @@ def load_checkpoint(path: Path, arch: nn.Module, opt: torch.optim.Optimizer) -> 
     return int(obj["step"])
 
 
+def export_properties(
+    name: str, which: str, stac_properties: dict[str, Any] | None = None, step: int | None = None
+) -> dict[str, Any]:
+    """The STAC properties `export_student` gives student `name`'s item (a finished re-run checks an export against
+    them: `finished_run.export_is_current`)."""
+    props = {"geodino:network": f"student {name} ({which})", **(stac_properties or {})}
+    if step is not None:
+        props["geodino:step"] = int(step)
+    return props
+
+
 def export_student(
     arch: nn.Module,
     name: str,
@@ -153,9 +181,7 @@ def export_student(
     state = {k: v.detach().cpu().contiguous() for k, v in module.backbone.state_dict().items()}
     heads = {"dino_head": module.dino_head, "ibot_head": module.ibot_head}
     config = dict(module.backbone.config)
-    props = {"geodino:network": f"student {name} ({which})", **(stac_properties or {})}
-    extra: dict[str, Any] = {}
-    if step is not None:
-        props["geodino:step"] = extra["step"] = int(step)
+    props = export_properties(name, which, stac_properties, step)
+    extra: dict[str, Any] = {} if step is None else {"step": int(step)}
     out = folder / name
     return save_export(out, state, config, heads, normalization=normalization, stac_properties=props, **extra)[0]

@@ -32,10 +32,11 @@ from torch import nn
 from geodino.errors import CheckpointError, GeoDinoError, TrainingError
 from geodino.io import removes_created_dirs
 from geodino.train.distill import build as b
-from geodino.train.distill.config import DistillConfig
-from geodino.train.distill.export import load_checkpoint, save_checkpoint
+from geodino.train.distill.config import DistillConfig, warn_photo_flips
+from geodino.train.distill.export import data_record, load_checkpoint, save_checkpoint
 from geodino.train.distill.log_csv import append_row, drop_rows_from
-from geodino.train.distill.processes import agreed_resume_point
+from geodino.train.distill.placement_resume import Switch
+from geodino.train.distill.processes import agreed_resume_point, refusals_agreed
 from geodino.train.distill.run_folder import (
     Start,
     probe_data,
@@ -69,6 +70,8 @@ class DistillRun:
     writer: bool  # this rank writes the logs, checkpoints and exports of its students
     ckpt_dir: Path
     log_file: Path
+    resumed_from: dict[str, Path] | None = None  # each student's checkpoint, when the other placement wrote it
+    norm: dict[str, Any] | None = None  # the input normalisation of the loader's sources (export.data_record)
 
 
 def setup(cfg: DistillConfig) -> DistillRun:
@@ -85,22 +88,29 @@ def _setup(cfg: DistillConfig, start: Start) -> DistillRun:
     config.yaml, schedules.png), so that a start that fails can undo it (`undo_start`), and deferring the
     housekeeping of a used folder to `start.settle`."""
     sched, device, distributed, rank, world, plan = _join_world(cfg)
-    out_dir, layout, names, ckpt_dir = take_run_folder(cfg, start, rank, plan)
+    out_dir, layout, names, ckpt_dir, switch = take_run_folder(cfg, start, rank, plan)
 
-    torch.manual_seed(cfg.train.seed)
-    teacher, fb = b.load_teacher(cfg.teacher.spec, device)
-    patch = int(teacher.patch_size)
-    # the teacher's heads (or the word that a warm-up makes them) and every student (patch size, prototype counts,
-    # build options, init_from) are checked before anything is written and before any warm-up work
     # the same step on every rank; refused when some ranks see checkpoints and others none (output_dir not shared)
     resume_at = agreed_resume_point(cfg.train.resume, ckpt_dir, device, distributed)
-    found = b.find_heads(cfg, teacher, fb, out_dir, resuming=resume_at[1] > 0)
-    init_states = b.check_students(cfg, teacher, *b.head_prototypes(cfg, found), keep=layout.students)
-    if resume_at[1] < cfg.train.max_steps:  # a finished run's re-run trains on no batch: none is read to check
-        probe_data(cfg, patch, int(teacher.in_chans), layout.data_batch)  # unreadable, nodata or band count: here
-    if rank == 0:
-        at = resume_at[1]
-        write_start_files(cfg, out_dir, sched, start, resuming=at > 0, finished=at >= cfg.train.max_steps)
+    if switch is not None:  # the other placement's checkpoints are newer: resumed from them (`placement_resume`)
+        resume_at = (resume_at[0], switch.step)
+    # the teacher and its heads (or the word that a warm-up makes them), every student (patch size, prototype counts,
+    # build options, init_from) and the data are checked before anything is written and before any warm-up work;
+    # each rank reads its own files (node-local copies): a refusal on any rank stops every rank in its line
+    with refusals_agreed():
+        torch.manual_seed(cfg.train.seed)
+        teacher, fb = b.load_teacher(cfg.teacher.spec, device)
+        patch = int(teacher.patch_size)
+        found = b.find_heads(cfg, teacher, fb, out_dir, resuming=resume_at[1] > 0)
+        init_states = b.check_students(cfg, teacher, *b.head_prototypes(cfg, found), keep=layout.students)
+        if resume_at[1] < cfg.train.max_steps:  # a finished run's re-run trains on no batch: none is read to check
+            probe_data(cfg, patch, int(teacher.in_chans), layout.data_batch)  # unreadable, nodata or band count
+            if rank == 0:  # photos given the overhead flips as crops.vflips/rot90 were left unset: once, start checked
+                warn_photo_flips(cfg)
+    with refusals_agreed():  # rank 0 writes (a full disk): the others stop with it
+        if rank == 0:
+            at = resume_at[1]
+            write_start_files(cfg, out_dir, sched, start, resuming=at > 0, finished=at >= cfg.train.max_steps)
 
     teacher, t_dino, t_ibot = _fast_teacher_and_heads(
         cfg, teacher, fb, out_dir, found, device, layout, patch, rank, world, distributed
@@ -110,20 +120,21 @@ def _setup(cfg: DistillConfig, start: Start) -> DistillRun:
     opt = b.build_optimizer(cfg, arch)
 
     writer = layout.subgroup_rank == 0 if not layout.colocated else rank == 0
-    step = _resume(cfg, arch, opt, ckpt_dir, device, distributed, writer, start, resume_at)
+    step = _resume(cfg, arch, opt, ckpt_dir, device, distributed, writer, start, resume_at, switch)
     if rank == 0 and step > 0:  # as pretraining says its resume (the logger alone is not on the console)
-        where = resume_at[0].get(step, ckpt_dir)
+        where = switch.paths[names[0]] if switch else resume_at[0].get(step, ckpt_dir)
         done = ": the run is already complete, nothing to train" * (step >= cfg.train.max_steps)  # as pretraining
         print(f"geodino: resuming from {where} at step {step} of {cfg.train.max_steps}{done}", file=sys.stderr)
     _wrap_ddp(arch, layout, device, distributed)
     log_file = (out_dir / "log.csv") if writer and layout.colocated else (out_dir / names[0] / "log.csv")
     if rank == 0 and step == 0:  # an export that would be mostly the students' init: said before the run
         _warn_short_ema(cfg, sched)
+    if writer and switch is not None and step < cfg.train.max_steps:  # the new placement's log.csv from the old's
+        start.later.append(partial(switch.carry_logs, out_dir, [s.name for s in cfg.students], names))
     if writer:  # a killed run logged steps past its last checkpoint: they run again
         start.later.append(lambda: drop_rows_from(log_file, step))
-    return DistillRun(
-        cfg, sched, device, rank, distributed, out_dir, layout, arch, opt, patch, step, writer, ckpt_dir, log_file
-    )
+    run = (cfg, sched, device, rank, distributed, out_dir, layout, arch, opt, patch, step, writer, ckpt_dir, log_file)
+    return DistillRun(*run, resumed_from=switch.paths if switch else None)
 
 
 def _warn_short_ema(cfg: DistillConfig, sched: Any) -> None:
@@ -146,11 +157,12 @@ def _join_world(cfg: DistillConfig) -> tuple[Any, torch.device, bool, int, int, 
     from geodino.train.subgroups import plan_subgroups
 
     cfg.validate()
-    b.check_files(cfg)
     sched = b.build_schedules(cfg)  # schedule errors (lengths) before any work
     b.srun_world()  # srun with several tasks and no torchrun: torchrun's variables from SLURM's
     device = b.pick_device(cfg)
     b.init_distributed(device)
+    with refusals_agreed():  # after joining: a file missing on one node stops every rank (none waits to join)
+        b.check_files(cfg)
     distributed = dist.is_available() and dist.is_initialized()
     rank = dist.get_rank() if distributed else 0
     world = dist.get_world_size() if distributed else 1
@@ -257,11 +269,13 @@ def _resume(
     writer: bool = True,
     start: Start | None = None,
     at: tuple[dict[int, Path], int] | None = None,
+    switch: Switch | None = None,
 ) -> int:
     """The step to start from: 0, or the newest checkpoint step every student has (`train.resume=auto`; `at`: the
-    `resume_point` already found). A student whose folder holds later checkpoints than that step (another student's
-    save was cut short) moves them aside (`writer`: the rank that writes this folder; once the start is accepted when
-    `start` is given), so that its `keep_last` does not delete the new ones."""
+    `resume_point` already found; `switch`: the other placement's checkpoints to load, `placement_resume`). A
+    student whose folder holds later checkpoints than that step (another student's save was cut short) moves them
+    aside (`writer`: the rank that writes this folder; once the start is accepted when `start` is given), so that
+    its `keep_last` does not delete the new ones."""
     if cfg.train.resume != "auto":
         return 0
     from geodino.train.checkpointing import abandon_and_say
@@ -276,6 +290,8 @@ def _resume(
             start.later.append(move)
     if step_found == 0:
         return 0
+    if switch is not None:  # written with the other placement of the students: loaded by parameter name
+        return switch.load(arch, opt)
     if step_found not in found:
         raise CheckpointError(
             f"students disagree on the resume step ({step_found} is missing in {ckpt_dir}); "
@@ -374,23 +390,27 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
     start = Start()
     try:
         run = _setup(cfg, start)
-        loader = b.make_loader(cfg, run.patch, run.start, run.rank, dist_world(), run.layout.data_batch)
-        batches = iter(loader)
-        extent = None
-        if run.writer:  # the students' STAC items: the distillation data's extent with the teacher's
-            from geodino.train.data_extent import training_extent
+        with refusals_agreed():  # this rank's shard, extent or trackers refused: every rank stops in its line
+            loader = b.make_loader(cfg, run.patch, run.start, run.rank, dist_world(), run.layout.data_batch)
+            batches = iter(loader)
+            run.norm, extent = data_record(cfg, loader.sources), None
+            if run.writer:  # the students' STAC items: the distillation data's extent with the teacher's
+                from geodino.train.data_extent import training_extent
 
-            extent = training_extent(loader.sources, cfg.teacher.spec)
-        if run.start < cfg.train.max_steps:  # this rank's first tiles (not the probe's) unreadable: undone too
-            # no second band check: the probe's covers every batch (the sources must agree on one band count, each
-            # source on its files', and a photo of another count is refused where it is read)
-            batches = itertools.chain([next(batches)], batches)
-        trackers = _trackers(run) if run.writer and run.start < cfg.train.max_steps else []  # re-run: no log
+                extent = training_extent(loader.sources, cfg.teacher.spec)
+            if run.start < cfg.train.max_steps:  # this rank's first tiles (not the probe's) unreadable: undone too
+                # no second band check: the probe's covers every batch (the sources must agree on one band count,
+                # each source on its files', and a photo of another count is refused where it is read)
+                batches = itertools.chain([next(batches)], batches)
+            trackers = _trackers(run) if run.writer and run.start < cfg.train.max_steps else []  # re-run: no log
     except GeoDinoError:
         undo_start(Path(cfg.output_dir).expanduser(), start)
         raise
     start.settle()  # the used folder's housekeeping, now that the run goes ahead
     last = cfg.train.max_steps - 1
+    save = partial(
+        save_checkpoint, run.ckpt_dir, run.arch, run.opt, cfg=cfg, keep_last=cfg.train.keep_last, norm=run.norm
+    )
     bar = tqdm(
         range(run.start, cfg.train.max_steps),
         desc="distill",
@@ -413,7 +433,7 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
             done = step + 1
             periodic = done % cfg.train.checkpoint_every_n_steps == 0 or done == cfg.train.max_steps
             if run.writer and periodic:
-                save_checkpoint(run.ckpt_dir, run.arch, run.opt, done, cfg, cfg.train.keep_last)
+                save(done)
             # after every step, as pretraining (Lightning's reduce_boolean_decision): the one-flag all-reduce comes
             # right after the NaN guard has waited for the step anyway, and DDP's gradient all-reduce already syncs
             # the ranks each step, so agreeing every N steps saved little and stopped up to N - 1 steps late
@@ -422,7 +442,7 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
                 if run.writer:
                     saved = run.ckpt_dir / f"step_{done:08d}.ckpt"
                     if not periodic:
-                        saved = save_checkpoint(run.ckpt_dir, run.arch, run.opt, done, cfg, cfg.train.keep_last)
+                        saved = save(done)
                 bar.close()
                 if run.distributed:
                     import torch.distributed as dist

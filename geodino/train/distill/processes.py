@@ -16,13 +16,17 @@ import torch
 
 from geodino.errors import CheckpointError, ConfigError
 from geodino.train.distill.config import DistillConfig
+from geodino.train.rank_agreement import agree_on_refusal, refusals_agreed  # distillation's callers import them here
 
 __all__ = [
+    "agree_on_refusal",
     "agreed_resume_point",
     "check_shared_checkpoints",
+    "gather_ints",
     "init_distributed",
     "local_gpu",
     "pick_device",
+    "refusals_agreed",
     "srun_world",
 ]
 
@@ -96,15 +100,21 @@ def init_distributed(device: torch.device) -> None:
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
-def _gather_views(step: int, has: int, where: int) -> list[tuple[int, int, int]]:
-    """(newest step, has checkpoints, folder key) of every rank, by rank (one all-gather, on the GPU under NCCL)."""
+def gather_ints(*values: int) -> list[tuple[int, ...]]:
+    """`values` of every rank, by rank (one all-gather of int64s, on the GPU under NCCL): what each rank sees, for
+    a choice every rank must make alike."""
     import torch.distributed as dist
 
     on = "cuda" if dist.get_backend() == "nccl" else "cpu"
-    mine = torch.tensor([step, has, where], dtype=torch.int64, device=on)
+    mine = torch.tensor(list(values), dtype=torch.int64, device=on)
     parts = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, mine)
-    return [tuple(int(x) for x in p.tolist()) for p in parts]  # type: ignore[misc]
+    return [tuple(int(x) for x in p.tolist()) for p in parts]
+
+
+def _gather_views(step: int, has: int, where: int) -> list[tuple[int, int, int]]:
+    """(newest step, has checkpoints, folder key) of every rank, by rank (`gather_ints`)."""
+    return gather_ints(step, has, where)  # type: ignore[return-value]
 
 
 def check_shared_checkpoints(views: list[tuple[int, int, int]], ckpt_dir: Path) -> None:

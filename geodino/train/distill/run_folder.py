@@ -1,9 +1,10 @@
 """A distillation run's folder at the start: made and locked, the resume choice checked against it (`take_run_folder`,
-`refuse_used_folder`; the step it resumes from is `geodino.train.resume_point`), the data read once unless the run
-is finished (`probe_data`), config.yaml and schedules.png written once teacher, students and data are checked
-(`write_start_files`), and what the start wrote undone when it is refused (`undo_start`): new files and folders
-removed, replaced ones restored. The housekeeping of a used folder (half-written checkpoints removed, later
-checkpoints moved aside, log rows past the resume step dropped) waits in `Start.later` until the start is accepted
+`refuse_used_folder`; the step it resumes from is `geodino.train.resume_point`, or the other placement's:
+`placement_resume.other_placement`), the data read once unless the run is finished (`probe_data`), config.yaml and
+schedules.png written once teacher, students and data are checked (`write_start_files`), and what the start wrote
+undone when it is refused (`undo_start`): new files and folders removed, replaced ones restored. The housekeeping of
+a used folder (half-written checkpoints removed, later checkpoints moved aside, log rows past the resume step
+dropped, staging folders of earlier versions swept) waits in `Start.later` until the start is accepted
 (`Start.settle`), so a refused start leaves a used folder as it found it. `Start` and `undo_start` are pretraining's
 too (`geodino.train.run_start`).
 """
@@ -11,20 +12,21 @@ too (`geodino.train.run_start`).
 from __future__ import annotations
 
 import logging
-from functools import partial
+import os
 from pathlib import Path
 from typing import Any
 
 from geodino.train.distill.config import DistillConfig
 from geodino.train.distill.export import check_resume_config, checkpoint_dir
+from geodino.train.distill.placement_resume import Switch, other_placement
 from geodino.train.run_start import Start, undo_start
 
 __all__ = [
     "Start",
     "check_bands",
     "probe_data",
-    "refuse_other_layout",
     "refuse_used_folder",
+    "sweep_old_staging",
     "take_run_folder",
     "undo_start",
     "write_start_files",
@@ -33,66 +35,66 @@ __all__ = [
 log = logging.getLogger("geodino.distill")
 
 
-def take_run_folder(cfg: DistillConfig, start: Start, rank: int, plan: Any) -> tuple[Path, Any, list[str], Path]:
+def take_run_folder(
+    cfg: DistillConfig, start: Start, rank: int, plan: Any
+) -> tuple[Path, Any, list[str], Path, Switch | None]:
     """Make and lock the run folder, form the subgroups and check the resume choice against the folder (clearing
     half-written checkpoints waits in `start.later`): run folder, subgroup layout, this rank's student names,
-    checkpoint folder."""
+    checkpoint folder, and the other placement's checkpoints to resume from (`placement_resume.other_placement`:
+    a relaunch with the other placement of the students, whose checkpoints are of a later step than this one's)."""
     from geodino.config import to_dict
     from geodino.io import make_dirs
     from geodino.run_lock import lock_run_folder
     from geodino.train.checkpointing import latest_checkpoint
+    from geodino.train.distill.processes import agree_on_refusal, gather_ints
     from geodino.train.subgroups import init_subgroups
 
-    fresh = not Path(cfg.output_dir).expanduser().exists()
-    out_dir = make_dirs(Path(cfg.output_dir).expanduser(), what="output_dir")
+    refusal: Exception | None = None
+    try:  # this rank's own checks first (its file system): agreed before the first collective
+        fresh = not Path(cfg.output_dir).expanduser().exists()
+        out_dir = make_dirs(Path(cfg.output_dir).expanduser(), what="output_dir")
+        if rank == 0:
+            lock_run_folder(out_dir)
+            if fresh:  # listed once this run holds it: no other run writes into it
+                start.made.append(out_dir)
+    except Exception as exc:
+        refusal = exc
+    agree_on_refusal(refusal)  # a rank refused (the lock, the folder): every rank stops in its line
     layout = init_subgroups(plan, cfg.train.global_batch_size, len(cfg.students))
 
     names = [cfg.students[i].name for i in layout.students]
     ckpt_dir = checkpoint_dir(out_dir, names, layout.colocated)
-    if rank == 0:
-        lock_run_folder(out_dir)
-        if fresh:  # listed once this run holds it: no other run writes into it
-            start.made.append(out_dir)
     if (layout.subgroup_rank == 0) if not layout.colocated else rank == 0:
         start.later.append(lambda: _clear_partial_checkpoints(ckpt_dir))
-    if cfg.train.resume == "auto":  # the same answer on every rank: each looks at every student's folder
-        refuse_other_layout(out_dir, [s.name for s in cfg.students], layout.colocated)
-    if cfg.train.resume == "auto" and (newest := latest_checkpoint(ckpt_dir)) is not None:
-        check_resume_config(newest, to_dict(cfg), out_dir)  # before config.yaml and data_paths.json are rewritten
-    if cfg.train.resume == "never":
-        refuse_used_folder(out_dir, [s.name for s in cfg.students])
-    return out_dir, layout, names, ckpt_dir
+    if rank == 0:  # once the start is accepted, as the rest of the used folder's housekeeping
+        start.later.append(lambda: sweep_old_staging(out_dir, [s.name for s in cfg.students]))
+    switch = None
+    if cfg.train.resume == "auto":  # every rank reads every student's folder; several ranks: their steps must agree
+        gather = gather_ints if layout.world_size > 1 else None
+        switch, both = other_placement(out_dir, [s.name for s in cfg.students], layout.colocated, gather)
+        if both and rank == 0:
+            log.warning("%s", both)
+    try:  # each rank reads its own folder (node-local disks, its own student's checkpoints): agreed as above
+        newest = next(iter(switch.paths.values())) if switch else latest_checkpoint(ckpt_dir)
+        if cfg.train.resume == "auto" and newest is not None:
+            check_resume_config(newest, to_dict(cfg), out_dir)  # before config.yaml and data_paths.json are rewritten
+        if cfg.train.resume == "never":
+            refuse_used_folder(out_dir, [s.name for s in cfg.students])
+    except Exception as exc:
+        refusal = exc
+    agree_on_refusal(refusal)
+    return out_dir, layout, names, ckpt_dir, switch
 
 
 def _clear_partial_checkpoints(ckpt_dir: Path) -> None:
-    """Remove the checkpoints a killed run was writing (never complete)."""
-    for tmp in ckpt_dir.glob(".*.tmp-*"):
-        tmp.unlink(missing_ok=True)
+    """Remove the checkpoints killed runs were writing (never complete), files or folders, by the writer-aware sweep
+    `io_temps.sweep_held_folder`: this writer alone writes checkpoints into `ckpt_dir` (the run folder is locked), so
+    a checkpoint's temporary (`.step_N.tmp-TAG-PID.ckpt`, `last.ckpt`'s link) is a killed run's unless its writer
+    runs here; any other temporary goes only when its writer is gone. Before, every `.*.tmp-*` was unlinked, a live
+    writer's too, and one that was a folder raised IsADirectoryError."""
+    from geodino.io_temps import sweep_held_folder
 
-
-def refuse_other_layout(out_dir: Path, names: list[str], colocated: bool) -> None:
-    """`train.resume=auto` where only the other placement of the students wrote checkpoints: refused in one line.
-    Co-located students (one process, or no `students.ranks`/`share`) keep one `checkpoints/` of them all; students
-    on their own ranks keep `<student>/checkpoints/` each, with an optimizer of that student alone. Such a launch
-    looked only in its own layout's folders, found none and started again from step 0 beside the earlier run's
-    checkpoints, without a word."""
-    from geodino.errors import CheckpointError
-    from geodino.train.checkpointing import latest_checkpoint
-
-    def newest(together: bool) -> Path | None:
-        found = [latest_checkpoint(checkpoint_dir(out_dir, [n], together)) for n in names]
-        return next((f for f in found if f is not None), None)
-
-    if newest(colocated) is not None or (theirs := newest(not colocated)) is None:
-        return
-    wrote = "on their own ranks (students.ranks or share, several processes)" if colocated else "co-located"
-    now = "co-locates them (one process, or no students.ranks/share)" if colocated else "puts each on its own ranks"
-    raise CheckpointError(
-        f"output_dir {out_dir} holds checkpoints of students trained {wrote} ({theirs.relative_to(out_dir)}) but "
-        f"this launch {now}, which keeps its checkpoints elsewhere and would start again from step 0; resume with "
-        "the placement that wrote them (any process count that gives it), or start a new output_dir (students[i]."
-        "init_from a checkpoint ?which=NAME to continue from its weights)"
-    )
+    sweep_held_folder(ckpt_dir, held=lambda target: target.endswith(".ckpt"))
 
 
 def refuse_used_folder(out_dir: Path, names: list[str]) -> None:
@@ -120,45 +122,54 @@ def write_start_files(
     every data path as this run does (listing every file costs minutes over millions of files), as pretraining.
     `finished` (a re-run of a finished run: nothing trains): none of them is written, as pretraining, so that
     config.yaml keeps saying what ran (a re-run may change logging or workers); a folder without config.yaml gets
-    them again. First removes the export-check staging folders killed re-runs left (`finish.export_check_target`)."""
+    them again."""
     from geodino.config import save_config
-    from geodino.io_temps import sweep_temps
-    from geodino.train.distill.finish import export_check_target, write_if_changed
+    from geodino.io import atomic_path
     from geodino.train.pretrain_start import previous_config
-    from geodino.train.resume_paths import STAMP
+    from geodino.train.resume_paths import STAMP, write_data_stamp
 
-    for student in cfg.students:  # a dead writer's only: a live re-run's check of the same folder stays
-        sweep_temps(export_check_target(out_dir, student.name))
     if finished and (out_dir / "config.yaml").is_file():
         return
     before = previous_config(out_dir) if resuming else None  # read before config.yaml is rewritten
     start.keep(out_dir / "config.yaml", out_dir / "schedules.png", out_dir / STAMP)
-    # each put in place only when its bytes change: a re-run of the same command leaves them as they were
-    write_if_changed(out_dir / "config.yaml", partial(save_config, cfg))
-    write_if_changed(out_dir / STAMP, partial(_data_stamp, cfg, before))
-    write_if_changed(out_dir / "schedules.png", sched.plot)
-    log.info("schedules: %s", out_dir / "schedules.png")
+    with atomic_path(out_dir / "config.yaml") as tmp:
+        save_config(cfg, tmp)
+    write_data_stamp(cfg, out_dir, unchanged_from=before)
+    log.info("schedules: %s", sched.plot(out_dir / "schedules.png"))
 
 
-def _data_stamp(cfg: DistillConfig, before: dict[str, Any] | None, path: Path) -> None:
-    """`write_data_stamp`'s file written to `path` (an `atomic_path` temporary of the run folder's stamp) through a
-    staging folder named after it (`path`.stage: the stamp's own sweep removes a killed start's). The stamp there
-    now is copied in first, so that `write_data_stamp(unchanged_from=before)` keeps it unlisted when the paths are
-    spelled as `before` spells them."""
+# what earlier geodino versions staged in the run folder (a finished re-run's export compare, the data stamp's
+# copy) and left there when killed: `tempfile` folders (8 characters of its alphabet), and `temp_name`s of
+# NAME.export-check (and data_paths.json's `.stage` sibling, which the stamp's own sweep matches)
+_TEMPFILE = r"[a-z0-9_]{8}"
+
+
+def sweep_old_staging(out_dir: Path, names: list[str]) -> list[Path]:
+    """Rank 0, once the start is accepted (it holds the run folder's lock: no other run writes there): remove the
+    staging folders earlier geodino versions left in `out_dir` (`.NAME.export-check-XXXXXXXX`,
+    `.data-stamp-XXXXXXXX`, and, of writers that are gone, `.NAME.tmp-TAG-PID.export-check` and
+    `.data_paths.tmp-TAG-PID.json.stage`); nothing of another name, the tempfile-named ones only as folders. What
+    was removed."""
+    import re
     import shutil
 
-    from geodino.train.resume_paths import STAMP, write_data_stamp
+    from geodino.io_temps import sweep_temps
+    from geodino.train.resume_paths import STAMP
 
-    stage = Path(f"{path}.stage")
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir()
+    removed = [p for n in names for p in sweep_temps(out_dir / f"{n}.export-check")] + sweep_temps(out_dir / STAMP)
+    students = "|".join(re.escape(n) for n in names)
+    ours = re.compile(rf"\.(?:{students})\.export-check-{_TEMPFILE}|\.data-stamp-{_TEMPFILE}")
     try:
-        if before is not None and (path.parent / STAMP).is_file():
-            shutil.copyfile(path.parent / STAMP, stage / STAMP)
-        write_data_stamp(cfg, stage, unchanged_from=before)
-        shutil.copyfile(stage / STAMP, path)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        found = [e.path for e in os.scandir(out_dir) if ours.fullmatch(e.name) and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return removed
+    for p in found:
+        shutil.rmtree(p, ignore_errors=True)
+        if not os.path.exists(p):
+            removed.append(Path(p))
+    if found:
+        log.info("removed the staging folders an earlier geodino left: %s", ", ".join(Path(p).name for p in found))
+    return removed
 
 
 def probe_data(cfg: DistillConfig, patch: int, in_chans: int, batch: int) -> None:

@@ -1,0 +1,70 @@
+"""Start checks agreed across ranks: each rank reads its own disk (run folder, lock, checkpoints, teacher, data), so a
+check only some ranks fail must stop every rank in one line instead of leaving the others waiting in the next
+collective. Pretraining and distillation both use it (one home)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["agree_on_refusal", "refusals_agreed"]
+
+
+def agree_on_refusal(error: Exception | None) -> None:
+    """Every rank stops, or none: a start check that only some ranks can fail (each reads its own file system: the
+    run folder, its lock, its checkpoints) is agreed before the next collective. Each rank gives its refusal or None
+    (one all-gather of objects; under NCCL on this process's GPU, set by `init_distributed`) and every rank raises
+    the refusal of the lowest rank that refused, in one line: its own when every rank refused (a shared folder:
+    the line one process gives), else prefixed with that rank and those that did not refuse. Before, the others went on
+    to wait in the next collective for ranks that had stopped (a hang under NCCL, a gloo traceback under srun),
+    rank 0 writing config.yaml and the rest into its folder first. An error that is not a geodino refusal (a bug)
+    keeps its traceback on its rank; the others stop in one line naming it. Alone (no process group, or one
+    process): `error` itself."""
+    import copy
+
+    import torch.distributed as dist
+
+    from geodino import errors
+    from geodino.errors import GeoDinoError
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        if error is not None:
+            raise error
+        return
+    mine = None if error is None else (type(error).__name__, str(error), isinstance(error, GeoDinoError))
+    seen: list[tuple[str, str, bool] | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(seen, mine)
+    refused = [r for r, view in enumerate(seen) if view is not None]
+    if not refused:
+        return
+    first = refused[0]
+    kind, line, ours = seen[first]  # type: ignore[misc]
+    if not ours:
+        if dist.get_rank() == first and error is not None:
+            raise error
+        raise GeoDinoError(f"rank {first} failed at the start ({kind}: {line}); its traceback is in its output")
+    went = [r for r, view in enumerate(seen) if view is None]
+    if went:  # some ranks saw nothing to refuse: which rank said it, and which did not
+        who = f"rank{'s' * (len(went) > 1)} {', '.join(map(str, went))}" if len(went) <= 4 else f"{len(went)} ranks"
+        line = f"rank {first} refused the start ({who} did not): {line}"
+    if dist.get_rank() == first and error is not None:
+        if line == str(error):
+            raise error
+        same = copy.copy(error)  # its kind and fields, the agreed line
+        same.args = (line,)
+        raise same from error
+    cls = getattr(errors, kind, None)
+    raise (cls if isinstance(cls, type) and issubclass(cls, GeoDinoError) else GeoDinoError)(line)
+
+
+@contextmanager
+def refusals_agreed() -> Iterator[None]:
+    """A block of start checks that only some ranks may fail (each reads its own teacher file, data copy or
+    output_dir) and that calls no collective: agreed at its end by every rank (`agree_on_refusal`), so that a
+    refusal stops every rank in its one line instead of leaving the others waiting in the next collective."""
+    try:
+        yield
+    except Exception as exc:
+        agree_on_refusal(exc)
+        raise
+    agree_on_refusal(None)
