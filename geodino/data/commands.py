@@ -244,12 +244,25 @@ def _add_curate(sub: Any) -> None:
 _NO_CURATE_FLAG = ("`band_names:`", "set the source's `nodata:`")  # data curate has no --band-names, --nodata
 
 
+def _shipped_config(config: str | None) -> str | None:
+    """`--config` as `pretrain` takes it: a file, else the shipped pretraining config it names
+    (`configs/pretrain/small_vit_tiny.yaml` from any folder, or a bare `small_vit_tiny`), so that the README's
+    `data preview` / `data curate` lines run outside a checkout as `pretrain -c` does; unresolved, as given."""
+    if not config:
+        return config
+    from geodino.config import find_config
+    from geodino.train.config import PretrainConfig
+
+    return str(find_config(config, PretrainConfig))
+
+
 def _curate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from geodino.config import is_override
     from geodino.data.curate import CurateConfig, curate
 
+    args.config = _shipped_config(args.config)
     if args.config:  # `key=value` among the positionals: overrides of the config, before its data.sources are read
         args.overrides = [*(a for a in args.paths if is_override(a)), *args.overrides]
         args.paths = [a for a in args.paths if not is_override(a)]
@@ -404,6 +417,7 @@ def _preview(args: argparse.Namespace) -> int:
     from geodino.io import check_writable
 
     check_writable(args.out, overwrite=args.overwrite)
+    args.config = _shipped_config(args.config)
     if args.config and "data" in read_yaml(args.config):  # a pretraining config: preview its `data` section
         from geodino.train.config import PretrainConfig
 

@@ -6,13 +6,23 @@ CLI parser stays light.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from geodino.data.band_args import parse_band_names
 from geodino.errors import ConfigError, did_you_mean
 
-__all__ = ["DEFAULT_SENSORS", "CropSet", "CropsConfig", "DataConfig", "PreviewDataConfig", "SourceConfig"]
+__all__ = [
+    "DEFAULT_SENSORS",
+    "PHOTO_SENSORS",
+    "CropSet",
+    "CropsConfig",
+    "DataConfig",
+    "PreviewDataConfig",
+    "SourceConfig",
+    "overhead_flips_on_photos",
+]
 
 SOURCE_KEY_FLAGS = (
     ("`sensor:`", "--sensor"),
@@ -155,7 +165,7 @@ class CropsConfig:
     crop_sets: list[CropSet] = field(default_factory=list)  # multi-resolution; overrides the sizes when set
     flips: bool = True  # random horizontal flips (official), and vertical ones while `vflips` is on
     vflips: bool = True  # overhead imagery has no "up"; false: horizontal flips only, as the official recipe
-    rot90: bool = True
+    rot90: bool = True  # random 90-degree turns (overhead); photos with vflips/rot90 unset: `overhead_flips_on_photos`
     jitter_prob: float = 0.8
     brightness: float = 0.4
     contrast: float = 0.4
@@ -193,6 +203,11 @@ class CropsConfig:
             v = getattr(self, key)
             if len(v) != 2 or v[0] > v[1] or v[0] < 0:
                 raise ConfigError(f"crops.{key} must be [low, high] with 0 <= low <= high, got {list(v)}")
+        if not self.ratio[0] > 0:  # the crop boxes draw log(aspect): 0 was a raw "math domain error" in the loader
+            raise ConfigError(
+                f"crops.ratio={list(self.ratio)} must be [low, high] with 0 < low <= high: aspect ratios (width / "
+                "height) of the crop boxes (official: [0.75, 1.333])"
+            )
         if self.n_local < 0:
             raise ConfigError(f"crops.n_local={self.n_local} must be >= 0 (official: 8 local crops; 0 turns them off)")
         lo, hi = self.mask_ratio
@@ -218,6 +233,54 @@ class CropsConfig:
             raise ConfigError(
                 f"crops.crop_sets probabilities sum to {sum(c.probability for c in self.crop_sets)}; they must sum to 1"
             )
+
+
+PHOTO_SENSORS = ("imagenet",)
+"""Sensors of web photos, which have an up (`rgb` and `web` are their aliases); any other is overhead imagery."""
+
+
+def _photo_source(source: SourceConfig) -> bool:
+    """An images or tar source whose sensor is a web photos' one: named so, or left unset (their default)."""
+    if source.type not in ("images", "tar"):
+        return False
+    if source.sensor is None:
+        return DEFAULT_SENSORS[source.type] in PHOTO_SENSORS
+    from geodino.data.sensors import get_sensor
+
+    try:
+        return get_sensor(source.sensor).name in PHOTO_SENSORS
+    except Exception:  # an unknown sensor or unreadable YAML is refused, naming the key, when the source is built
+        return False
+
+
+def overhead_flips_on_photos(
+    data: DataConfig, crops: CropsConfig, keys: Collection[str] | None, prefix: str = "crops."
+) -> str | None:
+    """One line when photo-like sources (images or tar, sensor imagenet or unset) get the overhead default of vertical
+    flips and 90-degree rotations only because `crops.vflips` / `crops.rot90` were left unset; else None.
+
+    The shipped EuroSAT-chip recipe (small_vit_tiny) is also images + imagenet, so the sources cannot tell photos
+    from overhead chips: only a config that did not choose is told. `keys`: the keys its file and overrides set
+    (`geodino.config.set_keys`); None (a config built in Python) says nothing, as the choice is unknown."""
+    if keys is None:
+        return None
+    left = [
+        k
+        for k, on in (("vflips", crops.flips and crops.vflips), ("rot90", crops.rot90))
+        if on and prefix + k not in keys
+    ]
+    photos = [s.name or f"source{i}" for i, s in enumerate(data.sources) if _photo_source(s)]
+    if not left or not photos:
+        return None
+    named = " and ".join(prefix + k for k in left)
+    what = " and ".join({"vflips": "vertical flips", "rot90": "90-degree rotations"}[k] for k in left)
+    many = len(photos) > 1
+    return (
+        f"data source{'s' if many else ''} {', '.join(photos)} (images/tar with sensor imagenet or none: web photos?) "
+        f"get{'' if many else 's'} the overhead default of {what}, as {named} {'are' if len(left) > 1 else 'is'} not "
+        f"set; photos have an up: set {' '.join(prefix + k + '=false' for k in left)} for horizontal flips only (the "
+        f"official recipe), or =true for overhead chips, which silences this"
+    )
 
 
 def resolve_photometric(cfg: CropsConfig, on_cuda: bool) -> CropsConfig:

@@ -185,10 +185,14 @@ def _integral(value: Any, is_range: bool) -> bool:
 def in_time_order(da: Any, tdim: str | None) -> Any:
     """The array with its dates in ascending order (a lazy re-index; a sorted store is returned as it is), so time
     step 0 is the earliest date: time_sampling first/last, their fallback to the next-earliest/latest date and an
-    embed `time` index count in time, not in the order a store was concatenated in (newest first, say)."""
-    if tdim is None or tdim not in da.coords or da[tdim].ndim != 1 or da[tdim].dtype.kind not in "Mmiuf":
+    embed `time` index count in time, not in the order a store was concatenated in (newest first, say). Dates of a
+    non-standard CF calendar (noleap, 360_day: cftime objects, an object array) are ordered too; text is left."""
+    if tdim is None or tdim not in da.coords or da[tdim].ndim != 1:
         return da
     values = np.asarray(da[tdim].values)
+    cftime = values.dtype.kind == "O" and all(hasattr(v, "calendar") for v in values)  # noleap, 360_day, ... dates
+    if values.dtype.kind not in "Mmiuf" and not cftime:
+        return da
     if values.size < 2 or bool(np.all(values[1:] > values[:-1])):
         return da
     return da.isel({tdim: np.argsort(values, kind="stable")})

@@ -11,7 +11,7 @@ from typing import Any
 
 from geodino.errors import InputError
 
-__all__ = ["cube_paths", "is_cube_store", "is_zarr_store", "open_dataset"]
+__all__ = ["cube_paths", "is_cube_store", "is_zarr_store", "open_dataset", "recorded_for"]
 
 _REMOTE = ("/vsi", "http://", "https://", "s3://", "gs://", "az://", "abfs://", "gcs://")
 
@@ -64,6 +64,21 @@ def _reader_import_error(exc: BaseException) -> ImportError | None:
     return None
 
 
+def _calendar_needing_cftime(exc: BaseException) -> str | None:
+    """The calendar named by xarray's refusal to decode a time axis without cftime (a CF `noleap`, `360_day` or
+    `julian` axis, common in climate-model cubes), when cftime is indeed missing; else None. The refusal read as
+    'cannot be opened (...); give a Zarr/NetCDF store', for a Zarr or NetCDF store, with xarray's decode_times=False
+    hint, which no geodino option passes."""
+    import importlib.util
+    import re
+
+    text = " ".join(str(e) for e in (exc, exc.__cause__, exc.__context__) if e is not None)
+    if "decode time units" not in text or "cftime" not in text or importlib.util.find_spec("cftime") is not None:
+        return None
+    found = re.search(r"calendar '([^']+)'", text)
+    return found.group(1) if found else "non-standard"
+
+
 def _one_line(exc: BaseException) -> str:
     """An exception's text on one line (xarray's engine messages span several)."""
     return " ".join(str(exc).split())
@@ -94,6 +109,12 @@ def open_dataset(path: str) -> Any:
             return xr.open_dataset(path, engine=engine, chunks=None, mask_and_scale=False, decode_coords="all")
         return xr.open_zarr(path, chunks=None, mask_and_scale=False, decode_coords="all", consolidated=None)
     except Exception as exc:
+        calendar = _calendar_needing_cftime(exc)
+        if calendar is not None:
+            raise InputError(
+                f"datacube {path} has a time axis in the {calendar!r} calendar, which xarray decodes only with the "
+                "cftime package (not installed): pip install cftime (geodino[netcdf] brings it with netCDF4)"
+            ) from exc
         broken = _reader_import_error(exc)
         if kind == "hdf5" and (broken is not None or "netcdf4" in str(exc).lower()):
             why = (  # xarray's message lists engines and links; say the one step
@@ -184,3 +205,25 @@ def cube_paths(paths: str | Path | Sequence[str | Path]) -> list[str]:
         else:
             found.append(str(p))  # a file, or a missing path: open_cube names it
     return list(dict.fromkeys(found))
+
+
+def recorded_for(records: dict[str, Any], path: str, what: str) -> Any:
+    """The value `records` (keyed by resolved store paths, as a cube list's grid record is) holds for the store at
+    `path`: by its resolved path; else by file name, only when exactly one record has that name (a list moved with
+    its stores to another folder); None when none does. Two records of that name (a/x.zarr and b/x.zarr) and no path
+    match are refused in one line: the last one read was taken, so a store was checked against its namesake's affine
+    (refused though unchanged, or passed though changed). `what` names the record in the message (the list)."""
+    resolved = str(Path(path).resolve())
+    if resolved in records:
+        return records[resolved]
+    name = Path(path).name
+    same = [k for k in records if Path(k).name == name]
+    if len(same) == 1:
+        return records[same[0]]
+    if not same:
+        return None
+    raise InputError(
+        f"{what} records {len(same)} datacubes named {name} ({', '.join(same)}) and datacube {path} is at neither "
+        "path, so which one it was cut on is unknown; read the stores where the list was cut, or re-run "
+        "`geodino data curate` on them where they are now"
+    )

@@ -37,7 +37,7 @@ from geodino.data.cube_grid import (
     stacked_fill_value,
     unsigned_decoded,
 )
-from geodino.data.cube_open import cube_paths, is_zarr_store, open_dataset
+from geodino.data.cube_open import _REMOTE, cube_paths, is_zarr_store, open_dataset
 from geodino.data.cube_variables import band_variables, data_variable, same_bands
 from geodino.data.rasters import SceneGrid, stream_id, window_affine
 from geodino.data.sensors import Sensor, check_bit_depth, check_read_values, get_sensor
@@ -48,6 +48,24 @@ from geodino.errors import InputError, MissingBandError, plural
 __all__ = ["CubeSource", "is_zarr_store", "open_cube"]
 
 _open_dataset = open_dataset  # the name `geodino.data.stats_cube` imports (cube_open's public open_dataset)
+
+
+_ASSUMED_SAID: set[str] = set()  # stores already warned of their assumed EPSG:4326 in this process
+
+
+def _first_time(said: set[str], path: str, in_memory: bool) -> bool:
+    """Whether a per-store warning is due: the first time in this process for the store at `path` (resolved, so
+    `x.zarr` and `./x.zarr` are one store), every time for an unnamed in-memory object. `data stats`, the training
+    source and `embed` each open the same store, and said it once each (three warnings of one fact)."""
+    if in_memory:
+        return True
+    import os
+
+    key = path if path.startswith(_REMOTE) else os.path.realpath(path)
+    if key in said:
+        return False
+    said.add(key)
+    return True
 
 
 @dataclasses.dataclass
@@ -100,6 +118,7 @@ def open_cube(
     import rioxarray  # noqa: F401 - registers the .rio accessor
     import xarray as xr
 
+    in_memory = isinstance(path, (xr.DataArray, xr.Dataset)) and name is None  # no path to say a warning once for
     if isinstance(path, xr.DataArray):
         ds, path = path.to_dataset(name=path.name or "data"), name or "DataArray"
     elif isinstance(path, xr.Dataset):
@@ -155,9 +174,9 @@ def open_cube(
     elif sensor is not None and named and not bands:  # `bands:` (per-band variables too): in its order
         da, names = _in_sensor_order(da, bdim, names, sensor, path)
     crs = cube_crs(da, ds)
-    if crs is None:  # a lat/lon grid without any CRS: EPSG:4326, as GDAL and rioxarray assume (warned)
+    if crs is None:  # a lat/lon grid without any CRS: EPSG:4326, as GDAL and rioxarray assume (warned once)
         crs, assumed = assumed_lonlat(da, path, xdim, ydim)
-        if assumed:
+        if assumed and _first_time(_ASSUMED_SAID, path, in_memory):
             import warnings
 
             warnings.warn(assumed, stacklevel=2)
@@ -207,6 +226,16 @@ def open_cube(
         valid_ranges=declared_valid_range(per_band),
         mirrored=mirrored,
     )
+
+
+def _aligned(start: int, tile: int, chunk: int, n: int, mirrored: bool) -> int:
+    """`tiling.chunk_aligned` on the axis as stored: a store read mirrored (south-up, `north_up`) has its chunk
+    boundaries at n - k*chunk in the rows read, so places aligned to k*chunk there straddled two chunks whenever
+    n % chunk != 0 (height 100, chunk 32: 2 chunks for most 32-px tiles instead of 1). The origin is aligned in the
+    stored order and mirrored back (origins stay uniform over the same number of places)."""
+    if not mirrored:
+        return chunk_aligned(start, tile, chunk, n)
+    return n - tile - chunk_aligned(n - tile - start, tile, chunk, n)
 
 
 def _check_crs(scenes: Sequence[CubeScene], allow_no_crs: bool, units: str, roi: Any) -> None:
@@ -428,7 +457,8 @@ class CubeSource:
             s = self.scenes[sid]
             if self.align_to_chunks and s.chunks:
                 ch, cw = s.chunks
-                col, row = chunk_aligned(col, w, cw, s.width), chunk_aligned(row, h, ch, s.height)
+                col = _aligned(col, w, cw, s.width, "x" in s.mirrored)
+                row = _aligned(row, h, ch, s.height, "y" in s.mirrored)
             return self.dated_read(sid, col, row, w, h, self._time_index(s, rng))[1]
 
         best, draws = least_nodata(draw, self.max_tries, self.max_nodata_fraction)

@@ -16,6 +16,7 @@ import re
 import tarfile
 import warnings
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -56,38 +57,77 @@ __all__ = [
 ]
 
 _skipped_count = 0
-_BRACE = re.compile(r"\{([^{}]*)\}")
 _warned: set[str] = set()  # corrupt files already said in this process, by any source object (one line each)
 
 
 def expand_braces(paths: str | Path | Sequence[str | Path]) -> list[str]:
     """webdataset's shard notation (braceexpand): `shard-{000000..000099}.tar` ranges (zero-padded to the wider
-    bound when a bound has a leading zero, as bash) and `{a,b}` lists are expanded, left to right, in the order
-    written; a path that exists as written, or has no braces, is kept as is. Without it such a path was "does not
-    exist"."""
+    bound when a bound has a leading zero, as bash; `{0..10..2}` steps, `{a..e}` letters) and `{a,b}` lists,
+    nested ones too (`{{000..009},{020..029}}`), are expanded, every group left to right, in the order written; a
+    group that is neither (`{name}`, `{}`) stays as written and later groups still expand. A path that exists as
+    written, or has no braces, is kept as is. Without it such a path was "does not exist".
+
+    Hand-written (the `braceexpand` package webdataset uses is not a dependency): the former one expanded the
+    innermost group first and stopped at the first group that was no pattern, so `{x}/shard-{0..1}.tar` stayed
+    unexpanded and nested lists came out repeated."""
     items = [paths] if isinstance(paths, (str, Path)) else list(paths)
     out: list[str] = []
     for item in items:
         text = str(item)
-        m = _BRACE.search(text)
-        if m is None or os.path.exists(text):
-            out.append(text)
-            continue
-        body = m.group(1)
-        rng = re.fullmatch(r"(\d+)\.\.(\d+)", body)
-        if rng:
-            a, b = rng.groups()
-            step = 1 if int(b) >= int(a) else -1
-            zero = any(len(v) > 1 and v[0] == "0" for v in (a, b))  # bash's rule: padded when a bound is
-            width = max(len(a), len(b)) if zero else 0
-            choices = [str(i).zfill(width) for i in range(int(a), int(b) + step, step)]
-        elif "," in body:
-            choices = body.split(",")
-        else:  # not a pattern ({name} in a real name): kept
-            out.append(text)
-            continue
-        out.extend(expand_braces([text[: m.start()] + c + text[m.end() :] for c in choices]))
+        out.extend([text] if "{" not in text or os.path.exists(text) else _expand(text))
     return out
+
+
+def _expand(text: str) -> list[str]:
+    """All expansions of `text`: its first group that is a pattern, times the expansions of the rest."""
+    i = text.find("{")
+    while i >= 0:
+        close, commas, depth = -1, [], 0
+        for j in range(i + 1, len(text)):
+            if text[j] == "{":
+                depth += 1
+            elif text[j] == "}" and depth:
+                depth -= 1
+            elif text[j] == "}":
+                close = j
+                break
+            elif text[j] == "," and not depth:
+                commas.append(j)
+        if close < 0:  # an unmatched brace: literal text; a group after it may still be a pattern
+            i = text.find("{", i + 1)
+            continue
+        body = text[i + 1 : close]
+        if commas:
+            cuts = [i, *commas, close]
+            choices = [c for a, b in pairwise(cuts) for c in _expand(text[a + 1 : b])]
+        else:
+            choices = _range(body)
+        if choices is not None:
+            head, rest = text[:i], _expand(text[close + 1 :])
+            return [head + c + r for c in choices for r in rest]
+        i = text.find("{", i + 1)  # not a pattern: kept; a group inside it or after it may still be one
+    return [text]
+
+
+def _range(body: str) -> list[str] | None:
+    """The items of a `{a..b}` or `{a..b..step}` range (integers or single letters); None: not a range."""
+    m = re.fullmatch(r"(-?\d+)\.\.(-?\d+)(?:\.\.(-?\d+))?", body)
+    if m:
+        a, b, by = m.groups()
+        step = abs(int(by or 1)) or 1
+        padded = any(v.lstrip("-").startswith("0") and v.lstrip("-") != "0" for v in (a, b))  # bash's rule
+        width = max(len(a), len(b)) if padded else 0
+        lo, hi = int(a), int(b)
+        values = range(lo, hi + 1, step) if hi >= lo else range(lo, hi - 1, -step)
+        return [f"{v:0{width}d}" for v in values]
+    m = re.fullmatch(r"([A-Za-z])\.\.([A-Za-z])(?:\.\.(-?\d+))?", body)
+    if m:
+        a, b, by = m.groups()
+        step = abs(int(by or 1)) or 1
+        lo, hi = ord(a), ord(b)
+        values = range(lo, hi + 1, step) if hi >= lo else range(lo, hi - 1, -step)
+        return [chr(v) for v in values]
+    return None
 
 
 def _tar_hint(path: str) -> str:

@@ -208,15 +208,17 @@ def _legacy_configs(sources: Any, kw: dict[str, Any]) -> tuple[DataConfig, Crops
 
 COARSE_FACTOR = 2.0
 """Global crops that shrink the tile's pixels more than this (at the largest crop) are warned about."""
+_COARSE_SAID: set[str] = set()  # the coarse-tile warnings this process has shown (each is shown once)
 
 
 def warn_coarse_tiles(data_cfg: DataConfig, crops_cfg: CropsConfig) -> list[str]:
-    """Warn (once per source, returned for tests) when a raster or datacube source's tiles are much larger than the
-    global crops cut from them: a crop covers sqrt(global_scale) of the tile's side and is resized to global_size,
-    so 256 px tiles (the source default, sized for the official 224 px crops) under the small recipe's 48 px crops
-    are seen 3-5x coarser than `geodino embed` later feeds the model its native pixels, and each step reads ~28x
-    the pixels it uses (measured by a user: 2.5 s instead of 0.42 s a step, the loss stuck at ln K). Image chips
-    are read whole at their own size and are not checked here; tiles in metres need the scene's resolution."""
+    """Warn (once per source and process; all returned, for tests) when a raster or datacube source's tiles are
+    much larger than the global crops cut from them: a crop covers sqrt(global_scale) of the tile's side and is
+    resized to global_size, so 256 px tiles (the source default, sized for the official 224 px crops) under the
+    small recipe's 48 px crops are seen 3-5x coarser than `geodino embed` later feeds the model its native pixels,
+    and each step reads ~28x the pixels it uses (measured by a user: 2.5 s instead of 0.42 s a step, the loss stuck
+    at ln K). Image chips are read whole at their own size and are not checked here; tiles in metres need the
+    scene's resolution."""
     import math
     import warnings
 
@@ -238,7 +240,9 @@ def warn_coarse_tiles(data_cfg: DataConfig, crops_cfg: CropsConfig) -> list[str]
             f"probes feed it native pixels, and reads far more pixels than it uses; set tile_size: {fit} on the "
             "source (about 4/3 of crops.global_size), or larger crops"
         )
-        warnings.warn(msg, stacklevel=3)
+        if msg not in _COARSE_SAID:  # once per process: pretraining builds its loader twice (first-batch probe,
+            _COARSE_SAID.add(msg)  # then training), and filter changes between the two reset Python's own memory
+            warnings.warn(msg, stacklevel=3)
         said.append(msg)
     return said
 

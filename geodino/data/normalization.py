@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from geodino.data.config import DEFAULT_SENSORS
@@ -71,27 +71,35 @@ def _get(obj: Any, key: str) -> Any:
     return obj.get(key) if isinstance(obj, Mapping) else getattr(obj, key, None)
 
 
-def data_normalization(data_cfg: Any, purpose: str = "pretraining") -> tuple[dict[str, Any] | None, str]:
+def data_normalization(
+    data_cfg: Any, purpose: str = "pretraining", sensors: Sequence[Sensor | None] | None = None
+) -> tuple[dict[str, Any] | None, str]:
     """(record, '') of the normalisation a pretraining data config standardises with, or (None, why not).
-    `purpose` names the data in the record's origin ("distillation" for a student's).
+    `purpose` names the data in the record's origin ("distillation" for a student's). `sensors`: the sensor the
+    loader resolved for each source (`source.sensor`), taken for a source whose config names none: 3-band uint8
+    rasters without `sensor:` are read as SAT-493M, which only the files tell.
 
     `data.norm_sensor` decides when set (with each source's DN scale, which must then agree); else every
     source's own sensor, which must agree on bands, scale and mean/std (one backbone has one input
-    normalisation). A source without `sensor:` (3-band uint8 rasters use SAT-493M) or a sensor YAML that is
-    gone gives None with the reason.
+    normalisation). A source without `sensor:` (and no resolved one given) or a sensor YAML that is gone gives
+    None with the reason.
     """
     sources = list(_get(data_cfg, "sources") or [])
     records = []
     data_sensors: list[Sensor] = []
     for i, src in enumerate(sources):
         name = _get(src, "sensor") or DEFAULT_SENSORS.get(str(_get(src, "type") or "raster"))
-        if not name:
+        resolved = sensors[i] if sensors is not None and i < len(sensors) else None
+        if not name and resolved is None:
             return None, f"data.sources[{i}] names no sensor"
         try:
-            s = get_sensor(name)
-            bands = _get(src, "bands")
-            if bands:
-                s = s.select(list(bands))
+            if name:
+                s = get_sensor(name)
+                bands = _get(src, "bands")
+                if bands:
+                    s = s.select(list(bands))
+            else:  # what the loader read the files as (its bands already those selected)
+                s = get_sensor(resolved)
         except GeoDinoError as exc:
             return None, f"data.sources[{i}].sensor {name!r} cannot be read now ({exc})"
         data_sensors.append(s)

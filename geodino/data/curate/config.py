@@ -50,6 +50,11 @@ class CurateConfig:
     def __post_init__(self) -> None:
         if isinstance(self.resample_size, (list, tuple)) and len(self.resample_size) == 1:
             self.resample_size = self.resample_size[0]  # `--resample-size 10`: one size for every level
+        if self.config:  # as `pretrain -c` and `data curate --config` take it: a file, else the shipped config
+            from geodino.config import find_config  # it names (configs/pretrain/X.yaml from any folder, a bare X)
+            from geodino.train.config import PretrainConfig
+
+            self.config = str(find_config(self.config, PretrainConfig))
 
     def validate(self) -> None:
         if self.type not in ("images", "raster", "cube", "tar"):

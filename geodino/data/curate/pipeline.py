@@ -231,17 +231,23 @@ def _read_apart(qa: Any, source: Any) -> str | None:
 def _check_out_outside_images(tiles: Tiles, out: Path) -> None:
     """Refuse an output folder inside (or equal to) a folder an images source lists: its exemplars.png (and
     map.png) were read as tiles of the next run, which then refused the folder as holding 'other inputs' (3 tiles
-    then 4), and with --overwrite curated its own mosaic."""
+    then 4), and with --overwrite curated its own mosaic. The listed images are compared through their parent
+    folders, each resolved once: resolving every path took 7 s per 100k images (2 cores)."""
+    import os
+
     where = out.expanduser().resolve()
     for name, c in zip(tiles.names, tiles.configs):
         if c.type != "images":
             continue
         folders = [Path(str(p)).expanduser() for p in c.paths]
         folders = [d.resolve() for d in folders if d.is_dir()]
-        mine = [p for p, i in zip(tiles.table["path"], tiles.source_of) if tiles.names[i] == name]
-        listed = [Path(str(p)).resolve() for p in mine]
+        mine = {i for i, n in enumerate(tiles.names) if n == name}
+        # `where` is an ancestor of a listed image exactly when it is its resolved parent folder or an ancestor
+        # of it; a linked image counts where its link sits (a glob re-reads that folder, not the link's target)
+        parents = {os.path.dirname(str(p)) for p, i in zip(tiles.table["path"], tiles.source_of) if i in mine}
+        held_dirs = [Path(d or ".").resolve() for d in parents]
         inside = next((d for d in folders if d == where or d in where.parents), None)
-        if inside is None and not any(where in f.parents for f in listed):
+        if inside is None and not any(where == d or where in d.parents for d in held_dirs):
             continue
         held = f"the image folder {inside}" if inside is not None else "the images listed"
         held += f" of source {name}" if c.name else ""

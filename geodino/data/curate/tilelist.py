@@ -204,9 +204,10 @@ def check_cube_grid(grid: dict[str, Any] | None, scenes: Any, list_path: str) ->
             "`geodino data curate`"
         )
     recorded = grid.get("transforms") or {}
-    by_name = {Path(p).name: t for p, t in recorded.items()}
+    from geodino.data.cube_open import recorded_for
+
     for sc in scenes:
-        listed = recorded.get(str(Path(sc.path).resolve()), by_name.get(Path(sc.path).name))
+        listed = recorded_for(recorded, sc.path, f"tile list {name}")
         if listed is None:
             continue
         now = [float(v) for v in sc.transform[:6]]
