@@ -14,6 +14,7 @@ import inspect
 import os
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 from geodino.cli import Parser
@@ -298,8 +299,21 @@ def _add_images_flags(p: argparse.ArgumentParser) -> None:
     i.add_argument("--offset", type=float, help="added after --scale: reflectance = DN * scale + offset")
 
 
+def _overrides_after_lists(args: argparse.Namespace) -> None:
+    """`key=value` words that a flag of several values took (`--window 0 0 512 512 dtype=float16`) are overrides, as
+    anywhere else on the line: the flag was refused as "must be four numbers", naming the override as one."""
+    from geodino.config import is_override
+
+    for name in ("window", "bbox", "point"):
+        values = getattr(args, name, None)
+        if isinstance(values, list) and any(is_override(str(v)) for v in values):
+            setattr(args, name, [v for v in values if not is_override(str(v))] or None)
+            args.overrides = [*args.overrides, *(v for v in values if is_override(str(v)))]
+
+
 def run(args: argparse.Namespace) -> int:
     """Dispatch to the embedding, `embed images` or a product, once `check_flags` found no flag of another form."""
+    _overrides_after_lists(args)
     command = args.input if args.input in PRODUCTS else "embed"
     if args.input == "images" and (args.overrides or not os.path.exists("images")):
         command = "images"  # a folder named images is still embedded as scenes when nothing follows it
@@ -443,7 +457,7 @@ def _product(args: argparse.Namespace) -> int:
 
 def _classify_or_change(args: argparse.Namespace, rest: list[str], overwrite: bool) -> int:
     """`embed classify FEATURES [LABELS]` and `embed change A B`: print where the outputs went (each COG's `.qml`
-    and `.sld` styles too, as pca/cluster/similar say theirs) and the scores."""
+    and `.sld` styles and PNG quick-look too, as pca/cluster/similar say theirs) and the scores."""
     from geodino.embed.style import qml_path, sld_path
 
     if args.input == "change":
@@ -454,7 +468,8 @@ def _classify_or_change(args: argparse.Namespace, rest: list[str], overwrite: bo
         line = f"change: {dist} (cosine distance, p99 {s['p99']:.3f}), {qml_path(dist)}, {sld_path(dist)}, {s['png']}"
         if "mask" in s:
             line += f"; {s['mask']}: {s['changed_share']:.1%} of {plural(s['valid_cells'], 'cell')} changed (threshold "
-            line += f"{s['threshold']:.3f}, {s['method']}), {qml_path(s['mask'])}, {sld_path(s['mask'])}"
+            line += f"{s['threshold']:.3f}, {s['method']}), {qml_path(s['mask'])}, {sld_path(s['mask'])}, "
+            line += str(Path(s["mask"]).with_suffix(".png"))  # change_map writes the mask's PNG beside it
         print(line)
         return 0
     from geodino.embed.classify import classify_map, headline
@@ -470,7 +485,7 @@ def _classify_or_change(args: argparse.Namespace, rest: list[str], overwrite: bo
         score += f"; test accuracy on {plural(m['test']['n'], 'cell')}: {headline(m['test'])}"
     print(
         f"classify: {m['map']} ({len(m['classes'])} classes: {', '.join(m['classes'])}; class names also in "
-        f"{m['map']}.aux.xml), {qml_path(m['map'])}, {sld_path(m['map'])}; {score}; "
+        f"{m['map']}.aux.xml), {qml_path(m['map'])}, {sld_path(m['map'])}, {m['png']}; {score}; "
         f"metrics {m['metrics']}" + (f"; model {m['model']}" if "model" in m else "")
     )
     return 0

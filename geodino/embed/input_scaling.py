@@ -19,7 +19,14 @@ import numpy as np
 from geodino.embed.config import DECLARED_BY_FILE, EmbedConfig
 from geodino.errors import InputError, plural
 
-__all__ = ["InputScale", "as_float32_on", "input_scaler", "recorded_scale", "scaling_sensor"]
+__all__ = [
+    "InputScale",
+    "as_float32_on",
+    "input_scaler",
+    "recorded_scale",
+    "scaling_sensor",
+    "warn_dn_as_reflectance",
+]
 
 
 def as_float32_on(x: Any, device: Any, non_blocking: bool = False) -> Any:
@@ -146,6 +153,27 @@ def input_scaler(
         )
         return InputScale(np.float32(1e-4)), f"x/10000 ({dt.name}, assumed)"
     return InputScale(), "x (float input used as reflectance)"
+
+
+def warn_dn_as_reflectance(info: Any, sensor: Any, bb: Any) -> None:
+    """A sensor that reads 16-bit DN as they are (scale 1, offset 0: what `data stats` writes for uint16/int16
+    without `--scale`) before a backbone whose recorded mean/std are reflectance (every |mean| <= 2) hands it values
+    ~1000x its training range; the features came out unrelated to the right ones without a word."""
+    dt = np.dtype(info.dtype)
+    rec, mean = getattr(bb, "normalization", None), getattr(bb, "mean", None)
+    if dt.kind not in "iu" or dt.itemsize < 2 or not rec or mean is None:
+        return
+    if np.any(np.asarray(sensor.scale, float) != 1) or np.any(np.asarray(sensor.offset, float) != 0):
+        return
+    if float(np.abs(np.asarray(mean.detach().cpu() if hasattr(mean, "detach") else mean, float)).max()) > 2:
+        return  # a backbone normalised in DN units (pretrained on such a sensor): consistent
+    warnings.warn(
+        f"sensor {sensor.name!r} reads the {dt.name} DN of {info.path} as reflectance (scale 1, offset 0), but "
+        f"backbone {getattr(bb, 'spec', '')} normalises reflectance (mean {float(mean.flatten()[0]):.3g} ...): its "
+        "features will be far off; write the sensor with the DN scale (geodino data stats ... --scale 0.0001) or "
+        "pass --scale FACTOR instead of --sensor",
+        stacklevel=4,
+    )
 
 
 def _sensor_scale(sensor: Any) -> InputScale:

@@ -36,7 +36,7 @@ from geodino.embed.placement import (
     user_point,
 )
 from geodino.embed.reader import fitting
-from geodino.embed.vectors import has_geometry, read_features
+from geodino.embed.vectors import first_ids, has_geometry, read_features
 from geodino.embed.writers import EmbeddingReader
 from geodino.errors import ConfigError, InputError, plural
 from geodino.io import atomic_path, check_writable
@@ -434,11 +434,10 @@ def zonal_embeddings(
     bad = res.index[res["status"] != "ok"]
     if len(bad):
         kinds = res.loc[bad, "status"].value_counts().to_dict()
-        ids = ", ".join(str(i) for i in list(bad[:10]))
+        ids = first_ids(polygons, layer, np.flatnonzero(status != "ok"))  # QGIS's fids (GeoPackage: from 1)
         warnings.warn(
             f"{len(bad)} of {plural(len(res), 'polygon')} {'has' if len(bad) == 1 else 'have'} "
-            f"no embedding ({kinds}); "
-            f"first ids: {ids}{' ...' if len(bad) > 10 else ''}",
+            f"no embedding ({kinds}); {ids}",
             stacklevel=2,
         )
     n_out, n_none = int((res["status"] == "outside").sum()), int((res["status"] == "no_geometry").sum())

@@ -81,7 +81,7 @@ def list_scenes(
     if len(inputs) == 1 and is_stac(inputs[0]):
         return read_stac(str(inputs[0]), asset, asset_bands)
     if asset or asset_bands:
-        raise ConfigError("--asset and --asset-bands apply to STAC input (a .json ItemCollection or catalog) only")
+        raise ConfigError(_asset_not_stac(inputs, asset))
     paths = _scene_paths(inputs)
     if exclude is not None:
         paths = [p for p in paths if p.startswith("/vsi") or "://" in p or not _inside(p, exclude)]
@@ -90,6 +90,29 @@ def list_scenes(
     if dup := sorted(n for n, c in Counter(names).items() if c > 1):
         raise InputError(f"scenes {dup[0]!r} appear twice in the input list; list each raster once")
     return scenes
+
+
+def _asset_not_stac(inputs: list[str], asset: str | None) -> str:
+    """Why --asset/--asset-bands cannot serve these inputs, naming the input(s) that are not STAC JSON. An unquoted
+    `--asset red nir item.json` gives `nir` as an input: when those inputs are asset names of the one STAC input, the
+    comma spelling (`--asset red,nir`) is the way out."""
+    from geodino.embed.stac import asset_names_in
+
+    only = "--asset and --asset-bands apply to STAC input (a .json ItemCollection, catalog or item) only"
+    stac = [str(i) for i in inputs if is_stac(str(i))]
+    other = [str(i) for i in inputs if not is_stac(str(i))]
+    if not stac:
+        return only
+    if not other:
+        return f"{only}, one per run; got {len(stac)} STAC inputs ({', '.join(stac)}): embed each in a run of its own"
+    shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
+    line = f"{only}, but {shown} {'is' if len(other) == 1 else 'are'} not STAC input beside {stac[0]}"
+    if len(stac) == 1 and asset and (names := asset_names_in(stac[0], other)) == other:
+        return (
+            f"{line}: {' '.join(names)} {'is an asset' if len(names) == 1 else 'are assets'} of {stac[0]}; "
+            f"give several single-band assets apart by commas (--asset {','.join([asset, *names])})"
+        )
+    return line + "; embed the STAC input and the rasters in separate runs"
 
 
 _HINT = "pass a folder, a glob or a .txt list of the scenes (rasters, or Zarr stores and NetCDF files)"

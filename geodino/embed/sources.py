@@ -13,6 +13,7 @@ Each thread opens its own handle (GDAL handles are not thread-safe): call `open(
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -102,8 +103,9 @@ class RasterSource(WindowedSource):
                 raise InputError(
                     f"input {self.path} is truncated or corrupt (GDAL: {broken[0]}); re-download or re-copy it"
                 )
-            for w in held:
-                warnings.warn(w.message, w.category, stacklevel=2)
+            for w in held:  # a raster without CRS or geotransform: the no-CRS refusal (or --allow-no-crs) says it
+                if not (issubclass(w.category, rasterio.errors.NotGeoreferencedWarning) and src.crs is None):
+                    warnings.warn(w.message, w.category, stacklevel=2)
             with src:
                 count, dtype = src.count, src.dtypes[0]
                 self.info = SourceInfo(
@@ -139,7 +141,10 @@ class RasterSource(WindowedSource):
 
         other = object.__new__(RasterSource)
         other.__dict__.update(self.__dict__)
-        other._src = rasterio.open(self.path)
+        with warnings.catch_warnings():  # no CRS: refused, or asked for with --allow-no-crs (rasterio would say it)
+            if self.info.crs is None:
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            other._src = rasterio.open(self.path)
         return other
 
     def close(self) -> None:

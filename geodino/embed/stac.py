@@ -251,6 +251,23 @@ def _one_band_names(asset: Any) -> list[str]:
     return [n.lower() for n in names[0]] if len(names) == 1 else []
 
 
+def _names_an_asset(item: Any, name: str) -> bool:
+    """Whether `name` is an asset key of `item` (ignoring case) or the name or common name of a single-band asset."""
+    low = name.lower()
+    return any(k.lower() == low or low in _one_band_names(a) for k, a in item.assets.items())
+
+
+def asset_names_in(href: str, names: list[str]) -> list[str]:
+    """Those of `names` that name an asset of the first item of the STAC JSON at `href` (as `--asset` resolves
+    them), for the hint when they came as inputs (`--asset red nir`: nir is an asset, not a raster); [] when the
+    JSON cannot be read (its own error comes when it is embedded)."""
+    try:
+        items, _ = _items(href)
+    except (InputError, ConfigError):
+        return []
+    return [n for n in names if items and _names_an_asset(items[0], n)]
+
+
 def resolve_asset(item: Any, name: str, where: str) -> str:
     """The key of the asset `name` names in `item`: its key (exactly, else ignoring case) or, for one-band-per-asset
     items, the name or common name of its band (`red` -> `B04`; among several, e.g. Earth Search's `red` COG and
@@ -269,6 +286,12 @@ def resolve_asset(item: Any, name: str, where: str) -> str:
     if hits:
         raise InputError(
             f"{where}: {name!r} names several assets ({', '.join(hits)}); pass the asset key you mean with --asset"
+        )
+    parts = [p for p in re.split(r"[\s;|+]+", name) if p]
+    if len(parts) > 1 and all(_names_an_asset(item, p) for p in parts):
+        raise ConfigError(
+            f"--asset {name!r}: give several single-band assets apart by commas (--asset {','.join(parts)}); "
+            "one name is one asset key"
         )
     aliases = [a for k in keys for a in [k, *(b for bands in _band_names(item.assets[k])[:1] for b in bands)]]
     close = did_you_mean(name, aliases)

@@ -23,6 +23,7 @@ from geodino.errors import InputError, did_you_mean
 __all__ = [
     "GEOMETRY_KINDS",
     "check_geometries",
+    "first_ids",
     "first_layer_note",
     "has_geometry",
     "layer_columns",
@@ -118,3 +119,25 @@ def first_layer_note(path: str | Path, layer: str | None, what: str, layers: lis
         f"{what} file {path} has {len(layers)} layers ({', '.join(layers)}); reading the first, "
         f"{layers[0]!r}; pass --layer NAME for another"
     )
+
+
+def first_ids(path: str | Path, layer: str | None, rows: Any, limit: int = 10) -> str:
+    """How a warning names the first `limit` of `rows` (0-based positions in the file as read): by the layer's
+    feature ids, the fid QGIS shows (GeoPackage counts from 1, so the 0-based position 2 is fid 3), for a file
+    pyogrio reads; by 0-based row for GeoParquet, or when the ids cannot be read (a file that does not match)."""
+    rows = [int(r) for r in rows]
+    more = " ..." if len(rows) > limit else ""
+    fids = None
+    if Path(path).suffix.lower() not in _NO_LAYERS:
+        try:
+            import pyogrio
+
+            layers = [layer] if layer is not None else list_layers(path)[:1]  # the one read_features read
+            kw = {"layer": layers[0]} if layers else {}  # none named: pyogrio warns on a multi-layer file
+            fids = pyogrio.read_dataframe(path, read_geometry=False, columns=[], fid_as_index=True, **kw).index
+        except Exception:  # the rows are named by position instead
+            fids = None
+    if fids is not None and len(fids) > max(rows, default=-1):
+        ids = ", ".join(str(int(fids[r])) for r in rows[:limit])
+        return f"first fids: {ids}{more} (the layer's feature ids, as QGIS shows them)"
+    return f"first rows (0-based): {', '.join(map(str, rows[:limit]))}{more}"

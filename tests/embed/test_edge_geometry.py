@@ -218,7 +218,11 @@ def test_zonal_statuses_of_null_empty_edge_point_and_line_geometries(tmp_path):
         res = gpd.read_parquet(zonal_embeddings(src, tmp_path / "odd.gpkg", tmp_path / "z.parquet"))
     # only zonal's own warning (the CLI shows it as "geodino: warning: ...")
     assert [(w.category, str(w.message)) for w in caught] == [
-        (UserWarning, "3 of 6 polygons have no embedding ({'no_geometry': 2, 'outside': 1}); first ids: 1, 2, 3")
+        (
+            UserWarning,
+            "3 of 6 polygons have no embedding ({'no_geometry': 2, 'outside': 1}); first fids: 2, 3, 4 (the "
+            "layer's feature ids, as QGIS shows them)",
+        )
     ]
     assert list(res["status"]) == ["ok", "no_geometry", "no_geometry", "outside", "ok", "ok"]
     col, row = apply_affine(~NORTH_UP, 500500, 4000500)

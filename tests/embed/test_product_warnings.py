@@ -25,7 +25,7 @@ NO_CV = (
 )
 IMBALANCED = "imbalanced labels in {lab}: class 'class_1' has 1 labelled cells, 8.3% of class 'class_0' (12); "
 ALL_NEAR = "all 13 test cells from {lab} lie on or within 1 cell(s) of training cells from {lab}; "
-ZONAL = "1 of 2 polygons has no embedding ({'outside': 1}); first ids: 1"
+ZONAL = "1 of 2 polygons has no embedding ({'outside': 1}); first fids: 2 (the layer's feature ids, as QGIS shows them)"
 
 
 def _zones(path: Path) -> Path:

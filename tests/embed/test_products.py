@@ -188,7 +188,7 @@ def test_zonal_embeddings(tmp_path, two_class):
     np.testing.assert_allclose(np.asarray(res["embedding"][1]), f[:, 10:12, 13:17].mean((1, 2)), atol=1e-5)
     assert res["embedding"][2] is None and res.crs.to_epsg() == 4326
     said = "\n".join(str(w.message) for w in caught)
-    assert "3 of 5 polygons have no embedding" in said and "first ids: 2, 3, 4" in said
+    assert "3 of 5 polygons have no embedding" in said and "first fids: 2, 3, 4 (the layer's" in said
     with pytest.warns(UserWarning, match="2 of 5 polygons have no embedding"):
         touched = gpd.read_parquet(zonal_embeddings(src, path, tmp_path / "t.parquet", all_touched=True))
     assert touched["status"][4] == "ok" and touched["n_cells"][4] == 1
