@@ -49,6 +49,8 @@ def main() -> int:
                 batch_size=4,
                 output=output,
                 head=args.head,
+                # the colour baseline has one block: four_even (the default) is refused there (cd448c2)
+                layers="last" if getattr(bb, "n_blocks", 4) < 4 else "four_even",
             )
             t0 = time.perf_counter()
             m = run_canopy(bb, cfg, out / f"canopy_{output}")

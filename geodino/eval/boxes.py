@@ -48,12 +48,14 @@ def read_voc(path: Path) -> dict[str, Boxes]:
     """Pascal VOC xml: one image (`<filename>`), `<object><name>` and `<bndbox>` in pixels; `<difficult>1` objects
     are ignored in scoring, as the VOC protocol does.
 
-    Coordinates are taken as written, as continuous xyxy pixels, as torchgeo's DIOR reader, DeepForest (whose CSV
-    of the same NEON crowns holds the same numbers) and mmdetection read them; no 1 is subtracted. The VOC devkit
-    defines them as 1-based inclusive pixels (the box covers [xmin - 1, xmax] continuously, as detectron2 reads
-    it), but EO sets made with annotation tools (LabelImg starts at 1) do not state which they mean: read as
-    written, such a box may sit 1 px right/down of the object, 1 px narrower and shorter. Training and scoring use
-    the same frame; for the devkit's IoU on such data set `voc_inclusive_pixels` (`detection_voc`)."""
+    Coordinates are taken as written, as continuous xyxy pixels, as the DIOR readers of torchgeo
+    (`datasets/dior.py`) and BboxToolkit (OBBDetection's `DIORio.py`) and DeepForest (whose CSV of the same NEON
+    crowns holds the same numbers) read them; no 1 is subtracted. The VOC devkit defines them as 1-based inclusive
+    pixels, and the generic VOC readers follow it: detectron2 subtracts 1 from xmin/ymin (the box covers
+    [xmin - 1, xmax]), mmdetection's `XMLDataset` subtracts 1 from all four and scores with +1 widths. EO sets made
+    with annotation tools (LabelImg starts at 1), DIOR included, do not state which they mean: read as written,
+    such a box may sit 1 px right/down of the object, 1 px narrower and shorter. Training and scoring use the same
+    frame; for the devkit's IoU on such data set `voc_inclusive_pixels` (`detection_voc`)."""
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
@@ -275,12 +277,23 @@ def _index_keys(keys: Iterable[str]) -> tuple[dict[str, list[str]], dict[str, li
     return names, stems
 
 
-def match_boxes(image: Path, table: dict[str, Boxes]) -> Boxes | None:
+BoxIndex = tuple[dict[str, list[str]], dict[str, list[str]]]
+"""A box table's keys by file name and by stem (`box_index`)."""
+
+
+def box_index(table: dict[str, Boxes]) -> BoxIndex:
+    """The keys of `table` by file name and by stem, for `match_boxes(..., index=)`: a `BoxTable` (what `read_boxes`
+    returns) keeps its own; a plain dict's is built here, once for all the images matched against it."""
+    return table.index() if isinstance(table, BoxTable) else _index_keys(table)
+
+
+def match_boxes(image: Path, table: dict[str, Boxes], index: BoxIndex | None = None) -> Boxes | None:
     """The boxes of an image: the entry of its file name (a key with folders, a/x.tif from `coco_keys` or
     `_voc_keys`, where that names the image only if its path ends in it), else of its stem (a.tif with a.xml / a.csv
     rows of a.png). An image whose name fits several entries and none or more than one of them by path is refused:
-    whose boxes it has is unknown."""
-    names, stems = table.index() if isinstance(table, BoxTable) else _index_keys(table)
+    whose boxes it has is unknown. `index`: `box_index(table)`, to match many images against a plain dict without
+    indexing its keys per image (a `BoxTable` indexes itself once)."""
+    names, stems = index if index is not None else box_index(table)
     if image.name in names:
         return _pick(image, names[image.name], table)
     return _pick(image, stems.get(image.stem, []), table)

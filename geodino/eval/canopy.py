@@ -31,7 +31,14 @@ from geodino.config import options_for
 from geodino.errors import ConfigError, InputError
 from geodino.eval import dense
 from geodino.eval.backbone_arg import probe_backbone
-from geodino.eval.chm import CHM_SUFFIXES, load_chm_pair, load_pairs, pair_chms, write_height_geotiff
+from geodino.eval.chm import (
+    CHM_SUFFIXES,
+    load_chm_pair,
+    load_pairs,
+    pair_chms,
+    warn_shared_ground,
+    write_height_geotiff,
+)
 from geodino.eval.head_training import (
     FeatureStore,
     assert_frozen,
@@ -331,6 +338,8 @@ def _read_pairs(
         val_data = load_pairs(cfg.val_images, cfg.val_chms or [], cfg, scaling)
     for s in [*train_data, *(val_data or [])]:
         dense.check_bands(s["image"].shape[0], backbone, f"image {s.get('name', '')}")
+    if val_data:
+        warn_shared_ground(train_data, val_data)  # one line: validation on the training ground scores it twice
     return train_data, val_data
 
 

@@ -122,6 +122,54 @@ def load_chm_pair(
     }
 
 
+def _footprint(sample: dict[str, Any]) -> tuple[Any, tuple[float, float, float, float]] | None:
+    """(CRS, (left, bottom, right, top)) of a georeferenced sample's image grid; None without CRS or transform."""
+    crs, transform = sample.get("crs"), sample.get("transform")
+    if crs is None or transform is None or "image" not in sample:
+        return None
+    h, w = sample["image"].shape[-2:]
+    xs, ys = zip(*(transform @ corner for corner in ((0, 0), (w, 0), (0, h), (w, h))), strict=True)
+    return crs, (min(xs), min(ys), max(xs), max(ys))
+
+
+def warn_shared_ground(train: Sequence[dict[str, Any]], val: Sequence[dict[str, Any]]) -> list[tuple[str, str, float]]:
+    """Warn in one line when a validation raster's footprint overlaps a training raster's: the probe would be
+    scored on ground it was trained on (the same trees, an optimistic score). Names the pair of largest overlap
+    (its share of the validation raster's footprint) and counts the others; footprints in other CRSs are compared
+    in the validation raster's. Returns every overlapping (validation, training, share)."""
+    from rasterio.warp import transform_bounds
+
+    found: list[tuple[str, str, float]] = []
+    for v in val:
+        vf = _footprint(v)
+        if vf is None:
+            continue
+        crs, (vl, vb, vr, vt) = vf
+        area = (vr - vl) * (vt - vb)
+        for t in train:
+            tf = _footprint(t)
+            if tf is None or area <= 0:
+                continue
+            tl, tb, tr, tt = tf[1] if tf[0] == crs else transform_bounds(tf[0], crs, *tf[1])
+            inter = max(0.0, min(vr, tr) - max(vl, tl)) * max(0.0, min(vt, tt) - max(vb, tb))
+            if inter > 0:
+                found.append(
+                    (str(v.get("path", v.get("name", "?"))), str(t.get("path", t.get("name", "?"))), inter / area)
+                )
+    if found:
+        import warnings
+
+        vname, tname, share = max(found, key=lambda f: f[2])
+        more = f" (and {plural(len(found) - 1, 'more overlapping pair')})" if len(found) > 1 else ""
+        warnings.warn(
+            f"canopy validation raster {vname} overlaps training raster {tname} ({100 * share:.1f}% of its "
+            f"footprint){more}: the probe is scored on ground it was trained on; give validation rasters of other "
+            "ground, or leave val_images empty to hold out whole tiles",
+            stacklevel=3,
+        )
+    return found
+
+
 def _warn_above_max(heights: np.ndarray, chm: Path, max_height: float) -> None:
     """One warning per CHM whose heights exceed max_height: binned outputs cannot predict them (wrong units?)."""
     above = heights > max_height

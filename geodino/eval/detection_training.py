@@ -142,7 +142,25 @@ def budget_images(
         files = [Path(item[0]) for item in train_data.items]
         names = image_paths(files)  # below the common folder: a/x.tif and b/x.tif stay apart
         record["train_images"] = [names[files[i]] for i in kept]
+    else:  # an adapter's samples (VHR-10, DIOR): their own names, as the COCO outputs name them (one read each)
+        record.update(_sample_names(train_data, kept))
     if sources is None:
         return dense.Subset(train_data, kept), record
     chosen = set(kept)
     return [t for t, s in zip(units, sources, strict=True) if s in chosen], record
+
+
+def _sample_names(data: Any, kept: list[int]) -> dict[str, list]:
+    """What a budget record names the kept training samples of an adapter or a list by: `train_images`, each
+    sample's image file name (VHR-10's 001.jpg, DIOR's 00012.jpg, the names its samples and the COCO outputs
+    carry), from the adapter's file list (`ProbeDataset.sample_files`) without reading a sample, else each
+    sample's `name` (one read each), or `train_samples`, their positions, when a sample has no name."""
+    from pathlib import Path
+
+    files = data.sample_files() if callable(getattr(data, "sample_files", None)) else None
+    if files:
+        return {"train_images": [Path(files[i]).name for i in kept]}
+    names = [data[i].get("name") for i in kept]
+    if all(isinstance(n, str) and n for n in names):
+        return {"train_images": names}
+    return {"train_samples": list(kept)}

@@ -18,11 +18,13 @@ So the two rules differ on: a small detection inside a large ignored box (COCO: 
 positive), a detection whose best IoU is with an ignored box although it also overlaps a regular one (COCO: a true
 positive; VOC: ignored, and the regular box stays unfound), and a duplicate on a taken box that also overlaps an
 ignored box (COCO: ignored; VOC: a false positive). IoU is computed on continuous pixel coordinates (xyxy,
-half-open), as everywhere in geodino, by default. Pascal VOC xml is read as written (`boxes.read_voc`, as torchgeo's
-DIOR reader, DeepForest and mmdetection read it), while the devkit (`VOCevaldet.m`) and mmdetection's VOC metric
-(`use_legacy_coordinate=True`) take the integers as 1-based inclusive pixels and add 1 to every width and height.
-`pixel_inclusive=True` (the probe's `voc_inclusive_pixels` key) does the same, so voc_mAP50 on VOC-xml data (DIOR)
-is the devkit's number for the same boxes; it matters for small objects (an 8 px box shifted by 2 px: IoU 0.342
+half-open), as everywhere in geodino, by default. Pascal VOC xml is read as written (`boxes.read_voc`, as the DIOR
+readers of torchgeo and BboxToolkit, and DeepForest, read it), while the devkit (`VOCevaldet.m`) takes the integers
+as 1-based inclusive pixels and adds 1 to every width and height, and the generic VOC readers follow it: detectron2
+subtracts 1 from xmin/ymin, mmdetection's `XMLDataset` subtracts 1 from all four and its VOC metric
+(`use_legacy_coordinate=True`) adds 1 to every width and height. `pixel_inclusive=True` (the probe's
+`voc_inclusive_pixels` key) adds the devkit's 1 in the IoU, so voc_mAP50 on VOC-xml data (DIOR) is the devkit's
+number for the same boxes; it matters for small objects (an 8 px box shifted by 2 px: IoU 0.342
 without, 0.391 with the +1). Leave it off for boxes in continuous coordinates (CSV, COCO json, held-out tiles).
 """
 

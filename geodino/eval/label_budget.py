@@ -63,12 +63,10 @@ def budget_indices(
         if per_class:
             if per_class > len(members):
                 name = classes[c] if classes and 0 <= c < len(classes) else c
-                err = InputError(
+                raise InputError(  # a suite names tasks.<name>.train_per_class (runner_inputs.task_keys_named)
                     f"train_per_class={per_class} is more than the {len(members)} training images of class "
                     f"{name!r}; set train_per_class <= {_smallest(labels)} (the smallest class) or use train_fraction"
                 )
-                err.task_key = "train_per_class"  # a suite names tasks.<name>. before it (runner._run_tasks)
-                raise err
             take = per_class
         else:
             take = _share(fraction, len(members))

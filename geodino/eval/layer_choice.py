@@ -17,10 +17,12 @@ class LayerError(ConfigError):
     past the last). The suite runner checks every task for it before any runs: it stops a run up front, and a
     `--compare` backbone skips the task instead (see `geodino.eval.runner.prepare_suite`)."""
 
-    def __init__(self, message: str, reason: str, fix: str, n_blocks: int):
+    def __init__(self, message: str, reason: str, fix: str | Sequence[str], n_blocks: int):
         super().__init__(message)
         self.reason = reason  # what the head needs, without the backbone: 'canopy head=dpt needs four layers'
-        self.fix = fix  # the config change that avoids it: 'head=linear'
+        # the config changes that together avoid it: ('head=linear',) or ('head=linear', 'layers=last')
+        self.fixes: tuple[str, ...] = (fix,) if isinstance(fix, str) else tuple(fix)
+        self.fix = self.fixes[0]
         self.n_blocks = n_blocks
 
 
@@ -50,11 +52,13 @@ def resolve_layers(
     *,
     what: str = "this probe",
     backbone: str = "in use",
+    auto: bool = False,
 ) -> str | list[int]:
     """Validate a layer choice (`pangaea` becomes its block indices for this depth: `pangaea_layers`); dense
     multi-level heads need exactly four layers. `what` names the probe and head
     (`segmentation head=upernet`) and `backbone` the spec, for the messages. LayerError when the backbone has too
-    few blocks for the choice; ConfigError when the choice itself is wrong."""
+    few blocks for the choice; ConfigError when the choice itself is wrong. `auto`: `layers` is the head's default
+    (segmentation's `layers: auto`), so the hint for a refused four-map head is `head=linear` alone."""
     if isinstance(layers, str):
         if layers not in ("last", "four_last", "four_even", "four_even_official", "pangaea"):
             raise ConfigError(
@@ -68,12 +72,15 @@ def resolve_layers(
         # four_even* and pangaea pick four blocks spread over the depth: none exists under 4 blocks (four_last would
         # give one map per block, which a four-map head cannot take)
         if (need_four or layers in ("four_even", "four_even_official", "pangaea")) and n_blocks < 4:
+            # the way out must run: a linear head on these same four blocks is refused too, so it also reads the
+            # last block, unless the layers were the head's own default (`auto`: a linear head picks `last` itself)
+            fixes = ("head=linear",) if need_four and auto else ("head=linear", "layers=last")
+            fixes = fixes if need_four else ("layers=last",)
             raise LayerError(
                 f"{what} on backbone {backbone}: layers={layers} needs four layers but the backbone has "
-                f"{blocks_text(n_blocks)}; use {'head=linear' if need_four else 'layers=last'} or a backbone with at "
-                "least 4 blocks",
-                f"{what} needs four layers",
-                "head=linear" if need_four else "layers=last",
+                f"{blocks_text(n_blocks)}; use {' with '.join(fixes)} or a backbone with at least 4 blocks",
+                f"{what} needs four layers" if need_four else f"{what} reads layers={layers}, four blocks",
+                fixes,
                 n_blocks,
             )
         return pangaea_layers(n_blocks) if layers == "pangaea" else layers

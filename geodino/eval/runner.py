@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geodino.errors import ConfigError, InputError
+from geodino.errors import ConfigError
 from geodino.eval.results import INFO_METRICS as INFO_METRICS  # re-exported: the results files' home
 from geodino.eval.results import add_intervals, dataset_label, write_results
 from geodino.eval.results import metric_kind as metric_kind
 from geodino.eval.results import read_results as read_results
-from geodino.eval.runner_inputs import precheck_inputs
+from geodino.eval.runner_inputs import precheck_inputs, task_keys_named
 from geodino.eval.seeding import keeps_global_rng
 
 if typing.TYPE_CHECKING:
@@ -208,14 +208,12 @@ def parse_tasks(cfg: SuiteConfig, out: Path, names: list[str] | None = None) -> 
                 f"tasks.{name}.seed={raw['seed']}: every task runs with the suite's seed ({cfg.seed}); set the suite "
                 f"key seed={raw['seed']} (or --seeds for several) and drop tasks.{name}.seed"
             )
-        tcfg = task_config(schema, raw, f"tasks.{name}")
-        if hasattr(tcfg, "train_fraction"):  # a label budget out of range: one line naming tasks.<name>.<key>
-            from geodino.eval.label_budget import check_budget
+        with task_keys_named(name, schema):  # a bad value: one line naming tasks.<name>.<key>
+            tcfg = task_config(schema, raw, f"tasks.{name}")
+            if hasattr(tcfg, "train_fraction"):  # a label budget out of range
+                from geodino.eval.label_budget import check_budget
 
-            try:
-                check_budget(tcfg.train_fraction, getattr(tcfg, "train_per_class", 0))  # per class: classification only
-            except ConfigError as exc:
-                raise ConfigError(f"tasks.{name}.{exc}") from exc
+                check_budget(tcfg.train_fraction, getattr(tcfg, "train_per_class", 0))  # per class: classification
         _set_if_present(tcfg, "seed", cfg.seed)
         _set_if_present(tcfg, "progress", cfg.progress)
         _set_if_present(tcfg, "features.cache_dir", cfg.cache_dir or str(out / "feature_cache"), only_if_empty=True)
@@ -344,19 +342,22 @@ def prepare_suite(
     # folder fails in a second, not after an hour.
     parsed = parse_tasks(cfg, out, names)
     for n, t in parsed.items():
-        precheck_inputs(n, t.type, t.cfg, t.data)  # named datasets and file keys (runner_inputs)
+        with task_keys_named(n, type(t.cfg)):
+            precheck_inputs(n, t.type, t.cfg, t.data)  # named datasets and file keys (runner_inputs)
     if given is not None:
         backbones = _given_backbone(given, cfg, parsed, names)
     else:
         backbones = load_suite_backbones(cfg, spec, parsed, names)
-    problems = {
-        n: exc for n in names if (exc := task_layer_problem(parsed[n], backbones[_backbone_key(parsed[n])])) is not None
-    }
+    problems = {}
+    for n in names:
+        with task_keys_named(n, type(parsed[n].cfg)):  # a bad head or layers value names tasks.<n>.<key>
+            if (exc := task_layer_problem(parsed[n], backbones[_backbone_key(parsed[n])])) is not None:
+                problems[n] = exc
     skipped: dict[str, str] = {}
     if problems and not skip_unfit:
         blocks = blocks_text(next(iter(problems.values())).n_blocks)
         listed = ", ".join(f"{n} ({e.reason})" for n, e in problems.items())
-        fixes = ", ".join(f"tasks.{n}.{e.fix}" for n, e in problems.items())
+        fixes = ", ".join(" and ".join(f"tasks.{n}.{f}" for f in e.fixes) for n, e in problems.items())
         rest = [n for n in names if n not in problems]
         leave_out = f", leave them out with only=[{','.join(rest)}]" if rest else ""
         deeper = "at least 4 blocks" if any(e.fix == "head=linear" for e in problems.values()) else "more blocks"
@@ -459,12 +460,8 @@ def _run_tasks(suite: PreparedSuite) -> list[dict]:
         bar.set_postfix_str(name)
         seed_everything(cfg.seed, cfg.deterministic)
         t0 = time.perf_counter()
-        try:
+        with task_keys_named(name, type(tcfg)):  # its errors name tasks.<name>.<key> (runner_inputs)
             metrics = _call_task(task.fn, backbone, tcfg, out / name, data)
-        except (ConfigError, InputError) as exc:
-            if getattr(exc, "task_key", "") and not str(exc).startswith("tasks."):
-                raise type(exc)(f"tasks.{name}.{exc}") from exc
-            raise
         elapsed = time.perf_counter() - t0
         h = config_hash(
             {

@@ -4,13 +4,84 @@ A suite runs its tasks one after another; a typo in the last task's folder used 
 started, after the earlier tasks had run (an hour on a real suite) and with their results half-written. Here the
 named datasets are opened and every file key (images, masks, CHMs, boxes) is listed as the task will list it, so a
 missing or empty folder stops the suite in a second with one line naming the task and key.
+
+`task_keys_named` is the rule for every other error of a task: a ConfigError/InputError raised while a suite
+task's config is parsed, checked or run that names a key of the task's config (`key=value`, or the key first in the
+message, or as the advice "set KEY ...") names it as `tasks.<name>.<key>`, the dotted key a suite override sets.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
+import re
+import typing
+from collections.abc import Iterator
 from typing import Any
 
-from geodino.errors import InputError
+from geodino.errors import ConfigError, InputError
+
+_TASK_WORDS = ("classification", "segmentation", "canopy", "detection")
+"""A probe's own name before a key in its messages ("segmentation head=..."): dropped once the task names the key."""
+
+
+@functools.cache
+def config_keys(schema: type) -> frozenset[str]:
+    """The dotted keys of a config dataclass, nested dataclasses' keys included (`logreg.tol`, `data.root`)."""
+    hints = typing.get_type_hints(schema)
+    keys: set[str] = set()
+    for f in dataclasses.fields(schema):
+        keys.add(f.name)
+        sub = hints.get(f.name)
+        if isinstance(sub, type) and dataclasses.is_dataclass(sub):
+            keys |= {f"{f.name}.{k}" for k in config_keys(sub)}
+    return frozenset(keys)
+
+
+def _key_names(schema: type) -> dict[str, str]:
+    """word in a message -> the dotted key it stands for: every key of `schema`, plus the bare last part of a nested
+    key that no other key shares and that is no plain word (`num_classes` of a classification task is
+    `data.num_classes`; `scale` or `name` could be anything's)."""
+    keys = config_keys(schema)
+    last: dict[str, list[str]] = {}
+    for k in keys:
+        if "." in k:
+            last.setdefault(k.rsplit(".", 1)[1], []).append(k)
+    words = {w: ks[0] for w, ks in last.items() if len(ks) == 1 and w not in keys and "_" in w}
+    return words | {k: k for k in keys}
+
+
+def name_task_keys(message: str, name: str, schema: type) -> str:
+    """`message` with each key of `schema` it names as `key=...` (and a key with _ or . it starts with, and a key
+    right after the word "set": "set train_per_class <= 6") written `tasks.<name>.<key>`; a probe word before the
+    first key ("segmentation head=...") is dropped. Unchanged when it names no key."""
+    words = _key_names(schema)
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    named = re.compile(rf"(?<![^\s(\[,;])({alternatives})(?==)")  # a word of its own, not a spec's ?seed=0
+    # a key first, not as key=...: only a key no sentence starts with (class_names, logreg.cs), not "features takes"
+    keyish = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True) if "_" in w or "." in w)
+    first = re.compile(rf"^(?:(?:{'|'.join(_TASK_WORDS)}):? )?(?:({alternatives})(?==)|({keyish})(?=[\s:]))")
+    # advice "set KEY <= 6" / "set KEY to ...": a key of the task right after the word "set", not as key=...
+    advice = re.compile(rf"(?<![^\s(\[,;])(set )({alternatives})(?![\w.=])")
+    if not named.search(message) and not first.match(message) and not advice.search(message):
+        return message
+    full = lambda m: f"tasks.{name}.{words[m.group(1) or m.group(2)]}"
+    message = first.sub(full, message, count=1)
+    message = advice.sub(lambda m: f"{m.group(1)}tasks.{name}.{words[m.group(2)]}", message)
+    return named.sub(full, message)
+
+
+@contextlib.contextmanager
+def task_keys_named(name: str, schema: type) -> Iterator[None]:
+    """Re-raise a ConfigError/InputError of task `name` (config dataclass `schema`) with its keys named as
+    `tasks.<name>.<key>` (`name_task_keys`): same error object and type, only its line changes."""
+    try:
+        yield
+    except (ConfigError, InputError) as exc:
+        if exc.args and isinstance(exc.args[0], str):
+            exc.args = (name_task_keys(exc.args[0], name, schema), *exc.args[1:])
+        raise
 
 
 def file_keys(task_type: str) -> dict[str, str]:
@@ -34,14 +105,20 @@ def file_keys(task_type: str) -> dict[str, str]:
 def precheck_inputs(name: str, task_type: str, cfg: Any, data: Any) -> None:
     """Open task `name`'s named dataset (`data`, the runner's adapter, else its config's `data`) and list the files
     of its file keys (`file_keys`); a missing path or a folder without such files raises one InputError that names
-    `tasks.<name>.<key>`. The file keys of a task fed by a named dataset are left to it, except `predict_images`."""
+    `tasks.<name>.<key>` (`tasks.<name>.data` for the named dataset's own errors). The file keys of a task fed by a
+    named dataset are left to it, except `predict_images`."""
     from geodino.eval import dense
     from geodino.eval.datasets import build_dataset
 
     named = data if data is not None else getattr(cfg, "data", None)
     adapter = named is not None and bool(getattr(named, "name", ""))
-    if adapter:
-        build_dataset(named, "train")
+    if adapter:  # its folder, layout and bands: one line naming the task's data key (the folder alone did not)
+        try:
+            build_dataset(named, "train")
+        except (ConfigError, InputError) as exc:
+            if exc.args and isinstance(exc.args[0], str) and not exc.args[0].startswith("tasks."):
+                exc.args = (f"tasks.{name}.data: {exc.args[0]}", *exc.args[1:])
+            raise
     from geodino.eval.boxes import BOX_SUFFIXES
 
     suffixes = {"images": dense.IMAGE_SUFFIXES, "rasters": dense.RASTER_SUFFIXES, "boxes": BOX_SUFFIXES}

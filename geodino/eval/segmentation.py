@@ -174,6 +174,7 @@ def head_layers(backbone: Any, cfg: SegmentationProbeConfig) -> str | list[int]:
         cfg.head != "linear",
         what=f"segmentation head={cfg.head}",
         backbone=backbone_name(backbone),
+        auto=cfg.layers in (None, "auto"),
     )
 
 
@@ -306,11 +307,16 @@ def _budget(cfg: SegmentationProbeConfig, train_data: Any) -> dict[str, Any] | N
 
 
 def _kept_files(data: Any) -> list[str]:
-    """The image file names behind a (nested) `Subset` of folder samples, in order; [] for other samples."""
+    """The image file names behind a (nested) `Subset` of folder samples, in order: a folder's file names, an
+    adapter's image paths below its root (`ProbeDataset.sample_files`: LoveDA's Train/Urban/images_png/0.png, as
+    Urban and Rural reuse names), read without loading a sample; [] for other samples."""
     if isinstance(data, dense.Subset):
         inner = _kept_files(data.data)
         return [inner[i] for i in data.indices] if inner else []
-    return [img.name for img, _ in data.items] if isinstance(data, dense.LazySamples) else []
+    if isinstance(data, dense.LazySamples):
+        return [img.name for img, _ in data.items]
+    files = data.sample_files() if callable(getattr(data, "sample_files", None)) else None
+    return list(files or [])
 
 
 def _pairs(data: Any) -> list[tuple[Path, Path]]:

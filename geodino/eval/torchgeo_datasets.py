@@ -108,9 +108,9 @@ def bigearthnet(cfg: DatasetConfig, split: str) -> ProbeDataset:
     root = require_folder(cfg.root, "bigearthnet", "torchgeo's BigEarthNet layout")
     _fixed_splits(cfg, "BigEarthNet")
     if cfg.modality not in ("s1", "s2", "all"):
-        raise ConfigError(f"dataset.modality={cfg.modality!r} is not valid; choose s1, s2 or all")
+        raise ConfigError(f"data.modality={cfg.modality!r} is not valid; choose s1, s2 or all")
     if cfg.label_set not in (19, 43):
-        raise ConfigError(f"dataset.label_set={cfg.label_set} is not valid; BigEarthNet has 19 or 43 classes")
+        raise ConfigError(f"data.label_set={cfg.label_set} is not valid; BigEarthNet has 19 or 43 classes")
     s2 = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
     s1 = ("VV", "VH")
     all_bands = {"s1": s1, "s2": s2, "all": s1 + s2}[cfg.modality]
@@ -174,7 +174,7 @@ def loveda(cfg: DatasetConfig, split: str) -> ProbeDataset:
 
     root = require_folder(cfg.root, "loveda", "torchgeo's LoveDA layout (Train/, Val/, Test/ or their zips)")
     if split == "test" and cfg.test_split == "test":
-        raise ConfigError("LoveDA's test split has no masks; set dataset.test_split=val (the usual protocol)")
+        raise ConfigError("LoveDA's test split has no masks; set data.test_split=val (the usual protocol)")
     tg_split = getattr(cfg, f"{split}_split")
     scenes = [s.lower() for s in cfg.scene]
     expect = f"{tg_split.capitalize()}/{{Urban,Rural}}/images_png/*.png and masks_png/*.png"
@@ -198,6 +198,7 @@ def loveda(cfg: DatasetConfig, split: str) -> ProbeDataset:
         task="segmentation",
         indices=seeded_subset(len(ds), cfg.max_samples, cfg.split_seed),
         extra_key=",".join(scenes),
+        files=[str(f["image"]) for f in ds.files],  # Urban and Rural reuse names: a budget records the paths
     )
 
 
@@ -248,7 +249,11 @@ def vhr10(cfg: DatasetConfig, split: str) -> ProbeDataset:
         task="detection",
         indices=idx,
         extra_key=f"seed={cfg.split_seed},val={cfg.val_fraction},test={cfg.test_fraction}",
+        files=[str(root / _VHR10_IMAGES / f"{k + 1:03d}.jpg") for k in range(len(ds))],  # as torchgeo reads them
     )
+
+
+_VHR10_IMAGES = Path("NWPU VHR-10 dataset") / "positive image set"  # torchgeo's folder of the positive set
 
 
 def _vhr10_crowd_only(ds: Any, i: int) -> dict[str, Any] | None:
@@ -265,7 +270,7 @@ def _vhr10_crowd_only(ds: Any, i: int) -> dict[str, Any] | None:
     anns = coco.loadAnns(coco.getAnnIds(imgIds=[i % len(ds)]))
     if not anns or any(a.get("iscrowd", 0) == 0 for a in anns):
         return None
-    path = Path(ds.root) / "NWPU VHR-10 dataset" / "positive image set" / f"{i % len(ds) + 1:03d}.jpg"
+    path = Path(ds.root) / _VHR10_IMAGES / f"{i % len(ds) + 1:03d}.jpg"
     with Image.open(path) as im:
         array = np.asarray(im.convert("RGB"))
     return {"image": torch.from_numpy(array.copy()).float().permute(2, 0, 1)}
@@ -318,6 +323,17 @@ def _voc_difficult(path: Path, n: int) -> torch.Tensor:
     return flags if len(flags) == n else torch.zeros(n, dtype=torch.bool)
 
 
+class _DiorNames(dict):
+    """torchgeo's DIOR class index, also under the XML's spellings (`Expressway-Service-area`): case, hyphens,
+    underscores and spaces ignored."""
+
+    def __missing__(self, key: str) -> int:
+        plain = "".join(ch for ch in str(key).lower() if ch.isalnum())
+        if plain in self:
+            return self[plain]
+        raise KeyError(key)
+
+
 def dior(cfg: DatasetConfig, split: str) -> ProbeDataset:
     """torchgeo `DIOR`: 20 classes of boxes on 800x800 RGB JPEGs (Pascal VOC). The test split has no labels,
     so `test_split` defaults to `val` in the DIOR configs. Boxes are the XML's pixel values as torchgeo reads them;
@@ -330,9 +346,10 @@ def dior(cfg: DatasetConfig, split: str) -> ProbeDataset:
     root = require_folder(cfg.root, "dior", "torchgeo's DIOR layout (sample_df.csv, images and VOC XML)")
     tg_split = getattr(cfg, f"{split}_split")
     if tg_split == "test":
-        raise ConfigError("DIOR's test split has no labels; set dataset.test_split=val")
+        raise ConfigError("DIOR's test split has no labels; set data.test_split=val")
     expect = "sample_df.csv listing images and VOC XML files"
     ds = torchgeo_call("dior", root, expect, lambda: DIOR(str(root), tg_split))
+    ds.class_to_idx = _DiorNames(ds.class_to_idx)  # the XML's `Expressway-Service-area` (torchgeo issue #4048)
 
     def get(i: int) -> dict[str, Any]:
         s = ds[i]
@@ -357,4 +374,5 @@ def dior(cfg: DatasetConfig, split: str) -> ProbeDataset:
         getter=get,
         task="detection",
         indices=seeded_subset(len(ds), cfg.max_samples, cfg.split_seed),
+        files=[str(root / str(p)) for p in ds.sample_df["image_path"]],  # the images torchgeo reads, in its order
     )

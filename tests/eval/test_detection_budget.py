@@ -112,5 +112,5 @@ def test_run_detection_warns_and_min_steps_from_a_suite_yaml(tmp_path):
     suite.write_text(suite.read_text() + "    min_steps: 500\n")
     assert parse_tasks(load_config(SuiteConfig, suite), tmp_path / "out")["d"].cfg.min_steps == 500
     suite.write_text(suite.read_text().replace("500", "-3"))
-    with pytest.raises(ConfigError, match="detection min_steps=-3 must be >= 0"):
+    with pytest.raises(ConfigError, match=r"^tasks\.d\.min_steps=-3 must be >= 0"):  # the suite names its key
         parse_tasks(load_config(SuiteConfig, suite), Path(tmp_path / "out"))

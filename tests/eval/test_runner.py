@@ -83,7 +83,9 @@ def test_cli_probe_runs_and_bad_input_exits_2(tmp_path, tiny_backbone, monkeypat
                              f"tasks.folder_knn_linear.data.root={missing}", "progress=0"])  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
-    assert err.startswith(f"geodino: error: dataset folder {missing} for 'image_folder' not found")
+    assert err.startswith(
+        f"geodino: error: tasks.folder_knn_linear.data: dataset folder {missing} for 'image_folder' not"
+    )
     assert "datasets/README.md" in err
     # config num_classes disagrees with the data
     code = geodino.cli.main(["probe", "-c", str(suite), "-b", "tiny", "--out", str(tmp_path / "o3"),
