@@ -132,7 +132,8 @@ class FrozenBackbone(nn.Module):
                 f"preprocess rule='record' but backbone {self.spec} carries no DN scale (no sensor or export record); "
                 "pass a sensor when loading it, or use rule='dtype'"
             )
-        if rule == "auto" and dn is not None and x.is_floating_point() and x.numel():
+        identity = dn is not None and bool((dn[0] == 1).all() and (dn[1] == 0).all())  # floats read alike either way
+        if rule == "auto" and dn is not None and not identity and x.is_floating_point() and x.numel():
             top = float(x.detach().float().abs().max())
             if top > FLOAT_REFLECTANCE_MAX:  # float DN (x.float() of a uint16 read) taken as reflectance: 1e4 x off
                 raise InputError(
@@ -145,6 +146,8 @@ class FrozenBackbone(nn.Module):
         if dn is not None:
             scale, offset = (v.to(x.device).reshape(-1, 1, 1) for v in dn)
             y = x.float() * scale + offset
+            if identity and rule == "auto" and not x.is_floating_point():
+                self._warn_dn_as_given(y)
         elif x.dtype == torch.uint8:
             y = x.float() / 255.0
         elif not x.is_floating_point():
@@ -152,6 +155,27 @@ class FrozenBackbone(nn.Module):
         else:
             y = x.float()
         return self.normalize(y)
+
+    def _warn_dn_as_given(self, y: Tensor) -> None:
+        """One warning (once per backbone) when a record without a sensor that reads integers as given (a foreign HF
+        processor's rescale 1 or do_rescale false, which transformers follows) meets DN above 2 while its mean/std
+        are in reflectance units (|mean| <= 2): such a processor was likely made for float reflectance."""
+        if (self.normalization or {}).get("sensor") or self.__dict__.get("_warned_as_given") or not y.numel():
+            return
+        top = float(y.detach().abs().max())
+        if float(self.mean.abs().max()) > FLOAT_REFLECTANCE_MAX or top <= FLOAT_REFLECTANCE_MAX:
+            return
+        self.__dict__["_warned_as_given"] = True
+        import warnings
+
+        from geodino.models.caller import user_stacklevel
+
+        warnings.warn(
+            f"backbone {self.spec} reads integer input as given (its processor's rescale is 1, as transformers "
+            f"applies it) but its mean/std are in reflectance units, and these values reach {top:g}; pass "
+            "reflectance floats, or preprocess(x, rule='dtype') to divide by dtype (uint16 / 10000, uint8 / 255)",
+            stacklevel=user_stacklevel(),
+        )
 
     def _record_fits(self, x: Tensor, dn: tuple[Tensor, Tensor]) -> bool:
         """ "auto"'s choice for `x`: whether the record's scale fits it, decided on the first batch of each dtype

@@ -57,14 +57,23 @@ def load_backbone(
     fill: str | None = None,
     amp: bool | None = None,
     subset: str | None = None,
+    src_bands: str | Sequence[str] | None = None,
 ) -> FrozenBackbone:
     """A frozen backbone from a spec (see the module docstring); `bands` names (or counts) the input bands and,
-    for a checkpoint with other bands, adapts its patch embedding; `sensor` sets the normalisation. `subset`
+    for a checkpoint with other bands, adapts its patch embedding; `sensor` sets the normalisation. `src_bands`
+    (checkpoints only) names the file's input channels when it records no names (a foreign >3-band HF or timm
+    file), so that `bands` can select or reorder them and a recorded mean/std follows its bands. `subset`
     (spec option `?subset=`): the rule for a subset of a checkpoint's bands, "copy" (default: the trained kernels
     unscaled) or "rescale" (scaled by C_src / C_dst, the rule before; `adapt_patch_embed`). `fill` and `subset`
     act on checkpoints only: with an `arch:`, `timm:` or `baseline:` spec or a module they are refused in one line
     (`spec.check_kind_options`), as `?seed=` is on a checkpoint or baseline."""
     device = check_device(device)
+    _, src_names = parse_backbone_bands(src_bands, "src_bands")
+    if src_bands is not None and (src_names is None or isinstance(spec, nn.Module) or parse_spec(spec)[0] != "path"):
+        raise ConfigError(
+            f"src_bands={src_bands!r} names the input channels of a checkpoint file or folder (band names, one per "
+            "channel); leave it out for other backbones"
+        )
     if isinstance(spec, nn.Module):
         check_kind_options("module", {}, "<module>", {"fill": fill, "subset": subset})
         return _from_module(spec, bands=bands, sensor=sensor, device=device, amp=amp)
@@ -106,7 +115,7 @@ def load_backbone(
         return _baseline(target, spec_text, options, n_bands, names, sensor).to(device)
 
     path = Path(target).expanduser()
-    return _from_path(path, spec_text, options, n_bands, names, sensor, (fill, subset), device, amp)
+    return _from_path(path, spec_text, options, n_bands, names, sensor, (fill, subset), device, amp, src_names)
 
 
 def _subset_option(options: dict[str, str], subset: str | None) -> str:
@@ -299,8 +308,10 @@ def _from_path(
     fill_subset: tuple[str, str],
     device: str | torch.device,
     amp: bool | None,
+    given_src: list[str] | None = None,
 ) -> FrozenBackbone:
-    """A checkpoint's backbone; `fill_subset`: (fill, subset), the band-adaptation rules."""
+    """A checkpoint's backbone; `fill_subset`: (fill, subset), the band-adaptation rules; `given_src`: the
+    caller's names for the file's channels (`src_bands=`)."""
     fill, subset = fill_subset
     from geodino.models.checkpoints import build_from_state, read_backbone_weights, resolve_bands
     from geodino.models.checkpoints.normalization import band_resolver, describe_normalization, select_normalization
@@ -322,6 +333,9 @@ def _from_path(
     src_bands = config.get("bands") if isinstance(config.get("bands"), list) else None
     if src_bands is None and weights.normalization and weights.normalization.get("bands"):
         src_bands = list(weights.normalization["bands"])  # the bands the export records
+    if given_src is not None:
+        src_bands = _given_src_bands(given_src, c, weights.normalization, path)
+    named_src = src_bands  # the file's channel names as given or carried (not the 3-band guess below)
     if src_bands is None and c == 3:
         src_bands = ["R", "G", "B"]
     default_sensor = default_sensor_of(path, config, c)
@@ -361,14 +375,18 @@ def _from_path(
     fp: dict[str, Any] = {"file": str(path), "which": weights.network or which or "teacher"}
     if adapted:
         fp.update(bands=names, fill=fill)
+        if given_src is not None:  # other names for the file's channels pick other kernels
+            fp["src_bands"] = given_src
         if model.in_chans < c and subset == "copy":  # fewer bands: a subset's kernels differ from the old rule's
             fp["subset"] = subset
     if sensor is None and recorded is not None and len(recorded["mean"]) == model.in_chans:
         band_names = names if names is not None and not recorded.get("bands") else recorded.get("bands") or names
+        band_names = band_names or named_src  # a record naming no bands: the src_bands (or config's) names
         stats = (recorded.get("sensor") or None, recorded["mean"], recorded["std"], band_names)
         fb = _frozen(model, "geodino", stats, spec_text, fp, amp)
         fb.normalization = recorded
-        fb.norm_source = f"recorded in {weights.normalization_from}: {describe_normalization(recorded)}"
+        place = weights.normalization_from
+        fb.norm_source = f"recorded in {place}: {describe_normalization(recorded, place)}"
         log.info("backbone %s: normalisation %s", spec_text, fb.norm_source)
         return fb.to(device)
     bands_for_stats = names if names is not None else (src_bands if not adapted else None)
@@ -398,6 +416,25 @@ def _from_path(
         )
     log.info("backbone %s: normalisation %s", spec_text, fb.norm_source)
     return fb.to(device)
+
+
+def _given_src_bands(given: list[str], c: int, recorded: dict[str, Any] | None, path: Path) -> list[str]:
+    """`src_bands=` checked against the file: one name per input channel, and the record's own names (when it
+    has some) are the same bands, since its statistics are selected by them."""
+    from geodino.models.checkpoints.bands import same_bands
+
+    if len(given) != c:
+        raise ConfigError(
+            f"src_bands names {plural(len(given), 'band')} ({', '.join(given)}) but checkpoint {path} has {c} "
+            "input channels; name each of them, in the file's order"
+        )
+    own = (recorded or {}).get("bands")
+    if own and not same_bands(own, given):
+        raise ConfigError(
+            f"src_bands {', '.join(given)} are not the bands checkpoint {path} records ({', '.join(own)}); leave "
+            "src_bands out (the file names its bands)"
+        )
+    return list(given)
 
 
 def _reordering(src: list[str] | None, names: list[str] | None) -> list[int] | None:

@@ -46,7 +46,13 @@ def register(subparsers: Any) -> None:
         help="--bands a subset of the input's: copy their kernels as they are (default), or rescale them by "
         "input bands / kept bands (the rule before 70db84a, timm's adapt_input_conv)",
     )
-    c.add_argument("--sensor", default=None, help="sensor whose band names --bands uses (e.g. sentinel2_l2a, landsat8)")
+    c.add_argument(
+        "--sensor",
+        default=None,
+        help="sensor whose band names --bands uses (e.g. sentinel2_l2a, landsat8); without --bands, the output "
+        "records its normalisation (for its bands, or --src-bands of them: as many as the checkpoint's input bands) "
+        "unless the input records one",
+    )
     c.add_argument(
         "--which",
         default=None,

@@ -201,9 +201,10 @@ def normalization_rows(weights: Any, in_chans: int, path: Path) -> dict[str, Any
         from geodino.models.checkpoints.normalization import describe_normalization
 
         return {
-            "normalization": f"{describe_normalization(rec)} (read from {weights.normalization_from})",
+            "normalization": f"{describe_normalization(rec, weights.normalization_from)} (read from "
+            f"{weights.normalization_from})",
             "norm_bands": ", ".join(map(str, rec.get("bands") or [])) or "(unnamed)",
-            "dn_scale": f"reflectance = DN * {_numbers(rec.get('scale', 1.0))} + {_numbers(rec.get('offset', 0.0))}",
+            "dn_scale": _dn_scale_row(rec),
             "norm_mean": _numbers(rec["mean"]),
             "norm_std": _numbers(rec["std"]),
         }
@@ -216,6 +217,17 @@ def normalization_rows(weights: Any, in_chans: int, path: Path) -> dict[str, Any
         what = "ImageNet mean/std (the 3-band default)" if in_chans == 3 else "mean 0 / std 1"
         what += "; integer input scaled by dtype (uint8 / 255, other integers / 10000)"
     return {"normalization": f"none recorded: geodino assumes {what}; pass sensor= (?sensor=) to set it"}
+
+
+def _dn_scale_row(rec: dict[str, Any]) -> str:
+    """The DN step geodino applies with this record: its scale and offset, or, for a bare mean/std (no sensor,
+    scale 1, e.g. a timm pretrained_cfg), the dtype rule (`dn_scale_of` is None), which the row read as
+    'reflectance = DN * 1 + 0' while preprocess divided int16 5000 by 10000."""
+    from geodino.models.checkpoints.normalization import dn_scale_of
+
+    if dn_scale_of(rec) is None:
+        return "none recorded (a bare mean/std): integer input scaled by dtype (uint8 / 255, other integers / 10000)"
+    return f"reflectance = DN * {_numbers(rec.get('scale', 1.0))} + {_numbers(rec.get('offset', 0.0))}"
 
 
 def _adapted(n_bands: int | None, names: list[str] | None, in_chans: int, target: str) -> dict[str, Any]:

@@ -48,8 +48,9 @@ def test_bf16_rope_converts_with_a_warning_that_holds(tmp_path):
     assert 1e-4 < diff < 1e-2  # the size the warning states (~2e-3), not float noise, not a broken conversion
     with pytest.warns(UserWarning, match=r"pos_embed_rope_dtype: bf16\) and timm's DINOv3 Eva in float32"):
         convert_checkpoint(src, tmp_path / "tdir", dst_layout="timm")
-    # a float32 RoPE converts without a word
-    plain = save_backbone(tiny(), tmp_path / "p.safetensors")
+    # a float32 RoPE converts without a word (with a record: a 4-band HF export without one warns about its DN)
+    rec = {"mean": [0.0] * 4, "std": [1.0] * 4, "scale": 1e-4, "sensor": "demo4"}
+    plain = save_backbone(tiny(), tmp_path / "p.safetensors", normalization=rec)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         convert_checkpoint(plain, tmp_path / "hf32", dst_layout="hf")

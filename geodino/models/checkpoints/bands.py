@@ -172,8 +172,8 @@ def resolve_bands(
             return dict(state), list(bands)
         raise CheckpointError(
             f"checkpoint {source} has {c} input bands and {len(bands)} were requested, and it records no band names "
-            "to adapt its patch embedding from; name them with geodino.models.checkpoints.load_model(..., "
-            "src_bands=[...]), or request all its bands"
+            "to adapt its patch embedding from; name them with load_backbone(..., src_bands=[...]) or "
+            "geodino.models.checkpoints.load_model(..., src_bands=[...]), or request all its bands"
         )
     file_bands = list(src)  # as the file names them, for messages
     if sensor is not None:

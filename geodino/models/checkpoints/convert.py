@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import Tensor
 
-from geodino.errors import CheckpointError, ConfigError, GeoDinoError
+from geodino.errors import CheckpointError, ConfigError, GeoDinoError, plural
 from geodino.models.archs import arch_kwargs
 from geodino.models.caller import user_stacklevel
 from geodino.models.checkpoints import (
@@ -154,6 +154,8 @@ def convert_checkpoint(
                 stacklevel=user_stacklevel(),
             )
         norm = kept
+    elif sensor or src_bands:
+        norm = _own_bands_record(norm, sensor, src_bands, int(state["patch_embed.proj.weight"].shape[1]), src)
     config = dict(infer_config(state, src))
     if weights.config:
         config.update({k: v for k, v in weights.config.items() if k in config and k != "in_chans"})
@@ -305,7 +307,7 @@ def _merged_normalization(norm: Mapping[str, Any] | None, sensor: str, bands: Se
     )
 
 
-def _sensor_normalization(sensor: str, bands: Sequence[str]) -> dict[str, Any] | None:
+def _sensor_normalization(sensor: Any, bands: Sequence[str]) -> dict[str, Any] | None:
     """The record of `sensor` restricted to `bands` (its scale, offset, mean and std), or None when the sensor
     lacks one of them: a converted file then records what its users' data is standardised with, as an export
     does (without it, an HF folder said do_normalize false and timm users fed unstandardised input)."""
@@ -319,3 +321,57 @@ def _sensor_normalization(sensor: str, bands: Sequence[str]) -> dict[str, Any] |
     except GeoDinoError:  # a band the sensor does not have
         return None
     return check_normalization(sensor_record(picked, origin=f"sensor {picked.name} (convert --sensor)"))
+
+
+def _own_bands_record(
+    norm: dict[str, Any] | None, sensor: str | None, src_bands: Sequence[str] | None, in_chans: int, src: str | Path
+) -> dict[str, Any] | None:
+    """`--sensor` and/or `--src-bands` without `--bands`: the record the output carries. The file's bands are
+    `src_bands`, else the record's, else the sensor's; a file without a record gets the sensor's (its band names,
+    scale, offset, mean, std: it recorded nothing and the processor passed DN through); a recorded one is kept (what
+    the model was trained with), named after those bands when it names none (`--src-bands` alone was ignored, a
+    wrong count too).
+    A band count other than the checkpoint's, or names other than the record's, are refused in one line."""
+    from geodino.data.sensors import get_sensor
+    from geodino.models.checkpoints.bands import same_bands
+
+    s = get_sensor(sensor) if sensor else None
+    own = (norm or {}).get("bands")
+    if src_bands:
+        names = [str(b) for b in src_bands]
+    else:  # the bands the file records (a 4-band record of a 12-band sensor is not refused), else the sensor's
+        names = [str(b) for b in own] if own else [str(b) for b in s.bands] if s else []
+    if len(names) != in_chans:
+        what = "--src-bands name" if src_bands else f"sensor {s.name} has" if s else ""
+        of = f" of {s.name}" if s else ""
+        raise ConfigError(
+            f"{what} {plural(len(names), 'band')} ({', '.join(names)}) but checkpoint {src} takes {in_chans} input "
+            f"bands; name its bands (--src-bands, {in_chans} names{of}), or adapt it to other bands (--bands ...)"
+        )
+    if own and src_bands and not same_bands(own, names):
+        raise ConfigError(
+            f"--src-bands {' '.join(names)} are not the bands {src} records ({', '.join(own)}); leave --src-bands out "
+            "(the file names its bands)"
+        )
+    if norm:
+        recorded = (norm.get("sensor") or "").lower()
+        if s and recorded and recorded != s.name.lower():
+            warnings.warn(
+                f"{src} records the normalisation of sensor {norm['sensor']}, which the output keeps (what the model "
+                f"was trained with), not sensor {s.name}'s; pass the sensor at load time to replace it",
+                stacklevel=user_stacklevel(),
+            )
+        return _name_record(norm, names)
+    if s is None:
+        warnings.warn(
+            f"{src} records no normalisation, so the output cannot record the --src-bands names without statistics; "
+            "pass their sensor too (--sensor NAME) to record its statistics for them",
+            stacklevel=user_stacklevel(),
+        )
+        return None
+    rec = _sensor_normalization(s, names)
+    if rec is None:
+        raise ConfigError(
+            f"--src-bands {' '.join(names)}: not all are bands of sensor {s.name} ({', '.join(map(str, s.bands))})"
+        )
+    return rec

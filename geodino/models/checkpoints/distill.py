@@ -81,7 +81,10 @@ def parse_student_which(which: str | None, names: list[str], path: Path) -> tupl
 
 def _normalization(obj: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str]:
     """The input normalisation the students were distilled with (the run's data config), as the export records
-    it (`data_normalization(cfg.data, "distillation")`); (None, why) when it cannot be told."""
+    it: the record the run saved (with the sensors its loader resolved), else its data config's
+    (`data_normalization(cfg.data, "distillation")`: checkpoints before the record); (None, why) when neither tells."""
+    if isinstance(obj.get("normalization"), Mapping):
+        return dict(obj["normalization"]), ""
     cfg = obj.get("config")
     data = cfg.get("data") if isinstance(cfg, Mapping) else None
     if not data:

@@ -245,18 +245,17 @@ def sweep_gathers(folder: str | Path) -> list[Path]:
     host name), so those of checkpoints rotated away (never gathered again) go too."""
     import re
 
-    from geodino.io_temps import sweep_temps
+    from geodino.io_temps import legacy_gather_owner, sweep_temps
 
     folder = Path(folder).expanduser()
     pattern = re.compile(rf"\.(.+)\.tmp-[A-Za-z0-9_-]+?(\.[^/]*{re.escape(GATHER_SUFFIX)}|{re.escape(GATHER_SUFFIX)})")
-    legacy = re.compile(r"\.(.+?)\.full-.+-\d+\.pt")  # `NAME` up to its first `.full-`, as the old writer named it
     targets: set[str] = set()
     try:
         for e in os.scandir(folder):
             if m := pattern.fullmatch(e.name):
                 targets.add(m[1] + m[2])
-            elif m := legacy.fullmatch(e.name):
-                targets.add(m[1] + GATHER_SUFFIX)
+            elif legacy := legacy_gather_owner(e.name):  # NAME as sweep_temps splits it (`my.full-run.ckpt`)
+                targets.add(legacy[0] + GATHER_SUFFIX)
     except OSError:
         return []
     return [p for name in sorted(targets) for p in sweep_temps(folder / name)]

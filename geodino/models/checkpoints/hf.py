@@ -298,7 +298,7 @@ def hf_preprocessor_config(
 def read_hf_normalization(path: Path) -> dict[str, Any] | None:
     """The normalisation record of an HF folder's preprocessor_config.json (geodino's own record, else the
     processor's rescale factor and mean/std); None when the folder has none."""
-    from geodino.models.checkpoints.normalization import NORMALIZATION_KEY, check_normalization
+    from geodino.models.checkpoints.normalization import NORMALIZATION_KEY, PROCESSOR_ORIGIN, check_normalization
 
     f = path / HF_PREPROCESSOR_FILE
     if not f.is_file():
@@ -316,12 +316,17 @@ def read_hf_normalization(path: Path) -> dict[str, Any] | None:
         # and applying them here gave geodino other inputs than the processor gives transformers
         if not n:
             return None
-        rec = {"mean": [0.0] * n, "std": [1.0] * n, "scale": scale, "origin": f"{f.name} (do_normalize false)"}
+        rec = {
+            "mean": [0.0] * n,
+            "std": [1.0] * n,
+            "scale": scale,
+            "origin": f"{PROCESSOR_ORIGIN} (do_normalize false)",
+        }
         return check_normalization(rec, str(f))
     mean, std = _per_band(pp.get("image_mean"), n), _per_band(pp.get("image_std"), n)
     if not (mean and std):
         return None
-    rec = {"mean": mean, "std": std, "scale": scale, "origin": f"{f.name}"}
+    rec = {"mean": mean, "std": std, "scale": scale, "origin": PROCESSOR_ORIGIN}  # its rescale is the DN step
     return check_normalization(rec, str(f))
 
 
@@ -378,6 +383,7 @@ def write_hf_folder(
         hf_cfg[LOCAL_NORM_KEY] = True  # an extra config attribute for transformers; read back by read_hf_folder
     hf_state = {k: v.detach().cpu().contiguous().clone() for k, v in official_to_hf(state).items()}
     path = Path(path).expanduser()
+    _warn_unscaled(normalization, int(cfg["in_chans"]), path)
     with atomic_path(path, replaces=check_hf_output) as tmp:
         tmp.mkdir(parents=True)
         (tmp / HF_CONFIG_FILE).write_text(json.dumps(hf_cfg, indent=2) + "\n")
@@ -386,3 +392,23 @@ def write_hf_folder(
         save_file(hf_state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         set_default_mode(tmp / "model.safetensors")  # safetensors writes 0600
     return path
+
+
+def _warn_unscaled(normalization: Mapping[str, Any] | None, in_chans: int, path: Path) -> None:
+    """One line when a folder of more than 3 bands records no normalisation: its processor then passes pixel values
+    through (rescale_factor 1, do_normalize false) while geodino's `preprocess` scales integer input by dtype (uint16
+    / 10000, uint8 / 255, floats as given). No single `rescale_factor` is right: HF applies it whatever the dtype,
+    so 1/10000 would also divide float reflectance by 10000 and uint8 DN by 10000 instead of 255."""
+    if normalization or in_chans == 3:
+        return
+    import warnings
+
+    from geodino.models.caller import user_stacklevel
+
+    warnings.warn(
+        f"HF folder {path} records no input normalisation for its {in_chans} bands: its processor passes pixel "
+        "values through unchanged (rescale_factor 1, do_normalize false), while geodino divides integer input by "
+        "dtype (uint16 / 10000, uint8 / 255); feed the processor reflectance, or record the sensor (geodino convert "
+        "--sensor NAME, plus --src-bands when its bands are some of the sensor's)",
+        stacklevel=user_stacklevel(),
+    )

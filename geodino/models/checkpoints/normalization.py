@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 NORMALIZATION_KEY = "geodino_normalization"  # safetensors metadata key / extra key in HF and timm configs
+PROCESSOR_ORIGIN = "preprocessor_config.json"  # the origin of a record read from a foreign HF image processor
 
 
 def _floats(value: Any, n: int, key: str, where: str) -> float | list[float]:
@@ -125,12 +126,22 @@ def folded_mean_std(record: Mapping[str, Any]) -> tuple[list[float], list[float]
     return mean, std
 
 
-def describe_normalization(record: Mapping[str, Any]) -> str:
-    """One short phrase: sensor, bands and where the record came from."""
+def describe_normalization(record: Mapping[str, Any], read_from: str = "") -> str:
+    """One short phrase: sensor, bands and where the record came from. `read_from`: the place the caller names
+    beside it (`BackboneWeights.normalization_from`); the part of the origin it already names is left out (a
+    foreign HF folder's "preprocessor_config.json", a timm file's "timm pretrained_cfg"), and an origin naming
+    the record's own sensor ("sensor naip (convert --sensor)", an export's "pretraining data (sensor naip)") says
+    only how (`geodino info` named it twice)."""
     sensor = record.get("sensor") or "unnamed sensor"
     bands = record.get("bands")
     what = f"{sensor} ({', '.join(bands)})" if bands else f"{sensor} ({len(record['mean'])} bands)"
-    origin = record.get("origin")
+    origin = str(record.get("origin") or "")
+    head, _, rest = origin.partition(" (")
+    if read_from and head and head.removeprefix("timm ") in read_from:
+        origin = rest.removesuffix(")")
+    elif rest and head == f"sensor {sensor}":  # "sensor naip (convert --sensor)": the sensor is named above
+        origin = rest.removesuffix(")")
+    origin = origin.removesuffix(f" (sensor {sensor})")  # an export's "pretraining data (sensor naip)"
     return what + (f", {origin}" if origin else "")
 
 
@@ -210,13 +221,16 @@ def band_resolver(record: Mapping[str, Any] | None) -> Callable[[str], str | Non
 def dn_scale_of(record: Mapping[str, Any] | None) -> tuple[list[float], list[float]] | None:
     """(scale, offset) per band (one value each when the record has one) of the DN -> reflectance step a record
     carries, or None: a record carries one when it names its sensor or has a scale/offset other than 1/0; a bare
-    mean/std (e.g. a foreign timm `pretrained_cfg`) says nothing about the data's units. The one rule of
-    `geodino embed`, the probes and `FrozenBackbone.preprocess`."""
+    mean/std (e.g. a foreign timm `pretrained_cfg`) says nothing about the data's units. A foreign HF processor's
+    record (origin `PROCESSOR_ORIGIN`) always carries one: its rescale is what transformers applies, so a factor 1
+    (or do_rescale false) means DN as given, not the dtype rule (uint16 / 10000 gave other inputs than the HF user's
+    pipeline). The one rule of `geodino embed`, the probes and `FrozenBackbone.preprocess`."""
     if not record or "scale" not in record:
         return None
     scale = [float(v) for v in (record["scale"] if isinstance(record["scale"], Sequence) else [record["scale"]])]
     raw = record.get("offset", 0.0)
     offset = [float(v) for v in (raw if isinstance(raw, Sequence) else [raw])]
-    if not record.get("sensor") and all(v == 1 for v in scale) and all(v == 0 for v in offset):
+    processor = str(record.get("origin") or "").startswith(PROCESSOR_ORIGIN)
+    if not record.get("sensor") and not processor and all(v == 1 for v in scale) and all(v == 0 for v in offset):
         return None
     return scale, offset
