@@ -5,7 +5,8 @@
 # its registry. This script builds a scratch virtual environment (never the project's .venv), installs torch
 # first as the Makefile does, then TerraTorch and geodino (editable, from this checkout), and runs
 # tests/integrations/test_terratorch_real.py: its registries, EncoderDecoderFactory with FCN and UperNet
-# decoders at 6 bands, a SemanticSegmentationTask training step and `terratorch fit --custom_modules_path`.
+# decoders at 6 bands, a SemanticSegmentationTask training step, `terratorch fit --custom_modules_path`,
+# backbone_pretrained_bands, EmbeddingGenerationTask and LoRA through `peft_config` (peft is installed too).
 #
 #   tools/check_terratorch.sh                                   # TerraTorch 1.2.13 (venv /tmp/terratorch/venv)
 #   TT_VERSION=1.2.10 PYTHON=python3.11 tools/check_terratorch.sh   # another release / interpreter
@@ -22,13 +23,17 @@ VENV="${TT_DIR:-/tmp/terratorch}/venv"
 export PIP_DISABLE_PIP_VERSION_CHECK=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
 mkdir -p "$(dirname "$VENV")"
+if [ ! -x "$VENV/bin/python" ] && ! "$PYTHON" --version >/dev/null 2>&1; then
+  echo "check_terratorch.sh: $PYTHON does not run (TerraTorch 1.2.12+ needs Python 3.12); set PYTHON=/path/to/python3.12" >&2
+  exit 2
+fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 # shellcheck disable=SC2086
 "$VENV/bin/pip" install --quiet $TORCH_SPEC
 # shellcheck disable=SC2086
-"$VENV/bin/pip" install --quiet $TORCH_SPEC "terratorch==$TT_VERSION" -e "$ROOT" pytest pytest-timeout
+"$VENV/bin/pip" install --quiet $TORCH_SPEC "terratorch==$TT_VERSION" -e "$ROOT" peft pytest pytest-timeout
 echo "== $("$VENV/bin/python" --version):" \
-  "$("$VENV/bin/pip" list --format=freeze 2>/dev/null | grep -iE '^(terratorch|torch|torchgeo|timm|lightning|segmentation.models.pytorch)==' | tr '\n' ' ')"
+  "$("$VENV/bin/pip" list --format=freeze 2>/dev/null | grep -iE '^(terratorch|torch|torchgeo|timm|lightning|segmentation.models.pytorch|peft)==' | tr '\n' ' ')"
 cd "$ROOT"
 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH="$ROOT" "$VENV/bin/python" -m pytest \
   tests/integrations/test_terratorch_real.py -q -p no:cacheprovider "$@"

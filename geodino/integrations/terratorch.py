@@ -11,14 +11,18 @@ Importing this module registers `geodino_vit` when TerraTorch is installed (Terr
 the constructor still works as a plain function, and nothing is registered). Make TerraTorch import it with
 `custom_modules_path` / a `custom_modules` package that does `import geodino.integrations.terratorch`.
 
-Any band count: `bands` names the input bands (TerraTorch's band enums or strings); when they differ from the
-bands the file records (or R, G, B for 3-band files), the patch embedding is adapted by name
+Any band count: `bands` names the input bands (TerraTorch's band enums or strings); when they differ from the bands
+the file records (or R, G, B for 3-band files), the patch embedding is adapted by name
 (`geodino.models.checkpoints.resolve_bands`: matching bands keep their kernel, others get the mean kernel).
-`model_bands` (the input bands as TerraTorch's torchgeo ViT/ResNet backbones name them, `backbone_model_bands`
-in a config) is taken as `bands`; both given and different is refused. A plain count (`bands=6` or
-`in_chans=6`) works only when the file has that many bands or when `bands` names are given. `ckpt_path=None`
-gives a random `arch` (for tests and from-scratch training). Any other option (e.g. TerraTorch's `num_frames`)
-is dropped with one warning naming it, so a setting meant for another backbone does not pass unnoticed.
+`model_bands` (the input bands as TerraTorch's torchgeo ViT/ResNet backbones name them, `backbone_model_bands` in a
+config) is taken as `bands`; both given and different is refused. `pretrained_bands` (TerraTorch's name for the
+bands a checkpoint was trained on, `backbone_pretrained_bands`; `src_bands` is geodino's) names the file's bands
+when it records none (a plain or official-layout state_dict: R, G, B assumed for 3 bands); one that contradicts the
+file's record, or has another count than its input channels, is refused. A plain count (`bands=6` or `in_chans=6`)
+works only when the file has that many bands or when `bands` names are given. `ckpt_path=None` gives a random `arch`
+(for tests and from-scratch training; `pretrained=True` without it is refused). Any other option (e.g. TerraTorch's
+`num_frames`) is dropped with one warning naming it, so a setting meant for another backbone does not pass
+unnoticed.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from geodino.errors import ConfigError, plural
+from geodino.errors import CheckpointError, ConfigError, plural
 from geodino.models.caller import user_stacklevel
 
 __all__ = ["GeoDinoTerraTorchBackbone", "datamodule_stats", "geodino_vit", "register"]
@@ -68,7 +72,7 @@ def _describe(bands: Any) -> str:
     return f"[{', '.join(names)}]" if names is not None else str(bands)
 
 
-def _merge_model_bands(bands: Any, model_bands: Any) -> Any:
+def _merge_model_bands(bands: Any, model_bands: Any, key: str = "bands", other: str = "model_bands") -> Any:
     """One band list from `bands` and TerraTorch's `model_bands` (the same setting under TerraTorch's name);
     refuses two that differ, since either could be the one the data follows."""
     from geodino.models.checkpoints.bands import same_bands
@@ -82,10 +86,37 @@ def _merge_model_bands(bands: Any, model_bands: Any) -> Any:
         agree = (len(a) if a is not None else bands) == (len(b) if b is not None else model_bands)
     if not agree:
         raise ConfigError(
-            f"geodino_vit got bands={_describe(bands)} and model_bands={_describe(model_bands)}, which differ; "
-            "give one of them (backbone_bands or backbone_model_bands in a TerraTorch config)"
+            f"geodino_vit got {key}={_describe(bands)} and {other}={_describe(model_bands)}, which differ; "
+            f"give one of them (backbone_{key} or backbone_{other} in a TerraTorch config)"
         )
     return model_bands if b is not None else bands
+
+
+def _source_bands(path: str, channels: int, recorded: Any, given: Any) -> Any:
+    """The checkpoint's own bands: those it records, else `pretrained_bands`/`src_bands` (TerraTorch's and geodino's
+    name for them). Given for a file that records others, or naming another count than its input channels, is
+    refused: either could be the one the kernels follow."""
+    from geodino.models.checkpoints.bands import same_bands
+
+    names = _band_names(given)
+    if given is None:
+        return recorded
+    if names is None:
+        raise ConfigError(
+            f"geodino_vit got pretrained_bands={given!r}: name the bands of {path} (backbone_pretrained_bands: "
+            "[BLUE, GREEN, RED, ...]), a count cannot say which kernel is which"
+        )
+    if len(names) != channels:
+        raise ConfigError(
+            f"geodino_vit got {plural(len(names), 'pretrained band')} ({', '.join(names)}) but {path} has "
+            f"{channels} input bands; name each of its bands in order"
+        )
+    if recorded and not same_bands([str(b) for b in recorded], names):
+        raise ConfigError(
+            f"{path} records bands {', '.join(map(str, recorded))}, not pretrained_bands {', '.join(names)}; drop "
+            "backbone_pretrained_bands (the file's record names its kernels)"
+        )
+    return names
 
 
 def _warn_dropped(kwargs: dict[str, Any]) -> None:
@@ -94,10 +125,30 @@ def _warn_dropped(kwargs: dict[str, Any]) -> None:
     if dropped:
         warnings.warn(
             f"geodino_vit ignores {plural(len(dropped), 'option')} {', '.join(dropped)}: it takes ckpt_path, bands "
-            "(or model_bands), sensor, out_indices, return_cls_token, pretrained, arch, patch_size, in_chans, fill "
-            "and subset",
+            "(or model_bands), pretrained_bands (or src_bands), sensor, out_indices, return_cls_token, pretrained, "
+            "arch, patch_size, in_chans, fill and subset",
             stacklevel=user_stacklevel(),
         )
+
+
+def _out_indices(out_indices: Sequence[int] | int | str | None, n_blocks: int) -> list[int]:
+    """Block indices for `out_indices` (TerraTorch's backbone_out_indices), all blocks when None. Errors name
+    out_indices (layer_indices speaks of `layers`, geodino's key); a block listed twice (1 and 1, or 3 and -1 of 4)
+    is refused: one feature per block comes back, so TerraTorch's SelectIndices positions would be off by it."""
+    from geodino.backbones import layer_indices
+
+    if out_indices is None:
+        return list(range(n_blocks))
+    try:
+        out = layer_indices(out_indices, n_blocks)
+    except ConfigError as exc:
+        raise ConfigError(f"geodino_vit out_indices={out_indices!r}: {exc}") from None
+    if not isinstance(out_indices, (int, str)) and len(out) != len(list(out_indices)):
+        raise ConfigError(
+            f"geodino_vit out_indices={list(out_indices)} name a block twice (blocks {out} of {n_blocks}); list each "
+            "block once (backbone_out_indices), as one feature per block is returned"
+        )
+    return out
 
 
 class GeoDinoTerraTorchBackbone(nn.Module):
@@ -105,8 +156,6 @@ class GeoDinoTerraTorchBackbone(nn.Module):
 
     def __init__(self, model: nn.Module, out_indices: Sequence[int] | int | None, return_cls_token: bool) -> None:
         super().__init__()
-        from geodino.backbones import layer_indices
-
         self.model = model
         # local_cls_norm (the SAT-493M ViT-L and the 7B have one) normalises local crops in SSL only: this forward
         # never uses it, and DDP (Lightning's default multi-GPU strategy, find_unused_parameters=False) then failed
@@ -122,7 +171,7 @@ class GeoDinoTerraTorchBackbone(nn.Module):
             cls_norm.requires_grad_(False)
         n = int(model.n_blocks)
         # a count takes the last blocks, as timm's out_indices=N (and layer_indices) do
-        self.out_indices = layer_indices(out_indices, n) if out_indices is not None else list(range(n))
+        self.out_indices = _out_indices(out_indices, n)
         # blocks after the last taken one run (official get_intermediate_layers) but feed no output: frozen, for the
         # same DDP reason (out_indices [2, 5, 8, 11] on a 24-block ViT-L left blocks 12-23 without gradients)
         for block in list(model.blocks)[max(self.out_indices) + 1 :]:
@@ -131,6 +180,22 @@ class GeoDinoTerraTorchBackbone(nn.Module):
         self.out_channels = [int(model.embed_dim)] * len(self.out_indices)
         self.patch_size = int(model.patch_size)
         self.in_chans = int(model.in_chans)
+
+    def freeze(self) -> None:
+        """TerraTorch's `freeze_backbone: true` (its models call `encoder.freeze()`): parameters frozen and the ViT
+        kept in eval mode through later `.train()` calls, as the official frozen evaluations run it. In train mode
+        the released models' RoPE box jittering (rescale_coords=2) gave a frozen backbone's tokens a random
+        coordinate scale at every training step, and none at validation and inference."""
+        self.requires_grad_(False)
+        self._frozen = True
+        self.model.eval()
+
+    def train(self, mode: bool = True) -> GeoDinoTerraTorchBackbone:
+        """As nn.Module.train, but a frozen backbone (`freeze`) stays in eval mode."""
+        super().train(mode)
+        if getattr(self, "_frozen", False):
+            self.model.eval()
+        return self
 
     def forward(self, x: Tensor, **kwargs: Any) -> list[Tensor]:
         """Tokens [B, (1 +) N, D] of each block in `out_indices` (final norm applied, storage tokens dropped). Other
@@ -154,7 +219,7 @@ def geodino_vit(
     bands: Sequence[Any] | int | str | None = None,
     out_indices: Sequence[int] | int | None = None,
     return_cls_token: bool = True,
-    pretrained: bool = True,
+    pretrained: bool | None = None,
     arch: str = "vit_small",
     patch_size: int | None = None,
     in_chans: int | None = None,
@@ -162,19 +227,30 @@ def geodino_vit(
     model_bands: Sequence[Any] | int | str | None = None,
     sensor: str | None = None,
     subset: str = "copy",
+    pretrained_bands: Sequence[Any] | str | None = None,
+    src_bands: Sequence[Any] | str | None = None,
     **kwargs: Any,
 ) -> GeoDinoTerraTorchBackbone:
     """TerraTorch backbone constructor: a geodino export, checkpoint, HF or timm folder (`ckpt_path`) with its
     patch embedding adapted to `bands`; with `pretrained=False` the same architecture at the official random
     initialisation (TerraTorch's deploy config sets `backbone_pretrained: false` and then loads the fine-tuned
-    weights into it); a random `arch` (patch 16 unless `patch_size`) without `ckpt_path`. A `patch_size` that
+    weights into it); a random `arch` (patch 16 unless `patch_size`) without `ckpt_path`, where `pretrained=True`
+    is refused (no weights to load: it trained from scratch without a word). A `patch_size` that
     differs from the checkpoint's is refused (TerraTorch pads inputs to it).
     `model_bands` (TerraTorch's name for the input bands) is the same as `bands`; `sensor` (backbone_sensor)
     names the sensor the band names come from (landsat7 and landsat8 number SR_Bn differently); other unknown
     options are dropped with a warning naming them. `subset` (backbone_subset): the rule for a subset of the
     checkpoint's bands, "copy" (the trained kernels unscaled) or "rescale" (scaled by C_src / C_dst, the rule
-    before; `geodino.models.checkpoints.adapt_patch_embed`)."""
+    before; `geodino.models.checkpoints.adapt_patch_embed`). `pretrained_bands` (backbone_pretrained_bands, as
+    TerraTorch's Prithvi and torchgeo backbones call it) or `src_bands` names the checkpoint's bands where the file
+    records none."""
     _warn_dropped(kwargs)
+    given_src = _merge_model_bands(
+        _text_bands(src_bands, "src_bands"),
+        _text_bands(pretrained_bands, "pretrained_bands"),
+        "src_bands",
+        "pretrained_bands",
+    )
     bands = _merge_model_bands(_text_bands(bands, "bands"), _text_bands(model_bands, "model_bands"))
     names = _band_names(bands)
     if names and in_chans is not None and int(in_chans) != len(names):
@@ -186,23 +262,48 @@ def geodino_vit(
     if ckpt_path:
         from geodino.models.checkpoints import load_model, read_backbone_weights
 
-        weights = read_backbone_weights(ckpt_path)
+        try:
+            weights = read_backbone_weights(ckpt_path)
+        except CheckpointError as exc:  # the deploy config (backbone_pretrained: false) keeps the training path
+            if pretrained is None or pretrained:
+                raise
+            raise CheckpointError(
+                f"{exc} (backbone_pretrained: false still reads backbone_ckpt_path for the backbone's architecture: "
+                "copy the export beside the fine-tuned checkpoint and point backbone_ckpt_path at it)"
+            ) from None
         c = int(weights.state["patch_embed.proj.weight"].shape[1])
         if count is not None and count != c and not names:
             raise ConfigError(
                 f"backbone {ckpt_path} has {c} input bands but {count} were requested; name them "
                 "(backbone_bands: [BLUE, GREEN, ...]) so the patch embedding can be adapted by name"
             )
-        src = (weights.normalization or {}).get("bands") or (weights.config or {}).get("bands")
+        recorded = (weights.normalization or {}).get("bands") or (weights.config or {}).get("bands")
+        src = _source_bands(str(ckpt_path), c, recorded, given_src)
+        if names and not src and c != 3 and len(names) != c:  # no names to adapt from (3 bands: R, G, B assumed)
+            raise ConfigError(
+                f"backbone {ckpt_path} has {c} input bands and records no band names, so {len(names)} bands cannot "
+                "be matched to its kernels; name its bands with backbone_pretrained_bands: [...] (pretrained_bands=)"
+            )
         model = load_model(ckpt_path, bands=names, src_bands=src, fill=fill, sensor=sensor, subset=subset)
         if patch_size is not None and int(patch_size) != int(model.patch_size):
             raise ConfigError(
                 f"geodino_vit got patch_size={patch_size} but {ckpt_path} has patch size {model.patch_size}; drop "
                 "backbone_patch_size (TerraTorch pads inputs to it, so a different value fails on the first batch)"
             )
-        if not pretrained:  # the checkpoint's architecture, its weights not used
+        if pretrained is not None and not pretrained:  # the checkpoint's architecture, its weights not used
             model.init_weights()
     else:
+        if pretrained:  # backbone_pretrained: true with no file to load: it trained from scratch without a word
+            raise ConfigError(
+                "geodino_vit got pretrained=True but no ckpt_path, so there are no weights to load; set "
+                "backbone_ckpt_path to a geodino export or DINOv3 file, or backbone_pretrained: false for a random "
+                f"{arch}"
+            )
+        if given_src is not None:  # nothing to name without a checkpoint
+            warnings.warn(
+                "geodino_vit ignores pretrained_bands without ckpt_path: a random model has no trained kernels",
+                stacklevel=user_stacklevel(),
+            )
         from geodino.models import build_model
 
         model = build_model(arch, patch_size=int(patch_size or 16), in_chans=int(count or 3))

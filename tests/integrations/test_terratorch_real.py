@@ -186,3 +186,127 @@ def test_terratorch_fit_cli_with_custom_modules(export, tmp_path, monkeypatch):
     assert cli.trainer.state.finished and cli.trainer.global_step == 1
     assert type(cli.model.model.encoder).__name__ == "GeoDinoTerraTorchBackbone"
     assert torch.isfinite(cli.trainer.callback_metrics["train/loss"])
+
+
+def test_factory_takes_backbone_pretrained_bands_for_a_state_dict_without_a_record(tmp_path):
+    """`backbone_pretrained_bands` (TerraTorch's key for a checkpoint's bands, as for Prithvi) names the kernels of a
+    plain state_dict saved in B, G, R order: the model's R, G, B take the file's kernels 2, 1, 0."""
+    from terratorch.models import EncoderDecoderFactory
+
+    torch.manual_seed(0)
+    model = build_model("vit_tiny", patch_size=8, in_chans=3, depth=2)
+    torch.save(model.state_dict(), tmp_path / "bgr.pth")
+    m = EncoderDecoderFactory().build_model(
+        task="segmentation",
+        backbone="geodino_vit",
+        backbone_ckpt_path=str(tmp_path / "bgr.pth"),
+        backbone_pretrained_bands=["BLUE", "GREEN", "RED"],
+        backbone_bands=["RED", "GREEN", "BLUE"],
+        necks=[{"name": "SelectIndices", "indices": [-1]}, {"name": "ReshapeTokensToImage"}],
+        decoder="FCNDecoder",
+        num_classes=2,
+    )
+    torch.testing.assert_close(_bb_weight(m), model.patch_embed.proj.weight.flip(1))
+
+
+@pytest.mark.parametrize("pooling", [None, "mean"])
+def test_embedding_generation_task_with_has_cls(export, tmp_path, pooling):
+    """TerraTorch's EmbeddingGenerationTask needs has_cls: true with geodino_vit (class token first; its default
+    false fails on GeoTIFF maps and averages the class token in): the maps / mean are the backbone's own."""
+    from terratorch.tasks import EmbeddingGenerationTask
+
+    path, model = export
+    task = EmbeddingGenerationTask(
+        model_args={"backbone": "geodino_vit", "backbone_ckpt_path": str(path)},
+        output_dir=str(tmp_path / "emb"),
+        has_cls=True,
+        embedding_pooling=pooling,
+        output_format="tiff" if pooling is None else "parquet",
+    ).eval()
+    x = torch.rand(2, 4, 32, 32)
+    with torch.no_grad():
+        out = task.model(x)
+        patches = model.eval().get_intermediate_layers(x, n=[3], reshape=True)[0]
+    got = out.output if hasattr(out, "output") else out
+    got = got[0] if isinstance(got, (list, tuple)) else got
+    want = patches if pooling is None else patches.flatten(2).mean(-1)
+    torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize(
+    "peft",
+    [
+        {"method": "LORA", "peft_config_kwargs": {"target_modules": ["qkv"], "r": 4, "lora_alpha": 8}},
+        {"method": "LORA", "replace_qkv": "qkv", "peft_config_kwargs": {"target_modules": ["q_linear", "v_linear"]}},
+    ],
+)
+def test_peft_lora_on_the_geodino_backbone(export, peft):
+    """`peft_config` (LoRA on the fused qkv, or on q and v after TerraTorch's replace_qkv): only the adapters train,
+    and at their initialisation (B = 0) the tokens are the pretrained backbone's."""
+    pytest.importorskip("peft")
+    from terratorch.models import EncoderDecoderFactory
+
+    path, model = export
+    m = EncoderDecoderFactory().build_model(
+        task="segmentation",
+        backbone="geodino_vit",
+        backbone_ckpt_path=str(path),
+        backbone_pretrained=True,  # TerraTorch warns about PEFT on a backbone without it
+        backbone_out_indices=[3],
+        necks=[{"name": "ReshapeTokensToImage"}],
+        decoder="FCNDecoder",
+        num_classes=2,
+        peft_config=peft,
+    )
+    trainable = [n for n, p in m.encoder.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    x = torch.rand(2, 4, 32, 32)
+    m.eval()
+    with torch.no_grad():
+        got = m.encoder(x)[0]
+        want = model.eval().get_intermediate_layers(x, n=[3], return_class_token=True)[0]
+    torch.testing.assert_close(got[:, 1:], want[0], atol=1e-5, rtol=1e-5)
+    m.train()
+    m(x).output.mean().backward()
+    assert all(p.grad is not None for n, p in m.encoder.named_parameters() if "lora_A" in n)
+
+
+def test_without_the_class_token_the_neck_keeps_every_token(export):
+    """backbone_return_cls_token: false pairs with ReshapeTokensToImage(remove_cls_token: false), as documented."""
+    from terratorch.models import EncoderDecoderFactory
+
+    path, model = export
+    m = (
+        EncoderDecoderFactory()
+        .build_model(
+            task="segmentation",
+            backbone="geodino_vit",
+            backbone_ckpt_path=str(path),
+            backbone_return_cls_token=False,
+            backbone_out_indices=[3],
+            necks=[{"name": "ReshapeTokensToImage", "remove_cls_token": False}],
+            decoder="IdentityDecoder",
+            num_classes=2,
+        )
+        .eval()
+    )
+    x = torch.rand(2, 4, 32, 48)
+    with torch.no_grad():
+        maps = m.neck(m.encoder(x), image_size=(32, 48))  # PixelWiseModel's neck, as its forward calls it
+        want = model.eval().get_intermediate_layers(x, n=[3], reshape=True)[0]
+    torch.testing.assert_close(maps[0], want)
+
+
+def test_freeze_backbone_keeps_the_frozen_vit_in_eval_mode(export):
+    """SemanticSegmentationTask(freeze_backbone=True) calls encoder.freeze(): in train mode the frozen ViT gives the
+    eval-mode tokens (no RoPE box jittering), and only the decoder and head train."""
+    path, _ = export
+    task = _task(path, freeze_backbone=True)
+    task.train()
+    enc = task.model.encoder
+    assert not enc.model.training and not any(p.requires_grad for p in enc.parameters())
+    x = torch.rand(2, 6, 32, 32)
+    with torch.no_grad():
+        a, b = enc(x)[-1], enc(x)[-1]
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert any(p.requires_grad for p in task.model.decoder.parameters())
