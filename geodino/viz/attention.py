@@ -9,9 +9,10 @@ How the weights are reached without touching the fused path:
   `attn.compute_attention` is shadowed by an instance attribute that records its (qkv, rope) arguments and calls
   the original, so the SDPA kernel and the block's output stay bit-identical; the CLS row of softmax(q kᵀ/√d) is
   then computed here from the recorded q and k (RoPE applied with the same `rope_qk` the model uses).
-- timm ViT/EVA backbones: their attention modules have a `fused_attn` switch; it is turned off for the pass and
-  the softmax output is read at `attn_drop` (an identity in eval mode). Models without that switch, CNNs and
-  models without a CLS token give a one-line InputError.
+- timm ViT/EVA backbones (`attention_timm`): timm's `Attention` / `EvaAttention` keep their fused kernel; q and k
+  are read at `q_norm` / `k_norm` and the CLS row computed here (no [heads, N, N] matrix in memory). Other
+  modules with a `fused_attn` switch run their eager path for the pass, the row read at `attn_drop` (an identity
+  in eval mode). Models without that switch, CNNs and models without a CLS token give a one-line InputError.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from geodino.viz.attention_outputs import (
     check_output_folder,
     write_attention,
 )
+from geodino.viz.attention_timm import timm_capture, timm_cls_attention
 
 __all__ = [
     "AttentionMaps",
@@ -189,31 +191,34 @@ def _geodino_cls_attention(attn: Any, store: dict[str, Any], n_prefix: int) -> A
     return logits.softmax(dim=-1)[:, :, n_prefix:]
 
 
+PROGRESS_TOKENS = 4096
+"""Patch count from which the forward pass shows a progress bar over its blocks (a 1024 x 1024 px input at patch
+16; the 4096 x 4096 px a run accepts is 65536 tokens, minutes per block for a ViT-L on CPU, silent before)."""
+
+
 @contextmanager
-def _timm_capture(model: Any, layer: int, spec: str, store: dict[str, Any]):
-    """Turn off the fused kernel of one timm attention module and read its softmax output at `attn_drop`."""
+def _progress(model: Any, layer: int, n_tokens: int):
+    """A tqdm bar (stderr) advanced by each block up to `layer` of the one forward pass, for inputs of at least
+    `PROGRESS_TOKENS` patches; smaller passes (seconds) print nothing."""
     blocks = getattr(model, "blocks", None)
-    attn = getattr(blocks[layer], "attn", None) if blocks is not None else None
-    if attn is None:
-        raise InputError(
-            f"backbone {spec} ({type(model).__name__}) has no attention blocks, so it has no attention maps; use a "
-            "ViT: a geodino, official or HF checkpoint, or a timm ViT/EVA"
-        )
-    if not hasattr(attn, "fused_attn") or not hasattr(attn, "attn_drop"):
-        raise InputError(
-            f"backbone {spec}: {type(attn).__name__} computes attention in a fused kernel and exposes no attention "
-            "weights; use a geodino, official or HF checkpoint, or a timm ViT/EVA"
-        )
-    if getattr(model, "cls_token", None) is None:
-        raise InputError(f"backbone {spec} has no CLS token, so there is no CLS-to-patch attention to show")
-    fused = attn.fused_attn
-    handle = attn.attn_drop.register_forward_hook(lambda _m, _i, out: store.__setitem__("weights", out.detach()))
-    attn.fused_attn = False
+    if n_tokens < PROGRESS_TOKENS or blocks is None:
+        yield
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=layer + 1, desc=f"attention forward ({n_tokens} patches)", unit="block", leave=False)
+
+    def step(*_: Any) -> None:  # returns None: a forward hook's return value replaces the module's output
+        bar.update(1)
+
+    # each block's MLP: geodino blocks run `forward_list` (a block's own forward hook never fires), timm's forward
+    handles = [getattr(b, "mlp", b).register_forward_hook(step) for b in list(blocks)[: layer + 1]]
     try:
-        yield attn
+        yield
     finally:
-        attn.fused_attn = fused
-        handle.remove()
+        for hd in handles:
+            hd.remove()
+        bar.close()
 
 
 def _layer_index(layer: int, n_blocks: int) -> int:
@@ -270,18 +275,16 @@ def attention_maps(
     x = torch.where(torch.from_numpy(valid)[None, None], x, torch.zeros(()))  # nodata -> the band mean
     store: dict[str, Any] = {}
     if backbone.kind == "geodino":
-        with _eager(backbone) as model, _geodino_capture(model, idx, store) as attn:
+        with _eager(backbone) as model, _geodino_capture(model, idx, store) as attn, _progress(model, idx, h * w):
             maps, _ = backbone.features(x, layers=[idx])
         weights = _geodino_cls_attention(attn, store, int(model.n_prefix_tokens))
         n_heads = int(attn.num_heads)
     else:
         model = backbone.model
-        with _timm_capture(model, idx, backbone.spec, store):
+        with timm_capture(model, idx, backbone.spec, store) as attn, _progress(model, idx, h * w):
             maps, _ = backbone.features(x, layers=[idx])
-        if "weights" not in store:
-            raise InputError(f"backbone {backbone.spec}: block {idx} did not expose attention weights in this pass")
         n_prefix = int(getattr(model, "num_prefix_tokens", 1))
-        weights = store["weights"][:, :, 0, n_prefix:]
+        weights = timm_cls_attention(attn, store, backbone.spec, idx)[:, :, n_prefix:]
         n_heads = int(weights.shape[1])
     if weights.shape[-1] != h * w:
         raise InputError(f"backbone {backbone.spec}: {weights.shape[-1]} patch tokens for a {h}x{w} patch grid")

@@ -88,11 +88,14 @@ def read_input(
     _check_size(path, w, h, "raster")
     sample = archive.sample(0, c, r, w, h)
     sample["sensor"] = archive.sensor
+    sample["dn_dtype"] = str(scene.dtype)  # the file's, for `warn_sensor_dn` (the image is reflectance by now)
     sample["window"] = [c, r, w, h] if window is not None else None
     if not scene.crs:
         sample["crs"], sample["transform"] = None, None
     if note:
         sample["sensor_note"] = note
+    elif sensor is not None and backbone is not None:
+        warn_sensor_dn(sample, backbone)
     return sample
 
 
@@ -109,6 +112,7 @@ def _read_photo(
 
     s = get_sensor(sensor or "imagenet")
     n_bands = s.n_bands if sensor is not None or backbone is None else int(backbone.in_chans)
+    _check_photo_header(path, window)  # before decoding: an 8000x8000 px PNG took 9 s to decode, then was refused
     try:  # with the sensor's band count: a grey photo is one band for a one-band sensor, RGB for a 3-band one
         data, valid = decode_photo(path.read_bytes(), path.name, n_bands)
     except Exception as exc:
@@ -137,10 +141,35 @@ def _read_photo(
         "transform": None,
         "path": str(path),
         "bands": list(s.bands),
+        "dn_dtype": str(data.dtype),
     }
     if note:
         sample["sensor_note"] = note
+    elif sensor is not None and backbone is not None:
+        warn_sensor_dn(sample, backbone)
     return sample
+
+
+def warn_sensor_dn(sample: dict[str, Any], backbone: Any) -> None:
+    """Warn in one line when the --sensor a sample was read by takes 16-bit DN as reflectance (scale 1, offset 0:
+    `data stats` without --scale) before a backbone whose mean/std are reflectance: the maps would be of values
+    ~1000x the training range. `geodino embed --sensor`'s check (`warn_dn_as_reflectance`, its one home); viz
+    attention has no --scale, so only the sensor fix is named. `read_input` calls it when given both; a caller
+    that loads the backbone after reading (the CLI) calls it then."""
+    import types
+    import warnings
+
+    from geodino.embed.input_scaling import warn_dn_as_reflectance
+
+    if not sample.get("dn_dtype") or sample.get("sensor") is None:
+        return
+    info = types.SimpleNamespace(dtype=sample["dn_dtype"], path=sample.get("path"))
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        warn_dn_as_reflectance(info, sample["sensor"], backbone)
+    for w in said:
+        text = str(w.message).replace(" or pass --scale FACTOR instead of --sensor", "")
+        warnings.warn(f"{text} and pass it as --sensor" if text != str(w.message) else text, w.category, 2)
 
 
 def photo_sensor(backbone: Any, path: str | Path, data: np.ndarray) -> tuple[Any, str | None]:
@@ -276,6 +305,27 @@ def _check_size(path: Path, w: int, h: int, kind: str) -> None:
             f"{kind} {path} is {w}x{h} px; attention over a whole scene this large needs too much memory: pick a "
             "part with --window COL ROW WIDTH HEIGHT"
         )
+
+
+def _check_photo_header(path: Path, window: Sequence[int] | None) -> None:
+    """`_check_size` from the image's header (Pillow opens lazily), or of the `--window` asked for, before the
+    whole image is decoded; a header Pillow cannot read is left to the decoder, which says what is wrong."""
+    if window is not None:
+        if len(window) == 4 and int(window[2]) > 0 and int(window[3]) > 0:  # else _check_window says why
+            _check_size(path, int(window[2]), int(window[3]), "window of image")
+        return
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except Image.DecompressionBombError as exc:  # beyond Pillow's own guard (178 Mpx): far above MAX_PIXELS
+        raise InputError(
+            f"image {path} is too large to read whole ({exc}); pick a part with --window COL ROW WIDTH HEIGHT"
+        ) from exc
+    except Exception:
+        return
+    _check_size(path, w, h, "image")
 
 
 def _check_window(window: Sequence[int], width: int, height: int, path: Path) -> tuple[int, int, int, int]:

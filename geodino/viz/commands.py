@@ -94,6 +94,7 @@ def _attention_locked(args: argparse.Namespace) -> int:
     from geodino.backbones import load_backbone
     from geodino.errors import InputError
     from geodino.viz.attention import attention_maps, crop_note, read_input, window_point, write_attention
+    from geodino.viz.attention_outputs import mass_percent  # --mass 0.004 printed "hold 0% of the attention"
 
     backbone = None
     if args.sensor is None:  # a raster may be read by the backbone's record, a photo with its band count too
@@ -129,8 +130,11 @@ def _attention_locked(args: argparse.Namespace) -> int:
             _check_map_point(point, sample, args)
         else:
             point = window_point((math.floor(x), math.floor(y)), args.window, args.input)  # -0.5: col -1
-    if backbone is None:
+    if backbone is None:  # read by --sensor first: its DN-as-reflectance check needs the backbone (read_input's)
+        from geodino.viz.attention_input import warn_sensor_dn
+
         backbone = load_backbone(args.backbone, device=args.device)
+        warn_sensor_dn(sample, backbone)
     maps = attention_maps(backbone, sample, layer=args.layer, heads=args.heads, mass=args.mass, point=point)
     note = crop_note(maps, sample)
     if note:
@@ -141,7 +145,7 @@ def _attention_locked(args: argparse.Namespace) -> int:
     print(
         f"block {maps.layer}, {plural(len(maps.head_ids), 'head')}, patch grid {maps.grid[1]} x {maps.grid[0]} "
         "(width x height): "
-        f"{maps.info['kept_share']:.0%} of {of} hold {maps.mass:.0%} of the mean attention"
+        f"{maps.info['kept_share']:.0%} of {of} hold {mass_percent(maps.mass)}% of the mean attention"
     )
     for name, path in files.items():
         print(f"  {name:10s} {path}")
