@@ -17,9 +17,10 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["STALE_AFTER_S", "sweep_temps", "temp_name", "writer_tag"]
+__all__ = ["STALE_AFTER_S", "legacy_gather_owner", "sweep_held_folder", "sweep_temps", "temp_name", "writer_tag"]
 
 
 def _named(path: Path) -> Path:
@@ -58,7 +59,7 @@ def temp_name(path: str | Path) -> Path:
 
 
 STALE_AFTER_S = 24 * 3600  # a temporary of another host untouched this long is a killed run's (see the docstring)
-_OWNER = r"(?:([A-Za-z0-9_-]+)-)?(\d+)"  # TAG-PID, or PID alone in the names of geodino before the tag
+_OWNER = r"(?:([A-Za-z0-9_-]+)-)?([0-9]+)"  # TAG-PID, or PID alone before the tag (ASCII digits, as os.getpid)
 
 
 def _alive(pid: int) -> bool:
@@ -109,14 +110,29 @@ def _size_text(n: float) -> str:
     return f"{n:.1f} TB"  # unreachable
 
 
+def _remove_said(doomed: list[tuple[Path, int]]) -> list[Path]:
+    """Remove each (path, size) of a sweep and say once on stderr what went (one line); returns what went."""
+    from geodino.errors import plural
+
+    removed = []
+    for p, size in doomed:
+        _remove(p)
+        if not (p.exists() or p.is_symlink()):
+            removed.append((p, size))
+    if removed:
+        what = plural(len(removed), "temporary", "temporaries")
+        runs = "a killed run" if len(removed) == 1 else "killed runs"
+        listed = ", ".join(f"{p.name} ({_size_text(n)})" for p, n in removed)
+        print(f"geodino: removed {what} of {runs}: {listed}", file=sys.stderr)
+    return [p for p, _ in removed]
+
+
 def sweep_temps(path: str | Path) -> list[Path]:
     """Remove the temporaries that killed runs left beside output `path`: its `temp_name`s (and names derived from
     them, e.g. GDAL's `TMP.L0.tif` overviews or `TMP.aux.xml`, when `path` has a suffix) and, once `path` itself is
     in place, the earlier output `atomic_path` set aside as `.NAME.old-TAG-PID`. Only those of writers that are gone
     (`_killed`); other targets' temporaries and live writers' are kept. Best effort: what cannot be listed or
     removed stays. Says once on stderr what was removed; returns it."""
-    from geodino.errors import plural
-
     path = _named(Path(path).expanduser())
     stem, suffix = _split(path.name)
     derived = r"(?:\..+)?" if suffix else ""
@@ -124,7 +140,7 @@ def sweep_temps(path: str | Path) -> list[Path]:
     if path.exists() or path.is_symlink():  # else the aside is the only whole copy of the earlier output: kept
         patterns.append(re.compile(rf"\.{re.escape(path.name)}\.old-{_OWNER}"))
     starts = (f".{stem}.tmp-", f".{path.name}.old-", *_legacy_gather_start(path))
-    removed: list[tuple[Path, int]] = []
+    doomed: list[tuple[Path, int]] = []
     try:
         names = [e.name for e in os.scandir(path.parent) if e.name.startswith(starts)]
     except OSError:
@@ -138,18 +154,43 @@ def sweep_temps(path: str | Path) -> list[Path]:
                     continue
             elif m is None or not _killed(p, m.group(1), int(m.group(2))):
                 continue
-            size = _size(p)
+            doomed.append((p, _size(p)))
         except OSError:  # gone meanwhile, or not ours to read
             continue
-        _remove(p)
-        if not (p.exists() or p.is_symlink()):
-            removed.append((p, size))
-    if removed:
-        what = plural(len(removed), "temporary", "temporaries")
-        runs = "a killed run" if len(removed) == 1 else "killed runs"
-        listed = ", ".join(f"{p.name} ({_size_text(n)})" for p, n in removed)
-        print(f"geodino: removed {what} of {runs}: {listed}", file=sys.stderr)
-    return [p for p, _ in removed]
+    return _remove_said(doomed)
+
+
+# `.STEM.tmp-TAG-PID.SUFFIX` (`temp_name`) or `.NAME.tmp-PID` (older geodino: `.last.ckpt.tmp-PID`): its target
+# is STEM.SUFFIX (NAME); TAG has no dots, so the owner ends at the first dot after `.tmp-`
+_ANY_TEMP = re.compile(r"\.(.+?)\.tmp-" + _OWNER + r"(\..*)?")
+
+
+def sweep_held_folder(
+    folder: str | Path, held: Callable[[str], bool], skip: Callable[[str], bool] = lambda name: False
+) -> list[Path]:
+    """Remove from `folder` the temporaries (files, folders, links) whose writers are gone; names `skip` accepts
+    stay. A temporary whose target `held` accepts is written only by the holder of the folder (a run's checkpoints,
+    the folder locked by the caller), so it goes unless its writer runs on this host (this `writer_tag` and a live
+    pid): another host's or an older geodino's is a killed run's. Any other follows `_killed`, as in `sweep_temps`.
+    Says once on stderr what was removed; returns it."""
+    folder = Path(folder).expanduser()
+    doomed: list[tuple[Path, int]] = []
+    try:
+        names = sorted(e.name for e in os.scandir(folder) if e.name.startswith(".") and ".tmp-" in e.name)
+    except OSError:  # no such folder (yet)
+        return []
+    for name in names:
+        if skip(name) or (m := _ANY_TEMP.fullmatch(name)) is None:
+            continue
+        p, target, tag, pid = folder / name, m[1] + (m[4] or ""), m[2], int(m[3])
+        try:
+            mine_alive = tag == writer_tag() and _alive(pid)
+            if mine_alive or not (held(target) or _killed(p, tag, pid)):
+                continue
+            doomed.append((p, _size(p)))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return _remove_said(doomed)
 
 
 _GATHER = ".full.pt"  # `geodino.models.checkpoints.files.GATHER_SUFFIX`: a sharded folder NAME's gather target
@@ -161,20 +202,52 @@ def _legacy_gather_start(path: Path) -> tuple[str, ...]:
     return (f".{path.name[: -len(_GATHER)]}.full-",) if path.name.endswith(_GATHER) else ()
 
 
-def _legacy_gather(path: Path, name: str) -> bool | None:
-    """None when `name` is no legacy gather copy of target `path`; else whether its writer is gone: a dead pid on
-    this host (the host name it records), another host's only when untouched for `STALE_AFTER_S`."""
+_LEGACY_GATHER = re.compile(r"\.(.+)-([0-9]+)\.pt")  # `.NAME.full-HOST` and PID (the last `-DIGITS` before `.pt`)
+_HOST = re.compile(r"[A-Za-z0-9._-]+")  # a raw host name (`socket.gethostname()`: letters, digits, dots, hyphens)
+
+
+def legacy_gather_owner(name: str) -> tuple[str, str, int] | None:
+    """(NAME, HOST, PID) when `name` is `.NAME.full-HOST-PID.pt`, the gather copy geodino before the temp_name gather
+    wrote of sharded folder NAME; else None. NAME and HOST may both hold `.full-` (a checkpoint `my.full-run.ckpt`):
+    the split is where HOST is this host's name when one is (its pid then tells whether the writer is gone), else at
+    the last `.full-` (HOST without one). HOST holds host-name characters only, so a user's `.X.full-my copy-1.pt`
+    is no copy. Every sweep (the target's own, `files.sweep_gathers`) splits a name the same way."""
     import socket
 
-    start = _legacy_gather_start(path)
-    m = re.fullmatch(rf"{re.escape(start[0])}(.+)-(\d+)\.pt", name) if start else None
+    m = _LEGACY_GATHER.fullmatch(name)
     if m is None:
+        return None
+    head, sep = m.group(1), ".full-"
+    splits = [
+        (head[:i], head[i + len(sep) :])
+        for i in range(1, len(head))
+        if head.startswith(sep, i) and _HOST.fullmatch(head[i + len(sep) :])
+    ]
+    if not splits:
+        return None
+    here = [s for s in splits if s[1] == socket.gethostname()]
+    folder, host = (here or splits)[-1]
+    return folder, host, int(m.group(2))
+
+
+def _legacy_gather(path: Path, name: str) -> bool | None:
+    """None when `name` is no legacy gather copy of target `path` (`legacy_gather_owner`); else whether its writer
+    is gone: a dead pid on this host (the host name it records), another host's only when untouched for
+    `STALE_AFTER_S`. Only for a sharded checkpoint's target: NAME a `.ckpt` (Lightning's and geodino's checkpoint
+    names, rotated away or not) or a folder beside it; any output `X.full.pt` (an export) otherwise took a user's
+    `.X.full-backup-2.pt` for a copy and deleted it once a day old."""
+    import socket
+
+    owner = legacy_gather_owner(name) if path.name.endswith(_GATHER) else None
+    if owner is None or owner[0] + _GATHER != path.name:
+        return None
+    if not (owner[0].endswith(".ckpt") or (path.parent / owner[0]).is_dir()):
         return None
     p = path.parent / name
     if not p.is_file() or p.is_symlink():
         return False
-    if m.group(1) == socket.gethostname():
-        return not _alive(int(m.group(2)))
+    if owner[1] == socket.gethostname():
+        return not _alive(owner[2])
     return _untouched_for(p, STALE_AFTER_S)
 
 

@@ -359,7 +359,7 @@ def test_binary_0_255_masks_need_a_label_map(capsys, tmp_path):
     # a value beyond num_classes names label_map too
     one_line_exit_2(
         capsys, tmp_path, "probe", "-c", suite, "-b", SPEC, "--out", tmp_path / "out", "progress=0",
-        "tasks.seg.ignore_index=-1", expect=("1 label value (255) but num_classes=2", "label_map={255: 1}"),
+        "tasks.seg.ignore_index=-1", expect=("1 label value (255) but tasks.seg.num_classes=2", "label_map={255: 1}"),
     )  # fmt: skip
     code = cli.main(["probe", "-c", str(suite), "-b", SPEC, "--out", str(tmp_path / "out"), "progress=0",
                      "tasks.seg.label_map={255: 1}"])  # fmt: skip
