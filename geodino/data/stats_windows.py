@@ -19,7 +19,10 @@ def grid_windows(
     scenes: Sequence[Any], tile: int, samples: int, seed: int
 ) -> tuple[list[tuple[int, int, int, int, int]], int]:
     """(windows to read, windows in the grid): every scene's non-overlapping `tile`-px windows (edge ones clipped),
-    all of them when there are at most `samples`, else `samples` drawn uniformly without replacement."""
+    all of them when there are at most `samples`, else `samples` drawn uniformly without replacement. On an axis a
+    cube reads reversed (`mirrored`: south-up or east-west, read north-up) the grid starts at the far edge, as
+    stored, and the clipped window is the near one: laid from the near edge, every window of a store whose size is
+    no multiple of its chunk straddled two chunks."""
     if tile < 1:
         raise InputError(f"tile_size={tile} must be a positive number of pixels")
     rows = np.array([-(-int(sc.height) // tile) for sc in scenes], dtype=np.int64)
@@ -37,9 +40,17 @@ def grid_windows(
         i = int(np.searchsorted(starts, k, side="right") - 1)
         r, c = divmod(k - int(starts[i]), int(cols[i]))
         sc = scenes[i]
-        x, y = c * tile, r * tile
-        out.append((i, x, y, min(tile, int(sc.width) - x), min(tile, int(sc.height) - y)))
+        x, w = _along(c, tile, int(sc.width), "x" in getattr(sc, "mirrored", ()))
+        y, h = _along(r, tile, int(sc.height), "y" in getattr(sc, "mirrored", ()))
+        out.append((i, x, y, w, h))
     return out, total
+
+
+def _along(k: int, tile: int, n: int, mirrored: bool) -> tuple[int, int]:
+    """(origin, size) of grid window `k` along an axis of `n` px read in order, or read reversed (`mirrored`)."""
+    start = k * tile
+    size = min(tile, n - start)
+    return (n - start - size, size) if mirrored else (start, size)
 
 
 def read_windows(read: Any, windows: Sequence[tuple[int, ...]], on_error: str, progress: bool) -> Any:

@@ -212,6 +212,7 @@ class TileSampler:
         self.roi_px: list[Any] = []
         self.areas: list[float] = []
         self._hw: list[tuple[int, int]] = []
+        self._mirrored: list[tuple[str, ...]] = []  # per kept scene, the axes read reversed (a cube's `mirrored`)
         too_small: list[str] = []
         largest = (0, 0, "")
         for i, s in enumerate(scenes):
@@ -242,6 +243,7 @@ class TileSampler:
             self.roi_px.append(region)
             self.areas.append(area)
             self._hw.append((s.height, s.width))
+            self._mirrored.append(tuple(getattr(s, "mirrored", ())))
         if not self.scene_ids:
             if too_small and len(too_small) == len(scenes):
                 h, w, p = largest
@@ -269,12 +271,16 @@ class TileSampler:
 
     # -- grid ----------------------------------------------------------------------------------------------------
     @staticmethod
-    def starts(n: int, tile: int, stride: int) -> np.ndarray:
-        """Tile origins along one axis: every `stride`, plus a last one flush with the edge (no padding)."""
+    def starts(n: int, tile: int, stride: int, mirrored: bool = False) -> np.ndarray:
+        """Tile origins along one axis: every `stride`, plus a last one flush with the edge (no padding).
+
+        `mirrored`: the axis is read reversed (a south-up or east-west cube read north-up, `cube_grid.north_up`), so
+        the origins are laid out from the far edge, as stored: on the read order's grid the stored origins were
+        n - tile - k*stride, off the chunk grid whenever n % chunk != 0 (most windows then read two chunks)."""
         starts = np.arange(0, n - tile + 1, stride, dtype=np.int64)
         if starts.size == 0 or starts[-1] != n - tile:
             starts = np.append(starts, n - tile)
-        return starts
+        return (n - tile - starts)[::-1] if mirrored else starts
 
     def _build_grid(self) -> None:
         import shapely
@@ -286,8 +292,8 @@ class TileSampler:
             hpx, wpx = self.tile_px[k]
             shpx, swpx = self.stride_px[k]
             h, w = self._hw[k]
-            ys = self.starts(h, hpx, shpx)
-            xs = self.starts(w, wpx, swpx)
+            ys = self.starts(h, hpx, shpx, "y" in self._mirrored[k])
+            xs = self.starts(w, wpx, swpx, "x" in self._mirrored[k])
             yy, xx = np.meshgrid(ys, xs, indexing="ij")
             yy, xx = yy.ravel(), xx.ravel()
             if self.roi_px[k] is not None:

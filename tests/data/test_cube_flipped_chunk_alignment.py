@@ -82,3 +82,55 @@ def test_a_north_up_store_keeps_its_places(tmp_path):
     src = CubeSource(path, sensor=S1, tile_size=32)
     rows = {round((TOP - src.get(i, 0)["transform"].f) / 10) for i in range(100)}
     assert rows == set(chunk_places(32, CHUNK, H).tolist()) == {0, 32, 64, 68}
+
+
+def _grid_counts(src, fetched) -> list[int]:
+    counts = []
+    for i in range(len(src)):
+        fetched.clear()
+        src.get(i, 0)
+        counts.append(len({k for k in fetched if re.search(r"(^|/)r/c/", k)}))
+    return counts
+
+
+@pytest.mark.parametrize("east_west", [False, True])
+def test_grid_windows_of_a_mirrored_store_read_as_few_chunks_as_north_up(tmp_path, fetched, east_west):
+    """sampling: grid lays a mirrored axis's windows from its far edge, as stored: 32-px windows on 32-px chunks
+    read one chunk each but the row flush with the edge (6 of the 8 windows read two before: stored rows 68, 36, 4)."""
+    north_path, _ = _store(tmp_path / "n.zarr", south_up=False)
+    path, north = _store(tmp_path / "s.zarr", south_up=True, east_west=east_west)
+    want = _grid_counts(CubeSource(north_path, sensor=S1, tile_size=32, sampling="grid", shuffle=False), fetched)
+    src = CubeSource(path, sensor=S1, tile_size=32, sampling="grid", shuffle=False)
+    got = _grid_counts(src, fetched)
+    assert sorted(got) == sorted(want) and sum(got) == 10  # 2 columns x (3 one-chunk rows + the flush row's 2)
+    assert sorted(set((H - 32 - src.tiles.grid_row).tolist())) == [0, 32, 64, 68]  # stored rows: the chunk grid
+    cols = set(src.tiles.grid_col.tolist())
+    assert cols == {0, 32}  # W is a multiple of the chunk: mirrored or not, the same columns
+    for i in range(len(src)):  # still the right pixels, north-up
+        s = src.get(i, 0)
+        col, row = round((s["transform"].c - X0) / 10), round((TOP - s["transform"].f) / 10)
+        np.testing.assert_allclose(s["image"][0], north[row : row + 32, col : col + 32] * 1e-4, rtol=1e-6)
+
+
+def test_data_stats_windows_of_a_mirrored_axis_start_at_its_far_edge():
+    """data stats' non-overlapping windows: on a mirrored axis the clipped window is the near (north/west) one, so
+    the stored origins are multiples of the tile; every pixel is still covered once."""
+    from types import SimpleNamespace
+
+    from geodino.data.stats_windows import grid_windows
+
+    plain = SimpleNamespace(width=W, height=H)
+    flipped = SimpleNamespace(width=70, height=H, mirrored=("y", "x"))
+    windows, total = grid_windows([plain, flipped], 32, 1000, 0)
+    assert total == len(windows) == 4 * 2 + 4 * 3
+    ys = sorted({(y, h) for i, x, y, w, h in windows if i == 1})
+    assert ys == [(0, 4), (4, 32), (36, 32), (68, 32)]
+    assert sorted({H - y - h for y, h in ys}) == [0, 32, 64, 96]  # stored row origins: k * 32
+    assert sorted({(70 - x - w) for i, x, y, w, h in windows if i == 1}) == [0, 32, 64]
+    assert sorted({(y, h) for i, x, y, w, h in windows if i == 0}) == [(0, 32), (32, 32), (64, 32), (96, 4)]
+    for i, sc in enumerate((plain, flipped)):  # every pixel once
+        cover = np.zeros((sc.height, sc.width), dtype=int)
+        for j, x, y, w, h in windows:
+            if j == i:
+                cover[y : y + h, x : x + w] += 1
+        assert (cover == 1).all()
