@@ -299,9 +299,19 @@ def image_folder(cfg: DatasetConfig, split: str, backbone: Any = None) -> ProbeD
                 cfg, split_dirs["train"], train_classes, "train", carve=True, scaling=scaling, rgb=rgb
             )
         folder = split_dirs[split]
+        report_val = "; or report on val: eval_split=val" if split == "test" else ""  # a classification key
         if not folder.is_dir():
-            raise InputError(f"split folder {folder} not found; create it or point {split}_split at another folder")
-        extra = sorted(set(_class_folders(folder)) - set(train_classes))
+            raise InputError(
+                f"split folder {folder} not found; create it, or set data.{split}_split to another folder of "
+                f"{root}{report_val}"
+            )
+        found = _class_folders(folder)
+        if not found:  # an empty split folder: it failed reading a first image of none (IndexError)
+            raise InputError(
+                f"no class folders with images in split folder {folder}; expected <class>/*.jpg there, or set "
+                f"data.{split}_split to another folder of {root}{report_val}"
+            )
+        extra = sorted(set(found) - set(train_classes))
         if extra:
             raise InputError(
                 f"class {extra[0]!r} in {folder} has no training images in {split_dirs['train']}; "
@@ -447,7 +457,7 @@ def build_dataset(cfg: DatasetConfig, split: str, backbone: Any = None) -> Probe
 
         close = did_you_mean(cfg.name, DATASETS)
         hint = f"; did you mean {close[0]!r}?" if close else f"; choose one of {', '.join(sorted(DATASETS))}"
-        raise ConfigError(f"dataset.name={cfg.name!r} is not a known dataset{hint}")
+        raise ConfigError(f"data.name={cfg.name!r} is not a known dataset{hint}")  # the key a config writes
     if isinstance(builder, str):
         import importlib
 

@@ -51,8 +51,8 @@ def budget_indices(
     if targets.dim() == 2:
         if per_class:
             raise ConfigError(
-                f"train_per_class={per_class} needs single-label classes; this data is multi-label: "
-                "use train_fraction (a plain seeded subset of images) instead"
+                f"train_per_class={per_class} needs single-label classes; this data is multi-label: set "
+                "train_per_class=0 and a share of the images instead (a plain seeded subset), e.g. train_fraction=0.1"
             )
         return image_subset(n, fraction, seed)
     labels = targets.long().numpy()
@@ -65,7 +65,8 @@ def budget_indices(
                 name = classes[c] if classes and 0 <= c < len(classes) else c
                 raise InputError(  # a suite names tasks.<name>.train_per_class (runner_inputs.task_keys_named)
                     f"train_per_class={per_class} is more than the {len(members)} training images of class "
-                    f"{name!r}; set train_per_class <= {_smallest(labels)} (the smallest class) or use train_fraction"
+                    f"{name!r}; set train_per_class <= {_smallest(labels)} (the smallest class), or train_per_class=0 "
+                    "and a share of each class instead, e.g. train_fraction=0.1"
                 )
             take = per_class
         else:

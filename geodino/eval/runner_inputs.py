@@ -102,23 +102,55 @@ def file_keys(task_type: str) -> dict[str, str]:
     return {}
 
 
-def precheck_inputs(name: str, task_type: str, cfg: Any, data: Any) -> None:
-    """Open task `name`'s named dataset (`data`, the runner's adapter, else its config's `data`) and list the files
-    of its file keys (`file_keys`); a missing path or a folder without such files raises one InputError that names
-    `tasks.<name>.<key>` (`tasks.<name>.data` for the named dataset's own errors). The file keys of a task fed by a
-    named dataset are left to it, except `predict_images`."""
-    from geodino.eval import dense
+def dataset_splits(task_type: str, cfg: Any, runner_adapter: bool) -> tuple[str, ...]:
+    """The splits of its named dataset a task builds when it runs: the runner's adapter (`runner._call_task`) train
+    and val; classification train, val and test (not with `eval_split=val`); segmentation and detection train and
+    test (their `_samples`: scored on `data.test_split`, val unused)."""
+    if runner_adapter:
+        return ("train", "val")
+    if task_type == "classification":
+        return ("train", "val") if getattr(cfg, "eval_split", "test") == "val" else ("train", "val", "test")
+    return ("train", "test")
+
+
+@functools.cache
+def _data_keys() -> type:
+    """A schema of one key, `data` (a DatasetConfig): the keys of a task's named dataset as a suite writes them
+    (`data.name`, `data.test_split`, ...), for `name_task_keys`."""
+    from geodino.eval.datasets import DatasetConfig
+
+    return dataclasses.make_dataclass("DataKeys", [("data", DatasetConfig)])
+
+
+def _open_splits(name: str, named: Any, splits: tuple[str, ...]) -> None:
+    """Build each of `splits` of the named dataset `named` (listing and headers, as the task will, no pixels beyond
+    a first image); an error is one line naming `tasks.<name>.data` (and the split past train) or the
+    `tasks.<name>.data.<key>` it is about."""
     from geodino.eval.datasets import build_dataset
+
+    for split in splits:
+        try:
+            build_dataset(named, split)
+        except (ConfigError, InputError) as exc:
+            if exc.args and isinstance(exc.args[0], str) and not exc.args[0].startswith("tasks."):
+                line = name_task_keys(exc.args[0], name, _data_keys())
+                where = f"tasks.{name}.data" + (f" ({split} split)" if split != "train" else "")
+                exc.args = (line if line.startswith("tasks.") else f"{where}: {line}", *exc.args[1:])
+            raise
+
+
+def precheck_inputs(name: str, task_type: str, cfg: Any, data: Any) -> None:
+    """Open task `name`'s named dataset (`data`, the runner's adapter, else its config's `data`): every split the
+    task will build (`dataset_splits`), so a missing test split stops the suite before an earlier task runs; and
+    list the files of its file keys (`file_keys`). A missing path or a folder without such files raises one
+    InputError that names `tasks.<name>.<key>` (`tasks.<name>.data`, with the split past train, for the named
+    dataset's own errors). The file keys of a task fed by a named dataset are left to it, except `predict_images`."""
+    from geodino.eval import dense
 
     named = data if data is not None else getattr(cfg, "data", None)
     adapter = named is not None and bool(getattr(named, "name", ""))
-    if adapter:  # its folder, layout and bands: one line naming the task's data key (the folder alone did not)
-        try:
-            build_dataset(named, "train")
-        except (ConfigError, InputError) as exc:
-            if exc.args and isinstance(exc.args[0], str) and not exc.args[0].startswith("tasks."):
-                exc.args = (f"tasks.{name}.data: {exc.args[0]}", *exc.args[1:])
-            raise
+    if adapter:  # its folder, layout, bands and splits: one line naming the task's data key (the folder alone did not)
+        _open_splits(name, named, dataset_splits(task_type, cfg, data is not None))
     from geodino.eval.boxes import BOX_SUFFIXES
 
     suffixes = {"images": dense.IMAGE_SUFFIXES, "rasters": dense.RASTER_SUFFIXES, "boxes": BOX_SUFFIXES}

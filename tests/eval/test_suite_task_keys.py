@@ -102,7 +102,7 @@ def test_a_named_dataset_that_cannot_be_opened_names_its_task(tmp_path):
     for data, start in [
         ({"name": "loveda", "root": str(tmp_path / "nope")}, "tasks.lc.data: dataset folder "),
         ({"name": "loveda", "root": ""}, "tasks.lc.data: dataset 'loveda' needs a folder: set its 'root' key"),
-        ({"name": "lovedaa"}, "tasks.lc.data: dataset.name='lovedaa' is not a known dataset; did you mean 'loveda'?"),
+        ({"name": "lovedaa"}, "tasks.lc.data.name='lovedaa' is not a known dataset; did you mean 'loveda'?"),
     ]:
         cfg = SuiteConfig(progress=False, tasks={"lc": {"type": "segmentation", "data": data}})
         with pytest.raises(GeoDinoError) as info:
