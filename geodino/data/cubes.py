@@ -38,6 +38,7 @@ from geodino.data.cube_grid import (
     unsigned_decoded,
 )
 from geodino.data.cube_open import _REMOTE, cube_paths, is_zarr_store, open_dataset
+from geodino.data.cube_times import date_labels
 from geodino.data.cube_variables import band_variables, data_variable, same_bands
 from geodino.data.rasters import SceneGrid, stream_id, window_affine
 from geodino.data.sensors import Sensor, check_bit_depth, check_read_values, get_sensor
@@ -203,7 +204,7 @@ def open_cube(
     enc = encoding.get("chunks")
     ychunk = chunks.get(ydim) or (enc[-2] if enc else None)
     xchunk = chunks.get(xdim) or (enc[-1] if enc else None)
-    times = [str(v) for v in da[tdim].values] if tdim and tdim in da.coords else []
+    times = date_labels(da[tdim].values) if tdim and tdim in da.coords else []  # ISO, numpy and cftime alike
     if tdim and not times:
         times = [str(i) for i in range(da.sizes[tdim])]
     per_band = sources if stacked is not None else sources * len(names)  # stacked: in band order

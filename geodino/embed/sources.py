@@ -254,14 +254,14 @@ def _sensor(name: str | None) -> Any:
 
 def time_labels(scene: Any) -> list[str]:
     """The labels of a cube's dates: ISO dates as short as they are exact (2024-02-01, 2024-02-01T10:32:11) for a
-    datetime coordinate, else the coordinate's values as text, else the indices."""
+    datetime coordinate, numpy or cftime (a noleap/360_day calendar; `cube_times.date_label`), else the coordinate's
+    values as text, else the indices."""
+    from geodino.data.cube_times import date_labels
+
     da, tdim = scene.array, scene.time_dim
     if tdim not in da.coords:
         return [str(i) for i in range(da.sizes[tdim])]
-    values = da[tdim].values
-    if np.issubdtype(values.dtype, np.datetime64):
-        return [str(np.datetime_as_string(v, unit="auto")) for v in values]
-    return [str(v) for v in values]
+    return date_labels(da[tdim].values)
 
 
 def select_time(scene: Any, where: str, time: int | str | None) -> tuple[Any, str | None]:
