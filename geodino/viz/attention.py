@@ -11,8 +11,9 @@ How the weights are reached without touching the fused path:
   then computed here from the recorded q and k (RoPE applied with the same `rope_qk` the model uses).
 - timm ViT/EVA backbones (`attention_timm`): timm's `Attention` / `EvaAttention` keep their fused kernel; q and k
   are read at `q_norm` / `k_norm` and the CLS row computed here (no [heads, N, N] matrix in memory). Other
-  modules with a `fused_attn` switch run their eager path for the pass, the row read at `attn_drop` (an identity
-  in eval mode). Models without that switch, CNNs and models without a CLS token give a one-line InputError.
+  modules with a `fused_attn` switch keep their fused branch too, the q and k it hands `scaled_dot_product_attention`
+  recorded; only one whose fused branch never calls it runs its eager path (a second pass, the row read at
+  `attn_drop`). Models without that switch, CNNs and models without a CLS token give a one-line InputError.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from geodino.viz.attention_outputs import (
     check_output_folder,
     write_attention,
 )
-from geodino.viz.attention_timm import timm_capture, timm_cls_attention
+from geodino.viz.attention_timm import needs_eager, timm_capture, timm_cls_attention
 
 __all__ = [
     "AttentionMaps",
@@ -283,6 +284,10 @@ def attention_maps(
         model = backbone.model
         with timm_capture(model, idx, backbone.spec, store) as attn, _progress(model, idx, h * w):
             maps, _ = backbone.features(x, layers=[idx])
+        if needs_eager(store):  # a fused branch without scaled_dot_product_attention: its eager path, once more
+            store = {}
+            with timm_capture(model, idx, backbone.spec, store, eager=True) as attn, _progress(model, idx, h * w):
+                maps, _ = backbone.features(x, layers=[idx])
         n_prefix = int(getattr(model, "num_prefix_tokens", 1))
         weights = timm_cls_attention(attn, store, backbone.spec, idx)[:, :, n_prefix:]
         n_heads = int(weights.shape[1])

@@ -80,28 +80,6 @@ def test_timm_maps_keep_the_fused_kernel_and_equal_the_row_by_hand(spec, size, l
     assert 0 < maps.heads.sum(axis=(1, 2)).max() < 1  # prefix columns left out
 
 
-def test_other_timm_attention_modules_still_use_the_eager_row():
-    """A module with its own forward (a subclass) keeps the eager path: the same row, read at attn_drop."""
-    bb = load_backbone("timm:vit_tiny_patch16_224?seed=0&img_size=32")
-    img = np.random.default_rng(1).random((3, 32, 32)).astype(np.float32)
-    expect = attention_maps(bb, img).heads
-    attn = bb.model.blocks[-1].attn
-
-    class Own(type(attn)):
-        def forward(self, x, attn_mask=None, is_causal=False):  # the same computation, a forward of its own
-            return super().forward(x, attn_mask=attn_mask, is_causal=is_causal)
-
-    attn.__class__ = Own
-    seen, handle = _no_square_matrix(bb, -1)
-    try:
-        got = attention_maps(bb, img).heads
-    finally:
-        handle.remove()
-    assert seen == [(1, 3, 5, 5)]  # the eager path ran (CLS + 4 patches)
-    assert attn.fused_attn  # and the switch was put back
-    np.testing.assert_allclose(got, expect, rtol=1e-5, atol=1e-7)
-
-
 @pytest.mark.parametrize("positional", [False, True])
 def test_a_block_run_with_an_attention_mask_is_refused_not_drawn_without_it(positional):
     """The row is computed here without a mask: a pass that gave the module one (keyword or positional) is refused
