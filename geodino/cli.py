@@ -269,28 +269,6 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
-def _leave_process_group(code: int) -> int:
-    """`code`, or, in one rank of a multi-process run refused at its start (every rank agreed on the refusal and
-    raises it: `geodino.train.rank_agreement`), leave now: destroy the group and `os._exit(code)`. Exiting the
-    interpreter with a gloo group alive can abort it (SIGABRT, "terminate called without an active exception":
-    exit -6 instead of 2), as the success path's `_exit_distributed_worker` avoids too."""
-    dist = sys.modules.get("torch.distributed")  # never imports torch for a command that did not
-    try:
-        if dist is None or not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
-            return code
-        dist.destroy_process_group()
-    except RuntimeError:  # a backend that fails to tear down (DistBackendError): leaving anyway
-        pass
-    import os
-
-    from geodino.run_lock import release_all_run_folders
-
-    release_all_run_folders()  # os._exit skips atexit: the run folder's lock file would stay behind
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     with sigterm_as_interrupt():
@@ -338,7 +316,9 @@ def _main(argv: Sequence[str] | None) -> int:
             raise
         close_progress_bars()
         print(f"geodino: error: {exc}", file=sys.stderr)
-        return _leave_process_group(exc.exit_code)
+        from geodino.train.leave_group import leave_process_group  # a refused multi-process start: every rank leaves
+
+        return leave_process_group(exc.exit_code, finished=False)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (`Terminated`); a note says how to finish (embed: --resume)
         notes = "".join(f"; {note}" for note in getattr(exc, "__notes__", ()))
         close_progress_bars()

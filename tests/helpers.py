@@ -184,3 +184,17 @@ def four_band_backbone(path: Path) -> Path:
     model = build_model("vit_small", in_chans=4, depth=1, embed_dim=32, num_heads=2, patch_size=8)
     rec = {"bands": ["blue", "green", "red", "nir"], "mean": [0.1] * 4, "std": [0.2] * 4, "scale": 1e-4}
     return save_backbone(model, path, normalization=rec)
+
+
+def same_tree(a: Any, b: Any) -> bool:
+    """Whether two nested checkpoint structures (dicts, lists, tuples, tensors, plain values) are bit-identical:
+    the resume tests' comparison of saved states."""
+    import torch
+
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same_tree(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return isinstance(b, list | tuple) and len(a) == len(b) and all(map(same_tree, a, b))
+    return a == b

@@ -298,3 +298,21 @@ class PreviewDataConfig(DataConfig):
     `data.sources`, the key that command takes."""
 
     key_prefix: ClassVar[str] = ""
+
+
+def warn_photo_flips(cfg: Any) -> str | None:
+    """Warn (and return the line) when a run's photo-like sources get the overhead default of vertical flips and
+    90-degree rotations because `crops.vflips` / `crops.rot90` were left unset (`overhead_flips_on_photos`, from the
+    keys `load_config` recorded; None for a config built in Python). `cfg`: a pretraining or distillation config
+    (`data`, `crops`). Called once by each run's start on rank 0, once its checks passed (a refused start stays one
+    line) and not on a finished run's re-run, which trains nothing; never by `validate`: reading a config (data
+    curate) says nothing."""
+    import warnings
+
+    from geodino.config_record import set_keys
+    from geodino.models.caller import user_stacklevel
+
+    message = overhead_flips_on_photos(cfg.data, cfg.crops, set_keys(cfg))
+    if message is not None:
+        warnings.warn(message, stacklevel=user_stacklevel())
+    return message

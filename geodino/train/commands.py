@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from geodino.errors import CheckpointError
+from geodino.train.leave_group import leave_process_group
 
 
 def register(subparsers: Any) -> None:
@@ -78,29 +78,6 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     return [*overrides, f"output_dir={json.dumps(str(args.out))}"]
 
 
-def _exit_distributed_worker(code: int) -> int:
-    """After a multi-process run: barrier, destroy the process group and leave with os._exit.
-
-    gloo's worker threads can abort the interpreter at exit (SIGABRT after all work is done, see the install
-    notes); leaving through os._exit after a barrier avoids it. Single-process runs return normally.
-    """
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        return code
-    try:
-        dist.barrier()
-        dist.destroy_process_group()
-    finally:
-        from geodino.run_lock import release_all_run_folders
-
-        release_all_run_folders()  # os._exit skips atexit: the run folder's lock file would stay behind
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return code  # pragma: no cover
-
-
 def _pretrain(args: argparse.Namespace) -> int:
     from geodino.config import load_config
     from geodino.train.pretrain import PretrainConfig, pretrain
@@ -118,7 +95,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         export = out / "export" / "teacher.pth"
         if cfg.checkpoint.export_at_end and export.exists():  # what the next command takes (--backbone, init_from)
             print(f"geodino: backbone export: {export} (+ .safetensors, .heads.pth); use it as --backbone {export}")
-    return _exit_distributed_worker(0)
+    return leave_process_group(0, finished=True)
 
 
 def _distill(args: argparse.Namespace) -> int:
@@ -129,7 +106,7 @@ def _distill(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0") or 0) == 0:
         done = ", ".join(f"{name} -> {path}" for name, path in out.items())  # each student's export
         print(f"geodino: distillation done: {done}")
-    return _exit_distributed_worker(0)
+    return leave_process_group(0, finished=True)
 
 
 def _distill_refusal(ckpt: str, out: str) -> CheckpointError | None:

@@ -22,7 +22,6 @@ __all__ = [
     "TrainerConfig",
     "check_crops",
     "refuse_bf16_true",
-    "warn_overhead_flips",
 ]
 
 STRATEGIES = ("auto", "single", "ddp", "ddp_spawn", "fsdp2")
@@ -200,22 +199,3 @@ class PretrainConfig:
             )
         if not self.output_dir:
             raise ConfigError("output_dir is empty; set output_dir=runs/NAME")
-        warn_overhead_flips(self)
-
-
-def warn_overhead_flips(cfg: PretrainConfig) -> str | None:
-    """Warn once per config (returned for tests) when photo-like sources get the overhead flips and rotations because
-    the config left `crops.vflips` / `crops.rot90` unset (`overhead_flips_on_photos`). The keys are recorded by
-    `load_config` after its own validate, so this speaks at the run's start (`pretrain` validates again), not when
-    another command (data curate) only reads the config."""
-    import warnings
-
-    from geodino.config_record import set_keys
-    from geodino.data.config import overhead_flips_on_photos
-
-    message = overhead_flips_on_photos(cfg.data, cfg.crops, set_keys(cfg))
-    if message is None or getattr(cfg, "_geodino_flips_warned", False):
-        return None
-    object.__setattr__(cfg, "_geodino_flips_warned", True)
-    warnings.warn(message, stacklevel=2)
-    return message

@@ -29,7 +29,7 @@ from geodino.io import removes_created_dirs
 from geodino.train.config import PRECISIONS, STRATEGIES, CheckpointConfig, PretrainConfig, TrainerConfig
 from geodino.train.pretrain_start import announce_start, join_launched_group, write_start_files
 from geodino.train.resume_paths import same_paths_as_saved
-from geodino.train.resume_point import check_same_resume_point, resume_point
+from geodino.train.resume_point import agreed_resume_point
 from geodino.train.run_start import Start, undo_start
 
 __all__ = [
@@ -305,10 +305,9 @@ def _pretrain(cfg: PretrainConfig) -> Path:
             init_src = _adopt_init_architecture(cfg)  # ssl.student.arch: from_init (before the architecture is read)
             out, resume = _prepare_output(cfg, start)
         max_steps = cfg.trainer.max_steps
-        # several processes: every rank sees the same newest checkpoint (each resumes from its own copy), else one
-        # line on every rank; then the step it resumes from by the checkpoints' names, as distillation finds it
-        check_same_resume_point(cfg.checkpoint.resume, out / "checkpoints")
-        finished = resume_point(cfg.checkpoint.resume, out / "checkpoints")[1] >= max_steps
+        # the step it resumes from by the checkpoints' names, as distillation finds it; several processes: every rank
+        # sees the same newest checkpoint (Lightning resumes each from its own copy), else one line on every rank
+        finished = agreed_resume_point(cfg.checkpoint.resume, out / "checkpoints", same_step=True)[1] >= max_steps
         with refusals_agreed():
             torch.manual_seed(cfg.seed)
             arch = _build_arch(cfg)
@@ -316,6 +315,10 @@ def _pretrain(cfg: PretrainConfig) -> Path:
             factory = _loader_factory(cfg)
             # a finished run's re-run trains on no batch: none is read
             extent, norm = (None, None) if finished else _probe_data(cfg)
+            if not finished and _rank() == 0:  # photos given the overhead flips (crops.vflips/rot90 unset): once
+                from geodino.data.config import warn_photo_flips
+
+                warn_photo_flips(cfg)
 
             init_lines: list[str] = []
             post_init = None

@@ -36,7 +36,7 @@ def join_launched_group(cfg: PretrainConfig, processes: int) -> bool:
     import torch
     import torch.distributed as dist
 
-    from geodino.train.distill.processes import local_gpu, srun_world
+    from geodino.train.launcher import local_gpu, srun_world
 
     t = cfg.trainer
     if t.strategy in ("single", "ddp_spawn") or processes <= 1 or not dist.is_available():

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["agree_on_refusal", "refusals_agreed"]
+__all__ = ["agree_on_refusal", "gather_ints", "refusals_agreed"]
 
 
 def agree_on_refusal(error: Exception | None) -> None:
@@ -68,3 +68,16 @@ def refusals_agreed() -> Iterator[None]:
         agree_on_refusal(exc)
         raise
     agree_on_refusal(None)
+
+
+def gather_ints(*values: int) -> list[tuple[int, ...]]:
+    """`values` of every rank, by rank (one all-gather of int64s, on the GPU under NCCL): what each rank sees, for
+    a choice every rank must make alike."""
+    import torch
+    import torch.distributed as dist
+
+    on = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    mine = torch.tensor(list(values), dtype=torch.int64, device=on)
+    parts = [torch.zeros_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, mine)
+    return [tuple(int(x) for x in p.tolist()) for p in parts]

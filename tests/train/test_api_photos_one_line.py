@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 import geodino
+from geodino.data.config import warn_photo_flips
 
 ANNOUNCED = "read as overhead chips"
 WARNED = "overhead default of"  # "... gets the overhead default of vertical flips and 90-degree rotations"
@@ -28,7 +29,7 @@ def jpegs(tmp_path):
 
 
 def _start_warning(cfg, check) -> list[str]:
-    """What the run's start would warn (pretraining validates again; distillation calls its check)."""
+    """What the run's start would warn (`check`: the check both starts call)."""
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         check(cfg)
@@ -38,25 +39,19 @@ def _start_warning(cfg, check) -> list[str]:
 @pytest.mark.parametrize("call", ["pretrain", "distill"])
 def test_the_decision_is_said_once(api_configs, jpegs, tmp_path, capsys, call):
     if call == "pretrain":  # demo leaves crops.vflips and crops.rot90 unset
-        geodino.pretrain(jpegs, tmp_path / "r", config="demo", steps=1)  # validate: the start's second one
-        check = lambda cfg: cfg.validate()
+        geodino.pretrain(jpegs, tmp_path / "r", config="demo", steps=1)
     else:
         geodino.distill("arch:vit_tiny", jpegs, tmp_path / "d", config="vitl_to_vits", steps=1)
-        import geodino.train.distill.config as distill_config
-
-        check = getattr(distill_config, "warn_photo_flips", None)  # the start's check, where this version has it
-        if check is None:
-            pytest.skip("distillation's start has no photo-flips warning in this version")
     cfg = api_configs[-1]
     assert (cfg.crops.vflips, cfg.crops.rot90) == (True, True)  # the overhead default, not overridden
     err = capsys.readouterr().err
     assert err.count(ANNOUNCED) == 1, err
-    assert _start_warning(cfg, check) == []
+    assert _start_warning(cfg, warn_photo_flips) == []
 
 
 def test_photos_false_is_a_choice_too(api_configs, jpegs, tmp_path, capsys):
     geodino.pretrain(jpegs, tmp_path / "r", config="demo", steps=1, photos=False)
-    assert _start_warning(api_configs[-1], lambda cfg: cfg.validate()) == []
+    assert _start_warning(api_configs[-1], warn_photo_flips) == []
     assert ANNOUNCED not in capsys.readouterr().err
 
 
@@ -64,8 +59,7 @@ def test_no_choice_made_still_warns(api_configs, jpegs, tmp_path, capsys):
     source = f"data.sources=[{{type: images, paths: [{jpegs}]}}]"
     geodino.pretrain(None, tmp_path / "r", config="demo", steps=1, overrides=[source])
     assert ANNOUNCED not in capsys.readouterr().err  # nothing said by the call: the start's line is the only one
-    cfg = api_configs[-1]
-    assert len(_start_warning(cfg, lambda c: c.validate())) == 1
+    assert len(_start_warning(api_configs[-1], warn_photo_flips)) == 1
 
 
 def test_a_config_that_set_them_false_keeps_false(api_configs, jpegs, tmp_path, capsys):

@@ -22,6 +22,7 @@ import torch
 from geodino.train.distill import distill
 from geodino.train.distill.log_csv import merge_logs, split_log
 from geodino.train.distill.placement_resume import Switch, other_placement, placement_step
+from tests.helpers import same_tree
 from tests.train.test_distill import _cfg
 
 NAMES = ["tiny", "small"]  # test_distill's two students
@@ -80,16 +81,6 @@ def _split_checkpoint(src: Path, out: Path) -> None:
         torch.save({**obj, **mine, "optimizer": optimizer}, folder / src.name)
 
 
-def _equal(a: object, b: object) -> bool:
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and torch.equal(a, b)
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list | tuple):
-        return isinstance(b, list | tuple) and len(a) == len(b) and all(map(_equal, a, b))
-    return a == b
-
-
 def _rows(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
@@ -121,7 +112,7 @@ def test_a_switch_to_co_located_continues_as_the_co_located_run(co_located, imag
     got = torch.load(out / "checkpoints" / "step_00000002.ckpt", map_location="cpu", weights_only=False)
     want = torch.load(ref / "checkpoints" / "step_00000002.ckpt", map_location="cpu", weights_only=False)
     for key in ("students", "students_ema", "optimizer"):  # as the co-located run's own step 2, bit for bit
-        assert _equal(got[key], want[key]), key
+        assert same_tree(got[key], want[key]), key
     rows, ref_rows = _rows(out / "log.csv"), _rows(ref / "log.csv")
     assert list(rows[0]) == list(ref_rows[0])  # the co-located columns, in its order
     assert [r["step"] for r in rows] == ["0", "1"]
@@ -219,7 +210,7 @@ def test_a_switch_to_own_ranks_continues_as_a_run_on_own_ranks(co_located, image
         got = torch.load(switched / path, map_location="cpu", weights_only=False)
         want = torch.load(native / path, map_location="cpu", weights_only=False)
         for key in ("students", "students_ema", "optimizer"):
-            assert _equal(got[key], want[key]), (name, key)
+            assert same_tree(got[key], want[key]), (name, key)
         assert _rows(switched / name / "log.csv") == _rows(native / name / "log.csv")
         assert [r["step"] for r in _rows(switched / name / "log.csv")] == ["0", "1"]
 

@@ -82,7 +82,7 @@ def test_only_the_key_left_unset_is_named(photos_yaml, monkeypatch):
 
 
 def test_shipped_distill_configs_do_not_warn():
-    from geodino.train.distill.config import warn_photo_flips
+    from geodino.data.config import warn_photo_flips
 
     names = shipped_configs(DistillConfig)
     assert "small_vit_tiny_half" in names  # images + imagenet (EuroSAT chips), with the keys set
@@ -96,7 +96,7 @@ def test_shipped_distill_configs_do_not_warn():
 def test_small_vit_tiny_half_without_its_crops_keys_would_warn(tmp_path: Path):
     """What the check says of the shipped images + imagenet config with its flips keys taken out: the keys matter."""
     from geodino.config import find_config
-    from geodino.train.distill.config import warn_photo_flips
+    from geodino.data.config import warn_photo_flips
 
     text = find_config("small_vit_tiny_half", DistillConfig).read_text()
     kept = [ln for ln in text.splitlines() if ln.strip().split(":")[0] not in ("flips", "vflips", "rot90")]

@@ -1,8 +1,8 @@
 """A relaunch with the other placement of the students (ef7fb5a) is chosen by each rank from the folders it reads.
 Before, no collective compared the ranks: with an output_dir on each node's own disk one rank could resume the other
 placement's checkpoints at step N while another started its own placement at step 0. `take_run_folder` now gathers
-every rank's two placement steps (`processes.gather_ints`) and refuses in one line when they differ, as
-`check_shared_checkpoints` does for a placement's own checkpoints; ranks that agree choose as before."""
+every rank's two placement steps (`rank_agreement.gather_ints`) and refuses in one line when they differ, as
+`resume_point.check_resume_views` does for a placement's own checkpoints; ranks that agree choose as before."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ import torch.multiprocessing as mp
 from geodino.errors import CheckpointError
 from geodino.train.distill.placement_resume import Switch, other_placement
 
-SHARED = "output_dir must be on a filesystem every node shares"
+SHARED = (
+    "put output_dir on a filesystem every node shares (or give each node a copy of the same checkpoints), or start a "
+    "new output_dir"
+)
 
 
 def _ckpt(folder: Path, step: int) -> Path:
@@ -90,7 +93,7 @@ def _rank_main(rank: int, root: str, init: str) -> None:
     (Path(root) / f"rank{rank}.txt").write_text(said)
     dist.barrier()
     dist.destroy_process_group()
-    os._exit(0)  # gloo's threads can abort an exiting interpreter (SIGABRT), as commands._exit_distributed_worker says
+    os._exit(0)  # gloo's threads can abort an exiting interpreter (SIGABRT), as geodino.train.leave_group says
 
 
 def test_two_gloo_ranks_on_their_own_disks_are_both_refused(tmp_path: Path, monkeypatch) -> None:

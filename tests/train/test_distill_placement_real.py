@@ -5,7 +5,6 @@ over that student), and those per-student states load back into the co-located o
 from __future__ import annotations
 
 import pytest
-import torch
 from torch import nn
 
 from geodino.models.checkpoints import load_file
@@ -13,17 +12,8 @@ from geodino.train.distill import distill
 from geodino.train.distill.build import build_optimizer
 from geodino.train.distill.loop import setup
 from geodino.train.distill.placement_resume import load_by_name
+from tests.helpers import same_tree
 from tests.train.test_distill import _cfg
-
-
-def _equal(a: object, b: object) -> bool:
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and torch.equal(a, b)
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list | tuple):
-        return isinstance(b, list | tuple) and len(a) == len(b) and all(map(_equal, a, b))
-    return a == b
 
 
 @pytest.mark.filterwarnings("ignore:the students' EMA keeps")
@@ -48,4 +38,4 @@ def test_real_checkpoint_splits_per_student_and_merges_back(images, tmp_path) ->
         parts.append({"step": 1, **{k: {name: saved[k][name]} for k in ("students", "students_ema")}, "optimizer": sd})
     fresh = build_optimizer(cfg, run.arch)
     assert load_by_name(parts, run.arch, fresh, out) == 1
-    assert _equal(fresh.state_dict(), saved["optimizer"])  # merged back: the co-located state as it was saved
+    assert same_tree(fresh.state_dict(), saved["optimizer"])  # merged back: the co-located state as it was saved

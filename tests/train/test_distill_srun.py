@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from geodino.train.distill.processes import local_gpu, srun_world
+from geodino.train.launcher import local_gpu, srun_world
 
 STEP = {
     "SLURM_JOB_ID": "987654",
@@ -78,6 +78,6 @@ def test_a_heterogeneous_step_or_an_outside_rank_is_refused(env) -> None:
         srun_world()
     os.environ.pop("SLURM_HET_SIZE")
     env({"SLURM_PROCID": "8"})
-    with pytest.raises(ConfigError, match="srun task 8 of a 8-task step cannot form one distillation group"):
+    with pytest.raises(ConfigError, match="srun task 8 of a 8-task step cannot form one process group"):
         srun_world()
     assert "WORLD_SIZE" not in os.environ

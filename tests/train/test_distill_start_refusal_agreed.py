@@ -74,7 +74,7 @@ def _rank_main(rank: int, root: str, cases: list[tuple[str, str, dict[int, str]]
         (Path(root) / f"{name}.rank{rank}.txt").write_text(said)
     dist.barrier()
     dist.destroy_process_group()
-    os._exit(0)  # gloo's threads can abort an exiting interpreter (SIGABRT), as commands._exit_distributed_worker says
+    os._exit(0)  # gloo's threads can abort an exiting interpreter (SIGABRT), as geodino.train.leave_group says
 
 
 def _run(tmp_path: Path, monkeypatch, cases: list[tuple[str, str, dict[int, str]]]) -> dict[str, list[str]]:

@@ -12,6 +12,7 @@ import torch
 
 from geodino.errors import TrainingError
 from geodino.train.module import SSLModule
+from tests.helpers import same_tree
 from tests.train.standin import StandInArch
 from tests.train.test_module import fit
 
@@ -27,16 +28,6 @@ def _clone(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return type(obj)(_clone(v) for v in obj)
     return obj
-
-
-def _equal(a: Any, b: Any) -> bool:
-    if torch.is_tensor(a):
-        return torch.equal(a, b)
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list | tuple):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
-    return a == b
 
 
 @pytest.mark.parametrize("head_warmup_steps", [0, 5])
@@ -74,8 +65,8 @@ def test_a_nan_loss_stops_after_backward_with_the_weights_untouched(tmp_path, mo
     with pytest.raises(TrainingError, match=rf"loss is nan at step {NAN_AT} "):
         fit(tmp_path, arch, max_steps=4, head_warmup_steps=head_warmup_steps)
     assert events == ["backward 0", "backward 1", f"backward {NAN_AT}", f"stop {NAN_AT}"]
-    assert _equal(arch.state_dict(), before["arch"])  # student and teacher: no optimizer step, no EMA update
-    assert _equal(at_stop["optimizer"], before["optimizer"])  # no Adam moment or step count moved
+    assert same_tree(arch.state_dict(), before["arch"])  # student and teacher: no optimizer step, no EMA update
+    assert same_tree(at_stop["optimizer"], before["optimizer"])  # no Adam moment or step count moved
     assert all(g is not None for g in at_stop["head_grads"])  # backward ran
     backbone_grads = at_stop["backbone_grads"]
     if head_warmup_steps > NAN_AT:  # the warm-up cleared the backbone's gradients before the check

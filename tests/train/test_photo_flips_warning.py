@@ -47,12 +47,15 @@ SHIPPED_FLIPS = {
 
 
 def start_warnings(cfg: PretrainConfig) -> list[str]:
-    """The flip warnings the run's start gives (`pretrain` validates the config before anything else)."""
+    """The flip warnings the run's start gives: its config checks, then, once they and the data passed, the check
+    itself (that a real start gives it exactly once: test_api_photos_one_line)."""
+    from geodino.data.config import warn_photo_flips
     from geodino.train.pretrain import _check_schedules
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         _check_schedules(cfg)
+        warn_photo_flips(cfg)
     return [str(w.message) for w in caught if "vflips" in str(w.message) or "rot90" in str(w.message)]
 
 
@@ -75,7 +78,6 @@ def test_a_hand_written_photo_config_is_warned_once_at_the_run_start(photos_yaml
     assert "holiday, source1" in line and "s2" not in line  # the photo-like sources, not the raster
     assert "crops.vflips and crops.rot90 are not set" in line
     assert "set crops.vflips=false crops.rot90=false" in line
-    assert start_warnings(cfg) == []  # once
 
 
 @pytest.mark.parametrize(
@@ -149,3 +151,35 @@ def test_shipped_pretrain_configs_load_unchanged_and_do_not_warn():
         cfg = load_config(PretrainConfig, name)
         assert (cfg.crops.flips, cfg.crops.vflips, cfg.crops.rot90) == SHIPPED_FLIPS[name], name
         assert start_warnings(cfg) == [], name
+
+
+def test_a_real_start_warns_once_after_its_checks(tmp_path, monkeypatch):
+    """`pretrain` itself: the config validated twice (load, start), the data read, then one warning before the
+    start files are written; a start refused by its checks (no pixels to read) says nothing but its error."""
+    import numpy as np
+    from PIL import Image
+
+    from geodino.errors import GeoDinoError
+    from geodino.train import pretrain as pretrain_lib
+
+    photos = tmp_path / "jpegs"
+    photos.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((32, 32, 3), 60 * i, np.uint8)).save(photos / f"{i}.jpg")
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(pretrain_lib, "write_start_files", stop)
+    source = f"data.sources=[{{type: images, paths: [{photos}]}}]"
+    for data, want in ((source, 1), ("data.sources=[{type: images, paths: [" + str(tmp_path / "none") + "]}]", 0)):
+        cfg = load_config(PretrainConfig, "demo", [data, f"output_dir={tmp_path / 'run'}"])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(Stop if want else GeoDinoError):
+                pretrain_lib.pretrain(cfg)
+        said = [str(w.message) for w in caught if "crops.vflips and crops.rot90 are not set" in str(w.message)]
+        assert len(said) == want, said

@@ -13,7 +13,8 @@ from torch import nn
 
 from geodino.errors import CheckpointError, ConfigError
 from geodino.train.distill.config import DistillConfig, StudentSpec
-from geodino.train.distill.processes import init_distributed, local_gpu, pick_device, srun_world
+from geodino.train.distill.processes import init_distributed, pick_device
+from geodino.train.launcher import local_gpu, srun_world
 
 if TYPE_CHECKING:
     from geodino.models.frozen import FastPath

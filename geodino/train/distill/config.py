@@ -13,7 +13,7 @@ from geodino.data.config import CropsConfig, DataConfig
 from geodino.errors import ConfigError, did_you_mean
 from geodino.train.recipe import DinoConfig, IbotConfig, KoLeoConfig, OptimConfig, ScheduleConfig, SchedulesConfig
 
-__all__ = ["DistillConfig", "DistillTrainConfig", "StudentSpec", "TeacherConfig", "warn_photo_flips"]
+__all__ = ["DistillConfig", "DistillTrainConfig", "StudentSpec", "TeacherConfig"]
 
 
 @dataclass
@@ -188,24 +188,6 @@ class DistillConfig:
             raise ConfigError("crops.mask_probability must be > 0: the masks pick the patch-distillation positions")
         if getattr(self.crops, "gram", False):
             raise ConfigError("crops.gram=true: distillation has no Gram term; set crops.gram=false")
-
-
-def warn_photo_flips(cfg: DistillConfig) -> str | None:
-    """Warn (and return the line) when photo-like sources get the overhead default of vertical flips and 90-degree
-    rotations because `crops.vflips` / `crops.rot90` were left unset: pretraining's check (`overhead_flips_on_photos`,
-    from the keys `load_config` recorded; None for a config built in Python). Called once by the run's start on rank
-    0 (`loop._setup`, once teacher, students and data passed their checks, so a refused start stays one line; not on
-    a finished run's re-run, which trains nothing), not by `validate`: reading the config says nothing."""
-    import warnings
-
-    from geodino.config_record import set_keys
-    from geodino.data.config import overhead_flips_on_photos
-    from geodino.models.caller import user_stacklevel
-
-    message = overhead_flips_on_photos(cfg.data, cfg.crops, set_keys(cfg))
-    if message is not None:
-        warnings.warn(message, stacklevel=user_stacklevel())
-    return message
 
 
 def recipe_view(cfg: DistillConfig) -> Any:

@@ -29,23 +29,18 @@ from typing import Any
 import torch
 from torch import nn
 
+from geodino.data.config import warn_photo_flips
 from geodino.errors import CheckpointError, GeoDinoError, TrainingError
 from geodino.io import removes_created_dirs
 from geodino.train.distill import build as b
-from geodino.train.distill.config import DistillConfig, warn_photo_flips
+from geodino.train.distill.config import DistillConfig
 from geodino.train.distill.export import data_record, load_checkpoint, save_checkpoint
 from geodino.train.distill.log_csv import append_row, drop_rows_from
 from geodino.train.distill.placement_resume import Switch
-from geodino.train.distill.processes import agreed_resume_point, refusals_agreed
-from geodino.train.distill.run_folder import (
-    Start,
-    probe_data,
-    take_run_folder,
-    undo_start,
-    write_start_files,
-)
+from geodino.train.distill.run_folder import Start, probe_data, take_run_folder, undo_start, write_start_files
 from geodino.train.host import host_floats
-from geodino.train.resume_point import resume_point
+from geodino.train.rank_agreement import refusals_agreed
+from geodino.train.resume_point import agreed_resume_point
 
 log = logging.getLogger("geodino.distill")
 
@@ -91,7 +86,7 @@ def _setup(cfg: DistillConfig, start: Start) -> DistillRun:
     out_dir, layout, names, ckpt_dir, switch = take_run_folder(cfg, start, rank, plan)
 
     # the same step on every rank; refused when some ranks see checkpoints and others none (output_dir not shared)
-    resume_at = agreed_resume_point(cfg.train.resume, ckpt_dir, device, distributed)
+    resume_at = agreed_resume_point(cfg.train.resume, ckpt_dir)
     if switch is not None:  # the other placement's checkpoints are newer: resumed from them (`placement_resume`)
         resume_at = (resume_at[0], switch.step)
     # the teacher and its heads (or the word that a warm-up makes them), every student (patch size, prototype counts,
@@ -120,7 +115,7 @@ def _setup(cfg: DistillConfig, start: Start) -> DistillRun:
     opt = b.build_optimizer(cfg, arch)
 
     writer = layout.subgroup_rank == 0 if not layout.colocated else rank == 0
-    step = _resume(cfg, arch, opt, ckpt_dir, device, distributed, writer, start, resume_at, switch)
+    step = _resume(cfg, arch, opt, ckpt_dir, resume_at, writer, start, switch)
     if rank == 0 and step > 0:  # as pretraining says its resume (the logger alone is not on the console)
         where = switch.paths[names[0]] if switch else resume_at[0].get(step, ckpt_dir)
         done = ": the run is already complete, nothing to train" * (step >= cfg.train.max_steps)  # as pretraining
@@ -264,15 +259,14 @@ def _resume(
     arch: nn.Module,
     opt: torch.optim.Optimizer,
     ckpt_dir: Path,
-    device: torch.device,
-    dist_on: bool,
+    at: tuple[dict[int, Path], int],
     writer: bool = True,
     start: Start | None = None,
-    at: tuple[dict[int, Path], int] | None = None,
     switch: Switch | None = None,
 ) -> int:
-    """The step to start from: 0, or the newest checkpoint step every student has (`train.resume=auto`; `at`: the
-    `resume_point` already found; `switch`: the other placement's checkpoints to load, `placement_resume`). A
+    """The step to start from: 0, or the newest checkpoint step every student has (`train.resume=auto`; `at`: this
+    folder's checkpoints and that step, `agreed_resume_point`; `switch`: the other placement's checkpoints to load,
+    `placement_resume`). A
     student whose folder holds later checkpoints than that step (another student's save was cut short) moves them
     aside (`writer`: the rank that writes this folder; once the start is accepted when `start` is given), so that
     its `keep_last` does not delete the new ones."""
@@ -280,7 +274,7 @@ def _resume(
         return 0
     from geodino.train.checkpointing import abandon_and_say
 
-    found, step_found = at if at is not None else resume_point(cfg.train.resume, ckpt_dir, device, dist_on)
+    found, step_found = at
     if writer and found and max(found) > step_found:
         why = f"every student resumes from step {step_found}"
         move = partial(abandon_and_say, ckpt_dir, step_found, found.get(step_found), why)

@@ -165,7 +165,7 @@ def other_placement(
     """`train.resume=auto` in a folder with checkpoints of the other placement of the students: the `Switch` to
     resume from when the other placement's common step (`placement_step`) is higher than this placement's (None
     otherwise: this placement's own resume goes ahead), and the line to log when both placements hold checkpoints
-    (which one wins, and why). `gather` (several processes: `processes.gather_ints`, a collective every rank calls)
+    (which one wins, and why). `gather` (several processes: `rank_agreement.gather_ints`, a collective every rank calls)
     gives every rank's two steps: ranks that see other steps (an output_dir on a node's own disk) are refused in one
     line (`check_same_steps`), as each would otherwise resume from another step or placement."""
     mine, _ = placement_step(out_dir, names, colocated)
@@ -190,6 +190,7 @@ def check_same_steps(views: list[tuple[int, ...]], out_dir: Path, colocated: boo
     """Refuse (one line) when ranks saw other placement steps in `out_dir`: `views` holds each rank's (this
     placement's step, the other placement's step), 0 for none."""
     from geodino.errors import CheckpointError
+    from geodino.train.resume_point import SHARED_FOLDER
 
     def seen(view: tuple[int, ...]) -> str:
         co, own = view if colocated else view[::-1]
@@ -201,6 +202,5 @@ def check_same_steps(views: list[tuple[int, ...]], out_dir: Path, colocated: boo
     for r, view in enumerate(views):
         if tuple(view) != tuple(views[0]):
             raise CheckpointError(
-                f"rank {r} sees {seen(view)} in {out_dir} while rank 0 sees {seen(views[0])}; output_dir must be on "
-                "a filesystem every node shares"
+                f"rank {r} sees {seen(view)} in {out_dir} while rank 0 sees {seen(views[0])}; {SHARED_FOLDER}"
             )

@@ -46,7 +46,7 @@ def take_run_folder(
     from geodino.io import make_dirs
     from geodino.run_lock import lock_run_folder
     from geodino.train.checkpointing import latest_checkpoint
-    from geodino.train.distill.processes import agree_on_refusal, gather_ints
+    from geodino.train.rank_agreement import agree_on_refusal, gather_ints
     from geodino.train.subgroups import init_subgroups
 
     refusal: Exception | None = None
