@@ -77,7 +77,9 @@ def pca_map(
     seed: int = 0,
     overwrite: bool = False,
 ) -> Path:
-    """3-band uint8 COG of the first three principal components (0 = nodata; values stretched 2-98 %). Features
+    """3-band uint8 COG of the first three principal components (0 = nodata; values stretched 2-98 %), fitted on
+    the valid cells away from nodata (`EmbeddingReader.sample(interior=True)`: a scene edge's partly nodata cells
+    drew a component of their own) and applied to every valid cell. Features
     that do not vary over the sample (total variance ~0 next to their magnitude) give a flat map: a UserWarning,
     and the explained variance is tagged 0,0,0."""
     from sklearn.decomposition import PCA
@@ -86,7 +88,7 @@ def pca_map(
     check_map_outputs("pca", out, png=png, style=style.qml_path(out))
     out = check_writable(out, overwrite=overwrite)
     with EmbeddingReader(features).require_features() as rd:
-        x = rd.sample(sample, seed)
+        x = rd.sample(sample, seed, interior=True)  # cells next to nodata may hold its fill: coloured, not fitted
         if len(x) < 3:
             raise InputError(f"feature raster {features} has fewer than 3 valid pixels; nothing to map")
         flat, total = _no_variance(x)

@@ -171,6 +171,20 @@ def _written_as_raster(path: Path) -> bool:
         return False
 
 
+def interior_cells(valid: np.ndarray) -> np.ndarray:
+    """Valid cells [h, w] whose 8 neighbours are valid too: a cell next to nodata may be partly nodata itself (a
+    scene edge through its patch, the nodata filled before the backbone saw it), which the feature raster does not
+    record. Beyond the array's edges counts as valid (the raster's edge; a block's first and last rows, read as
+    context, are cut off by the caller)."""
+    v = np.pad(np.asarray(valid, bool), 1, constant_values=True)
+    h, w = v.shape[0] - 2, v.shape[1] - 2
+    out = np.ones((h, w), bool)
+    for dy in range(3):
+        for dx in range(3):
+            out &= v[dy : dy + h, dx : dx + w]
+    return out
+
+
 class EmbeddingReader:
     """Read a feature raster written by geodino (COG, GeoTIFF or Zarr) as float32 features + validity.
 
@@ -344,22 +358,39 @@ class EmbeddingReader:
         for r in range(0, self.height, rows):
             yield Window(0, r, self.width, min(rows, self.height - r))
 
-    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+    def sample(self, n: int, seed: int = 0, *, interior: bool = False) -> np.ndarray:
         """Up to `n` valid cell vectors `[n, D]`, spread over the raster: each cell drawn with probability
         4n / cells (read at full resolution in row blocks), then a random draw of `n` of the valid ones.
+        `interior`: only cells whose 8 neighbours are valid too (`interior_cells`), when at least 1 % (and 3) of the
+        cells drawn are; else every valid cell (a raster of thin strips has no interior to fit on).
 
         Not a decimated read (`out_shape`): GDAL serves that from the COG's overviews, whose float levels are 2x2
         means of the vectors (`writers.downsample2`), so PCA and k-means were fitted on blurred vectors no cell
         holds (a two-class checkerboard sampled as its mean only: every PCA value saturated), and a COG gave other
         products than the same features in Zarr. Random cells, not every k-th: a lattice aliases periodic
         patterns (crop rows, orchards; every other cell of a checkerboard is one class)."""
+        from rasterio.windows import Window
+
         share = min(1.0, 4 * n / max(self.height * self.width, 1))
         rng = np.random.default_rng(seed)
-        parts = []
+        parts, inner = [], []
         for win in self.blocks():
-            f, valid = self.read(win)
+            r0, r1 = int(win.row_off), int(win.row_off + win.height)
+            if interior:  # one row more each side (within the raster), for the neighbours across the block edge
+                a, b = max(0, r0 - 1), min(self.height, r1 + 1)
+                f, valid = self.read(Window(0, a, self.width, b - a))
+                core = interior_cells(valid)[r0 - a : r1 - a]
+                f, valid = f[:, r0 - a : r1 - a], valid[r0 - a : r1 - a]
+            else:
+                f, valid = self.read(win)
+                core = valid
             pick = valid & (rng.random(valid.shape) < share) if share < 1 else valid
             parts.append(f[:, pick].T)
+            inner.append(core[pick])
+        if interior and parts:
+            keep = np.concatenate(inner)
+            if keep.sum() >= max(3, len(keep) // 100):  # else mostly edge: every valid cell
+                parts = [np.concatenate(parts)[keep]]
         vecs = np.concatenate(parts) if parts else np.zeros((0, self.count), np.float32)
         if len(vecs) > n:
             vecs = vecs[rng.choice(len(vecs), n, replace=False)]
