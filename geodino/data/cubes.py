@@ -268,7 +268,8 @@ class CubeSource:
     allow_no_crs: train on stores without a CRS (web-style cubes): samples carry `crs` "" and the store's own
     coordinates; tiles in px only, no ROI.
     align_to_chunks: random tile origins only at `tiling.chunk_places` (the tile grid inside chunks at least the tile
-    size, else the chunk grid), drawn equally often; False: uniform origins.
+    size, else the chunk grid), drawn equally often; with a `roi`, a tile whose aligned centre would fall outside it
+    keeps its drawn origin; False: uniform origins.
     """
 
     def __init__(
@@ -458,8 +459,12 @@ class CubeSource:
             s = self.scenes[sid]
             if self.align_to_chunks and s.chunks:
                 ch, cw = s.chunks
-                col = _aligned(col, w, cw, s.width, "x" in s.mirrored)
-                row = _aligned(row, h, ch, s.height, "y" in s.mirrored)
+                acol = _aligned(col, w, cw, s.width, "x" in s.mirrored)
+                arow = _aligned(row, h, ch, s.height, "y" in s.mirrored)
+                # a ROI's tile centres stay inside it: an aligned place can lie a tile away (a thin strip got
+                # none of its tiles centred in it, some wholly outside), so such a tile keeps its drawn origin
+                if self.tiles.centre_in_roi(sid, acol, arow, w, h):
+                    col, row = acol, arow
             return self.dated_read(sid, col, row, w, h, self._time_index(s, rng))[1]
 
         best, draws = least_nodata(draw, self.max_tries, self.max_nodata_fraction)

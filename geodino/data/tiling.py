@@ -346,6 +346,17 @@ class TileSampler:
         x, y = a + u * (b - a) + v * (c - a)
         return float(x), float(y)
 
+    def centre_in_roi(self, scene: int, col: int, row: int, width: int, height: int) -> bool:
+        """Whether the centre of the tile (`col`, `row`, `width`, `height`) of scene `scene` (its index among the
+        scenes given) lies in the ROI (on its edge counts); True without a ROI. For origins moved after the draw
+        (a cube's chunk alignment), which must keep the ROI's promise of `random_tile`."""
+        region = self.roi_px[self.scene_ids.index(scene)]
+        if region is None:
+            return True
+        import shapely
+
+        return bool(shapely.intersects_xy(region, col + width / 2, row + height / 2))
+
     def random_tile(self, rng: np.random.Generator) -> tuple[int, int, int, int, int]:
         """A random tile (scene chosen by area, origin uniform; centre inside the ROI when one is set)."""
         import shapely
