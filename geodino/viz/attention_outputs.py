@@ -30,16 +30,26 @@ def _up(grid: np.ndarray, p: int) -> np.ndarray:
     return np.repeat(np.repeat(grid, p, axis=0), p, axis=1)
 
 
+HEAT_CMAP = "inferno"
+"""The colour map of every attention / similarity heat map (PNGs, panel tiles and their colour bars)."""
+
+
+def heat_range(grid: np.ndarray, valid: np.ndarray | None = None) -> tuple[float, float]:
+    """(lowest, highest) value of `grid` [h, w] over the `valid` cells (all when None): the ends of its colours."""
+    g = np.asarray(grid, dtype=np.float64)
+    ref = g[valid] if valid is not None and valid.any() else g
+    return float(np.nanmin(ref)), float(np.nanmax(ref))
+
+
 def _heat(grid: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     """[h, w] -> uint8 RGB [h, w, 3] through matplotlib's inferno, min-max scaled over the `valid` cells (all when
     None): a nodata patch's value must not stretch the colours of the patches that hold data."""
     import matplotlib
 
     g = np.asarray(grid, dtype=np.float64)
-    ref = g[valid] if valid is not None and valid.any() else g
-    lo, hi = float(np.nanmin(ref)), float(np.nanmax(ref))
+    lo, hi = heat_range(g, valid)
     g = np.clip((g - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(g)
-    return (matplotlib.colormaps["inferno"](g)[..., :3] * 255).astype(np.uint8)
+    return (matplotlib.colormaps[HEAT_CMAP](g)[..., :3] * 255).astype(np.uint8)
 
 
 def _valid_patches(valid: np.ndarray | None, p: int, grid: tuple[int, int]) -> np.ndarray | None:
@@ -81,33 +91,55 @@ def _save_png(path: Path, rgb: np.ndarray) -> None:
 
 def _panel(path: Path, rgb: np.ndarray, maps: AttentionMaps, title: str, valid: np.ndarray | None = None) -> None:
     """One figure: image, mean attention, mass mask, similarity (if any) and each selected head (`valid`: the
-    pixel mask, nodata left in the image's nodata colour)."""
+    pixel mask, nodata left in the image's nodata colour). Each heat-map tile has a colour bar of its own value
+    range (the tiles are scaled one by one: a head's brightest colour is not another's)."""
     from geodino.viz.figures import figures, save_figure
 
     plt = figures()
 
     p = maps.patch_size
-    tiles = [
-        ("image", rgb),
-        ("mean over heads", overlay(rgb, maps.mean, p, valid=valid)),
-        (f"{mass_percent(maps.mass)} % attention mass", _mask_overlay(rgb, maps.mask, p, valid)),
+    at = "attention (softmax share)"
+    tiles: list[tuple[str, np.ndarray, np.ndarray | None, str]] = [
+        ("image", rgb, None, ""),
+        ("mean over heads", overlay(rgb, maps.mean, p, valid=valid), maps.mean, at),
+        (f"{mass_percent(maps.mass)} % attention mass", _mask_overlay(rgb, maps.mask, p, valid), None, ""),
     ]
     if maps.similarity is not None:
-        tiles.append(("similarity to point", overlay(rgb, maps.similarity, p, valid=valid)))
-    tiles += [(f"head {i}", overlay(rgb, a, p, valid=valid)) for i, a in zip(maps.head_ids, maps.heads)]
+        sim = maps.similarity
+        tiles.append(("similarity to point", overlay(rgb, sim, p, valid=valid), sim, "cosine similarity"))
+    tiles += [(f"head {i}", overlay(rgb, a, p, valid=valid), a, at) for i, a in zip(maps.head_ids, maps.heads)]
     cols = min(len(tiles), 6)
     rows = math.ceil(len(tiles) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.7 * rows + 0.3), squeeze=False)
     fig.subplots_adjust(hspace=0.25)  # each row's titles clear the images above
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, (name, img) in zip(axes.ravel(), tiles):
+    for ax, (name, img, grid, label) in zip(axes.ravel(), tiles):
         ax.imshow(img)
         ax.set_title(name, fontsize=8)
         if name == "similarity to point" and maps.point is not None:
             ax.plot(maps.point[0], maps.point[1], "c+", markersize=10, mew=2)
+        if grid is not None:
+            _colour_bar(fig, ax, grid, _valid_patches(valid, p, grid.shape), label)
     fig.suptitle(title, fontsize=9)
     save_figure(fig, path, dpi=110, format="png")
+
+
+def _colour_bar(fig: Any, ax: Any, grid: np.ndarray, valid: np.ndarray | None, label: str) -> None:
+    """A horizontal colour bar under `ax`: the values of `grid` its heat colours stand for (one value: one colour)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    lo, hi = heat_range(grid, valid)
+    if not hi > lo:  # a flat map is drawn in the lowest colour: a bar from that value to itself is no scale
+        hi = lo + max(abs(lo), 1.0) * 1e-6
+    bar = fig.colorbar(
+        ScalarMappable(Normalize(lo, hi), HEAT_CMAP), ax=ax, orientation="horizontal", fraction=0.05, pad=0.03
+    )
+    bar.ax.tick_params(labelsize=6)
+    bar.ax.xaxis.get_offset_text().set_fontsize(6)
+    bar.set_label(label, fontsize=6)
+    bar.ax.locator_params(nbins=3)
 
 
 def _write_cog(path: Path, maps: AttentionMaps, crs: Any, transform: Any) -> None:

@@ -1,0 +1,67 @@
+"""The attention panel's heat maps (mean, each head, similarity) carry a colour bar of the values their colours
+stand for. Before, the tiles were min-max scaled one by one and showed no scale: a head's brightest patch looked
+the same at a 0.9 and at a 0.01 attention share. The image and the mask tiles (no value scale) have none."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+import geodino.viz.figures as figures_module
+from geodino.viz.attention import AttentionMaps, write_attention
+
+
+def _maps(similarity: bool) -> AttentionMaps:
+    rng = np.random.default_rng(0)
+    heads = rng.random((2, 3, 4)).astype(np.float32)
+    heads[1] *= 0.01  # a faint head: its bar must end near 0.01, not at the mean's range
+    mean = heads.mean(axis=0)
+    return AttentionMaps(
+        heads=heads,
+        head_ids=[0, 1],
+        mean=mean,
+        mask=mean > np.median(mean),
+        head_masks=heads > 0.5,
+        layer=0,
+        mass=0.6,
+        patch_size=8,
+        image_size=(24, 32),
+        similarity=rng.uniform(-1, 1, (3, 4)).astype(np.float32) if similarity else None,
+        point=(4, 4) if similarity else None,
+        info={"spec": "toy"},
+    )
+
+
+def _write(tmp_path, monkeypatch, maps: AttentionMaps) -> tuple[dict, dict]:
+    seen: dict = {}
+    original = figures_module.save_figure
+
+    def spy(fig, path, **kw):  # what the figure holds before it is saved (and cleared)
+        seen["axes"] = len(fig.axes)
+        seen["bars"] = [(ax.get_xlabel(), ax.get_xlim()) for ax in fig.axes if ax.get_label() == "<colorbar>"]
+        return original(fig, path, **kw)
+
+    monkeypatch.setattr(figures_module, "save_figure", spy)
+    sample = {"image": np.random.default_rng(1).random((3, 24, 32)).astype(np.float32), "path": "toy.tif"}
+    return write_attention(maps, sample, tmp_path / "out"), seen
+
+
+def test_panel_heat_maps_have_colour_bars_of_their_own_range(tmp_path, monkeypatch):
+    maps = _maps(similarity=True)
+    files, seen = _write(tmp_path, monkeypatch, maps)
+    # 6 tiles (image, mean, mask, similarity, head 0, head 1) in one row of 6, and 4 colour bars
+    assert seen["axes"] == 6 + 4
+    labels = [label for label, _ in seen["bars"]]
+    assert labels == ["attention (softmax share)", "cosine similarity"] + ["attention (softmax share)"] * 2
+    ranges = [lim for _, lim in seen["bars"]]
+    np.testing.assert_allclose(ranges[0], (maps.mean.min(), maps.mean.max()), rtol=1e-6)
+    np.testing.assert_allclose(ranges[1], (maps.similarity.min(), maps.similarity.max()), rtol=1e-6)
+    np.testing.assert_allclose(ranges[3], (maps.heads[1].min(), maps.heads[1].max()), rtol=1e-6)
+    with Image.open(files["panel"]) as im:
+        assert im.size == (round(2.4 * 6 * 110), round((2.7 + 0.3) * 110))  # figsize x dpi, as before
+
+
+def test_no_similarity_means_one_bar_fewer(tmp_path, monkeypatch):
+    files, seen = _write(tmp_path, monkeypatch, _maps(similarity=False))
+    assert seen["axes"] == 5 + 3  # image, mean, mask, two heads; bars for mean and the heads
+    assert files["panel"].stat().st_size > 0
