@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from geodino.data.archive_bands import sensor_order
+from geodino.data.cube_times import holds_cftime
 from geodino.data.sensors import Sensor
 from geodino.errors import InputError
 
@@ -24,12 +25,18 @@ def _find_dim(dims: Sequence[str], names: Sequence[str]) -> str | None:
     return next((low[n] for n in names if n in low), None)
 
 
+def _dated(da: Any, dim: str) -> bool:
+    """Whether `dim`'s coordinate holds dates: datetime64, or cftime dates of a CF calendar (noleap, 360_day: an
+    object array, whose `valid_time` axis was read as bands named after its dates)."""
+    if dim not in da.coords or da[dim].ndim != 1:
+        return False
+    return da[dim].dtype.kind == "M" or (da[dim].dtype.kind == "O" and holds_cftime(da[dim].values))
+
+
 def _time_like(da: Any, dims: Sequence[str], skip: Sequence[str | None]) -> str | None:
-    """The one dim (not in `skip`) that holds dates: a datetime64 coordinate, or a time name (`TIME_DIMS`, any
-    case: openEO's `t`, `Time`); None when there is none or more than one."""
-    found = [
-        d for d in dims if d not in skip and ((d in da.coords and da[d].dtype.kind == "M") or d.lower() in TIME_DIMS)
-    ]
+    """The one dim (not in `skip`) that holds dates: a datetime64 or cftime coordinate, or a time name
+    (`TIME_DIMS`, any case: openEO's `t`, `Time`); None when there is none or more than one."""
+    found = [d for d in dims if d not in skip and (_dated(da, d) or d.lower() in TIME_DIMS)]
     return found[0] if len(found) == 1 else None
 
 

@@ -189,9 +189,10 @@ def in_time_order(da: Any, tdim: str | None) -> Any:
     non-standard CF calendar (noleap, 360_day: cftime objects, an object array) are ordered too; text is left."""
     if tdim is None or tdim not in da.coords or da[tdim].ndim != 1:
         return da
+    from geodino.data.cube_times import holds_cftime
+
     values = np.asarray(da[tdim].values)
-    cftime = values.dtype.kind == "O" and all(hasattr(v, "calendar") for v in values)  # noleap, 360_day, ... dates
-    if values.dtype.kind not in "Mmiuf" and not cftime:
+    if values.dtype.kind not in "Mmiuf" and not holds_cftime(values):  # cftime: noleap, 360_day, ... dates
         return da
     if values.size < 2 or bool(np.all(values[1:] > values[:-1])):
         return da

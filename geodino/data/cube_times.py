@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["date_label", "date_labels"]
+__all__ = ["date_label", "date_labels", "holds_cftime"]
 
 _PARTS = ("year", "month", "day")
 
@@ -47,3 +47,10 @@ def date_label(value: Any) -> str:
 def date_labels(values: Iterable[Any]) -> list[str]:
     """`date_label` of each value (a time coordinate's values, in order)."""
     return [date_label(v) for v in values]
+
+
+def holds_cftime(values: Any) -> bool:
+    """Whether an array holds dates of a CF calendar as cftime objects (what xarray decodes a noleap, 360_day or
+    julian axis to: an object array, not datetime64), each with its `calendar`."""
+    arr = np.asarray(values)
+    return arr.dtype.kind == "O" and arr.size > 0 and all(hasattr(v, "calendar") for v in arr.flat)

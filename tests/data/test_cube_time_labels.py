@@ -110,6 +110,22 @@ def test_a_cube_of_cftime_dates_lists_them_as_iso_dates():
     assert label == "2000-03-01T12:00" and int(array.values[0, 0, 0]) == 1002
 
 
+def test_a_cftime_axis_of_any_name_is_the_time_dim():
+    """A (valid_time, y, x) cube of cftime dates: its dates were read as three bands named after them, as a
+    datetime64 axis of that name was before `_time_like`; they are its time steps, as datetime64 ones are."""
+    import rioxarray  # noqa: F401
+    import xarray as xr
+
+    times = _objects(NoLeap(2000, 3, 1), NoLeap(2000, 1, 1), NoLeap(2001, 3, 1))
+    data = np.stack([np.full((16, 16), 1000 + k, "uint16") for k in range(3)])
+    ys, xs = 4650000 - 10 * (np.arange(16) + 0.5), 500000 + 10 * (np.arange(16) + 0.5)
+    ds = xr.Dataset({"r": (("valid_time", "y", "x"), data)}, coords={"valid_time": times, "y": ys, "x": xs})
+    sc = open_cube(ds.rio.write_crs("EPSG:32633"), name="v.zarr")
+    assert sc.time_dim == "valid_time" and sc.band_names == ("b1",)
+    assert sc.times == ["2000-01-01", "2000-03-01", "2001-03-01"]  # in time order
+    assert [int(sc.array.isel(valid_time=k).values[0, 0, 0]) for k in range(3)] == [1001, 1000, 1002]
+
+
 def test_numpy_dates_in_samples_are_iso_dates(tmp_path):
     """Sample `time` of a datetime64 axis was 2024-01-01T00:00:00.000000000."""
     path = str(tmp_path / "n.zarr")
@@ -131,3 +147,7 @@ def test_a_real_noleap_store_lists_iso_dates(tmp_path):
     src = CubeSource(path, sensor=S2, tile_size=8, time_sampling="last")
     assert src.scenes[0].times == ["2000-01-01", "2000-03-01", "2001-03-01"]
     assert src.get(0, 0)["time"] == "2001-03-01" and np.allclose(src.get(0, 0)["image"], 0.1002)
+    other = str(tmp_path / "v.nc")  # the axis under another name: still the dates, not bands
+    ds.rename(time="valid_time").isel(band=0).to_netcdf(other, engine="scipy")
+    sc = open_cube(other)
+    assert sc.time_dim == "valid_time" and sc.band_names == ("B04",) and sc.times == src.scenes[0].times
