@@ -22,7 +22,14 @@ from typing import Any
 
 from geodino.errors import ConfigError
 
-__all__ = ["BAND_NUMBERS_HINT", "parse_backbone_bands", "parse_band_names", "parse_band_numbers", "space_rule"]
+__all__ = [
+    "BAND_NUMBERS_HINT",
+    "parse_backbone_bands",
+    "parse_band_names",
+    "parse_band_numbers",
+    "repeated_band",
+    "space_rule",
+]
 
 BAND_NUMBERS_HINT = (
     "embed's bands are 1-based band numbers of the input (e.g. bands=[4,3,2], --bands 4,3,2); band names go to the "
@@ -157,7 +164,21 @@ def parse_backbone_bands(value: Any, key: str = "bands") -> tuple[int | None, li
     if bad:
         raise _refuse(key, value, BACKBONE_BANDS_RULE, f"{bad[0]!r} is not a band name")
     names = [str(b) for b in items]
+    twice = repeated_band(names)
+    if twice:  # two inputs matched to one kernel (and one set of statistics): the backbone sees a band twice
+        raise _refuse(key, value, "list each band once", f"{twice!r} is listed twice")
     return len(names), names
+
+
+def repeated_band(names: Any) -> str | None:
+    """The first band name listed twice in `names` (case and spaces ignored, as checkpoints match names), else None."""
+    seen: set[str] = set()
+    for name in names:
+        key = str(name).strip().lower()
+        if key in seen:
+            return str(name)
+        seen.add(key)
+    return None
 
 
 def parse_band_numbers(value: Any, key: str = "bands", hint: str = BAND_NUMBERS_HINT) -> list[int] | None:

@@ -182,6 +182,8 @@ def resolve_bands(
         resolved, src_keys, dst_keys = _keys_without_sensor(
             src, bands, from_file=bool(src_bands), src_sensor=src_sensor
         )
+    _refuse_twice(bands, dst_keys, f"the bands requested from checkpoint {source}", "name each band once")
+    _refuse_twice(file_bands, src_keys, f"the bands of checkpoint {source}", "name each of its bands once (src_bands)")
     if same_bands(src_keys, dst_keys):
         return dict(state), resolved
     matched = match_bands(src_keys, dst_keys)
@@ -215,6 +217,19 @@ def resolve_bands(
             stacklevel=user_stacklevel(),
         )
     return adapt_state_bands(state, dst_keys, src_bands=src_keys, fill=fill or "mean", subset=subset), resolved
+
+
+def _refuse_twice(names: Sequence[str], keys: Sequence[str], what: str, fix: str) -> None:
+    """One line when two of `names` are one band once resolved (`keys`: B04 and red for Sentinel-2, R and red): both
+    would take one kernel (or a file's two kernels one name), which no band order means."""
+    seen: dict[str, str] = {}
+    for name, key in zip(names, keys, strict=True):
+        k = _canon(key)
+        if k in seen:
+            raise ConfigError(
+                f"{what} ({', '.join(map(str, names))}) name one band twice ({seen[k]} and {name}); {fix}"
+            )
+        seen[k] = str(name)
 
 
 def _keys(
