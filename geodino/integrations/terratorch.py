@@ -27,8 +27,9 @@ unnoticed.
 
 from __future__ import annotations
 
+import functools
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -117,6 +118,18 @@ def _source_bands(path: str, channels: int, recorded: Any, given: Any) -> Any:
             "backbone_pretrained_bands (the file's record names its kernels)"
         )
     return names
+
+
+def _refuse_repeats(names: list[str] | None, key: str) -> None:
+    """One line naming a band listed twice in `key` (two inputs for one kernel, or two kernels under one name)."""
+    from geodino.data.band_args import repeated_band
+
+    twice = repeated_band(names or [])
+    if twice:
+        raise ConfigError(
+            f"geodino_vit got {key}=[{', '.join(names or [])}], which lists {twice} twice; name each band once "
+            f"(backbone_{key} in a TerraTorch config)"
+        )
 
 
 def _warn_dropped(kwargs: dict[str, Any]) -> None:
@@ -214,6 +227,24 @@ class GeoDinoTerraTorchBackbone(nn.Module):
         return [t[:, -h * w :].transpose(1, 2).reshape(t.shape[0], t.shape[-1], h, w) for t in features]
 
 
+def _no_key_errors(build: Callable[..., GeoDinoTerraTorchBackbone]) -> Callable[..., GeoDinoTerraTorchBackbone]:
+    """`build` with a KeyError from inside it raised as a ConfigError of one line: TerraTorch's BACKBONE_REGISTRY
+    takes a KeyError for "no such model in this source" (`suppress(KeyError)`, then the next source), so the cause
+    was lost ("Could not instantiate model geodino_vit not from any source"), or, under the terratorch_ prefix,
+    shown as a quoted repr. The KeyError stays chained (`__cause__`) for its traceback."""
+
+    @functools.wraps(build)
+    def guarded(*args: Any, **kwargs: Any) -> GeoDinoTerraTorchBackbone:
+        try:
+            return build(*args, **kwargs)
+        except KeyError as exc:
+            what = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], str) else repr(exc)
+            raise ConfigError(f"geodino_vit could not be built: KeyError {what!r} (see the chained traceback)") from exc
+
+    return guarded
+
+
+@_no_key_errors
 def geodino_vit(
     ckpt_path: str | None = None,
     bands: Sequence[Any] | int | str | None = None,
@@ -253,6 +284,14 @@ def geodino_vit(
     )
     bands = _merge_model_bands(_text_bands(bands, "bands"), _text_bands(model_bands, "model_bands"))
     names = _band_names(bands)
+    sensor = sensor or None  # backbone_sensor: "" (a template's blank) names none
+    _refuse_repeats(names, "bands")
+    _refuse_repeats(_band_names(given_src), "pretrained_bands")
+    if sensor is not None and not names:
+        raise ConfigError(
+            f"geodino_vit got sensor={sensor!r} but no band names: the sensor only says which sensor backbone_bands "
+            "are named after; add backbone_bands: [...] (the data's bands, in order) or drop backbone_sensor"
+        )
     if names and in_chans is not None and int(in_chans) != len(names):
         raise ConfigError(
             f"geodino_vit got in_chans={in_chans} and {len(names)} band names ({', '.join(names)}); drop in_chans "
@@ -284,7 +323,7 @@ def geodino_vit(
                 f"backbone {ckpt_path} has {c} input bands and records no band names, so {len(names)} bands cannot "
                 "be matched to its kernels; name its bands with backbone_pretrained_bands: [...] (pretrained_bands=)"
             )
-        model = load_model(ckpt_path, bands=names, src_bands=src, fill=fill, sensor=sensor, subset=subset)
+        model = load_model(weights, bands=names, src_bands=src, fill=fill, sensor=sensor, subset=subset)  # read once
         if patch_size is not None and int(patch_size) != int(model.patch_size):
             raise ConfigError(
                 f"geodino_vit got patch_size={patch_size} but {ckpt_path} has patch size {model.patch_size}; drop "
@@ -299,9 +338,10 @@ def geodino_vit(
                 "backbone_ckpt_path to a geodino export or DINOv3 file, or backbone_pretrained: false for a random "
                 f"{arch}"
             )
-        if given_src is not None:  # nothing to name without a checkpoint
+        unused = [k for k, v in (("pretrained_bands", given_src), ("sensor", sensor)) if v is not None]
+        if unused:  # nothing to name or match without a checkpoint
             warnings.warn(
-                "geodino_vit ignores pretrained_bands without ckpt_path: a random model has no trained kernels",
+                f"geodino_vit ignores {' and '.join(unused)} without ckpt_path: a random model has no trained kernels",
                 stacklevel=user_stacklevel(),
             )
         from geodino.models import build_model
@@ -322,10 +362,16 @@ def datamodule_stats(
     from geodino.models.checkpoints.bands import band_matches
     from geodino.models.checkpoints.normalization import band_resolver, folded_mean_std, select_normalization
 
+    names = _band_names(_text_bands(bands, "bands"))
+    sensor = sensor or None
+    if sensor is not None and not names:
+        raise ConfigError(
+            f"datamodule_stats got sensor={sensor!r} but no band names: the sensor only says which sensor the bands "
+            "are named after; pass bands=[...] (the data's bands, in order) or drop sensor"
+        )
     rec = read_backbone_weights(ckpt_path).normalization
     if not rec:
         return None
-    names = _band_names(_text_bands(bands, "bands"))
     if names is not None:
         have = [str(b) for b in rec.get("bands") or []]
         if sensor is not None:  # the way geodino_vit matches the kernels (resolve_bands through that sensor)

@@ -452,7 +452,7 @@ def build_from_state(
 
 
 def load_model(
-    path: str | Path,
+    path: str | Path | BackboneWeights,
     *,
     bands: Sequence[str] | None = None,
     src_bands: Sequence[str] | None = None,
@@ -469,8 +469,9 @@ def load_model(
     for 3-band files) when they differ; see `adapt_patch_embed`. `sensor` names the sensor `bands` are named
     after (Landsat 7 SR_B1..SR_B7 and Landsat 8 number their bands differently). `subset`: the rule for a subset
     of the file's bands ("copy": the trained kernels unscaled; "rescale": scaled by C_src / C_dst, the rule before).
+    `path` may be the `BackboneWeights` `read_backbone_weights` gave (the file is then not read again).
     """
-    weights = read_backbone_weights(path, which=which)
+    weights = path if isinstance(path, BackboneWeights) else read_backbone_weights(path, which=which)
     state = weights.state
     if bands is not None:
         recorded = (weights.normalization or {}).get("sensor") or (weights.config or {}).get("sensor")

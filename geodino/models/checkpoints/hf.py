@@ -216,7 +216,7 @@ def read_hf_folder(path: str | Path):
     files: list[Path] = []
     for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
         if (path / index).is_file():
-            shards = sorted(set(json.loads((path / index).read_text())["weight_map"].values()))
+            shards = sorted(set(_weight_map(path / index).values()))
             files = [path / s for s in shards]
             break
     if not files:
@@ -248,6 +248,17 @@ def read_hf_folder(path: str | Path):
     if weights.normalization is not None:
         weights.normalization_from = f"{path.name}/{HF_PREPROCESSOR_FILE}"
     return weights
+
+
+def _weight_map(index: Path) -> dict[str, str]:
+    """The `weight_map` (tensor name -> shard file) of a sharded folder's index JSON; one line when it has none."""
+    try:
+        found = json.loads(index.read_text()).get("weight_map")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        found = None
+    if not isinstance(found, dict) or not found:
+        raise CheckpointError(f"{index} has no readable weight_map naming the shards; re-download the model folder")
+    return found
 
 
 def hf_preprocessor_config(
