@@ -18,6 +18,7 @@ import numpy as np
 
 from geodino.embed.config import DECLARED_BY_FILE, EmbedConfig
 from geodino.errors import InputError, plural
+from geodino.models.caller import user_stacklevel
 
 __all__ = [
     "InputScale",
@@ -26,6 +27,7 @@ __all__ = [
     "recorded_scale",
     "scaling_sensor",
     "warn_dn_as_reflectance",
+    "warn_record_units",
 ]
 
 
@@ -173,6 +175,36 @@ def warn_dn_as_reflectance(info: Any, sensor: Any, bb: Any) -> None:
         "features will be far off; write the sensor with the DN scale (geodino data stats ... --scale 0.0001) or "
         "pass --scale FACTOR instead of --sensor",
         stacklevel=4,
+    )
+
+
+def warn_record_units(info: Any, bb: Any) -> None:
+    """One line when the DN step the backbone records (`recorded_scale`: it applies to integer input without
+    --sensor/--scale) and its mean/std are in different units: a foreign HF processor that does not rescale (x*1)
+    with statistics in reflectance units (every |mean| <= 2, e.g. ImageNet's) hands uint8/uint16 DN to a backbone
+    normalised for 0..1; the reverse, a scale whose output cannot reach the recorded means (x/255 with DN-unit means),
+    standardises reflectance by DN statistics. Both gave features far off without a word."""
+    from geodino.backbones.frozen import FLOAT_REFLECTANCE_MAX
+
+    dt = np.dtype(info.dtype)
+    rec, found = getattr(bb, "normalization", None), recorded_scale(bb)
+    if dt.kind not in "iu" or found is None or not rec or not rec.get("mean"):
+        return
+    scale, offset, desc = found
+    mean = np.abs(np.asarray(rec["mean"], dtype=np.float64))
+    lo, hi = (float(v) for v in (np.iinfo(dt).min, np.iinfo(dt).max))
+    reach = np.maximum(np.abs(scale * lo + offset), np.abs(scale * hi + offset)).astype(np.float64)
+    if np.all(scale == 1) and np.all(offset == 0) and mean.max() <= FLOAT_REFLECTANCE_MAX:
+        why = f"reads the {dt.name} DN of {info.path} as given, {desc}, but its mean/std are in reflectance units"
+    elif np.any(scale != 1) and np.any(mean > reach.max()):
+        why = f"scales the {dt.name} DN of {info.path} by {desc} to at most {reach.max():g}, but its means are larger"
+    else:
+        return
+    warnings.warn(
+        f"backbone {getattr(bb, 'spec', '')} {why} (mean {float(rec['mean'][0]):.4g} ...): its features will be far "
+        "off; pass --scale FACTOR (the DN -> reflectance factor of the data, e.g. 0.0001) or --sensor NAME "
+        "(scale= or sensor= in Python)",
+        stacklevel=user_stacklevel(),
     )
 
 

@@ -21,7 +21,7 @@ from geodino.embed.config import (
     reads_file_rule,
 )
 from geodino.embed.extent import WindowSource, windowed
-from geodino.embed.input_scaling import warn_dn_as_reflectance
+from geodino.embed.input_scaling import warn_dn_as_reflectance, warn_record_units
 from geodino.embed.memory import (
     check_memory,
     default_scale_desc,
@@ -272,8 +272,11 @@ def _input_scaling(info: Any, source: Any, cfg: EmbedConfig, bb: Any) -> tuple[A
     by = DECLARED_BY_CF if cube else DECLARED_BY_FILE
     _, scale_desc = input_scaler(info, cfg, bb, n_in, declared, declared_by=by) if explicit else (None, "")
     sensor = scaling_sensor(cfg, bb, n_in, info.descriptions)
-    if cfg.sensor and sensor is not None and declared is None and cfg.band_scale is None and cfg.band_offset is None:
-        warn_dn_as_reflectance(info, sensor, bb)  # --sensor's rule applies: 16-bit DN read as reflectance?
+    if sensor is not None and declared is None and cfg.band_scale is None and cfg.band_offset is None:
+        if cfg.sensor:
+            warn_dn_as_reflectance(info, sensor, bb)  # --sensor's rule applies: 16-bit DN read as reflectance?
+        else:
+            warn_record_units(info, bb)  # the backbone's recorded DN step applies: in its mean/std's units?
     if sensor is not None:  # uint8 input with a sensor of 16-bit DN is refused before anything is written
         from geodino.data.sensors import check_bit_depth
 
