@@ -51,6 +51,13 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
         from geodino.data.cubes import CubeSource
         from geodino.data.curate.tilelist import apply_windows, curated_windows
 
+        if cfg.crs is not None or cfg.res is not None:  # raster keys (a WarpedVRT): a cube kept its grid, silently
+            set_ = ", ".join(f"{k}: {v}" for k, v in (("crs", cfg.crs), ("res", cfg.res)) if v is not None)
+            raise ConfigError(
+                f"source {name!r} (type cube) sets {set_}, which reproject raster scenes only: a datacube is read "
+                "on its own grid (samples carry its CRS); drop the key(s), or reproject the stores first (e.g. "
+                "rioxarray's .rio.reproject) and write them as new stores"
+            )
         windows = curated_windows(cfg.paths)  # a `geodino data curate` list fixes the windows and time steps
         stores = list(dict.fromkeys(windows["path"].tolist())) if windows is not None else cfg.paths
         grid = grid_options(cfg, windows)
