@@ -21,7 +21,7 @@ def grid_windows(
     """(windows to read, windows in the grid): every scene's non-overlapping `tile`-px windows (edge ones clipped),
     all of them when there are at most `samples`, else `samples` drawn uniformly without replacement. On an axis a
     cube reads reversed (`mirrored`: south-up or east-west, read north-up) the grid starts at the far edge, as
-    stored, and the clipped window is the near one: laid from the near edge, every window of a store whose size is
+    stored, and the clipped window is the near one: laid from the near edge, most windows of a store whose size is
     no multiple of its chunk straddled two chunks."""
     if tile < 1:
         raise InputError(f"tile_size={tile} must be a positive number of pixels")
