@@ -72,9 +72,15 @@ class SuiteConfig:
             raise ConfigError("the probe suite has no tasks: add a 'tasks:' mapping (see configs/eval/*.yaml)")
         for name, t in self.tasks.items():
             if not isinstance(t, dict) or "type" not in t:
-                raise ConfigError(f"task {name!r} needs a 'type' key: one of {', '.join(TASK_TYPES)}")
+                raise ConfigError(
+                    f"task {name!r} needs a type: set tasks.{name}.type to one of {', '.join(TASK_TYPES)}"
+                )
             if t["type"] not in TASK_TYPES:
-                raise ConfigError(f"task {name!r} has type {t['type']!r}; choose one of {', '.join(TASK_TYPES)}")
+                from geodino.errors import did_you_mean
+
+                close = did_you_mean(t["type"], TASK_TYPES)
+                hint = f"did you mean {close[0]!r}?" if close else f"choose one of {', '.join(TASK_TYPES)}"
+                raise ConfigError(f"tasks.{name}.type={t['type']!r} is not a task type; {hint}")
         unknown = [n for n in self.only if n not in self.tasks]
         if unknown:
             raise ConfigError(f"only={unknown[0]!r} is not a task of this suite; tasks: {', '.join(self.tasks)}")

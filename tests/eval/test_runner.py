@@ -105,8 +105,15 @@ def test_suite_errors(tmp_path, tiny_backbone):
         run_suite(SuiteConfig(tasks={"a": {"type": "classification"}}), None, tmp_path)
     with pytest.raises(ConfigError, match="the probe suite has no tasks"):
         run_suite(SuiteConfig(), "tiny", tmp_path)
-    with pytest.raises(ConfigError, match="task 'a' has type 'segmentaton'; choose one of classification"):
+    # the key a suite writes and the closest type (the task's name and a bare "type" were all it said)
+    with pytest.raises(
+        ConfigError, match=r"^tasks\.a\.type='segmentaton' is not a task type; did you mean 'segmentation'"
+    ):
         run_suite(SuiteConfig(tasks={"a": {"type": "segmentaton"}}), "tiny", tmp_path)
+    with pytest.raises(ConfigError, match=r"^tasks\.a\.type='knn' is not a task type; choose one of classification, "):
+        run_suite(SuiteConfig(tasks={"a": {"type": "knn"}}), "tiny", tmp_path)
+    with pytest.raises(ConfigError, match=r"^task 'a' needs a type: set tasks\.a\.type to one of classification, "):
+        run_suite(SuiteConfig(tasks={"a": {"knn": {}}}), "tiny", tmp_path)
     with pytest.raises(ConfigError, match="only='b' is not a task of this suite"):
         run_suite(SuiteConfig(tasks={"a": {"type": "classification"}}, only=["b"]), "tiny", tmp_path)
 
