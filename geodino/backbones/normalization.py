@@ -39,7 +39,7 @@ def sensor_stats(
     s = get_sensor(sensor)
     if bands is not None and len(bands) == in_chans:
         try:
-            s = s.select(bands)
+            s = s.select([_sensor_band(s, b) for b in bands])
         except InputError as exc:
             raise ConfigError(f"backbone {spec}: {exc}") from exc
     if s.n_bands != in_chans:
@@ -49,3 +49,16 @@ def sensor_stats(
             "pass bands=[...] naming the backbone's bands, or adapt the backbone with bands="
         )
     return s, list(s.mean), list(s.std), list(s.bands)
+
+
+def _sensor_band(s: Any, name: str) -> str:
+    """`name` as the sensor `s` knows it: a generic R, G or B (an RGB checkpoint's own names) is the sensor's red,
+    green or blue band when the sensor has no band of that name (sentinel2_l2a's B04 for R). A 3-band file loaded
+    with `sensor="sentinel2_l2a"` was refused: "band 'R' is not a band of sensor 'sentinel2_l2a'"."""
+    from geodino.models.checkpoints.bands import rgb_canonical
+
+    rgb = list(getattr(s, "rgb_bands", None) or [])
+    canon = rgb_canonical(str(name))
+    if s.resolve_band(str(name), strict=False) is None and canon in ("R", "G", "B") and len(rgb) == 3:
+        return str(rgb["RGB".index(canon)])
+    return str(name)
