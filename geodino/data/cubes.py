@@ -330,10 +330,10 @@ class CubeSource:
             try:
                 sensor_obj = sensor_obj.select(self.band_names)
             except InputError as exc:
-                raise InputError(
+                raise InputError(  # the cause names the band: `bands: [B4, QA]` was told to "select bands"
                     f"datacube {first.path} gives {plural(len(self.band_names), 'band')} "
-                    f"({', '.join(self.band_names)}) but sensor {sensor_obj.name!r} has {sensor_obj.n_bands}; select "
-                    "bands or use a matching sensor"
+                    f"({', '.join(self.band_names)}) but sensor {sensor_obj.name!r} has {sensor_obj.n_bands}: "
+                    f"{str(exc).splitlines()[0]}; select bands the sensor has (`bands:`) or use a matching sensor"
                 ) from exc
         self.sensor = sensor_obj
         check_declared_rule(self.scenes, sensor_obj)  # CF scale_factor/add_offset other than the sensor's: refused

@@ -36,3 +36,14 @@ def test_mixed_or_repeated_names_are_refused(names, why):
     da = xr.DataArray(np.zeros((len(names), 4, 4), "uint16"), dims=("band", "y", "x"), coords={"band": names})
     with pytest.raises(InputError, match=rf"has bands .* but sensor 'sentinel2_l2a' has .*\({why}\)"):
         open_cube(da.rename("d"), sensor=get_sensor("sentinel2_l2a"), require_crs=False, warn_unplaced=False)
+
+
+def test_a_picked_band_the_sensor_lacks_is_named(tmp_path):
+    """`bands: [B04, QA]` under a sensor without QA was told to "select bands or use a matching sensor" (it had);
+    the line names the band the sensor lacks."""
+    path = _store(tmp_path, ["B04", "B08", "QA"])
+    with pytest.raises(InputError) as err:
+        CubeSource([path], sensor="sentinel2_l2a", bands=["B04", "QA"], tile_size=8)
+    text = str(err.value)
+    assert "\n" not in text and f"datacube {path} gives 2 bands (B04, QA)" in text
+    assert "band 'QA' is not a band of sensor 'sentinel2_l2a'" in text and "select bands the sensor has" in text
