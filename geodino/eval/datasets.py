@@ -97,6 +97,7 @@ class ProbeDataset(Dataset):
         stamp: str | None = None,
         scaling: str = "",
         files: list[str] | None = None,
+        labels: list[int] | None = None,
     ) -> None:
         self.name = name
         self.root = str(Path(root).expanduser().resolve())
@@ -109,6 +110,7 @@ class ProbeDataset(Dataset):
         self.scaling = scaling  # how image files became reflectance ("" when the adapter's fixed scale applies)
         self._getter = getter
         self.files = files  # the file of each item (by index before `indices`), for datasets made of files
+        self.labels = labels  # single-label class of each item (ditto) when known unread: a suite checks budgets
         self.indices = list(range(length)) if indices is None else list(indices)
         sub = hashlib.sha256(np.asarray(self.indices, dtype=np.int64).tobytes()).hexdigest()[:12]
         # the files' sizes and mtimes: an image rewritten in place under its old name is a new dataset for the
@@ -157,6 +159,7 @@ class ProbeDataset(Dataset):
             extra_key=self.key.split("|")[4],
             stamp=self.stamp,
             files=self.files,
+            labels=self.labels,
             scaling=self.scaling,
         )
         return out
@@ -424,6 +427,7 @@ def _folder_from_files(
         ),
         scaling=rule,
         files=[str(f) for f in files],
+        labels=labels,
     )
 
 

@@ -122,21 +122,37 @@ def _data_keys() -> type:
     return dataclasses.make_dataclass("DataKeys", [("data", DatasetConfig)])
 
 
-def _open_splits(name: str, named: Any, splits: tuple[str, ...]) -> None:
+def _open_splits(name: str, named: Any, splits: tuple[str, ...]) -> Any:
     """Build each of `splits` of the named dataset `named` (listing and headers, as the task will, no pixels beyond
     a first image); an error is one line naming `tasks.<name>.data` (and the split past train) or the
-    `tasks.<name>.data.<key>` it is about."""
+    `tasks.<name>.data.<key>` it is about. Returns the first split's dataset."""
     from geodino.eval.datasets import build_dataset
 
+    built = []
     for split in splits:
         try:
-            build_dataset(named, split)
+            built.append(build_dataset(named, split))
         except (ConfigError, InputError) as exc:
             if exc.args and isinstance(exc.args[0], str) and not exc.args[0].startswith("tasks."):
                 line = name_task_keys(exc.args[0], name, _data_keys())
                 where = f"tasks.{name}.data" + (f" ({split} split)" if split != "train" else "")
                 exc.args = (line if line.startswith("tasks.") else f"{where}: {line}", *exc.args[1:])
             raise
+    return built[0]
+
+
+def _check_per_class(train: Any, per_class: int) -> None:
+    """A classification task's `train_per_class` above a class's training images, refused now when the training
+    split knows its labels unread (image folders): it was refused only once the task ran, after the earlier tasks."""
+    labels = getattr(train, "labels", None)
+    if not per_class or labels is None:
+        return
+    import torch
+
+    from geodino.eval.label_budget import budget_indices
+
+    targets = torch.tensor([labels[i] for i in train.indices], dtype=torch.long)
+    budget_indices(targets, 1.0, per_class, 0, list(train.classes))  # the task's own check and line
 
 
 def precheck_inputs(name: str, task_type: str, cfg: Any, data: Any) -> None:
@@ -150,7 +166,9 @@ def precheck_inputs(name: str, task_type: str, cfg: Any, data: Any) -> None:
     named = data if data is not None else getattr(cfg, "data", None)
     adapter = named is not None and bool(getattr(named, "name", ""))
     if adapter:  # its folder, layout, bands and splits: one line naming the task's data key (the folder alone did not)
-        _open_splits(name, named, dataset_splits(task_type, cfg, data is not None))
+        train = _open_splits(name, named, dataset_splits(task_type, cfg, data is not None))
+        if task_type == "classification" and data is None:
+            _check_per_class(train, int(getattr(cfg, "train_per_class", 0) or 0))
     from geodino.eval.boxes import BOX_SUFFIXES
 
     suffixes = {"images": dense.IMAGE_SUFFIXES, "rasters": dense.RASTER_SUFFIXES, "boxes": BOX_SUFFIXES}

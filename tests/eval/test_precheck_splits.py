@@ -83,3 +83,24 @@ def test_label_budget_advice_names_the_suite_keys(targets, per_class):
     msg = name_task_keys(str(info.value), "c", ClassificationConfig)
     assert msg.startswith(f"tasks.c.train_per_class={per_class} ")
     assert "tasks.c.train_per_class=0 and a share" in msg and msg.endswith("e.g. tasks.c.train_fraction=0.1")
+
+
+def test_a_per_class_budget_above_a_class_stops_the_suite_before_the_first_task(
+    tmp_path, monkeypatch, tiny_probe_backbone
+):
+    """An image folder's training labels are known without reading an image: a `train_per_class` above a class's
+    training images is refused before any task runs (it was refused when its task ran, after the earlier ones)."""
+    class_folder(tmp_path / "a", n=4, size=8)
+    ran = []
+    monkeypatch.setattr(runner, "_call_task", lambda fn, *a: ran.append(fn.__name__))
+    data = {"name": "image_folder", "root": str(tmp_path / "a"), "val_fraction": 0.25, "test_fraction": 0.25}
+    tasks = {"first": {**TASK, "data": data}, "k3": {**TASK, "data": data, "train_per_class": 3}}
+    with pytest.raises(InputError) as info:
+        runner.run_suite(runner.SuiteConfig(progress=False, tasks=tasks), "tiny", tmp_path / "out")
+    assert ran == [] and str(info.value).startswith(
+        "tasks.k3.train_per_class=3 is more than the 2 training images of class 'bright'; "
+        "set tasks.k3.train_per_class <= 2 (the smallest class)"
+    ), str(info.value)
+    tasks["k3"]["train_per_class"] = 2  # fits: the precheck passes
+    parsed = runner.parse_tasks(runner.SuiteConfig(progress=False, tasks=tasks), tmp_path / "out")
+    precheck_inputs("k3", "classification", parsed["k3"].cfg, None)
