@@ -182,8 +182,12 @@ def resolve_bands(
         resolved, src_keys, dst_keys = _keys_without_sensor(
             src, bands, from_file=bool(src_bands), src_sensor=src_sensor
         )
-    _refuse_twice(bands, dst_keys, f"the bands requested from checkpoint {source}", "name each band once")
-    _refuse_twice(file_bands, src_keys, f"the bands of checkpoint {source}", "name each of its bands once (src_bands)")
+    # a name listed twice says nothing about which input is which; two names of one band (B02 and blue, a stack of
+    # two sensors' blue bands) each take its kernel. Two of the file's bands under one name leave its kernel unknown.
+    literal = [str(b).strip().lower() for b in bands]
+    _refuse_twice(bands, literal, f"the bands requested from checkpoint {source}", "name each band once")
+    named = [_canon(k) for k in src_keys]
+    _refuse_twice(file_bands, named, f"the bands of checkpoint {source}", "name each of its bands once (src_bands)")
     if same_bands(src_keys, dst_keys):
         return dict(state), resolved
     matched = match_bands(src_keys, dst_keys)
@@ -220,11 +224,9 @@ def resolve_bands(
 
 
 def _refuse_twice(names: Sequence[str], keys: Sequence[str], what: str, fix: str) -> None:
-    """One line when two of `names` are one band once resolved (`keys`: B04 and red for Sentinel-2, R and red): both
-    would take one kernel (or a file's two kernels one name), which no band order means."""
+    """One line naming the first two of `names` whose `keys` (how they are compared) are equal."""
     seen: dict[str, str] = {}
-    for name, key in zip(names, keys, strict=True):
-        k = _canon(key)
+    for name, k in zip(names, keys, strict=True):
         if k in seen:
             raise ConfigError(
                 f"{what} ({', '.join(map(str, names))}) name one band twice ({seen[k]} and {name}); {fix}"
