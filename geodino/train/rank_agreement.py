@@ -4,10 +4,13 @@ collective. Pretraining and distillation both use it (one home)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
-__all__ = ["agree_on_refusal", "gather_ints", "refusals_agreed"]
+__all__ = ["agree_on_refusal", "agreed_items", "gather_ints", "refusals_agreed"]
+
+T = TypeVar("T")
 
 
 def agree_on_refusal(error: Exception | None) -> None:
@@ -68,6 +71,41 @@ def refusals_agreed() -> Iterator[None]:
         agree_on_refusal(exc)
         raise
     agree_on_refusal(None)
+
+
+def agreed_items(make: Callable[[], Iterator[T]]) -> Iterator[T]:
+    """`make()`'s items, each read agreed by every rank: for a loop whose steps call collectives (the heads warm-up)
+    and read a batch of this rank's own data each step, so that a tile one rank cannot read stops every rank in its
+    line (`agree_on_refusal`) instead of leaving the others waiting in the step's next collective. Every rank must
+    take items in step (one all-reduce of a flag per item, on the GPU under NCCL; a second collective only when a
+    rank failed); an iterator one rank ends ends on every rank. `make` is called at the first item, so that its
+    own checks are agreed too. Alone (no process group, or one process): `make()`'s items as they are."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        yield from make()
+        return
+    on = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    items: Iterator[T] | None = None
+    while True:
+        error: Exception | None = None
+        state = 0  # 0: an item, 1: this rank's items ended, 2: this rank failed
+        try:
+            items = make() if items is None else items
+            item = next(items)
+        except StopIteration:
+            state = 1
+        except Exception as exc:  # a refusal, or a bug (which keeps its traceback on its rank)
+            error, state = exc, 2
+        flag = torch.tensor([state], device=on)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        worst = int(flag.item())
+        if worst == 2:
+            agree_on_refusal(error)
+        if worst == 1:
+            return
+        yield item
 
 
 def gather_ints(*values: int) -> list[tuple[int, ...]]:

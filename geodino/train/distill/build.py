@@ -206,7 +206,8 @@ def teacher_heads(
     `found`: `find_heads`'s answer when the caller asked it already (None: asked here)."""
     from geodino.models.heads import DINOHead
     from geodino.train import teacher_heads as th
-    from geodino.train.distill.heads_record import warmup_record
+    from geodino.train.distill.heads_record import save_warmed_heads, warmup_record
+    from geodino.train.rank_agreement import refusals_agreed
 
     if found is None:
         found = find_heads(cfg, teacher, fb, out_dir)
@@ -246,8 +247,9 @@ def teacher_heads(
         "warmup_init_share": share,
         **warmup_record(cfg),
     }
-    if write:
-        th.save_heads_file(saved, dino, ibot, meta)
+    with refusals_agreed():  # rank 0 writes (a full disk): the others stop with it, not in the next collective
+        if write:
+            save_warmed_heads(saved, dino, ibot, meta)
     m0 = th.warmup_momentum_start(mom[0], steps)
     return (
         dino,

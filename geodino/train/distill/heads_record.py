@@ -24,7 +24,7 @@ from geodino.errors import CheckpointError, ConfigError
 
 log = logging.getLogger("geodino.distill")
 
-__all__ = ["check_given_heads", "spec_file", "stale_heads", "warmup_record", "warn_heads_teacher"]
+__all__ = ["check_given_heads", "save_warmed_heads", "spec_file", "stale_heads", "warmup_record", "warn_heads_teacher"]
 
 HEAD_SECTIONS = ("dino", "ibot")
 HEAD_SIZES = ("head_n_prototypes", "head_hidden_dim", "head_bottleneck_dim", "head_nlayers")
@@ -150,3 +150,18 @@ def warn_heads_teacher(heads: str, fingerprint: str, spec: str) -> None:
             spec,
             fingerprint[:16],
         )
+
+
+def save_warmed_heads(saved: Path, dino: Any, ibot: Any, meta: dict[str, Any]) -> None:
+    """Write the warmed-up heads and their record to `saved`; a full disk or a read-only folder is one line (naming
+    the file and what to do), not a traceback."""
+    from geodino.errors import InputError
+    from geodino.train import teacher_heads as th
+
+    try:
+        th.save_heads_file(saved, dino, ibot, meta)
+    except OSError as exc:
+        raise InputError(
+            f"cannot write the warmed-up teacher heads {saved} ({exc.strerror or exc}); free space in {saved.parent} "
+            "(or make it writable) and run the same command again"
+        ) from exc

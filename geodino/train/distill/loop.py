@@ -39,7 +39,7 @@ from geodino.train.distill.log_csv import append_row, drop_rows_from
 from geodino.train.distill.placement_resume import Switch
 from geodino.train.distill.run_folder import Start, probe_data, take_run_folder, undo_start, write_start_files
 from geodino.train.host import host_floats
-from geodino.train.rank_agreement import refusals_agreed
+from geodino.train.rank_agreement import agreed_items, refusals_agreed
 from geodino.train.resume_point import agreed_resume_point
 
 log = logging.getLogger("geodino.distill")
@@ -188,8 +188,9 @@ def _fast_teacher_and_heads(
 
     warmup_batch = max(layout.data_batch, 2)
 
-    def warmup_batches():  # data-parallel warm-up: every rank reads its own shard
-        return b.make_batches(cfg, patch, 0, rank, world, warmup_batch)
+    def warmup_batches():  # data-parallel warm-up: every rank reads its own shard, each batch agreed (a tile
+        # only this rank cannot read stops every rank in its line, not the others waiting in the step's collectives)
+        return agreed_items(partial(b.make_batches, cfg, patch, 0, rank, world, warmup_batch))
 
     # the frozen teacher on the fast inference path; the eager model is dropped (one copy of the weights in memory)
     teacher, path = b.fast_teacher(cfg, teacher, device, layout.data_batch)
