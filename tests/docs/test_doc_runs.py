@@ -237,6 +237,15 @@ SNIPPETS: dict[tuple[str, int], Snippet] = {
         "tests/train/test_api.py runs geodino.pretrain on tiny rasters and geodino.distill from its export"
     ),
     ("backbone.md", 0): Snippet(skip="loads the released ViT-S/16 weights (a download) and builds ViT-7B on meta"),
+    ("data.md", 1): Snippet(  # the reader's 6-band GeoTIFF, made here, then the cube the doc writes from it
+        prelude=(
+            "import numpy as np, rasterio\nfrom rasterio.transform import from_origin\n"
+            "with rasterio.open('L7_ETMs.tif', 'w', driver='GTiff', width=64, height=64, count=6, dtype='uint8', "
+            "crs='EPSG:32633', transform=from_origin(500000, 4000000, 30, 30)) as d:\n"
+            "    d.write(np.random.default_rng(0).integers(0, 255, (6, 64, 64), dtype=np.uint8))\n"
+        ),
+        fresh=("l7.zarr",),
+    ),
     ("data.md", 0): Snippet(skip="a fragment inside a training loop (rank, world_size, resume_step from the trainer)"),
     ("dense_probes.md", 0): Snippet(skip="NEON / tree-crown / land-cover files (downloads)"),
     ("distillation.md", 0): Snippet(
@@ -267,7 +276,9 @@ SNIPPETS: dict[tuple[str, int], Snippet] = {
     ),
     ("pretraining.md", 2): Snippet(),  # reads the STAC item of the workspace's own export
     ("probing.md", 0): Snippet(skip="downloads EuroSAT"),
-    ("probing.md", 1): Snippet(skip="timm:vit_small_patch16_224 downloads ImageNet weights from the Hugging Face hub"),
+    ("probing.md", 1): Snippet(
+        skip="reads /data/my_scenes, the reader's own folder (the timm spec loads random weights)"
+    ),
     ("recipe.md", 0): Snippet(skip="a fragment of a training loop (my_recipe.yaml, loader are the reader's)"),
 }
 
