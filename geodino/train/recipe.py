@@ -337,3 +337,25 @@ def check_ranges(cfg: SSLConfig, prefix: str = "") -> None:
         _in_range(f"{p}dino.{name}", getattr(cfg.dino, name), 0.0, inf)
     _in_range(f"{p}koleo.loss_weight", cfg.koleo.loss_weight, 0.0, inf, why="0 turns the loss off")
     _in_range(f"{p}gram.loss_weight", cfg.gram.loss_weight, 0.0, inf, why="0 turns the loss off")
+    _check_counters(cfg, p)
+
+
+def _check_counters(cfg: SSLConfig, p: str) -> None:
+    """The Gram refresh counters and the monitor thresholds: before, gram.max_updates=-1 silently never refreshed,
+    monitor.entropy_tol=nan never warned and 0.6 flagged every entropy, and monitor.every=-1 ran every step."""
+    g, m, inf = cfg.gram, cfg.monitor, math.inf
+    for name in ("it_load_ema_teacher", "it_first_update"):
+        _in_range(f"{p}gram.{name}", getattr(g, name), 0.0, inf, why="an iteration of the stage")
+    if g.max_updates is not None:
+        _in_range(f"{p}gram.max_updates", g.max_updates, 0.0, inf, why="null for no limit")
+    _in_range(f"{p}monitor.every", m.every, 0.0, inf, why="0 turns the monitors off")
+    _in_range(f"{p}monitor.patience", m.patience, 1.0, inf, why="consecutive collapsed checks before the warning")
+    _in_range(
+        f"{p}monitor.entropy_tol",
+        m.entropy_tol,
+        0.0,
+        0.5,
+        hi_open=True,
+        why="a fraction of ln K: from 0.5 up every entropy reads as one-hot or uniform",
+    )
+    _in_range(f"{p}monitor.std_tol", m.std_tol, 0.0, inf, why="a fraction of the healthy 1/sqrt(D)")
