@@ -203,6 +203,10 @@ def check_spec(spec: str | Path) -> None:
                 f"{plural(len(unknown), 'unknown option')} in backbone spec {spec_text}: {', '.join(unknown)}; "
                 "checkpoint specs accept bands, sensor, fill, subset, which"
             )
+        if sensor is not None:  # `FILE?sensor=nosuch` passed this check and failed only at its load
+            from geodino.data.sensors import get_sensor
+
+            get_sensor(sensor)
 
 
 def _baseline(

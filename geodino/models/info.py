@@ -5,6 +5,7 @@ A file is described from its weights alone (no model is built), so even a 7B che
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,7 @@ def _describe(spec: str | Path) -> dict[str, Any]:
             "weights": _fit(weights.state, cfg, weights.source),
             **normalization_rows(weights, cfg["in_chans"], Path(target).expanduser()),
             **_adapted(n_bands, names, cfg["in_chans"], target),
+            **_checked_bands_sensor(weights, Path(target).expanduser(), options, names, str(spec)),
         }
     if kind == "arch":
         from geodino.backbones import as_int, parse_value
@@ -245,6 +247,45 @@ def _adapted(n_bands: int | None, names: list[str] | None, in_chans: int, target
         )
     said = f" ({', '.join(names)})" if names else ""
     return {"loaded_bands": f"{n_bands}{said}, the spec's ?bands= (the rows above are the file's {in_chans} bands)"}
+
+
+def _checked_bands_sensor(
+    weights: Any, path: Path, options: dict[str, str], names: list[str] | None, spec: str
+) -> dict[str, Any]:
+    """Refuse a checkpoint spec's `?bands=` names and `?sensor=` as its load refuses them (an unknown sensor, band
+    names that sensors number differently, a sensor whose band count is not the bands'), on the patch embedding
+    alone: `FILE?sensor=nosuch` and `FILE?bands=SR_B2,SR_B3,SR_B4` were described (exit 0) while every command
+    loading the same spec failed. Returns no rows: the `loaded_bands` row already says what `?bands=` loads."""
+    sensor = options.get("sensor") or None
+    config = weights.config or {}
+    src = config.get("bands") if isinstance(config.get("bands"), list) else None
+    if src is None and weights.normalization and weights.normalization.get("bands"):
+        src = list(weights.normalization["bands"])
+    w = weights.state["patch_embed.proj.weight"]
+    if src is None and int(w.shape[1]) == 3:
+        src = ["R", "G", "B"]
+    if names is not None:
+        from geodino.models.checkpoints import resolve_bands
+
+        with warnings.catch_warnings():  # the load's own warnings (a band given the mean kernel) are its to give
+            warnings.simplefilter("ignore")
+            resolve_bands(
+                {"patch_embed.proj.weight": w},
+                names,
+                src_bands=src,
+                sensor=sensor,
+                fill=options.get("fill", "mean"),
+                source=path,
+                check_sensor=False,
+                src_sensor=(weights.normalization or {}).get("sensor") or config.get("sensor"),
+                subset=options.get("subset", "copy"),
+            )
+    if sensor is not None:
+        from geodino.backbones.normalization import sensor_stats
+
+        bands = names if names is not None else src
+        sensor_stats(sensor, bands, len(bands) if bands else int(w.shape[1]), spec, None)
+    return {}
 
 
 def format_params(n: int) -> str:

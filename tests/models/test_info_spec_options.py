@@ -56,6 +56,10 @@ def test_info_refuses_timm_options_as_the_load_does(capsys, tmp_path, option, ex
         ("fill=foo", ("fill='foo' must be 'mean' or 'zeros'",)),
         ("subset=foo", ("subset='foo' must be 'copy' or 'rescale'",)),
         ("bands=2", ("has 4 input bands but bands=2 was requested; name the bands",)),
+        # ?sensor= and ?bands= names were not checked: described, exit 0, while the load refused them
+        ("sensor=nosuch", ("unknown sensor 'nosuch'",)),
+        ("sensor=sat493m", ("sat493m",)),
+        ("bands=SR_B2,SR_B3,SR_B4", ("mean different bands in different sensors", "SR_B2: blue in landsat8")),
     ],
 )
 def test_info_refuses_checkpoint_options_as_the_load_does(capsys, tmp_path, four_band_file, option, expect):
@@ -91,3 +95,12 @@ def test_options_that_act_are_still_described(capsys, four_band_file):
     assert load_backbone(f"{four_band_file}?bands=red,nir").in_chans == 2
     assert cli.main(["info", f"{four_band_file}?sensor=sentinel2_l2a&bands=4"]) == 0
     assert "loaded_bands" not in capsys.readouterr().out
+
+
+def test_check_spec_refuses_an_unknown_sensor_on_a_checkpoint(four_band_file):
+    """`check_spec` (probe --compare's precheck) looked for the file only: `FILE?sensor=nosuch` passed it."""
+    from geodino.backbones.load import check_spec
+
+    with pytest.raises(ConfigError, match="unknown sensor 'nosuch'"):
+        check_spec(f"{four_band_file}?sensor=nosuch")
+    check_spec(f"{four_band_file}?sensor=sentinel2_l2a")
