@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -130,13 +132,18 @@ def _torch_load(path: Path) -> Any:
         except RuntimeError as exc:  # legacy (non-zip) serialization cannot be memory-mapped
             if "mmap" not in str(exc) and "zip" not in str(exc).lower():
                 raise
-            return torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # a plain pickle: torch's protocol warning came before the error line
+                warnings.filterwarnings("ignore", message="Detected pickle protocol")
+                return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
         glob = next((ln.strip() for ln in text.splitlines() if "Unsupported global" in ln), None)
         if glob is not None:
+            # the class it pickles, not torch's advice cut at 160 characters ("add_safe_globals([__main__")
+            found = re.search(r"GLOBAL (\S+) was not an allowed global", glob)
+            glob = f"it pickles {found.group(1)}" if found else glob[:160]
             raise CheckpointError(
-                f"checkpoint {path} needs pickled Python code to load ({glob[:160]}); refused for safety "
+                f"checkpoint {path} needs pickled Python code to load ({glob}); refused for safety "
                 "(weights_only=True): re-save it as a plain state_dict (torch.save(model.state_dict(), ...)) "
                 "or as .safetensors"
             ) from exc
