@@ -268,6 +268,10 @@ class DinoVisionTransformer(nn.Module):
         """`x` [B, C, H, W] -> dict; a list of crop groups -> list of dicts (masks: None or one per group)."""
         if isinstance(x, Tensor):
             return self.forward_features_list([x], [masks])[0]  # type: ignore[list-item]
+        if not isinstance(x, list | tuple):  # a numpy batch was iterated as crop groups: "got shape (C, H, W)"
+            raise InputError(
+                f"forward_features takes a torch.Tensor [B, C, H, W] or a list of them, got {type(x).__name__}"
+            )
         if masks is None:
             masks = [None] * len(x)
         return self.forward_features_list(list(x), list(masks))  # type: ignore[arg-type]

@@ -39,6 +39,13 @@ class PatchEmbed(nn.Module):
 
 def check_image_batch(x: Tensor, in_chans: int, patch: int) -> None:
     """`PatchEmbed.check_input` without the module (the fast path keeps the check, not the eager weights)."""
+    if not isinstance(x, Tensor):  # a numpy array reached `.ndim` and failed later, inside torch
+        raise InputError(f"expected a torch.Tensor image batch [B, C, H, W], got {type(x).__name__} (torch.from_numpy)")
+    if not x.is_floating_point():  # raw DN: conv2d's "Input type (unsigned char) and bias type (float)" error
+        raise InputError(
+            f"the backbone takes normalised float input, got {x.dtype} (raw DN?); scale and standardise it first "
+            "(FrozenBackbone.preprocess(x), or x.float() / 255 then the sensor's mean/std)"
+        )
     if x.ndim != 4:
         raise InputError(f"expected an image batch [B, C, H, W], got a tensor of shape {tuple(x.shape)}")
     _, c, h, w = x.shape
