@@ -74,6 +74,25 @@ def test_local_cls_norm_is_warned_recorded_and_recreated(capsys, tmp_path, layou
     torch.testing.assert_close(features(twin, x), features(sat, x), atol=1e-5, rtol=0)  # inference unchanged
 
 
+@pytest.mark.parametrize("first, second", [("hf", "timm"), ("timm", "hf")])
+def test_local_cls_norm_record_travels_between_hf_and_timm(capsys, tmp_path, first, second):
+    """HF -> timm (or timm -> HF) kept the weights but not the record: the official file converted back from the
+    second had no local_cls_norm, without a word."""
+    sat = randomize(build_model("vit_tiny", untie_global_and_local_cls_norm=True, **TINY))
+    src = save_backbone(sat, tmp_path / "sat.pth")
+    name = {"hf": "sat_hf", "timm": "sat_timm.safetensors"}
+    mid, mid2 = tmp_path / name[first], tmp_path / ("2" + name[second])
+    cli(capsys, "convert", src, mid, "--to", first)
+    lines = cli(capsys, "convert", mid, mid2, "--to", second)
+    assert read_backbone_weights(mid2).local_cls_norm is True, lines
+    back = tmp_path / "back.pth"
+    lines = cli(capsys, "convert", mid2, back)
+    assert len(lines) == 1 and "re-created as a copy of norm" in lines[0], lines
+    state = torch.load(back, weights_only=True)
+    assert set(state) == set(torch.load(src, weights_only=True))
+    assert torch.equal(state["local_cls_norm.weight"], state["norm.weight"])
+
+
 def test_local_cls_norm_option_and_the_7b_table(capsys, tmp_path, monkeypatch):
     plain = randomize(build_model("vit_tiny", **TINY))
     hf = save_backbone(plain, tmp_path / "hf", layout="hf")  # records nothing about local_cls_norm

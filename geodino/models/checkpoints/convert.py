@@ -166,6 +166,11 @@ def convert_checkpoint(
         )
     if dst_layout == "official":
         state = _local_cls_norm(state, config, weights, local_cls_norm, src)
+    elif weights.local_cls_norm and "local_cls_norm.weight" not in state:
+        # an HF/timm input that records local_cls_norm, to HF/timm: the writer drops this copy of norm and records
+        # it, so the record travels (HF -> timm -> official came back without local_cls_norm, silently)
+        state = {**state, **{f"local_cls_norm.{k}": state[f"norm.{k}"] for k in ("weight", "bias")}}
+        config["untie_global_and_local_cls_norm"] = True
     # always: a file with missing, extra or misshapen keys must not become a "converted" file that only fails
     # later in transformers or timm
     check_architecture(state, expect_arch, expect_bands, config, src)
