@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-__all__ = ["agree_on_refusal", "agreed_items", "gather_ints", "refusals_agreed"]
+__all__ = ["agree_on_refusal", "agreed_items", "gather_ints", "raise_agreed", "refusal_view", "refusals_agreed"]
 
 T = TypeVar("T")
 
@@ -23,34 +23,46 @@ def agree_on_refusal(error: Exception | None) -> None:
     rank 0 writing config.yaml and the rest into its folder first. An error that is not a geodino refusal (a bug)
     keeps its traceback on its rank; the others stop in one line naming it. Alone (no process group, or one
     process): `error` itself."""
-    import copy
-
     import torch.distributed as dist
-
-    from geodino import errors
-    from geodino.errors import GeoDinoError
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         if error is not None:
             raise error
         return
-    mine = None if error is None else (type(error).__name__, str(error), isinstance(error, GeoDinoError))
     seen: list[tuple[str, str, bool] | None] = [None] * dist.get_world_size()
-    dist.all_gather_object(seen, mine)
+    dist.all_gather_object(seen, refusal_view(error))
+    raise_agreed(seen, dist.get_rank(), error)
+
+
+def refusal_view(error: Exception | None) -> tuple[str, str, bool] | None:
+    """What a rank tells the others of its refusal: (kind, line, whether a geodino refusal), or None."""
+    from geodino.errors import GeoDinoError
+
+    return None if error is None else (type(error).__name__, str(error), isinstance(error, GeoDinoError))
+
+
+def raise_agreed(seen: list[tuple[str, str, bool] | None], rank: int, error: Exception | None) -> None:
+    """Raise the agreed refusal on this `rank` from every rank's `refusal_view` (`seen`, by rank), as
+    `agree_on_refusal` says; return when no rank refused."""
+    import copy
+
+    from geodino import errors
+    from geodino.errors import GeoDinoError
+
     refused = [r for r, view in enumerate(seen) if view is not None]
     if not refused:
         return
     first = refused[0]
     kind, line, ours = seen[first]  # type: ignore[misc]
     if not ours:
-        if dist.get_rank() == first and error is not None:
+        if rank == first and error is not None:
             raise error
         raise GeoDinoError(f"rank {first} failed at the start ({kind}: {line}); its traceback is in its output")
     went = [r for r, view in enumerate(seen) if view is None]
     if went:  # some ranks saw nothing to refuse: which rank said it, and which did not
         who = f"rank{'s' * (len(went) > 1)} {', '.join(map(str, went))}" if len(went) <= 4 else f"{len(went)} ranks"
         line = f"rank {first} refused the start ({who} did not): {line}"
-    if dist.get_rank() == first and error is not None:
+    if rank == first and error is not None:
         if line == str(error):
             raise error
         same = copy.copy(error)  # its kind and fields, the agreed line

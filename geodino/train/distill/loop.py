@@ -154,8 +154,7 @@ def _join_world(cfg: DistillConfig) -> tuple[Any, torch.device, bool, int, int, 
     cfg.validate()
     sched = b.build_schedules(cfg)  # schedule errors (lengths) before any work
     b.srun_world()  # srun with several tasks and no torchrun: torchrun's variables from SLURM's
-    device = b.pick_device(cfg)
-    b.init_distributed(device)
+    device = b.init_distributed(cfg)  # the device agreed by every rank while joining (a rank without a GPU: one line)
     with refusals_agreed():  # after joining: a file missing on one node stops every rank (none waits to join)
         b.check_files(cfg)
     distributed = dist.is_available() and dist.is_initialized()
