@@ -24,7 +24,15 @@ from geodino.errors import CheckpointError, ConfigError
 
 log = logging.getLogger("geodino.distill")
 
-__all__ = ["check_given_heads", "save_warmed_heads", "spec_file", "stale_heads", "warmup_record", "warn_heads_teacher"]
+__all__ = [
+    "agree_on_found",
+    "check_given_heads",
+    "save_warmed_heads",
+    "spec_file",
+    "stale_heads",
+    "warmup_record",
+    "warn_heads_teacher",
+]
 
 HEAD_SECTIONS = ("dino", "ibot")
 HEAD_SIZES = ("head_n_prototypes", "head_hidden_dim", "head_bottleneck_dim", "head_nlayers")
@@ -165,3 +173,34 @@ def save_warmed_heads(saved: Path, dino: Any, ibot: Any, meta: dict[str, Any]) -
             f"cannot write the warmed-up teacher heads {saved} ({exc.strerror or exc}); free space in {saved.parent} "
             "(or make it writable) and run the same command again"
         ) from exc
+
+
+def agree_on_found(found: Any, resuming: bool) -> Any:
+    """`find_heads`'s answer (`FoundHeads`) made the same on every rank: the heads warm-up runs collectives, so
+    ranks that found heads and ranks that warm up waited for each other (rank 0 in the barrier after the heads, the
+    others in the warm-up's broadcast). With an output_dir on each node's own disk only rank 0 writes
+    `teacher.heads.pth`: a re-run of a run stopped before its first checkpoint found it on rank 0 alone. When only the
+    run folder's own heads differ and the run starts at step 0, every rank warms up fresh heads (said once); else
+    (a resume, or heads of the teacher files on some ranks only) every rank refuses in the same line."""
+    import torch.distributed as dist
+
+    from geodino.train.distill.build import FoundHeads
+
+    views: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(views, (found.dino is not None, found.saved, found.source))
+    have = [r for r, (got, _, _) in enumerate(views) if got]
+    if not have or len(have) == len(views):
+        return found
+    lack = ", ".join(str(r) for r, (got, _, _) in enumerate(views) if not got)
+    first = views[have[0]][2]
+    if not resuming and all(views[r][1] for r in have):
+        _say(
+            f"{first} is on rank(s) {', '.join(map(str, have))} but not on rank(s) {lack} (output_dir is not one "
+            "folder shared by every process): every rank warms up fresh heads"
+        )
+        return FoundHeads()
+    raise ConfigError(
+        f"the teacher's heads ({first}) were found on rank(s) {', '.join(map(str, have))} but not on rank(s) {lack}; "
+        "every process must read the same teacher files and output_dir: share output_dir between the nodes, or "
+        "copy the file to the same path on each node"
+    )

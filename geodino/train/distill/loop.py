@@ -35,6 +35,7 @@ from geodino.io import removes_created_dirs
 from geodino.train.distill import build as b
 from geodino.train.distill.config import DistillConfig
 from geodino.train.distill.export import data_record, load_checkpoint, save_checkpoint
+from geodino.train.distill.heads_record import agree_on_found
 from geodino.train.distill.log_csv import append_row, drop_rows_from
 from geodino.train.distill.placement_resume import Switch
 from geodino.train.distill.run_folder import Start, probe_data, take_run_folder, undo_start, write_start_files
@@ -102,6 +103,8 @@ def _setup(cfg: DistillConfig, start: Start) -> DistillRun:
             probe_data(cfg, patch, int(teacher.in_chans), layout.data_batch)  # unreadable, nodata or band count
             if rank == 0:  # photos given the overhead flips as crops.vflips/rot90 were left unset: once, start checked
                 warn_photo_flips(cfg)
+    if distributed:  # every rank warms heads up, or none (a node-local output_dir: rank 0's teacher.heads.pth only)
+        found = agree_on_found(found, resuming=resume_at[1] > 0)
     with refusals_agreed():  # rank 0 writes (a full disk): the others stop with it
         if rank == 0:
             at = resume_at[1]
