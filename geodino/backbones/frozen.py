@@ -215,19 +215,30 @@ class FrozenBackbone(nn.Module):
             )
         if x.ndim not in (3, 4):
             raise InputError(f"normalize takes an image [C, H, W] or a batch [B, C, H, W], got shape {tuple(x.shape)}")
-        c = x.shape[-3]
-        if c != self.in_chans:
-            raise InputError(
-                f"input has {plural(c, 'band')} but backbone {self.spec} takes {self.in_chans}; select the matching "
-                "bands, or adapt its patch embedding to your bands: load_backbone(..., bands=[...]) in Python, "
-                f"'{self._spec_with('bands=red,green,blue')}' (your band names) as a -b/--backbone spec"
-            )
+        if x.shape[-3] != self.in_chans:
+            raise self._bands_error(x)
         mean, std = self.mean.to(x.device), self.std.to(x.device)
         return (x.float() - mean) / std
 
     def _spec_with(self, option: str) -> str:
         """The spec with one more `?key=value` option, for messages that say how to load it otherwise."""
         return f"{self.spec}{'&' if '?' in self.spec else '?'}{option}"
+
+    def _bands_error(self, x: Tensor) -> InputError:
+        """The line for an input whose band axis (-3) is not the backbone's bands. An image read channels-last
+        (PIL, numpy, rasterio's reshape_as_image: [H, W, C]) is named as such: its height was read as 64 bands."""
+        c = x.shape[-3]
+        if x.shape[-1] == self.in_chans:
+            perm = "x.permute(2, 0, 1)" if x.ndim == 3 else "x.permute(0, 3, 1, 2)"
+            return InputError(
+                f"input of shape {tuple(x.shape)} has its {self.in_chans} bands last, but backbone {self.spec} takes "
+                f"bands first ([B, C, H, W] or [C, H, W]); pass {perm}"
+            )
+        return InputError(
+            f"input has {plural(c, 'band')} but backbone {self.spec} takes {self.in_chans}; select the matching "
+            "bands, or adapt its patch embedding to your bands: load_backbone(..., bands=[...]) in Python, "
+            f"'{self._spec_with('bands=red,green,blue')}' (your band names) as a -b/--backbone spec"
+        )
 
     def _check(self, x: Tensor) -> None:
         _tensor(x, "features")
@@ -240,11 +251,7 @@ class FrozenBackbone(nn.Module):
             )
         _, c, h, w = x.shape
         if c != self.in_chans:
-            raise InputError(
-                f"input has {plural(c, 'band')} but backbone {self.spec} takes {self.in_chans}; select the matching "
-                "bands, or adapt its patch embedding to your bands: load_backbone(..., bands=[...]) in Python, "
-                f"'{self._spec_with('bands=red,green,blue')}' (your band names) as a -b/--backbone spec"
-            )
+            raise self._bands_error(x)
         p = self.patch_size
         if h % p or w % p:
             raise InputError(f"image size {h}x{w} is not a multiple of the patch size {p}; crop or pad it")
