@@ -36,3 +36,10 @@ def test_numpy_batch_is_refused_naming_its_type(tiny):
         tiny.forward_features(batch)
     with pytest.raises(InputError, match="got ndarray"):
         tiny.get_intermediate_layers(batch)
+
+
+def test_channels_last_batch_is_named(tiny):
+    with pytest.raises(InputError, match=r"has its 3 bands last.*x\.permute\(0, 3, 1, 2\)"):
+        tiny.forward_features(torch.zeros(1, 32, 32, 3))
+    with pytest.raises(InputError, match="input has 4 bands but the backbone expects 3"):
+        tiny.forward_features(torch.zeros(1, 4, 32, 32))

@@ -49,6 +49,11 @@ def check_image_batch(x: Tensor, in_chans: int, patch: int) -> None:
     if x.ndim != 4:
         raise InputError(f"expected an image batch [B, C, H, W], got a tensor of shape {tuple(x.shape)}")
     _, c, h, w = x.shape
+    if c != in_chans and w == in_chans:  # [B, H, W, C] from PIL / numpy: its height was read as the bands
+        raise InputError(
+            f"input of shape {tuple(x.shape)} has its {in_chans} bands last, but the backbone takes [B, C, H, W]; "
+            "pass x.permute(0, 3, 1, 2)"
+        )
     if c != in_chans:
         raise InputError(
             f"input has {plural(c, 'band')} but the backbone expects {in_chans}; select matching bands or adapt "
