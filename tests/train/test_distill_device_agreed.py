@@ -12,15 +12,17 @@ Two processes started as torchrun/srun would (RANK, WORLD_SIZE, MASTER_ADDR/PORT
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 import time
 import traceback
 from pathlib import Path
 
+import pytest
 import torch.multiprocessing as mp
 
-from geodino.errors import GeoDinoError
+from geodino.errors import ConfigError, GeoDinoError
 
 
 def _free_port() -> int:
@@ -93,3 +95,16 @@ def test_a_device_one_rank_lacks_stops_every_rank_and_a_lost_rank_ends_the_wait(
         and "\n" not in line
     ), line
     assert took < 20, took  # before: 30 min
+
+
+def test_join_timeout_is_read_in_seconds_and_a_bad_value_is_one_line(monkeypatch) -> None:
+    from geodino.train.distill.processes import join_timeout
+
+    monkeypatch.delenv("GEODINO_JOIN_TIMEOUT", raising=False)
+    assert join_timeout() == datetime.timedelta(minutes=30)
+    monkeypatch.setenv("GEODINO_JOIN_TIMEOUT", "90")
+    assert join_timeout() == datetime.timedelta(seconds=90)
+    for bad in ("soon", "0", "-5", "nan"):
+        monkeypatch.setenv("GEODINO_JOIN_TIMEOUT", bad)
+        with pytest.raises(ConfigError, match=rf"^GEODINO_JOIN_TIMEOUT='{bad}' must be a number of seconds > 0"):
+            join_timeout()
