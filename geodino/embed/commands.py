@@ -210,7 +210,13 @@ def _add_embedding_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--overwrite", action="store_true", default=None, help="replace an existing --out (default: refuse)")
     g.add_argument("--resume", action="store_true", default=None, help="finish an interrupted run")
-    g.add_argument("--bf16", action="store_true", default=None, dest="amp", help="bf16 autocast inference")
+    g.add_argument(
+        "--bf16",
+        action="store_true",
+        default=None,
+        dest="amp",
+        help="bf16 inference (the fast path with bf16 weights; the eager model under autocast)",
+    )
     g.add_argument("--device", help="torch device: cpu, cuda, cuda:1, mps (default cpu)")
     g.add_argument("--workers", type=int, help="spawn N processes on disjoint blocks of one store")
     g.add_argument(
