@@ -156,6 +156,16 @@ def convert_checkpoint(
         norm = kept
     elif sensor or src_bands:
         norm = _own_bands_record(norm, sensor, src_bands, int(state["patch_embed.proj.weight"].shape[1]), src)
+    elif norm is None:
+        # a released file that records nothing (dinov3_vitl16_pretrain_sat493m-*.pth): the sensor its name implies,
+        # which geodino loads it with, travels; the HF output's processor had ImageNet's mean/std for the SAT ViT-L
+        from geodino.backbones.load import default_sensor_of
+
+        c = int(state["patch_embed.proj.weight"].shape[1])
+        implied = default_sensor_of(Path(src).expanduser(), dict(weights.config or {}), c)
+        norm = _own_bands_record(None, implied, None, c, src) if implied else None
+        if norm:  # not "(convert --sensor)": no sensor was passed
+            norm["origin"] = f"sensor {implied} (convert: the default for {Path(src).name})"
     config = dict(infer_config(state, src))
     if weights.config:
         config.update({k: v for k, v in weights.config.items() if k in config and k != "in_chans"})
