@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any
 
 import torch
@@ -61,11 +62,52 @@ def build_model(
             f"embed_dim {kwargs['embed_dim']} with num_heads {kwargs['num_heads']}: the head dim must be an integer "
             f"multiple of 4 (RoPE)"
         )
+    _check_values(kwargs, arch)
     if device is None:
         return DinoVisionTransformer(**kwargs)
     with torch.device(device):
         model = DinoVisionTransformer(**kwargs)
     return model
+
+
+def _check_values(kwargs: dict[str, Any], arch: str | None) -> None:
+    """One ConfigError line naming a build option whose value the model cannot take: a name outside its choices
+    (`ffn_layer=foo` was a KeyError traceback, `rope_sampling=x` a ValueError), or a number out of range
+    (`ffn_ratio=-1` failed in torch with a negative dimension; `n_storage_tokens=-1` and `drop_path_rate=2` built)."""
+    from geodino.errors import ConfigError
+    from geodino.models.layers import FFN_LAYERS, NORM_LAYERS
+    from geodino.models.layers.rope import DTYPES
+
+    choices = {
+        "ffn_layer": tuple(FFN_LAYERS),
+        "norm_layer": tuple(NORM_LAYERS),
+        "pos_embed_rope_dtype": tuple(DTYPES),
+        "pos_embed_rope_normalize_coords": ("min", "max", "separate"),
+        "rope_sampling": ("per_block", "per_forward"),
+    }
+    for key, allowed in choices.items():
+        value = kwargs.get(key)
+        if isinstance(value, str | None) and value not in allowed:
+            raise ConfigError(f"backbone option {key}={value!r} for {arch}: use one of {', '.join(allowed)}")
+    ranges = {  # key: (lowest, highest, whether the lowest is allowed)
+        "ffn_ratio": (0.0, math.inf, False),
+        "ffn_hidden_dim": (0, math.inf, True),  # 0: from ffn_ratio, as None
+        "n_storage_tokens": (0, math.inf, True),
+        "drop_path_rate": (0.0, 1.0, True),
+    }
+    for key, (low, high, closed) in ranges.items():
+        value = kwargs.get(key)
+        if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if not (low <= value if closed else low < value) or value >= high:
+            where = (
+                f"above {low:g}"
+                if not closed
+                else f"at least {low:g}"
+                if high == math.inf
+                else f"in [{low:g}, {high:g})"
+            )
+            raise ConfigError(f"backbone option {key}={value!r} for {arch}: must be {where}")
 
 
 def count_parameters(model: torch.nn.Module) -> int:
