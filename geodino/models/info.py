@@ -171,6 +171,9 @@ def _describe(spec: str | Path) -> dict[str, Any]:
     from geodino.backbones.load import check_spec
 
     check_spec(spec)  # option values as its load reads them (`?seed=abc` was described, not refused)
+    from geodino.backbones.spec import as_bool
+
+    as_bool(options.get("pretrained", "false"), "pretrained")  # `?pretrained=maybe` was described (its load refuses)
     with torch.device("meta"):
         # ?bands= sets timm's in_chans as load_backbone's build does (it was dropped: bands=4 showed 3)
         model = build_timm(target, {k: v for k, v in options.items() if k != "pretrained"}, n_bands, None)

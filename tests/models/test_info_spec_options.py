@@ -38,6 +38,7 @@ def _load_error(spec: str) -> str:
         ("fill=zeros", ("?fill= applies to checkpoint specs only",)),
         ("subset=rescale", ("?subset= applies to checkpoint specs only",)),
         ("seed=abc", ("seed='abc' must be an integer",)),
+        ("pretrained=maybe", ("pretrained='maybe' must be true or false",)),  # was described, exit 0
     ],
 )
 def test_info_refuses_timm_options_as_the_load_does(capsys, tmp_path, option, expect):
