@@ -27,3 +27,13 @@ def test_channels_last_is_named_with_the_permute(fb):
 def test_other_band_counts_keep_their_line(fb):
     with pytest.raises(InputError, match="input has 4 bands but backbone arch:vit_small"):
         fb.normalize(torch.zeros(1, 4, 32, 32))
+
+
+def test_an_image_without_batch_axis_is_told_to_add_it(fb):
+    """`preprocess` takes [C, H, W] (as read_image gives it) and returns it so; `features` needs the batch axis."""
+    x = fb.preprocess(torch.zeros(3, 32, 32, dtype=torch.uint8))
+    with pytest.raises(InputError, match=r"got shape \(3, 32, 32\); add the batch axis: x\[None\]"):
+        fb.features(x)
+    with pytest.raises(InputError, match=r"add the batch axis"):
+        fb.model.forward_features(x)
+    assert fb.features(x[None])[0][0].shape == (1, 32, 2, 2)

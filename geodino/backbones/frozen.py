@@ -243,7 +243,8 @@ class FrozenBackbone(nn.Module):
     def _check(self, x: Tensor) -> None:
         _tensor(x, "features")
         if x.ndim != 4:
-            raise InputError(f"expected an image batch [B, C, H, W], got shape {tuple(x.shape)}")
+            one = "; add the batch axis: x[None] (or x.unsqueeze(0))" if x.ndim == 3 else ""
+            raise InputError(f"expected an image batch [B, C, H, W], got shape {tuple(x.shape)}{one}")
         if not x.is_floating_point():  # raw DN (a uint8 / uint16 read) ran unstandardised, 255-10000x off
             raise InputError(
                 f"features takes normalised float input, got {x.dtype} (raw DN?); pass backbone.preprocess(x), which "

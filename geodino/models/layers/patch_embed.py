@@ -47,7 +47,8 @@ def check_image_batch(x: Tensor, in_chans: int, patch: int) -> None:
             "(FrozenBackbone.preprocess(x), or x.float() / 255 then the sensor's mean/std)"
         )
     if x.ndim != 4:
-        raise InputError(f"expected an image batch [B, C, H, W], got a tensor of shape {tuple(x.shape)}")
+        one = "; add the batch axis: x[None] (or x.unsqueeze(0))" if x.ndim == 3 else ""
+        raise InputError(f"expected an image batch [B, C, H, W], got a tensor of shape {tuple(x.shape)}{one}")
     _, c, h, w = x.shape
     if c != in_chans and w == in_chans:  # [B, H, W, C] from PIL / numpy: its height was read as the bands
         raise InputError(
