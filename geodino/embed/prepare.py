@@ -272,15 +272,16 @@ def _input_scaling(info: Any, source: Any, cfg: EmbedConfig, bb: Any) -> tuple[A
     by = DECLARED_BY_CF if cube else DECLARED_BY_FILE
     _, scale_desc = input_scaler(info, cfg, bb, n_in, declared, declared_by=by) if explicit else (None, "")
     sensor = scaling_sensor(cfg, bb, n_in, info.descriptions)
+    if sensor is not None:  # uint8 input with a sensor of 16-bit DN is refused before anything is written
+        from geodino.data.sensors import check_bit_depth
+
+        # before the unit warnings: a warning that the same DN scale cannot reach the means came first, then this
+        check_bit_depth(str(info.path), info.dtype, sensor, kind=source.kind)
     if sensor is not None and declared is None and cfg.band_scale is None and cfg.band_offset is None:
         if cfg.sensor:
             warn_dn_as_reflectance(info, sensor, bb)  # --sensor's rule applies: 16-bit DN read as reflectance?
         else:
             warn_record_units(info, bb)  # the backbone's recorded DN step applies: in its mean/std's units?
-    if sensor is not None:  # uint8 input with a sensor of 16-bit DN is refused before anything is written
-        from geodino.data.sensors import check_bit_depth
-
-        check_bit_depth(str(info.path), info.dtype, sensor, kind=source.kind)
     return declared, scale_desc
 
 
