@@ -258,7 +258,8 @@ def _checked_bands_sensor(
     """Refuse a checkpoint spec's `?bands=` names and `?sensor=` as its load refuses them (an unknown sensor, band
     names that sensors number differently, a sensor whose band count is not the bands'), on the patch embedding
     alone: `FILE?sensor=nosuch` and `FILE?bands=SR_B2,SR_B3,SR_B4` were described (exit 0) while every command
-    loading the same spec failed. Returns no rows: the `loaded_bands` row already says what `?bands=` loads."""
+    loading the same spec failed. Returns the `loaded_sensor` row for a `?sensor=` (the `normalization` row, which
+    describes the file, said "pass sensor= (?sensor=) to set it" as if none had been passed)."""
     sensor = options.get("sensor") or None
     config = weights.config or {}
     src = config.get("bands") if isinstance(config.get("bands"), list) else None
@@ -287,7 +288,9 @@ def _checked_bands_sensor(
         from geodino.backbones.normalization import sensor_stats
 
         bands = names if names is not None else src
-        sensor_stats(sensor, bands, len(bands) if bands else int(w.shape[1]), spec, None)
+        s = sensor_stats(sensor, bands, len(bands) if bands else int(w.shape[1]), spec, None)[0]
+        name = getattr(s, "name", s)
+        return {"loaded_sensor": f"{name}, the spec's ?sensor=: the load standardises with its mean/std"}
     return {}
 
 

@@ -95,7 +95,10 @@ def test_options_that_act_are_still_described(capsys, four_band_file):
     assert adapted["loaded_bands"].startswith("2 (red, nir), the spec's ?bands=")  # ... and this the load
     assert load_backbone(f"{four_band_file}?bands=red,nir").in_chans == 2
     assert cli.main(["info", f"{four_band_file}?sensor=sentinel2_l2a&bands=4"]) == 0
-    assert "loaded_bands" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "loaded_bands" not in out
+    assert "loaded_sensor   sentinel2_l2a, the spec's ?sensor=" in out  # the normalization row is the file's
+    assert "loaded_sensor" not in describe(four_band_file)
 
 
 def test_check_spec_refuses_an_unknown_sensor_on_a_checkpoint(four_band_file):
