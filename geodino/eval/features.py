@@ -42,6 +42,14 @@ class FeatureConfig:
     # inference path: auto | off | float32 | float32-ieee | float32-mkl | bfloat16 | int8 (geodino.models.frozen)
     fast: str = "auto"
 
+    def __post_init__(self) -> None:
+        """A fast-path mode none of `MODES` names is refused here, naming `features.fast` (a suite names it
+        `tasks.<name>.features.fast`), when the config is read: it was refused only once its task extracted, after
+        the suite's earlier tasks had run, as 'fast path mode=...' naming no key. The value is kept as written."""
+        from geodino.models.fast_choice import fast_mode
+
+        fast_mode(self.fast, "features.fast")
+
 
 @dataclass
 class FeatureSet:

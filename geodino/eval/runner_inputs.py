@@ -75,13 +75,22 @@ def name_task_keys(message: str, name: str, schema: type) -> str:
 @contextlib.contextmanager
 def task_keys_named(name: str, schema: type) -> Iterator[None]:
     """Re-raise a ConfigError/InputError of task `name` (config dataclass `schema`) with its keys named as
-    `tasks.<name>.<key>` (`name_task_keys`): same error object and type, only its line changes."""
+    `tasks.<name>.<key>` (`name_task_keys`): same error object and type, only its line changes. The short-backbone
+    layer-set warning (`geodino.backbones.layers`) names the task's layers key the same way while inside."""
+    from geodino.backbones.layers import LAYERS_KEY
+
+    keys = config_keys(schema)
+    layers = next((k for k in ("layers", "features.layers") if k in keys), None)
+    token = LAYERS_KEY.set(f"tasks.{name}.{layers}") if layers else None
     try:
         yield
     except (ConfigError, InputError) as exc:
         if exc.args and isinstance(exc.args[0], str):
             exc.args = (name_task_keys(exc.args[0], name, schema), *exc.args[1:])
         raise
+    finally:
+        if token is not None:
+            LAYERS_KEY.reset(token)
 
 
 def file_keys(task_type: str) -> dict[str, str]:
