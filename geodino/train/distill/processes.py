@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime
 import json
 import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 
@@ -21,6 +23,7 @@ from geodino.train.launcher import local_gpu
 
 __all__ = ["JOIN_TIMEOUT_ENV", "init_distributed", "pick_device"]
 
+T = TypeVar("T")
 JOIN_TIMEOUT_ENV = "GEODINO_JOIN_TIMEOUT"  # seconds every process waits for the others to join (default 1800)
 
 
@@ -62,7 +65,7 @@ def init_distributed(cfg: DistillConfig) -> torch.device:
         return pick_device(cfg)
     wait = join_timeout()
     try:  # torch's env:// rendezvous, as init_process_group does it, with the join's own timeout
-        store, rank, world = next(dist.rendezvous("env://", timeout=wait))
+        store, rank, world = _interruptible(lambda: next(dist.rendezvous("env://", timeout=wait)))
     except (RuntimeError, TimeoutError) as exc:  # DistStoreError is a RuntimeError
         raise TrainingError(_join_failed(exc, wait)) from exc
     try:
@@ -89,7 +92,7 @@ def _agree_on_device(
     key = f"geodino/device/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"  # a torchrun restart: fresh keys
     store.set(f"{key}/{rank}", json.dumps([refusal_view(error), None if device is None else device.type]))
     try:
-        views = [json.loads(store.get(f"{key}/{r}")) for r in range(world)]
+        views = _interruptible(lambda: [json.loads(store.get(f"{key}/{r}")) for r in range(world)])
     except (RuntimeError, TimeoutError) as exc:
         raise TrainingError(_join_failed(exc, wait)) from exc
     kinds = {r: kind for r, (_, kind) in enumerate(views)}
@@ -107,6 +110,29 @@ def _agree_on_device(
             f"{', '.join(on['cpu'])} (no CUDA device visible there); every process must run on the same kind of "
             "device: make a GPU visible to each, or set train.device=cpu"
         )
+
+
+def _interruptible(wait: Callable[[], T]) -> T:
+    """`wait()` (a wait in torch's store, in native code) run in a helper thread while this thread stays in Python:
+    SIGTERM or Ctrl-C while the others are awaited stops the process at once (`geodino: interrupted`). Run in the
+    main thread, the signal waited for the store's timeout (30 min) before its handler could run."""
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = wait()
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    helper = threading.Thread(target=run, name="geodino-join", daemon=True)
+    helper.start()
+    while helper.is_alive():
+        helper.join(0.2)  # signal handlers run between the joins
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _join_failed(exc: BaseException, wait: datetime.timedelta) -> str:
