@@ -99,7 +99,10 @@ def _agree_on_device(
     ends = error is not None or any(view is not None for view, _ in views) or len(set(kinds.values())) > 1
     if ends and rank == 0:  # rank 0 may host the store (srun): it leaves after every rank has read it
         store.set(f"{key}/read/{rank}", "1")
-        store.wait([f"{key}/read/{r}" for r in range(world)])
+        try:
+            _interruptible(lambda: store.wait([f"{key}/read/{r}" for r in range(world)]))
+        except (RuntimeError, TimeoutError):  # a rank gone before reading: the line below is still this rank's
+            pass
     elif ends:
         store.set(f"{key}/read/{rank}", "1")
     raise_agreed([tuple(view) if view is not None else None for view, _ in views], rank, error)
