@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from geodino.errors import ConfigError
+from geodino.errors import ConfigError, did_you_mean
 from geodino.eval.results import INFO_METRICS as INFO_METRICS  # re-exported: the results files' home
 from geodino.eval.results import add_intervals, dataset_label, write_results
 from geodino.eval.results import metric_kind as metric_kind
@@ -76,8 +76,6 @@ class SuiteConfig:
                     f"task {name!r} needs a type: set tasks.{name}.type to one of {', '.join(TASK_TYPES)}"
                 )
             if t["type"] not in TASK_TYPES:
-                from geodino.errors import did_you_mean
-
                 close = did_you_mean(t["type"], TASK_TYPES)
                 hint = f"did you mean {close[0]!r}?" if close else f"choose one of {', '.join(TASK_TYPES)}"
                 raise ConfigError(f"tasks.{name}.type={t['type']!r} is not a task type; {hint}")
