@@ -78,7 +78,10 @@ def init_distributed(cfg: DistillConfig) -> torch.device:
         torch.cuda.set_device(device)
     store.set_timeout(datetime.timedelta(minutes=30))  # the collectives' timeout, torch's default
     prefixed = dist.PrefixStore("default_pg", store)  # as init_process_group names its keys in a store it made
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=prefixed, rank=rank, world_size=world)
+    if device.type == "cuda":  # bound to this GPU, as pretraining's early join does (NCCL's barrier need not guess)
+        dist.init_process_group("nccl", store=prefixed, rank=rank, world_size=world, device_id=device)
+    else:
+        dist.init_process_group("gloo", store=prefixed, rank=rank, world_size=world)
     return device
 
 
