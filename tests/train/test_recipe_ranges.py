@@ -41,6 +41,16 @@ BAD = [
     ("crops.local_size=256", "crops.local_size=256 is larger than crops.global_size=32"),
     ("crops.mask_ratio=[0.2,0.6]", "crops.mask_ratio=[0.2, 0.6] is not read by pretraining"),
     ("crops.mask_probability=0.3", "set ssl.ibot.mask_sample_probability=0.3 instead"),
+    # the Gram refresh counters and the monitor thresholds: max_updates=-1 silently never refreshed the Gram teacher,
+    # entropy_tol=0.6 flagged every entropy as collapsed, monitor.every=-1 ran the monitors every step
+    ("ssl.gram.max_updates=-1", "ssl.gram.max_updates=-1 must be a number >= 0"),
+    ("ssl.gram.it_first_update=-5", "ssl.gram.it_first_update=-5 must be a number >= 0"),
+    ("ssl.gram.it_load_ema_teacher=-1", "ssl.gram.it_load_ema_teacher=-1 must be a number >= 0"),
+    ("ssl.monitor.every=-1", "ssl.monitor.every=-1 must be a number >= 0: 0 turns the monitors off"),
+    ("ssl.monitor.patience=0", "ssl.monitor.patience=0 must be a number >= 1"),
+    ("ssl.monitor.entropy_tol=.nan", "ssl.monitor.entropy_tol=nan must be a number in [0, 0.5)"),
+    ("ssl.monitor.entropy_tol=0.6", "ssl.monitor.entropy_tol=0.6 must be a number in [0, 0.5)"),
+    ("ssl.monitor.std_tol=-0.1", "ssl.monitor.std_tol=-0.1 must be a number >= 0"),
 ]
 
 
@@ -88,3 +98,17 @@ def test_cli_exits_2_with_one_line(tmp_path) -> None:
     assert "Traceback" not in r.stderr
     assert "ssl.schedules.lr.peak=-0.001 must be a number >= 0" in r.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_boundary_counters_pass() -> None:
+    ok = [
+        "ssl.gram.max_updates=0",
+        "ssl.gram.max_updates=null",
+        "ssl.gram.it_first_update=0",
+        "ssl.monitor.every=0",
+        "ssl.monitor.patience=1",
+        "ssl.monitor.entropy_tol=0",
+        "ssl.monitor.std_tol=0",
+    ]
+    cfg = load_config(PretrainConfig, "demo", ok)
+    assert cfg.ssl.gram.max_updates is None and cfg.ssl.monitor.every == 0
