@@ -160,8 +160,8 @@ def cluster_map(
     overwrite: bool = False,
 ) -> Path:
     """k-means class COG (uint8 with a colour table and a raster attribute table naming `cluster i`; 255 =
-    nodata), fitted on a pixel sample (cosine k-means when the features are unit-length: they are L2-normalised
-    before fitting and assigning)."""
+    nodata), fitted on a sample of cells away from nodata as `pca_map` is (an edge ring drew a cluster of its own)
+    and assigned to every valid cell (cosine k-means: vectors L2-normalised before fitting and assigning)."""
     from sklearn.cluster import MiniBatchKMeans
 
     k = whole_number(k, "k", 8)
@@ -171,7 +171,7 @@ def cluster_map(
     check_map_outputs("cluster", out, png=png, style=style.qml_path(out))
     out = check_writable(out, overwrite=overwrite)
     with EmbeddingReader(features).require_features() as rd:
-        x = _unit(rd.sample(sample, seed))
+        x = _unit(rd.sample(sample, seed, interior=True))  # cells next to nodata: labelled, not fitted
         if len(x) < k:
             raise InputError(f"feature raster {features} has {plural(len(x), 'valid pixel')}, fewer than k={k}")
         with rd.fitting(f"k-means on {plural(len(x), 'sampled cell')}"):
