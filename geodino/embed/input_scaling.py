@@ -24,6 +24,7 @@ __all__ = [
     "InputScale",
     "as_float32_on",
     "input_scaler",
+    "record_units_reason",
     "recorded_scale",
     "scaling_sensor",
     "warn_dn_as_reflectance",
@@ -178,31 +179,43 @@ def warn_dn_as_reflectance(info: Any, sensor: Any, bb: Any) -> None:
     )
 
 
-def warn_record_units(info: Any, bb: Any) -> None:
-    """One line when the DN step the backbone records (`recorded_scale`: it applies to integer input without
-    --sensor/--scale) and its mean/std are in different units: a foreign HF processor that does not rescale (x*1)
-    with statistics in reflectance units (every |mean| <= 2, e.g. ImageNet's) hands uint8/uint16 DN to a backbone
-    normalised for 0..1; the reverse, a scale whose output cannot reach the recorded means (x/255 with DN-unit means),
-    standardises reflectance by DN statistics. Both gave features far off without a word."""
+def record_units_reason(dtype: Any, path: Any, bb: Any) -> str | None:
+    """Why the DN step the backbone records (`recorded_scale`: it applies to integer input without --sensor/--scale)
+    and its mean/std are in different units for `dtype` data at `path` (any text naming the input), or None when
+    they agree: a foreign HF processor that does not rescale (x*1) with statistics in reflectance units (every
+    |mean| <= 2, e.g. ImageNet's) hands uint8/uint16 DN to a backbone normalised for 0..1; the reverse, a scale
+    whose output cannot reach the recorded means (x/255 with DN-unit means), standardises reflectance by DN
+    statistics. Both gave features far off without a word. The one rule of `geodino embed`, the probes'
+    `InputScaling` and `viz attention`'s input; each adds the advice naming its own keys."""
     from geodino.backbones.frozen import FLOAT_REFLECTANCE_MAX
 
-    dt = np.dtype(info.dtype)
+    dt = np.dtype(dtype)
     rec, found = getattr(bb, "normalization", None), recorded_scale(bb)
     if dt.kind not in "iu" or found is None or not rec or not rec.get("mean"):
-        return
+        return None
     scale, offset, desc = found
     mean = np.abs(np.asarray(rec["mean"], dtype=np.float64))
     lo, hi = (float(v) for v in (np.iinfo(dt).min, np.iinfo(dt).max))
     reach = np.maximum(np.abs(scale * lo + offset), np.abs(scale * hi + offset)).astype(np.float64)
     if np.all(scale == 1) and np.all(offset == 0) and mean.max() <= FLOAT_REFLECTANCE_MAX:
-        why = f"reads the {dt.name} DN of {info.path} as given, {desc}, but its mean/std are in reflectance units"
+        why = f"reads the {dt.name} DN of {path} as given, {desc}, but its mean/std are in reflectance units"
     elif np.any(scale != 1) and np.any(mean > reach.max()):
-        why = f"scales the {dt.name} DN of {info.path} by {desc} to at most {reach.max():g}, but its means are larger"
+        why = f"scales the {dt.name} DN of {path} by {desc} to at most {reach.max():g}, but its means are larger"
     else:
+        return None
+    return (
+        f"backbone {getattr(bb, 'spec', '')} {why} (mean {float(rec['mean'][0]):.4g} ...): its features will be far off"
+    )
+
+
+def warn_record_units(info: Any, bb: Any) -> None:
+    """One line when the DN step the backbone records and its mean/std are in different units
+    (`record_units_reason`), with `geodino embed`'s way out (--scale / --sensor)."""
+    why = record_units_reason(info.dtype, info.path, bb)
+    if why is None:
         return
     warnings.warn(
-        f"backbone {getattr(bb, 'spec', '')} {why} (mean {float(rec['mean'][0]):.4g} ...): its features will be far "
-        "off; pass --scale FACTOR (the DN -> reflectance factor of the data, e.g. 0.0001) or --sensor NAME "
+        f"{why}; pass --scale FACTOR (the DN -> reflectance factor of the data, e.g. 0.0001) or --sensor NAME "
         "(scale= or sensor= in Python)",
         stacklevel=user_stacklevel(),
     )

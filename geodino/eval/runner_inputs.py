@@ -13,6 +13,7 @@ message, or as the advice "set KEY ...") names it as `tasks.<name>.<key>`, the d
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import functools
 import re
@@ -24,6 +25,10 @@ from geodino.errors import ConfigError, InputError
 
 _TASK_WORDS = ("classification", "segmentation", "canopy", "detection")
 """A probe's own name before a key in its messages ("segmentation head=..."): dropped once the task names the key."""
+
+TASK_KEYS: contextvars.ContextVar[str] = contextvars.ContextVar("geodino_task_keys", default="")
+"""`tasks.<name>.` while a suite task runs (`task_keys_named`), "" otherwise: the prefix a warning's advice puts
+before a key of the task's config (`geodino.eval.scaling`'s recorded-units warning), as its errors name them."""
 
 
 @functools.cache
@@ -76,12 +81,14 @@ def name_task_keys(message: str, name: str, schema: type) -> str:
 def task_keys_named(name: str, schema: type) -> Iterator[None]:
     """Re-raise a ConfigError/InputError of task `name` (config dataclass `schema`) with its keys named as
     `tasks.<name>.<key>` (`name_task_keys`): same error object and type, only its line changes. The short-backbone
-    layer-set warning (`geodino.backbones.layers`) names the task's layers key the same way while inside."""
+    layer-set warning (`geodino.backbones.layers`) names the task's layers key the same way while inside, and
+    `TASK_KEYS` holds `tasks.<name>.` for the other warnings' keys."""
     from geodino.backbones.layers import LAYERS_KEY
 
     keys = config_keys(schema)
     layers = next((k for k in ("layers", "features.layers") if k in keys), None)
     token = LAYERS_KEY.set(f"tasks.{name}.{layers}") if layers else None
+    prefix = TASK_KEYS.set(f"tasks.{name}.")
     try:
         yield
     except (ConfigError, InputError) as exc:
@@ -89,6 +96,7 @@ def task_keys_named(name: str, schema: type) -> Iterator[None]:
             exc.args = (name_task_keys(exc.args[0], name, schema), *exc.args[1:])
         raise
     finally:
+        TASK_KEYS.reset(prefix)
         if token is not None:
             LAYERS_KEY.reset(token)
 

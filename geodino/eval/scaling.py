@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from geodino.data.headers import RASTERIO_SUFFIXES
-from geodino.errors import ConfigError
+from geodino.errors import ConfigError, plural
 from geodino.eval.layer_choice import backbone_name
 
 SAMPLES_SCALED = "none here: the samples came scaled (train_data/val_data or a dataset adapter)"
@@ -80,6 +80,8 @@ class InputScaling:
             if rec is not None:
                 where = rec[2].split(" (", 1)[1].removesuffix(")") if " (" in rec[2] else ""  # sensor, file
                 self.recorded = (rec[0], rec[1], where or f"backbone {backbone_name(backbone)}")
+        self.backbone = backbone
+        self.warned: set[str] = set()  # dtypes whose recorded-units warning was given (`_warn_units`: once each)
         self.used: dict[str, None] = {}  # the rules applied so far, in order (a dict as an ordered set)
         self.fixed: dict[tuple[str, int], Rule] = {}  # (dtype name, bands) -> the dataset's rule (`settle`)
         self.settled = False
@@ -89,9 +91,10 @@ class InputScaling:
         """The rule of a probe config's `data_scale`/`data_offset` keys and the backbone's record."""
         return cls(backbone, getattr(cfg, "data_scale", 0.0), getattr(cfg, "data_offset", 0.0), what)
 
-    def decide(self, dtype: Any, n_bands: int, top: float | None = None) -> Rule:
+    def decide(self, dtype: Any, n_bands: int, top: float | None = None, where: str = "the images") -> Rule:
         """(scale, offset, description) for data of `dtype` with `n_bands` bands (after band selection); `top` is
-        the largest value of all the data the rule is for (only read for 16-bit data with an 8-bit record)."""
+        the largest value of all the data the rule is for (only read for 16-bit data with an 8-bit record);
+        `where` names the data in the warning of a recorded rule in other units than its mean/std (`_warn_units`)."""
         dt = np.dtype(dtype)
         if self.scale > 0:
             keys = self.keys[0] + (f", {self.keys[1]}" if self.offset else "")
@@ -102,6 +105,7 @@ class InputScaling:
             why = self._misfit(dt, n_bands, scale, offset, top)
             if not why:
                 text = f"{scaling_text(scale, offset)} (the backbone's DN scale: {source})"
+                self._warn_units(dt, where)
                 if scale.size > 1 or offset.size > 1:  # per band: broadcast over [C,H,W]
                     scale, offset = scale.reshape(-1, 1, 1), offset.reshape(-1, 1, 1)
                 return scale, offset, text
@@ -145,7 +149,8 @@ class InputScaling:
                     top = max(top, _valid_max(*read(f), bands))
                     if top > 255:
                         break
-            self.fixed[(name, n)] = self.decide(name, n, top)
+            where = str(paths[0]) + (f" and {plural(len(paths) - 1, 'other image')}" if len(paths) > 1 else "")
+            self.fixed[(name, n)] = self.decide(name, n, top, where)
         self.settled = True
 
     def rule(self, data: np.ndarray) -> Rule:
@@ -160,6 +165,30 @@ class InputScaling:
         if self.settled:
             self.fixed[key] = found
         return found
+
+    def _warn_units(self, dt: np.dtype, where: str) -> None:
+        """One line (once per dtype) when the backbone's recorded DN step, which this rule applies, and its mean/std
+        are in different units (`geodino.embed.input_scaling.record_units_reason`, the rule `geodino embed` warns
+        by), naming the key that overrides it (`tasks.<name>.<key>` inside a suite task)."""
+        if dt.name in self.warned:
+            return
+        import warnings
+
+        from geodino.embed.input_scaling import record_units_reason
+        from geodino.eval.runner_inputs import TASK_KEYS
+        from geodino.models.caller import user_stacklevel
+
+        why = record_units_reason(dt, where, self.backbone)
+        if why is None:
+            return
+        self.warned.add(dt.name)
+        key = self.keys[0]  # a config key (`tasks.<name>.` before it in a suite), or a flag (`geodino embed images`)
+        fix = f"pass {key} FACTOR," if key.startswith("-") else f"set {TASK_KEYS.get()}{key} to"
+        warnings.warn(
+            f"{why}; {fix} the DN -> reflectance factor of the data (e.g. 0.0001 for 16-bit reflectance x 10000, "
+            f"{1 / 255:.6g} for 8-bit)",
+            stacklevel=user_stacklevel(),
+        )
 
     @staticmethod
     def _misfit(dtype: Any, n_bands: int, scale: np.ndarray, offset: np.ndarray, top: float | None) -> str:

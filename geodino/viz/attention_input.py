@@ -202,6 +202,7 @@ def photo_sensor(backbone: Any, path: str | Path, data: np.ndarray) -> tuple[Any
     if recorded is not None:
         why = scale_misfit(data.dtype, n, recorded.scale, recorded.offset)
         if not why:
+            warn_record_units(data.dtype, path, backbone)
             desc = recorded_scale(backbone)[2]
             return recorded, (
                 f"geodino: no --sensor given: {path} is read by the backbone's record, DN -> reflectance {desc}; "
@@ -240,9 +241,12 @@ def recorded_sensor(backbone: Any, path: str | Path) -> tuple[Any, str] | None:
 
     try:
         with rasterio.open(path) as src:
-            is_float = np.dtype(src.dtypes[0]).kind == "f"
+            dtype = np.dtype(src.dtypes[0])
     except rasterio.errors.RasterioError:  # the archive says what is wrong with the file, in its own words
-        is_float = False
+        dtype = None
+    is_float = dtype is not None and dtype.kind == "f"
+    if dtype is not None and not is_float:
+        warn_record_units(dtype, path, backbone)
     _, _, desc = recorded_scale(backbone)
     if is_float:
         sensor = dataclasses.replace(sensor, scale=1.0, offset=0.0)
@@ -250,6 +254,25 @@ def recorded_sensor(backbone: Any, path: str | Path) -> tuple[Any, str] | None:
     else:
         rule = f"DN -> reflectance {desc}"
     return sensor, f"geodino: no --sensor given: {path} is read by the backbone's record, {rule}; --sensor overrides"
+
+
+def warn_record_units(dtype: Any, path: str | Path, backbone: Any) -> None:
+    """One line when the DN step the backbone records, which an input read without --sensor takes, and its mean/std
+    are in different units (`geodino.embed.input_scaling.record_units_reason`, the rule `geodino embed` and the
+    probes warn by): the maps would be of values far from the training range. viz attention has no --scale, so the
+    way out named is --sensor."""
+    import warnings
+
+    from geodino.embed.input_scaling import record_units_reason
+    from geodino.models.caller import user_stacklevel
+
+    why = record_units_reason(dtype, path, backbone)
+    if why is not None:
+        warnings.warn(
+            f"{why}; pass --sensor NAME, a sensor with the data's DN -> reflectance scale (geodino data stats ... "
+            "--scale 0.0001 writes one; sensor= in Python)",
+            stacklevel=user_stacklevel(),
+        )
 
 
 def _one_listed(path: Path) -> str:
