@@ -198,3 +198,40 @@ def same_tree(a: Any, b: Any) -> bool:
     if isinstance(a, list | tuple):
         return isinstance(b, list | tuple) and len(a) == len(b) and all(map(same_tree, a, b))
     return a == b
+
+
+IMAGENET_STATS = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+
+
+def hf_imagenet_backbones(root: Path) -> dict[bool, Any]:
+    """{do_rescale: a loaded 1-block ViT-Tiny HF folder whose preprocessor_config.json standardises with ImageNet
+    mean/std}: with do_rescale false its record reads DN as given under reflectance statistics (the recorded-units
+    warning's case), with true it is the normal x/255 record."""
+    import json
+
+    import torch
+
+    from geodino.backbones import load_backbone
+    from geodino.models import build_model
+    from geodino.models.checkpoints import save_backbone
+
+    torch.manual_seed(0)
+    out = {}
+    for rescale in (False, True):
+        folder = save_backbone(build_model("vit_tiny", patch_size=8, depth=1), root / f"hf{rescale}", layout="hf")
+        processor = {"do_rescale": rescale, "rescale_factor": 1 / 255, "do_normalize": True}
+        processor |= {"image_mean": IMAGENET_STATS[0], "image_std": IMAGENET_STATS[1]}
+        (folder / "preprocessor_config.json").write_text(json.dumps(processor))
+        out[rescale] = load_backbone(folder)
+    return out
+
+
+def write_sensor_yaml(path: Path, scale: float, mean: float, std: float) -> Path:
+    """A 3-band RGB-like sensor file (bands b1..b3) with one DN scale and one mean/std for every band: the
+    DN-as-reflectance warning tests' sensors."""
+    import yaml
+
+    bands = ["b1", "b2", "b3"]
+    record = {"name": path.stem, "bands": bands, "scale": scale, "offset": 0.0, "mean": [mean] * 3, "std": [std] * 3}
+    path.write_text(yaml.safe_dump({**record, "rgb_like": True}))
+    return path

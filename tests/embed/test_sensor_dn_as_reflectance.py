@@ -9,18 +9,12 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import yaml
 
 from geodino import cli
 from tests.embed.conftest import write_tif
+from tests.helpers import write_sensor_yaml
 
 SPEC = "arch:vit_tiny?depth=1&patch_size=8&bands=3&seed=0"
-
-
-def _sensor(path, scale, mean, std):
-    path.write_text(yaml.safe_dump({"name": path.stem, "bands": ["b1", "b2", "b3"], "scale": scale, "offset": 0.0,
-                                    "mean": [mean] * 3, "std": [std] * 3, "rgb_like": True}))  # fmt: skip
-    return path
 
 
 def _warned(tmp_path, sensor, spec):
@@ -37,17 +31,17 @@ def _warned(tmp_path, sensor, spec):
 
 
 def test_dn_read_as_reflectance_before_a_reflectance_backbone_warns_once(tmp_path):
-    dn = _sensor(tmp_path / "dn.yaml", 1.0, 2000.0, 1150.0)
+    dn = write_sensor_yaml(tmp_path / "dn.yaml", 1.0, 2000.0, 1150.0)
     said = _warned(tmp_path, dn, SPEC + "&sensor=imagenet")
     assert len(said) == 1, said
     assert "'dn'" in said[0] and "uint16" in said[0] and "--scale" in said[0]
 
 
 def test_a_sensor_with_a_dn_scale_is_quiet(tmp_path):
-    refl = _sensor(tmp_path / "refl.yaml", 1e-4, 0.2, 0.115)
+    refl = write_sensor_yaml(tmp_path / "refl.yaml", 1e-4, 0.2, 0.115)
     assert not _warned(tmp_path, refl, SPEC + "&sensor=imagenet")
 
 
 def test_a_backbone_normalised_in_dn_units_is_quiet(tmp_path):
-    dn = _sensor(tmp_path / "dn.yaml", 1.0, 2000.0, 1150.0)
+    dn = write_sensor_yaml(tmp_path / "dn.yaml", 1.0, 2000.0, 1150.0)
     assert not _warned(tmp_path, dn, SPEC + f"&sensor={dn}")

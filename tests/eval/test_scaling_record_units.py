@@ -6,34 +6,19 @@ warns once per dataset, naming the probe's own key (`data_scale`, `data.scale` o
 
 from __future__ import annotations
 
-import json
 import warnings
 
 import numpy as np
 import pytest
 from PIL import Image
 
-IMAGENET = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+from tests.helpers import hf_imagenet_backbones
 
 
 @pytest.fixture(scope="module")
 def backbones(tmp_path_factory):
     """{do_rescale: a loaded HF-folder backbone whose preprocessor_config.json has ImageNet mean/std}."""
-    import torch
-
-    from geodino.backbones import load_backbone
-    from geodino.models import build_model
-    from geodino.models.checkpoints import save_backbone
-
-    torch.manual_seed(0)
-    root, out = tmp_path_factory.mktemp("hf"), {}
-    for rescale in (False, True):
-        folder = save_backbone(build_model("vit_tiny", patch_size=8, depth=1), root / f"hf{rescale}", layout="hf")
-        processor = {"do_rescale": rescale, "rescale_factor": 1 / 255, "do_normalize": True}
-        processor |= {"image_mean": IMAGENET[0], "image_std": IMAGENET[1]}
-        (folder / "preprocessor_config.json").write_text(json.dumps(processor))
-        out[rescale] = load_backbone(folder)
-    return out
+    return hf_imagenet_backbones(tmp_path_factory.mktemp("hf"))
 
 
 @pytest.fixture(scope="module")

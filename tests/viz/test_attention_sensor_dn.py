@@ -9,17 +9,10 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import yaml
 
-from tests.helpers import write_tif
+from tests.helpers import write_sensor_yaml, write_tif
 
 SPEC = "arch:vit_tiny?depth=1&patch_size=8&bands=3&seed=0"
-
-
-def _sensor(path, scale, mean, std):
-    path.write_text(yaml.safe_dump({"name": path.stem, "bands": ["b1", "b2", "b3"], "scale": scale, "offset": 0.0,
-                                    "mean": [mean] * 3, "std": [std] * 3, "rgb_like": True}))  # fmt: skip
-    return path
 
 
 def _said(tmp_path, sensor, spec):
@@ -36,7 +29,7 @@ def _said(tmp_path, sensor, spec):
 
 
 def test_dn_read_as_reflectance_before_a_reflectance_backbone_warns_once(tmp_path):
-    dn = _sensor(tmp_path / "dn.yaml", 1.0, 2000.0, 1150.0)
+    dn = write_sensor_yaml(tmp_path / "dn.yaml", 1.0, 2000.0, 1150.0)
     said = _said(tmp_path, dn, SPEC + "&sensor=imagenet")
     assert len(said) == 1, said
     assert "\n" not in said[0] and "'dn'" in said[0] and "uint16" in said[0] and "u16.tif" in said[0]
@@ -44,12 +37,12 @@ def test_dn_read_as_reflectance_before_a_reflectance_backbone_warns_once(tmp_pat
 
 
 def test_a_sensor_with_a_dn_scale_is_quiet(tmp_path):
-    refl = _sensor(tmp_path / "refl.yaml", 1e-4, 0.2, 0.115)
+    refl = write_sensor_yaml(tmp_path / "refl.yaml", 1e-4, 0.2, 0.115)
     assert not _said(tmp_path, refl, SPEC + "&sensor=imagenet")
 
 
 def test_a_backbone_normalised_in_dn_units_is_quiet(tmp_path):
-    dn = _sensor(tmp_path / "dn.yaml", 1.0, 2000.0, 1150.0)
+    dn = write_sensor_yaml(tmp_path / "dn.yaml", 1.0, 2000.0, 1150.0)
     assert not _said(tmp_path, dn, SPEC + f"&sensor={dn}")
 
 
@@ -60,7 +53,7 @@ def test_the_check_is_callable_after_reading_without_the_backbone(tmp_path):
 
     img = np.random.default_rng(0).integers(0, 4000, (3, 32, 32)).astype(np.uint16)
     src = write_tif(tmp_path / "u16.tif", img)
-    dn = _sensor(tmp_path / "dn.yaml", 1.0, 2000.0, 1150.0)
+    dn = write_sensor_yaml(tmp_path / "dn.yaml", 1.0, 2000.0, 1150.0)
     with warnings.catch_warnings(record=True) as held:
         warnings.simplefilter("always")
         sample = read_input(src, sensor=str(dn))  # no backbone: nothing to compare with, nothing said
@@ -73,7 +66,7 @@ def test_the_command_line_warns_once_too(tmp_path):
     """`geodino viz attention IN --sensor dn.yaml` reads the input before it loads the backbone; it said nothing."""
     from geodino.cli import main
 
-    dn = _sensor(tmp_path / "dn.yaml", 1.0, 2000.0, 1150.0)
+    dn = write_sensor_yaml(tmp_path / "dn.yaml", 1.0, 2000.0, 1150.0)
     img = np.random.default_rng(0).integers(0, 4000, (3, 32, 32)).astype(np.uint16)
     src = write_tif(tmp_path / "u16.tif", img)
     argv = ["viz", "attention", str(src), "--backbone", SPEC + "&sensor=imagenet", "--sensor", str(dn)]
