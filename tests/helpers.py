@@ -235,3 +235,17 @@ def write_sensor_yaml(path: Path, scale: float, mean: float, std: float) -> Path
     record = {"name": path.stem, "bands": bands, "scale": scale, "offset": 0.0, "mean": [mean] * 3, "std": [std] * 3}
     path.write_text(yaml.safe_dump({**record, "rgb_like": True}))
     return path
+
+
+def stale_file(p: Path) -> Path:
+    """`p` written and dated a minute past `io.STALE_AFTER_S`: what a killed run left behind, as the temp-name
+    sweeps judge it."""
+    import os
+    import time
+
+    from geodino.io import STALE_AFTER_S
+
+    p.write_bytes(b"x")
+    t = time.time() - STALE_AFTER_S - 60
+    os.utime(p, (t, t))
+    return p

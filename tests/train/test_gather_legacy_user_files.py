@@ -5,25 +5,17 @@ day old, and the resume sweep of a folder did the same. It now applies to sharde
 
 from __future__ import annotations
 
-import os
 import socket
-import time
 from pathlib import Path
 
 from geodino.io_temps import STALE_AFTER_S, sweep_temps
 from geodino.models.checkpoints.files import sweep_gathers
+from tests.helpers import stale_file
 from tests.train.conftest import dead_pid, legacy_gather_copy
 
 
-def _aged(p: Path) -> Path:
-    p.write_bytes(b"x")
-    t = time.time() - STALE_AFTER_S - 60
-    os.utime(p, (t, t))
-    return p
-
-
 def test_an_export_named_full_pt_leaves_user_files(tmp_path: Path) -> None:
-    mine = _aged(tmp_path / ".model.full-backup-2.pt")
+    mine = stale_file(tmp_path / ".model.full-backup-2.pt")
     assert sweep_temps(tmp_path / "model.full.pt") == []
     assert sweep_gathers(tmp_path) == []
     assert mine.is_file()
