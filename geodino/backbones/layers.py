@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import operator
 import warnings
 from collections.abc import Sequence
@@ -12,11 +11,6 @@ from geodino.errors import ConfigError, plural
 from geodino.models.caller import user_stacklevel
 
 LAYER_SETS = ("last", "four_last", "four_even", "four_even_official")
-
-LAYERS_KEY: contextvars.ContextVar[str] = contextvars.ContextVar("geodino_layers_key", default="layers")
-"""The key a user writes for the layer set, as the short-backbone warning names it: `layers` (a call's argument),
-set by a probe suite to `tasks.<name>.features.layers` (`geodino.eval.runner_inputs.task_keys_named`) while one of
-its tasks runs, so that the advice names the key that silences it there."""
 
 
 def _as_index(value: Any) -> int | None:
@@ -89,7 +83,9 @@ def _warn_short(name: str, n_blocks: int) -> None:
     `get_intermediate_layers(n=4)` fails on such a backbone). A warning, not an error: `four_last` is the probes'
     default layer set, and the blocks it gives are the last ones there are."""
     which = "block 0" if n_blocks == 1 else f"blocks 0..{n_blocks - 1}"
-    key = LAYERS_KEY.get()
+    from geodino.user_keys import user_key
+
+    key = user_key("layers")  # `tasks.<name>.features.layers` inside a probe suite's task
     warnings.warn(
         f"{key}={name} on a backbone with {plural(n_blocks, 'block')} gives {plural(n_blocks, 'map')} ({which}), "
         f"not 4; pass {key}=last, a count of last blocks ({n_blocks} for all of them) or block indices to choose "

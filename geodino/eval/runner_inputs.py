@@ -13,7 +13,6 @@ message, or as the advice "set KEY ...") names it as `tasks.<name>.<key>`, the d
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import dataclasses
 import functools
 import re
@@ -25,10 +24,6 @@ from geodino.errors import ConfigError, InputError
 
 _TASK_WORDS = ("classification", "segmentation", "canopy", "detection")
 """A probe's own name before a key in its messages ("segmentation head=..."): dropped once the task names the key."""
-
-TASK_KEYS: contextvars.ContextVar[str] = contextvars.ContextVar("geodino_task_keys", default="")
-"""`tasks.<name>.` while a suite task runs (`task_keys_named`), "" otherwise: the prefix a warning's advice puts
-before a key of the task's config (`geodino.eval.scaling`'s recorded-units warning), as its errors name them."""
 
 
 @functools.cache
@@ -80,25 +75,24 @@ def name_task_keys(message: str, name: str, schema: type) -> str:
 @contextlib.contextmanager
 def task_keys_named(name: str, schema: type) -> Iterator[None]:
     """Re-raise a ConfigError/InputError of task `name` (config dataclass `schema`) with its keys named as
-    `tasks.<name>.<key>` (`name_task_keys`): same error object and type, only its line changes. The short-backbone
-    layer-set warning (`geodino.backbones.layers`) names the task's layers key the same way while inside, and
-    `TASK_KEYS` holds `tasks.<name>.` for the other warnings' keys."""
-    from geodino.backbones.layers import LAYERS_KEY
+    `tasks.<name>.<key>` (`name_task_keys`): same error object and type, only its line changes. Warnings given
+    inside (the short-backbone layer set, input scaling) name their keys the same way through
+    `geodino.user_keys.user_key`: a bare key (`layers`) is the task's key ending in it (`features.layers`)."""
+    from geodino.user_keys import keys_named_by
 
     keys = config_keys(schema)
-    layers = next((k for k in ("layers", "features.layers") if k in keys), None)
-    token = LAYERS_KEY.set(f"tasks.{name}.{layers}") if layers else None
-    prefix = TASK_KEYS.set(f"tasks.{name}.")
+
+    def namer(key: str) -> str:
+        nested = sorted((k for k in keys if k.endswith(f".{key}")), key=len)
+        return f"tasks.{name}.{key if key in keys or not nested else nested[0]}"
+
     try:
-        yield
+        with keys_named_by(namer):
+            yield
     except (ConfigError, InputError) as exc:
         if exc.args and isinstance(exc.args[0], str):
             exc.args = (name_task_keys(exc.args[0], name, schema), *exc.args[1:])
         raise
-    finally:
-        TASK_KEYS.reset(prefix)
-        if token is not None:
-            LAYERS_KEY.reset(token)
 
 
 def file_keys(task_type: str) -> dict[str, str]:

@@ -175,15 +175,15 @@ class InputScaling:
         import warnings
 
         from geodino.embed.input_scaling import record_units_reason
-        from geodino.eval.runner_inputs import TASK_KEYS
         from geodino.models.caller import user_stacklevel
+        from geodino.user_keys import user_key
 
         why = record_units_reason(dt, where, self.backbone)
         if why is None:
             return
         self.warned.add(dt.name)
         key = self.keys[0]  # a config key (`tasks.<name>.` before it in a suite), or a flag (`geodino embed images`)
-        fix = f"pass {key} FACTOR," if key.startswith("-") else f"set {TASK_KEYS.get()}{key} to"
+        fix = f"pass {key} FACTOR," if key.startswith("-") else f"set {user_key(key)} to"
         warnings.warn(
             f"{why}; {fix} the DN -> reflectance factor of the data (e.g. 0.0001 for 16-bit reflectance x 10000, "
             f"{1 / 255:.6g} for 8-bit)",
