@@ -7,6 +7,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import pytest
 import torch
 
 from geodino.backbones import load_backbone
@@ -61,3 +62,37 @@ def test_other_bands_keep_identity_default(tmp_path):
     path = _rgb_file(tmp_path / "rgb.pth")
     fb = _load(str(path), bands=["nir", "blue", "green", "red"])
     assert fb.mean.flatten().tolist() == [0.0] * 4 and fb.std.flatten().tolist() == [1.0] * 4
+
+
+def test_sat493m_file_keeps_its_statistics_for_bands_named_as_its_kernels_match(tmp_path):
+    """Landsat 7 SR_B1, SR_B2, SR_B3 (blue, green, red: the kernels match them so) on a *sat493m* file: the SAT-493M
+    statistics move with the kernels, as a recorded mean/std does; ImageNet's were used, with a warning."""
+    from geodino.data.normalization import sensor_record
+    from geodino.data.sensors import get_sensor
+
+    path = _rgb_file(tmp_path / "dinov3_vitt16_pretrain_sat493m-test.pth")
+    rec = save_backbone(
+        _load(str(path)).model, tmp_path / "rec.pth", normalization=sensor_record(get_sensor("sat493m"))
+    )
+    rgb = _load(str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        landsat = load_backbone(f"{path}?bands=SR_B1,SR_B2,SR_B3")
+        s2 = load_backbone(f"{path}?bands=B04,B03,B02")  # the file's own bands: refused ("not a band of sat493m")
+    recorded = _load(f"{rec}?bands=SR_B1,SR_B2,SR_B3")
+    torch.testing.assert_close(landsat.mean.flatten(), rgb.mean.flatten().flip(0))
+    torch.testing.assert_close(landsat.std.flatten(), recorded.std.flatten())
+    assert landsat.norm_source.startswith("sensor sat493m") and landsat.bands == ["SR_B1", "SR_B2", "SR_B3"]
+    x = torch.rand(1, 3, 32, 32)
+    torch.testing.assert_close(
+        landsat.features(landsat.normalize(x.flip(1)))[1][0], rgb.features(rgb.normalize(x))[1][0], atol=1e-5, rtol=1e-5
+    )
+    torch.testing.assert_close(s2.mean.flatten(), rgb.mean.flatten())
+    torch.testing.assert_close(s2.features(s2.normalize(x))[1][0], rgb.features(rgb.normalize(x))[1][0])
+
+
+def test_sat493m_file_adapted_to_other_bands_says_its_default_lacks_them(tmp_path):
+    path = _rgb_file(tmp_path / "dinov3_vitt16_pretrain_sat493m-test.pth")
+    with pytest.warns(UserWarning, match=r"after band adaptation to bands its default \(sat493m\) lacks: using Image"):
+        fb = load_backbone(f"{path}?bands=nir,red,green")
+    assert fb.norm_source == "none recorded: ImageNet mean/std (the 3-band default)"

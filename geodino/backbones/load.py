@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from geodino.backbones.frozen import FrozenBackbone
-from geodino.backbones.normalization import IMAGENET_MEAN, IMAGENET_STD, sensor_stats
+from geodino.backbones.normalization import IMAGENET_MEAN, IMAGENET_STD, reordered, reordering, sensor_stats
 from geodino.backbones.spec import (
     DEFAULT_PATCH,
     as_int,
@@ -343,7 +343,7 @@ def _from_path(
     if src_bands is None and c == 3:
         src_bands = ["R", "G", "B"]
     default_sensor = default_sensor_of(path, config, c)
-    adapted = False
+    adapted, resolved = False, names
     if n_bands is not None and n_bands != c and names is None:
         raise CheckpointError(
             f"checkpoint {path} has {c} input bands but bands={n_bands} was requested; name the bands "
@@ -354,7 +354,7 @@ def _from_path(
         # must move (or replace) kernels, not feed blue to the red kernel
         before = state["patch_embed.proj.weight"]
         recorded_sensor = (weights.normalization or {}).get("sensor") or config.get("sensor")
-        state, _ = resolve_bands(
+        state, resolved = resolve_bands(
             state,
             names,
             src_bands=src_bands,
@@ -394,10 +394,14 @@ def _from_path(
         log.info("backbone %s: normalisation %s", spec_text, fb.norm_source)
         return fb.to(device)
     bands_for_stats = names if names is not None else (src_bands if not adapted else None)
-    order = _reordering(src_bands, names) if adapted and sensor is None else None
+    # the names as the kernels matched them (SR_B1, SR_B2, SR_B3 are blue, green, red through landsat7 and 5): a
+    # reordering of the file's bands by those names keeps its default statistics, as a recorded mean/std is kept
+    order = reordering(src_bands, resolved) if adapted and sensor is None else None
     default = default_sensor if order is not None or not adapted else None
+    if default is not None and sensor is None and not adapted and names is not None:
+        bands_for_stats = src_bands  # the file's own bands (B04, B03, B02 are R, G, B): the sensor's names for them
     if order is not None:  # the file's own bands in another order: its default statistics, moved with the kernels
-        stats = _reordered(sensor_stats(None, src_bands, model.in_chans, spec_text, default), order, names)
+        stats = reordered(sensor_stats(None, src_bands, model.in_chans, spec_text, default), order, names)
     else:
         stats = sensor_stats(sensor, bands_for_stats, model.in_chans, spec_text, default)
     fb = _frozen(model, "geodino", stats, spec_text, fp, amp, sensor)
@@ -412,6 +416,9 @@ def _from_path(
         what = "ImageNet mean/std (the 3-band default)" if model.in_chans == 3 else "mean 0 / std 1"
         fb.norm_source = f"none recorded: {what}"
         why = "after band adaptation to bands the record lacks" if adapted and weights.normalization else ""
+        why = why or (
+            f"after band adaptation to bands its default ({default_sensor}) lacks" if adapted and default_sensor else ""
+        )
         warnings.warn(
             f"backbone {spec_text} records no input normalisation{' ' + why if why else ''}: using {what}; pass "
             "the sensor it was trained with (load_backbone(..., sensor=NAME), the spec option ?sensor=NAME as in "
@@ -439,27 +446,6 @@ def _given_src_bands(given: list[str], c: int, recorded: dict[str, Any] | None, 
             "src_bands out (the file names its bands)"
         )
     return list(given)
-
-
-def _reordering(src: list[str] | None, names: list[str] | None) -> list[int] | None:
-    """For each of `names`, the index of the same band among the file's bands `src` (R = red ...), when `names` are
-    exactly the file's bands in another order; else None (other bands: the file's 3-band defaults do not apply)."""
-    from geodino.models.checkpoints.bands import match_bands
-
-    if not src or not names or len(src) != len(names):
-        return None
-    found = match_bands(src, names)
-    order = [found.get(j, -1) for j in range(len(names))]
-    return order if sorted(order) == list(range(len(src))) else None
-
-
-def _reordered(stats: tuple[Any, Any, Any, Any], order: list[int], names: list[str]) -> tuple[Any, Any, Any, Any]:
-    """`sensor_stats`' (sensor, mean, std, bands) of the file's bands, in the order of `names` (`_reordering`): a
-    BGR input to an RGB file gets blue's mean/std for its first band, not red's."""
-    s, mean, std, _ = stats
-    if s is not None and not isinstance(s, str):
-        s = s.select([s.bands[i] for i in order])
-    return s, [mean[i] for i in order], [std[i] for i in order], names
 
 
 def _from_module(

@@ -62,3 +62,24 @@ def _sensor_band(s: Any, name: str) -> str:
     if s.resolve_band(str(name), strict=False) is None and canon in ("R", "G", "B") and len(rgb) == 3:
         return str(rgb["RGB".index(canon)])
     return str(name)
+
+
+def reordering(src: list[str] | None, names: list[str] | None) -> list[int] | None:
+    """For each of `names`, the index of the same band among the file's bands `src` (R = red ...), when `names` are
+    exactly the file's bands in another order; else None (other bands: the file's 3-band defaults do not apply)."""
+    from geodino.models.checkpoints.bands import match_bands
+
+    if not src or not names or len(src) != len(names):
+        return None
+    found = match_bands(src, names)
+    order = [found.get(j, -1) for j in range(len(names))]
+    return order if sorted(order) == list(range(len(src))) else None
+
+
+def reordered(stats: tuple[Any, Any, Any, Any], order: list[int], names: list[str]) -> tuple[Any, Any, Any, Any]:
+    """`sensor_stats`' (sensor, mean, std, bands) of the file's bands, in the order of `names` (`reordering`): a
+    BGR input to an RGB file gets blue's mean/std for its first band, not red's."""
+    s, mean, std, _ = stats
+    if s is not None and not isinstance(s, str):
+        s = s.select([s.bands[i] for i in order])
+    return s, [mean[i] for i in order], [std[i] for i in order], names
