@@ -40,6 +40,7 @@ from geodino.models.checkpoints.bands import (
     match_bands,
     resolve_bands,
     same_bands,
+    weights_to_bands,
 )
 from geodino.models.checkpoints.distill import distill_backbone, is_distill_checkpoint
 from geodino.models.checkpoints.files import (
@@ -474,18 +475,7 @@ def load_model(
     weights = path if isinstance(path, BackboneWeights) else read_backbone_weights(path, which=which)
     state = weights.state
     if bands is not None:
-        recorded = (weights.normalization or {}).get("sensor") or (weights.config or {}).get("sensor")
-        src_bands = src_bands or (weights.normalization or {}).get("bands")  # the bands the file records
-        state, _ = resolve_bands(
-            state,
-            bands,
-            src_bands=src_bands,
-            sensor=sensor,
-            fill=fill,
-            source=weights.source,
-            src_sensor=recorded,
-            subset=subset,
-        )
+        state = weights_to_bands(weights, bands, src_bands=src_bands, sensor=sensor, fill=fill, subset=subset)
     return build_from_state(state, weights.config, source=weights.source, device=device, **overrides)
 
 

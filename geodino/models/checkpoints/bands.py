@@ -11,14 +11,25 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
 from geodino.errors import CheckpointError, ConfigError, plural
 from geodino.models.caller import user_stacklevel
 
-__all__ = ["RGB", "adapt_patch_embed", "adapt_state_bands", "match_bands", "resolve_bands", "same_bands"]
+if TYPE_CHECKING:
+    from geodino.models.checkpoints.files import BackboneWeights
+
+__all__ = [
+    "RGB",
+    "adapt_patch_embed",
+    "adapt_state_bands",
+    "match_bands",
+    "resolve_bands",
+    "same_bands",
+    "weights_to_bands",
+]
 
 RGB = ("R", "G", "B")
 # Names that mean red, green and blue in band lists (case-insensitive); sensor-specific names (B04, SR_B4, ...)
@@ -221,6 +232,37 @@ def resolve_bands(
             stacklevel=user_stacklevel(),
         )
     return adapt_state_bands(state, dst_keys, src_bands=src_keys, fill=fill or "mean", subset=subset), resolved
+
+
+def weights_to_bands(
+    weights: BackboneWeights,
+    bands: Sequence[str],
+    *,
+    src_bands: Sequence[str] | None = None,
+    sensor: Any = None,
+    fill: str | None = "mean",
+    subset: str = "copy",
+    source: str | Path | None = None,
+) -> dict[str, Tensor]:
+    """The state of a read file (`read_backbone_weights`) with its patch embedding adapted to `bands`.
+
+    What the file records fills in what the caller leaves out: its bands are `src_bands`, else those its
+    normalisation record names; the sensor it was trained on (record, else config) decides names that sensors
+    number differently (`resolve_bands`' `src_sensor`). One rule for loading (`load_model`) and converting
+    (`geodino convert`) a file with other bands. `source` names the file in messages (default: `weights.source`).
+    """
+    record = weights.normalization or {}
+    state, _ = resolve_bands(
+        weights.state,
+        bands,
+        src_bands=src_bands or record.get("bands"),
+        sensor=sensor,
+        fill=fill,
+        source=weights.source if source is None else source,
+        src_sensor=record.get("sensor") or (weights.config or {}).get("sensor"),
+        subset=subset,
+    )
+    return state
 
 
 def _refuse_twice(names: Sequence[str], keys: Sequence[str], what: str, fix: str) -> None:

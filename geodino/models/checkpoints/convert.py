@@ -18,8 +18,8 @@ from geodino.models.checkpoints import (
     heads_path,
     infer_config,
     read_backbone_weights,
-    resolve_bands,
     save_backbone,
+    weights_to_bands,
 )
 from geodino.models.checkpoints.normalization import band_resolver, check_normalization, select_normalization
 
@@ -122,19 +122,10 @@ def convert_checkpoint(
     state = weights.state
     norm = weights.normalization
     if bands is not None:
-        src_bands = src_bands or (norm or {}).get("bands")  # the bands the file records
-        norm = _name_record(norm, src_bands)
-        recorded_sensor = (norm or {}).get("sensor") or (weights.config or {}).get("sensor")
-        state, _ = resolve_bands(
-            state,
-            bands,
-            src_bands=src_bands,
-            sensor=sensor,
-            fill=fill,
-            source=src,
-            src_sensor=recorded_sensor,
-            subset=subset,
+        state = weights_to_bands(
+            weights, bands, src_bands=src_bands, sensor=sensor, fill=fill, subset=subset, source=src
         )
+        norm = _name_record(norm, src_bands)  # a record naming its bands keeps them (src_bands or not)
         kept = (
             select_normalization(norm, bands, band_resolver(norm))
             if norm and list(bands) != norm.get("bands")
