@@ -9,7 +9,7 @@ import os
 
 from geodino.errors import ConfigError
 
-__all__ = ["local_gpu", "srun_world"]
+__all__ = ["local_gpu", "on_cuda", "srun_world"]
 
 
 def srun_world() -> None:
@@ -57,3 +57,11 @@ def local_gpu() -> int:
     import torch
 
     return (int(local) if local.isdigit() else 0) % max(torch.cuda.device_count(), 1)
+
+
+def on_cuda(accelerator: str) -> bool:
+    """Whether Lightning's `trainer.accelerator` runs on CUDA here: `gpu`/`cuda`, or `auto` where a GPU is visible."""
+    import torch
+
+    acc = str(accelerator).lower()
+    return acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available())

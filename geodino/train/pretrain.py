@@ -220,15 +220,13 @@ def _loader_factory(cfg: PretrainConfig, **over: Any) -> Any:
         mask_ratio=list(cfg.ssl.ibot.mask_ratio_min_max),
         mask_probability=cfg.ssl.ibot.mask_sample_probability,
     )
-    import torch
-
     from geodino.data.config import resolve_photometric
+    from geodino.train.launcher import on_cuda
 
-    acc = str(cfg.trainer.accelerator).lower()
-    on_cuda = acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available())
-    kw["pin_memory"] = on_cuda
+    cuda = on_cuda(cfg.trainer.accelerator)
+    kw["pin_memory"] = cuda
     kw.update(over)
-    return partial(build_ssl_loader, cfg.data, resolve_photometric(cfg.crops, on_cuda), **kw)
+    return partial(build_ssl_loader, cfg.data, resolve_photometric(cfg.crops, cuda), **kw)
 
 
 def check_data_fits(cfg: PretrainConfig, batch: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from geodino.errors import plural
+from geodino.errors import ConfigError, plural
 from geodino.train.config import PretrainConfig
 from geodino.train.run_start import Start
 
@@ -28,15 +28,18 @@ def join_launched_group(cfg: PretrainConfig, processes: int) -> bool:
     distillation does) for a multi-process strategy (`ddp`, `fsdp2`, `auto` over several `processes`): gloo on CPU,
     NCCL on this process's GPU. The start's checks (each rank reads its own run folder, data and init_from) are then
     agreed before anything is written (`refusals_agreed`): a rank that refused stopped alone while the others wrote
-    their start files and waited in Lightning's rendezvous for it, for ever. Lightning skips its own
-    `init_process_group` when a group is up (`_init_dist_connection`). Whether it joined; one process, or the
-    ranks Lightning's launcher starts itself (no `RANK`): nothing."""
+    their start files and waited in Lightning's rendezvous for it, for ever. The device is agreed while joining
+    (`join_group`): a rank that sees no GPU stops every rank in one line (it raised alone in `set_device` while the
+    others waited 30 min). Lightning skips its own `init_process_group` when a group is up
+    (`_init_dist_connection`). Whether it joined; one process, or the ranks Lightning's launcher starts itself (no
+    `RANK`): nothing."""
     import os
 
     import torch
     import torch.distributed as dist
 
-    from geodino.train.launcher import local_gpu, srun_world
+    from geodino.train.join_group import join_group
+    from geodino.train.launcher import local_gpu, on_cuda, srun_world
 
     t = cfg.trainer
     if t.strategy in ("single", "ddp_spawn") or processes <= 1 or not dist.is_available():
@@ -46,13 +49,19 @@ def join_launched_group(cfg: PretrainConfig, processes: int) -> bool:
     # and its rank 0 checks before it launches them: such a run is left to Lightning, as before
     if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1 or "RANK" not in os.environ or dist.is_initialized():
         return False
-    acc = str(t.accelerator).lower()
-    if acc in ("gpu", "cuda") or (acc == "auto" and torch.cuda.is_available()):
-        device = torch.device("cuda", local_gpu())
-        torch.cuda.set_device(device)
-        dist.init_process_group("nccl", device_id=device)
-    else:
-        dist.init_process_group("gloo")
+
+    def pick() -> torch.device:
+        """This process's device: its GPU (`local_gpu`) for a CUDA accelerator, else the CPU."""
+        if not on_cuda(t.accelerator):
+            return torch.device("cpu")
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"trainer.accelerator={t.accelerator} but no CUDA device is visible; use trainer.accelerator=cpu"
+            )
+        return torch.device("cuda", local_gpu())
+
+    # every rank's device agreed in the rendezvous, bounded and interruptible (shared with distillation)
+    join_group(pick, "trainer.accelerator")
     return True
 
 

@@ -147,6 +147,7 @@ def build_trainer(
 def _strategy(cfg: TrainerConfig, ckpt: CheckpointConfig) -> tuple[Any, str, list[Any]]:
     from lightning.pytorch.plugins.environments import SLURMEnvironment
 
+    from geodino.train.launcher import on_cuda
     from geodino.train.stop import on_slurm
 
     plugins: list[Any] = []
@@ -158,7 +159,7 @@ def _strategy(cfg: TrainerConfig, ckpt: CheckpointConfig) -> tuple[Any, str, lis
         plugins.append(SLURMEnvironment(auto_requeue=False, requeue_signal=signal.SIGUSR1))
     precision = cfg.precision
     if precision == "auto":
-        on_gpu = cfg.accelerator in ("gpu", "cuda") or (cfg.accelerator == "auto" and torch.cuda.is_available())
+        on_gpu = on_cuda(cfg.accelerator)
         # bf16 where the GPU computes it natively; float16 with a loss scaler on older GPUs (V100, T4), which only
         # emulate bf16 (slow matrix products, SDPA's math fallback)
         precision = ("bf16-mixed" if bf16_default("cuda") else "16-mixed") if on_gpu else "32-true"
