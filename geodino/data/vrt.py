@@ -133,44 +133,77 @@ def _stack_bands_xml(
             )
     finest = min(infos, key=lambda i: abs(i[3].a))
     t, width, height = finest[3], finest[4], finest[5]
-    lines = [
-        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
+    bands, notes, windows = [], [], []
+    for k, (band, path, _, bt, bw, bh, dtype, nodata) in enumerate(infos, start=1):
+        window, aligned = _placed(bt, bw, bh, t)  # this file on the finest grid
+        windows.append((band, path, *window))
+        method = band_resampling(band, resampling)
+        if not aligned:
+            notes.append(_resampled_note(band, bt, t, method))
+        source = _local_source(path, folder, always=relative)
+        bands += _vrt_band(k, band, dtype, nodata, method, source, (bw, bh), window)
+    mask = _coverage_mask(windows, width, height, _local_source(finest[1], folder, always=relative))
+    return _vrt_text(crs, t, (width, height), notes, bands + mask)
+
+
+def _placed(bt: Any, bw: int, bh: int, t: Any) -> tuple[tuple[float, float, float, float], bool]:
+    """Where a source of transform `bt` and `bw` x `bh` pixels lands on the VRT's grid (transform `t`): its window
+    (x_off, y_off, x_size, y_size) in the grid's pixels, fractional where the grids do not align, and whether it
+    is aligned (same pixel size, whole-pixel offsets: GDAL then copies it, no resampling)."""
+    x_off, y_off = (bt.c - t.c) / t.a, (bt.f - t.f) / t.e
+    x_size, y_size = bw * bt.a / t.a, bh * bt.e / t.e
+    aligned = bt.a == t.a and bt.e == t.e and x_off == int(x_off) and y_off == int(y_off)
+    return (x_off, y_off, x_size, y_size), aligned
+
+
+def _resampled_note(label: str, bt: Any, t: Any, method: str) -> str:
+    """What a source not aligned with the grid is resampled by, e.g. "B11 20 m -> 10 m bilinear" (QA bands say
+    why they are nearest)."""
+    qa = " (QA band: class codes / bit flags)" if _is_qa(label) else ""
+    return f"{label} {_fmt_res(abs(bt.a))} m -> {_fmt_res(abs(t.a))} m {method}{qa}"
+
+
+def _vrt_band(
+    k: int,
+    label: str,
+    dtype: str,
+    nodata: float | None,
+    method: str,
+    source: tuple[str, bool],
+    size: tuple[int, int],
+    window: tuple[float, float, float, float],
+) -> list[str]:
+    """The XML of VRT band `k`: band 1 of the file `source` ((name, relative to the VRT)), `size` (w, h) pixels, read
+    into `window` of the grid by `method` (no attribute when empty: GDAL's default, for aligned sources)."""
+    x_off, y_off, x_size, y_size = window
+    no = _xml_number(nodata) if nodata is not None else None
+    return [
+        f'  <VRTRasterBand dataType="{_GDAL_TYPES.get(dtype, "Float32")}" band="{k}">',
+        f"    <Description>{escape(label)}</Description>",
+        *([f"    <NoDataValue>{no}</NoDataValue>"] if no is not None else []),
+        f"    <ComplexSource{f' resampling={chr(34)}{method}{chr(34)}' if method else ''}>",
+        f'      <SourceFilename relativeToVRT="{int(source[1])}">{escape(source[0])}</SourceFilename>',
+        "      <SourceBand>1</SourceBand>",
+        f'      <SrcRect xOff="0" yOff="0" xSize="{size[0]}" ySize="{size[1]}"/>',
+        f'      <DstRect xOff="{x_off!r}" yOff="{y_off!r}" xSize="{x_size!r}" ySize="{y_size!r}"/>',
+        *([f"      <NODATA>{no}</NODATA>"] if no is not None else []),
+        "    </ComplexSource>",
+        "  </VRTRasterBand>",
+    ]
+
+
+def _vrt_text(crs: Any, t: Any, size: tuple[int, int], notes: list[str], body: list[str]) -> str:
+    """A VRT document on the grid (`crs`, transform `t`, `size` (w, h)): the resampling `notes` as metadata (for
+    gdalinfo and `geodino data stack` readers), then `body` (its bands, and a mask band)."""
+    head = [
+        f'<VRTDataset rasterXSize="{size[0]}" rasterYSize="{size[1]}">',
         f"  <SRS>{escape(crs.to_wkt())}</SRS>",
         f"  <GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}</GeoTransform>",
     ]
-    notes = []
-    windows = []
-    for k, (band, path, _, bt, bw, bh, dtype, nodata) in enumerate(infos, start=1):
-        # destination window of this file on the finest grid
-        x_off = (bt.c - t.c) / t.a
-        y_off = (bt.f - t.f) / t.e
-        x_size = bw * bt.a / t.a
-        y_size = bh * bt.e / t.e
-        windows.append((band, path, x_off, y_off, x_size, y_size))
-        method = band_resampling(band, resampling)
-        name, is_relative = _local_source(path, folder, always=relative)
-        if bt.a != t.a or bt.e != t.e or x_off != int(x_off) or y_off != int(y_off):
-            qa = " (QA band: class codes / bit flags)" if _is_qa(band) else ""
-            notes.append(f"{band} {_fmt_res(abs(bt.a))} m -> {_fmt_res(abs(t.a))} m {method}{qa}")
-        lines += [
-            f'  <VRTRasterBand dataType="{_GDAL_TYPES.get(dtype, "Float32")}" band="{k}">',
-            f"    <Description>{escape(band)}</Description>",
-            *([f"    <NoDataValue>{nodata!r}</NoDataValue>"] if nodata is not None else []),
-            f'    <ComplexSource resampling="{method}">',
-            f'      <SourceFilename relativeToVRT="{int(is_relative)}">{escape(name)}</SourceFilename>',
-            "      <SourceBand>1</SourceBand>",
-            f'      <SrcRect xOff="0" yOff="0" xSize="{bw}" ySize="{bh}"/>',
-            f'      <DstRect xOff="{x_off!r}" yOff="{y_off!r}" xSize="{x_size!r}" ySize="{y_size!r}"/>',
-            *([f"      <NODATA>{nodata!r}</NODATA>"] if nodata is not None else []),
-            "    </ComplexSource>",
-            "  </VRTRasterBand>",
-        ]
-    if notes:  # what was resampled how, for gdalinfo and `geodino data stack` readers of the VRT
-        lines[3:3] = ["  <Metadata>", f'    <MDI key="GEODINO_STACK_RESAMPLED">{escape("; ".join(notes))}</MDI>',
-                      "  </Metadata>"]  # fmt: skip
-    lines += _coverage_mask(windows, width, height, _local_source(finest[1], folder, always=relative))
-    lines.append("</VRTDataset>")
-    return "\n".join(lines) + "\n"
+    if notes:
+        head += ["  <Metadata>", f'    <MDI key="GEODINO_STACK_RESAMPLED">{escape("; ".join(notes))}</MDI>',
+                 "  </Metadata>"]  # fmt: skip
+    return "\n".join([*head, *body, "</VRTDataset>"]) + "\n"
 
 
 def _coverage_mask(
@@ -392,41 +425,17 @@ def stack_files_xml(sources: Sequence[tuple[str, str]], *, where: str = "") -> t
             fix = "the DN scale comes from the type, so pass reflectance bands of one type"
             raise _differ(infos, 7, str, where, "data types", fix)
     t, width, height = ref[3], ref[4], ref[5]
-    lines = [
-        f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
-        f"  <SRS>{escape(ref[2].to_wkt())}</SRS>",
-        f"  <GeoTransform>{t.c!r}, {t.a!r}, {t.b!r}, {t.f!r}, {t.d!r}, {t.e!r}</GeoTransform>",
-    ]
-    notes = []
-    windows = []
+    bands, notes, windows = [], [], []
     for k, (label, path, _, bt, bw, bh, _c, dtype, nodata) in enumerate(infos, start=1):
-        x_off, y_off = (bt.c - t.c) / t.a, (bt.f - t.f) / t.e  # this source's place on the first one's grid
-        x_size, y_size = bw * bt.a / t.a, bh * bt.e / t.e
-        windows.append((label, path, x_off, y_off, x_size, y_size))
-        same = bt.a == t.a and bt.e == t.e and x_off == int(x_off) and y_off == int(y_off)
-        method = "" if same else band_resampling(label, "average" if abs(bt.a) < abs(t.a) else "bilinear")
+        window, aligned = _placed(bt, bw, bh, t)  # this source on the first one's grid
+        windows.append((label, path, *window))
+        method = "" if aligned else band_resampling(label, "average" if abs(bt.a) < abs(t.a) else "bilinear")
         if method:
-            qa = " (QA band: class codes / bit flags)" if _is_qa(label) else ""
-            notes.append(f"{label} {_fmt_res(abs(bt.a))} m -> {_fmt_res(abs(t.a))} m {method}{qa}")
-        lines += [
-            f'  <VRTRasterBand dataType="{_GDAL_TYPES.get(dtype, "Float32")}" band="{k}">',
-            f"    <Description>{escape(label)}</Description>",
-            *([f"    <NoDataValue>{_xml_number(nodata)}</NoDataValue>"] if nodata is not None else []),
-            f"    <ComplexSource{f' resampling={chr(34)}{method}{chr(34)}' if method else ''}>",
-            f'      <SourceFilename relativeToVRT="0">{escape(_source_name(path))}</SourceFilename>',
-            "      <SourceBand>1</SourceBand>",
-            f'      <SrcRect xOff="0" yOff="0" xSize="{bw}" ySize="{bh}"/>',
-            f'      <DstRect xOff="{x_off!r}" yOff="{y_off!r}" xSize="{x_size!r}" ySize="{y_size!r}"/>',
-            *([f"      <NODATA>{_xml_number(nodata)}</NODATA>"] if nodata is not None else []),
-            "    </ComplexSource>",
-            "  </VRTRasterBand>",
-        ]
-    if notes:
-        lines[3:3] = ["  <Metadata>", f'    <MDI key="GEODINO_STACK_RESAMPLED">{escape("; ".join(notes))}</MDI>',
-                      "  </Metadata>"]  # fmt: skip
+            notes.append(_resampled_note(label, bt, t, method))
+        bands += _vrt_band(k, label, dtype, nodata, method, (_source_name(path), False), (bw, bh), window)
     fix = f"pass assets of one footprint{at}"
-    lines += _coverage_mask(windows, width, height, (_source_name(ref[1]), False), fix)  # as `stack_bands`
-    return "\n".join(lines) + "\n</VRTDataset>\n", notes
+    mask = _coverage_mask(windows, width, height, (_source_name(ref[1]), False), fix)  # as `stack_bands`
+    return _vrt_text(ref[2], t, (width, height), notes, bands + mask), notes
 
 
 def write_vrt(text: str, out: str | Path) -> Path:
