@@ -121,6 +121,8 @@ def convert_checkpoint(
         )
     state = weights.state
     norm = weights.normalization
+    if norm is None and not sensor and not src_bands:
+        norm = _implied_record(src, weights)  # --bands keeps it for the bands it keeps, as load_backbone does
     if bands is not None:
         state = weights_to_bands(
             weights, bands, src_bands=src_bands, sensor=sensor, fill=fill, subset=subset, source=src
@@ -135,6 +137,7 @@ def convert_checkpoint(
             # the recorded statistics for the bands the file has (what the model was trained with), the sensor's
             # for the new ones (the sensor the names come from must have each of them)
             kept = _merged_normalization(norm, sensor, bands)
+        kept = _in_sensor_units(kept, (norm or {}).get("sensor"), sensor, bands, src)
         if norm and kept is None:
             lacking = [b for b in bands if str(b).lower() not in {str(x).lower() for x in norm.get("bands") or []}]
             have = ", ".join(map(str, norm.get("bands") or [])) or "(unnamed)"
@@ -147,16 +150,6 @@ def convert_checkpoint(
         norm = kept
     elif sensor or src_bands:
         norm = _own_bands_record(norm, sensor, src_bands, int(state["patch_embed.proj.weight"].shape[1]), src)
-    elif norm is None:
-        # a released file that records nothing (dinov3_vitl16_pretrain_sat493m-*.pth): the sensor its name implies,
-        # which geodino loads it with, travels; the HF output's processor had ImageNet's mean/std for the SAT ViT-L
-        from geodino.backbones.load import default_sensor_of
-
-        c = int(state["patch_embed.proj.weight"].shape[1])
-        implied = default_sensor_of(Path(src).expanduser(), dict(weights.config or {}), c)
-        norm = _own_bands_record(None, implied, None, c, src) if implied else None
-        if norm:  # not "(convert --sensor)": no sensor was passed
-            norm["origin"] = f"sensor {implied} (convert: the default for {Path(src).name})"
     config = dict(infer_config(state, src))
     if weights.config:
         config.update({k: v for k, v in weights.config.items() if k in config and k != "in_chans"})
@@ -313,6 +306,52 @@ def _merged_normalization(norm: Mapping[str, Any] | None, sensor: str, bands: Se
     )
 
 
+def _implied_record(src: str | Path, weights: Any) -> dict[str, Any] | None:
+    """A released file that records nothing (dinov3_vitl16_pretrain_sat493m-*.pth): the record of the sensor its
+    name implies, which geodino loads it with, so that it travels; the HF output's processor had ImageNet's mean/std
+    for the SAT ViT-L, and `--bands B02 B03 B04` wrote none."""
+    from geodino.backbones.load import default_sensor_of
+
+    c = int(weights.state["patch_embed.proj.weight"].shape[1])
+    implied = default_sensor_of(Path(src).expanduser(), dict(weights.config or {}), c)
+    norm = _own_bands_record(None, implied, None, c, src) if implied else None
+    if norm:  # not "(convert --sensor)": no sensor was passed
+        norm["origin"] = f"sensor {implied} (convert: the default for {Path(src).name})"
+    return norm
+
+
+def _in_sensor_units(
+    record: dict[str, Any] | None, recorded: str | None, sensor: str | None, bands: Sequence[str], src: str | Path
+) -> dict[str, Any] | None:
+    """`record` (the output's, for `bands`, from the file's record of sensor `recorded`), or `sensor`'s for those
+    bands when `recorded` is another sensor whose DN step (scale, offset) is not the sensor's: a SAT-493M record
+    (8-bit DN / 255) kept for Sentinel-2 bands (DN / 10000) had `--sensor sentinel2_l2a` outputs scale S2 data by
+    1/255 and standardise it with 8-bit RGB statistics. A record naming no sensor, or one in the sensor's DN step
+    (landsat8's kept for landsat9), is kept."""
+    whole = _sensor_normalization(sensor, bands) if record and sensor and recorded else None
+    if whole is None or str(recorded).lower() == str(whole["sensor"]).lower():
+        return record
+    if _steps(record, len(bands)) == _steps(whole, len(bands)):
+        return record
+    warnings.warn(
+        f"{src} records sensor {recorded}'s normalisation, whose DN scale and offset are not sensor "
+        f"{whole['sensor']}'s: the output records sensor {whole['sensor']}'s statistics for "
+        f"{', '.join(map(str, bands))} (the data --sensor names), not {recorded}'s",
+        stacklevel=user_stacklevel(),
+    )
+    return whole
+
+
+def _steps(record: Mapping[str, Any], n: int) -> list[tuple[float, float]]:
+    """(scale, offset) per band of a record (one value or one per band), rounded for comparison."""
+
+    def per_band(key: str, default: float) -> list[float]:
+        v = record.get(key, default)
+        return [float(x) for x in v] if isinstance(v, list) else [float(v)] * n
+
+    return [(float(f"{a:.6g}"), float(f"{b:.6g}")) for a, b in zip(per_band("scale", 1.0), per_band("offset", 0.0))]
+
+
 def _sensor_normalization(sensor: Any, bands: Sequence[str]) -> dict[str, Any] | None:
     """The record of `sensor` restricted to `bands` (its scale, offset, mean and std), or None when the sensor
     lacks one of them: a converted file then records what its users' data is standardised with, as an export
@@ -362,6 +401,10 @@ def _own_bands_record(
     if norm:
         recorded = (norm.get("sensor") or "").lower()
         if s and recorded and recorded != s.name.lower():
+            named = _name_record(norm, names)
+            replaced = _in_sensor_units(named, recorded, s.name, names, src)
+            if replaced is not named:
+                return replaced
             warnings.warn(
                 f"{src} records the normalisation of sensor {norm['sensor']}, which the output keeps (what the model "
                 f"was trained with), not sensor {s.name}'s; pass the sensor at load time to replace it",
