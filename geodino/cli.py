@@ -325,7 +325,9 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"geodino: interrupted{notes}", file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
     except Exception as exc:
-        line = storage_error(exc)
+        from geodino.train.peer_lost import peer_lost_line
+
+        line = storage_error(exc) or peer_lost_line(exc)
         if line is None or debug:
             raise
         from geodino.io import remove_created_dirs
@@ -333,7 +335,9 @@ def _main(argv: Sequence[str] | None) -> int:
         remove_created_dirs()
         close_progress_bars()
         print(f"geodino: error: {line}", file=sys.stderr)
-        return 1
+        from geodino.train.leave_group import leave_process_group  # a run with a group: leave it (no SIGABRT)
+
+        return leave_process_group(1, finished=False)
 
 
 def close_progress_bars() -> None:
