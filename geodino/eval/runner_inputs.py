@@ -154,15 +154,20 @@ def _open_splits(name: str, named: Any, splits: tuple[str, ...]) -> Any:
 
 def _check_per_class(train: Any, per_class: int) -> None:
     """A classification task's `train_per_class` above a class's training images, refused now when the training
-    split knows its labels unread (image folders): it was refused only once the task ran, after the earlier tasks."""
+    split knows its labels unread (image folders, torchgeo's EuroSAT), or on multi-label data (BigEarthNet): each
+    was refused only once the task ran, after the earlier tasks."""
     labels = getattr(train, "labels", None)
-    if not per_class or labels is None:
+    multilabel = getattr(train, "task", "") == "multilabel"
+    if not per_class or (labels is None and not multilabel):
         return
     import torch
 
     from geodino.eval.label_budget import budget_indices
 
-    targets = torch.tensor([labels[i] for i in train.indices], dtype=torch.long)
+    if multilabel:  # a [N, K] multi-hot stand-in: the budget's own line for multi-label data
+        targets = torch.zeros(1, max(1, len(train.classes)))
+    else:
+        targets = torch.tensor([labels[i] for i in train.indices], dtype=torch.long)
     budget_indices(targets, 1.0, per_class, 0, list(train.classes))  # the task's own check and line
 
 

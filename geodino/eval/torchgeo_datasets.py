@@ -93,7 +93,16 @@ def eurosat(cfg: DatasetConfig, split: str) -> ProbeDataset:
         length=len(ds),
         getter=get,
         indices=seeded_subset(len(ds), cfg.max_samples, cfg.split_seed),
+        labels=_folder_targets(ds),
     )
+
+
+def _folder_targets(ds: Any) -> list[int] | None:
+    """The class of each image of a torchgeo classification dataset built on torchvision's ImageFolder (EuroSAT),
+    from its file list (`targets`), unread: a suite refuses a `train_per_class` above a class's size before any
+    task runs, as for image folders (it was refused only when the task ran)."""
+    targets = getattr(ds, "targets", None)
+    return [int(t) for t in targets] if targets is not None and len(targets) == len(ds) else None
 
 
 def bigearthnet(cfg: DatasetConfig, split: str) -> ProbeDataset:
