@@ -27,7 +27,7 @@ from typing import Any
 from geodino.errors import CheckpointError, ConfigError, GeoDinoError, InputError, plural
 from geodino.io import removes_created_dirs
 from geodino.train.config import PRECISIONS, STRATEGIES, CheckpointConfig, PretrainConfig, TrainerConfig
-from geodino.train.pretrain_start import announce_start, join_launched_group, write_start_files
+from geodino.train.pretrain_start import accelerator_device, announce_start, join_launched_group, write_start_files
 from geodino.train.resume_paths import same_paths_as_saved
 from geodino.train.resume_point import agreed_resume_point
 from geodino.train.run_start import Start, undo_start
@@ -300,6 +300,7 @@ def _pretrain(cfg: PretrainConfig) -> Path:
         # each rank reads its own init_from, run folder and data (a node-local disk): a refusal on some ranks stops
         # every rank in one line (no block calls a collective; Lightning's group is joined above)
         with refusals_agreed():
+            accelerator_device(cfg.trainer.accelerator)  # no GPU for trainer.accelerator=gpu: one line, before a folder
             init_src = _adopt_init_architecture(cfg)  # ssl.student.arch: from_init (before the architecture is read)
             out, resume = _prepare_output(cfg, start)
         max_steps = cfg.trainer.max_steps

@@ -11,13 +11,23 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from geodino.errors import ConfigError, plural
 from geodino.train.config import PretrainConfig
 from geodino.train.run_start import Start
 
-__all__ = ["announce_start", "is_finished", "join_launched_group", "previous_config", "write_start_files"]
+__all__ = [
+    "accelerator_device",
+    "announce_start",
+    "is_finished",
+    "join_launched_group",
+    "previous_config",
+    "write_start_files",
+]
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("geodino.train")
 
@@ -35,11 +45,10 @@ def join_launched_group(cfg: PretrainConfig, processes: int) -> bool:
     `RANK`): nothing."""
     import os
 
-    import torch
     import torch.distributed as dist
 
     from geodino.train.join_group import join_group
-    from geodino.train.launcher import local_gpu, on_cuda, srun_world
+    from geodino.train.launcher import srun_world
 
     t = cfg.trainer
     if t.strategy in ("single", "ddp_spawn") or processes <= 1 or not dist.is_available():
@@ -49,20 +58,26 @@ def join_launched_group(cfg: PretrainConfig, processes: int) -> bool:
     # and its rank 0 checks before it launches them: such a run is left to Lightning, as before
     if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1 or "RANK" not in os.environ or dist.is_initialized():
         return False
-
-    def pick() -> torch.device:
-        """This process's device: its GPU (`local_gpu`) for a CUDA accelerator, else the CPU."""
-        if not on_cuda(t.accelerator):
-            return torch.device("cpu")
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                f"trainer.accelerator={t.accelerator} but no CUDA device is visible; use trainer.accelerator=cpu"
-            )
-        return torch.device("cuda", local_gpu())
-
     # every rank's device agreed in the rendezvous, bounded and interruptible (shared with distillation)
-    join_group(pick, "trainer.accelerator")
+    join_group(lambda: accelerator_device(t.accelerator), "trainer.accelerator")
     return True
+
+
+def accelerator_device(accelerator: str) -> torch.device:
+    """This process's device for `trainer.accelerator`: its GPU (`local_gpu`) for a CUDA accelerator, else the CPU.
+    A CUDA accelerator with no GPU visible is one line (Lightning raised `MisconfigurationException: No supported
+    gpu backend found!` with its traceback, after the run folder was made)."""
+    import torch
+
+    from geodino.train.launcher import local_gpu, on_cuda
+
+    if not on_cuda(accelerator):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} but no CUDA device is visible; use trainer.accelerator=cpu"
+        )
+    return torch.device("cuda", local_gpu())
 
 
 def is_finished(cfg: PretrainConfig, resume: Path | None, resume_step: int | None) -> bool:

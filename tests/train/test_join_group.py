@@ -143,3 +143,22 @@ def test_sigterm_while_waiting_for_the_others_to_join_stops_at_once(
     assert time.monotonic() - sent < 10  # before: GEODINO_JOIN_TIMEOUT's 120 s
     assert proc.returncode == 143 and "geodino: interrupted" in err, err[-2000:]
     assert not (tmp_path / "run").exists() or not any((tmp_path / "run").rglob("*"))  # nothing written
+
+
+@pytest.mark.parametrize("accelerator", ["gpu", "cuda"])
+def test_a_cuda_accelerator_without_a_gpu_is_one_line_before_any_folder(
+    accelerator: str, tiny_data: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """One process: Lightning raised `MisconfigurationException: No supported gpu backend found!` with a traceback,
+    after the run folder was made (it stayed behind, empty)."""
+    import torch
+
+    from geodino.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)
+    assert main(["pretrain", "-c", str(cfg), f"trainer.accelerator={accelerator}"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"geodino: error: trainer.accelerator={accelerator} but no CUDA device is visible; use trainer.accelerator=cpu"
+    )
+    assert not (tmp_path / "run").exists()
