@@ -151,7 +151,9 @@ def read_csv_boxes(path: Path, default_image: str | None = None) -> dict[str, Bo
 def read_boxes(paths: Sequence[str | Path]) -> BoxTable:
     """Boxes per image from VOC/COCO/CSV files (or folders of them), keyed by file name, or by a path ending in
     it where one name belongs to images in different folders (`coco_keys`; VOC: `_voc_keys`); `match_boxes`
-    finds an image's entry. The same key in two files: their boxes are concatenated."""
+    finds an image's entry. The same key in two files: their boxes are concatenated. Files that hold no box at
+    all are refused: before, a header-only CSV was blamed on file names and an empty VOC/COCO set trained a
+    detector on nothing and scored NaN."""
     out = BoxTable()
     read: list[tuple[Path, dict[str, Boxes]]] = []
     for p in dense.list_files(list(paths), BOX_SUFFIXES, "box annotation"):
@@ -173,6 +175,11 @@ def read_boxes(paths: Sequence[str | Path]) -> BoxTable:
                 )
             else:
                 out[name] = b
+    if not any(len(b.boxes) for b in out.values()):  # a header-only CSV, VOC/COCO files without objects
+        raise InputError(
+            f"the box annotations {[str(p) for p in paths]} hold no box for any image; a detector needs objects to "
+            "train and score on: give the annotation files of the images (images without objects may sit beside)"
+        )
     return out
 
 

@@ -49,6 +49,7 @@ def load_pair(image: Path, mask: Path, cfg: Any, scaling: InputScaling | None = 
             f"mask {mask} is {m.data.shape[2]}x{m.data.shape[1]} px but image {image} is "
             f"{r.data.shape[2]}x{r.data.shape[1]} px; masks must match their image's size"
         )
+    check_mask_grid(r, m)
     target = map_labels(torch.from_numpy(m.data[0].astype(np.int64)), cfg.label_map)
     nodata = ~torch.from_numpy(r.valid)
     target[nodata] = cfg.ignore_index
@@ -59,6 +60,37 @@ def load_pair(image: Path, mask: Path, cfg: Any, scaling: InputScaling | None = 
         "nodata_px": int(nodata.sum()),
         "valid": torch.from_numpy(r.valid),  # the image's valid pixels: the preview's stretch leaves nodata out
     }
+
+
+def check_mask_grid(image: dense.Raster, mask: dense.Raster) -> None:
+    """Refuse a georeferenced mask that covers other ground than its georeferenced image of the same size (another
+    CRS, origin or pixel size: its labels would be paired with the wrong pixels); masks are paired by pixel index,
+    so one of another grid must be resampled onto the image's first. Masks or images without georeference (PNG)
+    are paired as they are. Tolerance: half an image pixel at each edge."""
+    if not (image.georeferenced and mask.georeferenced):
+        return
+    from rasterio.transform import array_bounds
+    from rasterio.warp import transform_bounds
+
+    h, w = image.data.shape[1:]
+    ib = array_bounds(h, w, image.transform)  # (west, south, east, north)
+    try:
+        mb = array_bounds(h, w, mask.transform)
+        if mask.crs != image.crs:
+            mb = transform_bounds(mask.crs, image.crs, *mb)
+    except ValueError as exc:  # rasterio's CRSError: CRSs that cannot be related
+        raise InputError(
+            f"mask {mask.path} is in {mask.crs} and image {image.path} in {image.crs}, which cannot be related "
+            f"({exc}); resample the mask onto the image's grid"
+        ) from exc
+    tol = 0.5 * max(abs(image.transform.a), abs(image.transform.e))
+    if any(abs(a - b) > tol for a, b in zip(ib, mb)):
+        mine = ", ".join(f"{v:.10g}" for v in mb)
+        raise InputError(
+            f"mask {mask.path} covers other ground than image {image.path} (bounds {mine} vs "
+            f"{', '.join(f'{v:.10g}' for v in ib)} in {image.crs}); masks are paired by pixel, so resample the mask "
+            "onto the image's grid (e.g. gdalwarp -te/-ts/-t_srs of the image) or pair the right files"
+        )
 
 
 def map_labels(mask: Tensor, label_map: dict[int, int]) -> Tensor:
