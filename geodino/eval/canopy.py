@@ -30,7 +30,6 @@ from torch import Tensor, nn
 from geodino.config import options_for
 from geodino.errors import ConfigError, InputError
 from geodino.eval import dense
-from geodino.eval.backbone_arg import probe_backbone
 from geodino.eval.chm import (
     CHM_SUFFIXES,
     load_chm_pair,
@@ -41,7 +40,6 @@ from geodino.eval.chm import (
 )
 from geodino.eval.head_training import (
     FeatureStore,
-    assert_frozen,
     extract,
     head_device,
     host_state,
@@ -57,12 +55,11 @@ from geodino.eval.height_head import (
     height_loss,
     init_output,
 )
-from geodino.eval.label_budget import active, plain_budget, probe_budget
+from geodino.eval.label_budget import active, plain_budget
 from geodino.eval.layer_choice import backbone_name, resolve_layers
 from geodino.eval.metrics import RegressionMeter, tree_iou_degenerate
 from geodino.eval.scaling import InputScaling, check_data_offset
 from geodino.eval.seeding import keeps_global_rng
-from geodino.io import make_dirs
 
 __all__ = [
     "CHM_SUFFIXES",
@@ -241,12 +238,7 @@ def run_canopy(
     """
     from geodino.eval.plots import plot_maps, plot_scatter
 
-    cfg.validate()
-    probe_budget("canopy", cfg.train_fraction)
-    backbone = probe_backbone(backbone)  # a spec string is loaded as embed_raster loads it
-    out_dir = Path(out_dir)
-    make_dirs(out_dir)
-    assert_frozen(backbone)
+    backbone, out_dir = dense.start_probe("canopy", cfg, backbone, out_dir)
     layers = head_layers(backbone, cfg)
     scaling = InputScaling.of(cfg, backbone, "canopy")
     train_data, val_data = _read_pairs(backbone, cfg, train_data, val_data, scaling)

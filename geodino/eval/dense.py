@@ -1,7 +1,8 @@
 """What the dense probes (segmentation, canopy height, detection) share.
 
-Reading images and rasters as reflectance-scaled tensors (the DN -> reflectance rules: `geodino.eval.scaling`),
-checking bands against the backbone, cutting tiles, sliding-window inference, sample splits and saving a probe.
+The checks a probe run opens with (`start_probe`), reading images and rasters as reflectance-scaled tensors (the
+DN -> reflectance rules: `geodino.eval.scaling`), checking bands against the backbone, cutting tiles,
+sliding-window inference, sample splits and saving a probe.
 Frozen features and the head training loop are in `geodino.eval.head_training`, the layer choice of a head in
 `geodino.eval.layer_choice`.
 """
@@ -22,13 +23,32 @@ from torch import Tensor, nn
 from geodino.backbones.device import weights_device
 from geodino.data.paths import RASTER_EXTS
 from geodino.errors import ConfigError, InputError, plural
-from geodino.eval.head_training import Backbone, extract, to_device, to_host
+from geodino.eval.backbone_arg import probe_backbone
+from geodino.eval.head_training import Backbone, assert_frozen, extract, to_device, to_host
 from geodino.eval.head_training import FeatureStore as FeatureStore  # re-exported: tests use dense.FeatureStore
+from geodino.eval.label_budget import probe_budget
 from geodino.eval.layer_choice import LayerError as LayerError  # re-exported: tests import it from here
 from geodino.eval.scaling import InputScaling, data_scale
+from geodino.io import make_dirs
 
 RASTER_SUFFIXES = RASTER_EXTS  # geodino.data.paths: .tif/.tiff/.gtif/.gtiff, .vrt, .jp2, .img
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", *RASTER_SUFFIXES)
+
+
+# ----------------------------------------------------------------------------------------------- start
+
+
+def start_probe(probe: str, cfg: Any, backbone: Any, out_dir: str | Path) -> tuple[Any, Path]:
+    """The checks every dense probe run opens with, before any data is read: its config (`cfg.validate()`, and
+    the train_fraction, named after `probe`), the backbone (a spec string loaded, `probe_backbone`; refused unless
+    frozen) and the output folder (made). Returns the backbone and `out_dir` as a Path."""
+    cfg.validate()
+    probe_budget(probe, cfg.train_fraction)
+    backbone = probe_backbone(backbone)  # a spec string is loaded as embed_raster loads it
+    out_dir = Path(out_dir)
+    make_dirs(out_dir)
+    assert_frozen(backbone)
+    return backbone, out_dir
 
 
 # ----------------------------------------------------------------------------------------------- reading

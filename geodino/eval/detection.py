@@ -23,7 +23,6 @@ from torch import Tensor, nn
 
 from geodino.errors import ConfigError, InputError, plural
 from geodino.eval import dense
-from geodino.eval.backbone_arg import probe_backbone
 from geodino.eval.boxes import Boxes, check_boxes, match_boxes, read_boxes, tiles_of
 from geodino.eval.datasets import DatasetConfig
 from geodino.eval.detection_coco import CocoRecorder
@@ -36,18 +35,15 @@ from geodino.eval.detection_training import train_detector as train_detector  # 
 from geodino.eval.detection_transform import NativeSizeTransform
 from geodino.eval.detection_windows import predict_image as predict_image  # re-exported
 from geodino.eval.head_training import (
-    assert_frozen,
     extract,
     head_device,
     host_state,
     seed_everything,
     to_device,
 )
-from geodino.eval.label_budget import probe_budget
 from geodino.eval.layer_choice import backbone_name, resolve_layers
 from geodino.eval.scaling import InputScaling, check_data_offset
 from geodino.eval.seeding import keeps_global_rng
-from geodino.io import make_dirs
 
 DETECTORS = ("faster_rcnn", "retinanet", "fcos")
 
@@ -300,12 +296,7 @@ def run_detection(
     (map coordinates) or `<image>_boxes.json` (pixels), `detection_boxes.png`, and the scored detections as COCO
     results with their ground truth (`detections_coco.json`, `detections_coco_gt.json`: `detection_coco`).
     """
-    cfg.validate()
-    probe_budget("detection", cfg.train_fraction)
-    backbone = probe_backbone(backbone)  # a spec string is loaded as embed_raster loads it
-    out_dir = Path(out_dir)
-    make_dirs(out_dir)
-    assert_frozen(backbone)
+    backbone, out_dir = dense.start_probe("detection", cfg, backbone, out_dir)
     names = list(class_names or cfg.class_names)
     scaling = InputScaling.of(cfg, backbone, "detection")
     train_data, val_data, names = _detection_sets(cfg, backbone, train_data, val_data, names, scaling)

@@ -27,11 +27,9 @@ from torch import Tensor, nn
 from geodino.config import options_for
 from geodino.errors import ConfigError, InputError
 from geodino.eval import dense
-from geodino.eval.backbone_arg import probe_backbone
 from geodino.eval.datasets import DatasetConfig
 from geodino.eval.head_training import (
     FeatureStore,
-    assert_frozen,
     budget_epochs,
     head_device,
     host_state,
@@ -39,7 +37,7 @@ from geodino.eval.head_training import (
     to_device,
     train_head,
 )
-from geodino.eval.label_budget import active, check_budget, image_subset
+from geodino.eval.label_budget import active, image_subset
 from geodino.eval.layer_choice import backbone_name, resolve_layers
 from geodino.eval.metrics import IGNORE_MODES, SegmentationMeter, segmentation_scores
 from geodino.eval.scaling import InputScaling, check_data_offset
@@ -58,7 +56,6 @@ from geodino.eval.segmentation_data import (  # noqa: F401  (re-exported: the da
     trains_on_ignored,
     untrained_classes,
 )
-from geodino.io import make_dirs
 
 HEADS = ("linear", "upernet", "dpt")
 
@@ -345,16 +342,8 @@ def run_segmentation(
     adapters plug in. Returns mIoU, pixel accuracy, mAcc and IoU per class; writes
     `segmentation_metrics.json`, `segmentation_head.pt` and `segmentation_examples.png` into `out_dir`.
     """
-    cfg.validate()
-    try:
-        check_budget(cfg.train_fraction, 0)
-    except ConfigError as exc:
-        raise ConfigError(f"segmentation {exc}") from exc
-    backbone = probe_backbone(backbone)  # a spec string is loaded as embed_raster loads it
+    backbone, out_dir = dense.start_probe("segmentation", cfg, backbone, out_dir)
     cfg = dataclasses.replace(cfg)  # filled from the dataset below without touching the caller's config
-    out_dir = Path(out_dir)
-    make_dirs(out_dir)
-    assert_frozen(backbone)
     layers = head_layers(backbone, cfg)
     scaling = InputScaling.of(cfg, backbone, "segmentation")
     named = bool(cfg.data.name) and train_data is None and val_data is None  # scored on data.test_split
