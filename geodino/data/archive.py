@@ -22,6 +22,7 @@ from geodino.data.archive_bands import (  # re-exported: band naming and reading
     _resolve_bands,
     _unnamed,
     canonical_scenes,
+    skip_hint,
     warn_qa_model_bands,
 )
 from geodino.data.headers import gdal_read_errors, read_error, tiff_cut_short
@@ -141,8 +142,7 @@ class RasterArchive:
     # -- indexing ------------------------------------------------------------------------------------------------
     def _fail(self, path: str, why: str) -> None:
         if self.on_error == "stop":
-            skip = self.hints["skip"]
-            raise InputError(f"raster {path}: {why}" + (f" ({skip} to leave such files out)" if skip else ""))
+            raise InputError(f"raster {path}: {why}{skip_hint(self.hints)}")
         self.skipped.append((path, why))
         warnings.warn(f"skipping raster {path}: {why}", stacklevel=3)
 
@@ -302,19 +302,18 @@ class RasterArchive:
             except InputError:
                 raise
             except Exception as exc:  # GDAL raises many types for corrupt/unsupported files
-                why = str(exc).splitlines()[0][:200] if str(exc) else ""
+                why = str(exc).splitlines()[0][:200].rstrip(".") if str(exc) else ""
                 cut = read_error(why, path)
                 self._fail(
                     path,
                     f"cannot be read: it is truncated or corrupt (GDAL: {cut}); {_REFETCH}"
                     if cut
-                    else f"cannot be read ({type(exc).__name__}: {why})",
+                    else f"cannot be read ({type(exc).__name__}: {why}); check it with gdalinfo; {_REFETCH}",
                 )
         return scenes
 
     def _warn_alpha_as_data(self, path: str, alpha: Sequence[int], count: int, dtype: str, sensor: Sensor) -> None:
-        """One warning: the file's alpha bands go in as data because the sensor has a band for each file band
-        (GDAL flags the 4th band of an RGBN uint8 GeoTIFF as alpha unless told otherwise)."""
+        """One warning: the file's alpha bands go in as data, the sensor having a band for each (RGBN as RGBA)."""
         one = len(alpha) == 1
         which = f"band {alpha[0]} is an alpha band" if one else f"bands {', '.join(map(str, alpha))} are alpha bands"
         pick = self.hints["bands"]
@@ -457,13 +456,14 @@ class RasterArchive:
             )
         except Exception as exc:
             detail = str(exc).replace(" See previous exception for details.", "").rstrip(".") or type(exc).__name__
-            raise InputError(
-                f"raster {s.path}: window read failed ({detail}; the file may be truncated or corrupt)"
+            fix = f"; {_REFETCH}{skip_hint(self.hints)}" if self.on_error == "stop" else ""  # skip: its callers say
+            raise InputError(  # the window as embed's read error names it
+                f"raster {s.path}: window read failed at rows {row}..{row + height}, columns {col}..{col + width} "
+                f"({detail}; the file may be truncated or corrupt){fix}"
             ) from exc
 
     def check_values(self, i: int, data: np.ndarray, valid: np.ndarray) -> None:
-        """Refuse 16-bit values above 255 in pixels of scene `i` just read (`data` [C,h,w] in file units, `valid`
-        [h,w]) when the sensor scales 8-bit DN (`check_read_values`, the check every pixel reader shares)."""
+        """Refuse 16-bit values above 255 in the pixels of scene `i` just read when the sensor scales 8-bit DN."""
         check_read_values(self.scenes[i].path, data, valid, self.sensor, setting=self.hints.get("sensor"))
 
     def sample(self, i: int, col: int, row: int, width: int, height: int) -> dict[str, Any]:

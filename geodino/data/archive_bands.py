@@ -19,7 +19,15 @@ from geodino.data.rasters import SceneInfo
 from geodino.data.sensors import Sensor
 from geodino.errors import InputError, MissingBandError
 
-__all__ = ["CONFIG_HINTS", "QA_BAND_NAMES", "canonical_scenes", "qa_kind", "sensor_order", "warn_qa_model_bands"]
+__all__ = [
+    "CONFIG_HINTS",
+    "QA_BAND_NAMES",
+    "canonical_scenes",
+    "qa_kind",
+    "sensor_order",
+    "skip_hint",
+    "warn_qa_model_bands",
+]
 
 
 def _file_band_names(src: Any) -> tuple[str, ...] | None:
@@ -43,6 +51,12 @@ CONFIG_HINTS: dict[str, str | None] = {
     "nodata": "set the source's `nodata:`",
 }
 """How messages name the settings (a source config's keys); a command passes its own flags (None: it has none)."""
+
+
+def skip_hint(hints: Mapping[str, str | None]) -> str:
+    """The way to leave a broken file out, as a raster message under on_error: stop ends: " (HINT to leave such
+    files out)", or "" for a command without such a setting."""
+    return f" ({hints['skip']} to leave such files out)" if hints.get("skip") else ""
 
 
 def _resolve_bands(
@@ -79,6 +93,9 @@ def _resolve_bands(
                 + (
                     f"{want!r} is one name: list band names apart by commas ({','.join(words)}), not spaces"
                     if spaced
+                    else f"bands are named here, not numbered: a raster whose bands carry no names calls them b1, "
+                    f"b2 ..., so write b{int(want)} in {hints['bands']}"
+                    if want.isdigit() and f"b{int(want)}" in lookup
                     else f"fix {hints['bands']}" + (f" or name the file's bands with {via}" if via else "")
                 ),
                 source=f"raster {path}",

@@ -49,7 +49,10 @@ def order_dims(da: Any, path: str, band_dim: str | None, time_dim: str) -> tuple
     dims = list(map(str, da.dims))
     ydim, xdim = _find_dim(dims, _Y_DIMS), _find_dim(dims, _X_DIMS)
     if ydim is None or xdim is None:
-        raise InputError(f"datacube {path}: variable dims {dims} have no y/x (or lat/lon) dimension")
+        raise InputError(
+            f"datacube {path}: its variable's dims ({', '.join(dims)}) hold no y/x (or lat/lon) dimension; name the "
+            "row and column dims y and x (xarray: ds.rename({'row': 'y', 'col': 'x'})) and write the store again"
+        )
     tdim = time_dim if time_dim in dims else _time_like(da, dims, (ydim, xdim, band_dim))
     bdim = band_dim or _find_dim([d for d in dims if d not in (ydim, xdim, tdim)], _BAND_DIMS)
     rest = [d for d in dims if d not in (ydim, xdim, tdim, bdim)]
@@ -57,7 +60,11 @@ def order_dims(da: Any, path: str, band_dim: str | None, time_dim: str) -> tuple
         bdim = rest[0]
         rest = []
     if rest:
-        raise InputError(f"datacube {path}: cannot tell what dims {rest} are; set band_dim/time_dim")
+        known = ", ".join(d for d in dims if d not in rest)
+        raise InputError(
+            f"datacube {path}: cannot tell what dims {', '.join(rest)} are (beside {known}); set `band_dim:` or "
+            "`time_dim:` to one of them"
+        )
     if bdim is None:
         da = da.expand_dims("band")
         bdim = "band"

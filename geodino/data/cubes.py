@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from geodino.data.archive_bands import sensor_order, warn_qa_model_bands
+from geodino.data.archive_bands import _unnamed, sensor_order, warn_qa_model_bands
 from geodino.data.cube_dims import band_names_of as _band_names
 from geodino.data.cube_dims import in_sensor_order as _in_sensor_order
 from geodino.data.cube_dims import order_dims as _order_dims
@@ -326,7 +326,14 @@ class CubeSource:
             raise InputError(f"datacube {first.path} needs a sensor: set `sensor:` (built-in name or YAML)")
         # named bands (in the sensor's order, or `bands:`'s): the sensor in the order fed; unnamed: positional
         order = sensor_order(self.band_names, sensor_obj)
-        if sensor_obj.n_bands != len(self.band_names) or (order is not None and order[0] != sorted(order[0])):
+        n = len(self.band_names)
+        if n != sensor_obj.n_bands and _unnamed(self.band_names) and not set(self.band_names) <= set(sensor_obj.bands):
+            raise InputError(  # b1..bN are positions: by name, b1 was the sensor's B01 (a 1-band store read as B01)
+                f"datacube {first.path} gives {plural(n, 'unnamed band')} ({', '.join(self.band_names)}) but sensor "
+                f"{sensor_obj.name!r} has {sensor_obj.n_bands} ({', '.join(sensor_obj.bands)}); name the store's bands "
+                f"(a band coordinate in the store, or `band_names:`) or use a sensor with {plural(n, 'band')}"
+            )
+        if sensor_obj.n_bands != n or (order is not None and order[0] != sorted(order[0])):
             try:
                 sensor_obj = sensor_obj.select(self.band_names)
             except InputError as exc:

@@ -108,6 +108,17 @@ class RasterSource:
             area = np.maximum((r1 - r0) * (c1 - c0), 1)
             n_valid = integral[r1, c1] - integral[r0, c1] - integral[r1, c0] + integral[r0, c0]
             keep[sel] = 1.0 - n_valid / area <= self.max_nodata_fraction
+        if keep.size and not keep.any():  # name what was scanned (it said only "every grid tile is mostly nodata")
+            scenes = [self.archive.scenes[sid] for sid in t.scene_ids]
+            more = f" and {len(scenes) - 1} more" if len(scenes) > 1 else ""
+            values = sorted({"none" if sc.nodata is None else f"{sc.nodata:g}" for sc in scenes})
+            fix = self.archive.hints.get("nodata") or "set nodata"
+            raise InputError(
+                f"source {self.name!r} ({scenes[0].path}{more}): every one of its {keep.size} grid tiles has more "
+                f"nodata than max_nodata_fraction={self.max_nodata_fraction:g} (nodata value {', '.join(values)}, NaN "
+                f"or masked pixels); check the "
+                f"files and their nodata value ({fix} to override a wrong one), or raise max_nodata_fraction"
+            )
         t.keep_grid(keep)
 
     def _grid_index(self, index: int, seed: int) -> int:

@@ -283,8 +283,10 @@ def _accumulate(tiles: Any, band_names: list[str], seed: int) -> tuple[RunningSt
     kept = UniformPixelSample(PERCENTILE_PIXELS, np.random.default_rng([int(seed), 0x70637431]))
     n_read = 0
     shapes: set[tuple[int, int]] = set()
+    paths: dict[str, None] = {}  # the files read, in order: the refusal below names them
     for s in tiles:
         n_read += 1
+        paths.setdefault(str(s.get("path", "")))
         image, valid = np.asarray(s["image"]), np.asarray(s["valid"])
         shapes.add((int(image.shape[-2]), int(image.shape[-1])))
         stats.update(image, valid)
@@ -293,9 +295,12 @@ def _accumulate(tiles: Any, band_names: list[str], seed: int) -> tuple[RunningSt
             kept.add(pix)
     if (stats.count == 0).any():
         empty = [b for b, c in zip(band_names, stats.count) if c == 0]
+        files = [p for p in paths if p]
+        where = f" of {files[0]}" + (f" and {plural(len(files) - 1, 'other file')}" if len(files) > 1 else "")
         raise InputError(
-            f"no valid pixels for {plural(len(empty), 'band')} ({', '.join(empty)}) in {plural(n_read, 'tile')}; "
-            "check nodata and the paths"
+            f"no valid pixel for {plural(len(empty), 'band')} ({', '.join(empty)}) in the {plural(n_read, 'tile')} "
+            f"read{where if files else ''}: every pixel is nodata, NaN or masked; check the files, or "
+            f"{STATS_HINTS['nodata']} if their declared nodata value is wrong"
         )
     return stats, kept, n_read, shapes
 

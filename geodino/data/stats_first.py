@@ -63,7 +63,9 @@ def first_bands(paths: Any) -> tuple[int, tuple[str, ...] | None, str, tuple[int
     except HeaderError as err:
         cut = read_error(str(exc := err.__cause__ or err), files[0])
         why = f"is truncated or corrupt (GDAL: {cut}); re-download or re-copy it" if cut else "cannot be read"
-        raise InputError(f"raster {files[0]} {why}" + ("" if cut else f" ({type(exc).__name__}: {exc})")) from exc
+        fix = f" ({type(exc).__name__}: {str(exc).rstrip('.')}); check it with gdalinfo; re-download or re-copy it, "
+        fix += "or remove it"
+        raise InputError(f"raster {files[0]} {why}" + ("" if cut else fix)) from exc
     return head.count, head.band_names, head.dtype, head.alpha
 
 

@@ -68,7 +68,9 @@ def test_exact_when_the_grid_fits_the_budget(tmp_path, shape):
 def test_an_all_nodata_raster_names_the_tiles_it_read(tmp_path, capsys):
     path = write_tif(tmp_path / "blank.tif", np.zeros((2, 40, 50), np.uint16), nodata=0)
     assert cli.main(["data", "stats", str(path), "--out", str(tmp_path / "x.yaml"), "--scale", "1e-4"]) == 2
-    assert "no valid pixels for 2 bands (b1, b2) in 1 tile;" in capsys.readouterr().err
+    [line] = [x for x in capsys.readouterr().err.splitlines() if "error:" in x]  # names the file and the way out
+    assert f"no valid pixel for 2 bands (b1, b2) in the 1 tile read of {path}: every pixel is nodata" in line
+    assert line.endswith("pass a --nodata (nodata= in Python) if their declared nodata value is wrong")
     assert not (tmp_path / "x.yaml").exists()
 
 

@@ -1,0 +1,111 @@
+"""Bad inputs of data sources and `data stats` (docs/errors.md): each refusal is one line naming the file (or store)
+and what to do. Before: a window that failed to read under on_error: stop, and a file GDAL cannot open, said no way
+out; an all-nodata archive in `data stats` and a grid of only nodata tiles named no file; a datacube of unnamed bands
+(b1..bN, e.g. a (y, x) array) with a sensor of another band count was read as the sensor's B01.. by name; a store
+whose dims hold no y/x printed a Python list; band numbers in `bands:` were "no band '1'" with no hint of b1."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geodino import cli
+from geodino.data.archive import RasterArchive
+from geodino.data.raster_source import RasterSource
+from geodino.errors import InputError
+from tests.data.conftest import band_cube, tif_folder, write_tif
+
+
+def _error_line(capsys) -> str:
+    [line] = [x for x in capsys.readouterr().err.splitlines() if "error:" in x]
+    return line
+
+
+def test_a_window_that_fails_under_stop_names_the_window_and_the_way_out(tmp_path):
+    _, bad = tif_folder(tmp_path, 2)  # t1.tif: the header reads, the pixels stop after a third of the file
+    stop = RasterArchive([str(bad)], on_error="stop", progress=False)
+    with pytest.raises(InputError) as err:
+        stop.read(0, 0, 32, 64, 32)
+    text = str(err.value)
+    assert text.startswith(f"raster {bad}: window read failed at rows 32..64, columns 0..64 (")
+    assert text.endswith("re-download or re-copy it, or remove it (set on_error: skip to leave such files out)")
+    skip = RasterArchive(
+        [str(bad)], on_error="skip", progress=False
+    )  # its callers (warnings, summaries) say what to do
+    with pytest.raises(InputError, match=r"the file may be truncated or corrupt\)$"):
+        skip.read(0, 0, 32, 64, 32)
+
+
+def test_a_file_gdal_cannot_open_says_what_to_do(tmp_path, capsys):
+    junk = tmp_path / "notes.tif"
+    junk.write_text("not a raster\n")
+    assert cli.main(["data", "stats", str(junk), "--out", str(tmp_path / "s.yaml")]) == 2
+    line = _error_line(capsys)
+    assert f"raster {junk} cannot be read (RasterioIOError: " in line and "format);" in line
+    assert line.endswith("check it with gdalinfo; re-download or re-copy it, or remove it")
+    ok = write_tif(tmp_path / "ok.tif", np.ones((3, 16, 16), "uint8"))
+    with pytest.raises(InputError) as err:
+        RasterArchive([str(ok), str(junk)], on_error="stop", progress=False)
+    assert str(err.value).endswith("or remove it (set on_error: skip to leave such files out)")
+    assert not (tmp_path / "s.yaml").exists()
+
+
+def test_a_grid_of_only_nodata_tiles_names_the_source_its_file_and_nodata(tmp_path):
+    blank = write_tif(tmp_path / "blank.tif", np.zeros((3, 64, 64), "uint8"), nodata=0)
+    with pytest.raises(InputError) as err:
+        RasterSource(RasterArchive([str(blank)], progress=False), tile_size=32, sampling="grid", name="s2")
+    text = str(err.value)
+    assert text.startswith(f"source 's2' ({blank}): every one of its 4 grid tiles has more nodata than")
+    assert "max_nodata_fraction=0.5 (nodata value 0, NaN or masked pixels)" in text and "\n" not in text
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (4, 64, 64)], ids=["y-x-array", "four-unnamed-bands"])
+def test_a_cube_of_unnamed_bands_needs_the_sensors_band_count(tmp_path, shape):
+    """A (y, x) store, or one with a band dim but no band names, gave b1..bN, which the sensor then resolved by name
+    (b1 -> B01), so a one-band store trained as Sentinel-2's coastal band with its statistics, silently."""
+    import xarray as xr
+
+    from geodino.data.cubes import CubeSource
+
+    data = np.full((1, *shape) if len(shape) == 2 else shape, 1000, "uint16")
+    ds = band_cube(data, [f"b{i + 1}" for i in range(data.shape[0])])
+    if len(shape) == 2:
+        ds = ds.isel(band=0, drop=True)  # no band dim at all
+    else:
+        ds = ds.drop_vars("band")  # a band dim without a coordinate
+    store = tmp_path / "c.zarr"
+    ds.to_zarr(store)
+    n = data.shape[0]
+    with pytest.raises(InputError) as err:
+        CubeSource([str(store)], sensor="sentinel2_l2a", tile_size=32)
+    text = str(err.value)
+    assert text.startswith(f"datacube {store} gives {n} unnamed band{'s' if n > 1 else ''} (b1")
+    assert "but sensor 'sentinel2_l2a' has 12 (B01," in text and text.endswith(f"with {n} band{'s' if n > 1 else ''}")
+    named = CubeSource([str(store)], sensor="naip", tile_size=32) if n == 4 else None  # same count: positional
+    assert named is None or named.sensor.bands == ("R", "G", "B", "N")
+    assert isinstance(ds, xr.Dataset)
+
+
+def test_a_store_without_y_x_dims_says_how_to_name_them(tmp_path):
+    import xarray as xr
+
+    from geodino.data.cubes import CubeSource
+
+    store = tmp_path / "odd.zarr"
+    xr.DataArray(np.zeros((2, 8, 8), "uint16"), dims=("chan", "row", "col")).to_dataset(name="v").to_zarr(store)
+    with pytest.raises(InputError) as err:
+        CubeSource([str(store)], sensor="sentinel2_l2a", tile_size=8, allow_no_crs=True)
+    assert str(err.value) == (
+        f"datacube {store}: its variable's dims (chan, row, col) hold no y/x (or lat/lon) dimension; name the row "
+        "and column dims y and x (xarray: ds.rename({'row': 'y', 'col': 'x'})) and write the store again"
+    )
+
+
+def test_band_numbers_in_bands_point_to_the_b_names(tmp_path, capsys):
+    path = write_tif(tmp_path / "u.tif", np.ones((3, 16, 16), "uint8"))
+    with pytest.raises(InputError) as err:
+        RasterArchive([str(path)], bands=["1", "2"], progress=False)  # YAML [1, 2] under list[str] keys
+    assert str(err.value).endswith("a raster whose bands carry no names calls them b1, b2 ..., so write b1 in `bands:`")
+    with pytest.raises(InputError) as err:
+        RasterArchive([str(path)], bands=["foo"], progress=False)  # a name: the usual advice
+    assert "fix `bands:`" in str(err.value)
