@@ -26,6 +26,8 @@ __all__ = [
 
 STRATEGIES = ("auto", "single", "ddp", "ddp_spawn", "fsdp2")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
+# Lightning's names geodino runs on (TPUs need torch_xla and are not tested: refused with the rest)
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 
 
 def refuse_bf16_true(precision: str, key: str) -> None:
@@ -43,7 +45,7 @@ class TrainerConfig:
     """How to run: devices, strategy, precision, logging (the recipe itself is in `ssl`)."""
 
     max_steps: int = 1000  # total optimizer steps of this stage (schedules are indexed 0 .. max_steps-1)
-    accelerator: str = "auto"  # auto | cpu | gpu
+    accelerator: str = "auto"  # auto | cpu | gpu (= cuda) | mps
     devices: int = 1  # devices per node (-1: all visible)
     num_nodes: int = 1  # >1 on SLURM: srun --ntasks-per-node=devices
     strategy: str = "auto"  # auto (single device or ddp) | single | ddp | ddp_spawn | fsdp2
@@ -76,6 +78,20 @@ class TrainerConfig:
     profile_steps: str = ""
 
     def validate(self) -> None:
+        from geodino.errors import did_you_mean
+
+        # Lightning refused these with a traceback, after the run folder was made
+        if self.accelerator not in ACCELERATORS:
+            close = did_you_mean(str(self.accelerator).lower(), ACCELERATORS)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            if str(self.accelerator).lower() == "tpu":
+                hint = " (TPUs need torch_xla, which geodino is not tested with)"
+            raise ConfigError(f"trainer.accelerator={self.accelerator!r} is not one of {', '.join(ACCELERATORS)}{hint}")
+        for key, low in (("devices", -1), ("num_nodes", 1)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or (value < 1 and not value == low == -1):
+                want = "-1 (every visible GPU) or a whole number >= 1" if low == -1 else "a whole number >= 1"
+                raise ConfigError(f"trainer.{key}={value!r} must be {want}")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"trainer.strategy={self.strategy!r} is not one of {', '.join(STRATEGIES)}")
         refuse_bf16_true(self.precision, "trainer.precision")

@@ -64,13 +64,19 @@ def join_launched_group(cfg: PretrainConfig, processes: int) -> bool:
 
 
 def accelerator_device(accelerator: str) -> torch.device:
-    """This process's device for `trainer.accelerator`: its GPU (`local_gpu`) for a CUDA accelerator, else the CPU.
-    A CUDA accelerator with no GPU visible is one line (Lightning raised `MisconfigurationException: No supported
-    gpu backend found!` with its traceback, after the run folder was made)."""
+    """This process's device for `trainer.accelerator`: its GPU (`local_gpu`) for a CUDA accelerator, the Apple GPU
+    for mps, else the CPU. An accelerator with no such device visible is one line (Lightning raised
+    `MisconfigurationException: No supported gpu backend found!` with its traceback, after the run folder was made)."""
     import torch
 
     from geodino.train.launcher import local_gpu, on_cuda
 
+    if accelerator == "mps":  # Lightning's MisconfigurationException and traceback otherwise
+        if not torch.backends.mps.is_available():
+            raise ConfigError(
+                "trainer.accelerator=mps but no Apple GPU (MPS) is available; use trainer.accelerator=cpu"
+            )
+        return torch.device("mps")
     if not on_cuda(accelerator):
         return torch.device("cpu")
     if not torch.cuda.is_available():

@@ -418,3 +418,30 @@ def test_a_truncated_newest_checkpoint_says_to_delete_it(tmp_path, tiny_data, ca
     assert main(["pretrain", "--config", str(cfg)]) == 2
     err = _err(capsys)
     assert "the newest checkpoint of" in err and "step_00000004.ckpt, is corrupt or truncated; delete it" in err
+
+
+@pytest.mark.parametrize(
+    ("override", "said"),
+    [
+        (
+            "trainer.accelerator=gpux",
+            "trainer.accelerator='gpux' is not one of auto, cpu, gpu, cuda, mps (did you mean gpu?)",
+        ),
+        ("trainer.accelerator=tpu", "trainer.accelerator='tpu' is not one of auto, cpu, gpu, cuda, mps (TPUs need"),
+        ("trainer.accelerator=mps", "trainer.accelerator=mps but no Apple GPU (MPS) is available; use trainer.accel"),
+        ("trainer.devices=0", "trainer.devices=0 must be -1 (every visible GPU) or a whole number >= 1"),
+        ("trainer.devices=-3", "trainer.devices=-3 must be -1 (every visible GPU) or a whole number >= 1"),
+        ("trainer.num_nodes=0", "trainer.num_nodes=0 must be a whole number >= 1"),
+    ],
+)
+def test_trainer_settings_lightning_refused_with_a_traceback_are_one_line(override, said, tmp_path, tiny_data, capsys):
+    """Lightning raised these (ValueError, MisconfigurationException, TypeError, torch_xla's ModuleNotFoundError)
+    with a traceback, exit code 1, after the run folder was made; now one line, exit 2, no folder."""
+    import torch
+
+    if "mps" in override and torch.backends.mps.is_available():  # never on Linux (CI); patching it breaks dynamo
+        pytest.skip("an Apple GPU is available here")
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)
+    assert main(["pretrain", "--config", str(cfg), override]) == 2
+    assert _err(capsys).startswith(f"geodino: error: {said}")
+    assert not (tmp_path / "run").exists()
