@@ -72,6 +72,15 @@ def overlay(
     return out.astype(np.uint8)
 
 
+def _heat_png(rgb: np.ndarray, grid: np.ndarray, p: int, valid: np.ndarray | None) -> np.ndarray:
+    """A single heat-map PNG's pixels: the overlay (its first W columns, one to one with the image) and, on its right,
+    a colour bar of the values its colours span (`heat_bar`), as each panel tile has."""
+    from geodino.viz.heat_bar import with_colour_bar
+
+    lo, hi = heat_range(grid, _valid_patches(valid, p, grid.shape))
+    return with_colour_bar(overlay(rgb, grid, p, valid=valid), lo, hi, HEAT_CMAP)
+
+
 def _mask_overlay(rgb: np.ndarray, mask: np.ndarray, p: int, valid: np.ndarray | None = None) -> np.ndarray:
     keep = _up(mask, p)[: rgb.shape[0], : rgb.shape[1]]
     if valid is not None:
@@ -248,12 +257,12 @@ def _write_set(maps: AttentionMaps, sample: dict[str, Any], out: Path, prefix: s
         _save_png(files[name], arr)
 
     png("image", rgb)
-    png("mean", overlay(rgb, maps.mean, p, valid=nodata))
+    png("mean", _heat_png(rgb, maps.mean, p, nodata))
     png("mask", _mask_overlay(rgb, maps.mask, p, nodata))
     for i, a in zip(maps.head_ids, maps.heads):
-        png(f"head{i:02d}", overlay(rgb, a, p, valid=nodata))
+        png(f"head{i:02d}", _heat_png(rgb, a, p, nodata))
     if maps.similarity is not None:
-        png("similarity", overlay(rgb, maps.similarity, p, valid=nodata))
+        png("similarity", _heat_png(rgb, maps.similarity, p, nodata))
     files["panel"] = out / f"{prefix}_panel.png"
     _panel(files["panel"], rgb, maps, f"{maps.info.get('spec', '')} · block {maps.layer}", nodata)
     if sample.get("crs") and sample.get("transform") is not None:

@@ -161,7 +161,8 @@ def test_plain_image_gives_pngs_and_no_cog(tmp_path):
     )
     assert (out / "attention_head01.png").exists() and not (out / "attention.tif").exists()
     assert not (out / "attention_head00.png").exists()
-    assert Image.open(out / "attention_mean.png").size == (32, 32)  # cropped to whole patches
+    assert Image.open(out / "attention_image.png").size == (32, 32)  # cropped to whole patches
+    assert Image.open(out / "attention_mean.png").height == 32  # the map, then its colour bar on the right
 
 
 def test_image_bands_window_point_and_a_reused_folder(tmp_path, monkeypatch):

@@ -65,3 +65,42 @@ def test_no_similarity_means_one_bar_fewer(tmp_path, monkeypatch):
     files, seen = _write(tmp_path, monkeypatch, _maps(similarity=False))
     assert seen["axes"] == 5 + 3  # image, mean, mask, two heads; bars for mean and the heads
     assert files["panel"].stat().st_size > 0
+
+
+def test_single_heat_pngs_have_a_colour_bar_beside_the_map(tmp_path, monkeypatch):
+    """`attention_mean.png`, `_headNN.png` and `_similarity.png` had no scale: each now keeps the map's 32 columns
+    one to one and has, on the right, a bar from its top colour (its highest value) to its bottom colour with the
+    two values written beside it. The image and the mask (no value scale) keep the map's size."""
+    import matplotlib
+
+    from geodino.viz.attention_outputs import HEAT_CMAP, overlay
+
+    maps = _maps(similarity=True)
+    files, _ = _write(tmp_path, monkeypatch, maps)
+    top, bottom = (np.round(np.asarray(matplotlib.colormaps[HEAT_CMAP](v)[:3]) * 255) for v in (1.0, 0.0))
+    rgb = np.asarray(Image.open(files["image"])).astype(int)
+    assert rgb.shape == (24, 32, 3) and np.asarray(Image.open(files["mask"])).shape == (24, 32, 3)
+    for name, grid in [("mean", maps.mean), ("head00", maps.heads[0]), ("head01", maps.heads[1]),
+                       ("similarity", maps.similarity)]:  # fmt: skip
+        png = np.asarray(Image.open(files[name])).astype(int)
+        assert png.shape[0] == 24 and png.shape[1] > 32 + 20  # a bar and its labels, not a border
+        np.testing.assert_array_equal(png[:, :32], overlay(rgb.astype(np.uint8), grid, 8))  # the map as before
+        strip = png[:, 32:]
+        bar = [c for c in range(strip.shape[1]) if np.abs(strip[0, c] - top).max() <= 1]
+        assert bar and np.abs(strip[-1, bar[0]] - bottom).max() <= 1, name  # highest value on top, lowest below
+        right = strip[:, bar[-1] + 1 :]
+        assert (right.sum(axis=2) < 200).sum() > 10, name  # dark label ink beside the bar (the two values)
+    # the faint head's bar says so: its labels differ from the mean's (another range), the bar colours do not
+    a, b = (np.asarray(Image.open(files[n])) for n in ("mean", "head01"))
+    assert not np.array_equal(a[:, 32:], b[:, 32:]) and np.array_equal(a[:, 33:40], b[:, 33:40])
+
+
+def test_a_flat_map_gets_a_bar_of_one_colour_and_one_value():
+    from geodino.viz.heat_bar import with_colour_bar
+
+    img = np.full((40, 16, 3), 90, np.uint8)
+    out = with_colour_bar(img, 0.25, 0.25, "inferno")
+    ramp = with_colour_bar(img, 0.0, 1.0, "inferno")
+    assert out.shape[0] == 40 and out.shape[1] > 16 and np.array_equal(out[:, :16], img)
+    bar = out[:, 16 + 3]  # a column inside the bar: gap 3 px (9 px font // 3)
+    assert (bar == bar[0]).all() and not (ramp[:, 16 + 3] == ramp[0, 16 + 3]).all()
