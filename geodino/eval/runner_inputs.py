@@ -24,6 +24,8 @@ from geodino.errors import ConfigError, InputError
 
 _TASK_WORDS = ("classification", "segmentation", "canopy", "detection")
 """A probe's own name before a key in its messages ("segmentation head=..."): dropped once the task names the key."""
+_CALL = re.compile(r"[A-Za-z_][\w.]*\([^()]*\)")
+"""A Python call quoted in a message (`load_backbone(spec, bands=6)`): its keyword arguments keep their names."""
 
 
 @functools.cache
@@ -69,7 +71,10 @@ def name_task_keys(message: str, name: str, schema: type) -> str:
     full = lambda m: f"tasks.{name}.{words[m.group(1) or m.group(2)]}"
     message = first.sub(full, message, count=1)
     message = advice.sub(lambda m: f"{m.group(1)}tasks.{name}.{words[m.group(2)]}", message)
-    return named.sub(full, message)
+    # a keyword argument of a Python call the advice quotes (load_backbone(spec, bands=6)) is no config key
+    calls = [m.span() for m in _CALL.finditer(message)]
+    inside = lambda m: any(a < m.start() < b for a, b in calls)
+    return named.sub(lambda m: m.group(0) if inside(m) else full(m), message)
 
 
 @contextlib.contextmanager
