@@ -51,7 +51,11 @@ def check_headers(scenes: list[Scene], cfg: EmbedConfig) -> set[str]:
                         by_file.add(s.name)
         except rasterio.errors.RasterioIOError as exc:
             where = f" ({s.origin})" if s.origin and s.origin != s.path else ""
-            raise InputError(f"cannot read scene {s.path}{where}: {str(exc).splitlines()[0]}") from exc
+            why = str(exc).splitlines()[0].rstrip(".")
+            raise InputError(  # checked from the headers, before any scene: --on-error skip cannot leave it out
+                f"cannot read scene {s.path}{where}: {why}; check it with gdalinfo, re-download or re-copy it, or "
+                "leave it out of this run"
+            ) from exc
         if first is None:
             first = (s, count)
         elif count != first[1]:

@@ -121,7 +121,11 @@ class RasterSource(WindowedSource):
                     alpha_bands=alpha_bands(src),
                 )
         except rasterio.errors.RasterioIOError as exc:
-            raise InputError(f"cannot read raster {self.path}: {str(exc).splitlines()[0]}") from exc
+            why = str(exc).splitlines()[0].rstrip(".")
+            raise InputError(  # what to do too: it was GDAL's words alone
+                f"cannot read raster {self.path}: {why}; check it with gdalinfo, re-download or re-copy it, or "
+                "remove it"
+            ) from exc
         if count == 0:
             raise InputError(f"raster {self.path} has no bands")
         check_real(dtype, f"raster {self.path}")
