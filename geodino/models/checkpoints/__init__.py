@@ -64,6 +64,7 @@ from geodino.models.checkpoints.normalization import (
     check_normalization,
     from_json,
     from_mean_std,
+    from_run_config,
 )
 from geodino.models.checkpoints.save import export_paths, save_backbone, save_export, save_pth, save_safetensors
 
@@ -261,14 +262,7 @@ def normalization_of_training(geo: Mapping[str, Any]) -> tuple[dict[str, Any] | 
     its data config standardises with (`geodino.data.normalization.data_normalization`)."""
     if geo.get("normalization"):
         return check_normalization(geo["normalization"], "training checkpoint"), ""
-    data = (geo.get("config") or {}).get("data") if isinstance(geo.get("config"), Mapping) else None
-    if not data:
-        return None, "the checkpoint holds no data config"
-    try:
-        from geodino.data.normalization import data_normalization
-    except ImportError:  # the data part is optional for pure-model use
-        return None, "geodino.data is not available"
-    return data_normalization(data)
+    return from_run_config(geo.get("config"))
 
 
 def backbone_state(

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from geodino.errors import CheckpointError
 from geodino.models.checkpoints.files import BackboneWeights
+from geodino.models.checkpoints.normalization import from_run_config
 
 __all__ = [
     "DISTILL_FORMAT",
@@ -85,15 +86,7 @@ def _normalization(obj: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str]:
     (`data_normalization(cfg.data, "distillation")`: checkpoints before the record); (None, why) when neither tells."""
     if isinstance(obj.get("normalization"), Mapping):
         return dict(obj["normalization"]), ""
-    cfg = obj.get("config")
-    data = cfg.get("data") if isinstance(cfg, Mapping) else None
-    if not data:
-        return None, "the checkpoint holds no data config"
-    try:
-        from geodino.data.normalization import data_normalization
-    except ImportError:  # the data part is optional for pure-model use
-        return None, "geodino.data is not available"
-    return data_normalization(data, "distillation")
+    return from_run_config(obj.get("config"), "distillation")
 
 
 def student_name(obj: Mapping[str, Any], path: Path, which: str | None) -> tuple[str, bool]:

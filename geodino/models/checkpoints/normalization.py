@@ -11,7 +11,8 @@ store it in the `.heads.pth` sidecar (`"normalization"`), the `.safetensors` met
 an HF folder's `preprocessor_config.json` and a timm file's `pretrained_cfg`; `read_backbone_weights` returns it
 and `geodino.backbones.load_backbone` uses it unless a sensor is passed.
 
-This module is plain Python (no torch, no data/ imports) so every checkpoint reader and writer can use it.
+This module is plain Python (no torch, no data/ imports at import time) so every checkpoint reader and writer can
+use it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "folded_mean_std",
     "from_json",
     "from_mean_std",
+    "from_run_config",
     "select_normalization",
     "to_json",
 ]
@@ -95,6 +97,21 @@ def from_mean_std(
     rec = check_normalization({"mean": list(mean), "std": list(std), "bands": bands, "origin": origin})
     assert rec is not None
     return rec
+
+
+def from_run_config(config: Any, purpose: str = "pretraining") -> tuple[dict[str, Any] | None, str]:
+    """(record, '') of the normalisation a training checkpoint's saved run `config` standardises its `data` with
+    (`geodino.data.normalization.data_normalization`, `purpose` naming the data in the record's origin), or (None,
+    why not): for checkpoints that saved no record of their own (pretraining's and distillation's alike).
+    geodino.data is imported on call: the data part is optional for pure-model use."""
+    data = config.get("data") if isinstance(config, Mapping) else None
+    if not data:
+        return None, "the checkpoint holds no data config"
+    try:
+        from geodino.data.normalization import data_normalization
+    except ImportError:
+        return None, "geodino.data is not available"
+    return data_normalization(data, purpose)
 
 
 def to_json(record: Mapping[str, Any] | None) -> str:
