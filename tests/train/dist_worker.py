@@ -1,9 +1,12 @@
 """Run a few SSL steps of the tiny ViT on 1 process or 2 (DDP / FSDP2, gloo on CPU) and save what came out.
 
-Used by tests/train/test_distributed.py as a subprocess: `python tests/train/dist_worker.py MODE DATA OUT`.
-Every mode trains on the same global batch of 4 images per step: one process reads it whole; with 2 processes
-rank r takes its half (crop-major rows r·2..r·2+1 of every crop, and its masks), so DDP/FSDP2 must reproduce
-the single-process run (Sinkhorn-Knopp sums and distributed KoLeo reduce over ranks).
+Used by tests/train/test_distributed.py as a subprocess: `python tests/train/dist_worker.py MODES DATA OUT_DIR`
+runs each of the comma-separated MODES in turn (all of one world size: `single` alone, or 2-process modes) in the
+same processes and process group, saving OUT_DIR/MODE.pt for each: one launch (Python, torch and Lightning started
+once per rank) serves every 2-process mode. Every mode trains on the same global batch of 4 images per step: one
+process reads it whole; with 2 processes rank r takes its half (crop-major rows r·2..r·2+1 of every crop, and its
+masks), so DDP/FSDP2 must reproduce the single-process run (Sinkhorn-Knopp sums and distributed KoLeo reduce over
+ranks).
 """
 
 from __future__ import annotations
@@ -53,7 +56,23 @@ class Sliced:
             yield take(batch, self.rank, self.world)
 
 
-def main(mode: str, data: str, out: str) -> None:
+def main(modes: str, data: str, out_dir: str) -> None:
+    """Run each comma-separated mode of `modes` in turn (see the module docstring)."""
+    names = modes.split(",")
+    assert names == ["single"] or "single" not in names, "single (1 process) runs in a launch of its own"
+    for mode in names:
+        run(mode, data, str(Path(out_dir) / f"{mode}.pt"))
+    import torch.distributed as dist
+
+    if dist.is_initialized():  # gloo can abort at interpreter exit: barrier, destroy, leave at once
+        dist.barrier()
+        dist.destroy_process_group()
+        sys.stdout.flush()
+        os._exit(0)
+
+
+def run(mode: str, data: str, out: str) -> None:
+    """One mode's training run(s), saved to `out` by global rank 0."""
     world = 1 if mode == "single" else 2
     folder = Path(out).parent
     cfg = load_config(
@@ -136,7 +155,7 @@ def main(mode: str, data: str, out: str) -> None:
         checkpointed[0] += 1
         return real_checkpoint(*args, **kwargs)
 
-    tuc.checkpoint = counting_checkpoint
+    tuc.checkpoint = counting_checkpoint  # undone at the end: the next mode of this launch counts its own calls
 
     post_init = None
     init_file = Path(folder) / f"meta_init_from_{os.environ.get('LOCAL_RANK', '0')}.pth"
@@ -190,11 +209,7 @@ def main(mode: str, data: str, out: str) -> None:
             },
             out,
         )
-    if dist.is_initialized():  # gloo can abort at interpreter exit: barrier, destroy, leave at once
-        dist.barrier()
-        dist.destroy_process_group()
-        sys.stdout.flush()
-        os._exit(0)
+    tuc.checkpoint = real_checkpoint
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """2-process DDP and FSDP2 (gloo, CPU) reproduce the 1-process run on the same global batch.
 
-The three runs are subprocesses of `tests/train/dist_worker.py` started together (Lightning launches the
-second rank itself, as `geodino pretrain trainer.devices=2` does); each leaves through barrier + destroy +
-os._exit so gloo's teardown cannot abort it.
+The runs are two launches of `tests/train/dist_worker.py` started together: the 1-process run, and one 2-process
+launch that runs every 2-process mode in turn in the same ranks (Lightning launches the second rank itself, as
+`geodino pretrain trainer.devices=2` does; Python, torch and Lightning start once per rank, not once per mode);
+each leaves through barrier + destroy + os._exit so gloo's teardown cannot abort it.
 """
 
 from __future__ import annotations
@@ -27,22 +28,24 @@ ROOT = Path(__file__).resolve().parents[2]
 def runs(tmp_path_factory, tiny_data):
     out = tmp_path_factory.mktemp("dist")
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    launches = ("single", "ddp,fsdp2,fsdp2_resume,fsdp2_resume_sharded,fsdp2_meta,fsdp2_ac")
     procs = {
-        mode: subprocess.Popen(
-            [sys.executable, str(WORKER), mode, str(tiny_data), str(out / f"{mode}.pt")],
+        modes: subprocess.Popen(
+            [sys.executable, str(WORKER), modes, str(tiny_data), str(out)],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        for mode in ("single", "ddp", "fsdp2", "fsdp2_resume", "fsdp2_resume_sharded", "fsdp2_meta", "fsdp2_ac")
+        for modes in launches
     }
     results = {}
-    for mode, p in procs.items():
+    for modes, p in procs.items():
         log, _ = p.communicate(timeout=600)
-        assert p.returncode == 0, f"{mode} exited with {p.returncode}:\n{log[-3000:]}"
-        results[mode] = torch.load(out / f"{mode}.pt", weights_only=True)
+        assert p.returncode == 0, f"{modes} exited with {p.returncode}:\n{log[-3000:]}"
+        for mode in modes.split(","):
+            results[mode] = torch.load(out / f"{mode}.pt", weights_only=True)
     return results
 
 
