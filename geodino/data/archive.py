@@ -485,15 +485,6 @@ class RasterArchive:
     def to_geodataframe(self, crs: str = "EPSG:4326") -> Any:
         """Footprints as a GeoDataFrame (torchgeo-style index: `filepath`, geometry in `crs`; see `footprint`); a
         raster that cannot be placed in `crs` (no CRS, a LOCAL_CS one) is left out with a warning naming it."""
-        import geopandas as gpd
+        from geodino.data.footprints import footprint, footprint_table
 
-        from geodino.data.footprints import footprint
-
-        placed = []
-        for s in self.scenes:
-            geom, why = footprint(s, crs)
-            if geom is None:
-                warnings.warn(f"{s.path} left out of the footprints: {why}", stacklevel=2)
-            else:
-                placed.append((s.path, geom))
-        return gpd.GeoDataFrame({"filepath": [p for p, _ in placed]}, geometry=[g for _, g in placed], crs=crs)
+        return footprint_table(self.scenes, crs, lambda s: footprint(s, crs))

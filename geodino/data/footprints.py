@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,23 @@ def footprint(scene: SceneInfo, crs: str = "EPSG:4326") -> tuple[Any, str]:
         if geom is not None:
             return geom, ""
     return _project(_outline(scene), src, dst)
+
+
+def footprint_table(scenes: Sequence[SceneInfo], crs: str, place: Callable[[SceneInfo], tuple[Any, str]]) -> Any:
+    """The footprints `place` gives `scenes` ((geometry in `crs`, "") or (None, why)) as a GeoDataFrame, the
+    torchgeo-style index (`filepath`, geometry); a scene it cannot place is left out with a warning naming it and
+    why, attributed to the caller of the function that called this (`RasterArchive.to_geodataframe` and
+    `valid_geodataframe`: header and valid-pixel footprints)."""
+    import geopandas as gpd
+
+    placed = []
+    for s in scenes:
+        geom, why = place(s)
+        if geom is None:
+            warnings.warn(f"{s.path} left out of the footprints: {why}", stacklevel=3)
+        else:
+            placed.append((s.path, geom))
+    return gpd.GeoDataFrame({"filepath": [p for p, _ in placed]}, geometry=[g for _, g in placed], crs=crs)
 
 
 def _unwrapped(outline: Any, src: Any, dst: Any) -> Any | None:

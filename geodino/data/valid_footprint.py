@@ -11,7 +11,6 @@ The outline is exact to about one read pixel (the file's pixel size times its de
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -89,13 +88,6 @@ def valid_footprint(scene: SceneInfo, crs: str = "EPSG:4326", max_side: int = MA
 def valid_geodataframe(scenes: list[SceneInfo], crs: str = "EPSG:4326", max_side: int = MAX_SIDE) -> Any:
     """Valid-pixel footprints as a GeoDataFrame (`filepath`, geometry in `crs`), as `RasterArchive.to_geodataframe`
     gives header footprints; a raster with none (no CRS, no valid pixel, unreadable) is left out with a warning."""
-    import geopandas as gpd
+    from geodino.data.footprints import footprint_table
 
-    placed = []
-    for s in scenes:
-        geom, why = valid_footprint(s, crs, max_side)
-        if geom is None:
-            warnings.warn(f"{s.path} left out of the footprints: {why}", stacklevel=2)
-        else:
-            placed.append((s.path, geom))
-    return gpd.GeoDataFrame({"filepath": [p for p, _ in placed]}, geometry=[g for _, g in placed], crs=crs)
+    return footprint_table(scenes, crs, lambda s: valid_footprint(s, crs, max_side))
