@@ -28,6 +28,8 @@ STRATEGIES = ("auto", "single", "ddp", "ddp_spawn", "fsdp2")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
 # Lightning's names geodino runs on (TPUs need torch_xla and are not tested: refused with the rest)
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+MATMUL_PRECISIONS = ("highest", "high", "medium")  # torch.set_float32_matmul_precision's
+FSDP_DTYPES = ("bfloat16", "float16", "float32")
 
 
 def refuse_bf16_true(precision: str, key: str) -> None:
@@ -94,6 +96,14 @@ class TrainerConfig:
                 raise ConfigError(f"trainer.{key}={value!r} must be {want}")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"trainer.strategy={self.strategy!r} is not one of {', '.join(STRATEGIES)}")
+        if self.float32_matmul_precision not in MATMUL_PRECISIONS:  # torch only warned, and ran at "highest"
+            raise ConfigError(
+                f"trainer.float32_matmul_precision={self.float32_matmul_precision!r} is not one of "
+                f"{', '.join(MATMUL_PRECISIONS)}"
+            )
+        for key in ("fsdp_param_dtype", "fsdp_reduce_dtype"):  # read only under fsdp2: checked before any run
+            if getattr(self, key) not in FSDP_DTYPES:
+                raise ConfigError(f"trainer.{key}={getattr(self, key)!r} is not one of {', '.join(FSDP_DTYPES)}")
         refuse_bf16_true(self.precision, "trainer.precision")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"trainer.precision={self.precision!r} is not one of {', '.join(PRECISIONS)}")
@@ -111,6 +121,13 @@ class TrainerConfig:
         from geodino.train.loggers import check_loggers
 
         check_loggers(self.loggers, self.logger_options, "trainer.loggers")
+
+
+def check_seed(value: int, key: str) -> None:
+    """A seed numpy and torch both take (0 .. 2**32 - 1): a negative one stopped the run in numpy with `ValueError:
+    expected non-negative integer` and a traceback, after the run folder was made."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        raise ConfigError(f"{key}={value!r} must be a whole number from 0 to 4294967295")
 
 
 def check_keep_last(value: int, key: str) -> None:
@@ -199,6 +216,7 @@ class PretrainConfig:
             if callable(v):
                 v()
         check_crops(self.crops, self.ssl)
+        check_seed(self.seed, "seed")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size={self.batch_size} must be >= 1")
         if self.num_workers < 0:

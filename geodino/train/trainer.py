@@ -16,7 +16,6 @@ import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.callbacks.progress.tqdm_progress import convert_inf
 
-from geodino.errors import ConfigError
 from geodino.models.fast_choice import bf16_default
 from geodino.train.checkpoint_callback import CheckpointCallback
 from geodino.train.config import CheckpointConfig, TrainerConfig
@@ -197,9 +196,7 @@ def fsdp_settings(cfg: TrainerConfig) -> dict[str, Any] | None:
     """The FSDP2 options the module needs in `configure_model` (None when not using FSDP2)."""
     if cfg.strategy != "fsdp2":
         return None
-    for key in ("fsdp_param_dtype", "fsdp_reduce_dtype"):
-        if not isinstance(getattr(torch, getattr(cfg, key), None), torch.dtype):
-            raise ConfigError(f"trainer.{key}={getattr(cfg, key)!r} is not a torch dtype (bfloat16, float32, ...)")
+    # the dtype names are checked when the config is read (TrainerConfig.validate)
     return {
         "param_dtype": cfg.fsdp_param_dtype,
         "reduce_dtype": cfg.fsdp_reduce_dtype,

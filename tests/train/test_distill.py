@@ -450,6 +450,9 @@ def test_student_init_from_another_architecture_fails(run, images, tmp_path) -> 
         ("dino.head_last_layer=weight_norm", r"^dino.head_last_layer='weight_norm' is not read by distillation"),
         ("koleo.topk=2", r"^koleo.topk > 1 needs koleo.distributed=true"),
         ("koleo.group_size=2", r"^koleo.group_size=2 needs koleo.distributed=true"),
+        # numpy's ValueError and a traceback at the first batch, before
+        ("train.seed=-1", r"^train.seed=-1 must be a whole number from 0 to 4294967295$"),
+        ("train.num_workers=-2", r"^train.num_workers=-2 must be >= 0$"),
     ],
 )
 def test_config_errors(images, tmp_path, override, message) -> None:

@@ -432,11 +432,16 @@ def test_a_truncated_newest_checkpoint_says_to_delete_it(tmp_path, tiny_data, ca
         ("trainer.devices=0", "trainer.devices=0 must be -1 (every visible GPU) or a whole number >= 1"),
         ("trainer.devices=-3", "trainer.devices=-3 must be -1 (every visible GPU) or a whole number >= 1"),
         ("trainer.num_nodes=0", "trainer.num_nodes=0 must be a whole number >= 1"),
+        ("seed=-1", "seed=-1 must be a whole number from 0 to 4294967295"),  # numpy's ValueError
+        # torch only warned and ran at "highest"; the dtype was read at the FSDP2 set-up, after the folder was made
+        ("trainer.float32_matmul_precision=hi", "trainer.float32_matmul_precision='hi' is not one of highest, high"),
+        ("trainer.fsdp_param_dtype=float8", "trainer.fsdp_param_dtype='float8' is not one of bfloat16, float16, f"),
     ],
 )
 def test_trainer_settings_lightning_refused_with_a_traceback_are_one_line(override, said, tmp_path, tiny_data, capsys):
-    """Lightning raised these (ValueError, MisconfigurationException, TypeError, torch_xla's ModuleNotFoundError)
-    with a traceback, exit code 1, after the run folder was made; now one line, exit 2, no folder."""
+    """Lightning raised these (ValueError, MisconfigurationException, TypeError, torch_xla's ModuleNotFoundError),
+    numpy the seed's, with a traceback, exit code 1, after the run folder was made; now one line, exit 2, no
+    folder."""
     import torch
 
     if "mps" in override and torch.backends.mps.is_available():  # never on Linux (CI); patching it breaks dynamo

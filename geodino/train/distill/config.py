@@ -161,9 +161,12 @@ class DistillConfig:
             raise ConfigError(f"train.precision={self.train.precision!r} must be 32-true or bf16-mixed")
         if self.train.export not in ("ema", "student"):
             raise ConfigError(f"train.export={self.train.export!r} must be 'ema' or 'student'")
-        from geodino.train.config import check_keep_last
+        from geodino.train.config import check_keep_last, check_seed
 
         check_keep_last(self.train.keep_last, "train.keep_last")
+        check_seed(self.train.seed, "train.seed")
+        if isinstance(self.train.num_workers, bool) or self.train.num_workers < 0:
+            raise ConfigError(f"train.num_workers={self.train.num_workers!r} must be >= 0")
         if self.train.resume not in ("auto", "never"):
             raise ConfigError(f"train.resume={self.train.resume!r} must be 'auto' or 'never'")
         if self.train.device not in ("auto", "cpu", "cuda"):
