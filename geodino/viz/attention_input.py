@@ -92,11 +92,7 @@ def read_input(
     sample["window"] = [c, r, w, h] if window is not None else None
     if not scene.crs:
         sample["crs"], sample["transform"] = None, None
-    if note:
-        sample["sensor_note"] = note
-    elif sensor is not None and backbone is not None:
-        warn_sensor_dn(sample, backbone)
-    return sample
+    return _sensor_said(sample, note, sensor, backbone)
 
 
 def _read_photo(
@@ -143,6 +139,13 @@ def _read_photo(
         "bands": list(s.bands),
         "dn_dtype": str(data.dtype),
     }
+    return _sensor_said(sample, note, sensor, backbone)
+
+
+def _sensor_said(sample: dict[str, Any], note: str | None, sensor: Any, backbone: Any) -> dict[str, Any]:
+    """`sample` (a raster's or a photo's) once what its sensor means is said: the `note` saying the backbone's
+    record chose it (`sensor_note`, for the caller to print), else, for a `sensor` given with a backbone, the
+    `warn_sensor_dn` warning."""
     if note:
         sample["sensor_note"] = note
     elif sensor is not None and backbone is not None:
