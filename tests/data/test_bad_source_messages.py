@@ -109,3 +109,15 @@ def test_band_numbers_in_bands_point_to_the_b_names(tmp_path, capsys):
     with pytest.raises(InputError) as err:
         RasterArchive([str(path)], bands=["foo"], progress=False)  # a name: the usual advice
     assert "fix `bands:`" in str(err.value)
+
+
+def test_a_tile_list_that_does_not_exist_says_so(tmp_path):
+    from geodino.data.curate.tilelist import _list_columns
+
+    gone = tmp_path / "curated.parquet"
+    with pytest.raises(InputError) as err:
+        _list_columns([str(gone)], ("window",))
+    assert str(err.value) == f"tile list {gone} does not exist; check the path, or write one with `geodino data curate`"
+    gone.write_text("not parquet")
+    with pytest.raises(InputError, match=r"curated.parquet is not a Parquet tile list \(\w+\); check the path"):
+        _list_columns([str(gone)], ("window",))

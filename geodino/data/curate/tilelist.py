@@ -62,9 +62,9 @@ def _list_columns(paths: Any, needed: tuple[str, ...], optional: tuple[str, ...]
     try:
         names = pq.read_schema(path).names
     except Exception as exc:
-        raise InputError(
-            f"{path} is not a Parquet tile list ({type(exc).__name__}); write one with `geodino data curate`"
-        ) from exc
+        what = f"tile list {path} does not exist" if not path.exists() else f"{path} is not a Parquet tile list"
+        what += "" if not path.exists() else f" ({type(exc).__name__})"
+        raise InputError(f"{what}; check the path, or write one with `geodino data curate`") from exc
     if not all(c in names for c in needed):
         return None
     cols = [*needed, *(c for c in optional if c in names)]
