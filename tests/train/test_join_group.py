@@ -1,11 +1,16 @@
-"""Pretraining's early join (`pretrain_start.join_launched_group`) agrees the device and is bounded and
-interruptible, as distillation's is: both go through `geodino.train.join_group`.
+"""The join of a launched multi-process run (`geodino.train.join_group`, for pretraining's early join
+`pretrain_start.join_launched_group` and distillation's `init_distributed`) agrees the device and is bounded and
+interruptible.
 
-Before, pretraining chose NCCL or gloo on each rank alone: `trainer.accelerator=gpu` on a rank that sees no GPU
-raised alone in `torch.cuda.set_device` while the others waited in the rendezvous (30 min); `auto` made that rank
-join gloo while the others joined NCCL (a hang in the first collective); a SIGTERM while waiting for a rank that
-never came was held until the store's 30-minute wait ended. Two processes started as torchrun would (RANK,
-WORLD_SIZE, MASTER_ADDR/PORT), rank 0 shown a GPU (`torch.cuda.is_available` patched), rank 1 none; no GPU is used."""
+The backend follows the device (NCCL on CUDA, gloo on CPU), so a rank that sees no GPU cannot join the others'
+NCCL group. Before, a GPU asked for on such a rank stopped it alone (distillation: refused before joining;
+pretraining: raised in `torch.cuda.set_device`) while the others waited in the rendezvous (30 min); `auto` made it
+join gloo while the others joined NCCL (a hang in the first collective); a process killed before joining left the
+others waiting 30 min in silence (now GEODINO_JOIN_TIMEOUT, one line); a SIGTERM while waiting was held until the
+store's wait ended.
+
+Two processes started as torchrun would (RANK, WORLD_SIZE, MASTER_ADDR/PORT), rank 0 shown a GPU
+(`torch.cuda.is_available` patched), rank 1 none; no GPU is used."""
 
 from __future__ import annotations
 
@@ -25,7 +30,11 @@ import torch.multiprocessing as mp
 from geodino.errors import ConfigError, GeoDinoError
 from tests.train.conftest import write_config
 
-CASES = ("gpu", "auto", "cpu")
+# the cases each command's ranks go through, one port each: (name, the override); "lost": rank 1 never joins
+CASES = {
+    "pretrain": [(c, f"trainer.accelerator={c}") for c in ("gpu", "auto", "cpu")],
+    "distill": [(c, f"train.device={c}") for c in ("cuda", "auto", "cpu")] + [("lost", "train.device=cpu")],
+}
 
 
 def _free_port() -> int:
@@ -34,56 +43,81 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rank_main(rank: int, root: str, ports: dict[str, int]) -> None:
+def _rank_main(rank: int, root: str, command: str, ports: dict[str, int]) -> None:
     import torch
     import torch.distributed as dist
 
     from geodino.config import load_config
+    from geodino.train.distill import DistillConfig
+    from geodino.train.distill.processes import init_distributed
     from geodino.train.pretrain import PretrainConfig
     from geodino.train.pretrain_start import join_launched_group
 
     torch.cuda.is_available = lambda: rank == 0  # rank 1's node has no GPU
     os.environ.update(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1")
-    os.environ.update(GEODINO_JOIN_TIMEOUT="60")
     path = write_config(Path(root) / f"c{rank}.yaml", Path(root) / "run", Path(root))
-    for case in CASES:
-        os.environ["MASTER_PORT"] = str(ports[case])
-        over = ["trainer.devices=2", "trainer.strategy=ddp", f"trainer.accelerator={case}"]
-        cfg = load_config(PretrainConfig, path, over)
+    for case, override in CASES[command]:
+        if case == "lost" and rank == 1:
+            break  # killed before joining: rank 0 waits GEODINO_JOIN_TIMEOUT for it
+        os.environ.update(MASTER_PORT=str(ports[case]), GEODINO_JOIN_TIMEOUT="2" if case == "lost" else "60")
+        began = time.monotonic()
         try:
-            said = f"joined {join_launched_group(cfg, 2)} on {dist.get_backend()}"
+            if command == "pretrain":
+                cfg = load_config(PretrainConfig, path, ["trainer.devices=2", "trainer.strategy=ddp", override])
+                assert join_launched_group(cfg, 2)
+            else:
+                cfg = load_config(DistillConfig, None, ["data.sources=[{type: images, paths: [/tmp]}]", override])
+                init_distributed(cfg)
+            said = f"joined on {dist.get_backend()}"
             dist.barrier()  # the group works
             dist.destroy_process_group()
         except GeoDinoError as exc:
             said = f"{type(exc).__name__}: {exc}"
         except Exception:
             said = traceback.format_exc()
-        (Path(root) / f"{case}.rank{rank}.txt").write_text(said)
+        (Path(root) / f"{case}.rank{rank}.txt").write_text(f"{time.monotonic() - began:.1f} {said}")
     os._exit(0)
 
 
-def test_a_gpu_one_rank_lacks_stops_every_pretraining_rank_in_one_line(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    ("command", "key", "gpu"), [("pretrain", "trainer.accelerator", "gpu"), ("distill", "train.device", "cuda")]
+)
+def test_a_gpu_one_rank_lacks_stops_every_rank_in_one_line(
+    command: str, key: str, gpu: str, tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.setenv("GLOO_SOCKET_IFNAME", os.environ.get("GLOO_SOCKET_IFNAME", "lo"))
-    ports = {case: _free_port() for case in CASES}
-    mp.spawn(_rank_main, args=(str(tmp_path), ports), nprocs=2, join=True)
+    ports = {case: _free_port() for case, _ in CASES[command]}
+    mp.spawn(_rank_main, args=(str(tmp_path), command, ports), nprocs=2, join=True)
 
-    def said(case: str) -> list[str]:
-        return [(tmp_path / f"{case}.rank{r}.txt").read_text() for r in (0, 1)]
+    def said(case: str, rank: int) -> tuple[float, str]:
+        took, line = (tmp_path / f"{case}.rank{rank}.txt").read_text().split(" ", 1)
+        return float(took), line
 
-    # before: rank 1 raised alone in torch.cuda.set_device and rank 0 waited in the rendezvous
+    # before: rank 1 stopped alone (pretraining: raised in torch.cuda.set_device) while rank 0 waited in the
+    # rendezvous (30 min)
+    want = f"ConfigError: rank 1 refused the start (rank 0 did not): {key}={gpu} but no CUDA device is visible; use "
+    want += f"{key}=cpu"
+    assert [said(gpu, r)[1] for r in (0, 1)] == [want, want]
+    # before: rank 0 joined NCCL, rank 1 gloo, both waited in the first collective
     want = (
-        "ConfigError: rank 1 refused the start (rank 0 did not): trainer.accelerator=gpu but no CUDA device is "
-        "visible; use trainer.accelerator=cpu"
+        f"ConfigError: {key}=auto gave CUDA on rank(s) 0 and the CPU on rank(s) 1 (no CUDA device visible there); "
+        f"every process must run on the same kind of device: make a GPU visible to each, or set {key}=cpu"
     )
-    assert said("gpu") == [want, want]
-    # before: rank 0 joined NCCL, rank 1 gloo
-    want = (
-        "ConfigError: trainer.accelerator=auto gave CUDA on rank(s) 0 and the CPU on rank(s) 1 (no CUDA device "
-        "visible there); every process must run on the same kind of device: make a GPU visible to each, or set "
-        "trainer.accelerator=cpu"
-    )
-    assert said("auto") == [want, want]
-    assert said("cpu") == ["joined True on gloo", "joined True on gloo"]
+    assert [said("auto", r)[1] for r in (0, 1)] == [want, want]
+    assert [said("cpu", r)[1] for r in (0, 1)] == ["joined on gloo", "joined on gloo"]
+    if command == "distill":  # the join's bound (shared: checked once)
+        took, line = said("lost", 0)
+        assert line.startswith(
+            f"TrainingError: the 2 processes of the run did not all join at 127.0.0.1:{ports['lost']} within 2 s ("
+        ), line
+        assert (
+            line.endswith(
+                "a process failed or was killed before joining (see its output); GEODINO_JOIN_TIMEOUT=SECONDS sets "
+                "this wait"
+            )
+            and "\n" not in line
+        ), line
+        assert took < 20, took  # before: 30 min
 
 
 def test_join_timeout_is_read_in_seconds_and_a_bad_value_is_one_line(monkeypatch) -> None:
