@@ -153,9 +153,10 @@ _WORKER = """
 import json, os, sys
 from geodino.config import load_config
 from geodino.train.distill import DistillConfig, distill
-cfg = load_config(DistillConfig, None, json.loads(sys.argv[1]))
-sys.stdout.write(f"RESULT {os.environ['RANK']} {sorted(distill(cfg))}\\n")
-sys.stdout.flush()
+for i, overrides in enumerate(json.loads(sys.argv[1])):  # run after run, in the same ranks and process group
+    cfg = load_config(DistillConfig, None, overrides)
+    sys.stdout.write(f"RESULT {i} {os.environ['RANK']} {sorted(distill(cfg))}\\n")
+    sys.stdout.flush()
 import torch.distributed as dist
 dist.barrier()
 dist.destroy_process_group()
@@ -169,8 +170,9 @@ RANKS = (
 )
 
 
-def _torchrun(images: Path, out: Path, tmp_path: Path) -> str:
-    """Two gloo processes, each student on its own rank (torchrun), resuming `out`; their stderr."""
+def _torchrun(images: Path, outs: list[Path], tmp_path: Path) -> str:
+    """Two gloo processes, each student on its own rank (torchrun), resuming each of `outs` in turn (one launch:
+    Python and torch start once per rank); their stderr."""
     import json
     import os
     import subprocess
@@ -181,11 +183,12 @@ def _torchrun(images: Path, out: Path, tmp_path: Path) -> str:
     script = tmp_path / "worker.py"
     script.write_text(_WORKER)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script)]
-    cmd.append(json.dumps(_overrides(images, out, RANKS)))
+    cmd.append(json.dumps([_overrides(images, out, RANKS) for out in outs]))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sorted(re.findall(r"RESULT \d \[[^\]]*\]", proc.stdout)) == ["RESULT 0 ['tiny']", "RESULT 1 ['small']"]
+    want = sorted(f"RESULT {i} {r}" for i in range(len(outs)) for r in ("0 ['tiny']", "1 ['small']"))
+    assert sorted(re.findall(r"RESULT \d \d \[[^\]]*\]", proc.stdout)) == want
     return proc.stderr
 
 
@@ -202,9 +205,9 @@ def test_a_switch_to_own_ranks_continues_as_a_run_on_own_ranks(co_located, image
     shutil.rmtree(native / "checkpoints")
     for name in NAMES:
         split_log(co_located / "log.csv", name, NAMES, native / name / "log.csv", 1)
-    err = _torchrun(images, switched, tmp_path)
+    err = _torchrun(images, [switched, native], tmp_path)  # the switch first, in fresh processes
     assert f"resuming from {switched / 'checkpoints' / 'step_00000001.ckpt'} at step 1 of 2" in err
-    _torchrun(images, native, tmp_path)
+    assert f"resuming from {native / 'tiny' / 'checkpoints' / 'step_00000001.ckpt'} at step 1 of 2" in err
     for name in NAMES:
         path = Path(name) / "checkpoints" / "step_00000002.ckpt"
         got = torch.load(switched / path, map_location="cpu", weights_only=False)
