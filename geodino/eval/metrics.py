@@ -3,8 +3,10 @@
 torchmetrics does the counting where it has the metric (confusion matrix, MAE/MSE/R2, COCO mAP through
 pycocotools); the EO-specific definitions it lacks are written here from their papers:
 
-- mIoU as mmseg/PANGAEA: IoU per class from the confusion matrix, NaN for classes absent from both
-  prediction and target, mean over the others.
+- mIoU as mmseg: IoU per class from the confusion matrix, NaN for classes absent from both prediction and
+  target, mean over the others. PANGAEA's `SegEvaluator` differs there: its IoU is intersection / (union + 1e-6),
+  so a class absent from both counts 0 in its mean over all classes (but the ignore index); its `mAcc` is the
+  overall pixel accuracy (our `pixel_acc`), not the mean of the per-class accuracies.
 - block R2 as HighResCanopyHeight (`inference.py`): drop a 3-pixel border of each tile, average 50x50-pixel
   blocks, R2 between the block means.
 - nMAE = mean(|pred - y| / (1 + |y|)) and tree-cover IoU at 2 m, as Open-Canopy (`compute_metrics.py`).
