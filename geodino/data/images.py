@@ -310,9 +310,15 @@ class TarShardSource(_ImageSourceBase):
                 if on_error == "stop":
                     raise InputError(f"{msg} (or set on_error: skip to leave it out)") from exc
                 kept = _keep_whole_members(path, s, shard_ids, offsets, sizes, names)
-                warnings.warn(f"skipping the rest of {msg}; {plural(kept, 'image')} read before kept", stacklevel=2)
+                warnings.warn(  # it read "skipping the rest of tar shard X cannot be read (...); ... kept"
+                    f"{msg}; kept the {plural(kept, 'image')} stored whole before that point, skipped the rest",
+                    stacklevel=2,
+                )
         if not offsets:
-            raise InputError(f"no images found in {plural(len(self.shards), 'tar shard')} such as {self.shards[0]}")
+            raise InputError(
+                f"no images found in {plural(len(self.shards), 'tar shard')} such as {self.shards[0]}; a shard is an "
+                f"uncompressed .tar of image files ({', '.join(IMAGE_EXTS[:4])}, ...): check the paths"
+            )
         if shadowed:
             _warn_shadowed(shadowed, len(offsets))
         self.shard_ids = np.asarray(shard_ids, dtype=np.int32)

@@ -121,3 +121,26 @@ def test_a_tile_list_that_does_not_exist_says_so(tmp_path):
     gone.write_text("not parquet")
     with pytest.raises(InputError, match=r"curated.parquet is not a Parquet tile list \(\w+\); check the path"):
         _list_columns([str(gone)], ("window",))
+
+
+def test_a_compressed_shard_is_said_once_and_the_empty_source_says_what_a_shard_is(tmp_path):
+    import gzip
+    import io
+    import tarfile
+
+    from geodino.data.images import TarShardSource
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tf:
+        info = tarfile.TarInfo("a.png")
+        info.size = 4
+        tf.addfile(info, io.BytesIO(b"\x89PNG"))
+    shard = tmp_path / "s.tar"
+    shard.write_bytes(gzip.compress(raw.getvalue()))  # a .tar.gz named .tar
+    with pytest.warns(UserWarning) as rec, pytest.raises(InputError) as err:
+        TarShardSource(str(shard))
+    [said] = [str(w.message) for w in rec if "cannot be read" in str(w.message)]
+    assert said.startswith(f"tar shard {shard} cannot be read (") and "it is compressed" in said
+    assert said.endswith("kept the 0 images stored whole before that point, skipped the rest")
+    assert str(err.value).endswith("a shard is an uncompressed .tar of image files (.jpg, .jpeg, .png, .webp, ...): "
+                                   "check the paths")  # fmt: skip
