@@ -5,6 +5,9 @@ lazily by the modules that need them.
 """
 
 from geodino.errors import CheckpointError, ConfigError, GeoDinoError, InputError, TrainingError
+from geodino.progress import quiet_notebook_fallback
+
+quiet_notebook_fallback()  # text progress bars without tqdm's "IProgress not found" in a kernel without ipywidgets
 
 __version__ = "0.1.0"
 __all__ = [

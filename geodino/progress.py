@@ -1,0 +1,37 @@
+"""Text progress bars in a Jupyter kernel without ipywidgets, without tqdm's warning.
+
+geodino's bars use `tqdm.auto`, which picks widget bars in a notebook. Where ipywidgets is not installed it falls
+back to text bars, but first warns `TqdmWarning: IProgress not found. Please update jupyter and ipywidgets` (once
+per kernel, when tqdm.auto is first imported: by a geodino bar, or by a library a probe imports, e.g. torchmetrics
+-> transformers). `quiet_notebook_fallback` (run by `import geodino`) imports tqdm.auto there with that one warning
+ignored, so every later import gets the same text bars, unwarned. Outside a kernel, or with ipywidgets (widget
+bars), it does nothing: importing geodino imports no tqdm.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+
+def in_kernel_without_widgets() -> bool:
+    """Whether this Python is a Jupyter kernel (ipykernel's shell loaded, as tqdm.autonotebook tests) that cannot
+    import ipywidgets."""
+    if "ipykernel.zmqshell" not in sys.modules:
+        return False
+    from importlib.util import find_spec
+
+    try:
+        return find_spec("ipywidgets") is None
+    except (ImportError, ValueError):  # a broken or stubbed entry in sys.modules: not importable
+        return True
+
+
+def quiet_notebook_fallback() -> None:
+    """Import tqdm.auto with its 'IProgress not found' warning ignored, in a kernel without ipywidgets and when
+    nothing imported it before (then the warning, if any, was already shown)."""
+    if "tqdm.autonotebook" in sys.modules or not in_kernel_without_widgets():
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import tqdm.auto  # noqa: F401
