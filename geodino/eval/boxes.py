@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from geodino.errors import InputError
+from geodino.errors import InputError, plural
 from geodino.eval import dense
 
 if TYPE_CHECKING:
@@ -304,6 +304,24 @@ def match_boxes(image: Path, table: dict[str, Boxes], index: BoxIndex | None = N
     if image.name in names:
         return _pick(image, names[image.name], table)
     return _pick(image, stems.get(image.stem, []), table)
+
+
+def warn_unannotated(images: Sequence[Path], boxes: Sequence[str | Path]) -> None:
+    """One warning naming the listed images that no annotation entry names: the probe leaves them out (an image
+    without objects needs an entry: a 0,0,0,0 CSV row, a VOC xml or COCO image without objects). Before, they were
+    left out without a word, so a misnamed annotation file shrank the training set unseen."""
+    if not images:
+        return
+    import warnings
+
+    shown = ", ".join(p.name for p in images[:3]) + (", ..." if len(images) > 3 else "")
+    warnings.warn(
+        f"detection: {plural(len(images), 'listed image')} ({shown}) {'has' if len(images) == 1 else 'have'} no "
+        f"entry in the box annotations "
+        f"{[str(b) for b in boxes]} and are left out; name their annotations like the images, or list an image "
+        "without objects with a 0,0,0,0 CSV row (or a VOC/COCO entry without objects)",
+        stacklevel=3,
+    )
 
 
 def check_boxes(b: Boxes, width: int, height: int, where: str, tol: float = 1.0) -> np.ndarray:

@@ -38,10 +38,24 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", *RASTER_SUFFIXES)
 # ----------------------------------------------------------------------------------------------- start
 
 
+_PROBE_CONFIGS = {
+    "canopy": "CanopyProbeConfig",
+    "detection": "DetectionProbeConfig",
+    "segmentation": "SegmentationProbeConfig",
+}
+"""Each dense probe's config class, by name (importing them here would be circular)."""
+
+
 def start_probe(probe: str, cfg: Any, backbone: Any, out_dir: str | Path) -> tuple[Any, Path]:
     """The checks every dense probe run opens with, before any data is read: its config (`cfg.validate()`, and
     the train_fraction, named after `probe`), the backbone (a spec string loaded, `probe_backbone`; refused unless
-    frozen) and the output folder (made). Returns the backbone and `out_dir` as a Path."""
+    frozen) and the output folder (made). Returns the backbone and `out_dir` as a Path. Another probe's config
+    (`run_canopy(bb, SegmentationProbeConfig(...))`) is refused in one line naming both (it failed on a missing
+    attribute or a layer check)."""
+    given, want = type(cfg).__name__, _PROBE_CONFIGS.get(probe)
+    if want and given != want and given in _PROBE_CONFIGS.values():
+        other = next(k for k, v in _PROBE_CONFIGS.items() if v == given)
+        raise ConfigError(f"run_{probe} takes a {want}, not a {given}; call run_{other} with it, or build a {want}")
     cfg.validate()
     probe_budget(probe, cfg.train_fraction)
     backbone = probe_backbone(backbone)  # a spec string is loaded as embed_raster loads it

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from geodino.errors import ConfigError, InputError, plural
 from geodino.eval import dense
-from geodino.eval.boxes import Boxes, check_boxes, match_boxes, read_boxes, tiles_of
+from geodino.eval.boxes import Boxes, check_boxes, match_boxes, read_boxes, tiles_of, warn_unannotated
 from geodino.eval.datasets import DatasetConfig
 from geodino.eval.detection_coco import CocoRecorder
 from geodino.eval.detection_outputs import boxes_to_geojson as boxes_to_geojson  # re-exported
@@ -151,6 +151,7 @@ def load_detection_set(
         raise InputError(
             f"none of the images in {list(images)} has boxes in {list(boxes)}; annotation file names must match images"
         )
+    warn_unannotated([f for f in files if all(f != g for g, _ in pairs)], boxes)
     names = list(class_names) if class_names else sorted({lab for _, b in pairs for lab in b.labels})
     scaling = scaling or InputScaling.of(cfg)
     lookup = {n: i for i, n in enumerate(names)}
