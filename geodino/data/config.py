@@ -63,6 +63,29 @@ def check_source_type(value: object, key: str) -> None:
     raise ConfigError(f"{key}={value!r}; use raster, cube, images, tar, torchgeo or synthetic{hint}")
 
 
+_CHOICES = {
+    "on_error": ("stop", "skip"),
+    "sampling": ("random", "grid"),
+    "tile_units": ("px", "m"),
+    "time_sampling": ("random", "first", "last", "stack"),
+    "resampling": ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "gauss", "max",
+                   "min", "med", "q1", "q3", "sum", "rms"),  # rasterio's Resampling names (a WarpedVRT's)
+}  # fmt: skip
+
+
+def check_source_keys(s: SourceConfig, key: str) -> None:
+    """A ConfigError naming `KEY.name` for a source setting outside its choices or range. A misspelt `resampling`
+    (read only when reprojecting) failed every window read as "the file may be truncated or corrupt"."""
+    for name, choices in _CHOICES.items():
+        value = getattr(s, name)
+        if value is not None and value not in choices:
+            close = did_you_mean(str(value), choices)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{key}.{name}={value!r}; use one of {', '.join(choices)}{hint}")
+    if not 0 <= s.max_nodata_fraction <= 1:
+        raise ConfigError(f"{key}.max_nodata_fraction={s.max_nodata_fraction!r}; give a fraction between 0 and 1")
+
+
 band_list = parse_band_names
 """The old name of `geodino.data.band_args.parse_band_names` (a source's `bands` / `band_names` as names), kept for
 its callers (`data/stats.py`)."""
@@ -129,6 +152,7 @@ class DataConfig:
         names = set()
         for i, s in enumerate(self.sources):
             check_source_type(s.type, f"{p}sources[{i}].type")
+            check_source_keys(s, f"{p}sources[{i}]")
             s.bands = parse_band_names(s.bands, f"{p}sources[{i}].bands")  # "red,nir" split; band numbers refused
             s.band_names = parse_band_names(s.band_names, f"{p}sources[{i}].band_names")
             if not s.paths and s.type != "synthetic":

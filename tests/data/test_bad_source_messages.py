@@ -144,3 +144,26 @@ def test_a_compressed_shard_is_said_once_and_the_empty_source_says_what_a_shard_
     assert said.endswith("kept the 0 images stored whole before that point, skipped the rest")
     assert str(err.value).endswith("a shard is an uncompressed .tar of image files (.jpg, .jpeg, .png, .webp, ...): "
                                    "check the paths")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "said"),
+    [
+        ("resampling", "bilinar", "use one of nearest, bilinear, "),
+        ("on_error", "maybe", "use one of stop, skip"),
+        ("sampling", "grd", "use one of random, grid (did you mean 'grid'?)"),
+        ("tile_units", "km", "use one of px, m"),
+        ("time_sampling", "middle", "use one of random, first, last, stack"),
+        ("max_nodata_fraction", 2.0, "give a fraction between 0 and 1"),
+    ],
+)
+def test_a_source_setting_outside_its_choices_names_its_key(key, value, said):
+    """`resampling: bilinar` with `crs:` failed every window read as "the file may be truncated or corrupt;
+    re-download it"; the others said `sampling must be ...` without the key, or (max_nodata_fraction 2) nothing."""
+    from geodino.data.config import DataConfig, SourceConfig
+    from geodino.errors import ConfigError
+
+    cfg = DataConfig(sources=[SourceConfig(paths=["x.tif"], **{key: value})])
+    with pytest.raises(ConfigError) as err:
+        cfg.validate()
+    assert str(err.value).startswith(f"data.sources[0].{key}={value!r}; ") and said in str(err.value)
