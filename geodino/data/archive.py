@@ -234,7 +234,7 @@ class RasterArchive:
                         )
                         continue
                     if src.crs is None and self.require_crs:
-                        self._fail(path, "has no CRS; assign one (e.g. `gdal_edit.py -a_srs EPSG:32633 FILE`)")
+                        self._fail(path, f"has no CRS; assign one (e.g. `gdal_edit.py -a_srs EPSG:... {path}`)")
                         continue
                     names = self.band_names_override or _file_band_names(src)
                     if self.band_names_override and len(self.band_names_override) != src.count:

@@ -167,3 +167,10 @@ def test_a_source_setting_outside_its_choices_names_its_key(key, value, said):
     with pytest.raises(ConfigError) as err:
         cfg.validate()
     assert str(err.value).startswith(f"data.sources[0].{key}={value!r}; ") and said in str(err.value)
+
+
+def test_a_raster_without_crs_is_named_in_the_command_that_fixes_it(tmp_path):
+    path = write_tif(tmp_path / "nocrs.tif", np.ones((3, 16, 16), "uint8"), crs=None)
+    with pytest.raises(InputError) as err:
+        RasterArchive([str(path)], on_error="stop", progress=False)
+    assert f"has no CRS; assign one (e.g. `gdal_edit.py -a_srs EPSG:... {path}`)" in str(err.value)
