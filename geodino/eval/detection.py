@@ -151,6 +151,11 @@ def load_detection_set(
         raise InputError(
             f"none of the images in {list(images)} has boxes in {list(boxes)}; annotation file names must match images"
         )
+    if not any(len(b.boxes) for _, b in pairs):  # every matched entry lists no object: nothing to train or score
+        raise InputError(
+            f"the box annotations {list(boxes)} list no object for any of the images in {list(images)}; a detector "
+            "needs objects to train and score on: check that these are the annotations of these images"
+        )
     warn_unannotated([f for f in files if all(f != g for g, _ in pairs)], boxes)
     names = list(class_names) if class_names else sorted({lab for _, b in pairs for lab in b.labels})
     scaling = scaling or InputScaling.of(cfg)

@@ -49,3 +49,15 @@ def test_an_empty_file_beside_one_with_boxes_is_kept(tmp_path):
     other.write_text("image_path,xmin,ymin,xmax,ymax,label\nother.tif,1,1,5,5,tree\n")
     table = read_boxes([empty, other])
     assert len(table["other.tif"].boxes) == 1
+
+
+def test_images_whose_entries_list_no_object_are_refused(tmp_path):
+    from geodino.eval.detection import DetectionProbeConfig, load_detection_set
+    from tests.eval.test_detection import _scene
+
+    _scene(tmp_path)  # scene.tif
+    rows = "image_path,xmin,ymin,xmax,ymax,label\nscene.tif,0,0,0,0,tree\nother.tif,1,1,5,5,tree\n"
+    (tmp_path / "boxes.csv").write_text(rows)  # boxes for another image only; scene.tif is a negative image
+    with pytest.raises(InputError, match=r"list no object for any of the images") as err:
+        load_detection_set([str(tmp_path / "scene.tif")], [str(tmp_path / "boxes.csv")], DetectionProbeConfig(), None)
+    assert "boxes.csv" in str(err.value) and "\n" not in str(err.value)
