@@ -456,6 +456,9 @@ def _build_with_sensor(cfg: Any, sensor: Sensor, build_source: Any) -> Any:
 
 def write_stats(paths: str | Sequence[str], out: str | Path, *, plot: str | Path | None = None, **kwargs: Any) -> Path:
     """Compute statistics and write them as a sensor YAML (atomically), plus histograms to `plot`."""
+    if plot and Path(plot).resolve() == Path(out).resolve():  # the YAML replaced the PNG, and it said it wrote both
+        raise InputError(f"--plot {plot} is the --out file; give the histograms a PNG of their own (e.g. --plot "
+                         f"{Path(out).with_suffix('.png')})")  # fmt: skip
     sensor, prov = compute_stats(paths, **kwargs)
     if plot:
         plot_stats(sensor, prov, plot)

@@ -174,3 +174,12 @@ def test_a_raster_without_crs_is_named_in_the_command_that_fixes_it(tmp_path):
     with pytest.raises(InputError) as err:
         RasterArchive([str(path)], on_error="stop", progress=False)
     assert f"has no CRS; assign one (e.g. `gdal_edit.py -a_srs EPSG:... {path}`)" in str(err.value)
+
+
+def test_stats_refuses_a_plot_named_as_its_yaml(tmp_path, capsys):
+    path = write_tif(tmp_path / "a.tif", np.ones((3, 16, 16), "uint8") * 7)
+    out = tmp_path / "s.yaml"
+    assert cli.main(["data", "stats", str(path), "--out", str(out), "--plot", str(out)]) == 2
+    assert _error_line(capsys).endswith(f"is the --out file; give the histograms a PNG of their own (e.g. --plot "
+                                        f"{tmp_path / 's.png'})")  # fmt: skip
+    assert not out.exists()
