@@ -176,10 +176,13 @@ def _warn_above_max(heights: np.ndarray, chm: Path, max_height: float) -> None:
     if above.any():
         import warnings
 
+        from geodino.user_keys import user_key
+
+        key = user_key("max_height")  # tasks.<name>.max_height inside a probe suite's task
         warnings.warn(
-            f"CHM {chm}: {int(above.sum())} pixels ({100 * above.mean():.1f}%) above max_height={max_height:g} m "
+            f"CHM {chm}: {int(above.sum())} pixels ({100 * above.mean():.1f}%) above {key}={max_height:g} m "
             f"(up to {float(heights.max()):.1f} m); the height bins end at max_height: check the CHM's units "
-            "(metres) or raise max_height",
+            f"(metres) or raise {key}",
             stacklevel=3,
         )
 

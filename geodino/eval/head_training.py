@@ -286,12 +286,13 @@ def budget_epochs(epochs: int, batch_size: int, min_steps: int, n_items: int, wh
         import warnings
 
         from geodino.errors import plural
+        from geodino.user_keys import user_key
 
         steps, tiles = plural(out * per_epoch, "optimiser step"), plural(n_items, "tile")
         warnings.warn(
             f"{what}: {steps} ({plural(out, 'epoch')} x {per_epoch} per epoch of {tiles}); "
-            f"a head this short is barely trained and its scores say little: set min_steps (e.g. {FEW_STEPS}) "
-            "or more epochs",
+            f"a head this short is barely trained and its scores say little: set {user_key('min_steps')} "
+            f"(e.g. {FEW_STEPS}) or more {user_key('epochs')}",
             stacklevel=3,
         )
     return out
