@@ -166,9 +166,14 @@ def _check_grid(info: Any, cfg: EmbedConfig) -> None:
                 stacklevel=3,
             )
         elif not cfg.allow_no_crs:
-            raise InputError(
-                f"input {info.path} has no CRS; set one (gdal_edit.py -a_srs EPSG:...) or pass --allow-no-crs"
+            from geodino.data.cube_open import is_cube_store
+
+            how = (  # gdal_edit.py does not write a Zarr store's or NetCDF file's CRS
+                "with rioxarray: ds.rio.write_crs('EPSG:...'), then save the store again"
+                if is_cube_store(str(info.path))
+                else f"gdal_edit.py -a_srs EPSG:... {info.path}"
             )
+            raise InputError(f"input {info.path} has no CRS; set one ({how}) or pass --allow-no-crs")
     t = info.transform
     if cfg.upsample and (t.b != 0 or t.d != 0):
         raise InputError(f"input {info.path} has a rotated geotransform; upsampling needs a north-up grid")
