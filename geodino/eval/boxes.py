@@ -315,10 +315,10 @@ def warn_unannotated(images: Sequence[Path], boxes: Sequence[str | Path]) -> Non
     import warnings
 
     shown = ", ".join(p.name for p in images[:3]) + (", ..." if len(images) > 3 else "")
+    has, is_ = ("has", "is") if len(images) == 1 else ("have", "are")
     warnings.warn(
-        f"detection: {plural(len(images), 'listed image')} ({shown}) {'has' if len(images) == 1 else 'have'} no "
-        f"entry in the box annotations "
-        f"{[str(b) for b in boxes]} and are left out; name their annotations like the images, or list an image "
+        f"detection: {plural(len(images), 'listed image')} ({shown}) {has} no entry in the box annotations "
+        f"{[str(b) for b in boxes]} and {is_} left out; name their annotations like the images, or list an image "
         "without objects with a 0,0,0,0 CSV row (or a VOC/COCO entry without objects)",
         stacklevel=3,
     )

@@ -38,6 +38,8 @@ def test_an_image_without_an_annotation_entry_is_named_in_a_warning(tmp_path):
     _scene(tmp_path)  # scene.tif with its boxes in scene.csv
     shutil.copy(tmp_path / "scene.tif", tmp_path / "stray.tif")
     images = [str(tmp_path / "scene.tif"), str(tmp_path / "stray.tif")]
-    with pytest.warns(UserWarning, match=r"1 listed image \(stray.tif\) has no entry in the box annotations"):
+    with pytest.warns(
+        UserWarning, match=r"1 listed image \(stray.tif\) has no entry in the box annotations .* and is left out"
+    ):
         data, _ = load_detection_set(images, [str(tmp_path / "scene.csv")], DetectionProbeConfig(), None)
     assert [f.name for f, _ in data.items] == ["scene.tif"]
