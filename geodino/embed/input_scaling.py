@@ -264,7 +264,12 @@ def _selected_sensor(cfg: EmbedConfig, input_count: int | None, names: Sequence[
     sensor = get_sensor(cfg.sensor)
     if cfg.bands and input_count == sensor.n_bands and all(1 <= b <= sensor.n_bands for b in cfg.bands):
         return sensor.select([sensor.bands[b - 1] for b in cfg.bands])
-    canon = [sensor.resolve_band(str(n), strict=False) if n else None for n in names]
+    import re
+
+    # b1..bN (a cube without band names) are positions: by name b1 was the sensor's B01, so a 4-band store under a
+    # 12-band sensor was read as B01..B04 (a raster without descriptions is refused below, as it should be)
+    positional = [n for n in names if n and re.fullmatch(r"b\d+", str(n)) and str(n) not in sensor.bands]
+    canon = [sensor.resolve_band(str(n), strict=False) if n and not positional else None for n in names]
     if canon and len(canon) != sensor.n_bands and all(canon) and len(set(canon)) == len(canon):
         return sensor.select([str(c) for c in canon])
     return sensor
