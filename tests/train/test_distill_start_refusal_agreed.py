@@ -7,7 +7,8 @@ collective: every rank raises the lowest refusing rank's line, naming it and the
 
 Two gloo ranks, each with its own output_dir (a node-local disk), take the run folder as `geodino distill` does and
 then enter a barrier (the start's next collective) under a 30 s process-group timeout, so a rank left waiting fails
-instead of hanging."""
+instead of hanging. One launch of the two ranks (`agreed`, once per module) runs every case in turn, the data case
+first (a whole `geodino.distill`, in fresh processes); each test checks its cases' lines."""
 
 from __future__ import annotations
 
@@ -45,15 +46,17 @@ def _checkpoint(out: Path, seed: int) -> None:
     torch.save({"format": FORMAT, "step": 2, "config": saved}, out / "checkpoints" / "step_00000002.ckpt")
 
 
-def _rank_main(rank: int, root: str, cases: list[tuple[str, str, dict[int, str]]]) -> None:
-    """One of two gloo ranks: for each case (name, train.resume, what each rank's own folder holds: 'used', 'seed'
-    (a checkpoint of another seed), 'ok' (of this run's seed)), take the run folder, then the next collective."""
+def _rank_main(rank: int, root: str, images: str, cases: list[tuple[str, str, dict[int, str]]]) -> None:
+    """One of two gloo ranks: first `_distill_data` (a whole distillation), then for each case (name, train.resume,
+    what each rank's own folder holds: 'used', 'seed' (a checkpoint of another seed), 'ok' (of this run's seed)),
+    take the run folder, then the next collective."""
     import torch.distributed as dist
 
     from geodino.train.distill.run_folder import Start, take_run_folder
 
     init = f"file://{Path(root) / 'rendezvous'}"
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2, timeout=datetime.timedelta(seconds=30))
+    _distill_data(rank, Path(root) / "data", images)
     for name, resume, holds in cases:
         out = Path(root) / name / f"node{rank}" / "run"
         out.mkdir(parents=True, exist_ok=True)
@@ -77,45 +80,54 @@ def _rank_main(rank: int, root: str, cases: list[tuple[str, str, dict[int, str]]
     os._exit(0)  # gloo's threads can abort an exiting interpreter (SIGABRT), as geodino.train.leave_group says
 
 
-def _run(tmp_path: Path, monkeypatch, cases: list[tuple[str, str, dict[int, str]]]) -> dict[str, list[str]]:
-    monkeypatch.setenv("GLOO_SOCKET_IFNAME", os.environ.get("GLOO_SOCKET_IFNAME", "lo"))
-    mp.spawn(_rank_main, args=(str(tmp_path), cases), nprocs=2, join=True)
-    return {name: [(tmp_path / f"{name}.rank{r}.txt").read_text() for r in (0, 1)] for name, _, _ in cases}
+CASES = [
+    ("zero", "never", {0: "used"}),
+    ("one", "never", {1: "used"}),
+    ("both", "never", {0: "used", 1: "used"}),
+    ("seed", "auto", {0: "ok", 1: "seed"}),
+    ("locked", "auto", {}),  # rank 0's folder is held by another run (the test's process)
+    ("agreed", "auto", {0: "ok", 1: "ok"}),
+]
 
 
-def test_resume_never_in_a_folder_one_rank_sees_used_stops_every_rank(tmp_path: Path, monkeypatch) -> None:
-    said = _run(
-        tmp_path,
-        monkeypatch,
-        [("zero", "never", {0: "used"}), ("one", "never", {1: "used"}), ("both", "never", {0: "used", 1: "used"})],
-    )
+@pytest.fixture(scope="module")
+def agreed(images: Path, tmp_path_factory) -> tuple[Path, dict[str, list[str]]]:
+    """The launch's folder and, by case (`CASES` and `data`), what each rank said."""
+    from geodino.run_lock import lock_run_folder, release_run_folder
+
+    root = tmp_path_factory.mktemp("agreed")
+    held = root / "locked" / "node0" / "run"
+    held.mkdir(parents=True)
+    lock_run_folder(held)  # another run (this process) holds rank 0's folder
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("GLOO_SOCKET_IFNAME", os.environ.get("GLOO_SOCKET_IFNAME", "lo"))
+            env.setenv("OMP_NUM_THREADS", "1")
+            mp.spawn(_rank_main, args=(str(root), str(images), CASES), nprocs=2, join=True)
+    finally:
+        release_run_folder(held)
+    names = [name for name, _, _ in CASES] + ["data"]
+    return root, {name: [(root / f"{name}.rank{r}.txt").read_text() for r in (0, 1)] for name in names}
+
+
+def test_resume_never_in_a_folder_one_rank_sees_used_stops_every_rank(agreed) -> None:
+    root, said = agreed
     for name, first, other in (("zero", 0, 1), ("one", 1, 0)):
         want = (
             f"InputError: rank {first} refused the start (rank {other} did not): output_dir "
-            f"{tmp_path / name / f'node{first}' / 'run'} {USED} output_dir"
+            f"{root / name / f'node{first}' / 'run'} {USED} output_dir"
         )
         # before: the refusing rank stopped alone, the other failed in the barrier with a gloo traceback
         assert said[name] == [want, want], said[name]
     # every rank refused (a shared folder): rank 0's line as one process says it, on both
-    want = f"InputError: output_dir {tmp_path / 'both' / 'node0' / 'run'} {USED} output_dir"
+    want = f"InputError: output_dir {root / 'both' / 'node0' / 'run'} {USED} output_dir"
     assert said["both"] == [want, want], said["both"]
 
 
-def test_a_resume_config_refused_on_one_rank_stops_every_rank(tmp_path: Path, monkeypatch) -> None:
-    from geodino.run_lock import lock_run_folder, release_run_folder
-
-    held = tmp_path / "locked" / "node0" / "run"
-    held.mkdir(parents=True)
-    lock_run_folder(held)  # another run (this process) holds rank 0's folder
-    try:
-        said = _run(
-            tmp_path,
-            monkeypatch,
-            [("seed", "auto", {0: "ok", 1: "seed"}), ("locked", "auto", {}), ("agreed", "auto", {0: "ok", 1: "ok"})],
-        )
-    finally:
-        release_run_folder(held)
-    ckpt = tmp_path / "seed" / "node1" / "run" / "checkpoints" / "step_00000002.ckpt"
+def test_a_resume_config_refused_on_one_rank_stops_every_rank(agreed) -> None:
+    root, said = agreed
+    held = root / "locked" / "node0" / "run"
+    ckpt = root / "seed" / "node1" / "run" / "checkpoints" / "step_00000002.ckpt"
     for line in said["seed"]:  # before: rank 1 stopped alone, rank 0 went on to the barrier
         assert line.startswith(
             f"CheckpointError: rank 1 refused the start (rank 0 did not): checkpoint {ckpt} was written with "
@@ -141,46 +153,35 @@ def test_one_process_raises_its_own_refusal_unchanged() -> None:
     assert got.value is error
 
 
-def _distill_rank(rank: int, root: str, images: str) -> None:
-    """One of two gloo ranks running `geodino.distill` on its own output_dir and its own copy of the data (a
-    node-local disk): rank 1's copy is truncated, so its data probe refuses and rank 0's does not."""
-    import torch.distributed as dist
-
+def _distill_data(rank: int, root: Path, images: str) -> None:
+    """`geodino.distill` on this rank's own output_dir and its own copy of the data (a node-local disk): rank 1's copy
+    is truncated, so its data probe refuses and rank 0's does not; what it said goes to `root`/../data.rankR.txt."""
     from geodino.train.distill import distill
     from tests.train.conftest import ONE_STUDENT
     from tests.train.test_distill import _cfg as distill_cfg
 
-    init = f"file://{Path(root) / 'rendezvous'}"
-    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2, timeout=datetime.timedelta(seconds=30))
-    data = Path(root) / f"data{rank}"
-    data.mkdir()
+    data = root / f"data{rank}"
+    data.mkdir(parents=True)
     for png in sorted(Path(images).glob("*.png")):
         body = png.read_bytes()
         (data / png.name).write_bytes(body[:200] if rank == 1 else body)
-    out = Path(root) / f"node{rank}" / "run"
     try:
-        distill(distill_cfg(data, out, ONE_STUDENT))
+        distill(distill_cfg(data, root / f"node{rank}" / "run", ONE_STUDENT))
         said = "trained"
     except GeoDinoError as exc:
         said = f"{type(exc).__name__}: {exc}"
     except Exception:
         said = traceback.format_exc()
-    (Path(root) / f"rank{rank}.txt").write_text(said)
-    dist.destroy_process_group()
+    (root.parent / f"data.rank{rank}.txt").write_text(said)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_data_one_rank_cannot_read_stops_every_rank_before_any_file_is_written(
-    images: Path, tmp_path: Path, monkeypatch
-) -> None:
-    monkeypatch.setenv("GLOO_SOCKET_IFNAME", os.environ.get("GLOO_SOCKET_IFNAME", "lo"))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    mp.spawn(_distill_rank, args=(str(tmp_path), str(images)), nprocs=2, join=True)
-    said = [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)]
-    for line in said:  # before: rank 1 stopped alone; rank 0 wrote its start files and died in the heads warm-up
-        assert line.startswith("InputError: rank 1 refused the start (rank 0 did not): "), said
-        assert "failed to decode" in line and "\n" not in line, said
-    assert not (tmp_path / "node0" / "run").exists()  # nothing written (config.yaml, schedules.png), folder removed
+def test_data_one_rank_cannot_read_stops_every_rank_before_any_file_is_written(agreed) -> None:
+    root, said = agreed
+    for line in said["data"]:  # before: rank 1 stopped alone; rank 0 wrote its start files and died in the warm-up
+        assert line.startswith("InputError: rank 1 refused the start (rank 0 did not): "), said["data"]
+        assert "failed to decode" in line and "\n" not in line, said["data"]
+    assert not (root / "data" / "node0" / "run").exists()  # nothing written (config.yaml, schedules.png), removed
 
 
 def test_a_file_missing_on_one_node_stops_every_rank_instead_of_a_wait_to_join(images: Path, tmp_path: Path) -> None:
