@@ -304,6 +304,12 @@ class RasterArchive:
             except Exception as exc:  # GDAL raises many types for corrupt/unsupported files
                 why = str(exc).splitlines()[0][:200].rstrip(".") if str(exc) else ""
                 cut = read_error(why, path)
+                if type(exc).__name__ == "CRSError" and self.crs is not None:  # the target, not the file's bytes
+                    why = "PROJ has no coordinate operation to it" if "coordinate operation" in why else why[:120]
+                    self._fail(
+                        path, f"cannot be reprojected onto crs {self.crs} ({why}); check `crs:` and the file's CRS"
+                    )
+                    continue
                 self._fail(
                     path,
                     f"cannot be read: it is truncated or corrupt (GDAL: {cut}); {_REFETCH}"

@@ -183,3 +183,13 @@ def test_stats_refuses_a_plot_named_as_its_yaml(tmp_path, capsys):
     assert _error_line(capsys).endswith(f"is the --out file; give the histograms a PNG of their own (e.g. --plot "
                                         f"{tmp_path / 's.png'})")  # fmt: skip
     assert not out.exists()
+
+
+def test_a_crs_target_that_cannot_be_reached_is_not_blamed_on_the_file(tmp_path):
+    """`crs: EPSG:9999999` (or a LOCAL_CS file under `crs:`) said the file "cannot be read ... re-download it"."""
+    path = write_tif(tmp_path / "a.tif", np.ones((3, 16, 16), "uint8"))
+    with pytest.raises(InputError) as err:
+        RasterArchive([str(path)], crs="EPSG:9999999", res=10, on_error="stop", progress=False)
+    text = str(err.value)
+    assert text.startswith(f"raster {path}: cannot be reprojected onto crs EPSG:9999999 (")
+    assert "check `crs:` and the file's CRS" in text and "re-download" not in text
