@@ -316,10 +316,23 @@ def build_ssl_loader(
     crops_cfg.validate()
     if not 0 <= rank < world_size:
         raise ConfigError(f"rank {rank} must be in [0, world_size={world_size})")
-    for cs in crops_cfg.crop_sets or [crops_cfg]:
+    sets = [(f"crops.crop_sets[{i}].", c) for i, c in enumerate(crops_cfg.crop_sets)] or [("crops.", crops_cfg)]
+    # distillation learns the patch size from its teacher: checked here for both commands. Global crops carry the
+    # iBOT masks on their patch grid, so they must fit it; local crops need not (the official high-res stage uses
+    # 168 px at patch 16): the model drops their remainder as the official conv does (`trim_to_patch_grid`)
+    for where, cs in sets:
         size = cs.global_size
-        if size % patch_size:
-            raise ConfigError(f"global crop size {size} is not a multiple of the patch size {patch_size}")
+        if size < patch_size or size % patch_size:  # 0 passed `size % patch` and stopped in a resize's traceback
+            near = sorted({v for v in (size // patch_size * patch_size, -(-size // patch_size) * patch_size) if v > 0})
+            raise ConfigError(
+                f"{where}global_size={size} is not a multiple of the patch size {patch_size}; use one, e.g. "
+                f"{' or '.join(map(str, near or [patch_size]))}"
+            )
+        if crops_cfg.n_local and cs.local_size < patch_size:
+            raise ConfigError(
+                f"{where}local_size={cs.local_size} is smaller than one patch ({patch_size} px); use at least "
+                f"{patch_size}"
+            )
     if rank == 0:
         warn_coarse_tiles(data_cfg, crops_cfg)
     sources = build_sources(data_cfg, progress=progress and rank == 0)

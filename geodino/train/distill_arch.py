@@ -30,6 +30,7 @@ from geodino.losses.dino import DINOLoss
 from geodino.losses.ibot import IBOTPatchLoss
 from geodino.losses.koleo import KoLeoLoss, KoLeoLossDistributed
 from geodino.models.heads import DINOHead
+from geodino.models.layers.patch_embed import trim_to_patch_grid
 from geodino.train.subgroups import SubgroupLayout, broadcast_to_subgroups, layout_for_rank
 
 
@@ -73,7 +74,10 @@ class DistillStudent(nn.Module):
     def forward(self, global_crops: Tensor, local_crops: Tensor | None, mask_indices: Tensor) -> dict[str, Tensor]:
         """Unmasked forward of all crops: CLS (pre-head) of globals, DINO logits of globals and locals, iBOT logits
         of the global patch tokens at `mask_indices` (indices into the flattened [n_g·B, N] patch grid)."""
-        crops = [global_crops] if local_crops is None or local_crops.numel() == 0 else [global_crops, local_crops]
+        crops = [global_crops]
+        if local_crops is not None and local_crops.numel():  # off the patch grid: what the official conv reads
+            patch = int(getattr(self.backbone, "model", self.backbone).patch_size)
+            crops.append(trim_to_patch_grid(local_crops, patch))
         outs = _forward_features(self.backbone, crops)
         g_cls, g_patch = outs[0]["x_norm_clstoken"], outs[0]["x_norm_patchtokens"]
         cls_all = [o["x_norm_clstoken"] for o in outs]

@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from geodino.errors import CheckpointError, ConfigError, InputError
 from geodino.losses import DINOLoss, GramLoss, IBOTPatchLoss, KoLeoLoss, KoLeoLossDistributed
 from geodino.models.heads import DINOHead
+from geodino.models.layers.patch_embed import trim_to_patch_grid
 from geodino.train import monitors as mon
 from geodino.train.optim import param_groups as build_param_groups
 from geodino.train.recipe import DinoConfig, IbotConfig, SSLConfig
@@ -361,6 +362,8 @@ class SSLMetaArch(nn.Module):
         local_crops: Tensor | None = b.get("local_crops")
         if local_crops is not None and local_crops.shape[0] == 0:
             local_crops = None
+        if local_crops is not None:  # 168 px at patch 16 (official high-res stage): the official conv's 160 px
+            local_crops = trim_to_patch_grid(local_crops, self.patch_size)
         n_local = 0 if local_crops is None else local_crops.shape[0] // B
         masks: Tensor | None = b.get("masks")
         grid = (global_crops.shape[-2] // self.patch_size, global_crops.shape[-1] // self.patch_size)

@@ -66,3 +66,12 @@ def check_image_batch(x: Tensor, in_chans: int, patch: int) -> None:
             f"{(h // patch) * patch or patch}x{(w // patch) * patch or patch} "
             f"(or {-(-h // patch) * patch}x{-(-w // patch) * patch})"
         )
+
+
+def trim_to_patch_grid(x: Tensor, patch: int) -> Tensor:
+    """`x` [..., H, W] without the bottom rows and right columns past its last whole patch: exactly what the official
+    patch conv (kernel = stride = patch, no padding) reads of such an image, and the RoPE grid it gets. Training
+    applies it to local crops, whose size need not be a multiple (the official high-res stage draws 168 px local
+    crops at patch 16); inference refuses such input instead (`check_image_batch`)."""
+    h, w = x.shape[-2:]
+    return x if not (h % patch or w % patch) else x[..., : h - h % patch, : w - w % patch]
