@@ -327,11 +327,13 @@ def _pretrain(cfg: PretrainConfig) -> Path:
             elif cfg.init_from:
                 init_lines, post_init = _apply_init_from(cfg, arch, init_src, head_warmup)
                 init_src = None
-            if finished and not (isinstance(resume_step, int) and resume_step >= max_steps):
+            done = isinstance(resume_step, int) and resume_step >= max_steps
+            if finished and not done:
                 extent, norm = _probe_data(cfg)  # the newest checkpoint's name said finished, the step saved does not
 
             module = _build_module(cfg, arch, factory, out, backbone_config, extent, head_warmup, post_init, norm)
-            trainer, ckpt_cb = build_trainer(cfg.trainer, cfg.checkpoint, out, run_name=cfg.name)
+            # a finished run's re-run logs nothing: no logger starts a run (TensorBoard file, W&B or MLflow run)
+            trainer, ckpt_cb = build_trainer(cfg.trainer, cfg.checkpoint, out, run_name=cfg.name, loggers=not done)
         with refusals_agreed():  # rank 0 writes (a full disk): the others stop with it
             if trainer.is_global_zero:
                 write_start_files(cfg, out, arch, start, resume, resume_step)

@@ -88,9 +88,12 @@ def _quiet_lightning() -> None:
 
 
 def build_trainer(
-    cfg: TrainerConfig, ckpt: CheckpointConfig, out_dir: Path, run_name: str | None = None
+    cfg: TrainerConfig, ckpt: CheckpointConfig, out_dir: Path, run_name: str | None = None, *, loggers: bool = True
 ) -> tuple[L.Trainer, CheckpointCallback]:
-    """A Lightning Trainer for `cfg` writing logs and checkpoints under `out_dir` (trackers name the run `run_name`)."""
+    """A Lightning Trainer for `cfg` writing logs and checkpoints under `out_dir` (trackers name the run `run_name`).
+
+    `loggers=False` builds none of `cfg.loggers`: the re-run of a finished run trains nothing, and each logger would
+    still start a run of its own (an empty TensorBoard events file, a new W&B or MLflow run)."""
     import warnings
 
     cfg.validate()
@@ -115,9 +118,8 @@ def build_trainer(
         callbacks.append(profiler)
     from geodino.train.loggers import build_loggers
 
-    loggers = build_loggers(
-        cfg.loggers, out_dir, run_name=run_name or out_dir.name, options=cfg.logger_options, key="trainer.loggers"
-    )
+    names, options = (cfg.loggers, cfg.logger_options) if loggers else ([], {})
+    trackers = build_loggers(names, out_dir, run_name=run_name or out_dir.name, options=options, key="trainer.loggers")
     trainer = L.Trainer(
         accelerator=cfg.accelerator,
         devices="auto" if cfg.devices == -1 else cfg.devices,  # auto: every GPU, or 1 CPU process
@@ -128,7 +130,7 @@ def build_trainer(
         max_steps=cfg.max_steps,
         max_epochs=-1,
         callbacks=callbacks,
-        logger=loggers or False,
+        logger=trackers or False,
         # a run shorter than log_every_n_steps still logs (its last step), so that it gets its curves.png
         log_every_n_steps=max(1, min(cfg.log_every_n_steps, cfg.max_steps)),
         enable_checkpointing=False,  # our CheckpointCallback writes atomically; Lightning's would not

@@ -62,3 +62,19 @@ def test_a_finished_run_folder_without_config_gets_it_back(tmp_path) -> None:
     assert (out / "config.yaml").read_text() == "what ran\n" and len(plotted) == 1
     write_start_files(cfg, out, arch, Start(), resume, 1)  # not finished: a resume writes them
     assert (out / "config.yaml").read_text() != "what ran\n" and len(plotted) == 2
+
+
+def test_rerun_of_a_finished_run_starts_no_logger_run(tmp_path, tiny_data) -> None:
+    """Each logger started a run of its own on the re-run (a new, empty TensorBoard events file; with W&B or MLflow a
+    new run in the tracker) although nothing trains; metrics.csv and the events of the run are kept as they are."""
+    path = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)
+    loggers = ["trainer.loggers=[csv, tensorboard]"]
+    run = pretrain(load_config(PretrainConfig, path, loggers))
+
+    def files() -> dict[Path, bytes]:
+        return {p: p.read_bytes() for p in [*sorted((run / "tensorboard").rglob("*")), run / "logs" / "metrics.csv"]}
+
+    before = files()
+    assert any(p.name.startswith("events.out.tfevents") for p in before)
+    pretrain(load_config(PretrainConfig, path, loggers))
+    assert files() == before
