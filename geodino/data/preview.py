@@ -67,8 +67,10 @@ def write_preview(
     gram = any(s.gram_size for s in tf.sets)
     cols = 1 + crops.n_global * (2 if gram else 1) + crops.n_local
     fig, axes = plt.subplots(samples, cols, figsize=(1.6 * cols, 1.7 * samples), squeeze=False)
+    empty = 0  # tiles without a valid pixel: all of them is what pretraining refuses (a wrong nodata, the ROI)
     for r in range(samples):
         s = source.get(r, seed)
+        empty += not np.asarray(s["valid"]).any()
         k = choose_crop_set(crops, seed, r)
         out_c = tf(s, np.random.default_rng([seed, r]), k)
         panels = [("tile", to_rgb(np.asarray(s["image"]), source.sensor, np.asarray(s["valid"])))]
@@ -89,6 +91,15 @@ def write_preview(
             ax.imshow(img)
             if r == 0 or len(tf.sets) > 1:
                 ax.set_title(title, fontsize=7)
+    if empty == samples:
+        import warnings
+
+        warnings.warn(
+            f"every one of the {plural(samples, 'tile')} drawn from source {source.name!r} holds no valid pixel (all "
+            "nodata, NaN or masked: the preview is magenta), and pretrain refuses such a source; check the files, "
+            "their nodata value (set `nodata:` in the source to override it) and the ROI",
+            stacklevel=2,
+        )
     what += f" ({len(tf.sets)} crop sets)" if len(tf.sets) > 1 else ""
     fig.suptitle(f"source {source.name!r}: tiles (nodata magenta) and {what}", fontsize=9)
     return save_figure(fig, out, dpi=90, format="png")

@@ -193,3 +193,14 @@ def test_a_crs_target_that_cannot_be_reached_is_not_blamed_on_the_file(tmp_path)
     text = str(err.value)
     assert text.startswith(f"raster {path}: cannot be reprojected onto crs EPSG:9999999 (")
     assert "check `crs:` and the file's CRS" in text and "re-download" not in text
+
+
+def test_a_preview_of_only_nodata_tiles_warns_that_pretrain_would_refuse_it(tmp_path):
+    from geodino.data.config import DataConfig, SourceConfig
+    from geodino.data.preview import write_preview
+
+    blank = write_tif(tmp_path / "blank.tif", np.zeros((3, 40, 40), "uint8"), nodata=0)
+    cfg = DataConfig(sources=[SourceConfig(paths=[str(blank)], tile_size=32, name="s")])
+    with pytest.warns(UserWarning, match=r"every one of the 1 tile drawn from source 's' holds no valid pixel"):
+        write_preview(cfg, tmp_path / "p.png", samples=1)
+    assert (tmp_path / "p.png").exists()  # still drawn: the magenta shows where
