@@ -46,6 +46,20 @@ def _cfg(images: Path, out: Path, k: int = 64, *extra: str) -> DistillConfig:
     )
 
 
+@pytest.fixture(scope="module")
+def warmed(images, tmp_path_factory) -> Path:
+    """The run folder of a finished 1-step run of `_cfg` (64 prototypes, 2 warm-up steps): each test starts from a
+    copy of it (one run per module, not one per test)."""
+    out = tmp_path_factory.mktemp("warmed") / "run"
+    distill(_cfg(images, out))
+    return out
+
+
+def _copy(run: Path, tmp_path: Path) -> Path:
+    """A copy of finished run folder `run` at tmp_path/run, as that run would have left it there."""
+    return Path(shutil.copytree(run, tmp_path / "run"))
+
+
 def _killed_before_first_checkpoint(out: Path) -> None:
     """Leave what a run killed after its warm-up, before its first checkpoint, leaves: config.yaml and the heads."""
     shutil.rmtree(out / "checkpoints")
@@ -57,11 +71,10 @@ def _student_prototypes(out: Path) -> int:
     return torch.load(out / "tiny" / "tiny.heads.pth", weights_only=True)["dino_head"]["last_layer.weight"].shape[0]
 
 
-def test_stale_warmed_up_heads_are_warmed_up_again(images, tmp_path, caplog) -> None:
+def test_stale_warmed_up_heads_are_warmed_up_again(warmed, images, tmp_path, caplog) -> None:
     """Re-run with 32 prototypes and 3 warm-up steps: the 64-prototype heads of the killed run are replaced (said
     in one line), the student gets 32 prototypes and the file records the new settings."""
-    out = tmp_path / "run"
-    distill(_cfg(images, out))
+    out = _copy(warmed, tmp_path)
     _killed_before_first_checkpoint(out)
     with caplog.at_level(logging.INFO, logger="geodino.distill"):
         distill(_cfg(images, out, 32, "teacher.head_warmup_steps=3"))
@@ -74,9 +87,8 @@ def test_stale_warmed_up_heads_are_warmed_up_again(images, tmp_path, caplog) -> 
     assert any("0.00% of the random init left" in r.getMessage() for r in caplog.records)
 
 
-def test_same_settings_reuse_the_heads_and_a_changed_seed_does_not(images, tmp_path) -> None:
-    out = tmp_path / "run"
-    distill(_cfg(images, out))
+def test_same_settings_reuse_the_heads_and_a_changed_seed_does_not(warmed, images, tmp_path) -> None:
+    out = _copy(warmed, tmp_path)
     heads = (out / "teacher.heads.pth").read_bytes()
     _killed_before_first_checkpoint(out)
     distill(_cfg(images, out))
@@ -86,11 +98,10 @@ def test_same_settings_reuse_the_heads_and_a_changed_seed_does_not(images, tmp_p
     assert (out / "teacher.heads.pth").read_bytes() != heads
 
 
-def test_old_heads_file_without_record_is_reused_and_said_once(images, tmp_path, caplog) -> None:
+def test_old_heads_file_without_record_is_reused_and_said_once(warmed, images, tmp_path, caplog) -> None:
     from geodino.train import teacher_heads as th
 
-    out = tmp_path / "run"
-    distill(_cfg(images, out))
+    out = _copy(warmed, tmp_path)
     _killed_before_first_checkpoint(out)
     dino, ibot = th.load_heads_file(out / "teacher.heads.pth")
     meta = torch.load(out / "teacher.heads.pth", weights_only=True)
@@ -103,9 +114,8 @@ def test_old_heads_file_without_record_is_reused_and_said_once(images, tmp_path,
     assert _student_prototypes(out) == 64
 
 
-def test_given_heads_of_another_size_are_refused_in_one_line(images, tmp_path) -> None:
-    out = tmp_path / "run"
-    distill(_cfg(images, out))
+def test_given_heads_of_another_size_are_refused_in_one_line(warmed, images, tmp_path) -> None:
+    out = _copy(warmed, tmp_path)
     given = tmp_path / "given.heads.pth"
     shutil.copy(out / "teacher.heads.pth", given)
     with pytest.raises(ConfigError) as err:
