@@ -54,6 +54,14 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # argparse's hook for every parse error
         self.exit(2, f"{self.prog}: error: {message}{closest_choice(message)}; see {self.prog} --help\n")
 
+    def _get_value(self, action: argparse.Action, arg_string: str) -> Any:  # argparse's hook for each value read
+        # an empty option value (`--out ''`, `--sensor ''`, `--bands ''`) was taken as "not given" or as the current
+        # folder: probe, viz attention and data curate wrote into the folder the command ran in
+        if action.option_strings and not arg_string.strip():
+            name = argparse._get_action_name(action)
+            self.error(f"argument {name}: empty value {arg_string!r}; give a value or leave the option out")
+        return super()._get_value(action, arg_string)
+
     def unknown(self, extra: Sequence[str]) -> NoReturn:
         """Refuse the arguments `parse_known_args` left over, naming the closest known option of each flag."""
         import difflib

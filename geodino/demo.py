@@ -90,6 +90,9 @@ def run_demo(out: str | Path = "demo_out", *, size: str = "default", overwrite: 
         raise ConfigError(f"demo size {size!r} is not one of {', '.join(SIZES)}")
     s = SIZES[size]
     out = Path(out).resolve()
+    from geodino.io import make_dirs
+
+    make_dirs(out, what="demo output folder")  # a file as --out stopped in the first step with a traceback
     cfgs = _configs_dir()
     commands: list[str] = []
     t_start = time.perf_counter()

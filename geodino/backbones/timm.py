@@ -83,6 +83,8 @@ def known_timm_name(name: str) -> bool:
     """Whether timm can build `name`: a registered architecture (with or without a `.tag`) or a hub/folder source."""
     import timm
 
+    if not name.strip():  # `timm:` with no name: timm.list_models("") lists every model, so it passed
+        return False
     return name.startswith(TIMM_SOURCES) or bool(timm.list_models(name) or timm.list_models(name.split(".")[0]))
 
 

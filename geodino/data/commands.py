@@ -68,7 +68,7 @@ def _add_stats(sub: Any) -> None:
         default=None,
         help="grid window edge in pixels, rasters and cubes (default 256)",
     )
-    s.add_argument("--seed", type=int, default=0, help="seed of the windows drawn (default: %(default)s)")
+    s.add_argument("--seed", type=whole_number(0), default=0, help="seed of the windows drawn (default: %(default)s)")
     s.add_argument("--name", default=None, help="sensor name in the YAML (default: from the file name)")
     s.add_argument("--on-error", default="skip", choices=["skip", "stop"],
                    help="unreadable files: skip or stop (default: %(default)s)")  # fmt: skip
@@ -159,7 +159,9 @@ def _add_preview(sub: Any) -> None:
     v.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     v.add_argument("--samples", "--sample", dest="samples", type=whole_number(1), default=4,
                    help="samples (rows) to draw (default: %(default)s)")  # fmt: skip
-    v.add_argument("--seed", type=int, default=0, help="seed of the samples and crops drawn (default: %(default)s)")
+    v.add_argument(
+        "--seed", type=whole_number(0), default=0, help="seed of the samples and crops drawn (default: %(default)s)"
+    )
     add_config_arguments(v, DataConfig)
     v.set_defaults(func=_preview)
 
@@ -230,7 +232,9 @@ def _add_curate(sub: Any) -> None:
                    "DataLoader's num_workers; the backbone runs in the main process either way (default: 0, read in "
                    "the main process)")  # fmt: skip
     c.add_argument("--device", default="cpu", help="torch device of the backbone (default: %(default)s)")
-    c.add_argument("--seed", type=int, default=0, help="seed of k-means and of the sampling (default: %(default)s)")
+    c.add_argument(
+        "--seed", type=whole_number(0), default=0, help="seed of k-means and of the sampling (default: %(default)s)"
+    )
     c.add_argument("--on-error", default=None, choices=["stop", "skip"],
                    help="an unreadable image: stop (default) or skip it (dropped as nodata); with --config it "
                    "replaces each source's on_error")  # fmt: skip

@@ -195,6 +195,8 @@ def _checked_arguments(
     )
     if samples <= 0:
         raise InputError(f"samples must be > 0, got {samples}")
+    if seed < 0:  # numpy's generator refused it with a traceback
+        raise InputError(f"seed={seed} (--seed) must be a whole number >= 0")
     return bands, band_names, samples, tile_size, seed
 
 

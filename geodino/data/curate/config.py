@@ -74,6 +74,8 @@ class CurateConfig:
             raise ConfigError("curate needs --backbone SPEC (a checkpoint, arch:NAME or timm:NAME)")
         if self.size <= 0:
             raise ConfigError(f"--size {self.size}: give the number of tiles to keep (> 0)")
+        if int(self.seed) < 0:  # k-means refused it with a traceback, after every tile was embedded
+            raise ConfigError(f"--seed {self.seed}: give a whole number >= 0 (seed= in Python)")
         if not self.clusters or any(int(k) < 1 for k in self.clusters):
             raise ConfigError(f"--clusters {self.clusters}: give one positive count per level, finest first")
         if any(int(a) < int(b) for a, b in zip(self.clusters, self.clusters[1:])):

@@ -1,0 +1,74 @@
+"""Values a user plausibly mistypes, each refused with one line naming the flag (exit 2) before any work: an empty
+option value (`--out ''` made probe, viz attention and data curate write into the current folder; `--sensor ''`
+and `--bands ''` were taken as not given), `timm:` with no name (a traceback from timm), `--seed -1` of the data
+commands (a traceback from numpy or k-means after the work) and a file as `demo --out` (a traceback)."""
+
+from __future__ import annotations
+
+import pytest
+
+from geodino import cli
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["probe", "-b", "arch:vit_tiny", "--out", ""], "--out/-o"),
+        (["viz", "attention", "x.tif", "-b", "arch:vit_tiny", "--out", ""], "--out/-o"),
+        (["data", "curate", "x.tif", "-b", "arch:vit_tiny", "--size", "4", "--out", ""], "--out/-o"),
+        (["embed", "x.tif", "-b", "arch:vit_tiny", "--out", "o.tif", "--sensor", ""], "--sensor"),
+        (["embed", "x.tif", "-b", "arch:vit_tiny", "--out", "o.tif", "--bands", " "], "--bands"),
+        (["data", "stats", "x.tif", "--out=", "--name", "n"], "--out/-o"),
+    ],
+)
+def test_an_empty_option_value_is_refused_naming_the_flag(argv, flag, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert _exit_code(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"argument {flag}: empty value" in err[0], err
+    assert list(tmp_path.iterdir()) == []  # nothing written into the current folder
+
+
+def _exit_code(argv: list[str]) -> int:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    return int(exc.value.code)
+
+
+def test_timm_spec_without_a_name_is_one_line(capsys):
+    assert cli.main(["info", "timm:"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown timm model '' in backbone spec timm:" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["data", "stats", "x.tif", "--out", "s.yaml", "--seed", "-1"],
+        ["data", "preview", "--seed", "-1"],
+        ["data", "curate", "x.tif", "-b", "arch:vit_tiny", "--size", "4", "--out", "c", "--seed", "-1"],
+    ],
+)
+def test_data_commands_refuse_a_negative_seed(argv, capsys):
+    assert _exit_code(argv) == 2
+    assert "argument --seed: -1 is out of range: give a whole number >= 0" in capsys.readouterr().err
+
+
+def test_negative_seed_refused_from_python_too(tmp_path):
+    from geodino.data.curate.config import CurateConfig
+    from geodino.data.stats import compute_stats
+    from geodino.errors import GeoDinoError
+
+    with pytest.raises(GeoDinoError, match=r"seed=-1 \(--seed\) must be a whole number >= 0"):
+        compute_stats(str(tmp_path / "x.tif"), seed=-1)  # refused before the (missing) file is looked at
+    cfg = CurateConfig(paths=["x.tif"], backbone="arch:vit_tiny", size=4, seed=-1)
+    with pytest.raises(GeoDinoError, match=r"--seed -1: give a whole number >= 0"):
+        cfg.validate()
+
+
+def test_demo_refuses_a_file_as_its_output_folder(tmp_path, capsys):
+    f = tmp_path / "taken.txt"
+    f.write_text("x")
+    assert cli.main(["demo", "--size", "tiny", "--out", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot create demo output folder" in err and "is a file, not a folder" in err and "Traceback" not in err
