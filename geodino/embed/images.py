@@ -91,6 +91,7 @@ def embed_images(
     from geodino.backbones import layer_indices
     from geodino.embed.backbone import parse_layers, resolve_backbone
     from geodino.embed.config import band_numbers
+    from geodino.embed.memory import check_image_batch
     from geodino.eval.scaling import InputScaling, check_data_offset
     from geodino.io import check_writable
     from geodino.run_lock import locked_output
@@ -121,6 +122,8 @@ def embed_images(
                 f"backbone {getattr(bb, 'spec', type(bb).__name__)}; use {-(-image_size // patch) * patch} (or 0: "
                 "native size)"
             )
+        if image_size:
+            check_image_batch(batch_size, int(bb.in_chans), image_size, "--image-size (0: native) or --batch-size")
         scaling = InputScaling(bb, scale, offset, keys=SCALE_KEYS)
         data = ImageFiles(root, files, bb, scaling, bands=bands, on_error=on_error, native=not image_size)
         data.prime()

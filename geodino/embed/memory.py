@@ -18,6 +18,7 @@ from geodino.errors import ConfigError
 __all__ = [
     "available_memory",
     "bound_heap_growth",
+    "check_image_batch",
     "check_memory",
     "default_scale_desc",
     "estimate_memory",
@@ -50,6 +51,18 @@ def available_memory() -> int | None:
     except (OSError, ValueError):
         pass
     return avail
+
+
+def check_image_batch(batch: int, channels: int, size: int, flags: str) -> None:
+    """Refuse, before any image runs, a resize whose batch of float32 inputs alone cannot fit in the memory left
+    (`embed images --image-size 100000` and a probe's `features.image_size` stopped in torch's allocator with a
+    traceback). `flags` names what to shrink."""
+    need, avail = 4 * int(batch) * int(channels) * int(size) ** 2, available_memory()
+    if avail is not None and need > 0.8 * avail:
+        raise ConfigError(
+            f"image size {size} px with batch size {batch} needs {need / 2**30:.1f} GiB for its {channels}-band input "
+            f"alone but {avail / 2**30:.1f} GiB are available; pass a smaller {flags}"
+        )
 
 
 def estimate_memory(plan: Plan, cfg: EmbedConfig, in_chans: int, dim: int, embed_dim: int) -> dict[str, int]:

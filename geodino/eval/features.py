@@ -49,6 +49,8 @@ class FeatureConfig:
         from geodino.models.fast_choice import fast_mode
 
         fast_mode(self.fast, "features.fast")
+        if int(self.batch_size) < 1:  # the DataLoader refused it with a traceback, after the backbone loaded
+            raise ConfigError(f"features.batch_size={self.batch_size} must be >= 1 (images per forward pass, e.g. 64)")
 
 
 @dataclass
@@ -217,6 +219,8 @@ def extract_features(
 
     from tqdm.auto import tqdm
 
+    from geodino.backbones.layers import layer_indices
+    from geodino.embed.memory import check_image_batch
     from geodino.inference import Throughput, fast_backbone, path_of, plan_path, runs_in, runs_on
     from geodino.models.frozen import FastPath
 
@@ -231,13 +235,18 @@ def extract_features(
     if getattr(dataset, "sensor", ""):  # names an adapter (or the user's data.sensor) vouches for, not guessed
         check_band_order(backbone, list(getattr(dataset, "bands", []) or []), getattr(dataset, "name", "the data"))
     size = resolve_image_size(cfg.image_size, (h, w), backbone.patch_size)
+    if cfg.image_size:
+        check_image_batch(cfg.batch_size, c, max(size), "features.image_size (0: native) or features.batch_size")
     device = weights_device(backbone)
     # the fast inference path (geodino.models.frozen) for geodino ViTs; timm baselines and fast="off" stay eager. The
     # cache key names the numerics that will run (an amp backbone, or one accelerated before, runs other numerics than
     # `cfg.fast` alone says), decided before any weights are prepared: a cache hit never pays for preparing them.
     job = {"mode": cfg.fast, "n_images": len(dataset), "image_size": size}
     planned = plan_path(backbone, **job) if hasattr(backbone, "model") else FastPath(False)
-    layers = cfg.layers if isinstance(cfg.layers, str) else [int(i) for i in cfg.layers]
+    layers = cfg.layers
+    if isinstance(layers, int) and not isinstance(layers, bool):  # a count of last blocks: a TypeError here before
+        layers = layer_indices(layers, int(getattr(backbone, "n_blocks", layers)))
+    layers = layers if isinstance(layers, str) else [int(i) for i in layers]
     ds_key = getattr(dataset, "key", "")
     transform, key = _cache_entry(backbone, ds_key, size, runs_on(backbone, planned), device, layers)
     use_cache = cfg.cache and bool(ds_key)
