@@ -99,14 +99,24 @@ def _field_default(f: dataclasses.Field) -> Any:
     return None
 
 
-def _unknown_key_message(key: str, schema: type, where: str) -> str:
+def _unknown_key_message(key: str, schema: type, where: str, node: Any = None) -> str:
     keys = _flat_keys(schema)
+    for part in key.split("."):  # `node`: the data merged, to match a misnamed section's full keys (trainer.max_steps
+        node = node.get(part) if isinstance(node, dict) else None  # for distillation's train.max_steps)
+    for leaf in _leaves(node, key) if isinstance(node, dict) else []:
+        if close := did_you_mean(leaf, keys, n=3):
+            return f"unknown config key {leaf!r} in {where}; did you mean {', '.join(repr(c) for c in close)}?"
     close = did_you_mean(key, keys, n=3)
     if not close and "." not in key:  # a key of a list entry (data.sources[i]) comes without its path
         leaves = {k.rsplit(".", 1)[-1]: k for k in keys if "[i]." in k}
         close = [leaves[c] for c in did_you_mean(key, list(leaves), n=3)]
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "; run with --help to list the keys"
     return f"unknown config key {key!r} in {where}{hint}"
+
+
+def _leaves(value: Any, prefix: str) -> list[str]:
+    """The dotted keys of the values a nested mapping holds under `prefix`."""
+    return [x for k, v in value.items() for x in _leaves(v, f"{prefix}.{k}")] if isinstance(value, dict) else [prefix]
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -372,7 +382,7 @@ def _merge(cfg: Any, data: dict[str, Any], schema: type, where: str) -> Any:
         return OmegaConf.merge(cfg, data)
     except ConfigKeyError as exc:
         key = getattr(exc, "full_key", None) or str(exc).split("'")[1]
-        raise ConfigError(_unknown_key_message(str(key), schema, where)) from exc
+        raise ConfigError(_unknown_key_message(str(key), schema, where, data)) from exc
     except ValidationError as exc:
         key = getattr(exc, "full_key", "?")
         msg = str(exc).strip().splitlines()[0]
