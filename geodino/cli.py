@@ -250,6 +250,23 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
     return f"geodino: warning: {message}\n"
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file=None, line=None):
+    """Print a warning on a line of its own: with a progress bar open, through `tqdm.write`, which clears the bar,
+    prints the line and draws the bar again below it (written straight to stderr, it landed on the bar's line:
+    `embed images:   0%|...| 0/7 [00:00<?, ?img/s]geodino: warning: skipped unreadable image ...`)."""
+    import warnings
+
+    text = warnings.formatwarning(message, category, filename, lineno, line)
+    out = file if file is not None else sys.stderr
+    tqdm = sys.modules.get("tqdm")
+    bars = getattr(getattr(tqdm, "tqdm", None), "_instances", None)
+    with contextlib.suppress(OSError, ValueError):  # a closed stream: the warning is lost, as Python's own does
+        if bars:
+            tqdm.tqdm.write(text.rstrip("\n"), file=out)
+        else:
+            out.write(text)
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a `kill`, a scheduler's stop) as an interrupt: it takes the way Ctrl-C does (the run's clean-up,
     `geodino: interrupted`), with exit code 143 (128 + 15) instead of 130."""
@@ -298,6 +315,7 @@ def _main(argv: Sequence[str] | None) -> int:
         import warnings
 
         warnings.formatwarning = _one_line_warning
+        warnings.showwarning = _show_warning
     try:
         first = next((a for a in argv if not a.startswith("-")), None)
         parser = build_parser(first)

@@ -233,3 +233,28 @@ def test_pretrain_and_distill_take_out_as_the_run_folder(tmp_path, capsys, monke
     assert cli.main([command, *config, "-o", "r1", key]) == 0 and seen["output_dir"] == "r1"
     line = _one_line_exit_2(capsys, [command, *config, "--out", "r1", "output_dir=r2"])
     assert "--out r1 and output_dir=r2" in line
+
+
+def test_a_warning_while_a_progress_bar_is_open_gets_a_line_of_its_own(monkeypatch) -> None:
+    """A warning printed straight to stderr landed on the open bar's line: `embed images:   0%|...| 0/7 [00:00<?,
+    ?img/s]geodino: warning: skipped unreadable image ...`. The CLI's warnings go through `tqdm.write` then."""
+    import io
+    import warnings
+
+    from tqdm import tqdm
+
+    from geodino import cli
+
+    monkeypatch.setattr(warnings, "formatwarning", cli._one_line_warning)
+    out = io.StringIO()
+    bar = tqdm(total=7, file=out, desc="embed images", mininterval=0)
+    bar.update(1)
+    cli._show_warning(UserWarning("skipped unreadable image x.png"), UserWarning, "f.py", 1, file=out)
+    bar.update(1)
+    bar.close()
+    text = out.getvalue()
+    at = text.index("geodino: warning: skipped unreadable image x.png\n")
+    assert text[at - 1] in "\r\n", repr(text[max(0, at - 60) : at + 10])  # before: "...img/s]geodino: warning"
+    plain = io.StringIO()  # no bar open: written as is
+    cli._show_warning(UserWarning("w"), UserWarning, "f.py", 1, file=plain)
+    assert plain.getvalue() == "geodino: warning: w\n"
