@@ -50,6 +50,10 @@ class KNNConfig:
     temperature: float = 0.07
     chunk_size: int = 1024  # memory bound: a similarity block holds chunk x n_train float32s' worth (as float64)
 
+    def __post_init__(self) -> None:  # 0 divided the similarities by zero, a negative one inverted the votes: both ran
+        if not (np.isfinite(float(self.temperature)) and float(self.temperature) > 0):
+            raise ConfigError(f"knn.temperature={self.temperature} must be a positive number, e.g. 0.07")
+
 
 @dataclass
 class LogRegConfig:

@@ -37,6 +37,19 @@ class LinearConfig:
     refit_on_trainval: bool = False  # retrain the chosen head on train + val before testing
     standardize: bool = False  # z-score inputs with train statistics (off = official; on helps non-DINO baselines)
 
+    def __post_init__(self) -> None:
+        """Values no head trains with are refused when the config is read: a negative or NaN lr, a negative weight
+        decay, a negative epoch or step count and a batch of 0 ran and reported a diverged or untrained head."""
+        if any(not (math.isfinite(float(v)) and float(v) > 0) for v in self.lrs):
+            raise ConfigError(f"linear.lrs={list(self.lrs)} must list positive learning rates, e.g. [0.001, 0.01]")
+        if any(not (math.isfinite(float(v)) and float(v) >= 0) for v in self.weight_decays):
+            raise ConfigError(f"linear.weight_decays={list(self.weight_decays)} must list numbers >= 0, e.g. [0.0]")
+        for key, least in (("epochs", 0), ("min_iterations", 0), ("batch_size", 1)):
+            if int(getattr(self, key)) < least:
+                raise ConfigError(f"linear.{key}={getattr(self, key)} must be a whole number >= {least}")
+        if not 0 <= float(self.momentum) < 1:
+            raise ConfigError(f"linear.momentum={self.momentum} must be in [0, 1), e.g. 0.9")
+
 
 @dataclass
 class LinearHead:

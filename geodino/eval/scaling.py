@@ -223,9 +223,17 @@ class InputScaling:
 
 def check_data_offset(scale: float, offset: float, keys: tuple[str, str] = ("data_scale", "data_offset")) -> None:
     """Refuse an offset without a scale (`keys` name them): the offset belongs to an explicit DN -> reflectance
-    rule, and alone it would be added to data scaled by another rule."""
+    rule, and alone it would be added to data scaled by another rule. A negative or non-finite scale (read as 0, the
+    default rule, so the user's factor was silently ignored) or a non-finite offset is refused too."""
+    s, o = keys
+    if not (np.isfinite(scale) and scale >= 0):
+        raise ConfigError(
+            f"{s}={scale:g} must be a positive DN -> reflectance factor (e.g. {s}=0.0001 for reflectance x 10000), or "
+            "0 for the default rule (the backbone's recorded scale, else by dtype)"
+        )
+    if not np.isfinite(offset):
+        raise ConfigError(f"{o}={offset:g} must be a finite number added after the scale, or 0")
     if offset and scale <= 0:
-        s, o = keys
         raise ConfigError(
             f"{o}={offset:g} needs {s}: set {s} to the DN -> reflectance factor too "
             f"(e.g. {s}=2.75e-5, {o}=-0.2 for Landsat C2 L2), or drop {o}"
