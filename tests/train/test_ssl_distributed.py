@@ -58,9 +58,21 @@ def _worker(rank: int, world: int) -> dict | None:
     return {"losses": losses / world, "grads": grads, "teacher": teacher} if rank == 0 else None
 
 
+def _both_workers(rank: int, world: int) -> dict | None:
+    """`_worker` then `_monitor_worker` in the same 2 ranks (one launch serves both tests)."""
+    out = {"equal": _worker(rank, world), "monitor": _monitor_worker(rank, world)}
+    return out if rank == 0 else None
+
+
+@pytest.fixture(scope="module")
+def launched() -> dict:
+    """Rank 0's results of `_worker` ("equal") and `_monitor_worker` ("monitor"), from one 2-process launch."""
+    return spawn_gloo(_both_workers)[0]
+
+
 @pytest.mark.slow
-def test_fsdp2_two_processes_equal_one_process() -> None:
-    out = spawn_gloo(_worker)[0]
+def test_fsdp2_two_processes_equal_one_process(launched) -> None:
+    out = launched["equal"]
     arch = _build()
     loss, logs = arch(ssl_batch(B=B, seed=7), iteration=1)
     loss.backward()
@@ -91,10 +103,10 @@ def _monitor_worker(rank: int, world: int) -> dict | None:
 
 
 @pytest.mark.slow
-def test_fsdp2_monitor_step_reads_sharded_parameters() -> None:
+def test_fsdp2_monitor_step_reads_sharded_parameters(launched) -> None:
     """A collapse check under FSDP2: every statistic comes back as a float (the parameter statistics are read from
     DTensor shards, gathered, next to plain activation statistics), and the parameter ones equal one process's."""
-    got = spawn_gloo(_monitor_worker)[0]
+    got = launched["monitor"]
     _, logs = _build("monitor.every=1")(ssl_batch(B=B, seed=7), iteration=1)
     assert "monitor/teacher_entropy" in got and all(type(v) is float for v in got.values())
     for k in PARAM_STATS:
