@@ -23,7 +23,7 @@ import numpy as np
 from geodino.embed import style
 from geodino.embed.compat import backbone_identity, check_same_backbone, grid_difference
 from geodino.embed.writers import EmbeddingReader
-from geodino.errors import InputError
+from geodino.errors import ConfigError, InputError
 from geodino.io import check_writable
 
 NODATA = 255
@@ -168,6 +168,8 @@ def change_map(
     from geodino.embed.quicklook import classes_png, ramp_png
 
     threshold = _threshold(threshold)
+    if mask and threshold is None:  # the mask is written only with a threshold: --mask alone was silently ignored
+        raise ConfigError(f"--mask {mask} names the binary change COG, which --threshold T|otsu makes; add --threshold")
     resample = true_or_false(resample, "resample")  # "false" from a YAML or a caller's text is False
 
     out = Path(out)

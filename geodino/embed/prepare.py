@@ -237,6 +237,13 @@ def _make_run_plan(info: Any, cfg: EmbedConfig, bb: Any, dim: int) -> tuple[Plan
     p = int(bb.patch_size)
     itemsize = {"float32": 4, "float16": 2, "int8": 1}[cfg.dtype]
     chunk = cfg.chunk or auto_chunk(dim, itemsize)
+    largest = int(((2**31 - 1) // (dim * itemsize)) ** 0.5)  # a compressed chunk holds < 2 GiB (the codec's limit)
+    if chunk > largest:  # was "the work folder ... is damaged" from the store's read-back, or an EiB allocation
+        raise ConfigError(
+            f"--chunk {chunk} (chunk= in Python) makes one storage chunk of "
+            f"{dim * itemsize * chunk**2 / 2**30:.1f} GiB ({dim} bands x {chunk} x {chunk} cells), over the 2 GiB a "
+            f"chunk can hold; pass --chunk {largest} or less, or leave it out (automatic: {auto_chunk(dim, itemsize)})"
+        )
     plan = make_plan(
         info.height,
         info.width,

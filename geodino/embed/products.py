@@ -396,6 +396,8 @@ def zonal_embeddings(
             f"--out {out}: zonal writes GeoParquet (polygons, attributes and embeddings), not a raster; name the "
             f"output {Path(out).with_suffix('.parquet').name} ({' or '.join(ZONAL_SUFFIXES)})"
         )
+    if png is not None and Path(png).suffix.lower() != ".png":  # as pca, cluster, similar: z.jpg held a PNG
+        raise ConfigError(f"--png {png}: zonal writes a PNG there; name it {Path(png).with_suffix('.png').name}")
     all_touched = true_or_false(all_touched, "all_touched")  # "false" from a YAML or a caller's text is False
     out = check_writable(out, overwrite=overwrite)
     png = check_writable(png or out.with_suffix(".png"), overwrite=overwrite)
