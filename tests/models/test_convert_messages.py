@@ -69,3 +69,12 @@ def test_band_refusal_names_the_python_and_the_cli_forms(tmp_path):
     assert "of --bands" not in msg
     with pytest.raises(ConfigError, match=r"name their sensor .*\(sensor='sentinel2_l2a' in Python, --sensor on the"):
         resolve_bands(state, ["foo", "bar"], fill=None, source="m.pth")  # nothing matches: maybe another sensor's
+
+
+def test_to_hf_with_a_file_suffix_is_refused(capsys, tmp_path):
+    """`--to hf` writes a folder: `o.pth --to hf` made a folder named o.pth, silently."""
+    src = save_backbone(build_model("vit_tiny", patch_size=8, depth=1), tmp_path / "bb.safetensors")
+    for name in ("o.pth", "o.safetensors"):
+        line = err_line(capsys, "convert", src, tmp_path / name, "--to", "hf")
+        assert "--to hf writes a Hugging Face folder" in line and f"e.g. {tmp_path / 'o'}" in line, line
+        assert not (tmp_path / name).exists()

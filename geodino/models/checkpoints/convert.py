@@ -113,6 +113,11 @@ def convert_checkpoint(
             f"output {dst} must end in .safetensors, .pth or .pt, or have no suffix (a timm folder for "
             "timm.create_model('local-dir:PATH'))"
         )
+    if dst_layout == "hf" and suffix in (".pth", ".pt", ".safetensors"):  # was a folder named X.pth, silently
+        raise ConfigError(
+            f"output {dst}: --to hf writes a Hugging Face folder (config.json, model.safetensors), not a {suffix} "
+            f"file; name the folder without a suffix, e.g. {Path(dst).with_suffix('')}"
+        )
     weights = read_backbone_weights(src, which=which)  # refuses a `which` for a file holding one backbone
     if src_layout != "auto" and src_layout != weights.layout:
         raise CheckpointError(
