@@ -87,9 +87,10 @@ class EmbedConfig:
     allow_no_crs: bool = False
     overwrite: bool = False
     resume: bool = False
-    # many scenes: a scene that fails while it is embedded (data truncated mid-file...) stops the run ("stop"), or is
-    # skipped ("skip": warned, its partial output removed, recorded as OUT/<scene>.skipped.json, left out of the
-    # mosaic and catalog; --resume retries it); one raster always stops. The flag and key `embed images` uses
+    # many scenes: a scene that fails while it is embedded (data truncated mid-file...) or whose header GDAL cannot
+    # open stops the run ("stop"), or is skipped ("skip": warned, its partial output removed, recorded as
+    # OUT/<scene>.skipped.json, left out of the mosaic and catalog; --resume retries it); one raster always stops.
+    # The flag and key `embed images` uses
     on_error: str = "stop"
     amp: bool = False  # bf16 autocast for inference
     device: str = "cpu"

@@ -19,17 +19,29 @@ from geodino.errors import ConfigError, InputError, plural
 __all__ = ["check_declared_rules", "check_headers", "check_stacks", "declared_rule", "in_bbox", "refuse_existing"]
 
 
-def check_headers(scenes: list[Scene], cfg: EmbedConfig) -> set[str]:
+def check_headers(
+    scenes: list[Scene],
+    cfg: EmbedConfig,
+    unreadable: dict[str, InputError] | None = None,
+    folder: Path | None = None,
+) -> set[str]:
     """All scenes readable, reading one number of bands, and north-up (headers only, before any scene is embedded).
     The bands read are `--bands` (or a scene's own, from STAC --asset-bands), so a 6-band and a 3-band scene go
     together with `--bands 1,2,3`; one line naming a band a scene lacks, two scenes whose band counts differ, or
     every scene the mosaic could not take. Returns the names of the scenes read by the GDAL scale/offset their file
-    declares for the bands read (`_file_declares`), from the same header read."""
+    declares for the bands read (`_file_declares`), from the same header read.
+
+    `unreadable` (--on-error skip): a raster GDAL cannot open (a truncated header, a non-raster file named .tif) is
+    put there (name -> why, as the skip records it) and left out of the other checks, so one broken file of a large
+    archive is skipped by the run instead of refusing it; every scene unreadable is still one line. Without it the
+    first such scene is refused, saying so when an earlier run into `folder` skipped it (a `--resume` that forgot
+    `--on-error skip`)."""
     import rasterio
 
     first: tuple[Scene, int] | None = None
     tilted: list[Scene] = []
     by_file: set[str] = set()
+    whys: dict[str, str] = {}  # GDAL's reason for each unreadable scene (--on-error skip)
     for s in scenes:
         try:
             if s.sources:  # a STAC stack, checked by stack_sources: one band per source, north-up assets
@@ -50,12 +62,12 @@ def check_headers(scenes: list[Scene], cfg: EmbedConfig) -> set[str]:
                     if _file_declares(s, src, cfg):
                         by_file.add(s.name)
         except rasterio.errors.RasterioIOError as exc:
-            where = f" ({s.origin})" if s.origin and s.origin != s.path else ""
             why = str(exc).splitlines()[0].rstrip(".")
-            raise InputError(  # checked from the headers, before any scene: --on-error skip cannot leave it out
-                f"cannot read scene {s.path}{where}: {why}; check it with gdalinfo, re-download or re-copy it, or "
-                "leave it out of this run"
-            ) from exc
+            if unreadable is not None:  # --on-error skip: the scene's own rank skips it (`geodino.embed.scenes`)
+                unreadable[s.name] = InputError(f"cannot open its header ({why}); re-download or re-copy it")
+                whys[s.name] = why
+                continue
+            raise InputError(_unreadable_line(s, why, folder)) from exc
         if first is None:
             first = (s, count)
         elif count != first[1]:
@@ -64,6 +76,12 @@ def check_headers(scenes: list[Scene], cfg: EmbedConfig) -> set[str]:
                 f"{s.path} has "
                 f"{count}; embed them in separate runs (or choose the same bands with --bands, bands=[...] in Python)"
             )
+    if unreadable and len(unreadable) == len(scenes):  # nothing would be left to embed: refused, nothing written
+        raise InputError(
+            f"none of the {plural(len(scenes), 'scene')} can be read (e.g. {scenes[0].path}: {whys[scenes[0].name]}), "
+            "so --on-error skip leaves nothing to embed; check them with gdalinfo, re-download or re-copy them, or "
+            "pass the right files"
+        )
     if tilted:
         one, stem = tilted[0].path, Path(tilted[0].path).stem
         warp = f"gdalwarp {one} {stem}_north_up.tif"
@@ -81,6 +99,20 @@ def check_headers(scenes: list[Scene], cfg: EmbedConfig) -> set[str]:
             f"place, or embed each on its own (e.g. {alone}) and leave them out of this run"
         )
     return by_file
+
+
+def _unreadable_line(scene: Scene, why: str, folder: Path | None) -> str:
+    """The refusal of a scene whose header GDAL cannot open (--on-error stop), naming it (and its STAC item)."""
+    from geodino.embed.scene_skips import skip_record
+
+    where = f" ({scene.origin})" if scene.origin and scene.origin != scene.path else ""
+    line = (
+        f"cannot read scene {scene.path}{where}: {why}; check it with gdalinfo, re-download or re-copy it, or leave "
+        "it out of this run"
+    )
+    if folder is not None and skip_record(folder, scene.name).exists():
+        line += f" (an earlier run into {folder} skipped it: pass --on-error skip again to go on without it)"
+    return line
 
 
 def _cube_header(scene: Scene, cfg: EmbedConfig) -> tuple[int, bool, bool]:

@@ -1,5 +1,7 @@
 """`--on-error skip` of a many-scene `geodino embed` run (`geodino.embed.scenes`): a scene that fails while it is
-embedded (a header that reads but data truncated mid-file, a block GDAL cannot decode) no longer stops the run.
+embedded (a header that reads but data truncated mid-file, a block GDAL cannot decode), or whose header GDAL cannot
+open at all (a truncated header, a non-raster file named .tif: found by the header check before any scene is
+embedded), no longer stops the run.
 
 Each skipped scene leaves a record beside the feature rasters, `OUT/<scene>.skipped.json` (scene, file, origin,
 reason): one file per scene, so ranks of `--world-size` never write the same file, and the rank that writes the
@@ -44,7 +46,8 @@ def skip_scene(scene: Scene, out: Path, exc: InputError) -> dict[str, str]:
     from geodino.embed.writers import remove_tree
     from geodino.io import atomic_path, json_text
 
-    for p in (work_dir_for(out), out, raster_item_path(out)):
+    left = [p for p in (work_dir_for(out), out, raster_item_path(out)) if p.exists()]
+    for p in left:
         remove_tree(p)
     reason = (str(exc).splitlines() or [type(exc).__name__])[0]
     record = {"scene": scene.name, "file": scene.path, "origin": scene.origin or scene.path, "reason": reason}
@@ -52,8 +55,9 @@ def skip_scene(scene: Scene, out: Path, exc: InputError) -> dict[str, str]:
         tmp.write_text(json_text(record, indent=2))
     where = f" ({scene.origin})" if scene.origin and scene.origin != scene.path else ""
     warnings.warn(  # the command line shows it as one "geodino: warning: ..." line
-        f"skipped scene {scene.name} ({scene.path}{where}) under --on-error skip: {reason}; its partial output is "
-        "removed, and it is left out of the mosaic and catalog.json (--resume retries it)",
+        f"skipped scene {scene.name} ({scene.path}{where}) under --on-error skip: {reason}; "
+        f"{'its partial output is removed, and ' if left else ''}it is left out of the mosaic and catalog.json "
+        "(--resume retries it)",
         stacklevel=4,  # the caller of embed_scenes
     )
     return record

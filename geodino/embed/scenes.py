@@ -7,9 +7,10 @@ like one feature raster.
 
 - Resumable per scene: with `--resume` finished scenes are skipped, a scene killed part-way resumes inside
   (`embed_raster`'s own resume) and the others start; without it, existing outputs are refused up front.
-- A scene that fails while it is embedded (data cut short mid-file) stops the run, or with `on_error="skip"` is
-  skipped: its partial output removed, one warning, `OUT/<scene>.skipped.json`, left out of the mosaic and
-  catalog, retried by `--resume` (`geodino.embed.scene_skips`).
+- A scene that fails while it is embedded (data cut short mid-file), or whose header GDAL cannot open (found by
+  the header check), stops the run, or with `on_error="skip"` is skipped: its partial output removed, one
+  warning, `OUT/<scene>.skipped.json`, left out of the mosaic and catalog, retried by `--resume`
+  (`geodino.embed.scene_skips`); every scene unreadable is one line before anything is written.
 - Split across processes: with `world_size`/`rank` (e.g. a SLURM array: `--world-size $SLURM_ARRAY_TASK_COUNT
   --rank $SLURM_ARRAY_TASK_ID`) rank r embeds scenes r, r + w, r + 2w, ...; whichever rank finds every scene
   done writes the mosaic. A rank that finishes early leaves it to the last one.
@@ -334,8 +335,11 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     console = Console(now=cfg.progress, quiet=not says(cfg))
     scenes, stacks = stack_sources(scenes, folder / STACKED, say=console.say)
     outs = {s.name: folder / f"{s.name}.tif" for s in scenes}
-    by_file = check_headers(scenes, cfg)
-    check_declared_rules(scenes, cfg, by_file)
+    # --on-error skip: a scene whose header GDAL cannot open is skipped by the rank it falls to (`_run_scenes`);
+    # the ranks' shares stay those of every scene listed, readable or not
+    unreadable: dict[str, InputError] | None = {} if cfg.on_error == "skip" else None
+    by_file = check_headers(scenes, cfg, unreadable, folder)
+    check_declared_rules([s for s in scenes if s.name not in (unreadable or {})], cfg, by_file)
     mine = scenes[cfg.rank :: cfg.world_size]
     if not mine:  # more ranks than scenes (a SLURM array sized for another archive): nothing here, nothing written
         warnings.warn(  # the command line shows it as "geodino: warning: ..." (`geodino.cli`)
@@ -360,7 +364,9 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
         for s in mine
     }
     with contextlib.ExitStack() as locks:  # on any exit (a refused check too), the locks the checks hold are freed
-        return _run_scenes(scenes, mine, stacks, outs, scene_cfg, folder, mosaic, cfg, bb, console, locks)
+        return _run_scenes(
+            scenes, mine, stacks, outs, scene_cfg, folder, mosaic, cfg, bb, console, locks, unreadable or {}
+        )
 
 
 def _run_scenes(
@@ -375,9 +381,11 @@ def _run_scenes(
     bb: Any,
     console: Any,
     locks: contextlib.ExitStack,
+    unreadable: dict[str, InputError],
 ) -> list[Path]:
     """The body of `embed_scenes` once the scenes, their settings and the backbone are known: check the started
-    scenes (`--resume`), embed the others, write the mosaic and catalog once every scene is done."""
+    scenes (`--resume`), embed the others, write the mosaic and catalog once every scene is done. `unreadable`:
+    the scenes whose header could not be read (--on-error skip), skipped here as a scene failing mid-file is."""
     from geodino.data.vrt import write_vrt
     from geodino.embed.pipeline import embed_raster, says
     from geodino.embed.workdir import WorkDirGone, output_lock
@@ -388,8 +396,21 @@ def _run_scenes(
     if cfg.resume and not cfg.overwrite:  # every scene already started must match this run before any is written
         from geodino.embed.pipeline import check_started, work_dir_for
 
-        started = [s for s in mine if outs[s.name].exists() or work_dir_for(outs[s.name]).exists()]
+        started = [
+            s
+            for s in mine
+            if s.name not in unreadable and (outs[s.name].exists() or work_dir_for(outs[s.name]).exists())
+        ]
         check_stacks(started, stacks)
+        for s in mine:  # finished by an earlier run, its input unreadable now: kept, not removed by the skip below
+            if s.name in unreadable and outs[s.name].exists():
+                done.add(s.name)
+                warnings.warn(
+                    f"scene {s.name} ({s.path}) {unreadable[s.name]}; its output {outs[s.name]} from an earlier "
+                    "run is kept, unchecked against this run's settings (the mosaic still compares them with the "
+                    "other scenes'); --overwrite skips the scene instead",
+                    stacklevel=4,  # the caller of embed_scenes
+                )
         for s in started:
             # under the scene's lock: a scene another run writes is refused as such (its pid), not judged from that
             # run's work folder (another run's settings, or a folder it is rewriting)
@@ -419,6 +440,9 @@ def _run_scenes(
         # the scene's lock is held here too: a scene another run writes stops this one (never skipped), and a skip
         # removes only what this run wrote
         with output_lock(outs[s.name], scene_cfg[s.name]):
+            if s.name in unreadable:  # its header could not be read (--on-error skip): nothing of it to embed
+                skip_scene(s, outs[s.name], unreadable[s.name])
+                continue
             try:  # writes the scene's STAC item (linked to its source item) once its raster is in place
                 item = "declared by its STAC item" if declared_rule(s, cfg) else None  # its band_scale/band_offset
                 embed_raster(

@@ -30,7 +30,8 @@ def test_a_scene_gdal_cannot_open_stops_a_many_scene_run_in_one_line(tmp_path, c
     ok = write_tif(tmp_path / "b.tif", np.ones((3, 16, 16), "uint8"))
     out = tmp_path / "feats"
     spec = "arch:vit_tiny?patch_size=8&depth=1"
-    assert cli.main(["embed", str(junk), str(ok), "-b", spec, "--out", str(out), "--on-error", "skip"]) == 2
+    # the default (--on-error stop); with --on-error skip it is skipped (tests/embed/test_scene_header_skip.py)
+    assert cli.main(["embed", str(junk), str(ok), "-b", spec, "--out", str(out)]) == 2
     [line] = [x for x in capsys.readouterr().err.splitlines() if x.startswith("geodino: error:")]
     assert f"cannot read scene {junk}: " in line
     assert line.endswith("check it with gdalinfo, re-download or re-copy it, or leave it out of this run")
