@@ -247,24 +247,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, line=None) -> str:
-    return f"geodino: warning: {message}\n"
-
-
-def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file=None, line=None):
-    """Print a warning on a line of its own: with a progress bar open, through `tqdm.write`, which clears the bar,
-    prints the line and draws the bar again below it (written straight to stderr, it landed on the bar's line:
-    `embed images:   0%|...| 0/7 [00:00<?, ?img/s]geodino: warning: skipped unreadable image ...`)."""
-    import warnings
-
-    text = warnings.formatwarning(message, category, filename, lineno, line)
-    out = file if file is not None else sys.stderr
+    """`geodino: warning: ...` on a line of its own: with a progress bar open (its line not ended), after a line
+    break; it landed on the bar's line (`embed images:   0%|...| 0/7 [00:00<?, ?img/s]geodino: warning: skipped
+    unreadable image ...`). Only the text changes: `warnings.catch_warnings` (pytest.warns) still records it."""
     tqdm = sys.modules.get("tqdm")
     bars = getattr(getattr(tqdm, "tqdm", None), "_instances", None)
-    with contextlib.suppress(OSError, ValueError):  # a closed stream: the warning is lost, as Python's own does
-        if bars:
-            tqdm.tqdm.write(text.rstrip("\n"), file=out)
-        else:
-            out.write(text)
+    return f"{chr(10) if bars else ''}geodino: warning: {message}\n"
 
 
 class Terminated(KeyboardInterrupt):
@@ -315,7 +303,6 @@ def _main(argv: Sequence[str] | None) -> int:
         import warnings
 
         warnings.formatwarning = _one_line_warning
-        warnings.showwarning = _show_warning
     try:
         first = next((a for a in argv if not a.startswith("-")), None)
         parser = build_parser(first)
