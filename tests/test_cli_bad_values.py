@@ -72,3 +72,14 @@ def test_demo_refuses_a_file_as_its_output_folder(tmp_path, capsys):
     assert cli.main(["demo", "--size", "tiny", "--out", str(f)]) == 2
     err = capsys.readouterr().err
     assert "cannot create demo output folder" in err and "is a file, not a folder" in err and "Traceback" not in err
+
+
+def test_embed_threads_above_the_cpu_count_is_refused(monkeypatch):
+    """`--threads 100000` stopped in torch's allocator with a traceback; more threads than CPUs only oversubscribe."""
+    from geodino.embed.config import EmbedConfig
+    from geodino.errors import ConfigError
+
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    with pytest.raises(ConfigError, match=r"--threads 100000 \(threads= in Python\) is more than the 4 CPUs here"):
+        EmbedConfig(threads=100000).validate()
+    EmbedConfig(threads=4).validate()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from typing import Any
 
 from geodino.data.band_args import parse_band_numbers as band_numbers  # the old name (embed/images.py)
@@ -137,6 +138,12 @@ class EmbedConfig:
             raise ConfigError(
                 f"--threads {self.threads} (threads= in Python) must be >= 0; pass a count >= 1, or 0 for torch's "
                 "default (the default)"
+            )
+        cpus = os.cpu_count() or 1
+        if self.threads > cpus:  # --threads 100000: torch's allocator failed with a traceback; more only oversubscribe
+            raise ConfigError(
+                f"--threads {self.threads} (threads= in Python) is more than the {plural(cpus, 'CPU')} here; pass at "
+                f"most {cpus}, or 0 for torch's default (the default)"
             )
         if self.scale is not None and not 0 < self.scale < math.inf:  # a negative factor flips every band's sign
             raise ConfigError(
