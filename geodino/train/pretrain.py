@@ -289,8 +289,6 @@ def _pretrain(cfg: PretrainConfig) -> Path:
     """`pretrain` while this process holds the run folder (`_prepare_output` takes it)."""
     import torch
 
-    from geodino.train.module import build_trainer
-    from geodino.train.pretrain_fit import finish_run, fit
     from geodino.train.rank_agreement import refusals_agreed
 
     head_warmup = _check_schedules(cfg)
@@ -331,6 +329,8 @@ def _pretrain(cfg: PretrainConfig) -> Path:
             if finished and not done:
                 extent, norm = _probe_data(cfg)  # the newest checkpoint's name said finished, the step saved does not
 
+            from geodino.train.module import build_trainer  # Lightning (seconds to import): after the data's checks
+
             module = _build_module(cfg, arch, factory, out, backbone_config, extent, head_warmup, post_init, norm)
             # a finished run's re-run logs nothing: no logger starts a run (TensorBoard file, W&B or MLflow run)
             trainer, ckpt_cb = build_trainer(cfg.trainer, cfg.checkpoint, out, run_name=cfg.name, loggers=not done)
@@ -340,6 +340,8 @@ def _pretrain(cfg: PretrainConfig) -> Path:
     except GeoDinoError:
         undo_start(Path(cfg.output_dir).expanduser(), start)
         raise
+    from geodino.train.pretrain_fit import finish_run, fit
+
     start.settle()  # the used folder's housekeeping, now that the run goes ahead (before Lightning looks at it)
     if trainer.is_global_zero:
         announce_start(cfg, init_lines, head_warmup, resume, resume_step)
