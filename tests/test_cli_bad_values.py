@@ -83,3 +83,24 @@ def test_embed_threads_above_the_cpu_count_is_refused(monkeypatch):
     with pytest.raises(ConfigError, match=r"--threads 100000 \(threads= in Python\) is more than the 4 CPUs here"):
         EmbedConfig(threads=100000).validate()
     EmbedConfig(threads=4).validate()
+
+
+def test_embed_workers_above_the_cpu_count_is_refused(monkeypatch):
+    """`--workers 100000` spawned processes one by one (each loading the backbone) until an IndexError traceback."""
+    from geodino.embed.config import EmbedConfig
+    from geodino.errors import ConfigError
+
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    with pytest.raises(ConfigError, match=r"--workers 5 \(workers= in Python\) is more than the 4 CPUs here"):
+        EmbedConfig(workers=5).validate()
+    EmbedConfig(workers=4).validate()
+
+
+def test_embed_images_threads_above_the_cpu_count_is_one_line(monkeypatch, tmp_path, capsys):
+    """`embed images --threads 100000` ended in a MemoryError traceback from torch.set_num_threads."""
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    (tmp_path / "imgs").mkdir()
+    argv = ["embed", "images", str(tmp_path / "imgs"), "-b", "arch:vit_tiny", "--out", str(tmp_path / "f.parquet")]
+    assert cli.main([*argv, "--threads", "100000"]) == 2
+    err = capsys.readouterr().err
+    assert "--threads 100000 (threads= in Python) is more than the 4 CPUs here" in err and "Traceback" not in err

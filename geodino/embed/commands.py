@@ -392,8 +392,10 @@ def _images(args: argparse.Namespace) -> int:
             "--scale 0 must be a positive DN -> reflectance factor, e.g. --scale 1e-4; leave --scale out for the "
             "default (the backbone's recorded scale, else by dtype), as geodino embed INPUT takes it"
         )
-    if args.threads is not None and args.threads < 0:  # torch.set_num_threads raised a RuntimeError traceback
-        raise ConfigError(f"--threads {args.threads} must be >= 0; pass a count >= 1, or 0 for torch's default")
+    if args.threads is not None:  # < 0 or above the CPU count: a RuntimeError or MemoryError traceback from torch
+        from geodino.embed.config import check_threads
+
+        check_threads(int(args.threads))
     if args.threads:
         import torch
 

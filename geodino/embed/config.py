@@ -134,16 +134,11 @@ class EmbedConfig:
                     f"{flag_name(name)} {getattr(self, name)} ({name}= in Python) must be >= 1; pass "
                     f"{flag_name(name)} {getattr(EmbedConfig, name)} (the default) or more"
                 )
-        if self.threads < 0:  # torch.set_num_threads raised a RuntimeError traceback deep in the run
+        check_threads(self.threads)
+        if self.workers > (cpus := os.cpu_count() or 1):  # each a process loading the backbone: 100000 were spawned
             raise ConfigError(
-                f"--threads {self.threads} (threads= in Python) must be >= 0; pass a count >= 1, or 0 for torch's "
-                "default (the default)"
-            )
-        cpus = os.cpu_count() or 1
-        if self.threads > cpus:  # --threads 100000: torch's allocator failed with a traceback; more only oversubscribe
-            raise ConfigError(
-                f"--threads {self.threads} (threads= in Python) is more than the {plural(cpus, 'CPU')} here; pass at "
-                f"most {cpus}, or 0 for torch's default (the default)"
+                f"--workers {self.workers} (workers= in Python) is more than the {plural(cpus, 'CPU')} here; pass at "
+                f"most {cpus} (one process each)"
             )
         if self.scale is not None and not 0 < self.scale < math.inf:  # a negative factor flips every band's sign
             raise ConfigError(
@@ -366,3 +361,19 @@ def _not_a_config(config: Any) -> str:
             f"config; pass backbone={config!r} (a YAML file: config=load_config(EmbedConfig, PATH) from geodino.config)"
         )
     return f"config= takes an EmbedConfig (or None), not a {type(config).__name__}; pass the options as keywords"
+
+
+def check_threads(threads: int) -> None:
+    """`--threads` (embed and embed images): >= 0 (torch.set_num_threads raised a RuntimeError traceback deep in the
+    run) and at most the CPU count (`--threads 100000` failed in torch's allocator; more only oversubscribe)."""
+    if threads < 0:
+        raise ConfigError(
+            f"--threads {threads} (threads= in Python) must be >= 0; pass a count >= 1, or 0 for torch's default "
+            "(the default)"
+        )
+    cpus = os.cpu_count() or 1
+    if threads > cpus:
+        raise ConfigError(
+            f"--threads {threads} (threads= in Python) is more than the {plural(cpus, 'CPU')} here; pass at most "
+            f"{cpus}, or 0 for torch's default (the default)"
+        )
