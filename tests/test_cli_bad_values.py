@@ -104,3 +104,14 @@ def test_embed_images_threads_above_the_cpu_count_is_one_line(monkeypatch, tmp_p
     assert cli.main([*argv, "--threads", "100000"]) == 2
     err = capsys.readouterr().err
     assert "--threads 100000 (threads= in Python) is more than the 4 CPUs here" in err and "Traceback" not in err
+
+
+def test_curate_workers_above_the_cpu_count_is_refused(monkeypatch):
+    """`data curate --workers 100000`: the DataLoader started reader processes one by one, for minutes."""
+    from geodino.data.curate.config import CurateConfig
+    from geodino.errors import ConfigError
+
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    with pytest.raises(ConfigError, match=r"--workers 5 is more than the 4 CPUs here; pass at most 4"):
+        CurateConfig(paths=["x.tif"], backbone="arch:vit_tiny", size=4, workers=5).validate()
+    CurateConfig(paths=["x.tif"], backbone="arch:vit_tiny", size=4, workers=4).validate()
