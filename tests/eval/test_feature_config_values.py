@@ -53,3 +53,10 @@ def test_embed_images_refuses_an_image_size_that_cannot_fit(tmp_path, monkeypatc
     err = capsys.readouterr().err
     assert "image size 64 px with batch size 32 needs" in err and "--image-size (0: native)" in err, err
     assert "Traceback" not in err and not Path(out).exists()
+
+
+@pytest.mark.parametrize("workers", [-1, 5])
+def test_num_workers_outside_zero_to_the_cpu_count_is_refused(workers, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    with pytest.raises(ConfigError, match=rf"features\.num_workers={workers} must be in 0\.\.4"):
+        FeatureConfig(num_workers=workers)
