@@ -57,7 +57,7 @@ class Parser(argparse.ArgumentParser):
     def _get_value(self, action: argparse.Action, arg_string: str) -> Any:  # argparse's hook for each value read
         # an empty option value (`--out ''`, `--sensor ''`, `--bands ''`) was taken as "not given" or as the current
         # folder: probe, viz attention and data curate wrote into the folder the command ran in
-        if action.option_strings and not arg_string.strip():
+        if action.option_strings and not arg_string.strip() and arg_string is not action.default:  # not a default
             name = argparse._get_action_name(action)
             self.error(f"argument {name}: empty value {arg_string!r}; give a value or leave the option out")
         return super()._get_value(action, arg_string)

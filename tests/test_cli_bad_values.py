@@ -115,3 +115,12 @@ def test_curate_workers_above_the_cpu_count_is_refused(monkeypatch):
     with pytest.raises(ConfigError, match=r"--workers 5 is more than the 4 CPUs here; pass at most 4"):
         CurateConfig(paths=["x.tif"], backbone="arch:vit_tiny", size=4, workers=5).validate()
     CurateConfig(paths=["x.tif"], backbone="arch:vit_tiny", size=4, workers=4).validate()
+
+
+def test_an_empty_string_default_is_not_refused():
+    """argparse runs a string default through the same hook; an option whose default is '' must still parse."""
+    parser = cli.Parser(prog="t")
+    parser.add_argument("--name", default="")
+    assert parser.parse_args([]).name == ""
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--name", " "])
