@@ -61,6 +61,8 @@ def test_negative_seed_refused_from_python_too(tmp_path):
 
     with pytest.raises(GeoDinoError, match=r"seed=-1 \(--seed\) must be a whole number >= 0"):
         compute_stats(str(tmp_path / "x.tif"), seed=-1)  # refused before the (missing) file is looked at
+    with pytest.raises(GeoDinoError, match=r"--offset nan \(offset= in Python\) must be a finite number"):
+        compute_stats(str(tmp_path / "x.tif"), offset=float("nan"))  # was "no valid pixel", naming no flag
     cfg = CurateConfig(paths=["x.tif"], backbone="arch:vit_tiny", size=4, seed=-1)
     with pytest.raises(GeoDinoError, match=r"--seed -1: give a whole number >= 0"):
         cfg.validate()

@@ -142,6 +142,8 @@ def compute_stats(
     (sensor, provenance)."""
     args = _checked_arguments(type, bands, band_names, samples, tile_size, seed, scale)
     bands, band_names, samples, tile_size, seed = args
+    if not np.isfinite(float(offset)):  # NaN made every pixel invalid: "no valid pixel", naming no flag
+        raise InputError(f"--offset {offset} (offset= in Python) must be a finite number added after the scale")
     heads = readable_from(paths, type, on_error)  # the first raster's header: under skip, the first intact one
     if type == "cube":  # a store of one variable per band: every variable, by name
         bands = _cube_band_variables(paths, bands, band_names, sensor)
