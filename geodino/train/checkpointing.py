@@ -234,7 +234,8 @@ def export(ckpt: str | Path, out: str | Path, *, which: str = "teacher", overwri
     `out` names the backbone file: `X.pth` (or `X` / `X.safetensors`) gives `X.pth`, `X.safetensors` (both plain
     official-layout state_dicts; the safetensors metadata holds the build kwargs) and `X.heads.pth`
     (`{"dino_head": ..., "ibot_head": ..., "backbone": build kwargs}`). `which` is "teacher" (the EMA teacher,
-    what DINOv3 releases) or "student". Returns the written paths.
+    what DINOv3 releases) or "student". Returns the three weight files (.pth, .safetensors, .heads.pth); the STAC
+    item written beside them is `stac_item.export_item_path(out)`.
 
     The output's lock is taken, and existing outputs refused, before the (possibly large) checkpoint is read; a
     missing folder of `out` is created first (`make_dirs`, as every geodino writer does) to hold the lock file.
