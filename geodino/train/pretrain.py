@@ -117,6 +117,9 @@ def _adopt_init_architecture(cfg: PretrainConfig) -> Any:
         + f" (from {src.path})",
         file=sys.stderr,
     )
+    from geodino.train.config import check_crops
+
+    check_crops(cfg.crops, cfg.ssl)  # checked at load against the config's patch size: again, against the file's
     return src
 
 

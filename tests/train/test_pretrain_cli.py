@@ -450,3 +450,19 @@ def test_trainer_settings_lightning_refused_with_a_traceback_are_one_line(overri
     assert main(["pretrain", "--config", str(cfg), override]) == 2
     assert _err(capsys).startswith(f"geodino: error: {said}")
     assert not (tmp_path / "run").exists()
+
+
+def test_from_init_of_another_patch_size_checks_the_crops_against_the_files(tmp_path, tiny_data, capsys):
+    """The crops were checked only against the config's patch size (8): a patch-32 file with 16 px local crops built
+    a model whose first step failed, after the run folder was made (found by the README walkthrough)."""
+    p32 = build_model("vit_tiny", patch_size=32, depth=1, n_storage_tokens=0)
+    torch.save(p32.state_dict(), tmp_path / "p32.pth")
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)
+    over = ["ssl.student.arch=from_init", f"init_from={tmp_path / 'p32.pth'}", "trainer.max_steps=1"]
+    assert main(["pretrain", "--config", str(cfg), *over]) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("geodino: error:")]
+    assert err == [
+        "geodino: error: crops.local_size=16 is smaller than one patch (ssl.student.patch_size=32); use a multiple "
+        "of 32 (official: global 224, local 96 at patch 16)"
+    ], err
+    assert not (tmp_path / "run").exists()
