@@ -386,6 +386,10 @@ def storage_error(exc: BaseException, *, again: str | None = None) -> str | None
         if code in STORAGE_ERRNOS or word:
             what = (cur.strerror if isinstance(cur, OSError) and cur.strerror else None) or word or code
             where = getattr(cur, "filename", None)
+            if where:  # the output asked for, not the hidden temporary it is written under
+                from geodino.io_temps import temp_target
+
+                where = temp_target(where) or where
             if code in ("EACCES", "EPERM") or word == "Permission denied":
                 tail = f", {again}" if again else ""
                 return (

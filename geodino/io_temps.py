@@ -165,6 +165,14 @@ def sweep_temps(path: str | Path) -> list[Path]:
 _ANY_TEMP = re.compile(r"\.(.+?)\.tmp-" + _OWNER + r"(\..*)?")
 
 
+def temp_target(path: str | Path) -> Path | None:
+    """The output a temporary name is written for (`.STEM.tmp-TAG-PID.SUFFIX` -> STEM.SUFFIX), None for any other
+    name: errors name the file the user asked for, not its hidden temporary."""
+    path = Path(path)
+    m = _ANY_TEMP.fullmatch(path.name)
+    return None if m is None else path.with_name(m[1] + (m[4] or ""))
+
+
 def sweep_held_folder(
     folder: str | Path, held: Callable[[str], bool], skip: Callable[[str], bool] = lambda name: False
 ) -> list[Path]:

@@ -65,3 +65,21 @@ def test_read_only_and_permission_errors(monkeypatch, tmp_path, capsys):
 def test_other_errors_keep_their_traceback(monkeypatch, tmp_path, capsys):
     with pytest.raises(ValueError, match="a bug"):
         run(monkeypatch, tmp_path, ValueError("a bug"), capsys)
+
+
+def test_a_refused_write_names_the_output_not_its_temporary(tmp_path) -> None:
+    """Every writer writes under a hidden `.STEM.tmp-TAG-PID.SUFFIX` name: a refusal named that one (`permission
+    denied on /sys/.z.tmp-vm_1-25641.yaml`); it names the output asked for."""
+    from geodino.cli import storage_error
+    from geodino.io_temps import temp_name, temp_target
+
+    for out in (tmp_path / "z.yaml", tmp_path / "last.ckpt", tmp_path / "x.tar.gz", tmp_path / "noext"):
+        assert temp_target(temp_name(out)) == out
+    assert temp_target(tmp_path / "plain.yaml") is None
+    denied = PermissionError(errno.EACCES, "Permission denied", str(temp_name(tmp_path / "z.yaml")))
+    assert (
+        storage_error(denied)
+        == f"permission denied on {tmp_path / 'z.yaml'} (Permission denied); make it readable or writable"
+    )
+    full = OSError(errno.ENOSPC, "No space left on device", str(temp_name(tmp_path / "f.tif")))
+    assert f"writing {tmp_path / 'f.tif'} (" in storage_error(full)
