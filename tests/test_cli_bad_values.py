@@ -81,7 +81,7 @@ def test_embed_threads_above_the_cpu_count_is_refused(monkeypatch):
     from geodino.embed.config import EmbedConfig
     from geodino.errors import ConfigError
 
-    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(4)), raising=False)
     with pytest.raises(ConfigError, match=r"--threads 100000 \(threads= in Python\) is more than the 4 CPUs here"):
         EmbedConfig(threads=100000).validate()
     EmbedConfig(threads=4).validate()
@@ -92,7 +92,7 @@ def test_embed_workers_above_the_cpu_count_is_refused(monkeypatch):
     from geodino.embed.config import EmbedConfig
     from geodino.errors import ConfigError
 
-    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(4)), raising=False)
     with pytest.raises(ConfigError, match=r"--workers 5 \(workers= in Python\) is more than the 4 CPUs here"):
         EmbedConfig(workers=5).validate()
     EmbedConfig(workers=4).validate()
@@ -100,7 +100,7 @@ def test_embed_workers_above_the_cpu_count_is_refused(monkeypatch):
 
 def test_embed_images_threads_above_the_cpu_count_is_one_line(monkeypatch, tmp_path, capsys):
     """`embed images --threads 100000` ended in a MemoryError traceback from torch.set_num_threads."""
-    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(4)), raising=False)
     (tmp_path / "imgs").mkdir()
     argv = ["embed", "images", str(tmp_path / "imgs"), "-b", "arch:vit_tiny", "--out", str(tmp_path / "f.parquet")]
     assert cli.main([*argv, "--threads", "100000"]) == 2
@@ -113,10 +113,12 @@ def test_curate_workers_above_the_cpu_count_is_refused(monkeypatch):
     from geodino.data.curate.config import CurateConfig
     from geodino.errors import ConfigError
 
-    monkeypatch.setattr("os.cpu_count", lambda: 4)
-    with pytest.raises(ConfigError, match=r"--workers 5 is more than the 4 CPUs here; pass at most 4"):
-        CurateConfig(paths=["x.tif"], backbone="arch:vit_tiny", size=4, workers=5).validate()
-    CurateConfig(paths=["x.tif"], backbone="arch:vit_tiny", size=4, workers=4).validate()
+    monkeypatch.setattr(
+        "os.sched_getaffinity", lambda pid: set(range(4)), raising=False
+    )  # readers wait on disks: 8 per CPU
+    with pytest.raises(ConfigError, match=r"--workers 33 is more than 32 reader processes \(8 per CPU here\); pass at"):
+        CurateConfig(paths=["x.tif"], backbone="arch:vit_tiny", size=4, workers=33).validate()
+    CurateConfig(paths=["x.tif"], backbone="arch:vit_tiny", size=4, workers=32).validate()
 
 
 def test_an_empty_string_default_is_not_refused():
@@ -126,3 +128,14 @@ def test_an_empty_string_default_is_not_refused():
     assert parser.parse_args([]).name == ""
     with pytest.raises(SystemExit):
         parser.parse_args(["--name", " "])
+
+
+def test_the_cpu_count_is_the_affinity_not_the_machines(monkeypatch):
+    """A SLURM step or a container pins fewer CPUs than the machine has: the checks count those."""
+    import os
+
+    from geodino.cpus import most_readers, usable_cpus
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert usable_cpus() == 2 and most_readers() == 16

@@ -7,6 +7,7 @@ import math
 import os
 from typing import Any
 
+from geodino.cpus import usable_cpus
 from geodino.data.band_args import parse_band_numbers as band_numbers  # the old name (embed/images.py)
 from geodino.embed.backbone import parse_layers
 from geodino.embed.blend import BLEND_MODES
@@ -135,7 +136,7 @@ class EmbedConfig:
                     f"{flag_name(name)} {getattr(EmbedConfig, name)} (the default) or more"
                 )
         check_threads(self.threads)
-        if self.workers > (cpus := os.cpu_count() or 1):  # each a process loading the backbone: 100000 were spawned
+        if self.workers > (cpus := usable_cpus()):  # each a process loading the backbone: 100000 were spawned
             raise ConfigError(
                 f"--workers {self.workers} (workers= in Python) is more than the {plural(cpus, 'CPU')} here; pass at "
                 f"most {cpus} (one process each)"
@@ -332,7 +333,6 @@ def rank_device(device: str, rank: int, world_size: int, local: int | None = Non
     "cuda:1", "mps") and a single process are left as given: a bare "cuda" put every rank of a node on its first GPU."""
     if device != "cuda" or world_size <= 1:
         return device
-    import os
 
     import torch
 
@@ -371,7 +371,7 @@ def check_threads(threads: int) -> None:
             f"--threads {threads} (threads= in Python) must be >= 0; pass a count >= 1, or 0 for torch's default "
             "(the default)"
         )
-    cpus = os.cpu_count() or 1
+    cpus = usable_cpus()
     if threads > cpus:
         raise ConfigError(
             f"--threads {threads} (threads= in Python) is more than the {plural(cpus, 'CPU')} here; pass at most "

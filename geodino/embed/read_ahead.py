@@ -11,12 +11,13 @@ sets the count).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
+
+from geodino.cpus import usable_cpus
 
 __all__ = ["read_ahead", "read_threads"]
 
@@ -31,7 +32,7 @@ def read_threads(device_type: str, setting: int = 0) -> int:
         return int(setting)
     if device_type == "cpu":
         return 1
-    return min(4, max(2, (os.cpu_count() or 1) // 4))
+    return min(4, max(2, usable_cpus() // 4))
 
 
 def read_ahead(

@@ -4,7 +4,6 @@ it when all are done); a worker's refusal of the input reaches the parent as one
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from geodino.cpus import usable_cpus
 from geodino.embed.config import EmbedConfig, rank_device
 from geodino.embed.workdir import WorkDirGone, init_work_dir
 from geodino.errors import ConfigError, GeoDinoError, InputError, plural
@@ -168,7 +168,7 @@ def _run_workers(input: Any, bb: Any, cfg: EmbedConfig, work: Path, prep: Prepar
     from multiprocessing.connection import wait
 
     n = cfg.workers
-    threads = cfg.threads or max(1, (os.cpu_count() or 1) // n)
+    threads = cfg.threads or max(1, usable_cpus() // n)
     ctx = mp.get_context("spawn")
     procs, pipes, fmt = [], [], _picklable(warnings.formatwarning)
     for r in range(n):

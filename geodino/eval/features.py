@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,9 +51,14 @@ class FeatureConfig:
         fast_mode(self.fast, "features.fast")
         if int(self.batch_size) < 1:  # the DataLoader refused it with a traceback, after the backbone loaded
             raise ConfigError(f"features.batch_size={self.batch_size} must be >= 1 (images per forward pass, e.g. 64)")
-        cpus = os.cpu_count() or 1
-        if not 0 <= int(self.num_workers) <= cpus:  # the DataLoader's traceback, or minutes starting 100000 readers
-            raise ConfigError(f"features.num_workers={self.num_workers} must be in 0..{cpus} (reader processes)")
+        from geodino.cpus import READERS_PER_CPU, most_readers
+
+        most = most_readers()
+        if not 0 <= int(self.num_workers) <= most:  # the DataLoader's traceback, or minutes starting 100000 readers
+            raise ConfigError(
+                f"features.num_workers={self.num_workers} must be in 0..{most} (reader processes, at most "
+                f"{READERS_PER_CPU} per CPU here)"
+            )
 
 
 @dataclass

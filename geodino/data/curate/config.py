@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,8 +138,13 @@ class CurateConfig:
                 raise ConfigError(
                     f"--{key.replace('_', '-')} {value!r} is out of range: give an integer >= {least} ({what})"
                 )
-        if self.workers > (cpus := os.cpu_count() or 1):  # --workers 100000: the DataLoader started them one by one
-            raise ConfigError(f"--workers {self.workers} is more than the {cpus} CPUs here; pass at most {cpus}")
+        from geodino.cpus import READERS_PER_CPU, most_readers
+
+        if self.workers > (most := most_readers()):  # --workers 100000: the DataLoader started them one by one
+            raise ConfigError(
+                f"--workers {self.workers} is more than {most} reader processes ({READERS_PER_CPU} per CPU here); pass "
+                f"at most {most}"
+            )
         if self.paths and self.type in ("images", "tar") and self.tile_size != CurateConfig.tile_size:
             # each image (or tar member) is one whole tile: `curate scene.tif --tile-size 32` (--type images, the
             # default) embedded the scene as one image and ignored the flag; `data stats` refuses it for tar too
