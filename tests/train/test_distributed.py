@@ -43,7 +43,8 @@ def runs(tmp_path_factory, tiny_data):
     results = {}
     for modes, p in procs.items():
         log, _ = p.communicate(timeout=600)
-        assert p.returncode == 0, f"{modes} exited with {p.returncode}:\n{log[-3000:]}"
+        ranks = "\n".join(ln for ln in log.splitlines() if ln.startswith("[rank1]"))[-3000:]  # the other rank's end
+        assert p.returncode == 0, f"{modes} exited with {p.returncode}:\n{log[-3000:]}\nrank 1:\n{ranks}"
         for mode in modes.split(","):
             results[mode] = torch.load(out / f"{mode}.pt", weights_only=True)
     return results
