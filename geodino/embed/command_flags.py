@@ -268,6 +268,29 @@ def asset_bands_override(overrides: list[str]) -> None:
             asset_band_list(text, "asset_bands")
 
 
+def layers_override(overrides: list[str]) -> list[str]:
+    """`overrides` with a `layers=[4,8,11]` list written as the text `--layers` takes (`layers=4,8,11`): the config
+    key is text, and a YAML list was refused as "Cannot convert 'ListConfig' to string". Anything in brackets that
+    is not a list of block indices is one ConfigError line naming `layers` and its accepted forms."""
+    from geodino.embed.backbone import EMBED_LAYERS_USAGE
+
+    out = []
+    for item in overrides:
+        key, _, value = item.partition("=")
+        text = value.strip()
+        if key.strip() == "layers" and text[:1] in "[{" and text:
+            inner = text[1:-1] if text[0] == "[" and text[-1] == "]" else None
+            parts = [p.strip().strip("'\"") for p in inner.split(",")] if inner is not None and inner.strip() else []
+            if not parts or not all(re.fullmatch(r"[+-]?\d+", p) for p in parts):
+                raise ConfigError(
+                    f"override {item!r} is not a list of block indices; {EMBED_LAYERS_USAGE}, or a list of them: "
+                    "layers=[4,8,11]"
+                )
+            item = f"layers={','.join(parts)}"
+        out.append(item)
+    return out
+
+
 def band_list(text: str) -> list[int] | list[str]:
     """The `type` of embed's `--bands`: 1-based band numbers (4,3,2), as before, or band names (red,nir; B04,B03),
     which `geodino embed` turns into the numbers of each input's bands (`resolve_band_names`). Numbers and names
