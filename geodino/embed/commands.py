@@ -332,8 +332,7 @@ def run(args: argparse.Namespace) -> int:
     from geodino.config import load_config
     from geodino.embed.pipeline import EmbedConfig, embed_raster, run_lines
 
-    # a shell-expanded glob (`geodino embed scenes/*.tif`) arrives as extra positionals: they are more inputs
-    extra = [v for v in args.overrides if "=" not in v]
+    extra = [v for v in args.overrides if "=" not in v]  # a shell-expanded glob (scenes/*.tif): more inputs
     asset_bands_override(args.overrides)  # `asset_bands=red nir` is one band 'red nir' once read as a list
     cfg = load_config(EmbedConfig, args.config, layers_override([v for v in args.overrides if "=" in v]))
     for name in EMBED_FLAGS:
