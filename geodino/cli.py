@@ -57,9 +57,14 @@ class Parser(argparse.ArgumentParser):
     def _get_value(self, action: argparse.Action, arg_string: str) -> Any:  # argparse's hook for each value read
         # an empty option value (`--out ''`, `--sensor ''`, `--bands ''`) was taken as "not given" or as the current
         # folder: probe, viz attention and data curate wrote into the folder the command ran in
-        if action.option_strings and not arg_string.strip() and arg_string is not action.default:  # not a default
+        # an empty positional too (`convert '' OUT`: "checkpoint folder . has no config.json"); a sub-command's
+        # name and the words passed on unread (REMAINDER) are argparse's own
+        whole = action.nargs not in (argparse.PARSER, argparse.REMAINDER)
+        if whole and not arg_string.strip() and arg_string is not action.default:  # not a default
             name = argparse._get_action_name(action)
-            self.error(f"argument {name}: empty value {arg_string!r}; give a value or leave the option out")
+            out = " or leave the option out" if action.option_strings else " or leave it out"
+            out = out if action.option_strings or action.nargs in ("?", "*") else ""  # a required positional
+            self.error(f"argument {name}: empty value {arg_string!r}; give a value{out}")
         return super()._get_value(action, arg_string)
 
     def unknown(self, extra: Sequence[str]) -> NoReturn:
