@@ -97,9 +97,10 @@ def closest_choice(message: str) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-def whole_number(minimum: int = 1) -> Callable[[str], int]:
-    """An argparse `type` for counts and sizes: a whole number >= `minimum`, else argparse's one-line error naming the
-    flag (`argument --samples: 0 is out of range: give a whole number >= 1`), before any work is done."""
+def whole_number(minimum: int = 1, maximum: int | None = None, why: str = "") -> Callable[[str], int]:
+    """An argparse `type` for counts and sizes: a whole number >= `minimum` (and <= `maximum` when given; `why` says
+    why, after it), else argparse's one-line error naming the flag (`argument --samples: 0 is out of range: give a
+    whole number >= 1`), before any work is done."""
 
     def parse(text: str) -> int:
         try:
@@ -108,6 +109,8 @@ def whole_number(minimum: int = 1) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (>= {minimum})") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"{value} is out of range: give a whole number >= {minimum}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{value} is out of range: give a whole number <= {maximum}{why}")
         return value
 
     return parse

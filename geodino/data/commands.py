@@ -10,7 +10,7 @@ from typing import Any
 
 from geodino.cli import CommaList, NumberList, whole_number
 from geodino.config import options_for
-from geodino.data.config import SOURCE_KEY_FLAGS, name_flags
+from geodino.data.config import PREVIEW_MAX_SAMPLES, SOURCE_KEY_FLAGS, name_flags
 from geodino.errors import GeoDinoError, plural
 
 __all__ = ["register"]
@@ -157,8 +157,9 @@ def _add_preview(sub: Any) -> None:
 
     v.add_argument("--out", "-o", default="data_preview.png", help="PNG to write (default: %(default)s)")
     v.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    v.add_argument("--samples", "--sample", dest="samples", type=whole_number(1), default=4,
-                   help="samples (rows) to draw (default: %(default)s)")  # fmt: skip
+    most = whole_number(1, PREVIEW_MAX_SAMPLES, " (a figure row each; more tiles: more previews, other --seed)")
+    v.add_argument("--samples", "--sample", dest="samples", type=most, default=4,
+                   help=f"samples (rows) to draw, at most {PREVIEW_MAX_SAMPLES} (default: %(default)s)")  # fmt: skip
     v.add_argument(
         "--seed", type=whole_number(0), default=0, help="seed of the samples and crops drawn (default: %(default)s)"
     )

@@ -16,6 +16,7 @@ from geodino.errors import ConfigError, did_you_mean
 __all__ = [
     "DEFAULT_SENSORS",
     "PHOTO_SENSORS",
+    "PREVIEW_MAX_SAMPLES",
     "CropSet",
     "CropsConfig",
     "DataConfig",
@@ -314,6 +315,11 @@ def resolve_photometric(cfg: CropsConfig, on_cuda: bool) -> CropsConfig:
     if cfg.photometric != "auto":
         return cfg
     return dataclasses.replace(cfg, photometric="device" if on_cuda else "loader")
+
+
+# The most samples (figure rows) `data preview` draws: each row is 1.7 in at 90 dpi (153 px), so 64 rows are a PNG
+# near 10,000 px tall, drawn in about half a minute (~0.5 s a row); --samples 100000 ran on for hours with no bound
+PREVIEW_MAX_SAMPLES = 64
 
 
 @dataclass

@@ -40,12 +40,18 @@ def write_preview(
     else the CropsConfig defaults with four local crops and Gram crops. `in_chans` (a pretraining config's
     student) is compared with the source's band count: a mismatch pretrain would refuse is said now, as a warning."""
     from geodino.config import whole_number
+    from geodino.data.config import PREVIEW_MAX_SAMPLES
     from geodino.errors import ConfigError
     from geodino.viz.figures import figures, save_figure
 
     samples, seed = whole_number(samples, "samples", 4), whole_number(seed, "seed", 0)
     if samples < 1:  # before any file is read: 0 or -1 rows crashed in matplotlib or drew an empty figure
         raise ConfigError(f"samples={samples} (--samples) must be at least 1: the number of tiles to draw, e.g. 4")
+    if samples > PREVIEW_MAX_SAMPLES:  # one figure row each: 100000 ran for minutes, then failed in matplotlib
+        raise ConfigError(
+            f"samples={samples} (--samples) is more than one preview draws: at most {PREVIEW_MAX_SAMPLES} (a figure "
+            "row each); for more tiles, draw more previews with other --seed values"
+        )
     plt = figures()
 
     from geodino.data.crops import CropsConfig, MultiCropTransform, choose_crop_set
