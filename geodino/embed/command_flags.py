@@ -270,17 +270,22 @@ def asset_bands_override(overrides: list[str]) -> None:
 
 def layers_override(overrides: list[str]) -> list[str]:
     """`overrides` with a `layers=[4,8,11]` list written as the text `--layers` takes (`layers=4,8,11`): the config
-    key is text, and a YAML list was refused as "Cannot convert 'ListConfig' to string". Anything in brackets that
-    is not a list of block indices is one ConfigError line naming `layers` and its accepted forms."""
+    key is text, and a YAML list was refused as "Cannot convert 'ListConfig' to string". A YAML list or mapping that
+    is not a list of block indices is one ConfigError line naming `layers` and its accepted forms; a value that is
+    not YAML (`layers=[1,2`) is left to `load_config`, which says so."""
+    import yaml  # omegaconf's dependency
+
     from geodino.embed.backbone import EMBED_LAYERS_USAGE
 
     out = []
     for item in overrides:
         key, _, value = item.partition("=")
-        text = value.strip()
-        if key.strip() == "layers" and text[:1] in "[{" and text:
-            inner = text[1:-1] if text[0] == "[" and text[-1] == "]" else None
-            parts = [p.strip().strip("'\"") for p in inner.split(",")] if inner is not None and inner.strip() else []
+        try:
+            parsed = yaml.safe_load(value) if key.strip() == "layers" and value.strip()[:1] in ("[", "{") else None
+        except yaml.YAMLError:
+            parsed = None
+        if isinstance(parsed, list | dict):
+            parts = [str(p).strip() for p in parsed] if isinstance(parsed, list) else []
             if not parts or not all(re.fullmatch(r"[+-]?\d+", p) for p in parts):
                 raise ConfigError(
                     f"override {item!r} is not a list of block indices; {EMBED_LAYERS_USAGE}, or a list of them: "

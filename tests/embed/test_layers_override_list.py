@@ -24,9 +24,10 @@ def _argv(tmp_path, *extra: str) -> list[str]:
 def test_a_list_override_is_the_flags_text() -> None:
     got = layers_override(["tile=64", "layers=[4, 8,11]", "layers=[-2,-1]", "layers=['3']", "layers=last"])
     assert got == ["tile=64", "layers=4,8,11", "layers=-2,-1", "layers=3", "layers=last"]
+    assert layers_override(["layers=[1,2"]) == ["layers=[1,2"]  # not YAML: load_config's line says so
 
 
-@pytest.mark.parametrize("value", ["[]", "[a]", "[1.5]", "[true]", "{a: 1}", "[1"])
+@pytest.mark.parametrize("value", ["[]", "[a]", "[1.5]", "[true]", "{a: 1}", "[[1]]"])
 def test_a_bracket_value_that_names_no_blocks_is_one_line(value: str) -> None:
     with pytest.raises(ConfigError, match=r"^override 'layers=.*' is not a list of block indices; use last, ") as e:
         layers_override([f"layers={value}"])
