@@ -218,6 +218,24 @@ def output_path(args: argparse.Namespace, dest: str, usage: str) -> str:
     return out
 
 
+def check_suffix(flag: str, path: Any, suffixes: Sequence[str], *, command: str, writes: str, hint: str = "") -> None:
+    """The one rule for an output whose name says its format: a suffix (any case) not in `suffixes` is one
+    ConfigError line naming the flag, what `command` writes there and the name to give (the first suffix), before
+    anything is written (`--png x.jpg` held a PNG, `data stats --plot d.txt` a PNG, `--save-model m.txt` a joblib
+    file). `hint`: said after the name."""
+    from pathlib import Path
+
+    from geodino.errors import ConfigError
+
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        name = path.with_suffix(suffixes[0]).name if path.name.strip(".") else f"FILE{suffixes[0]}"  # ".", ".."
+        raise ConfigError(
+            f"{flag} {path}: {command} writes {writes}, not {path.suffix or 'a file without suffix'}; name it "
+            f"{name}{hint}"
+        )
+
+
 def parse_point(values: Sequence[str], flag: str = "--point") -> tuple[float, float]:
     """A point given as `X Y` or `X,Y` (both spellings in every command that takes one), or a one-line error."""
     parts = [v for value in values for v in str(value).replace(",", " ").split()]

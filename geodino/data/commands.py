@@ -8,7 +8,7 @@ import argparse
 import textwrap
 from typing import Any
 
-from geodino.cli import CommaList, NumberList, whole_number
+from geodino.cli import CommaList, NumberList, check_suffix, whole_number
 from geodino.config import options_for
 from geodino.data.config import PREVIEW_MAX_SAMPLES, SOURCE_KEY_FLAGS, name_flags
 from geodino.errors import GeoDinoError, plural
@@ -421,6 +421,7 @@ def _preview(args: argparse.Namespace) -> int:
     from geodino.data.preview import write_preview
     from geodino.io import check_writable
 
+    check_suffix("--out", args.out, (".png",), command="data preview", writes="a PNG")  # before the config is read
     check_writable(args.out, overwrite=args.overwrite)
     args.config = _shipped_config(args.config)
     if args.config and "data" in read_yaml(args.config):  # a pretraining config: preview its `data` section

@@ -459,7 +459,11 @@ def _build_with_sensor(cfg: Any, sensor: Sensor, build_source: Any) -> Any:
 
 
 def write_stats(paths: str | Sequence[str], out: str | Path, *, plot: str | Path | None = None, **kwargs: Any) -> Path:
-    """Compute statistics and write them as a sensor YAML (atomically), plus histograms to `plot`."""
+    """Compute statistics and write them as a sensor YAML (atomically), plus histograms to `plot` (a PNG)."""
+    from geodino.cli import check_suffix
+
+    if plot:  # before any pixel is read: d.txt held a PNG
+        check_suffix("--plot", plot, (".png",), command="data stats", writes="a PNG (the per-band histograms)")
     if plot and Path(plot).resolve() == Path(out).resolve():  # the YAML replaced the PNG, and it said it wrote both
         raise InputError(f"--plot {plot} is the --out file; give the histograms a PNG of their own (e.g. --plot "
                          f"{Path(out).with_suffix('.png')})")  # fmt: skip

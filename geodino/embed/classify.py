@@ -274,7 +274,11 @@ def _check_options(
     is out of range, naming the CLI flag and the keyword (before any file is read)."""
     from geodino.config import whole_number
 
-    folds, neighbors = whole_number(folds, "folds", 5), whole_number(neighbors, "neighbors", 5)
+    given = neighbors is not None  # None: not given (argparse too), 5 for knn; logreg has no neighbours to set
+    folds, neighbors = (
+        whole_number(folds, "folds", 5),
+        whole_number(5 if neighbors is None else neighbors, "neighbors", 5),
+    )
     max_cells, cv_gap = whole_number(max_cells, "max_cells", 1000), whole_number(cv_gap, "cv_gap", 1)
     seed = whole_number(seed, "seed", 0)
     if method not in METHODS:
@@ -287,6 +291,11 @@ def _check_options(
     if neighbors < 1:
         raise ConfigError(
             f"--neighbors {neighbors}: the kNN classifier needs at least 1 neighbour (default 5; neighbors= in Python)"
+        )
+    if given and method != "knn":  # --neighbors 3 with the default logreg was ignored silently
+        raise ConfigError(
+            f"--neighbors {neighbors} applies to --method knn only ({method} has no neighbours); add --method knn or "
+            "drop --neighbors (method=/neighbors= in Python)"
         )
     if max_cells < 1:
         raise ConfigError(
@@ -312,7 +321,7 @@ def classify_map(
     model: str | Path | None = None,
     test: str | Path | None = None,
     method: str = "logreg",
-    neighbors: int = 5,
+    neighbors: int | None = None,
     folds: int = 5,
     max_cells: int = 1000,
     cv_gap: int = 1,

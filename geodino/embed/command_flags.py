@@ -72,6 +72,10 @@ def check_flags(args: argparse.Namespace, command: str) -> None:
     is one ConfigError line naming the flag and the form it belongs to. One parser holds every form's flags, so
     each form ignored the others' silently: `embed pca F --bbox ...` mapped the whole raster, `embed IN --k 8 ...`
     and `embed pca F --k 8 ...` did nothing with --k."""
+    if command == "similar":  # the bare --point-crs reaches similarity_map as None: checked here
+        from geodino.embed.products import check_query_crs
+
+        check_query_crs(getattr(args, "point_crs", None), getattr(args, "polygon", None))
     accepted = accepted_flags(command)
     given = [n for n in (*IMAGES_FLAGS, *EMBED_FLAGS, "config", *PRODUCT_FLAGS) if getattr(args, n, None) is not None]
     given = [n for n in dict.fromkeys(given) if n not in accepted]

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from geodino.cli import check_suffix
 from geodino.embed.writers import EmbeddingReader
 from geodino.errors import ConfigError
 from geodino.io import atomic_path
@@ -227,26 +228,26 @@ def write_rat(
 
 
 MAP_SUFFIXES = (".tif", ".tiff")  # what the raster products write: a COG
+# the other outputs named by their format: option (dest), suffixes it takes (the first suggested), what is written
+SIDE_FORMATS = (
+    ("png", (".png",), "a PNG"),
+    ("mask", MAP_SUFFIXES, "a GeoTIFF (COG)"),
+    ("save_model", (".joblib",), "a joblib file (the fitted model, for --model)"),
+)
 
 
 def check_map_outputs(command: str, out: str | Path, **side: str | Path | None) -> None:
-    """Refuse a product `--out` that is not a GeoTIFF name, a `--png` that is not a PNG name, and any two outputs
-    that are one file (one line, before anything is written): `--out map.png` made the quick-look overwrite the COG
-    and `change` then thresholded the PNG's pixels. `side` names the other outputs by their option (png, mask...)."""
+    """Refuse a product `--out` that is not a GeoTIFF name, a `--png`, `--mask` or `--save-model` not named for
+    what is written there (`SIDE_FORMATS`, by `cli.check_suffix`), and any two outputs that are one file (one line,
+    before anything is written): `--out map.png` made the quick-look overwrite the COG and `change` then
+    thresholded the PNG's pixels. `side` names the other outputs by their option (png, mask...)."""
     out = Path(out)
-    if out.suffix.lower() not in MAP_SUFFIXES:
-        raise ConfigError(
-            f"--out {out}: {command} writes a GeoTIFF (COG), not {out.suffix or 'a file without suffix'}; name it "
-            f"{out.with_suffix('.tif').name} (the PNG quick-look goes next to it, or where --png says)"
-        )
+    hint = " (the PNG quick-look goes next to it, or where --png says)"
+    check_suffix("--out", out, MAP_SUFFIXES, command=command, writes="a GeoTIFF (COG)", hint=hint)
     named = {"out": out} | {k: Path(v) for k, v in side.items() if v is not None}
-    for key, suffixes in (("png", (".png",)), ("mask", MAP_SUFFIXES)):
-        path = named.get(key)
-        if path is not None and path.suffix.lower() not in suffixes:
-            raise ConfigError(
-                f"--{key} {path}: {command} writes a {'PNG' if key == 'png' else 'GeoTIFF (COG)'} there; name it "
-                f"{path.with_suffix(suffixes[0]).name}"
-            )
+    for key, suffixes, writes in SIDE_FORMATS:
+        if named.get(key) is not None:
+            check_suffix(f"--{key.replace('_', '-')}", named[key], suffixes, command=command, writes=writes)
     seen: dict[Path, str] = {}
     for key, path in named.items():
         where = path.expanduser().resolve()

@@ -172,7 +172,7 @@ def test_product_outputs_must_be_geotiffs_and_distinct(capsys, tmp_path):
     )  # fmt: skip
     one_line_exit_2(
         capsys, tmp_path, "embed", "pca", feats, "--out", tmp_path / "p.tif", "--png", tmp_path / "p.tif",
-        expect=(f"--png {tmp_path / 'p.tif'}: pca writes a PNG there; name it p.png",),
+        expect=(f"--png {tmp_path / 'p.tif'}: pca writes a PNG, not .tif; name it p.png",),
     )  # fmt: skip
 
 
