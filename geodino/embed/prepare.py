@@ -135,7 +135,12 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
     _check_tiling(cfg, p)
     layers = parse_layers(cfg.layers)
     # probed where the weights are (a resume check, or a rank's object not yet moved to its cuda:LOCAL_RANK)
-    dim, n_maps = _probe_dim(bb, layers, cfg.layer_mode, cfg.norm, weights_device(bb, cfg.device))
+    try:
+        dim, n_maps = _probe_dim(bb, layers, cfg.layer_mode, cfg.norm, weights_device(bb, cfg.device))
+    except ConfigError as exc:  # a block past the depth: the line names the setting too (layers=[99], --layers 99)
+        if not str(exc).startswith("layer index "):
+            raise
+        raise ConfigError(f"layers={cfg.layers} (--layers): {exc}; negative indices count from the end") from None
     plan, margin = _make_run_plan(info, cfg, bb, dim)
     idx = _layer_blocks(bb, cfg, layers, n_maps)
     per = dim // len(_layer_label(idx, cfg.layer_mode))

@@ -44,6 +44,6 @@ def test_a_list_override_embeds_the_blocks(tmp_path, capsys) -> None:
 
 def test_a_block_past_the_depth_names_the_depth(tmp_path, capsys) -> None:
     argv = _argv(tmp_path, "layers=[99]")
-    one_line_exit_2(capsys, tmp_path, *argv, expect=("99", "2 blocks"))
+    one_line_exit_2(capsys, tmp_path, *argv, expect=("layers=99 (--layers): layer index 99", "2 blocks (0..1)"))
     line = one_line_exit_2(capsys, tmp_path, *_argv(tmp_path, "layers=[a]"), expect=("layers=[a]",))
     assert "ListConfig" not in line
