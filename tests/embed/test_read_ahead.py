@@ -87,9 +87,9 @@ def test_nothing_more_is_read_once_stopped():
 
 def test_the_sweeps_reader_count(monkeypatch):
     assert read_threads("cpu") == 1  # the cores are the forward's
-    monkeypatch.setattr(read_ahead_module.os, "cpu_count", lambda: 16)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(16)), raising=False)  # the usable CPUs
     assert read_threads("cuda") == 4
-    monkeypatch.setattr(read_ahead_module.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(2)), raising=False)
     assert read_threads("cuda") == 2
     assert read_threads("cpu", 3) == 3 and read_threads("cuda", 1) == 1  # the run's read_threads
 
