@@ -465,8 +465,12 @@ def write_stats(paths: str | Sequence[str], out: str | Path, *, plot: str | Path
     if plot:  # before any pixel is read: d.txt held a PNG
         check_suffix("--plot", plot, (".png",), command="data stats", writes="a PNG (the per-band histograms)")
     if plot and Path(plot).resolve() == Path(out).resolve():  # the YAML replaced the PNG, and it said it wrote both
-        raise InputError(f"--plot {plot} is the --out file; give the histograms a PNG of their own (e.g. --plot "
-                         f"{Path(out).with_suffix('.png')})")  # fmt: skip
+        own = (
+            Path(out).with_suffix(".png")
+            if Path(out).suffix != ".png"
+            else Path(out).with_name(f"{Path(out).stem}_hist.png")
+        )
+        raise InputError(f"--plot {plot} is the --out file; give the histograms a PNG of their own (e.g. --plot {own})")
     sensor, prov = compute_stats(paths, **kwargs)
     if plot:
         plot_stats(sensor, prov, plot)

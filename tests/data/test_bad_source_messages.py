@@ -178,10 +178,14 @@ def test_a_raster_without_crs_is_named_in_the_command_that_fixes_it(tmp_path):
 
 def test_stats_refuses_a_plot_named_as_its_yaml(tmp_path, capsys):
     path = write_tif(tmp_path / "a.tif", np.ones((3, 16, 16), "uint8") * 7)
-    out = tmp_path / "s.yaml"
+    out = tmp_path / "s.yaml"  # the plot's suffix rule answers first (5adb858)
+    assert cli.main(["data", "stats", str(path), "--out", str(out), "--plot", str(out)]) == 2
+    assert _error_line(capsys).endswith("data stats writes a PNG (the per-band histograms), not .yaml; name it s.png")
+    assert not out.exists()
+    out = tmp_path / "s.png"  # a YAML named .png, and the plot there too: the YAML replaced the PNG
     assert cli.main(["data", "stats", str(path), "--out", str(out), "--plot", str(out)]) == 2
     assert _error_line(capsys).endswith(f"is the --out file; give the histograms a PNG of their own (e.g. --plot "
-                                        f"{tmp_path / 's.png'})")  # fmt: skip
+                                        f"{tmp_path / 's_hist.png'})")  # fmt: skip
     assert not out.exists()
 
 
