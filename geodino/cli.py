@@ -218,24 +218,6 @@ def output_path(args: argparse.Namespace, dest: str, usage: str) -> str:
     return out
 
 
-def check_suffix(flag: str, path: Any, suffixes: Sequence[str], *, command: str, writes: str, hint: str = "") -> None:
-    """The one rule for an output whose name says its format: a suffix (any case) not in `suffixes` is one
-    ConfigError line naming the flag, what `command` writes there and the name to give (the first suffix), before
-    anything is written (`--png x.jpg` held a PNG, `data stats --plot d.txt` a PNG, `--save-model m.txt` a joblib
-    file). `hint`: said after the name."""
-    from pathlib import Path
-
-    from geodino.errors import ConfigError
-
-    path = Path(path)
-    if path.suffix.lower() not in suffixes:
-        name = path.with_suffix(suffixes[0]).name if path.name.strip(".") else f"FILE{suffixes[0]}"  # ".", ".."
-        raise ConfigError(
-            f"{flag} {path}: {command} writes {writes}, not {path.suffix or 'a file without suffix'}; name it "
-            f"{name}{hint}"
-        )
-
-
 def parse_point(values: Sequence[str], flag: str = "--point") -> tuple[float, float]:
     """A point given as `X Y` or `X,Y` (both spellings in every command that takes one), or a one-line error."""
     parts = [v for value in values for v in str(value).replace(",", " ").split()]
@@ -278,7 +260,7 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
     unreadable image ...`). Only the text changes: `warnings.catch_warnings` (pytest.warns) still records it."""
     tqdm = sys.modules.get("tqdm")
     bars = getattr(getattr(tqdm, "tqdm", None), "_instances", None)
-    return f"{chr(10) if bars else ''}geodino: warning: {message}\n"
+    return ("\n" if bars else "") + f"geodino: warning: {message}\n"
 
 
 class Terminated(KeyboardInterrupt):

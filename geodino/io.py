@@ -21,7 +21,7 @@ import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,6 +35,7 @@ __all__ = [
     "StorageError",
     "atomic_path",
     "check_replaceable_folder",
+    "check_suffix",
     "check_writable",
     "content_stamp",
     "files_stamp",
@@ -317,3 +318,19 @@ def _replace_files(tmp: Path, path: Path) -> None:
     for p in new:
         os.replace(p, path / p.name)
     _remove(tmp)
+
+
+def check_suffix(flag: str, path: Any, suffixes: Sequence[str], *, command: str, writes: str, hint: str = "") -> None:
+    """The one rule for an output whose name says its format: a suffix (any case) not in `suffixes` is one
+    ConfigError line naming the flag, what `command` writes there and the name to give (the first suffix), before
+    anything is written (`--png x.jpg` held a PNG, `data stats --plot d.txt` a PNG, `--save-model m.txt` a joblib
+    file). `hint`: said after the name."""
+    from geodino.errors import ConfigError
+
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        name = path.with_suffix(suffixes[0]).name if path.name.strip(".") else f"FILE{suffixes[0]}"  # ".", ".."
+        raise ConfigError(
+            f"{flag} {path}: {command} writes {writes}, not {path.suffix or 'a file without suffix'}; name it "
+            f"{name}{hint}"
+        )

@@ -1,5 +1,5 @@
 """Outputs named for a format they do not hold, and flags a command would ignore, are one line (exit 2) before
-anything is read or written: `cli.check_suffix` is the one rule of `--png x.jpg`, `data stats --plot d.txt` (a PNG
+anything is read or written: `io.check_suffix` is the one rule of `--png x.jpg`, `data stats --plot d.txt` (a PNG
 named .txt), `data preview --out pv.txt`, `classify --save-model m.txt` (a joblib file) and `zonal --out z.csv`
 (told "not a raster"); `similar --point-crs` with `--polygon` and `classify --neighbors` without kNN were ignored."""
 
@@ -9,6 +9,7 @@ import pytest
 
 from geodino import cli
 from geodino.errors import ConfigError
+from geodino.io import check_suffix
 
 
 def one_line(capsys, tmp_path, *argv: str) -> str:
@@ -41,9 +42,9 @@ def test_an_output_named_for_another_format_is_refused(capsys, tmp_path, argv, s
 
 
 def test_the_rule_takes_any_case_and_names_a_file_for_a_bare_dot():
-    cli.check_suffix("--png", "Q.PNG", (".png",), command="pca", writes="a PNG")
+    check_suffix("--png", "Q.PNG", (".png",), command="pca", writes="a PNG")
     with pytest.raises(ConfigError, match=r"^--out \.: data preview writes a PNG, not a file without suffix; name it "):
-        cli.check_suffix("--out", ".", (".png",), command="data preview", writes="a PNG")
+        check_suffix("--out", ".", (".png",), command="data preview", writes="a PNG")
 
 
 def test_preview_from_python_refuses_a_name_that_is_not_png(tmp_path):

@@ -8,10 +8,11 @@ import argparse
 import textwrap
 from typing import Any
 
-from geodino.cli import CommaList, NumberList, check_suffix, whole_number
+from geodino.cli import CommaList, NumberList, whole_number
 from geodino.config import options_for
 from geodino.data.config import PREVIEW_MAX_SAMPLES, SOURCE_KEY_FLAGS, name_flags
 from geodino.errors import GeoDinoError, plural
+from geodino.io import check_suffix
 
 __all__ = ["register"]
 

@@ -39,10 +39,10 @@ def write_preview(
     `crops` section makes (`crops`; with several `crop_sets`, each row uses the set training draws for that step),
     else the CropsConfig defaults with four local crops and Gram crops. `in_chans` (a pretraining config's
     student) is compared with the source's band count: a mismatch pretrain would refuse is said now, as a warning."""
-    from geodino.cli import check_suffix
     from geodino.config import whole_number
     from geodino.data.config import PREVIEW_MAX_SAMPLES
     from geodino.errors import ConfigError
+    from geodino.io import check_suffix
     from geodino.viz.figures import figures, save_figure
 
     check_suffix("--out", out, (".png",), command="data preview", writes="a PNG")  # pv.txt held a PNG

@@ -460,7 +460,7 @@ def _build_with_sensor(cfg: Any, sensor: Sensor, build_source: Any) -> Any:
 
 def write_stats(paths: str | Sequence[str], out: str | Path, *, plot: str | Path | None = None, **kwargs: Any) -> Path:
     """Compute statistics and write them as a sensor YAML (atomically), plus histograms to `plot` (a PNG)."""
-    from geodino.cli import check_suffix
+    from geodino.io import check_suffix
 
     if plot:  # before any pixel is read: d.txt held a PNG
         check_suffix("--plot", plot, (".png",), command="data stats", writes="a PNG (the per-band histograms)")

@@ -15,10 +15,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from geodino.cli import check_suffix
 from geodino.embed.writers import EmbeddingReader
 from geodino.errors import ConfigError
-from geodino.io import atomic_path
+from geodino.io import atomic_path, check_suffix
 
 
 def progress(items: Any, *, total: int | None, desc: str) -> Any:
@@ -238,7 +237,7 @@ SIDE_FORMATS = (
 
 def check_map_outputs(command: str, out: str | Path, **side: str | Path | None) -> None:
     """Refuse a product `--out` that is not a GeoTIFF name, a `--png`, `--mask` or `--save-model` not named for
-    what is written there (`SIDE_FORMATS`, by `cli.check_suffix`), and any two outputs that are one file (one line,
+    what is written there (`SIDE_FORMATS`, by `io.check_suffix`), and any two outputs that are one file (one line,
     before anything is written): `--out map.png` made the quick-look overwrite the COG and `change` then
     thresholded the PNG's pixels. `side` names the other outputs by their option (png, mask...)."""
     out = Path(out)

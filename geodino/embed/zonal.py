@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from geodino.cli import check_suffix
 from geodino.config import true_or_false
 from geodino.embed.map_outputs import progress
 from geodino.embed.placement import (
@@ -29,7 +28,7 @@ from geodino.embed.reader import fitting
 from geodino.embed.vectors import first_ids, has_geometry, read_features
 from geodino.embed.writers import EmbeddingReader
 from geodino.errors import InputError, plural
-from geodino.io import atomic_path, check_writable
+from geodino.io import atomic_path, check_suffix, check_writable
 
 __all__ = ["ZONAL_SUFFIXES", "on_raster", "zonal_embeddings", "zonal_png", "zonal_sums"]
 
