@@ -11,7 +11,7 @@ from typing import Any
 
 from geodino.errors import InputError
 
-__all__ = ["cube_paths", "is_cube_store", "is_zarr_store", "open_dataset", "recorded_for"]
+__all__ = ["CubeUnreadable", "cube_paths", "is_cube_store", "is_zarr_store", "open_dataset", "recorded_for"]
 
 _REMOTE = ("/vsi", "http://", "https://", "s3://", "gs://", "az://", "abfs://", "gcs://")
 
@@ -79,6 +79,15 @@ def _calendar_needing_cftime(exc: BaseException) -> str | None:
     return found.group(1) if found else "non-standard"
 
 
+class CubeUnreadable(InputError):
+    """A datacube no reader can open (a truncated file, a store whose metadata is damaged), `why` its reader's
+    error on one line: a many-scene run under --on-error skip skips that scene (`geodino.embed.scene_checks`)."""
+
+    def __init__(self, line: str, why: str) -> None:
+        super().__init__(line)
+        self.why = why
+
+
 def _one_line(exc: BaseException) -> str:
     """An exception's text on one line (xarray's engine messages span several)."""
     return " ".join(str(exc).split())
@@ -128,13 +137,16 @@ def open_dataset(path: str) -> Any:
             ) from exc
         if kind is None and p.is_file():  # the Zarr reader's 'No group found' (a store is a folder) or xarray's list
             tiff = _head(p)[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-            raise InputError(
+            line = (
                 f"datacube {path} is neither a NetCDF file (its first bytes are not NetCDF3's CDF or HDF5's "
                 "signature) nor a Zarr store (a folder); "
-                + ("it is a TIFF: read it as a raster (type: raster)" if tiff else "give a Zarr store or a NetCDF file")
-            ) from exc
-        raise InputError(
-            f"datacube {path} cannot be opened ({type(exc).__name__}: {_one_line(exc)}); give a Zarr/NetCDF store"
+            )
+            if tiff:
+                raise InputError(line + "it is a TIFF: read it as a raster (type: raster)") from exc
+            raise CubeUnreadable(line + "give a Zarr store or a NetCDF file", "neither NetCDF nor Zarr") from exc
+        raise CubeUnreadable(
+            f"datacube {path} cannot be opened ({type(exc).__name__}: {_one_line(exc)}); give a Zarr/NetCDF store",
+            f"{type(exc).__name__}: {_one_line(exc)}",
         ) from exc
 
 

@@ -29,6 +29,7 @@ from geodino.errors import InputError, plural
 
 __all__ = [
     "RESAMPLING",
+    "SourceUnreadable",
     "band_resampling",
     "find_band_files",
     "mosaic_vrt",
@@ -39,6 +40,16 @@ __all__ = [
     "stack_scenes",
     "write_vrt",
 ]
+
+
+class SourceUnreadable(InputError):
+    """A source of a stack whose header GDAL cannot open (a truncated or missing file): `label`, `path` and GDAL's
+    first line `why`, so a many-scene run under --on-error skip skips that scene (`geodino.embed.scene_checks`)."""
+
+    def __init__(self, line: str, label: str, path: str, why: str) -> None:
+        super().__init__(line)
+        self.label, self.path, self.why = label, path, why
+
 
 _GDAL_TYPES = {
     "uint8": "Byte",
@@ -406,7 +417,8 @@ def stack_files_xml(sources: Sequence[tuple[str, str]], *, where: str = "") -> t
                 infos.append((label, str(path), src.crs, src.transform, src.width, src.height, src.count,
                               src.dtypes[0], src.nodata))  # fmt: skip
         except rasterio.errors.RasterioIOError as exc:
-            raise InputError(f"cannot read {label!r} ({path}){at}: {str(exc).splitlines()[0]}") from exc
+            why = str(exc).splitlines()[0]
+            raise SourceUnreadable(f"cannot read {label!r} ({path}){at}: {why}", label, str(path), why) from exc
     ref = infos[0]
     for label, path, crs, t, _w, _h, count, dtype, _nd in infos:
         if count != 1:

@@ -10,13 +10,21 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from geodino.data.cube_open import is_cube_store
+from geodino.data.cube_open import CubeUnreadable, is_cube_store
 from geodino.data.vrt import north_up
 from geodino.embed.config import EmbedConfig, reads_file_rule, user_rule
 from geodino.embed.stac import Scene
 from geodino.errors import ConfigError, InputError, plural
 
-__all__ = ["check_declared_rules", "check_headers", "check_stacks", "declared_rule", "in_bbox", "refuse_existing"]
+__all__ = [
+    "check_declared_rules",
+    "check_headers",
+    "check_stacks",
+    "declared_rule",
+    "earlier_skip",
+    "in_bbox",
+    "refuse_existing",
+]
 
 
 def check_headers(
@@ -43,6 +51,9 @@ def check_headers(
     by_file: set[str] = set()
     whys: dict[str, str] = {}  # GDAL's reason for each unreadable scene (--on-error skip)
     for s in scenes:
+        if unreadable and s.name in unreadable:  # an asset of its stack GDAL cannot open (`scenes.stack_sources`)
+            whys[s.name] = str(unreadable[s.name])
+            continue
         try:
             if s.sources:  # a STAC stack, checked by stack_sources: one band per source, north-up assets
                 count = len(s.sources)
@@ -61,8 +72,8 @@ def check_headers(
                         tilted.append(s)
                     if _file_declares(s, src, cfg):
                         by_file.add(s.name)
-        except rasterio.errors.RasterioIOError as exc:
-            why = str(exc).splitlines()[0].rstrip(".")
+        except (rasterio.errors.RasterioIOError, CubeUnreadable) as exc:  # a cube: no reader opens it
+            why = exc.why if isinstance(exc, CubeUnreadable) else str(exc).splitlines()[0].rstrip(".")
             if unreadable is not None:  # --on-error skip: the scene's own rank skips it (`geodino.embed.scenes`)
                 unreadable[s.name] = InputError(f"cannot open its header ({why}); re-download or re-copy it")
                 whys[s.name] = why
@@ -77,8 +88,9 @@ def check_headers(
                 f"{count}; embed them in separate runs (or choose the same bands with --bands, bands=[...] in Python)"
             )
     if unreadable and len(unreadable) == len(scenes):  # nothing would be left to embed: refused, nothing written
+        one = scenes[0].origin if scenes[0].sources else scenes[0].path  # a stack's VRT is not written yet
         raise InputError(
-            f"none of the {plural(len(scenes), 'scene')} can be read (e.g. {scenes[0].path}: {whys[scenes[0].name]}), "
+            f"none of the {plural(len(scenes), 'scene')} can be read (e.g. {one}: {whys[scenes[0].name]}), "
             "so --on-error skip leaves nothing to embed; check them with gdalinfo, re-download or re-copy them, or "
             "pass the right files"
         )
@@ -103,16 +115,22 @@ def check_headers(
 
 def _unreadable_line(scene: Scene, why: str, folder: Path | None) -> str:
     """The refusal of a scene whose header GDAL cannot open (--on-error stop), naming it (and its STAC item)."""
+    where = f" ({scene.origin})" if scene.origin and scene.origin != scene.path else ""
+    check = "open it with xarray" if is_cube_store(scene.path) else "check it with gdalinfo"
+    line = (
+        f"cannot read scene {scene.path}{where}: {why}; {check}, re-download or re-copy it, or leave it out of this run"
+    )
+    return line + earlier_skip(folder, scene.name)
+
+
+def earlier_skip(folder: Path | None, name: str) -> str:
+    """What to add to the refusal of an unreadable scene `name` (--on-error stop) that an earlier run into `folder`
+    skipped: a `--resume` that forgot `--on-error skip`; else nothing."""
     from geodino.embed.scene_skips import skip_record
 
-    where = f" ({scene.origin})" if scene.origin and scene.origin != scene.path else ""
-    line = (
-        f"cannot read scene {scene.path}{where}: {why}; check it with gdalinfo, re-download or re-copy it, or leave "
-        "it out of this run"
-    )
-    if folder is not None and skip_record(folder, scene.name).exists():
-        line += f" (an earlier run into {folder} skipped it: pass --on-error skip again to go on without it)"
-    return line
+    if folder is None or not skip_record(folder, name).exists():
+        return ""
+    return f" (an earlier run into {folder} skipped it: pass --on-error skip again to go on without it)"
 
 
 def _cube_header(scene: Scene, cfg: EmbedConfig) -> tuple[int, bool, bool]:
@@ -253,7 +271,11 @@ def _cube_overlaps(path: str, cfg: EmbedConfig) -> bool:
     """`extent.overlaps` of a datacube scene, on the grid `_cube_grid` reads."""
     from geodino.embed.extent import meets_bbox
 
-    return meets_bbox(_cube_grid(path, cfg), cfg, f"scene {path}")
+    try:
+        grid = _cube_grid(path, cfg)
+    except CubeUnreadable:  # left to the header check, as a raster GDAL cannot open (skipped or refused there)
+        return True
+    return meets_bbox(grid, cfg, f"scene {path}")
 
 
 def _one_crs(paths: list[str], cfg: EmbedConfig) -> None:

@@ -44,6 +44,7 @@ from geodino.embed.scene_checks import (
     check_headers,
     check_stacks,
     declared_rule,
+    earlier_skip,
     in_bbox,
     refuse_existing,
 )
@@ -185,13 +186,18 @@ def scene_outputs(out: str | Path) -> tuple[Path, Path]:
 
 
 def stack_sources(
-    scenes: list[Scene], folder: Path, *, say: Callable[[str], None] | None = None
+    scenes: list[Scene],
+    folder: Path,
+    *,
+    say: Callable[[str], None] | None = None,
+    unreadable: dict[str, InputError] | None = None,
 ) -> tuple[list[Scene], dict[Path, str]]:
     """Scenes with `sources` (several single-band STAC assets) pointed at `folder`/<scene>.vrt, and the XML to
     write there (`geodino.data.vrt.write_vrt`) once the run has passed its checks: every item is checked (asset
     headers only, remote ones by range requests) before anything is written, so bad input leaves no files.
-    `say` is told which assets are resampled on read."""
-    from geodino.data.vrt import stack_files_xml
+    `say` is told which assets are resampled on read. `unreadable` (--on-error skip): a scene with an asset GDAL
+    cannot open is put there (name -> why) and gets no VRT, as `check_headers` does with a raster."""
+    from geodino.data.vrt import SourceUnreadable, stack_files_xml
 
     out, pending, notes = [], {}, []
     for s in scenes:
@@ -199,7 +205,14 @@ def stack_sources(
             out.append(s)
             continue
         path = folder / f"{s.name}.vrt"
-        pending[path], resampled = stack_files_xml(s.sources, where=s.origin)
+        try:
+            pending[path], resampled = stack_files_xml(s.sources, where=s.origin)
+        except SourceUnreadable as exc:
+            if unreadable is None:  # a --resume that forgot --on-error skip is told so
+                raise InputError(f"{exc}{earlier_skip(folder.parent, s.name)}") from exc
+            why = exc.why.rstrip(".") if exc.path in exc.why else f"{exc.path}: {exc.why.rstrip('.')}"
+            unreadable[s.name] = InputError(f"cannot open its asset {exc.label!r} ({why}); re-download or re-copy it")
+            resampled = []
         notes += resampled
         out.append(dataclasses.replace(s, path=str(path)))
     if say is not None and notes:
@@ -333,11 +346,11 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
 
     # without the bar, notes come at the end (see Console); a Python call without the bar says none (`says`)
     console = Console(now=cfg.progress, quiet=not says(cfg))
-    scenes, stacks = stack_sources(scenes, folder / STACKED, say=console.say)
-    outs = {s.name: folder / f"{s.name}.tif" for s in scenes}
-    # --on-error skip: a scene whose header GDAL cannot open is skipped by the rank it falls to (`_run_scenes`);
-    # the ranks' shares stay those of every scene listed, readable or not
+    # --on-error skip: a scene whose header (or a stacked asset's) cannot be opened is skipped by the rank it falls
+    # to (`_run_scenes`); the ranks' shares stay those of every scene listed, readable or not
     unreadable: dict[str, InputError] | None = {} if cfg.on_error == "skip" else None
+    scenes, stacks = stack_sources(scenes, folder / STACKED, say=console.say, unreadable=unreadable)
+    outs = {s.name: folder / f"{s.name}.tif" for s in scenes}
     by_file = check_headers(scenes, cfg, unreadable, folder)
     check_declared_rules([s for s in scenes if s.name not in (unreadable or {})], cfg, by_file)
     mine = scenes[cfg.rank :: cfg.world_size]
