@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from geodino.config_entries import INDEX as _INDEX
 from geodino.config_entries import list_path as _list_path
 from geodino.config_entries import update_entry as _update_entry
-from geodino.config_lists import comma_list
+from geodino.config_lists import comma_list, text_lists
 from geodino.config_record import record_set_keys
 from geodino.config_record import set_keys as set_keys
 from geodino.errors import ConfigError, did_you_mean
@@ -379,7 +379,7 @@ def _merge(cfg: Any, data: dict[str, Any], schema: type, where: str) -> Any:
     from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
     try:
-        return OmegaConf.merge(cfg, data)
+        return OmegaConf.merge(cfg, text_lists(schema, data, where))  # layers: [4, 8] read as layers=4,8 (embed)
     except ConfigKeyError as exc:
         key = getattr(exc, "full_key", None) or str(exc).split("'")[1]
         raise ConfigError(_unknown_key_message(str(key), schema, where, data)) from exc

@@ -6,6 +6,9 @@ YAML reads `1,2` as the text "1,2", and OmegaConf refused it for a list key with
 (only the bracket form `bands=[1,2]` worked). A list key's comma text is now its items (each read as YAML: numbers
 stay numbers, names text) and one value a list of one, as the flags of the same name read them; an empty item
 (`bands=1,2,`) is one line asking for the values, commas between them.
+
+The other way round, a text key that also takes a list (embed's `layers`) reads a YAML list, a file's or an
+override's, as its text (`text_lists`, at every merge).
 """
 
 from __future__ import annotations
@@ -16,7 +19,11 @@ from typing import Any
 
 from geodino.errors import ConfigError
 
-__all__ = ["comma_list", "list_field"]
+__all__ = ["LIST_AS_TEXT", "comma_list", "list_field", "text_lists"]
+
+LIST_AS_TEXT = "geodino_list_as_text"
+"""Field metadata key: a text key that also takes a YAML list (embed's `layers: [4, 8]`); its value is a function
+`(list, where) -> text` (the text the key takes, or one ConfigError line naming `where`)."""
 
 
 def _field_hint(schema: Any, key: str) -> Any:
@@ -87,3 +94,29 @@ def _number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def text_lists(schema: Any, data: Any, where: str) -> Any:
+    """`data` (a YAML file's mapping or one override's) with the list or mapping given to a text key that takes a list
+    (field metadata `LIST_AS_TEXT`) turned into its text, so that a file's `layers: [4, 8]` is read as the override
+    `layers=[4,8]` is (OmegaConf refused it: "Cannot convert 'ListConfig' to string"); the rest unchanged."""
+    if not isinstance(data, dict) or not dataclasses.is_dataclass(schema):
+        return data
+    try:
+        hints = typing.get_type_hints(schema)
+    except Exception:  # an annotation that does not resolve (a class defined in a function): the defaults' types
+        hints = {}
+    out = dict(data)
+    for f in dataclasses.fields(schema):
+        if f.name not in out:
+            continue
+        to_text = f.metadata.get(LIST_AS_TEXT)
+        if to_text is not None and isinstance(out[f.name], list | dict):
+            out[f.name] = to_text(out[f.name], where)
+            continue
+        hint = hints.get(f.name)
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        inner = [a for a in (hint, *typing.get_args(hint), type(default)) if dataclasses.is_dataclass(a)]
+        if inner:
+            out[f.name] = text_lists(inner[0], out[f.name], where)
+    return out

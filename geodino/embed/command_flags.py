@@ -276,10 +276,9 @@ def layers_override(overrides: list[str]) -> list[str]:
     """`overrides` with a `layers=[4,8,11]` list written as the text `--layers` takes (`layers=4,8,11`): the config
     key is text, and a YAML list was refused as "Cannot convert 'ListConfig' to string". A YAML list or mapping that
     is not a list of block indices is one ConfigError line naming `layers` and its accepted forms; a value that is
-    not YAML (`layers=[1,2`) is left to `load_config`, which says so."""
+    not YAML (`layers=[1,2`) is left to `load_config`, which says so. A config file's `layers: [4, 8]` is read by the
+    same rule (`layers_text`, the `layers` field's metadata)."""
     import yaml  # omegaconf's dependency
-
-    from geodino.embed.backbone import EMBED_LAYERS_USAGE
 
     out = []
     for item in overrides:
@@ -289,15 +288,25 @@ def layers_override(overrides: list[str]) -> list[str]:
         except yaml.YAMLError:
             parsed = None
         if isinstance(parsed, list | dict):
-            parts = [str(p).strip() for p in parsed] if isinstance(parsed, list) else []
-            if not parts or not all(re.fullmatch(r"[+-]?\d+", p) for p in parts):
-                raise ConfigError(
-                    f"override {item!r} is not a list of block indices; {EMBED_LAYERS_USAGE}, or a list of them: "
-                    "layers=[4,8,11]"
-                )
-            item = f"layers={','.join(parts)}"
+            item = f"layers={layers_text(parsed, f'override {item!r}')}"
         out.append(item)
     return out
+
+
+def layers_text(value: list[Any] | dict[str, Any], where: str) -> str:
+    """A YAML list of block indices given to embed's text key `layers` (`[4, 8, 11]`, `['-1']`) as the text `--layers`
+    takes (`4,8,11`); anything else (no items, a name, 1.5, true, a mapping, a nested list) is one ConfigError line
+    naming `where` (an override or a config file) and the accepted forms."""
+    from geodino.embed.backbone import EMBED_LAYERS_USAGE
+
+    parts = [str(p).strip() for p in value] if isinstance(value, list) else []
+    if not parts or not all(re.fullmatch(r"[+-]?\d+", p) for p in parts):
+        override = where.startswith("override")
+        shown, example = ("", "layers=[4,8,11]") if override else (f"layers: {value!r} in ", "layers: [4, 8, 11]")
+        raise ConfigError(
+            f"{shown}{where} is not a list of block indices; {EMBED_LAYERS_USAGE}, or a list of them: {example}"
+        )
+    return ",".join(parts)
 
 
 def band_list(text: str) -> list[int] | list[str]:

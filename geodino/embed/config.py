@@ -7,11 +7,12 @@ import math
 import os
 from typing import Any
 
+from geodino.config_lists import LIST_AS_TEXT
 from geodino.cpus import usable_cpus
 from geodino.data.band_args import parse_band_numbers as band_numbers  # the old name (embed/images.py)
 from geodino.embed.backbone import parse_layers
 from geodino.embed.blend import BLEND_MODES
-from geodino.embed.command_flags import config_band_names, flag_name
+from geodino.embed.command_flags import config_band_names, flag_name, layers_text
 from geodino.embed.writers import DTYPES
 from geodino.errors import ConfigError, did_you_mean, plural
 
@@ -48,7 +49,7 @@ class EmbedConfig:
     batch_size: int = 8
     # last | four_last | four_even | four_even_official | block indices "4,8,11" (negative from the end: "-2,-1" are
     # the last two blocks); text always names blocks ("2" is block 2), a bare int is refused (parse_layers)
-    layers: str = "last"
+    layers: str = dataclasses.field(default="last", metadata={LIST_AS_TEXT: layers_text})  # YAML [4, 8]: "4,8"
     layer_mode: str = "concat"  # concat | mean (of several layers)
     norm: bool = True  # apply the backbone's final LayerNorm to the patch features
     l2_normalize: bool | None = None  # unit-length vectors; None: on for int8, off otherwise
