@@ -57,7 +57,7 @@ from geodino.eval.height_head import (
 )
 from geodino.eval.label_budget import active, plain_budget
 from geodino.eval.layer_choice import backbone_name, resolve_layers
-from geodino.eval.metrics import RegressionMeter, tree_iou_degenerate
+from geodino.eval.metrics import RegressionMeter, tree_iou_degenerate, tree_iou_room
 from geodino.eval.scaling import InputScaling, check_data_offset
 from geodino.eval.seeding import keeps_global_rng
 
@@ -153,25 +153,44 @@ class CanopyProbeConfig:
 
 
 def warn_degenerate_tree_iou(tree_iou: float, cover: dict[str, float], threshold: float) -> bool:
-    """Warn in one line, and return True, when every or no predicted pixel is >= `threshold`: tree_IoU is then the
-    reference's tree-cover fraction (or 0) whatever the backbone, so equal values across backbones mean nothing."""
+    """Warn in one line, and return True, when tree_IoU cannot rank backbones (`tree_iou_degenerate`): every or no
+    predicted pixel is >= `threshold` (tree_IoU is then the reference's tree-cover fraction, or 0), or so nearly
+    every or none that the other pixels move it by at most `TREE_IOU_ROOM` from that value (99.8 % of the pixels
+    trees: within 0.002), or the reference has no tree (0 whatever is predicted)."""
     if not math.isfinite(tree_iou) or not tree_iou_degenerate(cover):
         return False
     import warnings
 
-    share, ref = cover["tree_cover_pred"], cover["tree_cover_ref"]
+    share, ref, room = cover["tree_cover_pred"], cover["tree_cover_ref"], tree_iou_room(cover)
+    at = f"tree_threshold={threshold:g} m"
     if share == 1.0:
-        what = f"every predicted pixel (100%) is >= tree_threshold={threshold:g} m, so tree_IoU={tree_iou:.4g} equals "
+        what = f"every predicted pixel (100%) is >= {at}, so tree_IoU={tree_iou:.4g} equals "
         what += f"the reference's tree-cover fraction ({ref:.4g})"
+    elif share == 0.0:
+        what = f"no predicted pixel (0%) is >= {at}, so tree_IoU is 0 (reference tree cover {ref:.4g})"
+    elif ref == 0.0:
+        what = f"no reference pixel is >= {at}, so tree_IoU is 0 ({_percent(share)} of predicted pixels are)"
+    elif (1.0 - share) / share == room:
+        what = f"{_percent(share)} of predicted pixels are >= {at}, so tree_IoU={tree_iou:.4g} is within "
+        what += f"{room:.2g} of the reference's tree-cover fraction ({ref:.4g}), the IoU of trees everywhere,"
     else:
-        what = f"no predicted pixel (0%) is >= tree_threshold={threshold:g} m, so tree_IoU is 0"
-        what += f" (reference tree cover {ref:.4g})"
+        what = f"only {_percent(share)} of predicted pixels are >= {at} (reference tree cover {ref:.4g}), so "
+        what += f"tree_IoU={tree_iou:.4g} is within {room:.2g} of 0, the IoU of no tree,"
     warnings.warn(
         f"canopy probe: {what} whatever the backbone (tree_IoU_degenerate in canopy_metrics.json); compare "
         "backbones by MAE, RMSE and R2, or check the head (min_height, epochs)",
         stacklevel=2,
     )
     return True
+
+
+def _percent(share: float) -> str:
+    """`share` as a percentage with the digits that keep it off 0 % and 100 % (99.8%, 99.996%, 0.01%)."""
+    for digits in range(1, 8):
+        text = f"{100 * share:.{digits}f}".rstrip("0").rstrip(".")
+        if 0 < float(text) < 100:
+            return f"{text}%"
+    return f"{100 * share:g}%"
 
 
 def make_tiles(

@@ -266,7 +266,8 @@ def tree_cover(pred: Tensor, target: Tensor, tree_threshold: float = 2.0) -> dic
     """Shares of predicted (`tree_cover_pred`) and reference (`tree_cover_ref`) pixels >= `tree_threshold`.
 
     When `tree_cover_pred` is 0 or 1 the tree mask of the prediction is empty or everything, so `tree_IoU` is 0 or
-    the reference's cover fraction whatever the model: `tree_iou_degenerate` says so.
+    the reference's cover fraction whatever the model, and within `TREE_IOU_ROOM` of that when it is nearly 0 or 1:
+    `tree_iou_degenerate` says so.
     """
     if pred.numel() == 0:
         return {"tree_cover_pred": math.nan, "tree_cover_ref": math.nan}
@@ -276,9 +277,26 @@ def tree_cover(pred: Tensor, target: Tensor, tree_threshold: float = 2.0) -> dic
     }
 
 
+TREE_IOU_ROOM = 0.01
+"""A tree_IoU that can differ from a constant prediction's by at most this much ranks no model (`tree_iou_room`)."""
+
+
+def tree_iou_room(cover: dict[str, float]) -> float:
+    """The most the prediction can move `tree_IoU` away from that of the nearer constant mask, from the tree-cover
+    shares p (predicted) and r (reference) of `tree_cover`: (1 - p) / p from "trees everywhere" (IoU r: the
+    intersection loses at most 1 - p, the union is at least p) and min(p, r) / max(p, r) from "no tree" (IoU 0).
+    0 when every or no pixel is predicted a tree, or when the reference has none (IoU 0 whatever is predicted)."""
+    p, r = cover["tree_cover_pred"], cover["tree_cover_ref"]
+    if not (math.isfinite(p) and math.isfinite(r)) or max(p, r) == 0:
+        return math.nan  # no tree on either side: tree_IoU is NaN
+    everywhere = (1.0 - p) / p if p > 0 else math.inf
+    return min(everywhere, min(p, r) / max(p, r))
+
+
 def tree_iou_degenerate(cover: dict[str, float]) -> bool:
-    """True when every or no predicted pixel is a tree (see `tree_cover`): the IoU then cannot rank models."""
-    return cover["tree_cover_pred"] in (0.0, 1.0)
+    """True when `tree_IoU` cannot rank models: every or no predicted pixel is a tree, or so nearly so that the
+    few others move it by at most `TREE_IOU_ROOM` from a constant mask's value (99.8 % trees: 0.002)."""
+    return tree_iou_room(cover) <= TREE_IOU_ROOM
 
 
 # ----------------------------------------------------------------------------------------------- detection
