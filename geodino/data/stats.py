@@ -459,8 +459,9 @@ def _build_with_sensor(cfg: Any, sensor: Sensor, build_source: Any) -> Any:
 
 
 def write_stats(paths: str | Sequence[str], out: str | Path, *, plot: str | Path | None = None, **kwargs: Any) -> Path:
-    """Compute statistics and write them as a sensor YAML (atomically), plus histograms to `plot` (a PNG)."""
-    from geodino.io import check_suffix
+    """Compute statistics and write them as a sensor YAML (atomically), plus histograms to `plot` (a PNG). Both
+    outputs' folders are checked (made, and writable) first: a read-only one failed only after every tile was read."""
+    from geodino.io import check_suffix, check_writable
 
     if plot:  # before any pixel is read: d.txt held a PNG
         check_suffix("--plot", plot, (".png",), command="data stats", writes="a PNG (the per-band histograms)")
@@ -471,6 +472,8 @@ def write_stats(paths: str | Sequence[str], out: str | Path, *, plot: str | Path
             else Path(out).with_name(f"{Path(out).stem}_hist.png")
         )
         raise InputError(f"--plot {plot} is the --out file; give the histograms a PNG of their own (e.g. --plot {own})")
+    for target in (out, plot) if plot else (out,):  # a folder that cannot be written: before any pixel is read
+        check_writable(target, overwrite=True)  # (replacing an existing file is the caller's choice, as before)
     sensor, prov = compute_stats(paths, **kwargs)
     if plot:
         plot_stats(sensor, prov, plot)
