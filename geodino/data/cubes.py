@@ -38,6 +38,7 @@ from geodino.data.cube_grid import (
     unsigned_decoded,
 )
 from geodino.data.cube_open import _REMOTE, cube_paths, is_zarr_store, open_dataset
+from geodino.data.cube_stack import stack_variables
 from geodino.data.cube_times import date_labels
 from geodino.data.cube_variables import band_variables, data_variable, same_bands
 from geodino.data.rasters import SceneGrid, stream_id, window_affine
@@ -135,7 +136,7 @@ def open_cube(
         fill = stacked_fill_value(ds, stacked, path) if nodata is None else None
         # one variable per band (by name, in the sensor's order); unnamed, its band coordinate naming the variables
         # (`embed.cube_bands.read_variables`: what a resumed embed records)
-        da = ds[stacked].to_dataarray(dim="band", name=None)
+        da = stack_variables(ds, stacked)  # lazily: a window read reads that window of each variable
         if fill is not None:  # stacking drops the variables' attributes
             da.attrs["_FillValue"] = fill
         band_dim = "band"

@@ -238,7 +238,14 @@ class CubeSource(WindowedSource):
         pass
 
     def read_inside(self, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
-        raw = np.asarray(self.da[:, y0:y1, x0:x1].values)
+        try:  # a chunk cut short or damaged: the codec's or reader's own error (RuntimeError, ValueError, zlib...)
+            raw = np.asarray(self.da[:, y0:y1, x0:x1].values)
+        except Exception as exc:
+            why = " ".join(f"{type(exc).__name__}: {exc}".split())
+            raise InputError(  # one line, skipped by a many-scene --on-error skip as a broken GeoTIFF block is
+                f"cannot read datacube {self.info.path} at rows {y0}..{y1}, columns {x0}..{x1} ({why}): the store "
+                "is truncated or corrupt; re-download or re-create it"
+            ) from exc
         ok = valid_pixels(raw, self.info.nodata)
         if self.valid_ranges:
             from geodino.data.cube_grid import in_valid_range
