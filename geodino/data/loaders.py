@@ -445,7 +445,10 @@ def build_sample_loader(
     """A finite loader over one source: indices rank, rank + w, ... < `length` (default: the source's length).
 
     Grid sources visit every tile once across ranks and workers (no duplicates); random sources give
-    `length` deterministic tiles. Non-tensor fields (`crs`, `transform`, `bands`) are collated as lists.
+    `length` deterministic tiles, by default one nominal pass (`TileSampler.__len__`): each scene's possible tile
+    origins ((H - h + 1) x (W - w + 1) px, or its ROI part's pixels) over the tile's pixels, summed; fewer than its
+    area holds (a 791 x 718 px scene gives 4 tiles of 256 px, not 9). Non-tensor fields (`crs`, `transform`,
+    `bands`) are collated as lists.
     """
     cfg = DataConfig(sources=list(data_cfg.sources), norm_sensor=data_cfg.norm_sensor, shuffle=data_cfg.shuffle)
     cfg.validate()

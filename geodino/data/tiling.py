@@ -210,6 +210,8 @@ class TileSampler:
         self.tile_px: list[tuple[int, int]] = []  # (h, w) per kept scene
         self.stride_px: list[tuple[int, int]] = []
         self.roi_px: list[Any] = []
+        # per kept scene, the pixels a random tile's origin can take: (H - h + 1) x (W - w + 1) for an h x w tile
+        # in an H x W scene, or the area of its ROI part in pixels; the random scene weights and `__len__` read it
         self.areas: list[float] = []
         self._hw: list[tuple[int, int]] = []
         self._mirrored: list[tuple[str, ...]] = []  # per kept scene, the axes read reversed (a cube's `mirrored`)
@@ -308,7 +310,9 @@ class TileSampler:
         self.grid_row = np.concatenate(rows)
 
     def __len__(self) -> int:
-        """Number of grid tiles, or for random sampling the tiles of one nominal pass (area / tile area)."""
+        """Number of grid tiles; for random sampling the tiles of one nominal pass: each scene's tile origins (or its
+        ROI part's pixels: `areas`) over the tile's pixels, summed and rounded, at least 1. Not the scenes' area: a
+        791 x 718 px scene with 256 px tiles counts 463 * 536 / 256**2, 4 tiles (its area holds 8.7)."""
         if self.sampling == "grid":
             return int(self.grid_scene.size)
         return int(sum(a / (h * w) for a, (h, w) in zip(self.areas, self.tile_px)) + 0.5) or 1
@@ -358,7 +362,8 @@ class TileSampler:
         return bool(shapely.intersects_xy(region, col + width / 2, row + height / 2))
 
     def random_tile(self, rng: np.random.Generator) -> tuple[int, int, int, int, int]:
-        """A random tile (scene chosen by area, origin uniform; centre inside the ROI when one is set)."""
+        """A random tile (scene chosen by its count of tile origins, `areas`; origin uniform; centre inside the ROI
+        when one is set)."""
         import shapely
 
         k = int(np.searchsorted(self._cum, rng.random() * self._cum[-1], side="right"))

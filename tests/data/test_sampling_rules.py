@@ -61,3 +61,17 @@ def test_a_thin_roi_gets_every_random_tile_centre_inside_it_and_spread_along_it(
     assert all(region.buffer(1.0).contains(shapely.Point(c)) for c in centres)
     along = np.array([c[0] for c in centres])  # the strip runs corner to corner: spread over its whole length
     assert along.min() < 150 and along.max() > 850 and abs(np.median(along) - 500) < 100
+
+
+def test_a_random_pass_counts_tile_origins_not_area():
+    """`TileSampler.__len__` (build_sample_loader's default length) and the random scene weights count the origins a
+    tile can take, (H - h + 1) x (W - w + 1), over the tile's pixels: the docstrings said area, which is larger."""
+    from geodino.data.tiling import TileSampler
+    from tests.helpers import scene_info
+
+    big, small = scene_info(width=791, height=718, path="big.tif"), scene_info(width=300, height=260, path="s.tif")
+    tiles = TileSampler([big, small], 256)
+    origins = [463 * 536, 5 * 45]  # (718 - 256 + 1) x (791 - 256 + 1), (260 - 256 + 1) x (300 - 256 + 1)
+    assert tiles.areas == origins
+    assert len(tiles) == round(sum(origins) / 256**2) == 4  # the scenes' area would make 10
+    assert np.allclose(tiles.weights, np.array(origins) / sum(origins))  # the small scene is drawn 0.1 % of the time
