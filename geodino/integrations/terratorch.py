@@ -120,15 +120,32 @@ def _source_bands(path: str, channels: int, recorded: Any, given: Any) -> Any:
     return names
 
 
-def _refuse_repeats(names: list[str] | None, key: str) -> None:
+def _refuse_repeats(names: list[str] | None, key: str, who: str = "geodino_vit") -> None:
     """One line naming a band listed twice in `key` (two inputs for one kernel, or two kernels under one name)."""
     from geodino.data.band_args import repeated_band
 
     twice = repeated_band(names or [])
     if twice:
+        where = f" (backbone_{key} in a TerraTorch config)" if who == "geodino_vit" else ""
         raise ConfigError(
-            f"geodino_vit got {key}=[{', '.join(names or [])}], which lists {twice} twice; name each band once "
-            f"(backbone_{key} in a TerraTorch config)"
+            f"{who} got {key}=[{', '.join(names or [])}], which lists {twice} twice; name each band once{where}"
+        )
+
+
+def _check_rules(fill: str | None, subset: str) -> None:
+    """`fill` and `subset` checked before the file is read, naming TerraTorch's keys: a bad value was refused only
+    after the unmatched bands had been announced as getting its kernel ("the bogus kernel")."""
+    from geodino.models.checkpoints.bands import SUBSET_RULES
+
+    if fill is not None and fill not in ("mean", "zeros"):
+        raise ConfigError(
+            f"geodino_vit got fill={fill!r}; use 'mean' or 'zeros' (backbone_fill in a TerraTorch config: how bands "
+            "the checkpoint lacks start)"
+        )
+    if subset not in SUBSET_RULES:
+        raise ConfigError(
+            f"geodino_vit got subset={subset!r}; use 'copy' or 'rescale' (backbone_subset in a TerraTorch config: "
+            "how a subset of the checkpoint's bands keeps its kernels)"
         )
 
 
@@ -276,6 +293,7 @@ def geodino_vit(
     TerraTorch's Prithvi and torchgeo backbones call it) or `src_bands` names the checkpoint's bands where the file
     records none."""
     _warn_dropped(kwargs)
+    _check_rules(fill, subset)
     given_src = _merge_model_bands(
         _text_bands(src_bands, "src_bands"),
         _text_bands(pretrained_bands, "pretrained_bands"),
@@ -362,8 +380,10 @@ def datamodule_stats(
     from geodino.models.checkpoints.bands import band_matches
     from geodino.models.checkpoints.normalization import band_resolver, folded_mean_std, select_normalization
 
-    names = _band_names(_text_bands(bands, "bands"))
+    given = _text_bands(bands, "bands")
+    names = _band_names(given)
     sensor = sensor or None
+    _refuse_repeats(names, "bands", "datamodule_stats")
     if sensor is not None and not names:
         raise ConfigError(
             f"datamodule_stats got sensor={sensor!r} but no band names: the sensor only says which sensor the bands "
@@ -372,6 +392,13 @@ def datamodule_stats(
     rec = read_backbone_weights(ckpt_path).normalization
     if not rec:
         return None
+    n = len(rec["mean"])
+    if isinstance(given, int) and given != n:  # a count can only mean the export's own bands, in its order
+        raise ConfigError(
+            f"datamodule_stats got bands={given} but the normalisation {ckpt_path} records covers {n} bands "
+            f"({', '.join(map(str, rec.get('bands') or [])) or 'unnamed'}); name the data's bands in order "
+            "(bands=[...], as passed to geodino_vit) or drop bands for the export's own"
+        )
     if names is not None:
         have = [str(b) for b in rec.get("bands") or []]
         if sensor is not None:  # the way geodino_vit matches the kernels (resolve_bands through that sensor)
@@ -394,7 +421,9 @@ def datamodule_stats(
                 f"yourself{hint}"
             )
         rec = picked
-    return folded_mean_std(rec)
+    mean, std = folded_mean_std(rec)
+    # the division's float noise rounded away (0.3 / 1e-4 gave 2999.9999999999995 for a datamodule's config)
+    return [float(f"{v:.12g}") for v in mean], [float(f"{v:.12g}") for v in std]
 
 
 def register(registry: Any | None = None) -> bool:

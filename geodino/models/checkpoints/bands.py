@@ -68,6 +68,16 @@ def match_bands(src_bands: Sequence[str], dst_bands: Sequence[str]) -> dict[int,
     return {j: src[_canon(b)] for j, b in enumerate(dst_bands) if _canon(b) in src}
 
 
+def check_band_rules(fill: str | None, subset: str, *, allow_none: bool = True) -> None:
+    """One line for a `fill` (None, where `allow_none`: refuse unmatched bands) or `subset` rule that is not one of
+    the known ones, raised before anything is adapted or warned about (an unmatched band was first announced as
+    getting the 'zero' kernel, then the fill was refused)."""
+    if not (fill is None and allow_none) and fill not in ("mean", "zeros"):
+        raise ConfigError(f"band fill {fill!r} must be 'mean' or 'zeros' (how bands the checkpoint lacks start)")
+    if subset not in SUBSET_RULES:
+        raise ConfigError(f"band subset rule {subset!r} must be 'copy' or 'rescale'")
+
+
 def adapt_patch_embed(
     weight: Tensor,
     src_bands: Sequence[str],
@@ -91,10 +101,7 @@ def adapt_patch_embed(
       before (and timm's `adapt_input_conv`), which multiplied the patch embedding by 3 for 4 of 12 bands.
     The bias is unchanged.
     """
-    if fill not in ("mean", "zeros"):
-        raise ConfigError(f"band fill {fill!r} must be 'mean' or 'zeros'")
-    if subset not in SUBSET_RULES:
-        raise ConfigError(f"band subset rule {subset!r} must be 'copy' or 'rescale'")
+    check_band_rules(fill, subset, allow_none=False)
     c_src = weight.shape[1]
     if len(src_bands) != c_src:
         raise ConfigError(
@@ -176,6 +183,7 @@ def resolve_bands(
     records it was trained on) is one of them: the file's own numbering then decides. `subset`: the rule for a
     subset of the file's bands (`adapt_patch_embed`: "copy", the trained kernels unscaled, or "rescale").
     """
+    check_band_rules(fill, subset)
     c = int(state["patch_embed.proj.weight"].shape[1])
     src = list(src_bands) if src_bands else (list(RGB) if c == 3 else None)
     if src is None:

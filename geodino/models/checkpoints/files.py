@@ -230,7 +230,12 @@ def _meta_file(path: Path) -> Path:
     """The `meta.pt` of a Lightning/DCP sharded checkpoint folder (one line when it has none)."""
     meta = path / "meta.pt"
     if not meta.is_file():
-        raise CheckpointError(f"checkpoint folder {path} has no meta.pt; pass a checkpoint file or a sharded folder")
+        from geodino.models.checkpoints.folders import run_checkpoint_hint
+
+        raise CheckpointError(
+            f"checkpoint folder {path} has no meta.pt; pass a checkpoint file or a sharded folder"
+            + run_checkpoint_hint(path)
+        )
     return meta
 
 

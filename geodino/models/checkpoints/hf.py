@@ -202,9 +202,9 @@ def read_hf_folder(path: str | Path):
     path = Path(path)
     cfg_file = path / HF_CONFIG_FILE
     if not cfg_file.is_file():
-        raise CheckpointError(
-            f"checkpoint folder {path} has no config.json; pass an HF DINOv3ViTModel folder or a file"
-        )
+        from geodino.models.checkpoints.folders import not_a_model_folder
+
+        raise CheckpointError(not_a_model_folder(path))
     try:
         hf = json.loads(cfg_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
