@@ -37,14 +37,13 @@ import numpy as np
 
 from geodino.embed import style
 from geodino.embed.classifier_model import MODEL_KIND, _complete_old_identity, _identity, load_model
+from geodino.embed.classify_options import METHODS, check_model_mix, check_options
 from geodino.embed.classify_outputs import NODATA, class_entries, write_class_map
 from geodino.embed.compat import check_same_backbone
-from geodino.embed.labels import cv_groups, read_labels, sample_labels
+from geodino.embed.labels import cv_groups, layer_for_test_labels, read_labels, sample_labels
 from geodino.embed.writers import EmbeddingReader
-from geodino.errors import ConfigError, InputError, plural
+from geodino.errors import InputError, plural
 from geodino.io import atomic_path, check_writable
-
-METHODS = ("logreg", "knn")
 
 
 def sidecars(out: str | Path) -> dict[str, Path]:
@@ -266,51 +265,6 @@ def _fit(
     return clf, classes, bundle, fitted, cells
 
 
-def _check_options(
-    folds: Any, neighbors: Any, max_cells: Any, cv_gap: Any, seed: Any, method: str
-) -> tuple[int, int, int, int, int]:
-    """The numeric classify options as ints, read as YAML and the CLI read them (`whole_number`: 5, 5.0, "5" and
-    numpy integers alike), or one line for one that is not a whole number or
-    is out of range, naming the CLI flag and the keyword (before any file is read)."""
-    from geodino.config import whole_number
-
-    given = neighbors is not None  # None: not given (argparse too), 5 for knn; logreg has no neighbours to set
-    folds, neighbors = (
-        whole_number(folds, "folds", 5),
-        whole_number(5 if neighbors is None else neighbors, "neighbors", 5),
-    )
-    max_cells, cv_gap = whole_number(max_cells, "max_cells", 1000), whole_number(cv_gap, "cv_gap", 1)
-    seed = whole_number(seed, "seed", 0)
-    if method not in METHODS:
-        raise ConfigError(f"--method {method!r} is not one of {', '.join(METHODS)} (method= in Python)")
-    if folds < 2:
-        raise ConfigError(
-            f"--folds {folds}: cross-validation needs at least 2 folds (default 5); a class drawn in one place only "
-            "skips the CV with a warning by itself (folds= in Python)"
-        )
-    if neighbors < 1:
-        raise ConfigError(
-            f"--neighbors {neighbors}: the kNN classifier needs at least 1 neighbour (default 5; neighbors= in Python)"
-        )
-    if given and method != "knn":  # --neighbors 3 with the default logreg was ignored silently
-        raise ConfigError(
-            f"--neighbors {neighbors} applies to --method knn only ({method} has no neighbours); add --method knn or "
-            "drop --neighbors (method=/neighbors= in Python)"
-        )
-    if max_cells < 1:
-        raise ConfigError(
-            f"--max-cells {max_cells}: sample at least 1 cell per label polygon (default 1000; max_cells= in Python)"
-        )
-    if cv_gap < 0:
-        raise ConfigError(
-            f"--cv-gap {cv_gap}: give a distance in cells >= 0 (default 1; 0 joins only shared cells; cv_gap= in "
-            "Python)"
-        )
-    if seed < 0:
-        raise ConfigError(f"--seed {seed}: give a whole number >= 0 (default 0; seed= in Python)")
-    return folds, neighbors, max_cells, cv_gap, seed
-
-
 def classify_map(
     features: str | Path,
     labels: str | Path | None,
@@ -320,11 +274,11 @@ def classify_map(
     layer: str | None = None,
     model: str | Path | None = None,
     test: str | Path | None = None,
-    method: str = "logreg",
+    method: str | None = None,
     neighbors: int | None = None,
-    folds: int = 5,
-    max_cells: int = 1000,
-    cv_gap: int = 1,
+    folds: int | None = None,
+    max_cells: int | None = None,
+    cv_gap: int | None = None,
     png: str | Path | None = None,
     save_model: str | Path | None = None,
     seed: int = 0,
@@ -334,12 +288,15 @@ def classify_map(
 
     `cv_gap`: label features with cells within this many cells of each other are one group of the blocked
     cross-validation (never on both sides of a split). No cross-validation, imbalanced labels and test cells next to
-    training cells are each a `UserWarning`."""
+    training cells are each a `UserWarning`. With `model`, the fitting options (method, neighbors, folds, cv_gap,
+    save_model) are refused, and column, layer and max_cells, which then read the `test` layer only, need `test`."""
     if (labels is None) == (model is None):
         raise InputError("give either LABELS (a label file to fit on, with --column) or --model FILE, not both")
     if labels is not None and not column:
         raise InputError("classify needs --column NAME: the label file's column that holds the class names")
-    folds, neighbors, max_cells, cv_gap, seed = _check_options(folds, neighbors, max_cells, cv_gap, seed, method)
+    given = {"method": method, "neighbors": neighbors, "folds": folds, "cv_gap": cv_gap, "save_model": save_model}
+    check_model_mix(model, test, given | {"column": column, "layer": layer, "max_cells": max_cells})
+    folds, neighbors, max_cells, cv_gap, seed, method = check_options(folds, neighbors, max_cells, cv_gap, seed, method)
     out, side, png, model_out = _check_outputs(out, png, save_model, model, overwrite)
     metrics: dict[str, Any] = {"features": str(features), "map": str(out)}
     train_cells = None
@@ -357,17 +314,34 @@ def classify_map(
             classes = natural_order(map(str, clf.classes_))
             codes = class_codes(classes)
         if test is not None:
-            tgdf = read_labels(test, column, layer=layer, what="test labels")
+            tlayer = layer if model is not None else layer_for_test_labels(test, layer)  # --model: the test's own
+            tgdf = read_labels(test, column, layer=tlayer, what="test labels")
             tx, ty, _, tcells = sample_labels(
                 rd, tgdf, column, max_cells=max_cells, seed=seed, name="test labels", path=test
             )
-            ty, tp = class_names(ty), clf.predict(tx).astype(str)
+            ty = class_names(ty)
+            _check_test_classes(set(ty), classes, test, column)
+            tp = clf.predict(tx).astype(str)
             metrics["test"] = scores(ty, tp, classes)
             if model is None:
                 _test_near_training(metrics, tcells, train_cells, ty, tp, classes, cv_gap, test, labels)
         write_class_map(rd, clf, codes, out, classes)
     _write_side_files(out, png, side, classes, codes, metrics, bundle if model is None else None, model_out)
     return metrics
+
+
+def _check_test_classes(found: set[str], classes: list[str], test: str | Path, column: Any) -> None:
+    """Refuse a test layer none of whose classes the model knows (another column, other codes): every cell would
+    count as an error and the scores read 0 %, as if the map were wrong."""
+    if found & set(classes):
+        return
+    few = natural_order(found)
+    shown = ", ".join(few[:5]) + (", ..." if len(few) > 5 else "")
+    raise InputError(
+        f"test labels in {test}: none of their classes in column {column!r} ({shown}) is a class of the model "
+        f"({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}); pass the --column of the test file that "
+        "holds the model's classes"
+    )
 
 
 def _check_outputs(

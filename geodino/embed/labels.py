@@ -41,6 +41,19 @@ def read_labels(path: str | Path, column: str, *, layer: str | None = None, what
     return gdf[keep].reset_index(drop=True)
 
 
+def layer_for_test_labels(test: str | Path, layer: str | None) -> str | None:
+    """The layer of a `--test` file read beside LABELS: `--layer` picks the LABELS' layer, so a test file without a
+    layer of that name and with one layer at most (GeoJSON, a one-layer GeoPackage, GeoParquet) is read whole (it
+    was refused for lacking the labels' layer); a multi-layer test file must hold a layer of that name (the reader
+    refuses it with its layers listed)."""
+    from geodino.embed.vectors import list_layers
+
+    if layer is None:
+        return None
+    layers = list_layers(test)
+    return layer if layer in layers or len(layers) > 1 else None
+
+
 def _missing_column(path: str | Path, column: str, cols: list[str], layer: str | None, what: str) -> str:
     """The error for a label file without `column`: the closest column, and for a multi-layer file which layer
     was read and which other layers have the column (the usual cause: the labels are in another layer)."""
