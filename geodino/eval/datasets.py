@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 
 from geodino.data.paths import IMAGE_EXTS, TIFF_EXTS
 from geodino.errors import ConfigError, InputError, plural
-from geodino.eval.folder_listing import folder_stamp, list_folder
+from geodino.eval.folder_listing import folder_stamp, list_folder, warn_empty_class_folders
 
 if TYPE_CHECKING:
     from geodino.eval.scaling import InputScaling
@@ -290,6 +290,7 @@ def image_folder(cfg: DatasetConfig, split: str, backbone: Any = None) -> ProbeD
     scaling = _dataset_scaling(cfg, folders, backbone, rgb)
     if has_splits:
         train_classes = sorted(_class_folders(split_dirs["train"]))
+        warn_empty_class_folders(split_dirs["train"], train_classes, IMAGE_EXTENSIONS)
         if not train_classes:
             raise InputError(f"no class folders with images in {split_dirs['train']}; expected <class>/*.jpg")
         if split == "val" and not split_dirs["val"].is_dir():
@@ -322,6 +323,7 @@ def image_folder(cfg: DatasetConfig, split: str, backbone: Any = None) -> ProbeD
             )
         return _folder_from_files(cfg, folder, train_classes, split, carve=False, scaling=scaling, rgb=rgb)
     classes = sorted(_class_folders(root))
+    warn_empty_class_folders(root, classes, IMAGE_EXTENSIONS)
     if not classes:
         raise InputError(f"no class folders with images in {root}; expected ROOT/<class>/*.jpg ({README_HINT})")
     return _folder_from_files(cfg, root, classes, split, carve=True, three_way=True, scaling=scaling, rgb=rgb)
@@ -395,7 +397,11 @@ def _folder_from_files(
     bands = cfg.bands if cfg.bands and cfg.bands != ["rgb"] else (["red", "green", "blue"] if nb == 3 else [])
     bands = bands or [f"b{i + 1}" for i in range(nb)]
     if len(bands) != nb:
-        raise ConfigError(f"dataset bands {bands} name {plural(len(bands), 'band')} but images in {folder} have {nb}")
+        raise ConfigError(
+            f"data.bands=[{', '.join(map(str, bands))}] name {plural(len(bands), 'band')} but images in {folder} have "
+            f"{nb}: an image folder reads every band of its files, in file order, and this key only names them; "
+            f"list {nb} names or set data.bands=[] (default names)"
+        )
 
     def get(i: int) -> dict[str, Any]:
         arr = read_array(files[i], rgb)

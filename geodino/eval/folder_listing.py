@@ -4,13 +4,15 @@
 so the train, val and test splits of a probe dataset (its stamp, a suite's other backbones, `geodino embed images`)
 share one walk of a large folder instead of one or more each; `folder_stamp` is the feature-cache stamp of a
 dataset folder from that listing. Its own module: file-system caching, not a dataset format; `eval/datasets.py`
-re-exports both names.
+re-exports both names. `warn_empty_class_folders` reads a class-per-folder root the same way: which folders the
+listing found no image in.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,10 +74,14 @@ def list_folder(root: str | Path) -> tuple[str, ...]:
     folder (EuroSAT: 27,000 files) instead of one or more each. The listing is reused while no folder in the tree
     has a new mtime (a file added, removed or renamed anywhere changes its folder's); a folder changed in the last
     2 s is listed again next time, as its mtime may not show a change made within its resolution."""
-    key = os.path.realpath(root)
+    return _listing(os.path.realpath(root)).files
+
+
+def _listing(key: str) -> _Listing:
+    """The listing of the resolved root `key`: the cached one while no folder in it has changed, else a new walk."""
     cached = _LISTINGS.get(key)
     if cached is not None and _unchanged(cached):
-        return cached.files
+        return cached
     _LISTINGS.pop(key, None)
     start = time.time_ns()
     listing = _walk(key)
@@ -83,7 +89,7 @@ def list_folder(root: str | Path) -> tuple[str, ...]:
         while len(_LISTINGS) >= MAX_LISTINGS:
             _LISTINGS.pop(next(iter(_LISTINGS)))
         _LISTINGS[key] = listing
-    return listing.files
+    return listing
 
 
 def folder_stamp(root: str | Path) -> str:
@@ -93,3 +99,30 @@ def folder_stamp(root: str | Path) -> str:
         return content_stamp(root)
     base = os.path.realpath(root)
     return files_stamp(os.stat(base).st_mtime_ns, (os.path.join(base, rel) for rel in list_folder(base)))
+
+
+def warn_empty_class_folders(folder: str | Path, classes: Collection[str], extensions: Collection[str]) -> None:
+    """One warning naming the sub-folders of a class-per-folder `folder` that hold no image file (of `extensions`):
+    they are no class of the dataset, so a probe silently had one class fewer than the folders the user made."""
+    key = os.path.realpath(folder)
+    subs = sorted(os.path.basename(p) for p, _ in _listing(key).folders if os.path.dirname(p) == key)
+    subs = [name for name in subs if not name.startswith(".")]  # from the shared listing: no walk of its own
+    empty = [name for name in subs if name not in classes]
+    if not empty or not classes:  # no class at all is an error of its own
+        return
+    names = ", ".join(empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
+    one = len(empty) == 1
+    message = (
+        f"class folder{'' if one else 's'} {names} in {folder} hold{'s' if one else ''} no image file "
+        f"({', '.join(sorted(extensions))}): left out, the dataset has {len(classes)} classes "
+        f"({', '.join(sorted(classes)[:10])}{', ...' if len(classes) > 10 else ''}); add images or remove the "
+        f"folder{'' if one else 's'}"
+    )
+    if message not in _WARNED:  # once, not for each split the suite's check and the task build
+        _WARNED.add(message)
+        import warnings
+
+        warnings.warn(message, stacklevel=3)
+
+
+_WARNED: set[str] = set()

@@ -78,6 +78,7 @@ def eurosat(cfg: DatasetConfig, split: str) -> ProbeDataset:
     bands = _band_list(cfg.bands or s2_order, EuroSAT.all_band_names, EuroSAT.rgb_bands, "EuroSAT")
     expect = f"eurosat-{split}.txt and ds/images/remote_sensing/otherDatasets/sentinel_2/tif/<Class>/*.tif"
     ds = torchgeo_call("eurosat", root, expect, lambda: EuroSAT(str(root), split=split, bands=bands))
+    _warn_unlisted(ds, root, split)
 
     def get(i: int) -> dict[str, Any]:
         s = ds[i]
@@ -95,6 +96,31 @@ def eurosat(cfg: DatasetConfig, split: str) -> ProbeDataset:
         indices=seeded_subset(len(ds), cfg.max_samples, cfg.split_seed),
         labels=_folder_targets(ds),
     )
+
+
+def _warn_unlisted(ds: Any, root: Path, split: str) -> None:
+    """One warning when EuroSAT's split file names images its folder lacks: torchgeo keeps the files the list names
+    and says nothing of the others, so a partly extracted download was scored on part of the split, silently."""
+    listed_in = root / ds.split_filenames[split]  # the list torchgeo read: ROOT/eurosat-<split>.txt
+    try:
+        lines = listed_in.read_text().split()
+    except OSError:
+        return
+    listed = {name.replace(".jpg", ".tif") for name in lines}  # as torchgeo matches them
+    missing = sorted(listed - {Path(path).name for path, _ in ds.samples})
+    message = (
+        f"eurosat ({split} split): {listed_in.name} names {len(listed)} images but {len(missing)} of them "
+        f"{'is' if len(missing) == 1 else 'are'} not in {ds.root} (e.g. {missing[0] if missing else ''}): the probe "
+        f"scores the {len(ds)} found, not the whole split; extract the dataset again ({README_HINT})"
+    )
+    if missing and message not in _WARNED:  # once, not again when the task builds the split the suite checked
+        _WARNED.add(message)
+        import warnings
+
+        warnings.warn(message, stacklevel=3)
+
+
+_WARNED: set[str] = set()
 
 
 def _folder_targets(ds: Any) -> list[int] | None:
