@@ -11,7 +11,9 @@ from geodino.config import load_config, to_dict
 from geodino.config_lists import LIST_AS_TEXT, text_lists
 from geodino.embed.config import EmbedConfig
 from geodino.errors import ConfigError
+from geodino.eval.runner import SuiteConfig
 from geodino.train.config import PretrainConfig
+from geodino.train.distill.config import DistillConfig
 
 
 @pytest.mark.parametrize(
@@ -33,7 +35,8 @@ def test_a_layers_list_naming_no_blocks_is_one_line_naming_the_file(tmp_path, va
     assert "layers: [4, 8, 11]" in str(e.value) and "ListConfig" not in str(e.value)
 
 
-# every list key of embed's and pretraining's schemas (the other commands' lists are read by the same merge)
+# the list keys of embed's schema and some of each other command's (pretrain, distill, probe): all read by one merge
+SOURCE = ["data.sources=[{type: raster, paths: [x.tif]}]"]  # pretraining and distillation need one
 LISTS = [
     (EmbedConfig, "layers", "[4, 8]"),
     (EmbedConfig, "bands", "[1, 2]"),
@@ -45,6 +48,10 @@ LISTS = [
     (PretrainConfig, "trainer.loggers", "[csv]"),
     (PretrainConfig, "crops.global_scale", "[0.4, 1]"),
     (PretrainConfig, "ssl.ibot.mask_ratio_min_max", "[0.1, 0.4]"),
+    (DistillConfig, "teacher.head_warmup_momentum", "[0.9, 0.99]"),
+    (DistillConfig, "train.loggers", "[csv, tensorboard]"),
+    (SuiteConfig, "backbone_bands", "[red, nir, blue]"),
+    (SuiteConfig, "tasks.demo_landcover.knn.ks", "[5]"),
 ]
 
 
@@ -52,19 +59,15 @@ LISTS = [
 def test_a_list_in_a_file_reads_as_the_override(tmp_path, schema: type, key: str, value: str) -> None:
     *sections, leaf = key.split(".")
     f = tmp_path / "c.yaml"
-    f.write_text(
-        "".join(f"{'  ' * i}{s}:\n" for i, s in enumerate(sections)) + f"{'  ' * len(sections)}{leaf}: {value}\n"
-    )
-    extra = ["data.sources=[{type: raster, paths: [x.tif]}]"] if schema is PretrainConfig else []  # it needs one
+    base, extra = ("demo", []) if schema is SuiteConfig else (None, SOURCE if schema is not EmbedConfig else [])
+    nested = "".join(f"{'  ' * i}{s}:\n" for i, s in enumerate(sections)) + f"{'  ' * len(sections)}{leaf}: {value}\n"
+    f.write_text((f"_base_: {base}\n" if base else "") + nested)
     from_file = to_dict(load_config(schema, f, extra))
-    from_override = to_dict(load_config(schema, None, [*extra, f"{key}={value}"]))
+    from_override = to_dict(load_config(schema, base, [*extra, f"{key}={value}"]))
     assert from_file == from_override
-    got = from_file
+    got, default = from_file, to_dict(load_config(schema, base, extra))
     for part in key.split("."):
-        got = got[part]
-    default = to_dict(schema())
-    for part in key.split("."):
-        default = default[part]
+        got, default = got[part], default[part]
     assert isinstance(got, str if key == "layers" else list) and got != default  # set, not left at the default
 
 
