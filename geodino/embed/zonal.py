@@ -160,15 +160,7 @@ def zonal_embeddings(
     res["status"] = status.astype(str)
     res["embedding"] = means
     res.attrs = {}
-    bad = res.index[res["status"] != "ok"]
-    if len(bad):
-        kinds = res.loc[bad, "status"].value_counts().to_dict()
-        ids = first_ids(polygons, layer, np.flatnonzero(status != "ok"))  # QGIS's fids (GeoPackage: from 1)
-        warnings.warn(
-            f"{len(bad)} of {plural(len(res), 'polygon')} {'has' if len(bad) == 1 else 'have'} "
-            f"no embedding ({kinds}); {ids}",
-            stacklevel=2,
-        )
+    # all outside: the error alone, one line (the warning counting them came first, a second line)
     n_out, n_none = int((res["status"] == "outside").sum()), int((res["status"] == "no_geometry").sum())
     if n_out and n_out + n_none == len(res):  # none lies on the raster (a file of no geometries at all: read_features)
         if unplaced:  # PROJ could not place them at all: coordinates that do not fit their declared CRS
@@ -182,6 +174,15 @@ def zonal_embeddings(
             which, none = f"{'the' if n_out == 1 else 'all'} {plural(n_out, 'polygon')} in {polygons}", ""
         raise InputError(
             f"{which} lie{'s' if n_out == 1 else ''} outside the feature raster {features} ({extent}){none}; {why}"
+        )
+    bad = res.index[res["status"] != "ok"]
+    if len(bad):
+        kinds = res.loc[bad, "status"].value_counts().to_dict()
+        ids = first_ids(polygons, layer, np.flatnonzero(status != "ok"))  # QGIS's fids (GeoPackage: from 1)
+        warnings.warn(
+            f"{len(bad)} of {plural(len(res), 'polygon')} {'has' if len(bad) == 1 else 'have'} "
+            f"no embedding ({kinds}); {ids}",
+            stacklevel=2,
         )
     with atomic_path(out, overwrite=True) as tmp:
         res.to_parquet(tmp)
