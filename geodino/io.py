@@ -85,33 +85,40 @@ def make_dirs(folder: str | Path, *, what: str = "output folder") -> Path:
     _CREATED_DIRS.extend(reversed(missing))
     if not os.access(folder, os.W_OK):
         raise InputError(f"{what} {folder} is not writable; choose a writable location (or fix its permissions)")
-    if (reason := _cannot_create_in(folder)) is not None:
-        raise InputError(f"cannot create files in {what} {folder} ({reason}); choose a writable location")
+    _check_can_create_in(folder, what)
     return folder
 
 
 _CAN_CREATE_IN: set[str] = set()  # folders a file was created in (once per folder and process: atomic_path asks often)
 
 
-def _cannot_create_in(folder: Path) -> str | None:
-    """Why no file can be created in `folder`, or None when one can. `os.access` says yes to root on a pseudo
-    filesystem (/proc: "No such file or directory" at the write, a traceback after all the work) or a read-only
-    mount it cannot see as such; so a file of a temporary's name (swept if a kill leaves it) is made and removed."""
+def _check_can_create_in(folder: Path, what: str) -> None:
+    """Refuse, in one line, a folder no file can be created in. `os.access` says yes to root on a pseudo filesystem
+    (/proc: "No such file or directory" at the write, a traceback after all the work) or a read-only mount it cannot
+    see as such; so a file of a temporary's name (swept if a kill leaves it) is made and removed. A full disk or
+    quota is a StorageError (exit code 1, as at a later write); anything else an InputError (exit code 2)."""
     key = str(folder.resolve())
     if key in _CAN_CREATE_IN:
-        return None
+        return
     probe = temp_name(folder / ".geodino-write-check")
     try:
         os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except FileExistsError:  # another thread's check of the same folder: a file could be created
         pass
-    except OSError as exc:  # ENOENT in an existing folder: a pseudo filesystem (/proc), not a missing path
-        return "a special filesystem such as /proc" if exc.errno == errno.ENOENT else exc.strerror or type(exc).__name__
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageError(
+                f"the storage refused a write in {what} {folder} ({reason}); free space or choose another location, "
+                "then run the same command again"
+            ) from exc
+        if exc.errno == errno.ENOENT:  # in an existing folder: a pseudo filesystem, not a missing path
+            reason = "a special filesystem such as /proc"
+        raise InputError(f"cannot create files in {what} {folder} ({reason}); choose a writable location") from exc
     else:
         with contextlib.suppress(OSError):
             probe.unlink()
     _CAN_CREATE_IN.add(key)
-    return None
 
 
 def forget_created_dirs() -> None:

@@ -56,20 +56,25 @@ def test_an_output_in_proc_is_one_line(tmp_path, capsys, no_reading) -> None:
     assert "output folder /proc" in line and ("special filesystem such as /proc" in line or "not writable" in line)
 
 
-def test_a_folder_where_no_file_can_be_made_is_one_line_naming_why(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize(
+    ("code", "error", "says"),
+    [
+        (errno.EROFS, InputError, r"^cannot create files in output folder .*\(Read-only file system\); choose a "),
+        (errno.ENOSPC, io.StorageError, r"^the storage refused a write in output folder .*\(No space left on device\)"),
+    ],
+)
+def test_a_folder_where_no_file_can_be_made_is_one_line_naming_why(tmp_path, monkeypatch, code, error, says) -> None:
     real = os.open
 
-    def read_only(path, flags, *args):
+    def refused(path, flags, *args):
         if flags & os.O_CREAT:
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+            raise OSError(code, os.strerror(code), str(path))
         return real(path, flags, *args)
 
-    monkeypatch.setattr(os, "open", read_only)
-    with pytest.raises(
-        InputError,
-        match=r"^cannot create files in output folder .*\(Read-only file system\); choose a writable location$",
-    ):
+    monkeypatch.setattr(os, "open", refused)
+    with pytest.raises(error, match=says) as info:
         io.check_writable(tmp_path / "out.tif")
+    assert info.value.exit_code == (1 if code == errno.ENOSPC else 2)  # a full disk is the storage's, as at a write
     monkeypatch.setattr(os, "open", real)
     assert io.check_writable(tmp_path / "out.tif") == tmp_path / "out.tif"  # a writable folder passes
     assert list(tmp_path.iterdir()) == []  # and the check leaves nothing behind
