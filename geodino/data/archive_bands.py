@@ -94,7 +94,7 @@ def _resolve_bands(
                     f"{want!r} is one name: list band names apart by commas ({','.join(words)}), not spaces"
                     if spaced
                     else f"bands are named here, not numbered: a raster whose bands carry no names calls them b1, "
-                    f"b2 ..., so write b{int(want)} in {hints['bands']}"
+                    f"b2 ..., so write {_b_names(requested, want, lookup)} in {hints['bands']}"
                     if want.isdigit() and f"b{int(want)}" in lookup
                     else f"fix {hints['bands']}" + (f" or name the file's bands with {via}" if via else "")
                 ),
@@ -103,6 +103,14 @@ def _resolve_bands(
                 names=names,
             )
     return tuple(out_names), tuple(idx)
+
+
+def _b_names(requested: Sequence[str], want: str, lookup: dict[str, int]) -> str:
+    """The b-names to write for band numbers given as names: every requested one when all are numbers the file has
+    (`bands: [1, 2]`, read as the names '1', '2': b1, b2), else the one not found."""
+    if all(r.isdigit() and f"b{int(r)}" in lookup for r in requested):
+        return ", ".join(f"b{int(r)}" for r in requested)
+    return f"b{int(want)}"
 
 
 def sensor_order(names: Sequence[str], sensor: Sensor) -> tuple[list[int], tuple[str, ...]] | None:

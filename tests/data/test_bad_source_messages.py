@@ -105,7 +105,7 @@ def test_band_numbers_in_bands_point_to_the_b_names(tmp_path, capsys):
     path = write_tif(tmp_path / "u.tif", np.ones((3, 16, 16), "uint8"))
     with pytest.raises(InputError) as err:
         RasterArchive([str(path)], bands=["1", "2"], progress=False)  # YAML [1, 2] under list[str] keys
-    assert str(err.value).endswith("a raster whose bands carry no names calls them b1, b2 ..., so write b1 in `bands:`")
+    assert str(err.value).endswith("carry no names calls them b1, b2 ..., so write b1, b2 in `bands:`")  # both
     with pytest.raises(InputError) as err:
         RasterArchive([str(path)], bands=["foo"], progress=False)  # a name: the usual advice
     assert "fix `bands:`" in str(err.value)
