@@ -91,7 +91,8 @@ def official_to_hf(state: Mapping[str, Tensor], *, layer_prefix: str = "layer.")
     s = dict(state)
     if "cls_norm.weight" in s:
         raise CheckpointError(
-            "this backbone has an untied cls_norm, which HF DINOv3ViTModel cannot express; keep the official layout"
+            "this backbone has an untied cls_norm, which HF DINOv3ViTModel cannot express; "
+            "keep the official layout (.pth / .safetensors), which keeps it"
         )
     dim = int(s["cls_token"].shape[-1])
     out: dict[str, Tensor] = {
@@ -123,9 +124,15 @@ def official_to_hf(state: Mapping[str, Tensor], *, layer_prefix: str = "layer.")
 def hf_config_from_official(config: Mapping[str, Any], state: Mapping[str, Tensor]) -> dict[str, Any]:
     """`config.json` content of the HF `DINOv3ViTModel` equivalent to a geodino/official backbone."""
     if config.get("norm_layer") == "rmsnorm":
-        raise CheckpointError("an RMSNorm backbone cannot be expressed in HF DINOv3ViTModel (LayerNorm only)")
+        raise CheckpointError(
+            "an RMSNorm backbone cannot be expressed in HF DINOv3ViTModel (LayerNorm only); "
+            "keep the official layout (.pth / .safetensors), which keeps it"
+        )
     if config.get("pos_embed_rope_base") is None:
-        raise CheckpointError("a min/max-period RoPE cannot be expressed in HF DINOv3ViTModel (rope_theta only)")
+        raise CheckpointError(
+            "a min/max-period RoPE cannot be expressed in HF DINOv3ViTModel (rope_theta only); "
+            "keep the official layout (.pth / .safetensors), which keeps it"
+        )
     check_rope_portable(config, "HF DINOv3ViTModel")
     swiglu = str(config["ffn_layer"]).startswith("swiglu")
     bias = masked_qkv_bias(state, "blocks.0.")

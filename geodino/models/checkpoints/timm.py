@@ -114,7 +114,10 @@ def official_to_timm(state: Mapping[str, Tensor], *, qkv_bias: bool | None = Non
     non-zero (matching timm's `*_dinov3` vs `*_dinov3_qkvb` variants); True/False force it."""
     s = dict(state)
     if "cls_norm.weight" in s:
-        raise CheckpointError("this backbone has an untied cls_norm, which timm Eva cannot express")
+        raise CheckpointError(
+            "this backbone has an untied cls_norm, which timm Eva cannot express; "
+            "keep the official layout (.pth / .safetensors), which keeps it"
+        )
     dim = int(s["cls_token"].shape[-1])
     out: dict[str, Tensor] = {
         "cls_token": s["cls_token"],
@@ -130,7 +133,10 @@ def official_to_timm(state: Mapping[str, Tensor], *, qkv_bias: bool | None = Non
         if bias is not None:
             biases[i] = bias.chunk(3)
             if biases[i][1].any():
-                raise CheckpointError("this backbone has a non-zero key bias, which timm Eva cannot express")
+                raise CheckpointError(
+                    "this backbone has a non-zero key bias, which timm Eva cannot express; "
+                    "keep the official layout (.pth / .safetensors), which keeps it"
+                )
     write_bias = qkv_bias if qkv_bias is not None else any(q.any() or v.any() for q, _, v in biases.values())
     for j in range(n_blocks):
         b = f"blocks.{j}."
@@ -189,11 +195,14 @@ def timm_model_args(config: Mapping[str, Any]) -> dict[str, Any]:
     `global_pool` of config.json."""
     norm = config.get("norm_layer", "layernormbf16")
     if norm == "rmsnorm":
-        raise CheckpointError("an RMSNorm backbone cannot be expressed in timm's DINOv3 Eva (LayerNorm only)")
+        raise CheckpointError(
+            "an RMSNorm backbone cannot be expressed in timm's DINOv3 Eva (LayerNorm only); "
+            "keep the official layout (.pth / .safetensors), which keeps it"
+        )
     if config.get("pos_embed_rope_base") is None:
         raise CheckpointError(
             "a min/max-period RoPE cannot be expressed in timm's DINOv3 Eva (rope_temperature only); keep the "
-            "official layout"
+            "official layout (.pth / .safetensors), which keeps it"
         )
     check_rope_portable(config, "timm's DINOv3 Eva")
     dim = int(config["embed_dim"])
@@ -257,6 +266,9 @@ def timm_metadata(
     cfg = dict(infer_config(state))
     if config:
         cfg.update({k: v for k, v in config.items() if k in cfg and k not in ("ffn_hidden_dim", "depth", "embed_dim")})
+    # what timm cannot express is refused before any warning about what the conversion drops or changes
+    timm_state = official_to_timm(state)
+    model_args = timm_model_args(cfg)
     if cfg.get("norm_layer") == "layernorm":
         warnings.warn(
             "this backbone's LayerNorms have eps 1e-6 (norm_layer layernorm) and timm's DINOv3 Eva fixes eps 1e-5: "
@@ -271,11 +283,10 @@ def timm_metadata(
             "or HF layout keeps it",
             stacklevel=user_stacklevel(),
         )
-    qkvb = _has_qkv_bias(official_to_timm(state))
     meta = {
         "pretrained_cfg": json.dumps(_pretrained_cfg(cfg, normalization)),
-        "architecture": _timm_base_name(cfg, qkvb),
-        "model_args": json.dumps(timm_model_args(cfg)),
+        "architecture": _timm_base_name(cfg, _has_qkv_bias(timm_state)),
+        "model_args": json.dumps(model_args),
     }
     if warn_local_norm_dropped(state, "timm's DINOv3 Eva"):
         meta[LOCAL_NORM_KEY] = "true"  # read back by `recorded_local_norm`
