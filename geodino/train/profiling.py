@@ -15,6 +15,7 @@ A range a resumed run has already passed is a `UserWarning` (`warnings.warn`; th
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -141,13 +142,10 @@ class StepProfiler(L.Callback):
         if not trainer.is_global_zero or self.done:
             return
         if self._prof is None and self.first <= step <= self.last:
-            from torch.profiler import ProfilerActivity, profile
+            from torch.profiler import profile
 
-            acts = [ProfilerActivity.CPU]
-            if _on_cuda(pl_module):
-                acts.append(ProfilerActivity.CUDA)
             _sync(pl_module)
-            self._prof = profile(activities=acts, record_shapes=False, with_stack=False)
+            self._prof = profile(activities=activities(_on_cuda(pl_module)), record_shapes=False, with_stack=False)
             self._prof.__enter__()
             self._t0, self._steps, self._start = time.perf_counter(), 0, step
 
@@ -184,6 +182,22 @@ class StepProfiler(L.Callback):
             f"https://ui.perfetto.dev), top ops {stem.with_suffix('.txt')}",
             file=sys.stderr,
         )
+
+
+KINETO_QUIET = "6"
+"""A KINETO_LOG_LEVEL above kineto's last level (USDT, 5): none of its C++ log lines."""
+
+
+def activities(on_cuda: bool) -> list[Any]:
+    """What the profiler records: host ops, and on a GPU its kernels. A CPU-only run also quiets kineto
+    (KINETO_LOG_LEVEL, read at the process's first profile; a level the user set wins): with CPU activities alone it
+    still looked for a GPU and printed "ERROR: ... gpuGetDeviceCount failed with code 35" and profiler_start/stop."""
+    from torch.profiler import ProfilerActivity
+
+    if on_cuda:
+        return [ProfilerActivity.CPU, ProfilerActivity.CUDA]
+    os.environ.setdefault("KINETO_LOG_LEVEL", KINETO_QUIET)
+    return [ProfilerActivity.CPU]
 
 
 def _on_cuda(pl_module: Any) -> bool:
