@@ -72,11 +72,12 @@ def group(key: str) -> str:
 
 def profile(fn, repeats: int) -> tuple[dict[str, float], float, list[tuple[str, float]]]:
     """Self-CPU seconds per group over `repeats` forwards, wall seconds per forward, top ops."""
-    from torch.profiler import ProfilerActivity
     from torch.profiler import profile as tprofile
 
+    from geodino.train.profiling import activities
+
     fn()
-    with tprofile(activities=[ProfilerActivity.CPU]) as prof:
+    with tprofile(activities=activities(on_cuda=False)) as prof:  # host ops; quiets kineto's GPU lookup on a CPU
         t0 = time.perf_counter()
         for _ in range(repeats):
             fn()
