@@ -146,9 +146,16 @@ def convert_checkpoint(
         if norm and kept is None:
             lacking = [b for b in bands if str(b).lower() not in {str(x).lower() for x in norm.get("bands") or []}]
             have = ", ".join(map(str, norm.get("bands") or [])) or "(unnamed)"
+            # without a sensor, the one step that keeps a record: name the sensor the new bands come from
+            redo = (
+                ""
+                if sensor
+                else "convert with --sensor NAME (sensor=NAME in Python), the sensor those bands come from, to "
+                "record its statistics for them beside the recorded ones, or "
+            )
             warnings.warn(
                 f"the normalisation {src} records covers bands {have}, "
-                f"not {', '.join(map(str, lacking))}: {dst} records none; give its users the statistics of "
+                f"not {', '.join(map(str, lacking))}: {dst} records none; {redo}give its users the statistics of "
                 "all its bands (a sensor YAML: load_backbone(..., sensor=...), --backbone 'FILE?sensor=...')",
                 stacklevel=user_stacklevel(),
             )
