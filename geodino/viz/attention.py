@@ -231,6 +231,56 @@ def _layer_index(layer: int, n_blocks: int) -> int:
     return int(layer) % n_blocks
 
 
+def _check_point(
+    point: tuple[float, float], sample: dict[str, Any], valid: np.ndarray, size: tuple[int, int], p: int
+) -> None:
+    """A `point` (col, row; pixels of the image or window read) outside the pixels, in the part cut off to whole
+    patches, or in a patch without a valid pixel, refused in one line before the forward pass (it came after it)."""
+    col, row = math.floor(point[0]), math.floor(point[1])  # int() would take -0.5 for column 0
+    (W, H), h, w = size, size[1] // p, size[0] // p
+    what = "window" if sample.get("window") is not None else "image"
+    if not (0 <= col < W and 0 <= row < H):
+        raise InputError(f"point (col {col}, row {row}) is outside the {W} x {H} px {what} (width x height)")
+    if not (col < w * p and row < h * p):
+        raise InputError(
+            f"point (col {col}, row {row}) is in the part cut off: the {W} x {H} px {what} is read as "
+            f"{w * p} x {h * p} px (whole {p} px patches from the top-left); give a point with col < {w * p} and "
+            f"row < {h * p}"
+        )
+    r0, c0 = row // p * p, col // p * p
+    if not valid[r0 : r0 + p, c0 : c0 + p].any():  # its token is the nodata fill's: a map of nothing
+        raise InputError(
+            f"point (col {col}, row {row}) of the {what} is in a {p} x {p} px patch without a valid pixel "
+            "(nodata), so its similarity map would compare the nodata fill; give a point on the data"
+        )
+
+
+def _known_heads(backbone: Any, idx: int) -> int | None:
+    """The head count of block `idx` where the model says it without a forward pass (geodino and timm ViTs:
+    `blocks[idx].attn.num_heads`), else None (checked after the pass)."""
+    model = backbone.__dict__.get("_eager_model") or getattr(backbone, "model", None)
+    try:
+        n = model.blocks[idx].attn.num_heads  # type: ignore[union-attr]
+    except (AttributeError, IndexError, TypeError):
+        return None
+    return int(n) if isinstance(n, int) and n > 0 else None
+
+
+def _check_heads(heads: Sequence[int] | None, n_heads: int | None, idx: int) -> list[int]:
+    """`heads` as a list of head indices (all when None), refused in one line when one repeats or is not among the
+    block's `n_heads` (unknown: only repeats are checked)."""
+    head_ids = list(range(n_heads or 0)) if heads is None else [int(i) for i in heads]
+    twice = sorted({i for i in head_ids if head_ids.count(i) > 1})
+    if twice:
+        raise InputError(f"--heads {head_ids} names head {twice[0]} twice; give each head once")
+    if n_heads is None:
+        return head_ids
+    bad = [i for i in head_ids if not 0 <= i < n_heads]
+    if bad or not head_ids:
+        raise InputError(f"--heads {head_ids}: the backbone's block {idx} has heads 0..{n_heads - 1}")
+    return head_ids
+
+
 def attention_maps(
     backbone: Any,
     sample: dict[str, Any] | np.ndarray,
@@ -272,6 +322,10 @@ def attention_maps(
             "masked), so its attention maps would show nothing; pick a --window over the data"
         )
     idx = _layer_index(layer, int(backbone.n_blocks))
+    # the checks that need no forward pass come before it (a ViT-L over a large window takes minutes)
+    if point is not None:
+        _check_point(point, sample, valid, (W, H), p)
+    _check_heads(heads, _known_heads(backbone, idx), idx)
     x = backbone.normalize(torch.from_numpy(np.ascontiguousarray(image)))[None]
     x = torch.where(torch.from_numpy(valid)[None, None], x, torch.zeros(()))  # nodata -> the band mean
     store: dict[str, Any] = {}
@@ -294,33 +348,12 @@ def attention_maps(
     if weights.shape[-1] != h * w:
         raise InputError(f"backbone {backbone.spec}: {weights.shape[-1]} patch tokens for a {h}x{w} patch grid")
     all_heads = weights[0].float().reshape(n_heads, h, w).cpu().numpy()
-    head_ids = list(range(n_heads)) if heads is None else [int(i) for i in heads]
-    twice = sorted({i for i in head_ids if head_ids.count(i) > 1})
-    if twice:
-        raise InputError(f"--heads {head_ids} names head {twice[0]} twice; give each head once")
-    bad = [i for i in head_ids if not 0 <= i < n_heads]
-    if bad or not head_ids:
-        raise InputError(f"--heads {head_ids}: the backbone's block {idx} has heads 0..{n_heads - 1}")
+    head_ids = _check_heads(heads, n_heads, idx)
     sel = all_heads[head_ids]
     mean = sel.mean(axis=0)
     sim = None
     if point is not None:
         col, row = math.floor(point[0]), math.floor(point[1])  # int() would take -0.5 for column 0
-        what = "window" if sample.get("window") is not None else "image"
-        if not (0 <= col < W and 0 <= row < H):
-            raise InputError(f"point (col {col}, row {row}) is outside the {W} x {H} px {what} (width x height)")
-        if not (col < w * p and row < h * p):
-            raise InputError(
-                f"point (col {col}, row {row}) is in the part cut off: the {W} x {H} px {what} is read as "
-                f"{w * p} x {h * p} px (whole {p} px patches from the top-left); give a point with col < {w * p} and "
-                f"row < {h * p}"
-            )
-        r0, c0 = row // p * p, col // p * p
-        if not valid[r0 : r0 + p, c0 : c0 + p].any():  # its token is the nodata fill's: a map of nothing
-            raise InputError(
-                f"point (col {col}, row {row}) of the {what} is in a {p} x {p} px patch without a valid pixel "
-                "(nodata), so its similarity map would compare the nodata fill; give a point on the data"
-            )
         feats = torch.nn.functional.normalize(maps[0][0].float(), dim=0)  # [D, h, w]
         # unit vectors' dot products, clamped: float32 rounding gave 1.0000002 at the query cell itself
         sim = torch.einsum("d,dhw->hw", feats[:, row // p, col // p], feats).clamp(-1.0, 1.0).cpu().numpy()

@@ -3,12 +3,41 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Any
 
 from geodino.errors import plural
 
 __all__ = ["register"]
+
+
+_NEGATIVE_LIST = re.compile(r"-\s*(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?(\s*,\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)+,?")
+"""A comma list of numbers that starts with a minus (`-0.5,3`, `-78.04,24.71`): argparse takes it for an option."""
+_JOINED = ("--point", "--window")
+
+
+def join_negative_lists(args: list[str]) -> list[str]:
+    """`--point -0.5,3` as `--point=-0.5,3` (and `--window -8,0,64,64`): argparse read the value as an unknown option
+    and stopped with "expected at least one argument", though the doc spells a point left of the image, or a western
+    longitude under `--point-crs EPSG:4326`, that way. Nothing after `--` is touched."""
+    out: list[str] = []
+    for i, a in enumerate(args):
+        if a == "--":
+            return out + list(args[i:])
+        if out and out[-1] in _JOINED and _NEGATIVE_LIST.fullmatch(a):
+            out[-1] = f"{out[-1]}={a}"
+        else:
+            out.append(a)
+    return out
+
+
+class _JoiningParser:
+    """Mixed into the attention sub-command's parser class: its arguments pass `join_negative_lists` first."""
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        listed = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(join_negative_lists(listed), namespace)  # type: ignore[misc]
 
 
 def register(subparsers: Any) -> None:
@@ -71,6 +100,7 @@ def register(subparsers: Any) -> None:
     a.add_argument("--device", default="cpu", help="torch device of the backbone (default: %(default)s)")
     a.add_argument("--overwrite", action="store_true", help="replace the attention maps of an earlier run in --out")
     a.set_defaults(func=_attention)
+    a.__class__ = type("AttentionParser", (_JoiningParser, type(a)), {})
     p.set_defaults(func=lambda args: p.print_help() or 0)
 
 
@@ -84,7 +114,9 @@ def _attention(args: argparse.Namespace) -> int:
         raise InputError("--point-crs says how to read --point, which is missing; pass --point X Y as well")
     check_mass(args.mass)
     out = check_output_folder(args.out, overwrite=args.overwrite)  # before the backbone is loaded and run
-    make_dirs(out.parent)  # the lock file sits beside the output folder
+    # the folder itself, not only its parent: an --out naming a file or an unwritable place was refused only when
+    # the maps were written, after the forward pass (a failed run removes the folders it created)
+    make_dirs(out)  # the lock file sits beside it, in its parent
     with locked_output(out, what="output folder"):  # a second run into one --out stops with one line
         return _attention_locked(args)
 
