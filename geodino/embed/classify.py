@@ -100,6 +100,8 @@ def class_names(values: np.ndarray) -> np.ndarray:
 def _natural_key(name: str) -> tuple:
     import re
 
+    if re.fullmatch(r"-[0-9]+", name):  # a negative class code by value: -1 before 0 (it sorted after 300)
+        return ((0, int(name), ""),), name
     parts = tuple(
         (0, int(t), "") if t.isascii() and t.isdigit() else (1, 0, t) for t in re.split(r"([0-9]+)", name) if t
     )

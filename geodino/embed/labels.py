@@ -31,7 +31,9 @@ def read_labels(path: str | Path, column: str, *, layer: str | None = None, what
     note = first_layer_note(path, layer, what)
     if note:  # the first layer may not be the labels: a warning, as for any product reading a vector file
         warnings.warn(note, stacklevel=2)
-    keep = gdf[column].notna().to_numpy() & has_geometry(gdf.geometry)
+    # empty text is no value either (an attribute left blank in QGIS): it made a class named '' with a blank legend
+    blank = gdf[column].map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
+    keep = gdf[column].notna().to_numpy() & ~blank & has_geometry(gdf.geometry)
     if (~keep).any():
         warnings.warn(
             f"{int((~keep).sum())} of {len(gdf)} {what} in {path} "
