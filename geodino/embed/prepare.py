@@ -181,7 +181,12 @@ def _check_grid(info: Any, cfg: EmbedConfig) -> None:
             raise InputError(f"input {info.path} has no CRS; set one ({how}) or pass --allow-no-crs")
     t = info.transform
     if cfg.upsample and (t.b != 0 or t.d != 0):
-        raise InputError(f"input {info.path} has a rotated geotransform; upsampling needs a north-up grid")
+        stem = Path(str(info.path)).stem
+        raise InputError(  # the bilinear pass places pixels on north-up rows and columns of the input's grid
+            f"input {info.path} has a rotated geotransform, which --upsample cannot write (it needs a north-up "
+            f"grid); drop --upsample (the patch-grid COG keeps the rotation), or warp the input north-up first "
+            f"(gdalwarp {info.path} {stem}_north_up.tif) and embed that"
+        )
     if (t.b != 0 or t.d != 0) and cfg.out and out_kind(Path(cfg.out)) == "zarr":
         # the store's 1-D x/y coordinates are what GDAL, rasterio and QGIS read: they would place it north-up
         raise InputError(
