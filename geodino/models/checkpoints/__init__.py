@@ -194,6 +194,9 @@ def read_backbone_weights(path: str | Path, *, which: str | None = None) -> Back
 
 
 def _read_backbone_weights(path: Path, which: str | None) -> BackboneWeights:
+    from geodino.models.checkpoints.folders import model_folder_of
+
+    path = model_folder_of(path)  # an HF/timm folder's weights file: the folder, whose config.json completes it
     if path.is_dir():
         from geodino.models.checkpoints.timm import is_timm_folder, read_timm_folder
 

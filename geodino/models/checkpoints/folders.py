@@ -8,6 +8,7 @@ config.json; pass an HF DINOv3ViTModel folder or a file", which named no file.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 BACKBONE_SUFFIXES = (".pth", ".safetensors", ".pt", ".ckpt", ".bin")
@@ -70,3 +71,23 @@ def run_checkpoint_hint(path: Path) -> str:
     folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
     ckpt = _checkpoint_in(folder)
     return f" (a run's checkpoints are files: pass {ckpt})" if ckpt is not None else ""
+
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # an HF or timm model folder's (unsharded) weights
+
+
+def model_folder_of(path: Path) -> Path:
+    """The HF or timm model folder whose weights file `path` is (`hf_backbone/model.safetensors`), else `path`. The
+    weights alone load with the settings the shapes cannot show guessed (LayerNorm eps, RoPE base, the recorded
+    normalisation all lost: tokens ~3e-3 off and mean 0 / std 1), while the folder's config.json has them."""
+    if path.name not in WEIGHT_FILES or not path.is_file():
+        return path
+    try:
+        cfg = json.loads((path.parent / "config.json").read_text())
+    except (OSError, ValueError):
+        return path
+    from geodino.models.checkpoints.timm import is_timm_folder
+
+    if isinstance(cfg, dict) and (cfg.get("model_type") == "dinov3_vit" or is_timm_folder(path.parent)):
+        return path.parent
+    return path
