@@ -168,7 +168,10 @@ def cluster_map(
     with EmbeddingReader(features).require_features() as rd:
         x = _unit(rd.sample(sample, seed, interior=True))  # cells next to nodata: labelled, not fitted
         if len(x) < k:
-            raise InputError(f"feature raster {features} has {plural(len(x), 'valid pixel')}, fewer than k={k}")
+            todo = f"pass --k {len(x)} or fewer (k= in Python)" if len(x) >= 2 else "embed a larger area"
+            raise InputError(
+                f"feature raster {features} has {plural(len(x), 'valid cell')}, fewer than --k {k}; {todo}"
+            )
         with rd.fitting(f"k-means on {plural(len(x), 'sampled cell')}"):
             km = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=4096).fit(x)
 
