@@ -106,7 +106,7 @@ def _curate(cfg: CurateConfig, out: Path, *, progress: bool, overwrite: bool) ->
     keep = np.flatnonzero(status == "kept")
     files = write_lists(tiles, table, keep, geoms, out)
     if cfg.config:
-        files.append(curated_config(tiles, files, cfg.config, out))
+        files.append(curated_config(tiles, files, cfg.config, out, cfg.overrides))
     write_table(table, out / "tiles.parquet", geoms)
     top = len(levels) - 1
     cents = levels[top]["centroids"] / np.maximum(

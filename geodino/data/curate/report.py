@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -155,10 +156,12 @@ def _text(crs: Any) -> str | None:
     return to_string() if callable(to_string) else str(crs)
 
 
-def curated_config(tiles: Tiles, files: list[str], base: str, out: Path) -> str:
+def curated_config(tiles: Tiles, files: list[str], base: str, out: Path, overrides: Sequence[str] = ()) -> str:
     """`config.yaml`: extends the input config (`_base_`) with its sources pointed at the curated lists (sources
-    with no kept tile left out) and, for a pretraining config, its output_dir + `_curated`; `geodino pretrain
-    --config` reads it as it is."""
+    with no kept tile left out), the run's `key=value` overrides other than those of the sources (the lists replace
+    them) and, for a pretraining config, its output_dir (as overridden) + `_curated`; `geodino pretrain --config`
+    reads it as it is. The overrides were dropped: `data curate -c CFG trainer.max_steps=7 ...` wrote a config.yaml
+    that pretrained for the base config's steps."""
     import dataclasses
 
     import yaml
@@ -184,16 +187,44 @@ def curated_config(tiles: Tiles, files: list[str], base: str, out: Path) -> str:
     from geodino.config import read_yaml
 
     raw = read_yaml(base)
-    section: dict[str, Any] = {"data": {"sources": sources}} if "data" in raw else {"sources": sources}
-    if "data" in raw and raw.get("output_dir"):
+    pretrain = "data" in raw
+    kept = _kept_overrides(overrides, "data.sources" if pretrain else "sources")
+    output_dir = kept.pop("output_dir", raw.get("output_dir")) if pretrain else None
+    section: dict[str, Any] = {"data": {"sources": sources}} if pretrain else {"sources": sources}
+    _merge_into(section, kept)
+    if output_dir:
         # a run of its own: in the input config's folder it would resume that run's checkpoints with other data
-        section = {"output_dir": str(raw["output_dir"]).rstrip("/") + "_curated", **section}
+        section = {"output_dir": str(output_dir).rstrip("/") + "_curated", **section}
     with atomic_path(out / "config.yaml", overwrite=True) as tmp:
         tmp.write_text(
             "# written by `geodino data curate`: the input config with its sources restricted to the curated tiles\n"
             + yaml.safe_dump({"_base_": str(Path(base).resolve()), **section}, sort_keys=False)
         )
     return "config.yaml"
+
+
+def _kept_overrides(overrides: Sequence[str], sources_key: str) -> dict[str, Any]:
+    """The `key=value` overrides nested as YAML ({"trainer": {"max_steps": 7}}), each value read as `load_config`
+    reads it; those of the sources (`data.sources=[...]`, `data.sources[0].paths=...`) are left out, as the curated
+    lists replace the sources."""
+    from geodino.config import _nest, _parse_override
+
+    kept: dict[str, Any] = {}
+    for item in overrides:
+        key, value = _parse_override(item)
+        if key == sources_key or key.startswith((f"{sources_key}.", f"{sources_key}[")):
+            continue
+        _merge_into(kept, _nest(key, value))
+    return kept
+
+
+def _merge_into(into: dict[str, Any], more: dict[str, Any]) -> None:
+    """`more` merged into `into`, key by key down nested mappings (a later value replaces an earlier one)."""
+    for k, v in more.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            _merge_into(into[k], v)
+        else:
+            into[k] = v
 
 
 def markdown(r: dict[str, Any]) -> str:
