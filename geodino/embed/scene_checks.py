@@ -320,7 +320,8 @@ def refuse_existing(outs: list[Path], folder: Path) -> None:
     if len(finished) == len(outs):
         raise InputError(
             f"{'the' if len(outs) == 1 else 'all'} {plural(len(outs), 'scene output')} already exist"
-            f"{'s' if len(outs) == 1 else ''} in {folder}: this run is done; pass --overwrite to redo them (or "
+            f"{'s' if len(outs) == 1 else ''} in {folder}: this run is done; pass --overwrite to redo "
+            f"{'it' if len(outs) == 1 else 'them'} (or "
             "--resume to only rewrite the mosaic; overwrite=True or resume=True in Python)"
         )
     started = finished + partial

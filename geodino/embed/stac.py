@@ -96,9 +96,10 @@ def _items(href: str) -> tuple[list[Any], str]:
         raise InputError(f"STAC {href} is not valid: {str(exc).splitlines()[0]}") from exc
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"STAC {href} is not valid: missing or bad field {exc}") from exc
+    what = "it has no 'type'" if kind is None else f"its type is {kind!r}"
     raise InputError(
-        f"{href} is not STAC JSON (its type is {kind!r}); pass an ItemCollection (FeatureCollection), "
-        f"a catalog or collection, or an item"
+        f"{href} is not STAC JSON ({what}); pass an ItemCollection (FeatureCollection), a catalog or collection, or "
+        "an item"
     )
 
 
