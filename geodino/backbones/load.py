@@ -195,8 +195,9 @@ def check_spec(spec: str | Path) -> None:
     else:
         path = Path(target).expanduser()
         if not path.exists():
-            hint = " (arch:NAME for a random backbone, timm:NAME for a timm model)" if ":" not in str(path) else ""
-            raise CheckpointError(f"backbone checkpoint {path} not found{hint}")
+            from geodino.backbones.spec import missing_checkpoint
+
+            raise CheckpointError(missing_checkpoint(path))
         unknown = sorted(set(options) - {"which"})
         if unknown:
             raise ConfigError(
@@ -321,8 +322,9 @@ def _from_path(
     from geodino.models.checkpoints.normalization import band_resolver, describe_normalization, select_normalization
 
     if not path.exists():
-        hint = " (arch:NAME for a random backbone, timm:NAME for a timm model)" if ":" not in str(path) else ""
-        raise CheckpointError(f"backbone checkpoint {path} not found{hint}")
+        from geodino.backbones.spec import missing_checkpoint
+
+        raise CheckpointError(missing_checkpoint(path))
     which = options.pop("which", None)  # given for a file holding one backbone: refused by read_backbone_weights
     unknown = sorted(set(options))
     if unknown:

@@ -161,3 +161,45 @@ def parse_value(value: str) -> Any:
         except ValueError:
             pass
     return value
+
+
+# prefixes other tools put before a model name, which geodino reads as part of a path (`local-dir:` is timm's
+# local folder, `hf-hub:` timm's hub name, `hf:` a common shorthand): what to pass instead
+_FOREIGN_PREFIXES = {
+    "local-dir": "timm's prefix for a local folder; pass the folder itself ({rest})",
+    "hf-hub": "timm's prefix for a Hugging Face hub model; geodino reads local files only: download it "
+    "(hf download {rest} --local-dir DIR) and pass DIR",
+    "hf": "not a geodino spec; geodino reads local files only: download the model (hf download {rest} --local-dir "
+    "DIR) and pass DIR",
+}
+
+
+def missing_checkpoint(path: Path) -> str:
+    """One line for a backbone spec naming no file: another tool's prefix (`local-dir:`, `hf-hub:`), a hub id
+    (`facebook/dinov3-...`) or a mistyped path, each with what to pass instead (it said only "not found")."""
+    text = str(path)
+    head, sep, rest = text.partition(":")
+    if sep and head in _FOREIGN_PREFIXES:
+        return f"backbone checkpoint {text} not found: {head}: is " + _FOREIGN_PREFIXES[head].format(rest=rest)
+    if sep:
+        return f"backbone checkpoint {text} not found"
+    hint = " (arch:NAME for a random backbone, timm:NAME for a timm model)"
+    from geodino.errors import did_you_mean
+    from geodino.models.archs import ARCHS
+
+    if arch := did_you_mean(text, ARCHS):
+        hint = f" (did you mean arch:{arch[0]}, a random backbone? timm:NAME for a timm model)"
+    parts = Path(text).expanduser().parts
+    parent = Path(text).expanduser().parent
+    if parent.is_dir() and str(parent) != ".":  # a mistyped file name: what the folder holds
+        from geodino.models.checkpoints.folders import backbone_files
+
+        found = [p.name for p in backbone_files(parent)]
+        if found:
+            hint += f"; {parent} holds {', '.join(found[:5])}{', ...' if len(found) > 5 else ''}"
+    elif len(parts) == 2:  # `org/model`, as the Hugging Face hub names models
+        hint += (
+            f"; if {text} is a Hugging Face hub id, geodino reads local files only: download it (hf download "
+            f"{text} --local-dir DIR) and pass DIR"
+        )
+    return f"backbone checkpoint {text} not found{hint}"

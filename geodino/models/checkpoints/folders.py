@@ -14,7 +14,7 @@ from pathlib import Path
 BACKBONE_SUFFIXES = (".pth", ".safetensors", ".pt", ".ckpt", ".bin")
 
 
-def _files(folder: Path) -> list[Path]:
+def backbone_files(folder: Path) -> list[Path]:
     """The backbone-like files directly in `folder` (sidecars and temporaries left out), sorted by name."""
     try:
         found = [p for p in folder.iterdir() if p.is_file() and p.suffix in BACKBONE_SUFFIXES]
@@ -56,7 +56,7 @@ def not_a_model_folder(path: Path) -> str:
     ckpt = _checkpoint_in(path)
     if ckpt is not None:
         return f"{head}: it is a run's checkpoint folder; pass its checkpoint {ckpt}"
-    files = _files(path)
+    files = backbone_files(path)
     if files:
         if len(files) == 1:
             return f"{head}; it holds {files[0].name}: pass that file, {files[0]}"
