@@ -163,25 +163,15 @@ def parse_value(value: str) -> Any:
     return value
 
 
-# prefixes other tools put before a model name, which geodino reads as part of a path (`local-dir:` is timm's
-# local folder, `hf-hub:` timm's hub name, `hf:` a common shorthand): what to pass instead
-_FOREIGN_PREFIXES = {
-    "local-dir": "timm's prefix for a local folder; pass the folder itself ({rest})",
-    "hf-hub": "timm's prefix for a Hugging Face hub model; geodino reads local files only: download it "
-    "(hf download {rest} --local-dir DIR) and pass DIR",
-    "hf": "not a geodino spec; geodino reads local files only: download the model (hf download {rest} --local-dir "
-    "DIR) and pass DIR",
-}
-
-
 def missing_checkpoint(path: Path) -> str:
     """One line for a backbone spec naming no file: another tool's prefix (`local-dir:`, `hf-hub:`), a hub id
     (`facebook/dinov3-...`) or a mistyped path, each with what to pass instead (it said only "not found")."""
     text = str(path)
-    head, sep, rest = text.partition(":")
-    if sep and head in _FOREIGN_PREFIXES:
-        return f"backbone checkpoint {text} not found: {head}: is " + _FOREIGN_PREFIXES[head].format(rest=rest)
-    if sep:
+    from geodino.models.checkpoints.folders import foreign_prefix
+
+    if foreign := foreign_prefix(text):
+        return f"backbone checkpoint {text} not found: {foreign}"
+    if ":" in text:
         return f"backbone checkpoint {text} not found"
     hint = " (arch:NAME for a random backbone, timm:NAME for a timm model)"
     from geodino.errors import did_you_mean

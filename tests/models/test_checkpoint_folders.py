@@ -49,3 +49,10 @@ def test_export_of_a_run_folder_names_its_checkpoint(tmp_path):
     p = _touch(tmp_path / "run", "config.yaml", "checkpoints/last.ckpt")
     with pytest.raises(CheckpointError, match=rf"has no meta.pt; .*\(a run's checkpoints are files: pass {p}/check"):
         load_file(p)
+
+
+def test_timms_local_dir_prefix_names_the_folder(tmp_path):
+    with pytest.raises(
+        CheckpointError, match=r"not found: local-dir: is timm's prefix .*pass the folder itself \(tb\)$"
+    ):
+        read_backbone_weights("local-dir:tb")

@@ -185,6 +185,10 @@ def read_file(path: str | Path) -> tuple[Any, dict[str, str]]:
     """The raw object of a checkpoint file (and its safetensors metadata), read safely."""
     path = Path(path).expanduser()
     if not path.exists():
+        from geodino.models.checkpoints.folders import foreign_prefix
+
+        if foreign := foreign_prefix(str(path)):
+            raise CheckpointError(f"checkpoint {path} not found: {foreign}")
         near = sorted(p.name for p in path.parent.glob(f"*{path.suffix}"))[:5] if path.parent.is_dir() else []
         hint = f" ({path.parent} holds {', '.join(near)})" if near else ""
         raise CheckpointError(

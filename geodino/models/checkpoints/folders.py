@@ -91,3 +91,20 @@ def model_folder_of(path: Path) -> Path:
     if isinstance(cfg, dict) and (cfg.get("model_type") == "dinov3_vit" or is_timm_folder(path.parent)):
         return path.parent
     return path
+
+
+# prefixes other tools put before a model name, which geodino reads as part of a path (`local-dir:` is timm's
+# local folder, `hf-hub:` timm's hub name, `hf:` a common shorthand): what to pass instead
+_FOREIGN_PREFIXES = {
+    "local-dir": "timm's prefix for a local folder; pass the folder itself ({rest})",
+    "hf-hub": "timm's prefix for a Hugging Face hub model; geodino reads local files only: download it "
+    "(hf download {rest} --local-dir DIR) and pass DIR",
+    "hf": "not a geodino spec; geodino reads local files only: download the model (hf download {rest} --local-dir "
+    "DIR) and pass DIR",
+}
+
+
+def foreign_prefix(text: str) -> str:
+    """What to pass instead of `local-dir:PATH`, `hf-hub:NAME` or `hf:NAME` ("" for any other name)."""
+    head, sep, rest = text.partition(":")
+    return f"{head}: is " + _FOREIGN_PREFIXES[head].format(rest=rest) if sep and head in _FOREIGN_PREFIXES else ""
