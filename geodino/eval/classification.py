@@ -68,6 +68,12 @@ class LogRegConfig:
     # around a large common part, and at tol 1e-4 L-BFGS then stops before its first step (chance scores).
     tol: float = 0.0
 
+    def __post_init__(self) -> None:  # sklearn refused them with a traceback, after the features were extracted
+        if not list(self.cs) or any(not (np.isfinite(float(c)) and float(c) > 0) for c in self.cs):
+            raise ConfigError(f"logreg.cs={list(self.cs)} must list positive C values, e.g. [0.1, 1.0, 10.0]")
+        if int(self.max_iter) < 1:
+            raise ConfigError(f"logreg.max_iter={self.max_iter} must be >= 1 (L-BFGS iterations, e.g. 1000)")
+
 
 @dataclass
 class ClassificationConfig:
@@ -168,8 +174,6 @@ def logistic_regression(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    if not cfg.cs:
-        raise ConfigError("logreg.cs must list at least one C value")
     multilabel = train.targets.dim() == 2
 
     if cfg.tol < 0:

@@ -29,6 +29,7 @@ from torch.utils.data import Dataset
 
 from geodino.data.paths import IMAGE_EXTS, TIFF_EXTS
 from geodino.errors import ConfigError, InputError, plural
+from geodino.eval.data_splits import check_split_keys, seeded_subset, split_indices
 from geodino.eval.folder_listing import folder_stamp, list_folder, warn_empty_class_folders
 
 if TYPE_CHECKING:
@@ -67,6 +68,9 @@ class DatasetConfig:
     scene: list[str] = field(default_factory=lambda: ["urban", "rural"])  # LoveDA scenes
     label_set: int = 19  # BigEarthNet: 19 or 43 classes
     modality: str = "s2"  # BigEarthNet: s1, s2 or all
+
+    def __post_init__(self) -> None:
+        check_split_keys(self)  # fractions that leave training images, max_samples >= 0: refused when read
 
 
 class ProbeDataset(Dataset):
@@ -179,42 +183,6 @@ def require_folder(root: str, name: str, expect: str) -> Path:
     if not path.is_dir():
         raise InputError(f"dataset folder {path} for {name!r} not found: put {expect} there ({README_HINT})")
     return path
-
-
-def seeded_subset(n: int, max_samples: int, seed: int) -> list[int]:
-    """All indices, or a seeded random subset of `max_samples` (sorted, so reading order stays on-disk order)."""
-    if max_samples <= 0 or max_samples >= n:
-        return list(range(n))
-    g = torch.Generator().manual_seed(seed)
-    return sorted(torch.randperm(n, generator=g)[:max_samples].tolist())
-
-
-def split_indices(labels: list[int] | None, n: int, fractions: dict[str, float], seed: int) -> dict[str, list[int]]:
-    """Deterministic split of n items into named parts; stratified by class when `labels` is given.
-
-    `fractions` maps split name to fraction for all parts but the first, which takes the rest (e.g.
-    {"train": 0, "val": 0.2, "test": 0.2}). Each class keeps at least one item in the first part.
-    """
-    names = list(fractions)
-    out: dict[str, list[int]] = {k: [] for k in names}
-    groups: dict[int, list[int]] = {}
-    for i in range(n):
-        groups.setdefault(labels[i] if labels is not None else 0, []).append(i)
-    rng = np.random.default_rng(seed)
-    for _, members in sorted(groups.items()):
-        members = list(rng.permutation(members))
-        start = 0
-        counts = {}
-        for k in names[1:]:
-            counts[k] = round(len(members) * fractions[k])
-        while sum(counts.values()) >= len(members) and any(counts.values()):
-            k = max(counts, key=lambda c: counts[c])
-            counts[k] -= 1
-        for k in names[1:]:
-            out[k].extend(int(i) for i in members[start : start + counts[k]])
-            start += counts[k]
-        out[names[0]].extend(int(i) for i in members[start:])
-    return {k: sorted(v) for k, v in out.items()}
 
 
 def read_image(
@@ -381,6 +349,11 @@ def _folder_from_files(
         if split not in parts:
             raise InputError(f"split {split!r} not available for {folder}: add a {split}/ folder")
         idx = parts[split]
+        if not idx and split != "train":  # it failed later as 'dataset image_folder (test) has no images'
+            raise InputError(
+                f"data.{split}_fraction={fr[split]} leaves the {split} split of the {len(files)} images in {folder} "
+                f"empty; raise it (e.g. 0.2){'; or report on val: eval_split=val' if split == 'test' else ''}"
+            )
     else:
         idx = list(range(len(files)))
     idx = [idx[i] for i in seeded_subset(len(idx), cfg.max_samples, cfg.split_seed)]

@@ -49,6 +49,13 @@ class FeatureConfig:
         from geodino.models.fast_choice import fast_mode
 
         fast_mode(self.fast, "features.fast")
+        from geodino.backbones.layers import LAYER_SETS
+
+        if isinstance(self.layers, str) and self.layers.strip().lower() not in LAYER_SETS:  # named no key, and
+            raise ConfigError(  # only once the task extracted, after the suite's earlier tasks
+                f"features.layers={self.layers!r} is not a layer set; use one of {', '.join(LAYER_SETS)}, a count "
+                "of last blocks (2) or a list of block indices ([-4, -1])"
+            )
         if int(self.batch_size) < 1:  # the DataLoader refused it with a traceback, after the backbone loaded
             raise ConfigError(f"features.batch_size={self.batch_size} must be >= 1 (images per forward pass, e.g. 64)")
         from geodino.cpus import READERS_PER_CPU, most_readers
@@ -151,9 +158,11 @@ class _Resized(Dataset):
         s = self.ds[i]
         img = s["image"].float()
         if self.native is not None and tuple(img.shape[-2:]) != self.native:
+            files = getattr(self.ds, "sample_files", lambda: None)()  # name the odd image where there is a file
+            which = f" ({files[i]} in {self.ds.root})" if files else ""  # type: ignore[attr-defined]
             raise InputError(
                 f"images of {getattr(self.ds, 'name', 'the dataset')} have different sizes ({self.native} and "
-                f"{tuple(img.shape[-2:])}); set features.image_size (e.g. 224) to resize them"
+                f"{tuple(img.shape[-2:])}{which}); set features.image_size (e.g. 224) to resize them"
             )
         if tuple(img.shape[-2:]) != self.size:
             img = F.interpolate(img[None], size=self.size, mode="bilinear", antialias=True, align_corners=False)[0]

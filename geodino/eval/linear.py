@@ -22,6 +22,10 @@ from geodino.eval.metrics import selection_score
 OFFICIAL_LRS = [1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 1e-1]
 
 
+_DEFAULTS = {"lrs": "the official 13, 1e-5 ... 0.1", "weight_decays": "[0.0, 0.0001]", "n_last_blocks": "[1, 4]"}
+_DEFAULTS["avgpool"] = "[false, true]"
+
+
 @dataclass
 class LinearConfig:
     enabled: bool = True
@@ -40,6 +44,9 @@ class LinearConfig:
     def __post_init__(self) -> None:
         """Values no head trains with are refused when the config is read: a negative or NaN lr, a negative weight
         decay, a negative epoch or step count and a batch of 0 ran and reported a diverged or untrained head."""
+        for key in ("lrs", "weight_decays", "n_last_blocks", "avgpool"):  # an empty grid has no head to choose
+            if not list(getattr(self, key)):
+                raise ConfigError(f"linear.{key}=[] must list at least one value (default {_DEFAULTS[key]})")
         if any(not (math.isfinite(float(v)) and float(v) > 0) for v in self.lrs):
             raise ConfigError(f"linear.lrs={list(self.lrs)} must list positive learning rates, e.g. [0.001, 0.01]")
         if any(not (math.isfinite(float(v)) and float(v) >= 0) for v in self.weight_decays):

@@ -54,3 +54,18 @@ def test_bands_naming_another_count_than_the_files_names_the_key_and_the_fix(tmp
         "files, in file order, and this key only names them; list 3 names or set data.bands=[] (default names)"
     )
     assert build_dataset(DatasetConfig(name="image_folder", root=str(tmp_path), bands=["r", "g", "b"]), "train")
+
+
+def test_an_image_of_another_size_at_native_size_is_named_by_its_file(tmp_path):
+    import numpy as np
+
+    from geodino.errors import InputError
+    from geodino.eval.features import FeatureConfig, extract_features
+    from tests.eval.test_datasets import _png
+    from tests.eval.tiny_backbone import TinyBackbone
+
+    make_folder(tmp_path, {"a": 2, "b": 2})
+    _png(tmp_path / "b" / "big.png", np.zeros((24, 24, 3), np.uint8))
+    ds = build_dataset(DatasetConfig(name="image_folder", root=str(tmp_path), val_fraction=0, test_fraction=0), "train")
+    with pytest.raises(InputError, match=r"\(16, 16\) and \(24, 24\) \(b/big\.png in .*\); set features\.image_size"):
+        extract_features(TinyBackbone(), ds, FeatureConfig(image_size=0, cache=False), progress=False)

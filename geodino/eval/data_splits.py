@@ -1,0 +1,68 @@
+"""How probe datasets are cut into splits and subsets: seeded, stratified fractions of data without split folders
+(`split_indices`), a seeded cap per split (`seeded_subset`), and the check of the keys that set them.
+
+Its own module: split arithmetic, shared by the image-folder and torchgeo adapters (`eval/datasets.py` re-exports
+the names).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from geodino.errors import ConfigError
+
+
+def check_split_keys(cfg: Any) -> None:
+    """Refuse split keys no split is made with, naming the key: a fraction outside [0, 1) or fractions summing to
+    1 or more (1.5 kept one training image per class and ran), and a negative `max_samples` (read as 0, all)."""
+    for key in ("val_fraction", "test_fraction"):
+        value = float(getattr(cfg, key))
+        if not (math.isfinite(value) and 0 <= value < 1):
+            raise ConfigError(f"data.{key}={getattr(cfg, key)} must be >= 0 and < 1 (the share of the images held out)")
+    if float(cfg.val_fraction) + float(cfg.test_fraction) >= 1:
+        raise ConfigError(
+            f"data.val_fraction={cfg.val_fraction} and data.test_fraction={cfg.test_fraction} add up to 1 or more and "
+            "leave no training images; lower them (default 0.2 each)"
+        )
+    if int(cfg.max_samples) < 0:
+        raise ConfigError(f"data.max_samples={cfg.max_samples} must be >= 0 (images per split; 0 = all)")
+
+
+def seeded_subset(n: int, max_samples: int, seed: int) -> list[int]:
+    """All indices, or a seeded random subset of `max_samples` (sorted, so reading order stays on-disk order)."""
+    if max_samples <= 0 or max_samples >= n:
+        return list(range(n))
+    g = torch.Generator().manual_seed(seed)
+    return sorted(torch.randperm(n, generator=g)[:max_samples].tolist())
+
+
+def split_indices(labels: list[int] | None, n: int, fractions: dict[str, float], seed: int) -> dict[str, list[int]]:
+    """Deterministic split of n items into named parts; stratified by class when `labels` is given.
+
+    `fractions` maps split name to fraction for all parts but the first, which takes the rest (e.g.
+    {"train": 0, "val": 0.2, "test": 0.2}). Each class keeps at least one item in the first part.
+    """
+    names = list(fractions)
+    out: dict[str, list[int]] = {k: [] for k in names}
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(labels[i] if labels is not None else 0, []).append(i)
+    rng = np.random.default_rng(seed)
+    for _, members in sorted(groups.items()):
+        members = list(rng.permutation(members))
+        start = 0
+        counts = {}
+        for k in names[1:]:
+            counts[k] = round(len(members) * fractions[k])
+        while sum(counts.values()) >= len(members) and any(counts.values()):
+            k = max(counts, key=lambda c: counts[c])
+            counts[k] -= 1
+        for k in names[1:]:
+            out[k].extend(int(i) for i in members[start : start + counts[k]])
+            start += counts[k]
+        out[names[0]].extend(int(i) for i in members[start:])
+    return {k: sorted(v) for k, v in out.items()}
