@@ -177,7 +177,12 @@ def change_map(
     mask_out = Path(mask) if mask else out.with_name(out.stem + "_mask.tif")
     masks = (mask_out, mask_out.with_suffix(".png"), style.qml_path(mask_out)) if threshold is not None else ()
     check_map_outputs(
-        "change", out, png=png, style=style.qml_path(out), **dict(zip(("mask", "mask PNG", "mask style"), masks))
+        "change",
+        out,
+        png=png,
+        style=style.qml_path(out),
+        reads={"feature raster A": a, "feature raster B": b},
+        **dict(zip(("mask", "mask PNG", "mask style"), masks)),
     )
     out = check_writable(out, overwrite=overwrite)
     for p in (png, *masks[:2]):

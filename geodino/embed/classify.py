@@ -299,7 +299,8 @@ def classify_map(
     given = {"method": method, "neighbors": neighbors, "folds": folds, "cv_gap": cv_gap, "save_model": save_model}
     check_model_mix(model, test, given | {"column": column, "layer": layer, "max_cells": max_cells})
     folds, neighbors, max_cells, cv_gap, seed, method = check_options(folds, neighbors, max_cells, cv_gap, seed, method)
-    out, side, png, model_out = _check_outputs(out, png, save_model, model, overwrite)
+    reads = {"feature raster": features, "labels file": labels, "--test file": test, "--model file": model}
+    out, side, png, model_out = _check_outputs(out, png, save_model, model, overwrite, reads)
     metrics: dict[str, Any] = {"features": str(features), "map": str(out)}
     train_cells = None
     with EmbeddingReader(features).require_features() as rd:
@@ -347,10 +348,16 @@ def _check_test_classes(found: set[str], classes: list[str], test: str | Path, c
 
 
 def _check_outputs(
-    out: str | Path, png: str | Path | None, save_model: str | Path | None, model: Any, overwrite: bool
+    out: str | Path,
+    png: str | Path | None,
+    save_model: str | Path | None,
+    model: Any,
+    overwrite: bool,
+    reads: dict[str, Any],
 ) -> tuple[Path, dict[str, Path], Path, Path]:
-    """Every output of the run checked writable before any work: the map, its side files and (when fitting) the
-    model file. Returns the map's path, the side files, the PNG and the model file."""
+    """Every output of the run checked writable before any work, and none of them one of the inputs (`reads`): the
+    map, its side files and (when fitting) the model file. Returns the map's path, the side files, the PNG and the
+    model file."""
     from geodino.embed.map_outputs import pam_path
     from geodino.embed.products import check_map_outputs
 
@@ -364,6 +371,7 @@ def _check_outputs(
         metrics=side["metrics"],
         style=side["qml"],
         save_model=model_out if model is None else None,
+        reads=reads,
         **{"attribute table": pam_path(out)},
     )
     out = check_writable(out, overwrite=overwrite)

@@ -235,11 +235,34 @@ SIDE_FORMATS = (
 )
 
 
-def check_map_outputs(command: str, out: str | Path, **side: str | Path | None) -> None:
+def check_inputs_kept(command: str, outputs: Mapping[str, Any], reads: Mapping[str, Any]) -> None:
+    """Refuse an output that is one of the command's inputs (one line, before anything is read): with --overwrite,
+    `classify f.tif labels.gpkg --out f.tif` replaced the feature raster it had just read by the class map (and
+    `zonal f.tif z.parquet --out z.parquet` the polygons). `outputs`/`reads`: option or role -> path (None, or
+    anything that is not a path, such as an in-memory object, is skipped)."""
+    import os
+
+    def where(p: Any) -> Path | None:
+        return Path(p).expanduser().resolve() if isinstance(p, str | os.PathLike) else None
+
+    ins = {w: role for role, p in reads.items() if (w := where(p)) is not None}
+    for label, p in outputs.items():
+        w = where(p)
+        if w is not None and w in ins:
+            raise ConfigError(
+                f"{label} {p} is the {ins[w]} that {command} reads; writing there would replace it: name the output "
+                "another file"
+            )
+
+
+def check_map_outputs(
+    command: str, out: str | Path, *, reads: Mapping[str, Any] | None = None, **side: str | Path | None
+) -> None:
     """Refuse a product `--out` that is not a GeoTIFF name, a `--png`, `--mask` or `--save-model` not named for
-    what is written there (`SIDE_FORMATS`, by `io.check_suffix`), and any two outputs that are one file (one line,
-    before anything is written): `--out map.png` made the quick-look overwrite the COG and `change` then
-    thresholded the PNG's pixels. `side` names the other outputs by their option (png, mask...)."""
+    what is written there (`SIDE_FORMATS`, by `io.check_suffix`), any two outputs that are one file, and an output
+    that is one of the inputs named in `reads` (`check_inputs_kept`) (one line, before anything is written):
+    `--out map.png` made the quick-look overwrite the COG and `change` then thresholded the PNG's pixels. `side`
+    names the other outputs by their option (png, mask...)."""
     out = Path(out)
     hint = " (the PNG quick-look goes next to it, or where --png says)"
     check_suffix("--out", out, MAP_SUFFIXES, command=command, writes="a GeoTIFF (COG)", hint=hint)
@@ -248,6 +271,7 @@ def check_map_outputs(command: str, out: str | Path, **side: str | Path | None) 
         if named.get(key) is not None:
             check_suffix(f"--{key.replace('_', '-')}", named[key], suffixes, command=command, writes=writes)
     seen: dict[Path, str] = {}
+    labelled: dict[str, Path] = {}
     for key, path in named.items():
         where = path.expanduser().resolve()
         label = f"--{key.replace('_', '-')}" if key in ("out", "png", "mask", "save_model") else f"the {key} file"
@@ -255,7 +279,8 @@ def check_map_outputs(command: str, out: str | Path, **side: str | Path | None) 
             raise ConfigError(
                 f"{seen[where]} and {label} are the same file {path}; give each output of {command} its own name"
             )
-        seen[where] = label
+        seen[where], labelled[label] = label, path
+    check_inputs_kept(command, labelled, reads or {})
 
 
 def n_blocks(rd: EmbeddingReader, **kw: Any) -> int:

@@ -80,7 +80,7 @@ def pca_map(
     from sklearn.decomposition import PCA
 
     sample, seed = _sample_and_seed(sample, seed, 3, "three components")
-    check_map_outputs("pca", out, png=png, style=style.qml_path(out))
+    check_map_outputs("pca", out, png=png, style=style.qml_path(out), reads={"feature raster": features})
     out = check_writable(out, overwrite=overwrite)
     with EmbeddingReader(features).require_features() as rd:
         x = rd.sample(sample, seed, interior=True)  # cells next to nodata may hold its fill: coloured, not fitted
@@ -163,7 +163,7 @@ def cluster_map(
     if not 2 <= k <= 254:
         raise InputError(f"k={k} clusters (--k {k}): choose between 2 and 254")
     sample, seed = _sample_and_seed(sample, seed, k, f"one per cluster, --k {k}")
-    check_map_outputs("cluster", out, png=png, style=style.qml_path(out))
+    check_map_outputs("cluster", out, png=png, style=style.qml_path(out), reads={"feature raster": features})
     out = check_writable(out, overwrite=overwrite)
     with EmbeddingReader(features).require_features() as rd:
         x = _unit(rd.sample(sample, seed, interior=True))  # cells next to nodata: labelled, not fitted
@@ -283,7 +283,8 @@ def similarity_map(
     if point is not None:
         point = user_point(point)
     png = Path(png) if png else Path(out).with_suffix(".png")
-    check_map_outputs("similar", out, png=png, style=style.qml_path(out))
+    reads = {"feature raster": features, "--polygon file": polygon}
+    check_map_outputs("similar", out, png=png, style=style.qml_path(out), reads=reads)
     out = check_writable(out, overwrite=overwrite)
     png = check_writable(png, overwrite=overwrite)
     with EmbeddingReader(features).require_features() as rd:

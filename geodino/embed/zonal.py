@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from geodino.config import true_or_false
-from geodino.embed.map_outputs import progress
+from geodino.embed.map_outputs import check_inputs_kept, progress
 from geodino.embed.placement import (
     LINES,
     POINTS,
@@ -124,6 +124,8 @@ def zonal_embeddings(
     if png is not None:  # as pca, cluster, similar: z.jpg held a PNG
         check_suffix("--png", png, (".png",), command="zonal", writes="a PNG")
     all_touched = true_or_false(all_touched, "all_touched")  # "false" from a YAML or a caller's text is False
+    reads = {"feature raster": features, "polygons file": polygons}  # z.parquet as POLYGONS and --out: replaced
+    check_inputs_kept("zonal", {"--out": out, "--png": png or Path(out).with_suffix(".png")}, reads)
     out = check_writable(out, overwrite=overwrite)
     png = check_writable(png or out.with_suffix(".png"), overwrite=overwrite)
     gdf = read_features(polygons, layer=layer, what="polygons")
