@@ -27,6 +27,11 @@ from geodino.io import content_stamp
 __all__ = ["CURATABLE", "Tiles"]
 
 CURATABLE = ("images", "tar", "raster", "cube")
+MAX_IMAGE_PIXELS = 8192 * 8192
+"""The largest image file curated as one tile (it is embedded whole): a 30000 x 30000 px PNG of 0.9 MB was decoded
+(2.7 GB, torchvision's decoder has no decompression-bomb guard) and the run killed for memory. Checked from the
+header before the image is decoded."""
+_BLANK = 224  # the side of the all-nodata stand-in of an image dropped under on_error skip (whole patches of 8-32)
 
 
 def _grid_config(cfg: SourceConfig, where: str) -> SourceConfig:
@@ -211,11 +216,48 @@ class Tiles:
         if kind in ("raster", "cube"):
             image, valid, t = self._grid_read(i, j)
             return image, valid, int(k), t
+        if kind == "images" and self._too_large(i, j):  # dropped as nodata (on_error: skip), as a corrupt image
+            blank = np.zeros((len(src.band_names), _BLANK, _BLANK), dtype=np.float32)
+            return blank, np.zeros((_BLANK, _BLANK), dtype=bool), int(k), -1
         s = src.get(j, 0)
         valid = s["valid"]
         if s.get("path") != src.label(j):
             valid = np.zeros_like(valid)
         return s["image"], valid, int(k), -1
+
+    def _too_large(self, i: int, j: int) -> bool:
+        """Whether image file `j` of source `i` is larger than `MAX_IMAGE_PIXELS` by its header (read before the
+        pixels; one beyond Pillow's decompression-bomb limit counts, its size unread): raises under on_error stop,
+        warns under skip (True: drop it). Any other header that does not read is left to the decoder, which says
+        what is wrong."""
+        import warnings
+
+        from PIL import Image
+
+        from geodino.data.headers import HeaderError, read_header
+
+        path = self.sources[i].label(j)
+        try:
+            head = read_header(path)
+        except HeaderError as exc:
+            if not isinstance(exc.__cause__, Image.DecompressionBombError):
+                return False
+            size = "larger than Pillow's decompression-bomb limit"
+        else:
+            if head.width * head.height <= MAX_IMAGE_PIXELS:
+                return False
+            size = f"{head.width} x {head.height} px"
+        what = (
+            f"image {path} is {size}, more than curate embeds as one tile ({MAX_IMAGE_PIXELS // 1_000_000} Mpx, "
+            "8192 x 8192; it would be decoded and embedded whole)"
+        )
+        if self.configs[i].on_error != "skip":
+            raise InputError(
+                f"{what}; cut it into tiles (a georeferenced file as --type raster with --tile-size), move it out of "
+                "the folder, or pass --on-error skip (it is then dropped as nodata)"
+            )
+        warnings.warn(f"{what}; it is dropped as nodata (on_error: skip)", stacklevel=2)
+        return True
 
     def _grid_read(self, i: int, j: int) -> tuple[np.ndarray, np.ndarray, int]:
         """(image, valid, time step) of grid tile `j` of raster or cube source `i`, exactly that window (no retry on
