@@ -294,6 +294,11 @@ def geodino_vit(
     records none."""
     _warn_dropped(kwargs)
     _check_rules(fill, subset)
+    if ckpt_path is not None and not str(ckpt_path).strip():  # a template's blank or an unset ${VAR}: not "none"
+        raise ConfigError(
+            f"geodino_vit got an empty ckpt_path ({ckpt_path!r}); set backbone_ckpt_path to a geodino export or "
+            f"DINOv3 file, or leave it out (null) for a random {arch}"
+        )
     given_src = _merge_model_bands(
         _text_bands(src_bands, "src_bands"),
         _text_bands(pretrained_bands, "pretrained_bands"),

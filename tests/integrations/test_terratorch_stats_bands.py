@@ -46,3 +46,12 @@ def test_a_bad_rule_is_refused_before_any_band_warning(export, key, value, use):
         with pytest.raises(ConfigError, match=rf"^geodino_vit got {key}='{value}'; use {use}.*backbone_{key}"):
             geodino_vit(ckpt_path=export, bands=["blue", "swir16"], **{key: value})
     assert not [w for w in caught if "kernel" in str(w.message)]  # it said swir16 would get the 'zero' kernel
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_an_empty_ckpt_path_is_refused(blank):
+    # it built a random ViT without a word (a template's blank, an unset ${CKPT} in a TerraTorch YAML)
+    with pytest.raises(
+        ConfigError, match=r"^geodino_vit got an empty ckpt_path .*or leave it out \(null\) for a random"
+    ):
+        geodino_vit(ckpt_path=blank)
