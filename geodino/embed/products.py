@@ -280,6 +280,11 @@ def similarity_map(
     if (point is None) == (polygon is None):
         raise InputError("give exactly one query: a point (--point X,Y) or a polygon file (--polygon FILE)")
     check_query_crs(point_crs, polygon)
+    if layer is not None and polygon is None:  # it picks a layer of --polygon: with --point it was ignored silently
+        raise ConfigError(
+            f"--layer {layer} picks a layer of the --polygon file, and the query is a --point: drop --layer "
+            "(layer= in Python)"
+        )
     if point is not None:
         point = user_point(point)
     png = Path(png) if png else Path(out).with_suffix(".png")
@@ -290,6 +295,8 @@ def similarity_map(
     with EmbeddingReader(features).require_features() as rd:
         q = _unit(_query_vector(rd, point, point_crs, polygon, layer))
         query = {"GEODINO_QUERY": str(point or polygon)}
+        if layer is not None:  # which layer of the polygon file was the query
+            query["GEODINO_QUERY_LAYER"] = str(layer)
         if point is not None:  # the point's numbers mean nothing without the CRS they were given in
             query["GEODINO_QUERY_CRS"] = _query_crs(rd, point_crs)
 
