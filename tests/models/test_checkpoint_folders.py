@@ -56,3 +56,9 @@ def test_timms_local_dir_prefix_names_the_folder(tmp_path):
         CheckpointError, match=r"not found: local-dir: is timm's prefix .*pass the folder itself \(tb\)$"
     ):
         read_backbone_weights("local-dir:tb")
+
+
+@pytest.mark.parametrize("blank", ["", " "])
+def test_an_empty_path_is_named_empty(blank):
+    with pytest.raises(CheckpointError, match=r"^empty checkpoint path; pass a backbone file"):
+        read_backbone_weights(blank)

@@ -188,6 +188,8 @@ def read_backbone_weights(path: str | Path, *, which: str | None = None) -> Back
     `which` selects the backbone inside checkpoints holding several (teacher/student, or any key prefix; default
     the teacher); given for a file holding one backbone, it is refused (`check_which`) rather than ignored.
     """
+    if not str(path).strip():  # Path("") is "." (this folder): "checkpoint folder . has no config.json"
+        raise CheckpointError("empty checkpoint path; pass a backbone file or an HF/timm model folder")
     weights = _read_backbone_weights(Path(path).expanduser(), which)
     check_which(weights, which)
     return weights
