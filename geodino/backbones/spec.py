@@ -167,7 +167,7 @@ def missing_checkpoint(path: Path) -> str:
     """One line for a backbone spec naming no file: another tool's prefix (`local-dir:`, `hf-hub:`), a hub id
     (`facebook/dinov3-...`) or a mistyped path, each with what to pass instead (it said only "not found")."""
     text = str(path)
-    from geodino.models.checkpoints.folders import foreign_prefix
+    from geodino.models.checkpoints.folders import BACKBONE_SUFFIXES, foreign_prefix
 
     if foreign := foreign_prefix(text):
         return f"backbone checkpoint {text} not found: {foreign}"
@@ -187,7 +187,7 @@ def missing_checkpoint(path: Path) -> str:
         found = [p.name for p in backbone_files(parent)]
         if found:
             hint += f"; {parent} holds {', '.join(found[:5])}{', ...' if len(found) > 5 else ''}"
-    elif len(parts) == 2:  # `org/model`, as the Hugging Face hub names models
+    elif len(parts) == 2 and Path(text).suffix not in BACKBONE_SUFFIXES:  # `org/model`, as the hub names models
         hint += (
             f"; if {text} is a Hugging Face hub id, geodino reads local files only: download it (hf download "
             f"{text} --local-dir DIR) and pass DIR"

@@ -22,6 +22,7 @@ from geodino.errors import CheckpointError
         ("facebook/dinov3-vits16", r"if facebook/dinov3-vits16 is a Hugging Face hub id, .*hf download facebook/"),
         ("vit_smal", r"\(did you mean arch:vit_small, a random backbone\? timm:NAME for a timm model\)$"),
         ("{d}/b.safetensors", r"\(arch:NAME .*\); {d} holds a.pth, b.pth$"),
+        ("gone/b.pth", r"\(arch:NAME for a random backbone, timm:NAME for a timm model\)$"),  # a file, not a hub id
     ],
 )
 def test_a_missing_spec_says_what_to_pass(tmp_path, monkeypatch, spec, says):
