@@ -28,20 +28,28 @@ def stack_variables(ds: Any, names: Sequence[str], dim: str = "band") -> Any:
     first = sub[names[0]].variable
     if any(sub[n].dims != first.dims or sub[n].shape != first.shape for n in names):
         return sub.to_dataarray(dim=dim, name=None)
-    data = indexing.LazilyIndexedArray(_stacked_bands([sub[n].variable for n in names]))
+    stacked = globals().get("_StackedBands") or __getattr__("_StackedBands")  # one class per process
+    data = indexing.LazilyIndexedArray(stacked([sub[n].variable for n in names]))
     coords = {k: v.variable for k, v in sub.coords.items()}
     coords[dim] = xr.Variable(dim, np.asarray(list(names), dtype=object))
     return xr.DataArray(xr.Variable((dim, *first.dims), data), coords=coords, attrs=dict(sub.attrs), name=None)
 
 
-def _stacked_bands(variables: list[Any]) -> Any:
-    """Variables of one shape read as one array, band first: each read reads the selected window of the selected
-    variables only (xarray's backend-array protocol: outer indexing, the rest done by xarray)."""
+def __getattr__(name: str) -> Any:
+    """`_StackedBands`, made on first use (PEP 562): it subclasses xarray's BackendArray, and xarray is imported
+    only when a cube is opened. Named at module level, so a stacked cube pickles as the store's own arrays do (a
+    spawned worker, a DataLoader): pickle finds the class here by name."""
+    if name != "_StackedBands":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     from xarray.backends import BackendArray
     from xarray.core import indexing
 
-    class StackedBands(BackendArray):
-        def __init__(self) -> None:
+    class _StackedBands(BackendArray):
+        """Variables of one shape read as one array, band first: each read reads the selected window of the
+        selected variables only (xarray's backend-array protocol: outer indexing, the rest done by xarray)."""
+
+        def __init__(self, variables: list[Any]) -> None:
+            self.variables = variables
             self.shape = (len(variables), *variables[0].shape)
             self.dtype = np.result_type(*(v.dtype for v in variables))
 
@@ -49,13 +57,16 @@ def _stacked_bands(variables: list[Any]) -> Any:
             return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.OUTER, self._read)
 
         def _read(self, key: tuple) -> np.ndarray:
-            picked = np.arange(len(variables))[key[0]]
+            picked = np.arange(len(self.variables))[key[0]]
             rest = tuple(key[1:])
-            planes = [np.asarray(variables[int(i)][rest].values, dtype=self.dtype) for i in np.atleast_1d(picked)]
+            read = np.atleast_1d(picked)
+            planes = [np.asarray(self.variables[int(i)][rest].values, dtype=self.dtype) for i in read]
             if np.ndim(picked) == 0:
                 return planes[0]
             if not planes:  # no band selected: the window's shape, nothing read
-                return np.empty((0, *variables[0][rest].shape), dtype=self.dtype)
+                return np.empty((0, *self.variables[0][rest].shape), dtype=self.dtype)
             return np.stack(planes)
 
-    return StackedBands()
+    _StackedBands.__module__, _StackedBands.__qualname__ = __name__, "_StackedBands"
+    globals()["_StackedBands"] = _StackedBands
+    return _StackedBands

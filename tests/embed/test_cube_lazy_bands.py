@@ -6,6 +6,7 @@ on it, in one line naming the store and rows (exit 2; skipped under a many-scene
 
 from __future__ import annotations
 
+import pickle
 import warnings
 from pathlib import Path
 
@@ -46,6 +47,8 @@ def test_stacked_bands_read_lazily_as_to_dataarray_would(tmp_path: Path) -> None
     window = lazy.isel(band=[1, 0], y=slice(20, 3, -2), x=slice(5, 30)).values  # any outer/negative-step key
     np.testing.assert_array_equal(window, np.stack([planes["B02"], planes["B04"]])[:, 20:3:-2, 5:30])
     np.testing.assert_array_equal(lazy.isel(band=0, x=7).values, planes["B04"][:, 7])
+    again = pickle.loads(pickle.dumps(lazy.isel(y=slice(4, 12))))  # as a spawned worker or DataLoader gets it
+    np.testing.assert_array_equal(again.values, eager.values[:, 4:12])
 
 
 def test_a_damaged_chunk_fails_only_its_windows_in_one_line(tmp_path: Path, conv_bb) -> None:
