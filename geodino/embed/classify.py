@@ -283,7 +283,7 @@ def classify_map(
     cv_gap: int | None = None,
     png: str | Path | None = None,
     save_model: str | Path | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Fit on `labels[column]` (or load `model`), write the class COG and its side files; return the metrics.
@@ -291,13 +291,14 @@ def classify_map(
     `cv_gap`: label features with cells within this many cells of each other are one group of the blocked
     cross-validation (never on both sides of a split). No cross-validation, imbalanced labels and test cells next to
     training cells are each a `UserWarning`. With `model`, the fitting options (method, neighbors, folds, cv_gap,
-    save_model) are refused, and column, layer and max_cells, which then read the `test` layer only, need `test`."""
+    save_model) are refused, and column, layer, max_cells and seed, which then read the `test` layer only, need
+    `test`."""
     if (labels is None) == (model is None):
         raise InputError("give either LABELS (a label file to fit on, with --column) or --model FILE, not both")
     if labels is not None and not column:
         raise InputError("classify needs --column NAME: the label file's column that holds the class names")
     given = {"method": method, "neighbors": neighbors, "folds": folds, "cv_gap": cv_gap, "save_model": save_model}
-    check_model_mix(model, test, given | {"column": column, "layer": layer, "max_cells": max_cells})
+    check_model_mix(model, test, given | {"column": column, "layer": layer, "max_cells": max_cells, "seed": seed})
     folds, neighbors, max_cells, cv_gap, seed, method = check_options(folds, neighbors, max_cells, cv_gap, seed, method)
     reads = {"feature raster": features, "labels file": labels, "--test file": test, "--model file": model}
     out, side, png, model_out = _check_outputs(out, png, save_model, model, overwrite, reads)

@@ -1,8 +1,8 @@
 """The options of `embed classify` checked before any file is read: the numeric ones as whole numbers in range, and
 which of them a saved `--model` reads. A model is applied as it was fitted, so the fitting options (`--method`,
 `--neighbors`, `--folds`, `--cv-gap`, `--save-model`) given with `--model` are refused in one line (they were
-ignored silently: `--model M --method knn` mapped with M's logistic regression); `--column`, `--layer` and
-`--max-cells` read the `--test` layer only, so with `--model` they need `--test`."""
+ignored silently: `--model M --method knn` mapped with M's logistic regression); `--column`, `--layer`,
+`--max-cells` and `--seed` (the test cells' draw) read the `--test` layer only, so with `--model` they need `--test`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ METHODS = ("logreg", "knn")
 
 def check_model_mix(model: str | Path | None, test: Any, values: dict[str, Any]) -> None:
     """Refuse a fitting option given with a saved `model` (`values`: keyword -> value, None when not given), and
-    `column`/`layer`/`max_cells` without `test`, which is all they read then."""
+    `column`/`layer`/`max_cells`/`seed` without `test`, which is all they read then."""
     if model is None:
         return
     fitting = {"method": "--method", "neighbors": "--neighbors", "folds": "--folds", "cv_gap": "--cv-gap"}
@@ -33,7 +33,8 @@ def check_model_mix(model: str | Path | None, test: Any, values: dict[str, Any])
             "as saved): drop --save-model (save_model= in Python)"
         )
     if test is None:
-        for key, flag in {"column": "--column", "layer": "--layer", "max_cells": "--max-cells"}.items():
+        test_only = {"column": "--column", "layer": "--layer", "max_cells": "--max-cells", "seed": "--seed"}
+        for key, flag in test_only.items():
             if values.get(key) is not None:
                 raise ConfigError(
                     f"{flag} {values[key]} with --model {model} applies to a --test layer only, and none is given: "
@@ -57,7 +58,7 @@ def check_options(
     )
     max_cells = whole_number(1000 if max_cells is None else max_cells, "max_cells", 1000)
     cv_gap = whole_number(1 if cv_gap is None else cv_gap, "cv_gap", 1)
-    seed = whole_number(seed, "seed", 0)
+    seed = whole_number(0 if seed is None else seed, "seed", 0)
     if method not in METHODS:
         raise ConfigError(f"--method {method!r} is not one of {', '.join(METHODS)} (method= in Python)")
     if folds < 2:

@@ -1,9 +1,9 @@
 """`embed classify --model M` applies M as it was fitted: the fitting options given with it (`--method knn`,
 `--neighbors`, `--folds`, `--cv-gap`, `--save-model`) are refused in one line, exit 2, before anything is written
-(they were ignored silently: `--method knn` mapped with M's logistic regression), and `--column`, `--layer` and
-`--max-cells`, which then read only a `--test` layer, need one. A `--test` file beside LABELS picked by `--layer` is
-read whole when it lacks that layer and has only one (it was refused for lacking the labels' layer), and a test
-layer none of whose classes the model knows is refused (its scores read 0 %)."""
+(they were ignored silently: `--method knn` mapped with M's logistic regression), and `--column`, `--layer`,
+`--max-cells` and `--seed`, which then read only a `--test` layer, need one. A `--test` file beside LABELS picked
+by `--layer` is read whole when it lacks that layer and has only one (it was refused for lacking the labels'
+layer), and a test layer none of whose classes the model knows is refused (its scores read 0 %)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ def fitted(tmp_path_factory) -> dict[str, Path]:
         (["--column", "landcover"], "--column landcover with --model"),
         (["--layer", "a"], "applies to a --test layer only"),
         (["--max-cells", "5"], "add --test FILE or drop --max-cells"),
+        (["--seed", "3"], "--seed 3 with --model"),
     ],
 )
 def test_fitting_flags_with_a_saved_model_are_one_line(capsys, monkeypatch, fitted, flags, said):
