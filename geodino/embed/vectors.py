@@ -71,6 +71,8 @@ def read_features(
     from geodino.data.vectors import read_vector
 
     layers = list_layers(path)
+    if layer is not None and Path(path).suffix.lower() in _NO_LAYERS and Path(path).exists():  # it was ignored
+        raise InputError(f"--layer {layer}: {what} file {path} is GeoParquet, one table without layers; drop --layer")
     if layer is not None and layers and layer not in layers:
         close = did_you_mean(layer, layers)
         hint = f"did you mean {close[0]!r}? " if close else ""
