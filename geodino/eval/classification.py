@@ -34,6 +34,7 @@ from geodino.eval.classification_predictions import (
     sample_ids,
     write_predictions,
 )
+from geodino.eval.data_splits import write_splits
 from geodino.eval.datasets import DatasetConfig, ProbeDataset, build_dataset, check_classes
 from geodino.eval.features import FeatureConfig, FeatureSet, extract_features
 from geodino.eval.label_budget import active, budget_details, budget_indices, check_budget, subset_features
@@ -381,17 +382,6 @@ def _refits(cfg: ClassificationConfig, evaluates_val: bool, budget: bool = False
         )
         return False, False
     return linear, logreg
-
-
-def write_splits(path: Path, *datasets: ProbeDataset) -> None:
-    """`splits.json`: the files of each split (relative to the dataset root), for datasets made of files (an
-    image folder's seeded, stratified split can then be reused in torchgeo or elsewhere); nothing otherwise."""
-    files = {ds.split: ds.sample_files() for ds in datasets}
-    if any(v is None for v in files.values()):
-        return
-    text = json_text({"root": datasets[0].root, "splits": files}, indent=1)
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
 
 
 def input_scaling(*datasets: ProbeDataset) -> str:

@@ -1,5 +1,6 @@
 """How probe datasets are cut into splits and subsets: seeded, stratified fractions of data without split folders
-(`split_indices`), a seeded cap per split (`seeded_subset`), and the check of the keys that set them.
+(`split_indices`), a seeded cap per split (`seeded_subset`), the check of the keys that set them, and the
+`splits.json` that records a probe's splits (`write_splits`).
 
 Its own module: split arithmetic, shared by the image-folder and torchgeo adapters (`eval/datasets.py` re-exports
 the names).
@@ -8,12 +9,15 @@ the names).
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from geodino.errors import ConfigError
+from geodino.io import atomic_path, json_text
 
 
 def check_split_keys(cfg: Any) -> None:
@@ -66,3 +70,22 @@ def split_indices(labels: list[int] | None, n: int, fractions: dict[str, float],
             start += counts[k]
         out[names[0]].extend(int(i) for i in members[start:])
     return {k: sorted(v) for k, v in out.items()}
+
+
+def write_splits(path: Path, *datasets: Any) -> None:
+    """`splits.json`: the files of each split relative to `root`, the folder the splits share (an image folder's
+    root, with ROOT/train/... and ROOT/test/... as `train/...` and `test/...`), for datasets made of files (an image
+    folder's seeded, stratified split can then be reused in torchgeo or elsewhere); nothing otherwise. Each split's
+    files were written relative to its own folder under the first split's: test files of ROOT/test named no file."""
+    files = {ds.split: ds.sample_files() for ds in datasets}
+    if any(v is None for v in files.values()):
+        return
+    folders = {ds.split: Path(ds.root) for ds in datasets}
+    root = Path(os.path.commonpath([str(f) for f in folders.values()]))
+    rebased = {
+        split: [os.path.relpath(folders[split] / f, root) if not os.path.isabs(f) else f for f in names]
+        for split, names in files.items()
+    }
+    text = json_text({"root": str(root), "splits": rebased}, indent=1)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
