@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -47,6 +48,8 @@ def _curate(cfg: CurateConfig, out: Path, *, progress: bool, overwrite: bool) ->
         configs, where, skip_hint="pass --on-error skip (the tile is then dropped as nodata)", qa_band=cfg.qa_band
     )
     _check_out_outside_images(tiles, out)
+    if not overwrite:
+        _check_foreign_outputs(out)
     rules = source_rules(tiles, cfg)
     _warn_swir_on_bytes(rules, tiles)
     what = cfg.config or cfg.paths
@@ -200,13 +203,53 @@ def _warn_clipped_clusters(clusters: list[int], n: int) -> None:
         warnings.warn(f"--clusters {list(clusters)}: " + "; ".join(clipped), stacklevel=3)
 
 
-def _remove_stale(out: Path, files: list[str]) -> list[str]:
-    """Remove the files the previous run's report.json listed in `out` that this run did not write (only those:
-    plain names, no paths); returns their names."""
+OUTPUT_NAMES = (
+    "curated.parquet",
+    "tiles.parquet",
+    "report.json",
+    "report.md",
+    "exemplars.png",
+    "map.png",
+    "config.yaml",
+)
+"""The files a curation writes in its folder (with `curated_<name>.parquet` per source of several)."""
+
+
+def _earlier_report(out: Path) -> dict[str, Any] | None:
+    """The report.json of an earlier curation in `out`, or None (none, damaged, or another tool's: a curation's
+    records its levels, backbone fingerprint and files)."""
     try:
-        before = json.loads((out / "report.json").read_text()).get("files", [])
-    except (OSError, ValueError, AttributeError):
-        return []
+        report = json.loads((out / "report.json").read_text())
+    except (OSError, ValueError):
+        return None
+    keys = ("levels", "backbone_fingerprint", "files")
+    if not isinstance(report, dict) or not all(k in report for k in keys) or not isinstance(report["files"], list):
+        return None
+    return report
+
+
+def _check_foreign_outputs(out: Path) -> None:
+    """Refuse, in one line before any work, an `out` that holds files under the names a curation writes but no
+    curation (no `embeddings/meta.json`, no curation's report.json): a folder of other work (a pretraining run's
+    config.yaml, a report.md of one's own) was overwritten without a word, and the files another tool's report.json
+    listed were deleted as "stale"."""
+    if not out.is_dir() or (out / "embeddings" / "meta.json").exists() or _earlier_report(out) is not None:
+        return
+    found = sorted(
+        f.name for f in out.iterdir() if f.name in OUTPUT_NAMES or re.fullmatch(r"curated_.+\.parquet", f.name)
+    )
+    if found:
+        raise InputError(
+            f"--out {out} holds {', '.join(found)} but no earlier curation (no embeddings/meta.json, no curation's "
+            "report.json), and this run writes files of those names: pass --overwrite to replace them, or choose "
+            "another --out folder"
+        )
+
+
+def _remove_stale(out: Path, files: list[str]) -> list[str]:
+    """Remove the files the previous curation's report.json listed in `out` that this run did not write (only
+    those: plain names, no paths); returns their names. Another tool's report.json lists nothing to remove."""
+    before = (_earlier_report(out) or {}).get("files", [])
     gone = []
     for name in before:
         if not isinstance(name, str) or name in files or Path(name).name != name or name in ("", ".", ".."):
