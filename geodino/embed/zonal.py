@@ -183,7 +183,13 @@ def zonal_embeddings(
         ids = first_ids(polygons, layer, np.flatnonzero(status != "ok"))  # QGIS's fids (GeoPackage: from 1)
         warnings.warn(
             f"{len(bad)} of {plural(len(res), 'polygon')} {'has' if len(bad) == 1 else 'have'} "
-            f"no embedding ({kinds}); {ids}",
+            f"no embedding ({kinds}); {ids}"
+            # the table's own advice: a polygon between cell centres is mapped with every touched cell
+            + (
+                "; too_small: no cell centre inside, try --all-touched (all_touched=True)"
+                if "too_small" in kinds
+                else ""
+            ),
             stacklevel=2,
         )
     with atomic_path(out, overwrite=True) as tmp:

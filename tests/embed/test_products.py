@@ -189,6 +189,7 @@ def test_zonal_embeddings(tmp_path, two_class):
     assert res["embedding"][2] is None and res.crs.to_epsg() == 4326
     said = "\n".join(str(w.message) for w in caught)
     assert "3 of 5 polygons have no embedding" in said and "first fids: 2, 3, 4 (the layer's" in said
+    assert said.endswith("; too_small: no cell centre inside, try --all-touched (all_touched=True)")  # its advice
     with pytest.warns(UserWarning, match="2 of 5 polygons have no embedding"):
         touched = gpd.read_parquet(zonal_embeddings(src, path, tmp_path / "t.parquet", all_touched=True))
     assert touched["status"][4] == "ok" and touched["n_cells"][4] == 1
