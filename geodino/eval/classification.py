@@ -381,6 +381,15 @@ def _refits(cfg: ClassificationConfig, evaluates_val: bool, budget: bool = False
             stacklevel=3,
         )
         return False, False
+    chosen = [h for h, on in (("linear", cfg.linear.enabled), ("logreg", cfg.logreg.enabled)) if on]
+    if evaluates_val and chosen:  # no refit asked: still chosen on the split it is scored on (said nothing)
+        import warnings
+
+        warnings.warn(
+            f"classification: eval_split=val, so {' and '.join(chosen)} {'is' if len(chosen) == 1 else 'are'} "
+            "chosen and scored on val, an optimistic number: give the data a test split for an unbiased one",
+            stacklevel=3,
+        )
     return linear, logreg
 
 
