@@ -121,7 +121,7 @@ def embed_tiles(
                 cloud.append(rules[tiles.locate(k)[0]].share(image, valid, qa))  # qa: never a backbone input
                 h, w = (image.shape[1] // p) * p, (image.shape[2] // p) * p
                 if h == 0 or w == 0:
-                    raise InputError(f"tiles of {image.shape[2]}x{image.shape[1]} px are smaller than one {p} px patch")
+                    _too_small(tiles, k, image.shape, p, backbone.spec)
                 x = backbone.normalize(torch.from_numpy(np.ascontiguousarray(image[:, :h, :w])))
                 images.append(torch.where(torch.from_numpy(valid[:h, :w])[None], x, torch.zeros(())))
             sizes = {tuple(t.shape) for t in images}
@@ -150,6 +150,16 @@ def embed_tiles(
         bar.close()
     parts = [np.load(folder / f"part_{c:05d}.npz") for c in range(n_chunks)]
     return {k: np.concatenate([q[k] for q in parts]) for k in FIELDS}
+
+
+def _too_small(tiles: Tiles, k: int, shape: tuple[int, ...], p: int, spec: str) -> None:
+    """One line for tile `k` smaller than one patch: which tile, its size, and the setting to change (it said
+    `tiles of 4x4 px are smaller than one 8 px patch`, naming neither the file nor --tile-size)."""
+    path, size = tiles.table["path"][k], f"{shape[2]}x{shape[1]} px, smaller than one {p} px patch of backbone {spec}"
+    if tiles.types[tiles.locate(k)[0]] in ("images", "tar"):
+        member = tiles.table.get("member", [""] * tiles.n)[k]  # a tar shard's sample
+        raise InputError(f"image {path}{':' + member if member else ''} is {size}; move images under {p} px out")
+    raise InputError(f"the tiles of {path} are {size}; give a --tile-size (a source's tile_size) of at least {p} px")
 
 
 def source_rules(tiles: Tiles, cfg: CurateConfig) -> list[CloudRule]:
