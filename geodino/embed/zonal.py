@@ -157,6 +157,10 @@ def zonal_embeddings(
         else:
             status[g] = "outside"
     means = [(sums[g] / counts[g]).astype(np.float32) if counts[g] else None for g in range(len(geoms))]
+    ours = ("n_cells", "status", "embedding")
+    # a column of the user's own under one of these names was replaced silently ('status': 'surveyed' became 'ok');
+    # a file that holds all three is an earlier zonal output, rerun on another raster: replaced without a word
+    clash = [c for c in ours if c in gdf.columns] if not all(c in gdf.columns for c in ours) else []
     res = gdf.copy()
     res["n_cells"] = counts
     res["status"] = status.astype(str)
@@ -176,6 +180,13 @@ def zonal_embeddings(
             which, none = f"{'the' if n_out == 1 else 'all'} {plural(n_out, 'polygon')} in {polygons}", ""
         raise InputError(
             f"{which} lie{'s' if n_out == 1 else ''} outside the feature raster {features} ({extent}){none}; {why}"
+        )
+    if clash:
+        warnings.warn(
+            f"polygons in {polygons} have {'a column' if len(clash) == 1 else 'columns'} {', '.join(clash)}, which "
+            f"zonal writes: replaced in {out.name} by its own (rename {'it' if len(clash) == 1 else 'them'} in the "
+            "file to keep both)",
+            stacklevel=2,
         )
     bad = res.index[res["status"] != "ok"]
     if len(bad):
