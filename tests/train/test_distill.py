@@ -537,7 +537,7 @@ def _refusals(heads: Path, export: Path) -> dict[str, tuple[list[str], str]]:
         ),
         "build option": (
             [given, "students=[{name: a, arch: vit_tiny, overrides: {deptth: 1}}]"],
-            "1 unknown backbone option for vit_tiny: deptth (did you mean depth?)",
+            "students[0].overrides (a): 1 unknown backbone option for vit_tiny: deptth (did you mean depth?)",
         ),
         "missing data (no warm-up)": (
             [given, "data.sources=[{type: images, paths: [/no/such/dir]}]"],

@@ -22,8 +22,8 @@ from geodino.errors import CheckpointError
 from geodino.models import build_model
 from geodino.train import checkpointing as ck
 from geodino.train.distill import distill
-from geodino.train.distill.build import _init_state
 from geodino.train.distill.config import StudentSpec
+from geodino.train.distill.students import _init_state
 from geodino.train.pretrain import PretrainConfig, _adopt_init_architecture, _build_arch
 from tests.train.conftest import write_config
 from tests.train.test_distill import _cfg

@@ -15,9 +15,9 @@ What happens (docs/distillation.md has the guide):
    processes each student owns a rank range and a process subgroup (`geodino.train.subgroups`).
 4. Each student's EMA is exported in the official layout: `OUTPUT/<name>/<name>.{pth,safetensors,heads.pth}`.
 
-The package is split by job: `config` (the schema, torch-free), `build` (teacher, heads, students, data,
-schedules, optimizer), `loop` (setup and the step), `export` (the resumable checkpoint format and the
-official-layout export).
+The package is split by job: `config` (the schema, torch-free), `build` (teacher, heads, data, schedules,
+optimizer), `students` (each student checked against the teacher, then built), `loop` (setup and the step),
+`export` (the resumable checkpoint format and the official-layout export).
 """
 
 from __future__ import annotations
