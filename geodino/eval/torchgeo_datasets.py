@@ -166,7 +166,17 @@ def bigearthnet(cfg: DatasetConfig, split: str) -> ProbeDataset:
     pick = torch.tensor([delivered.index(b) for b in bands])
 
     def get(i: int) -> dict[str, Any]:
-        s = ds[i]
+        try:
+            s = ds[i]
+        except (OSError, ValueError) as exc:  # a patch folder the split list names, missing or incomplete: torchgeo
+            # stacked no bands (numpy's 'need at least one array to stack') or opened no file, a traceback
+            where = {"s1": "s1", "s2": "s2"}.get(cfg.modality)
+            folders = [v for k, v in ds.folders[i].items() if where in (None, k)]
+            listed = BigEarthNet.splits_metadata[split]["filename"]
+            raise InputError(
+                f"bigearthnet ({split} split): patch {', '.join(map(str, folders))} listed in {listed} cannot be read "
+                f"({exc}): missing or incomplete; extract the dataset again ({README_HINT})"
+            ) from exc
         img = (s["image"].float() * scale)[pick]
         return {"image": img, "label": s["label"].float()}
 
