@@ -172,6 +172,9 @@ def _attention_locked(args: argparse.Namespace) -> int:
     if note:
         print(note, file=sys.stderr)
     files = write_attention(maps, sample, args.out, overwrite=args.overwrite)
+    shown = _first_three_note(sample)
+    if shown:
+        print(shown, file=sys.stderr)
     n_valid, n_all = maps.info.get("valid_patches", maps.mean.size), maps.mean.size
     of = "patches" if n_valid == n_all else f"the {n_valid} of {n_all} patches with data ({n_valid / n_all:.0%})"
     print(
@@ -182,6 +185,21 @@ def _attention_locked(args: argparse.Namespace) -> int:
     for name, path in files.items():
         print(f"  {name:10s} {path}")
     return 0
+
+
+def _first_three_note(sample: dict[str, Any]) -> str | None:
+    """A line when the pictures show the first three of more bands as red, green, blue because the sensor names no
+    RGB bands (a `data stats` YAML of B1..B7): the doc promises the sensor's RGB bands, and Landsat's B1 (blue) was
+    drawn as red without a word."""
+    sensor, bands = sample.get("sensor"), list(sample.get("bands") or [])
+    if sensor is None or len(bands) <= 3:
+        return None
+    if sensor.rgb_bands and all(b in sensor.bands for b in sensor.rgb_bands):
+        return None
+    return (
+        f"geodino: sensor {sensor.name} names no RGB bands, so the pictures show bands {', '.join(bands[:3])} as "
+        "red, green, blue; give a sensor YAML with rgb_bands: [RED, GREEN, BLUE] (band names) to choose them"
+    )
 
 
 def _check_map_point(point: tuple[int, int], sample: dict[str, Any], args: argparse.Namespace) -> None:

@@ -76,3 +76,27 @@ def test_an_out_naming_a_file_is_refused_before_the_forward(tmp_path, capsys, no
         expect=("notes.txt is a file, not a folder",),
     )
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_a_sensor_without_rgb_bands_says_which_bands_the_pictures_show(tmp_path, capsys):
+    """Five bands B1..B5 (a `data stats` YAML names no RGB bands): the pictures show the first three as red, green,
+    blue, said on stderr; with rgb_bands in the YAML nothing is said."""
+    from geodino import cli
+    from geodino.data.sensor_yaml import save_sensor_yaml
+    from geodino.data.sensors import Sensor
+
+    tif = write_tif(tmp_path / "s.tif", random_image(32, 32, c=5))
+    spec = "arch:vit_tiny?depth=1&patch_size=8&in_chans=5&seed=0"
+    plain = Sensor("five", ("B1", "B2", "B3", "B4", "B5"), 1 / 255, (0.4,) * 5, (0.2,) * 5, False)
+    for name, sensor, said in [
+        ("plain", plain, True),
+        ("rgb", Sensor(**{**plain.__dict__, "rgb_bands": ("B3", "B2", "B1")}), False),
+    ]:
+        yaml_path = save_sensor_yaml(sensor, tmp_path / f"{name}.yaml")
+        capsys.readouterr()
+        assert (
+            cli.main(["viz", "attention", str(tif), "-b", spec, "--sensor", str(yaml_path), "-o", str(tmp_path / name)])
+            == 0
+        )
+        err = capsys.readouterr().err
+        assert ("show bands B1, B2, B3 as red, green, blue" in err) is said, err
