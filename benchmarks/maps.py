@@ -104,7 +104,7 @@ def classification(backbones: dict[str, str], work: Path, img: Path | None) -> l
             for method in ("logreg", "knn"):
                 out = work / f"{name}_{bname}_{method}.tif"
                 m = classify_map(feats, LABELS / f"{name}.geojson", out, column="class", method=method,
-                                 neighbors=3, overwrite=True)  # fmt: skip
+                                 neighbors=3 if method == "knn" else None, overwrite=True)  # fmt: skip
                 cv = m["cv"]
                 rows.append({"scene": name, "backbone": bname, "method": method, "n_points": cv["n"],
                              "classes": len(m["classes"]), "folds": cv["folds"], "cv_accuracy": cv["accuracy"],
