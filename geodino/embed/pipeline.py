@@ -221,6 +221,10 @@ def _run(
     leaves the conversion to the output to the process that spawned it; `prep`: `prepare` already made."""
     out_path = Path(cfg.out).expanduser()
     out_kind(out_path)
+    from geodino.embed.map_outputs import check_inputs_kept
+
+    # with --overwrite, `embed in.tif --out in.tif` (or a folder of scenes embedded into itself) replaced the input
+    check_inputs_kept("embed", {"--out": cfg.out}, {"input raster": input})
     work = work_dir_for(out_path)
     if out_path.exists() and not cfg.overwrite and not cfg.resume:
         raise InputError(
