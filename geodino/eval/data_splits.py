@@ -29,8 +29,9 @@ def check_split_keys(cfg: Any) -> None:
             raise ConfigError(f"data.{key}={getattr(cfg, key)} must be >= 0 and < 1 (the share of the images held out)")
     if float(cfg.val_fraction) + float(cfg.test_fraction) >= 1:
         raise ConfigError(
-            f"data.val_fraction={cfg.val_fraction} and data.test_fraction={cfg.test_fraction} add up to 1 or more and "
-            "leave no training images; lower them (default 0.2 each)"
+            f"data.val_fraction={cfg.val_fraction} and data.test_fraction={cfg.test_fraction} add up to "
+            f"{float(cfg.val_fraction) + float(cfg.test_fraction):g}; they must leave a training part: lower them "
+            "(default 0.2 each)"
         )
     if int(cfg.max_samples) < 0:
         raise ConfigError(f"data.max_samples={cfg.max_samples} must be >= 0 (images per split; 0 = all)")

@@ -21,7 +21,10 @@ from tests.eval.test_datasets import make_folder
     [
         ({"val_fraction": 1.5}, r"^data\.val_fraction=1\.5 must be >= 0 and < 1 "),
         ({"test_fraction": -0.1}, r"^data\.test_fraction=-0\.1 must be >= 0 and < 1 "),
-        ({"val_fraction": 0.5, "test_fraction": 0.5}, r"^data\.val_fraction=0\.5 and data\.test_fraction=0\.5 add up"),
+        (
+            {"val_fraction": 0.5, "test_fraction": 0.5},
+            r"^data\.val_fraction=0\.5 and data\.test_fraction=0\.5 add up to 1; .* leave a training part",
+        ),
         ({"max_samples": -1}, r"^data\.max_samples=-1 must be >= 0 \(images per split; 0 = all\)$"),
     ],
 )
