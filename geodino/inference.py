@@ -25,7 +25,7 @@ import torch
 
 from geodino.backbones.device import weights_device
 from geodino.errors import ConfigError, plural
-from geodino.models.fast_choice import bf16_default
+from geodino.models.fast_choice import bf16_default, env_mode, fast_mode
 from geodino.models.frozen import ENV_SWITCH, FastPath, FastViT, choose_path
 
 __all__ = [
@@ -132,15 +132,44 @@ def plan_path(
     model = backbone.model
     amp = getattr(backbone, "amp", None)
     if isinstance(model, FastViT):
-        if (
-            backbone.__dict__.get("_eager_model") is not None
-            and not choose_path(weights_device(backbone), mode, compile, amp).enabled
-        ):
+        wanted = choose_path(weights_device(backbone), mode, compile, amp)
+        if backbone.__dict__.get("_eager_model") is not None and not wanted.enabled:
             return FastPath(False, reason="mode=off")
+        if _explicit(mode) and _numerics(wanted) != _numerics(model.path):
+            _warn(
+                f"backbone {getattr(backbone, 'spec', '')} keeps the fast path {model.path.name} it was accelerated "
+                f"to before; mode={mode!r} is not applied. Call accelerate(backbone, mode='off') first to prepare it "
+                f"as {mode!r}"
+            )
         return model.path
     if getattr(backbone, "kind", "geodino") != "geodino" or not hasattr(model, "rope_embed"):
+        if _explicit(mode):  # an explicit dtype ran the backbone's own eager numerics without a word
+            _warn(
+                f"fast path mode={mode!r} does not apply to backbone {getattr(backbone, 'spec', '')} (not a geodino "
+                "ViT): it runs its own model eagerly (path 'eager'); pass mode='auto' or 'off' for it"
+            )
         return FastPath(False, reason="not a geodino ViT")
     return job_path(weights_device(backbone), mode, compile, amp, n_images, image_size)
+
+
+def _explicit(mode: str) -> bool:
+    """Whether `mode` names a fast path's numerics (not 'auto' or 'off'), as a caller's argument or GEODINO_FAST."""
+    env = env_mode()
+    return env != "off" and fast_mode(env or mode) not in ("auto", "off")
+
+
+def _numerics(path: FastPath) -> tuple[str, bool, bool]:
+    """What a path computes, whatever its compile: the dtype and the projections' route."""
+    return (path.dtype, path.tf32x3, path.onednn)
+
+
+def _warn(message: str) -> None:
+    """One warning line pointing at the caller's code (not at geodino's)."""
+    import warnings
+
+    from geodino.models.caller import user_stacklevel
+
+    warnings.warn(message, stacklevel=user_stacklevel())
 
 
 def job_path(

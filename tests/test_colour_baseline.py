@@ -87,7 +87,8 @@ def test_the_fast_path_leaves_it_alone():
     from geodino.inference import accelerate
 
     fb = load_backbone("baseline:colour")
-    path = accelerate(fb, mode="float32")
+    with pytest.warns(UserWarning, match="mode='float32' does not apply to backbone baseline:colour"):
+        path = accelerate(fb, mode="float32")
     assert not path.enabled and path.reason == "not a geodino ViT"
     assert isinstance(fb.model, ColourStatistics)
 

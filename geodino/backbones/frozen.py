@@ -224,7 +224,7 @@ class FrozenBackbone(nn.Module):
         """The spec with one more `?key=value` option, for messages that say how to load it otherwise."""
         return f"{self.spec}{'&' if '?' in self.spec else '?'}{option}"
 
-    def _bands_error(self, x: Tensor) -> InputError:
+    def _bands_error(self, x: Tensor, layout: str = "[B, C, H, W] or [C, H, W]") -> InputError:
         """The line for an input whose band axis (-3) is not the backbone's bands. An image read channels-last
         (PIL, numpy, rasterio's reshape_as_image: [H, W, C]) is named as such: its height was read as 64 bands."""
         c = x.shape[-3]
@@ -232,7 +232,7 @@ class FrozenBackbone(nn.Module):
             perm = "x.permute(2, 0, 1)" if x.ndim == 3 else "x.permute(0, 3, 1, 2)"
             return InputError(
                 f"input of shape {tuple(x.shape)} has its {self.in_chans} bands last, but backbone {self.spec} takes "
-                f"bands first ([B, C, H, W] or [C, H, W]); pass {perm}"
+                f"bands first ({layout}); pass {perm}"
             )
         return InputError(
             f"input has {plural(c, 'band')} but backbone {self.spec} takes {self.in_chans}; select the matching "
@@ -250,12 +250,17 @@ class FrozenBackbone(nn.Module):
                 f"features takes normalised float input, got {x.dtype} (raw DN?); pass backbone.preprocess(x), which "
                 "scales DN to reflectance and standardises it"
             )
-        _, c, h, w = x.shape
+        b, c, h, w = x.shape
         if c != self.in_chans:
-            raise self._bands_error(x)
+            raise self._bands_error(x, "[B, C, H, W]")
         p = self.patch_size
         if h % p or w % p:
-            raise InputError(f"image size {h}x{w} is not a multiple of the patch size {p}; crop or pad it")
+            raise InputError(
+                f"image size {h}x{w} is not a multiple of the patch size {p}; crop or pad it to "
+                f"{(h // p) * p or p}x{(w // p) * p or p} (or {-(-h // p) * p}x{-(-w // p) * p})"
+            )
+        if not b:  # torch's own reshape error ("0 elements ... ambiguous") named nothing the caller did
+            raise InputError(f"features got an empty batch (shape {tuple(x.shape)}); pass at least one image")
 
     def _autocast(self, device: torch.device):
         """bf16 autocast for the eager model when `amp` (default: on GPUs with native bf16, `bf16_default`; not on

@@ -116,7 +116,11 @@ def layer_indices(layers: str | int | Sequence[int], n_blocks: int) -> list[int]
     count = _as_index(layers)
     if count is not None:
         if not 1 <= count <= n_blocks:
-            raise ConfigError(f"layers={count} last blocks requested from a backbone with {plural(n_blocks, 'block')}")
+            raise ConfigError(
+                f"layers={count} asks for the last {count} blocks but the backbone has {plural(n_blocks, 'block')}; "
+                f"pass a count from 1 to {n_blocks}, block indices (0..{n_blocks - 1}) or one of "
+                f"{', '.join(LAYER_SETS)}"
+            )
         return list(range(n_blocks - count, n_blocks))
     out = []
     for k in block_list(layers, usage):

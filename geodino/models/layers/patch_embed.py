@@ -66,6 +66,8 @@ def check_image_batch(x: Tensor, in_chans: int, patch: int) -> None:
             f"{(h // patch) * patch or patch}x{(w // patch) * patch or patch} "
             f"(or {-(-h // patch) * patch}x{-(-w // patch) * patch})"
         )
+    if not x.shape[0]:  # torch's own reshape error ("0 elements ... ambiguous") named nothing the caller did
+        raise InputError(f"expected an image batch [B, C, H, W], got an empty batch (shape {tuple(x.shape)})")
 
 
 def trim_to_patch_grid(x: Tensor, patch: int) -> Tensor:
