@@ -30,7 +30,7 @@ def read_vector(
 
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{what} file {path} does not exist")
+        raise InputError(f"{what} file {path} does not exist; {_nearby(path)}")
     try:
         if path.suffix.lower() in (".parquet", ".geoparquet"):
             gdf = gpd.read_parquet(path)
@@ -50,3 +50,17 @@ def read_vector(
     if gdf.crs is None and require_crs:
         raise InputError(f"{what} in {path} have no CRS; set one (e.g. with geopandas .set_crs) and retry")
     return gdf
+
+
+def _nearby(path: Path) -> str:
+    """What to do about a missing vector file: the closest name in its folder (a typo), else check the path."""
+    import difflib
+
+    folder = path.parent if str(path.parent) else Path(".")
+    names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {folder / close[0]}?"
+    if not folder.is_dir():
+        return f"its folder {folder} does not exist either; check the path"
+    return "check the path (GeoPackage, GeoJSON, Shapefile, GeoParquet or any file GDAL reads as vectors)"
