@@ -94,9 +94,15 @@ def accelerate(
     path = plan_path(backbone, mode=mode, compile=compile, n_images=n_images, image_size=image_size)
     model = backbone.model
     if isinstance(model, FastViT):
+        eager = backbone.__dict__.get("_eager_model")
         if not path.enabled:  # asked for the eager model (mode off, GEODINO_FAST=0): not the prepared one
-            backbone.model = backbone.__dict__["_eager_model"]
-        return path
+            backbone.model = eager
+            return path
+        if eager is None:  # a FastViT placed there by hand: nothing to match it against
+            return path
+        # matched to the eager weights below like a restored backbone: a backbone that stayed accelerated while its
+        # eager weights changed (load_state_dict, an in-place update) served the old prepared copy on every call
+        model = eager
     device = weights_device(backbone)
     if path.enabled:
         backbone.__dict__["_eager_model"] = model  # kept outside nn.Module registration (not a submodule)

@@ -80,3 +80,28 @@ def test_other_mode_on_an_accelerated_backbone_warns_and_off_then_mode_applies(f
     assert not _warned(lambda: accelerate(fb, mode="auto", compile=False))  # auto keeps it, as documented
     accelerate(fb, mode="off")
     assert accelerate(fb, mode="float32", compile=False).dtype == "float32"
+
+
+def test_an_accelerated_backbone_picks_up_changed_eager_weights_on_the_next_accelerate(monkeypatch):
+    monkeypatch.delenv("GEODINO_FAST", raising=False)
+    fb = load_backbone(SPEC + "&layerscale_init=1.0")
+    eager = fb.model
+    x = torch.randn(1, 3, 32, 32)
+    accelerate(fb, mode="float32", compile=False)
+    before = fb.features(x)[1][0]
+    with torch.no_grad():
+        for p in eager.parameters():
+            p.mul_(1.5)
+    accelerate(fb, mode="float32", compile=False)  # stayed accelerated: it served the old prepared copy
+    after = fb.features(x)[1][0]
+    fb.model = eager
+    want = fb.features(x)[1][0]
+    assert not torch.allclose(before, want, atol=1e-3) and torch.allclose(after, want, atol=1e-4)
+
+
+def test_fastvit_refuses_an_eager_state_dict_in_one_line(fb):
+    sd = fb.model.state_dict()
+    accelerate(fb, mode="float32", compile=False)
+    with pytest.raises(ConfigError, match=r"load the state_dict into the eager model and prepare again"):
+        fb.model.load_state_dict(sd)
+    fb.model.load_state_dict(fb.model.state_dict())  # its own prepared weights still load

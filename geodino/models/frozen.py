@@ -111,6 +111,17 @@ class FastViT(nn.Module):
         compiles again on its first call."""
         return {**super().__getstate__(), "_compiled": None, "_graphs": set()}
 
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        """Its own prepared weights (`core.*`) only: an eager model's state_dict is refused in one line saying how
+        to load it (it failed with torch's list of every missing `core.*` key)."""
+        if not any(str(k).startswith("core.") for k in state_dict):
+            raise ConfigError(
+                "this FastViT holds weights prepared from an eager DinoVisionTransformer; load the state_dict into the "
+                "eager model and prepare again: accelerate(backbone, mode='off'), backbone.model.load_state_dict(sd), "
+                "accelerate(backbone) (or fast_path(model) for a bare model)"
+            )
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
     def train(self, mode: bool = True) -> FastViT:
         """Always in eval mode (inference only)."""
         return super().train(False)
