@@ -57,6 +57,7 @@ def check_resume_config(path: Path, config: dict[str, Any], out: Path | None = N
     changed = changed_resume_field(saved, config, RESUME_FIXED, RESUME_FREE, free_fields=RESUME_FREE_FIELDS)
     if changed:
         exc = resume_config_error(path, *changed, keeps="teacher, students, data, batch, seed, recipe and length")
+        exc.args = (_distill_init_hint(exc.args[0], path, saved),)
         key, was = changed[0], changed[1]
         if key.startswith("data.sources[") and key.endswith("].paths"):  # as pretraining says it
             was = was[0] if isinstance(was, list) and len(was) == 1 else was
@@ -66,6 +67,19 @@ def check_resume_config(path: Path, config: dict[str, Any], out: Path | None = N
                 f"old path {was!r} a symbolic link to the new folder and resume with the old path",
             )
         raise exc
+
+
+def _distill_init_hint(message: str, path: Path, saved: dict[str, Any]) -> str:
+    """Pretraining's resume refusal says "init_from the checkpoint", a key distillation does not have (an
+    `init_from=...` override is an unknown key): name the distillation key, `students[i].init_from`, with this
+    checkpoint and a student of it."""
+    names = [s.get("name") for s in saved.get("students") or [] if isinstance(s, dict) and s.get("name")]
+    name = names[0] if names else "NAME"
+    return message.replace(
+        "(init_from the checkpoint to continue from its weights)",
+        f"whose students start from this checkpoint's weights, e.g. students[0].init_from='{path}?which={name}' "
+        f"(the student's EMA; ?which={name}.raw: its raw weights)",
+    )
 
 
 def data_record(cfg: DistillConfig, sources: list[Any]) -> dict[str, Any] | None:
