@@ -215,7 +215,7 @@ class _ImageSourceBase:
             except Exception as exc:
                 if self.on_error == "stop":
                     raise InputError(
-                        f"image {name} cannot be decoded ({type(exc).__name__}); remove it or {self.skip_hint}"
+                        f"image {name} cannot be decoded ({_why(exc)}); remove it or {self.skip_hint}"
                     ) from exc
                 self.skipped += 1
                 self._bad.add(k)
@@ -370,3 +370,12 @@ def _keep_whole_members(
         for column in (shard_ids, offsets, sizes, names):
             del column[i]
     return sum(1 for s in shard_ids if s == shard)
+
+
+def _why(exc: BaseException) -> str:
+    """The error type, and for Pillow's decompression-bomb guard its own line (the image's pixels and the limit)."""
+    from PIL import Image
+
+    if isinstance(exc, Image.DecompressionBombError):
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+    return type(exc).__name__

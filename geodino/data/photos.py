@@ -45,6 +45,22 @@ def decode_image(data: bytes, name: str, n_bands: int = 3) -> np.ndarray:
     return decode_photo(data, name, n_bands)[0]
 
 
+def refuse_bomb(data: bytes) -> None:
+    """Raise Pillow's DecompressionBombError for an image whose header declares more pixels than Pillow's guard allows
+    (2 x `PIL.Image.MAX_IMAGE_PIXELS`, ~179 Mpx; a user may raise it): torchvision's decoder, which RGB JPEGs and the
+    fallback go through, has no such guard, and a 0.9 MB PNG of 30000 x 30000 px asked it for 2.7 GB. Only the
+    header is read; any other failure is left to the decoders, which say what is wrong."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)):
+            pass
+    except Image.DecompressionBombError:
+        raise
+    except Exception:
+        pass
+
+
 def decode_photo(
     data: bytes, name: str, n_bands: int = 3, *, min_area: int | None = None
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -61,6 +77,7 @@ def decode_photo(
     if suffix in TIFF_EXTS:
         return _decode_tiff(data, n_bands)
     rgb = n_bands == 3
+    refuse_bomb(data)
     if min_area and rgb and suffix in (".jpg", ".jpeg"):
         try:
             drafted = draft_jpeg(data, min_area)
@@ -80,6 +97,8 @@ def decode_photo(
                 if alpha or turned or png_bit_depth(data) == 16 or (grey and not rgb):
                     arr, valid = photo_array(im, rgb=rgb, data=data)
                     return (arr[:1] if grey and not rgb else arr), valid  # 16-bit grey+alpha: three equal bands
+        except Image.DecompressionBombError:
+            raise
         except Exception:  # not an image Pillow opens: torchvision below tries, and its error is the one raised
             pass
     try:
