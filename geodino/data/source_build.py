@@ -118,7 +118,11 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
         if members is not None:
             apply_members(source, members)
     if cfg.bands and list(cfg.bands) != list(source.sensor.bands):
-        raise InputError(f"source {name!r}: web images give bands {source.sensor.bands}; `bands:` cannot select others")
+        raise InputError(
+            f"source {name!r}: images are read with all their bands {list(source.sensor.bands)} in file order (sensor "
+            f"{source.sensor.name!r}), so `bands: {list(cfg.bands)}` cannot select or reorder them; drop `bands:` "
+            "(--bands), or give the full list in that order"
+        )
     return source
 
 
