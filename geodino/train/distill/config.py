@@ -141,6 +141,7 @@ class DistillConfig:
                 close = did_you_mean(s.arch, ARCHS)
                 hint = f"; did you mean {close[0]!r}?" if close else f"; valid: {', '.join(ARCHS)}"
                 raise ConfigError(f"students[{i}].arch={s.arch!r} is not a known architecture{hint}")
+        _check_placement(self.students)
         _refuse_pretraining_mask_keys(self.ibot)
         _refuse_pretraining_head_keys(self)
         self.koleo.validate()
@@ -236,6 +237,25 @@ def _check_ranges(cfg: DistillConfig) -> None:
             f"teacher.head_warmup_momentum={mom} must be two numbers [start, end] in [0, 1]: the EMA heads keep "
             "this share of their weights each step"
         )
+
+
+def _check_placement(students: list[StudentSpec]) -> None:
+    """`students[i].ranks` / `.share` values, checked when the config loads. A run on one process ignores them (its
+    students share the process), so `share: -1` or `ranks: [3, 1]` passed a one-process trial and was refused only
+    once the multi-GPU job started; the messages are `subgroups.plan_subgroups`'s, which checks them against the
+    world (coverage, overlap, batch split)."""
+    for i, s in enumerate(students):
+        if s.ranks not in (None, [], ()):
+            r = list(s.ranks) if isinstance(s.ranks, (list, tuple)) else [s.ranks]
+            whole = all(isinstance(v, int) and not isinstance(v, bool) for v in r)
+            if len(r) != 2 or not whole or not 0 <= r[0] < r[1]:
+                raise ConfigError(
+                    f"students[{i}].ranks={r} ({s.name}) must be [start, end] with 0 <= start < end (end excluded)"
+                )
+        if s.share not in (None, 0):
+            v = s.share
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+                raise ConfigError(f"students[{i}].share={v} ({s.name}) must be a positive number")
 
 
 def _check_lr_cosine(value: Any) -> None:
