@@ -105,3 +105,14 @@ def test_fastvit_refuses_an_eager_state_dict_in_one_line(fb):
     with pytest.raises(ConfigError, match=r"load the state_dict into the eager model and prepare again"):
         fb.model.load_state_dict(sd)
     fb.model.load_state_dict(fb.model.state_dict())  # its own prepared weights still load
+
+
+def test_warmup_checks_its_layers_before_compiling(fb, monkeypatch):
+    monkeypatch.delenv("GEODINO_FAST", raising=False)
+    accelerate(fb, mode="float32", compile=True)
+    if not fb.model.path.compile:
+        pytest.skip("no compiler here")
+    for bad in ([5], [-1], [0, 1]):  # each compiled a graph (~10 s) that no call could run
+        with pytest.raises(InputError, match="out of range for a backbone with 1 block"):
+            fb.model.warmup(2, 32, 32, layers=bad)
+    assert not fb.model._graphs

@@ -215,7 +215,12 @@ class FastViT(nn.Module):
         exists already (this shape, or a larger batch of it that `_run` pads to, see `PAD_MIN_SHARE`) or the path is
         not compiled: a second job on the same `FastViT` must not pay a forward for nothing (on a 16-tile raster that
         was a fifth of the run)."""
-        take = tuple(sorted(set(layers))) if layers is not None else (self.n_blocks - 1,)
+        # checked as `get_intermediate_layers` checks them: a block past the depth (or -1) compiled a graph, tens of
+        # seconds, that no call could ever run. An empty list is `forward_features`' call (no blocks taken).
+        if layers is None:
+            take: tuple[int, ...] = (self.n_blocks - 1,)
+        else:
+            take = tuple(sorted(set(block_indices(list(layers), self.n_blocks)))) if len(layers) else ()
         if not self.path.compile or self.compiled_for(batch, height, width, take, norm, masked):
             return False
         x = torch.zeros(batch, self.in_chans, height, width, device=self.core.prefix.device)
