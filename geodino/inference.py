@@ -133,7 +133,8 @@ def plan_path(
 ) -> FastPath:
     """The path `accelerate` puts `backbone` on for these arguments, decided without preparing any weights (so that
     a caller can look up what that path computed before, e.g. a probe's feature cache, before paying for it). A
-    backbone accelerated before keeps its path unless the mode turns the fast path off."""
+    backbone accelerated before keeps its path unless the mode turns the fast path off; an explicit mode that names
+    other numerics, or any explicit mode on a backbone that is not a geodino ViT, says so in one warning."""
     check_compile_flag(compile)
     model = backbone.model
     amp = getattr(backbone, "amp", None)
