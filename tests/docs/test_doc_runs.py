@@ -173,7 +173,7 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     # --- docs/inspect_and_curate.md
     G + "viz attention scene.tif --backbone dinov3_vitl16_pretrain_sat493m.pth --out att/": Run(OW, "the SAT-493M stand-in is RGB: an RGB scene.tif; README's viz attention run already wrote att/", replace=RGB),
     G + "viz attention chip.jpg -b exports/teacher.pth -o att/ --layer 5 --heads 0 2 --mass 0.6 --point 32 32": Run(OW, DOC_WROTE),
-    G + "viz attention s2.tif -b s2_vits16.pth --sensor sentinel2_l2a -o att/ --window 0 0 1024 1024": Run(("--window", "0", "0", "512", "512", *OW), "a 1024 px window at patch 8 is 16k tokens (minutes per block on 2 cores); the generated s2.tif has 512 px; " + DOC_WROTE),
+    G + "viz attention s2.tif -b s2_vits16.pth --sensor sentinel2_l2a -o att/ --window 0 0 1024 1024": Run(("--window", "0", "0", "512", "512", *OW), "the generated s2.tif has 512 px: the window is cut to it; " + DOC_WROTE),
     G + "viz attention s2.tif -b SPEC --sensor sentinel2_l2a -o att/ --point 500100 4499900 --point-crs": Run(OW, DOC_WROTE),
     G + "data curate /data/chips/ -b exports/teacher.pth --size 100000 -o curated/": Run(("--size", "1", "--clusters", "1"), CURATE, fresh=("curated",)),
     G + "data curate /data/s2/ --type raster --sensor sentinel2_l2a --tile-size 256 -b s2_vits16.pth --size 200000 --clusters 20000 2000 200 --dedup 0.95 --workers 4 -o curated/": Run(("--size", "1", "--clusters", "1"), CURATE, fresh=("curated",)),

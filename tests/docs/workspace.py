@@ -29,7 +29,8 @@ SIZE = 320
 # and run: schedules, losses, gram, init_from).
 TINY_PRETRAIN = [
     "ssl.student.arch=vit_tiny",
-    "ssl.student.patch_size=8",
+    # patch 16, as the recipes: at patch 8 a 512 px embed tile (the default) was 4096 tokens, now 1024
+    "ssl.student.patch_size=16",
     # 6 blocks (the docs ask for --layer 5 and a 4-level DPT) and vit_tiny's own 3 heads (`--heads 0 2`)
     "ssl.student.overrides={depth: 6}",
     "ssl.student.drop_path_rate=0.0",
