@@ -144,16 +144,19 @@ def plan_path(
             return FastPath(False, reason="mode=off")
         if _explicit(mode) and _numerics(wanted) != _numerics(model.path):
             _warn(
+                backbone,
                 f"backbone {getattr(backbone, 'spec', '')} keeps the fast path {model.path.name} it was accelerated "
-                f"to before; mode={mode!r} is not applied. Call accelerate(backbone, mode='off') first to prepare it "
-                f"as {mode!r}"
+                f"to before; {_mode_key()}={mode!r} is not applied. Call accelerate(backbone, mode='off') first to "
+                f"prepare it as {mode!r}",
             )
         return model.path
     if getattr(backbone, "kind", "geodino") != "geodino" or not hasattr(model, "rope_embed"):
         if _explicit(mode):  # an explicit dtype ran the backbone's own eager numerics without a word
+            key = _mode_key()
             _warn(
-                f"fast path mode={mode!r} does not apply to backbone {getattr(backbone, 'spec', '')} (not a geodino "
-                "ViT): it runs its own model eagerly (path 'eager'); pass mode='auto' or 'off' for it"
+                backbone,
+                f"fast path {key}={mode!r} does not apply to backbone {getattr(backbone, 'spec', '')} (not a geodino "
+                f"ViT): it runs its own model eagerly (path 'eager'); pass {key}=auto or off for it",
             )
         return FastPath(False, reason="not a geodino ViT")
     return job_path(weights_device(backbone), mode, compile, amp, n_images, image_size)
@@ -170,13 +173,26 @@ def _numerics(path: FastPath) -> tuple[str, bool, bool]:
     return (path.dtype, path.tf32x3, path.onednn)
 
 
-def _warn(message: str) -> None:
-    """One warning line pointing at the caller's code (not at geodino's)."""
+def _mode_key() -> str:
+    """The key that set the mode, as the user writes it: `tasks.<name>.features.fast` inside a probe suite's task,
+    else `accelerate`'s `mode`."""
+    from geodino.user_keys import user_key
+
+    key = user_key("fast")
+    return "mode" if key == "fast" else key
+
+
+def _warn(backbone: Any, message: str) -> None:
+    """One warning line pointing at the caller's code (not at geodino's), once per backbone and message: a probe
+    plans its path and then accelerates, which asked twice."""
     import warnings
 
     from geodino.models.caller import user_stacklevel
 
-    warnings.warn(message, stacklevel=user_stacklevel())
+    said = backbone.__dict__.setdefault("_fast_mode_warnings", set()) if hasattr(backbone, "__dict__") else set()
+    if message not in said:
+        said.add(message)
+        warnings.warn(message, stacklevel=user_stacklevel())
 
 
 def job_path(

@@ -68,6 +68,18 @@ def test_explicit_mode_on_a_backbone_it_cannot_serve_warns():
     assert any("mode='int8' does not apply to backbone baseline:colour" in m for m in said), said
     assert path_of(colour).name == "eager"
     assert not _warned(lambda: accelerate(colour, mode="auto"))  # auto asks for nothing it cannot give
+    assert not _warned(lambda: accelerate(colour, mode="int8"))  # once per backbone (a probe plans, then accelerates)
+
+
+def test_inside_a_probe_task_the_warning_names_the_suite_key():
+    from geodino.user_keys import keys_named_by
+
+    colour = load_backbone("baseline:colour")
+    with keys_named_by(lambda key: f"tasks.t.features.{key}"):
+        said = _warned(lambda: accelerate(colour, mode="bfloat16"))
+    assert any(
+        "tasks.t.features.fast='bfloat16' does not apply" in m and "tasks.t.features.fast=auto" in m for m in said
+    )
 
 
 def test_other_mode_on_an_accelerated_backbone_warns_and_off_then_mode_applies(fb, monkeypatch):
