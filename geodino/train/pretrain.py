@@ -278,12 +278,13 @@ def pretrain(cfg: PretrainConfig) -> Path:
     folder's lock is released (and its `.geodino.lock` removed) when the run ends or fails, also at start-up. A start
     refused with a geodino error (data, band count, resume checkpoint, init_from, ...) leaves the file system as it
     was: a used folder byte for byte (its housekeeping waits until every check passed, `geodino.train.run_start`),
-    a new one removed with the missing folders above it.
-    """
+    a new one removed with the missing folders above it. SLURM's SIGUSR1 outside the steps requeues at once."""
     from geodino.run_lock import release_run_folder
+    from geodino.train.stop import requeue_outside_steps
 
     try:
-        return _pretrain(cfg)
+        with requeue_outside_steps(cfg.trainer.slurm_auto_requeue):  # the steps' StopRequest takes it over
+            return _pretrain(cfg)
     finally:
         release_run_folder(Path(cfg.output_dir).expanduser())
 
@@ -359,8 +360,7 @@ def _check_schedules(cfg: PretrainConfig) -> int:
     _check_koleo_groups(cfg)
     from geodino.train.schedules import Schedules, resolve_iters
 
-    # schedule lengths that do not fit the run fail here, naming full keys, before the run folder is made (a
-    # config's data section alone, as data curate reads it, need not describe a runnable schedule)
+    # schedule lengths that do not fit the run fail here, naming full keys, before the run folder is made
     Schedules.build(cfg.ssl, cfg.trainer.max_steps, cfg.batch_size, prefix="ssl.")
 
     return resolve_iters(cfg.head_warmup_steps, cfg.trainer.max_steps, "head_warmup_steps")

@@ -26,11 +26,12 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 __all__ = ["REQUEUE_SIGNAL", "SIGNALS", "StopRequest", "end_stopped_run", "on_slurm", "quiet_worker",
-           "requeue_slurm_job", "say_completed", "say_stopped", "stop_signals"]  # fmt: skip
+           "requeue_outside_steps", "requeue_slurm_job", "say_completed", "say_stopped", "stop_signals"]  # fmt: skip
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 REQUEUE_SIGNAL = signal.SIGUSR1  # SLURM's warning before the time limit (sbatch --signal=SIGUSR1@120)
@@ -143,9 +144,10 @@ def say_completed(max_steps: int, signal_name: str) -> None:
     )
 
 
-def requeue_slurm_job() -> str:
+def requeue_slurm_job(resumes: str = "the checkpoint just saved") -> str:
     """Requeue this SLURM job (`scontrol requeue`, an array task as JOBID_TASKID) and say so in one line (on stderr);
-    the requeued job runs the same command, which resumes from the newest checkpoint. Returns the job id."""
+    the requeued job runs the same command, which resumes from the newest checkpoint (`resumes` says which).
+    Returns the job id."""
     array = os.environ.get("SLURM_ARRAY_JOB_ID")
     job = f"{array}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array else os.environ.get("SLURM_JOB_ID", "")
     try:
@@ -154,7 +156,7 @@ def requeue_slurm_job() -> str:
     except OSError as exc:
         code, why = None, f"scontrol: {exc.strerror or exc}"
     if code == 0:
-        print(f"geodino: requeued SLURM job {job}; it resumes from the checkpoint just saved", file=sys.stderr)
+        print(f"geodino: requeued SLURM job {job}; it resumes from {resumes}", file=sys.stderr)
     else:
         print(
             f"geodino: could not requeue SLURM job {job or '?'} ({why}); submit the same command again to resume",
@@ -162,3 +164,35 @@ def requeue_slurm_job() -> str:
         )
     sys.stderr.flush()
     return job
+
+
+@contextmanager
+def requeue_outside_steps(slurm_auto_requeue: bool) -> Iterator[None]:
+    """While a run is not in its training steps (start-up: teacher and data loading, a distillation's heads
+    warm-up; the end: export), SLURM's warning signal requeues the job at once: nothing can be saved there. The
+    run's `StopRequest` takes the signal over for the steps (and hands it back after them). Without this the
+    signal's default action ended the process (exit 138) and the job was not requeued, although a 7B teacher's load
+    or a heads warm-up can outlast the warning's lead time. Only on SLURM with `slurm_auto_requeue`."""
+    if not (slurm_auto_requeue and threading.current_thread() is threading.main_thread() and on_slurm()):
+        yield
+        return
+    previous = signal.getsignal(REQUEUE_SIGNAL)
+    signal.signal(REQUEUE_SIGNAL, _requeue_now)
+    try:
+        yield
+    finally:
+        signal.signal(REQUEUE_SIGNAL, previous if previous is not None else signal.SIG_DFL)
+
+
+def _requeue_now(signum: int, frame: Any) -> None:
+    """SIGUSR1 outside the steps: say so, requeue from global rank 0 (one `scontrol requeue` per job), stop."""
+    signal.signal(REQUEUE_SIGNAL, signal.SIG_IGN)  # once per process
+    print(
+        f"\ngeodino: {REQUEUE_SIGNAL.name} (SLURM's time-limit warning) came outside the training steps (start-up, "
+        "heads warm-up or export): nothing to save there; requeueing the job",
+        file=sys.stderr,
+        flush=True,
+    )
+    if os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) == "0":
+        requeue_slurm_job("the newest checkpoint (the start again if none was saved yet)")
+    raise KeyboardInterrupt

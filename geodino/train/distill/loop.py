@@ -371,9 +371,11 @@ def distill(cfg: DistillConfig) -> dict[str, Path]:
     `distill` leaves no folder locked behind it; a start refused with a geodino error leaves the file system as it
     was (`run_folder.undo_start`, and the empty folders it made removed, as `pretrain` does)."""
     from geodino.run_lock import release_run_folder
+    from geodino.train.stop import requeue_outside_steps
 
     try:
-        return _distill(cfg)
+        with requeue_outside_steps(cfg.train.slurm_auto_requeue):  # SIGUSR1 in the start-up or warm-up
+            return _distill(cfg)
     finally:
         release_run_folder(Path(cfg.output_dir).expanduser())  # a no-op where this process took no lock
 
