@@ -162,7 +162,7 @@ def test_cli_reports_a_bad_baseline_option_with_exit_code_2(tmp_path, capsys):
     for split in ("train", "test"):
         for c in ("dark", "bright"):
             (tmp_path / split / c).mkdir(parents=True)
-            for i in range(2):
+            for i in range(5 if split == "train" else 2):  # val_fraction 0.2 carves one val image per class
                 Image.fromarray(np.full((16, 16, 3), 40 if c == "dark" else 200, np.uint8)).save(
                     tmp_path / split / c / f"{i}.png"
                 )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -350,9 +351,12 @@ def _folder_from_files(
             raise InputError(f"split {split!r} not available for {folder}: add a {split}/ folder")
         idx = parts[split]
         if not idx and split != "train":  # it failed later as 'dataset image_folder (test) has no images'
+            smallest = min(np.bincount(labels)[np.bincount(labels) > 0])  # each class is split on its own
+            need = min(0.5, math.ceil(51 / smallest) / 100)  # rounds to one image of the smallest class
             raise InputError(
                 f"data.{split}_fraction={fr[split]} leaves the {split} split of the {len(files)} images in {folder} "
-                f"empty; raise it (e.g. 0.2){'; or report on val: eval_split=val' if split == 'test' else ''}"
+                f"empty (its smallest class has {smallest}); raise it to {need:g} or more, or add images"
+                f"{'; or report on val: eval_split=val' if split == 'test' else ''}"
             )
     else:
         idx = list(range(len(files)))

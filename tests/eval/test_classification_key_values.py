@@ -53,7 +53,10 @@ def test_a_carved_split_left_empty_names_its_fraction_and_the_fix(tmp_path):
     with pytest.raises(InputError) as err:
         build_dataset(cfg, "test")
     assert str(err.value) == (
-        f"data.test_fraction=0.0 leaves the test split of the 6 images in {tmp_path} empty; raise it (e.g. 0.2); "
-        "or report on val: eval_split=val"
+        f"data.test_fraction=0.0 leaves the test split of the 6 images in {tmp_path} empty (its smallest class has "
+        "3); raise it to 0.17 or more, or add images; or report on val: eval_split=val"
     )
     assert len(build_dataset(cfg, "train")) + len(build_dataset(cfg, "val")) == 6
+    # the fraction it names gives one test image of each class (3 x 0.17 rounds to 1)
+    named = DatasetConfig(name="image_folder", root=str(tmp_path), test_fraction=0.17)
+    assert len(build_dataset(named, "test")) == 2
