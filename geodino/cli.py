@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import logging
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -263,6 +264,30 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
     return ("\n" if bars else "") + f"geodino: warning: {message}\n"
 
 
+class _LogLines(logging.Handler):
+    """geodino's own log warnings (`logging.getLogger("geodino...")`) as `geodino: warning: ...` lines on the stderr
+    of the moment, as its Python warnings are: without a handler Python printed the bare message (no prefix)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = _one_line_warning(record.getMessage(), UserWarning, "", 0)
+            if record.levelno >= logging.ERROR:
+                text = text.replace("geodino: warning: ", "geodino: error: ", 1)
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+def log_warnings_as_lines() -> None:
+    """Give the `geodino` logger its one-line handler (once per process; warnings and errors only: info stays
+    quiet as before)."""
+    logger = logging.getLogger("geodino")
+    if not any(isinstance(h, _LogLines) for h in logger.handlers):
+        handler = _LogLines(level=logging.WARNING)
+        logger.addHandler(handler)
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a `kill`, a scheduler's stop) as an interrupt: it takes the way Ctrl-C does (the run's clean-up,
     `geodino: interrupted`), with exit code 143 (128 + 15) instead of 130."""
@@ -311,6 +336,7 @@ def _main(argv: Sequence[str] | None) -> int:
         import warnings
 
         warnings.formatwarning = _one_line_warning
+        log_warnings_as_lines()
     try:
         first = next((a for a in argv if not a.startswith("-")), None)
         parser = build_parser(first)

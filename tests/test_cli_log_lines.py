@@ -1,0 +1,22 @@
+"""geodino's own log warnings (e.g. distillation's heads record, a run folder's note) come out on the command line
+as `geodino: warning: ...` lines like its Python warnings: without a handler Python printed the bare message."""
+
+from __future__ import annotations
+
+import logging
+
+from geodino import cli
+
+
+def test_log_warnings_are_prefixed_lines_and_info_stays_quiet(capsys) -> None:
+    assert cli.main([]) == 0  # main installs the handler before it parses anything (no command: the help)
+    capsys.readouterr()
+    log = logging.getLogger("geodino.distill")
+    log.warning("heads file %s belongs to another teacher", "h.pth")
+    log.info("resumed from x")
+    log.error("gave up")
+    assert capsys.readouterr().err == (
+        "geodino: warning: heads file h.pth belongs to another teacher\ngeodino: error: gave up\n"
+    )
+    cli.log_warnings_as_lines()  # once per process: a second main adds no second handler
+    assert sum(isinstance(h, cli._LogLines) for h in logging.getLogger("geodino").handlers) == 1
