@@ -70,7 +70,30 @@ def run_checkpoint_hint(path: Path) -> str:
     checkpoint to pass when it is a run folder or its `checkpoints/` folder, else ""."""
     folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
     ckpt = _checkpoint_in(folder)
+    run = folder.parent if folder.name == "checkpoints" else folder
+    students = _distill_exports(run)
+    if students:  # export reads pretraining checkpoints; a distillation run wrote its students' files itself
+        names = ", ".join(str(p) for p in students[:4]) + (", ..." if len(students) > 4 else "")
+        step = ckpt if ckpt is not None else run / "checkpoints" / "step_N.ckpt"
+        return (
+            f" ({run} is a distillation run: its students are exported already as {names}; from a checkpoint: "
+            f"geodino convert {step} OUT.pth --which {students[0].stem})"
+        )
     return f" (a run's checkpoints are files: pass {ckpt})" if ckpt is not None else ""
+
+
+def _distill_exports(run: Path) -> list[Path]:
+    """The student exports (`RUN/<name>/<name>.pth`) of a distillation run folder (its config.yaml lists
+    `students:`), else []."""
+    import re
+
+    try:
+        text = (run / "config.yaml").read_text()
+    except (OSError, UnicodeDecodeError):
+        return []
+    if not re.search(r"^students:", text, re.MULTILINE):
+        return []
+    return sorted(p for p in run.glob("*/*.pth") if p.stem == p.parent.name)
 
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # an HF or timm model folder's (unsharded) weights
