@@ -72,7 +72,7 @@ class StopRequest:
             raise KeyboardInterrupt
         self.signal = signal.Signals(signum).name
         print(
-            f"\ngeodino: {self.signal} received: stopping after this step and saving a checkpoint of it "
+            f"{_line_start()}geodino: {self.signal} received: stopping after this step and saving a checkpoint of it "
             "(send it again to stop at once, losing the steps since the last checkpoint)",
             file=sys.stderr,
             flush=True,
@@ -83,6 +83,13 @@ class StopRequest:
         ranks) any rank was, so that every rank stops at the same step."""
         wanted = self.signal is not None
         return bool(any_rank(wanted)) if any_rank is not None else wanted
+
+
+def _line_start() -> str:
+    """A line break when a progress bar is open (its line not ended: the message would land on it), else nothing
+    (a stray blank line with the bar off)."""
+    tqdm = sys.modules.get("tqdm")
+    return "\n" if getattr(getattr(tqdm, "tqdm", None), "_instances", None) else ""
 
 
 def on_slurm() -> bool:
@@ -188,8 +195,8 @@ def _requeue_now(signum: int, frame: Any) -> None:
     """SIGUSR1 outside the steps: say so, requeue from global rank 0 (one `scontrol requeue` per job), stop."""
     signal.signal(REQUEUE_SIGNAL, signal.SIG_IGN)  # once per process
     print(
-        f"\ngeodino: {REQUEUE_SIGNAL.name} (SLURM's time-limit warning) came outside the training steps (start-up, "
-        "heads warm-up or export): nothing to save there; requeueing the job",
+        f"{_line_start()}geodino: {REQUEUE_SIGNAL.name} (SLURM's time-limit warning) came outside the training "
+        "steps (start-up, heads warm-up or export): nothing to save there; requeueing the job",
         file=sys.stderr,
         flush=True,
     )
