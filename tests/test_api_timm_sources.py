@@ -33,11 +33,12 @@ def test_a_timm_folder_loads_as_a_timm_spec_with_the_same_features(tmp_path):
 
 def test_hub_names_are_not_refused_as_unknown_and_typos_still_are():
     from geodino.backbones.timm import known_timm_name
+    from geodino.errors import ConfigError
 
     assert known_timm_name("hf-hub:timm/vit_small_patch16_dinov3.lvd1689m")
     assert known_timm_name("vit_small_patch16_dinov3.lvd1689m")
     assert not known_timm_name("vit_smal_patch16_dinov3")
-    with pytest.raises(Exception, match="unknown timm model"):
+    with pytest.raises(ConfigError, match="unknown timm model 'vit_smal_patch16_dinov3'"):
         check_spec("timm:vit_smal_patch16_dinov3")
 
 

@@ -144,6 +144,7 @@ def test_probe_device_and_a_device_override_both_is_one_line(capsys):
 
 def test_probe_no_progress_sets_the_suite_progress_key():
     from geodino.config import load_config
+    from geodino.errors import ConfigError
     from geodino.eval.commands import _overrides
     from geodino.eval.runner import SuiteConfig
 
@@ -151,7 +152,7 @@ def test_probe_no_progress_sets_the_suite_progress_key():
     args = _parse(["probe", "--no-progress", tasks])
     assert load_config(SuiteConfig, None, _overrides(args)).progress is False
     assert load_config(SuiteConfig, None, _overrides(_parse(["probe", tasks]))).progress is True
-    with pytest.raises(Exception, match="--no-progress and progress=true both set progress"):
+    with pytest.raises(ConfigError, match="--no-progress and progress=true both set progress; give one"):
         _overrides(_parse(["probe", "--no-progress", "progress=true", tasks]))
 
 

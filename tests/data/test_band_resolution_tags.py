@@ -17,6 +17,7 @@ def _data() -> np.ndarray:
 
 def test_resolve_band_strips_a_tag_only_when_needed():
     from geodino.data.sensors import Sensor, get_sensor
+    from geodino.errors import InputError
 
     s2 = get_sensor("sentinel2_l2a")
     assert [s2.resolve_band(n) for n in ("B04_10m", "B8A_20m", "b8a_20M", "B8_10m", "red_10m")] == [
@@ -30,7 +31,7 @@ def test_resolve_band_strips_a_tag_only_when_needed():
     assert s2.resolve_band("B04_10m", strict=False, tags=False) is None
     own = Sensor("own", ("B04", "B04_10m"), 1.0, (0.0, 0.0), (1.0, 1.0), False)
     assert own.resolve_band("B04_10m") == "B04_10m"  # a name known as written is never stripped
-    with pytest.raises(Exception, match="not a band of sensor"):
+    with pytest.raises(InputError, match=r"^band 'B13_10m' is not a band of sensor 'sentinel2_l2a'"):
         s2.resolve_band("B13_10m")
 
 

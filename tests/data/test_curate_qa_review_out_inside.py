@@ -38,5 +38,18 @@ def test_out_beside_or_under_a_glob_still_runs_and_reruns(tmp_path, capsys):
     imgs = _images(tmp_path / "imgs")
     for _ in range(2):  # the re-run reuses the cache: the same 3 tiles
         assert cli.main(["data", "curate", str(imgs), "-o", str(tmp_path / "cur"), *RUN]) == 0, capsys.readouterr()
-    assert cli.main(["data", "curate", str(imgs / "*.png"), "-o", str(imgs / "c"), *RUN]) == 0
-    assert cli.main(["data", "curate", str(imgs / "*.png"), "-o", str(imgs / "c"), *RUN]) == 0  # not re-read
+        assert _tiles_read(tmp_path / "cur") == ["0.png", "1.png", "2.png"]
+    for _ in range(2):  # imgs/c/exemplars.png of the first run is not re-read by the second
+        assert cli.main(["data", "curate", str(imgs / "*.png"), "-o", str(imgs / "c"), *RUN]) == 0
+        assert _tiles_read(imgs / "c") == ["0.png", "1.png", "2.png"]
+
+
+def _tiles_read(out: Path) -> list[str]:
+    """The names of the images a curate run into `out` read (its tiles.parquet), checked against its report."""
+    import json
+
+    import pandas as pd
+
+    names = sorted(Path(p).name for p in pd.read_parquet(out / "tiles.parquet")["path"])
+    assert json.loads((out / "report.json").read_text())["tiles"] == len(names)
+    return names

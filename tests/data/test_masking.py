@@ -56,6 +56,9 @@ def test_collate_ssl_crop_major_and_deterministic():
     assert out["masks"].shape == (6, 16) and out["step"] == 7 and out["source"] == "a"
     again = collate_ssl(samples, step=7, source="a", seed=1, patch_size=8)
     assert torch.equal(out["masks"], again["masks"])
+    # 6 crops of 4 x 4 patches: 3 unmasked, 3 at ratios linspace(0.1, 0.5, 4)[1:] -> int(16 r) = 3, 5, 8 patches
+    assert sorted(out["masks"].sum(1).tolist()) == [0, 0, 0, 3, 5, 8]
     other = collate_ssl(samples, step=8, source="a", seed=1, patch_size=8)
-    assert not torch.equal(out["masks"], other["masks"]) or out["masks"].sum() == 0
-    assert mask_rng(1, 7, 0).integers(1 << 30) == mask_rng(1, 7, 0).integers(1 << 30)
+    assert not torch.equal(out["masks"], other["masks"])
+    draw = {k: mask_rng(*k).integers(1 << 30) for k in ((1, 7, 0), (1, 8, 0), (1, 7, 1), (2, 7, 0))}
+    assert mask_rng(1, 7, 0).integers(1 << 30) == draw[(1, 7, 0)] and len(set(draw.values())) == 4

@@ -36,7 +36,7 @@ def test_a_bug_in_index_valid_is_not_reported_as_an_unreadable_file(tmp_path, mo
         raise KeyError("bug")
 
     monkeypatch.setattr(valid_footprint, "_valid_mask", broken)
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match=r"^'bug'$"):  # the bug's own error, not wrapped as an unreadable file
         valid_footprint.valid_footprint(scene)
 
 

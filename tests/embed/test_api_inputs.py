@@ -137,8 +137,17 @@ def test_scalar_options_bad_text_refused(key, value, msg):
 
 
 def test_embed_raster_tile_text_runs(tmp_path, conv_bb, rgb_tif):
+    """tile="64", overlap="16" are read as the numbers: the record says 64/16 and the features are those of the
+    int spelling (120 x 152 px at 4 px cells: 30 x 38)."""
+    import rasterio
+
     out = embed_raster(rgb_tif, conv_bb, tmp_path / "o.tif", tile="64", overlap="16", **FAST)
-    assert out.exists()
+    ref = embed_raster(rgb_tif, conv_bb, tmp_path / "r.tif", tile=64, overlap=16, **FAST)
+    with rasterio.open(out) as ds, rasterio.open(ref) as rs:
+        tags, got, want = ds.tags(), ds.read(), rs.read()
+    assert (tags["GEODINO_TILE"], tags["GEODINO_OVERLAP"]) == ("64", "16")
+    assert got.shape == (8, 30, 38) and np.isfinite(got).all()
+    np.testing.assert_array_equal(got, want)
 
 
 def test_cluster_k_text(tmp_path):

@@ -21,10 +21,10 @@ RUN = ["--tile", "32", "--overlap", "8", "--no-progress", "--threads", "1"]
 
 
 def _item(tmp_path: Path) -> Path:
-    """A STAC item with one band per asset: B04 (common name red) and B08 (nir)."""
+    """A STAC item with one band per asset: B04 (common name red) and B08 (nir), of other pixels."""
     assets = {}
-    for key, common in (("B04", "red"), ("B08", "nir")):
-        src = helpers.write_tif(tmp_path / f"{key}.tif", random_image(32, 32, 1, dtype="uint16"))
+    for seed, (key, common) in enumerate((("B04", "red"), ("B08", "nir"))):
+        src = helpers.write_tif(tmp_path / f"{key}.tif", random_image(32, 32, 1, seed=seed, dtype="uint16"))
         bands = [{"name": key, "common_name": common}]
         assets[key] = {"href": str(src), "type": "image/tiff; application=geotiff", "eo:bands": bands}
     (tmp_path / "item.json").write_text(json.dumps(stac_item("it1", assets)))
@@ -80,4 +80,12 @@ def test_comma_spelling_embeds_both_assets(tmp_path, capsys):
     item = _item(tmp_path)
     out = tmp_path / "f"
     assert cli.main(["embed", str(item), "-b", SPEC, *RUN, "--asset", "red,nir", "--out", str(out)]) == 0
-    assert (out / "it1.tif").is_file()
+    import numpy as np
+    import rasterio
+
+    with rasterio.open(out / "it1.tif") as ds:  # the 2-band stack of red (B04) then nir (B08) was embedded
+        tags = ds.tags()
+    assert tags["GEODINO_INPUT"] == str(out / "stacked" / "it1.vrt") and tags["GEODINO_INPUT_BANDS"] == "[1, 2]"
+    with rasterio.open(out / "stacked" / "it1.vrt") as vrt, rasterio.open(tmp_path / "B04.tif") as red:
+        with rasterio.open(tmp_path / "B08.tif") as nir:
+            np.testing.assert_array_equal(vrt.read(), np.concatenate([red.read(), nir.read()]))

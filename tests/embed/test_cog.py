@@ -114,7 +114,7 @@ def test_store_to_cog_int8_overviews_are_nearest(tmp_path) -> None:
 
 
 def test_store_to_cog_missing_store_names_path(tmp_path) -> None:
-    with pytest.raises(Exception, match=r"missing\.zarr"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.zarr does not exist"):
         store_to_cog(tmp_path / "missing.zarr", tmp_path / "o.tif")
     assert not (tmp_path / "o.tif").exists()
 

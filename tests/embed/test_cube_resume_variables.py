@@ -83,4 +83,6 @@ def test_a_record_without_the_variables_resumes_as_before(tmp_path: Path) -> Non
     del record["input_variables"]
     (work_dir_for(out) / PLAN_FILE).write_text(json.dumps(record))
     embed_raster(str(src), ONE, out, resume=True, variable="B08", **OPTS)
-    assert out.exists()
+    embed_raster(str(src), ONE, tmp_path / "whole.tif", variable="B08", **OPTS)  # B08's features, in one run
+    with rasterio.open(out) as a, rasterio.open(tmp_path / "whole.tif") as b:
+        np.testing.assert_allclose(a.read(), b.read(), rtol=1e-5, atol=1e-6)

@@ -37,7 +37,12 @@ def test_a_raster_without_those_flags_still_embeds(tmp_path, capsys):
 
     src = helpers.write_tif(tmp_path / "in.tif", random_image(32, 32))
     assert cli.main(["embed", str(src), "-b", SPEC, "--out", str(tmp_path / "o.tif"), *RUN]) == 0
-    assert (tmp_path / "o.tif").is_file()
+    import numpy as np
+    import rasterio
+
+    with rasterio.open(tmp_path / "o.tif") as ds:  # every band of in.tif, 32 px at 8 px patches: 4 x 4 cells
+        assert ds.tags()["GEODINO_INPUT_BANDS"] == "[1, 2, 3]" and (ds.count, ds.height, ds.width) == (192, 4, 4)
+        assert np.isfinite(ds.read()).all()
 
 
 def _item(tmp_path):

@@ -54,6 +54,13 @@ def test_band_names_pick_the_same_bands_of_scenes_of_other_counts(tmp_path, caps
     code = cli.main(["embed", str(root), "-b", SPEC, "--bands", "red,green,blue", "--out", str(out), *RUN])
     assert code == 0, capsys.readouterr().err
     assert (out / "mosaic.vrt").exists()
+    # both scenes were read by their bands 1..3: the features of the same run given the numbers
+    code = cli.main(["embed", str(root), "-b", SPEC, "--bands", "1,2,3", "--out", str(tmp_path / "num"), *RUN])
+    assert code == 0, capsys.readouterr().err
+    for name in ("a.tif", "b.tif"):
+        with rasterio.open(out / name) as got, rasterio.open(tmp_path / "num" / name) as want:
+            assert got.tags()["GEODINO_INPUT_BANDS"] == "[1, 2, 3]"
+            np.testing.assert_array_equal(got.read(), want.read())
 
 
 def test_without_bands_other_counts_are_still_refused(tmp_path, capsys):
