@@ -582,7 +582,7 @@ def test_viz_attention_bad_inputs(capsys, tmp_path, scene):
     one_line_exit_2(capsys, tmp_path, "viz", "attention", scene, "-b", "baseline:colour", "-o", out,
                     expect=("baseline:colour (ColourStatistics) has no attention blocks",))  # fmt: skip
     one_line_exit_2(capsys, tmp_path, "viz", "attention", scene, "-b", SPEC, "-o", out, "--heads", "0", "0",
-                    expect=("--heads [0, 0] names head 0 twice",))  # fmt: skip
+                    expect=("--heads [0, 0] (heads= in Python) names head 0 twice",))  # fmt: skip
     one_line_exit_2(capsys, tmp_path, "viz", "attention", scene, "-b", SPEC, "-o", out, "--window", "32", "32", "32",
                     "32", "--point", "10", "10",
                     expect=("--point 10 10 (pixels of", "outside --window 32 32 32 32"))  # fmt: skip

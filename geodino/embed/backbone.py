@@ -124,7 +124,9 @@ def resolve_backbone(backbone: Any, *, device: str = "cpu", amp: bool = False) -
             )
         return backbone
     if not backbone:
-        raise ConfigError("no backbone given; pass --backbone SPEC (a checkpoint, arch:vit_small, timm:NAME ...)")
+        raise ConfigError(
+            "no backbone given; pass --backbone SPEC (backbone= in Python): a checkpoint, arch:vit_small, timm:NAME ..."
+        )
     from geodino.backbones import load_backbone
 
     return load_backbone(backbone, device=device, amp=True if amp else None)

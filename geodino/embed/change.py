@@ -64,7 +64,8 @@ class _Warped(EmbeddingReader):
         if self.crs is None or onto.crs is None:
             self.close()
             raise InputError(
-                f"--resample needs a CRS on both feature rasters ({onto.path}: {crs_label(onto.crs)}, {self.path}: "
+                f"--resample (resample=True in Python) needs a CRS on both feature rasters ({onto.path}: "
+                f"{crs_label(onto.crs)}, {self.path}: "
                 f"{crs_label(self.crs)})"
             )
         cannot = (
@@ -169,7 +170,10 @@ def change_map(
 
     threshold = _threshold(threshold)
     if mask and threshold is None:  # the mask is written only with a threshold: --mask alone was silently ignored
-        raise ConfigError(f"--mask {mask} names the binary change COG, which --threshold T|otsu makes; add --threshold")
+        raise ConfigError(
+            f"--mask {mask} (mask= in Python) names the binary change COG, which --threshold T|otsu makes; add "
+            "--threshold (threshold= in Python)"
+        )
     resample = true_or_false(resample, "resample")  # "false" from a YAML or a caller's text is False
 
     out = Path(out)
@@ -202,8 +206,8 @@ def change_map(
             diff = grid_difference(ra, probe)
         if diff and not resample:
             raise InputError(
-                f"feature rasters {a} and {b} are on different grids ({diff}); pass --resample to resample B onto "
-                "A's grid, or embed both from inputs on the same grid"
+                f"feature rasters {a} and {b} are on different grids ({diff}); pass --resample (resample=True in "
+                "Python) to resample B onto A's grid, or embed both from inputs on the same grid"
             )
         rb = _Warped(b, ra) if diff else EmbeddingReader(b)
         n_valid = 0

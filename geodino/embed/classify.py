@@ -294,9 +294,14 @@ def classify_map(
     save_model) are refused, and column, layer, max_cells and seed, which then read the `test` layer only, need
     `test`."""
     if (labels is None) == (model is None):
-        raise InputError("give either LABELS (a label file to fit on, with --column) or --model FILE, not both")
+        raise InputError(
+            "give either LABELS (a label file to fit on, with --column; labels= and column= in Python) or --model FILE "
+            "(model= in Python), not both"
+        )
     if labels is not None and not column:
-        raise InputError("classify needs --column NAME: the label file's column that holds the class names")
+        raise InputError(
+            "classify needs --column NAME (column= in Python): the label file's column that holds the class names"
+        )
     given = {"method": method, "neighbors": neighbors, "folds": folds, "cv_gap": cv_gap, "save_model": save_model}
     check_model_mix(model, test, given | {"column": column, "layer": layer, "max_cells": max_cells, "seed": seed})
     folds, neighbors, max_cells, cv_gap, seed, method = check_options(folds, neighbors, max_cells, cv_gap, seed, method)

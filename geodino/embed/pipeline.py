@@ -210,7 +210,7 @@ def _config(config: EmbedConfig | None, backbone: Any, out: Any, options: dict[s
     """A copy of `config` (the caller's is never changed) with the options, backbone and output set, validated."""
     cfg = make_config(config, backbone, out, options)
     if not cfg.out:
-        raise ConfigError("no output given; pass --out OUT.tif or OUT.zarr")
+        raise ConfigError("no output given; pass --out OUT.tif or OUT.zarr (out= in Python)")
     return cfg
 
 

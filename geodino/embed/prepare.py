@@ -231,14 +231,14 @@ def _check_tiling(cfg: EmbedConfig, p: int) -> None:
             src = " (the default)" if value == default else ""
             raise ConfigError(
                 f"{name}={value}{src} must be a multiple of the backbone's patch size {p}; pass --{name} "
-                f"{nearest_multiples(value, p, lowest=lowest)}"
+                f"{nearest_multiples(value, p, lowest=lowest)} ({name}= in Python)"
             )
     if 2 * cfg.overlap > cfg.tile:
         src = " (the default)" if cfg.overlap == EmbedConfig.overlap else ""
         raise ConfigError(
             f"overlap={cfg.overlap}{src} must be at most half of tile={cfg.tile}; pass --overlap "
             f"{cfg.tile // 2 // p * p} or less (a multiple of the patch size {p}), or a --tile of at least "
-            f"{2 * cfg.overlap}"
+            f"{2 * cfg.overlap} (overlap= and tile= in Python)"
         )
 
 

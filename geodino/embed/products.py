@@ -278,7 +278,10 @@ def similarity_map(
     from geodino.embed.quicklook import ramp_png
 
     if (point is None) == (polygon is None):
-        raise InputError("give exactly one query: a point (--point X,Y) or a polygon file (--polygon FILE)")
+        raise InputError(
+            "give exactly one query: a point (--point X,Y; point=(x, y) in Python) or a polygon file (--polygon FILE; "
+            "polygon= in Python)"
+        )
     check_query_crs(point_crs, polygon)
     if layer is not None and polygon is None:  # it picks a layer of --polygon: with --point it was ignored silently
         raise ConfigError(

@@ -326,7 +326,9 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
     backbone = options.pop("backbone", None)
     cfg = make_config(config, backbone, None, options)
     if not cfg.out:
-        raise ConfigError("no output given; pass --out FOLDER for the per-scene feature rasters and their mosaic")
+        raise ConfigError(
+            "no output given; pass --out FOLDER (out= in Python) for the per-scene feature rasters and their mosaic"
+        )
     if cfg.window is not None:
         raise ConfigError(
             f"--window {' '.join(map(str, cfg.window))} is in input pixels, which name no common place in many scenes "

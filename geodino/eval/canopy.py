@@ -38,6 +38,7 @@ from geodino.eval.chm import (
     warn_shared_ground,
     write_height_geotiff,
 )
+from geodino.eval.config_arg import probe_config
 from geodino.eval.head_training import (
     FeatureStore,
     extract,
@@ -257,6 +258,7 @@ def run_canopy(
     """
     from geodino.eval.plots import plot_maps, plot_scatter
 
+    cfg = probe_config(cfg, CanopyProbeConfig, "run_canopy")
     backbone, out_dir = dense.start_probe("canopy", cfg, backbone, out_dir)
     layers = head_layers(backbone, cfg)
     scaling = InputScaling.of(cfg, backbone, "canopy")

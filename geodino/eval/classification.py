@@ -34,6 +34,7 @@ from geodino.eval.classification_predictions import (
     sample_ids,
     write_predictions,
 )
+from geodino.eval.config_arg import probe_config
 from geodino.eval.data_splits import write_splits
 from geodino.eval.datasets import DatasetConfig, ProbeDataset, build_dataset, check_classes
 from geodino.eval.features import FeatureConfig, FeatureSet, extract_features
@@ -270,6 +271,7 @@ def run_classification(backbone: Any, cfg: ClassificationConfig, out_dir: str | 
     `linear_top1`, `linear_macro_f1`, `logreg_mAP`. Writes `classification.json` (chosen hyper-parameters,
     per-class scores, confusion matrices, the sweep) and `confusion_<head>.png` to `out_dir`.
     """
+    cfg = probe_config(cfg, ClassificationConfig, "run_classification")
     if cfg.eval_split not in ("test", "val"):
         raise ConfigError(f"eval_split={cfg.eval_split!r} is not valid; use test or val")
     backbone = probe_backbone(backbone)  # a spec string is loaded as embed_raster loads it

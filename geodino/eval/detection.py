@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from geodino.errors import ConfigError, InputError, plural
 from geodino.eval import dense
 from geodino.eval.boxes import Boxes, check_boxes, match_boxes, read_boxes, tiles_of, warn_unannotated
+from geodino.eval.config_arg import probe_config
 from geodino.eval.datasets import DatasetConfig
 from geodino.eval.detection_coco import CocoRecorder
 from geodino.eval.detection_outputs import boxes_to_geojson as boxes_to_geojson  # re-exported
@@ -302,6 +303,7 @@ def run_detection(
     (map coordinates) or `<image>_boxes.json` (pixels), `detection_boxes.png`, and the scored detections as COCO
     results with their ground truth (`detections_coco.json`, `detections_coco_gt.json`: `detection_coco`).
     """
+    cfg = probe_config(cfg, DetectionProbeConfig, "run_detection")
     backbone, out_dir = dense.start_probe("detection", cfg, backbone, out_dir)
     names = list(class_names or cfg.class_names)
     scaling = InputScaling.of(cfg, backbone, "detection")

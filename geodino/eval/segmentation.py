@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from geodino.config import options_for
 from geodino.errors import ConfigError, InputError
 from geodino.eval import dense
+from geodino.eval.config_arg import probe_config
 from geodino.eval.datasets import DatasetConfig
 from geodino.eval.head_training import (
     FeatureStore,
@@ -342,6 +343,7 @@ def run_segmentation(
     adapters plug in. Returns mIoU, pixel accuracy, mAcc and IoU per class; writes
     `segmentation_metrics.json`, `segmentation_head.pt` and `segmentation_examples.png` into `out_dir`.
     """
+    cfg = probe_config(cfg, SegmentationProbeConfig, "run_segmentation")
     backbone, out_dir = dense.start_probe("segmentation", cfg, backbone, out_dir)
     cfg = dataclasses.replace(cfg)  # filled from the dataset below without touching the caller's config
     layers = head_layers(backbone, cfg)

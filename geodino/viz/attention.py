@@ -225,8 +225,8 @@ def _progress(model: Any, layer: int, n_tokens: int):
 def _layer_index(layer: int, n_blocks: int) -> int:
     if not -n_blocks <= int(layer) < n_blocks:
         raise InputError(
-            f"--layer {layer} is out of range: the backbone has {plural(n_blocks, 'block')} (0..{n_blocks - 1}, "
-            "-1 last)"
+            f"--layer {layer} (layer= in Python) is out of range: the backbone has {plural(n_blocks, 'block')} "
+            f"(0..{n_blocks - 1}, -1 last)"
         )
     return int(layer) % n_blocks
 
@@ -272,12 +272,14 @@ def _check_heads(heads: Sequence[int] | None, n_heads: int | None, idx: int) -> 
     head_ids = list(range(n_heads or 0)) if heads is None else [int(i) for i in heads]
     twice = sorted({i for i in head_ids if head_ids.count(i) > 1})
     if twice:
-        raise InputError(f"--heads {head_ids} names head {twice[0]} twice; give each head once")
+        raise InputError(f"--heads {head_ids} (heads= in Python) names head {twice[0]} twice; give each head once")
     if n_heads is None:
         return head_ids
     bad = [i for i in head_ids if not 0 <= i < n_heads]
     if bad or not head_ids:
-        raise InputError(f"--heads {head_ids}: the backbone's block {idx} has heads 0..{n_heads - 1}")
+        raise InputError(
+            f"--heads {head_ids} (heads= in Python): the backbone's block {idx} has heads 0..{n_heads - 1}"
+        )
     return head_ids
 
 
@@ -319,7 +321,7 @@ def attention_maps(
         part = f" in its {w * p} x {h * p} px read as whole {p} px patches" if (h * p, w * p) != (H, W) else ""
         raise InputError(
             f"the {W} x {H} px {what} of {sample.get('path') or 'the input'} has no valid pixel{part} (all nodata or "
-            "masked), so its attention maps would show nothing; pick a --window over the data"
+            "masked), so its attention maps would show nothing; pick a --window over the data (window= in Python)"
         )
     idx = _layer_index(layer, int(backbone.n_blocks))
     # the checks that need no forward pass come before it (a ViT-L over a large window takes minutes)

@@ -318,8 +318,8 @@ def window_point(point: Sequence[int], window: Sequence[int] | None, path: str |
     c, r, w, h = (int(v) for v in window)
     if not (c <= col < c + w and r <= row < r + h):
         raise InputError(
-            f"--point {col} {row} (pixels of {path}) is outside --window {c} {r} {w} {h}; give a point inside the "
-            "window, in the file's pixels"
+            f"--point {col} {row} (pixels of {path}) is outside --window {c} {r} {w} {h} (point= and window= in "
+            "Python); give a point inside the window, in the file's pixels"
         )
     return col - c, row - r
 
@@ -329,7 +329,7 @@ def _check_size(path: Path, w: int, h: int, kind: str) -> None:
     if w * h > MAX_PIXELS:
         raise InputError(
             f"{kind} {path} is {w}x{h} px; attention over a whole scene this large needs too much memory: pick a "
-            "part with --window COL ROW WIDTH HEIGHT"
+            "part with --window COL ROW WIDTH HEIGHT (window= in Python)"
         )
 
 
@@ -347,7 +347,8 @@ def _check_photo_header(path: Path, window: Sequence[int] | None) -> None:
             w, h = im.size
     except Image.DecompressionBombError as exc:  # beyond Pillow's own guard (178 Mpx): far above MAX_PIXELS
         raise InputError(
-            f"image {path} is too large to read whole ({exc}); pick a part with --window COL ROW WIDTH HEIGHT"
+            f"image {path} is too large to read whole ({exc}); pick a part with --window COL ROW WIDTH HEIGHT "
+            "(window= in Python)"
         ) from exc
     except Exception:
         return
@@ -356,7 +357,7 @@ def _check_photo_header(path: Path, window: Sequence[int] | None) -> None:
 
 def _check_window(window: Sequence[int], width: int, height: int, path: Path) -> tuple[int, int, int, int]:
     if len(window) != 4:
-        raise InputError(f"--window takes 4 numbers COL ROW WIDTH HEIGHT, got {list(window)}")
+        raise InputError(f"--window (window= in Python) takes 4 numbers COL ROW WIDTH HEIGHT, got {list(window)}")
     c, r, w, h = (int(v) for v in window)
     if c < 0 or r < 0 or w <= 0 or h <= 0 or c + w > width or r + h > height:
         raise InputError(f"window {c} {r} {w} {h} (col row width height) is not inside {path} ({width}x{height} px)")

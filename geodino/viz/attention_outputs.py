@@ -202,7 +202,7 @@ def check_output_folder(out_dir: str | Path, *, prefix: str = "attention", overw
     if found:
         raise InputError(
             f"output folder {out} already holds attention maps ({found[0]}, {plural(len(found), 'file')}); pass "
-            "--overwrite to replace them (or choose another folder)"
+            "--overwrite (overwrite=True in Python) to replace them (or choose another folder)"
         )
     return out
 

@@ -846,12 +846,16 @@ def test_summary_line_gives_width_x_height_of_what_was_written(tmp_path, const_b
 def test_patch_size_errors_suggest_the_nearest_valid_values(tmp_path, conv_bb):
     src = write_tif(tmp_path / "in.tif", random_image(32, 32))
     with pytest.raises(ConfigError, match=r"tile=30 must be a multiple of the backbone's patch size 4; pass --tile 28 "
-                       r"or 32$"):  # fmt: skip
+                       r"or 32 \(tile= in Python\)$"):  # fmt: skip
         embed_raster(src, conv_bb, tmp_path / "o.tif", tile=30, **FAST)
-    with pytest.raises(ConfigError, match=r"overlap=6 must be a multiple .* 4; pass --overlap 4 or 8$"):
+    with pytest.raises(
+        ConfigError, match=r"overlap=6 must be a multiple .* 4; pass --overlap 4 or 8 \(overlap= in Python\)$"
+    ):
         embed_raster(src, conv_bb, tmp_path / "o.tif", tile=32, overlap=6, **FAST)
     bb12 = ConvBackbone(in_chans=3, dim=8, patch=12)
-    with pytest.raises(ConfigError, match=r"tile=512 \(the default\) must be .* 12; pass --tile 504 or 516$"):
+    with pytest.raises(
+        ConfigError, match=r"tile=512 \(the default\) must be .* 12; pass --tile 504 or 516 \(tile= in Python\)$"
+    ):
         embed_raster(src, bb12, tmp_path / "o.tif", **FAST)
     from geodino.embed.plan import make_plan
 

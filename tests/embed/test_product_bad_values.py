@@ -15,7 +15,9 @@ from tests import helpers
 def test_change_mask_without_threshold_is_refused(tmp_path):
     from geodino.embed.change import change_map
 
-    with pytest.raises(ConfigError, match=r"--mask .*m\.tif names the binary change COG.*add --threshold"):
+    with pytest.raises(
+        ConfigError, match=r"--mask .*m\.tif \(mask= in Python\) names the binary change COG.*add --threshold"
+    ):
         change_map(tmp_path / "a.tif", tmp_path / "b.tif", tmp_path / "d.tif", mask=tmp_path / "m.tif")
     assert list(tmp_path.iterdir()) == []
 

@@ -1,0 +1,88 @@
+"""A Python caller's bad argument is named as the keyword it passed (`out=`, `column=`, `heads=` ...), not only as
+the CLI flag it never typed; a probe config given as a mapping is read (or refused in one line) instead of failing on
+a missing attribute."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from geodino.errors import ConfigError, InputError
+from tests.helpers import write_tif
+
+SPEC = "arch:vit_small?depth=1&embed_dim=32&num_heads=2&seed=0"
+
+
+@pytest.fixture(scope="module")
+def tif(tmp_path_factory) -> Path:
+    rng = np.random.default_rng(0)
+    return write_tif(tmp_path_factory.mktemp("in") / "in.tif", rng.integers(1, 255, (3, 32, 32), dtype=np.uint8))
+
+
+def test_embed_raster_without_out_or_backbone_names_the_keywords(tif):
+    from geodino.embed import embed_raster, embed_scenes
+
+    with pytest.raises(ConfigError, match=r"no output given; pass --out OUT\.tif or OUT\.zarr \(out= in Python\)"):
+        embed_raster(tif, SPEC)
+    with pytest.raises(ConfigError, match=r"no backbone given; pass --backbone SPEC \(backbone= in Python\)"):
+        embed_raster(tif, out=tif.with_name("o.tif"))
+    with pytest.raises(ConfigError, match=r"--out FOLDER \(out= in Python\)"):
+        embed_scenes([str(tif)], backbone=SPEC)
+    assert not tif.with_name("o.tif").exists()
+
+
+def test_embed_raster_tiling_refusal_names_the_keywords(tif, tmp_path):
+    from geodino.embed import embed_raster
+
+    with pytest.raises(
+        ConfigError, match=r"overlap=32 must be at most half of tile=32.*\(overlap= and tile= in Python\)"
+    ):
+        embed_raster(tif, SPEC, tmp_path / "o.tif", tile=32, overlap=32, progress=False)
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_products_name_the_keywords(tmp_path):
+    from geodino.embed import change_map, classify_map, similarity_map
+
+    f = tmp_path / "f.tif"  # never read: each refusal comes before the inputs are opened
+    with pytest.raises(InputError, match=r"point=\(x, y\) in Python.*polygon= in Python"):
+        similarity_map(f, tmp_path / "s.tif")
+    with pytest.raises(InputError, match=r"--column NAME \(column= in Python\)"):
+        classify_map(f, tmp_path / "l.gpkg", tmp_path / "c.tif")
+    with pytest.raises(InputError, match=r"labels= and column= in Python.*model= in Python"):
+        classify_map(f, None, tmp_path / "c.tif")
+    with pytest.raises(ConfigError, match=r"\(mask= in Python\).*\(threshold= in Python\)"):
+        change_map(f, f, tmp_path / "d.tif", mask=tmp_path / "m.tif")
+
+
+def test_attention_refusals_name_the_keywords(tif, tmp_path):
+    from geodino.backbones import load_backbone
+    from geodino.viz.attention import attention_maps, read_input
+
+    bb, sample = load_backbone(SPEC), read_input(tif)
+    with pytest.raises(InputError, match=r"--layer 5 \(layer= in Python\) is out of range"):
+        attention_maps(bb, sample, layer=5)
+    with pytest.raises(InputError, match=r"--heads \[0, 0\] \(heads= in Python\) names head 0 twice"):
+        attention_maps(bb, sample, heads=[0, 0])
+    with pytest.raises(InputError, match=r"--window \(window= in Python\) takes 4 numbers"):
+        read_input(tif, window=(0, 0, 8))
+
+
+def test_probe_configs_as_mappings_are_read_with_the_config_checks(tmp_path):
+    from geodino.eval import run_classification
+    from geodino.eval.canopy import run_canopy
+
+    data = {"name": "image_folder", "root": str(tmp_path / "none")}
+    with pytest.raises(ConfigError, match=r"unknown config key 'eval_splits'"):
+        run_classification(SPEC, {"data": data, "eval_splits": "val"}, tmp_path / "refused")
+    with pytest.raises(InputError, match=r"dataset folder .*none for 'image_folder' not found"):
+        run_classification(SPEC, {"data": data}, tmp_path / "o")  # the mapping was read: its data root is checked
+    with pytest.raises(ConfigError, match=r"run_classification takes cfg=ClassificationConfig\(\.\.\.\) or a mapping"):
+        run_classification(SPEC, "task.yaml", tmp_path / "refused")
+    with pytest.raises(
+        ConfigError, match=r"run_canopy takes cfg=CanopyProbeConfig\(\.\.\.\) or a mapping.*load_config"
+    ):
+        run_canopy(SPEC, None, tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()  # refused before the output folder is made
