@@ -87,6 +87,9 @@ def test_an_rgb_photo_stays_three_bands_for_a_one_band_sensor(tmp_path):
     for fmt, name in (("PNG", "c.png"), ("JPEG", "c.jpg")):
         arr, _ = decode_photo(_saved(Image.fromarray(rgb), fmt), name, 1)
         assert arr.shape == (3, H, W)  # the source refuses it: "has 3 bands but sensor ... has 1"
+        assert not np.array_equal(arr[0], arr[1])  # its colours, not made grey
+        if fmt == "PNG":  # lossless: the pixels as saved
+            np.testing.assert_array_equal(arr, rgb.transpose(2, 0, 1))
 
 
 @pytest.mark.parametrize(("name", "scale"), [("grey8.png", 1 / 255), ("grey16.png", 1 / 65535)])

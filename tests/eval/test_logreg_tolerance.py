@@ -59,8 +59,14 @@ def test_multilabel_with_a_label_never_present_in_train():
         x = torch.randn(n, 16, generator=g) + y @ mix
         return FeatureSet(cls=x[:, None], patch_mean=x[:, None], targets=y, layers=[0])
 
+    import warnings
+
     for standardize in (True, False):
-        s, _ = logistic_regression(
-            split(100), split(50), split(50), LogRegConfig(enabled=True, cs=[1.0], standardize=standardize)
-        )
-        assert s.shape == (50, 4)
+        te = split(50)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "stopped before its first step" for the constant label
+            s, _ = logistic_regression(
+                split(100), split(50), te, LogRegConfig(enabled=True, cs=[1.0], standardize=standardize)
+            )
+        assert s.shape == (50, 4) and (s[:, 3] == 0).all()  # never present: probability 0
+        assert float(((s[:, :3] > 0.5).float() == te.targets[:, :3]).float().mean()) > 0.9  # the others are learnt
