@@ -14,3 +14,27 @@ def test_dir_lists_every_public_name_without_importing_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[] False True"
+
+
+def test_lazy_subpackages_list_their_public_names_without_importing_torch():
+    """`dir(geodino.embed)` showed none of `embed_raster`, `pca_map` ... (only `Any` and `annotations`): the lazy
+    names of `__all__` were missing from completion in geodino.embed, geodino.eval and geodino.models."""
+    code = (
+        "import sys, geodino.embed as e, geodino.eval as v, geodino.models as m; "
+        "print([sorted(set(p.__all__) - set(dir(p))) for p in (e, v, m)], 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[[], [], []] False"
+
+
+def test_every_public_name_resolves_and_an_unknown_one_says_which_module():
+    import pytest
+
+    import geodino.embed
+    import geodino.eval
+    import geodino.models
+
+    for pkg in (geodino.embed, geodino.eval, geodino.models):
+        assert all(callable(getattr(pkg, n)) or n == "ARCHS" for n in pkg.__all__), pkg.__name__
+        with pytest.raises(AttributeError, match=rf"module '{pkg.__name__}' has no attribute 'embed_rastr'"):
+            pkg.embed_rastr  # noqa: B018

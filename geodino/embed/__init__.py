@@ -27,6 +27,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    """The public names of `__all__`, each imported from its module on first use."""
     if name in ("embed_raster", "EmbedConfig"):
         from geodino.embed import pipeline
 
@@ -51,4 +52,9 @@ def __getattr__(name: str) -> Any:
         from geodino.embed.change import change_map
 
         return change_map
-    raise AttributeError(name)
+    raise AttributeError(f"module 'geodino.embed' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names plus the lazily imported ones of `__all__`, so `dir()` and tab completion list them."""
+    return sorted(set(globals()) | set(__all__))

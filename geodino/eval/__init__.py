@@ -19,8 +19,14 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    """The public names of `__all__`, each imported from its module on first use."""
     if name in _LAZY:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'geodino.eval' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names plus the lazily imported ones of `__all__`, so `dir()` and tab completion list them."""
+    return sorted(set(globals()) | set(__all__))

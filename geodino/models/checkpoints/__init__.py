@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -67,6 +67,9 @@ from geodino.models.checkpoints.normalization import (
     from_run_config,
 )
 from geodino.models.checkpoints.save import export_paths, save_backbone, save_export, save_pth, save_safetensors
+
+if TYPE_CHECKING:
+    from geodino.models.vit import DinoVisionTransformer
 
 __all__ = [
     "HEADS_SUFFIX",
@@ -431,7 +434,7 @@ def build_from_state(
     source: str | Path = "<state_dict>",
     device: str | torch.device = "cpu",
     **overrides: Any,
-):
+) -> DinoVisionTransformer:
     """Build the model `state` belongs to (config from the file, else inferred) and load it strictly."""
     from geodino.models import build_model
 
@@ -462,7 +465,7 @@ def load_model(
     sensor: Any = None,
     subset: str = "copy",
     **overrides: Any,
-):
+) -> DinoVisionTransformer:
     """A DinoVisionTransformer from any supported file or HF folder, architecture inferred.
 
     With `bands` (names), the patch embedding is adapted from the file's bands (`src_bands`, default R, G, B
