@@ -121,13 +121,14 @@ def test_curate_workers_above_the_cpu_count_is_refused(monkeypatch):
     CurateConfig(paths=["x.tif"], backbone="arch:vit_tiny", size=4, workers=32).validate()
 
 
-def test_an_empty_string_default_is_not_refused():
+def test_an_empty_string_default_is_not_refused(capsys):
     """argparse runs a string default through the same hook; an option whose default is '' must still parse."""
     parser = cli.Parser(prog="t")
     parser.add_argument("--name", default="")
     assert parser.parse_args([]).name == ""
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exc:  # a given empty value is still refused
         parser.parse_args(["--name", " "])
+    assert exc.value.code == 2 and "argument --name: empty value ' '; give a value" in capsys.readouterr().err
 
 
 def test_the_cpu_count_is_the_affinity_not_the_machines(monkeypatch):

@@ -4,6 +4,7 @@ counts refused in one line before any work, and every option of the shell's comm
 from __future__ import annotations
 
 import argparse
+import re
 
 import numpy as np
 import pytest
@@ -44,7 +45,7 @@ def test_geodino_debug_in_the_environment(tmp_path, capsys, monkeypatch, value, 
     monkeypatch.setenv(cli.DEBUG_ENV, value)
     argv = ["data", "stats", str(tmp_path / "missing.tif"), "--out", str(tmp_path / "s.yaml")]
     if traceback:
-        with pytest.raises(InputError):
+        with pytest.raises(InputError, match=r"missing\.tif does not exist"):  # raised, not one line
             cli.main(argv)
     else:
         assert "missing.tif" in _one_line_exit_2(capsys, argv)
@@ -108,9 +109,11 @@ def test_convert_refuses_a_bad_expect_bands_in_one_line(tmp_path, capsys, bands)
 def test_whole_number_type():
     parse = cli.whole_number(0)
     assert parse("0") == 0 and parse("12") == 12
-    for bad in ("-1", "1.5", "x"):
-        with pytest.raises(argparse.ArgumentTypeError):
+    for bad, said in (("-1", "-1 is out of range: give a whole number >= 0"), ("1.5", "'1.5' is not a whole number")):
+        with pytest.raises(argparse.ArgumentTypeError, match=re.escape(said)):
             parse(bad)
+    with pytest.raises(argparse.ArgumentTypeError, match=re.escape("'x' is not a whole number (>= 0)")):
+        parse("x")
 
 
 OWNED_ELSEWHERE = {"embed", "probe", "demo"}  # their flags are registered by their own parts

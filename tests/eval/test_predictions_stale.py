@@ -31,6 +31,6 @@ def test_a_multilabel_rerun_removes_an_earlier_single_label_runs_predictions(tmp
 def test_a_failed_rerun_removes_an_earlier_runs_predictions(tmp_path):
     cfg = ClassificationConfig(data=DatasetConfig(name="image_folder", root=str(tmp_path / "missing")), progress=False)
     _old_predictions(tmp_path / "out")
-    with pytest.raises(InputError):  # the missing dataset
+    with pytest.raises(InputError, match=r"dataset folder .*missing for 'image_folder' not found"):
         run_classification(TinyBackbone(spec="tiny"), cfg, tmp_path / "out")
     assert not (tmp_path / "out" / PREDICTIONS_FILE).exists()

@@ -20,7 +20,7 @@ def test_wilson_interval_matches_the_hand_computed_31_of_40():
     assert lo == pytest.approx(0.624967, abs=1e-5) and hi == pytest.approx(0.876840, abs=1e-5)
     lo, hi = wilson_interval(1.0, 27)  # a perfect score still has a lower bound below 1
     assert hi == pytest.approx(1.0) and lo == pytest.approx(27 / (27 + 1.959964**2), abs=1e-6)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"needs n > 0 and 0 <= p <= 1, got p=0.5, n=0"):
         wilson_interval(0.5, 0)
 
 
