@@ -27,4 +27,7 @@ def test_negative_chunk_and_block_rows_are_refused(name, said):
 
 def test_positive_and_automatic_values_pass():
     EmbedConfig(backbone="x", out="o.tif", max_block_cols=1, chunk=0, block_rows=0).validate()
-    EmbedConfig(backbone="x", out="o.tif", max_block_cols="64", chunk=16, block_rows=32).validate()
+    cfg = EmbedConfig(backbone="x", out="o.tif", max_block_cols="64", chunk=16, block_rows=32)
+    cfg.validate()
+    assert (cfg.max_block_cols, cfg.chunk, cfg.block_rows) == (64, 16, 32)  # text read as the number, as YAML does
+    assert type(cfg.max_block_cols) is int
