@@ -86,3 +86,32 @@ def test_probe_configs_as_mappings_are_read_with_the_config_checks(tmp_path):
     ):
         run_canopy(SPEC, None, tmp_path / "refused")
     assert not (tmp_path / "refused").exists()  # refused before the output folder is made
+
+
+def test_attention_arguments_given_as_text_or_one_number(tif, tmp_path):
+    """layer="x" was a raw ValueError, heads=0 a raw TypeError, and overwrite="no" (truthy) replaced the earlier maps
+    without a word."""
+    from geodino.backbones import load_backbone
+    from geodino.viz.attention import attention_maps, read_input, write_attention
+
+    bb, sample = load_backbone(SPEC), read_input(tif)
+    with pytest.raises(ConfigError, match=r"layer must be a whole number \(e\.g\. layer=-1\), got 'x'"):
+        attention_maps(bb, sample, layer="x")
+    with pytest.raises(ConfigError, match=r"heads must be head indices \(e\.g\. heads=\[0, 2\].*got 'ab'"):
+        attention_maps(bb, sample, heads="ab")
+    maps = attention_maps(bb, sample, layer="0", heads=1)  # text as the CLI reads it; one number is one head
+    assert maps.head_ids == [1] and maps.heads.shape == (1, 2, 2) and maps.layer == 0
+    files = write_attention(maps, sample, tmp_path / "att")
+    assert all(p.is_file() for p in files.values())
+    with pytest.raises(InputError, match=r"already holds attention maps.*overwrite=True in Python"):
+        write_attention(maps, sample, tmp_path / "att", overwrite="no")
+    with pytest.raises(ConfigError, match=r"overwrite must be true or false .*got 'maybe'"):
+        write_attention(maps, sample, tmp_path / "att", overwrite="maybe")
+    assert write_attention(maps, sample, tmp_path / "att", overwrite="yes") == files
+
+
+def test_embed_config_given_a_yaml_path_says_how_to_read_it(tif, tmp_path):
+    from geodino.embed import embed_raster
+
+    with pytest.raises(ConfigError, match=r"not the YAML path 'e\.yaml'; read it with config=load_config\(EmbedConfig"):
+        embed_raster(tif, SPEC, tmp_path / "o.tif", config="e.yaml")

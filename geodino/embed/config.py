@@ -356,6 +356,11 @@ def _not_a_config(config: Any) -> str:
             f"config= takes an EmbedConfig, not a dict ({config!r}); pass the options as keywords "
             "(embed_raster(..., tile=256)), or EmbedConfig(**d)"
         )
+    if isinstance(config, str) and config.strip().lower().endswith((".yaml", ".yml")):
+        return (  # embed_raster(..., config="embed.yaml"): not a backbone spec, so no embed_scenes hint
+            f"config= takes an EmbedConfig, not the YAML path {config!r}; read it with "
+            "config=load_config(EmbedConfig, PATH) (geodino.config), or pass the options as keywords"
+        )
     if isinstance(config, str):
         return (
             f"config= takes an EmbedConfig, not the string {config!r}: the second argument of embed_scenes is "

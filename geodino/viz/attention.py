@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from geodino.errors import InputError, plural
+from geodino.config import whole_number
+from geodino.errors import ConfigError, InputError, plural
 from geodino.viz.attention_input import (
     crop_note,
     is_image,
@@ -223,7 +224,8 @@ def _progress(model: Any, layer: int, n_tokens: int):
 
 
 def _layer_index(layer: int, n_blocks: int) -> int:
-    if not -n_blocks <= int(layer) < n_blocks:
+    layer = whole_number(layer, "layer", -1)  # layer="x" was a raw ValueError of int()
+    if not -n_blocks <= layer < n_blocks:
         raise InputError(
             f"--layer {layer} (layer= in Python) is out of range: the backbone has {plural(n_blocks, 'block')} "
             f"(0..{n_blocks - 1}, -1 last)"
@@ -266,10 +268,20 @@ def _known_heads(backbone: Any, idx: int) -> int | None:
     return int(n) if isinstance(n, int) and n > 0 else None
 
 
+def _head_list(heads: Any) -> list[int]:
+    """`heads` as head indices: one whole number is that head (heads=0 was a raw TypeError), else each item of the
+    sequence; anything else is one ConfigError naming `heads`."""
+    if isinstance(heads, int | np.integer) and not isinstance(heads, bool):
+        return [int(heads)]
+    if isinstance(heads, str | bytes) or not isinstance(heads, Sequence | np.ndarray):
+        raise ConfigError(f"heads must be head indices (e.g. heads=[0, 2], or heads=0 for one), got {heads!r}")
+    return [whole_number(i, "heads", 0) for i in heads]
+
+
 def _check_heads(heads: Sequence[int] | None, n_heads: int | None, idx: int) -> list[int]:
     """`heads` as a list of head indices (all when None), refused in one line when one repeats or is not among the
     block's `n_heads` (unknown: only repeats are checked)."""
-    head_ids = list(range(n_heads or 0)) if heads is None else [int(i) for i in heads]
+    head_ids = list(range(n_heads or 0)) if heads is None else _head_list(heads)
     twice = sorted({i for i in head_ids if head_ids.count(i) > 1})
     if twice:
         raise InputError(f"--heads {head_ids} (heads= in Python) names head {twice[0]} twice; give each head once")
@@ -288,14 +300,17 @@ def attention_maps(
     sample: dict[str, Any] | np.ndarray,
     *,
     layer: int = -1,
-    heads: Sequence[int] | None = None,
+    heads: Sequence[int] | int | None = None,
     mass: float = 0.6,
     point: tuple[int, int] | None = None,
 ) -> AttentionMaps:
     """CLS-to-patch attention of block `layer` for one image (a `read_input` sample, or a reflectance array
     [C,H,W]); the image is cropped to whole patches from the top-left. `point` (col, row) in pixels adds the
     cosine similarity of that patch's (normalised) token to every patch token of the same block. `backbone` is a
-    loaded backbone or a spec string (loaded on CPU)."""
+    loaded backbone or a spec string (loaded on CPU). `layer`: the block (negative from the end); `heads`: the heads
+    to show (None: all; one number: that head); `mass`: the share of attention mass the mask keeps (DINO: 0.6).
+    Returns an `AttentionMaps` of numpy arrays on the patch grid (`heads` [n, h, w], `mean`, `mask`, `similarity`
+    [h, w] or None)."""
     import torch
 
     check_mass(mass)
@@ -392,7 +407,7 @@ def visualize_attention(
     out_dir: str | Path,
     *,
     layer: int = -1,
-    heads: Sequence[int] | None = None,
+    heads: Sequence[int] | int | None = None,
     mass: float = 0.6,
     point: tuple[int, int] | None = None,
     sensor: Any = None,
@@ -402,7 +417,9 @@ def visualize_attention(
     overwrite: bool = False,
 ) -> dict[str, Path]:
     """`geodino viz attention`: read `path`, load `backbone` (a spec or a FrozenBackbone), write the maps (an
-    `out_dir` that holds earlier maps is refused before any work unless `overwrite`)."""
+    `out_dir` that holds earlier maps is refused before any work unless `overwrite`). The other arguments are
+    `read_input`'s and `attention_maps`'; `point` is (col, row) in the file's pixels. Returns `write_attention`'s
+    {name: path} of the files written."""
     check_mass(mass)
     check_output_folder(out_dir, overwrite=overwrite)
     if isinstance(backbone, str | Path):

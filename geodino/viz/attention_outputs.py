@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from geodino.config import true_or_false
 from geodino.errors import InputError, plural
 from geodino.io import set_default_mode
 
@@ -196,6 +197,7 @@ def check_output_folder(out_dir: str | Path, *, prefix: str = "attention", overw
     of an earlier run, unless `overwrite`: a second run into the same `--out` silently replaced the first one's
     maps. Called before any work (the CLI checks before loading the backbone); returns the folder as a Path."""
     out = Path(out_dir).expanduser()
+    overwrite = true_or_false(overwrite, "overwrite")  # overwrite="no" is truthy: it replaced the earlier maps
     if overwrite or not out.is_dir():
         return out
     found = sorted(f.name for f in out.iterdir() if _written_here(f.name, prefix))
