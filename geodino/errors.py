@@ -51,7 +51,8 @@ def did_you_mean(word: str, choices: Iterable[str], n: int = 1, cutoff: float = 
     place that answers "did you mean ...?" for keys, architectures, sensors, bands, datasets and options."""
     import difflib
 
-    return difflib.get_close_matches(str(word), list(choices), n=n, cutoff=cutoff)
+    # choices may repeat (a sensor's bands then its aliases): each name is offered once
+    return difflib.get_close_matches(str(word), list(dict.fromkeys(choices)), n=n, cutoff=cutoff)
 
 
 def plural(n: int, noun: str, many: str | None = None) -> str:
