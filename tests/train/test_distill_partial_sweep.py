@@ -49,3 +49,4 @@ def test_a_live_writer_is_kept_and_a_dead_writers_file_and_folder_go(tmp_path: P
 
 def test_no_folder_is_no_error(tmp_path: Path) -> None:
     _clear_partial_checkpoints(tmp_path / "checkpoints")  # a fresh run's folder holds no checkpoints yet
+    assert not (tmp_path / "checkpoints").exists()  # nothing made where nothing was

@@ -123,7 +123,7 @@ def test_plain_load_of_the_other_placement_does_not_fit() -> None:
     both, opt = _arch(NAMES)
     _steps(both, opt, 0, 1)
     _, o_alone = _arch(("small",))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="different number of parameter groups"):
         o_alone.load_state_dict(opt.state_dict())
 
 

@@ -66,7 +66,7 @@ def test_crop_sizes_the_loader_cannot_use_are_one_line(tmp_path) -> None:
 
     from geodino.data.config import CropsConfig, CropSet
     from geodino.data.loaders import build_ssl_loader
-    from geodino.errors import ConfigError
+    from geodino.errors import ConfigError, InputError
 
     def build(crops: CropsConfig) -> None:
         build_ssl_loader([str(tmp_path / "none")], crops, batch_size=2, num_workers=0, patch_size=16, progress=False)
@@ -86,6 +86,6 @@ def test_crop_sizes_the_loader_cannot_use_are_one_line(tmp_path) -> None:
         with pytest.raises(ConfigError) as err:
             build(crops)
         assert str(err.value) == said
-    with pytest.raises(Exception) as err:  # 168 px local crops pass the crop checks (then: no images there)
-        build(CropsConfig(global_size=768, local_size=168))
+    with pytest.raises(InputError, match=r"image path .*none does not exist") as err:  # 168 px local crops pass
+        build(CropsConfig(global_size=768, local_size=168))  # the crop checks; the data is what is refused then
     assert "patch size" not in str(err.value) and "local_size" not in str(err.value), err.value

@@ -63,3 +63,4 @@ def test_live_writer_kept_dead_file_and_folder_removed(tmp_path: Path, capsys):
 
 def test_missing_folder_is_fine(tmp_path: Path):
     _clear_partial_checkpoints(tmp_path / "nothing")
+    assert not (tmp_path / "nothing").exists()  # nothing made where nothing was
