@@ -50,10 +50,15 @@ def check_bit_depth(
     dt = np.dtype(dtype)
     if dt == np.uint8 and scales_16bit(sensor):
         scale = _as_tuple(sensor.scale)[0]
+        from geodino.data.sensors import SENSORS
+
+        # built-in 8-bit sensors of the same band count (naip 4, sat493m 3, ...): a 6-band file was offered both
+        alike = sorted(k for k, s in SENSORS.items() if s.n_bands == sensor.n_bands and scales_8bit(s))[:3]
+        names = ", ".join(alike) + ", or " if alike else ""
         raise InputError(
             f"{kind} {name} is uint8 but sensor {sensor.name!r} scales 16-bit DN (scale {scale:g}); use a sensor of "
-            "8-bit DN (e.g. naip, sat493m, or a YAML from `geodino data stats` without --sensor) or pass its scale "
-            "(data stats --scale 0.00392)"
+            f"8-bit DN with its {sensor.n_bands} bands (e.g. {names}a YAML from `geodino data stats` without "
+            "--sensor) or pass its scale (data stats --scale 0.00392)"
         )
     if dt in (np.dtype(np.uint16), np.dtype(np.int16)) and top is not None and top > 255 and scales_8bit(sensor):
         where = setting or "the source's sensor"
