@@ -358,13 +358,15 @@ def check_suffix(flag: str, path: Any, suffixes: Sequence[str], *, command: str,
     """The one rule for an output whose name says its format: a suffix (any case) not in `suffixes` is one
     ConfigError line naming the flag, what `command` writes there and the name to give (the first suffix), before
     anything is written (`--png x.jpg` held a PNG, `data stats --plot d.txt` a PNG, `--save-model m.txt` a joblib
-    file). `hint`: said after the name."""
+    file). `hint`: said after the name. The Python keyword (`--save-model` -> save_model=) follows the path: a
+    Python caller passed that, not the flag."""
     from geodino.errors import ConfigError
 
     path = Path(path)
     if path.suffix.lower() not in suffixes:
         name = path.with_suffix(suffixes[0]).name if path.name.strip(".") else f"FILE{suffixes[0]}"  # ".", ".."
+        key = flag.lstrip("-").replace("-", "_")
         raise ConfigError(
-            f"{flag} {path}: {command} writes {writes}, not {path.suffix or 'a file without suffix'}; name it "
-            f"{name}{hint}"
+            f"{flag} {path} ({key}= in Python): {command} writes {writes}, not "
+            f"{path.suffix or 'a file without suffix'}; name it {name}{hint}"
         )

@@ -115,3 +115,19 @@ def test_embed_config_given_a_yaml_path_says_how_to_read_it(tif, tmp_path):
 
     with pytest.raises(ConfigError, match=r"not the YAML path 'e\.yaml'; read it with config=load_config\(EmbedConfig"):
         embed_raster(tif, SPEC, tmp_path / "o.tif", config="e.yaml")
+
+
+def test_product_outputs_given_as_flags_are_one_line(tmp_path):
+    """png=True (a "yes, a quick-look" guess) was a raw TypeError of Path(); every product names the argument."""
+    from geodino.embed import change_map, classify_map, pca_map, similarity_map
+
+    f = tmp_path / "f.tif"  # never read: the outputs are checked first
+    with pytest.raises(ConfigError, match=r"^png= takes a file name \(e\.g\. png='pca\.png'\), got True$"):
+        pca_map(f, tmp_path / "p.tif", png=True)
+    with pytest.raises(ConfigError, match=r"^png= takes a file name \(e\.g\. png='similar\.png'\), got True$"):
+        similarity_map(f, tmp_path / "s.tif", point=(1.0, 2.0), png=True)
+    with pytest.raises(ConfigError, match=r"^mask= takes a file name \(e\.g\. mask='change\.tif'\), got 1$"):
+        change_map(f, f, tmp_path / "d.tif", threshold=0.5, mask=1)
+    with pytest.raises(ConfigError, match=r"^save_model= takes a file name .*'classify\.joblib'\), got True$"):
+        classify_map(f, tmp_path / "l.gpkg", tmp_path / "c.tif", column="c", save_model=True)
+    assert list(tmp_path.iterdir()) == []

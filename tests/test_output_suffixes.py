@@ -25,16 +25,18 @@ def one_line(capsys, tmp_path, *argv: str) -> str:
     ("argv", "said"),
     [
         ("data stats {}/in.tif --out {}/s.yaml --plot {}/d.txt",
-         "--plot {}/d.txt: data stats writes a PNG (the per-band histograms), not .txt; name it d.png"),
-        ("data preview --out {}/pv.txt", "--out {}/pv.txt: data preview writes a PNG, not .txt; name it pv.png"),
+         "--plot {}/d.txt (plot= in Python): data stats writes a PNG (the per-band histograms), not .txt; name it "
+         "d.png"),
+        ("data preview --out {}/pv.txt",
+         "--out {}/pv.txt (out= in Python): data preview writes a PNG, not .txt; name it pv.png"),
         ("embed classify {}/f.tif {}/l.gpkg --column c --out {}/m.tif --save-model {}/m.txt",
-         "--save-model {}/m.txt: classify writes a joblib file (the fitted model, for --model), not .txt; name it "
-         "m.joblib"),
+         "--save-model {}/m.txt (save_model= in Python): classify writes a joblib file (the fitted model, for "
+         "--model), not .txt; name it m.joblib"),
         ("embed zonal {}/f.tif {}/p.gpkg --out {}/z.csv",
-         "--out {}/z.csv: zonal writes GeoParquet (polygons, attributes and embeddings), not .csv; name it z.parquet "
-         "(or .geoparquet)"),
+         "--out {}/z.csv (out= in Python): zonal writes GeoParquet (polygons, attributes and embeddings), not .csv; "
+         "name it z.parquet (or .geoparquet)"),
         ("embed pca {}/f.tif --out {}/p.tif --png {}/p",
-         "--png {}/p: pca writes a PNG, not a file without suffix; name it p.png"),
+         "--png {}/p (png= in Python): pca writes a PNG, not a file without suffix; name it p.png"),
     ],
 )  # fmt: skip
 def test_an_output_named_for_another_format_is_refused(capsys, tmp_path, argv, said):
@@ -43,14 +45,19 @@ def test_an_output_named_for_another_format_is_refused(capsys, tmp_path, argv, s
 
 def test_the_rule_takes_any_case_and_names_a_file_for_a_bare_dot():
     check_suffix("--png", "Q.PNG", (".png",), command="pca", writes="a PNG")
-    with pytest.raises(ConfigError, match=r"^--out \.: data preview writes a PNG, not a file without suffix; name it "):
+    with pytest.raises(
+        ConfigError,
+        match=r"^--out \. \(out= in Python\): data preview writes a PNG, not a file without suffix; name it ",
+    ):
         check_suffix("--out", ".", (".png",), command="data preview", writes="a PNG")
 
 
 def test_preview_from_python_refuses_a_name_that_is_not_png(tmp_path):
     from geodino.data.preview import write_preview
 
-    with pytest.raises(ConfigError, match=r"pv\.txt: data preview writes a PNG, not \.txt; name it pv\.png$"):
+    with pytest.raises(
+        ConfigError, match=r"pv\.txt \(out= in Python\): data preview writes a PNG, not \.txt; name it pv\.png$"
+    ):
         write_preview(None, tmp_path / "pv.txt")
 
 

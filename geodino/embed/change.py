@@ -165,6 +165,7 @@ def change_map(
     """Write the distance COG (and with `threshold` the binary change COG), their `.qml` styles and PNGs; a
     threshold no cell exceeds (an empty mask) is a `UserWarning`."""
     from geodino.config import true_or_false
+    from geodino.embed.map_outputs import file_name
     from geodino.embed.products import check_map_outputs, cog_profile, n_blocks, write_cog
     from geodino.embed.quicklook import classes_png, ramp_png
 
@@ -177,8 +178,8 @@ def change_map(
     resample = true_or_false(resample, "resample")  # "false" from a YAML or a caller's text is False
 
     out = Path(out)
-    png = Path(png) if png else out.with_suffix(".png")
-    mask_out = Path(mask) if mask else out.with_name(out.stem + "_mask.tif")
+    png = file_name(png, "png", "change") or out.with_suffix(".png")
+    mask_out = file_name(mask, "mask", "change") or out.with_name(out.stem + "_mask.tif")
     masks = (mask_out, mask_out.with_suffix(".png"), style.qml_path(mask_out)) if threshold is not None else ()
     check_map_outputs(
         "change",

@@ -364,12 +364,12 @@ def _check_outputs(
     """Every output of the run checked writable before any work, and none of them one of the inputs (`reads`): the
     map, its side files and (when fitting) the model file. Returns the map's path, the side files, the PNG and the
     model file."""
-    from geodino.embed.map_outputs import pam_path
+    from geodino.embed.map_outputs import file_name, pam_path
     from geodino.embed.products import check_map_outputs
 
     side = sidecars(out)
-    png = Path(png) if png else side["png"]
-    model_out = Path(save_model) if save_model else side["model"]
+    png = file_name(png, "png", "classify") or side["png"]
+    model_out = file_name(save_model, "save_model", "classify") or side["model"]
     check_map_outputs(
         "classify",
         out,

@@ -10,6 +10,7 @@ change write their maps through the same helpers; `products.py` re-exports them.
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -255,6 +256,17 @@ def check_inputs_kept(command: str, outputs: Mapping[str, Any], reads: Mapping[s
             )
 
 
+def file_name(value: Any, key: str, command: str) -> Path | None:
+    """An output argument `key` of a product as a Path (None or "" -> None, for its default); anything but text or a
+    path is one ConfigError naming `key` (png=True was a raw TypeError of Path())."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | os.PathLike):
+        suffix = {k: suffixes[0] for k, suffixes, _ in SIDE_FORMATS}.get(key, ".tif")
+        raise ConfigError(f"{key}= takes a file name (e.g. {key}={command + suffix!r}), got {value!r}")
+    return Path(value)
+
+
 def check_map_outputs(
     command: str, out: str | Path, *, reads: Mapping[str, Any] | None = None, **side: str | Path | None
 ) -> None:
@@ -263,6 +275,8 @@ def check_map_outputs(
     that is one of the inputs named in `reads` (`check_inputs_kept`) (one line, before anything is written):
     `--out map.png` made the quick-look overwrite the COG and `change` then thresholded the PNG's pixels. `side`
     names the other outputs by their option (png, mask...)."""
+    for key, value in ({"out": out} | side).items():
+        file_name(value, key, command)
     out = Path(out)
     hint = " (the PNG quick-look goes next to it, or where --png says)"
     check_suffix("--out", out, MAP_SUFFIXES, command=command, writes="a GeoTIFF (COG)", hint=hint)

@@ -18,7 +18,14 @@ import numpy as np
 
 from geodino.config import whole_number
 from geodino.embed import style
-from geodino.embed.map_outputs import check_map_outputs, cog_profile, n_blocks, progress, write_cog  # noqa: F401
+from geodino.embed.map_outputs import (  # noqa: F401
+    check_map_outputs,
+    cog_profile,
+    file_name,
+    n_blocks,
+    progress,
+    write_cog,
+)
 from geodino.embed.placement import (
     beyond_input,
     finite_bounds,
@@ -290,7 +297,7 @@ def similarity_map(
         )
     if point is not None:
         point = user_point(point)
-    png = Path(png) if png else Path(out).with_suffix(".png")
+    png = file_name(png, "png", "similar") or Path(out).with_suffix(".png")
     reads = {"feature raster": features, "--polygon file": polygon}
     check_map_outputs("similar", out, png=png, style=style.qml_path(out), reads=reads)
     out = check_writable(out, overwrite=overwrite)

@@ -164,7 +164,7 @@ def test_product_outputs_must_be_geotiffs_and_distinct(capsys, tmp_path):
     ):
         one_line_exit_2(
             capsys, tmp_path, "embed", *argv, "--out", png,
-            expect=(f"--out {png}: {argv[0]} writes a GeoTIFF (COG), not .png; name it map.tif",),
+            expect=(f"--out {png} (out= in Python): {argv[0]} writes a GeoTIFF (COG), not .png; name it map.tif",),
         )  # fmt: skip
     one_line_exit_2(
         capsys, tmp_path, "embed", "change", feats, other, "--out", tmp_path / "c.tif", "--threshold", "otsu",
@@ -172,7 +172,7 @@ def test_product_outputs_must_be_geotiffs_and_distinct(capsys, tmp_path):
     )  # fmt: skip
     one_line_exit_2(
         capsys, tmp_path, "embed", "pca", feats, "--out", tmp_path / "p.tif", "--png", tmp_path / "p.tif",
-        expect=(f"--png {tmp_path / 'p.tif'}: pca writes a PNG, not .tif; name it p.png",),
+        expect=(f"--png {tmp_path / 'p.tif'} (png= in Python): pca writes a PNG, not .tif; name it p.png",),
     )  # fmt: skip
 
 

@@ -25,7 +25,9 @@ def test_change_mask_without_threshold_is_refused(tmp_path):
 def test_zonal_png_must_be_a_png_name(tmp_path):
     from geodino.embed.products import zonal_embeddings
 
-    with pytest.raises(ConfigError, match=r"--png .*z\.jpg: zonal writes a PNG, not \.jpg; name it z\.png"):
+    with pytest.raises(
+        ConfigError, match=r"--png .*z\.jpg \(png= in Python\): zonal writes a PNG, not \.jpg; name it z\.png"
+    ):
         zonal_embeddings(tmp_path / "f.tif", tmp_path / "p.gpkg", tmp_path / "z.parquet", png=tmp_path / "z.jpg")
     assert list(tmp_path.iterdir()) == []
 

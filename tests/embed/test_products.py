@@ -376,7 +376,10 @@ def test_zonal_output_must_be_geoparquet(tmp_path, two_class):
 
     src, _ = two_class
     gpd.GeoDataFrame(geometry=[box(500040, 3999600, 500200, 3999800)], crs="EPSG:32633").to_file(tmp_path / "p.gpkg")
-    with pytest.raises(ConfigError, match=r"--out .*z\.tif: zonal writes GeoParquet .*, not \.tif; name it z\.parquet"):
+    with pytest.raises(
+        ConfigError,
+        match=r"--out .*z\.tif \(out= in Python\): zonal writes GeoParquet .*, not \.tif; name it z\.parquet",
+    ):
         zonal_embeddings(src, tmp_path / "p.gpkg", tmp_path / "z.tif")
     assert not (tmp_path / "z.tif").exists() and not (tmp_path / "z.png").exists()
     assert zonal_embeddings(src, tmp_path / "p.gpkg", tmp_path / "z.geoparquet").exists()
