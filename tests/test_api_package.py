@@ -38,3 +38,15 @@ def test_every_public_name_resolves_and_an_unknown_one_says_which_module():
         assert all(callable(getattr(pkg, n)) or n == "ARCHS" for n in pkg.__all__), pkg.__name__
         with pytest.raises(AttributeError, match=rf"module '{pkg.__name__}' has no attribute 'embed_rastr'"):
             pkg.embed_rastr  # noqa: B018
+
+
+def test_subpackages_are_attributes_of_the_package_imported_on_first_use():
+    """`import geodino; geodino.backbones.load_backbone(...)` (docs/pretraining.md) raised AttributeError unless
+    `geodino.backbones` had been imported: the subpackages load on first access, not with the package."""
+    code = (
+        "import sys, geodino; before = 'geodino.backbones' in sys.modules or 'torch' in sys.modules; "
+        "print(before, set(geodino.SUBPACKAGES) <= set(dir(geodino)), geodino.backbones.load_backbone.__name__, "
+        "'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False True load_backbone True"
