@@ -163,7 +163,9 @@ def change_map(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Write the distance COG (and with `threshold` the binary change COG), their `.qml` styles and PNGs; a
-    threshold no cell exceeds (an empty mask) is a `UserWarning`."""
+    threshold no cell exceeds (an empty mask) is a `UserWarning`. Returns a JSON-ready summary (paths as text):
+    `distance`, `png`, `valid_cells`, `p99` (the 99th-percentile distance), and with `threshold` also `mask`,
+    `threshold` (the value used), `method` (`otsu` or `given`), `changed_cells` and `changed_share`."""
     from geodino.config import true_or_false
     from geodino.embed.map_outputs import file_name
     from geodino.embed.products import check_map_outputs, cog_profile, n_blocks, write_cog

@@ -286,7 +286,9 @@ def classify_map(
     seed: int | None = None,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Fit on `labels[column]` (or load `model`), write the class COG and its side files; return the metrics.
+    """Fit on `labels[column]` (or load `model`), write the class COG and its side files; return the metrics: what
+    `OUT.metrics.json` holds (the scores, `classes`, `values`: class -> pixel value; paths as text: `map`, `png`,
+    `qml`, `sld`, `model` when one was saved or loaded) plus `metrics`, that file's path.
 
     `cv_gap`: label features with cells within this many cells of each other are one group of the blocked
     cross-validation (never on both sides of a split). No cross-validation, imbalanced labels and test cells next to
