@@ -83,7 +83,8 @@ def pca_map(
     the valid cells away from nodata (`EmbeddingReader.sample(interior=True)`: a scene edge's partly nodata cells
     drew a component of their own) and applied to every valid cell. Features
     that do not vary over the sample (total variance ~0 next to their magnitude) give a flat map: a UserWarning,
-    and the explained variance is tagged 0,0,0."""
+    and the explained variance is tagged 0,0,0. `sample`: how many cells the fit reads; `seed`: which ones. Returns
+    `out` as a Path; `png` (a PNG quick-look) is written only when given."""
     from sklearn.decomposition import PCA
 
     sample, seed = _sample_and_seed(sample, seed, 3, "three components")
@@ -163,7 +164,8 @@ def cluster_map(
 ) -> Path:
     """k-means class COG (uint8 with a colour table and a raster attribute table naming `cluster i`; 255 =
     nodata), fitted on a sample of cells away from nodata as `pca_map` is (an edge ring drew a cluster of its own)
-    and assigned to every valid cell (cosine k-means: vectors L2-normalised before fitting and assigning)."""
+    and assigned to every valid cell (cosine k-means: vectors L2-normalised before fitting and assigning). `k`: the
+    cluster count (2..254); `sample`, `seed`: as `pca_map`'s. Returns `out` as a Path; `png` only when given."""
     from sklearn.cluster import MiniBatchKMeans
 
     k = whole_number(k, "k", 8)
@@ -281,7 +283,7 @@ def similarity_map(
 ) -> Path:
     """Cosine similarity of every cell to a query (a point's vector or a polygon's mean vector; `layer` of a
     multi-layer polygon file); float32 COG, its `.qml` style and a PNG quick-look with a colour bar (`png`,
-    default OUT.png)."""
+    default OUT.png). `point` is (x, y) in the raster's CRS, or in `point_crs`. Returns `out` as a Path."""
     from geodino.embed.quicklook import ramp_png
 
     if (point is None) == (polygon is None):

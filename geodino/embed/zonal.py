@@ -117,7 +117,7 @@ def zonal_embeddings(
     (float32 list; null when not ok). Rows that are not `ok` are counted in a `UserWarning`, never silently dropped
     (the command line shows it as "geodino: warning: ..."). A PNG quick-look (`png`, default OUT.png) paints each
     polygon with the first three principal components of its embedding as RGB (similar colours: similar
-    embeddings), polygons without an embedding hatched grey.
+    embeddings), polygons without an embedding hatched grey. Returns `out` as a Path.
     """
     writes = "GeoParquet (polygons, attributes and embeddings)"  # z.csv was told "not a raster"
     check_suffix("--out", out, ZONAL_SUFFIXES, command="zonal", writes=writes, hint=" (or .geoparquet)")
