@@ -40,6 +40,8 @@ def read_input(
 ) -> dict[str, Any]:
     """An image or raster as a sample: reflectance `image` float32 [C,H,W], `valid` [H,W], `sensor`, and for a
     georeferenced raster `crs` and `transform` (of the window); `window` is (col, row, width, height) in pixels.
+    `bands`: the band names to read, in order (by the file's band descriptions, `band_names`, or the sensor's
+    names); `band_names` (rasters): the file's bands' names in order, for a file that records none.
 
     An image (.jpg/.png/...) is read by `sensor` (default `imagenet`: 8-bit RGB) and decoded with its band count,
     so a greyscale photo is one band for a one-band sensor (the data sensor of a one-band backbone) and three equal
