@@ -63,3 +63,10 @@ def test_compile_given_as_text_is_refused_before_anything_is_compiled(fb, compil
     with pytest.raises(ConfigError, match=r"compile="):
         job_path(torch.device("cpu"), compile=compile_)
     assert type(fb.model).__name__ == "DinoVisionTransformer"  # left eager
+
+
+@pytest.mark.parametrize("bad", [3, None, ["arch:vit_small"]])
+def test_a_spec_that_is_not_text_a_path_or_a_module_is_one_config_error(bad):
+    """load_backbone(3) said "backbone checkpoint 3 not found", as if 3 were a file name."""
+    with pytest.raises(ConfigError, match=r"^spec must be a spec string .*, got (int 3|NoneType None|list \[)"):
+        load_backbone(bad)

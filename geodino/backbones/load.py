@@ -67,6 +67,9 @@ def load_backbone(
     unscaled) or "rescale" (scaled by C_src / C_dst, the rule before; `adapt_patch_embed`). `fill` and `subset`
     act on checkpoints only: with an `arch:`, `timm:` or `baseline:` spec or a module they are refused in one line
     (`spec.check_kind_options`), as `?seed=` is on a checkpoint or baseline."""
+    if not isinstance(spec, str | Path | nn.Module):  # load_backbone(3) said "backbone checkpoint 3 not found"
+        got = f"{type(spec).__name__} {spec!r:.60}"
+        raise ConfigError(f"spec must be a spec string (arch:vit_small, timm:NAME), a path or an nn.Module, got {got}")
     device = check_device(device)
     _, src_names = parse_backbone_bands(src_bands, "src_bands")
     if src_bands is not None and (src_names is None or isinstance(spec, nn.Module) or parse_spec(spec)[0] != "path"):
