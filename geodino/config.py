@@ -139,7 +139,7 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = (), schema: type | None = No
                 f"configs; write a path relative to {seen[-1].name} or a shipped name"
                 + (f" ({', '.join(shipped_configs(schema))})" if schema is not None else "")
             )
-        raise ConfigError(f"config file {path} not found; pass an existing YAML file to --config")
+        raise ConfigError(f"config file {path} not found; pass an existing YAML file to --config (config= in Python)")
     if path.resolve() in seen:
         raise ConfigError(f"config file {path} includes itself through {BASE_KEY}")
     try:
@@ -261,8 +261,8 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: str 
             raise ConfigError(_folder_line(found))
         if not found.is_file() and schema.__name__ in _CONFIG_FOLDERS:
             raise ConfigError(
-                f"config file {found} not found; pass an existing YAML file to --config or a shipped one by name: "
-                f"{', '.join(shipped_configs(schema))}"
+                f"config file {found} not found; pass an existing YAML file to --config (config= in Python) or a "
+                f"shipped one by name: {', '.join(shipped_configs(schema))}"
             )
         sources.append((str(found), _read_yaml(found, schema=schema), None))
     for item in overrides or []:

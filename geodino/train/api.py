@@ -232,7 +232,7 @@ def pretrain(
     if isinstance(overrides, str):  # one override given as a string: it would be read letter by letter
         overrides = [overrides]
     if steps is not None:
-        steps = whole_number(steps, "steps")
+        steps = _at_least_one(whole_number(steps, "steps"), "steps", "trainer.max_steps")
     keys = [
         *_data_keys(data, sensor, tile_size, overrides, photos, bands),
         f"output_dir={_quoted(Path(out).expanduser())}",
@@ -291,7 +291,7 @@ def distill(
         f"output_dir={_quoted(Path(out).expanduser())}",
     ]
     if steps is not None:
-        keys.append(f"train.max_steps={whole_number(steps, 'steps')}")
+        keys.append(f"train.max_steps={_at_least_one(whole_number(steps, 'steps'), 'steps', 'train.max_steps')}")
     if student is not None:
         keys.append(f"students=[{_student(student)}]")
     return run(_photos_chosen(load_config(DistillConfig, config, [*_keys_only(keys), *overrides]), keys))
@@ -456,3 +456,12 @@ def _has_heads(path: Path) -> bool:
         if path.is_dir():
             return (path / "meta.pt").is_file()  # a sharded training checkpoint
     return path.suffix == ".ckpt" or sidecar_has_heads(path)
+
+
+def _at_least_one(steps: int, name: str, key: str) -> int:
+    """`steps` when >= 1, else one ConfigError naming the Python argument (the config check named only `key`)."""
+    if steps < 1:
+        from geodino.errors import ConfigError
+
+        raise ConfigError(f"{name}={steps} must be >= 1 (the run's {key})")
+    return steps

@@ -169,3 +169,26 @@ def test_a_named_student_is_named_after_its_architecture():
         _student({"arch": "vit_base", "drop_path_rate": 0.0}) == "{arch: vit_base, drop_path_rate: 0.0, name: vit_base}"
     )
     assert _student({"name": "s", "arch": "vit_small"}) == "{arch: vit_small, name: s}"
+
+
+def test_python_arguments_are_named_in_the_refusals(tmp_path) -> None:
+    """`pretrain(steps=0)` said `trainer.max_steps=0 must be >= 1` and `config="nope"` `pass ... to --config`: the
+    Python argument is named (the config key and flag too)."""
+    import numpy as np
+    import pytest
+    from PIL import Image
+
+    from geodino.errors import ConfigError
+    from geodino.train.api import distill, pretrain
+
+    (tmp_path / "imgs").mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "imgs" / "a.png")
+    data = tmp_path / "imgs"
+    with pytest.raises(ConfigError, match=r"^steps=0 must be >= 1 \(the run's trainer\.max_steps\)$"):
+        pretrain(data, out=tmp_path / "r", steps=0)
+    with pytest.raises(ConfigError, match=r"^steps=-2 must be >= 1 \(the run's train\.max_steps\)$"):
+        distill("arch:vit_tiny", data, tmp_path / "d", steps=-2)
+    with pytest.raises(
+        ConfigError, match=r"config file nope not found; pass an existing YAML file to --config \(config= in Python\)"
+    ):
+        pretrain(data, out=tmp_path / "r", config="nope")
