@@ -9,7 +9,6 @@ so a rerun gives the same numbers.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as _dt
 import gc
@@ -20,12 +19,12 @@ import json
 import random
 import time
 import typing
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from geodino.errors import ConfigError, did_you_mean
+from geodino.eval.probe_lock import locked_probe_output as locked_probe_output  # re-exported (geodino probe)
 from geodino.eval.results import INFO_METRICS as INFO_METRICS  # re-exported: the results files' home
 from geodino.eval.results import add_intervals, dataset_label, write_results
 from geodino.eval.results import metric_kind as metric_kind
@@ -382,32 +381,27 @@ def run_suite(
     out_dir: str | Path = "probe_out",
     *,
     skip_unfit: bool = False,
+    backbone: Any = None,
 ) -> list[dict]:
-    """Run every task of the suite on one backbone; write results.json and results.md; return the rows.
+    """Run every task of the suite on one backbone; write results.json and results.md; return the rows (one dict
+    per task and metric: task, type, metric, value, ci95, n_eval, seed, backbone, fingerprint, config_hash, dataset,
+    kind, seconds).
 
-    `cfg`: a SuiteConfig or the suite YAML's mapping; `backbone_spec`: a spec string (loaded once per task band/sensor
-    setting), or a loaded FrozenBackbone, used as it is (no task may then set backbone_bands/backbone_sensor).
+    `cfg`: a SuiteConfig or the suite YAML's mapping; `backbone_spec` (or `backbone=`, as the other entries name it):
+    a spec string (loaded once per task band/sensor setting), or a loaded FrozenBackbone, used as it is (no task may
+    then set backbone_bands/backbone_sensor).
 
     Every task is checked against the backbone first (`prepare_suite`); with `skip_unfit` a task the backbone
     cannot run is skipped (named in results.json's `skipped`) instead of stopping the suite.
 
     One run at a time per `out_dir` (`locked_output`): a second run into it stops with one line, as `geodino probe`
     does, instead of interleaving its results and plots with the first one's."""
+    if backbone is not None and backbone_spec is not None:
+        raise ConfigError("pass the backbone once: backbone= or backbone_spec= (the same argument)")
     with locked_probe_output(out_dir):
-        return run_prepared(prepare_suite(cfg, backbone_spec, out_dir, skip_unfit=skip_unfit))
-
-
-@contextlib.contextmanager
-def locked_probe_output(out_dir: str | Path) -> Iterator[None]:
-    """Hold the lock of a probe output folder (`run_lock.locked_output`, the hidden `.NAME.geodino.lock` beside it)
-    while the block writes into it; a no-op when this process holds it already (the CLI, then `run_suite`)."""
-    from geodino.io import make_dirs
-    from geodino.run_lock import locked_output
-
-    out = Path(out_dir).expanduser()
-    make_dirs(out.parent if str(out.parent) else Path("."))  # the lock file sits beside the output folder
-    with locked_output(out, what="output folder"):
-        yield
+        return run_prepared(
+            prepare_suite(cfg, backbone if backbone is not None else backbone_spec, out_dir, skip_unfit=skip_unfit)
+        )
 
 
 @keeps_global_rng

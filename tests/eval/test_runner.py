@@ -204,3 +204,20 @@ def test_per_task_backbone_bands_load_one_backbone_per_band_set(tmp_path, tiny_b
     hashes = {r["task"]: r["config_hash"] for r in rows}
     assert hashes["a"] == hashes["c"] != hashes["b"]  # same settings, same hash; band adaptation changes it
     assert read_results(tmp_path / "out")["configs"]["b"]["backbone_bands"] == ["B04", "B03", "B02"]
+
+
+def test_run_suite_takes_backbone_as_the_other_entries_name_it(monkeypatch, tmp_path) -> None:
+    """`run_suite(cfg, backbone=...)` was a TypeError (only `backbone_spec`); both at once is one line."""
+    import pytest
+
+    from geodino.errors import ConfigError
+    from geodino.eval import runner
+
+    got = []
+    monkeypatch.setattr(runner, "prepare_suite", lambda cfg, spec, out, skip_unfit: got.append(spec) or "prepared")
+    monkeypatch.setattr(runner, "run_prepared", lambda suite: [{"suite": suite}])
+    assert runner.run_suite({}, backbone="arch:vit_tiny", out_dir=tmp_path / "o") == [{"suite": "prepared"}]
+    assert runner.run_suite({}, "baseline:colour", tmp_path / "o") == [{"suite": "prepared"}]
+    assert got == ["arch:vit_tiny", "baseline:colour"]
+    with pytest.raises(ConfigError, match=r"^pass the backbone once: backbone= or backbone_spec="):
+        runner.run_suite({}, "a", tmp_path / "o", backbone="b")
