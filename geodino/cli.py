@@ -259,9 +259,9 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
     """`geodino: warning: ...` on a line of its own: with a progress bar open (its line not ended), after a line
     break; it landed on the bar's line (`embed images:   0%|...| 0/7 [00:00<?, ?img/s]geodino: warning: skipped
     unreadable image ...`). Only the text changes: `warnings.catch_warnings` (pytest.warns) still records it."""
-    tqdm = sys.modules.get("tqdm")
-    bars = getattr(getattr(tqdm, "tqdm", None), "_instances", None)
-    return ("\n" if bars else "") + f"geodino: warning: {message}\n"
+    from geodino.progress import line_start
+
+    return f"{line_start()}geodino: warning: {message}\n"
 
 
 class _LogLines(logging.Handler):
@@ -391,8 +391,9 @@ def close_progress_bars() -> None:
     """Close the progress bars a stopped run left open, so that its last line starts a line of its own: a Ctrl-C
     during `data curate` printed `embedding tiles:   0%|   | 0/256 [...]geodino: interrupted`, the bar finished
     under it when the interpreter collected it."""
-    tqdm = sys.modules.get("tqdm")
-    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ()) or ()):
+    from geodino.progress import open_bars
+
+    for bar in open_bars():
         with contextlib.suppress(Exception):  # a bar of a closed stream: nothing left to tidy
             bar.close()
 

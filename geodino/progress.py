@@ -35,3 +35,15 @@ def quiet_notebook_fallback() -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="IProgress not found")
         import tqdm.auto  # noqa: F401
+
+
+def open_bars() -> list:
+    """The tqdm bars open in this process (none when tqdm was never imported: it is not imported here): a message
+    printed while one is open must start a new line, or it lands on the bar's line."""
+    tqdm = sys.modules.get("tqdm")
+    return list(getattr(getattr(tqdm, "tqdm", None), "_instances", ()) or ())
+
+
+def line_start() -> str:
+    """A line break when a progress bar is open (its line not ended), else nothing."""
+    return "\n" if open_bars() else ""

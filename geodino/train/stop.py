@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from geodino.progress import line_start  # a new line only after an open bar (none: no blank line)
+
 __all__ = ["REQUEUE_SIGNAL", "SIGNALS", "StopRequest", "end_stopped_run", "on_slurm", "quiet_worker",
            "requeue_outside_steps", "requeue_slurm_job", "say_completed", "say_stopped", "stop_signals"]  # fmt: skip
 
@@ -72,7 +74,7 @@ class StopRequest:
             raise KeyboardInterrupt
         self.signal = signal.Signals(signum).name
         print(
-            f"{_line_start()}geodino: {self.signal} received: stopping after this step and saving a checkpoint of it "
+            f"{line_start()}geodino: {self.signal} received: stopping after this step and saving a checkpoint of it "
             "(send it again to stop at once, losing the steps since the last checkpoint)",
             file=sys.stderr,
             flush=True,
@@ -83,13 +85,6 @@ class StopRequest:
         ranks) any rank was, so that every rank stops at the same step."""
         wanted = self.signal is not None
         return bool(any_rank(wanted)) if any_rank is not None else wanted
-
-
-def _line_start() -> str:
-    """A line break when a progress bar is open (its line not ended: the message would land on it), else nothing
-    (a stray blank line with the bar off)."""
-    tqdm = sys.modules.get("tqdm")
-    return "\n" if getattr(getattr(tqdm, "tqdm", None), "_instances", None) else ""
 
 
 def on_slurm() -> bool:
@@ -195,7 +190,7 @@ def _requeue_now(signum: int, frame: Any) -> None:
     """SIGUSR1 outside the steps: say so, requeue from global rank 0 (one `scontrol requeue` per job), stop."""
     signal.signal(REQUEUE_SIGNAL, signal.SIG_IGN)  # once per process
     print(
-        f"{_line_start()}geodino: {REQUEUE_SIGNAL.name} (SLURM's time-limit warning) came outside the training "
+        f"{line_start()}geodino: {REQUEUE_SIGNAL.name} (SLURM's time-limit warning) came outside the training "
         "steps (start-up, heads warm-up or export): nothing to save there; requeueing the job",
         file=sys.stderr,
         flush=True,
