@@ -47,9 +47,9 @@ def decode_image(data: bytes, name: str, n_bands: int = 3) -> np.ndarray:
 
 def refuse_bomb(data: bytes) -> None:
     """Raise Pillow's DecompressionBombError for an image whose header declares more pixels than Pillow's guard allows
-    (2 x `PIL.Image.MAX_IMAGE_PIXELS`, ~179 Mpx; a user may raise it): torchvision's decoder, which RGB JPEGs and the
-    fallback go through, has no such guard, and a 0.9 MB PNG of 30000 x 30000 px asked it for 2.7 GB. Only the
-    header is read; any other failure is left to the decoders, which say what is wrong."""
+    (2 x `PIL.Image.MAX_IMAGE_PIXELS`, ~179 Mpx; a user may raise it): torchvision's decoder has no such guard (a
+    0.9 MB PNG of 30000 x 30000 px asked it for 2.7 GB). For the one path that reaches it without a Pillow open (an
+    RGB JPEG not drafted); only the header is read, any other failure is left to the decoders."""
     from PIL import Image
 
     try:
@@ -77,18 +77,24 @@ def decode_photo(
     if suffix in TIFF_EXTS:
         return _decode_tiff(data, n_bands)
     rgb = n_bands == 3
-    refuse_bomb(data)
-    if min_area and rgb and suffix in (".jpg", ".jpeg"):
-        try:
-            drafted = draft_jpeg(data, min_area)
-        except Exception:  # a broken file: the full decode below raises its usual error
-            drafted = None
-        if drafted is not None:
-            return drafted
+    from PIL import Image
+
+    # Pillow's decompression-bomb guard runs in every Image.open below; an RGB JPEG that is not drafted goes to
+    # torchvision with no Pillow open, so only it gets a header check of its own (no second parse per photo)
+    if rgb and suffix in (".jpg", ".jpeg"):
+        if not min_area:
+            refuse_bomb(data)
+        else:
+            try:
+                drafted = draft_jpeg(data, min_area)
+            except Image.DecompressionBombError:
+                raise
+            except Exception:  # a broken file: the full decode below raises its usual error
+                drafted = None
+            if drafted is not None:
+                return drafted
     if suffix not in (".jpg", ".jpeg") or not rgb:  # JPEG has no alpha; the others may: Pillow reads it
         try:  # (torchvision's RGB_ALPHA mode ignores a PNG's transparent colour and garbles palette and 1-bit alpha)
-            from PIL import Image
-
             with Image.open(io.BytesIO(data)) as im:
                 grey = im.mode in GREY_MODES or png_colour_type(data) in (0, 4)  # Pillow: 16-bit grey+alpha is RGBA
                 alpha = im.mode in _ALPHA_MODES or "transparency" in im.info
@@ -111,8 +117,6 @@ def decode_photo(
         )
         return t.numpy(), None
     except Exception:  # formats torchvision cannot decode (bmp, odd pngs): fall back to Pillow
-        from PIL import Image
-
         with Image.open(io.BytesIO(data)) as im:
             return photo_array(im, rgb=rgb)
 
