@@ -256,25 +256,37 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, line=None) -> str:
-    """`geodino: warning: ...` on a line of its own: with a progress bar open (its line not ended), after a line
-    break; it landed on the bar's line (`embed images:   0%|...| 0/7 [00:00<?, ?img/s]geodino: warning: skipped
-    unreadable image ...`). Only the text changes: `warnings.catch_warnings` (pytest.warns) still records it."""
-    from geodino.progress import line_start
+    """`geodino: warning: ...` on a line of its own: the open progress bars' lines are blanked first (the warning
+    takes the bar's line; the bar redraws below at its next update); it landed on the bar's line (`embed images:
+    0%|...| 0/7 [00:00<?, ?img/s]geodino: warning: skipped unreadable image ...`). Only the text changes:
+    `warnings.catch_warnings` (pytest.warns) still records it, unformatted."""
+    from geodino.progress import clear_bars
 
-    return f"{line_start()}geodino: warning: {message}\n"
+    clear_bars()
+    return f"geodino: warning: {_bare(str(message))}\n"
+
+
+def _bare(message: str) -> str:
+    """The message without a `geodino:` (and `warning:`/`error:`) head of its own: the line gets one prefix, not
+    `geodino: warning: geodino: ...`."""
+    if message.startswith("geodino:"):
+        message = message.removeprefix("geodino:").lstrip()
+        for word in ("warning:", "error:"):
+            message = message.removeprefix(word).lstrip()
+    return message
 
 
 class _LogLines(logging.Handler):
-    """geodino's own log warnings (`logging.getLogger("geodino...")`) as `geodino: warning: ...` lines on the stderr
-    of the moment, as its Python warnings are: without a handler Python printed the bare message (no prefix)."""
+    """geodino's own log warnings (`logging.getLogger("geodino...")`) as `geodino: warning: ...` lines (errors:
+    `geodino: error: ...`) on the stderr of the moment, as its Python warnings are, written above any open progress
+    bar: without a handler Python printed the bare message (no prefix)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            text = _one_line_warning(record.getMessage(), UserWarning, "", 0)
-            if record.levelno >= logging.ERROR:
-                text = text.replace("geodino: warning: ", "geodino: error: ", 1)
-            sys.stderr.write(text)
-            sys.stderr.flush()
+            from geodino.progress import write_above_bars
+
+            level = "error" if record.levelno >= logging.ERROR else "warning"
+            write_above_bars(f"geodino: {level}: {_bare(record.getMessage())}\n", sys.stderr)
         except Exception:
             self.handleError(record)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import sys
 import warnings
+from contextlib import suppress
+from typing import IO
 
 
 def in_kernel_without_widgets() -> bool:
@@ -47,3 +49,25 @@ def open_bars() -> list:
 def line_start() -> str:
     """A line break when a progress bar is open (its line not ended), else nothing."""
     return "\n" if open_bars() else ""
+
+
+def clear_bars() -> None:
+    """Blank the open bars' lines (cursor back at the line's start): the text written next takes the bar's line
+    instead of landing after it; each bar redraws itself below at its next update."""
+    for bar in open_bars():
+        with suppress(Exception):  # a bar of a closed stream: nothing to clear
+            bar.clear()
+
+
+def write_above_bars(text: str, file: IO[str] | None = None) -> None:
+    """Write whole lines to `file` (the stderr of the moment) above the open bars, as tqdm.write does: they are
+    cleared first and redrawn under the text, so that a message neither lands on a bar's line nor leaves a blank
+    line after one (a second message before the bar's next update)."""
+    file = file if file is not None else sys.stderr
+    bars = open_bars()
+    if not bars:
+        file.write(text)
+    else:
+        with type(bars[0]).external_write_mode(file=file):
+            file.write(text)
+    file.flush()

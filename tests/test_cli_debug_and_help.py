@@ -252,11 +252,13 @@ def test_a_warning_while_a_progress_bar_is_open_gets_a_line_of_its_own() -> None
     out = io.StringIO()
     bar = tqdm(total=7, file=out, desc="embed images", mininterval=0)
     bar.update(1)
-    out.write(cli._one_line_warning(UserWarning("skipped unreadable image x.png"), UserWarning, "f.py", 1))
+    for name in ("x.png", "y.png"):  # two before the bar's next update: no blank line between them
+        out.write(cli._one_line_warning(UserWarning(f"skipped unreadable image {name}"), UserWarning, "f.py", 1))
+    bar.update(1)
     bar.close()
-    text = out.getvalue()
-    at = text.index("geodino: warning: skipped unreadable image x.png\n")
-    assert text[at - 1] == "\n", repr(text[max(0, at - 60) : at + 10])  # before: "...img/s]geodino: warning"
+    shown = [line.rsplit("\r", 1)[-1].rstrip() for line in out.getvalue().split("\n")]  # what a terminal keeps
+    assert shown[:2] == [f"geodino: warning: skipped unreadable image {n}" for n in ("x.png", "y.png")], shown
+    assert shown[2].startswith("embed images:  29%"), shown  # before: "...img/s]geodino: warning", a blank line
     assert cli._one_line_warning(UserWarning("w"), UserWarning, "f.py", 1) == "geodino: warning: w\n"  # no bar
     before = warnings.formatwarning
     try:

@@ -20,3 +20,25 @@ def test_log_warnings_are_prefixed_lines_and_info_stays_quiet(capsys) -> None:
     )
     cli.log_warnings_as_lines()  # once per process: a second main adds no second handler
     assert sum(isinstance(h, cli._LogLines) for h in logging.getLogger("geodino").handlers) == 1
+
+
+def test_log_lines_have_one_prefix_and_go_above_an_open_bar(capsys) -> None:
+    """A message that names geodino itself gets no second prefix; two lines while a bar is open each take a line
+    of their own (no blank line between them, the bar redrawn under them)."""
+    import sys
+
+    from tqdm import tqdm
+
+    cli.log_warnings_as_lines()
+    log = logging.getLogger("geodino.train")
+    log.warning("geodino: warning: a note")
+    assert capsys.readouterr().err == "geodino: warning: a note\n"
+    bar = tqdm(total=4, file=sys.stderr, desc="steps", mininterval=0)
+    try:
+        log.warning("first")
+        log.error("geodino: second")
+    finally:
+        bar.close()
+    shown = [line.rsplit("\r", 1)[-1].rstrip() for line in capsys.readouterr().err.split("\n")]
+    assert shown[:2] == ["geodino: warning: first", "geodino: error: second"], shown
+    assert shown[2].startswith("steps:   0%"), shown
