@@ -351,7 +351,8 @@ def _folder_from_files(
             raise InputError(f"split {split!r} not available for {folder}: add a {split}/ folder")
         idx = parts[split]
         if not idx and split != "train":  # it failed later as 'dataset image_folder (test) has no images'
-            smallest = min(np.bincount(labels)[np.bincount(labels) > 0])  # each class is split on its own
+            counts = np.bincount(labels)
+            smallest = int(counts[counts > 0].min())  # each class is split on its own
             need = min(0.5, math.ceil(51 / smallest) / 100)  # rounds to one image of the smallest class
             raise InputError(
                 f"data.{split}_fraction={fr[split]} leaves the {split} split of the {len(files)} images in {folder} "
