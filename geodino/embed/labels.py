@@ -102,15 +102,17 @@ def sample_labels(
         cell_window,
         finite_bounds,
         input_footprint,
+        on_raster,
         point_cells,
         raster_extent,
         to_raster_crs,
+        unplaced_count,
         unplaced_hint,
     )
 
     own_crs = gdf.crs
     gdf = to_raster_crs(gdf, rd, what=name, path=path or "the label file")
-    unplaced = sum(not finite_bounds(g) for g in gdf.geometry if g is not None and not g.is_empty)
+    unplaced = unplaced_count(gdf.geometry)
     rng = np.random.default_rng(seed)
     xs, ys, gs, cs = [], [], [], []
     outside = nodata = margin = 0
@@ -120,13 +122,9 @@ def sample_labels(
             outside += 1
             continue
         if beyond_input(geom, fp):  # on the last partial cells' margin at most: over no input pixel
-            on_raster = (
-                point_cells(rd.transform, geom, rd.width, rd.height)
-                if geom.geom_type in POINTS
-                else cell_window(rd.transform, geom, rd.width, rd.height) is not None
-            )
-            margin += bool(on_raster)
-            outside += not on_raster
+            reached = on_raster(rd, geom)
+            margin += reached
+            outside += not reached
             continue
         if geom.geom_type in POINTS:
             cells = point_cells(rd.transform, geom, rd.width, rd.height, fp)

@@ -367,6 +367,21 @@ def unplaced_hint(n: int, crs: Any) -> str:
     )
 
 
+def unplaced_count(geoms: Any) -> int:
+    """How many geometries (non-null, non-empty) PROJ could not place in the raster's CRS (`finite_bounds` false):
+    the count `unplaced_hint` speaks of (zonal, similar --polygon, classify labels)."""
+    return sum(not finite_bounds(g) for g in geoms if g is not None and not g.is_empty)
+
+
+def on_raster(rd: EmbeddingReader, geom: Any) -> bool:
+    """Whether a geometry reaches the raster's cells at all (a point in a cell, a line or polygon into a cell)."""
+    if not finite_bounds(geom):
+        return False
+    if geom.geom_type in POINTS:
+        return bool(point_cells(rd.transform, geom, rd.width, rd.height))
+    return cell_window(rd.transform, geom, rd.width, rd.height) is not None
+
+
 def finite_bounds(geom: Any) -> bool:
     """Whether a (reprojected) geometry has finite coordinates: PROJ returns inf for points its CRS cannot place
     (e.g. metres in a file declared as lon/lat), which would reach numpy casts and warn."""

@@ -28,18 +28,19 @@ from geodino.embed.map_outputs import (  # noqa: F401
 )
 from geodino.embed.placement import (
     beyond_input,
-    finite_bounds,
     input_bounds_text,
     input_footprint,
+    on_raster,
     point_cell,
     raster_extent,
     to_raster_crs,
+    unplaced_count,
     unplaced_hint,
     user_point,
 )
 from geodino.embed.vectors import read_features
 from geodino.embed.writers import EmbeddingReader
-from geodino.embed.zonal import on_raster, zonal_embeddings, zonal_png, zonal_sums  # noqa: F401
+from geodino.embed.zonal import zonal_embeddings, zonal_png, zonal_sums  # noqa: F401
 from geodino.errors import ConfigError, InputError, plural
 from geodino.io import check_writable
 
@@ -233,7 +234,7 @@ def _query_vector(
     fp = input_footprint(rd)
     sums, counts, _ = zonal_sums(rd, geoms, all_touched=True, footprint=fp)
     if counts.sum() == 0:
-        unplaced = sum(not finite_bounds(g) for g in geoms if g is not None and not g.is_empty)
+        unplaced = unplaced_count(geoms)
         why = f"; {unplaced_hint(unplaced, gdf.crs)}" if unplaced else ""
         beyond = sum(beyond_input(g, fp) and on_raster(rd, g) for g in geoms)
         if beyond and not why:

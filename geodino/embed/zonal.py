@@ -19,9 +19,11 @@ from geodino.embed.placement import (
     cell_window,
     finite_bounds,
     input_footprint,
+    on_raster,
     point_cells,
     raster_extent,
     to_raster_crs,
+    unplaced_count,
     unplaced_hint,
 )
 from geodino.embed.reader import fitting
@@ -31,15 +33,6 @@ from geodino.errors import InputError, plural
 from geodino.io import atomic_path, check_suffix, check_writable
 
 __all__ = ["ZONAL_SUFFIXES", "on_raster", "zonal_embeddings", "zonal_png", "zonal_sums"]
-
-
-def on_raster(rd: EmbeddingReader, geom: Any) -> bool:
-    """Whether a geometry reaches the raster's cells at all (a point in a cell, a line or polygon into a cell)."""
-    if not finite_bounds(geom):
-        return False
-    if geom.geom_type in POINTS:
-        return bool(point_cells(rd.transform, geom, rd.width, rd.height))
-    return cell_window(rd.transform, geom, rd.width, rd.height) is not None
 
 
 def zonal_sums(
@@ -132,7 +125,7 @@ def zonal_embeddings(
     with EmbeddingReader(features).require_features() as rd:
         metadata = rd.metadata  # its record: the command that writes it again, should the quick-look's PCA fail
         geoms = list(to_raster_crs(gdf, rd, what="polygons", path=polygons).geometry)
-        unplaced = sum(not finite_bounds(g) for g in geoms if g is not None and not g.is_empty)
+        unplaced = unplaced_count(geoms)
         extent = raster_extent(rd)
         fp = input_footprint(rd)  # None for rasters that do not record it: placed on the whole raster, as before
         beyond = [beyond_input(g, fp) and on_raster(rd, g) for g in geoms]
