@@ -41,7 +41,6 @@ from geodino.embed.command_flags import (  # noqa: F401  the flag rules' home; i
     config_band_names,
     join_band_numbers,
     join_negative_lists,
-    layers_override,
     resolve_band_names,
 )
 from geodino.embed.command_flags import flag_name as _flag  # noqa: F401  (tests import it as _flag)
@@ -334,7 +333,7 @@ def run(args: argparse.Namespace) -> int:
 
     extra = [v for v in args.overrides if "=" not in v]  # a shell-expanded glob (scenes/*.tif): more inputs
     asset_bands_override(args.overrides)  # `asset_bands=red nir` is one band 'red nir' once read as a list
-    cfg = load_config(EmbedConfig, args.config, layers_override([v for v in args.overrides if "=" in v]))
+    cfg = load_config(EmbedConfig, args.config, [v for v in args.overrides if "=" in v])
     for name in EMBED_FLAGS:
         value = getattr(args, name, None)
         if value is not None:

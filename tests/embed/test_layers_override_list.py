@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from geodino import cli
-from geodino.embed.command_flags import layers_override
+from geodino.config import load_config
+from geodino.embed.config import EmbedConfig
 from geodino.errors import ConfigError
 from tests.embed.conftest import random_image, write_tif
 from tests.test_bad_inputs import one_line_exit_2
@@ -21,16 +22,22 @@ def _argv(tmp_path, *extra: str) -> list[str]:
     return ["embed", str(src), "-b", SPEC, "--out", out, "--tile", "32", "--overlap", "0", "--no-progress", *extra]
 
 
-def test_a_list_override_is_the_flags_text() -> None:
-    got = layers_override(["tile=64", "layers=[4, 8,11]", "layers=[-2,-1]", "layers=['3']", "layers=last"])
-    assert got == ["tile=64", "layers=4,8,11", "layers=-2,-1", "layers=3", "layers=last"]
-    assert layers_override(["layers=[1,2"]) == ["layers=[1,2"]  # not YAML: load_config's line says so
+@pytest.mark.parametrize(
+    ("value", "want"), [("[4, 8,11]", "4,8,11"), ("[-2,-1]", "-2,-1"), ("['3']", "3"), ("last", "last")]
+)
+def test_a_list_override_is_the_flags_text(value: str, want: str) -> None:
+    assert load_config(EmbedConfig, None, ["tile=64", f"layers={value}"]).layers == want  # as embed reads them
+
+
+def test_a_value_that_is_not_yaml_says_so() -> None:
+    with pytest.raises(ConfigError, match=r"^override 'layers=\[1,2': value '\[1,2' is not valid YAML"):
+        load_config(EmbedConfig, None, ["layers=[1,2"])
 
 
 @pytest.mark.parametrize("value", ["[]", "[a]", "[1.5]", "[true]", "{a: 1}", "[[1]]"])
 def test_a_bracket_value_that_names_no_blocks_is_one_line(value: str) -> None:
     with pytest.raises(ConfigError, match=r"^override 'layers=.*' is not a list of block indices; use last, ") as e:
-        layers_override([f"layers={value}"])
+        load_config(EmbedConfig, None, [f"layers={value}"])
     assert "layers=[4,8,11]" in str(e.value) and "\n" not in str(e.value)
 
 
