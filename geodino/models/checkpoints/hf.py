@@ -22,12 +22,13 @@ from geodino.models.checkpoints.files import BackboneWeights, read_file
 from geodino.models.checkpoints.infer import default_heads, infer_config, rope_periods
 from geodino.models.checkpoints.keymap import (
     LOCAL_NORM_KEY,
-    check_rope_portable,
+    check_portable,
     count_blocks,
     drop_unit_scales,
     invert,
     key_bias_mask,
     masked_qkv_bias,
+    refuse_untied_cls_norm,
     rename,
     warn_local_norm_dropped,
 )
@@ -89,11 +90,7 @@ def official_to_hf(state: Mapping[str, Tensor], *, layer_prefix: str = "layer.")
     """Official layout -> HF `DINOv3ViTModel` state_dict. `local_cls_norm` (training only) is dropped
     (`write_hf_folder` warns and records it); an untied `cls_norm` cannot be expressed in HF and is refused."""
     s = dict(state)
-    if "cls_norm.weight" in s:
-        raise CheckpointError(
-            "this backbone has an untied cls_norm, which HF DINOv3ViTModel cannot express; "
-            "keep the official layout (.pth / .safetensors), which keeps it"
-        )
+    refuse_untied_cls_norm(s, "HF DINOv3ViTModel")
     dim = int(s["cls_token"].shape[-1])
     out: dict[str, Tensor] = {
         "embeddings.cls_token": s["cls_token"],
@@ -123,17 +120,7 @@ def official_to_hf(state: Mapping[str, Tensor], *, layer_prefix: str = "layer.")
 
 def hf_config_from_official(config: Mapping[str, Any], state: Mapping[str, Tensor]) -> dict[str, Any]:
     """`config.json` content of the HF `DINOv3ViTModel` equivalent to a geodino/official backbone."""
-    if config.get("norm_layer") == "rmsnorm":
-        raise CheckpointError(
-            "an RMSNorm backbone cannot be expressed in HF DINOv3ViTModel (LayerNorm only); "
-            "keep the official layout (.pth / .safetensors), which keeps it"
-        )
-    if config.get("pos_embed_rope_base") is None:
-        raise CheckpointError(
-            "a min/max-period RoPE cannot be expressed in HF DINOv3ViTModel (rope_theta only); "
-            "keep the official layout (.pth / .safetensors), which keeps it"
-        )
-    check_rope_portable(config, "HF DINOv3ViTModel")
+    check_portable(config, "HF DINOv3ViTModel", "rope_theta")
     swiglu = str(config["ffn_layer"]).startswith("swiglu")
     bias = masked_qkv_bias(state, "blocks.0.")
     k_bias = bias is not None and bool(bias.chunk(3)[1].any())

@@ -14,13 +14,16 @@ from geodino.errors import CheckpointError
 from geodino.models.caller import user_stacklevel
 
 __all__ = [
+    "KEEP_OFFICIAL",
     "LOCAL_NORM_KEY",
+    "check_portable",
     "check_rope_portable",
     "count_blocks",
     "drop_unit_scales",
     "invert",
     "key_bias_mask",
     "masked_qkv_bias",
+    "refuse_untied_cls_norm",
     "rename",
     "warn_local_norm_dropped",
 ]
@@ -35,6 +38,26 @@ LOCAL_NORM_KEY = "geodino_local_cls_norm"
 # a 2-block ViT-T, 1.5e-3 (2.5e-4 relative) on a ViT-L with vitl16.yaml's settings at 224 px, where a float32 RoPE
 # gives 2e-6
 ROPE_BF16_DIFF = "max abs ~1.5e-3, 2.5e-4 relative, on a ViT-L at 224 px"
+# the way out every "cannot express" refusal of the converters offers
+KEEP_OFFICIAL = "keep the official layout (.pth / .safetensors), which keeps it"
+
+
+def refuse_untied_cls_norm(state: Mapping[str, Tensor], target: str) -> None:
+    """Refuse a backbone with an untied `cls_norm`, which `target` (HF DINOv3ViTModel, timm Eva) has no place for."""
+    if "cls_norm.weight" in state:
+        raise CheckpointError(f"this backbone has an untied cls_norm, which {target} cannot express; {KEEP_OFFICIAL}")
+
+
+def check_portable(config: Mapping[str, Any], target: str, rope_key: str) -> None:
+    """Refuse what `target` (HF DINOv3ViTModel, timm's DINOv3 Eva) cannot express of a backbone config: RMSNorm (it
+    has LayerNorm only), a min/max-period RoPE (it takes one base, its `rope_key`) and `check_rope_portable`'s."""
+    if config.get("norm_layer") == "rmsnorm":
+        raise CheckpointError(f"an RMSNorm backbone cannot be expressed in {target} (LayerNorm only); {KEEP_OFFICIAL}")
+    if config.get("pos_embed_rope_base") is None:
+        raise CheckpointError(
+            f"a min/max-period RoPE cannot be expressed in {target} ({rope_key} only); {KEEP_OFFICIAL}"
+        )
+    check_rope_portable(config, target)
 
 
 def check_rope_portable(config: Mapping[str, Any], target: str) -> None:
@@ -45,7 +68,7 @@ def check_rope_portable(config: Mapping[str, Any], target: str) -> None:
         raise CheckpointError(
             f"this backbone normalises its RoPE coordinates by the {norm} side (pos_embed_rope_normalize_coords: "
             f"{norm}), which {target} cannot express (it divides each axis by its own size, 'separate'; the tokens "
-            "would differ by ~0.2); keep the official layout (.pth / .safetensors), which keeps it"
+            f"would differ by ~0.2); {KEEP_OFFICIAL}"
         )
     dtype = config.get("pos_embed_rope_dtype") or "fp32"
     if dtype != "fp32":

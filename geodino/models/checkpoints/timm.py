@@ -21,13 +21,15 @@ from geodino.errors import CheckpointError
 from geodino.models.caller import user_stacklevel
 from geodino.models.checkpoints.infer import default_heads, rope_periods
 from geodino.models.checkpoints.keymap import (
+    KEEP_OFFICIAL,
     LOCAL_NORM_KEY,
-    check_rope_portable,
+    check_portable,
     count_blocks,
     drop_unit_scales,
     invert,
     key_bias_mask,
     masked_qkv_bias,
+    refuse_untied_cls_norm,
     rename,
     warn_local_norm_dropped,
 )
@@ -113,11 +115,7 @@ def official_to_timm(state: Mapping[str, Tensor], *, qkv_bias: bool | None = Non
     """Official layout -> timm Eva state_dict. `qkv_bias=None` writes `q_bias`/`v_bias` only when they are
     non-zero (matching timm's `*_dinov3` vs `*_dinov3_qkvb` variants); True/False force it."""
     s = dict(state)
-    if "cls_norm.weight" in s:
-        raise CheckpointError(
-            "this backbone has an untied cls_norm, which timm Eva cannot express; "
-            "keep the official layout (.pth / .safetensors), which keeps it"
-        )
+    refuse_untied_cls_norm(s, "timm Eva")
     dim = int(s["cls_token"].shape[-1])
     out: dict[str, Tensor] = {
         "cls_token": s["cls_token"],
@@ -134,8 +132,7 @@ def official_to_timm(state: Mapping[str, Tensor], *, qkv_bias: bool | None = Non
             biases[i] = bias.chunk(3)
             if biases[i][1].any():
                 raise CheckpointError(
-                    "this backbone has a non-zero key bias, which timm Eva cannot express; "
-                    "keep the official layout (.pth / .safetensors), which keeps it"
+                    f"this backbone has a non-zero key bias, which timm Eva cannot express; {KEEP_OFFICIAL}"
                 )
     write_bias = qkv_bias if qkv_bias is not None else any(q.any() or v.any() for q, _, v in biases.values())
     for j in range(n_blocks):
@@ -193,18 +190,7 @@ def timm_model_args(config: Mapping[str, Any]) -> dict[str, Any]:
     convention and what geodino's probes use; timm's DINOv3 entries default to `avg` (the mean patch token),
     and `timm.create_model("local-dir:...")` takes the pooling from `model_args` only, not from the top-level
     `global_pool` of config.json."""
-    norm = config.get("norm_layer", "layernormbf16")
-    if norm == "rmsnorm":
-        raise CheckpointError(
-            "an RMSNorm backbone cannot be expressed in timm's DINOv3 Eva (LayerNorm only); "
-            "keep the official layout (.pth / .safetensors), which keeps it"
-        )
-    if config.get("pos_embed_rope_base") is None:
-        raise CheckpointError(
-            "a min/max-period RoPE cannot be expressed in timm's DINOv3 Eva (rope_temperature only); keep the "
-            "official layout (.pth / .safetensors), which keeps it"
-        )
-    check_rope_portable(config, "timm's DINOv3 Eva")
+    check_portable(config, "timm's DINOv3 Eva", "rope_temperature")
     dim = int(config["embed_dim"])
     args: dict[str, Any] = {
         "global_pool": "token",
