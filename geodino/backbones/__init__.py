@@ -24,16 +24,58 @@ official evaluation's ViT-L [4, 11, 17, 23] quirk) or a list of block indices). 
 already normalised: `normalize(x)` standardises reflectance-scaled input with the backbone's sensor mean/std.
 """
 
-from geodino.backbones.frozen import FrozenBackbone
-from geodino.backbones.layers import LAYER_SETS, layer_indices
-from geodino.backbones.load import load_backbone
-from geodino.backbones.normalization import IMAGENET_MEAN, IMAGENET_STD, SAT493M_MEAN, SAT493M_STD
-from geodino.backbones.spec import as_int as as_int
-from geodino.backbones.spec import check_build_options as check_build_options
-from geodino.backbones.spec import parse_spec
-from geodino.backbones.spec import parse_value as parse_value
-from geodino.backbones.timm import build_timm as build_timm
-from geodino.backbones.timm import timm_geometry as timm_geometry
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for type checkers and editors; at run time the names load on first use (`__getattr__`)
+    from geodino.backbones.frozen import FrozenBackbone
+    from geodino.backbones.layers import LAYER_SETS, layer_indices
+    from geodino.backbones.load import load_backbone
+    from geodino.backbones.normalization import IMAGENET_MEAN, IMAGENET_STD, SAT493M_MEAN, SAT493M_STD
+    from geodino.backbones.spec import as_int as as_int
+    from geodino.backbones.spec import check_build_options as check_build_options
+    from geodino.backbones.spec import parse_spec
+    from geodino.backbones.spec import parse_value as parse_value
+    from geodino.backbones.timm import build_timm as build_timm
+    from geodino.backbones.timm import timm_geometry as timm_geometry
+
+_HOMES = {
+    "FrozenBackbone": "frozen",
+    "LAYER_SETS": "layers",
+    "layer_indices": "layers",
+    "load_backbone": "load",
+    "IMAGENET_MEAN": "normalization",
+    "IMAGENET_STD": "normalization",
+    "SAT493M_MEAN": "normalization",
+    "SAT493M_STD": "normalization",
+    "as_int": "spec",
+    "check_build_options": "spec",
+    "parse_spec": "spec",
+    "parse_value": "spec",
+    "build_timm": "timm",
+    "timm_geometry": "timm",
+}
+"""Each name's module: imported on first use, so that `import geodino.backbones.spec` (the spec parser, which the
+CLI's checks and `geodino.models.info` use) imports no torch; the package imported every module, torch with them."""
+
+
+def __getattr__(name: str) -> object:
+    """The package's names (`_HOMES`), each imported from its module on first access and kept."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'geodino.backbones' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"geodino.backbones.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's names plus the lazy ones, so `dir(geodino.backbones)` and completion list them."""
+    return sorted(set(globals()) | set(_HOMES))
+
 
 # as_int, check_build_options, parse_value, build_timm, timm_geometry: helpers of geodino's own modules
 # (geodino.models.info), not user API; importable by name (the `x as x` re-exports), left out of __all__
