@@ -205,7 +205,7 @@ def test_curate_bad_inputs(capsys, tmp_path):
         tmp_path / "o",
         "--size",
         "100",
-        expect=("--size 100 is larger than the archive (28 tiles)",),
+        expect=("--size 100 (size= in Python) is larger than the archive (28 tiles)",),
     )
     (tmp_path / "empty").mkdir()
     one_line_exit_2(

@@ -138,7 +138,8 @@ def test_rerun_removes_only_the_files_the_earlier_run_wrote(tmp_path, capsys):
     root = _image_archive(tmp_path / "archive")
     # another curation (other inputs) is refused unless --overwrite
     argv = ["data", "curate", str(root), *common]
-    one_line_exit_2(capsys, tmp_path, *argv, expect=(f"--out {out} holds an earlier curation of other inputs",))
+    said = f"--out {out} (out_dir= in Python) holds an earlier curation of other inputs"
+    one_line_exit_2(capsys, tmp_path, *argv, expect=(said,))
     assert cli.main([*argv, "--overwrite"]) == 0
     stdout = capsys.readouterr().out
     assert not (out / "map.png").exists()
@@ -165,8 +166,12 @@ def test_a_folder_of_another_curation_is_refused_and_the_same_one_reuses_its_cac
     assert cli.main(["data", "curate", str(root), "-b", SPEC, "--size", "6", "--dedup", "0.999", *common]) == 0
     assert calls == []  # the same curation: every chunk from the cache
     other = SPEC.replace("seed=0", "seed=1")
-    hint = "this run would replace its cached embeddings: pass --overwrite to do so, or choose another --out folder"
-    said = f"--out {out} holds an earlier curation with another backbone ({SPEC}; this run {other}); {hint}"
+    hint = (
+        "this run would replace its cached embeddings: pass --overwrite (overwrite=True in Python) to do so, or "
+        "choose another --out folder"
+    )
+    said = f"--out {out} (out_dir= in Python) holds an earlier curation with another backbone ({SPEC}; this run "
+    said += f"{other}); {hint}"
     line = one_line_exit_2(capsys, tmp_path, "data", "curate", root, "-b", other, "--size", "4", *common)
     assert line == f"geodino: error: {said}"
     line = one_line_exit_2(capsys, tmp_path, "data", "curate", root / "green", "-b", SPEC, "--size", "2", *common)

@@ -14,9 +14,9 @@ from tests.data.test_curate import SPEC
 @pytest.mark.parametrize(
     ("flags", "expect"),
     [
-        (["--dedup", "nan"], "--dedup nan is out of range: give a cosine similarity above -1"),
-        (["--dedup", "-1"], "--dedup -1.0 is out of range"),
-        (["--cloud-threshold", "nan"], "--cloud-threshold nan: give a reflectance number"),
+        (["--dedup", "nan"], "--dedup nan (dedup= in Python) is out of range: give a cosine similarity above -1"),
+        (["--dedup", "-1"], "--dedup -1.0 (dedup= in Python) is out of range"),
+        (["--cloud-threshold", "nan"], "--cloud-threshold nan (cloud_threshold= in Python): give a reflectance number"),
     ],
 )
 def test_nan_thresholds_one_line_and_nothing_written(curate_refuses, flags, expect):
@@ -28,5 +28,5 @@ def test_validate_keeps_the_documented_values():
     for dedup in (0.95, 0.0, -0.5, 1.0, 1.01):  # 1 or above: the filter off, as documented
         CurateConfig(**base, dedup=dedup).validate()
     CurateConfig(**base, cloud_threshold=0.3).validate()
-    with pytest.raises(ConfigError, match=r"^--dedup nan is out of range"):
+    with pytest.raises(ConfigError, match=r"^--dedup nan \(dedup= in Python\) is out of range"):
         CurateConfig(**base, dedup=float("nan")).validate()

@@ -28,7 +28,7 @@ def _images(folder: Path) -> Path:
 def test_out_inside_the_image_folder_is_one_line_and_writes_nothing(tmp_path, capsys):
     imgs = _images(tmp_path / "imgs")
     for out in (imgs / "cur", imgs):
-        said = (f"--out {out} is inside the image folder {imgs.resolve()}", "exemplars.png")
+        said = (f"--out {out} (out_dir= in Python) is inside the image folder {imgs.resolve()}", "exemplars.png")
         line = one_line_exit_2(capsys, tmp_path, "data", "curate", imgs, "-o", out, *RUN, expect=said)
         assert "choose an --out folder outside it" in line
     assert sorted(p.name for p in imgs.iterdir()) == ["0.png", "1.png", "2.png"]

@@ -15,13 +15,13 @@ from tests.data.test_curate import SPEC
 def test_tile_size_on_images_is_one_line(curate_refuses):
     curate_refuses(
         ["--tile-size", "32"],
-        "--tile-size 32 cuts raster and cube archives into tiles, but --type images (the default) reads each image "
-        "whole as one tile; add --type raster",
+        "--tile-size 32 (tile_size= in Python) cuts raster and cube archives into tiles, but --type images (the "
+        "default) reads each image whole as one tile; add --type raster",
     )
 
 
 def test_python_config_refuses_it_too():
-    with pytest.raises(ConfigError, match=r"^--tile-size 64 cuts raster and cube archives .* --type images"):
+    with pytest.raises(ConfigError, match=r"^--tile-size 64 \(tile_size= in Python\) cuts raster .* --type images"):
         CurateConfig(paths=["x"], backbone=SPEC, size=1, type="images", tile_size=64).validate()
 
 
@@ -39,5 +39,5 @@ def test_qa_band_on_images_names_the_type_in_plain_words(curate_refuses):
 
 def test_tile_size_on_tar_is_one_line():
     """Tar members are whole tiles as images are; the flag was ignored there (data stats refuses it for tar)."""
-    with pytest.raises(ConfigError, match=r"^--tile-size 32 cuts raster and cube archives .* --type tar reads each"):
+    with pytest.raises(ConfigError, match=r"^--tile-size 32 \(tile_size= in Python\) cuts raster .* --type tar reads"):
         CurateConfig(paths=["x.tar"], backbone=SPEC, size=1, type="tar", tile_size=32).validate()

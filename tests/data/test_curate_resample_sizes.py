@@ -47,9 +47,9 @@ def test_a_list_of_the_wrong_length_is_refused_in_one_line():
         hierarchical_kmeans(_points(), [12, 4], resamples=1, resample_size=[5, 5, 5])
     assert "\n" not in str(err.value) and "one per level (2 for --clusters of 2 levels), not 3" in str(err.value)
     base = dict(paths=["x"], backbone="arch:vit_tiny", size=1, clusters=[8, 4, 2], resamples=1)
-    with pytest.raises(ConfigError, match=r"^--resample-size 5 5: give one size for every level or one per level"):
+    with pytest.raises(ConfigError, match=r"^--resample-size 5 5 \(resample_size= in Python\): give one size for"):
         CurateConfig(**base, resample_size=[5, 5]).validate()
-    with pytest.raises(ConfigError, match=r"^--resample-size 5 -1 5 is out of range"):
+    with pytest.raises(ConfigError, match=r"^--resample-size 5 -1 5 \(resample_size= in Python\) is out of range"):
         CurateConfig(**base, resample_size=[5, -1, 5]).validate()
     CurateConfig(**base, resample_size=[5, 1, 0]).validate()
 

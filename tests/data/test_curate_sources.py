@@ -165,7 +165,8 @@ def test_curate_config_bad_inputs(capsys, tmp_path):
     one_line_exit_2(capsys, tmp_path, *base, "--config", stack, expect=("data.sources[0]: time_sampling stack",))
     one_line_exit_2(
         capsys, tmp_path, *base, "--config", arch["config"], "--cloud-rule", "qa",
-        expect=("--cloud-rule qa: sensor 'imagenet' has no SCL, QA60 or QA_PIXEL band",),
+        expect=("--cloud-rule qa: sensor 'imagenet' has no SCL, QA60 or QA_PIXEL band; choose another --cloud-rule",
+                "(cloud_rule= in Python)"),
     )  # fmt: skip
     one_line_exit_2(
         capsys,

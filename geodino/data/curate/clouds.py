@@ -188,7 +188,7 @@ def _shadow_refusal(rule: CloudRule, sensor: Any) -> None:
         what = f"sensor {name!r} is screened by the {rule.kind} rule, which has no shadow test"
     raise ConfigError(
         f"--qa-shadow: {what}; cloud shadow is read from an SCL (class 3) or QA_PIXEL (bit 4) band: give one with "
-        "--qa-band, or drop --qa-shadow"
+        "--qa-band, or drop --qa-shadow (qa_band= / qa_shadow= in Python)"
     )
 
 
@@ -213,10 +213,13 @@ def cloud_rule(
 def _cloud_rule(sensor: Any, kind: str, threshold: float, qa_band: tuple[str, str] | None) -> CloudRule:
     """`cloud_rule` without the shadow option."""
     if kind not in CLOUD_RULES:
-        raise ConfigError(f"--cloud-rule {kind!r}; use one of {', '.join(CLOUD_RULES)}")
+        raise ConfigError(f"--cloud-rule {kind!r} (cloud_rule= in Python); use one of {', '.join(CLOUD_RULES)}")
     if qa_band is not None:
         if kind not in ("auto", "qa"):
-            raise ConfigError(f"--qa-band {qa_band[0]} is read by the qa cloud rule; use --cloud-rule auto or qa")
+            raise ConfigError(
+                f"--qa-band {qa_band[0]} is read by the qa cloud rule; use --cloud-rule auto or qa "
+                "(qa_band= / cloud_rule= in Python)"
+            )
         return CloudRule("qa", {}, threshold, (qa_band[1], 1.0, 0.0), qa_band=qa_band[0])
     from geodino.data.archive_bands import qa_kind
 
@@ -230,7 +233,10 @@ def _cloud_rule(sensor: Any, kind: str, threshold: float, qa_band: tuple[str, st
         return CloudRule("off")
     if kind == "qa":
         if qa is None:
-            raise ConfigError(f"--cloud-rule qa: sensor {sensor.name!r} has no SCL, QA60 or QA_PIXEL band")
+            raise ConfigError(
+                f"--cloud-rule qa: sensor {sensor.name!r} has no SCL, QA60 or QA_PIXEL band; choose another "
+                "--cloud-rule (cloud_rule= in Python)"
+            )
         i = kinds.index(qa)
         scale = sensor.scale[i] if isinstance(sensor.scale, tuple) else sensor.scale
         offset = sensor.offset[i] if isinstance(sensor.offset, tuple) else sensor.offset
@@ -241,7 +247,7 @@ def _cloud_rule(sensor: Any, kind: str, threshold: float, qa_band: tuple[str, st
             raise ConfigError(
                 f"--cloud-rule swir: sensor {sensor.name!r} lacks {' and '.join(missing)} (the rule needs "
                 f"blue, green, red, nir and swir16; its bands: {', '.join(sensor.bands)}); read the missing "
-                "band(s) too or choose another --cloud-rule"
+                "band(s) too or choose another --cloud-rule (cloud_rule= in Python)"
             )
         return CloudRule("swir", {k: v for k, v in spectral.items() if v is not None}, threshold)
     r, g, bl = rgb_index(sensor, len(sensor.bands))

@@ -69,7 +69,8 @@ def per_level_sizes(resample_size: int | Sequence[int], levels: int) -> list[int
     sizes = [int(v) for v in resample_size]
     if len(sizes) != levels:
         raise ConfigError(
-            f"--resample-size {' '.join(map(str, sizes))}: give one size for every level or one per level "
+            f"--resample-size {' '.join(map(str, sizes))} (resample_size= in Python): give one size for every level or "
+            "one per level "
             f"({levels} for --clusters of {levels} levels), not {len(sizes)}"
         )
     return [v if v > 1 else None for v in sizes]

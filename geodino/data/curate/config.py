@@ -61,61 +61,82 @@ class CurateConfig:
             raise ConfigError(f"curate type={self.type!r}; use images, raster, cube or tar")
         if bool(self.paths) == bool(self.config):
             raise ConfigError(
-                "curate reads either PATHS or --config CFG.yaml (its data.sources)"
+                "curate reads either PATHS or --config CFG.yaml (its data.sources; paths= or config= in Python)"
                 + (", not both" if self.paths else "; give one")
             )
         if self.overrides and not self.config:
             raise ConfigError(
-                f"key=value overrides ({', '.join(self.overrides)}) apply to --config CFG.yaml; give one or drop them"
+                f"key=value overrides ({', '.join(self.overrides)}; overrides= in Python) apply to --config CFG.yaml "
+                "(config= in Python); give one or drop them"
             )
         if self.on_error not in (None, "stop", "skip"):
-            raise ConfigError(f"--on-error {self.on_error!r}; use stop or skip")
+            raise ConfigError(f"--on-error {self.on_error!r} (on_error= in Python); use stop or skip")
         if not self.backbone:
-            raise ConfigError("curate needs --backbone SPEC (a checkpoint, arch:NAME or timm:NAME)")
+            raise ConfigError(
+                "curate needs --backbone SPEC (backbone= in Python): a checkpoint, arch:NAME or timm:NAME"
+            )
         if self.size <= 0:
-            raise ConfigError(f"--size {self.size}: give the number of tiles to keep (> 0)")
+            raise ConfigError(f"--size {self.size} (size= in Python): give the number of tiles to keep (> 0)")
         if int(self.seed) < 0:  # k-means refused it with a traceback, after every tile was embedded
             raise ConfigError(f"--seed {self.seed}: give a whole number >= 0 (seed= in Python)")
         if not self.clusters or any(int(k) < 1 for k in self.clusters):
-            raise ConfigError(f"--clusters {self.clusters}: give one positive count per level, finest first")
+            raise ConfigError(
+                f"--clusters {self.clusters} (clusters= in Python): give one positive count per level, finest first"
+            )
         if any(int(a) < int(b) for a, b in zip(self.clusters, self.clusters[1:])):
-            raise ConfigError(f"--clusters {self.clusters}: counts must not grow from level to level (finest first)")
+            raise ConfigError(
+                f"--clusters {self.clusters} (clusters= in Python): counts must not grow from level to level (finest "
+                "first)"
+            )
         if self.strategy not in ("random", "closest"):
-            raise ConfigError(f"--strategy {self.strategy!r}; use random or closest")
+            raise ConfigError(f"--strategy {self.strategy!r} (strategy= in Python); use random or closest")
         from geodino.data.curate.clouds import CLOUD_RULES
 
         if self.cloud_rule not in CLOUD_RULES:
-            raise ConfigError(f"--cloud-rule {self.cloud_rule!r}; use one of {', '.join(CLOUD_RULES)}")
+            raise ConfigError(
+                f"--cloud-rule {self.cloud_rule!r} (cloud_rule= in Python); use one of {', '.join(CLOUD_RULES)}"
+            )
         if self.qa_band is not None:
             if not str(self.qa_band).strip():
-                raise ConfigError("--qa-band ''; name the QA band (its band description, e.g. SCL, or 1-based index)")
+                raise ConfigError(
+                    "--qa-band '' (qa_band= in Python); name the QA band (its band description, e.g. SCL, or 1-based "
+                    "index)"
+                )
             if self.cloud_rule not in ("auto", "qa"):
                 raise ConfigError(
                     f"--qa-band {self.qa_band} is read by the qa cloud rule, not --cloud-rule {self.cloud_rule}; use "
-                    "--cloud-rule auto or qa, or drop --qa-band"
+                    "--cloud-rule auto or qa, or drop --qa-band (qa_band= and cloud_rule= in Python)"
                 )
         if self.qa_shadow and self.cloud_rule not in ("auto", "qa"):
             raise ConfigError(
                 f"--qa-shadow is read from an SCL or QA_PIXEL band by the qa cloud rule, not --cloud-rule "
-                f"{self.cloud_rule}; use --cloud-rule auto or qa, or drop --qa-shadow"
+                f"{self.cloud_rule}; use --cloud-rule auto or qa, or drop --qa-shadow (qa_shadow= and cloud_rule= in "
+                "Python)"
             )
         for key in ("max_nodata", "max_cloud"):
             if not 0.0 <= getattr(self, key) <= 1.0:
-                raise ConfigError(f"--{key.replace('_', '-')} {getattr(self, key)} must be in [0, 1]")
+                raise ConfigError(
+                    f"--{key.replace('_', '-')} {getattr(self, key)} ({key}= in Python) must be in [0, 1]"
+                )
         # NaN compares false: --dedup nan turned the near-duplicate filter off and --cloud-threshold nan the rgb and
         # bright screens, without a word; a cosine threshold <= -1 calls every tile a duplicate of the first
         if not self.dedup > -1.0:
             raise ConfigError(
-                f"--dedup {self.dedup} is out of range: give a cosine similarity above -1 (default 0.95; 1 or above "
+                f"--dedup {self.dedup} (dedup= in Python) is out of range: give a cosine similarity above -1 (default "
+                "0.95; 1 or above "
                 "turns the near-duplicate filter off)"
             )
         if self.cloud_threshold != self.cloud_threshold:
-            raise ConfigError(f"--cloud-threshold {self.cloud_threshold}: give a reflectance number (default 0.5)")
+            raise ConfigError(
+                f"--cloud-threshold {self.cloud_threshold} (cloud_threshold= in Python): give a reflectance number "
+                "(default 0.5)"
+            )
         if isinstance(self.resample_size, (list, tuple)):
             sizes = list(self.resample_size)
             if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in sizes):
                 raise ConfigError(
-                    f"--resample-size {' '.join(map(str, sizes))} is out of range: give integers >= 0, one per level "
+                    f"--resample-size {' '.join(map(str, sizes))} (resample_size= in Python) is out of range: give "
+                    "integers >= 0, one per level "
                     "(<= 1 skips resampling at that level)"
                 )
             from geodino.data.curate.cluster import per_level_sizes
@@ -136,13 +157,15 @@ class CurateConfig:
                 continue  # one per level: checked above
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ConfigError(
-                    f"--{key.replace('_', '-')} {value!r} is out of range: give an integer >= {least} ({what})"
+                    f"--{key.replace('_', '-')} {value!r} ({key}= in Python) is out of range: give an integer >= "
+                    f"{least} ({what})"
                 )
         from geodino.cpus import READERS_PER_CPU, most_readers
 
         if self.workers > (most := most_readers()):  # --workers 100000: the DataLoader started them one by one
             raise ConfigError(
-                f"--workers {self.workers} is more than {most} reader processes ({READERS_PER_CPU} per CPU here); pass "
+                f"--workers {self.workers} (workers= in Python) is more than {most} reader processes "
+                f"({READERS_PER_CPU} per CPU here); pass "
                 f"at most {most}"
             )
         if self.paths and self.type in ("images", "tar") and self.tile_size != CurateConfig.tile_size:
@@ -155,7 +178,8 @@ class CurateConfig:
                 else ("drop --tile-size")
             )
             raise ConfigError(
-                f"--tile-size {self.tile_size} cuts raster and cube archives into tiles, but {what} reads each image "
+                f"--tile-size {self.tile_size} (tile_size= in Python) cuts raster and cube archives into tiles, but "
+                f"{what} reads each image "
                 f"whole as one tile; {hint}"
             )
 
@@ -175,7 +199,10 @@ class CurateConfig:
         from geodino.data.config import DataConfig
 
         if not Path(self.config).is_file():
-            raise InputError(f"--config {self.config} does not exist; give a pretraining config with data.sources")
+            raise InputError(
+                f"--config {self.config} does not exist (config= in Python); give a pretraining config with "
+                "data.sources"
+            )
         if "data" in read_yaml(self.config):
             from geodino.train.config import PretrainConfig
 

@@ -159,7 +159,10 @@ def _too_small(tiles: Tiles, k: int, shape: tuple[int, ...], p: int, spec: str) 
     if tiles.types[tiles.locate(k)[0]] in ("images", "tar"):
         member = tiles.table.get("member", [""] * tiles.n)[k]  # a tar shard's sample
         raise InputError(f"image {path}{':' + member if member else ''} is {size}; move images under {p} px out")
-    raise InputError(f"the tiles of {path} are {size}; give a --tile-size (a source's tile_size) of at least {p} px")
+    raise InputError(
+        f"the tiles of {path} are {size}; give a --tile-size (tile_size= in Python, or a source's "
+        f"tile_size) of at least {p} px"
+    )
 
 
 def source_rules(tiles: Tiles, cfg: CurateConfig) -> list[CloudRule]:
@@ -289,8 +292,8 @@ def check_same_curation(
     else:
         return  # the same backbone and tiles: numerics, chunk size or file contents (redone), cloud rules (shares)
     raise InputError(
-        f"--out {out} holds an earlier curation {detail}; this run would replace its cached embeddings: pass "
-        "--overwrite to do so, or choose another --out folder"
+        f"--out {out} (out_dir= in Python) holds an earlier curation {detail}; this run would replace its cached "
+        "embeddings: pass --overwrite (overwrite=True in Python) to do so, or choose another --out folder"
     )
 
 

@@ -45,7 +45,10 @@ def _curate(cfg: CurateConfig, out: Path, *, progress: bool, overwrite: bool) ->
 
     configs, where = cfg.source_configs()
     tiles = Tiles(
-        configs, where, skip_hint="pass --on-error skip (the tile is then dropped as nodata)", qa_band=cfg.qa_band
+        configs,
+        where,
+        skip_hint="pass --on-error skip (on_error='skip' in Python; the tile is then dropped as nodata)",
+        qa_band=cfg.qa_band,
     )
     _check_out_outside_images(tiles, out)
     if not overwrite:
@@ -57,7 +60,8 @@ def _curate(cfg: CurateConfig, out: Path, *, progress: bool, overwrite: bool) ->
         raise InputError(f"the archive {what} holds no tiles; check the paths and the tile size")
     if cfg.size > tiles.n:
         raise InputError(
-            f"--size {cfg.size} is larger than the archive ({plural(tiles.n, 'tile')}); ask for at most {tiles.n}"
+            f"--size {cfg.size} (size= in Python) is larger than the archive ({plural(tiles.n, 'tile')}); ask for at "
+            f"most {tiles.n}"
         )
     fresh = [d for d in (out, out / "embeddings") if not d.exists()]
     make_dirs(out)
@@ -88,9 +92,11 @@ def _curate(cfg: CurateConfig, out: Path, *, progress: bool, overwrite: bool) ->
             for k, word in (("nodata", "nodata"), ("cloud", "cloud"), ("duplicate", "duplicates"))
         )
         raise InputError(
-            f"--size {cfg.size} is more than the {plural(pool.size, 'tile')} left after filtering ({counts}); ask for "
+            f"--size {cfg.size} (size= in Python) is more than the {plural(pool.size, 'tile')} left after filtering "
+            f"({counts}); ask for "
             "fewer or "
-            "loosen --dedup / --max-nodata / --max-cloud (embeddings are cached: re-running is fast)"
+            "loosen --dedup / --max-nodata / --max-cloud (dedup= / max_nodata= / max_cloud= in Python; embeddings are "
+            "cached: re-running is fast)"
         )
     _warn_clipped_clusters(cfg.clusters, pool.size)
     levels = hierarchical_kmeans(
@@ -240,9 +246,9 @@ def _check_foreign_outputs(out: Path) -> None:
     )
     if found:
         raise InputError(
-            f"--out {out} holds {', '.join(found)} but no earlier curation (no embeddings/meta.json, no curation's "
-            "report.json), and this run writes files of those names: pass --overwrite to replace them, or choose "
-            "another --out folder"
+            f"--out {out} (out_dir= in Python) holds {', '.join(found)} but no earlier curation (no "
+            "embeddings/meta.json, no curation's report.json), and this run writes files of those names: pass "
+            "--overwrite (overwrite=True in Python) to replace them, or choose another --out folder"
         )
 
 
@@ -295,6 +301,6 @@ def _check_out_outside_images(tiles: Tiles, out: Path) -> None:
         held = f"the image folder {inside}" if inside is not None else "the images listed"
         held += f" of source {name}" if c.name else ""
         raise InputError(
-            f"--out {out} is inside {held}: the PNG files curate writes there (exemplars.png, "
+            f"--out {out} (out_dir= in Python) is inside {held}: the PNG files curate writes there (exemplars.png, "
             "map.png) would be read as tiles by the next run; choose an --out folder outside it"
         )

@@ -56,32 +56,39 @@ def resolve_qa_band(name: str, scenes: list[Any], where: str) -> QaBand:
             i = int(name)
             if not 1 <= i <= len(descriptions):
                 raise InputError(
-                    f"--qa-band {name}: raster {s.path} has {len(descriptions)} bands ({bands}); give the QA band's "
+                    f"--qa-band {name} (qa_band= in Python): raster {s.path} has {len(descriptions)} bands ({bands}); "
+                    "give the QA band's "
                     "name or 1-based index"
                 )
         elif name.lower() in names:
             i = names.index(name.lower()) + 1
         else:
             raise InputError(
-                f"--qa-band {name}: raster {s.path} has no band named {name!r} ({bands}); give the QA band's name "
+                f"--qa-band {name} (qa_band= in Python): raster {s.path} has no band named {name!r} ({bands}); give "
+                "the QA band's name "
                 "or 1-based index"
             )
         kind = qa_kind(name) or qa_kind(names[i - 1])  # SCL, or SCL_20m (a SAFE band `data stack` named so)
         if kind is None:
             raise InputError(
-                f"--qa-band {name}: band {i} of raster {s.path} is {descriptions[i - 1] or 'unnamed'}, not SCL, "
+                f"--qa-band {name} (qa_band= in Python): band {i} of raster {s.path} is "
+                f"{descriptions[i - 1] or 'unnamed'}, not SCL, "
                 f"QA60 or QA_PIXEL (the codes the qa rule decodes; {bands})"
             )
         if i in s.band_indexes:
             others = [d or str(j) for j, d in enumerate(descriptions, start=1) if j in s.band_indexes and j != i]
             raise InputError(
-                f"--qa-band {name}: band {i} of raster {s.path} is also read as a model input band; leave it out of "
+                f"--qa-band {name} (qa_band= in Python): band {i} of raster {s.path} is also read as a model input "
+                "band; leave it out of "
                 f"the bands read (e.g. --bands {' '.join(others)})"
             )
         index[s.path] = i
         kinds.add(kind)
     if len(kinds) > 1:
-        raise InputError(f"--qa-band {name}: the rasters of {where} name it {', '.join(sorted(kinds))}; give one kind")
+        raise InputError(
+            f"--qa-band {name} (qa_band= in Python): the rasters of {where} name it {', '.join(sorted(kinds))}; give "
+            "one kind"
+        )
     return QaBand(name, kinds.pop(), index)
 
 

@@ -47,7 +47,7 @@ def read_paths(path: str | Path) -> list[str]:
         ) from exc
     files = [str(p) for p in table.column("path").to_pylist()]
     if not files:
-        raise InputError(f"tile list {path} is empty; curate with a larger --size")
+        raise InputError(f"tile list {path} is empty; curate with a larger --size (size= in Python)")
     return [f if Path(f).is_absolute() else str(path.parent / f) for f in files]
 
 

@@ -153,7 +153,7 @@ class Tiles:
         """Source `i`'s screening QA band `name` (resolved in each of its files), refused for other than rasters."""
         if self.types[i] != "raster":
             raise InputError(
-                f"--qa-band {name} reads a band of raster files, but {where} is a source of type "
+                f"--qa-band {name} (qa_band= in Python) reads a band of raster files, but {where} is a source of type "
                 f"{self.configs[i].type}; curate rasters with it, or drop --qa-band"
             )
         return resolve_qa_band(name, self.sources[i].archive.scenes, where)
@@ -253,8 +253,9 @@ class Tiles:
         )
         if self.configs[i].on_error != "skip":
             raise InputError(
-                f"{what}; cut it into tiles (a georeferenced file as --type raster with --tile-size), move it out of "
-                "the folder, or pass --on-error skip (it is then dropped as nodata)"
+                f"{what}; cut it into tiles (a georeferenced file as --type raster with --tile-size; type='raster' and "
+                "tile_size= in Python), move it out of the folder, or pass --on-error skip (on_error='skip' in Python; "
+                "it is then dropped as nodata)"
             )
         warnings.warn(f"{what}; it is dropped as nodata (on_error: skip)", stacklevel=2)
         return True
