@@ -76,5 +76,6 @@ def test_to_hf_with_a_file_suffix_is_refused(capsys, tmp_path):
     src = save_backbone(build_model("vit_tiny", patch_size=8, depth=1), tmp_path / "bb.safetensors")
     for name in ("o.pth", "o.safetensors"):
         line = err_line(capsys, "convert", src, tmp_path / name, "--to", "hf")
-        assert "--to hf writes a Hugging Face folder" in line and f"e.g. {tmp_path / 'o'}" in line, line
+        assert "--to hf (dst_layout='hf' in Python) writes a Hugging Face folder" in line, line
+        assert f"e.g. {tmp_path / 'o'}" in line, line
         assert not (tmp_path / name).exists()

@@ -99,14 +99,14 @@ def convert_checkpoint(
                 f"expect_bands={expect_bands} (--expect-bands) must be a positive number of input bands (e.g. 4); "
                 "pass the band count the weights should take, or leave it out"
             )
-    for name, value in (("--from", src_layout), ("--to", dst_layout)):
+    for name, key, value in (("--from", "src_layout", src_layout), ("--to", "dst_layout", dst_layout)):
         if value not in (*LAYOUTS, "auto") or (name == "--to" and value == "auto"):
-            raise ConfigError(f"{name} {value!r} is not a layout; use one of {', '.join(LAYOUTS)}")
+            raise ConfigError(f"{name} {value!r} ({key}= in Python) is not a layout; use one of {', '.join(LAYOUTS)}")
     suffix = Path(dst).suffix.lower()
     if dst_layout == "official" and suffix not in (".pth", ".pt", ".safetensors"):
         raise ConfigError(
             f"output {dst} must end in .safetensors, .pth or .pt (the format is chosen by the suffix); "
-            "or pass --to hf / --to timm to write a Hugging Face / timm folder"
+            "or pass --to hf / --to timm (dst_layout='hf' / 'timm' in Python) to write a Hugging Face / timm folder"
         )
     if dst_layout == "timm" and suffix not in (".pth", ".pt", ".safetensors", ""):
         raise ConfigError(
@@ -115,14 +115,15 @@ def convert_checkpoint(
         )
     if dst_layout == "hf" and suffix in (".pth", ".pt", ".safetensors"):  # was a folder named X.pth, silently
         raise ConfigError(
-            f"output {dst}: --to hf writes a Hugging Face folder (config.json, model.safetensors), not a {suffix} "
-            f"file; name the folder without a suffix, e.g. {Path(dst).with_suffix('')}"
+            f"output {dst}: --to hf (dst_layout='hf' in Python) writes a Hugging Face folder (config.json, "
+            f"model.safetensors), not a {suffix} file; name the folder without a suffix, e.g. "
+            f"{Path(dst).with_suffix('')}"
         )
     weights = read_backbone_weights(src, which=which)  # refuses a `which` for a file holding one backbone
     if src_layout != "auto" and src_layout != weights.layout:
         raise CheckpointError(
             f"checkpoint {src} is in the {weights.layout} layout, not {src_layout}; pass --from {weights.layout} "
-            "(or leave --from out to detect it)"
+            f"(src_layout={weights.layout!r} in Python), or leave it out to detect it"
         )
     state = weights.state
     norm = weights.normalization
@@ -168,7 +169,7 @@ def convert_checkpoint(
     if local_cls_norm is not None and dst_layout != "official":
         raise ConfigError(
             f"--local-cls-norm (local_cls_norm= in Python) sets the local_cls_norm of an official-layout output; the "
-            f"{dst_layout} layout stores none (leave it out, or pass --to official)"
+            f"{dst_layout} layout stores none (leave it out, or pass --to official: dst_layout='official' in Python)"
         )
     if dst_layout == "official":
         state = _local_cls_norm(state, config, weights, local_cls_norm, src)
@@ -268,7 +269,8 @@ def check_architecture(
             name = own if same else "a ViT"
             raise CheckpointError(
                 f"checkpoint {source} holds {name} (dim {have[0]}, depth {have[1]}), not {arch} (dim "
-                f"{want['embed_dim']}, depth {want['depth']}); pass the weights of a {arch}, or drop --expect-arch"
+                f"{want['embed_dim']}, depth {want['depth']}); pass the weights of a {arch}, or drop --expect-arch "
+                "(expect_arch= in Python)"
             )
         flags = {k: cfg[k] for k in ("untie_cls_and_patch_norms", "untie_global_and_local_cls_norm")}
         model = build_model(arch, in_chans=cfg["in_chans"], patch_size=int(cfg["patch_size"]), device="meta", **flags)
@@ -403,12 +405,13 @@ def _own_bands_record(
         of = f" of {s.name}" if s else ""
         raise ConfigError(
             f"{what} {plural(len(names), 'band')} ({', '.join(names)}) but checkpoint {src} takes {in_chans} input "
-            f"bands; name its bands (--src-bands, {in_chans} names{of}), or adapt it to other bands (--bands ...)"
+            f"bands; name its bands (--src-bands, {in_chans} names{of}; src_bands= in Python), or adapt it to other "
+            "bands (--bands ...; bands= in Python)"
         )
     if own and src_bands and not same_bands(own, names):
         raise ConfigError(
-            f"--src-bands {' '.join(names)} are not the bands {src} records ({', '.join(own)}); leave --src-bands out "
-            "(the file names its bands)"
+            f"--src-bands {' '.join(names)} (src_bands= in Python) are not the bands {src} records ({', '.join(own)}); "
+            "leave --src-bands out (the file names its bands)"
         )
     if norm:
         recorded = (norm.get("sensor") or "").lower()
@@ -425,14 +428,16 @@ def _own_bands_record(
         return _name_record(norm, names)
     if s is None:
         warnings.warn(
-            f"{src} records no normalisation, so the output cannot record the --src-bands names without statistics; "
-            "pass their sensor too (--sensor NAME) to record its statistics for them",
+            f"{src} records no normalisation, so the output cannot record the --src-bands names (src_bands= in Python) "
+            "without statistics; pass their sensor too (--sensor NAME; sensor= in Python) to record its statistics for "
+            "them",
             stacklevel=user_stacklevel(),
         )
         return None
     rec = _sensor_normalization(s, names)
     if rec is None:
         raise ConfigError(
-            f"--src-bands {' '.join(names)}: not all are bands of sensor {s.name} ({', '.join(map(str, s.bands))})"
+            f"--src-bands {' '.join(names)} (src_bands= in Python): not all are bands of sensor {s.name} "
+            f"({', '.join(map(str, s.bands))})"
         )
     return rec
