@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.geodino-installed
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+# pytest-xdist workers: CI has 2 cores (a larger machine may pass more: make test TEST_WORKERS=8)
+TEST_WORKERS ?= 2
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
@@ -18,7 +20,7 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	@# torch and torchvision first: on this machine they come from local disk (see reference install recipe).
 	$(PIP) install --quiet $(TORCH_SPEC)
-	$(PIP) install --quiet -e '.[dev,stac]'
+	$(PIP) install --quiet -e '.[dev,stac,netcdf]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -32,7 +34,7 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check geodino tests benchmarks
-	$(PY) -m pytest -q --durations=25 tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=25 tests
 
 benchmarks: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

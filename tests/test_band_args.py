@@ -26,6 +26,9 @@ class EnumLike:
     def __str__(self) -> str:
         return "EnumLike.RED"
 
+    def __repr__(self) -> str:  # a stable test id (pytest-xdist workers must collect the same names)
+        return "EnumLike.RED"
+
 
 NAMES_ACCEPTED = [
     (None, None),

@@ -269,19 +269,6 @@ def test_netcdf3_unsigned_int16_reads_as_the_uint16_it_stores(tmp_path):
     np.testing.assert_allclose(s["image"][:, 2:], want[:, 2:] * 1e-4, rtol=1e-6)
 
 
-def test_a_netcdf4_file_without_its_reader_says_what_to_install(tmp_path):
-    """xarray reads NetCDF4 (HDF5) only with h5netcdf or netCDF4, which geodino does not install; the message was
-    xarray's engine list ending "give a Zarr/NetCDF store" (it is one). Now the one step. Skipped where installed."""
-    import importlib.util
-
-    if importlib.util.find_spec("h5netcdf") or importlib.util.find_spec("netCDF4"):
-        pytest.skip("a NetCDF4 reader is installed")
-    path = tmp_path / "s2.nc"
-    path.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(504))
-    with pytest.raises(InputError, match=r"s2.nc is a NetCDF4 \(HDF5\) file.*pip install h5netcdf"):
-        open_cube(str(path))
-
-
 def test_per_band_variables_keep_their_chunk_shape_for_chunk_aligned_tiles(tmp_path):
     """Stacking per-band variables dropped their encoding, so `chunks` was None and align_to_chunks did nothing on
     such stores (tiles straddling chunks). Now the variables' (16, 32) chunks, as a one-array store gives."""
