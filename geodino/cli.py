@@ -276,6 +276,23 @@ def _bare(message: str) -> str:
     return message
 
 
+class _OnceLines:
+    """The command's warning format (`warnings.formatwarning`): `_one_line_warning`, each text once per command.
+    Python shows a warning once per place, but every `warnings.catch_warnings` block (a probe's linear head fits in
+    one) forgets what was shown: `probe --seeds 0,1` printed a task's `layers=four_last` short-backbone warning once
+    per seed. A repeat is formatted as nothing (it is still warned: recorders see it)."""
+
+    def __init__(self) -> None:
+        self.shown: set[str] = set()
+
+    def __call__(self, message: Warning | str, category: type[Warning], filename: str, lineno: int, line=None) -> str:
+        text = _bare(str(message))
+        if text in self.shown:
+            return ""
+        self.shown.add(text)
+        return _one_line_warning(message, category, filename, lineno, line)
+
+
 class _LogLines(logging.Handler):
     """geodino's own log warnings (`logging.getLogger("geodino...")`) as `geodino: warning: ...` lines (errors:
     `geodino: error: ...`) on the stderr of the moment, as its Python warnings are, written above any open progress
@@ -347,7 +364,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if not debug:  # one line per warning, without the line of library source code Python shows by default
         import warnings
 
-        warnings.formatwarning = _one_line_warning
+        warnings.formatwarning = _OnceLines()  # a new one per command: tests run several in a process
         log_warnings_as_lines()
     try:
         first = next((a for a in argv if not a.startswith("-")), None)

@@ -42,3 +42,35 @@ def test_log_lines_have_one_prefix_and_go_above_an_open_bar(capsys) -> None:
     shown = [line.rsplit("\r", 1)[-1].rstrip() for line in capsys.readouterr().err.split("\n")]
     assert shown[:2] == ["geodino: warning: first", "geodino: error: second"], shown
     assert shown[2].startswith("steps:   0%"), shown
+
+
+def test_a_warning_is_shown_once_per_command_across_catch_warnings_blocks() -> None:
+    """`probe --seeds 0,1` printed a task's four_last short-backbone warning once per seed: every
+    `warnings.catch_warnings` block (the linear head's fit) made Python forget it was shown."""
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings; from geodino import cli; from geodino.backbones.layers import layer_indices\n"
+        "warnings.formatwarning = cli._OnceLines()\n"
+        "for _ in range(2):\n"
+        "    layer_indices('four_last', 2)\n"
+        "    with warnings.catch_warnings():\n"
+        "        warnings.simplefilter('ignore')\n"
+    )
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
+    assert err.count("layers=four_last on a backbone with 2 blocks") == 1, err
+    assert err.startswith("geodino: warning: layers=four_last") and err.count("\n") == 1, err
+
+
+def test_each_command_gets_its_own_record_of_shown_warnings(capsys) -> None:
+    import warnings
+
+    shown = cli._OnceLines()
+    assert shown(UserWarning("a"), UserWarning, "f.py", 1) == "geodino: warning: a\n"
+    assert shown(UserWarning("geodino: a"), UserWarning, "g.py", 2) == ""  # the same text, another place
+    assert shown(UserWarning("b"), UserWarning, "f.py", 1) == "geodino: warning: b\n"
+    assert cli.main([]) == 0
+    first = warnings.formatwarning
+    assert cli.main([]) == 0
+    assert isinstance(first, cli._OnceLines) and warnings.formatwarning is not first  # tests run several commands
