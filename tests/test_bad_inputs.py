@@ -691,7 +691,7 @@ def test_bad_one_band_per_asset_stac_inputs(capsys, tmp_path):
                     expect=("asset 'visual' of STAC item S1", "has 3 bands",
                             "--asset visual --asset-bands"))  # fmt: skip
     one_line_exit_2(capsys, tmp_path, "embed", items, "-b", SPEC, "--asset", "red,green", "--asset-bands", "1", *out,
-                    expect=("--asset-bands chooses bands inside one multi-band asset",
+                    expect=("--asset-bands (asset_bands= in Python) chooses bands inside one multi-band asset",
                             "drop --asset-bands"))  # fmt: skip
     one_line_exit_2(capsys, tmp_path, "embed", items, "-b", SPEC, "--asset", "red,B04,blue", *out,
                     expect=("names asset 'red' of STAC item S1 in", "twice"))  # fmt: skip

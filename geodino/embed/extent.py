@@ -71,7 +71,7 @@ def parse_numbers(value: Any, key: str, *, integer: bool = False) -> list[float]
     if len(nums) != 4 or not all(math.isfinite(n) for n in nums) or (integer and any(n != int(n) for n in nums)):
         raise ConfigError(
             f"{key} {_shown(value)} must be four {'whole numbers' if integer else 'numbers'}, {what}, e.g. "
-            f"{'--window 0 0 1024 1024' if integer else '--bbox -120.5,37,-119.5,38'}"
+            f"{'--window 0 0 1024 1024' if integer else '--bbox -120.5,37,-119.5,38'} ({key}= in Python)"
         )
     return [int(n) for n in nums] if integer else nums
 
@@ -87,10 +87,13 @@ def check_extent(cfg: Any) -> None:
     cfg.window = parse_numbers(cfg.window, "window", integer=True)
     if cfg.bbox is not None and cfg.window is not None:
         raise ConfigError(
-            "bbox and window both choose the area to embed; keep one (--bbox in map coordinates, --window in pixels)"
+            "bbox and window both choose the area to embed; keep one (--bbox in map coordinates, --window in pixels; "
+            "bbox= or window= in Python)"
         )
     if cfg.bbox_crs is not None and cfg.bbox is None:
-        raise ConfigError(f"bbox_crs={cfg.bbox_crs!r} is given without a bbox; pass --bbox MINX MINY MAXX MAXY too")
+        raise ConfigError(
+            f"bbox_crs={cfg.bbox_crs!r} is given without a bbox; pass --bbox MINX MINY MAXX MAXY (bbox= in Python) too"
+        )
     if cfg.bbox is not None:
         x0, y0, x1, y1 = cfg.bbox
         if not (x0 < x1 and y0 < y1):
@@ -125,7 +128,7 @@ def _crs_of(text: str, key: str = "--bbox-crs") -> Any:
     try:
         return CRS.from_user_input(text)
     except (CRSError, ValueError, TypeError) as exc:
-        raise ConfigError(f"{key} {text!r} is not a CRS GDAL knows; pass e.g. EPSG:4326 for lon/lat") from exc
+        raise ConfigError(f"{key} {text!r} (bbox_crs= in Python) is not a CRS GDAL knows; pass e.g. EPSG:4326") from exc
 
 
 def _bbox_pixels(bbox: Sequence[float], bbox_crs: str | None, crs: Any, transform: Any, w: int, h: int) -> Any:
@@ -180,7 +183,8 @@ def pixel_window(
         if c0 >= c1 or r0 >= r1:
             raise InputError(
                 f"--window {format_numbers(cfg.window)} (COL ROW WIDTH HEIGHT) lies outside {what}, which is {W} x "
-                f"{H} px (width x height: columns 0..{W}, rows 0..{H}); pass a window that overlaps it"
+                f"{H} px (width x height: columns 0..{W}, rows 0..{H}); pass a window that overlaps it (window= in "
+                "Python)"
             )
     else:
         found = _bbox_cols_rows(info, cfg, what)
@@ -189,8 +193,12 @@ def pixel_window(
             lonlat = crs_text is None and crs and not crs.is_geographic and _looks_lonlat(cfg.bbox)
             raise InputError(
                 f"--bbox {format_numbers(cfg.bbox)} ({crs_text or 'the raster CRS'}) lies outside {what}, whose extent "
-                f"is {_extent_text(crs, info.transform, W, H, crs_text)}; pass a bbox that overlaps it"
-                + (" (lon/lat? pass --bbox-crs EPSG:4326)" if lonlat else "")
+                f"is {_extent_text(crs, info.transform, W, H, crs_text)}; pass a bbox that overlaps it (bbox= in "
+                + (
+                    "Python; lon/lat? pass --bbox-crs EPSG:4326, bbox_crs='EPSG:4326' in Python)"
+                    if lonlat
+                    else "Python)"
+                )
             )
         c0, r0, c1, r1 = found
     c0, r0 = c0 // patch * patch, r0 // patch * patch
@@ -203,8 +211,8 @@ def _bbox_cols_rows(info: Any, cfg: Any, what: str) -> tuple[int, int, int, int]
     crs, crs_text = info.crs, cfg.bbox_crs
     if crs_text is not None and not crs:
         raise InputError(
-            f"--bbox-crs {crs_text} needs an input with a CRS, but {what} has none; give --bbox in the raster's own "
-            "coordinates without --bbox-crs"
+            f"--bbox-crs {crs_text} (bbox_crs= in Python) needs an input with a CRS, but {what} has none; give --bbox "
+            "in the raster's own coordinates without --bbox-crs"
         )
     if crs_text is not None:
         _crs_of(crs_text)
@@ -227,7 +235,8 @@ def _bbox_cols_rows(info: Any, cfg: Any, what: str) -> tuple[int, int, int, int]
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(
             f"--bbox {format_numbers(cfg.bbox)} ({crs_text or 'the raster CRS'}) cannot be placed on {what} ({why}); "
-            f"its extent is {_extent_text(crs, info.transform, W, H, crs_text)}"
+            f"its extent is {_extent_text(crs, info.transform, W, H, crs_text)}; pass a bbox within it (bbox= in "
+            "Python)"
         ) from exc
     found = _cols_rows(px, W, H)
     if found is None and meets:  # it meets the scene but projected whole it lands elsewhere: its part near the scene

@@ -123,7 +123,8 @@ def embed_images(
                 "native size)"
             )
         if image_size:
-            check_image_batch(batch_size, int(bb.in_chans), image_size, "--image-size (0: native) or --batch-size")
+            flags = "--image-size (0: native) or --batch-size (image_size= / batch_size= in Python)"
+            check_image_batch(batch_size, int(bb.in_chans), image_size, flags)
         scaling = InputScaling(bb, scale, offset, keys=SCALE_KEYS)
         data = ImageFiles(root, files, bb, scaling, bands=bands, on_error=on_error, native=not image_size)
         data.prime()
@@ -177,7 +178,9 @@ def _check_options(pool: Any, on_error: Any, batch_size: Any, image_size: Any, o
     if size < 0:
         raise ConfigError(f"--image-size {size} (image_size= in Python) must be >= 0 (0: each image at its own size)")
     if Path(out).suffix.lower() not in OUT_SUFFIXES:
-        raise ConfigError(f"--out {out}: embed images writes GeoParquet; give the output a .parquet name")
+        raise ConfigError(
+            f"--out {out} (out= in Python): embed images writes GeoParquet; give the output a .parquet name"
+        )
     return batch, size
 
 
@@ -370,10 +373,14 @@ class ImageFiles:
             arr = read_array(path, self.rgb)
         except InputError as exc:
             if self.on_error == "stop":
-                raise InputError(f"{exc}, or pass --on-error skip (on_error='skip') to leave it out") from exc
+                raise InputError(f"{exc}, or pass --on-error skip (on_error='skip' in Python) to leave it out") from exc
             cause = exc.__cause__ or exc
             why = type(cause).__name__ if str(path) in str(cause) else f"{type(cause).__name__}: {cause}"
-            warnings.warn(f"skipped unreadable image {path} ({why}); --on-error stop stops at such files", stacklevel=2)
+            warnings.warn(
+                f"skipped unreadable image {path} ({why}); --on-error stop (on_error='stop' in Python) stops at such "
+                "files",
+                stacklevel=2,
+            )
             self.failed[i] = str(cause)
             return None
         n_file = int(arr.shape[0])

@@ -69,7 +69,7 @@ def _missing_column(path: str | Path, column: str, cols: list[str], layer: str |
     text = f"{what} in {path}{where} have no column {column!r}; {hint}columns: {', '.join(map(str, cols))}"
     others = [name for name, c in layer_columns(path, [n for n in layers if n != read]).items() if column in c]
     if others:
-        text += f"; layer {others[0]!r} has it: pass --layer {others[0]}" + (
+        text += f"; layer {others[0]!r} has it: pass --layer {others[0]} (layer={others[0]!r} in Python)" + (
             f" (also in {', '.join(others[1:])})" if len(others) > 1 else ""
         )
     elif len(layers) > 1:

@@ -138,7 +138,7 @@ def _finalize(work: Path, out: Path, prep: PreparedRun, cfg: EmbedConfig) -> Non
         why = "NaN, +/-inf or masked" if info.nodata is None else f"nodata ({info.nodata:g}), NaN, +/-inf or masked"
         raise InputError(
             f"input {info.path} has no valid pixel (every one is {why}), so the feature raster would be empty; "
-            f"check the file, or pass --nodata to override a wrong declared nodata value"
+            "check the file, or pass --nodata (nodata= in Python) to override a wrong declared nodata value"
         )
     prep.n_valid = n_valid
     if cfg.upsample:

@@ -77,7 +77,7 @@ def to_raster_crs(gdf: Any, rd: EmbeddingReader, *, what: str, path: str | Path)
         raise InputError(
             f"{what} in {path} ({crs_label(gdf.crs)}) cannot be transformed to the CRS of feature raster "
             f"{rd.path} ({crs_label(rd.crs)}): {NO_OPERATION}; give {what} in the raster's own CRS (another file "
-            "or --layer), or georeference the input raster in a known CRS and embed it again"
+            "or --layer, layer= in Python), or georeference the input raster in a known CRS and embed it again"
         )
     return gdf.to_crs(rd.crs)
 
@@ -324,18 +324,20 @@ def point_cell(rd: EmbeddingReader, point: Any, point_crs: Any) -> tuple[int, in
         shown = f"{_coord(x)},{_coord(y)}"
         if rd.crs is None:
             raise InputError(
-                f"feature raster {rd.path} has no CRS, so --point-crs {point_crs} cannot place the point {shown} on "
-                f"it; give --point in the raster's own coordinates ({raster_bounds(rd)}) with a "
-                "bare --point-crs or none"
+                f"feature raster {rd.path} has no CRS, so --point-crs {point_crs} (point_crs= in Python) cannot place "
+                "the "
+                f"point {shown} on it; give --point in the raster's own coordinates ({raster_bounds(rd)}) with a "
+                "bare --point-crs or none (point_crs='raster' or None in Python)"
             )
         from pyproj import Transformer
 
         crs = _crs(point_crs, "--point-crs", rd)
         if not transformable(crs, rd.crs):
             raise InputError(
-                f"--point-crs {point_crs} cannot be transformed to the CRS of feature raster {rd.path} "
-                f"({crs_label(rd.crs)}): {NO_OPERATION}; give --point {shown} in the raster's own "
-                f"coordinates ({raster_bounds(rd)}) with a bare --point-crs or none"
+                f"--point-crs {point_crs} (point_crs= in Python) cannot be transformed to the CRS of feature raster "
+                f"{rd.path} ({crs_label(rd.crs)}): {NO_OPERATION}; give --point {shown} in the raster's own "
+                f"coordinates ({raster_bounds(rd)}) with a bare --point-crs or none (point_crs='raster' or None in "
+                "Python)"
             )
         x, y = Transformer.from_crs(crs, rd.crs, always_xy=True).transform(x, y, errcheck=False)
         shown = f"({_coord(x)}, {_coord(y)})" if math.isfinite(x) and math.isfinite(y) else "no finite point"

@@ -159,7 +159,8 @@ def _check_grid(info: Any, cfg: EmbedConfig) -> None:
         if control and not cfg.allow_no_crs:
             raise InputError(
                 f"input {info.path} is georeferenced by {control[0]} only, not by a geotransform; warp it to a grid "
-                f"first (e.g. {control[1]}) and embed that, or pass --allow-no-crs to embed it in pixel coordinates"
+                f"first (e.g. {control[1]}) and embed that, or pass --allow-no-crs (allow_no_crs=True in Python) to "
+                "embed it in pixel coordinates"
             )
         if control:  # said once: the output is in pixel coordinates, the input's georeferencing is not carried
             import warnings
@@ -178,20 +179,24 @@ def _check_grid(info: Any, cfg: EmbedConfig) -> None:
                 if is_cube_store(str(info.path))
                 else f"gdal_edit.py -a_srs EPSG:... {info.path}"
             )
-            raise InputError(f"input {info.path} has no CRS; set one ({how}) or pass --allow-no-crs")
+            raise InputError(
+                f"input {info.path} has no CRS; set one ({how}) or pass --allow-no-crs (allow_no_crs=True in Python)"
+            )
     t = info.transform
     if cfg.upsample and (t.b != 0 or t.d != 0):
         stem = Path(str(info.path)).stem
         raise InputError(  # the bilinear pass places pixels on north-up rows and columns of the input's grid
             f"input {info.path} has a rotated geotransform, which --upsample cannot write (it needs a north-up "
-            f"grid); drop --upsample (the patch-grid COG keeps the rotation), or warp the input north-up first "
+            "grid); drop --upsample (upsample= in Python; the patch-grid COG keeps the rotation), or warp the input "
+            "north-up first "
             f"(gdalwarp {info.path} {stem}_north_up.tif) and embed that"
         )
     if (t.b != 0 or t.d != 0) and cfg.out and out_kind(Path(cfg.out)) == "zarr":
         # the store's 1-D x/y coordinates are what GDAL, rasterio and QGIS read: they would place it north-up
         raise InputError(
             f"input {info.path} has a rotated geotransform, which a Zarr store's x/y coordinates cannot carry "
-            f"(GDAL and QGIS would place {cfg.out} north-up); write a COG instead (--out {Path(cfg.out).stem}.tif)"
+            f"(GDAL and QGIS would place {cfg.out} north-up); write a COG instead (--out {Path(cfg.out).stem}.tif, "
+            "out= in Python)"
         )
 
 

@@ -91,7 +91,8 @@ def check_headers(
         one = scenes[0].origin if scenes[0].sources else scenes[0].path  # a stack's VRT is not written yet
         raise InputError(
             f"none of the {plural(len(scenes), 'scene')} can be read (e.g. {one}: {whys[scenes[0].name]}), "
-            "so --on-error skip leaves nothing to embed; check them with gdalinfo, re-download or re-copy them, or "
+            "so --on-error skip (on_error='skip' in Python) leaves nothing to embed; check them with gdalinfo, "
+            "re-download or re-copy them, or "
             "pass the right files"
         )
     if tilted:

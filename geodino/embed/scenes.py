@@ -100,7 +100,10 @@ def _asset_not_stac(inputs: list[str], asset: str | None) -> str:
     comma spelling (`--asset red,nir`) is the way out."""
     from geodino.embed.stac import asset_names_in
 
-    only = "--asset and --asset-bands apply to STAC input (a .json ItemCollection, catalog or item) only"
+    only = (
+        "--asset and --asset-bands (asset= and asset_bands= in Python) apply to STAC input (a .json ItemCollection, "
+        "catalog or item) only"
+    )
     stac = [str(i) for i in inputs if is_stac(str(i))]
     other = [str(i) for i in inputs if not is_stac(str(i))]
     if not stac:
@@ -179,8 +182,8 @@ def scene_outputs(out: str | Path) -> tuple[Path, Path]:
         return out.parent, out
     if out.suffix.lower() in (".tif", ".tiff", ".zarr"):
         raise ConfigError(
-            f"--out {out} names one raster, but the input has many scenes; pass an output folder (--out feats/) "
-            f"or the mosaic's name (--out feats/mosaic.vrt)"
+            f"--out {out} (out= in Python) names one raster, but the input has many scenes; pass an output folder "
+            "(--out feats/) or the mosaic's name (--out feats/mosaic.vrt)"
         )
     return out, out / MOSAIC
 
@@ -284,7 +287,7 @@ def _mosaic(
             raise InputError(
                 f"scene outputs {first.name} and {p.name} in {p.parent} were written with other settings "
                 f"({both}), so they cannot share one mosaic; redo the run with the same settings on every rank and "
-                "--overwrite"
+                "--overwrite (overwrite=True in Python)"
             )
         groups.setdefault(key, []).append(p)
     tags["GEODINO_INPUT"] = f"mosaic of {plural(len(paths), 'scene')}"
@@ -331,9 +334,9 @@ def embed_scenes(inputs: str | list[str], config: EmbedConfig | None = None, **o
         )
     if cfg.window is not None:
         raise ConfigError(
-            f"--window {' '.join(map(str, cfg.window))} is in input pixels, which name no common place in many scenes "
-            "(each has its own grid); pass --bbox MINX MINY MAXX MAXY (with --bbox-crs EPSG:4326 for lon/lat), which "
-            "each scene takes in its own CRS"
+            f"--window {' '.join(map(str, cfg.window))} (window= in Python) is in input pixels, which name no common "
+            "place in many scenes (each has its own grid); pass --bbox MINX MINY MAXX MAXY (with --bbox-crs EPSG:4326 "
+            "for lon/lat; bbox= and bbox_crs= in Python), which each scene takes in its own CRS"
         )
     from geodino.embed.command_flags import number_band_names
 
@@ -480,6 +483,7 @@ def _run_scenes(
     if not made:
         raise InputError(
             f"none of the {plural(len(outs), 'scene')} could be embedded (each was skipped under --on-error skip, "
+            "on_error='skip' in Python, "
             f"e.g. {skips[0]['scene']}: {skips[0]['reason']}); fix or remove the files and run again"
         )
     # bands chosen by name (STAC --asset-bands) may have other numbers in each item: their names are the setting

@@ -223,7 +223,7 @@ def select_bands(asset: Any, wanted: list[str], where: str) -> list[int]:
             if not listed:
                 raise InputError(
                     f"{where} lists no band names (no eo:bands/raster:bands/bands); give band numbers, e.g. "
-                    f"--asset-bands 1,2,3"
+                    "--asset-bands 1,2,3 (asset_bands=[1, 2, 3] in Python)"
                 )
             close = did_you_mean(w, [a for alias in names for a in alias])
             raise InputError(
@@ -286,12 +286,14 @@ def resolve_asset(item: Any, name: str, where: str) -> str:
         return hits[0]
     if hits:
         raise InputError(
-            f"{where}: {name!r} names several assets ({', '.join(hits)}); pass the asset key you mean with --asset"
+            f"{where}: {name!r} names several assets ({', '.join(hits)}); pass the asset key you mean with --asset "
+            "(asset= in Python)"
         )
     parts = [p for p in re.split(r"[\s;|+]+", name) if p]
     if len(parts) > 1 and all(_names_an_asset(item, p) for p in parts):
         raise ConfigError(
-            f"--asset {name!r}: give several single-band assets apart by commas (--asset {','.join(parts)}); "
+            f"--asset {name!r} (asset= in Python): give several single-band assets apart by commas (--asset "
+            f"{','.join(parts)}); "
             "one name is one asset key"
         )
     aliases = [a for k in keys for a in [k, *(b for bands in _band_names(item.assets[k])[:1] for b in bands)]]
@@ -299,7 +301,7 @@ def resolve_asset(item: Any, name: str, where: str) -> str:
     raise InputError(
         f"{where} has no asset {name!r}"
         + (f" (did you mean {close[0]}?)" if close else "")
-        + f"; it has {', '.join(keys) or 'no assets'}; pass one of them with --asset"
+        + f"; it has {', '.join(keys) or 'no assets'}; pass one of them with --asset (asset= in Python)"
     )
 
 
@@ -311,12 +313,15 @@ def read_stac(href: str, asset: str | None, bands: list[str] | str | None = None
     JSON is read: no asset is opened here.
     """
     if not asset or not asset.strip(" ,"):
-        raise ConfigError(f"STAC input {href} needs --asset NAME (the item asset to embed, e.g. visual or image)")
+        raise ConfigError(
+            f"STAC input {href} needs --asset NAME (asset= in Python): the item asset to embed, e.g. visual or image"
+        )
     wanted = [a.strip() for a in asset.split(",") if a.strip()]
     bands = asset_band_list(bands)
     if len(wanted) > 1 and bands:
         raise ConfigError(
-            f"--asset-bands chooses bands inside one multi-band asset, but --asset {asset} stacks {len(wanted)} "
+            f"--asset-bands (asset_bands= in Python) chooses bands inside one multi-band asset, but --asset {asset} "
+            f"stacks {len(wanted)} "
             f"single-band assets; drop --asset-bands (the assets' order is the band order)"
         )
     items, kind = _items(href)
@@ -332,7 +337,9 @@ def read_stac(href: str, asset: str | None, bands: list[str] | str | None = None
         keys = [resolve_asset(item, w, where) for w in wanted]
         dup = sorted({k for k in keys if keys.count(k) > 1})
         if dup:
-            raise ConfigError(f"--asset {asset} names asset {dup[0]!r} of {where} twice; list each band once")
+            raise ConfigError(
+                f"--asset {asset} (asset= in Python) names asset {dup[0]!r} of {where} twice; list each band once"
+            )
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(item.id)) or "item"
         stem, k = name, 1
         while name in used:
@@ -372,7 +379,8 @@ def read_stac(href: str, asset: str | None, bands: list[str] | str | None = None
                 listed = _band_names(item.assets[key])
                 if len(listed) > 1:
                     raise InputError(
-                        f"asset {key!r} of {where} has {len(listed)} bands; --asset with several assets stacks "
+                        f"asset {key!r} of {where} has {len(listed)} bands; --asset (asset= in Python) with several "
+                        "assets stacks "
                         f"single-band ones (embed {key!r} alone: --asset {key} --asset-bands ...)"
                     )
             sources = [(key, gdal_path(_href(item.assets[key], item, base))) for key in keys]

@@ -308,7 +308,7 @@ class Sweeper:
         except torch.OutOfMemoryError as exc:  # the estimate before the run does not know the device's other users
             raise InputError(
                 f"a batch of {plural(len(tiles), 'tile')} of {self.plan.tile_px} px does not fit in {cfg.device} "
-                "memory; pass a smaller --batch-size or --tile"
+                "memory; pass a smaller --batch-size or --tile (batch_size= or tile= in Python)"
             ) from exc
 
     def _weights(self, i: int, j: int) -> torch.Tensor:

@@ -72,12 +72,16 @@ def read_features(
 
     layers = list_layers(path)
     if layer is not None and Path(path).suffix.lower() in _NO_LAYERS and Path(path).exists():  # it was ignored
-        raise InputError(f"--layer {layer}: {what} file {path} is GeoParquet, one table without layers; drop --layer")
+        raise InputError(
+            f"--layer {layer} (layer= in Python): {what} file {path} is GeoParquet, one table without layers; drop "
+            "--layer"
+        )
     if layer is not None and layers and layer not in layers:
         close = did_you_mean(layer, layers)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise InputError(
-            f"{what} file {path} has no layer {layer!r}; {hint}its layers: {', '.join(layers)}; pass --layer NAME"
+            f"{what} file {path} has no layer {layer!r}; {hint}its layers: {', '.join(layers)}; pass --layer NAME "
+            "(layer= in Python)"
         )
     text = first_layer_note(path, layer, what, layers)
     if note and text:

@@ -92,7 +92,7 @@ def output_lock(out: Path, cfg: Any) -> Iterator[None]:
         if holder:
             raise InputError(
                 f"output {out} is being written by another run ({holder}); wait for it to finish (a killed run "
-                "frees it) or choose another --out"
+                "frees it) or choose another --out (out= in Python)"
             )
         yield
 
@@ -182,7 +182,7 @@ def init_work_dir(work: Path, prep: Any, *, join: bool) -> None:
         if holder:  # a live run writes it: --resume or --overwrite would attach to it or remove its work
             raise InputError(
                 f"partial output {work} is being written by another run ({holder}); wait for it to finish (a killed "
-                "run frees it) or choose another --out"
+                "run frees it) or choose another --out (out= in Python)"
             )
         raise InputError(
             f"partial output {work} exists; pass --resume to finish it or --overwrite to start again (resume=True or "

@@ -214,6 +214,6 @@ def _run_workers(input: Any, bb: Any, cfg: EmbedConfig, work: Path, prep: Prepar
         which = ", ".join(map(str, sorted(failed)))
         raise InputError(
             f"{plural(len(failed), 'embedding worker')} of {n} failed ({'worker' if len(failed) == 1 else 'workers'} "
-            f"{which}; see {'its' if len(failed) == 1 else 'their'} messages above); rerun with --resume to finish "
-            f"{cfg.out}"
+            f"{which}; see {'its' if len(failed) == 1 else 'their'} messages above); rerun with --resume "
+            f"(resume=True in Python) to finish {cfg.out}"
         )

@@ -39,7 +39,8 @@ def test_one_value_apart_by_spaces_or_marks_names_the_commas(tmp_path, capsys, g
     item = _item(tmp_path)
     one_line_exit_2(
         capsys, tmp_path, "embed", item, "-b", SPEC, *RUN, "--asset", given, "--out", tmp_path / "f",
-        expect=(f"--asset {given!r}: give several single-band assets apart by commas (--asset {commas})",
+        expect=(f"--asset {given!r} (asset= in Python): give several single-band assets apart by commas",
+                f"(--asset {commas})",
                 "one name is one asset key"),
     )  # fmt: skip
 

@@ -288,7 +288,7 @@ def test_labels_in_a_multi_layer_geopackage(tmp_path, capsys):
     assert not caught
     assert str(err.value).endswith(
         "(layer 'roads' of 2: roads, fields) have no column 'landcover'; columns: name; layer 'fields' has it: "
-        "pass --layer fields"
+        "pass --layer fields (layer='fields' in Python)"
     )
     assert capsys.readouterr().err == ""  # the error names the layer read: no separate note (the CLI: one line)
     with pytest.raises(InputError, match=r"no layer 'feilds'; did you mean 'fields'\? its layers: roads, fields"):

@@ -154,7 +154,8 @@ def test_engineering_crs_rasters_say_which_crs_cannot_be_transformed(tmp_path, c
     one_line_exit_2(
         capsys, tmp_path, "embed", "similar", local, "--point=10,10", "--point-crs", "EPSG:4326",
         "--out", tmp_path / "s.tif",
-        expect=(f"--point-crs EPSG:4326 cannot be transformed to the CRS of feature raster {local} {name}",
+        expect=(f"--point-crs EPSG:4326 (point_crs= in Python) cannot be transformed to the CRS of feature raster "
+                f"{local} {name}",
                 "give --point 10,10 in the raster's own coordinates (bounds x 0..30, y 0..20) with a bare "
                 "--point-crs or none"),
     )  # fmt: skip
@@ -183,9 +184,10 @@ def test_point_crs_on_a_raster_without_crs_says_it_cannot_place_the_point(tmp_pa
     for point in ((10.0, 10.0), (100.0, 45.0)):
         with pytest.raises(
             InputError,
-            match=r"feature raster .*f\.tif has no CRS, so --point-crs EPSG:4326 cannot place the point "
-            rf"{point[0]:g},{point[1]:g} on it; give --point in the raster's own coordinates \(bounds x 0\.\.30, "
-            r"y 0\.\.20\) with a bare --point-crs or none",
+            match=r"feature raster .*f\.tif has no CRS, so --point-crs EPSG:4326 \(point_crs= in Python\) cannot "
+            rf"place the point {point[0]:g},{point[1]:g} on it; give --point in the raster's own coordinates "
+            r"\(bounds x 0\.\.30, y 0\.\.20\) with a bare --point-crs or none \(point_crs='raster' or None in "
+            r"Python\)$",
         ):
             similarity_map(src, tmp_path / "s.tif", point=point, point_crs="EPSG:4326")
     assert similarity_map(src, tmp_path / "s.tif", point=(10.0, 10.0)).exists()  # raster coordinates: fine

@@ -99,14 +99,16 @@ def test_area_outside_the_raster_and_bad_options(tmp_path, conv_bb):
     opts = dict(tile=32, overlap=8, **FAST)
     with pytest.raises(InputError, match=r"^--bbox 0 0 10 10 \(the raster CRS\) lies outside input .*in\.tif, whose "
                        r"extent is 500000 3999600 500600 4000000 in EPSG:32633; pass a bbox that overlaps it "
-                       r"\(lon/lat\? pass --bbox-crs EPSG:4326\)$"):  # fmt: skip
+                       r"\(bbox= in Python; lon/lat\? pass --bbox-crs EPSG:4326, "
+                       r"bbox_crs='EPSG:4326' in Python\)$"):  # fmt: skip
         embed_raster(src, conv_bb, tmp_path / "o.tif", bbox=[0, 0, 10, 10], **opts)
     with pytest.raises(InputError, match=r"^--bbox -120 37 -119 38 \(EPSG:4326\) lies outside input .*in\.tif, whose "
                        r"extent is 15 36\.141\d+ 15\.006\d+ 36\.144\d+ in EPSG:4326 \(500000 3999600 500600 4000000 "
-                       r"in EPSG:32633\); pass a bbox that overlaps it$"):  # fmt: skip
+                       r"in EPSG:32633\); pass a bbox that overlaps it \(bbox= in Python\)$"):  # fmt: skip
         embed_raster(src, conv_bb, tmp_path / "o.tif", bbox=[-120, 37, -119, 38], bbox_crs="EPSG:4326", **opts)
     with pytest.raises(InputError, match=r"--window 60 0 8 8 \(COL ROW WIDTH HEIGHT\) lies outside input .*in\.tif, "
-                       r"which is 60 x 40 px \(width x height: columns 0\.\.60, rows 0\.\.40\)"):  # fmt: skip
+                       r"which is 60 x 40 px \(width x height: columns 0\.\.60, rows 0\.\.40\); "
+                       r".* \(window= in Python\)$"):  # fmt: skip
         embed_raster(src, conv_bb, tmp_path / "o.tif", window=[60, 0, 8, 8], **opts)
     for bad, match in (
         (dict(bbox=[0, 0, 1, 1], window=[0, 0, 8, 8]), "bbox and window both choose the area to embed; keep one"),
@@ -116,7 +118,8 @@ def test_area_outside_the_raster_and_bad_options(tmp_path, conv_bb):
         (dict(bbox=[3, 2, 1, 4]), r"bbox 3 2 1 4 must be MINX MINY MAXX MAXY with MINX < MAXX .*--bbox 1 2 3 4$"),
         (dict(window=[0, 0, 0.5, 8]), r"window 0 0 0.5 8 must be four whole numbers"),
         (dict(window=[0, 0, 0, 8]), r"window 0 0 0 8 must be COL ROW WIDTH HEIGHT with COL, ROW >= 0"),
-        (dict(bbox=[0, 0, 1, 1], bbox_crs="EPSG:nope"), r"--bbox-crs 'EPSG:nope' is not a CRS"),
+        (dict(bbox=[0, 0, 1, 1], bbox_crs="EPSG:nope"), r"--bbox-crs 'EPSG:nope' \(bbox_crs= in Python\) is not"),
+        (dict(bbox=[1, 2, 3]), r"e\.g\. --bbox -120\.5,37,-119\.5,38 \(bbox= in Python\)$"),
     ):
         with pytest.raises(ConfigError, match=match):
             embed_raster(src, conv_bb, tmp_path / "o.tif", **opts, **bad)

@@ -50,7 +50,7 @@ def test_a_rotated_input_is_refused_as_zarr_and_kept_as_cog(tmp_path):
 
     t = Affine.translation(500000.0, 4500000.0) * Affine.rotation(20) * Affine.scale(10.0, -10.0)
     src = write_tif(tmp_path / "rot.tif", random_image(40, 48), crs="EPSG:32633", transform=t)
-    refused = r"rot\.tif has a rotated geotransform, .*write a COG instead \(--out f\.tif\)"
+    refused = r"rot\.tif has a rotated geotransform, .*write a COG instead \(--out f\.tif, out= in Python\)$"
     with pytest.raises(InputError, match=refused):
         embed_raster(src, ConvBackbone(), tmp_path / "f.zarr", tile=32, overlap=8, progress=False)
     assert not (tmp_path / "f.zarr").exists() and not list(tmp_path.glob(".f*"))

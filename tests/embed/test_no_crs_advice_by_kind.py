@@ -30,4 +30,4 @@ def test_the_way_to_set_a_crs_fits_the_input(tmp_path, name):
     text = str(err.value)
     how = "with rioxarray: ds.rio.write_crs('EPSG:...'), then save the store again" if name.endswith(".zarr") else (
         f"gdal_edit.py -a_srs EPSG:... {path}")  # fmt: skip
-    assert text == f"input {path} has no CRS; set one ({how}) or pass --allow-no-crs"
+    assert text == f"input {path} has no CRS; set one ({how}) or pass --allow-no-crs (allow_no_crs=True in Python)"

@@ -113,5 +113,5 @@ def test_stop_refuses_up_front_and_all_unreadable_is_one_line_exit_2(tmp_path, c
         assert cli.main([*argv, "--on-error", "skip", "--no-progress"]) == 2
     err = capfd.readouterr().err.strip().splitlines()  # refused before any scene: no warning per scene, no record
     assert len(err) == 1 and err[0].startswith(f"geodino: error: none of the 2 scenes can be read (e.g. {bad}"), err
-    assert "so --on-error skip leaves nothing to embed" in err[0]
+    assert "so --on-error skip (on_error='skip' in Python) leaves nothing to embed" in err[0]
     assert not (tmp_path / "g").exists()
