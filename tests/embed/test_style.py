@@ -61,3 +61,21 @@ def test_writers_escape_names_and_sample_the_ramp(tmp_path):
     rgb_qml(tmp_path / "e.tif", bands=(4, 3, 2))
     r = renderer(tmp_path / "e.qml")
     assert (r.get("redBand"), r.get("greenBand"), r.get("blueBand")) == ("4", "3", "2")
+
+
+def test_ramp_labels_read_apart_on_a_narrow_range(tmp_path):
+    """A change map of two close dates (0 to 0.001) was labelled 0.00 at all 9 stops, in QGIS's legend and the .sld;
+    a usual range keeps 2 decimals."""
+    ramp_qml(tmp_path / "c.tif", vmin=0.0, vmax=0.001, ramp="magma")
+    shader = renderer(tmp_path / "c.qml").find("rastershader/colorrampshader")
+    labels = [i.get("label") for i in shader.iter("item")]
+    assert len(set(labels)) == len(labels) == 9 and shader.get("labelPrecision") == "4"
+    assert labels[0] == "0.0000" and labels[-1] == "0.0010"
+    sld = ET.parse(tmp_path / "c.sld").getroot()
+    assert [e.get("label") for e in sld.iter("{http://www.opengis.net/sld}ColorMapEntry")] == labels
+    ramp_qml(tmp_path / "s.tif", vmin=-0.43, vmax=1.0)
+    shader = renderer(tmp_path / "s.qml").find("rastershader/colorrampshader")
+    assert shader.get("labelPrecision") == "2" and [i.get("label") for i in shader.iter("item")][::8] == [
+        "-0.43",
+        "1.00",
+    ]
