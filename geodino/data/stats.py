@@ -113,7 +113,8 @@ def _base_sensor(
                 raise InputError(
                     f"{_first_named(paths, type)} has {plural(count, 'band')}{alpha_note} but sensor {base.name!r} has "
                     f"{base.n_bands} ({' '.join(base.bands)}); name the files' bands in order with --band-names (e.g. "
-                    f"--band-names {' '.join(example)}), or leave out --sensor"
+                    f"--band-names {' '.join(example)}; band_names= in Python), or leave out --sensor (sensor= in "
+                    "Python)"
                 )
         if scale is not None:
             base = dataclasses.replace(base, scale=scale, offset=offset)
@@ -180,7 +181,8 @@ def _checked_arguments(
     factor <= 0 would write statistics of negated or zeroed pixels), before any file is read."""
     if scale is not None and not (np.isfinite(np.asarray(scale, float)).all() and (np.asarray(scale) > 0).all()):
         raise InputError(
-            f"--scale {f'{float(scale):g}' if np.ndim(scale) == 0 else scale} must be a positive DN -> reflectance "
+            f"--scale {f'{float(scale):g}' if np.ndim(scale) == 0 else scale} (scale= in Python) must be a positive DN "
+            "-> reflectance "
             "factor (e.g. 0.0001 for Sentinel-2 DN); pass one, or leave --scale out to use the files' declared scale, "
             "else 1/255 for uint8 and 1 otherwise"
         )
@@ -471,7 +473,10 @@ def write_stats(paths: str | Sequence[str], out: str | Path, *, plot: str | Path
             if Path(out).suffix != ".png"
             else Path(out).with_name(f"{Path(out).stem}_hist.png")
         )
-        raise InputError(f"--plot {plot} is the --out file; give the histograms a PNG of their own (e.g. --plot {own})")
+        raise InputError(
+            f"--plot {plot} is the --out file (plot= and out= in Python); give the histograms a PNG of their own (e.g. "
+            f"--plot {own})"
+        )
     for target in (out, plot) if plot else (out,):  # a folder that cannot be written: before any pixel is read
         check_writable(target, overwrite=True)  # (replacing an existing file is the caller's choice, as before)
     sensor, prov = compute_stats(paths, **kwargs)

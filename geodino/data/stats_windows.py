@@ -121,6 +121,7 @@ def check_tile_size(type: str, tile_size: Any) -> None:
     if type in ("images", "tar") and tile_size is not None:
         what = "image folders" if type == "images" else "tar shards"
         raise InputError(
-            f"--tile-size {tile_size} does not apply to {what}: each image is read whole, at its own size (the YAML "
+            f"--tile-size {tile_size} (tile_size= in Python) does not apply to {what}: each image is read whole, at "
+            "its own size (the YAML "
             "records it as chip_size); leave --tile-size out"
         )

@@ -122,7 +122,8 @@ def _stack_bands_xml(
                 if src.count != 1:  # SourceBand 1 alone would be stacked, silently (a 3-band TCI: its red)
                     raise InputError(
                         f"band file {path} ({band}) holds {plural(src.count, 'band')}; data stack takes one band "
-                        "per file: name single-band files in --bands (a multi-band raster needs no stack: read it "
+                        "per file: name single-band files in --bands (bands= in Python; a multi-band raster needs no "
+                        "stack: read it "
                         "as it is)"
                     )
                 if not north_up(src.transform):
@@ -340,7 +341,8 @@ def stack_scenes(
     if not scene_dirs:
         raise InputError(
             f"no file under {root} is named after any of the bands {', '.join(bands)} (e.g. "
-            f"T33UUP_{bands[0]}_10m.jp2); pass --bands as the band names appear in the file names, or the folder "
+            f"T33UUP_{bands[0]}_10m.jp2); pass --bands (bands= in Python) as the band names appear in the file names, "
+            "or the folder "
             "that holds the scene folders"
         )
     planned: list[tuple[Path, str]] = []
@@ -424,7 +426,7 @@ def stack_files_xml(sources: Sequence[tuple[str, str]], *, where: str = "") -> t
         if count != 1:
             raise InputError(
                 f"{label!r}{at} has {count} bands; stacking takes single-band files (pass a multi-band asset alone, "
-                f"choosing its bands with --asset-bands)"
+                "choosing its bands with --asset-bands, asset_bands= in Python)"
             )
         if crs is None:
             raise InputError(f"{label!r} ({path}){at} has no CRS; cannot stack it with the others")

@@ -219,5 +219,7 @@ def read_results(out_dir: str | Path) -> dict[str, Any]:
     """The results.json of a finished suite."""
     path = Path(out_dir) / "results.json"
     if not path.is_file():
-        raise InputError(f"{path} not found; run `geodino probe` with --out {out_dir} first")
+        raise InputError(
+            f"{path} not found; run `geodino probe` with --out {out_dir} first (run_suite(..., out_dir=...) in Python)"
+        )
     return json.loads(path.read_text())

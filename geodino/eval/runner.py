@@ -336,7 +336,9 @@ def prepare_suite(
     given = None if backbone_spec is None or isinstance(backbone_spec, str | Path) else backbone_spec
     spec = str(getattr(given, "spec", type(given).__name__)) if given is not None else backbone_spec or cfg.backbone
     if not spec:
-        raise ConfigError("no backbone: pass --backbone SPEC (a checkpoint, arch:vit_small, timm:<name>, ...)")
+        raise ConfigError(
+            "no backbone: pass --backbone SPEC (backbone= in Python): a checkpoint, arch:vit_small, timm:<name>, ..."
+        )
     spec = str(spec)
     cfg.validate()
     out = make_dirs(Path(out_dir).expanduser())

@@ -119,7 +119,7 @@ def test_stack_messages_say_what_to_do_and_list_bands_without_brackets(tmp_path,
     out = str(tmp_path / "v")
     assert cli.main(["data", "stack", str(tmp_path / "root"), "--bands", "B05", "B06", "--out", out]) == 2
     (line,) = _error(capsys)
-    assert "B05, B06" in line and "[" not in line and "pass --bands as the band names appear" in line
+    assert "B05, B06" in line and "[" not in line and "pass --bands (bands= in Python) as the band names appear" in line
     assert cli.main(["data", "stack", str(tmp_path / "nope"), "--bands", "B02", "--out", out]) == 2
     (line,) = _error(capsys)
     assert (

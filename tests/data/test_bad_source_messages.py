@@ -184,8 +184,8 @@ def test_stats_refuses_a_plot_named_as_its_yaml(tmp_path, capsys):
     assert not out.exists()
     out = tmp_path / "s.png"  # a YAML named .png, and the plot there too: the YAML replaced the PNG
     assert cli.main(["data", "stats", str(path), "--out", str(out), "--plot", str(out)]) == 2
-    assert _error_line(capsys).endswith(f"is the --out file; give the histograms a PNG of their own (e.g. --plot "
-                                        f"{tmp_path / 's_hist.png'})")  # fmt: skip
+    assert _error_line(capsys).endswith(f"is the --out file (plot= and out= in Python); give the histograms a PNG "
+                                        f"of their own (e.g. --plot {tmp_path / 's_hist.png'})")  # fmt: skip
     assert not out.exists()
 
 

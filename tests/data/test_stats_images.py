@@ -66,11 +66,12 @@ def test_tar_shard_with_one_image_is_read_once(tmp_path):
 
 def test_tile_size_is_refused_for_images_in_one_line(capsys, tmp_path):
     src = _folder(tmp_path / "small")
-    said = ("--tile-size 16 does not apply to image folders", "leave --tile-size out")
+    said = ("--tile-size 16 (tile_size= in Python) does not apply to image folders", "leave --tile-size out")
     one_line_exit_2(capsys, tmp_path, "data", "stats", src, "--type", "images", "--out", tmp_path / "s.yaml",
                     "--tile-size", "16", expect=said)  # fmt: skip
     assert not (tmp_path / "s.yaml").exists()
-    said = ("--tile-size 256 does not apply to image folders", "leave --tile-size out")  # the raster default too
+    # the raster default too
+    said = ("--tile-size 256 (tile_size= in Python) does not apply to image folders", "leave --tile-size out")
     one_line_exit_2(capsys, tmp_path, "data", "stats", src, "--type", "images", "--out", tmp_path / "s.yaml",
                     "--tile-size", "256", expect=said)  # fmt: skip
 

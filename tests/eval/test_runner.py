@@ -101,7 +101,7 @@ def test_cli_probe_runs_and_bad_input_exits_2(tmp_path, tiny_backbone, monkeypat
 
 
 def test_suite_errors(tmp_path, tiny_backbone):
-    with pytest.raises(ConfigError, match="no backbone: pass --backbone SPEC"):
+    with pytest.raises(ConfigError, match=r"no backbone: pass --backbone SPEC \(backbone= in Python\)"):
         run_suite(SuiteConfig(tasks={"a": {"type": "classification"}}), None, tmp_path)
     with pytest.raises(ConfigError, match="the probe suite has no tasks"):
         run_suite(SuiteConfig(), "tiny", tmp_path)
