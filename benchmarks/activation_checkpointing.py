@@ -86,13 +86,15 @@ def child(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from bench_cli import Parser, positive
+
+    p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--arch", default="vit_small")
-    p.add_argument("--batch", type=int, default=4, help="images per step (each 2x224 + 8x96 crops)")
-    p.add_argument("--steps", type=int, default=3, help="timed steps per mode")
-    p.add_argument("--prototypes", type=int, default=16384, help="K of both heads")
-    p.add_argument("--global-size", type=int, default=224, help="global crop size (px)")
-    p.add_argument("--local-size", type=int, default=96, help="local crop size (px)")
+    p.add_argument("--batch", type=positive, default=4, help="images per step (each 2x224 + 8x96 crops)")
+    p.add_argument("--steps", type=positive, default=3, help="timed steps per mode")
+    p.add_argument("--prototypes", type=positive, default=16384, help="K of both heads")
+    p.add_argument("--global-size", type=positive, default=224, help="global crop size (px)")
+    p.add_argument("--local-size", type=positive, default=96, help="local crop size (px)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--modes", nargs="+", default=["off", "selective", "full"])
     p.add_argument("--child", default="", help=argparse.SUPPRESS)

@@ -73,6 +73,10 @@ def build_trio(arch: str):
     return geo, hf, tm
 
 
+AGREE = 1e-3
+"""Largest float32 difference allowed between the three models' tokens before timing (they agree within ~1e-5)."""
+
+
 def check_agree(geo, hf, tm, x) -> float:
     with torch.no_grad():
         out = geo.forward_features(x)
@@ -126,6 +130,11 @@ def bench(
     geo, hf, tm = (m.to(device) for m in build_trio(arch))
     x = torch.randn(batch, 3, size, size, device=device)
     err = check_agree(geo, hf, tm, x[:2])
+    if not err <= AGREE:  # a speed ratio of different computations means nothing (NaN fails too)
+        raise SystemExit(
+            f"backbone.py: {arch}: geodino, transformers and timm disagree by {err:.1e} (> {AGREE:g}) on the same "
+            "weights and input; fix the conversion before timing"
+        )
     fns = {
         "geodino": lambda: geo.forward_features(x),
         "transformers": lambda: hf(pixel_values=x),
@@ -198,6 +207,8 @@ def _bench_dtype(
         modes = {"fp32": "float32", "fp32-ieee": "float32-ieee", "fp32-mkl": "float32-mkl", "bf16": "bfloat16"}
         mode = {**modes, "bf16-weights": "bfloat16"}.get(dt, dt)
         run["fast"], extra["path"], extra["cos"], extra["diff"], extra["warmup_s"] = fast_fn(geo, x, mode, compile)
+        if mode.startswith("float32") and not extra["diff"] <= AGREE:  # the float32 paths stay within ~1e-4
+            raise ValueError(f"fast path {extra['path']} differs from eager float32 by {extra['diff']:.1e}")
     if dt == "int8":  # the baselines of the int8 row are the float32 ones
         amp = False
     times: dict[str, list[float]] = {k: [] for k in run}
@@ -219,12 +230,14 @@ DTYPES = ["fp32", "fp32-ieee", "fp32-mkl", "bf16", "bf16-weights"]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from bench_cli import Parser, positive
+
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--archs", nargs="+", default=["vit_small", "vit_base"])
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--size", type=int, default=224)
-    ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=positive, default=16)
+    ap.add_argument("--size", type=positive, default=224)
+    ap.add_argument("--repeats", type=positive, default=7)
+    ap.add_argument("--threads", type=positive, default=2)
     ap.add_argument("--dtypes", nargs="+", default=["fp32", "bf16"], choices=DTYPES)
     ap.add_argument("--no-fast", dest="fast", action="store_false", help="leave out the fast-path column")
     ap.add_argument("--no-compile", dest="compile", action="store_false", help="fast path without torch.compile")

@@ -48,7 +48,9 @@ def _clouded(x: np.ndarray, cover: float, rng: np.random.Generator) -> bytes:
 def main() -> int:
     import argparse
 
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    from bench_cli import Parser
+
+    Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     if not CHIPS.exists():
         print(f"skipped: {CHIPS} is absent")
         return 0

@@ -82,7 +82,9 @@ def balance(labels: list[str]) -> dict[str, int]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from bench_cli import Parser
+
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbone", default="", help="spec used to embed the chips (a pretrained teacher; required)")
     ap.add_argument("--random-backbone", default="arch:vit_tiny?patch_size=8&depth=6&layerscale_init=1.0&seed=0")
     ap.add_argument("--out", default="runs/curate_evidence")

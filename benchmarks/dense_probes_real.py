@@ -11,7 +11,6 @@ the numbers show the pipeline runs end to end on real rasters, not what a pretra
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -21,9 +20,11 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    from bench_cli import Parser, positive
+
+    ap = Parser()
     ap.add_argument("--backbone", default="arch:vit_tiny?seed=0")
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=positive, default=10)
     ap.add_argument("--out", default="/tmp/geodino_dense_real")
     ap.add_argument("--only", choices=["canopy", "detection"], default=None)
     ap.add_argument("--outputs", default="mixlog", help="canopy outputs to run, comma-separated: mixlog,uniform,direct")

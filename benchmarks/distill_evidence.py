@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -57,12 +56,14 @@ checkpoint: {{every_n_steps: {steps}, keep_last: 1, export_at_end: true}}
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from bench_cli import Parser, positive
+
+    p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="/tmp/geodino_distill_evidence")
     p.add_argument("--teacher", default="", help="a geodino checkpoint/export with heads (skips teacher pretraining)")
-    p.add_argument("--teacher-steps", type=int, default=200)
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--teacher-steps", type=positive, default=200)
+    p.add_argument("--steps", type=positive, default=200)
+    p.add_argument("--batch", type=positive, default=16)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--lr", type=float, default=1e-3)
     args = p.parse_args()

@@ -91,11 +91,13 @@ def params_m(model: torch.nn.Module) -> float:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from bench_cli import Parser, positive
+
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/bench_distill_quality")
     ap.add_argument("--teacher", default="", help="a small-recipe export with heads (skips teacher pretraining)")
-    ap.add_argument("--teacher-steps", type=int, default=1200)
-    ap.add_argument("--steps", type=int, default=1000, help="distillation steps, and the direct run's steps")
+    ap.add_argument("--teacher-steps", type=positive, default=1200)
+    ap.add_argument("--steps", type=positive, default=1000, help="distillation steps, and the direct run's steps")
     ap.add_argument("--seed", type=int, default=0, help="seed of the distillation and the direct run")
     ap.add_argument("--no-direct", dest="direct", action="store_false", help="skip the directly pretrained student")
     ap.add_argument("--override", nargs="*", default=[], help="extra key=value for the distillation recipe")

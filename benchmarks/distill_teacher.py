@@ -28,7 +28,6 @@ paid once per crop shape, is printed separately). Ratios are eager median / fast
 
 from __future__ import annotations
 
-import argparse
 import copy
 import statistics
 import time
@@ -62,15 +61,17 @@ def _timed(fn, device: torch.device) -> float:  # type: ignore[no-untyped-def]
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from bench_cli import Parser, positive
+
+    p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--teacher", default="vit_base")
     p.add_argument("--student", default="vit_small")
-    p.add_argument("--batch", type=int, default=8, help="images per step (x2 global crops, x8 local crops)")
-    p.add_argument("--global-size", type=int, default=224, help="global crop size (px; a multiple of 16)")
-    p.add_argument("--local-size", type=int, default=96, help="local crop size (px; small for a smoke run)")
-    p.add_argument("--prototypes", type=int, default=8192)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch", type=positive, default=8, help="images per step (x2 global crops, x8 local crops)")
+    p.add_argument("--global-size", type=positive, default=224, help="global crop size (px; a multiple of 16)")
+    p.add_argument("--local-size", type=positive, default=96, help="local crop size (px; small for a smoke run)")
+    p.add_argument("--prototypes", type=positive, default=8192)
+    p.add_argument("--repeats", type=positive, default=5)
+    p.add_argument("--threads", type=positive, default=2)
     p.add_argument("--precisions", nargs="+", default=["32-true", "bf16-mixed"], choices=["32-true", "bf16-mixed"])
     p.add_argument("--compile", action="store_true", help="add the compiled fast path")
     p.add_argument("--device", default="cpu", help="cpu or cuda (benchmarks/gpu.sh part 6)")

@@ -99,7 +99,9 @@ def throughput(src_path: Path, spec: str, *, tile: int, overlap: int, batch: int
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from bench_cli import Parser, positive
+
+    ap = Parser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller rasters (1024 px throughput, 2k vs 8k memory)")
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--only-rss", action="store_true", help="run only the memory benchmark")
@@ -114,7 +116,7 @@ def main() -> None:
     ap.add_argument("--rss-formats", default="zarr,tif", help="outputs measured by the memory benchmark")
     ap.add_argument(  # 8: geodino embed's default (fills 6 / 8 at 4k / 16k); 6: the same fill at both sizes
         "--rss-batches",
-        type=int,
+        type=positive,
         nargs="+",
         default=[8, 6],
         help="batch sizes of the memory runs (default 8 6: embed's default, and one with the same tiles per forward "
@@ -123,16 +125,16 @@ def main() -> None:
     ap.add_argument(
         "--fast-backbone", default="arch:vit_small?seed=0", help="backbone of part 1b (fast path vs eager); '' skips"
     )
-    ap.add_argument("--fast-size", type=int, default=1536, help="raster side of part 1b (1536: 16 tiles of 512)")
-    ap.add_argument("--fast-rounds", type=int, default=2)
+    ap.add_argument("--fast-size", type=positive, default=1536, help="raster side of part 1b (1536: 16 tiles of 512)")
+    ap.add_argument("--fast-rounds", type=positive, default=2)
     ap.add_argument(  # geodino embed's default; batch 4 on rows of 4 or 8 tiles hid the padding of partial batches
-        "--fast-batch", type=int, default=8, help="batch size of part 1b (default 8, as geodino embed)"
+        "--fast-batch", type=positive, default=8, help="batch size of part 1b (default 8, as geodino embed)"
     )
     ap.add_argument("--fast-modes", nargs="+", default=list(FAST_MODES), choices=list(FAST_MODES))
     ap.add_argument("--only-fast", action="store_true", help="run only part 1b")
     ap.add_argument("--only-pipeline", action="store_true", help="run only part 1c")
-    ap.add_argument("--pipeline-size", type=int, default=4096, help="raster side of part 1c")
-    ap.add_argument("--pipeline-rounds", type=int, default=3)
+    ap.add_argument("--pipeline-size", type=positive, default=4096, help="raster side of part 1c")
+    ap.add_argument("--pipeline-rounds", type=positive, default=3)
     ap.add_argument("--device-check", action="store_true", help="run only part 1d (the sweep on a GPU vs the CPU)")
     ap.add_argument("--pipeline-device", default=None, help="device of part 1c (default: cuda when there is one)")
     ap.add_argument(

@@ -5,7 +5,6 @@ point (`python benchmarks/embed_memory.py --rss-child SRC OUT SPEC TILE OVERLAP 
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
@@ -116,7 +115,9 @@ def rss(
 def main(argv: list[str] | None = None) -> None:
     """The child entry point: `--rss-child SRC OUT SPEC TILE OVERLAP COMPILE BATCH` runs `rss_child` and prints its
     JSON row."""
-    ap = argparse.ArgumentParser(description="the memory child of benchmarks/embed.py (part 2)")
+    from bench_cli import Parser
+
+    ap = Parser(description="the memory child of benchmarks/embed.py (part 2)")
     ap.add_argument(
         "--rss-child",
         nargs=7,

@@ -18,7 +18,6 @@ Skips cleanly without ../shared/data.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -67,7 +66,9 @@ def cut_scenes(src_path: Path, folder: Path, pad: int = 64) -> list[dict]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
+    from bench_cli import Parser
+
+    ap = Parser()
     ap.add_argument("--out", default="runs/bench_embed_scenes")
     ap.add_argument("--backbone", default=SPEC)
     args = ap.parse_args()

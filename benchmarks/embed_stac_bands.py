@@ -17,7 +17,6 @@ Skips cleanly without ../shared/data.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -47,7 +46,9 @@ def write_band(path: Path, band: np.ndarray, profile: dict, transform) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from bench_cli import Parser
+
+    ap = Parser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="/tmp/geodino_stac_bands")
     ap.add_argument("--backbone", default=SPEC)
     args = ap.parse_args()

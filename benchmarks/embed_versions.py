@@ -85,15 +85,17 @@ def _run_child(tree: Path, src: Path, out: Path, args: argparse.Namespace, extra
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from bench_cli import Parser, positive
+
+    ap = Parser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline", default=BASELINE, help=f"git revision to compare against (default {BASELINE})")
     ap.add_argument("--candidate", default="WORKTREE", help="git revision, or WORKTREE for this checkout (default)")
-    ap.add_argument("--size", type=int, default=3072, help="side of the generated uint8 raster (3072: 64 tiles)")
+    ap.add_argument("--size", type=positive, default=3072, help="side of the generated uint8 raster (3072: 64 tiles)")
     ap.add_argument("--backbone", default="arch:vit_small?seed=0")
-    ap.add_argument("--tile", type=int, default=512)
+    ap.add_argument("--tile", type=positive, default=512)
     ap.add_argument("--overlap", type=int, default=128)
-    ap.add_argument("--batch", type=int, default=8, help="batch size (default 8, as geodino embed)")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--batch", type=positive, default=8, help="batch size (default 8, as geodino embed)")
+    ap.add_argument("--rounds", type=positive, default=3)
     ap.add_argument(
         "--candidate-env",
         nargs="+",

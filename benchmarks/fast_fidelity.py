@@ -57,13 +57,20 @@ def raster_tiles(path: Path, size: int = 224, limit: int = 16) -> torch.Tensor:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from bench_cli import Parser, positive
+
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, default=RUN)
     ap.add_argument("--compile", action="store_true", help="compile the float32 / bf16 paths (as large jobs run)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=positive, default=2)
     args = ap.parse_args()
-    if not CHIPS.is_dir() or not (args.run / "export" / "teacher.pth").exists():
-        print(f"skipped: {CHIPS} or {args.run}/export/teacher.pth not found")
+    teacher = args.run / "export" / "teacher.pth"
+    missing = [str(p) for p, ok in ((CHIPS, CHIPS.is_dir()), (teacher, teacher.exists())) if not ok]
+    if missing:  # name what is missing, and where the teacher comes from
+        print(
+            f"skipped: {' and '.join(missing)} not found (the teacher is benchmarks/pretrain_quality.py's run: "
+            "--out DIR writes DIR/geodino; pass --run DIR/geodino)"
+        )
         return
     from geodino.models.frozen import FastPath, FastViT
 

@@ -63,9 +63,11 @@ def row(m: int, k: int, n: int, repeats: int) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=20)
+    from bench_cli import Parser, positive
+
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=positive, default=2)
+    ap.add_argument("--repeats", type=positive, default=20)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

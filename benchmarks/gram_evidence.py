@@ -112,12 +112,14 @@ def evaluate(ckpt: Path, crops) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from bench_cli import Parser, positive
+
+    p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="/tmp/geodino_gram_evidence")
-    p.add_argument("--base-steps", type=int, default=160)
-    p.add_argument("--steps", type=int, default=160)
-    p.add_argument("--every", type=int, default=40)
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--base-steps", type=positive, default=160)
+    p.add_argument("--steps", type=positive, default=160)
+    p.add_argument("--every", type=positive, default=40)
+    p.add_argument("--batch", type=positive, default=16)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--gram-weight", type=float, default=2.0)

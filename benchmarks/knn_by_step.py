@@ -72,10 +72,12 @@ def plot(results: dict[str, dict[str, dict[str, float]]], colour: dict[str, floa
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from bench_cli import Parser, positive
+
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--name", default="base", help="name of this run (its folder under --out)")
-    ap.add_argument("--steps", type=int, default=1800)
-    ap.add_argument("--every", type=int, default=300, help="checkpoint (and evaluate) every N steps")
+    ap.add_argument("--steps", type=positive, default=1800)
+    ap.add_argument("--every", type=positive, default=300, help="checkpoint (and evaluate) every N steps")
     ap.add_argument("--override", nargs="*", default=[], help="extra key=value for the recipe")
     ap.add_argument("--out", default="runs/knn_by_step")
     ap.add_argument("--names", nargs="*", default=None, help="runs to draw (default: every run in --out)")

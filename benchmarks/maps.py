@@ -16,7 +16,6 @@ has the same architecture (`arch:vit_tiny?patch_size=8&depth=6&seed=0`).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -167,7 +166,9 @@ def change(backbones: dict[str, str], work: Path, img: Path | None) -> list[dict
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from bench_cli import Parser
+
+    ap = Parser(description=__doc__.splitlines()[0])
     ap.add_argument("--pretrained", default=str(PRETRAINED))
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench_maps"))
     ap.add_argument("--img", default=None, help="copy the quick-looks for the docs into this folder")

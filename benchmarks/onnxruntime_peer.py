@@ -60,13 +60,15 @@ def best_seconds(fn, repeats: int = 3) -> float:  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from bench_cli import Parser, positive
+
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--peer-site", default="", help="site-packages of a venv with onnxruntime, onnx, onnxscript")
     ap.add_argument("--arch", default="vit_small")
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--batch", type=positive, default=4)
+    ap.add_argument("--size", type=positive, default=512)
+    ap.add_argument("--threads", type=positive, default=2)
+    ap.add_argument("--rounds", type=positive, default=2)
     args = ap.parse_args()
     if args.peer_site:
         sys.path.append(args.peer_site)

@@ -48,7 +48,6 @@ TensorBoard is off (the JSONL metrics stay), precision 32-true, one CPU device, 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import math
@@ -399,13 +398,15 @@ def run_lightly_train(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from bench_cli import Parser, positive
+
+    ap = Parser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--minutes", type=float, default=None, help="wall-clock budget of the pretrain subprocess (required)"
     )
     ap.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "data" / "eurosat_3000")
     ap.add_argument("--out", type=Path, default=None, help="run folder (required)")
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--batch-size", type=positive, default=32)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     if args.minutes is None or args.out is None:  # `make benchmarks` runs every script bare: say so and exit 0

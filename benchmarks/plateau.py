@@ -79,8 +79,10 @@ def report_steps(runs: dict[str, dict[str, dict[int, float]]], steps: int) -> li
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=200)
+    from bench_cli import Parser, positive
+
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=positive, default=200)
     ap.add_argument("--variants", nargs="+", default=["official", "recipe"], choices=sorted(VARIANTS))
     ap.add_argument("--out", default="runs/bench_plateau")
     ap.add_argument("--png", default=str(ROOT / "runs" / "plateau.png"))  # not the tracked docs figure

@@ -270,7 +270,9 @@ def _geodino_row(out: Path, args: argparse.Namespace, x: np.ndarray, row: Any) -
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from bench_cli import Parser
+
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget of each trained row")
     ap.add_argument("--out", default="runs/bench_pretrain_quality")
     ap.add_argument("--no-lightly", dest="lightly", action="store_false", help="skip the LightlyTrain row")

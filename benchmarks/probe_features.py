@@ -29,17 +29,24 @@ DATA = ROOT.parent / "shared" / "data" / "eurosat_sample"
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from bench_cli import Parser, positive
+
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(  # LayerScale 1.0: at the official 1e-5 a random ViT's CLS is the same for every image
         "--backbone", default="arch:vit_small?seed=0&layerscale_init=1.0", help="backbone spec (random init)"
     )
-    ap.add_argument("--images", type=int, default=64, help="images of eurosat_sample (max 200)")
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--modes", nargs="+", default=["off", "float32", "bfloat16"])
+    ap.add_argument("--images", type=positive, default=64, help="images of eurosat_sample (max 200)")
+    ap.add_argument("--batch", type=positive, default=16)
+    ap.add_argument(  # the modes of geodino.models.fast_choice.MODES that name one path (not "auto")
+        "--modes",
+        nargs="+",
+        default=["off", "float32", "bfloat16"],
+        choices=["off", "float32", "float32-ieee", "float32-mkl", "bfloat16", "int8"],
+    )
     ap.add_argument("--compile", action="store_true", help="compile the fast path (warm-up untimed)")
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=positive, default=2)
     ap.add_argument("--warmup-rounds", type=int, default=1, help="untimed extractions per mode before the timed ones")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=positive, default=2)
     args = ap.parse_args()
     if not DATA.is_dir():
         print(f"skipped: {DATA} not found")
@@ -79,13 +86,14 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for m in args.modes:
         ips = n / statistics.median(times[m])
+        # without the `off` mode there is nothing to compare with: "-", not a cosine of 1.0 that was never measured
         cos = (
-            torch.nn.functional.cosine_similarity(feats[m].cls[:, -1], feats["off"].cls[:, -1]).min().item()
+            f"{torch.nn.functional.cosine_similarity(feats[m].cls[:, -1], feats['off'].cls[:, -1]).min().item():.5f}"
             if base
-            else 1.0
+            else "-"
         )
         ratio = f"{ips / base:.2f}" if base else "-"
-        print(f"| {m} | {feats[m].meta['path']} | {ips:.1f} | {ratio} | {cos:.5f} |")
+        print(f"| {m} | {feats[m].meta['path']} | {ips:.1f} | {ratio} | {cos} |")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ images. Run: `.venv/bin/python benchmarks/probes.py [--backbone arch:vit_small] 
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
@@ -46,11 +45,13 @@ def _dataset(n_random: int):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from bench_cli import Parser, positive
+
+    ap = Parser(description=__doc__.splitlines()[0])
     ap.add_argument("--backbone", default="arch:vit_small?seed=0")
-    ap.add_argument("--image-size", type=int, default=224)
-    ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--image-size", type=positive, default=224)
+    ap.add_argument("--epochs", type=positive, default=5)
+    ap.add_argument("--batch-size", type=positive, default=32)
     args = ap.parse_args()
 
     from geodino.backbones import load_backbone

@@ -95,13 +95,15 @@ def profile(fn, repeats: int) -> tuple[dict[str, float], float, list[tuple[str, 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from bench_cli import Parser, positive
+
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", default="vit_small")
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--size", type=int, default=224)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--mm", type=int, default=2048, help="size of the square matmul measuring the peak")
+    ap.add_argument("--batch", type=positive, default=16)
+    ap.add_argument("--size", type=positive, default=224)
+    ap.add_argument("--threads", type=positive, default=2)
+    ap.add_argument("--repeats", type=positive, default=3)
+    ap.add_argument("--mm", type=positive, default=2048, help="size of the square matmul measuring the peak")
     ap.add_argument("--top", action="store_true", help="print the 8 most expensive ops of each model")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

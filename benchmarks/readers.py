@@ -88,6 +88,7 @@ def bench_reader(paths: list[str], tile: int, n: int, sensor: str | None, repeat
     for h in handles:  # warm the OS cache for everyone
         h.read(window=Window(0, 0, tile, tile))
     archive = RasterArchive(paths, sensor=sensor, progress=False)
+    _check_same_pixels(archive, handles, wins[:20], tile)
     runs = {
         "rasterio": lambda i, c, r: handles[i].read(window=Window(c, r, tile, tile)),
         "geodino": lambda i, c, r: archive.read(i, c, r, tile, tile),  # DN + valid mask (nodata, edges)
@@ -120,6 +121,21 @@ def bench_reader(paths: list[str], tile: int, n: int, sensor: str | None, repeat
     return results
 
 
+def _check_same_pixels(archive, handles: list, wins: list[tuple[int, int, int]], tile: int) -> None:
+    """Refuse to time reads that differ: geodino's window must be rasterio's, pixel for pixel (checked on the first
+    windows before timing, so the ratio compares the same work)."""
+    from rasterio.windows import Window
+
+    for i, c, r in wins:
+        want = handles[i].read(window=Window(c, r, tile, tile))
+        got, _ = archive.read(i, c, r, tile, tile)
+        if got.shape != want.shape or not np.array_equal(got, want):
+            raise SystemExit(
+                f"readers.py: geodino's window (scene {i}, col {c}, row {r}, {tile} px) differs from rasterio's "
+                f"({got.shape} vs {want.shape}); the ratio would compare different reads"
+            )
+
+
 def _bench_torchgeo(paths: list[str], wins: list[tuple[int, int, int]], tile: int) -> float:
     import rasterio
     from torchgeo.datasets import RasterDataset
@@ -133,13 +149,20 @@ def _bench_torchgeo(paths: list[str], wins: list[tuple[int, int, int]], tile: in
         datasets.append(One(paths=[p]))
         with rasterio.open(p) as src:
             transforms.append(src.transform)
-    n = min(len(wins), 200)
-    t = time.perf_counter()
-    for i, c, r in wins[:n]:
+
+    def query(i: int, c: int, r: int):
         tr = transforms[i]
         x0, y1 = tr * (c, r)
         x1, y0 = tr * (c + tile, r + tile)
-        datasets[i][x0:x1, y0:y1]
+        return datasets[i][x0:x1, y0:y1]["image"]
+
+    first = query(*wins[0])  # untimed warm-up (file opened, GDAL cache), and the same window as the others read
+    if tuple(first.shape[-2:]) != (tile, tile):
+        raise RuntimeError(f"torchgeo returned {tuple(first.shape)} for a {tile} px window; not the same read")
+    n = min(len(wins), 200)
+    t = time.perf_counter()
+    for i, c, r in wins[:n]:
+        query(i, c, r)
     return n / (time.perf_counter() - t)
 
 
@@ -187,10 +210,12 @@ def bench_step(batch: int, reps: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from bench_cli import Parser, positive
+
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer windows and steps")
     ap.add_argument("--only", choices=["a", "b"], default=None, help="run only table (a) or (b)")
-    ap.add_argument("--repeats", type=int, default=None, help="interleaved passes in (a), medians kept (3; 5)")
+    ap.add_argument("--repeats", type=positive, default=None, help="interleaved passes in (a), medians kept (3; 5)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from versions import versions
@@ -236,7 +261,7 @@ def main() -> None:
             raw = r["rasterio"]
             print(
                 f"| {name} | {tile} | {raw:.0f} | {r['geodino']:.0f} | {r['geodino_ratio']:.2f} "
-                f"| {r['geodino_sample']:.0f} | {r['geodino_sample_ratio']:.2f} | {tg:.0f} | {tg / raw:.2f} |",
+                f"| {r['geodino_sample']:.0f} | {r['geodino_sample_ratio']:.2f} | {tg:.0f} | {tg / raw:.3f} |",
                 flush=True,
             )
             (a, b), (c, d) = r["geodino_range"], r["geodino_sample_range"]

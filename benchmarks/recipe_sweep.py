@@ -102,8 +102,10 @@ VARIANTS: dict[str, list[str]] = {
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=300)
+    from bench_cli import Parser, positive
+
+    ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=positive, default=300)
     ap.add_argument("--variants", nargs="+", default=["base", "nojitter", "noblur", "plain"], choices=list(VARIANTS))
     ap.add_argument("--out", default="runs/recipe_sweep")
     ap.add_argument("--override", nargs="*", default=[], help="extra key=value applied to every variant")

@@ -17,7 +17,6 @@ ratio, the aten calls of the eager step by phase, and Dynamo's graph and graph-b
 
 from __future__ import annotations
 
-import argparse
 import collections
 import statistics
 import time
@@ -140,13 +139,15 @@ def aten_calls(step: Step, batch: dict[str, torch.Tensor]) -> dict[str, int]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    from bench_cli import Parser, positive
+
+    ap = Parser(description=__doc__.split("\n")[0])
     ap.add_argument("--arch", default="vit_small", help="the block count and head count of this architecture")
     ap.add_argument("--precision", choices=("bf16", "fp32"), default="bf16", help="bf16: autocast, as bf16-mixed")
     ap.add_argument("--drop-path", type=float, default=0.3, help="student drop path (sat_vits16's; 0 for none)")
-    ap.add_argument("--steps", type=int, default=20, help="timed steps per side")
+    ap.add_argument("--steps", type=positive, default=20, help="timed steps per side")
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps per side (the compile happens here)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (dispatch is single-threaded anyway)")
+    ap.add_argument("--threads", type=positive, default=1, help="torch threads (dispatch is single-threaded anyway)")
     ap.add_argument(
         "--groups-apart",
         action="store_true",

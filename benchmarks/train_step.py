@@ -24,7 +24,6 @@ is left. The table gives each side's fastest and slowest step and the smallest a
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
@@ -148,11 +147,13 @@ class LightlyStep:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--batch", type=int, default=4, help="images per step")
-    p.add_argument("--steps", type=int, default=4, help="timed steps per side")
+    from bench_cli import Parser, positive
+
+    p = Parser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch", type=positive, default=4, help="images per step")
+    p.add_argument("--steps", type=positive, default=4, help="timed steps per side")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps per side")
-    p.add_argument("--prototypes", type=int, default=65536, help="K of both heads (official 65536)")
+    p.add_argument("--prototypes", type=positive, default=65536, help="K of both heads (official 65536)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
     p.add_argument(
         "--peer-fused",
