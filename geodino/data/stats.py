@@ -251,7 +251,7 @@ def _warn_alpha(paths: Any, type: str, alpha: tuple[int, ...]) -> None:
     count, _, dtype, _ = _first_bands(paths)
     warnings.warn(
         f"{which} (the validity mask) in {first}: left out of the statistics, its mask applied; name the bands "
-        f"with --bands to include {'it' if one else 'them'}, or "
+        f"with --bands (bands= in Python) to include {'it' if one else 'them'}, or "
         f"{alpha_is_data(alpha, first.split(' ')[-1], count, dtype)}",
         stacklevel=3,
     )

@@ -206,7 +206,7 @@ def _warn_clipped_clusters(clusters: list[int], n: int) -> None:
             clipped.append(f"level {li + 1} asks for {k} clusters but has only {what}, so it uses {used}")
         n = used
     if clipped:
-        warnings.warn(f"--clusters {list(clusters)}: " + "; ".join(clipped), stacklevel=3)
+        warnings.warn(f"--clusters {list(clusters)} (clusters= in Python): " + "; ".join(clipped), stacklevel=3)
 
 
 OUTPUT_NAMES = (
