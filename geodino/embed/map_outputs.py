@@ -79,8 +79,9 @@ def write_cog(
             # (nodata-aware), where nearest showed one cell in 4, 16 ... as a speckle of the full-resolution colours
             resampling = "nearest" if classes else "average"
             rasterio.shutil.copy(
-                staging, tmp, driver="COG", compress="deflate", overviews="auto", resampling=resampling, blocksize=256
-            )
+                staging, tmp, driver="COG", compress="deflate", overviews="auto", resampling=resampling, blocksize=256,
+                predictor=cog_predictor(str(profile["dtype"]), classes=bool(classes)),
+            )  # fmt: skip
             if classes and int(profile["count"]) > 1:
                 unmark_alpha(tmp)
         finally:
@@ -88,6 +89,15 @@ def write_cog(
         pam_path(out).unlink(missing_ok=True)  # it described the file being replaced (right before the rename)
     if classes:
         write_rat(out, classes, extra_bands=int(profile["count"]) - 1)
+
+
+def cog_predictor(dtype: str, *, classes: bool) -> int:
+    """DEFLATE predictor of a product COG: 3 (floating point) for the float maps, 2 (horizontal differences) for
+    the PCA's smooth RGB, none for class codes. Without one, the similarity map was 25 % and the PCA 76 % larger
+    than with it (a 791 x 718 map), a recompression GIS users do by hand."""
+    if classes:
+        return 1
+    return 3 if dtype.startswith("float") else 2
 
 
 LINEAGE = ("model_spec", "model_fingerprint", "layers", "layer_mode", "input")

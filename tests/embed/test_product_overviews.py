@@ -7,7 +7,7 @@ import numpy as np
 import rasterio
 
 from geodino.embed import cluster_map, pca_map
-from tests.embed.test_classify import feature_raster
+from tests.embed.test_classify import T, feature_raster
 
 
 def checkerboard(n: int = 600) -> np.ndarray:
@@ -39,3 +39,40 @@ def test_pca_overviews_average_and_cluster_overviews_keep_classes(tmp_path):
         ov = ds.read(1, out_shape=(300, 300))
     assert set(np.unique(ov[10:, 10:]).tolist()) <= {0, 1}  # class values only, no averages of codes
     assert (ov[:4, :4] == 255).all()
+
+
+def test_product_cogs_use_a_predictor_for_their_kind_of_values(tmp_path):
+    """Floats (similar, change): predictor 3; uint8 RGB (pca): 2; class codes: none (all had none)."""
+    from rasterio.windows import Window
+
+    from geodino.embed.map_outputs import write_cog
+
+    rng = np.random.default_rng(0)
+    kinds = {
+        "float": (rng.random((1, 20, 30), dtype=np.float32), "float32", float("nan"), None),
+        "rgb": (rng.integers(1, 256, (3, 20, 30)).astype(np.uint8), "uint8", 0, None),
+        "classes": (
+            rng.integers(0, 2, (1, 20, 30)).astype(np.uint8),
+            "uint8",
+            255,
+            {0: ((0, 0, 0), "a"), 1: ((9, 9, 9), "b")},
+        ),
+    }
+    got = {}
+    for name, (arr, dtype, nodata, classes) in kinds.items():
+        arr[:, :2, :3] = nodata
+        prof = {
+            "height": 20,
+            "width": 30,
+            "count": len(arr),
+            "dtype": dtype,
+            "crs": "EPSG:32633",
+            "transform": T,
+            "nodata": nodata,
+        }
+        out = tmp_path / f"{name}.tif"
+        write_cog(out, [(Window(0, 0, 30, 20), arr)], prof, classes=classes, bands=[f"b{i}" for i in range(len(arr))])
+        with rasterio.open(out) as ds:
+            got[name] = ds.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR")
+            np.testing.assert_array_equal(ds.read(), arr)  # lossless, nodata corner included
+    assert got == {"float": "3", "rgb": "2", "classes": None}
