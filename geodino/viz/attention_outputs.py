@@ -124,9 +124,11 @@ def _panel(path: Path, rgb: np.ndarray, maps: AttentionMaps, title: str, valid: 
     fig.subplots_adjust(hspace=0.25)  # each row's titles clear the images above
     for ax in axes.ravel():
         ax.axis("off")
+    for ax in axes.ravel()[len(tiles) :]:
+        fig.delaxes(ax)  # the last row's empty places: nothing to draw, lay out or tick
     for ax, (name, img, grid, label) in zip(axes.ravel(), tiles):
         ax.imshow(img)
-        ax.set_title(name, fontsize=8)
+        ax.set_title(name, fontsize=8, y=1.0)  # where matplotlib put it (no ticks above), without measuring
         if name == "similarity to point" and maps.point is not None:
             ax.plot(maps.point[0], maps.point[1], "c+", markersize=10, mew=2)
         if grid is not None:

@@ -49,6 +49,9 @@ def save_figure(
     path = Path(path)
     if tight:
         fig.tight_layout()
+        # laid out: no layout engine left for savefig, which drew the whole figure once more (unrendered) before
+        # the real draw when tight_layout left its place-holder engine (always, once a colour bar is on it)
+        fig.set_layout_engine(None)
     fmt = format or path.suffix.lstrip(".").lower() or "png"
     if dpi is not None:
         savefig["dpi"] = dpi

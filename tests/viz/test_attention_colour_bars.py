@@ -104,3 +104,17 @@ def test_a_flat_map_gets_a_bar_of_one_colour_and_one_value():
     assert out.shape[0] == 40 and out.shape[1] > 16 and np.array_equal(out[:, :16], img)
     bar = out[:, 16 + 3]  # a column inside the bar: gap 3 px (9 px font // 3)
     assert (bar == bar[0]).all() and not (ramp[:, 16 + 3] == ramp[0, 16 + 3]).all()
+
+
+def test_a_panel_of_two_rows_holds_no_empty_places(tmp_path, monkeypatch):
+    """The last row's empty places were blank axes that matplotlib still built, ticked and laid out (time, no
+    picture): 8 tiles in rows of 6 hold 8 tile axes and 6 colour bars (mean, similarity, 4 heads), not 12 + 6."""
+    import dataclasses
+
+    maps = _maps(similarity=True)
+    heads = np.concatenate([maps.heads, maps.heads[::-1] * 0.5])
+    maps = dataclasses.replace(maps, heads=heads, head_ids=[0, 1, 2, 3], head_masks=heads > 0.5)
+    files, seen = _write(tmp_path, monkeypatch, maps)
+    assert seen["axes"] == 8 + 6 and len(seen["bars"]) == 6
+    with Image.open(files["panel"]) as im:
+        assert im.size == (round(2.4 * 6 * 110), round((2.7 * 2 + 0.3) * 110))  # the same figure size

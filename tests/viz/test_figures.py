@@ -24,3 +24,20 @@ print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
     assert out == ["svg", "False"]
     for name in ("cm.png", "two.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_save_figure_draws_the_figure_once(tmp_path, monkeypatch):
+    """tight_layout left a place-holder layout engine on a figure with a colour bar, and savefig drew the whole
+    figure once more (unrendered) for it before the real draw: a third of an attention panel's time."""
+    from matplotlib.figure import Figure
+
+    from geodino.viz.figures import figures, save_figure
+
+    draws = []
+    original = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda self, renderer: draws.append(1) or original(self, renderer))
+    fig, axes = figures().subplots(1, 2, figsize=(4, 2), squeeze=False)
+    image = axes[0, 0].imshow([[0.0, 1.0]])
+    fig.colorbar(image, ax=axes[0, 0], orientation="horizontal")
+    save_figure(fig, tmp_path / "bar.png")
+    assert len(draws) == 1 and (tmp_path / "bar.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
