@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_cli import Parser, positive
 
 HERE = Path(__file__).resolve().parent
 
@@ -86,8 +87,6 @@ def child(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench_cli import Parser, positive
-
     p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--arch", default="vit_small")
     p.add_argument("--batch", type=positive, default=4, help="images per step (each 2x224 + 8x96 crops)")
@@ -96,14 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--global-size", type=positive, default=224, help="global crop size (px)")
     p.add_argument("--local-size", type=positive, default=96, help="local crop size (px)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--modes", nargs="+", default=["off", "selective", "full"])
+    p.add_argument(  # the "vs off" columns and the loss check need the off row: it is run first when left out
+        "--modes", nargs="+", default=["off", "selective", "full"], choices=["off", "selective", "full"]
+    )
     p.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         print("RESULT " + json.dumps(child(args)))
         return 0
     rows = []
-    for mode in args.modes:
+    for mode in dict.fromkeys(["off", *args.modes]):  # off first, once: the base of every ratio
         cmd = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]), "--child", mode]
         out = subprocess.run(cmd, capture_output=True, text=True)
         line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)

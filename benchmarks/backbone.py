@@ -43,6 +43,8 @@ import time
 import traceback
 from collections.abc import Iterator
 
+from bench_cli import Parser, positive
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
@@ -230,8 +232,6 @@ DTYPES = ["fp32", "fp32-ieee", "fp32-mkl", "bf16", "bf16-weights"]
 
 
 def main() -> None:
-    from bench_cli import Parser, positive
-
     ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--archs", nargs="+", default=["vit_small", "vit_base"])
     ap.add_argument("--batch", type=positive, default=16)

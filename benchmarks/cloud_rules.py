@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from bench_cli import Parser
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -47,8 +48,6 @@ def _clouded(x: np.ndarray, cover: float, rng: np.random.Generator) -> bytes:
 
 def main() -> int:
     import argparse
-
-    from bench_cli import Parser
 
     Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     if not CHIPS.exists():

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_cli import Parser
 
 from geodino.errors import GeoDinoError
 
@@ -82,8 +83,6 @@ def balance(labels: list[str]) -> dict[str, int]:
 
 
 def main() -> int:
-    from bench_cli import Parser
-
     ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbone", default="", help="spec used to embed the chips (a pretrained teacher; required)")
     ap.add_argument("--random-backbone", default="arch:vit_tiny?patch_size=8&depth=6&layerscale_init=1.0&seed=0")

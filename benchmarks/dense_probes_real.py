@@ -16,12 +16,12 @@ import sys
 import time
 from pathlib import Path
 
+from bench_cli import Parser, positive
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def main() -> int:
-    from bench_cli import Parser, positive
-
     ap = Parser()
     ap.add_argument("--backbone", default="arch:vit_tiny?seed=0")
     ap.add_argument("--epochs", type=positive, default=10)

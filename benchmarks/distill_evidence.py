@@ -24,6 +24,8 @@ import time
 import warnings
 from pathlib import Path
 
+from bench_cli import Parser, positive
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import evidence_utils as E
@@ -56,8 +58,6 @@ checkpoint: {{every_n_steps: {steps}, keep_last: 1, export_at_end: true}}
 
 
 def main() -> None:
-    from bench_cli import Parser, positive
-
     p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="/tmp/geodino_distill_evidence")
     p.add_argument("--teacher", default="", help="a geodino checkpoint/export with heads (skips teacher pretraining)")

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from bench_cli import Parser, positive
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -91,8 +92,6 @@ def params_m(model: torch.nn.Module) -> float:
 
 
 def main() -> int:
-    from bench_cli import Parser, positive
-
     ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="runs/bench_distill_quality")
     ap.add_argument("--teacher", default="", help="a small-recipe export with heads (skips teacher pretraining)")

@@ -34,6 +34,7 @@ import time
 from contextlib import nullcontext
 
 import torch
+from bench_cli import Parser, positive
 from torch import nn
 from train_step import _batch  # the same synthetic crops and iBOT masks as the SSL step benchmark
 
@@ -61,8 +62,6 @@ def _timed(fn, device: torch.device) -> float:  # type: ignore[no-untyped-def]
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bench_cli import Parser, positive
-
     p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--teacher", default="vit_base")
     p.add_argument("--student", default="vit_small")

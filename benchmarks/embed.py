@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_cli import Parser, positive
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from embed_common import backbone_only_seconds, make_raster
@@ -99,8 +101,6 @@ def throughput(src_path: Path, spec: str, *, tile: int, overlap: int, batch: int
 
 
 def main() -> None:
-    from bench_cli import Parser, positive
-
     ap = Parser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller rasters (1024 px throughput, 2k vs 8k memory)")
     ap.add_argument("--skip-rss", action="store_true")

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_cli import Parser
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from embed_common import _force_compile, make_raster
@@ -115,8 +117,6 @@ def rss(
 def main(argv: list[str] | None = None) -> None:
     """The child entry point: `--rss-child SRC OUT SPEC TILE OVERLAP COMPILE BATCH` runs `rss_child` and prints its
     JSON row."""
-    from bench_cli import Parser
-
     ap = Parser(description="the memory child of benchmarks/embed.py (part 2)")
     ap.add_argument(
         "--rss-child",

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_cli import Parser
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,8 +67,6 @@ def cut_scenes(src_path: Path, folder: Path, pad: int = 64) -> list[dict]:
 
 
 def main() -> int:
-    from bench_cli import Parser
-
     ap = Parser()
     ap.add_argument("--out", default="runs/bench_embed_scenes")
     ap.add_argument("--backbone", default=SPEC)

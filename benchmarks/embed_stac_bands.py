@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_cli import Parser
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +47,6 @@ def write_band(path: Path, band: np.ndarray, profile: dict, transform) -> str:
 
 
 def main() -> None:
-    from bench_cli import Parser
-
     ap = Parser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="/tmp/geodino_stac_bands")
     ap.add_argument("--backbone", default=SPEC)

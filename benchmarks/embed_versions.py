@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_cli import Parser, positive
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = "68512c4"  # the last commit before the fast path (08453a1): "today's" in issue 15
@@ -85,8 +87,6 @@ def _run_child(tree: Path, src: Path, out: Path, args: argparse.Namespace, extra
 
 
 def main() -> None:
-    from bench_cli import Parser, positive
-
     ap = Parser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline", default=BASELINE, help=f"git revision to compare against (default {BASELINE})")
     ap.add_argument("--candidate", default="WORKTREE", help="git revision, or WORKTREE for this checkout (default)")

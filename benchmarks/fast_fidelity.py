@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from bench_cli import Parser, positive
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -57,8 +58,6 @@ def raster_tiles(path: Path, size: int = 224, limit: int = 16) -> torch.Tensor:
 
 
 def main() -> None:
-    from bench_cli import Parser, positive
-
     ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, default=RUN)
     ap.add_argument("--compile", action="store_true", help="compile the float32 / bf16 paths (as large jobs run)")

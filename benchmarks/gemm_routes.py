@@ -18,6 +18,7 @@ import argparse
 import time
 
 import torch
+from bench_cli import Parser, positive
 
 # (tokens, in, out): ViT-L/16 batch 2 (qkv, fc1, fc2) and ViT-S/16 batch 16 (qkv, fc2), 201 tokens per image
 SHAPES = [(402, 1024, 3072), (402, 1024, 4096), (402, 4096, 1024), (3216, 384, 1152), (3216, 1536, 384)]
@@ -63,8 +64,6 @@ def row(m: int, k: int, n: int, repeats: int) -> str:
 
 
 def main() -> None:
-    from bench_cli import Parser, positive
-
     ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=positive, default=2)
     ap.add_argument("--repeats", type=positive, default=20)

@@ -28,6 +28,8 @@ import time
 import warnings
 from pathlib import Path
 
+from bench_cli import Parser, positive
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import evidence_utils as E
@@ -112,8 +114,6 @@ def evaluate(ckpt: Path, crops) -> dict:
 
 
 def main() -> None:
-    from bench_cli import Parser, positive
-
     p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="/tmp/geodino_gram_evidence")
     p.add_argument("--base-steps", type=positive, default=160)

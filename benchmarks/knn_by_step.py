@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench_cli import Parser, positive
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pretrain_quality as pq
@@ -72,8 +74,6 @@ def plot(results: dict[str, dict[str, dict[str, float]]], colour: dict[str, floa
 
 
 def main() -> int:
-    from bench_cli import Parser, positive
-
     ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--name", default="base", help="name of this run (its folder under --out)")
     ap.add_argument("--steps", type=positive, default=1800)

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_cli import Parser
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,8 +167,6 @@ def change(backbones: dict[str, str], work: Path, img: Path | None) -> list[dict
 
 
 def main() -> int:
-    from bench_cli import Parser
-
     ap = Parser(description=__doc__.splitlines()[0])
     ap.add_argument("--pretrained", default=str(PRETRAINED))
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench_maps"))

@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_cli import Parser, positive
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
@@ -60,8 +62,6 @@ def best_seconds(fn, repeats: int = 3) -> float:  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    from bench_cli import Parser, positive
-
     ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--peer-site", default="", help="site-packages of a venv with onnxruntime, onnx, onnxscript")
     ap.add_argument("--arch", default="vit_small")

@@ -63,6 +63,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from bench_cli import Parser, positive
 
 VERSION = "0.18.0"
 TORCH_PINS = ("torch==2.14.1", "torchvision==0.29.1")
@@ -398,8 +399,6 @@ def run_lightly_train(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bench_cli import Parser, positive
-
     ap = Parser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--minutes", type=float, default=None, help="wall-clock budget of the pretrain subprocess (required)"

@@ -20,6 +20,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from bench_cli import Parser, positive
+
 ROOT = Path(__file__).resolve().parents[1]
 CHIPS = ROOT.parent / "shared" / "data" / "eurosat_3000"
 RECIPE = ROOT / "configs" / "pretrain" / "small_vit_tiny.yaml"
@@ -79,8 +81,6 @@ def report_steps(runs: dict[str, dict[str, dict[int, float]]], steps: int) -> li
 
 
 def main() -> int:
-    from bench_cli import Parser, positive
-
     ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=positive, default=200)
     ap.add_argument("--variants", nargs="+", default=["official", "recipe"], choices=sorted(VARIANTS))

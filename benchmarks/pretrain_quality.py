@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from bench_cli import Parser
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -270,8 +271,6 @@ def _geodino_row(out: Path, args: argparse.Namespace, x: np.ndarray, row: Any) -
 
 
 def main() -> int:
-    from bench_cli import Parser
-
     ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget of each trained row")
     ap.add_argument("--out", default="runs/bench_pretrain_quality")

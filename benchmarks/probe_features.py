@@ -20,6 +20,8 @@ import statistics
 import time
 from pathlib import Path
 
+from bench_cli import Parser, positive
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
@@ -29,8 +31,6 @@ DATA = ROOT.parent / "shared" / "data" / "eurosat_sample"
 
 
 def main() -> None:
-    from bench_cli import Parser, positive
-
     ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(  # LayerScale 1.0: at the official 1e-5 a random ViT's CLS is the same for every image
         "--backbone", default="arch:vit_small?seed=0&layerscale_init=1.0", help="backbone spec (random init)"

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_cli import Parser, positive
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -45,8 +46,6 @@ def _dataset(n_random: int):
 
 
 def main() -> None:
-    from bench_cli import Parser, positive
-
     ap = Parser(description=__doc__.splitlines()[0])
     ap.add_argument("--backbone", default="arch:vit_small?seed=0")
     ap.add_argument("--image-size", type=positive, default=224)

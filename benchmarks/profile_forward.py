@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_cli import Parser, positive
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -95,8 +97,6 @@ def profile(fn, repeats: int) -> tuple[dict[str, float], float, list[tuple[str, 
 
 
 def main() -> None:
-    from bench_cli import Parser, positive
-
     ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", default="vit_small")
     ap.add_argument("--batch", type=positive, default=16)

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_cli import Parser, positive
 
 SCENES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scenes"
 
@@ -210,8 +211,6 @@ def bench_step(batch: int, reps: int) -> float:
 
 
 def main() -> None:
-    from bench_cli import Parser, positive
-
     ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer windows and steps")
     ap.add_argument("--only", choices=["a", "b"], default=None, help="run only table (a) or (b)")

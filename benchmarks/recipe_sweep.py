@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_cli import Parser, positive
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pretrain_quality as pq
@@ -102,8 +104,6 @@ VARIANTS: dict[str, list[str]] = {
 
 
 def main() -> int:
-    from bench_cli import Parser, positive
-
     ap = Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=positive, default=300)
     ap.add_argument("--variants", nargs="+", default=["base", "nojitter", "noblur", "plain"], choices=list(VARIANTS))

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from bench_cli import Parser, positive
 
 
 def _arch(arch: str, drop_path: float) -> Any:
@@ -139,8 +140,6 @@ def aten_calls(step: Step, batch: dict[str, torch.Tensor]) -> dict[str, int]:
 
 
 def main() -> None:
-    from bench_cli import Parser, positive
-
     ap = Parser(description=__doc__.split("\n")[0])
     ap.add_argument("--arch", default="vit_small", help="the block count and head count of this architecture")
     ap.add_argument("--precision", choices=("bf16", "fp32"), default="bf16", help="bf16: autocast, as bf16-mixed")

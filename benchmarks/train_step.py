@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 import torch
+from bench_cli import Parser, positive
 from torch import nn
 
 
@@ -147,8 +148,6 @@ class LightlyStep:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from bench_cli import Parser, positive
-
     p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--batch", type=positive, default=4, help="images per step")
     p.add_argument("--steps", type=positive, default=4, help="timed steps per side")

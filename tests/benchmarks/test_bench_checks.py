@@ -69,3 +69,23 @@ def test_backbone_refuses_to_time_models_that_disagree(monkeypatch):
         next(rows)
     monkeypatch.setattr(bench, "build_trio", lambda arch: (_Model(0.0), _Model(0.0), _Model(0.0, timm=True)))
     assert list(bench.bench("vit_x", 2, 4, 1, [], False, False, False, torch.device("cpu"))) == []  # agreed
+
+
+def test_activation_checkpointing_ratios_are_against_the_off_row(monkeypatch, capsys):
+    """`--modes full selective` divided every row by the first one run (full) under the header "vs off", and the
+    loss check compared full with itself. The off row now always runs first and is the base."""
+    ac = bench_module("activation_checkpointing")
+    ran, mb = [], {"off": 400.0, "selective": 300.0, "full": 100.0}
+
+    def fake_run(cmd, **kw):
+        mode = cmd[-1]
+        ran.append(mode)
+        row = {"mode": mode, "blocks": 12, "step_mb": mb[mode], "s": 1.0, "losses": [1.0, 1.0]}
+        return SimpleNamespace(returncode=0, stdout="RESULT " + ac.json.dumps(row), stderr="")
+
+    monkeypatch.setattr(ac.subprocess, "run", fake_run)
+    assert ac.main(["--modes", "full", "selective", "--device", "cpu"]) == 0
+    assert ran == ["off", "full", "selective"]
+    table = [line.split("|") for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    rows = {cells[1].strip(): cells[3].strip() for cells in table}
+    assert rows["off"] == "1.00" and rows["full"] == "0.25" and rows["selective"] == "0.75"
