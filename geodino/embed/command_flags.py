@@ -272,27 +272,6 @@ def asset_bands_override(overrides: list[str]) -> None:
             asset_band_list(text, "asset_bands")
 
 
-def layers_override(overrides: list[str]) -> list[str]:
-    """`overrides` with a `layers=[4,8,11]` list written as the text `--layers` takes (`layers=4,8,11`): the config
-    key is text, and a YAML list was refused as "Cannot convert 'ListConfig' to string". A YAML list or mapping that
-    is not a list of block indices is one ConfigError line naming `layers` and its accepted forms; a value that is
-    not YAML (`layers=[1,2`) is left to `load_config`, which says so. A config file's `layers: [4, 8]` is read by the
-    same rule (`layers_text`, the `layers` field's metadata)."""
-    import yaml  # omegaconf's dependency
-
-    out = []
-    for item in overrides:
-        key, _, value = item.partition("=")
-        try:
-            parsed = yaml.safe_load(value) if key.strip() == "layers" and value.strip()[:1] in ("[", "{") else None
-        except yaml.YAMLError:
-            parsed = None
-        if isinstance(parsed, list | dict):
-            item = f"layers={layers_text(parsed, f'override {item!r}')}"
-        out.append(item)
-    return out
-
-
 def layers_text(value: list[Any] | dict[str, Any], where: str) -> str:
     """A YAML list of block indices given to embed's text key `layers` (`[4, 8, 11]`, `['-1']`) as the text `--layers`
     takes (`4,8,11`); anything else (no items, a name, 1.5, true, a mapping, a nested list) is one ConfigError line
