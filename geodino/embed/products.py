@@ -166,12 +166,13 @@ def cluster_map(
     """k-means class COG (uint8 with a colour table and a raster attribute table naming `cluster i`; 255 =
     nodata), fitted on a sample of cells away from nodata as `pca_map` is (an edge ring drew a cluster of its own)
     and assigned to every valid cell (cosine k-means: vectors L2-normalised before fitting and assigning). `k`: the
-    cluster count (2..254); `sample`, `seed`: as `pca_map`'s. Returns `out` as a Path; `png` only when given."""
+    cluster count (2..255: codes 0..254, 255 is nodata); `sample`, `seed`: as `pca_map`'s. Returns `out` as a
+    Path; `png` only when given."""
     from sklearn.cluster import MiniBatchKMeans
 
     k = whole_number(k, "k", 8)
-    if not 2 <= k <= 254:
-        raise InputError(f"k={k} clusters (--k {k}): choose between 2 and 254")
+    if not 2 <= k <= 255:
+        raise InputError(f"k={k} clusters (--k {k}): choose between 2 and 255 (uint8 codes 0..254; 255 is nodata)")
     sample, seed = _sample_and_seed(sample, seed, k, f"one per cluster, --k {k}")
     check_map_outputs("cluster", out, png=png, style=style.qml_path(out), reads={"feature raster": features})
     out = check_writable(out, overwrite=overwrite)

@@ -62,7 +62,10 @@ def test_classify_bad_numbers_are_one_line_before_any_file_is_read(tmp_path, opt
             r"^--sample 0: fit on at least 3 sampled cells .*sample= in Python\)$",
         ),
         (lambda f, o: pca_map(f, o, seed="-1"), r"^--seed -1: give a whole number >= 0 .*seed= in Python\)$"),
-        (lambda f, o: cluster_map(f, o, k="1"), r"^k=1 clusters \(--k 1\): choose between 2 and 254$"),
+        (
+            lambda f, o: cluster_map(f, o, k="1"),
+            r"^k=1 clusters \(--k 1\): choose between 2 and 255 \(uint8 codes 0\.\.254; 255 is nodata\)$",
+        ),
         (lambda f, o: cluster_map(f, o, k=4, sample=3), r"^--sample 3: fit on at least 4 sampled cells \(one per "),
         (lambda f, o: cluster_map(f, o, seed=-2), r"^--seed -2: "),
     ],
