@@ -1,29 +1,63 @@
-"""VRT mosaics of many rasters (`mosaic_vrt`): split from `geodino.data.vrt` (which re-exports it), unchanged.
+"""VRT mosaics of many rasters (`mosaic_vrt`): split from `geodino.data.vrt` (which re-exports it).
 
 Many rasters of one CRS and band count side by side on the finest of their grids, each source masked by its
 nodata so that overlaps show the valid one (later files win), with dataset metadata (e.g. the `GEODINO_*` tags of
-feature rasters) so that tools reading the mosaic see what they see in one file.
+feature rasters) so that tools reading the mosaic see what they see in one file. The tags that describe one input
+(`PER_INPUT`) are made true for the mosaic from its sources' own (`mosaic_tags`): gdalinfo and QGIS showed the first
+scene's input bounds and window on a mosaic of many.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 from geodino.errors import InputError, plural
 
-__all__ = ["mosaic_vrt"]
+__all__ = ["PER_INPUT", "mosaic_tags", "mosaic_vrt"]
+
+# feature-raster tags that describe the one input a raster was embedded from (`embed.prepare._records`)
+PER_INPUT = ("GEODINO_INPUT_BOUNDS", "GEODINO_INPUT_WINDOW", "GEODINO_INPUT_NODATA", "GEODINO_INPUT_TIME")
+
+
+def mosaic_tags(metadata: Mapping[str, str], sources: Sequence[Mapping[str, str]]) -> dict[str, str]:
+    """`metadata` with its `PER_INPUT` tags made true for a mosaic of rasters tagged `sources`: GEODINO_INPUT_BOUNDS
+    the union of the sources' input bounds ([left, bottom, right, top], one CRS; left out unless every source records
+    finite ones), no GEODINO_INPUT_WINDOW (input pixels of one scene), GEODINO_INPUT_NODATA and GEODINO_INPUT_TIME
+    only when every source records the same. Other tags are kept as given."""
+    out = {k: v for k, v in metadata.items() if k not in PER_INPUT}
+    if "GEODINO_INPUT_BOUNDS" in metadata:
+        boxes = [_bounds(t.get("GEODINO_INPUT_BOUNDS")) for t in sources]
+        if boxes and all(b is not None for b in boxes):
+            lefts, bottoms, rights, tops = zip(*boxes, strict=True)  # type: ignore[misc]
+            out["GEODINO_INPUT_BOUNDS"] = json.dumps([min(lefts), min(bottoms), max(rights), max(tops)])
+    for key in ("GEODINO_INPUT_NODATA", "GEODINO_INPUT_TIME"):
+        values = {t.get(key) for t in sources}
+        if key in metadata and len(values) == 1 and None not in values:
+            out[key] = values.pop()  # type: ignore[assignment]
+    return out
+
+
+def _bounds(text: str | None) -> list[float] | None:
+    """[left, bottom, right, top] from a GEODINO_INPUT_BOUNDS tag, or None when missing or not four finite numbers."""
+    try:
+        box = [float(v) for v in json.loads(text)]  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return box if len(box) == 4 and all(math.isfinite(v) for v in box) else None
 
 
 def mosaic_vrt(paths: Sequence[str | Path], out: str | Path, *, metadata: dict[str, str] | None = None) -> Path:
     """Write a VRT mosaic of `paths` (same CRS, band count and data type; north-up) at `out`; returns its path.
 
     The mosaic covers the union of the rasters on the finest of their resolutions, aligned on the first one's
-    origin. Band descriptions come from the first raster; `metadata` becomes the VRT's dataset metadata. Files in
-    or below the VRT's folder are referenced relative to it, so the folder can be moved or shared as a whole.
+    origin. Band descriptions come from the first raster; `metadata` becomes the VRT's dataset metadata, its tags
+    of one input (`PER_INPUT`) made true for the mosaic (`mosaic_tags`). Files in or below the VRT's folder are
+    referenced relative to it, so the folder can be moved or shared as a whole.
     """
-    import math
     import os
 
     import rasterio
@@ -34,6 +68,7 @@ def mosaic_vrt(paths: Sequence[str | Path], out: str | Path, *, metadata: dict[s
     if not paths:
         raise InputError(f"no rasters to mosaic into {out}")
     infos = []
+    source_tags = []
     for path in paths:
         try:
             with rasterio.open(path) as src:
@@ -50,6 +85,7 @@ def mosaic_vrt(paths: Sequence[str | Path], out: str | Path, *, metadata: dict[s
                         src.descriptions,
                     )
                 )
+                source_tags.append(src.tags())
         except rasterio.errors.RasterioIOError as exc:
             raise InputError(f"cannot read {path} for the mosaic {out}: {str(exc).splitlines()[0]}") from exc
     first = infos[0]
@@ -79,6 +115,7 @@ def mosaic_vrt(paths: Sequence[str | Path], out: str | Path, *, metadata: dict[s
         f"  <SRS>{escape(first[1].to_wkt())}</SRS>" if first[1] is not None else "",
         f"  <GeoTransform>{x0!r}, {res_x!r}, 0.0, {y0!r}, 0.0, {-res_y!r}</GeoTransform>",
     ]
+    metadata = mosaic_tags(metadata or {}, source_tags)
     if metadata:
         lines.append("  <Metadata>")
         lines += [f'    <MDI key="{escape(str(k))}">{escape(str(v))}</MDI>' for k, v in metadata.items()]

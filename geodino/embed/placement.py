@@ -173,17 +173,18 @@ def point_cells(transform: Any, geom: Any, width: int, height: int, footprint: A
 
 def input_footprint(rd: EmbeddingReader) -> Any:
     """The input's own extent (`input_bounds` in the raster's metadata: [left, bottom, right, top] in its CRS) as a
-    shapely box, or None when the raster does not record it (written before it was recorded, a scene mosaic): then
-    positions are placed on the whole raster as before. The feature grid's last partial cells reach up to p-1
-    input pixels past it; a position there is over no input pixel. On a rotated grid `input_bounds` is the
-    envelope of the input's parallelogram, which holds parts of those partial cells: the parallelogram itself
-    (`_rotated_footprint`) when the recorded window gives one with that envelope."""
+    shapely box, or None when the raster does not record it (written before it was recorded) or is a scene mosaic
+    (its bounds are the union box of the scenes', gaps between them included; mosaics written before that carried the
+    first scene's): then positions are placed on the whole raster as before. The feature grid's last partial
+    cells reach up to p-1 input pixels past it; a position there is over no input pixel. On a rotated grid
+    `input_bounds` is the envelope of the input's parallelogram, which holds parts of those partial cells: the
+    parallelogram itself (`_rotated_footprint`) when the recorded window gives one with that envelope."""
     import json
 
     from shapely.geometry import box
 
     value = rd.metadata.get("input_bounds")
-    if value is None or str(rd.metadata.get("input", "")).startswith("mosaic of"):  # a mosaic: the 1st scene's
+    if value is None or str(rd.metadata.get("input", "")).startswith("mosaic of"):  # a mosaic: see above
         return None
     try:
         left, bottom, right, top = (float(v) for v in (json.loads(value) if isinstance(value, str) else value))

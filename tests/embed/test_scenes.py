@@ -44,6 +44,9 @@ def test_folder_gives_one_raster_per_scene_and_a_mosaic(tmp_path, conv_bb):
     assert crs == "EPSG:32633" and t == from_origin(X0, Y0, 40, 40)
     assert m.shape == (8, 24, 36)  # a: rows 0-16 cols 0-16; b: rows 0-16 cols 20-36; c: rows 8-24 cols 8-24
     assert desc[0] == "E000" and tags["GEODINO_MODEL_FINGERPRINT"] == "toyconv" and np.isnan(nodata)
+    # the scenes' input bounds together (not a's alone), no one scene's window or input nodata (a: none, c: 0)
+    assert json.loads(tags["GEODINO_INPUT_BOUNDS"]) == [X0, Y0 - 960, X0 + 1440, Y0]
+    assert "GEODINO_INPUT_WINDOW" not in tags and "GEODINO_INPUT_NODATA" not in tags
     a, b, c = singles["a"], singles["b"], singles["c"]
     np.testing.assert_array_equal(m[:, :16, :8], a[:, :, :8])
     np.testing.assert_array_equal(m[:, :8, 20:], b[:, :8])
