@@ -55,6 +55,10 @@ class KNNConfig:
     def __post_init__(self) -> None:  # 0 divided the similarities by zero, a negative one inverted the votes: both ran
         if not (np.isfinite(float(self.temperature)) and float(self.temperature) > 0):
             raise ConfigError(f"knn.temperature={self.temperature} must be a positive number, e.g. 0.07")
+        if self.enabled and (not list(self.ks) or min(self.ks) < 1):  # was refused only after feature extraction
+            raise ConfigError(f"knn.ks={list(self.ks)} must list positive k values, e.g. [10, 20]")
+        if int(self.chunk_size) < 1:  # ran one test image per block, without a word
+            raise ConfigError(f"knn.chunk_size={self.chunk_size} must be >= 1 (the memory bound, e.g. 1024)")
 
 
 @dataclass
@@ -75,6 +79,8 @@ class LogRegConfig:
             raise ConfigError(f"logreg.cs={list(self.cs)} must list positive C values, e.g. [0.1, 1.0, 10.0]")
         if int(self.max_iter) < 1:
             raise ConfigError(f"logreg.max_iter={self.max_iter} must be >= 1 (L-BFGS iterations, e.g. 1000)")
+        if not float(self.tol) >= 0:  # NaN too; was refused only after feature extraction
+            raise ConfigError(f"logreg.tol={self.tol} must be >= 0 (0 = auto)")
 
 
 @dataclass
@@ -177,9 +183,6 @@ def logistic_regression(
     from sklearn.preprocessing import StandardScaler
 
     multilabel = train.targets.dim() == 2
-
-    if cfg.tol < 0:
-        raise ConfigError(f"logreg.tol={cfg.tol} must be >= 0 (0 = auto)")
     tol = cfg.tol or (1e-4 if cfg.standardize else 1e-12)
     dtype = np.float32 if cfg.standardize else np.float64  # unstandardised: DINOv3's float64 fit
     stalled: list[float] = []  # C values whose fit stopped before its first L-BFGS step
@@ -459,9 +462,7 @@ def _knn_heads(ftr: FeatureSet, fte: FeatureSet, k: int, cfg: KNNConfig, report:
     A k above the number of training images would vote with all of them and be labelled with a k it never used:
     such k values are skipped with one warning (when every k is too large, k = the number of training images is
     used and named as such), so each `@k<k>` row holds what that k gives."""
-    ks = sorted(set(cfg.ks))
-    if not ks or min(ks) < 1:
-        raise ConfigError(f"knn.ks={cfg.ks} must list positive k values")
+    ks = sorted(set(cfg.ks))  # non-empty and positive (KNNConfig)
     n_bank = int(ftr.cls.shape[0])
     too_big = [kk for kk in ks if kk > n_bank]
     if too_big and n_bank > 0:
