@@ -22,7 +22,8 @@ from geodino.io import atomic_path, json_text
 
 def check_split_keys(cfg: Any) -> None:
     """Refuse split keys no split is made with, naming the key: a fraction outside [0, 1) or fractions summing to
-    1 or more (1.5 kept one training image per class and ran), and a negative `max_samples` (read as 0, all)."""
+    1 or more (1.5 kept one training image per class and ran), a negative `max_samples` (read as 0, all) and a
+    negative `split_seed`."""
     for key in ("val_fraction", "test_fraction"):
         value = float(getattr(cfg, key))
         if not (math.isfinite(value) and 0 <= value < 1):
@@ -35,6 +36,8 @@ def check_split_keys(cfg: Any) -> None:
         )
     if int(cfg.max_samples) < 0:
         raise ConfigError(f"data.max_samples={cfg.max_samples} must be >= 0 (images per split; 0 = all)")
+    if int(cfg.split_seed) < 0:  # numpy's generator refused it with a bare ValueError (exit 1) once a folder was read
+        raise ConfigError(f"data.split_seed={cfg.split_seed} must be >= 0 (the seed of the split draw, e.g. 0)")
 
 
 def seeded_subset(n: int, max_samples: int, seed: int) -> list[int]:

@@ -26,6 +26,7 @@ from tests.eval.test_datasets import make_folder
             r"^data\.val_fraction=0\.5 and data\.test_fraction=0\.5 add up to 1; .* leave a training part",
         ),
         ({"max_samples": -1}, r"^data\.max_samples=-1 must be >= 0 \(images per split; 0 = all\)$"),
+        ({"split_seed": -1}, r"^data\.split_seed=-1 must be >= 0 "),  # numpy's bare ValueError, exit 1
     ],
 )
 def test_split_keys_that_make_no_split_are_refused_naming_the_key(keys, said):
