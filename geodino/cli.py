@@ -266,9 +266,21 @@ def _one_line_warning(message: Warning | str, category: type[Warning], filename:
     return f"geodino: warning: {_bare(str(message))}\n"
 
 
+def _one_line(text: str) -> str:
+    """`text` with its line breaks folded (`; `, or a space after `:;,.`), blank lines and indents dropped, no word
+    lost: a warning of several lines (scikit-learn's ConvergenceWarning from `embed classify`'s logistic regression,
+    an exception's text) printed its later lines without the `geodino: warning:` prefix."""
+    parts = [part.strip() for part in text.splitlines() if part.strip()]
+    out = parts[0] if parts else text.strip()
+    for part in parts[1:]:
+        out += (" " if out.endswith((":", ";", ",", ".")) else "; ") + part
+    return out
+
+
 def _bare(message: str) -> str:
     """The message without a `geodino:` (and `warning:`/`error:`) head of its own: the line gets one prefix, not
-    `geodino: warning: geodino: ...`."""
+    `geodino: warning: geodino: ...`; line breaks folded (`_one_line`)."""
+    message = _one_line(message)
     if message.startswith("geodino:"):
         message = message.removeprefix("geodino:").lstrip()
         for word in ("warning:", "error:"):

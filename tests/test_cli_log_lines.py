@@ -74,3 +74,17 @@ def test_each_command_gets_its_own_record_of_shown_warnings(capsys) -> None:
     first = warnings.formatwarning
     assert cli.main([]) == 0
     assert isinstance(first, cli._OnceLines) and warnings.formatwarning is not first  # tests run several commands
+
+
+def test_a_message_of_several_lines_prints_as_one_prefixed_line(capsys) -> None:
+    """scikit-learn's ConvergenceWarning (`embed classify`'s logistic regression) holds line breaks, blank lines and
+    indents: its later lines printed without the `geodino: warning:` prefix. Every word stays, on one line."""
+    text = "lbfgs failed (status=1):\nSTOP: LIMIT\n\nIncrease max_iter.\nScale the data:\n    https://x.org/a\nSee"
+    line = cli._OnceLines()(UserWarning(text), UserWarning, "f.py", 1)
+    assert line == (
+        "geodino: warning: lbfgs failed (status=1): STOP: LIMIT; Increase max_iter. Scale the data: https://x.org/a; "
+        "See\n"
+    )
+    cli.log_warnings_as_lines()
+    logging.getLogger("geodino.embed").warning("geodino: could not read a.tif:\nbad header\n")
+    assert capsys.readouterr().err == "geodino: warning: could not read a.tif: bad header\n"
