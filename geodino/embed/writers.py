@@ -302,7 +302,14 @@ def cog_blocksize(n_bands: int, itemsize: int) -> int:
 
 
 def overview_shapes(height: int, width: int, block: int) -> list[tuple[int, int]]:
-    """(height, width) of the 2x overview levels GDAL's COG driver makes with OVERVIEWS=AUTO (down to one block)."""
+    """(height, width) of the 2x overview levels, halved with the odd cell kept (791 -> 396), until one block holds
+    the level. This is GDAL's own overview size (`gdaladdo`, rasterio `build_overviews`: ceil(n / 2^k)), and the COG
+    driver keeps these levels as given (`OVERVIEWS=FORCE_USE_EXISTING`). The COG driver's OVERVIEWS=AUTO on a plain
+    raster rounds down instead (GDAL 3.10: 791 x 717 -> 395 x 358, 197 x 179, ...; it may stop one level earlier):
+    rounding up keeps the last odd row and column in every level (`downsample2` averages the cells it has). Overview
+    cell j is the mean of source cells 2j and 2j+1; GDAL places a level over the whole extent (cell size
+    extent / n), so on an odd side it draws a cell up to one source cell (half an overview cell) off its source
+    cells, most at the far edge (as for any level that is not a whole halving)."""
     shapes: list[tuple[int, int]] = []
     h, w = height, width
     while max(h, w) > block:

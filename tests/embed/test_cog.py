@@ -46,10 +46,33 @@ def test_downsample2_hand_values() -> None:
     np.testing.assert_array_equal(downsample2(q, -128), q[:, ::2, ::2])  # int8 codes: nearest, never averaged
 
 
-def test_overview_shapes_match_gdal_auto() -> None:
+def test_overview_shapes_are_gdals_own_overview_sizes(tmp_path) -> None:
+    """The sizes GDAL gives overviews it builds itself (`gdaladdo`, `build_overviews`): an odd side rounds up
+    (791 -> 396; the COG driver's OVERVIEWS=AUTO would write 395: the docstring said it matched that)."""
     assert overview_shapes(1024, 1024, 128) == [(512, 512), (256, 256), (128, 128)]
     assert overview_shapes(600, 520, 256) == [(300, 260), (150, 130)]
     assert overview_shapes(200, 100, 256) == []
+    ours = overview_shapes(717, 791, 64)
+    assert ours[0] == (359, 396) and max(ours[-1]) <= 64 < max(ours[-2])
+    path = tmp_path / "g.tif"
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=791,
+        height=717,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:32633",
+        transform=from_origin(500000.0, 4000000.0, 10.0, 10.0),
+    ) as ds:
+        ds.write(np.ones((1, 717, 791), np.uint8))
+        ds.build_overviews([2**k for k in range(1, len(ours) + 1)])
+    gdal = []
+    for level in range(len(ours)):
+        with rasterio.open(path, overview_level=level) as ov:
+            gdal.append(ov.shape)
+    assert gdal == ours
 
 
 def _ref_level(x: np.ndarray) -> np.ndarray:
