@@ -164,7 +164,8 @@ def change_map(
 ) -> dict[str, Any]:
     """Write the distance COG (and with `threshold` the binary change COG), their `.qml` styles and PNGs; a
     threshold no cell exceeds (an empty mask) is a `UserWarning`. Returns a JSON-ready summary (paths as text):
-    `distance`, `png`, `valid_cells`, `p99` (the 99th-percentile distance), and with `threshold` also `mask`,
+    `distance`, `png`, `valid_cells`, `p99` (the 99th-percentile distance, or at most 0.001 above it: see
+    `_p99`), and with `threshold` also `mask`,
     `threshold` (the value used), `method` (`otsu` or `given`), `changed_cells` and `changed_share`."""
     from geodino.config import true_or_false
     from geodino.embed.map_outputs import file_name
@@ -196,6 +197,7 @@ def change_map(
         check_writable(p, overwrite=overwrite)
     hist = np.zeros(BINS, np.int64)
     edges = np.linspace(0.0, 2.0, BINS + 1)
+    top = np.full(BINS, -1.0, np.float32)  # the largest distance in each bin (-1: empty)
     with EmbeddingReader(a).require_features() as ra:
         with EmbeddingReader(b).require_features() as probe:
             check_same_backbone(
@@ -224,7 +226,11 @@ def change_map(
                     ok = va & vb
                     d = cosine_distance(fa, fb)
                     d[~ok] = np.nan
-                    hist[:] += np.histogram(d[ok], bins=edges)[0]
+                    v = d[ok]
+                    v = v[~np.isnan(v)]  # as np.histogram counted them (a NaN feature in a valid cell)
+                    where = np.minimum(np.searchsorted(edges, v, side="right") - 1, BINS - 1)  # np.histogram's bins
+                    hist[:] += np.bincount(where, minlength=BINS)
+                    np.maximum.at(top, where, v)
                     n_valid += int(ok.sum())
                     yield win, d[None]
 
@@ -243,11 +249,11 @@ def change_map(
     if n_valid == 0:
         out.unlink(missing_ok=True)
         raise InputError(f"no cell is valid in both {a} and {b}: they do not overlap (or one is all nodata)")
-    hi = float(edges[min(BINS, int(np.searchsorted(np.cumsum(hist), 0.99 * n_valid)) + 1)])
-    vmax = max(hi, 1e-3)
+    p99, hi = _p99(hist, top, edges, n_valid)
+    vmax = max(hi, 1e-3)  # the ramp ends at the p99 bin's upper edge (0.001 at least: identical inputs)
     style.ramp_qml(out, vmin=0.0, vmax=vmax, ramp=style.RAMPS["change"], bounds=(0.0, 2.0))
     ramp_png(out, png, vmin=0.0, vmax=vmax, ramp=style.RAMPS["change"], label="cosine distance", title=out.name)
-    summary: dict[str, Any] = {"distance": str(out), "png": str(png), "valid_cells": n_valid, "p99": hi}
+    summary: dict[str, Any] = {"distance": str(out), "png": str(png), "valid_cells": n_valid, "p99": p99}
     if threshold is not None:
         t = otsu_threshold(hist, edges) if threshold == "otsu" else float(threshold)
         changed = _write_mask(out, mask_out, t, threshold == "otsu")
@@ -264,6 +270,15 @@ def change_map(
         if changed == 0:
             warnings.warn(f"no cell has a distance above {t:.3f}; the change mask is empty", stacklevel=2)
     return summary
+
+
+def _p99(hist: np.ndarray, top: np.ndarray, edges: np.ndarray, n_valid: int) -> tuple[float, float]:
+    """(p99, upper edge of its bin). p99 is the largest distance in the 0.001-wide bin that holds the 99th
+    percentile (the cell of rank ceil(0.99 n)): the percentile itself when that cell is its bin's largest or the bin
+    holds one value (identical inputs: 0), else at most 0.001 above it. The bin's upper edge, printed before, read
+    "p99 0.001" for two identical rasters, whose every distance is 0."""
+    i = min(BINS - 1, int(np.searchsorted(np.cumsum(hist), 0.99 * n_valid)))
+    return float(top[i]), float(edges[i + 1])
 
 
 def _write_mask(distance: Path, out: Path, t: float, otsu: bool) -> int:

@@ -29,6 +29,7 @@ def test_change_line_names_the_styles_of_both_cogs(written, tmp_path, monkeypatc
     assert line.startswith(head)
     rest = line[len(head) :]
     p99 = rest.split(")", 1)[0]
+    assert p99 == "0.000"  # A and B are one raster: every distance is 0 (printed 0.001, its histogram bin's top)
     assert line == (
         f"{head}{p99}), {tmp_path / 'c.qml'}, {tmp_path / 'c.sld'}, {tmp_path / 'c.png'}; {mask}: 0.0% of "
         f"{rest.split(' of ', 1)[1].split(' changed')[0]} changed (threshold 0.500, given), {tmp_path / 'm.qml'}, "

@@ -23,6 +23,25 @@ def test_identical_rasters_give_exactly_zero(tmp_path):
     assert np.isnan(d[0, 0]) and s["valid_cells"] == 12 * 16 - 1
     ok = ~np.isnan(d)
     assert (d[ok] == 0.0).all(), float(np.nanmax(d))
+    assert s["p99"] == 0.0  # was 0.001: the upper edge of the histogram bin holding it
+
+
+def test_p99_is_the_percentile_or_at_most_one_bin_width_above():
+    """`_p99` from the block histogram and each bin's largest distance, against numpy's percentile of the cells
+    (the cell of rank ceil(0.99 n)); exact where that cell is its bin's largest."""
+    from geodino.embed.change import BINS, _p99
+
+    rng = np.random.default_rng(2)
+    edges = np.linspace(0.0, 2.0, BINS + 1)
+    for v in (rng.uniform(0.2, 0.3, 5000), np.r_[np.zeros(990), np.full(10, 0.7)], np.r_[np.full(99, 0.0104), 1.5]):
+        v = v.astype(np.float32)
+        where = np.minimum(np.searchsorted(edges, v, side="right") - 1, BINS - 1)
+        top = np.full(BINS, -1.0, np.float32)
+        np.maximum.at(top, where, v)
+        p99, edge = _p99(np.bincount(where, minlength=BINS), top, edges, v.size)
+        true = float(np.percentile(v, 99, method="inverted_cdf"))
+        assert true <= p99 < true + 2.0 / BINS and p99 <= edge, (true, p99, edge)
+    assert p99 == true == np.float32(0.0104) and edge > 0.0105  # rank 99 of 100 is its bin's largest: exact
 
 
 def test_cosine_distance_matches_float64_and_its_edge_cases():
