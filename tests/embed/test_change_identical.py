@@ -29,13 +29,17 @@ def test_identical_rasters_give_exactly_zero(tmp_path):
 def test_p99_is_the_percentile_or_at_most_one_bin_width_above():
     """`_p99` from the block histogram and each bin's largest distance, against numpy's percentile of the cells
     (the cell of rank ceil(0.99 n)); exact where that cell is its bin's largest."""
-    from geodino.embed.change import BINS, _p99
+    from geodino.embed.change import BINS, _bin_of, _p99
 
     rng = np.random.default_rng(2)
     edges = np.linspace(0.0, 2.0, BINS + 1)
+    on_edges = np.r_[edges, np.nextafter(edges[1:], 0), rng.uniform(0, 2, 1000)].astype(np.float32)
+    np.testing.assert_array_equal(
+        np.bincount(_bin_of(on_edges, edges), minlength=BINS), np.histogram(on_edges, bins=edges)[0]
+    )  # the bins Otsu's threshold reads are np.histogram's
     for v in (rng.uniform(0.2, 0.3, 5000), np.r_[np.zeros(990), np.full(10, 0.7)], np.r_[np.full(99, 0.0104), 1.5]):
         v = v.astype(np.float32)
-        where = np.minimum(np.searchsorted(edges, v, side="right") - 1, BINS - 1)
+        where = _bin_of(v, edges)
         top = np.full(BINS, -1.0, np.float32)
         np.maximum.at(top, where, v)
         p99, edge = _p99(np.bincount(where, minlength=BINS), top, edges, v.size)
