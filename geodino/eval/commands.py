@@ -64,10 +64,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _probe(args: argparse.Namespace) -> int:
     from geodino.config import load_config
+    from geodino.errors import ConfigError
     from geodino.eval.runner import SuiteConfig, locked_probe_output
 
     seeds = _seeds(args)
-    cfg = load_config(SuiteConfig, args.config, _overrides(args))
+    try:
+        cfg = load_config(SuiteConfig, args.config, _overrides(args))
+    except ConfigError as exc:  # without --config it said "add a 'tasks:' mapping", of a suite never written
+        if args.config is not None or not str(exc).startswith("the probe suite has no tasks"):
+            raise
+        from geodino.config import shipped_configs
+
+        raise ConfigError(
+            "no probe suite: pass --config SUITE.yaml, a shipped one by name "
+            f"({', '.join(shipped_configs(SuiteConfig))}) or your own YAML with a 'tasks:' mapping"
+        ) from exc
     # one run at a time into one --out: a second probe (or comparison) stops with one line instead of interleaving
     # its results, plots and comparison folders with the first one's
     with locked_probe_output(args.out):
