@@ -242,18 +242,21 @@ def _check_point(
     (W, H), h, w = size, size[1] // p, size[0] // p
     what = "window" if sample.get("window") is not None else "image"
     if not (0 <= col < W and 0 <= row < H):
-        raise InputError(f"point (col {col}, row {row}) is outside the {W} x {H} px {what} (width x height)")
+        raise InputError(
+            f"--point (col {col}, row {row}) is outside the {W} x {H} px {what} (width x height); give one inside it "
+            "(point= in Python)"
+        )
     if not (col < w * p and row < h * p):
         raise InputError(
-            f"point (col {col}, row {row}) is in the part cut off: the {W} x {H} px {what} is read as "
+            f"--point (col {col}, row {row}) is in the part cut off: the {W} x {H} px {what} is read as "
             f"{w * p} x {h * p} px (whole {p} px patches from the top-left); give a point with col < {w * p} and "
-            f"row < {h * p}"
+            f"row < {h * p} (point= in Python)"
         )
     r0, c0 = row // p * p, col // p * p
     if not valid[r0 : r0 + p, c0 : c0 + p].any():  # its token is the nodata fill's: a map of nothing
         raise InputError(
-            f"point (col {col}, row {row}) of the {what} is in a {p} x {p} px patch without a valid pixel "
-            "(nodata), so its similarity map would compare the nodata fill; give a point on the data"
+            f"--point (col {col}, row {row}) of the {what} is in a {p} x {p} px patch without a valid pixel "
+            "(nodata), so its similarity map would compare the nodata fill; give a point on the data (point= in Python)"
         )
 
 

@@ -362,5 +362,8 @@ def _check_window(window: Sequence[int], width: int, height: int, path: Path) ->
         raise InputError(f"--window (window= in Python) takes 4 numbers COL ROW WIDTH HEIGHT, got {list(window)}")
     c, r, w, h = (int(v) for v in window)
     if c < 0 or r < 0 or w <= 0 or h <= 0 or c + w > width or r + h > height:
-        raise InputError(f"window {c} {r} {w} {h} (col row width height) is not inside {path} ({width}x{height} px)")
+        raise InputError(
+            f"--window {c} {r} {w} {h} (col row width height) is not inside {path} ({width}x{height} px); give a "
+            "part inside it (window= in Python)"
+        )
     return c, r, w, h

@@ -48,7 +48,13 @@ def test_a_point_left_of_the_image_as_a_comma_list_is_refused_before_the_forward
     base = ["viz", "attention", tif, "-b", SPEC, "-o", tmp_path / "att"]
     one_line_exit_2(capsys, tmp_path, *base, "--point", "-0.5,3", expect=("point (col -1, row 3) is outside",))
     one_line_exit_2(
-        capsys, tmp_path, *base, "--point", "60", "70", expect=("point (col 60, row 70) is outside the 64 x 64 px",)
+        capsys,
+        tmp_path,
+        *base,
+        "--point",
+        "60",
+        "70",
+        expect=("--point (col 60, row 70) is outside the 64 x 64 px", "(point= in Python)"),  # flag and keyword
     )
     one_line_exit_2(capsys, tmp_path, *base, "--heads", "0", "5", expect=("--heads [0, 5]", "heads 0..2"))
 
