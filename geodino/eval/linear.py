@@ -43,7 +43,8 @@ class LinearConfig:
 
     def __post_init__(self) -> None:
         """Values no head trains with are refused when the config is read: a negative or NaN lr, a negative weight
-        decay, a negative epoch or step count and a batch of 0 ran and reported a diverged or untrained head."""
+        decay, a negative epoch or step count, no step at all and a batch of 0 ran and reported a diverged or
+        untrained head."""
         for key in ("lrs", "weight_decays", "n_last_blocks", "avgpool"):  # an empty grid has no head to choose
             if not list(getattr(self, key)):
                 raise ConfigError(f"linear.{key}=[] must list at least one value (default {_DEFAULTS[key]})")
@@ -54,6 +55,11 @@ class LinearConfig:
         for key, least in (("epochs", 0), ("min_iterations", 0), ("batch_size", 1)):
             if int(getattr(self, key)) < least:
                 raise ConfigError(f"linear.{key}={getattr(self, key)} must be a whole number >= {least}")
+        if self.enabled and int(self.epochs) == 0 and int(self.min_iterations) == 0:  # ran one step, reported it
+            raise ConfigError(
+                "linear.epochs=0 and linear.min_iterations=0 leave no training step; set one of them >= 1, or "
+                "linear.enabled=false to skip the linear head"
+            )
         if not 0 <= float(self.momentum) < 1:
             raise ConfigError(f"linear.momentum={self.momentum} must be in [0, 1), e.g. 0.9")
 
