@@ -17,7 +17,7 @@ from xml.sax.saxutils import escape
 
 from geodino.errors import InputError, plural
 
-__all__ = ["PER_INPUT", "mosaic_tags", "mosaic_vrt"]
+__all__ = ["PER_INPUT", "mosaic_tags", "mosaic_vrt", "shared_overviews"]
 
 # feature-raster tags that describe the one input a raster was embedded from (`embed.prepare._records`)
 PER_INPUT = ("GEODINO_INPUT_BOUNDS", "GEODINO_INPUT_WINDOW", "GEODINO_INPUT_NODATA", "GEODINO_INPUT_TIME")
@@ -41,6 +41,22 @@ def mosaic_tags(metadata: Mapping[str, str], sources: Sequence[Mapping[str, str]
     return out
 
 
+def shared_overviews(scales: Sequence[tuple[float, float]], overviews: Sequence[Sequence[int]]) -> list[int]:
+    """The overview factors of a mosaic's grid that every source has (a source `scales` (x, y) times coarser than
+    the grid with overview factor k has the grid's factor k * scale), for the VRT's `<OverviewList>`.
+
+    GDAL exposes a VRT's sources' overviews only when each band has one source; a mosaic of many listed none
+    (`gdalinfo`, QGIS's pyramids, `src.overviews(1)` == []). Zoomed-out reads were fast all the same, as GDAL
+    reads each source at the reduced size from its own overviews; declared ones give the same pixels (measured:
+    a 3-scene 16-band float mosaic read 8x smaller: equal values, 0.06-0.14 s either way, > 120 s from sources
+    without overviews)."""
+    common: set[int] | None = None
+    for (sx, sy), ovrs in zip(scales, overviews, strict=True):
+        own = {round(k * sx) for k in ovrs if abs(k * sx - round(k * sx)) < 1e-6 and abs(k * sx - k * sy) < 1e-6}
+        common = own if common is None else common & own
+    return sorted(f for f in common or () if f > 1)
+
+
 def _bounds(text: str | None) -> list[float] | None:
     """[left, bottom, right, top] from a GEODINO_INPUT_BOUNDS tag, or None when missing or not four finite numbers."""
     try:
@@ -55,8 +71,9 @@ def mosaic_vrt(paths: Sequence[str | Path], out: str | Path, *, metadata: dict[s
 
     The mosaic covers the union of the rasters on the finest of their resolutions, aligned on the first one's
     origin. Band descriptions come from the first raster; `metadata` becomes the VRT's dataset metadata, its tags
-    of one input (`PER_INPUT`) made true for the mosaic (`mosaic_tags`). Files in or below the VRT's folder are
-    referenced relative to it, so the folder can be moved or shared as a whole.
+    of one input (`PER_INPUT`) made true for the mosaic (`mosaic_tags`). The overview factors every source has are
+    declared (`shared_overviews`). Files in or below the VRT's folder are referenced relative to it, so the folder
+    can be moved or shared as a whole.
     """
     import os
 
@@ -69,6 +86,7 @@ def mosaic_vrt(paths: Sequence[str | Path], out: str | Path, *, metadata: dict[s
         raise InputError(f"no rasters to mosaic into {out}")
     infos = []
     source_tags = []
+    source_ovrs = []
     for path in paths:
         try:
             with rasterio.open(path) as src:
@@ -86,6 +104,7 @@ def mosaic_vrt(paths: Sequence[str | Path], out: str | Path, *, metadata: dict[s
                     )
                 )
                 source_tags.append(src.tags())
+                source_ovrs.append(src.overviews(1))
         except rasterio.errors.RasterioIOError as exc:
             raise InputError(f"cannot read {path} for the mosaic {out}: {str(exc).splitlines()[0]}") from exc
     first = infos[0]
@@ -115,6 +134,10 @@ def mosaic_vrt(paths: Sequence[str | Path], out: str | Path, *, metadata: dict[s
         f"  <SRS>{escape(first[1].to_wkt())}</SRS>" if first[1] is not None else "",
         f"  <GeoTransform>{x0!r}, {res_x!r}, 0.0, {y0!r}, 0.0, {-res_y!r}</GeoTransform>",
     ]
+    factors = shared_overviews([(i[2].a / res_x, -i[2].e / res_y) for i in infos], source_ovrs)
+    if factors and len(infos) > 1:  # one source: GDAL already exposes its overviews (implicit ones)
+        how = "nearest" if first[6].startswith(("int", "uint")) else "average"  # codes are not averaged
+        lines.append(f'  <OverviewList resampling="{how}">{" ".join(map(str, factors))}</OverviewList>')
     metadata = mosaic_tags(metadata or {}, source_tags)
     if metadata:
         lines.append("  <Metadata>")
