@@ -91,13 +91,14 @@ def write_cog(
         write_rat(out, classes, extra_bands=int(profile["count"]) - 1)
 
 
-def cog_predictor(dtype: str, *, classes: bool) -> int:
-    """DEFLATE predictor of a product COG: 3 (floating point) for the float maps, 2 (horizontal differences) for
-    the PCA's smooth RGB, none for class codes. Without one, the similarity map was 25 % and the PCA 76 % larger
+def cog_predictor(dtype: str, *, classes: bool) -> str:
+    """DEFLATE predictor of a product COG, in the COG driver's words: FLOATING_POINT (3) for the float maps,
+    STANDARD (2, horizontal differences) for the PCA's smooth RGB, NO for class codes (the driver takes no numbers:
+    `1` warned "unexpected value for PREDICTOR"). Without one, the similarity map was 25 % and the PCA 76 % larger
     than with it (a 791 x 718 map), a recompression GIS users do by hand."""
     if classes:
-        return 1
-    return 3 if dtype.startswith("float") else 2
+        return "NO"
+    return "FLOATING_POINT" if dtype.startswith("float") else "STANDARD"
 
 
 LINEAGE = ("model_spec", "model_fingerprint", "layers", "layer_mode", "input")

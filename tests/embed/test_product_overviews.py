@@ -41,8 +41,12 @@ def test_pca_overviews_average_and_cluster_overviews_keep_classes(tmp_path):
     assert (ov[:4, :4] == 255).all()
 
 
-def test_product_cogs_use_a_predictor_for_their_kind_of_values(tmp_path):
-    """Floats (similar, change): predictor 3; uint8 RGB (pca): 2; class codes: none (all had none)."""
+def test_product_cogs_use_a_predictor_for_their_kind_of_values(tmp_path, caplog):
+    """Floats (similar, change): predictor 3; uint8 RGB (pca): 2; class codes: none (all had none). GDAL's COG
+    driver takes the option as a word: `1` logged "unexpected value for PREDICTOR" on every class map."""
+    import logging
+
+    caplog.set_level(logging.WARNING)
     from rasterio.windows import Window
 
     from geodino.embed.map_outputs import write_cog
@@ -76,3 +80,4 @@ def test_product_cogs_use_a_predictor_for_their_kind_of_values(tmp_path):
             got[name] = ds.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR")
             np.testing.assert_array_equal(ds.read(), arr)  # lossless, nodata corner included
     assert got == {"float": "3", "rgb": "2", "classes": None}
+    assert not [r.getMessage() for r in caplog.records if "PREDICTOR" in r.getMessage()]
