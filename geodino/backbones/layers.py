@@ -9,6 +9,7 @@ from typing import Any
 
 from geodino.errors import ConfigError, plural
 from geodino.models.caller import user_stacklevel
+from geodino.user_keys import user_key
 
 LAYER_SETS = ("last", "four_last", "four_even", "four_even_official")
 
@@ -83,8 +84,6 @@ def _warn_short(name: str, n_blocks: int) -> None:
     `get_intermediate_layers(n=4)` fails on such a backbone). A warning, not an error: `four_last` is the probes'
     default layer set, and the blocks it gives are the last ones there are."""
     which = "block 0" if n_blocks == 1 else f"blocks 0..{n_blocks - 1}"
-    from geodino.user_keys import user_key
-
     key = user_key("layers")  # `tasks.<name>.features.layers` inside a probe suite's task
     warnings.warn(
         f"{key}={name} on a backbone with {plural(n_blocks, 'block')} gives {plural(n_blocks, 'map')} ({which}), "
@@ -112,12 +111,13 @@ def layer_indices(layers: str | int | Sequence[int], n_blocks: int) -> list[int]
             return even_blocks(n_blocks)
         if key == "four_even_official":
             return official_even_blocks(n_blocks)
-        raise ConfigError(f"unknown layers {layers!r}; {usage}")
+        raise ConfigError(f"unknown {user_key('layers')} {layers!r}; {usage}")
     count = _as_index(layers)
     if count is not None:
         if not 1 <= count <= n_blocks:
             raise ConfigError(
-                f"layers={count} asks for the last {count} blocks but the backbone has {plural(n_blocks, 'block')}; "
+                f"{user_key('layers')}={count} asks for the last {count} blocks but the backbone has "
+                f"{plural(n_blocks, 'block')}; "
                 f"pass a count from 1 to {n_blocks}, block indices (0..{n_blocks - 1}) or one of "
                 f"{', '.join(LAYER_SETS)}"
             )
@@ -126,10 +126,13 @@ def layer_indices(layers: str | int | Sequence[int], n_blocks: int) -> list[int]
     for k in block_list(layers, usage):
         j = k + n_blocks if k < 0 else k
         if not 0 <= j < n_blocks:
+            key = user_key("layers")  # inside a probe task its full key; a caller's own wrapping names it otherwise
             raise ConfigError(
-                f"layer index {k} out of range for a backbone with {plural(n_blocks, 'block')} (0..{n_blocks - 1})"
+                ("" if key == "layers" else f"{key}={layers!r}: ")
+                + f"layer index {k} out of range for a backbone with {plural(n_blocks, 'block')} (0..{n_blocks - 1})"
             )
         out.append(j)
     if not out:
-        raise ConfigError("layers is an empty list; pass block indices or one of " + ", ".join(LAYER_SETS))
+        key = user_key("layers")
+        raise ConfigError(f"{key} is an empty list; pass block indices or one of " + ", ".join(LAYER_SETS))
     return sorted(set(out))
