@@ -17,10 +17,11 @@ from typing import Any, TypeVar
 from geodino.config_entries import INDEX as _INDEX
 from geodino.config_entries import list_path as _list_path
 from geodino.config_entries import update_entry as _update_entry
+from geodino.config_keys import unknown_key_message
 from geodino.config_lists import comma_list, text_lists
 from geodino.config_record import record_set_keys
 from geodino.config_record import set_keys as set_keys
-from geodino.errors import ConfigError, did_you_mean
+from geodino.errors import ConfigError
 
 T = TypeVar("T")
 
@@ -63,60 +64,6 @@ def shipped_configs(schema: type | None = None) -> list[str]:
     if folder:
         return sorted(f.stem for f in (CONFIGS / folder).glob("*.yaml"))
     return sorted(f"{f.parent.name}/{f.stem}" for f in CONFIGS.glob("*/*.yaml"))
-
-
-def _flat_keys(schema: Any, prefix: str = "") -> list[str]:
-    """All dotted keys of a dataclass schema (recursing into nested dataclasses, and into the entries of lists of
-    dataclasses as `name[i].key`, e.g. data.sources[i].tile_size)."""
-    import typing
-
-    try:
-        hints = typing.get_type_hints(schema if isinstance(schema, type) else type(schema))
-    except Exception:  # an annotation that does not resolve: list entries are then just not suggested
-        hints = {}
-    keys: list[str] = []
-    for f in dataclasses.fields(schema):
-        name = f"{prefix}{f.name}"
-        keys.append(name)
-        sub = f.type if isinstance(f.type, type) else None
-        default = _field_default(f)
-        hint = hints.get(f.name)
-        args = typing.get_args(hint) if typing.get_origin(hint) is list else ()
-        if dataclasses.is_dataclass(default):
-            keys.extend(_flat_keys(default, name + "."))
-        elif sub is not None and dataclasses.is_dataclass(sub):
-            keys.extend(_flat_keys(sub, name + "."))
-        elif len(args) == 1 and dataclasses.is_dataclass(args[0]):
-            keys.extend(_flat_keys(args[0], name + "[i]."))
-    return keys
-
-
-def _field_default(f: dataclasses.Field) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return f.default_factory()  # type: ignore[misc]
-    return None
-
-
-def _unknown_key_message(key: str, schema: type, where: str, node: Any = None) -> str:
-    keys = _flat_keys(schema)
-    for part in key.split("."):  # `node`: the data merged, to match a misnamed section's full keys (trainer.max_steps
-        node = node.get(part) if isinstance(node, dict) else None  # for distillation's train.max_steps)
-    for leaf in _leaves(node, key) if isinstance(node, dict) else []:
-        if close := did_you_mean(leaf, keys, n=3):
-            return f"unknown config key {leaf!r} in {where}; did you mean {', '.join(repr(c) for c in close)}?"
-    close = did_you_mean(key, keys, n=3)
-    if not close and "." not in key:  # a key of a list entry (data.sources[i]) comes without its path
-        leaves = {k.rsplit(".", 1)[-1]: k for k in keys if "[i]." in k}
-        close = [leaves[c] for c in did_you_mean(key, list(leaves), n=3)]
-    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else "; run with --help to list the keys"
-    return f"unknown config key {key!r} in {where}{hint}"
-
-
-def _leaves(value: Any, prefix: str) -> list[str]:
-    """The dotted keys of the values a nested mapping holds under `prefix`."""
-    return [x for k, v in value.items() for x in _leaves(v, f"{prefix}.{k}")] if isinstance(value, dict) else [prefix]
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -382,7 +329,7 @@ def _merge(cfg: Any, data: dict[str, Any], schema: type, where: str) -> Any:
         return OmegaConf.merge(cfg, text_lists(schema, data, where))  # layers: [4, 8] read as layers=4,8 (embed)
     except ConfigKeyError as exc:
         key = getattr(exc, "full_key", None) or str(exc).split("'")[1]
-        raise ConfigError(_unknown_key_message(str(key), schema, where, data)) from exc
+        raise ConfigError(unknown_key_message(str(key), schema, where, data)) from exc
     except ValidationError as exc:
         key = getattr(exc, "full_key", "?")
         msg = str(exc).strip().splitlines()[0]

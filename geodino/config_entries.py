@@ -46,9 +46,9 @@ def update_entry(cfg: Any, dotted: str, value: Any, schema: type, where: str) ->
         OmegaConf.update(cfg, dotted, value, merge=True)
     except (ConfigAttributeError, ConfigKeyError) as exc:
         pattern = re.sub(r"\.\d+(?=\.|$)", "[i]", dotted)
-        from geodino.config import _unknown_key_message
+        from geodino.config_keys import unknown_key_message
 
-        raise ConfigError(_unknown_key_message(pattern, schema, where)) from exc
+        raise ConfigError(unknown_key_message(pattern, schema, where)) from exc
     except ValidationError as exc:
         msg = str(exc).strip().splitlines()[0]
         key = re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", dotted)

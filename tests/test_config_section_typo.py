@@ -34,3 +34,16 @@ def test_keys_without_a_section_typo_keep_their_message() -> None:
         load_config(PretrainConfig, None, ["trainer.max_step=5"])
     with pytest.raises(ConfigError, match=r"unknown config key 'foo' .*run with --help"):
         load_config(PretrainConfig, None, ["foo=1"])
+
+
+def test_a_whole_pretraining_file_read_as_its_ssl_section_says_which_class_reads_it():
+    """recipe.md's `load_config(SSLConfig, FILE)` on a pretraining file (a shipped name) said "unknown config key
+    'name' ...; run with --help to list the keys": no help for a Python caller. Now the section that fits and how."""
+    from geodino.train.recipe import SSLConfig
+
+    with pytest.raises(ConfigError) as err:
+        load_config(SSLConfig, "small_vit_tiny")
+    text = str(err.value)
+    assert "\n" not in text and "small_vit_tiny.yaml" in text
+    assert "its 'ssl' section fits SSLConfig" in text and "load_config(PretrainConfig, ...).ssl" in text
+    assert isinstance(load_config(PretrainConfig, "small_vit_tiny").ssl, SSLConfig)  # the way it names works
