@@ -4,7 +4,8 @@ For each architecture (vit_small, vit_base) one geodino model is built, its weig
 layouts and loaded into `DINOv3ViTModel` and timm's `vit_*_patch16_dinov3_qkvb`; outputs are checked to agree,
 then the three forwards run interleaved (round-robin, so load on the machine hits all three alike) at batch 16,
 224 px, in float32 and under bfloat16 autocast, with a fixed thread count. Printed: images/s (median of the
-repeats) and the ratios geodino / transformers and geodino / timm (target >= 1.0, aim 1.1).
+repeats) and the ratios geodino / transformers and geodino / timm (eager geodino; DESIGN's >= 1.2 target is the
+`fast/best` column).
 
 Fast-path rows (`geodino.models.frozen.FastViT`, unless `--no-fast`): float32 rows add the fast path in float32,
 bf16 rows the fast path with bf16 weights (no autocast), both compiled with torch.compile unless `--no-compile`;

@@ -1,4 +1,5 @@
-"""Metrics of the dense probes: segmentation, canopy height and detection.
+"""Probe metrics: classification (single- and multi-label, selection score) and the dense probes (segmentation,
+canopy height, detection).
 
 torchmetrics does the counting where it has the metric (confusion matrix, MAE/MSE/R2, COCO mAP through
 pycocotools); the EO-specific definitions it lacks are written here from their papers:
