@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 from typing import Any
 
 from geodino.errors import CheckpointError
@@ -113,12 +112,11 @@ def _distill_refusal(ckpt: str, out: str) -> CheckpointError | None:
     """The line `geodino export` stops with on a `geodino distill` checkpoint (None for any other file): it holds
     students, which `geodino convert CKPT OUT --which NAME` writes (export said only "not written by geodino
     pretrain")."""
-    import torch
-
     from geodino.models.checkpoints.distill import is_distill_checkpoint
+    from geodino.models.checkpoints.files import read_file
 
-    try:  # memory-mapped: only the students' names are read
-        obj = torch.load(Path(ckpt).expanduser(), map_location="cpu", weights_only=True, mmap=True)
+    try:  # the one safe reader (memory-mapped: only the students' names are read)
+        obj = read_file(ckpt)[0]
     except Exception:  # a folder, another format: export's own line stands
         return None
     if not is_distill_checkpoint(obj):

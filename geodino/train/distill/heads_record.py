@@ -136,13 +136,14 @@ def spec_file(spec: str) -> tuple[Path | None, str]:
 def warn_heads_teacher(heads: str, fingerprint: str, spec: str) -> None:
     """One line when `teacher.heads` records a teacher fingerprint other than the loaded teacher's. Not refused: a
     converted copy of the same weights (another file, format or dtype) has another fingerprint."""
-    import torch
 
     path = Path(heads).expanduser()
     if not path.is_file() or path.suffix == ".safetensors":
         return  # a sharded checkpoint folder or a safetensors file records no warm-up fingerprint
-    try:  # memory-mapped: a multi-GB teacher_checkpoint.pth is not read a second time for one string
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    from geodino.models.checkpoints.files import read_file
+
+    try:  # the one safe reader, memory-mapped: a multi-GB teacher_checkpoint.pth is not read again for one string
+        obj = read_file(path)[0]
     except (CheckpointError, OSError, RuntimeError, ValueError, KeyError, EOFError, AttributeError):
         return
     meta = obj if isinstance(obj, dict) else {}
