@@ -11,9 +11,7 @@ from geodino.config_lists import LIST_AS_TEXT
 from geodino.cpus import usable_cpus
 from geodino.data.band_args import parse_band_numbers as band_numbers  # the old name (embed/images.py)
 from geodino.embed.backbone import parse_layers
-from geodino.embed.blend import BLEND_MODES
 from geodino.embed.command_flags import config_band_names, flag_name, layers_text
-from geodino.embed.writers import DTYPES
 from geodino.errors import ConfigError, did_you_mean, plural
 
 __all__ = [
@@ -110,6 +108,9 @@ class EmbedConfig:
         self.time = time_choice(self.time)
         # names stay names (checked), numbered per input by the caller (`command_flags.number_band_names`)
         self.bands = config_band_names(self.bands) or band_numbers(self.bands)
+        from geodino.embed.blend import BLEND_MODES  # numpy: not at import (`geodino --help` stays numpy-free)
+        from geodino.embed.encoding import DTYPES
+
         if self.blend not in BLEND_MODES:
             raise ConfigError(f"blend={self.blend!r} is not valid; choose one of {', '.join(BLEND_MODES)}")
         if self.dtype not in DTYPES:
