@@ -1,7 +1,9 @@
 """Feature-raster benchmarks: throughput, memory scaling and seams of `geodino embed`.
 
 1. Throughput: end-to-end `embed_raster` pixels/s against backbone-only pixels/s on the same tiles (the tiles
-   read into memory beforehand, the same batches, the same threads): target >= 0.85.
+   read into memory beforehand; the sweep's forward call on its batches, prepared in a second thread as its reader
+   prepares them: `embed_common.backbone_only_seconds`; both on the inference path the raster records): target
+   >= 0.85.
 1b. Inference paths (issue 15): end-to-end px/s of the eager path (`GEODINO_FAST=0`, today's before the fast path)
    against the fast path compiled in float32 and in bf16 (ViT-S by default), and each path's share of its own
    backbone-only px/s: targets >= 1.2x eager and >= 0.85 of backbone-only. `--only-fast` runs just this part;
@@ -61,16 +63,16 @@ def throughput(src_path: Path, spec: str, *, tile: int, overlap: int, batch: int
     bb = load_backbone(spec)
     _, n_tiles = backbone_only_seconds(src_path, bb, tile=tile, overlap=overlap, batch=batch)  # eager warm-up
 
-    def backbone_only() -> tuple[float, int]:
+    def backbone_only() -> tuple[float, int, str]:
         # the path embed_raster picks for this job (same tile count and size): the ratio e2e / backbone-only
         # compares one forward with itself (it divided the fast pipeline by the eager forward before)
-        with fast_backbone(bb, n_images=n_tiles, image_size=(tile, tile)):
-            return backbone_only_seconds(src_path, bb, tile=tile, overlap=overlap, batch=batch)
+        with fast_backbone(bb, n_images=n_tiles, image_size=(tile, tile)) as path:
+            return (*backbone_only_seconds(src_path, bb, tile=tile, overlap=overlap, batch=batch), path.name)
 
     backbone_only()  # the fast path's warm-up (its compile, when the job size asks for one)
     t_bb, t_zarr, t_cog = [], [], []
     for r in range(rounds):
-        t, n_tiles = backbone_only()
+        t, n_tiles, bb_path = backbone_only()
         t_bb.append(t)
         for out, acc in ((work / f"e{r}.zarr", t_zarr), (work / f"e{r}.tif", t_cog)):
             t0 = time.perf_counter()
@@ -78,6 +80,7 @@ def throughput(src_path: Path, spec: str, *, tile: int, overlap: int, batch: int
                 src_path, bb, out, tile=tile, overlap=overlap, batch_size=batch, progress=False, overwrite=True
             )
             acc.append(time.perf_counter() - t0)
+            check_same_path(out, bb_path)
     import rasterio
 
     with rasterio.open(src_path) as ds:
@@ -95,6 +98,17 @@ def throughput(src_path: Path, spec: str, *, tile: int, overlap: int, batch: int
         "ratio_zarr": statistics.median(b / z for b, z in zip(t_bb, t_zarr)),
         "ratio_cog": statistics.median(b / c for b, c in zip(t_bb, t_cog)),
     }
+
+
+def check_same_path(out: Path, bb_path: str) -> None:
+    """Stop when the feature raster `out` records another inference path than backbone-only ran: the ratio would
+    divide one forward by another's."""
+    from geodino.embed.reader import EmbeddingReader
+
+    with EmbeddingReader(out) as r:
+        ran = r.metadata.get("inference_path")
+    if ran != bb_path:
+        raise SystemExit(f"{out.name} ran inference path {ran!r} but backbone-only ran {bb_path!r}: not comparable")
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -42,11 +42,30 @@ def make_raster(path: Path, size: int, *, block: int = 512, seed: int = 0) -> Pa
     return path
 
 
-def backbone_only_seconds(src_path: Path, bb, *, tile: int, overlap: int, batch: int) -> tuple[float, int]:
-    """Time of the backbone alone on the plan's tiles (pre-read, pre-normalised, batched per tile row as the sweep
-    batches them: `Plan.batch_fill` tiles a batch)."""
+def backbone_only_seconds(
+    src_path: Path, bb, *, tile: int, overlap: int, batch: int, layers: str = "last", norm: bool = True
+) -> tuple[float, int]:
+    """Time of the backbone alone on the plan's tiles, as `geodino embed`'s sweep runs it on a CPU: the same call
+    (`Sweeper._infer`: `bb.features(x, layers=parse_layers(layers), norm=norm)` in inference mode, bf16 autocast
+    off), on the same batches (per tile row, `Plan.batch_fill` tiles a batch, tiles without a valid pixel left
+    out, scaled by the sweep's own `input_scaler`), in the main thread while another thread prepares each batch (cast,
+    scale, normalise), as the sweep's reader thread does. The tiles are read beforehand: only the forwards and the
+    hand-over are timed.
+
+    The preparing thread is part of the fairness, not only of the work: its torch ops give it its own OpenMP team,
+    and libgomp, once it manages more threads than there are CPUs, waits at its barriers passively (a short spin)
+    instead of spinning ~300k rounds. On a CPU shared with other processes a forward with only the main thread's
+    team lost most of its time spinning: 1.1-2.8 s against 0.6-1.3 s per batch of 3 x 512 px with the thread (ViT-T,
+    2 threads, load 4-5), which made end to end read 1.5x faster than backbone-only. The thread stays alive until
+    the last forward (the sweep's reader ends a batch or two before the sweep on a large raster)."""
+    import queue
+    import threading
+
     import torch
 
+    from geodino.embed.backbone import parse_layers
+    from geodino.embed.config import EmbedConfig
+    from geodino.embed.input_scaling import as_float32_on, input_scaler
     from geodino.embed.plan import make_plan
     from geodino.embed.sources import open_source
 
@@ -54,23 +73,47 @@ def backbone_only_seconds(src_path: Path, bb, *, tile: int, overlap: int, batch:
     info = src.info
     plan = make_plan(info.height, info.width, info.transform, patch=bb.patch_size, tile=tile, overlap=overlap)
     p, tc = plan.patch, plan.tile_cells
-    batch = plan.batch_fill(batch)
-    rows = []
+    fill = plan.batch_fill(batch)
+    scale, _ = input_scaler(info, EmbedConfig(), bb)
+    raw = []  # batches of DN as read, per tile row
     for y in plan.row_starts:
         tiles = []
         for x in plan.col_starts:
             data, valid = src.read(y * p, (y + tc) * p, x * p, (x + tc) * p)
             if valid.any():
-                tiles.append(torch.from_numpy(data / 255.0).float())
-        rows.append([torch.stack(tiles[i : i + batch]) for i in range(0, len(tiles), batch)])
+                tiles.append(data)
+        raw += [np.stack(tiles[i : i + fill]) for i in range(0, len(tiles), fill)]
     src.close()
-    n = sum(len(b) for r in rows for b in r)
+    chosen = parse_layers(layers)
+    ready: queue.Queue = queue.Queue(maxsize=3)  # the sweep's queue between its reader and the forward
+    done = threading.Event()
+
+    def prepare() -> None:  # the sweep's `_input` for a batch without nodata, in a thread of its own
+        try:
+            with torch.inference_mode():
+                for b in raw:
+                    ready.put(bb.normalize(scale.apply_(as_float32_on(torch.from_numpy(b), "cpu"))))
+            ready.put(None)
+        except BaseException as exc:  # handed to the main thread, which would otherwise wait for a batch forever
+            ready.put(exc)
+        done.wait()
+
+    helper = threading.Thread(target=prepare, daemon=True, name="backbone-only-prepare")
     t0 = time.perf_counter()
-    with torch.inference_mode():
-        for r in rows:
-            for b in r:
-                bb.features(bb.normalize(b), layers="last")
-    return time.perf_counter() - t0, n
+    helper.start()
+    try:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=False):
+            while (x := ready.get()) is not None:
+                if isinstance(x, BaseException):
+                    raise x
+                bb.features(x, layers=chosen, norm=norm)
+        if torch.cuda.is_available():  # weights on a GPU: the forwards are asynchronous
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - t0
+    finally:
+        done.set()
+        helper.join()
+    return seconds, sum(len(b) for b in raw)
 
 
 def _env(value: str):
