@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from geodino.lazy import lazy_names
+
 if TYPE_CHECKING:  # for type checkers and editors; at run time the names load on first use (`__getattr__`)
     from geodino.backbones.frozen import FrozenBackbone
     from geodino.backbones.layers import LAYER_SETS, layer_indices
@@ -60,21 +62,7 @@ _HOMES = {
 CLI's checks and `geodino.models.info` use) imports no torch; the package imported every module, torch with them."""
 
 
-def __getattr__(name: str) -> object:
-    """The package's names (`_HOMES`), each imported from its module on first access and kept."""
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'geodino.backbones' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"geodino.backbones.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The module's names plus the lazy ones, so `dir(geodino.backbones)` and completion list them."""
-    return sorted(set(globals()) | set(_HOMES))
+__getattr__, __dir__ = lazy_names(__name__, {name: f"geodino.backbones.{home}" for name, home in _HOMES.items()})
 
 
 # as_int, check_build_options, parse_value, build_timm, timm_geometry: helpers of geodino's own modules

@@ -10,7 +10,7 @@ images` (one vector per image file, GeoParquet). Imports are lazy so
 
 from __future__ import annotations
 
-from typing import Any
+from geodino.lazy import lazy_names
 
 __all__ = [
     "EmbedConfig",
@@ -26,35 +26,18 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """The public names of `__all__`, each imported from its module on first use."""
-    if name in ("embed_raster", "EmbedConfig"):
-        from geodino.embed import pipeline
-
-        return getattr(pipeline, name)
-    if name == "embed_scenes":
-        from geodino.embed.scenes import embed_scenes
-
-        return embed_scenes
-    if name in ("pca_map", "cluster_map", "similarity_map", "zonal_embeddings"):
-        from geodino.embed import products
-
-        return getattr(products, name)
-    if name == "classify_map":
-        from geodino.embed.classify import classify_map
-
-        return classify_map
-    if name == "embed_images":
-        from geodino.embed.images import embed_images
-
-        return embed_images
-    if name == "change_map":
-        from geodino.embed.change import change_map
-
-        return change_map
-    raise AttributeError(f"module 'geodino.embed' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    """The module's names plus the lazily imported ones of `__all__`, so `dir()` and tab completion list them."""
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(
+    __name__,
+    {
+        "embed_raster": "geodino.embed.pipeline",
+        "EmbedConfig": "geodino.embed.pipeline",
+        "embed_scenes": "geodino.embed.scenes",
+        "pca_map": "geodino.embed.products",
+        "cluster_map": "geodino.embed.products",
+        "similarity_map": "geodino.embed.products",
+        "zonal_embeddings": "geodino.embed.products",
+        "classify_map": "geodino.embed.classify",
+        "embed_images": "geodino.embed.images",
+        "change_map": "geodino.embed.change",
+    },
+)

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from geodino.lazy import lazy_names
 
 __all__ = ["SuiteConfig", "extract_features", "run_classification", "run_suite"]
 
@@ -18,15 +18,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """The public names of `__all__`, each imported from its module on first use."""
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'geodino.eval' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    """The module's names plus the lazily imported ones of `__all__`, so `dir()` and tab completion list them."""
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

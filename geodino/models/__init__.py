@@ -6,22 +6,12 @@ so that importing a sub-module such as `geodino.models.commands` for the CLI par
 
 from __future__ import annotations
 
-from typing import Any
-
+from geodino.lazy import lazy_names
 from geodino.models.archs import ARCHS
 
 __all__ = ["ARCHS", "DinoVisionTransformer", "build_model", "count_parameters"]
 
 
-def __getattr__(name: str) -> Any:
-    """`DinoVisionTransformer`, `build_model`, `count_parameters` from `geodino.models.build`, on first use."""
-    if name in ("DinoVisionTransformer", "build_model", "count_parameters"):
-        from geodino.models import build
-
-        return getattr(build, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    """The module's names plus the lazily imported ones of `__all__`, so `dir()` and tab completion list them."""
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(
+    __name__, dict.fromkeys(("DinoVisionTransformer", "build_model", "count_parameters"), "geodino.models.build")
+)

@@ -14,8 +14,9 @@ import geodino
 
 ROOT = Path(geodino.__file__).parent
 CORE = ("models", "losses")
-OWN = ("geodino.models", "geodino.losses", "geodino.errors")
-"""geodino modules the core may import at module level: itself and the error kinds."""
+OWN = ("geodino.models", "geodino.losses", "geodino.errors", "geodino.lazy")
+"""geodino modules the core may import at module level: itself, the error kinds and the package-names helper (both
+standard library only)."""
 CLI_ONLY = {"models/commands.py": {"geodino.config"}}
 """The `convert` / `info` argument parsers read their option names from the config schemas."""
 HEAVY = ("lightning", "pytorch_lightning", "torchgeo", "rasterio", "osgeo", "xarray", "zarr", "transformers", "timm")
