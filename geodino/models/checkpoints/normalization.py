@@ -33,6 +33,7 @@ __all__ = [
     "from_json",
     "from_mean_std",
     "from_run_config",
+    "normalization_of_training",
     "select_normalization",
     "to_json",
 ]
@@ -112,6 +113,14 @@ def from_run_config(config: Any, purpose: str = "pretraining") -> tuple[dict[str
     except ImportError:
         return None, "geodino.data is not available"
     return data_normalization(data, purpose)
+
+
+def normalization_of_training(geo: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """(record, why not) of a training checkpoint's `geodino` entry: its recorded `normalization`, else the one
+    its data config standardises with (`geodino.data.normalization.data_normalization`)."""
+    if geo.get("normalization"):
+        return check_normalization(geo["normalization"], "training checkpoint"), ""
+    return from_run_config(geo.get("config"))
 
 
 def to_json(record: Mapping[str, Any] | None) -> str:
