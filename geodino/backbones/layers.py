@@ -93,6 +93,15 @@ def _warn_short(name: str, n_blocks: int) -> None:
     )
 
 
+class LayerIndexError(ConfigError):
+    """A block index past the backbone's depth. `detail` says which without naming a key, for a caller whose user
+    wrote another one (embed's `layers=... (--layers)`) to name it instead."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
 def layer_indices(layers: str | int | Sequence[int], n_blocks: int) -> list[int]:
     """Block indices for a layer set name, a count of last blocks, or explicit indices (negative allowed), in block
     order without repeats: the order `get_intermediate_layers` returns them in (official semantics), so that a
@@ -126,11 +135,8 @@ def layer_indices(layers: str | int | Sequence[int], n_blocks: int) -> list[int]
     for k in block_list(layers, usage):
         j = k + n_blocks if k < 0 else k
         if not 0 <= j < n_blocks:
-            key = user_key("layers")  # inside a probe task its full key; a caller's own wrapping names it otherwise
-            raise ConfigError(
-                ("" if key == "layers" else f"{key}={layers!r}: ")
-                + f"layer index {k} out of range for a backbone with {plural(n_blocks, 'block')} (0..{n_blocks - 1})"
-            )
+            detail = f"layer index {k} out of range for a backbone with {plural(n_blocks, 'block')} (0..{n_blocks - 1})"
+            raise LayerIndexError(f"{user_key('layers')}={layers!r}: {detail}", detail)
         out.append(j)
     if not out:
         key = user_key("layers")

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from geodino.backbones import layer_indices
+from geodino.backbones.layers import LayerIndexError
 from geodino.embed.backbone import describe_backbone, parse_layers, weights_device
 from geodino.embed.config import (
     DECLARED_BY_CF,
@@ -137,10 +138,10 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
     # probed where the weights are (a resume check, or a rank's object not yet moved to its cuda:LOCAL_RANK)
     try:
         dim, n_maps = _probe_dim(bb, layers, cfg.layer_mode, cfg.norm, weights_device(bb, cfg.device))
-    except ConfigError as exc:  # a block past the depth: the line names the setting too (layers=[99], --layers 99)
-        if not str(exc).startswith("layer index "):
-            raise
-        raise ConfigError(f"layers={cfg.layers} (--layers): {exc}; negative indices count from the end") from None
+    except LayerIndexError as exc:  # a block past the depth: the line names the setting as embed takes it
+        raise ConfigError(
+            f"layers={cfg.layers} (--layers): {exc.detail}; negative indices count from the end"
+        ) from None
     plan, margin = _make_run_plan(info, cfg, bb, dim)
     idx = _layer_blocks(bb, cfg, layers, n_maps)
     per = dim // len(_layer_label(idx, cfg.layer_mode))

@@ -166,13 +166,15 @@ def _out_indices(out_indices: Sequence[int] | int | str | None, n_blocks: int) -
     out_indices (layer_indices speaks of `layers`, geodino's key); a block listed twice (1 and 1, or 3 and -1 of 4)
     is refused: one feature per block comes back, so TerraTorch's SelectIndices positions would be off by it."""
     from geodino.backbones import layer_indices
+    from geodino.user_keys import keys_named_by
 
     if out_indices is None:
         return list(range(n_blocks))
     try:
-        out = layer_indices(out_indices, n_blocks)
+        with keys_named_by(lambda key: "out_indices" if key == "layers" else key):
+            out = layer_indices(out_indices, n_blocks)
     except ConfigError as exc:
-        raise ConfigError(f"geodino_vit out_indices={out_indices!r}: {exc}") from None
+        raise ConfigError(f"geodino_vit {exc}") from None
     if not isinstance(out_indices, (int, str)) and len(out) != len(list(out_indices)):
         raise ConfigError(
             f"geodino_vit out_indices={list(out_indices)} name a block twice (blocks {out} of {n_blocks}); list each "

@@ -28,3 +28,18 @@ def test_errors_name_out_indices_and_valid_lists_still_work():
     bb = _bb(out_indices=[-1, 2])  # block order, negatives counted from the end (as documented)
     assert bb.out_indices == [2, 11] and len(bb(torch.rand(1, 3, 16, 16))) == 2
     assert _bb(out_indices=4).out_indices == [8, 9, 10, 11]  # a count takes the last blocks
+
+
+@pytest.mark.parametrize(
+    ("indices", "said"),
+    [
+        (99, r"^geodino_vit out_indices=99 asks for the last 99 blocks but the backbone has 12 blocks"),
+        ([], r"^geodino_vit out_indices is an empty list"),
+        ("first", r"^geodino_vit unknown out_indices 'first'"),
+    ],
+)
+def test_every_layer_refusal_names_out_indices_once(indices, said):
+    """layer_indices' other refusals named geodino's `layers` after the out_indices prefix (two keys, one value)."""
+    with pytest.raises(ConfigError, match=said) as err:
+        _bb(out_indices=indices)
+    assert "layers" not in str(err.value)
