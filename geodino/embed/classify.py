@@ -233,8 +233,11 @@ def _fit(
             f"labels in {labels} hold one class only ({classes[0]!r} in column {column!r}) on valid cells; "
             "a classifier needs at least two: label other classes too"
         )
-    if len(classes) > 254:
-        raise InputError(f"column {column!r} of {labels} holds {len(classes)} classes; at most 254 fit a map")
+    if len(classes) > NODATA:  # codes 0..254 and nodata 255 fill the map's one byte
+        raise InputError(
+            f"column {column!r} of {labels} holds {len(classes)} classes; at most 255 fit a map "
+            "(uint8 codes 0..254; 255 is nodata): merge classes or split the labels"
+        )
     groups = cv_groups(features_of, cells, cv_gap)
     blocked_by = (
         "label features sharing a cell" if cv_gap == 0 else f"label features within {cv_gap} cell(s) of each other"
