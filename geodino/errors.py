@@ -59,3 +59,17 @@ def plural(n: int, noun: str, many: str | None = None) -> str:
     """`n` and the noun in its number for messages: "1 band", "2 bands" (`many` for irregular plurals such as
     "classes"); the one place that keeps "1 bands" out of what users read."""
     return f"{n} {noun if n == 1 else (many or noun + 's')}"
+
+
+def one_line(exc: BaseException, limit: int = 0) -> str:
+    """An exception's whole text on one line for a message that quotes it: line breaks folded (`; `, or a space
+    after `:;,.`), blank lines and indents dropped, cut at `limit` characters (0: whole) with "..."; its type's
+    name when it has no text. Why: its first line alone dropped what a library put on the next ones (the file a
+    GDAL error names, the reason under an empty first line), and the CLI's error line must stay one line."""
+    parts = [part.strip() for part in str(exc).splitlines() if part.strip()]
+    text = parts[0] if parts else type(exc).__name__
+    for part in parts[1:]:
+        text += (" " if text.endswith((":", ";", ",", ".")) else "; ") + part
+    if limit and len(text) > limit:
+        text = text[: limit - 3].rstrip() + "..."
+    return text

@@ -43,7 +43,7 @@ from geodino.data.rasters import (
 )
 from geodino.data.sensors import Sensor, check_bit_depth, check_read_values, get_sensor
 from geodino.data.validity import check_nodata
-from geodino.errors import InputError, plural
+from geodino.errors import InputError, one_line, plural
 
 __all__ = ["RasterArchive", "RasterSource"]
 
@@ -302,7 +302,7 @@ class RasterArchive:
             except InputError:
                 raise
             except Exception as exc:  # GDAL raises many types for corrupt/unsupported files
-                why = str(exc).splitlines()[0][:200].rstrip(".") if str(exc) else ""
+                why = one_line(exc, 200).rstrip(".") if str(exc).strip() else ""
                 cut = read_error(why, path)
                 if type(exc).__name__ == "CRSError" and self.crs is not None:  # the target, not the file's bytes
                     why = "PROJ has no coordinate operation to it" if "coordinate operation" in why else why[:120]

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from geodino.data.rasters import SceneGrid, SceneInfo
+from geodino.errors import one_line
 
 __all__ = ["FOOTPRINT_POINTS", "MAX_POINTS", "footprint", "geojson_bbox", "oriented", "union_footprint"]
 
@@ -112,7 +113,7 @@ def _project(geom: Any, src: Any, dst: Any) -> tuple[Any, str]:
         name = f'"{found.group(1)}"' if found else src.to_string()[:60]
         if not (src.is_geographic or src.is_projected):  # LOCAL_CS / engineering: a plane with no place on Earth
             return None, f"its CRS {name} is a local (engineering) CRS, which has no place on the map"
-        why = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        why = one_line(exc, 160)
         return None, f"its CRS {name} cannot be transformed to {dst.to_string()} ({why})"
     coords = shapely.get_coordinates(geom)
     if geom.is_empty or not np.isfinite(coords).all():

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from geodino.data.rasters import SceneInfo
+from geodino.errors import one_line
 
 __all__ = ["MAX_SIDE", "valid_footprint", "valid_geodataframe"]
 
@@ -75,7 +76,7 @@ def valid_footprint(scene: SceneInfo, crs: str = "EPSG:4326", max_side: int = MA
             transform = src.transform * Affine.scale(src.width / shape[1], src.height / shape[0])
             src_crs = src.crs
     except (CPLE_BaseError, RasterioError, OSError, ValueError) as exc:  # GDAL/rasterio errors: named, as a skip
-        return None, f"its valid pixels could not be read ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})"
+        return None, f"its valid pixels could not be read ({type(exc).__name__}: {one_line(exc, 160)})"
     if not mask.any():
         return None, "it has no valid pixel (all nodata or masked)"
     polys = [shapely.geometry.shape(g) for g, v in shapes(mask.astype(np.uint8), mask=mask, transform=transform) if v]

@@ -25,7 +25,7 @@ from xml.sax.saxutils import escape
 
 from geodino.data.band_files import find_band_files, scene_folders
 from geodino.data.vrt_mosaic import mosaic_vrt
-from geodino.errors import InputError, plural
+from geodino.errors import InputError, one_line, plural
 
 __all__ = [
     "RESAMPLING",
@@ -135,7 +135,7 @@ def _stack_bands_xml(
                     (band, Path(path), src.crs, src.transform, src.width, src.height, src.dtypes[0], src.nodata)
                 )
         except rasterio.errors.RasterioIOError as exc:
-            raise InputError(f"band file {path} cannot be read ({str(exc).splitlines()[0]}); {out}") from exc
+            raise InputError(f"band file {path} cannot be read ({one_line(exc)}); {out}") from exc
     crs = infos[0][2]
     for band, path, c, *_ in infos[1:]:
         if c != crs:
@@ -419,7 +419,7 @@ def stack_files_xml(sources: Sequence[tuple[str, str]], *, where: str = "") -> t
                 infos.append((label, str(path), src.crs, src.transform, src.width, src.height, src.count,
                               src.dtypes[0], src.nodata))  # fmt: skip
         except rasterio.errors.RasterioIOError as exc:
-            why = str(exc).splitlines()[0]
+            why = one_line(exc)
             raise SourceUnreadable(f"cannot read {label!r} ({path}){at}: {why}", label, str(path), why) from exc
     ref = infos[0]
     for label, path, crs, t, _w, _h, count, dtype, _nd in infos:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from geodino.errors import InputError, plural
+from geodino.errors import InputError, one_line, plural
 
 __all__ = ["PER_INPUT", "mosaic_tags", "mosaic_vrt", "shared_overviews"]
 
@@ -106,7 +106,7 @@ def mosaic_vrt(paths: Sequence[str | Path], out: str | Path, *, metadata: dict[s
                 source_tags.append(src.tags())
                 source_ovrs.append(src.overviews(1))
         except rasterio.errors.RasterioIOError as exc:
-            raise InputError(f"cannot read {path} for the mosaic {out}: {str(exc).splitlines()[0]}") from exc
+            raise InputError(f"cannot read {path} for the mosaic {out}: {one_line(exc)}") from exc
     first = infos[0]
     for path, crs, t, _, _, count, dtype, *_ in infos:
         if crs != first[1] or count != first[5] or dtype != first[6]:
