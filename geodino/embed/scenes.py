@@ -1,4 +1,6 @@
-"""Many scenes in one `geodino embed` run: a folder, a glob, a text list of rasters, or a STAC JSON.
+"""Many scenes in one `geodino embed` run: a folder, a glob, a text list of rasters, or a STAC JSON. This module
+runs them (`embed_scenes`); the scenes are listed by `scene_list`, checked by `scene_checks`, STAC assets stacked
+by `scene_stacks`, and the mosaic and catalog written by `scene_mosaic`.
 
 Each scene gets its own feature raster `OUT/<scene>.tif` (computed by `embed_raster` on the scene's own grid),
 then a VRT mosaic of them (`OUT/mosaic.vrt`, or one per CRS `OUT/mosaic_EPSG_32633.vrt` when the scenes span
@@ -32,24 +34,22 @@ import contextlib
 import dataclasses
 import sys
 import warnings
-from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from geodino.data.paths import RASTER_EXTS, resolve_paths
-from geodino.embed.config import DECLARED_BY_CF, DECLARED_BY_FILE, EmbedConfig, make_config
+from geodino.embed.config import EmbedConfig, make_config
 from geodino.embed.scene_checks import (
     check_declared_rules,
     check_headers,
     check_stacks,
     declared_rule,
-    earlier_skip,
     in_bbox,
     refuse_existing,
 )
-from geodino.embed.stac import Scene, is_stac, read_stac
-from geodino.embed.stac_items import raster_item_path, write_catalog, write_raster_item
+from geodino.embed.scene_list import is_many, list_scenes
+from geodino.embed.scene_mosaic import MOSAIC, write_mosaic, write_scene_catalog
+from geodino.embed.scene_stacks import STACKED, stack_sources
+from geodino.embed.stac import Scene
 from geodino.errors import ConfigError, InputError, plural
 from geodino.io import removes_created_dirs
 
@@ -57,122 +57,6 @@ if TYPE_CHECKING:
     from geodino.embed.pipeline import PreparedRun
 
 __all__ = ["Scene", "embed_scenes", "is_many", "list_scenes", "scene_outputs", "stack_sources"]
-
-MOSAIC = "mosaic.vrt"
-STACKED = "stacked"  # OUT/stacked/<item>.vrt: the per-item VRTs of one-band-per-asset STAC items
-
-
-def is_many(inputs: list[str]) -> bool:
-    """Whether `geodino embed` inputs name many scenes (several paths, a folder that is not a Zarr store, a glob,
-    a `.txt` list or STAC JSON) rather than one raster or cube."""
-    from geodino.data.cubes import is_zarr_store
-
-    if len(inputs) != 1:
-        return True
-    text = str(inputs[0])
-    if is_stac(text) or any(ch in text for ch in "*?[") or text.lower().endswith(".txt"):
-        return True
-    return Path(text).expanduser().is_dir() and not is_zarr_store(text)
-
-
-def list_scenes(
-    inputs: list[str], *, asset: str | None = None, asset_bands: list[str] | None = None, exclude: Path | None = None
-) -> list[Scene]:
-    """The scenes of a run, in a stable order, with unique output names; files under `exclude` (the output folder:
-    `embed archive/ --out archive/feats/` must not take its own outputs for scenes on a rerun) are left out."""
-    if len(inputs) == 1 and is_stac(inputs[0]):
-        return read_stac(str(inputs[0]), asset, asset_bands)
-    if asset or asset_bands:
-        raise ConfigError(_asset_not_stac(inputs, asset))
-    paths = _scene_paths(inputs)
-    if exclude is not None:
-        paths = [p for p in paths if p.startswith("/vsi") or "://" in p or not _inside(p, exclude)]
-    names = _scene_names(paths)
-    scenes = [Scene(name, str(p), None, p) for p, name in zip(paths, names)]
-    if dup := sorted(n for n, c in Counter(names).items() if c > 1):
-        raise InputError(f"scenes {dup[0]!r} appear twice in the input list; list each raster once")
-    return scenes
-
-
-def _asset_not_stac(inputs: list[str], asset: str | None) -> str:
-    """Why --asset/--asset-bands cannot serve these inputs, naming the input(s) that are not STAC JSON. An unquoted
-    `--asset red nir item.json` gives `nir` as an input: when those inputs are asset names of the one STAC input, the
-    comma spelling (`--asset red,nir`) is the way out."""
-    from geodino.embed.stac import asset_names_in
-
-    only = (
-        "--asset and --asset-bands (asset= and asset_bands= in Python) apply to STAC input (a .json ItemCollection, "
-        "catalog or item) only"
-    )
-    stac = [str(i) for i in inputs if is_stac(str(i))]
-    other = [str(i) for i in inputs if not is_stac(str(i))]
-    if not stac:
-        return only
-    if not other:
-        return f"{only}, one per run; got {len(stac)} STAC inputs ({', '.join(stac)}): embed each in a run of its own"
-    shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
-    line = f"{only}, but {shown} {'is' if len(other) == 1 else 'are'} not STAC input beside {stac[0]}"
-    if len(stac) == 1 and asset and (names := asset_names_in(stac[0], other)) == other:
-        return (
-            f"{line}: {' '.join(names)} {'is an asset' if len(names) == 1 else 'are assets'} of {stac[0]}; "
-            f"give several single-band assets apart by commas (--asset {','.join([asset, *names])})"
-        )
-    return line + "; embed the STAC input and the rasters in separate runs"
-
-
-_HINT = "pass a folder, a glob or a .txt list of the scenes (rasters, or Zarr stores and NetCDF files)"
-
-
-def _scene_paths(inputs: list[str]) -> list[str]:
-    """The scenes the inputs name, in order, each once: rasters (`resolve_paths`: folders, globs, lists, files) and
-    datacubes (`cube_open.cube_paths`): a Zarr store or NetCDF file named, and those a folder or glob holds beside
-    its rasters. Before, a Zarr store named among several inputs was searched as a folder of rasters, and a folder
-    or glob of cubes was refused as holding "no raster files" (a .txt list of them was the only way)."""
-    from geodino.data.cube_open import cube_paths, is_cube_store
-    from geodino.data.paths import _has_magic
-
-    found: list[str] = []
-    for item in inputs:
-        text = str(item)
-        local = not (text.startswith("/vsi") or "://" in text)
-        p = Path(text).expanduser()
-        if local and is_cube_store(p) and p.exists():
-            found.append(str(p))
-            continue
-        many = local and (p.is_dir() or _has_magic(text))
-        try:
-            cubes = cube_paths(text) if many else []
-        except InputError:  # none there: the rasters' line below says what was looked for
-            cubes = []
-        try:
-            found += resolve_paths(text, RASTER_EXTS, what="raster", hint=_HINT)
-        except InputError:
-            if not cubes:
-                raise
-        found += cubes
-    return list(dict.fromkeys(found))
-
-
-def _scene_names(paths: list[str]) -> list[str]:
-    """Output names: the stem; a stem in several folders gets its two folders in front (x/y/s.tif -> x_y_s), more
-    of its path while those are alike (a/2024/06/s.tif, b/2024/06/s.tif -> a_2024_06_s, b_2024_06_s), and one still
-    shared in one folder its format (x/y/s.tif, x/y/s.zarr -> x_y_s_tif). A file listed twice keeps one name."""
-    stems = [Path(p).stem for p in paths]
-    parents = [Path(p).resolve().parts[:-1] for p in paths]
-    names = list(stems)
-    for k in range(2, max(map(len, parents), default=0) + 1):
-        count, folders = Counter(names), Counter(n for n, _ in set(zip(names, parents)))
-        clash = {n for n in names if count[n] > 1 and (k == 2 or folders[n] > 1)}
-        if not clash:
-            break
-        names = ["_".join((*q[-k:], s)) if n in clash else n for n, q, s in zip(names, parents, stems)]
-    count = Counter(names)
-    fmt = [Path(p.rstrip("/")).suffix.lstrip(".").lower() or "raster" for p in paths]  # "tif", "zarr", "vrt"
-    return [f"{n}_{f}" if count[n] > 1 else n for f, n in zip(fmt, names)]
-
-
-def _inside(path: str, folder: Path) -> bool:
-    return Path(path).resolve().is_relative_to(folder.resolve())
 
 
 def scene_outputs(out: str | Path) -> tuple[Path, Path]:
@@ -186,132 +70,6 @@ def scene_outputs(out: str | Path) -> tuple[Path, Path]:
             "(--out feats/) or the mosaic's name (--out feats/mosaic.vrt)"
         )
     return out, out / MOSAIC
-
-
-def stack_sources(
-    scenes: list[Scene],
-    folder: Path,
-    *,
-    say: Callable[[str], None] | None = None,
-    unreadable: dict[str, InputError] | None = None,
-) -> tuple[list[Scene], dict[Path, str]]:
-    """Scenes with `sources` (several single-band STAC assets) pointed at `folder`/<scene>.vrt, and the XML to
-    write there (`geodino.data.vrt.write_vrt`) once the run has passed its checks: every item is checked (asset
-    headers only, remote ones by range requests) before anything is written, so bad input leaves no files.
-    `say` is told which assets are resampled on read. `unreadable` (--on-error skip): a scene with an asset GDAL
-    cannot open is put there (name -> why) and gets no VRT, as `check_headers` does with a raster."""
-    from geodino.data.vrt import SourceUnreadable, stack_files_xml
-
-    out, pending, notes = [], {}, []
-    for s in scenes:
-        if not s.sources:
-            out.append(s)
-            continue
-        path = folder / f"{s.name}.vrt"
-        try:
-            pending[path], resampled = stack_files_xml(s.sources, where=s.origin)
-        except SourceUnreadable as exc:
-            if unreadable is None:  # a --resume that forgot --on-error skip is told so
-                raise InputError(f"{exc}{earlier_skip(folder.parent, s.name)}") from exc
-            why = exc.why.rstrip(".") if exc.path in exc.why else f"{exc.path}: {exc.why.rstrip('.')}"
-            unreadable[s.name] = InputError(f"cannot open its asset {exc.label!r} ({why}); re-download or re-copy it")
-            resampled = []
-        notes += resampled
-        out.append(dataclasses.replace(s, path=str(path)))
-    if say is not None and notes:
-        say(
-            f"geodino: resampled on read onto each item's first asset grid: {'; '.join(sorted(set(notes)))} "
-            f"({plural(len(notes), 'asset')}); list the finest band first to keep its resolution"
-        )
-    return out, pending
-
-
-# metadata every scene of one mosaic must share: its bands mean the same thing everywhere (the weights, not the
-# spec text that named them: a relative and an absolute path to one file are one backbone), computed from inputs
-# read the same way (input bands and DN scaling: ranks of one SLURM array launched with `--scale 0.0001 --bands
-# 3,2,1` and without both wrote scenes, and the mosaic mixed them)
-MOSAIC_IDENTITY = (
-    "model_fingerprint",
-    "layers",
-    "layer_mode",
-    "final_norm",
-    "l2_normalize",
-    "dtype",
-    "input_bands",
-    "input_scale",
-)
-
-
-def _scale_setting(desc: str | None) -> str | None:
-    """The input scaling as a setting: the dtype defaults ("x/255 (uint8)", "x/10000 (uint16, assumed)", floats
-    as they are) are one setting, "by the input's data type", so scenes of different data types are not refused."""
-    from geodino.embed.memory import default_scale_desc
-
-    if desc is not None and (desc.startswith(("x/255 (", "x/10000 (")) or desc == default_scale_desc("float32")):
-        return "default (by the input's data type)"
-    # each scene's own rule (a STAC item's raster:bands, the GDAL scale/offset of its file, a cube's CF rule): one
-    if desc is not None and desc.endswith(("(band_scale/band_offset)", f"({DECLARED_BY_FILE})", f"({DECLARED_BY_CF})")):
-        return "per scene (band_scale/band_offset, or the scale/offset each scene declares)"
-    return desc
-
-
-def _mosaic(
-    paths: list[Path], mosaic: Path, *, skip: tuple[str, ...] = (), skipped: list[str] | None = None
-) -> list[Path]:
-    """One VRT of every scene per CRS (`mosaic` itself when they share one), with the first scene's GEODINO tags;
-    scenes written with another backbone, other layers or other input settings (`MOSAIC_IDENTITY` less `skip`)
-    are refused, naming the setting and both values (they cannot share one set of bands). `skipped`: the scenes
-    left out under --on-error skip, recorded as GEODINO_SKIPPED_SCENES."""
-    import rasterio
-
-    groups: dict[str, list[Path]] = {}
-    tags: dict[str, str] = {}
-
-    def setting(t: dict[str, str], k: str) -> str | None:
-        v = t.get(f"GEODINO_{k.upper()}")
-        return _scale_setting(v) if k == "input_scale" else v
-
-    for p in paths:
-        with rasterio.open(p) as src:
-            key = src.crs.to_string() if src.crs else "none"
-            own = {k: v for k, v in src.tags().items() if k.startswith("GEODINO_")}
-        if not tags:
-            tags, first = own, p
-        differ = [k for k in MOSAIC_IDENTITY if k not in skip and setting(tags, k) != setting(own, k)]
-        if differ:
-            names = [f"GEODINO_{k.upper()}" for k in differ]
-            both = "; ".join(
-                f"{k} {tags.get(n, 'not recorded')} vs {own.get(n, 'not recorded')}"
-                for k, n in zip(differ, names, strict=True)
-            )
-            raise InputError(
-                f"scene outputs {first.name} and {p.name} in {p.parent} were written with other settings "
-                f"({both}), so they cannot share one mosaic; redo the run with the same settings on every rank and "
-                "--overwrite (overwrite=True in Python)"
-            )
-        groups.setdefault(key, []).append(p)
-    tags["GEODINO_INPUT"] = f"mosaic of {plural(len(paths), 'scene')}"
-    if skipped:
-        tags["GEODINO_SKIPPED_SCENES"] = ", ".join(skipped)
-    from geodino.data.vrt import mosaic_vrt
-
-    if len(groups) == 1:
-        return [mosaic_vrt(paths, mosaic, metadata=tags)]
-    written = []
-    for key, group in groups.items():
-        label = "".join(ch if ch.isalnum() else "_" for ch in key)
-        written.append(mosaic_vrt(group, mosaic.with_name(f"{mosaic.stem}_{label}{mosaic.suffix}"), metadata=tags))
-    return written
-
-
-def _catalog(scenes: list[Scene], outs: dict[str, Path], folder: Path, mosaics: list[Path]) -> Path | None:
-    """The scenes' STAC items (those another rank, or an earlier run, has not written yet) and `catalog.json` (its
-    path; None when a catalog.json geodino did not write is in the way)."""
-    for s in scenes:
-        if not raster_item_path(outs[s.name]).exists():
-            write_raster_item(outs[s.name], s.stac)
-    items = [raster_item_path(outs[s.name]) for s in scenes]
-    return write_catalog(folder, [p for p in items if p.exists()], mosaics=mosaics)
 
 
 @removes_created_dirs
@@ -488,8 +246,8 @@ def _run_scenes(
         )
     # bands chosen by name (STAC --asset-bands) may have other numbers in each item: their names are the setting
     identity = ("input_bands",) if cfg.asset_bands else ()
-    written = _mosaic(list(made.values()), mosaic, skip=identity, skipped=[r["scene"] for r in skips])
-    add_to_catalog(_catalog([s for s in scenes if s.name in made], made, folder, written), skips)
+    written = write_mosaic(list(made.values()), mosaic, skip=identity, skipped=[r["scene"] for r in skips])
+    add_to_catalog(write_scene_catalog([s for s in scenes if s.name in made], made, folder, written), skips)
     if says(cfg):  # the last line names what was written (a Python call without the bar: quiet)
         wrote = f"{plural(len(made), 'feature raster')} in {folder} and {', '.join(map(str, written))}"
         if skips:

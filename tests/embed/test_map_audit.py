@@ -180,7 +180,7 @@ def test_product_outputs_must_be_geotiffs_and_distinct(capsys, tmp_path):
 
 
 def test_mosaic_refuses_ranks_with_other_bands_or_scaling(tmp_path, conv_bb):
-    from geodino.embed.scenes import _scale_setting
+    from geodino.embed.scene_mosaic import scale_setting
 
     (tmp_path / "scenes").mkdir()
     for i in range(2):
@@ -194,7 +194,7 @@ def test_mosaic_refuses_ranks_with_other_bands_or_scaling(tmp_path, conv_bb):
     assert "input_bands [3, 2, 1] vs [1, 2, 3]; input_scale x*0.0001 vs x/255 (uint8)" in str(err.value)
     assert not (out / "mosaic.vrt").exists()
     # the dtype defaults are one setting: scenes of another data type in one run are not refused
-    assert _scale_setting("x/255 (uint8)") == _scale_setting("x/10000 (uint16, assumed)") != _scale_setting("x*0.01")
+    assert scale_setting("x/255 (uint8)") == scale_setting("x/10000 (uint16, assumed)") != scale_setting("x*0.01")
 
 
 # -- 5: numeric class codes -------------------------------------------------------------------------------------------

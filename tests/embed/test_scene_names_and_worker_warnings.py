@@ -35,7 +35,7 @@ def test_one_file_name_in_folders_alike_two_levels_up_gets_two_scenes(tmp_path, 
 def test_scene_names_keep_their_earlier_forms():
     """The names a run already gave (a --resume finds its scenes by them) do not change: the stem, two folders in
     front when stems meet, the format when they meet in one folder; a file listed twice keeps one name."""
-    from geodino.embed.scenes import _scene_names
+    from geodino.embed.scene_list import _scene_names
 
     paths = ["/r/x/y/a.tif", "/r/x/y/a.zarr", "/r/p/q/b.tif", "/r/z/q/b.tif", "/r/c.tif"]
     assert _scene_names(paths) == ["x_y_a_tif", "x_y_a_zarr", "p_q_b", "z_q_b", "c"]

@@ -1,0 +1,101 @@
+"""What a many-scene run writes once every scene is done: the VRT mosaic of the per-scene feature rasters (one per
+CRS, refusing scenes written with other settings: `MOSAIC_IDENTITY`) and the STAC catalog of their items."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from geodino.embed.config import DECLARED_BY_CF, DECLARED_BY_FILE
+from geodino.embed.stac import Scene
+from geodino.embed.stac_items import raster_item_path, write_catalog, write_raster_item
+from geodino.errors import InputError, plural
+
+MOSAIC = "mosaic.vrt"
+
+
+# metadata every scene of one mosaic must share: its bands mean the same thing everywhere (the weights, not the
+# spec text that named them: a relative and an absolute path to one file are one backbone), computed from inputs
+# read the same way (input bands and DN scaling: ranks of one SLURM array launched with `--scale 0.0001 --bands
+# 3,2,1` and without both wrote scenes, and the mosaic mixed them)
+MOSAIC_IDENTITY = (
+    "model_fingerprint",
+    "layers",
+    "layer_mode",
+    "final_norm",
+    "l2_normalize",
+    "dtype",
+    "input_bands",
+    "input_scale",
+)
+
+
+def scale_setting(desc: str | None) -> str | None:
+    """The input scaling as a setting: the dtype defaults ("x/255 (uint8)", "x/10000 (uint16, assumed)", floats
+    as they are) are one setting, "by the input's data type", so scenes of different data types are not refused."""
+    from geodino.embed.memory import default_scale_desc
+
+    if desc is not None and (desc.startswith(("x/255 (", "x/10000 (")) or desc == default_scale_desc("float32")):
+        return "default (by the input's data type)"
+    # each scene's own rule (a STAC item's raster:bands, the GDAL scale/offset of its file, a cube's CF rule): one
+    if desc is not None and desc.endswith(("(band_scale/band_offset)", f"({DECLARED_BY_FILE})", f"({DECLARED_BY_CF})")):
+        return "per scene (band_scale/band_offset, or the scale/offset each scene declares)"
+    return desc
+
+
+def write_mosaic(
+    paths: list[Path], mosaic: Path, *, skip: tuple[str, ...] = (), skipped: list[str] | None = None
+) -> list[Path]:
+    """One VRT of every scene per CRS (`mosaic` itself when they share one), with the first scene's GEODINO tags;
+    scenes written with another backbone, other layers or other input settings (`MOSAIC_IDENTITY` less `skip`)
+    are refused, naming the setting and both values (they cannot share one set of bands). `skipped`: the scenes
+    left out under --on-error skip, recorded as GEODINO_SKIPPED_SCENES."""
+    import rasterio
+
+    groups: dict[str, list[Path]] = {}
+    tags: dict[str, str] = {}
+
+    def setting(t: dict[str, str], k: str) -> str | None:
+        v = t.get(f"GEODINO_{k.upper()}")
+        return scale_setting(v) if k == "input_scale" else v
+
+    for p in paths:
+        with rasterio.open(p) as src:
+            key = src.crs.to_string() if src.crs else "none"
+            own = {k: v for k, v in src.tags().items() if k.startswith("GEODINO_")}
+        if not tags:
+            tags, first = own, p
+        differ = [k for k in MOSAIC_IDENTITY if k not in skip and setting(tags, k) != setting(own, k)]
+        if differ:
+            names = [f"GEODINO_{k.upper()}" for k in differ]
+            both = "; ".join(
+                f"{k} {tags.get(n, 'not recorded')} vs {own.get(n, 'not recorded')}"
+                for k, n in zip(differ, names, strict=True)
+            )
+            raise InputError(
+                f"scene outputs {first.name} and {p.name} in {p.parent} were written with other settings "
+                f"({both}), so they cannot share one mosaic; redo the run with the same settings on every rank and "
+                "--overwrite (overwrite=True in Python)"
+            )
+        groups.setdefault(key, []).append(p)
+    tags["GEODINO_INPUT"] = f"mosaic of {plural(len(paths), 'scene')}"
+    if skipped:
+        tags["GEODINO_SKIPPED_SCENES"] = ", ".join(skipped)
+    from geodino.data.vrt import mosaic_vrt
+
+    if len(groups) == 1:
+        return [mosaic_vrt(paths, mosaic, metadata=tags)]
+    written = []
+    for key, group in groups.items():
+        label = "".join(ch if ch.isalnum() else "_" for ch in key)
+        written.append(mosaic_vrt(group, mosaic.with_name(f"{mosaic.stem}_{label}{mosaic.suffix}"), metadata=tags))
+    return written
+
+
+def write_scene_catalog(scenes: list[Scene], outs: dict[str, Path], folder: Path, mosaics: list[Path]) -> Path | None:
+    """The scenes' STAC items (those another rank, or an earlier run, has not written yet) and `catalog.json` (its
+    path; None when a catalog.json geodino did not write is in the way)."""
+    for s in scenes:
+        if not raster_item_path(outs[s.name]).exists():
+            write_raster_item(outs[s.name], s.stac)
+    items = [raster_item_path(outs[s.name]) for s in scenes]
+    return write_catalog(folder, [p for p in items if p.exists()], mosaics=mosaics)
