@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint venv clean-venv benchmarks
+.PHONY: demo test lint typecheck venv clean-venv benchmarks
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check geodino tests benchmarks
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=25 tests
+
+# static type check (settings: [tool.mypy] in pyproject.toml); not part of `make test`: mypy goes into .venv on demand
+MYPY_SPEC ?= "mypy>=1.13" types-pyyaml pandas-stubs types-requests
+typecheck: $(STAMP)
+	@$(PY) -c "import mypy" 2>/dev/null || $(PIP) install --quiet $(MYPY_SPEC)
+	$(PY) -m mypy
 
 benchmarks: $(STAMP)
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
