@@ -11,7 +11,7 @@ from typing import Any
 
 from geodino.embed.compat import backbone_identity
 from geodino.embed.writers import EmbeddingReader
-from geodino.errors import InputError
+from geodino.errors import InputError, one_line
 
 MODEL_KIND = "geodino.embed.classifier/1"
 
@@ -35,7 +35,7 @@ def load_model(path: str | Path) -> dict[str, Any]:
         model = joblib.load(path)
     except (ImportError, AttributeError) as exc:  # a pickle of classes this environment lacks
         raise InputError(
-            f"cannot load model {path}: {str(exc).splitlines()[0]}; it was saved with other versions of its "
+            f"cannot load model {path}: {one_line(exc)}; it was saved with other versions of its "
             "packages (scikit-learn, geodino): refit it here with `geodino embed classify FEATURES LABELS`"
         ) from exc
     except Exception as exc:  # not a pickle at all: pickle's own message is about its internals

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from geodino.embed.sources import SourceInfo, WindowedSource
-from geodino.errors import ConfigError, InputError
+from geodino.errors import ConfigError, InputError, one_line
 
 __all__ = [
     "WindowSource",
@@ -232,7 +232,7 @@ def _bbox_cols_rows(info: Any, cfg: Any, what: str) -> tuple[int, int, int, int]
         px = _clipped_bbox_pixels(info, cfg, W, H) if crs_text is not None else None
         if px is not None:
             return _cols_rows(px, W, H)
-        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        why = one_line(exc)
         raise InputError(
             f"--bbox {format_numbers(cfg.bbox)} ({crs_text or 'the raster CRS'}) cannot be placed on {what} ({why}); "
             f"its extent is {_extent_text(crs, info.transform, W, H, crs_text)}; pass a bbox within it (bbox= in "

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from geodino.embed.encoding import INT8_NODATA, VAR, dequantize_int8
-from geodino.errors import InputError, plural
+from geodino.errors import InputError, one_line, plural
 
 
 def read_store_info(path: str | Path) -> dict[str, Any]:
@@ -210,7 +210,7 @@ class EmbeddingReader:
         except rasterio.errors.RasterioIOError as exc:
             if _written_as_raster(Path(self.path)):  # a TIFF or store whose header does not read: damaged
                 raise InputError(damaged_raster(self.path, gdal_detail(exc, self.path))) from exc
-            raise InputError(f"cannot read feature raster {self.path}: {str(exc).splitlines()[0]}") from exc
+            raise InputError(f"cannot read feature raster {self.path}: {one_line(exc)}") from exc
         self._replay(opened)
         self.crs, self.transform = self.src.crs, self.src.transform
         if Path(self.path).is_dir():
@@ -218,7 +218,7 @@ class EmbeddingReader:
                 info = read_store_info(self.path)
             except (OSError, ValueError, KeyError, TypeError) as exc:  # zarr's and JSON's errors of a damaged store
                 self.src.close()
-                why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                why = one_line(exc)
                 raise InputError(damaged_raster(self.path, why)) from exc
             attrs = info["attrs"]
             # the store's own record (`spatial_ref`): for a store one cell wide or high, written before such outputs

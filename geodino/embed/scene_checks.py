@@ -14,7 +14,7 @@ from geodino.data.cube_open import CubeUnreadable, is_cube_store
 from geodino.data.vrt import north_up
 from geodino.embed.config import EmbedConfig, reads_file_rule, user_rule
 from geodino.embed.stac import Scene
-from geodino.errors import ConfigError, InputError, plural
+from geodino.errors import ConfigError, InputError, one_line, plural
 
 __all__ = [
     "check_declared_rules",
@@ -73,7 +73,7 @@ def check_headers(
                     if _file_declares(s, src, cfg):
                         by_file.add(s.name)
         except (rasterio.errors.RasterioIOError, CubeUnreadable) as exc:  # a cube: no reader opens it
-            why = exc.why if isinstance(exc, CubeUnreadable) else str(exc).splitlines()[0].rstrip(".")
+            why = exc.why if isinstance(exc, CubeUnreadable) else one_line(exc).rstrip(".")
             if unreadable is not None:  # --on-error skip: the scene's own rank skips it (`geodino.embed.scenes`)
                 unreadable[s.name] = InputError(f"cannot open its header ({why}); re-download or re-copy it")
                 whys[s.name] = why

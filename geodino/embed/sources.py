@@ -23,7 +23,7 @@ import numpy as np
 from geodino.data.paths import RASTER_EXTS
 from geodino.data.rasters import alpha_bands, alpha_is_data
 from geodino.data.validity import check_nodata, check_real, valid_pixels
-from geodino.errors import InputError, plural
+from geodino.errors import InputError, one_line, plural
 
 
 @dataclasses.dataclass
@@ -121,7 +121,7 @@ class RasterSource(WindowedSource):
                     alpha_bands=alpha_bands(src),
                 )
         except rasterio.errors.RasterioIOError as exc:
-            why = str(exc).splitlines()[0].rstrip(".")
+            why = one_line(exc).rstrip(".")
             raise InputError(  # what to do too: it was GDAL's words alone
                 f"cannot read raster {self.path}: {why}; check it with gdalinfo, re-download or re-copy it, or "
                 "remove it"
