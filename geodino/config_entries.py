@@ -50,6 +50,7 @@ def update_entry(cfg: Any, dotted: str, value: Any, schema: type, where: str) ->
 
         raise ConfigError(unknown_key_message(pattern, schema, where)) from exc
     except ValidationError as exc:
+        # OmegaConf's later lines (`full_key: ...`, `object_type=...`) repeat the key this line names
         msg = str(exc).strip().splitlines()[0]
         key = re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", dotted)
         raise ConfigError(f"config key {key!r} in {where} has a bad value: {msg}") from exc

@@ -59,7 +59,7 @@ def cube_crs(da: Any, ds: Any) -> Any:
     def parse(value: Any, what: str, read: Any) -> Any:
         try:
             return read(value)
-        except (CRSError, ProjCRSError, ValueError, TypeError) as exc:
+        except (CRSError, ProjCRSError, ValueError, TypeError) as exc:  # pyproj's and rasterio's are one line
             bad.append(f"{what} {str(value)[:60]!r} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
             return None
 

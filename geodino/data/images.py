@@ -377,5 +377,5 @@ def _why(exc: BaseException) -> str:
     from PIL import Image
 
     if isinstance(exc, Image.DecompressionBombError):
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"  # Pillow's one sentence: pixels and limit
     return type(exc).__name__

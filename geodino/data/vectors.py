@@ -37,6 +37,7 @@ def read_vector(
         else:
             gdf = gpd.read_file(path, layer=layer) if layer else gpd.read_file(path)
     except Exception as exc:  # fiona/pyogrio/pyarrow raise many kinds; the first line says what is wrong
+        # (pyogrio joins GDAL's messages with '; '; geopandas' 2nd line names pandas functions, not a fix here)
         raise InputError(f"cannot read {what} from {path}: {str(exc).splitlines()[0]}") from exc
     if not isinstance(gdf, gpd.GeoDataFrame) or getattr(gdf, "_geometry_column_name", None) not in gdf.columns:
         # a CSV (or any table) reads as a plain DataFrame: no geometry, no CRS

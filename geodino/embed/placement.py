@@ -287,7 +287,7 @@ def user_crs(value: Any, what: str, own: Any = None) -> Any:
 
 def _proj_reason(exc: Exception) -> str:
     """PROJ's own words from a pyproj CRSError ("crs not found: EPSG:99999"), without the wrapping repeats."""
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__  # pyproj's CRSError is one line
     return text.rsplit("proj_create: ", 1)[-1].rstrip(")") if "proj_create: " in text else text
 
 

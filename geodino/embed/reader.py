@@ -78,7 +78,7 @@ def gdal_detail(exc: BaseException, path: str | Path | None = None) -> str:
     while e is not None and id(e) not in seen:
         seen.add(id(e))
         text = str(e).strip()
-        if text:
+        if text:  # rasterio gives each GDAL message its own exception of the chain: their first lines are all
             lines.append(text.splitlines()[0])
         e = e.__cause__ or e.__context__
     detail = lines[-1] if lines else type(exc).__name__
@@ -152,7 +152,7 @@ def fitting(path: str | Path, metadata: dict[str, Any] | None, what: str) -> Ite
     except ValueError as exc:
         if not NON_FINITE_FIT.search(str(exc)):
             raise
-        first = str(exc).splitlines()[0]
+        first = str(exc).splitlines()[0]  # sklearn's later lines suggest other estimators and imputers: not ours
         raise InputError(damaged_raster(path, f"{what} failed on its values: {first}", metadata)) from exc
 
 

@@ -80,7 +80,7 @@ def _items(href: str) -> tuple[list[Any], str]:
         raise InputError(f"STAC file {href} does not exist; pass an ItemCollection, catalog or item JSON")
     try:
         d = pystac.StacIO.default().read_json(str(Path(href).resolve()) if local else href)
-    except Exception as exc:  # JSON syntax, HTTP errors, permissions: pystac raises several kinds
+    except Exception as exc:  # JSON syntax, HTTP errors, permissions: pystac raises several kinds, one line each
         raise InputError(f"cannot read STAC {href}: {str(exc).splitlines()[0]}") from exc
     kind = d.get("type") if isinstance(d, dict) else None
     try:
