@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
+from geodino.cli_format import HelpFormatter
 from geodino.errors import GeoDinoError
 
 # Command name -> module exposing `register(subparsers) -> None` (which may add several commands).
@@ -42,11 +43,12 @@ NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^-inf(inity)?
 
 class Parser(argparse.ArgumentParser):
     """argparse with geodino's error rule: one line (no usage block), exit code 2, the closest option named for an
-    unknown one, and no abbreviated options (`--til` is not silently taken for `--tile`). Sub-command parsers
-    inherit the class."""
+    unknown one, and no abbreviated options (`--til` is not silently taken for `--tile`); its help layout is
+    `HelpFormatter`'s. Sub-command parsers inherit the class."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
         # argparse's own rule knows -5 and -.5 only: `--scale -1e-4`, `--nodata -3.4e38` or `--nodata -inf` were
         # "expected one argument" (the value read as an unknown option); no geodino option looks like a number
@@ -160,14 +162,19 @@ def command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
 
 def add_config_arguments(parser: argparse.ArgumentParser, schema: type | None = None) -> None:
     """Add `--config FILE.yaml` and free `key=value` overrides; list the schema's keys in `--help`."""
-    parser.add_argument("--config", "-c", default=None, help="YAML config file (keys below; _base_ to extend one)")
+    from geodino.config import _CONFIG_FOLDERS, shipped_configs
+
+    shipped = shipped_configs(schema) if schema is not None and schema.__name__ in _CONFIG_FOLDERS else []
+    named = f", or a shipped one by name: {', '.join(shipped)}" if shipped else ""
+    parser.add_argument(
+        "--config", "-c", default=None, help=f"YAML config file{named} (keys below; _base_ to extend one)"
+    )
     example = f", e.g. {override_example(schema)}" if schema is not None else ""
     parser.add_argument("overrides", nargs="*", default=[], help=f"dotted key=value overrides{example}")
     if schema is not None:
         from geodino.config import describe
 
-        parser.epilog = "config keys (defaults):\n" + describe(schema)
-        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        parser.epilog = "config keys (defaults):\n" + describe(schema)  # indented lines: kept as written
 
 
 def override_example(schema: type) -> str:
@@ -240,7 +247,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     from geodino import __version__
 
     parser = Parser(
-        prog="geodino", description="DINOv3 for Earth observation: pretrain, distill, probe, embed, convert."
+        prog="geodino",
+        description="DINOv3 for Earth observation: pretrain, distill, probe, embed, convert.",
+        epilog="Each command's options and examples: geodino COMMAND --help (geodino data SUBCOMMAND --help; embed's "
+        "products pca, cluster, similar, zonal, classify and change are in geodino embed --help). New here? geodino "
+        "demo --size tiny runs the whole path on CPU in seconds.",
     )
     parser.add_argument("--version", action="version", version=f"geodino {__version__}")
     parser.add_argument(

@@ -21,7 +21,7 @@ from geodino.config_keys import unknown_key_message
 from geodino.config_lists import comma_list, text_lists
 from geodino.config_record import record_set_keys
 from geodino.config_record import set_keys as set_keys
-from geodino.errors import ConfigError
+from geodino.errors import ConfigError, plural
 
 T = TypeVar("T")
 
@@ -425,13 +425,21 @@ def describe(schema: type) -> str:
             elif isinstance(v, dict) and v:
                 walk(v, f"{prefix}{k}.", None)
             else:
-                flat.append(f"  {prefix}{k}={v!r}")
                 item = entry_type(cls, k) if isinstance(v, list) else None
+                shown = repr(v)
+                if item is not None and v:  # distill's students: one line of dicts 275 columns wide before
+                    shown = f"[{plural(len(v), 'entry', 'entries')}: {', '.join(_entry_name(e) for e in v)}]"
+                flat.append(f"  {prefix}{k}={shown}")
                 if item is not None:
                     walk(OmegaConf.to_container(OmegaConf.structured(item), resolve=False), f"{prefix}{k}[i].", item)
 
     walk(OmegaConf.to_container(OmegaConf.structured(schema), resolve=False), "", schema)
     return "\n".join(flat)
+
+
+def _entry_name(entry: Any) -> str:
+    """An entry of a config list as `--help` shows it: its `name` (a student's `vits`), else `{...}`."""
+    return str(entry.get("name")) if isinstance(entry, dict) and entry.get("name") else "{...}"
 
 
 def options_for(func: Callable[..., Any], settings: Any, **values: Any) -> dict[str, Any]:

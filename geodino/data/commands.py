@@ -5,7 +5,6 @@ stack (per-band files -> one VRT per scene), preview (a PNG of tiles and their m
 from __future__ import annotations
 
 import argparse
-import textwrap
 from typing import Any
 
 from geodino.cli import CommaList, NumberList, whole_number
@@ -49,7 +48,13 @@ def _add_stats(sub: Any) -> None:
     s.add_argument("--bands", nargs="+", action=CommaList, default=None, help="band names to keep (B04 B03 or B04,B03)")
     s.add_argument("--band-names", nargs="+", action=CommaList, default=None,
                    help="names of the files' bands, in order")  # fmt: skip
-    s.add_argument("--scale", type=float, default=None, help="DN -> reflectance factor (default: 1/255 for uint8)")
+    s.add_argument(
+        "--scale",
+        type=float,
+        default=None,
+        help="DN -> reflectance factor (default: --sensor's, else the files' declared scale, else 1/255 for uint8 "
+        "and 1 otherwise)",
+    )
     s.add_argument("--offset", type=float, default=0.0, help="added after scaling (default: %(default)s)")
     s.add_argument("--nodata", type=float, default=None, help="override the files' nodata value")
     s.add_argument(
@@ -67,7 +72,7 @@ def _add_stats(sub: Any) -> None:
         dest="tile_size",
         type=whole_number(1),
         default=None,
-        help="grid window edge in pixels, rasters and cubes (default 256)",
+        help="grid window edge in pixels, rasters and cubes only (default 256)",
     )
     s.add_argument("--seed", type=whole_number(0), default=0, help="seed of the windows drawn (default: %(default)s)")
     s.add_argument("--name", default=None, help="sensor name in the YAML (default: from the file name)")
@@ -145,13 +150,9 @@ def _add_preview(sub: Any) -> None:
     v = sub.add_parser(
         "preview",
         help="PNG of sample tiles and their multi-crops for a data config (or a pretraining config)",
-        # wrapped here: the config-keys epilog makes the formatter a raw one, which keeps the lines as given
-        description=textwrap.fill(
-            "Draw --samples samples of the first source of a data config (or of a pretraining config's `data` "
-            "section, with its own crops) and write one PNG row per sample: the tile as RGB and the global, local "
-            "and Gram crops made from it. Check the bands, nodata and scaling before a long run.",
-            79,
-        ),
+        description="Draw --samples samples of the first source of a data config (or of a pretraining config's "
+        "`data` section, with its own crops) and write one PNG row per sample: the tile as RGB and the global, local "
+        "and Gram crops made from it. Check the bands, nodata and scaling before a long run.",
     )
     from geodino.cli import add_config_arguments
     from geodino.data.config import DataConfig
@@ -198,7 +199,7 @@ def _add_curate(sub: Any) -> None:
     c.add_argument("--sensor", default=None, help="data sensor (scale, band names, RGB bands for the cloud rule)")
     c.add_argument("--bands", nargs="+", action=CommaList, default=None, help="band names to read (rasters)")
     c.add_argument("--tile-size", "--tile", dest="tile_size", type=int, default=256,
-                   help="raster tile edge in px (default: %(default)s)")  # fmt: skip
+                   help="raster and cube tile edge in pixels (default: %(default)s)")  # fmt: skip
     c.add_argument("--clusters", nargs="+", action=NumberList, default=[64, 16, 4],
                    help="clusters per k-means level, finest first (default: 64 16 4; or 64,16,4)")  # fmt: skip
     c.add_argument("--resamples", type=int, default=0,
@@ -233,7 +234,9 @@ def _add_curate(sub: Any) -> None:
                    help="processes that read and decode tiles (and their QA band) for the embedding pass, a "
                    "DataLoader's num_workers; the backbone runs in the main process either way (default: 0, read in "
                    "the main process)")  # fmt: skip
-    c.add_argument("--device", default="cpu", help="torch device of the backbone (default: %(default)s)")
+    c.add_argument(
+        "--device", default="cpu", help="torch device of the backbone: cpu, cuda, cuda:1, mps (default: %(default)s)"
+    )
     c.add_argument(
         "--seed", type=whole_number(0), default=0, help="seed of k-means and of the sampling (default: %(default)s)"
     )
