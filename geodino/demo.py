@@ -413,7 +413,12 @@ def register(subparsers: Any) -> None:
         "printed before it runs; --out holds every output and a summary table.",
     )
     p.add_argument("--out", "-o", default="demo_out", help="output folder (default demo_out)")
-    p.add_argument("--size", choices=sorted(SIZES), default="default", help="default (minutes) or tiny (seconds)")
+    p.add_argument(
+        "--size",
+        choices=sorted(SIZES),
+        default="default",
+        help="run size: default (minutes; the default) or tiny (seconds)",
+    )
     p.set_defaults(func=_demo)
 
 

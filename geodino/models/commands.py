@@ -32,7 +32,8 @@ def register(subparsers: Any) -> None:
     c.add_argument("--bands", nargs="+", action=CommaList, default=None,
                    help="adapt the patch embedding to these band names (B04 B03 B02 or B04,B03,B02)")  # fmt: skip
     c.add_argument("--src-bands", nargs="+", action=CommaList, default=None,
-                   help="band names of the input (default R G B)")  # fmt: skip
+                   help="band names of the input (default: the bands it records, else R G B for a 3-band "
+                   "input)")  # fmt: skip
     c.add_argument(
         "--fill",
         default=None,
@@ -44,7 +45,7 @@ def register(subparsers: Any) -> None:
         default="copy",
         choices=["copy", "rescale"],
         help="--bands a subset of the input's: copy their kernels as they are (default), or rescale them by "
-        "input bands / kept bands (the rule before 70db84a, timm's adapt_input_conv)",
+        "input bands / kept bands (timm's adapt_input_conv rule)",
     )
     c.add_argument(
         "--sensor",
@@ -86,8 +87,9 @@ def register(subparsers: Any) -> None:
         nargs="+",
         action=NumberList,
         default=None,
-        metavar="PX",
-        help="also show the token grid for H [W] (or H,W)",
+        metavar="H [W]",
+        help="also show the token grid, token count and feature-map shape for an input of H x W pixels (one number: "
+        "a square; or H,W)",
     )
     i.set_defaults(func=_info)
 

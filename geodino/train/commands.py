@@ -22,8 +22,12 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "pretrain",
         help="DINOv3 self-supervised pretraining (DINO + iBOT + KoLeo, Gram anchoring, high-res stages)",
-        description="Train a ViT with the DINOv3 recipe. Example: geodino pretrain --config "
-        "configs/pretrain/demo.yaml trainer.max_steps=50",
+        # the example runs as written (demo.yaml alone reads demo_out/data/scene, which only `geodino demo` writes);
+        # its indented lines are kept as written (cli_format.HelpFormatter), so it can be pasted into a shell
+        description="Train a ViT with the DINOv3 recipe (docs/pretraining.md).\n\n"
+        "example, on a folder DIR of RGB GeoTIFFs:\n"
+        "  geodino pretrain -c demo trainer.max_steps=20 --out runs/smoke \\\n"
+        "    'data.sources=[{type: raster, paths: [DIR], sensor: maxar, tile_size: 64}]'",
     )
     add_config_arguments(p, PretrainConfig)
     _add_out(p)
@@ -32,8 +36,11 @@ def register(subparsers: Any) -> None:
     d = subparsers.add_parser(
         "distill",
         help="distill a frozen teacher (official or your own) into one or more smaller ViTs",
-        description="Distillation with DINO + iBOT patch distillation + KoLeo. Example: geodino distill --config "
-        "configs/distill/NAME.yaml",
+        description="Distill a frozen teacher into one or more students with DINO + iBOT patch distillation + "
+        "KoLeo (docs/distillation.md).\n\n"
+        "example, a pretrain export into a half-width ViT on a folder DIR of image chips:\n"
+        "  geodino distill -c small_vit_tiny_half teacher.spec=runs/smoke/export/teacher.pth \\\n"
+        "    'data.sources=[{type: images, paths: [DIR], sensor: imagenet}]'",
     )
     from geodino.train.distill.config import DistillConfig
 
@@ -44,7 +51,9 @@ def register(subparsers: Any) -> None:
     e = subparsers.add_parser(
         "export",
         help="write a training checkpoint's teacher backbone in the official layout (.pth, .safetensors) + heads",
-        description="Export CKPT (runs/NAME/checkpoints/last.ckpt) to OUT.pth, OUT.safetensors and OUT.heads.pth.",
+        description="Export CKPT (runs/NAME/checkpoints/last.ckpt) to OUT.pth, OUT.safetensors, OUT.heads.pth and "
+        "OUT.stac.json (a STAC item describing the backbone). A geodino distill checkpoint's students are written by "
+        "geodino convert CKPT OUT --which NAME.",
     )
     e.add_argument("ckpt", help="a checkpoint written by geodino pretrain")
     add_output(e, "out", "output backbone path, e.g. exports/sat_vits16.pth")

@@ -70,7 +70,9 @@ def register(subparsers: Any) -> None:
     )
     a.add_argument("--heads", nargs="+", action=NumberList, default=None,
                    help="head indices to show, 0 1 or 0,1 (default: all)")  # fmt: skip
-    a.add_argument("--mass", type=float, default=0.6, help="share of attention mass the mask keeps (default 0.6)")
+    a.add_argument(
+        "--mass", type=float, default=0.6, help="share of attention mass the mask keeps, in (0, 1] (default 0.6)"
+    )
     a.add_argument(
         "--point",
         nargs="+",
@@ -97,7 +99,9 @@ def register(subparsers: Any) -> None:
         default=None,
         help="read only this pixel window of the input (or COL,ROW,W,H)",
     )
-    a.add_argument("--device", default="cpu", help="torch device of the backbone (default: %(default)s)")
+    a.add_argument(
+        "--device", default="cpu", help="torch device of the backbone: cpu, cuda, cuda:1, mps (default: %(default)s)"
+    )
     a.add_argument("--overwrite", action="store_true", help="replace the attention maps of an earlier run in --out")
     a.set_defaults(func=_attention)
     a.__class__ = type("AttentionParser", (_JoiningParser, type(a)), {})
