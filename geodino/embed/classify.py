@@ -354,7 +354,7 @@ def _check_test_classes(found: set[str], classes: list[str], test: str | Path, c
     raise InputError(
         f"test labels in {test}: none of their classes in column {column!r} ({shown}) is a class of the model "
         f"({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}); pass the --column of the test file that "
-        "holds the model's classes"
+        "holds the model's classes (column= in Python)"
     )
 
 

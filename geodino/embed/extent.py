@@ -100,7 +100,7 @@ def check_extent(cfg: Any) -> None:
             ordered = format_numbers([min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)])
             raise ConfigError(
                 f"bbox {format_numbers(cfg.bbox)} must be MINX MINY MAXX MAXY with MINX < MAXX and MINY < MAXY "
-                f"(west, south, east, north); e.g. --bbox {ordered}"
+                f"(west, south, east, north); e.g. --bbox {ordered} (bbox= in Python)"
             )
     if cfg.window is not None:
         c, r, w, h = cfg.window

@@ -55,7 +55,9 @@ def token_grid(image_size: list[int], patch: int, dim: int, n_prefix: int | None
     from geodino.errors import InputError
 
     if len(image_size) not in (1, 2) or min(image_size) <= 0:
-        raise InputError(f"--image-size takes H or H W in pixels, got {image_size}")
+        raise InputError(
+            f"--image-size takes H or H W in pixels (image_size=[H] or [H, W] in Python), got {image_size}"
+        )
     h, w = (image_size[0], image_size[0]) if len(image_size) == 1 else image_size
     if h % patch or w % patch:
         lo = f"{max(patch, h // patch * patch)}x{max(patch, w // patch * patch)}"

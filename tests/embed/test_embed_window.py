@@ -115,7 +115,10 @@ def test_area_outside_the_raster_and_bad_options(tmp_path, conv_bb):
         (dict(bbox_crs="EPSG:4326"), r"bbox_crs='EPSG:4326' is given without a bbox"),
         (dict(bbox=[1, 2, 3]), r"bbox 1 2 3 must be four numbers, MINX MINY MAXX MAXY"),
         (dict(bbox="-1,2,x,4"), r"bbox -1,2,x,4 must be four numbers"),
-        (dict(bbox=[3, 2, 1, 4]), r"bbox 3 2 1 4 must be MINX MINY MAXX MAXY with MINX < MAXX .*--bbox 1 2 3 4$"),
+        (
+            dict(bbox=[3, 2, 1, 4]),
+            r"bbox 3 2 1 4 must be MINX MINY MAXX MAXY with MINX < MAXX .*--bbox 1 2 3 4 \(bbox= in Python\)$",
+        ),
         (dict(window=[0, 0, 0.5, 8]), r"window 0 0 0.5 8 must be four whole numbers"),
         (dict(window=[0, 0, 0, 8]), r"window 0 0 0 8 must be COL ROW WIDTH HEIGHT with COL, ROW >= 0"),
         (dict(bbox=[0, 0, 1, 1], bbox_crs="EPSG:nope"), r"--bbox-crs 'EPSG:nope' \(bbox_crs= in Python\) is not"),

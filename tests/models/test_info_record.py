@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from geodino.errors import InputError
 from geodino.models import build_model
 from geodino.models.checkpoints.save import save_backbone
 from geodino.models.info import describe
@@ -52,3 +53,10 @@ def test_info_cli_prints_the_rows(tmp_path, capsys):
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
     assert "norm_mean" in out and "0.11, 0.12, 0.13, 0.31" in out and "2.75e-05" in out
+
+
+def test_a_bad_image_size_names_the_python_keyword_too(tmp_path):
+    path = save_backbone(_tiny(3), tmp_path / "b.safetensors")
+    with pytest.raises(InputError, match=r"^--image-size takes H or H W in pixels \(image_size=\[H\] or \[H, W\] in "):
+        describe(str(path), image_size=[32, 32, 32])
+    assert describe(str(path), image_size=[32])["grid"] == "4x4 patches"  # patch 8
