@@ -34,6 +34,8 @@ def read_store_info(path: str | Path) -> dict[str, Any]:
     import rioxarray  # noqa: F401
     import xarray as xr
 
+    if not Path(path).exists():  # zarr words it per version (3.1.0: "No group found in store ...")
+        raise FileNotFoundError(f"feature store {path} does not exist")
     ds = xr.open_zarr(str(path), decode_coords="all", consolidated=None, mask_and_scale=False)
     try:
         var = ds[VAR]
