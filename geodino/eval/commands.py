@@ -25,7 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "tasks.eurosat_knn_linear.data.root=/data/eurosat."
         ),
     )
-    p.add_argument("--backbone", "-b", default=None, help="backbone spec: checkpoint path, arch:vit_small, timm:<name>")
+    p.add_argument(
+        "--backbone",
+        "-b",
+        default=None,
+        help="backbone spec: checkpoint path, HF folder, arch:vit_small, timm:NAME, baseline:colour (default: the "
+        "suite's backbone key)",
+    )
     p.add_argument("--out", "-o", default="probe_out", help="output folder (default: probe_out)")
     p.add_argument(
         "--device",

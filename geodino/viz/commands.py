@@ -78,7 +78,8 @@ def register(subparsers: Any) -> None:
         nargs="+",
         metavar="X,Y",
         default=None,
-        help="similarity map for the patch at this point, X Y or X,Y: pixel col row, or map x y with --point-crs",
+        help="similarity map for the patch at this point, X Y or X,Y: pixel col row of the file (also with --window), "
+        "or map x y with --point-crs",
     )
     a.add_argument(
         "--point-crs",
