@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from geodino.errors import GeoDinoError
+from geodino.errors import GeoDinoError, one_line
 from geodino.eval.classification_predictions import add_paired_tests, format_p
 from geodino.io import atomic_path, json_text
 
@@ -284,8 +284,9 @@ def _main_failed(exc: GeoDinoError, specs: list[str], folders: list[Path]) -> Co
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text and text[0] else type(exc).__name__
+    """A backbone's error on one line, its later lines folded in (cut at 300 characters): torch's "Error(s) in
+    loading state_dict for X:" says what is missing on its next lines only."""
+    return one_line(exc, 300)
 
 
 def _partial_rows(folder: Path, began: float) -> list[dict[str, Any]]:
