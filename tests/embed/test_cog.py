@@ -46,6 +46,20 @@ def test_downsample2_hand_values() -> None:
     np.testing.assert_array_equal(downsample2(q, -128), q[:, ::2, ::2])  # int8 codes: nearest, never averaged
 
 
+def test_downsample2_without_nodata_is_the_nan_aware_mean_bit_for_bit() -> None:
+    """A block without NaN takes a shorter path (sum of the 4 cells / 4): the same float32 bits as the NaN-aware
+    mean, so a COG's overviews do not depend on which blocks hold nodata (-0.0, inf, subnormals included)."""
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(5, 64, 66)) * 1e3).astype(np.float32)
+    x[0, 0, 0], x[0, 0, 1], x[1, 2, 3], x[2, 4, 4] = -0.0, np.inf, 1e-42, -np.inf
+    ok = ~np.isnan(x.reshape(5, 32, 2, 33, 2))
+    n = ok.sum(axis=(2, 4), dtype=np.float32)
+    s = np.where(ok, x.reshape(5, 32, 2, 33, 2), 0.0).sum(axis=(2, 4), dtype=np.float32)
+    ref = np.where(n > 0, s / n, np.float32(np.nan)).astype(np.float32)
+    out = downsample2(x, np.nan)
+    assert out.dtype == np.float32 and out.tobytes() == ref.tobytes()
+
+
 def test_overview_shapes_are_gdals_own_overview_sizes(tmp_path) -> None:
     """The sizes GDAL gives overviews it builds itself (`gdaladdo`, `build_overviews`): an odd side rounds up
     (791 -> 396; the COG driver's OVERVIEWS=AUTO would write 395: the docstring said it matched that)."""
