@@ -208,3 +208,21 @@ def test_the_description_example_parses_and_loads_its_config(parsers, command, t
         assert cfg.trainer.max_steps == 20 and cfg.output_dir == "runs/smoke"
     else:
         assert cfg.teacher.spec == "runs/smoke/export/teacher.pth"  # the pretrain example's export
+
+
+def test_data_stats_takes_no_progress_as_embed_and_curate_do(monkeypatch, tmp_path):
+    """The one concept has one flag: data stats draws a progress bar too, and had no --no-progress to quiet it."""
+    import geodino.data.stats as stats
+
+    seen: dict[str, Any] = {}
+
+    def write_stats(paths, out, plot=None, **kwargs):
+        seen.update(kwargs)
+        return out
+
+    monkeypatch.setattr(stats, "write_stats", write_stats)
+    out = tmp_path / "s.yaml"
+    out.write_text("name: s\n")  # what the command prints back
+    for argv, progress in (([], True), (["--no-progress"], False)):
+        assert cli.main(["data", "stats", "a.tif", "--out", str(out), "--overwrite", *argv]) == 0
+        assert seen["progress"] is progress

@@ -80,6 +80,9 @@ def _add_stats(sub: Any) -> None:
                    help="unreadable files: skip or stop (default: %(default)s)")  # fmt: skip
     s.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     s.add_argument("--plot", default=None, help="also write per-band histograms to this PNG")
+    s.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bar, as embed and data curate take it"
+    )
     s.set_defaults(func=_stats)
 
 
