@@ -226,3 +226,33 @@ def test_data_stats_takes_no_progress_as_embed_and_curate_do(monkeypatch, tmp_pa
     for argv, progress in (([], True), (["--no-progress"], False)):
         assert cli.main(["data", "stats", "a.tif", "--out", str(out), "--overwrite", *argv]) == 0
         assert seen["progress"] is progress
+
+
+def _choices(parsers: dict[str, argparse.ArgumentParser], command: str, flag: str) -> tuple[str, ...]:
+    return tuple(next(a.choices for a in parsers[command]._actions if flag in a.option_strings))
+
+
+def test_every_choice_list_is_the_one_the_code_checks(parsers):
+    """The `{a,b,c}` a --help lists is what the code accepts: a choice list written in the parser beside a constant
+    in the code could drift (a new cloud rule, blend or layout the CLI would refuse or the code would not know)."""
+    from geodino.data.config import SOURCE_TYPES
+    from geodino.data.curate.clouds import CLOUD_RULES
+    from geodino.data.curate.tiles import CURATABLE
+    from geodino.embed import images, scene_skips
+    from geodino.embed.blend import BLEND_MODES
+    from geodino.embed.classify_options import METHODS
+    from geodino.embed.encoding import DTYPES
+    from geodino.models.checkpoints.convert import LAYOUTS
+
+    assert _choices(parsers, "data curate", "--cloud-rule") == CLOUD_RULES
+    assert sorted(_choices(parsers, "data curate", "--type")) == sorted(CURATABLE)
+    assert set(_choices(parsers, "data stats", "--type")) <= set(SOURCE_TYPES)
+    assert _choices(parsers, "convert", "--to") == LAYOUTS
+    assert _choices(parsers, "convert", "--from") == ("auto", *LAYOUTS)
+    assert _choices(parsers, "embed", "--blend") == BLEND_MODES
+    assert _choices(parsers, "embed", "--dtype") == DTYPES
+    assert _choices(parsers, "embed", "--method") == METHODS
+    assert _choices(parsers, "embed", "--pool") == images.POOLS
+    assert set(_choices(parsers, "embed", "--on-error")) == set(images.ON_ERROR) == set(scene_skips.ON_ERROR)
+    for command in ("data stats", "data index", "data curate"):
+        assert set(_choices(parsers, command, "--on-error")) == {"skip", "stop"}, command

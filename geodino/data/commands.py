@@ -200,7 +200,13 @@ def _add_curate(sub: Any) -> None:
     c.add_argument("--type", default="images", choices=["images", "raster", "cube", "tar"],
                    help="archive type of PATHS (default: %(default)s)")  # fmt: skip
     c.add_argument("--sensor", default=None, help="data sensor (scale, band names, RGB bands for the cloud rule)")
-    c.add_argument("--bands", nargs="+", action=CommaList, default=None, help="band names to read (rasters)")
+    c.add_argument(
+        "--bands",
+        nargs="+",
+        action=CommaList,
+        default=None,
+        help="band names to read, rasters and cubes (B04 B03 or B04,B03)",
+    )
     c.add_argument("--tile-size", "--tile", dest="tile_size", type=int, default=256,
                    help="raster and cube tile edge in pixels (default: %(default)s)")  # fmt: skip
     c.add_argument("--clusters", nargs="+", action=NumberList, default=[64, 16, 4],
