@@ -169,6 +169,9 @@ def _add_preview(sub: Any) -> None:
         "--seed", type=whole_number(0), default=0, help="seed of the samples and crops drawn (default: %(default)s)"
     )
     add_config_arguments(v, DataConfig)
+    config = next(a for a in v._actions if a.dest == "config")  # `_shipped_config`: pretraining names work too
+    config.help = "YAML data config file, or a pretraining config (a file, or a shipped one by name, e.g. demo) for "
+    config.help += "its data section (keys below; _base_ to extend one)"
     v.set_defaults(func=_preview)
 
 
@@ -192,8 +195,8 @@ def _add_curate(sub: Any) -> None:
                    help="folders, globs, files or .txt lists (or give --config, then key=value overrides of it, e.g. "
                    "'data.sources=[{type: images, paths: [DIR]}]')")  # fmt: skip
     c.add_argument("--config", "-c", default=None,
-                   help="a pretraining config: curate its data.sources (then --type/--sensor/--bands/--tile-size "
-                   "come from each source)")  # fmt: skip
+                   help="a pretraining config (a file, or a shipped one by name, e.g. small_vit_tiny): curate its "
+                   "data.sources (then --type/--sensor/--bands/--tile-size come from each source)")  # fmt: skip
     c.add_argument("--backbone", "-b", required=True, help="backbone spec used to embed the tiles")
     c.add_argument("--out", "-o", required=True, help="output folder (embeddings are cached there for resume)")
     c.add_argument("--size", type=int, required=True, help="number of tiles to keep")
