@@ -178,7 +178,8 @@ def test_config_help_lists_the_shipped_configs_it_takes_by_name(parsers):
     assert "demo" in names and all(n in helps["config"] for n in names)
     assert find_config("small_vit_tiny", PretrainConfig).is_file()  # what the help promises
     preview = {a.dest: a.help for a in parsers["data preview"]._actions}
-    assert "shipped" not in preview["config"]  # a data config: no shipped ones
+    assert "shipped one by name, e.g. demo" in preview["config"]  # a pretraining config's name (no data configs)
+    assert find_config("demo", PretrainConfig).is_file()
 
 
 def _example(parser: argparse.ArgumentParser) -> list[str]:
