@@ -102,11 +102,12 @@ def parse_band_names(value: Any, key: str) -> list[str] | None:
         listed = _yaml_list(value.strip())
         if listed is None and "," not in value and len(value.split()) > 1:  # `bands: red nir`: one name "red nir"
             raise _refuse(key, value, *space_rule(key, value))
-        items = listed if listed is not None else [b.strip() for b in value.split(",") if b.strip()]
+        items: list[Any] = listed if listed is not None else [b.strip() for b in value.split(",") if b.strip()]
     else:
-        items = _sequence(value)
-        if items is None:
+        given = _sequence(value)
+        if given is None:
             raise _refuse(key, value, rule)
+        items = given
     if any(_is_number(b) for b in items):
         names = [f"b{b}" if _is_int(b) and b >= 1 else str(b) for b in items]
         raise _refuse(
@@ -151,11 +152,12 @@ def parse_backbone_bands(value: Any, key: str = "bands") -> tuple[int | None, li
         listed = _yaml_list(text)
         if listed is None and "," not in text and len(text.split()) > 1 and not _is_number_text(text):
             raise _refuse(key, value, *space_rule(key, value))  # "red nir": one band, matched by no checkpoint
-        items = listed if listed is not None else [b.strip() for b in text.split(",") if b.strip()]
+        items: list[Any] = listed if listed is not None else [b.strip() for b in text.split(",") if b.strip()]
     else:
-        items = _sequence(value)
-        if items is None:
+        given = _sequence(value)
+        if given is None:
             raise _refuse(key, value, BACKBONE_BANDS_RULE)
+        items = given
     if not items:
         raise _refuse(key, value, BACKBONE_BANDS_RULE, f"leave {key} out to keep the backbone's own")
     if any(_is_number(b) or _is_number_text(b) for b in items):

@@ -90,11 +90,11 @@ def in_sensor_order(
     if order is not None:
         perm, canon = order
         return (da if perm == sorted(perm) else da.isel({bdim: perm})), canon
-    canon = [sensor.resolve_band(n, strict=False) for n in names]
-    if not any(canon):
+    resolved = [sensor.resolve_band(n, strict=False) for n in names]
+    if not any(resolved):
         return da, names
-    other = [n for n, c in zip(names, canon, strict=True) if c is None]
-    twice = sorted({c for c in canon if c and canon.count(c) > 1})
+    other = [n for n, c in zip(names, resolved, strict=True) if c is None]
+    twice = sorted({c for c in resolved if c and resolved.count(c) > 1})
     why = f"{', '.join(other)} not the sensor's" if other else f"{', '.join(twice)} named twice"
     raise InputError(
         f"datacube {path} has bands {', '.join(names)} but sensor {sensor.name!r} has {', '.join(sensor.bands)} "

@@ -222,7 +222,7 @@ def warn_coarse_tiles(data_cfg: DataConfig, crops_cfg: CropsConfig) -> list[str]
     import math
     import warnings
 
-    sets = crops_cfg.crop_sets or [crops_cfg]
+    sets: list[Any] = crops_cfg.crop_sets or [crops_cfg]  # CropSet or CropsConfig: the sizes both carry
     largest = max(cs.global_size for cs in sets)
     low, high = (float(v) for v in crops_cfg.global_scale)
     said = []
@@ -316,7 +316,9 @@ def build_ssl_loader(
     crops_cfg.validate()
     if not 0 <= rank < world_size:
         raise ConfigError(f"rank {rank} must be in [0, world_size={world_size})")
-    sets = [(f"crops.crop_sets[{i}].", c) for i, c in enumerate(crops_cfg.crop_sets)] or [("crops.", crops_cfg)]
+    sets: list[tuple[str, Any]] = [(f"crops.crop_sets[{i}].", c) for i, c in enumerate(crops_cfg.crop_sets)] or [
+        ("crops.", crops_cfg)
+    ]
     # distillation learns the patch size from its teacher: checked here for both commands. Global crops carry the
     # iBOT masks on their patch grid, so they must fit it; local crops need not (the official high-res stage uses
     # 168 px at patch 16): the model drops their remainder as the official conv does (`trim_to_patch_grid`)
@@ -364,8 +366,8 @@ def build_ssl_loader(
         pin_memory=pin_memory,
         **kwargs,
     )
-    loader.sources = sources  # type: ignore[attr-defined]
-    loader.mixer = mixer  # type: ignore[attr-defined]
+    loader.sources = sources
+    loader.mixer = mixer
     return loader
 
 

@@ -30,10 +30,12 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
     """The source object of one `SourceConfig` (RasterSource, CubeSource, ImageFolderSource, TarShardSource)."""
     name = cfg.name or f"source{index}"
     check_source_type(cfg.type, f"source {name!r}: type")
-    if cfg.on_error is None:  # web image folders hold the odd broken download; an archive's bad file is news
+    # web image folders hold the odd broken download; an archive's bad file is news
+    on_error: str = cfg.on_error or ("skip" if cfg.type in ("images", "tar") else "stop")
+    if cfg.on_error is None:
         import dataclasses
 
-        cfg = dataclasses.replace(cfg, on_error="skip" if cfg.type in ("images", "tar") else "stop")
+        cfg = dataclasses.replace(cfg, on_error=on_error)
     if cfg.type == "raster":
         from geodino.data.archive import RasterArchive, RasterSource
         from geodino.data.curate.tilelist import apply_windows, curated_windows
@@ -43,10 +45,10 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
         # a SourceConfig's keys are the archive's and the source's own option names (options_for passes them on)
         archive = RasterArchive(cfg.paths, **options_for(RasterArchive, cfg, progress=progress))
         grid = grid_options(cfg, windows)
-        source = RasterSource(
+        raster = RasterSource(
             archive, **options_for(RasterSource, cfg, **grid, shuffle=shuffle, name=name, prescan=windows is None)
         )
-        return source if windows is None else apply_windows(source, windows)
+        return raster if windows is None else apply_windows(raster, windows)
     if cfg.type == "cube":
         from geodino.data.cubes import CubeSource
         from geodino.data.curate.tilelist import apply_windows, curated_windows
@@ -61,8 +63,8 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
         windows = curated_windows(cfg.paths)  # a `geodino data curate` list fixes the windows and time steps
         stores = list(dict.fromkeys(windows["path"].tolist())) if windows is not None else cfg.paths
         grid = grid_options(cfg, windows)
-        source = CubeSource(stores, **options_for(CubeSource, cfg, **grid, shuffle=shuffle, name=name))
-        return source if windows is None else apply_windows(source, windows)
+        cube = CubeSource(stores, **options_for(CubeSource, cfg, **grid, shuffle=shuffle, name=name))
+        return cube if windows is None else apply_windows(cube, windows)
     if cfg.type == "synthetic":
         from geodino.data.synthetic import SyntheticSource
 
@@ -101,15 +103,15 @@ def build_source(cfg: SourceConfig, *, index: int = 0, shuffle: bool = True, pro
             "from rasters or cubes); read it with `type: raster` (or `cube`) to visit exactly the kept windows"
         )
     cls = ImageFolderSource if cfg.type == "images" else TarShardSource
-    kwargs: dict[str, Any] = {"recursive": cfg.recursive} if cfg.type == "images" else {}
+    own: dict[str, Any] = {"recursive": cfg.recursive} if cfg.type == "images" else {}
     source = cls(
         cfg.paths,
         sensor=cfg.sensor or DEFAULT_SENSORS[cfg.type],
         name=name,
-        on_error=cfg.on_error,
+        on_error=on_error,
         shuffle=shuffle,
         fast_decode=bool(cfg.fast_decode),
-        **kwargs,
+        **own,
     )
     if cfg.type == "tar":
         from geodino.data.curate.tilelist import apply_members, curated_members

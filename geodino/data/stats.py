@@ -74,7 +74,10 @@ def _base_sensor(
     base: Sensor | None = get_sensor(sensor) if sensor else None
     if base is None:
         if type in ("raster", "cube"):
-            first = _first_bands(paths) if type == "raster" else _first_cube_bands(paths, None if band_names else bands)
+            # element 3: the raster's alpha bands, or the datacube's declared (scales, offsets) or None
+            first: tuple[Any, ...] = (
+                _first_bands(paths) if type == "raster" else _first_cube_bands(paths, None if band_names else bands)
+            )
             count, desc, dtype = first[:3]
             names = tuple(band_names) if band_names else desc or tuple(f"b{i}" for i in range(1, count + 1))
             if band_names and len(band_names) != count:
@@ -86,11 +89,11 @@ def _base_sensor(
             count -= len(alpha)
         else:
             count, names, dtype = 3, ("R", "G", "B"), "uint8"
-        declared = _first_declared(paths, alpha) if type == "raster" and scale is None else None
+        declared: tuple[Any, Any] | None = _first_declared(paths, alpha) if type == "raster" and scale is None else None
         if type == "cube" and scale is None and first[3] is not None:  # the store's CF scale_factor/add_offset
-            declared = tuple(_one_or_per_band(v) for v in first[3])
+            declared = (_one_or_per_band(first[3][0]), _one_or_per_band(first[3][1]))
         if declared is not None:  # the files' own scale/offset (the source refuses files that declare another)
-            scale, offset = declared  # type: ignore[assignment]
+            scale, offset = declared
         elif scale is None:
             scale = 1 / 255 if dtype == "uint8" else 1.0
         base = Sensor(
@@ -100,15 +103,15 @@ def _base_sensor(
         if type == "raster" and not band_names:  # a band-count mismatch fails now, not after reading every tile
             first = _first_bands(paths)
             count = first[0] - len(alpha)
-            desc = [d for i, d in enumerate(first[1] or (), start=1) if i not in alpha]
+            descs = [d for i, d in enumerate(first[1] or (), start=1) if i not in alpha]
             # bands the file names as the sensor does (descriptions B02 B03 B04 of sentinel2_l2a) are matched by name,
             # as a training source matches them; only a file without such names needs --band-names
-            named = bool(desc) and all(base.resolve_band(d, strict=False) for d in desc)
+            named = bool(descs) and all(base.resolve_band(d, strict=False) for d in descs)
             if count != base.n_bands and not named:
                 alpha_note = f" besides alpha band {', '.join(map(str, alpha))} (the validity mask)" if alpha else ""
-                named = iter(base.bands[:count])
+                sensor_names = iter(base.bands[:count])
                 example = [
-                    f"alpha{i}" if i in alpha else next(named, f"b{i}") for i in range(1, count + len(alpha) + 1)
+                    f"alpha{i}" if i in alpha else next(sensor_names, f"b{i}") for i in range(1, count + len(alpha) + 1)
                 ]
                 raise InputError(
                     f"{_first_named(paths, type)} has {plural(count, 'band')}{alpha_note} but sensor {base.name!r} has "

@@ -59,8 +59,8 @@ class InputScale:
     copied to (`apply_`: a uint8 batch crosses to a GPU in a quarter of the bytes), as the same float32 product and
     sum numpy's `x * scale + offset` rounds: the same bits."""
 
-    scale: np.ndarray | None = None  # None: identity (float input read as reflectance)
-    offset: np.ndarray | None = None  # None: no offset added
+    scale: np.ndarray | np.floating | None = None  # None: identity (float input read as reflectance)
+    offset: np.ndarray | np.floating | None = None  # None: no offset added
 
     def apply_(self, x: Any) -> Any:
         """The step on a float32 torch tensor [B,C,H,W], in place (the sweep's own copy of a batch)."""
@@ -80,7 +80,7 @@ def recorded_scale(bb: Any) -> tuple[np.ndarray, np.ndarray, str] | None:
     (e.g. a foreign timm `pretrained_cfg`) says nothing about the data's units, so the dtype default applies."""
     from geodino.models.checkpoints.normalization import dn_scale_of
 
-    rec = getattr(bb, "normalization", None)
+    rec: Any = getattr(bb, "normalization", None)  # a dict when `found`
     found = dn_scale_of(rec)
     if found is None:
         return None

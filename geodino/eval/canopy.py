@@ -427,7 +427,7 @@ def _predict_rasters(
     stride: int,
     out_dir: Path,
     scaling: InputScaling,
-) -> tuple | None:
+) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor] | None:
     """Full-raster height GeoTIFFs on the input grid (predict_images, else `default`; read with `scaling`); the
     first map for plots."""
     if cfg.predict_images:

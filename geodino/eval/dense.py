@@ -397,7 +397,7 @@ def crop_and_stride(patch_size: int, crop_size: int, stride: int) -> tuple[int, 
     return crop, stride or max(patch_size, round(crop * 2 / 3))
 
 
-def save_probe(out_dir: Path, task: str, head: dict[str, Any], metrics: dict[str, float]) -> None:
+def save_probe(out_dir: Path, task: str, head: dict[str, Any], metrics: dict[str, Any]) -> None:
     """Write a probe's trained head (`<task>_head.pt`) and metrics (`<task>_metrics.json`), each atomically."""
 
     from geodino.io import atomic_path, json_text

@@ -329,7 +329,7 @@ def run_detection(
         metrics.update(train_fraction=budget["kept_fraction"], n_train=float(budget["n_train"]))
 
     head = {"detector": cfg.detector, "class_names": names, "state_dict": host_state(model)}
-    settings = {
+    settings: dict[str, Any] = {
         "box_iou_threshold": cfg.box_iou_threshold,
         "box_score_threshold": cfg.box_score_threshold,
         "box_max_detections": cfg.box_max_detections,
@@ -348,8 +348,8 @@ def run_detection(
 def _detection_sets(
     cfg: DetectionProbeConfig,
     backbone: Any,
-    train_data: Sequence[dict[str, Any]] | None,
-    val_data: Sequence[dict[str, Any]] | None,
+    train_data: Any,
+    val_data: Any,
     names: list[str],
     scaling: InputScaling,
 ) -> tuple[Any, Any, list[str]]:

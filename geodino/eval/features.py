@@ -258,7 +258,7 @@ def extract_features(
     # the fast inference path (geodino.models.frozen) for geodino ViTs; timm baselines and fast="off" stay eager. The
     # cache key names the numerics that will run (an amp backbone, or one accelerated before, runs other numerics than
     # `cfg.fast` alone says), decided before any weights are prepared: a cache hit never pays for preparing them.
-    job = {"mode": cfg.fast, "n_images": len(dataset), "image_size": size}
+    job: dict[str, Any] = {"mode": cfg.fast, "n_images": len(dataset), "image_size": size}
     planned = plan_path(backbone, **job) if hasattr(backbone, "model") else FastPath(False)
     layers = cfg.layers
     if isinstance(layers, int) and not isinstance(layers, bool):  # a count of last blocks: a TypeError here before

@@ -393,7 +393,7 @@ def run_segmentation(
     meter = SegmentationMeter(
         cfg.num_classes, cfg.ignore_index, cfg.class_names or None, cfg.metric_ignore_classes, cfg.metric_ignore_mode
     )
-    shown = []
+    shown: list[Any] = []
     for i in range(len(val_data)):
         s = val_data[i]
         check_sample(s, cfg, backbone, f"val sample {s.get('name', i)}")
@@ -410,7 +410,7 @@ def run_segmentation(
 
     saved = {"head": cfg.head, "layers": layers, "num_classes": cfg.num_classes, "state_dict": host_state(head)}
     saved["untrained_classes"] = untrained  # not learned: a reader masks their logits before argmax (mask_untrained)
-    scored = {"scored_split": f"{cfg.data.name} {cfg.data.test_split}"} if named else {}
+    scored: dict[str, Any] = {"scored_split": f"{cfg.data.name} {cfg.data.test_split}"} if named else {}
     if cfg.metric_ignore_classes:  # the json says which classes its mIoU/mAcc means leave out
         scored["mean_leaves_out_classes"] = sorted(set(cfg.metric_ignore_classes))
         scored["metric_ignore_mode"] = cfg.metric_ignore_mode  # their pixels dropped (pixels) or still scored (mean)

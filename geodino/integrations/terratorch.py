@@ -433,16 +433,17 @@ def datamodule_stats(
     return [float(f"{v:.12g}") for v in mean], [float(f"{v:.12g}") for v in std]
 
 
-def register(registry: Any | None = None) -> bool:
+def register(registry: Any = None) -> bool:
     """Register `geodino_vit` in `registry` (default TerraTorch's `TERRATORCH_BACKBONE_REGISTRY`); False when
     TerraTorch is not installed."""
     if registry is None:
         try:
-            from terratorch.registry import TERRATORCH_BACKBONE_REGISTRY as registry
+            from terratorch.registry import TERRATORCH_BACKBONE_REGISTRY
         except ModuleNotFoundError as exc:  # not installed; a TerraTorch that fails to import says why
             if (exc.name or "").split(".")[0] != "terratorch":
                 raise
             return False
+        registry = TERRATORCH_BACKBONE_REGISTRY
     if "geodino_vit" not in registry:
         registry.register(geodino_vit)
     return True

@@ -281,7 +281,7 @@ def _head_list(heads: Any) -> list[int]:
     return [whole_number(i, "heads", 0) for i in heads]
 
 
-def _check_heads(heads: Sequence[int] | None, n_heads: int | None, idx: int) -> list[int]:
+def _check_heads(heads: Sequence[int] | int | None, n_heads: int | None, idx: int) -> list[int]:
     """`heads` as a list of head indices (all when None), refused in one line when one repeats or is not among the
     block's `n_heads` (unknown: only repeats are checked)."""
     head_ids = list(range(n_heads or 0)) if heads is None else _head_list(heads)

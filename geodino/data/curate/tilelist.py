@@ -91,7 +91,7 @@ def curated_members(paths: Any) -> dict[str, np.ndarray] | None:
     return _list_columns(paths, ("member",))
 
 
-def apply_windows(source: Any, windows: dict[str, np.ndarray]) -> Any:
+def apply_windows(source: Any, windows: dict[str, Any]) -> Any:
     """Restrict a grid `RasterSource` or `CubeSource` to the listed windows (the tiles a curated list kept)."""
     if "_grid" in windows and hasattr(source, "archive"):
         _check_grid(windows["_grid"], source.archive)
