@@ -234,17 +234,18 @@ def test_an_archive_that_is_nodata_everywhere_stops_with_one_line(tmp_path):
 def test_pinned_batches_on_cuda_only(cfg, monkeypatch):
     """The trainers ask for page-locked batches when they train on a CUDA GPU (asynchronous host-to-GPU copies of
     the crops), never on a CPU; the loader passes the request to its DataLoader."""
-    from geodino.train.pretrain import PretrainConfig, _loader_factory
+    from geodino.train.pretrain import PretrainConfig
+    from geodino.train.pretrain_build import loader_factory
 
     assert build_ssl_loader(cfg, CROPS, batch_size=3, num_workers=0, patch_size=8, pin_memory=True).pin_memory
     assert not build_ssl_loader(cfg, CROPS, batch_size=3, num_workers=0, patch_size=8).pin_memory
     pre = PretrainConfig()
     for accelerator, pinned in (("cuda", True), ("gpu", True), ("cpu", False)):
         pre.trainer.accelerator = accelerator
-        assert _loader_factory(pre).keywords["pin_memory"] is pinned
+        assert loader_factory(pre).keywords["pin_memory"] is pinned
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     pre.trainer.accelerator = "auto"
-    assert _loader_factory(pre).keywords["pin_memory"] is True
+    assert loader_factory(pre).keywords["pin_memory"] is True
 
 
 def test_distillation_pins_batches_on_cuda_only(monkeypatch):

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from geodino.config import load_config
 from geodino.data.masking import collate_masks
 from geodino.train.module import CheckpointConfig, SSLModule, TrainerConfig, build_trainer, fsdp_settings
-from geodino.train.pretrain import PretrainConfig, _build_arch, _loader_factory
+from geodino.train.pretrain import PretrainConfig
+from geodino.train.pretrain_build import build_arch, loader_factory
 from tests.train.conftest import write_config
 
 GLOBAL_BATCH, STEPS = 4, 3
@@ -92,7 +93,7 @@ def run(mode: str, data: str, out: str) -> None:
         ],
     )
     init_state: dict = {}
-    full = _loader_factory(cfg)
+    full = loader_factory(cfg)
 
     def factory(start_step: int, rank: int, world_size: int):
         return Sliced(full(start_step=start_step, rank=0, world_size=1), rank, world_size)
@@ -118,7 +119,7 @@ def run(mode: str, data: str, out: str) -> None:
     def fit(max_steps: int, ckpt_path: str | None = None, sharded: bool = False):
         """Build the arch from seed 0 and train to `max_steps` (resuming from `ckpt_path` when given)."""
         torch.manual_seed(0)
-        arch = _build_arch(cfg)
+        arch = build_arch(cfg)
         tcfg = TrainerConfig(
             max_steps=max_steps,
             accelerator="cpu",
@@ -167,7 +168,7 @@ def run(mode: str, data: str, out: str) -> None:
         from geodino.train.checkpointing import apply_init, read_init_source
 
         torch.manual_seed(7)
-        plain = _build_arch(dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, meta_init=False)))
+        plain = build_arch(dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, meta_init=False)))
         torch.save(plain.teacher["backbone"].state_dict(), init_file)
         post_init = partial(apply_init, src=read_init_source(init_file))
 

@@ -15,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from geodino.config import load_config
 from geodino.train.module import CheckpointConfig, SSLModule, TrainerConfig, build_trainer, fsdp_settings
-from geodino.train.pretrain import PretrainConfig, _build_arch, _loader_factory
+from geodino.train.pretrain import PretrainConfig
+from geodino.train.pretrain_build import build_arch, loader_factory
 from tests.train.conftest import write_config
 
 PARTS = ("student", "teacher", "gram_teacher")
@@ -47,12 +48,12 @@ def main(data: str, out: str) -> None:
             seen["optimizer"] = sorted({str(p.dtype) for p in params} | {str(p.grad.dtype) for p in params})
 
     torch.manual_seed(0)
-    arch = _build_arch(cfg)
+    arch = build_arch(cfg)
     tcfg = TrainerConfig(max_steps=1, accelerator="cpu", strategy="fsdp2", loggers=[], progress_bar=False)
     module = Spy(
         arch,
         arch.schedules.at,
-        loader_factory=_loader_factory(cfg),
+        loader_factory=loader_factory(cfg),
         seed=0,
         fsdp=fsdp_settings(tcfg),
         checkpoint_dir=Path(cfg.output_dir) / "checkpoints",

@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from geodino.config import load_config
 from geodino.train.module import CheckpointConfig, SSLModule, TrainerConfig, build_trainer, fsdp_settings
-from geodino.train.pretrain import PretrainConfig, _build_arch, _loader_factory
+from geodino.train.pretrain import PretrainConfig
+from geodino.train.pretrain_build import build_arch, loader_factory
 from tests.train.conftest import write_config
 
 
@@ -46,7 +47,7 @@ def main(strategy: str, steps: str, data: str, out: str, ckpt: str | None = None
             return loss
 
     torch.manual_seed(0)
-    arch = _build_arch(cfg)
+    arch = build_arch(cfg)
     tcfg = TrainerConfig(
         max_steps=int(steps),
         accelerator="cpu",
@@ -59,7 +60,7 @@ def main(strategy: str, steps: str, data: str, out: str, ckpt: str | None = None
     module = Spy(
         arch,
         arch.schedules.at,
-        loader_factory=_loader_factory(cfg),
+        loader_factory=loader_factory(cfg),
         seed=0,
         clip_grad=cfg.ssl.optim.clip_grad,
         fsdp=fsdp_settings(tcfg),

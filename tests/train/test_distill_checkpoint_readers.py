@@ -24,7 +24,9 @@ from geodino.train import checkpointing as ck
 from geodino.train.distill import distill
 from geodino.train.distill.config import StudentSpec
 from geodino.train.distill.students import _init_state
-from geodino.train.pretrain import PretrainConfig, _adopt_init_architecture, _build_arch
+from geodino.train.pretrain import PretrainConfig
+from geodino.train.pretrain_build import build_arch
+from geodino.train.pretrain_init import adopt_init_architecture
 from tests.train.conftest import write_config
 from tests.train.test_distill import _cfg
 
@@ -95,8 +97,8 @@ def test_pretraining_starts_from_a_student(run, tmp_path, images) -> None:
         extra = f"init_from: {ckpt}?which=small\n"
         cfg_path = write_config(tmp_path / "c.yaml", tmp_path / "run", images, extra)
         cfg = load_config(PretrainConfig, cfg_path, ["ssl.student.arch=from_init"])
-        src = _adopt_init_architecture(cfg)
-        arch = _build_arch(cfg)
+        src = adopt_init_architecture(cfg)
+        arch = build_arch(cfg)
         lines = ck.apply_init(arch, src, student_from=student_from)
         picked = "student small (EMA)" if student_from == "teacher" else "student small (raw)"
         # the log names the student taken (it said "teacher of FILE", which a distill checkpoint does not hold)

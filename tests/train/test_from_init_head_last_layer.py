@@ -13,7 +13,8 @@ from geodino.config import load_config
 from geodino.models import build_model
 from geodino.models.heads import DINOHead
 from geodino.train.init_from import init_architecture, read_init_source
-from geodino.train.pretrain import PretrainConfig, _adopt_init_architecture
+from geodino.train.pretrain import PretrainConfig
+from geodino.train.pretrain_init import adopt_init_architecture
 
 
 def _export(tmp_path, last_layer: str, g: float | None = None):
@@ -41,7 +42,7 @@ def test_from_init_adopts_a_linear_prototype_layer_into_the_normalized_small_rec
         [f"init_from={src}", "ssl.student.arch=from_init", "data.sources=[{type: synthetic, tile_size: 32}]"],
     )
     assert cfg.ssl.dino.head_last_layer == "normalized"  # the recipe's own choice, before from_init
-    _adopt_init_architecture(cfg)
+    adopt_init_architecture(cfg)
     assert (cfg.ssl.dino.head_last_layer, cfg.ssl.ibot.head_last_layer) == ("linear", "linear")
     assert (cfg.ssl.dino.head_n_prototypes, cfg.ssl.dino.head_hidden_dim, cfg.ssl.dino.head_bottleneck_dim) == (
         16,

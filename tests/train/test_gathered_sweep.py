@@ -125,12 +125,12 @@ def test_resume_sweeps_what_killed_gathers_left(tmp_path, capsys) -> None:
 def test_the_start_of_a_run_keeps_a_live_gather(tmp_path) -> None:
     """The start's clear-up of half-written checkpoints (the run holds its folder: any `.*.tmp-*` there was a
     killed writer's) spares gathers' copies: an export or init_from of one of its folders may run beside it."""
-    from geodino.train.pretrain import _clear_partial_checkpoints
+    from geodino.train.pretrain_folder import clear_partial_checkpoints
 
     ckpts = tmp_path / "checkpoints"
     ckpts.mkdir()
     half = ckpts / f".step_00000002.tmp-{writer_tag()}-{_dead_pid()}.ckpt"
     half.mkdir()  # a sharded checkpoint being written: a folder
     left = _leftovers(ckpts / "step_00000001.ckpt")
-    _clear_partial_checkpoints(ckpts)
+    clear_partial_checkpoints(ckpts)
     assert not half.exists() and all(p.exists() for p in left.values())

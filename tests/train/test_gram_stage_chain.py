@@ -11,7 +11,8 @@ import torch
 from geodino.config import load_config
 from geodino.models.checkpoints.convert import convert_checkpoint
 from geodino.train import checkpointing as ck
-from geodino.train.pretrain import PretrainConfig, _build_arch, pretrain
+from geodino.train.pretrain import PretrainConfig, pretrain
+from geodino.train.pretrain_build import build_arch
 from tests.train.conftest import write_config
 
 GRAM = ["ssl.gram.use_loss=true", "ssl.gram.loss_weight=2.0", "ssl.gram.img_level=true", "crops.gram=true"]
@@ -28,7 +29,7 @@ def test_gram_ckpt_takes_a_run_folder_and_an_hf_folder(tmp_path, tiny_data, tiny
         warnings.simplefilter("ignore")
         hf = convert_checkpoint(tiny_run / "export" / "teacher.pth", tmp_path / "hf", dst_layout="hf")
     for source in (tiny_run, hf):
-        arch = _build_arch(_cfg(tmp_path, tiny_data, "run", [*GRAM, f"ssl.gram.ckpt={source}"]))
+        arch = build_arch(_cfg(tmp_path, tiny_data, "run", [*GRAM, f"ssl.gram.ckpt={source}"]))
         own = arch.gram_teacher["backbone"].state_dict()
         assert all(torch.equal(own[k], v) for k, v in teacher.items()), source
         assert bool(arch.gram_initialized)

@@ -15,7 +15,8 @@ from geodino.errors import CheckpointError
 from geodino.models.build import build_model
 from geodino.models.checkpoints.convert import convert_checkpoint
 from geodino.train import checkpointing as ck
-from geodino.train.pretrain import PretrainConfig, _build_arch
+from geodino.train.pretrain import PretrainConfig
+from geodino.train.pretrain_build import build_arch
 from tests.train.conftest import write_config, write_rasters
 
 
@@ -43,7 +44,7 @@ def _untied_arch(tmp_path):
     data = write_rasters(tmp_path / "data", n=1, size=32)
     cfg = write_config(tmp_path / "c.yaml", tmp_path / "run", data)
     cfg.write_text(cfg.read_text().replace("{depth: 2}", "{depth: 2, untie_global_and_local_cls_norm: true}"))
-    return _build_arch(load_config(PretrainConfig, cfg))
+    return build_arch(load_config(PretrainConfig, cfg))
 
 
 @pytest.mark.parametrize("layout", ["hf", "timm"])

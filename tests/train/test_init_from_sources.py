@@ -13,7 +13,8 @@ from geodino.config import load_config
 from geodino.errors import CheckpointError
 from geodino.models.checkpoints.convert import convert_checkpoint
 from geodino.train import checkpointing as ck
-from geodino.train.pretrain import PretrainConfig, _build_arch
+from geodino.train.pretrain import PretrainConfig
+from geodino.train.pretrain_build import build_arch
 from tests.train.conftest import write_config
 
 
@@ -35,7 +36,7 @@ def converted(tiny_run, tmp_path_factory):
 
 
 def _arch(tmp_path, tiny_data):
-    return _build_arch(load_config(PretrainConfig, write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)))
+    return build_arch(load_config(PretrainConfig, write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)))
 
 
 @pytest.mark.parametrize("which", ["hf", "hf_file", "timm", "timm_dir"])
@@ -85,7 +86,7 @@ def test_wrapped_backbone_for_init_from_and_gram_ckpt(tmp_path, tiny_data, conve
     assert all(torch.equal(own[k], v) for k, v in teacher.items())
     cfg = write_config(tmp_path / "g.yaml", tmp_path / "run", tiny_data)
     overrides = ["ssl.gram.use_loss=true", f"ssl.gram.ckpt={wrapped}"]
-    arch = _build_arch(load_config(PretrainConfig, cfg, overrides))
+    arch = build_arch(load_config(PretrainConfig, cfg, overrides))
     own = arch.gram_teacher["backbone"].state_dict()
     assert all(torch.equal(own[k], v) for k, v in teacher.items())
     torch.save({"epoch": 3}, tmp_path / "no_tensors.pth")
@@ -115,7 +116,7 @@ def test_other_bands_named_with_what_to_do(tmp_path, tiny_data):
     override = "ssl.student.in_chans=4"
     said = r"takes 4 input bands but this config builds 3 .*geodino convert .*--bands"
     cfg = write_config(tmp_path / "o.yaml", tmp_path / "other", tiny_data)
-    other = _build_arch(load_config(PretrainConfig, cfg, [override]))
+    other = build_arch(load_config(PretrainConfig, cfg, [override]))
     path = tmp_path / "other.pth"
     torch.save(other.teacher["backbone"].state_dict(), path)
     arch = _arch(tmp_path, tiny_data)
@@ -137,11 +138,11 @@ def test_python_api_sees_the_heads_of_a_run_folder(tiny_run, converted):
 def test_a_run_folder_passes_its_extent_on(tmp_path, tiny_data, tiny_run, monkeypatch):
     """The extent a run starts from is joined from init_from's checkpoint: for a run folder its last.ckpt (the folder
     itself was read as a sharded checkpoint without meta.pt: no extent, silently)."""
-    from geodino.train import data_extent, pretrain
+    from geodino.train import data_extent, pretrain_build
 
     seen = []
     monkeypatch.setattr(data_extent, "training_extent", lambda sources, start=None: seen.append(start) or {})
     cfg = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)
-    pretrain._probe_data(load_config(PretrainConfig, cfg, [f"init_from={tiny_run}"]))
+    pretrain_build.probe_data(load_config(PretrainConfig, cfg, [f"init_from={tiny_run}"]))
     assert seen == [tiny_run / "checkpoints" / "last.ckpt"]
     assert data_extent.export_extent(seen[0]) is not None  # what the stage joins: the run's recorded extent

@@ -18,7 +18,8 @@ from geodino.config import load_config
 from geodino.errors import GeoDinoError
 from geodino.models import build_model
 from geodino.models.checkpoints import save_export
-from geodino.train.pretrain import PretrainConfig, _build_arch, pretrain
+from geodino.train.pretrain import PretrainConfig, pretrain
+from geodino.train.pretrain_build import build_arch
 from tests.train.conftest import write_config
 from tests.train.test_pretrain_start_undo import _snapshot, _used_folder
 
@@ -33,7 +34,7 @@ def _cfg(tmp_path: Path, data: Path, out: Path, *overrides: str) -> PretrainConf
 def _arch(tmp_path: Path, data: Path, *overrides: str, seed: int = 7):
     """The tiny config's SSL arch, built in full (what a file that fits was trained with)."""
     torch.manual_seed(seed)
-    return _build_arch(_cfg(tmp_path, data, tmp_path / "unused", *overrides))
+    return build_arch(_cfg(tmp_path, data, tmp_path / "unused", *overrides))
 
 
 @pytest.fixture(scope="module")

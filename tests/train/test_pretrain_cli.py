@@ -124,12 +124,12 @@ def test_bad_config_key_names_close_match(tmp_path, tiny_data, capsys):
         load_config(PretrainConfig, cfg, ["trainer.clip_grad=0.001"])
     assert main(["pretrain", "--config", str(cfg), "trainer.meta_init=true"]) == 2
     assert "trainer.meta_init=true needs trainer.strategy=fsdp2" in _err(capsys)
-    from geodino.train.pretrain import _build_arch
+    from geodino.train.pretrain_build import build_arch
 
     meta = ["trainer.strategy=fsdp2", "trainer.meta_init=true"]
     with pytest.raises(ConfigError, match=r"cannot load ssl\.gram\.ckpt yet"):
-        _build_arch(load_config(PretrainConfig, cfg, [*meta, "ssl.gram.ckpt=teacher.pth"]))
-    arch = _build_arch(load_config(PretrainConfig, cfg, meta))  # no storage until FSDP2 has sharded it
+        build_arch(load_config(PretrainConfig, cfg, [*meta, "ssl.gram.ckpt=teacher.pth"]))
+    arch = build_arch(load_config(PretrainConfig, cfg, meta))  # no storage until FSDP2 has sharded it
     assert all(p.is_meta for p in arch.parameters())
 
 
@@ -370,7 +370,8 @@ def test_a_run_folder_in_use_is_refused_and_a_killed_runs_temporaries_are_swept(
     import fcntl
 
     from geodino.config import load_config
-    from geodino.train.pretrain import PretrainConfig, _prepare_output
+    from geodino.train.pretrain import PretrainConfig
+    from geodino.train.pretrain_folder import prepare_output
     from geodino.train.run_start import Start
 
     out = tmp_path / "run"
@@ -383,10 +384,10 @@ def test_a_run_folder_in_use_is_refused_and_a_killed_runs_temporaries_are_swept(
         other.flush()
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with pytest.raises(InputError, match=r"output_dir .*run is in use by another run \(pid 4242\); wait for it"):
-            _prepare_output(cfg, Start())
+            prepare_output(cfg, Start())
         assert stale.exists()  # nothing of the other run's is touched
     start = Start()
-    _prepare_output(cfg, start)  # the other run ended (its lock is gone): this one takes the folder
+    prepare_output(cfg, start)  # the other run ended (its lock is gone): this one takes the folder
     assert stale.exists()  # swept only once the start is accepted
     start.settle()
     assert not stale.exists()

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from geodino.io_temps import temp_name, writer_tag
-from geodino.train.pretrain import _clear_partial_checkpoints
+from geodino.train.pretrain_folder import clear_partial_checkpoints
 
 
 def _dead_pid() -> int:
@@ -49,7 +49,7 @@ def test_live_writer_kept_dead_file_and_folder_removed(tmp_path: Path, capsys):
     for p in (export_live, export_other, export_dead, gather):
         p.write_bytes(b"e")
 
-    _clear_partial_checkpoints(folder)
+    clear_partial_checkpoints(folder)
 
     assert live.exists(), "a live writer's temporary was removed"
     assert not dead_file.exists() and not dead_dir.exists()
@@ -62,5 +62,5 @@ def test_live_writer_kept_dead_file_and_folder_removed(tmp_path: Path, capsys):
 
 
 def test_missing_folder_is_fine(tmp_path: Path):
-    _clear_partial_checkpoints(tmp_path / "nothing")
+    clear_partial_checkpoints(tmp_path / "nothing")
     assert not (tmp_path / "nothing").exists()  # nothing made where nothing was

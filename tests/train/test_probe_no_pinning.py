@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from geodino.config import load_config
-from geodino.train.pretrain import PretrainConfig, _loader_factory, _probe_data
+from geodino.train.pretrain import PretrainConfig
+from geodino.train.pretrain_build import loader_factory, probe_data
 from tests.train.conftest import write_config
 
 
@@ -37,9 +38,9 @@ def test_the_probe_loader_is_not_pinned_on_cuda(tiny_data, tmp_path, monkeypatch
         [f"trainer.accelerator={accelerator}", "trainer.precision=bf16-mixed"],
     )
     with pytest.raises(_Stop):
-        _loader_factory(cfg)(start_step=0, rank=0, world_size=1)
+        loader_factory(cfg)(start_step=0, rank=0, world_size=1)
     assert calls[-1]["pin_memory"] is True  # the training loader pins on CUDA
     with pytest.raises(_Stop):
-        _probe_data(cfg)
+        probe_data(cfg)
     assert calls[-1]["pin_memory"] is False
     assert calls[-1]["max_steps"] == 1

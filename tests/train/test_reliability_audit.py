@@ -18,7 +18,7 @@ def test_a_sharded_checkpoint_temporary_left_by_a_kill_is_swept(tmp_path, tiny_d
     """A sharded (fsdp2) checkpoint is a folder: the start of the next run swept temporaries with `unlink` and
     failed with a bare IsADirectoryError instead of resuming."""
     from geodino.run_lock import release_run_folder
-    from geodino.train.pretrain import _prepare_output
+    from geodino.train.pretrain_folder import prepare_output
     from geodino.train.run_start import Start
 
     cfg = _cfg(tmp_path, tiny_data)
@@ -30,7 +30,7 @@ def test_a_sharded_checkpoint_temporary_left_by_a_kill_is_swept(tmp_path, tiny_d
     (ckpts / ".last.ckpt.tmp-4242").symlink_to("step_00000002.ckpt")
     try:
         start = Start()
-        _, resume = _prepare_output(cfg, start)
+        _, resume = prepare_output(cfg, start)
         start.settle()  # the housekeeping waits until the start is accepted
     finally:
         release_run_folder(tmp_path / "run")

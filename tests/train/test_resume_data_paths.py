@@ -12,7 +12,8 @@ import torch
 
 from geodino.config import load_config, to_dict
 from geodino.errors import CheckpointError
-from geodino.train.pretrain import PretrainConfig, _check_resume
+from geodino.train.pretrain import PretrainConfig
+from geodino.train.pretrain_folder import check_resume
 from geodino.train.resume_paths import same_paths_as_saved, spelling
 from geodino.train.run_start import Start
 from tests.train.conftest import write_config
@@ -36,14 +37,14 @@ def _checkpoint(tmp_path: Path, cfg: PretrainConfig) -> Path:
 def test_pretrain_resumes_with_the_same_folder_spelled_otherwise(tmp_path, tiny_data, spelled) -> None:
     ckpt = _checkpoint(tmp_path, _cfg(tmp_path, str(tiny_data)))
     cfg = _cfg(tmp_path, spelled.format(d=tiny_data, n=tiny_data.name))
-    assert _check_resume(cfg, tmp_path / "run", ckpt, {}, Start()) == 1
+    assert check_resume(cfg, tmp_path / "run", ckpt, {}, Start()) == 1
 
 
 def test_pretrain_still_refuses_a_moved_data_folder(tmp_path, tiny_data) -> None:
     ckpt = _checkpoint(tmp_path, _cfg(tmp_path, str(tiny_data)))
     cfg = _cfg(tmp_path, str(tmp_path / "elsewhere"))
     with pytest.raises(CheckpointError, match=r"data\.sources\[0\]\.paths="):
-        _check_resume(cfg, tmp_path / "run", ckpt, {}, Start())
+        check_resume(cfg, tmp_path / "run", ckpt, {}, Start())
 
 
 def test_spellings() -> None:

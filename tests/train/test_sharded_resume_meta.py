@@ -13,7 +13,8 @@ import torch
 
 from geodino.config import load_config, to_dict
 from geodino.errors import CheckpointError
-from geodino.train.pretrain import PretrainConfig, _check_resume
+from geodino.train.pretrain import PretrainConfig
+from geodino.train.pretrain_folder import check_resume
 from geodino.train.run_start import Start
 from tests.train.conftest import write_config
 
@@ -50,7 +51,7 @@ def test_a_sharded_resume_reads_meta_only(tmp_path, tiny_data, gathers) -> None:
     cfg = _cfg(tmp_path, tiny_data)
     meta = {"global_step": 2, "geodino": {"step": 2, "config": to_dict(cfg), "data": {"global_batch_size": 4}}}
     folder = _sharded_folder(tmp_path / "run" / "checkpoints" / "step_00000002.ckpt", meta)
-    assert _check_resume(cfg, tmp_path / "run", folder, {}, Start()) == 2
+    assert check_resume(cfg, tmp_path / "run", folder, {}, Start()) == 2
     assert gathers == []
 
 
@@ -61,7 +62,7 @@ def test_a_sharded_resume_still_checks_the_config(tmp_path, tiny_data, gathers) 
     folder = _sharded_folder(tmp_path / "run" / "checkpoints" / "step_00000001.ckpt", meta)
     cfg = _cfg(tmp_path, tiny_data, "batch_size=2")
     with pytest.raises(CheckpointError, match="batch_size=4 but this run has batch_size=2"):
-        _check_resume(cfg, tmp_path / "run", folder, {}, Start())
+        check_resume(cfg, tmp_path / "run", folder, {}, Start())
     assert gathers == []
 
 
@@ -70,7 +71,7 @@ def test_a_folder_without_meta_is_refused(tmp_path, tiny_data, gathers) -> None:
     folder = tmp_path / "x.ckpt"
     folder.mkdir()
     with pytest.raises(CheckpointError, match=r"has no meta\.pt"):
-        _check_resume(cfg, tmp_path / "run", folder, {}, Start())
+        check_resume(cfg, tmp_path / "run", folder, {}, Start())
 
 
 def test_the_full_conversion_names_its_temp_file_by_host_and_process(tmp_path, gathers) -> None:

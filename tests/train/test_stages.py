@@ -10,7 +10,8 @@ import torch
 from geodino.config import load_config
 from geodino.errors import CheckpointError
 from geodino.train import checkpointing as ck
-from geodino.train.pretrain import PretrainConfig, _build_arch, pretrain
+from geodino.train.pretrain import PretrainConfig, pretrain
+from geodino.train.pretrain_build import build_arch
 from tests.train.conftest import write_config
 
 GRAM = ["ssl.gram.use_loss=true", "ssl.gram.loss_weight=2.0", "ssl.gram.img_level=true", "crops.gram=true"]
@@ -43,7 +44,7 @@ def source(tiny_run):
 
 def test_gram_stage_continues_student_and_snapshots_teacher(tmp_path, tiny_data, tiny_run, source):
     cfg = _cfg(tmp_path, tiny_data, GRAM)
-    arch = _build_arch(cfg)
+    arch = build_arch(cfg)
     assert not bool(arch.gram_initialized)
     ck.apply_init(arch, ck.read_init_source(tiny_run / "checkpoints" / "last.ckpt"), student_from="student")
     for m in ("backbone", "dino_head", "ibot_head"):
@@ -55,7 +56,7 @@ def test_gram_stage_continues_student_and_snapshots_teacher(tmp_path, tiny_data,
 
 def test_highres_stage_starts_student_and_gram_from_teacher(tmp_path, tiny_data, tiny_run, source):
     cfg = _cfg(tmp_path, tiny_data, GRAM)
-    arch = _build_arch(cfg)
+    arch = build_arch(cfg)
     lines = ck.apply_init(arch, ck.read_init_source(tiny_run / "checkpoints" / "last.ckpt"), student_from="teacher")
     for m in ("backbone", "dino_head", "ibot_head"):
         assert _equal(arch.student[m], source[f"teacher.{m}"]), m
@@ -66,14 +67,14 @@ def test_highres_stage_starts_student_and_gram_from_teacher(tmp_path, tiny_data,
 
 def test_init_from_export_and_from_backbone_only(tmp_path, tiny_data, tiny_run, source):
     exported = tiny_run / "export" / "teacher.pth"
-    arch = _build_arch(_cfg(tmp_path, tiny_data, []))
+    arch = build_arch(_cfg(tmp_path, tiny_data, []))
     src = ck.read_init_source(exported)
     assert src.kind == "export" and src.has_heads
     ck.apply_init(arch, src)
     assert _equal(arch.student["ibot_head"], source["teacher.ibot_head"])
     # a backbone-only file (like an official release): backbone copied, heads stay fresh
     torch.save(source["teacher.backbone"], tmp_path / "official_like.pth")
-    arch = _build_arch(_cfg(tmp_path, tiny_data, []))
+    arch = build_arch(_cfg(tmp_path, tiny_data, []))
     fresh = {k: v.clone() for k, v in arch.student["dino_head"].state_dict().items()}
     src = ck.read_init_source(tmp_path / "official_like.pth")
     assert src.kind == "backbone" and not src.has_heads
