@@ -251,7 +251,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         description="DINOv3 for Earth observation: pretrain, distill, probe, embed, convert.",
         epilog="Each command's options and examples: geodino COMMAND --help (geodino data SUBCOMMAND --help; embed's "
         "products pca, cluster, similar, zonal, classify and change are in geodino embed --help). New here? geodino "
-        "demo --size tiny runs the whole path on CPU in seconds.",
+        "demo runs the whole path on CPU in minutes (--size tiny: a toy run of a minute or two).",
     )
     parser.add_argument("--version", action="version", version=f"geodino {__version__}")
     parser.add_argument(

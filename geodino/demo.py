@@ -417,7 +417,7 @@ def register(subparsers: Any) -> None:
         "--size",
         choices=sorted(SIZES),
         default="default",
-        help="run size: default (minutes; the default) or tiny (seconds)",
+        help="run size: default (minutes; the default) or tiny (toy size, a minute or two; its numbers mean nothing)",
     )
     p.set_defaults(func=_demo)
 
