@@ -120,7 +120,7 @@ def sensor_order(names: Sequence[str], sensor: Sensor) -> tuple[list[int], tuple
     canon = [sensor.resolve_band(str(b), strict=False) for b in names]
     if None in canon or len(set(canon)) != len(canon):
         return None
-    perm = sorted(range(len(canon)), key=lambda i: sensor.bands.index(canon[i]))  # type: ignore[arg-type]
+    perm = sorted(range(len(canon)), key=lambda i: sensor.bands.index(canon[i]))
     return perm, tuple(canon[i] for i in perm)  # type: ignore[misc]
 
 

@@ -56,7 +56,7 @@ def _rrc_box(
     rng: np.random.Generator,
     h: int,
     w: int,
-    scale: tuple[float, float],
+    scale: tuple[float, ...],
     ratio: tuple[float, float],
     integral: np.ndarray | None,
     min_valid: float,

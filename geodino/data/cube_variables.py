@@ -45,7 +45,7 @@ def band_variables(
         return sensor.resolve_band(name, strict=False) if sensor is not None else None
 
     if bands:
-        out = []
+        out: list[str] = []
         for b in bands:
             low = str(b).lower()
             hit = next((v for v in cands if v == b), None) or next((v for v in cands if v.lower() == low), None)

@@ -151,7 +151,7 @@ class Sensor:
 
     def band_indices(self, band_names: Sequence[str]) -> list[int]:
         """Zero-based indices of `band_names` in this sensor's band order."""
-        return [self.bands.index(self.resolve_band(b)) for b in band_names]  # type: ignore[arg-type]
+        return [self.bands.index(self.resolve_band(b)) for b in band_names]
 
     def select(self, band_names: Sequence[str]) -> Sensor:
         """A sensor restricted to `band_names` (in that order), with matching scale/mean/std."""

@@ -197,11 +197,11 @@ class TileSampler:
         if sampling not in ("random", "grid"):
             raise InputError(f"sampling must be 'random' or 'grid', got {sampling!r}")
         self.sampling = sampling
-        sh, sw = (float(size), float(size)) if np.isscalar(size) else map(float, size)  # type: ignore[misc]
+        sh, sw = (float(size), float(size)) if np.isscalar(size) else map(float, size)  # type: ignore[arg-type]
         if stride is None:
             th, tw = sh, sw
         else:
-            th, tw = (float(stride), float(stride)) if np.isscalar(stride) else map(float, stride)  # type: ignore[misc]
+            th, tw = (float(stride), float(stride)) if np.isscalar(stride) else map(float, stride)  # type: ignore[arg-type]
         if min(sh, sw, th, tw) <= 0:
             raise InputError(f"tile size and stride must be > 0, got size={size} stride={stride}")
         roi_geom, file_crs = load_roi(roi)

@@ -204,6 +204,8 @@ class EmbedConfig:
 
 
 # the scalar fields a Python caller may give as text ("256", "1e-4", "true"), read as YAML and the CLI read them
+_INTS: tuple[str, ...]
+_BOOLS: tuple[str, ...]
 _INTS = ("tile", "overlap", "margin", "batch_size", "chunk", "block_rows", "max_block_cols")
 _INTS += ("workers", "world_size", "rank", "threads", "read_threads", "gdal_cache_mb")
 _FLOATS = ("scale", "nodata")
@@ -318,7 +320,7 @@ def make_config(config: EmbedConfig | None, backbone: Any, out: Any, options: di
     for k, v in options.items():
         setattr(cfg, k, v)
     if backbone is not None:
-        cfg.backbone = backbone  # type: ignore[assignment]
+        cfg.backbone = backbone
     if out is not None:
         cfg.out = str(out)
     cfg.validate()

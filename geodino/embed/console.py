@@ -17,7 +17,8 @@ class Console:
     `quiet`: a spawned worker, whose parent says it all, or a Python call without the bar (`says`)."""
 
     def __init__(self, *, now: bool, quiet: bool = False) -> None:
-        self.now, self.quiet, self.held = now, quiet, []
+        self.now, self.quiet = now, quiet
+        self.held: list[str] = []
 
     def say(self, text: str) -> None:
         if self.quiet:

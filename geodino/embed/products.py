@@ -308,7 +308,7 @@ def similarity_map(
     png = check_writable(png, overwrite=overwrite)
     with EmbeddingReader(features).require_features() as rd:
         q = _unit(_query_vector(rd, point, point_crs, polygon, layer))
-        query = {"GEODINO_QUERY": str(point or polygon)}
+        query: dict[str, Any] = {"GEODINO_QUERY": str(point or polygon)}
         if layer is not None:  # which layer of the polygon file was the query
             query["GEODINO_QUERY_LAYER"] = str(layer)
         if point is not None:  # the point's numbers mean nothing without the CRS they were given in

@@ -20,7 +20,7 @@ import numpy as np
 
 from geodino.io import atomic_path
 
-NODATA_HATCH = {"facecolor": "0.85", "edgecolor": "0.4", "hatch": "//"}
+NODATA_HATCH: dict[str, Any] = {"facecolor": "0.85", "edgecolor": "0.4", "hatch": "//"}
 """How the PCA quick-look (and zonal's PNG) draws cells without data: a pattern, which no data colour is."""
 
 
@@ -35,7 +35,7 @@ def _read(cog: str | Path, band: int | Sequence[int], max_side: int) -> tuple[np
 
     with rasterio.open(cog) as src:
         f = max(1.0, max(src.height, src.width) / max_side)
-        shape = (max(1, int(src.height / f)), max(1, int(src.width / f)))
+        shape: tuple[int, ...] = (max(1, int(src.height / f)), max(1, int(src.width / f)))
         if not isinstance(band, int):
             shape = (len(band), *shape)
         arr = src.read(band, out_shape=shape, masked=True, resampling=Resampling.nearest)

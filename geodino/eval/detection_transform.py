@@ -24,10 +24,10 @@ def _native_transform_class() -> type:
 
         fill: Tensor | None = None  # [C, 1, 1] reflectance the padding takes; None: 0 (torchvision)
 
-        def resize(self, image, target=None):  # type: ignore[override]
+        def resize(self, image, target=None):
             return image, target
 
-        def batch_images(self, images: list[Tensor], size_divisible: int = 32) -> Tensor:  # type: ignore[override]
+        def batch_images(self, images: list[Tensor], size_divisible: int = 32) -> Tensor:
             if self.fill is None:
                 return super().batch_images(images, size_divisible)
             h = int(math.ceil(max(img.shape[-2] for img in images) / size_divisible) * size_divisible)

@@ -260,7 +260,7 @@ class FastViT(nn.Module):
         warm-up asks; each group runs on its own, which is what the official list forward computes)."""
         if not isinstance(x, Tensor):
             groups = list(x)
-            group_masks = [None] * len(groups) if masks is None else list(masks)  # type: ignore[arg-type]
+            group_masks = [None] * len(groups) if masks is None else list(masks)
             if len(group_masks) != len(groups):
                 raise InputError(f"got {len(groups)} crop groups but {len(group_masks)} mask entries")
             return [self._features(g, m) for g, m in zip(groups, group_masks)]

@@ -274,7 +274,7 @@ class DinoVisionTransformer(nn.Module):
             )
         if masks is None:
             masks = [None] * len(x)
-        return self.forward_features_list(list(x), list(masks))  # type: ignore[arg-type]
+        return self.forward_features_list(list(x), list(masks))
 
     def forward(self, *args: Any, is_training: bool = False, **kwargs: Any) -> Any:
         """CLS token [B, D] (the head is Identity), or the full `forward_features` output when `is_training`."""

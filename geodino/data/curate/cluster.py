@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -102,7 +103,7 @@ def hierarchical_kmeans(
         cent, assign = _kmeans(items, k, seed + li)
         for r in range(resamples if sizes[li] is not None else 0):
             own = ((items - cent[assign]) ** 2).sum(-1)  # each item's squared distance to its own centroid
-            pick = []
+            pick: list[Any] = []
             for c in range(cent.shape[0]):
                 members = np.flatnonzero(assign == c)
                 pick.extend(members[np.argsort(own[members])[: sizes[li]]])

@@ -108,7 +108,8 @@ def embed_tiles(
             if bar is not None:
                 bar.update(hi - lo)
             continue
-        subset = torch.utils.data.Subset(_Reads(tiles), range(lo, hi))  # type: ignore[arg-type]
+        reads: Any = _Reads(tiles)  # map-style (len and getitem) without torch's Dataset base
+        subset: torch.utils.data.Subset[Any] = torch.utils.data.Subset(reads, range(lo, hi))
         loader = torch.utils.data.DataLoader(
             subset, batch_size=cfg.batch_size, num_workers=cfg.workers, collate_fn=_collate
         )
@@ -182,7 +183,8 @@ def _reshare(part: Path, tiles: Tiles, rules: list[CloudRule], ks: range, cfg: C
 
     from geodino.io import atomic_path
 
-    subset = torch.utils.data.Subset(_Reads(tiles), ks)  # type: ignore[arg-type]
+    reads: Any = _Reads(tiles)  # map-style (len and getitem) without torch's Dataset base
+    subset: torch.utils.data.Subset[Any] = torch.utils.data.Subset(reads, ks)
     loader = torch.utils.data.DataLoader(
         subset, batch_size=cfg.batch_size, num_workers=cfg.workers, collate_fn=_collate
     )
