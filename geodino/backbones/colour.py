@@ -60,5 +60,5 @@ class ColourStatistics(nn.Module):
             raise ConfigError(f"baseline:colour has one block (index 0); layers {idx} were requested")
         p = self.patch_size
         maps = self.statistics(x, (p, p))
-        cls = self.statistics(x, tuple(x.shape[-2:])).flatten(1)
+        cls = self.statistics(x, (x.shape[-2], x.shape[-1])).flatten(1)
         return [maps for _ in idx], [cls for _ in idx]

@@ -46,15 +46,15 @@ def read_list(path: str | Path, what: str = "raster") -> list[str]:
         raise InputError(f"file list {p} is empty; put one {what} path per line")
     missing = [(n, e) for n, e in listed if not e.startswith(REMOTE_PREFIXES) and not Path(e).exists()]
     if missing:
-        n, entry = missing[0]
+        n, missed = missing[0]
         more = f" (and {plural(len(missing) - 1, 'more line')} like it)" if len(missing) > 1 else ""
         where = (
             ""
-            if Path(entry).is_absolute()
+            if Path(missed).is_absolute()
             else f" (relative entries are read from the list's folder, {base.resolve()})"
         )
         raise InputError(
-            f"file list {p}, line {n}: {what} {entry} does not exist{where}{more}; fix the line or remove it"
+            f"file list {p}, line {n}: {what} {missed} does not exist{where}{more}; fix the line or remove it"
         )
     return [e for _, e in listed]
 

@@ -289,7 +289,7 @@ def raster_item(out: str | Path, source: Mapping[str, Any] | None = None) -> dic
     model = _model_link(str(meta.get("model_spec") or ""), out.parent)
     if model:
         links.append(model)
-    item = {
+    item: dict[str, Any] = {
         "type": "Feature",
         "stac_version": STAC_VERSION,
         "stac_extensions": extensions,

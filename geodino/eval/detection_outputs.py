@@ -147,6 +147,7 @@ def write_predictions(
     from geodino.io import atomic_path
 
     stem = name or Path(raster.path).stem
+    payload: Any  # a GeoJSON FeatureCollection, or the pixel json's list of boxes
     if raster.georeferenced:
         path, payload = out_dir / f"{stem}_boxes.geojson", boxes_to_geojson(pred, raster, class_names, threshold)
         boxes_to_geopackage(payload, raster, out_dir / f"{stem}_boxes.gpkg")

@@ -37,7 +37,7 @@ def pair_masks(images: list[Path], masks: list[Path]) -> list[tuple[Path, Path]]
     return pairs
 
 
-def load_pair(image: Path, mask: Path, cfg: Any, scaling: InputScaling | None = None) -> dict[str, Tensor]:
+def load_pair(image: Path, mask: Path, cfg: Any, scaling: InputScaling | None = None) -> dict[str, Any]:
     """One probe sample from files; nodata pixels of the image become the ignore index. `scaling` is the run's
     DN -> reflectance rule (default: `data_scale`/`data_offset`, else by dtype)."""
     r = dense.read_raster(image)

@@ -7,6 +7,7 @@ and the default filter showed it once for every user call site together. Pure Py
 from __future__ import annotations
 
 import sys
+from types import FrameType
 
 # Frames of these packages are passed over: geodino itself, torch (nn.Module.__call__, no_grad wrappers between a
 # user's `backbone(x)` and geodino's forward) and TerraTorch (its registry and factories call `geodino_vit`).
@@ -17,7 +18,7 @@ def user_stacklevel(internal: tuple[str, ...] = INTERNAL) -> int:
     """stacklevel for a `warnings.warn` in the function that calls this one: the first frame up the stack whose
     module is not in `internal` packages (the user's script, test or notebook cell; `__main__` for the CLI). 1 (the
     warning's own line) when every frame is internal."""
-    frame = sys._getframe(1)  # the function that warns: stacklevel 1
+    frame: FrameType | None = sys._getframe(1)  # the function that warns: stacklevel 1
     level = 1
     while frame is not None:
         name = str(frame.f_globals.get("__name__", ""))

@@ -129,7 +129,7 @@ def _curate(cfg: CurateConfig, out: Path, *, progress: bool, overwrite: bool) ->
     # the QA band read apart with nearest (`qaband.warped_model_qa`) where the qa rule decodes it; None elsewhere
     warped = getattr(tiles, "_warped_qa", None) or [None] * len(rules)
     apart = [q if r.kind == "qa" and r.qa_band is None else None for q, r in zip(warped, rules)]
-    report = {
+    report: dict[str, Any] = {
         "tiles": tiles.n,
         "sources": {n: int(c) for n, c in zip(tiles.names, tiles.counts)},
         "cloud_rules": {n: r.describe(None if q is None else q.name) for n, r, q in zip(tiles.names, rules, apart)},

@@ -64,6 +64,7 @@ class SimpleFeaturePyramid(nn.Module):
         self.top_pool = top_pool
         stages = []
         for s in scales:
+            up: nn.Module
             if s == 4:
                 up = nn.Sequential(
                     nn.ConvTranspose2d(dim, dim // 2, 2, 2),
