@@ -99,10 +99,19 @@ def least_nodata(
 
 
 class _Scene(Protocol):
-    path: str
-    crs: str
-    width: int
-    height: int
+    """What the sampler reads of a scene (read-only: `SceneInfo` is a frozen dataclass)."""
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def crs(self) -> str: ...
+
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def height(self) -> int: ...
 
     @property
     def res(self) -> tuple[float, float]: ...

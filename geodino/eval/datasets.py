@@ -417,7 +417,7 @@ def _folder_from_files(
 
 # ------------------------------------------------------------------------------------------------ registry
 
-DATASETS: dict[str, Callable[[DatasetConfig, str], ProbeDataset] | str] = {
+DATASETS: dict[str, Callable[..., ProbeDataset] | str] = {
     "image_folder": image_folder,
     "eurosat": "geodino.eval.torchgeo_datasets:eurosat",
     "bigearthnet": "geodino.eval.torchgeo_datasets:bigearthnet",
@@ -429,7 +429,7 @@ DATASETS: dict[str, Callable[[DatasetConfig, str], ProbeDataset] | str] = {
 (the dense generic formats live with their probe modules)."""
 
 
-def register_dataset(name: str, builder: Callable[[DatasetConfig, str], ProbeDataset] | str) -> None:
+def register_dataset(name: str, builder: Callable[..., ProbeDataset] | str) -> None:
     """Add a dataset adapter under `name` (a callable or a lazy "module:function" string)."""
     DATASETS[name] = builder
 

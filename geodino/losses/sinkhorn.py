@@ -64,6 +64,7 @@ def sinkhorn_knopp(
     included, is divided exactly as official.
     """
     logits = teacher_logits.float() / teacher_temp
+    B: float | Tensor
     if n_samples is None:
         B = float(logits.shape[0] * group_world_size(group))
     else:
