@@ -20,7 +20,8 @@
 3. Seams: mean |f(c) - f(c')| of adjacent cells across tile borders divided by the same inside tiles
    (1.0 = no visible seam), without overlap, with cosine blending, with Hann and with the centre crop.
 
-Run: `.venv/bin/python benchmarks/embed.py` (add `--quick` for a smaller run, `--skip-rss` to skip part 2).
+Run: `.venv/bin/python benchmarks/embed.py` (add `--quick` for a smaller run, `--skip-rss` to skip part 2;
+`--only-throughput --size N --rounds N` runs part 1 alone).
 This file holds part 1 and the command line; parts 1b-1d live in embed_paths.py, part 2 (with the entry point of its
 fresh processes) in embed_memory.py, part 3 in embed_seams.py, the generated raster in embed_common.py.
 Uses ../shared/data/scenes/RGB.byte.tif as a real example when present. Ratios are measured side by side in one
@@ -97,6 +98,7 @@ def throughput(src_path: Path, spec: str, *, tile: int, overlap: int, batch: int
         "e2e_cog_px_s": px / best_c,
         "ratio_zarr": statistics.median(b / z for b, z in zip(t_bb, t_zarr)),
         "ratio_cog": statistics.median(b / c for b, c in zip(t_bb, t_cog)),
+        "rounds": [(b / z, b / c) for b, z, c in zip(t_bb, t_zarr, t_cog)],
     }
 
 
@@ -119,6 +121,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smaller rasters (1024 px throughput, 2k vs 8k memory)")
     ap.add_argument("--skip-rss", action="store_true")
     ap.add_argument("--only-rss", action="store_true", help="run only the memory benchmark")
+    ap.add_argument("--only-throughput", action="store_true", help="run only part 1 (e2e vs backbone-only)")
+    ap.add_argument("--size", type=positive, default=None, help="part 1's generated raster side (1024 quick, 3072)")
+    ap.add_argument("--rounds", type=positive, default=None, help="rounds of part 1 (2 quick, 4)")
     ap.add_argument("--backbone", default="arch:vit_tiny?seed=0", help="backbone for throughput and seams")
     ap.add_argument(
         "--seam-backbone",
@@ -189,7 +194,7 @@ def main() -> None:
     print(f"torch threads: {torch.get_num_threads()}, backbone: {args.backbone}")
     with tempfile.TemporaryDirectory(prefix="geodino-embed-bench-") as tmp:
         work = Path(tmp)
-        size = 1024 if args.quick else 3072  # 64 tiles: pipeline fill and drain (~0.5 s) amortised
+        size = args.size or (1024 if args.quick else 3072)  # 3072: 64 tiles: pipeline fill and drain (~0.5 s) amortised
         device = args.pipeline_device or ("cuda" if torch.cuda.is_available() else "cpu")  # parts 1c and 1d
         if args.device_check:
             what = "1024^2 uint16 raster with a nodata hole, ViT-S, eager"
@@ -222,11 +227,11 @@ def main() -> None:
             srcs = []
         else:
             srcs = [make_raster(work / "thr.tif", size)] + ([REAL] if REAL.exists() else [])
-        rounds = 2 if args.quick else 4
+        rounds = args.rounds or (2 if args.quick else 4)
         if srcs:  # --only-rss / --only-fast printed this header over an empty table
             print(
                 f"\n## 1. throughput (tile 512, overlap 128, batch 4; px/s: best of {rounds} rounds; "
-                "ratio: median of per-round ratios)\n"
+                f"ratio: median of per-round ratios; load average {os.getloadavg()[0]:.1f})\n"
             )
             print("| raster | tiles | backbone-only px/s | e2e .zarr px/s | e2e .tif px/s | ratio .zarr | ratio .tif |")
             print("|---|---|---|---|---|---|---|")
@@ -237,6 +242,11 @@ def main() -> None:
                 f"{r['e2e_zarr_px_s']:.0f} | {r['e2e_cog_px_s']:.0f} | {r['ratio_zarr']:.2f} | {r['ratio_cog']:.2f} |",
                 flush=True,
             )
+            per_round = ", ".join(f"{z:.2f} / {c:.2f}" for z, c in r["rounds"])
+            load = os.getloadavg()[0]
+            print(f"  per-round ratios .zarr / .tif: {per_round} (load average after: {load:.1f})", flush=True)
+        if args.only_throughput:
+            return
         if args.fast_backbone and not args.only_rss:
             fsize = args.fast_size
             fsrc = make_raster(work / "fast.tif", fsize)

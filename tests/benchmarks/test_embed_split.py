@@ -17,12 +17,12 @@ from tests.benchmarks.conftest import bench_module
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "benchmarks"
-# every flag of embed.py before the split (docs/, README.md and gpu.sh call several of them)
+# every flag of embed.py before the split (docs/, README.md and gpu.sh call several of them), and part 1's own
 FLAGS = {
     "--quick", "--skip-rss", "--only-rss", "--backbone", "--seam-backbone", "--rss-backbone", "--rss-formats",
     "--rss-batches", "--fast-backbone", "--fast-size", "--fast-rounds", "--fast-batch", "--fast-modes", "--only-fast",
     "--only-pipeline", "--pipeline-size", "--pipeline-rounds", "--device-check", "--pipeline-device", "--read-threads",
-    "--pipeline-dtype", "--rss-compile", "--rss-child",
+    "--pipeline-dtype", "--rss-compile", "--rss-child", "--only-throughput", "--size", "--rounds",
 }  # fmt: skip
 
 
