@@ -186,7 +186,7 @@ def test_distill_moves_aside_the_checkpoints_past_the_common_resume_step(tmp_pat
     import torch
     from torch import nn
 
-    from geodino.train.distill import DistillConfig, loop
+    from geodino.train.distill import DistillConfig, run_setup
     from geodino.train.distill.export import save_checkpoint
     from geodino.train.resume_point import resume_point
 
@@ -203,10 +203,10 @@ def test_distill_moves_aside_the_checkpoints_past_the_common_resume_step(tmp_pat
     for step in (2, 4):
         save_checkpoint(ckpts, arch, opt, step, cfg, keep_last=0)
     loaded: list[str] = []
-    monkeypatch.setattr(loop, "load_checkpoint", lambda path, *a: loaded.append(path.name) or 2)
+    monkeypatch.setattr(run_setup, "load_checkpoint", lambda path, *a: loaded.append(path.name) or 2)
     capsys.readouterr()
     found = resume_point("auto", ckpts)[0]
-    start = loop._resume(cfg, arch, opt, ckpts, (found, 2))  # the other student's newest: step 2; this writes here
+    start = run_setup._resume(cfg, arch, opt, ckpts, (found, 2))  # the other student's newest: step 2; this writes here
     assert start == 2 and loaded == ["step_00000002.ckpt"]
     asides = [p for p in ckpts.iterdir() if p.name.startswith("abandoned-")]
     assert len(asides) == 1 and os.listdir(asides[0]) == ["step_00000004.ckpt"]

@@ -670,6 +670,7 @@ def test_log_rows_are_read_on_the_host_only_on_logging_steps(images, tmp_path, m
     """The step keeps losses and norms on the device; the loop reads a row (one `host_floats` copy) only on the
     steps it logs, and the logged row holds plain numbers, gradient norms included."""
     import geodino.train.distill.loop as loop
+    import geodino.train.distill.step as step_module
 
     seen: list[float] = []
     real = loop.host_floats
@@ -679,6 +680,7 @@ def test_log_rows_are_read_on_the_host_only_on_logging_steps(images, tmp_path, m
         return real(row)
 
     monkeypatch.setattr(loop, "host_floats", counting)
+    monkeypatch.setattr(step_module, "host_floats", counting)  # the step reads a row only for its NaN line
     out = tmp_path / "run"
     distill(_cfg(images, out, "train.max_steps=4", "train.log_every_n_steps=3", "train.checkpoint_every_n_steps=4"))
     assert seen == [0.0, 3.0]  # step 0 and the last step; steps 1 and 2 read nothing but the NaN guard

@@ -1,4 +1,4 @@
-"""Distillation under DDP (2 gloo CPU processes, the student wrapped as `distill.loop._wrap_ddp` wraps it) equals one
+"""Distillation under DDP (2 gloo CPU processes, the student wrapped as `run_setup._wrap_ddp` wraps it) equals one
 process on the doubled batch: the same loss terms and the same student gradients after DDP's all-reduce. The
 cross-rank parts are the teacher's Sinkhorn-Knopp sums (DINO over the images, iBOT over the masked patches of every
 rank) and the distributed KoLeo (features all-gathered with gradients)."""
@@ -43,7 +43,7 @@ def _rank_batch(batch: dict, rank: int, world: int) -> dict:
 
 
 def _worker(rank: int, world: int) -> dict | None:
-    from geodino.train.distill.loop import _wrap_ddp
+    from geodino.train.distill.run_setup import _wrap_ddp
     from geodino.train.subgroups import layout_for_rank
 
     arch = _build()

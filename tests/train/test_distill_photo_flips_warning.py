@@ -35,16 +35,16 @@ class _Reached(Exception):
 
 def start_warnings(cfg: DistillConfig, monkeypatch) -> list[str]:
     """The flip warnings `geodino distill`'s start gives up to writing config.yaml (teacher, students, data read)."""
-    from geodino.train.distill import loop
+    from geodino.train.distill import run_setup
 
     def stop(*_a, **_k):
         raise _Reached
 
-    monkeypatch.setattr(loop, "write_start_files", stop)
+    monkeypatch.setattr(run_setup, "write_start_files", stop)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with pytest.raises(_Reached):
-            loop.setup(cfg)
+            run_setup.setup(cfg)
     return [str(w.message) for w in caught if "vflips" in str(w.message) or "rot90" in str(w.message)]
 
 

@@ -16,8 +16,8 @@ What happens (docs/distillation.md has the guide):
 4. Each student's EMA is exported in the official layout: `OUTPUT/<name>/<name>.{pth,safetensors,heads.pth}`.
 
 The package is split by job: `config` (the schema, torch-free), `build` (teacher, heads, data, schedules,
-optimizer), `students` (each student checked against the teacher, then built), `loop` (setup and the step),
-`export` (the resumable checkpoint format and the official-layout export).
+optimizer), `students` (each student checked against the teacher, then built), `run_setup` (the run's set-up),
+`step` (one step), `loop` (the steps), `export` (the resumable checkpoint format and the official-layout export).
 """
 
 from __future__ import annotations
