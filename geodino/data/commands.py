@@ -55,7 +55,12 @@ def _add_stats(sub: Any) -> None:
         help="DN -> reflectance factor (default: --sensor's, else the files' declared scale, else 1/255 for uint8 "
         "and 1 otherwise)",
     )
-    s.add_argument("--offset", type=float, default=0.0, help="added after scaling (default: %(default)s)")
+    s.add_argument(
+        "--offset",
+        type=float,
+        default=None,
+        help="added after scaling (default: --sensor's, else the files' declared offset, else 0)",
+    )
     s.add_argument("--nodata", type=float, default=None, help="override the files' nodata value")
     s.add_argument(
         "--samples",

@@ -59,16 +59,16 @@ def _base_sensor(
     sensor: str | None,
     band_names: Sequence[str] | None,
     scale: float | None,
-    offset: float,
+    offset: float | None,
     nodata: float | None,
     name: str | None,
     alpha: tuple[int, ...] = (),
     bands: Sequence[str] | None = None,
 ) -> Sensor:
-    """The sensor the tiles are read with: the named one (scale/offset overridden when given), else a neutral
-    one (mean 0, std 1) with the files' (or the first datacube's) band names and the scale/offset the first file
-    declares (GDAL scale/offset tags, CF scale_factor/add_offset) unless `scale` is given, else one guessed
-    from the dtype;
+    """The sensor the tiles are read with: the named one (its scale and offset each overridden when given), else a
+    neutral one (mean 0, std 1) with the files' (or the first datacube's) band names and, for whichever of scale and
+    offset is not given, what the first file declares (GDAL scale/offset tags, CF scale_factor/add_offset), else a
+    scale guessed from the dtype and offset 0;
     `alpha`: the first raster's alpha bands, left out of the statistics; `bands`: the datacube bands read (when
     `band_names` does not name every band of the store)."""
     base: Sensor | None = get_sensor(sensor) if sensor else None
@@ -89,13 +89,16 @@ def _base_sensor(
             count -= len(alpha)
         else:
             count, names, dtype = 3, ("R", "G", "B"), "uint8"
-        declared: tuple[Any, Any] | None = _first_declared(paths, alpha) if type == "raster" and scale is None else None
-        if type == "cube" and scale is None and first[3] is not None:  # the store's CF scale_factor/add_offset
+        unset = scale is None or offset is None
+        declared: tuple[Any, Any] | None = _first_declared(paths, alpha) if type == "raster" and unset else None
+        if type == "cube" and unset and first[3] is not None:  # the store's CF scale_factor/add_offset
             declared = (_one_or_per_band(first[3][0]), _one_or_per_band(first[3][1]))
         if declared is not None:  # the files' own scale/offset (the source refuses files that declare another)
-            scale, offset = declared
-        elif scale is None:
+            scale = declared[0] if scale is None else scale
+            offset = declared[1] if offset is None else offset
+        if scale is None:
             scale = 1 / 255 if dtype == "uint8" else 1.0
+        offset = 0.0 if offset is None else offset
         base = Sensor(
             name or "custom", names, scale, (0.0,) * count, (1.0,) * count, count == 3, nodata=nodata, offset=offset
         )
@@ -119,8 +122,10 @@ def _base_sensor(
                     f"--band-names {' '.join(example)}; band_names= in Python), or leave out --sensor (sensor= in "
                     "Python)"
                 )
-        if scale is not None:
-            base = dataclasses.replace(base, scale=scale, offset=offset)
+        if scale is not None:  # each of --scale / --offset replaces the sensor's own; the other is kept
+            base = dataclasses.replace(base, scale=scale)
+        if offset is not None:
+            base = dataclasses.replace(base, offset=offset)
     return base
 
 
@@ -132,7 +137,7 @@ def compute_stats(
     bands: Sequence[str] | None = None,
     band_names: Sequence[str] | None = None,
     scale: float | None = None,
-    offset: float = 0.0,
+    offset: float | None = None,
     nodata: float | None = None,
     samples: int = 256,
     tile_size: int | None = None,
@@ -146,7 +151,7 @@ def compute_stats(
     (sensor, provenance)."""
     args = _checked_arguments(type, bands, band_names, samples, tile_size, seed, scale)
     bands, band_names, samples, tile_size, seed = args
-    if not np.isfinite(float(offset)):  # NaN made every pixel invalid: "no valid pixel", naming no flag
+    if offset is not None and not np.isfinite(float(offset)):  # NaN made every pixel invalid (no valid pixel)
         raise InputError(f"--offset {offset} (offset= in Python) must be a finite number added after the scale")
     heads = readable_from(paths, type, on_error)  # the first raster's header: under skip, the first intact one
     if type == "cube":  # a store of one variable per band: every variable, by name
