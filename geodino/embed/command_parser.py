@@ -65,8 +65,17 @@ def add_embedding_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tile", "--tile-size", type=int, dest="tile", help="tile size in input pixels (default 512)")
     g.add_argument("--overlap", type=int, help="tile overlap in input pixels (default 128)")
     g.add_argument("--blend", choices=("cosine", "hann", "center"), help="blending of overlaps (default cosine)")
-    g.add_argument("--margin", type=int, help="pixels at inner tile borders with weight 0 (default overlap/4)")
-    g.add_argument("--batch-size", type=int, dest="batch_size", help="tiles per forward pass (default 8)")
+    g.add_argument(
+        "--margin",
+        type=int,
+        help="pixels at inner tile borders with weight 0 (default overlap/4, rounded down to the patch size)",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        dest="batch_size",
+        help="tiles per forward pass (default 8; embed images: images per pass, default 32)",
+    )
     g.add_argument(
         "--layers",
         type=layers_flag,
@@ -79,7 +88,13 @@ def add_embedding_flags(p: argparse.ArgumentParser) -> None:
         dest="layer_mode",
         help="several --layers: concatenate their features or average them (default concat)",
     )
-    g.add_argument("--l2", type=_bool, dest="l2_normalize", help="unit-length vectors (default: on for int8)")
+    g.add_argument(
+        "--l2",
+        type=_bool,
+        dest="l2_normalize",
+        metavar="{true,false}",
+        help="unit-length vectors: true or false (default: on for int8)",
+    )
     g.add_argument(
         "--dtype",
         choices=("float32", "float16", "int8"),
@@ -155,9 +170,12 @@ def add_embedding_flags(p: argparse.ArgumentParser) -> None:
         help="bf16 inference (the fast path with bf16 weights; the eager model under autocast)",
     )
     g.add_argument("--device", help="torch device: cpu, cuda, cuda:1, mps (default cpu)")
-    g.add_argument("--workers", type=int, help="spawn N processes on disjoint blocks of one store")
+    g.add_argument("--workers", type=int, help="spawn N processes on disjoint blocks of one store (default 1)")
     g.add_argument(
-        "--world-size", type=int, dest="world_size", help="ranks launched outside (e.g. SLURM); many scenes: split them"
+        "--world-size",
+        type=int,
+        dest="world_size",
+        help="ranks launched outside (e.g. SLURM; default 1); many scenes: split them",
     )
     g.add_argument("--rank", type=int, help="this process's rank in 0..--world-size - 1 (default 0)")
     g.add_argument("--threads", type=int, help="torch threads per process (default 0: torch's default)")
@@ -201,7 +219,9 @@ def add_classify_change_flags(p: argparse.ArgumentParser) -> None:
     c = p.add_argument_group("classify FEATURES LABELS --column NAME | change A B")
     c.add_argument("--column", help="label column holding the class names (classify)")
     c.add_argument("--model", help="apply a saved classifier instead of fitting one (classify)")
-    c.add_argument("--save-model", dest="save_model", help="where to save the fitted model (default MAP.model.joblib)")
+    c.add_argument(
+        "--save-model", dest="save_model", help="where to save the fitted model (classify; default MAP.model.joblib)"
+    )
     c.add_argument("--test", help="independent test labels (same column): accuracy, F1, confusion matrix (classify)")
     c.add_argument("--method", choices=("logreg", "knn"), help="classifier (default logreg)")
     c.add_argument("--neighbors", type=int, help="k of the kNN classifier (default 5)")
@@ -231,7 +251,7 @@ def add_images_flags(p: argparse.ArgumentParser) -> None:
         type=int,
         dest="image_size",
         metavar="N",
-        help="resize every image to N x N (default 0: native size)",
+        help="resize every image to N x N pixels (default 0: native size)",
     )
     i.add_argument(
         "--on-error",

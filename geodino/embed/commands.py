@@ -60,7 +60,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "embed",
         usage=USAGE,
-        help="feature rasters (COG/GeoZarr) and their products: pca, cluster, similar, zonal, classify, change",
+        help="feature rasters (COG/GeoZarr) and their products: pca, cluster, similar, zonal, classify, change; "
+        "images -> GeoParquet",
         description="Write a backbone's patch features of a raster as a georeferenced COG or GeoZarr "
         "(streaming, seam-free, resumable, parallel), or make a product from such a feature raster.",
     )
