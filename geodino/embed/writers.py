@@ -142,14 +142,14 @@ class ZarrBlockWriter:
     def __init__(self, path: str | Path) -> None:
         import zarr
 
-        array = zarr.open_array(str(Path(path) / VAR), mode="r+", zarr_format=2)
         # Write every chunk, including all-nodata ones: by default zarr first compares each chunk with the fill
         # value, which for float16 features cost more than the write itself (82 against 32 ms per 24-row write
         # into a 384 x 128 x 128 chunk; float32 and int8 gain 6-12 %). With the forward taken out (a GPU's case) the
         # writer thread was busy for 8.1 of an 8k float16 raster's 8.4 s sweep on 2 cores. An all-nodata chunk
-        # stored compresses to almost nothing and reads back the same as a missing one.
-        with_config = getattr(array, "with_config", None)  # zarr >= 3.1
-        self.array = with_config({"write_empty_chunks": True}) if with_config is not None else array
+        # stored compresses to almost nothing and reads back the same as a missing one. The setting is zarr's
+        # global one, read when the array opens (Array.with_config exists only from zarr 3.1.6; 3.1.0 is the bound).
+        with zarr.config.set({"array.write_empty_chunks": True}):
+            self.array = zarr.open_array(str(Path(path) / VAR), mode="r+", zarr_format=2)
 
     def write(self, r0: int, c0: int, data: np.ndarray) -> None:
         """Write one chunk column at a time: zarr decodes, merges and re-encodes every chunk a write touches
