@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from geodino.errors import InputError, MissingBandError, plural
+from geodino.errors import InputError, MissingBandError, one_line, plural
 
 __all__ = ["distill", "pretrain", "source_of"]
 
@@ -182,7 +182,7 @@ def _kinds(files: list[str]) -> tuple[list[_Header], list[str], list[tuple[str, 
                 with rasterio.open(f) as src:
                     crs, header = src.crs, _Header(f, src.count, src.dtypes[0], tuple(src.descriptions or ()))
         except rasterio.errors.RasterioIOError as exc:
-            unread.append((f, str(exc).splitlines()[0]))
+            unread.append((f, one_line(exc)))  # the reason may be on a later line
             continue
         if crs is None:
             chips.append(f)

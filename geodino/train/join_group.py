@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from geodino.errors import ConfigError, TrainingError
+from geodino.errors import ConfigError, TrainingError, one_line
 
 __all__ = ["JOIN_TIMEOUT_ENV", "join_group", "join_timeout"]
 
@@ -138,6 +138,6 @@ def _join_failed(exc: BaseException, wait: datetime.timedelta) -> str:
     addr = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
     return (
         f"the {os.environ.get('WORLD_SIZE', '?')} processes of the run did not all join at {addr} within "
-        f"{wait.total_seconds():g} s ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); a process "
+        f"{wait.total_seconds():g} s ({one_line(exc)}); a process "
         f"failed or was killed before joining (see its output); {JOIN_TIMEOUT_ENV}=SECONDS sets this wait"
     )
