@@ -10,13 +10,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import logging
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
 from geodino.cli_format import HelpFormatter
+
+# the warning and log lines live in cli_lines; these names stay importable from here (tests, older imports)
+from geodino.cli_lines import _LogLines, _OnceLines, _one_line_warning, log_warnings_as_lines  # noqa: F401
 from geodino.errors import GeoDinoError
 
 # Command name -> module exposing `register(subparsers) -> None` (which may add several commands).
@@ -266,80 +268,6 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, line=None) -> str:
-    """`geodino: warning: ...` on a line of its own: the open progress bars' lines are blanked first (the warning
-    takes the bar's line; the bar redraws below at its next update); it landed on the bar's line (`embed images:
-    0%|...| 0/7 [00:00<?, ?img/s]geodino: warning: skipped unreadable image ...`). Only the text changes:
-    `warnings.catch_warnings` (pytest.warns) still records it, unformatted."""
-    from geodino.progress import clear_bars
-
-    clear_bars()
-    return f"geodino: warning: {_bare(str(message))}\n"
-
-
-def _one_line(text: str) -> str:
-    """`text` with its line breaks folded (`; `, or a space after `:;,.`), blank lines and indents dropped, no word
-    lost: a warning of several lines (scikit-learn's ConvergenceWarning from `embed classify`'s logistic regression,
-    an exception's text) printed its later lines without the `geodino: warning:` prefix."""
-    parts = [part.strip() for part in text.splitlines() if part.strip()]
-    out = parts[0] if parts else text.strip()
-    for part in parts[1:]:
-        out += (" " if out.endswith((":", ";", ",", ".")) else "; ") + part
-    return out
-
-
-def _bare(message: str) -> str:
-    """The message without a `geodino:` (and `warning:`/`error:`) head of its own: the line gets one prefix, not
-    `geodino: warning: geodino: ...`; line breaks folded (`_one_line`)."""
-    message = _one_line(message)
-    if message.startswith("geodino:"):
-        message = message.removeprefix("geodino:").lstrip()
-        for word in ("warning:", "error:"):
-            message = message.removeprefix(word).lstrip()
-    return message
-
-
-class _OnceLines:
-    """The command's warning format (`warnings.formatwarning`): `_one_line_warning`, each text once per command.
-    Python shows a warning once per place, but every `warnings.catch_warnings` block (a probe's linear head fits in
-    one) forgets what was shown: `probe --seeds 0,1` printed a task's `layers=four_last` short-backbone warning once
-    per seed. A repeat is formatted as nothing (it is still warned: recorders see it)."""
-
-    def __init__(self) -> None:
-        self.shown: set[str] = set()
-
-    def __call__(self, message: Warning | str, category: type[Warning], filename: str, lineno: int, line=None) -> str:
-        text = _bare(str(message))
-        if text in self.shown:
-            return ""
-        self.shown.add(text)
-        return _one_line_warning(message, category, filename, lineno, line)
-
-
-class _LogLines(logging.Handler):
-    """geodino's own log warnings (`logging.getLogger("geodino...")`) as `geodino: warning: ...` lines (errors:
-    `geodino: error: ...`) on the stderr of the moment, as its Python warnings are, written above any open progress
-    bar: without a handler Python printed the bare message (no prefix)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            from geodino.progress import write_above_bars
-
-            level = "error" if record.levelno >= logging.ERROR else "warning"
-            write_above_bars(f"geodino: {level}: {_bare(record.getMessage())}\n", sys.stderr)
-        except Exception:
-            self.handleError(record)
-
-
-def log_warnings_as_lines() -> None:
-    """Give the `geodino` logger its one-line handler (once per process; warnings and errors only: info stays
-    quiet as before)."""
-    logger = logging.getLogger("geodino")
-    if not any(isinstance(h, _LogLines) for h in logger.handlers):
-        handler = _LogLines(level=logging.WARNING)
-        logger.addHandler(handler)
-
-
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a `kill`, a scheduler's stop) as an interrupt: it takes the way Ctrl-C does (the run's clean-up,
     `geodino: interrupted`), with exit code 143 (128 + 15) instead of 130."""
@@ -367,10 +295,61 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
+OUTPUT_CLOSED_EXIT = 141
+"""Exit code when the reader of the output went away (`geodino data sensors | head -1`): 128 + SIGPIPE, what a shell
+reports for a Unix tool the closed pipe stopped (`set -o pipefail` scripts already tell it apart), and neither 1 (a
+failure) nor 2 (bad input), since nothing failed but the output was cut short."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script; returns the process exit code."""
-    with sigterm_as_interrupt():
-        return _main(argv)
+    """Entry point of the console script; returns the process exit code. A reader that closed the output early
+    (`| head`) ends the command quietly with `OUTPUT_CLOSED_EXIT`: it ended in a BrokenPipeError traceback."""
+    try:
+        with sigterm_as_interrupt():
+            try:
+                code = _main(argv)
+            except SystemExit:  # argparse's --help, --version and usage errors: their text is still to be flushed
+                _flush_stdout()
+                raise
+            _flush_stdout()  # here, not at exit, where a closed pipe is Python's "Exception ignored" and exit 120
+            return code
+    except BrokenPipeError:
+        if not _stdout_closed():  # another pipe (a worker's): a failure, which keeps its traceback
+            raise
+        with contextlib.suppress(Exception):  # a bar of the stopped run: its line ends, if stderr is still read
+            close_progress_bars()
+        _stdout_to_devnull()
+        return OUTPUT_CLOSED_EXIT
+
+
+def _flush_stdout() -> None:
+    if sys.stdout is not None:
+        sys.stdout.flush()
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone: poll reports an error on its write end (Linux, macOS);
+    True where that cannot be asked (no poll, Windows), as Python's own advice treats every BrokenPipeError."""
+    import select
+
+    try:
+        fd = sys.__stdout__.fileno() if sys.__stdout__ is not None else 1
+        poll = select.poll()
+    except (AttributeError, OSError, ValueError):
+        return True
+    poll.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poll.poll(0))
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout at os.devnull, so that Python's flush at exit does not raise (and print) the broken pipe again:
+    the remedy Python's documentation of SIGPIPE gives."""
+    import os
+
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ is not None else 1)
+        os.close(devnull)
 
 
 def _main(argv: Sequence[str] | None) -> int:
