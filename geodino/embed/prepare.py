@@ -71,12 +71,18 @@ def _probe_dim(bb: Any, layers: Any, mode: str, norm: bool, device: str) -> tupl
     model, eager = getattr(bb, "model", None), getattr(bb, "__dict__", {}).get("_eager_model")
     if isinstance(model, FastViT) and eager is not None:  # a compiled fast path would compile this shape for nothing
         bb.model = eager
+    # one intra-op thread for these few tokens: with the CPU shared, the OpenMP team waited out a time slice at each
+    # of the forward's barriers (4-tile raster, 2 cores, load 4-8, alternated: median 0.99 s, up to 3.4 s, against
+    # 0.08 s); the sweep's forwards run with the threads as they were
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
         with torch.inference_mode(), warnings.catch_warnings():
             # the short-backbone line of layers=four_last: `_layer_blocks` says it (it said twice, once from here)
             warnings.filterwarnings("ignore", message=r"layers=four_last on a backbone with")
             maps, _ = bb.features(x, layers=layers, norm=norm)
     finally:
+        torch.set_num_threads(threads)
         if model is not None:
             bb.model = model
     d = int(maps[0].shape[1])

@@ -132,7 +132,8 @@ def check_zarr_grid(out: str | Path, height: int, width: int, unit: str = "cells
     raise InputError(
         f"output {out} would be {width} x {height} {unit} (width x height): GDAL (rasterio, QGIS, `geodino embed "
         f"pca/similar`) reads a Zarr store's placement from its x/y coordinates, which one {unit[:-1]} across does "
-        f"not give, so the store would not be georeferenced; write a COG instead (--out {out.with_suffix('.tif')}, out= in Python)"
+        f"not give, so the store would not be georeferenced; write a COG instead (--out {out.with_suffix('.tif')}, "
+        "out= in Python)"
     )
 
 
