@@ -65,15 +65,31 @@ def check_same_backbone(
 
 
 def grid_difference(a: Any, b: Any) -> str | None:
-    """What differs between the grids of two readers (CRS, size, transform), or None when they are the same."""
+    """What differs between the grids of two readers (CRS, size, transform), or None when they are the same.
+
+    The CRS is named short (`crs_label`: a compound or custom CRS was a page of WKT) and the transform as gdalinfo
+    gives it (origin, signed pixel size, rotation terms when there are any) at full precision: `.6g` showed a
+    northing of 4000004 as 4e+06 on both sides, a south-up grid as cell 80x-80 and a rotated one by its
+    pre-rotation scale only (75.18x75.18 for 80 m cells turned 20 degrees, the rotation unsaid)."""
     if (a.crs is None) != (b.crs is None) or (a.crs is not None and a.crs != b.crs):
-        return f"CRS {a.crs} vs {b.crs}"
+        from geodino.embed.placement import crs_label
+
+        return f"CRS {crs_label(a.crs)} vs {crs_label(b.crs)}"
     if (a.height, a.width) != (b.height, b.width):
         return f"size {a.width}x{a.height} vs {b.width}x{b.height} cells"
     ta, tb = a.transform, b.transform
     if not ta.almost_equals(tb, precision=1e-6 * max(abs(ta.a), abs(ta.e), 1e-9)):
-        return (
-            f"transform (origin {ta.c:.6g},{ta.f:.6g}, cell {ta.a:.6g}x{-ta.e:.6g}) vs "
-            f"(origin {tb.c:.6g},{tb.f:.6g}, cell {tb.a:.6g}x{-tb.e:.6g})"
-        )
+        return f"transform ({_transform_text(ta)}) vs ({_transform_text(tb)})"
     return None
+
+
+def _transform_text(t: Any) -> str:
+    """An affine transform as gdalinfo names it: origin, pixel size (signed: -y is north-up), rotation terms."""
+
+    def num(v: float) -> str:
+        return f"{v:.15g}"
+
+    text = f"origin {num(t.c)},{num(t.f)}, pixel size {num(t.a)},{num(t.e)}"
+    if t.b or t.d:
+        text += f", rotation terms {num(t.b)},{num(t.d)}"
+    return text
