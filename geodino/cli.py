@@ -175,8 +175,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, schema: type | None = 
     parser.add_argument("overrides", nargs="*", default=[], help=f"dotted key=value overrides{example}")
     if schema is not None:
         from geodino.config import describe
+        from geodino.config_none import HEADER
 
-        parser.epilog = "config keys (defaults):\n" + describe(schema)  # indented lines: kept as written
+        parser.epilog = f"{HEADER}\n{describe(schema)}"  # indented lines: kept as written
 
 
 def override_example(schema: type) -> str:

@@ -19,6 +19,7 @@ from geodino.config_entries import list_path as _list_path
 from geodino.config_entries import update_entry as _update_entry
 from geodino.config_keys import unknown_key_message
 from geodino.config_lists import comma_list, text_lists
+from geodino.config_none import none_word
 from geodino.config_record import record_set_keys
 from geodino.config_record import set_keys as set_keys
 from geodino.errors import ConfigError, plural
@@ -398,8 +399,9 @@ def save_config(cfg: Any, path: str | Path) -> None:
 
 
 def describe(schema: type) -> str:
-    """Every dotted key of a schema with its default, one per line (the body of `--help`); an empty dict shows as
-    `{}`, and a list of config entries (data.sources, students, crop_sets) is followed by the keys of one entry as
+    """Every dotted key of a schema with its default, one per line (the body of `--help`); a None default shows as
+    the word for what the key does unset (`config_none`: `margin=overlap/4`), an empty dict as `{}`, and a list of
+    config entries (data.sources, students, crop_sets) is followed by the keys of one entry as
     `key[i].field=default`."""
     import dataclasses
     import typing
@@ -426,7 +428,7 @@ def describe(schema: type) -> str:
                 walk(v, f"{prefix}{k}.", None)
             else:
                 item = entry_type(cls, k) if isinstance(v, list) else None
-                shown = repr(v)
+                shown = (none_word(cls, k) if v is None else None) or repr(v)  # `roi=off`, not `roi=None`
                 if item is not None and v:  # distill's students: one line of dicts 275 columns wide before
                     shown = f"[{plural(len(v), 'entry', 'entries')}: {', '.join(_entry_name(e) for e in v)}]"
                 flat.append(f"  {prefix}{k}={shown}")

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from geodino import cli
+from geodino.config_none import HEADER, WORDS, none_word
 
 SWITCHES = (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse.BooleanOptionalAction)
 
@@ -163,7 +164,7 @@ def test_descriptions_wrap_and_the_config_keys_stay_one_per_line(parsers, monkey
     text = parsers["probe"].format_help()
     head = text.split("positional arguments:")[0]
     assert "Run the probe tasks" in head and max(map(len, head.splitlines())) <= 100
-    keys = text.split("config keys (defaults):\n", 1)[1].splitlines()
+    keys = text.split(f"{HEADER}\n", 1)[1].splitlines()
     assert keys[:2] == ["  name='probe'", "  backbone=''"]
     distill = parsers["distill"].format_help()
     assert "  students=[1 entry: vits]\n  students[i].name='vits'\n" in distill
@@ -257,3 +258,72 @@ def test_every_choice_list_is_the_one_the_code_checks(parsers):
     assert set(_choices(parsers, "embed", "--on-error")) == set(images.ON_ERROR) == set(scene_skips.ON_ERROR)
     for command in ("data stats", "data index", "data curate"):
         assert set(_choices(parsers, command, "--on-error")) == {"skip", "stop"}, command
+
+
+def _fields(node: Any, prefix: str = "") -> Iterator[tuple[str, type, Any]]:
+    """(dotted key as the config-keys list spells it, its dataclass, its default) of every leaf of a schema's
+    default instance `node`: nested sections by their values, a list of entries (data.sources) by a default entry of
+    the class its type names."""
+    import typing
+
+    cls = type(node)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from _fields(value, f"{prefix}{f.name}.")
+            continue
+        yield f"{prefix}{f.name}", cls, value
+        inner = [a for arg in typing.get_args(hints[f.name]) for a in (typing.get_args(arg) or (arg,))]
+        for entry in (a for a in inner if isinstance(a, type) and dataclasses.is_dataclass(a)):
+            yield from _fields(entry(), f"{prefix}{f.name}[i].")
+
+
+def test_every_word_in_a_config_keys_list_stands_for_a_none_default(parsers):
+    """`--help` listed 46 keys as `key=None` (roi, margin, fused ...): Python's word for "not given", not what the
+    key does then. Each shows the word for it now (`config_none`); a word must stand for a None default of the code
+    (a default that changed leaves no stale word), and every None default has its word."""
+    lists = {name: p for name, p in parsers.items() if p.epilog and p.epilog.startswith(HEADER)}
+    assert set(lists) == {"pretrain", "distill", "probe", "embed", "data preview"}, sorted(lists)
+    wrong, words = [], 0
+    for name, parser in lists.items():
+        shown = dict(line.strip().split("=", 1) for line in parser.epilog.splitlines()[1:])
+        for key, cls, default in _fields(_schema(name)()):
+            field = key.rsplit(".", 1)[-1].split("[", 1)[0]
+            if key not in shown:
+                wrong.append(f"{name}: {key} is not listed")
+            elif default is None:
+                words += 1
+                if shown[key] != none_word(cls, field) or shown[key] == "None":
+                    wrong.append(f"{name}: {key}={shown[key]}; give its None default a word in config_none.WORDS")
+            elif _literal(shown[key]) != default and not shown[key].startswith("["):  # entries: `[1 entry: vits]`
+                wrong.append(f"{name}: {key}={shown[key]}, but the code's default is {default!r}")
+    assert not wrong, wrong
+    assert words >= 46
+    for owner, names in WORDS.items():  # every word names a field whose default is None
+        module, qualname = owner.rsplit(".", 1)
+        cls = getattr(__import__(module, fromlist=[qualname]), qualname)
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        for field in names:
+            assert defaults.get(field, "missing") is None, f"{owner}.{field}: default {defaults.get(field, 'missing')}"
+
+
+def _literal(text: str) -> Any:
+    """The value a config-keys line shows (`256.0` of a float key equals its code default 256)."""
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _schema(command: str) -> type:
+    from geodino.data.config import DataConfig
+    from geodino.embed.config import EmbedConfig
+    from geodino.eval.runner import SuiteConfig
+    from geodino.train.config import PretrainConfig
+    from geodino.train.distill.config import DistillConfig
+
+    schemas = {"pretrain": PretrainConfig, "distill": DistillConfig, "probe": SuiteConfig, "embed": EmbedConfig}
+    return {**schemas, "data preview": DataConfig}[command]

@@ -111,7 +111,8 @@ def test_help_lists_empty_dict_keys_and_the_keys_of_list_entries():
 
     lines = describe(PretrainConfig).splitlines()
     keys = ["ssl.student.overrides={}", "trainer.logger_options={}", "data.sources=[]"]
-    keys += ["data.sources[i].on_error=None", "data.sources[i].recursive=True", "crops.crop_sets[i].gram_size=None"]
+    keys += ["data.sources[i].on_error=by type (images, tar: skip; else stop)", "data.sources[i].recursive=True"]
+    keys += ["crops.crop_sets[i].gram_size=2 x global_size"]  # None defaults: the word for what they do
     for key in keys:
         assert f"  {key}" in lines, key
     assert "  students[i].overrides={}" in describe(DistillConfig).splitlines()

@@ -1,0 +1,93 @@
+"""What an unset (None) config key does, in a word for the `--help` config-keys list (`config.describe`).
+
+`--help` printed `roi=None`, `margin=None`, `fused=None`: Python's word for "not given", which says neither what a
+YAML user writes (`null`) nor what the run then does (no ROI, overlap/4, chosen from the device). Here each such key
+gets the word for what it stands for, as the docs' key tables say it: `roi=off`, `margin=overlap/4`, `fused=auto`.
+A field may carry its own word as metadata (`field(default=None, metadata={NONE_MEANS: "auto"})`); the keys of the
+schemas that do not are listed in `WORDS` by class and field. tests/test_cli_help_text.py checks that every word
+stands for a None default of the code, so a default that changes leaves no stale word.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+__all__ = ["HEADER", "NONE_MEANS", "WORDS", "none_word"]
+
+NONE_MEANS = "geodino_none_means"
+"""Field metadata key: the word `--help` shows for the field's None default."""
+
+HEADER = "config keys (defaults): a bare word, such as auto or off, says what the key does unset (null in YAML)"
+"""The config-keys list's first line: the words are not values to write (`roi=off` would name a file "off")."""
+
+_TEACHERS = "the teacher's"
+_EACH_SCENE = "each scene's"
+
+# "module.Class" -> field -> word; the docs' key tables (docs/data.md, docs/embed.md ...) say the same
+WORDS: dict[str, dict[str, str]] = {
+    "geodino.train.config.PretrainConfig": {"init_from": "off (random weights)"},
+    "geodino.train.recipe.KoLeoConfig": {"group_size": "the global batch"},
+    "geodino.train.recipe.GramConfig": {"ckpt": "the EMA teacher", "max_updates": "unlimited"},
+    "geodino.train.recipe.OptimConfig": {"fused": "auto"},
+    "geodino.train.recipe.SchedulesConfig": {"reference_iters": "off (iterations as written)"},
+    "geodino.train.recipe.ScheduleConfig": {"cosine_iters": "the rest of the run"},
+    "geodino.data.config.SourceConfig": {
+        "sensor": "by type (images, tar: imagenet; rasters: from the files)",
+        "bands": "all",
+        "band_names": "the files'",
+        "nodata": "the files'",
+        "stride": "tile_size",
+        "roi": "off",
+        "crs": _EACH_SCENE,
+        "res": _EACH_SCENE,
+        "on_error": "by type (images, tar: skip; else stop)",
+        "index_cache": "off",
+        "variable": "auto",
+        "band_dim": "auto",
+        "dataset": "unset (torchgeo: required)",
+    },
+    "geodino.data.config.DataConfig": {"norm_sensor": "each source's sensor"},
+    "geodino.data.config.CropsConfig": {"gram_size": "2 x global_size", "hue_space": "yiq"},
+    "geodino.data.config.CropSet": {"gram_size": "2 x global_size"},
+    "geodino.train.distill.config.StudentSpec": {
+        "patch_size": _TEACHERS,
+        "ranks": "every rank",
+        "share": "every rank",
+        "dino_head_n_prototypes": _TEACHERS,
+        "ibot_head_n_prototypes": _TEACHERS,
+        "head_hidden_dim": "the teacher head's",
+        "head_bottleneck_dim": "the teacher head's",
+    },
+    "geodino.embed.config.EmbedConfig": {
+        "margin": "overlap/4",
+        "l2_normalize": "auto (on for int8)",
+        "sensor": "unset",
+        "scale": "the export's record, else from the dtype",
+        "band_scale": "from the file",
+        "band_offset": "from the file",
+        "bands": "all",
+        "nodata": "the input's",
+        "variable": "auto",
+        "time": "unset (a cube with dates: required)",
+        "bbox": "the whole raster",
+        "bbox_crs": "the raster's",
+        "window": "the whole raster",
+        "asset": "unset (STAC input: required)",
+        "asset_bands": "all",
+    },
+}
+
+
+def none_word(cls: Any, name: str) -> str | None:
+    """The word for field `name` of dataclass `cls` when its default is None: the field's `NONE_MEANS` metadata,
+    else `WORDS`; None when it has none (the list then shows `None`)."""
+    if not dataclasses.is_dataclass(cls):
+        return None
+    field = next((f for f in dataclasses.fields(cls) if f.name == name), None)
+    if field is None:
+        return None
+    if NONE_MEANS in field.metadata:
+        return str(field.metadata[NONE_MEANS])
+    owner = cls if isinstance(cls, type) else type(cls)
+    return WORDS.get(f"{owner.__module__}.{owner.__qualname__}", {}).get(name)
