@@ -101,7 +101,9 @@ def cog_predictor(dtype: str, *, classes: bool) -> str:
     return "FLOATING_POINT" if dtype.startswith("float") else "STANDARD"
 
 
-LINEAGE = ("model_spec", "model_fingerprint", "layers", "layer_mode", "input")
+# the feature raster's record a product repeats: backbone, layers, the input imagery as it was read, and the geodino
+# version that embedded it (what a reproduction of the features needs, besides the tile settings)
+LINEAGE = ("model_spec", "model_fingerprint", "layers", "layer_mode", "input", "input_bands", "input_scale", "version")
 
 
 def lineage_tags(rd: EmbeddingReader) -> dict[str, str]:
@@ -109,9 +111,17 @@ def lineage_tags(rd: EmbeddingReader) -> dict[str, str]:
     the feature raster's backbone spec, fingerprint, layers and input imagery (`GEODINO_SOURCE_MODEL_SPEC` ...),
     those it records. Under their own names: a product carrying GEODINO_MODEL_SPEC or GEODINO_MODEL_FINGERPRINT
     would pass for a feature raster (`reader.FEATURE_MARKERS`), as the classify map did, so `embed pca map.tif`
-    ran a PCA of its class and confidence bands into a scikit-learn traceback."""
+    ran a PCA of its class and confidence bands into a scikit-learn traceback. A path names where the feature
+    raster was, not what it held, so `GEODINO_SOURCE_FEATURES_IDENTITY` records its size and the digest of its head
+    (`provenance.file_identity`; not for a Zarr folder), and `GEODINO_VERSION` the geodino that made the product."""
+    from geodino import __version__
+    from geodino.embed.provenance import file_identity
+
     md = rd.metadata
-    tags = {"GEODINO_SOURCE_FEATURES": str(rd.path)}
+    tags = {"GEODINO_SOURCE_FEATURES": str(rd.path), "GEODINO_VERSION": __version__}
+    identity = file_identity(rd.path)
+    if identity:
+        tags["GEODINO_SOURCE_FEATURES_IDENTITY"] = identity
     return tags | {f"GEODINO_SOURCE_{k.upper()}": str(md[k]) for k in LINEAGE if md.get(k)}
 
 
