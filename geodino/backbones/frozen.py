@@ -53,6 +53,7 @@ class FrozenBackbone(nn.Module):
         self.norm_source = f"sensor {getattr(sensor, 'name', sensor)}" if sensor is not None else "spec defaults"
         self.normalization: dict[str, Any] | None = None
         self._fingerprint: str | None = None
+        self._weights_sha256: str | None = None
         self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(-1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(-1, 1, 1), persistent=False)
         if kind in ("geodino", "baseline"):
@@ -82,9 +83,20 @@ class FrozenBackbone(nn.Module):
         if self._fingerprint is None:
             src = dict(self._fp_source)
             if "file" in src:
-                src["file"] = sha256_path(Path(src["file"]))
+                src["file"] = self.weights_sha256
             self._fingerprint = hashlib.sha256(json.dumps(src, sort_keys=True, default=str).encode()).hexdigest()
         return self._fingerprint
+
+    @property
+    def weights_sha256(self) -> str | None:
+        """sha256 of the weights file (what `sha256sum` prints; a folder: its files' names and contents), None for a
+        backbone without one (`arch:`, `timm:`, `baseline:`). The fingerprint hashes it with the options, so it alone
+        cannot be checked against the file: outputs record this too (`describe_backbone`). Hashed once."""
+        if "file" not in self._fp_source:
+            return None
+        if getattr(self, "_weights_sha256", None) is None:  # getattr: an object pickled before it existed
+            self._weights_sha256 = sha256_path(Path(self._fp_source["file"]))
+        return self._weights_sha256
 
     def train(self, mode: bool = True) -> FrozenBackbone:
         """Always stays in eval mode (frozen)."""

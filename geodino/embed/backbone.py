@@ -195,8 +195,10 @@ def inference_path(bb: Any, cfg: EmbedConfig, plan: Plan, *, say: Any = None) ->
 
 
 def describe_backbone(bb: Any) -> dict[str, Any]:
-    """Spec and fingerprint for metadata (objects without them are named by their class)."""
-    return {
+    """Spec and fingerprint for metadata (objects without them are named by their class); for a backbone read from a
+    weights file also that file's own sha256 (`model_file_sha256`), which `sha256sum` checks where the fingerprint,
+    a hash over it and the options, cannot."""
+    described = {
         "model_spec": str(getattr(bb, "spec", type(bb).__name__)),
         "model_fingerprint": str(getattr(bb, "fingerprint", "")),
         "patch_size": int(bb.patch_size),
@@ -204,3 +206,7 @@ def describe_backbone(bb: Any) -> dict[str, Any]:
         "n_blocks": int(getattr(bb, "n_blocks", 0)),
         "normalization": str(getattr(bb, "norm_source", "") or "the backbone object's own"),
     }
+    weights = getattr(bb, "weights_sha256", None)
+    if isinstance(weights, str) and weights:
+        described["model_file_sha256"] = weights
+    return described

@@ -77,3 +77,25 @@ def test_file_identity_is_content_not_path_and_none_for_what_is_no_file(tmp_path
     assert file_identity(a) != file_identity(b)  # the size counts beyond the hashed head
     assert file_identity(tmp_path) is None and file_identity(tmp_path / "missing.tif") is None
     assert file_identity("https://example.com/s.tif") is None and file_identity("/vsis3/b/s.tif") is None
+
+
+def test_a_feature_raster_records_its_weights_files_own_sha256(tmp_path, scene):
+    """The fingerprint hashes the file's sha256 with the options, so `sha256sum backbone.pth` cannot be checked
+    against it; the file's own hash is recorded beside it (and no such tag for a spec without a file)."""
+    import hashlib
+
+    import torch
+
+    from geodino.models import build_model
+    from geodino.train.checkpointing import FORMAT
+
+    model = build_model("vit_tiny", patch_size=8, in_chans=3, depth=1)
+    state = {f"arch.teacher.backbone.{k}": v for k, v in model.state_dict().items()}
+    ckpt = tmp_path / "backbone.pth"
+    torch.save({"state_dict": state, "geodino": {"format": FORMAT, "backbone": model.config}}, ckpt)
+    with pytest.warns(UserWarning, match="records no input normalisation"):
+        _, tags = _read(embed_raster(scene, str(ckpt), tmp_path / "f.tif", **OPTS))
+    assert tags["GEODINO_MODEL_FILE_SHA256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert tags["GEODINO_MODEL_FINGERPRINT"] != tags["GEODINO_MODEL_FILE_SHA256"]
+    _, arch = _read(embed_raster(scene, "arch:vit_tiny?patch_size=8&depth=1", tmp_path / "a.tif", **OPTS))
+    assert "GEODINO_MODEL_FILE_SHA256" not in arch
