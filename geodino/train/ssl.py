@@ -26,13 +26,15 @@ module of `student`/`teacher`/`gram_teacher` with FSDP2 `fully_shard` (identical
 EMA's foreach runs on matching local shards). Backbones are always called through `module(...)` (with
 `is_training=True`) so FSDP's root hooks run; parameters are matched by name at every EMA/Gram update (nothing
 is cached across sharding). Sinkhorn-Knopp and KoLeo reduce over `process_group` (default: the whole world).
+
+Beside it: the batch check (`ssl_inputs`), the loss terms (`ssl_losses`), weights loaded from outside
+(`ssl_loading`), the Gram term (`ssl_gram`), the monitor statistics (`ssl_monitoring`), sharding (`ssl_sharding`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +42,16 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from geodino.errors import CheckpointError, ConfigError, InputError
+from geodino.errors import ConfigError
 from geodino.losses import DINOLoss, GramLoss, IBOTPatchLoss, KoLeoLoss, KoLeoLossDistributed
 from geodino.models.heads import DINOHead
-from geodino.models.layers.patch_embed import trim_to_patch_grid
 from geodino.train import monitors as mon
+from geodino.train import ssl_loading, ssl_losses
 from geodino.train.optim import param_groups as build_param_groups
 from geodino.train.recipe import DinoConfig, IbotConfig, SSLConfig
 from geodino.train.schedules import Schedules
-from geodino.train.ssl_gram import gram_term, gram_updates_before, resize_patch_tokens
+from geodino.train.ssl_gram import gram_updates_before, resize_patch_tokens
+from geodino.train.ssl_inputs import SSLInputs, ssl_inputs
 from geodino.train.ssl_monitoring import monitor_step
 from geodino.train.ssl_sharding import call_backbone, copy_tensors, fully_shard_arch, local_shard, reshard
 
@@ -60,45 +63,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("geodino.train")
-
-_ALIASES = {  # official collate names -> geodino names
-    "collated_global_crops": "global_crops",
-    "collated_local_crops": "local_crops",
-    "collated_masks": "masks",
-    "mask_indices_list": "mask_indices",
-    "collated_gram_teacher_crops": "gram_crops",
-}
-
-
-def _backbone(state: Mapping[str, Any], source: str) -> dict[str, Tensor]:
-    """Backbone weights (official layout) of a backbone, teacher, Lightning or geodino checkpoint dict."""
-    from geodino.models.checkpoints import backbone_state
-
-    return backbone_state(state, source).state
-
-
-def _load_strict(module: nn.Module, state: Mapping[str, Tensor], what: str, source: str) -> None:
-    from geodino.models.checkpoints import load_strict
-    from geodino.train.checkpointing import FIT_HINT
-
-    load_strict(module, state, what, source, FIT_HINT)
-
-
-@dataclass
-class SSLInputs:
-    """One SSL batch, checked and completed by `SSLMetaArch._inputs` (CONTRIBUTING "SSL batches")."""
-
-    batch: dict[str, Any]
-    global_crops: Tensor  # [n_global * B, C, H, W], crop-major
-    local_crops: Tensor | None  # [n_local * B, C, h, w] or None
-    masks: Tensor  # bool [n_global * B, N]
-    mask_indices: Tensor  # long [M], into masks.flatten()
-    masks_weight: Tensor | None  # float [M]
-    n_masked: Tensor  # long [1]
-    n_global: int
-    n_local: int
-    batch_size: int  # B, images per crop
-    grid: tuple[int, int]  # patch grid of a global crop
 
 
 def _named_tensors(module: nn.Module) -> dict[str, Tensor]:
@@ -253,21 +217,7 @@ class SSLMetaArch(nn.Module):
 
     def load_gram_teacher(self, source: str | Path | Mapping[str, Any]) -> None:
         """Gram teacher backbone from a checkpoint path or state dict (backbone, teacher or training checkpoint)."""
-        if self.gram_teacher is None:
-            raise ConfigError("gram.ckpt is set but no separate Gram teacher is used; set gram.use_loss=true")
-        where = f"Gram checkpoint {source}" if isinstance(source, (str, Path)) else "Gram teacher state_dict"
-        if isinstance(source, (str, Path)):
-            from geodino.train.init_from import read_init_source, split_which
-
-            path = split_which(source)[0]  # FILE?which=NAME (a distill student): FILE must exist
-            if not path.exists():
-                raise CheckpointError(f"checkpoint {path} not found; fix gram.ckpt (or init_from) to an existing file")
-            # what init_from reads (a run folder, HF/timm files and folders too), its teacher backbone, official layout
-            backbone = read_init_source(source).teacher
-        else:
-            backbone = _backbone(source, str(source))
-        _load_strict(self.gram_teacher["backbone"], backbone, "Gram teacher", where)
-        self._set_gram_initialized(True)
+        ssl_loading.load_gram_teacher(self, source)
 
     @property
     def gram_ready(self) -> bool:
@@ -310,22 +260,7 @@ class SSLMetaArch(nn.Module):
     def init_from_teacher_state(self, state: Mapping[str, Any], *, heads: bool = True, source: str = "") -> list[str]:
         """Student, teacher (and Gram teacher) from a teacher state dict: `backbone.*` (+ `dino_head.*`,
         `ibot_head.*`) or a bare backbone state dict. Heads missing from `state` stay freshly initialised."""
-        where = source or "teacher state_dict"
-        backbone = _backbone(state, where)
-        _load_strict(self.student["backbone"], backbone, "student backbone", where)
-        _load_strict(self.teacher["backbone"], backbone, "teacher backbone", where)
-        done = ["backbone"]
-        inner = state.get("teacher", state) if isinstance(state.get("teacher"), Mapping) else state
-        for name in ("dino_head", "ibot_head"):
-            sub = {k[len(name) + 1 :]: v for k, v in inner.items() if k.startswith(name + ".")}
-            if heads and sub:
-                _load_strict(self.student[name], sub, f"student {name}", where)
-                _load_strict(self.teacher[name], sub, f"teacher {name}", where)
-                done.append(name)
-        if self.gram_teacher is not None and not self.cfg.gram.ckpt:
-            self.snapshot_gram_from_teacher()
-            done.append("gram_teacher")
-        return done
+        return ssl_loading.init_from_teacher_state(self, state, heads=heads, source=source)
 
     # ------------------------------------------------------------------ forward
     def _schedule_values(self, iteration: int, overrides: Mapping[str, float] | None) -> dict[str, float]:
@@ -341,54 +276,9 @@ class SSLMetaArch(nn.Module):
         vals.setdefault("gram_weight", self.cfg.gram.loss_weight if self.cfg.gram.use_loss else 0.0)
         return vals
 
-    @staticmethod
-    def _batch(batch: Mapping[str, Any]) -> dict[str, Any]:
-        out = dict(batch)
-        for old, new in _ALIASES.items():
-            if old in out and new not in out:
-                out[new] = out[old]
-        if "global_crops" not in out:
-            raise InputError("SSL batch has no 'global_crops'; the loader must yield the SSL batch dict")
-        return out
-
     def _inputs(self, batch: Mapping[str, Any]) -> SSLInputs:
         """The batch checked and completed (masks, indices and counts filled in when the loader gave none)."""
-        b = self._batch(batch)
-        global_crops: Tensor = b["global_crops"]
-        n_global = int(b.get("n_global_crops", 2))
-        if global_crops.shape[0] % n_global:
-            raise InputError(f"global_crops has {global_crops.shape[0]} rows, not a multiple of {n_global} crops")
-        B = global_crops.shape[0] // n_global
-        local_crops: Tensor | None = b.get("local_crops")
-        if local_crops is not None and local_crops.shape[0] == 0:
-            local_crops = None
-        if local_crops is not None:  # 168 px at patch 16 (official high-res stage): the official conv's 160 px
-            local_crops = trim_to_patch_grid(local_crops, self.patch_size)
-        n_local = 0 if local_crops is None else local_crops.shape[0] // B
-        masks: Tensor | None = b.get("masks")
-        grid = (global_crops.shape[-2] // self.patch_size, global_crops.shape[-1] // self.patch_size)
-        if masks is None:
-            masks = torch.zeros(global_crops.shape[0], grid[0] * grid[1], dtype=torch.bool, device=global_crops.device)
-        masks = masks.reshape(global_crops.shape[0], -1).bool()
-        mask_indices = b.get("mask_indices")
-        if mask_indices is None:
-            mask_indices = masks.flatten().nonzero().flatten()
-        n_masked = b.get("n_masked_patches")
-        if n_masked is None:
-            n_masked = torch.tensor([mask_indices.shape[0]], device=global_crops.device)
-        return SSLInputs(
-            batch=b,
-            global_crops=global_crops,
-            local_crops=local_crops,
-            masks=masks,
-            mask_indices=mask_indices,
-            masks_weight=b.get("masks_weight"),
-            n_masked=n_masked,
-            n_global=n_global,
-            n_local=n_local,
-            batch_size=B,
-            grid=grid,
-        )
+        return ssl_inputs(batch, self.patch_size)
 
     @torch.no_grad()
     def get_teacher_output(self, x: SSLInputs, teacher_temp: float) -> dict[str, Tensor]:
@@ -435,41 +325,7 @@ class SSLMetaArch(nn.Module):
     ) -> tuple[Tensor, dict[str, Any]]:
         """DINO (local and global), KoLeo, iBOT and Gram losses with the official term scales (official
         `compute_losses`); returns (total, logs)."""
-        cfg = self.cfg
-        n_global, n_local, B = x.n_global, x.n_local, x.batch_size
-        logs: dict[str, Any] = {}
-        g_terms = n_global * (n_global - 1) if cfg.dino.global_ignore_diagonal else n_global**2
-        l_terms = n_global * n_local
-        total_terms = g_terms + l_terms
-        t_cls_probs = teacher["cls_probs"]
-        total = x.global_crops.new_zeros((), dtype=torch.float32)
-        if n_local:
-            s_local = student["cls_logits"][1].unflatten(0, (n_local, B))
-            dino_local = self.dino_loss(s_local, t_cls_probs)
-            total = total + cfg.dino.loss_weight * (l_terms / total_terms) * vals["dino_local_weight"] * dino_local
-            logs["dino_local_loss"] = dino_local.detach()
-        if g_terms:
-            ignore = cfg.dino.global_ignore_diagonal
-            dino_global = self.dino_loss(student["global_logits"], t_cls_probs, ignore_diagonal=ignore)
-            total = total + cfg.dino.loss_weight * (g_terms / total_terms) * dino_global
-            logs["dino_global_loss"] = dino_global.detach()
-        g_cls_crops = student["cls"].unflatten(0, (n_global, B))
-        koleo = sum(self.koleo_loss(g_cls_crops[c]) for c in range(n_global)) / n_global
-        total = total + cfg.koleo.loss_weight * n_global * koleo
-        logs["koleo_loss"] = koleo.detach()  # type: ignore[union-attr]
-        masked = x.mask_indices.shape[0]
-        ibot = self.ibot_loss(student["masked_logits"], teacher["masked_probs"], x.masks, x.masks_weight, masked)
-        total = total + cfg.ibot.loss_weight * ibot
-        logs["ibot_loss"] = ibot.detach()
-        if self.gram_loss is not None:
-            logs["gram_weight"] = float(vals["gram_weight"])
-            if vals["gram_weight"] != 0.0:
-                gram = gram_term(self, x.batch, student["patch"], teacher["patch"], x.masks, x.grid)
-                total = total + vals["gram_weight"] * gram
-                logs["gram_loss"] = gram.detach()
-        logs["dino_local_weight"] = float(vals["dino_local_weight"])
-        logs["teacher_temp"] = float(vals["teacher_temp"])
-        return total, logs
+        return ssl_losses.compute_losses(self, x, teacher, student, vals)
 
     def forward(
         self, batch: Mapping[str, Any], iteration: int = 0, sched: Mapping[str, float] | None = None
