@@ -103,7 +103,10 @@ def cog_predictor(dtype: str, *, classes: bool) -> str:
 
 # the feature raster's record a product repeats: backbone, layers, the input imagery as it was read, and the geodino
 # version that embedded it (what a reproduction of the features needs, besides the tile settings)
-LINEAGE = ("model_spec", "model_fingerprint", "layers", "layer_mode", "input", "input_bands", "input_scale", "version")
+LINEAGE = (
+    *("model_spec", "model_fingerprint", "model_file_sha256", "layers", "layer_mode"),
+    *("input", "input_bands", "input_scale", "version"),
+)
 
 
 def lineage_tags(rd: EmbeddingReader) -> dict[str, str]:

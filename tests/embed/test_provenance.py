@@ -97,5 +97,7 @@ def test_a_feature_raster_records_its_weights_files_own_sha256(tmp_path, scene):
         _, tags = _read(embed_raster(scene, str(ckpt), tmp_path / "f.tif", **OPTS))
     assert tags["GEODINO_MODEL_FILE_SHA256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
     assert tags["GEODINO_MODEL_FINGERPRINT"] != tags["GEODINO_MODEL_FILE_SHA256"]
+    _, product = _read(pca_map(tmp_path / "f.tif", tmp_path / "pca.tif"))  # and a product made from them
+    assert product["GEODINO_SOURCE_MODEL_FILE_SHA256"] == tags["GEODINO_MODEL_FILE_SHA256"]
     _, arch = _read(embed_raster(scene, "arch:vit_tiny?patch_size=8&depth=1", tmp_path / "a.tif", **OPTS))
     assert "GEODINO_MODEL_FILE_SHA256" not in arch
