@@ -34,7 +34,7 @@ def parse_spec(spec: str | Path) -> tuple[str, str, dict[str, str]]:
     return "path", head, options
 
 
-# the `?` options every spec kind shares (`load._spec_options` takes them out) and the kinds each one acts on: an
+# the `?` options every spec kind shares (`spec_check._spec_options` takes them out) and the kinds each acts on: an
 # option on another kind was read and dropped without a word (`arch:vit_small?subset=rescale` built the same model)
 _WHERE: dict[str, tuple[tuple[str, ...], str]] = {
     "fill": (("path",), "how bands a checkpoint lacks are initialised when bands= adapts its patch embedding"),
@@ -49,7 +49,7 @@ _WHY_NOT = {
     "module": "an in-memory model is used as it is",
 }
 TIMM_OPTIONS = ("pretrained", "img_size")  # `backbones.timm.build_timm` reads these; the shared ones besides
-CHECKPOINT_OPTIONS = ("bands", "sensor", "fill", "subset", "which")  # what `load._from_path` reads of a file's spec
+CHECKPOINT_OPTIONS = ("bands", "sensor", "fill", "subset", "which")  # what `load_path._from_path` reads of a spec
 
 
 def check_kind_options(kind: str, options: dict[str, str], spec: str, passed: dict[str, Any] | None = None) -> None:
