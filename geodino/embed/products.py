@@ -59,6 +59,12 @@ def _sample_and_seed(sample: Any, seed: Any, least: int, why: str) -> tuple[int,
     return sample, seed
 
 
+def fit_tags(sample: int, seed: int) -> dict[str, int]:
+    """The fit's settings as the map's tags: `seed` picks the sampled cells (and k-means' start), so two seeds give
+    other cluster labels and PCA colours from one feature raster; a map without them could not be made again."""
+    return {"GEODINO_SAMPLE": sample, "GEODINO_SEED": seed}
+
+
 # total variance at most this share of the mean squared feature norm is no variance: float32 round-off of constant
 # features (relative std ~1e-7) is below it, any real variation (even of int8 or float16 features) far above
 FLAT_VARIANCE = 1e-12
@@ -130,6 +136,7 @@ def pca_map(
             desc="pca",
             source=rd,
             GEODINO_PCA_EXPLAINED_VARIANCE=ratio,
+            **fit_tags(sample, seed),
         )
     style.rgb_qml(out)
     if png is not None:
@@ -205,6 +212,7 @@ def cluster_map(
             desc="cluster",
             source=rd,
             GEODINO_KMEANS_K=k,
+            **fit_tags(sample, seed),
         )
     style.palette_qml(out, entries, nodata=255)
     if png is not None:
