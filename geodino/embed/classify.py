@@ -38,7 +38,7 @@ import numpy as np
 from geodino.embed import style
 from geodino.embed.classifier_model import MODEL_KIND, _complete_old_identity, _identity, load_model
 from geodino.embed.classify_options import METHODS, check_model_mix, check_options
-from geodino.embed.classify_outputs import NODATA, class_entries, write_class_map
+from geodino.embed.classify_outputs import NODATA, class_entries, map_record, run_settings, write_class_map
 from geodino.embed.compat import check_same_backbone
 from geodino.embed.labels import cv_groups, layer_for_test_labels, read_labels, sample_labels
 from geodino.embed.writers import EmbeddingReader
@@ -290,8 +290,8 @@ def classify_map(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Fit on `labels[column]` (or load `model`), write the class COG and its side files; return the metrics: what
-    `OUT.metrics.json` holds (the scores, `classes`, `values`: class -> pixel value; paths as text: `map`, `png`,
-    `qml`, `sld`, `model` when one was saved or loaded) plus `metrics`, that file's path.
+    `OUT.metrics.json` holds (the scores, `classes`, `values`: class -> pixel value, `settings`: the options used;
+    paths as text: `map`, `png`, `qml`, `sld`, `model` when one was saved or loaded) plus `metrics`, that file's path.
 
     `cv_gap`: label features with cells within this many cells of each other are one group of the blocked
     cross-validation (never on both sides of a split). No cross-validation, imbalanced labels and test cells next to
@@ -339,7 +339,9 @@ def classify_map(
             metrics["test"] = scores(ty, tp, classes)
             if model is None:
                 _test_near_training(metrics, tcells, train_cells, ty, tp, classes, cv_gap, test, labels)
-        write_class_map(rd, clf, codes, out, classes)
+        record = map_record(labels, column, layer, model, bundle, neighbors=neighbors, max_cells=max_cells, seed=seed)
+        write_class_map(rd, clf, codes, out, classes, record)
+    metrics["settings"] = run_settings(model, method, neighbors, folds, cv_gap, max_cells, seed)
     _write_side_files(out, png, side, classes, codes, metrics, bundle if model is None else None, model_out)
     return metrics
 
