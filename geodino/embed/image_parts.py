@@ -218,9 +218,27 @@ def run_parts(
     return parts
 
 
-def write_output(out: Path, files: list[str], parts: list[Part], ident: dict[str, Any], *, say: bool = True) -> None:
+def output_record(bb: Any) -> dict[str, str]:
+    """The output's metadata beyond its resume identity: the geodino that wrote it and, for a backbone read from a
+    weights file, that file's sha256 (what `sha256sum` prints; the fingerprint hashes it with the options)."""
+    from geodino import __version__
+
+    weights = getattr(bb, "weights_sha256", None)
+    return {"version": __version__} | ({"model_file_sha256": weights} if isinstance(weights, str) and weights else {})
+
+
+def write_output(
+    out: Path,
+    files: list[str],
+    parts: list[Part],
+    ident: dict[str, Any],
+    *,
+    say: bool = True,
+    record: dict[str, Any] | None = None,
+) -> None:
     """Write the GeoParquet `out` from the parts (L2 applied to all rows at once, as an uninterrupted run) and, with
-    `say`, one line saying what was written."""
+    `say`, one line saying what was written. `record`: more metadata that is not the resume identity `ident` (the
+    geodino version: parts of an older version still resume)."""
     from geodino.io import atomic_path
 
     rows = [i for p in parts for i in p.rows]
@@ -243,6 +261,7 @@ def write_output(out: Path, files: list[str], parts: list[Part], ident: dict[str
         "input_scaling": scaling,
         "inference_path": ident["inference_path"],
         "skipped": [files[i] for i in skipped],
+        **(record or {}),
     }
     with atomic_path(out, overwrite=True) as tmp:
         write_table(tmp, [files[i] for i in rows], [r for p in parts for r in p.info], vectors, meta)

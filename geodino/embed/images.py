@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from geodino.data.paths import TIFF_EXTS
-from geodino.embed.image_parts import ImageParts, PartRunner, files_digest, run_parts, write_output
+from geodino.embed.image_parts import ImageParts, PartRunner, files_digest, output_record, run_parts, write_output
 from geodino.errors import ConfigError, InputError, plural
 from geodino.io import removes_created_dirs
 
@@ -151,7 +151,7 @@ def embed_images(
             say = says(EmbedConfig(progress=progress))  # the rule of a feature raster run, by its progress flag
             work = ImageParts(out, ident)
             parts = run_parts(run, work, overwrite=overwrite, on_error=on_error, progress=progress, say=say)
-        write_output(out, files, parts, ident, say=say)
+        write_output(out, files, parts, ident, say=say, record=output_record(bb))
         work.remove()
     return out
 
