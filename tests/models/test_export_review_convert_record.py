@@ -24,7 +24,7 @@ def _foreign_hf(folder, channels: int) -> None:
     )
     DINOv3ViTModel(cfg).save_pretrained(folder)
     pp = {
-        "image_processor_type": "DINOv3ViTImageProcessor",
+        "image_processor_type": "DINOv3ViTImageProcessorFast",
         "do_rescale": True,
         "rescale_factor": 1e-4,
         "do_normalize": True,

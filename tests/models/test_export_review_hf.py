@@ -57,11 +57,11 @@ def test_four_band_patch8_folder_loads_in_transformers(tmp_path, patch, register
 def test_processor_without_normalize_is_read_as_rescale_only(tmp_path):
     """A processor with do_normalize false applies only the rescale; its image_mean/std (ImageNet's, the defaults
     it keeps) were read as the folder's normalisation, so geodino standardised inputs transformers does not."""
-    from transformers import DINOv3ViTConfig, DINOv3ViTImageProcessor, DINOv3ViTModel
+    from transformers import DINOv3ViTConfig, DINOv3ViTImageProcessorFast, DINOv3ViTModel
 
     cfg = DINOv3ViTConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
     DINOv3ViTModel(cfg).save_pretrained(tmp_path)
-    proc = DINOv3ViTImageProcessor(do_normalize=False, do_resize=False)
+    proc = DINOv3ViTImageProcessorFast(do_normalize=False, do_resize=False)
     proc.save_pretrained(tmp_path)
     img = torch.arange(3 * 16 * 16, dtype=torch.float32).reshape(3, 16, 16) % 256
     want = proc(images=img, return_tensors="pt", do_convert_rgb=False)["pixel_values"][0]
@@ -74,13 +74,13 @@ def test_processor_without_normalize_is_read_as_rescale_only(tmp_path):
 def test_processor_with_one_mean_for_every_band_loads(tmp_path):
     """transformers takes one number for every channel (image_mean: 0.5); geodino refused such a folder
     ('lacks a numeric mean/std list'), though DINOv3ViTModel and its processor use it."""
-    from transformers import DINOv3ViTConfig, DINOv3ViTImageProcessor, DINOv3ViTModel
+    from transformers import DINOv3ViTConfig, DINOv3ViTImageProcessorFast, DINOv3ViTModel
 
     cfg = DINOv3ViTConfig(
         hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, num_channels=4
     )
     DINOv3ViTModel(cfg).save_pretrained(tmp_path)
-    proc = DINOv3ViTImageProcessor(image_mean=0.5, image_std=0.25, do_resize=False)
+    proc = DINOv3ViTImageProcessorFast(image_mean=0.5, image_std=0.25, do_resize=False)
     proc.save_pretrained(tmp_path)
     img = torch.arange(4 * 16 * 16, dtype=torch.float32).reshape(4, 16, 16) % 256
     want = proc(images=img, return_tensors="pt", do_convert_rgb=False, input_data_format="channels_first")

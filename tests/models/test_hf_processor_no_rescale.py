@@ -1,6 +1,6 @@
 """A foreign HF folder whose processor does not rescale (do_rescale false, or rescale_factor 1) standardises the
 pixel values as given; geodino read its record as a bare mean/std and divided integer input by dtype (uint16 /
-10000), so `load_backbone(folder).preprocess(x)` gave other inputs than transformers' DINOv3ViTImageProcessor
+10000), so `load_backbone(folder).preprocess(x)` gave other inputs than transformers' DINOv3ViTImageProcessorFast
 (a DN-unit mean of 1000: -2.0 instead of 3.1). The processor's rescale is now the record's DN step."""
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ C, MEAN, STD = 4, [1000.0, 1200.0, 900.0, 2500.0], [500.0, 400.0, 450.0, 800.0]
 
 def foreign(path, **kw):
     """A DINOv3ViTModel folder and image processor written by transformers (no geodino record)."""
-    from transformers import DINOv3ViTConfig, DINOv3ViTImageProcessor, DINOv3ViTModel
+    from transformers import DINOv3ViTConfig, DINOv3ViTImageProcessorFast, DINOv3ViTModel
 
     torch.manual_seed(0)
     cfg = DINOv3ViTConfig(
         hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, num_channels=C, patch_size=8
     )
     DINOv3ViTModel(cfg).save_pretrained(path)
-    proc = DINOv3ViTImageProcessor(image_mean=MEAN, image_std=STD, do_resize=False, **kw)
+    proc = DINOv3ViTImageProcessorFast(image_mean=MEAN, image_std=STD, do_resize=False, **kw)
     proc.save_pretrained(path)
     return proc
 
@@ -76,11 +76,11 @@ def test_converting_the_folder_keeps_its_processor(tmp_path, capsys):
 def test_integers_as_given_under_reflectance_statistics_warn_once(tmp_path):
     """A do_rescale false processor with statistics in reflectance units (made for float input, which transformers
     alone accepts there) now reads integer DN as given: one warning names the way back to the dtype rule."""
-    from transformers import DINOv3ViTConfig, DINOv3ViTImageProcessor, DINOv3ViTModel
+    from transformers import DINOv3ViTConfig, DINOv3ViTImageProcessorFast, DINOv3ViTModel
 
     cfg = DINOv3ViTConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
     DINOv3ViTModel(cfg).save_pretrained(tmp_path)
-    DINOv3ViTImageProcessor(do_resize=False, do_rescale=False).save_pretrained(tmp_path)  # ImageNet mean/std
+    DINOv3ViTImageProcessorFast(do_resize=False, do_rescale=False).save_pretrained(tmp_path)  # ImageNet mean/std
     fb = load_backbone(tmp_path)
     a = torch.from_numpy(dn("uint8")[:3])
     with pytest.warns(UserWarning, match=r"reads integer input as given .* rule='dtype'") as caught:

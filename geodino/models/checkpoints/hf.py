@@ -258,7 +258,7 @@ def _weight_map(index: Path) -> dict[str, str]:
 def hf_preprocessor_config(
     normalization: Mapping[str, Any] | None, patch_size: int, in_chans: int = 3
 ) -> dict[str, Any]:
-    """`preprocessor_config.json` for `AutoImageProcessor` (DINOv3ViTImageProcessor): rescale by the DN scale,
+    """`preprocessor_config.json` for `AutoImageProcessor` (DINOv3ViTImageProcessorFast): rescale by the DN scale,
     then standardise with the recorded mean/std; no resizing (any size that is a multiple of the patch works).
     A per-band scale or an offset is folded into mean/std (HF rescales by one factor, here 1). Without a record the
     processor gets ImageNet's statistics for 3 bands (as the RGB releases do) and passes other band counts through
@@ -267,7 +267,8 @@ def hf_preprocessor_config(
     from geodino.models.checkpoints.normalization import NORMALIZATION_KEY, dn_scale_of, folded_mean_std
 
     cfg: dict[str, Any] = {
-        "image_processor_type": "DINOv3ViTImageProcessor",
+        # the name transformers 4.56 (the [hf] bound: its only DINOv3 processor) and 5.x (an alias) both resolve
+        "image_processor_type": "DINOv3ViTImageProcessorFast",
         "do_resize": False,
         "size": {"height": 224, "width": 224},
         "resample": 2,
