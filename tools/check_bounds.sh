@@ -20,7 +20,7 @@ PYTHON="${PYTHON:-python3.11}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}"
 EXTRAS="${BOUNDS_EXTRAS:-dev,stac}"
 # test tooling of [dev] is left unpinned (its bounds are not what a user installs)
-SKIP="${BOUNDS_SKIP:-pytest pytest-timeout ruff nbclient nbformat ipykernel}"
+SKIP="${BOUNDS_SKIP:-pytest pytest-timeout pytest-xdist ruff nbclient nbformat ipykernel}"
 VENV="${BOUNDS_DIR:-/tmp/bounds}/${BOUNDS_NAME:-lower}"
 TESTS="${BOUNDS_TESTS:-tests/test_config.py tests/test_configs_load.py tests/data/test_sensors.py
   tests/data/test_rasters.py tests/data/test_cubes.py tests/data/test_images.py tests/data/test_curate.py
