@@ -124,12 +124,15 @@ def write_results(
     parsed: dict,
     skipped: dict[str, str],
     pending: list[str] | None = None,
+    weights_sha256: str | None = None,
 ) -> None:
     """results.json (rows, the configs that made them, skipped tasks) and results.md (the scores, then the
     bookkeeping rows, then the skipped tasks), both atomic. `pending`: the tasks of this run not finished yet (the
     files are rewritten after each task): recorded as `pending` with `complete: false` in results.json and as a line
     at the top of results.md, so the table of a run that is still going, crashed or was killed does not read as a
-    whole suite's."""
+    whole suite's. `weights_sha256`: the backbone's weights file's own sha256 (`FrozenBackbone.weights_sha256`;
+    what `sha256sum` prints, which the fingerprint, a hash over it and the options, cannot be checked against),
+    recorded as `model_file_sha256` when there is one; `versions` records torch's and scikit-learn's too."""
     from geodino.config import to_dict
 
     payload = {
@@ -140,6 +143,8 @@ def write_results(
         "device": cfg.device,  # not in the config hash; features.fast=auto on a GPU runs bf16, the CPU float32
         "started": started,
         "geodino_version": geodino_version(),
+        "versions": library_versions(),  # the probes' numbers depend on the libraries' kernels and solvers too
+        **({"model_file_sha256": weights_sha256} if isinstance(weights_sha256, str) and weights_sha256 else {}),
         "command": shlex.join(sys.argv),  # the command line of the process that wrote this file
         "complete": not pending,
         "pending": list(pending or []),
@@ -213,6 +218,20 @@ def geodino_version() -> str:
     from geodino import __version__
 
     return str(__version__)
+
+
+def library_versions() -> dict[str, str | None]:
+    """The installed versions of what the probes compute with (from the packages' metadata, nothing imported; None
+    for one not installed): another torch or scikit-learn may move a score as another backbone does."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found: dict[str, str | None] = {}
+    for name in ("torch", "scikit-learn", "numpy"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
 
 
 def read_results(out_dir: str | Path) -> dict[str, Any]:

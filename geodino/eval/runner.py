@@ -440,7 +440,7 @@ def _run_tasks(suite: PreparedSuite) -> list[dict]:
     from geodino.config import to_dict
 
     cfg, spec, out, parsed = suite.cfg, suite.spec, suite.out, suite.parsed
-    fingerprint = ""
+    fingerprint, weights = "", None
     rows: list[dict[str, Any]] = []
     started = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     for stale in ("comparison.md", "comparison.json"):  # an earlier --compare run's: its main column was the
@@ -456,7 +456,7 @@ def _run_tasks(suite: PreparedSuite) -> list[dict]:
         tcfg, data = task.cfg, task.data
         backbone = suite.backbones[_backbone_key(task)]
         task_fp = str(getattr(backbone, "fingerprint", ""))
-        fingerprint = fingerprint or task_fp
+        fingerprint, weights = fingerprint or task_fp, weights or getattr(backbone, "weights_sha256", None)
         bar.set_postfix_str(name)
         seed_everything(cfg.seed, cfg.deterministic)
         t0 = time.perf_counter()
@@ -491,5 +491,5 @@ def _run_tasks(suite: PreparedSuite) -> list[dict]:
         add_intervals(task_rows, _single_label_test_size(task.type, out / name))
         rows += task_rows
         pending = suite.names[i + 1 :]  # marked unfinished until the last task is in
-        write_results(out, cfg, spec, fingerprint, rows, started, parsed, suite.skipped, pending)
+        write_results(out, cfg, spec, fingerprint, rows, started, parsed, suite.skipped, pending, weights)
     return rows
