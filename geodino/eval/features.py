@@ -363,18 +363,25 @@ def forget_unwritable_caches() -> None:
 
 def _save(path: Path, fs: FeatureSet) -> None:
     """Store `fs` in the cache. The cache is optional: a write the storage refuses (a full disk, a quota, a read-only
-    or forbidden folder) warns once per folder and the run goes on with the features in memory."""
-    from safetensors.torch import save_file
+    or forbidden folder) warns once per folder and the run goes on with the features in memory. The same features
+    give the same bytes (`reproducible.save_safetensors_file`: safetensors wrote the metadata keys in Rust hash
+    order, another in every process), so a cache entry can be checksummed and compared."""
+    from geodino.models.checkpoints.reproducible import save_safetensors_file
 
     folder = path.parent
     if str(folder) in _UNWRITABLE:
         return
-    meta = {"key": fs.key, "layers": json.dumps(fs.layers), "meta": json.dumps(fs.meta), "version": str(CACHE_VERSION)}
+    meta = {
+        "key": fs.key,
+        "layers": json.dumps(fs.layers),
+        "meta": json.dumps(fs.meta, sort_keys=True),
+        "version": str(CACHE_VERSION),
+    }
     tensors = {"cls": fs.cls.contiguous(), "patch_mean": fs.patch_mean.contiguous(), "targets": fs.targets.contiguous()}
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata=meta)
+            save_safetensors_file(tensors, tmp, metadata=meta)
     except Exception as exc:
         reason = _refused(exc)
         if reason is None:
