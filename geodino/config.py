@@ -166,20 +166,10 @@ def is_override(arg: str) -> bool:
 
 
 def _yaml_line(path: Path, exc: Exception) -> str:
-    """One line for a YAML file that does not parse: where (line and column, 1-based, from yaml's problem_mark) and
-    what, with the construct it was in and where that started (yaml's context). Was only the context's first line
-    ("while parsing a flow sequence"), which says neither where nor what went wrong."""
-    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
-    if mark is None or not problem:
-        text = str(exc).strip()
-        return f"config file {path} is not valid YAML: {text.splitlines()[0] if text else type(exc).__name__}"
-    where = f"config file {path} is not valid YAML at line {mark.line + 1}, column {mark.column + 1}"
-    context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-    if context and start is not None:
-        problem += f" ({context} started at line {start.line + 1}, column {start.column + 1})"
-    elif context:
-        problem += f" ({context})"
-    return f"{where}: {problem}"
+    """One line for a config file that does not parse: where (line and column) and what (`yaml_problem`)."""
+    from geodino.yaml_errors import yaml_problem
+
+    return f"config file {path} is not valid YAML{yaml_problem(exc)}"
 
 
 def _folder_line(path: Path, seen: tuple[Path, ...] = ()) -> str:

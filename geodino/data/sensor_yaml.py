@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from geodino.errors import ConfigError, one_line, plural
+from geodino.errors import ConfigError, plural
+from geodino.yaml_errors import yaml_problem
 
 if TYPE_CHECKING:
     from geodino.data.sensors import Sensor
@@ -30,7 +31,7 @@ def load_sensor_yaml(path: str | Path) -> Sensor:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"sensor file {path} is not valid YAML{_yaml_problem(exc)}") from exc
+        raise ConfigError(f"sensor file {path} is not valid YAML{yaml_problem(exc)}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"sensor file {path} must hold a mapping (name, bands, scale, mean, std)")
     raw.setdefault("name", path.stem)
@@ -77,18 +78,3 @@ def save_sensor_yaml(sensor: Sensor, path: str | Path, *, extra: Mapping[str, An
     with atomic_path(path) as tmp:
         tmp.write_text(yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120))
     return path
-
-
-def _yaml_problem(exc: Exception) -> str:
-    """Where and what of a YAML error, as config files say it (`config._yaml_line`): " at line L, column C: problem
-    (context started at ...)", from yaml's marks (1-based). Was yaml's first line only ("while parsing a flow
-    sequence"): where and what went wrong are on its later lines. Without a mark: its whole text on one line."""
-    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
-    if mark is None or not problem:
-        return f": {one_line(exc)}"
-    context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-    if context and start is not None:
-        problem += f" ({context} started at line {start.line + 1}, column {start.column + 1})"
-    elif context:
-        problem += f" ({context})"
-    return f" at line {mark.line + 1}, column {mark.column + 1}: {problem}"
