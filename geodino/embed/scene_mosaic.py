@@ -86,9 +86,23 @@ def write_mosaic(
         return [mosaic_vrt(paths, mosaic, metadata=tags)]
     written = []
     for key, group in groups.items():
-        label = "".join(ch if ch.isalnum() else "_" for ch in key)
+        label = mosaic_label(key)
         written.append(mosaic_vrt(group, mosaic.with_name(f"{mosaic.stem}_{label}{mosaic.suffix}"), metadata=tags))
     return written
+
+
+def mosaic_label(crs_text: str) -> str:
+    """The file-name part of one CRS's mosaic (`mosaic_EPSG_32633.vrt`): a CRS without a code (a compound or custom
+    one) named its whole WKT, a file name past the 255-byte limit (OSError after every scene was embedded); such a
+    CRS gives its name, cut to 48 characters, and 8 hex digits of its WKT (two CRSs of one name stay apart)."""
+    if "[" not in crs_text and "{" not in crs_text:
+        return "".join(ch if ch.isalnum() else "_" for ch in crs_text)
+    import hashlib
+
+    from pyproj import CRS
+
+    name = "".join(ch if ch.isalnum() else "_" for ch in CRS.from_user_input(crs_text).name)[:48].strip("_")
+    return f"{name or 'crs'}_{hashlib.sha1(crs_text.encode()).hexdigest()[:8]}"
 
 
 def write_scene_catalog(scenes: list[Scene], outs: dict[str, Path], folder: Path, mosaics: list[Path]) -> Path | None:
