@@ -317,7 +317,7 @@ def user_point(point: Any) -> tuple[float, float]:
 def point_cell(rd: EmbeddingReader, point: Any, point_crs: Any) -> tuple[int, int]:
     """(row, col) of the cell under `point` (in `point_crs`, else the raster's CRS; any form `user_point` takes), or
     a one-line error naming the raster's CRS and bounds when it misses the raster, or saying why `point_crs` cannot
-    place it."""
+    place it. On a lon/lat raster a longitude 360 degrees off is the same place (x 179.5..180.5 takes -179.8)."""
     point = user_point(point)
     x, y = point
     where = ""
@@ -344,6 +344,12 @@ def point_cell(rd: EmbeddingReader, point: Any, point_crs: Any) -> tuple[int, in
         shown = f"({_coord(x)}, {_coord(y)})" if math.isfinite(x) and math.isfinite(y) else "no finite point"
         where = f" (in {crs.to_string()}; {shown} in the raster's CRS)"
     cell = cell_of(rd.transform, x, y, rd.width, rd.height)
+    if cell is None and rd.crs is not None and rd.crs.is_geographic:  # one place, two longitudes: -179.8 is 180.2
+        for turn in (360.0, -360.0):  # on a raster across the antimeridian (x 179.5..180.5, or -180.5..-179.5)
+            cell = cell_of(rd.transform, x + turn, y, rd.width, rd.height)
+            if cell is not None:
+                x += turn
+                break
     fp = input_footprint(rd)
     if cell is not None and not on_input(fp, x, y):
         raise InputError(
