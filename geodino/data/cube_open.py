@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import glob as _glob
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from geodino.errors import InputError
 
-__all__ = ["CubeUnreadable", "cube_paths", "is_cube_store", "is_zarr_store", "open_dataset", "recorded_for"]
+__all__ = [
+    "CubeUnreadable",
+    "cube_paths",
+    "is_cube_store",
+    "is_zarr_store",
+    "open_dataset",
+    "recorded_for",
+    "refuse_subdataset_path",
+]
 
 _REMOTE = ("/vsi", "http://", "https://", "s3://", "gs://", "az://", "abfs://", "gcs://")
 
@@ -148,6 +157,27 @@ def open_dataset(path: str) -> Any:
             f"datacube {path} cannot be opened ({type(exc).__name__}: {_one_line(exc)}); give a Zarr/NetCDF store",
             f"{type(exc).__name__}: {_one_line(exc)}",
         ) from exc
+
+
+_SUBDATASET = re.compile(r'^(NETCDF|HDF5):("?)(.+)\2:(?://)?([^:/]+)$', re.IGNORECASE)
+
+
+def refuse_subdataset_path(path: str, variable: str | None) -> None:
+    """Refuse a GDAL subdataset path (`NETCDF:"f.nc":var`, `HDF5:"f.h5"://var`) in one line naming the file and the
+    variable to pass instead: `NETCDF:...` was refused as a file that "does not exist" and `HDF5:...` taken for a URL
+    (its `://`) and read by GDAL's HDF5 driver without the store's CRS. The cube reader reads the file's variable
+    with its grid mapping; --variable chooses it."""
+    m = _SUBDATASET.match(path)
+    if m is None:
+        return
+    file, var = m.group(3), m.group(4)
+    if not Path(file).exists():
+        raise InputError(f"input {path} names {file}, which does not exist; pass an existing NetCDF/HDF5 file")
+    given = "" if variable in (None, var) else f" (not --variable {variable})"
+    raise InputError(
+        f"input {path} is a GDAL subdataset path; pass the file and its variable instead{given}: {file} --variable "
+        f"{var} (variable={var!r} in Python)"
+    )
 
 
 def is_cube_store(path: str | Path) -> bool:

@@ -441,12 +441,13 @@ def open_source(
     """A source for a path (raster file, VRT, Zarr/NetCDF cube) or an in-memory xarray object; `time` chooses a
     cube's date (`select_time`) and is refused for a raster. `sensor` (`--sensor`) and `listing` (opened to number
     `--bands` names) decide which variables of a cube of one variable per band are its bands (`cube_bands`)."""
-    from geodino.data.cube_open import is_cube_store
+    from geodino.data.cube_open import is_cube_store, refuse_subdataset_path
 
     if isinstance(obj, WindowedSource):  # opened already (a pixel window of one too: `geodino.embed.extent`)
         return obj
     if isinstance(obj, (str, Path)):
         path = str(obj)
+        refuse_subdataset_path(path, variable)
         if not Path(path).exists() and "://" not in path and not path.startswith("/vsi"):
             raise InputError(f"input {path} does not exist; pass a raster file, a VRT or a Zarr store")
         if is_cube_store(path):
