@@ -96,13 +96,30 @@ def _refuse_unnamed_planes(ds: Any, path: str, cands: list[str], sensor: Sensor,
     )
 
 
+_ALIKE_SAID: set[str] = set()  # stores already warned of their several same-shaped variables in this process
+
+
 def data_variable(ds: Any, path: str, variable: str | None) -> str:
-    """The named data variable, or the one with the most dims (2-D or more)."""
+    """The named data variable, or the one with the most dims (2-D or more). When others have the same dims (two
+    images `a`, `b` of (band, y, x)) the first is read as before, with one warning per store naming them all and
+    --variable: it was read without a word, another image of the file never looked at."""
     if variable is None:
         cands = data_variables(ds)
         if not cands:
             raise InputError(f"datacube {path} has no 2-D or larger data variable; set `variable:`")
         variable = max(cands, key=lambda v: ds[v].ndim)
+        alike = [v for v in cands if ds[v].dims == ds[variable].dims]
+        if len(alike) > 1 and path not in _ALIKE_SAID:
+            import warnings
+
+            _ALIKE_SAID.add(path)
+            dims = ", ".join(map(str, ds[variable].dims))
+            warnings.warn(
+                f"datacube {path} holds {len(alike)} data variables of dimensions ({dims}): {shown(alike)}; reading "
+                f"{variable}: pick another with --variable NAME (variable= in Python, `variable:` in a config), or "
+                "stack single-band ones as bands with --bands NAME,NAME,...",
+                stacklevel=3,
+            )
     if variable not in ds.data_vars:
         raise InputError(
             f"datacube {path} has no variable {variable!r} (variables: {', '.join(map(str, ds.data_vars))})"
