@@ -214,10 +214,20 @@ def _uneven(da: Any, path: str, dim: str) -> str:
     if step != 0 and np.abs(v - (v[0] + step * np.arange(n))).max() <= 0.1 * abs(step) + slack:
         return ""
     if not (np.all(diffs > 0) or np.all(diffs < 0)):
-        k = int(np.argmax(diffs <= 0) if step > 0 else np.argmax(diffs >= 0))
+        up = np.count_nonzero(diffs > 0) >= np.count_nonzero(diffs < 0)  # the way most steps go, not the ends'
+        k = int(np.argmax(diffs <= 0) if up else np.argmax(diffs >= 0))
+        pair = f"{dim}[{k}]={raw[k]:g}, {dim}[{k + 1}]={raw[k + 1]:g}"
+        turned = np.mod(v, 360.0)  # longitudes across the antimeridian (179.9, -179.9): sorting would cut the image
+        if np.abs(v).max() <= 180 and np.abs(turned - (turned[0] + np.diff(turned).mean() * np.arange(n))).max() <= (
+            0.1 * abs(diffs[0]) + slack
+        ):
+            return (
+                f"datacube {path}: its {dim} coordinates cross the antimeridian ({pair}), so they describe no grid "
+                f"as stored; write them as 0..360 (ds.assign_coords({dim}=ds[{dim!r}] % 360)) and embed that"
+            )
         return (
-            f"datacube {path}: its {dim} coordinates are not sorted ({dim}[{k}]={raw[k]:g}, {dim}[{k + 1}]="
-            f"{raw[k + 1]:g}), so they describe no grid; sort the store first (ds.sortby({dim!r}))"
+            f"datacube {path}: its {dim} coordinates are not sorted ({pair}), so they describe no grid; sort the "
+            f"store first (ds.sortby({dim!r}))"
         )
     return (
         f"datacube {path}: its {dim} coordinates are not evenly spaced (steps from {np.abs(diffs).min():g} to "
