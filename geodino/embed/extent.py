@@ -98,6 +98,8 @@ def check_extent(cfg: Any) -> None:
         x0, y0, x1, y1 = cfg.bbox
         if not (x0 < x1 and y0 < y1):
             ordered = format_numbers([min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)])
+            if x0 > x1 and y0 < y1 and cfg.bbox_crs is not None and _crs_of(cfg.bbox_crs).is_geographic:
+                ordered = f"{format_numbers([x0, y0, x1 + 360, y1])} (across the antimeridian, east past 180)"
             raise ConfigError(
                 f"bbox {format_numbers(cfg.bbox)} must be MINX MINY MAXX MAXY with MINX < MAXX and MINY < MAXY "
                 f"(west, south, east, north); e.g. --bbox {ordered} (bbox= in Python)"
