@@ -79,7 +79,28 @@ def to_raster_crs(gdf: Any, rd: EmbeddingReader, *, what: str, path: str | Path)
             f"{rd.path} ({crs_label(rd.crs)}): {NO_OPERATION}; give {what} in the raster's own CRS (another file "
             "or --layer, layer= in Python), or georeference the input raster in a known CRS and embed it again"
         )
-    return gdf.to_crs(rd.crs)
+    return _across_antimeridian(gdf.to_crs(rd.crs), rd)
+
+
+def _across_antimeridian(gdf: Any, rd: EmbeddingReader) -> Any:
+    """On a lon/lat raster reaching past +-180 (x 179.5..180.5), a geometry at -179.8 is the one at 180.2: moved by
+    360 degrees onto the raster when it misses the raster's longitudes and the move meets them (labels, zonal and
+    --polygon there were all "outside" the raster)."""
+    xs = [apply_affine(rd.transform, c, r)[0] for c in (0, rd.width) for r in (0, rd.height)]
+    left, right = min(xs), max(xs)
+    if not rd.crs.is_geographic or -180 <= left <= right <= 180:
+        return gdf
+    from shapely.affinity import translate
+
+    turn = 360.0 if right > 180 else -360.0
+
+    def placed(g: Any) -> Any:
+        if g is None or g.is_empty or not finite_bounds(g) or (g.bounds[2] >= left and g.bounds[0] <= right):
+            return g
+        moved = translate(g, xoff=turn)
+        return moved if moved.bounds[2] >= left and moved.bounds[0] <= right else g
+
+    return gdf.set_geometry([placed(g) for g in gdf.geometry], crs=gdf.crs)
 
 
 EDGE = 1e-6

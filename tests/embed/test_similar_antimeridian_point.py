@@ -35,3 +35,35 @@ def test_a_longitude_past_the_antimeridian_is_the_same_place(tmp_path, across):
         np.testing.assert_array_equal(_sim(across, out, point=(-179.8, 9.5), **kw), east)
     with pytest.raises(InputError, match="lies outside the feature raster"):
         similarity_map(across, out, point=(-178.0, 9.5), overwrite=True)  # 182.0: past the raster's east edge
+
+
+def test_polygons_and_labels_past_the_antimeridian_are_placed(tmp_path, across):
+    """Zonal polygons, --polygon queries and classify labels at -179.8 were all outside the raster (x 179.5..180.5)."""
+    import geopandas as gpd
+    import pandas as pd
+    from shapely.geometry import Point, box
+
+    from geodino.embed import classify_map, zonal_embeddings
+
+    zones = gpd.GeoDataFrame({"id": [1]}, geometry=[box(-179.9, 9.2, -179.6, 9.9)], crs="EPSG:4326")
+    zones.to_file(tmp_path / "z.gpkg")
+    zonal_embeddings(across, tmp_path / "z.gpkg", tmp_path / "z.parquet")
+    assert pd.read_parquet(tmp_path / "z.parquet")["n_cells"].tolist() == [
+        10
+    ]  # cell centres: 2 columns x 5 rows of 1/8 degree
+    shifted = gpd.GeoDataFrame({"id": [1]}, geometry=[box(180.1, 9.2, 180.4, 9.9)], crs="EPSG:4326")
+    shifted.to_file(tmp_path / "z2.gpkg")
+    zonal_embeddings(across, tmp_path / "z2.gpkg", tmp_path / "z2.parquet")
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "z.parquet").drop(columns="geometry"),
+        pd.read_parquet(tmp_path / "z2.parquet").drop(columns="geometry"),
+    )
+    similarity_map(across, tmp_path / "s.tif", polygon=tmp_path / "z.gpkg")
+    lons = [179.6, 179.7, -179.9, -179.7]  # two labels either side of 180
+    pts = [Point(x, y) for x in lons for y in (9.3, 9.7)]
+    labels = gpd.GeoDataFrame({"c": ["w"] * 4 + ["e"] * 4}, geometry=pts, crs="EPSG:4326")
+    labels.to_file(tmp_path / "l.gpkg")
+    classify_map(across, tmp_path / "l.gpkg", tmp_path / "c.tif", column="c")  # was: "one class only ('w')"
+    with rasterio.open(tmp_path / "c.tif") as ds:
+        codes = ds.read(1)
+    assert codes[2, 0] != codes[2, 4]  # the cells of a 'w' label (179.6, 9.7) and an 'e' one (-179.9 = 180.1, 9.7)
