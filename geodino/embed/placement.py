@@ -69,10 +69,19 @@ def transformable(a: Any, b: Any) -> bool:
 
 
 def to_raster_crs(gdf: Any, rd: EmbeddingReader, *, what: str, path: str | Path) -> Any:
-    """`gdf` (polygons, labels) reprojected to the feature raster's CRS, or one line when the raster has no CRS or
-    PROJ cannot transform the file's CRS to the raster's (e.g. an engineering/LOCAL_CS raster and EPSG:4326)."""
+    """`gdf` (polygons, labels) reprojected to the feature raster's CRS, or one line when one of them has a CRS and
+    the other none, or PROJ cannot transform the file's CRS to the raster's (e.g. an engineering/LOCAL_CS raster and
+    EPSG:4326). Neither with a CRS (a raster embedded with --allow-no-crs): both are in the raster's own coordinates,
+    placed as they are (they were refused whatever the file held: "have no CRS; set one", then "cannot be placed")."""
+    if gdf.crs is None and rd.crs is None:
+        return gdf
+    if gdf.crs is None:
+        raise InputError(f"{what} in {path} have no CRS; set one (e.g. with geopandas .set_crs) and retry")
     if rd.crs is None:
-        raise InputError(f"feature raster {rd.path} has no CRS; {what} cannot be placed on it")
+        raise InputError(
+            f"feature raster {rd.path} has no CRS, so {what} in {crs_label(gdf.crs)} cannot be placed on it; give "
+            f"them without a CRS, in the raster's own coordinates ({raster_bounds(rd)})"
+        )
     if not transformable(gdf.crs, rd.crs):
         raise InputError(
             f"{what} in {path} ({crs_label(gdf.crs)}) cannot be transformed to the CRS of feature raster "

@@ -65,9 +65,10 @@ def layer_columns(path: str | Path, layers: list[str]) -> dict[str, list[str]]:
 def read_features(
     path: str | Path, *, layer: str | None = None, what: str = "polygons", empty_hint: str = "", note: bool = True
 ) -> Any:
-    """The features of `path` as a GeoDataFrame in its own CRS: `layer` of a multi-layer file, else its first layer
-    (with a `UserWarning` naming the others, unless `note=False`: the caller warns with `first_layer_note` once its
-    own checks passed, so a failing run says one line); a layer the file lacks is refused with its layers listed."""
+    """The features of `path` as a GeoDataFrame in its own CRS (or none): `layer` of a multi-layer file, else its
+    first layer (with a `UserWarning` naming the others, unless `note=False`: the caller warns with
+    `first_layer_note` once its own checks passed, so a failing run says one line); a layer the file lacks is
+    refused with its layers listed."""
     from geodino.data.vectors import read_vector
 
     layers = list_layers(path)
@@ -86,7 +87,9 @@ def read_features(
     text = first_layer_note(path, layer, what, layers)
     if note and text:
         warnings.warn(text, stacklevel=2)
-    gdf = read_vector(path, layer=layer or (layers[0] if layers else None), what=what, empty_hint=empty_hint)
+    gdf = read_vector(  # without a CRS: refused by `placement.to_raster_crs` unless the raster has none either
+        path, layer=layer or (layers[0] if layers else None), what=what, empty_hint=empty_hint, require_crs=False
+    )
     check_geometries(gdf, path, what, layer or (layers[0] if len(layers) > 1 else None))
     return gdf
 
