@@ -20,14 +20,18 @@ from geodino.errors import InputError, one_line, plural
 __all__ = ["PER_INPUT", "mosaic_tags", "mosaic_vrt", "shared_overviews"]
 
 # feature-raster tags that describe the one input a raster was embedded from (`embed.prepare._records`)
-PER_INPUT = ("GEODINO_INPUT_BOUNDS", "GEODINO_INPUT_WINDOW", "GEODINO_INPUT_NODATA", "GEODINO_INPUT_TIME")
+PER_INPUT = (
+    *("GEODINO_INPUT_BOUNDS", "GEODINO_INPUT_WINDOW", "GEODINO_INPUT_NODATA", "GEODINO_INPUT_TIME"),
+    "GEODINO_INPUT_IDENTITY",
+)
 
 
 def mosaic_tags(metadata: Mapping[str, str], sources: Sequence[Mapping[str, str]]) -> dict[str, str]:
     """`metadata` with its `PER_INPUT` tags made true for a mosaic of rasters tagged `sources`: GEODINO_INPUT_BOUNDS
     the union of the sources' input bounds ([left, bottom, right, top], one CRS; left out unless every source records
-    finite ones), no GEODINO_INPUT_WINDOW (input pixels of one scene), GEODINO_INPUT_NODATA and GEODINO_INPUT_TIME
-    only when every source records the same. Other tags are kept as given."""
+    finite ones), no GEODINO_INPUT_WINDOW (input pixels of one scene) nor GEODINO_INPUT_IDENTITY (one scene's file
+    by content), GEODINO_INPUT_NODATA and GEODINO_INPUT_TIME only when every source records the same. Other tags are
+    kept as given."""
     out = {k: v for k, v in metadata.items() if k not in PER_INPUT}
     if "GEODINO_INPUT_BOUNDS" in metadata:
         boxes = [_bounds(t.get("GEODINO_INPUT_BOUNDS")) for t in sources]

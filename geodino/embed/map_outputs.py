@@ -101,11 +101,12 @@ def cog_predictor(dtype: str, *, classes: bool) -> str:
     return "FLOATING_POINT" if dtype.startswith("float") else "STANDARD"
 
 
-# the feature raster's record a product repeats: backbone, layers, the input imagery as it was read, and the geodino
-# version that embedded it (what a reproduction of the features needs, besides the tile settings)
+# the feature raster's record a product repeats: backbone, layers, the input imagery as it was read (its path and
+# content), and the geodino version that embedded it (what a reproduction of the features needs, besides the tile
+# settings)
 LINEAGE = (
     *("model_spec", "model_fingerprint", "model_file_sha256", "layers", "layer_mode"),
-    *("input", "input_bands", "input_scale", "version"),
+    *("input", "input_identity", "input_bands", "input_scale", "version"),
 )
 
 

@@ -31,3 +31,12 @@ def file_identity(path: str | Path) -> str | None:
         return f"{p.stat().st_size} bytes, sha256 of the first 64 KiB {head}"
     except OSError:
         return None
+
+
+def input_identity(path: str | Path) -> str | None:
+    """`file_identity` of an input raster as a feature raster records it (`GEODINO_INPUT_IDENTITY`), None for a VRT:
+    its bytes are its sources' paths (on this machine; a many-scene run's stacked VRT sits in the output folder),
+    not their pixels, which is why the STAC item id names a VRT by its name only (`stac_items._input_identity`)."""
+    if str(path).lower().endswith(".vrt"):
+        return None
+    return file_identity(path)

@@ -1,0 +1,24 @@
+"""A feature raster records its input by content (`GEODINO_INPUT_IDENTITY`: size and the sha256 of the first 64 KiB,
+`provenance.file_identity`) beside its path: `in.tif` months later may be other imagery. Metadata only: the resume
+record leaves it out, so outputs of earlier versions still resume."""
+
+from __future__ import annotations
+
+
+def test_a_scene_mosaic_claims_no_single_input_identity(tmp_path):
+    from geodino.data.vrt import mosaic_vrt
+    from tests.embed.test_mosaic_input_tags import A, B, scene, vrt_tags
+
+    a = scene(tmp_path / "a.tif", 500000.0, 4000000.0, A, GEODINO_INPUT_IDENTITY="10 bytes, sha256 of ... aa")
+    b = scene(tmp_path / "b.tif", 500200.0, 3999920.0, B, GEODINO_INPUT_IDENTITY="10 bytes, sha256 of ... bb")
+    first = vrt_tags(a) | {"GEODINO_INPUT": "mosaic of 2 scenes"}  # what embed's scene run passes
+    assert "GEODINO_INPUT_IDENTITY" not in vrt_tags(mosaic_vrt([a, b], tmp_path / "m.vrt", metadata=first))
+
+
+def test_input_identity_is_the_files_content_and_none_for_a_vrt(tmp_path):
+    from geodino.embed.provenance import file_identity, input_identity
+
+    (tmp_path / "in.tif").write_bytes(b"II*\x00" + b"x" * 100)
+    (tmp_path / "in.VRT").write_text("<VRTDataset/>")  # its sources' paths, not pixels
+    assert input_identity(tmp_path / "in.tif") == file_identity(tmp_path / "in.tif") is not None
+    assert input_identity(tmp_path / "in.VRT") is None and input_identity(tmp_path) is None
