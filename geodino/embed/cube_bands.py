@@ -78,7 +78,10 @@ def open_embed_cube(
 
     ds = obj if isinstance(obj, (xr.Dataset, xr.DataArray)) else open_dataset(str(obj))
     stack = stacked_variables(ds, where, variable=variable, sensor=sensor, listing=listing)
-    return open_cube(ds, variable=variable, bands=stack, nodata=nodata, require_crs=False, name=where)
+    # an unplaced store (unsorted or uneven x/y) is said once, by `prepare`: refused, or warned under --allow-no-crs
+    return open_cube(
+        ds, variable=variable, bands=stack, nodata=nodata, require_crs=False, name=where, warn_unplaced=False
+    )
 
 
 def read_variables(da: Any) -> list[str]:

@@ -41,6 +41,7 @@ class SourceInfo:
     descriptions: tuple[str | None, ...]
     alpha_bands: tuple[int, ...] = ()  # 1-based bands of the input that are alpha (a validity mask, not data)
     time: str | None = None  # a cube's date embedded (the `time` option): its label, recorded as input_time
+    unplaced: str = ""  # a cube whose CRS was dropped: why no regular grid places its pixels (`cube_transform`)
 
 
 def _bands_not_in(bad: list[int]) -> str:
@@ -229,6 +230,7 @@ class CubeSource(WindowedSource):
             nodata=scene.nodata,
             descriptions=tuple(scene.band_names[b] for b in self.bands),
             time=label,
+            unplaced=scene.unplaced,
         )
 
     def open(self) -> CubeSource:
