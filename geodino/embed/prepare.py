@@ -28,6 +28,7 @@ from geodino.embed.memory import (
     default_scale_desc,
 )
 from geodino.embed.plan import Plan, auto_chunk, make_plan, nearest_multiples
+from geodino.embed.provenance import input_identity
 from geodino.embed.sources import check_bands_fit, open_source
 from geodino.embed.sweep import input_scaler, recorded_scale, scaling_sensor
 from geodino.embed.workdir import with_input_variables
@@ -395,6 +396,9 @@ def _records(
         "scale": scale_desc,
         "l2": l2,
     }
+    identity = input_identity(info.path)
+    if identity:  # metadata only: a resume record of an earlier version, without it, must still match
+        meta["input_identity"] = identity
     if isinstance(source, WindowSource):  # only then: a full-scene record of an earlier version resumes as it was
         ident["window"] = list(window)
     if info.time is not None:  # a cube's date (the `time` option): recorded, and a resume must embed the same one

@@ -4,6 +4,40 @@ record leaves it out, so outputs of earlier versions still resume."""
 
 from __future__ import annotations
 
+import rasterio
+import rasterio.shutil
+
+from geodino.embed import embed_raster
+from geodino.embed.config import EmbedConfig
+from geodino.embed.prepare import prepare
+from geodino.embed.provenance import file_identity
+from tests.embed.conftest import random_image, write_tif
+
+
+def test_the_input_is_recorded_by_content_in_the_metadata_not_the_resume_record(tmp_path, conv_bb):
+    scene = write_tif(tmp_path / "in.tif", random_image(24, 24))
+    out = embed_raster(scene, conv_bb, tmp_path / "f.tif", tile=16, overlap=4, progress=False)
+    with rasterio.open(out) as ds:
+        assert ds.tags()["GEODINO_INPUT_IDENTITY"] == file_identity(scene)
+    prep = prepare(str(scene), EmbedConfig(out=str(tmp_path / "g.tif"), tile=16, overlap=4), conv_bb)
+    assert prep.meta["input_identity"] == file_identity(scene)
+    assert "input_identity" not in prep.ident  # a partial output of an earlier version resumes as before
+
+    vrt = tmp_path / "in.vrt"  # a VRT holds its sources' paths, not the pixels: no identity
+    with rasterio.open(scene) as src:
+        rasterio.shutil.copy(src, vrt, driver="VRT")
+    prep = prepare(str(vrt), EmbedConfig(out=str(tmp_path / "h.tif"), tile=16, overlap=4), conv_bb)
+    assert "input_identity" not in prep.meta
+
+
+def test_a_product_repeats_the_input_identity_of_its_feature_raster(tmp_path, conv_bb):
+    from geodino.embed import pca_map
+
+    scene = write_tif(tmp_path / "in.tif", random_image(24, 24))
+    feats = embed_raster(scene, conv_bb, tmp_path / "f.tif", tile=16, overlap=4, progress=False)
+    with rasterio.open(pca_map(feats, tmp_path / "p.tif")) as ds:
+        assert ds.tags()["GEODINO_SOURCE_INPUT_IDENTITY"] == file_identity(scene)
+
 
 def test_a_scene_mosaic_claims_no_single_input_identity(tmp_path):
     from geodino.data.vrt import mosaic_vrt
