@@ -6,7 +6,8 @@ and a writer thread (Zarr writes and progress records). On an accelerator a batc
 dtype (uint8: a quarter of float32's bytes; pinned on CUDA) and is scaled, normalised and blended there, so the
 host copies each cell's features once, when its rows are finished, not once per tile covering it. See
 `geodino.embed.pipeline` for the whole run; the DN -> reflectance rule the sweep applies is
-`geodino.embed.input_scaling`.
+`geodino.embed.input_scaling`. The blending band is `geodino.embed.sweep_band` and the writer thread
+`geodino.embed.sweep_writer`; this module keeps the `Sweeper` (its reader thread, inference and main loop).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -26,24 +27,18 @@ import numpy as np
 import torch
 
 from geodino.data.sensors import check_read_values
+from geodino.embed import sweep_writer
 from geodino.embed.backbone import parse_layers
 from geodino.embed.blend import tile_weights
 from geodino.embed.config import EmbedConfig
 from geodino.embed.input_scaling import as_float32_on, input_scaler, recorded_scale, scaling_sensor  # re-exported
 from geodino.embed.plan import Block, Plan
 from geodino.embed.read_ahead import read_ahead, read_threads
+from geodino.embed.sweep_band import _Band
 from geodino.embed.time_line import time_line
-from geodino.embed.workdir import DONE, PLAN_FILE, STORE, WorkDirGone, damaged, mark_done, mark_rows
-from geodino.embed.writers import ChunkRowWriter, encode
-from geodino.errors import GeoDinoError, InputError, plural
+from geodino.errors import InputError, plural
 
 __all__ = ["Sweeper", "input_scaler", "recorded_scale", "scaling_sensor", "time_line"]
-
-# Rows the writer holds (the unfinished chunk row, `ChunkRowWriter`) are stored at the next progress record once they
-# are this old, so a hard kill (SIGKILL, power) loses at most about this much of the sweep or one tile row, whichever
-# is more; a faster sweep completes chunk rows first and stores each chunk once. An error or an interrupt loses
-# nothing more: the writer stores what it holds before the run ends.
-ROWS_FLUSH_S = 10.0
 
 
 def _after_row(n_blocks: int, n_rows: int) -> None:
@@ -198,78 +193,9 @@ class Sweeper:
             )
         return data, valid
 
-    # -- writer thread ------------------------------------------------------------------------------------------
-    def _writer(self, in_q: queue.Queue, errors: list[BaseException]) -> None:
-        """Store rows (`ChunkRowWriter`: a chunk row at a time) and record progress once the rows a record claims are
-        in the store; rows held longer than `ROWS_FLUSH_S` are stored at the next record, and all at the end (also
-        of a run stopped by an error or an interrupt, whose queued rows are still written)."""
-        writer: ChunkRowWriter | None = None
-        pending: list[tuple[str, int, int, int, int]] = []  # (kind, block, n_valid, rows done, c0) not yet stored
-
-        def record(job: tuple[str, int, int, int, int]) -> None:
-            kind, index, n_valid, rows, _ = job
-            if not (self.work / PLAN_FILE).exists():  # never recreate records in a folder someone removed
-                raise FileNotFoundError(self.work / PLAN_FILE)
-            if kind == "done":  # after every write of the block
-                mark_done(self.work, index, n_valid)
-                (self.work / DONE / f"{index}.rows").unlink(missing_ok=True)
-            else:  # a block written up to a row: finer-grained resume
-                mark_rows(self.work, index, rows, n_valid)
-
-        def stored(job: tuple[str, int, int, int, int]) -> bool:  # another column range: stored before it began
-            return writer is None or job[4] != writer.c0 or job[3] <= writer.stored_to
-
-        while True:
-            job = in_q.get()
-            if errors:
-                if job is None:
-                    return
-                continue
-            try:
-                held = writer is not None and writer.held
-                if (job is not None or held) and not (self.work / PLAN_FILE).exists():
-                    raise FileNotFoundError(self.work / PLAN_FILE)  # never recreate a folder someone removed
-                if job is None:
-                    if held:
-                        writer.flush()
-                    for rec in pending:
-                        record(rec)
-                    return
-                kind, a, b = job
-                if kind == "data":
-                    writer = writer or ChunkRowWriter(self.work / STORE)
-                    writer.add(a[0], a[1], b)
-                else:  # "done" / "rows": (block index, (n_valid, rows done, c0))
-                    pending.append((kind, a, *b))
-                    if writer is not None and not stored(pending[-1]):
-                        if time.monotonic() - writer.held_since >= ROWS_FLUSH_S:
-                            writer.flush()
-                while pending and stored(pending[0]):
-                    record(pending.pop(0))
-            except BaseException as exc:
-                errors.append(self._store_error(exc))
-                if job is None:
-                    return
-
-    def _store_error(self, exc: BaseException) -> BaseException:
-        """A writer failure as the user's one line where it comes from the work folder: removed while this run
-        wrote into it, or a chunk that no longer decodes (a disk error, a kill during a copy); other errors (a
-        full disk, an interrupt) stay as they are."""
-        work = self.work
-        if isinstance(exc, GeoDinoError) or not isinstance(exc, Exception):
-            return exc
-        if not (work / PLAN_FILE).exists() or not (work / STORE).exists():
-            err: BaseException = WorkDirGone(
-                f"the work folder {work} was removed while this run was writing into it (another run with "
-                f"--overwrite, or a clean-up?); run it again"
-            )
-        elif isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
-            return exc
-        else:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            err = damaged(work, f"its store does not read back: {first}")
-        err.__cause__ = exc
-        return err
+    # -- writer thread (sweep_writer.py) -------------------------------------------------------------------------
+    _writer = sweep_writer._writer  # store rows a chunk row at a time, records once their rows are stored
+    _store_error = sweep_writer._store_error  # a work folder removed or damaged under the writer: one line
 
     # -- inference ----------------------------------------------------------------------------------------------
     def _ready(self, tiles: _Tiles) -> _Tiles:
@@ -383,91 +309,6 @@ class Sweeper:
             reader.join(timeout=30)
         if werrors:
             raise werrors[0]
-
-
-class _Band:
-    """Blending accumulators one tile high over one column block: feature sum and weight sum on the inference device
-    (torch, the same float32 products and sums as numpy's), cell validity on the host."""
-
-    def __init__(
-        self,
-        plan: Plan,
-        run: list[Block],
-        dim: int,
-        device: torch.device | str = "cpu",
-        start_counts: dict[int, int] | None = None,
-    ) -> None:
-        self.plan, self.run = plan, run
-        tc = plan.tile_cells
-        self.trows, tcols = plan.run_tiles(run)
-        self.x_lo = plan.col_starts[tcols[0]]
-        width = plan.col_starts[tcols[-1]] + tc - self.x_lo
-        self.base = plan.row_starts[self.trows[0]]
-        self.acc = torch.zeros((dim, tc, width), dtype=torch.float32, device=device)
-        self.on_device = torch.device(device).type != "cpu"  # finished rows normalised and cast on the accelerator
-        self.wsum = torch.zeros((tc, width), dtype=torch.float32, device=device)
-        self.valid = np.zeros((tc, width), bool)
-        self.n_valid = {b.index: (start_counts or {}).get(b.index, 0) for b in run}  # valid cells written per block
-
-    @torch.inference_mode()  # the features are inference tensors (and no version counters to bump)
-    def add(self, i: int, tiles: _Tiles, feats: torch.Tensor, weights: Callable[[int, int], torch.Tensor]) -> None:
-        """Blend a batch's features [n, D, tc, tc] into the band."""
-        plan, tc, p = self.plan, self.plan.tile_cells, self.plan.patch
-        if feats.shape[-2:] != (tc, tc):
-            raise InputError(
-                f"the backbone returned {tuple(feats.shape[-2:])} feature maps for {plan.tile_px}-px tiles; "
-                f"expected {tc}x{tc} (tile / patch size)"
-            )
-        assert plan.row_starts[i] == self.base
-        for j, valid_px, full, f in zip(tiles.cols, tiles.valid, tiles.full, feats):
-            x = plan.col_starts[j] - self.x_lo
-            w = weights(i, j)
-            self.acc[:, :, x : x + tc] += f * w  # not in place: `feats` may be the backbone's own (a view of its state)
-            self.wsum[:, x : x + tc] += w
-            # a cell is valid when any of its input pixels is (all-valid tiles, the common case, skip the reduction)
-            cells = True if full else valid_px.reshape(tc, p, tc, p).any(axis=(1, 3))
-            self.valid[:, x : x + tc] |= cells
-
-    @torch.inference_mode()
-    def flush_after(self, i: int, out_q: queue.Queue, l2: bool, dtype: str) -> int:
-        """Send the rows no later tile row touches to the writer, shift the band up; return blocks completed."""
-        plan, tc, run = self.plan, self.plan.tile_cells, self.run
-        last = i == self.trows[-1]
-        nxt = self.base + tc if last else plan.row_starts[i + 1]
-        lo, hi = max(self.base, run[0].r0), min(nxt, run[-1].r1, plan.out_height)
-        completed = 0
-        if hi > lo:
-            c0, c1 = run[0].c0, run[0].c1
-            xs, rs = slice(c0 - self.x_lo, c1 - self.x_lo), slice(lo - self.base, hi - self.base)
-            wsum = self.wsum[rs, xs]
-            weighted = wsum > 0
-            f = self.acc[:, rs, xs] / torch.where(weighted, wsum, 1.0)
-            if self.on_device:  # normalised and cast where they are: the host gets half the bytes and no arithmetic
-                if l2:
-                    f = f / torch.sqrt((f * f).sum(0, keepdim=True)).clamp_min(1e-12)
-                f = f.half() if dtype == "float16" else f  # IEEE round-to-nearest-even, as numpy's cast
-            feats = f.cpu().numpy()  # the one copy of the row to the host
-            valid = self.valid[rs, xs] & weighted.cpu().numpy()
-            if l2 and not self.on_device:
-                feats /= np.maximum(np.sqrt(np.sum(feats * feats, axis=0, keepdims=True)), 1e-12)
-            out_q.put(("data", (lo, c0), encode(feats, valid, dtype)))
-            for b in run:
-                r0, r1 = max(lo, b.r0), min(hi, b.r1)
-                if r1 > r0:
-                    self.n_valid[b.index] += int(valid[r0 - lo : r1 - lo].sum())
-                if lo < b.r1 <= hi:
-                    out_q.put(("done", b.index, (self.n_valid[b.index], b.r1, c0)))
-                    completed += 1
-                elif b.r0 < hi < b.r1:  # written part-way: record the rows done
-                    out_q.put(("rows", b.index, (self.n_valid[b.index], hi, c0)))
-        if not last:
-            shift = nxt - self.base
-            for arr in (self.acc, self.wsum, self.valid):
-                kept = arr[..., shift:, :]  # torch refuses a copy between overlapping views: copy it out first
-                arr[..., : tc - shift, :] = kept.clone() if isinstance(arr, torch.Tensor) else kept
-                arr[..., tc - shift :, :] = 0
-            self.base = nxt
-        return completed
 
 
 def _drain(q: queue.Queue) -> None:

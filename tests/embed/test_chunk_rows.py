@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geodino.embed import embed_raster, sweep
+from geodino.embed import embed_raster, sweep, sweep_writer
 from geodino.embed.encoding import to_float16
 from geodino.embed.writers import VAR, ChunkRowWriter, ZarrBlockWriter, create_store
 from tests.embed.conftest import random_image, write_tif
@@ -118,13 +118,13 @@ def test_sweep_stores_the_bytes_of_row_by_row_writes(tmp_path, conv_bb, monkeypa
 
     src = write_tif(tmp_path / "in.tif", random_image(150, 100, seed=3))
     opts = dict(tile=32, overlap=8, chunk=16, progress=False, **opts)
-    monkeypatch.setattr(sweep, "ChunkRowWriter", _DirectRows)
+    monkeypatch.setattr(sweep_writer, "ChunkRowWriter", _DirectRows)
     ref = embed_raster(src, conv_bb, tmp_path / "ref.zarr", **opts)
     monkeypatch.undo()
 
     checks: list[tuple[str, int, int]] = []
     blocks = {}
-    real = {"rows": sweep.mark_rows, "done": sweep.mark_done, "run": sweep.Sweeper.run}
+    real = {"rows": sweep_writer.mark_rows, "done": sweep_writer.mark_done, "run": sweep.Sweeper.run}
 
     def check(kind, work, index, rows_done):  # in the writer thread, as the record is written
         store = zarr.open_array(str(work / workdir.STORE / VAR), mode="r", zarr_format=2)
@@ -146,10 +146,10 @@ def test_sweep_stores_the_bytes_of_row_by_row_writes(tmp_path, conv_bb, monkeypa
         blocks.update({b.index: b for b in self.plan.blocks()})
         return real["run"](self, todo)
 
-    monkeypatch.setattr(sweep, "mark_rows", rows)
-    monkeypatch.setattr(sweep, "mark_done", done)
+    monkeypatch.setattr(sweep_writer, "mark_rows", rows)
+    monkeypatch.setattr(sweep_writer, "mark_done", done)
     monkeypatch.setattr(sweep.Sweeper, "run", run)
-    monkeypatch.setattr(sweep, "ROWS_FLUSH_S", flush_s)
+    monkeypatch.setattr(sweep_writer, "ROWS_FLUSH_S", flush_s)
     out = embed_raster(src, conv_bb, tmp_path / "out.zarr", **opts)
     assert _files(out) == _files(ref)
     assert {k for k, _, _ in checks} == {"rows", "done"}
@@ -234,7 +234,7 @@ def test_held_rows_are_not_stored_into_a_removed_work_folder(tmp_path, conv_bb, 
             raise KeyboardInterrupt("simulated Ctrl-C")
 
     monkeypatch.setattr(sweep, "_after_row", remove_then_interrupt)
-    monkeypatch.setattr(sweep, "ROWS_FLUSH_S", 1e9)
+    monkeypatch.setattr(sweep_writer, "ROWS_FLUSH_S", 1e9)
     with pytest.raises(KeyboardInterrupt):
         embed_raster(src, conv_bb, out, tile=32, overlap=8, chunk=16, progress=False)
     assert not work.exists(), "the writer recreated the removed work folder"

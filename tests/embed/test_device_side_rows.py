@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from geodino.embed import embed_raster, sweep
+from geodino.embed import embed_raster, sweep, sweep_band
 from tests.embed.conftest import random_image, write_tif
 from tests.embed.toy_backbones import ConvBackbone
 
@@ -36,14 +36,14 @@ def test_rows_finished_on_the_device_store_what_the_host_stores(tmp_path, monkey
         init(self, *args, **kwargs)
         self.on_device = True
 
-    real_encode = sweep.encode
+    real_encode = sweep_band.encode
 
     def recording(feats, valid, dt):
         sent.append(feats.dtype)
         return real_encode(feats, valid, dt)
 
     monkeypatch.setattr(sweep._Band, "__init__", device_order)
-    monkeypatch.setattr(sweep, "encode", recording)
+    monkeypatch.setattr(sweep_band, "encode", recording)
     device = _store(embed_raster(src, bb, tmp_path / "device.zarr", l2_normalize=l2, **opts))
     assert sent and set(sent) == {np.dtype(dtype)}  # a float16 store's rows cross already cast
     assert np.isnan(host).any() and np.array_equal(np.isnan(host), np.isnan(device))
