@@ -351,6 +351,8 @@ def store_to_cog(zarr_path: str | Path, out_tif: str | Path, *, cache_mb: int = 
     chunks, and each 2x overview level is computed from the previous one in aligned windows (NaN-aware mean;
     nearest for int8 codes) into its own GeoTIFF; (2) GDAL's COG driver copies level 0 and these overviews
     (through a VRT that also carries band descriptions and metadata) into the final layout with ZSTD level 9.
+    Float16 levels are made whole tiles and get their true sizes after the copy (`geodino.embed.cog_edges`: GDAL
+    would fill the padding of partial edge tiles with stale memory, so the bytes would differ run to run).
     Memory stays a few chunks whatever the raster size; the intermediates (uncompressed) are removed.
     Returns the valid (not nodata) cells of level 0, counted from the chunks as read (raises `StoreReadError`
     for a chunk that does not decode).
@@ -360,6 +362,8 @@ def store_to_cog(zarr_path: str | Path, out_tif: str | Path, *, cache_mb: int = 
     import zarr
     from rasterio.windows import Window
     from tqdm.auto import tqdm
+
+    from geodino.embed.cog_edges import set_tiff_sizes, whole_blocks
 
     zarr_path = Path(zarr_path).resolve()
     out_tif = Path(out_tif)
@@ -389,6 +393,9 @@ def store_to_cog(zarr_path: str | Path, out_tif: str | Path, *, cache_mb: int = 
             transform=transform, nodata=nodata, tiled=True, blockxsize=blk, blockysize=blk, **mid_opts,
         )  # fmt: skip
 
+    def padded(h: int, w: int) -> tuple[int, int]:  # float16: whole COG tiles (see cog_edges)
+        return (whole_blocks(h, block), whole_blocks(w, block)) if dtype == "float16" else (h, w)
+
     def windows(h: int, w: int, sh: int, sw: int) -> list[Window]:
         return [Window(c, r, min(sw, w - c), min(sh, h - r)) for r in range(0, h, sh) for c in range(0, w, sw)]
 
@@ -403,7 +410,7 @@ def store_to_cog(zarr_path: str | Path, out_tif: str | Path, *, cache_mb: int = 
     n_valid = 0
     try:
         with rasterio.Env(GDAL_CACHEMAX=cache_mb):
-            with create(paths[0], H, W, mid_block, info["transform"]) as dst:
+            with create(paths[0], *padded(H, W), mid_block, info["transform"]) as dst:
                 for win in windows(H, W, ch, cw):
                     r0, c0 = int(win.row_off), int(win.col_off)
                     try:
@@ -416,17 +423,19 @@ def store_to_cog(zarr_path: str | Path, out_tif: str | Path, *, cache_mb: int = 
                     n_valid += int(nodata_cells.size - np.count_nonzero(nodata_cells))
                     dst.write(data.astype(gdal_dtype, copy=False), window=win)
                     bar.update()
+            sizes = [(H, W), *levels]
             for k, (h, w) in enumerate(levels, start=1):
+                sh, sw = sizes[k - 1]  # the level above, without padding
                 with rasterio.open(paths[k - 1]) as src:
-                    t = src.transform @ rasterio.Affine.scale(src.width / w, src.height / h)
-                    with create(paths[k], h, w, ovr_block, t) as dst:
+                    t = src.transform @ rasterio.Affine.scale(sw / w, sh / h)
+                    with create(paths[k], *padded(h, w), ovr_block, t) as dst:
                         for win in windows(h, w, ovr_block, ovr_block):
                             r0, c0 = int(win.row_off), int(win.col_off)
-                            rwin = Window(2 * c0, 2 * r0, min(2 * ovr_block, src.width - 2 * c0),
-                                          min(2 * ovr_block, src.height - 2 * r0))  # fmt: skip
+                            rwin = Window(2 * c0, 2 * r0, min(2 * ovr_block, sw - 2 * c0),
+                                          min(2 * ovr_block, sh - 2 * r0))  # fmt: skip
                             dst.write(downsample2(src.read(window=rwin), nodata), window=win)
                             bar.update()
-            vrt.write_text(_vrt_xml(paths, info, gdal_dtype, nodata, meta))
+            vrt.write_text(_vrt_xml(paths, padded(H, W), info, gdal_dtype, nodata, meta))
             bar.set_description("COG (final copy, ZSTD 9)")
             opts: dict[str, Any] = {"compress": "zstd", "level": 9, "num_threads": "all_cpus", "bigtiff": "if_safer"}
             opts["blocksize"] = block
@@ -436,6 +445,8 @@ def store_to_cog(zarr_path: str | Path, out_tif: str | Path, *, cache_mb: int = 
                 opts["predictor"] = 3
             overviews = "force_use_existing" if levels else "none"
             rasterio.shutil.copy(str(vrt), str(out_tif), driver="COG", overviews=overviews, **opts)
+            if padded(H, W) != (H, W) or any(padded(h, w) != (h, w) for h, w in levels):
+                set_tiff_sizes(out_tif, sizes)
     finally:
         bar.close()
         vrt.unlink(missing_ok=True)
@@ -444,14 +455,17 @@ def store_to_cog(zarr_path: str | Path, out_tif: str | Path, *, cache_mb: int = 
     return n_valid
 
 
-def _vrt_xml(paths: list[Path], info: dict[str, Any], gdal_dtype: str, nodata: float | int, meta: dict) -> str:
-    """A VRT over the level-0 GeoTIFF with the other files as explicit per-band overviews, plus metadata."""
+def _vrt_xml(
+    paths: list[Path], size: tuple[int, int], info: dict[str, Any], gdal_dtype: str, nodata: float | int, meta: dict
+) -> str:
+    """A VRT of (height, width) `size` over the level-0 GeoTIFF with the other files as explicit per-band
+    overviews, plus metadata."""
     from xml.sax.saxutils import escape
 
     vtype = {"float32": "Float32", "int8": "Int8"}[gdal_dtype]
     nod = "nan" if gdal_dtype != "int8" else str(nodata)
     t, crs = info["transform"], info["crs"]
-    parts = [f'<VRTDataset rasterXSize="{info["width"]}" rasterYSize="{info["height"]}">']
+    parts = [f'<VRTDataset rasterXSize="{size[1]}" rasterYSize="{size[0]}">']
     if crs is not None:
         parts.append(f"<SRS>{escape(crs.to_wkt())}</SRS>")
     parts.append(f"<GeoTransform>{t.c!r},{t.a!r},{t.b!r},{t.f!r},{t.d!r},{t.e!r}</GeoTransform>")
