@@ -216,7 +216,7 @@ class CubeSource(WindowedSource):
         self.scales = tuple(scene.scales[b] for b in self.bands) if scene.scales else ()
         self.offsets = tuple(scene.offsets[b] for b in self.bands) if scene.offsets else ()
         # CF valid_range/valid_min/valid_max of the bands read ((): none): a value outside is missing, as the
-        # training reader marks it (`geodino.data.cube_grid.in_valid_range`)
+        # training reader marks it (`geodino.data.cube_valid_range.in_valid_range`)
         self.valid_ranges = tuple(scene.valid_ranges[b] for b in self.bands) if scene.valid_ranges else ()
         self.user_nodata = nodata
         self.info = SourceInfo(
@@ -250,7 +250,7 @@ class CubeSource(WindowedSource):
             ) from exc
         ok = valid_pixels(raw, self.info.nodata)
         if self.valid_ranges:
-            from geodino.data.cube_grid import in_valid_range
+            from geodino.data.cube_valid_range import in_valid_range
 
             ok &= in_valid_range(raw, self.valid_ranges)
         return (np.nan_to_num(raw, nan=0.0) if raw.dtype.kind == "f" else raw), ok
