@@ -102,6 +102,16 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
+def _sorted_variables(ds: Any) -> Any:
+    """A Zarr store's data variables in name order: the store's listing is the order per-band variables are stacked
+    and listed in, and zarr < 3.1.2 listed a local store's members in the file system's order (B02, B08, B03, B04),
+    so the same store read in another order on another machine or version."""
+    names = sorted(ds.data_vars, key=str)
+    if list(ds.data_vars) == names:
+        return ds
+    return ds[[*names, *ds.coords]]  # the coordinates listed too: none is dropped for lack of a variable using it
+
+
 def open_dataset(path: str) -> Any:
     """Open a NetCDF file (told by its suffix or its first bytes) or a Zarr store, raw and without dask.
 
@@ -125,7 +135,11 @@ def open_dataset(path: str) -> Any:
         if kind is not None or p.suffix.lower() in _NETCDF_SUFFIXES:
             engine = "netcdf4" if kind == "cdf5" else None  # never the scipy reader's guess
             return xr.open_dataset(path, engine=engine, chunks=None, mask_and_scale=False, decode_coords="all")
-        return xr.open_zarr(path, chunks=None, mask_and_scale=False, decode_coords="all", consolidated=None)
+        if not path.startswith(_REMOTE) and not p.exists():  # zarr < 3.1.2 said "No group found in store" for it
+            raise FileNotFoundError(f"{path} does not exist")
+        return _sorted_variables(
+            xr.open_zarr(path, chunks=None, mask_and_scale=False, decode_coords="all", consolidated=None)
+        )
     except Exception as exc:
         calendar = _calendar_needing_cftime(exc)
         if calendar is not None:
