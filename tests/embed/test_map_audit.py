@@ -208,7 +208,7 @@ def test_integer_classes_keep_their_codes_as_pixel_values(tmp_path):
     lab = gpd.read_file(stripe_points(tmp_path / "p.gpkg"))
     lab["code"] = lab["landcover"].map({"class_0": 10, "class_1": 2, "class_2": 3}).astype(float)  # floats, as
     lab.loc[len(lab)] = {"landcover": "x", "code": np.nan, "geometry": lab.geometry[0]}  # with an empty cell
-    lab.to_file(tmp_path / "codes.gpkg")
+    lab.set_crs("EPSG:32633", allow_override=True).to_file(tmp_path / "codes.gpkg")  # pandas < 3's loc drops it
     m = classify_map(feats, tmp_path / "codes.gpkg", tmp_path / "m.tif", column="code")
     assert m["classes"] == ["2", "3", "10"] and m["values"] == {"2": 2, "3": 3, "10": 10}
     with rasterio.open(tmp_path / "m.tif") as ds:

@@ -15,14 +15,17 @@ from geodino.embed.map_outputs import pam_path, write_cog
 
 
 def extra_samples(path: Path) -> list[tuple[int, ...]]:
-    """TIFF tag 338 (ExtraSamples) of every IFD, read by Pillow (independent of GDAL)."""
-    from PIL import Image
+    """TIFF tag 338 (ExtraSamples) of every IFD, read by Pillow's tag reader (independent of GDAL). The directories
+    are walked by hand: Pillow < 10.4 cannot open a palette image with an extra sample (UnidentifiedImageError)."""
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
 
     out = []
-    with Image.open(path) as im:
-        for i in range(getattr(im, "n_frames", 1)):
-            im.seek(i)
-            out.append(tuple(np.atleast_1d(im.tag_v2.get(338, ()))))
+    with open(path, "rb") as fp:
+        ifd = ImageFileDirectory_v2(fp.read(8))  # the header: byte order and the first IFD's offset
+        while ifd.next:
+            fp.seek(ifd.next)
+            ifd.load(fp)
+            out.append(tuple(np.atleast_1d(ifd.get(338, ()))))
     return out
 
 
