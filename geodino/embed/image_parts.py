@@ -278,7 +278,7 @@ def write_output(
 
 
 class PartRunner:
-    """The backbone over `data` (`images.ImageFiles`) part by part, through the probes' extraction
+    """The backbone over `data` (`image_files.ImageFiles`) part by part, through the probes' extraction
     (`geodino.eval.features.extract_features`: batches, resizing, the fast path), with one progress bar and one
     throughput line for the run."""
 
