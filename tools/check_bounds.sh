@@ -28,7 +28,13 @@ TESTS="${BOUNDS_TESTS:-tests/test_config.py tests/test_configs_load.py tests/dat
   tests/embed/test_products.py tests/embed/test_classify.py tests/embed/test_scenes.py
   tests/eval/test_metrics.py tests/eval/test_detection.py tests/models/test_checkpoints.py
   tests/models/test_convert.py tests/train/test_loggers.py tests/train/test_module.py
-  tests/train/test_schedules.py tests/viz/test_attention.py tests/integrations/test_plugins.py}"
+  tests/train/test_schedules.py tests/viz/test_attention.py tests/integrations/test_plugins.py
+  tests/viz/test_attention_colour_bars.py tests/models/test_stac_item.py tests/embed/test_stac_out.py
+  tests/data/test_cube_band_variables.py tests/embed/test_cube_band_variables.py tests/embed/test_cube_open_once.py
+  tests/embed/test_cube_resume_variables.py tests/data/test_cube_valid_range.py tests/data/test_cube_open_not_a_cube.py
+  tests/data/test_cube_extent_note.py tests/data/test_data_index_valid.py tests/data/test_headers.py
+  tests/data/test_index_footprint_extent.py tests/data/test_index_footprints.py tests/embed/test_map_audit.py
+  tests/embed/test_products_class_alpha.py}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
 mkdir -p "$(dirname "$VENV")"
