@@ -19,7 +19,10 @@ with a legend, a metrics JSON and the fitted model (joblib) that `--model` appli
 same backbone and normalisation.
 
 Reading and placing the labels and the CV groups live in `labels.py`; loading a saved model and its identity
-checks in `classifier_model.py`.
+checks in `classifier_model.py`; the class names, their natural order and pixel codes in `classify_classes.py`; the
+scores, their headline and the checks of what may mislead in `classify_scores.py`; the side files' names, their
+checks before any work and their writing after the map in `classify_sidecars.py` (their public names re-exported
+here).
 
 What may mislead a reader of the scores (no cross-validation, imbalanced labels, test labels next to training ones)
 is a `UserWarning` (`warnings.warn`): a Python caller can catch or filter it, and the command line shows it as one
@@ -28,34 +31,27 @@ line "geodino: warning: ..." (`geodino.cli`).
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from geodino.embed import style
 from geodino.embed.classifier_model import MODEL_KIND, _complete_old_identity, _identity, load_model
+from geodino.embed.classify_classes import class_codes, class_names, natural_order
 from geodino.embed.classify_options import METHODS, check_model_mix, check_options
-from geodino.embed.classify_outputs import NODATA, class_entries, map_record, run_settings, write_class_map
+from geodino.embed.classify_outputs import NODATA, map_record, run_settings, write_class_map
+from geodino.embed.classify_outputs import class_entries as class_entries  # re-exported (CONTRIBUTING's table)
+from geodino.embed.classify_scores import IMBALANCE as IMBALANCE  # re-exported: the scores' home
+from geodino.embed.classify_scores import _check_test_classes, _test_near_training, scores
+from geodino.embed.classify_scores import headline as headline  # re-exported (embed classify's summary line)
+from geodino.embed.classify_scores import imbalance_warning as imbalance_warning
+from geodino.embed.classify_sidecars import _check_outputs, _write_side_files
+from geodino.embed.classify_sidecars import sidecars as sidecars
 from geodino.embed.compat import check_same_backbone
 from geodino.embed.labels import cv_groups, layer_for_test_labels, read_labels, sample_labels
 from geodino.embed.writers import EmbeddingReader
 from geodino.errors import InputError, plural
-from geodino.io import atomic_path, check_writable
-
-
-def sidecars(out: str | Path) -> dict[str, Path]:
-    """Files written next to the class COG: metrics JSON, model, PNG quick-look, QGIS style, SLD style."""
-    out = Path(out)
-    return {
-        "metrics": out.with_suffix(".metrics.json"),
-        "model": out.with_suffix(".model.joblib"),
-        "png": out.with_suffix(".png"),
-        "qml": style.qml_path(out),
-        "sld": style.sld_path(out),
-    }
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -80,96 +76,6 @@ def build_classifier(method: str = "logreg", *, neighbors: int = 5, n_train: int
             FunctionTransformer(_unit_rows), KNeighborsClassifier(n_neighbors=k, weights="distance", metric="cosine")
         )
     raise InputError(f"classifier method {method!r} is not one of {', '.join(METHODS)}")
-
-
-def class_names(values: np.ndarray) -> np.ndarray:
-    """Label values as class names: integral numbers as integers ("3", not "3.0": a numeric column with an empty
-    cell is read as floats), anything else as its text."""
-    import numbers
-
-    def name(v: Any) -> str:
-        if isinstance(v, numbers.Integral) and not isinstance(v, bool):
-            return str(int(v))
-        if isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v).is_integer():
-            return str(int(v))
-        return str(v)
-
-    return np.array([name(v) for v in values], dtype=object).astype(str)
-
-
-def _natural_key(name: str) -> tuple:
-    import re
-
-    if re.fullmatch(r"-[0-9]+", name):  # a negative class code by value: -1 before 0 (it sorted after 300)
-        return ((0, int(name), ""),), name
-    parts = tuple(
-        (0, int(t), "") if t.isascii() and t.isdigit() else (1, 0, t) for t in re.split(r"([0-9]+)", name) if t
-    )
-    return parts, name  # the name breaks ties ("01" and "1"), so the order never depends on set iteration
-
-
-def natural_order(names: Any) -> list[str]:
-    """Class names in natural order: numbers by value ("2" before "10"), text alphabetically with its numbers."""
-    return sorted((str(n) for n in names), key=_natural_key)
-
-
-def class_codes(classes: list[str]) -> dict[str, int]:
-    """Pixel value of each class in the map: the class's own code when every class is an integer 0..254 (so
-    label 10 is pixel 10), else its position in `classes` (natural order)."""
-    ints = [c for c in classes if c.isascii() and c.isdigit() and str(int(c)) == c and int(c) < NODATA]
-    if len(ints) == len(classes):
-        return {c: int(c) for c in classes}
-    return {c: i for i, c in enumerate(classes)}
-
-
-def scores(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict[str, Any]:
-    """Accuracy, balanced accuracy, per-class F1 and the confusion matrix (rows: true, columns: predicted)."""
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
-
-    labels = classes + natural_order(set(map(str, y_true)) - set(classes))  # test classes the model never saw
-    f1 = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
-    cm = confusion_matrix(y_true, y_pred, labels=labels)
-    support = cm.sum(axis=1)
-    # balanced accuracy = mean recall over the classes in y_true, from the confusion matrix over every label:
-    # sklearn's balanced_accuracy_score builds its own without `labels` and warns on a one-class test layer
-    recall = np.diag(cm)[support > 0] / support[support > 0]
-    # F1 is undefined for a class neither in y_true nor predicted (a model class the test layer lacks): null, and
-    # left out of the macro mean, where sklearn's zero_division=0 made it a 0 (a perfect map scored 2/3 on 2 of 3)
-    scored = (support > 0) | (cm.sum(axis=0) > 0)
-    return {
-        "n": len(y_true),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "balanced_accuracy": float(recall.mean()),
-        "f1": {c: float(v) if ok else None for c, v, ok in zip(labels, f1, scored, strict=True)},
-        "macro_f1": float(np.mean(f1[scored])),
-        "confusion": {"labels": labels, "matrix": cm.tolist()},
-    }
-
-
-def headline(s: dict[str, Any]) -> str:
-    """The scores of `scores` for a line that says "... accuracy: " before them, balanced accuracy and macro F1
-    first: plain accuracy on imbalanced labels mostly scores the largest class (1417 tree cells against 40 ground
-    ones: 90.7 % plain, 62 % balanced)."""
-    return f"balanced {s['balanced_accuracy']:.1%}, macro F1 {s['macro_f1']:.2f}, plain {s['accuracy']:.1%}"
-
-
-IMBALANCE = 0.1
-"""A smallest class with fewer than this share of the largest class's labelled cells is warned about."""
-
-
-def imbalance_warning(counts: dict[str, dict[str, int]], labels: Any) -> str | None:
-    """One line (a warning's message, without the CLI's "geodino: warning: ") when the smallest class has fewer
-    than `IMBALANCE` of the largest class's cells (`counts`: class -> {"cells": n, ...}), else None: its plain
-    accuracy says little, balanced accuracy and macro F1 do."""
-    cells = {c: v["cells"] for c, v in counts.items()}
-    small, large = min(cells, key=cells.__getitem__), max(cells, key=cells.__getitem__)
-    if cells[small] >= IMBALANCE * cells[large]:
-        return None
-    return (
-        f"imbalanced labels in {labels}: class {small!r} has {cells[small]} labelled cells, "
-        f"{cells[small] / cells[large]:.1%} of class {large!r} ({cells[large]}); plain accuracy mostly scores "
-        f"{large!r}: read balanced accuracy and macro F1, or label more {small!r}"
-    )
 
 
 def blocked_cv(
@@ -346,53 +252,6 @@ def classify_map(
     return metrics
 
 
-def _check_test_classes(found: set[str], classes: list[str], test: str | Path, column: Any) -> None:
-    """Refuse a test layer none of whose classes the model knows (another column, other codes): every cell would
-    count as an error and the scores read 0 %, as if the map were wrong."""
-    if found & set(classes):
-        return
-    few = natural_order(found)
-    shown = ", ".join(few[:5]) + (", ..." if len(few) > 5 else "")
-    raise InputError(
-        f"test labels in {test}: none of their classes in column {column!r} ({shown}) is a class of the model "
-        f"({', '.join(classes[:5])}{', ...' if len(classes) > 5 else ''}); pass the --column of the test file that "
-        "holds the model's classes (column= in Python)"
-    )
-
-
-def _check_outputs(
-    out: str | Path,
-    png: str | Path | None,
-    save_model: str | Path | None,
-    model: Any,
-    overwrite: bool,
-    reads: dict[str, Any],
-) -> tuple[Path, dict[str, Path], Path, Path]:
-    """Every output of the run checked writable before any work, and none of them one of the inputs (`reads`): the
-    map, its side files and (when fitting) the model file. Returns the map's path, the side files, the PNG and the
-    model file."""
-    from geodino.embed.map_outputs import file_name, pam_path
-    from geodino.embed.products import check_map_outputs
-
-    side = sidecars(out)
-    png = file_name(png, "png", "classify") or side["png"]
-    model_out = file_name(save_model, "save_model", "classify") or side["model"]
-    check_map_outputs(
-        "classify",
-        out,
-        png=png,
-        metrics=side["metrics"],
-        style=side["qml"],
-        save_model=model_out if model is None else None,
-        reads=reads,
-        **{"attribute table": pam_path(out)},
-    )
-    out = check_writable(out, overwrite=overwrite)
-    for p in (side["metrics"], png) + ((model_out,) if model is None else ()):
-        check_writable(p, overwrite=overwrite)
-    return out, side, png, model_out
-
-
 def _saved_model(
     model: str | Path, ident: Any, features: str | Path, column: str | None, metrics: dict[str, Any]
 ) -> tuple[Any, list[str], Any, dict[str, int], dict[str, Any]]:
@@ -414,76 +273,6 @@ def _saved_model(
     # the CV of the fit scored the labels of the raster it was fitted on, not this one: kept apart
     metrics.update(model=str(model), fitted_on=bundle.get("fitted_on"), cv_at_fit=bundle.get("cv"))
     return clf, classes, column, codes, bundle
-
-
-def _write_side_files(
-    out: Path,
-    png: Path,
-    side: dict[str, Path],
-    classes: list[str],
-    codes: dict[str, int],
-    metrics: dict[str, Any],
-    fitted: dict[str, Any] | None,
-    model_out: Path,
-) -> None:
-    """After the map: its QGIS style, the PNG quick-look, the fitted model (`fitted`: its bundle, None when a
-    saved model was applied) and the metrics JSON; `metrics` gains what they are."""
-    entries = class_entries(classes, codes)
-    style.palette_qml(out, entries, nodata=NODATA)
-    from geodino.embed.quicklook import classes_png
-
-    cv = metrics.get("cv") or {}
-    title = f"{Path(out).name}" + (f"\nblocked CV accuracy: {headline(cv)}" if "accuracy" in cv else "")
-    classes_png(out, png, entries, title=title)
-    metrics.update(
-        classes=classes, values={c: codes[c] for c in classes}, png=str(png), qml=str(side["qml"]), sld=str(side["sld"])
-    )
-    if fitted is not None:
-        import joblib
-
-        with atomic_path(model_out, overwrite=True) as tmp:
-            joblib.dump(fitted, tmp)
-        metrics["model"] = str(model_out)
-    with atomic_path(side["metrics"], overwrite=True) as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    metrics["metrics"] = str(side["metrics"])
-
-
-def _test_near_training(
-    metrics: dict[str, Any],
-    test_cells: np.ndarray,
-    train_cells: np.ndarray,
-    y: np.ndarray,
-    pred: np.ndarray,
-    classes: list[str],
-    gap: int,
-    test: str | Path,
-    labels: str | Path | None,
-) -> None:
-    """Flag test cells on, or within `gap` cells of, a training cell (the CV's own rule for "not independent"):
-    a test layer that repeats the training labels scored 100 % as if independent. Their count goes into the
-    metrics (`test.near_training`), the scores of the other cells into `test.independent`, and a warning."""
-    from scipy.spatial import cKDTree
-
-    dist, _ = cKDTree(train_cells).query(test_cells, p=np.inf, distance_upper_bound=gap + 0.5)
-    near = np.isfinite(dist)
-    metrics["test"]["near_training"] = int(near.sum())
-    if not near.any():
-        return
-    within = "on" if gap == 0 else f"on or within {gap} cell(s) of"
-    if near.all():
-        warnings.warn(
-            f"all {len(near)} test cells from {test} lie {within} training cells from {labels}; "
-            "the test scores are not independent: draw test labels away from the training labels",
-            stacklevel=2,
-        )
-        return
-    metrics["test"]["independent"] = scores(y[~near], pred[~near], classes)
-    warnings.warn(
-        f"{int(near.sum())} of {len(near)} test cells from {test} lie {within} training cells "
-        f"from {labels}; the metrics' test.independent scores the other {int((~near).sum())}",
-        stacklevel=2,
-    )
 
 
 def _sklearn_version() -> str:
