@@ -12,7 +12,11 @@ from typing import Any
 
 from geodino.errors import InputError
 
-__all__ = ["read_vector"]
+__all__ = ["UNDEFINED_SRS", "read_vector"]
+
+# the CRSs a GeoPackage names for "no CRS" (srs_id 0 and -1): GDAL 3.8 (pyogrio 0.9's wheels) reads them as
+# these CRSs, GDAL 3.10 as none; they place nothing, so they are read as none
+UNDEFINED_SRS = ("Undefined geographic SRS", "Undefined Cartesian SRS", "Undefined cartesian SRS")
 
 
 def read_vector(
@@ -48,6 +52,8 @@ def read_vector(
         )
     if len(gdf) == 0:
         raise InputError(f"{what} file {path} has no features{'; ' + empty_hint if empty_hint else ''}")
+    if gdf.crs is not None and gdf.crs.name in UNDEFINED_SRS:  # GeoPackage srs_id 0/-1, as older GDAL reads them
+        gdf = gdf.set_crs(None, allow_override=True)
     if gdf.crs is None and require_crs:
         raise InputError(f"{what} in {path} have no CRS; set one (e.g. with geopandas .set_crs) and retry")
     return gdf
