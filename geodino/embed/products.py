@@ -100,7 +100,10 @@ def pca_map(
     with EmbeddingReader(features).require_features() as rd:
         x = rd.sample(sample, seed, interior=True)  # cells next to nodata may hold its fill: coloured, not fitted
         if len(x) < 3:
-            raise InputError(f"feature raster {features} has fewer than 3 valid pixels; nothing to map")
+            raise InputError(
+                f"feature raster {features} has {plural(len(x), 'valid cell')} away from nodata, fewer than the 3 a "
+                "PCA needs; embed a larger area"
+            )
         flat, total = _no_variance(x)
         with rd.fitting(f"the PCA of {plural(len(x), 'sampled cell')}"), warnings.catch_warnings():
             if flat:  # sklearn's own 0/0 of the explained variance ratio: the warning below says it in words
