@@ -95,7 +95,7 @@ def _input_identity(given: Any, source: Mapping[str, Any] | None) -> str:
     its size and the sha256 of its first 64 KiB (a GeoTIFF's header and first blocks), not by its path: `in.tif`,
     `./in.tif` and `/data/in.tif`, or a copy on another machine, are one input, and same-named files of other
     dates are not. A VRT by its name: it holds its sources' paths, so its bytes are the machine's too."""
-    import hashlib
+    from geodino.embed.provenance import file_digest
 
     if source and source.get("id"):
         return f"item:{source.get('collection') or ''}/{source['id']}"
@@ -103,14 +103,8 @@ def _input_identity(given: Any, source: Mapping[str, Any] | None) -> str:
     if not text or "://" in text or text.startswith("/vsi"):
         return text
     path = Path(text).expanduser()
-    if path.suffix.lower() == ".vrt" or not path.is_file():
-        return path.name
-    try:
-        with open(path, "rb") as fh:
-            head = hashlib.sha256(fh.read(65536)).hexdigest()
-        return f"{path.stat().st_size}:{head}"
-    except OSError:
-        return path.name
+    digest = None if path.suffix.lower() == ".vrt" else file_digest(path)
+    return path.name if digest is None else f"{digest[0]}:{digest[1]}"
 
 
 def _stamp(t: float) -> str:
