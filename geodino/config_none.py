@@ -3,9 +3,9 @@
 `--help` printed `roi=None`, `margin=None`, `fused=None`: Python's word for "not given", which says neither what a
 YAML user writes (`null`) nor what the run then does (no ROI, overlap/4, chosen from the device). Here each such key
 gets the word for what it stands for, as the docs' key tables say it: `roi=off`, `margin=overlap/4`, `fused=auto`.
-A field may carry its own word as metadata (`field(default=None, metadata={NONE_MEANS: "auto"})`); the keys of the
-schemas that do not are listed in `WORDS` by class and field. tests/test_cli_help_text.py checks that every word
-stands for a None default of the code, so a default that changes leaves no stale word.
+The words are listed in `WORDS` by class and field, one table beside the docs' key tables rather than metadata on
+each schema's fields; tests/test_cli_help_text.py checks that every word stands for a None default of the code, so a
+default that changes (or a class that moves) leaves no stale word.
 """
 
 from __future__ import annotations
@@ -13,10 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-__all__ = ["HEADER", "NONE_MEANS", "WORDS", "none_word"]
-
-NONE_MEANS = "geodino_none_means"
-"""Field metadata key: the word `--help` shows for the field's None default."""
+__all__ = ["HEADER", "WORDS", "none_word"]
 
 HEADER = "config keys (defaults): a bare word, such as auto or off, says what the key does unset (null in YAML)"
 """The config-keys list's first line: the words are not values to write (`roi=off` would name a file "off")."""
@@ -80,14 +77,9 @@ WORDS: dict[str, dict[str, str]] = {
 
 
 def none_word(cls: Any, name: str) -> str | None:
-    """The word for field `name` of dataclass `cls` when its default is None: the field's `NONE_MEANS` metadata,
-    else `WORDS`; None when it has none (the list then shows `None`)."""
+    """The word `WORDS` gives field `name` of dataclass `cls` for its None default; None when it has none (the list
+    then shows `None`)."""
     if not dataclasses.is_dataclass(cls):
         return None
-    field = next((f for f in dataclasses.fields(cls) if f.name == name), None)
-    if field is None:
-        return None
-    if NONE_MEANS in field.metadata:
-        return str(field.metadata[NONE_MEANS])
     owner = cls if isinstance(cls, type) else type(cls)
     return WORDS.get(f"{owner.__module__}.{owner.__qualname__}", {}).get(name)
