@@ -12,7 +12,8 @@ import pytest
 from geodino import cli
 
 
-def test_a_reader_that_closes_early_ends_the_command_quietly() -> None:
+def _sensors() -> subprocess.Popen:
+    """`geodino data sensors` with its stdout and stderr as pipes this test reads (or closes)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "geodino.cli", "data", "sensors"],
         stdout=subprocess.PIPE,
@@ -20,6 +21,11 @@ def test_a_reader_that_closes_early_ends_the_command_quietly() -> None:
         text=True,
     )
     assert proc.stdout is not None and proc.stderr is not None
+    return proc
+
+
+def test_a_reader_that_closes_early_ends_the_command_quietly() -> None:
+    proc = _sensors()
     proc.stdout.close()  # the reader goes before the command writes (its imports take longer than this)
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == cli.OUTPUT_CLOSED_EXIT == 141, err
@@ -28,13 +34,7 @@ def test_a_reader_that_closes_early_ends_the_command_quietly() -> None:
 
 def test_a_reader_that_reads_one_line_sees_the_first_line() -> None:
     """`| head -1` as a pipeline runs it: the first line arrives whole, whatever the command's exit code."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "geodino.cli", "data", "sensors"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
+    proc = _sensors()
     first = proc.stdout.readline()
     proc.stdout.close()
     err = proc.stderr.read()
