@@ -4,8 +4,11 @@
 YAML user writes (`null`) nor what the run then does (no ROI, overlap/4, chosen from the device). Here each such key
 gets the word for what it stands for, as the docs' key tables say it: `roi=off`, `margin=overlap/4`, `fused=auto`.
 The words are listed in `WORDS` by class and field, one table beside the docs' key tables rather than metadata on
-each schema's fields; tests/test_cli_help_text.py checks that every word stands for a None default of the code, so a
-default that changes (or a class that moves) leaves no stale word.
+each schema's fields. A class is named by its own name, not its module's path: a split that moves a class to another
+module (as one moved `SuiteConfig` from `geodino.eval.runner` to `runner_tasks`) leaves its words in place, where a
+"module.Class" key had to move with it. tests/test_cli_help_text.py checks that every word stands for a None default
+of the code and that no two config classes share a name, so a default that changes (or a class renamed) leaves no
+stale word.
 """
 
 from __future__ import annotations
@@ -21,15 +24,16 @@ HEADER = "config keys (defaults): a bare word, such as auto or off, says what th
 _TEACHERS = "the teacher's"
 _EACH_SCENE = "each scene's"
 
-# "module.Class" -> field -> word; the docs' key tables (docs/data.md, docs/embed.md ...) say the same
+# class name (`__qualname__`: the same after a move to another module) -> field -> word; the docs' key tables
+# (docs/data.md, docs/embed.md ...) say the same
 WORDS: dict[str, dict[str, str]] = {
-    "geodino.train.config.PretrainConfig": {"init_from": "off (random weights)"},
-    "geodino.train.recipe.KoLeoConfig": {"group_size": "the global batch"},
-    "geodino.train.recipe.GramConfig": {"ckpt": "the EMA teacher", "max_updates": "unlimited"},
-    "geodino.train.recipe.OptimConfig": {"fused": "auto"},
-    "geodino.train.recipe.SchedulesConfig": {"reference_iters": "off (iterations as written)"},
-    "geodino.train.recipe.ScheduleConfig": {"cosine_iters": "the rest of the run"},
-    "geodino.data.config.SourceConfig": {
+    "PretrainConfig": {"init_from": "off (random weights)"},
+    "KoLeoConfig": {"group_size": "the global batch"},
+    "GramConfig": {"ckpt": "the EMA teacher", "max_updates": "unlimited"},
+    "OptimConfig": {"fused": "auto"},
+    "SchedulesConfig": {"reference_iters": "off (iterations as written)"},
+    "ScheduleConfig": {"cosine_iters": "the rest of the run"},
+    "SourceConfig": {
         "sensor": "by type (images, tar: imagenet; rasters: from the files)",
         "bands": "all",
         "band_names": "the files'",
@@ -44,10 +48,10 @@ WORDS: dict[str, dict[str, str]] = {
         "band_dim": "auto",
         "dataset": "unset (torchgeo: required)",
     },
-    "geodino.data.config.DataConfig": {"norm_sensor": "each source's sensor"},
-    "geodino.data.config.CropsConfig": {"gram_size": "2 x global_size", "hue_space": "yiq"},
-    "geodino.data.config.CropSet": {"gram_size": "2 x global_size"},
-    "geodino.train.distill.config.StudentSpec": {
+    "DataConfig": {"norm_sensor": "each source's sensor"},
+    "CropsConfig": {"gram_size": "2 x global_size", "hue_space": "yiq"},
+    "CropSet": {"gram_size": "2 x global_size"},
+    "StudentSpec": {
         "patch_size": _TEACHERS,
         "ranks": "every rank",
         "share": "every rank",
@@ -56,7 +60,7 @@ WORDS: dict[str, dict[str, str]] = {
         "head_hidden_dim": "the teacher head's",
         "head_bottleneck_dim": "the teacher head's",
     },
-    "geodino.embed.config.EmbedConfig": {
+    "EmbedConfig": {
         "margin": "overlap/4",
         "l2_normalize": "auto (on for int8)",
         "sensor": "unset",
@@ -82,4 +86,4 @@ def none_word(cls: Any, name: str) -> str | None:
     if not dataclasses.is_dataclass(cls):
         return None
     owner = cls if isinstance(cls, type) else type(cls)
-    return WORDS.get(f"{owner.__module__}.{owner.__qualname__}", {}).get(name)
+    return WORDS.get(owner.__qualname__, {}).get(name)

@@ -300,10 +300,15 @@ def test_every_word_in_a_config_keys_list_stands_for_a_none_default(parsers):
                 wrong.append(f"{name}: {key}={shown[key]}, but the code's default is {default!r}")
     assert not wrong, wrong
     assert words >= 46
-    for owner, names in WORDS.items():  # every word names a field whose default is None
-        module, qualname = owner.rsplit(".", 1)
-        cls = getattr(__import__(module, fromlist=[qualname]), qualname)
-        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    # WORDS names a class by its name alone: two config classes of one name would share their words
+    classes: dict[str, set[type]] = {}
+    for name in lists:
+        for _, cls, _ in _fields(_schema(name)()):
+            classes.setdefault(cls.__qualname__, set()).add(cls)
+    assert all(len(c) == 1 for c in classes.values()), {k: c for k, c in classes.items() if len(c) > 1}
+    for owner, names in WORDS.items():  # every word names a field of a listed class whose default is None
+        assert owner in classes, f"WORDS names {owner}, which no config-keys list shows"
+        defaults = {f.name: f.default for f in dataclasses.fields(classes[owner].pop())}
         for field in names:
             assert defaults.get(field, "missing") is None, f"{owner}.{field}: default {defaults.get(field, 'missing')}"
 
