@@ -40,12 +40,12 @@ def map_record(
     seed: int,
 ) -> dict[str, str]:
     """What a reproduction of the class map needs, as its tags (`write_class_map`): for a fitted map the labels file
-    (`GEODINO_LABELS`, and by content, `GEODINO_LABELS_IDENTITY`: `provenance.file_identity`, the named file only, not
-    a shapefile's .dbf), its column and layer, the method, the kNN's neighbours, `--max-cells` and `--seed` (they
+    (`GEODINO_LABELS`, and by content, `GEODINO_LABELS_IDENTITY`: `provenance.vector_identity`, a shapefile's .dbf
+    and other parts included), its column and layer, the method, the kNN's neighbours, `--max-cells` and `--seed` (they
     pick the labelled cells and the logistic regression's start); for a `--model` map the model file
     (`GEODINO_CLASSIFIER_MODEL` and its identity) and what it was fitted on, with its method and column. Before, the
     tags of a fitted map and of a `--model` map could not be told apart."""
-    from geodino.embed.provenance import file_identity
+    from geodino.embed.provenance import file_identity, vector_identity
 
     method = str(bundle.get("method") or "")
     if model is not None:
@@ -54,7 +54,7 @@ def map_record(
         rec |= {"label_column": bundle.get("column"), "classifier": method}
         neighbors = getattr(_final_step(bundle.get("classifier")), "n_neighbors", None)
     else:
-        rec = {"labels": str(labels), "labels_identity": file_identity(labels), "label_column": column}
+        rec = {"labels": str(labels), "labels_identity": vector_identity(labels), "label_column": column}
         rec |= {"label_layer": layer, "classifier": method, "max_cells": max_cells, "seed": seed}
     if method == "knn":
         rec["neighbors"] = neighbors

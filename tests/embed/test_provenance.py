@@ -101,3 +101,40 @@ def test_a_feature_raster_records_its_weights_files_own_sha256(tmp_path, scene):
     assert product["GEODINO_SOURCE_MODEL_FILE_SHA256"] == tags["GEODINO_MODEL_FILE_SHA256"]
     _, arch = _read(embed_raster(scene, "arch:vit_tiny?patch_size=8&depth=1", tmp_path / "a.tif", **OPTS))
     assert "GEODINO_MODEL_FILE_SHA256" not in arch
+
+
+def test_a_shapefiles_identity_covers_its_dbf_and_a_geojsons_stays_its_file_identity(tmp_path):
+    """The class column of a shapefile lives in its .dbf: another column under the same .shp is another labels set
+    (the named file's identity alone stayed the same), while a GeoJSON keeps the identity recorded before."""
+    import shutil
+
+    import geopandas as gpd
+
+    from geodino.embed.classify_outputs import map_record
+    from geodino.embed.provenance import vector_identity
+    from tests.embed.test_classify import polygons
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    shp = polygons(tmp_path / "a" / "lab.shp")
+    before, named_before = vector_identity(shp), file_identity(shp)
+    assert before is not None and before.startswith("shapefile .shp .shx .dbf .prj")
+    swapped = gpd.read_file(shp)
+    swapped["landcover"] = swapped["landcover"].to_numpy()[::-1]  # same widths: the .dbf keeps its size
+    swapped.to_file(tmp_path / "b" / "lab.shp")
+    shutil.copyfile(tmp_path / "b" / "lab.dbf", shp.with_suffix(".dbf"))
+    assert file_identity(shp) == named_before  # the .shp is as it was
+    after = vector_identity(shp)
+    assert after != before and after is not None
+    tags = map_record(shp, "landcover", None, None, {"method": "logreg"}, neighbors=5, max_cells=10, seed=0)
+    assert tags["GEODINO_LABELS_IDENTITY"] == after
+
+    for part in list((tmp_path / "a").iterdir()):  # LAB.SHP, LAB.DBF...: the same parts, the same identity
+        part.rename(part.with_name(part.name.upper()))
+    assert vector_identity(tmp_path / "a" / "LAB.SHP") == after
+    (tmp_path / "a" / "LAB.PRJ").unlink()  # no CRS any more: another labels set
+    assert vector_identity(tmp_path / "a" / "LAB.SHP") not in (after, None)
+
+    geojson = polygons(tmp_path / "lab.geojson")
+    assert vector_identity(geojson) == file_identity(geojson) is not None  # as class maps recorded it before
+    assert vector_identity(tmp_path / "missing.shp") is None and vector_identity(tmp_path) is None
