@@ -249,3 +249,18 @@ def stale_file(p: Path) -> Path:
     t = time.time() - STALE_AFTER_S - 60
     os.utime(p, (t, t))
     return p
+
+
+def write_zarr3(ds: Any, path: Path | str, **kwargs: Any) -> None:
+    """Write the xarray Dataset `ds` as a Zarr v3 store as xarray does by default (consolidated metadata, fixed-width
+    string coordinates such as band names), hiding only the two warnings zarr gives about that writing (string dtype
+    and consolidated metadata not in the v3 spec): such stores are users' stores and a test's deliberate input, and
+    geodino only reads them, so any warning geodino gives on reading them still shows."""
+    import warnings
+
+    from zarr.errors import UnstableSpecificationWarning, ZarrUserWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UnstableSpecificationWarning)
+        warnings.filterwarnings("ignore", "Consolidated metadata is currently not part", ZarrUserWarning)
+        ds.to_zarr(path, zarr_format=3, **kwargs)

@@ -4,6 +4,7 @@ stores a source's `paths` name (folders searched, globs, `.txt` lists), and xarr
 from __future__ import annotations
 
 import glob as _glob
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -29,6 +30,25 @@ def is_zarr_store(path: str | Path) -> bool:
     """Whether `path` names a Zarr store (a `.zarr` name, or a folder with Zarr v2/v3 metadata)."""
     p = Path(path)
     return p.suffix.lower() == ".zarr" or (p.is_dir() and ((p / ".zgroup").exists() or (p / "zarr.json").exists()))
+
+
+def _consolidated(path: str) -> bool | None:
+    """Whether the local Zarr store `path` holds consolidated metadata (v2 `.zmetadata`, or v3 `zarr.json` with
+    `consolidated_metadata`); None for a remote store or a folder without Zarr metadata, left to xarray's try-then-
+    fall-back. Told so that a store without it opens quietly: xarray's fall-back warns 'Failed to open Zarr store with
+    consolidated metadata' (advice on opening speed), which reached users as a geodino warning for a valid store."""
+    p = Path(path)
+    if path.startswith(_REMOTE):
+        return None
+    if (p / ".zmetadata").is_file():
+        return True
+    if (p / ".zgroup").is_file():
+        return False
+    try:
+        meta = json.loads((p / "zarr.json").read_text())
+    except (OSError, ValueError):  # no v3 metadata (or damaged): xarray's own open says what is wrong
+        return None
+    return isinstance(meta, dict) and meta.get("consolidated_metadata") is not None
 
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"  # NetCDF4 is HDF5
@@ -138,7 +158,9 @@ def open_dataset(path: str) -> Any:
         if not path.startswith(_REMOTE) and not p.exists():  # zarr < 3.1.2 said "No group found in store" for it
             raise FileNotFoundError(f"{path} does not exist")
         return _sorted_variables(
-            xr.open_zarr(path, chunks=None, mask_and_scale=False, decode_coords="all", consolidated=None)
+            xr.open_zarr(
+                path, chunks=None, mask_and_scale=False, decode_coords="all", consolidated=_consolidated(path)
+            )
         )
     except Exception as exc:
         calendar = _calendar_needing_cftime(exc)

@@ -14,6 +14,7 @@ from geodino.data.archive import RasterArchive
 from geodino.data.raster_source import RasterSource
 from geodino.errors import InputError
 from tests.data.conftest import band_cube, tif_folder, write_tif
+from tests.helpers import write_zarr3
 
 
 def _error_line(capsys) -> str:
@@ -74,7 +75,7 @@ def test_a_cube_of_unnamed_bands_needs_the_sensors_band_count(tmp_path, shape):
     else:
         ds = ds.drop_vars("band")  # a band dim without a coordinate
     store = tmp_path / "c.zarr"
-    ds.to_zarr(store)
+    write_zarr3(ds, store)
     n = data.shape[0]
     with pytest.raises(InputError) as err:
         CubeSource([str(store)], sensor="sentinel2_l2a", tile_size=32)
@@ -92,7 +93,7 @@ def test_a_store_without_y_x_dims_says_how_to_name_them(tmp_path):
     from geodino.data.cubes import CubeSource
 
     store = tmp_path / "odd.zarr"
-    xr.DataArray(np.zeros((2, 8, 8), "uint16"), dims=("chan", "row", "col")).to_dataset(name="v").to_zarr(store)
+    write_zarr3(xr.DataArray(np.zeros((2, 8, 8), "uint16"), dims=("chan", "row", "col")).to_dataset(name="v"), store)
     with pytest.raises(InputError) as err:
         CubeSource([str(store)], sensor="sentinel2_l2a", tile_size=8, allow_no_crs=True)
     assert str(err.value) == (

@@ -11,12 +11,13 @@ from geodino.data.cubes import CubeSource, open_cube
 from geodino.data.sensors import get_sensor
 from geodino.errors import InputError
 from tests.data.conftest import band_cube
+from tests.helpers import write_zarr3
 
 
 def _store(tmp_path, names):
     data = np.stack([np.full((8, 8), 1000 * (i + 1), "uint16") for i in range(len(names))])
     path = tmp_path / "cube.zarr"
-    band_cube(data, names).to_zarr(path)
+    write_zarr3(band_cube(data, names), path)
     return str(path)
 
 

@@ -15,6 +15,7 @@ from geodino.data.sensor_yaml import save_sensor_yaml
 from geodino.data.sensors import Sensor
 from geodino.models.checkpoints.stac_item import export_item_path, training_properties
 from geodino.train.data_extent import training_extent
+from tests.helpers import write_zarr3
 from tests.train.test_pretrain_api_bands import TINY
 
 
@@ -25,7 +26,7 @@ def _nocrs(root) -> tuple[str, str]:
     data = np.random.default_rng(0).integers(1, 4000, (3, 32, 32)).astype("uint16")
     coords = {"band": ["B1", "B2", "B3"], "y": np.arange(32) + 0.5, "x": np.arange(32) + 0.5}
     store = root / "web.zarr"
-    xr.DataArray(data, dims=("band", "y", "x"), coords=coords, name="dn").to_dataset().to_zarr(store, zarr_format=3)
+    write_zarr3(xr.DataArray(data, dims=("band", "y", "x"), coords=coords, name="dn").to_dataset(), store)
     sensor = save_sensor_yaml(Sensor("s3", ("B1", "B2", "B3"), 1e-4, (0.2,) * 3, (0.1,) * 3, True), root / "s3.yaml")
     return str(store), str(sensor)
 

@@ -12,6 +12,7 @@ import pytest
 from geodino.data.cubes import CubeSource
 from geodino.data.sensors import Sensor
 from geodino.data.tiling import chunk_places
+from tests.helpers import write_zarr3
 
 S1 = Sensor("s1", ("B1",), 1e-4, (0.1,), (0.05,), False)
 H, W, CHUNK, X0, TOP = 100, 64, 32, 500000.0, 4650000.0
@@ -30,9 +31,7 @@ def _store(path, *, south_up: bool, east_west: bool = False) -> tuple[str, np.nd
     xs = X0 + 10 * (np.arange(W) + 0.5)
     coords = {"band": ["B1"], "y": ys[::-1] if south_up else ys, "x": xs[::-1] if east_west else xs}
     da = xr.DataArray(np.ascontiguousarray(stored), dims=("band", "y", "x"), coords=coords, name="r")
-    da.rio.write_crs("EPSG:32633").to_dataset().to_zarr(
-        path, zarr_format=3, encoding={"r": {"chunks": (1, CHUNK, CHUNK)}}
-    )
+    write_zarr3(da.rio.write_crs("EPSG:32633").to_dataset(), path, encoding={"r": {"chunks": (1, CHUNK, CHUNK)}})
     return str(path), north[0]
 
 

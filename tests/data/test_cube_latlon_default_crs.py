@@ -11,6 +11,7 @@ import pytest
 
 from geodino.data.cubes import open_cube
 from geodino.errors import InputError
+from tests.helpers import write_zarr3
 
 
 def _store(path, ydim: str = "lat", xdim: str = "lon", y0: float = 45.0, x0: float = 10.0, step: float = 0.01):
@@ -21,7 +22,7 @@ def _store(path, ydim: str = "lat", xdim: str = "lon", y0: float = 45.0, x0: flo
     xs = x0 + step * (np.arange(30) + 0.5)
     data = np.arange(3 * 20 * 30, dtype="uint16").reshape(3, 20, 30)
     da = xr.DataArray(data, dims=("band", ydim, xdim), coords={"band": ["B02", "B03", "B04"], ydim: ys, xdim: xs})
-    da.to_dataset(name="reflectance").to_zarr(path, zarr_format=3)
+    write_zarr3(da.to_dataset(name="reflectance"), path)
     return str(path)
 
 
@@ -46,9 +47,8 @@ def test_south_up_lat_lon_cube_without_crs_is_also_read_north_up(tmp_path):
     ys = 44.8 + 0.01 * (np.arange(20) + 0.5)  # ascending: south-up
     xs = 10.0 + 0.01 * (np.arange(30) + 0.5)
     data = np.arange(20 * 30, dtype="uint16").reshape(1, 20, 30)
-    xr.DataArray(data, dims=("band", "lat", "lon"), coords={"lat": ys, "lon": xs}).to_dataset(name="v").to_zarr(
-        tmp_path / "s.zarr", zarr_format=3
-    )
+    da = xr.DataArray(data, dims=("band", "lat", "lon"), coords={"lat": ys, "lon": xs})
+    write_zarr3(da.to_dataset(name="v"), tmp_path / "s.zarr")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sc = open_cube(str(tmp_path / "s.zarr"))

@@ -10,6 +10,7 @@ import yaml
 from geodino import cli
 from geodino.data.loaders import SourceConfig, build_source, check_sources_have_pixels
 from geodino.errors import InputError
+from tests.helpers import write_zarr3
 
 
 def _nocrs(path, seed: int = 0) -> tuple[str, np.ndarray]:
@@ -19,8 +20,8 @@ def _nocrs(path, seed: int = 0) -> tuple[str, np.ndarray]:
     data = np.random.default_rng(seed).integers(1, 4000, (2, 3, 40, 48)).astype("uint16")
     coords = {"time": np.array(["2024-01-01", "2024-02-01"], dtype="datetime64[ns]"), "band": ["B1", "B2", "B3"],
               "y": np.arange(40) + 0.5, "x": np.arange(48) + 0.5}  # fmt: skip
-    xr.DataArray(data, dims=("time", "band", "y", "x"), coords=coords, name="reflectance").to_dataset().to_zarr(
-        path, zarr_format=3
+    write_zarr3(
+        xr.DataArray(data, dims=("time", "band", "y", "x"), coords=coords, name="reflectance").to_dataset(), path
     )
     return str(path), data
 

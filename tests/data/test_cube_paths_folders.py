@@ -13,6 +13,7 @@ import pytest
 from geodino.data.cubes import CubeSource
 from geodino.errors import InputError
 from tests.data.conftest import band_cube
+from tests.helpers import write_zarr3
 
 
 def _cube(value: int):
@@ -23,7 +24,7 @@ def _cube(value: int):
 def folder(tmp_path) -> Path:
     root = tmp_path / "cubes"
     (root / "sub").mkdir(parents=True)
-    _cube(1000).to_zarr(root / "sub" / "a.zarr")
+    write_zarr3(_cube(1000), root / "sub" / "a.zarr")
     _cube(2000).to_netcdf(root / "b.nc", engine="scipy")
     _cube(3000).to_netcdf(root / "c_scene", engine="scipy")  # NetCDF3 without a suffix: told by its bytes
     (root / "README.md").write_text("not a cube")

@@ -10,6 +10,7 @@ import pytest
 from geodino.data.cubes import CubeSource
 from geodino.data.sensors import Sensor
 from geodino.data.tiling import chunk_places
+from tests.helpers import write_zarr3
 
 S1 = Sensor("s1", ("B1",), 1e-4, (0.1,), (0.05,), False)
 N, CHUNK, TILE, X0, TOP = 128, 64, 32, 500000.0, 4650000.0
@@ -24,8 +25,8 @@ def store(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("roi") / "c.zarr"
     ys, xs = TOP - 10 * (np.arange(N) + 0.5), X0 + 10 * (np.arange(N) + 0.5)
     da = xr.DataArray(np.ones((1, N, N), "uint16"), dims=("band", "y", "x"), coords={"band": ["B1"], "y": ys, "x": xs})
-    da.rio.write_crs("EPSG:32633").to_dataset(name="r").to_zarr(
-        path, zarr_format=3, encoding={"r": {"chunks": (1, CHUNK, CHUNK)}}
+    write_zarr3(
+        da.rio.write_crs("EPSG:32633").to_dataset(name="r"), path, encoding={"r": {"chunks": (1, CHUNK, CHUNK)}}
     )
     return str(path)
 

@@ -9,6 +9,7 @@ from affine import Affine
 
 from geodino.data.cubes import CubeSource
 from geodino.data.sensors import Sensor
+from tests.helpers import write_zarr3
 
 S3 = Sensor("s3", ("B1", "B2", "B3"), 1e-4, (0.1,) * 3, (0.05,) * 3, False)
 T = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4650000.0)
@@ -33,7 +34,7 @@ def _store(path, data: np.ndarray, *, chunks: tuple[int, int], times: int = 0, c
     da = xr.DataArray(data, dims=dims, coords=coords, name="reflectance")
     if crs:
         da = da.rio.write_crs(crs)
-    da.to_dataset().to_zarr(path, zarr_format=3, encoding={"reflectance": {"chunks": enc}})
+    write_zarr3(da.to_dataset(), path, encoding={"reflectance": {"chunks": enc}})
     return str(path)
 
 

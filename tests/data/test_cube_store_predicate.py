@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests.data.conftest import band_cube
+from tests.helpers import write_zarr3
 
 
 def _cube(value: int):
@@ -33,7 +34,7 @@ def test_the_predicate(folder, tmp_path):
     from geodino.data.cube_open import _is_store, is_cube_store
 
     (tmp_path / "notes.txt").write_text("CDX not a cube")
-    _cube(1).to_zarr(tmp_path / "a.zarr")
+    write_zarr3(_cube(1), tmp_path / "a.zarr")
     assert is_cube_store(folder / "c_scene") and is_cube_store(str(folder / "b.nc4"))
     assert is_cube_store(tmp_path / "a.zarr") and is_cube_store("s3://bucket/remote.nc")  # remote: by suffix
     assert not is_cube_store(folder) and not is_cube_store(tmp_path / "notes.txt")

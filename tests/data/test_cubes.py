@@ -13,6 +13,7 @@ from rasterio.windows import transform as window_transform
 from geodino.data.cubes import CubeSource
 from geodino.data.sensors import Sensor
 from geodino.errors import InputError
+from tests.helpers import write_zarr3
 
 from .conftest import ramp, write_tif
 
@@ -45,7 +46,11 @@ def test_zarr_pixels_and_georeference_equal_geotiff(tmp_path, zarr_format):
     data[:, :10, :10] = 0
     tif = write_tif(tmp_path / "same.tif", data, crs="EPSG:32633")
     store = tmp_path / f"cube_v{zarr_format}.zarr"
-    _cube(data).to_dataset().to_zarr(store, zarr_format=zarr_format, encoding={"reflectance": {"chunks": (3, 16, 16)}})
+    enc = {"reflectance": {"chunks": (3, 16, 16)}}
+    if zarr_format == 3:
+        write_zarr3(_cube(data).to_dataset(), store, encoding=enc)
+    else:
+        _cube(data).to_dataset().to_zarr(store, zarr_format=2, encoding=enc)
     src = CubeSource(str(store), sensor=S3, tile_size=32, max_nodata_fraction=1.0, name="c")
     assert src.band_names == ["B1", "B2", "B3"] and src.scenes[0].chunks == (16, 16)
     with rasterio.open(tif) as ref:
@@ -64,7 +69,7 @@ def test_zarr_pixels_and_georeference_equal_geotiff(tmp_path, zarr_format):
 def test_time_cube_sampling_and_grid(tmp_path):
     data = np.stack([ramp(3, 40, 40, seed=k) + 5000 * k for k in range(3)]).astype("uint16")
     store = tmp_path / "ts.zarr"
-    _cube(data, times=3).to_dataset().to_zarr(store, zarr_format=3)
+    write_zarr3(_cube(data, times=3).to_dataset(), store)
     rnd = CubeSource(str(store), sensor=S3, tile_size=20, name="t")
     seen_times = {rnd.get(i, 0)["time"][:10] for i in range(30)}
     assert seen_times == {"2024-01-01", "2024-02-01", "2024-03-01"}
@@ -88,7 +93,7 @@ def test_band_selection_and_errors(tmp_path):
     with pytest.raises(InputError, match=r"datacube .*c.zarr has no band 'B7' \(its bands: B1, B2, B3\)"):
         CubeSource(str(store), sensor=S3, bands=["B7"], tile_size=16)
     nocrs = tmp_path / "nocrs.zarr"
-    _cube(ramp(3, 32, 32), crs=None).to_dataset().to_zarr(nocrs, zarr_format=3)
+    write_zarr3(_cube(ramp(3, 32, 32), crs=None).to_dataset(), nocrs)
     with pytest.raises(InputError, match=r"datacube .*nocrs.zarr has no CRS"):
         CubeSource(str(nocrs), sensor=S3, tile_size=16)
     with pytest.raises(InputError, match=r"datacube .*missing.zarr cannot be opened"):
@@ -117,7 +122,7 @@ def test_16_bit_values_with_an_8_bit_sensor_are_refused_where_cube_pixels_are_re
             check_sources_have_pixels([build_source(cfg)], seed=0)
     times = tmp_path / "times.zarr"
     two = np.stack([rng.integers(0, 256, (3, 32, 32)), rng.integers(200, 4000, (3, 32, 32))]).astype("uint16")
-    _cube(two, times=2).to_dataset().to_zarr(times, zarr_format=3)
+    write_zarr3(_cube(two, times=2).to_dataset(), times)
     with pytest.raises(ConfigError, match=r"datacube .*times\.zarr is 16-bit \(uint16, values up to 39\d\d\)"):
         CubeSource(str(times), sensor="maxar", tile_size=16, time_sampling="stack").get(0, 0)
     with pytest.raises(ConfigError, match=said + r".*set --sensor to your imagery's"):

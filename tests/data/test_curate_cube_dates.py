@@ -18,6 +18,7 @@ from geodino.data.loaders import build_sources
 from geodino.data.sensor_yaml import save_sensor_yaml
 from geodino.data.sensors import Sensor
 from geodino.train.config import PretrainConfig
+from tests.helpers import write_zarr3
 
 T = Affine(10.0, 0.0, 500000.0, 0.0, -10.0, 4650000.0)
 SPEC = "arch:vit_tiny?depth=1&seed=0&layerscale_init=1.0"
@@ -47,7 +48,7 @@ def write_dated_cube(root, data: np.ndarray) -> tuple[str, str]:
     }
     da = xr.DataArray(data, dims=("time", "band", "y", "x"), coords=coords, name="refl").rio.write_crs("EPSG:32633")
     store = root / "cube.zarr"
-    da.to_dataset().to_zarr(store, zarr_format=3)
+    write_zarr3(da.to_dataset(), store)
     sensor = save_sensor_yaml(Sensor("s3", ("B1", "B2", "B3"), 0.1, (0.2,) * 3, (0.1,) * 3, True), root / "s3.yaml")
     return str(store), str(sensor)
 

@@ -15,6 +15,7 @@ from geodino.data.curate.report import write_table
 from geodino.data.curate.tilelist import GRID_KEY, cube_grid_record
 from geodino.data.loaders import SourceConfig, build_source
 from geodino.errors import InputError
+from tests.helpers import write_zarr3
 
 
 def _store(path, south_up: bool) -> str:
@@ -28,7 +29,7 @@ def _store(path, south_up: bool) -> str:
     da = xr.DataArray(data, dims=("band", "y", "x"), coords={"band": ["B02", "B03", "B04"], "y": ys, "x": xs})
     if south_up:
         da = da.isel(y=slice(None, None, -1))
-    da.rio.write_crs("EPSG:32633").to_dataset(name="reflectance").to_zarr(path, zarr_format=3)
+    write_zarr3(da.rio.write_crs("EPSG:32633").to_dataset(name="reflectance"), path)
     return str(path)
 
 

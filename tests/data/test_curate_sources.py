@@ -18,6 +18,7 @@ from geodino.config import load_config
 from geodino.data.loaders import build_sources
 from geodino.train.config import PretrainConfig
 from tests.data.conftest import write_tif
+from tests.helpers import write_zarr3
 from tests.test_bad_inputs import one_line_exit_2
 
 SPEC = "arch:vit_tiny?depth=1&seed=0&layerscale_init=1.0"
@@ -65,7 +66,7 @@ def _archive(root) -> dict:
         name="refl",
     ).rio.write_crs("EPSG:32633")
     da.attrs["_FillValue"] = 0
-    da.to_dataset().to_zarr(root / "cube.zarr", zarr_format=3)
+    write_zarr3(da.to_dataset(), root / "cube.zarr")
     sources = [
         {"name": "imgs", "type": "images", "paths": [str(root / "imgs")]},
         {"name": "shards", "type": "tar", "paths": [str(root / "shard-*.tar")], "weight": 0.5},

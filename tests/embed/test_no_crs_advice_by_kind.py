@@ -10,6 +10,7 @@ import pytest
 
 from geodino.embed.prepare import _check_grid
 from geodino.errors import InputError
+from tests.helpers import write_zarr3
 
 
 @pytest.mark.parametrize("name", ["scene.tif", "cube.zarr"])
@@ -20,7 +21,7 @@ def test_the_way_to_set_a_crs_fits_the_input(tmp_path, name):
     if name.endswith(".zarr"):
         import xarray as xr
 
-        xr.DataArray(np.zeros((1, 4, 4), "uint8"), dims=("band", "y", "x")).to_dataset(name="v").to_zarr(path)
+        write_zarr3(xr.DataArray(np.zeros((1, 4, 4), "uint8"), dims=("band", "y", "x")).to_dataset(name="v"), path)
     else:
         path.write_bytes(b"")  # only its name is read here
     info = SimpleNamespace(crs=None, path=str(path), transform=Affine.identity())
