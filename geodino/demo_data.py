@@ -106,9 +106,13 @@ def paint_scene(labels: np.ndarray, seed: int = 0) -> np.ndarray:
 def write_demo_scene(
     path: str | Path, *, size: int = 512, seed: int = 0, crs: str = "EPSG:32633", res: float = 10.0
 ) -> tuple[Path, Path]:
-    """Write the scene (uint16 DN, nodata 0 in a corner) and its land-cover GeoTIFF; return both paths."""
+    """Write the scene (uint16 DN, nodata 0 in a corner) and its land-cover GeoTIFF; return both paths. Each is
+    written under a temporary name and renamed (`geodino.io.atomic_path`): a killed demo leaves no cut-off GeoTIFF
+    that a later step, or a user, would read as the scene."""
     import rasterio
     from affine import Affine
+
+    from geodino.io import atomic_path
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -132,13 +136,14 @@ def write_demo_scene(
         blockysize=256,
         compress="deflate",
     )
-    with rasterio.open(path, "w", **profile) as dst:
+    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
         dst.write(dn)
         dst.descriptions = BANDS
     label_path = path.with_name(path.stem + "_landcover.tif")
     lab = labels.copy()
     lab[corner] = 255
-    with rasterio.open(label_path, "w", **{**profile, "count": 1, "dtype": "uint8", "nodata": 255}) as dst:
+    label_profile = {**profile, "count": 1, "dtype": "uint8", "nodata": 255}
+    with atomic_path(label_path) as tmp, rasterio.open(tmp, "w", **label_profile) as dst:
         dst.write(lab[None])
     return path, label_path
 
