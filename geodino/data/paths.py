@@ -90,15 +90,23 @@ def _folder_files(folder: Path, exts: tuple[str, ...], recursive: bool) -> list[
     """The sorted files with `exts` in `folder` (and, with `recursive`, its subfolders), following symbolic links
     to folders as torchvision's ImageFolder does (`os.walk(followlinks=True)`): an ImageNet subset made of links to
     class folders was read as empty (Python 3.11's `Path.glob("**")` does not enter linked folders). A folder
-    reached twice (a link back up the tree, two links to one folder) is listed once."""
+    reached twice (a link back up the tree, two links to one folder) is listed once. The temporaries of geodino's
+    atomic writes (`.STEM.tmp-TAG-PID.SUFFIX`, `io.temp_name`) are no inputs: a live writer's is incomplete, and a
+    killed run's is cut off; a folder of outputs (feature rasters, chips) read as input listed them."""
+    from geodino.io_temps import temp_target
+
     if not recursive:
-        return sorted(str(h) for h in folder.iterdir() if h.is_file() and h.suffix.lower() in exts)
+        return sorted(
+            str(h) for h in folder.iterdir() if h.is_file() and h.suffix.lower() in exts and temp_target(h) is None
+        )
     hits: list[str] = []
     for root, _dirs, files in walk_once(folder):
         hits.extend(
             os.path.join(root, f)
             for f in files
-            if os.path.splitext(f)[1].lower() in exts and os.path.isfile(os.path.join(root, f))
+            if os.path.splitext(f)[1].lower() in exts
+            and temp_target(f) is None
+            and os.path.isfile(os.path.join(root, f))
         )
     return sorted(hits)
 
