@@ -297,7 +297,7 @@ def check_started(input: Any, cfg: EmbedConfig, bb: Any) -> tuple[bool, Prepared
     if out.exists():
         check_complete(out, prep)
         return True, prep
-    check_partial(work, prep.ident)
+    check_partial(work, prep.ident, input_identity=prep.meta.get("input_identity"))
     return False, prep
 
 

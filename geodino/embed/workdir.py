@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -190,7 +191,7 @@ def init_work_dir(work: Path, prep: Any, *, join: bool) -> None:
         )
     ident = with_input_variables(jsonable(prep.ident), prep.source)
     if plan_file.exists():
-        check_partial(work, ident)
+        check_partial(work, ident, input_identity=prep.meta.get("input_identity"))
         check_store(work)
         return
     if work.exists():
@@ -218,9 +219,11 @@ def init_work_dir(work: Path, prep: Any, *, join: bool) -> None:
     _write_text(plan_file, json.dumps(ident, indent=1))  # written last: its presence means the store is ready
 
 
-def check_partial(work: Path, ident: dict[str, Any]) -> None:
+def check_partial(work: Path, ident: dict[str, Any], *, input_identity: str | None = None) -> None:
     """Refuse to continue the partial output in `work` with settings other than those it was started with (one
-    line naming the options that differ, with both values), so a resume never mixes two rasters."""
+    line naming the options that differ, with both values), so a resume never mixes two rasters; nor from an input
+    whose content (`input_identity`, `provenance.input_identity`) is not what the store's metadata records
+    (`_check_same_input`)."""
     old = json.loads((work / PLAN_FILE).read_text())
     if "blocks" in ident and "blocks" not in old:
         old["blocks"] = _recorded_blocks(work, old, ident)
@@ -241,6 +244,30 @@ def check_partial(work: Path, ident: dict[str, Any]) -> None:
             f"the partial output {work} was started with other settings: {'; '.join(diff)}; rerun with the "
             f"same settings{hint} or pass --overwrite to start again (overwrite=True in Python)"
         )
+    _check_same_input(work, ident, input_identity)
+
+
+def _check_same_input(work: Path, ident: dict[str, Any], identity: str | None) -> None:
+    """Refuse to resume from an input replaced under its path since the partial output was started: the rows
+    written come from the old file, the rest would come from the new one. The run record (`plan.json`) leaves the
+    input's content out, so that a record of an earlier version still resumes; the store's metadata holds it
+    (`input_identity`, the output's GEODINO_INPUT_IDENTITY) since it was recorded. A store without it, or an input
+    without one (a VRT), resumes as before."""
+    try:
+        recorded = json.loads((work / STORE / ".zattrs").read_text()).get("input_identity")
+    except (OSError, ValueError, AttributeError):
+        return  # no readable store: `check_store` says so
+    if identity and isinstance(recorded, str) and recorded != identity:
+        raise InputError(
+            f"the input {ident.get('input')} of {output_of(work)} changed since its partial output {work} was "
+            f"started (then {_short_hex(recorded)}, now {_short_hex(identity)}); restore that input to resume, or pass "
+            "--overwrite to start again from this one (overwrite=True in Python)"
+        )
+
+
+def _short_hex(identity: str) -> str:
+    """An identity for a message: its sha256 cut to 16 hex digits (enough to tell two contents apart)."""
+    return re.sub(r"\b([0-9a-f]{16})[0-9a-f]{48}\b", r"\1...", identity)
 
 
 # keys a run record holds since a later version; an earlier record without one resumes as it did (unchecked)
@@ -325,6 +352,7 @@ SETTING_NAMES = {
     "plan.patch": "patch size",
     "dim": "feature count",
     "input": "input",
+    "input_identity": "input content",  # a finished output's (GEODINO_INPUT_IDENTITY); a partial's: _check_same_input
     "shape": "input size",
     "plan.height_px": "input size",
     "plan.width_px": "input size",
@@ -364,6 +392,7 @@ _FOLLOWS = {
     "patch size": ("backbone",),
     "feature count": ("backbone", "layers", "layers (blocks)", "layer_mode"),
     "layers (blocks)": ("backbone", "layers"),  # another name or backbone gives other blocks
+    "input content": ("input",),  # another file, other content
     "input size": ("input", "bands", "cube variables", "window/bbox (input col, row, width, height)"),
     "cube variables": ("input", "bands"),
     "input georeferencing": ("input", "window/bbox (input col, row, width, height)"),
