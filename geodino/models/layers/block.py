@@ -6,6 +6,8 @@ matmul instead of one per group) while attention runs per group, as in the offic
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
@@ -80,12 +82,19 @@ class SelfAttentionBlock(nn.Module):
     concat_groups: bool | None = None
 
     def forward(self, x: Tensor | list[Tensor], rope: Rope | list[Rope] = None) -> Tensor | list[Tensor]:
+        """One tensor with one rope, or a list of crop groups with one rope each (a list) or one shared rope."""
         if isinstance(x, Tensor):
+            if isinstance(rope, list):
+                raise ValueError("one input tensor takes one rope (sin, cos) or None, not a list of ropes")
             return self.forward_list([x], [rope])[0]
-        ropes = list(rope) if isinstance(rope, list | tuple) and len(rope) == len(x) and rope else [None] * len(x)
-        return self.forward_list(x, ropes)
+        if not isinstance(rope, list):
+            # a (sin, cos) pair is one rope for every group, not two per-group entries
+            return self.forward_list(x, [rope] * len(x))
+        if len(rope) != len(x):
+            raise ValueError(f"{len(x)} crop groups but {len(rope)} ropes: give one rope per group or one for all")
+        return self.forward_list(x, rope)
 
-    def forward_list(self, xs: list[Tensor], ropes: list[Rope]) -> list[Tensor]:
+    def forward_list(self, xs: list[Tensor], ropes: Sequence[Rope]) -> list[Tensor]:
         concat = self.concat_groups if self.concat_groups is not None else xs[0].device.type != "cpu"
         if len(xs) > 1 and not concat:
             # CPU: one pass per crop group. Concatenating the groups' tokens (the official path, fewer and larger
@@ -108,7 +117,7 @@ class SelfAttentionBlock(nn.Module):
             return [flat.view(shapes[0])]
         return [t.view(s) for t, s in zip(flat.split(sizes), shapes)]
 
-    def _forward_list_drop_path(self, xs: list[Tensor], ropes: list[Rope]) -> list[Tensor]:
+    def _forward_list_drop_path(self, xs: list[Tensor], ropes: Sequence[Rope]) -> list[Tensor]:
         """Official stochastic depth: each residual branch runs on a random (1 − p) subset of each group's samples
         and is added back with `index_add`, scaled by b / subset."""
         bs = [x.shape[0] for x in xs]
