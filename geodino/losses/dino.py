@@ -25,6 +25,8 @@ class MeanCentering(nn.Module):
     `center` is a buffer, so it is saved in checkpoints and a resumed run continues with the same centre.
     """
 
+    center: Tensor  # registered buffer (declared: nn.Module's __getattr__ is typed Tensor | Module)
+
     def __init__(self, out_dim: int, momentum: float = 0.9, group: dist.ProcessGroup | None = None) -> None:
         super().__init__()
         self.momentum = float(momentum)

@@ -12,12 +12,20 @@ and keeping the compiled graphs is `geodino.models.frozen.FastViT`'s.
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from geodino.models.layers.attention import LinearKMaskedBias
+from geodino.models.layers.ffn import SwiGLUFFN
+from geodino.models.layers.norm import RMSNorm
 from geodino.models.layers.rope import rope_for_tokens
+
+if TYPE_CHECKING:
+    from geodino.models.layers.block import SelfAttentionBlock
+    from geodino.models.vit import DinoVisionTransformer
 
 
 def _linear(weight: Tensor, bias: Tensor | None, dtype: torch.dtype) -> nn.Linear:
@@ -49,7 +57,7 @@ def _fold(lin: nn.Linear, gamma: Tensor, dtype: torch.dtype) -> nn.Linear:
 class _Norm(nn.Module):
     """LayerNorm / RMSNorm computed in float32 on the float32 residual stream."""
 
-    def __init__(self, norm: nn.Module) -> None:
+    def __init__(self, norm: nn.LayerNorm | RMSNorm) -> None:
         super().__init__()
         self.rms = not isinstance(norm, nn.LayerNorm)
         self.eps = float(norm.eps)
@@ -66,7 +74,13 @@ class _Norm(nn.Module):
 class _Block(nn.Module):
     """One pre-norm block with folded LayerScale; matmul inputs in `dtype`, residual stream float32."""
 
-    def __init__(self, blk: nn.Module, dtype: torch.dtype) -> None:
+    # nn.Linear when built; tf32x3 / onednn_linear swap in their own projection modules afterwards
+    qkv: nn.Module
+    proj: nn.Module
+    fc1: nn.Module
+    fc2: nn.Module
+
+    def __init__(self, blk: SelfAttentionBlock, dtype: torch.dtype) -> None:
         super().__init__()
         attn = blk.attn
         dim = attn.qkv.in_features
@@ -76,16 +90,16 @@ class _Block(nn.Module):
         self.gelu_fused = False  # set by `onednn_linear.use_onednn_linears` when fc1 applies the GELU itself
         self.norm1 = _Norm(blk.norm1)
         self.norm2 = _Norm(blk.norm2)
-        qkv_b = attn.qkv.bias
-        if qkv_b is not None and hasattr(attn.qkv, "bias_mask"):
+        qkv_b: Tensor | None = attn.qkv.bias
+        if qkv_b is not None and isinstance(attn.qkv, LinearKMaskedBias):  # with a bias it has the mask buffer
             qkv_b = qkv_b * attn.qkv.bias_mask.to(qkv_b.dtype)
         self.qkv = _linear(attn.qkv.weight.detach().float(), None if qkv_b is None else qkv_b.detach().float(), dtype)
         g1 = _ls(blk.ls1, dim, attn.qkv.weight)
         g2 = _ls(blk.ls2, dim, attn.qkv.weight)
         self.proj = _fold(attn.proj, g1, dtype)
         mlp = blk.mlp
-        self.swiglu = hasattr(mlp, "w3")
-        if self.swiglu:
+        self.swiglu = isinstance(mlp, SwiGLUFFN)
+        if isinstance(mlp, SwiGLUFFN):
             w12 = torch.cat([mlp.w1.weight.detach(), mlp.w2.weight.detach()]).float()
             b12 = None if mlp.w1.bias is None else torch.cat([mlp.w1.bias.detach(), mlp.w2.bias.detach()]).float()
             self.fc1 = _linear(w12, b12, dtype)
@@ -119,7 +133,7 @@ def _opt(t: Tensor | None) -> Tensor | None:
 class _Core(nn.Module):
     """The prepared network: tokens -> outputs of the chosen blocks (normed or not) and the final pre-norm tokens."""
 
-    def __init__(self, model: nn.Module, dtype: torch.dtype) -> None:
+    def __init__(self, model: DinoVisionTransformer, dtype: torch.dtype) -> None:
         super().__init__()
         self.dtype = dtype
         pe = model.patch_embed.proj
@@ -136,9 +150,15 @@ class _Core(nn.Module):
         self.prefix = nn.Parameter(torch.cat(prefix, dim=1).clone(), requires_grad=False)  # [1, 1+R, D]
         self.rope_embed = copy.deepcopy(model.rope_embed).eval()  # eval: deterministic sin/cos (no augmentation)
         self.n_prefix = int(model.n_prefix_tokens)
-        self.blocks = nn.ModuleList(_Block(b, dtype) for b in model.blocks)
+        # model.blocks holds SelfAttentionBlocks (ModuleList yields them typed as nn.Module)
+        self.blocks = nn.ModuleList(_Block(cast("SelfAttentionBlock", b), dtype) for b in model.blocks)
         self.norm = _Norm(model.norm)
-        self.cls_norm = _Norm(model.cls_norm) if getattr(model, "cls_norm", None) is not None else None
+        cls_norm = getattr(model, "cls_norm", None)
+        self.cls_norm = _Norm(cls_norm) if cls_norm is not None else None
+
+    def block_list(self) -> list[_Block]:
+        """The prepared blocks, typed (iterating the ModuleList yields them as nn.Module)."""
+        return [cast(_Block, b) for b in self.blocks]
 
     def apply_norm(self, x: Tensor) -> Tensor:
         if self.cls_norm is None:

@@ -31,7 +31,7 @@ import functools
 import types
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -45,6 +45,9 @@ from geodino.models.onednn_linear import use_onednn_linears
 from geodino.models.tf32x3 import _split_tf32x3, tf32_matmuls, tf32_round
 from geodino.models.tf32x3 import _Tf32x3Linear as _Tf32x3Linear  # re-exported: tests use frozen._Tf32x3Linear
 from geodino.models.vit import block_indices, layer_outputs
+
+if TYPE_CHECKING:
+    from geodino.models.vit import DinoVisionTransformer
 
 __all__ = [
     "MODES",
@@ -72,10 +75,21 @@ class FastViT(nn.Module):
     """Inference-only stand-in for a DinoVisionTransformer (same attributes, `forward_features` and
     `get_intermediate_layers`); outputs are float32 whatever the internal dtype."""
 
+    # copied from the model in __init__ (declared: set through setattr)
+    patch_size: int
+    embed_dim: int
+    in_chans: int
+    n_blocks: int
+    num_heads: int
+    n_storage_tokens: int
+    config: dict[str, Any]
+
     def __init__(self, model: nn.Module, path: FastPath | None = None) -> None:
         super().__init__()
         if not hasattr(model, "blocks") or not hasattr(model, "rope_embed"):
             raise ConfigError(f"{type(model).__name__} is not a geodino DinoVisionTransformer; the fast path needs one")
+        # checked by its attributes, not its class: a wrapper that forwards them (torch.compile's) is accepted too
+        vit = cast("DinoVisionTransformer", model)
         self.path = path or FastPath(True)
         if self.path.tf32x3 and self.path.dtype != "float32":
             raise ConfigError(f"3xTF32 projections are a float32 path; {self.path.dtype} weights cannot use them")
@@ -83,14 +97,14 @@ class FastViT(nn.Module):
         for name in ("patch_size", "embed_dim", "in_chans", "n_blocks", "num_heads", "n_storage_tokens", "config"):
             setattr(self, name, getattr(model, name))
         self.num_features = self.embed_dim
-        self.n_prefix_tokens = int(model.n_prefix_tokens)
+        self.n_prefix_tokens = int(vit.n_prefix_tokens)
         # the check alone, not `model.patch_embed.check_input`: a bound method kept the eager patch embedding (and
         # its weights) alive after a caller dropped the eager model (the distillation teacher)
         self._check_input = functools.partial(
-            check_image_batch, in_chans=int(model.patch_embed.in_chans), patch=int(model.patch_embed.patch_size[0])
+            check_image_batch, in_chans=int(vit.patch_embed.in_chans), patch=int(vit.patch_embed.patch_size[0])
         )
         with torch.no_grad():
-            self.core = _Core(model, dtype).eval()
+            self.core = _Core(vit, dtype).eval()
         if self.path.dtype == "int8":
             self.core = _quantize_int8(self.core)
         elif self.path.tf32x3:
@@ -282,7 +296,7 @@ class FastViT(nn.Module):
         }
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.forward_features(x)["x_norm_clstoken"]
+        return self._features(x, None)["x_norm_clstoken"]  # forward_features of one batch
 
     @torch.no_grad()
     def get_intermediate_layers(
@@ -333,13 +347,13 @@ def _own_forward(core: nn.Module) -> Any:
     return types.MethodType(own, core)
 
 
-def _quantize_int8(core: nn.Module) -> nn.Module:
+def _quantize_int8(core: _Core) -> _Core:
     """Dynamic int8 quantisation of every projection (weights int8 per tensor, activations quantised per call)."""
     from torch.ao.quantization import quantize_dynamic
 
     with warnings.catch_warnings():  # torch.ao eager quantisation is deprecated in favour of torchao (not a dependency)
         warnings.simplefilter("ignore")
-        return quantize_dynamic(core, {nn.Linear}, dtype=torch.qint8)
+        return cast(_Core, quantize_dynamic(core, {nn.Linear}, dtype=torch.qint8))  # a copy, Linears swapped
 
 
 def fast_path(

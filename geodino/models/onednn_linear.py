@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import functools
 import platform
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from geodino.models.fast_core import _Core
 
 __all__ = ["onednn_linears_available", "use_onednn_linears"]
 
@@ -59,13 +63,14 @@ class _OneDnnLinear(nn.Module):
         return y.view(*lead, self.out_features)
 
 
-def use_onednn_linears(core: nn.Module) -> nn.Module:
+def use_onednn_linears(core: _Core) -> _Core:
     """Every projection of `core`'s blocks as a `_OneDnnLinear`; a GELU FFN's first product carries its GELU (the
     block then skips its own, `gelu_fused`). SwiGLU FFNs keep their gate in the block."""
-    for blk in core.blocks:
+    for blk in core.block_list():
         for name in ("qkv", "proj", "fc2"):
             setattr(blk, name, _OneDnnLinear(getattr(blk, name)))
         fuse = not blk.swiglu
+        assert isinstance(blk.fc1, nn.Linear)  # a freshly prepared core: its projections are still nn.Linear
         blk.fc1 = _OneDnnLinear(blk.fc1, gelu=fuse)
         blk.gelu_fused = fuse
     return core

@@ -15,10 +15,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from geodino.models.fast_core import _Core
 
 __all__ = ["tf32_matmuls", "tf32_round"]
 
@@ -69,10 +73,10 @@ class _Tf32x3Linear(nn.Module):
         return F.linear(xh, self.weight_hi) + F.linear(torch.cat([xh, xl], dim=-1), self.weight_lo, self.bias)
 
 
-def _split_tf32x3(core: nn.Module) -> nn.Module:
+def _split_tf32x3(core: _Core) -> _Core:
     """Every float32 projection of the blocks as a `_Tf32x3Linear` (the patch embedding stays a convolution, which
     cuDNN already runs in TF32 by default, as in the eager model)."""
-    for blk in core.blocks:
+    for blk in core.block_list():
         for name in ("qkv", "proj", "fc1", "fc2"):
             setattr(blk, name, _Tf32x3Linear(getattr(blk, name)))
     return core

@@ -12,7 +12,7 @@ for the norms, projections and FFN in eval mode too.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -194,7 +194,7 @@ class DinoVisionTransformer(nn.Module):
             if masks.shape[1] != H * W:
                 raise InputError(f"masks have {masks.shape[1]} entries per image but the input has {H * W} patches")
             x = torch.where(masks.unsqueeze(-1), self.mask_token.to(x.dtype).unsqueeze(0), x)
-            cls_token = self.cls_token
+            cls_token: Tensor = self.cls_token
         else:
             # Keeps mask_token in the graph (zero gradient) so DDP/FSDP see every parameter used, as official.
             cls_token = self.cls_token + 0 * self.mask_token
@@ -214,12 +214,13 @@ class DinoVisionTransformer(nn.Module):
         """Run the blocks over the groups; returns the last groups computed and, if `take`, the outputs of those
         blocks. `stop`: the last block to run (None: all), for a caller that reads only intermediate outputs."""
         per_block = self.rope_sampling == "per_block" and self.rope_embed.augments
-        ropes = None if per_block else [self.rope(H, W) for H, W in grids]
+        ropes = [] if per_block else [self.rope(H, W) for H, W in grids]  # per block: drawn in the loop
         taken: list[list[Tensor]] = []
         for i, blk in enumerate(self.blocks):
             if per_block:
                 ropes = [self.rope(H, W) for H, W in grids]
-            xs = blk.forward_list(xs, ropes)
+            # self.blocks holds SelfAttentionBlocks only (built above); ModuleList yields them typed as nn.Module
+            xs = cast(SelfAttentionBlock, blk).forward_list(xs, ropes)
             if take is not None and i in take:
                 taken.append(xs)
             if stop is not None and i >= stop:

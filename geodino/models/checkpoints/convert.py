@@ -345,6 +345,7 @@ def _in_sensor_units(
     whole = _sensor_normalization(sensor, bands) if record and sensor and recorded else None
     if whole is None or str(recorded).lower() == str(whole["sensor"]).lower():
         return record
+    assert record is not None  # `whole` is only computed for a record
     if _steps(record, len(bands)) == _steps(whole, len(bands)):
         return record
     warnings.warn(

@@ -198,6 +198,7 @@ def select_normalization(
             return resolved[str(own).lower()]
         return rgb[rgb_canonical(str(b))]  # KeyError when unresolved
 
+    idx: list[int] | None
     try:
         idx = [find(b) for b in bands]
     except KeyError:

@@ -278,7 +278,9 @@ def training_source(data: Any) -> str | None:
 def training_properties(geo: Mapping[str, Any], which: str = "teacher") -> dict[str, Any]:
     """Item properties from a training checkpoint's `geodino` entry: what it was pretrained on (its data sources,
     and the model it continued from: `init_from`), its step and which network the export is."""
-    cfg = geo.get("config") if isinstance(geo.get("config"), Mapping) else {}
+    cfg = geo.get("config")
+    if not isinstance(cfg, Mapping):
+        cfg = {}
     source = training_source(cfg.get("data"))
     if cfg.get("init_from"):
         source = f"{source}, continued from {cfg['init_from']}" if source else f"continued from {cfg['init_from']}"

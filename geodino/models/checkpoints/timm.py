@@ -170,7 +170,8 @@ def timm_model_for(config: Mapping[str, Any], *, qkv_bias: bool = True, **kwargs
     args.pop("dynamic_img_size")
     args.update(kwargs)
     model = timm.create_model(name, **args)
-    got = model.blocks[0].mlp.fc2.in_features
+    # timm's own classes, read by attribute (nn.Module's __getattr__ is typed Tensor | Module)
+    got = model.blocks[0].mlp.fc2.in_features  # type: ignore[index, union-attr]
     if got != int(config["ffn_hidden_dim"]):
         raise CheckpointError(f"timm built an FFN of width {got} instead of {config['ffn_hidden_dim']}")
     return model

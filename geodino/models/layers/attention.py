@@ -15,6 +15,8 @@ class LinearKMaskedBias(nn.Linear):
     The buffer is part of the official state_dict (`attn.qkv.bias_mask`), so it is kept as is.
     """
 
+    bias_mask: Tensor  # registered buffer when bias=True (declared: nn.Module's __getattr__ is typed Tensor | Module)
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__(in_features, out_features, bias=bias)
         if out_features % 3:

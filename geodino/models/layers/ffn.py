@@ -47,7 +47,7 @@ class SwiGLUFFN(nn.Module):
 
 
 # name -> (class, SwiGLU alignment or None for the MLP)
-FFN_LAYERS: dict[str, tuple[type[nn.Module], int | None]] = {
+FFN_LAYERS: dict[str, tuple[type[Mlp] | type[SwiGLUFFN], int | None]] = {
     "mlp": (Mlp, None),
     "swiglu": (SwiGLUFFN, 8),
     "swiglu32": (SwiGLUFFN, 32),

@@ -24,14 +24,14 @@ class RMSNorm(nn.Module):
         return (out * self.weight.float()).type_as(x)
 
 
-NORM_LAYERS: dict[str, tuple[type[nn.Module], float]] = {
+NORM_LAYERS: dict[str, tuple[type[nn.LayerNorm] | type[RMSNorm], float]] = {
     "layernorm": (nn.LayerNorm, 1e-6),
     "layernormbf16": (nn.LayerNorm, 1e-5),
     "rmsnorm": (RMSNorm, 1e-5),
 }
 
 
-def make_norm(name: str, dim: int) -> nn.Module:
+def make_norm(name: str, dim: int) -> nn.LayerNorm | RMSNorm:
     """A norm layer by its official name."""
     cls, eps = NORM_LAYERS[name]
     return cls(dim, eps=eps)

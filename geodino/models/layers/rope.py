@@ -32,6 +32,8 @@ def rope_apply(x: Tensor, sin: Tensor, cos: Tensor) -> Tensor:
 class RopePositionEmbedding(nn.Module):
     """Produces `(sin, cos)`, each [H·W, D_head], for an H×W patch grid (official `RopePositionEmbedding`)."""
 
+    periods: Tensor  # registered buffer (declared: nn.Module's __getattr__ is typed Tensor | Module)
+
     def __init__(
         self,
         embed_dim: int,
@@ -77,35 +79,38 @@ class RopePositionEmbedding(nn.Module):
         if self.periods.device.type == "meta":
             return
         n = self.D_head // 4
-        dd = {"device": self.periods.device, "dtype": self.dtype}
+        dev, dt = self.periods.device, self.dtype
         if self.base is not None:
-            periods = self.base ** (2 * torch.arange(n, **dd) / (self.D_head // 2))
+            periods = self.base ** (2 * torch.arange(n, device=dev, dtype=dt) / (self.D_head // 2))
         else:
+            # __init__ requires both periods when base is None
+            assert self.min_period is not None and self.max_period is not None
             ratio = self.max_period / self.min_period
-            periods = ratio ** torch.linspace(0, 1, n, **dd) / ratio * self.max_period
+            periods = ratio ** torch.linspace(0, 1, n, device=dev, dtype=dt) / ratio * self.max_period
         self.periods.data = periods
 
     def coords(self, H: int, W: int) -> Tensor:
         """Patch-centre coordinates [H·W, 2] in [-1, 1] (row-major, (y, x)), augmented in training mode."""
-        dd = {"device": self.periods.device, "dtype": self.dtype}
+        dev, dt = self.periods.device, self.dtype
         if self.normalize_coords == "max":
             dh = dw = max(H, W)
         elif self.normalize_coords == "min":
             dh = dw = min(H, W)
         else:
             dh, dw = H, W
-        coords_h = torch.arange(0.5, H, **dd) / dh
-        coords_w = torch.arange(0.5, W, **dd) / dw
+        coords_h = torch.arange(0.5, H, device=dev, dtype=dt) / dh
+        coords_w = torch.arange(0.5, W, device=dev, dtype=dt) / dw
         coords = torch.stack(torch.meshgrid(coords_h, coords_w, indexing="ij"), dim=-1).flatten(0, 1)
         coords = 2.0 * coords - 1.0
         if self.training and self.shift_coords is not None:
-            coords = coords + torch.empty(2, **dd).uniform_(-self.shift_coords, self.shift_coords)[None, :]
+            shift = torch.empty(2, device=dev, dtype=dt).uniform_(-self.shift_coords, self.shift_coords)
+            coords = coords + shift[None, :]
         if self.training and self.jitter_coords is not None:
             lim = math.log(self.jitter_coords)
-            coords = coords * torch.empty(2, **dd).uniform_(-lim, lim).exp()[None, :]
+            coords = coords * torch.empty(2, device=dev, dtype=dt).uniform_(-lim, lim).exp()[None, :]
         if self.training and self.rescale_coords is not None:
             lim = math.log(self.rescale_coords)
-            coords = coords * torch.empty(1, **dd).uniform_(-lim, lim).exp()
+            coords = coords * torch.empty(1, device=dev, dtype=dt).uniform_(-lim, lim).exp()
         return coords
 
     def forward(self, *, H: int, W: int) -> tuple[Tensor, Tensor]:
