@@ -26,6 +26,7 @@ __all__ = [
     "input_scaler",
     "record_units_reason",
     "recorded_scale",
+    "refuse_unscaled_int8",
     "scaling_sensor",
     "warn_dn_as_reflectance",
     "warn_record_units",
@@ -130,6 +131,7 @@ def input_scaler(
     if cfg.scale is not None:
         s = float(cfg.scale)
         return InputScale(np.float32(s)), f"x*{s}"
+    refuse_unscaled_int8(info)  # neither the backbone's DN step nor a dtype default is one for int8
     rec = recorded_scale(bb) if np.dtype(info.dtype).kind != "f" else None  # float input is reflectance
     if rec is not None:
         scale, offset, desc = rec
@@ -156,6 +158,23 @@ def input_scaler(
         )
         return InputScale(np.float32(1e-4)), f"x/10000 ({dt.name}, assumed)"
     return InputScale(), "x (float input used as reflectance)"
+
+
+def refuse_unscaled_int8(info: Any) -> None:
+    """Refuse int8 input that neither the user (--scale, --sensor, band_scale) nor the file (its scale/offset, a
+    STAC item's raster:bands) gives a rule, in one line. Signed 8-bit rasters in EO are codes, not reflectance
+    counts: quantised embeddings (`geodino embed --dtype int8` writes them, as AlphaEarth's are), class maps, some
+    SAR backscatter in dB. The 16-bit default (DN / 10000) turned them into values within +-0.0128, the backbone's
+    recorded DN step (made for the sensor it was trained on) as little fits, and no other default does: the
+    features came out meaningless with only the "assumed" warning."""
+    if np.dtype(info.dtype) != np.int8:
+        return
+    raise InputError(
+        f"input {info.path} is int8: signed 8-bit rasters hold codes (quantised embeddings, classes, SAR dB), not "
+        "reflectance DN, so no default scaling fits (DN / 10000 gives values within +-0.0128); if it is imagery, "
+        "pass --scale FACTOR (--scale 1 reads the values as they are) or --sensor NAME (scale=, sensor= or "
+        "band_scale= in Python)"
+    )
 
 
 def warn_dn_as_reflectance(info: Any, sensor: Any, bb: Any) -> None:
