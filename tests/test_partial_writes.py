@@ -189,3 +189,27 @@ def test_a_full_disk_while_embed_writes_its_cog_is_one_line_and_resumes(tmp_path
     assert not out.exists() and _left(out.parent) == [] and work_dir_for(out).is_dir()
     assert cli.main([*args, "--resume"]) == 0 and out.is_file()
     assert _left(out.parent) == [] and not work_dir_for(out).exists()
+
+
+def test_a_checkpoint_cut_off_by_a_full_disk_leaves_the_newest_complete_one(tmp_path) -> None:
+    """Half of step 2's checkpoint reached the disk before it filled up: one error naming the checkpoint and the
+    disk (exit code 1), step 1 and `last.ckpt` pointing at it untouched, no step 2 and no temporary."""
+    from geodino.errors import TrainingError
+    from geodino.train.checkpoint_callback import CheckpointCallback
+    from tests.train.test_durable_checkpoints import _trainer
+
+    def complete(path, weights_only=False):
+        Path(path).write_bytes(b"step 1, whole")
+
+    def cut_off(path, weights_only=False):
+        _write_then_fail(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)))
+
+    folder = tmp_path / "checkpoints"
+    callback = CheckpointCallback(folder, every_n_steps=1)
+    callback.save(_trainer(1, complete))
+    with pytest.raises(TrainingError) as info:
+        callback.save(_trainer(2, cut_off))
+    assert info.value.exit_code == 1
+    assert f"{folder / 'step_00000002.ckpt'} (No space left on device)" in str(info.value)
+    assert sorted(p.name for p in folder.iterdir()) == ["last.ckpt", "step_00000001.ckpt"]
+    assert (folder / "last.ckpt").read_bytes() == b"step 1, whole"
