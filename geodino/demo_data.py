@@ -167,6 +167,7 @@ def write_labelled_chips(
     from rasterio.windows import Window
 
     from geodino.data.rasters import window_affine
+    from geodino.io import atomic_path
 
     rng = np.random.default_rng(seed)
     root = Path(root)
@@ -201,7 +202,9 @@ def write_labelled_chips(
                         transform=window_affine(src.transform, c, r),
                         nodata=src.nodata,
                     )
-                    with rasterio.open(root / split / name / f"{name}_{r}_{c}.tif", "w", **profile) as dst:
+                    # atomic (a killed demo leaves no cut-off chip), not synced one by one: the demo makes them again
+                    chip_path = root / split / name / f"{name}_{r}_{c}.tif"
+                    with atomic_path(chip_path, durable=False) as tmp, rasterio.open(tmp, "w", **profile) as dst:
                         dst.write(data)
                     n += 1
                 counts[f"{split}/{name}"] = n

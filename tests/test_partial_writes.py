@@ -142,11 +142,11 @@ def test_an_hf_folder_cut_off_leaves_the_earlier_export(tmp_path, monkeypatch) -
 
 
 def test_a_demo_scene_cut_off_leaves_no_geotiff(tmp_path, monkeypatch) -> None:
-    """The demo's scene and land-cover map: a write failing after the GeoTIFF was created left `scene.tif` (a
+    """The demo's scene, land-cover map and chips: a write failing after the GeoTIFF was created left `scene.tif` (a
     header and no pixels) for the demo's later steps, or a user, to read as the scene."""
     from rasterio.io import DatasetWriter
 
-    from geodino.demo_data import write_demo_scene
+    from geodino.demo_data import write_demo_scene, write_labelled_chips
 
     def fails(self, *a, **k):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.name)
@@ -159,6 +159,10 @@ def test_a_demo_scene_cut_off_leaves_no_geotiff(tmp_path, monkeypatch) -> None:
     monkeypatch.undo()
     scene, landcover = write_demo_scene(folder / "scene.tif", size=64)
     assert sorted(p.name for p in folder.iterdir()) == [scene.name, landcover.name]
+    monkeypatch.setattr(DatasetWriter, "write", fails)  # its labelled chips, each a file of its own
+    with pytest.raises(OSError, match="No space"):
+        write_labelled_chips(scene, landcover, tmp_path / "chips", chip=16, per_class=2)
+    assert [p.name for p in (tmp_path / "chips").rglob("*") if p.is_file()] == []
 
 
 def test_a_full_disk_while_embed_writes_its_cog_is_one_line_and_resumes(tmp_path, capsys, monkeypatch) -> None:
