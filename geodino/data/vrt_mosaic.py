@@ -1,6 +1,7 @@
 """VRT mosaics of many rasters (`mosaic_vrt`): split from `geodino.data.vrt` (which re-exports it).
 
-Many rasters of one CRS and band count side by side on the finest of their grids, each source masked by its
+Many rasters of one CRS and band count side by side on the finest of their grids (lon/lat ones on both sides of
+the antimeridian with the western ones east past 180: `geodino.data.mosaic_antimeridian`), each source masked by its
 nodata so that overlaps show the valid one (later files win), with dataset metadata (e.g. the `GEODINO_*` tags of
 feature rasters) so that tools reading the mosaic see what they see in one file. The tags that describe one input
 (`PER_INPUT`) are made true for the mosaic from its sources' own (`mosaic_tags`): gdalinfo and QGIS showed the first
@@ -13,6 +14,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 from geodino.errors import InputError, one_line, plural
@@ -26,15 +28,20 @@ PER_INPUT = (
 )
 
 
-def mosaic_tags(metadata: Mapping[str, str], sources: Sequence[Mapping[str, str]]) -> dict[str, str]:
+def mosaic_tags(
+    metadata: Mapping[str, str], sources: Sequence[Mapping[str, str]], shifts: Sequence[float] | None = None
+) -> dict[str, str]:
     """`metadata` with its `PER_INPUT` tags made true for a mosaic of rasters tagged `sources`: GEODINO_INPUT_BOUNDS
-    the union of the sources' input bounds ([left, bottom, right, top], one CRS; left out unless every source records
-    finite ones), no GEODINO_INPUT_WINDOW (input pixels of one scene) nor GEODINO_INPUT_IDENTITY (one scene's file
-    by content), GEODINO_INPUT_NODATA and GEODINO_INPUT_TIME only when every source records the same. Other tags are
-    kept as given."""
+    the union of the sources' input bounds ([left, bottom, right, top], one CRS, each moved by its x offset in
+    `shifts` as the mosaic placed it (`mosaic_antimeridian`); left out unless every source records finite ones), no
+    GEODINO_INPUT_WINDOW (input pixels of one scene) nor GEODINO_INPUT_IDENTITY (one scene's file by content),
+    GEODINO_INPUT_NODATA and GEODINO_INPUT_TIME only when every source records the same. Other tags are kept as
+    given."""
     out = {k: v for k, v in metadata.items() if k not in PER_INPUT}
     if "GEODINO_INPUT_BOUNDS" in metadata:
         boxes = [_bounds(t.get("GEODINO_INPUT_BOUNDS")) for t in sources]
+        if shifts is not None:
+            boxes = [b and [b[0] + m, b[1], b[2] + m, b[3]] for b, m in zip(boxes, shifts, strict=True)]
         if boxes and all(b is not None for b in boxes):
             lefts, bottoms, rights, tops = zip(*boxes, strict=True)  # type: ignore[misc]
             out["GEODINO_INPUT_BOUNDS"] = json.dumps([min(lefts), min(bottoms), max(rights), max(tops)])
@@ -59,6 +66,13 @@ def shared_overviews(scales: Sequence[tuple[float, float]], overviews: Sequence[
         own = {round(k * sx) for k in ovrs if abs(k * sx - round(k * sx)) < 1e-6 and abs(k * sx - k * sy) < 1e-6}
         common = own if common is None else common & own
     return sorted(f for f in common or () if f > 1)
+
+
+def _moved(t: Any, dx: float) -> Any:
+    """Geotransform `t` moved `dx` along x (a scene placed 360 degrees east)."""
+    from rasterio.transform import Affine
+
+    return Affine(t.a, t.b, t.c + dx, t.d, t.e, t.f)
 
 
 def _bounds(text: str | None) -> list[float] | None:
@@ -120,6 +134,19 @@ def mosaic_vrt(paths: Sequence[str | Path], out: str | Path, *, metadata: dict[s
             )
         if not north_up(t):
             raise InputError(f"{path} has a rotated or south-up geotransform; a mosaic needs north-up rasters")
+    # lon/lat scenes on both sides of the antimeridian: the western ones placed east past 180 (one narrow mosaic)
+    from geodino.data.mosaic_antimeridian import antimeridian_shifts, antimeridian_warning
+
+    spans = [(i[2].c, i[2].c + i[3] * i[2].a) for i in infos]
+    shifts = antimeridian_shifts(first[1], spans)
+    if shifts is not None:
+        import warnings
+
+        from geodino.models.caller import user_stacklevel
+
+        warnings.warn(antimeridian_warning(out.name, spans, shifts), stacklevel=user_stacklevel())
+        infos = [(i[0], i[1], _moved(i[2], m), *i[3:]) for i, m in zip(infos, shifts, strict=True)]
+        first = infos[0]
     res_x = min(i[2].a for i in infos)
     res_y = min(-i[2].e for i in infos)
     x0 = min(i[2].c for i in infos)
@@ -142,7 +169,7 @@ def mosaic_vrt(paths: Sequence[str | Path], out: str | Path, *, metadata: dict[s
     if factors and len(infos) > 1:  # one source: GDAL already exposes its overviews (implicit ones)
         how = "nearest" if first[6].startswith(("int", "uint")) else "average"  # codes are not averaged
         lines.append(f'  <OverviewList resampling="{how}">{" ".join(map(str, factors))}</OverviewList>')
-    metadata = mosaic_tags(metadata or {}, source_tags)
+    metadata = mosaic_tags(metadata or {}, source_tags, shifts)
     if metadata:
         lines.append("  <Metadata>")
         lines += [f'    <MDI key="{escape(str(k))}">{escape(str(v))}</MDI>' for k, v in metadata.items()]
