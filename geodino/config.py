@@ -12,7 +12,7 @@ import inspect
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from geodino.config_entries import INDEX as _INDEX
 from geodino.config_entries import list_path as _list_path
@@ -23,6 +23,9 @@ from geodino.config_none import none_word
 from geodino.config_record import record_set_keys
 from geodino.config_record import set_keys as set_keys
 from geodino.errors import ConfigError, plural
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig, ListConfig
 
 T = TypeVar("T")
 
@@ -98,8 +101,9 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = (), schema: type | None = No
         raise ConfigError(f"config file {path} must hold a mapping of keys, not {type(raw).__name__}")
     bases = raw.pop(BASE_KEY, None)
     if bases is None:
-        return raw
-    merged = OmegaConf.create({})
+        # keys as the YAML wrote them: a non-text one is named by the schema check as an unknown key
+        return cast(dict[str, Any], raw)
+    merged: DictConfig | ListConfig = OmegaConf.create({})
     for base in [bases] if isinstance(bases, str) else list(bases):
         beside = path.parent / base
         found = beside if beside.is_file() else find_config(base, schema)
@@ -146,7 +150,7 @@ def _parse_override(item: str, schema: type | None = None) -> tuple[str, Any]:
         raise ConfigError(f"override {item!r} must look like key=value (for example {example})")
     key, value = item.split("=", 1)
     try:
-        parsed = OmegaConf.create(f"v: {value}")["v"] if value else ""
+        parsed = cast("DictConfig", OmegaConf.create(f"v: {value}"))["v"] if value else ""  # a `v:` mapping
     except Exception as exc:  # yaml's parser and scanner errors, OmegaConf's grammar errors
         problem = getattr(exc, "problem", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ConfigError(
@@ -154,7 +158,7 @@ def _parse_override(item: str, schema: type | None = None) -> tuple[str, Any]:
             f'or wrap the value in quotes ({key.strip()}="...") to pass it as text'
         ) from exc
     if hasattr(parsed, "_content") or isinstance(parsed, (list, dict)):
-        parsed = OmegaConf.to_container(parsed)  # type: ignore[arg-type]
+        parsed = OmegaConf.to_container(parsed)
     return key.strip(), parsed
 
 

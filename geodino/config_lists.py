@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from geodino.errors import ConfigError
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 __all__ = ["LIST_AS_TEXT", "comma_list", "list_field", "text_lists"]
 
@@ -85,7 +88,7 @@ def comma_list(schema: Any, key: str, value: Any, item: str) -> Any:
         )
     from omegaconf import OmegaConf
 
-    return [OmegaConf.create(f"v: {p}")["v"] for p in parts]
+    return [cast("DictConfig", OmegaConf.create(f"v: {p}"))["v"] for p in parts]  # each a `v:` mapping
 
 
 def _number(text: str) -> bool:

@@ -208,8 +208,9 @@ def job_path(
     kept). What `accelerate` and the distillation teacher decide with."""
     check_compile_flag(compile)
     path = choose_path(device, mode, compile, amp)
-    if compile is None and n_images is not None and path.compile:
-        if image_equivalents(n_images, *image_size) < compile_min_images(device.type, path.dtype, image_size):
+    job = image_equivalents(n_images, *image_size)  # None when n_images is
+    if compile is None and job is not None and path.compile:
+        if job < compile_min_images(device.type, path.dtype, image_size):
             # the warm-up would cost more than the compiled forward saves
             path = dataclasses.replace(path, compile=False, reason="compile off: job too small to repay the warm-up")
     return path

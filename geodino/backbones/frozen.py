@@ -25,6 +25,10 @@ FLOAT_REFLECTANCE_MAX = 2.0
 class FrozenBackbone(nn.Module):
     """An eval-mode, no-grad backbone with normalisation and multi-layer features (see module docstring)."""
 
+    # registered buffers (declared: nn.Module's __getattr__ is typed Tensor | Module)
+    mean: Tensor
+    std: Tensor
+
     def __init__(
         self,
         model: nn.Module,
@@ -57,10 +61,11 @@ class FrozenBackbone(nn.Module):
         self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(-1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(-1, 1, 1), persistent=False)
         if kind in ("geodino", "baseline"):
-            self.patch_size = int(model.patch_size)
-            self.embed_dim = int(model.embed_dim)
-            self.in_chans = int(model.in_chans)
-            self.n_blocks = int(model.n_blocks)
+            # a DinoVisionTransformer, its FastViT or a colour baseline: read by attribute (typed Tensor | Module)
+            self.patch_size = int(model.patch_size)  # type: ignore[arg-type]
+            self.embed_dim = int(model.embed_dim)  # type: ignore[arg-type]
+            self.in_chans = int(model.in_chans)  # type: ignore[arg-type]
+            self.n_blocks = int(model.n_blocks)  # type: ignore[arg-type]
         else:
             self.patch_size, self.embed_dim, self.in_chans, self.n_blocks = timm_geometry(model)
         if self.mean.numel() != self.in_chans:
@@ -293,12 +298,15 @@ class FrozenBackbone(nn.Module):
         if self.kind == "timm":
             check_timm_layers(self.model, idx, self.spec)
         if self.kind == "baseline":  # parameter-free statistics: computed where the input is, in float32
-            return self.model.features(x.float(), idx)
+            return self.model.features(x.float(), idx)  # type: ignore[operator]  # the colour baseline's
         device = next(self.model.parameters()).device
         x = x.to(device=device, dtype=torch.float32)
         with self._autocast(device):
             if self.kind == "geodino":
-                outs = self.model.get_intermediate_layers(x, n=idx, reshape=True, return_class_token=True, norm=norm)
+                # a DinoVisionTransformer or FastViT, whose method nn.Module's __getattr__ types as Tensor | Module
+                outs = self.model.get_intermediate_layers(  # type: ignore[operator]
+                    x, n=idx, reshape=True, return_class_token=True, norm=norm
+                )
                 maps = [m.float() for m, _ in outs]
                 cls = [c.float() for _, c in outs]
             else:

@@ -99,8 +99,9 @@ def load_backbone(
     if kind == "timm":
         model = build_timm(target, options, n_bands, seed)
         in_chans = timm_geometry(model)[2]
-        default_mean = list(model.pretrained_cfg.get("mean", IMAGENET_MEAN))
-        default_std = list(model.pretrained_cfg.get("std", IMAGENET_STD))
+        # timm's pretrained_cfg dict (nn.Module's __getattr__ types it Tensor | Module)
+        default_mean = list(model.pretrained_cfg.get("mean", IMAGENET_MEAN))  # type: ignore[union-attr, operator]
+        default_std = list(model.pretrained_cfg.get("std", IMAGENET_STD))  # type: ignore[union-attr, operator]
         if sensor is None and in_chans == len(default_mean):
             stats = (None, default_mean, default_std, names or (["R", "G", "B"] if in_chans == 3 else None))
         else:
@@ -206,7 +207,7 @@ def _from_module(
     if not hasattr(model, "get_intermediate_layers"):
         raise ConfigError(f"{type(model).__name__} is not a DinoVisionTransformer; pass a spec string instead")
     _, names = parse_backbone_bands(bands)
-    stats = sensor_stats(sensor, names, int(model.in_chans), "<module>", None)
+    stats = sensor_stats(sensor, names, int(model.in_chans), "<module>", None)  # type: ignore[arg-type]  # duck-typed
     h = hashlib.sha256()
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode())

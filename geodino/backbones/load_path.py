@@ -130,6 +130,7 @@ def _from_path(
     if default is not None and sensor is None and not adapted and names is not None:
         bands_for_stats = src_bands  # the file's own bands (B04, B03, B02 are R, G, B): the sensor's names for them
     if order is not None:  # the file's own bands in another order: its default statistics, moved with the kernels
+        assert names is not None  # `order` needs `adapted`, which only named bands set
         stats = reordered(sensor_stats(None, src_bands, model.in_chans, spec_text, default), order, names)
     else:
         stats = sensor_stats(sensor, bands_for_stats, model.in_chans, spec_text, default)

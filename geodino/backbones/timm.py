@@ -14,13 +14,18 @@ from geodino.errors import CheckpointError, ConfigError
 
 def timm_geometry(model: nn.Module) -> tuple[int, int, int, int]:
     """(patch size / output stride, feature width, in_chans, number of selectable blocks) of a timm model."""
+    # timm's classes differ in what they expose: read by attribute (`type: ignore`s below: nn.Module's __getattr__ is
+    # typed Tensor | Module)
     pe = getattr(model, "patch_embed", None)
     if pe is not None and hasattr(pe, "patch_size"):
         ps = pe.patch_size
         patch = int(ps[0] if isinstance(ps, tuple | list) else ps)
-        n = len(model.blocks) if hasattr(model, "blocks") else len(model.feature_info)
+        n = len(model.blocks) if hasattr(model, "blocks") else len(model.feature_info)  # type: ignore[arg-type]
         dim = int(getattr(model, "embed_dim", getattr(model, "num_features", 0)))
-        in_chans = int(pe.proj.in_channels) if hasattr(pe, "proj") else int(model.pretrained_cfg.get("in_chans", 3))
+        if hasattr(pe, "proj"):
+            in_chans = int(pe.proj.in_channels)
+        else:
+            in_chans = int(model.pretrained_cfg.get("in_chans", 3))  # type: ignore[union-attr, operator]
         return patch, dim, in_chans, n
     info = getattr(model, "feature_info", None)
     if info is None:
@@ -60,7 +65,7 @@ def timm_features(model: nn.Module, x: Tensor, idx: list[int], norm: bool) -> tu
         kwargs["norm"] = norm
         if has_prefix:
             kwargs["return_prefix_tokens"] = True
-    outs = model.forward_intermediates(x, **kwargs)
+    outs = model.forward_intermediates(x, **kwargs)  # type: ignore[operator]  # checked above; typed Tensor | Module
     maps, cls = [], []
     for o in outs:
         if isinstance(o, tuple):

@@ -30,13 +30,16 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from geodino.errors import CheckpointError, ConfigError, plural
 from geodino.models.caller import user_stacklevel
+
+if TYPE_CHECKING:
+    from geodino.models.vit import DinoVisionTransformer
 
 __all__ = ["GeoDinoTerraTorchBackbone", "datamodule_stats", "geodino_vit", "register"]
 
@@ -186,7 +189,9 @@ def _out_indices(out_indices: Sequence[int] | int | str | None, n_blocks: int) -
 class GeoDinoTerraTorchBackbone(nn.Module):
     """A trainable geodino ViT returning token sequences of chosen blocks, as TerraTorch's ViT backbones do."""
 
-    def __init__(self, model: nn.Module, out_indices: Sequence[int] | int | None, return_cls_token: bool) -> None:
+    def __init__(
+        self, model: DinoVisionTransformer, out_indices: Sequence[int] | int | None, return_cls_token: bool
+    ) -> None:
         super().__init__()
         self.model = model
         # local_cls_norm (the SAT-493M ViT-L and the 7B have one) normalises local crops in SSL only: this forward
