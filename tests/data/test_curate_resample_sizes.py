@@ -75,3 +75,12 @@ def test_one_size_of_one_skips_resampling_as_the_same_size_per_level_does():
     """A size <= 1 skips resampling whether it is given once or per level (one rule, as ssl-data-curation)."""
     assert cluster.per_level_sizes(1, 3) == [None, None, None] == cluster.per_level_sizes([1, 1, 0], 3)
     assert cluster.per_level_sizes(4, 2) == [4, 4]
+
+
+@pytest.mark.parametrize("bad", ["10", True, 2.5])
+def test_a_size_that_is_neither_an_integer_nor_a_list_is_refused_in_one_line(bad):
+    """hierarchical_kmeans is public: "10" was read as the per-level sizes [1, 0] (2 levels: no resampling, without a
+    word); True and 2.5 failed with a bare TypeError."""
+    with pytest.raises(ConfigError) as err:
+        hierarchical_kmeans(_points(), [12, 4], resamples=1, resample_size=bad)
+    assert "\n" not in str(err.value) and str(err.value).startswith(f"--resample-size {bad!r} (resample_size= in")

@@ -67,6 +67,12 @@ def per_level_sizes(resample_size: int | Sequence[int], levels: int) -> list[int
     only moves each centroid onto a point). A list of another length is refused in one line."""
     if isinstance(resample_size, (int, np.integer)) and not isinstance(resample_size, bool):
         resample_size = [int(resample_size)] * levels
+    elif isinstance(resample_size, (bool, str)) or not isinstance(resample_size, (Sequence, np.ndarray)):
+        # a text "10" was read as the sizes [1, 0] (no resampling at either level), a bool or float failed in iter
+        raise ConfigError(
+            f"--resample-size {resample_size!r} (resample_size= in Python): give an integer, or a list of integers "
+            "with one per level"
+        )
     sizes = [int(v) for v in resample_size]
     if len(sizes) != levels:
         raise ConfigError(
