@@ -292,6 +292,7 @@ def _probe_steps(
             colour_spec,
             "--out",
             str(probe_out),
+            "--overwrite",  # a demo run again into its --out replaces the earlier tables, as its other steps do
             f"tasks.demo_landcover.data.root={chips}",
             f"backbone_sensor={sensor}",
             "progress=false",

@@ -60,6 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run the suite (and any --compare) once per seed (e.g. 0,1,2) into OUT/seed_<s>/, and write "
         "OUT/seeds.md: mean +- sample std over the seeds per task and metric (and the paired difference per --compare)",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the results of an earlier probe in --out (default: refuse); its feature_cache/ is kept and "
+        "re-used",
+    )
     add_config_arguments(p, SuiteConfig)
     p.epilog += (
         "\n  tasks.<name>.type=classification|segmentation|canopy|detection, plus that task type's keys"
@@ -88,6 +94,9 @@ def _probe(args: argparse.Namespace) -> int:
     # one run at a time into one --out: a second probe (or comparison) stops with one line instead of interleaving
     # its results, plots and comparison folders with the first one's
     with locked_probe_output(args.out):
+        from geodino.eval.probe_output import check_probe_output
+
+        check_probe_output(args.out, overwrite=args.overwrite)  # before any backbone loads
         if seeds:
             from geodino.eval.runner_seeds import run_seeds
 

@@ -55,8 +55,8 @@ def test_a_failing_main_backbone_says_that_no_comparison_ran(compared, monkeypat
 
     monkeypatch.setattr(runner, "_call_task", fail)
     suite = out.parent / "suite.yaml"
-    argv = ["probe", "-c", str(suite), "-b", "main", "--compare", "other", "--out", str(out), "progress=false"]
-    code = main(argv)
+    argv = ["probe", "-c", str(suite), "-b", "main", "--compare", "other", "--out", str(out)]
+    code = main([*argv, "--overwrite", "progress=false"])  # --overwrite: out holds the earlier comparison
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 3
     assert err[-1] == (
