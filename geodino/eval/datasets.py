@@ -213,10 +213,15 @@ def read_array(path: str | Path, rgb: bool = False) -> np.ndarray:
     path = Path(path)
     try:
         if path.suffix.lower() in TIFF_EXTS:
-            import rasterio
+            import warnings
 
-            with rasterio.open(path) as src:
-                arr = src.read()
+            import rasterio
+            from rasterio.errors import NotGeoreferencedWarning
+
+            with warnings.catch_warnings():  # a chip's pixels are all read here: no georeference is no matter
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.open(path) as src:
+                    arr = src.read()
         else:
             from PIL import Image
 

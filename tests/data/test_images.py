@@ -116,13 +116,16 @@ def test_sixteen_bit_pngs_are_brought_to_the_8_bit_range_of_an_8_bit_sensor(tmp_
 def test_a_16_bit_tiff_above_255_needs_its_own_sensor(tmp_path):
     """16-bit TIFF chips hold some sensor's DN: with an 8-bit sensor, one line; with a DN sensor, read as they are."""
     import rasterio
+    from rasterio.transform import from_origin
 
     from geodino.data.images import match_bit_depth
     from geodino.data.sensors import get_sensor
 
     arr = np.full((3, 8, 8), 3000, np.uint16)
     p = tmp_path / "s2.tif"
-    with rasterio.open(p, "w", driver="GTiff", width=8, height=8, count=3, dtype="uint16") as dst:
+    with rasterio.open(
+        p, "w", driver="GTiff", width=8, height=8, count=3, dtype="uint16", transform=from_origin(0, 8, 1, 1)
+    ) as dst:
         dst.write(arr)
     src = ImageFolderSource(tmp_path, sensor="imagenet", shuffle=False, on_error="skip")
     with pytest.raises(InputError, match=r"s2.tif is 16-bit \(uint16, values up to 3000\) but sensor 'imagenet'"):

@@ -66,9 +66,11 @@ def test_webp_palette_and_grey_alpha_and_tiff_alpha(tmp_path):
     assert arr.shape == (3, 64, 64) and (arr[0] == arr[2]).all() and not valid[:, 32:].any()
     import rasterio
     from rasterio.enums import ColorInterp
+    from rasterio.transform import from_origin
 
     path = tmp_path / "chip.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=4, dtype="uint8") as dst:
+    grid = from_origin(0, 64, 1, 1)  # any grid: rasterio warns on writing a TIFF without one
+    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=4, dtype="uint8", transform=grid) as dst:
         dst.write(a.transpose(2, 0, 1))
         dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
     arr, valid = decode_photo(path.read_bytes(), "chip.tif")

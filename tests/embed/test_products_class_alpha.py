@@ -82,7 +82,7 @@ def test_unmark_alpha_rewrites_only_the_extra_sample(tmp_path: Path, bigtiff: st
     data = np.arange(4 * 30 * 20, dtype=np.uint8).reshape(4, 30, 20)
     with rasterio.open(
         path, "w", driver="GTiff", height=30, width=20, count=4, dtype="uint8", photometric="RGB", alpha="YES",
-        bigtiff=bigtiff,
+        bigtiff=bigtiff, transform=from_origin(0, 30, 1, 1),  # a grid, as geodino's products have
     ) as d:  # fmt: skip
         d.write(data)
     with warnings.catch_warnings():

@@ -160,6 +160,20 @@ def write_dn(path: Path, dn, georef: bool = False) -> None:
             dst.write(dn)
 
 
+def read_dn(path: Path):
+    """The [C,H,W] DN array of a `write_dn` file as stored (rasterio's not-georeferenced warning silenced, as on
+    writing it)."""
+    import warnings
+
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path) as src:
+            return src.read()
+
+
 def canopy_dpt_cfg(tmp_path: Path, **fields):
     """A CanopyProbeConfig of a short DPT canopy run on tmp_path/a.tif with its CHM paired by name from the folder
     tmp_path: one epoch, the four last layers, 16 fusion channels; `fields` set the rest (crop, blocks, output)."""

@@ -20,8 +20,12 @@ def _tif(path: Path, arr: np.ndarray) -> None:
     import rasterio
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    from rasterio.transform import from_origin
+
+    # georeferenced as the real datasets' GeoTIFFs are (rasterio warns on writing a TIFF without)
+    grid = {"crs": "EPSG:32633", "transform": from_origin(500000, 4000000, 10, 10)}
     with rasterio.open(path, "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
-                       dtype=arr.dtype) as dst:  # fmt: skip
+                       dtype=arr.dtype, **grid) as dst:  # fmt: skip
         dst.write(arr)
 
 
@@ -342,3 +346,23 @@ def test_bigearthnet_s1_channels_carry_their_band_names(tmp_path):
     every = first_pixel("all", [])  # VV, VH, then B01 ... B12 (DN 100 ... 1200, / 10000)
     assert every[:2] == [-11.0, -19.0]
     assert every[2:] == pytest.approx([0.01 * (i + 1) for i in range(12)])
+
+
+def test_a_tiff_chip_without_a_grid_is_read_without_rasterio_warning(tmp_path):
+    """A chip dataset's TIFFs need no georeference (only pixels are read): rasterio's NotGeoreferencedWarning, which
+    each such read gave, is no use to the user."""
+    import warnings
+
+    import rasterio
+
+    from geodino.eval.datasets import read_array
+
+    arr = np.arange(2 * 4 * 4, dtype=np.uint16).reshape(2, 4, 4)
+    path = tmp_path / "chip.tif"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rasterio warns on writing it too
+        with rasterio.open(path, "w", driver="GTiff", width=4, height=4, count=2, dtype="uint16") as dst:
+            dst.write(arr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(read_array(path), arr)

@@ -18,7 +18,7 @@ from geodino.eval.canopy import CanopyProbeConfig, run_canopy, write_height_geot
 from geodino.eval.datasets import DatasetConfig, build_dataset
 from geodino.eval.detection import DetectionProbeConfig, load_detection_set
 from geodino.eval.segmentation import SegmentationProbeConfig, run_segmentation
-from tests.eval.conftest import write_dn
+from tests.eval.conftest import read_dn, write_dn
 from tests.eval.dense_backbone import tiny_backbone
 
 LANDSAT = {  # Landsat Collection 2 Level-2 surface reflectance: DN * 2.75e-5 - 0.2
@@ -258,8 +258,7 @@ def test_image_folder_scales_with_the_record_unless_data_scale_is_set(tmp_path, 
             (tmp_path / split / c).mkdir(parents=True)
             for i in range(2):
                 write_dn(tmp_path / split / c / f"{i}.tif", rng.integers(7273, 20000, (3, 16, 16)).astype(np.uint16))
-    with rasterio.open(tmp_path / "train" / "a" / "0.tif") as src:
-        dn = src.read()  # the first training sample
+    dn = read_dn(tmp_path / "train" / "a" / "0.tif")  # the first training sample
     bb = load_backbone(str(landsat_export))
     ds = build_dataset(DatasetConfig(name="image_folder", root=str(tmp_path)), "train", backbone=bb)
     torch.testing.assert_close(ds[0]["image"], reflectance(dn, 2.75e-5, -0.2))

@@ -42,6 +42,7 @@ def test_the_stretch_leaves_nodata_out():
 
 def test_segmentation_previews_its_bgrn_data_in_rgb_over_valid_pixels(tmp_path, monkeypatch):
     import rasterio
+    from rasterio.transform import from_origin
 
     from geodino.backbones import load_backbone
 
@@ -50,7 +51,7 @@ def test_segmentation_previews_its_bgrn_data_in_rgb_over_valid_pixels(tmp_path, 
     dn = np.random.default_rng(0).integers(1, 4000, (4, 16, 16)).astype(np.uint16)
     dn[:, :4] = 0  # nodata rows
     with rasterio.open(tmp_path / "img" / "a.tif", "w", driver="GTiff", width=16, height=16, count=4,
-                       dtype="uint16", nodata=0) as dst:  # fmt: skip
+                       dtype="uint16", nodata=0, transform=from_origin(0, 16, 1, 1)) as dst:  # fmt: skip
         dst.write(dn)
     Image.fromarray((np.arange(16)[None] // 8 % 2 * np.ones((16, 1))).astype(np.uint8)).save(tmp_path / "msk" / "a.png")
     seen: list[tuple] = []

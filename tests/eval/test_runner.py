@@ -175,11 +175,12 @@ def test_real_vit_tiny_backbone_through_the_cli(tmp_path, monkeypatch, capsys):
     for i, c in enumerate(("dark", "bright")):
         for j in range(4):
             import rasterio
+            from rasterio.transform import from_origin
 
             (tmp_path / "ms" / c).mkdir(parents=True, exist_ok=True)
             arr = np.full((4, 16, 16), 1000 + 3000 * i + j, dtype=np.uint16)
             with rasterio.open(tmp_path / "ms" / c / f"{j}.tif", "w", driver="GTiff", width=16, height=16, count=4,
-                               dtype="uint16") as dst:  # fmt: skip
+                               dtype="uint16", transform=from_origin(0, 16, 1, 1)) as dst:  # fmt: skip
                 dst.write(arr)
     capsys.readouterr()
     code = geodino.cli.main(["probe", "-c", str(suite), "-b", spec, "--out", str(tmp_path / "ms_out"), "progress=0",

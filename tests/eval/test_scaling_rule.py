@@ -13,14 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
 import torch
 from PIL import Image
 
 from geodino.eval.datasets import DatasetConfig, build_dataset
 from geodino.eval.scaling import InputScaling
 from geodino.eval.segmentation import SegmentationProbeConfig, run_segmentation
-from tests.eval.conftest import write_dn
+from tests.eval.conftest import read_dn, write_dn
 
 EIGHT_BIT = "arch:vit_tiny?seed=0&patch_size=8&bands=red,green,blue&sensor=maxar"  # records x/255
 
@@ -86,8 +85,7 @@ def test_train_and_test_splits_of_an_image_folder_get_one_rule(tmp_path):
             (tmp_path / split / c).mkdir(parents=True)
             for i in range(2):
                 write_dn(tmp_path / split / c / f"{i}.tif", make(rng, 16))
-    with rasterio.open(tmp_path / "test" / "a" / "0.tif") as src:
-        test_dn = src.read()
+    test_dn = read_dn(tmp_path / "test" / "a" / "0.tif")
     bb = load_backbone(EIGHT_BIT)
     cfg = DatasetConfig(name="image_folder", root=str(tmp_path))
     train, test = build_dataset(cfg, "train", backbone=bb), build_dataset(cfg, "test", backbone=bb)
@@ -113,8 +111,7 @@ def test_8bit_values_stored_as_16_bits_keep_the_8bit_record(tmp_path):
 
     def read(p: Path) -> tuple[np.ndarray, None]:
         reads.append(p)
-        with rasterio.open(p) as src:
-            return src.read(), None
+        return read_dn(p), None
 
     scaling = InputScaling(load_backbone(EIGHT_BIT))
     scaling.settle(files, read)

@@ -10,6 +10,7 @@ import pytest
 import rasterio
 import torch
 from PIL import Image
+from rasterio.transform import from_origin
 
 from geodino.cli import main
 from geodino.errors import InputError
@@ -127,7 +128,14 @@ def test_band_mismatch_suggests_band_adaptation(tmp_path):
     (tmp_path / "msk").mkdir()
     for i in range(2):
         with rasterio.open(
-            tmp_path / "img" / f"t{i}.tif", "w", driver="GTiff", width=32, height=32, count=4, dtype="uint16"
+            tmp_path / "img" / f"t{i}.tif",
+            "w",
+            driver="GTiff",
+            width=32,
+            height=32,
+            count=4,
+            dtype="uint16",
+            transform=from_origin(0, 32, 1, 1),  # a grid, so rasterio does not warn that the file has none
         ) as dst:
             dst.write(np.full((4, 32, 32), 1000, np.uint16))
         Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "msk" / f"t{i}.png")

@@ -12,11 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from rasterio.transform import from_origin
 
 from geodino.data.sensors import get_sensor
 from geodino.eval.datasets import DatasetConfig, build_dataset
 
 pytest.importorskip("torchgeo")
+
+
+GRID = from_origin(500000, 4000000, 10, 10)  # georeferenced as EuroSAT's GeoTIFFs are (rasterio warns without)
 
 
 def _eurosat_with_band_ids(root: Path) -> None:
@@ -29,7 +33,7 @@ def _eurosat_with_band_ids(root: Path) -> None:
             name = f"{c}_{i + 1}"
             (base / c).mkdir(parents=True, exist_ok=True)
             with rasterio.open(base / c / f"{name}.tif", "w", driver="GTiff", width=8, height=8, count=13,
-                               dtype="uint16") as dst:  # fmt: skip
+                               dtype="uint16", crs="EPSG:32633", transform=GRID) as dst:  # fmt: skip
                 dst.write(arr)
             splits[split].append(name + ".jpg")
     for s, names in splits.items():
