@@ -17,7 +17,8 @@ from geodino.errors import ConfigError, InputError
 from tests.embed.conftest import write_tif
 
 SPEC = "arch:vit_tiny?depth=1&seed=0"
-TQDM = re.compile(r"\d+%\|.*\| *\d+/\d+ \[")
+# a progress bar, as tqdm redraws it or as a line in a log (GEODINO_PROGRESS=lines, the default off a terminal)
+TQDM = re.compile(r"\d+%\|.*\| *\d+/\d+ \[|: \d+/\d+ \S+ \(\d+\.\d %\), ")
 FAST = ["--tile", "64", "--overlap", "16", "--no-progress"]
 EUROSAT = Path(__file__).parents[1] / "configs" / "eval" / "eurosat_knn_linear.yaml"
 

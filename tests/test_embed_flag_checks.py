@@ -19,7 +19,8 @@ from geodino.errors import ConfigError
 from tests.embed.conftest import write_tif
 
 SPEC = "arch:vit_tiny?depth=1&seed=0"
-TQDM = re.compile(r"\d+%\|.*\| *\d+/\d+ \[")
+# a progress bar, as tqdm redraws it or as a line in a log (GEODINO_PROGRESS=lines, the default off a terminal)
+TQDM = re.compile(r"\d+%\|.*\| *\d+/\d+ \[|: \d+/\d+ \S+ \(\d+\.\d %\), ")
 DEFAULT_YAML = Path(__file__).parents[1] / "geodino" / "configs" / "embed" / "default.yaml"
 
 

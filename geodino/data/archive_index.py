@@ -86,12 +86,15 @@ def _cached_index(archive: RasterArchive, progress: bool) -> list[SceneInfo]:
 
 def _index(archive: RasterArchive, progress: bool) -> list[SceneInfo]:
     import rasterio
-    from tqdm import tqdm
+
+    from geodino.progress import progress_bar
 
     sensor = get_sensor(archive._sensor_arg) if archive._sensor_arg is not None else None
     scenes: list[SceneInfo] = []
     alpha_warned = False
-    it = tqdm(archive.files, desc="indexing rasters", unit="file", disable=not progress or len(archive.files) < 200)
+    it = progress_bar(
+        archive.files, desc="indexing rasters", unit="file", disable=not progress or len(archive.files) < 200
+    )
     for path in it:
         try:
             with warnings.catch_warnings(record=True) as held, gdal_read_errors(path) as broken:

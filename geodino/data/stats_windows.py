@@ -59,11 +59,12 @@ def read_windows(read: Any, windows: Sequence[tuple[int, ...]], on_error: str, p
     import warnings
 
     import rasterio
-    from tqdm import tqdm
+
+    from geodino.progress import progress_bar
 
     failed: list[InputError] = []
     with rasterio.Env():  # GDAL errors go to rasterio's exceptions and logging, not printed as "ERROR 1: ..."
-        for w in tqdm(windows, desc="band statistics", unit="tile", disable=not progress):
+        for w in progress_bar(windows, desc="band statistics", unit="tile", disable=not progress):
             try:
                 yield read(*w)
             except InputError as exc:
@@ -96,10 +97,10 @@ def read_images(source: Any, picks: Sequence[int], seed: int, progress: bool) ->
     """Samples of images `picks` of an image folder or tar shard source (unshuffled, `max_tries` 1), each read once:
     a corrupt one is left out under on_error skip (the source says it, once per file: each is read once), not
     replaced by a random other; other errors (band count, bit depth) and on_error stop raise."""
-    from tqdm import tqdm
+    from geodino.progress import progress_bar
 
     failed = 0
-    for k in tqdm(picks, desc="band statistics", unit="image", disable=not progress):
+    for k in progress_bar(picks, desc="band statistics", unit="image", disable=not progress):
         skipped = source.skipped
         try:
             sample = source.get(k, seed)

@@ -310,12 +310,11 @@ class PartRunner:
 
     def run(self, start: int, write: Callable[[Part], None], *, progress: bool) -> list[Part]:
         """Embed images `start`.. in parts of `part_size`, handing each to `write` as soon as it is computed."""
-        from tqdm.auto import tqdm
-
         from geodino.inference import Throughput
+        from geodino.progress import progress_bar
 
         n, step, done = len(self.data), part_size(self.batch_size), []
-        bar = tqdm(total=n, initial=start, desc="embed images", unit="img", disable=not progress, leave=False)
+        bar = progress_bar(total=n, initial=start, desc="embed images", unit="img", disable=not progress, leave=False)
         speed = Throughput()
         try:
             for lo in range(start, n, step):

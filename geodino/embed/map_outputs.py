@@ -23,9 +23,9 @@ from geodino.io import atomic_path, check_suffix
 
 def progress(items: Any, *, total: int | None, desc: str) -> Any:
     """`items` with a tqdm bar on stderr that appears only when the loop takes more than a second."""
-    from tqdm.auto import tqdm
+    from geodino.progress import progress_bar
 
-    return tqdm(items, total=total, desc=desc, unit="block", delay=1.0, leave=False)
+    return progress_bar(items, total=total, desc=desc, unit="block", delay=1.0, leave=False)
 
 
 def write_cog(

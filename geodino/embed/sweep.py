@@ -320,6 +320,8 @@ def _drain(q: queue.Queue) -> None:
 
 
 def _progress(total: int, cfg: EmbedConfig, desc: str) -> Any:
-    from tqdm.auto import tqdm
+    from geodino.progress import progress_bar
 
-    return tqdm(total=total, desc=desc, unit="tile", disable=not cfg.progress, file=sys.stderr, dynamic_ncols=True)
+    return progress_bar(
+        total=total, desc=desc, unit="tile", disable=not cfg.progress, file=sys.stderr, dynamic_ncols=True
+    )

@@ -38,7 +38,8 @@ def upsample_store(
     """Write `dst` at the input resolution from the patch-grid store `src` of `plan` (`l2`: unit-length vectors);
     `source` (the embedded input, `geodino.embed.sources`) masks every pixel the input holds as invalid."""
     import zarr
-    from tqdm.auto import tqdm
+
+    from geodino.progress import progress_bar
 
     info = read_store_info(src)
     p, H, W = plan.patch, plan.height_px, plan.width_px
@@ -62,7 +63,7 @@ def upsample_store(
     rows = rows or chunk
     col_step = max(chunk, (4096 // chunk) * chunk)
     n_steps = math.ceil(H / rows) * math.ceil(W / col_step)
-    bar = tqdm(total=n_steps, desc="upsample", disable=not progress, unit="block")
+    bar = progress_bar(total=n_steps, desc="upsample", disable=not progress, unit="block")
     reader = source.open() if source is not None else None  # this thread's own handle
     try:
         _upsample_blocks(cells, writer, reader, bar, dtype=dtype, p=p, H=H, W=W, rows=rows, col_step=col_step, l2=l2)

@@ -361,9 +361,9 @@ def store_to_cog(zarr_path: str | Path, out_tif: str | Path, *, cache_mb: int = 
     import rasterio.shutil
     import zarr
     from rasterio.windows import Window
-    from tqdm.auto import tqdm
 
     from geodino.embed.cog_edges import set_tiff_sizes, whole_blocks
+    from geodino.progress import progress_bar
 
     zarr_path = Path(zarr_path).resolve()
     out_tif = Path(out_tif)
@@ -406,7 +406,7 @@ def store_to_cog(zarr_path: str | Path, out_tif: str | Path, *, cache_mb: int = 
     paths = [out_tif.with_name(f"{stem}.L{k}.tif") for k in range(len(levels) + 1)]
     vrt = out_tif.with_name(stem + ".src.vrt")
     total = len(windows(H, W, ch, cw)) + sum(len(windows(h, w, ovr_block, ovr_block)) for h, w in levels)
-    bar = tqdm(total=total, desc="COG", unit="block", disable=not progress)
+    bar = progress_bar(total=total, desc="COG", unit="block", disable=not progress)
     n_valid = 0
     try:
         with rasterio.Env(GDAL_CACHEMAX=cache_mb):

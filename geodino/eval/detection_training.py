@@ -60,9 +60,8 @@ def train_detector(model: nn.Module, data: Any, cfg: DetectionProbeConfig) -> li
     moved to the model's device); the ViT stays frozen, in eval mode. AdamW, x0.1 at 60 % and 90 % of the epochs;
     `cfg.epochs` raised to `cfg.min_steps` optimiser steps once the first epoch has counted the tiles (module
     docstring). Returns the mean loss per epoch."""
-    from tqdm.auto import tqdm
-
     from geodino.errors import TrainingError
+    from geodino.progress import progress_bar
 
     if cfg.epochs <= 0 and cfg.min_steps <= 0:
         return []
@@ -88,7 +87,7 @@ def train_detector(model: nn.Module, data: Any, cfg: DetectionProbeConfig) -> li
         return float(loss.detach())
 
     epochs = max(1, cfg.epochs)  # provisional: settled after the first epoch has counted the tiles
-    bar = tqdm(total=epochs, desc=f"detection {cfg.detector}", leave=False, disable=not cfg.progress)
+    bar = progress_bar(total=epochs, desc=f"detection {cfg.detector}", leave=False, disable=not cfg.progress)
     epoch = 0
     while epoch < epochs:
         for group in opt.param_groups:

@@ -234,12 +234,11 @@ def extract_features(
     """
     from contextlib import ExitStack
 
-    from tqdm.auto import tqdm
-
     from geodino.backbones.layers import layer_indices
     from geodino.embed.memory import check_image_batch
     from geodino.inference import Throughput, fast_backbone, path_of, plan_path, runs_in, runs_on
     from geodino.models.frozen import FastPath
+    from geodino.progress import progress_bar
 
     cfg = cfg or FeatureConfig()
     if len(dataset) == 0:
@@ -288,7 +287,7 @@ def extract_features(
         cls_out: list[torch.Tensor] = []
         mean_out: list[torch.Tensor] = []
         targets: list[torch.Tensor] = []
-        bar = tqdm(total=len(dataset), desc=desc, unit="img", disable=not progress, leave=False)
+        bar = progress_bar(total=len(dataset), desc=desc, unit="img", disable=not progress, leave=False)
         speed = Throughput()
         try:
             for x, y in loader:

@@ -136,11 +136,13 @@ class FeatureStore:
         progress: bool = True,
     ) -> FeatureStore:
         """A store of all `tiles` [N,C,H,W] (a progress bar over batches unless `progress` is off)."""
-        from tqdm.auto import tqdm
+        from geodino.progress import progress_bar
 
         store = cls(backbone, layers, mode, folder)
         n = tiles.shape[0]
-        for start in tqdm(range(0, n, batch_size), desc=desc, leave=False, disable=not progress or n <= batch_size):
+        for start in progress_bar(
+            range(0, n, batch_size), desc=desc, leave=False, disable=not progress or n <= batch_size
+        ):
             store.add(tiles[start : start + batch_size])
         return store
 
@@ -229,9 +231,8 @@ def train_head(
     PANGAEA's step decay (x0.1 at 60 % and 90 % of the steps); a per-epoch progress bar unless `progress` is off
     (the suite's `progress=false`). Returns the mean loss per epoch. Raises TrainingError on a non-finite loss.
     """
-    from tqdm.auto import tqdm
-
     from geodino.errors import TrainingError
+    from geodino.progress import progress_bar
 
     gen = seed_everything(seed)
     device = weights_device(head)
@@ -242,7 +243,7 @@ def train_head(
     total = epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(0.6 * total), int(0.9 * total)], gamma=0.1)
     history: list[float] = []
-    bar = tqdm(range(epochs), desc=desc, leave=False, disable=not progress)
+    bar = progress_bar(range(epochs), desc=desc, leave=False, disable=not progress)
     for epoch in bar:
         head.train()
         perm = torch.randperm(n, generator=gen).tolist()

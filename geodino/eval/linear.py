@@ -193,7 +193,7 @@ def linear_probe(
 
     Returns the chosen head and one row per grid point (its validation score) for the report.
     """
-    from tqdm.auto import tqdm
+    from geodino.progress import progress_bar
 
     if not cfg.lrs or not cfg.weight_decays or not cfg.n_last_blocks or not cfg.avgpool:
         raise ConfigError("linear.lrs, linear.weight_decays, linear.n_last_blocks and linear.avgpool must not be empty")
@@ -208,7 +208,7 @@ def linear_probe(
     groups = [(n, a) for n in blocks for a in cfg.avgpool]
     _, spe, total = schedule(len(train), cfg)
     epochs = math.ceil(total / spe)
-    bar = tqdm(total=len(groups) * epochs, desc="linear sweep", unit="epoch", disable=not progress, leave=False)
+    bar = progress_bar(total=len(groups) * epochs, desc="linear sweep", unit="epoch", disable=not progress, leave=False)
     for gi, (n_blocks, avgpool) in enumerate(groups):
         g = torch.Generator().manual_seed(seed * 1000 + gi)
         x, shift, scale = standardized_input(train, n_blocks, avgpool, cfg.standardize)

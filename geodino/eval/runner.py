@@ -298,9 +298,8 @@ def _single_label_test_size(task_type: str, task_dir: Path) -> int:
 
 
 def _run_tasks(suite: PreparedSuite) -> list[dict]:
-    from tqdm.auto import tqdm
-
     from geodino.config import to_dict
+    from geodino.progress import progress_bar
 
     cfg, spec, out, parsed = suite.cfg, suite.spec, suite.out, suite.parsed
     fingerprint, weights = "", None
@@ -313,7 +312,7 @@ def _run_tasks(suite: PreparedSuite) -> list[dict]:
         # first task must not leave it looking current; a fresh folder gets nothing until a task finishes, so a
         # failed first run leaves no output behind. Every task skipped: the results still say why.
         write_results(out, cfg, spec, fingerprint, rows, started, parsed, suite.skipped, suite.names)
-    bar = tqdm(suite.names, desc=f"probe {cfg.name}", unit="task", disable=not cfg.progress)
+    bar = progress_bar(suite.names, desc=f"probe {cfg.name}", unit="task", disable=not cfg.progress)
     for i, name in enumerate(bar):
         task = parsed[name]
         tcfg, data = task.cfg, task.data

@@ -208,7 +208,7 @@ def cache_tiles(
 ) -> Tensor:
     """One pass over the training samples: check each, cut it into a grid of `crop` tiles (the last flush with
     the edge, padding ignored), add the tiles' features to `store`; returns the tile masks [N,crop,crop]."""
-    from tqdm.auto import tqdm
+    from geodino.progress import progress_bar
 
     masks: list[Tensor] = []
     buf: list[Tensor] = []
@@ -216,7 +216,7 @@ def cache_tiles(
     counts = torch.zeros(cfg.num_classes, dtype=torch.long)
     ignored = nodata = total = 0
     quiet = not cfg.progress or len(data) < 4
-    for i in tqdm(range(len(data)), desc="segmentation features", leave=False, disable=quiet):
+    for i in progress_bar(range(len(data)), desc="segmentation features", leave=False, disable=quiet):
         s = data[i]
         check_sample(s, cfg, backbone, f"train sample {s.get('name', i)}")
         flat = s["mask"].long().flatten()

@@ -247,9 +247,9 @@ def warmup_heads(
     lrs = cosine_schedule(lr, lr * 1e-2, steps, warmup_iters=steps // 10)
     moms = cosine_schedule(warmup_momentum_start(momentum[0], steps), momentum[1], steps)
     log: list[dict[str, float]] = []
-    from tqdm.auto import tqdm
+    from geodino.progress import progress_bar
 
-    bar = tqdm(range(steps), desc="teacher-head warm-up", disable=not progress, leave=False)
+    bar = progress_bar(range(steps), desc="teacher-head warm-up", disable=not progress, leave=False)
     for step in bar:
         apply_optim_schedule(opt, float(lrs[step]), weight_decay, float(lrs[step]))
         loss, loss_global, loss_ibot = _warmup_losses(

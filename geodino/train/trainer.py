@@ -8,15 +8,17 @@ Kept apart from `geodino.train.module` (the LightningModule), which re-exports e
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
-from lightning.pytorch.callbacks.progress.tqdm_progress import convert_inf
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm, convert_inf
 
 from geodino.models.fast_choice import bf16_default
+from geodino.progress import line_options, progress_mode
 from geodino.train.checkpoint_callback import CheckpointCallback
 from geodino.train.config import CheckpointConfig, TrainerConfig
 
@@ -42,6 +44,9 @@ class RunProgressBar(TQDMProgressBar):
     The loss terms it shows are the module's `progress_values`: read on the host on logging steps only (every
     `trainer.log_every_n_steps` steps, in the one device-to-host copy of the logged row), so they refresh on those
     steps and are absent before the first one; reading them every step made every step wait for the device.
+
+    Where stdout (Lightning's stream) is not a terminal (a batch job's log) the bar writes whole lines instead of
+    redrawing itself every step, as every geodino bar does (`geodino.progress`, `GEODINO_PROGRESS`).
     """
 
     _epoch_start: int | None = None  # the global step the current epoch began at (None: not known yet)
@@ -53,6 +58,15 @@ class RunProgressBar(TQDMProgressBar):
         if self._epoch_start is None or not (t.max_epochs == -1 and t.max_steps is not None and t.max_steps > 0):
             return super().total_train_batches
         return min(t.num_training_batches, t.max_steps - self._epoch_start)
+
+    def init_train_tqdm(self) -> Tqdm:
+        """Lightning's bar, or in 'lines' mode one that writes its state as a line every `GEODINO_PROGRESS_INTERVAL`
+        seconds (30) and when training ends: a redrawn bar in a log file is one line of `\\r` updates, two a step."""
+        if progress_mode(sys.stdout) != "lines":
+            return super().init_train_tqdm()
+        return Tqdm(
+            disable=self.is_disabled, leave=True, smoothing=0, **line_options(sys.stdout, self.train_description)
+        )
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         """Lightning's items plus the loss terms of the module's last logged row (host floats: nothing is read)."""
@@ -109,7 +123,9 @@ def build_trainer(
     requeue = cfg.slurm_auto_requeue and on_slurm()
     ckpt_cb = CheckpointCallback(out_dir / "checkpoints", ckpt.every_n_steps, ckpt.keep_last, requeue=requeue)
     callbacks: list[L.Callback] = [ckpt_cb]
-    if cfg.progress_bar:
+    # GEODINO_PROGRESS=off turns the bar off as progress_bar=false does (read here: a bad value fails before the run)
+    bar = cfg.progress_bar and progress_mode(sys.stdout) != "off"
+    if bar:
         callbacks.append(RunProgressBar(refresh_rate=1))
     from geodino.train.profiling import callback as profile_callback
 
@@ -134,7 +150,7 @@ def build_trainer(
         # a run shorter than log_every_n_steps still logs (its last step), so that it gets its curves.png
         log_every_n_steps=max(1, min(cfg.log_every_n_steps, cfg.max_steps)),
         enable_checkpointing=False,  # our CheckpointCallback writes atomically; Lightning's would not
-        enable_progress_bar=cfg.progress_bar,
+        enable_progress_bar=bar,
         enable_model_summary=False,
         use_distributed_sampler=False,  # the SSL loader shards by rank itself (rank r reads its own indices)
         num_sanity_val_steps=0,

@@ -206,9 +206,9 @@ def _progress(model: Any, layer: int, n_tokens: int):
     if n_tokens < PROGRESS_TOKENS or blocks is None:
         yield
         return
-    from tqdm.auto import tqdm
+    from geodino.progress import progress_bar
 
-    bar = tqdm(total=layer + 1, desc=f"attention forward ({n_tokens} patches)", unit="block", leave=False)
+    bar = progress_bar(total=layer + 1, desc=f"attention forward ({n_tokens} patches)", unit="block", leave=False)
 
     def step(*_: Any) -> None:  # returns None: a forward hook's return value replaces the module's output
         bar.update(1)

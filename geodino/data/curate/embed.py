@@ -93,9 +93,9 @@ def embed_tiles(
     n_chunks = math.ceil(tiles.n / cfg.chunk)
     bar = None
     if progress:
-        from tqdm import tqdm
+        from geodino.progress import progress_bar
 
-        bar = tqdm(total=tiles.n, desc="embedding tiles", unit="tile")
+        bar = progress_bar(total=tiles.n, desc="embedding tiles", unit="tile")
     for c in range(n_chunks):
         part = folder / f"part_{c:05d}.npz"
         lo, hi = c * cfg.chunk, min((c + 1) * cfg.chunk, tiles.n)

@@ -57,8 +57,7 @@ def distill(cfg: DistillConfig) -> dict[str, Path]:
 
 def _distill(cfg: DistillConfig) -> dict[str, Path]:
     """`distill` while this process holds the run folder (`setup` takes it on rank 0)."""
-    from tqdm.auto import tqdm
-
+    from geodino.progress import progress_bar
     from geodino.train.stop import StopRequest, end_stopped_run, stop_signals
 
     start = Start()
@@ -85,7 +84,7 @@ def _distill(cfg: DistillConfig) -> dict[str, Path]:
     save = partial(
         save_checkpoint, run.ckpt_dir, run.arch, run.opt, cfg=cfg, keep_last=cfg.train.keep_last, norm=run.norm
     )
-    bar = tqdm(
+    bar = progress_bar(
         range(run.start, cfg.train.max_steps),
         desc="distill",
         initial=run.start,
