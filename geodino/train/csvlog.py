@@ -31,20 +31,32 @@ class _ContinuingWriter(ExperimentWriter):
             # first save of this run: the kept rows and the new ones, written under a temporary name and renamed,
             # so a kill never loses the earlier rows
             first = min(int(m.get("step", 0)) for m in self.metrics)
-            kept = [{k: v for k, v in r.items() if v not in ("", None)} for r in self._previous]
+            # a row cut short by a kill has fewer values (None) or, glued to the next row, more (key None): dropped
+            kept = [r for r in self._previous if None not in r and None not in r.values()]
+            kept = [{k: v for k, v in r.items() if v != ""} for r in kept]
             kept = [r for r in kept if (_step(r) if _step(r) is not None else first) < first]
             self._record_new_keys()
             self.metrics_keys = sorted(set(self.metrics_keys).union(*(r.keys() for r in kept)))
-            tmp = self.metrics_file_path + f".tmp{os.getpid()}"
-            with open(tmp, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=self.metrics_keys)
-                writer.writeheader()
-                writer.writerows(kept)
-                writer.writerows(self.metrics)
-            os.replace(tmp, self.metrics_file_path)
+            self._write_rows(self.metrics_keys, kept + self.metrics)
             self.metrics = []
             self._previous = None
         super().save()
+
+    def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
+        """Lightning rewrites metrics.csv in place when a new column appears: a kill then would lose every earlier
+        row; here the rewrite goes to a temporary name that replaces the file when complete."""
+        with open(self.metrics_file_path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        self._write_rows(fieldnames, rows)
+
+    def _write_rows(self, fieldnames: list[str], rows: list[dict[str, Any]]) -> None:
+        from geodino.io import atomic_path
+
+        # not synced: the log is rewritten at most a few times a run, and a lost tail is re-logged on resume
+        with atomic_path(self.metrics_file_path, durable=False) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fieldnames, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
 
 
 def _step(row: dict[str, Any]) -> int | None:

@@ -42,8 +42,10 @@ def read_metrics(paths: list[Path]) -> dict[str, dict[int, float]]:
                 step = row.get("step")
                 if not step:
                     continue
+                if None in row or None in row.values():  # a row a kill cut short, or one glued to the next
+                    continue
                 for key, val in row.items():
-                    if key == "step" or val in ("", None):
+                    if key == "step" or val == "":
                         continue
                     try:
                         out.setdefault(key, {})[int(float(step))] = float(val)

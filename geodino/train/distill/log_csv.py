@@ -13,10 +13,14 @@ def drop_rows_from(path: Path, step: int) -> None:
     """Keep only the log rows before `step` (atomically), so that a resumed run's log has one row per step."""
     if not path.is_file():
         return
+    text = path.read_text()
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
-    kept = [r for r in rows if r.get("step") and float(r["step"]) < step]
-    if len(kept) == len(rows):
+    # a row cut short by a kill (no final newline) has fewer values (None) or, once the next row is appended onto
+    # its line, more (key None): dropped, and the file rewritten so that the next row starts a line of its own
+    kept = [r for r in rows if None not in r and None not in r.values()]
+    kept = [r for r in kept if r.get("step") and float(r["step"]) < step]
+    if len(kept) == len(rows) and (not text or text.endswith("\n")):
         return
     from geodino.io import atomic_path
 
