@@ -135,7 +135,11 @@ def run_demo(out: str | Path = "demo_out", *, size: str = "default", overwrite: 
     for note in (_interval_note(comparison), _paired_note(paired)):
         if note:
             print(note)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    from geodino.io import atomic_path
+    from geodino.io_stamps import json_text
+
+    with atomic_path(out / "summary.json", durable=False) as tmp:  # strict JSON: an undefined metric is null
+        tmp.write_text(json_text(summary, indent=2))
     return summary
 
 
