@@ -34,6 +34,15 @@ from geodino.errors import InputError, plural
 __all__ = ["RasterArchive", "RasterSource"]
 
 
+def _res_pair(res: float | Sequence[float]) -> tuple[float, float]:
+    """(x, y) target resolution from one number (or [n]) or [x, y]; another count is refused in one line (`[10]` was
+    blamed on the file: "cannot be read (IndexError ...); re-download it", and `[10, 10, 10]` passed)."""
+    values = [float(v) for v in np.ravel(res)]
+    if len(values) not in (1, 2):
+        raise InputError(f"res={res!r}: give one resolution for both axes or [x, y], in the units of `crs`")
+    return values[0], values[-1]
+
+
 class RasterArchive:
     """A set of raster scenes, indexed once (headers only), read as windows with a `valid` mask.
 
@@ -54,6 +63,9 @@ class RasterArchive:
     The DN -> physical rule a file declares in its header (GDAL scale/offset, read once per file while indexing)
     must be the sensor's: another is refused up front (`_check_declared`), naming the file and both rules.
     """
+
+    # None only on an inspection-only archive (uniform=False, `geodino data index`), which reads no pixels
+    sensor: Sensor
 
     def __init__(
         self,
@@ -84,7 +96,7 @@ class RasterArchive:
         self.crs = crs
         if res is not None and crs is None:
             raise InputError("`res` needs `crs` (reprojection target); set both, or neither for native grids")
-        self.res = None if res is None else ((float(res), float(res)) if np.isscalar(res) else tuple(map(float, res)))
+        self.res = None if res is None else _res_pair(res)
         self.resampling = resampling
         self.on_error = on_error
         self.require_crs = require_crs
