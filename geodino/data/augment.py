@@ -74,7 +74,7 @@ def draw_rgb_params(rng: np.random.Generator, cfg: CropsConfig, blur_p: float, s
         p[_H] = rng.uniform(-cfg.hue, cfg.hue)
     p[_GRAY] = float(rng.random() < cfg.grayscale_prob)
     if blur_p > 0 and rng.random() < blur_p:
-        p[_SIGMA] = rng.uniform(*cfg.blur_sigma)
+        p[_SIGMA] = rng.uniform(cfg.blur_sigma[0], cfg.blur_sigma[1])  # [low, high] (CropsConfig.validate)
     if solarize:
         p[_SOL] = float(rng.random() < cfg.solarize_prob)
     return p
@@ -92,7 +92,7 @@ def draw_band_params(rng: np.random.Generator, cfg: CropsConfig, n_bands: int, b
         p[1 : 1 + n_bands] = bright * rng.uniform(low, 1 + bj, n_bands)
         contrast = rng.uniform(max(0.0, 1 - cfg.contrast), 1 + cfg.contrast)
         p[1 + n_bands : 1 + 2 * n_bands] = contrast * rng.uniform(low, 1 + bj, n_bands)
-    p[-1] = rng.uniform(*cfg.blur_sigma) if blur_p > 0 and rng.random() < blur_p else 0.0
+    p[-1] = rng.uniform(cfg.blur_sigma[0], cfg.blur_sigma[1]) if blur_p > 0 and rng.random() < blur_p else 0.0
     return p
 
 

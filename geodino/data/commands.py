@@ -384,7 +384,7 @@ def _index(args: argparse.Namespace) -> int:
         hints={"skip": "pass --on-error skip", "sensor": "--sensor"},
         check_cut_short=True,  # a copy cut after its header is named here; curate reads its tiles as nodata
     )
-    crs = Counter()
+    crs: Counter[str] = Counter()
     for s in archive.scenes:
         from rasterio.crs import CRS
 

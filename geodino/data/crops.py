@@ -49,7 +49,7 @@ def choose_crop_set(cfg: CropsConfig, seed: int, step: int) -> int:
         return 0
     p = np.asarray([s.probability for s in sets], dtype=np.float64)
     u = np.random.default_rng([int(seed), int(step), 0x63726F70]).random()
-    return int(min(np.searchsorted(np.cumsum(p / p.sum()), u, side="right"), len(sets) - 1))
+    return min(int(np.searchsorted(np.cumsum(p / p.sum()), u, side="right")), len(sets) - 1)
 
 
 def _rrc_box(

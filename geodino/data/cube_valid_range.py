@@ -116,4 +116,4 @@ def in_valid_range(data: np.ndarray, ranges: Sequence[tuple[float, float]], band
     lo = np.asarray([r[0] for r in ranges], dtype=np.float64).reshape(shape)
     hi = np.asarray([r[1] for r in ranges], dtype=np.float64).reshape(shape)
     inside = (data >= lo) & (data <= hi)  # NaN is outside; `valid_pixels` marks it invalid anyway
-    return inside.all(axis=band_axis)
+    return np.asarray(inside.all(axis=band_axis))  # an array (data has 3 or 4 axes); the stubs allow a scalar

@@ -181,8 +181,15 @@ class CubeSource:
         tiles come from the same `TileSampler` as a raster scene's (the STAC footprint of an export reads them)."""
         return list(self.scenes)
 
+    def _sampler(self) -> TileSampler:
+        """The tile sampler; a source built without `tile_size` (data stats' windows) only `read`s."""
+        if self.tiles is None:
+            raise RuntimeError("this datacube source was built without tile_size: it reads windows, it draws no tiles")
+        return self.tiles
+
     def __len__(self) -> int:
-        return len(self.tiles) * (self._n_times if self.tiles.sampling == "grid" else 1)
+        tiles = self._sampler()
+        return len(tiles) * (self._n_times if tiles.sampling == "grid" else 1)
 
     def _time_index(self, scene: CubeScene, rng: np.random.Generator) -> int | None:
         if scene.time_dim is None or self.time_sampling == "stack":
@@ -206,7 +213,7 @@ class CubeSource:
             valid &= in_valid_range(data, s.valid_ranges)
         check_read_values(s.path, data, valid, self.sensor, kind="datacube", setting="`sensor:`")
         if data.ndim == 4:  # stacked times: a pixel is valid when valid at every time
-            valid = valid.all(axis=0)
+            valid = np.asarray(valid.all(axis=0))  # an array (the stubs allow a scalar)
         image = self.sensor.to_reflectance(data).astype(np.float32, copy=False)
         out = {
             "image": image,
@@ -258,9 +265,10 @@ class CubeSource:
 
     def get(self, index: int, seed: int) -> dict[str, Any]:
         rng = np.random.default_rng([int(seed), self.stream, int(index)])
-        if self.tiles.sampling == "grid":
+        tiles = self._sampler()
+        if tiles.sampling == "grid":
             k, t_pos = divmod(self._order.position(index, seed, len(self)), self._n_times)
-            sid, col, row, w, h = self.tiles.grid_tile(k)
+            sid, col, row, w, h = tiles.grid_tile(k)
             s = self.scenes[sid]
             if self.grid_times is not None:  # a curated list: the tile at the date it was kept for
                 t = int(self.grid_times[k]) if self.grid_times[k] >= 0 and s.time_dim else None
@@ -269,7 +277,7 @@ class CubeSource:
             return self._checked(self.dated_read(sid, col, row, w, h, t)[1], 1)
 
         def draw() -> dict[str, Any]:
-            sid, col, row, w, h = self.tiles.random_tile(rng)
+            sid, col, row, w, h = tiles.random_tile(rng)
             s = self.scenes[sid]
             if self.align_to_chunks and s.chunks:
                 ch, cw = s.chunks
@@ -277,7 +285,7 @@ class CubeSource:
                 arow = _aligned(row, h, ch, s.height, "y" in s.mirrored)
                 # a ROI's tile centres stay inside it: an aligned place can lie a tile away (a thin strip got
                 # none of its tiles centred in it, some wholly outside), so such a tile keeps its drawn origin
-                if self.tiles.centre_in_roi(sid, acol, arow, w, h):
+                if tiles.centre_in_roi(sid, acol, arow, w, h):
                     col, row = acol, arow
             return self.dated_read(sid, col, row, w, h, self._time_index(s, rng))[1]
 

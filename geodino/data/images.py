@@ -97,6 +97,7 @@ def _expand(text: str) -> list[str]:
             i = text.find("{", i + 1)
             continue
         body = text[i + 1 : close]
+        choices: list[str] | None
         if commas:
             cuts = [i, *commas, close]
             choices = [c for a, b in pairwise(cuts) for c in _expand(text[a + 1 : b])]
@@ -147,6 +148,7 @@ class _ImageSourceBase:
 
     name: str
     sensor: Sensor
+    _n: int  # the number of images (set by the subclass)
     skip_hint = "set on_error: skip"  # what a decode error suggests; a command may name its own flag
 
     def __init__(self, *, sensor: str | Sensor, name: str, on_error: str, shuffle: bool, max_tries: int) -> None:

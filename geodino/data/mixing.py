@@ -38,7 +38,7 @@ class SourceMixer:
         if len(self.names) == 1:
             return 0
         u = np.random.default_rng([self.seed, int(step), _MIX_STREAM]).random()
-        return int(min(np.searchsorted(self._cum, u, side="right"), len(self.names) - 1))
+        return min(int(np.searchsorted(self._cum, u, side="right")), len(self.names) - 1)
 
     def steps_before(self, step: int) -> list[int]:
         """How many of steps [0, `step`) each source fills: the count of a source's earlier batches, which numbers

@@ -99,6 +99,7 @@ def data_normalization(
                 if bands:
                     s = s.select(list(bands))
             else:  # what the loader read the files as (its bands already those selected)
+                assert resolved is not None  # no name: returned above unless resolved
                 s = get_sensor(resolved)
         except GeoDinoError as exc:
             return None, f"data.sources[{i}].sensor {name!r} cannot be read now ({exc})"

@@ -29,7 +29,7 @@ class UniformPixelSample:
 
     def add(self, pix: np.ndarray) -> None:
         """Offer pixels [C, N]."""
-        keys = self.rng.random(pix.shape[1])
+        keys = self.rng.random((pix.shape[1],))  # a tuple: an int typed Any picks the scalar overload
         take = keys < self.limit
         if take.any():
             self.keys.append(keys[take])

@@ -141,7 +141,7 @@ def write_lists(tiles: Tiles, table: dict[str, Any], keep: np.ndarray, geoms: li
         write_table(
             {c: np.asarray(table[c])[sel] for c in cols},
             out / fname,
-            [geoms[k] for k in sel] if georef else None,
+            [geoms[k] for k in sel] if geoms is not None and georef else None,  # georef implies geoms
             grid,
         )
         files.append(fname)
