@@ -130,7 +130,7 @@ def _fit(
 ) -> tuple[Any, list[str], dict[str, Any], dict[str, Any], np.ndarray]:
     """Fit a classifier on the labelled cells: (classifier, classes, model bundle, metrics of the fit, the
     training cells [n, 2] as (row, col))."""
-    gdf = read_labels(labels, column, layer=layer)  # type: ignore[arg-type]
+    gdf = read_labels(labels, column, layer=layer)
     x, y, features_of, cells = sample_labels(rd, gdf, column, max_cells=max_cells, seed=seed, path=labels)
     y = class_names(y)
     classes = natural_order(set(y))
@@ -225,6 +225,7 @@ def classify_map(
         if model is not None:
             clf, classes, column, codes, bundle = _saved_model(model, ident, features, column, metrics)
         else:
+            assert column is not None  # given with the labels (checked above)
             clf, classes, bundle, fitted, train_cells = _fit(
                 rd, labels, column, layer, method, neighbors, folds, max_cells, seed, ident, features, cv_gap
             )
@@ -243,7 +244,7 @@ def classify_map(
             _check_test_classes(set(ty), classes, test, column)
             tp = clf.predict(tx).astype(str)
             metrics["test"] = scores(ty, tp, classes)
-            if model is None:
+            if train_cells is not None:  # fitted here (not --model)
                 _test_near_training(metrics, tcells, train_cells, ty, tp, classes, cv_gap, test, labels)
         record = map_record(labels, column, layer, model, bundle, neighbors=neighbors, max_cells=max_cells, seed=seed)
         write_class_map(rd, clf, codes, out, classes, record)

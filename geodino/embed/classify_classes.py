@@ -22,7 +22,7 @@ def class_names(values: np.ndarray) -> np.ndarray:
         if isinstance(v, numbers.Integral) and not isinstance(v, bool):
             return str(int(v))
         if isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v).is_integer():
-            return str(int(v))
+            return str(int(float(v)))
         return str(v)
 
     return np.array([name(v) for v in values], dtype=object).astype(str)

@@ -222,7 +222,7 @@ def scenes_extent(paths: Sequence[str], bbox_crs: str | None, grid: Callable[[st
                 b, crs = _grid_bounds(info.transform, int(info.width), int(info.height)), info.crs
             else:
                 with rasterio.open(p) as src:
-                    b, crs = tuple(src.bounds), src.crs
+                    b, crs = list(src.bounds), src.crs
         except (rasterio.errors.RasterioIOError, InputError):
             continue
         name = name or (crs.to_string() if crs else "no CRS")

@@ -87,7 +87,7 @@ def _bbox_lonlat(cfg: Any, geo: Any) -> Any:
     return out if out.is_valid else None
 
 
-def _near_scene(info: Any, cfg: Any) -> tuple[Any, Any, float] | None:
+def _near_scene(info: Any, cfg: Any) -> tuple[Any, Any, float | None] | None:
     """(scene footprint, bbox, longitude shift that brings the bbox onto the footprint) in lon/lat, the shift None
     when they do not meet; None when that cannot be told (`_footprint_lonlat`, `_bbox_lonlat`)."""
     import shapely
@@ -101,13 +101,14 @@ def _near_scene(info: Any, cfg: Any) -> tuple[Any, Any, float] | None:
     return geo, box, dx
 
 
-def _reaches_far(near: tuple[Any, Any, float]) -> bool:
+def _reaches_far(near: tuple[Any, Any, float | None]) -> bool:
     """Whether the bbox reaches more than the footprint's size beyond the footprint (`_near_scene`'s answer, in
     lon/lat). Projected whole into the scene's CRS, such a bbox's edges (21 points each) are chords kilometres off
     the scene (a Web Mercator band over all longitudes cut a UTM scene 83 rows too low), and its far points fold."""
     import shapely.affinity
 
     geo, box, dx = near
+    assert dx is not None  # asked only of a bbox that meets the scene
     x0, y0, x1, y1 = geo.bounds
     return not shapely.affinity.translate(box, dx).within(geo.buffer(max(x1 - x0, y1 - y0)))
 

@@ -226,7 +226,9 @@ def _bool(value: Any, flag: str, key: str) -> bool:
 def _norm_stats(bb: Any) -> list[list[float]]:
     """The backbone's input mean and std (the same weights under another ?sensor= standardise otherwise)."""
     stats = (getattr(bb, "mean", None), getattr(bb, "std", None))
-    return [[round(float(v), 8) for v in t.flatten().tolist()] for t in stats if hasattr(t, "flatten")]
+    return [
+        [round(float(v), 8) for v in t.flatten().tolist()] for t in stats if t is not None and hasattr(t, "flatten")
+    ]
 
 
 def list_images(root: Path) -> list[str]:

@@ -59,7 +59,7 @@ def _sample_and_seed(sample: Any, seed: Any, least: int, why: str) -> tuple[int,
     return sample, seed
 
 
-def fit_tags(sample: int, seed: int) -> dict[str, int]:
+def fit_tags(sample: int, seed: int) -> dict[str, Any]:
     """The fit's settings as the map's tags: `seed` picks the sampled cells (and k-means' start), so two seeds give
     other cluster labels and PCA colours from one feature raster; a map without them could not be made again."""
     return {"GEODINO_SAMPLE": sample, "GEODINO_SEED": seed}
@@ -154,7 +154,7 @@ def class_palette(k: int, seed: int = 0) -> dict[int, tuple[int, int, int, int]]
     """Distinct colours: matplotlib's tab20 (then random) so neighbouring classes differ."""
     import matplotlib
 
-    base = matplotlib.colormaps["tab20"].colors
+    base = matplotlib.colormaps["tab20"].colors  # type: ignore[attr-defined]  # tab20 is a ListedColormap
     rng = np.random.default_rng(seed)
     out = {}
     for i in range(k):

@@ -99,7 +99,7 @@ def classes_png(
     fig, ax = _figure(arr.shape, 2.0)
     ax.imshow(rgb, interpolation="nearest")
     items = sorted(entries.items())
-    handles = [Patch(facecolor=np.asarray(c[:3]) / 255, edgecolor="k", label=n) for _, (c, n) in items]
+    handles = [Patch(facecolor=(c[0] / 255, c[1] / 255, c[2] / 255), edgecolor="k", label=n) for _, (c, n) in items]
     if not painted.all():  # white cells said nothing: a reader took them for a class or the page
         handles.append(Patch(facecolor="white", edgecolor="k", label="nodata"))
     return _finish(fig, ax, png, _titled(title, note), handles)

@@ -76,7 +76,8 @@ def gdal_detail(exc: BaseException, path: str | Path | None = None) -> str:
     and chains GDAL's own messages behind it (`__cause__`), the deepest of which says what failed ("got 74691 bytes,
     expected 151876", "Decompression of tile .../embedding/0.3.2 failed"); the file a shallower one names ("s1.tif,
     band 1: IReadBlock failed ...": a mosaic's scene) is put in front when it is not `path` itself."""
-    lines, seen, e = [], set(), exc
+    lines, seen = [], set()
+    e: BaseException | None = exc
     while e is not None and id(e) not in seen:
         seen.add(id(e))
         text = str(e).strip()

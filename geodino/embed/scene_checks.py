@@ -6,6 +6,7 @@ existing outputs and the assets of resumed stacks. Each refuses in one line, nam
 from __future__ import annotations
 
 import sys
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -196,7 +197,7 @@ def declared_rule(scene: Scene, cfg: EmbedConfig) -> dict[str, Any]:
     return {"band_scale": [s for s, _ in rule], "band_offset": [o for _, o in rule]}
 
 
-def check_declared_rules(scenes: list[Scene], cfg: EmbedConfig, by_file: set[str] = frozenset()) -> None:
+def check_declared_rules(scenes: list[Scene], cfg: EmbedConfig, by_file: AbstractSet[str] = frozenset()) -> None:
     """Scenes that declare their scale/offset (a STAC item's raster:bands, or the GDAL scale/offset of the file:
     `by_file`) beside scenes that do not: the first are read by their rule, the others by the sensor's or the
     dtype's, and the mosaic would refuse the mix only after every scene was embedded. Refused up front (every rank
@@ -237,6 +238,7 @@ def in_bbox(scenes: list[Scene], cfg: EmbedConfig) -> list[Scene]:
     single-band assets on its first asset's grid); the others are skipped with one line saying how many (when the
     run says its lines: `says`). None: one line naming the bbox and the scenes' extent. Without `bbox_crs` over
     scenes in several CRSs, refused (`_one_crs`)."""
+    assert cfg.bbox is not None  # called for a run with --bbox (scenes.py)
     from geodino.embed.extent import format_numbers, overlaps, scenes_extent
     from geodino.embed.pipeline import says
 
@@ -283,6 +285,7 @@ def _one_crs(paths: list[str], cfg: EmbedConfig) -> None:
     """`--bbox` without `--bbox-crs` is read in each scene's own CRS: over scenes in several CRSs (UTM zones) its
     numbers name a different place in each (metres of zone 32 vs zone 33), so refuse it in one line naming two
     CRSs and the way out. Unreadable headers are left to the header check."""
+    assert cfg.bbox is not None  # from in_bbox
     import rasterio
 
     from geodino.embed.extent import format_numbers

@@ -61,6 +61,14 @@ class WindowedSource:
         """(data [C,h,w], valid [h,w]) of a window inside the raster; each source reads its own way."""
         raise NotImplementedError
 
+    def open(self) -> WindowedSource:
+        """A copy on its own open handle (one per thread); each source opens its own way."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close this copy's handle."""
+        raise NotImplementedError
+
     def read(self, y0: int, y1: int, x0: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
         """(data [C,h,w], valid [h,w] bool) of any window, in the values' own dtype (the sweep scales them where
         the batch goes: a uint8 tile is a quarter of the float32 bytes); outside the raster is zero and invalid.

@@ -128,7 +128,8 @@ def _band_radiometry(asset: Any) -> list[tuple[float | None, float | None]]:
         if isinstance(listed, list) and any(isinstance(b, dict) and (names[0] in b or names[1] in b) for b in listed):
             for b in listed:
                 b = b if isinstance(b, dict) else {}
-                found.append(tuple(float(b[n]) if isinstance(b.get(n), int | float) else None for n in names))  # type: ignore[misc]
+                scale, offset = (float(b[n]) if isinstance(b.get(n), int | float) else None for n in names)
+                found.append((scale, offset))
             return found
     return found
 
@@ -143,9 +144,12 @@ def _band_nodata(asset: Any) -> list[float | None]:
             out: list[float | None] = []
             for b in listed:
                 v = b.get("nodata")
-                ok = isinstance(v, int | float) and not isinstance(v, bool)
-                ok = ok or (isinstance(v, str) and v.lower() in ("inf", "-inf"))
-                out.append(float(v) if ok and float(v) == float(v) else None)  # NaN != NaN: dropped
+                num = None
+                if (isinstance(v, int | float) and not isinstance(v, bool)) or (
+                    isinstance(v, str) and v.lower() in ("inf", "-inf")
+                ):
+                    num = float(v)
+                out.append(num if num is not None and num == num else None)  # NaN != NaN: dropped
             return out
     return []
 
@@ -386,6 +390,6 @@ def read_stac(href: str, asset: str | None, bands: list[str] | str | None = None
             sources = [(key, gdal_path(_href(item.assets[key], item, base))) for key in keys]
             origin = f"assets {', '.join(keys)} of {where}"
             per_band = [(_band_radiometry(item.assets[key]) or [(None, None)])[0] for key in keys]
-            nodata = _one_nodata([(_band_nodata(item.assets[key]) or [None])[0] for key in keys])
-            scenes.append(Scene(name, "", None, origin, sources, stac, _declared(per_band, origin), nodata))
+            one_nodata = _one_nodata([(_band_nodata(item.assets[key]) or [None])[0] for key in keys])
+            scenes.append(Scene(name, "", None, origin, sources, stac, _declared(per_band, origin), one_nodata))
     return scenes

@@ -54,6 +54,7 @@ class _Band:
                 f"expected {tc}x{tc} (tile / patch size)"
             )
         assert plan.row_starts[i] == self.base
+        assert tiles.valid is not None  # a batch handed on holds its tiles
         for j, valid_px, full, f in zip(tiles.cols, tiles.valid, tiles.full, feats):
             x = plan.col_starts[j] - self.x_lo
             w = weights(i, j)
@@ -98,8 +99,10 @@ class _Band:
         if not last:
             shift = nxt - self.base
             for arr in (self.acc, self.wsum, self.valid):
-                kept = arr[..., shift:, :]  # torch refuses a copy between overlapping views: copy it out first
-                arr[..., : tc - shift, :] = kept.clone() if isinstance(arr, torch.Tensor) else kept
+                if isinstance(arr, torch.Tensor):  # torch refuses a copy between overlapping views: copy it out first
+                    arr[..., : tc - shift, :] = arr[..., shift:, :].clone()
+                else:
+                    arr[..., : tc - shift, :] = arr[..., shift:, :]
                 arr[..., tc - shift :, :] = 0
             self.base = nxt
         return completed

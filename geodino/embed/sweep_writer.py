@@ -58,7 +58,7 @@ def _writer(sweeper: Sweeper, in_q: queue.Queue, errors: list[BaseException]) ->
             if (job is not None or held) and not (sweeper.work / PLAN_FILE).exists():
                 raise FileNotFoundError(sweeper.work / PLAN_FILE)  # never recreate a folder someone removed
             if job is None:
-                if held:
+                if held and writer is not None:  # held implies a writer
                     writer.flush()
                 for rec in pending:
                     record(rec)
