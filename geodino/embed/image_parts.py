@@ -7,7 +7,9 @@ vectors (before `l2_normalize`, which the final write applies to all rows at onc
 files skipped as unreadable and the input-scaling rules met. Every file is written atomically (`atomic_path`); the
 record only right before the first part, so a run that fails before any part leaves nothing to resume. A rerun
 with another identity is refused (`workdir.check_partial`: one line naming what differs, `--overwrite` the way out).
-Parts hold whole batches, so the rerun feeds the backbone the batches an uninterrupted run feeds it.
+Each part also records its files as they were and the folder's DN -> reflectance rules; a rerun redoes the parts
+whose files or rules changed since (`geodino.embed.image_changes`). Parts hold whole batches, so the rerun feeds the
+backbone the batches an uninterrupted run feeds it.
 The output GeoParquet is written here too, from the parts (`write_output`, `write_table`).
 """
 
@@ -17,7 +19,7 @@ import hashlib
 import io
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +68,8 @@ class Part:
     info: list[dict[str, Any]]
     skipped: dict[int, str] = field(default_factory=dict)
     rules: list[str] = field(default_factory=list)
+    files: list[str | None] | None = None  # each file then (`image_changes`); None: a part of an earlier version
+    settled: dict[str, str] | None = None  # the folder's DN -> reflectance rules then (`image_changes`)
 
 
 @dataclass
@@ -130,6 +134,8 @@ class ImageParts:
         )
         meta = {"lo": part.lo, "hi": part.hi, "skipped": {str(i): why for i, why in part.skipped.items()}}
         meta["rules"] = part.rules
+        if part.files is not None:  # what a resume checks the files against (`image_changes`)
+            meta |= {"files": part.files, "settled": part.settled}
         with atomic_path(part_path(self.work, part.lo)) as tmp:
             pq.write_table(table.replace_schema_metadata({PART_KEY: json.dumps(meta).encode()}), tmp)
 
@@ -166,7 +172,8 @@ def read_part(path: Path) -> Part | None:
         {"width": w, "height": h, "bands": b, "geometry": None if g is None else shapely.from_wkb(g)}
         for w, h, b, g in zip(cols["width"], cols["height"], cols["bands"], cols["geometry"], strict=True)
     ]
-    return Part(lo, hi, rows, vectors.astype(np.float32, copy=False), info, skipped, list(meta.get("rules", [])))
+    rules, files, settled = list(meta.get("rules", [])), meta.get("files"), meta.get("settled")
+    return Part(lo, hi, rows, vectors.astype(np.float32, copy=False), info, skipped, rules, files, settled)
 
 
 def _reads(record: Path) -> bool:
@@ -191,9 +198,13 @@ def run_parts(
     """The parts of the run: those a killed run left (checked against this run's identity; `say`: one line that it
     resumes), then the rest, each written as soon as it is computed. A user error in a run that started the work
     folder removes it (a rerun cannot fix it, as for feature rasters); kills and interrupts leave it to resume."""
+    from geodino.embed.image_changes import stale_parts
+
     files, n = run.data.files, len(run.data.files)
     parts = work.open(overwrite=overwrite)
     start = parts[-1].hi if parts else 0
+    redo = stale_parts(parts, run.data, say=say)  # made from files that changed since: redone, in their batches
+    parts = [p for p in parts if p.lo not in {r.lo for r in redo}]
     if work.resumed:
         skipped = sorted(i for p in parts for i in p.skipped)
         if skipped and on_error == "stop":
@@ -205,17 +216,17 @@ def run_parts(
         was = f", {plural(len(skipped), 'unreadable image')} skipped" if skipped else ""
         if say:
             print(
-                f"geodino: resuming: {start - len(skipped):,} of {n:,} images embedded{was} ({work.work}); "
+                f"geodino: resuming: {sum(len(p.rows) for p in parts):,} of {n:,} images embedded{was} ({work.work}); "
                 "--overwrite (overwrite=True in Python) starts again",
                 file=sys.stderr,
             )
     try:
-        parts += run.run(start, work.write, progress=progress)
+        parts += run.run(start, work.write, progress=progress, redo=[(p.lo, p.hi) for p in redo])
     except GeoDinoError:
         if not work.resumed:
             work.remove()
         raise
-    return parts
+    return sorted(parts, key=lambda p: p.lo)
 
 
 def output_record(bb: Any) -> dict[str, str]:
@@ -308,17 +319,24 @@ class PartRunner:
             self.path = path
             yield _path_name(self.bb, path.name)
 
-    def run(self, start: int, write: Callable[[Part], None], *, progress: bool) -> list[Part]:
-        """Embed images `start`.. in parts of `part_size`, handing each to `write` as soon as it is computed."""
+    def run(
+        self, start: int, write: Callable[[Part], None], *, progress: bool, redo: Sequence[tuple[int, int]] = ()
+    ) -> list[Part]:
+        """Embed the parts `redo` (lo, hi) again, then images `start`.. in parts of `part_size`, handing each to
+        `write` as soon as it is computed."""
         from geodino.inference import Throughput
         from geodino.progress import progress_bar
 
         n, step, done = len(self.data), part_size(self.batch_size), []
-        bar = progress_bar(total=n, initial=start, desc="embed images", unit="img", disable=not progress, leave=False)
+        spans = [*redo, *((lo, min(lo + step, n)) for lo in range(start, n, step))]
+        done_before = n - sum(hi - lo for lo, hi in spans)
+        bar = progress_bar(
+            total=n, initial=done_before, desc="embed images", unit="img", disable=not progress, leave=False
+        )
         speed = Throughput()
         try:
-            for lo in range(start, n, step):
-                part = self.part(lo, min(lo + step, n), bar)
+            for lo, hi in spans:
+                part = self.part(lo, hi, bar)
                 write(part)
                 done.append(part)
                 speed.add(len(part.rows))
@@ -330,14 +348,17 @@ class PartRunner:
 
     def part(self, lo: int, hi: int, bar: Any) -> Part:
         """Images lo..hi-1 as one part: pooled vectors of those that read, the others recorded as skipped."""
+        from geodino.embed.image_changes import file_states, settled_rules
+
         d = self.data
+        states = file_states(d.root, d.files[lo:hi])  # before the pixels are read: a file replaced after reads changed
         fs = _extract(self.bb, _Slice(d, lo, hi, bar), self.idx, self.image_size, self.batch_size, self.amp)
         keep = (fs.targets >= 0).numpy()
         vectors = _pool(fs, self.pool)[keep].numpy()
         rows = [int(i) for i in fs.targets[keep].tolist()]
         skipped = {i: d.failed[i] for i in range(lo, hi) if i in d.failed}
         rules = list(dict.fromkeys(d.rules[d.dtypes[i]][2] for i in range(lo, hi) if i in d.dtypes))
-        return Part(lo, hi, rows, vectors, [d.info[i] for i in rows], skipped, rules)
+        return Part(lo, hi, rows, vectors, [d.info[i] for i in rows], skipped, rules, states, settled_rules(d.scaling))
 
 
 class _Slice:

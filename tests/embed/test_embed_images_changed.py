@@ -1,0 +1,185 @@
+"""A resumed `embed images` run redoes the parts made from files that changed since the kill: the file list was
+recorded by name only, so an image replaced under its name kept the old image's vector in the output. Each part
+records its files (size, modification time, sha256 of the first 64 KiB) and the folder's DN -> reflectance rules;
+a resume redoes the parts whose files or rules differ, says so in one line, and writes the file an uninterrupted run
+on the files as they are now writes. A part written before parts recorded their files is trusted as before."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from geodino.embed.pipeline import run_lines
+from tests import helpers
+from tests.embed.test_embed_images import SPEC, rgb, save_png
+from tests.embed.test_embed_images_resume import (
+    N_IMAGES,
+    OPTIONS,
+    assert_same_output,
+    chips,
+    killed_after,
+    small_parts,  # noqa: F401  (parts of 2 images)
+)
+
+
+def warned(broken: bool):
+    """`chips` holds a broken image: the run warns that it skips it."""
+    return pytest.warns(UserWarning, match="skipped unreadable image") if broken else contextlib.nullcontext()
+
+
+def kill_after_2_parts(root: Path, out: Path, backbone=SPEC, broken: bool = True, **options) -> Path:
+    """Run into `out`, killed after its 2nd batch (= part): the work folder it leaves."""
+    from geodino.embed import embed_images
+
+    with killed_after(2), pytest.raises(RuntimeError, match="killed"), warned(broken):
+        embed_images(root, backbone, out, **{**OPTIONS, **options})
+    work = out.parent / f".{out.name}.partial"
+    assert len(list(work.glob("part_*.parquet"))) == 2
+    return work
+
+
+def resume(root: Path, out: Path, capsys, backbone=SPEC, **options) -> tuple[int, str]:
+    """Run again into `out` with the command's lines: (images through the model, stderr)."""
+    from geodino.embed import embed_images
+
+    capsys.readouterr()
+    with killed_after(-1) as calls, run_lines():
+        embed_images(root, backbone, out, **{**OPTIONS, **options})
+    return calls["images"], capsys.readouterr().err
+
+
+def fresh(root: Path, want: Path, backbone=SPEC, broken: bool = True, **options) -> Path:
+    """An uninterrupted run on the files as they are now."""
+    from geodino.embed import embed_images
+
+    with warned(broken):
+        return embed_images(root, backbone, want, **{**OPTIONS, **options})
+
+
+def test_an_image_replaced_between_kill_and_resume_has_its_part_redone(tmp_path, capsys):
+    root, out = chips(tmp_path), tmp_path / "o.parquet"
+    kill_after_2_parts(root, out)
+    save_png(root / "one/img00.png", rgb(seed=99))  # another image under the same name, in the first part
+    with warned(True):  # one/img01.png, in the part redone
+        images, err = resume(root, out, capsys)
+    line = "geodino: 1 image changed since the partial run (one/img00.png); re-embedding 1 part (2 images)"
+    assert line in err, err
+    assert "resuming: 2 of 9 images embedded (" in err, err  # the 2nd part, kept
+    assert images == 2 + N_IMAGES - 4  # the part redone (img00 and the broken img01's stand-in), then images 4..8
+    assert_same_output(out, fresh(root, tmp_path / "want.parquet"))
+
+
+def test_unchanged_files_redo_no_part(tmp_path, capsys):
+    """Copied back onto themselves with `cp -p` (the same bytes and times): nothing to redo, nothing said."""
+    root, out = chips(tmp_path), tmp_path / "o.parquet"
+    kill_after_2_parts(root, out)
+    for rel in ("one/img00.png", "one/img02.png"):
+        shutil.copy2(root / rel, tmp_path / "x.png")
+        shutil.copy2(tmp_path / "x.png", root / rel)
+    images, err = resume(root, out, capsys)
+    assert images == N_IMAGES - 4 and "since the partial run" not in err
+    assert "resuming: 3 of 9 images embedded, 1 unreadable image skipped" in err, err
+    assert_same_output(out, fresh(root, tmp_path / "want.parquet"))
+
+
+def test_a_replacement_with_the_old_files_size_and_time_is_redone(tmp_path, capsys):
+    """`cp -p` of another image of the same size keeps the modification time: its content tells it apart."""
+    root, out = chips(tmp_path), tmp_path / "o.parquet"
+    kill_after_2_parts(root, out)
+    target = root / "one/img03.png"  # in the 2nd part
+    other = save_png(tmp_path / "other.png", np.flip(rgb(seed=13), axis=2).copy())  # img03's pixels, mirrored
+    assert other.stat().st_size == target.stat().st_size and other.read_bytes() != target.read_bytes()
+    before = target.stat()
+    shutil.copyfile(other, target)
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    images, err = resume(root, out, capsys)
+    assert "1 image changed since the partial run (one/img03.png); re-embedding 1 part (2 images)" in err, err
+    assert images == 2 + N_IMAGES - 4
+    assert_same_output(out, fresh(root, tmp_path / "want.parquet"))
+
+
+def edit_part_records(work: Path, edit) -> None:
+    """Rewrite each part's metadata record with `edit(record)`."""
+    import pyarrow.parquet as pq
+
+    from geodino.embed.image_parts import PART_KEY
+
+    for path in work.glob("part_*.parquet"):
+        table = pq.read_table(path)
+        meta = json.loads(table.schema.metadata[PART_KEY])
+        assert {"files", "settled"} <= set(meta)
+        pq.write_table(table.replace_schema_metadata({PART_KEY: json.dumps(edit(meta)).encode()}), path)
+
+
+def test_a_part_of_an_earlier_version_is_trusted_as_before(tmp_path, capsys):
+    """Parts that record no files (written before they did) resume as they did: not redone, nothing said."""
+    root, out = chips(tmp_path), tmp_path / "o.parquet"
+    work = kill_after_2_parts(root, out)
+    edit_part_records(work, lambda meta: {k: v for k, v in meta.items() if k not in ("files", "settled")})
+    images, err = resume(root, out, capsys)
+    assert images == N_IMAGES - 4 and "since the partial run" not in err
+    assert_same_output(out, fresh(root, tmp_path / "want.parquet"))
+
+
+def test_a_part_whose_record_of_its_files_is_damaged_is_redone(tmp_path, capsys):
+    root, out = chips(tmp_path), tmp_path / "o.parquet"
+    work = kill_after_2_parts(root, out)
+    edit_part_records(work, lambda meta: meta | {"files": meta["files"][:1] if meta["lo"] else meta["files"]})
+    images, err = resume(root, out, capsys)
+    line = "geodino: 1 part of the partial run with a damaged record of its files; re-embedding 1 part (2 images)"
+    assert line in err, err
+    assert images == 2 + N_IMAGES - 4
+    assert_same_output(out, fresh(root, tmp_path / "want.parquet"))
+
+
+def test_a_replaced_image_that_changes_the_folders_rule_redoes_every_part(tmp_path, capsys):
+    """A backbone recording 8-bit DN: 16-bit images all <= 255 get x/255; one image above 255 anywhere in the
+    folder makes it x/10000 for all. Replaced in a part not yet made, it changes the vectors of the parts made."""
+    from geodino.backbones import load_backbone
+
+    eight = load_backbone("arch:vit_tiny?depth=1&patch_size=8&seed=0&bands=red,green,blue&sensor=maxar")
+    root, out = tmp_path / "tifs", tmp_path / "o.parquet"
+    root.mkdir()
+    for k in range(6):
+        helpers.write_tif(root / f"t{k}.tif", rgb(16, 16, seed=k, dtype=np.uint16, top=200), crs=None)
+    opts = {"l2_normalize": False, "pool": "cls"}
+    kill_after_2_parts(root, out, eight, broken=False, **opts)
+    helpers.write_tif(root / "t5.tif", rgb(16, 16, seed=5, dtype=np.uint16, top=4000), crs=None)  # not yet embedded
+    images, err = resume(root, out, capsys, eight, **opts)
+    rule = "the folder's DN -> reflectance rule for uint16 images of 3 bands changed since the partial run"
+    assert f"{rule} (then x*0.00392157" in err, err
+    assert "now x/10000" in err and "re-embedding 2 parts (4 images)" in err, err
+    assert images == 6
+    assert_same_output(out, fresh(root, tmp_path / "want.parquet", eight, broken=False, **opts))
+
+
+def test_file_state_tells_contents_and_times_apart(tmp_path):
+    from geodino.embed.image_changes import file_state
+
+    path = tmp_path / "a.tif"
+    data = bytes(range(256)) * 1024  # 256 KiB
+    path.write_bytes(data)
+    st = path.stat()
+    state = file_state(path)
+    assert state is not None and state.startswith(f"{len(data)} {st.st_mtime_ns} ")
+
+    def rewrite(body: bytes, *, keep_time: bool) -> str | None:
+        path.write_bytes(body)
+        if keep_time:
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        else:
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+        return file_state(path)
+
+    assert rewrite(data, keep_time=True) == state  # the same bytes and time: the same file
+    assert rewrite(b"x" + data[1:], keep_time=True) != state  # cp -p of another file: its head differs
+    assert rewrite(data[:-1] + b"x", keep_time=False) != state  # an edit past 64 KiB: its time differs
+    assert rewrite(data, keep_time=False) != state  # touched: redone (costs time, never a wrong row)
+    path.unlink()
+    assert file_state(path) is None
