@@ -129,9 +129,9 @@ def run_classification(backbone: Any, cfg: ClassificationConfig, out_dir: str | 
     budget = None
     if active(cfg.train_fraction, cfg.train_per_class):  # subsampled after extraction, train only; a budget that
         # does not fit the data (train_per_class above a class's size) stops before val and test are extracted
-        rows = budget_indices(ftr.targets, cfg.train_fraction, cfg.train_per_class, cfg.seed, train_ds.classes)
-        budget = budget_details(ftr.targets, rows, cfg.train_fraction, cfg.train_per_class, cfg.seed, train_ds.classes)
-        ftr, train_ds = subset_features(ftr, rows), train_ds.subset(rows)
+        kept = budget_indices(ftr.targets, cfg.train_fraction, cfg.train_per_class, cfg.seed, train_ds.classes)
+        budget = budget_details(ftr.targets, kept, cfg.train_fraction, cfg.train_per_class, cfg.seed, train_ds.classes)
+        ftr, train_ds = subset_features(ftr, kept), train_ds.subset(kept)
     fva = feats(val_ds)
     fte = fva if test_ds is val_ds else feats(test_ds)
     report = ClassificationReport(

@@ -35,6 +35,8 @@ def height_bins(kind: str, n: int, lo: float, hi: float) -> Tensor:
 class HeightDecoder(nn.Module):
     """Logits [B,K,H,W] -> heights [B,H,W] in metres (bin-weighted sum, or ReLU + min for K=1)."""
 
+    bins: Tensor  # registered buffer (declared: nn.Module's __getattr__ is typed Tensor | Module)
+
     def __init__(self, output: str, n_bins: int, lo: float, hi: float):
         super().__init__()
         self.output, self.lo = output, lo

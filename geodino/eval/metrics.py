@@ -90,9 +90,11 @@ class SegmentationMeter:
         excludes = list(self.mean_excludes)
         inside = self.ignore_index is not None and 0 <= self.ignore_index < self.num_classes
         if inside:  # its row is empty already (torchmetrics dropped its pixels); only the means change
+            assert self.ignore_index is not None  # `inside` says so
             excludes.append(int(self.ignore_index))
         out = segmentation_scores(self.confusion, self.class_names, excludes, self.ignore_mode)
         if inside:
+            assert self.ignore_index is not None
             out[f"IoU/{self.class_names[int(self.ignore_index)]}"] = math.nan
         return out
 
@@ -255,7 +257,11 @@ def regression_scores(
         "RMSE": float(mean_squared_error(pred, target, squared=False)),
         "R2": r2_score(pred, target),
         "bias": float(err.mean()),
-        "block_R2": r2_score(block_pred, block_target) if block_pred is not None and block_pred.numel() else math.nan,
+        "block_R2": (
+            r2_score(block_pred, block_target)
+            if block_pred is not None and block_target is not None and block_pred.numel()
+            else math.nan
+        ),
         "nMAE": float((err.abs() / (1.0 + target.abs())).mean()),
         "tree_IoU": float((tree_p & tree_t).sum() / union) if union > 0 else math.nan,
         "n_pixels": float(pred.numel()),

@@ -42,9 +42,9 @@ def plot_confusion(cm: list[list[int]], classes: list[str], path: str | Path, ti
                     ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7, color=color)
     from matplotlib.patches import Rectangle
 
-    for i in np.flatnonzero(totals == 0):
-        ax.add_patch(Rectangle((-0.5, i - 0.5), k, 1, fill=False, hatch="//", ec="0.6", lw=0))
-        ax.text((k - 1) / 2, i, "no test samples", ha="center", va="center", fontsize=7, color="0.3")
+    for row in np.flatnonzero(totals == 0):
+        ax.add_patch(Rectangle((-0.5, row - 0.5), k, 1, fill=False, hatch="//", ec="0.6", lw=0))
+        ax.text((k - 1) / 2, row, "no test samples", ha="center", va="center", fontsize=7, color="0.3")
     fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class (row)")
     save_figure(fig, path, dpi=120, format="png")
 
@@ -160,7 +160,8 @@ def class_cmap(k: int) -> Any:
     n = max(k, 2)
     if n <= 20:
         return matplotlib.colormaps["tab20"].resampled(n)
-    colours = [c for name in ("tab20", "tab20b", "tab20c") for c in matplotlib.colormaps[name].colors]
+    # tab20, tab20b and tab20c are ListedColormaps (the base Colormap type has no `colors`)
+    colours = [c for name in ("tab20", "tab20b", "tab20c") for c in matplotlib.colormaps[name].colors]  # type: ignore[attr-defined]
     extra = n - len(colours)
     colours += [colorsys.hsv_to_rgb((i * 0.618033988749895) % 1.0, 0.75, 0.85) for i in range(max(extra, 0))]
     return ListedColormap(colours[:n], name=f"classes{n}")

@@ -100,9 +100,10 @@ def dataset_label(cfg: Any, data: Any = None) -> str:
     of the training images that is not a split or layer name (GENERIC_FOLDERS): `neon_canopy` for
     data/neon_canopy/train/RGB, which read `RGB` (and LoveDA-style train/images folders `images`)."""
     sub = data if data is not None else getattr(cfg, "data", None)
-    if sub is not None and getattr(sub, "name", ""):
+    name = getattr(sub, "name", "") if sub is not None else ""
+    if name:
         root = str(getattr(sub, "root", "") or "")
-        return f"{sub.name}:{Path(root).name}" if sub.name == "image_folder" and root else str(sub.name)
+        return f"{name}:{Path(root).name}" if name == "image_folder" and root else str(name)
     for attr in ("train_images", "images", "root"):
         value = getattr(cfg, attr, None)
         value = value[0] if isinstance(value, list) and value else value

@@ -172,6 +172,7 @@ def _check_per_class(train: Any, per_class: int) -> None:
     if multilabel:  # a [N, K] multi-hot stand-in: the budget's own line for multi-label data
         targets = torch.zeros(1, max(1, len(train.classes)))
     else:
+        assert labels is not None  # returned above otherwise
         targets = torch.tensor([labels[i] for i in train.indices], dtype=torch.long)
     budget_indices(targets, 1.0, per_class, 0, list(train.classes))  # the task's own check and line
 

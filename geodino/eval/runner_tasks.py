@@ -73,7 +73,7 @@ def task_entry(task_type: str) -> tuple[Any, type]:
     fn = getattr(module, func_name)
     hints = typing.get_type_hints(fn)
     schema = hints.get("cfg")
-    if schema is None or not dataclasses.is_dataclass(schema):
+    if not isinstance(schema, type) or not dataclasses.is_dataclass(schema):
         raise RuntimeError(f"{module_name}.{func_name} must annotate cfg with its config dataclass")
     return fn, schema
 

@@ -351,7 +351,8 @@ def torchgeo_random_split(n: int, val_fraction: float, test_fraction: float, see
             "(sum below 1)"
         )
     fractions = [1 - val_fraction - test_fraction, val_fraction, test_fraction]
-    subsets = random_split(range(n), fractions, generator=torch.Generator().manual_seed(seed))
+    # random_split takes any sequence (typed for a Dataset): the indices are split, not a dataset
+    subsets = random_split(range(n), fractions, generator=torch.Generator().manual_seed(seed))  # type: ignore[arg-type, var-annotated]
     return {name: sorted(int(i) for i in sub.indices) for name, sub in zip(("train", "val", "test"), subsets)}
 
 

@@ -204,11 +204,12 @@ def photo_sensor(backbone: Any, path: str | Path, data: np.ndarray) -> tuple[Any
         raise InputError(f"image {path} is {kind} but backbone {spec} takes {plural(n, 'band')}; {fix}")
     why = ""
     recorded = scaling_sensor(EmbedConfig(), backbone)
-    if recorded is not None:
+    scaled = recorded_scale(backbone)  # not None when `recorded` is not: that sensor is the record's
+    if recorded is not None and scaled is not None:
         why = scale_misfit(data.dtype, n, recorded.scale, recorded.offset)
         if not why:
             warn_record_units(data.dtype, path, backbone)
-            desc = recorded_scale(backbone)[2]
+            desc = scaled[2]
             return recorded, (
                 f"geodino: no --sensor given: {path} is read by the backbone's record, DN -> reflectance {desc}; "
                 "--sensor overrides"
@@ -222,8 +223,8 @@ def photo_sensor(backbone: Any, path: str | Path, data: np.ndarray) -> tuple[Any
         rule = "one grey band of 8-bit DN (x/255)"
     if recorded is None and n == 3:
         return s, None  # as every photo was read before
-    if recorded is not None:
-        rule += f": the backbone's record ({recorded_scale(backbone)[2]}) does not fit it, {why}"
+    if recorded is not None and scaled is not None:
+        rule += f": the backbone's record ({scaled[2]}) does not fit it, {why}"
     else:
         rule += f" for the one-band backbone {spec}"
     return s, f"geodino: no --sensor given: {path} is read as {rule}; --sensor overrides"
@@ -252,7 +253,9 @@ def recorded_sensor(backbone: Any, path: str | Path) -> tuple[Any, str] | None:
     is_float = dtype is not None and dtype.kind == "f"
     if dtype is not None and not is_float:
         warn_record_units(dtype, path, backbone)
-    _, _, desc = recorded_scale(backbone)
+    scaled = recorded_scale(backbone)
+    assert scaled is not None  # a recorded sensor has a recorded scale (scaling_sensor)
+    _, _, desc = scaled
     if is_float:
         sensor = dataclasses.replace(sensor, scale=1.0, offset=0.0)
         rule = f"float pixels read as reflectance (bands of sensor {sensor.name} as the backbone records them)"

@@ -58,7 +58,7 @@ def _valid_patches(valid: np.ndarray | None, p: int, grid: tuple[int, int]) -> n
     if valid is None or valid.all():
         return None
     h, w = grid
-    return np.asarray(valid)[: h * p, : w * p].reshape(h, p, w, p).any(axis=(1, 3))
+    return np.asarray(np.asarray(valid)[: h * p, : w * p].reshape(h, p, w, p).any(axis=(1, 3)))  # stubs: or a scalar
 
 
 def overlay(
@@ -274,7 +274,7 @@ def _write_set(maps: AttentionMaps, sample: dict[str, Any], out: Path, prefix: s
         _write_cog(files["cog"], maps, sample["crs"], sample["transform"])
     summary = {
         "input": sample.get("path"),
-        "bands": list(sample.get("bands") or getattr(sensor, "bands", ())),
+        "bands": list(sample.get("bands") or getattr(sensor, "bands", None) or ()),
         "sensor": getattr(sensor, "name", None),
         "backbone": maps.info.get("spec"),
         "layer": maps.layer,

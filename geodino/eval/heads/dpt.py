@@ -35,6 +35,7 @@ class Readout(nn.Module):
         if self.mode == "add":
             return x + cls[:, :, None, None]
         b, d, h, w = x.shape
+        assert self.proj is not None  # mode "project" (checked in __init__)
         tokens = x.flatten(2).transpose(1, 2)  # [B,N,D]
         tokens = self.proj(torch.cat([tokens, cls[:, None, :].expand(-1, tokens.shape[1], -1)], dim=-1))
         return tokens.transpose(1, 2).reshape(b, d, h, w)

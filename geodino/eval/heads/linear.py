@@ -22,6 +22,7 @@ class LinearHead(nn.Module):
         self.bn = nn.BatchNorm2d(total)
         self.conv = nn.Conv2d(total, num_classes, kernel_size=1)
         nn.init.normal_(self.conv.weight, mean=0.0, std=0.01)
+        assert self.conv.bias is not None  # built with a bias
         nn.init.zeros_(self.conv.bias)
 
     def forward(self, feats: list[Tensor], cls_tokens: list[Tensor] | None = None) -> Tensor:
