@@ -183,6 +183,7 @@ def canopy_dpt_cfg(tmp_path: Path, **fields):
         train_images=[str(tmp_path / "a.tif")],
         train_chms=[str(tmp_path)],  # a folder: paired by name
         epochs=1,
+        min_steps=1,  # a short head meant: an explicit min_steps keeps it from warning
         layers="four_last",
         dpt_channels=16,
         **fields,

@@ -24,7 +24,9 @@ def test_loveda_budget_records_the_kept_image_paths(tmp_path):
     assert full.sample_files() == [
         f"Train/{scene}/images_png/{i}.png" for scene in ("Rural", "Urban") for i in range(2)
     ]  # torchgeo's sorted order
-    cfg = SegmentationProbeConfig(data=data, crop_size=16, epochs=1, plots=0, progress=False, train_fraction=0.5)
+    cfg = SegmentationProbeConfig(
+        data=data, crop_size=16, epochs=1, min_steps=1, plots=0, progress=False, train_fraction=0.5
+    )
     run_segmentation(tiny_backbone(), cfg, tmp_path / "out")
     budget = json.loads((tmp_path / "out" / "segmentation_metrics.json").read_text())["label_budget"]
     assert (budget["n_train_full"], budget["n_train"]) == (4, 2)

@@ -51,12 +51,16 @@ def test_segmentation_pads_a_small_training_image_as_inference_does(tmp_path, mo
     seen = _record_inputs(monkeypatch, bb)
     mask = (torch.arange(SIZE)[None, :] >= SIZE // 2).long().expand(SIZE, SIZE)
     sample = {"image": _image(), "mask": mask, "name": "small"}
-    cfg = SegmentationProbeConfig(num_classes=2, crop_size=CROP, stride=CROP, epochs=1, batch_size=2, plots=0)
+    cfg = SegmentationProbeConfig(
+        num_classes=2, crop_size=CROP, stride=CROP, epochs=1, min_steps=1, batch_size=2, plots=0
+    )
     run_segmentation(bb, cfg, tmp_path / "out", train_data=[sample], val_data=[sample])
     _same_padded_input(seen)
 
 
 @pytest.mark.filterwarnings("ignore:canopy probe")
+# the training image is the validation image on purpose: scored whole, as a small image is predicted
+@pytest.mark.filterwarnings("ignore:canopy validation raster .* overlaps training raster:UserWarning")
 def test_canopy_pads_a_small_training_image_as_inference_does(tmp_path, monkeypatch):
     from tests.eval.test_canopy import write_chm, write_image
 
@@ -74,6 +78,7 @@ def test_canopy_pads_a_small_training_image_as_inference_does(tmp_path, monkeypa
         crop_size=CROP,
         stride=CROP,
         epochs=1,
+        min_steps=1,
         batch_size=2,
         n_bins=8,
         block_size=4,

@@ -124,12 +124,13 @@ def test_probe_reports_box_precision_recall_and_writes_a_geopackage(tmp_path):
     from tests.eval.test_detection import _scene, _small_cfg
 
     _scene(tmp_path)
-    metrics = run_detection(tiny_backbone(), _small_cfg(tmp_path, box_score_threshold=0.0), tmp_path / "out")
+    # 0.05: the lowest box score that counts (the default score_threshold; one below it warns and is that)
+    metrics = run_detection(tiny_backbone(), _small_cfg(tmp_path, box_score_threshold=0.05), tmp_path / "out")
     assert "box_iou_threshold" not in metrics  # a setting, not a score row of the suite table
     assert 0.0 <= metrics["box_recall"] <= 1.0
     assert math.isnan(metrics["box_precision"]) or 0.0 <= metrics["box_precision"] <= 1.0
     saved = json.loads((tmp_path / "out" / "detection_metrics.json").read_text())
-    assert saved["box_iou_threshold"] == 0.4 and saved["box_score_threshold"] == 0.0 and "box_recall" in saved
+    assert saved["box_iou_threshold"] == 0.4 and saved["box_score_threshold"] == 0.05 and "box_recall" in saved
     assert (tmp_path / "out" / "scene_boxes.gpkg").is_file()
 
 

@@ -77,7 +77,9 @@ def seg_folder(root, n: int = 2, size: int = 32) -> list[np.ndarray]:
 def seg_cfg(root, **kw) -> SegmentationProbeConfig:
     folders = {"train_images": str(root / "img"), "train_masks": str(root / "msk")}
     folders.update(val_images=folders["train_images"], val_masks=folders["train_masks"])  # no split: s0 comes first
-    return SegmentationProbeConfig(**folders, num_classes=2, crop_size=32, epochs=1, plots=0, progress=False, **kw)
+    return SegmentationProbeConfig(
+        **folders, num_classes=2, crop_size=32, epochs=1, min_steps=1, plots=0, progress=False, **kw
+    )
 
 
 def reflectance(dn: np.ndarray, scale: float, offset: float = 0.0) -> torch.Tensor:
@@ -209,6 +211,7 @@ def test_canopy_scales_with_the_record_and_tags_heights_as_metres(tmp_path, land
         n_bins=8,
         crop_size=32,
         epochs=1,
+        min_steps=1,
         progress=False,
     )
     with warnings.catch_warnings():
@@ -286,7 +289,7 @@ def test_classification_says_its_scaling_in_one_line_and_in_its_details(tmp_path
                 write_dn(tmp_path / split / c / f"{i}.tif", dn.astype(np.uint16))
     cfg = ClassificationConfig(
         data=DatasetConfig(name="image_folder", root=str(tmp_path)),
-        features=FeatureConfig(cache=False, image_size=16),
+        features=FeatureConfig(cache=False, image_size=16, layers="last"),  # the export has 2 blocks, not four
         progress=False,
     )
     cfg.knn.ks = [1]

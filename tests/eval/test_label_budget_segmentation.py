@@ -56,7 +56,9 @@ def test_budget_with_val_folders_subsamples_only_the_training_folder(tmp_path):
 
 def test_probe_under_a_budget_trains_on_fewer_images_and_records_them(tmp_path, capsys):
     img, msk = make_folder(tmp_path, n=6, size=32)
-    keys = dict(train_images=str(img), train_masks=str(msk), num_classes=2, crop_size=32, epochs=1, plots=0)
+    keys = dict(
+        train_images=str(img), train_masks=str(msk), num_classes=2, crop_size=32, epochs=1, min_steps=1, plots=0
+    )
     keys.update(val_fraction=0.34, progress=False)  # 2 of 6 held out, 4 to train on
     full = run_segmentation(tiny_backbone(), SegmentationProbeConfig(**keys), tmp_path / "full")
     full_line = capsys.readouterr().err

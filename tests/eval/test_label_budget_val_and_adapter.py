@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from geodino.eval import canopy, segmentation
@@ -30,6 +31,11 @@ def _crops(data: np.ndarray, crop: int) -> list[torch.Tensor]:
     ]
 
 
+# a head of a few steps predicts every pixel above the 2 m tree threshold: its degenerate-tree_IoU warning is
+# expected here (test_canopy_metrics_json_flags_a_degenerate_tree_iou asserts it)
+@pytest.mark.filterwarnings("ignore:canopy probe. every predicted pixel:UserWarning")
+# the validation raster lies on the training ground on purpose (other pixels, so no trained tile is one of its)
+@pytest.mark.filterwarnings("ignore:canopy validation raster .* overlaps training raster:UserWarning")
 def test_canopy_budget_with_validation_rasters_counts_and_keeps_training_tiles_only(tmp_path, monkeypatch):
     (tmp_path / "train").mkdir()
     (tmp_path / "val").mkdir()
@@ -81,7 +87,9 @@ def test_segmentation_budget_on_the_loveda_adapter_keeps_train_images_and_scores
     saved = {}
     for f in (1.0, 0.5, 0.25):
         data = DatasetConfig(name="loveda", root=str(tmp_path / "loveda"), test_split="val")
-        cfg = SegmentationProbeConfig(data=data, crop_size=16, epochs=1, plots=0, progress=False, train_fraction=f)
+        cfg = SegmentationProbeConfig(
+            data=data, crop_size=16, epochs=1, min_steps=1, plots=0, progress=False, train_fraction=f
+        )
         m = run_segmentation(tiny_backbone(), cfg, tmp_path / str(f))
         saved[f] = json.loads((tmp_path / str(f) / "segmentation_metrics.json").read_text())
         assert saved[f]["scored_split"] == "loveda val"

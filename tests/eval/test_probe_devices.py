@@ -165,7 +165,7 @@ def test_segmentation_head_batches_and_masks_follow_the_backbone_device(tmp_path
     img, msk = make_folder(tmp_path)
     cfg = segmentation.SegmentationProbeConfig(
         train_images=str(img), train_masks=str(msk), num_classes=2, head="upernet", crop_size=32, channels=16,
-        epochs=1, batch_size=2, plots=0, progress=False,
+        epochs=1, min_steps=1, batch_size=2, plots=0, progress=False,
     )  # fmt: skip
     with pytest.raises(Stop):
         segmentation.run_segmentation(backbone_on_meta(), cfg, tmp_path / "out")
@@ -183,7 +183,7 @@ def test_canopy_head_batches_and_targets_follow_the_backbone_device(tmp_path, mo
     write_chm(tmp_path / "a_CHM.tif")
     cfg = canopy.CanopyProbeConfig(
         train_images=[str(tmp_path / "a.tif")], train_chms=[str(tmp_path / "a_CHM.tif")], crop_size=32, epochs=1,
-        batch_size=2, layers="four_last", n_bins=8, dpt_channels=16, cache_features=cache, progress=False,
+        min_steps=1, batch_size=2, layers="four_last", n_bins=8, dpt_channels=16, cache_features=cache, progress=False,
     )  # fmt: skip
     with pytest.raises(Stop):
         canopy.run_canopy(backbone_on_meta(), cfg, tmp_path / "out")

@@ -40,6 +40,9 @@ def test_the_stretch_leaves_nodata_out():
     assert not flat[101:].any()  # nodata drawn black
 
 
+# band names without a sensor are this test's input (the preview reads them); the backbone says they bring no
+# statistics, which tests/test_band_args.py checks
+@pytest.mark.filterwarnings("ignore:backbone .* were given without a sensor:UserWarning")
 def test_segmentation_previews_its_bgrn_data_in_rgb_over_valid_pixels(tmp_path, monkeypatch):
     import rasterio
     from rasterio.transform import from_origin
@@ -62,7 +65,8 @@ def test_segmentation_previews_its_bgrn_data_in_rgb_over_valid_pixels(tmp_path, 
     bb = load_backbone("arch:vit_tiny?seed=0&patch_size=8&bands=blue,green,red,nir")
     folder = {"train_images": str(tmp_path / "img"), "train_masks": str(tmp_path / "msk")}
     cfg = SegmentationProbeConfig(**folder, val_images=folder["train_images"], val_masks=folder["train_masks"],
-                                  num_classes=2, crop_size=16, epochs=1, plots=1, progress=False)  # fmt: skip
+                                  num_classes=2, crop_size=16, epochs=1, min_steps=1, plots=1,
+                                  progress=False)  # fmt: skip
     run_segmentation(bb, cfg, tmp_path / "out")
     assert len(seen) == 1 and seen[0][0] == [2, 1, 0]
     assert seen[0][1] is not None and not seen[0][1][:4].any() and seen[0][1][4:].all()

@@ -60,6 +60,7 @@ def test_a_dark_16bit_tile_gets_the_rule_of_its_dataset(tmp_path, monkeypatch, c
         num_classes=2,
         crop_size=32,
         epochs=1,
+        min_steps=1,
         plots=0,
         progress=False,
     )

@@ -74,6 +74,7 @@ def test_linear_probe_learns_and_leaves_the_backbone_unchanged(tmp_path):
         head="linear",
         crop_size=32,
         epochs=15,
+        min_steps=1,
         batch_size=8,
         lr=1e-2,
         plots=1,
@@ -99,6 +100,7 @@ def test_upernet_on_four_layers_with_disk_cache(tmp_path):
         channels=16,
         crop_size=32,
         epochs=1,
+        min_steps=1,
         batch_size=4,
         cache_features="disk",
         plots=0,
@@ -111,14 +113,14 @@ def test_upernet_on_four_layers_with_disk_cache(tmp_path):
 def test_mask_and_image_sizes_must_match(tmp_path):
     img, msk = make_folder(tmp_path, n=2, size=32)
     Image.fromarray(np.zeros((24, 32), np.uint8)).save(msk / "s1_mask.png")
-    cfg = SegmentationProbeConfig(train_images=str(img), train_masks=str(msk), num_classes=2, epochs=1)
+    cfg = SegmentationProbeConfig(train_images=str(img), train_masks=str(msk), num_classes=2, epochs=1, min_steps=1)
     with pytest.raises(InputError, match=r"mask .*s1_mask.png is 32x24 px but image .*s1.png is 32x32 px"):
         run_segmentation(tiny_backbone(), cfg, tmp_path / "out")
 
 
 def test_labels_beyond_num_classes_are_refused(tmp_path):
     img, msk = make_folder(tmp_path, n=2, size=32, classes=3)
-    cfg = SegmentationProbeConfig(train_images=str(img), train_masks=str(msk), num_classes=2, epochs=1)
+    cfg = SegmentationProbeConfig(train_images=str(img), train_masks=str(msk), num_classes=2, epochs=1, min_steps=1)
     with pytest.raises(InputError, match=r"1 label value \(2\) but num_classes=2"):
         run_segmentation(tiny_backbone(), cfg, tmp_path / "out")
 
@@ -150,7 +152,7 @@ def test_cli_reports_a_size_mismatch_with_exit_code_2(tmp_path, capsys):
     suite = tmp_path / "suite.yaml"
     suite.write_text(
         "tasks:\n  seg:\n    type: segmentation\n"
-        f"    train_images: {img}\n    train_masks: {msk}\n    num_classes: 2\n    epochs: 1\n"
+        f"    train_images: {img}\n    train_masks: {msk}\n    num_classes: 2\n    epochs: 1\n    min_steps: 1\n"
     )
     code = main(
         ["probe", "--config", str(suite), "--backbone", "arch:vit_tiny?patch_size=8", "--out", str(tmp_path / "o")]
@@ -170,7 +172,7 @@ def test_samples_from_a_dataset_adapter_take_its_classes(tmp_path):
     torch.manual_seed(0)
     samples = _Adapter({"image": torch.rand(3, 32, 32), "mask": torch.randint(0, 3, (32, 32))} for _ in range(3))
     samples[0]["mask"][:4] = 255
-    cfg = SegmentationProbeConfig(head="linear", crop_size=32, epochs=1, batch_size=2, plots=0)
+    cfg = SegmentationProbeConfig(head="linear", crop_size=32, epochs=1, min_steps=1, batch_size=2, plots=0)
     train, val = _Adapter(samples[:2]), _Adapter(samples[2:])
     metrics = run_segmentation(tiny_backbone(), cfg, tmp_path / "out", train_data=train, val_data=val)
     assert {"IoU/background", "IoU/building", "IoU/road"} <= metrics.keys()
@@ -197,7 +199,14 @@ def test_same_seed_gives_the_same_head_whatever_drew_random_numbers_before(tmp_p
     """The head is built after re-seeding: the global torch RNG state left by earlier work must not change it."""
     img, msk = make_folder(tmp_path, n=3, size=32)
     cfg = SegmentationProbeConfig(
-        train_images=str(img), train_masks=str(msk), num_classes=2, head="linear", crop_size=32, epochs=1, plots=0
+        train_images=str(img),
+        train_masks=str(msk),
+        num_classes=2,
+        head="linear",
+        crop_size=32,
+        epochs=1,
+        min_steps=1,
+        plots=0,
     )
     heads = []
     for i, before in enumerate((1, 2)):

@@ -52,7 +52,12 @@ def test_a_named_dataset_is_scored_on_its_test_split(tmp_path, monkeypatch):
 
     monkeypatch.setitem(datasets.DATASETS, "fake_seg", fake)
     cfg = SegmentationProbeConfig(
-        data=DatasetConfig(name="fake_seg", root=str(tmp_path)), crop_size=16, epochs=1, plots=0, progress=False
+        data=DatasetConfig(name="fake_seg", root=str(tmp_path)),
+        crop_size=16,
+        epochs=1,
+        min_steps=1,
+        plots=0,
+        progress=False,
     )
     run_segmentation(tiny_backbone(), cfg, tmp_path / "out")
     assert built == ["train", "test"]  # before: ["train", "val"]
@@ -64,7 +69,7 @@ def test_a_named_dataset_is_scored_on_its_test_split(tmp_path, monkeypatch):
 def test_loveda_is_scored_on_val_and_refuses_its_unlabelled_test(tmp_path):
     make_loveda(tmp_path / "loveda")
     data = DatasetConfig(name="loveda", root=str(tmp_path / "loveda"), test_split="val")  # as its configs
-    cfg = SegmentationProbeConfig(data=data, crop_size=16, epochs=1, plots=0, progress=False)
+    cfg = SegmentationProbeConfig(data=data, crop_size=16, epochs=1, min_steps=1, plots=0, progress=False)
     run_segmentation(tiny_backbone(), cfg, tmp_path / "out")
     saved = json.loads((tmp_path / "out" / "segmentation_metrics.json").read_text())
     assert saved["scored_split"] == "loveda val"
