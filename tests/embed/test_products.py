@@ -262,7 +262,7 @@ def test_similarity_and_zonal_write_a_png_quicklook(tmp_path, two_class, capsys)
     assert len(colours) >= 2
 
 
-def test_progress_bar_shows_when_writing_takes_more_than_a_second(tmp_path, two_class, capsys):
+def test_progress_bar_shows_when_writing_takes_more_than_a_second(tmp_path, two_class, capsys, monkeypatch):
     import time
 
     from rasterio.windows import Window
@@ -276,6 +276,8 @@ def test_progress_bar_shows_when_writing_takes_more_than_a_second(tmp_path, two_
             time.sleep(0.6)
             yield Window(0, r, 2, 1), np.ones((1, 1, 2), np.uint8)
 
+    # the bar a terminal shows (captured stderr is no terminal: a bar that clears itself writes no line there)
+    monkeypatch.setenv("GEODINO_PROGRESS", "bar")
     write_cog(tmp_path / "fast.tif", iter([(Window(0, 0, 2, 2), np.ones((1, 2, 2), np.uint8))]), profile, desc="x")
     assert "x:" not in capsys.readouterr().err  # a quick write prints no bar
     write_cog(tmp_path / "slow.tif", slow_blocks(), profile, desc="slowproduct", total=2)
