@@ -99,6 +99,8 @@ def test_uint8_data_with_a_16_bit_sensor_is_refused_everywhere(tmp_path):
     assert 0.0 < np.mean(sensor.mean) < 0.4
 
 
+# a small store keeps the test fast; its few-pixels warning is expected (test_stats_edge asserts that warning)
+@pytest.mark.filterwarnings("ignore:.*fewer than 1,000 valid pixels:UserWarning")
 @pytest.mark.parametrize("dtype", ["uint16", "int16"])
 def test_16_bit_values_with_an_8_bit_sensor_are_refused_where_pixels_are_read(tmp_path, capsys, dtype):
     """maxar scales 8-bit DN (1/255): 16-bit values up to 3,999 became reflectance up to 15.7 without a word (data

@@ -82,7 +82,8 @@ def test_per_band_variables_keep_their_fill_value(tmp_path):
     for a in planes.values():
         a[:, :4] = 65535
     store = _per_band_store(tmp_path / "pb.zarr", planes, {b: {"_FillValue": 65535} for b in planes})
-    assert open_cube(store).nodata == 65535
+    with pytest.warns(UserWarning, match=r"pb\.zarr holds 4 data variables of dimensions \(y, x\): .*; reading B02"):
+        assert open_cube(store).nodata == 65535  # no bands named: the first variable, said
     src = CubeSource(store, sensor="sentinel2_l2a", tile_size=8, sampling="grid")
     assert src.band_names == BANDS and src.scenes[0].nodata == 65535
     s = src.read(0, 0, 0, 8, 8, None)
@@ -165,6 +166,8 @@ def test_float32_lat_lon_pass_and_place_cell_centres(tmp_path):
     assert t.a == pytest.approx(1e-4, rel=1e-3) and t.e == pytest.approx(-1e-4, rel=1e-3)
 
 
+# a small store keeps the test fast; its few-pixels warning is expected (test_stats_edge asserts that warning)
+@pytest.mark.filterwarnings("ignore:.*fewer than 1,000 valid pixels:UserWarning")
 def test_data_stats_on_a_cf_scaled_cube_is_told_the_flags_and_applies_them(tmp_path, capsys):
     """data stats without --scale read the store's DN as physical (scale 1) although it declares DN * 0.0001 - 0.1;
     now refused naming the flags, which give numpy's mean of DN * 0.0001 - 0.1 over the valid pixels."""
@@ -212,6 +215,8 @@ def test_time_steps_count_in_time_whatever_the_store_order(tmp_path):
     assert [t[:10] for t in open_cube(store).times] == ["2024-01-01", "2024-02-01"]
 
 
+# a small store keeps the test fast; its few-pixels warning is expected (test_stats_edge asserts that warning)
+@pytest.mark.filterwarnings("ignore:.*fewer than 1,000 valid pixels:UserWarning")
 def test_a_store_with_a_crs_but_nothing_placing_its_pixels_is_refused(tmp_path, capsys):
     """crs EPSG:32633, no x/y coordinates, no transform: rioxarray's identity affine put the store at UTM (0, 0)
     with 1 m pixels and training/embedding went on. Now refused in one line saying what to write, for a training
@@ -231,7 +236,8 @@ def test_a_store_with_a_crs_but_nothing_placing_its_pixels_is_refused(tmp_path, 
     sc = CubeSource(store, sensor="sentinel2_l2a", band_names=BANDS, tile_size=8, allow_no_crs=True).scenes[0]
     assert sc.crs == "" and sc.transform == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
     argv = ["data", "stats", "--type", "cube", store, "--out", str(tmp_path / "s.yaml"), "--scale", "1e-4"]
-    assert cli.main(argv) == 0, capsys.readouterr().err
+    with pytest.warns(UserWarning, match=r"bare\.zarr has a CRS but no x/y coordinates and no transform"):
+        assert cli.main(argv) == 0, capsys.readouterr().err
 
 
 def test_geozarr_proj_code_and_spatial_transform_place_the_store(tmp_path):

@@ -41,6 +41,8 @@ def test_the_predicate(folder, tmp_path):
     assert _is_store(folder / "c_scene") and not _is_store(tmp_path / "missing.nc")  # the old name, existing only
 
 
+# a small store keeps the test fast; its few-pixels warning is expected (test_stats_edge asserts that warning)
+@pytest.mark.filterwarnings("ignore:.*fewer than 1,000 valid pixels:UserWarning")
 def test_data_stats_reads_a_folder_of_cubes(folder):
     from geodino.data.stats import compute_stats
 

@@ -93,6 +93,8 @@ def test_valid_range_of_a_variable_of_several_bands_and_times(tmp_path):
     np.testing.assert_array_equal(stack.read(0, 0, 0, 16, 16, None)["valid"], inside.all(axis=0))
 
 
+# a small store keeps the test fast; its few-pixels warning is expected (test_stats_edge asserts that warning)
+@pytest.mark.filterwarnings("ignore:.*fewer than 1,000 valid pixels:UserWarning")
 def test_data_stats_leave_out_values_outside_the_valid_range(tmp_path):
     from geodino.data.stats import compute_stats
 

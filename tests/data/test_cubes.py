@@ -137,6 +137,8 @@ def test_16_bit_values_with_an_8_bit_sensor_are_refused_where_cube_pixels_are_re
     embed_raster(tmp_path / "narrow.zarr", ConvBackbone(), tmp_path / "n.tif", sensor="maxar", tile=32, overlap=0)
 
 
+# a small store keeps the test fast; its few-pixels warning is expected (test_stats_edge asserts that warning)
+@pytest.mark.filterwarnings("ignore:.*fewer than 1,000 valid pixels:UserWarning")
 def test_data_stats_on_cubes_equals_numpy_on_the_store(tmp_path, capsys):
     """`geodino data stats --type cube` refused every store ("needs a sensor"): the cube was built without one.
     Now as on rasters: without --sensor a neutral sensor with the store's band names (or --band-names) and the
@@ -211,6 +213,8 @@ def test_data_stats_on_cubes_equals_numpy_on_the_store(tmp_path, capsys):
         CubeSource(str(store), sensor=S3, band_names=["a"], tile_size=16)
 
 
+# constant bands give exact expected values; their warning is expected (test_stats_edge asserts it)
+@pytest.mark.filterwarnings("ignore:.*constant or nearly:UserWarning")
 def test_uint8_cube_with_a_16_bit_sensor_is_refused(tmp_path, capsys):
     """uint8 pixels through a sensor of 16-bit DN (scale 1e-4: 255 DN is reflectance 0.026) train as a
     near-constant image. Rasters were refused (`check_bit_depth`, RasterArchive), datacubes were not: the training

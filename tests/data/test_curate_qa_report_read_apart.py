@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from geodino import cli
@@ -30,6 +31,8 @@ def _curate(tmp_path: Path, **grid) -> dict:
     return json.loads((out / "report.json").read_text()) | {"md": (out / "report.md").read_text()}
 
 
+# a QA band read as a model band is this test's input; its warning is test_qa_band_as_model_input's subject
+@pytest.mark.filterwarnings("ignore:band .* is a QA band:UserWarning")
 def test_reprojected_model_qa_band_is_said_read_apart(tmp_path):
     report = _curate(tmp_path, crs="EPSG:32632", res=10)
     assert report["cloud_rules"] == {"s": "qa(QA60: a model input band, its codes read apart with nearest; t=0.5)"}
@@ -39,6 +42,8 @@ def test_reprojected_model_qa_band_is_said_read_apart(tmp_path):
     assert "- s: qa(QA60: a model input band, its codes read apart with nearest; t=0.5)" in report["md"]
 
 
+# a QA band read as a model band is this test's input; its warning is test_qa_band_as_model_input's subject
+@pytest.mark.filterwarnings("ignore:band .* is a QA band:UserWarning")
 def test_native_grid_source_reads_nothing_apart(tmp_path):
     report = _curate(tmp_path)
     assert report["cloud_rules"] == {"s": "qa(qa=4; t=0.5)"}  # the image's own codes, the text as before

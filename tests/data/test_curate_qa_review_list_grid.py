@@ -27,6 +27,8 @@ def _source(tmp_path, **grid):
         return build_source(cfg, shuffle=False, progress=False)
 
 
+# a QA band read as a model band is this test's input; its warning is test_qa_band_as_model_input's subject
+@pytest.mark.filterwarnings("ignore:band .* is a QA band:UserWarning")
 def test_a_reprojected_list_read_without_its_grid_is_refused(tmp_path):
     _curate(tmp_path, crs="EPSG:32632", res=10)
     listed = pq.read_table(tmp_path / "cur" / "curated.parquet")
@@ -41,6 +43,8 @@ def test_a_reprojected_list_read_without_its_grid_is_refused(tmp_path):
     assert len(_source(tmp_path)) == 2
 
 
+# a QA band read as a model band is this test's input; its warning is test_qa_band_as_model_input's subject
+@pytest.mark.filterwarnings("ignore:band .* is a QA band:UserWarning")
 def test_a_native_list_read_on_a_reprojected_grid_is_refused(tmp_path):
     _curate(tmp_path)
     assert len(_source(tmp_path)) == 2

@@ -70,6 +70,8 @@ def test_the_index_cache_keeps_the_declared_rule(tmp_path):
         RasterArchive([str(path)], sensor=SENSOR, index_cache=cache, progress=False)
 
 
+# a small store keeps the test fast; its few-pixels warning is expected (test_stats_edge asserts that warning)
+@pytest.mark.filterwarnings("ignore:.*fewer than 1,000 valid pixels:UserWarning")
 def test_data_stats_without_a_rule_takes_the_files_declared_rule(tmp_path):
     """`data stats` without --sensor guessed scale 1 for uint16: on files that declare 0.0001 / -0.1 it wrote
     statistics in DN with scale 1, which a training source reading the same files then mixes with the tags' rule.

@@ -204,6 +204,8 @@ def test_a_sensor_with_a_band_for_the_alpha_band_reads_it_as_data_and_says_so(tm
     assert archive.scenes[0].band_indexes == (1, 2, 3, 4)
 
 
+# a QA band read as a model band is this test's input; its warning is test_qa_band_as_model_input's subject
+@pytest.mark.filterwarnings("ignore:band .* is a QA band:UserWarning")
 def test_a_stacked_vrt_of_bands_of_different_data_types_reads(tmp_path):
     """`data stack` of a uint16 reflectance band and a uint8 band (B02 and a classification layer): every tile
     read failed with 'window read failed (more than one 'dtype' found; the file may be truncated or corrupt)', a

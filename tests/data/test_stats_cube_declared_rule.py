@@ -11,6 +11,9 @@ import yaml
 
 from geodino.errors import InputError
 
+# small stores keep these fast; their few-pixels warning is expected (test_stats_edge asserts that warning)
+pytestmark = pytest.mark.filterwarnings("ignore:.*fewer than 1,000 valid pixels:UserWarning")
+
 BANDS = ["B02", "B03", "B04"]
 
 
