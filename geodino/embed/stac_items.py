@@ -228,7 +228,8 @@ def raster_item(out: str | Path, source: Mapping[str, Any] | None = None) -> dic
     """The STAC item of the feature raster `out` (a `.tif` or `.zarr` `geodino embed` wrote). `source`: the STAC item
     the scene came from (`href`, `id` and its datetime fields), linked as `derived_from`."""
     import geodino
-    from geodino.embed.reader import EmbeddingReader, read_store_info
+    from geodino.embed.reader import EmbeddingReader
+    from geodino.embed.store_info import read_store_info  # without xarray
 
     out = Path(out)
     with EmbeddingReader(out) as r:

@@ -1,0 +1,78 @@
+"""The feature store made and read without xarray: the same files as the xarray + rioxarray writer, the same info
+as the xarray reader, and neither pulls xarray, dask or pandas in (their import was a fixed cost of each embed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rasterio.crs import CRS
+from rasterio.transform import Affine
+
+from geodino.embed.reader import read_store_info as xarray_info
+from geodino.embed.store_create import create_store
+from geodino.embed.store_info import read_store_info
+from geodino.embed.writers import create_store as xarray_create
+
+CASES = {
+    "utm-float16": (CRS.from_epsg(32618), "float16", Affine(16.5, 0, 101985.0, 0, -16, 2826915.0)),
+    "lonlat-float32": (CRS.from_epsg(4326), "float32", Affine(0.001, 0, -3.5, 0, -0.001, 41.25)),
+    "nocrs-int8": (None, "int8", Affine(1, 0, 0, 0, 1, 0)),
+    "local-south-up": (CRS.from_wkt('LOCAL_CS["arbitrary",UNIT["metre",1]]'), "float32", Affine(2, 0, 10, 0, 2, 20)),
+}
+
+
+def _kwargs(crs, dtype: str, transform: Affine) -> dict:
+    return dict(
+        height=5,
+        width=7,
+        transform=transform,
+        crs=crs,
+        band_names=["E000", "band é", "E0010"],  # unequal lengths and a non-ASCII name: the <U coordinate
+        dtype=dtype,
+        chunk=4,
+        metadata={"model_spec": "arch:vit_tiny", "layers": [11], "nested": {"a": 1.5}, "l2": True},
+    )
+
+
+def _files(store: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(store)): p.read_bytes() for p in sorted(store.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_store_has_the_xarray_writers_bytes_and_info(tmp_path: Path, case: str) -> None:
+    kwargs = _kwargs(*CASES[case])
+    xarray_create(tmp_path / "xr.zarr", **kwargs)
+    create_store(tmp_path / "direct.zarr", **kwargs)
+    old, new = _files(tmp_path / "xr.zarr"), _files(tmp_path / "direct.zarr")
+    assert ".zmetadata" in new and "band/0" in new and "embedding/.zarray" in new
+    assert sorted(new) == sorted(old)
+    assert [name for name in old if old[name] != new[name]] == []
+
+    want, got = xarray_info(tmp_path / "direct.zarr"), read_store_info(tmp_path / "direct.zarr")
+    assert got == want
+    assert (got["crs"] and got["crs"].to_wkt()) == (want["crs"] and want["crs"].to_wkt())
+    assert got["transform"] == kwargs["transform"] and got["band_names"] == kwargs["band_names"]
+
+
+def test_missing_store_is_file_not_found(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_store_info(tmp_path / "nothing.zarr")
+
+
+def test_store_is_made_and_read_without_xarray(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from rasterio.crs import CRS\n"
+        "from rasterio.transform import Affine\n"
+        "from geodino.embed.store_create import create_store\n"
+        "from geodino.embed.store_info import read_store_info\n"
+        f"create_store({str(tmp_path / 's.zarr')!r}, height=3, width=3, transform=Affine(1, 0, 0, 0, -1, 3),\n"
+        "    crs=CRS.from_epsg(32633), band_names=['a'], dtype='float32', chunk=2, metadata={})\n"
+        f"assert read_store_info({str(tmp_path / 's.zarr')!r})['crs'].to_epsg() == 32633\n"
+        "print([m for m in ('xarray', 'rioxarray', 'dask', 'pandas', 'scipy') if m in sys.modules])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
