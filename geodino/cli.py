@@ -254,7 +254,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         description="DINOv3 for Earth observation: pretrain, distill, probe, embed, convert.",
         epilog="Each command's options and examples: geodino COMMAND --help (geodino data SUBCOMMAND --help; embed's "
         "products pca, cluster, similar, zonal, classify and change are in geodino embed --help). New here? geodino "
-        "demo runs the whole path on CPU in minutes (--size tiny: a toy run of a minute or two).",
+        "demo runs the whole path on CPU in minutes (--size tiny: a toy run of a minute or two). Progress off a "
+        "terminal (batch jobs, pipes) is whole lines, one per 30 s: GEODINO_PROGRESS=bar|lines|off, "
+        "GEODINO_PROGRESS_INTERVAL.",
     )
     parser.add_argument("--version", action="version", version=f"geodino {__version__}")
     parser.add_argument(
@@ -385,6 +387,10 @@ def _main(argv: Sequence[str] | None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 0 if args.command is None else 2
+        from geodino.progress import line_interval, progress_mode
+
+        progress_mode()  # a bad GEODINO_PROGRESS / GEODINO_PROGRESS_INTERVAL fails here, before any set-up
+        line_interval()
         result: Any = args.func(args)
         return int(result) if isinstance(result, int) else 0
     except GeoDinoError as exc:

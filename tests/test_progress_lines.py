@@ -179,3 +179,19 @@ def test_pretrainings_bar_writes_lines_off_a_terminal_and_off_removes_it(tmp_pat
     cfg = TrainerConfig(max_steps=2, accelerator="cpu", precision="32-true", loggers=[], progress_bar=True)
     off, _ = build_trainer(cfg, CheckpointConfig(every_n_steps=100, keep_last=1), tmp_path)
     assert not [c for c in off.callbacks if "ProgressBar" in type(c).__name__]  # nor Lightning's own
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("GEODINO_PROGRESS", "fancy", "is not a progress mode"),
+        ("GEODINO_PROGRESS_INTERVAL", "soon", "GEODINO_PROGRESS_INTERVAL"),
+    ],
+    ids=["mode", "interval"],
+)
+def test_a_bad_progress_setting_is_refused_before_the_command_runs(monkeypatch, capsys, name, value, said):
+    monkeypatch.setenv(name, value)
+    assert cli.main(["data", "sensors"]) == 2
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and said in err and err.startswith("geodino: error: ")
+    assert out == ""  # the command (a table on stdout) did not run
