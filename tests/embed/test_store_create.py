@@ -11,7 +11,6 @@ import pytest
 from rasterio.crs import CRS
 from rasterio.transform import Affine
 
-from geodino.embed.reader import read_store_info as xarray_info
 from geodino.embed.store_create import create_store
 from geodino.embed.store_info import read_store_info
 from geodino.embed.writers import create_store as xarray_create
@@ -35,6 +34,27 @@ def _kwargs(crs, dtype: str, transform: Affine) -> dict:
         chunk=4,
         metadata={"model_spec": "arch:vit_tiny", "layers": [11], "nested": {"a": 1.5}, "l2": True},
     )
+
+
+def xarray_info(path: Path) -> dict:
+    """The store's info as xarray + rioxarray read it (`reader.read_store_info` before store_info): the oracle."""
+    import json
+
+    import rioxarray  # noqa: F401
+    import xarray as xr
+
+    with xr.open_zarr(str(path), decode_coords="all", consolidated=None, mask_and_scale=False) as ds:
+        var = ds["embedding"]
+        return {
+            "height": int(var.shape[1]),
+            "width": int(var.shape[2]),
+            "dtype": str(var.dtype),
+            "crs": ds.rio.crs,
+            "transform": ds.rio.transform(),
+            "band_names": json.loads(ds.attrs["geodino_band_names"]),
+            "attrs": {k: v for k, v in ds.attrs.items() if k != "geodino_band_names"},
+            "chunks": var.encoding.get("chunks"),
+        }
 
 
 def _files(store: Path) -> dict[str, bytes]:
