@@ -85,7 +85,7 @@ class _Checkpointed:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not torch.is_grad_enabled():
             return self.inner(*args, **kwargs)
-        extra = {"context_fn": self.context_fn} if self.context_fn is not None else {}
+        extra: dict[str, Any] = {"context_fn": self.context_fn} if self.context_fn is not None else {}
         return tuc.checkpoint(self.inner, *args, use_reentrant=False, preserve_rng_state=True, **extra, **kwargs)
 
 

@@ -29,7 +29,7 @@ class _Header(NamedTuple):
     from them as the raster source does; `count` and `descriptions` are the attributes its rule reads)."""
 
     path: str
-    count: int
+    count: int  # type: ignore[assignment]  # the raster source's attribute name (shadows tuple.count on purpose)
     dtype: str
     descriptions: tuple[str | None, ...]
 

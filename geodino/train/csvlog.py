@@ -34,7 +34,7 @@ class _ContinuingWriter(ExperimentWriter):
             # a row cut short by a kill has fewer values (None) or, glued to the next row, more (key None): dropped
             kept = [r for r in self._previous if None not in r and None not in r.values()]
             kept = [{k: v for k, v in r.items() if v != ""} for r in kept]
-            kept = [r for r in kept if (_step(r) if _step(r) is not None else first) < first]
+            kept = [r for r in kept if (s := _step(r)) is not None and s < first]  # no step: dropped
             self._record_new_keys()
             self.metrics_keys = sorted(set(self.metrics_keys).union(*(r.keys() for r in kept)))
             self._write_rows(self.metrics_keys, kept + self.metrics)
@@ -72,8 +72,8 @@ class ContinuingCSVLogger(CSVLogger):
     @property
     @rank_zero_experiment
     def experiment(self) -> ExperimentWriter:
-        if self._experiment is not None:
-            return self._experiment
+        if self._experiment is not None:  # a _ContinuingWriter (set below only); the base class types it more widely
+            return self._experiment  # type: ignore[return-value]
         self._fs.makedirs(self.root_dir, exist_ok=True)
         self._experiment = _ContinuingWriter(log_dir=self.log_dir)
         return self._experiment

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ def plot_curves(
 
     panels = [(title, [k for k in keys if metrics.get(k)]) for title, keys in _PANELS]
     panels = [(t, keys) for t, keys in panels if keys]
-    loss_rows = [
+    loss_rows: list[tuple[str, Sequence[str], float]] = [
         ("DINO loss", ("dino_global_loss", "dino_local_loss"), 1.0),
         ("iBOT loss", ("ibot_loss",), float(mask_share)),
         # each on its own axis: the Gram loss (~1e-3..1e-2) drew flat at zero next to KoLeo (~0.5..2)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -29,6 +30,9 @@ from geodino.train.init_structure import (
     architecture_error,
     init_architecture,
 )
+
+if TYPE_CHECKING:
+    from geodino.train.ssl import SSLMetaArch
 
 __all__ = [
     "DISTILL_FIT_HINT",
@@ -108,7 +112,7 @@ def _check_step(step: _InitStep) -> None:
 
 
 def _init_steps(
-    arch: nn.Module, src: InitSource, student_from: str, gram: InitSource | None, load_gram: bool
+    arch: SSLMetaArch, src: InitSource, student_from: str, gram: InitSource | None, load_gram: bool
 ) -> tuple[list[_InitStep], list[str], bool]:
     """What `apply_init` sets, in order: the steps, its lines for the log and whether the Gram teacher is set."""
     if student_from not in ("teacher", "student"):
@@ -118,7 +122,10 @@ def _init_steps(
         raise CheckpointError(
             f"init_from file {src.path} has no student weights (it is {kind} file); use init_student_from=teacher"
         )
-    s_backbone = src.student if student_from == "student" else src.teacher
+    s_backbone = src.teacher
+    if student_from == "student":
+        assert src.student is not None  # refused above otherwise
+        s_backbone = src.student
     s_heads = src.student_heads if student_from == "student" else src.heads
     student, teacher = arch.student, arch.teacher
     steps = [
@@ -143,7 +150,7 @@ def _init_steps(
         done.append(f"{src.path} has no heads: dino_head and ibot_head start fresh (see head_warmup_steps)")
     gram_module = getattr(arch, "gram_teacher", None)
     with_gram = gram_module is not None and load_gram
-    if with_gram:
+    if gram_module is not None and with_gram:
         g = gram or src
         g_module = gram_module["backbone"] if isinstance(gram_module, nn.ModuleDict) else gram_module
         steps.append(_InitStep(g_module, g.teacher, "Gram teacher backbone", g, backbone=True))
@@ -182,7 +189,7 @@ def _local_cls_norm_from_norm(steps: list[_InitStep]) -> None:
 
 
 def check_init(
-    arch: nn.Module,
+    arch: SSLMetaArch,
     src: InitSource,
     *,
     student_from: str = "teacher",
@@ -199,7 +206,7 @@ def check_init(
 
 
 def apply_init(
-    arch: nn.Module,
+    arch: SSLMetaArch,
     src: InitSource,
     *,
     student_from: str = "teacher",

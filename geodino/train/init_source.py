@@ -55,7 +55,7 @@ def read_init_source(path: str | Path) -> InitSource:
         )
     path = resolve_init_path(path)
     obj = None if path.is_dir() and not (path / "meta.pt").is_file() else load_file(path)  # None: an HF/timm folder
-    if is_distill_checkpoint(obj):
+    if obj is not None and is_distill_checkpoint(obj):
         return _distill_source(obj, path, which)
     if which is not None:
         raise CheckpointError(
@@ -104,7 +104,7 @@ def read_init_source(path: str | Path) -> InitSource:
     if _layout(state) != "official":  # an HF DINOv3ViTModel or timm *_dinov3 file: converted as every loader does
         return _foreign_source(path)
     heads_file = heads_path(path)
-    heads: dict[str, dict[str, torch.Tensor]] = {}
+    heads = {}
     config = None
     if heads_file.is_file():
         heads, rest = read_heads(heads_file)

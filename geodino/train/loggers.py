@@ -68,13 +68,15 @@ def build_loggers(
     options = dict(options or {})
     check_loggers(names, options, key)
     out: list[Any] = []
+    defaults: dict[str, Any]  # each logger's own keyword arguments, updated by the user's
     for name in names:
-        kw = dict(options.get(name) or {})
+        kw: dict[str, Any] = dict(options.get(name) or {})
         if name == "csv":
             from geodino.train.csvlog import ContinuingCSVLogger
 
             # a resumed run continues logs/metrics.csv (Lightning's CSVLogger would delete it)
-            out.append(ContinuingCSVLogger(**{"save_dir": str(out_dir), "name": "logs", "version": ""} | kw))
+            defaults = {"save_dir": str(out_dir), "name": "logs", "version": ""}
+            out.append(ContinuingCSVLogger(**defaults | kw))
         elif name == "tensorboard":
             from lightning.pytorch.loggers import TensorBoardLogger
 

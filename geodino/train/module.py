@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
@@ -47,6 +47,9 @@ from geodino.train.checkpoint_callback import CheckpointCallback
 # the run configs live in the light `pretrain` module (the CLI reads them without importing Lightning)
 from geodino.train.config import PRECISIONS, STRATEGIES, CheckpointConfig, TrainerConfig
 from geodino.train.trainer import RunProgressBar, build_trainer, fsdp_settings
+
+if TYPE_CHECKING:
+    from geodino.train.ssl import SSLMetaArch
 
 __all__ = [
     "PRECISIONS",
@@ -75,9 +78,14 @@ class SSLModule(L.LightningModule):
     `maybe_refresh_gram(iteration)`, `param_groups()`.
     """
 
+    # the step's row of logged values (set per epoch and per step; declared for their types)
+    _row: dict[str, Any]
+    _row_step: int | None
+    _host_row: dict[str, float] | None
+
     def __init__(
         self,
-        arch: nn.Module,
+        arch: SSLMetaArch,
         schedules: Callable[[int], dict[str, float]],
         *,
         loader_factory: Callable[..., Any] | None = None,
@@ -100,7 +108,7 @@ class SSLModule(L.LightningModule):
         self.loader_factory = loader_factory
         self.seed = seed
         self.clip_grad = clip_grad
-        self.betas = tuple(betas)
+        self.betas = (betas[0], betas[1])  # a tuple (a config may give a list)
         self.head_warmup_steps = head_warmup_steps
         self.fsdp = fsdp
         self.checkpoint_meta = checkpoint_meta
@@ -120,7 +128,8 @@ class SSLModule(L.LightningModule):
         every transformer block, then each head and backbone root of student, teacher and Gram teacher)."""
         from geodino.train.activation_checkpointing import apply_activation_checkpointing
 
-        apply_activation_checkpointing(self.arch.student["backbone"].blocks, self.activation_checkpointing)
+        # the student backbone's blocks (a ModuleDict entry's attribute, typed Tensor | Module)
+        apply_activation_checkpointing(self.arch.student["backbone"].blocks, self.activation_checkpointing)  # type: ignore[arg-type]
         if self.compile_blocks and not getattr(self, "_compiled", False):
             # compile per block before sharding (official order); the ViT calls `blk.forward_list`, so that is
             # the method compiled (an instance attribute, which FSDP2's method hook below then wraps)
@@ -137,6 +146,7 @@ class SSLModule(L.LightningModule):
 
         if getattr(self, "_sharded", False):
             return
+        assert self.device_mesh is not None  # set by the FSDP strategy (fsdp_settings) before configure_model
         mesh = self.device_mesh["data_parallel"]
         mp = MixedPrecisionPolicy(
             param_dtype=getattr(torch, self.fsdp["param_dtype"]), reduce_dtype=getattr(torch, self.fsdp["reduce_dtype"])
@@ -202,6 +212,7 @@ class SSLModule(L.LightningModule):
         # drop path, RoPE jitter and any other in-step randomness: a pure function of (seed, step, rank)
         torch.manual_seed((self.seed * 1_000_003 + it * 7919 + self.global_rank) % (2**63 - 1))
         opt = self.optimizers()
+        assert not isinstance(opt, list)  # the one optimizer of configure_optimizers
         sched = self.schedules(it)
         self._apply_schedules(opt.optimizer, sched, it)
 
@@ -321,9 +332,10 @@ class SSLModule(L.LightningModule):
         `trainer.log_every_n_steps` steps, a step that stops the run early (`trainer.should_stop`) and every step
         of a fast_dev_run; `it` is the step's global step, which is Lightning's logged step."""
         t = self.trainer
-        if t.fast_dev_run:
+        # set on the Trainer by Lightning's connectors, not declared on its class
+        if t.fast_dev_run:  # type: ignore[attr-defined]
             return True
-        every = t.log_every_n_steps
+        every = t.log_every_n_steps  # type: ignore[attr-defined]
         return every > 0 and (it == 0 or (it + 1) % every == 0 or t.should_stop)
 
     def _read_row(self) -> dict[str, float]:

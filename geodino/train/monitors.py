@@ -109,14 +109,16 @@ def logit_std(logits: Tensor) -> Tensor:
 @torch.no_grad()
 def layerscale_gamma(backbone: torch.nn.Module) -> Tensor:
     """Mean |gamma| of every LayerScale of a backbone (how much the residual branches contribute); nan without."""
-    values = [m.gamma.detach().float().abs().mean() for m in backbone.modules() if type(m).__name__ == "LayerScale"]
+    # LayerScale modules, matched by class name: their `gamma` parameter (typed Tensor | Module through nn.Module)
+    values = [m.gamma.detach().float().abs().mean() for m in backbone.modules() if type(m).__name__ == "LayerScale"]  # type: ignore[operator]
     return torch.stack(values).mean() if values else torch.tensor(float("nan"))
 
 
 @torch.no_grad()
 def prototype_norm(head: torch.nn.Module) -> Tensor:
     """Mean row norm of a head's effective prototype matrix (plain or weight-normalised last layer)."""
-    w = head.last_layer.weight
+    # a DINOHead's Linear or WeightNormLinear weight (a DTensor when sharded), read by attribute
+    w: Any = head.last_layer.weight  # type: ignore[union-attr]
     w = w.full_tensor() if hasattr(w, "full_tensor") else w
     return w.detach().float().norm(dim=1).mean()
 
@@ -197,7 +199,8 @@ def check_finite(loss: Tensor | float, logs: Mapping[str, Any] | None = None, st
     value = float(loss.detach().float().sum()) if isinstance(loss, Tensor) else float(loss)
     if math.isfinite(value):
         return
-    bad, good = [], []
+    bad: list[str] = []
+    good: list[str] = []
     for k, v in (logs or {}).items():
         try:
             f = float(v.detach().float().sum()) if isinstance(v, Tensor) else float(v)

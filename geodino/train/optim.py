@@ -122,7 +122,7 @@ def build_optimizer(
     if fused is None:
         fused = bool(params) and all(p.device.type in ("cuda", "cpu") for p in params)
     kwargs: dict[str, Any] = {"fused": True} if fused else {"foreach": True}
-    return torch.optim.AdamW(groups, lr=0.0, weight_decay=0.0, betas=tuple(betas), **kwargs)
+    return torch.optim.AdamW(groups, lr=0.0, weight_decay=0.0, betas=(betas[0], betas[1]), **kwargs)
 
 
 def key_by_module_order(state: dict[str, Any], optimizer: torch.optim.Optimizer, module: nn.Module) -> dict[str, Any]:

@@ -68,9 +68,12 @@ def apply_init_from(cfg: PretrainConfig, arch: Any, init_src: Any, head_warmup: 
 
     init_lines: list[str] = []
     post_init = None
-    src = init_src or ck.read_init_source(cfg.init_from)
+    if init_src is None:
+        assert cfg.init_from is not None  # called for a run with init_from (pretrain.py)
+        init_src = ck.read_init_source(cfg.init_from)
+    src = init_src
     # a Gram teacher named by ssl.gram.ckpt was loaded when the arch was built; else it is init_from's teacher
-    kw = {"student_from": cfg.init_student_from, "load_gram": not cfg.ssl.gram.ckpt}
+    kw: dict[str, Any] = {"student_from": cfg.init_student_from, "load_gram": not cfg.ssl.gram.ckpt}
     if cfg.trainer.meta_init:  # applied into the shards once they exist (SSLModule.configure_model)
         # but checked now, on the meta-built arch's shapes, with apply_init's own check: a file that does not fit is
         # refused at start with the line a run without meta_init gives, before the run folder changes

@@ -53,7 +53,7 @@ def _gather_views(step: int | None, where: str) -> list[tuple[int | None, str]]:
 
     views: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(views, (step, where))
-    return [tuple(v) for v in views]  # type: ignore[misc]
+    return [tuple(v) for v in views]
 
 
 def check_resume_views(views: list[tuple[int | None, str]], same_step: bool) -> None:

@@ -186,7 +186,7 @@ def _from_config(
         given = (cosine_given, sc.warmup_iters, sc.freeze_iters, sc.hold_iters)
         parts = [cosine or 0, warmup, freeze, hold]
         fractional = [isinstance(v, float) for v in given]
-        exact = sum(float(v) * total if f else n for v, n, f in zip(given, parts, fractional))
+        exact = sum(v * total if isinstance(v, float) else n for v, n in zip(given, parts))
         if any(fractional) and exact <= total + 1e-6:
             excess = used - total
             for i, f in enumerate(fractional):

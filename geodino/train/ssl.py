@@ -72,6 +72,8 @@ def _named_tensors(module: nn.Module) -> dict[str, Tensor]:
 class SSLMetaArch(nn.Module):
     """Student + EMA teacher (+ Gram teacher) with DINO, iBOT, KoLeo and Gram losses (see the module docstring)."""
 
+    gram_initialized: Tensor  # registered buffer (declared: nn.Module's __getattr__ is typed Tensor | Module)
+
     def __init__(
         self,
         cfg: SSLConfig,
@@ -206,7 +208,7 @@ class SSLMetaArch(nn.Module):
         """
         self.to_empty(device=device)
         for module in self.student.values():
-            module.init_weights()
+            module.init_weights()  # type: ignore[operator]  # the backbone's and the heads' own (typed Tensor | Module)
         for other in (self.teacher, self.gram_teacher):
             for name, module in (other or {}).items():
                 copy_tensors(self.student[name], module)
@@ -236,7 +238,7 @@ class SSLMetaArch(nn.Module):
 
     def _load_from_state_dict(self, state_dict: Mapping[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
         """Load as nn.Module does, then take the Gram flag's host copy from the loaded value (one read per load)."""
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[arg-type]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         loaded = state_dict.get(prefix + "gram_initialized")
         if torch.is_tensor(loaded) and loaded.device.type != "meta":
             self._gram_ready = bool(loaded.item())

@@ -46,7 +46,7 @@ def compute_losses(
     g_cls_crops = student["cls"].unflatten(0, (n_global, B))
     koleo = sum(arch.koleo_loss(g_cls_crops[c]) for c in range(n_global)) / n_global
     total = total + cfg.koleo.loss_weight * n_global * koleo
-    logs["koleo_loss"] = koleo.detach()  # type: ignore[union-attr]
+    logs["koleo_loss"] = koleo.detach()
     masked = x.mask_indices.shape[0]
     ibot = arch.ibot_loss(student["masked_logits"], teacher["masked_probs"], x.masks, x.masks_weight, masked)
     total = total + cfg.ibot.loss_weight * ibot

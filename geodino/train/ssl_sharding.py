@@ -55,7 +55,7 @@ def reshard(*parts: nn.Module | None) -> None:
 
 def copy_tensors(src: nn.Module, dst: nn.Module) -> None:
     """dst's parameters and buffers <- src's of the same names (shard by shard when FSDP2-sharded alike)."""
-    from_src = dict(src.named_parameters())
+    from_src: dict[str, Tensor] = dict(src.named_parameters())
     from_src.update(dict(src.named_buffers()))
     items = list(dst.named_parameters()) + list(dst.named_buffers())
     torch._foreach_copy_([local_shard(v) for _, v in items], [local_shard(from_src[n]) for n, _ in items])
