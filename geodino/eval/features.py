@@ -236,6 +236,7 @@ def extract_features(
 
     from geodino.backbones.layers import layer_indices
     from geodino.embed.memory import check_image_batch
+    from geodino.eval.feature_files import current_features, keep_record, take_record
     from geodino.inference import Throughput, fast_backbone, path_of, plan_path, runs_in, runs_on
     from geodino.models.frozen import FastPath
     from geodino.progress import progress_bar
@@ -269,8 +270,23 @@ def extract_features(
     folder = Path(cache_dir or cfg.cache_dir or default_cache_dir()).expanduser()
     if use_cache and (folder / f"{key}.safetensors").is_file():
         loaded = _load(folder / f"{key}.safetensors", key)
-        if loaded is not None:
-            return loaded
+        if loaded is not None:  # the rows of image files replaced since (same size and mtime) are computed again
+            from dataclasses import replace
+
+            uncached = replace(cfg, cache=False)
+            current = current_features(
+                loaded,
+                dataset,
+                folder / f"{key}.safetensors",
+                batch_size=cfg.batch_size,
+                redo=lambda rows: extract_features(
+                    backbone, rows, uncached, target_key=target_key, desc=desc, progress=progress, stand_in=stand_in
+                ),
+                save=_save,
+            )
+            if current is not None:
+                return current
+    record = take_record(dataset) if use_cache else None  # before any pixel is read: a change meanwhile shows
     with ExitStack() as stack:
         fast = stack.enter_context(fast_backbone(backbone, **job)) if hasattr(backbone, "model") else planned
         # what runs is what was planned; should they ever differ, the entry is keyed on what ran
@@ -323,8 +339,8 @@ def extract_features(
             "path": ran.name,
         },
     )
-    if use_cache:
-        _save(folder / f"{key}.safetensors", fs)
+    if use_cache and _save(folder / f"{key}.safetensors", fs):
+        keep_record(folder / f"{key}.safetensors", record)
     return fs
 
 
@@ -360,16 +376,16 @@ def forget_unwritable_caches() -> None:
     _UNWRITABLE.clear()
 
 
-def _save(path: Path, fs: FeatureSet) -> None:
-    """Store `fs` in the cache. The cache is optional: a write the storage refuses (a full disk, a quota, a read-only
-    or forbidden folder) warns once per folder and the run goes on with the features in memory. The same features
-    give the same bytes (`reproducible.save_safetensors_file`: safetensors wrote the metadata keys in Rust hash
-    order, another in every process), so a cache entry can be checksummed and compared."""
+def _save(path: Path, fs: FeatureSet) -> bool:
+    """Store `fs` in the cache; False when it was not. The cache is optional: a write the storage refuses (a full
+    disk, a quota, a read-only or forbidden folder) warns once per folder and the run goes on with the features in
+    memory. The same features give the same bytes (`reproducible.save_safetensors_file`: safetensors wrote the
+    metadata keys in Rust hash order, another in every process), so a cache entry can be checksummed and compared."""
     from geodino.models.checkpoints.reproducible import save_safetensors_file
 
     folder = path.parent
     if str(folder) in _UNWRITABLE:
-        return
+        return False
     meta = {
         "key": fs.key,
         "layers": json.dumps(fs.layers),
@@ -394,6 +410,8 @@ def _save(path: Path, fs: FeatureSet) -> None:
             "turns the cache off)",
             stacklevel=3,
         )
+        return False
+    return True
 
 
 def _refused(exc: BaseException) -> str | None:

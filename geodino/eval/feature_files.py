@@ -1,0 +1,217 @@
+"""Which rows of a cached feature set were computed from image files that have changed since it was cached.
+
+The feature-cache key names a dataset folder by its files' total size, newest modification time and count
+(`folder_listing.folder_stamp`), which misses an image replaced by another of the same size whose time was kept
+(`cp -p`, `rsync -t`, an archive extracted again): the probe then scored the old image's features. So each cache
+entry `<key>.safetensors` of a dataset made of files has a record beside it, `<key>.files.json`: for each row, its
+file as it was before its pixels were read (`image_changes.file_state`: size, mtime in ns and the sha256 of its
+first 64 KiB, the rule `embed images --resume` uses) and its inode change time and number. A cache hit stats each
+file (no read): one whose size, time, change time and inode are those recorded is unchanged, as git trusts its
+index. The change time cannot be set back (`cp -p`, `touch -d` and extracting set it to now), so any other file has
+its head hashed: the same state as recorded (a `chmod`, the same archive extracted again) is unchanged, any other
+means its row is stale. Stale rows are computed again in the batches a full run puts them in (the same inputs side
+by side: the same bits, unless a full run is large enough to be compiled and the redo is not), patched into the
+entry and recorded; when that cannot be done (another input size or numerics) the split is extracted anew.
+
+An entry written before records nothing: it is adopted, its rows trusted unless their file changed (by its change
+time) after the entry was written, and its record written. A file changed within 2 s of being recorded may change
+again unseen within the time's resolution, so it is hashed on the next hit too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from geodino.errors import plural
+
+__all__ = ["current_features", "keep_record", "take_record"]
+
+RECORD_VERSION = 1
+RACY_NS = 2_000_000_000  # a file changed this recently (by its change time) may change again unseen within it
+
+
+def record_path(entry: Path) -> Path:
+    """`<key>.files.json` beside the cache entry `<key>.safetensors`."""
+    return entry.with_name(entry.stem + ".files.json")
+
+
+def row_paths(dataset: Any) -> tuple[list[str], list[str]] | None:
+    """(path, name) of the file of each row of `dataset`, in row order; the name is relative to its root where the
+    file lies under it. None for a dataset not made of files (nothing to record: the folder stamp keys it)."""
+    files, indices = getattr(dataset, "files", None), getattr(dataset, "indices", None)
+    if not files or indices is None:
+        return None
+    root = str(getattr(dataset, "root", "")) + os.sep  # resolved; the files may name it through a link
+    paths = [os.path.abspath(files[i]) for i in indices]
+    real: dict[str, str] = {}  # folder -> its resolved path, once per folder
+
+    def name(p: str) -> str:
+        if not p.startswith(root):
+            folder, base = os.path.split(p)
+            p = os.path.join(real.setdefault(folder, os.path.realpath(folder)), base)
+        return p[len(root) :] if p.startswith(root) else p
+
+    return paths, [name(p) for p in paths]
+
+
+def _row(path: str, name: str) -> list[Any]:
+    """[name, file_state, ctime_ns, inode] of a file now; the stat is taken before the state, so a change between
+    them shows as a new change time next time."""
+    from geodino.embed.image_changes import file_state
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return [name, None, 0, 0]
+    return [name, file_state(Path(path)), st.st_ctime_ns, st.st_ino]
+
+
+def take_record(dataset: Any) -> dict[str, Any] | None:
+    """The record of `dataset`'s files as they are now (before its pixels are read); None when it has no files."""
+    rows = row_paths(dataset)
+    if rows is None:
+        return None
+    taken = time.time_ns()
+    return {"version": RECORD_VERSION, "taken_ns": taken, "files": [_row(p, n) for p, n in zip(*rows)]}
+
+
+def keep_record(entry: Path, record: dict[str, Any] | None) -> None:
+    """Write `record` beside the cache entry just written; a refused write leaves none (the entry is then adopted
+    next time: its files are checked by their change time)."""
+    from geodino.io import atomic_path
+
+    if record is None:
+        return
+    try:
+        with atomic_path(record_path(entry), durable=False) as tmp:
+            tmp.write_text(json.dumps(record, separators=(",", ":")))
+    except Exception:  # the cache is optional; the entry's write already warned about a refusing folder
+        return
+
+
+def _read_record(entry: Path, names: list[str]) -> dict[str, Any] | None:
+    """The record beside `entry` when it reads and names the same files in the same order, else None."""
+    try:
+        record = json.loads(record_path(entry).read_text())
+        files = record["files"]
+        if record.get("version") != RECORD_VERSION or not isinstance(record.get("taken_ns"), int):
+            return None
+        if len(files) != len(names) or any(row[0] != name for row, name in zip(files, names)):
+            return None
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+    return record
+
+
+def _same(was: list[Any], path: str, trusted_before: int) -> tuple[bool, list[Any]]:
+    """(unchanged, row now) of one recorded row: by stat alone when size, mtime, change time and inode are those
+    recorded and the change was not racy, else by `file_state` (the head's hash)."""
+    name, state, ctime, ino = was
+    try:
+        st = os.stat(path)
+    except OSError:
+        return state is None, [name, None, 0, 0]
+    if state is not None and state.split(" ")[:2] != [str(st.st_size), str(st.st_mtime_ns)]:
+        return False, was  # another size or time: changed (its new state is taken before it is read again)
+    if state is not None and (st.st_ctime_ns, st.st_ino) == (ctime, ino) and ctime < trusted_before:
+        return True, was
+    from geodino.embed.image_changes import file_state
+
+    now = file_state(Path(path))
+    return now == state, [name, now, st.st_ctime_ns, st.st_ino]
+
+
+def stale_rows(entry: Path, dataset: Any) -> tuple[list[int], dict[str, Any], bool] | None:
+    """(stale rows, the record of the rows kept, whether that record differs from the one on disk) of the cache
+    entry `entry` of `dataset`; None when the dataset is not made of files."""
+    rows = row_paths(dataset)
+    if rows is None:
+        return None
+    paths, names = rows
+    start = time.time_ns()
+    record = _read_record(entry, names)
+    if record is None:  # written before records were kept (or its record lost): adopted, by change time
+        try:
+            written = os.stat(entry).st_mtime_ns
+        except OSError:
+            written = 0
+        stale = []
+        for i, p in enumerate(paths):
+            try:
+                if os.stat(p).st_ctime_ns >= written - RACY_NS:
+                    stale.append(i)
+            except OSError:
+                stale.append(i)
+        new = take_record(dataset) or {}
+        new["taken_ns"] = start
+        return stale, new, True
+    stale, kept, changed = [], [], False
+    for i, (row, p) in enumerate(zip(record["files"], paths)):
+        same, now = _same(row, p, record["taken_ns"] - RACY_NS)
+        if not same:
+            stale.append(i)
+        changed = changed or now is not row
+        kept.append(now)
+    return stale, {"version": RECORD_VERSION, "taken_ns": start, "files": kept}, changed
+
+
+def current_features(
+    fs: Any,
+    dataset: Any,
+    entry: Path,
+    *,
+    batch_size: int,
+    redo: Callable[[Any], Any],
+    save: Callable[[Path, Any], bool],
+) -> Any:
+    """The cached FeatureSet `fs` of `dataset` (read from `entry`) with the rows of changed files computed again by
+    `redo(subset)` in their batches of a full run, the entry and its record rewritten (`save`); `fs` itself when
+    nothing changed, None when the split must be extracted anew (a record that does not fit, another transform)."""
+    found = stale_rows(entry, dataset)
+    if found is None:
+        return fs
+    stale, record, changed = found
+    if len(record["files"]) != len(fs):
+        return None
+    if not stale:
+        if changed:
+            keep_record(entry, record)
+        return fs
+    rows = _batch_rows(stale, len(fs), batch_size)
+    if not hasattr(dataset, "subset"):
+        return None
+    n, eg = len(stale), record["files"][stale[0]][0]
+    print(
+        f"geodino: {plural(n, 'image')} of {getattr(dataset, 'name', '?')} ({getattr(dataset, 'split', '?')}) changed "
+        f"since its features were cached ({'' if n == 1 else 'e.g. '}{eg}); computing the features of "
+        f"{plural(-(-len(rows) // batch_size), 'batch', 'batches')} ({plural(len(rows), 'image')}) again",
+        file=sys.stderr,
+    )
+    sub = dataset.subset(rows)
+    fresh = take_record(sub) or {"files": []}  # before the pixels are read
+    part = redo(sub)
+    if part.meta.get("transform") != fs.meta.get("transform") or part.cls.shape[1:] != fs.cls.shape[1:]:
+        return None  # another input size or numerics than the entry's: the whole split again
+    if part.targets.shape[1:] != fs.targets.shape[1:] or part.targets.dtype != fs.targets.dtype:
+        return None
+    at = list(rows)
+    fs.cls[at], fs.patch_mean[at], fs.targets[at] = part.cls, part.patch_mean, part.targets
+    for i, row in zip(rows, fresh["files"]):
+        record["files"][i] = row
+    fs.from_cache = False
+    if save(entry, fs):
+        keep_record(entry, record)
+    return fs
+
+
+def _batch_rows(stale: list[int], n: int, batch_size: int) -> list[int]:
+    """Every row of the batches (of `batch_size`, as a full run makes them) that hold a stale row: each is computed
+    with the same neighbours as in a full run."""
+    batches = sorted({i // batch_size for i in stale})
+    return [i for b in batches for i in range(b * batch_size, min((b + 1) * batch_size, n))]
