@@ -75,7 +75,8 @@ def create_store(
     compressor = _default_compressor()
 
     root = zarr.open_group(str(path), mode="w", zarr_format=2)
-    root.attrs.put({**flat, "geodino_band_names": json.dumps(list(band_names))})
+    root_attrs: dict[str, Any] = {**flat, "geodino_band_names": json.dumps(list(band_names))}
+    root.attrs.put(root_attrs)
 
     def coordinate(name: str, values: np.ndarray, dims: list[str], fill: Any, attrs: Mapping[str, Any]) -> None:
         arr = root.create_array(
@@ -113,9 +114,8 @@ def create_store(
         chunk_key_encoding={"name": "v2", "separator": "."},
         overwrite=True,
     )
-    attrs = {**flat, "long_name": "geodino embedding"}
-    attrs.update(
-        coordinates=f"band_name {GRID_MAPPING}", grid_mapping=GRID_MAPPING, _ARRAY_DIMENSIONS=["band", "y", "x"]
-    )
+    attrs: dict[str, Any] = {**flat, "long_name": "geodino embedding"}
+    attrs.update(coordinates=f"band_name {GRID_MAPPING}", grid_mapping=GRID_MAPPING)
+    attrs["_ARRAY_DIMENSIONS"] = ["band", "y", "x"]
     emb.attrs.put(attrs)
     zarr.consolidate_metadata(str(path), zarr_format=2)

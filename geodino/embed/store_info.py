@@ -28,10 +28,12 @@ def read_store_info(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"feature store {path} does not exist")
     root = zarr.open_group(str(path), mode="r", zarr_format=2)
     var = root[VAR]
-    root_attrs = root.attrs.asdict()
+    if not isinstance(var, zarr.Array):
+        raise KeyError(f"{VAR} in {path} is not an array")
+    root_attrs: dict[str, Any] = dict(root.attrs.asdict())
     attrs = {k: v for k, v in root_attrs.items() if k != "geodino_band_names"}
-    names = json.loads(root_attrs.get("geodino_band_names", "[]")) or [f"E{i:03d}" for i in range(var.shape[0])]
-    grid = root[GRID_MAPPING].attrs.asdict() if GRID_MAPPING in root else {}
+    names = json.loads(str(root_attrs.get("geodino_band_names", "[]"))) or [f"E{i:03d}" for i in range(var.shape[0])]
+    grid: dict[str, Any] = dict(root[GRID_MAPPING].attrs.asdict()) if GRID_MAPPING in root else {}
     wkt = grid.get("spatial_ref") or grid.get("crs_wkt")
     gdal = grid.get("GeoTransform")
     return {
@@ -39,7 +41,7 @@ def read_store_info(path: str | Path) -> dict[str, Any]:
         "width": int(var.shape[2]),
         "dtype": str(var.dtype),
         "crs": CRS.from_user_input(wkt) if wkt else None,
-        "transform": Affine.from_gdal(*(float(v) for v in gdal.split())) if gdal else Affine.identity(),
+        "transform": Affine.from_gdal(*(float(v) for v in str(gdal).split())) if gdal else Affine.identity(),
         "band_names": names,
         "attrs": attrs,
         "chunks": tuple(int(c) for c in var.chunks),
