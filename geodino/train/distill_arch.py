@@ -56,7 +56,7 @@ class DistillLossWeights:
 
 def _forward_features(backbone: nn.Module, crops: list[Tensor]) -> list[dict[str, Tensor]]:
     """`forward_features` on a list of crops (one dict per crop set); accepts a FrozenBackbone wrapper too."""
-    model = getattr(backbone, "model", backbone)
+    model: Any = getattr(backbone, "model", backbone)  # a ViT or a FrozenBackbone's: read by attribute
     out = model.forward_features(crops, masks=None) if len(crops) > 1 else [model.forward_features(crops[0])]
     return out if isinstance(out, list) else [out]
 
@@ -76,7 +76,7 @@ class DistillStudent(nn.Module):
         of the global patch tokens at `mask_indices` (indices into the flattened [n_g·B, N] patch grid)."""
         crops = [global_crops]
         if local_crops is not None and local_crops.numel():  # off the patch grid: what the official conv reads
-            patch = int(getattr(self.backbone, "model", self.backbone).patch_size)
+            patch = int(getattr(self.backbone, "model", self.backbone).patch_size)  # type: ignore[arg-type]
             crops.append(trim_to_patch_grid(local_crops, patch))
         outs = _forward_features(self.backbone, crops)
         g_cls, g_patch = outs[0]["x_norm_clstoken"], outs[0]["x_norm_patchtokens"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import torch
 from torch import nn
@@ -18,6 +18,9 @@ from geodino.train.launcher import local_gpu, srun_world
 
 if TYPE_CHECKING:
     from geodino.models.frozen import FastPath
+    from geodino.models.heads import DINOHead
+    from geodino.models.vit import DinoVisionTransformer
+    from geodino.train.distill_arch import DistillMetaArch, DistillStudent
 
 log = logging.getLogger("geodino.distill")
 
@@ -43,7 +46,7 @@ __all__ = [
 ]
 
 
-def load_teacher(spec: str, device: torch.device) -> tuple[nn.Module, Any]:
+def load_teacher(spec: str, device: torch.device) -> tuple[DinoVisionTransformer, Any]:
     """The frozen teacher backbone (a DinoVisionTransformer in eval mode) and its FrozenBackbone wrapper."""
     from geodino.backbones import load_backbone
 
@@ -58,7 +61,7 @@ def load_teacher(spec: str, device: torch.device) -> tuple[nn.Module, Any]:
             "arch:NAME)"
         )
     model.eval().requires_grad_(False)
-    return model, fb
+    return cast("DinoVisionTransformer", model), fb  # a geodino backbone's model (checked above)
 
 
 def teacher_path(cfg: DistillConfig, device: torch.device, step_batch: int, warmup_batch: int = 0) -> FastPath:
@@ -71,7 +74,7 @@ def teacher_path(cfg: DistillConfig, device: torch.device, step_batch: int, warm
 
     c = cfg.crops
     g = int(c.global_size)
-    images = cfg.train.max_steps * step_batch * c.n_global
+    images: float = cfg.train.max_steps * step_batch * c.n_global
     if warmup_batch > 0:
         local = warmup_batch * c.n_local * (c.local_size / g) ** 2
         images += cfg.teacher.head_warmup_steps * (2 * warmup_batch * c.n_global + local)
@@ -80,7 +83,7 @@ def teacher_path(cfg: DistillConfig, device: torch.device, step_batch: int, warm
 
 
 def fast_teacher(
-    cfg: DistillConfig, teacher: nn.Module, device: torch.device, per_rank_batch: int
+    cfg: DistillConfig, teacher: DinoVisionTransformer, device: torch.device, per_rank_batch: int
 ) -> tuple[nn.Module, FastPath]:
     """(`teacher` on its fast inference path, the path): a `FastViT` holding prepared weights (the caller drops the
     eager model, which the run never needs again: checkpoints hold the students only), or `teacher` itself when the
@@ -94,7 +97,7 @@ def fast_teacher(
     return FastViT(teacher, path).to(device), path
 
 
-def _count_warmup(cfg: DistillConfig, teacher: nn.Module, step_batch: int, warmup_batch: int) -> None:
+def _count_warmup(cfg: DistillConfig, teacher: DinoVisionTransformer, step_batch: int, warmup_batch: int) -> None:
     """Decide the teacher's compile with the heads warm-up's forwards counted in the job: when this run warms heads
     up, and when it resumes a run that did (so that the resumed run computes as the first one did)."""
     from geodino.models.frozen import FastViT
@@ -122,13 +125,15 @@ class FoundHeads(NamedTuple):
     """The teacher's DINO/iBOT heads where they exist, with where they came from (`saved`: this run folder's
     `teacher.heads.pth` from an earlier attempt); `dino` None: a heads-only warm-up must make them."""
 
-    dino: nn.Module | None = None
-    ibot: nn.Module | None = None
+    dino: DINOHead | None = None
+    ibot: DINOHead | None = None
     source: str = ""
     saved: bool = False
 
 
-def find_heads(cfg: DistillConfig, teacher: nn.Module, fb: Any, out_dir: Path, resuming: bool = False) -> FoundHeads:
+def find_heads(
+    cfg: DistillConfig, teacher: DinoVisionTransformer, fb: Any, out_dir: Path, resuming: bool = False
+) -> FoundHeads:
     """The teacher's heads from `teacher.heads`, the teacher file or `out_dir/teacher.heads.pth`, else the word that
     a warm-up must make them. Called before the run writes anything, so that a teacher without heads and
     `teacher.head_warmup_steps=0` is refused (ConfigError) before config.yaml exists. `out_dir/teacher.heads.pth`
@@ -191,7 +196,7 @@ def head_prototypes(cfg: DistillConfig, found: FoundHeads) -> tuple[int, int]:
 
 def teacher_heads(
     cfg: DistillConfig,
-    teacher: nn.Module,
+    teacher: DinoVisionTransformer,
     fb: Any,
     out_dir: Path,
     batches_factory: Any,
@@ -355,13 +360,14 @@ def build_schedules(cfg: DistillConfig) -> Any:
     )
 
 
-def build_optimizer(cfg: DistillConfig, arch: nn.Module) -> torch.optim.Optimizer:
+def build_optimizer(cfg: DistillConfig, arch: DistillMetaArch) -> torch.optim.Optimizer:
     """One AdamW over every student's backbone and heads (official parameter groups, names prefixed by student)."""
     from geodino.train.optim import build_optimizer as adamw
     from geodino.train.optim import param_groups
 
     groups: list[dict[str, Any]] = []
-    for name, st in arch.students.items():
+    for name, student in arch.students.items():
+        st = cast("DistillStudent", student)  # what the ModuleDict holds (it yields them typed as nn.Module)
         g = param_groups(
             {"backbone": st.backbone, "dino_head": st.dino_head, "ibot_head": st.ibot_head},
             layerwise_decay=cfg.optim.layerwise_decay,

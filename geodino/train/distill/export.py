@@ -4,13 +4,15 @@ EMA in the official layout (`OUTPUT/<name>/<name>.{pth,safetensors,heads.pth}`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
-from torch import nn
 
 from geodino.errors import CheckpointError
 from geodino.train.distill.config import DistillConfig
+
+if TYPE_CHECKING:
+    from geodino.train.distill_arch import DistillMetaArch, DistillStudent
 
 __all__ = [
     "FORMAT",
@@ -97,7 +99,7 @@ def checkpoint_dir(out_dir: Path, names: list[str], colocated: bool) -> Path:
 
 def save_checkpoint(
     path_dir: Path,
-    arch: nn.Module,
+    arch: DistillMetaArch,
     opt: torch.optim.Optimizer,
     step: int,
     cfg: DistillConfig,
@@ -117,7 +119,7 @@ def save_checkpoint(
         "step": step,
         "students": {n: m.state_dict() for n, m in arch.students.items()},
         "students_ema": {n: m.state_dict() for n, m in arch.students_ema.items()},
-        "backbones": {n: dict(m.backbone.config) for n, m in arch.students.items()},
+        "backbones": {n: dict(m.backbone.config) for n, m in arch.students.items()},  # type: ignore[union-attr, arg-type]
         "optimizer": opt.state_dict(),
         "config": to_dict(cfg),
     } | ({"normalization": norm} if norm else {})  # what the students' input was standardised with (data_record)
@@ -140,7 +142,7 @@ def save_checkpoint(
     return final
 
 
-def load_checkpoint(path: Path, arch: nn.Module, opt: torch.optim.Optimizer) -> int:
+def load_checkpoint(path: Path, arch: DistillMetaArch, opt: torch.optim.Optimizer) -> int:
     from geodino.models.checkpoints import load_file, load_strict
     from geodino.train.checkpointing import DISTILL_FIT_HINT
 
@@ -174,7 +176,7 @@ def export_properties(
 
 
 def export_student(
-    arch: nn.Module,
+    arch: DistillMetaArch,
     name: str,
     out_dir: Path,
     which: str = "ema",
@@ -189,12 +191,12 @@ def export_student(
     heads file, `geodino:step` in the item)."""
     from geodino.models.checkpoints import save_export
 
-    module = (arch.students_ema if which == "ema" else arch.students)[name]
+    module = cast("DistillStudent", (arch.students_ema if which == "ema" else arch.students)[name])
     folder = out_dir / name
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in module.backbone.state_dict().items()}
     heads = {"dino_head": module.dino_head, "ibot_head": module.ibot_head}
-    config = dict(module.backbone.config)
+    config = dict(module.backbone.config)  # type: ignore[arg-type]  # the student ViT's (nn.Module attribute)
     props = export_properties(name, which, stac_properties, step)
     extra: dict[str, Any] = {} if step is None else {"step": int(step)}
     out = folder / name

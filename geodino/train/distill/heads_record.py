@@ -16,11 +16,12 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from geodino.errors import CheckpointError, ConfigError
+
+if TYPE_CHECKING:
+    from geodino.models.heads import DINOHead
 
 log = logging.getLogger("geodino.distill")
 
@@ -97,7 +98,7 @@ def stale_heads(path: Path, meta: dict[str, Any], cfg: Any) -> bool:
     return True
 
 
-def check_given_heads(path: str, dino: nn.Module, ibot: nn.Module, cfg: Any) -> None:
+def check_given_heads(path: str, dino: DINOHead, ibot: DINOHead, cfg: Any) -> None:
     """Refuse heads the user named (`teacher.heads`) whose sizes differ from `dino.head_*`/`ibot.head_*` (one line
     naming the key and both values), so that config.yaml says what the students learn from."""
     for section, head in zip(HEAD_SECTIONS, (dino, ibot), strict=True):

@@ -23,12 +23,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
 
 from geodino.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from geodino.train.distill_arch import DistillMetaArch
 
 __all__ = [
     "Switch",
@@ -73,7 +75,7 @@ def optimizer_state_by_name(saved: list[dict[str, Any]], opt: torch.optim.Optimi
     return {"state": state, "param_groups": param_groups}
 
 
-def load_by_name(objs: list[dict[str, Any]], arch: nn.Module, opt: torch.optim.Optimizer, where: Path) -> int:
+def load_by_name(objs: list[dict[str, Any]], arch: DistillMetaArch, opt: torch.optim.Optimizer, where: Path) -> int:
     """Load `arch`'s students and EMAs and `opt` from checkpoint dicts of either placement (`objs`: one co-located
     checkpoint, or one per student; students of `objs` that `arch` does not train are skipped); the step they share
     is returned. `where` names the folder in errors."""
@@ -125,7 +127,7 @@ class Switch:
     paths: dict[str, Path]
     colocated: bool
 
-    def load(self, arch: nn.Module, opt: torch.optim.Optimizer) -> int:
+    def load(self, arch: DistillMetaArch, opt: torch.optim.Optimizer) -> int:
         """Load this rank's students, their EMAs and `opt` from these checkpoints (by name: `load_by_name`); the
         step."""
         import logging

@@ -194,7 +194,7 @@ def probe_data(cfg: DistillConfig, patch: int, in_chans: int, batch: int) -> Non
             max_steps=1,
             progress=False,
         )
-        check_sources_have_pixels(loader.sources, cfg.train.seed)
+        check_sources_have_pixels(loader.sources, cfg.train.seed)  # type: ignore[attr-defined]  # build_ssl_loader sets it
         check_bands(cfg, in_chans, next(iter(loader)))
 
 

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -27,6 +27,10 @@ from geodino.train.distill.run_folder import Start, probe_data, take_run_folder,
 from geodino.train.rank_agreement import agreed_items, refusals_agreed
 from geodino.train.resume_point import agreed_resume_point
 
+if TYPE_CHECKING:
+    from geodino.models.heads import DINOHead
+    from geodino.train.distill_arch import DistillMetaArch, DistillStudent
+
 log = logging.getLogger("geodino.distill")
 
 
@@ -41,7 +45,7 @@ class DistillRun:
     distributed: bool
     out_dir: Path
     layout: Any  # subgroups.SubgroupLayout
-    arch: nn.Module  # DistillMetaArch
+    arch: DistillMetaArch
     opt: torch.optim.Optimizer
     patch: int
     start: int
@@ -165,7 +169,7 @@ def _fast_teacher_and_heads(
     rank: int,
     world: int,
     distributed: bool,
-) -> tuple[Any, torch.Tensor, torch.Tensor]:
+) -> tuple[Any, DINOHead, DINOHead]:
     """The frozen teacher on its fast inference path and its DINO/iBOT heads (warmed up when it has none), on
     `device` on every rank: teacher, DINO head, iBOT head."""
     import torch.distributed as dist
@@ -204,18 +208,18 @@ def _fast_teacher_and_heads(
 def _build_meta_arch(
     cfg: DistillConfig,
     teacher: Any,
-    t_dino: torch.Tensor,
-    t_ibot: torch.Tensor,
+    t_dino: DINOHead,
+    t_ibot: DINOHead,
     layout: Any,
     init_states: dict[int, Any],
     device: torch.device,
-) -> nn.Module:
+) -> DistillMetaArch:
     """This rank's students around the teacher (`DistillMetaArch`), in train mode, with activation checkpointing."""
     from geodino.train.activation_checkpointing import apply_activation_checkpointing
     from geodino.train.distill_arch import DistillLossWeights, DistillMetaArch
 
     torch.manual_seed(cfg.train.seed + 1)
-    students: dict[str, nn.Module] = {}
+    students: dict[str, DistillStudent] = {}
     for i in layout.students:
         spec = cfg.students[i]
         students[spec.name] = b.build_student(spec, i, teacher, t_dino, t_ibot, init_states.pop(i, None)).to(device)
@@ -235,13 +239,14 @@ def _build_meta_arch(
     arch = DistillMetaArch(teacher, t_dino, t_ibot, students, weights, layout, cfg.crops.n_global).to(device)
     arch.train()
     for st in arch.students.values():  # after the EMA copies were made: those never run backward
-        apply_activation_checkpointing(st.backbone.blocks, cfg.train.activation_checkpointing)
+        # the student ViT's blocks (attributes of ModuleDict entries, typed Tensor | Module)
+        apply_activation_checkpointing(st.backbone.blocks, cfg.train.activation_checkpointing)  # type: ignore[union-attr, arg-type]
     return arch
 
 
 def _resume(
     cfg: DistillConfig,
-    arch: nn.Module,
+    arch: DistillMetaArch,
     opt: torch.optim.Optimizer,
     ckpt_dir: Path,
     at: tuple[dict[int, Path], int],
@@ -276,12 +281,12 @@ def _resume(
             f"students disagree on the resume step ({step_found} is missing in {ckpt_dir}); "
             "remove the newer checkpoints of the other students or start a new output_dir"
         )
-    start = load_checkpoint(found[step_found], arch, opt)
-    log.info("resumed from %s at step %d", found[step_found], start)
-    return start
+    step = load_checkpoint(found[step_found], arch, opt)
+    log.info("resumed from %s at step %d", found[step_found], step)
+    return step
 
 
-def _wrap_ddp(arch: nn.Module, layout: Any, device: torch.device, distributed: bool) -> None:
+def _wrap_ddp(arch: DistillMetaArch, layout: Any, device: torch.device, distributed: bool) -> None:
     """Students trained by several ranks are called through DDP over their subgroup."""
     callers: dict[str, nn.Module] = dict(arch.students.items())
     if distributed:
@@ -293,4 +298,4 @@ def _wrap_ddp(arch: nn.Module, layout: Any, device: torch.device, distributed: b
                 callers[name] = DDP(
                     st, process_group=layout.group, device_ids=[device.index] if device.type == "cuda" else None
                 )
-    arch.callers = callers  # type: ignore[assignment]
+    arch.callers = callers

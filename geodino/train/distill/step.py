@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -16,6 +16,7 @@ from geodino.train.host import host_floats
 
 if TYPE_CHECKING:
     from geodino.train.distill.run_setup import DistillRun
+    from geodino.train.distill_arch import DistillStudent
 
 
 def train_step(run: DistillRun, step: int, batch: dict[str, Any]) -> dict[str, Any]:
@@ -56,7 +57,8 @@ def train_step(run: DistillRun, step: int, batch: dict[str, Any]) -> dict[str, A
             f"and would reach this loss again)"
         )
     norms = {}
-    for name, st in arch.students.items():
+    for name, student in arch.students.items():
+        st = cast("DistillStudent", student)  # what the ModuleDict holds (it yields them typed as nn.Module)
         n = clip_grad_per_module(
             {"backbone": st.backbone, "dino_head": st.dino_head, "ibot_head": st.ibot_head}, cfg.optim.clip_grad
         )

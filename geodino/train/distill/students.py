@@ -6,13 +6,18 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from geodino.errors import ConfigError
 from geodino.train.distill.config import DistillConfig, StudentSpec
+
+if TYPE_CHECKING:
+    from geodino.models.heads import DINOHead
+    from geodino.models.vit import DinoVisionTransformer
+    from geodino.train.distill_arch import DistillStudent
 
 __all__ = ["build_student", "check_student_spec", "check_students"]
 
@@ -48,7 +53,9 @@ _FROM_TEACHER = {
 }
 
 
-def _student_backbone(spec: StudentSpec, index: int, teacher: nn.Module, device: str | None = None) -> nn.Module:
+def _student_backbone(
+    spec: StudentSpec, index: int, teacher: DinoVisionTransformer, device: str | None = None
+) -> DinoVisionTransformer:
     """A student's backbone with the teacher's patch size and input bands (`device="meta"`: its shapes only).
     `overrides.patch_size` / `.in_chans` other than the teacher's are refused (they were dropped silently: a
     student asked for patch 16 of a patch-8 teacher trained at patch 8), and a build option `build_model` refuses
@@ -106,7 +113,7 @@ def _init_state(spec: StudentSpec, index: int, backbone: nn.Module) -> dict[str,
 
 
 def check_students(
-    cfg: DistillConfig, teacher: nn.Module, k_dino: int, k_ibot: int, keep: Any = ()
+    cfg: DistillConfig, teacher: DinoVisionTransformer, k_dino: int, k_ibot: int, keep: Any = ()
 ) -> dict[int, dict[str, torch.Tensor]]:
     """Every student's patch size and prototype counts against the teacher's, its build options and its `init_from`
     file (on the meta device: no weights are allocated), so that a student that cannot be built is refused before
@@ -126,11 +133,11 @@ def check_students(
 def build_student(
     spec: StudentSpec,
     index: int,
-    teacher: nn.Module,
-    t_dino: nn.Module,
-    t_ibot: nn.Module,
+    teacher: DinoVisionTransformer,
+    t_dino: DINOHead,
+    t_ibot: DINOHead,
     init_state: dict[str, torch.Tensor] | None = None,
-) -> nn.Module:
+) -> DistillStudent:
     """A DistillStudent with the teacher's patch size, input bands and prototype counts (checked, one line each).
     `init_state`: the `init_from` weights `check_students` read already (None: read here)."""
     from geodino.models.checkpoints import load_strict
