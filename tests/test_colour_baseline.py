@@ -147,6 +147,7 @@ def test_segmentation_probe_on_the_patch_maps(tmp_path):
         head="linear",
         crop_size=32,
         epochs=15,
+        min_steps=1,  # a short head meant: an explicit min_steps keeps it from warning
         batch_size=8,
         lr=1e-2,
         plots=0,

@@ -11,7 +11,7 @@ from geodino.models.frozen import FastViT
 
 def test_accelerate_swaps_in_place_and_features_agree(monkeypatch):
     monkeypatch.delenv("GEODINO_FAST", raising=False)
-    fb = load_backbone("arch:vit_tiny?seed=0&depth=2")
+    fb = load_backbone("arch:vit_tiny?seed=0&depth=4")
     x = fb.normalize(torch.rand(2, 3, 32, 32))
     maps, cls = fb.features(x, "four_last")
     eager = fb.model

@@ -39,9 +39,11 @@ def test_change_threshold_not_a_number_refused(tmp_path, bad):
 
 def test_change_threshold_int_and_numpy_taken_as_numbers(tmp_path):
     f = features(tmp_path)
-    s = change_map(f, f, tmp_path / "c.tif", threshold=1)
+    with pytest.warns(UserWarning, match=r"the change mask is empty"):
+        s = change_map(f, f, tmp_path / "c.tif", threshold=1)
     assert s["threshold"] == 1.0 and s["changed_share"] == 0.0 and s["method"] == "given"
-    s = change_map(f, f, tmp_path / "c.tif", threshold=np.float32(0.5), overwrite=True)
+    with pytest.warns(UserWarning, match=r"the change mask is empty"):
+        s = change_map(f, f, tmp_path / "c.tif", threshold=np.float32(0.5), overwrite=True)
     assert s["threshold"] == 0.5 and s["changed_share"] == 0.0
 
 

@@ -75,6 +75,8 @@ def test_a_raster_beside_stac_input_is_named(tmp_path, capsys):
     assert "apart by commas" not in line
 
 
+# uint16 assets without a sensor are this test's input; the embed says which scaling it assumes
+@pytest.mark.filterwarnings("ignore:input .* is uint16. assuming reflectance:UserWarning")
 def test_comma_spelling_embeds_both_assets(tmp_path, capsys):
     from geodino import cli
 

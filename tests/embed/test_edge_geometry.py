@@ -92,6 +92,8 @@ def test_zonal_means_on_south_up_and_rotated_rasters_match_an_independent_mask(t
             np.testing.assert_allclose(np.asarray(res["embedding"][g]), f[:, m].mean(1), rtol=1e-5, atol=1e-6)
 
 
+# two tiny classes in one block of labels: no cross-validation, as said
+@pytest.mark.filterwarnings("ignore:no cross-validation:UserWarning")
 @pytest.mark.parametrize("transform", [SOUTH_UP, ROTATED], ids=["south_up", "rotated"])
 def test_similar_polygon_and_classify_polygons_on_south_up_and_rotated_rasters(tmp_path, transform):
     """`similar --polygon` said the polygons "cover no valid cell" and `classify` "3 outside it" on a south-up
@@ -234,7 +236,10 @@ def test_zonal_statuses_of_null_empty_edge_point_and_line_geometries(tmp_path):
     np.testing.assert_allclose(np.asarray(res["embedding"][5]), f[:, touched].mean(1), rtol=1e-5, atol=1e-6)
     gdf.iloc[[3]].to_crs("EPSG:4326").to_file(tmp_path / "edge4326.gpkg")
     gdf.iloc[[0, 3]].to_crs("EPSG:4326").to_file(tmp_path / "two4326.gpkg")
-    two = gpd.read_parquet(zonal_embeddings(src, tmp_path / "two4326.gpkg", tmp_path / "t.parquet", all_touched=True))
+    with pytest.warns(UserWarning, match=r"1 of 2 polygons has no embedding \(\{'outside': 1\}\)"):
+        two = gpd.read_parquet(
+            zonal_embeddings(src, tmp_path / "two4326.gpkg", tmp_path / "t.parquet", all_touched=True)
+        )
     assert list(two["status"]) == ["ok", "outside"]
     with pytest.raises(InputError, match=r"the 1 polygon in .*edge4326\.gpkg lies outside the feature raster"):
         zonal_embeddings(src, tmp_path / "edge4326.gpkg", tmp_path / "e.parquet")
@@ -261,6 +266,8 @@ def test_a_file_of_only_null_geometries_says_so(tmp_path, capsys):
                     tmp_path / "c.tif", expect=(expect.replace("polygons", "labels"),))  # fmt: skip
 
 
+# two tiny classes in one block of labels: no cross-validation, as said
+@pytest.mark.filterwarnings("ignore:no cross-validation:UserWarning")
 def test_lines_label_the_cells_they_touch_and_collections_are_refused(tmp_path):
     """classify refused lines while zonal averaged them: both now read a line as every cell it touches; a
     GeometryCollection is refused by both in one line."""

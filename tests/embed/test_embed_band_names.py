@@ -131,7 +131,8 @@ def test_names_resolve_by_the_sensor_when_the_raster_names_no_bands(tmp_path, ca
     src = _tif(tmp_path / "in.tif", None, bands=6, dtype="uint16")
     (_, *_, tags, _), _ = _embed(capsys, src, tmp_path / "a.tif", "--bands", "nir,SR_B4,green", "--sensor", "landsat8")
     assert json.loads(tags["GEODINO_INPUT_BANDS"]) == [4, 3, 2]  # landsat8: SR_B2..SR_B7, nir = SR_B5
-    (_, *_, tags, _), _ = _embed(capsys, src, tmp_path / "b.tif", "--bands", "b6,b1,b2")
+    with pytest.warns(UserWarning, match=r"input .*in\.tif is uint16: assuming reflectance = DN / 10000"):
+        (_, *_, tags, _), _ = _embed(capsys, src, tmp_path / "b.tif", "--bands", "b6,b1,b2")
     assert json.loads(tags["GEODINO_INPUT_BANDS"]) == [6, 1, 2]
 
 

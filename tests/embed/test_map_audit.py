@@ -209,7 +209,8 @@ def test_integer_classes_keep_their_codes_as_pixel_values(tmp_path):
     lab["code"] = lab["landcover"].map({"class_0": 10, "class_1": 2, "class_2": 3}).astype(float)  # floats, as
     lab.loc[len(lab)] = {"landcover": "x", "code": np.nan, "geometry": lab.geometry[0]}  # with an empty cell
     lab.set_crs("EPSG:32633", allow_override=True).to_file(tmp_path / "codes.gpkg")  # pandas < 3's loc drops it
-    m = classify_map(feats, tmp_path / "codes.gpkg", tmp_path / "m.tif", column="code")
+    with pytest.warns(UserWarning, match=r"1 of 13 labels in .*codes\.gpkg has no 'code' value"):
+        m = classify_map(feats, tmp_path / "codes.gpkg", tmp_path / "m.tif", column="code")
     assert m["classes"] == ["2", "3", "10"] and m["values"] == {"2": 2, "3": 3, "10": 10}
     with rasterio.open(tmp_path / "m.tif") as ds:
         cls = ds.read(1)

@@ -240,7 +240,10 @@ def test_stac_scenes_get_items_linked_to_their_source_and_a_catalog(tmp_path, co
     assert json.loads((out / "catalog.json").read_text())["geodino:feature_rasters"] == [mosaic.name]
     # a rerun onto the finished folder keeps them; a catalog.json that is not geodino's is never replaced
     (out / "catalog.json").write_text('{"type": "Catalog", "id": "mine"}')
-    embed_scenes(items, backbone=conv_bb, out=out, asset="red,green,blue", scale=1e-4, resume=True, **OPTS)
+    with pytest.warns(
+        UserWarning, match=r"catalog\.json exists and is not geodino's; the scenes' STAC catalog is not written"
+    ):
+        embed_scenes(items, backbone=conv_bb, out=out, asset="red,green,blue", scale=1e-4, resume=True, **OPTS)
     assert json.loads((out / "catalog.json").read_text()) == {"type": "Catalog", "id": "mine"}
     assert raster_item_path(out / "S2_0.tif").exists()
 

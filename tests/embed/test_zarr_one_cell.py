@@ -48,6 +48,9 @@ def test_an_upsampled_zarr_one_pixel_high_is_refused(tmp_path, capsys):
     )  # fmt: skip
 
 
+# a checkpoint or folder without a normalisation record is this test's input (that warning is
+# test_normalization_records' subject)
+@pytest.mark.filterwarnings("ignore:.*records no input normalisation:UserWarning")
 def test_the_one_cell_refusal_comes_before_the_backbone_loads_when_its_patch_size_is_known(
     tmp_path, monkeypatch, capsys
 ):

@@ -114,7 +114,7 @@ def _dense_suite(tmp_path):
     img, msk = make_folder(tmp_path / "seg", n=3, size=32)
     chips = _chips(tmp_path / "chips")
     seg = {"type": "segmentation", "train_images": str(img), "train_masks": str(msk), "num_classes": 2,
-           "crop_size": 32, "epochs": 1, "batch_size": 4, "plots": 0, "channels": 16}  # fmt: skip
+           "crop_size": 32, "epochs": 1, "min_steps": 1, "batch_size": 4, "plots": 0, "channels": 16}  # fmt: skip
     suite = {
         "name": "mixed",
         "tasks": {

@@ -46,7 +46,7 @@ def test_detection_on_a_named_dataset_is_scored_on_its_test_split(tmp_path):
     make_vhr10(tmp_path / "vhr10", n=10, size=32)
     data = DatasetConfig(name="vhr10", root=str(tmp_path / "vhr10"), val_fraction=0.1, test_fraction=0.3)
     assert [len(build_dataset(data, s)) for s in ("train", "val", "test")] == [6, 1, 3]
-    cfg = DetectionProbeConfig(data=data, tile_size=32, epochs=1, batch_size=2, progress=False)
+    cfg = DetectionProbeConfig(data=data, tile_size=32, epochs=1, min_steps=1, batch_size=2, progress=False)
     metrics = run_detection(tiny_backbone(), cfg, tmp_path / "out")
     assert metrics["val_images"] == 3.0
 

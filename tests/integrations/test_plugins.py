@@ -28,6 +28,8 @@ def timm_dir(model, tmp_path_factory):
     return save_backbone(model, tmp_path_factory.mktemp("t") / "timm_dir", layout="timm", normalization=REC)
 
 
+# Lightning's: the task's step is called here without a Trainer, on purpose
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`:UserWarning")
 def test_torchgeo_classification_task_takes_the_timm_folder(model, timm_dir):
     from torchgeo.trainers import ClassificationTask
 
@@ -41,6 +43,8 @@ def test_torchgeo_classification_task_takes_the_timm_folder(model, timm_dir):
     assert task.model.global_pool == "token"  # the linear head sees the class token, not the mean patch token
 
 
+# Lightning's: the task's step is called here without a Trainer, on purpose
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`:UserWarning")
 def test_torchgeo_segmentation_task_takes_the_timm_folder(model, timm_dir):
     from torchgeo.trainers import SemanticSegmentationTask
 
@@ -256,6 +260,8 @@ def test_terratorch_sensor_names_the_band_numbering_and_in_chans_must_agree(rgb_
     ],
     ids=["rope_base", "no_layerscale", "no_biases"],
 )
+# saving a random model in timm's layout drops its mask token, which test_convert asserts is said
+@pytest.mark.filterwarnings("ignore:timm.s DINOv3 Eva stores no mask token:UserWarning")
 def test_timm_folder_matches_geodino_for_other_settings(overrides, tmp_path):
     """`timm.create_model("local-dir:...")` rebuilds the exact backbone for settings beyond the released ones: every
     token (class, storage, patches) equals geodino's forward at a non-square size with 5 bands."""
@@ -275,6 +281,8 @@ def test_timm_folder_matches_geodino_for_other_settings(overrides, tmp_path):
         torch.testing.assert_close(tm.forward_features(x), ref, atol=1e-5, rtol=1e-5)
 
 
+# saving a random model in timm's layout drops its mask token, which test_convert asserts is said
+@pytest.mark.filterwarnings("ignore:timm.s DINOv3 Eva stores no mask token:UserWarning")
 def test_timm_files_read_back_with_their_heads_and_rope_base(tmp_path):
     """A timm file (.safetensors or .pth) records timm's `model_args`; geodino reads back the head count and RoPE
     base from them (it took the table's heads for the width and base 100: tokens off by 0.18)."""
@@ -317,6 +325,9 @@ def test_timm_refuses_what_eva_cannot_express(tmp_path):
     ],
     ids=["offset", "per_band_scale", "scale_1", "no_record"],
 )
+# a checkpoint or folder without a normalisation record is this test's input (that warning is
+# test_normalization_records' subject)
+@pytest.mark.filterwarnings("ignore:.*records no input normalisation:UserWarning")
 def test_hf_processor_on_uint16_dn_matches_geodino(model, record, tmp_path):
     """`AutoImageProcessor` on a uint16 DN raster (as rasterio reads one) gives geodino's normalised input: it
     failed with 'Input tensor should be a float tensor' wherever the DN scale was folded or 1 (do_rescale false),

@@ -93,6 +93,8 @@ def test_local_cls_norm_record_travels_between_hf_and_timm(capsys, tmp_path, fir
     assert torch.equal(state["local_cls_norm.weight"], state["norm.weight"])
 
 
+# saving a random model in timm's layout drops its mask token, which test_convert asserts is said
+@pytest.mark.filterwarnings("ignore:timm.s DINOv3 Eva stores no mask token:UserWarning")
 def test_local_cls_norm_option_and_the_7b_table(capsys, tmp_path, monkeypatch):
     plain = randomize(build_model("vit_tiny", **TINY))
     hf = save_backbone(plain, tmp_path / "hf", layout="hf")  # records nothing about local_cls_norm
@@ -107,7 +109,8 @@ def test_local_cls_norm_option_and_the_7b_table(capsys, tmp_path, monkeypatch):
     build_model("vit_tiny", untie_global_and_local_cls_norm=True, **TINY).load_state_dict(asked, strict=True)
     # a recorded one can be refused
     sat = randomize(build_model("vit_tiny", untie_global_and_local_cls_norm=True, **TINY))
-    save_backbone(sat, tmp_path / "sat_t.safetensors", layout="timm")
+    with pytest.warns(UserWarning, match=r"local_cls_norm .* is dropped"):
+        save_backbone(sat, tmp_path / "sat_t.safetensors", layout="timm")
     assert read_backbone_weights(tmp_path / "sat_t.safetensors").local_cls_norm is True
     assert cli(capsys, "convert", tmp_path / "sat_t.safetensors", tmp_path / "none.pth", "--no-local-cls-norm") == []
     assert "local_cls_norm.weight" not in torch.load(tmp_path / "none.pth", weights_only=True)
@@ -121,6 +124,8 @@ def test_local_cls_norm_option_and_the_7b_table(capsys, tmp_path, monkeypatch):
     assert "local_cls_norm.weight" in torch.load(tmp_path / "big.pth", weights_only=True)
 
 
+# saving a random model in timm's layout drops its mask token, which test_convert asserts is said
+@pytest.mark.filterwarnings("ignore:timm.s DINOv3 Eva stores no mask token:UserWarning")
 def test_unrecorded_vit_large_size_is_warned(capsys, tmp_path, monkeypatch):
     """An HF/timm file of the ViT-L's size without a record may be the SAT-493M ViT-L: said, with the option."""
     monkeypatch.setitem(ARCHS, "vit_large", {"embed_dim": 192, "depth": 2, "num_heads": 3})

@@ -52,7 +52,8 @@ def test_a_recorded_scale_stays_with_its_bands(tmp_path):
     naip = get_sensor("naip").to_dict()
     rgb = {"bands": ["R", "G", "B"], "scale": 1 / 255, "mean": [0.4, 0.4, 0.3], "std": [0.2, 0.15, 0.14]}
     src = save_backbone(tiny(3), tmp_path / "rgb.pth", normalization=rgb)
-    hf = convert_checkpoint(src, tmp_path / "hf", dst_layout="hf", bands=["R", "G", "B", "N"], sensor="naip")
+    with pytest.warns(UserWarning, match=r"1 band \(N\) match(es)? no band of checkpoint"):
+        hf = convert_checkpoint(src, tmp_path / "hf", dst_layout="hf", bands=["R", "G", "B", "N"], sensor="naip")
     rec = read_backbone_weights(hf).normalization
     assert rec["mean"] == pytest.approx([0.4, 0.4, 0.3, naip["mean"][3]])
     assert rec["std"] == pytest.approx([0.2, 0.15, 0.14, naip["std"][3]])
@@ -61,7 +62,8 @@ def test_a_recorded_scale_stays_with_its_bands(tmp_path):
     # a sensor with another scale: the merged record carries one per band
     rgb_dn = dict(rgb, scale=1e-3)
     src2 = save_backbone(tiny(3), tmp_path / "rgb2.safetensors", normalization=rgb_dn)
-    out = convert_checkpoint(src2, tmp_path / "o2.safetensors", bands=["R", "G", "B", "N"], sensor="naip")
+    with pytest.warns(UserWarning, match=r"1 band \(N\) match(es)? no band of checkpoint"):
+        out = convert_checkpoint(src2, tmp_path / "o2.safetensors", bands=["R", "G", "B", "N"], sensor="naip")
     rec = read_backbone_weights(out).normalization
     assert rec["scale"] == pytest.approx([1e-3, 1e-3, 1e-3, naip["scale"]])
     pp = json.loads(

@@ -88,7 +88,8 @@ def test_band_adaptation_keeps_the_recorded_stats_of_the_kept_bands(tmp_path, mo
     fb = load_backbone(str(out), bands=["red", "nir"])
     assert fb.in_chans == 2 and _mean(fb) == [0.07, 0.3] and fb.bands == ["red", "nir"]
     with pytest.warns(UserWarning, match="after band adaptation to bands the record lacks"):
-        load_backbone(str(out), bands=["red", "nir", "swir16"])
+        with pytest.warns(UserWarning, match=r"1 band \(swir16\) match(es)? no band of checkpoint"):
+            load_backbone(str(out), bands=["red", "nir", "swir16"])
 
 
 def test_hf_folder_loads_with_auto_image_processor_and_auto_model(tmp_path, model, monkeypatch):
@@ -123,7 +124,8 @@ def test_hf_per_band_scale_is_folded_into_mean_and_std(tmp_path, model):
 
 
 def test_hf_folder_without_record_is_not_taken_as_recorded(tmp_path, model):
-    folder = save_backbone(model, tmp_path / "hf", layout="hf")
+    with pytest.warns(UserWarning, match=r"HF folder .* records no input normalisation"):
+        folder = save_backbone(model, tmp_path / "hf", layout="hf")
     pp = json.loads((folder / "preprocessor_config.json").read_text())
     assert pp["geodino_normalization"] is None and pp["do_normalize"] is False and len(pp["image_mean"]) == 4
     with pytest.warns(UserWarning, match="records no input normalisation"):
@@ -164,14 +166,16 @@ def test_convert_to_bands_the_record_lacks_records_the_named_sensor(tmp_path):
     rgb = {"bands": ["R", "G", "B"], "scale": 1 / 255, "mean": [0.4, 0.4, 0.3], "std": [0.2, 0.15, 0.14]}
     src = save_backbone(build_model("vit_tiny", patch_size=8, depth=1), tmp_path / "rgb.pth", normalization=rgb)
     naip = get_sensor("naip")
-    hf = convert_checkpoint(src, tmp_path / "hf", dst_layout="hf", bands=["R", "G", "B", "N"], sensor="naip")
+    with pytest.warns(UserWarning, match=r"1 band \(N\) match(es)? no band of checkpoint"):
+        hf = convert_checkpoint(src, tmp_path / "hf", dst_layout="hf", bands=["R", "G", "B", "N"], sensor="naip")
     rec = read_backbone_weights(hf).normalization
     assert rec["sensor"] == "naip" and rec["bands"] == ["R", "G", "B", "N"]
     assert rec["mean"] == pytest.approx([*rgb["mean"], naip.mean[3]]) and rec["std"][3] == pytest.approx(naip.std[3])
     pp = json.loads((hf / "preprocessor_config.json").read_text())
     assert pp["do_normalize"] is True and pp["image_mean"] == pytest.approx([*rgb["mean"], naip.mean[3]])
     with pytest.warns(UserWarning, match=r"records none"):  # no sensor: nothing covers N
-        pth = convert_checkpoint(src, tmp_path / "x.pth", bands=["R", "G", "B", "N"])
+        with pytest.warns(UserWarning, match=r"1 band \(N\) match(es)? no band of checkpoint"):
+            pth = convert_checkpoint(src, tmp_path / "x.pth", bands=["R", "G", "B", "N"])
     assert read_backbone_weights(pth).normalization is None
 
 

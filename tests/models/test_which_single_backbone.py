@@ -40,6 +40,9 @@ def test_info_takes_which_for_a_training_checkpoint(capsys, ssl_ckpt):
     assert "every key and shape fits" in capsys.readouterr().out
 
 
+# a checkpoint or folder without a normalisation record is this test's input (that warning is
+# test_normalization_records' subject)
+@pytest.mark.filterwarnings("ignore:.*records no input normalisation:UserWarning")
 def test_load_backbone_spec_refuses_which_for_one_backbone(one, ssl_ckpt):
     with pytest.raises(ConfigError, match=ONE):
         load_backbone(f"{one}?which=student")
