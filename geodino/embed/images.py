@@ -19,7 +19,8 @@ from `geodino.embed.image_footprint.footprint_4326` (re-exported here).
 
 A run is resumable as a feature raster is: the vectors go into parts in the work folder `.NAME.partial/` beside the
 output as they are computed (`geodino.embed.image_parts`), with a record of the run's identity; a rerun with the same
-arguments after a kill continues after the last part and writes the file an uninterrupted run writes, one with
+arguments after a kill continues after the last part (redoing the parts whose files changed since:
+`geodino.embed.image_changes`) and writes the file an uninterrupted run on the files as they are now writes, one with
 other arguments is refused in one line naming what differs (`--overwrite` starts again). The output is locked
 (`geodino.run_lock.locked_output`) while a run writes it and its parts.
 
