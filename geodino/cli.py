@@ -56,6 +56,27 @@ class Parser(argparse.ArgumentParser):
         # "expected one argument" (the value read as an unknown option); no geodino option looks like a number
         self._negative_number_matcher = NEGATIVE_NUMBER
 
+    _epilog: str | None = None
+    config_schema: type | None = None
+    """The config schema whose keys the epilog lists (`add_config_arguments`): described when the epilog is first
+    read (help, tests), not while parsing a command that runs: `describe` took ~0.3 s of each command's start-up
+    and 4 of 5 schemas' worth (~0.5 s) of `geodino --help` and `--version`, which show none of them."""
+
+    @property
+    def epilog(self) -> str | None:
+        if self.config_schema is not None:
+            from geodino.config import describe
+            from geodino.config_none import HEADER
+
+            schema, self.config_schema = self.config_schema, None
+            self._epilog = f"{HEADER}\n{describe(schema)}"  # indented lines: kept as written
+        return self._epilog
+
+    @epilog.setter
+    def epilog(self, text: str | None) -> None:
+        self.config_schema = None  # a text set by hand replaces the listing
+        self._epilog = text
+
     def error(self, message: str) -> NoReturn:  # argparse's hook for every parse error
         self.exit(2, f"{self.prog}: error: {message}{closest_choice(message)}; see {self.prog} --help\n")
 
@@ -173,7 +194,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, schema: type | None = 
     )
     example = f", e.g. {override_example(schema)}" if schema is not None else ""
     parser.add_argument("overrides", nargs="*", default=[], help=f"dotted key=value overrides{example}")
-    if schema is not None:
+    if schema is not None and isinstance(parser, Parser):
+        parser.config_schema = schema  # described when the help is shown (`Parser.epilog`)
+    elif schema is not None:
         from geodino.config import describe
         from geodino.config_none import HEADER
 
@@ -245,7 +268,7 @@ def parse_point(values: Sequence[str], flag: str = "--point") -> tuple[float, fl
     )
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> Parser:
     """The argument parser with every sub-command, or only the module of command `only` (faster start-up)."""
     from geodino import __version__
 

@@ -15,7 +15,6 @@ k-means or a classifier on them; `fitting` says a fit that fails on the numbers 
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from collections.abc import Iterator
@@ -30,29 +29,11 @@ from geodino.errors import InputError, one_line, plural
 
 
 def read_store_info(path: str | Path) -> dict[str, Any]:
-    """Shape, dtype, CRS, transform, band names and geodino attributes of a feature store."""
-    import rioxarray  # noqa: F401
-    import xarray as xr
+    """Shape, dtype, CRS, transform, band names and geodino attributes of a feature store (read with zarr and
+    rasterio: `geodino.embed.store_info`, without the import of xarray + dask)."""
+    from geodino.embed.store_info import read_store_info as read
 
-    if not Path(path).exists():  # zarr words it per version (3.1.0: "No group found in store ...")
-        raise FileNotFoundError(f"feature store {path} does not exist")
-    ds = xr.open_zarr(str(path), decode_coords="all", consolidated=None, mask_and_scale=False)
-    try:
-        var = ds[VAR]
-        attrs = {k: v for k, v in ds.attrs.items() if k != "geodino_band_names"}
-        names = json.loads(ds.attrs.get("geodino_band_names", "[]")) or [f"E{i:03d}" for i in range(var.shape[0])]
-        return {
-            "height": int(var.shape[1]),
-            "width": int(var.shape[2]),
-            "dtype": str(var.dtype),
-            "crs": ds.rio.crs,
-            "transform": ds.rio.transform(),
-            "band_names": names,
-            "attrs": attrs,
-            "chunks": var.encoding.get("chunks"),
-        }
-    finally:
-        ds.close()
+    return read(path)
 
 
 def _missing_raster(path: Path) -> str:
