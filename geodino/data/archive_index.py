@@ -135,7 +135,8 @@ def _index(archive: RasterArchive, progress: bool) -> list[SceneInfo]:
                     out_names = tuple(names[b - 1] for b in idx)
                 else:
                     out_names, idx = _resolve_bands(path, names, archive.requested_bands, sensor, archive.hints)
-                    if alpha and not alpha_warned:  # the sensor has a band for it: data, said once
+                    # alpha here means the sensor has a band for it (the branch above takes the rest): data, said once
+                    if alpha and sensor is not None and not alpha_warned:
                         alpha_warned = True
                         archive._warn_alpha_as_data(path, alpha, src.count, src.dtypes[0], sensor)
                 nodata = archive.nodata_override
@@ -185,7 +186,7 @@ def _index(archive: RasterArchive, progress: bool) -> list[SceneInfo]:
             raise
         except Exception as exc:  # GDAL raises many types for corrupt/unsupported files
             why = one_line(exc, 200).rstrip(".") if str(exc).strip() else ""
-            cut = read_error(why, path)
+            truncated = read_error(why, path)  # GDAL's words when part of the file did not read
             if type(exc).__name__ == "CRSError" and archive.crs is not None:  # the target, not the file's bytes
                 why = "PROJ has no coordinate operation to it" if "coordinate operation" in why else why[:120]
                 archive._fail(
@@ -194,8 +195,8 @@ def _index(archive: RasterArchive, progress: bool) -> list[SceneInfo]:
                 continue
             archive._fail(
                 path,
-                f"cannot be read: it is truncated or corrupt (GDAL: {cut}); {_REFETCH}"
-                if cut
+                f"cannot be read: it is truncated or corrupt (GDAL: {truncated}); {_REFETCH}"
+                if truncated
                 else f"cannot be read ({type(exc).__name__}: {why}); check it with gdalinfo; {_REFETCH}",
             )
     return scenes

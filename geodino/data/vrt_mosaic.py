@@ -43,7 +43,7 @@ def mosaic_tags(
         if shifts is not None:
             boxes = [b and [b[0] + m, b[1], b[2] + m, b[3]] for b, m in zip(boxes, shifts, strict=True)]
         if boxes and all(b is not None for b in boxes):
-            lefts, bottoms, rights, tops = zip(*boxes, strict=True)  # type: ignore[misc]
+            lefts, bottoms, rights, tops = zip(*boxes, strict=True)
             out["GEODINO_INPUT_BOUNDS"] = json.dumps([min(lefts), min(bottoms), max(rights), max(tops)])
     for key in ("GEODINO_INPUT_NODATA", "GEODINO_INPUT_TIME"):
         values = {t.get(key) for t in sources}
@@ -178,8 +178,8 @@ def mosaic_vrt(paths: Sequence[str | Path], out: str | Path, *, metadata: dict[s
     for path, _, t, w, h, *_rest in infos:
         full = Path(path).resolve()
         rel = os.path.relpath(full, folder)
-        relative = not rel.startswith("..")
-        sources.append((escape(rel if relative else str(full)), int(relative), t, w, h, _rest[2]))
+        inside = not rel.startswith("..")  # under the VRT's folder: written relative to it
+        sources.append((escape(rel if inside else str(full)), int(inside), t, w, h, _rest[2]))
     for b in range(1, first[5] + 1):
         nodata = first[7]
         desc = first[8][b - 1] if first[8] else None

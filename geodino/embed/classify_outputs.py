@@ -48,16 +48,18 @@ def map_record(
     from geodino.embed.provenance import file_identity, vector_identity
 
     method = str(bundle.get("method") or "")
+    rec: dict[str, Any]
+    used: Any = neighbors  # a --model map: the model's own kNN neighbours (None when it has none)
     if model is not None:
         rec = {"classifier_model": str(model), "classifier_model_identity": file_identity(model)}
         rec |= {"classifier_fitted_on": json.dumps(bundle.get("fitted_on"), sort_keys=True)}
         rec |= {"label_column": bundle.get("column"), "classifier": method}
-        neighbors = getattr(_final_step(bundle.get("classifier")), "n_neighbors", None)
+        used = getattr(_final_step(bundle.get("classifier")), "n_neighbors", None)
     else:
         rec = {"labels": str(labels), "labels_identity": vector_identity(labels), "label_column": column}
         rec |= {"label_layer": layer, "classifier": method, "max_cells": max_cells, "seed": seed}
     if method == "knn":
-        rec["neighbors"] = neighbors
+        rec["neighbors"] = used
     return {f"GEODINO_{k.upper()}": str(v) for k, v in rec.items() if v is not None}
 
 
@@ -92,6 +94,7 @@ def write_class_map(
     from geodino.embed.products import cog_profile, write_cog
 
     lut = np.array([codes[str(c)] for c in clf.classes_], np.uint8)
+    tags: dict[str, Any] = dict(record or {})  # GEODINO_* keys: extra tags, never write_cog's own options
 
     def blocks():
         for win in rd.blocks():
@@ -116,5 +119,5 @@ def write_class_map(
         GEODINO_CLASS_VALUES=json.dumps([codes[c] for c in classes]),
         GEODINO_BANDS="1: class (colour table; GEODINO_CLASS_VALUES[i] is class GEODINO_CLASS_NAMES[i]; "
         "255 = nodata), 2: confidence = top class probability in % (255 = nodata)",
-        **dict(record or {}),
+        **tags,
     )

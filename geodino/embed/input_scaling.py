@@ -280,6 +280,7 @@ def _selected_sensor(cfg: EmbedConfig, input_count: int | None, names: Sequence[
     them (B02,B03,B04,B08 of sentinel2_l2a); any other sensor is returned as given."""
     from geodino.data.sensors import get_sensor
 
+    assert cfg.sensor, "the callers select a sensor only with --sensor set"
     sensor = get_sensor(cfg.sensor)
     if cfg.bands and input_count == sensor.n_bands and all(1 <= b <= sensor.n_bands for b in cfg.bands):
         return sensor.select([sensor.bands[b - 1] for b in cfg.bands])

@@ -162,15 +162,15 @@ def prepare(inp: Any, cfg: EmbedConfig, bb: Any) -> PreparedRun:
 def _check_grid(info: Any, cfg: EmbedConfig) -> None:
     """The input's grid must be one the output can hold: a CRS (unless allowed without), north-up to upsample, and
     north-up for a Zarr store."""
-    if info.crs is None and getattr(info, "unplaced", ""):  # a cube with a CRS its coordinates cannot carry
+    unplaced: str = getattr(info, "unplaced", "")  # a cube's CRS its coordinates cannot carry, else ""
+    if info.crs is None and unplaced:
         if not cfg.allow_no_crs:
             raise InputError(
-                f"{info.unplaced}; or pass --allow-no-crs (allow_no_crs=True in Python) to embed it in pixel "
-                "coordinates"
+                f"{unplaced}; or pass --allow-no-crs (allow_no_crs=True in Python) to embed it in pixel coordinates"
             )
         import warnings
 
-        warnings.warn(f"{info.unplaced}; --allow-no-crs embeds it in pixel coordinates", stacklevel=3)
+        warnings.warn(f"{unplaced}; --allow-no-crs embeds it in pixel coordinates", stacklevel=3)
     elif info.crs is None:
         control = _control_points(info.path)
         if control and not cfg.allow_no_crs:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -37,7 +37,7 @@ def read_threads(device_type: str, setting: int = 0) -> int:
 
 def read_ahead(
     source: Any, items: Iterable[T], read: Callable[[Any, T], R], threads: int, stop: threading.Event
-) -> Iterator[tuple[T, R]]:
+) -> Generator[tuple[T, R], None, None]:
     """(item, read(handle, item)) for each item in order; `threads` > 1 reads up to 2 x threads items ahead, each
     thread on its own `source.open()` handle (closed at the end). A read's error is raised here, when its item's
     turn comes; nothing is read once `stop` is set."""

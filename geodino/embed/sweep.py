@@ -65,7 +65,7 @@ class _Tiles:
     def add(self, col: int, x: np.ndarray, valid: np.ndarray) -> bool:
         """Copy one tile into the next slot (the arrays are allocated at the first, a new pair per batch: the main
         thread may still hold the previous one); True when the batch is full."""
-        if self.x is None:
+        if self.x is None or self.valid is None:
             shape, dtype = (self.size, *x.shape), x.dtype.newbyteorder("=")  # torch takes the machine's order only
             if self.pin:
                 self.held = torch.empty(shape, dtype=torch.from_numpy(np.empty(0, dtype)).dtype, pin_memory=True)
@@ -82,7 +82,7 @@ class _Tiles:
     def trimmed(self) -> _Tiles:
         """The batch cut to its tiles (views, no copy)."""
         n = len(self.cols)
-        if self.x is None or n == self.size:
+        if self.x is None or self.valid is None or n == self.size:
             return self
         held = None if self.held is None else self.held[:n]
         return _Tiles(n, self.pin, self.cols, self.x[:n], self.valid[:n], self.full, self.ready, held)
@@ -214,6 +214,7 @@ class Sweeper:
         x = as_float32_on(src, self.device, non_blocking=tiles.held is not None)
         x = self.bb.normalize(self.scale.apply_(x))  # in place: a float32 batch is this batch's own copy
         if not all(tiles.full):  # masked_fill, not a product: nodata may be NaN or inf, and 0 * NaN is NaN
+            assert tiles.valid is not None  # set with the batch's first tile, as `full` is
             invalid = torch.from_numpy(~tiles.valid)[:, None].to(self.device)
             x = x.masked_fill(invalid, 0.0)
         return x
@@ -281,6 +282,7 @@ class Sweeper:
                 if kind == "run_start":
                     band = _Band(plan, payload, self.prep.dim, self.device, self.start_counts)
                 elif kind == "batch":
+                    assert band is not None, "the reader sends run_start before a run's batches"
                     if payload:
                         t = clock()
                         feats = self._infer(payload)
@@ -291,6 +293,7 @@ class Sweeper:
                         self.tiles += len(payload)
                     bar.update(len(payload) + skipped)
                 elif kind == "row_end":
+                    assert band is not None, "the reader sends run_start before a run's rows"
                     t = clock()
                     n_done += band.flush_after(i, out_q, self.prep.l2, self.prep.ident["dtype"])
                     timing["rows"] += clock() - t

@@ -219,6 +219,7 @@ class ChunkRowWriter:
                     shape = (data.shape[0], self.chunk, w)
                     if self._mem is None or self._mem.shape != shape or self._mem.dtype != data.dtype:
                         self._mem = np.empty(shape, data.dtype)
+                assert self._mem is not None  # allocated when this chunk row's first held rows came (above)
                 self._mem[:, y - top : e - top] = data[:, y - r0 : e - r0]
                 if e == bottom:
                     self.direct.write(self.start, c0, self._mem[:, self.start - top : e - top])

@@ -80,7 +80,10 @@ class LinearHead:
 
     def inputs(self, feats: FeatureSet) -> torch.Tensor:
         x = feats.linear_input(self.n_last_blocks, self.avgpool)
-        return x if self.shift is None else (x - self.shift) / self.scale
+        if self.shift is None:
+            return x
+        assert self.scale is not None, "shift and scale are set together (standardized_input)"
+        return (x - self.shift) / self.scale
 
     def logits(self, feats: FeatureSet) -> torch.Tensor:
         return self.inputs(feats) @ self.weight + self.bias

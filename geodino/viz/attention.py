@@ -377,7 +377,7 @@ def attention_maps(
         feats = torch.nn.functional.normalize(maps[0][0].float(), dim=0)  # [D, h, w]
         # unit vectors' dot products, clamped: float32 rounding gave 1.0000002 at the query cell itself
         sim = torch.einsum("d,dhw->hw", feats[:, row // p, col // p], feats).clamp(-1.0, 1.0).cpu().numpy()
-    patch_valid = valid.reshape(h, p, w, p).any(axis=(1, 3))  # a patch with one valid pixel shows data
+    patch_valid = np.asarray(valid.reshape(h, p, w, p).any(axis=(1, 3)))  # a patch with one valid pixel shows data
     mask = mass_mask(mean, mass, patch_valid)  # of the patches with data: the mask the pictures show
     info = {
         "spec": backbone.spec,
