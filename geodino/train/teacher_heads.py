@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -147,7 +147,7 @@ def init_share(momentum: tuple[float, float], steps: int) -> float:
 
 
 def _warmup_losses(
-    model: nn.Module,
+    model: Any,  # the frozen backbone's ViT: forward_features(Tensor) -> dict, (list, masks=list) -> list of dicts
     heads: nn.ModuleDict,
     ema: nn.ModuleDict,
     batch: dict[str, Any],
@@ -267,7 +267,8 @@ def warmup_heads(
         opt.step()
         m = float(moms[step])
         with torch.no_grad():
-            e, s = list(ema.parameters()), [p.detach() for p in heads.parameters()]
+            e: list[Tensor] = list(ema.parameters())
+            s = [p.detach() for p in heads.parameters()]
             torch._foreach_lerp_(e, s, 1 - m)
         # one device-to-host copy for the three losses (each float() waited for the GPU on its own)
         rec = host_floats(
@@ -277,4 +278,5 @@ def warmup_heads(
         if on_step is not None:
             on_step(step, rec)
         bar.set_postfix(loss=f"{rec['loss']:.3f}")
-    return ema["dino_head"], ema["ibot_head"], log
+    # deep copies of `dino` and `ibot`: DINOHeads (a ModuleDict's entry types as nn.Module)
+    return cast(DINOHead, ema["dino_head"]), cast(DINOHead, ema["ibot_head"]), log

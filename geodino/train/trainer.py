@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import lightning as L
 import torch
@@ -161,7 +161,11 @@ def build_trainer(
     return trainer, ckpt_cb
 
 
-def _strategy(cfg: TrainerConfig, ckpt: CheckpointConfig) -> tuple[Any, str, list[Any]]:
+# the precisions of geodino.train.config.PRECISIONS once "auto" is resolved, as Lightning's Literal spells them
+Precision = Literal["32-true", "bf16-mixed", "16-mixed"]
+
+
+def _strategy(cfg: TrainerConfig, ckpt: CheckpointConfig) -> tuple[Any, Precision, list[Any]]:
     from lightning.pytorch.plugins.environments import SLURMEnvironment
 
     from geodino.train.launcher import on_cuda
@@ -174,18 +178,19 @@ def _strategy(cfg: TrainerConfig, ckpt: CheckpointConfig) -> tuple[Any, str, lis
         # Lightning's auto requeue saved hpc_ckpt_N.ckpt from its signal handler, mid-step and not atomically, and
         # kept training; geodino's CheckpointCallback handles SIGUSR1 at a step boundary instead (geodino.train.stop)
         plugins.append(SLURMEnvironment(auto_requeue=False, requeue_signal=signal.SIGUSR1))
-    precision = cfg.precision
-    if precision == "auto":
+    if cfg.precision == "auto":
         on_gpu = on_cuda(cfg.accelerator)
         # bf16 where the GPU computes it natively; float16 with a loss scaler on older GPUs (V100, T4), which only
         # emulate bf16 (slow matrix products, SDPA's math fallback)
-        precision = ("bf16-mixed" if bf16_default("cuda") else "16-mixed") if on_gpu else "32-true"
+        precision: Precision = ("bf16-mixed" if bf16_default("cuda") else "16-mixed") if on_gpu else "32-true"
+    else:
+        precision = cast(Precision, cfg.precision)  # one of PRECISIONS: TrainerConfig refuses any other
     if cfg.strategy in ("auto", "single"):
         return "auto", precision, plugins
     if cfg.strategy in ("ddp", "ddp_spawn"):
         from lightning.pytorch.strategies import DDPStrategy
 
-        start = "spawn" if cfg.strategy == "ddp_spawn" else "popen"
+        start: Literal["spawn", "popen"] = "spawn" if cfg.strategy == "ddp_spawn" else "popen"
         return (
             DDPStrategy(
                 start_method=start, find_unused_parameters=cfg.find_unused_parameters, gradient_as_bucket_view=True
