@@ -357,9 +357,9 @@ def _replace_files(tmp: Path, path: Path) -> None:
 def check_suffix(flag: str, path: Any, suffixes: Sequence[str], *, command: str, writes: str, hint: str = "") -> None:
     """The one rule for an output whose name says its format: a suffix (any case) not in `suffixes` is one
     ConfigError line naming the flag, what `command` writes there and the name to give (the first suffix), before
-    anything is written (`--png x.jpg` held a PNG, `data stats --plot d.txt` a PNG, `--save-model m.txt` a joblib
-    file). `hint`: said after the name. The Python keyword (`--save-model` -> save_model=) follows the path: a
-    Python caller passed that, not the flag."""
+    anything is written (`--png x.jpg` held a PNG, `data stats --plot d.txt` a PNG, `--save-model m.txt` a
+    safetensors file). `hint`: said after the name. The Python keyword (`--save-model` -> save_model=) follows the
+    path: a Python caller passed that, not the flag."""
     from geodino.errors import ConfigError
 
     path = Path(path)

@@ -128,6 +128,6 @@ def test_product_outputs_given_as_flags_are_one_line(tmp_path):
         similarity_map(f, tmp_path / "s.tif", point=(1.0, 2.0), png=True)
     with pytest.raises(ConfigError, match=r"^mask= takes a file name \(e\.g\. mask='change\.tif'\), got 1$"):
         change_map(f, f, tmp_path / "d.tif", threshold=0.5, mask=1)
-    with pytest.raises(ConfigError, match=r"^save_model= takes a file name .*'classify\.joblib'\), got True$"):
+    with pytest.raises(ConfigError, match=r"^save_model= takes a file name .*'classify\.safetensors'\), got True$"):
         classify_map(f, tmp_path / "l.gpkg", tmp_path / "c.tif", column="c", save_model=True)
     assert list(tmp_path.iterdir()) == []

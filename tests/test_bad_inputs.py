@@ -552,7 +552,7 @@ def test_classify_model_of_another_backbone_and_change_across_backbones_or_grids
                      str(tmp_path / "m.tif")]) == 0  # fmt: skip
     assert "blocked CV accuracy" in capsys.readouterr().out
     one_line_exit_2(
-        capsys, tmp_path, "embed", "classify", f["const"], "--model", tmp_path / "m.model.joblib",
+        capsys, tmp_path, "embed", "classify", f["const"], "--model", tmp_path / "m.model.safetensors",
         "--out", tmp_path / "m2.tif",
         expect=("different backbones", "fingerprint toyconv", "vs const", "fitted on"),
     )  # fmt: skip

@@ -1,6 +1,6 @@
 """Outputs named for a format they do not hold, and flags a command would ignore, are one line (exit 2) before
 anything is read or written: `io.check_suffix` is the one rule of `--png x.jpg`, `data stats --plot d.txt` (a PNG
-named .txt), `data preview --out pv.txt`, `classify --save-model m.txt` (a joblib file) and `zonal --out z.csv`
+named .txt), `data preview --out pv.txt`, `classify --save-model m.txt` (a safetensors file) and `zonal --out z.csv`
 (told "not a raster"); `similar --point-crs` with `--polygon` and `classify --neighbors` without kNN were ignored."""
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ def one_line(capsys, tmp_path, *argv: str) -> str:
         ("data preview --out {}/pv.txt",
          "--out {}/pv.txt (out= in Python): data preview writes a PNG, not .txt; name it pv.png"),
         ("embed classify {}/f.tif {}/l.gpkg --column c --out {}/m.tif --save-model {}/m.txt",
-         "--save-model {}/m.txt (save_model= in Python): classify writes a joblib file (the fitted model, for "
-         "--model), not .txt; name it m.joblib"),
+         "--save-model {}/m.txt (save_model= in Python): classify writes a safetensors file (the fitted model, for "
+         "--model), not .txt; name it m.safetensors"),
         ("embed zonal {}/f.tif {}/p.gpkg --out {}/z.csv",
          "--out {}/z.csv (out= in Python): zonal writes GeoParquet (polygons, attributes and embeddings), not .csv; "
          "name it z.parquet (or .geoparquet)"),

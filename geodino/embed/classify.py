@@ -15,8 +15,8 @@ A `--test` layer gives accuracy, per-class F1 and a confusion matrix on independ
 uint8 COG (band 1 class with a colour table, 255 = nodata; integer classes 0..254 keep their own code as pixel
 value, other class names are numbered in natural order; band 2 confidence = the top class probability in %,
 255 = nodata; band 1's class names also in a GDAL raster attribute table, MAP.tif.aux.xml), a `.qml` style, a PNG
-with a legend, a metrics JSON and the fitted model (joblib) that `--model` applies to other feature rasters of the
-same backbone and normalisation.
+with a legend, a metrics JSON and the fitted model (a safetensors file: arrays and JSON, no code) that `--model`
+applies to other feature rasters of the same backbone and normalisation.
 
 Reading and placing the labels and the CV groups live in `labels.py`; loading a saved model and its identity
 checks in `classifier_model.py`; the class names, their natural order and pixel codes in `classify_classes.py`; the
@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from geodino.embed.classifier_model import MODEL_KIND, _complete_old_identity, _identity, load_model
+from geodino.embed.classifier_model import MODEL_KIND, _complete_old_identity, _identity, load_model, pickle_warning
 from geodino.embed.classify_classes import class_codes, class_names, natural_order
 from geodino.embed.classify_options import METHODS, check_model_mix, check_options
 from geodino.embed.classify_outputs import NODATA, map_record, run_settings, write_class_map
@@ -55,7 +55,7 @@ from geodino.errors import InputError, plural
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (kNN on cosine); module-level so a saved model unpickles."""
+    """Rows scaled to unit length (kNN on cosine); module-level so an older geodino's pickled model unpickles."""
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
@@ -203,7 +203,7 @@ def classify_map(
     cross-validation (never on both sides of a split). No cross-validation, imbalanced labels and test cells next to
     training cells are each a `UserWarning`. With `model`, the fitting options (method, neighbors, folds, cv_gap,
     save_model) are refused, and column, layer, max_cells and seed, which then read the `test` layer only, need
-    `test`."""
+    `test`. `save_model` with an older geodino's pickled `model` (.joblib) re-saves it as a safetensors model."""
     if (labels is None) == (model is None):
         raise InputError(
             "give either LABELS (a label file to fit on, with --column; labels= and column= in Python) or --model FILE "
@@ -213,6 +213,7 @@ def classify_map(
         raise InputError(
             "classify needs --column NAME (column= in Python): the label file's column that holds the class names"
         )
+    save_model = None if save_model == "" else save_model  # "": the default name, as for the other outputs
     given = {"method": method, "neighbors": neighbors, "folds": folds, "cv_gap": cv_gap, "save_model": save_model}
     check_model_mix(model, test, given | {"column": column, "layer": layer, "max_cells": max_cells, "seed": seed})
     folds, neighbors, max_cells, cv_gap, seed, method = check_options(folds, neighbors, max_cells, cv_gap, seed, method)
@@ -224,6 +225,7 @@ def classify_map(
         ident = _identity(rd)
         if model is not None:
             clf, classes, column, codes, bundle = _saved_model(model, ident, features, column, metrics)
+            pickle_warning(model, None if save_model is None else model_out)  # after its checks: refusals stay one line
         else:
             assert column is not None  # given with the labels (checked above)
             clf, classes, bundle, fitted, train_cells = _fit(
@@ -249,7 +251,8 @@ def classify_map(
         record = map_record(labels, column, layer, model, bundle, neighbors=neighbors, max_cells=max_cells, seed=seed)
         write_class_map(rd, clf, codes, out, classes, record)
     metrics["settings"] = run_settings(model, method, neighbors, folds, cv_gap, max_cells, seed)
-    _write_side_files(out, png, side, classes, codes, metrics, bundle if model is None else None, model_out)
+    saved = None if model is not None and save_model is None else bundle | {"codes": codes}  # a fit, or a re-save
+    _write_side_files(out, png, side, classes, codes, metrics, saved, model_out)
     return metrics
 
 
@@ -258,7 +261,7 @@ def _saved_model(
 ) -> tuple[Any, list[str], Any, dict[str, int], dict[str, Any]]:
     """A saved model, refused unless fitted on features of this raster's backbone: classifier, classes, label
     column, class codes and the bundle; `metrics` records where it came from."""
-    bundle = load_model(model)
+    bundle = load_model(model, warn=False)  # classify_map warns of a pickle once the model is accepted
     _complete_old_identity(bundle, Path(model), ident)
     check_same_backbone(
         bundle["backbone"],

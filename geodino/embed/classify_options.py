@@ -1,7 +1,8 @@
 """The options of `embed classify` checked before any file is read: the numeric ones as whole numbers in range, and
 which of them a saved `--model` reads. A model is applied as it was fitted, so the fitting options (`--method`,
-`--neighbors`, `--folds`, `--cv-gap`, `--save-model`) given with `--model` are refused in one line (they were
-ignored silently: `--model M --method knn` mapped with M's logistic regression); `--column`, `--layer`,
+`--neighbors`, `--folds`, `--cv-gap`, and `--save-model` but for an older geodino's pickled `.joblib` model, which it
+re-saves as a safetensors file) given with `--model` are refused in one line (they were ignored silently:
+`--model M --method knn` mapped with M's logistic regression); `--column`, `--layer`,
 `--max-cells` and `--seed` (the test cells' draw) read the `--test` layer only, so with `--model` they need `--test`."""
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def check_model_mix(model: str | Path | None, test: Any, values: dict[str, Any])
                 f"fitted: drop {flag}, or fit a new model: geodino embed classify FEATURES LABELS --column NAME "
                 f"{flag} {values[key]} ({key}= in Python)"
             )
-    if values.get("save_model") is not None:
+    if values.get("save_model") is not None and Path(model).suffix.lower() != ".joblib":  # .joblib: re-saved
         raise ConfigError(
             f"--save-model {values['save_model']} saves a fitted model, and --model {model} fits none (it is applied "
             "as saved): drop --save-model (save_model= in Python)"

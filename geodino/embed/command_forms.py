@@ -137,6 +137,8 @@ def classify_or_change(args: argparse.Namespace, rest: list[str], overwrite: boo
     print(
         f"classify: {m['map']} ({len(m['classes'])} classes: {', '.join(m['classes'])}; class names also in "
         f"{m['map']}.aux.xml), {qml_path(m['map'])}, {sld_path(m['map'])}, {m['png']}; {score}; "
-        f"metrics {m['metrics']}" + (f"; model {m['model']}" if "model" in m else "")
+        f"metrics {m['metrics']}"
+        + (f"; model {m['model']}" if "model" in m else "")
+        + (f" (saved as {m['saved_model']})" if "saved_model" in m else "")
     )
     return 0

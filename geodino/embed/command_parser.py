@@ -21,7 +21,7 @@ USAGE = """geodino embed INPUT --backbone SPEC --out OUT.tif|OUT.zarr [options] 
        geodino embed similar FEATURES --out SIM.tif (--point X,Y [--point-crs EPSG:4326] | --polygon FILE) [--png P]
        geodino embed zonal FEATURES POLYGONS --out ZONES.parquet [--layer NAME] [--all-touched] [--png P]
        geodino embed classify FEATURES LABELS --column NAME --out MAP.tif [--method logreg|knn] [--test FILE]
-       geodino embed classify FEATURES --model MAP.model.joblib --out MAP2.tif
+       geodino embed classify FEATURES --model MAP.model.safetensors --out MAP2.tif
        geodino embed change A.tif B.tif --out CHANGE.tif [--threshold T|otsu] [--resample]
        geodino embed images DIR -b SPEC --out FEATS.parquet [--pool cls|mean|cls+mean] [--image-size N]"""
 
@@ -220,7 +220,10 @@ def add_classify_change_flags(p: argparse.ArgumentParser) -> None:
     c.add_argument("--column", help="label column holding the class names (classify)")
     c.add_argument("--model", help="apply a saved classifier instead of fitting one (classify)")
     c.add_argument(
-        "--save-model", dest="save_model", help="where to save the fitted model (classify; default MAP.model.joblib)"
+        "--save-model",
+        dest="save_model",
+        help="where to save the fitted model (classify; default MAP.model.safetensors; with an older geodino's "
+        "--model M.joblib: re-save it in this format)",
     )
     c.add_argument("--test", help="independent test labels (same column): accuracy, F1, confusion matrix (classify)")
     c.add_argument("--method", choices=("logreg", "knn"), help="classifier (default logreg)")

@@ -257,7 +257,7 @@ MAP_SUFFIXES = (".tif", ".tiff")  # what the raster products write: a COG
 SIDE_FORMATS = (
     ("png", (".png",), "a PNG"),
     ("mask", MAP_SUFFIXES, "a GeoTIFF (COG)"),
-    ("save_model", (".joblib",), "a joblib file (the fitted model, for --model)"),
+    ("save_model", (".safetensors",), "a safetensors file (the fitted model, for --model)"),
 )
 
 

@@ -98,7 +98,7 @@ def test_polygon_labels_give_the_stripe_map_and_every_side_file(tmp_path):
     metrics = json.loads((tmp_path / "map.metrics.json").read_text())
     assert metrics["cv"]["folds"] == 2 and metrics["cv"]["accuracy"] > 0.95
     assert np.asarray(metrics["cv"]["confusion"]["matrix"]).sum() == 72
-    assert (tmp_path / "map.model.joblib").stat().st_size > 0 and (tmp_path / "map.png").stat().st_size > 0
+    assert (tmp_path / "map.model.safetensors").stat().st_size > 0 and (tmp_path / "map.png").stat().st_size > 0
     r = ET.parse(tmp_path / "map.qml").getroot().find("pipe/rasterrenderer")
     assert r.get("type") == "paletted" and r.get("band") == "1"
     labels = {e.get("value"): e.get("label") for e in r.iter("paletteEntry")}
@@ -166,9 +166,9 @@ def test_model_reuse_and_test_layer(tmp_path):
     classify_map(feature_raster(tmp_path / "f.tif", stripes()), lab, tmp_path / "a.tif", column="landcover")
     other = feature_raster(tmp_path / "g.tif", stripes(seed=1))  # same backbone, another "scene"
     test = points(tmp_path / "t.geojson", [(c, 12, f"class_{c // 15}") for c in (5, 20, 35)])
-    m = classify_map(other, None, tmp_path / "b.tif", model=tmp_path / "a.model.joblib", test=test)
+    m = classify_map(other, None, tmp_path / "b.tif", model=tmp_path / "a.model.safetensors", test=test)
     assert m["test"]["accuracy"] == 1.0 and m["test"]["confusion"]["matrix"] == [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
-    assert not (tmp_path / "b.model.joblib").exists()
+    assert not (tmp_path / "b.model.safetensors").exists()
     assert "cv" not in m and m["cv_at_fit"]["folds"] == 2  # the fit's CV scored the other raster: kept apart
     with rasterio.open(tmp_path / "b.tif") as ds:
         cls = ds.read(1)
@@ -177,10 +177,10 @@ def test_model_reuse_and_test_layer(tmp_path):
     tags = dict(TAGS, GEODINO_MODEL_FINGERPRINT="ffff00")
     alien = feature_raster(tmp_path / "h.tif", stripes(), tags=tags)
     with pytest.raises(InputError, match="different backbones: backbone fingerprint abc123"):
-        classify_map(alien, None, tmp_path / "c.tif", model=tmp_path / "a.model.joblib")
+        classify_map(alien, None, tmp_path / "c.tif", model=tmp_path / "a.model.safetensors")
     with pytest.raises(InputError, match="layers"):
         bad = feature_raster(tmp_path / "i.tif", stripes(), tags=dict(TAGS, GEODINO_LAYERS="[5]"))
-        classify_map(bad, None, tmp_path / "d.tif", model=tmp_path / "a.model.joblib")
+        classify_map(bad, None, tmp_path / "d.tif", model=tmp_path / "a.model.safetensors")
     assert not (tmp_path / "c.tif").exists() and not (tmp_path / "d.tif").exists()
 
 
@@ -192,12 +192,13 @@ def _old_model(tmp_path: Path, fitted_on: Path) -> Path:
     codes and the sklearn version were recorded): the bundle written by hand around a freshly fitted classifier."""
     import joblib
 
-    from geodino.embed.classify import MODEL_KIND, build_classifier
+    from geodino.embed.classifier_model import PICKLE_KIND
+    from geodino.embed.classify import build_classifier
 
     x = np.concatenate([stripes()[:, 10, 15 * k : 15 * k + 10].T for k in range(3)])
     y = np.repeat([f"class_{k}" for k in range(3)], 10)
     bundle = {
-        "kind": MODEL_KIND,
+        "kind": PICKLE_KIND,
         "classifier": build_classifier("logreg", neighbors=5, n_train=len(y), seed=0).fit(x, y),
         "classes": ["class_0", "class_1", "class_2"],
         "column": "landcover",
@@ -223,6 +224,8 @@ def test_a_model_saved_before_normalisation_was_recorded(tmp_path, capsys):
     assert m["classes"] == ["class_0", "class_1", "class_2"] and (tmp_path / "a.tif").exists()
     (said,) = [str(w.message) for w in caught if "predates recorded normalisation" in str(w.message)]
     assert f"using final_norm=true and l2_normalize=false from {fitted}" in said
+    (pickle,) = [str(w.message) for w in caught if "is a pickle" in str(w.message)]  # one line, naming the re-save
+    assert f"--save-model {model.with_suffix('.safetensors')} on this run" in pickle
     # the raster it was fitted on now holds another backbone's features, then is gone: one line, nothing written
     feature_raster(fitted, stripes(), tags=dict(FLOAT, GEODINO_MODEL_FINGERPRINT="ffff00"))
     argv = ("embed", "classify", other, "--model", model, "--out", tmp_path / "b.tif")
@@ -232,7 +235,8 @@ def test_a_model_saved_before_normalisation_was_recorded(tmp_path, capsys):
     fitted.unlink()
     line = one_line_exit_2(capsys, tmp_path, *argv, expect=(f"({fitted}) is not there to read them from", remake))
     # a raster as old as the model (recording neither) is compared as before: accepted
-    m = classify_map(feature_raster(tmp_path / "g.tif", stripes(seed=2)), None, tmp_path / "c.tif", model=model)
+    with pytest.warns(UserWarning, match="is a pickle"):
+        m = classify_map(feature_raster(tmp_path / "g.tif", stripes(seed=2)), None, tmp_path / "c.tif", model=model)
     assert m["classes"] == ["class_0", "class_1", "class_2"]
 
 
@@ -253,19 +257,25 @@ def test_bad_label_files(tmp_path):
 
 
 def test_model_that_is_not_a_saved_classifier(tmp_path):
-    """A text file (pickle's "Memo value not found ...") or any other pickle: one line saying what to pass."""
+    """A text file (pickle's "Memo value not found ..."), any other pickle, or a safetensors file without a
+    geodino model in it: one line saying what to pass."""
     import joblib
+    from safetensors.numpy import save_file
 
     feats = feature_raster(tmp_path / "f.tif", stripes())
     (tmp_path / "notes.txt").write_text("some notes about the model\nline 2\n")
+    (tmp_path / "notes.joblib").write_text("some notes about the model\nline 2\n")
     joblib.dump({"kind": "something else"}, tmp_path / "other.joblib")
-    for name in ("notes.txt", "other.joblib"):
+    save_file({"w": np.zeros(3, np.float32)}, str(tmp_path / "weights.safetensors"))
+    save_file({"w": np.zeros(3)}, str(tmp_path / "meta.safetensors"), metadata={"geodino": '{"kind": "x"}'})
+    names = ("notes.txt", "notes.joblib", "other.joblib", "weights.safetensors", "meta.safetensors")
+    for name in names:
         with pytest.raises(InputError) as err:
             classify_map(feats, None, tmp_path / "m.tif", model=tmp_path / name)
         assert str(err.value) == (
-            f"{tmp_path / name} is not a model written by `geodino embed classify` (a joblib file); pass the "
-            "MAP.model.joblib that `geodino embed classify FEATURES LABELS --column C --out MAP.tif` saved (or its "
-            "--save-model path)"
+            f"{tmp_path / name} is not a model written by `geodino embed classify` (a .safetensors file, or an "
+            "older geodino's .joblib); pass the MAP.model.safetensors that `geodino embed classify FEATURES LABELS "
+            "--column C --out MAP.tif` saved (or its --save-model path)"
         )
     assert not list(tmp_path.glob("m.*"))
 

@@ -26,7 +26,7 @@ def fitted(tmp_path_factory) -> dict[str, Path]:
     lab = polygons(root / "lab.gpkg", crs="EPSG:32633")
     classify_map(feats, lab, root / "fit.tif", column="landcover")
     test = points(root / "t.geojson", [(c, 12, f"class_{c // 15}") for c in (5, 20, 35)])
-    return {"feats": feats, "labels": lab, "model": root / "fit.model.joblib", "test": test, "root": root}
+    return {"feats": feats, "labels": lab, "model": root / "fit.model.safetensors", "test": test, "root": root}
 
 
 @pytest.mark.parametrize(
@@ -37,7 +37,7 @@ def fitted(tmp_path_factory) -> dict[str, Path]:
         (["--neighbors", "3"], "--neighbors 3 sets how a model is fitted"),
         (["--folds", "3"], "drop --folds"),
         (["--cv-gap", "0"], "drop --cv-gap"),
-        (["--save-model", "x.joblib"], "--save-model x.joblib saves a fitted model"),
+        (["--save-model", "x.safetensors"], "--save-model x.safetensors saves a fitted model"),
         (["--column", "landcover"], "--column landcover with --model"),
         (["--layer", "a"], "applies to a --test layer only"),
         (["--max-cells", "5"], "add --test FILE or drop --max-cells"),

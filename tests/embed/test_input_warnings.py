@@ -112,7 +112,10 @@ def test_an_old_models_normalisation_taken_from_its_raster_is_a_user_warning(tmp
         classify_map(other, None, tmp_path / "a.tif", model=model)
     assert [str(w.message) for w in caught] == [
         f"model {model} predates recorded normalisation; using final_norm=true and l2_normalize=false from "
-        f"{fitted}, the raster it was fitted on"
+        f"{fitted}, the raster it was fitted on",
+        f"model {model} is a pickle (joblib, as geodino saved models before): loading one can run any code, so load "
+        f"only files you trust; save it as a safetensors model (no code) with --save-model "
+        f"{model.with_suffix('.safetensors')} on this run (save_model= in Python), and pass that from now on",
     ]
     assert capsys.readouterr().err == ""
 

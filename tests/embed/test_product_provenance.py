@@ -47,7 +47,7 @@ def test_a_class_map_names_its_labels_or_its_model_and_the_metrics_its_options(t
     assert fit["settings"] == settings
     assert json.loads((tmp_path / "c.metrics.json").read_text())["settings"] == settings
 
-    model = tmp_path / "c.model.joblib"
+    model = tmp_path / "c.model.safetensors"
     applied = classify_map(feats, None, tmp_path / "m.tif", model=model)
     again = _tags(tmp_path / "m.tif")
     assert again["GEODINO_CLASSIFIER_MODEL"] == str(model)

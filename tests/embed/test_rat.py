@@ -170,9 +170,9 @@ def test_classify_table_matches_tags_qml_and_the_png_legend(tmp_path, monkeypatc
     (legend,) = legends
     assert [[str(v), n, *map(str, c)] for v, (c, n) in sorted(legend.items())] == rows
     assert gdal_rat(tmp_path / "map.tif", band=2) is None
-    # the model named as the map's attribute table: refused by the model's suffix rule now (it must be .joblib)
+    # the model named as the map's attribute table: refused by the model's suffix rule now (it must be .safetensors)
     with pytest.raises(
-        ConfigError, match=r"classify writes a joblib file \(the fitted model, for --model\), not \.xml"
+        ConfigError, match=r"classify writes a safetensors file \(the fitted model, for --model\), not \.xml"
     ):
         lab, m2 = tmp_path / "lab.gpkg", tmp_path / "m2.tif"
         classify_map(feats, lab, m2, column="lc", save_model=tmp_path / "m2.tif.aux.xml")
