@@ -165,3 +165,25 @@ def test_damaged_or_other_kinds_of_model_are_one_line(tmp_path, raster, capsys):
     cut.write_bytes(new.read_bytes()[:-40])  # cut short after its header
     line = one_line_exit_2(capsys, tmp_path, "embed", "classify", raster, "--model", cut, "--out", tmp_path / "c.tif")
     assert f"model {cut} is damaged" in line and f"geodino embed classify {raster} lab.gpkg --column landcover" in line
+
+
+def test_an_old_identity_is_completed_in_either_format(tmp_path):
+    """A pickle from before final_norm/l2_normalize were recorded, re-saved against a raster as old as it, keeps the
+    identity it had: the safetensors copy is completed from the raster it was fitted on as the pickle was."""
+    from tests.embed.test_classify import FLOAT, _old_model
+
+    fitted = feature_raster(tmp_path / "fitted.tif", stripes(), tags=FLOAT)
+    old = _old_model(tmp_path, fitted)
+    conv = tmp_path / "conv.model.safetensors"
+    as_old = feature_raster(tmp_path / "g.tif", stripes(seed=2))  # records neither: compared as it is
+    with pytest.warns(UserWarning, match="is a pickle"):
+        classify_map(as_old, None, tmp_path / "a.tif", model=old, save_model=conv)
+    assert "final_norm" not in load_model(conv)["backbone"]
+    other = feature_raster(tmp_path / "other.tif", stripes(seed=1), tags=FLOAT)
+    for model in (old, conv):
+        with pytest.warns(UserWarning) as caught:
+            m = classify_map(other, None, tmp_path / f"{model.suffix[1:]}.tif", model=model)
+        said = [str(w.message) for w in caught]
+        assert any(f"model {model} predates recorded normalisation; using final_norm=true" in s for s in said)
+        assert any("is a pickle" in s for s in said) == (model == old)
+        assert m["classes"] == ["class_0", "class_1", "class_2"]
