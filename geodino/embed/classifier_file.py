@@ -58,15 +58,24 @@ def _arrays(clf: Any, method: str) -> tuple[dict[str, np.ndarray], dict[str, Any
     )
 
 
-def save_model(bundle: dict[str, Any], path: str | Path) -> None:
-    """Write `bundle` (`classify._fit`'s: kind, classifier, classes, codes, ...) to `path` as a safetensors model."""
-    from safetensors.numpy import save_file
-
+def model_payload(bundle: dict[str, Any]) -> tuple[dict[str, np.ndarray], str]:
+    """The tensors and the JSON metadata of `bundle` (`classify._fit`'s: kind, classifier, classes, codes, ...), or
+    one line when it cannot be saved (`classify_map` asks before a re-saved old model's map is written)."""
     tensors, estimator = _arrays(bundle["classifier"], str(bundle.get("method")))
     meta = {k: v for k, v in bundle.items() if k not in ("classifier", "kind")}
-    meta = {"kind": MODEL_KIND, **meta, "estimator": estimator}
-    text = json.dumps(meta, default=_json_value)
-    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(path), metadata={META_KEY: text})
+    try:
+        text = json.dumps({"kind": MODEL_KIND, **meta, "estimator": estimator}, default=_json_value)
+    except (TypeError, ValueError) as exc:  # a hand-made bundle holding objects JSON has no form for
+        raise InputError(f"cannot save the model's record as JSON ({one_line(exc)}); fit the model again") from exc
+    return {k: np.ascontiguousarray(v) for k, v in tensors.items()}, text
+
+
+def save_model(bundle: dict[str, Any], path: str | Path) -> None:
+    """Write `bundle` to `path` as a safetensors model (`model_payload`)."""
+    from safetensors.numpy import save_file
+
+    tensors, text = model_payload(bundle)
+    save_file(tensors, str(path), metadata={META_KEY: text})
 
 
 def _header_meta(path: Path) -> Any:

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from geodino.embed.classifier_file import model_payload
 from geodino.embed.classifier_model import MODEL_KIND, _complete_old_identity, _identity, load_model, pickle_warning
 from geodino.embed.classify_classes import class_codes, class_names, natural_order
 from geodino.embed.classify_options import METHODS, check_model_mix, check_options
@@ -225,6 +226,8 @@ def classify_map(
         ident = _identity(rd)
         if model is not None:
             clf, classes, column, codes, bundle = _saved_model(model, ident, features, column, metrics)
+            if save_model is not None:  # a re-saved older model: one that cannot be saved is refused before the map
+                model_payload(bundle)
             pickle_warning(model, None if save_model is None else model_out)  # after its checks: refusals stay one line
         else:
             assert column is not None  # given with the labels (checked above)

@@ -187,3 +187,18 @@ def test_an_old_identity_is_completed_in_either_format(tmp_path):
         assert any(f"model {model} predates recorded normalisation; using final_norm=true" in s for s in said)
         assert any("is a pickle" in s for s in said) == (model == old)
         assert m["classes"] == ["class_0", "class_1", "class_2"]
+
+
+def test_an_old_pickle_that_cannot_be_resaved_is_refused_before_the_map(tmp_path, raster):
+    """A hand-made pickle (a bare LogisticRegression, no pipeline): applied as before, but a re-save is one line
+    before anything is written, not a traceback after the map."""
+    import joblib
+
+    bundle = _bundle(raster, "logreg")
+    bundle["classifier"] = bundle["classifier"][-1]
+    joblib.dump(bundle, tmp_path / "odd.model.joblib")
+    with pytest.raises(InputError, match=r"^cannot save a logreg classifier made of LogisticRegression: a safetensors"):
+        classify_map(
+            raster, None, tmp_path / "m.tif", model=tmp_path / "odd.model.joblib", save_model=tmp_path / "n.safetensors"
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.model.joblib"]
