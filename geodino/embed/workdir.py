@@ -171,7 +171,7 @@ def init_work_dir(work: Path, prep: Any, *, join: bool) -> None:
     """Create (or check, when resuming/joining) the work folder: plan record, empty store, progress folder.
 
     `prep` is the `PreparedRun` of `geodino.embed.pipeline`."""
-    from geodino.embed.store_create import create_store  # writers.create_store's files, without xarray/dask
+    from geodino.embed.store_create import create_store  # the files xarray wrote, without importing it
 
     plan_file = work / PLAN_FILE
     check_output_grid(work, prep)

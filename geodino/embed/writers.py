@@ -1,21 +1,21 @@
 """Writers of feature rasters: a chunked GeoZarr (Zarr v2) store and a COG.
 
-The pipeline always writes into a Zarr v2 store made by xarray + rioxarray (dims band/y/x, CF grid mapping,
-chunks holding whole pixel vectors): Zarr lets several processes write disjoint chunk-aligned blocks of one
-store and a killed run rewrite only its unfinished blocks. Zarr v2 (not v3) because GDAL, hence rasterio and
-QGIS, reads v2 stores with their CRS and transform and fails on v3 ("Unsupported codec: bytes").
+The pipeline always writes into a Zarr v2 store (`geodino.embed.store_create`: dims band/y/x, CF grid mapping,
+chunks holding whole pixel vectors; the files xarray + rioxarray write, without their import): Zarr lets several
+processes write disjoint chunk-aligned blocks of one store and a killed run rewrite only its unfinished blocks.
+Zarr v2 (not v3) because GDAL, hence rasterio and QGIS, reads v2 stores with their CRS and transform and fails on
+v3 ("Unsupported codec: bytes").
 A `.tif` output is made from the finished store in streaming passes (chunks -> a GeoTIFF, 2x overview levels
 computed here -> GDAL's COG driver with ZSTD, NaN or -128 nodata, band descriptions, metadata); see `store_to_cog`.
 
 The stored encoding (variable name, dtypes, nodata, int8 quantisation) is in `geodino.embed.encoding`, reading in
-`geodino.embed.reader`; both are re-exported here.
+`geodino.embed.reader`, the empty store in `geodino.embed.store_create`; all are re-exported here.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from geodino.embed.encoding import (
     quantize_int8,
 )
 from geodino.embed.reader import FEATURE_MARKERS, EmbeddingReader, read_store_info
+from geodino.embed.store_create import create_store
 from geodino.errors import InputError, plural
 
 __all__ = [
@@ -66,58 +67,6 @@ __all__ = [
     "remove_tree",
     "store_to_cog",
 ]
-
-
-def create_store(
-    path: str | Path,
-    *,
-    height: int,
-    width: int,
-    transform: Any,
-    crs: Any,
-    band_names: Sequence[str],
-    dtype: str,
-    chunk: int,
-    metadata: Mapping[str, Any],
-) -> None:
-    """Create an empty chunked GeoZarr v2 store (metadata only: chunks are written later, block by block)."""
-    import dask.array as da
-    import numcodecs
-    import rioxarray  # noqa: F401
-    import xarray as xr
-
-    n = len(band_names)
-    t = transform
-    x = t.c + t.a * (np.arange(width) + 0.5)
-    y = t.f + t.e * (np.arange(height) + 0.5)
-    fill = nodata_of(dtype)
-    data = da.full((n, height, width), fill, dtype=dtype, chunks=(n, chunk, chunk))
-    # the band coordinate holds the names: GDAL's Zarr driver shows them as each band's DIM_band_VALUE
-    names = np.asarray(list(band_names), dtype=str)
-    arr = xr.DataArray(data, dims=("band", "y", "x"), coords={"band": names, "y": y, "x": x}, name=VAR)
-    ds = arr.to_dataset()
-    ds = ds.assign_coords(band_name=("band", names))  # kept for readers of earlier stores
-    if crs is not None:
-        ds = ds.rio.write_crs(crs)
-    ds = ds.rio.write_transform(transform)
-    flat = flatten_meta(metadata)
-    ds[VAR].attrs.update(flat)
-    ds[VAR].attrs["long_name"] = "geodino embedding"
-    ds.attrs.update(flat)
-    ds.attrs["geodino_band_names"] = json.dumps(list(band_names))
-    ds[VAR].encoding.update(
-        chunks=(n, chunk, chunk),
-        # lz4 + bit shuffle: float features barely compress (ratio 1.15 against 1.19 for zstd-3 + byte shuffle on
-        # ViT-S features) but encode 6.7x faster (1.7 vs 0.26 GB/s on one core), which the backbone's cores feel
-        compressors=[numcodecs.Blosc(cname="lz4", clevel=5, shuffle=numcodecs.Blosc.BITSHUFFLE)],
-        _FillValue=fill,
-    )
-    if "spatial_ref" in ds.coords:
-        # CF/GeoZarr: the variable lists its grid-mapping variable among its coordinates, so plain
-        # `xr.open_zarr(...)` keeps `spatial_ref` (and `.rio.crs`); xarray lists only band_name by itself
-        # (rioxarray already puts grid_mapping=spatial_ref into the variable's encoding)
-        ds[VAR].encoding["coordinates"] = "band_name spatial_ref"
-    ds.to_zarr(str(path), zarr_format=2, mode="w", compute=False, consolidated=True)
 
 
 def check_zarr_grid(out: str | Path, height: int, width: int, unit: str = "cells") -> None:
