@@ -40,7 +40,7 @@ def test_model_and_change_refuse_other_normalisations(tmp_path):
 
     feats = feature_raster(tmp_path / "f.tif", stripes(), tags=FLOAT)
     classify_map(feats, stripe_points(tmp_path / "p.gpkg"), tmp_path / "a.tif", column="landcover")
-    model = tmp_path / "a.model.joblib"
+    model = tmp_path / "a.model.safetensors"
     for key, value, said in (
         ("GEODINO_L2_NORMALIZE", "true", "l2_normalize (embed option --l2) false vs true"),
         ("GEODINO_FINAL_NORM", "false", "final_norm (embed option norm) true vs false"),
@@ -75,11 +75,11 @@ def test_int8_raster_and_a_float_model_through_the_cli(capsys, tmp_path, conv_bb
     lab = points(tmp_path / "p.gpkg", cells)  # 4 px of 10 m: the helper's 40 m cells
     classify_map(f32, lab, tmp_path / "m32.tif", column="landcover")
     one_line_exit_2(
-        capsys, tmp_path, "embed", "classify", i8, "--model", tmp_path / "m32.model.joblib", "--out",
+        capsys, tmp_path, "embed", "classify", i8, "--model", tmp_path / "m32.model.safetensors", "--out",
         tmp_path / "bad.tif", expect=("l2_normalize (embed option --l2) false vs true", "i8.tif"),
     )  # fmt: skip
     classify_map(unit, lab, tmp_path / "mu.tif", column="landcover")
-    classify_map(i8, None, tmp_path / "m8.tif", model=tmp_path / "mu.model.joblib")
+    classify_map(i8, None, tmp_path / "m8.tif", model=tmp_path / "mu.model.safetensors")
     with rasterio.open(tmp_path / "mu.tif") as a, rasterio.open(tmp_path / "m8.tif") as b:
         assert (a.read(1) == b.read(1)).mean() > 0.97
 
@@ -223,7 +223,7 @@ def test_integer_classes_keep_their_codes_as_pixel_values(tmp_path):
     assert {e.get("value"): e.get("label") for e in r.iter("paletteEntry")} == {"2": "2", "3": "3", "10": "10"}
     # a saved model writes the same codes on another raster
     other = feature_raster(tmp_path / "g.tif", stripes(seed=1), tags=FLOAT)
-    classify_map(other, None, tmp_path / "n.tif", model=tmp_path / "m.model.joblib")
+    classify_map(other, None, tmp_path / "n.tif", model=tmp_path / "m.model.safetensors")
     with rasterio.open(tmp_path / "n.tif") as ds:
         assert set(np.unique(ds.read(1)).tolist()) == {2, 3, 10, 255}
 
