@@ -16,9 +16,12 @@ from geodino.models import build_model
 from geodino.models.checkpoints import save_backbone
 
 HF_FILES = ["config.json", "model.safetensors", "preprocessor_config.json"]
-
-
-pytestmark = pytest.mark.usefixtures("only_model_commands")
+# HF folders of random models without a normalisation record are these tests' input (that warning is
+# test_normalization_records' subject)
+pytestmark = [
+    pytest.mark.usefixtures("only_model_commands"),
+    pytest.mark.filterwarnings("ignore:HF folder .* records no input normalisation:UserWarning"),
+]
 
 
 @pytest.fixture
