@@ -96,17 +96,29 @@ def keep_record(entry: Path, record: dict[str, Any] | None) -> None:
 
 
 def _read_record(entry: Path, names: list[str]) -> dict[str, Any] | None:
-    """The record beside `entry` when it reads and names the same files in the same order, else None."""
+    """The record beside `entry` when it reads and names the same files in the same order, each row of the form
+    `_row` writes, else None (a damaged record is one lost: the entry is adopted)."""
     try:
         record = json.loads(record_path(entry).read_text())
         files = record["files"]
         if record.get("version") != RECORD_VERSION or not isinstance(record.get("taken_ns"), int):
             return None
-        if len(files) != len(names) or any(row[0] != name for row, name in zip(files, names)):
+        if len(files) != len(names) or not all(_row_reads(row, name) for row, name in zip(files, names)):
             return None
     except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
     return record
+
+
+def _row_reads(row: Any, name: str) -> bool:
+    """Whether `row` is `[name, state (str or None), ctime_ns (int), inode (int)]`, as `_row` writes it."""
+    return (
+        isinstance(row, list)
+        and len(row) == 4
+        and row[0] == name
+        and (row[1] is None or isinstance(row[1], str))
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in row[2:])
+    )
 
 
 def _same(was: list[Any], path: str, trusted_before: int) -> tuple[bool, list[Any]]:

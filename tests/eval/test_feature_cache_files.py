@@ -116,3 +116,30 @@ def test_an_entry_cached_before_files_were_recorded_is_kept_unless_a_file_change
     redone = _extract(bb, cfg, cache)
     assert not redone.from_cache and bb.calls == calls + 3 and record.is_file()
     assert torch.equal(redone.cls[5], first.cls[0])
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [lambda r: r[:1], lambda r: [r[0], 852, *r[2:]]],
+    ids=["cut short", "state a number"],
+)
+def test_a_damaged_record_is_adopted_not_a_crash(tmp_path, damage):
+    """A record whose rows are not `[name, state, ctime, inode]` (edited by hand, cut by another tool) was unpacked as
+    it came: a ValueError or AttributeError out of the probe. Now it is a record lost: the entry is adopted (by change
+    time) and a whole record written again."""
+    import json
+
+    cfg, bb, cache = _folder(tmp_path / "d"), TinyBackbone(), tmp_path / "cache"
+    first = _extract(bb, cfg, cache)
+    entry = next(cache.glob("*.safetensors"))
+    record = entry.with_name(entry.stem + ".files.json")
+    data = json.loads(record.read_text())
+    good = data["files"][0]
+    data["files"][0] = damage(good)
+    record.write_text(json.dumps(data))
+    later = os.stat(entry).st_mtime_ns + 10**10  # the files older than the entry: adopted whole
+    os.utime(entry, ns=(later, later))
+    calls = bb.calls
+    again = _extract(bb, cfg, cache)
+    assert again.from_cache and bb.calls == calls and torch.equal(again.cls, first.cls)
+    assert json.loads(record.read_text())["files"][0][:2] == good[:2]  # the record written again, whole
