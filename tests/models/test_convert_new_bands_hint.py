@@ -30,7 +30,10 @@ def export(tmp_path_factory):
 
 
 def test_the_warning_names_the_sensor_option(export, tmp_path):
-    with pytest.warns(UserWarning, match=r"not swir16: .*t5 records none; convert with --sensor NAME \(sensor=NAME"):
+    with (
+        pytest.warns(UserWarning, match=r"not swir16: .*t5 records none; convert with --sensor NAME \(sensor=NAME"),
+        pytest.warns(UserWarning, match=r"1 band \(swir16\) matches no band of checkpoint .*mean kernel"),
+    ):
         convert_checkpoint(export, tmp_path / "t5", dst_layout="timm", bands=BANDS, fill="mean")
     cfg = json.loads((tmp_path / "t5" / "config.json").read_text())
     assert cfg["pretrained_cfg"]["mean"] == [0.0] * 5 and cfg.get("geodino_normalization") is None
