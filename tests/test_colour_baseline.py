@@ -183,3 +183,20 @@ def test_dense_heads_that_need_four_layers_say_to_use_the_linear_head(tmp_path):
     cfg = SegmentationProbeConfig(train_images=str(img), train_masks=str(msk), num_classes=2, head="upernet", plots=0)
     with pytest.raises(ConfigError, match=r"needs four layers but the backbone has 1 block; use head=linear"):
         run_segmentation(load_backbone("baseline:colour?patch_size=8"), cfg, tmp_path / "out")
+
+
+def test_four_last_on_the_colour_baseline_is_its_one_block_without_a_warning():
+    # the probes' default layer set, compared against the baseline beside a real backbone (`--compare`): the
+    # baseline has one block by construction, so there is no short backbone to warn about (make demo printed it)
+    from geodino.eval.features import _blocks
+
+    fb = load_backbone("baseline:colour?bands=3&patch_size=8&bins=4")
+    x = torch.rand(2, 3, 16, 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        maps, cls = fb.features(x, layers="four_last")
+        assert _blocks(fb, "four_last") == [0]
+    assert len(maps) == len(cls) == 1
+    # a real short backbone still warns
+    with pytest.warns(UserWarning, match="layers=four_last on a backbone with 2 blocks"):
+        load_backbone("arch:vit_tiny?depth=2&patch_size=8&in_chans=3").features(x, layers="four_last")

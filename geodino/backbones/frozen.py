@@ -294,7 +294,9 @@ class FrozenBackbone(nn.Module):
     ) -> tuple[list[Tensor], list[Tensor]]:
         """(patch maps [B, D, h, w], CLS tokens [B, D]) of the chosen blocks, float32; `x` already normalised."""
         self._check(x)
-        idx = layer_indices(layers, self.n_blocks)
+        # the colour baseline has one block by construction: a probe's default four_last compared against it (and a
+        # real backbone in the same `--compare`) is no short backbone to warn about
+        idx = layer_indices(layers, self.n_blocks, warn_short=self.kind != "baseline")
         if self.kind == "timm":
             check_timm_layers(self.model, idx, self.spec)
         if self.kind == "baseline":  # parameter-free statistics: computed where the input is, in float32

@@ -102,18 +102,20 @@ class LayerIndexError(ConfigError):
         self.detail = detail
 
 
-def layer_indices(layers: str | int | Sequence[int], n_blocks: int) -> list[int]:
+def layer_indices(layers: str | int | Sequence[int], n_blocks: int, *, warn_short: bool = True) -> list[int]:
     """Block indices for a layer set name, a count of last blocks, or explicit indices (negative allowed), in block
     order without repeats: the order `get_intermediate_layers` returns them in (official semantics), so that a
     feature raster's band labels and a probe's concatenation follow the outputs whatever order a user listed.
-    Anything else (a float, a bool, a list holding a non-integer) is one ConfigError naming `layers` and the value."""
+    Anything else (a float, a bool, a list holding a non-integer) is one ConfigError naming `layers` and the value.
+    `warn_short=False`: no warning for `four_last` on fewer than four blocks (a backbone that has one block by
+    construction, the colour baseline, or a lookup that only names the blocks while the run itself warns)."""
     usage = f"use one of {', '.join(LAYER_SETS)}, a count of last blocks or a list of block indices"
     if isinstance(layers, str):
         key = layers.strip().lower()
         if key == "last":
             return [n_blocks - 1]
         if key == "four_last":
-            if n_blocks < 4:
+            if n_blocks < 4 and warn_short:
                 _warn_short("four_last", n_blocks)
             return list(range(max(0, n_blocks - 4), n_blocks))
         if key == "four_even":

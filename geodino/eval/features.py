@@ -203,7 +203,7 @@ def _blocks(backbone: Any, layers: Any) -> list[int] | None:
     from geodino.backbones import layers as layer_sets
 
     try:
-        return layer_sets.layer_indices(layers, n_blocks)
+        return layer_sets.layer_indices(layers, n_blocks, warn_short=False)  # the feature run itself warns
     except ConfigError:
         return None  # the feature run itself reports the bad name
 
