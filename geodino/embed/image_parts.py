@@ -204,7 +204,8 @@ def run_parts(
     parts = work.open(overwrite=overwrite)
     start = parts[-1].hi if parts else 0
     redo = stale_parts(parts, run.data, say=say)  # made from files that changed since: redone, in their batches
-    parts = [p for p in parts if p.lo not in {r.lo for r in redo}]
+    redone = {r.lo for r in redo}
+    parts = [p for p in parts if p.lo not in redone]
     if work.resumed:
         skipped = sorted(i for p in parts for i in p.skipped)
         if skipped and on_error == "stop":
