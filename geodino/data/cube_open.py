@@ -158,9 +158,7 @@ def open_dataset(path: str) -> Any:
         if not path.startswith(_REMOTE) and not p.exists():  # zarr < 3.1.2 said "No group found in store" for it
             raise FileNotFoundError(f"{path} does not exist")
         return _sorted_variables(
-            xr.open_zarr(
-                path, chunks=None, mask_and_scale=False, decode_coords="all", consolidated=_consolidated(path)
-            )
+            xr.open_zarr(path, chunks=None, mask_and_scale=False, decode_coords="all", consolidated=_consolidated(path))
         )
     except Exception as exc:
         calendar = _calendar_needing_cftime(exc)
@@ -238,13 +236,15 @@ def _stores_in(folder: Path) -> list[str]:
     """The sorted Zarr stores and NetCDF files under `folder` (recursively, not inside a Zarr store; symbolic links
     to folders followed, a folder reached twice listed once)."""
     from geodino.data.paths import walk_once
+    from geodino.io_temps import temp_target
 
     hits: list[str] = []
     for root, dirs, files in walk_once(folder):
         stores = [d for d in dirs if is_zarr_store(Path(root, d))]
-        hits += [os.path.join(root, d) for d in stores]
+        # a store a geodino run is still writing, or a killed run left (`.NAME.tmp-TAG-PID.zarr`), is no input
+        hits += [os.path.join(root, d) for d in stores if temp_target(d) is None]
         dirs[:] = [d for d in dirs if d not in stores]  # a store's chunks are not datacubes of their own
-        hits += [os.path.join(root, f) for f in files if _is_store(Path(root, f))]
+        hits += [os.path.join(root, f) for f in files if _is_store(Path(root, f)) and temp_target(f) is None]
     return sorted(hits)
 
 

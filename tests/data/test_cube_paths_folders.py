@@ -57,3 +57,13 @@ def test_a_folder_or_glob_without_a_store_is_one_line(tmp_path):
         CubeSource([str(empty)], sensor="sentinel2_l2a", tile_size=16)
     with pytest.raises(InputError, match=r"^glob '.*\*\.nc' matched no datacube"):
         CubeSource([str(empty / "*.nc")], sensor="sentinel2_l2a", tile_size=16)
+
+
+def test_a_folder_leaves_out_geodinos_temporaries(folder):
+    # a store a geodino run is still writing, or one a killed run left (`.NAME.tmp-TAG-PID.zarr`), is no input
+    from geodino.data.cube_open import cube_paths
+    from geodino.io_temps import temp_name
+
+    write_zarr3(_cube(4000), temp_name(folder / "d.zarr"))
+    _cube(5000).to_netcdf(temp_name(folder / "e.nc"), engine="scipy")
+    assert cube_paths(str(folder)) == [str(folder / "b.nc"), str(folder / "c_scene"), str(folder / "sub" / "a.zarr")]
