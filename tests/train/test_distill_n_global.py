@@ -35,7 +35,9 @@ def _cfg(images: Path, out: Path, n_global: int) -> DistillConfig:
             f"dino={HEADS}",
             f"ibot={HEADS}",
             f"data.sources=[{{type: images, paths: [{images}], sensor: imagenet}}]",
-            f"crops={{global_size: {GLOBAL}, local_size: 16, n_local: 2, rot90: false, n_global: {n_global}}}",
+            f"crops={{global_size: {GLOBAL}, local_size: 16, n_local: 2, n_global: {n_global}, "
+            "vflips: false, rot90: false}",  # web photos: their up kept
+            "schedules.momentum={start: 0.0, peak: 0.0, end: 1.0}",  # a 1-step run's EMA: the students, not their init
             "students=[{name: tiny, arch: vit_tiny, drop_path_rate: 0.0, overrides: {depth: 1, n_storage_tokens: 1}}]",
             "train.max_steps=1",
             f"train.global_batch_size={B}",
