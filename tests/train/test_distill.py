@@ -32,10 +32,12 @@ def _overrides(images: Path, out: Path, *extra: str) -> list[str]:
         f"dino={HEADS}",
         f"ibot={HEADS}",
         f"data.sources=[{{type: images, paths: [{images}], sensor: imagenet}}]",
-        "crops={global_size: 32, local_size: 16, n_local: 2, rot90: false}",
+        "crops={global_size: 32, local_size: 16, n_local: 2, vflips: false, rot90: false}",  # web photos: up kept
         "students=[{name: tiny, arch: vit_tiny, drop_path_rate: 0.0, overrides: {depth: 1, n_storage_tokens: 1}},"
         " {name: small, arch: vit_small, drop_path_rate: 0.0, overrides: {depth: 1}}]",
         "schedules.lr={start: 0.0, peak: 0.0, end: 1.0e-3, warmup_iters: 0, cosine_iters: 1}",
+        # 1 - 10/steps (0 for a few steps): the exported EMA is what the students learned, not their init
+        "schedules.momentum={start: 0.0, peak: 0.0, end: 1.0}",
         "train.max_steps=2",
         "train.global_batch_size=4",
         "train.num_workers=0",
