@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from geodino.config import load_config
+from geodino.config import load_config, to_dict
 from geodino.data.masking import collate_masks
 from geodino.train.module import CheckpointConfig, SSLModule, TrainerConfig, build_trainer, fsdp_settings
 from geodino.train.pretrain import PretrainConfig
@@ -138,7 +138,8 @@ def run(mode: str, data: str, out: str) -> None:
             clip_grad=cfg.ssl.optim.clip_grad,
             fsdp=fsdp_settings(tcfg),
             checkpoint_dir=Path(cfg.output_dir) / "checkpoints",
-            checkpoint_meta=lambda s: {"backbone": dict(arch.student["backbone"].config)},
+            # the run config, as pretrain saves it: its export records the data's normalisation
+            checkpoint_meta=lambda s: {"backbone": dict(arch.student["backbone"].config), "config": to_dict(cfg)},
             post_init=post_init,
             activation_checkpointing="selective" if mode == "fsdp2_ac" else "off",
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.train.conftest import write_config
+from tests.train.conftest import ln_k_plateau, write_config
 
 
 @pytest.mark.parametrize("value", [-1, -3])
@@ -59,6 +59,7 @@ def test_the_collapse_warning_is_printed_once() -> None:
     assert "CollapseWarning" in said and "(ssl.schedules.teacher_temp)" in said
 
 
+@ln_k_plateau
 def test_the_nan_message_is_one_line_of_loss_terms_and_the_monitors_go_to_the_log(tmp_path, tiny_data, monkeypatch):
     """A NaN loss listed every logged value, the dozen monitor statistics included: a paragraph in which the loss
     terms were hard to find. The message now names the step and the loss terms (plus at most a few values that are
@@ -106,6 +107,7 @@ def test_the_nan_terms_keep_the_loss_terms_and_a_few_non_finite_values() -> None
     )
 
 
+@ln_k_plateau
 def test_a_resume_from_an_earlier_step_moves_the_later_checkpoints_aside(tmp_path, tiny_data, monkeypatch, capsys):
     """`checkpoint.resume=PATH` at step 2 of a folder holding steps 1-4: keep_last counted the new step 3 as older
     than the abandoned step 4 and deleted it as soon as it was written (keep_last=1), leaving `last.ckpt` pointing

@@ -7,9 +7,10 @@ from __future__ import annotations
 import csv
 
 from geodino.cli import main
-from tests.train.conftest import write_config
+from tests.train.conftest import ln_k_plateau, write_config
 
 
+@ln_k_plateau
 def test_a_run_logs_step_0_then_every_n_steps(tiny_data, tmp_path, capsys):
     cfg = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)
     over = ["trainer.log_every_n_steps=2", "trainer.max_steps=4", "checkpoint.every_n_steps=4"]

@@ -13,7 +13,7 @@ from geodino.models.checkpoints.convert import convert_checkpoint
 from geodino.train import checkpointing as ck
 from geodino.train.pretrain import PretrainConfig, pretrain
 from geodino.train.pretrain_build import build_arch
-from tests.train.conftest import write_config
+from tests.train.conftest import ln_k_plateau, write_config
 
 GRAM = ["ssl.gram.use_loss=true", "ssl.gram.loss_weight=2.0", "ssl.gram.img_level=true", "crops.gram=true"]
 
@@ -35,6 +35,7 @@ def test_gram_ckpt_takes_a_run_folder_and_an_hf_folder(tmp_path, tiny_data, tiny
         assert bool(arch.gram_initialized)
 
 
+@ln_k_plateau
 def test_killed_gram_stage_resumes_its_gram_teacher_bit_identically(tmp_path, tiny_data, tiny_run):
     """Gram stage from the tiny run, Gram teacher refreshed after iteration 1 (once): killed after step 1 (before
     the refresh) or step 3 (after it), resumed to step 4, every weight equals the uninterrupted run's."""

@@ -7,12 +7,13 @@ from __future__ import annotations
 import csv
 
 from geodino.cli import main
-from tests.train.conftest import write_config
+from tests.train.conftest import ln_k_plateau, write_config
 
 # not the teacher entropy: this tiny teacher (LayerScale 1e-5) gives near-uniform targets, ln K at every step
 MONITORS = ("monitor/student_teacher_kl", "monitor/teacher_cls_spread", "monitor/student_feature_std")
 
 
+@ln_k_plateau
 def test_every_logged_row_has_the_monitors_of_its_own_step(tiny_data, tmp_path):
     cfg = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_data)
     over = ["trainer.log_every_n_steps=2", "ssl.monitor.every=2", "trainer.max_steps=4", "checkpoint.every_n_steps=4"]

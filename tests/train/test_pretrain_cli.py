@@ -14,7 +14,7 @@ from geodino.config import load_config
 from geodino.errors import CheckpointError, ConfigError, InputError
 from geodino.models import build_model
 from geodino.train.pretrain import PretrainConfig, pretrain
-from tests.train.conftest import write_config
+from tests.train.conftest import ln_k_plateau, write_config
 
 
 def test_run_folder_contents(tiny_run):
@@ -46,6 +46,7 @@ def test_run_folder_contents(tiny_run):
         assert rows[0][key] != "", key
 
 
+@ln_k_plateau
 def test_a_run_shorter_than_log_every_n_steps_still_draws_its_curves(tiny_data, tmp_path, capsys):
     """trainer.log_every_n_steps=10 (the default) and a 3-step run: Lightning logged nothing, so the run wrote no
     curves.png and an empty log, silently. Now such a run logs its last step (every min(10, max_steps) steps)."""

@@ -130,4 +130,4 @@ def test_head_warmup_with_one_global_crop_and_no_local_ones_is_ibot_only() -> No
     losses = (DINOLoss(16), IBOTPatchLoss(12))
     loss, loss_global, loss_ibot = _warmup_losses(model, heads, heads, _batch(1, 0, 4), losses, 0.07, 2, "cpu")
     assert torch.isfinite(loss) and float(loss_global) == 0.0
-    assert float(loss) == float(loss_ibot)
+    assert loss.item() == loss_ibot.item()  # .item(): float() of a tensor with gradients warns

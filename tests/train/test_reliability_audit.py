@@ -7,7 +7,7 @@ from pathlib import Path
 
 from geodino.config import load_config
 from geodino.train.pretrain import PretrainConfig
-from tests.train.conftest import write_config
+from tests.train.conftest import ln_k_plateau, write_config
 
 
 def _cfg(tmp_path: Path, data: Path, out: str = "run", *overrides: str) -> PretrainConfig:
@@ -38,6 +38,7 @@ def test_a_sharded_checkpoint_temporary_left_by_a_kill_is_swept(tmp_path, tiny_d
     assert resume == ckpts / "step_00000002.ckpt" and resume.is_dir()  # what the link pointed at stays
 
 
+@ln_k_plateau
 def test_the_nan_guards_advice_is_a_run_that_starts(tmp_path, tiny_data, monkeypatch):
     """A NaN loss said "lower ssl.schedules.lr.peak or ssl.optim.clip_grad and rerun the same command to resume", but
     a resume refuses a changed recipe (and, being exact, would reach the same NaN): the advice could not be
@@ -127,6 +128,7 @@ SLURM_ENV = {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "train", "SLURM_JOB_ID": "42
              "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_NNODES": "1"}  # fmt: skip
 
 
+@ln_k_plateau
 def test_slurms_sigusr1_saves_the_step_and_requeues_instead_of_a_mid_step_hpc_checkpoint(tmp_path, tiny_data, capsys):
     """`sbatch --signal=SIGUSR1@120` went to Lightning's handler: it wrote `hpc_ckpt_1.ckpt` into the run folder from
     inside the signal handler (mid-step, not atomically, never pruned; a requeued job without a step checkpoint
@@ -184,6 +186,7 @@ def _fail_at_step_2(real, error: OSError):
     return full_at_step_2
 
 
+@ln_k_plateau
 def test_a_full_disk_during_a_checkpoint_is_one_line_naming_the_file_and_the_last_good_one(tmp_path, tiny_data, capsys):
     """ENOSPC while a checkpoint was written ended pretraining and distillation with a bare OSError traceback (exit
     code 1). Now one line (exit code 1, a storage error as in every command): the file, the reason, the newest

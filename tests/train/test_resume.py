@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from geodino.train.module import CheckpointConfig, SSLModule, TrainerConfig, build_trainer
+from tests.train.conftest import ln_k_plateau
 from tests.train.standin import StandInArch, loader_factory, schedules
 
 
@@ -43,6 +44,7 @@ def test_resume_equals_uninterrupted(tmp_path):
             assert torch.equal(v, ob["state"][i][name]), (i, name)
 
 
+@ln_k_plateau
 def test_pretrain_killed_and_resumed_equals_uninterrupted(tmp_path, tiny_data, monkeypatch, capsys):
     """The real recipe (drop path, RoPE rescaling, masks, crops) through `pretrain`, stopped after 2 of 5 steps
     and restarted with the same command (checkpoint.resume=auto), ends bit-identical to an uninterrupted run.

@@ -16,7 +16,7 @@ from geodino.config import load_config
 from geodino.errors import CheckpointError
 from geodino.train.pretrain import PretrainConfig, pretrain
 from geodino.train.resume_paths import STAMP, listing_digest
-from tests.train.conftest import add_trainer_callback, write_config
+from tests.train.conftest import add_trainer_callback, ln_k_plateau, write_config
 
 
 def _cfg(tmp_path: Path, out: str, data: Path) -> PretrainConfig:
@@ -40,6 +40,7 @@ def _stopped_after_one_step(tmp_path: Path, data: Path, monkeypatch) -> None:
     monkeypatch.undo()
 
 
+@ln_k_plateau
 def test_a_moved_data_folder_resumes_bit_identically(tmp_path, tiny_data, monkeypatch) -> None:
     from geodino.train import checkpointing as ck
 

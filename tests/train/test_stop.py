@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from geodino.train.stop import StopRequest
-from tests.train.conftest import signal_after_step
+from tests.train.conftest import ln_k_plateau, signal_after_step
 
 
 def test_the_first_signal_asks_the_second_stops_and_handlers_come_back():
@@ -44,6 +44,7 @@ def test_data_loader_workers_leave_both_signals_to_the_main_process():
     assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # the main process keeps its own
 
 
+@ln_k_plateau
 def test_pretrain_stopped_by_sigterm_saves_its_step_and_resumes_as_if_uninterrupted(tmp_path, tiny_data, capsys):
     import lightning as L
 
@@ -127,6 +128,7 @@ def test_distill_stopped_by_ctrl_c_saves_its_step_and_resumes_as_if_uninterrupte
     assert [r["step"] for r in rows] == ["0", "1", "2"]  # integers (were 0.0, 1.0, ...) and one row per step
 
 
+@ln_k_plateau
 def test_a_signal_during_the_last_step_finishes_the_run_instead_of_skipping_its_export(tmp_path, tiny_data, capsys):
     """Nothing is left to stop after the last step: the run ends as a complete one (export, exit 0), saying so;
     it used to exit 130 without its export and ask for a rerun that only exported."""
