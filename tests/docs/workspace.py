@@ -244,9 +244,12 @@ def build_workspace(root: Path) -> dict[str, float]:
         for src_path, copies in exports.items():
             for dst in copies:
                 Path(dst).parent.mkdir(parents=True, exist_ok=True)
-                for suffix in ("", ".heads.pth"):
-                    if Path(src_path + suffix).exists():
-                        shutil.copy(src_path + suffix, dst.removesuffix(".pth") + ".pth" + suffix)
+                # a geodino export X.pth comes with its X.heads.pth, which holds its normalisation record (they were
+                # looked for as X.pth.heads.pth, so every copy loaded with a "records no input normalisation"
+                # warning and mean 0 / std 1 or ImageNet statistics); a released DINOv3 file comes alone
+                alone = Path(dst).name.startswith("dinov3_vitl16_pretrain_")
+                for suffix in (".pth",) if alone else (".pth", ".heads.pth"):
+                    shutil.copy(src_path.removesuffix(".pth") + suffix, dst.removesuffix(".pth") + suffix)
         # a 4-band (blue, green, red, NIR) export for docs/integrations.md, adapted by geodino convert
         must("convert", "exports/s2_vits16.pth", "exports/backbone.pth", "--bands", "B02", "B03", "B04", "B08",
              "--sensor", "sentinel2_l2a", "--fill", "mean")  # fmt: skip
