@@ -10,6 +10,7 @@ import pytest
 
 import geodino
 from geodino.errors import InputError
+from tests.helpers import write_zarr3
 from tests.train.test_pretrain_api_bands import TINY, _cube
 
 LINE = r"^datacube .*cube\.zarr has no band 'B9' \(its bands: B1, B2, B3, B4\); pass bands= names among those$"
@@ -37,7 +38,7 @@ def test_names_the_sensor_knows_for_the_stores_bands_pass(api_configs, tmp_path)
     coords = {"band": ["B02", "B03", "B04", "B08"], "y": 100.0 - np.arange(16) - 0.5, "x": np.arange(16) + 0.5}
     da = xr.DataArray(np.ones((4, 16, 16), "uint16"), dims=("band", "y", "x"), coords=coords, name="dn")
     store = tmp_path / "s2.zarr"
-    da.rio.write_crs("EPSG:32633").to_dataset().to_zarr(store, zarr_format=3)
+    write_zarr3(da.rio.write_crs("EPSG:32633").to_dataset(), store)
     geodino.pretrain(store, tmp_path / "run", sensor="sentinel2_l2a", bands="red,nir")
     assert api_configs[-1].data.sources[0].bands == ["red", "nir"]
     with pytest.raises(InputError, match=r"s2\.zarr has no band 'swir16' \(its bands: B02, B03, B04, B08\)"):

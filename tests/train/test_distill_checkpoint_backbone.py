@@ -18,8 +18,6 @@ from geodino.models.info import describe
 from geodino.train.distill import distill
 from tests.train.test_distill import _cfg
 
-pytestmark = pytest.mark.filterwarnings("ignore:the students. EMA keeps")
-
 
 @pytest.fixture(scope="module")
 def run(images, tmp_path_factory) -> tuple[Path, dict[str, Path]]:

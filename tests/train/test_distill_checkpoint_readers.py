@@ -30,10 +30,7 @@ from geodino.train.pretrain_init import adopt_init_architecture
 from tests.train.conftest import write_config
 from tests.train.test_distill import _cfg
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:the students. EMA keeps"),
-    pytest.mark.filterwarnings("ignore:.*records no input normalisation"),
-]
+pytestmark = pytest.mark.filterwarnings("ignore:.*records no input normalisation")
 
 
 @pytest.fixture(scope="module")

@@ -94,7 +94,6 @@ def co_located(images, tmp_path_factory) -> Path:
     return out
 
 
-@pytest.mark.filterwarnings("ignore:the students' EMA keeps")
 def test_a_switch_to_co_located_continues_as_the_co_located_run(co_located, images, tmp_path, capsys, caplog) -> None:
     ref, out = co_located, tmp_path / "run"
     out.mkdir()
@@ -193,7 +192,6 @@ def _torchrun(images: Path, outs: list[Path], tmp_path: Path) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:the students' EMA keeps")
 def test_a_switch_to_own_ranks_continues_as_a_run_on_own_ranks(co_located, images, tmp_path) -> None:
     """Co-located checkpoints of step 1 relaunched with each student on its own rank (2 processes) equal the same
     state saved as that placement saves it and resumed there (`_split_checkpoint`), bit for bit at step 2."""
@@ -218,7 +216,6 @@ def test_a_switch_to_own_ranks_continues_as_a_run_on_own_ranks(co_located, image
         assert [r["step"] for r in _rows(switched / name / "log.csv")] == ["0", "1"]
 
 
-@pytest.mark.filterwarnings("ignore:the students' EMA keeps")
 def test_a_finished_run_relaunched_with_the_other_placement_writes_nothing(co_located, images, tmp_path) -> None:
     """Students that finished on their own ranks, re-run on one process: complete already, their exports (written
     after their own checkpoints) kept, no co-located log or checkpoint made."""

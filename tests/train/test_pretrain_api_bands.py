@@ -14,7 +14,7 @@ from geodino.data.sensor_yaml import save_sensor_yaml
 from geodino.data.sensors import Sensor
 from geodino.errors import ConfigError, InputError
 from geodino.train.pretrain import PretrainConfig
-from tests.helpers import write_tif
+from tests.helpers import write_tif, write_zarr3
 
 BANDS = ("B1", "B2", "B3", "B4")
 
@@ -34,7 +34,7 @@ def _cube(root) -> tuple[str, str]:
     }
     da = xr.DataArray(data.astype("uint16"), dims=("band", "y", "x"), coords=coords, name="dn")
     store = root / "cube.zarr"
-    da.rio.write_crs("EPSG:32633").to_dataset().to_zarr(store, zarr_format=3)
+    write_zarr3(da.rio.write_crs("EPSG:32633").to_dataset(), store)
     sensor = Sensor("s4", BANDS, 1e-4, (0.2,) * 4, (0.1,) * 4, True)
     return str(store), str(save_sensor_yaml(sensor, root / "s4.yaml"))
 
