@@ -129,11 +129,11 @@ def _small_cfg(tmp_path, **extra) -> DetectionProbeConfig:
         train_boxes=[str(tmp_path / "scene.csv")],
         tile_size=32,
         epochs=1,
-        min_steps=1,  # a short head meant: an explicit min_steps keeps it from warning
         batch_size=3,
         pyramid_channels=16,
         anchor_sizes=[8, 16, 32, 64, 128],
-        **extra,
+        # a short head meant: an explicit min_steps keeps it from warning (min_steps=0 in `extra`: the warning)
+        **{"min_steps": 1, **extra},
     )
 
 

@@ -106,7 +106,7 @@ def test_a_one_epoch_run_trains_at_the_full_learning_rate():
 def test_run_detection_warns_and_min_steps_from_a_suite_yaml(tmp_path):
     _scene(tmp_path)  # 64 px at 32 px tiles: 4 tiles, 1 held out, 3 train at batch 3: 1 step an epoch
     with pytest.warns(UserWarning, match=r"detection faster_rcnn head: 1 optimiser step \(1 epoch x 1 per epoch"):
-        run_detection(tiny_backbone(), _small_cfg(tmp_path, progress=False), tmp_path / "a")
+        run_detection(tiny_backbone(), _small_cfg(tmp_path, progress=False, min_steps=0), tmp_path / "a")
     suite = tmp_path / "suite.yaml"
     suite.write_text("name: d\ntasks:\n  d:\n    type: detection\n    train_images: [x]\n    train_boxes: [y]\n")
     suite.write_text(suite.read_text() + "    min_steps: 500\n")
