@@ -194,7 +194,7 @@ def test_cache_key_follows_the_blocks_a_layer_name_resolves_to(monkeypatch):
     assert isinstance(bb.n_blocks, int)
     now = cache_key(bb, "ds|train", "resize=16x16", "four_last")
     real = layer_sets.layer_indices
-    monkeypatch.setattr(layer_sets, "layer_indices", lambda layers, n: [0] * len(real(layers, n)))
+    monkeypatch.setattr(layer_sets, "layer_indices", lambda layers, n, **kw: [0] * len(real(layers, n, **kw)))
     assert cache_key(bb, "ds|train", "resize=16x16", "four_last") != now
     monkeypatch.setattr(layer_sets, "layer_indices", real)
     assert cache_key(bb, "ds|train", "resize=16x16", "four_last") == now
