@@ -52,6 +52,7 @@ def test_cli_runs_each_backbone_and_writes_the_comparison(tmp_path, capsys):
         "tasks.demo_landcover.data.scale=0.00392156862745098",
         "progress=false",
         "tasks.demo_landcover.knn.ks=[3]",
+        "tasks.demo_landcover.features.layers=last",  # the 1-block ViT: no short-backbone warning
     ]
     out = tmp_path / "out"
     argv = ["probe", "-c", "configs/eval/demo.yaml", "-b", "arch:vit_tiny?depth=1&patch_size=8&seed=0"]
@@ -250,6 +251,7 @@ def test_each_backbone_is_loaded_once_and_alone(tmp_path, monkeypatch):
     data = _chips(tmp_path / "chips")
     overrides = [f"tasks.demo_landcover.data.root={data}", "tasks.demo_landcover.data.bands=[]", "progress=false"]
     overrides += ["tasks.demo_landcover.data.scale=0.00392156862745098", "tasks.demo_landcover.knn.ks=[3]"]
+    overrides += ["tasks.demo_landcover.features.layers=last"]  # the 1-block ViT: no short-backbone warning
     cfg = load_config(SuiteConfig, "configs/eval/demo.yaml", overrides)
     main, other = "arch:vit_tiny?depth=1&patch_size=8&seed=0", "arch:vit_tiny?depth=1&patch_size=8&seed=1"
     run_comparison(cfg, main, [COLOUR, other], tmp_path / "out")

@@ -100,6 +100,7 @@ def test_cli_comparison_writes_per_image_predictions_and_the_p_of_each_top1_row(
     data = _chips(tmp_path / "chips")
     common = [f"tasks.demo_landcover.data.root={data}", "tasks.demo_landcover.data.bands=[]", "progress=false"]
     common += ["tasks.demo_landcover.data.scale=0.00392156862745098", "tasks.demo_landcover.knn.ks=[3]"]
+    common += ["tasks.demo_landcover.features.layers=last"]  # the 1-block ViT: no short-backbone warning
     out = tmp_path / "out"
     argv = ["probe", "-c", "configs/eval/demo.yaml", "-b", "arch:vit_tiny?depth=1&patch_size=8&seed=0"]
     assert main([*argv, "--compare", "baseline:colour?patch_size=8", "--out", str(out), *common]) == 0
