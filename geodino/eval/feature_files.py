@@ -91,7 +91,7 @@ def keep_record(entry: Path, record: dict[str, Any] | None) -> None:
     try:
         with atomic_path(record_path(entry), durable=False) as tmp:
             tmp.write_text(json.dumps(record, separators=(",", ":")))
-    except Exception:  # the cache is optional; the entry's write already warned about a refusing folder
+    except OSError:  # the cache is optional; the entry's write already warned about a refusing folder
         return
 
 
