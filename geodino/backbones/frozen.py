@@ -14,6 +14,8 @@ from torch import Tensor, nn
 
 from geodino.backbones.layers import layer_indices
 from geodino.backbones.timm import check_timm_layers, timm_features, timm_geometry
+from geodino.backbones.weights_digest import cached_sha256
+from geodino.backbones.weights_digest import sha256_path as sha256_path  # re-exported: its old home
 from geodino.errors import ConfigError, InputError, plural
 from geodino.models.fast_choice import bf16_default
 
@@ -96,11 +98,12 @@ class FrozenBackbone(nn.Module):
     def weights_sha256(self) -> str | None:
         """sha256 of the weights file (what `sha256sum` prints; a folder: its files' names and contents), None for a
         backbone without one (`arch:`, `timm:`, `baseline:`). The fingerprint hashes it with the options, so it alone
-        cannot be checked against the file: outputs record this too (`describe_backbone`). Hashed once."""
+        cannot be checked against the file: outputs record this too (`describe_backbone`). Hashed once per object, and
+        read from the per-user digest cache while the file is unchanged (`geodino.backbones.weights_digest`)."""
         if "file" not in self._fp_source:
             return None
         if getattr(self, "_weights_sha256", None) is None:  # getattr: an object pickled before it existed
-            self._weights_sha256 = sha256_path(Path(self._fp_source["file"]))
+            self._weights_sha256 = cached_sha256(Path(self._fp_source["file"]))
         return self._weights_sha256
 
     def train(self, mode: bool = True) -> FrozenBackbone:
@@ -319,19 +322,6 @@ class FrozenBackbone(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """CLS token of the last block [B, D] (input already normalised)."""
         return self.features(x, "last")[1][0]
-
-
-def sha256_path(path: Path) -> str:
-    """sha256 of a file, or of the files of a folder (names and contents)."""
-    h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        if path.is_dir():
-            h.update(str(f.relative_to(path)).encode())
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 22), b""):
-                h.update(chunk)
-    return h.hexdigest()
 
 
 def _tensor(x: Any, what: str) -> None:

@@ -38,7 +38,7 @@ class FeatureConfig:
     batch_size: int = 64
     num_workers: int = 0
     cache: bool = True
-    cache_dir: str = ""  # "" = the runner's OUT/feature_cache (or ~/.cache/geodino/features from Python)
+    cache_dir: str = ""  # "" = the runner's OUT/feature_cache (from Python: default_cache_dir)
     # inference path: auto | off | float32 | float32-ieee | float32-mkl | bfloat16 | int8 (geodino.models.frozen)
     fast: str = "auto"
 
@@ -209,7 +209,11 @@ def _blocks(backbone: Any, layers: Any) -> list[int] | None:
 
 
 def default_cache_dir() -> Path:
-    return Path("~/.cache/geodino/features").expanduser()
+    """The feature cache of calls from Python that name no `cache_dir`: `features/` in geodino's user cache folder
+    (`geodino.user_cache`: `$GEODINO_CACHE_DIR`, `$XDG_CACHE_HOME/geodino` or `~/.cache/geodino`)."""
+    from geodino.user_cache import user_cache_dir
+
+    return user_cache_dir("features")
 
 
 @torch.inference_mode()

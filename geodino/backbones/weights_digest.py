@@ -1,0 +1,134 @@
+"""The sha256 of a weights file (or folder), kept in a per-user cache so that it is read once per file, not once
+per process: a batch job that runs `geodino embed` once per scene otherwise re-read a ViT-L file (~1.2 GB, ~2.8 s)
+for every scene, only to record its digest (`FrozenBackbone.weights_sha256`, `model_file_sha256` in outputs).
+
+Where: `digests/` in geodino's user cache folder (`geodino.user_cache`: `$GEODINO_CACHE_DIR`, else
+`$XDG_CACHE_HOME/geodino`, else `~/.cache/geodino`), one small JSON file per weights path (named by a hash of its
+resolved path). `GEODINO_DIGEST_CACHE=off` (or 0, false, no) turns the cache off: every process hashes again.
+
+Trust: an entry is used only when the file's size, mtime and ctime (in ns) and inode (for a folder: those of every
+file in it, by name) are what they were when it was hashed; anything else is hashed again. A digest is stored only
+when the file did not change while it was read (stat before and after) and was last modified more than `SETTLED_S`
+ago: a write in the same timestamp tick as our stat would leave the stat unchanged (coarse clocks: 1-2 s on some
+filesystems), so a file that young is hashed again next time rather than trusted.
+
+Failure: a damaged or foreign entry, an unreadable or unwritable cache folder, no home folder: the digest is
+computed as without the cache; never an error, never a warning (the cache only saves time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from geodino.user_cache import CACHE_DIR_ENV, user_cache_dir
+
+__all__ = ["DIR_ENV", "SWITCH_ENV", "cached_sha256", "digest_cache_dir", "sha256_path"]
+
+DIR_ENV = CACHE_DIR_ENV
+SWITCH_ENV = "GEODINO_DIGEST_CACHE"
+SETTLED_S = 2.0
+"""A file modified less than this long ago is hashed but not cached (see the module docstring)."""
+
+_OFF_WORDS = ("0", "false", "no", "off")
+_ON_WORDS = ("", "1", "true", "yes", "on", "auto")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def sha256_path(path: Path) -> str:
+    """sha256 of a file (what `sha256sum` prints), or of the files of a folder (names and contents); no cache."""
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            h.update(str(f.relative_to(path)).encode())
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def digest_cache_dir() -> Path | None:
+    """The folder the digests are kept in, or None when `GEODINO_DIGEST_CACHE` turns the cache off or no folder can
+    be named (no home). A value of `GEODINO_DIGEST_CACHE` that is neither on nor off is a ConfigError naming it."""
+    switch = os.environ.get(SWITCH_ENV, "").strip().lower()
+    if switch in _OFF_WORDS:
+        return None
+    if switch not in _ON_WORDS:
+        from geodino.errors import ConfigError
+
+        raise ConfigError(f"{SWITCH_ENV}={switch!r} must be on or off (0, false, no); unset: on")
+    try:
+        return user_cache_dir("digests")
+    except RuntimeError:  # no HOME and no passwd entry
+        return None
+
+
+def cached_sha256(path: Path) -> str:
+    """`sha256_path(path)`, read from the digest cache when the entry's stat matches the file's (module docstring);
+    otherwise computed and, when the file is settled, stored."""
+    folder = digest_cache_dir()
+    if folder is None:
+        return sha256_path(path)
+    try:
+        name = str(path.resolve())
+        before = _state(path)
+    except OSError:  # a missing or unreadable file: the error sha256_path raises
+        return sha256_path(path)
+    entry = folder / (hashlib.sha256(name.encode()).hexdigest()[:32] + ".json")
+    found = _read(entry, name, before)
+    if found is not None:
+        return found
+    digest = sha256_path(path)
+    with contextlib.suppress(OSError):
+        if _state(path) == before and _settled(before):
+            _write(entry, {"path": name, "state": before, "sha256": digest})
+    return digest
+
+
+def _state(path: Path) -> list[list[Any]]:
+    """What says a file is unchanged: [name, size, mtime_ns, ctime_ns, inode] of the file (name ""), or of each
+    file of a folder (its name inside the folder), in `sha256_path`'s order."""
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        return [[str(f.relative_to(path)), *_stat(f)] for f in files]
+    return [["", *_stat(path)]]
+
+
+def _stat(f: Path) -> list[int]:
+    st = f.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
+def _settled(state: list[list[Any]]) -> bool:
+    """Whether every file was last modified (or had its inode changed) more than `SETTLED_S` ago."""
+    newest = max((max(row[2], row[3]) for row in state), default=0)
+    return time.time_ns() - newest > SETTLED_S * 1e9
+
+
+def _read(entry: Path, name: str, state: list[list[Any]]) -> str | None:
+    """The digest `entry` holds for `name` at `state`, or None: no entry, a damaged one, another path's (a hash
+    collision of names) or one of the file as it was before."""
+    try:
+        stored = json.loads(entry.read_text())
+    except (OSError, ValueError):  # none, unreadable, or damaged (a kill mid-write of a non-atomic copy)
+        return None
+    if not isinstance(stored, dict) or stored.get("path") != name or stored.get("state") != state:
+        return None
+    digest = stored.get("sha256")
+    return digest if isinstance(digest, str) and _HEX64.fullmatch(digest) else None
+
+
+def _write(entry: Path, payload: dict[str, Any]) -> None:
+    """Store an entry atomically (`geodino.io.atomic_path`); a folder that refuses it is passed over silently."""
+    from geodino.errors import GeoDinoError
+    from geodino.io import atomic_path
+
+    with contextlib.suppress(OSError, GeoDinoError), atomic_path(entry, durable=False) as tmp:
+        tmp.write_text(json.dumps(payload))

@@ -1,0 +1,22 @@
+"""Set-ups every test shares."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_user_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """geodino's per-user cache (the weights digests: `geodino.backbones.weights_digest`) in a temporary folder, so
+    that no test writes to the real home's ~/.cache, nor reads what a user's runs left there. Subprocesses (CLI
+    tests) inherit it."""
+    before = os.environ.get("GEODINO_CACHE_DIR")
+    os.environ["GEODINO_CACHE_DIR"] = str(tmp_path_factory.mktemp("user_cache"))
+    yield
+    if before is None:
+        os.environ.pop("GEODINO_CACHE_DIR", None)
+    else:
+        os.environ["GEODINO_CACHE_DIR"] = before
