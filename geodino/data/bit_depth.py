@@ -105,8 +105,9 @@ def check_read_values(
 def scale_misfit(dtype: Any, n_bands: int, scale: Any, offset: Any, top: float | None = None) -> str:
     """Why a recorded DN scale (`x * scale + offset`, one value or one per band) does not fit data of `dtype` with
     `n_bands` bands ("" when it does): another band count; float data (read as reflectance: a DN scale would
-    shrink it again); uint8 data with a scale for 16-bit DN; 16-bit values above 255 (`top`, the data's largest
-    value) with a scale for 8-bit DN. The one rule of the probes' image files and `FrozenBackbone.preprocess`."""
+    shrink it again); int8 data (codes, not DN: `geodino.data.dtype_rule`, as `geodino embed` decides); uint8 data
+    with a scale for 16-bit DN; 16-bit values above 255 (`top`, the data's largest value) with a scale for 8-bit
+    DN. The one rule of the probes' image files and `FrozenBackbone.preprocess`."""
     scale = np.atleast_1d(np.asarray(scale, dtype=np.float64)).ravel()
     offset = np.atleast_1d(np.asarray(offset, dtype=np.float64)).ravel()
     dt = np.dtype(dtype)
@@ -115,6 +116,8 @@ def scale_misfit(dtype: Any, n_bands: int, scale: Any, offset: Any, top: float |
         return f"it has {n} value{'s' if n != 1 else ''} for {n_bands} band{'s' if n_bands != 1 else ''}"
     if dt.kind == "f":
         return f"the data is {dt.name}, read as reflectance"
+    if dt == np.int8:
+        return "the data is int8, codes rather than DN of a sensor"
     if dt == np.uint8 and np.all(scale > 0) and np.all(scale * 255 + offset < 0.1):
         return "the data is uint8 and it scales 16-bit DN"
     eight_bit = np.allclose(scale, 1 / 255, rtol=0, atol=1e-9) and not np.any(offset)

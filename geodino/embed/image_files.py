@@ -133,7 +133,7 @@ class ImageFiles:
         self._check(arr, path)
         dtype = self.dtypes[i] = arr.dtype.str
         if dtype not in self.rules:  # the folder's rule for this dtype and band count (settled in `prime`)
-            self.rules[dtype] = self.scaling.rule(arr)
+            self.rules[dtype] = self.scaling.rule(arr, str(path))
         scale, offset, _ = self.rules[dtype]
         x = arr.astype(np.float32) * np.asarray(scale, dtype=np.float32)
         if np.any(offset):

@@ -1,10 +1,11 @@
 """How `geodino embed` turns a raster's values into the reflectance a backbone reads (DN -> reflectance).
 
 One rule, in order: a per-band rule (`band_scale`/`band_offset`, a STAC item's raster:bands, the raster's own GDAL
-scale/offset), `--sensor`, `--scale`, the DN scale the backbone's export records, then a default from the dtype.
-`prepare` describes it, the sweep applies it, and the probes and `viz attention` read rasters by the same rule;
-kept apart from the sweep (`sweep.py` re-exports these names) because it is a decision about units, not about
-reading, inferring or writing blocks.
+scale/offset), `--sensor`, `--scale`, the DN scale the backbone's export records, then the dtype rule
+(`geodino.data.dtype_rule`: uint8 / 255, 16-bit / 10000, floats as given, other types refused). `prepare`
+describes it, the sweep applies it, and the probes and `viz attention` read rasters by the same rule; kept apart
+from the sweep (`sweep.py` re-exports these names) because it is a decision about units, not about reading,
+inferring or writing blocks.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ __all__ = [
     "input_scaler",
     "record_units_reason",
     "recorded_scale",
-    "refuse_unscaled_int8",
+    "refuse_without_rule",
     "scaling_sensor",
     "warn_dn_as_reflectance",
     "warn_record_units",
@@ -107,7 +108,8 @@ def input_scaler(
 ) -> tuple[InputScale, str]:
     """DN -> reflectance for the input (an `InputScale`), and a description for the metadata. In order: `--sensor`
     (the data's sensor), `--scale`, the DN scale/offset the backbone's export records (for integer input: float
-    input is read as reflectance, as the probes and `FrozenBackbone.preprocess` read it), then a default from the dtype.
+    input is read as reflectance, as the probes and `FrozenBackbone.preprocess` read it; not int8), then the dtype
+    rule (`geodino.data.dtype_rule`, which refuses types without a default: `refuse_without_rule`).
     `input_count`: the bands of the input before `--bands` selects some (info.count is the selection). Ahead of
     them all, `band_scale`/`band_offset` (set per scene from a STAC item's raster:bands, or by the user), then
     `declared`: the (scales, offsets) the raster declares for the bands read (`geodino.embed.prepare.file_rule`,
@@ -131,8 +133,10 @@ def input_scaler(
     if cfg.scale is not None:
         s = float(cfg.scale)
         return InputScale(np.float32(s)), f"x*{s}"
-    refuse_unscaled_int8(info)  # neither the backbone's DN step nor a dtype default is one for int8
-    rec = recorded_scale(bb) if np.dtype(info.dtype).kind != "f" else None  # float input is reflectance
+    dt = np.dtype(info.dtype)
+    # float input is reflectance; int8 holds codes, which the backbone's DN step (made for its sensor's DN) fits
+    # no better than a dtype default: both go to the dtype rule, which refuses int8 without a rule
+    rec = recorded_scale(bb) if dt.kind != "f" and dt != np.int8 else None
     if rec is not None:
         scale, offset, desc = rec
         if scale.size not in (1, info.count) or offset.size not in (1, info.count):
@@ -147,33 +151,31 @@ def input_scaler(
         if np.all(offset == 0):
             return InputScale(scale), desc
         return InputScale(scale, offset), desc
-    dt = np.dtype(info.dtype)
+    divisor = refuse_without_rule(info)
     if dt == np.uint8:
-        return InputScale(np.float32(1 / 255)), "x/255 (uint8)"
+        return InputScale(np.float32(1 / divisor)), "x/255 (uint8)"
     if dt.kind in "iu":
         warnings.warn(
             f"input {info.path} is {dt.name}: assuming reflectance = DN / 10000 (Sentinel-2/Landsat L2 convention); "
             f"pass --sensor NAME or --scale FACTOR (sensor=NAME or scale=FACTOR in Python) if that is wrong",
             stacklevel=3,
         )
-        return InputScale(np.float32(1e-4)), f"x/10000 ({dt.name}, assumed)"
+        return InputScale(np.float32(1 / divisor)), f"x/10000 ({dt.name}, assumed)"
     return InputScale(), "x (float input used as reflectance)"
 
 
-def refuse_unscaled_int8(info: Any) -> None:
-    """Refuse int8 input that neither the user (--scale, --sensor, band_scale) nor the file (its scale/offset, a
-    STAC item's raster:bands) gives a rule, in one line. Signed 8-bit rasters in EO are codes, not reflectance
-    counts: quantised embeddings (`geodino embed --dtype int8` writes them, as AlphaEarth's are), class maps, some
-    SAR backscatter in dB. The 16-bit default (DN / 10000) turned them into values within +-0.0128, the backbone's
-    recorded DN step (made for the sensor it was trained on) as little fits, and no other default does: the
-    features came out meaningless with only the "assumed" warning."""
-    if np.dtype(info.dtype) != np.int8:
-        return
-    raise InputError(
-        f"input {info.path} is int8: signed 8-bit rasters hold codes (quantised embeddings, classes, SAR dB), not "
-        "reflectance DN, so no default scaling fits (DN / 10000 gives values within +-0.0128); if it is imagery, "
-        "pass --scale FACTOR (--scale 1 reads the values as they are) or --sensor NAME (scale=, sensor= or "
-        "band_scale= in Python)"
+def refuse_without_rule(info: Any) -> float:
+    """The dtype rule's divisor for `info`'s input (`geodino.data.dtype_rule`), or its one-line refusal naming the
+    file and `geodino embed`'s ways to give a rule: input of a type without a default (int8, 32/64-bit integers)
+    that neither the user (--scale, --sensor, band_scale) nor the file (its scale/offset, a STAC item's
+    raster:bands) nor, except for int8, the backbone's recorded DN scale gives a rule."""
+    from geodino.data.dtype_rule import dtype_divisor
+
+    return dtype_divisor(
+        info.dtype,
+        f"input {info.path}",
+        "if it is imagery, pass --scale FACTOR (--scale 1 reads the values as they are) or --sensor NAME (scale=, "
+        "sensor= or band_scale= in Python)",
     )
 
 

@@ -22,7 +22,7 @@ from geodino.embed.config import (
     reads_file_rule,
 )
 from geodino.embed.extent import WindowSource, windowed
-from geodino.embed.input_scaling import refuse_unscaled_int8, warn_dn_as_reflectance, warn_record_units
+from geodino.embed.input_scaling import refuse_without_rule, warn_dn_as_reflectance, warn_record_units
 from geodino.embed.memory import (
     check_memory,
     default_scale_desc,
@@ -314,8 +314,8 @@ def _input_scaling(info: Any, source: Any, cfg: EmbedConfig, bb: Any) -> tuple[A
     explicit = explicit or cfg.band_scale is not None or cfg.band_offset is not None or declared is not None
     n_in = getattr(source, "input_count", None)  # the input's bands before --bands selects some
     by = DECLARED_BY_CF if cube else DECLARED_BY_FILE
-    if not explicit:  # the dtype default applies, once the sweep reads the input: none fits int8, refused now
-        refuse_unscaled_int8(info)
+    if not explicit:  # the dtype rule applies once the sweep reads the input: a type without a default, refused now
+        refuse_without_rule(info)
     _, scale_desc = input_scaler(info, cfg, bb, n_in, declared, declared_by=by) if explicit else (None, "")
     sensor = scaling_sensor(cfg, bb, n_in, info.descriptions)
     if sensor is not None:  # uint8 input with a sensor of 16-bit DN is refused before anything is written

@@ -191,14 +191,15 @@ def read_image(
 ) -> tuple[torch.Tensor, float | np.ndarray]:
     """Read an image file as float32 [C,H,W] scaled to reflectance (`x * scale + offset`); returns (image, scale).
 
-    JPEG/PNG via Pillow, GeoTIFF via rasterio. `scale` 0 picks by dtype: uint8 -> 1/255, uint16 -> 1/10000 (the
-    Sentinel-2 / Landsat DN convention), floats unchanged. `scale`/`offset` may be per band ([C,1,1] arrays).
+    JPEG/PNG via Pillow, GeoTIFF via rasterio. `scale` 0 picks by dtype (`geodino.data.dtype_rule`: uint8 -> 1/255,
+    uint16/int16 -> 1/10000, the Sentinel-2 / Landsat DN convention, floats unchanged; other types refused, asking
+    for `scale`). `scale`/`offset` may be per band ([C,1,1] arrays).
     """
     from geodino.eval.scaling import data_scale  # the one dtype rule, shared with the dense probes
 
     arr = read_array(path)
     if np.all(np.asarray(scale) <= 0):
-        scale = data_scale(arr.dtype, 0.0)
+        scale = data_scale(arr.dtype, 0.0, f"image {path}", "scale")
     x = arr.astype(np.float32) * np.asarray(scale, dtype=np.float32)
     if np.any(offset):
         x = x + np.asarray(offset, dtype=np.float32)
@@ -370,7 +371,7 @@ def _folder_from_files(
     from geodino.eval.scaling import scaling_text
 
     first = read_array(files[idx[0]] if idx else files[0], rgb)
-    scale, offset, rule = scaling.rule(first)  # the dataset's rule for the first image's dtype and bands
+    scale, offset, rule = scaling.rule(first, str(files[idx[0]] if idx else files[0]))  # the first image's rule
     # the old spelling when there is one factor and no offset, so feature caches made before stay valid
     key_scale = scale if isinstance(scale, float) and not np.any(offset) else scaling_text(scale, offset)
     if len(scaling.fixed) > 1:  # images of several dtypes: each by its own rule, all named in the key
@@ -388,7 +389,7 @@ def _folder_from_files(
 
     def get(i: int) -> dict[str, Any]:
         arr = read_array(files[i], rgb)
-        s, o, _ = scaling.rule(arr)  # the dataset's rule of this file's dtype, not one decided on its values
+        s, o, _ = scaling.rule(arr, str(files[i]))  # the dataset's rule of this file's dtype, not its values
         x = arr.astype(np.float32) * np.asarray(s, dtype=np.float32)
         if np.any(o):
             x = x + np.asarray(o, dtype=np.float32)

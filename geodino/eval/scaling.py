@@ -26,15 +26,27 @@ HEADER_SUFFIXES = RASTERIO_SUFFIXES  # read with rasterio: dtype and count from 
 Rule = tuple[np.ndarray | float, np.ndarray | float, str]
 
 
-def data_scale(dtype: np.dtype, scale: float) -> float:
-    """The factor to reflectance: `scale` when set (> 0), else 1/255 for 8-bit, 1/10000 for 16-bit, 1 for floats."""
+def data_scale(dtype: Any, scale: float, name: str = "the image data", key: str = "data_scale") -> float:
+    """The factor to reflectance: `scale` when set (> 0), else the dtype rule (`geodino.data.dtype_rule`: 1/255 for
+    uint8, 1/10000 for uint16/int16, 1 for floats), which refuses data of other types (int8, 32/64-bit integers)
+    in one line naming `name` (the file) and `key`, the setting that gives the factor."""
+    from geodino.data.dtype_rule import dtype_divisor
+
     if scale > 0:
         return scale
-    if dtype == np.uint8:
-        return 1 / 255
-    if dtype in (np.uint16, np.int16):
-        return 1 / 10000
-    return 1.0
+    return 1 / dtype_divisor(dtype, name, scale_fix(key))
+
+
+def scale_fix(key: str) -> str:
+    """What to do about data without a default rule, naming `key`: a flag (`--scale` of `geodino embed images`,
+    scale= in Python) or a config key (`data_scale`, `data.scale`; a suite task's own spelling is put in by the
+    runner, `name_task_keys`)."""
+    if key.startswith("-"):
+        return (
+            f"if it is imagery, pass {key} FACTOR, its DN -> reflectance factor ({key} 1 reads the values as they "
+            f"are; {key.lstrip('-')}= in Python)"
+        )
+    return f"if it is imagery, set {key} to its DN -> reflectance factor ({key}=1 reads the values as they are)"
 
 
 def scaling_text(scale: np.ndarray | float, offset: np.ndarray | float) -> str:
@@ -56,7 +68,8 @@ class InputScaling:
     In order: an explicit `data_scale` (> 0, with `data_offset`), else the DN scale/offset the backbone's export
     records (what `geodino embed` applies: `geodino.embed.sweep.recorded_scale`) when it fits the images (one
     value or one per band; not uint8 data with a scale for 16-bit DN, nor 16-bit values above 255 in any image of
-    the dataset with a scale for 8-bit DN), else by dtype (1/255 for 8-bit, 1/10000 for 16-bit, 1 for floats). A
+    the dataset with a scale for 8-bit DN; never int8 data, which holds codes), else by dtype (`data_scale`: 1/255
+    for uint8, 1/10000 for uint16/int16, 1 for floats, other types refused naming the data_scale key). A
     probe calls `settle` with every file of the dataset first, so the rule is the dataset's, not one image's.
     Without the record, data of a sensor with an offset (Landsat C2 L2: 2.75e-5, -0.2) reached the backbone in
     other units than it was trained on. `what` names the probe in the line `say` prints; `keys` are the config
@@ -91,10 +104,13 @@ class InputScaling:
         """The rule of a probe config's `data_scale`/`data_offset` keys and the backbone's record."""
         return cls(backbone, getattr(cfg, "data_scale", 0.0), getattr(cfg, "data_offset", 0.0), what)
 
-    def decide(self, dtype: Any, n_bands: int, top: float | None = None, where: str = "the images") -> Rule:
+    def decide(
+        self, dtype: Any, n_bands: int, top: float | None = None, where: str = "the image data", name: str = ""
+    ) -> Rule:
         """(scale, offset, description) for data of `dtype` with `n_bands` bands (after band selection); `top` is
         the largest value of all the data the rule is for (only read for 16-bit data with an 8-bit record);
-        `where` names the data in the warning of a recorded rule in other units than its mean/std (`_warn_units`)."""
+        `where` names the data in the warning of a recorded rule in other units than its mean/std (`_warn_units`),
+        `name` (default `where`) in the refusal of a type without a default rule (`data_scale`)."""
         dt = np.dtype(dtype)
         if self.scale > 0:
             keys = self.keys[0] + (f", {self.keys[1]}" if self.offset else "")
@@ -109,7 +125,7 @@ class InputScaling:
                 if scale.size > 1 or offset.size > 1:  # per band: broadcast over [C,H,W]
                     scale, offset = scale.reshape(-1, 1, 1), offset.reshape(-1, 1, 1)
                 return scale, offset, text
-        factor = data_scale(dt, 0.0)
+        factor = data_scale(dt, 0.0, name or where, self.keys[0])
         rule = {1 / 255: "x/255", 1 / 10000: "x/10000"}.get(factor, "x")
         text = f"{rule} (by dtype: {dt.name}{' used as reflectance' if factor == 1.0 else ''}"
         if self.recorded is not None:
@@ -149,19 +165,21 @@ class InputScaling:
                     top = max(top, _valid_max(*read(f), bands))
                     if top > 255:
                         break
-            where = str(paths[0]) + (f" and {plural(len(paths) - 1, 'other image')}" if len(paths) > 1 else "")
-            self.fixed[(name, n)] = self.decide(name, n, top, where)
+            more = plural(len(paths) - 1, "other image") if len(paths) > 1 else ""
+            where = str(paths[0]) + (f" and {more}" if more else "")
+            one = str(paths[0]) + (f" (and {more} of its type)" if more else "")
+            self.fixed[(name, n)] = self.decide(name, n, top, where, one)
         self.settled = True
 
-    def rule(self, data: np.ndarray) -> Rule:
+    def rule(self, data: np.ndarray, where: str = "the image data") -> Rule:
         """(scale, offset, description) for `data` [C,H,W] in file units (after band selection): the dataset's
         rule for its dtype and band count once `settle` ran (a file the scan did not see fixes it for the rest of
-        the run), else decided on `data` alone (its own largest value)."""
+        the run), else decided on `data` alone (its own largest value); `where` names the file in messages."""
         key = (data.dtype.name, int(data.shape[0]))
         if key in self.fixed:
             return self.fixed[key]
         top = int(data.max()) if data.dtype in SIXTEEN_BIT and data.size else None
-        found = self.decide(data.dtype, data.shape[0], top)
+        found = self.decide(data.dtype, data.shape[0], top, where)
         if self.settled:
             self.fixed[key] = found
         return found
@@ -197,9 +215,10 @@ class InputScaling:
 
         return scale_misfit(dtype, n_bands, scale, offset, top)
 
-    def apply(self, data: np.ndarray) -> Tensor:
-        """[C,H,W] float32 reflectance of `data` (file units; NaN -> 0); the rule is noted for `describe`."""
-        scale, offset, text = self.rule(data)
+    def apply(self, data: np.ndarray, where: str = "the image data") -> Tensor:
+        """[C,H,W] float32 reflectance of `data` (file units; NaN -> 0, `where` the file); the rule is noted for
+        `describe`."""
+        scale, offset, text = self.rule(data, where)
         self.used.setdefault(text, None)
         x = torch.from_numpy(np.ascontiguousarray(data).astype(np.float32))
         x = x * torch.as_tensor(np.asarray(scale, dtype=np.float32))

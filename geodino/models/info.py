@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from geodino.data.dtype_rule import DTYPE_RULE
 from geodino.models.archs import ARCHS, RELEASED, arch_kwargs
 
 
@@ -222,7 +223,7 @@ def normalization_rows(weights: Any, in_chans: int, path: Path) -> dict[str, Any
         what = f"sensor {sensor}'s mean/std (the file's default)"
     else:
         what = "ImageNet mean/std (the 3-band default)" if in_chans == 3 else "mean 0 / std 1"
-        what += "; integer input scaled by dtype (uint8 / 255, other integers / 10000)"
+        what += f"; input scaled by dtype ({DTYPE_RULE})"
     return {"normalization": f"none recorded: geodino assumes {what}; pass sensor= (?sensor=) to set it"}
 
 
@@ -233,7 +234,7 @@ def _dn_scale_row(rec: dict[str, Any]) -> str:
     from geodino.models.checkpoints.normalization import dn_scale_of
 
     if dn_scale_of(rec) is None:
-        return "none recorded (a bare mean/std): integer input scaled by dtype (uint8 / 255, other integers / 10000)"
+        return f"none recorded (a bare mean/std): input scaled by dtype ({DTYPE_RULE})"
     return f"reflectance = DN * {_numbers(rec.get('scale', 1.0))} + {_numbers(rec.get('offset', 0.0))}"
 
 

@@ -32,7 +32,12 @@ def test_a_bare_mean_std_says_the_dtype_rule_that_preprocess_applies(tmp_path, c
     f = path / "config.json"  # as timm writes it: pretrained_cfg mean/std only
     f.write_text(json.dumps({k: v for k, v in json.loads(f.read_text()).items() if k != "geodino_normalization"}))
     row = dn_row(capsys, path)
-    assert "by dtype" in row and "other integers / 10000" in row and "DN * 1 + 0" not in row
+    assert (
+        "by dtype" in row
+        and "int16 / 10000" in row
+        and "other integer types refused" in row
+        and "DN * 1 + 0" not in row
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fb = load_backbone(path)

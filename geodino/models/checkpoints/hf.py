@@ -402,19 +402,20 @@ def write_hf_folder(
 
 def _warn_unscaled(normalization: Mapping[str, Any] | None, in_chans: int, path: Path) -> None:
     """One line when a folder of more than 3 bands records no normalisation: its processor then passes pixel values
-    through (rescale_factor 1, do_normalize false) while geodino's `preprocess` scales integer input by dtype (uint16
-    / 10000, uint8 / 255, floats as given). No single `rescale_factor` is right: HF applies it whatever the dtype,
-    so 1/10000 would also divide float reflectance by 10000 and uint8 DN by 10000 instead of 255."""
+    through (rescale_factor 1, do_normalize false) while geodino's `preprocess` scales input by dtype
+    (`geodino.data.dtype_rule`). No single `rescale_factor` is right: HF applies it whatever the dtype, so 1/10000
+    would also divide float reflectance by 10000 and uint8 DN by 10000 instead of 255."""
     if normalization or in_chans == 3:
         return
     import warnings
 
+    from geodino.data.dtype_rule import DTYPE_RULE
     from geodino.models.caller import user_stacklevel
 
     warnings.warn(
         f"HF folder {path} records no input normalisation for its {in_chans} bands: its processor passes pixel "
-        "values through unchanged (rescale_factor 1, do_normalize false), while geodino divides integer input by "
-        "dtype (uint16 / 10000, uint8 / 255); feed the processor reflectance, or record the sensor (geodino convert "
+        "values through unchanged (rescale_factor 1, do_normalize false), while geodino scales input by dtype "
+        f"({DTYPE_RULE}); feed the processor reflectance, or record the sensor (geodino convert "
         "--sensor NAME, plus --src-bands when its bands are some of the sensor's)",
         stacklevel=user_stacklevel(),
     )

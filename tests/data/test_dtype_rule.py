@@ -1,0 +1,41 @@
+"""The dtype rule (`geodino.data.dtype_rule`), the one default DN -> reflectance rule every command reads: uint8
+/ 255, uint16 and int16 / 10000, floats as given; int8 and 32/64-bit integers have no default and are refused in
+one line naming the data, its type and the caller's way to give a scale (before: embed divided them by 10000
+while the probes read them as reflectance, silently)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geodino.data.dtype_rule import DTYPE_DEFAULTS, DTYPE_RULE, dtype_divisor, has_dtype_default
+from geodino.errors import InputError
+
+
+@pytest.mark.parametrize(
+    ("dtype", "divisor"),
+    [("uint8", 255.0), ("uint16", 10000.0), ("int16", 10000.0), ("float16", 1.0), ("float32", 1.0), ("float64", 1.0)],
+)
+def test_types_with_a_default_get_their_divisor(dtype, divisor):
+    assert dtype_divisor(dtype) == divisor and has_dtype_default(dtype)
+    assert dtype_divisor(np.dtype(dtype)) == divisor  # a numpy dtype as well as its name
+
+
+@pytest.mark.parametrize("dtype", ["int8", "int32", "uint32", "int64", "uint64", "bool"])
+def test_other_types_are_refused_in_one_line_naming_the_data_and_the_fix(dtype):
+    assert not has_dtype_default(dtype)
+    with pytest.raises(InputError) as err:
+        dtype_divisor(dtype, "input /data/x.tif", "pass --scale FACTOR")
+    line = str(err.value)
+    assert line.startswith(f"input /data/x.tif is {np.dtype(dtype).name}: ") and line.endswith("; pass --scale FACTOR")
+    assert "\n" not in line and DTYPE_DEFAULTS in line
+    if dtype == "int8":
+        assert "codes" in line
+    elif dtype != "bool":
+        assert f"{np.dtype(dtype).itemsize * 8}-bit integers" in line
+
+
+def test_the_rule_text_says_what_the_function_does():
+    for name, divisor in (("uint8", 255), ("uint16", 10000), ("int16", 10000)):
+        assert f"{name} / {divisor}" in DTYPE_RULE and dtype_divisor(name) == divisor
+    assert "floats as given" in DTYPE_RULE and "refused" in DTYPE_RULE
