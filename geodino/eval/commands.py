@@ -92,15 +92,14 @@ def _probe(args: argparse.Namespace) -> int:
             f"({', '.join(shipped_configs(SuiteConfig))}) or your own YAML with a 'tasks:' mapping"
         ) from exc
     # one run at a time into one --out: a second probe (or comparison) stops with one line instead of interleaving
-    # its results, plots and comparison folders with the first one's
+    # its results, plots and comparison folders with the first one's. An --out holding an earlier probe's results
+    # is refused by the run itself (run_suite, run_comparison, run_seeds: one check, from Python too) unless
+    # --overwrite, before any backbone loads
     with locked_probe_output(args.out):
-        from geodino.eval.probe_output import check_probe_output
-
-        check_probe_output(args.out, overwrite=args.overwrite)  # before any backbone loads
         if seeds:
             from geodino.eval.runner_seeds import run_seeds
 
-            md = run_seeds(cfg, args.backbone, args.compare, seeds, args.out)
+            md = run_seeds(cfg, args.backbone, args.compare, seeds, args.out, overwrite=args.overwrite)
             print(md)
             print(md.read_text())
             return 0
@@ -146,11 +145,11 @@ def _probe_locked(args: argparse.Namespace, cfg: SuiteConfig) -> int:
     if args.compare:
         from geodino.eval.compare import run_comparison
 
-        md = run_comparison(cfg, args.backbone, args.compare, args.out)
+        md = run_comparison(cfg, args.backbone, args.compare, args.out, overwrite=args.overwrite)
         print(md)
         print(md.read_text())
         return 0
-    rows = run_suite(cfg, args.backbone, args.out)
+    rows = run_suite(cfg, args.backbone, args.out, overwrite=args.overwrite)
     print(Path(args.out) / "results.md")
     from geodino.eval.results import format_value
 

@@ -179,7 +179,9 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.4f}"
 
 
-def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str | Path) -> Path:
+def run_comparison(
+    cfg: Any, spec: str | None, compare: list[str], out_dir: str | Path, *, overwrite: bool = False
+) -> Path:
     """Run the suite on `spec` (into OUT) and then on each of `compare` (into OUT/compare/<i>_<slug>/), and write
     OUT/comparison.md and OUT/comparison.json; returns the Markdown file's path.
 
@@ -188,11 +190,15 @@ def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str 
     stops everything before any run) and run. A comparison backbone that cannot run a task (a four-layer head on a
     one-block baseline) skips it with a warning, and the comparison notes why. At most one backbone is in memory at
     a time: each is loaded, run and released (`release_backbones`) before the next loads, so the peak is the
-    largest backbone rather than the main plus one."""
+    largest backbone rather than the main plus one.
+
+    An `out_dir` holding an earlier probe's results (its own, compare/*/ or seed_*/ ones) is refused before any
+    backbone loads unless `overwrite`, as `run_suite` refuses it (`probe_output.check_probe_output`)."""
     import copy
 
     from geodino.backbones.load import check_spec
     from geodino.errors import ConfigError
+    from geodino.eval.probe_output import check_probe_output
     from geodino.eval.results import geodino_version
     from geodino.eval.runner import prepare_suite, read_results, release_backbones, run_prepared, run_suite
 
@@ -200,6 +206,7 @@ def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str 
     if not main:
         raise ConfigError("no backbone: pass --backbone SPEC (a checkpoint, arch:vit_small, timm:<name>, ...)")
     out = Path(out_dir).expanduser()
+    check_probe_output(out, overwrite=overwrite)  # covers the compare/ folders the runs below write
     if any(not str(c).strip() for c in compare):
         raise ConfigError("--compare got an empty backbone spec")
     folders = [out] + [out / COMPARE_DIR / slug(str(c), i) for i, c in enumerate(compare, 1)]
@@ -224,7 +231,7 @@ def run_comparison(cfg: Any, spec: str | None, compare: list[str], out_dir: str 
     for k in range(1, len(specs)):
         began = time.time()
         try:
-            rows[k] = run_suite(copy.deepcopy(cfg), specs[k], folders[k], skip_unfit=True)
+            rows[k] = run_suite(copy.deepcopy(cfg), specs[k], folders[k], skip_unfit=True, overwrite=True)
             skipped[specs[k]] = dict(read_results(folders[k]).get("skipped") or {})
         except Exception as exc:  # one backbone failing keeps the others' runs and the table; raised at the end
             failed[specs[k]] = exc

@@ -1,8 +1,11 @@
-"""`geodino probe` into a folder that holds an earlier probe's results: refused unless `--overwrite`.
+"""A probe into a folder that holds an earlier probe's results: refused unless `--overwrite` (`overwrite=True` in
+Python).
 
 A second probe into the same `--out` (another backbone, another suite, another seed) replaced the first one's
 results.json/results.md, comparison and seeds tables without a word, so its numbers were lost; `embed`, `export`,
 `convert`, `embed pca` and `viz attention` refuse an existing output unless `--overwrite`, and so does the probe.
+One check for both entries: `run_suite`, `run_comparison` and `run_seeds` make it (the CLI passes `--overwrite` on
+to them), so `geodino probe` and a Python run into the same folder are refused alike.
 Only the result tables count: the feature cache (`OUT/feature_cache/`, keyed by everything that determines the
 features) is never a reason to refuse and is kept by `--overwrite`, so a re-run of the same probe reads its
 features from it instead of running the backbone again.
@@ -31,13 +34,17 @@ def earlier_results(out: Path) -> list[str]:
 
 def check_probe_output(out_dir: str | Path, *, overwrite: bool = False) -> None:
     """Refuse, in one line before any work, an `out_dir` holding an earlier probe's results unless `overwrite`
-    (the feature cache alone is no reason: a re-run reads it)."""
+    (the feature cache alone is no reason: a re-run reads it). `overwrite` is read as the CLI and YAML read a flag
+    ("false" is False)."""
+    from geodino.config import true_or_false
+
     out = Path(out_dir).expanduser()
-    found = [] if overwrite else earlier_results(out)
+    found = [] if true_or_false(overwrite, "overwrite") else earlier_results(out)
     if not found:
         return
     shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
     raise InputError(
-        f"--out {out} already holds an earlier probe's results ({shown}); pass --overwrite to replace them (its "
-        "feature_cache/ is kept, so features computed before are read from it), or choose another --out folder"
+        f"--out {out} (out_dir= in Python) already holds an earlier probe's results ({shown}); pass --overwrite "
+        "(overwrite=True in Python) to replace them (its feature_cache/ is kept, so features computed before are read "
+        "from it), or choose another --out folder"
     )

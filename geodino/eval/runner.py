@@ -247,6 +247,7 @@ def run_suite(
     *,
     skip_unfit: bool = False,
     backbone: Any = None,
+    overwrite: bool = False,
 ) -> list[dict]:
     """Run every task of the suite on one backbone; write results.json and results.md; return the rows (one dict
     per task and metric: task, type, metric, value, ci95, n_eval, seed, backbone, fingerprint, config_hash, dataset,
@@ -260,10 +261,15 @@ def run_suite(
     cannot run is skipped (named in results.json's `skipped`) instead of stopping the suite.
 
     One run at a time per `out_dir` (`locked_output`): a second run into it stops with one line, as `geodino probe`
-    does, instead of interleaving its results and plots with the first one's."""
+    does, instead of interleaving its results and plots with the first one's. An `out_dir` holding an earlier
+    probe's results is refused before any backbone loads unless `overwrite` (`probe_output.check_probe_output`, the
+    check `geodino probe --overwrite` makes); `overwrite` keeps its feature_cache/."""
+    from geodino.eval.probe_output import check_probe_output
+
     if backbone is not None and backbone_spec is not None:
         raise ConfigError("pass the backbone once: backbone= or backbone_spec= (the same argument)")
     with locked_probe_output(out_dir):
+        check_probe_output(out_dir, overwrite=overwrite)
         return run_prepared(
             prepare_suite(cfg, backbone if backbone is not None else backbone_spec, out_dir, skip_unfit=skip_unfit)
         )

@@ -149,17 +149,22 @@ def rows_n(rows: list[dict[str, Any]], task: str, metric: str, spec: str) -> int
     return next(r["backbones"][spec]["n"] for r in rows if r["task"] == task and r["metric"] == metric)
 
 
-def run_seeds(cfg: Any, spec: str | None, compare: list[str], seeds: list[int], out_dir: str | Path) -> Path:
+def run_seeds(
+    cfg: Any, spec: str | None, compare: list[str], seeds: list[int], out_dir: str | Path, *, overwrite: bool = False
+) -> Path:
     """Run the suite (`cfg`: a SuiteConfig or the suite YAML's mapping; with `compare`, the comparison) once per
     seed into OUT/seed_<s>/ and write OUT/seeds.md and OUT/seeds.json; returns the Markdown file's path. A failing
     seed stops the whole run (its error is raised) and no seeds table is written: a mean over the seeds that happened
-    to finish would read as the full one."""
+    to finish would read as the full one. An `out_dir` holding an earlier probe's results is refused before any run
+    unless `overwrite`, as `run_suite` refuses it (`probe_output.check_probe_output`)."""
     from geodino.eval.compare import COMPARE_DIR, run_comparison, slug
+    from geodino.eval.probe_output import check_probe_output
     from geodino.eval.results import geodino_version, read_results
     from geodino.eval.runner import run_suite, suite_config
     from geodino.io import make_dirs
 
     cfg = suite_config(cfg)  # a SuiteConfig, or the suite YAML's mapping
+    check_probe_output(out_dir, overwrite=overwrite)  # covers the seed_*/ folders the runs below write
     out = make_dirs(Path(out_dir).expanduser())
     for name in SEEDS_FILES:  # an earlier run's table must not outlive a failed rerun
         (out / name).unlink(missing_ok=True)
@@ -175,10 +180,10 @@ def run_seeds(cfg: Any, spec: str | None, compare: list[str], seeds: list[int], 
         run_cfg.cache_dir = run_cfg.cache_dir or str(out / "feature_cache")
         folder = out / f"seed_{seed}"
         if compare:
-            run_comparison(run_cfg, spec, compare, folder)
+            run_comparison(run_cfg, spec, compare, folder, overwrite=True)
             folders = [folder] + [folder / COMPARE_DIR / slug(c, i) for i, c in enumerate(specs[1:], 1)]
         else:
-            run_suite(run_cfg, spec, folder)
+            run_suite(run_cfg, spec, folder, overwrite=True)
             folders = [folder]
         results = [read_results(f) for f in folders]
         per_seed[seed] = [(s, list(r.get("rows") or [])) for s, r in zip(specs, results, strict=True)]

@@ -13,8 +13,8 @@ def test_console_summary_prints_counts_as_integers(tmp_path, monkeypatch, capsys
         {"task": "t", "metric": "knn_top1", "value": 0.5},
         {"task": "t", "metric": "n_train", "value": 9.0},
     ]
-    monkeypatch.setattr(runner, "run_suite", lambda cfg, backbone, out: rows)
-    args = argparse.Namespace(compare=[], backbone="tiny", out=str(tmp_path))
+    monkeypatch.setattr(runner, "run_suite", lambda cfg, backbone, out, overwrite: rows)
+    args = argparse.Namespace(compare=[], backbone="tiny", out=str(tmp_path), overwrite=False)
     assert commands._probe_locked(args, cfg=None) == 0
     lines = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
     assert lines == [["t", "knn_top1", "0.5000"], ["t", "n_train", "9"]]

@@ -1,7 +1,8 @@
 """`geodino probe` into an --out holding an earlier probe's results is refused in one line unless --overwrite (a
 second run replaced the first one's tables without a word); --overwrite keeps the feature cache, so a re-run of the
 same probe reads its features instead of running the backbone; a folder holding only a feature cache is no reason
-to refuse."""
+to refuse. From Python, `run_suite` (and `run_comparison`, `run_seeds`) make the same check with `overwrite=`: it
+replaced an earlier run's results silently while the CLI refused."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ import shutil
 import pytest
 
 import geodino.cli
-from geodino.errors import InputError
+from geodino.config import load_config
+from geodino.errors import ConfigError, InputError
 from geodino.eval import runner
+from geodino.eval.compare import run_comparison
 from geodino.eval.probe_output import check_probe_output, earlier_results
+from geodino.eval.runner_seeds import run_seeds
 from tests.eval.test_runner import _suite
 from tests.eval.tiny_backbone import TinyBackbone
 from tests.test_bad_inputs import one_line_exit_2
@@ -39,9 +43,9 @@ def test_a_second_probe_into_the_same_out_is_refused_before_any_backbone_loads(p
     argv, out, loaded = probed
     line = one_line_exit_2(capsys, tmp_path, *argv, "-b", "other")  # the folder is left as it was
     assert line == (
-        f"geodino: error: --out {out} already holds an earlier probe's results (results.json, results.md); pass "
-        "--overwrite to replace them (its feature_cache/ is kept, so features computed before are read from it), or "
-        "choose another --out folder"
+        f"geodino: error: --out {out} (out_dir= in Python) already holds an earlier probe's results (results.json, "
+        "results.md); pass --overwrite (overwrite=True in Python) to replace them (its feature_cache/ is kept, so "
+        "features computed before are read from it), or choose another --out folder"
     )
     assert set(loaded) == {"tiny"}  # `other` never loaded
     assert json.loads((out / "results.json").read_text())["backbone"] == "tiny"
@@ -79,3 +83,30 @@ def test_comparison_and_seed_runs_count_as_earlier_results(tmp_path):
     with pytest.raises(InputError, match=r"earlier probe's results \(seeds\.md, compare/1_other/results\.json, seed_"):
         check_probe_output(tmp_path)
     check_probe_output(tmp_path, overwrite=True)  # replaced on request
+
+
+def test_run_suite_refuses_an_earlier_probe_as_the_cli_does_and_overwrite_keeps_the_cache(probed, capsys, tmp_path):
+    argv, out, loaded = probed
+    cli_line = one_line_exit_2(capsys, tmp_path, *argv, "-b", "other")
+    cfg = load_config(runner.SuiteConfig, argv[2], ["progress=false"])
+    for refused in (
+        lambda: runner.run_suite(cfg, "other", out),
+        lambda: runner.run_suite(cfg, "other", out, overwrite="false"),  # text read as the CLI reads a flag
+        lambda: run_comparison(cfg, "other", ["tiny"], out),
+        lambda: run_seeds(cfg, "other", [], [0], out),
+    ):
+        with pytest.raises(InputError) as err:
+            refused()
+        assert f"geodino: error: {err.value}" == cli_line  # one check, one message for both entries
+    assert set(loaded) == {"tiny"}  # `other` never loaded
+    assert json.loads((out / "results.json").read_text())["backbone"] == "tiny"
+    with pytest.raises(ConfigError, match="overwrite must be true or false"):
+        runner.run_suite(cfg, "tiny", out, overwrite="maybe")
+    cached = sorted(p.name for p in (out / "feature_cache").iterdir())
+    calls = loaded["tiny"].calls
+    runner.run_suite(cfg, "tiny", out, overwrite=True)  # the same probe again: every feature from the kept cache
+    assert loaded["tiny"].calls == calls
+    assert sorted(p.name for p in (out / "feature_cache").iterdir()) == cached
+    rows = runner.run_suite(cfg, "other", out, overwrite=True)
+    assert {r["backbone"] for r in rows} == {"other"}
+    assert json.loads((out / "results.json").read_text())["backbone"] == "other"

@@ -23,7 +23,7 @@ def test_a_plain_rerun_removes_the_earlier_comparison(compared):
     from geodino.eval.runner import read_results, run_suite
 
     cfg, out = compared
-    run_suite(cfg, "another", out)
+    run_suite(cfg, "another", out, overwrite=True)
     assert read_results(out)["backbone"] == "another"
     assert not (out / "comparison.md").exists() and not (out / "comparison.json").exists()
 
@@ -34,7 +34,7 @@ def test_a_plain_rerun_failing_in_its_first_task_removes_the_earlier_comparison(
     cfg, out = compared
     fail_tasks()
     with pytest.raises(RuntimeError, match="task failed"):
-        run_suite(cfg, "another", out)
+        run_suite(cfg, "another", out, overwrite=True)
     assert not (out / "comparison.md").exists() and not (out / "comparison.json").exists()
 
 

@@ -102,7 +102,7 @@ def test_a_failed_rerun_does_not_show_the_earlier_runs_numbers(tmp_path, broken_
     run_comparison(cfg, "main", ["flaky"], out)  # a first run leaves compare/1_flaky/results.json
     broken_specs.add("flaky")
     with pytest.raises(GeoDinoError, match="comparison backbone flaky failed"):
-        run_comparison(cfg, "main", ["flaky"], out)
+        run_comparison(cfg, "main", ["flaky"], out, overwrite=True)
     table = json.loads((out / "comparison.json").read_text())
     assert all(r["values"]["flaky"] is None for r in table["rows"])  # not the first run's numbers
 
@@ -118,7 +118,7 @@ def test_a_rerun_failing_in_its_first_task_replaces_the_earlier_table(tmp_path, 
     assert first["rows"]
     fail_tasks()
     with pytest.raises(RuntimeError, match="task failed"):
-        run_suite(cfg, "tiny", out)
+        run_suite(cfg, "tiny", out, overwrite=True)
     again = read_results(out)
     assert again["rows"] == [] and again["started"] >= first["started"]
     assert "linear_top1" not in (out / "results.md").read_text()
@@ -131,5 +131,5 @@ def test_a_comparison_rerun_whose_main_backbone_fails_leaves_no_old_comparison(t
     assert (out / "comparison.md").is_file()
     fail_tasks()
     with pytest.raises(RuntimeError, match="task failed"):
-        run_comparison(cfg, "main", ["other"], out)
+        run_comparison(cfg, "main", ["other"], out, overwrite=True)
     assert not (out / "comparison.md").exists() and not (out / "comparison.json").exists()

@@ -73,7 +73,7 @@ def test_a_failed_run_marks_its_table_unfinished_and_a_rerun_completes_it(tmp_pa
     _check_unfinished(out)
     monkeypatch.undo()
     monkeypatch.setattr(runner, "load_probe_backbone", lambda *a: TinyBackbone(spec="tiny"))
-    run_suite(_cfg(tmp_path), "tiny", out)
+    run_suite(_cfg(tmp_path), "tiny", out, overwrite=True)  # as `geodino probe --overwrite` reruns it
     res = read_results(out)
     assert res["complete"] is True and res["pending"] == []
     assert [r["task"] for r in res["rows"] if r["metric"] == "knn_top1"] == ["first", "second", "third"]

@@ -115,7 +115,7 @@ def test_seeds_table_says_why_a_comparison_backbone_skipped_a_task(tmp_path, mon
 
     why = "needs 4 blocks; the backbone has 2 blocks"
 
-    def fake_comparison(cfg, spec, compare, folder):
+    def fake_comparison(cfg, spec, compare, folder, overwrite):
         for sub, value, skipped in (
             ("", 0.7 + cfg.seed / 100, {}),
             (f"{COMPARE_DIR}/{slug('other', 1)}", None, {"seg": why}),
