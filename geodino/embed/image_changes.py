@@ -1,47 +1,42 @@
 """Which parts of a killed `embed images` run no longer hold what a run on the files as they are now would write.
 
-Each part records, for each of its images, the file as it was when the part was made (`file_state`: its size, its
-modification time in ns and the sha256 of its first 64 KiB, `provenance.file_digest`), taken before its pixels are
-read, and the folder's DN -> reflectance rules (`settled_rules`: settled over every file at the start of a run, so
-one file replaced anywhere, even in a part not yet made, can change the rule of every image). A resume redoes the
-parts one of whose files now reads otherwise, or all of them when the rules differ (`stale_parts`), and says so in
-one line: rows are per image, so redoing a part beats refusing the run. A part of an earlier version, which records
-neither, is trusted as before.
+Each part records, for each of its images, the file as it was when the part was made (`file_stamps.file_record`:
+its size, modification time in ns, the sha256 of its first 64 KiB, inode change time and inode number), taken before
+its pixels are read, and the folder's DN -> reflectance rules (`settled_rules`: settled over every file at the start
+of a run, so one file replaced anywhere, even in a part not yet made, can change the rule of every image). A resume
+redoes the parts one of whose files now reads otherwise, or all of them when the rules differ (`stale_parts`), and
+says so in one line: rows are per image, so redoing a part beats refusing the run. A part of an earlier version,
+which records neither, is trusted as before.
 
-The content's head catches a file replaced by `cp -p` or `rsync -t` (which keep the modification time); the time
-catches an edit past the first 64 KiB that keeps the size (an uncompressed TIFF). A file only touched is redone too:
-it costs time, never a wrong row. Hashing 64 KiB is a small part of reading an image (a 1.7 MB 13-band TIFF: 0.2 of
-8 ms), and the work folder is the only place this is kept: no output records it, so outputs stay byte-identical.
+A file is checked by the rule the feature cache and a feature raster's resume use (`file_stamps.recheck`): stat
+first, so a resume of a million embedded images reads none whose stat is as recorded; the head is hashed only for
+a file whose change time or inode moved with its size and modification time kept (`cp -p`, `rsync -t`: the content
+tells it apart). Another size or modification time is a change with no read, so an edit past the first 64 KiB that
+keeps the size (an uncompressed TIFF) is caught, and a file only touched is redone: it costs time, never a wrong
+row. A part written before parts recorded the change time and inode has each file's head hashed, as then. The work
+folder is the only place this is kept: no output records it, so outputs stay byte-identical.
 """
 
 from __future__ import annotations
 
-import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from geodino.errors import plural
 
-__all__ = ["file_state", "file_states", "settled_rules", "stale_parts"]
+__all__ = ["settled_rules", "stale_parts", "take_files"]
 
 
-def file_state(path: Path) -> str | None:
-    """`"<size> <mtime_ns> <sha256 of the first 64 KiB>"` of the file at `path`; None when it does not read (a
-    file that comes back later reads as changed)."""
-    from geodino.embed.provenance import file_digest
+def take_files(root: Path, files: list[str]) -> tuple[list[str | None], list[list[int]], int]:
+    """(states, stamps, when) of each of `files` (relative to `root`) now, as a part records them: each file's
+    `file_stamps.file_record` split into its state and its `[ctime_ns, inode]`, and the time.time_ns() before."""
+    from geodino.embed.file_stamps import file_record
 
-    try:
-        mtime = os.stat(path).st_mtime_ns
-    except OSError:
-        return None
-    digest = file_digest(path)
-    return None if digest is None else f"{digest[0]} {mtime} {digest[1]}"
-
-
-def file_states(root: Path, files: list[str]) -> list[str | None]:
-    """`file_state` of each of `files` (relative to `root`)."""
-    return [file_state(root / rel) for rel in files]
+    taken = time.time_ns()
+    records = [file_record(root / rel) for rel in files]
+    return [r[0] for r in records], [r[1:] for r in records], taken
 
 
 def settled_rules(scaling: Any) -> dict[str, str]:
@@ -61,12 +56,16 @@ def stale_parts(parts: list[Any], data: Any, *, say: bool) -> list[Any]:
     for part in parts:
         if part.files is None:  # written before parts recorded their files: trusted as before
             continue
-        if not isinstance(part.files, list) or len(part.files) != part.hi - part.lo:
+        if not _files_read(part):
             stale.append(part)  # a record that does not read: redone, not trusted
             unread += 1
             continue
         files = data.files[part.lo : part.hi]
-        moved = [rel for rel, was, state in zip(files, part.files, file_states(data.root, files)) if was != state]
+        moved = [
+            rel
+            for rel, was, stamp in zip(files, part.files, _stamps(part))
+            if not _same(data.root, rel, was, stamp, part)
+        ]
         changed += moved
         if part.settled != now:
             rules = rules or _rule_change(part.settled, now)
@@ -76,6 +75,38 @@ def stale_parts(parts: list[Any], data: Any, *, say: bool) -> list[Any]:
     if stale and say:
         print(f"geodino: {_what(changed, rules, unread)}; {_redo(stale)}", file=sys.stderr)
     return stale
+
+
+def _files_read(part: Any) -> bool:
+    """Whether the part's record of its files reads: a state (str, or None for a file that did not read) each."""
+    files = part.files
+    return (
+        isinstance(files, list)
+        and len(files) == part.hi - part.lo
+        and all(f is None or isinstance(f, str) for f in files)
+    )
+
+
+def _stamps(part: Any) -> list[Any]:
+    """The `[ctime_ns, inode]` of each of the part's files, or None each where the part records none that read
+    (a part of an earlier version, or a damaged record: its files' heads are hashed, as before stamps were kept)."""
+    from geodino.embed.file_stamps import stamp_reads
+
+    stamps, n = part.stamps, part.hi - part.lo
+    ok = (
+        isinstance(stamps, list)
+        and len(stamps) == n
+        and isinstance(part.taken_ns, int)
+        and all(map(stamp_reads, stamps))
+    )
+    return stamps if ok else [None] * n
+
+
+def _same(root: Path, rel: str, state: str | None, stamp: list[int] | None, part: Any) -> bool:
+    """Whether `rel` is still the file the part recorded (`file_stamps.recheck`: stat first)."""
+    from geodino.embed.file_stamps import recheck
+
+    return recheck(root / rel, state, stamp, part.taken_ns if stamp is not None else 0)[0]
 
 
 def _rule_change(was: Any, now: dict[str, str]) -> tuple[str, str, str]:

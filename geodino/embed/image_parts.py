@@ -70,6 +70,8 @@ class Part:
     rules: list[str] = field(default_factory=list)
     files: list[str | None] | None = None  # each file then (`image_changes`); None: a part of an earlier version
     settled: dict[str, str] | None = None  # the folder's DN -> reflectance rules then (`image_changes`)
+    stamps: list[list[int]] | None = None  # each file's [ctime_ns, inode] then; None: a part of an earlier version
+    taken_ns: int | None = None  # when `files` and `stamps` were taken (time.time_ns())
 
 
 @dataclass
@@ -136,6 +138,7 @@ class ImageParts:
         meta["rules"] = part.rules
         if part.files is not None:  # what a resume checks the files against (`image_changes`)
             meta |= {"files": part.files, "settled": part.settled}
+            meta |= {"stamps": part.stamps, "taken_ns": part.taken_ns} if part.stamps is not None else {}
         with atomic_path(part_path(self.work, part.lo)) as tmp:
             pq.write_table(table.replace_schema_metadata({PART_KEY: json.dumps(meta).encode()}), tmp)
 
@@ -173,7 +176,8 @@ def read_part(path: Path) -> Part | None:
         for w, h, b, g in zip(cols["width"], cols["height"], cols["bands"], cols["geometry"], strict=True)
     ]
     rules, files, settled = list(meta.get("rules", [])), meta.get("files"), meta.get("settled")
-    return Part(lo, hi, rows, vectors.astype(np.float32, copy=False), info, skipped, rules, files, settled)
+    vectors = vectors.astype(np.float32, copy=False)
+    return Part(lo, hi, rows, vectors, info, skipped, rules, files, settled, meta.get("stamps"), meta.get("taken_ns"))
 
 
 def _reads(record: Path) -> bool:
@@ -349,17 +353,18 @@ class PartRunner:
 
     def part(self, lo: int, hi: int, bar: Any) -> Part:
         """Images lo..hi-1 as one part: pooled vectors of those that read, the others recorded as skipped."""
-        from geodino.embed.image_changes import file_states, settled_rules
+        from geodino.embed.image_changes import settled_rules, take_files
 
         d = self.data
-        states = file_states(d.root, d.files[lo:hi])  # before the pixels are read: a file replaced after reads changed
+        states, stamps, taken = take_files(d.root, d.files[lo:hi])  # before the pixels are read (`image_changes`)
         fs = _extract(self.bb, _Slice(d, lo, hi, bar), self.idx, self.image_size, self.batch_size, self.amp)
         keep = (fs.targets >= 0).numpy()
         vectors = _pool(fs, self.pool)[keep].numpy()
         rows = [int(i) for i in fs.targets[keep].tolist()]
         skipped = {i: d.failed[i] for i in range(lo, hi) if i in d.failed}
         rules = list(dict.fromkeys(d.rules[d.dtypes[i]][2] for i in range(lo, hi) if i in d.dtypes))
-        return Part(lo, hi, rows, vectors, [d.info[i] for i in rows], skipped, rules, states, settled_rules(d.scaling))
+        info, settled = [d.info[i] for i in rows], settled_rules(d.scaling)
+        return Part(lo, hi, rows, vectors, info, skipped, rules, states, settled, stamps, taken)
 
 
 class _Slice:

@@ -4,18 +4,17 @@ The feature-cache key names a dataset folder by its files' total size, newest mo
 (`folder_listing.folder_stamp`), which misses an image replaced by another of the same size whose time was kept
 (`cp -p`, `rsync -t`, an archive extracted again): the probe then scored the old image's features. So each cache
 entry `<key>.safetensors` of a dataset made of files has a record beside it, `<key>.files.json`: for each row, its
-file as it was before its pixels were read (`image_changes.file_state`: size, mtime in ns and the sha256 of its
-first 64 KiB, the rule `embed images --resume` uses) and its inode change time and number. A cache hit stats each
-file (no read): one whose size, time, change time and inode are those recorded is unchanged, as git trusts its
-index. The change time cannot be set back (`cp -p`, `touch -d` and extracting set it to now), so any other file has
-its head hashed: the same state as recorded (a `chmod`, the same archive extracted again) is unchanged, any other
-means its row is stale. Stale rows are computed again in the batches a full run puts them in (the same inputs side
-by side: the same bits, unless a full run is large enough to be compiled and the redo is not), patched into the
-entry and recorded; when that cannot be done (another input size or numerics) the split is extracted anew.
+file as it was before its pixels were read (`embed.file_stamps.file_record`: size, mtime in ns, the sha256 of its
+first 64 KiB, inode change time and number). A cache hit checks each file by the rule `embed --resume` and
+`embed images --resume` use (`file_stamps.recheck`): stat first, no read for a file whose stat is as recorded, its
+head hashed when only its change time or inode moved; a changed file means its row is stale. Stale rows are
+computed again in the batches a full run puts them in (the same inputs side by side: the same bits, unless a full
+run is large enough to be compiled and the redo is not), patched into the entry and recorded; when that cannot be
+done (another input size or numerics) the split is extracted anew.
 
 An entry written before records nothing: it is adopted, its rows trusted unless their file changed (by its change
 time) after the entry was written, and its record written. A file changed within 2 s of being recorded may change
-again unseen within the time's resolution, so it is hashed on the next hit too.
+again unseen within the time's resolution, so it is hashed on the next hit too (`file_stamps.RACY_NS`).
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ from geodino.errors import plural
 __all__ = ["current_features", "keep_record", "take_record"]
 
 RECORD_VERSION = 1
-RACY_NS = 2_000_000_000  # a file changed this recently (by its change time) may change again unseen within it
 
 
 def record_path(entry: Path) -> Path:
@@ -61,15 +59,10 @@ def row_paths(dataset: Any) -> tuple[list[str], list[str]] | None:
 
 
 def _row(path: str, name: str) -> list[Any]:
-    """[name, file_state, ctime_ns, inode] of a file now; the stat is taken before the state, so a change between
-    them shows as a new change time next time."""
-    from geodino.embed.image_changes import file_state
+    """[name, file_state, ctime_ns, inode] of a file now (`file_stamps.file_record`)."""
+    from geodino.embed.file_stamps import file_record
 
-    try:
-        st = os.stat(path)
-    except OSError:
-        return [name, None, 0, 0]
-    return [name, file_state(Path(path)), st.st_ctime_ns, st.st_ino]
+    return [name, *file_record(Path(path))]
 
 
 def take_record(dataset: Any) -> dict[str, Any] | None:
@@ -121,22 +114,13 @@ def _row_reads(row: Any, name: str) -> bool:
     )
 
 
-def _same(was: list[Any], path: str, trusted_before: int) -> tuple[bool, list[Any]]:
-    """(unchanged, row now) of one recorded row: by stat alone when size, mtime, change time and inode are those
-    recorded and the change was not racy, else by `file_state` (the head's hash)."""
-    name, state, ctime, ino = was
-    try:
-        st = os.stat(path)
-    except OSError:
-        return state is None, [name, None, 0, 0]
-    if state is not None and state.split(" ")[:2] != [str(st.st_size), str(st.st_mtime_ns)]:
-        return False, was  # another size or time: changed (its new state is taken before it is read again)
-    if state is not None and (st.st_ctime_ns, st.st_ino) == (ctime, ino) and ctime < trusted_before:
-        return True, was
-    from geodino.embed.image_changes import file_state
+def _same(was: list[Any], path: str, taken_ns: int) -> tuple[bool, list[Any]]:
+    """(unchanged, row now) of one recorded row, by `file_stamps.recheck` (stat first, the head hashed only when the
+    stat moved); the row recorded when nothing was hashed."""
+    from geodino.embed.file_stamps import recheck
 
-    now = file_state(Path(path))
-    return now == state, [name, now, st.st_ctime_ns, st.st_ino]
+    same, now = recheck(Path(path), was[1], was[2:], taken_ns)
+    return same, was if now is None else [was[0], *now]
 
 
 def stale_rows(entry: Path, dataset: Any) -> tuple[list[int], dict[str, Any], bool] | None:
@@ -149,6 +133,8 @@ def stale_rows(entry: Path, dataset: Any) -> tuple[list[int], dict[str, Any], bo
     start = time.time_ns()
     record = _read_record(entry, names)
     if record is None:  # written before records were kept (or its record lost): adopted, by change time
+        from geodino.embed import file_stamps
+
         try:
             written = os.stat(entry).st_mtime_ns
         except OSError:
@@ -156,7 +142,7 @@ def stale_rows(entry: Path, dataset: Any) -> tuple[list[int], dict[str, Any], bo
         stale = []
         for i, p in enumerate(paths):
             try:
-                if os.stat(p).st_ctime_ns >= written - RACY_NS:
+                if os.stat(p).st_ctime_ns >= written - file_stamps.RACY_NS:
                     stale.append(i)
             except OSError:
                 stale.append(i)
@@ -165,7 +151,7 @@ def stale_rows(entry: Path, dataset: Any) -> tuple[list[int], dict[str, Any], bo
         return stale, new, True
     stale, kept, changed = [], [], False
     for i, (row, p) in enumerate(zip(record["files"], paths)):
-        same, now = _same(row, p, record["taken_ns"] - RACY_NS)
+        same, now = _same(row, p, record["taken_ns"])
         if not same:
             stale.append(i)
         changed = changed or now is not row

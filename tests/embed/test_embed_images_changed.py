@@ -10,11 +10,13 @@ import contextlib
 import json
 import os
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from geodino.embed import file_stamps
 from geodino.embed.pipeline import run_lines
 from tests import helpers
 from tests.embed.test_embed_images import SPEC, rgb, save_png
@@ -88,8 +90,12 @@ def test_unchanged_files_redo_no_part(tmp_path, capsys):
     assert_same_output(out, fresh(root, tmp_path / "want.parquet"))
 
 
-def test_a_replacement_with_the_old_files_size_and_time_is_redone(tmp_path, capsys):
-    """`cp -p` of another image of the same size keeps the modification time: its content tells it apart."""
+@pytest.mark.parametrize("racy", [True, False], ids=["files just made: heads hashed", "older files: by stat"])
+def test_a_replacement_with_the_old_files_size_and_time_is_redone(tmp_path, capsys, monkeypatch, racy):
+    """`cp -p` of another image of the same size keeps the modification time: its change time moved, so its head is
+    hashed, and its content tells it apart."""
+    if not racy:  # as for a folder not written in the last 2 s: a file is trusted by its stat alone
+        monkeypatch.setattr(file_stamps, "RACY_NS", 0)
     root, out = chips(tmp_path), tmp_path / "o.parquet"
     kill_after_2_parts(root, out)
     target = root / "one/img03.png"  # in the 2nd part
@@ -104,6 +110,65 @@ def test_a_replacement_with_the_old_files_size_and_time_is_redone(tmp_path, caps
     assert_same_output(out, fresh(root, tmp_path / "want.parquet"))
 
 
+def counted_hashes(monkeypatch) -> Counter:
+    """How often each file's head is hashed from now on (by name under the chips folder)."""
+    hashed: Counter = Counter()
+    state = file_stamps.file_state
+    monkeypatch.setattr(file_stamps, "file_state", lambda p: hashed.update([f"{p.parent.name}/{p.name}"]) or state(p))
+    return hashed
+
+
+@pytest.mark.parametrize("replace", ["copy", "rename"], ids=["same inode", "new inode"])
+def test_a_resume_hashes_only_the_files_whose_stat_moved(tmp_path, capsys, monkeypatch, replace):
+    """Before, every embedded file's first 64 KiB was hashed on every resume (1M images: 64 GB read). Now a file whose
+    size, times and inode are as its part recorded is not read; one whose change time or inode alone moved is hashed:
+    a `chmod` (the same bytes: kept) and another image put in with the old size and time, by a copy onto it (its
+    change time moves) or a rename onto it (its inode moves): redone. The output is that of a fresh run."""
+    monkeypatch.setattr(file_stamps, "RACY_NS", 0)
+    root, out = chips(tmp_path), tmp_path / "o.parquet"
+    kill_after_2_parts(root, out)  # parts one/img00-01 and one/img02-03
+    (root / "one/img00.png").chmod(0o600)
+    target = root / "one/img03.png"
+    before = target.stat()
+    other = save_png(tmp_path / "other.png", np.flip(rgb(seed=13), axis=2).copy())
+    assert other.stat().st_size == before.st_size
+    if replace == "copy":
+        shutil.copyfile(other, target)
+    else:
+        os.replace(other, target)
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (target.stat().st_ino != before.st_ino) == (replace == "rename")
+    hashed = counted_hashes(monkeypatch)
+    images, err = resume(root, out, capsys)
+    assert "1 image changed since the partial run (one/img03.png); re-embedding 1 part (2 images)" in err, err
+    assert images == 2 + N_IMAGES - 4
+    # img00: checked (its change time moved); img01: not read; img02: taken again with its part; img03: checked and
+    # taken again; the images not yet embedded: taken once each, before their pixels are read
+    assert hashed == {"one/img00.png": 1, "one/img02.png": 1, "one/img03.png": 2, "one/img04.png": 1} | {
+        f"two/img{k:02d}.png": 1 for k in range(5, N_IMAGES)
+    }
+    assert_same_output(out, fresh(root, tmp_path / "want.parquet"))
+
+
+def test_a_part_that_records_no_change_times_has_its_files_hashed_as_before(tmp_path, capsys, monkeypatch):
+    """A part written before parts recorded each file's change time and inode: every file of it is checked by its
+    head, as then (a replacement with the old size and time is still caught), and none is trusted by stat."""
+    monkeypatch.setattr(file_stamps, "RACY_NS", 0)
+    root, out = chips(tmp_path), tmp_path / "o.parquet"
+    work = kill_after_2_parts(root, out)
+    edit_part_records(work, lambda meta: {k: v for k, v in meta.items() if k not in ("stamps", "taken_ns")})
+    target = root / "one/img03.png"
+    before = target.stat()
+    shutil.copyfile(save_png(tmp_path / "other.png", np.flip(rgb(seed=13), axis=2).copy()), target)
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    hashed = counted_hashes(monkeypatch)
+    images, err = resume(root, out, capsys)
+    assert "1 image changed since the partial run (one/img03.png); re-embedding 1 part (2 images)" in err, err
+    assert images == 2 + N_IMAGES - 4
+    assert hashed["one/img00.png"] == hashed["one/img01.png"] == 1  # part 1 kept, each file read by its head
+    assert_same_output(out, fresh(root, tmp_path / "want.parquet"))
+
+
 def edit_part_records(work: Path, edit) -> None:
     """Rewrite each part's metadata record with `edit(record)`."""
     import pyarrow.parquet as pq
@@ -113,7 +178,7 @@ def edit_part_records(work: Path, edit) -> None:
     for path in work.glob("part_*.parquet"):
         table = pq.read_table(path)
         meta = json.loads(table.schema.metadata[PART_KEY])
-        assert {"files", "settled"} <= set(meta)
+        assert {"files", "settled", "stamps", "taken_ns"} <= set(meta)
         pq.write_table(table.replace_schema_metadata({PART_KEY: json.dumps(edit(meta)).encode()}), path)
 
 
@@ -160,7 +225,7 @@ def test_a_replaced_image_that_changes_the_folders_rule_redoes_every_part(tmp_pa
 
 
 def test_file_state_tells_contents_and_times_apart(tmp_path):
-    from geodino.embed.image_changes import file_state
+    from geodino.embed.file_stamps import file_state
 
     path = tmp_path / "a.tif"
     data = bytes(range(256)) * 1024  # 256 KiB
@@ -183,3 +248,30 @@ def test_file_state_tells_contents_and_times_apart(tmp_path):
     assert rewrite(data, keep_time=False) != state  # touched: redone (costs time, never a wrong row)
     path.unlink()
     assert file_state(path) is None
+
+
+def test_recheck_reads_a_file_only_when_its_stamp_alone_moved(tmp_path, monkeypatch):
+    """The rule of `file_stamps.recheck` on one file: stat as recorded, no read; another change time (a `chmod`),
+    its head hashed, the same; an edit in place past the head, a change with no read (its modification time moved);
+    a record without a stamp, its head hashed (as before stamps were kept); a file gone, a change."""
+    import time
+
+    monkeypatch.setattr(file_stamps, "RACY_NS", 0)
+    path = tmp_path / "a.tif"
+    path.write_bytes(bytes(range(256)) * 1024)  # 256 KiB
+    taken = time.time_ns()
+    state, *stamp = file_stamps.file_record(path)
+    hashed = counted_hashes(monkeypatch)
+    assert file_stamps.recheck(path, state, stamp, taken) == (True, None) and not hashed
+    was = [stamp[0] - 1, stamp[1]]  # as recorded before a `chmod` (a change time cannot be set, so it is the record)
+    same, now = file_stamps.recheck(path, state, was, taken)
+    assert same and now == [state, *stamp] and hashed.total() == 1
+    assert file_stamps.recheck(path, state, None, taken)[0] and hashed.total() == 2
+    mtime = path.stat().st_mtime_ns
+    with open(path, "r+b") as fh:
+        fh.seek(200_000)
+        fh.write(b"edited")
+    os.utime(path, ns=(mtime, mtime + 1_000_000))  # as the write sets it, past the clock's tick
+    assert file_stamps.recheck(path, state, stamp, taken) == (False, None) and hashed.total() == 2
+    path.unlink()
+    assert file_stamps.recheck(path, state, stamp, taken) == (False, None)

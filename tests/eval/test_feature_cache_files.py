@@ -13,8 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-import geodino.embed.image_changes
-import geodino.eval.feature_files
+import geodino.embed.file_stamps
 from geodino.eval.datasets import DatasetConfig, build_dataset
 from geodino.eval.features import FeatureConfig, extract_features
 from tests.eval.tiny_backbone import TinyBackbone
@@ -49,7 +48,7 @@ def test_an_image_replaced_with_the_same_size_and_mtime_gets_its_new_features(tm
     """Replaced by another image's bytes, size and mtime kept: the old code served the entry (key unchanged); now the
     batch holding it is computed again, and the result equals a run without the cache, bit for bit."""
     if not racy:  # as for a folder not written in the last 2 s: a file is trusted by its stat alone
-        monkeypatch.setattr(geodino.eval.feature_files, "RACY_NS", 0)
+        monkeypatch.setattr(geodino.embed.file_stamps, "RACY_NS", 0)
     cfg, bb, cache = _folder(tmp_path / "d"), TinyBackbone(), tmp_path / "cache"
     first = _extract(bb, cfg, cache)
     ds = build_dataset(cfg, "train")
@@ -76,10 +75,10 @@ def test_an_image_replaced_with_the_same_size_and_mtime_gets_its_new_features(tm
 def test_an_unchanged_folder_is_read_from_the_cache_with_no_forward_and_no_file_read(tmp_path, monkeypatch):
     """A hit stats the files (no read) when their change time is that recorded; a file whose change time moved with
     the same bytes (the same archive extracted again) has its head hashed once, and is no reason to recompute."""
-    monkeypatch.setattr(geodino.eval.feature_files, "RACY_NS", 0)
+    monkeypatch.setattr(geodino.embed.file_stamps, "RACY_NS", 0)
     hashed: list[Path] = []
-    state = geodino.embed.image_changes.file_state
-    monkeypatch.setattr(geodino.embed.image_changes, "file_state", lambda p: hashed.append(p) or state(p))
+    state = geodino.embed.file_stamps.file_state
+    monkeypatch.setattr(geodino.embed.file_stamps, "file_state", lambda p: hashed.append(p) or state(p))
     cfg, bb, cache = _folder(tmp_path / "d"), TinyBackbone(), tmp_path / "cache"
     first = _extract(bb, cfg, cache)
     assert len(hashed) == 6 and len(list(cache.glob("*.files.json"))) == 1  # recorded before the pixels were read
