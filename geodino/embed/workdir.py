@@ -10,12 +10,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from geodino.embed.input_stamp import input_change, keep_input_record
 from geodino.errors import GeoDinoError, InputError
 from geodino.io import atomic_path
 
@@ -216,6 +216,8 @@ def init_work_dir(work: Path, prep: Any, *, join: bool) -> None:
         metadata=prep.meta,
     )
     (work / DONE).mkdir(exist_ok=True)
+    if prep.meta.get("input_identity"):  # a local file: its stat for `_check_same_input` (`input_stamp`)
+        keep_input_record(work, ident["input"])
     _write_text(plan_file, json.dumps(ident, indent=1))  # written last: its presence means the store is ready
 
 
@@ -251,23 +253,20 @@ def _check_same_input(work: Path, ident: dict[str, Any], identity: str | None) -
     """Refuse to resume from an input replaced under its path since the partial output was started: the rows
     written come from the old file, the rest would come from the new one. The run record (`plan.json`) leaves the
     input's content out, so that a record of an earlier version still resumes; the store's metadata holds it
-    (`input_identity`, the output's GEODINO_INPUT_IDENTITY) since it was recorded. A store without it, or an input
-    without one (a VRT), resumes as before."""
+    (`input_identity`, the output's GEODINO_INPUT_IDENTITY) since it was recorded, the work folder its stat (an
+    edit past the first 64 KiB: `input_stamp`). A store without it, or an input without one (a VRT), resumes as
+    before."""
     try:
         recorded = json.loads((work / STORE / ".zattrs").read_text()).get("input_identity")
     except (OSError, ValueError, AttributeError):
         return  # no readable store: `check_store` says so
-    if identity and isinstance(recorded, str) and recorded != identity:
+    change = input_change(work, ident.get("input"), recorded, identity) if identity else None
+    if change:
         raise InputError(
             f"the input {ident.get('input')} of {output_of(work)} changed since its partial output {work} was "
-            f"started (then {_short_hex(recorded)}, now {_short_hex(identity)}); restore that input to resume, or pass "
+            f"started (then {change[0]}, now {change[1]}); restore that input to resume, or pass "
             "--overwrite to start again from this one (overwrite=True in Python)"
         )
-
-
-def _short_hex(identity: str) -> str:
-    """An identity for a message: its sha256 cut to 16 hex digits (enough to tell two contents apart)."""
-    return re.sub(r"\b([0-9a-f]{16})[0-9a-f]{48}\b", r"\1...", identity)
 
 
 # keys a run record holds since a later version; an earlier record without one resumes as it did (unchecked)
