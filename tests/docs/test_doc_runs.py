@@ -8,6 +8,10 @@ inputs are generated once per module (tests/docs/workspace.py: 320 px scenes, ch
 files and two tiny backbones trained and exported through geodino itself). Rewrites applied to every command:
 `/data/...` -> `data/...` (the generated folder) and `SPEC` -> `exports/s2_vits16.pth` (the tiny S2 export).
 Every CONFIG-ONLY command is still parsed and its config loaded by test_doc_commands.py.
+
+Warnings: a run entry's `warns` lists the warnings its command (or snippet) gives as a user's run of it would, each a
+regex searched in `Category: text`; the test asserts each is given and that no other is (a new warning is a defect
+to fix, or a line to add here with the reason). DeprecationWarnings are left to pyproject.toml's filters.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from geodino.cpus import usable_cpus
 from tests.docs.commands import FENCE, doc_files, documented_commands
 from tests.docs.workspace import TINY_PRETRAIN, build_workspace, chdir, geodino
 
@@ -33,6 +39,7 @@ class Run:
     after: tuple[str, ...] = ()
     replace: tuple[tuple[str, str], ...] = ()  # (documented word, generated stand-in), said in `why`
     fresh: tuple[str, ...] = ()  # outputs another documented command wrote first (each refuses to overwrite)
+    warns: tuple[str, ...] = ()  # the warnings it gives (a user's run, or the stand-ins said in `why`): docstring
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,15 @@ class ConfigOnly:
 
 
 TINY = tuple(TINY_PRETRAIN)
+# TINY's 32 px crops cut from the recipes' 224-480 px tiles: the scale warning is about the shrink, not the documented
+# command (tests/data/test_coarse_tiles.py checks its numbers)
+SHRUNK = (r"UserWarning: data source \w+: tiles of \d+ px are cut into global crops of .* resized to 32 px",)
+# what a user of these documented commands sees (the file has no such part / band: said so that a typo is not silent)
+NO_MASK_TOKEN = (r"UserWarning: timm's DINOv3 Eva stores no mask token: this backbone's non-zero mask_token",)
+NO_BAND = r"UserWarning: 1 band \({}\) matches no band of checkpoint .*: it gets the mean kernel"
+# torch's advice when a DataLoader has more worker processes than this machine's CPUs (geodino allows up to
+# READERS_PER_CPU readers per CPU: they mostly wait on disks); the docs' `--workers 4` says it on fewer than 4 CPUs
+FOUR_READERS = (r"UserWarning: This DataLoader will create 4 worker processes",) if usable_cpus() < 4 else ()
 # a 2-step distillation's EMA at the recipes' momentum (0.99x -> 1) would export the students' init: 1 - 10/steps
 MOMENTUM_2 = "schedules.momentum={start: 0.0, peak: 0.0, end: 1.0}"
 MOMENTUM_WHY = "EMA momentum 0 -> 1 (the short-run value the run's warning advises)"
@@ -78,9 +94,9 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
         "a ViT-L run for a GPU; the key runs in tests/train/test_activation_checkpointing.py and under 2-process "
         "FSDP2 in tests/train/test_distributed.py"
     ),
-    G + "pretrain -c configs/pretrain/vits16_pretrain.yaml": Run(TINY, TINY_WHY),
+    G + "pretrain -c configs/pretrain/vits16_pretrain.yaml": Run(TINY, TINY_WHY, warns=SHRUNK),
     G + "pretrain -c configs/pretrain/vits16_gram.yaml": Run(TINY, TINY_WHY, ("pretrain -c configs/pretrain/vits16_pretrain.yaml",)),
-    G + "pretrain -c configs/pretrain/vits16_highres.yaml": Run((*TINY, "ssl.koleo.group_size=2", "crops.crop_sets=[{global_size: 32, local_size: 16, gram_size: 48, probability: 1.0}]"), TINY_WHY + "; KoLeo groups of 2 (the recipe's 16 need a global batch of 16); one tiny crop set (its 320 px crops take 40 s)", ("pretrain -c configs/pretrain/vits16_gram.yaml",)),
+    G + "pretrain -c configs/pretrain/vits16_highres.yaml": Run((*TINY, "ssl.koleo.group_size=2", "crops.crop_sets=[{global_size: 32, local_size: 16, gram_size: 48, probability: 1.0}]"), TINY_WHY + "; KoLeo groups of 2 (the recipe's 16 need a global batch of 16); one tiny crop set (its 320 px crops take 40 s)", ("pretrain -c configs/pretrain/vits16_gram.yaml",), warns=SHRUNK),
     G + "export runs/s2/checkpoints/last.ckpt exports/s2_vits16.pth": Run(OW, WS_WROTE),
     G + "pretrain -c configs/pretrain/small_vit_tiny.yaml 'data.sources=[{type: images, paths: [/data/my_chips/], sensor: imagenet}]' trainer.max_steps=700": Run(TINY, TINY_WHY),
     G + "export runs/source/checkpoints/last.ckpt exports/source.pth": Run(OW, WS_WROTE),
@@ -111,8 +127,8 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "info": Run(),
     G + "info dinov3_vitl16_pretrain_sat493m-eadcf0ff.pth --image-size 512": Run(),
     G + "convert dinov3_vitl16_pretrain_sat493m-eadcf0ff.pth vitl_sat_hf --to hf": Run(),
-    G + "convert vitl_sat_hf vitl_sat_timm.safetensors --to timm": Run(after=("convert dinov3_vitl16_pretrain_sat493m-eadcf0ff.pth vitl_sat_hf --to hf",)),
-    G + "convert dinov3_vitl16_pretrain_sat493m-eadcf0ff.pth vitl_s2.safetensors --bands B02 B03 B04 B08 --sensor sentinel2_l2a --fill mean": Run(),
+    G + "convert vitl_sat_hf vitl_sat_timm.safetensors --to timm": Run(after=("convert dinov3_vitl16_pretrain_sat493m-eadcf0ff.pth vitl_sat_hf --to hf",), warns=NO_MASK_TOKEN),
+    G + "convert dinov3_vitl16_pretrain_sat493m-eadcf0ff.pth vitl_s2.safetensors --bands B02 B03 B04 B08 --sensor sentinel2_l2a --fill mean": Run(warns=(NO_BAND.format("B08"),)),
     # --- docs/data.md
     G + "data index /data/s2/ --out footprints.geojson": Run(),
     G + "data stats /data/s2/ --out configs/sensors/my_s2.yaml --scale 0.0001 --samples 512": Run(OW, WS_WROTE),
@@ -179,11 +195,11 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "viz attention s2.tif -b s2_vits16.pth --sensor sentinel2_l2a -o att/ --window 0 0 1024 1024": Run(("--window", "0", "0", "512", "512", *OW), "the generated s2.tif has 512 px: the window is cut to it; " + DOC_WROTE),
     G + "viz attention s2.tif -b SPEC --sensor sentinel2_l2a -o att/ --point 500100 4499900 --point-crs": Run(OW, DOC_WROTE),
     G + "data curate /data/chips/ -b exports/teacher.pth --size 100000 -o curated/": Run(("--size", "1", "--clusters", "1"), CURATE, fresh=("curated",)),
-    G + "data curate /data/s2/ --type raster --sensor sentinel2_l2a --tile-size 256 -b s2_vits16.pth --size 200000 --clusters 20000 2000 200 --dedup 0.95 --workers 4 -o curated/": Run(("--size", "1", "--clusters", "1"), CURATE, fresh=("curated",)),
+    G + "data curate /data/s2/ --type raster --sensor sentinel2_l2a --tile-size 256 -b s2_vits16.pth --size 200000 --clusters 20000 2000 200 --dedup 0.95 --workers 4 -o curated/": Run(("--size", "1", "--clusters", "1"), CURATE, fresh=("curated",), warns=FOUR_READERS),
     G + "data curate --config configs/pretrain/small_vit_tiny.yaml -b exports/teacher.pth --size 1000 -o curated/": Run(("--size", "1", "--clusters", "1"), CURATE, fresh=("curated",)),
     G + "pretrain --config curated/config.yaml": Run(TINY, TINY_WHY, ("data curate --config configs/pretrain/small_vit_tiny.yaml -b exports/teacher.pth --size 1000 -o curated/",)),
     # --- docs/integrations.md
-    G + "convert exports/backbone.pth timm_backbone --to timm": Run(),
+    G + "convert exports/backbone.pth timm_backbone --to timm": Run(warns=NO_MASK_TOKEN),
     G + "convert exports/backbone.pth hf_backbone --to hf": Run(),
     # --- docs/pretraining.md
     G + "demo --out demo_out": ConfigOnly("minutes on a CPU; tests/test_demo.py runs the same pipeline with --size tiny"),
@@ -191,7 +207,7 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "pretrain -c configs/pretrain/demo.yaml trainer.max_steps=20 output_dir=runs/smoke 'data.sources=[{type: raster, paths: [/data/scenes/], sensor: maxar, tile_size: 64}]'": Run(TINY, TINY_WHY),
     G + "pretrain -c configs/pretrain/demo.yaml 'trainer.loggers=[csv, wandb]' 'trainer.logger_options={wandb: {project: geo}}'": ConfigOnly("needs wandb (geodino[tracking]) and an account; the missing-package error is tested in tests/train/test_loggers.py"),
     G + "pretrain -c configs/pretrain/demo.yaml 'trainer.loggers=[csv, mlflow]'": ConfigOnly("needs mlflow (geodino[tracking]); the missing-package error is tested in tests/train/test_loggers.py"),
-    G + "pretrain -c configs/pretrain/sat_vits16.yaml trainer.devices=1 trainer.strategy=auto batch_size=128": Run(TINY, TINY_WHY),
+    G + "pretrain -c configs/pretrain/sat_vits16.yaml trainer.devices=1 trainer.strategy=auto batch_size=128": Run(TINY, TINY_WHY, warns=SHRUNK),
     G + "pretrain -c configs/pretrain/sat_vits16.yaml trainer.devices=4 trainer.strategy=ddp": ConfigOnly(MULTI_GPU),
     G + "pretrain -c configs/pretrain/vitl16.yaml trainer.devices=8 trainer.num_nodes=1": ConfigOnly(MULTI_GPU),
     G + "pretrain --config configs/pretrain/vitl16.yaml trainer.devices=8 trainer.num_nodes=4 output_dir=runs/vitl16": ConfigOnly(MULTI_GPU),
@@ -204,7 +220,10 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "probe -c configs/eval/eurosat_knn_linear.yaml -b exports/s2_vits16.pth --compare baseline:colour --seeds 0,1,2 --out runs/eurosat_seeds": ConfigOnly(DOWNLOAD),
     G + "probe -c configs/eval/eurosat_knn_linear.yaml -b exports/s2_vits16.pth --compare baseline:colour --compare 'arch:vit_small?seed=0&layerscale_init=1.0' --out runs/eurosat_vs": ConfigOnly(DOWNLOAD),
     G + "probe -c configs/eval/all.yaml -b 'baseline:colour?patch_size=16' tasks.canopy_neon_dpt.head=linear tasks.canopy_neon_dpt.layers=last 'only=[eurosat_knn_linear,loveda_linear,canopy_neon_dpt,vhr10_fasterrcnn]' tasks.eurosat_knn_linear.backbone_sensor=sentinel2_l2a 'tasks.eurosat_knn_linear.backbone_bands=[red,green,blue]' --out runs/all_colour": ConfigOnly(DOWNLOAD),
-    G + "probe -c configs/eval/eurosat_knn_linear.yaml -b arch:vit_small --out runs/mine tasks.eurosat_knn_linear.data.name=image_folder tasks.eurosat_knn_linear.data.root=/data/my_scenes 'tasks.eurosat_knn_linear.data.bands=[]'": Run(),
+    G + "probe -c configs/eval/eurosat_knn_linear.yaml -b arch:vit_small --out runs/mine tasks.eurosat_knn_linear.data.name=image_folder tasks.eurosat_knn_linear.data.root=/data/my_scenes 'tasks.eurosat_knn_linear.data.bands=[]'": Run(
+        warns=(r"UserWarning: kNN: k=10, 20, 100, 200 are more than the 4 training images of image_folder",),
+        why="the stand-in class folder has 4 training images, fewer than the recipe's k values (tests/eval checks the message)",
+    ),
     G + "probe -c configs/eval/all.yaml -b SPEC --out runs/all": ConfigOnly(DOWNLOAD),
     G + "probe -c configs/eval/all.yaml -b SPEC --out runs/two 'only=[eurosat_knn_linear,vhr10_fasterrcnn]'": ConfigOnly(DOWNLOAD),
     G + "probe -c configs/eval/eurosat_knn_linear.yaml -b 'arch:vit_small?seed=0' --out runs/sample_random tasks.eurosat_knn_linear.data.name=image_folder tasks.eurosat_knn_linear.data.root=../shared/data/eurosat_sample 'tasks.eurosat_knn_linear.data.bands=[]' tasks.eurosat_knn_linear.logreg.enabled=true": ConfigOnly("reads ../shared/data/eurosat_sample (not in the repository); the same class-folder command runs on generated data as runs/mine"),
@@ -229,6 +248,7 @@ class Snippet:
     skip: str = ""
     replace: tuple[tuple[str, str], ...] = ()
     fresh: tuple[str, ...] = ()  # outputs removed first (the API refuses to overwrite them)
+    warns: tuple[str, ...] = ()  # as Run.warns
 
 
 SNIPPETS: dict[tuple[str, int], Snippet] = {
@@ -267,7 +287,9 @@ SNIPPETS: dict[tuple[str, int], Snippet] = {
     ("integrations.md", 0): Snippet("import torch\ndn = torch.full((1, 4, 64, 64), 1200.0)  # a DN batch\n"),
     ("integrations.md", 1): Snippet(after=("convert exports/backbone.pth timm_backbone --to timm",)),
     ("integrations.md", 2): Snippet(after=("convert exports/backbone.pth timm_backbone --to timm",)),
-    ("integrations.md", 3): Snippet("import torch\nimages = torch.zeros(1, 5, 64, 64)\n"),
+    ("integrations.md", 3): Snippet(  # swir16: the doc's 5th band, which the 4-band export lacks
+        "import torch\nimages = torch.zeros(1, 5, 64, 64)\n", warns=(NO_BAND.format("swir16"),)
+    ),
     ("integrations.md", 4): Snippet(after=("convert exports/backbone.pth hf_backbone --to hf",)),
     ("pretraining.md", 0): Snippet(
         skip="700-2000 steps of the short-run and S2 recipes (an hour or more on a CPU); tests/train/test_api.py runs "
@@ -344,6 +366,22 @@ def remove(paths) -> None:
             p.unlink()
 
 
+def check_warnings(what: str, seen: list[warnings.WarningMessage], expected: tuple[str, ...]) -> None:
+    """Each `expected` warning was given and no other (DeprecationWarnings are passed on to pyproject's filters)."""
+    texts = []
+    for w in seen:
+        if issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning)):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        else:
+            texts.append(f"{w.category.__name__}: {w.message}")
+    texts = list(dict.fromkeys(texts))
+    missing = [p for p in expected if not any(re.search(p, t) for t in texts)]
+    other = [t for t in texts if not any(re.search(p, t) for p in expected)]
+    listed = "fix the cause, or add it to the entry's `warns` with the reason"
+    assert not other, f"{what} gave warnings its entry's `warns` does not list ({listed}):\n" + "\n".join(other)
+    assert not missing, f"{what} no longer gives these warnings of its `warns` (drop them):\n" + "\n".join(missing)
+
+
 def run_command(ws: Workspace, command: str) -> str:
     """Run one documented command (and first the commands it needs) in the workspace; return its output."""
     if command in ws.done:
@@ -353,10 +391,12 @@ def run_command(ws: Workspace, command: str) -> str:
     for pre in entry.after:
         run_command(ws, G + pre)
     argv = rewrite(command, entry.replace)
-    with chdir(ws.root):
+    with chdir(ws.root), warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
         remove(entry.fresh)
         rc, out, _ = geodino(*argv, *entry.extra)
     assert rc == 0, f"`{command}` exited {rc}:\n{out[-3000:]}"
+    check_warnings(f"`{command}`", seen, entry.warns)
     ws.done[command] = out
     return out
 
@@ -364,12 +404,6 @@ def run_command(ws: Workspace, command: str) -> str:
 RUNS = [c for c in UNIQUE if isinstance(COMMANDS.get(c), Run)]
 
 
-# TINY_PRETRAIN's 32 px crops cut from the recipes' 224-480 px tiles: the scale warning is about the shrink, not the
-# documented command (tests/data/test_coarse_tiles.py asserts it)
-@pytest.mark.filterwarnings("ignore:data source .*. tiles of .* px are cut into global crops .* resized to 32 px")
-# the stand-in EuroSAT folder has 4 training images, fewer than the documented k values (the message is asserted in
-# tests/eval)
-@pytest.mark.filterwarnings("ignore:kNN. k=.* are more than the 4 training images")
 @pytest.mark.parametrize("command", RUNS, ids=[c[8:60] for c in RUNS])
 def test_documented_command_runs(command: str, ws: Workspace, monkeypatch) -> None:
     run_command(ws, command)
@@ -386,6 +420,8 @@ def test_documented_snippet_runs(key, ws: Workspace) -> None:
     text = SNIPPET_TEXT[key]
     for old, new in entry.replace:
         text = text.replace(f'"{old}"', f'"{new}"')
-    with chdir(ws.root):
+    with chdir(ws.root), warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
         remove(entry.fresh)
         exec(compile(entry.prelude + text, f"{key[0]}[python {key[1]}]", "exec"), {})
+    check_warnings(f"{key[0]}'s python block {key[1]}", seen, entry.warns)
