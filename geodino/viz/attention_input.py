@@ -234,7 +234,8 @@ def recorded_sensor(backbone: Any, path: str | Path) -> tuple[Any, str] | None:
     """The data sensor of a raster given without --sensor: the one the backbone's normalisation record carries
     (its sensor, bands and DN scale: `geodino.embed.sweep.scaling_sensor`, the rule `geodino embed` reads rasters
     by), with the line saying so; None when the record has no DN scale (then --sensor is asked for). A float
-    raster is reflectance already, as embed reads it: the record's bands with scale 1."""
+    raster is reflectance already, as embed reads it: the record's bands with scale 1; an int8 raster (codes) is
+    refused, as embed refuses it."""
     from geodino.embed.config import EmbedConfig
     from geodino.embed.sweep import recorded_scale, scaling_sensor
 
@@ -251,6 +252,11 @@ def recorded_sensor(backbone: Any, path: str | Path) -> tuple[Any, str] | None:
     except rasterio.errors.RasterioError:  # the archive says what is wrong with the file, in its own words
         dtype = None
     is_float = dtype is not None and dtype.kind == "f"
+    if dtype == np.int8:  # codes, which no sensor's DN scale is for (`geodino.data.dtype_rule`, as embed refuses)
+        from geodino.data.dtype_rule import dtype_divisor
+
+        fix = "if it is imagery, pass --sensor NAME, a sensor with its DN -> reflectance scale (sensor= in Python)"
+        dtype_divisor(dtype, f"input {path}", fix)
     if dtype is not None and not is_float:
         warn_record_units(dtype, path, backbone)
     scaled = recorded_scale(backbone)
