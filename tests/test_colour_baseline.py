@@ -200,3 +200,19 @@ def test_four_last_on_the_colour_baseline_is_its_one_block_without_a_warning():
     # a real short backbone still warns
     with pytest.warns(UserWarning, match="layers=four_last on a backbone with 2 blocks"):
         load_backbone("arch:vit_tiny?depth=2&patch_size=8&in_chans=3").features(x, layers="four_last")
+
+
+def test_the_layer_rule_reads_a_fixed_depth_from_the_backbone_not_its_kind():
+    """`four_last` on fewer than four blocks warns for a depth the user chose (a 2-block ViT), not for one fixed by
+    construction (`fixed_depth`, set by the colour baseline): the rule reads the attribute, so every caller that
+    holds a backbone (features, embed, embed images) agrees, where a `kind != "baseline"` check in one place did not."""
+    from geodino.backbones.layers import backbone_layer_indices
+
+    assert ColourStatistics.fixed_depth is True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert backbone_layer_indices("four_last", ColourStatistics(3, patch_size=8)) == [0]
+    vit = load_backbone("arch:vit_tiny?depth=2&patch_size=8&in_chans=3")
+    assert not getattr(vit, "fixed_depth", False)
+    with pytest.warns(UserWarning, match="layers=four_last on a backbone with 2 blocks gives 2 maps"):
+        assert backbone_layer_indices("four_last", vit) == [0, 1]

@@ -26,6 +26,10 @@ BASELINES = ("colour",)  # the names `baseline:NAME` accepts ("color" is read as
 class ColourStatistics(nn.Module):
     """Parameter-free colour statistics with a frozen backbone's geometry (see the module docstring)."""
 
+    fixed_depth = True
+    """Its one block is fixed by construction (no deeper variant exists): `four_last`, a probe's default layer set,
+    is no short backbone to warn about (`geodino.backbones.layers.backbone_layer_indices`)."""
+
     def __init__(self, in_chans: int, patch_size: int = 16, bins: int = 16, limit: float = 3.0) -> None:
         super().__init__()
         if in_chans < 1 or patch_size < 1 or bins < 1:

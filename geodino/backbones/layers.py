@@ -102,13 +102,23 @@ class LayerIndexError(ConfigError):
         self.detail = detail
 
 
+def backbone_layer_indices(layers: str | int | Sequence[int], backbone: Any) -> list[int]:
+    """`layer_indices` on `backbone`'s depth (`n_blocks`), the rule every caller holding a backbone uses. The
+    short-backbone warning is for a depth the user chose (a 2-block ViT asked for `four_last`: a deeper one exists);
+    a backbone whose block count is fixed by construction says so with `fixed_depth = True` (the colour baseline's
+    one block), and is not warned about: there is no deeper one to choose."""
+    n_blocks = int(getattr(backbone, "n_blocks", 1) or 1)
+    return layer_indices(layers, n_blocks, warn_short=not getattr(backbone, "fixed_depth", False))
+
+
 def layer_indices(layers: str | int | Sequence[int], n_blocks: int, *, warn_short: bool = True) -> list[int]:
     """Block indices for a layer set name, a count of last blocks, or explicit indices (negative allowed), in block
     order without repeats: the order `get_intermediate_layers` returns them in (official semantics), so that a
     feature raster's band labels and a probe's concatenation follow the outputs whatever order a user listed.
     Anything else (a float, a bool, a list holding a non-integer) is one ConfigError naming `layers` and the value.
-    `warn_short=False`: no warning for `four_last` on fewer than four blocks (a backbone that has one block by
-    construction, the colour baseline, or a lookup that only names the blocks while the run itself warns)."""
+    `warn_short=False`: no warning for `four_last` on fewer than four blocks (a backbone whose depth is fixed by
+    construction: `backbone_layer_indices` reads it; or a lookup that only names the blocks while the run itself
+    warns)."""
     usage = f"use one of {', '.join(LAYER_SETS)}, a count of last blocks or a list of block indices"
     if isinstance(layers, str):
         key = layers.strip().lower()

@@ -89,7 +89,7 @@ def embed_images(
     with the same arguments after a kill continues after the last part and writes the file an uninterrupted run
     writes; one with other arguments is refused in one line (`overwrite=True` starts again).
     """
-    from geodino.backbones import layer_indices
+    from geodino.backbones.layers import backbone_layer_indices
     from geodino.embed.backbone import parse_layers, resolve_backbone
     from geodino.embed.config import band_numbers
     from geodino.embed.memory import check_image_batch
@@ -115,7 +115,7 @@ def embed_images(
         check_sizes(root, files)  # headers only: before the backbone loads and any image runs through it
     with locked_output(out, what="output"):  # one run at a time writes `out` and its parts
         bb = resolve_backbone(backbone, device=device, amp=amp)
-        idx = layer_indices(parse_layers(layers), int(bb.n_blocks))
+        idx = backbone_layer_indices(parse_layers(layers), bb)  # no short-depth warning for a fixed one
         patch = int(bb.patch_size)
         if image_size % patch:
             raise ConfigError(
