@@ -111,7 +111,7 @@ def add_embedding_flags(p: argparse.ArgumentParser) -> None:
         "--scale",
         type=float,
         help="DN -> reflectance factor, not with --sensor (default: the export's recorded scale, else by dtype: "
-        "uint8 /255, ints /1e4)",
+        "uint8 /255, uint16 and int16 /1e4, floats as given; other integer types need --scale)",
     )
     g.add_argument(
         "--bands",
