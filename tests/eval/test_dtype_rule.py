@@ -136,3 +136,21 @@ def test_a_recorded_dn_scale_reads_32_bit_integers_but_never_int8_codes(tmp_path
     torch.testing.assert_close(InputScaling(bb).apply(dn, "a.tif"), scaled(dn, 1e-4), rtol=0, atol=0)
     with pytest.raises(InputError, match=r"^b\.tif is int8: signed 8-bit data holds codes"):
         InputScaling(bb).rule(dn_of("int8"), "b.tif")
+
+
+def test_geodino_probe_refuses_them_in_one_line_naming_the_tasks_key_exit_2(tmp_path, capsys):
+    from geodino.cli import main
+
+    for c in ("a", "b"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        for i in range(2):
+            write_dn(tmp_path / "imgs" / c / f"{i}.tif", dn_of("uint32", seed=i, size=8))
+    suite = tmp_path / "suite.yaml"
+    root = tmp_path / "imgs"
+    suite.write_text(f"name: s\ntasks:\n  c:\n    type: classification\n    data: {{name: image_folder, root: {root}}}")
+    out = tmp_path / "out"
+    assert main(["probe", "-c", str(suite), "-b", "baseline:colour", "-o", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("geodino: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "is uint32: 32-bit integers" in lines[0] and "set tasks.c.data.scale to its DN" in lines[0], lines[0]
