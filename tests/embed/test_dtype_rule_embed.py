@@ -82,6 +82,20 @@ def test_a_recorded_dn_scale_reads_int32_but_not_int8_codes(tmp_path):
         embedded(write_tif(tmp_path / "codes.tif", dn_of("int8")), bb, tmp_path / "g.tif")
 
 
+def test_a_scale_the_file_declares_is_a_rule_for_int32(tmp_path, conv_bb):
+    """GDAL scale/offset tags on an int32 raster (DN x 10^4 + 1000, scale 1e-4, offset -0.1) give the rule: read
+    by it, not refused."""
+    dn = dn_of("int32") % 5000 + 1000
+    src = write_tif(tmp_path / "dn.tif", dn)
+    with rasterio.open(src, "r+") as dst:
+        dst.scales, dst.offsets = (1e-4,) * 3, (-0.1,) * 3
+    got, rule = embedded(src, conv_bb, tmp_path / "f.tif")
+    assert rule == "x*0.0001-0.1 (the input's GDAL scale/offset)"
+    refl = dn.astype(np.float32) * np.float32(1e-4) + np.float32(-0.1)
+    want, _ = embedded(write_tif(tmp_path / "refl.tif", refl), conv_bb, tmp_path / "r.tif")
+    np.testing.assert_array_equal(got, want)
+
+
 def test_the_cli_refusal_is_one_line_and_exit_2(tmp_path, capsys):
     from geodino.cli import main
 
