@@ -131,14 +131,15 @@ class FrozenBackbone(nn.Module):
     def preprocess(self, x: Tensor, rule: str = "auto") -> Tensor:
         """Raw pixels (DN, any dtype: what rasterio, PIL or `torchvision.io.read_image` give) [B, C, H, W] or
         [C, H, W] -> the model's input: DN -> reflectance, then `normalize`. `rule`: "record" scales by the record's
-        scale and offset (`dn_scale`); "dtype" by dtype (uint8 / 255, other integers / 10000, floats as they are:
-        reflectance); "auto" (default) takes the record when it fits the data (the probes' rule,
-        `data.bit_depth.scale_misfit`: integer DN of the bit depth it is for), else the dtype rule. "auto" decides on
-        the first batch of each dtype and keeps that choice for later batches of it, so every batch of one archive is
-        scaled alike (decided per batch, a dark 16-bit batch with values <= 255 was read as 8-bit DN by an 8-bit
-        record, 39x too bright, while the next batch was /10000); a later batch that contradicts the choice is
-        refused, naming the rule to pass. What official DINOv3's `make_transform` (ToDtype(scale=True) +
-        Normalize) does for 8-bit RGB."""
+        scale and offset (`dn_scale`); "dtype" by dtype (`geodino.data.dtype_rule`, as `geodino embed` and the
+        probes: uint8 / 255, uint16 and int16 / 10000, floats as they are: reflectance; int8 and 32/64-bit integers
+        refused, naming the ways to give a scale); "auto" (default) takes the record when it fits the data (the
+        probes' rule, `data.bit_depth.scale_misfit`: integer DN of the bit depth it is for, never int8 codes), else
+        the dtype rule. "auto" decides on the first batch of each dtype and keeps that choice for later batches of
+        it, so every batch of one archive is scaled alike (decided per batch, a dark 16-bit batch with values <= 255
+        was read as 8-bit DN by an 8-bit record, 39x too bright, while the next batch was /10000); a later batch that
+        contradicts the choice is refused, naming the rule to pass. What official DINOv3's `make_transform`
+        (ToDtype(scale=True) + Normalize) does for 8-bit RGB."""
         _tensor(x, "preprocess")
         if x.ndim not in (3, 4):
             raise InputError(f"preprocess takes an image [C, H, W] or a batch [B, C, H, W], got shape {tuple(x.shape)}")
@@ -168,13 +169,27 @@ class FrozenBackbone(nn.Module):
             y = x.float() * scale + offset
             if identity and rule == "auto" and not x.is_floating_point():
                 self._warn_dn_as_given(y)
-        elif x.dtype == torch.uint8:
-            y = x.float() / 255.0
         elif not x.is_floating_point():
-            y = x.float() / 10000.0
+            y = x.float() / self._dtype_divisor(x)
         else:
             y = x.float()
         return self.normalize(y)
+
+    def _dtype_divisor(self, x: Tensor) -> float:
+        """What integer input `x` is divided by under the dtype rule (`geodino.data.dtype_rule`: 255 for uint8,
+        10000 for uint16/int16), or its one-line refusal for a type without a default (int8, 32/64-bit integers),
+        naming preprocess's ways to give a scale."""
+        import numpy as np
+
+        from geodino.data.dtype_rule import dtype_divisor
+
+        record = ", or preprocess(x, rule='record') for the backbone's DN scale" if self.dn_scale() is not None else ""
+        fix = f"if it is imagery, pass reflectance floats: preprocess(x.float() * FACTOR), FACTOR its DN scale{record}"
+        try:
+            dtype = np.dtype(str(x.dtype).removeprefix("torch."))
+        except TypeError:  # a torch-only type (qint8, float8 ...): no DN of any sensor
+            raise InputError(f"preprocess takes DN or reflectance pixels, got {x.dtype}; {fix}") from None
+        return dtype_divisor(dtype, "preprocess's input", fix)
 
     def _warn_dn_as_given(self, y: Tensor) -> None:
         """One warning (once per backbone) when a record without a sensor that reads integers as given (a foreign HF
@@ -206,7 +221,7 @@ class FrozenBackbone(nn.Module):
         if first and misfit:
             raise InputError(
                 f"this {x.dtype} batch does not fit the backbone's DN record ({misfit}), but earlier {x.dtype} batches "
-                f"were scaled by it: pass preprocess(x, rule='dtype') for every batch (integers / 10000, uint8 / 255), "
+                f"were scaled by it: pass preprocess(x, rule='dtype') for every batch (uint16 / 10000, uint8 / 255), "
                 "or rule='record', so all batches are scaled alike"
             )
         return first
