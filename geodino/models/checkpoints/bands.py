@@ -8,6 +8,7 @@ differ. The rule itself is `adapt_patch_embed` (documented in docs/backbone.md).
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -38,6 +39,14 @@ SUBSET_RULES = ("copy", "rescale")
 """`adapt_patch_embed(subset=...)`: a subset of the source bands keeps its trained kernels ("copy", the default) or
 scales them by C_src / C_dst ("rescale", the rule before)."""
 _RGB_SYNONYMS = {"r": "R", "red": "R", "g": "G", "green": "G", "b": "B", "blue": "B"}
+_POSITION = re.compile(r"b\d+")
+
+
+def band_positions(names: Sequence[str]) -> bool:
+    """Whether `names` only say where each band sits in a file (b1..bN: what `geodino data stats` and the archive
+    readers call the bands of rasters without band descriptions). Such names are no sensor's band numbers (b4 of a
+    Landsat-7 file is its NIR, not Sentinel-2's red B04), so they match only as written."""
+    return bool(names) and all(_POSITION.fullmatch(str(n).strip()) for n in names)
 
 
 def _canon(name: str) -> str:
@@ -55,6 +64,8 @@ def band_matches(
     """index in `bands` -> index in `src_bands` for the bands that `resolve_bands` matches (through `sensor`, the
     sensor `bands` are named after, when given, else the built-in sensors, `src_sensor`'s numbering deciding):
     what a record's statistics must follow so that they stay with the kernels."""
+    if band_positions(src_bands):
+        return match_bands(src_bands, bands)
     if sensor is not None:
         _, src_keys, dst_keys = _keys(list(src_bands), bands, sensor, from_file=True)
     else:
@@ -195,7 +206,10 @@ def resolve_bands(
             "geodino.models.checkpoints.load_model(..., src_bands=[...]), or request all its bands"
         )
     file_bands = list(src)  # as the file names them, for messages
-    if sensor is not None:
+    positions = bool(src_bands) and band_positions(src)
+    if positions:  # b1..bN: positions in the training files, matched as written, never through a sensor
+        resolved, src_keys, dst_keys = list(bands), list(src), [str(b) for b in bands]
+    elif sensor is not None:
         resolved, src_keys, dst_keys = _keys(src, bands, sensor, from_file=bool(src_bands), check=check_sensor)
     else:
         resolved, src_keys, dst_keys = _keys_without_sensor(
@@ -210,6 +224,13 @@ def resolve_bands(
     if same_bands(src_keys, dst_keys):
         return dict(state), resolved
     matched = match_bands(src_keys, dst_keys)
+    if positions and not matched:
+        raise ConfigError(
+            f"checkpoint {source} names its bands only by position ({', '.join(file_bands)}: a sensor YAML from "
+            f"`geodino data stats` of rasters without band descriptions), so {', '.join(map(str, bands))} cannot be "
+            "matched to them; request its bands by position (e.g. [b3, b2, b1] for bands 3, 2 and 1 of the "
+            "files it learned from), or pretrain with a sensor YAML whose bands are named (--band-names)"
+        )
     unmatched = [b for j, b in enumerate(bands) if j not in matched]
     if unmatched and fill is None:
         hint = (
