@@ -53,7 +53,8 @@ class RasterArchive:
         band_names: names of the files' bands in order, when the files carry no band descriptions.
         nodata: overrides the files' nodata value (many S2 products declare none or the wrong one).
         crs, res: reproject every scene onto this CRS and resolution (WarpedVRT); default native grids.
-        on_error: "stop" raises on an unreadable file or one without CRS; "skip" warns and leaves it out.
+        on_error: "stop" raises on an unreadable file or one without CRS; "skip" leaves it out with one warning
+            line each once the index is built (none readable: one error naming them instead of a warning each).
         index_cache: a JSON file holding the index; reused while the files (size, mtime) and settings match,
             so a large archive is indexed once.
         check_cut_short: also fail (under `on_error`) a local GeoTIFF whose pixel blocks run past its end (cut after
@@ -105,10 +106,16 @@ class RasterArchive:
         self.skipped: list[tuple[str, str]] = []
         self._sensor_arg = sensor
         self.index_cache = Path(index_cache).expanduser() if index_cache else None
-        self.scenes: list[SceneInfo] = self._cached_index(progress)
-        if not self.scenes:
+        try:
+            self.scenes: list[SceneInfo] = self._cached_index(progress)
+        except Exception:
+            self._warn_skipped()  # the files left out before another error stopped the index
+            raise
+        if not self.scenes:  # the error names each file and why: a warning for it too said the reason twice
             detail = "; ".join(f"{p}: {why}" for p, why in self.skipped[:3])
-            raise InputError(f"no readable raster among {plural(len(self.files), 'file')} ({detail})")
+            more = f"; and {len(self.skipped) - 3} more" if len(self.skipped) > 3 else ""
+            raise InputError(f"no readable raster among {plural(len(self.files), 'file')} ({detail}{more})")
+        self._warn_skipped()
         first = self.scenes[0]
         self.band_names: tuple[str, ...] = first.band_names
         if not uniform:  # inspection only (`geodino data index`): mixed band counts, no sensor needed
@@ -129,13 +136,19 @@ class RasterArchive:
             check_bit_depth(path, dtype, self.sensor, kind="raster")
 
     # -- indexing (archive_index.py) -----------------------------------------------------------------------------
-    # the moved methods are the functions themselves, not methods calling them: the stack depth that `_fail`'s
-    # and `_warn_alpha_as_data`'s stacklevels count on is unchanged, and patches of these methods still apply
+    # the moved methods are the functions themselves, not methods calling them: the stack depth that
+    # `_warn_alpha_as_data`'s stacklevel counts on is unchanged, and patches of these methods still apply
     def _fail(self, path: str, why: str) -> None:
+        """An unreadable file: the error under on_error=stop; under skip, noted in `skipped` (said once the index is
+        built, by `_warn_skipped`, or in the error when no file was readable)."""
         if self.on_error == "stop":
             raise InputError(f"raster {path}: {why}{skip_hint(self.hints)}")
         self.skipped.append((path, why))
-        warnings.warn(f"skipping raster {path}: {why}", stacklevel=3)
+
+    def _warn_skipped(self) -> None:
+        """One warning line per file the index left out, pointing at the code that built the archive."""
+        for path, why in self.skipped:
+            warnings.warn(f"skipping raster {path}: {why}", stacklevel=3)
 
     _index_key = archive_index._index_key  # what the index depends on: files and reading settings
     _cached_index = archive_index._cached_index  # `_index`, or the scenes stored in `index_cache`

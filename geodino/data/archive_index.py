@@ -104,8 +104,6 @@ def _index(archive: RasterArchive, progress: bool) -> list[SceneInfo]:
                 src.close()  # and its "no geotransform" warning, a symptom, is not shown
                 archive._fail(path, f"is truncated or corrupt (GDAL: {broken[0]}); {_REFETCH}")
                 continue
-            for w in held:
-                warnings.warn(w.message, w.category, stacklevel=2)
             with src:
                 cut = tiff_cut_short(src, path) if archive.check_cut_short else None
                 if cut is not None:
@@ -118,6 +116,8 @@ def _index(archive: RasterArchive, progress: bool) -> list[SceneInfo]:
                 if src.crs is None and archive.require_crs:
                     archive._fail(path, f"has no CRS; assign one (e.g. `gdal_edit.py -a_srs EPSG:... {path}`)")
                     continue
+                for w in held:  # a file kept: GDAL's notes on opening it (one left out is named once, by _fail)
+                    warnings.warn(w.message, w.category, stacklevel=2)
                 names = archive.band_names_override or _file_band_names(src)
                 if archive.band_names_override and len(archive.band_names_override) != src.count:
                     raise InputError(
