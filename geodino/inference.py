@@ -359,7 +359,7 @@ class Throughput:
 
     def line(self, what: str, path: FastPath) -> str:
         dt = max(time.perf_counter() - self.t0, 1e-9)
+        why = f" ({path.reason})" if path.reason else ""  # an eager path has no reason: "path eager (eager)" before
         return (
-            f"{what}: path {path.name} ({path.reason or 'eager'}), {plural(self.images, 'image')} in {dt:.1f} s, "
-            f"{self.images / dt:.1f} img/s"
+            f"{what}: path {path.name}{why}, {plural(self.images, 'image')} in {dt:.1f} s, {self.images / dt:.1f} img/s"
         )

@@ -52,7 +52,8 @@ def test_probe_features_print_the_path_and_throughput(capsys, monkeypatch):
     assert "toy: path fast-float32" in err and "5 images" in err and "img/s" in err
     assert fast.meta["path"] == "fast-float32-onednn"
     eager = extract_features(fb, ds, FeatureConfig(layers="last", batch_size=2, cache=False, fast="off"))
-    assert eager.meta["path"] == "eager" and "path eager" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert eager.meta["path"] == "eager" and "path eager, 5 images" in err, err  # not "path eager (eager)"
     assert torch.allclose(fast.cls, eager.cls, atol=1e-4) and torch.allclose(
         fast.patch_mean, eager.patch_mean, atol=1e-4
     )
