@@ -216,3 +216,25 @@ def test_the_layer_rule_reads_a_fixed_depth_from_the_backbone_not_its_kind():
     assert not getattr(vit, "fixed_depth", False)
     with pytest.warns(UserWarning, match="layers=four_last on a backbone with 2 blocks gives 2 maps"):
         assert backbone_layer_indices("four_last", vit) == [0, 1]
+
+
+def test_embed_and_embed_images_take_four_last_on_the_colour_baseline_without_a_warning(tmp_path):
+    """The baseline backbone carries its model's fixed depth, so `geodino embed` (which resolves the layer set in
+    `prepare`) and `embed images` say nothing about `four_last` on it; a 2-block ViT still gets the line."""
+    from geodino.embed.images import embed_images
+    from geodino.embed.pipeline import embed_raster
+    from tests import helpers
+
+    fb = load_backbone("baseline:colour?bands=3&patch_size=8&bins=4")
+    assert fb.fixed_depth is True
+    img = (np.random.default_rng(0).random((3, 16, 16)) * 200).astype(np.uint8)
+    (tmp_path / "imgs").mkdir()
+    src = helpers.write_tif(tmp_path / "imgs" / "in.tif", img)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        embed_raster(src, fb, tmp_path / "f.tif", layers="four_last", tile=16, overlap=0, progress=False)
+        embed_images(tmp_path / "imgs", fb, tmp_path / "v.parquet", layers="four_last", progress=False)
+    assert not [str(w.message) for w in seen if "four_last" in str(w.message)]
+    vit = load_backbone("arch:vit_tiny?depth=2&patch_size=8&in_chans=3")
+    with pytest.warns(UserWarning, match="layers=four_last on a backbone with 2 blocks gives 2 maps"):
+        embed_images(tmp_path / "imgs", vit, tmp_path / "v2.parquet", layers="four_last", progress=False)

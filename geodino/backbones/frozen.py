@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from geodino.backbones.layers import layer_indices
+from geodino.backbones.layers import backbone_layer_indices
 from geodino.backbones.timm import check_timm_layers, timm_features, timm_geometry
 from geodino.backbones.weights_digest import cached_sha256
 from geodino.backbones.weights_digest import sha256_path as sha256_path  # re-exported: its old home
@@ -70,6 +70,8 @@ class FrozenBackbone(nn.Module):
             self.n_blocks = int(model.n_blocks)  # type: ignore[arg-type]
         else:
             self.patch_size, self.embed_dim, self.in_chans, self.n_blocks = timm_geometry(model)
+        # a depth fixed by construction (the colour baseline's one block): `four_last` on it is not warned about
+        self.fixed_depth = bool(getattr(model, "fixed_depth", False))
         if self.mean.numel() != self.in_chans:
             raise ConfigError(
                 f"normalisation has {plural(self.mean.numel(), 'band')} but backbone {spec} takes {self.in_chans}; "
@@ -312,9 +314,7 @@ class FrozenBackbone(nn.Module):
     ) -> tuple[list[Tensor], list[Tensor]]:
         """(patch maps [B, D, h, w], CLS tokens [B, D]) of the chosen blocks, float32; `x` already normalised."""
         self._check(x)
-        # the colour baseline has one block by construction: a probe's default four_last compared against it (and a
-        # real backbone in the same `--compare`) is no short backbone to warn about
-        idx = layer_indices(layers, self.n_blocks, warn_short=self.kind != "baseline")
+        idx = backbone_layer_indices(layers, self)  # a fixed depth (the colour baseline) is no short backbone
         if self.kind == "timm":
             check_timm_layers(self.model, idx, self.spec)
         if self.kind == "baseline":  # parameter-free statistics: computed where the input is, in float32

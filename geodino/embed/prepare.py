@@ -10,8 +10,7 @@ from typing import Any
 
 import torch
 
-from geodino.backbones import layer_indices
-from geodino.backbones.layers import LayerIndexError
+from geodino.backbones.layers import LayerIndexError, backbone_layer_indices
 from geodino.embed.backbone import describe_backbone, parse_layers, weights_device
 from geodino.embed.config import (
     DECLARED_BY_CF,
@@ -295,7 +294,7 @@ def _make_run_plan(info: Any, cfg: EmbedConfig, bb: Any, dim: int) -> tuple[Plan
 
 def _layer_blocks(bb: Any, cfg: EmbedConfig, layers: Any, n_maps: int) -> list[int]:
     """The backbone blocks `layers` names; refused when the backbone returned another number of feature maps."""
-    idx = layer_indices(layers, int(getattr(bb, "n_blocks", 1) or 1))
+    idx = backbone_layer_indices(layers, bb)  # a fixed depth (the colour baseline) is no short backbone
     if len(idx) != n_maps:
         raise ConfigError(
             f"backbone {describe_backbone(bb)['model_spec']} returned {plural(n_maps, 'feature map')} for layers="
