@@ -17,6 +17,8 @@ __all__ = ["UNDEFINED_SRS", "read_vector"]
 # the CRSs a GeoPackage names for "no CRS" (srs_id 0 and -1): GDAL 3.8 (pyogrio 0.9's wheels) reads them as
 # these CRSs, GDAL 3.10 as none; they place nothing, so they are read as none
 UNDEFINED_SRS = ("Undefined geographic SRS", "Undefined Cartesian SRS", "Undefined cartesian SRS")
+_NOT_RECOGNISED = "not recognized as"  # GDAL: "'x.xml' not recognized as being in a supported file format."
+_FORMATS = "GeoPackage, GeoJSON, Shapefile or GeoParquet"
 
 
 def read_vector(
@@ -42,12 +44,19 @@ def read_vector(
             gdf = gpd.read_file(path, layer=layer) if layer else gpd.read_file(path)
     except Exception as exc:  # fiona/pyogrio/pyarrow raise many kinds; the first line says what is wrong
         # (pyogrio joins GDAL's messages with '; '; geopandas' 2nd line names pandas functions, not a fix here)
-        raise InputError(f"cannot read {what} from {path}: {str(exc).splitlines()[0]}") from exc
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if _NOT_RECOGNISED in first:  # GDAL's advice, a driver prefix such as 'CSV:path', is no fix here
+            voc = " (Pascal VOC boxes are pixels of an image, not map geometries)" if path.suffix == ".xml" else ""
+            raise InputError(
+                f"cannot read {what} from {path}: no vector format GDAL reads, or a damaged file "
+                f"({path.suffix or 'no suffix'}); pass a vector file: {_FORMATS}{voc}"
+            ) from exc
+        raise InputError(f"cannot read {what} from {path}: {first}") from exc
     if not isinstance(gdf, gpd.GeoDataFrame) or getattr(gdf, "_geometry_column_name", None) not in gdf.columns:
         # a CSV (or any table) reads as a plain DataFrame: no geometry, no CRS
         raise InputError(
             f"{what} file {path} holds a table without geometries ({path.suffix or 'no suffix'}); pass a vector "
-            "file: GeoPackage, GeoJSON, Shapefile or GeoParquet (a CSV of x/y columns converts with geopandas: "
+            f"file: {_FORMATS} (a CSV of x/y columns converts with geopandas: "
             "gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df.x, df.y), crs=...).to_file('labels.gpkg'))"
         )
     if len(gdf) == 0:
