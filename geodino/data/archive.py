@@ -60,6 +60,9 @@ class RasterArchive:
         check_cut_short: also fail (under `on_error`) a local GeoTIFF whose pixel blocks run past its end (cut after
             an intact header: it opens without a GDAL warning; `headers.tiff_cut_short`, read from the handle the
             header scan has open). `geodino data index` sets it; curate leaves it off and reads such tiles as nodata.
+        warn_skipped: one warning per file left out under on_error="skip" once the index is built (default); off for
+            a caller that reports `skipped` itself (`geodino data index` prints them in its summary). Files left out
+            before another error stopped the index are warned about either way (no summary follows).
 
     The DN -> physical rule a file declares in its header (GDAL scale/offset, read once per file while indexing)
     must be the sensor's: another is refused up front (`_check_declared`), naming the file and both rules.
@@ -87,6 +90,7 @@ class RasterArchive:
         index_cache: str | Path | None = None,
         hints: Mapping[str, str | None] | None = None,
         check_cut_short: bool = False,
+        warn_skipped: bool = True,
     ) -> None:
         if on_error not in ("stop", "skip"):
             raise InputError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
@@ -115,7 +119,8 @@ class RasterArchive:
             detail = "; ".join(f"{p}: {why}" for p, why in self.skipped[:3])
             more = f"; and {len(self.skipped) - 3} more" if len(self.skipped) > 3 else ""
             raise InputError(f"no readable raster among {plural(len(self.files), 'file')} ({detail}{more})")
-        self._warn_skipped()
+        if warn_skipped:  # off for a caller that lists `skipped` itself (`geodino data index`): one line per file
+            self._warn_skipped()
         first = self.scenes[0]
         self.band_names: tuple[str, ...] = first.band_names
         if not uniform:  # inspection only (`geodino data index`): mixed band counts, no sensor needed

@@ -383,6 +383,7 @@ def _index(args: argparse.Namespace) -> int:
         uniform=False,
         hints={"skip": "pass --on-error skip", "sensor": "--sensor"},
         check_cut_short=True,  # a copy cut after its header is named here; curate reads its tiles as nodata
+        warn_skipped=False,  # the summary below names each skipped file and why: a warning too said it twice
     )
     crs: Counter[str] = Counter()
     for s in archive.scenes:

@@ -26,9 +26,8 @@ def test_a_file_cut_after_its_header_is_skipped_and_left_out_of_the_footprints(t
     text = capsys.readouterr().out
     assert text.startswith("1 scene, 1 skipped"), text
     assert f"skipped {bad}: is truncated or corrupt" in text and "re-download or re-copy it" in text
-    assert [str(w.message) for w in seen if "skipping raster" in str(w.message)] == [
-        f"skipping raster {bad}: " + text.split(f"skipped {bad}: ", 1)[1].splitlines()[0]
-    ]
+    # the summary line is the one place the reason is given (a "skipping raster" warning said it a second time)
+    assert [str(w.message) for w in seen if "skipping raster" in str(w.message)] == []
     assert list(gpd.read_parquet(out)["filepath"].map(lambda p: Path(p).name)) == ["t0.tif"]
 
 

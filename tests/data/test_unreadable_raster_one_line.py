@@ -98,3 +98,20 @@ def test_files_skipped_before_another_error_stopped_the_index_are_still_named(tm
             RasterArchive(folder, on_error="skip", band_names=["x", "y"], progress=False)
     said = [str(w.message) for w in seen]
     assert len(said) == 1 and said[0].startswith(f"skipping raster {junk}: cannot be read"), said
+
+
+def test_data_index_names_each_skipped_file_once_in_its_summary(tmp_path, capsys):
+    """`data index --on-error skip` prints `skipped F: why` per file in its summary; the archive's skip warning
+    said the same reason a second time (a warning line, then the summary line)."""
+    folder, cut = tif_folder(tmp_path, 2)
+    junk = _not_a_raster(folder / "t2.tif")
+    capsys.readouterr()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert cli.main(["data", "index", str(folder), "--on-error", "skip"]) == 0
+    out, err = capsys.readouterr()
+    assert [str(w.message) for w in seen] == [] and "skipping raster" not in err, err
+    assert out.splitlines()[0] == "1 scene, 2 skipped, 0.0 Mpx", out
+    for path in (cut, junk):
+        assert sum(str(path) in line for line in (out + err).splitlines()) == 1, (path, out, err)
+        assert f"  skipped {path}: " in out
