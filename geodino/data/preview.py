@@ -109,8 +109,26 @@ def write_preview(
             stacklevel=2,
         )
     what += f" ({len(tf.sets)} crop sets)" if len(tf.sets) > 1 else ""
+    shown = _first_three(source.sensor, list(source.band_names))
+    if shown:  # Landsat's b1 (blue) drawn as red without a word: said, as `viz attention` says it
+        import warnings
+
+        warnings.warn(
+            f"sensor {source.sensor.name} names no RGB bands, so the preview shows bands {shown} as red, green, "
+            "blue; give a sensor YAML with rgb_bands: [RED, GREEN, BLUE] (band names) to choose them",
+            stacklevel=2,
+        )
+        what += f"; bands {shown} as red, green, blue"
     fig.suptitle(f"source {source.name!r}: tiles (nodata magenta) and {what}", fontsize=9)
     return save_figure(fig, out, dpi=90, format="png")
+
+
+def _first_three(sensor: Any, bands: list[str]) -> str | None:
+    """The first three of more than three bands, as `to_rgb` draws them when the sensor names no RGB bands (a
+    `data stats` YAML of b1..bN); None when it names them or there are no more than three."""
+    if len(bands) <= 3 or (sensor.rgb_bands and all(b in sensor.bands for b in sensor.rgb_bands)):
+        return None
+    return ", ".join(bands[:3])
 
 
 def _panel(title: str, crop: Any, sensor: Any) -> tuple[str, np.ndarray]:
