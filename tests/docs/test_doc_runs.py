@@ -27,7 +27,7 @@ import pytest
 
 from geodino.cpus import usable_cpus
 from tests.docs.commands import FENCE, doc_files, documented_commands
-from tests.docs.workspace import TINY_PRETRAIN, build_workspace, chdir, geodino
+from tests.docs.workspace import TINY_PRETRAIN, build_workspace, chdir, fresh_process, geodino
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "data index /data/s2_scenes/": Run(),
     G + "data stats /data/s2_scenes/ --sensor sentinel2_l2a --out my_s2.yaml": Run(OW, WS_WROTE),
     G + "data preview --config configs/pretrain/s2_vits16.yaml --out preview.png 'data.sources=[{type: raster, paths: [/data/s2_scenes/], sensor: my_s2.yaml}]'": Run(fresh=("preview.png",)),
-    G + "pretrain --config configs/pretrain/s2_vits16.yaml 'data.sources=[{type: raster, paths: [/data/s2_scenes/], sensor: my_s2.yaml}]' output_dir=runs/s2": Run(TINY, TINY_WHY),
+    G + "pretrain --config configs/pretrain/s2_vits16.yaml 'data.sources=[{type: raster, paths: [/data/s2_scenes/], sensor: my_s2.yaml}]' output_dir=runs/s2": Run(TINY, TINY_WHY, warns=SHRUNK),
     G + "pretrain -c configs/pretrain/sat_vits16.yaml trainer.devices=4 trainer.strategy=ddp": ConfigOnly(MULTI_GPU),
     G + "pretrain -c configs/pretrain/vitl16.yaml trainer.devices=8 trainer.strategy=fsdp2": ConfigOnly(MULTI_GPU),
     G + "pretrain -c configs/pretrain/vitl16.yaml trainer.strategy=fsdp2 trainer.activation_checkpointing=selective": ConfigOnly(
@@ -95,7 +95,7 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
         "FSDP2 in tests/train/test_distributed.py"
     ),
     G + "pretrain -c configs/pretrain/vits16_pretrain.yaml": Run(TINY, TINY_WHY, warns=SHRUNK),
-    G + "pretrain -c configs/pretrain/vits16_gram.yaml": Run(TINY, TINY_WHY, ("pretrain -c configs/pretrain/vits16_pretrain.yaml",)),
+    G + "pretrain -c configs/pretrain/vits16_gram.yaml": Run(TINY, TINY_WHY, ("pretrain -c configs/pretrain/vits16_pretrain.yaml",), warns=SHRUNK),
     G + "pretrain -c configs/pretrain/vits16_highres.yaml": Run((*TINY, "ssl.koleo.group_size=2", "crops.crop_sets=[{global_size: 32, local_size: 16, gram_size: 48, probability: 1.0}]"), TINY_WHY + "; KoLeo groups of 2 (the recipe's 16 need a global batch of 16); one tiny crop set (its 320 px crops take 40 s)", ("pretrain -c configs/pretrain/vits16_gram.yaml",), warns=SHRUNK),
     G + "export runs/s2/checkpoints/last.ckpt exports/s2_vits16.pth": Run(OW, WS_WROTE),
     G + "pretrain -c configs/pretrain/small_vit_tiny.yaml 'data.sources=[{type: images, paths: [/data/my_chips/], sensor: imagenet}]' trainer.max_steps=700": Run(TINY, TINY_WHY),
@@ -118,7 +118,7 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "embed change before.tif after.tif --out change.tif --threshold otsu": Run(),
     G + "viz attention scene.tif --backbone SPEC --sensor sentinel2_l2a --out att/ --point 256 256": Run(),
     G + "data curate /data/s2/ --type raster --sensor sentinel2_l2a -b SPEC --size 100000 --clusters 2000 200 20 -o cur/": Run(("--size", "1", "--clusters", "1"), CURATE),
-    G + "pretrain --config configs/pretrain/s2_vits16.yaml 'data.sources=[{type: raster, paths: [cur/curated.parquet], sensor: sentinel2_l2a}]'": Run(TINY, TINY_WHY, ("data curate /data/s2/ --type raster --sensor sentinel2_l2a -b SPEC --size 100000 --clusters 2000 200 20 -o cur/",)),
+    G + "pretrain --config configs/pretrain/s2_vits16.yaml 'data.sources=[{type: raster, paths: [cur/curated.parquet], sensor: sentinel2_l2a}]'": Run(TINY, TINY_WHY, ("data curate /data/s2/ --type raster --sensor sentinel2_l2a -b SPEC --size 100000 --clusters 2000 200 20 -o cur/",), warns=SHRUNK),
     G + "embed archive/ --backbone SPEC --out feats/": Run(replace=(("SPEC", "exports/source.pth"),), why=ARCHIVE_RGB),
     G + "embed archive/ --backbone SPEC --out feats/ --resume": Run(replace=(("SPEC", "exports/source.pth"),), why=ARCHIVE_RGB, after=("embed archive/ --backbone SPEC --out feats/",)),
     G + "embed items.json --asset image --asset-bands red,green,nir --backbone SPEC --out feats/": ConfigOnly(STAC),
@@ -132,7 +132,12 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     # --- docs/data.md
     G + "data index /data/s2/ --out footprints.geojson": Run(),
     G + "data stats /data/s2/ --out configs/sensors/my_s2.yaml --scale 0.0001 --samples 512": Run(OW, WS_WROTE),
-    G + "data preview 'sources=[{type: raster, paths: [/data/s2/], sensor: configs/sensors/my_s2.yaml}]' -o preview.png": Run(fresh=("preview.png",)),
+    G + "data preview 'sources=[{type: raster, paths: [/data/s2/], sensor: configs/sensors/my_s2.yaml}]' -o preview.png": Run(
+        fresh=("preview.png",),
+        after=("data stats /data/s2/ --out configs/sensors/my_s2.yaml --scale 0.0001 --samples 512",),  # as data.md
+        # that YAML (no --sensor) names no RGB bands: what a user of data.md's two lines is told
+        warns=(r"UserWarning: sensor my_s2 names no RGB bands, so the preview shows bands B01, B02, B03 as red",),
+    ),
     G + "data sensors": Run(),
     G + "data stack /data/s2_safe/ --bands B02 B03 B04 B08 B11 B12 --out /data/s2_vrt/": Run(),
     # --- docs/dense_probes.md
@@ -423,5 +428,6 @@ def test_documented_snippet_runs(key, ws: Workspace) -> None:
     with chdir(ws.root), warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         remove(entry.fresh)
+        fresh_process()
         exec(compile(entry.prelude + text, f"{key[0]}[python {key[1]}]", "exec"), {})
     check_warnings(f"{key[0]}'s python block {key[1]}", seen, entry.warns)

@@ -13,6 +13,7 @@ import contextlib
 import io
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,10 +67,31 @@ def chdir(path: Path) -> Iterator[None]:
         os.chdir(old)
 
 
+# geodino's memories of the warnings this process has given (each said once per process), by module
+SAID_ONCE = {
+    "geodino.data.loaders": "_COARSE_SAID",
+    "geodino.data.images": "_warned",
+    "geodino.data.cube_variables": "_ALIKE_SAID",
+    "geodino.data.cube_scene": "_ASSUMED_SAID",
+    "geodino.eval.folder_listing": "_WARNED",
+    "geodino.eval.torchgeo_datasets": "_WARNED",
+}
+
+
+def fresh_process() -> None:
+    """Forget the warnings geodino said once in this process, as a new `geodino` process starts: each documented
+    command then warns as the user's own run of it would, whatever ran before it here (xdist orders vary)."""
+    for module, name in SAID_ONCE.items():
+        if module in sys.modules:
+            getattr(sys.modules[module], name).clear()
+
+
 def geodino(*argv: str) -> tuple[int, str, float]:
-    """Run `geodino ARGV` in this process (the CLI's `main`); return (exit code, stdout + stderr, seconds)."""
+    """Run `geodino ARGV` in this process (the CLI's `main`), as a fresh process would; return (exit code, stdout +
+    stderr, seconds)."""
     from geodino.cli import main
 
+    fresh_process()
     buf = io.StringIO()
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
