@@ -99,6 +99,18 @@ COMMANDS: dict[str, Run | ConfigOnly] = {
     G + "pretrain -c configs/pretrain/vits16_highres.yaml": Run((*TINY, "ssl.koleo.group_size=2", "crops.crop_sets=[{global_size: 32, local_size: 16, gram_size: 48, probability: 1.0}]"), TINY_WHY + "; KoLeo groups of 2 (the recipe's 16 need a global batch of 16); one tiny crop set (its 320 px crops take 40 s)", ("pretrain -c configs/pretrain/vits16_gram.yaml",), warns=SHRUNK),
     G + "export runs/s2/checkpoints/last.ckpt exports/s2_vits16.pth": Run(OW, WS_WROTE),
     G + "pretrain -c configs/pretrain/small_vit_tiny.yaml 'data.sources=[{type: images, paths: [/data/my_chips/], sensor: imagenet}]' trainer.max_steps=700": Run(TINY, TINY_WHY),
+    G + "pretrain -c configs/pretrain/small_vit_tiny.yaml ssl.student.in_chans=6 trainer.max_steps=700 'data.sources=[{type: raster, paths: [my_scene.tif], sensor: my.yaml, tile_size: 64}]'": Run(
+        (*TINY, "output_dir=runs/raster_first"),
+        TINY_WHY + "; the workspace's 12-band scene and its data stats YAML stand in for the 6-band scene (own run folder)",
+        ("data stats /data/s2_scenes/ --sensor sentinel2_l2a --out my_s2.yaml",),
+        replace=(
+            ("ssl.student.in_chans=6", "ssl.student.in_chans=12"),
+            (
+                "data.sources=[{type: raster, paths: [my_scene.tif], sensor: my.yaml, tile_size: 64}]",
+                "data.sources=[{type: raster, paths: [scene.tif], sensor: my_s2.yaml, tile_size: 64}]",
+            ),
+        ),
+    ),
     G + "export runs/source/checkpoints/last.ckpt exports/source.pth": Run(OW, WS_WROTE),
     G + "pretrain -c configs/pretrain/small_vit_tiny.yaml init_from=exports/source.pth head_warmup_steps=0.1 'data.sources=[{type: images, paths: [/data/my_chips/], sensor: imagenet}]' output_dir=runs/continued": Run(TINY, TINY_WHY),
     G + "pretrain --config configs/pretrain/vitl16.yaml trainer.devices=8 trainer.num_nodes=4 trainer.strategy=fsdp2 output_dir=runs/vitl16": ConfigOnly(MULTI_GPU),
