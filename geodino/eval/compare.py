@@ -220,6 +220,7 @@ def run_comparison(
     for name in ("comparison.md", "comparison.json"):  # an earlier run's table must not outlive a failed rerun
         (out / name).unlink(missing_ok=True)
     rows: list[list[dict[str, Any]]] = [[] for _ in specs]
+    _announce(cfg, 0, specs, folders)
     try:
         rows[0] = run_prepared(main_suite)
     except GeoDinoError as exc:  # one line saying that no comparison ran (and what OUT/compare/ holds)
@@ -230,6 +231,7 @@ def run_comparison(
     failed: dict[str, BaseException] = {}
     for k in range(1, len(specs)):
         began = time.time()
+        _announce(cfg, k, specs, folders)
         try:
             rows[k] = run_suite(copy.deepcopy(cfg), specs[k], folders[k], skip_unfit=True, overwrite=True)
             skipped[specs[k]] = dict(read_results(folders[k]).get("skipped") or {})
@@ -267,6 +269,17 @@ def run_comparison(
         error.exit_code = getattr(exc0, "exit_code", 1)
         raise error from exc0
     return md
+
+
+def _announce(cfg: Any, k: int, specs: list[str], folders: list[Path]) -> None:
+    """One stderr line before backbone `k`'s run (`probe: comparison 1/2 baseline:colour -> OUT/compare/1_...`):
+    each run prints the same per-task lines (`image_folder/train: path ...`), which without it do not say which
+    backbone they belong to. Printed with the progress output (the `progress` key), as those lines are."""
+    if not getattr(cfg, "progress", True):
+        return
+    n = len(specs) - 1
+    what = "main backbone" if k == 0 else f"comparison {k}/{n}"
+    print(f"probe: {what} {specs[k]} -> {folders[k]}", file=sys.stderr, flush=True)
 
 
 class ComparisonError(GeoDinoError):

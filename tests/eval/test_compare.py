@@ -260,3 +260,47 @@ def test_each_backbone_is_loaded_once_and_alone(tmp_path, monkeypatch):
     table = json.loads((tmp_path / "out" / "comparison.json").read_text())
     assert table["backbones"] == [main, COLOUR, other]
     assert all(None not in r["values"].values() for r in table["rows"])
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_each_run_of_a_comparison_is_announced_with_its_backbone_and_folder(tmp_path, monkeypatch, capsys, progress):
+    """Each backbone's run prints the same per-task lines (`image_folder/train: path ...`): a line before each run
+    says which backbone and folder the lines that follow belong to (with the progress output, as they are)."""
+    import sys
+
+    import geodino.eval.runner as runner
+    from geodino.eval.compare import run_comparison
+
+    order: list[str] = []
+
+    def fake_prepare(cfg, spec, out, **kw):
+        return spec
+
+    def fake_run_prepared(spec):
+        order.append(f"run {spec}")
+        print(f"image_folder/train: path eager ({spec})", file=sys.stderr)
+        return [{"task": "t", "metric": "knn_top1", "value": 0.5}]
+
+    def fake_run_suite(cfg, spec, out, **kw):
+        return fake_run_prepared(spec)
+
+    monkeypatch.setattr(runner, "prepare_suite", fake_prepare)
+    monkeypatch.setattr(runner, "run_prepared", fake_run_prepared)
+    monkeypatch.setattr(runner, "run_suite", fake_run_suite)
+    monkeypatch.setattr(runner, "read_results", lambda folder: {})
+    monkeypatch.setattr(runner, "release_backbones", lambda *a: None)
+    cfg = type("Cfg", (), {"backbone": None, "name": "demo", "seed": 0, "progress": progress})()
+    other = "arch:vit_tiny?depth=1&seed=1"
+    out = tmp_path / "out"
+    run_comparison(cfg, VIT4, [COLOUR, other], out)
+    err = capsys.readouterr().err.splitlines()
+    heads = [
+        f"probe: main backbone {VIT4} -> {out}",
+        f"probe: comparison 1/2 {COLOUR} -> {out / 'compare' / '1_baseline_colour_patch_size_8'}",
+        f"probe: comparison 2/2 {other} -> {out / 'compare' / '2_arch_vit_tiny_depth_1_seed_1'}",
+    ]
+    blocks = [f"image_folder/train: path eager ({s})" for s in (VIT4, COLOUR, other)]
+    if progress:  # each announcement comes right before its backbone's lines
+        assert err == [line for pair in zip(heads, blocks, strict=True) for line in pair]
+    else:
+        assert err == blocks
