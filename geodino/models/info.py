@@ -11,7 +11,6 @@ from typing import Any
 
 import torch
 
-from geodino.data.dtype_rule import DTYPE_RULE
 from geodino.models.archs import ARCHS, RELEASED, arch_kwargs
 
 
@@ -217,6 +216,7 @@ def normalization_rows(weights: Any, in_chans: int, path: Path) -> dict[str, Any
             "norm_std": _numbers(rec["std"]),
         }
     from geodino.backbones.load import default_sensor_of
+    from geodino.data.dtype_rule import DTYPE_RULE  # lazy: models/ imports only torch at module level
 
     sensor = default_sensor_of(path, weights.config or {}, in_chans)
     if sensor:
@@ -231,6 +231,7 @@ def _dn_scale_row(rec: dict[str, Any]) -> str:
     """The DN step geodino applies with this record: its scale and offset, or, for a bare mean/std (no sensor,
     scale 1, e.g. a timm pretrained_cfg), the dtype rule (`dn_scale_of` is None), which the row read as
     'reflectance = DN * 1 + 0' while preprocess divided int16 5000 by 10000."""
+    from geodino.data.dtype_rule import DTYPE_RULE  # lazy: models/ imports only torch at module level
     from geodino.models.checkpoints.normalization import dn_scale_of
 
     if dn_scale_of(rec) is None:
