@@ -14,6 +14,11 @@ from geodino.embed.config import EmbedConfig
 from geodino.embed.pipeline import run_lines, says
 from tests.embed.conftest import random_image, read_all, write_tif
 
+UINT8_LINE = (
+    "geodino: input DN -> reflectance "
+    "x/255 (the default for uint8 input; --sensor/--scale to change)"
+)  # the dtype default, said as such
+
 SPEC = "arch:vit_tiny?depth=1&patch_size=8&bands=3"  # a geodino ViT: the command also says its inference path
 
 
@@ -27,7 +32,7 @@ def test_progress_false_from_python_says_nothing(tmp_path, conv_bb, capfd):
     assert capfd.readouterr().err == ""
     embed_raster(src, conv_bb, tmp_path / "b.tif", tile=32, overlap=0)  # the bar: someone is watching
     err = capfd.readouterr().err
-    assert "geodino: input DN -> reflectance x/255 (uint8) (default)" in err
+    assert UINT8_LINE in err
     assert f"geodino: wrote {tmp_path / 'b.tif'} (8 bands, 8 x 8 cells (width x height) of 4 px, " in err
 
 
@@ -44,7 +49,7 @@ def test_the_command_prints_its_lines_with_and_without_the_bar(tmp_path, capsys)
     run = ["embed", str(src), "-b", SPEC, "--tile", "32", "--overlap", "0"]
     assert cli.main([*run, "--out", str(tmp_path / "a.tif"), "--no-progress"]) == 0
     lines = capsys.readouterr().err.splitlines()
-    assert lines[0] == "geodino: input DN -> reflectance x/255 (uint8) (default)", lines
+    assert lines[0] == UINT8_LINE, lines
     assert lines[1].startswith("geodino: inference path "), lines
     assert lines[-2].startswith("geodino: time ") and lines[-1].startswith(f"geodino: wrote {tmp_path / 'a.tif'} (")
     assert len(lines) == 4  # no bar
@@ -52,7 +57,7 @@ def test_the_command_prints_its_lines_with_and_without_the_bar(tmp_path, capsys)
     assert capsys.readouterr().err == f"geodino: {tmp_path / 'a.tif'} is already complete; nothing to resume\n"
     assert cli.main([*run, "--out", str(tmp_path / "b.tif")]) == 0  # with the bar
     err = capsys.readouterr().err
-    assert "geodino: input DN -> reflectance x/255 (uint8) (default)" in err and "geodino: inference path " in err
+    assert UINT8_LINE in err and "geodino: inference path " in err
     assert f"geodino: wrote {tmp_path / 'b.tif'} (" in err
     np.testing.assert_array_equal(read_all(tmp_path / "a.tif")[0], read_all(tmp_path / "b.tif")[0])
 

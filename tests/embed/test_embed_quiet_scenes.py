@@ -14,6 +14,11 @@ from geodino.embed import embed_images, embed_scenes
 from geodino.embed.pipeline import run_lines
 from tests.embed.conftest import random_image, write_tif
 
+UINT8_LINE = (
+    "geodino: input DN -> reflectance "
+    "x/255 (the default for uint8 input; --sensor/--scale to change)"
+)  # the dtype default, said as such
+
 SPEC = "arch:vit_tiny?depth=1&patch_size=8&bands=3"
 FAST = {"tile": 32, "overlap": 0}
 BBOX = [500000.0, 3999680.0, 501280.0, 4000000.0]  # scenes s0 and s1 (UTM 33N), not far.tif
@@ -67,7 +72,7 @@ def test_the_scenes_command_prints_its_lines_with_and_without_the_bar(tmp_path, 
     assert len(lines) == 10, lines  # the bbox line, 4 of each scene (as embed_raster says them), the folder's
     for k in (0, 1):
         scene = lines[1 + 4 * k : 5 + 4 * k]
-        assert scene[0] == "geodino: input DN -> reflectance x/255 (uint8) (default)", lines
+        assert scene[0] == UINT8_LINE, lines
         assert scene[1].startswith("geodino: inference path ") and scene[2].startswith("geodino: time "), lines
         assert scene[3].startswith(f"geodino: wrote {out / f's{k}.tif'} (192 bands, 4 x 4 cells"), lines
     assert lines[9] == f"geodino: wrote 2 feature rasters in {out} and {out / 'mosaic.vrt'}"

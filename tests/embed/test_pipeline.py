@@ -17,6 +17,11 @@ from geodino.errors import ConfigError, InputError
 from tests.embed.conftest import random_image, read_all, whole_image_features, write_tif
 from tests.embed.toy_backbones import ConstantBackbone, ConvBackbone
 
+UINT8_LINE = (
+    "geodino: input DN -> reflectance "
+    "x/255 (the default for uint8 input; --sensor/--scale to change)"
+)  # the dtype default, said as such
+
 FAST = {"progress": False}
 
 
@@ -328,7 +333,8 @@ def test_recorded_dn_scale_is_the_default(tmp_path, monkeypatch, capsys):
     out = tmp_path / "d.tif"
     assert cli.main(["embed", str(src), "--backbone", str(path), "--out", str(out), "tile=32", "overlap=0"]) == 0
     err = capsys.readouterr().err
-    assert "input DN -> reflectance x*0.0002 (sensor demo3, recorded in bb.safetensors" in err
+    said = "input DN -> reflectance x*0.0002 (the backbone's record: sensor demo3, in bb.safetensors, safetensors "
+    assert f"{said}metadata geodino_normalization; --sensor/--scale to change)\n" in err  # no nested brackets
     np.testing.assert_array_equal(read_all(out)[0], a[0])
     assert cli.main(["embed", str(src), "--backbone", str(path), "--out", str(tmp_path / "e.tif"),
                      "--scale", "0.0001", "tile=32", "overlap=0"]) == 0  # fmt: skip
@@ -818,7 +824,7 @@ def test_no_progress_hides_only_the_bar(tmp_path, conv_bb, capsys, monkeypatch):
     with run_lines():
         embed_raster(src, conv_bb, tmp_path / "o.tif", tile=32, overlap=0, progress=False)
     lines = capsys.readouterr().err.splitlines()
-    assert lines[0] == "geodino: input DN -> reflectance x/255 (uint8) (default)"
+    assert lines[0] == UINT8_LINE
     assert lines[-2].startswith("geodino: time ") and lines[-1].startswith(f"geodino: wrote {tmp_path / 'o.tif'} (")
     assert len(lines) == 3  # no bar
 

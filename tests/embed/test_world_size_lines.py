@@ -31,7 +31,7 @@ def test_rank_0_done_first_says_its_lines(tmp_path, capsys):
     assert cli.main(["embed", str(src), "-b", SPEC, "--out", str(out), *RUN, "--rank", "0"]) == 0
     err = capsys.readouterr().err
     assert not out.exists()  # rank 1's blocks are still to do
-    assert "geodino: input DN -> reflectance x/255 (uint8)" in err, err
+    assert "geodino: input DN -> reflectance x/255 (the default for uint8 input" in err, err
     assert "geodino: inference path" in err, err
     assert f"geodino: rank 0 of --world-size 2: its blocks are done; the last rank to finish writes {out}" in err
     assert cli.main(["embed", str(src), "-b", SPEC, "--out", str(out), *RUN, "--rank", "1"]) == 0
