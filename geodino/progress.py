@@ -6,7 +6,7 @@ Its mode, `progress_mode`:
 - 'bar': tqdm's bar, redrawn in place with carriage returns: on a terminal, and in a Jupyter kernel;
 - 'lines': when the stream is neither (a batch job's log file, a pipe, CI): a redrawn bar there is one enormous
   line of `\\r` updates, so the bar is written as whole lines instead, e.g.
-  `embed: 120/640 tile (18.8 %), 3.20tile/s, elapsed 00:37, eta 02:43`, at most one every 30 s
+  `embed: 120/640 tiles (18.8 %), 3.20tile/s, elapsed 00:37, eta 02:43`, at most one every 30 s
   (`GEODINO_PROGRESS_INTERVAL` seconds) while it runs, plus its last state when it ends (a bar tqdm clears at its
   end, `leave=False`, writes none: a bar shorter than the interval writes nothing). tqdm still counts and
   formats (its `bar_format`); `LineWriter`, the bar's stream, turns each redraw into a line or drops it;
@@ -157,14 +157,33 @@ class LineWriter:
         return getattr(self.stream, "encoding", None)
 
 
-def line_options(stream: IO[str], desc: str | None = None, *, total: bool = True) -> dict[str, Any]:
+# units said as they are after a count: tqdm's own "it", abbreviations, and nouns already plural ("cells")
+_UNCOUNTED = ("it", "img", "B")
+
+
+def unit_label(unit: str, total: int | None) -> str:
+    """`unit` as a line says it after "n/total": plural unless the total is 1 ("4/4 tiles", "1/1 tile"; a bar of no
+    known total, counting up, says the plural), as it is for tqdm's "it", abbreviations and plural nouns."""
+    if not unit or unit in _UNCOUNTED or unit.endswith("s") or total == 1:
+        return unit
+    return unit + "es" if unit.endswith(("ch", "sh", "x")) else unit + "s"
+
+
+def line_options(
+    stream: IO[str], desc: str | None = None, *, total: bool = True, unit: str | None = None, count: int | None = None
+) -> dict[str, Any]:
     """tqdm's keyword arguments of a bar described `desc` in 'lines' mode on `stream` (`total` False: a bar that
-    counts without a known total, so no percentage or eta)."""
+    counts without a known total, so no percentage or eta); `unit` (with the bar's total `count`) is written after
+    the counts in its number (`unit_label`); without it, tqdm's unit is written as tqdm has it."""
     interval = line_interval()
+    form = LINE_FORMAT if total else COUNT_FORMAT
+    if unit:
+        said = unit_label(unit, count if total else None).replace("{", "{{").replace("}", "}}")
+        form = form.replace(" {unit}", f" {said}", 1)  # the count's unit only; the rate keeps tqdm's "tile/s"
     return {
         "file": LineWriter(stream, interval),
         "desc": f"{desc}: " if desc and not desc.endswith(": ") else desc,
-        "bar_format": LINE_FORMAT if total else COUNT_FORMAT,
+        "bar_format": form,
         "position": 0,  # no cursor moves for nested bars: each bar writes its own lines
         "mininterval": min(1.0, interval),  # tqdm formats at most once a second; the writer picks the lines
         "dynamic_ncols": False,
@@ -182,8 +201,10 @@ def progress_bar(iterable: Any = None, **kwargs: Any) -> Any:
     if mode == "off":
         kwargs["disable"] = True
     elif mode == "lines" and not kwargs.get("disable"):
-        total = kwargs.get("total") is not None or hasattr(iterable, "__len__")
-        kwargs.update(line_options(stream, kwargs.get("desc"), total=total))
+        count = kwargs.get("total")
+        count = len(iterable) if count is None and hasattr(iterable, "__len__") else count
+        unit = kwargs.get("unit")
+        kwargs.update(line_options(stream, kwargs.get("desc"), total=count is not None, unit=unit, count=count))
     return tqdm(**kwargs) if iterable is None else tqdm(iterable, **kwargs)
 
 

@@ -20,7 +20,7 @@ from tests.embed.conftest import write_tif
 
 SPEC = "arch:vit_tiny?depth=1&patch_size=8&seed=0"
 # the line of the sweep's bar: its counts, its rate and its timing, nothing redrawn
-EMBED_LINE = re.compile(r"^embed: (\d+)/(\d+) tile \((\d+\.\d) %\), [\d.]+(tile/s|s/tile), elapsed \d\d:\d\d, eta ")
+EMBED_LINE = re.compile(r"^embed: (\d+)/(\d+) tiles \((\d+\.\d) %\), [\d.]+(tile/s|s/tile), elapsed \d\d:\d\d, eta ")
 
 
 class _Terminal(io.StringIO):
@@ -141,7 +141,7 @@ def test_a_line_bar_is_no_open_line_and_ends_before_the_error_line(monkeypatch, 
     monkeypatch.setattr(data_commands, "_sensors", stopped_mid_bar)
     assert cli.main(["data", "sensors"]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err[-1] == "geodino: error: bad tile" and err[-2].startswith("embedding tiles: 3/256 tile (1.2 %), "), err
+    assert err[-1] == "geodino: error: bad tile" and err[-2].startswith("embedding tiles: 3/256 tiles (1.2 %), "), err
 
 
 def test_pretrainings_bar_writes_lines_off_a_terminal_and_off_removes_it(tmp_path, monkeypatch, capsys):
@@ -195,3 +195,24 @@ def test_a_bad_progress_setting_is_refused_before_the_command_runs(monkeypatch, 
     out, err = capsys.readouterr()
     assert err.count("\n") == 1 and said in err and err.startswith("geodino: error: ")
     assert out == ""  # the command (a table on stdout) did not run
+
+
+def test_a_lines_bar_says_its_unit_in_the_number_of_its_total():
+    """`4/4 tiles`, `1/1 tile`: the count's unit agrees with the total ("4/4 tile" before); the rate keeps tqdm's
+    `tile/s`, and tqdm's "it", abbreviations and plural units stay as they are."""
+    said = []
+    for unit, total in (("tile", 4), ("block", 1), ("img", 3), ("cells", 2), ("patch", 2)):
+        out = io.StringIO()
+        with progress_bar(range(total), desc="demo", unit=unit, file=out, mininterval=0) as bar:
+            for _ in bar:
+                pass
+        said.append(out.getvalue().splitlines()[-1])
+    assert [s.split(" (")[0] for s in said] == [
+        "demo: 4/4 tiles", "demo: 1/1 block", "demo: 3/3 img", "demo: 2/2 cells", "demo: 2/2 patches"
+    ], said  # fmt: skip
+    assert "tile/s" in said[0] or "s/tile" in said[0], said
+    out = io.StringIO()  # no known total: counting up, the plural
+    with progress_bar(iter(range(3)), desc="demo", unit="file", file=out) as bar:
+        for _ in bar:
+            pass
+    assert out.getvalue().splitlines()[-1].startswith("demo: 3 files, "), out.getvalue()
