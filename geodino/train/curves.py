@@ -107,11 +107,15 @@ def plot_curves(
 
 
 def _integer_steps(axes: Any) -> None:
-    """Whole-number ticks on the step axis: one logged step drew ticks at 2.85, 2.9 ... 3.15."""
-    from matplotlib.ticker import MaxNLocator
+    """Whole-number ticks on the step axis: one logged step drew ticks at 2.85, 2.9 ... 3.15; and each value axis
+    says its values as they are: matplotlib's offset (ticks 0.0, 0.2 ... under a corner `+9.999e-1`, on a LayerScale
+    |gamma| that moves in its fifth digit) left the value to be added up from two places."""
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # one step: one tick
+        if isinstance(ax.yaxis.get_major_formatter(), ScalarFormatter):
+            ax.yaxis.get_major_formatter().set_useOffset(False)  # a scientific exponent (an lr's 1e-4) stays
 
 
 # a series with fewer logged steps than this is drawn with markers: a line through one point draws nothing
