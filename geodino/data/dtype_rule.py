@@ -27,9 +27,16 @@ DTYPE_RULE = f"{DTYPE_DEFAULTS}; other integer types refused without a scale"
 _DIVISORS = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 10000.0, np.dtype(np.int16): 10000.0}
 
 
+def _native(dtype: Any) -> np.dtype:
+    """`dtype` in the machine's byte order: big-endian uint16 ('>u2': an in-memory cube of raw big-endian DN) holds
+    the same DN as uint16, but numpy's dtypes of two byte orders compare unequal."""
+    dt = np.dtype(dtype)
+    return dt.newbyteorder("=") if dt.byteorder not in ("=", "|") else dt
+
+
 def has_dtype_default(dtype: Any) -> bool:
     """Whether data of `dtype` has a default rule (uint8, uint16, int16, any float), so needs no --scale."""
-    dt = np.dtype(dtype)
+    dt = _native(dtype)
     return dt.kind == "f" or dt in _DIVISORS
 
 
@@ -38,7 +45,7 @@ def dtype_divisor(dtype: Any, name: str = "input", fix: str = "pass its DN -> re
     Any other type is refused in one line naming `name` (the file or tensor: "input x.tif") and its type, then
     `fix`: the caller's way to give the factor (--scale, data_scale, ...). A divisor, not a factor, so each
     caller keeps its own arithmetic bit for bit (`preprocess` divides by 255, the probes multiply by 1/255)."""
-    dt = np.dtype(dtype)
+    dt = _native(dtype)
     if dt.kind == "f":
         return 1.0
     if dt in _DIVISORS:

@@ -39,3 +39,10 @@ def test_the_rule_text_says_what_the_function_does():
     for name, divisor in (("uint8", 255), ("uint16", 10000), ("int16", 10000)):
         assert f"{name} / {divisor}" in DTYPE_RULE and dtype_divisor(name) == divisor
     assert "floats as given" in DTYPE_RULE and "refused" in DTYPE_RULE
+
+
+@pytest.mark.parametrize(("dtype", "divisor"), [(">u2", 10000.0), (">i2", 10000.0), (">f4", 1.0), ("|u1", 255.0)])
+def test_byte_order_does_not_change_the_rule(dtype, divisor):
+    # big-endian 16-bit DN (an in-memory xarray cube of np.fromfile('>i2') data, a raw big-endian memmap) are the
+    # same DN: refused as "uint16: 16-bit integers have no common DN scale" before, beside a default for uint16
+    assert dtype_divisor(dtype) == divisor and has_dtype_default(dtype)
