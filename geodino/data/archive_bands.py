@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from geodino.data.colour_bands import colour_positions, file_band_names
 from geodino.data.rasters import SceneInfo
 from geodino.data.sensors import Sensor
 from geodino.errors import InputError, MissingBandError
@@ -30,11 +31,10 @@ __all__ = [
 ]
 
 
-def _file_band_names(src: Any) -> tuple[str, ...] | None:
-    desc = tuple(d for d in (src.descriptions or ()) if d)
-    if len(desc) == src.count and len(set(desc)) == src.count:
-        return desc
-    return None
+def _file_band_names(src: Any, sensor: Any = None) -> tuple[str, ...] | None:
+    """The raster's own band names: descriptions, else its colour interpretation's red/green/blue unless `sensor`
+    has its band count (`geodino.data.colour_bands.file_band_names`)."""
+    return file_band_names(src, sensor)
 
 
 def _unnamed(names: Sequence[str]) -> bool:
@@ -74,6 +74,8 @@ def _resolve_bands(
         canon_n = sensor.resolve_band(n, strict=False)  # type: ignore[union-attr]
         if canon_n is not None:
             lookup.setdefault(canon_n.lower(), i)
+    for k, i in colour_positions(names).items():  # b1..bN still name a colour-named file's bands by position
+        lookup.setdefault(k, i)
     out_names: list[str] = []
     idx: list[int] = []
     for want in requested:
@@ -94,8 +96,11 @@ def _resolve_bands(
                     f"{want!r} is one name: list band names apart by commas ({','.join(words)}), not spaces"
                     if spaced
                     else f"bands are named here, not numbered: a raster whose bands carry no names calls them b1, "
-                    f"b2 ..., so write {_b_names(requested, want, lookup)} in {hints['bands']}"
-                    if want.isdigit() and f"b{int(want)}" in lookup
+                    f"b2 ..., so write {_b_names(requested, want, names)} in {hints['bands']}"
+                    if want.isdigit() and 1 <= int(want) <= len(names) and names[int(want) - 1] == f"b{int(want)}"
+                    else f"bands are named here, not numbered: write {_b_names(requested, want, names)} in "
+                    f"{hints['bands']} (the file's names of those bands)"
+                    if want.isdigit() and 1 <= int(want) <= len(names)
                     else f"fix {hints['bands']}" + (f" or name the file's bands with {via}" if via else "")
                 ),
                 source=f"raster {path}",
@@ -105,12 +110,13 @@ def _resolve_bands(
     return tuple(out_names), tuple(idx)
 
 
-def _b_names(requested: Sequence[str], want: str, lookup: dict[str, int]) -> str:
-    """The b-names to write for band numbers given as names: every requested one when all are numbers the file has
-    (`bands: [1, 2]`, read as the names '1', '2': b1, b2), else the one not found."""
-    if all(r.isdigit() and f"b{int(r)}" in lookup for r in requested):
-        return ", ".join(f"b{int(r)}" for r in requested)
-    return f"b{int(want)}"
+def _b_names(requested: Sequence[str], want: str, names: Sequence[str]) -> str:
+    """The file's names to write for band numbers given as names: every requested one when all are numbers the file
+    has (`bands: [1, 2]`, read as the names '1', '2': b1, b2 of a file without names, red, green of an RGB one),
+    else the one not found."""
+    if all(r.isdigit() and 1 <= int(r) <= len(names) for r in requested):
+        return ", ".join(names[int(r) - 1] for r in requested)
+    return names[int(want) - 1]
 
 
 def sensor_order(names: Sequence[str], sensor: Sensor) -> tuple[list[int], tuple[str, ...]] | None:

@@ -118,7 +118,7 @@ def _index(archive: RasterArchive, progress: bool) -> list[SceneInfo]:
                     continue
                 for w in held:  # a file kept: GDAL's notes on opening it (one left out is named once, by _fail)
                     warnings.warn(w.message, w.category, stacklevel=2)
-                names = archive.band_names_override or _file_band_names(src)
+                names = archive.band_names_override or _file_band_names(src, sensor)
                 if archive.band_names_override and len(archive.band_names_override) != src.count:
                     raise InputError(
                         f"raster {path} has {plural(src.count, 'band')} but band_names lists "

@@ -140,6 +140,7 @@ class ImageHeader:
     # DN -> physical value per band (GDAL <Scale>/<Offset>, `data.rasters.declared_scaling`), () when none declared
     scales: tuple[float, ...] = ()
     offsets: tuple[float, ...] = ()
+    colours: tuple[str, ...] = ()  # each band's colour interpretation (rasterio's names: red, gray, undefined, ...)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -148,9 +149,11 @@ class ImageHeader:
 
     @property
     def band_names(self) -> tuple[str, ...] | None:
-        """Every band's description, or None when any band has none."""
+        """Every band's description, else the colour interpretation's red/green/blue (`colour_bands`), else None."""
+        from geodino.data.colour_bands import colour_band_names
+
         names = tuple(d for d in self.descriptions if d)
-        return names if len(names) == self.count else None
+        return names if len(names) == self.count else colour_band_names(self.colours, self.count)
 
 
 def read_header(path: str | Path, *, reader: str = "auto") -> ImageHeader:
@@ -210,6 +213,7 @@ def _rasterio_header(name: str) -> ImageHeader:
                 count=int(src.count),
                 dtype=str(src.dtypes[0]),
                 descriptions=tuple(src.descriptions or ()),
+                colours=tuple(c.name for c in src.colorinterp),
                 alpha=alpha_bands(src),
                 reader="rasterio",
                 scales=rule[0],

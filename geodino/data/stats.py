@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from geodino.data.colour_bands import RGB
 from geodino.data.pixel_sample import PERCENTILE_PIXELS, UniformPixelSample, percentiles
 from geodino.data.running_stats import MIN_VALID_PIXELS, STD_FLOOR, RunningStats, warn_degenerate  # re-exported
 from geodino.data.sensors import Sensor, get_sensor, save_sensor_yaml
@@ -99,8 +100,17 @@ def _base_sensor(
         if scale is None:
             scale = 1 / 255 if dtype == "uint8" else 1.0
         offset = 0.0 if offset is None else offset
+        rgb = RGB if set(RGB) <= set(names) else None  # a file whose colour interpretation names them (colour_bands)
         base = Sensor(
-            name or "custom", names, scale, (0.0,) * count, (1.0,) * count, count == 3, nodata=nodata, offset=offset
+            name or "custom",
+            names,
+            scale,
+            (0.0,) * count,
+            (1.0,) * count,
+            count == 3,
+            nodata=nodata,
+            offset=offset,
+            rgb_bands=rgb,
         )
     else:
         if type == "raster" and not band_names:  # a band-count mismatch fails now, not after reading every tile
@@ -252,7 +262,7 @@ def _stats_sensor(src: Any, stats: RunningStats, sensor: str | None, name: str |
         rgb_like=sel.rgb_like,
         nodata=sel.nodata if nodata is None else nodata,
         offset=sel.offset,
-        rgb_bands=sel.rgb_bands,
+        rgb_bands=sel.rgb_bands if set(sel.rgb_bands or ["-"]) <= set(src.band_names) else None,  # --bands b1..bN
         aliases=sel.aliases,
     )
 

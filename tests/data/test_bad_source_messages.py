@@ -103,13 +103,19 @@ def test_a_store_without_y_x_dims_says_how_to_name_them(tmp_path):
 
 
 def test_band_numbers_in_bands_point_to_the_b_names(tmp_path, capsys):
-    path = write_tif(tmp_path / "u.tif", np.ones((3, 16, 16), "uint8"))
+    path = write_tif(tmp_path / "u.tif", np.ones((3, 16, 16), "uint16"))  # uint16: no colour interpretation
     with pytest.raises(InputError) as err:
         RasterArchive([str(path)], bands=["1", "2"], progress=False)  # YAML [1, 2] under list[str] keys
     assert str(err.value).endswith("carry no names calls them b1, b2 ..., so write b1, b2 in `bands:`")  # both
     with pytest.raises(InputError) as err:
         RasterArchive([str(path)], bands=["foo"], progress=False)  # a name: the usual advice
     assert "fix `bands:`" in str(err.value)
+    # a uint8 file GDAL marked RGB: its names for those positions (b1, b2 still read them)
+    rgb = write_tif(tmp_path / "rgb.tif", np.ones((3, 16, 16), "uint8"))
+    with pytest.raises(InputError) as err:
+        RasterArchive([str(rgb)], bands=["1", "2"], progress=False)
+    assert str(err.value).endswith("not numbered: write red, green in `bands:` (the file's names of those bands)")
+    assert RasterArchive([str(rgb)], bands=["b3", "b2", "b1"], progress=False).scenes[0].band_indexes == (3, 2, 1)
 
 
 def test_a_tile_list_that_does_not_exist_says_so(tmp_path):

@@ -38,7 +38,8 @@ def chunks(data: bytes) -> list[bytes]:
 
 def test_geotiff_header_gives_count_dtype_descriptions_and_alpha(tmp_path):
     """rasterio's header: band count, the first band's dtype, one description per band (None where a band has
-    none; `band_names` only when every band has one) and the alpha band GDAL marks on a 4-band uint8 file."""
+    none; `band_names` when every band has one, else the colour interpretation's red/green/blue) and the alpha band
+    GDAL marks on a 4-band uint8 file."""
     from geodino.data.headers import read_header
 
     named = helpers.write_tif(tmp_path / "s2.tif", np.ones((3, 12, 20), np.uint16), descriptions=["B02", "B03", "B04"])
@@ -56,7 +57,8 @@ def test_geotiff_header_gives_count_dtype_descriptions_and_alpha(tmp_path):
     with rasterio.open(rgba, "r+") as dst:
         dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
     h = read_header(rgba)
-    assert (h.count, h.dtype, h.alpha, h.band_names) == (4, "uint8", (4,), None)
+    # no descriptions: the colour interpretation names the bands (geodino.data.colour_bands)
+    assert (h.count, h.dtype, h.alpha, h.band_names) == (4, "uint8", (4,), ("red", "green", "blue", "alpha"))
 
 
 def test_first_bands_of_data_stats_read_the_header(tmp_path):
@@ -67,7 +69,7 @@ def test_first_bands_of_data_stats_read_the_header(tmp_path):
     named = helpers.write_tif(tmp_path / "s2.tif", np.ones((3, 12, 20), np.uint16), descriptions=["B02", "B03", "B04"])
     assert _first_bands([str(named)]) == (3, ("B02", "B03", "B04"), "uint16", ())
     png = save(tmp_path / "x.png", np.zeros((8, 8, 4), np.uint8))
-    assert _first_bands([str(png)]) == (4, None, "uint8", (4,))
+    assert _first_bands([str(png)]) == (4, ("red", "green", "blue", "alpha"), "uint8", (4,))  # RGBA: named so
 
 
 @pytest.mark.parametrize(

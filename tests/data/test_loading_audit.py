@@ -191,7 +191,7 @@ def test_an_rgba_rasters_alpha_band_is_the_mask_not_a_fourth_band(tmp_path):
         warnings.simplefilter("ignore")  # the stats warn that 512 valid pixels are few
         yaml = write_stats([str(p)], tmp_path / "rgba.yaml", progress=False)
     own = RasterArchive([p], sensor=str(yaml), progress=False)  # the YAML stats wrote for the file fits it
-    assert own.sensor.bands == ("b1", "b2", "b3")
+    assert own.sensor.bands == ("red", "green", "blue")  # GDAL's RGBA colour interpretation names them
 
 
 def test_a_sensor_with_a_band_for_the_alpha_band_reads_it_as_data_and_says_so(tmp_path):

@@ -1,0 +1,71 @@
+"""A raster without band descriptions whose colour interpretation names red, green and blue (GDAL's RGB GeoTIFF)
+has those band names: `data stats` writes them (and `rgb_bands`), and a source's `bands:` matches them; a file
+whose colour interpretation says nothing about its bands (grey, undefined) keeps b1..bN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geodino.data.colour_bands import colour_band_names
+from geodino.data.stats import compute_stats
+
+
+def _tif(path, colours: tuple[str, ...], dtype: str = "uint16"):
+    import rasterio
+    from rasterio.enums import ColorInterp
+    from rasterio.transform import from_origin
+
+    n = len(colours)
+    data = (np.arange(n * 32 * 32).reshape(n, 32, 32) % 200 + 10).astype(dtype)
+    data[:, :, :] += np.arange(n, dtype=dtype)[:, None, None] * 20  # each band its own level
+    profile = {"driver": "GTiff", "width": 32, "height": 32, "count": n, "dtype": dtype, "crs": "EPSG:32633"}
+    with rasterio.open(path, "w", transform=from_origin(500000, 4000000, 10, 10), **profile) as dst:
+        dst.write(data)
+        dst.colorinterp = [ColorInterp[c] for c in colours]
+    return path, data
+
+
+@pytest.mark.parametrize(
+    ("colours", "names"),
+    [
+        (("red", "green", "blue"), ("red", "green", "blue")),
+        (("blue", "green", "red"), ("blue", "green", "red")),  # in the file's order
+        (("red", "green", "blue", "alpha"), ("red", "green", "blue", "alpha")),
+        (("gray", "undefined", "undefined"), None),
+        (("red", "red", "blue"), None),
+        (("red", "green", "blue", "undefined"), None),  # a fourth band the interpretation does not name
+    ],
+)
+def test_colour_names_only_when_they_name_red_green_and_blue_once(colours, names):
+    assert colour_band_names(colours, len(colours)) == names
+
+
+def test_stats_name_an_rgb_files_bands_and_its_rgb_bands(tmp_path):
+    path, _ = _tif(tmp_path / "rgb.tif", ("red", "green", "blue"))
+    sensor, _ = compute_stats([str(path)], samples=4, tile_size=16, scale=1e-4, progress=False)
+    assert sensor.bands == ("red", "green", "blue") and sensor.rgb_bands == ("red", "green", "blue")
+    grey, _ = _tif(tmp_path / "grey.tif", ("gray", "undefined", "undefined"))
+    sensor, _ = compute_stats([str(grey)], samples=4, tile_size=16, scale=1e-4, progress=False)
+    assert sensor.bands == ("b1", "b2", "b3") and sensor.rgb_bands is None
+
+
+def test_a_source_reads_an_rgb_files_bands_by_colour_name(tmp_path):
+    from geodino.data.archive import RasterArchive
+
+    path, data = _tif(tmp_path / "bgr.tif", ("blue", "green", "red"))
+    # a sensor of other bands (Sentinel-2: red is B04): the file's red and green are found by name
+    archive = RasterArchive([str(path)], sensor="sentinel2_l2a", bands=["red", "green"], progress=False)
+    got, _ = archive.read(0, 0, 0, 8, 8)
+    np.testing.assert_array_equal(got, data[[2, 1], :8, :8])  # red is the file's band 3
+
+
+def test_a_sensor_of_the_files_band_count_still_names_its_bands_by_position(tmp_path):
+    """GDAL marks any 3-band 8-bit GeoTIFF RGB: read with a sensor of three bands, its bands are the sensor's."""
+    from geodino.data.archive import RasterArchive
+    from geodino.data.sensors import Sensor
+
+    path, _ = _tif(tmp_path / "nrg.tif", ("red", "green", "blue"), dtype="uint8")
+    nrg = Sensor("nrg", ("nir", "r", "g"), 1 / 255, (0.0,) * 3, (1.0,) * 3, False)
+    archive = RasterArchive([str(path)], sensor=nrg, require_crs=False, progress=False)
+    assert archive.band_names == ("nir", "r", "g")
