@@ -43,11 +43,16 @@ def has_dtype_default(dtype: Any) -> bool:
 def dtype_divisor(dtype: Any, name: str = "input", fix: str = "pass its DN -> reflectance factor") -> float:
     """What data of `dtype` is divided by to get reflectance: 255 (uint8), 10000 (uint16, int16), 1 (floats).
     Any other type is refused in one line naming `name` (the file or tensor: "input x.tif") and its type, then
-    `fix`: the caller's way to give the factor (--scale, data_scale, ...). A divisor, not a factor, so each
+    `fix`: the caller's way to give the factor (--scale, data_scale, ...); complex data in `check_real`'s line,
+    without `fix` (a factor would not help: casting drops the imaginary part). A divisor, not a factor, so each
     caller keeps its own arithmetic bit for bit (`preprocess` divides by 255, the probes multiply by 1/255)."""
     dt = _native(dtype)
     if dt.kind == "f":
         return 1.0
+    if dt.kind == "c":  # no factor makes complex numbers reflectance: said as embed and data stats say it
+        from geodino.data.validity import check_real
+
+        check_real(dt, name)
     if dt in _DIVISORS:
         return _DIVISORS[dt]
     if dt == np.int8:

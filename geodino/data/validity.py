@@ -63,11 +63,14 @@ def check_nodata(
 
 def check_real(dtype: str | np.dtype, where: str) -> None:
     """Refuse complex data (SAR SLC, interferograms): a model takes real numbers, and casting would silently drop
-    the imaginary part."""
-    dt = np.dtype(dtype)
-    if dt.kind == "c":
+    the imaginary part. `dtype` may be rasterio's name for GDAL's CInt16, 'complex_int16', which numpy has no
+    dtype for (np.dtype raised a TypeError traceback)."""
+    name = str(dtype)
+    if not name.startswith("complex"):
+        name = np.dtype(dtype).name
+    if name.startswith("complex"):
         raise InputError(
-            f"{where} holds complex numbers ({dt.name}), which a model cannot take; write real-valued bands first "
+            f"{where} holds complex numbers ({name}), which a model cannot take; write real-valued bands first "
             f"(e.g. the amplitude |z|, or the real and imaginary parts as two bands) and use that file"
         )
 

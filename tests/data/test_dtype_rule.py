@@ -46,3 +46,23 @@ def test_byte_order_does_not_change_the_rule(dtype, divisor):
     # big-endian 16-bit DN (an in-memory xarray cube of np.fromfile('>i2') data, a raw big-endian memmap) are the
     # same DN: refused as "uint16: 16-bit integers have no common DN scale" before, beside a default for uint16
     assert dtype_divisor(dtype) == divisor and has_dtype_default(dtype)
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "complex128", ">c8"])
+def test_complex_data_is_refused_without_asking_for_a_scale(dtype):
+    # a DN factor cannot make complex numbers reflectance (a cast drops the imaginary part): the line embed and data
+    # stats give (`validity.check_real`), not "it is not numeric imagery ... set data_scale (=1 reads the values)"
+    with pytest.raises(InputError) as err:
+        dtype_divisor(dtype, "image a/0.tif", "set data_scale to its DN -> reflectance factor")
+    line = str(err.value)
+    assert line.startswith("image a/0.tif holds complex numbers (complex") and "real-valued bands" in line
+    assert "data_scale" not in line and "\n" not in line
+
+
+def test_complex_int16_of_rasterio_is_refused_in_one_line():
+    # GDAL's CInt16, which rasterio names 'complex_int16' (no numpy dtype): `geodino embed` ended in a TypeError
+    from geodino.data.validity import check_real
+
+    with pytest.raises(InputError, match=r"^raster s\.tif holds complex numbers \(complex_int16\), which a model"):
+        check_real("complex_int16", "raster s.tif")
+    check_real("int16", "raster s.tif")  # real data passes
