@@ -109,10 +109,10 @@ class SourceConfig:
     bands: list[str] | None = None  # band names to read (None: all)
     band_names: list[str] | None = None  # names of the files' bands when they carry no descriptions
     nodata: float | None = None  # override the files' nodata value
-    tile_size: float = 256  # tile edge, in tile_units
+    tile_size: int | float = 256  # tile edge, in tile_units (an int stays one: config.yaml showed 64.0)
     tile_units: str = "px"  # px | m
     sampling: str = "random"  # random | grid
-    stride: float | None = None  # grid stride (default tile_size)
+    stride: int | float | None = None  # grid stride (default tile_size)
     max_nodata_fraction: float = 0.5  # redraw (random) / drop (grid) tiles with more nodata than this
     max_tries: int = 10
     roi: str | None = None  # WKT polygon or vector file
