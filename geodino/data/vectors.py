@@ -46,7 +46,11 @@ def read_vector(
         # (pyogrio joins GDAL's messages with '; '; geopandas' 2nd line names pandas functions, not a fix here)
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if _NOT_RECOGNISED in first:  # GDAL's advice, a driver prefix such as 'CSV:path', is no fix here
-            voc = " (Pascal VOC boxes are pixels of an image, not map geometries)" if path.suffix == ".xml" else ""
+            voc = (
+                " (Pascal VOC boxes are pixels of an image, not map geometries)"
+                if path.suffix.lower() == ".xml"
+                else ""
+            )
             raise InputError(
                 f"cannot read {what} from {path}: no vector format GDAL reads, or a damaged file "
                 f"({path.suffix or 'no suffix'}); pass a vector file: {_FORMATS}{voc}"

@@ -26,3 +26,11 @@ def test_a_file_gdal_cannot_read_as_vectors_names_the_formats(tmp_path) -> None:
     with pytest.raises(InputError, match=r"labels\.gpkg: .*\(\.gpkg\); pass a vector file: GeoPackage") as err:
         read_vector(junk, what="labels")
     assert "Pascal VOC" not in str(err.value)
+
+
+def test_an_upper_case_xml_suffix_is_a_voc_file_too(tmp_path) -> None:
+    # Windows tools write LABELS.XML: the same VOC note, as the suffix checks elsewhere ignore case
+    xml = tmp_path / "CROWNS.XML"
+    xml.write_text(VOC + "</bndbox></object></annotation>")
+    with pytest.raises(InputError, match=r"\(\.XML\); pass a vector file: .* \(Pascal VOC boxes are pixels"):
+        read_vector(xml, what="labels")
