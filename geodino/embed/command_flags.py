@@ -407,7 +407,7 @@ def _band_numbers_of(path: str, names: list[str], sensor: Any, cfg: Any, setting
     from geodino.errors import MissingBandError
 
     info = open_source(path, variable=cfg.variable, time=cfg.time, sensor=cfg.sensor, listing=True).info
-    own = _file_band_names(info)
+    own = _file_band_names(info, sensor)  # descriptions, else red/green/blue of an RGB file without such a sensor
     file_names = own or (sensor.bands if sensor is not None and sensor.n_bands == info.count else None)
     file_names = file_names or tuple(f"b{i}" for i in range(1, info.count + 1))
     try:

@@ -40,6 +40,7 @@ class SourceInfo:
     nodata: float | None
     descriptions: tuple[str | None, ...]
     alpha_bands: tuple[int, ...] = ()  # 1-based bands of the input that are alpha (a validity mask, not data)
+    colours: tuple[str, ...] = ()  # each band's colour interpretation (red, gray ...: geodino.data.colour_bands)
     time: str | None = None  # a cube's date embedded (the `time` option): its label, recorded as input_time
     unplaced: str = ""  # a cube whose CRS was dropped: why no regular grid places its pixels (`cube_transform`)
 
@@ -128,6 +129,7 @@ class RasterSource(WindowedSource):
                     nodata=src.nodata if nodata is None else nodata,
                     descriptions=tuple(src.descriptions),
                     alpha_bands=alpha_bands(src),
+                    colours=tuple(c.name for c in src.colorinterp),
                 )
         except rasterio.errors.RasterioIOError as exc:
             why = one_line(exc).rstrip(".")
@@ -146,6 +148,7 @@ class RasterSource(WindowedSource):
             raise InputError(f"{_bands_not_in(bad)} not in raster {self.path}, which has bands 1..{count}")
         self.info.count = len(self.bands)
         self.info.descriptions = tuple(self.info.descriptions[b - 1] for b in self.bands)
+        self.info.colours = tuple(self.info.colours[b - 1] for b in self.bands)
         self._src: Any = None
 
     def open(self) -> RasterSource:

@@ -54,7 +54,8 @@ def test_the_flag_still_says_the_flag(tmp_path, capsys):
 
 
 def test_pythons_names(tmp_path, conv_bb, capsys):
-    src = _tif(tmp_path / "in.tif", None)  # no descriptions: b1..b4
+    # no descriptions: b1..b4 (uint16: a 4-band uint8 file is GDAL's RGBA, its bands named red, green, blue, alpha)
+    src = helpers.write_tif(tmp_path / "in.tif", random_image(32, 40, 4, seed=0, dtype="uint16"))
     with pytest.raises(InputError) as err:
         embed_raster(src, conv_bb, tmp_path / "p.tif", bands=["red", "green", "blue"], progress=False)
     msg = str(err.value)

@@ -152,7 +152,7 @@ def test_unknown_name_lists_the_bands_there_are(tmp_path, capsys):
         capsys, tmp_path, *base, "--bands", "red",
         expect=("has no band 'red' (its bands: B02, B03, B04, B08)", "red is B04 in sentinel2_l1c/sentinel2_l2a"),
     )  # fmt: skip
-    bare = _tif(tmp_path / "bare.tif", None, bands=3)
+    bare = _tif(tmp_path / "bare.tif", None, bands=3, dtype="uint16")  # uint8: GDAL's RGB names its bands
     one_line_exit_2(
         capsys, tmp_path, "embed", bare, "-b", SPEC, "--out", out, *RUN, "--bands", "red,green,blue",
         expect=("has no band 'red' (its bands: b1, b2, b3)", "--sensor NAME (a sensor of 3 bands)"),
@@ -214,3 +214,18 @@ def test_names_resolve_by_a_cube_band_coordinate(tmp_path, capsys):
         capsys, tmp_path, "embed", *base[:4], tmp_path / "g.tif", *base[5:], "--bands", "B4", "--time", "0",
         expect=("has no band 'B4' (its bands: B1, B2, B3)",),
     )  # fmt: skip
+
+
+def test_names_resolve_by_an_rgb_files_colour_interpretation(tmp_path, capsys):
+    """No descriptions, but the colour interpretation names the bands (a BGR file here): red,green,blue read
+    bands 3,2,1, as a data source reads them (geodino.data.colour_bands); b1..bN still name them by position."""
+    import rasterio
+    from rasterio.enums import ColorInterp
+
+    src = _tif(tmp_path / "bgr.tif", None, bands=3)
+    with rasterio.open(src, "r+") as dst:
+        dst.colorinterp = [ColorInterp.blue, ColorInterp.green, ColorInterp.red]
+    (by_name, *_, tags, _), err = _embed(capsys, src, tmp_path / "a.tif", "--bands", "red,green,blue")
+    assert json.loads(tags["GEODINO_INPUT_BANDS"]) == [3, 2, 1] and "reads bands 3,2,1" in err
+    (by_position, *_), _ = _embed(capsys, src, tmp_path / "b.tif", "--bands", "b3,b2,b1")
+    np.testing.assert_array_equal(by_name, by_position)
