@@ -308,8 +308,10 @@ def format_rule(scales: Sequence[float], offsets: Sequence[float]) -> str:
 def _band_types(dtypes: tuple[str, ...], indexes: tuple[int, ...]) -> tuple[np.dtype, bool]:
     """(read dtype, whether every band read has it) of bands `indexes` given a file's `dtypes`: a pure function of
     the header, cached because every window read asks (rasterio rebuilds `ds.dtypes` and numpy's `result_type`
-    costs microseconds, per call)."""
-    types = [np.dtype(dtypes[i - 1]) for i in indexes]
+    costs microseconds, per call). GDAL's CInt16, which rasterio names 'complex_int16' (no numpy type) and reads
+    as complex64, is complex64 here: the index named such a file unreadable ("TypeError: data type 'complex_int16'
+    not understood; re-download it") instead of refusing complex data in its own line."""
+    types = [np.dtype("complex64" if dtypes[i - 1] == "complex_int16" else dtypes[i - 1]) for i in indexes]
     dtype = np.result_type(*types)
     return dtype, all(t == dtype for t in types)
 

@@ -66,3 +66,19 @@ def test_complex_int16_of_rasterio_is_refused_in_one_line():
     with pytest.raises(InputError, match=r"^raster s\.tif holds complex numbers \(complex_int16\), which a model"):
         check_real("complex_int16", "raster s.tif")
     check_real("int16", "raster s.tif")  # real data passes
+
+
+def test_a_cint16_raster_is_named_complex_by_data_stats(tmp_path, capsys):
+    # the archive's index read 'complex_int16' with np.dtype: "cannot be read (TypeError ...); re-download it"
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from geodino.cli import main
+
+    src = tmp_path / "slc.tif"
+    profile = {"driver": "GTiff", "width": 8, "height": 8, "count": 1, "dtype": "complex_int16", "crs": "EPSG:32633"}
+    with rasterio.open(src, "w", transform=from_origin(500000, 0, 10, 10), **profile) as dst:
+        dst.write(np.full((1, 8, 8), 3 + 4j, np.complex64))
+    assert main(["data", "stats", str(src), "--out", str(tmp_path / "s.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"raster {src} holds complex numbers (complex64)" in err and "TypeError" not in err
