@@ -32,6 +32,7 @@ class _Header(NamedTuple):
     count: int  # type: ignore[assignment]  # the raster source's attribute name (shadows tuple.count on purpose)
     dtype: str
     descriptions: tuple[str | None, ...]
+    colours: tuple[str, ...] = ()  # the bands' colour interpretation (red/green/blue names an RGB file's bands)
 
 
 def source_of(
@@ -180,7 +181,16 @@ def _kinds(files: list[str]) -> tuple[list[_Header], list[str], list[tuple[str, 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 with rasterio.open(f) as src:
-                    crs, header = src.crs, _Header(f, src.count, src.dtypes[0], tuple(src.descriptions or ()))
+                    crs, header = (
+                        src.crs,
+                        _Header(
+                            f,
+                            src.count,
+                            src.dtypes[0],
+                            tuple(src.descriptions or ()),
+                            tuple(c.name for c in src.colorinterp),
+                        ),
+                    )
         except rasterio.errors.RasterioIOError as exc:
             unread.append((f, one_line(exc)))  # the reason may be on a later line
             continue
@@ -370,7 +380,7 @@ def _check_raster_bands(rasters: Sequence[_Header], sensor: str | None, bands: s
         return
     wanted = parse_band_names(bands, "bands")
     for header in rasters:
-        names = _file_band_names(header)
+        names = _file_band_names(header, sensor_obj)
         if names is None and sensor_obj is not None and sensor_obj.n_bands == header.count:
             names = sensor_obj.bands
         if names is None:

@@ -146,3 +146,21 @@ def test_a_used_run_folder_is_left_as_it_was(tmp_path):
         geodino.pretrain(folder, out, steps=1, sensor="sentinel2_l2a", tile_size=16, bands="red,swir16",
                          overrides=TINY)  # fmt: skip
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before
+
+
+def test_an_rgb_file_is_checked_by_its_colour_names_as_the_source_reads_it(api_configs, tmp_path):
+    """A GeoTIFF without band descriptions whose colour interpretation is RGB (16-bit here: no default sensor names
+    it, as sat493m does 8-bit RGB): the raster source names its bands red, green, blue, so the early check must too
+    (it said `has no band 'red' (its bands: b1, b2, b3)` while the source accepted it)."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    folder = tmp_path / "rgb"
+    folder.mkdir()
+    prof = dict(driver="GTiff", width=32, height=32, count=3, dtype="uint16", photometric="RGB", crs="EPSG:32633")
+    with rasterio.open(folder / "rgb.tif", "w", transform=from_origin(5e5, 4.65e6, 10, 10), **prof) as dst:
+        dst.write(np.ones((3, 32, 32), "uint16"))
+    geodino.pretrain(folder, tmp_path / "r", bands="red,green,blue")
+    assert api_configs[-1].data.sources[0].bands == ["red", "green", "blue"]
+    with pytest.raises(InputError, match=r"rgb\.tif has no band 'nir' \(its bands: red, green, blue\)"):
+        geodino.pretrain(folder, tmp_path / "r", bands="red,nir")
