@@ -29,6 +29,7 @@ from geodino.data.paths import RASTER_EXTS, resolve_paths
 from geodino.data.raster_source import RasterSource  # re-exported: the tiles drawn from an archive
 from geodino.data.rasters import SceneInfo, alpha_is_data, open_raster, read_window, window_affine
 from geodino.data.sensors import Sensor, check_bit_depth, check_read_values, get_sensor
+from geodino.data.validity import check_real
 from geodino.errors import InputError, plural
 
 __all__ = ["RasterArchive", "RasterSource"]
@@ -133,6 +134,10 @@ class RasterArchive:
                     f"{len(first.band_names)}; "
                     f"select the same bands with {self.hints['bands']} or {self.hints['split']}"
                 )
+        # complex data (SAR SLC) cast to real loses its imaginary part without a word: refused before a read and
+        # before asking for a sensor (`data index`, uniform=False, only lists files and keeps them)
+        for dtype in dict.fromkeys(sc.dtype for sc in self.scenes):  # named by the first file of each dtype
+            check_real(dtype, f"raster {next(sc.path for sc in self.scenes if sc.dtype == dtype)}")
         self.sensor = self._data_sensor(sensor)
         warn_qa_model_bands(self.band_names, self.hints)  # SCL/QA60/QA_PIXEL fed to the backbone: one line
         self._check_declared()
