@@ -183,15 +183,20 @@ class FrozenBackbone(nn.Module):
         naming preprocess's ways to give a scale."""
         import numpy as np
 
-        from geodino.data.dtype_rule import dtype_divisor
+        from geodino.data.dtype_rule import dtype_divisor, has_dtype_default
 
-        record = ", or preprocess(x, rule='record') for the backbone's DN scale" if self.dn_scale() is not None else ""
-        fix = f"if it is imagery, pass reflectance floats: preprocess(x.float() * FACTOR), FACTOR its DN scale{record}"
         try:
             dtype = np.dtype(str(x.dtype).removeprefix("torch."))
         except TypeError:  # a torch-only type (qint8, float8 ...): no DN of any sensor
-            raise InputError(f"preprocess takes DN or reflectance pixels, got {x.dtype}; {fix}") from None
-        return dtype_divisor(dtype, "preprocess's input", fix)
+            raise InputError(f"preprocess takes DN or reflectance pixels, got {x.dtype}; {self._scale_fix()}") from None
+        if has_dtype_default(dtype):  # every batch of an archive: no refusal text built (it reads the record)
+            return dtype_divisor(dtype)
+        return dtype_divisor(dtype, "preprocess's input", self._scale_fix())
+
+    def _scale_fix(self) -> str:
+        """How a caller of `preprocess` gives the DN scale of a type without a default (the refusal's end)."""
+        record = ", or preprocess(x, rule='record') for the backbone's DN scale" if self.dn_scale() is not None else ""
+        return f"if it is imagery, pass reflectance floats: preprocess(x.float() * FACTOR), FACTOR its DN scale{record}"
 
     def _warn_dn_as_given(self, y: Tensor) -> None:
         """One warning (once per backbone) when a record without a sensor that reads integers as given (a foreign HF
