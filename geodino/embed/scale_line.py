@@ -1,5 +1,7 @@
 """The console's `geodino: input DN -> reflectance ...` line: the scaling's description (the run's `input_scale`
 metadata, kept as it is: scenes and resumed runs compare it) said with where it came from, in one pair of brackets.
+`geodino viz attention` says the backbone's record it reads an input by with the same words (its own way to change
+it: viz has no --scale).
 
 Before, the description's own brackets and the origin's followed each other or nested
 (`x*0.00392157 (sensor l7, recorded in l7.heads.pth (sidecar of l7.pth)) (default)`), and "default" did not say
@@ -14,21 +16,28 @@ CHANGE = "--sensor/--scale to change"
 DEFAULT = "default"  # `how` when neither the user nor the input gave a rule: the backbone's record or the dtype rule
 
 
-def scale_line(desc: str, how: str, recorded: str | None) -> str:
+def scale_line(desc: str, how: str, recorded: str | None, change: str = CHANGE) -> str:
     """`desc` (the `input_scale` description) with `how` it was chosen: a default ("default") in one bracket that
     says whose default it is and how to change it; "passed", "declared by the input" or a STAC item's rule after
     it. `recorded`: the description `recorded_scale` gives for the backbone's record (None without one); a default
     equal to it is the record's, any other default the dtype rule's (`x/255 (uint8)`, `x/10000 (uint16, assumed)`,
-    float input as it is)."""
+    float input as it is). `change`: how to choose another rule, said in the bracket of a default."""
     value, inner = _split(desc)
     if how == DEFAULT and recorded is not None and desc == recorded:
-        return f"{value} (the backbone's record: {_place(inner)}; {CHANGE})"
+        return f"{value} (the backbone's record: {_place(inner)}; {change})"
     if how == DEFAULT:
         dtype = re.fullmatch(r"(\w+)(, assumed)?", inner)
         if dtype is not None and value.startswith("x/"):
-            return f"{value} (the default for {dtype[1]} input{dtype[2] or ''}; {CHANGE})"
-        return f"{value} ({inner + '; ' if inner else ''}{CHANGE})"
+            return f"{value} (the default for {dtype[1]} input{dtype[2] or ''}; {change})"
+        return f"{value} ({inner + '; ' if inner else ''}{change})"
     return f"{desc} ({how})"  # passed, or declared by the input or its STAC item: said as it is
+
+
+def record_said(desc: str) -> str:
+    """A `recorded_scale` description in one pair of brackets, for a clause naming the record: "x*0.0001 (sensor
+    l7, recorded in l7.heads.pth (sidecar of l7.pth))" -> "x*0.0001 (sensor l7, in l7.heads.pth beside l7.pth)"."""
+    value, inner = _split(desc)
+    return f"{value} ({_place(inner)})" if inner else value
 
 
 def _split(desc: str) -> tuple[str, str]:

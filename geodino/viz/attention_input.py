@@ -209,11 +209,7 @@ def photo_sensor(backbone: Any, path: str | Path, data: np.ndarray) -> tuple[Any
         why = scale_misfit(data.dtype, n, recorded.scale, recorded.offset)
         if not why:
             warn_record_units(data.dtype, path, backbone)
-            desc = scaled[2]
-            return recorded, (
-                f"geodino: no --sensor given: {path} is read by the backbone's record, DN -> reflectance {desc}; "
-                "--sensor overrides"
-            )
+            return recorded, f"geodino: no --sensor given: {path} is read with {record_rule(scaled[2])}"
     if n == 3:
         s = get_sensor("imagenet")
         rule = "8-bit RGB (sensor imagenet, x/255)"
@@ -224,7 +220,9 @@ def photo_sensor(backbone: Any, path: str | Path, data: np.ndarray) -> tuple[Any
     if recorded is None and n == 3:
         return s, None  # as every photo was read before
     if recorded is not None and scaled is not None:
-        rule += f": the backbone's record ({scaled[2]}) does not fit it, {why}"
+        from geodino.embed.scale_line import record_said
+
+        rule += f": the backbone's record, {record_said(scaled[2])}, does not fit it, {why}"
     else:
         rule += f" for the one-band backbone {spec}"
     return s, f"geodino: no --sensor given: {path} is read as {rule}; --sensor overrides"
@@ -265,9 +263,20 @@ def recorded_sensor(backbone: Any, path: str | Path) -> tuple[Any, str] | None:
     if is_float:
         sensor = dataclasses.replace(sensor, scale=1.0, offset=0.0)
         rule = f"float pixels read as reflectance (bands of sensor {sensor.name} as the backbone records them)"
-    else:
-        rule = f"DN -> reflectance {desc}"
-    return sensor, f"geodino: no --sensor given: {path} is read by the backbone's record, {rule}; --sensor overrides"
+        return (
+            sensor,
+            f"geodino: no --sensor given: {path} is read by the backbone's record, {rule}; --sensor overrides",
+        )
+    return sensor, f"geodino: no --sensor given: {path} is read with {record_rule(desc)}"
+
+
+def record_rule(desc: str) -> str:
+    """ "DN -> reflectance x*0.0001 (the backbone's record: sensor demo4, in b.heads.pth beside b.pth; --sensor to
+    change)": the words `geodino embed` says the record's scaling with (`geodino.embed.scale_line`), with viz's
+    one way to change it (it has no --scale)."""
+    from geodino.embed.scale_line import DEFAULT, scale_line
+
+    return f"DN -> reflectance {scale_line(desc, DEFAULT, desc, change='--sensor to change')}"
 
 
 def warn_record_units(dtype: Any, path: str | Path, backbone: Any) -> None:

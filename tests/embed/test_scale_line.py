@@ -30,3 +30,13 @@ CONFIG = "x*0.0002 (recorded in t.pth (training data config))"
 )  # fmt: skip
 def test_the_scale_line_says_whose_default_in_one_bracket(desc, how, recorded, said):
     assert scale_line(desc, how, recorded) == said
+
+
+def test_viz_says_the_record_with_its_own_way_to_change_it():
+    from geodino.embed.scale_line import record_said
+
+    said = scale_line(SIDECAR, "default", SIDECAR, change="--sensor to change")
+    assert said == "x*0.00392157 (the backbone's record: sensor l7, in l7.heads.pth beside l7.pth; --sensor to change)"
+    # a clause naming the record: one pair of brackets
+    assert record_said(SIDECAR) == "x*0.00392157 (sensor l7, in l7.heads.pth beside l7.pth)"
+    assert record_said("x*0.0001") == "x*0.0001"

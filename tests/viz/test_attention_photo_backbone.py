@@ -100,7 +100,8 @@ def test_a_photo_is_read_by_the_backbone_record_when_it_fits(tmp_path, capsys):
     sample = read_input(path, backbone=bb1)
     assert sample["sensor"].name == "pan8" and sample["bands"] == ["pan"]
     np.testing.assert_allclose(sample["image"][0], grey / 510.0, rtol=1e-6)
-    assert "is read by the backbone's record, DN -> reflectance x*0.00196078 (sensor pan8" in sample["sensor_note"]
+    said = "is read with DN -> reflectance x*0.00196078 (the backbone's record: sensor pan8, in "
+    assert said in sample["sensor_note"] and sample["sensor_note"].endswith("; --sensor to change)")
     # an RGB export recording 16-bit DN: an 8-bit photo does not fit it and is read as 8-bit RGB, saying why
     s2 = {"sensor": "s2rgb", "bands": ["B04", "B03", "B02"], "scale": 1e-4, "mean": [0.1] * 3, "std": [0.1] * 3}
     bb3 = _recorded(tmp_path, s2, 3)
@@ -108,7 +109,8 @@ def test_a_photo_is_read_by_the_backbone_record_when_it_fits(tmp_path, capsys):
     sample = read_input(rgb_path, backbone=load_backbone(str(bb3)))
     assert sample["sensor"].name == "imagenet"
     np.testing.assert_allclose(sample["image"], rgb.transpose(2, 0, 1) / 255.0, rtol=1e-6)
-    assert "x*0.0001 (sensor s2rgb" in sample["sensor_note"] and "scales 16-bit DN" in sample["sensor_note"]
+    assert "the backbone's record, x*0.0001 (sensor s2rgb, in " in sample["sensor_note"]
+    assert "scales 16-bit DN" in sample["sensor_note"] and "sidecar of" not in sample["sensor_note"]
     out = tmp_path / "att"
     capsys.readouterr()
     assert cli.main(["viz", "attention", str(rgb_path), "-b", str(bb3), "-o", str(out)]) == 0

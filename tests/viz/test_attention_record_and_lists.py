@@ -46,14 +46,16 @@ def test_a_raster_without_sensor_is_read_by_the_backbone_record(tmp_path, record
     capsys.readouterr()
     assert cli.main(["viz", "attention", str(tif), "-b", str(recorded), "-o", str(out)]) == 0
     err = capsys.readouterr().err
-    assert f"geodino: no --sensor given: {tif} is read by the backbone's record, DN -> reflectance x*0.0001" in err
+    # embed's words for the record's scaling, in one pair of brackets
+    said = f"geodino: no --sensor given: {tif} is read with DN -> reflectance x*0.0001 (the backbone's record: "
+    assert said + "sensor demo4, in bb.heads.pth beside bb.pth; --sensor to change)\n" in err
     assert json.loads((out / "attention.json").read_text())["patch_grid"] == [4, 6]
     # read as DN x 1e-4, and the maps written are those of that image
     bb = load_backbone(str(recorded))
     sample = read_input(tif, backbone=bb)
     np.testing.assert_allclose(sample["image"], data.astype(np.float32) * np.float32(1e-4), rtol=1e-6)
     assert sample["sensor"].name == "demo4" and sample["bands"] == REC["bands"]
-    assert "x*0.0001 (sensor demo4" in sample["sensor_note"]
+    assert "x*0.0001 (the backbone's record: sensor demo4, in bb.heads.pth beside bb.pth" in sample["sensor_note"]
     maps = attention_maps(bb, sample)
     import rasterio
 
