@@ -17,7 +17,14 @@ from geodino.errors import ConfigError
 if TYPE_CHECKING:
     from geodino.data.sensors import Sensor
 
-__all__ = ["ambiguous_bands_error", "band_meaning", "known_band_names", "rgb_names", "sensors_knowing"]
+__all__ = [
+    "ambiguous_bands_error",
+    "band_meaning",
+    "known_band_names",
+    "known_rgb_bands",
+    "rgb_names",
+    "sensors_knowing",
+]
 
 
 def known_band_names(bands: Sequence[str]) -> list[str]:
@@ -34,6 +41,27 @@ def sensors_knowing(bands: Sequence[str]) -> list[str]:
 
     known = known_band_names(bands)
     return [n for n, s in SENSORS.items() if known and all(s.resolve_band(b, strict=False) is not None for b in known)]
+
+
+def known_rgb_bands(bands: Sequence[str]) -> tuple[str, ...] | None:
+    """The names among `bands` that are the red, green and blue bands (in that order) of the built-in sensors that
+    know them (`sensors_knowing`: a Sentinel-2 file's B02..B12 -> (B04, B03, B02)), so a sensor YAML written for such
+    a file names its RGB bands; None when no such sensor has RGB bands, when one of them lacks one of its RGB bands
+    among `bands`, or when they disagree (B2, B3, B4 are blue/green/red in landsat8, green/red/nir in landsat7): a
+    guess would draw other bands as red, green and blue."""
+    from geodino.data.sensors import SENSORS
+
+    bands = [str(b) for b in bands]
+    found = set()
+    for name in sensors_knowing(bands):
+        s = SENSORS[name]
+        if not s.rgb_bands:
+            continue
+        canon = {s.resolve_band(b, strict=False): b for b in reversed(bands)}  # the first file band of each
+        if not all(r in canon for r in s.rgb_bands):
+            return None
+        found.add(tuple(canon[r] for r in s.rgb_bands))
+    return found.pop() if len(found) == 1 else None
 
 
 def band_meaning(sensor: Sensor, name: str) -> str:

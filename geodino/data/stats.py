@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from geodino.data.band_names import known_rgb_bands
 from geodino.data.colour_bands import RGB
 from geodino.data.pixel_sample import PERCENTILE_PIXELS, UniformPixelSample, percentiles
 from geodino.data.running_stats import MIN_VALID_PIXELS, STD_FLOOR, RunningStats, warn_degenerate  # re-exported
@@ -100,7 +101,9 @@ def _base_sensor(
         if scale is None:
             scale = 1 / 255 if dtype == "uint8" else 1.0
         offset = 0.0 if offset is None else offset
-        rgb = RGB if set(RGB) <= set(names) else None  # a file whose colour interpretation names them (colour_bands)
+        # a file whose colour interpretation names them (colour_bands), else band names a built-in sensor knows
+        # (Sentinel-2 B02..B12): its RGB bands, for previews
+        rgb = RGB if set(RGB) <= set(names) else known_rgb_bands(names)
         base = Sensor(
             name or "custom",
             names,
