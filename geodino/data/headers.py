@@ -21,7 +21,7 @@ import functools
 import os
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,7 @@ __all__ = [
     "RASTERIO_SUFFIXES",
     "HeaderError",
     "ImageHeader",
+    "declared_rule",
     "gdal_read_errors",
     "header_or_none",
     "read_error",
@@ -180,6 +181,33 @@ def header_or_none(path: str | Path, *, reader: str = "auto") -> ImageHeader | N
         return read_header(path, reader=reader)
     except HeaderError:
         return None
+
+
+def declared_rule(
+    path: str | Path, bands: Sequence[int] | None = None, *, reader: str = "auto"
+) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """(scales, offsets) the image at `path` declares for `bands` (1-based, in that order; None: every band): its
+    GDAL `<Scale>`/`<Offset>` (`data.rasters.declared_scaling`, read once per file with the header). None when
+    every band asked for declares 1/0, the file has no such tags (PNG/JPEG read by Pillow), `bands` asks for a band
+    it lacks or the header does not read (the pixel reader says what is wrong). The one read of a file's declared
+    rule for `geodino embed`, `embed images` and the probes. A GDAL dataset name that is no file (a MODIS
+    `HDF4_EOS:EOS_GRID:...` subdataset) is opened as it is, uncached."""
+    head = header_or_none(path, reader=reader)
+    if head is None and reader == "rasterio" and not os.path.exists(str(path)):
+        try:
+            head = _read(str(path), reader)
+        except Exception:  # any failure means "no header": the reader says why
+            head = None
+    if head is None or not head.scales:
+        return None
+    picked = list(bands) if bands else list(range(1, head.count + 1))
+    if not all(1 <= b <= len(head.scales) for b in picked):
+        return None
+    scales = tuple(head.scales[b - 1] for b in picked)
+    offsets = tuple(head.offsets[b - 1] for b in picked)
+    if all(s == 1.0 for s in scales) and all(o == 0.0 for o in offsets):
+        return None
+    return scales, offsets
 
 
 @functools.lru_cache(maxsize=1 << 16)

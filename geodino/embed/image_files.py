@@ -1,6 +1,7 @@
 """The image files of `geodino embed images` as probe samples: each file read as the image-folder probes read it
 (`geodino.eval.datasets.read_array`), its bands selected and checked against the backbone, scaled to reflectance by
-the folder's DN -> reflectance rule (one per dtype and band count, settled before any image runs), and described
+the scale/offset the file declares (GDAL), else the folder's DN -> reflectance rule (one per dtype and band count,
+settled before any image runs), and described
 (size, bands, footprint) for its row; an unreadable file skipped or stopped at as --on-error says."""
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ class ImageFiles:
         self.rgb = int(backbone.in_chans) == 3  # greyscale photos read as RGB for an RGB backbone, as pretraining
         self.info: list[dict[str, Any] | None] = [None] * len(files)
         self.failed: dict[int, str] = {}
-        self.rules: dict[str, tuple[Any, Any, str]] = {}  # dtype -> the DN -> reflectance rule its first image got
-        self.dtypes: dict[int, str] = {}  # file index -> its dtype, for the rules a part of the run met
+        self.rules: dict[str, tuple[Any, Any, str]] = {}  # description -> the DN -> reflectance rules met
+        self.rule_of: dict[int, str] = {}  # file index -> its rule's description, for the rules a part met
         self.ref: tuple[int, tuple[int, ...]] | None = None  # (index, shape [C,H,W]) of the first readable image
         self._first: Any = None
 
@@ -131,10 +132,10 @@ class ImageFiles:
                 )
             arr = arr[[b - 1 for b in self.select]]
         self._check(arr, path)
-        dtype = self.dtypes[i] = arr.dtype.str
-        if dtype not in self.rules:  # the folder's rule for this dtype and band count (settled in `prime`)
-            self.rules[dtype] = self.scaling.rule(arr, str(path))
-        scale, offset, _ = self.rules[dtype]
+        # the folder's rule for this dtype and band count (settled in `prime`), or the one this file declares
+        rule = self.scaling.rule(arr, str(path), [b - 1 for b in self.select] or None)
+        self.rule_of[i] = rule[2]
+        scale, offset, _ = self.rules.setdefault(rule[2], rule)
         x = arr.astype(np.float32) * np.asarray(scale, dtype=np.float32)
         if np.any(offset):
             x = x + np.asarray(offset, dtype=np.float32)

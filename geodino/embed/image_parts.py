@@ -362,7 +362,7 @@ class PartRunner:
         vectors = _pool(fs, self.pool)[keep].numpy()
         rows = [int(i) for i in fs.targets[keep].tolist()]
         skipped = {i: d.failed[i] for i in range(lo, hi) if i in d.failed}
-        rules = list(dict.fromkeys(d.rules[d.dtypes[i]][2] for i in range(lo, hi) if i in d.dtypes))
+        rules = list(dict.fromkeys(d.rule_of[i] for i in range(lo, hi) if i in d.rule_of))
         info, settled = [d.info[i] for i in rows], settled_rules(d.scaling)
         return Part(lo, hi, rows, vectors, info, skipped, rules, states, settled, stamps, taken)
 

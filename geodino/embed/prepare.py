@@ -99,21 +99,9 @@ def file_rule(
     One header read, in `prepare` (once per process) and in the scenes' up-front check."""
     if not reads_file_rule(cfg):
         return None
-    import rasterio
+    from geodino.data.headers import declared_rule
 
-    from geodino.data.rasters import declared_scaling
-
-    try:
-        with warnings.catch_warnings():  # the header's scale tags only: georeferencing is the reader's to judge
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            src = rasterio.open(path)
-        with src:
-            picked = list(bands) if bands else list(range(1, src.count + 1))
-            if not all(1 <= b <= src.count for b in picked):
-                return None
-            return declared_scaling(src, picked)
-    except rasterio.errors.RasterioIOError:
-        return None  # the reader says what is wrong with the file
+    return declared_rule(path, bands, reader="rasterio")
 
 
 def cube_rule(source: Any, cfg: EmbedConfig) -> tuple[tuple[float, ...], tuple[float, ...]] | None:

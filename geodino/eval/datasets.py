@@ -191,15 +191,21 @@ def read_image(
 ) -> tuple[torch.Tensor, float | np.ndarray]:
     """Read an image file as float32 [C,H,W] scaled to reflectance (`x * scale + offset`); returns (image, scale).
 
-    JPEG/PNG via Pillow, GeoTIFF via rasterio. `scale` 0 picks by dtype (`geodino.data.dtype_rule`: uint8 -> 1/255,
-    uint16/int16 -> 1/10000, the Sentinel-2 / Landsat DN convention, floats unchanged; other types refused, asking
-    for `scale`). `scale`/`offset` may be per band ([C,1,1] arrays).
+    JPEG/PNG via Pillow, GeoTIFF via rasterio. `scale` 0 takes the scale/offset the file declares (GDAL
+    `<Scale>`/`<Offset>`, per band, as `geodino embed` and the probes read it), else picks by dtype
+    (`geodino.data.dtype_rule`: uint8 -> 1/255, uint16/int16 -> 1/10000, the Sentinel-2 / Landsat DN convention,
+    floats unchanged; other types refused, asking for `scale`). `scale`/`offset` may be per band ([C,1,1] arrays).
     """
+    from geodino.data.headers import declared_rule
     from geodino.eval.scaling import data_scale  # the one dtype rule, shared with the dense probes
 
     arr = read_array(path)
     if np.all(np.asarray(scale) <= 0):
-        scale = data_scale(arr.dtype, 0.0, f"image {path}", "scale")
+        found = declared_rule(path)
+        if found is not None and len(found[0]) == arr.shape[0]:
+            scale, offset = (np.asarray(v, dtype=np.float32).reshape(-1, 1, 1) for v in found)
+        else:
+            scale = data_scale(arr.dtype, 0.0, f"image {path}", "scale")
     x = arr.astype(np.float32) * np.asarray(scale, dtype=np.float32)
     if np.any(offset):
         x = x + np.asarray(offset, dtype=np.float32)
@@ -253,9 +259,9 @@ def image_folder(cfg: DatasetConfig, split: str, backbone: Any = None) -> ProbeD
 
     Without split folders the images are split by class-stratified, seeded fractions (`val_fraction`,
     `test_fraction`, `split_seed`). A class present in val/test but not in train is an error. DN -> reflectance:
-    `scale`/`offset`, else the DN scale `backbone`'s export records (when it fits the images), else by dtype
-    (`geodino.eval.scaling.InputScaling`), decided once over every image of every split, so that each split and
-    each image gets the same rule whatever its own values.
+    `scale`/`offset`, else the scale/offset each file declares (GDAL), else the DN scale `backbone`'s export
+    records (when it fits the images), else by dtype (`geodino.eval.scaling.InputScaling`), decided once over every
+    image of every split, so that each split and each image gets the same rule whatever its own values.
     """
     root = require_folder(cfg.root, cfg.name, "one sub-folder of images per class (ROOT/<class>/*.jpg)")
     split_dirs = {s: root / getattr(cfg, f"{s}_split") for s in ("train", "val", "test")}
@@ -368,15 +374,17 @@ def _folder_from_files(
     else:
         idx = list(range(len(files)))
     idx = [idx[i] for i in seeded_subset(len(idx), cfg.max_samples, cfg.split_seed)]
-    from geodino.eval.scaling import scaling_text
+    from geodino.eval.scaling import DECLARED, scaling_text
 
     first = read_array(files[idx[0]] if idx else files[0], rgb)
     scale, offset, rule = scaling.rule(first, str(files[idx[0]] if idx else files[0]))  # the first image's rule
     # the old spelling when there is one factor and no offset, so feature caches made before stay valid
     key_scale = scale if isinstance(scale, float) and not np.any(offset) else scaling_text(scale, offset)
-    if len(scaling.fixed) > 1:  # images of several dtypes: each by its own rule, all named in the key
+    if len(scaling.fixed) > 1 or scaling.declared:  # several dtypes, or rules the files declare: all named
         rule = "; ".join(dict.fromkeys(r[2] for r in scaling.fixed.values()))
-        key_scale = "|".join(scaling_text(r[0], r[1]) for r in scaling.fixed.values())
+        key_scale = "|".join(
+            r[2] if r[2].endswith(DECLARED) else scaling_text(r[0], r[1]) for r in scaling.fixed.values()
+        )
     nb = first.shape[0]
     bands = cfg.bands if cfg.bands and cfg.bands != ["rgb"] else (["red", "green", "blue"] if nb == 3 else [])
     bands = bands or [f"b{i + 1}" for i in range(nb)]

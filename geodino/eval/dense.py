@@ -128,15 +128,16 @@ def read_raster(path: str | Path) -> Raster:
 def to_image_tensor(r: Raster, scale: float | InputScaling = 0.0, bands: Sequence[int] | None = None) -> Tensor:
     """[C,H,W] float32 reflectance (scaled, not standardised) of a raster's `bands` (0-based; empty: all).
 
-    `scale` is a probe's `InputScaling` (data_scale, else the backbone's recorded DN scale, else by dtype), or a
-    factor (> 0) or 0 for the dtype rule alone (`data_scale`: a type without a default is refused, naming the file)."""
+    `scale` is a probe's `InputScaling` (data_scale, else the file's declared scale/offset, else the backbone's
+    recorded DN scale, else by dtype), or a factor (> 0) or 0 for the dtype rule alone (`data_scale`: a type
+    without a default is refused, naming the file)."""
     data = r.data
     if bands:
         if max(bands) >= data.shape[0] or min(bands) < 0:
             raise ConfigError(f"bands={list(bands)} but {r.path} has {plural(data.shape[0], 'band')} (0-based indices)")
         data = data[list(bands)]
     if isinstance(scale, InputScaling):
-        return scale.apply(data, str(r.path))
+        return scale.apply(data, str(r.path), bands)
     x = torch.from_numpy(np.ascontiguousarray(data).astype(np.float32)) * data_scale(r.data.dtype, scale, str(r.path))
     return torch.nan_to_num(x)
 

@@ -1,9 +1,10 @@
 """DN -> reflectance of the probes' image files, and the one line saying which rule each run used.
 
-`InputScaling` picks, in order, an explicit data_scale/data_offset, the DN scale the backbone's export records, or
-the dtype rule (`data_scale`), once per dataset (`InputScaling.settle`: every image of every split gets the same
-rule, whatever its own values). Shared by the dense probes (`geodino.eval.dense.to_image_tensor`), the class-per-folder
-image datasets (`geodino.eval.datasets`) and `geodino embed images`.
+`InputScaling` picks, in order, an explicit data_scale/data_offset, the scale/offset a file declares (GDAL
+`<Scale>`/`<Offset>`, as `geodino embed` applies it), the DN scale the backbone's export records, or the dtype rule
+(`data_scale`), once per dataset (`InputScaling.settle`: every image of every split gets the same rule, whatever its
+own values; a declared rule is each file's own). Shared by the dense probes (`geodino.eval.dense.to_image_tensor`),
+the class-per-folder image datasets (`geodino.eval.datasets`) and `geodino embed images`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from geodino.errors import ConfigError, plural
 from geodino.eval.layer_choice import backbone_name
 
 SAMPLES_SCALED = "none here: the samples came scaled (train_data/val_data or a dataset adapter)"
+DECLARED = "(declared by each file: GDAL scale/offset)"  # the end of a dataset's rule that its files declare
 SIXTEEN_BIT = (np.dtype(np.uint16), np.dtype(np.int16))
 HEADER_SUFFIXES = RASTERIO_SUFFIXES  # read with rasterio: dtype and count from the header
 Rule = tuple[np.ndarray | float, np.ndarray | float, str]
@@ -65,7 +67,10 @@ def scaling_text(scale: np.ndarray | float, offset: np.ndarray | float) -> str:
 class InputScaling:
     """DN -> reflectance (`x * scale + offset`) for a probe's image files, and which rule each image got.
 
-    In order: an explicit `data_scale` (> 0, with `data_offset`), else the DN scale/offset the backbone's export
+    In order: an explicit `data_scale` (> 0, with `data_offset`), else the scale/offset the file itself declares
+    (GDAL `<Scale>`/`<Offset>`, `geodino.data.headers.declared_rule`: each file by its own, as `geodino embed` reads
+    each scene by its own; files of one dtype and band count that declare beside files that do not are refused in
+    one line naming one of each, as `embed` refuses such scenes), else the DN scale/offset the backbone's export
     records (what `geodino embed` applies: `geodino.embed.sweep.recorded_scale`) when it fits the images (one
     value or one per band; not uint8 data with a scale for 16-bit DN, nor 16-bit values above 255 in any image of
     the dataset with a scale for 8-bit DN; never int8 data, which holds codes), else by dtype (`data_scale`: 1/255
@@ -97,6 +102,10 @@ class InputScaling:
         self.warned: set[str] = set()  # dtypes whose recorded-units warning was given (`_warn_units`: once each)
         self.used: dict[str, None] = {}  # the rules applied so far, in order (a dict as an ordered set)
         self.fixed: dict[tuple[str, int], Rule] = {}  # (dtype name, bands) -> the dataset's rule (`settle`)
+        self.declared: dict[str, Rule] = {}  # file -> the rule it declares itself (`settle`; `rule` for others)
+        # (dtype name, bands) -> (whether its files declare a rule, one of them): a file seen later must agree
+        self.kinds: dict[tuple[str, int], tuple[bool, str]] = {}
+        self.seen: set[str] = set()  # the files `settle` looked at
         self.settled = False
 
     @classmethod
@@ -157,7 +166,11 @@ class InputScaling:
         for f in dict.fromkeys(Path(f) for f in files):
             dt, n = image_header(f, lambda p: read(p)[0])
             groups.setdefault((dt.name, len(bands) if bands else n), []).append(f)
+        self.seen.update(str(f) for ps in groups.values() for f in ps)
         for (name, n), paths in groups.items():
+            if self.scale <= 0 and self._settle_declared(name, n, paths, bands):
+                continue
+            self.kinds[(name, n)] = (False, str(paths[0]))
             top = None
             if self.needs_values(name, n):
                 top = 0
@@ -171,11 +184,73 @@ class InputScaling:
             self.fixed[(name, n)] = self.decide(name, n, top, where, one)
         self.settled = True
 
-    def rule(self, data: np.ndarray, where: str = "the image data") -> Rule:
-        """(scale, offset, description) for `data` [C,H,W] in file units (after band selection): the dataset's
-        rule for its dtype and band count once `settle` ran (a file the scan did not see fixes it for the rest of
-        the run), else decided on `data` alone (its own largest value); `where` names the file in messages."""
+    def _settle_declared(self, name: str, n: int, paths: list[Path], bands: Sequence[int] | None) -> bool:
+        """Note the rule each file of one dtype/band-count group declares (`declared`, by file); False when none
+        declares. Some declaring beside some not is refused (`_refuse_mix`): their reflectance would differ by
+        the declared offset/scale, silently. The group's entry in `fixed` names the declared rules met."""
+        found = {f: self._declared_of(f, bands) for f in paths}
+        rules = {f: r for f, r in found.items() if r is not None}
+        if not rules:
+            return False
+        plain = next((f for f, r in found.items() if r is None), None)
+        first = next(iter(rules))
+        if plain is not None:
+            self._refuse_mix(first, plain, name, n)
+        self.declared.update((str(f), r) for f, r in rules.items())
+        self.kinds[(name, n)] = (True, str(first))
+        texts = ", ".join(dict.fromkeys(r[2].split(" (", 1)[0] for r in rules.values()))
+        self.fixed[(name, n)] = (*rules[first][:2], f"{texts} {DECLARED}")
+        return True
+
+    def _declared_of(self, path: str | Path, bands: Sequence[int] | None) -> Rule | None:
+        """The rule `path` declares for the kept `bands` (0-based; None: all), or None when it declares none."""
+        from geodino.data.headers import declared_rule
+
+        found = declared_rule(path, [b + 1 for b in bands] if bands else None)
+        if found is None:
+            return None
+        scale, offset = (np.asarray(v, dtype=np.float32) for v in found)
+        s, o = (v[:1] if np.all(v == v[0]) else v for v in (scale, offset))  # one value when every band has it
+        text = f"{scaling_text(s, o)} (declared by the file: GDAL scale/offset)"
+        return s.reshape(-1, 1, 1), o.reshape(-1, 1, 1), text
+
+    def _refuse_mix(self, declaring: str | Path, plain: str | Path, name: str, n: int) -> None:
+        """One line: `declaring` declares a DN rule and `plain`, of the same dtype and band count, declares none."""
+        from geodino.errors import InputError
+
+        rule = self._declared_of(declaring, None)
+        said = rule[2].split(" (", 1)[0] if rule else "a scale/offset"
+        key = self.keys[0]
+        fix = f"pass {key} FACTOR" if key.startswith("-") else f"set {key}"
+        raise InputError(
+            f"{declaring} declares its DN -> reflectance rule ({said}, GDAL scale/offset) but {plain}, also {name} "
+            f"with {plural(n, 'band')}, declares none: the two would be read in different units; write the same "
+            f"scale/offset into every file (or remove it from all), or {fix} to one rule for all (it overrides "
+            "the files' declarations)"
+        )
+
+    def rule(self, data: np.ndarray, where: str = "the image data", bands: Sequence[int] | None = None) -> Rule:
+        """(scale, offset, description) for `data` [C,H,W] in file units (after band selection, `bands` 0-based
+        of the file `where`): an explicit scale; else the rule the file declares (found by `settle`, or read here
+        for a file the scan did not see); else the dataset's rule for its dtype and band count once `settle` ran
+        (a file the scan did not see fixes it for the rest of the run), else decided on `data` alone (its own
+        largest value); `where` names the file in messages."""
         key = (data.dtype.name, int(data.shape[0]))
+        if self.scale <= 0:
+            name = str(Path(where))
+            found = self.declared.get(name)
+            if found is None and name not in self.seen and Path(name).is_file():
+                found = self._declared_of(name, bands)
+                kind = self.kinds.get(key)
+                if kind is not None and kind[0] != (found is not None):  # against the dataset's settled files
+                    pair = (name, kind[1]) if found is not None else (kind[1], name)
+                    self._refuse_mix(*pair, *key)
+                if self.settled:  # decided for the rest of the run, as the dataset's files are
+                    self.seen.add(name)
+                    if found is not None:
+                        self.declared[name] = found
+            if found is not None:
+                return found
         if key in self.fixed:
             return self.fixed[key]
         top = int(data.max()) if data.dtype in SIXTEEN_BIT and data.size else None
@@ -215,10 +290,10 @@ class InputScaling:
 
         return scale_misfit(dtype, n_bands, scale, offset, top)
 
-    def apply(self, data: np.ndarray, where: str = "the image data") -> Tensor:
-        """[C,H,W] float32 reflectance of `data` (file units; NaN -> 0, `where` the file); the rule is noted for
-        `describe`."""
-        scale, offset, text = self.rule(data, where)
+    def apply(self, data: np.ndarray, where: str = "the image data", bands: Sequence[int] | None = None) -> Tensor:
+        """[C,H,W] float32 reflectance of `data` (file units, the 0-based `bands` of file `where`; NaN -> 0); the
+        rule is noted for `describe`."""
+        scale, offset, text = self.rule(data, where, bands)
         self.used.setdefault(text, None)
         x = torch.from_numpy(np.ascontiguousarray(data).astype(np.float32))
         x = x * torch.as_tensor(np.asarray(scale, dtype=np.float32))
