@@ -110,8 +110,9 @@ def add_embedding_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--scale",
         type=float,
-        help="DN -> reflectance factor, not with --sensor (default: the export's recorded scale, else by dtype: "
-        "uint8 /255, uint16 and int16 /1e4, floats as given; other integer types need --scale)",
+        help="DN -> reflectance factor, not with --sensor (default: the file's declared scale/offset, else the "
+        "export's recorded scale, else by dtype: uint8 /255, uint16 and int16 /1e4, floats as given; other integer "
+        "types need --scale)",
     )
     g.add_argument(
         "--bands",

@@ -103,7 +103,8 @@ def embed_images(
     if scale < 0:  # was read as "unset" (the default rule): the user's factor silently ignored
         raise ConfigError(
             f"--scale {scale:g} (scale= in Python) must be a positive DN -> reflectance factor, e.g. --scale 1e-4; "
-            "leave it out (scale=0 in Python) for the default: the backbone's recorded scale, else by dtype"
+            "leave it out (scale=0 in Python) for the default: the files' declared scale/offset, else the backbone's "
+            "recorded scale, else by dtype"
         )
     l2_normalize, overwrite = _bool(l2_normalize, "--l2", "l2_normalize"), _bool(overwrite, "--overwrite", "overwrite")
     progress, amp = _bool(progress, "--no-progress", "progress"), _bool(amp, "--bf16", "amp")

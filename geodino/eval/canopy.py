@@ -120,7 +120,7 @@ class CanopyProbeConfig:
     resampling: str = "bilinear"  # CHM -> image grid: nearest | bilinear | cubic | average
     clip_negative: bool = True  # negative CHM values -> 0 m (as HighResCanopyHeight)
     bands: list[int] = field(default_factory=list)
-    data_scale: float = 0.0  # DN -> reflectance factor; 0: the backbone's recorded scale/offset, else by dtype
+    data_scale: float = 0.0  # DN -> reflectance; 0: the file's declared, else the backbone's recorded, else dtype
     data_offset: float = 0.0  # added after data_scale (reflectance = DN * data_scale + data_offset)
     epochs: int = 30
     min_steps: int = 0  # epochs raised to give at least this many optimiser steps (one raster: use ~500); 0: epochs

@@ -63,7 +63,7 @@ class DatasetConfig:
     test_fraction: float = 0.2  # for data without a test split
     split_seed: int = 0
     max_samples: int = 0  # cap per split (seeded subset) for quick runs; 0 = all
-    scale: float = 0.0  # generic images: DN -> reflectance factor; 0 = the backbone's recorded scale, else by dtype
+    scale: float = 0.0  # generic images: DN -> reflectance; 0 = file's declared, else backbone's recorded, else dtype
     offset: float = 0.0  # generic images: added after scale (reflectance = DN * scale + offset)
     sensor: str = ""  # name of the data's sensor (geodino.data.sensors); "" = the adapter's default
     scene: list[str] = field(default_factory=lambda: ["urban", "rural"])  # LoveDA scenes

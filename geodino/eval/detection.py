@@ -77,7 +77,7 @@ class DetectionProbeConfig:
     min_visible: float = 0.5  # a box cut by a tile edge is kept when this fraction of it is inside (else: ignored)
     flips: bool = True  # random horizontal/vertical flips of training tiles
     bands: list[int] = field(default_factory=list)
-    data_scale: float = 0.0  # DN -> reflectance factor; 0: the backbone's recorded scale/offset, else by dtype
+    data_scale: float = 0.0  # DN -> reflectance; 0: the file's declared, else the backbone's recorded, else dtype
     data_offset: float = 0.0  # added after data_scale (reflectance = DN * data_scale + data_offset)
     epochs: int = 12
     min_steps: int = 0  # epochs raised to give at least this many optimiser steps; 0: epochs (under 300 warns)

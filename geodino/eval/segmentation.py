@@ -91,7 +91,7 @@ class SegmentationProbeConfig:
     crop_size: int = 256  # training tile and sliding-window size, pixels (multiple of the patch size)
     stride: int = 0  # sliding-window stride at evaluation; 0: 2/3 of crop_size (as DINOv3's 512/341)
     bands: list[int] = field(default_factory=list)  # 0-based band indices to keep; empty: all
-    data_scale: float = 0.0  # DN -> reflectance factor; 0: the backbone's recorded scale/offset, else by dtype
+    data_scale: float = 0.0  # DN -> reflectance; 0: the file's declared, else the backbone's recorded, else dtype
     data_offset: float = 0.0  # added after data_scale (reflectance = DN * data_scale + data_offset)
     epochs: int = 20
     min_steps: int = 0  # epochs raised to give at least this many optimiser steps; 0: epochs (under 300 warns)
