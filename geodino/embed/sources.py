@@ -41,7 +41,9 @@ class SourceInfo:
     descriptions: tuple[str | None, ...]
     alpha_bands: tuple[int, ...] = ()  # 1-based bands of the input that are alpha (a validity mask, not data)
     colours: tuple[str, ...] = ()  # each band's colour interpretation (red, gray ...: geodino.data.colour_bands)
-    time: str | None = None  # a cube's date embedded (the `time` option): its label, recorded as input_time
+    # recorded as input_time: a cube's date embedded (the `time` option, its label), or the acquisition time a
+    # raster's header records (`geodino.data.acquisition_time`)
+    time: str | None = None
     unplaced: str = ""  # a cube whose CRS was dropped: why no regular grid places its pixels (`cube_transform`)
 
 
@@ -102,6 +104,7 @@ class RasterSource(WindowedSource):
         self.user_nodata = nodata
         import warnings
 
+        from geodino.data.acquisition_time import acquisition_time
         from geodino.data.headers import gdal_read_errors
 
         try:
@@ -130,6 +133,7 @@ class RasterSource(WindowedSource):
                     descriptions=tuple(src.descriptions),
                     alpha_bands=alpha_bands(src),
                     colours=tuple(c.name for c in src.colorinterp),
+                    time=acquisition_time(src),
                 )
         except rasterio.errors.RasterioIOError as exc:
             why = one_line(exc).rstrip(".")

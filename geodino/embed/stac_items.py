@@ -17,9 +17,10 @@ An item holds:
   feature grid's last partial cells make the asset (bbox, geometry) up to p-1 input pixels wider and taller;
 - `geodino:*` properties: the metadata the raster carries (backbone spec and fingerprint, layers, layer mode, patch
   size, embedding width, dtype, input, input scaling, inference path ...), `processing:software`;
-- `datetime`: the source STAC item's (or its start/end), else the date of a datacube's `time` option (its label
-  `geodino:input_time`, when it is an ISO date: UTC unless it says otherwise), else when the raster was finished
-  (its file time);
+- `datetime`: the source STAC item's (or its start/end), else the input's date `geodino:input_time` when it is an
+  ISO date (UTC unless it says otherwise): a datacube's `time` option, or a raster's acquisition time (GDAL's
+  IMAGERY `ACQUISITIONDATETIME`: `geodino.data.acquisition_time`), else when the raster was finished (its file
+  time); `geodino:datetime_source` says which ("stac", "input" or "created");
 - `id`: the raster's name and a 12-hex digest of its backbone, settings, input and grid (`raster_item_id`), unique
   across runs that all write `features.tif`;
 - links `derived_from`: the source STAC item (when the scene came from one) and the backbone's MLM item (an export's
@@ -261,8 +262,12 @@ def raster_item(out: str | Path, source: Mapping[str, Any] | None = None) -> dic
     if in_bbox is not None:  # the input's own extent: the asset's (bbox, geometry) reaches past it by partial cells
         props["geodino:input_bbox"] = in_bbox
     times = {k: (source or {}).get(k) for k in DATETIMES if (source or {}).get(k)}
-    props.update(times or {"datetime": _input_datetime(meta.get("input_time")) or props["created"]})
+    when = _input_datetime(meta.get("input_time"))
+    props.update(times or {"datetime": when or props["created"]})
     props.setdefault("datetime", None)
+    # where `datetime` comes from, so a search can keep to items dated by their scene: "created" is the day the
+    # features were computed, not an acquisition time (STAC needs a datetime, or a start and end, all the same)
+    props["geodino:datetime_source"] = "stac" if times else "input" if when else "created"
     asset: dict[str, Any] = {
         "href": f"./{out.name}",
         "type": ZARR_TYPE if out.suffix.lower() == ".zarr" else COG_TYPE,

@@ -270,7 +270,7 @@ def _check_same_input(work: Path, ident: dict[str, Any], identity: str | None) -
 
 
 # keys a run record holds since a later version; an earlier record without one resumes as it did (unchecked)
-_RECORDED_SINCE = ("input_variables",)
+_RECORDED_SINCE = ("input_variables", "time")  # "time": a raster's acquisition time (a cube's date was before)
 
 
 def input_variables(source: Any) -> list[str] | None:

@@ -86,6 +86,7 @@ def test_the_cli_writes_an_item_with_the_rasters_grid_footprint_bands_and_backbo
     assert link.get_absolute_href() == str((tmp_path / "exp" / "bb.stac.json").resolve())
     assert link.extra_fields["mlm:name"] == "geodino bb"
     assert abs(item.datetime.timestamp() - out.stat().st_mtime) < 2  # when the raster was finished
+    assert props["geodino:datetime_source"] == "created"  # and it says so: not an acquisition time
 
 
 def test_zarr_and_int8_items_describe_their_storage(tmp_path, conv_bb):
@@ -229,6 +230,7 @@ def test_stac_scenes_get_items_linked_to_their_source_and_a_catalog(tmp_path, co
             (up,) = [lk for lk in alone.links if lk.rel == rel]
             assert up.href == "./catalog.json" and up.get_absolute_href() == str((out / "catalog.json").resolve())
         assert item.datetime.isoformat() == "2024-06-01T00:00:00+00:00"  # the source item's
+        assert item.properties["geodino:datetime_source"] == "stac"
         assert item.assets["data"].get_absolute_href() == str((out / f"S2_{k}.tif").resolve())
         # an ItemCollection's member has no file of its own: no source link (one to the collection, which is not
         # an item, would not resolve to a STAC item)
