@@ -390,7 +390,8 @@ def _records(
         meta["input_identity"] = identity
     if isinstance(source, WindowSource):  # only then: a full-scene record of an earlier version resumes as it was
         ident["window"] = list(window)
-    if info.time is not None:  # a cube's date (the `time` option): recorded, and a resume must embed the same one
+    # a cube's date (the `time` option) or a raster's acquisition time: recorded, and a resume must embed the same one
+    if info.time is not None:
         meta["input_time"] = ident["time"] = info.time
     # a cube's variables, in band order: in the identity the up-front check of a resumed many-scene run compares
     # (`pipeline.check_started`), so another variable list is refused before any scene runs
