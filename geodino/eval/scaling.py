@@ -163,12 +163,16 @@ class InputScaling:
         headers; only 16-bit files with a recorded 8-bit scale are read (`read`: pixels [C,H,W] as stored and the
         valid pixels [H,W] or None), until one has a valid value above 255. `bands`: the 0-based bands kept."""
         groups: dict[tuple[str, int], list[Path]] = {}
+        short: set[Path] = set()  # files without every kept band: their reader says so, not a declared-rule check
         for f in dict.fromkeys(Path(f) for f in files):
             dt, n = image_header(f, lambda p: read(p)[0])
             groups.setdefault((dt.name, len(bands) if bands else n), []).append(f)
+            if bands and max(bands) >= n:
+                short.add(f)
         self.seen.update(str(f) for ps in groups.values() for f in ps)
         for (name, n), paths in groups.items():
-            if self.scale <= 0 and self._settle_declared(name, n, paths, bands):
+            whole = [f for f in paths if f not in short]
+            if self.scale <= 0 and self._settle_declared(name, n, whole, bands):
                 continue
             self.kinds[(name, n)] = (False, str(paths[0]))
             top = None

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from geodino.errors import InputError
+from geodino.errors import ConfigError, InputError
 from geodino.eval import dense
 from geodino.eval.datasets import DatasetConfig, build_dataset, read_image
 from geodino.eval.scaling import InputScaling
@@ -123,6 +123,20 @@ def test_declaring_beside_non_declaring_files_is_one_line_naming_both(tmp_path):
         dense.settle_scaling(scaling, [tmp_path / "a" / "0.tif", tmp_path / "b" / "0.tif"])
     ok = build_dataset(DatasetConfig(name="image_folder", root=str(tmp_path), val_fraction=0.0, scale=1e-4), "train")
     assert len(ok) == 2
+
+
+def test_a_file_without_a_kept_band_is_left_to_its_reader_not_called_a_file_declaring_none(tmp_path):
+    """bands=[0, 1, 2] over a declaring 3-band file and a 2-band one: the 2-band file is refused by the reader
+    ("has 2 bands"), not as a uint16 file "with 3 bands" declaring no rule beside one that does."""
+    good = tagged(tmp_path / "good.tif", dn := dn_of(0), LANDSAT)
+    short = tagged(tmp_path / "short.tif", dn_of(1)[:2], None)
+    scaling = InputScaling()
+    dense.settle_scaling(scaling, [good, short], [0, 1, 2])
+    torch.testing.assert_close(
+        dense.to_image_tensor(dense.read_raster(good), scaling, [0, 1, 2]), by_hand(dn, *LANDSAT)
+    )
+    with pytest.raises(ConfigError, match=rf"^bands=\[0, 1, 2\] but {re.escape(str(short))} has 2 bands"):
+        dense.to_image_tensor(dense.read_raster(short), scaling, [0, 1, 2])
 
 
 def test_embed_images_reads_the_declared_rule_as_features_of_the_scaled_values(tmp_path):
