@@ -38,3 +38,13 @@ def test_rgb_bands_only_where_the_sensors_knowing_the_names_agree():
     assert known_rgb_bands(["B2", "B3", "B4", "B5"]) is None  # blue..red in landsat8 and S2, green..nir in landsat7
     assert known_rgb_bands(["B01", "B02", "B03"]) is None  # S2 bands without red
     assert known_rgb_bands(["b1", "b2", "b3", "b4"]) is None  # positions say nothing
+    assert known_rgb_bands([f"b{i}" for i in range(1, 13)]) is None  # only Sentinel-2 reads b1..b12: still positions
+
+
+def test_an_unnamed_file_gets_no_rgb_bands_from_its_positions(tmp_path):
+    """A 6-band uint16 file without descriptions (b1..b6) was given rgb_bands [b4, b3, b2]: Sentinel-2's
+    numbering guessed for any stack of six or more bands (fewer: Landsat 7 disagreed, so none)."""
+    data = np.random.default_rng(0).integers(1, 4000, (6, 32, 32)).astype("uint16")
+    tif = write_tif(tmp_path / "six.tif", data)
+    record = yaml.safe_load(write_stats([str(tif)], tmp_path / "six.yaml", tile_size=32).read_text())
+    assert record["bands"] == [f"b{i}" for i in range(1, 7)] and not record.get("rgb_bands")
