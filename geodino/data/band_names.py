@@ -8,6 +8,7 @@ imports this one).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,12 +49,13 @@ def known_rgb_bands(bands: Sequence[str]) -> tuple[str, ...] | None:
     know them (`sensors_knowing`: a Sentinel-2 file's B02..B12 -> (B04, B03, B02)), so a sensor YAML written for such
     a file names its RGB bands; None when no such sensor has RGB bands, when one of them lacks one of its RGB bands
     among `bands`, or when they disagree (B2, B3, B4 are blue/green/red in landsat8, green/red/nir in landsat7): a
-    guess would draw other bands as red, green and blue. None for b1..bN, the positions of a file that names no
-    band: Sentinel-2 reads b4 as B04, but an unnamed 6-band stack is no more Sentinel-2 than any other."""
+    guess would draw other bands as red, green and blue. None for b1, b2 ... (positions: a file that names no
+    band, or some of its bands): Sentinel-2 reads b4 as B04, but an unnamed stack is no more Sentinel-2 than any
+    other."""
     from geodino.data.sensors import SENSORS
 
     bands = [str(b) for b in bands]
-    if bands == [f"b{i}" for i in range(1, len(bands) + 1)]:
+    if all(re.fullmatch(r"b[1-9][0-9]*", b) for b in bands):
         return None
     found = set()
     for name in sensors_knowing(bands):

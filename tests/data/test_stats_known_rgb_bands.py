@@ -39,6 +39,7 @@ def test_rgb_bands_only_where_the_sensors_knowing_the_names_agree():
     assert known_rgb_bands(["B01", "B02", "B03"]) is None  # S2 bands without red
     assert known_rgb_bands(["b1", "b2", "b3", "b4"]) is None  # positions say nothing
     assert known_rgb_bands([f"b{i}" for i in range(1, 13)]) is None  # only Sentinel-2 reads b1..b12: still positions
+    assert known_rgb_bands(["b2", "b3", "b4", "b8", "b11"]) is None  # some of them, picked: positions too
 
 
 def test_an_unnamed_file_gets_no_rgb_bands_from_its_positions(tmp_path):
