@@ -35,8 +35,9 @@ def _index_key(archive: RasterArchive) -> dict[str, Any]:
     sensor = archive._sensor_arg.name if isinstance(archive._sensor_arg, Sensor) else archive._sensor_arg
     return {
         # 2: warped scenes without a nodata value have has_mask; 3: alpha bands left out; 4: declared scale/offset;
-        # 5: a file's own mask kept beside its nodata value
-        "version": 5,
+        # 5: a file's own mask kept beside its nodata value; 6: an RGB file's bands named red, green, blue
+        # (`colour_bands`; b1..bN before)
+        "version": 6,
         "files": files,
         "bands": archive.requested_bands,
         "band_names": list(archive.band_names_override or []),

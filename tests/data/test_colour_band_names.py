@@ -69,3 +69,22 @@ def test_a_sensor_of_the_files_band_count_still_names_its_bands_by_position(tmp_
     nrg = Sensor("nrg", ("nir", "r", "g"), 1 / 255, (0.0,) * 3, (1.0,) * 3, False)
     archive = RasterArchive([str(path)], sensor=nrg, require_crs=False, progress=False)
     assert archive.band_names == ("nir", "r", "g")
+
+
+def test_an_index_cache_written_before_colour_names_is_rebuilt(tmp_path):
+    """A source's `index_cache` of the version before colour names (5) holds an RGB file's bands as b1, b2, b3: it
+    is indexed again, so a cached run names them as an uncached one does (it kept b1..b3 and recorded them)."""
+    import json
+
+    from geodino.data.archive import RasterArchive
+
+    path, _ = _tif(tmp_path / "rgb.tif", ("red", "green", "blue"))
+    cache = tmp_path / "index.json"
+    RasterArchive([str(path)], sensor="sentinel2_l2a", index_cache=cache, progress=False)
+    stored = json.loads(cache.read_text())
+    assert stored["scenes"][0]["band_names"] == ["red", "green", "blue"]
+    stored["key"]["version"] = 5  # as the version before wrote it
+    stored["scenes"][0]["band_names"] = ["b1", "b2", "b3"]
+    cache.write_text(json.dumps(stored))
+    archive = RasterArchive([str(path)], sensor="sentinel2_l2a", index_cache=cache, progress=False)
+    assert sorted(archive.band_names) == ["blue", "green", "red"]  # in the sensor's order (B02, B03, B04)
