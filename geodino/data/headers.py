@@ -193,9 +193,10 @@ def declared_rule(
     rule for `geodino embed`, `embed images` and the probes. A GDAL dataset name that is no file (a MODIS
     `HDF4_EOS:EOS_GRID:...` subdataset) is opened as it is, uncached."""
     head = header_or_none(path, reader=reader)
-    if head is None and reader == "rasterio" and not os.path.exists(str(path)):
+    name = str(path)  # a remote name was opened uncached above: a second try would wait out its failure again
+    if head is None and reader == "rasterio" and not name.startswith(_REMOTE) and not os.path.exists(name):
         try:
-            head = _read(str(path), reader)
+            head = _read(name, reader)
         except Exception:  # any failure means "no header": the reader says why
             head = None
     if head is None or not head.scales:

@@ -196,3 +196,24 @@ def test_image_folder_splits_open_each_header_once(tmp_path, monkeypatch):
     sizes = [len(build_dataset(cfg, split)) for split in ("train", "val", "test")]
     assert sum(sizes) == 10
     assert sorted(opened) == sorted(dict.fromkeys(opened)) and len(opened) == 10
+
+
+def test_declared_rule_opens_a_remote_name_whose_header_fails_once(monkeypatch):
+    """An unreachable URL was opened twice (the header read, then the fallback for GDAL dataset names that are no
+    file), each waiting out GDAL's network failure; a subdataset name that is no file is still opened as it is."""
+    from geodino.data import headers
+
+    calls: list[str] = []
+
+    def failing(name: str, reader: str):
+        calls.append(name)
+        raise OSError("unreachable")
+
+    monkeypatch.setattr(headers, "_read", failing)
+    url = "/vsicurl/https://example.invalid/scene.tif"
+    assert headers.declared_rule(url, reader="rasterio") is None
+    assert calls == [url]
+    calls.clear()
+    sub = 'HDF4_EOS:EOS_GRID:"missing.hdf":MODIS_Grid_500m_2D:sur_refl_b01_1'
+    assert headers.declared_rule(sub, reader="rasterio") is None
+    assert calls == [sub]  # os.stat fails first (not cached), then the name is opened as it is
