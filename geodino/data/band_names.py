@@ -23,6 +23,7 @@ __all__ = [
     "band_meaning",
     "known_band_names",
     "known_rgb_bands",
+    "rgb_bands_among",
     "rgb_names",
     "sensors_knowing",
 ]
@@ -67,6 +68,23 @@ def known_rgb_bands(bands: Sequence[str]) -> tuple[str, ...] | None:
             return None
         found.add(tuple(canon[r] for r in s.rgb_bands))
     return found.pop() if len(found) == 1 else None
+
+
+def rgb_bands_among(sensor: Sensor, bands: Sequence[str]) -> tuple[str, ...] | None:
+    """`sensor`'s `rgb_bands` as `bands` name them: each itself, else the band the sensor reads as it (an RGB
+    GeoTIFF's red for naip's R: `data stats --sensor naip` of a 3-band file named by its colours); None when one
+    is missing. Positions (b1, b2 ...) are not read through the sensor: they say nothing of what a band is."""
+    if not sensor.rgb_bands:
+        return None
+    out = []
+    for r in sensor.rgb_bands:
+        hit = [b for b in bands if b == r] or [
+            b for b in bands if not re.fullmatch(r"b[1-9][0-9]*", b) and sensor.resolve_band(b, strict=False) == r
+        ]
+        if not hit:
+            return None
+        out.append(hit[0])
+    return tuple(out)
 
 
 def band_meaning(sensor: Sensor, name: str) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from geodino.data.band_names import known_rgb_bands
+from geodino.data.band_names import known_rgb_bands, rgb_bands_among
 from geodino.data.colour_bands import RGB
 from geodino.data.pixel_sample import PERCENTILE_PIXELS, UniformPixelSample, percentiles
 from geodino.data.running_stats import MIN_VALID_PIXELS, STD_FLOOR, RunningStats, warn_degenerate  # re-exported
@@ -265,7 +265,7 @@ def _stats_sensor(src: Any, stats: RunningStats, sensor: str | None, name: str |
         rgb_like=sel.rgb_like,
         nodata=sel.nodata if nodata is None else nodata,
         offset=sel.offset,
-        rgb_bands=sel.rgb_bands if set(sel.rgb_bands or ["-"]) <= set(src.band_names) else None,  # --bands b1..bN
+        rgb_bands=rgb_bands_among(sel, tuple(src.band_names)),  # None where --bands left one out
         aliases=sel.aliases,
     )
 

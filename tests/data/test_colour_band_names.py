@@ -88,3 +88,11 @@ def test_an_index_cache_written_before_colour_names_is_rebuilt(tmp_path):
     cache.write_text(json.dumps(stored))
     archive = RasterArchive([str(path)], sensor="sentinel2_l2a", index_cache=cache, progress=False)
     assert sorted(archive.band_names) == ["blue", "green", "red"]  # in the sensor's order (B02, B03, B04)
+
+
+def test_stats_with_a_sensor_of_other_bands_keeps_its_rgb_bands_by_the_files_colour_names(tmp_path):
+    """`data stats rgb.tif --sensor naip` (R, G, B, N; red is R): the YAML's bands are the file's red, green, blue,
+    and its rgb_bands were dropped (naip's R, G, B are not among them), so data preview warned of no RGB bands."""
+    path, _ = _tif(tmp_path / "rgb.tif", ("red", "green", "blue"), dtype="uint8")
+    sensor, _ = compute_stats([str(path)], sensor="naip", samples=4, tile_size=16, progress=False)
+    assert sensor.bands == ("red", "green", "blue") and sensor.rgb_bands == ("red", "green", "blue")
