@@ -181,7 +181,9 @@ def test_data_stats_reads_comma_separated_bands(tmp_path, capsys):
     src = _tif(tmp_path / "s.tif")
     out = tmp_path / "s.yaml"
     assert cli.main(["data", "stats", str(src), "--out", str(out), "--bands", "b3,b1"]) == 0
-    assert yaml.safe_load(out.read_text())["bands"] == ["b3", "b1"]
+    # the file is an RGB GeoTIFF (GDAL's default colour interpretation): positions b3, b1 are its blue and red bands,
+    # and the YAML names them so (a source naming them by colour then matches it)
+    assert yaml.safe_load(out.read_text())["bands"] == ["blue", "red"]
     assert "--bands" in _one_line_exit_2(capsys, ["data", "stats", str(src), "--out", str(out), "--bands", ","])
 
 

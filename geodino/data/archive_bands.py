@@ -74,7 +74,8 @@ def _resolve_bands(
         canon_n = sensor.resolve_band(n, strict=False)  # type: ignore[union-attr]
         if canon_n is not None:
             lookup.setdefault(canon_n.lower(), i)
-    for k, i in colour_positions(names).items():  # b1..bN still name a colour-named file's bands by position
+    positions = colour_positions(names)  # b1..bN still name a colour-named file's bands by position
+    for k, i in positions.items():
         lookup.setdefault(k, i)
     out_names: list[str] = []
     idx: list[int] = []
@@ -83,7 +84,10 @@ def _resolve_bands(
         for cand in (want, canon):
             if cand is not None and cand.lower() in lookup:
                 idx.append(lookup[cand.lower()] + 1)
-                out_names.append(canon or want)
+                # a position of a colour-named file reads as the band's name (b3 of an RGB file is blue), so a
+                # sensor YAML that names it so matches it
+                by_position = cand.lower() in positions and cand.lower() not in {n.lower() for n in names}
+                out_names.append(names[lookup[cand.lower()]] if by_position else canon or want)
                 break
         else:
             via = " / ".join(h for h in (hints["band_names"], hints["sensor"]) if h)

@@ -63,9 +63,10 @@ def test_alpha_bands_are_left_out_unless_selected(tmp_path):
     assert got["bands"] == ["red", "green", "blue"] and got["stats"]["pixels"] == [64 * 64 - 256] * 3
     np.testing.assert_allclose(got["mean"], rgb[:, alpha > 0].astype(np.float64).mean(1) / 255, atol=2e-6)
     # named explicitly, it is read (and its mask still applies)
-    with pytest.warns(UserWarning, match=r"band b4 \(3,840 valid pixels\) is constant or nearly"):  # alpha 255
-        got = _stats(tmp_path, src, "--bands", "b1", "b2", "b3", "b4")  # positions still name them
-    assert got["bands"] == ["b1", "b2", "b3", "b4"] and got["mean"][3] == pytest.approx(1.0)
+    with pytest.warns(UserWarning, match=r"band alpha \(3,840 valid pixels\) is constant or nearly"):  # alpha 255
+        got = _stats(tmp_path, src, "--bands", "b1", "b2", "b3", "b4")  # positions still select them,
+    # and the YAML names each by the file's colour interpretation (b4 of an RGBA file is its alpha band)
+    assert got["bands"] == ["red", "green", "blue", "alpha"] and got["mean"][3] == pytest.approx(1.0)
     # a sensor gets the three data bands
     with pytest.warns(UserWarning, match=r"band 4 is an alpha band .* left out of the statistics"):
         got = _stats(tmp_path, src, "--sensor", "maxar")
