@@ -29,6 +29,9 @@ __all__ = [
 ]
 
 
+_POSITION = re.compile(r"b[1-9][0-9]*")  # b1, b2 ...: a band by its position in a file that names none
+
+
 def known_band_names(bands: Sequence[str]) -> list[str]:
     """The names in `bands` that some built-in sensor has as a band or alias (the others: typos, extra bands)."""
     from geodino.data.sensors import SENSORS
@@ -56,7 +59,7 @@ def known_rgb_bands(bands: Sequence[str]) -> tuple[str, ...] | None:
     from geodino.data.sensors import SENSORS
 
     bands = [str(b) for b in bands]
-    if all(re.fullmatch(r"b[1-9][0-9]*", b) for b in bands):
+    if all(_POSITION.fullmatch(b) for b in bands):
         return None
     found = set()
     for name in sensors_knowing(bands):
@@ -79,7 +82,7 @@ def rgb_bands_among(sensor: Sensor, bands: Sequence[str]) -> tuple[str, ...] | N
     out = []
     for r in sensor.rgb_bands:
         hit = [b for b in bands if b == r] or [
-            b for b in bands if not re.fullmatch(r"b[1-9][0-9]*", b) and sensor.resolve_band(b, strict=False) == r
+            b for b in bands if not _POSITION.fullmatch(b) and sensor.resolve_band(b, strict=False) == r
         ]
         if not hit:
             return None
