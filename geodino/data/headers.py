@@ -8,7 +8,8 @@ readers': rasterio for GeoTIFF/VRT/IMG/JPEG 2000 (`RASTERIO_SUFFIXES`, or every 
 the raster archive reads them), Pillow for photos and chips (PNG, JPEG, WebP, BMP), whose size is given upright as
 `geodino.eval.datasets.read_array` turns them (a phone stores a portrait sideways with EXIF orientation 6 or 8).
 
-Headers are cached per local file for the run, keyed by path, mtime and size (a rewritten file is read again): an
+Headers are cached per local file for the run, keyed by path, mtime and size, and those of its `.aux.xml` sidecar
+(a rewritten file or sidecar is read again): an
 image-folder dataset settles its DN rule over every split's files once per split it builds, `embed images`
 checks the sizes and then the dtypes of the same files, `data stats` asks for the first raster up to four times.
 A cache here serves them all without threading a header through their signatures.
@@ -168,7 +169,7 @@ def read_header(path: str | Path, *, reader: str = "auto") -> ImageHeader:
         if name.startswith(_REMOTE):
             return _read(name, reader)
         st = os.stat(name)
-        return _cached(name, reader, st.st_mtime_ns, st.st_size)
+        return _cached(name, reader, st.st_mtime_ns, st.st_size, _sidecar_stamp(name))
     except Exception as exc:  # Pillow/rasterio raise many kinds; all mean "the header does not read"
         raise HeaderError(
             f"cannot read the header of image {name} ({type(exc).__name__}: {exc}); check the file or remove it"
@@ -212,9 +213,20 @@ def declared_rule(
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _cached(name: str, reader: str, mtime_ns: int, size: int) -> ImageHeader:
-    """`_read`, once per (file, reader, mtime, size); failures are not cached (they raise)."""
+def _cached(name: str, reader: str, mtime_ns: int, size: int, sidecar: tuple[int, int] | None) -> ImageHeader:
+    """`_read`, once per (file, reader, mtime, size, `_sidecar_stamp`); failures are not cached (they raise)."""
     return _read(name, reader)
+
+
+def _sidecar_stamp(name: str) -> tuple[int, int] | None:
+    """(mtime, size) of the file's GDAL sidecar `NAME.aux.xml`, else None: a scale/offset, nodata or band
+    description written there (GDAL's PAM, e.g. `gdal_edit.py` on a JPEG 2000 file) changes the header without
+    touching the file, and a notebook's second `embed` read the declared rule cached before it."""
+    try:
+        st = os.stat(name + ".aux.xml")
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 def _read(name: str, reader: str) -> ImageHeader:

@@ -217,3 +217,17 @@ def test_declared_rule_opens_a_remote_name_whose_header_fails_once(monkeypatch):
     sub = 'HDF4_EOS:EOS_GRID:"missing.hdf":MODIS_Grid_500m_2D:sur_refl_b01_1'
     assert headers.declared_rule(sub, reader="rasterio") is None
     assert calls == [sub]  # os.stat fails first (not cached), then the name is opened as it is
+
+
+def test_a_scale_written_into_a_sidecar_is_read_by_the_next_header_read(tmp_path):
+    """The header cache keyed on the file's stat alone: a GDAL `.aux.xml` sidecar declaring a scale/offset (PAM)
+    written after a first read left `declared_rule` None for the rest of the process (a notebook's second embed)."""
+    from geodino.data.headers import declared_rule
+
+    path = helpers.write_tif(tmp_path / "pam.tif", np.ones((2, 8, 8), np.uint16))
+    assert declared_rule(path, reader="rasterio") is None
+    bands = "".join(
+        f'<PAMRasterBand band="{i}"><Offset>-0.1</Offset><Scale>0.0001</Scale></PAMRasterBand>' for i in (1, 2)
+    )
+    (tmp_path / "pam.tif.aux.xml").write_text(f"<PAMDataset>{bands}</PAMDataset>")
+    assert declared_rule(path, reader="rasterio") == ((1e-4, 1e-4), (-0.1, -0.1))
