@@ -19,7 +19,8 @@ DEFAULT = "default"  # `how` when neither the user nor the input gave a rule: th
 def scale_line(desc: str, how: str, recorded: str | None, change: str = CHANGE) -> str:
     """`desc` (the `input_scale` description) with `how` it was chosen: a default ("default") in one bracket that
     says whose default it is and how to change it; "passed", "declared by the input" or a STAC item's rule after
-    it. `recorded`: the description `recorded_scale` gives for the backbone's record (None without one); a default
+    it, in one bracket with the description's own origin (`declared by the input: its GDAL scale/offset`).
+    `recorded`: the description `recorded_scale` gives for the backbone's record (None without one); a default
     equal to it is the record's, any other default the dtype rule's (`x/255 (uint8)`, `x/10000 (uint16, assumed)`,
     float input as it is). `change`: how to choose another rule, said in the bracket of a default."""
     value, inner = _split(desc)
@@ -30,7 +31,12 @@ def scale_line(desc: str, how: str, recorded: str | None, change: str = CHANGE) 
         if dtype is not None and value.startswith("x/"):
             return f"{value} (the default for {dtype[1]} input{dtype[2] or ''}; {change})"
         return f"{value} ({inner + '; ' if inner else ''}{change})"
-    return f"{desc} ({how})"  # passed, or declared by the input or its STAC item: said as it is
+    if not inner:
+        return f"{desc} ({how})"  # passed, or declared by the input or its STAC item
+    # the description's bracket joins the origin's: "x*0.0001-0.1 (declared by the input: its GDAL scale/offset)",
+    # "x*0.0001 (passed as band_scale/band_offset)", not two pairs of brackets one after the other
+    said = re.sub(r"^the input's ", "its ", inner) if how.startswith("declared by") else inner
+    return f"{value} ({how} as {said})" if how == "passed" else f"{value} ({how}: {said})"
 
 
 def record_said(desc: str) -> str:

@@ -70,7 +70,10 @@ def test_a_cubes_cf_rule_is_applied_as_a_geotiffs_tags(tmp_path, capsys):
     np.testing.assert_allclose(data, by_tif, atol=1e-5)
     np.testing.assert_allclose(data, want, atol=1e-5)
     assert tags["GEODINO_INPUT_SCALE"] == CF
-    assert f"geodino: input DN -> reflectance {CF} (declared by the input)" in capsys.readouterr().err
+    assert (
+        "geodino: input DN -> reflectance x*0.0001-0.1 (declared by the input: its CF scale_factor/add_offset)"
+        in capsys.readouterr().err
+    )
 
 
 def test_a_rule_given_or_file_scale_false_wins_over_the_cubes(tmp_path):

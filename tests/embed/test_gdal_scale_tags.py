@@ -61,7 +61,9 @@ def test_a_rasters_own_scale_and_offset_are_applied_and_recorded(tmp_path, capsy
     data, *_, tags, _ = read_all(got)
     np.testing.assert_allclose(data, want, atol=1e-5)
     assert tags["GEODINO_INPUT_SCALE"] == DECLARED
-    assert f"input DN -> reflectance {DECLARED} (declared by the input)" in capsys.readouterr().err
+    assert (
+        "input DN -> reflectance x*0.0001-0.1 (declared by the input: its GDAL scale/offset)" in capsys.readouterr().err
+    )
     for name, extra, desc in (
         ("off", {"file_scale": False}, "x/10000 (uint16, assumed)"),
         ("user", {"scale": 1e-4}, "x*0.0001"),

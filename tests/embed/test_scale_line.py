@@ -22,10 +22,19 @@ CONFIG = "x*0.0002 (recorded in t.pth (training data config))"
         ("x/255 (uint8)", "default", None, f"x/255 (the default for uint8 input; {CHANGE})"),
         ("x/10000 (uint16, assumed)", "default", SIDECAR, f"x/10000 (the default for uint16 input, assumed; {CHANGE})"),
         ("x (float input used as reflectance)", "default", SIDECAR, f"x (float input used as reflectance; {CHANGE})"),
-        # a rule the user or the input gave: said as before
+        # a rule the user or the input gave
         ("x*0.0001", "passed", SIDECAR, "x*0.0001 (passed)"),
+        ("sensor:l8", "passed", None, "sensor:l8 (passed)"),
+        # a rule with its own origin: one bracket for both (before: "x*0.0001-0.1 (the input's GDAL scale/offset)
+        # (declared by the input)")
         ("x*0.0001-0.1 (the input's GDAL scale/offset)", "declared by the input", None,
-         "x*0.0001-0.1 (the input's GDAL scale/offset) (declared by the input)"),
+         "x*0.0001-0.1 (declared by the input: its GDAL scale/offset)"),
+        ("x*0.0001-0.1 (the input's CF scale_factor/add_offset)", "declared by the input", SIDECAR,
+         "x*0.0001-0.1 (declared by the input: its CF scale_factor/add_offset)"),
+        ("x*0.0001-0.1 (band_scale/band_offset)", "declared by its STAC item", None,
+         "x*0.0001-0.1 (declared by its STAC item: band_scale/band_offset)"),
+        ("x*[0.0001,0.0002] (band_scale/band_offset)", "passed", SIDECAR,
+         "x*[0.0001,0.0002] (passed as band_scale/band_offset)"),
     ],
 )  # fmt: skip
 def test_the_scale_line_says_whose_default_in_one_bracket(desc, how, recorded, said):

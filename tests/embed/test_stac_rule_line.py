@@ -1,6 +1,6 @@
 """The line naming a STAC scene's input scaling says where the rule came from: each item's raster:bands scale/offset
 went to the scene as band_scale/band_offset, and the line said '(passed)' though the user passed nothing. Now
-'(declared by its STAC item)'; a rule the user gives still says '(passed)'."""
+'(declared by its STAC item: band_scale/band_offset)'; a rule the user gives still says '(passed)'."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ def test_an_items_declared_rule_is_not_passed(tmp_path, capsys):
     lines = _rule_lines(capsys.readouterr().err)
     assert len(lines) == 2, lines
     assert (
-        lines[1] == "geodino: input DN -> reflectance x*0.0001-0.1 (band_scale/band_offset) (declared by its STAC item)"
+        lines[1] == "geodino: input DN -> reflectance x*0.0001-0.1 (declared by its STAC item: band_scale/band_offset)"
     )
-    assert all(line.endswith("(declared by its STAC item)") for line in lines), lines
+    assert all(line.endswith("(declared by its STAC item: band_scale/band_offset)") for line in lines), lines
 
 
 def test_a_users_rule_still_says_passed(tmp_path, capsys):
