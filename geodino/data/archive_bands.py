@@ -111,7 +111,28 @@ def _resolve_bands(
                 band=want,
                 names=names,
             )
+    _refuse_twice(path, requested, idx, names, hints)
     return tuple(out_names), tuple(idx)
+
+
+def _refuse_twice(
+    path: str, requested: Sequence[str], idx: Sequence[int], names: Sequence[str], hints: Mapping[str, str | None]
+) -> None:
+    """One line when two requested names pick the same file band (`[red, red]`, or `[b1, red]` of an RGB file,
+    whose b1 is red; `[B04, red]` with a Sentinel-2 sensor): that band would be read twice, as two model inputs,
+    and the band meant for the other left out."""
+    first: dict[int, str] = {}
+    for want, i in zip(requested, idx):
+        if i not in first:
+            first[i] = want
+            continue
+        said = hints.get("bands") or "the bands"
+        same = (
+            f"names {want} twice (band {i} of raster {path})"
+            if want.lower() == first[i].lower()
+            else f"{first[i]} and {want} are both band {i} ({names[i - 1]}) of raster {path}"
+        )  # as embed's --bands says it (`geodino.embed.command_flags`)
+        raise InputError(f"{said} {same}; name each band once")
 
 
 def _b_names(requested: Sequence[str], want: str, names: Sequence[str]) -> str:

@@ -31,15 +31,26 @@ def file_band_names(src: Any, sensor: Any = None) -> tuple[str, ...] | None:
     `count` and `colours`): its band descriptions when every band has one, all different; else its colour
     interpretation's names (`colour_band_names`) unless `sensor` (a Sensor) has the file's band count: its names
     then name the bands by position, as before (GDAL marks every 3- or 4-band 8-bit GeoTIFF RGB(A) unless told
-    otherwise, so a false-colour file read with its own sensor must not be renamed red/green/blue); else None (the
-    caller then uses the sensor's names or b1..bN)."""
+    otherwise, so a false-colour file read with its own sensor must not be renamed red/green/blue), unless they are
+    the file's colours in another order (`_reordered`); else None (the caller then uses the sensor's names or
+    b1..bN)."""
     count = int(src.count)
     desc = tuple(d for d in (src.descriptions or ()) if d)
     if len(desc) == count and len(set(desc)) == count:
         return desc
+    colours = colour_band_names(getattr(src, "colorinterp", None) or getattr(src, "colours", None), count)
     if sensor is not None and getattr(sensor, "n_bands", None) == count:
-        return None
-    return colour_band_names(getattr(src, "colorinterp", None) or getattr(src, "colours", None), count)
+        return colours if _reordered(colours, getattr(sensor, "bands", ())) else None
+    return colours
+
+
+def _reordered(colours: Sequence[str] | None, bands: Sequence[str]) -> bool:
+    """Whether a sensor of the file's band count names the file's colours in another order (blue, green, red of an
+    RGB file: the YAML `data stats --bands blue,green,red` writes): its bands are then found by name, so band 1 (red)
+    is not read as the sensor's first band (blue). A sensor naming other bands (nir, r, g of a false-colour file
+    GDAL tagged RGB) still names the file's bands by position."""
+    own = [str(b).lower() for b in bands]
+    return colours is not None and sorted(own) == sorted(colours) and own != list(colours)
 
 
 def colour_positions(names: Sequence[str]) -> dict[str, int]:
