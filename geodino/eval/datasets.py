@@ -195,10 +195,19 @@ def read_image(
     `<Scale>`/`<Offset>`, per band, as `geodino embed` and the probes read it), else picks by dtype
     (`geodino.data.dtype_rule`: uint8 -> 1/255, uint16/int16 -> 1/10000, the Sentinel-2 / Landsat DN convention,
     floats unchanged; other types refused, asking for `scale`). `scale`/`offset` may be per band ([C,1,1] arrays).
+    An `offset` without a `scale` is refused (ConfigError): the file's rule would replace it, or it would be added
+    to a rule the caller did not choose.
     """
     from geodino.data.headers import declared_rule
     from geodino.eval.scaling import data_scale  # the one dtype rule, shared with the dense probes
 
+    if np.all(np.asarray(scale) <= 0) and np.any(offset):
+        given = [f"{float(v):g}" for v in np.asarray(offset).ravel()]
+        said = given[0] if len(given) == 1 else f"[{', '.join(given)}]"
+        raise ConfigError(
+            f"image {path}: offset={said} given without a scale (scale 0 takes the file's declared scale/offset, "
+            "else its dtype rule); pass the scale it goes with (x*scale+offset), or leave offset 0"
+        )
     arr = read_array(path)
     if np.all(np.asarray(scale) <= 0):
         found = declared_rule(path)
