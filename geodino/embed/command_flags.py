@@ -426,14 +426,7 @@ def _band_numbers_of(path: str, names: list[str], sensor: Any, cfg: Any, setting
         else:  # an alias (red) of a band the file names (B04): say which, as no sensor is given to match aliases
             fix += _alias_hint(exc.band, file_names, flag)
         raise exc.with_fix(fix) from None
-    for i, b in enumerate(idx):
-        if b in idx[:i]:
-            other = names[idx.index(b)]
-            raise ConfigError(
-                f"{_named(setting, names)}: {other} and {names[i]} are both band {b} ({file_names[b - 1]}) of "
-                f"{path}; name each band once"
-            )
-    return list(idx)
+    return list(idx)  # two names of one band: refused by `_resolve_bands` (one rule for sources and embed)
 
 
 def _alias_hint(name: str, file_names: Any, flag: bool = True) -> str:
