@@ -92,11 +92,14 @@ class InputScaling:
         self.scale, self.offset, self.what, self.keys = float(scale), float(offset), what, keys
         self.recorded: tuple[np.ndarray, np.ndarray, str] | None = None
         if backbone is not None and self.scale <= 0:
+            from geodino.embed.scale_line import record_said
             from geodino.embed.sweep import recorded_scale
 
             rec = recorded_scale(backbone)
             if rec is not None:
-                where = rec[2].split(" (", 1)[1].removesuffix(")") if " (" in rec[2] else ""  # sensor, file
+                # sensor, file, in one pair of brackets as embed says it ("sensor rgb, in t.heads.pth beside t.pth")
+                said = record_said(rec[2])
+                where = said.split(" (", 1)[1].removesuffix(")") if " (" in said else ""
                 self.recorded = (rec[0], rec[1], where or f"backbone {backbone_name(backbone)}")
         self.backbone = backbone
         self.warned: set[str] = set()  # dtypes whose recorded-units warning was given (`_warn_units`: once each)

@@ -100,7 +100,7 @@ def test_segmentation_scales_with_the_offset_the_backbone_records(tmp_path, land
     run_segmentation(bb, seg_cfg(tmp_path / "data"), tmp_path / "out")
     torch.testing.assert_close(seen[0][0], reflectance(images[0], 2.75e-5, -0.2))
     lines = scaling_lines(capsys.readouterr().err, "segmentation")
-    assert len(lines) == 1 and "x*2.75e-05-0.2 (the backbone's DN scale: sensor landsat_c2l2, recorded in " in lines[0]
+    assert len(lines) == 1 and "x*2.75e-05-0.2 (the backbone's DN scale: sensor landsat_c2l2, in " in lines[0]
     assert "landsat.safetensors" in lines[0]
     saved = json.loads((tmp_path / "out" / "segmentation_metrics.json").read_text())
     assert saved["input_scaling"] == lines[0].removeprefix("segmentation: input scaling ")
@@ -171,7 +171,7 @@ def test_a_record_that_does_not_fit_the_images_falls_back_to_the_dtype_rule():
     scale, offset, text = landsat.rule(rgb8)  # 8-bit data through a 16-bit scale: a near-constant image
     assert scale == pytest.approx(1 / 255) and offset == 0.0
     assert text.startswith(
-        "x/255 (by dtype: uint8; the backbone's DN scale x*2.75e-05-0.2 (sensor landsat_c2l2, recorded in export.pth)"
+        "x/255 (by dtype: uint8; the backbone's DN scale x*2.75e-05-0.2 (sensor landsat_c2l2, in export.pth)"
     )
     assert "does not fit: the data is uint8 and it scales 16-bit DN; set data_scale if wrong)" in text
     scale, offset, _ = landsat.rule(np.ones((4, 2, 2), np.uint16) * 9000)
