@@ -34,6 +34,16 @@ class MissingBandError(InputError):
         return InputError(f"{self.source} has no band {self.band!r} (its bands: {', '.join(self.names)}); {fix}")
 
 
+class DuplicateBandError(InputError):
+    """Two requested band names that pick one band of a file (`[red, red]`, `[b1, red]` of an RGB file). Keeps
+    `first`, `second`, `band` (1-based) and `name` (the file's name of it), so a caller that names its own setting
+    (`embed --bands`, `bands=[...]`) words the line without parsing it."""
+
+    def __init__(self, message: str, *, first: str = "", second: str = "", band: int = 0, name: str = "") -> None:
+        super().__init__(message)
+        self.first, self.second, self.band, self.name = first, second, band, name
+
+
 class ConfigError(GeoDinoError):
     """A config file, key or value that cannot be used."""
 

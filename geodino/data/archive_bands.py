@@ -18,7 +18,7 @@ from typing import Any
 from geodino.data.colour_bands import colour_positions, file_band_names
 from geodino.data.rasters import SceneInfo
 from geodino.data.sensors import Sensor
-from geodino.errors import InputError, MissingBandError
+from geodino.errors import DuplicateBandError, InputError, MissingBandError
 
 __all__ = [
     "CONFIG_HINTS",
@@ -132,7 +132,9 @@ def _refuse_twice(
             if want.lower() == first[i].lower()
             else f"{first[i]} and {want} are both band {i} ({names[i - 1]}) of raster {path}"
         )  # as embed's --bands says it (`geodino.embed.command_flags`)
-        raise InputError(f"{said} {same}; name each band once")
+        raise DuplicateBandError(
+            f"{said} {same}; name each band once", first=first[i], second=want, band=i, name=names[i - 1]
+        )
 
 
 def _b_names(requested: Sequence[str], want: str, names: Sequence[str]) -> str:

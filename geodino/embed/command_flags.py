@@ -404,7 +404,7 @@ def _band_numbers_of(path: str, names: list[str], sensor: Any, cfg: Any, setting
     """The numbers of `names` among the bands of one raster or cube (`resolve_band_names`)."""
     from geodino.data.archive_bands import _file_band_names, _resolve_bands
     from geodino.embed.sources import open_source
-    from geodino.errors import MissingBandError
+    from geodino.errors import DuplicateBandError, MissingBandError
 
     info = open_source(path, variable=cfg.variable, time=cfg.time, sensor=cfg.sensor, listing=True).info
     own = _file_band_names(info, sensor)  # descriptions, else red/green/blue of an RGB file without such a sensor
@@ -412,6 +412,11 @@ def _band_numbers_of(path: str, names: list[str], sensor: Any, cfg: Any, setting
     file_names = file_names or tuple(f"b{i}" for i in range(1, info.count + 1))
     try:
         _, idx = _resolve_bands(path, tuple(file_names), names, sensor, BAND_FLAG_HINTS)
+    except DuplicateBandError as exc:  # the one rule's refusal, worded with the setting as the user wrote it
+        raise ConfigError(
+            f"{_named(setting, names)}: {exc.first} and {exc.second} are both band {exc.band} ({exc.name}) of "
+            f"{path}; name each band once"
+        ) from None
     except MissingBandError as exc:
         flag = setting == "--bands"
         lead = "pass --bands" if flag else f"pass {setting}="  # as the training readers say it (bands=)
@@ -426,7 +431,7 @@ def _band_numbers_of(path: str, names: list[str], sensor: Any, cfg: Any, setting
         else:  # an alias (red) of a band the file names (B04): say which, as no sensor is given to match aliases
             fix += _alias_hint(exc.band, file_names, flag)
         raise exc.with_fix(fix) from None
-    return list(idx)  # two names of one band: refused by `_resolve_bands` (one rule for sources and embed)
+    return list(idx)
 
 
 def _alias_hint(name: str, file_names: Any, flag: bool = True) -> str:
