@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from geodino.errors import GeoDinoError, InputError
-from geodino.io_stamps import content_stamp, files_stamp, json_text, vrt_sources
+from geodino.io_stamps import RACY_NS, content_stamp, files_stamp, json_text, vrt_sources
 from geodino.io_temps import STALE_AFTER_S, _named, _remove, sweep_temps, temp_name, writer_tag
 from geodino.run_lock import RUN_LOCK, release_run_folder
 
 __all__ = [
+    "RACY_NS",
     "STALE_AFTER_S",
     "StorageError",
     "atomic_path",

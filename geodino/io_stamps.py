@@ -12,7 +12,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["content_stamp", "files_stamp", "json_text", "vrt_sources"]
+__all__ = ["RACY_NS", "content_stamp", "files_stamp", "json_text", "vrt_sources"]
+
+# A file or folder changed this recently may change again unseen within its timestamps' resolution (1-2 s on some
+# filesystems), so a check keyed on its stat (size, times, inode) does not trust it yet, as git does not trust an
+# index entry as new as the index: the feature cache's folder listings, the file records of resumes and the probe
+# cache (`geodino.embed.file_stamps`), the weights digest cache (`geodino.backbones.weights_digest`).
+RACY_NS = 2_000_000_000
 
 
 def json_text(obj: Any, **dumps: Any) -> str:

@@ -6,14 +6,15 @@ Where: `digests/` in geodino's user cache folder (`geodino.user_cache`: `$GEODIN
 `$XDG_CACHE_HOME/geodino`, else `~/.cache/geodino`), one small JSON file per weights path (named by a hash of its
 resolved path). `GEODINO_DIGEST_CACHE=off` (or 0, false, no) turns the cache off: every process hashes again.
 
-Trust: an entry is used only when the file's size, mtime and ctime (in ns) and inode (for a folder: those of every
-file in it, by name) are what they were when it was hashed; anything else is hashed again. A digest is stored only
-when the file did not change while it was read (stat before and after) and was last modified more than `SETTLED_S`
-ago: a write in the same timestamp tick as our stat would leave the stat unchanged (coarse clocks: 1-2 s on some
-filesystems), so a file that young is hashed again next time rather than trusted.
+Trust: an entry is used only when the file's size, mtime and ctime (in ns) and inode (for a folder: those of every file
+in it, by name) are what they were when it was hashed; anything else is hashed again. A digest is stored only when the
+file did not change while it was read (stat before and after) and was last modified more than `RACY_NS` ago
+(`geodino.io_stamps`, the window every stat-keyed check in geodino keeps): a write in the same timestamp tick as our
+stat would leave the stat unchanged (coarse clocks: 1-2 s on some filesystems), so a file that young is hashed again
+next time rather than trusted.
 
-Failure: a damaged or foreign entry, an unreadable or unwritable cache folder, no home folder: the digest is
-computed as without the cache; never an error, never a warning (the cache only saves time).
+Failure: a damaged or foreign entry, an unreadable or unwritable cache folder, no home folder: the digest is computed as
+without the cache; never an error, never a warning (the cache only saves time).
 """
 
 from __future__ import annotations
@@ -27,14 +28,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from geodino.io_stamps import RACY_NS
 from geodino.user_cache import CACHE_DIR_ENV, user_cache_dir
 
 __all__ = ["DIR_ENV", "SWITCH_ENV", "cached_sha256", "digest_cache_dir", "sha256_path"]
 
 DIR_ENV = CACHE_DIR_ENV
 SWITCH_ENV = "GEODINO_DIGEST_CACHE"
-SETTLED_S = 2.0
-"""A file modified less than this long ago is hashed but not cached (see the module docstring)."""
 
 _OFF_WORDS = ("0", "false", "no", "off")
 _ON_WORDS = ("", "1", "true", "yes", "on", "auto")
@@ -107,9 +107,9 @@ def _stat(f: Path) -> list[int]:
 
 
 def _settled(state: list[list[Any]]) -> bool:
-    """Whether every file was last modified (or had its inode changed) more than `SETTLED_S` ago."""
+    """Whether every file was last modified (or had its inode changed) more than `RACY_NS` ago."""
     newest = max((max(row[2], row[3]) for row in state), default=0)
-    return time.time_ns() - newest > SETTLED_S * 1e9
+    return time.time_ns() - newest > RACY_NS
 
 
 def _read(entry: Path, name: str, state: list[list[Any]]) -> str | None:

@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RACY_NS", "file_record", "file_state", "recheck", "stamp_reads"]
+from geodino.io_stamps import RACY_NS  # a file changed this recently (by its ctime) may change again unseen
 
-RACY_NS = 2_000_000_000  # a file changed this recently (by its change time) may change again unseen within it
+__all__ = ["RACY_NS", "file_record", "file_state", "recheck", "stamp_reads"]
 
 
 def file_state(path: Path) -> str | None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from geodino.io import content_stamp, files_stamp
+from geodino.io_stamps import RACY_NS  # a folder changed this recently may change again within its mtime's resolution
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,6 @@ class _Listing:
 
 _LISTINGS: dict[str, _Listing] = {}  # resolved root -> its listing (kept while no folder in it has changed)
 MAX_LISTINGS = 16
-RACY_NS = 2_000_000_000  # a folder changed this recently may change again within its mtime's resolution
 
 
 def _walk(root: str) -> _Listing:

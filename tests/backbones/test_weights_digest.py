@@ -23,7 +23,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "cache"
     monkeypatch.setenv(wd.DIR_ENV, str(folder))
     monkeypatch.delenv(wd.SWITCH_ENV, raising=False)
-    monkeypatch.setattr(wd, "SETTLED_S", 0.0)  # files written by the test count as settled
+    monkeypatch.setattr(wd, "RACY_NS", 0)  # files written by the test count as settled
     return folder
 
 
@@ -83,8 +83,8 @@ def test_an_entry_whose_stat_differs_is_not_trusted(tmp_path: Path, cache: Path,
 
 
 def test_a_fresh_file_is_not_cached(tmp_path: Path, cache: Path, calls: list[int], monkeypatch) -> None:
-    """Written within SETTLED_S: a same-tick rewrite could leave its stat unchanged, so it is hashed each time."""
-    monkeypatch.setattr(wd, "SETTLED_S", 3600.0)
+    """Written within RACY_NS: a same-tick rewrite could leave its stat unchanged, so it is hashed each time."""
+    monkeypatch.setattr(wd, "RACY_NS", 3600 * 10**9)
     f = tmp_path / "new.pth"
     f.write_bytes(b"new")
     wd.cached_sha256(f)
@@ -153,7 +153,7 @@ def test_a_cache_path_that_cannot_be_a_folder(tmp_path: Path, monkeypatch, calls
     """A file where the cache folder would be: the digest is computed, silently, every time."""
     (tmp_path / "blocker").write_text("a file")
     monkeypatch.setenv(wd.DIR_ENV, str(tmp_path / "blocker"))
-    monkeypatch.setattr(wd, "SETTLED_S", 0.0)
+    monkeypatch.setattr(wd, "RACY_NS", 0)
     f = _weights(tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
