@@ -3,7 +3,9 @@
 
 `$GEODINO_CACHE_DIR`, else `$XDG_CACHE_HOME/geodino` (the XDG spec: a relative value is ignored), else
 `~/.cache/geodino`; each cache is a subfolder of it. One variable moves them all (a batch job's node-local disk, a
-test run's temporary folder).
+test run's temporary folder). A relative `$GEODINO_CACHE_DIR` is refused (ConfigError naming it): taken against the
+working folder, two jobs started in different folders (or one that changes folder) would keep separate caches
+without a word, and resolving it once per process does not change that; `~` is expanded.
 """
 
 from __future__ import annotations
@@ -18,10 +20,19 @@ CACHE_DIR_ENV = "GEODINO_CACHE_DIR"
 
 def user_cache_dir(sub: str) -> Path:
     """The folder of the cache `sub` (not created here). A RuntimeError when no folder can be named: none of the
-    variables is set and the user has no home (no HOME and no passwd entry)."""
+    variables is set and the user has no home (no HOME and no passwd entry); a ConfigError when
+    `$GEODINO_CACHE_DIR` is a relative path."""
     root = os.environ.get(CACHE_DIR_ENV, "").strip()
     if root:
-        return Path(root).expanduser() / sub
+        folder = Path(root).expanduser()
+        if not folder.is_absolute():
+            from geodino.errors import ConfigError
+
+            raise ConfigError(
+                f"{CACHE_DIR_ENV}={root!r} is a relative path (each working folder would get its own cache); "
+                f"set an absolute path, e.g. {CACHE_DIR_ENV}=$PWD/{root}"
+            )
+        return folder / sub
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
     if xdg and Path(xdg).is_absolute():
         return Path(xdg) / "geodino" / sub

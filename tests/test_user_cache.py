@@ -23,6 +23,22 @@ def test_the_variable_then_xdg_then_home(tmp_path: Path, monkeypatch: pytest.Mon
     assert user_cache_dir("features") == tmp_path / "mine" / "features"
 
 
+def test_a_relative_variable_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Taken against the working folder, jobs started in different folders would keep separate caches silently."""
+    from geodino.backbones.weights_digest import cached_sha256
+    from geodino.errors import ConfigError
+
+    monkeypatch.setenv(CACHE_DIR_ENV, "scratch/cache")
+    with pytest.raises(ConfigError) as err:
+        user_cache_dir("digests")
+    line = str(err.value)
+    assert "\n" not in line and "GEODINO_CACHE_DIR='scratch/cache'" in line and "absolute" in line
+    with pytest.raises(ConfigError):  # the digest cache says so too, rather than caching per working folder
+        cached_sha256(Path(__file__))
+    monkeypatch.setenv(CACHE_DIR_ENV, "~/cache")  # `~` is expanded: absolute
+    assert user_cache_dir("digests") == Path.home() / "cache" / "digests"
+
+
 def test_the_feature_cache_default_follows_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from geodino.eval.features import default_cache_dir
 
