@@ -97,10 +97,14 @@ class DINOLoss(PrototypeLoss):
     def forward(self, student_logits: Tensor, teacher_probs: Tensor, ignore_diagonal: bool = False) -> Tensor:
         S, B, _ = student_logits.shape
         T = teacher_probs.shape[0]
-        log_p = F.log_softmax(student_logits.float() / self.student_temp, dim=-1)
-        if not ignore_diagonal:
-            return -torch.einsum("sbk,tbk->", log_p, teacher_probs.float()) / (B * S * T)
-        pair = -torch.einsum("sbk,tbk->st", log_p, teacher_probs.float())
-        n_diag = min(S, T)
-        pair = torch.diagonal_scatter(pair, pair.new_zeros(n_diag))
-        return pair.sum() / (B * S * T - B * n_diag)
+        # float32 outside autocast, as the official loss computes it (FSDP2 mixed precision, no autocast): the
+        # einsum is a batched matmul, which a bf16-mixed step's autocast ran in bf16 (the loss ~ ln K rounded to
+        # 1/16, the teacher targets to 3 digits in its gradient)
+        with torch.autocast(student_logits.device.type, enabled=False):
+            log_p = F.log_softmax(student_logits.float() / self.student_temp, dim=-1)
+            if not ignore_diagonal:
+                return -torch.einsum("sbk,tbk->", log_p, teacher_probs.float()) / (B * S * T)
+            pair = -torch.einsum("sbk,tbk->st", log_p, teacher_probs.float())
+            n_diag = min(S, T)
+            pair = torch.diagonal_scatter(pair, pair.new_zeros(n_diag))
+            return pair.sum() / (B * S * T - B * n_diag)

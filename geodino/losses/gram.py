@@ -17,13 +17,18 @@ __all__ = ["GramLoss", "gram_matrix"]
 
 
 def gram_matrix(feats: Tensor, normalize: bool = True, img_level: bool = True) -> Tensor:
-    """[B,N,N] per image (img_level) or [B·N,B·N] over the batch, of (optionally L2-normalised) fp32 tokens."""
-    x = feats.float()
-    if normalize:
-        x = F.normalize(x, dim=-1)
-    if not img_level and x.dim() == 3:
-        x = x.flatten(0, 1)
-    return x @ x.transpose(-1, -2)
+    """[B,N,N] per image (img_level) or [B·N,B·N] over the batch, of (optionally L2-normalised) fp32 tokens.
+
+    Float32 outside autocast, as the official loss (FSDP2 mixed precision, no autocast): a bf16-mixed step's
+    autocast ran the product in bf16, whose rounding of each similarity (~4e-3 near 1) outweighs the student-teacher
+    differences Gram anchoring measures (the loss of a close student came out ~3x its float32 value)."""
+    with torch.autocast(feats.device.type, enabled=False):
+        x = feats.float()
+        if normalize:
+            x = F.normalize(x, dim=-1)
+        if not img_level and x.dim() == 3:
+            x = x.flatten(0, 1)
+        return x @ x.transpose(-1, -2)
 
 
 class GramLoss(nn.Module):
