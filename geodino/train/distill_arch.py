@@ -264,7 +264,10 @@ class DistillMetaArch(nn.Module):
             )
             total = total + loss
             metrics.update({f"{name}/{k}": v.detach() for k, v in parts.items()})
-        total.backward()
+        # outside the caller's autocast (train.precision=bf16-mixed): a backward run under it casts its matrix
+        # products too, the float32 loss terms' included; each backward op runs in its forward op's dtype instead
+        with torch.autocast(total.device.type, enabled=False):
+            total.backward()
         metrics["loss"] = total.detach()
         return total.detach(), metrics
 

@@ -223,7 +223,12 @@ class SSLModule(L.LightningModule):
         loss, logs = self.arch(batch, it)
 
         opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
+        # outside the step's autocast (bf16-mixed, 16-mixed: Lightning runs training_step inside it): a backward run
+        # under it casts its matrix products too, the float32 loss terms' (DINO, Gram) included; each backward op
+        # runs in the dtype its forward op ran in, as torch recommends (activation checkpointing's recomputation
+        # restores the forward's autocast itself)
+        with torch.autocast(self.device.type, enabled=False):
+            self.manual_backward(loss)
         if it < self.head_warmup_steps:  # fresh heads on a pretrained backbone: train the heads only
             for p in self.arch.student["backbone"].parameters():
                 p.grad = None
