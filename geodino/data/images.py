@@ -167,6 +167,8 @@ class _ImageSourceBase:
         self._order = EpochOrder(self.stream, shuffle=shuffle, salt=0x696D67)
         self.skipped = 0
         self._bad: set[int] = set()  # items that failed to decode in this process (said once, then replaced)
+        self.decoded = False  # whether an image has decoded in this process (then failures are replaced, not counted)
+        self.replace = True  # False: a corrupt image is not replaced; every failure counts toward max_tries
         self.fast_decode = True  # JPEGs at 1/2..1/8 scale while they keep `decode_min_area` pixels
         self.decode_min_area: int | None = None  # set by the SSL loader from its crops (`loaders.decode_min_area`)
 
@@ -184,17 +186,33 @@ class _ImageSourceBase:
         return f"#{k}"
 
     def get(self, index: int, seed: int) -> dict[str, Any]:
-        """Sample `index`: reflectance `image` float32 [C,H,W] (sensor scale applied), `valid`, `path`."""
+        """Sample `index`: reflectance `image` float32 [C,H,W] (sensor scale applied), `valid`, `path`.
+
+        A corrupt image (on_error skip) is replaced by a random draw of (seed, index) until one decodes; an image
+        known bad in this process is redrawn without a new decode or warning and counts as no try. The sample
+        stops (InputError) after `max_tries` fresh failures in a row while no image of the source has decoded in
+        this process (the data as a whole does not read: a wrong folder, Git LFS pointers, an error page per
+        file), or when every image has failed. Before, every failure counted, so a folder half of whose files do
+        not decode (a copy with a macOS `._` file beside each photo) stopped a long run at random ("10 images in a
+        row failed to decode") within a few hundred samples. `replace` False (`data stats`): every failure counts
+        and none is replaced."""
         global _skipped_count
         k = self._position(index, seed)
         rng = None
-        for _ in range(self.max_tries):
-            name = self.label(k)
+        tries = 0  # failures that count toward max_tries
+        name = self.label(k)
+        while tries < self.max_tries:
             if k in self._bad:  # failed before in this process: replaced as then, without decoding or warning again
                 self.skipped += 1
+                if not self.replace:
+                    tries += 1
+                elif len(self._bad) >= self._n:
+                    break
                 rng = rng or np.random.default_rng([int(seed), self.stream, int(index), 0x736B6970])
                 k = int(rng.integers(0, self._n))
                 continue
+            name = self.label(k)
+            data: bytes | None = None  # None: the file itself did not read
             try:
                 data, name = self._read(k)
                 area = self.decode_min_area if self.fast_decode else None
@@ -206,6 +224,7 @@ class _ImageSourceBase:
                         f"{self.sensor.n_bands}; use a matching sensor"
                     )
                 image = self.sensor.to_reflectance(arr).astype(np.float32, copy=False)
+                self.decoded = True
                 return {
                     "image": image,
                     "valid": np.ones(image.shape[-2:], dtype=bool) if valid is None else valid,  # alpha > 0
@@ -217,21 +236,27 @@ class _ImageSourceBase:
             except Exception as exc:
                 if self.on_error == "stop":
                     raise InputError(
-                        f"image {name} cannot be decoded ({_why(exc)}); remove it or {self.skip_hint}"
+                        f"image {name} cannot be decoded ({_why(exc, data)}); remove it or {self.skip_hint}"
                     ) from exc
                 self.skipped += 1
                 self._bad.add(k)
+                if not (self.replace and self.decoded):
+                    tries += 1
                 if name not in _warned:  # a second source object over the same files (pretraining's pixel check,
                     _warned.add(name)  # then its loader) said every bad file twice in one process
                     _skipped_count += 1
                     warnings.warn(
-                        f"skipped corrupt image {name} ({type(exc).__name__}); {_skipped_count} skipped so far "
+                        f"skipped corrupt image {name} ({_why(exc, data)}); {_skipped_count} skipped so far "
                         f"in process {os.getpid()} (each file said once, then replaced by another image at every "
                         "read)",
                         stacklevel=2,
                     )
                 rng = rng or np.random.default_rng([int(seed), self.stream, int(index), 0x736B6970])
                 k = int(rng.integers(0, self._n))
+        if self.replace and len(self._bad) >= self._n:
+            raise InputError(
+                f"all {plural(self._n, 'image')} of source {self.name!r} failed to decode (e.g. {name}); check the data"
+            )
         raise InputError(
             f"{plural(self.max_tries, 'image')} in a row failed to decode in source {self.name!r} (the last: "
             f"{name}); check the data"
@@ -255,7 +280,7 @@ class ImageFolderSource(_ImageSourceBase):
     ) -> None:
         super().__init__(sensor=sensor, name=name, on_error=on_error, shuffle=shuffle, max_tries=max_tries)
         self.fast_decode = fast_decode
-        self.files = resolve_paths(paths, IMAGE_EXTS, recursive=recursive, what="image")
+        self.files = resolve_paths(paths, IMAGE_EXTS, recursive=recursive, what="image", hidden=False)
         self._n = len(self.files)
 
     def label(self, k: int) -> str:
@@ -374,10 +399,16 @@ def _keep_whole_members(
     return sum(1 for s in shard_ids if s == shard)
 
 
-def _why(exc: BaseException) -> str:
-    """The error type, and for Pillow's decompression-bomb guard its own line (the image's pixels and the limit)."""
-    from PIL import Image
+def _why(exc: BaseException, data: bytes | None = None) -> str:
+    """Why an image did not decode, in a few words: an empty file; for Pillow's "cannot identify" its first bytes
+    (an HTML error page, a Git LFS pointer, a macOS `._` file show what the file is); for a truncated file or the
+    decompression-bomb guard the decoder's own sentence; else the error type."""
+    from PIL import Image, UnidentifiedImageError
 
-    if isinstance(exc, Image.DecompressionBombError):
+    if data is not None and not data:
+        return "an empty file: 0 bytes"
+    if isinstance(exc, UnidentifiedImageError) and data:
+        return f"{type(exc).__name__}: not an image format Pillow reads; the file starts with {data[:24]!r}"
+    if isinstance(exc, Image.DecompressionBombError) or "truncated" in str(exc):
         return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"  # Pillow's one sentence: pixels and limit
     return type(exc).__name__

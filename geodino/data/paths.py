@@ -86,28 +86,27 @@ def walk_once(folder: str | Path) -> Iterator[tuple[str, list[str], list[str]]]:
         yield root, dirs, files
 
 
-def _folder_files(folder: Path, exts: tuple[str, ...], recursive: bool) -> list[str]:
+def _folder_files(folder: Path, exts: tuple[str, ...], recursive: bool, hidden: bool = True) -> list[str]:
     """The sorted files with `exts` in `folder` (and, with `recursive`, its subfolders), following symbolic links
     to folders as torchvision's ImageFolder does (`os.walk(followlinks=True)`): an ImageNet subset made of links to
     class folders was read as empty (Python 3.11's `Path.glob("**")` does not enter linked folders). A folder
     reached twice (a link back up the tree, two links to one folder) is listed once. The temporaries of geodino's
     atomic writes (`.STEM.tmp-TAG-PID.SUFFIX`, `io.temp_name`) are no inputs: a live writer's is incomplete, and a
-    killed run's is cut off; a folder of outputs (feature rasters, chips) read as input listed them."""
+    killed run's is cut off; a folder of outputs (feature rasters, chips) read as input listed them. `hidden` False:
+    files and folders under `folder` whose name starts with a dot are left out too (`images` sources, as `embed
+    images` and the image-folder probes list photos: a macOS `._photo.jpg` beside each photo is no image)."""
     from geodino.io_temps import temp_target
 
+    def wanted(name: str) -> bool:
+        return os.path.splitext(name)[1].lower() in exts and temp_target(name) is None and (hidden or name[:1] != ".")
+
     if not recursive:
-        return sorted(
-            str(h) for h in folder.iterdir() if h.is_file() and h.suffix.lower() in exts and temp_target(h) is None
-        )
+        return sorted(str(h) for h in folder.iterdir() if h.is_file() and wanted(h.name))
     hits: list[str] = []
-    for root, _dirs, files in walk_once(folder):
-        hits.extend(
-            os.path.join(root, f)
-            for f in files
-            if os.path.splitext(f)[1].lower() in exts
-            and temp_target(f) is None
-            and os.path.isfile(os.path.join(root, f))
-        )
+    for root, dirs, files in walk_once(folder):
+        if not hidden:
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+        hits.extend(os.path.join(root, f) for f in files if wanted(f) and os.path.isfile(os.path.join(root, f)))
     return sorted(hits)
 
 
@@ -118,13 +117,15 @@ def resolve_paths(
     recursive: bool = True,
     what: str = "raster",
     hint: str | None = None,
+    hidden: bool = True,
 ) -> list[str]:
     """Expand folders (recursively), globs, `.txt` lists and curated `.parquet` tile lists (`geodino data curate`)
     into the sorted, de-duplicated files with `exts`.
 
     A name that does not exist, a folder or glob that matches nothing and an empty result each raise
     InputError naming the input and the extensions looked for,
-    ending with `hint` (what to do; by default it speaks of a config's `paths:`).
+    ending with `hint` (what to do; by default it speaks of a config's `paths:`). `hidden` False leaves out the
+    hidden files and folders found under a folder (files named or matched by a glob are kept).
     """
     items = [paths] if isinstance(paths, (str, Path)) else list(paths)
     if not items:
@@ -146,7 +147,7 @@ def resolve_paths(
                 )
             found.extend(hits)
         elif p.is_dir():
-            hits = _folder_files(p, exts, recursive)
+            hits = _folder_files(p, exts, recursive, hidden)
             if not hits:
                 # a folder of class subfolders read with recursive: false: say why the images were not found
                 flat = not recursive and any(c.is_dir() for c in p.iterdir())

@@ -188,6 +188,6 @@ def _build_with_sensor(cfg: Any, sensor: Sensor, build_source: Any) -> Any:
     cfg = dataclasses.replace(cfg, sensor=None)
     src = loaders.build_source(cfg, shuffle=False)  # image k is sample k: `read_images` reads each once
     src.sensor = sensor if sensor.n_bands == len(src.band_names) else src.sensor
-    src.max_tries = 1  # a corrupt image is left out (said once by the source), not replaced by a random other
+    src.max_tries, src.replace = 1, False  # a corrupt image is left out (said once by the source), not replaced
     src.skip_hint = STATS_HINTS["skip"]
     return src

@@ -254,12 +254,16 @@ def read_array(path: str | Path, rgb: bool = False) -> np.ndarray:
 
 
 def _class_folders(path: Path) -> dict[str, list[Path]]:
-    """{class: its image files (sorted)} for ROOT/<class>/**/*.{jpg,png,tif} (hidden class folders left out)."""
+    """{class: its image files (sorted)} for ROOT/<class>/**/*.{jpg,png,tif}. Hidden files and folders are left
+    out at every level, as `embed images` and pretraining's `images` source list a folder: a macOS `._photo.jpg`
+    beside each photo (a copy to a USB disk, `__MACOSX/` from a zip) stopped the probe at the first, "cannot
+    read image"."""
     out: dict[str, list[Path]] = {}
     for rel in list_folder(path):
-        name = rel.split(os.sep, 1)[0]
-        if name != rel and not name.startswith(".") and os.path.splitext(rel)[1].lower() in IMAGE_EXTENSIONS:
-            out.setdefault(name, []).append(path / rel)
+        parts = rel.split(os.sep)
+        if len(parts) > 1 and not any(p.startswith(".") for p in parts):
+            if os.path.splitext(rel)[1].lower() in IMAGE_EXTENSIONS:
+                out.setdefault(parts[0], []).append(path / rel)
     return {name: sorted(out[name]) for name in sorted(out)}
 
 
