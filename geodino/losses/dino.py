@@ -11,6 +11,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from geodino.losses.float32 import float32_region
 from geodino.losses.sinkhorn import all_reduce_, group_world_size, sinkhorn_knopp
 
 __all__ = ["CENTERINGS", "DINOLoss", "MeanCentering"]
@@ -100,7 +101,7 @@ class DINOLoss(PrototypeLoss):
         # float32 outside autocast, as the official loss computes it (FSDP2 mixed precision, no autocast): the
         # einsum is a batched matmul, which a bf16-mixed step's autocast ran in bf16 (the loss ~ ln K rounded to
         # 1/16, the teacher targets to 3 digits in its gradient)
-        with torch.autocast(student_logits.device.type, enabled=False):
+        with float32_region(student_logits.device.type):
             log_p = F.log_softmax(student_logits.float() / self.student_temp, dim=-1)
             if not ignore_diagonal:
                 return -torch.einsum("sbk,tbk->", log_p, teacher_probs.float()) / (B * S * T)

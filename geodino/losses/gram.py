@@ -13,6 +13,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from geodino.losses.float32 import float32_region
+
 __all__ = ["GramLoss", "gram_matrix"]
 
 
@@ -22,7 +24,7 @@ def gram_matrix(feats: Tensor, normalize: bool = True, img_level: bool = True) -
     Float32 outside autocast, as the official loss (FSDP2 mixed precision, no autocast): a bf16-mixed step's
     autocast ran the product in bf16, whose rounding of each similarity (~4e-3 near 1) outweighs the student-teacher
     differences Gram anchoring measures (the loss of a close student came out ~3x its float32 value)."""
-    with torch.autocast(feats.device.type, enabled=False):
+    with float32_region(feats.device.type):
         x = feats.float()
         if normalize:
             x = F.normalize(x, dim=-1)

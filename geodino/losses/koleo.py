@@ -11,18 +11,21 @@ stage uses 16). With a single group equal to the whole local batch it equals `Ko
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from geodino.losses.float32 import float32_region
 from geodino.losses.sinkhorn import group_rank, group_world_size
 
 __all__ = ["KoLeoLoss", "KoLeoLossDistributed", "groups_tile"]
 
 
-def _autocast_off(device_type: str):
-    return torch.autocast(device_type=device_type, enabled=False)
+def _autocast_off(device_type: str) -> Any:
+    return float32_region(device_type)
 
 
 def groups_tile(local_batch: int, world: int, group_size: int | None) -> bool:

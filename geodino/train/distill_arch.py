@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from geodino.errors import InputError
 from geodino.losses.dino import DINOLoss
+from geodino.losses.float32 import float32_region
 from geodino.losses.ibot import IBOTPatchLoss
 from geodino.losses.koleo import KoLeoLoss, KoLeoLossDistributed
 from geodino.models.heads import DINOHead
@@ -266,7 +267,7 @@ class DistillMetaArch(nn.Module):
             metrics.update({f"{name}/{k}": v.detach() for k, v in parts.items()})
         # outside the caller's autocast (train.precision=bf16-mixed): a backward run under it casts its matrix
         # products too, the float32 loss terms' included; each backward op runs in its forward op's dtype instead
-        with torch.autocast(total.device.type, enabled=False):
+        with float32_region(total.device.type):
             total.backward()
         metrics["loss"] = total.detach()
         return total.detach(), metrics

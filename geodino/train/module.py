@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from geodino.errors import TrainingError
+from geodino.losses.float32 import float32_region
 from geodino.train import checkpointing as ckpt_lib
 from geodino.train.checkpoint_callback import CheckpointCallback
 
@@ -227,7 +228,7 @@ class SSLModule(L.LightningModule):
         # under it casts its matrix products too, the float32 loss terms' (DINO, Gram) included; each backward op
         # runs in the dtype its forward op ran in, as torch recommends (activation checkpointing's recomputation
         # restores the forward's autocast itself)
-        with torch.autocast(self.device.type, enabled=False):
+        with float32_region(self.device.type):
             self.manual_backward(loss)
         if it < self.head_warmup_steps:  # fresh heads on a pretrained backbone: train the heads only
             for p in self.arch.student["backbone"].parameters():
