@@ -100,7 +100,8 @@ class KoLeoLossDistributed(nn.Module):
             with torch.no_grad():
                 dots = x @ members.t()
                 offset = (rank % ranks_per_group) * local_b
-                dots[torch.arange(local_b), offset + torch.arange(local_b)] = -1.0
+                own = torch.arange(local_b, device=x.device)  # made where `dots` is: host indices waited for the GPU
+                dots[own, offset + own] = -1.0
                 idx = dots.topk(self.topk, dim=1).indices
             xs = x.unsqueeze(1).expand(-1, self.topk, -1).reshape(-1, dim)
             dist_ = F.pairwise_distance(xs, members[idx.reshape(-1)], eps=self.eps)
