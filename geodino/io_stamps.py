@@ -14,11 +14,20 @@ from typing import Any
 
 __all__ = ["RACY_NS", "content_stamp", "files_stamp", "json_text", "vrt_sources"]
 
-# A file or folder changed this recently may change again unseen within its timestamps' resolution (1-2 s on some
-# filesystems), so a check keyed on its stat (size, times, inode) does not trust it yet, as git does not trust an
-# index entry as new as the index: the feature cache's folder listings, the file records of resumes and the probe
-# cache (`geodino.embed.file_stamps`), the weights digest cache (`geodino.backbones.weights_digest`).
-RACY_NS = 2_000_000_000
+# A file or folder changed this recently may change again unseen within its timestamps' resolution, so a check keyed
+# on its stat (size, times, inode) does not trust it yet, as git does not trust an index entry as new as the index:
+# the feature cache's folder listings, the file records of resumes and the probe cache (`geodino.embed.file_stamps`),
+# the weights digest cache (`geodino.backbones.weights_digest`). "Recently" is by this machine's clock, but the times
+# are stamped by the file system's (an NFS or SMB server's): one 10 s behind makes a file changed 1 s ago look 11 s
+# old, past the resolution alone, and a rewrite in the same tick went unseen. So the window is the resolution
+# (TICK_NS: 2 s on FAT, 1 s on ext3, HFS+ and some NAS) plus the skew allowed between the two clocks (SKEW_NS:
+# 300 s, Kerberos' default limit, past which Kerberized NFS and SMB refuse to work). The server's clock is not probed
+# (a file created in the data folder): that needs write access to data folders and moves the folder's mtime, which
+# the feature cache's key reads. A change within the window costs a later read (a file's head, a weights hash),
+# never a wrong answer; a change in the future (the server's clock ahead) stays within it until this clock catches up.
+TICK_NS = 2_000_000_000
+SKEW_NS = 300_000_000_000
+RACY_NS = TICK_NS + SKEW_NS
 
 
 def json_text(obj: Any, **dumps: Any) -> str:

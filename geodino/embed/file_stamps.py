@@ -6,7 +6,8 @@ A file's record (`file_record`) is its state (`file_state`: size, modification t
 first 64 KiB, `provenance.file_digest`) and its stamp (inode change time in ns and inode number), the stat taken
 before the state, so a change between the two shows as a new change time. A check (`recheck`) stats the file
 first, with no read: size, modification time, change time and inode all as recorded (and the change older than
-`RACY_NS` before the record was taken) is unchanged, as git trusts its index. Another size or modification time is
+`RACY_NS` before the record was taken, by this machine's clock: the window allows for a file server's clock behind
+it, `geodino.io_stamps`) is unchanged, as git trusts its index. Another size or modification time is
 a change, also with no read: a file only touched counts as changed (a redone part, a refused resume: time, never a
 wrong row). The change time cannot be set back (`cp -p`, `touch -d` and extracting an archive set it to now), so a
 file whose stamp alone moved has its head hashed: the same state (a `chmod`, the same bytes written again, a folder
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from geodino.io_stamps import RACY_NS  # a file changed this recently (by its ctime) may change again unseen
+from geodino.io_stamps import RACY_NS  # changed this recently (ctime, with clock skew) may change again unseen
 
 __all__ = ["RACY_NS", "file_record", "file_state", "recheck", "stamp_reads"]
 

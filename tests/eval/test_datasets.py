@@ -255,11 +255,13 @@ def test_missing_folder_says_where_and_points_to_readme(tmp_path):
 
 
 def _settle(folders: list[Path]) -> None:
-    """Date these folders 10 s back: a listing of folders changed in the last 2 s is not reused."""
+    """Date these folders back past `io_stamps.RACY_NS`: a listing of folders changed within it is not reused."""
     import os
 
+    from geodino.io_stamps import RACY_NS
+
     for d in folders:
-        os.utime(d, ns=(0, os.stat(d).st_mtime_ns - 10**10))
+        os.utime(d, ns=(0, os.stat(d).st_mtime_ns - RACY_NS - 10**10))
 
 
 def _count_listings(monkeypatch) -> dict[str, int]:
@@ -308,7 +310,7 @@ def test_a_dataset_folder_is_listed_once_for_all_splits(tmp_path, monkeypatch, l
 
     cls = root / ("b" if layout == "one folder" else "train/b")
     _png(cls / "new.png", np.zeros((16, 16, 3), np.uint8))  # a new image: its folder's mtime changes
-    _settle(folders)  # (a folder changed in the last 2 s is listed on every call)
+    _settle(folders)  # (a folder changed within io_stamps.RACY_NS is listed on every call)
     after = {s: build_dataset(cfg, s) for s in ("train", "val", "test")}
     assert seen[str(cls)] == 2 and after["train"].key != first["train"].key  # listed again, once
     assert sum(map(len, after.values())) == sum(map(len, first.values())) + 1  # with the new image

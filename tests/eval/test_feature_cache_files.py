@@ -16,6 +16,7 @@ from PIL import Image
 import geodino.embed.file_stamps
 from geodino.eval.datasets import DatasetConfig, build_dataset
 from geodino.eval.features import FeatureConfig, extract_features
+from geodino.io_stamps import RACY_NS
 from tests.eval.tiny_backbone import TinyBackbone
 
 
@@ -102,7 +103,7 @@ def test_an_entry_cached_before_files_were_recorded_is_kept_unless_a_file_change
     entry = next(cache.glob("*.safetensors"))
     record = entry.with_name(entry.stem + ".files.json")
     record.unlink()
-    later = os.stat(entry).st_mtime_ns + 10**10  # written 10 s after the files last changed
+    later = os.stat(entry).st_mtime_ns + RACY_NS + 10**10  # written well after the files last changed
     os.utime(entry, ns=(later, later))
     calls = bb.calls
     kept = _extract(bb, cfg, cache)
@@ -136,7 +137,7 @@ def test_a_damaged_record_is_adopted_not_a_crash(tmp_path, damage):
     good = data["files"][0]
     data["files"][0] = damage(good)
     record.write_text(json.dumps(data))
-    later = os.stat(entry).st_mtime_ns + 10**10  # the files older than the entry: adopted whole
+    later = os.stat(entry).st_mtime_ns + RACY_NS + 10**10  # the files older than the entry: adopted whole
     os.utime(entry, ns=(later, later))
     calls = bb.calls
     again = _extract(bb, cfg, cache)
