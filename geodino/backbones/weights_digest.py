@@ -8,10 +8,15 @@ resolved path). `GEODINO_DIGEST_CACHE=off` (or 0, false, no) turns the cache off
 
 Trust: an entry is used only when the file's size, mtime and ctime (in ns) and inode (for a folder: those of every file
 in it, by name) are what they were when it was hashed; anything else is hashed again. A digest is stored only when the
-file did not change while it was read (stat before and after) and was last modified more than `RACY_NS` ago
-(`geodino.io_stamps`, the window every stat-keyed check in geodino keeps): a write in the same timestamp tick as our
-stat would leave the stat unchanged (coarse clocks: 1-2 s on some filesystems), so a file that young is hashed again
-next time rather than trusted.
+file did not change while it was read (stat before and after) and its last change is known to be older than `RACY_NS`
+(`geodino.io_stamps`, the window every stat-keyed check in geodino keeps: the timestamps' resolution plus a file
+server's clock skew): a write in the same timestamp tick as our stat would leave the stat unchanged. Known by the
+ctime (which every change sets to the file system's now; the mtime can be set to any time, `touch -d`, an archive
+made on a machine whose clock was ahead, so a file with a future mtime was never stored and every process hashed it
+again) older than `RACY_NS` before the stat, by this machine's clock; or, for a change that looks younger (a file
+server's clock ahead of this one puts it in the future for as long as the skew), by two sightings of the same stat
+`RACY_NS` apart: the first leaves a pending entry (its stat and when it was seen, no digest), and the hash taken at
+a sighting that late is stored. So a file is hashed at most until the window has passed since it was first seen.
 
 Failure: a damaged or foreign entry, an unreadable or unwritable cache folder, no home folder: the digest is computed as
 without the cache; never an error, never a warning (the cache only saves time).
@@ -78,17 +83,25 @@ def cached_sha256(path: Path) -> str:
         return sha256_path(path)
     try:
         name = str(path.resolve())
+        seen = time.time_ns()  # before the stat: the change it shows happened before this
         before = _state(path)
     except OSError:  # a missing or unreadable file: the error sha256_path raises
         return sha256_path(path)
     entry = folder / (hashlib.sha256(name.encode()).hexdigest()[:32] + ".json")
-    found = _read(entry, name, before)
-    if found is not None:
+    stored = _read(entry, name, before)
+    found = stored.get("sha256") if stored is not None else None
+    if isinstance(found, str) and _HEX64.fullmatch(found):
         return found
     digest = sha256_path(path)
     with contextlib.suppress(OSError):
-        if _state(path) == before and _settled(before):
+        if _state(path) != before:
+            return digest
+        first = stored.get("seen_ns") if stored is not None else None
+        pending = first if isinstance(first, int) and not isinstance(first, bool) else None
+        if _settled(before, seen) or (pending is not None and seen - pending >= RACY_NS):
             _write(entry, {"path": name, "state": before, "sha256": digest})
+        elif pending is None:  # first sighting of this stat: the one a later process measures the window from
+            _write(entry, {"path": name, "state": before, "seen_ns": seen})
     return digest
 
 
@@ -106,23 +119,23 @@ def _stat(f: Path) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
-def _settled(state: list[list[Any]]) -> bool:
-    """Whether every file was last modified (or had its inode changed) more than `RACY_NS` ago."""
-    newest = max((max(row[2], row[3]) for row in state), default=0)
-    return time.time_ns() - newest > RACY_NS
+def _settled(state: list[list[Any]], seen: int) -> bool:
+    """Whether every file's last change (its ctime: the mtime can be set to any time) was more than `RACY_NS` before
+    `seen` (this machine's time_ns() before the stat)."""
+    newest = max((row[3] for row in state), default=0)
+    return seen - newest > RACY_NS
 
 
-def _read(entry: Path, name: str, state: list[list[Any]]) -> str | None:
-    """The digest `entry` holds for `name` at `state`, or None: no entry, a damaged one, another path's (a hash
-    collision of names) or one of the file as it was before."""
+def _read(entry: Path, name: str, state: list[list[Any]]) -> dict[str, Any] | None:
+    """The entry `entry` holds for `name` at `state` (a digest, or a pending entry's first sighting), or None: no
+    entry, a damaged one, another path's (a hash collision of names) or one of the file as it was before."""
     try:
         stored = json.loads(entry.read_text())
     except (OSError, ValueError):  # none, unreadable, or damaged (a kill mid-write of a non-atomic copy)
         return None
     if not isinstance(stored, dict) or stored.get("path") != name or stored.get("state") != state:
         return None
-    digest = stored.get("sha256")
-    return digest if isinstance(digest, str) and _HEX64.fullmatch(digest) else None
+    return stored
 
 
 def _write(entry: Path, payload: dict[str, Any]) -> None:

@@ -83,14 +83,48 @@ def test_an_entry_whose_stat_differs_is_not_trusted(tmp_path: Path, cache: Path,
 
 
 def test_a_fresh_file_is_not_cached(tmp_path: Path, cache: Path, calls: list[int], monkeypatch) -> None:
-    """Written within RACY_NS: a same-tick rewrite could leave its stat unchanged, so it is hashed each time."""
+    """Written within RACY_NS: a same-tick rewrite could leave its stat unchanged, so it is hashed each time (its
+    entry only notes when its stat was first seen, no digest)."""
     monkeypatch.setattr(wd, "RACY_NS", 3600 * 10**9)
     f = tmp_path / "new.pth"
     f.write_bytes(b"new")
     wd.cached_sha256(f)
     wd.cached_sha256(f)
     assert calls[0] == 2
-    assert _entries(cache) == []
+    (entry,) = _entries(cache)
+    assert "sha256" not in json.loads(entry.read_text())
+
+
+def test_a_future_mtime_is_cached(tmp_path: Path, cache: Path, calls: list[int]) -> None:
+    """An mtime set ahead (`touch -d`, an archive made where the clock was ahead) says nothing of when the file last
+    changed (its ctime does): such a file was never stored, and every process hashed it again."""
+    f = _weights(tmp_path)
+    future = 4_102_444_800 * 10**9  # 2100
+    os.utime(f, ns=(future, future))
+    assert wd.cached_sha256(f) == wd.cached_sha256(f) == hashlib.sha256(f.read_bytes()).hexdigest()
+    assert calls[0] == 1
+
+
+def test_a_change_in_this_clocks_future_is_cached_a_window_after_it_is_first_seen(
+    tmp_path: Path, cache: Path, calls: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file server's clock an hour ahead of this machine's: the ctime stays in the future for an hour, and every
+    process hashed the file again. Now a second sighting of the same stat RACY_NS after the first stores its digest;
+    sightings in between do not move the first."""
+    import types
+
+    window = 10 * 10**9
+    monkeypatch.setattr(wd, "RACY_NS", window)
+    f = _weights(tmp_path)
+    now = [os.stat(f).st_ctime_ns - 3600 * 10**9]
+    monkeypatch.setattr(wd, "time", types.SimpleNamespace(time_ns=lambda: now[0]))
+    want = hashlib.sha256(f.read_bytes()).hexdigest()
+    assert wd.cached_sha256(f) == want and calls[0] == 1
+    now[0] += window // 2
+    assert wd.cached_sha256(f) == want and calls[0] == 2  # too soon: hashed again
+    now[0] += window // 2
+    assert wd.cached_sha256(f) == want and calls[0] == 3  # a window after the first sighting: hashed and stored
+    assert wd.cached_sha256(f) == want and calls[0] == 3
 
 
 @pytest.mark.parametrize("damage", [b"{not json", b"", b'["a list"]', b'{"path": 1}', b"\xff\xfe"])
