@@ -13,8 +13,9 @@ run is large enough to be compiled and the redo is not), patched into the entry 
 done (another input size or numerics) the split is extracted anew.
 
 An entry written before records nothing: it is adopted, its rows trusted unless their file changed (by its change
-time) after the entry was written, and its record written. A file changed within 2 s of being recorded may change
-again unseen within the time's resolution, so it is hashed on the next hit too (`file_stamps.RACY_NS`).
+time) after the entry was written, and its record written. A file changed within `file_stamps.RACY_NS` of being
+recorded (the time's resolution plus a file server's clock skew) may change again unseen within that resolution, so
+it is hashed on the next hit too.
 """
 
 from __future__ import annotations

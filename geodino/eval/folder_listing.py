@@ -72,8 +72,9 @@ def list_folder(root: str | Path) -> tuple[str, ...]:
     """Every file under `root` (paths relative to it, sorted), listed on disk once per root per process: the train,
     val and test splits of a probe dataset (and its stamp, and a suite's other backbones) share one walk of a large
     folder (EuroSAT: 27,000 files) instead of one or more each. The listing is reused while no folder in the tree
-    has a new mtime (a file added, removed or renamed anywhere changes its folder's); a folder changed in the last
-    2 s is listed again next time, as its mtime may not show a change made within its resolution."""
+    has a new mtime (a file added, removed or renamed anywhere changes its folder's); a folder changed within
+    `RACY_NS` (its mtime's resolution plus a file server's clock skew) is listed again next time, as its mtime may not
+    show a change made within its resolution."""
     return _listing(os.path.realpath(root)).files
 
 
