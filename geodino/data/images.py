@@ -54,6 +54,7 @@ __all__ = [
     "png_bit_depth",
     "png_colour_type",
     "read_bands",
+    "why_undecodable",
 ]
 
 _skipped_count = 0
@@ -236,7 +237,7 @@ class _ImageSourceBase:
             except Exception as exc:
                 if self.on_error == "stop":
                     raise InputError(
-                        f"image {name} cannot be decoded ({_why(exc, data)}); remove it or {self.skip_hint}"
+                        f"image {name} cannot be decoded ({why_undecodable(exc, data)}); remove it or {self.skip_hint}"
                     ) from exc
                 self.skipped += 1
                 self._bad.add(k)
@@ -246,9 +247,9 @@ class _ImageSourceBase:
                     _warned.add(name)  # then its loader) said every bad file twice in one process
                     _skipped_count += 1
                     warnings.warn(
-                        f"skipped corrupt image {name} ({_why(exc, data)}); {_skipped_count} skipped so far "
-                        f"in process {os.getpid()} (each file said once, then replaced by another image at every "
-                        "read)",
+                        f"skipped corrupt image {name} ({why_undecodable(exc, data)}); {_skipped_count} skipped so far "
+                        f"in process {os.getpid()} (each file said once, then "
+                        f"{'replaced by another image at every read' if self.replace else 'left out'})",
                         stacklevel=2,
                     )
                 rng = rng or np.random.default_rng([int(seed), self.stream, int(index), 0x736B6970])
@@ -399,7 +400,7 @@ def _keep_whole_members(
     return sum(1 for s in shard_ids if s == shard)
 
 
-def _why(exc: BaseException, data: bytes | None = None) -> str:
+def why_undecodable(exc: BaseException, data: bytes | None = None) -> str:
     """Why an image did not decode, in a few words: an empty file; for Pillow's "cannot identify" its first bytes
     (an HTML error page, a Git LFS pointer, a macOS `._` file show what the file is); for a truncated file or the
     decompression-bomb guard the decoder's own sentence; else the error type."""

@@ -104,7 +104,7 @@ class ImageFiles:
         """Reflectance [C,H,W] of file `i`, or None when it cannot be read and on_error is skip (warned)."""
         import torch
 
-        from geodino.eval.datasets import read_array
+        from geodino.eval.datasets import read_array, unreadable_detail
 
         path = self.root / self.files[i]
         try:
@@ -113,7 +113,9 @@ class ImageFiles:
             if self.on_error == "stop":
                 raise InputError(f"{exc}, or pass --on-error skip (on_error='skip' in Python) to leave it out") from exc
             cause = exc.__cause__ or exc
-            why = type(cause).__name__ if str(path) in str(cause) else f"{type(cause).__name__}: {cause}"
+            why = unreadable_detail(path, cause)
+            if why == str(cause):  # the reader's own words, after its error type
+                why = type(cause).__name__ if str(path) in why else f"{type(cause).__name__}: {why}"
             warnings.warn(
                 f"skipped unreadable image {path} ({why}); --on-error stop (on_error='stop' in Python) stops at such "
                 "files",

@@ -48,6 +48,8 @@ def test_a_folder_where_no_file_decodes_stops_in_one_line(tmp_path) -> None:
 
 
 def test_a_skipped_or_refused_file_says_what_it_is(tmp_path) -> None:
+    from geodino.eval.datasets import read_array
+
     buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
     (tmp_path / "cut.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
@@ -61,6 +63,10 @@ def test_a_skipped_or_refused_file_says_what_it_is(tmp_path) -> None:
         line = str(caught.value)
         assert line.startswith(f"image {name} cannot be decoded (") and "\n" not in line
         assert says[name.rsplit("/", 1)[1]] in line, line
+        with pytest.raises(InputError) as caught:  # the probes and `embed images` say it as pretraining does
+            read_array(name, rgb=True)
+        line = str(caught.value)
+        assert line.startswith(f"cannot read image {name}: ") and says[name.rsplit("/", 1)[1]] in line, line
 
 
 def test_hidden_files_and_folders_are_no_images_to_any_command(tmp_path) -> None:
@@ -110,3 +116,13 @@ def test_each_photo_kind_reads_the_same_pixels_in_pretraining_and_the_probes(tmp
         probe = read_array(name, rgb=True)
         assert pre.shape == probe.shape == ((3, 16, 12) if name.endswith("phone.jpg") else (3, 12, 16)), name
         np.testing.assert_allclose(pre, probe.astype(np.float32) / 255, atol=1e-6, err_msg=name)
+
+
+def test_without_replacement_a_corrupt_image_is_said_left_out(tmp_path) -> None:
+    _png(tmp_path / "a.png", 9)
+    (tmp_path / "b.jpg").write_bytes(HTML)
+    src = ImageFolderSource(tmp_path, shuffle=False)
+    src.max_tries, src.replace = 1, False  # as `data stats` reads each image once
+    assert src.get(0, 0)["path"].endswith("a.png")
+    with pytest.warns(UserWarning, match=r"b\.jpg .*then left out\)"), pytest.raises(InputError, match=r"b\.jpg"):
+        src.get(1, 0)  # said "then replaced by another image at every read", which `data stats` never does
