@@ -165,7 +165,8 @@ def _warmup_losses(
     masks = batch["masks"].to(device, non_blocking=True)
     idx = batch["mask_indices"].to(device, non_blocking=True)
     weight = batch["masks_weight"].to(device, non_blocking=True)
-    n_masked = batch["n_masked_patches"]
+    n_masked = batch["n_masked_patches"]  # Sinkhorn-Knopp's column count, kept on the device (no read, no wait)
+    n_masked = n_masked.to(device, non_blocking=True) if torch.is_tensor(n_masked) else n_masked
     n_global_crops = int(batch.get("n_global_crops", n_global_crops))  # the loader's count wins over the default
     b = g.shape[0] // n_global_crops
     with torch.no_grad():  # the frozen backbone: three views, no graph
