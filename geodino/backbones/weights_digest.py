@@ -19,7 +19,8 @@ server's clock ahead of this one puts it in the future for as long as the skew),
 a sighting that late is stored. So a file is hashed at most until the window has passed since it was first seen.
 
 Failure: a damaged or foreign entry, an unreadable or unwritable cache folder, no home folder: the digest is computed as
-without the cache; never an error, never a warning (the cache only saves time).
+without the cache; never an error, never a warning (the cache only saves time). A setting that cannot be used is one
+ConfigError naming it: `GEODINO_DIGEST_CACHE` neither on nor off, a relative `GEODINO_CACHE_DIR` (`geodino.user_cache`).
 """
 
 from __future__ import annotations
