@@ -59,6 +59,31 @@ __all__ = [
 
 _skipped_count = 0
 _warned: set[str] = set()  # corrupt files already said in this process, by any source object (one line each)
+NAMED = 20  # corrupt images a training process names one by one; after them, a line at every power of ten
+
+
+def _say_skipped(name: str, why: str, replace: bool) -> None:
+    """The warning for a corrupt image met for the first time in this process. While training (`replace`), the
+    first `NAMED` are named one by one, then one line at every power of ten skipped (100, 1,000, ...): a scraped
+    folder with thousands of error pages saved as .jpg gave thousands of lines per worker. Without replacement
+    (`data stats`, which reads each image once to list them) every one is named."""
+    global _skipped_count
+    _skipped_count += 1
+    n, pid = _skipped_count, os.getpid()
+    if not replace or n <= NAMED:
+        then = "replaced by another image at every read" if replace else "left out"
+        warnings.warn(
+            f"skipped corrupt image {name} ({why}); {n} skipped so far in process {pid} (each file said once, then "
+            f"{then})",
+            stacklevel=3,
+        )
+    elif n == NAMED + 1 or str(n).strip("0") == "1":
+        warnings.warn(
+            f"{n} corrupt images skipped so far in process {pid}, the latest {name} ({why}); the first {NAMED} were "
+            "named, more are counted at every power of ten (100, 1,000, ...); `geodino data stats PATHS --type "
+            "images` names every one",
+            stacklevel=3,
+        )
 
 
 def expand_braces(paths: str | Path | Sequence[str | Path]) -> list[str]:
@@ -197,7 +222,6 @@ class _ImageSourceBase:
         not decode (a copy with a macOS `._` file beside each photo) stopped a long run at random ("10 images in a
         row failed to decode") within a few hundred samples. `replace` False (`data stats`): every failure counts
         and none is replaced."""
-        global _skipped_count
         k = self._position(index, seed)
         rng = None
         tries = 0  # failures that count toward max_tries
@@ -245,13 +269,7 @@ class _ImageSourceBase:
                     tries += 1
                 if name not in _warned:  # a second source object over the same files (pretraining's pixel check,
                     _warned.add(name)  # then its loader) said every bad file twice in one process
-                    _skipped_count += 1
-                    warnings.warn(
-                        f"skipped corrupt image {name} ({why_undecodable(exc, data)}); {_skipped_count} skipped so far "
-                        f"in process {os.getpid()} (each file said once, then "
-                        f"{'replaced by another image at every read' if self.replace else 'left out'})",
-                        stacklevel=2,
-                    )
+                    _say_skipped(name, why_undecodable(exc, data), self.replace)
                 rng = rng or np.random.default_rng([int(seed), self.stream, int(index), 0x736B6970])
                 k = int(rng.integers(0, self._n))
         if self.replace and len(self._bad) >= self._n:

@@ -126,3 +126,22 @@ def test_without_replacement_a_corrupt_image_is_said_left_out(tmp_path) -> None:
     assert src.get(0, 0)["path"].endswith("a.png")
     with pytest.warns(UserWarning, match=r"b\.jpg .*then left out\)"), pytest.raises(InputError, match=r"b\.jpg"):
         src.get(1, 0)  # said "then replaced by another image at every read", which `data stats` never does
+
+
+def test_a_training_process_names_the_first_corrupt_images_then_counts_them(tmp_path, monkeypatch) -> None:
+    import geodino.data.images as images
+
+    monkeypatch.setattr(images, "_skipped_count", 0)  # a fresh process
+    _png(tmp_path / "a.png", 9)
+    for i in range(images.NAMED + 10):  # a scraped folder: error pages saved as .jpg
+        (tmp_path / f"b{i:02d}.jpg").write_bytes(HTML)
+    src = ImageFolderSource(tmp_path, shuffle=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for i in range(len(src)):
+            src.get(i, 0)
+    said = [str(w.message) for w in caught if "corrupt image" in str(w.message)]
+    assert len(src._bad) == images.NAMED + 10  # every one skipped
+    assert len(said) == images.NAMED + 1, said[-2:]  # one line each before: a flood in a long run
+    assert all(line.startswith("skipped corrupt image ") for line in said[:-1])
+    assert said[-1].startswith(f"{images.NAMED + 1} corrupt images skipped so far") and "data stats" in said[-1]
